@@ -1,0 +1,12 @@
+# Puente's service image: the Python package only. Kafka runs in its own containers.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY puente ./puente
+COPY schemas ./schemas
+COPY policies ./policies
+COPY broker ./broker
+COPY adapters ./adapters
+RUN pip install --no-cache-dir . && useradd --system puente
+USER puente
+ENTRYPOINT []

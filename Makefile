@@ -1,0 +1,27 @@
+# Puente's two commands: `make demo` runs the main job, `make test` runs every test.
+.PHONY: demo test setup kafka-up kafka-down kafka-status bench clean
+
+demo:
+	@scripts/demo.sh
+
+test:
+	@scripts/test.sh
+
+setup:
+	@scripts/setup.sh
+
+kafka-up: setup
+	@.venv/bin/puente kafka up
+
+kafka-down:
+	@.venv/bin/puente kafka down
+
+kafka-status:
+	@.venv/bin/puente kafka status
+
+bench: setup
+	@scripts/bench.sh
+
+clean:
+	-@.venv/bin/puente kafka wipe 2>/dev/null
+	rm -rf .puente .venv build *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from puente.cli import main
+
+sys.exit(main())

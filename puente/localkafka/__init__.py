@@ -1,0 +1,27 @@
+"""A real Apache Kafka (KRaft mode) for development, tests and the demo.
+
+Kafka is fetched once with Maven into a cache folder outside the work tree,
+then started as plain Java processes on 127.0.0.1. Two shapes exist: a single
+combined broker/controller node (the default) and a three-node cluster on one
+machine (replication 3, ``min.insync.replicas`` 2) for the fault tests.
+
+The public surface is :class:`LocalKafka`; ``puente kafka up|down|status``
+is a thin shell over it.
+"""
+
+from puente.localkafka._cluster import (
+    SHAPES,
+    LocalKafka,
+    NodeSpec,
+    NodeStatus,
+)
+from puente.localkafka._fetch import KAFKA_VERSION, fetch_kafka
+
+__all__ = [
+    "KAFKA_VERSION",
+    "SHAPES",
+    "LocalKafka",
+    "NodeSpec",
+    "NodeStatus",
+    "fetch_kafka",
+]

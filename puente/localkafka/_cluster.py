@@ -1,0 +1,319 @@
+"""Start, stop and inspect Kafka nodes on 127.0.0.1 as plain Java processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from puente.errors import KafkaSetupError
+from puente.localkafka._fetch import KAFKA_VERSION, fetch_kafka
+
+SHAPES = ("single", "cluster")
+_BASE_PORT = {"single": 19092, "cluster": 29092}
+_HEAP = {"single": "-Xmx768m", "cluster": "-Xmx512m"}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One Kafka node: its id, its two ports and its folder."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    folder: Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What ``status`` reports for one node."""
+
+    spec: NodeSpec
+    pid: int | None
+    alive: bool
+    listening: bool
+
+
+def _state_root() -> Path:
+    return Path(os.environ.get("PUENTE_HOME", ".puente")).resolve() / "kafka"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as gone.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class LocalKafka:
+    """A local Kafka of one shape, kept under ``$PUENTE_HOME/kafka/<shape>``."""
+
+    def __init__(self, shape: str = "single", *, root: Path | None = None) -> None:
+        if shape not in SHAPES:
+            raise KafkaSetupError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
+        self.shape = shape
+        self.folder = (root or _state_root()) / shape
+        base = _BASE_PORT[shape]
+        count = 1 if shape == "single" else 3
+        self.nodes = [
+            NodeSpec(i + 1, base + 2 * i, base + 2 * i + 1, self.folder / f"node{i + 1}")
+            for i in range(count)
+        ]
+
+    # ---- addresses -------------------------------------------------------
+    @property
+    def bootstrap(self) -> str:
+        """The comma-separated bootstrap addresses of every node."""
+        return ",".join(n.address for n in self.nodes)
+
+    @property
+    def replication(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def min_insync(self) -> int:
+        return 1 if len(self.nodes) == 1 else 2
+
+    # ---- configuration ---------------------------------------------------
+    def _voters(self) -> str:
+        return ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+
+    def _properties(self, node: NodeSpec) -> str:
+        rf = self.replication
+        lines = {
+            "process.roles": "broker,controller",
+            "node.id": str(node.node_id),
+            "controller.quorum.voters": self._voters(),
+            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(node.folder / "data"),
+            "num.partitions": "3",
+            "default.replication.factor": str(rf),
+            "min.insync.replicas": str(self.min_insync),
+            "offsets.topic.replication.factor": str(rf),
+            "offsets.topic.num.partitions": "6",
+            "transaction.state.log.replication.factor": str(rf),
+            "transaction.state.log.min.isr": str(self.min_insync),
+            "transaction.state.log.num.partitions": "6",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            "log.segment.bytes": str(64 * 1024 * 1024),
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "unclean.leader.election.enable": "false",
+        }
+        return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+    def _java(self, node: NodeSpec, main: str, *args: str) -> list[str]:
+        classpath = fetch_kafka(KAFKA_VERSION)
+        log4j = resources.files("puente.localkafka").joinpath("log4j2.properties")
+        return [
+            "java",
+            _HEAP[self.shape],
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={node.folder / 'logs'}",
+            "-cp",
+            f"{classpath}/*",
+            main,
+            *args,
+        ]
+
+    def _prepare(self) -> None:
+        """Write each node's properties and format its storage on first use."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        cid_file = self.folder / "cluster.id"
+        if not cid_file.exists():
+            raw = uuid.uuid4().bytes
+            import base64
+
+            cid_file.write_text(base64.urlsafe_b64encode(raw).decode().rstrip("=") + "\n")
+        cluster_id = cid_file.read_text().strip()
+        for node in self.nodes:
+            (node.folder / "logs").mkdir(parents=True, exist_ok=True)
+            props = node.folder / "server.properties"
+            props.write_text(self._properties(node))
+            if (node.folder / "data" / "meta.properties").exists():
+                continue
+            cmd = self._java(node, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
+                raise KafkaSetupError(f"formatting node {node.node_id} failed:\n{tail}")
+
+    # ---- process control -------------------------------------------------
+    def _pid_file(self, node: NodeSpec) -> Path:
+        return node.folder / "kafka.pid"
+
+    def _pid(self, node: NodeSpec) -> int | None:
+        try:
+            pid = int(self._pid_file(node).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def start_node(self, node_id: int) -> None:
+        """Start one node unless it already runs."""
+        node = self.nodes[node_id - 1]
+        if self._pid(node) is not None:
+            return
+        if _port_open(node.port):
+            raise KafkaSetupError(
+                f"port {node.port} is already taken by another process; stop it or set PUENTE_HOME"
+            )
+        cmd = self._java(node, "kafka.Kafka", str(node.folder / "server.properties"))
+        with open(node.folder / "logs" / "console.log", "ab") as out:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self._pid_file(node).write_text(f"{proc.pid}\n")
+
+    def stop_node(self, node_id: int, *, timeout: float = 30.0, kill: bool = False) -> None:
+        """Stop one node: SIGTERM (a clean shutdown), SIGKILL after ``timeout`` or when ``kill``."""
+        node = self.nodes[node_id - 1]
+        pid = self._pid(node)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                _reap(pid)
+                time.sleep(0.1)
+            if _pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                while _pid_alive(pid):
+                    _reap(pid)
+                    time.sleep(0.05)
+        self._pid_file(node).unlink(missing_ok=True)
+
+    def up(self, *, timeout: float = 120.0) -> float:
+        """Start every node and wait until the cluster serves requests; return seconds taken."""
+        started = time.monotonic()
+        fetch_kafka(KAFKA_VERSION)
+        self._prepare()
+        for node in self.nodes:
+            self.start_node(node.node_id)
+        self.wait_ready(timeout=timeout)
+        return time.monotonic() - started
+
+    def down(self, *, timeout: float = 30.0) -> None:
+        """Stop every node at once (so the quorum stays until all have begun) and leave no process behind."""
+        pids = [(node, self._pid(node)) for node in self.nodes]
+        for _, pid in pids:
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for node, pid in pids:
+            while pid is not None and _pid_alive(pid) and time.monotonic() < deadline:
+                _reap(pid)
+                time.sleep(0.1)
+            if pid is not None and _pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                while _pid_alive(pid):
+                    _reap(pid)
+                    time.sleep(0.05)
+            self._pid_file(node).unlink(missing_ok=True)
+
+    def wipe(self) -> None:
+        """Stop every node and delete its data."""
+        import shutil
+
+        self.down()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def status(self) -> list[NodeStatus]:
+        """The state of every node of this shape."""
+        out = []
+        for node in self.nodes:
+            pid = self._pid(node)
+            out.append(NodeStatus(node, pid, pid is not None, _port_open(node.port)))
+        return out
+
+    def wait_ready(self, *, timeout: float = 120.0, brokers: int | None = None) -> None:
+        """Wait until ``brokers`` nodes (default: all) are registered and answering."""
+        want = brokers if brokers is not None else len(self.nodes)
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            for node in self.nodes:
+                pid = self._pid(node)
+                if pid is None and self._pid_file(node).exists():
+                    raise KafkaSetupError(
+                        f"Kafka node {node.node_id} exited during start-up; last log lines:\n"
+                        + self.log_tail(node.node_id)
+                    )
+            if not any(_port_open(n.port) for n in self.nodes):
+                time.sleep(0.3)
+                continue
+            try:
+                seen = asyncio.run(_count_brokers(self.bootstrap))
+                if seen >= want:
+                    return
+                last = f"{seen} of {want} brokers registered"
+            except Exception as exc:  # noqa: BLE001 - any failure here just means "not yet"
+                last = type(exc).__name__
+            time.sleep(0.5)
+        raise KafkaSetupError(f"Kafka did not become ready within {timeout:.0f}s ({last})")
+
+    def log_tail(self, node_id: int, lines: int = 20) -> str:
+        """The last lines of one node's logs, for error messages."""
+        node = self.nodes[node_id - 1]
+        parts = []
+        for name in ("console.log", "server.log"):
+            path = node.folder / "logs" / name
+            if path.exists():
+                parts.extend(path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(parts[-lines:])
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+async def _count_brokers(bootstrap: str) -> int:
+    import logging
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    # Connection refusals while nodes start are expected; keep them off the console.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    await admin.start()
+    try:
+        info = await admin.describe_cluster()
+        return len(info.get("brokers", []))
+    finally:
+        await admin.close()

@@ -1,0 +1,155 @@
+"""The alert codec: single-object framing, round trips and clear errors on bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.synthetic import generate
+from puente.errors import (
+    CodecError,
+    CorruptRecordError,
+    NotSingleObjectError,
+    RecordMismatchError,
+    SchemaError,
+    UnknownSchemaError,
+)
+from schemas import MARKER, alert_codec, alert_from_json, crc64_avro, current, load_expanded, to_json
+
+
+@pytest.fixture
+def alerts() -> list[dict]:
+    return list(generate(60, seed=11))
+
+
+def test_round_trip_every_alert_type(alerts: list[dict]) -> None:
+    """Encoding then decoding gives back the same alert, for all three payload types."""
+    codec = alert_codec()
+    kinds = {a["alert_type"] for a in alerts}
+    assert kinds == {"WATCHLIST_HIT", "SEIZURE", "BORDER_EVENT"}
+    for alert in alerts:
+        assert codec.decode(codec.encode(alert)) == alert
+
+
+def test_header_is_marker_and_little_endian_fingerprint(alerts: list[dict]) -> None:
+    """Every record starts with C3 01 and the writer schema's fingerprint, as the Avro spec says."""
+    data = alert_codec().encode(alerts[0])
+    assert data[:2] == MARKER == b"\xc3\x01"
+    assert data[2:10] == current().fingerprint
+
+
+def test_crc64_matches_the_avro_specification_vector() -> None:
+    """The fingerprint of the schema "int" is the value published with the Avro specification."""
+    assert crc64_avro(b'"int"') == 8247732601305521295
+
+
+def test_bytes_without_marker_are_refused() -> None:
+    """Bytes that lack the marker raise NotSingleObjectError that says what was expected."""
+    with pytest.raises(NotSingleObjectError, match="C3 01"):
+        alert_codec().decode(b'{"alert_id": "x"}')
+
+
+def test_empty_and_short_bytes_are_refused() -> None:
+    """Empty input and a header cut short are clear errors, not crashes."""
+    for data in (b"", b"\xc3", b"\xc3\x01\x00\x01"):
+        with pytest.raises(NotSingleObjectError):
+            alert_codec().decode(data)
+
+
+def test_unknown_fingerprint_is_named(alerts: list[dict]) -> None:
+    """An unknown writer fingerprint raises UnknownSchemaError naming the fingerprint."""
+    data = bytearray(alert_codec().encode(alerts[0]))
+    data[2:10] = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+    with pytest.raises(UnknownSchemaError, match="0102030405060708"):
+        alert_codec().decode(bytes(data))
+
+
+def test_truncated_body_is_corrupt(alerts: list[dict]) -> None:
+    """A body cut short raises CorruptRecordError."""
+    data = alert_codec().encode(alerts[0])
+    with pytest.raises(CorruptRecordError):
+        alert_codec().decode(data[: len(data) // 2])
+
+
+def test_trailing_garbage_is_corrupt(alerts: list[dict]) -> None:
+    """Extra bytes after a valid record are refused rather than ignored."""
+    data = alert_codec().encode(alerts[0]) + b"\x00\x00"
+    with pytest.raises(CorruptRecordError, match="trailing"):
+        alert_codec().decode(data)
+
+
+def test_record_that_does_not_fit_names_the_field_not_the_value(alerts: list[dict]) -> None:
+    """A wrong type raises RecordMismatchError naming the field and never echoing the value."""
+    bad = dict(alerts[0])
+    bad["agency"] = 12345678
+    with pytest.raises(RecordMismatchError) as info:
+        alert_codec().encode(bad)
+    assert "agency" in str(info.value)
+    assert "12345678" not in str(info.value)
+
+
+def test_missing_required_field_is_a_mismatch(alerts: list[dict]) -> None:
+    """An alert without its markings cannot be encoded."""
+    bad = {k: v for k, v in alerts[0].items() if k != "markings"}
+    with pytest.raises(RecordMismatchError, match="markings"):
+        alert_codec().encode(bad)
+
+
+def test_unknown_alert_type_is_a_mismatch(alerts: list[dict]) -> None:
+    """An alert type outside the enum is refused with the list of valid ones."""
+    bad = {**alerts[0], "alert_type": "RUMOUR"}
+    with pytest.raises(RecordMismatchError, match="WATCHLIST_HIT"):
+        alert_codec().encode(bad)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_never_crash(data: bytes) -> None:
+    """Any bytes at all either decode or raise a CodecError; nothing else escapes."""
+    with contextlib.suppress(CodecError):
+        alert_codec().decode(MARKER + current().fingerprint + data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200), st.lists(st.text(max_size=8), max_size=5), st.integers(0, 2**40))
+def test_round_trip_of_varied_text_and_times(text: str, codes: list[str], millis: int) -> None:
+    """Accents, odd Unicode and any millisecond timestamp survive a round trip."""
+    alert = next(generate(1, seed=3))
+    when = datetime.fromtimestamp(millis / 1000, tz=UTC).replace(microsecond=(millis % 1000) * 1000)
+    alert = {**alert, "summary": text, "occurred_at": when,
+             "markings": {**alert["markings"], "releasable_to": codes}}
+    back = alert_codec().decode(alert_codec().encode(alert))
+    assert back["summary"] == text and back["markings"]["releasable_to"] == codes
+    assert back["occurred_at"] == when
+
+
+def test_json_form_round_trips(alerts: list[dict]) -> None:
+    """An alert written as JSON (ISO times) reads back into the same value."""
+    for alert in alerts[:10]:
+        doc = json.loads(json.dumps(to_json(alert)))
+        assert alert_from_json(doc) == alert
+
+
+def test_json_timestamp_without_offset_is_refused(alerts: list[dict]) -> None:
+    """A naive timestamp in JSON is refused: its time zone would be a guess."""
+    doc = to_json(alerts[0])
+    doc["occurred_at"] = "2026-11-01T10:00:00"
+    with pytest.raises(RecordMismatchError, match="occurred_at"):
+        alert_from_json(doc)
+
+
+def test_malformed_schema_file_is_a_clear_error(tmp_path) -> None:
+    """A schema file that is not valid JSON or not valid Avro raises SchemaError naming the file."""
+    broken = tmp_path / "puente.Broken.avsc"
+    broken.write_text('{"type": "record", "name": "Broken", "fields": [')
+    with pytest.raises(SchemaError, match=r"puente\.Broken\.avsc"):
+        load_expanded(broken)
+    wrong = tmp_path / "puente.Wrong.avsc"
+    wrong.write_text('{"type": "record", "name": "Wrong", "fields": [{"name": "a", "type": "nosuchtype"}]}')
+    with pytest.raises(SchemaError, match=r"puente\.Wrong\.avsc"):
+        load_expanded(wrong)
