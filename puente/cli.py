@@ -17,14 +17,11 @@ def _registrars() -> list[Register]:
     from puente.kafka_cli import register as kafka
     from puente.schema_cli import register as schema
 
-    found: list[Register] = [kafka, schema]
-    try:
-        from policies.cli import register as policy
-    except ImportError:  # the policy area may not be installed in a partial checkout
-        pass
-    else:
-        found.append(policy)
-    return found
+    from broker.cli import register as service
+    from broker.demo import register as demo
+    from policies.cli import register as policy
+
+    return [kafka, schema, policy, service, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PuenteError as exc:
         print(f"puente: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `puente audit log | head`: the reader left; that is not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("puente: interrupted", file=sys.stderr)
         return 130

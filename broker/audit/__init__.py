@@ -1,0 +1,20 @@
+"""The audit trail: hash-chained, signed-checkpoint records of every decision and every receipt.
+
+Pure pieces (``chain``, ``verify``, ``records``) build and check records; ``store``
+reads and writes them on Kafka.
+"""
+
+from broker.audit.chain import GENESIS, ChainHead, ChainWriter, canonical, checkpoint_payload, record_hash
+from broker.audit.verify import Finding, PartitionReport, verify_partition
+
+__all__ = [
+    "GENESIS",
+    "ChainHead",
+    "ChainWriter",
+    "Finding",
+    "PartitionReport",
+    "canonical",
+    "checkpoint_payload",
+    "record_hash",
+    "verify_partition",
+]

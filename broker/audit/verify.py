@@ -1,0 +1,85 @@
+"""Walk audit chains and report every gap, edit, reordering or bad signature. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from broker.audit.chain import GENESIS, checkpoint_payload, record_hash
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem at one place in one chain."""
+
+    topic: str
+    partition: int
+    offset: int
+    problem: str
+
+
+@dataclass
+class PartitionReport:
+    """The result of walking one partition."""
+
+    topic: str
+    partition: int
+    records: int = 0
+    checkpoints: int = 0
+    unsigned_tail: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+VerifyFn = Callable[[str, bytes, bytes], bool]
+"""(signer id, payload, signature) -> whether the signature is valid for that signer."""
+
+
+def verify_partition(
+    topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn
+) -> PartitionReport:
+    """Check one partition's records, given in offset order as (offset, value)."""
+    report = PartitionReport(topic, partition)
+    expected: dict[str | None, tuple[int, str]] = {}  # per chain: next seq and prev hash
+    tails: dict[str | None, int] = {}
+    for offset, value in records:
+        report.records += 1
+
+        def flag(problem: str, at: int = offset) -> None:
+            report.findings.append(Finding(topic, partition, at, problem))
+
+        try:
+            doc: dict[str, Any] = json.loads(value)
+            seq, prev, claimed = int(doc["seq"]), str(doc["prev"]), str(doc["hash"])
+            chain = doc.get("chain")
+        except (ValueError, KeyError, TypeError):
+            flag("not an audit record (unreadable JSON or missing seq/prev/hash)")
+            continue
+        expect_seq, expect_prev = expected.get(chain, (0, GENESIS))
+        label = f"chain {chain} " if chain is not None else ""
+        if record_hash(doc) != claimed:
+            flag(f"{label}record seq {seq} was edited: its content does not match its hash")
+        if seq != expect_seq:
+            kind = "gap: records missing" if seq > expect_seq else "reordered or repeated record"
+            flag(f"{label}{kind} (expected seq {expect_seq}, found {seq})")
+        elif prev != expect_prev:
+            flag(f"{label}record seq {seq} does not follow the record before it (prev hash differs)")
+        if doc.get("kind") == "CHECKPOINT":
+            report.checkpoints += 1
+            tails[chain] = 0
+            try:
+                good = verify(str(doc["signer"]), checkpoint_payload(topic, partition, doc), bytes.fromhex(doc["sig"]))
+            except (KeyError, ValueError):
+                good = False
+            if not good:
+                flag(f"checkpoint seq {seq} has an invalid signature")
+        else:
+            tails[chain] = tails.get(chain, 0) + 1
+        expected[chain] = (seq + 1, claimed)
+    report.unsigned_tail = sum(tails.values())
+    return report

@@ -1,0 +1,293 @@
+"""Service commands: ``keys init``, ``topics apply``, ``broker run``, ``publish``, ``subscribe``, ``audit``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from puente.errors import ConfigError, KeyMaterialError
+from puente.settings import PuenteSettings
+
+KEY_GENERATION = "2026a"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = sub.add_parser("keys", help="create and inspect keys").add_subparsers(dest="verb", required=True)
+    init = keys.add_parser("init", help="create every key the policy names (kept if present)")
+    init.set_defaults(func=_keys_init)
+
+    topics = sub.add_parser("topics", help="Puente's Kafka topics").add_subparsers(dest="verb", required=True)
+    apply = topics.add_parser("apply", help="create or update every topic, idempotently")
+    apply.set_defaults(func=_topics_apply)
+
+    broker = sub.add_parser("broker", help="the policy routing service").add_subparsers(dest="verb", required=True)
+    run = broker.add_parser("run", help="consume ingress, decide, deliver feeds and audit (SIGTERM stops cleanly)")
+    run.add_argument("--workers", type=int, default=1, help="workers in this process (one consumer group)")
+    run.add_argument("--exit-when-idle", type=float, metavar="SECONDS", help="stop after this long without input")
+    run.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT")
+    run.set_defaults(func=_broker_run)
+
+    pub = sub.add_parser("publish", help="publish synthetic alerts from the built-in generator")
+    pub.add_argument("--count", type=int, default=1000)
+    pub.add_argument("--seed", type=int, default=7)
+    pub.set_defaults(func=_publish)
+
+    subs = sub.add_parser("subscribe", help="read a partner's feed: verify, decrypt, print JSON lines, send receipts")
+    subs.add_argument("--partner", required=True)
+    subs.add_argument("--key", required=True, type=Path, help="the partner's private key file")
+    subs.add_argument("--verify-key", type=Path, help="the broker's public signing key (default: beside --key)")
+    subs.add_argument("--out", type=Path, help="write JSON lines here instead of standard output")
+    subs.add_argument("--follow", action="store_true", help="keep reading; default: stop when idle for 5 s")
+    subs.set_defaults(func=_subscribe)
+
+    audit = sub.add_parser("audit", help="for auditors").add_subparsers(dest="verb", required=True)
+    verify = audit.add_parser("verify", help="check every audit chain for gaps, edits, reordering, bad signatures")
+    verify.add_argument("--verify-key", type=Path, help="broker public signing key file (default: the keystore)")
+    verify.set_defaults(func=_audit_verify)
+    log = audit.add_parser("log", help="list decisions, dead letters and receipts")
+    log.add_argument("--partner")
+    log.add_argument("--alert")
+    log.add_argument("--agreement")
+    log.add_argument("--since", type=_when)
+    log.add_argument("--until", type=_when)
+    log.add_argument("--kind", choices=["decision", "dead-letter", "receipt"], action="append")
+    log.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    log.set_defaults(func=_audit_log)
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def settings() -> PuenteSettings:
+    try:
+        return PuenteSettings()
+    except ValueError as exc:
+        raise ConfigError(f"invalid PUENTE_* setting: {exc}") from exc
+
+
+# ---- keys and topics -----------------------------------------------------------------------
+def init_keys(cfg: PuenteSettings) -> Any:
+    from broker.crypto import Keystore
+    from policies import load_policy_set
+
+    ps = load_policy_set(cfg.policy_dir)
+    return Keystore.generate_demo(cfg.keys, partners=sorted(ps.partners), agencies=cfg.agencies,
+                                  agreements=sorted(ps.agreements), generation=KEY_GENERATION)
+
+
+def _keys_init(args: argparse.Namespace) -> int:
+    cfg = settings()
+    made = init_keys(cfg)
+    print(f"keys ready under {made.root}: broker/ (signing, partner public keys, agency MAC, pseudonym keys), "
+          f"partners/<id>/ (each partner's private key), agencies/<code>/ (each agency's MAC key)")
+    return 0
+
+
+async def apply_all(cfg: PuenteSettings) -> list[tuple[Any, str]]:
+    from broker.service import feed_retention
+    from broker.topics import TopicNames, apply_topics, plan_topics
+    from policies import load_policy_set
+
+    names = TopicNames(cfg.topic_prefix)
+    specs = plan_topics(cfg, feed_retention(load_policy_set(cfg.policy_dir), names))
+    return await apply_topics(cfg.bootstrap, specs)
+
+
+def _topics_apply(args: argparse.Namespace) -> int:
+    cfg = settings()
+    done = asyncio.run(apply_all(cfg))
+    print(f"{'topic':<32} {'role':<12} {'parts':>5} {'rf':>3} {'retention':>10}  action")
+    for spec, action in done:
+        days = int(spec.config.get("retention.ms", "0")) // 86_400_000
+        print(f"{spec.name:<32} {spec.role:<12} {spec.partitions:>5} {spec.replication:>3} {days:>8} d  {action}")
+    return 0
+
+
+# ---- the broker ----------------------------------------------------------------------------
+async def run_workers(cfg: PuenteSettings, workers: int, exit_when_idle: float | None,
+                      metrics_port: int | None = None) -> list[Any]:
+    from broker.logging import configure_logging
+    from broker.metrics import serve_metrics
+    from broker.service import build_worker
+
+    log = configure_logging()
+    built = [build_worker(cfg, client_suffix=f"-{i}") for i in range(workers)]
+    for problem in built[0][2]:
+        log.warning("partner key problem", problem=problem)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: [w.stop() for w, _, _ in built])
+    server = None
+    if metrics_port:
+        server = await serve_metrics(built[0][0].metrics, metrics_port)
+        for w, _, _ in built[1:]:
+            w.metrics = built[0][0].metrics
+    log.info("broker starting", workers=workers, group=cfg.broker_group, bootstrap=cfg.bootstrap)
+    try:
+        await asyncio.gather(*(w.run(topics, idle_exit_s=exit_when_idle) for w, topics, _ in built))
+    finally:
+        if server:
+            server.close()
+    log.info("broker stopped", inputs=sum(w.metrics.inputs for w, _, _ in built))
+    return [w for w, _, _ in built]
+
+
+def _broker_run(args: argparse.Namespace) -> int:
+    cfg = settings()
+    asyncio.run(run_workers(cfg, args.workers, args.exit_when_idle, args.metrics_port or cfg.metrics_port))
+    return 0
+
+
+# ---- publishing synthetic alerts ---------------------------------------------------------
+async def publish_synthetic(cfg: PuenteSettings, count: int, seed: int) -> Counter[str]:
+    from adapters.publisher import IngressPublisher
+    from adapters.synthetic import generate
+    from broker.crypto import Keystore
+    from broker.topics import TopicNames
+
+    by_agency: dict[str, list[dict[str, Any]]] = {}
+    for alert in generate(count, seed=seed, now=datetime.now(timezone.utc)):
+        by_agency.setdefault(alert["agency"], []).append(alert)
+    sent: Counter[str] = Counter()
+    for agency, alerts in sorted(by_agency.items()):
+        mac = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
+        async with IngressPublisher(cfg.bootstrap, agency, mac.key_id, mac, TopicNames(cfg.topic_prefix)) as pub:
+            sent[agency] += await pub.publish(alerts)
+    return sent
+
+
+def _publish(args: argparse.Namespace) -> int:
+    sent = asyncio.run(publish_synthetic(settings(), args.count, args.seed))
+    for agency, n in sorted(sent.items()):
+        print(f"{agency:<10} {n:>7} alerts published")
+    return 0
+
+
+# ---- the partner side ----------------------------------------------------------------------
+def make_opener(partner: str, key_file: Path, verify_file: Path | None) -> Any:
+    from broker.crypto import FeedOpener, KeyKind, Keystore, load_key_file
+
+    record = load_key_file(key_file)
+    if verify_file is not None:
+        verify = load_key_file(verify_file).ed25519_public()
+    else:
+        try:
+            verify = Keystore(key_file.parent).current("broker", KeyKind.BROKER_SIGNING).ed25519_public()
+        except KeyMaterialError as exc:
+            raise KeyMaterialError(f"{exc}; pass the broker's public key with --verify-key") from exc
+    return FeedOpener(partner, record.x25519_private(), verify)
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    from broker.subscriber import Subscriber
+    from broker.topics import TopicNames
+    from policies import load_policy_set
+    from schemas import alert_codec
+
+    cfg = settings()
+    ps = load_policy_set(cfg.policy_dir)
+    partner = ps.partners.get(args.partner)
+    if partner is None:
+        raise ConfigError(f"unknown partner {args.partner!r}; known: {', '.join(sorted(ps.partners))}")
+    names = TopicNames(cfg.topic_prefix)
+    opener = make_opener(partner.id, args.key, args.verify_key)
+    sub = Subscriber(cfg.bootstrap, partner.id, names.feed(partner.feed_topic), names.access, opener, alert_codec())
+    out = open(args.out, "a", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115 - closed below
+    try:
+        stats = asyncio.run(sub.run(out, idle_exit_s=None if args.follow else 5.0))
+    finally:
+        if args.out:
+            out.close()
+    print(f"{partner.id}: {stats.received} alerts received, {stats.rejected} rejected", file=sys.stderr)
+    return 1 if stats.rejected else 0
+
+
+# ---- audit ----------------------------------------------------------------------------------
+def verifier(cfg: PuenteSettings, verify_file: Path | None) -> Any:
+    from broker.crypto import KeyKind, Keystore, load_key_file, verify_checkpoint
+    from puente.errors import SignatureError
+
+    keys: dict[str, Any] = {}
+    if verify_file is not None:
+        rec = load_key_file(verify_file)
+        keys[rec.key_id] = rec.ed25519_public()
+    else:
+        store = Keystore(cfg.keys / "broker")
+        for kid in store.key_ids():
+            if kid.startswith("broker-sign-"):
+                keys[kid] = store.load(kid, KeyKind.BROKER_SIGNING).ed25519_public()
+
+    def verify(signer: str, payload: bytes, sig: bytes) -> bool:
+        key = keys.get(signer)
+        if key is None:
+            return False
+        try:
+            verify_checkpoint(key, payload, sig)
+        except SignatureError:
+            return False
+        return True
+
+    return verify
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from broker.audit.store import verify_topics
+    from broker.topics import TopicNames
+
+    cfg = settings()
+    names = TopicNames(cfg.topic_prefix)
+    reports = asyncio.run(verify_topics(cfg.bootstrap, [names.decisions, names.access], verifier(cfg, args.verify_key)))
+    bad = [f for r in reports for f in r.findings]
+    total = sum(r.records for r in reports)
+    print(f"{'topic':<28} {'part':>4} {'records':>8} {'checkpoints':>11} {'unsigned tail':>13}  state")
+    for r in reports:
+        if r.records:
+            state = "ok" if r.ok else f"{len(r.findings)} problem(s)"
+            print(f"{r.topic:<28} {r.partition:>4} {r.records:>8} {r.checkpoints:>11} {r.unsigned_tail:>13}  {state}")
+    for f in bad:
+        print(f"PROBLEM {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
+    print(f"audit verify: {total} records in {sum(1 for r in reports if r.records)} chains, "
+          f"{'no problems' if not bad else f'{len(bad)} problem(s)'}")
+    return 1 if bad else 0
+
+
+def _audit_log(args: argparse.Namespace) -> int:
+    from broker.audit.store import LogFilter, read_log
+    from broker.topics import TopicNames
+
+    cfg = settings()
+    names = TopicNames(cfg.topic_prefix)
+    kinds = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "receipt": "RECEIPT"}
+    flt = LogFilter(args.partner, args.alert, args.agreement, args.since, args.until,
+                    frozenset(kinds[k] for k in args.kind) if args.kind else LogFilter.kinds)
+
+    async def collect() -> list[dict[str, Any]]:
+        return [doc async for doc in read_log(cfg.bootstrap, [names.decisions, names.access], flt)]
+
+    docs = sorted(asyncio.run(collect()), key=lambda d: str(d.get("at", "")))
+    if args.json:
+        for doc in docs:
+            print(json.dumps(doc, ensure_ascii=False))
+        return 0
+    print(f"{'time (UTC)':<24} {'kind':<11} {'alert':<26} {'partner':<7} {'decision / status':<18} {'agreement':<18} "
+          "redacted / reason")
+    for d in docs:
+        status = d.get("decision") or d.get("status") or d.get("reason", "")
+        extra = ", ".join(f"{r['field']}:{r['action']}" for r in d.get("redacted", [])) or d.get("detail", "")
+        print(f"{str(d.get('at', ''))[:23]:<24} {d.get('kind', ''):<11} {str(d.get('alert_id') or '-')[:26]:<26} "
+              f"{d.get('partner') or '-':<7} {str(status)[:18]:<18} {str(d.get('agreement') or '-')[:18]:<18} "
+              f"{str(extra)[:80]}")
+    print(f"{len(docs)} record(s)", file=sys.stderr)
+    return 0

@@ -1,0 +1,60 @@
+"""The broker's Ed25519 signatures, each bound to the use it was made for.
+
+One broker signing key signs two kinds of thing: the feed key blocks (see
+:mod:`broker.crypto.envelope`) and the audit checkpoints. Each signature covers
+a context label before the payload, so a signature made for one use can never
+be replayed as a valid signature for the other, even if the payload bytes of a
+checkpoint happened to parse as a key block. The labels are fixed ASCII without
+NUL, and a NUL separates label from payload, so the signed message is
+unambiguous.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from puente.errors import SignatureError
+
+CHECKPOINT_CONTEXT = b"puente/audit-checkpoint/v1"
+KEY_BLOCK_CONTEXT = b"puente/feed-key-block/v1"
+
+SIGNATURE_LEN = 64
+
+
+def _message(context: bytes, payload: bytes) -> bytes:
+    return context + b"\x00" + payload
+
+
+def sign_with_context(signing_key: Ed25519PrivateKey, context: bytes, payload: bytes) -> bytes:
+    """Sign ``payload`` for the use named by ``context``; 64 bytes."""
+    return signing_key.sign(_message(context, payload))
+
+
+def verify_with_context(
+    verify_key: Ed25519PublicKey, context: bytes, payload: bytes, signature: bytes, *, what: str
+) -> None:
+    """Raise SignatureError unless ``signature`` is the broker's over ``payload`` for ``context``.
+
+    ``what`` names the signed thing in the error message (never its bytes).
+    """
+    if len(signature) != SIGNATURE_LEN:
+        raise SignatureError(f"{what} signature has {len(signature)} bytes, expected {SIGNATURE_LEN}")
+    try:
+        verify_key.verify(signature, _message(context, payload))
+    except InvalidSignature as exc:
+        raise SignatureError(
+            f"{what} signature does not verify with the broker's key: forged, altered or signed by another key"
+        ) from exc
+
+
+def sign_checkpoint(signing_key: Ed25519PrivateKey, payload: bytes) -> bytes:
+    """The broker's signature over an audit checkpoint's canonical bytes."""
+    return sign_with_context(signing_key, CHECKPOINT_CONTEXT, payload)
+
+
+def verify_checkpoint(verify_key: Ed25519PublicKey, payload: bytes, signature: bytes) -> None:
+    """Return quietly if ``signature`` is the broker's over ``payload``; else raise SignatureError."""
+    verify_with_context(verify_key, CHECKPOINT_CONTEXT, payload, signature, what="audit checkpoint")

@@ -1,0 +1,149 @@
+"""Small readers over Kafka partitions, shared by the worker, the audit tools and the subscriber."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+# aiokafka reports every refused connection and retried request at ERROR/WARNING; those are
+# expected while nodes start or fail over, and Puente reports what matters itself.
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record as read: where it was, its key, value and headers."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+def _record(msg: Any) -> Record:
+    return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"", tuple(msg.headers or ()),
+                  msg.timestamp)
+
+
+def reader(bootstrap: str) -> AIOKafkaConsumer:
+    """A group-less, read_committed consumer for reading partitions by hand."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
+        auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+    # A group-less consumer only tracks metadata of what it has assigned; ask for the whole cluster.
+    metadata = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public equivalent
+    return sorted(metadata.partitions_for_topic(topic) or ())
+
+
+async def read_range(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, start: int | None = None
+) -> AsyncIterator[Record]:
+    """Every committed record of one partition from ``start`` (default: the beginning) to its current end."""
+    consumer.assign([tp])
+    end = (await consumer.end_offsets([tp]))[tp]
+    begin = (await consumer.beginning_offsets([tp]))[tp]
+    first = begin if start is None else max(start, begin)
+    if first >= end:
+        return
+    consumer.seek(tp, first)
+    while await consumer.position(tp) < end:
+        batch = await consumer.getmany(tp, timeout_ms=2000)
+        for msg in batch.get(tp, []):
+            if msg.offset >= end:
+                return
+            yield _record(msg)
+
+
+async def read_many(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], back: int | None = None,
+    complete: set[TopicPartition] | None = None,
+) -> dict[TopicPartition, list[Record]]:
+    """Committed records of several partitions at once: all of each, or only the last ``back`` offsets.
+
+    One assignment and one offsets request for all of them: reading partitions one by one costs a
+    metadata round per partition, which made a worker with many slots slow to start.
+    """
+    out: dict[TopicPartition, list[Record]] = {tp: [] for tp in tps}
+    if not tps:
+        return out
+    consumer.assign(tps)
+    ends = await consumer.end_offsets(tps)
+    begins = await consumer.beginning_offsets(tps)
+    todo = {}
+    for tp in tps:
+        first = begins[tp] if back is None else max(begins[tp], ends[tp] - back)
+        if complete is not None and first == begins[tp]:
+            complete.add(tp)
+        if first < ends[tp]:
+            consumer.seek(tp, first)
+            todo[tp] = ends[tp]
+    while todo:
+        batch = await consumer.getmany(*todo, timeout_ms=2000)
+        for tp, msgs in batch.items():
+            out[tp].extend(_record(m) for m in msgs if m.offset < todo.get(tp, 0))
+        for tp in list(todo):
+            if await consumer.position(tp) >= todo[tp]:
+                del todo[tp]
+    return out
+
+
+async def last_json_records(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition]
+) -> dict[TopicPartition, dict[str, Any] | None]:
+    """The last committed JSON record of each partition (None when empty)."""
+    complete: set[TopicPartition] = set()
+    found = await read_many(consumer, tps, back=64, complete=complete)
+    out: dict[TopicPartition, dict[str, Any] | None] = {}
+    for tp, records in found.items():
+        if records or tp in complete:
+            out[tp] = json.loads(records[-1].value) if records else None
+        else:
+            # Nothing in the last 64 offsets (e.g. aborted transactions only): look further back.
+            out[tp] = await last_json_record(consumer, tp)
+    return out
+
+
+async def last_json_record(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, chain: str | None = None
+) -> dict[str, Any] | None:
+    """The last committed JSON record of a partition (of one ``chain`` in it, when given), or None.
+
+    Reads back as little as it can: a window at the end that grows until a match or the start.
+    """
+    consumer.assign([tp])
+    end = (await consumer.end_offsets([tp]))[tp]
+    begin = (await consumer.beginning_offsets([tp]))[tp]
+    window = 64
+    while True:
+        start = max(begin, end - window)
+        last: dict[str, Any] | None = None
+        async for rec in read_range(consumer, tp, start):
+            try:
+                doc = json.loads(rec.value)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and (chain is None or doc.get("chain") == chain):
+                last = doc
+        if last is not None:
+            return last
+        if start == begin:
+            return None
+        window *= 8

@@ -1,0 +1,247 @@
+"""The per-alert pipeline: authenticate, decode, check, decide, redact, encrypt. Pure; no Kafka.
+
+``Pipeline.process`` turns one ingress record into an :class:`Outcome`: the feed
+records to write, the audit bodies to chain, and, for bad input, a dead letter.
+It never raises for bad input and never logs payloads; the worker does the I/O.
+
+Fail closed at every step: a record that does not prove its agency, does not
+decode, names another agency, reuses an alert id, or fails a sanity check is
+dead-lettered; a partner with no usable key is withheld, not sent in clear.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from broker.kafka_io import Record
+from broker.topics import Slots
+from puente.errors import CodecError, CryptoError, OriginError, PuenteError
+from schemas import AlertCodec
+
+DELIVER, REDACTED, WITHHOLD = "DELIVER", "DELIVER_REDACTED", "WITHHOLD"
+# How far in the future an event may claim to be before it is refused (clock skew between agencies).
+MAX_FUTURE_SKEW = timedelta(hours=1)
+
+
+class DecisionLike(Protocol):
+    """What the pipeline needs of a policy decision."""
+
+    @property
+    def partner(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def agreement(self) -> str | None: ...
+    @property
+    def rules(self) -> Sequence[str]: ...
+    @property
+    def reasons(self) -> Sequence[str]: ...
+    @property
+    def redactions(self) -> Sequence[tuple[str, str]]: ...
+    @property
+    def policy_version(self) -> str: ...
+
+
+class PolicyPort(Protocol):
+    """The policy layer, as the pipeline calls it."""
+
+    @property
+    def version(self) -> str: ...
+    def partners(self) -> Sequence[tuple[str, str]]:
+        """(partner id, feed topic) for every partner."""
+        ...
+    def decide(self, alert: dict[str, Any], partner: str, now: datetime) -> DecisionLike: ...
+    def view(self, alert: dict[str, Any], decision: DecisionLike) -> dict[str, Any]: ...
+
+
+class Sealer(Protocol):
+    def seal(self, plaintext: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str,
+             now: datetime) -> bytes: ...
+
+
+OriginCheck = Callable[[Sequence[tuple[str, bytes]], bytes, str], str]
+"""(headers, value, alert id from the record key) -> the proven agency; raises OriginError."""
+
+
+@dataclass(frozen=True)
+class FeedOut:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+@dataclass
+class Outcome:
+    """Everything one ingress record produces."""
+
+    feeds: list[FeedOut] = field(default_factory=list)
+    audit: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    dead_letter: tuple[tuple[str, bytes], ...] | None = None
+    dead_reason: str | None = None
+    seen_id: str | None = None
+    decisions: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+class Pipeline:
+    """Applies the policies to one ingress record at a time."""
+
+    def __init__(
+        self,
+        policy: PolicyPort,
+        codec: AlertCodec,
+        sealers: dict[str, Sealer],
+        origin: OriginCheck,
+        slots: Slots,
+    ) -> None:
+        self.policy = policy
+        self.codec = codec
+        self.sealers = sealers
+        self.origin = origin
+        self.slots = slots
+        self._partners = list(policy.partners())
+        self._schema_hex = codec.fingerprint.hex().encode()
+
+    def process(self, record: Record, seen: Container[str], now: datetime) -> Outcome:
+        """The outcome of one ingress record. ``seen`` holds the alert ids already processed in this slot."""
+        where = f"{record.topic}:{record.partition}:{record.offset}"
+        key = (record.key or b"").decode("utf-8", "replace")
+        try:
+            alert = self._admit(record, key, seen, now)
+        except _Reject as rej:
+            return self._dead(record, where, key, rej.reason, rej.detail, now)
+        out = Outcome(seen_id=alert["alert_id"])
+        for partner, topic in self._partners:
+            self._route(alert, partner, topic, where, now, out)
+        return out
+
+    # ---- admission: everything that dead-letters ----------------------------------------
+    def _admit(self, record: Record, key: str, seen: Container[str], now: datetime) -> dict[str, Any]:
+        agency = self.slots.agency_of(record.topic)
+        if agency is None:
+            raise _Reject("unknown-topic", "record on a topic that is not an ingress topic")
+        try:
+            proven = self.origin(record.headers, record.value, key)
+        except OriginError as exc:
+            raise _Reject("origin", str(exc)) from exc
+        if proven != agency:
+            raise _Reject("origin", f"record proves agency {proven} but arrived on {agency}'s ingress topic")
+        try:
+            alert = self.codec.decode(record.value)
+        except CodecError as exc:
+            raise _Reject(_codec_reason(exc), str(exc)) from exc
+        if alert["agency"] != agency:
+            raise _Reject("agency-mismatch", f"alert names agency {alert['agency']!r} on {agency}'s topic")
+        if alert["alert_id"] != key:
+            raise _Reject("key-mismatch", "the record key is not the alert id (replays could not be detected)")
+        if alert["alert_id"] in seen:
+            raise _Reject("replay", f"alert id {alert['alert_id']} was already processed")
+        problem = _sanity(alert, now)
+        if problem:
+            raise _Reject("invalid", problem)
+        return alert
+
+    def _dead(self, record: Record, where: str, key: str, reason: str, detail: str, now: datetime) -> Outcome:
+        headers = (
+            ("puente-dlq-reason", reason.encode()),
+            ("puente-dlq-detail", detail[:500].encode()),
+            ("puente-dlq-source", where.encode()),
+            ("puente-dlq-at", _iso(now).encode()),
+        )
+        body = {"alert_id": key[:200] or None, "reason": reason, "detail": detail[:500], "ingress": where,
+                "at": _iso(now)}
+        return Outcome(audit=[("DEAD_LETTER", body)], dead_letter=headers, dead_reason=reason)
+
+    # ---- routing: one decision per partner ------------------------------------------------
+    def _route(self, alert: dict[str, Any], partner: str, topic: str, where: str, now: datetime,
+               out: Outcome) -> None:
+        decision = self.policy.decide(alert, partner, now)
+        outcome, reasons = decision.outcome, list(decision.reasons)
+        body: dict[str, Any] = {}
+        if outcome != WITHHOLD:
+            try:
+                body = self._deliver(alert, decision, topic, now, out)
+            except (CryptoError, CodecError) as exc:
+                # Fail closed: no key or no valid view means nothing leaves.
+                outcome = WITHHOLD
+                reasons.append(f"withheld at delivery: {type(exc).__name__}: {exc}")
+            except PuenteError as exc:
+                outcome = WITHHOLD
+                reasons.append(f"withheld at delivery: {type(exc).__name__}")
+        out.decisions.append((partner, outcome))
+        out.audit.append(("DECISION", {
+            "alert_id": alert["alert_id"],
+            "alert_type": alert["alert_type"],
+            "originator": alert["markings"]["originator"]["agency"],
+            "originator_country": alert["markings"]["originator"]["country"],
+            "classification": alert["markings"]["classification"],
+            "partner": partner,
+            "decision": outcome,
+            "agreement": decision.agreement,
+            "rules": list(decision.rules),
+            "reasons": reasons,
+            "redacted": [{"field": f, "action": a} for f, a in decision.redactions] if outcome != WITHHOLD else [],
+            "policy_version": decision.policy_version,
+            "ingress": where,
+            "at": _iso(now),
+            **body,
+        }))
+
+    def _deliver(self, alert: dict[str, Any], decision: DecisionLike, topic: str, now: datetime,
+                 out: Outcome) -> dict[str, Any]:
+        sealer = self.sealers.get(decision.partner)
+        if sealer is None:
+            raise CryptoError(f"no encryption key is configured for partner {decision.partner}")
+        view = self.policy.view(alert, decision)
+        plain = self.codec.encode(view)
+        alert_id = alert["alert_id"]
+        value = sealer.seal(plain, alert_id=alert_id, topic=topic, schema_fp=self.codec.fingerprint,
+                            policy_version=decision.policy_version, now=now)
+        out.feeds.append(FeedOut(topic, alert_id.encode(), value, (
+            ("puente-alert-id", alert_id.encode()),
+            ("puente-schema", self._schema_hex),
+            ("puente-policy", decision.policy_version.encode()),
+            ("puente-decision", decision.outcome.encode()),
+            ("puente-agreement", (decision.agreement or "").encode()),
+        )))
+        return {"feed": topic}
+
+
+class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes process()
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+
+def _codec_reason(exc: CodecError) -> str:
+    return {
+        "NotSingleObjectError": "not-avro",
+        "UnknownSchemaError": "unknown-schema",
+        "CorruptRecordError": "corrupt",
+        "RecordMismatchError": "schema-violation",
+    }.get(type(exc).__name__, "undecodable")
+
+
+def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
+    """Checks the schema cannot express; a problem here is a schema violation, not a crash."""
+    prefix = alert["agency"] + ":"
+    if not alert["alert_id"].startswith(prefix) or len(alert["alert_id"]) > 200:
+        return f"alert id must start with {prefix!r} and be at most 200 characters"
+    if alert["occurred_at"] > now + MAX_FUTURE_SKEW:
+        return "occurred_at is in the future"
+    if alert["reported_at"] < alert["occurred_at"] - MAX_FUTURE_SKEW:
+        return "reported_at is before occurred_at"
+    loc = alert.get("location") or {}
+    lat, lon = loc.get("latitude"), loc.get("longitude")
+    for name, value, bound in (("latitude", lat, 90.0), ("longitude", lon, 180.0)):
+        if value is not None and (not math.isfinite(value) or abs(value) > bound):
+            return f"location.{name} is outside [-{bound:g}, {bound:g}]"
+    return None

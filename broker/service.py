@@ -1,0 +1,150 @@
+"""Wiring: build the pipeline and the worker from settings, the keystore and the policy set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from broker.crypto import FeedSealer, KeyKind, Keystore, sign_checkpoint, verify_ingress
+from broker.pipeline import Pipeline
+from broker.topics import Slots, TopicNames, slots_for
+from broker.worker import BrokerWorker, WorkerConfig
+from policies import Decision, PolicySet, build_view, decide, load_policy_set
+from puente.errors import KeyMaterialError, OriginError
+from puente.settings import PuenteSettings
+from schemas import alert_codec
+
+
+@dataclass(frozen=True)
+class RoutedDecision:
+    """A policy decision in the shape the pipeline reads."""
+
+    decision: Decision
+
+    @property
+    def partner(self) -> str:
+        return self.decision.partner_id
+
+    @property
+    def outcome(self) -> str:
+        return self.decision.outcome.value
+
+    @property
+    def agreement(self) -> str | None:
+        return self.decision.agreement_id
+
+    @property
+    def rules(self) -> Sequence[str]:
+        return self.decision.rule_ids
+
+    @property
+    def reasons(self) -> Sequence[str]:
+        return self.decision.reasons
+
+    @property
+    def redactions(self) -> Sequence[tuple[str, str]]:
+        return [(r.path, r.action) for r in self.decision.redactions]
+
+    @property
+    def policy_version(self) -> str:
+        return self.decision.policy_version
+
+
+class PolicyAdapter:
+    """The policy layer behind the pipeline's PolicyPort, with pseudonym keys from the keystore."""
+
+    def __init__(self, policy_set: PolicySet, keystore: Keystore, names: TopicNames) -> None:
+        self.policy_set = policy_set
+        self.names = names
+        self._pseudo: dict[str, bytes | None] = {}
+        self.keystore = keystore
+
+    @property
+    def version(self) -> str:
+        return self.policy_set.version
+
+    def partners(self) -> Sequence[tuple[str, str]]:
+        return [(p.id, self.names.feed(p.feed_topic)) for p in sorted(self.policy_set.partners.values(),
+                                                                       key=lambda p: p.id)]
+
+    def decide(self, alert: dict[str, Any], partner: str, now: datetime) -> RoutedDecision:
+        return RoutedDecision(decide(alert, partner, self.policy_set, now))
+
+    def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:
+        inner: Decision = decision.decision
+        agreement = inner.agreement_id or ""
+        if agreement not in self._pseudo:
+            try:
+                self._pseudo[agreement] = self.keystore.load_pseudonym_key(agreement).reveal()
+            except KeyMaterialError:
+                self._pseudo[agreement] = None
+        key = self._pseudo[agreement]
+        if key is None:
+            raise KeyMaterialError(f"no pseudonymisation key for agreement {agreement}")
+        return build_view(alert, inner, self.policy_set, key)
+
+
+def feed_retention(policy_set: PolicySet, names: TopicNames) -> dict[str, int]:
+    """Each feed topic's retention in days: the shortest any of its partner's agreements allows."""
+    out: dict[str, int] = {}
+    for agreement in policy_set.agreements.values():
+        for pid in agreement.partner_ids:
+            partner = policy_set.partners.get(pid)
+            if partner is None:
+                continue
+            topic = names.feed(partner.feed_topic)
+            out[topic] = min(out.get(topic, agreement.retention_days), agreement.retention_days)
+    for partner in policy_set.partners.values():
+        out.setdefault(names.feed(partner.feed_topic), 1)  # no agreement: nothing to keep
+    return out
+
+
+def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, FeedSealer], list[str]]:
+    """A sealer per partner whose encryption key is in the keystore, and the problems for the rest."""
+    signing = keystore.load_signing_key()
+    sealers: dict[str, FeedSealer] = {}
+    problems = []
+    for partner in policy_set.partners.values():
+        if not partner.encryption_key_id:
+            problems.append(f"{partner.id}: no encryption key id in the policy; its alerts are withheld")
+            continue
+        try:
+            public = keystore.load(partner.encryption_key_id, KeyKind.PARTNER_ENCRYPTION).x25519_public()
+        except KeyMaterialError as exc:
+            problems.append(f"{partner.id}: {exc}; its alerts are withheld")
+            continue
+        sealers[partner.id] = FeedSealer(partner.id, public, signing)
+    return sealers, problems
+
+
+def build_worker(settings: PuenteSettings, *, client_suffix: str = "") -> tuple[BrokerWorker, list[str], list[str]]:
+    """A worker ready to run, the ingress topics it consumes, and key problems to report."""
+    keystore = Keystore(settings.keys / "broker")
+    policy_set = load_policy_set(settings.policy_dir)
+    slots: Slots = slots_for(settings)
+    names = slots.names
+    sealers, problems = build_sealers(policy_set, keystore)
+    lookup = keystore.agency_mac_lookup()
+
+    def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> str:
+        proven = verify_ingress(list(headers), value, lookup)
+        if proven.alert_id != key:
+            raise OriginError("the MAC-protected alert id differs from the record key")
+        return proven.agency
+
+    pipeline = Pipeline(PolicyAdapter(policy_set, keystore, names), alert_codec(), dict(sealers), origin, slots)
+    signing = keystore.load_signing_key()
+    signer_id = keystore.current("broker", KeyKind.BROKER_SIGNING).key_id
+
+    def sign(payload: bytes) -> bytes:
+        return sign_checkpoint(signing, payload)
+
+    config = WorkerConfig(
+        bootstrap=settings.bootstrap, group_id=settings.broker_group, slots=slots, max_batch=settings.max_batch,
+        checkpoint_every=settings.checkpoint_every, signer_id=signer_id,
+        client_id=f"puente-broker{client_suffix}",
+    )
+    topics = [names.ingress(a) for a in settings.agencies]
+    return BrokerWorker(config, pipeline, sign), topics, problems

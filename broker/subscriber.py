@@ -1,0 +1,134 @@
+"""The partner subscriber: read one feed, verify and decrypt, decode, write JSON lines, send receipts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol, TextIO
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from broker.audit import ChainHead, ChainWriter
+from broker.kafka_io import Record, _record, last_json_record, reader
+from puente.errors import CodecError, CryptoError
+from schemas import AlertCodec, to_json
+
+
+class Opener(Protocol):
+    def open(self, value: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str) -> bytes: ...
+
+
+@dataclass
+class SubscribeStats:
+    received: int = 0
+    rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def receipt_partition(partner: str, partitions: int) -> int:
+    """Each partner's receipts go to one partition, so its receipt chain has one writer."""
+    return zlib.crc32(partner.encode()) % partitions
+
+
+def open_record(rec: Record, opener: Opener, codec: AlertCodec) -> dict[str, Any]:
+    """Verify, decrypt and decode one feed record; raises CryptoError or CodecError saying what failed."""
+    alert_id = (rec.header("puente-alert-id") or b"").decode("utf-8", "replace")
+    policy = (rec.header("puente-policy") or b"").decode("utf-8", "replace")
+    schema_hex = (rec.header("puente-schema") or b"").decode("ascii", "replace")
+    try:
+        schema_fp = bytes.fromhex(schema_hex)
+    except ValueError as exc:
+        raise CodecError("the record's puente-schema header is not a fingerprint") from exc
+    if not alert_id or len(schema_fp) != 8:
+        raise CodecError("the record lacks its puente-alert-id or puente-schema header")
+    plain = opener.open(rec.value, alert_id=alert_id, topic=rec.topic, schema_fp=schema_fp, policy_version=policy)
+    view = codec.decode(plain)
+    if view.get("alert_id") != alert_id:
+        raise CryptoError("the decrypted alert id differs from the record's header")
+    return view
+
+
+class Subscriber:
+    """Reads a partner's feed with read_committed and writes what it may see."""
+
+    def __init__(self, bootstrap: str, partner: str, feed_topic: str, access_topic: str, opener: Opener,
+                 codec: AlertCodec, *, group_id: str | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        self.bootstrap, self.partner, self.feed_topic, self.access_topic = bootstrap, partner, feed_topic, access_topic
+        self.opener, self.codec = opener, codec
+        self.group_id = group_id or f"{feed_topic}.subscriber"
+        self.on_error = on_error or (lambda msg: print(msg, file=sys.stderr))
+        self.stats = SubscribeStats()
+
+    async def _chain(self, producer: AIOKafkaProducer) -> tuple[ChainWriter, int]:
+        partitions = await producer.partitions_for(self.access_topic)
+        part = receipt_partition(self.partner, len(partitions))
+        consumer = reader(self.bootstrap)
+        await consumer.start()
+        try:
+            last = await last_json_record(consumer, TopicPartition(self.access_topic, part), chain=self.partner)
+        finally:
+            await consumer.stop()
+        head = ChainHead.after(last)
+        return ChainWriter(self.access_topic, part, head, checkpoint_every=1 << 62, chain=self.partner), part
+
+    async def run(self, out: TextIO, *, idle_exit_s: float | None = 5.0, limit: int | None = None) -> SubscribeStats:
+        """Consume until idle for ``idle_exit_s`` (None: forever) or ``limit`` records."""
+        consumer = AIOKafkaConsumer(
+            self.feed_topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
+        await producer.start()
+        await consumer.start()
+        try:
+            chain, part = await self._chain(producer)
+            idle_since = time.monotonic()
+            while limit is None or self.stats.received + self.stats.rejected < limit:
+                batch = await consumer.getmany(timeout_ms=500)
+                if not batch:
+                    if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                        break
+                    continue
+                idle_since = time.monotonic()
+                for msgs in batch.values():
+                    for msg in msgs:
+                        await self._handle(_record(msg), out, producer, chain, part)
+                out.flush()
+                await producer.flush()
+                await consumer.commit()
+        finally:
+            await consumer.stop()
+            await producer.stop()
+        return self.stats
+
+    async def _handle(self, rec: Record, out: TextIO, producer: AIOKafkaProducer, chain: ChainWriter,
+                      part: int) -> None:
+        where = f"{rec.topic}:{rec.partition}:{rec.offset}"
+        alert_id = (rec.header("puente-alert-id") or b"").decode("utf-8", "replace")[:200]
+        try:
+            view = open_record(rec, self.opener, self.codec)
+        except (CryptoError, CodecError) as exc:
+            reason = type(exc).__name__
+            self.stats.rejected += 1
+            self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+            self.on_error(f"puente subscribe: rejected {where} (alert {alert_id or '?'}): {exc}")
+            status = f"REJECTED: {reason}"
+        else:
+            self.stats.received += 1
+            out.write(json.dumps(to_json(view), ensure_ascii=False) + "\n")
+            status = "RECEIVED"
+        receipt = {"partner": self.partner, "alert_id": alert_id or None, "feed": where, "status": status,
+                   "policy_version": (rec.header("puente-policy") or b"").decode("utf-8", "replace"),
+                   "at": _iso(datetime.now(timezone.utc))}
+        await producer.send(self.access_topic, chain.append("RECEIPT", receipt), key=self.partner.encode(),
+                            partition=part)

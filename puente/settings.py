@@ -1,0 +1,43 @@
+"""Settings for the services, read once at the application edge from ``PUENTE_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AGENCIES = ("SENAFRONT", "SENAN", "PN", "SNM", "COMBIFRON")
+
+
+class PuenteSettings(BaseSettings):
+    """Where Kafka is, how topics are shaped, where keys and policies live. Frozen once read."""
+
+    model_config = SettingsConfigDict(env_prefix="PUENTE_", frozen=True, extra="ignore")
+
+    bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers")
+    keys: Path = Field(Path(".puente/keys"), description="the keystore folder")
+    policy_dir: Path | None = Field(None, description="policy data folder; default: the shipped policies")
+    replication: int = Field(1, ge=1, description="replication factor of Puente's topics")
+    min_insync: int | None = Field(None, ge=1, description="min.insync.replicas; default: 2 when replication >= 3")
+    ingress_partitions: int = Field(3, ge=1, le=64)
+    feed_partitions: int = Field(3, ge=1, le=64)
+    topic_prefix: str = Field("puente", pattern=r"^[a-zA-Z0-9_.-]+$")
+    group_id: str | None = Field(None, description="the broker consumer group; default: <topic_prefix>-broker")
+    agencies: tuple[str, ...] = AGENCIES
+    ingress_retention_days: int = Field(7, ge=1)
+    audit_retention_days: int = Field(3650, ge=1)
+    deadletter_retention_days: int = Field(30, ge=1)
+    checkpoint_every: int = Field(500, ge=1, description="audit records between signed checkpoints")
+    max_batch: int = Field(500, ge=1, description="ingress records per transaction")
+    metrics_port: int | None = Field(None, description="port of the /metrics endpoint on 127.0.0.1")
+
+    @property
+    def broker_group(self) -> str:
+        return self.group_id or f"{self.topic_prefix}-broker"
+
+    @property
+    def effective_min_insync(self) -> int:
+        if self.min_insync is not None:
+            return self.min_insync
+        return 2 if self.replication >= 3 else 1

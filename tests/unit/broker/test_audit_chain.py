@@ -1,0 +1,110 @@
+"""Audit chains: appended records verify, and every kind of tampering is reported."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from broker.audit import ChainHead, ChainWriter, verify_partition
+
+KEY = b"k" * 32
+
+
+def _sign(payload: bytes) -> bytes:
+    return hmac.new(KEY, payload, hashlib.sha256).digest()
+
+
+def _verify(signer: str, payload: bytes, sig: bytes) -> bool:
+    return signer == "broker-test" and hmac.compare_digest(_sign(payload), sig)
+
+
+def _chain(n: int, every: int = 4) -> list[bytes]:
+    writer = ChainWriter("audit", 0, checkpoint_every=every)
+    out = []
+    for i in range(n):
+        out.append(writer.append("DECISION", {"alert_id": f"A{i}", "partner": "COL", "decision": "DELIVER"}))
+        if writer.checkpoint_due:
+            out.append(writer.checkpoint("broker-test", _sign, "2026-11-01T00:00:00Z"))
+    return out
+
+
+def _walk(values: list[bytes]):
+    return verify_partition("audit", 0, enumerate(values), _verify)
+
+
+def test_untouched_chain_verifies() -> None:
+    """A chain as written has no findings, and counts its checkpoints and unsigned tail."""
+    report = _walk(_chain(10))
+    assert report.ok and report.records == 12 and report.checkpoints == 2 and report.unsigned_tail == 2
+
+
+def test_edited_field_is_found() -> None:
+    """Changing one field of one record is reported as an edit at that offset."""
+    values = _chain(10)
+    doc = json.loads(values[3])
+    doc["decision"] = "WITHHOLD"
+    values[3] = json.dumps(doc).encode()
+    report = _walk(values)
+    assert [f.offset for f in report.findings] == [3]
+    assert "edited" in report.findings[0].problem
+
+
+def test_removed_record_is_a_gap() -> None:
+    """Deleting a record is reported as a gap."""
+    values = _chain(10)
+    del values[5]
+    assert any("gap" in f.problem for f in _walk(values).findings)
+
+
+def test_swapped_records_are_reordering() -> None:
+    """Swapping two records is reported."""
+    values = _chain(10)
+    values[1], values[2] = values[2], values[1]
+    assert any("reordered" in f.problem or "gap" in f.problem for f in _walk(values).findings)
+
+
+def test_rewritten_tail_with_fresh_hashes_fails_the_checkpoint() -> None:
+    """A forger who recomputes every hash after an edit is still caught by the signed checkpoint."""
+    values = _chain(4, every=4)  # 4 records then a checkpoint at index 4
+    writer = ChainWriter("audit", 0, checkpoint_every=100)
+    forged = []
+    for i in range(4):
+        body = {"alert_id": f"A{i}", "partner": "COL", "decision": "WITHHOLD" if i == 2 else "DELIVER"}
+        forged.append(writer.append("DECISION", body))
+    forged.append(values[4])  # keep the genuine checkpoint
+    findings = _walk(forged).findings
+    assert findings and all("checkpoint" in f.problem or "follow" in f.problem for f in findings)
+
+
+def test_checkpoint_signed_by_someone_else_fails() -> None:
+    """A checkpoint whose signature does not verify is reported."""
+    writer = ChainWriter("audit", 0)
+    values = [writer.append("DECISION", {"alert_id": "A"}), writer.checkpoint("broker-test", lambda p: b"\0" * 32, "t")]
+    assert any("signature" in f.problem for f in _walk(values).findings)
+
+
+def test_checkpoint_copied_to_another_partition_fails() -> None:
+    """A checkpoint is bound to its topic and partition."""
+    values = _chain(4, every=4)
+    report = verify_partition("audit", 1, enumerate(values), _verify)
+    assert any("signature" in f.problem for f in report.findings)
+
+
+def test_garbage_record_is_reported_not_raised() -> None:
+    """A non-JSON value in an audit partition is a finding, not a crash."""
+    values = _chain(2)
+    values.insert(1, b"\xff\x00garbage")
+    assert any("not an audit record" in f.problem for f in _walk(values).findings)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_writer_resumes_after_the_last_record(n: int) -> None:
+    """A writer restarted from the last record continues the same chain without findings."""
+    values = _chain(n, every=3)
+    last = json.loads(values[-1]) if values else None
+    writer = ChainWriter("audit", 0, head=ChainHead.after(last), checkpoint_every=3)
+    values.append(writer.append("DECISION", {"alert_id": "resumed"}))
+    assert _walk(values).ok

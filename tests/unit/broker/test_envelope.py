@@ -1,0 +1,288 @@
+"""Feed envelopes: round trips, data-key rotation, and refusal of every wrong key or altered byte."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import broker.crypto.envelope as envelope
+from broker.crypto.envelope import (
+    KEY_ID_LEN,
+    MAGIC,
+    NONCE_LEN,
+    TAG_LEN,
+    FeedOpener,
+    FeedSealer,
+    peek_key_block,
+    record_aad,
+)
+from puente.errors import CryptoError, DecryptionError, SignatureError
+
+NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+FP = bytes.fromhex("0123456789abcdef")
+PLAINTEXT = b"SECRET-PAYLOAD: passport X1234567, name Juan Perez"
+CONTEXT = {"alert_id": "SNM:HIT-00000001", "topic": "puente.feed.COL", "schema_fp": FP, "policy_version": "2026.01-3"}
+
+
+@dataclass(frozen=True)
+class Keys:
+    signing: Ed25519PrivateKey
+    col: X25519PrivateKey
+    usa: X25519PrivateKey
+
+    def sealer(self, partner: str = "COL", **limits: object) -> FeedSealer:
+        private = self.col if partner == "COL" else self.usa
+        return FeedSealer(partner, private.public_key(), self.signing, **limits)  # type: ignore[arg-type]
+
+    def opener(self, partner: str = "COL", private: X25519PrivateKey | None = None, **kw: int) -> FeedOpener:
+        private = private or (self.col if partner == "COL" else self.usa)
+        return FeedOpener(partner, private, self.signing.public_key(), **kw)
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    return Keys(Ed25519PrivateKey.generate(), X25519PrivateKey.generate(), X25519PrivateKey.generate())
+
+
+@pytest.fixture(scope="module")
+def record(keys: Keys) -> bytes:
+    return keys.sealer().seal(PLAINTEXT, now=NOW, **CONTEXT)  # type: ignore[arg-type]
+
+
+def seal(sealer: FeedSealer, plaintext: bytes = PLAINTEXT, now: datetime = NOW, **changes: object) -> bytes:
+    return sealer.seal(plaintext, now=now, **{**CONTEXT, **changes})  # type: ignore[arg-type]
+
+
+def open_(opener: FeedOpener, value: bytes, **changes: object) -> bytes:
+    return opener.open(value, **{**CONTEXT, **changes})  # type: ignore[arg-type]
+
+
+def secret_forms(keys: Keys) -> list[str]:
+    raw = keys.col.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return [PLAINTEXT.decode(), "Juan", raw.hex(), base64.b64encode(raw).decode()]
+
+
+@settings(max_examples=100, deadline=None)
+@given(plaintext=st.binary(max_size=4096), alert_id=st.text(max_size=100))
+def test_round_trip(keys: Keys, plaintext: bytes, alert_id: str) -> None:
+    """Any plaintext sealed for a partner under any alert id opens with that partner's key."""
+    value = seal(keys.sealer(), plaintext, alert_id=alert_id)
+    assert open_(keys.opener(), value, alert_id=alert_id) == plaintext
+
+
+def test_layout_matches_the_docstring(keys: Keys, record: bytes) -> None:
+    """A record is magic, version, key-block length, key block, 12-byte nonce, ciphertext and tag."""
+    assert record[:2] == MAGIC and record[2] == 1
+    block_len = int.from_bytes(record[3:5], "big")
+    assert len(record) == 5 + block_len + NONCE_LEN + len(PLAINTEXT) + TAG_LEN
+    block = peek_key_block(record)
+    assert block_len == 2 + len("COL") + KEY_ID_LEN + 8 + 32 + 48 + 64
+    assert (block.version, block.partner_id, block.created_at) == (1, "COL", NOW)
+    assert len(block.key_id) == KEY_ID_LEN
+    assert PLAINTEXT not in record
+
+
+def test_records_share_one_key_block_and_differ_in_nonce(keys: Keys) -> None:
+    """Records under one data key carry the same key block but fresh nonces."""
+    sealer = keys.sealer()
+    first, second = seal(sealer), seal(sealer)
+    block_end = 5 + int.from_bytes(first[3:5], "big")
+    assert first[:block_end] == second[:block_end]
+    assert first[block_end : block_end + NONCE_LEN] != second[block_end : block_end + NONCE_LEN]
+
+
+def test_first_seal_creates_the_data_key(keys: Keys) -> None:
+    """A new sealer has no data key until it seals its first record."""
+    sealer = keys.sealer()
+    assert sealer.key_id is None
+    value = seal(sealer)
+    assert sealer.key_id == peek_key_block(value).key_id
+    assert sealer.records_under_key == 1
+
+
+def test_rotation_after_max_records(keys: Keys) -> None:
+    """After max_records records the sealer makes a new data key, and both keys' records open."""
+    sealer = keys.sealer(max_records=3)
+    values = [seal(sealer, alert_id=f"A{i}") for i in range(7)]
+    ids = [peek_key_block(v).key_id for v in values]
+    assert ids[0] == ids[1] == ids[2] != ids[3]
+    assert ids[3] == ids[4] == ids[5] != ids[6]
+    opener = keys.opener()
+    assert all(open_(opener, v, alert_id=f"A{i}") == PLAINTEXT for i, v in enumerate(values))
+
+
+def test_rotation_after_max_age(keys: Keys) -> None:
+    """A data key older than max_age is replaced on the next seal, judged by the now passed in."""
+    sealer = keys.sealer(max_age=timedelta(hours=1))
+    first = peek_key_block(seal(sealer, now=NOW)).key_id
+    assert peek_key_block(seal(sealer, now=NOW + timedelta(minutes=59))).key_id == first
+    later = seal(sealer, now=NOW + timedelta(hours=1))
+    assert peek_key_block(later).key_id != first
+    assert peek_key_block(later).created_at == NOW + timedelta(hours=1)
+
+
+def test_explicit_rotate(keys: Keys) -> None:
+    """rotate() starts a new data key at once."""
+    sealer = keys.sealer()
+    seal(sealer)
+    old = sealer.key_id
+    assert sealer.rotate(NOW) != old
+    assert sealer.records_under_key == 0
+
+
+def test_opener_verifies_each_key_block_once(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key-block signature is checked once per data key, not once per record."""
+    calls: list[int] = []
+    real = envelope.verify_with_context
+
+    def counting(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(envelope, "verify_with_context", counting)
+    sealer, opener = keys.sealer(max_records=10), keys.opener()
+    for i in range(25):
+        open_(opener, seal(sealer, alert_id=str(i)), alert_id=str(i))
+    assert len(calls) == 3
+
+
+def test_key_cache_is_bounded(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The opener keeps at most cache_size data keys and verifies again after eviction."""
+    calls: list[int] = []
+    real = envelope.verify_with_context
+    monkeypatch.setattr(envelope, "verify_with_context", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    sealer, opener = keys.sealer(max_records=1), keys.opener(cache_size=2)
+    values = [seal(sealer) for _ in range(3)]
+    for value in values:
+        open_(opener, value)
+    assert len(opener._cache) == 2
+    open_(opener, values[0])
+    assert len(calls) == 4
+
+
+def test_other_partner_cannot_open(keys: Keys, record: bytes) -> None:
+    """USA's opener refuses a record of COL's feed as not encrypted for its key."""
+    with pytest.raises(DecryptionError, match="not encrypted for this key") as info:
+        open_(keys.opener("USA"), record)
+    assert "'COL'" in str(info.value)
+
+
+def test_wrong_private_key_cannot_unwrap(keys: Keys, record: bytes) -> None:
+    """An opener for COL holding another private key cannot unwrap COL's data key."""
+    with pytest.raises(DecryptionError, match="does not unwrap") as info:
+        open_(keys.opener("COL", private=keys.usa), record)
+    for form in secret_forms(keys):
+        assert form not in str(info.value)
+
+
+def test_forged_key_block_signature_fails(keys: Keys) -> None:
+    """A record whose key block is signed by a key other than the broker's raises SignatureError."""
+    forger = FeedSealer("COL", keys.col.public_key(), Ed25519PrivateKey.generate())
+    with pytest.raises(SignatureError, match="feed key block"):
+        open_(keys.opener(), seal(forger))
+
+
+def test_spliced_key_block_fails(keys: Keys) -> None:
+    """A genuine key block glued to a ciphertext made under another data key does not open."""
+    a, b = seal(keys.sealer()), seal(keys.sealer())
+    split = 5 + int.from_bytes(a[3:5], "big")
+    with pytest.raises(DecryptionError, match="does not decrypt"):
+        open_(keys.opener(), a[:split] + b[split:])
+
+
+def test_every_flipped_bit_fails(keys: Keys) -> None:
+    """Flipping a bit at any byte of a record makes open fail with a CryptoError, never wrong plaintext."""
+    value = seal(keys.sealer(), b"short")
+    opener = keys.opener()
+    for i in range(len(value)):
+        for bit in (0, 7):
+            tampered = bytearray(value)
+            tampered[i] ^= 1 << bit
+            with pytest.raises(CryptoError):
+                open_(opener, bytes(tampered))
+
+
+def test_every_truncation_and_extension_fails(keys: Keys, record: bytes) -> None:
+    """A record cut at any length, or with a byte appended, does not open."""
+    opener = keys.opener()
+    for end in range(len(record)):
+        with pytest.raises(DecryptionError):
+            open_(opener, record[:end])
+    with pytest.raises(DecryptionError):
+        open_(opener, record + b"\x00")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("alert_id", "SNM:HIT-00000002"),
+        ("topic", "puente.feed.USA"),
+        ("schema_fp", bytes.fromhex("0123456789abcdee")),
+        ("schema_fp", FP[:7]),
+        ("policy_version", "2026.01-4"),
+    ],
+)
+def test_wrong_associated_data_fails(keys: Keys, record: bytes, field: str, value: object) -> None:
+    """Opening with a different alert id, topic, schema fingerprint or policy version fails."""
+    with pytest.raises(DecryptionError, match="do not match") as info:
+        open_(keys.opener(), record, **{field: value})
+    for form in secret_forms(keys):
+        assert form not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        (lambda v: b"XX" + v[2:], "magic"),
+        (lambda v: v[:2] + b"\x02" + v[3:], "format version 2"),
+        (lambda v: v[:5] + b"\x07" + v[6:], "key block has unsupported version 7"),
+        (lambda v: v[:3] + b"\x00\x10" + v[5:], "key block is malformed"),
+        (lambda v: v[:4], "truncated"),
+    ],
+)
+def test_bad_framing_is_named(keys: Keys, record: bytes, mangle: Callable[[bytes], bytes], message: str) -> None:
+    """Bad magic, versions, lengths and truncation each give a DecryptionError saying which."""
+    with pytest.raises(DecryptionError, match=message):
+        open_(keys.opener(), mangle(record))
+
+
+def test_error_messages_never_hold_plaintext_or_keys(keys: Keys, record: bytes) -> None:
+    """No error raised while opening shows the plaintext or the partner's private key."""
+    opener = keys.opener()
+    attempts = [record[:-1] + bytes([record[-1] ^ 1]), record[:40], b"PF" + record[2:3] + b"\xff\xff" + record[5:]]
+    for attempt in attempts:
+        with pytest.raises(CryptoError) as info:
+            open_(opener, attempt)
+        for form in secret_forms(keys):
+            assert form not in str(info.value)
+
+
+def test_caller_mistakes_raise_value_error(keys: Keys) -> None:
+    """A naive now, a fingerprint that is not 8 bytes or silly limits are caller bugs: ValueError."""
+    with pytest.raises(ValueError, match="timezone"):
+        seal(keys.sealer(), now=datetime(2026, 1, 5))
+    with pytest.raises(ValueError, match="8 bytes"):
+        seal(keys.sealer(), schema_fp=b"short")
+    with pytest.raises(ValueError, match="max_records"):
+        keys.sealer(max_records=0)
+    with pytest.raises(ValueError, match="partner id"):
+        FeedSealer("", keys.col.public_key(), keys.signing)
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=st.text(max_size=8), b=st.text(max_size=8), c=st.text(max_size=8), d=st.text(max_size=8))
+def test_associated_data_is_unambiguous(a: str, b: str, c: str, d: str) -> None:
+    """Two different (alert id, topic, policy version) triples never give the same associated data."""
+    common = {"partner_id": "COL", "schema_fp": FP, "key_id": bytes(16)}
+    first = record_aad(alert_id=a, topic=b, policy_version=c + d, **common)  # type: ignore[arg-type]
+    second = record_aad(alert_id=a + b, topic=c, policy_version=d, **common)  # type: ignore[arg-type]
+    assert (first == second) == ((a, b, c + d) == (a + b, c, d))

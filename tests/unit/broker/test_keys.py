@@ -1,0 +1,348 @@
+"""The keystore: key files, their modes, the demo layout, masking of secrets and clear errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from broker.crypto.keys import (
+    KeyKind,
+    KeyRecord,
+    Keystore,
+    SecretBytes,
+    load_key_file,
+    new_key,
+    parse_key_id,
+)
+from puente.errors import KeyMaterialError
+
+NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+SECRET = bytes(range(32))
+SECRET_FORMS = (SECRET.hex(), base64.b64encode(SECRET).decode(), repr(SECRET))
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def demo(tmp_path: Path) -> Keystore:
+    return Keystore.generate_demo(
+        tmp_path,
+        partners=["COL", "USA"],
+        agencies=["SENAN", "PN"],
+        agreements=["PA-COL-2026"],
+        now=NOW,
+    ).broker
+
+
+def write_key(store: Keystore, key_id: str, doc: dict[str, object], file_mode: int = 0o600) -> Path:
+    store.path.mkdir(parents=True, exist_ok=True)
+    path = store.path / f"{key_id}.json"
+    path.write_text(json.dumps(doc))
+    path.chmod(file_mode)
+    return path
+
+
+def mac_doc(key_id: str = "SENAN-mac-2026a", **changes: object) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "key_id": key_id,
+        "kind": "agency-mac",
+        "created_at": NOW.isoformat(),
+        "secret": base64.b64encode(SECRET).decode(),
+    }
+    doc.update(changes)
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def assert_no_secret(text: str) -> None:
+    for form in SECRET_FORMS:
+        assert form not in text
+
+
+def test_secret_bytes_never_print_their_value() -> None:
+    """repr, str and f-strings of SecretBytes show the key id and stars, never the bytes."""
+    secret = SecretBytes(SECRET, key_id="SENAN-mac-2026a")
+    for text in (repr(secret), str(secret), f"{secret}", f"{secret!r}", repr([secret])):
+        assert "SecretBytes(key_id='SENAN-mac-2026a', ****)" in text
+        assert_no_secret(text)
+    assert secret.reveal() == SECRET
+
+
+def test_secret_bytes_refuse_pickling() -> None:
+    """SecretBytes cannot be pickled, so secrets do not leak into caches or other processes."""
+    with pytest.raises(TypeError, match="pickled"):
+        pickle.dumps(SecretBytes(SECRET, key_id="k-mac-1"))
+
+
+def test_secret_bytes_compare_by_value_and_id() -> None:
+    """Two SecretBytes are equal when id and bytes match, and they are not hashable."""
+    assert SecretBytes(SECRET, key_id="a-mac-1") == SecretBytes(SECRET, key_id="a-mac-1")
+    assert SecretBytes(SECRET, key_id="a-mac-1") != SecretBytes(SECRET[::-1], key_id="a-mac-1")
+    with pytest.raises(TypeError):
+        hash(SecretBytes(SECRET, key_id="a-mac-1"))
+
+
+def test_key_record_repr_hides_the_secret() -> None:
+    """A loaded key record can be logged without showing its secret."""
+    record = new_key(KeyKind.BROKER_SIGNING, "broker", "2026a", NOW)
+    assert record.secret is not None
+    raw = record.secret.reveal()
+    assert raw.hex() not in repr(record)
+    assert repr(raw) not in repr(record)
+
+
+@pytest.mark.parametrize(
+    ("key_id", "owner", "kind"),
+    [
+        ("COL-enc-2026a", "COL", KeyKind.PARTNER_ENCRYPTION),
+        ("broker-sign-2026a", "broker", KeyKind.BROKER_SIGNING),
+        ("SENAN-mac-2026a", "SENAN", KeyKind.AGENCY_MAC),
+        ("PA-COL-2026-pseudo-2026a", "PA-COL-2026", KeyKind.PSEUDONYM),
+    ],
+)
+def test_key_ids_parse(key_id: str, owner: str, kind: KeyKind) -> None:
+    """Key ids split into owner (which may contain dashes), kind and generation."""
+    parsed = parse_key_id(key_id)
+    assert (parsed.owner, parsed.kind, str(parsed)) == (owner, kind, key_id)
+
+
+@pytest.mark.parametrize(
+    "key_id", ["../COL-enc-2026a", "COL/x-enc-1", ".hidden-mac-1", "COL-key-2026a", "COL-enc-", ""]
+)
+def test_bad_key_ids_are_refused(tmp_path: Path, key_id: str) -> None:
+    """Strings that are not key ids, including path traversal, never reach the file system."""
+    with pytest.raises(KeyMaterialError, match="not a key id"):
+        Keystore(tmp_path).load(key_id)
+
+
+def test_demo_layout_puts_each_half_with_its_holder(tmp_path: Path) -> None:
+    """The broker holds partner public keys only; each partner holds its private key and the verify key."""
+    demo_keys = Keystore.generate_demo(
+        tmp_path, partners=["COL", "USA"], agencies=["SENAN"], agreements=["PA-COL-2026"], now=NOW
+    )
+    broker = demo_keys.broker
+    assert broker.key_ids() == [
+        "COL-enc-2026a",
+        "PA-COL-2026-pseudo-2026a",
+        "SENAN-mac-2026a",
+        "USA-enc-2026a",
+        "broker-sign-2026a",
+    ]
+    assert broker.load("COL-enc-2026a").secret is None
+    col = demo_keys.partners["COL"]
+    assert col.key_ids() == ["COL-enc-2026a", "broker-sign-2026a"]
+    assert col.load("broker-sign-2026a").secret is None
+    assert demo_keys.agencies["SENAN"].load_agency_mac("SENAN") == broker.load_agency_mac("SENAN")
+    partner_public = col.load_partner_private("COL").public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert partner_public == broker.load_partner_public("COL").public_bytes(Encoding.Raw, PublicFormat.Raw)
+    signing_public = broker.load_signing_key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert signing_public == col.load_verify_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert len(broker.load_pseudonym_key("PA-COL-2026")) == 32
+
+
+def test_secret_files_are_0600_and_public_files_0644(tmp_path: Path) -> None:
+    """Every file holding a secret is owner-only; public-only files are world-readable."""
+    demo(tmp_path)
+    files = sorted(tmp_path.rglob("*.json"))
+    assert files
+    for path in files:
+        has_secret = "secret" in json.loads(path.read_text())
+        assert mode(path) == (0o600 if has_secret else 0o644), path
+    assert mode(tmp_path / "broker") == 0o700
+
+
+def test_secret_files_are_0600_despite_a_loose_umask(tmp_path: Path) -> None:
+    """A permissive umask does not widen the mode of a new secret file."""
+    old = os.umask(0)
+    try:
+        path = Keystore(tmp_path).put(new_key(KeyKind.AGENCY_MAC, "SENAN", "2026a", NOW))
+    finally:
+        os.umask(old)
+    assert mode(path) == 0o600
+
+
+def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
+    """Atomic writes rename their temporary file away."""
+    demo(tmp_path)
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_demo_twice_keeps_the_keys(tmp_path: Path) -> None:
+    """Running generate_demo again reuses every existing key instead of replacing it."""
+    first = demo(tmp_path).load_agency_mac("SENAN")
+    later = NOW + timedelta(days=1)
+    again = Keystore.generate_demo(tmp_path, partners=["COL"], agencies=["SENAN"], agreements=[], now=later)
+    assert again.broker.load_agency_mac("SENAN") == first
+
+
+def test_record_round_trips_through_a_file(tmp_path: Path) -> None:
+    """A key written and read back is the same record."""
+    record = new_key(KeyKind.PARTNER_ENCRYPTION, "COL", "2026a", NOW)
+    store = Keystore(tmp_path)
+    store.put(record)
+    assert store.load("COL-enc-2026a") == record
+
+
+def test_load_key_file_reads_a_partner_private_key(tmp_path: Path) -> None:
+    """The subscriber's --key FILE loads with load_key_file and gives the X25519 private key."""
+    demo(tmp_path)
+    record = load_key_file(tmp_path / "partners" / "COL" / "COL-enc-2026a.json")
+    assert record.kind is KeyKind.PARTNER_ENCRYPTION
+    record.x25519_private()
+
+
+def test_newest_generation_is_current(tmp_path: Path) -> None:
+    """With two generations of a key, the newer created_at is current and the older stays loadable."""
+    store = Keystore(tmp_path)
+    old = store.generate(KeyKind.AGENCY_MAC, "SENAN", generation="2026a", now=NOW)
+    new = store.generate(KeyKind.AGENCY_MAC, "SENAN", generation="2026b", now=NOW + timedelta(days=30))
+    assert store.load_agency_mac("SENAN").key_id == new.key_id
+    lookup = store.agency_mac_lookup()
+    assert lookup("SENAN", old.key_id) == old.secret
+    assert lookup("SENAN", new.key_id) == new.secret
+
+
+def test_lookup_answers_only_for_the_owning_agency(tmp_path: Path) -> None:
+    """agency_mac_lookup gives a key only to the agency whose key it is."""
+    lookup = demo(tmp_path).agency_mac_lookup()
+    assert lookup("SENAN", "SENAN-mac-2026a") is not None
+    assert lookup("PN", "SENAN-mac-2026a") is None
+    assert lookup("SENAN", "SENAN-mac-2099z") is None
+
+
+def test_generate_refuses_to_overwrite(tmp_path: Path) -> None:
+    """Generating a key id that exists is refused, so a secret is never silently replaced."""
+    store = Keystore(tmp_path)
+    store.generate(KeyKind.PSEUDONYM, "PA-COL-2026", generation="2026a", now=NOW)
+    with pytest.raises(KeyMaterialError, match="already exists"):
+        store.generate(KeyKind.PSEUDONYM, "PA-COL-2026", generation="2026a", now=NOW)
+
+
+def test_export_public_writes_no_secret(tmp_path: Path) -> None:
+    """The public-only export for a partner has the public half and no secret."""
+    store = Keystore(tmp_path / "broker")
+    store.generate(KeyKind.BROKER_SIGNING, "broker", generation="2026a", now=NOW)
+    path = store.export_public("broker-sign-2026a", tmp_path / "out")
+    doc = json.loads(path.read_text())
+    assert set(doc) == {"key_id", "kind", "created_at", "public"}
+    assert mode(path) == 0o644
+
+
+def test_export_of_a_symmetric_key_is_refused(tmp_path: Path) -> None:
+    """A MAC key has no public half, so exporting it is an error, not a leak."""
+    store = Keystore(tmp_path)
+    store.generate(KeyKind.AGENCY_MAC, "SENAN", generation="2026a", now=NOW)
+    with pytest.raises(KeyMaterialError, match="no public half"):
+        store.export_public("SENAN-mac-2026a", tmp_path / "out")
+
+
+def test_missing_key_names_the_key(tmp_path: Path) -> None:
+    """Loading a key that has no file says which key id is missing."""
+    with pytest.raises(KeyMaterialError, match="COL-enc-2026a: no key file"):
+        Keystore(tmp_path).load("COL-enc-2026a")
+
+
+def test_missing_owner_names_the_owner(tmp_path: Path) -> None:
+    """Asking for a partner with no key says which partner and which kind."""
+    with pytest.raises(KeyMaterialError, match="no partner-encryption key for 'CRI'"):
+        demo(tmp_path).load_partner_public("CRI")
+
+
+@pytest.mark.parametrize(
+    ("doc", "problem"),
+    [
+        ("not json {", "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (mac_doc(created_at=None), "lacks created_at"),
+        (mac_doc(key_id="PN-mac-2026a"), "names key 'PN-mac-2026a'"),
+        (mac_doc(kind="rot13"), "unknown kind"),
+        (mac_doc(kind="pseudonym"), "role is not 'pseudo'"),
+        (mac_doc(created_at="yesterday"), "not an ISO 8601"),
+        (mac_doc(created_at="2026-01-05T10:00:00"), "no time zone"),
+        (mac_doc(secret="!!!" + base64.b64encode(SECRET).decode()), "not valid base64"),
+        (mac_doc(secret=base64.b64encode(SECRET[:31]).decode()), "31 bytes, expected 32"),
+        (mac_doc(secret=None), "must have a secret"),
+        (mac_doc(public=base64.b64encode(SECRET).decode()), "has no public half"),
+        (mac_doc(secret=12345), "not a base64 string"),
+    ],
+)
+def test_malformed_key_files_are_refused(tmp_path: Path, doc: object, problem: str) -> None:
+    """Each kind of malformed key file gives a KeyMaterialError naming the key and problem, never the bytes."""
+    store = Keystore(tmp_path)
+    path = store.path / "SENAN-mac-2026a.json"
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    path.chmod(0o600)
+    with pytest.raises(KeyMaterialError, match=problem) as info:
+        store.load("SENAN-mac-2026a")
+    assert "SENAN-mac-2026a" in str(info.value)
+    assert_no_secret(str(info.value))
+
+
+def test_mismatched_key_pair_is_refused(tmp_path: Path) -> None:
+    """A file whose public half does not belong to its secret half is refused."""
+    record = new_key(KeyKind.PARTNER_ENCRYPTION, "COL", "2026a", NOW)
+    other = new_key(KeyKind.PARTNER_ENCRYPTION, "COL", "2026a", NOW)
+    assert other.public is not None
+    store = Keystore(tmp_path)
+    path = store.put(record)
+    doc = json.loads(path.read_text())
+    doc["public"] = base64.b64encode(other.public).decode()
+    path.write_text(json.dumps(doc))
+    with pytest.raises(KeyMaterialError, match="does not belong"):
+        store.load("COL-enc-2026a")
+
+
+def test_wrong_kind_is_refused(tmp_path: Path) -> None:
+    """Asking for one kind of key and finding another is a KeyMaterialError naming both."""
+    store = demo(tmp_path)
+    with pytest.raises(KeyMaterialError, match="kind is agency-mac, expected broker-signing"):
+        store.load("SENAN-mac-2026a").ed25519_private()
+    with pytest.raises(KeyMaterialError, match="expected pseudonym"):
+        store.load("SENAN-mac-2026a", KeyKind.PSEUDONYM)
+
+
+def test_public_only_key_cannot_give_a_private_key(tmp_path: Path) -> None:
+    """The broker's copy of a partner key cannot be used to decrypt: it has no secret."""
+    store = demo(tmp_path)
+    with pytest.raises(KeyMaterialError, match="only the public half"):
+        store.load_partner_private("COL")
+
+
+def test_group_readable_secret_is_refused(tmp_path: Path) -> None:
+    """A secret key file readable by group or others is refused, as ssh does."""
+    path = write_key(Keystore(tmp_path), "SENAN-mac-2026a", mac_doc(), file_mode=0o640)
+    with pytest.raises(KeyMaterialError, match="chmod 600") as info:
+        load_key_file(path)
+    assert_no_secret(str(info.value))
+
+
+def test_readable_public_file_is_fine(tmp_path: Path) -> None:
+    """A world-readable public-only key file loads."""
+    store = demo(tmp_path)
+    assert mode(store.path / "COL-enc-2026a.json") == 0o644
+    store.load_partner_public("COL")
+
+
+def test_oversized_file_is_refused(tmp_path: Path) -> None:
+    """A huge file is not read as a key."""
+    store = Keystore(tmp_path)
+    path = write_key(store, "SENAN-mac-2026a", mac_doc())
+    path.write_text(" " * 70_000 + path.read_text())
+    with pytest.raises(KeyMaterialError, match="too large"):
+        store.load("SENAN-mac-2026a")
+
+
+def test_key_record_helpers_check_kind() -> None:
+    """symmetric() refuses an asymmetric key, naming the key."""
+    record = new_key(KeyKind.BROKER_SIGNING, "broker", "2026a", NOW)
+    with pytest.raises(KeyMaterialError, match="broker-sign-2026a"):
+        record.symmetric(KeyKind.AGENCY_MAC)
+    assert isinstance(record, KeyRecord)

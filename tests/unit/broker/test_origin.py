@@ -1,0 +1,221 @@
+"""Ingress authenticity: agency MAC headers verify, and every kind of forgery is refused."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from broker.crypto.keys import SecretBytes
+from broker.crypto.origin import (
+    AGENCY_HEADER,
+    ALERT_ID_HEADER,
+    KEY_ID_HEADER,
+    MAC_HEADER,
+    IngressOrigin,
+    sign_ingress,
+    verify_ingress,
+)
+from puente.errors import OriginError
+
+SENAN_KEY = SecretBytes(b"S" * 32, key_id="SENAN-mac-2026a")
+PN_KEY = SecretBytes(b"P" * 32, key_id="PN-mac-2026a")
+VALUE = b"\xc3\x01avro-body-with-a-secret-name Juan Perez"
+KEYS = {("SENAN", "SENAN-mac-2026a"): SENAN_KEY, ("PN", "PN-mac-2026a"): PN_KEY}
+
+
+def lookup(agency: str, key_id: str) -> SecretBytes | None:
+    return KEYS.get((agency, key_id))
+
+
+def headers_for(agency: str = "SENAN", key: SecretBytes = SENAN_KEY, alert_id: str = "SENAN:OP-1") -> list:
+    return sign_ingress(agency, key.key_id, key, VALUE, alert_id)
+
+
+def replace_header(headers: list, name: str, value: bytes | None) -> list:
+    return [(n, value if n == name else v) for n, v in headers]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    value=st.binary(max_size=2048), alert_id=st.text(min_size=1, max_size=80), agency=st.text(min_size=1, max_size=20)
+)
+def test_round_trip(value: bytes, alert_id: str, agency: str) -> None:
+    """Headers made by sign_ingress verify and give back the agency, alert id and key id."""
+    key = SecretBytes(b"k" * 32, key_id="X-mac-1")
+    headers = sign_ingress(agency, "X-mac-1", key, value, alert_id)
+    origin = verify_ingress(headers, value, lambda a, k: key if (a, k) == (agency, "X-mac-1") else None)
+    assert origin == IngressOrigin(agency, alert_id, "X-mac-1")
+
+
+def test_headers_are_the_documented_four() -> None:
+    """sign_ingress emits the agency, key id, alert id and a 32-byte MAC as Kafka headers."""
+    headers = dict(headers_for())
+    assert headers[AGENCY_HEADER] == b"SENAN"
+    assert headers[KEY_ID_HEADER] == b"SENAN-mac-2026a"
+    assert headers[ALERT_ID_HEADER] == b"SENAN:OP-1"
+    assert len(headers[MAC_HEADER]) == 32
+
+
+def test_extra_headers_and_order_do_not_matter() -> None:
+    """Unrelated headers are ignored and the Puente headers may come in any order."""
+    headers = [("traceparent", b"00-abc"), *reversed(headers_for()), ("other", None)]
+    assert verify_ingress(headers, VALUE, lookup).agency == "SENAN"
+
+
+@pytest.mark.parametrize("missing", [AGENCY_HEADER, KEY_ID_HEADER, ALERT_ID_HEADER, MAC_HEADER])
+def test_missing_header_fails(missing: str) -> None:
+    """A record without one of the four headers is refused, naming the header."""
+    headers = [(n, v) for n, v in headers_for() if n != missing]
+    with pytest.raises(OriginError, match=missing):
+        verify_ingress(headers, VALUE, lookup)
+
+
+@pytest.mark.parametrize("empty", [None, b""])
+def test_empty_header_counts_as_missing(empty: bytes | None) -> None:
+    """A header present with no value is as good as missing."""
+    with pytest.raises(OriginError, match=MAC_HEADER):
+        verify_ingress(replace_header(headers_for(), MAC_HEADER, empty), VALUE, lookup)
+
+
+def test_no_headers_at_all_fails() -> None:
+    """A record with no headers (None from the client) is refused."""
+    with pytest.raises(OriginError, match="lacks"):
+        verify_ingress(None, VALUE, lookup)
+
+
+def test_duplicate_header_fails() -> None:
+    """A Puente header given twice is refused rather than one copy being picked."""
+    headers = [*headers_for(), (AGENCY_HEADER, b"PN")]
+    with pytest.raises(OriginError, match="more than once"):
+        verify_ingress(headers, VALUE, lookup)
+
+
+def test_unknown_agency_fails() -> None:
+    """A record naming an agency the broker has no key for is refused."""
+    rogue = SecretBytes(b"R" * 32, key_id="ROGUE-mac-1")
+    with pytest.raises(OriginError, match="not a known MAC key"):
+        verify_ingress(sign_ingress("ROGUE", "ROGUE-mac-1", rogue, VALUE, "R:1"), VALUE, lookup)
+
+
+def test_one_agency_cannot_claim_to_be_another() -> None:
+    """PN, MACing with its own key but naming SENAN, does not pass as SENAN."""
+    headers = sign_ingress("SENAN", "PN-mac-2026a", PN_KEY, VALUE, "SENAN:OP-1")
+    with pytest.raises(OriginError, match="not a known MAC key"):
+        verify_ingress(headers, VALUE, lookup)
+
+
+def test_agency_key_with_wrong_bytes_fails() -> None:
+    """A MAC made with a guessed key under a real key id does not verify."""
+    guessed = SecretBytes(b"G" * 32, key_id="SENAN-mac-2026a")
+    with pytest.raises(OriginError, match="does not verify"):
+        verify_ingress(headers_for(key=guessed), VALUE, lookup)
+
+
+def test_altered_value_fails() -> None:
+    """Changing the record value after the adapter MACed it is caught."""
+    with pytest.raises(OriginError, match="does not verify"):
+        verify_ingress(headers_for(), VALUE + b"!", lookup)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(ALERT_ID_HEADER, b"SENAN:OP-2"), (AGENCY_HEADER, b"PN"), (KEY_ID_HEADER, b"PN-mac-2026a")],
+)
+def test_altered_header_fails(name: str, value: bytes) -> None:
+    """Changing the alert id, agency or key id header after MACing is caught."""
+    with pytest.raises(OriginError):
+        verify_ingress(replace_header(headers_for(), name, value), VALUE, lookup)
+
+
+@pytest.mark.parametrize("bit", [0, 9, 128, 255])
+def test_flipped_mac_bit_fails(bit: int) -> None:
+    """Any flipped bit in the MAC is caught."""
+    headers = headers_for()
+    mac = bytearray(dict(headers)[MAC_HEADER])
+    mac[bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises(OriginError, match="does not verify"):
+        verify_ingress(replace_header(headers, MAC_HEADER, bytes(mac)), VALUE, lookup)
+
+
+def test_non_utf8_header_fails() -> None:
+    """An agency header that is not UTF-8 is refused with a clear message."""
+    with pytest.raises(OriginError, match="not UTF-8"):
+        verify_ingress(replace_header(headers_for(), AGENCY_HEADER, b"\xff\xfe"), VALUE, lookup)
+
+
+def test_length_prefixes_prevent_field_shifting() -> None:
+    """Moving bytes between the alert id and the value does not keep the MAC valid."""
+    headers = sign_ingress("SENAN", "SENAN-mac-2026a", SENAN_KEY, b"BC", "A")
+    shifted = replace_header(headers, ALERT_ID_HEADER, b"AB")
+    with pytest.raises(OriginError):
+        verify_ingress(shifted, b"C", lookup)
+
+
+def test_mac_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The MAC check goes through hmac.compare_digest, not ==."""
+    calls: list[int] = []
+    real = hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting)
+    verify_ingress(headers_for(), VALUE, lookup)
+    assert calls
+
+
+def test_errors_never_show_the_value_or_key() -> None:
+    """Error messages name agency and key id but never the record bytes or the MAC key."""
+    cases: list[Callable[[], object]] = [
+        lambda: verify_ingress(headers_for(), VALUE + b"x", lookup),
+        lambda: verify_ingress(headers_for(key=SecretBytes(b"S" * 31 + b"T", key_id="SENAN-mac-2026a")), VALUE, lookup),
+        lambda: verify_ingress(headers_for()[:2], VALUE, lookup),
+    ]
+    for case in cases:
+        with pytest.raises(OriginError) as info:
+            case()
+        text = str(info.value)
+        assert "Juan" not in text
+        assert "SSSS" not in text
+        assert SENAN_KEY.reveal().hex() not in text
+
+
+def test_attacker_header_text_is_cut_short() -> None:
+    """A huge forged agency header is truncated in the error message."""
+    headers = replace_header(headers_for(), AGENCY_HEADER, b"A" * 10_000)
+    with pytest.raises(OriginError) as info:
+        verify_ingress(headers, VALUE, lookup)
+    assert len(str(info.value)) < 400
+
+
+@pytest.mark.parametrize(("agency", "alert_id"), [("", "SENAN:OP-1"), ("SENAN", "")])
+def test_empty_agency_or_alert_id_is_refused(agency: str, alert_id: str) -> None:
+    """sign_ingress will not make headers that verify_ingress would read as missing."""
+    with pytest.raises(ValueError, match="empty"):
+        sign_ingress(agency, "SENAN-mac-2026a", SENAN_KEY, VALUE, alert_id)
+
+
+def test_key_id_must_match_the_key() -> None:
+    """sign_ingress refuses a key id that is not the id of the key it is given."""
+    with pytest.raises(ValueError, match="SENAN-mac-2026a"):
+        sign_ingress("SENAN", "SENAN-mac-2026b", SENAN_KEY, VALUE, "SENAN:OP-1")
+
+
+def test_keystore_lookup_round_trip(tmp_path: Path) -> None:
+    """The adapter's key from its own keystore verifies at the broker through agency_mac_lookup."""
+    from broker.crypto.keys import Keystore
+
+    demo = Keystore.generate_demo(
+        tmp_path, partners=[], agencies=["SENAN", "PN"], agreements=[], now=datetime(2026, 1, 5, tzinfo=UTC)
+    )
+    key = demo.agencies["SENAN"].load_agency_mac("SENAN")
+    headers = sign_ingress("SENAN", key.key_id, key, VALUE, "SENAN:OP-9")
+    origin = verify_ingress(headers, VALUE, demo.broker.agency_mac_lookup())
+    assert origin == IngressOrigin("SENAN", "SENAN:OP-9", "SENAN-mac-2026a")
