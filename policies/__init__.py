@@ -1,0 +1,33 @@
+"""Puente's policy layer: sharing agreements as data, a pure fail-closed decision core, partner views.
+
+The broker calls three things::
+
+    policy_set = load_policy_set()                      # once, at start; PolicyError if invalid
+    decision = decide(alert, partner_id, policy_set, now)   # pure; a value, never an exception
+    view = build_view(alert, decision, policy_set, key)     # only for deliveries
+
+``decide`` reads the decoded alert (the dict the alert codec returns);
+``build_view`` returns the partner's redacted copy, valid against the
+alert schema. Every decision carries ``policy_set.version``.
+"""
+
+from policies._compile import CompiledAgreement, PartnerInfo, PolicySet
+from policies._decide import decide
+from policies._decision import Decision, Outcome, Redaction
+from policies._load import load_policy_set
+from policies._source import DEFAULT_DIR
+from policies._view import build_view, pseudonym
+
+__all__ = [
+    "DEFAULT_DIR",
+    "CompiledAgreement",
+    "Decision",
+    "Outcome",
+    "PartnerInfo",
+    "PolicySet",
+    "Redaction",
+    "build_view",
+    "decide",
+    "load_policy_set",
+    "pseudonym",
+]

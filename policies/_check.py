@@ -1,0 +1,167 @@
+"""Cross-checks of the policy files against each other and against the alert schema.
+
+Every finding here makes the policy unusable: loading refuses it, and
+``puente policy lint`` lists it. A name that refers to nothing (a level not
+on the scale, an unknown partner, a field the schema lacks) would otherwise
+quietly decide differently from what its author meant.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from policies._fields import FieldInfo
+from policies._model import Action, Agreement, Cover, FieldRule, When
+from policies._source import Doc, PolicySources
+
+# The markings travel with the data: a view may not change what restricts the partner in turn.
+PROTECTED = frozenset(
+    {
+        "alert_id", "alert_type", "markings", "markings.classification", "markings.releasable_to",
+        "markings.caveats", "markings.handling_code", "markings.handling_text", "markings.originator",
+        "markings.originator.country", "markings.source_reliability", "markings.information_credibility",
+        "markings.review_at", "markings.expires_at",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem in the policy files: where, what kind, and what is wrong."""
+
+    where: str  # file:line
+    kind: str  # invalid, schema-field, expired, overlap, keys, shadowed
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: [{self.kind}] {self.message}"
+
+
+def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
+    vocab, doc = src.vocabulary.model, src.partners
+    scale = set(vocab.classification.scale)
+    for name, count in Counter(p.id for p in doc.model.partners).items():
+        if count > 1:
+            yield Finding(doc.where("partners"), "invalid", f"partner id {name} appears {count} times")
+    for name, count in Counter(p.feed_topic for p in doc.model.partners).items():
+        if count > 1:
+            yield Finding(doc.where("partners"), "invalid", f"feed topic {name} is used by {count} partners")
+    for i, p in enumerate(doc.model.partners):
+        if p.clearance not in scale:
+            where = doc.where("partners", i, "clearance")
+            yield Finding(where, "invalid", f"{p.id}: clearance {p.clearance} is not on the scale")
+        if p.id == vocab.home.country:
+            yield Finding(doc.where("partners", i, "id"), "invalid", f"{p.id} is the home country, not a partner")
+        if (p.kind == "internal") != (p.country == vocab.home.country):
+            yield Finding(
+                doc.where("partners", i, "kind"), "invalid",
+                f"{p.id}: {p.kind} partners must have country {'' if p.kind == 'internal' else 'other than '}"
+                f"{vocab.home.country}",
+            )  # fmt: skip
+
+
+def _check_when(doc: Doc[Agreement], i: int, cover: Cover, fields: Mapping[str, FieldInfo]) -> Iterator[Finding]:
+    wanted: dict[str, tuple[str, str]] = {
+        "event_types": ("BORDER_EVENT", "payload.event_type"),
+        "watchlist": ("WATCHLIST_HIT", "payload.risk_level"),
+        "categories": ("SEIZURE", "payload.items[].category"),
+    }
+    when: When = cover.when
+    for name, (alert_type, path) in wanted.items():
+        value = getattr(when, name)
+        if value is None:
+            continue
+        where = doc.where("covers", i, "when", name)
+        if cover.alert_type != alert_type:
+            yield Finding(where, "invalid", f"{cover.rule}: condition {name} applies to {alert_type} alerts only")
+            continue
+        given = value.risk_levels if name == "watchlist" else value
+        unknown = sorted(set(given) - set(fields[path].symbols))
+        if unknown:
+            yield Finding(where, "invalid", f"{cover.rule}: {', '.join(unknown)} not in the schema's {path} values")
+
+
+def rule_problem(info: FieldInfo, rule: FieldRule) -> str | None:
+    """Why a field rule cannot apply to a field of this kind, or None when it can."""
+    action, path = rule.action, info.path
+    if action is Action.KEEP:
+        return None
+    if path in PROTECTED:
+        return f"{path} is a marking: it travels with the data and may only be kept"
+    if action is Action.DROP and not info.droppable:
+        return f"{path} is required by the schema; it cannot be dropped (mask or pseudonymise it)"
+    if action in (Action.MASK, Action.PSEUDONYMISE) and not info.textual:
+        return f"{path} holds {info.kind} values; only text can be {action.past}"
+    if action is Action.GENERALISE:
+        if info.kind in ("double", "float"):
+            return "a coordinate is generalised with grid, not to" if rule.to else None
+        if info.kind == "date":
+            if rule.grid is not None or rule.to not in (None, "year"):
+                return f"{path} is a date: it generalises to its year only"
+            if not path.endswith(".date_of_birth"):
+                return f"{path}: only a date_of_birth generalises (to birth_year)"
+            return None
+        if info.kind == "timestamp":
+            if rule.grid is not None or rule.to == "year":
+                return "a timestamp generalises to the hour or the day, not to a grid"
+            return None
+        return f"{path} holds {info.kind} values, which cannot be generalised"
+    return None
+
+
+def _check_cover(doc: Doc[Agreement], i: int, cover: Cover, fields: Mapping[str, FieldInfo]) -> Iterator[Finding]:
+    yield from _check_when(doc, i, cover, fields)
+    for path, rule in cover.fields.items():
+        where = doc.where("covers", i, "fields", path)
+        info = fields.get(path)
+        if info is None:
+            yield Finding(where, "schema-field", f"{cover.rule}: the {cover.alert_type} schema has no field {path}")
+            continue
+        problem = rule_problem(info, rule)
+        if problem is not None:
+            yield Finding(where, "invalid", f"{cover.rule}: {problem}")
+
+
+def _check_agreement(
+    src: PolicySources, doc: Doc[Agreement], fields: Mapping[str, Mapping[str, FieldInfo]]
+) -> Iterator[Finding]:
+    vocab, a = src.vocabulary.model, doc.model
+    partner_ids = {p.id for p in src.partners.model.partners}
+    home = vocab.home.country
+    strangers = [p for p in a.parties if p != home and p not in partner_ids]
+    if strangers:
+        yield Finding(doc.where("parties"), "invalid", f"{a.id}: parties {', '.join(strangers)} are not partners")
+    if home not in a.parties or not set(a.parties) & partner_ids:
+        yield Finding(doc.where("parties"), "invalid", f"{a.id}: parties must be {home} and at least one partner")
+    if a.max_classification not in vocab.classification.scale:
+        yield Finding(doc.where("max_classification"), "invalid", f"{a.id}: {a.max_classification} is not on the scale")
+    g, grading = a.min_grading, vocab.grading
+    if g is not None and (g.reliability not in grading.reliability or g.credibility not in grading.credibility):
+        where = doc.where("min_grading")
+        yield Finding(where, "invalid", f"{a.id}: minimum grading {g.reliability}{g.credibility} is unknown")
+    for name, count in Counter(c.alert_type for c in a.covers).items():
+        if count > 1:
+            yield Finding(doc.where("covers"), "invalid", f"{a.id}: {name} is covered {count} times; merge the rules")
+    for i, cover in enumerate(a.covers):
+        if cover.alert_type not in fields:
+            where = doc.where("covers", i, "alert_type")
+            yield Finding(where, "invalid", f"{cover.rule}: unknown alert type {cover.alert_type}")
+            continue
+        yield from _check_cover(doc, i, cover, fields[cover.alert_type])
+
+
+def check_sources(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]]) -> list[Finding]:
+    """Every problem that makes the policy set unusable, in file order."""
+    found = list(_check_vocabulary_and_partners(src))
+    for name, count in Counter(d.model.id for d in src.agreements).items():
+        if count > 1:
+            found.append(Finding("agreements/", "invalid", f"agreement id {name} is used by {count} files"))
+    rules = Counter(c.rule for d in src.agreements for c in d.model.covers)
+    for doc in src.agreements:
+        for i, cover in enumerate(doc.model.covers):
+            if rules[cover.rule] > 1:
+                found.append(Finding(doc.where("covers", i, "rule"), "invalid", f"rule id {cover.rule} is not unique"))
+        found.extend(_check_agreement(src, doc, fields))
+    return found

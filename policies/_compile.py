@@ -1,0 +1,215 @@
+"""Compile validated policy files into a PolicySet: ranks, lookups and view steps, built once.
+
+The PolicySet is what ``decide`` and ``build_view`` read. Its tables are
+plain dicts for speed; treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from policies._conditions import Condition, compile_when
+from policies._decision import Decision, Redaction
+from policies._fields import FieldInfo
+from policies._model import Action, Agreement, Cover, Effect, FieldRule, Partner, ViewSettings
+from policies._plan import plan_fields
+from policies._source import PolicySources
+from policies._view import Step, compile_step
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerInfo:
+    """A partner as the broker needs it: where its feed goes and which keys it uses."""
+
+    id: str
+    name: str
+    country: str
+    internal: bool
+    clearance: str
+    clearance_rank: int
+    feed_topic: str
+    encryption_key_id: str | None
+    verification_key_id: str | None
+    watchlists: frozenset[str]
+    names: frozenset[str]  # how markings may name this partner: its id and its country
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # identity equality: hashed on the hot path
+class CompiledAgreement:
+    id: str
+    title: str
+    partner_ids: tuple[str, ...]
+    valid_from: date
+    valid_until: date
+    starts: datetime  # valid_from at 00:00 home time
+    ends: datetime  # the day after valid_until at 00:00 home time (exclusive)
+    max_classification: str
+    max_rank: int
+    min_grading: str | None  # e.g. "C3"
+    min_ranks: tuple[int, int]  # worst (reliability, credibility) ranks admitted; 0 is best
+    onward_sharing: bool
+    retention_days: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # identity equality: hashed on the hot path
+class CompiledCover:
+    """One alert type one agreement covers: its conditions and the view steps of its field rules."""
+
+    rule_id: str
+    alert_type: str
+    agreement: CompiledAgreement
+    conditions: tuple[tuple[str, Condition], ...]  # (rule id, predicate)
+    steps: tuple[Step, ...]
+    redactions: tuple[Redaction, ...]
+    release_reason: str
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """The loaded, checked and compiled policy: everything a decision needs, and its version."""
+
+    version: str
+    root: Path
+    home_country: str
+    scale: tuple[str, ...]
+    class_rank: dict[str, int]
+    caveat_effects: dict[str, Effect]
+    handling_effects: dict[str, Effect]
+    notes: dict[str, str]  # "caveat.X" / "handling.X" -> description, stated with NOTICE effects
+    reliability_rank: dict[str, int]
+    credibility_rank: dict[str, int]
+    known_names: frozenset[str]  # partner ids and countries, and home: what REL TO and consent may name
+    known_countries: frozenset[str]
+    alert_types: frozenset[str]
+    partners: dict[str, PartnerInfo]
+    agreements: dict[str, CompiledAgreement]
+    covers: dict[str, CompiledCover]  # by rule id
+    covers_for: dict[tuple[str, str], tuple[CompiledCover, ...]]  # (partner id, alert type)
+    view_settings: ViewSettings
+    sources: PolicySources = field(repr=False, compare=False)
+    # Deliveries depend only on the rules that matched, so they are built once and shared.
+    memo: dict[tuple[Any, ...], Decision] = field(default_factory=dict, repr=False, compare=False)
+
+
+def policy_version(sources: PolicySources, schema_fingerprint: bytes) -> str:
+    """sha256 over a canonical JSON of the validated policy and the alert schema it was compiled against.
+
+    Comments, key order, layout and spelled-out defaults do not change it;
+    any change of meaning does.
+    """
+    doc = {
+        "vocabulary": sources.vocabulary.model.model_dump(mode="json"),
+        "partners": sorted((p.model_dump(mode="json") for p in sources.partners.model.partners), key=lambda p: p["id"]),
+        "agreements": sorted((a.model.model_dump(mode="json") for a in sources.agreements), key=lambda a: a["id"]),
+        "alert_schema": schema_fingerprint.hex(),
+    }
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _partner(p: Partner, rank: Mapping[str, int]) -> PartnerInfo:
+    return PartnerInfo(
+        p.id, p.name, p.country, p.kind == "internal", p.clearance, rank[p.clearance], p.feed_topic,
+        p.keys.encryption, p.keys.verification, frozenset(p.watchlists), frozenset({p.id, p.country}),
+    )  # fmt: skip
+
+
+def _agreement(a: Agreement, sources: PolicySources, partners: Mapping[str, PartnerInfo]) -> CompiledAgreement:
+    vocab = sources.vocabulary.model
+    home = vocab.home.tz()
+    rel = {g: i for i, g in enumerate(vocab.grading.reliability)}
+    cred = {g: i for i, g in enumerate(vocab.grading.credibility)}
+    g = a.min_grading
+    return CompiledAgreement(
+        a.id, a.title, tuple(p for p in a.parties if p in partners), a.valid_from, a.valid_until,
+        datetime.combine(a.valid_from, time(), home), datetime.combine(a.valid_until + timedelta(days=1), time(), home),
+        a.max_classification, vocab.classification.scale.index(a.max_classification),
+        None if g is None else f"{g.reliability}{g.credibility}",
+        (len(rel) - 1, len(cred) - 1) if g is None else (rel[g.reliability], cred[g.credibility]),
+        a.onward_sharing, a.retention_days,
+    )  # fmt: skip
+
+
+def _detail(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> str:
+    if rule.action is Action.GENERALISE:
+        if info.kind == "date":
+            return "date replaced by its year (birth_year)"
+        if info.kind == "timestamp":
+            return f"truncated to the {rule.to or 'hour'}"
+        return f"rounded to a {rule.grid or settings.grid}° grid"
+    return {
+        Action.DROP: "removed",
+        Action.MASK: f"replaced by {settings.mask}",
+        Action.PSEUDONYMISE: f"keyed pseudonym, domain {rule.domain or info.path.rsplit('.', 1)[-1]}",
+    }.get(rule.action, "kept")
+
+
+def _cover(
+    cover: Cover, agreement: CompiledAgreement, fields: Mapping[str, FieldInfo], view: ViewSettings
+) -> CompiledCover:
+    steps: list[Step] = []
+    redactions: list[Redaction] = []
+    for planned in plan_fields(fields, cover):
+        info = fields[planned.path]
+        step = compile_step(info, planned.rule, view)
+        if step is None:
+            continue
+        steps.append(step)
+        detail = _detail(info, planned.rule, view) + ("" if planned.named else " (not named by the agreement)")
+        redactions.append(Redaction(planned.path, planned.rule.action.value, detail, cover.rule, planned.rule.why))
+    conditions = tuple((f"{cover.rule}.{name}", check) for name, check in compile_when(cover.when))
+    reason = (
+        f"{agreement.id} ({agreement.title}) covers {cover.alert_type} under rule {cover.rule}, "
+        f"in force {agreement.valid_from} to {agreement.valid_until}"
+        + (f"; {len(redactions)} field changes" if redactions else "; the full alert is shared")
+    )
+    return CompiledCover(cover.rule, cover.alert_type, agreement, conditions, tuple(steps), tuple(redactions), reason)
+
+
+def compile_policy(
+    sources: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]], schema_fingerprint: bytes
+) -> PolicySet:
+    """Build the PolicySet from sources that have passed every check in ``_check``."""
+    vocab = sources.vocabulary.model
+    scale = tuple(vocab.classification.scale)
+    rank = {c: i for i, c in enumerate(scale)}
+    partners = {p.id: _partner(p, rank) for p in sources.partners.model.partners}
+    agreements: dict[str, CompiledAgreement] = {}
+    covers: dict[str, CompiledCover] = {}
+    covers_for: dict[tuple[str, str], tuple[CompiledCover, ...]] = {}
+    for doc in sources.agreements:
+        agreement = agreements[doc.model.id] = _agreement(doc.model, sources, partners)
+        for cover in doc.model.covers:
+            compiled = covers[cover.rule] = _cover(cover, agreement, fields[cover.alert_type], vocab.view)
+            for pid in agreement.partner_ids:
+                covers_for[(pid, cover.alert_type)] = (*covers_for.get((pid, cover.alert_type), ()), compiled)
+    return PolicySet(
+        version=policy_version(sources, schema_fingerprint),
+        root=sources.root,
+        home_country=vocab.home.country,
+        scale=scale,
+        class_rank=rank,
+        caveat_effects={k: t.effect for k, t in vocab.caveats.items()},
+        handling_effects={k: t.effect for k, t in vocab.handling_codes.items()},
+        notes={
+            **{f"caveat.{k}": t.description for k, t in vocab.caveats.items()},
+            **{f"handling.{k}": t.description for k, t in vocab.handling_codes.items()},
+        },
+        reliability_rank={g: i for i, g in enumerate(vocab.grading.reliability)},
+        credibility_rank={g: i for i, g in enumerate(vocab.grading.credibility)},
+        known_names=frozenset({vocab.home.country, *(n for p in partners.values() for n in p.names)}),
+        known_countries=frozenset({vocab.home.country, *(p.country for p in partners.values())}),
+        alert_types=frozenset(fields),
+        partners=partners,
+        agreements=agreements,
+        covers=covers,
+        covers_for=covers_for,
+        view_settings=vocab.view,
+        sources=sources,
+    )

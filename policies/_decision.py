@@ -1,0 +1,55 @@
+"""The decision for one alert and one partner: a value, never an exception."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """What happens to one alert for one partner."""
+
+    DELIVER = "DELIVER"
+    DELIVER_REDACTED = "DELIVER_REDACTED"
+    WITHHOLD = "WITHHOLD"
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """One field the partner's view changes, how, and the agreement rule that says so."""
+
+    path: str
+    action: str  # drop, mask, pseudonymise, generalise
+    detail: str  # e.g. "to a 0.01° grid"; "not named by the agreement"
+    rule_id: str
+    why: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Deliver, deliver redacted or withhold, with the agreements, rules and reasons behind it.
+
+    A decision does not depend on anything but the rules that produced it, so
+    equal inputs give equal (often identical) decision objects; the alert it
+    is about is whatever it was asked for.
+    """
+
+    outcome: Outcome
+    partner_id: str
+    agreement_ids: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+    reasons: tuple[str, ...]
+    redactions: tuple[Redaction, ...]
+    policy_version: str
+    retention_days: int | None = None  # how long the partner's feed may keep the alert
+    onward_sharing: bool = False  # whether the partner may pass it on
+
+    @property
+    def delivers(self) -> bool:
+        """True for DELIVER and DELIVER_REDACTED."""
+        return self.outcome is not Outcome.WITHHOLD
+
+    @property
+    def agreement_id(self) -> str | None:
+        """The (first) agreement that decided, or None when no agreement applied."""
+        return self.agreement_ids[0] if self.agreement_ids else None

@@ -1,0 +1,110 @@
+"""``puente policy lint``: everything wrong with a policy directory, as a list of findings.
+
+Besides the checks loading enforces (``_check``: unknown names, field rules
+naming fields the schema lacks, rules that do not fit their field), lint
+reports what loads but should not stay: expired agreements, overlapping
+agreements that disagree, partners without keys, and field rules made moot
+by a rule on a field that contains them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from policies._check import Finding, check_sources
+from policies._load import schema_fields
+from policies._model import Agreement
+from policies._plan import shadowed
+from policies._source import Doc, PolicySources, read_sources
+
+
+def _expired(src: PolicySources, today: date) -> list[Finding]:
+    return [
+        Finding(d.where("valid_until"), "expired", f"{d.model.id} expired on {d.model.valid_until}; renew or remove it")
+        for d in src.agreements
+        if d.model.valid_until < today
+    ]
+
+
+def _terms(a: Agreement, alert_type: str) -> dict[str, Any]:
+    cover = next(c for c in a.covers if c.alert_type == alert_type)
+    return {
+        "conditions and field rules": cover.model_dump(mode="json", exclude={"rule"}),
+        "max_classification": a.max_classification,
+        "min_grading": a.min_grading and a.min_grading.model_dump(),
+        "onward_sharing": a.onward_sharing,
+        "retention_days": a.retention_days,
+    }
+
+
+def _overlaps(src: PolicySources) -> list[Finding]:
+    home = src.vocabulary.model.home.country
+    found = []
+    for one, two in combinations(src.agreements, 2):
+        a, b = one.model, two.model
+        if a.valid_from > b.valid_until or b.valid_from > a.valid_until:
+            continue
+        partners = sorted((set(a.parties) & set(b.parties)) - {home})
+        shared = [c.alert_type for c in b.covers if any(x.alert_type == c.alert_type for x in a.covers)]
+        for alert_type in shared:
+            ta, tb = _terms(a, alert_type), _terms(b, alert_type)
+            differ = [k for k in ta if ta[k] != tb[k]]
+            if partners and differ:
+                i = next(i for i, c in enumerate(b.covers) if c.alert_type == alert_type)
+                found.append(
+                    Finding(
+                        two.where("covers", i),
+                        "overlap",
+                        f"{a.id} and {b.id} both cover {alert_type} for {', '.join(partners)} between "
+                        f"{max(a.valid_from, b.valid_from)} and {min(a.valid_until, b.valid_until)} with different "
+                        f"{', '.join(differ)}; both apply and the stricter wins: merge them or end one",
+                    )
+                )
+    return found
+
+
+def _keys(src: PolicySources, keys_dir: Path | None) -> list[Finding]:
+    doc = src.partners
+    found = []
+    for i, p in enumerate(doc.model.partners):
+        # Encryption is what delivery needs; a verification key (for partners that sign their
+        # receipts) is optional, but when named it must exist like any other.
+        for use in ("encryption", "verification"):
+            key_id = getattr(p.keys, use)
+            if key_id is None and use == "verification":
+                continue
+            if key_id is None:
+                found.append(Finding(doc.where("partners", i), "keys", f"{p.id} has no {use} key id"))
+            elif keys_dir is not None and not any(keys_dir.glob(f"{key_id}.*")):
+                found.append(
+                    Finding(doc.where("partners", i, "keys", use), "keys", f"{p.id}: no file {keys_dir}/{key_id}.*")
+                )
+    return found
+
+
+def _shadowed(docs: tuple[Doc[Agreement], ...]) -> list[Finding]:
+    found = []
+    for doc in docs:
+        for i, cover in enumerate(doc.model.covers):
+            for path, ancestor in shadowed(cover):
+                found.append(
+                    Finding(
+                        doc.where("covers", i, "fields", path),
+                        "shadowed",
+                        f"{cover.rule}: the rule on {path} never applies: {ancestor} is already "
+                        f"{cover.fields[ancestor].action.past}",
+                    )
+                )
+    return found
+
+
+def lint(directory: Path | str | None = None, *, now: datetime, keys_dir: Path | None = None) -> list[Finding]:
+    """Every finding for the policy in ``directory`` at ``now``; files that do not validate raise PolicyError."""
+    src = read_sources(directory)
+    today = now.astimezone(src.vocabulary.model.home.tz()).date()
+    found = check_sources(src, schema_fields())
+    found += _expired(src, today) + _overlaps(src) + _keys(src, keys_dir) + _shadowed(src.agreements)
+    return found

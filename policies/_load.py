@@ -1,0 +1,39 @@
+"""Load a policy directory: read, validate, cross-check against the alert schema, compile."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+import schemas
+from policies._check import check_sources
+from policies._compile import PolicySet, compile_policy
+from policies._fields import FieldInfo, alert_fields
+from policies._source import read_sources
+from puente.errors import PolicyError, SchemaError
+
+
+@cache
+def schema_fields() -> Mapping[str, Mapping[str, FieldInfo]]:
+    """The current alert schema's field paths per alert type (the schema is fixed for a process)."""
+    try:
+        current = schemas.current(schemas.ALERT)
+    except SchemaError as exc:
+        raise PolicyError(f"cannot read the alert schema the policy refers to: {exc}") from exc
+    return alert_fields(current.expanded, schemas.PAYLOAD_TYPE)
+
+
+def load_policy_set(directory: Path | str | None = None) -> PolicySet:
+    """The compiled policy set of ``directory`` (default: the shipped ``policies/data``).
+
+    Raises PolicyError, naming file and line, for any file that does not
+    validate and for any name that refers to nothing.
+    """
+    sources = read_sources(directory)
+    fields = schema_fields()
+    problems = check_sources(sources, fields)
+    if problems:
+        listing = "\n".join(str(p) for p in problems)
+        raise PolicyError(f"policy in {sources.root} has {len(problems)} problem(s):\n{listing}")
+    return compile_policy(sources, fields, schemas.current(schemas.ALERT).fingerprint)

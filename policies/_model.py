@@ -1,0 +1,265 @@
+"""The shape of the policy files, validated by pydantic when they are loaded.
+
+These models check form only (types, required keys, no unknown keys).
+Whether a name refers to something real (a classification on the scale, a
+partner, a schema field) is checked against the whole set in ``_check``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+
+def _int_to_str(value: Any) -> Any:
+    # YAML reads an unquoted credibility grade such as 3 as an int; the markings carry strings.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Code = Annotated[
+    str,
+    BeforeValidator(_int_to_str),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$"),
+]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Effect(StrEnum):
+    """What a caveat or handling code does to a release."""
+
+    NONE = "none"  # informational only
+    NOTICE = "notice"  # released, with an obligation stated in the decision (e.g. H1)
+    DOMESTIC_ONLY = "domestic_only"  # never to a foreign partner (e.g. PANAMA_ONLY)
+    NEEDS_CONSENT = "needs_consent"  # only to partners listed in markings.originator_consent
+
+
+class Term(_Model):
+    effect: Effect
+    description: Text
+
+
+class Home(_Model):
+    country: Code
+    utc_offset: Annotated[str, StringConstraints(pattern=r"^[+-]\d{2}:\d{2}$")] = "-05:00"
+
+    def tz(self) -> tzinfo:
+        """The fixed offset agreement dates are read in."""
+        hours, minutes = int(self.utc_offset[1:3]), int(self.utc_offset[4:])
+        sign = -1 if self.utc_offset[0] == "-" else 1
+        return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+class Scale(_Model):
+    scale: list[Code] = Field(min_length=1)
+
+    @field_validator("scale")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("levels must be distinct")
+        return value
+
+
+class Grading(_Model):
+    reliability: list[Code] = Field(min_length=1)
+    credibility: list[Code] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Grading:
+        for name, values in (("reliability", self.reliability), ("credibility", self.credibility)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} grades must be distinct")
+        return self
+
+
+class ViewSettings(_Model):
+    mask: Annotated[str, StringConstraints(min_length=1, max_length=16)] = "■■■"
+    pseudonym_prefix: Annotated[str, StringConstraints(min_length=1, max_length=8)] = "ps:"
+    pseudonym_length: int = Field(default=16, ge=12, le=52)
+    grid: float = Field(default=0.1, gt=0, le=10)
+
+
+class Vocabulary(_Model):
+    """vocabulary.yaml: the home country, the scales and codes the markings may use."""
+
+    home: Home
+    classification: Scale
+    caveats: dict[Code, Term]
+    handling_codes: dict[Code, Term] = Field(min_length=1)
+    grading: Grading
+    view: ViewSettings = ViewSettings()
+
+
+class Keys(_Model):
+    encryption: Code | None = None
+    verification: Code | None = None
+
+
+class Contact(_Model):
+    name: Text
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    phone: Text | None = None
+
+
+class Partner(_Model):
+    id: Code
+    name: Text
+    country: Code
+    kind: Literal["internal", "foreign"]
+    clearance: Code
+    feed_topic: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._\-]{1,249}$")]
+    keys: Keys = Keys()
+    watchlists: list[Code] = []
+    contact: Contact
+
+
+class PartnersFile(_Model):
+    """partners.yaml: everyone Puente may deliver to."""
+
+    partners: list[Partner] = Field(min_length=1)
+
+
+class Action(StrEnum):
+    KEEP = "keep"
+    DROP = "drop"
+    MASK = "mask"
+    PSEUDONYMISE = "pseudonymise"
+    GENERALISE = "generalise"
+
+    @property
+    def past(self) -> str:
+        """The past participle ("dropped", "masked") for messages."""
+        irregular = {"keep": "kept", "drop": "dropped"}
+        return irregular.get(self.value, self.value + ("d" if self.value.endswith("e") else "ed"))
+
+
+def _bare_action(value: Any) -> Any:
+    # `payload.remarks: drop` is shorthand for `payload.remarks: {action: drop}`.
+    return {"action": value} if isinstance(value, str) else value
+
+
+class FieldRule(_Model):
+    action: Action
+    grid: float | None = Field(default=None, gt=0, le=10)  # generalise a number to this grid
+    to: Literal["year", "day", "hour"] | None = None  # generalise a date or a timestamp
+    domain: Code | None = None  # pseudonymise: values in the same domain get the same pseudonym
+    why: Text | None = None
+
+    @model_validator(mode="after")
+    def _params_fit(self) -> FieldRule:
+        if self.action is not Action.GENERALISE and (self.grid is not None or self.to is not None):
+            raise ValueError("grid and to are only for generalise")
+        if self.action is not Action.PSEUDONYMISE and self.domain is not None:
+            raise ValueError("domain is only for pseudonymise")
+        if self.grid is not None and self.to is not None:
+            raise ValueError("give grid or to, not both")
+        return self
+
+
+class Area(_Model):
+    provinces: list[Code] = []
+    border_sectors: list[Code] = []
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Area:
+        if not self.provinces and not self.border_sectors:
+            raise ValueError("an area needs provinces or border_sectors")
+        return self
+
+
+class WatchlistCondition(_Model):
+    risk_levels: list[Code] = Field(min_length=1)
+    or_own_list: bool = False  # also release hits on the partner's own lists, whatever their risk
+
+
+class When(_Model):
+    area: Area | None = None
+    event_types: list[Code] | None = Field(default=None, min_length=1)
+    watchlist: WatchlistCondition | None = None
+    categories: list[Code] | None = Field(default=None, min_length=1)
+
+
+class Cover(_Model):
+    """One alert type an agreement covers, with its conditions and field rules."""
+
+    rule: Code
+    alert_type: Code
+    when: When = When()
+    others: Literal["keep", "drop"] = "drop"  # fields no rule names: dropped unless said otherwise
+    fields: dict[str, Annotated[FieldRule, BeforeValidator(_bare_action)]] = {}
+
+
+class MinGrading(_Model):
+    reliability: Code
+    credibility: Code
+
+
+class Agreement(_Model):
+    """agreements/<name>.yaml: one bilateral or internal sharing agreement."""
+
+    id: Code
+    title: Text
+    parties: list[Code] = Field(min_length=2)
+    legal_basis: Text
+    purpose: Text
+    valid_from: date
+    valid_until: date
+    max_classification: Code
+    min_grading: MinGrading | None = None
+    onward_sharing: bool
+    retention_days: int = Field(ge=1, le=36500)
+    covers: list[Cover] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Agreement:
+        if self.valid_until < self.valid_from:
+            raise ValueError("valid_until is before valid_from")
+        return self
+
+
+class Expect(_Model):
+    outcome: Literal["DELIVER", "DELIVER_REDACTED", "WITHHOLD"]
+    rules: list[Code] = []  # rule ids that must be among the decision's
+    redacted: dict[str, Action] = {}  # field -> action the decision must list
+    view: dict[str, Any] = {}  # field (dotted, [i] for items) -> value expected in the partner's view
+
+
+class Case(_Model):
+    name: Text
+    alert: Code  # a fixture name
+    partner: Code
+    at: datetime | None = None
+    set: dict[str, Any] = {}  # dotted path -> value, applied to a copy of the fixture
+    expect: Expect
+
+
+class Suite(_Model):
+    """agreements/<name>.tests.yaml: expected decisions for one agreement."""
+
+    suite: Code
+    at: datetime
+    alerts: dict[Code, dict[str, Any]] = {}  # fixtures local to this suite
+    cases: list[Case] = Field(min_length=1)
+
+
+class Fixtures(_Model):
+    """fixtures.yaml: named alerts in their JSON form, shared by every suite."""
+
+    alerts: dict[Code, dict[str, Any]]

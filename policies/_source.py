@@ -1,0 +1,125 @@
+"""Read the policy files of one directory into validated models, keeping their node trees for line numbers.
+
+Layout of a policy directory::
+
+    vocabulary.yaml               scales, caveats, handling codes, grading, view settings
+    partners.yaml                 everyone Puente may deliver to
+    agreements/<name>.yaml        one agreement each
+    agreements/<name>.tests.yaml  expected decisions for that agreement (``puente policy test``)
+    fixtures.yaml                 named example alerts the suites start from
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from yaml.nodes import Node
+
+from policies._model import Agreement, PartnersFile, Vocabulary
+from policies._yamlio import dotted, locate, read_yaml
+from puente.errors import PolicyError
+
+DEFAULT_DIR = Path(__file__).resolve().parent / "data"
+VOCABULARY = "vocabulary.yaml"
+PARTNERS = "partners.yaml"
+AGREEMENTS = "agreements"
+SUITE_SUFFIX = ".tests.yaml"
+FIXTURES = "fixtures.yaml"
+
+M = TypeVar("M", bound=BaseModel)
+_TAG = re.compile(r"^(function-\w+|\w+)\[.*\]$|^(str|int|float|bool|list|dict)$")
+
+
+@dataclass(frozen=True)
+class Doc(Generic[M]):
+    """One validated file: its label (path relative to the policy dir), model and YAML nodes."""
+
+    label: str
+    model: M
+    node: Node | None = field(default=None, repr=False, compare=False)
+
+    def where(self, *loc: int | str) -> str:
+        """``label:line`` of the value at ``loc`` (or its nearest parent)."""
+        return f"{self.label}:{locate(self.node, loc)[0]}"
+
+
+@dataclass(frozen=True)
+class PolicySources:
+    """Every policy file of one directory, validated for form but not yet cross-checked."""
+
+    root: Path
+    vocabulary: Doc[Vocabulary]
+    partners: Doc[PartnersFile]
+    agreements: tuple[Doc[Agreement], ...]
+
+
+def _loc_text(node: Node | None, loc: Sequence[int | str]) -> tuple[int, str]:
+    line, matched = locate(node, loc)
+    # Keep the parts that exist in the file plus an unmatched last one (a missing or unknown key);
+    # drop pydantic's union tags, which mean nothing to someone editing YAML.
+    shown = list(matched)
+    tail = loc[len(loc) - 1] if loc else None
+    if tail is not None and len(matched) < len(loc) and not (isinstance(tail, str) and _TAG.match(tail)):
+        shown.append(tail)
+    return line, dotted(shown)
+
+
+def validate(model: type[M], data: object, node: Node | None, label: str) -> Doc[M]:
+    """Validate ``data`` as ``model``; errors raise PolicyError with ``file:line: field: problem``."""
+    try:
+        return Doc(label, model.model_validate(data), node)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors()[:12]:
+            line, where = _loc_text(node, err["loc"])
+            lines.append(f"{label}:{line}: {where + ': ' if where else ''}{err['msg']}")
+        raise PolicyError("\n".join(lines)) from exc
+
+
+def read_doc(model: type[M], root: Path, relative: str) -> Doc[M]:
+    """Read and validate one file under ``root``."""
+    data, node = read_yaml(root / relative, relative)
+    return validate(model, data, node, relative)
+
+
+def agreement_files(root: Path) -> list[Path]:
+    """The agreement files of a policy directory, in name order (suites beside them excluded)."""
+    folder = root / AGREEMENTS
+    return sorted(p for p in folder.glob("*.yaml") if not p.name.endswith(SUITE_SUFFIX))
+
+
+def suite_files(root: Path) -> list[Path]:
+    """The test suites of a policy directory, in name order."""
+    return sorted((root / AGREEMENTS).glob("*" + SUITE_SUFFIX))
+
+
+def _attempt(model: type[M], root: Path, relative: str, problems: list[str]) -> Doc[M] | None:
+    if not (root / relative).is_file():
+        problems.append(f"{relative}: missing")
+        return None
+    try:
+        return read_doc(model, root, relative)
+    except PolicyError as exc:
+        problems.append(str(exc))
+        return None
+
+
+def read_sources(directory: Path | str | None = None) -> PolicySources:
+    """Read every policy file; problems in any file are collected and raised as one PolicyError."""
+    root = Path(directory) if directory is not None else DEFAULT_DIR
+    if not root.is_dir():
+        raise PolicyError(f"{root}: no such policy directory")
+    problems: list[str] = []
+    vocabulary = _attempt(Vocabulary, root, VOCABULARY, problems)
+    partners = _attempt(PartnersFile, root, PARTNERS, problems)
+    agreements = [_attempt(Agreement, root, f"{AGREEMENTS}/{p.name}", problems) for p in agreement_files(root)]
+    if not agreements:
+        problems.append(f"{AGREEMENTS}/: no agreement files")
+    if problems or vocabulary is None or partners is None:
+        raise PolicyError(f"policy files in {root} do not validate:\n" + "\n".join(problems))
+    return PolicySources(root, vocabulary, partners, tuple(a for a in agreements if a is not None))

@@ -1,0 +1,221 @@
+"""The decision core: every withholding rule, default deny, and decisions as values."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from policies import Outcome, PolicySet, decide
+
+MakeAlert = Callable[..., dict[str, Any]]
+
+# (fixture, changes, partner, rule id that must withhold)
+WITHHOLDS = [
+    ("darien_sighting", {"markings.classification": "SECRETO"}, "COL", "partner.clearance"),
+    ("tocumen_hit", {"markings.classification": "SECRETO"}, "USA", "PAN-USA.max_classification"),
+    ("darien_sighting", {"markings.releasable_to": ["USA"]}, "COL", "marking.releasability"),
+    ("darien_sighting", {"markings.caveats": ["PANAMA_ONLY"]}, "COL", "caveat.PANAMA_ONLY"),
+    ("tocumen_hit", {"markings.caveats": ["ORCON"]}, "USA", "caveat.ORCON"),
+    ("darien_sighting", {"markings.handling_code": "H2"}, "COL", "handling.H2"),
+    ("darien_sighting", {"markings.handling_code": "H3"}, "COL", "handling.H3"),
+    ("darien_sighting", {"markings.source_reliability": "D"}, "COL", "COMBIFRON.min_grading"),
+    ("darien_sighting", {"markings.information_credibility": "5"}, "COL", "COMBIFRON.min_grading"),
+    ("darien_sighting", {}, "USA", "agreement.coverage"),
+    ("darien_sighting", {"payload.event_type": "OTHER"}, "COL", "COMBIFRON-BORDER.event_types"),
+    ("darien_sighting", {"location.province": "COLON", "location.border_sector": None}, "COL", "COMBIFRON-BORDER.area"),
+    ("tocumen_hit", {"payload.risk_level": "MEDIUM"}, "USA", "USA-WATCHLIST.watchlist"),
+    ("gofast_seizure", {"payload.items[0].category": "OTHER", "payload.items[1].category": "OTHER"}, "USA",
+     "USA-SEIZURE.categories"),
+    ("colombia_inbound_hit", {"payload.risk_level": "HIGH"}, "USA", "originator.foreign"),
+    ("darien_sighting", {"markings.expires_at": "2025-06-01T00:00:00Z"}, "COL", "alert.expired"),
+]  # fmt: skip
+
+UNKnowN_MARKINGS = [
+    ({"markings.classification": "TOP_SECRET"}, "unknown.classification"),
+    ({"markings.caveats": ["NOFORN"]}, "unknown.caveat"),
+    ({"markings.handling_code": "H9"}, "unknown.handling_code"),
+    ({"markings.source_reliability": "Z"}, "unknown.grading"),
+    ({"markings.information_credibility": "9"}, "unknown.grading"),
+    ({"markings.releasable_to": ["COL", "XXX"]}, "unknown.releasable_to"),
+    ({"markings.originator_consent": ["XXX"]}, "unknown.originator_consent"),
+    ({"markings.originator.country": "XXX"}, "unknown.originator_country"),
+]
+
+
+@pytest.mark.parametrize(("fixture", "changes", "partner", "rule"), WITHHOLDS)
+def test_each_rule_withholds_on_its_own(
+    policy_set: PolicySet,
+    fixture: str,
+    changes: dict[str, Any],
+    partner: str,
+    rule: str,
+    make_alert: MakeAlert,
+    now: datetime,
+) -> None:
+    """Each listed condition alone withholds, naming its rule id."""
+    decision = decide(make_alert(fixture, changes), partner, policy_set, now)
+    assert decision.outcome is Outcome.WITHHOLD
+    assert rule in decision.rule_ids
+    assert len(decision.reasons) >= len(decision.rule_ids)
+
+
+@pytest.mark.parametrize(("changes", "rule"), UNKnowN_MARKINGS)
+def test_unknown_marking_withholds_from_every_partner(
+    policy_set: PolicySet, changes: dict[str, Any], rule: str, make_alert: MakeAlert, now: datetime
+) -> None:
+    """A marking value the policy does not know withholds for every partner, internal ones included."""
+    alert = make_alert("darien_sighting", changes)
+    for partner in policy_set.partners:
+        decision = decide(alert, partner, policy_set, now)
+        assert decision.outcome is Outcome.WITHHOLD, partner
+        assert rule in decision.rule_ids
+
+
+def test_the_fixture_itself_is_delivered(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """The base alert of WITHHOLDS is delivered, so each withhold above is caused by its change."""
+    for fixture, _, partner, rule in WITHHOLDS:
+        if rule in ("agreement.coverage", "originator.foreign", "USA-WATCHLIST.watchlist"):
+            continue
+        assert decide(make_alert(fixture), partner, policy_set, now).delivers, (fixture, partner)
+
+
+def test_unknown_partner_and_naive_time_withhold(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """An unknown partner or a time without offset is a withhold decision, not an exception."""
+    alert = make_alert()
+    assert decide(alert, "GBR", policy_set, now).rule_ids == ("unknown.partner",)
+    naive = decide(alert, "COL", policy_set, now.replace(tzinfo=None))
+    assert naive.rule_ids == ("time.naive",)
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda a: a.pop("markings"),
+        lambda a: a["markings"].pop("caveats"),
+        lambda a: a["markings"].update(caveats=None),
+        lambda a: a["markings"].update(originator="PAN"),
+        lambda a: a["payload"].pop("event_type"),
+        lambda a: a["markings"].update(expires_at="yesterday"),
+    ],
+)
+def test_malformed_alert_withholds_without_raising(
+    policy_set: PolicySet, breakage: Any, make_alert: MakeAlert, now: datetime
+) -> None:
+    """A malformed alert yields a withhold decision naming alert.malformed; decide never raises."""
+    alert = copy.deepcopy(make_alert())
+    breakage(alert)
+    decision = decide(alert, "COL", policy_set, now)
+    assert decision.outcome is Outcome.WITHHOLD
+    assert decision.rule_ids == ("alert.malformed",)
+
+
+def test_every_failing_check_is_reported(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """A withhold lists every failing rule, not just the first: the officer sees them all."""
+    alert = make_alert("darien_sighting", {"markings.classification": "SECRETO", "markings.caveats": ["PANAMA_ONLY"]})
+    decision = decide(alert, "COL", policy_set, now)
+    assert {"partner.clearance", "COMBIFRON.max_classification", "caveat.PANAMA_ONLY"} <= set(decision.rule_ids)
+
+
+def test_delivery_carries_agreement_terms_and_version(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime
+) -> None:
+    """A delivery names its agreement and rule, the retention, onward sharing and the policy version."""
+    decision = decide(make_alert("paso_canoas_flow"), "CRI", policy_set, now)
+    assert decision.outcome is Outcome.DELIVER_REDACTED
+    assert decision.agreement_id == "PAN-CRI"
+    assert decision.rule_ids == ("CRI-MIGRATION",)
+    assert (decision.retention_days, decision.onward_sharing) == (90, True)
+    assert decision.policy_version == policy_set.version
+    assert {r.path for r in decision.redactions} >= {"summary", "payload.patrol_unit", "occurred_at"}
+
+
+def test_unredacted_agreement_delivers_plainly(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """An agreement that keeps every field gives DELIVER, with no redactions."""
+    decision = decide(make_alert("gofast_seizure"), "FEAN", policy_set, now)
+    assert decision.outcome is Outcome.DELIVER
+    assert decision.redactions == ()
+
+
+def test_h1_notice_travels_with_the_delivery(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """H1 does not withhold; the decision names it and states the evidence restriction."""
+    decision = decide(make_alert("darien_sighting", {"markings.handling_code": "H1"}), "COL", policy_set, now)
+    assert decision.delivers
+    assert "handling.H1" in decision.rule_ids
+    assert any("evidence" in r for r in decision.reasons)
+
+
+def test_validity_is_judged_in_panama_time(policy_set: PolicySet, make_alert: MakeAlert) -> None:
+    """COMBIFRON ends 2027-02-28 in Panama: 04:59Z on 1 March is in force, 05:00Z is not."""
+    alert = make_alert()
+    inside = datetime(2027, 3, 1, 4, 59, tzinfo=UTC)
+    assert decide(alert, "COL", policy_set, inside).delivers
+    after = decide(alert, "COL", policy_set, inside + timedelta(minutes=1))
+    assert after.rule_ids == ("COMBIFRON.validity",)
+    assert "expired" in after.reasons[0]
+
+
+def test_equal_inputs_give_equal_decisions(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """The same alert, partner and time give equal decisions, also for a copy of the alert."""
+    alert = make_alert("gofast_seizure")
+    for partner in policy_set.partners:
+        assert decide(alert, partner, policy_set, now) == decide(copy.deepcopy(alert), partner, policy_set, now)
+
+
+def test_decide_does_not_change_the_alert(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """Deciding reads the alert only."""
+    alert = make_alert("gofast_seizure")
+    before = copy.deepcopy(alert)
+    for partner in policy_set.partners:
+        decide(alert, partner, policy_set, now)
+    assert alert == before
+
+
+OVERLAP = """
+id: COMBIFRON-ANNEX
+title: COMBIFRON annex on border events
+parties: [PAN, COL]
+legal_basis: Annex to the COMBIFRON framework
+purpose: Border events in Guna Yala only
+valid_from: 2025-01-01
+valid_until: 2026-12-31
+max_classification: RESTRINGIDO
+onward_sharing: false
+retention_days: 30
+covers:
+  - rule: ANNEX-BORDER
+    alert_type: BORDER_EVENT
+    others: keep
+    fields:
+      location.place_name: drop
+"""
+
+
+def test_overlapping_agreements_both_apply_and_the_stricter_wins(
+    policy_copy: Any, make_alert: MakeAlert, now: datetime
+) -> None:
+    """With two agreements in force for one partner and type, every check of both applies."""
+    policy_copy.write("agreements/annex.yaml", OVERLAP)
+    ps = policy_copy.load()
+    decision = decide(make_alert(), "COL", ps, now)
+    assert set(decision.rule_ids) == {"COMBIFRON-BORDER", "ANNEX-BORDER"}
+    assert decision.retention_days == 30
+    assert "location.place_name" in {r.path for r in decision.redactions}
+    tighter = decide(make_alert("darien_sighting", {"markings.classification": "CONFIDENCIAL"}), "COL", ps, now)
+    assert tighter.rule_ids == ("COMBIFRON-ANNEX.max_classification",)
+
+
+def test_partner_without_agreement_is_withheld(policy_copy: Any, make_alert: MakeAlert, now: datetime) -> None:
+    """A partner with keys and a topic but no agreement receives nothing."""
+    policy_copy.replace(
+        "partners.yaml",
+        "partners:\n",
+        "partners:\n  - {id: GTM, name: Guatemala, country: GTM, kind: foreign, clearance: RESTRINGIDO,\n"
+        "     feed_topic: puente.feed.GTM, contact: {name: enlace}}\n",
+    )
+    ps = policy_copy.load()
+    decision = decide(make_alert("darien_sighting", {"markings.releasable_to": ["GTM"]}), "GTM", ps, now)
+    assert decision.rule_ids == ("agreement.none",)

@@ -1,0 +1,134 @@
+"""Loading policy files: errors name file and line, names must refer to something, the version is stable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies import DEFAULT_DIR, PolicySet, load_policy_set
+from puente.errors import ConfigError, PolicyError
+
+
+def _error(policy_copy: Any) -> str:
+    with pytest.raises(PolicyError) as caught:
+        policy_copy.load()
+    return str(caught.value)
+
+
+def test_shipped_policy_loads(policy_set: PolicySet) -> None:
+    """The shipped policy loads with four partners and four agreements."""
+    assert sorted(policy_set.partners) == ["COL", "CRI", "FEAN", "USA"]
+    assert sorted(policy_set.agreements) == ["COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA"]
+    assert policy_set.root == DEFAULT_DIR
+    assert policy_set.scale == ("PUBLICO", "RESTRINGIDO", "CONFIDENCIAL", "SECRETO")
+
+
+def test_policy_error_is_a_config_error() -> None:
+    """PolicyError sits under ConfigError in the one error tree."""
+    assert issubclass(PolicyError, ConfigError)
+
+
+def test_wrong_type_names_file_line_and_field(policy_copy: Any) -> None:
+    """A value of the wrong type is reported as file:line: field: problem."""
+    policy_copy.replace("agreements/combifron.yaml", "retention_days: 180", "retention_days: half a year")
+    line = policy_copy.line_of("agreements/combifron.yaml", "retention_days:")
+    assert f"agreements/combifron.yaml:{line}: retention_days:" in _error(policy_copy)
+
+
+def test_unknown_key_is_refused_with_its_line(policy_copy: Any) -> None:
+    """A misspelt key inside a nested list item is named with its line."""
+    policy_copy.replace("agreements/pan-cri.yaml", "    others: drop", "    other: drop")
+    line = policy_copy.line_of("agreements/pan-cri.yaml", "other: drop")
+    message = _error(policy_copy)
+    assert f"agreements/pan-cri.yaml:{line}: covers[0].other: Extra inputs are not permitted" in message
+
+
+def test_bad_field_action_points_at_the_rule(policy_copy: Any) -> None:
+    """An unknown field action points at the field rule's line."""
+    policy_copy.replace("agreements/pan-cri.yaml", "payload.headcount: keep", "payload.headcount: hide")
+    line = policy_copy.line_of("agreements/pan-cri.yaml", "payload.headcount: hide")
+    assert f"agreements/pan-cri.yaml:{line}: covers[0].fields.payload.headcount" in _error(policy_copy)
+
+
+def test_duplicate_key_is_refused(policy_copy: Any) -> None:
+    """A field named twice in one mapping is an error, not a silent override."""
+    policy_copy.replace(
+        "agreements/pan-cri.yaml",
+        "      payload.headcount: keep\n",
+        "      payload.headcount: keep\n      payload.headcount: keep\n",
+    )
+    line = policy_copy.line_of("agreements/pan-cri.yaml", "payload.headcount: keep") + 1
+    assert f"agreements/pan-cri.yaml:{line}: duplicate key 'payload.headcount'" in _error(policy_copy)
+
+
+def test_yaml_syntax_error_names_the_line(policy_copy: Any) -> None:
+    """Broken YAML is reported with its file and line."""
+    policy_copy.replace("partners.yaml", "    clearance: RESTRINGIDO", "    clearance: [RESTRINGIDO")
+    assert "partners.yaml:" in _error(policy_copy)
+
+
+def test_missing_file_and_directory_are_reported(policy_copy: Any, tmp_path: Path) -> None:
+    """A missing vocabulary or a missing directory raises PolicyError."""
+    (policy_copy.root / "vocabulary.yaml").unlink()
+    assert "vocabulary.yaml: missing" in _error(policy_copy)
+    with pytest.raises(PolicyError, match="no such policy directory"):
+        load_policy_set(tmp_path / "nowhere")
+
+
+def test_errors_in_several_files_are_all_listed(policy_copy: Any) -> None:
+    """Every file's problems are listed, not only the first file's."""
+    policy_copy.replace("agreements/pan-cri.yaml", "retention_days: 90", "retention_days: -1")
+    policy_copy.replace("agreements/pan-usa.yaml", "retention_days: 365", "retention_days: 0")
+    message = _error(policy_copy)
+    assert "agreements/pan-cri.yaml" in message
+    assert "agreements/pan-usa.yaml" in message
+
+
+@pytest.mark.parametrize(
+    ("relative", "old", "new", "expected"),
+    [
+        ("partners.yaml", "clearance: CONFIDENCIAL", "clearance: CONFIDENTIAL", "not on the scale"),
+        ("agreements/combifron.yaml", "parties: [PAN, COL]", "parties: [PAN, COLOMBIA]", "not partners"),
+        ("agreements/combifron.yaml", "max_classification: CONFIDENCIAL", "max_classification: TOP", "on the scale"),
+        ("agreements/combifron.yaml", "credibility: 3}", "credibility: 7}", "minimum grading C7 is unknown"),
+        ("agreements/combifron.yaml", "risk_levels: [HIGH, CRITICAL]", "risk_levels: [HIGH, SEVERE]", "SEVERE"),
+        ("agreements/combifron.yaml", "      payload.headcount: keep", "      payload.headcount: mask", "only text"),
+        ("agreements/combifron.yaml", "      summary: keep\n      location.latitude",
+         "      payload.event_type: drop\n      location.latitude", "required by the schema"),
+        ("agreements/pan-usa.yaml", "payload.match_score: keep", "markings.classification: drop", "is a marking"),
+        ("agreements/pan-usa.yaml", "rule: USA-SEIZURE", "rule: USA-WATCHLIST", "not unique"),
+        ("agreements/pan-cri.yaml", "payload.headcount: keep", "payload.head_count: keep", "has no field"),
+    ],
+)  # fmt: skip
+def test_names_that_refer_to_nothing_stop_loading(
+    policy_copy: Any, relative: str, old: str, new: str, expected: str
+) -> None:
+    """Loading refuses a policy whose names or field rules do not fit the vocabulary and schema."""
+    policy_copy.replace(relative, old, new)
+    message = _error(policy_copy)
+    assert expected in message
+    assert relative in message
+
+
+def test_version_is_stable_across_loads_and_copies(policy_set: PolicySet, policy_copy: Any) -> None:
+    """Loading the same policy again, from another directory, gives the same version."""
+    assert load_policy_set().version == policy_set.version
+    assert policy_copy.load().version == policy_set.version
+    assert policy_set.version.startswith("sha256:") and len(policy_set.version) == 7 + 64
+
+
+def test_version_ignores_layout_and_comments(policy_set: PolicySet, policy_copy: Any) -> None:
+    """Comments, spelled-out defaults and key order do not change the version."""
+    policy_copy.replace("agreements/pan-cri.yaml", "id: PAN-CRI", "# a new comment\nid: PAN-CRI")
+    policy_copy.replace("agreements/pan-cri.yaml", "    others: drop\n", "")  # drop is the default
+    policy_copy.replace("agreements/pan-cri.yaml", "retention_days: 90\n", "")
+    policy_copy.replace("agreements/pan-cri.yaml", "id: PAN-CRI", "retention_days: 90\nid: PAN-CRI")
+    assert policy_copy.load().version == policy_set.version
+
+
+def test_version_changes_with_meaning(policy_set: PolicySet, policy_copy: Any) -> None:
+    """Any change of meaning, even one retention day, gives another version."""
+    policy_copy.replace("agreements/pan-cri.yaml", "retention_days: 90", "retention_days: 91")
+    assert policy_copy.load().version != policy_set.version

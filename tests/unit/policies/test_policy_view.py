@@ -1,0 +1,148 @@
+"""Partner views: each field action, schema validity, and the guards around build_view."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+import schemas
+from policies import Decision, Outcome, PolicySet, build_view, decide, pseudonym
+from policies._model import ViewSettings
+from policies._view import ViewContext
+from puente.errors import PolicyError
+
+MakeAlert = Callable[..., dict[str, Any]]
+Find = Callable[[Any, str], list[Any]]
+
+
+def _view(ps: PolicySet, alert: dict[str, Any], partner: str, now: datetime, key: bytes) -> dict[str, Any]:
+    decision = decide(alert, partner, ps, now)
+    assert decision.delivers, decision.reasons
+    return build_view(alert, decision, ps, key)
+
+
+def test_dropped_fields_become_none_or_empty(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """Dropped optional fields become None; a dropped array becomes []."""
+    view = _view(policy_set, make_alert("paso_canoas_flow"), "CRI", now, key)
+    assert view["summary"] is None
+    assert view["payload"]["patrol_unit"] is None
+    assert view["payload"]["remarks"] is None
+    assert view["markings"]["originator"]["unit"] is None
+
+
+def test_masked_field_shows_the_fixed_mask(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """A masked string is replaced by the configured mask."""
+    view = _view(policy_set, make_alert("gofast_seizure"), "COL", now, key)
+    assert view["payload"]["operation_name"] == policy_set.view_settings.mask == "■■■"
+
+
+def test_pseudonyms_hide_values_and_correlate(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes, find: Find
+) -> None:
+    """Pseudonyms never show the value, repeat for the same value, and are prefixed ps:."""
+    alert = make_alert("gofast_seizure", {"payload.detainees[1].surnames": "MEJIA  torres"})
+    view = _view(policy_set, alert, "COL", now, key)
+    surnames = find(view, "payload.detainees[].surnames")
+    assert all(s.startswith("ps:") and len(s) == 3 + 16 for s in surnames)
+    assert "Mejía Torres" not in str(view)
+    assert surnames[0] == surnames[1]  # case, accents and spacing do not break correlation
+    assert surnames[0] != surnames[2]
+
+
+def test_pseudonyms_differ_per_partner_and_key() -> None:
+    """The partner id and the key are part of the pseudonym, so partners cannot join their feeds."""
+    vs = ViewSettings()
+    one = pseudonym("1045678912", "document_number", ViewContext(b"k" * 32, "COL", vs))
+    assert one == pseudonym("1045678912", "document_number", ViewContext(b"k" * 32, "COL", vs))
+    assert one != pseudonym("1045678912", "document_number", ViewContext(b"k" * 32, "USA", vs))
+    assert one != pseudonym("1045678912", "document_number", ViewContext(b"j" * 32, "COL", vs))
+    assert one != pseudonym("1045678912", "person_name", ViewContext(b"k" * 32, "COL", vs))
+
+
+def test_generalise_rounds_coordinates_to_the_grid(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """Coordinates round to the agreement's grid: 0.01 for COMBIFRON border events, 0.1 by default."""
+    col = _view(policy_set, make_alert("darien_sighting"), "COL", now, key)
+    assert (col["location"]["latitude"], col["location"]["longitude"]) == (7.83, -77.43)
+    cri = _view(policy_set, make_alert("paso_canoas_flow"), "CRI", now, key)
+    assert (cri["location"]["latitude"], cri["location"]["longitude"]) == (8.5, -82.8)
+
+
+def test_date_of_birth_becomes_birth_year(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes, find: Find
+) -> None:
+    """A generalised date of birth is removed and its year kept in birth_year."""
+    view = _view(policy_set, make_alert("gofast_seizure"), "COL", now, key)
+    assert find(view, "payload.detainees[].date_of_birth") == [None, None, None]
+    assert find(view, "payload.detainees[].birth_year") == [1991, 1987, 1999]
+
+
+def test_timestamp_is_truncated_to_the_hour(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """A generalised timestamp keeps only its hour."""
+    view = _view(policy_set, make_alert("paso_canoas_flow"), "CRI", now, key)
+    assert schemas.to_json(view["occurred_at"]) == "2025-06-01T19:00:00Z"
+
+
+@pytest.mark.parametrize("fixture", ["darien_sighting", "paso_canoas_flow", "gofast_seizure", "tocumen_hit"])
+def test_every_view_fits_the_schema(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes, fixture: str
+) -> None:
+    """Every partner view encodes with the alert codec and decodes back to itself."""
+    codec = schemas.alert_codec()
+    alert = make_alert(fixture)
+    for partner in policy_set.partners:
+        decision = decide(alert, partner, policy_set, now)
+        if decision.delivers:
+            view = build_view(alert, decision, policy_set, key)
+            assert codec.decode(codec.encode(view)) == view
+
+
+def test_building_a_view_leaves_the_alert_alone(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """The view is a copy; the alert is unchanged and shares no containers with it."""
+    alert = make_alert("gofast_seizure")
+    before = copy.deepcopy(alert)
+    view = _view(policy_set, alert, "COL", now, key)
+    assert alert == before
+    assert view["payload"]["detainees"][0] is not alert["payload"]["detainees"][0]
+
+
+def test_unredacted_view_equals_the_alert(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """A DELIVER view is the alert as published."""
+    alert = make_alert("gofast_seizure")
+    assert _view(policy_set, alert, "FEAN", now, key) == alert
+
+
+def test_no_view_for_a_withheld_alert(policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes) -> None:
+    """build_view refuses a withhold decision."""
+    alert = make_alert("darien_sighting", {"markings.caveats": ["PANAMA_ONLY"]})
+    decision = decide(alert, "COL", policy_set, now)
+    with pytest.raises(PolicyError, match="withheld"):
+        build_view(alert, decision, policy_set, key)
+
+
+def test_view_guards(policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes) -> None:
+    """A decision from another policy, a short key or another alert type is refused."""
+    alert = make_alert("darien_sighting")
+    decision = decide(alert, "COL", policy_set, now)
+    stale = Decision(Outcome.DELIVER_REDACTED, "COL", decision.agreement_ids, decision.rule_ids, (), (), "sha256:old")
+    with pytest.raises(PolicyError, match="policy"):
+        build_view(alert, stale, policy_set, key)
+    with pytest.raises(PolicyError, match="16 bytes"):
+        build_view(alert, decision, policy_set, b"short")
+    with pytest.raises(PolicyError, match="BORDER_EVENT"):
+        build_view(make_alert("gofast_seizure"), decision, policy_set, key)
