@@ -8,7 +8,7 @@ import json
 import signal
 import sys
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ def _when(text: str) -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from exc
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def settings() -> PuenteSettings:
@@ -116,6 +116,11 @@ def _topics_apply(args: argparse.Namespace) -> int:
 
 
 # ---- the broker ----------------------------------------------------------------------------
+def _stop_all(workers: list[Any]) -> None:
+    for worker in workers:
+        worker.stop()
+
+
 async def run_workers(cfg: PuenteSettings, workers: int, exit_when_idle: float | None,
                       metrics_port: int | None = None) -> list[Any]:
     from broker.logging import configure_logging
@@ -128,7 +133,7 @@ async def run_workers(cfg: PuenteSettings, workers: int, exit_when_idle: float |
         log.warning("partner key problem", problem=problem)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: [w.stop() for w, _, _ in built])
+        loop.add_signal_handler(sig, _stop_all, [w for w, _, _ in built])
     server = None
     if metrics_port:
         server = await serve_metrics(built[0][0].metrics, metrics_port)
@@ -158,7 +163,7 @@ async def publish_synthetic(cfg: PuenteSettings, count: int, seed: int) -> Count
     from broker.topics import TopicNames
 
     by_agency: dict[str, list[dict[str, Any]]] = {}
-    for alert in generate(count, seed=seed, now=datetime.now(timezone.utc)):
+    for alert in generate(count, seed=seed, now=datetime.now(UTC)):
         by_agency.setdefault(alert["agency"], []).append(alert)
     sent: Counter[str] = Counter()
     for agency, alerts in sorted(by_agency.items()):

@@ -14,7 +14,7 @@ import asyncio
 import os
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ async def _bad_inputs(cfg: PuenteSettings, seed: int) -> list[tuple[str, str]]:
     from broker.topics import TopicNames
 
     names = TopicNames(cfg.topic_prefix)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     good = [a for a in generate(40, seed=seed + 1, now=now) if a["agency"] == "SENAN"][:4]
     for i, alert in enumerate(good):
         alert["alert_id"] = f"SENAN:BAD-{i}"
@@ -143,7 +143,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     from broker.topics import TopicNames
 
     started = time.monotonic()
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = PuenteSettings()
     keys = base.keys if "PUENTE_KEYS" in os.environ else Path(".puente/demo/keys")
     cfg = base.model_copy(update={"topic_prefix": f"demo-{run_id}", "keys": keys})

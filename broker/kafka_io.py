@@ -49,7 +49,7 @@ def reader(bootstrap: str) -> AIOKafkaConsumer:
 
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
     # A group-less consumer only tracks metadata of what it has assigned; ask for the whole cluster.
-    metadata = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public equivalent
+    metadata = await consumer._client.fetch_all_metadata()
     return sorted(metadata.partitions_for_topic(topic) or ())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -11,7 +12,7 @@ import structlog
 _FORBIDDEN = ("payload", "value", "secret", "key_bytes", "plaintext")
 
 
-def _scrub(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     # A last line of defence: fields whose names suggest content are replaced, whatever the caller passed.
     for name in list(event):
         if name in _FORBIDDEN:

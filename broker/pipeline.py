@@ -215,7 +215,7 @@ class Pipeline:
         return {"feed": topic}
 
 
-class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes process()
+class _Reject(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(reason)
         self.reason, self.detail = reason, detail

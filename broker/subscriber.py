@@ -8,7 +8,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -129,6 +129,6 @@ class Subscriber:
             status = "RECEIVED"
         receipt = {"partner": self.partner, "alert_id": alert_id or None, "feed": where, "status": status,
                    "policy_version": (rec.header("puente-policy") or b"").decode("utf-8", "replace"),
-                   "at": _iso(datetime.now(timezone.utc))}
+                   "at": _iso(datetime.now(UTC))}
         await producer.send(self.access_topic, chain.append("RECEIPT", receipt), key=self.partner.encode(),
                             partition=part)

@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -128,7 +128,8 @@ class BrokerWorker:
                     await consumer.stop()
                 for (tp, slot), producer in zip(fresh, producers, strict=True):
                     head = ChainHead.after(heads[TopicPartition(self.names.decisions, slot)])
-                    ids = {r.key.decode("utf-8", "replace") for r in seen[TopicPartition(self.names.seen, slot)] if r.key}
+                    done = seen[TopicPartition(self.names.seen, slot)]
+                    ids = {r.key.decode("utf-8", "replace") for r in done if r.key}
                     chain = ChainWriter(self.names.decisions, slot, head, self.config.checkpoint_every)
                     self._owned[tp] = SlotState(tp, slot, producer, chain, ids)
             log.info("partitions assigned", owned=sorted(f"{t.topic}[{t.partition}]" for t in self._owned))
@@ -216,7 +217,7 @@ class BrokerWorker:
                 await fut
 
     def _checkpoint(self, state: SlotState) -> bytes:
-        at = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         return state.chain.checkpoint(self.config.signer_id, self.sign, at)
 
     async def _transact(self, tp: TopicPartition, msgs: list[Any]) -> None:
@@ -232,7 +233,7 @@ class BrokerWorker:
                 if i % 64 == 63:
                     await asyncio.sleep(0)  # let heartbeats and other slots run during a long batch
                 record: Record = _record(msg)
-                outcome = self.pipeline.process(record, seen, datetime.now(timezone.utc))
+                outcome = self.pipeline.process(record, seen, datetime.now(UTC))
                 outcomes.append(outcome)
                 if outcome.seen_id:
                     pending.add(outcome.seen_id)

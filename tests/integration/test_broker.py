@@ -1,0 +1,122 @@
+"""The broker on the real Kafka: exactly-once routing to each partner's own encrypted view."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from puente_testing import (
+    Env,
+    audit_docs,
+    delete_env_topics,
+    ids,
+    make_env,
+    open_feed,
+    publish,
+    read_topic,
+    run_broker,
+)
+
+from adapters.synthetic import generate
+from broker.cli import publish_synthetic
+from broker.crypto import Keystore
+from policies import build_view, decide
+from puente.errors import DecryptionError
+from schemas import alert_codec
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+async def env(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Env]:
+    made = await make_env(kafka_bootstrap, tmp_path)
+    yield made
+    await delete_env_topics(made)
+
+
+def _synthetic(count: int, seed: int) -> list[dict]:
+    return list(generate(count, seed=seed, now=datetime.now(UTC)))
+
+
+async def test_each_entitled_partner_receives_its_own_view_exactly_once(env: Env) -> None:
+    """Every partner's feed holds exactly the alerts the policy releases to it, once each, in its redacted view."""
+    alerts = {a["alert_id"]: a for a in await publish(env, _synthetic(400, 31))}
+    workers = await run_broker(env, workers=2)
+    assert sum(w.metrics.inputs for w in workers) == 400
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
+    per_pair = Counter((d["alert_id"], d["partner"]) for d in docs)
+    assert set(per_pair.values()) == {1} and len(per_pair) == 400 * len(env.policy.partners)
+
+    keys = Keystore(env.cfg.keys / "broker")
+    delivered_somewhere = 0
+    for partner in env.policy.partners:
+        feed = await open_feed(env, partner)
+        feed_ids = ids(feed)
+        assert len(feed_ids) == len(set(feed_ids)), f"{partner} received a duplicate"
+        expected = {d["alert_id"] for d in docs if d["partner"] == partner and d["decision"] != "WITHHOLD"}
+        assert set(feed_ids) == expected
+        delivered_somewhere += len(feed_ids)
+        for view in feed:
+            decision = decide(alerts[view["alert_id"]], partner, env.policy, datetime.now(UTC))
+            assert decision.delivers
+            pseudo = keys.load_pseudonym_key(decision.agreement_id).reveal()
+            # The time differs from the broker's decision, but not the rules: the views must match exactly.
+            assert view == build_view(alerts[view["alert_id"]], decision, env.policy, pseudo)
+    assert delivered_somewhere > 0
+
+
+async def test_a_partner_cannot_open_another_partners_feed(env: Env) -> None:
+    """Records sealed for one partner do not open with another partner's key."""
+    await publish_synthetic(env.cfg, 150, seed=5)
+    await run_broker(env)
+    partners = sorted(env.policy.partners)
+    sizes = {p: len(await read_topic(env.cfg.bootstrap, env.feed(p))) for p in partners}
+    target = max(sizes, key=lambda p: sizes[p])
+    assert sizes[target] > 0
+    other = next(p for p in partners if p != target)
+    with pytest.raises(DecryptionError):
+        await open_feed(env, target, key_partner=other)
+
+
+async def test_withheld_alert_reaches_no_feed(env: Env) -> None:
+    """A Panama-only secret alert is withheld from every foreign partner, with reasons in the audit."""
+    alert = _synthetic(1, 77)[0]
+    alert["markings"] = {**alert["markings"], "classification": "SECRETO", "caveats": ["PANAMA_ONLY"],
+                         "releasable_to": ["COL", "USA", "CRI", "FEAN"]}
+    await publish(env, [alert])
+    await run_broker(env)
+    for partner, info in env.policy.partners.items():
+        feed = await read_topic(env.cfg.bootstrap, env.feed(partner))
+        if not info.internal:
+            assert feed == [], f"{partner} received a Panama-only alert"
+    decisions = {d["partner"]: d for d in await audit_docs(env) if d["kind"] == "DECISION"}
+    for partner, info in env.policy.partners.items():
+        if not info.internal:
+            assert decisions[partner]["decision"] == "WITHHOLD"
+            assert any("PANAMA_ONLY" in r for r in decisions[partner]["reasons"])
+
+
+async def test_audit_records_never_carry_payload_content(env: Env) -> None:
+    """Decision records name fields and rules, never the values of names, documents or remarks."""
+    alerts = await publish(env, _synthetic(60, 12))
+    await run_broker(env)
+    raw = b"".join(r.value for r in await read_topic(env.cfg.bootstrap, env.names.decisions))
+    for alert in (a for a in alerts if a["alert_type"] == "WATCHLIST_HIT"):
+        person = alert["payload"]["person"]
+        for secret in (person["surnames"], person["documents"][0]["number"]):
+            assert secret.encode() not in raw
+
+
+async def test_payload_is_encrypted_on_the_feed_topic(env: Env) -> None:
+    """Nothing readable of a delivered alert's content appears in the feed topic's bytes."""
+    alerts = await publish(env, _synthetic(100, 8))
+    await run_broker(env)
+    for partner in env.policy.partners:
+        blob = b"".join(r.value for r in await read_topic(env.cfg.bootstrap, env.feed(partner)))
+        for alert in alerts:
+            assert alert_codec().encode(alert)[10:60] not in blob
+            if alert.get("summary"):
+                assert alert["summary"].encode() not in blob

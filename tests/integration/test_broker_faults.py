@@ -1,0 +1,201 @@
+"""Bad input, crashes and tampering: nothing lost, nothing duplicated, nothing silent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from puente_testing import (
+    Env,
+    audit_docs,
+    cli,
+    delete_env_topics,
+    ids,
+    make_env,
+    open_feed,
+    read_all_uncommitted,
+    read_topic,
+    run_broker,
+)
+
+from adapters.publisher import IngressPublisher
+from adapters.synthetic import generate
+from broker.audit.store import verify_topics
+from broker.cli import publish_synthetic, verifier
+from broker.crypto import Keystore, SecretBytes, sign_ingress
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+async def env(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Env]:
+    made = await make_env(kafka_bootstrap, tmp_path)
+    yield made
+    await delete_env_topics(made)
+
+
+def _alerts(agency: str, count: int, seed: int) -> list[dict]:
+    found = [a for a in generate(count * 6, seed=seed, now=datetime.now(UTC)) if a["agency"] == agency]
+    return found[:count]
+
+
+async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(env: Env) -> None:
+    """Each bad record lands in the dead-letter topic with a reason header; good records around it still flow."""
+    good, a, b, c, d, e, f = _alerts("SENAN", 7, seed=3)
+    mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
+    snm_mac = Keystore(env.cfg.keys / "agencies" / "SNM").load_agency_mac("SNM")
+    expected = Counter()
+    async with IngressPublisher(env.cfg.bootstrap, "SENAN", mac.key_id, mac, env.names) as pub:
+        junk = b"\x00\x01 not avro at all"
+        await pub.send_raw(b"SENAN:junk", junk, sign_ingress("SENAN", mac.key_id, mac, junk, "SENAN:junk"))
+        expected["not-avro"] += 1
+        key, value, _ = pub.frame(a)
+        alien = value[:2] + b"\xee" * 8 + value[10:]
+        await pub.send_raw(key, alien, sign_ingress("SENAN", mac.key_id, mac, alien, a["alert_id"]))
+        expected["unknown-schema"] += 1
+        key, value, _ = pub.frame(b)
+        cut = value[: len(value) // 2]
+        await pub.send_raw(key, cut, sign_ingress("SENAN", mac.key_id, mac, cut, b["alert_id"]))
+        expected["corrupt"] += 1
+        key, value, headers = pub.frame(c)
+        forged = sign_ingress("SENAN", mac.key_id, SecretBytes(b"\x07" * 32, key_id=mac.key_id), value, c["alert_id"])
+        await pub.send_raw(key, value, forged)
+        await pub.send_raw(key, value, [])  # no origin headers at all
+        await pub.send_raw(key, value, [*headers[:-1], (headers[-1][0], b"\x00" * 32)])  # altered MAC
+        expected["origin"] += 3
+        key, value, headers = pub.frame(d)
+        await pub.send_raw(key, value, headers)
+        await pub.send_raw(key, value, headers)  # a replay of the same alert id
+        expected["replay"] += 1
+        bad_place = {**e, "location": {**(e["location"] or {}), "longitude": 540.0}}
+        await pub.send_raw(*pub.frame(bad_place))
+        expected["invalid"] += 1
+        key, value, headers = pub.frame(f)
+        await pub.send_raw(b"SENAN:some-other-key", value,
+                           sign_ingress("SENAN", mac.key_id, mac, value, "SENAN:some-other-key"))
+        expected["key-mismatch"] += 1  # the MAC is honest, but the key is not the alert id inside
+        await pub.send_raw(*pub.frame(good))
+    # SNM signs an SNM alert but sends it to SENAN's topic: origin does not match the topic.
+    snm = _alerts("SNM", 1, seed=4)[0]
+    async with IngressPublisher(env.cfg.bootstrap, "SNM", snm_mac.key_id, snm_mac, env.names) as pub:
+        key, value, headers = pub.frame(snm)
+        pub.topic = env.names.ingress("SENAN")
+        await pub.send_raw(key, value, headers)
+        expected["origin"] += 1
+
+    await run_broker(env)
+    dead = await read_topic(env.cfg.bootstrap, env.names.deadletter)
+    reasons = Counter((r.header("puente-dlq-reason") or b"?").decode() for r in dead)
+    assert reasons == expected
+    for rec in dead:
+        assert rec.header("puente-dlq-detail") and rec.header("puente-dlq-source")
+    docs = await audit_docs(env)
+    assert Counter(d["reason"] for d in docs if d["kind"] == "DEAD_LETTER") == expected
+    decided = {d["alert_id"] for d in docs if d["kind"] == "DECISION"}
+    assert decided == {good["alert_id"], d["alert_id"]}  # the replay's first copy and the good alert
+    for partner in env.policy.partners:
+        assert set(ids(await open_feed(env, partner))) <= decided
+
+
+async def _count_decisions(env: Env) -> int:
+    return sum(1 for d in await audit_docs(env) if d["kind"] == "DECISION")
+
+
+async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None:
+    """A worker killed with SIGKILL mid-stream and restarted leaves each decision and delivery exactly once."""
+    total = 2500
+    await publish_synthetic(env.cfg, total, seed=99)
+    partners = len(env.policy.partners)
+    first = subprocess.Popen(cli("broker", "run", "--exit-when-idle", "30"), env=env.env_vars(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            await asyncio.sleep(0.2)
+            done = await _count_decisions(env)
+            if done >= total * partners // 4:
+                break
+        assert 0 < done < total * partners, f"could not catch the worker mid-stream ({done} decisions)"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    second = subprocess.run(cli("broker", "run", "--exit-when-idle", "4"), env=env.env_vars(),
+                            capture_output=True, text=True, timeout=240, check=False)
+    assert second.returncode == 0, second.stderr[-2000:]
+
+    docs = await audit_docs(env)
+    per_pair = Counter((d["alert_id"], d["partner"]) for d in docs if d["kind"] == "DECISION")
+    assert len(per_pair) == total * partners and set(per_pair.values()) == {1}
+    for partner in env.policy.partners:
+        feed_ids = ids(await open_feed(env, partner))
+        assert len(feed_ids) == len(set(feed_ids))
+        assert set(feed_ids) == {a for (a, p), _ in per_pair.items() if p == partner
+                                 and any(d["alert_id"] == a and d["partner"] == p and d["decision"] != "WITHHOLD"
+                                         for d in docs if d["kind"] == "DECISION")}
+    # The killed worker left work behind that was aborted, not lost: read_uncommitted sees more.
+    assert len(await read_all_uncommitted(env.cfg.bootstrap, env.names.decisions)) >= len(docs)
+    reports = await verify_topics(env.cfg.bootstrap, [env.names.decisions], verifier(env.cfg, None))
+    assert [f for r in reports for f in r.findings] == []
+
+
+async def test_audit_verify_finds_a_planted_edit(env: Env) -> None:
+    """An audit record re-written with one field changed is reported by `puente audit verify`."""
+    await publish_synthetic(env.cfg, 80, seed=21)
+    await run_broker(env)
+    ok = subprocess.run(cli("audit", "verify"), env=env.env_vars(), capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "no problems" in ok.stdout
+
+    records = await read_topic(env.cfg.bootstrap, env.names.decisions)
+    victim = next(r for r in records if json.loads(r.value)["kind"] == "DECISION")
+    doc = json.loads(victim.value)
+    doc["decision"] = "DELIVER" if doc["decision"] == "WITHHOLD" else "WITHHOLD"
+    producer = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(env.names.decisions, json.dumps(doc).encode(), partition=victim.partition)
+    finally:
+        await producer.stop()
+    bad = subprocess.run(cli("audit", "verify"), env=env.env_vars(), capture_output=True, text=True, check=False)
+    assert bad.returncode == 1
+    assert "edited" in bad.stdout and f"[{victim.partition}]" in bad.stdout
+
+
+async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
+    """`puente subscribe` writes the partner's alerts as JSON lines and sends one receipt each."""
+    await publish_synthetic(env.cfg, 200, seed=17)
+    await run_broker(env)
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
+    partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
+    want = {d["alert_id"] for d in docs if d["partner"] == partner and d["decision"] != "WITHHOLD"}
+    out = tmp_path / "feed.jsonl"
+    run = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(partner)), "--out", str(out)),
+                         env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {line["alert_id"] for line in lines} == want and len(lines) == len(want)
+    receipts = [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.access)]
+    assert Counter(r["status"] for r in receipts if r["chain"] == partner) == {"RECEIVED": len(want)}
+
+
+async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path: Path) -> None:
+    """Another partner's key gives a one-line error per record and a non-zero exit, never a traceback."""
+    await publish_synthetic(env.cfg, 200, seed=17)
+    await run_broker(env)
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
+    partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
+    other = next(p for p in env.policy.partners if p != partner)
+    run = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(other)),
+                             "--out", str(tmp_path / "x.jsonl")),
+                         env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "rejected" in run.stderr and "DecryptionError" not in run.stdout
+    assert (tmp_path / "x.jsonl").read_text() == ""

@@ -1,0 +1,145 @@
+"""Helpers for the broker integration tests: an isolated Puente per test, and readers of its topics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from broker.cli import apply_all, init_keys, make_opener
+from broker.kafka_io import Record, partitions_of, read_range, reader
+from broker.service import build_worker
+from broker.subscriber import open_record
+from broker.topics import TopicNames
+from policies import PolicySet, load_policy_set
+from puente.settings import PuenteSettings
+from schemas import alert_codec
+
+
+@dataclass
+class Env:
+    """One isolated Puente: its settings (own topic prefix and keys) and policy set."""
+
+    cfg: PuenteSettings
+    policy: PolicySet
+
+    @property
+    def names(self) -> TopicNames:
+        return TopicNames(self.cfg.topic_prefix)
+
+    def feed(self, partner: str) -> str:
+        return self.names.feed(self.policy.partners[partner].feed_topic)
+
+    def key_file(self, partner: str) -> Path:
+        kid = self.policy.partners[partner].encryption_key_id
+        return self.cfg.keys / "partners" / partner / f"{kid}.json"
+
+    def env_vars(self) -> dict[str, str]:
+        """The PUENTE_* variables that make a CLI subprocess use this environment."""
+        out = dict(os.environ)
+        out.update({
+            "PUENTE_BOOTSTRAP": self.cfg.bootstrap,
+            "PUENTE_TOPIC_PREFIX": self.cfg.topic_prefix,
+            "PUENTE_KEYS": str(self.cfg.keys),
+            "PUENTE_CHECKPOINT_EVERY": str(self.cfg.checkpoint_every),
+            "PUENTE_MAX_BATCH": str(self.cfg.max_batch),
+        })
+        return out
+
+
+async def make_env(bootstrap: str, tmp: Path, **overrides: Any) -> Env:
+    cfg = PuenteSettings(bootstrap=bootstrap, topic_prefix=f"t-{uuid.uuid4().hex[:10]}", keys=tmp / "keys",
+                         checkpoint_every=50, **overrides)
+    init_keys(cfg)
+    await apply_all(cfg)
+    return Env(cfg, load_policy_set(cfg.policy_dir))
+
+
+async def delete_env_topics(env: Env) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=env.cfg.bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(env.cfg.topic_prefix + ".")]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+async def run_broker(env: Env, workers: int = 1, idle: float = 3.0) -> list[Any]:
+    """Run ``workers`` workers of one group until the input has been idle for ``idle`` seconds."""
+    built = [build_worker(env.cfg, client_suffix=f"-t{i}") for i in range(workers)]
+    await asyncio.gather(*(w.run(topics, idle_exit_s=idle) for w, topics, _ in built))
+    return [w for w, _, _ in built]
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Record]:
+    """Every committed record of a topic, partition by partition."""
+    consumer = reader(bootstrap)
+    await consumer.start()
+    try:
+        out = []
+        for p in await partitions_of(consumer, topic):
+            out += [r async for r in read_range(consumer, TopicPartition(topic, p))]
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def read_all_uncommitted(bootstrap: str, topic: str) -> list[Record]:
+    """Every record including aborted ones (read_uncommitted), for checking what a crash left behind."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_uncommitted",
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        out = []
+        for p in await partitions_of(consumer, topic):
+            out += [r async for r in read_range(consumer, TopicPartition(topic, p))]
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def audit_docs(env: Env) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.decisions)]
+
+
+async def open_feed(env: Env, partner: str, key_partner: str | None = None) -> list[dict[str, Any]]:
+    """The decrypted views in a partner's feed (opened with ``key_partner``'s key if given)."""
+    opener = make_opener(partner, env.key_file(key_partner or partner), None)
+    codec = alert_codec()
+    return [open_record(r, opener, codec) for r in await read_topic(env.cfg.bootstrap, env.feed(partner))]
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "puente.cli", *args]
+
+
+def ids(docs: Sequence[dict[str, Any]]) -> list[str]:
+    return [d["alert_id"] for d in docs]
+
+
+async def publish(env: Env, alerts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Publish alerts as their agencies would; returns them as the broker will decode them."""
+    from adapters.publisher import IngressPublisher
+    from broker.crypto import Keystore
+
+    by_agency: dict[str, list[dict[str, Any]]] = {}
+    for alert in alerts:
+        by_agency.setdefault(alert["agency"], []).append(alert)
+    for agency, batch in by_agency.items():
+        mac = Keystore(env.cfg.keys / "agencies" / agency).load_agency_mac(agency)
+        async with IngressPublisher(env.cfg.bootstrap, agency, mac.key_id, mac, env.names) as pub:
+            await pub.publish(batch)
+    codec = alert_codec()
+    return [codec.decode(codec.encode(a)) for a in alerts]
