@@ -13,6 +13,7 @@ the consumer offsets. A crash at any point leaves either all of them or none.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from broker.audit import ChainHead, ChainWriter
@@ -162,8 +164,27 @@ class BrokerWorker:
         """Ask the worker to finish its batch in flight and stop (what SIGTERM does)."""
         self._stopping.set()
 
-    async def run(self, topics: list[str], *, idle_exit_s: float | None = None) -> None:
-        """Consume until stopped; with ``idle_exit_s``, also stop after that long without records."""
+    async def run(self, topics: list[str], *, idle_exit_s: float | None = None, max_restarts: int = 5) -> None:
+        """Consume until stopped; with ``idle_exit_s``, also stop after that long without records.
+
+        A Kafka error in a transaction (a fenced producer after a rebalance, a broker failing
+        over) aborts that transaction; the worker then leaves the group, drops every slot and
+        starts again from the committed offsets, reloading each slot's state from Kafka. After
+        ``max_restarts`` failures in a row it gives up and raises.
+        """
+        failures = 0
+        while True:
+            try:
+                await self._run_once(topics, idle_exit_s)
+                return
+            except KafkaError as exc:
+                failures += 1
+                if failures > max_restarts or self._stopping.is_set():
+                    raise
+                log.warning("worker restarting after a Kafka error", error=type(exc).__name__, attempt=failures)
+                await asyncio.sleep(min(10.0, 0.5 * 2**failures))
+
+    async def _run_once(self, topics: list[str], idle_exit_s: float | None) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.config.bootstrap,
             group_id=self.config.group_id,
@@ -176,12 +197,12 @@ class BrokerWorker:
         )
         self._consumer = consumer
         await consumer.start()
-        # Know every topic's partitions before joining, or the first join sees some topics
-        # without partitions and a second rebalance follows at once.
-        await consumer.topics()
-        consumer.subscribe(topics, listener=_Rebalance(self))
         idle_since = time.monotonic()
         try:
+            # Know every topic's partitions before joining, or the first join sees some topics
+            # without partitions and a second rebalance follows at once.
+            await consumer.topics()
+            consumer.subscribe(topics, listener=_Rebalance(self))
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.config.max_batch)
                 if not batch:
@@ -191,16 +212,23 @@ class BrokerWorker:
                     continue
                 idle_since = time.monotonic()
                 async with self._lock:
-                    await asyncio.gather(
-                        *(self._transact(tp, msgs) for tp, msgs in batch.items() if tp in self._owned)
+                    # Every slot's transaction finishes (commits or aborts) before any error is raised.
+                    results = await asyncio.gather(
+                        *(self._transact(tp, msgs) for tp, msgs in batch.items() if tp in self._owned),
+                        return_exceptions=True,
                     )
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
                 self.metrics.observe_lag(consumer, {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
         finally:
             async with self._lock:
                 for state in self._owned.values():
-                    await state.producer.stop()
+                    with contextlib.suppress(KafkaError):
+                        await state.producer.stop()
                 self._owned.clear()
-            await consumer.stop()
+            with contextlib.suppress(KafkaError):
+                await consumer.stop()
             self._consumer = None
 
     async def _checkpoint_idle(self) -> None:

@@ -199,3 +199,25 @@ async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path:
     assert "Traceback" not in run.stderr
     assert "rejected" in run.stderr and "DecryptionError" not in run.stdout
     assert (tmp_path / "x.jsonl").read_text() == ""
+
+
+async def test_sigterm_stops_cleanly_after_the_batch_in_flight(env: Env) -> None:
+    """SIGTERM ends `puente broker run` with exit 0 and a final log line; a restart finishes the rest exactly once."""
+    await publish_synthetic(env.cfg, 1500, seed=42)
+    proc = subprocess.Popen(cli("broker", "run"), env=env.env_vars(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            await asyncio.sleep(0.2)
+            if await _count_decisions(env) > 0:
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert '"event": "broker stopped"' in err
+    await run_broker(env)
+    per_pair = Counter((d["alert_id"], d["partner"]) for d in await audit_docs(env) if d["kind"] == "DECISION")
+    assert len(per_pair) == 1500 * len(env.policy.partners) and set(per_pair.values()) == {1}
