@@ -33,6 +33,8 @@ from broker.topics import Slots, TopicNames
 from puente.errors import KafkaSetupError
 
 log = structlog.get_logger("puente.broker")
+# Seal unsigned audit tails once input has paused this long (not after every empty poll).
+IDLE_CHECKPOINT_S = 1.0
 
 
 @dataclass
@@ -206,7 +208,8 @@ class BrokerWorker:
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.config.max_batch)
                 if not batch:
-                    await self._checkpoint_idle()
+                    if time.monotonic() - idle_since > IDLE_CHECKPOINT_S:
+                        await self._checkpoint_idle()
                     if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                         break
                     continue
@@ -237,12 +240,13 @@ class BrokerWorker:
         Without this a quiet partition would keep an unsigned tail until the next busy spell.
         """
         async with self._lock:
-            for state in self._owned.values():
-                if state.chain.head.since_checkpoint == 0:
-                    continue
-                async with state.producer.transaction():
-                    fut = await state.producer.send(self.names.decisions, self._checkpoint(state), partition=state.slot)
-                await fut
+            await asyncio.gather(*(self._checkpoint_slot(s) for s in self._owned.values()
+                                   if s.chain.head.since_checkpoint))
+
+    async def _checkpoint_slot(self, state: SlotState) -> None:
+        async with state.producer.transaction():
+            fut = await state.producer.send(self.names.decisions, self._checkpoint(state), partition=state.slot)
+        await fut
 
     def _checkpoint(self, state: SlotState) -> bytes:
         at = datetime.now(UTC).isoformat().replace("+00:00", "Z")

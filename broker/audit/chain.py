@@ -78,12 +78,18 @@ class ChainWriter:
         return doc
 
     def append(self, kind: str, body: dict[str, Any]) -> bytes:
-        """The canonical bytes of the next record; the head moves on."""
+        """The bytes of the next record; the head moves on."""
         doc = {**body, **self._start(kind)}
         doc["since_checkpoint"] = self.head.since_checkpoint + 1
-        doc["hash"] = record_hash(doc)
-        self.head = ChainHead(self.head.seq + 1, doc["hash"], self.head.since_checkpoint + 1)
-        return canonical(doc)
+        return self._seal(doc, self.head.since_checkpoint + 1)
+
+    def _seal(self, doc: dict[str, Any], since: int) -> bytes:
+        # Serialise once: the stored record is the canonical body with its hash appended.
+        # The verifier parses it, drops "hash" and re-canonicalises, which gives the same bytes.
+        body = canonical(doc)
+        digest = hashlib.sha256(body).hexdigest()
+        self.head = ChainHead(self.head.seq + 1, digest, since)
+        return body[:-1] + b',"hash":"' + digest.encode() + b'"}'
 
     @property
     def checkpoint_due(self) -> bool:
@@ -93,6 +99,4 @@ class ChainWriter:
         """A signed CHECKPOINT record vouching for the current head."""
         doc = {**self._start("CHECKPOINT"), "signer": signer_id, "at": at, "covers": self.head.since_checkpoint}
         doc["sig"] = sign(checkpoint_payload(self.topic, self.partition, doc)).hex()
-        doc["hash"] = record_hash(doc)
-        self.head = ChainHead(self.head.seq + 1, doc["hash"], 0)
-        return canonical(doc)
+        return self._seal(doc, 0)

@@ -22,7 +22,8 @@ verifier of an ingress record is the broker, and the agencies already trust the 
 adds, proof that even the broker could not have forged, buys nothing here. The cost
 does matter: measured on one core of this 2-core machine (bench/bench_crypto.py), Ed25519
 verifies about 8k records/s, which alone would cap the broker far below Kafka's 50-100k/s,
-while the HMAC-SHA256 check of a 1 KiB record runs at about 160k/s. What the MAC proves is that a holder of that agency's key produced exactly these
+while the HMAC-SHA256 check of a 1 KiB record runs at about 160k/s. What the MAC proves
+is that a holder of that agency's key produced exactly these
 bytes under this alert id; one agency cannot pass records off as another's, and a record
 altered in Kafka fails. Partners never see these MACs: they verify the broker's own
 Ed25519 signature on the feed key blocks instead. In a real deployment Kafka's SASL

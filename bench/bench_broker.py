@@ -1,0 +1,667 @@
+"""Puente end to end on the local Kafka, against a raw aiokafka pass-through of the same records.
+
+    python bench/bench_broker.py            # full run (about a minute and a half on an idle machine)
+    python bench/bench_broker.py --quick    # about twenty seconds, for a smoke check
+    python bench/bench_broker.py --json out.jsonl   # the results line goes to a file instead of stdout
+
+One run, one Kafka, one pre-published input: synthetic alerts from the built-in
+generator, Avro single-object encoded, with the ingress MAC headers, published by
+``IngressPublisher`` exactly as the adapters do. Over that same input it measures:
+
+1. Raw pass-through with aiokafka, a fresh consumer group per run, every record's
+   key, value and headers produced unchanged to one output topic:
+   - *transactional*: per poll, one transaction: produce, ``send_offsets_to_transaction``,
+     commit (the exactly-once pattern); this is the headline ratio's denominator;
+   - *plain*: produce (idempotent, acks=all), then ``consumer.commit`` (at-least-once);
+   - *txn per partition*: Puente's own shape, one transactional producer and one
+     transaction per ingress partition per poll, for reference.
+   Each runs ``--repeat`` times (the median counts): they are short.
+2. Puente: one ``BrokerWorker`` (``build_worker``) with three partners, encryption,
+   the ingress MAC check and exactly-once on, until every input record is committed.
+3. Latency at a steady rate (default 1,000 alerts/s): while a worker runs, alerts are
+   published paced; a read_committed consumer of the audit decisions topic notes when
+   each alert's first record becomes visible. Feed and audit records commit in the same
+   transaction, so that moment is when the partner feeds can see the alert too.
+4. Peak RSS of each measured process (its ``VmHWM``: see ``rss_mib`` for why not ``ru_maxrss``).
+
+Each measured side runs in its own process (spawned), one at a time, so that its
+figures are its own; the driver only waits, except in the latency phase where it
+publishes and observes. Throughput is counted from the start of the first batch to
+the commit of the last, so group joins and start-up are left out (shown apart).
+The policy is a copy of the shipped one (or of ``PUENTE_POLICY_DIR``) cut down to three
+partners, COL, USA and FEAN: the others are removed from partners.yaml, and agreements left
+with no partner are removed with their test suites (see ``prepare_policy``). Keys are made
+fresh in a temporary folder, topics fresh under ``bench-<time>`` and deleted at the end
+unless ``--keep-topics``. Other ``PUENTE_*`` settings (bootstrap, partitions, max batch) apply.
+Nothing here asserts a timing: it reports what it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import re
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # runnable from a checkout without install, in the spawned children too
+
+import yaml  # noqa: E402 - after the path fix above
+
+from puente.settings import PuenteSettings  # noqa: E402
+
+PARTNERS = ("COL", "USA", "FEAN")
+RAW_MODES = ("tx", "plain", "slots")
+OLD_KEY_ID = re.compile(r"encryption: (\w+)-feed-enc-2025")
+ALERT_ID = re.compile(rb'"alert_id":"([^"]+)"')
+HOME = "PAN"
+
+
+# ---- setup: policy copy, keys, topics, input --------------------------------------------------
+def prepare_policy(source: Path, dest: Path, keep: tuple[str, ...]) -> list[str]:
+    """Copy the policy data to ``dest``, keeping only the partners in ``keep``; return what was changed.
+
+    Removes the other partners from partners.yaml, drops them from agreement parties, and
+    deletes agreements (and their test suites) left without a partner. If the shipped file
+    still names partner keys ``<x>-feed-enc-2025`` (which ``keys init`` does not create),
+    rewrites them to ``<X>-enc-2026a``; once the shipped data is fixed, nothing is rewritten.
+    """
+    shutil.copytree(source, dest)
+    notes: list[str] = []
+    partners_file = dest / "partners.yaml"
+    text = partners_file.read_text(encoding="utf-8")
+    if OLD_KEY_ID.search(text):
+        text = OLD_KEY_ID.sub(lambda m: f"encryption: {m.group(1).upper()}-enc-2026a", text)
+        notes.append("partner key ids rewritten <x>-feed-enc-2025 -> <X>-enc-2026a (shipped data still old)")
+    doc = yaml.safe_load(text)
+    removed = sorted(p["id"] for p in doc["partners"] if p["id"] not in keep)
+    missing = sorted(set(keep) - {p["id"] for p in doc["partners"]})
+    if missing:
+        raise SystemExit(f"bench: partners {', '.join(missing)} are not in {source / 'partners.yaml'}")
+    if removed:
+        doc["partners"] = [p for p in doc["partners"] if p["id"] in keep]
+        notes.append(f"removed partner(s) {', '.join(removed)} from partners.yaml")
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    partners_file.write_text(text, encoding="utf-8")
+    for path in sorted((dest / "agreements").glob("*.yaml")):
+        if path.name.endswith(".tests.yaml"):
+            continue
+        agreement = yaml.safe_load(path.read_text(encoding="utf-8"))
+        parties = list(agreement.get("parties", []))
+        if not set(parties) & set(removed):
+            continue
+        if not (set(parties) - {HOME}) - set(removed):
+            path.unlink()
+            suite = path.with_name(path.name[: -len(".yaml")] + ".tests.yaml")
+            suite.unlink(missing_ok=True)
+            notes.append(f"removed agreement {path.name} (and its test suite): no partner left")
+        else:
+            agreement["parties"] = [p for p in parties if p not in removed]
+            path.write_text(yaml.safe_dump(agreement, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            notes.append(f"dropped {', '.join(sorted(set(parties) & set(removed)))} from {path.name} parties")
+    return notes
+
+
+def settings_for(update: dict[str, Any]) -> PuenteSettings:
+    return PuenteSettings().model_copy(update=update)
+
+
+def quiet_logs() -> None:
+    import logging
+
+    from broker.logging import configure_logging
+
+    configure_logging(logging.WARNING)
+
+
+def rss_mib() -> float:
+    """This process's peak RSS in MiB.
+
+    On Linux, ``getrusage``'s ``ru_maxrss`` survives fork+exec: a spawned child starts with the
+    driver's RSS at the time of the fork as its maximum, whatever it uses itself. ``VmHWM`` is the
+    high-water mark of the child's own address space, so it is read first; ``ru_maxrss`` is the fallback.
+    """
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+        found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        if found:
+            return int(found.group(1)) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class Clock:
+    """Batch timings of one measured process: first batch start to last batch commit, and CPU."""
+
+    def __init__(self) -> None:
+        self.first_start: float | None = None
+        self.last_end = 0.0
+        self.records = 0
+        self.batches = 0
+        self.cpu0: float | None = None
+        self.n0 = 0
+        self.cpu1 = 0.0
+
+    def batch(self, size: int, started: float) -> None:
+        now = time.monotonic()
+        cpu = time.process_time()
+        if self.first_start is None or started < self.first_start:
+            self.first_start = started
+        self.last_end = max(self.last_end, now)
+        self.records += size
+        self.batches += 1
+        if self.cpu0 is None:
+            self.cpu0, self.n0 = cpu, self.records
+        self.cpu1 = cpu
+
+    def result(self) -> dict[str, Any]:
+        seconds = self.last_end - self.first_start if self.first_start is not None else 0.0
+        after_first = self.records - self.n0
+        cpu_us = (self.cpu1 - (self.cpu0 or 0.0)) * 1e6 / after_first if after_first > 0 else None
+        return {"records": self.records, "seconds": seconds, "batches": self.batches,
+                "per_s": self.records / seconds if seconds > 0 else 0.0, "cpu_us_per_record": cpu_us}
+
+
+# ---- child processes ------------------------------------------------------------------------
+def raw_child(conn: Any, bootstrap: str, topics: list[str], out_topic: str, group: str, mode: str, expect: int,
+              max_batch: int, deadline_s: float) -> None:
+    conn.send(asyncio.run(_raw(bootstrap, topics, out_topic, group, mode, expect, max_batch, deadline_s)))
+
+
+async def _raw(bootstrap: str, topics: list[str], out_topic: str, group: str, mode: str, expect: int,
+               max_batch: int, deadline_s: float) -> dict[str, Any]:
+    """Pass every record through unchanged; modes: "tx" (one transaction per poll), "slots" (one
+    transactional producer and transaction per partition, as Puente's worker), "plain" (at-least-once)."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    from broker.kafka_io import partitions_of  # importing it also quiets aiokafka's logger, as in the broker
+
+    def producer(name: str, transactional_id: str | None) -> AIOKafkaProducer:
+        # The same settings as a Puente slot producer.
+        return AIOKafkaProducer(
+            bootstrap_servers=bootstrap, client_id=f"bench-{name}", enable_idempotence=True, acks="all",
+            linger_ms=5, max_batch_size=256 * 1024, request_timeout_ms=30_000, transactional_id=transactional_id,
+        )
+
+    began = time.monotonic()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, client_id=f"bench-{mode}", enable_auto_commit=False,
+        auto_offset_reset="earliest", isolation_level="read_committed", max_poll_records=max_batch,
+        fetch_max_bytes=16 * 1024 * 1024,
+    )
+    await consumer.start()
+    await consumer.topics()
+    producers: dict[Any, AIOKafkaProducer] = {}
+    if mode == "slots":
+        tps = [TopicPartition(t, p) for t in topics for p in await partitions_of(consumer, t)]
+        for i, tp in enumerate(tps):
+            producers[tp] = producer(f"slot{i}", f"{group}-slot-{i}")
+    else:
+        producers[None] = producer(mode, f"{group}-tx" if mode == "tx" else None)
+    await asyncio.gather(*(p.start() for p in producers.values()))
+    consumer.subscribe(topics)
+    clock = Clock()
+    first_batch_at: float | None = None
+    timed_out = False
+
+    async def transact(prod: AIOKafkaProducer, msgs: dict[Any, list[Any]]) -> None:
+        started = time.monotonic()
+        async with prod.transaction():
+            sends = [await prod.send(out_topic, m.value, key=m.key, headers=list(m.headers or ()))
+                     for part in msgs.values() for m in part]
+            await asyncio.gather(*sends)
+            offsets = {tp: OffsetAndMetadata(part[-1].offset + 1, "") for tp, part in msgs.items()}
+            await prod.send_offsets_to_transaction(offsets, group)
+        clock.batch(sum(len(part) for part in msgs.values()), started)
+
+    try:
+        while clock.records < expect:
+            if time.monotonic() - began > deadline_s:
+                timed_out = True
+                break
+            batch = await consumer.getmany(timeout_ms=200, max_records=max_batch)
+            if not batch:
+                continue
+            started = time.monotonic()
+            first_batch_at = first_batch_at or started
+            if mode == "tx":
+                await transact(producers[None], batch)
+            elif mode == "slots":
+                await asyncio.gather(*(transact(producers[tp], {tp: msgs}) for tp, msgs in batch.items()))
+            else:
+                prod = producers[None]
+                sends = [await prod.send(out_topic, m.value, key=m.key, headers=list(m.headers or ()))
+                         for msgs in batch.values() for m in msgs]
+                await asyncio.gather(*sends)
+                await consumer.commit({tp: OffsetAndMetadata(msgs[-1].offset + 1, "") for tp, msgs in batch.items()})
+                clock.batch(sum(len(msgs) for msgs in batch.values()), started)
+    finally:
+        await consumer.stop()
+        await asyncio.gather(*(p.stop() for p in producers.values()))
+    out = clock.result()
+    out.update(startup_s=(first_batch_at or began) - began, timed_out=timed_out, rss_mib=rss_mib())
+    return out
+
+
+def puente_child(conn: Any, update: dict[str, Any], expect: int | None, stop: Any, deadline_s: float,
+                 collect: bool) -> None:
+    conn.send(asyncio.run(_puente(update, expect, stop, deadline_s, collect)))
+
+
+async def _puente(update: dict[str, Any], expect: int | None, stop: Any, deadline_s: float,
+                  collect: bool) -> dict[str, Any]:
+    from broker.metrics import Metrics
+    from broker.service import build_worker
+
+    quiet_logs()
+    began = time.monotonic()
+    cfg = settings_for(update)
+    worker, topics, problems = build_worker(cfg, client_suffix="-bench")
+    clock = Clock()
+
+    committed: list[tuple[int, float]] = []  # per input: ingress timestamp, and ms from it to its commit
+    txn_ms: list[float] = []  # per slot transaction, from its start to its commit
+
+    class TimedMetrics(Metrics):
+        def count(self, outcome: Any, ingress_ts_ms: int) -> None:
+            super().count(outcome, ingress_ts_ms)
+            if collect:
+                committed.append((ingress_ts_ms, time.time() * 1000 - ingress_ts_ms))
+
+        def batch(self, size: int, seconds: float) -> None:
+            super().batch(size, seconds)
+            clock.batch(size, time.monotonic() - seconds)
+            txn_ms.append(seconds * 1000)
+
+    worker.metrics = TimedMetrics()
+    task = asyncio.create_task(worker.run(topics))
+    timed_out = False
+    while not task.done():
+        await asyncio.sleep(0.05)
+        if (expect is not None and worker.metrics.inputs >= expect) or stop.is_set():
+            worker.stop()
+        elif time.monotonic() - began > deadline_s:
+            timed_out = True
+            worker.stop()
+    await task
+    out = clock.result()
+    metrics = worker.metrics
+    out.update(
+        startup_s=(clock.first_start or began) - began, timed_out=timed_out, rss_mib=rss_mib(),
+        inputs=metrics.inputs, problems=problems,
+        decisions=[[p, d, n] for (p, d), n in sorted(metrics.decisions.items())],
+        dead_letters=dict(metrics.dead_letters), committed=committed,
+        txn_ms_p50=pct(sorted(txn_ms), 50), txn_ms_p99=pct(sorted(txn_ms), 99),
+    )
+    return out
+
+
+async def run_child(target: Callable[..., None], *args: Any) -> dict[str, Any]:
+    """Run ``target(conn, *args)`` in a spawned process and return what it sends back."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=target, args=(child, *args))
+    proc.start()
+    child.close()
+    try:
+        while not parent.poll():
+            if not proc.is_alive():
+                await asyncio.sleep(0.1)
+                if not parent.poll():
+                    raise RuntimeError(f"bench: the {target.__name__} process died (exit code {proc.exitcode})")
+                break
+            await asyncio.sleep(0.05)
+        try:
+            result: dict[str, Any] = parent.recv()
+        except EOFError:
+            await asyncio.to_thread(proc.join, 5)
+            raise RuntimeError(f"bench: the {target.__name__} process died (exit code {proc.exitcode})") from None
+    finally:
+        await asyncio.to_thread(proc.join, 30)
+        if proc.is_alive():
+            proc.kill()
+    return result
+
+
+# ---- the latency phase -----------------------------------------------------------------------
+async def latency_phase(cfg: PuenteSettings, update: dict[str, Any], alerts: list[dict[str, Any]], rate: float,
+                        warm_s: float, measure_s: float, probe: int) -> dict[str, Any]:
+    """Publish ``alerts`` paced at ``rate`` while a worker runs; per alert, publish to committed audit record."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from adapters.publisher import IngressPublisher
+    from broker.crypto import Keystore
+    from broker.topics import TopicNames, slots_for
+
+    names = TopicNames(cfg.topic_prefix)
+    publishers: dict[str, IngressPublisher] = {}
+    for agency in sorted({a["agency"] for a in alerts}):
+        mac = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
+        publishers[agency] = IngressPublisher(cfg.bootstrap, agency, mac.key_id, mac, names)
+    frames = [(publishers[a["agency"]], *publishers[a["agency"]].frame(a)) for a in alerts]
+    sizes = [len(value) for _, _, value, _ in frames]
+
+    observer = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap, enable_auto_commit=False,
+                                isolation_level="read_committed", fetch_max_wait_ms=50)
+    await observer.start()
+    tps = [TopicPartition(names.decisions, s) for s in range(slots_for(cfg).count)]
+    observer.assign(tps)
+    await observer.seek_to_end(*tps)
+    for tp in tps:
+        await observer.position(tp)  # resolve the end now, before anything is published
+    seen_at: dict[bytes, float] = {}
+    sent_at: dict[bytes, float] = {}
+    done = asyncio.Event()
+
+    async def observe() -> None:
+        while not done.is_set():
+            batch = await observer.getmany(timeout_ms=100)
+            now = time.time()
+            for msgs in batch.values():
+                for m in msgs:
+                    found = ALERT_ID.search(m.value or b"")
+                    if found:
+                        seen_at.setdefault(found.group(1), now)
+
+    async def send(i: int) -> None:
+        pub, key, value, headers = frames[i]
+        sent_at[key] = time.time()  # aiokafka stamps the record's CreateTime in this same call
+        await pub.send_raw(key, value, headers)
+
+    async def wait_seen(keys: list[bytes], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if all(k in seen_at for k in keys):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    stop = mp.get_context("spawn").Event()
+    for pub in publishers.values():
+        await pub.__aenter__()
+    watcher = asyncio.create_task(observe())
+    child = asyncio.create_task(run_child(puente_child, update, None, stop, 600.0, True))
+    warm_n, measure_n = int(rate * warm_s), int(rate * measure_s)
+    try:
+        # A probe, sent at once: when all of it is visible, the worker has joined and owns its slots.
+        t0 = time.monotonic()
+        for i in range(probe):
+            await send(i)
+        if not await wait_seen([frames[i][1] for i in range(probe)], 90.0):
+            raise RuntimeError("bench: the latency worker did not process the probe within 90 s")
+        ready_s = time.monotonic() - t0
+        # Paced: a warm-up, then the measured window, continuously at the same rate.
+        start = time.monotonic()
+        i = probe
+        last = probe + warm_n + measure_n
+        measure_started = measure_ended = window_from_ms = window_to_ms = 0.0
+        while i < last:
+            due = probe + min(last - probe, int((time.monotonic() - start) * rate) + 1)
+            while i < due:
+                if i == probe + warm_n:
+                    measure_started = time.monotonic()
+                    window_from_ms = time.time() * 1000
+                await send(i)
+                i += 1
+            await asyncio.sleep(0.002)
+        measure_ended = time.monotonic()
+        window_to_ms = time.time() * 1000
+        measured = [frames[j][1] for j in range(probe + warm_n, last)]
+        drained = await wait_seen(measured, 30.0)
+    finally:
+        stop.set()
+        worker = await child
+        done.set()
+        await watcher
+        await observer.stop()
+        for pub in publishers.values():
+            await pub.__aexit__(None, None, None)
+    lat = sorted((seen_at[k] - sent_at[k]) * 1000 for k in measured if k in seen_at)
+    # The worker's own view of the same window: ingress timestamp to the end of the alert's transaction.
+    own = sorted(ms for ts, ms in worker.pop("committed") if window_from_ms - 1 <= ts <= window_to_ms + 1)
+    return {
+        "rate_target": rate, "rate_achieved": measure_n / (measure_ended - measure_started),
+        "measured": measure_n, "observed": len(lat), "drained": drained, "warm_up": warm_n, "probe": probe,
+        "ready_s": ready_s, "p50_ms": pct(lat, 50), "p90_ms": pct(lat, 90), "p99_ms": pct(lat, 99),
+        "max_ms": lat[-1] if lat else None, "commit_p50_ms": pct(own, 50), "commit_p99_ms": pct(own, 99),
+        "value_bytes_avg": sum(sizes) / len(sizes), "worker": worker,
+    }
+
+
+def pct(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of sorted ``values``."""
+    if not values:
+        return None
+    rank = max(1, min(len(values), int(-(-p * len(values) // 100))))
+    return values[rank - 1]
+
+
+# ---- the driver ----------------------------------------------------------------------------
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    from adapters.synthetic import generate
+    from broker.cli import apply_all, init_keys, publish_synthetic
+    from broker.topics import TopicNames, TopicSpec, apply_topics
+    from policies import load_policy_set
+
+    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 1000:03d}"
+    prefix = f"bench-{run_id}"
+    base = PuenteSettings()
+    work = Path(tempfile.mkdtemp(prefix="puente-bench-"))
+    source = base.policy_dir or ROOT / "policies" / "data"
+    policy_notes = prepare_policy(source, work / "policy", PARTNERS)
+    update = {"topic_prefix": prefix, "keys": work / "keys", "policy_dir": work / "policy"}
+    cfg = settings_for(update)
+    names = TopicNames(prefix)
+    ps = load_policy_set(cfg.policy_dir)
+    load1 = os.getloadavg()[0]
+    print(f"Puente broker bench {run_id}: Kafka {cfg.bootstrap}, topics '{prefix}.*', "
+          f"{'quick' if args.quick else 'full'} run, load average {load1:.2f} on {os.cpu_count()} cores")
+    print(f"  policy: partners {', '.join(sorted(ps.partners))}, agreements {', '.join(sorted(ps.agreements))}")
+    for note in policy_notes:
+        print(f"    ({note})")
+    try:
+        init_keys(cfg)
+        await apply_all(cfg)
+        raw_topics = {mode: f"{prefix}.bench.raw-{mode}" for mode in RAW_MODES}
+        await apply_topics(cfg.bootstrap, [TopicSpec(t, cfg.feed_partitions, cfg.replication,
+                                                     {"min.insync.replicas": str(cfg.effective_min_insync)})
+                                           for t in raw_topics.values()])
+        ingress = [names.ingress(a) for a in cfg.agencies]
+
+        t0 = time.monotonic()
+        sent = await publish_synthetic(cfg, args.alerts, args.seed)
+        n = sum(sent.values())
+        publish_s = time.monotonic() - t0
+        print(f"  input: {n} alerts published in {publish_s:.1f}s ({n / publish_s:,.0f}/s) over "
+              f"{len(sent)} agencies x {cfg.ingress_partitions} partitions; max batch {cfg.max_batch}")
+
+        results: dict[str, Any] = {}
+        runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in RAW_MODES}
+        print(f"  raw pass-through, {args.repeat} round(s) of {', '.join(RAW_MODES)}, each a fresh group ...",
+              flush=True)
+        for rnd in range(args.repeat):
+            for mode in RAW_MODES:
+                runs[mode].append(await run_child(raw_child, cfg.bootstrap, ingress, raw_topics[mode],
+                                                  f"{prefix}-raw-{mode}-{rnd}", mode, n, cfg.max_batch,
+                                                  args.deadline))
+        for mode, done in runs.items():
+            ordered = sorted(done, key=lambda r: r["per_s"])
+            results[f"raw_{mode}"] = {**ordered[(len(ordered) - 1) // 2],
+                                      "rounds": [round(r["per_s"], 1) for r in done]}
+        print("  Puente, 1 worker ...", flush=True)
+        stop = mp.get_context("spawn").Event()
+        results["puente"] = await run_child(puente_child, update, n, stop, args.deadline, False)
+
+        extra = args.probe + int(args.rate * (args.warm + args.seconds))
+        later = list(islice(generate(n + extra, seed=args.seed + 1, now=datetime.now(UTC)), n, None))
+        print(f"  latency: {args.rate:,.0f} alerts/s for {args.warm:g}s warm-up + {args.seconds:g}s measured ...",
+              flush=True)
+        results["latency"] = await latency_phase(cfg, update, later, args.rate, args.warm, args.seconds, args.probe)
+    finally:
+        if not args.keep_topics:
+            await delete_topics(cfg.bootstrap, prefix)
+        shutil.rmtree(work, ignore_errors=True)
+    return summarise(run_id, args, n, publish_s, load1, policy_notes, sorted(ps.partners), results)
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix + ".")]
+        if mine:
+            await admin.delete_topics(mine)
+    except Exception as exc:  # noqa: BLE001 - cleanup is best effort; the figures are already taken
+        print(f"  (could not delete the bench topics: {exc})", file=sys.stderr)
+    finally:
+        await admin.close()
+
+
+def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, load1: float,
+              notes: list[str], partners: list[str], r: dict[str, Any]) -> dict[str, Any]:
+    tx, plain, slots, pu, lat = r["raw_tx"], r["raw_plain"], r["raw_slots"], r["puente"], r["latency"]
+
+    def ratio(base: dict[str, Any]) -> float | None:
+        return pu["per_s"] / base["per_s"] if base["per_s"] else None
+
+    delivered: Counter[str] = Counter()
+    withheld: Counter[str] = Counter()
+    for partner, decision, count in pu["decisions"]:
+        (withheld if decision == "WITHHOLD" else delivered)[partner] += count
+    rss = max(pu["rss_mib"], lat["worker"]["rss_mib"])
+
+    def f0(x: float | None) -> str:
+        return "-" if x is None else f"{x:,.0f}"
+
+    def f1(x: float | None) -> str:
+        return "-" if x is None else f"{x:,.1f}"
+
+    def row(name: str, value: str, unit: str, note: str = "") -> None:
+        print(f"  {name:<44} {value:>9} {unit:<9} {note}".rstrip())
+
+    print()
+    row("measure", "value", "unit", "notes")
+    row("-" * 44, "-" * 9, "-" * 9, "-" * 44)
+    for name, res in (("raw pass-through, transactional (EOS)", tx), ("raw pass-through, plain (at-least-once)", plain),
+                      ("raw pass-through, txn per partition (slots)", slots)):
+        row(name, f0(res["per_s"]), "alerts/s", f"median of {', '.join(f0(x) for x in res['rounds'])}")
+    row("Puente end to end (3 partners, EOS, 1 worker)", f0(pu["per_s"]), "alerts/s",
+        f"{pu['records']} alerts in {pu['seconds']:.1f}s" + (" - TIMED OUT" if pu["timed_out"] else ""))
+    row("ratio Puente / raw transactional", "-" if ratio(tx) is None else f"{ratio(tx):.3f}", "",
+        "the headline ratio; issue target >= 0.25, long-run 0.5")
+    row("ratio Puente / raw plain", "-" if ratio(plain) is None else f"{ratio(plain):.3f}", "", "for reference")
+    row("ratio Puente / raw txn per partition", "-" if ratio(slots) is None else f"{ratio(slots):.3f}", "",
+        "for reference: the same transaction pattern as Puente")
+    row(f"latency p50 at {lat['rate_target']:,.0f} alerts/s", f1(lat["p50_ms"]), "ms",
+        f"publish -> audit record visible to read_committed; {lat['observed']}/{lat['measured']} alerts seen")
+    row(f"latency p99 at {lat['rate_target']:,.0f} alerts/s", f1(lat["p99_ms"]), "ms",
+        f"p90 {f1(lat['p90_ms'])} ms, max {f1(lat['max_ms'])} ms; rate achieved {lat['rate_achieved']:,.0f}/s")
+    row("peak RSS, Puente worker process", f1(rss), "MiB",
+        f"throughput run {pu['rss_mib']:.0f} MiB, latency run {lat['worker']['rss_mib']:.0f} MiB")
+    row("peak RSS, raw transactional process", f1(tx["rss_mib"]), "MiB", "for reference")
+    print()
+    print("  details")
+    for name, res in (("raw transactional", tx), ("raw plain", plain), ("raw txn per partition", slots),
+                      ("Puente", pu)):
+        print(f"    {name:<22} {res['records']:>6} records in {res['seconds']:6.2f}s, "
+              f"{res['records'] / max(res['batches'], 1):5.0f} per transaction/commit, "
+              f"{f1(res['cpu_us_per_record']):>6} µs client CPU per alert, start-up {res['startup_s']:.1f}s")
+    print(f"    latency, worker side: ingress timestamp -> its commit p50 {f1(lat['commit_p50_ms'])} ms, "
+          f"p99 {f1(lat['commit_p99_ms'])} ms; slot transactions p50 {f1(lat['worker']['txn_ms_p50'])} ms, "
+          f"p99 {f1(lat['worker']['txn_ms_p99'])} ms; worker ready {lat['ready_s']:.1f}s after start")
+    print("    Puente decisions: " + ", ".join(f"{p} {delivered[p]} delivered/{withheld[p]} withheld"
+                                             for p in partners)
+          + f"; dead letters {sum(pu['dead_letters'].values())}; ingress values {lat['value_bytes_avg']:.0f} B avg")
+    for problem in pu["problems"]:
+        print(f"  WARNING key problem: {problem}")
+    if pu["inputs"] < n:
+        print(f"  WARNING Puente processed {pu['inputs']} of {n} inputs before its deadline")
+    if any(res["timed_out"] for res in (tx, plain, slots)):
+        print("  WARNING a raw pass-through run hit its deadline")
+    if not lat["drained"]:
+        print(f"  WARNING {lat['measured'] - lat['observed']} measured alerts were not seen within 30 s")
+    if lat["rate_achieved"] < 0.95 * lat["rate_target"]:
+        print("  WARNING the publisher did not keep up with the target rate")
+
+    def r2(x: float | None) -> float | None:
+        return None if x is None else round(x, 2)
+
+    def r4(x: float | None) -> float | None:
+        return None if x is None else round(x, 4)
+
+    return {
+        "bench": "broker", "run": run_id, "quick": args.quick, "alerts": n, "partners": partners,
+        "policy_changes": notes, "load_avg_1m_at_start": round(load1, 2), "cpus": os.cpu_count(),
+        "publish_per_s": round(n / publish_s, 1),
+        "raw_tx_per_s": round(tx["per_s"], 1), "raw_plain_per_s": round(plain["per_s"], 1),
+        "raw_slots_per_s": round(slots["per_s"], 1),
+        "raw_rounds": {"tx": tx["rounds"], "plain": plain["rounds"], "slots": slots["rounds"]},
+        "puente_per_s": round(pu["per_s"], 1), "ratio_denominator": "raw_tx", "ratio_to_raw_tx": r4(ratio(tx)),
+        "ratio_to_raw_plain": r4(ratio(plain)), "ratio_to_raw_slots": r4(ratio(slots)),
+        "cpu_us_per_alert": {k: r2(v["cpu_us_per_record"]) for k, v in
+                             (("raw_tx", tx), ("raw_plain", plain), ("raw_slots", slots), ("puente", pu))},
+        "latency_rate_target": lat["rate_target"], "latency_rate_achieved": round(lat["rate_achieved"], 1),
+        "latency_p50_ms": r2(lat["p50_ms"]), "latency_p90_ms": r2(lat["p90_ms"]),
+        "latency_p99_ms": r2(lat["p99_ms"]), "latency_max_ms": r2(lat["max_ms"]),
+        "latency_commit_p50_ms": r2(lat["commit_p50_ms"]), "latency_commit_p99_ms": r2(lat["commit_p99_ms"]),
+        "latency_observed": lat["observed"], "latency_measured": lat["measured"],
+        "latency_worker_ready_s": round(lat["ready_s"], 2),
+        "peak_rss_mib_puente": round(rss, 1), "peak_rss_mib_raw_tx": round(tx["rss_mib"], 1),
+        "delivered": dict(delivered), "withheld": dict(withheld), "dead_letters": pu["dead_letters"],
+        "key_problems": pu["problems"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
+    parser.add_argument("--alerts", type=int, help="alerts pre-published for the throughput runs "
+                                                   "(default 30000, quick 8000)")
+    parser.add_argument("--repeat", type=int, help="rounds of each raw pass-through; the median counts "
+                                                   "(default 3, quick 1)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="alerts/s in the latency phase (default 1000)")
+    parser.add_argument("--seconds", type=float, help="measured seconds at that rate (default 12, quick 5)")
+    parser.add_argument("--warm", type=float, help="warm-up seconds at that rate before measuring "
+                                                   "(default 3, quick 1)")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the results line here instead of stdout")
+    parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics on Kafka")
+    args = parser.parse_args(argv)
+    args.alerts = args.alerts or (8000 if args.quick else 30000)
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    args.seconds = args.seconds if args.seconds is not None else (5.0 if args.quick else 12.0)
+    args.warm = args.warm if args.warm is not None else (1.0 if args.quick else 3.0)
+    args.probe = 20
+    args.deadline = 45.0 if args.quick else 120.0  # per throughput child; it reports what it did by then
+    started = time.monotonic()
+    result = asyncio.run(bench(args))
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    print(f"  finished in {result['wall_s']:.0f}s")
+    line = json.dumps(result, sort_keys=True)
+    if args.json:
+        args.json.write_text(line + "\n", encoding="utf-8")
+        print(f"  results written to {args.json}")
+    else:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
