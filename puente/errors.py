@@ -5,6 +5,8 @@
     │   └── PolicyError              a policy file or policy set is invalid
     ├── KafkaSetupError              the local Kafka could not be fetched, started or reached
     ├── SchemaError                  an Avro schema is malformed or incompatible
+    ├── AdapterError                 an agency's record or file that cannot become an alert;
+    │                                ``reason`` is a short code for the dead letter (e.g. invalid-date)
     ├── CodecError                   bytes or values that cannot be encoded or decoded
     │   ├── NotSingleObjectError     bytes lack the single-object marker
     │   ├── UnknownSchemaError       the writer fingerprint is not a known schema
@@ -45,6 +47,19 @@ class KafkaSetupError(PuenteError):
 
 class SchemaError(PuenteError):
     """An Avro schema is malformed, or two versions are incompatible."""
+
+
+class AdapterError(PuenteError):
+    """An agency's record (or a whole file) that cannot become an alert.
+
+    ``reason`` is a short, stable code (``invalid-date``, ``out-of-region``, ``unknown-code``...)
+    that the dead letter carries in a header, so that records can be counted and routed by
+    kind; the message says, in words an agency's staff can act on, what was wrong and where.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class CodecError(PuenteError):

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from puente.localkafka import LocalKafka
+
 AGENCIES = ("SENAFRONT", "SENAN", "PN", "SNM", "COMBIFRON")
 
 
@@ -15,7 +17,8 @@ class PuenteSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PUENTE_", frozen=True, extra="ignore")
 
-    bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers")
+    bootstrap: str = Field(default_factory=lambda: LocalKafka("single").bootstrap,
+                           description="Kafka bootstrap servers; default: the local single node")
     keys: Path = Field(Path(".puente/keys"), description="the keystore folder")
     policy_dir: Path | None = Field(None, description="policy data folder; default: the shipped policies")
     replication: int = Field(1, ge=1, description="replication factor of Puente's topics")

@@ -79,7 +79,9 @@ class LocalKafka:
             raise KafkaSetupError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
         self.shape = shape
         self.folder = (root or _state_root()) / shape
-        base = _BASE_PORT[shape]
+        # PUENTE_KAFKA_PORT / PUENTE_KAFKA_CLUSTER_PORT move the first port when the default is taken.
+        env = "PUENTE_KAFKA_PORT" if shape == "single" else "PUENTE_KAFKA_CLUSTER_PORT"
+        base = int(os.environ.get(env, _BASE_PORT[shape]))
         count = 1 if shape == "single" else 3
         self.nodes = [
             NodeSpec(i + 1, base + 2 * i, base + 2 * i + 1, self.folder / f"node{i + 1}")
