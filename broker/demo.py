@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import time
 from collections import Counter
@@ -140,8 +141,10 @@ async def _audit_counts(cfg: PuenteSettings) -> tuple[Counter[tuple[str, str]], 
 async def demo(alerts: int, workers: int, seed: int) -> int:
     from broker.audit.store import verify_topics
     from broker.cli import apply_all, init_keys, publish_synthetic, verifier
+    from broker.logging import configure_logging
     from broker.topics import TopicNames
 
+    configure_logging(logging.WARNING)  # the demo prints its own progress; workers' logs would drown it
     started = time.monotonic()
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = PuenteSettings()
