@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,6 +40,19 @@ class IngressPublisher:
         value = self.codec.encode(alert)
         headers = sign_ingress(self.agency, self.key_id, self.mac_key, value, alert["alert_id"])
         return alert["alert_id"].encode(), value, headers
+
+    def sign(self, alert_id: str, value: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """The key and origin headers for an alert already encoded (adapters encode once, to validate)."""
+        return alert_id.encode(), sign_ingress(self.agency, self.key_id, self.mac_key, value, alert_id)
+
+    async def send_framed(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> asyncio.Future[Any]:
+        """Queue one framed record; the future resolves when Kafka has acknowledged it (or fails)."""
+        fut: asyncio.Future[Any] = await self._producer.send(self.topic, value, key=key, headers=headers)
+        return fut
+
+    async def flush(self) -> None:
+        """Wait until every queued record has been sent."""
+        await self._producer.flush()
 
     async def send_raw(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         """Send already-framed bytes (used to replay or to inject test input)."""

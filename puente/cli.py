@@ -14,13 +14,14 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrars() -> list[Register]:
     # Imported lazily so that `puente kafka status` does not pay for the policy engine.
+    from adapters.cli import register as adapt
     from broker.cli import register as service
     from broker.demo import register as demo
     from policies.cli import register as policy
     from puente.kafka_cli import register as kafka
     from puente.schema_cli import register as schema
 
-    return [kafka, schema, policy, service, demo]
+    return [kafka, schema, policy, adapt, service, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,262 @@
+"""Field parsers shared by the adapters: text, codes, numbers, dates, times and coordinates.
+
+Each takes a raw value and the field's name as the agency writes it, and returns a clean
+value or raises AdapterError with a reason code and a message that names the field and
+says what was expected. Values are never echoed whole into messages (they may be names
+of people); at most a short excerpt of a code that was not recognised.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, time, tzinfo
+from typing import Any
+
+from adapters._codes import country, norm_key
+from puente.errors import AdapterError
+
+# Reason codes, as they appear in the dead-letter header puente-dlq-reason.
+ENCODING, SYNTAX, TRUNCATED, MISSING_COLUMN, MISSING_FIELD = (
+    "encoding", "syntax", "truncated", "missing-column", "missing-field")
+INVALID_DATE, FUTURE, OUT_OF_REGION, NEGATIVE, UNKNOWN_CODE, TOO_LONG, INVALID = (
+    "invalid-date", "future-date", "out-of-region", "negative-quantity", "unknown-code", "too-long", "invalid-value")
+SCHEMA, CONFLICT = "schema-violation", "conflict"
+
+OLDEST_EVENT = date(2000, 1, 1)  # older events are typing errors (a year of 0025, 1925), not archives
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def fail(reason: str, message: str) -> AdapterError:
+    """The error for one bad field or record (raise it)."""
+    return AdapterError(message, reason)
+
+
+def excerpt(value: object, limit: int = 32) -> str:
+    """A short quoted piece of a value for a message: enough to find it, not a whole name."""
+    text = str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def text(value: Any, field: str, limit: int, *, required: bool = False, multiline: bool = False) -> str | None:
+    """Trimmed text in NFC (accents composed, so 'Núñez' compares equal however it was typed).
+
+    Empty means absent. Whitespace runs collapse to one space, except in multi-line free text,
+    where line breaks are kept. Control characters are refused: they are binary junk or a
+    wrong encoding, never something staff typed.
+    """
+    if type(value) is not str:  # the common case first: this runs dozens of times per record
+        if value is None:
+            if required:
+                raise _missing(field)
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail(INVALID, f"{field} must be text, got {type(value).__name__}")
+        value = str(value)
+    if not unicodedata.is_normalized("NFC", value):
+        value = unicodedata.normalize("NFC", value)
+    if multiline:
+        clean = "\n".join(" ".join(line.split()) for line in value.replace("\r\n", "\n").split("\n")).strip()
+    else:
+        clean = " ".join(value.split())  # collapses every run of whitespace: staff did not mean them
+    if not clean:
+        if required:
+            raise _missing(field)
+        return None
+    # isprintable() is a fast C check; only when it fails does the search for control characters run
+    if not clean.isprintable() and _CONTROL.search(clean):
+        raise fail(INVALID, f"{field} contains control characters (binary data or a wrong encoding?)")
+    if len(clean) > limit:
+        raise fail(TOO_LONG, f"{field} has {len(clean):,} characters; at most {limit:,} are accepted")
+    return clean
+
+
+def _missing(field: str) -> AdapterError:
+    return fail(MISSING_FIELD, f"{field} is required and is empty")
+
+
+def code(value: Any, field: str, table: Mapping[str, str] | Iterable[str], *, required: bool = True) -> str | None:
+    """The canonical code for a label or code, looked up by its normalised form (see norm_key)."""
+    raw = text(value, field, 80, required=required)
+    if raw is None:
+        return None
+    key = norm_key(raw)
+    found = table.get(key) if isinstance(table, Mapping) else (key if key in table else None)
+    if found is None:
+        known = sorted(table)  # what may be written (labels, in their normalised form), not what they map to
+        listing = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+        raise fail(UNKNOWN_CODE, f"{field} {excerpt(raw)} is not a known code (expected one of {listing})")
+    return found
+
+
+def countries(values: Any, field: str) -> list[str]:
+    """Alpha-3 country codes from codes or Spanish names, as a list or a ',', ';' or '/'-separated text."""
+    if values is None or values == "":
+        return []
+    items = re.split(r"[,;/]| y ", values) if isinstance(values, str) else values
+    if not isinstance(items, list):
+        raise fail(INVALID, f"{field} must be a list of countries")
+    out: list[str] = []
+    for item in items:
+        name = text(item, field, 60)
+        if name is None:
+            continue
+        found = country(name)
+        if found is None:
+            raise fail(UNKNOWN_CODE, f"{field}: {excerpt(name)} is not an ISO 3166 alpha-3 code or a known country")
+        if found not in out:
+            out.append(found)
+    return out
+
+
+def integer(value: Any, field: str, *, maximum: int = 1_000_000, required: bool = False) -> int | None:
+    """A whole number from 0 to ``maximum``; a negative one is refused with its own reason."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise fail(MISSING_FIELD, f"{field} is required and is empty")
+        return None
+    if isinstance(value, bool):
+        raise fail(INVALID, f"{field} must be a whole number")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        if not re.fullmatch(r"\s*[-+]?\d+\s*", value):
+            raise fail(INVALID, f"{field} must be a whole number, got {excerpt(value)}")
+        value = int(value)
+    if not isinstance(value, int):
+        raise fail(INVALID, f"{field} must be a whole number")
+    if value < 0:
+        raise fail(NEGATIVE, f"{field} is negative ({value}); counts cannot be")
+    if value > maximum:
+        raise fail(INVALID, f"{field} is {value:,}, more than the plausible {maximum:,}")
+    return value
+
+
+def quantity(value: Any, field: str, *, maximum: float = 1e10) -> float:
+    """A positive amount; '1250.5' or '1250,5' (a decimal comma when there is no point)."""
+    if isinstance(value, str):
+        raw = value.strip()
+        if "," in raw and "." not in raw and raw.count(",") == 1:
+            raw = raw.replace(",", ".")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise fail(INVALID if raw else MISSING_FIELD, f"{field} must be a number, got {excerpt(value)}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail(MISSING_FIELD if value is None else INVALID, f"{field} must be a number")
+    amount = float(value)
+    if not math.isfinite(amount):
+        raise fail(INVALID, f"{field} must be a finite number")
+    if amount < 0:
+        raise fail(NEGATIVE, f"{field} is negative ({amount:g}); a seized quantity cannot be")
+    if amount == 0 or amount > maximum:
+        raise fail(INVALID, f"{field} is {amount:g}; expected more than 0 and at most {maximum:g}")
+    return amount
+
+
+# ---- dates and times ---------------------------------------------------------------------
+def _date(y: int, m: int, d: int, field: str, shown: str) -> date:
+    try:
+        return date(y, m, d)
+    except ValueError:
+        raise fail(INVALID_DATE, f"{field} {shown!r} is not a date that exists") from None
+
+
+def dmy(value: Any, field: str) -> date:
+    """dd/mm/yyyy (also d/m/yyyy and dd-mm-yyyy), as a Panamanian spreadsheet writes a date."""
+    raw = text(value, field, 20, required=True) or ""
+    m = re.fullmatch(r"(\d{1,2})[/-](\d{1,2})[/-](\d{4})", raw)
+    if not m:
+        raise fail(INVALID_DATE, f"{field} {excerpt(raw)} is not a date as dd/mm/yyyy")
+    return _date(int(m[3]), int(m[2]), int(m[1]), field, raw)
+
+
+def ymd(value: Any, field: str, *, compact: bool = False) -> date:
+    """yyyy-mm-dd, or yyyymmdd when ``compact`` (fixed-width exports)."""
+    raw = text(value, field, 20, required=True) or ""
+    m = re.fullmatch(r"(\d{4})(\d{2})(\d{2})" if compact else r"(\d{4})-(\d{2})-(\d{2})", raw)
+    if not m:
+        raise fail(INVALID_DATE, f"{field} {excerpt(raw)} is not a date as {'yyyymmdd' if compact else 'yyyy-mm-dd'}")
+    return _date(int(m[1]), int(m[2]), int(m[3]), field, raw)
+
+
+def clock(value: Any, field: str) -> time:
+    """HH:MM, H:MM, HH:MM:SS or HHMM, 24-hour."""
+    raw = text(value, field, 12, required=True) or ""
+    m = re.fullmatch(r"(\d{1,2}):?(\d{2})(?::(\d{2}))?", raw)
+    if not m or int(m[1]) > 23 or int(m[2]) > 59 or int(m[3] or 0) > 59:
+        raise fail(INVALID_DATE, f"{field} {excerpt(raw)} is not a time of day as HH:MM (24-hour)")
+    return time(int(m[1]), int(m[2]), int(m[3] or 0))
+
+
+def local(day: date, at: time, zone: tzinfo) -> datetime:
+    """A local date and time in the agency's zone, as UTC."""
+    return datetime.combine(day, at, zone).astimezone(UTC)
+
+
+def iso_datetime(value: Any, field: str, zone: tzinfo) -> datetime:
+    """An ISO 8601 date-time; one without an offset is taken in the agency's zone."""
+    raw = text(value, field, 40, required=True) or ""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?", raw):
+        raise fail(INVALID_DATE, f"{field} {excerpt(raw)} is not an ISO 8601 date and time")
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise fail(INVALID_DATE, f"{field} {excerpt(raw)} is not a date and time that exists") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
+
+
+def birth_date(value: Any, field: str, today: date, *, compact: bool = False) -> date | None:
+    """A date of birth: not in the future, not before 1900."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    born = ymd(value, field, compact=compact)
+    if not date(1900, 1, 1) <= born <= today:
+        raise fail(INVALID_DATE, f"{field} {born.isoformat()} is not a plausible date of birth")
+    return born
+
+
+# ---- coordinates ---------------------------------------------------------------------------
+_DMS = re.compile(
+    r"""(?P<h1>[NSEWO])?\s*(?P<deg>\d{1,3}(?:\.\d+)?)\s*[°º:\s]?\s*(?:(?P<min>\d{1,2}(?:\.\d+)?)\s*['′:\s]?\s*
+        (?:(?P<sec>\d{1,2}(?:\.\d+)?)\s*(?:"|″|''|)?)?)?\s*(?P<h2>[NSEWO])?""", re.VERBOSE)
+
+
+def coordinate(value: Any, field: str, axis: str) -> float | None:
+    """Decimal degrees from '-77.4267', '-77,4267', '8°40'12.5"N' or '77 25 36 O' (O: oeste, west).
+
+    Without a hemisphere letter the sign decides; with one, a sign is refused as ambiguous.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raw = (text(value, field, 40) or "").upper().replace("\u2019", "'").replace("\u201d", '"')
+        if re.fullmatch(r"[-+]?\d{1,3}([.,]\d+)?", raw):
+            number = float(raw.replace(",", "."))
+        else:
+            number = _dms(raw, field, axis)
+    limit = 90.0 if axis == "lat" else 180.0
+    if not math.isfinite(number) or abs(number) > limit:
+        raise fail(OUT_OF_REGION, f"{field} {number:g} is outside [-{limit:g}, {limit:g}]")
+    return round(number, 6)  # about 0.1 m: what a GPS reading supports, without float noise
+
+
+def _dms(raw: str, field: str, axis: str) -> float:
+    m = _DMS.fullmatch(raw.strip())
+    if not m or (m["h1"] and m["h2"]) or not (m["h1"] or m["h2"]):
+        raise fail(INVALID, f"{field} {excerpt(raw)} is neither decimal degrees nor degrees-minutes-seconds "
+                            "with a hemisphere (N/S, E/W/O)")
+    hemi = m["h1"] or m["h2"]
+    if (axis == "lat") != (hemi in "NS"):
+        raise fail(INVALID, f"{field} has hemisphere {hemi}, which belongs to the other axis")
+    if "." in m["deg"] and m["min"]:
+        raise fail(INVALID, f"{field} {excerpt(raw)} has decimal degrees and minutes; write one or the other")
+    minutes, seconds = float(m["min"] or 0), float(m["sec"] or 0)
+    if minutes >= 60 or seconds >= 60:
+        raise fail(INVALID, f"{field} {excerpt(raw)} has minutes or seconds of 60 or more")
+    number = float(m["deg"]) + minutes / 60 + seconds / 3600
+    return -number if hemi in "SWO" else number

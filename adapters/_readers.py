@@ -1,0 +1,223 @@
+"""Splitting an export into records: each yields (record number, line, raw bytes, parsed or error).
+
+Readers work on bytes and decode record by record, so one record in a wrong encoding is
+refused alone and the rest of the file still flows. They stream: a file of any size is
+read with memory for one record, and a record longer than the limit is skipped unread.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from adapters._fields import ENCODING, INVALID, SYNTAX, TOO_LONG, TRUNCATED, fail
+from puente.errors import AdapterError
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One record as read. ``number`` counts records from 1 (0: the file as a whole, e.g. its header)."""
+
+    number: int
+    line: int
+    raw: bytes
+    parsed: Any = None
+    error: AdapterError | None = None
+
+
+def physical_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number, line with its end, too long) for every line; a long line is read to its end, not kept.
+
+    Line ends are kept so that a record of several lines can be given back byte for byte.
+    """
+    number = 0
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        too_long = len(line) > limit and not line.endswith(b"\n")
+        if too_long:
+            while (rest := stream.readline(1 << 16)) and not rest.endswith(b"\n"):
+                pass
+        yield number, line, too_long
+
+
+def too_long(what: str, limit: int) -> AdapterError:
+    return fail(TOO_LONG, f"{what} is longer than {limit:,} bytes and was not read")
+
+
+def decode(raw: bytes, encoding: str, what: str) -> str:
+    """The text of ``raw``; a byte sequence invalid in ``encoding`` is refused, never guessed."""
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start:exc.start + 1]
+        # Cut in the middle of a character, or a Windows-1252 accent on the last character? The
+        # same bytes; a text that is already UTF-8 up to there (with some accents in it) was cut.
+        if exc.reason == "unexpected end of data" and not raw[: exc.start].isascii() and _is_utf8(raw[: exc.start]):
+            raise fail(TRUNCATED, f"{what} ends in the middle of a character (truncated?)") from None
+        hint = ""
+        if encoding.replace("-", "").lower().startswith("utf8") and bad and 0xA0 <= bad[0] <= 0xFF:
+            hint = " (the file looks like Windows-1252 or Latin-1: export it as UTF-8)"
+        elif _is_utf8(raw):
+            hint = f" (the file looks like UTF-8: export it as {encoding})"
+        raise fail(ENCODING, f"{what}: byte {exc.start + 1} (0x{bad.hex()}) is not valid {encoding}{hint}") from None
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(text: str, first_line: int) -> dict[str, Any]:
+    """One JSON object; the error names the file line and column, and tells truncation from bad syntax."""
+    try:
+        doc = json.loads(text, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        line = first_line + exc.lineno - 1
+        unclosed = exc.msg.startswith("Unterminated string") and text.find('"', exc.pos + 1) < 0
+        if unclosed or exc.pos >= len(text.rstrip()):
+            raise fail(TRUNCATED, f"JSON ends at line {line} before the document is complete (truncated?)") from None
+        raise fail(SYNTAX, f"invalid JSON at line {line} column {exc.colno}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise fail(SYNTAX, f"invalid JSON from line {first_line}: {reason}") from None
+    if not isinstance(doc, dict):
+        raise fail(INVALID, f"line {first_line}: expected a JSON object, got a JSON {type(doc).__name__}")
+    return doc
+
+
+def json_lines(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item]:
+    """JSON Lines: one object per line; blank lines are skipped."""
+    number = 0
+    for line_no, line, long in physical_lines(stream, limit):
+        raw = line.rstrip(b"\r\n")
+        if not raw.strip():
+            continue
+        number += 1
+        try:
+            if long:
+                raise too_long(f"line {line_no}", limit)
+            yield Item(number, line_no, raw, parse_json(decode(raw, encoding, f"line {line_no}"), line_no))
+        except AdapterError as exc:
+            yield Item(number, line_no, raw, error=exc)
+
+
+def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item]:
+    """Pretty-printed JSON objects one after another, each starting with '{' at the start of a line.
+
+    Splitting at those lines, before parsing, keeps one truncated or broken document from
+    taking the rest of the file with it. The stream is read in large blocks and split with
+    ``bytes.find``: a pretty-printed document has dozens of lines, and reading them one by one
+    cost more than parsing them.
+    """
+    buf, off, line, number, eof = b"", 0, 1, 0, False
+    skipping = False  # inside a document longer than the limit: discard up to the next one
+    while True:
+        cut = buf.find(b"\n{", off)
+        if cut < 0 and not eof and len(buf) - off <= limit:
+            block = stream.read(1 << 20)
+            eof = not block
+            buf, off = buf[off:] + block, 0  # compacting here keeps the buffer near one block
+            continue
+        if cut < 0 and not eof:  # over the limit and no end in sight: note it, keep its first bytes
+            if not skipping:
+                number += 1
+                yield Item(number, line, buf[off:off + limit], error=too_long(f"the document from line {line}", limit))
+            skipping = True
+            last = buf.rfind(b"\n", off)  # kept: it may be the start of the next document's boundary
+            line += buf.count(b"\n", off, max(last, off))
+            buf, off = (buf[last:] if last >= off else b""), 0
+            continue
+        end = len(buf) if cut < 0 else cut
+        doc = buf[off:end]
+        body = doc.lstrip()
+        first = line + doc.count(b"\n", 0, len(doc) - len(body))
+        line += doc.count(b"\n") + (cut >= 0)
+        off = end + 1
+        if skipping:
+            skipping = False
+        elif body.strip():
+            number += 1
+            raw = body.rstrip()
+            try:
+                if len(raw) > limit:
+                    raise too_long(f"the document from line {first}", limit)
+                yield Item(number, first, raw, parse_json(decode(raw, encoding, f"document at line {first}"), first))
+            except AdapterError as exc:
+                yield Item(number, first, raw[:limit], error=exc)
+        if cut < 0:
+            return
+
+
+def _inside_quotes(line: bytes, delimiter: int, inside: bool) -> bool:
+    """Whether a quoted field is still open at the end of ``line`` (as Python's csv reads it).
+
+    A quote opens a field only at its start; inside, '""' is a literal quote and '"' closes it.
+    A quote in the middle of an unquoted field (8°40'12"N) is a plain character.
+    """
+    pos, end = 0, len(line)
+    while pos < end:
+        if inside:
+            close = line.find(b'"', pos)
+            if close < 0:
+                return True
+            if line[close + 1:close + 2] == b'"':
+                pos = close + 2
+                continue
+            inside, pos = False, close + 1
+        quote = line.find(b'"', pos)
+        if quote < 0:
+            return False
+        if quote == 0 or line[quote - 1] == delimiter:
+            inside = True
+        pos = quote + 1
+    return inside
+
+
+def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int, bytes, list[str] | AdapterError]]:
+    """(line, raw, fields or error) for each CSV record; the delimiter (';', ',' or tab) comes from the first.
+
+    A quoted field may span lines (remarks typed with Alt+Enter in a spreadsheet), so physical
+    lines are joined while a quoted field is open.
+    """
+    delimiter: bytes | None = None
+    parts: list[bytes] = []
+    start, size, long, inside = 0, 0, False, False
+    for line_no, raw, line_long in physical_lines(stream, limit):
+        if not parts:
+            start, size, long = line_no, 0, False
+            if not raw.strip():
+                continue
+        if delimiter is None:
+            delimiter = max((b";", b",", b"\t"), key=raw.count)
+        parts.append(raw)
+        size += len(raw)
+        long = long or line_long or size > limit
+        inside = not long and _inside_quotes(raw.rstrip(b"\r\n"), delimiter[0], inside)
+        if inside:
+            continue
+        record = b"".join(parts).rstrip(b"\r\n")  # the record byte for byte, line breaks in it included
+        parts = []
+        if long:
+            yield start, record[:limit], too_long(f"the record at line {start}", limit)
+            continue
+        try:
+            text = decode(record, encoding, f"line {start}")
+        except AdapterError as exc:
+            yield start, record, exc
+            continue
+        yield start, record, next(csv.reader([text], delimiter=delimiter.decode()), [])
+    if parts:
+        yield start, b"".join(parts)[:limit], fail(TRUNCATED, f"a quoted field opened at line {start} never closes")

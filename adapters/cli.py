@@ -1,0 +1,107 @@
+"""``puente adapt {senafront,senan,pn,snm,combifron} [FILE ...|-] [--watch DIR]``: agency exports -> alerts.
+
+Exit status: 0 when every record was published or had been already; 1 when some were
+rejected (each is in the dead-letter topic with its reason, and listed on stderr); 2 on an
+error that stopped the run (Kafka unreachable, keys or topics missing, bad configuration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.registry import ADAPTERS
+from puente.errors import ConfigError
+
+_EPILOG = ("Summary on stdout; rejected records, with file, line and reason, and progress on large files on "
+           "stderr. Running the same file again publishes nothing new. Exit 0: all published or already "
+           "published; 1: some records rejected (see the dead-letter topic); 2: the run could not proceed.")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    text = "turn an agency's export into signed alerts on its ingress topic"
+    parser = sub.add_parser("adapt", help=text, description=text, epilog=_EPILOG)
+    names = parser.add_subparsers(dest="adapter", metavar="ADAPTER", required=True)
+    for name, (_, agency, title) in ADAPTERS.items():
+        p = names.add_parser(name, help=title, description=f"{title}; publishes as {agency}.", epilog=_EPILOG)
+        p.add_argument("files", nargs="*", metavar="FILE", help="export files to read; '-' reads standard input")
+        p.add_argument("--watch", type=Path, metavar="DIR",
+                       help="adapt each new file in DIR once it stops growing, then move it to DIR/done/")
+        p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="poll DIR this often")
+        p.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
+                       help="with --watch: stop when no file arrived for this long (default: run until SIGTERM)")
+        p.add_argument("--check", action="store_true",
+                       help="map and validate only, without Kafka: print every rejected record and a summary")
+        p.add_argument("--config", type=Path, metavar="YAML", help="adapter configuration (default: the shipped "
+                                                                   "adapters/agencies.yaml)")
+        p.set_defaults(func=_adapt)
+
+
+def _context(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
+    from adapters.config import Vocabulary, load_config, make_context
+    from adapters.registry import get
+
+    adapter = get(args.adapter)
+    ctx = make_context(adapter.agency, datetime.now(UTC), load_config(args.config), Vocabulary.load(cfg.policy_dir))
+    return adapter, ctx
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from broker.cli import settings
+
+    if bool(args.files) == bool(args.watch):
+        raise ConfigError("give export files (or '-' for standard input), or --watch DIR, but not both")
+    if args.check and args.watch:
+        raise ConfigError("--check reads files, not a watched folder")
+    cfg = settings()
+    adapter, ctx = _context(args, cfg)
+    if args.check:
+        return _check(adapter, ctx, args.files)
+    if args.watch:
+        return asyncio.run(_watch(cfg, adapter, ctx, args))
+    from adapters.run import Tally, adapt_paths
+
+    results = asyncio.run(adapt_paths(cfg, adapter, ctx, args.files))
+    total = Tally()
+    for source, tally in results:
+        total.add(tally)
+        print(f"{adapter.name} {source}: {tally.line()}")
+    if len(results) > 1:
+        print(f"{adapter.name} total: {total.line()}")
+    return 1 if total.rejected else 0
+
+
+def _check(adapter: Any, ctx: Any, files: list[str]) -> int:
+    from adapters.run import check, open_source
+
+    rejected = 0
+    for path in files:
+        stream, source = open_source(path)
+        try:
+            tally = check(adapter, ctx, stream, source)
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+        rejected += tally.rejected
+        print(f"{adapter.name} {source} (check only, nothing sent): {tally.line(valid='valid')}")
+    return 1 if rejected else 0
+
+
+async def _watch(cfg: Any, adapter: Any, ctx: Any, args: argparse.Namespace) -> int:
+    from adapters.run import AdapterRun
+    from adapters.watch import watch
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"{adapter.name}: watching {args.watch} every {args.interval:g}s (SIGTERM or Ctrl-C stops)", file=sys.stderr)
+    async with AdapterRun(cfg, adapter, ctx) as run:
+        total = await watch(run, args.watch, interval=args.interval, idle_exit=args.exit_when_idle, stop=stop)
+    print(f"{adapter.name} watched {args.watch}: {total.line()}")
+    return 1 if total.rejected else 0

@@ -1,0 +1,237 @@
+"""The adapters' configuration (``agencies.yaml``) and the context one mapping runs in.
+
+Configuration is a trust boundary, so pydantic validates it when loaded, and it is checked
+against the policy vocabulary before any record is read: a default marking the policy does
+not know would withhold every alert from every partner without anyone noticing.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from adapters._codes import norm_key
+from puente.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "agencies.yaml"
+# Older and local names still typed in reports (San Blas and Kuna Yala are Guna Yala's former names).
+_PROVINCE_ALIASES = {"SAN_BLAS": "GUNA_YALA", "KUNA_YALA": "GUNA_YALA", "EMBERA": "EMBERA_WOUNAAN",
+                     "NGOBE_BUGLE": "NGABE_BUGLE", "PANAMA_CENTRO": "PANAMA", "BOCAS": "BOCAS_DEL_TORO"}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MarkingDefaults(_Frozen):
+    classification: str
+    releasable_to: tuple[str, ...] = ()
+    caveats: tuple[str, ...] = ()
+    handling_code: str = "H0"
+    handling_text: str | None = None
+    originator_consent: tuple[str, ...] = ()
+    grading: str = Field("F6", pattern=r"^[A-Z][0-9]$", description="reliability letter and credibility digit")
+
+
+class AgencyProfile(_Frozen):
+    unit: str | None = None
+    country: str = Field("PAN", pattern=r"^[A-Z]{3}$")
+    timezone: str = "America/Panama"
+    encoding: str = "utf-8"
+    region: str
+    review_days: int | None = Field(None, ge=1)
+    expires_days: int | None = Field(None, ge=1)
+    markings: MarkingDefaults
+    classification_map: dict[str, str] = {}
+    originators: dict[str, str] = {}
+    extra_provinces: tuple[str, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown text encoding {value!r}") from exc
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Region(_Frozen):
+    latitude: tuple[float, float]
+    longitude: tuple[float, float]
+
+    def contains(self, lat: float, lon: float) -> bool:
+        return self.latitude[0] <= lat <= self.latitude[1] and self.longitude[0] <= lon <= self.longitude[1]
+
+
+class Port(_Frozen):
+    name: str
+    province: str
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    border_sector: str | None = None
+
+
+class Limits(_Frozen):
+    id: int = 80
+    code: int = 40
+    name: int = 100
+    place: int = 120
+    unit: int = 120
+    summary: int = 200
+    remarks: int = 2000
+    handling_text: int = 500
+    document: int = 30
+    record_bytes: int = Field(65536, ge=1024, le=900_000)  # stays under Kafka's 1 MB message default
+
+
+class AdaptersConfig(_Frozen):
+    agencies: dict[str, AgencyProfile]
+    regions: dict[str, Region]
+    provinces: tuple[str, ...]
+    border_sectors: dict[str, str]
+    ports: dict[str, Port]
+    limits: Limits = Limits()
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The marking codes the policy knows: what an adapter may put in an alert's markings."""
+
+    classifications: tuple[str, ...]
+    caveats: frozenset[str]
+    handling_codes: frozenset[str]
+    reliability: frozenset[str]
+    credibility: frozenset[str]
+    names: frozenset[str]  # partners and countries that REL TO and consent may name
+    countries: frozenset[str]  # originator countries the policy can reason about
+
+    @classmethod
+    def from_policy(cls, ps: Any) -> Vocabulary:
+        """From a loaded ``policies.PolicySet``."""
+        return cls(tuple(ps.scale), frozenset(ps.caveat_effects), frozenset(ps.handling_effects),
+                   frozenset(ps.reliability_rank), frozenset(ps.credibility_rank), frozenset(ps.known_names),
+                   frozenset(ps.known_countries))
+
+    @classmethod
+    def load(cls, policy_dir: Path | None = None) -> Vocabulary:
+        from policies import load_policy_set
+
+        return cls.from_policy(load_policy_set(policy_dir))
+
+
+def load_config(path: Path | None = None) -> AdaptersConfig:
+    """The adapters' configuration; ConfigError names the file and the field of any problem."""
+    path = path or DEFAULT_CONFIG
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read adapter configuration: {exc}") from exc
+    try:
+        return AdaptersConfig.model_validate(doc)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise ConfigError(f"{path}: invalid adapter configuration: {problems}") from exc
+
+
+def check_profile(agency: str, cfg: AdaptersConfig, vocab: Vocabulary) -> list[str]:
+    """Every problem of one agency's profile against the configuration and the policy vocabulary."""
+    p = cfg.agencies.get(agency)
+    if p is None:
+        return [f"no profile for agency {agency} (known: {', '.join(sorted(cfg.agencies))})"]
+    m, out = p.markings, []
+    if p.region not in cfg.regions:
+        out.append(f"region {p.region!r} is not under regions:")
+    if m.classification not in vocab.classifications:
+        out.append(f"classification {m.classification!r} is not on the policy scale")
+    out += [f"releasable_to/consent name {n!r}, unknown to the policy"
+            for n in (*m.releasable_to, *m.originator_consent) if n not in vocab.names]
+    out += [f"caveat {c!r} is unknown to the policy" for c in m.caveats if c not in vocab.caveats]
+    if m.handling_code not in vocab.handling_codes:
+        out.append(f"handling code {m.handling_code!r} is unknown to the policy")
+    if m.grading[0] not in vocab.reliability or m.grading[1:] not in vocab.credibility:
+        out.append(f"grading {m.grading!r} is unknown to the policy")
+    if p.country not in vocab.countries:
+        out.append(f"originator country {p.country!r} is unknown to the policy")
+    out += [f"classification_map sends {k!r} to {v!r}, not on the policy scale"
+            for k, v in p.classification_map.items() if v not in vocab.classifications]
+    return [f"{agency}: {problem}" for problem in out]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything one agency's mapping needs besides the record: no I/O and no clock inside.
+
+    ``now`` is passed in so that mapping stays a pure function; the edge reads the clock once
+    per run. It only bounds what is plausible (no events in the future).
+    """
+
+    agency: str
+    profile: AgencyProfile
+    config: AdaptersConfig
+    vocab: Vocabulary
+    now: datetime
+
+    @cached_property
+    def region(self) -> Region:
+        return self.config.regions[self.profile.region]
+
+    @cached_property
+    def provinces(self) -> frozenset[str]:
+        return frozenset((*self.config.provinces, *self.profile.extra_provinces))
+
+    @property
+    def limits(self) -> Limits:
+        return self.config.limits
+
+    @cached_property
+    def province_table(self) -> dict[str, str]:
+        """Every way staff write a province or comarca, normalised (see norm_key), to its code."""
+        table = {p: p for p in self.provinces}
+        table |= {f"COMARCA_{p}": p for p in self.provinces} | {f"PROVINCIA_DE_{p}": p for p in self.provinces}
+        table |= {k: v for k, v in _PROVINCE_ALIASES.items() if v in self.provinces}
+        return table
+
+    @cached_property
+    def sector_table(self) -> dict[str, str]:
+        """Border sector codes, and their place names, to the code."""
+        table = {code: code for code in self.config.border_sectors}
+        return table | {norm_key(name): code for code, name in self.config.border_sectors.items()}
+
+    def at(self, now: datetime) -> Context:
+        """The same context at another time (the watcher moves it on between files)."""
+        return Context(self.agency, self.profile, self.config, self.vocab, now)
+
+
+def make_context(agency: str, now: datetime, config: AdaptersConfig | None = None,
+                 vocab: Vocabulary | None = None) -> Context:
+    """A checked context for ``agency``; ConfigError lists every problem of its profile."""
+    if now.tzinfo is None or now.utcoffset() != timedelta(0):
+        raise ValueError("now must be an aware UTC datetime")
+    config = config or load_config()
+    vocab = vocab or Vocabulary.load()
+    problems = check_profile(agency, config, vocab)
+    if problems:
+        raise ConfigError("adapter configuration does not fit the policy: " + "; ".join(problems))
+    return Context(agency, config.agencies[agency], config, vocab, now)

@@ -1,0 +1,252 @@
+"""The pure core every adapter shares: markings, locations, ids, final checks, and ``convert``.
+
+An adapter is a reader (bytes -> records) and a mapping (record -> alert dict) over a
+:class:`~adapters.config.Context`. ``convert`` runs both and encodes with the alert codec,
+which is the schema check: every record comes out as a :class:`Result` with either the
+alert and its bytes or an AdapterError whose reason becomes the dead letter's. No Kafka,
+no clock, no files here; the edge (``adapters.run``) does the I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO
+
+from adapters._codes import norm_key
+from adapters._fields import (
+    FUTURE,
+    INVALID,
+    INVALID_DATE,
+    MISSING_FIELD,
+    OLDEST_EVENT,
+    OUT_OF_REGION,
+    SCHEMA,
+    UNKNOWN_CODE,
+    code,
+    excerpt,
+    fail,
+    text,
+)
+from adapters._readers import Item
+from adapters.config import Context
+from puente.errors import AdapterError, CodecError
+from schemas import alert_codec
+
+# The broker refuses events more than an hour in the future (clock skew between agencies);
+# refusing at the same bound here means the broker never dead-letters what an adapter publishes.
+MAX_FUTURE_SKEW = timedelta(hours=1)
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]*")
+
+Reader = Callable[[BinaryIO, Context], Iterator[Item]]
+Mapper = Callable[[Any, Context], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """One agency's adapter: its export reader and its pure mapping."""
+
+    name: str
+    agency: str
+    title: str
+    patterns: tuple[str, ...]  # file names the folder watcher picks up
+    read: Reader
+    map: Mapper
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One record's outcome: the alert and its encoded bytes, or the error that refuses it."""
+
+    item: Item
+    alert: dict[str, Any] | None = None
+    value: bytes | None = None
+    error: AdapterError | None = None
+
+
+def convert(adapter: Adapter, stream: BinaryIO, ctx: Context) -> Iterator[Result]:
+    """Every record of ``stream`` mapped, checked and encoded; bad ones carry their error, none raises."""
+    codec = alert_codec()
+    for item in adapter.read(stream, ctx):
+        if item.error is not None:
+            yield Result(item, error=item.error)
+            continue
+        try:
+            alert = finish(adapter.map(item.parsed, ctx), ctx)
+            yield Result(item, alert, codec.encode(alert))
+        except AdapterError as exc:
+            yield Result(item, error=exc)
+        except CodecError as exc:
+            yield Result(item, error=fail(SCHEMA, str(exc)))
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+            # A record shape the mapping did not foresee (a list where an object belongs...).
+            # One odd record must not stop the file; its dead letter says so.
+            yield Result(item, error=fail(INVALID, f"the record has an unexpected shape ({type(exc).__name__})"))
+
+
+# ---- pieces of an alert ------------------------------------------------------------------------
+def alert_id(ctx: Context, reference: Any, field: str) -> str:
+    """``AGENCY:reference``: stable for the agency's record, so publishing it again gives the same id."""
+    ref = text(reference, field, ctx.limits.id, required=True) or ""
+    if not _REF.fullmatch(ref):
+        raise fail(INVALID, f"{field} {excerpt(ref)} may hold only letters, digits and . _ / # -")
+    return f"{ctx.agency}:{ref}"
+
+
+def _names(value: Any, field: str, known: frozenset[str]) -> list[str] | None:
+    """Codes from a list or a text such as 'REL TO COL, USA'; None when the record is silent."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = re.sub(r"^\s*REL(EASABLE)?\s+TO\s*:?", "", value, flags=re.IGNORECASE)
+        value = [v for v in re.split(r"[,;/\s]+", value) if v]
+    if not isinstance(value, list):
+        raise fail(INVALID, f"{field} must be a list of codes")
+    return [code(v, field, known) or "" for v in value]
+
+
+def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> dict[str, Any]:
+    """The alert's markings: the agency's defaults, replaced field by field by what the record carries.
+
+    ``over`` may hold classification, releasable_to, caveats, handling_code, handling_text,
+    originator_consent, grading ('B2'), originator_agency; absent or None keeps the default.
+    Every code is checked against the policy vocabulary, so a typo is refused here with its
+    reason instead of withholding the alert from every partner downstream.
+    """
+    d, v, limits = ctx.profile.markings, ctx.vocab, ctx.limits
+    cls = d.classification
+    if over.get("classification") not in (None, ""):
+        table = ctx.profile.classification_map or {c: c for c in v.classifications}
+        cls = code(over["classification"], "classification", table) or cls
+    rel = _names(over.get("releasable_to"), "releasable_to", v.names)
+    caveats = _names(over.get("caveats"), "caveats", v.caveats)
+    consent = _names(over.get("originator_consent"), "originator_consent", v.names)
+    handling = code(over.get("handling_code"), "handling code", v.handling_codes, required=False) or d.handling_code
+    handling_text = text(over.get("handling_text"), "handling text", limits.handling_text) or d.handling_text
+    if handling == "H3" and not handling_text:
+        raise fail(MISSING_FIELD, "handling code H3 needs its restriction stated in the handling text")
+    grading = (text(over.get("grading"), "grading", 4) or d.grading).upper()
+    if len(grading) != 2 or grading[0] not in v.reliability or grading[1] not in v.credibility:
+        raise fail(UNKNOWN_CODE, f"grading {excerpt(grading)} is not a reliability A-F and a credibility 1-6")
+    return {
+        "classification": cls,
+        "releasable_to": list(dict.fromkeys(d.releasable_to if rel is None else rel)),
+        "caveats": list(dict.fromkeys(d.caveats if caveats is None else caveats)),
+        "handling_code": handling,
+        "handling_text": handling_text if handling == "H3" else None,
+        "originator_consent": list(dict.fromkeys(d.originator_consent if consent is None else consent)),
+        "source_reliability": grading[0],
+        "information_credibility": grading[1],
+        "originator": {"agency": over.get("originator_agency") or ctx.agency,
+                       "unit": unit or ctx.profile.unit, "country": ctx.profile.country},
+        "review_at": None,
+        "expires_at": None,
+    }
+
+
+def location(ctx: Context, lat: float | None, lon: float | None, *, province: Any = None, sector: Any = None,
+             place: Any = None, where: str = "position",
+             labels: tuple[str, str, str] = ("province", "border sector", "place")) -> dict[str, Any] | None:
+    """A checked location, or None when the record gives none; a point outside the region is refused.
+
+    ``where`` and ``labels`` name the position, province, sector and place fields as the agency writes them.
+    """
+    if (lat is None) != (lon is None):
+        raise fail(MISSING_FIELD, f"{where}: latitude and longitude go together, and one of them is empty")
+    if lat is not None and lon is not None and not ctx.region.contains(lat, lon):
+        r = ctx.region
+        hint = ""
+        if r.contains(lat, -lon):
+            hint = f"; did you mean longitude {-lon:g} (west needs a minus sign or W/O)?"
+        elif r.contains(-lat, lon):
+            hint = f"; did you mean latitude {-lat:g}?"
+        raise fail(OUT_OF_REGION, f"{where} {lat:g}, {lon:g} is outside the {ctx.profile.region} region "
+                                  f"(latitude {r.latitude[0]:g} to {r.latitude[1]:g}, longitude "
+                                  f"{r.longitude[0]:g} to {r.longitude[1]:g}){hint}")
+    out = {
+        "latitude": lat,
+        "longitude": lon,
+        "province": code(province, labels[0], ctx.province_table, required=False),
+        "border_sector": code(sector, labels[1], ctx.sector_table, required=False),
+        "place_name": text(place, labels[2], ctx.limits.place),
+    }
+    return out if any(value is not None for value in out.values()) else None
+
+
+def finish(alert: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """The checks the schema cannot express, and the review dates; what passes, the broker admits."""
+    occurred, reported = alert["occurred_at"], alert["reported_at"]
+    if occurred.date() < OLDEST_EVENT:
+        raise fail(INVALID_DATE, f"the event date {occurred.date().isoformat()} is before {OLDEST_EVENT.year}")
+    latest = ctx.now + MAX_FUTURE_SKEW
+    for name, when in (("event", occurred), ("report", reported)):
+        if when > latest:
+            raise fail(FUTURE, f"the {name} time {when.isoformat()} is in the future "
+                               f"(now {ctx.now.isoformat(timespec='seconds')})")
+    if reported < occurred - MAX_FUTURE_SKEW:
+        raise fail(INVALID_DATE, "the report time is before the event time")
+    if not alert["alert_id"].startswith(ctx.agency + ":") or alert["agency"] != ctx.agency:
+        raise fail(INVALID, f"the alert must be {ctx.agency}'s")  # a mapping bug, never the record's fault
+    m = alert["markings"]
+    if ctx.profile.review_days and m["review_at"] is None:
+        m["review_at"] = occurred + timedelta(days=ctx.profile.review_days)
+    if ctx.profile.expires_days and m["expires_at"] is None:
+        m["expires_at"] = occurred + timedelta(days=ctx.profile.expires_days)
+    return alert
+
+
+def alert(ctx: Context, *, alert_id: str, alert_type: str, occurred_at: datetime, reported_at: datetime | None,
+          location: dict[str, Any] | None, markings: dict[str, Any], summary: str | None,
+          payload: dict[str, Any]) -> dict[str, Any]:
+    """An alert dict in the schema's shape (keyword-only so that no mapping swaps two fields)."""
+    return {
+        "alert_id": alert_id,
+        "alert_type": alert_type,
+        "agency": ctx.agency,
+        "occurred_at": occurred_at.astimezone(UTC),
+        "reported_at": (reported_at or occurred_at).astimezone(UTC),
+        "source_timezone": ctx.profile.timezone,
+        "location": location,
+        "markings": markings,
+        "summary": summary[: ctx.limits.summary] if summary else None,
+        "payload": payload,
+    }
+
+
+def obj(doc: Mapping[str, Any], key: str, field: str, *, required: bool = False) -> dict[str, Any]:
+    """A nested JSON object (empty when absent and not required)."""
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise fail(MISSING_FIELD, f"{field} is required and is missing")
+        return {}
+    if not isinstance(value, dict):
+        raise fail(INVALID, f"{field} must be a JSON object, got a {type(value).__name__}")
+    return value
+
+
+def seq(doc: Mapping[str, Any], key: str, field: str, *, required: bool = False, limit: int = 200) -> list[Any]:
+    """A nested JSON array (empty when absent and not required)."""
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise fail(MISSING_FIELD, f"{field} is required and is missing")
+        return []
+    if not isinstance(value, list):
+        raise fail(INVALID, f"{field} must be a JSON array, got a {type(value).__name__}")
+    if required and not value:
+        raise fail(MISSING_FIELD, f"{field} is empty; at least one entry is required")
+    if len(value) > limit:
+        raise fail(INVALID, f"{field} has {len(value)} entries; at most {limit} are accepted")
+    return value
+
+
+def lookup(table: Mapping[str, str], value: Any, field: str, *, required: bool = True) -> str | None:
+    """A code from an agency's own label table (keys in norm_key form)."""
+    return code(value, field, table, required=required)
+
+
+__all__ = ["MAX_FUTURE_SKEW", "Adapter", "Item", "Result", "alert", "alert_id", "convert", "finish", "location",
+           "lookup", "markings", "norm_key", "obj", "seq"]

@@ -1,0 +1,187 @@
+"""National Police seizures: the legacy case system's fixed-width export -> SEIZURE alerts.
+
+Windows-1252 text, one line per record, its kind in the first character::
+
+    H  header: source system, export time, exporting unit (first line)
+    S  a seizure case: case number, date, time, place, position, unit, operation, conveyance, markings
+    I  an item seized in the case above (one line each)
+    P  a person detained in the case above (one line each)
+    T  trailer: how many cases the file holds (last line)
+
+A case is its S line and the I and P lines after it; a bad I or P line refuses the whole
+case (a seizure without one of its items would be published as smaller than it was).
+Trailing spaces may have been trimmed by a transfer tool, so short lines are padded;
+longer ones are refused, since every field after the extra character would be shifted.
+A file without its trailer was cut short: the cases read are published, and a dead letter
+says the file is incomplete.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from adapters import _fields as f
+from adapters import _shared as sh
+from adapters._readers import Item, decode, physical_lines, too_long
+from adapters.config import Context
+from adapters.core import Adapter, alert, alert_id, location, markings
+from puente.errors import AdapterError
+
+Layout = tuple[tuple[str, int], ...]
+LAYOUTS: dict[str, Layout] = {
+    "H": (("kind", 1), ("system", 10), ("exported", 14), ("unit", 24)),
+    "S": (("kind", 1), ("case", 14), ("date", 8), ("time", 4), ("province", 16), ("place", 30), ("lat", 10),
+          ("lon", 11), ("unit", 24), ("operation", 20), ("conveyance", 2), ("plate", 12), ("flag", 3),
+          ("classification", 1), ("handling", 2), ("grading", 2), ("release", 20)),
+    "I": (("kind", 1), ("case", 14), ("category", 2), ("item", 12), ("quantity", 12), ("unit", 4)),
+    "P": (("kind", 1), ("case", 14), ("surname1", 20), ("surname2", 20), ("given", 30), ("born", 8), ("sex", 1),
+          ("nationality", 3), ("doc_type", 2), ("doc_number", 16), ("doc_country", 3)),
+    "T": (("kind", 1), ("count", 8)),
+}
+WIDTHS = {kind: sum(w for _, w in layout) for kind, layout in LAYOUTS.items()}
+CLASSIFICATION = {"P": "PUBLICO", "R": "RESTRINGIDO", "C": "CONFIDENCIAL", "S": "SECRETO"}
+CATEGORY = {"DR": "DRUGS", "AR": "ARMS", "MU": "AMMUNITION", "EF": "CASH", "OT": "OTHER"}
+CONVEYANCE = {"VH": "VEHICLE", "CA": "TRUCK", "LA": "GO_FAST", "PE": "FISHING_VESSEL", "AE": "AIRCRAFT",
+              "AP": "ON_FOOT", "OT": "OTHER"}
+DOCUMENT = {"CE": "cedula", "PA": "pasaporte", "OT": "otro"}
+# UTF-8 read as Windows-1252: 'é' arrives as 'Ã©'. No name or place in Spanish has these pairs.
+_MOJIBAKE = re.compile("[ÂÃ][\u00a0-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
+                       "\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
+
+
+def split(line: str, line_no: int) -> dict[str, str]:
+    """The fields of one line by its layout, stripped."""
+    kind = line[:1]
+    layout = LAYOUTS.get(kind)
+    if layout is None:
+        raise f.fail(f.UNKNOWN_CODE, f"line {line_no}: record kind {kind!r} is not H, S, I, P or T")
+    if _MOJIBAKE.search(line):  # first: it is also why such a line is too long
+        raise f.fail(f.ENCODING, f"line {line_no} looks like UTF-8 text; the layout needs Windows-1252")
+    if len(line) > WIDTHS[kind]:
+        raise f.fail(f.MISSING_COLUMN, f"line {line_no}: a {kind} line has {WIDTHS[kind]} characters, "
+                                       f"this one {len(line)}; its fields would be shifted")
+    out, pos = {}, 0
+    for name, width in layout:
+        out[name] = line[pos:pos + width].strip()
+        pos += width
+    return out
+
+
+class _Case:
+    """A case being collected: its S line's fields, its I and P lines, its raw bytes, its first error."""
+
+    def __init__(self, line_no: int, case_id: str, fields: dict[str, str] | None, raw: bytes,
+                 error: AdapterError | None = None) -> None:
+        self.line_no, self.case_id, self.raw, self.error = line_no, case_id, [raw], error
+        self.doc: dict[str, Any] = {"case": fields, "items": [], "persons": [], "lines": {"S": line_no}}
+
+    def item(self, number: int) -> Item:
+        raw = b"".join(self.raw).rstrip(b"\r\n")  # the case's lines byte for byte
+        return Item(number, self.line_no, raw, None if self.error else self.doc, self.error)
+
+
+def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
+    """Cases, each as {"case": S fields, "items": [(line, I fields)], "persons": [(line, P fields)]}."""
+    enc, limit = ctx.profile.encoding, ctx.limits.record_bytes
+    number, cases, case, trailer, last = 0, 0, None, None, 0
+    for line_no, raw, long in physical_lines(stream, 4096):
+        last = line_no
+        if not raw.strip():
+            continue
+        try:
+            if long:
+                raise too_long(f"line {line_no}", 4096)
+            text = decode(raw.rstrip(b"\r\n"), enc, f"line {line_no}")
+            fields: dict[str, str] | None = split(text, line_no)
+            error = None
+        except AdapterError as exc:
+            fields, error = None, exc
+        kind = fields["kind"] if fields else raw[:1].decode("latin-1")
+        if kind in ("S", "T", "H") and case is not None:
+            number += 1
+            yield case.item(number)
+            case = None
+        if kind == "S":
+            cases += 1
+            case = _Case(line_no, raw[1:15].decode("latin-1").strip(), fields, raw, error)
+        elif case is not None and (fields is None or (kind in ("I", "P") and fields["case"] == case.case_id)):
+            case.raw.append(raw)  # a line that does not parse, inside a case, refuses the case
+            case.error = case.error or error
+            if fields:
+                case.doc["items" if kind == "I" else "persons"].append((line_no, fields))
+            if sum(map(len, case.raw)) > limit:
+                case.error = case.error or too_long(f"the case at line {case.line_no}", limit)
+        elif kind == "T" and fields:
+            trailer = (line_no, fields["count"])
+        elif not (kind == "H" and line_no == 1 and fields):
+            if case is not None:  # a line of no case: the case before it has ended
+                number += 1
+                yield case.item(number)
+                case = None
+            number += 1
+            yield Item(number, line_no, raw.rstrip(b"\r\n"), error=error or f.fail(
+                f.INVALID, f"line {line_no}: a {kind} line outside a case (or not the header's first line)"))
+    if case is not None:
+        yield case.item(number + 1)
+    yield from _trailer_check(trailer, cases, last)
+
+
+def _trailer_check(trailer: tuple[int, str] | None, cases: int, last: int) -> Iterator[Item]:
+    if trailer is None:
+        yield Item(0, last, b"", error=f.fail(f.TRUNCATED, f"the file ends at line {last} without its T trailer; "
+                                                            "the export may be incomplete"))
+    elif not trailer[1].isdigit() or int(trailer[1]) != cases:
+        yield Item(0, trailer[0], b"", error=f.fail(f.TRUNCATED, f"the trailer counts {trailer[1]!r} cases; "
+                                                                 f"the file holds {cases}"))
+
+
+def _coordinate(value: str, field: str, axis: str) -> float | None:
+    return f.coordinate(value, field, axis) if value else None
+
+
+def to_alert(case: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """One case -> a SEIZURE alert (pure)."""
+    s, limits = case["case"], ctx.limits
+    at = f"line {case['lines']['S']}"
+    occurred = f.local(f.ymd(s["date"], f"{at}: date", compact=True), f.clock(s["time"], f"{at}: time"),
+                       ctx.profile.zone)
+    items = [sh.item(CATEGORY.get(i["category"], i["category"]), i["item"], i["quantity"], i["unit"], f"line {n}:")
+             for n, i in case["items"]]
+    if not items:
+        raise f.fail(f.MISSING_FIELD, f"{at}: the case has no I (item) lines")
+    first = case["items"][0][1]
+    persons = []
+    for n, p in case["persons"]:
+        born = f.birth_date(p["born"], f"line {n}: date of birth", ctx.now.date(), compact=True)
+        doc = {"tipo": DOCUMENT.get(p["doc_type"], p["doc_type"]), "numero": p["doc_number"],
+               "pais": p["doc_country"]} if p["doc_number"] else None
+        family = sh.surnames(p["surname1"], p["surname2"], f"line {n}: apellidos", ctx)
+        persons.append(sh.person(p["given"], family, born, p["sex"], p["nationality"], [doc] if doc else [],
+                                 f"line {n}:", ctx))
+    over = {"classification": CLASSIFICATION.get(s["classification"], s["classification"]) or None,
+            "handling_code": s["handling"] or None, "grading": s["grading"] or None,
+            "releasable_to": s["release"] or None}
+    conveyance = None
+    if s["conveyance"]:
+        conveyance = sh.conveyance(CONVEYANCE.get(s["conveyance"], s["conveyance"]), None, s["plate"], s["flag"],
+                                   f"{at}: conveyance", ctx)
+    return alert(
+        ctx,
+        alert_id=alert_id(ctx, s["case"], f"{at}: case number"),
+        alert_type="SEIZURE",
+        occurred_at=occurred,
+        reported_at=None,
+        location=location(ctx, _coordinate(s["lat"], f"{at}: latitude", "lat"),
+                          _coordinate(s["lon"], f"{at}: longitude", "lon"), province=s["province"] or None,
+                          place=s["place"], where=f"{at}: position", labels=(f"{at}: province", "", f"{at}: place")),
+        markings=markings(ctx, over, f.text(s["unit"], f"{at}: unit", limits.unit)),
+        summary=f"Aprehensión: {items[0]['quantity']:g} {first['unit'].lower()} de {first['item'].lower()}"
+                + (f", {len(persons)} detenidos" if persons else ""),
+        payload={"items": items, "conveyance": conveyance, "persons_detained": len(persons), "detainees": persons,
+                 "operation_name": f.text(s["operation"], f"{at}: operation", limits.name)},
+    )
+
+
+ADAPTER = Adapter("pn", "PN", "National Police seizures (fixed-width) -> seizures", ("*.txt", "*.dat"), read, to_alert)

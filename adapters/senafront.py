@@ -1,0 +1,162 @@
+"""SENAFRONT patrol reports: a spreadsheet exported as CSV -> BORDER_EVENT alerts.
+
+The export has Spanish headers (matched without regard to accents, case or spacing, and
+under the names different battalions use), ';' or ',' as the delimiter, dates as
+dd/mm/yyyy and times as HH:MM in Panama time, positions in decimal degrees or in
+degrees-minutes-seconds with N/S and W/O, and free-text remarks that may span lines.
+Marking columns (Clasificación, Difusión, Manejo, Calificación...) are optional; an empty
+cell keeps the battalion's default from ``agencies.yaml``.
+
+A header without a required column makes the file unreadable: one dead letter for the
+file, naming the columns, rather than one per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from adapters import _fields as f
+from adapters._codes import norm_key
+from adapters._readers import Item, csv_rows
+from adapters.config import Context
+from adapters.core import Adapter, alert, alert_id, location, lookup, markings
+
+# Canonical column -> the headers battalions write for it (in norm_key form).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "report": ("N_INFORME", "NO_INFORME", "NRO_INFORME", "NUMERO_DE_INFORME", "NUMERO_INFORME", "INFORME"),
+    "date": ("FECHA", "FECHA_DEL_EVENTO", "FECHA_EVENTO"),
+    "time": ("HORA", "HORA_DEL_EVENTO", "HORA_EVENTO"),
+    "report_date": ("FECHA_DEL_INFORME", "FECHA_INFORME"),
+    "report_time": ("HORA_DEL_INFORME", "HORA_INFORME"),
+    "province": ("PROVINCIA", "PROVINCIA_COMARCA", "PROVINCIA_O_COMARCA"),
+    "sector": ("SECTOR", "SECTOR_FRONTERIZO"),
+    "place": ("LUGAR", "LOCALIDAD", "SITIO"),
+    "lat": ("LATITUD", "LAT"),
+    "lon": ("LONGITUD", "LON", "LONG"),
+    "type": ("TIPO_DE_EVENTO", "TIPO_EVENTO", "TIPO", "EVENTO"),
+    "headcount": ("CANTIDAD_DE_PERSONAS", "CANTIDAD", "N_PERSONAS", "PERSONAS"),
+    "direction": ("DIRECCION", "SENTIDO", "RUMBO"),
+    "nationalities": ("NACIONALIDADES", "NACIONALIDAD"),
+    "patrol": ("UNIDAD", "PATRULLA"),
+    "battalion": ("BATALLON", "DEPENDENCIA"),
+    "remarks": ("OBSERVACIONES", "NOVEDADES", "COMENTARIOS"),
+    "classification": ("CLASIFICACION",),
+    "release": ("DIFUSION", "REL_TO", "LIBERABLE_A"),
+    "caveats": ("ADVERTENCIAS", "CAVEATS"),
+    "handling": ("MANEJO", "CODIGO_DE_MANEJO"),
+    "handling_text": ("TEXTO_DE_MANEJO", "RESTRICCION"),
+    "grading": ("CALIFICACION", "EVALUACION"),
+}
+REQUIRED = ("report", "date", "time", "type")
+_BY_HEADER = {alias: name for name, aliases in COLUMNS.items() for alias in aliases}
+
+EVENT_TYPES = {
+    "FLUJO_MIGRATORIO": "MIGRANT_FLOW", "FLUJO_DE_MIGRANTES": "MIGRANT_FLOW", "MIGRANTES": "MIGRANT_FLOW",
+    "CRUCE": "CROSSING", "CRUCE_IRREGULAR": "CROSSING", "CRUCE_ILEGAL": "CROSSING",
+    "AVISTAMIENTO_DE_GRUPO_ARMADO": "ARMED_GROUP_SIGHTING", "GRUPO_ARMADO": "ARMED_GROUP_SIGHTING",
+    "ENFRENTAMIENTO": "CLASH", "COMBATE": "CLASH", "PISTA_CLANDESTINA": "CLANDESTINE_AIRSTRIP", "OTRO": "OTHER",
+    **{c: c for c in ("MIGRANT_FLOW", "CROSSING", "ARMED_GROUP_SIGHTING", "CLASH", "CLANDESTINE_AIRSTRIP", "OTHER")},
+}
+LABELS = {"MIGRANT_FLOW": "Flujo migratorio", "CROSSING": "Cruce irregular", "OTHER": "Novedad",
+          "ARMED_GROUP_SIGHTING": "Avistamiento de grupo armado", "CLASH": "Enfrentamiento",
+          "CLANDESTINE_AIRSTRIP": "Pista clandestina"}
+DIRECTIONS = {
+    "NORTE": "NORTHBOUND", "HACIA_EL_NORTE": "NORTHBOUND", "RUMBO_NORTE": "NORTHBOUND",
+    "SUR": "SOUTHBOUND", "HACIA_EL_SUR": "SOUTHBOUND", "RUMBO_SUR": "SOUTHBOUND",
+    "HACIA_PANAMA": "INTO_PANAMA", "INGRESO": "INTO_PANAMA", "ENTRADA": "INTO_PANAMA",
+    "HACIA_COLOMBIA": "OUT_OF_PANAMA", "HACIA_COSTA_RICA": "OUT_OF_PANAMA", "SALIDA": "OUT_OF_PANAMA",
+    **{c: c for c in ("NORTHBOUND", "SOUTHBOUND", "INTO_PANAMA", "OUT_OF_PANAMA")},
+}
+DOMESTIC = frozenset({"SOLO_PANAMA", "PANAMA_ONLY", "NINGUNO", "NO_DIFUNDIR"})
+
+
+def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
+    """Records of a patrol-report CSV, as {canonical column: cell text}."""
+    limit = ctx.limits.record_bytes
+    rows = csv_rows(stream, ctx.profile.encoding, limit)
+    columns: list[str | None] = []
+    number = 0
+    for line, raw, fields in rows:
+        if not columns:
+            if isinstance(fields, Exception):
+                yield Item(0, line, raw, error=fields)
+                return
+            columns = [_BY_HEADER.get(norm_key(h)) for h in fields]
+            problem = _header_problem(columns)
+            if problem:
+                yield Item(0, line, raw, error=f.fail(f.MISSING_COLUMN, problem))
+                return
+            continue
+        number += 1
+        if isinstance(fields, Exception):
+            yield Item(number, line, raw, error=fields)
+        elif len(fields) < len(columns) or any(x.strip() for x in fields[len(columns):]):
+            yield Item(number, line, raw, error=f.fail(
+                f.MISSING_COLUMN, f"line {line} has {len(fields)} fields; the header has {len(columns)}"))
+        else:
+            yield Item(number, line, raw, {c: v for c, v in zip(columns, fields, strict=False) if c})
+
+
+def _header_problem(columns: list[str | None]) -> str | None:
+    missing = [COLUMNS[c][0] for c in REQUIRED if c not in columns]
+    if missing:
+        return "the header lacks required column(s): " + ", ".join(missing)
+    twice = sorted({c for c in columns if c and columns.count(c) > 1})
+    if twice:
+        return "the header names the same column twice: " + ", ".join(twice)
+    if ("lat" in columns) != ("lon" in columns):
+        return "the header has one of Latitud and Longitud without the other"
+    return None
+
+
+def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
+    """One patrol report row -> a BORDER_EVENT alert (pure)."""
+    zone, limits = ctx.profile.zone, ctx.limits
+    occurred = f.local(f.dmy(row["date"], "Fecha"), f.clock(row["time"], "Hora"), zone)
+    reported = None
+    if (row.get("report_date") or "").strip():
+        day = f.dmy(row["report_date"], "Fecha del informe")
+        if (row.get("report_time") or "").strip():
+            reported = f.local(day, f.clock(row["report_time"], "Hora del informe"), zone)
+        else:  # a date alone: the report came that day, and not before the event
+            reported = max(occurred, f.local(day, f.clock("00:00", ""), zone))
+    event = lookup(EVENT_TYPES, row["type"], "Tipo de evento") or "OTHER"
+    headcount = f.integer(row.get("headcount"), "Cantidad de personas", maximum=50_000)
+    place = f.text(row.get("place"), "Lugar", limits.place)
+    loc = location(ctx, f.coordinate(row.get("lat"), "Latitud", "lat"), f.coordinate(row.get("lon"), "Longitud", "lon"),
+                   province=row.get("province"), sector=row.get("sector"), place=place, where="Latitud/Longitud",
+                   labels=("Provincia", "Sector", "Lugar"))
+    over: dict[str, Any] = {"classification": row.get("classification"), "handling_code": row.get("handling"),
+                            "handling_text": row.get("handling_text"), "grading": row.get("grading"),
+                            "caveats": row.get("caveats") or None}
+    release = (row.get("release") or "").strip()
+    if norm_key(release) in DOMESTIC:
+        over["releasable_to"] = []
+        over["caveats"] = [*(over["caveats"] or ctx.profile.markings.caveats), "PANAMA_ONLY"]
+    elif release:
+        over["releasable_to"] = release
+    label = LABELS[event] + (f" de {headcount} personas" if headcount else "")
+    where = place or (loc or {}).get("border_sector") or (loc or {}).get("province")
+    return alert(
+        ctx,
+        alert_id=alert_id(ctx, row["report"], "N° Informe"),
+        alert_type="BORDER_EVENT",
+        occurred_at=occurred,
+        reported_at=reported,
+        location=loc,
+        markings=markings(ctx, over, f.text(row.get("battalion"), "Batallón", limits.unit)),
+        summary=f"{label} en {where}" if where else label,
+        payload={
+            "event_type": event,
+            "headcount": headcount,
+            "direction": lookup(DIRECTIONS, row.get("direction"), "Dirección", required=False),
+            "nationalities_observed": f.countries(row.get("nationalities"), "Nacionalidades"),
+            "patrol_unit": f.text(row.get("patrol"), "Unidad", limits.unit),
+            "remarks": f.text(row.get("remarks"), "Observaciones", limits.remarks, multiline=True),
+        },
+    )
+
+
+ADAPTER = Adapter("senafront", "SENAFRONT", "SENAFRONT patrol reports (CSV) -> border events",
+                  ("*.csv", "*.CSV"), read, to_alert)

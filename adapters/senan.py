@@ -1,0 +1,103 @@
+"""SENAN interdictions: JSON documents from its operations system -> SEIZURE alerts.
+
+The export is one pretty-printed JSON object per interdiction, one after another, each
+starting with '{' at the beginning of a line (a folder may also hold one per file)::
+
+    {
+      "numero_operacion": "FTC-2026-0311",
+      "fecha_hora": "2026-11-03T03:40:00-05:00",        # ISO 8601; without offset: Panama time
+      "fecha_hora_reporte": "2026-11-03T09:15:00-05:00", # optional
+      "unidad": "Grupo Aeronaval Oriental",  "operacion": "Escudo Marino",
+      "posicion": {"latitud": 7.41, "longitud": -78.3, "zona": "Darién", "referencia": "12 mn al SO de Jaqué"},
+      "embarcacion": {"tipo": "lancha rápida", "nombre": null, "matricula": "S/M", "bandera": "COL"},
+      "carga": [{"tipo": "droga", "descripcion": "cocaína", "cantidad": 1250, "unidad": "paquetes"}],
+      "tripulacion": [{"nombres": "...", "primer_apellido": "...", "segundo_apellido": "...",
+                       "fecha_nacimiento": "1991-04-02", "sexo": "M", "nacionalidades": ["COL"],
+                       "documentos": [{"tipo": "cédula", "numero": "...", "pais": "COL"}], "detenido": true}],
+      "marcado": {"clasificacion": "CONFIDENCIAL", "difusion": ["COL", "USA"], "manejo": "H0", "calificacion": "B2"}
+    }
+
+Crew members with ``"detenido": false`` (rescued, released at sea) are not detainees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from adapters import _fields as f
+from adapters import _shared as sh
+from adapters._readers import Item, json_documents
+from adapters.config import Context
+from adapters.core import Adapter, alert, alert_id, location, markings, obj, seq
+
+
+def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
+    """Interdiction documents, parsed."""
+    return json_documents(stream, ctx.profile.encoding, ctx.limits.record_bytes)
+
+
+def marking_overrides(doc: dict[str, Any], field: str = "marcado") -> dict[str, Any]:
+    """The optional marking block, in the Spanish keys agencies' systems use."""
+    m = obj(doc, field, field)
+    return {"classification": m.get("clasificacion"), "releasable_to": m.get("difusion"),
+            "caveats": m.get("advertencias"), "handling_code": m.get("manejo"),
+            "handling_text": m.get("texto_manejo"), "grading": m.get("calificacion"),
+            "originator_consent": m.get("consentimiento")}
+
+
+def crew_member(c: Any, i: int, ctx: Context) -> dict[str, Any]:
+    field = f"tripulacion[{i}]"
+    if not isinstance(c, dict):
+        raise f.fail(f.INVALID, f"{field} must be a JSON object")
+    born = f.birth_date(c.get("fecha_nacimiento"), f"{field}.fecha_nacimiento", ctx.now.date())
+    family = sh.surnames(c.get("primer_apellido") or c.get("apellidos"), c.get("segundo_apellido"), field, ctx)
+    return sh.person(c.get("nombres"), family, born, c.get("sexo"), c.get("nacionalidades") or c.get("nacionalidad"),
+                     seq(c, "documentos", f"{field}.documentos", limit=5), field, ctx)
+
+
+def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """One interdiction document -> a SEIZURE alert (pure)."""
+    zone, limits = ctx.profile.zone, ctx.limits
+    occurred = f.iso_datetime(doc.get("fecha_hora"), "fecha_hora", zone)
+    reported = f.iso_datetime(doc["fecha_hora_reporte"], "fecha_hora_reporte", zone) \
+        if doc.get("fecha_hora_reporte") else None
+    pos = obj(doc, "posicion", "posicion", required=True)
+    loc = location(ctx, f.coordinate(pos.get("latitud"), "posicion.latitud", "lat"),
+                   f.coordinate(pos.get("longitud"), "posicion.longitud", "lon"),
+                   province=pos.get("zona"), sector=pos.get("sector"), place=pos.get("referencia"),
+                   where="posicion", labels=("posicion.zona", "posicion.sector", "posicion.referencia"))
+    items = [sh.item(c.get("tipo"), c.get("descripcion"), c.get("cantidad"), c.get("unidad"), f"carga[{i}]")
+             if isinstance(c, dict) else _bad_entry(f"carga[{i}]")
+             for i, c in enumerate(seq(doc, "carga", "carga", required=True))]
+    vessel = obj(doc, "embarcacion", "embarcacion")
+    crew = seq(doc, "tripulacion", "tripulacion", limit=60)
+    detained = [crew_member(c, i, ctx) for i, c in enumerate(crew) if not (isinstance(c, dict)
+                                                                          and c.get("detenido") is False)]
+    first = seq(doc, "carga", "carga")[0]  # its labels are checked above; the summary keeps the agency's words
+    summary = f"Interdicción: {items[0]['quantity']:g} {first.get('unidad')} de {first.get('descripcion')}"
+    return alert(
+        ctx,
+        alert_id=alert_id(ctx, doc.get("numero_operacion"), "numero_operacion"),
+        alert_type="SEIZURE",
+        occurred_at=occurred,
+        reported_at=reported,
+        location=loc,
+        markings=markings(ctx, marking_overrides(doc), f.text(doc.get("unidad"), "unidad", limits.unit)),
+        summary=summary,
+        payload={
+            "items": items,
+            "conveyance": sh.conveyance(vessel.get("tipo"), vessel.get("nombre"), vessel.get("matricula"),
+                                        vessel.get("bandera"), "embarcacion", ctx) if vessel else None,
+            "persons_detained": len(detained),
+            "detainees": detained,
+            "operation_name": f.text(doc.get("operacion"), "operacion", limits.name),
+        },
+    )
+
+
+def _bad_entry(field: str) -> dict[str, Any]:
+    raise f.fail(f.INVALID, f"{field} must be a JSON object")
+
+
+ADAPTER = Adapter("senan", "SENAN", "SENAN interdictions (JSON documents) -> seizures", ("*.json",), read, to_alert)

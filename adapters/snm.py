@@ -1,0 +1,134 @@
+"""National Migration Service: border-screening hits as JSON Lines -> WATCHLIST_HIT alerts.
+
+One object per line, as the screening system writes them at Tocumen and the land posts::
+
+    {"id_control": "PTY-20261103-00231", "puesto": "PTY", "fecha_hora": "2026-11-03 22:15:03",
+     "viajero": {"nombres": "José Luis", "primer_apellido": "Pérez", "segundo_apellido": "Gómez",
+                 "fecha_nacimiento": "1988-03-02", "sexo": "M", "nacionalidades": ["COL", "ESP"],
+                 "documentos": [{"tipo": "pasaporte", "numero": "AX1234567", "pais": "COL", "vence": "2029-05-01"}]},
+     "coincidencia": {"lista": "INTERPOL_RED_NOTICE", "motivo": "nombre y fecha de nacimiento", "puntaje": 0.93},
+     "riesgo": "alto", "vuelo": "CM 204", "accion": "inspección secundaria", "marcado": {...}}
+
+Times without an offset are Panama time. The alert's summary names the list and the post,
+never the traveller: summaries are kept by more agreements than names are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from adapters import _fields as f
+from adapters import _shared as sh
+from adapters._codes import norm_key
+from adapters._readers import Item, json_lines
+from adapters.config import Context
+from adapters.core import Adapter, alert, alert_id, location, lookup, markings, obj, seq
+from adapters.senan import marking_overrides
+
+# Watchlists: label -> (list code, who keeps it).
+LISTS = {
+    "INTERPOL_RED_NOTICE": ("INTERPOL_RED_NOTICE", "INTERPOL"),
+    "NOTIFICACION_ROJA": ("INTERPOL_RED_NOTICE", "INTERPOL"),
+    "INTERPOL_DIFFUSION": ("INTERPOL_DIFFUSION", "INTERPOL"),
+    "DIFUSION_INTERPOL": ("INTERPOL_DIFFUSION", "INTERPOL"),
+    "INTERPOL_SLTD": ("INTERPOL_SLTD", "INTERPOL"),
+    "DOCUMENTO_ROBADO_O_PERDIDO": ("INTERPOL_SLTD", "INTERPOL"),
+    "PAN_NATIONAL": ("PAN_NATIONAL", "PAN"), "IMPEDIMENTO_DE_ENTRADA": ("PAN_NATIONAL", "PAN"),
+    "USA_PARTNER": ("USA_PARTNER", "USA"), "COL_PARTNER": ("COL_PARTNER", "COL"), "CRI_PARTNER": ("CRI_PARTNER", "CRI"),
+}
+LIST_LABELS = {"INTERPOL_RED_NOTICE": "notificación roja de INTERPOL", "INTERPOL_DIFFUSION": "difusión de INTERPOL",
+               "INTERPOL_SLTD": "documento robado o perdido (INTERPOL)", "PAN_NATIONAL": "impedimento de entrada",
+               "USA_PARTNER": "lista de Estados Unidos", "COL_PARTNER": "lista de Colombia",
+               "CRI_PARTNER": "lista de Costa Rica"}
+RISK = {"BAJO": "LOW", "MEDIO": "MEDIUM", "ALTO": "HIGH", "MUY_ALTO": "CRITICAL", "CRITICO": "CRITICAL",
+        "DESCONOCIDO": "UNKNOWN", **{c: c for c in ("LOW", "MEDIUM", "HIGH", "CRITICAL", "UNKNOWN")}}
+ACTIONS = {
+    "INSPECCION_SECUNDARIA": "SECONDARY_INSPECTION", "SEGUNDA_REVISION": "SECONDARY_INSPECTION",
+    "INADMITIDO": "REFUSED_ENTRY", "NO_ADMITIDO": "REFUSED_ENTRY", "INGRESO_DENEGADO": "REFUSED_ENTRY",
+    "RECHAZADO": "REFUSED_ENTRY", "APREHENDIDO": "DETAINED", "DETENIDO": "DETAINED", "ADMITIDO": "ADMITTED",
+    "INGRESO_PERMITIDO": "ADMITTED", "DEPORTADO": "DEPORTED", "REMITIDO_A_LA_DIJ": "HANDED_OVER",
+    **{c: c for c in ("SECONDARY_INSPECTION", "REFUSED_ENTRY", "DETAINED", "ADMITTED", "DEPORTED", "HANDED_OVER")},
+}
+
+
+def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
+    """Screening hits, parsed."""
+    return json_lines(stream, ctx.profile.encoding, ctx.limits.record_bytes)
+
+
+def traveller(v: dict[str, Any], field: str, ctx: Context) -> dict[str, Any]:
+    """The person screened: two surnames joined, several nationalities, documents."""
+    born = f.birth_date(v.get("fecha_nacimiento"), f"{field}.fecha_nacimiento", ctx.now.date())
+    if "apellidos" in v:
+        family = sh.surnames(v.get("apellidos"), None, f"{field}.apellidos", ctx)
+    else:
+        family = sh.surnames(v.get("primer_apellido"), v.get("segundo_apellido"), f"{field}.apellidos", ctx)
+    out = sh.person(v.get("nombres"), family, born, v.get("sexo"), v.get("nacionalidades"),
+                    seq(v, "documentos", f"{field}.documentos", limit=5), field, ctx)
+    if not (out["given_names"] or out["surnames"]):
+        raise f.fail(f.MISSING_FIELD, f"{field} has neither names nor surnames")
+    return out
+
+
+def score(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise f.fail(f.INVALID, f"{field} must be a number from 0 to 1")
+    return float(value)
+
+
+def hit(doc: dict[str, Any], ctx: Context, *, person_key: str, match: dict[str, Any]) -> dict[str, Any]:
+    """The WatchlistHit payload (shared with COMBIFRON's migration alerts)."""
+    label = f.text(match.get("lista"), "lista", 60, required=True) or ""
+    found = LISTS.get(norm_key(label))
+    if found is None:
+        raise f.fail(f.UNKNOWN_CODE, f"lista {f.excerpt(label)} is not a known watchlist "
+                                     f"({', '.join(sorted({c for c, _ in LISTS.values()}))})")
+    owner = f.countries([match["propietario"]], "propietario")[0] if match.get("propietario") else found[1]
+    return {
+        "person": traveller(obj(doc, person_key, person_key, required=True), person_key, ctx),
+        "list_name": found[0],
+        "list_owner": owner,
+        "match_reason": f.text(match.get("motivo"), "motivo", ctx.limits.place),
+        "match_score": score(match.get("puntaje"), "puntaje"),
+        "risk_level": lookup(RISK, doc.get("riesgo"), "riesgo", required=False) or "UNKNOWN",
+        "port_of_entry": None,
+        "encounter": f.text(doc.get("vuelo") or doc.get("cruce"), "vuelo", ctx.limits.place),
+        "encountered_at": None,
+        "action_taken": lookup(ACTIONS, doc.get("accion"), "accion", required=False),
+    }
+
+
+def port(value: Any, ctx: Context) -> tuple[str, dict[str, Any]]:
+    """A post code or name -> (code, location)."""
+    table = {code: code for code in ctx.config.ports} | {norm_key(p.name): c for c, p in ctx.config.ports.items()}
+    code = lookup(table, value, "puesto") or ""
+    p = ctx.config.ports[code]
+    return code, location(ctx, p.latitude, p.longitude, province=p.province, sector=p.border_sector,
+                          place=p.name, where="puesto") or {}
+
+
+def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """One screening hit -> a WATCHLIST_HIT alert (pure)."""
+    when = f.iso_datetime(doc.get("fecha_hora"), "fecha_hora", ctx.profile.zone)
+    code, loc = port(doc.get("puesto"), ctx)
+    payload = hit(doc, ctx, person_key="viajero", match=obj(doc, "coincidencia", "coincidencia", required=True))
+    payload["port_of_entry"], payload["encountered_at"] = code, when
+    return alert(
+        ctx,
+        alert_id=alert_id(ctx, doc.get("id_control"), "id_control"),
+        alert_type="WATCHLIST_HIT",
+        occurred_at=when,
+        reported_at=f.iso_datetime(doc["fecha_reporte"], "fecha_reporte", ctx.profile.zone)
+        if doc.get("fecha_reporte") else None,
+        location=loc,
+        markings=markings(ctx, marking_overrides(doc), f.text(doc.get("unidad"), "unidad", ctx.limits.unit)),
+        summary=f"Coincidencia con {LIST_LABELS[payload['list_name']]} en {loc['place_name']}",
+        payload=payload,
+    )
+
+
+ADAPTER = Adapter("snm", "SNM", "Migration screening hits (JSON lines) -> watchlist hits", ("*.jsonl", "*.ndjson"),
+                  read, to_alert)

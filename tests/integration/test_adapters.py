@@ -1,0 +1,134 @@
+"""The adapters against the real Kafka: publish once, never twice, dead-letter the bad, satisfy the broker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from puente_testing import Env, audit_docs, delete_env_topics, make_env, read_topic, run_broker
+
+from adapters.config import make_context
+from adapters.registry import ADAPTERS, get
+from adapters.run import Tally, adapt_paths
+
+pytestmark = pytest.mark.kafka
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+BAD = SAMPLES / "bad"
+EXPECTED: dict[str, dict[str, dict[int, str]]] = yaml.safe_load((BAD / "expected.yaml").read_text("utf-8"))
+# The CLI as the lead will wire it (puente/cli.py does not register `adapt` yet).
+@pytest.fixture
+async def env(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Env]:
+    made = await make_env(kafka_bootstrap, tmp_path)
+    yield made
+    await delete_env_topics(made)
+
+
+async def _adapt(env: Env, name: str, paths: list[Path]) -> Tally:
+    adapter = get(name)
+    ctx = make_context(adapter.agency, datetime.now(UTC))
+    total = Tally()
+    for _, tally in await adapt_paths(env.cfg, adapter, ctx, [str(p) for p in paths]):
+        total.add(tally)
+    return total
+
+
+def _samples(name: str) -> list[Path]:
+    return sorted(p for p in (SAMPLES / name).iterdir() if p.is_file())
+
+
+async def test_samples_publish_once_then_nothing_and_the_broker_accepts_them(env: Env) -> None:
+    """Each adapter publishes its N sample alerts; a second run publishes 0 (N duplicates); the broker refuses none."""
+    published: dict[str, int] = {}
+    for name in ADAPTERS:
+        first = await _adapt(env, name, _samples(name))
+        assert first.rejected == 0 and first.duplicates == 0 and first.published == first.read >= 8, (name, first)
+        again = await _adapt(env, name, _samples(name))
+        assert (again.published, again.duplicates, again.rejected) == (0, first.read, 0), (name, again)
+        published[get(name).agency] = first.published
+    for agency, n in published.items():
+        records = await read_topic(env.cfg.bootstrap, env.names.ingress(agency))
+        assert len(records) == n and all(r.key == r.header("puente-alert-id") for r in records)
+    await run_broker(env)
+    dead = await read_topic(env.cfg.bootstrap, env.names.deadletter)
+    assert [(r.header("puente-dlq-reason"), r.header("puente-dlq-detail")) for r in dead] == []
+    docs = await audit_docs(env)
+    decided = Counter(d["alert_id"].split(":", 1)[0] for d in docs if d["kind"] == "DECISION")
+    partners = len(env.policy.partners)
+    assert decided == Counter({agency: n * partners for agency, n in published.items()})
+
+
+async def test_bad_records_land_in_the_dead_letter_topic_with_file_line_and_reason(env: Env) -> None:
+    """Every refused record of the bad corpus is one dead letter with its raw bytes and headers; a re-run adds none."""
+    want: Counter[tuple[str, str, str]] = Counter()
+    good = 0
+    for name, files in EXPECTED.items():
+        tally = await _adapt(env, name, [BAD / name / f for f in sorted(files)])
+        good += tally.published
+        for file, records in files.items():
+            want.update((name, file, reason) for reason in records.values() if reason != "ok")
+    assert good == sum(r == "ok" for files in EXPECTED.values() for recs in files.values() for r in recs.values())
+    dead = await read_topic(env.cfg.bootstrap, env.names.deadletter)
+
+    def header(record: object, name: str) -> str:
+        return (record.header(name) or b"").decode()  # type: ignore[attr-defined]
+
+    got = Counter((header(r, "puente-dlq-adapter"), Path(header(r, "puente-dlq-file")).name,
+                   header(r, "puente-dlq-reason")) for r in dead)
+    assert got == want
+    for r in dead:
+        name, file = header(r, "puente-dlq-adapter"), Path(header(r, "puente-dlq-file"))
+        line, number = int(header(r, "puente-dlq-line")), int(header(r, "puente-dlq-record"))
+        assert header(r, "puente-dlq-detail") and header(r, "puente-agency") == ADAPTERS[name][1]
+        assert header(r, "puente-dlq-source") == f"adapter:{name}:{file.name}:{line}"
+        assert EXPECTED[name][file.name][number] == header(r, "puente-dlq-reason")
+        if number:  # a record's dead letter carries its raw bytes, which are in the file
+            assert r.value[:200] in file.read_bytes()
+    for name, files in EXPECTED.items():
+        await _adapt(env, name, [BAD / name / f for f in sorted(files)])
+    assert len(await read_topic(env.cfg.bootstrap, env.names.deadletter)) == len(dead)
+
+
+async def test_a_changed_record_under_a_published_id_is_a_conflict(env: Env, tmp_path: Path) -> None:
+    """Same alert id, other content: dead-lettered as a conflict, because the broker takes one version per id."""
+    line = _samples("snm")[0].read_bytes().splitlines()[0]
+    doc = json.loads(line)
+    (tmp_path / "first.jsonl").write_bytes(line + b"\n")
+    doc["riesgo"] = "bajo" if doc["riesgo"] != "bajo" else "alto"
+    (tmp_path / "changed.jsonl").write_text(json.dumps(doc, ensure_ascii=False) + "\n", "utf-8")
+    assert (await _adapt(env, "snm", [tmp_path / "first.jsonl"])).published == 1
+    changed = await _adapt(env, "snm", [tmp_path / "changed.jsonl"])
+    assert (changed.published, changed.rejected, dict(changed.reasons)) == (0, 1, {"conflict": 1})
+    assert len(await read_topic(env.cfg.bootstrap, env.names.ingress("SNM"))) == 1
+
+
+def test_cli_reads_stdin_and_watches_a_folder(env: Env, tmp_path: Path) -> None:
+    """`adapt snm -` reads standard input; `adapt pn --watch DIR` adapts a dropped file and moves it to done/."""
+    sample = _samples("snm")[0]
+    cmd = [sys.executable, "-m", "puente.cli"]
+    first = subprocess.run([*cmd, "adapt", "snm", "-"], input=sample.read_bytes(), env=env.env_vars(),
+                           capture_output=True, timeout=120, check=False)
+    assert first.returncode == 0, first.stderr.decode()[-2000:]
+    assert b"snm <stdin>: read 40, published 40, duplicates 0, rejected 0" in first.stdout
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    pn = _samples("pn")[0]
+    (drop / pn.name).write_bytes(pn.read_bytes())
+    (drop / "todavia-copiando.txt.part").write_bytes(b"S")
+    watched = subprocess.run([*cmd, "adapt", "pn", "--watch", str(drop), "--interval", "0.3",
+                              "--exit-when-idle", "2"], env=env.env_vars(), capture_output=True, timeout=120,
+                             check=False)
+    assert watched.returncode == 0, watched.stderr.decode()[-2000:]
+    assert f"pn {pn.name}: read 40, published 40".encode() in watched.stdout
+    assert (drop / "done" / pn.name).exists() and (drop / "todavia-copiando.txt.part").exists()
+    bad = subprocess.run([*cmd, "adapt", "snm", str(BAD / "snm" / "json-invalido.jsonl")], env=env.env_vars(),
+                         capture_output=True, timeout=120, check=False)
+    assert bad.returncode == 1 and b"rejected 5" in bad.stdout and b"Traceback" not in bad.stderr
+    assert b"json-invalido.jsonl:1: truncated" in bad.stderr

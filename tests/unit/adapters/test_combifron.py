@@ -1,0 +1,71 @@
+"""Colombia's COMBIFRON messages -> alerts of every type, originated in Colombia with its restrictions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from adapters import _fields as f
+
+ENVELOPE: dict[str, Any] = {
+    "version": "1.0", "id_mensaje": "COL-ARC-2026-00412", "entidad": "ARC", "dependencia": "Fuerza Naval del Pacífico",
+    "fecha_evento": "2026-11-02T05:10:00-05:00", "fecha_envio": "2026-11-02T09:00:00-05:00",
+    "ubicacion": {"latitud": 8.633, "longitud": -77.35, "provincia": "Chocó", "lugar": "Capurganá"},
+    "restricciones": {"clasificacion": "RESERVADA", "difusion": ["COL", "FEAN"], "manejo": "H2",
+                      "consentimiento": ["FEAN"], "calificacion": "B2"},
+}
+BORDER = {"tipo": "EVENTO_FRONTERA", "contenido": {"tipo_evento": "GRUPO_ARMADO", "cantidad_personas": 12,
+                                                  "direccion": "HACIA_PANAMA", "nacionalidades": ["COL"]}}
+SEIZURE = {"tipo": "INCAUTACION", "contenido": {
+    "elementos": [{"tipo": "droga", "descripcion": "clorhidrato de cocaína", "cantidad": 1100, "unidad": "kg"}],
+    "medio": {"tipo": "semisumergible", "bandera": "COL"},
+    "capturados": [{"nombres": "Yeison", "apellidos": "Murillo Palacios", "nacionalidades": ["COL"]}]}}
+WATCH = {"tipo": "ALERTA_MIGRATORIA", "entidad": "MIGRACION",
+         "ubicacion": {"provincia": "Guna Yala", "sector": "Puerto Obaldía", "lugar": "Puerto Obaldía"},
+         "contenido": {"persona": {"nombres": "Yeison", "apellidos": "Murillo Palacios", "nacionalidades": ["COL"]},
+                       "lista": "COL_PARTNER", "riesgo": "alto", "puesto": "PUERTO_OBALDIA", "accion": "detenido"}}
+
+
+def _line(body: dict[str, Any]) -> bytes:
+    return json.dumps({**ENVELOPE, **body}, ensure_ascii=False).encode() + b"\n"
+
+
+def test_every_alert_type_arrives_from_colombia(one: Callable[..., dict[str, Any]]) -> None:
+    """Border events, seizures and migration alerts all map; each is COMBIFRON's, originated in COL."""
+    kinds = {}
+    for body in (BORDER, SEIZURE, WATCH):
+        alert = one("combifron", _line(body))
+        kinds[alert["alert_type"]] = alert
+        assert alert["agency"] == "COMBIFRON" and alert["alert_id"] == "COMBIFRON:COL-ARC-2026-00412"
+        assert alert["markings"]["originator"]["country"] == "COL"
+        assert alert["source_timezone"] == "America/Bogota"
+    assert kinds["BORDER_EVENT"]["payload"]["event_type"] == "ARMED_GROUP_SIGHTING"
+    assert kinds["SEIZURE"]["payload"]["items"][0]["kind"] == "COCAINE"
+    assert kinds["SEIZURE"]["payload"]["conveyance"]["kind"] == "SEMI_SUBMERSIBLE"
+    assert kinds["WATCHLIST_HIT"]["payload"]["list_owner"] == "COL"
+    assert kinds["WATCHLIST_HIT"]["location"]["border_sector"] == "DARIEN_PUERTO_OBALDIA"
+
+
+def test_colombias_restrictions_travel_with_the_alert(one: Callable[..., dict[str, Any]]) -> None:
+    """Colombia's classification term maps onto Panama's scale; its handling and consent are kept."""
+    m = one("combifron", _line(BORDER))["markings"]
+    assert m["classification"] == "CONFIDENCIAL"  # RESERVADA
+    assert (m["handling_code"], m["originator_consent"], m["releasable_to"]) == ("H2", ["FEAN"], ["COL", "FEAN"])
+    assert m["originator"] == {"agency": "COL-ARC", "unit": "Fuerza Naval del Pacífico", "country": "COL"}
+
+
+def test_a_silent_message_gets_restrictive_defaults(one: Callable[..., dict[str, Any]]) -> None:
+    """Without restricciones: H2 (no onward sharing without consent), REL TO COL and FEAN only."""
+    m = one("combifron", json.dumps({**{k: v for k, v in ENVELOPE.items() if k != "restricciones"}, **BORDER})
+            .encode())["markings"]
+    assert (m["handling_code"], m["releasable_to"], m["originator_consent"]) == ("H2", ["COL", "FEAN"], [])
+
+
+def test_envelope_problems_say_why(reason: Callable[..., str]) -> None:
+    """Another format version, an unknown type or entity, and a partner the policy does not know are refused."""
+    assert reason("combifron", _line({**BORDER, "version": "2.0"})) == f.UNKNOWN_CODE
+    assert reason("combifron", _line({**BORDER, "tipo": "INTELIGENCIA"})) == f.UNKNOWN_CODE
+    assert reason("combifron", _line({**BORDER, "entidad": "DAS"})) == f.UNKNOWN_CODE
+    assert reason("combifron", _line({**BORDER, "restricciones": {"difusion": ["VEN"]}})) == f.UNKNOWN_CODE
+    assert reason("combifron", _line({**BORDER, "ubicacion": {"latitud": 40.7, "longitud": -74.0}})) == f.OUT_OF_REGION

@@ -1,0 +1,161 @@
+"""The shared core: markings from defaults and overrides, locations, final checks, configuration."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import _fields as f
+from adapters.config import AdaptersConfig, Context, Vocabulary, check_profile, load_config, make_context
+from adapters.core import Adapter, alert, alert_id, convert, finish, location, markings
+from puente.errors import AdapterError, ConfigError
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def _reason(call: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+    with pytest.raises(AdapterError) as caught:
+        call(*args, **kwargs)
+    return caught.value.reason
+
+
+def test_markings_default_from_the_agency_profile(ctx_for: Callable[[str], Context]) -> None:
+    """A record that carries no markings gets its agency's defaults and its originator."""
+    m = markings(ctx_for("SENAFRONT"), {})
+    assert (m["classification"], m["handling_code"], m["source_reliability"], m["information_credibility"]) == (
+        "RESTRINGIDO", "H0", "B", "2")
+    assert m["releasable_to"] == ["COL", "CRI", "USA", "FEAN"] and m["caveats"] == ["LES"]
+    assert m["originator"] == {"agency": "SENAFRONT", "unit": "Servicio Nacional de Fronteras, Dirección de "
+                               "Inteligencia", "country": "PAN"}
+
+
+def test_record_markings_replace_defaults_field_by_field(ctx_for: Callable[[str], Context]) -> None:
+    """What the record says wins; what it does not say keeps the default."""
+    m = markings(ctx_for("SENAFRONT"), {"classification": "Confidencial", "releasable_to": "REL TO COL, USA",
+                                        "grading": "c3"}, unit="Batallón Oriental")
+    assert m["classification"] == "CONFIDENCIAL" and m["releasable_to"] == ["COL", "USA"]
+    assert (m["source_reliability"], m["information_credibility"]) == ("C", "3")
+    assert m["caveats"] == ["LES"] and m["handling_code"] == "H0"
+    assert m["originator"]["unit"] == "Batallón Oriental"
+
+
+def test_explicit_empty_release_means_none_outside_panama(ctx_for: Callable[[str], Context]) -> None:
+    """releasable_to [] is kept as empty, not replaced by the default."""
+    assert markings(ctx_for("SNM"), {"releasable_to": []})["releasable_to"] == []
+
+
+@pytest.mark.parametrize(("over", "reason"), [
+    ({"classification": "ULTRASECRETO"}, f.UNKNOWN_CODE),
+    ({"releasable_to": ["RUS"]}, f.UNKNOWN_CODE),
+    ({"caveats": ["NOFORN"]}, f.UNKNOWN_CODE),
+    ({"handling_code": "H7"}, f.UNKNOWN_CODE),
+    ({"grading": "Z9"}, f.UNKNOWN_CODE),
+    ({"handling_code": "H3"}, f.MISSING_FIELD),
+    ({"releasable_to": 7}, f.INVALID),
+])
+def test_markings_the_policy_does_not_know_are_refused(ctx_for: Callable[[str], Context], over: dict[str, Any],
+                                                      reason: str) -> None:
+    """Codes outside the policy vocabulary are refused here instead of withholding the alert everywhere."""
+    assert _reason(markings, ctx_for("SENAN"), over) == reason
+
+
+def test_combifron_markings_use_colombias_scale_and_country(ctx_for: Callable[[str], Context]) -> None:
+    """Colombia's terms map onto Panama's scale; the originator country is COL, restrictive by default."""
+    m = markings(ctx_for("COMBIFRON"), {"classification": "Reservada", "originator_agency": "COL-ARC"})
+    assert m["classification"] == "CONFIDENCIAL" and m["handling_code"] == "H2"
+    assert m["originator"]["country"] == "COL" and m["originator"]["agency"] == "COL-ARC"
+    assert _reason(markings, ctx_for("COMBIFRON"), {"classification": "ALTO SECRETO"}) == f.UNKNOWN_CODE
+
+
+def test_location_outside_the_region_suggests_the_missing_minus(ctx_for: Callable[[str], Context]) -> None:
+    """A longitude without its minus sign is out-of-region, and the message says what was probably meant."""
+    with pytest.raises(AdapterError) as caught:
+        location(ctx_for("SENAFRONT"), 8.04, 77.6)
+    assert caught.value.reason == f.OUT_OF_REGION and "-77.6" in str(caught.value)
+    assert _reason(location, ctx_for("SENAFRONT"), 8.04, None) == f.MISSING_FIELD
+
+
+def test_location_codes_from_names(ctx_for: Callable[[str], Context]) -> None:
+    """Province and sector names, accents and 'Comarca' aside, become their codes; no location is None."""
+    loc = location(ctx_for("SENAFRONT"), 8.667, -77.418, province="Comarca Guna Yala", sector="Puerto Obaldía",
+                   place="Puerto Obaldía")
+    assert loc == {"latitude": 8.667, "longitude": -77.418, "province": "GUNA_YALA",
+                   "border_sector": "DARIEN_PUERTO_OBALDIA", "place_name": "Puerto Obaldía"}
+    assert location(ctx_for("SENAFRONT"), None, None) is None
+
+
+def _alert(ctx: Context, occurred: datetime, reported: datetime | None = None) -> dict[str, Any]:
+    return alert(ctx, alert_id=alert_id(ctx, "R-1", "ref"), alert_type="BORDER_EVENT", occurred_at=occurred,
+                 reported_at=reported, location=None, markings=markings(ctx, {}), summary="x",
+                 payload={"event_type": "OTHER"})
+
+
+def test_finish_refuses_the_future_the_ancient_and_reports_before_events(ctx_for: Callable[[str], Context]) -> None:
+    """The broker's time checks are applied first, so it never dead-letters an adapter's alert."""
+    ctx = ctx_for("SENAFRONT")
+    assert _reason(finish, _alert(ctx, NOW + timedelta(hours=2)), ctx) == f.FUTURE
+    assert _reason(finish, _alert(ctx, datetime(1926, 1, 1, tzinfo=UTC)), ctx) == f.INVALID_DATE
+    assert _reason(finish, _alert(ctx, NOW - timedelta(days=1), NOW - timedelta(days=2)), ctx) == f.INVALID_DATE
+    done = finish(_alert(ctx, NOW - timedelta(days=1)), ctx)
+    assert done["markings"]["review_at"] == NOW - timedelta(days=1) + timedelta(days=90)
+
+
+def test_alert_ids_are_the_agencys_own_reference(ctx_for: Callable[[str], Context]) -> None:
+    """The id is AGENCY:reference; spaces or other symbols in the reference are refused."""
+    assert alert_id(ctx_for("PN"), "DIJ-26-0000001", "case") == "PN:DIJ-26-0000001"
+    assert _reason(alert_id, ctx_for("PN"), "DIJ 26 (copia)", "case") == f.INVALID
+    assert _reason(alert_id, ctx_for("PN"), "", "case") == f.MISSING_FIELD
+
+
+def test_convert_turns_unforeseen_shapes_into_dead_letters(ctx_for: Callable[[str], Context]) -> None:
+    """A mapping that trips over an odd record yields an invalid-value result, never an exception."""
+    from adapters._readers import Item
+
+    def read(stream: Any, ctx: Context) -> Any:
+        yield Item(1, 1, b"{}", {"x": 1})
+        yield Item(2, 2, b"{}", error=AdapterError("bad", f.SYNTAX))
+
+    def broken(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        return doc["missing"]  # type: ignore[no-any-return]
+
+    adapter = Adapter("t", "SNM", "test", ("*",), read, broken)
+    results = list(convert(adapter, io.BytesIO(b""), ctx_for("SNM")))
+    assert [r.error.reason if r.error else "ok" for r in results] == [f.INVALID, f.SYNTAX]
+
+
+def test_shipped_profiles_fit_the_policy(config: AdaptersConfig, vocab: Vocabulary) -> None:
+    """Every agency's defaults use codes the shipped policy knows."""
+    assert {a: check_profile(a, config, vocab) for a in config.agencies} == {a: [] for a in config.agencies}
+
+
+def test_profile_problems_are_listed_before_any_record_is_read(config: AdaptersConfig, vocab: Vocabulary) -> None:
+    """A default marking unknown to the policy stops the adapter with every problem named."""
+    bad = config.model_copy(update={"agencies": {**config.agencies, "SNM": config.agencies["SNM"].model_copy(
+        update={"markings": config.agencies["SNM"].markings.model_copy(update={"classification": "TOP",
+                                                                              "releasable_to": ("XYZ",)})})}})
+    with pytest.raises(ConfigError) as caught:
+        make_context("SNM", NOW, bad, vocab)
+    assert "TOP" in str(caught.value) and "XYZ" in str(caught.value)
+    with pytest.raises(ConfigError):
+        make_context("NOBODY", NOW, config, vocab)
+
+
+def test_invalid_configuration_file_names_file_and_field(tmp_path: Path) -> None:
+    """A configuration that does not validate raises ConfigError with its path and the field."""
+    path = tmp_path / "agencies.yaml"
+    path.write_text("agencies: {SNM: {region: panama, timezone: Mars/Olympus, markings: {classification: X}}}\n"
+                    "regions: {}\nprovinces: []\nborder_sectors: {}\nports: {}\n", "utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(path) in str(caught.value) and "timezone" in str(caught.value)
+
+
+def test_context_needs_an_aware_utc_now(config: AdaptersConfig, vocab: Vocabulary) -> None:
+    """A naive 'now' is a caller bug, refused."""
+    with pytest.raises(ValueError, match="UTC"):
+        make_context("SNM", datetime(2026, 11, 22), config, vocab)

@@ -1,0 +1,114 @@
+"""The edge without Kafka: --check, tallies, dead-letter keys, the CLI parser and the folder watcher."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.cli import register
+from adapters.config import Context
+from adapters.core import Result
+from adapters.registry import ADAPTERS, get
+from adapters.run import Tally, check, dead_key
+from adapters.watch import pending, watch
+
+SAMPLES = Path(__file__).resolve().parents[3] / "samples"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="puente")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_the_cli_offers_one_command_per_adapter() -> None:
+    """`puente adapt NAME FILE|-|--watch DIR` parses for every adapter."""
+    parser = _parser()
+    for name in ADAPTERS:
+        args = parser.parse_args(["adapt", name, "a.csv", "-"])
+        assert (args.adapter, args.files, args.watch) == (name, ["a.csv", "-"], None)
+    args = parser.parse_args(["adapt", "pn", "--watch", "drop/x", "--exit-when-idle", "5"])
+    assert args.watch == Path("drop/x") and args.exit_when_idle == 5.0
+
+
+def test_check_mode_lists_every_rejection_without_kafka(capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--check` maps and validates, prints each bad record's file, line and reason, and exits 1."""
+    monkeypatch.setenv("PUENTE_BOOTSTRAP", "127.0.0.1:1")  # never contacted
+    bad = SAMPLES / "bad" / "senafront" / "fechas-imposibles.csv"
+    good = SAMPLES / "senafront" / "patrullas-2026-11.csv"
+    args = _parser().parse_args(["adapt", "senafront", "--check", str(good), str(bad)])
+    assert args.func(args) == 1
+    out, err = capsys.readouterr()
+    assert "read 40, valid 40, duplicates 0, rejected 0" in out
+    assert "rejected 7 (future-date 1, invalid-date 6)" in out
+    assert f"{bad}:2: invalid-date: Fecha '31/02/2026' is not a date that exists" in err
+
+
+def test_files_and_watch_are_exclusive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Giving both, or neither, is a clear configuration error."""
+    from puente.errors import ConfigError
+
+    parser = _parser()
+    for argv in (["adapt", "snm"], ["adapt", "snm", "x.jsonl", "--watch", "drop"]):
+        args = parser.parse_args(argv)
+        with pytest.raises(ConfigError, match="not both"):
+            args.func(args)
+
+
+def test_check_counts_repeated_ids_as_duplicates(ctx_for: Callable[[str], Context]) -> None:
+    """The same record twice in one file is one valid record and one duplicate."""
+    line = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[0]
+    tally = check(get("snm"), ctx_for("SNM"), io.BytesIO(line * 2), "x", err=io.StringIO())
+    assert (tally.read, tally.published, tally.duplicates, tally.rejected) == (2, 1, 1, 0)
+
+
+def test_tallies_add_up_and_read_well() -> None:
+    """A summary line names every count and each reason."""
+    total = Tally(3, 1, 1, 1)
+    total.reasons["encoding"] += 1
+    total.add(Tally(2, 2, 0, 0))
+    assert total.line() == "read 5, published 3, duplicates 1, rejected 1 (encoding 1)"
+
+
+def test_dead_letter_keys_are_stable_per_file_and_record(run: Callable[..., list[Result]]) -> None:
+    """The same bad record of the same file gets the same key wherever the file lies; another record another."""
+    results = run("snm", SAMPLES / "bad" / "snm" / "valores-invalidos.jsonl")
+    a = dead_key("snm", "/in/valores.jsonl", results[0])
+    assert a == dead_key("snm", "/in/done/valores.jsonl", results[0])
+    assert a != dead_key("snm", "/in/valores.jsonl", results[1])
+    assert a.startswith(b"adapter:snm:")
+
+
+class _FakeRun:
+    """Stands in for AdapterRun: records which files were adapted."""
+
+    def __init__(self) -> None:
+        self.adapter = get("snm")
+        self.err = io.StringIO()
+        self.seen: list[str] = []
+
+    async def run(self, stream: Any, source: str) -> Tally:
+        self.seen.append(Path(source).name)
+        return Tally(read=len(stream.read().splitlines()), published=1)
+
+
+def test_the_watcher_takes_finished_files_once_and_moves_them(tmp_path: Path) -> None:
+    """Files are adapted after two polls without change, then moved to done/; temporary names are left alone."""
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    (tmp_path / "b.jsonl.part").write_text("{}\n")
+    (tmp_path / ".hidden.jsonl").write_text("{}\n")
+    (tmp_path / "notes.txt").write_text("x")
+    fake = _FakeRun()
+    out = io.StringIO()
+    total = asyncio.run(watch(fake, tmp_path, interval=0.05, idle_exit=0.4, out=out))  # type: ignore[arg-type]
+    assert fake.seen == ["a.jsonl"] and total.read == 1
+    assert (tmp_path / "done" / "a.jsonl").exists() and not (tmp_path / "a.jsonl").exists()
+    assert [p.name for p in pending(tmp_path, ("*.jsonl",))] == []
+    assert "snm a.jsonl: read 1, published 1" in out.getvalue()

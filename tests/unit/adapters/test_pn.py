@@ -1,0 +1,86 @@
+"""National Police fixed-width export -> SEIZURE: layout, grouping of case lines, trailer, encoding."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters import _fields as f
+from adapters.pn import LAYOUTS, WIDTHS
+
+
+def _line(kind: str, **fields: str) -> str:
+    return "".join(str(fields.get(n, kind if n == "kind" else "")).ljust(w)[:w] for n, w in LAYOUTS[kind])
+
+
+CASE = dict(case="DIJ-26-0000412", date="20261103", time="0640", province="COLON", place="ZONA LIBRE DE COLÓN",
+            lat="+09.35012", lon="-079.90821", unit="DIJ COLÓN", operation="OPERACION CENTINELA", conveyance="CA",
+            plate="C123456", flag="PAN")
+ITEMS = [_line("I", case="DIJ-26-0000412", category="DR", item="COCAINA", quantity="25.5".rjust(12), unit="KG"),
+         _line("I", case="DIJ-26-0000412", category="EF", item="DOLARES", quantity="48500".rjust(12), unit="USD")]
+PERSON = _line("P", case="DIJ-26-0000412", surname1="NÚÑEZ", surname2="PEÑA", given="JOSÉ LUIS", born="19880302",
+               sex="M", nationality="PAN", doc_type="CE", doc_number="8-765-4321", doc_country="PAN")
+
+
+def _file(*lines: str, trailer: int | None = 1, encoding: str = "cp1252") -> bytes:
+    body = [_line("H", system="SIIP-DIJ", exported="20261120120000"), *lines]
+    if trailer is not None:
+        body.append(_line("T", count=f"{trailer:08d}"))
+    return ("\r\n".join(body) + "\r\n").encode(encoding)
+
+
+def test_a_case_with_its_items_and_detainee_becomes_one_seizure(one: Callable[..., dict[str, Any]]) -> None:
+    """The S line and the I and P lines after it make one alert; names keep their Ñ and accents."""
+    alert = one("pn", _file(_line("S", **CASE), *ITEMS, PERSON))
+    assert alert["alert_id"] == "PN:DIJ-26-0000412"
+    assert alert["occurred_at"] == datetime(2026, 11, 3, 11, 40, tzinfo=UTC)
+    p = alert["payload"]
+    assert [(i["category"], i["kind"], i["quantity"], i["unit"]) for i in p["items"]] == [
+        ("DRUGS", "COCAINE", 25.5, "KG"), ("CASH", "USD", 48500.0, "USD")]
+    assert p["conveyance"]["kind"] == "TRUCK" and p["operation_name"] == "OPERACION CENTINELA"
+    d = p["detainees"][0]
+    assert (d["given_names"], d["surnames"], d["nationalities"]) == ("JOSÉ LUIS", "NÚÑEZ PEÑA", ["PAN"])
+    assert alert["location"]["place_name"] == "ZONA LIBRE DE COLÓN"
+    assert alert["markings"]["handling_code"] == "H1" and alert["markings"]["caveats"] == ["PII"]
+
+
+def test_legacy_one_letter_classification_and_markings(one: Callable[..., dict[str, Any]]) -> None:
+    """'S' is SECRETO; handling, grading and REL TO columns override the defaults."""
+    alert = one("pn", _file(_line("S", **CASE, classification="S", handling="H2", grading="A2", release="USA FEAN"),
+                            *ITEMS))
+    m = alert["markings"]
+    assert (m["classification"], m["handling_code"], m["source_reliability"], m["releasable_to"]) == (
+        "SECRETO", "H2", "A", ["USA", "FEAN"])
+
+
+def test_trimmed_trailing_spaces_are_tolerated(one: Callable[..., dict[str, Any]]) -> None:
+    """A transfer tool that cut trailing blanks does not shift any field."""
+    alert = one("pn", _file(_line("S", **CASE).rstrip(), *(i.rstrip() for i in ITEMS)))
+    assert len(alert["payload"]["items"]) == 2
+
+
+def test_a_bad_item_line_refuses_its_whole_case(run: Callable[..., list[Any]]) -> None:
+    """A seizure without one of its items would be published as smaller than it was."""
+    bad = ITEMS[0].replace("       25.5", "      -25.5")
+    second = {**CASE, "case": "DIJ-26-0000413"}
+    results = run("pn", _file(_line("S", **CASE), bad, ITEMS[1], _line("S", **second),
+                              _line("I", case="DIJ-26-0000413", category="DR", item="MARIHUANA",
+                                    quantity="3".rjust(12), unit="KG"), trailer=2))
+    assert [r.error.reason if r.error else "ok" for r in results] == [f.NEGATIVE, "ok"]
+
+
+def test_a_utf8_export_is_refused_as_a_wrong_encoding(reason: Callable[..., str]) -> None:
+    """UTF-8 bytes where Windows-1252 is expected are an encoding problem, with the hint to re-export."""
+    assert reason("pn", _file(_line("S", **CASE), *ITEMS, PERSON, encoding="utf-8")) == f.ENCODING
+
+
+def test_a_missing_trailer_publishes_the_cases_and_flags_the_file(run: Callable[..., list[Any]]) -> None:
+    """The cases read are good; a file-level dead letter says the export may be incomplete."""
+    results = run("pn", _file(_line("S", **CASE), *ITEMS, trailer=None))
+    assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, "ok"), (0, f.TRUNCATED)]
+
+
+def test_layout_widths_are_fixed() -> None:
+    """The record layouts keep the widths the legacy system writes."""
+    assert WIDTHS == {"H": 49, "S": 180, "I": 45, "P": 118, "T": 9}

@@ -1,0 +1,106 @@
+"""Record splitting: CSV with multi-line quoted fields, JSON Lines, concatenated JSON documents."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters import _fields as f
+from adapters._readers import Item, csv_rows, decode, json_documents, json_lines, physical_lines
+from puente.errors import AdapterError
+
+
+def _csv(data: bytes, limit: int = 1000) -> list[tuple[int, bytes, list[str] | AdapterError]]:
+    return list(csv_rows(io.BytesIO(data), "utf-8", limit))
+
+
+def _docs(data: bytes, limit: int = 1000) -> list[Item]:
+    return list(json_documents(io.BytesIO(data), "utf-8", limit))
+
+
+def test_csv_quoted_field_spans_lines_and_keeps_its_quotes() -> None:
+    """A remark typed with line breaks stays one record, starting at its first line."""
+    rows = _csv(b'a;b;c\n1;"uno\ndos; ""tres""";3\n\n4;5;6\n')
+    assert [(line, fields) for line, _, fields in rows] == [
+        (1, ["a", "b", "c"]), (2, ["1", 'uno\ndos; "tres"', "3"]), (5, ["4", "5", "6"])]
+
+
+def test_csv_quote_inside_an_unquoted_field_is_a_plain_character() -> None:
+    """8°40'12"N written without quotes does not open a quoted field."""
+    rows = _csv("a;b\n8°40'12\"N;x\n9;y\n".encode())
+    assert [fields for _, _, fields in rows][1:] == [["8°40'12\"N", "x"], ["9", "y"]]
+
+
+def test_csv_delimiter_comes_from_the_header() -> None:
+    """A comma-separated export is read as such."""
+    rows = _csv(b"a,b\n1,2\n")
+    assert rows[1][2] == ["1", "2"]
+
+
+def test_csv_unclosed_quote_is_truncated_not_swallowed() -> None:
+    """A quote that never closes is reported at the line where it opened."""
+    line, _, err = _csv(b'a;b\n1;2\n3;"open\nmore\n')[-1]
+    assert line == 3 and isinstance(err, AdapterError) and err.reason == f.TRUNCATED
+
+
+def test_csv_bad_encoding_refuses_only_that_record() -> None:
+    """A Windows-1252 row in a UTF-8 file is refused with a hint; the next row is read."""
+    rows = _csv("a;b\nPeña;1\n".encode("cp1252") + b"ok;2\n")
+    assert isinstance(rows[1][2], AdapterError) and rows[1][2].reason == f.ENCODING
+    assert "Windows-1252" in str(rows[1][2])
+    assert rows[2][2] == ["ok", "2"]
+
+
+def test_long_lines_are_skipped_unread() -> None:
+    """A line over the limit is reported too-long and the reader carries on after it."""
+    lines = list(physical_lines(io.BytesIO(b"short\n" + b"x" * 5000 + b"\nnext\n"), 100))
+    assert [(n, long) for n, _, long in lines] == [(1, False), (2, True), (3, False)]
+    assert lines[2][1] == b"next\n"  # line ends are kept, so records can be given back byte for byte
+
+
+def test_decode_tells_truncation_from_wrong_encoding() -> None:
+    """UTF-8 cut inside a character is truncated; a Latin-1 accent, even on the last letter, is encoding."""
+    cut = "Núñez Peña".encode()[:-2]  # ends inside the ñ
+    for raw, reason in ((cut, f.TRUNCATED), ("Núñez".encode("latin-1"), f.ENCODING), (b"Jos\xe9", f.ENCODING)):
+        try:
+            decode(raw, "utf-8", "line 1")
+        except AdapterError as exc:
+            assert exc.reason == reason
+        else:
+            raise AssertionError("decoded bad bytes")
+
+
+def test_json_lines_one_object_per_line() -> None:
+    """Blank lines are skipped; arrays, NaN and cut lines are refused with their reasons."""
+    items = list(json_lines(io.BytesIO(b'{"a":1}\n\n[1]\n{"a": NaN}\n{"a": "x\n{"b":2}'), "utf-8", 1000))
+    assert [(i.number, i.line) for i in items] == [(1, 1), (2, 3), (3, 4), (4, 5), (5, 6)]
+    assert [i.error.reason if i.error else "ok" for i in items] == ["ok", f.INVALID, f.SYNTAX, f.TRUNCATED, "ok"]
+
+
+def test_json_documents_split_at_lines_opening_with_a_brace() -> None:
+    """Pretty-printed documents are split and numbered by their first line; a broken one stays alone."""
+    data = b'\n{\n  "a": 1\n}\n{\n  "b": [1,\n  2]\n}\r\n{\n  "c": \n}\n{\n  "d": [\n'
+    items = _docs(data)
+    assert [(i.number, i.line) for i in items] == [(1, 2), (2, 5), (3, 9), (4, 12)]
+    assert [i.error.reason if i.error else i.parsed for i in items] == [
+        {"a": 1}, {"b": [1, 2]}, f.SYNTAX, f.TRUNCATED]
+
+
+def test_json_documents_skip_an_oversized_document_and_go_on() -> None:
+    """A document over the limit is too-long and the next one is read, with the right line number."""
+    huge = b'{"c": "' + b"x\n" * 600_000 + b'"\n}\n'
+    items = _docs(b'{"a": 1}\n' + huge + b'{"d": 4}\n', limit=1000)
+    assert [(i.number, i.line, i.error.reason if i.error else i.parsed) for i in items] == [
+        (1, 1, {"a": 1}), (2, 2, f.TOO_LONG), (3, 600_004, {"d": 4})]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.dictionaries(st.text(min_size=1, max_size=5), st.integers() | st.text(max_size=8), max_size=4),
+                min_size=1, max_size=8))
+def test_json_documents_read_back_what_was_written(docs: list[dict[str, object]]) -> None:
+    """Any objects written pretty-printed one after another are read back, in order."""
+    data = b"".join(json.dumps(d, indent=2, ensure_ascii=False).encode() + b"\n" for d in docs)
+    assert [i.parsed for i in _docs(data, limit=100_000)] == docs

@@ -1,0 +1,71 @@
+"""SENAFRONT patrol-report CSV -> BORDER_EVENT: headers, dates, positions, remarks and markings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters import _fields as f
+
+HEADER = ("N° Informe;Fecha;Hora;Provincia;Sector;Lugar;Latitud;Longitud;Tipo de evento;Cantidad de personas;"
+          "Dirección;Nacionalidades;Unidad;Observaciones;Clasificación;Difusión;Manejo;Calificación")
+ROW = ("IP-DAR-2026-000412;03/11/2026;06:40;Darién;Bajo Chiquito;Bajo Chiquito;8°02'24\"N;77°36'00\"O;"
+       "Flujo migratorio;240;Norte;venezolanos, HTI;Patrulla Tigre 3;\"Grupo con 31 menores.\nSe informó al SNM.\";;;;")
+
+
+def _csv(*rows: str, header: str = HEADER) -> bytes:
+    return "\r\n".join([header, *rows]).encode("utf-8-sig")
+
+
+def test_a_patrol_report_becomes_a_border_event(one: Callable[..., dict[str, Any]]) -> None:
+    """Every column lands in its place: Panama time to UTC, DMS to decimal, labels to codes, remarks kept."""
+    alert = one("senafront", _csv(ROW))
+    assert alert["alert_id"] == "SENAFRONT:IP-DAR-2026-000412"
+    assert alert["occurred_at"] == datetime(2026, 11, 3, 11, 40, tzinfo=UTC)
+    assert alert["location"] == {"latitude": 8.04, "longitude": -77.6, "province": "DARIEN",
+                                 "border_sector": "DARIEN_BAJO_CHIQUITO", "place_name": "Bajo Chiquito"}
+    p = alert["payload"]
+    assert (p["event_type"], p["headcount"], p["direction"]) == ("MIGRANT_FLOW", 240, "NORTHBOUND")
+    assert p["nationalities_observed"] == ["VEN", "HTI"]
+    assert p["remarks"] == "Grupo con 31 menores.\nSe informó al SNM."
+    assert alert["summary"] == "Flujo migratorio de 240 personas en Bajo Chiquito"
+    assert alert["markings"]["classification"] == "RESTRINGIDO"  # the battalion's default
+
+
+def test_other_battalions_headers_and_commas_are_understood(one: Callable[..., dict[str, Any]]) -> None:
+    """'No. Informe', 'Fecha del evento', 'Sentido', ',' as delimiter and decimal degrees all work."""
+    header = "No. Informe,Fecha del evento,Hora del evento,Provincia o comarca,Localidad,Lat,Long,Tipo,Personas,Sentido"
+    alert = one("senafront", _csv("BOC-1,02/11/2026,05:15,Chiriquí,Paso Canoas,8.5312,-82.8421,Cruce,37,Hacia Panamá",
+                                  header=header))
+    assert alert["payload"]["direction"] == "INTO_PANAMA" and alert["location"]["province"] == "CHIRIQUI"
+
+
+def test_marking_columns_override_and_solo_panama_adds_the_caveat(one: Callable[..., dict[str, Any]]) -> None:
+    """Filled marking cells replace the defaults; 'SOLO PANAMÁ' empties REL TO and adds PANAMA_ONLY."""
+    marked = one("senafront", _csv(ROW[:-4] + ";Confidencial;REL TO COL, USA;H1;C3"))["markings"]
+    assert (marked["classification"], marked["releasable_to"], marked["handling_code"]) == (
+        "CONFIDENCIAL", ["COL", "USA"], "H1")
+    domestic = one("senafront", _csv(ROW[:-4] + ";;SOLO PANAMÁ;;"))["markings"]
+    assert domestic["releasable_to"] == [] and domestic["caveats"] == ["LES", "PANAMA_ONLY"]
+
+
+def test_report_date_without_time_is_not_before_the_event(one: Callable[..., dict[str, Any]]) -> None:
+    """A report date alone means that day, but never earlier than the event itself."""
+    header = HEADER + ";Fecha del informe"
+    alert = one("senafront", _csv(ROW + ";03/11/2026", header=header))
+    assert alert["reported_at"] == alert["occurred_at"]
+
+
+def test_a_header_without_required_columns_refuses_the_file(run: Callable[..., list[Any]]) -> None:
+    """One dead letter for the whole file (record 0), naming the missing column; no row is read."""
+    results = run("senafront", _csv(ROW, header=HEADER.replace("Fecha;", "")))
+    assert len(results) == 1 and results[0].item.number == 0
+    assert results[0].error.reason == f.MISSING_COLUMN and "FECHA" in str(results[0].error)
+
+
+def test_row_with_missing_fields_is_refused_alone(run: Callable[..., list[Any]]) -> None:
+    """A short row is missing-column; the rows around it are published."""
+    results = run("senafront", _csv(ROW, "IP-2;03/11/2026;06:40", ROW.replace("000412", "000413")))
+    assert [r.error.reason if r.error else "ok" for r in results] == ["ok", f.MISSING_COLUMN, "ok"]
+    assert [r.item.line for r in results] == [2, 4, 5]  # the quoted remark spans lines 2 and 3

@@ -1,0 +1,78 @@
+"""SENAN interdiction documents -> SEIZURE: nested vessel, cargo and crew, times and markings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from adapters import _fields as f
+
+DOC: dict[str, Any] = {
+    "numero_operacion": "FTC-2026-0311",
+    "fecha_hora": "2026-11-03T03:40:00-05:00",
+    "fecha_hora_reporte": "2026-11-03 09:15",
+    "unidad": "Grupo Aeronaval Oriental",
+    "operacion": "Escudo Marino",
+    "posicion": {"latitud": 7.35, "longitud": -78.3, "zona": "Darién", "referencia": "12 mn al suroeste de Jaqué"},
+    "embarcacion": {"tipo": "lancha rápida", "nombre": None, "matricula": "S/M", "bandera": "COL"},
+    "carga": [{"tipo": "droga", "descripcion": "cocaína", "cantidad": 1250, "unidad": "paquetes"},
+              {"tipo": "munición", "descripcion": "cartuchos", "cantidad": 300, "unidad": "cartuchos"}],
+    "tripulacion": [
+        {"nombres": "Jhon Freddy", "primer_apellido": "Mosquera", "segundo_apellido": "Palacios",
+         "fecha_nacimiento": "1991-04-02", "sexo": "M", "nacionalidades": ["COL"],
+         "documentos": [{"tipo": "cédula", "numero": "1077456789", "pais": "COL"}]},
+        {"nombres": "Efraín", "apellidos": "Cuesta", "detenido": False},
+    ],
+    "marcado": {"clasificacion": "SECRETO", "difusion": ["USA", "FEAN"], "manejo": "H2", "consentimiento": ["USA"]},
+}
+
+
+def _docs(*docs: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(d, ensure_ascii=False, indent=2).encode() + b"\n" for d in docs)
+
+
+def test_an_interdiction_becomes_a_seizure(one: Callable[..., dict[str, Any]]) -> None:
+    """Cargo items, the vessel and detained crew map to the schema; released crew are not detainees."""
+    alert = one("senan", _docs(DOC))
+    assert alert["alert_id"] == "SENAN:FTC-2026-0311" and alert["alert_type"] == "SEIZURE"
+    assert alert["occurred_at"] == datetime(2026, 11, 3, 8, 40, tzinfo=UTC)
+    assert alert["reported_at"] == datetime(2026, 11, 3, 14, 15, tzinfo=UTC)  # no offset: Panama time
+    p = alert["payload"]
+    assert p["items"] == [{"category": "DRUGS", "kind": "COCAINE", "quantity": 1250.0, "unit": "PACKAGES"},
+                          {"category": "AMMUNITION", "kind": "CARTRIDGES", "quantity": 300.0, "unit": "ROUNDS"}]
+    assert p["conveyance"] == {"kind": "GO_FAST", "name": None, "identifier": "S/M", "flag_country": "COL"}
+    assert p["persons_detained"] == 1
+    assert p["detainees"][0]["surnames"] == "Mosquera Palacios"
+    assert p["detainees"][0]["date_of_birth"] == date(1991, 4, 2)
+    assert p["detainees"][0]["documents"][0]["document_type"] == "NATIONAL_ID"
+    assert alert["summary"] == "Interdicción: 1250 paquetes de cocaína"
+
+
+def test_the_documents_marking_block_wins(one: Callable[..., dict[str, Any]]) -> None:
+    """marcado carries classification, REL TO, handling and consent; grading keeps the default."""
+    m = one("senan", _docs(DOC))["markings"]
+    assert (m["classification"], m["releasable_to"], m["handling_code"], m["originator_consent"]) == (
+        "SECRETO", ["USA", "FEAN"], "H2", ["USA"])
+    assert (m["source_reliability"], m["information_credibility"]) == ("B", "2")
+    assert m["originator"]["unit"] == "Grupo Aeronaval Oriental"
+
+
+def test_one_broken_document_does_not_take_the_next(run: Callable[..., list[Any]]) -> None:
+    """A document with a syntax error is refused; the documents after it are read."""
+    broken = _docs(DOC).replace(b'"unidad": "Grupo', b'"unidad" "Grupo')
+    second = dict(DOC, numero_operacion="FTC-2026-0312")
+    results = run("senan", broken + _docs(second))
+    assert [r.error.reason if r.error else r.alert["alert_id"] for r in results] == [f.SYNTAX, "SENAN:FTC-2026-0312"]
+
+
+def test_cargo_must_be_known_and_positive(reason: Callable[..., str]) -> None:
+    """Unknown substances, negative or zero quantities and an empty cargo list each have their reason."""
+    def cargo(**item: Any) -> bytes:
+        return _docs(dict(DOC, carga=[{**DOC["carga"][0], **item}]))
+
+    assert reason("senan", cargo(descripcion="polvo blanco")) == f.UNKNOWN_CODE
+    assert reason("senan", cargo(cantidad=-5)) == f.NEGATIVE
+    assert reason("senan", cargo(cantidad=0)) == f.INVALID
+    assert reason("senan", _docs(dict(DOC, carga=[]))) == f.MISSING_FIELD
