@@ -1,7 +1,9 @@
 """``puente demo``: the whole path on the local Kafka, with progress, ending in a table a person can read.
 
-Keys and topics are made, agencies publish a realistic mix (and a handful of bad
-records of every kind), two broker workers share the ingress partitions, every
+Keys and topics are made; each agency's adapter reads the shipped sample files, a
+larger export made for the run and its corpus of bad records; a handful of bad
+records the broker itself must catch go straight onto the ingress topics; two
+broker workers share the ingress partitions, every
 partner's subscriber reads, verifies and decrypts its own feed, and the audit
 chains are verified. The table is built from the audit topic, not from the
 workers' memory, so it shows what an auditor would find.
@@ -15,7 +17,7 @@ import logging
 import os
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,8 @@ def _step(n: int, text: str) -> None:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser("demo", help="run the whole path end to end on the local Kafka and print the result")
-    demo.add_argument("--alerts", type=int, default=3000, help="synthetic alerts to publish (default 3000)")
+    demo.add_argument("--alerts", type=int, default=3000,
+                      help="records in the fresh export made for each run, over the five agencies (default 3000)")
     demo.add_argument("--workers", type=int, default=2, help="broker workers in the consumer group (default 2)")
     demo.add_argument("--seed", type=int, default=2026)
     demo.set_defaults(func=_run)
@@ -74,6 +77,44 @@ async def _bad_inputs(cfg: PuenteSettings, seed: int) -> list[tuple[str, str]]:
         await pub.send_raw(key, value, headers)  # the same record twice: the second is a replay
         expected.append(("SENAN", "replay"))
     return expected
+
+
+ADAPTERS = ("senafront", "senan", "pn", "snm", "combifron")
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+async def _adapt_all(cfg: PuenteSettings, alerts: int, run_id: str) -> dict[str, Any]:
+    """Each agency's adapter reads its shipped samples, a larger export made for this run, and its bad corpus."""
+    import io
+    from zoneinfo import ZoneInfo
+
+    from adapters import samplegen
+    from adapters.config import make_context
+    from adapters.registry import get
+    from adapters.run import Tally, adapt_paths
+
+    folder = Path(".puente/demo/input") / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    base = now.astimezone(ZoneInfo("America/Panama")).replace(tzinfo=None) - timedelta(hours=1)
+    tallies: dict[str, Any] = {}
+    for name in ADAPTERS:
+        export = folder / f"{samplegen.FILE_NAMES[name]}-{run_id}{samplegen.SUFFIX[name]}"
+        with open(export, "wb") as out:
+            stamp = run_id.replace("-", "")
+            samplegen.write(name, out, max(1, alerts // len(ADAPTERS)), seed=int(stamp) % 10_000, base=base,
+                            prefix="D" + stamp)
+        files = [*sorted(p for p in (SAMPLES / name).iterdir() if p.is_file()), export]
+        files += sorted(p for p in (SAMPLES / "bad" / name).iterdir() if p.is_file())
+        adapter = get(name)
+        results = await adapt_paths(cfg, adapter, make_context(adapter.agency, now), [str(f) for f in files],
+                                    err=io.StringIO())
+        total = Tally()
+        for _, tally in results:
+            total.add(tally)
+        tallies[name] = total
+        print(f"      {name:<10} {len(files)} files: {total.line()}", flush=True)
+    return tallies
 
 
 async def _broker(cfg: PuenteSettings, workers: int, total: int) -> list[Any]:
@@ -140,7 +181,7 @@ async def _audit_counts(cfg: PuenteSettings) -> tuple[Counter[tuple[str, str]], 
 
 async def demo(alerts: int, workers: int, seed: int) -> int:
     from broker.audit.store import verify_topics
-    from broker.cli import apply_all, init_keys, publish_synthetic, verifier
+    from broker.cli import apply_all, init_keys, verifier
     from broker.logging import configure_logging
     from broker.topics import TopicNames
 
@@ -155,13 +196,13 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     init_keys(cfg)
     _step(2, "topics: ingress per agency, feed per partner, audit, dead letter, replay state")
     await apply_all(cfg)
-    _step(3, f"agencies publish {alerts} synthetic alerts, plus one bad record of each kind")
-    sent = await publish_synthetic(cfg, alerts, seed)
+    _step(3, "adapters turn each agency's own files (samples, a fresh export, a bad corpus) into signed alerts")
+    tallies = await _adapt_all(cfg, alerts, run_id)
     bad = await _bad_inputs(cfg, seed)
-    for agency, n in sorted(sent.items()):
-        print(f"      {agency:<10} {n:>6} alerts")
-    print(f"      bad input: {', '.join(reason for _, reason in bad)}")
-    total = sum(sent.values()) + len(bad) + 1  # the replay was sent twice
+    print(f"      and straight onto the ingress topics, one bad record of each kind the broker must catch: "
+          f"{', '.join(reason for _, reason in bad)}")
+    published = sum(t.published for t in tallies.values())
+    total = published + len(bad) + 1  # the replay was sent twice
     _step(4, f"broker: {workers} workers in one consumer group, exactly-once into feeds and audit")
     await _broker(cfg, workers, total)
     _step(5, "partners: each subscriber verifies, decrypts and decodes its own feed, and sends receipts")
@@ -173,6 +214,9 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     problems = [f for r in reports for f in r.findings]
     _step(7, "result, from the audit topic")
     decisions, dead, receipts = await _audit_counts(cfg)
+    rejected = sum(t.rejected for t in tallies.values())
+    print(f"\n  records read by adapters     {sum(t.read for t in tallies.values()):>7}")
+    print(f"  rejected at the adapters     {rejected:>7}   (dead-lettered with file, line and reason)")
     ok = _table(total, decisions, dead, receipts, stats, reports, problems, out_dir)
     print(f"Finished in {time.monotonic() - started:.0f}s.")
     return 0 if ok else 1
@@ -183,7 +227,6 @@ def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str], 
     partners = sorted({p for p, _ in decisions})
     decided = {p: sum(n for (q, _), n in decisions.items() if q == p) for p in partners}
     inputs_decided = max(decided.values(), default=0)
-    print()
     print(f"  input records published      {total:>7}")
     print(f"  decided (every partner)      {inputs_decided:>7}")
     print(f"  dead-lettered                {sum(dead.values()):>7}   "
