@@ -169,7 +169,8 @@ class LocalKafka:
             props.write_text(self._properties(node))
             if (node.folder / "data" / "meta.properties").exists():
                 continue
-            cmd = self._java(node, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
+            # "=" form: a base64url id may start with "-", which the tool would take for an option.
+            cmd = self._java(node, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props))
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])

@@ -6,13 +6,12 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from puente_testing import Env, audit_docs, delete_env_topics, make_env, read_topic, run_broker
+from puente_testing import Env, audit_docs, read_topic, run_broker
 
 from adapters.config import make_context
 from adapters.registry import ADAPTERS, get
@@ -24,13 +23,6 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 BAD = SAMPLES / "bad"
 EXPECTED: dict[str, dict[str, dict[int, str]]] = yaml.safe_load((BAD / "expected.yaml").read_text("utf-8"))
 # The CLI as the lead will wire it (puente/cli.py does not register `adapt` yet).
-@pytest.fixture
-async def env(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Env]:
-    made = await make_env(kafka_bootstrap, tmp_path)
-    yield made
-    await delete_env_topics(made)
-
-
 async def _adapt(env: Env, name: str, paths: list[Path]) -> Tally:
     adapter = get(name)
     ctx = make_context(adapter.agency, datetime.now(UTC))

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from puente_testing import (
     Env,
     audit_docs,
-    delete_env_topics,
     ids,
-    make_env,
     open_feed,
     publish,
     read_topic,
@@ -28,13 +24,6 @@ from puente.errors import DecryptionError
 from schemas import alert_codec
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-async def env(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Env]:
-    made = await make_env(kafka_bootstrap, tmp_path)
-    yield made
-    await delete_env_topics(made)
 
 
 def _synthetic(count: int, seed: int) -> list[dict]:

@@ -83,23 +83,11 @@ async def run_broker(env: Env, workers: int = 1, idle: float = 3.0) -> list[Any]
     return [w for w, _, _ in built]
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Record]:
-    """Every committed record of a topic, partition by partition."""
-    consumer = reader(bootstrap)
-    await consumer.start()
-    try:
-        out = []
-        for p in await partitions_of(consumer, topic):
-            out += [r async for r in read_range(consumer, TopicPartition(topic, p))]
-        return out
-    finally:
-        await consumer.stop()
-
-
-async def read_all_uncommitted(bootstrap: str, topic: str) -> list[Record]:
-    """Every record including aborted ones (read_uncommitted), for checking what a crash left behind."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_uncommitted",
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+async def read_topic(bootstrap: str, topic: str, *, committed: bool = True) -> list[Record]:
+    """Every record of a topic, partition by partition: committed ones only, or also aborted ones."""
+    consumer = reader(bootstrap) if committed else AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_uncommitted", enable_auto_commit=False,
+        auto_offset_reset="earliest")
     await consumer.start()
     try:
         out = []
