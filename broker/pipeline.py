@@ -119,8 +119,19 @@ class Pipeline:
         except _Reject as rej:
             return self._dead(record, where, key, rej.reason, rej.detail, now)
         out = Outcome(seen_id=alert["alert_id"])
+        m = alert["markings"]
+        # What every partner's audit record shares, built once per alert rather than per decision.
+        common = {
+            "alert_id": alert["alert_id"],
+            "alert_type": alert["alert_type"],
+            "originator": m["originator"]["agency"],
+            "originator_country": m["originator"]["country"],
+            "classification": m["classification"],
+            "ingress": where,
+            "at": _iso(now),
+        }
         for partner, topic in self._partners:
-            self._route(alert, partner, topic, where, now, out)
+            self._route(alert, partner, topic, common, now, out)
         return out
 
     # ---- admission: everything that dead-letters ----------------------------------------
@@ -161,7 +172,7 @@ class Pipeline:
         return Outcome(audit=[("DEAD_LETTER", body)], dead_letter=headers, dead_reason=reason)
 
     # ---- routing: one decision per partner ------------------------------------------------
-    def _route(self, alert: dict[str, Any], partner: str, topic: str, where: str, now: datetime,
+    def _route(self, alert: dict[str, Any], partner: str, topic: str, common: dict[str, Any], now: datetime,
                out: Outcome) -> None:
         decision = self.policy.decide(alert, partner, now)
         outcome, reasons = decision.outcome, list(decision.reasons)
@@ -178,11 +189,7 @@ class Pipeline:
                 reasons.append(f"withheld at delivery: {type(exc).__name__}")
         out.decisions.append((partner, outcome))
         out.audit.append(("DECISION", {
-            "alert_id": alert["alert_id"],
-            "alert_type": alert["alert_type"],
-            "originator": alert["markings"]["originator"]["agency"],
-            "originator_country": alert["markings"]["originator"]["country"],
-            "classification": alert["markings"]["classification"],
+            **common,
             "partner": partner,
             "decision": outcome,
             "agreement": decision.agreement,
@@ -190,8 +197,6 @@ class Pipeline:
             "reasons": reasons,
             "redacted": [{"field": f, "action": a} for f, a in decision.redactions] if outcome != WITHHOLD else [],
             "policy_version": decision.policy_version,
-            "ingress": where,
-            "at": _iso(now),
             **body,
         }))
 
