@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
@@ -31,6 +32,7 @@ class SingleObjectCodec:
         self._header = header(writer.fingerprint)
         self._writers = {v.fingerprint: v for v in known}
         self._writers[writer.fingerprint] = writer
+        self._tag = union_tagger(writer.parsed)
 
     @property
     def fingerprint(self) -> bytes:
@@ -44,7 +46,7 @@ class SingleObjectCodec:
         out = BytesIO()
         out.write(self._header)
         try:
-            schemaless_writer(out, self.writer.parsed, record)
+            schemaless_writer(out, self.writer.parsed, self._tag(record))
         except Exception as exc:  # fastavro raises ValueError, TypeError, KeyError, AttributeError...
             raise RecordMismatchError(self._explain(record, exc)) from exc
         return out.getvalue()
@@ -92,6 +94,89 @@ class SingleObjectCodec:
         if not isinstance(value, dict):
             raise CorruptRecordError(f"{self.writer.name} body is not a record")
         return value
+
+
+_Tagger = Callable[[Any], Any]
+_NAMED_RECORD = "record"
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def union_tagger(schema: Any) -> _Tagger:
+    """A function that marks, in a copy of a datum, which branch of each union holding records it takes.
+
+    fastavro picks a union branch by validating the datum against each branch in turn,
+    and for a record branch that is a full recursive validation: it was most of the cost
+    of encoding an alert. Its tuple notation, ``(type name, value)``, names the branch
+    instead. This walks the schema once and returns a function that rewrites only the
+    paths that lead to such unions: ``[null, R]`` takes R for any non-null value; a union
+    of several records takes the one whose required fields the value has and whose fields
+    cover the value's keys. A value that matches no branch is left as it is, so fastavro's
+    own check reports it.
+    """
+    return _compile(schema) or _identity
+
+
+def _compile(schema: Any) -> _Tagger | None:
+    """The rewrite for one schema node, or None where nothing below it needs one."""
+    if isinstance(schema, list):
+        return _compile_union(schema)
+    if not isinstance(schema, dict):
+        return None
+    kind = schema.get("type")
+    if kind == _NAMED_RECORD:
+        fields = [(f["name"], t) for f in schema["fields"] if (t := _compile(f["type"])) is not None]
+        if not fields:
+            return None
+
+        def record(value: Any) -> Any:
+            if not isinstance(value, dict):
+                return value
+            out = dict(value)
+            for name, tag in fields:
+                if name in out:
+                    out[name] = tag(out[name])
+            return out
+
+        return record
+    if kind == "array":
+        item = _compile(schema["items"])
+        if item is None:
+            return None
+        return lambda value: [item(v) for v in value] if isinstance(value, list) else value
+    if kind == "map":
+        val = _compile(schema["values"])
+        if val is None:
+            return None
+        return lambda value: {k: val(v) for k, v in value.items()} if isinstance(value, dict) else value
+    return None
+
+
+def _compile_union(branches: list[Any]) -> _Tagger | None:
+    records = [b for b in branches if isinstance(b, dict) and b.get("type") == _NAMED_RECORD]
+    if not records:
+        return None
+    others = [b for b in branches if b not in records]
+    if others not in ([], ["null"]):
+        return None  # records beside other non-null types: leave the choice to fastavro
+    choices = []
+    for branch in records:
+        names = frozenset(f["name"] for f in branch["fields"])
+        required = frozenset(f["name"] for f in branch["fields"] if "default" not in f)
+        choices.append((branch["name"], names, required, _compile(branch) or _identity))
+
+    def union(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        keys = value.keys()
+        for name, names, required, inner in choices:
+            if required <= keys and keys <= names:
+                return (name, inner(value))
+        return value
+
+    return union
 
 
 def _scrub(text: str) -> str:

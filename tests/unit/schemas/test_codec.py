@@ -83,6 +83,31 @@ def test_trailing_garbage_is_corrupt(alerts: list[dict]) -> None:
         alert_codec().decode(data)
 
 
+def test_naming_union_branches_writes_the_bytes_fastavro_would_choose(alerts: list[dict]) -> None:
+    """The union tagger only saves fastavro its branch search: the bytes are the same as without it."""
+    from io import BytesIO
+
+    from fastavro import schemaless_writer
+
+    codec = alert_codec()
+    for alert in alerts:
+        plain = BytesIO()
+        schemaless_writer(plain, codec.writer.parsed, alert)
+        assert codec.encode(alert)[10:] == plain.getvalue()
+        tagged = codec._tag(alert)
+        assert isinstance(tagged["payload"], tuple)
+        assert tagged["payload"][0] == {"WATCHLIST_HIT": "puente.WatchlistHit", "SEIZURE": "puente.Seizure",
+                                        "BORDER_EVENT": "puente.BorderEvent"}[alert["alert_type"]]
+        assert not isinstance(alert["payload"], tuple), "the caller's alert must not be changed"
+
+
+def test_payload_matching_no_branch_is_still_a_mismatch(alerts: list[dict]) -> None:
+    """A payload missing what every branch requires is refused, not forced into a branch."""
+    for payload in ({}, {"unrelated": 1}, "not a record"):
+        with pytest.raises(RecordMismatchError):
+            alert_codec().encode({**alerts[0], "payload": payload})
+
+
 def test_record_that_does_not_fit_names_the_field_not_the_value(alerts: list[dict]) -> None:
     """A wrong type raises RecordMismatchError naming the field and never echoing the value."""
     bad = dict(alerts[0])
