@@ -173,7 +173,8 @@ class Clock:
         after_first = self.records - self.n0
         cpu_us = (self.cpu1 - (self.cpu0 or 0.0)) * 1e6 / after_first if after_first > 0 else None
         return {"records": self.records, "seconds": seconds, "batches": self.batches,
-                "per_s": self.records / seconds if seconds > 0 else 0.0, "cpu_us_per_record": cpu_us}
+                "per_s": self.records / seconds if seconds > 0 else 0.0, "cpu_us_per_record": cpu_us,
+                "first_start": self.first_start, "last_end": self.last_end}
 
 
 # ---- child processes ------------------------------------------------------------------------
@@ -259,19 +260,20 @@ async def _raw(bootstrap: str, topics: list[str], out_topic: str, group: str, mo
 
 
 def puente_child(conn: Any, update: dict[str, Any], expect: int | None, stop: Any, deadline_s: float,
-                 collect: bool) -> None:
-    conn.send(asyncio.run(_puente(update, expect, stop, deadline_s, collect)))
+                 collect: bool, done: Any = None, index: int = 0) -> None:
+    conn.send(asyncio.run(_puente(update, expect, stop, deadline_s, collect, done, index)))
 
 
 async def _puente(update: dict[str, Any], expect: int | None, stop: Any, deadline_s: float,
-                  collect: bool) -> dict[str, Any]:
+                  collect: bool, done: Any = None, index: int = 0) -> dict[str, Any]:
+    """One worker process; with ``done`` (a shared counter), the inputs of all workers count towards ``expect``."""
     from broker.metrics import Metrics
     from broker.service import build_worker
 
     quiet_logs()
     began = time.monotonic()
     cfg = settings_for(update)
-    worker, topics, problems = build_worker(cfg, client_suffix="-bench")
+    worker, topics, problems = build_worker(cfg, client_suffix=f"-bench{index}")
     clock = Clock()
 
     committed: list[tuple[int, float]] = []  # per input: ingress timestamp, and ms from it to its commit
@@ -287,13 +289,17 @@ async def _puente(update: dict[str, Any], expect: int | None, stop: Any, deadlin
             super().batch(size, seconds)
             clock.batch(size, time.monotonic() - seconds)
             txn_ms.append(seconds * 1000)
+            if done is not None:
+                with done.get_lock():
+                    done.value += size
 
     worker.metrics = TimedMetrics()
     task = asyncio.create_task(worker.run(topics))
     timed_out = False
     while not task.done():
         await asyncio.sleep(0.05)
-        if (expect is not None and worker.metrics.inputs >= expect) or stop.is_set():
+        total = done.value if done is not None else worker.metrics.inputs
+        if (expect is not None and total >= expect) or stop.is_set():
             worker.stop()
         elif time.monotonic() - began > deadline_s:
             timed_out = True
@@ -374,9 +380,8 @@ async def latency_phase(cfg: PuenteSettings, update: dict[str, Any], alerts: lis
             now = time.time()
             for msgs in batch.values():
                 for m in msgs:
-                    found = ALERT_ID.search(m.value or b"")
-                    if found:
-                        seen_at.setdefault(found.group(1), now)
+                    for found in ALERT_ID.findall(m.value or b""):  # a block records many alerts
+                        seen_at.setdefault(found, now)
 
     async def send(i: int) -> None:
         pub, key, value, headers = frames[i]
@@ -503,9 +508,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             ordered = sorted(done, key=lambda r: r["per_s"])
             results[f"raw_{mode}"] = {**ordered[(len(ordered) - 1) // 2],
                                       "rounds": [round(r["per_s"], 1) for r in done]}
-        print("  Puente, 1 worker ...", flush=True)
-        stop = mp.get_context("spawn").Event()
-        results["puente"] = await run_child(puente_child, update, n, stop, args.deadline, False)
+        print(f"  Puente, {args.workers} worker process(es) in one group ...", flush=True)
+        ctx = mp.get_context("spawn")
+        stop, done = ctx.Event(), ctx.Value("q", 0)
+        results["puente"] = merge_workers(await asyncio.gather(*(
+            run_child(puente_child, update, n, stop, args.deadline, False, done, i) for i in range(args.workers))))
 
         extra = args.probe + int(args.rate * (args.warm + args.seconds))
         later = list(islice(generate(n + extra, seed=args.seed + 1, now=datetime.now(UTC)), n, None))
@@ -517,6 +524,31 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             await delete_topics(cfg.bootstrap, prefix)
         shutil.rmtree(work, ignore_errors=True)
     return summarise(run_id, args, n, publish_s, load1, policy_notes, sorted(ps.partners), results)
+
+
+def merge_workers(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several worker processes as one: records summed, time from the first start to the last commit."""
+    if len(parts) == 1:
+        return {**parts[0], "workers": 1}
+    starts = [p["first_start"] for p in parts if p["first_start"] is not None]
+    seconds = max(p["last_end"] for p in parts) - min(starts) if starts else 0.0
+    records = sum(p["records"] for p in parts)
+    decisions: Counter[tuple[str, str]] = Counter()
+    dead: Counter[str] = Counter()
+    for p in parts:
+        decisions.update({(a, b): c for a, b, c in p["decisions"]})
+        dead.update(p["dead_letters"])
+    cpu = [p["cpu_us_per_record"] * p["records"] for p in parts if p["cpu_us_per_record"] is not None]
+    return {
+        **parts[0], "workers": len(parts), "records": records, "seconds": seconds,
+        "batches": sum(p["batches"] for p in parts), "per_s": records / seconds if seconds > 0 else 0.0,
+        "cpu_us_per_record": sum(cpu) / records if records and cpu else None,
+        "rss_mib": max(p["rss_mib"] for p in parts), "inputs": sum(p["inputs"] for p in parts),
+        "timed_out": any(p["timed_out"] for p in parts),
+        "startup_s": max(p["startup_s"] for p in parts),
+        "decisions": [[a, b, c] for (a, b), c in sorted(decisions.items())], "dead_letters": dict(dead),
+        "per_worker_records": [p["records"] for p in parts],
+    }
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
@@ -562,7 +594,8 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
     for name, res in (("raw pass-through, transactional (EOS)", tx), ("raw pass-through, plain (at-least-once)", plain),
                       ("raw pass-through, txn per partition (slots)", slots)):
         row(name, f0(res["per_s"]), "alerts/s", f"median of {', '.join(f0(x) for x in res['rounds'])}")
-    row("Puente end to end (3 partners, EOS, 1 worker)", f0(pu["per_s"]), "alerts/s",
+    row(f"Puente end to end (3 partners, EOS, {pu['workers']} worker{'s' if pu['workers'] > 1 else ''})",
+        f0(pu["per_s"]), "alerts/s",
         f"{pu['records']} alerts in {pu['seconds']:.1f}s" + (" - TIMED OUT" if pu["timed_out"] else ""))
     row("ratio Puente / raw transactional", "-" if ratio(tx) is None else f"{ratio(tx):.3f}", "",
         "the headline ratio; issue target >= 0.25, long-run 0.5")
@@ -573,7 +606,7 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         f"publish -> audit record visible to read_committed; {lat['observed']}/{lat['measured']} alerts seen")
     row(f"latency p99 at {lat['rate_target']:,.0f} alerts/s", f1(lat["p99_ms"]), "ms",
         f"p90 {f1(lat['p90_ms'])} ms, max {f1(lat['max_ms'])} ms; rate achieved {lat['rate_achieved']:,.0f}/s")
-    row("peak RSS, Puente worker process", f1(rss), "MiB",
+    row("peak RSS, Puente worker process (largest)", f1(rss), "MiB",
         f"throughput run {pu['rss_mib']:.0f} MiB, latency run {lat['worker']['rss_mib']:.0f} MiB")
     row("peak RSS, raw transactional process", f1(tx["rss_mib"]), "MiB", "for reference")
     print()
@@ -613,6 +646,7 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         "raw_tx_per_s": round(tx["per_s"], 1), "raw_plain_per_s": round(plain["per_s"], 1),
         "raw_slots_per_s": round(slots["per_s"], 1),
         "raw_rounds": {"tx": tx["rounds"], "plain": plain["rounds"], "slots": slots["rounds"]},
+        "puente_workers": pu["workers"], "puente_per_worker_records": pu.get("per_worker_records"),
         "puente_per_s": round(pu["per_s"], 1), "ratio_denominator": "raw_tx", "ratio_to_raw_tx": r4(ratio(tx)),
         "ratio_to_raw_plain": r4(ratio(plain)), "ratio_to_raw_slots": r4(ratio(slots)),
         "cpu_us_per_alert": {k: r2(v["cpu_us_per_record"]) for k, v in
@@ -641,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", type=float, help="warm-up seconds at that rate before measuring "
                                                    "(default 3, quick 1)")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Puente worker processes in one consumer group for the throughput run (default 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the results line here instead of stdout")
     parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics on Kafka")
     args = parser.parse_args(argv)

@@ -256,7 +256,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     reports = asyncio.run(verify_topics(cfg.bootstrap, [names.decisions, names.access], verifier(cfg, args.verify_key)))
     bad = [f for r in reports for f in r.findings]
     total = sum(r.records for r in reports)
-    print(f"{'topic':<28} {'part':>4} {'records':>8} {'checkpoints':>11} {'unsigned tail':>13}  state")
+    print(f"{'topic':<28} {'part':>4} {'records':>8} {'signed':>11} {'unsigned tail':>13}  state")
     for r in reports:
         if r.records:
             state = "ok" if r.ok else f"{len(r.findings)} problem(s)"

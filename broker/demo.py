@@ -52,7 +52,7 @@ async def _bad_inputs(cfg: PuenteSettings, seed: int) -> list[tuple[str, str]]:
 
     names = TopicNames(cfg.topic_prefix)
     now = datetime.now(UTC)
-    good = [a for a in generate(40, seed=seed + 1, now=now) if a["agency"] == "SENAN"][:4]
+    good = [a for a in generate(50, seed=seed + 1, now=now) if a["agency"] == "SENAN"][:5]
     for i, alert in enumerate(good):
         alert["alert_id"] = f"SENAN:BAD-{i}"
     mac = Keystore(cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
@@ -76,6 +76,10 @@ async def _bad_inputs(cfg: PuenteSettings, seed: int) -> list[tuple[str, str]]:
         await pub.send_raw(key, value, headers)
         await pub.send_raw(key, value, headers)  # the same record twice: the second is a replay
         expected.append(("SENAN", "replay"))
+        key, value, _ = pub.frame(good[4])
+        old = int((now - timedelta(days=cfg.replay_window_days + 1)).timestamp() * 1000)
+        await pub.send_raw(key, value, sign_ingress("SENAN", mac.key_id, mac, value, good[4]["alert_id"], old))
+        expected.append(("SENAN", "stale"))  # published longer ago than the replay window
     return expected
 
 
@@ -245,7 +249,7 @@ def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str], 
     records = sum(r.records for r in reports)
     checkpoints = sum(r.checkpoints for r in reports)
     print()
-    print(f"  audit verify: {records} records in {chains} chains, {checkpoints} signed checkpoints, "
+    print(f"  audit verify: {records} records in {chains} chains, {checkpoints} of them signed, "
           + ("no problems" if not problems else f"{len(problems)} PROBLEM(S)"))
     for f in problems[:10]:
         print(f"    {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")

@@ -74,9 +74,10 @@ async def read_range(
 
 async def read_many(
     consumer: AIOKafkaConsumer, tps: list[TopicPartition], back: int | None = None,
-    complete: set[TopicPartition] | None = None,
+    complete: set[TopicPartition] | None = None, starts: dict[TopicPartition, int] | None = None,
 ) -> dict[TopicPartition, list[Record]]:
-    """Committed records of several partitions at once: all of each, or only the last ``back`` offsets.
+    """Committed records of several partitions at once: all of each, the last ``back`` offsets,
+    or from the offsets in ``starts`` on.
 
     One assignment and one offsets request for all of them: reading partitions one by one costs a
     metadata round per partition, which made a worker with many slots slow to start.
@@ -90,6 +91,8 @@ async def read_many(
     todo = {}
     for tp in tps:
         first = begins[tp] if back is None else max(begins[tp], ends[tp] - back)
+        if starts is not None and tp in starts:
+            first = max(begins[tp], starts[tp])
         if complete is not None and first == begins[tp]:
             complete.add(tp)
         if first < ends[tp]:

@@ -1,12 +1,14 @@
 """The per-alert pipeline: authenticate, decode, check, decide, redact, encrypt. Pure; no Kafka.
 
 ``Pipeline.process`` turns one ingress record into an :class:`Outcome`: the feed
-records to write, the audit bodies to chain, and, for bad input, a dead letter.
+records to write, its audit entry (the alert's decisions for every partner, or its dead
+letter), and, for bad input, the dead-letter headers.
 It never raises for bad input and never logs payloads; the worker does the I/O.
 
 Fail closed at every step: a record that does not prove its agency, does not
-decode, names another agency, reuses an alert id, or fails a sanity check is
-dead-lettered; a partner with no usable key is withheld, not sent in clear.
+decode, names another agency, reuses an alert id, reached Kafka too long after it was
+published (beyond the replay window, where alert ids are no longer remembered), or fails
+a sanity check is dead-lettered; a partner with no usable key is withheld, not sent in clear.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from schemas import AlertCodec
 DELIVER, REDACTED, WITHHOLD = "DELIVER", "DELIVER_REDACTED", "WITHHOLD"
 # How far in the future an event may claim to be before it is refused (clock skew between agencies).
 MAX_FUTURE_SKEW = timedelta(hours=1)
+MAX_FUTURE_SKEW_MS = int(MAX_FUTURE_SKEW.total_seconds() * 1000)
+DAY_MS = 24 * 3600 * 1000
 
 
 class DecisionLike(Protocol):
@@ -63,8 +67,9 @@ class Sealer(Protocol):
              now: datetime) -> bytes: ...
 
 
-OriginCheck = Callable[[Sequence[tuple[str, bytes]], bytes, str], str]
-"""(headers, value, alert id from the record key) -> the proven agency; raises OriginError."""
+OriginCheck = Callable[[Sequence[tuple[str, bytes]], bytes, str], tuple[str, int]]
+"""(headers, value, alert id from the record key) -> (the proven agency, its signed publication
+time in Unix ms); raises OriginError."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,9 @@ class FeedOut:
 class Outcome:
     """Everything one ingress record produces."""
 
+    entry: dict[str, Any]
+    """The audit entry: an ALERT with one decision per partner, or a DEAD_LETTER; never payload content."""
     feeds: list[FeedOut] = field(default_factory=list)
-    audit: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     dead_letter: tuple[tuple[str, bytes], ...] | None = None
     dead_reason: str | None = None
     seen_id: str | None = None
@@ -101,37 +107,45 @@ class Pipeline:
         sealers: dict[str, Sealer],
         origin: OriginCheck,
         slots: Slots,
+        replay_window_days: int = 7,
     ) -> None:
         self.policy = policy
         self.codec = codec
         self.sealers = sealers
         self.origin = origin
         self.slots = slots
+        self.replay_window_ms = replay_window_days * DAY_MS
         self._partners = list(policy.partners())
         self._schema_hex = codec.fingerprint.hex().encode()
 
     def process(self, record: Record, seen: Container[str], now: datetime) -> Outcome:
-        """The outcome of one ingress record. ``seen`` holds the alert ids already processed in this slot."""
+        """The outcome of one ingress record. ``seen`` holds the alert ids this slot processed within the window.
+
+        ``record.timestamp_ms`` must be the time Kafka appended the record (ingress topics use
+        LogAppendTime), which a replayer cannot choose.
+        """
         where = f"{record.topic}:{record.partition}:{record.offset}"
         key = (record.key or b"").decode("utf-8", "replace")
         try:
             alert = self._admit(record, key, seen, now)
         except _Reject as rej:
             return self._dead(record, where, key, rej.reason, rej.detail, now)
-        out = Outcome(seen_id=alert["alert_id"])
         m = alert["markings"]
-        # What every partner's audit record shares, built once per alert rather than per decision.
-        common = {
+        decisions: list[dict[str, Any]] = []
+        out = Outcome(entry={
+            "kind": "ALERT",
             "alert_id": alert["alert_id"],
             "alert_type": alert["alert_type"],
             "originator": m["originator"]["agency"],
             "originator_country": m["originator"]["country"],
             "classification": m["classification"],
             "ingress": where,
+            "ingress_ms": record.timestamp_ms,
             "at": _iso(now),
-        }
+            "decisions": decisions,
+        }, seen_id=alert["alert_id"])
         for partner, topic in self._partners:
-            self._route(alert, partner, topic, common, now, out)
+            decisions.append(self._route(alert, partner, topic, now, out))
         return out
 
     # ---- admission: everything that dead-letters ----------------------------------------
@@ -140,11 +154,17 @@ class Pipeline:
         if agency is None:
             raise _Reject("unknown-topic", "record on a topic that is not an ingress topic")
         try:
-            proven = self.origin(record.headers, record.value, key)
+            proven, published_ms = self.origin(record.headers, record.value, key)
         except OriginError as exc:
             raise _Reject("origin", str(exc)) from exc
         if proven != agency:
             raise _Reject("origin", f"record proves agency {proven} but arrived on {agency}'s ingress topic")
+        age_ms = record.timestamp_ms - published_ms
+        if age_ms > self.replay_window_ms:
+            raise _Reject("stale", f"record reached Kafka {age_ms // 3_600_000} h after it was published, beyond "
+                                   f"the {self.replay_window_ms // DAY_MS}-day replay window; publish it again")
+        if -age_ms > MAX_FUTURE_SKEW_MS:
+            raise _Reject("stale", "record claims a publication time ahead of Kafka's clock")
         try:
             alert = self.codec.decode(record.value)
         except CodecError as exc:
@@ -167,13 +187,13 @@ class Pipeline:
             ("puente-dlq-source", where.encode()),
             ("puente-dlq-at", _iso(now).encode()),
         )
-        body = {"alert_id": key[:200] or None, "reason": reason, "detail": detail[:500], "ingress": where,
-                "at": _iso(now)}
-        return Outcome(audit=[("DEAD_LETTER", body)], dead_letter=headers, dead_reason=reason)
+        entry = {"kind": "DEAD_LETTER", "alert_id": key[:200] or None, "reason": reason, "detail": detail[:500],
+                 "ingress": where, "ingress_ms": record.timestamp_ms, "at": _iso(now)}
+        return Outcome(entry=entry, dead_letter=headers, dead_reason=reason)
 
     # ---- routing: one decision per partner ------------------------------------------------
-    def _route(self, alert: dict[str, Any], partner: str, topic: str, common: dict[str, Any], now: datetime,
-               out: Outcome) -> None:
+    def _route(self, alert: dict[str, Any], partner: str, topic: str, now: datetime,
+               out: Outcome) -> dict[str, Any]:
         decision = self.policy.decide(alert, partner, now)
         outcome, reasons = decision.outcome, list(decision.reasons)
         body: dict[str, Any] = {}
@@ -188,8 +208,7 @@ class Pipeline:
                 outcome = WITHHOLD
                 reasons.append(f"withheld at delivery: {type(exc).__name__}")
         out.decisions.append((partner, outcome))
-        out.audit.append(("DECISION", {
-            **common,
+        return {
             "partner": partner,
             "decision": outcome,
             "agreement": decision.agreement,
@@ -198,7 +217,7 @@ class Pipeline:
             "redacted": [{"field": f, "action": a} for f, a in decision.redactions] if outcome != WITHHOLD else [],
             "policy_version": decision.policy_version,
             **body,
-        }))
+        }
 
     def _deliver(self, alert: dict[str, Any], decision: DecisionLike, topic: str, now: datetime,
                  out: Outcome) -> dict[str, Any]:

@@ -128,13 +128,14 @@ def build_worker(settings: PuenteSettings, *, client_suffix: str = "") -> tuple[
     sealers, problems = build_sealers(policy_set, keystore)
     lookup = keystore.agency_mac_lookup()
 
-    def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> str:
+    def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
         proven = verify_ingress(list(headers), value, lookup)
         if proven.alert_id != key:
             raise OriginError("the MAC-protected alert id differs from the record key")
-        return proven.agency
+        return proven.agency, proven.published_ms
 
-    pipeline = Pipeline(PolicyAdapter(policy_set, keystore, names), alert_codec(), dict(sealers), origin, slots)
+    pipeline = Pipeline(PolicyAdapter(policy_set, keystore, names), alert_codec(), dict(sealers), origin, slots,
+                        replay_window_days=settings.replay_window_days)
     signing = keystore.load_signing_key()
     signer_id = keystore.current("broker", KeyKind.BROKER_SIGNING).key_id
 
@@ -143,7 +144,7 @@ def build_worker(settings: PuenteSettings, *, client_suffix: str = "") -> tuple[
 
     config = WorkerConfig(
         bootstrap=settings.bootstrap, group_id=settings.broker_group, slots=slots, max_batch=settings.max_batch,
-        checkpoint_every=settings.checkpoint_every, signer_id=signer_id,
+        replay_window_days=settings.replay_window_days, signer_id=signer_id,
         client_id=f"puente-broker{client_suffix}",
     )
     topics = [names.ingress(a) for a in settings.agencies]

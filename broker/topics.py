@@ -40,11 +40,6 @@ class TopicNames:
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 
-    @property
-    def seen(self) -> str:
-        """The broker's changelog of processed alert ids, for replay detection."""
-        return f"{self.prefix}.broker.seen"
-
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -59,7 +54,7 @@ class TopicSpec:
 
 @dataclass(frozen=True)
 class Slots:
-    """Maps each ingress (topic, partition) to one slot: its audit partition, state partition and producer."""
+    """Maps each ingress (topic, partition) to one slot: its audit partition and its producer."""
 
     agencies: tuple[str, ...]
     partitions: int
@@ -93,8 +88,11 @@ def plan_topics(settings: PuenteSettings, feeds: Mapping[str, int]) -> list[Topi
     base = {"min.insync.replicas": isr}
     slots = slots_for(settings).count
     specs = [
+        # LogAppendTime: the broker's replay window is measured against the time Kafka appended
+        # each record, which a producer replaying an old record cannot set.
         TopicSpec(names.ingress(a), settings.ingress_partitions, rf,
-                  {**base, "retention.ms": str(settings.ingress_retention_days * DAY_MS)}, "ingress")
+                  {**base, "retention.ms": str(settings.ingress_retention_days * DAY_MS),
+                   "message.timestamp.type": "LogAppendTime"}, "ingress")
         for a in settings.agencies
     ]
     specs += [
@@ -108,9 +106,6 @@ def plan_topics(settings: PuenteSettings, feeds: Mapping[str, int]) -> list[Topi
         TopicSpec(names.access, settings.feed_partitions, rf, audit, "audit"),
         TopicSpec(names.deadletter, settings.ingress_partitions, rf,
                   {**base, "retention.ms": str(settings.deadletter_retention_days * DAY_MS)}, "dead-letter"),
-        TopicSpec(names.seen, slots, rf,
-                  {**base, "cleanup.policy": "compact,delete",
-                   "retention.ms": str(settings.ingress_retention_days * 4 * DAY_MS)}, "state"),
     ]
     return specs
 

@@ -5,18 +5,23 @@ ingress partition is a *slot* with its own transactional producer, whose
 ``transactional.id`` names the slot. Whoever owns the slot after a rebalance or
 a crash starts a producer with the same id, which fences the previous owner and
 aborts its open transaction. Per slot and per batch, one transaction holds the
-feed records, the audit records (the slot's own audit partition, so each audit
-chain has one writer), the dead letters, the replay-state changelog entries and
-the consumer offsets. A crash at any point leaves either all of them or none.
+feed records, the audit block (in the slot's own audit partition, so each audit
+chain has one writer), the dead letters and the consumer offsets. A crash at any
+point leaves either all of them or none.
+
+The audit block is also the slot's replay state: a new owner rebuilds the set of
+alert ids processed within the replay window by reading the slot's audit partition
+back over that window, so no separate changelog is written per alert.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Container
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,16 +30,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from broker.audit import ChainHead, ChainWriter
+from broker.audit import BLOCK_ALERTS, ChainHead, ChainWriter
 from broker.kafka_io import Record, _record, last_json_records, read_many, reader
 from broker.metrics import Metrics
-from broker.pipeline import Outcome, Pipeline
+from broker.pipeline import MAX_FUTURE_SKEW_MS, Outcome, Pipeline
+from broker.replay import ReplayWindow
 from broker.topics import Slots, TopicNames
 from puente.errors import KafkaSetupError
 
 log = structlog.get_logger("puente.broker")
-# Seal unsigned audit tails once input has paused this long (not after every empty poll).
-IDLE_CHECKPOINT_S = 1.0
 
 
 @dataclass
@@ -45,7 +49,7 @@ class SlotState:
     slot: int
     producer: AIOKafkaProducer
     chain: ChainWriter
-    seen: set[str] = field(default_factory=set)
+    seen: ReplayWindow
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class WorkerConfig:
     group_id: str
     slots: Slots
     max_batch: int = 500
-    checkpoint_every: int = 500
+    replay_window_days: int = 7
     signer_id: str = "broker"
     client_id: str = "puente-broker"
 
@@ -62,7 +66,7 @@ class WorkerConfig:
 class _Both:
     """Membership in either of two sets, without copying them."""
 
-    def __init__(self, a: set[str], b: set[str]) -> None:
+    def __init__(self, a: ReplayWindow, b: Container[str]) -> None:
         self.a, self.b = a, b
 
     def __contains__(self, item: object) -> bool:
@@ -118,25 +122,54 @@ class BrokerWorker:
                 consumer = reader(self.config.bootstrap)
                 await consumer.start()
                 try:
-                    # Producers start (and fence any previous owner) concurrently with reading the state.
-                    async def state() -> tuple[Any, Any]:
-                        # One consumer, so one read after the other.
-                        heads = await last_json_records(
-                            consumer, [TopicPartition(self.names.decisions, s) for _, s in fresh])
-                        seen = await read_many(consumer, [TopicPartition(self.names.seen, s) for _, s in fresh])
-                        return heads, seen
-
-                    producers, (heads, seen) = await asyncio.gather(
-                        asyncio.gather(*(self._producer(slot) for _, slot in fresh)), state())
+                    # Producers start (and fence any previous owner) while the slots' state is read.
+                    producers, states = await asyncio.gather(
+                        asyncio.gather(*(self._producer(slot) for _, slot in fresh)),
+                        self._read_state(consumer, [slot for _, slot in fresh]))
                 finally:
                     await consumer.stop()
                 for (tp, slot), producer in zip(fresh, producers, strict=True):
-                    head = ChainHead.after(heads[TopicPartition(self.names.decisions, slot)])
-                    done = seen[TopicPartition(self.names.seen, slot)]
-                    ids = {r.key.decode("utf-8", "replace") for r in done if r.key}
-                    chain = ChainWriter(self.names.decisions, slot, head, self.config.checkpoint_every)
-                    self._owned[tp] = SlotState(tp, slot, producer, chain, ids)
+                    head, seen = states[slot]
+                    chain = ChainWriter(self.names.decisions, slot, head)
+                    self._owned[tp] = SlotState(tp, slot, producer, chain, seen)
             log.info("partitions assigned", owned=sorted(f"{t.topic}[{t.partition}]" for t in self._owned))
+
+    async def _read_state(self, consumer: AIOKafkaConsumer,
+                          slots: list[int]) -> dict[int, tuple[ChainHead, ReplayWindow]]:
+        """Each slot's chain head and replay window, from its audit partition.
+
+        The window needs the ids of alerts appended to the ingress partition within the window
+        before the newest one processed; their blocks were written no earlier than those
+        append times, so reading the audit partition from that time (less the clock skew
+        allowed) finds them all.
+        """
+        tps = {slot: TopicPartition(self.names.decisions, slot) for slot in slots}
+        heads = await last_json_records(consumer, list(tps.values()))
+        windows = {slot: ReplayWindow(self.config.replay_window_days) for slot in slots}
+        since: dict[TopicPartition, int] = {}
+        for slot, tp in tps.items():
+            latest = _latest_ingress_ms(heads[tp])
+            if latest is not None:
+                windows[slot].advance(latest)
+                since[tp] = max(0, windows[slot].cutoff() - MAX_FUTURE_SKEW_MS)
+        starts = {}
+        if since:
+            found = await consumer.offsets_for_times(since)
+            starts = {tp: (hit.offset if hit is not None else -1) for tp, hit in found.items()}
+            starts = {tp: off for tp, off in starts.items() if off >= 0}
+        wanted = [tp for tp in tps.values() if tp in starts]
+        records = await read_many(consumer, wanted, starts=starts) if wanted else {}
+        loaded = 0
+        for slot, tp in tps.items():
+            window = windows[slot]
+            for rec in records.get(tp, ()):
+                for alert_id, appended in _processed_ids(rec.value):
+                    window.add(alert_id, appended)
+            window.prune()
+            loaded += len(window)
+        if loaded:
+            log.info("replay windows loaded", slots=len(slots), alert_ids=loaded)
+        return {slot: (ChainHead.after(heads[tp]), windows[slot]) for slot, tp in tps.items()}
 
     async def _producer(self, slot: int) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
@@ -208,8 +241,6 @@ class BrokerWorker:
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.config.max_batch)
                 if not batch:
-                    if time.monotonic() - idle_since > IDLE_CHECKPOINT_S:
-                        await self._checkpoint_idle()
                     if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                         break
                     continue
@@ -234,31 +265,13 @@ class BrokerWorker:
                 await consumer.stop()
             self._consumer = None
 
-    async def _checkpoint_idle(self) -> None:
-        """When input pauses, seal every chain with records since its last checkpoint.
-
-        Without this a quiet partition would keep an unsigned tail until the next busy spell.
-        """
-        async with self._lock:
-            await asyncio.gather(*(self._checkpoint_slot(s) for s in self._owned.values()
-                                   if s.chain.head.since_checkpoint))
-
-    async def _checkpoint_slot(self, state: SlotState) -> None:
-        async with state.producer.transaction():
-            fut = await state.producer.send(self.names.decisions, self._checkpoint(state), partition=state.slot)
-        await fut
-
-    def _checkpoint(self, state: SlotState) -> bytes:
-        at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        return state.chain.checkpoint(self.config.signer_id, self.sign, at)
-
     async def _transact(self, tp: TopicPartition, msgs: list[Any]) -> None:
         state = self._owned[tp]
         producer = state.producer
         started = time.monotonic()
         outcomes: list[Outcome] = []
-        pending: set[str] = set()  # ids processed in this batch: a replay within one batch is still a replay
-        seen = _Both(state.seen, pending)
+        pending: dict[str, int] = {}  # ids processed in this batch: a replay within one batch is still a replay
+        seen = _Both(state.seen, pending.keys())
         async with producer.transaction():
             sends = []
             for i, msg in enumerate(msgs):
@@ -268,34 +281,54 @@ class BrokerWorker:
                 outcome = self.pipeline.process(record, seen, datetime.now(UTC))
                 outcomes.append(outcome)
                 if outcome.seen_id:
-                    pending.add(outcome.seen_id)
+                    pending[outcome.seen_id] = record.timestamp_ms
                 sends.extend(await self._emit(state, record, outcome))
-            if state.chain.checkpoint_due:
-                sends.append(await producer.send(self.names.decisions, self._checkpoint(state), partition=state.slot))
+            at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            for first in range(0, len(outcomes), BLOCK_ALERTS):
+                entries = [o.entry for o in outcomes[first:first + BLOCK_ALERTS]]
+                block = state.chain.block(entries, self.config.signer_id, self.sign, at)
+                sends.append(await producer.send(self.names.decisions, block, partition=state.slot))
             await asyncio.gather(*sends)
             offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}
             await producer.send_offsets_to_transaction(offsets, self.config.group_id)
         # Only now, after the commit, do the effects count.
-        state.seen |= pending
+        for alert_id, appended in pending.items():
+            state.seen.add(alert_id, appended)
+        state.seen.prune()
         for msg, outcome in zip(msgs, outcomes, strict=True):
             self.metrics.count(outcome, msg.timestamp)
         self.metrics.batch(len(msgs), time.monotonic() - started)
 
     async def _emit(self, state: SlotState, record: Record, outcome: Outcome) -> list[Any]:
-        """Queue every output of one ingress record in the open transaction; return the delivery futures.
+        """Queue the feed records and dead letter of one ingress record in the open transaction.
 
-        Each send is awaited in turn (it only waits when the buffer is full: that is the
-        backpressure) so that audit records keep their chain order within the partition.
+        Each send is awaited in turn: it only waits when the buffer is full, which is the backpressure.
         """
         send = state.producer.send
         futures = []
         for out in outcome.feeds:
             futures.append(await send(out.topic, out.value, key=out.key, headers=list(out.headers)))
-        for kind, body in outcome.audit:
-            futures.append(await send(self.names.decisions, state.chain.append(kind, body), partition=state.slot))
         if outcome.dead_letter is not None:
             futures.append(await send(self.names.deadletter, record.value, key=record.key,
                                       headers=list(outcome.dead_letter)))
-        if outcome.seen_id:
-            futures.append(await send(self.names.seen, b"1", key=outcome.seen_id.encode(), partition=state.slot))
         return futures
+
+
+def _latest_ingress_ms(last: dict[str, Any] | None) -> int | None:
+    """The newest ingress append time in an audit record (the last of a partition), if any."""
+    times = [e.get("ingress_ms") for e in (last or {}).get("entries") or () if isinstance(e, dict)]
+    found = [t for t in times if isinstance(t, int)]
+    return max(found) if found else None
+
+
+def _processed_ids(value: bytes) -> list[tuple[str, int]]:
+    """(alert id, ingress append time) of every alert an audit block records as decided."""
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        return []
+    out = []
+    for entry in doc.get("entries") or () if isinstance(doc, dict) else ():
+        if isinstance(entry, dict) and entry.get("kind") == "ALERT" and isinstance(entry.get("ingress_ms"), int):
+            out.append((str(entry.get("alert_id")), entry["ingress_ms"]))
+    return out

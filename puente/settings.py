@@ -31,7 +31,9 @@ class PuenteSettings(BaseSettings):
     ingress_retention_days: int = Field(7, ge=1)
     audit_retention_days: int = Field(3650, ge=1)
     deadletter_retention_days: int = Field(30, ge=1)
-    checkpoint_every: int = Field(500, ge=1, description="audit records between signed checkpoints")
+    replay_window_days: int = Field(7, ge=1, le=366, description=(
+        "how long the broker remembers alert ids to refuse replays; a record reaching Kafka longer than "
+        "this after its signed publication time is refused as stale"))
     max_batch: int = Field(500, ge=1, description="ingress records per transaction")
     metrics_port: int | None = Field(None, description="port of the /metrics endpoint on 127.0.0.1")
 

@@ -10,10 +10,19 @@ several partners' subscribers share a partition, so each record names its ``chai
 ``hash`` is SHA-256 over the canonical JSON of every other field, so editing any
 field breaks that record's hash, and removing, inserting or reordering records
 breaks ``prev`` or ``seq``. Because SHA-256 is unkeyed, someone who can write the
-topic could recompute a whole forged tail; signed checkpoints stop that: every
-``checkpoint_every`` records the writer appends a CHECKPOINT record whose
-Ed25519 signature covers the topic, the partition, its sequence number and the
-head hash it vouches for.
+topic could recompute a whole forged tail; signatures stop that. A *signed* record
+carries ``signer`` and ``sig``, an Ed25519 signature over the topic, the partition
+and the record (without ``hash`` and ``sig``), so over its ``seq`` and the ``prev``
+hash it continues from: it vouches for the whole chain before it.
+
+The broker writes the decisions topic as signed BLOCK records: one per slot batch
+(cut into pieces of at most ``BLOCK_ALERTS`` alerts), each holding an ``entries``
+list with one entry per ingress record: the alert's shared fields and a
+``decisions`` list, one per partner, or a dead letter. One Kafka record and one
+signature per batch instead of one record per decision is what keeps the audit
+trail cheap; :func:`flatten` turns a block back into one row per decision for
+auditors. Receipt chains (written by subscribers, who hold no signing key) are
+plain records; the CHECKPOINT kind signs a plain chain's head after the fact.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from typing import Any
 
 GENESIS = "0" * 64
 VERSION = 1
+# At most this many ingress records per block, which keeps a block far below Kafka's 1 MiB record limit.
+BLOCK_ALERTS = 200
 
 
 def canonical(doc: dict[str, Any]) -> bytes:
@@ -98,5 +109,38 @@ class ChainWriter:
     def checkpoint(self, signer_id: str, sign: Callable[[bytes], bytes], at: str) -> bytes:
         """A signed CHECKPOINT record vouching for the current head."""
         doc = {**self._start("CHECKPOINT"), "signer": signer_id, "at": at, "covers": self.head.since_checkpoint}
+        return self._signed(doc, signer_id, sign)
+
+    def block(self, entries: list[dict[str, Any]], signer_id: str, sign: Callable[[bytes], bytes], at: str) -> bytes:
+        """A signed BLOCK record holding ``entries``, vouching for itself and the chain before it."""
+        doc = {**self._start("BLOCK"), "signer": signer_id, "at": at, "entries": entries}
+        return self._signed(doc, signer_id, sign)
+
+    def _signed(self, doc: dict[str, Any], signer_id: str, sign: Callable[[bytes], bytes]) -> bytes:
+        doc["signer"] = signer_id
         doc["sig"] = sign(checkpoint_payload(self.topic, self.partition, doc)).hex()
         return self._seal(doc, 0)
+
+
+def flatten(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """An audit record as auditors read it: one row per decision, dead letter or receipt.
+
+    A BLOCK gives one DECISION row per (alert, partner) and one DEAD_LETTER row per
+    refused record, each with the block's ``seq`` and the alert's shared fields; any
+    other record is its own row.
+    """
+    if doc.get("kind") != "BLOCK":
+        return [doc]
+    rows: list[dict[str, Any]] = []
+    for entry in doc.get("entries") or ():
+        if not isinstance(entry, dict):
+            continue
+        decisions = entry.get("decisions")
+        shared = {k: v for k, v in entry.items() if k != "decisions"}
+        shared["block"] = doc.get("seq")
+        if decisions is None:
+            rows.append(shared)
+            continue
+        for decision in decisions:
+            rows.append({**shared, "kind": "DECISION", **decision})
+    return rows

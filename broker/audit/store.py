@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from broker.audit.chain import flatten
 from broker.audit.verify import PartitionReport, VerifyFn, verify_partition
 from broker.kafka_io import partitions_of, read_range, reader
 
@@ -60,7 +61,7 @@ class LogFilter:
 
 
 async def read_log(bootstrap: str, topics: list[str], flt: LogFilter) -> AsyncIterator[dict[str, Any]]:
-    """Audit records from ``topics`` that pass ``flt``, partition by partition."""
+    """Audit rows (one per decision, dead letter or receipt) from ``topics`` that pass ``flt``."""
     consumer = reader(bootstrap)
     await consumer.start()
     try:
@@ -71,7 +72,10 @@ async def read_log(bootstrap: str, topics: list[str], flt: LogFilter) -> AsyncIt
                         doc = json.loads(rec.value)
                     except ValueError:
                         continue
-                    if isinstance(doc, dict) and flt.accepts(doc):
-                        yield doc
+                    if not isinstance(doc, dict):
+                        continue
+                    for row in flatten(doc):
+                        if flt.accepts(row):
+                            yield row
     finally:
         await consumer.stop()

@@ -27,7 +27,7 @@ class PartitionReport:
     topic: str
     partition: int
     records: int = 0
-    checkpoints: int = 0
+    checkpoints: int = 0  # signed records: checkpoints and blocks
     unsigned_tail: int = 0
     findings: list[Finding] = field(default_factory=list)
 
@@ -35,6 +35,9 @@ class PartitionReport:
     def ok(self) -> bool:
         return not self.findings
 
+
+# Kinds that must carry a signature: one without is reported, not taken as an unsigned record.
+_SIGNED_KINDS = frozenset({"CHECKPOINT", "BLOCK"})
 
 VerifyFn = Callable[[str, bytes, bytes], bool]
 """(signer id, payload, signature) -> whether the signature is valid for that signer."""
@@ -69,15 +72,15 @@ def verify_partition(
             flag(f"{label}{kind} (expected seq {expect_seq}, found {seq})")
         elif prev != expect_prev:
             flag(f"{label}record seq {seq} does not follow the record before it (prev hash differs)")
-        if doc.get("kind") == "CHECKPOINT":
+        if "sig" in doc or doc.get("kind") in _SIGNED_KINDS:
             report.checkpoints += 1
             tails[chain] = 0
             try:
                 good = verify(str(doc["signer"]), checkpoint_payload(topic, partition, doc), bytes.fromhex(doc["sig"]))
-            except (KeyError, ValueError):
+            except (KeyError, ValueError, TypeError):
                 good = False
             if not good:
-                flag(f"checkpoint seq {seq} has an invalid signature")
+                flag(f"{str(doc.get('kind', 'record')).lower()} seq {seq} has an invalid signature")
         else:
             tails[chain] = tails.get(chain, 0) + 1
         expected[chain] = (seq + 1, claimed)

@@ -6,15 +6,16 @@ it shares with the broker, and sends the proof as Kafka headers::
     puente-agency    the agency code, UTF-8 (e.g. SENAN)
     puente-key-id    the MAC key's id, UTF-8 (e.g. SENAN-mac-2026a), so keys can rotate
     puente-alert-id  the alert id, UTF-8, so the broker can check for replays before decoding
+    puente-published when the adapter published it: Unix milliseconds, ASCII digits
     puente-mac       32 bytes: HMAC-SHA256(key, message)
 
-    message = b"puente/ingress/v1" NUL
-              || the lengths of agency, key id, alert id and value, each 4 bytes big-endian
-              || agency || key id || alert id || value
+    message = b"puente/ingress/v2" NUL
+              || the lengths of agency, key id, alert id, published and value, each 4 bytes big-endian
+              || agency || key id || alert id || published || value
 
-Giving all four lengths first makes the message unambiguous: no two different
-(agency, key id, alert id, value) tuples encode to the same bytes. (One struct call for
-the lengths is also cheaper than four.)
+Giving all the lengths first makes the message unambiguous: no two different
+(agency, key id, alert id, published, value) tuples encode to the same bytes. (One struct
+call for the lengths is also cheaper than five.)
 
 Why a shared-key MAC and not a per-record Ed25519 signature by the agency: the only
 verifier of an ingress record is the broker, and the agencies already trust the broker
@@ -31,17 +32,21 @@ authentication and per-topic ACLs would add authenticated producers (only SENAN'
 principal may write SENAN's ingress topic); the MAC still holds if the ACLs are
 misconfigured or the record is copied elsewhere.
 
-What it does not prove: freshness. A replayed record verifies again; the broker's
-replay check on the (authenticated) alert id catches it.
+What it does not prove on its own: freshness. A replayed record verifies again. The
+signed publication time bounds how long the broker must remember alert ids: a record
+that reaches Kafka more than the replay window after it was published is refused as
+stale, and within the window the broker's check on the (authenticated) alert id catches
+the replay.
 
-Pure: no I/O and no clock. ``verify_ingress`` gets keys through ``lookup``, e.g.
-``Keystore.agency_mac_lookup()``.
+Pure: no I/O, and no clock unless ``sign_ingress`` is left to stamp the time.
+``verify_ingress`` gets keys through ``lookup``, e.g. ``Keystore.agency_mac_lookup()``.
 """
 
 from __future__ import annotations
 
 import hmac
 import struct
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -51,12 +56,13 @@ from puente.errors import OriginError
 AGENCY_HEADER = "puente-agency"
 KEY_ID_HEADER = "puente-key-id"
 ALERT_ID_HEADER = "puente-alert-id"
+PUBLISHED_HEADER = "puente-published"
 MAC_HEADER = "puente-mac"
 MAC_LEN = 32
-_HEADERS = (AGENCY_HEADER, KEY_ID_HEADER, ALERT_ID_HEADER, MAC_HEADER)
+_HEADERS = (AGENCY_HEADER, KEY_ID_HEADER, ALERT_ID_HEADER, PUBLISHED_HEADER, MAC_HEADER)
 _HEADER_SET = frozenset(_HEADERS)
-_LABEL = b"puente/ingress/v1\x00"
-_LENGTHS = struct.Struct(">IIII")
+_LABEL = b"puente/ingress/v2\x00"
+_LENGTHS = struct.Struct(">IIIII")
 
 
 @dataclass(frozen=True)
@@ -66,26 +72,34 @@ class IngressOrigin:
     agency: str
     alert_id: str
     key_id: str
+    published_ms: int
 
 
-def _mac(key: bytes, agency: bytes, key_id: bytes, alert_id: bytes, value: bytes) -> bytes:
-    lengths = _LENGTHS.pack(len(agency), len(key_id), len(alert_id), len(value))
-    message = b"".join((_LABEL, lengths, agency, key_id, alert_id, value))
+def _mac(key: bytes, agency: bytes, key_id: bytes, alert_id: bytes, published: bytes, value: bytes) -> bytes:
+    lengths = _LENGTHS.pack(len(agency), len(key_id), len(alert_id), len(published), len(value))
+    message = b"".join((_LABEL, lengths, agency, key_id, alert_id, published, value))
     return hmac.digest(key, message, "sha256")  # the name, not hashlib.sha256, takes the faster one-shot path
 
 
 def sign_ingress(
-    agency: str, key_id: str, mac_key: SecretBytes, value: bytes, alert_id: str
+    agency: str, key_id: str, mac_key: SecretBytes, value: bytes, alert_id: str, published_ms: int | None = None
 ) -> list[tuple[str, bytes]]:
-    """The Kafka headers an agency's adapter adds to an ingress record to prove its origin."""
+    """The Kafka headers an agency's adapter adds to an ingress record to prove its origin.
+
+    ``published_ms`` is the publication time in Unix milliseconds; by default, the clock now.
+    """
     if mac_key.key_id != key_id:
         raise ValueError(f"mac_key is key {mac_key.key_id!r}, not {key_id!r}")
     if not (agency and alert_id):
         # verify_ingress treats an empty header as missing, so refuse to make one
         raise ValueError("agency and alert_id must not be empty")
+    if published_ms is None:
+        published_ms = time.time_ns() // 1_000_000
     agency_b, key_id_b, alert_b = agency.encode("utf-8"), key_id.encode("utf-8"), alert_id.encode("utf-8")
-    mac = _mac(mac_key.reveal(), agency_b, key_id_b, alert_b, value)
-    return [(AGENCY_HEADER, agency_b), (KEY_ID_HEADER, key_id_b), (ALERT_ID_HEADER, alert_b), (MAC_HEADER, mac)]
+    published_b = str(int(published_ms)).encode()
+    mac = _mac(mac_key.reveal(), agency_b, key_id_b, alert_b, published_b, value)
+    return [(AGENCY_HEADER, agency_b), (KEY_ID_HEADER, key_id_b), (ALERT_ID_HEADER, alert_b),
+            (PUBLISHED_HEADER, published_b), (MAC_HEADER, mac)]
 
 
 def _short(raw: bytes) -> str:
@@ -126,11 +140,15 @@ def verify_ingress(
             f"ingress record names agency {_short(found[AGENCY_HEADER])} and key "
             f"{_short(found[KEY_ID_HEADER])}, which is not a known MAC key of that agency"
         )
-    expected = _mac(key.reveal(), found[AGENCY_HEADER], found[KEY_ID_HEADER], found[ALERT_ID_HEADER], value)
+    published = found[PUBLISHED_HEADER]
+    if not (published.isdigit() and len(published) <= 15):
+        raise OriginError("ingress record has a publication time that is not Unix milliseconds")
+    expected = _mac(key.reveal(), found[AGENCY_HEADER], found[KEY_ID_HEADER], found[ALERT_ID_HEADER], published,
+                    value)
     if not hmac.compare_digest(expected, found[MAC_HEADER]):
         raise OriginError(
             f"ingress record MAC does not verify for agency {_short(found[AGENCY_HEADER])} with key "
             f"{_short(found[KEY_ID_HEADER])}: the record, its alert id or its headers were altered, "
             "or it was not made with that agency's key"
         )
-    return IngressOrigin(agency, alert_id, key_id)
+    return IngressOrigin(agency, alert_id, key_id, int(published))

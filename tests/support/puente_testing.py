@@ -14,6 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from broker.audit import flatten
 from broker.cli import apply_all, init_keys, make_opener
 from broker.kafka_io import Record, partitions_of, read_range, reader
 from broker.service import build_worker
@@ -49,7 +50,6 @@ class Env:
             "PUENTE_BOOTSTRAP": self.cfg.bootstrap,
             "PUENTE_TOPIC_PREFIX": self.cfg.topic_prefix,
             "PUENTE_KEYS": str(self.cfg.keys),
-            "PUENTE_CHECKPOINT_EVERY": str(self.cfg.checkpoint_every),
             "PUENTE_MAX_BATCH": str(self.cfg.max_batch),
         })
         return out
@@ -57,7 +57,7 @@ class Env:
 
 async def make_env(bootstrap: str, tmp: Path, **overrides: Any) -> Env:
     cfg = PuenteSettings(bootstrap=bootstrap, topic_prefix=f"t-{uuid.uuid4().hex[:10]}", keys=tmp / "keys",
-                         checkpoint_every=50, **overrides)
+                         **overrides)
     init_keys(cfg)
     await apply_all(cfg)
     return Env(cfg, load_policy_set(cfg.policy_dir))
@@ -99,7 +99,9 @@ async def read_topic(bootstrap: str, topic: str, *, committed: bool = True) -> l
 
 
 async def audit_docs(env: Env) -> list[dict[str, Any]]:
-    return [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.decisions)]
+    """The decisions topic as auditors read it: one row per decision or dead letter."""
+    records = await read_topic(env.cfg.bootstrap, env.names.decisions)
+    return [row for r in records for row in flatten(json.loads(r.value))]
 
 
 async def open_feed(env: Env, partner: str, key_partner: str | None = None) -> list[dict[str, Any]]:

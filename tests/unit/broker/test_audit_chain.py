@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from broker.audit import ChainHead, ChainWriter, verify_partition
+from broker.audit import ChainHead, ChainWriter, canonical, flatten, record_hash, verify_partition
 
 KEY = b"k" * 32
 
@@ -108,3 +108,64 @@ def test_writer_resumes_after_the_last_record(n: int) -> None:
     writer = ChainWriter("audit", 0, head=ChainHead.after(last), checkpoint_every=3)
     values.append(writer.append("DECISION", {"alert_id": "resumed"}))
     assert _walk(values).ok
+
+
+def _blocks(n: int, per_block: int = 3) -> list[bytes]:
+    writer = ChainWriter("audit", 0)
+    out = []
+    for b in range(n):
+        decisions = [{"partner": "COL", "decision": "DELIVER"}, {"partner": "USA", "decision": "WITHHOLD"}]
+        entries = [{"kind": "ALERT", "alert_id": f"A{b}-{i}", "ingress_ms": 1000 * b + i, "decisions": decisions}
+                   for i in range(per_block)]
+        entries.append({"kind": "DEAD_LETTER", "alert_id": f"B{b}", "reason": "replay"})
+        out.append(writer.block(entries, "broker-test", _sign, "2026-11-01T00:00:00Z"))
+    return out
+
+
+def test_blocks_are_signed_and_verify() -> None:
+    """Every block carries its own signature: a chain of blocks has no unsigned tail."""
+    report = _walk(_blocks(4))
+    assert report.ok and report.records == 4 and report.checkpoints == 4 and report.unsigned_tail == 0
+
+
+def test_flatten_gives_one_row_per_decision_and_dead_letter() -> None:
+    """Auditors see a block as rows: each alert's decisions, each with the alert's fields, and its dead letters."""
+    rows = [row for value in _blocks(2) for row in flatten(json.loads(value))]
+    decisions = [r for r in rows if r["kind"] == "DECISION"]
+    assert len(decisions) == 2 * 3 * 2
+    assert {(r["alert_id"], r["partner"]) for r in decisions} >= {("A0-0", "COL"), ("A1-2", "USA")}
+    assert all("decisions" not in r and r["block"] in (0, 1) for r in rows)
+    assert [r["alert_id"] for r in rows if r["kind"] == "DEAD_LETTER"] == ["B0", "B1"]
+    assert flatten({"kind": "RECEIPT", "x": 1}) == [{"kind": "RECEIPT", "x": 1}]
+
+
+def test_edit_inside_a_block_is_found() -> None:
+    """Changing one decision deep inside a block breaks that block's hash."""
+    values = _blocks(3)
+    doc = json.loads(values[1])
+    doc["entries"][0]["decisions"][1]["decision"] = "DELIVER"
+    values[1] = json.dumps(doc).encode()
+    report = _walk(values)
+    assert {f.offset for f in report.findings} == {1}  # the edit, and the signature it no longer matches
+    assert any("edited" in f.problem for f in report.findings)
+
+
+def test_reforged_block_with_fresh_hash_fails_its_signature() -> None:
+    """A forger who recomputes the hash after an edit still cannot sign: the block is reported."""
+    values = _blocks(3)
+    doc = json.loads(values[2])
+    doc["entries"][0]["decisions"][0]["decision"] = "WITHHOLD"
+    doc["hash"] = record_hash(doc)
+    values[2] = canonical(doc)
+    problems = [f.problem for f in _walk(values).findings]
+    assert problems and all("signature" in p for p in problems)
+
+
+def test_unsigned_block_is_reported() -> None:
+    """A block without a signature is a finding, not an unsigned tail."""
+    values = _blocks(2)
+    doc = json.loads(values[1])
+    del doc["sig"]
+    doc["hash"] = record_hash(doc)
+    values[1] = canonical(doc)
+    assert any("signature" in f.problem for f in _walk(values).findings)

@@ -17,6 +17,7 @@ from broker.crypto.origin import (
     ALERT_ID_HEADER,
     KEY_ID_HEADER,
     MAC_HEADER,
+    PUBLISHED_HEADER,
     IngressOrigin,
     sign_ingress,
     verify_ingress,
@@ -48,14 +49,16 @@ def replace_header(headers: list, name: str, value: bytes | None) -> list:
 def test_round_trip(value: bytes, alert_id: str, agency: str) -> None:
     """Headers made by sign_ingress verify and give back the agency, alert id and key id."""
     key = SecretBytes(b"k" * 32, key_id="X-mac-1")
-    headers = sign_ingress(agency, "X-mac-1", key, value, alert_id)
+    headers = sign_ingress(agency, "X-mac-1", key, value, alert_id, published_ms=1_795_000_000_123)
     origin = verify_ingress(headers, value, lambda a, k: key if (a, k) == (agency, "X-mac-1") else None)
-    assert origin == IngressOrigin(agency, alert_id, "X-mac-1")
+    assert origin == IngressOrigin(agency, alert_id, "X-mac-1", 1_795_000_000_123)
 
 
-def test_headers_are_the_documented_four() -> None:
-    """sign_ingress emits the agency, key id, alert id and a 32-byte MAC as Kafka headers."""
+def test_headers_are_the_documented_five() -> None:
+    """sign_ingress emits the agency, key id, alert id, publication time and a 32-byte MAC as Kafka headers."""
+    before = int(datetime.now(UTC).timestamp() * 1000)
     headers = dict(headers_for())
+    assert before <= int(headers[PUBLISHED_HEADER]) <= before + 60_000
     assert headers[AGENCY_HEADER] == b"SENAN"
     assert headers[KEY_ID_HEADER] == b"SENAN-mac-2026a"
     assert headers[ALERT_ID_HEADER] == b"SENAN:OP-1"
@@ -68,7 +71,7 @@ def test_extra_headers_and_order_do_not_matter() -> None:
     assert verify_ingress(headers, VALUE, lookup).agency == "SENAN"
 
 
-@pytest.mark.parametrize("missing", [AGENCY_HEADER, KEY_ID_HEADER, ALERT_ID_HEADER, MAC_HEADER])
+@pytest.mark.parametrize("missing", [AGENCY_HEADER, KEY_ID_HEADER, ALERT_ID_HEADER, PUBLISHED_HEADER, MAC_HEADER])
 def test_missing_header_fails(missing: str) -> None:
     """A record without one of the four headers is refused, naming the header."""
     headers = [(n, v) for n, v in headers_for() if n != missing]
@@ -125,10 +128,11 @@ def test_altered_value_fails() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [(ALERT_ID_HEADER, b"SENAN:OP-2"), (AGENCY_HEADER, b"PN"), (KEY_ID_HEADER, b"PN-mac-2026a")],
+    [(ALERT_ID_HEADER, b"SENAN:OP-2"), (AGENCY_HEADER, b"PN"), (KEY_ID_HEADER, b"PN-mac-2026a"),
+     (PUBLISHED_HEADER, b"1795000000000")],
 )
 def test_altered_header_fails(name: str, value: bytes) -> None:
-    """Changing the alert id, agency or key id header after MACing is caught."""
+    """Changing the alert id, agency, key id or publication time header after MACing is caught."""
     with pytest.raises(OriginError):
         verify_ingress(replace_header(headers_for(), name, value), VALUE, lookup)
 
@@ -141,6 +145,13 @@ def test_flipped_mac_bit_fails(bit: int) -> None:
     mac[bit // 8] ^= 1 << (bit % 8)
     with pytest.raises(OriginError, match="does not verify"):
         verify_ingress(replace_header(headers, MAC_HEADER, bytes(mac)), VALUE, lookup)
+
+
+@pytest.mark.parametrize("bad", [b"-5", b"12.5", b"soon", b"9" * 16])
+def test_publication_time_must_be_unix_milliseconds(bad: bytes) -> None:
+    """A publication time that is not plain digits (or absurdly long) is refused before any MAC check."""
+    with pytest.raises(OriginError, match="Unix milliseconds"):
+        verify_ingress(replace_header(headers_for(), PUBLISHED_HEADER, bad), VALUE, lookup)
 
 
 def test_non_utf8_header_fails() -> None:
@@ -216,6 +227,6 @@ def test_keystore_lookup_round_trip(tmp_path: Path) -> None:
         tmp_path, partners=[], agencies=["SENAN", "PN"], agreements=[], now=datetime(2026, 1, 5, tzinfo=UTC)
     )
     key = demo.agencies["SENAN"].load_agency_mac("SENAN")
-    headers = sign_ingress("SENAN", key.key_id, key, VALUE, "SENAN:OP-9")
+    headers = sign_ingress("SENAN", key.key_id, key, VALUE, "SENAN:OP-9", published_ms=7)
     origin = verify_ingress(headers, VALUE, demo.broker.agency_mac_lookup())
-    assert origin == IngressOrigin("SENAN", "SENAN:OP-9", "SENAN-mac-2026a")
+    assert origin == IngressOrigin("SENAN", "SENAN:OP-9", "SENAN-mac-2026a", 7)

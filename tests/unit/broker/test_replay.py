@@ -1,0 +1,62 @@
+"""The replay window: ids are remembered as long as a replay of them could still be admitted, and no longer."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from broker.pipeline import DAY_MS, MAX_FUTURE_SKEW_MS
+from broker.replay import ReplayWindow
+
+
+def test_ids_within_the_window_are_kept() -> None:
+    window = ReplayWindow(7)
+    window.add("A", 0)
+    window.add("B", 6 * DAY_MS)
+    assert window.prune() == 0
+    assert "A" in window and "B" in window and len(window) == 2
+
+
+def test_ids_older_than_window_and_skew_are_forgotten() -> None:
+    window = ReplayWindow(1)
+    window.add("old", 0)
+    window.add("new", DAY_MS + MAX_FUTURE_SKEW_MS + 1)
+    assert window.prune() == 1
+    assert "old" not in window and "new" in window
+
+
+def test_advance_moves_the_end_without_adding() -> None:
+    window = ReplayWindow(1)
+    window.add("A", 0)
+    window.advance(5 * DAY_MS)
+    window.prune()
+    assert len(window) == 0 and "" not in window
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=DAY_MS), min_size=1, max_size=60),
+    replay_of=st.integers(min_value=0, max_value=59),
+    replay_gap=st.integers(min_value=0, max_value=4 * DAY_MS),
+    publish_lead=st.integers(min_value=0, max_value=MAX_FUTURE_SKEW_MS),
+)
+def test_a_forgotten_id_can_only_come_back_stale(gaps: list[int], replay_of: int, replay_gap: int,
+                                                  publish_lead: int) -> None:
+    """Whenever the window no longer holds an id, a replay of it is beyond the window from its publication.
+
+    The pipeline admits a record only if append - published <= window and published - append <= skew;
+    the original was published at most ``skew`` after its own append time.
+    """
+    window = ReplayWindow(2)
+    times, t = [], 0
+    for i, gap in enumerate(gaps):
+        t += gap
+        times.append(t)
+        window.add(f"id{i}", t)
+    original = replay_of % len(gaps)
+    replay_at = times[-1] + replay_gap
+    window.advance(replay_at)
+    window.prune()
+    published = times[original] + publish_lead  # the latest publication time consistent with the original
+    if f"id{original}" not in window:
+        assert replay_at - published > 2 * DAY_MS, "a forgotten id would have been admitted again"
