@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
+from collections import deque
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -50,6 +51,15 @@ class SlotState:
     producer: AIOKafkaProducer
     chain: ChainWriter
     seen: ReplayWindow
+    queue: deque[Any] = field(default_factory=deque)
+    """Records fetched for this slot and not yet in a transaction (at most about two batches)."""
+    task: asyncio.Task[None] | None = None
+    """The slot's own loop while it has work: one transaction at a time, beside the other slots'."""
+    paused: bool = False
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue) or (self.task is not None and not self.task.done())
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,8 @@ class BrokerWorker:
         self.names: TopicNames = config.slots.names
         self._owned: dict[TopicPartition, SlotState] = {}
         self._lock = asyncio.Lock()
+        self._failure: BaseException | None = None  # the first error of a slot's loop, raised by the main loop
+        self._joined_at: float | None = None
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -132,6 +144,7 @@ class BrokerWorker:
                     head, seen = states[slot]
                     chain = ChainWriter(self.names.decisions, slot, head)
                     self._owned[tp] = SlotState(tp, slot, producer, chain, seen)
+            self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
             log.info("partitions assigned", owned=sorted(f"{t.topic}[{t.partition}]" for t in self._owned))
 
     async def _read_state(self, consumer: AIOKafkaConsumer,
@@ -186,13 +199,21 @@ class BrokerWorker:
         return producer
 
     async def _release(self, revoked: list[TopicPartition]) -> None:
-        # Taking the lock waits for the transaction in flight, so offsets are committed
-        # by their owner before another worker takes the slot.
+        # Waiting for the slot's transaction in flight means its offsets are committed by their
+        # owner before another worker takes the slot. Records queued but not yet in a transaction
+        # are dropped: the next owner reads them again from the committed offset.
         async with self._lock:
             for tp in revoked:
                 state = self._owned.pop(tp, None)
                 if state is not None:
-                    await state.producer.stop()
+                    await self._retire(state)
+
+    async def _retire(self, state: SlotState) -> None:
+        state.queue.clear()
+        if state.task is not None:
+            await asyncio.gather(state.task, return_exceptions=True)  # its failure is already recorded
+        with contextlib.suppress(KafkaError):
+            await state.producer.stop()
 
     # ---- the loop ----------------------------------------------------------------
     def stop(self) -> None:
@@ -200,7 +221,8 @@ class BrokerWorker:
         self._stopping.set()
 
     async def run(self, topics: list[str], *, idle_exit_s: float | None = None, max_restarts: int = 5) -> None:
-        """Consume until stopped; with ``idle_exit_s``, also stop after that long without records.
+        """Consume until stopped; with ``idle_exit_s``, also stop after that long without records
+        (counted from the later of the last record and the last join of the group).
 
         A Kafka error in a transaction (a fenced producer after a rebalance, a broker failing
         over) aborts that transaction; the worker then leaves the group, drops every slot and
@@ -231,6 +253,8 @@ class BrokerWorker:
             fetch_max_bytes=16 * 1024 * 1024,
         )
         self._consumer = consumer
+        self._failure = None
+        self._joined_at = None
         await consumer.start()
         idle_since = time.monotonic()
         try:
@@ -239,34 +263,71 @@ class BrokerWorker:
             await consumer.topics()
             consumer.subscribe(topics, listener=_Rebalance(self))
             while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=self.config.max_batch)
-                if not batch:
-                    if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
-                        break
-                    continue
-                idle_since = time.monotonic()
-                async with self._lock:
-                    # Every slot's transaction finishes (commits or aborts) before any error is raised.
-                    results = await asyncio.gather(
-                        *(self._transact(tp, msgs) for tp, msgs in batch.items() if tp in self._owned),
-                        return_exceptions=True,
-                    )
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
-                self.metrics.observe_lag(consumer, {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+                if self._failure is not None:
+                    raise self._failure
+                batch = await consumer.getmany(timeout_ms=100, max_records=self.config.max_batch)
+                if batch:
+                    idle_since = time.monotonic()
+                    async with self._lock:  # a join in progress finishes loading the slots first
+                        self._dispatch(consumer, batch)
+                    self.metrics.observe_lag(consumer, {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+                elif any(state.busy for state in self._owned.values()):
+                    idle_since = time.monotonic()
+                elif (idle_exit_s is not None and self._joined_at is not None
+                      and time.monotonic() - max(idle_since, self._joined_at) > idle_exit_s):
+                    break
         finally:
             async with self._lock:
+                # Every slot finishes its transaction in flight (commits or aborts); queued records wait
+                # for the next owner.
                 for state in self._owned.values():
-                    with contextlib.suppress(KafkaError):
-                        await state.producer.stop()
+                    await self._retire(state)
                 self._owned.clear()
             with contextlib.suppress(KafkaError):
                 await consumer.stop()
             self._consumer = None
+        if self._failure is not None:
+            raise self._failure
 
-    async def _transact(self, tp: TopicPartition, msgs: list[Any]) -> None:
-        state = self._owned[tp]
+    def _dispatch(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Hand fetched records to their slots; each slot runs its own transactions, one at a time.
+
+        Slots work side by side, so one slot's commit round trips overlap the others' processing.
+        A slot with a full batch queued behind the one in flight has its partition paused: that
+        bounds memory, and Kafka keeps the rest.
+        """
+        for tp, msgs in batch.items():
+            state = self._owned.get(tp)
+            if state is None:
+                # Revoked since the fetch: its next owner reads these again. Still assigned but not
+                # yet loaded: read them again once it is.
+                if tp in consumer.assignment():
+                    consumer.seek(tp, msgs[0].offset)
+                continue
+            state.queue.extend(msgs)
+            if len(state.queue) >= self.config.max_batch and not state.paused:
+                consumer.pause(tp)
+                state.paused = True
+            if state.task is None or state.task.done():
+                state.task = asyncio.create_task(self._drain(consumer, state))
+
+    async def _drain(self, consumer: AIOKafkaConsumer, state: SlotState) -> None:
+        """One slot's loop: a transaction per batch from its queue until the queue is empty."""
+        try:
+            while state.queue and not self._stopping.is_set() and self._failure is None:
+                take = min(len(state.queue), self.config.max_batch)
+                msgs = [state.queue.popleft() for _ in range(take)]
+                await self._transact(state, msgs)
+                if state.paused and len(state.queue) < self.config.max_batch and self._owned.get(state.tp) is state:
+                    consumer.resume(state.tp)
+                    state.paused = False
+        except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
+            if self._failure is None:
+                self._failure = exc
+            state.queue.clear()
+
+    async def _transact(self, state: SlotState, msgs: list[Any]) -> None:
+        tp = state.tp
         producer = state.producer
         started = time.monotonic()
         outcomes: list[Outcome] = []
@@ -324,7 +385,7 @@ def _latest_ingress_ms(last: dict[str, Any] | None) -> int | None:
 def _processed_ids(value: bytes) -> list[tuple[str, int]]:
     """(alert id, ingress append time) of every alert an audit block records as decided."""
     try:
-        doc = json.loads(value)
+        doc = orjson.loads(value)
     except ValueError:
         return []
     out = []

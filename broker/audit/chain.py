@@ -28,10 +28,11 @@ plain records; the CHECKPOINT kind signs a plain chain's head after the fact.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 GENESIS = "0" * 64
 VERSION = 1
@@ -40,8 +41,13 @@ BLOCK_ALERTS = 200
 
 
 def canonical(doc: dict[str, Any]) -> bytes:
-    """The one byte form of a JSON document that hashes and signatures cover."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The one byte form of a JSON document that hashes and signatures cover.
+
+    UTF-8 JSON with sorted keys and no spaces, as orjson writes it (its serialiser is about
+    eight times faster than the standard library's, which mattered: the audit blocks were the
+    largest cost after decoding). Writer and verifier both use this function.
+    """
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
 def record_hash(doc: dict[str, Any]) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from broker.audit.chain import GENESIS, checkpoint_payload, record_hash
 
@@ -57,7 +58,7 @@ def verify_partition(
             report.findings.append(Finding(topic, partition, at, problem))
 
         try:
-            doc: dict[str, Any] = json.loads(value)
+            doc: dict[str, Any] = orjson.loads(value)
             seq, prev, claimed = int(doc["seq"]), str(doc["prev"]), str(doc["hash"])
             chain = doc.get("chain")
         except (ValueError, KeyError, TypeError):
