@@ -168,6 +168,10 @@ class Clock:
             self.cpu0, self.n0 = cpu, self.records
         self.cpu1 = cpu
 
+    def work_started(self) -> None:
+        """Where a process works on several batches at once, CPU counts from the first record's start."""
+        self.cpu0, self.n0 = time.process_time(), 0
+
     def result(self) -> dict[str, Any]:
         seconds = self.last_end - self.first_start if self.first_start is not None else 0.0
         after_first = self.records - self.n0
@@ -294,6 +298,14 @@ async def _puente(update: dict[str, Any], expect: int | None, stop: Any, deadlin
                     done.value += size
 
     worker.metrics = TimedMetrics()
+    process = worker.pipeline.process
+
+    def timed_process(*args: Any) -> Any:
+        if clock.cpu0 is None:
+            clock.work_started()
+        return process(*args)
+
+    worker.pipeline.process = timed_process  # type: ignore[method-assign]
     task = asyncio.create_task(worker.run(topics))
     timed_out = False
     while not task.done():

@@ -48,6 +48,11 @@ class DecisionLike(Protocol):
     def redactions(self) -> Sequence[tuple[str, str]]: ...
     @property
     def policy_version(self) -> str: ...
+    @property
+    def audit(self) -> dict[str, Any]:
+        """The decision's audit fields (partner, decision, agreement, rules, reasons, redacted,
+        policy_version). Shared between equal decisions: read, never change."""
+        ...
 
 
 class PolicyPort(Protocol):
@@ -117,6 +122,7 @@ class Pipeline:
         self.replay_window_ms = replay_window_days * DAY_MS
         self._partners = list(policy.partners())
         self._schema_hex = codec.fingerprint.hex().encode()
+        self._at: tuple[datetime | None, str] = (None, "")
 
     def process(self, record: Record, seen: Container[str], now: datetime) -> Outcome:
         """The outcome of one ingress record. ``seen`` holds the alert ids this slot processed within the window.
@@ -141,7 +147,7 @@ class Pipeline:
             "classification": m["classification"],
             "ingress": where,
             "ingress_ms": record.timestamp_ms,
-            "at": _iso(now),
+            "at": self._iso(now),
             "decisions": decisions,
         }, seen_id=alert["alert_id"])
         for partner, topic in self._partners:
@@ -180,47 +186,45 @@ class Pipeline:
             raise _Reject("invalid", problem)
         return alert
 
+    def _iso(self, now: datetime) -> str:
+        # The worker passes one time per batch: format it once.
+        if self._at[0] != now:
+            self._at = (now, _iso(now))
+        return self._at[1]
+
     def _dead(self, record: Record, where: str, key: str, reason: str, detail: str, now: datetime) -> Outcome:
+        at = self._iso(now)
         headers = (
             ("puente-dlq-reason", reason.encode()),
             ("puente-dlq-detail", detail[:500].encode()),
             ("puente-dlq-source", where.encode()),
-            ("puente-dlq-at", _iso(now).encode()),
+            ("puente-dlq-at", at.encode()),
         )
         entry = {"kind": "DEAD_LETTER", "alert_id": key[:200] or None, "reason": reason, "detail": detail[:500],
-                 "ingress": where, "ingress_ms": record.timestamp_ms, "at": _iso(now)}
+                 "ingress": where, "ingress_ms": record.timestamp_ms, "at": at}
         return Outcome(entry=entry, dead_letter=headers, dead_reason=reason)
 
     # ---- routing: one decision per partner ------------------------------------------------
     def _route(self, alert: dict[str, Any], partner: str, topic: str, now: datetime,
                out: Outcome) -> dict[str, Any]:
         decision = self.policy.decide(alert, partner, now)
-        outcome, reasons = decision.outcome, list(decision.reasons)
-        body: dict[str, Any] = {}
-        if outcome != WITHHOLD:
-            try:
-                body = self._deliver(alert, decision, topic, now, out)
-            except (CryptoError, CodecError) as exc:
-                # Fail closed: no key or no valid view means nothing leaves.
-                outcome = WITHHOLD
-                reasons.append(f"withheld at delivery: {type(exc).__name__}: {exc}")
-            except PuenteError as exc:
-                outcome = WITHHOLD
-                reasons.append(f"withheld at delivery: {type(exc).__name__}")
+        outcome = decision.outcome
+        if outcome == WITHHOLD:
+            out.decisions.append((partner, outcome))
+            return decision.audit
+        try:
+            self._deliver(alert, decision, topic, now, out)
+        except (CryptoError, CodecError, PuenteError) as exc:
+            # Fail closed: no key or no valid view means nothing leaves.
+            detail = f": {exc}" if isinstance(exc, (CryptoError, CodecError)) else ""
+            out.decisions.append((partner, WITHHOLD))
+            return {**decision.audit, "decision": WITHHOLD, "redacted": [],
+                    "reasons": [*decision.audit["reasons"], f"withheld at delivery: {type(exc).__name__}{detail}"]}
         out.decisions.append((partner, outcome))
-        return {
-            "partner": partner,
-            "decision": outcome,
-            "agreement": decision.agreement,
-            "rules": list(decision.rules),
-            "reasons": reasons,
-            "redacted": [{"field": f, "action": a} for f, a in decision.redactions] if outcome != WITHHOLD else [],
-            "policy_version": decision.policy_version,
-            **body,
-        }
+        return {**decision.audit, "feed": topic}
 
     def _deliver(self, alert: dict[str, Any], decision: DecisionLike, topic: str, now: datetime,
-                 out: Outcome) -> dict[str, Any]:
+                 out: Outcome) -> None:
         sealer = self.sealers.get(decision.partner)
         if sealer is None:
             raise CryptoError(f"no encryption key is configured for partner {decision.partner}")
@@ -236,7 +240,6 @@ class Pipeline:
             ("puente-decision", decision.outcome.encode()),
             ("puente-agreement", (decision.agreement or "").encode()),
         )))
-        return {"feed": topic}
 
 
 class _Reject(Exception):

@@ -19,9 +19,10 @@ from schemas import alert_codec
 
 @dataclass(frozen=True)
 class RoutedDecision:
-    """A policy decision in the shape the pipeline reads."""
+    """A policy decision in the shape the pipeline reads, with its audit fields built once."""
 
     decision: Decision
+    audit: dict[str, Any]
 
     @property
     def partner(self) -> str:
@@ -52,6 +53,23 @@ class RoutedDecision:
         return self.decision.policy_version
 
 
+ROUTED_LIMIT = 50_000
+
+
+def _audit_fields(decision: Decision) -> dict[str, Any]:
+    """What the audit records of one decision: never alert content beyond what the reasons name."""
+    delivered = decision.outcome.value != "WITHHOLD"
+    return {
+        "partner": decision.partner_id,
+        "decision": decision.outcome.value,
+        "agreement": decision.agreement_id,
+        "rules": list(decision.rule_ids),
+        "reasons": list(decision.reasons),
+        "redacted": [{"field": r.path, "action": r.action} for r in decision.redactions] if delivered else [],
+        "policy_version": decision.policy_version,
+    }
+
+
 class PolicyAdapter:
     """The policy layer behind the pipeline's PolicyPort, with pseudonym keys from the keystore."""
 
@@ -60,6 +78,7 @@ class PolicyAdapter:
         self.names = names
         self._pseudo: dict[str, bytes | None] = {}
         self.keystore = keystore
+        self._routed: dict[int, RoutedDecision] = {}
 
     @property
     def version(self) -> str:
@@ -70,7 +89,15 @@ class PolicyAdapter:
                                                                        key=lambda p: p.id)]
 
     def decide(self, alert: dict[str, Any], partner: str, now: datetime) -> RoutedDecision:
-        return RoutedDecision(decide(alert, partner, self.policy_set, now))
+        inner = decide(alert, partner, self.policy_set, now)
+        # The policy shares equal decisions between alerts; so does this wrapper, with its audit fields.
+        routed = self._routed.get(id(inner))
+        if routed is None or routed.decision is not inner:
+            if len(self._routed) >= ROUTED_LIMIT:
+                self._routed.clear()
+            routed = RoutedDecision(inner, _audit_fields(inner))
+            self._routed[id(inner)] = routed
+        return routed
 
     def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:
         inner: Decision = decision.decision

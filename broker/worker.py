@@ -335,11 +335,13 @@ class BrokerWorker:
         seen = _Both(state.seen, pending.keys())
         async with producer.transaction():
             sends = []
+            now = datetime.now(UTC)
             for i, msg in enumerate(msgs):
                 if i % 64 == 63:
                     await asyncio.sleep(0)  # let heartbeats and other slots run during a long batch
+                    now = datetime.now(UTC)
                 record: Record = _record(msg)
-                outcome = self.pipeline.process(record, seen, datetime.now(UTC))
+                outcome = self.pipeline.process(record, seen, now)
                 outcomes.append(outcome)
                 if outcome.seen_id:
                     pending[outcome.seen_id] = record.timestamp_ms
