@@ -178,3 +178,68 @@ def test_malformed_schema_file_is_a_clear_error(tmp_path) -> None:
     wrong.write_text('{"type": "record", "name": "Wrong", "fields": [{"name": "a", "type": "nosuchtype"}]}')
     with pytest.raises(SchemaError, match=r"puente\.Wrong\.avsc"):
         load_expanded(wrong)
+
+
+# ---- the native decoder ----------------------------------------------------------------------
+def _fastavro_decode(data: bytes) -> dict:
+    from io import BytesIO
+
+    from fastavro import schemaless_reader
+
+    return schemaless_reader(BytesIO(data[10:]), current().parsed, None)
+
+
+def test_native_decoder_is_built_where_ci_runs() -> None:
+    """`make setup` builds the native decoder; CI must exercise it, not silently fall back to fastavro."""
+    import os
+
+    if os.environ.get("CI") == "true":
+        assert alert_codec()._native is not None, "the native Avro decoder is not installed (scripts/setup.sh)"
+
+
+def test_native_and_fastavro_decode_to_the_same_values() -> None:
+    """Every alert type, every optional field set or not: the native decoder gives exactly fastavro's values."""
+    codec = alert_codec()
+    for alert in generate(400, seed=17):
+        data = codec.encode(alert)
+        assert codec.decode(data) == _fastavro_decode(data) == alert
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=60), st.integers(-(2**41), 2**41), st.integers(-3000, 2_900_000))
+def test_native_decoder_matches_fastavro_on_odd_values(text: str, millis: int, days: int) -> None:
+    """Times before 1970, odd Unicode, far dates: the same values as fastavro."""
+    from datetime import date, timedelta
+
+    alert = next(generate(1, seed=3))
+    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+    person = {**alert["payload"].get("person", {})} if alert["alert_type"] == "WATCHLIST_HIT" else None
+    alert = {**alert, "summary": text, "occurred_at": when}
+    if person is not None:
+        person["date_of_birth"] = date(1970, 1, 1) + timedelta(days=days)
+        alert["payload"] = {**alert["payload"], "person": person}
+    data = alert_codec().encode(alert)
+    assert alert_codec().decode(data) == _fastavro_decode(data)
+
+
+@pytest.mark.parametrize("cut", [11, 20, 57, -1])
+def test_native_decoder_refuses_truncated_bodies(alerts: list[dict], cut: int) -> None:
+    data = alert_codec().encode(alerts[1])
+    with pytest.raises(CorruptRecordError):
+        alert_codec().decode(data[:cut])
+
+
+def test_native_decoder_refuses_bad_utf8_and_bad_indexes(alerts: list[dict]) -> None:
+    """A string that is not UTF-8, or an enum index out of range, is corrupt; neither value is echoed."""
+    codec = alert_codec()
+    data = bytearray(codec.encode(alerts[0]))
+    alert_id = alerts[0]["alert_id"].encode()
+    at = data.index(alert_id)
+    bad_utf8 = bytes(data[:at]) + b"\xff" + bytes(data[at + 1:])
+    with pytest.raises(CorruptRecordError) as info:
+        codec.decode(bad_utf8)
+    assert alert_id.decode()[1:] not in str(info.value)
+    enum_at = at + len(alert_id)  # alert_type follows alert_id: its varint index
+    bad_enum = bytes(data[:enum_at]) + b"\x7e" + bytes(data[enum_at + 1:])
+    with pytest.raises(CorruptRecordError):
+        codec.decode(bad_enum)

@@ -1,0 +1,362 @@
+//! Avro binary decoding for one writer schema, straight into Python objects.
+//!
+//! fastavro's reader pulls every varint and string through a Python file object, which made
+//! decoding an alert the largest single cost of the broker. This reads the bytes directly and
+//! builds the same values fastavro builds: dicts for records, lists, str, bytes, int, float,
+//! None, tz-aware UTC datetimes for timestamp-millis/micros and dates for date. It only
+//! decodes (no schema resolution): Puente uses it for the current writer schema and keeps
+//! fastavro for older writers and for encoding. Schemas it does not support (recursive
+//! types, other logical types) are refused at construction, and Puente then uses fastavro.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDate, PyDateTime, PyDict, PyList, PyString, PyTzInfo};
+use serde_json::Value;
+
+enum Node {
+    Null,
+    Boolean,
+    Int,
+    Long,
+    Float,
+    Double,
+    Bytes,
+    Str,
+    TimestampMillis,
+    TimestampMicros,
+    Date,
+    Record(Vec<(Py<PyString>, Rc<Node>)>),
+    Enum(Vec<Py<PyString>>),
+    Array(Rc<Node>),
+    Map(Rc<Node>),
+    Union(Vec<Rc<Node>>),
+    Fixed(usize),
+}
+
+struct Compiler<'py> {
+    py: Python<'py>,
+    named: HashMap<String, Rc<Node>>,
+    open: Vec<String>,
+}
+
+fn err<T>(msg: impl Into<String>) -> PyResult<T> {
+    Err(PyValueError::new_err(msg.into()))
+}
+
+impl<'py> Compiler<'py> {
+    fn full_name(schema: &serde_json::Map<String, Value>, namespace: &str) -> PyResult<(String, String)> {
+        let name = schema.get("name").and_then(Value::as_str).ok_or_else(|| PyValueError::new_err("named type without a name"))?;
+        let ns = schema.get("namespace").and_then(Value::as_str).unwrap_or(namespace);
+        if name.contains('.') {
+            let space = name.rsplit_once('.').map(|(a, _)| a).unwrap_or("");
+            Ok((name.to_string(), space.to_string()))
+        } else if ns.is_empty() {
+            Ok((name.to_string(), String::new()))
+        } else {
+            Ok((format!("{ns}.{name}"), ns.to_string()))
+        }
+    }
+
+    fn compile(&mut self, schema: &Value, namespace: &str) -> PyResult<Rc<Node>> {
+        match schema {
+            Value::String(name) => self.primitive_or_named(name, namespace),
+            Value::Array(branches) => {
+                let mut out = Vec::with_capacity(branches.len());
+                for b in branches {
+                    out.push(self.compile(b, namespace)?);
+                }
+                Ok(Rc::new(Node::Union(out)))
+            }
+            Value::Object(map) => {
+                let kind = map.get("type").ok_or_else(|| PyValueError::new_err("schema object without a type"))?;
+                if let Some(logical) = map.get("logicalType").and_then(Value::as_str) {
+                    let base = kind.as_str().unwrap_or("");
+                    return match (logical, base) {
+                        ("timestamp-millis", "long") => Ok(Rc::new(Node::TimestampMillis)),
+                        ("timestamp-micros", "long") => Ok(Rc::new(Node::TimestampMicros)),
+                        ("date", "int") => Ok(Rc::new(Node::Date)),
+                        _ => err(format!("logical type {logical} on {base} is not supported")),
+                    };
+                }
+                match kind {
+                    Value::String(k) => match k.as_str() {
+                        "record" | "error" => self.record(map, namespace),
+                        "enum" => {
+                            let (full, _) = Self::full_name(map, namespace)?;
+                            let symbols = map.get("symbols").and_then(Value::as_array).ok_or_else(|| PyValueError::new_err("enum without symbols"))?;
+                            let syms = symbols
+                                .iter()
+                                .map(|s| s.as_str().map(|s| PyString::intern(self.py, s).unbind()).ok_or_else(|| PyValueError::new_err("enum symbol is not a string")))
+                                .collect::<PyResult<Vec<_>>>()?;
+                            let node = Rc::new(Node::Enum(syms));
+                            self.named.insert(full, node.clone());
+                            Ok(node)
+                        }
+                        "fixed" => {
+                            let (full, _) = Self::full_name(map, namespace)?;
+                            let size = map.get("size").and_then(Value::as_u64).ok_or_else(|| PyValueError::new_err("fixed without size"))?;
+                            let node = Rc::new(Node::Fixed(size as usize));
+                            self.named.insert(full, node.clone());
+                            Ok(node)
+                        }
+                        "array" => Ok(Rc::new(Node::Array(self.compile(map.get("items").ok_or_else(|| PyValueError::new_err("array without items"))?, namespace)?))),
+                        "map" => Ok(Rc::new(Node::Map(self.compile(map.get("values").ok_or_else(|| PyValueError::new_err("map without values"))?, namespace)?))),
+                        other => self.primitive_or_named(other, namespace),
+                    },
+                    nested => self.compile(nested, namespace),
+                }
+            }
+            _ => err("schema is not a string, list or object"),
+        }
+    }
+
+    fn record(&mut self, map: &serde_json::Map<String, Value>, namespace: &str) -> PyResult<Rc<Node>> {
+        let (full, space) = Self::full_name(map, namespace)?;
+        self.open.push(full.clone());
+        let fields = map.get("fields").and_then(Value::as_array).ok_or_else(|| PyValueError::new_err("record without fields"))?;
+        let mut out = Vec::with_capacity(fields.len());
+        for f in fields {
+            let name = f.get("name").and_then(Value::as_str).ok_or_else(|| PyValueError::new_err("field without a name"))?;
+            let ty = f.get("type").ok_or_else(|| PyValueError::new_err("field without a type"))?;
+            out.push((PyString::intern(self.py, name).unbind(), self.compile(ty, &space)?));
+        }
+        self.open.pop();
+        let node = Rc::new(Node::Record(out));
+        self.named.insert(full, node.clone());
+        Ok(node)
+    }
+
+    fn primitive_or_named(&mut self, name: &str, namespace: &str) -> PyResult<Rc<Node>> {
+        let node = match name {
+            "null" => Node::Null,
+            "boolean" => Node::Boolean,
+            "int" => Node::Int,
+            "long" => Node::Long,
+            "float" => Node::Float,
+            "double" => Node::Double,
+            "bytes" => Node::Bytes,
+            "string" => Node::Str,
+            _ => {
+                let full = if name.contains('.') || namespace.is_empty() { name.to_string() } else { format!("{namespace}.{name}") };
+                for candidate in [full.as_str(), name] {
+                    if self.open.iter().any(|o| o == candidate) {
+                        return err(format!("recursive type {candidate} is not supported"));
+                    }
+                    if let Some(found) = self.named.get(candidate) {
+                        return Ok(found.clone());
+                    }
+                }
+                return err(format!("unknown type {name}"));
+            }
+        };
+        Ok(Rc::new(node))
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    #[inline]
+    fn long(&mut self) -> PyResult<i64> {
+        let mut value: u64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let Some(&b) = self.buf.get(self.pos) else { return err("truncated varint") };
+            self.pos += 1;
+            if shift >= 64 {
+                return err("varint longer than 64 bits");
+            }
+            value |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> PyResult<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len());
+        match end {
+            Some(end) => {
+                let out = &self.buf[self.pos..end];
+                self.pos = end;
+                Ok(out)
+            }
+            None => err("truncated value"),
+        }
+    }
+
+    fn length(&mut self) -> PyResult<usize> {
+        let n = self.long()?;
+        if n < 0 {
+            return err("negative length");
+        }
+        Ok(n as usize)
+    }
+}
+
+fn civil(days: i64) -> (i64, u8, u8) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m as u8, d as u8)
+}
+
+fn year_ok(y: i64) -> PyResult<i32> {
+    if (1..=9999).contains(&y) { Ok(y as i32) } else { err("date outside years 1-9999") }
+}
+
+#[pyclass(unsendable)]
+struct Decoder {
+    root: Rc<Node>,
+    utc: Py<PyTzInfo>,
+}
+
+impl Decoder {
+    fn read<'py>(&self, py: Python<'py>, node: &Node, r: &mut Reader<'_>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match node {
+            Node::Null => py.None().into_bound(py),
+            Node::Boolean => match r.take(1)?[0] {
+                0 => false.into_pyobject(py)?.to_owned().into_any(),
+                1 => true.into_pyobject(py)?.to_owned().into_any(),
+                _ => return err("boolean byte is neither 0 nor 1"),
+            },
+            Node::Int | Node::Long => r.long()?.into_pyobject(py)?.into_any(),
+            Node::Float => f32::from_le_bytes(r.take(4)?.try_into().unwrap()).into_pyobject(py)?.into_any(),
+            Node::Double => f64::from_le_bytes(r.take(8)?.try_into().unwrap()).into_pyobject(py)?.into_any(),
+            Node::Bytes => {
+                let n = r.length()?;
+                PyBytes::new(py, r.take(n)?).into_any()
+            }
+            Node::Fixed(n) => PyBytes::new(py, r.take(*n)?).into_any(),
+            Node::Str => {
+                let n = r.length()?;
+                let raw = r.take(n)?;
+                match std::str::from_utf8(raw) {
+                    Ok(s) => PyString::new(py, s).into_any(),
+                    Err(_) => return err("string is not UTF-8"),
+                }
+            }
+            Node::TimestampMillis | Node::TimestampMicros => {
+                let v = r.long()?;
+                let per_sec: i64 = if matches!(node, Node::TimestampMillis) { 1_000 } else { 1_000_000 };
+                let secs = v.div_euclid(per_sec);
+                let frac = v.rem_euclid(per_sec);
+                let micros = if per_sec == 1_000 { frac * 1_000 } else { frac };
+                let days = secs.div_euclid(86_400);
+                let sod = secs.rem_euclid(86_400);
+                let (y, m, d) = civil(days);
+                PyDateTime::new(py, year_ok(y)?, m, d, (sod / 3600) as u8, ((sod % 3600) / 60) as u8, (sod % 60) as u8,
+                                micros as u32, Some(self.utc.bind(py)))?.into_any()
+            }
+            Node::Date => {
+                let (y, m, d) = civil(r.long()?);
+                PyDate::new(py, year_ok(y)?, m, d)?.into_any()
+            }
+            Node::Record(fields) => {
+                let dict = PyDict::new(py);
+                for (name, ty) in fields {
+                    dict.set_item(name.bind(py), self.read(py, ty, r)?)?;
+                }
+                dict.into_any()
+            }
+            Node::Enum(symbols) => {
+                let i = r.long()?;
+                match usize::try_from(i).ok().and_then(|i| symbols.get(i)) {
+                    Some(s) => s.bind(py).clone().into_any(),
+                    None => return err("enum index out of range"),
+                }
+            }
+            Node::Union(branches) => {
+                let i = r.long()?;
+                match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
+                    Some(b) => self.read(py, b, r)?,
+                    None => return err("union index out of range"),
+                }
+            }
+            Node::Array(items) => {
+                let list = PyList::empty(py);
+                loop {
+                    let mut count = r.long()?;
+                    if count == 0 {
+                        break;
+                    }
+                    if count < 0 {
+                        count = count.checked_neg().ok_or_else(|| PyValueError::new_err("bad block count"))?;
+                        r.long()?; // the block's size in bytes
+                    }
+                    if count as usize > r.buf.len() - r.pos.min(r.buf.len()) + 1 {
+                        return err("array block longer than the record");
+                    }
+                    for _ in 0..count {
+                        list.append(self.read(py, items, r)?)?;
+                    }
+                }
+                list.into_any()
+            }
+            Node::Map(values) => {
+                let dict = PyDict::new(py);
+                loop {
+                    let mut count = r.long()?;
+                    if count == 0 {
+                        break;
+                    }
+                    if count < 0 {
+                        count = count.checked_neg().ok_or_else(|| PyValueError::new_err("bad block count"))?;
+                        r.long()?;
+                    }
+                    if count as usize > r.buf.len() - r.pos.min(r.buf.len()) + 1 {
+                        return err("map block longer than the record");
+                    }
+                    for _ in 0..count {
+                        let n = r.length()?;
+                        let key = std::str::from_utf8(r.take(n)?).map_err(|_| PyValueError::new_err("map key is not UTF-8"))?;
+                        dict.set_item(PyString::new(py, key), self.read(py, values, r)?)?;
+                    }
+                }
+                dict.into_any()
+            }
+        })
+    }
+}
+
+#[pymethods]
+impl Decoder {
+    /// Compile ``schema_json`` (the writer schema, expanded). ValueError if it is not supported.
+    #[new]
+    fn new(py: Python<'_>, schema_json: &str, utc: Bound<'_, PyTzInfo>) -> PyResult<Self> {
+        let schema: Value = serde_json::from_str(schema_json).map_err(|e| PyValueError::new_err(format!("schema is not JSON: {e}")))?;
+        let mut compiler = Compiler { py, named: HashMap::new(), open: Vec::new() };
+        let root = compiler.compile(&schema, "")?;
+        Ok(Decoder { root, utc: utc.unbind() })
+    }
+
+    /// Decode one value from ``data`` starting at ``offset``; return it and the offset after it.
+    fn decode<'py>(&self, py: Python<'py>, data: &[u8], offset: usize) -> PyResult<(Bound<'py, PyAny>, usize)> {
+        if offset > data.len() {
+            return err("offset beyond the data");
+        }
+        let mut r = Reader { buf: data, pos: offset };
+        let value = self.read(py, &self.root, &mut r)?;
+        Ok((value, r.pos))
+    }
+}
+
+#[pymodule]
+fn puente_avro(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Decoder>()?;
+    Ok(())
+}
