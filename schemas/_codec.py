@@ -36,7 +36,7 @@ class SingleObjectCodec:
         self._writers = {v.fingerprint: v for v in known}
         self._writers[writer.fingerprint] = writer
         self._tag = union_tagger(writer.parsed)
-        self._native = native_decoder(writer.expanded)
+        self._native = native_codec(writer.expanded)
 
     @property
     def fingerprint(self) -> bytes:
@@ -47,6 +47,10 @@ class SingleObjectCodec:
 
     def encode(self, record: dict[str, Any]) -> bytes:
         """Single-object bytes for ``record``; a record that does not fit raises RecordMismatchError."""
+        if self._native is not None:
+            data: bytes | None = self._native.encode(record, self._header)
+            if data is not None:
+                return data
         out = BytesIO()
         out.write(self._header)
         try:
@@ -109,13 +113,13 @@ class SingleObjectCodec:
         return value
 
 
-def native_decoder(expanded: dict[str, Any]) -> Any | None:
-    """Puente's native decoder for this writer schema, or None (then fastavro decodes).
+def native_codec(expanded: dict[str, Any]) -> Any | None:
+    """Puente's native codec for this writer schema, or None (then fastavro does everything).
 
-    The native decoder (``native/``, built by ``make setup``) reads the bytes directly into
-    the same Python values fastavro gives, several times faster. None when it is not
-    installed, when the schema uses something it does not support, or when
-    ``PUENTE_NATIVE_AVRO=0`` turns it off.
+    The native codec (``native/``, Rust, built by ``make setup``) reads bytes directly into
+    the same Python values fastavro gives, and writes the same bytes for the values it is
+    sure of, several times faster. None when it is not installed, when the schema uses
+    something it does not support, or when ``PUENTE_NATIVE_AVRO=0`` turns it off.
     """
     if os.environ.get("PUENTE_NATIVE_AVRO", "1") == "0":
         return None
@@ -124,7 +128,7 @@ def native_decoder(expanded: dict[str, Any]) -> Any | None:
     except ImportError:
         return None
     try:
-        return puente_avro.Decoder(json.dumps(expanded), UTC)
+        return puente_avro.Codec(json.dumps(expanded), UTC)
     except ValueError:
         return None
 

@@ -1,19 +1,24 @@
-//! Avro binary decoding for one writer schema, straight into Python objects.
+//! Avro binary decoding (and encoding) for one writer schema, straight between bytes and Python objects.
 //!
 //! fastavro's reader pulls every varint and string through a Python file object, which made
 //! decoding an alert the largest single cost of the broker. This reads the bytes directly and
 //! builds the same values fastavro builds: dicts for records, lists, str, bytes, int, float,
-//! None, tz-aware UTC datetimes for timestamp-millis/micros and dates for date. It only
-//! decodes (no schema resolution): Puente uses it for the current writer schema and keeps
-//! fastavro for older writers and for encoding. Schemas it does not support (recursive
-//! types, other logical types) are refused at construction, and Puente then uses fastavro.
+//! None, tz-aware UTC datetimes for timestamp-millis/micros and dates for date. There is no
+//! schema resolution: Puente uses it for the current writer schema and keeps fastavro for
+//! older writers. Encoding takes only the values it is sure of (exact types, every field
+//! present, an unambiguous union branch) and answers None otherwise, so that fastavro
+//! writes, or explains, everything else. Schemas it does not support (recursive types,
+//! other logical types) are refused at construction, and Puente then uses fastavro alone.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDate, PyDateTime, PyDict, PyList, PyString, PyTzInfo};
+use pyo3::types::{
+    PyBool, PyBytes, PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyDict, PyFloat, PyInt, PyList,
+    PyString, PyTimeAccess, PyTuple, PyTzInfo, PyTzInfoAccess,
+};
 use serde_json::Value;
 
 enum Node {
@@ -32,7 +37,7 @@ enum Node {
     Enum(Vec<Py<PyString>>),
     Array(Rc<Node>),
     Map(Rc<Node>),
-    Union(Vec<Rc<Node>>),
+    Union(Vec<Rc<Node>>, Vec<String>),
     Fixed(usize),
 }
 
@@ -60,15 +65,33 @@ impl<'py> Compiler<'py> {
         }
     }
 
+    /// The name fastavro's tuple notation uses for a union branch: a named type's full name, else its type.
+    fn branch_name(schema: &Value, namespace: &str) -> String {
+        match schema {
+            Value::String(name) => {
+                let primitive = matches!(name.as_str(), "null" | "boolean" | "int" | "long" | "float" | "double" | "bytes" | "string");
+                if primitive || name.contains('.') || namespace.is_empty() { name.clone() } else { format!("{namespace}.{name}") }
+            }
+            Value::Object(map) => match map.get("type").and_then(Value::as_str) {
+                Some("record" | "error" | "enum" | "fixed") => Self::full_name(map, namespace).map(|(f, _)| f).unwrap_or_default(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            },
+            _ => String::new(),
+        }
+    }
+
     fn compile(&mut self, schema: &Value, namespace: &str) -> PyResult<Rc<Node>> {
         match schema {
             Value::String(name) => self.primitive_or_named(name, namespace),
             Value::Array(branches) => {
                 let mut out = Vec::with_capacity(branches.len());
+                let mut names = Vec::with_capacity(branches.len());
                 for b in branches {
                     out.push(self.compile(b, namespace)?);
+                    names.push(Self::branch_name(b, namespace));
                 }
-                Ok(Rc::new(Node::Union(out)))
+                Ok(Rc::new(Node::Union(out, names)))
             }
             Value::Object(map) => {
                 let kind = map.get("type").ok_or_else(|| PyValueError::new_err("schema object without a type"))?;
@@ -219,13 +242,187 @@ fn year_ok(y: i64) -> PyResult<i32> {
     if (1..=9999).contains(&y) { Ok(y as i32) } else { err("date outside years 1-9999") }
 }
 
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Encoding stops (and Python falls back to fastavro) at the first value it is not sure about.
+struct Unsure;
+
+fn put_long(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_long(out, s.len() as i64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn union_record_choice(branches: &[Rc<Node>], dict: &Bound<'_, PyDict>) -> Option<usize> {
+    // The branch whose required fields the dict has and whose fields cover its keys (as Puente's tagger).
+    for (i, b) in branches.iter().enumerate() {
+        if let Node::Record(fields) = b.as_ref() {
+            let py = dict.py();
+            let all_present = fields.iter().all(|(name, _)| dict.contains(name.bind(py)).unwrap_or(false));
+            if !all_present || dict.len() > fields.len() {
+                continue;
+            }
+            return Some(i);
+        }
+    }
+    None
+}
+
+fn write(out: &mut Vec<u8>, node: &Node, v: &Bound<'_, PyAny>) -> Result<(), Unsure> {
+    match node {
+        Node::Null => {
+            if !v.is_none() {
+                return Err(Unsure);
+            }
+        }
+        Node::Boolean => {
+            let b = v.downcast_exact::<PyBool>().map_err(|_| Unsure)?;
+            out.push(if b.is_true() { 1 } else { 0 });
+        }
+        Node::Int | Node::Long => {
+            let i = v.downcast_exact::<PyInt>().map_err(|_| Unsure)?;
+            let n: i64 = i.extract().map_err(|_| Unsure)?;
+            if matches!(node, Node::Int) && (n < i32::MIN as i64 || n > i32::MAX as i64) {
+                return Err(Unsure);
+            }
+            put_long(out, n);
+        }
+        Node::Float => {
+            let f = v.downcast_exact::<PyFloat>().map_err(|_| Unsure)?;
+            out.extend_from_slice(&(f.value() as f32).to_le_bytes());
+        }
+        Node::Double => {
+            let f = v.downcast_exact::<PyFloat>().map_err(|_| Unsure)?;
+            out.extend_from_slice(&f.value().to_le_bytes());
+        }
+        Node::Bytes => {
+            let b = v.downcast_exact::<PyBytes>().map_err(|_| Unsure)?;
+            put_long(out, b.as_bytes().len() as i64);
+            out.extend_from_slice(b.as_bytes());
+        }
+        Node::Fixed(n) => {
+            let b = v.downcast_exact::<PyBytes>().map_err(|_| Unsure)?;
+            if b.as_bytes().len() != *n {
+                return Err(Unsure);
+            }
+            out.extend_from_slice(b.as_bytes());
+        }
+        Node::Str => {
+            let s = v.downcast_exact::<PyString>().map_err(|_| Unsure)?;
+            put_str(out, s.to_str().map_err(|_| Unsure)?);
+        }
+        Node::Enum(symbols) => {
+            let s = v.downcast_exact::<PyString>().map_err(|_| Unsure)?;
+            let text = s.to_str().map_err(|_| Unsure)?;
+            let py = v.py();
+            let i = symbols.iter().position(|sym| sym.bind(py).to_str().map(|t| t == text).unwrap_or(false)).ok_or(Unsure)?;
+            put_long(out, i as i64);
+        }
+        Node::TimestampMillis | Node::TimestampMicros => {
+            let dt = v.downcast_exact::<PyDateTime>().map_err(|_| Unsure)?;
+            if dt.get_tzinfo().is_none() {
+                return Err(Unsure); // fastavro reads a naive time as local time: leave that to it
+            }
+            let offset = dt.call_method0("utcoffset").map_err(|_| Unsure)?;
+            let offset = offset.downcast::<PyDelta>().map_err(|_| Unsure)?;
+            let offset_us = (offset.get_days() as i64 * 86_400 + offset.get_seconds() as i64) * 1_000_000
+                + offset.get_microseconds() as i64;
+            let days = days_from_civil(dt.get_year() as i64, dt.get_month() as i64, dt.get_day() as i64);
+            let secs = days * 86_400 + dt.get_hour() as i64 * 3600 + dt.get_minute() as i64 * 60 + dt.get_second() as i64;
+            let micros = secs * 1_000_000 + dt.get_microsecond() as i64 - offset_us;
+            put_long(out, if matches!(node, Node::TimestampMillis) { micros.div_euclid(1000) } else { micros });
+        }
+        Node::Date => {
+            let d = v.downcast_exact::<PyDate>().map_err(|_| Unsure)?;
+            put_long(out, days_from_civil(d.get_year() as i64, d.get_month() as i64, d.get_day() as i64));
+        }
+        Node::Record(fields) => {
+            let dict = v.downcast_exact::<PyDict>().map_err(|_| Unsure)?;
+            let py = v.py();
+            for (name, ty) in fields {
+                let item = dict.get_item(name.bind(py)).map_err(|_| Unsure)?.ok_or(Unsure)?;
+                write(out, ty, &item)?;
+            }
+        }
+        Node::Array(items) => {
+            let list = v.downcast_exact::<PyList>().map_err(|_| Unsure)?;
+            if !list.is_empty() {
+                put_long(out, list.len() as i64);
+                for item in list.iter() {
+                    write(out, items, &item)?;
+                }
+            }
+            out.push(0);
+        }
+        Node::Map(values) => {
+            let dict = v.downcast_exact::<PyDict>().map_err(|_| Unsure)?;
+            if !dict.is_empty() {
+                put_long(out, dict.len() as i64);
+                for (k, item) in dict.iter() {
+                    let key = k.downcast_exact::<PyString>().map_err(|_| Unsure)?;
+                    put_str(out, key.to_str().map_err(|_| Unsure)?);
+                    write(out, values, &item)?;
+                }
+            }
+            out.push(0);
+        }
+        Node::Union(branches, names) => {
+            if let Ok(pair) = v.downcast_exact::<PyTuple>() {
+                // fastavro's tuple notation, (branch name, value): the branch is named, not guessed.
+                if pair.len() != 2 {
+                    return Err(Unsure);
+                }
+                let name = pair.get_item(0).map_err(|_| Unsure)?;
+                let name = name.downcast_exact::<PyString>().map_err(|_| Unsure)?;
+                let name = name.to_str().map_err(|_| Unsure)?;
+                let i = names.iter().position(|n| n == name).ok_or(Unsure)?;
+                put_long(out, i as i64);
+                return write(out, &branches[i], &pair.get_item(1).map_err(|_| Unsure)?);
+            }
+            if v.is_none() {
+                let i = branches.iter().position(|b| matches!(b.as_ref(), Node::Null)).ok_or(Unsure)?;
+                put_long(out, i as i64);
+                return Ok(());
+            }
+            let others: Vec<usize> = (0..branches.len()).filter(|i| !matches!(branches[*i].as_ref(), Node::Null)).collect();
+            let chosen = if others.len() == 1 {
+                others[0]
+            } else if others.iter().all(|i| matches!(branches[*i].as_ref(), Node::Record(_))) {
+                let dict = v.downcast_exact::<PyDict>().map_err(|_| Unsure)?;
+                union_record_choice(branches, dict).ok_or(Unsure)?
+            } else {
+                return Err(Unsure);
+            };
+            put_long(out, chosen as i64);
+            write(out, &branches[chosen], v)?;
+        }
+    }
+    Ok(())
+}
+
 #[pyclass(unsendable)]
-struct Decoder {
+struct Codec {
     root: Rc<Node>,
     utc: Py<PyTzInfo>,
 }
 
-impl Decoder {
+impl Codec {
     fn read<'py>(&self, py: Python<'py>, node: &Node, r: &mut Reader<'_>) -> PyResult<Bound<'py, PyAny>> {
         Ok(match node {
             Node::Null => py.None().into_bound(py),
@@ -280,7 +477,7 @@ impl Decoder {
                     None => return err("enum index out of range"),
                 }
             }
-            Node::Union(branches) => {
+            Node::Union(branches, _) => {
                 let i = r.long()?;
                 match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
                     Some(b) => self.read(py, b, r)?,
@@ -334,14 +531,25 @@ impl Decoder {
 }
 
 #[pymethods]
-impl Decoder {
+impl Codec {
     /// Compile ``schema_json`` (the writer schema, expanded). ValueError if it is not supported.
     #[new]
     fn new(py: Python<'_>, schema_json: &str, utc: Bound<'_, PyTzInfo>) -> PyResult<Self> {
         let schema: Value = serde_json::from_str(schema_json).map_err(|e| PyValueError::new_err(format!("schema is not JSON: {e}")))?;
         let mut compiler = Compiler { py, named: HashMap::new(), open: Vec::new() };
         let root = compiler.compile(&schema, "")?;
-        Ok(Decoder { root, utc: utc.unbind() })
+        Ok(Codec { root, utc: utc.unbind() })
+    }
+
+    /// ``header`` followed by the Avro body of ``value``; None where fastavro should decide (a value
+    /// of another type than the schema's, a missing field that has a default, a naive datetime...).
+    fn encode<'py>(&self, py: Python<'py>, value: &Bound<'py, PyAny>, header: &[u8]) -> Option<Bound<'py, PyBytes>> {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(header);
+        match write(&mut out, &self.root, value) {
+            Ok(()) => Some(PyBytes::new(py, &out)),
+            Err(Unsure) => None,
+        }
     }
 
     /// Decode one value from ``data`` starting at ``offset``; return it and the offset after it.
@@ -357,6 +565,6 @@ impl Decoder {
 
 #[pymodule]
 fn puente_avro(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<Decoder>()?;
+    m.add_class::<Codec>()?;
     Ok(())
 }
