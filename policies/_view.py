@@ -1,7 +1,8 @@
 """Apply a decision: the partner's view of an alert, still valid against the alert schema.
 
 Field rules are compiled once, at load, into small closures over the path
-they change; building a view copies the alert and runs them in order.
+they change; building a view runs them in order on a copy of the alert that copies
+only what the rules change.
 """
 
 from __future__ import annotations
@@ -126,7 +127,12 @@ def _leaf(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> Leaf | No
 
 
 def _walk(segments: list[str], leaf: Leaf) -> Step:
-    """A step that follows ``segments`` (``name[]`` goes into each item) and applies ``leaf`` at the end."""
+    """A step that follows ``segments`` (``name[]`` goes into each item) and applies ``leaf`` at the end.
+
+    Copy on write: every dict or list on the way down is copied before the leaf changes it,
+    so the view shares only the parts no rule touches with the alert, and the alert itself is
+    never changed. (Leaves replace values; they never change one in place.)
+    """
     head = segments[0]
     if len(segments) == 1:
         return lambda rec, ctx: leaf(rec, head, ctx)
@@ -135,15 +141,21 @@ def _walk(segments: list[str], leaf: Leaf) -> Step:
         name = head[:-2]
 
         def each(rec: Record, ctx: ViewContext) -> None:
-            for item in rec.get(name) or ():
-                if item is not None:
-                    inner(item, ctx)
+            items = rec.get(name)
+            if items:
+                copied = [dict(item) if type(item) is dict else item for item in items]
+                rec[name] = copied
+                for item in copied:
+                    if item is not None:
+                        inner(item, ctx)
 
         return each
 
     def into(rec: Record, ctx: ViewContext) -> None:
         sub = rec.get(head)
         if sub is not None:
+            if type(sub) is dict:
+                sub = rec[head] = dict(sub)
             inner(sub, ctx)
 
     return into
@@ -153,22 +165,6 @@ def compile_step(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> St
     """The view step for one field rule, or None when it changes nothing (keep)."""
     leaf = _leaf(info, rule, settings)
     return None if leaf is None else _walk(info.path.split("."), leaf)
-
-
-def _clone(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the dict and list structure; leaves (str, float, datetime) are immutable and shared."""
-    out = dict(record)
-    for key, value in out.items():  # replacing values while iterating is safe: the size does not change
-        kind = type(value)
-        if kind is dict:
-            out[key] = _clone(value)
-        elif kind is list:
-            out[key] = _clone_list(value)
-    return out
-
-
-def _clone_list(items: list[Any]) -> list[Any]:
-    return [_clone(v) if type(v) is dict else _clone_list(v) if type(v) is list else v for v in items]
 
 
 def build_view(
@@ -194,7 +190,7 @@ def build_view(
         if cover.alert_type != alert_type:
             raise PolicyError(f"decision is for {cover.alert_type} alerts, not {alert_type}")
     ctx = ViewContext(pseudonym_key, decision.partner_id, policy_set.view_settings)
-    view = _clone(alert)
+    view = dict(alert)  # the steps copy what they change below the top level
     for cover in covers:  # several agreements in force: each one's changes apply, the strictest prevails
         for step in cover.steps:
             step(view, ctx)

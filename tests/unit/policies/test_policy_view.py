@@ -111,7 +111,7 @@ def test_every_view_fits_the_schema(
 def test_building_a_view_leaves_the_alert_alone(
     policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
 ) -> None:
-    """The view is a copy; the alert is unchanged and shares no containers with it."""
+    """The alert is unchanged, and every container a rule changes is the view's own copy."""
     alert = make_alert("gofast_seizure")
     before = copy.deepcopy(alert)
     view = _view(policy_set, alert, "COL", now, key)
