@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections import deque
 from collections.abc import Callable, Container
@@ -229,6 +230,9 @@ class BrokerWorker:
         starts again from the committed offsets, reloading each slot's state from Kafka. After
         ``max_restarts`` failures in a row it gives up and raises.
         """
+        # The policy set, keys, codecs and caches built so far live as long as the process: keep
+        # them out of the garbage collector's scans, which otherwise grow with them.
+        gc.freeze()
         failures = 0
         while True:
             try:
