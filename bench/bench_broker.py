@@ -288,10 +288,11 @@ async def _puente(update: dict[str, Any], expect: int | None, stop: Any, deadlin
     txn_ms: list[float] = []  # per slot transaction, from its start to its commit
 
     class TimedMetrics(Metrics):
-        def count(self, outcome: Any, ingress_ts_ms: int) -> None:
-            super().count(outcome, ingress_ts_ms)
+        def count_batch(self, outcomes: list[Any], ingress_ts_ms: list[int]) -> None:
+            super().count_batch(outcomes, ingress_ts_ms)
             if collect:
-                committed.append((ingress_ts_ms, time.time() * 1000 - ingress_ts_ms))
+                now_ms = time.time() * 1000
+                committed.extend((ts, now_ms - ts) for ts in ingress_ts_ms)
 
         def batch(self, size: int, seconds: float) -> None:
             super().batch(size, seconds)

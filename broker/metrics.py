@@ -28,14 +28,23 @@ class Metrics:
         self.started = time.time()
 
     def count(self, outcome: Outcome, ingress_ts_ms: int) -> None:
-        self.inputs += 1
-        for partner, decision in outcome.decisions:
-            self.decisions[(partner, decision)] += 1
-        if outcome.dead_reason:
-            self.dead_letters[outcome.dead_reason] += 1
-        latency = max(0.0, time.time() * 1000 - ingress_ts_ms)
-        self.latency_sum_ms += latency
-        self.latency_buckets[bisect.bisect_left(_BUCKETS_MS, latency)] += 1
+        self.count_batch([outcome], [ingress_ts_ms])
+
+    def count_batch(self, outcomes: list[Outcome], ingress_ts_ms: list[int]) -> None:
+        """``count`` for a committed batch, with one clock reading."""
+        now_ms = time.time() * 1000
+        decisions, dead, buckets = self.decisions, self.dead_letters, self.latency_buckets
+        total = 0.0
+        for outcome, ts in zip(outcomes, ingress_ts_ms, strict=True):
+            for pair in outcome.decisions:
+                decisions[pair] += 1
+            if outcome.dead_reason:
+                dead[outcome.dead_reason] += 1
+            latency = max(0.0, now_ms - ts)
+            total += latency
+            buckets[bisect.bisect_left(_BUCKETS_MS, latency)] += 1
+        self.inputs += len(outcomes)
+        self.latency_sum_ms += total
 
     def batch(self, size: int, seconds: float) -> None:
         self.batches += 1
