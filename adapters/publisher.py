@@ -13,6 +13,14 @@ from broker.topics import TopicNames
 from schemas import alert_codec
 
 
+def frame_alert(agency: str, key_id: str, mac_key: SecretBytes, alert: dict[str, Any]
+                ) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """The key, value and origin headers of one alert as an agency publishes it. Pure; no Kafka."""
+    value = alert_codec().encode(alert)
+    headers = sign_ingress(agency, key_id, mac_key, value, alert["alert_id"])
+    return alert["alert_id"].encode(), value, headers
+
+
 class IngressPublisher:
     """Writes one agency's alerts to its ingress topic, idempotently, with its origin MAC.
 
@@ -37,9 +45,7 @@ class IngressPublisher:
 
     def frame(self, alert: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         """The key, value and headers of one alert, without sending it."""
-        value = self.codec.encode(alert)
-        headers = sign_ingress(self.agency, self.key_id, self.mac_key, value, alert["alert_id"])
-        return alert["alert_id"].encode(), value, headers
+        return frame_alert(self.agency, self.key_id, self.mac_key, alert)
 
     def sign(self, alert_id: str, value: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
         """The key and origin headers for an alert already encoded (adapters encode once, to validate)."""

@@ -569,13 +569,13 @@ async def publish_held(cfg: PuenteSettings, count: int, seed: int) -> tuple[Any,
     """
     from aiokafka import AIOKafkaProducer
 
-    from adapters.publisher import IngressPublisher
+    from adapters.publisher import frame_alert
     from adapters.synthetic import generate
-    from broker.crypto import Keystore
+    from broker.crypto import Keystore, SecretBytes
     from broker.topics import TopicNames
 
     names = TopicNames(cfg.topic_prefix)
-    framers: dict[str, IngressPublisher] = {}
+    macs: dict[str, SecretBytes] = {}
     producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap, transactional_id=f"{cfg.topic_prefix}-input",
                                 transaction_timeout_ms=600_000, linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
@@ -584,10 +584,10 @@ async def publish_held(cfg: PuenteSettings, count: int, seed: int) -> tuple[Any,
     futures = []
     for alert in generate(count, seed=seed, now=datetime.now(UTC)):
         agency = alert["agency"]
-        if agency not in framers:
-            mac = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
-            framers[agency] = IngressPublisher(cfg.bootstrap, agency, mac.key_id, mac, names)
-        key, value, headers = framers[agency].frame(alert)
+        if agency not in macs:
+            macs[agency] = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
+        mac = macs[agency]
+        key, value, headers = frame_alert(agency, mac.key_id, mac, alert)
         futures.append(await producer.send(names.ingress(agency), value, key=key, headers=headers))
         sent[agency] += 1
     await asyncio.gather(*futures)
