@@ -32,7 +32,6 @@ class IngressPublisher:
                  names: TopicNames | None = None) -> None:
         self.agency, self.key_id, self.mac_key = agency, key_id, mac_key
         self.topic = (names or TopicNames()).ingress(agency)
-        self.codec = alert_codec()
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                                           linger_ms=5, max_batch_size=256 * 1024)
 
