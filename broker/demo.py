@@ -198,7 +198,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     print(f"Puente demo {run_id}: Kafka at {cfg.bootstrap}, topics under '{cfg.topic_prefix}.*'")
     _step(1, f"keys: broker signing key, partner encryption keys, agency MAC keys (in {cfg.keys})")
     init_keys(cfg)
-    _step(2, "topics: ingress per agency, feed per partner, audit, dead letter, replay state")
+    _step(2, "topics: ingress per agency, feed per partner, audit decisions and access, dead letter")
     await apply_all(cfg)
     _step(3, "adapters turn each agency's own files (samples, a fresh export, a bad corpus) into signed alerts")
     tallies = await _adapt_all(cfg, alerts, run_id)
@@ -212,7 +212,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     _step(5, "partners: each subscriber verifies, decrypts and decodes its own feed, and sends receipts")
     out_dir = Path(".puente/demo/feeds") / run_id
     stats = await _subscribers(cfg, out_dir)
-    _step(6, "auditor: verify every hash chain and signed checkpoint")
+    _step(6, "auditor: verify every hash chain and every signature")
     names = TopicNames(cfg.topic_prefix)
     reports = await verify_topics(cfg.bootstrap, [names.decisions, names.access], verifier(cfg, None))
     problems = [f for r in reports for f in r.findings]

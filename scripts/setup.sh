@@ -24,16 +24,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e '.[dev]'
   touch "$stamp"
 fi
-# The native Avro decoder (native/, Rust): several times faster than fastavro's reader. Built with
+# The native Avro codec (native/, Rust): several times faster than fastavro. Built with
 # cargo from crates the first time; Puente runs without it (fastavro decodes), but CI requires it.
 native_stamp=.venv/.puente-native
 if [ ! -f "$native_stamp" ] || [ -n "$(find native -newer "$native_stamp" -not -path 'native/target*' -print -quit)" ]; then
   if command -v cargo >/dev/null; then
-    echo "setup: building the native Avro decoder (native/, about a minute the first time)"
+    echo "setup: building the native Avro codec (native/, about a minute the first time)"
     .venv/bin/python -m pip install --quiet ./native
     touch "$native_stamp"
   else
-    echo "setup: cargo not found; the native Avro decoder is not built and fastavro decodes instead" >&2
+    echo "setup: cargo not found; the native Avro codec is not built and fastavro does its work instead" >&2
   fi
 fi
 .venv/bin/puente kafka fetch
