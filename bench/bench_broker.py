@@ -187,14 +187,20 @@ class Clock:
 
 # ---- child processes ------------------------------------------------------------------------
 def raw_child(conn: Any, bootstrap: str, topics: list[str], out_topic: str, group: str, mode: str, expect: int,
-              max_batch: int, deadline_s: float) -> None:
-    conn.send(asyncio.run(_raw(bootstrap, topics, out_topic, group, mode, expect, max_batch, deadline_s)))
+              max_batch: int, deadline_s: float, done: Any = None, index: int = 0, owned: Any = None) -> None:
+    conn.send(asyncio.run(_raw(bootstrap, topics, out_topic, group, mode, expect, max_batch, deadline_s,
+                               done, index, owned)))
 
 
 async def _raw(bootstrap: str, topics: list[str], out_topic: str, group: str, mode: str, expect: int,
-               max_batch: int, deadline_s: float) -> dict[str, Any]:
+               max_batch: int, deadline_s: float, done: Any = None, index: int = 0,
+               owned: Any = None) -> dict[str, Any]:
     """Pass every record through unchanged; modes: "tx" (one transaction per poll), "slots" (one
-    transactional producer and transaction per partition, as Puente's worker), "plain" (at-least-once)."""
+    transactional producer and transaction per partition, as Puente's worker), "plain" (at-least-once).
+
+    With ``done`` (a shared counter) several processes of one group count together towards ``expect``,
+    and each reports how many partitions it holds in ``owned[index]``.
+    """
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.structs import OffsetAndMetadata
 
@@ -221,7 +227,7 @@ async def _raw(bootstrap: str, topics: list[str], out_topic: str, group: str, mo
         for i, tp in enumerate(tps):
             producers[tp] = producer(f"slot{i}", f"{group}-slot-{i}")
     else:
-        producers[None] = producer(mode, f"{group}-tx" if mode == "tx" else None)
+        producers[None] = producer(mode, f"{group}-tx-{index}" if mode == "tx" else None)
     await asyncio.gather(*(p.start() for p in producers.values()))
     consumer.subscribe(topics)
     clock = Clock()
@@ -236,10 +242,19 @@ async def _raw(bootstrap: str, topics: list[str], out_topic: str, group: str, mo
             await asyncio.gather(*sends)
             offsets = {tp: OffsetAndMetadata(part[-1].offset + 1, "") for tp, part in msgs.items()}
             await prod.send_offsets_to_transaction(offsets, group)
-        clock.batch(sum(len(part) for part in msgs.values()), started)
+        size = sum(len(part) for part in msgs.values())
+        clock.batch(size, started)
+        if done is not None:
+            with done.get_lock():
+                done.value += size
+
+    def total() -> int:
+        return int(done.value) if done is not None else clock.records
 
     try:
-        while clock.records < expect:
+        while total() < expect:
+            if owned is not None:
+                owned[index] = len(consumer.assignment())
             if time.monotonic() - began > deadline_s:
                 timed_out = True
                 break
@@ -508,6 +523,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         rounds: list[dict[str, Any]] = []
         runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in RAW_MODES}
         ratios: list[float] = []
+        runs_n: list[dict[str, Any]] = []
+        ratios_n: list[float] = []
         publish_s, n = 0.0, 0
         for rnd in range(args.repeat):
             # Each round needs its own topics: a second run over the same audit would see replays. Raw
@@ -537,13 +554,34 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 runs[mode].append(await run_child(raw_child, cfg.bootstrap, r_ingress, raw_topics[mode],
                                                   f"{prefix}-raw-{mode}-{rnd}", mode, n, cfg.max_batch,
                                                   args.deadline))
+            if args.workers > 1:
+                # The same number of raw processes in one group, on an input of its own released once
+                # they have all joined: the like-for-like denominator for several Puente workers.
+                x_cfg = settings_for({**update, "topic_prefix": f"{prefix}-r{rnd}x"})
+                await apply_all(x_cfg)
+                held_x, _ = await publish_held(x_cfg, args.alerts, args.seed)
+                done_x, owned_x = ctx.Value("q", 0), ctx.Array("i", args.workers)
+                x_ingress = [TopicNames(x_cfg.topic_prefix).ingress(a) for a in cfg.agencies]
+                kids = [asyncio.create_task(run_child(raw_child, cfg.bootstrap, x_ingress, raw_topics["tx"],
+                                                      f"{prefix}-rawN-{rnd}", "tx", n, cfg.max_batch, args.deadline,
+                                                      done_x, i, owned_x)) for i in range(args.workers)]
+                await release_when_joined(held_x, owned_x, slots_for(cfg).count, kids)
+                runs_n.append(merge_raw(list(await asyncio.gather(*kids))))
+                if runs_n[-1]["per_s"]:
+                    ratios_n.append(rounds[-1]["per_s"] / runs_n[-1]["per_s"])
             if runs["tx"][-1]["per_s"]:
                 ratios.append(rounds[-1]["per_s"] / runs["tx"][-1]["per_s"])
             print(f"    Puente {rounds[-1]['per_s']:,.0f}/s, raw transactional {runs['tx'][-1]['per_s']:,.0f}/s"
-                  + (f", ratio {ratios[-1]:.3f}" if runs["tx"][-1]["per_s"] else ""), flush=True)
+                  + (f", ratio {ratios[-1]:.3f}" if runs["tx"][-1]["per_s"] else "")
+                  + (f"; raw transactional x{args.workers} {runs_n[-1]['per_s']:,.0f}/s, ratio {ratios_n[-1]:.3f}"
+                     if runs_n and ratios_n else ""), flush=True)
         ordered = sorted(rounds, key=lambda r: r["per_s"])
         results["puente"] = {**ordered[(len(ordered) - 1) // 2], "rounds": [round(r["per_s"], 1) for r in rounds],
                              "round_ratios": [round(r, 4) for r in ratios]}
+        if runs_n:
+            ordered = sorted(runs_n, key=lambda r: r["per_s"])
+            results["raw_tx_n"] = {**ordered[(len(ordered) - 1) // 2], "rounds": [round(r["per_s"], 1) for r in runs_n],
+                                   "round_ratios": [round(r, 4) for r in ratios_n]}
         for mode, done_runs in runs.items():
             ordered = sorted(done_runs, key=lambda r: r["per_s"])
             results[f"raw_{mode}"] = {**ordered[(len(ordered) - 1) // 2],
@@ -611,6 +649,19 @@ async def release_when_joined(held: Any, owned: Any, slots: int, children: list[
         print("  WARNING the workers did not settle in the group; releasing the input anyway")
     await held.commit_transaction()
     await held.stop()
+
+
+def merge_raw(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several raw pass-through processes as one: records summed, first start to last commit."""
+    starts = [p["first_start"] for p in parts if p["first_start"] is not None]
+    seconds = max(p["last_end"] for p in parts) - min(starts) if starts else 0.0
+    records = sum(p["records"] for p in parts)
+    cpu = [p["cpu_us_per_record"] * p["records"] for p in parts if p["cpu_us_per_record"] is not None]
+    return {**parts[0], "workers": len(parts), "records": records, "seconds": seconds,
+            "batches": sum(p["batches"] for p in parts), "per_s": records / seconds if seconds > 0 else 0.0,
+            "cpu_us_per_record": sum(cpu) / records if records and cpu else None,
+            "rss_mib": max(p["rss_mib"] for p in parts), "timed_out": any(p["timed_out"] for p in parts),
+            "startup_s": max(p["startup_s"] for p in parts)}
 
 
 def merge_workers(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -691,6 +742,16 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         + "); issue target >= 0.25, long-run 0.5")
     row("ratio of the medians", "-" if ratio(tx) is None else f"{ratio(tx):.3f}", "",
         "Puente's median throughput / raw transactional's median")
+    txn = r.get("raw_tx_n")
+    median_ratio_n = None
+    if txn is not None:
+        rr = sorted(txn["round_ratios"])
+        median_ratio_n = rr[(len(rr) - 1) // 2] if rr else None
+        row(f"raw pass-through, transactional, {txn['workers']} processes", f0(txn["per_s"]), "alerts/s",
+            f"one group; median of {', '.join(f0(x) for x in txn['rounds'])}")
+        row(f"ratio Puente / raw, both {txn['workers']} processes", "-" if median_ratio_n is None
+            else f"{median_ratio_n:.3f}", "", "like for like; median of the rounds' ratios ("
+            + ", ".join(f"{x:.3f}" for x in txn["round_ratios"]) + ")")
     row("ratio Puente / raw plain", "-" if ratio(plain) is None else f"{ratio(plain):.3f}", "", "for reference")
     row("ratio Puente / raw txn per partition", "-" if ratio(slots) is None else f"{ratio(slots):.3f}", "",
         "for reference: the same transaction pattern as Puente")
@@ -743,6 +804,8 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         "puente_rounds": pu["rounds"], "ratio_denominator": "raw_tx",
         "ratio_to_raw_tx": r4(median_ratio), "ratio_of_medians_to_raw_tx": r4(ratio(tx)),
         "round_ratios_to_raw_tx": pu.get("round_ratios"),
+        "raw_tx_n_per_s": None if txn is None else round(txn["per_s"], 1),
+        "ratio_to_raw_tx_same_processes": r4(median_ratio_n),
         "ratio_to_raw_plain": r4(ratio(plain)), "ratio_to_raw_slots": r4(ratio(slots)),
         "cpu_us_per_alert": {k: r2(v["cpu_us_per_record"]) for k, v in
                              (("raw_tx", tx), ("raw_plain", plain), ("raw_slots", slots), ("puente", pu))},
