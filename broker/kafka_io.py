@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -73,9 +73,11 @@ async def read_range(
 async def read_many(
     consumer: AIOKafkaConsumer, tps: list[TopicPartition], back: int | None = None,
     complete: set[TopicPartition] | None = None, starts: dict[TopicPartition, int] | None = None,
+    each: Callable[[Record], None] | None = None,
 ) -> dict[TopicPartition, list[Record]]:
     """Committed records of several partitions at once: all of each, the last ``back`` offsets,
-    or from the offsets in ``starts`` on.
+    or from the offsets in ``starts`` on. With ``each``, every record goes to it as it arrives
+    and none is kept (the lists come back empty): memory stays flat however much is read.
 
     One assignment and one offsets request for all of them: reading partitions one by one costs a
     metadata round per partition, which made a worker with many slots slow to start.
@@ -99,7 +101,12 @@ async def read_many(
     while todo:
         batch = await consumer.getmany(*todo, timeout_ms=2000)
         for tp, msgs in batch.items():
-            out[tp].extend(_record(m) for m in msgs if m.offset < todo.get(tp, 0))
+            wanted = (_record(m) for m in msgs if m.offset < todo.get(tp, 0))
+            if each is None:
+                out[tp].extend(wanted)
+            else:
+                for rec in wanted:
+                    each(rec)
         for tp in list(todo):
             if await consumer.position(tp) >= todo[tp]:
                 del todo[tp]

@@ -171,14 +171,18 @@ class BrokerWorker:
             found = await consumer.offsets_for_times(since)
             starts = {tp: (hit.offset if hit is not None else -1) for tp, hit in found.items()}
             starts = {tp: off for tp, off in starts.items() if off >= 0}
+        by_tp = {tp: windows[slot] for slot, tp in tps.items()}
+
+        def remember(rec: Record) -> None:  # parsed as it arrives: the audit is never held in memory
+            window = by_tp[TopicPartition(rec.topic, rec.partition)]
+            for alert_id, appended in _processed_ids(rec.value):
+                window.add(alert_id, appended)
+
         wanted = [tp for tp in tps.values() if tp in starts]
-        records = await read_many(consumer, wanted, starts=starts) if wanted else {}
+        if wanted:
+            await read_many(consumer, wanted, starts=starts, each=remember)
         loaded = 0
-        for slot, tp in tps.items():
-            window = windows[slot]
-            for rec in records.get(tp, ()):
-                for alert_id, appended in _processed_ids(rec.value):
-                    window.add(alert_id, appended)
+        for window in windows.values():
             window.prune()
             loaded += len(window)
         if loaded:
