@@ -37,11 +37,16 @@ def _record(msg: Any) -> Record:
                   msg.timestamp)
 
 
-def reader(bootstrap: str) -> AIOKafkaConsumer:
-    """A group-less, read_committed consumer for reading partitions by hand."""
+def reader(bootstrap: str, *, partition_fetch_bytes: int = 4 * 1024 * 1024,
+           fetch_bytes: int = 52_428_800) -> AIOKafkaConsumer:
+    """A group-less, read_committed consumer for reading partitions by hand.
+
+    What one fetch may bring is what it holds in memory at once: lower the limits where many
+    partitions are read together.
+    """
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
-        auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+        auto_offset_reset="earliest", max_partition_fetch_bytes=partition_fetch_bytes, fetch_max_bytes=fetch_bytes,
     )
 
 

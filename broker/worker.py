@@ -132,7 +132,8 @@ class BrokerWorker:
                     )
                 fresh.append((tp, slot))
             if fresh:
-                consumer = reader(self.config.bootstrap)
+                # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
+                consumer = reader(self.config.bootstrap, partition_fetch_bytes=512 * 1024, fetch_bytes=4 * 1024 * 1024)
                 await consumer.start()
                 try:
                     # Producers start (and fence any previous owner) while the slots' state is read.
