@@ -64,6 +64,9 @@ class PolicyPort(Protocol):
         """(partner id, feed topic) for every partner."""
         ...
     def decide(self, alert: dict[str, Any], partner: str, now: datetime) -> DecisionLike: ...
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> Sequence[DecisionLike]:
+        """``decide`` for each of ``partners``, in that order."""
+        ...
     def view(self, alert: dict[str, Any], decision: DecisionLike) -> dict[str, Any]: ...
 
 
@@ -121,6 +124,7 @@ class Pipeline:
         self.slots = slots
         self.replay_window_ms = replay_window_days * DAY_MS
         self._partners = list(policy.partners())
+        self._partner_ids = [p for p, _ in self._partners]
         self._schema_hex = codec.fingerprint.hex().encode()
         self._at: tuple[datetime | None, str] = (None, "")
 
@@ -150,8 +154,9 @@ class Pipeline:
             "at": self._iso(now),
             "decisions": decisions,
         }, seen_id=alert["alert_id"])
-        for partner, topic in self._partners:
-            decisions.append(self._route(alert, partner, topic, now, out))
+        verdicts = self.policy.decide_all(alert, self._partner_ids, now)
+        for (partner, topic), decision in zip(self._partners, verdicts, strict=True):
+            decisions.append(self._route(alert, decision, partner, topic, now, out))
         return out
 
     # ---- admission: everything that dead-letters ----------------------------------------
@@ -205,9 +210,8 @@ class Pipeline:
         return Outcome(entry=entry, dead_letter=headers, dead_reason=reason)
 
     # ---- routing: one decision per partner ------------------------------------------------
-    def _route(self, alert: dict[str, Any], partner: str, topic: str, now: datetime,
+    def _route(self, alert: dict[str, Any], decision: DecisionLike, partner: str, topic: str, now: datetime,
                out: Outcome) -> dict[str, Any]:
-        decision = self.policy.decide(alert, partner, now)
         outcome = decision.outcome
         if outcome == WITHHOLD:
             out.decisions.append((partner, outcome))

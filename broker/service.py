@@ -11,7 +11,7 @@ from broker.crypto import FeedSealer, KeyKind, Keystore, sign_checkpoint, verify
 from broker.pipeline import Pipeline
 from broker.topics import Slots, TopicNames, slots_for
 from broker.worker import BrokerWorker, WorkerConfig
-from policies import Decision, PolicySet, build_view, decide, load_policy_set
+from policies import Decision, PolicySet, build_view, decide, decide_many, load_policy_set
 from puente.errors import KeyMaterialError, OriginError
 from puente.settings import PuenteSettings
 from schemas import alert_codec
@@ -89,7 +89,12 @@ class PolicyAdapter:
                                                                        key=lambda p: p.id)]
 
     def decide(self, alert: dict[str, Any], partner: str, now: datetime) -> RoutedDecision:
-        inner = decide(alert, partner, self.policy_set, now)
+        return self._routed_for(decide(alert, partner, self.policy_set, now))
+
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> list[RoutedDecision]:
+        return [self._routed_for(d) for d in decide_many(alert, partners, self.policy_set, now)]
+
+    def _routed_for(self, inner: Decision) -> RoutedDecision:
         # The policy shares equal decisions between alerts; so does this wrapper, with its audit fields.
         routed = self._routed.get(id(inner))
         if routed is None or routed.decision is not inner:

@@ -12,7 +12,7 @@ alert schema. Every decision carries ``policy_set.version``.
 """
 
 from policies._compile import CompiledAgreement, PartnerInfo, PolicySet
-from policies._decide import decide
+from policies._decide import decide, decide_many
 from policies._decision import Decision, Outcome, Redaction
 from policies._load import load_policy_set
 from policies._source import DEFAULT_DIR
@@ -28,6 +28,7 @@ __all__ = [
     "Redaction",
     "build_view",
     "decide",
+    "decide_many",
     "load_policy_set",
     "pseudonym",
 ]

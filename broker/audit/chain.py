@@ -56,9 +56,11 @@ def record_hash(doc: dict[str, Any]) -> str:
 
 
 def checkpoint_payload(topic: str, partition: int, doc: dict[str, Any]) -> bytes:
-    """What a checkpoint signature covers: where the chain lives and the record without sig and hash."""
+    """What a record's signature covers: where the chain lives, and the SHA-256 of the record without
+    its sig and hash (so a block of hundreds of kilobytes is hashed once, not fed whole to Ed25519)."""
     body = {k: v for k, v in doc.items() if k not in ("hash", "sig")}
-    return canonical({"topic": topic, "partition": partition, "checkpoint": body})
+    digest = hashlib.sha256(canonical(body)).hexdigest()
+    return canonical({"topic": topic, "partition": partition, "record_sha256": digest})
 
 
 @dataclass

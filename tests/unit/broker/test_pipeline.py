@@ -50,6 +50,9 @@ class FakePolicy:
             self.shared[partner] = FakeDecision(partner, "DELIVER", audit=audit)
         return self.shared[partner]
 
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> list[FakeDecision]:
+        return [self.decide(alert, p, now) for p in partners]
+
     def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:
         return alert
 

@@ -181,3 +181,27 @@ def test_an_unknown_marking_never_yields_a_delivery(
     else:
         m[target] = strange
     assert _delivered(alert, policy_set, now) == set()
+
+
+@SETTINGS
+@given(data=st.data(), now=TIMES)
+def test_deciding_for_every_partner_at_once_equals_deciding_one_by_one(
+    policy_set: PolicySet, bases: dict[str, Alert], data: st.DataObject, now: datetime
+) -> None:
+    """decide_many shares the per-alert look-ups; its decisions, reasons in order, are decide's, unknown
+    markings, an unknown partner and a malformed alert included."""
+    from policies import decide_many
+
+    alert = _alert(data, bases, policy_set)
+    m = alert["markings"]
+    for key in data.draw(st.lists(st.sampled_from(["classification", "handling_code", "source_reliability"]),
+                                  unique=True, max_size=2)):
+        m[key] = "BOGUS"
+    if data.draw(st.booleans()):
+        m["caveats"] = [*m["caveats"], "NOFORN-X"]
+    if data.draw(st.booleans()):
+        m["releasable_to"] = [*m["releasable_to"], "ATLANTIS"]
+    if data.draw(st.integers(0, 9)) == 0:
+        del alert["markings"]
+    partners = [*sorted(policy_set.partners), "NOBODY"]
+    assert decide_many(alert, partners, policy_set, now) == [decide(alert, p, policy_set, now) for p in partners]
