@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,8 @@ class CompiledAgreement:
     partner_ids: tuple[str, ...]
     valid_from: date
     valid_until: date
-    starts: datetime  # valid_from at 00:00 home time
-    ends: datetime  # the day after valid_until at 00:00 home time (exclusive)
+    starts: datetime  # valid_from at 00:00 home time, in UTC
+    ends: datetime  # the day after valid_until at 00:00 home time (exclusive), in UTC
     max_classification: str
     max_rank: int
     min_grading: str | None  # e.g. "C3"
@@ -128,7 +128,10 @@ def _agreement(a: Agreement, sources: PolicySources, partners: Mapping[str, Part
     g = a.min_grading
     return CompiledAgreement(
         a.id, a.title, tuple(p for p in a.parties if p in partners), a.valid_from, a.valid_until,
-        datetime.combine(a.valid_from, time(), home), datetime.combine(a.valid_until + timedelta(days=1), time(), home),
+        # The same instants in UTC: comparing datetimes of different zones costs ~20 times more, and the
+        # broker decides with UTC times.
+        datetime.combine(a.valid_from, time(), home).astimezone(UTC),
+        datetime.combine(a.valid_until + timedelta(days=1), time(), home).astimezone(UTC),
         a.max_classification, vocab.classification.scale.index(a.max_classification),
         None if g is None else f"{g.reliability}{g.credibility}",
         (len(rel) - 1, len(cred) - 1) if g is None else (rel[g.reliability], cred[g.credibility]),

@@ -98,7 +98,7 @@ def _restrict(
         fails.append((code, f"{code.split('.', 1)[1]} needs the originator's consent for {partner.id}, not recorded"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs a setattr call per field, once per alert
 class _Facts:
     """What every partner's decision reads from one alert, looked up once per alert.
 

@@ -230,3 +230,24 @@ def test_keystore_lookup_round_trip(tmp_path: Path) -> None:
     headers = sign_ingress("SENAN", key.key_id, key, VALUE, "SENAN:OP-9", published_ms=7)
     origin = verify_ingress(headers, VALUE, demo.broker.agency_mac_lookup())
     assert origin == IngressOrigin("SENAN", "SENAN:OP-9", "SENAN-mac-2026a", 7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=200), st.binary(max_size=2000))
+def test_the_verifiers_precomputed_hmac_is_hmac_sha256(raw_key: bytes, message: bytes) -> None:
+    # Keys longer than SHA-256's 64-byte block are hashed first, shorter ones padded: both paths.
+    from broker.crypto.origin import _verifier_mac
+
+    key = SecretBytes(raw_key, key_id="X-mac-1")
+    assert _verifier_mac(key, message) == hmac.digest(raw_key, message, "sha256")
+    assert _verifier_mac(key, message + b"x") == hmac.digest(raw_key, message + b"x", "sha256")  # state not consumed
+
+
+def test_a_key_object_replaced_under_the_same_id_is_not_confused_with_the_old_one() -> None:
+    from broker.crypto.origin import _pads_cache, _verifier_mac
+
+    first = SecretBytes(b"A" * 32, key_id="X-mac-1")
+    assert _verifier_mac(first, b"m") == hmac.digest(b"A" * 32, b"m", "sha256")
+    second = SecretBytes(b"B" * 32, key_id="X-mac-1")
+    _pads_cache[id(second)] = _pads_cache.pop(id(first))  # as if ``second`` had reused a freed id
+    assert _verifier_mac(second, b"m") == hmac.digest(b"B" * 32, b"m", "sha256")
