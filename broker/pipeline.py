@@ -29,6 +29,7 @@ DELIVER, REDACTED, WITHHOLD = "DELIVER", "DELIVER_REDACTED", "WITHHOLD"
 MAX_FUTURE_SKEW = timedelta(hours=1)
 MAX_FUTURE_SKEW_MS = int(MAX_FUTURE_SKEW.total_seconds() * 1000)
 DAY_MS = 24 * 3600 * 1000
+FED_LIMIT = 50_000  # delivered decisions' audit fields kept for sharing
 
 
 class DecisionLike(Protocol):
@@ -127,6 +128,7 @@ class Pipeline:
         self._partner_ids = [p for p, _ in self._partners]
         self._schema_hex = codec.fingerprint.hex().encode()
         self._at: tuple[datetime | None, str] = (None, "")
+        self._fed: dict[int, tuple[dict[str, Any], str, dict[str, Any]]] = {}
 
     def process(self, record: Record, seen: Container[str], now: datetime) -> Outcome:
         """The outcome of one ingress record. ``seen`` holds the alert ids this slot processed within the window.
@@ -225,7 +227,13 @@ class Pipeline:
             return {**decision.audit, "decision": WITHHOLD, "redacted": [],
                     "reasons": [*decision.audit["reasons"], f"withheld at delivery: {type(exc).__name__}{detail}"]}
         out.decisions.append((partner, outcome))
-        return {**decision.audit, "feed": topic}
+        # Shared like the decision's own audit fields, so the audit block writes it once per batch.
+        fed = self._fed.get(id(decision.audit))
+        if fed is None or fed[0] is not decision.audit or fed[1] != topic:
+            if len(self._fed) >= FED_LIMIT:
+                self._fed.clear()
+            fed = self._fed[id(decision.audit)] = (decision.audit, topic, {**decision.audit, "feed": topic})
+        return fed[2]
 
     def _deliver(self, alert: dict[str, Any], decision: DecisionLike, topic: str, now: datetime,
                  out: Outcome) -> None:

@@ -111,6 +111,7 @@ class BrokerWorker:
         self.metrics = metrics or Metrics()
         self.names: TopicNames = config.slots.names
         self._owned: dict[TopicPartition, SlotState] = {}
+        self._feed_partition: dict[tuple[str, int], int] = {}  # (feed topic, slot) -> its partition
         self._lock = asyncio.Lock()
         self._failure: BaseException | None = None  # the first error of a slot's loop, raised by the main loop
         self._joined_at: float | None = None
@@ -373,6 +374,15 @@ class BrokerWorker:
         self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs])
         self.metrics.batch(len(msgs), time.monotonic() - started)
 
+    async def _choose_feed_partition(self, state: SlotState, topic: str) -> int:
+        """The feed partition a slot delivers to: one per slot, so a feed keeps each ingress
+        partition's order, and the slots spread over the feed's partitions. (Choosing it here also
+        spares the client hashing every record's key.)"""
+        partitions = sorted(await state.producer.partitions_for(topic))
+        chosen = partitions[state.slot % len(partitions)]
+        self._feed_partition[(topic, state.slot)] = chosen
+        return chosen
+
     async def _emit(self, state: SlotState, record: Record, outcome: Outcome) -> list[Any]:
         """Queue the feed records and dead letter of one ingress record in the open transaction.
 
@@ -381,7 +391,11 @@ class BrokerWorker:
         send = state.producer.send
         futures = []
         for out in outcome.feeds:
-            futures.append(await send(out.topic, out.value, key=out.key, headers=list(out.headers)))
+            partition = self._feed_partition.get((out.topic, state.slot))
+            if partition is None:
+                partition = await self._choose_feed_partition(state, out.topic)
+            futures.append(await send(out.topic, out.value, key=out.key, partition=partition,
+                                      headers=list(out.headers)))
         if outcome.dead_letter is not None:
             futures.append(await send(self.names.deadletter, record.value, key=record.key,
                                       headers=list(outcome.dead_letter)))

@@ -18,7 +18,8 @@ hash it continues from: it vouches for the whole chain before it.
 The broker writes the decisions topic as signed BLOCK records: one per slot batch
 (cut into pieces of at most ``BLOCK_ALERTS`` alerts), each holding an ``entries``
 list with one entry per ingress record: the alert's shared fields and a
-``decisions`` list, one per partner, or a dead letter. One Kafka record and one
+``decisions`` list, one per partner (indexes into the block's ``decision_table``, which
+holds each distinct decision once), or a dead letter. One Kafka record and one
 signature per batch instead of one record per decision is what keeps the audit
 trail cheap; :func:`flatten` turns a block back into one row per decision for
 auditors. Receipt chains (written by subscribers, who hold no signing key) are
@@ -120,8 +121,31 @@ class ChainWriter:
         return self._signed(doc, signer_id, sign)
 
     def block(self, entries: list[dict[str, Any]], signer_id: str, sign: Callable[[bytes], bytes], at: str) -> bytes:
-        """A signed BLOCK record holding ``entries``, vouching for itself and the chain before it."""
-        doc = {**self._start("BLOCK"), "signer": signer_id, "at": at, "entries": entries}
+        """A signed BLOCK record holding ``entries``, vouching for itself and the chain before it.
+
+        Each decision an entry lists is written once per block, in its ``decision_table``, and
+        the entry refers to it by index: the same decision (same partner, outcome, rules and
+        reasons) recurs across a batch's alerts, and writing it out each time made the audit
+        trail four times the size of the alerts. Decisions are matched by identity (the
+        pipeline shares equal decisions' audit fields), so nothing is compared or copied.
+        """
+        table: list[dict[str, Any]] = []
+        index: dict[int, int] = {}
+        out: list[dict[str, Any]] = []
+        for entry in entries:
+            decisions = entry.get("decisions")
+            if decisions is None:
+                out.append(entry)
+                continue
+            refs = []
+            for decision in decisions:
+                i = index.get(id(decision))
+                if i is None:
+                    i = index[id(decision)] = len(table)
+                    table.append(decision)
+                refs.append(i)
+            out.append({**entry, "decisions": refs})
+        doc = {**self._start("BLOCK"), "signer": signer_id, "at": at, "decision_table": table, "entries": out}
         return self._signed(doc, signer_id, sign)
 
     def _signed(self, doc: dict[str, Any], signer_id: str, sign: Callable[[bytes], bytes]) -> bytes:
@@ -140,6 +164,7 @@ def flatten(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if doc.get("kind") != "BLOCK":
         return [doc]
     rows: list[dict[str, Any]] = []
+    table = doc.get("decision_table")
     for entry in doc.get("entries") or ():
         if not isinstance(entry, dict):
             continue
@@ -150,5 +175,27 @@ def flatten(doc: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(shared)
             continue
         for decision in decisions:
-            rows.append({**shared, "kind": "DECISION", **decision})
+            found = resolve_decision(table, decision)
+            if found is None:
+                rows.append({**shared, "kind": "DECISION", "decision": "UNREADABLE",
+                             "reasons": [f"the block's decision table has no entry {decision!r}"]})
+            else:
+                rows.append({**shared, "kind": "DECISION", **found})
     return rows
+
+
+def resolve_decision(table: Any, ref: Any) -> dict[str, Any] | None:
+    """A block entry's decision: an index into the block's ``decision_table`` (or, in blocks
+    written before the table, the decision itself); None when it does not resolve."""
+    if isinstance(ref, dict):
+        return ref
+    if type(ref) is int and isinstance(table, list) and 0 <= ref < len(table) and isinstance(table[ref], dict):
+        return table[ref]  # type: ignore[no-any-return]
+    return None
+
+
+def unresolved_decisions(doc: dict[str, Any]) -> int:
+    """How many of a BLOCK's decision references do not resolve (0 for a sound block)."""
+    table = doc.get("decision_table")
+    return sum(1 for entry in doc.get("entries") or () if isinstance(entry, dict)
+               for ref in entry.get("decisions") or () if resolve_decision(table, ref) is None)

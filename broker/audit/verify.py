@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from broker.audit.chain import GENESIS, checkpoint_payload, record_hash
+from broker.audit.chain import GENESIS, checkpoint_payload, record_hash, unresolved_decisions
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,8 @@ def verify_partition(
                 good = False
             if not good:
                 flag(f"{str(doc.get('kind', 'record')).lower()} seq {seq} has an invalid signature")
+            if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
+                flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
         else:
             tails[chain] = tails.get(chain, 0) + 1
         expected[chain] = (seq + 1, claimed)

@@ -150,7 +150,7 @@ async def test_audit_verify_finds_a_planted_edit(env: Env) -> None:
     records = await read_topic(env.cfg.bootstrap, env.names.decisions)
     victim = next(r for r in records if json.loads(r.value)["kind"] == "BLOCK")
     doc = json.loads(victim.value)
-    decision = doc["entries"][0]["decisions"][0]
+    decision = doc["decision_table"][doc["entries"][0]["decisions"][0]]
     decision["decision"] = "DELIVER" if decision["decision"] == "WITHHOLD" else "WITHHOLD"
     producer = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap)
     await producer.start()

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from broker.audit import ChainHead, ChainWriter, canonical, flatten, record_hash, verify_partition
+from broker.audit.chain import checkpoint_payload
 
 KEY = b"k" * 32
 
@@ -143,7 +144,7 @@ def test_edit_inside_a_block_is_found() -> None:
     """Changing one decision deep inside a block breaks that block's hash."""
     values = _blocks(3)
     doc = json.loads(values[1])
-    doc["entries"][0]["decisions"][1]["decision"] = "DELIVER"
+    doc["decision_table"][1]["decision"] = "DELIVER"
     values[1] = json.dumps(doc).encode()
     report = _walk(values)
     assert {f.offset for f in report.findings} == {1}  # the edit, and the signature it no longer matches
@@ -154,7 +155,7 @@ def test_reforged_block_with_fresh_hash_fails_its_signature() -> None:
     """A forger who recomputes the hash after an edit still cannot sign: the block is reported."""
     values = _blocks(3)
     doc = json.loads(values[2])
-    doc["entries"][0]["decisions"][0]["decision"] = "WITHHOLD"
+    doc["entries"][0]["decisions"][0] = 1  # COL's delivery now reads as USA's withholding
     doc["hash"] = record_hash(doc)
     values[2] = canonical(doc)
     problems = [f.problem for f in _walk(values).findings]
@@ -169,3 +170,35 @@ def test_unsigned_block_is_reported() -> None:
     doc["hash"] = record_hash(doc)
     values[1] = canonical(doc)
     assert any("signature" in f.problem for f in _walk(values).findings)
+
+
+def test_a_block_writes_each_distinct_decision_once() -> None:
+    """Alerts that share a decision refer to one copy in the block's table; flattening restores every row."""
+    doc = json.loads(_blocks(1, per_block=5)[0])
+    assert doc["decision_table"] == [{"partner": "COL", "decision": "DELIVER"},
+                                     {"partner": "USA", "decision": "WITHHOLD"}]
+    assert [e.get("decisions") for e in doc["entries"]] == [[0, 1]] * 5 + [None]
+    rows = [r for r in flatten(doc) if r["kind"] == "DECISION"]
+    assert [(r["alert_id"], r["partner"], r["decision"]) for r in rows[:2]] == [("A0-0", "COL", "DELIVER"),
+                                                                             ("A0-0", "USA", "WITHHOLD")]
+
+
+def test_a_signed_block_with_a_dangling_decision_reference_is_reported() -> None:
+    """Even correctly signed, a block whose entry points outside its table is a finding, and reads as UNREADABLE."""
+    values = _blocks(2)
+    doc = json.loads(values[1])
+    doc["entries"][1]["decisions"] = [0, 7]
+    del doc["hash"], doc["sig"]
+    doc["sig"] = _sign(checkpoint_payload("audit", 0, doc)).hex()
+    doc["hash"] = record_hash(doc)
+    values[1] = canonical(doc)
+    problems = [f.problem for f in _walk(values).findings]
+    assert problems == ["block seq 1 refers 1 time(s) to decisions missing from its decision table"]
+    assert [r["decision"] for r in flatten(doc) if r.get("alert_id") == "A1-1"] == ["DELIVER", "UNREADABLE"]
+
+
+def test_blocks_written_before_the_decision_table_still_flatten() -> None:
+    """Older blocks held each decision in full inside its entry."""
+    old = {"kind": "BLOCK", "seq": 3, "entries": [{"kind": "ALERT", "alert_id": "A", "decisions": [
+        {"partner": "COL", "decision": "DELIVER"}]}]}
+    assert [(r["partner"], r["decision"], r["block"]) for r in flatten(old)] == [("COL", "DELIVER", 3)]
