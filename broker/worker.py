@@ -379,7 +379,7 @@ class BrokerWorker:
         partition's order, and the slots spread over the feed's partitions. (Choosing it here also
         spares the client hashing every record's key.)"""
         partitions = sorted(await state.producer.partitions_for(topic))
-        chosen = partitions[state.slot % len(partitions)]
+        chosen = int(partitions[state.slot % len(partitions)])
         self._feed_partition[(topic, state.slot)] = chosen
         return chosen
 
