@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from broker.kafka_io import Record
 from broker.topics import Slots
@@ -81,15 +81,14 @@ OriginCheck = Callable[[Sequence[tuple[str, bytes]], bytes, str], tuple[str, int
 time in Unix ms); raises OriginError."""
 
 
-@dataclass(frozen=True)
-class FeedOut:
+class FeedOut(NamedTuple):
     topic: str
     key: bytes
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """Everything one ingress record produces."""
 

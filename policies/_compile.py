@@ -91,6 +91,7 @@ class PolicySet:
     agreements: dict[str, CompiledAgreement]
     covers: dict[str, CompiledCover]  # by rule id
     covers_for: dict[tuple[str, str], tuple[CompiledCover, ...]]  # (partner id, alert type)
+    partners_with_agreements: frozenset[str]  # partner ids some agreement names as a party
     view_settings: ViewSettings
     sources: PolicySources = field(repr=False, compare=False)
     # Deliveries depend only on the rules that matched, so they are built once and shared.
@@ -213,6 +214,7 @@ def compile_policy(
         agreements=agreements,
         covers=covers,
         covers_for=covers_for,
+        partners_with_agreements=frozenset(pid for a in agreements.values() for pid in a.partner_ids),
         view_settings=vocab.view,
         sources=sources,
     )

@@ -117,6 +117,7 @@ class _Facts:
     consent_fail: tuple[str, str] | None
     caveats: tuple[tuple[str, Effect | None], ...]
     handling: str
+    handling_rule: str  # "handling.<code>"
     handling_effect: Effect | None
     releasable: Any
     releasable_fail: tuple[str, str] | None
@@ -152,7 +153,8 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
     code = m["handling_code"]
     return _Facts(
         m, cls, ps.class_rank.get(cls, -1), rel_rank, cred_rank, grading_fail, consent, consent_fail,
-        tuple((c, ps.caveat_effects.get(c)) for c in m["caveats"]), code, ps.handling_effects.get(code),
+        tuple((c, ps.caveat_effects.get(c)) for c in m["caveats"]), code, "handling." + code,
+        ps.handling_effects.get(code),
         rel, releasable_fail, origin, origin in ps.known_countries, expired_fail,
     )  # fmt: skip
 
@@ -170,7 +172,7 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
     if effect is None:
         fails.append((UNKNOWN_HANDLING, f"handling code {f.handling!r} is unknown to the policy"))
     elif effect is not Effect.NONE:
-        _restrict(ps, partner, "handling." + f.handling, effect, consented, fails, notices)
+        _restrict(ps, partner, f.handling_rule, effect, consented, fails, notices)
     if f.releasable_fail is not None:
         fails.append(f.releasable_fail)
     rel = f.releasable
@@ -194,7 +196,7 @@ def _covers(
     if covers is None:
         if alert_type not in ps.alert_types:
             fails.append((UNKNOWN_ALERT_TYPE, f"alert type {alert_type!r} is unknown to the policy"))
-        elif any(partner.id in a.partner_ids for a in ps.agreements.values()):
+        elif partner.id in ps.partners_with_agreements:
             fails.append((NOT_COVERED, f"no agreement with {partner.id} covers {alert_type} alerts"))
         else:
             fails.append((NO_AGREEMENT, f"there is no agreement with {partner.id}"))
@@ -230,15 +232,21 @@ def _check_cover(
             fails.append((rule_id, f"{cover.rule_id}: {problem}"))
 
 
-def _decide(alert: Mapping[str, Any], partner_id: str, ps: PolicySet, now: datetime,
-            facts: _Facts | None = None) -> Decision:
+def _decide(alert: Mapping[str, Any], partner_id: str, ps: PolicySet, now: datetime) -> Decision:
     partner = ps.partners.get(partner_id)
     if partner is None:
-        reason = f"partner {partner_id!r} is unknown to the policy"
-        return _withhold(ps, str(partner_id), (), [(UNKNOWN_PARTNER, reason)])
+        return _unknown_partner(ps, partner_id)
     if not isinstance(now, datetime) or now.utcoffset() is None:
         return _withhold(ps, partner.id, (), [(TIME_NAIVE, "the decision time is not a datetime with a UTC offset")])
-    f = facts if facts is not None else _facts(alert, ps, now)
+    return _decide_for(alert, partner, ps, now, _facts(alert, ps, now))
+
+
+def _unknown_partner(ps: PolicySet, partner_id: str) -> Decision:
+    return _withhold(ps, str(partner_id), (), [(UNKNOWN_PARTNER, f"partner {partner_id!r} is unknown to the policy")])
+
+
+def _decide_for(alert: Mapping[str, Any], partner: PartnerInfo, ps: PolicySet, now: datetime, f: _Facts) -> Decision:
+    """One known partner's decision, at a checked time, from the alert's facts."""
     fails: Fails = []
     notices: Fails = []
     cls_rank = f.cls_rank
@@ -277,14 +285,21 @@ def decide_many(alert: Mapping[str, Any], partner_ids: Sequence[str], policy_set
 
     The same decisions, reasons in the same order, as calling ``decide`` for each partner.
     """
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        return [decide(alert, p, policy_set, now) for p in partner_ids]
     try:
-        facts = _facts(alert, policy_set, now) if isinstance(now, datetime) and now.utcoffset() is not None else None
+        facts = _facts(alert, policy_set, now)
     except (KeyError, TypeError, AttributeError, ValueError):
         return [decide(alert, p, policy_set, now) for p in partner_ids]
     out = []
+    partners = policy_set.partners
     for partner_id in partner_ids:
+        partner = partners.get(partner_id)
+        if partner is None:
+            out.append(_unknown_partner(policy_set, partner_id))
+            continue
         try:
-            out.append(_decide(alert, partner_id, policy_set, now, facts))
+            out.append(_decide_for(alert, partner, policy_set, now, facts))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             out.append(_malformed(policy_set, partner_id, exc))
     return out

@@ -8,7 +8,7 @@ only what the rules change.
 from __future__ import annotations
 
 import base64
-import hmac
+import hashlib
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,9 +55,37 @@ def pseudonym(value: str, domain: str, ctx: ViewContext) -> str:
     passport number) get the same pseudonym wherever it appears.
     """
     msg = f"{ctx.partner_id}\x1f{domain}\x1f{_normal(value)}".encode()
-    digest = hmac.digest(ctx.key, msg, "sha256")
+    length = ctx.settings.pseudonym_length
+    # Base32 turns each 5 bytes into 8 characters on their own: encode only the bytes shown.
+    digest = _hmac_sha256(ctx.key, msg)[: min(32, 5 * -(-length // 8))]
     text = base64.b32encode(digest).decode("ascii").lower()
-    return ctx.settings.pseudonym_prefix + text[: ctx.settings.pseudonym_length]
+    return ctx.settings.pseudonym_prefix + text[:length]
+
+
+_PADS_LIMIT = 64
+_pads: dict[bytes, tuple[Any, Any]] = {}
+
+
+def _hmac_sha256(key: bytes, msg: bytes) -> bytes:
+    """HMAC-SHA256 (RFC 2104) from the key's inner and outer pads, hashed once per key (a view
+    pseudonymises several values under one agreement's key; ``hmac.digest`` sets the key up
+    again for each)."""
+    pads = _pads.get(key)
+    if pads is None:
+        raw = hashlib.sha256(key).digest() if len(key) > 64 else key
+        raw = raw.ljust(64, b"\0")
+        if len(_pads) >= _PADS_LIMIT:
+            _pads.clear()
+        pads = _pads[key] = (hashlib.sha256(raw.translate(_TRANS_36)), hashlib.sha256(raw.translate(_TRANS_5C)))
+    inner = pads[0].copy()
+    inner.update(msg)
+    outer = pads[1].copy()
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+_TRANS_36 = bytes(x ^ 0x36 for x in range(256))
+_TRANS_5C = bytes(x ^ 0x5C for x in range(256))
 
 
 def _drop(info: FieldInfo) -> Leaf:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hmac
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import schemas
 from policies import Decision, Outcome, PolicySet, build_view, decide, pseudonym
 from policies._model import ViewSettings
-from policies._view import ViewContext
+from policies._view import ViewContext, _normal
 from puente.errors import PolicyError
 
 MakeAlert = Callable[..., dict[str, Any]]
@@ -65,6 +69,17 @@ def test_pseudonyms_differ_per_partner_and_key() -> None:
     assert one != pseudonym("1045678912", "document_number", ViewContext(b"k" * 32, "USA", vs))
     assert one != pseudonym("1045678912", "document_number", ViewContext(b"j" * 32, "COL", vs))
     assert one != pseudonym("1045678912", "person_name", ViewContext(b"k" * 32, "COL", vs))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=16, max_size=100), st.integers(12, 52), st.text(max_size=40))
+def test_a_pseudonym_is_the_truncated_base32_of_the_hmac(key: bytes, length: int, value: str) -> None:
+    """The definition, written out the slow way: HMAC-SHA256 over partner, domain and the
+    normalised value, base32 of the whole digest, lower case, cut to the configured length."""
+    vs = ViewSettings(pseudonym_length=length)
+    msg = f"COL\x1fsurname\x1f{_normal(value)}".encode()
+    expected = vs.pseudonym_prefix + base64.b32encode(hmac.digest(key, msg, "sha256")).decode().lower()[:length]
+    assert pseudonym(value, "surname", ViewContext(key, "COL", vs)) == expected
 
 
 def test_generalise_rounds_coordinates_to_the_grid(
