@@ -17,40 +17,29 @@ from puente.settings import PuenteSettings
 from schemas import alert_codec
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoutedDecision:
-    """A policy decision in the shape the pipeline reads, with its audit fields built once."""
+    """A policy decision in the shape the pipeline reads, with its audit fields built once.
+
+    Built once per distinct decision and shared, so every field the pipeline reads per alert is
+    a plain attribute rather than a property.
+    """
 
     decision: Decision
     audit: dict[str, Any]
+    partner: str
+    outcome: str
+    agreement: str | None
+    rules: Sequence[str]
+    reasons: Sequence[str]
+    redactions: Sequence[tuple[str, str]]
+    policy_version: str
 
-    @property
-    def partner(self) -> str:
-        return self.decision.partner_id
-
-    @property
-    def outcome(self) -> str:
-        return self.decision.outcome.value
-
-    @property
-    def agreement(self) -> str | None:
-        return self.decision.agreement_id
-
-    @property
-    def rules(self) -> Sequence[str]:
-        return self.decision.rule_ids
-
-    @property
-    def reasons(self) -> Sequence[str]:
-        return self.decision.reasons
-
-    @property
-    def redactions(self) -> Sequence[tuple[str, str]]:
-        return [(r.path, r.action) for r in self.decision.redactions]
-
-    @property
-    def policy_version(self) -> str:
-        return self.decision.policy_version
+    @classmethod
+    def of(cls, decision: Decision) -> RoutedDecision:
+        return cls(decision, _audit_fields(decision), decision.partner_id, decision.outcome.value,
+                   decision.agreement_id, decision.rule_ids, decision.reasons,
+                   [(r.path, r.action) for r in decision.redactions], decision.policy_version)
 
 
 ROUTED_LIMIT = 50_000
@@ -100,7 +89,7 @@ class PolicyAdapter:
         if routed is None or routed.decision is not inner:
             if len(self._routed) >= ROUTED_LIMIT:
                 self._routed.clear()
-            routed = RoutedDecision(inner, _audit_fields(inner))
+            routed = RoutedDecision.of(inner)
             self._routed[id(inner)] = routed
         return routed
 
