@@ -43,17 +43,17 @@ Fails = list[tuple[str, str]]
 MEMO_LIMIT = 50_000  # shared decisions kept per policy set; a few MB at most
 
 
-def _withhold(ps: PolicySet, partner_id: str, agreements: Sequence[str], fails: Fails) -> Decision:
+def _withhold(ps: PolicySet, partner_id: str, considered: tuple[CompiledCover, ...], fails: Fails) -> Decision:
     # Building a frozen dataclass costs more than the checks; equal reasons give an equal decision,
     # so decisions are shared through a bounded memo (bounded: reasons may quote alert values).
-    key = (partner_id, tuple(agreements), tuple(fails))
+    key = (partner_id, considered, tuple(fails))  # covers hash by identity: cheap
     found = ps.memo.get(key)
     if found is not None:
         return found
     rule_ids, reasons = zip(*fails, strict=True)
     decision = Decision(
-        Outcome.WITHHOLD, partner_id, tuple(dict.fromkeys(agreements)), tuple(dict.fromkeys(rule_ids)),
-        reasons, (), ps.version,
+        Outcome.WITHHOLD, partner_id, tuple(dict.fromkeys(c.agreement.id for c in considered)),
+        tuple(dict.fromkeys(rule_ids)), reasons, (), ps.version,
     )  # fmt: skip
     _remember(ps, key, decision)
     return decision
@@ -151,9 +151,10 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
         expired_fail = (ALERT_EXPIRED, f"the alert expired at {expires.isoformat()}")
     origin = m["originator"]["country"]
     code = m["handling_code"]
+    caveats = m["caveats"]
     return _Facts(
         m, cls, ps.class_rank.get(cls, -1), rel_rank, cred_rank, grading_fail, consent, consent_fail,
-        tuple((c, ps.caveat_effects.get(c)) for c in m["caveats"]), code, "handling." + code,
+        tuple([(c, ps.caveat_effects.get(c)) for c in caveats]), code, "handling." + code,
         ps.handling_effects.get(code),
         rel, releasable_fail, origin, origin in ps.known_countries, expired_fail,
     )  # fmt: skip
@@ -216,15 +217,12 @@ def _covers(
     return covers, live
 
 
-def _check_cover(
-    cover: CompiledCover, alert: Mapping[str, Any], partner: PartnerInfo, ranks: tuple[int, int, int], fails: Fails
-) -> None:
+def _check_cover(cover: CompiledCover, alert: Mapping[str, Any], partner: PartnerInfo, f: _Facts, fails: Fails) -> None:
     """The agreement's own limits and the rule's conditions. Unknown markings rank -1: already withheld."""
     a = cover.agreement
-    cls_rank, rel_rank, cred_rank = ranks
-    if cls_rank > a.max_rank:
+    if f.cls_rank > a.max_rank:
         fails.append((f"{a.id}.max_classification", f"{a.id} allows up to {a.max_classification}"))
-    if rel_rank > a.min_ranks[0] or cred_rank > a.min_ranks[1]:
+    if f.rel_rank > a.min_ranks[0] or f.cred_rank > a.min_ranks[1]:
         fails.append((f"{a.id}.min_grading", f"{a.id} needs grading {a.min_grading} or better"))
     for rule_id, condition in cover.conditions:
         problem = condition(alert, partner)
@@ -261,9 +259,9 @@ def _decide_for(alert: Mapping[str, Any], partner: PartnerInfo, ps: PolicySet, n
         fails.append(f.expired_fail)
     considered, covers = _covers(ps, partner, alert["alert_type"], now, fails)
     for cover in covers:
-        _check_cover(cover, alert, partner, (cls_rank, f.rel_rank, f.cred_rank), fails)
+        _check_cover(cover, alert, partner, f, fails)
     if fails:
-        return _withhold(ps, partner.id, [c.agreement.id for c in considered], fails)
+        return _withhold(ps, partner.id, considered, fails)
     return _deliver(ps, partner, covers, notices)
 
 

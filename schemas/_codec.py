@@ -81,10 +81,13 @@ class SingleObjectCodec:
 
     def decode(self, data: bytes) -> dict[str, Any]:
         """The record in the reader (current) schema, whichever known writer wrote it."""
-        fp, body = self.split(data)
+        if len(data) >= HEADER_LEN and data[:2] == MARKER:  # split's checks, without building the body view
+            fp = data[2:HEADER_LEN]
+        else:
+            fp, _ = self.split(data)  # raises, naming the problem
         writer = self._writers.get(fp)
         if writer is None:
-            raise UnknownSchemaError(f"unknown writer schema fingerprint {fp.hex()} for {self.writer.name}")
+            raise UnknownSchemaError(f"unknown writer schema fingerprint {bytes(fp).hex()} for {self.writer.name}")
         if writer is self.writer and self._native is not None:
             try:
                 value, end = self._native.decode(data, HEADER_LEN)
@@ -94,6 +97,7 @@ class SingleObjectCodec:
             if end != len(data):
                 raise CorruptRecordError(f"{self.writer.name} record has {len(data) - end} unexpected trailing bytes")
             return value  # type: ignore[no-any-return]
+        body = memoryview(data)[HEADER_LEN:]
         stream = BytesIO(body)
         try:
             if writer is self.writer:
