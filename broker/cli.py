@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     subs.add_argument("--verify-key", type=Path, help="the broker's public signing key (default: beside --key)")
     subs.add_argument("--out", type=Path, help="write JSON lines here instead of standard output")
     subs.add_argument("--follow", action="store_true", help="keep reading; default: stop when idle for 5 s")
+    subs.add_argument("--instance", default="main",
+                      help="this subscriber's name (default main): subscribers of one partner that run at once "
+                           "need different names; starting one with a name in use stops the other")
     subs.set_defaults(func=_subscribe)
 
     audit = sub.add_parser("audit", help="for auditors").add_subparsers(dest="verb", required=True)
@@ -208,7 +211,10 @@ def _subscribe(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown partner {args.partner!r}; known: {', '.join(sorted(ps.partners))}")
     names = TopicNames(cfg.topic_prefix)
     opener = make_opener(partner.id, args.key, args.verify_key)
-    sub = Subscriber(cfg.bootstrap, partner.id, names.feed(partner.feed_topic), names.access, opener, alert_codec())
+    if not args.instance or len(args.instance) > 64 or not all(c.isalnum() or c in "-_." for c in args.instance):
+        raise ConfigError("--instance must be 1-64 letters, digits, '-', '_' or '.'")
+    sub = Subscriber(cfg.bootstrap, partner.id, names.feed(partner.feed_topic), names.access, opener, alert_codec(),
+                     instance=args.instance)
     out = open(args.out, "a", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115 - closed below
     try:
         stats = asyncio.run(sub.run(out, idle_exit_s=None if args.follow else 5.0))

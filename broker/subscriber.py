@@ -1,4 +1,14 @@
-"""The partner subscriber: read one feed, verify and decrypt, decode, write JSON lines, send receipts."""
+"""The partner subscriber: read one feed, verify and decrypt, decode, write JSON lines, send receipts.
+
+Receipts are exactly once: each batch's receipts and the feed offsets commit in one Kafka
+transaction, under a transactional id that names the partner and the subscriber instance.
+Starting a subscriber fences any earlier one with the same partner and instance (a crashed
+one's open receipts are aborted), so each receipt chain keeps a single writer and never
+forks; the fenced one stops with a clear error. Instances of one partner with different
+names share the feed through the consumer group and each keeps its own receipt chain.
+What is written to the output is at least once: a crash after writing a batch and before
+its commit writes those alerts again on restart (with one receipt each, as before).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +22,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import ProducerFenced
+from aiokafka.structs import OffsetAndMetadata
 
 from broker.audit import ChainHead, ChainWriter
 from broker.kafka_io import Record, _record, last_json_record, reader
-from puente.errors import CodecError, CryptoError
+from puente.errors import CodecError, CryptoError, PuenteError
 from schemas import AlertCodec, to_json
 
 
@@ -37,6 +49,19 @@ def _iso(value: datetime) -> str:
 def receipt_partition(partner: str, partitions: int) -> int:
     """Each partner's receipts go to one partition, so its receipt chain has one writer."""
     return zlib.crc32(partner.encode()) % partitions
+
+
+DEFAULT_INSTANCE = "main"
+
+
+def receipt_chain(partner: str, instance: str = DEFAULT_INSTANCE) -> str:
+    """The receipt chain a subscriber instance writes: the partner's id, with the instance's name
+    after a slash unless it is the default one."""
+    return partner if instance == DEFAULT_INSTANCE else f"{partner}/{instance}"
+
+
+class SubscriberFenced(PuenteError):
+    """A newer subscriber with the same partner and instance has taken over."""
 
 
 def open_record(rec: Record, opener: Opener, codec: AlertCodec) -> dict[str, Any]:
@@ -61,11 +86,14 @@ class Subscriber:
     """Reads a partner's feed with read_committed and writes what it may see."""
 
     def __init__(self, bootstrap: str, partner: str, feed_topic: str, access_topic: str, opener: Opener,
-                 codec: AlertCodec, *, group_id: str | None = None,
+                 codec: AlertCodec, *, group_id: str | None = None, instance: str = DEFAULT_INSTANCE,
                  on_error: Callable[[str], None] | None = None) -> None:
         self.bootstrap, self.partner, self.feed_topic, self.access_topic = bootstrap, partner, feed_topic, access_topic
         self.opener, self.codec = opener, codec
         self.group_id = group_id or f"{feed_topic}.subscriber"
+        self.instance = instance
+        self.chain_name = receipt_chain(partner, instance)
+        self.transactional_id = f"puente-subscriber:{access_topic}:{self.chain_name}"
         self.on_error = on_error or (lambda msg: print(msg, file=sys.stderr))
         self.stats = SubscribeStats()
 
@@ -75,11 +103,11 @@ class Subscriber:
         consumer = reader(self.bootstrap)
         await consumer.start()
         try:
-            last = await last_json_record(consumer, TopicPartition(self.access_topic, part), chain=self.partner)
+            last = await last_json_record(consumer, TopicPartition(self.access_topic, part), chain=self.chain_name)
         finally:
             await consumer.stop()
         head = ChainHead.after(last)
-        return ChainWriter(self.access_topic, part, head, checkpoint_every=1 << 62, chain=self.partner), part
+        return ChainWriter(self.access_topic, part, head, checkpoint_every=1 << 62, chain=self.chain_name), part
 
     async def run(self, out: TextIO, *, idle_exit_s: float | None = 5.0, limit: int | None = None) -> SubscribeStats:
         """Consume until idle for ``idle_exit_s`` (None: forever) or ``limit`` records."""
@@ -87,10 +115,12 @@ class Subscriber:
             self.feed_topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
-        await producer.start()
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
+                                    transactional_id=self.transactional_id)
+        await producer.start()  # fences an earlier subscriber of this partner and instance; aborts its receipts
         await consumer.start()
         try:
+            # Read the chain's head only now: the fenced writer's open receipts are aborted, never seen.
             chain, part = await self._chain(producer)
             idle_since = time.monotonic()
             while limit is None or self.stats.received + self.stats.rejected < limit:
@@ -100,12 +130,18 @@ class Subscriber:
                         break
                     continue
                 idle_since = time.monotonic()
-                for msgs in batch.values():
-                    for msg in msgs:
-                        await self._handle(_record(msg), out, producer, chain, part)
-                out.flush()
-                await producer.flush()
-                await consumer.commit()
+                async with producer.transaction():
+                    for msgs in batch.values():
+                        for msg in msgs:
+                            await self._handle(_record(msg), out, producer, chain, part)
+                    out.flush()  # written before the commit: at least once, never lost
+                    offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "") for tp, msgs in batch.items()}
+                    await producer.send_offsets_to_transaction(offsets, self.group_id)
+        except ProducerFenced:
+            raise SubscriberFenced(
+                f"another subscriber for {self.partner} (instance {self.instance!r}) has started and taken over "
+                "its receipts; this one stops. Give concurrent subscribers different --instance names."
+            ) from None
         finally:
             await consumer.stop()
             await producer.stop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import signal
 import subprocess
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from puente_testing import (
     Env,
     audit_docs,
@@ -25,8 +28,10 @@ from puente_testing import (
 from adapters.publisher import IngressPublisher
 from adapters.synthetic import generate
 from broker.audit.store import verify_topics
-from broker.cli import publish_synthetic, verifier
+from broker.cli import make_opener, publish_synthetic, verifier
 from broker.crypto import Keystore, SecretBytes, sign_ingress
+from broker.subscriber import Subscriber, receipt_partition
+from schemas import alert_codec
 
 pytestmark = pytest.mark.kafka
 
@@ -178,6 +183,47 @@ async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
     assert {line["alert_id"] for line in lines} == want and len(lines) == len(want)
     receipts = [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.access)]
     assert Counter(r["status"] for r in receipts if r["chain"] == partner) == {"RECEIVED": len(want)}
+
+
+async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_receipted_once(env: Env) -> None:
+    """Receipts commit with the feed offsets. A subscriber that died mid-batch left an open transaction:
+    the next one fences it, its receipt never shows, and across runs each alert gets one receipt in one
+    unforked chain."""
+    await publish_synthetic(env.cfg, 200, seed=23)
+    await run_broker(env)
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
+    partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
+    want = {d["alert_id"] for d in docs if d["partner"] == partner}
+    opener = make_opener(partner, env.key_file(partner), None)
+
+    def subscriber() -> Subscriber:
+        return Subscriber(env.cfg.bootstrap, partner, env.feed(partner), env.names.access, opener, alert_codec())
+
+    zombie = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap, transactional_id=subscriber().transactional_id)
+    await zombie.start()
+    await zombie.begin_transaction()
+    partitions = await zombie.partitions_for(env.names.access)
+    forged = {"v": 1, "kind": "RECEIPT", "chain": partner, "seq": 0, "prev": "0" * 64, "partner": partner,
+              "alert_id": "never-received", "status": "RECEIVED", "hash": "0" * 64}
+    await zombie.send_and_wait(env.names.access, json.dumps(forged).encode(),
+                               partition=receipt_partition(partner, len(partitions)))
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        stats = await subscriber().run(first, idle_exit_s=3, limit=5)  # fences the zombie; stops after a batch
+        assert stats.received >= 5 and stats.rejected == 0
+        with pytest.raises(KafkaError):
+            await zombie.commit_transaction()
+    finally:
+        with contextlib.suppress(KafkaError):
+            await zombie.stop()
+    await subscriber().run(second, idle_exit_s=3)
+    lines = [json.loads(line) for out in (first, second) for line in out.getvalue().splitlines()]
+    assert sorted(line["alert_id"] for line in lines) == sorted(want)  # each once, across both runs
+    receipts = [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.access)]
+    mine = [r for r in receipts if r.get("chain") == partner]
+    assert sorted(r["alert_id"] for r in mine) == sorted(want) and [r["seq"] for r in mine] == list(range(len(want)))
+    reports = await verify_topics(env.cfg.bootstrap, [env.names.access], verifier(env.cfg, None))
+    assert [f.problem for r in reports for f in r.findings] == []
 
 
 async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path: Path) -> None:
