@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     subs.add_argument("--partner", required=True)
     subs.add_argument("--key", required=True, type=Path, help="the partner's private key file")
     subs.add_argument("--verify-key", type=Path, help="the broker's public signing key (default: beside --key)")
+    subs.add_argument("--sign-key", type=Path,
+                      help="the partner's receipt-signing key file (default: the current one beside --key)")
     subs.add_argument("--out", type=Path, help="write JSON lines here instead of standard output")
     subs.add_argument("--follow", action="store_true", help="keep reading; default: stop when idle for 5 s")
     subs.add_argument("--instance", default="main",
@@ -52,7 +54,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     audit = sub.add_parser("audit", help="for auditors").add_subparsers(dest="verb", required=True)
     verify = audit.add_parser("verify", help="check every audit chain for gaps, edits, reordering, bad signatures")
-    verify.add_argument("--verify-key", type=Path, help="broker public signing key file (default: the keystore)")
+    verify.add_argument("--verify-key", type=Path, action="append",
+                        help="a public signing key file: the broker's, or a partner's receipt key; repeat for "
+                             "several (default: every signing key in the broker's keystore)")
     verify.set_defaults(func=_audit_verify)
     log = audit.add_parser("log", help="list decisions, dead letters and receipts")
     log.add_argument("--partner")
@@ -198,6 +202,27 @@ def make_opener(partner: str, key_file: Path, verify_file: Path | None) -> Any:
     return FeedOpener(partner, record.x25519_private(), verify)
 
 
+def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> tuple[str, Any]:
+    """(key id, sign) with the partner's receipt-signing key: ``sign_file``, or the current one beside ``key_file``."""
+    from broker.crypto import KeyKind, Keystore, load_key_file, sign_checkpoint
+
+    if sign_file is not None:
+        record = load_key_file(sign_file)
+    else:
+        try:
+            record = Keystore(key_file.parent).load_receipt_key(partner)
+        except KeyMaterialError as exc:
+            raise KeyMaterialError(f"{exc}; pass the partner's receipt-signing key with --sign-key") from exc
+    if record.kind is not KeyKind.PARTNER_SIGNING or record.owner != partner:
+        raise KeyMaterialError(f"key {record.key_id} is not {partner}'s receipt-signing key")
+    private = record.ed25519_private()
+
+    def sign(payload: bytes) -> bytes:
+        return sign_checkpoint(private, payload)
+
+    return record.key_id, sign
+
+
 def _subscribe(args: argparse.Namespace) -> int:
     from broker.subscriber import Subscriber
     from broker.topics import TopicNames
@@ -214,7 +239,7 @@ def _subscribe(args: argparse.Namespace) -> int:
     if not args.instance or len(args.instance) > 64 or not all(c.isalnum() or c in "-_." for c in args.instance):
         raise ConfigError("--instance must be 1-64 letters, digits, '-', '_' or '.'")
     sub = Subscriber(cfg.bootstrap, partner.id, names.feed(partner.feed_topic), names.access, opener, alert_codec(),
-                     instance=args.instance)
+                     instance=args.instance, signer=receipt_signer(partner.id, args.key, args.sign_key))
     out = open(args.out, "a", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115 - closed below
     try:
         stats = asyncio.run(sub.run(out, idle_exit_s=None if args.follow else 5.0))
@@ -226,19 +251,24 @@ def _subscribe(args: argparse.Namespace) -> int:
 
 
 # ---- audit ----------------------------------------------------------------------------------
-def verifier(cfg: PuenteSettings, verify_file: Path | None) -> Any:
+def verifier(cfg: PuenteSettings, verify_files: list[Path] | Path | None) -> Any:
+    """Signature checks for ``audit verify``: the given public key files, or every signing key
+    (the broker's and the partners' receipt keys) in the broker's keystore."""
     from broker.crypto import KeyKind, Keystore, load_key_file, verify_checkpoint
+    from broker.crypto.keys import parse_key_id
     from puente.errors import SignatureError
 
     keys: dict[str, Any] = {}
-    if verify_file is not None:
-        rec = load_key_file(verify_file)
-        keys[rec.key_id] = rec.ed25519_public()
+    if verify_files:
+        for path in [verify_files] if isinstance(verify_files, Path) else verify_files:
+            rec = load_key_file(path)
+            keys[rec.key_id] = rec.ed25519_public()
     else:
         store = Keystore(cfg.keys / "broker")
         for kid in store.key_ids():
-            if kid.startswith("broker-sign-"):
-                keys[kid] = store.load(kid, KeyKind.BROKER_SIGNING).ed25519_public()
+            kind = parse_key_id(kid).kind
+            if kind in (KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING):
+                keys[kid] = store.load(kid, kind).ed25519_public()
 
     def verify(signer: str, payload: bytes, sig: bytes) -> bool:
         key = keys.get(signer)

@@ -139,7 +139,7 @@ async def _broker(cfg: PuenteSettings, workers: int, total: int) -> list[Any]:
 
 
 async def _subscribers(cfg: PuenteSettings, out_dir: Path) -> dict[str, Any]:
-    from broker.cli import make_opener
+    from broker.cli import make_opener, receipt_signer
     from broker.subscriber import Subscriber
     from broker.topics import TopicNames
     from policies import load_policy_set
@@ -153,9 +153,10 @@ async def _subscribers(cfg: PuenteSettings, out_dir: Path) -> dict[str, Any]:
     async def one(pid: str) -> Any:
         partner = partners[pid]
         folder = cfg.keys / "partners" / pid
-        opener = make_opener(pid, folder / f"{partner.encryption_key_id}.json", None)
+        key_file = folder / f"{partner.encryption_key_id}.json"
+        opener = make_opener(pid, key_file, None)
         sub = Subscriber(cfg.bootstrap, pid, names.feed(partner.feed_topic), names.access, opener, alert_codec(),
-                         on_error=errors.append)
+                         signer=receipt_signer(pid, key_file, None), on_error=errors.append)
         with open(out_dir / f"{pid}.jsonl", "w", encoding="utf-8") as out:
             return await sub.run(out, idle_exit_s=4.0)
 

@@ -1,13 +1,15 @@
 """The partner subscriber: read one feed, verify and decrypt, decode, write JSON lines, send receipts.
 
-Receipts are exactly once: each batch's receipts and the feed offsets commit in one Kafka
-transaction, under a transactional id that names the partner and the subscriber instance.
-Starting a subscriber fences any earlier one with the same partner and instance (a crashed
-one's open receipts are aborted), so each receipt chain keeps a single writer and never
-forks; the fenced one stops with a clear error. Instances of one partner with different
-names share the feed through the consumer group and each keeps its own receipt chain.
-What is written to the output is at least once: a crash after writing a batch and before
-its commit writes those alerts again on restart (with one receipt each, as before).
+Receipts are signed: each batch ends with a CHECKPOINT record signed by the partner's
+receipt-signing key, vouching for its receipt chain up to there, so no one else can forge or
+rewrite what a partner says it received. They are exactly once: each batch's receipts, its
+checkpoint and the feed offsets commit in one Kafka transaction, under a transactional id that
+names the partner and the subscriber instance. Starting a subscriber fences any earlier one with
+the same partner and instance (a crashed one's open receipts are aborted), so each receipt chain
+keeps a single writer and never forks; the fenced one stops with a clear error. Instances of one
+partner with different names share the feed through the consumer group and each keeps its own
+receipt chain. What is written to the output is at least once: a crash after writing a batch
+and before its commit writes those alerts again on restart (with one receipt each, as before).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class Subscriber:
 
     def __init__(self, bootstrap: str, partner: str, feed_topic: str, access_topic: str, opener: Opener,
                  codec: AlertCodec, *, group_id: str | None = None, instance: str = DEFAULT_INSTANCE,
+                 signer: tuple[str, Callable[[bytes], bytes]] | None = None,
                  on_error: Callable[[str], None] | None = None) -> None:
         self.bootstrap, self.partner, self.feed_topic, self.access_topic = bootstrap, partner, feed_topic, access_topic
         self.opener, self.codec = opener, codec
@@ -94,6 +97,7 @@ class Subscriber:
         self.instance = instance
         self.chain_name = receipt_chain(partner, instance)
         self.transactional_id = f"puente-subscriber:{access_topic}:{self.chain_name}"
+        self.signer = signer  # (key id, sign): the partner's receipt-signing key; None leaves receipts unsigned
         self.on_error = on_error or (lambda msg: print(msg, file=sys.stderr))
         self.stats = SubscribeStats()
 
@@ -135,6 +139,10 @@ class Subscriber:
                         for msg in msgs:
                             await self._handle(_record(msg), out, producer, chain, part)
                     out.flush()  # written before the commit: at least once, never lost
+                    if self.signer is not None:  # the partner vouches for the chain so far, batch by batch
+                        signer_id, sign = self.signer
+                        signed = chain.checkpoint(signer_id, sign, _iso(datetime.now(UTC)))
+                        await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
                     offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "") for tp, msgs in batch.items()}
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
         except ProducerFenced:

@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 
 from broker.audit.chain import GENESIS, checkpoint_payload, record_hash, unresolved_decisions
+from broker.crypto.keys import BROKER_OWNER, parse_key_id
+from puente.errors import KeyMaterialError
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,18 @@ _SIGNED_KINDS = frozenset({"CHECKPOINT", "BLOCK"})
 
 VerifyFn = Callable[[str, bytes, bytes], bool]
 """(signer id, payload, signature) -> whether the signature is valid for that signer."""
+
+
+def may_sign(chain: str | None, signer: str) -> bool:
+    """Whose key may sign a chain: the broker's for the decisions, the partner's own for its receipts
+    (chain ``COL`` or ``COL/<instance>``), so no one vouches for another's records."""
+    try:
+        owner = parse_key_id(signer).owner
+    except KeyMaterialError:
+        return False
+    if chain is None:
+        return owner == BROKER_OWNER
+    return owner == str(chain).split("/", 1)[0]
 
 
 def verify_partition(
@@ -82,6 +96,10 @@ def verify_partition(
                 good = False
             if not good:
                 flag(f"{str(doc.get('kind', 'record')).lower()} seq {seq} has an invalid signature")
+            elif not may_sign(chain, str(doc["signer"])):
+                whose = "the broker's decisions" if chain is None else f"{chain}'s receipts"
+                flag(f"{label}{str(doc.get('kind', 'record')).lower()} seq {seq} is signed by {doc['signer']}, "
+                     f"which may not vouch for {whose}")
             if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
                 flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
         else:

@@ -6,10 +6,13 @@ Kinds of key (``KeyKind``), each 32 bytes, and who holds which half:
     broker-signing      Ed25519  the broker keeps the private half; partners and auditors get the public half
     agency-mac          HMAC     32 random bytes shared by one agency's adapter and the broker
     pseudonym           HMAC     32 random bytes per agreement, for the policy layer's pseudonyms
+    partner-signing     Ed25519  the partner keeps the private half and signs its receipts; the broker's
+                                 auditors get the public half
 
 A key id reads ``<owner>-<role>-<generation>``, e.g. ``COL-enc-2026a``, ``broker-sign-2026a``,
-``SENAN-mac-2026a`` or ``PA-COL-2026-pseudo-2026a``; the role (``enc``, ``sign``, ``mac``,
-``pseudo``) must agree with the kind written in the file. The owner may contain dashes.
+``SENAN-mac-2026a``, ``PA-COL-2026-pseudo-2026a`` or ``COL-rcpt-2026a``; the role (``enc``,
+``sign``, ``mac``, ``pseudo``, ``rcpt``) must agree with the kind written in the file. The owner
+may contain dashes.
 
 On disk a keystore is a folder of ``<key_id>.json`` files::
 
@@ -62,6 +65,7 @@ class KeyKind(StrEnum):
     BROKER_SIGNING = "broker-signing"
     AGENCY_MAC = "agency-mac"
     PSEUDONYM = "pseudonym"
+    PARTNER_SIGNING = "partner-signing"
 
     @property
     def role(self) -> str:
@@ -71,7 +75,7 @@ class KeyKind(StrEnum):
     @property
     def asymmetric(self) -> bool:
         """True for key pairs (a public half exists)."""
-        return self in (KeyKind.PARTNER_ENCRYPTION, KeyKind.BROKER_SIGNING)
+        return self in (KeyKind.PARTNER_ENCRYPTION, KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
 
 
 _ROLES = {
@@ -79,11 +83,13 @@ _ROLES = {
     KeyKind.BROKER_SIGNING: "sign",
     KeyKind.AGENCY_MAC: "mac",
     KeyKind.PSEUDONYM: "pseudo",
+    KeyKind.PARTNER_SIGNING: "rcpt",  # a partner's receipt-signing key
 }
+_SIGNING_KINDS = (KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
 # Key ids become file names: a tight alphabet and an alphanumeric first character keep
 # them out of path traversal and away from the dot-files used for atomic writes.
 _KEY_ID = re.compile(
-    r"(?P<owner>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(?P<role>enc|sign|mac|pseudo)-(?P<gen>[A-Za-z0-9]{1,16})"
+    r"(?P<owner>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(?P<role>enc|sign|mac|pseudo|rcpt)-(?P<gen>[A-Za-z0-9]{1,16})"
 )
 
 
@@ -141,7 +147,7 @@ def parse_key_id(key_id: str) -> KeyId:
     match = _KEY_ID.fullmatch(key_id)
     if match is None:
         raise KeyMaterialError(
-            f"{key_id[:80]!r} is not a key id: expected <owner>-<enc|sign|mac|pseudo>-<generation> "
+            f"{key_id[:80]!r} is not a key id: expected <owner>-<enc|sign|mac|pseudo|rcpt>-<generation> "
             "using letters, digits, '_', '.' and '-'"
         )
     kind = next(k for k, role in _ROLES.items() if role == match["role"])
@@ -194,12 +200,17 @@ class KeyRecord:
         return X25519PublicKey.from_public_bytes(self._public(KeyKind.PARTNER_ENCRYPTION))
 
     def ed25519_private(self) -> Ed25519PrivateKey:
-        """The broker's signing key."""
-        return Ed25519PrivateKey.from_private_bytes(self._secret(KeyKind.BROKER_SIGNING).reveal())
+        """A signing key: the broker's, or a partner's receipt-signing key."""
+        return Ed25519PrivateKey.from_private_bytes(self._secret(self._signing_kind()).reveal())
 
     def ed25519_public(self) -> Ed25519PublicKey:
-        """The broker's verify key."""
-        return Ed25519PublicKey.from_public_bytes(self._public(KeyKind.BROKER_SIGNING))
+        """A verify key: the broker's, or a partner's for its receipts."""
+        return Ed25519PublicKey.from_public_bytes(self._public(self._signing_kind()))
+
+    def _signing_kind(self) -> KeyKind:
+        if self.kind not in _SIGNING_KINDS:
+            raise KeyMaterialError(f"key {self.key_id}: kind is {self.kind}, expected a signing key")
+        return self.kind
 
     def symmetric(self, kind: KeyKind) -> SecretBytes:
         """The secret of an agency-mac or pseudonym key."""
@@ -217,7 +228,7 @@ def new_key(kind: KeyKind, owner: str, generation: str, now: datetime) -> KeyRec
         x_priv = X25519PrivateKey.generate()
         raw = x_priv.private_bytes_raw()
         public = x_priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    elif kind is KeyKind.BROKER_SIGNING:
+    elif kind in _SIGNING_KINDS:
         e_priv = Ed25519PrivateKey.generate()
         raw = e_priv.private_bytes_raw()
         public = e_priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -422,6 +433,10 @@ class Keystore:
         """The broker's current verify key (partner or auditor side)."""
         return self.current(BROKER_OWNER, KeyKind.BROKER_SIGNING).ed25519_public()
 
+    def load_receipt_key(self, partner_id: str) -> KeyRecord:
+        """The partner's current receipt-signing key (partner side: with its private half)."""
+        return self.current(partner_id, KeyKind.PARTNER_SIGNING)
+
     def load_agency_mac(self, agency: str) -> SecretBytes:
         """The agency's current ingress MAC key (adapter side); its ``key_id`` goes in the headers."""
         return self.current(agency, KeyKind.AGENCY_MAC).symmetric(KeyKind.AGENCY_MAC)
@@ -480,6 +495,8 @@ class Keystore:
             store = partner_stores[partner] = Keystore(root / "partners" / partner)
             own = ensure(store, KeyKind.PARTNER_ENCRYPTION, partner)
             broker.put(own.public_only())
+            receipts = ensure(store, KeyKind.PARTNER_SIGNING, partner)
+            broker.put(receipts.public_only())  # so the broker's auditors can check the partner's receipts
             store.put(signing.public_only())
         agency_stores: dict[str, Keystore] = {}
         for agency in agencies:

@@ -28,7 +28,7 @@ from puente_testing import (
 from adapters.publisher import IngressPublisher
 from adapters.synthetic import generate
 from broker.audit.store import verify_topics
-from broker.cli import make_opener, publish_synthetic, verifier
+from broker.cli import make_opener, publish_synthetic, receipt_signer, verifier
 from broker.crypto import Keystore, SecretBytes, sign_ingress
 from broker.subscriber import Subscriber, receipt_partition
 from schemas import alert_codec
@@ -182,7 +182,12 @@ async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert {line["alert_id"] for line in lines} == want and len(lines) == len(want)
     receipts = [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.access)]
-    assert Counter(r["status"] for r in receipts if r["chain"] == partner) == {"RECEIVED": len(want)}
+    assert Counter(r["status"] for r in receipts if r["chain"] == partner and r["kind"] == "RECEIPT") == \
+        {"RECEIVED": len(want)}
+    # Each batch's receipts end with the partner's signature over its chain: nothing left unsigned.
+    assert receipts[-1]["kind"] == "CHECKPOINT" and receipts[-1]["signer"].startswith(f"{partner}-rcpt-")
+    reports = await verify_topics(env.cfg.bootstrap, [env.names.access], verifier(env.cfg, None))
+    assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
 
 
 async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_receipted_once(env: Env) -> None:
@@ -196,8 +201,11 @@ async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_rec
     want = {d["alert_id"] for d in docs if d["partner"] == partner}
     opener = make_opener(partner, env.key_file(partner), None)
 
+    signer = receipt_signer(partner, env.key_file(partner), None)
+
     def subscriber() -> Subscriber:
-        return Subscriber(env.cfg.bootstrap, partner, env.feed(partner), env.names.access, opener, alert_codec())
+        return Subscriber(env.cfg.bootstrap, partner, env.feed(partner), env.names.access, opener, alert_codec(),
+                          signer=signer)
 
     zombie = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap, transactional_id=subscriber().transactional_id)
     await zombie.start()
@@ -221,9 +229,10 @@ async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_rec
     assert sorted(line["alert_id"] for line in lines) == sorted(want)  # each once, across both runs
     receipts = [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.access)]
     mine = [r for r in receipts if r.get("chain") == partner]
-    assert sorted(r["alert_id"] for r in mine) == sorted(want) and [r["seq"] for r in mine] == list(range(len(want)))
+    assert sorted(r["alert_id"] for r in mine if r["kind"] == "RECEIPT") == sorted(want)
+    assert [r["seq"] for r in mine] == list(range(len(mine)))  # one chain, no fork, no gap
     reports = await verify_topics(env.cfg.bootstrap, [env.names.access], verifier(env.cfg, None))
-    assert [f.problem for r in reports for f in r.findings] == []
+    assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
 
 
 async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path: Path) -> None:
@@ -233,13 +242,21 @@ async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path:
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
     partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
     other = next(p for p in env.policy.partners if p != partner)
+    folder = env.key_file(partner).parent
+    own_receipt_key = folder / f"{Keystore(folder).load_receipt_key(partner).key_id}.json"
     run = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(other)),
-                             "--out", str(tmp_path / "x.jsonl")),
+                             "--sign-key", str(own_receipt_key), "--out", str(tmp_path / "x.jsonl")),
                          env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert "rejected" in run.stderr and "DecryptionError" not in run.stdout
     assert (tmp_path / "x.jsonl").read_text() == ""
+    # Without its own receipt-signing key a subscriber does not start: receipts are never unsigned.
+    unsigned = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(other)),
+                                  "--out", str(tmp_path / "y.jsonl")),
+                              env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
+    assert unsigned.returncode == 2 and "Traceback" not in unsigned.stderr
+    assert f"no partner-signing key for '{partner}'" in unsigned.stderr and "--sign-key" in unsigned.stderr
 
 
 async def test_sigterm_stops_cleanly_after_the_batch_in_flight(env: Env) -> None:

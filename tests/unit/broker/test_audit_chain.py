@@ -19,7 +19,7 @@ def _sign(payload: bytes) -> bytes:
 
 
 def _verify(signer: str, payload: bytes, sig: bytes) -> bool:
-    return signer == "broker-test" and hmac.compare_digest(_sign(payload), sig)
+    return signer == "broker-sign-test" and hmac.compare_digest(_sign(payload), sig)
 
 
 def _chain(n: int, every: int = 4) -> list[bytes]:
@@ -28,7 +28,7 @@ def _chain(n: int, every: int = 4) -> list[bytes]:
     for i in range(n):
         out.append(writer.append("DECISION", {"alert_id": f"A{i}", "partner": "COL", "decision": "DELIVER"}))
         if writer.checkpoint_due:
-            out.append(writer.checkpoint("broker-test", _sign, "2026-11-01T00:00:00Z"))
+            out.append(writer.checkpoint("broker-sign-test", _sign, "2026-11-01T00:00:00Z"))
     return out
 
 
@@ -83,7 +83,7 @@ def test_rewritten_tail_with_fresh_hashes_fails_the_checkpoint() -> None:
 def test_checkpoint_signed_by_someone_else_fails() -> None:
     """A checkpoint whose signature does not verify is reported."""
     writer = ChainWriter("audit", 0)
-    values = [writer.append("DECISION", {"alert_id": "A"}), writer.checkpoint("broker-test", lambda p: b"\0" * 32, "t")]
+    values = [writer.append("DECISION", {"alert_id": "A"}), writer.checkpoint("broker-sign-test", lambda p: b"\0" * 32, "t")]
     assert any("signature" in f.problem for f in _walk(values).findings)
 
 
@@ -119,7 +119,7 @@ def _blocks(n: int, per_block: int = 3) -> list[bytes]:
         entries = [{"kind": "ALERT", "alert_id": f"A{b}-{i}", "ingress_ms": 1000 * b + i, "decisions": decisions}
                    for i in range(per_block)]
         entries.append({"kind": "DEAD_LETTER", "alert_id": f"B{b}", "reason": "replay"})
-        out.append(writer.block(entries, "broker-test", _sign, "2026-11-01T00:00:00Z"))
+        out.append(writer.block(entries, "broker-sign-test", _sign, "2026-11-01T00:00:00Z"))
     return out
 
 
@@ -202,3 +202,33 @@ def test_blocks_written_before_the_decision_table_still_flatten() -> None:
     old = {"kind": "BLOCK", "seq": 3, "entries": [{"kind": "ALERT", "alert_id": "A", "decisions": [
         {"partner": "COL", "decision": "DELIVER"}]}]}
     assert [(r["partner"], r["decision"], r["block"]) for r in flatten(old)] == [("COL", "DELIVER", 3)]
+
+
+def _verify_any(signer: str, payload: bytes, sig: bytes) -> bool:
+    return hmac.compare_digest(_sign(payload), sig)  # every key "verifies": only who may sign what is tested
+
+
+def _receipts(chain: str, signer: str) -> list[bytes]:
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain=chain)
+    out = [writer.append("RECEIPT", {"partner": chain.split("/")[0], "alert_id": f"A{i}", "status": "RECEIVED"})
+           for i in range(3)]
+    out.append(writer.checkpoint(signer, _sign, "2026-11-01T00:00:00Z"))
+    return out
+
+
+def test_a_partner_signs_its_own_receipt_chains_and_no_one_elses() -> None:
+    """COL's key vouches for COL's receipts (any instance); USA's key or the broker's does not, nor does
+    a partner's key vouch for the broker's decisions."""
+    def walk(values: list[bytes], topic: str = "access") -> list[str]:
+        return [f.problem for f in verify_partition(topic, 0, enumerate(values), _verify_any).findings]
+
+    assert walk(_receipts("COL", "COL-rcpt-2026a")) == []
+    assert walk(_receipts("COL/backup", "COL-rcpt-2026a")) == []
+    assert walk(_receipts("COL", "USA-rcpt-2026a")) == [
+        "chain COL checkpoint seq 3 is signed by USA-rcpt-2026a, which may not vouch for COL's receipts"]
+    assert walk(_receipts("COL", "broker-sign-2026a")) != []
+    assert walk(_receipts("COL", "not a key id")) != []
+    writer = ChainWriter("audit", 0)
+    block = writer.block([{"kind": "ALERT", "alert_id": "A", "decisions": []}], "COL-rcpt-2026a", _sign, "t")
+    assert walk([block], "audit") == [
+        "block seq 0 is signed by COL-rcpt-2026a, which may not vouch for the broker's decisions"]

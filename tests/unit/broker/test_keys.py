@@ -106,6 +106,7 @@ def test_key_record_repr_hides_the_secret() -> None:
         ("broker-sign-2026a", "broker", KeyKind.BROKER_SIGNING),
         ("SENAN-mac-2026a", "SENAN", KeyKind.AGENCY_MAC),
         ("PA-COL-2026-pseudo-2026a", "PA-COL-2026", KeyKind.PSEUDONYM),
+        ("COL-rcpt-2026a", "COL", KeyKind.PARTNER_SIGNING),
     ],
 )
 def test_key_ids_parse(key_id: str, owner: str, kind: KeyKind) -> None:
@@ -124,21 +125,28 @@ def test_bad_key_ids_are_refused(tmp_path: Path, key_id: str) -> None:
 
 
 def test_demo_layout_puts_each_half_with_its_holder(tmp_path: Path) -> None:
-    """The broker holds partner public keys only; each partner holds its private key and the verify key."""
+    """The broker holds partner public keys only; each partner holds its private keys and the verify key."""
     demo_keys = Keystore.generate_demo(
         tmp_path, partners=["COL", "USA"], agencies=["SENAN"], agreements=["PA-COL-2026"], now=NOW
     )
     broker = demo_keys.broker
     assert broker.key_ids() == [
         "COL-enc-2026a",
+        "COL-rcpt-2026a",
         "PA-COL-2026-pseudo-2026a",
         "SENAN-mac-2026a",
         "USA-enc-2026a",
+        "USA-rcpt-2026a",
         "broker-sign-2026a",
     ]
     assert broker.load("COL-enc-2026a").secret is None
+    assert broker.load("COL-rcpt-2026a").secret is None  # the partner alone can sign its receipts
     col = demo_keys.partners["COL"]
-    assert col.key_ids() == ["COL-enc-2026a", "broker-sign-2026a"]
+    assert col.key_ids() == ["COL-enc-2026a", "COL-rcpt-2026a", "broker-sign-2026a"]
+    receipt_key = col.load_receipt_key("COL")
+    assert receipt_key.kind is KeyKind.PARTNER_SIGNING and receipt_key.secret is not None
+    assert receipt_key.ed25519_private().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) == \
+        broker.load("COL-rcpt-2026a").ed25519_public().public_bytes(Encoding.Raw, PublicFormat.Raw)
     assert col.load("broker-sign-2026a").secret is None
     assert demo_keys.agencies["SENAN"].load_agency_mac("SENAN") == broker.load_agency_mac("SENAN")
     partner_public = col.load_partner_private("COL").public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -303,7 +311,7 @@ def test_mismatched_key_pair_is_refused(tmp_path: Path) -> None:
 def test_wrong_kind_is_refused(tmp_path: Path) -> None:
     """Asking for one kind of key and finding another is a KeyMaterialError naming both."""
     store = demo(tmp_path)
-    with pytest.raises(KeyMaterialError, match="kind is agency-mac, expected broker-signing"):
+    with pytest.raises(KeyMaterialError, match="kind is agency-mac, expected a signing key"):
         store.load("SENAN-mac-2026a").ed25519_private()
     with pytest.raises(KeyMaterialError, match="expected pseudonym"):
         store.load("SENAN-mac-2026a", KeyKind.PSEUDONYM)
