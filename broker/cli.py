@@ -98,7 +98,8 @@ def _keys_init(args: argparse.Namespace) -> int:
     cfg = settings()
     made = init_keys(cfg)
     print(f"keys ready under {made.root}: broker/ (signing, partner public keys, agency MAC, pseudonym keys), "
-          f"partners/<id>/ (each partner's decryption and receipt-signing keys), agencies/<code>/ (each agency's MAC key)")
+          "partners/<id>/ (each partner's decryption and receipt-signing keys), "
+          "agencies/<code>/ (each agency's MAC key)")
     return 0
 
 

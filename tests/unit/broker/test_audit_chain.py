@@ -83,7 +83,8 @@ def test_rewritten_tail_with_fresh_hashes_fails_the_checkpoint() -> None:
 def test_checkpoint_signed_by_someone_else_fails() -> None:
     """A checkpoint whose signature does not verify is reported."""
     writer = ChainWriter("audit", 0)
-    values = [writer.append("DECISION", {"alert_id": "A"}), writer.checkpoint("broker-sign-test", lambda p: b"\0" * 32, "t")]
+    values = [writer.append("DECISION", {"alert_id": "A"}),
+              writer.checkpoint("broker-sign-test", lambda p: b"\0" * 32, "t")]
     assert any("signature" in f.problem for f in _walk(values).findings)
 
 
