@@ -75,13 +75,13 @@ class WorkerConfig:
 
 
 class _Both:
-    """Membership in either of two sets, without copying them."""
+    """Membership in the replay window or either of two pending sets, without copying them."""
 
-    def __init__(self, a: ReplayWindow, b: Container[str]) -> None:
-        self.a, self.b = a, b
+    def __init__(self, a: ReplayWindow, b: Container[str], c: Container[str]) -> None:
+        self.a, self.b, self.c = a, b, c
 
     def __contains__(self, item: object) -> bool:
-        return item in self.a or item in self.b
+        return item in self.a or item in self.b or item in self.c
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -324,41 +324,83 @@ class BrokerWorker:
                 state.task = asyncio.create_task(self._drain(consumer, state))
 
     async def _drain(self, consumer: AIOKafkaConsumer, state: SlotState) -> None:
-        """One slot's loop: a transaction per batch from its queue until the queue is empty."""
+        """One slot's loop: a transaction per batch from its queue until the queue is empty.
+
+        The next batch is worked out while the previous one's commit is in flight (its alert ids
+        count as seen); its transaction only begins once that commit is done. A slot alone at the
+        end of a burst no longer leaves the CPU idle for each commit's round trips.
+        """
+        committing: asyncio.Task[None] | None = None
+        committing_ids: dict[str, int] = {}
         try:
-            while state.queue and not self._stopping.is_set() and self._failure is None:
+            while not self._stopping.is_set() and self._failure is None:
+                if not state.queue:
+                    if committing is None:
+                        break  # nothing queued and nothing in flight; no await since the check
+                    await committing  # records may arrive meanwhile: look at the queue again after
+                    self._committed(state, committing_ids)
+                    committing = None
+                    continue
                 take = min(len(state.queue), self.config.max_batch)
                 msgs = [state.queue.popleft() for _ in range(take)]
-                await self._transact(state, msgs)
+                started = time.monotonic()
+                outcomes, pending = await self._work_out(state, msgs, committing_ids)
+                if committing is not None:
+                    await committing
+                    self._committed(state, committing_ids)
+                    committing = None
+                if self._failure is not None or self._stopping.is_set() or self._owned.get(state.tp) is not state:
+                    break  # this batch is dropped unsent: whoever owns the slot next reads it again
+                committing_ids = pending
+                committing = asyncio.create_task(self._transact(state, msgs, outcomes, started))
                 if state.paused and len(state.queue) < self.config.max_batch and self._owned.get(state.tp) is state:
                     consumer.resume(state.tp)
                     state.paused = False
+            if committing is not None:
+                await committing
+                self._committed(state, committing_ids)
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
             if self._failure is None:
                 self._failure = exc
             state.queue.clear()
+            if committing is not None:  # let a commit under way finish (or fail) on its own
+                await asyncio.gather(committing, return_exceptions=True)
 
-    async def _transact(self, state: SlotState, msgs: list[Any]) -> None:
-        tp = state.tp
-        producer = state.producer
-        started = time.monotonic()
+    async def _work_out(self, state: SlotState, msgs: list[Any],
+                        committing: dict[str, int]) -> tuple[list[Outcome], dict[str, int]]:
+        """Each record's outcome (pure work: no Kafka), and the alert ids this batch processes."""
         outcomes: list[Outcome] = []
         pending: dict[str, int] = {}  # ids processed in this batch: a replay within one batch is still a replay
-        seen = _Both(state.seen, pending.keys())
+        seen = _Both(state.seen, committing.keys(), pending.keys())
+        now = datetime.now(UTC)
+        process = self.pipeline.process
+        for i, msg in enumerate(msgs):
+            if i % 64 == 63:
+                await asyncio.sleep(0)  # let heartbeats, commits and other slots run during a long batch
+                now = datetime.now(UTC)
+            record: Record = _record(msg)
+            outcome = process(record, seen, now)
+            outcomes.append(outcome)
+            if outcome.seen_id:
+                pending[outcome.seen_id] = record.timestamp_ms
+        return outcomes, pending
+
+    @staticmethod
+    def _committed(state: SlotState, ids: dict[str, int]) -> None:
+        # Only now, after the commit, do the batch's alert ids count as processed for good.
+        for alert_id, appended in ids.items():
+            state.seen.add(alert_id, appended)
+        state.seen.prune()
+
+    async def _transact(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome], started: float) -> None:
+        """One transaction: the batch's feed records, dead letters, audit block and offsets."""
+        tp = state.tp
+        producer = state.producer
         async with producer.transaction():
             sends = []
-            now = datetime.now(UTC)
-            for i, msg in enumerate(msgs):
-                if i % 64 == 63:
-                    await asyncio.sleep(0)  # let heartbeats and other slots run during a long batch
-                    now = datetime.now(UTC)
-                record: Record = _record(msg)
-                outcome = self.pipeline.process(record, seen, now)
-                outcomes.append(outcome)
-                if outcome.seen_id:
-                    pending[outcome.seen_id] = record.timestamp_ms
+            for msg, outcome in zip(msgs, outcomes, strict=True):
                 if outcome.feeds or outcome.dead_letter is not None:  # most alerts go to no feed
-                    sends.extend(await self._emit(state, record, outcome))
+                    sends.extend(await self._emit(state, msg, outcome))
             at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             for first in range(0, len(outcomes), BLOCK_ALERTS):
                 entries = [o.entry for o in outcomes[first:first + BLOCK_ALERTS]]
@@ -367,10 +409,6 @@ class BrokerWorker:
             await asyncio.gather(*sends)
             offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}
             await producer.send_offsets_to_transaction(offsets, self.config.group_id)
-        # Only now, after the commit, do the effects count.
-        for alert_id, appended in pending.items():
-            state.seen.add(alert_id, appended)
-        state.seen.prune()
         self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs])
         self.metrics.batch(len(msgs), time.monotonic() - started)
 
@@ -383,7 +421,7 @@ class BrokerWorker:
         self._feed_partition[(topic, state.slot)] = chosen
         return chosen
 
-    async def _emit(self, state: SlotState, record: Record, outcome: Outcome) -> list[Any]:
+    async def _emit(self, state: SlotState, msg: Any, outcome: Outcome) -> list[Any]:
         """Queue the feed records and dead letter of one ingress record in the open transaction.
 
         Each send is awaited in turn: it only waits when the buffer is full, which is the backpressure.
@@ -397,7 +435,7 @@ class BrokerWorker:
             futures.append(await send(out.topic, out.value, key=out.key, partition=partition,
                                       headers=list(out.headers)))
         if outcome.dead_letter is not None:
-            futures.append(await send(self.names.deadletter, record.value, key=record.key,
+            futures.append(await send(self.names.deadletter, msg.value or b"", key=msg.key,
                                       headers=list(outcome.dead_letter)))
         return futures
 

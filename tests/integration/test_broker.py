@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -109,3 +110,33 @@ async def test_payload_is_encrypted_on_the_feed_topic(env: Env) -> None:
             assert alert_codec().encode(alert)[10:60] not in blob
             if alert.get("summary"):
                 assert alert["summary"].encode() not in blob
+
+
+async def test_alerts_that_trickle_in_while_the_worker_commits_are_all_processed(env: Env) -> None:
+    """Small bursts arriving while a slot's previous transaction is still committing are picked up too,
+    without waiting for more input; each is decided once."""
+    from adapters.publisher import IngressPublisher
+    from broker.service import build_worker
+
+    alerts = [a for a in _synthetic(600, 37) if a["agency"] == "SENAN"][:120]
+    mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
+    worker, topics, _ = build_worker(env.cfg, client_suffix="-trickle")
+    running = asyncio.create_task(worker.run(topics))
+    try:
+        async with IngressPublisher(env.cfg.bootstrap, "SENAN", mac.key_id, mac, env.names) as pub:
+            while not worker._owned:  # joined and holding its slots
+                await asyncio.sleep(0.05)
+            for first in range(0, len(alerts), 3):
+                for alert in alerts[first:first + 3]:
+                    await pub.send_raw(*pub.frame(alert))
+                await pub.flush()
+                await asyncio.sleep(0.02)
+        deadline = asyncio.get_running_loop().time() + 60
+        while worker.metrics.inputs < len(alerts) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        assert worker.metrics.inputs == len(alerts)
+    finally:
+        worker.stop()
+        await running
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
+    assert Counter(d["alert_id"] for d in docs) == {a["alert_id"]: len(env.policy.partners) for a in alerts}
