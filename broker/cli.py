@@ -290,7 +290,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
     cfg = settings()
     names = TopicNames(cfg.topic_prefix)
-    reports = asyncio.run(verify_topics(cfg.bootstrap, [names.decisions, names.access], verifier(cfg, args.verify_key)))
+    reports = asyncio.run(verify_topics(cfg.bootstrap, names.audit_roles(), verifier(cfg, args.verify_key)))
     bad = [f for r in reports for f in r.findings]
     total = sum(r.records for r in reports)
     print(f"{'topic':<28} {'part':>4} {'records':>8} {'signed':>11} {'unsigned tail':>13}  state")
@@ -316,7 +316,7 @@ def _audit_log(args: argparse.Namespace) -> int:
                     frozenset(kinds[k] for k in args.kind) if args.kind else LogFilter.kinds)
 
     async def collect() -> list[dict[str, Any]]:
-        return [doc async for doc in read_log(cfg.bootstrap, [names.decisions, names.access], flt)]
+        return [doc async for doc in read_log(cfg.bootstrap, names.audit_roles(), flt)]
 
     docs = sorted(asyncio.run(collect()), key=lambda d: str(d.get("at", "")))
     if args.json:

@@ -174,7 +174,7 @@ async def _audit_counts(cfg: PuenteSettings) -> tuple[Counter[tuple[str, str]], 
     decisions: Counter[tuple[str, str]] = Counter()
     dead: Counter[str] = Counter()
     receipts: Counter[str] = Counter()
-    async for doc in read_log(cfg.bootstrap, [names.decisions, names.access], LogFilter()):
+    async for doc in read_log(cfg.bootstrap, names.audit_roles(), LogFilter()):
         if doc["kind"] == "DECISION":
             decisions[(doc["partner"], doc["decision"])] += 1
         elif doc["kind"] == "DEAD_LETTER":
@@ -215,7 +215,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     stats = await _subscribers(cfg, out_dir)
     _step(6, "auditor: verify every hash chain and every signature")
     names = TopicNames(cfg.topic_prefix)
-    reports = await verify_topics(cfg.bootstrap, [names.decisions, names.access], verifier(cfg, None))
+    reports = await verify_topics(cfg.bootstrap, names.audit_roles(), verifier(cfg, None))
     problems = [f for r in reports for f in r.findings]
     _step(7, "result, from the audit topic")
     decisions, dead, receipts = await _audit_counts(cfg)

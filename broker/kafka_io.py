@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from puente.errors import PuenteError
 
 # aiokafka reports every refused connection and retried request at ERROR/WARNING; those are
 # expected while nodes start or fail over, and Puente reports what matters itself.
@@ -54,6 +58,40 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
     # A group-less consumer only tracks metadata of what it has assigned; ask for the whole cluster.
     metadata = await consumer._client.fetch_all_metadata()
     return sorted(metadata.partitions_for_topic(topic) or ())
+
+
+async def wait_settled(bootstrap: str, tp: TopicPartition, *, timeout_s: float,
+                       note: Callable[[str], None] | None = None) -> None:
+    """Wait until every transaction open on ``tp`` when called has ended, committed or aborted.
+
+    A read_committed reader stops at the partition's last stable offset: the first record of the
+    oldest transaction still open there, whoever writes it. A writer that shares a partition with
+    others (the receipt chains of several partners) and reads back the head of its own chain must
+    first let that point pass the partition's end as it was, or it misses its own committed
+    records written after another writer's open transaction began, and forks its chain. A
+    crashed writer's transaction is aborted by Kafka after its transaction timeout, so this ends.
+    """
+    raw = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                           isolation_level="read_uncommitted")
+    committed = reader(bootstrap)
+    await raw.start()
+    await committed.start()
+    try:
+        high = (await raw.end_offsets([tp]))[tp]
+        deadline = time.monotonic() + timeout_s
+        waited = False
+        while (await committed.end_offsets([tp]))[tp] < high:
+            if time.monotonic() > deadline:
+                raise PuenteError(
+                    f"{tp.topic}[{tp.partition}] still has a transaction open after {timeout_s:.0f}s "
+                    "(another writer's); try again once it ends")
+            if not waited and note is not None:
+                note(f"waiting for another writer's open transaction on {tp.topic}[{tp.partition}] to end")
+            waited = True
+            await asyncio.sleep(0.1)
+    finally:
+        await raw.stop()
+        await committed.stop()
 
 
 async def read_range(

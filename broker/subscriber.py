@@ -8,8 +8,14 @@ names the partner and the subscriber instance. Starting a subscriber fences any 
 the same partner and instance (a crashed one's open receipts are aborted), so each receipt chain
 keeps a single writer and never forks; the fenced one stops with a clear error. Instances of one
 partner with different names share the feed through the consumer group and each keeps its own
-receipt chain. What is written to the output is at least once: a crash after writing a batch
-and before its commit writes those alerts again on restart (with one receipt each, as before).
+receipt chain; when the group rebalances, an instance that has just lost a partition may still
+commit the batch it was handling while the new owner reads it again, so an alert can then have
+a receipt in two instances' chains (each chain stays whole). Receipt chains of several partners
+share the access topic's partitions: a subscriber reads its chain's head only once every
+transaction open on its partition has ended, so another writer's open transaction never hides
+its own last receipts (see ``wait_settled``). What is written to the output is at least once: a
+crash after writing a batch and before its commit writes those alerts again on restart (with one
+receipt each, as before).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
 from broker.audit import ChainHead, ChainWriter
-from broker.kafka_io import Record, _record, last_json_record, reader
+from broker.kafka_io import Record, _record, last_json_record, reader, wait_settled
 from puente.errors import CodecError, CryptoError, PuenteError
 from schemas import AlertCodec, to_json
 
@@ -54,6 +60,7 @@ def receipt_partition(partner: str, partitions: int) -> int:
 
 
 DEFAULT_INSTANCE = "main"
+SETTLE_TIMEOUT_S = 90.0  # 1.5 x the receipt producers' transaction timeout (60 s), after which Kafka aborts
 
 
 def receipt_chain(partner: str, instance: str = DEFAULT_INSTANCE) -> str:
@@ -104,6 +111,10 @@ class Subscriber:
     async def _chain(self, producer: AIOKafkaProducer) -> tuple[ChainWriter, int]:
         partitions = await producer.partitions_for(self.access_topic)
         part = receipt_partition(self.partner, len(partitions))
+        # Other partners' and instances' receipts share the partition: the head of this chain is
+        # read only once every transaction open there now has ended (see wait_settled).
+        await wait_settled(self.bootstrap, TopicPartition(self.access_topic, part),
+                           timeout_s=SETTLE_TIMEOUT_S, note=self.on_error)
         consumer = reader(self.bootstrap)
         await consumer.start()
         try:
@@ -120,7 +131,8 @@ class Subscriber:
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
         )
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                    transactional_id=self.transactional_id)
+                                    transactional_id=self.transactional_id,
+                                    transaction_timeout_ms=int(SETTLE_TIMEOUT_S * 1000 * 2 / 3))
         await producer.start()  # fences an earlier subscriber of this partner and instance; aborts its receipts
         await consumer.start()
         try:

@@ -40,6 +40,10 @@ class TopicNames:
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 
+    def audit_roles(self) -> dict[str, str]:
+        """The audit topics and what each holds, as ``audit verify`` walks them."""
+        return {self.decisions: "decisions", self.access: "receipts"}
+
 
 @dataclass(frozen=True)
 class TopicSpec:

@@ -137,10 +137,12 @@ class BrokerWorker:
                 consumer = reader(self.config.bootstrap, partition_fetch_bytes=512 * 1024, fetch_bytes=4 * 1024 * 1024)
                 await consumer.start()
                 try:
-                    # Producers start (and fence any previous owner) while the slots' state is read.
-                    producers, states = await asyncio.gather(
-                        asyncio.gather(*(self._producer(slot) for _, slot in fresh)),
-                        self._read_state(consumer, [slot for _, slot in fresh]))
+                    # Producers start first: each fences the slot's previous owner, whose open
+                    # transaction is aborted or, if its commit got in first, committed. Only then is
+                    # the slot's audit partition (which only the slot's producer writes) settled, and
+                    # its chain head and replay window read back whole.
+                    producers = await asyncio.gather(*(self._producer(slot) for _, slot in fresh))
+                    states = await self._read_state(consumer, [slot for _, slot in fresh])
                 finally:
                     await consumer.stop()
                 for (tp, slot), producer in zip(fresh, producers, strict=True):

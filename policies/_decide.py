@@ -292,11 +292,11 @@ def decide_many(alert: Mapping[str, Any], partner_ids: Sequence[str], policy_set
     out = []
     partners = policy_set.partners
     for partner_id in partner_ids:
-        partner = partners.get(partner_id)
-        if partner is None:
-            out.append(_unknown_partner(policy_set, partner_id))
-            continue
         try:
+            partner = partners.get(partner_id)
+            if partner is None:
+                out.append(_unknown_partner(policy_set, partner_id))
+                continue
             out.append(_decide_for(alert, partner, policy_set, now, facts))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             out.append(_malformed(policy_set, partner_id, exc))

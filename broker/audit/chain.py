@@ -154,14 +154,23 @@ class ChainWriter:
         return self._seal(doc, 0)
 
 
+def chain_owner(chain: str) -> str:
+    """The partner a receipt chain belongs to: ``COL`` for ``COL`` and ``COL/backup``."""
+    return str(chain).split("/", 1)[0]
+
+
 def flatten(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """An audit record as auditors read it: one row per decision, dead letter or receipt.
 
     A BLOCK gives one DECISION row per (alert, partner) and one DEAD_LETTER row per
     refused record, each with the block's ``seq`` and the alert's shared fields; any
-    other record is its own row.
+    other record is its own row. A receipt is listed under the partner whose chain holds it,
+    whatever partner it names (``audit verify`` reports a receipt naming another).
     """
     if doc.get("kind") != "BLOCK":
+        chain = doc.get("chain")
+        if doc.get("kind") == "RECEIPT" and chain is not None and doc.get("partner") != chain_owner(chain):
+            return [{**doc, "partner": chain_owner(chain)}]
         return [doc]
     rows: list[dict[str, Any]] = []
     table = doc.get("decision_table")

@@ -11,20 +11,23 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from broker.audit.chain import flatten
-from broker.audit.verify import PartitionReport, VerifyFn, verify_partition
+from broker.audit.verify import PartitionReport, VerifyFn, misplaced, verify_partition
 from broker.kafka_io import partitions_of, read_range, reader
 
 
-async def verify_topics(bootstrap: str, topics: list[str], verify: VerifyFn) -> list[PartitionReport]:
-    """Walk every partition of every audit topic, oldest record first, and report what is wrong."""
+async def verify_topics(bootstrap: str, topics: dict[str, str], verify: VerifyFn) -> list[PartitionReport]:
+    """Walk every partition of every audit topic, oldest record first, and report what is wrong.
+
+    ``topics`` maps each topic to what it holds: ``"decisions"`` or ``"receipts"``.
+    """
     consumer = reader(bootstrap)
     await consumer.start()
     reports = []
     try:
-        for topic in topics:
+        for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
                 values = [(r.offset, r.value) async for r in read_range(consumer, TopicPartition(topic, partition))]
-                reports.append(verify_partition(topic, partition, values, verify))
+                reports.append(verify_partition(topic, partition, values, verify, holds))
     finally:
         await consumer.stop()
     return reports
@@ -60,19 +63,24 @@ class LogFilter:
         return True
 
 
-async def read_log(bootstrap: str, topics: list[str], flt: LogFilter) -> AsyncIterator[dict[str, Any]]:
-    """Audit rows (one per decision, dead letter or receipt) from ``topics`` that pass ``flt``."""
+async def read_log(bootstrap: str, topics: dict[str, str], flt: LogFilter) -> AsyncIterator[dict[str, Any]]:
+    """Audit rows (one per decision, dead letter or receipt) from ``topics`` that pass ``flt``.
+
+    ``topics`` maps each topic to what it holds (``"decisions"`` or ``"receipts"``). A record
+    that does not belong where it is (a block in a partner's receipt chain, a receipt in the
+    decisions topic) is left out: ``audit verify`` reports it.
+    """
     consumer = reader(bootstrap)
     await consumer.start()
     try:
-        for topic in topics:
+        for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
                     try:
                         doc = json.loads(rec.value)
                     except ValueError:
                         continue
-                    if not isinstance(doc, dict):
+                    if not isinstance(doc, dict) or misplaced(doc.get("chain"), doc, holds) is not None:
                         continue
                     for row in flatten(doc):
                         if flt.accepts(row):

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from broker.audit.chain import GENESIS, checkpoint_payload, record_hash, unresolved_decisions
-from broker.crypto.keys import BROKER_OWNER, parse_key_id
+from broker.audit.chain import GENESIS, chain_owner, checkpoint_payload, record_hash, unresolved_decisions
+from broker.crypto.keys import BROKER_OWNER, KeyKind, parse_key_id
 from puente.errors import KeyMaterialError
 
 
@@ -47,21 +47,53 @@ VerifyFn = Callable[[str, bytes, bytes], bool]
 
 
 def may_sign(chain: str | None, signer: str) -> bool:
-    """Whose key may sign a chain: the broker's for the decisions, the partner's own for its receipts
-    (chain ``COL`` or ``COL/<instance>``), so no one vouches for another's records."""
+    """Whose key may sign a chain: the broker's signing key for the decisions, the partner's own
+    receipt-signing key for its receipts (chain ``COL`` or ``COL/<instance>``), so no one vouches
+    for another's records and no key vouches for records of a kind it is not for."""
     try:
-        owner = parse_key_id(signer).owner
+        key = parse_key_id(signer)
     except KeyMaterialError:
         return False
     if chain is None:
-        return owner == BROKER_OWNER
-    return owner == str(chain).split("/", 1)[0]
+        return key.owner == BROKER_OWNER and key.kind is KeyKind.BROKER_SIGNING
+    return key.owner == chain_owner(chain) and key.kind is KeyKind.PARTNER_SIGNING
+
+
+# What each kind of chain may hold. The broker's chains (no chain name) hold its decisions:
+# blocks, their checkpoints, and the per-record kinds written before blocks. A partner's receipt
+# chain holds only its receipts and their checkpoints: a partner's key never vouches for a decision.
+DECISION_KINDS = frozenset({"BLOCK", "CHECKPOINT", "DECISION", "DEAD_LETTER"})
+RECEIPT_KINDS = frozenset({"RECEIPT", "CHECKPOINT"})
+
+
+def misplaced(chain: str | None, doc: dict[str, Any], holds: str | None) -> str | None:
+    """Why a record does not belong in a chain ``chain`` of a topic that ``holds`` decisions or
+    receipts, or None: a partner's key vouches for its receipts and for nothing else."""
+    kind = doc.get("kind")
+    if chain is None:
+        if holds == "receipts":
+            return f"{kind} record outside any partner's receipt chain, in a topic that holds receipts"
+        if kind not in DECISION_KINDS:
+            return f"{kind!r} record in the broker's decisions chain"
+        return None
+    if holds == "decisions":
+        return f"chain {chain} record in a topic that holds only the broker's decisions"
+    if kind not in RECEIPT_KINDS:
+        return f"{kind!r} record in {chain}'s receipt chain, which may hold only receipts and checkpoints"
+    if kind == "RECEIPT" and doc.get("partner") != chain_owner(chain):
+        return f"receipt for partner {str(doc.get('partner'))[:40]!r} in {chain}'s receipt chain"
+    return None
 
 
 def verify_partition(
-    topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn
+    topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn,
+    holds: str | None = None,
 ) -> PartitionReport:
-    """Check one partition's records, given in offset order as (offset, value)."""
+    """Check one partition's records, given in offset order as (offset, value).
+
+    ``holds`` says what the topic is for, ``"decisions"`` or ``"receipts"``: a record of the
+    other sort there is reported (None: either may be there).
+    """
     report = PartitionReport(topic, partition)
     expected: dict[str | None, tuple[int, str]] = {}  # per chain: next seq and prev hash
     tails: dict[str | None, int] = {}
@@ -75,11 +107,15 @@ def verify_partition(
             doc: dict[str, Any] = orjson.loads(value)
             seq, prev, claimed = int(doc["seq"]), str(doc["prev"]), str(doc["hash"])
             chain = doc.get("chain")
+            if chain is not None and not isinstance(chain, str):
+                raise TypeError("chain")
         except (ValueError, KeyError, TypeError):
             flag("not an audit record (unreadable JSON or missing seq/prev/hash)")
             continue
         expect_seq, expect_prev = expected.get(chain, (0, GENESIS))
         label = f"chain {chain} " if chain is not None else ""
+        if (why := misplaced(chain, doc, holds)) is not None:
+            flag(f"seq {seq}: {why}")
         if record_hash(doc) != claimed:
             flag(f"{label}record seq {seq} was edited: its content does not match its hash")
         if seq != expect_seq:

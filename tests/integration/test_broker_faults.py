@@ -27,6 +27,7 @@ from puente_testing import (
 
 from adapters.publisher import IngressPublisher
 from adapters.synthetic import generate
+from broker.audit import ChainWriter
 from broker.audit.store import verify_topics
 from broker.cli import make_opener, publish_synthetic, receipt_signer, verifier
 from broker.crypto import Keystore, SecretBytes, sign_ingress
@@ -140,7 +141,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None
     # The killed worker left work behind that was aborted, not lost: read_uncommitted sees more.
     committed = await read_topic(env.cfg.bootstrap, env.names.decisions)
     assert len(await read_topic(env.cfg.bootstrap, env.names.decisions, committed=False)) >= len(committed)
-    reports = await verify_topics(env.cfg.bootstrap, [env.names.decisions], verifier(env.cfg, None))
+    reports = await verify_topics(env.cfg.bootstrap, {env.names.decisions: "decisions"}, verifier(env.cfg, None))
     assert [f for r in reports for f in r.findings] == []
 
 
@@ -186,7 +187,7 @@ async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
         {"RECEIVED": len(want)}
     # Each batch's receipts end with the partner's signature over its chain: nothing left unsigned.
     assert receipts[-1]["kind"] == "CHECKPOINT" and receipts[-1]["signer"].startswith(f"{partner}-rcpt-")
-    reports = await verify_topics(env.cfg.bootstrap, [env.names.access], verifier(env.cfg, None))
+    reports = await verify_topics(env.cfg.bootstrap, {env.names.access: "receipts"}, verifier(env.cfg, None))
     assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
 
 
@@ -231,8 +232,51 @@ async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_rec
     mine = [r for r in receipts if r.get("chain") == partner]
     assert sorted(r["alert_id"] for r in mine if r["kind"] == "RECEIPT") == sorted(want)
     assert [r["seq"] for r in mine] == list(range(len(mine)))  # one chain, no fork, no gap
-    reports = await verify_topics(env.cfg.bootstrap, [env.names.access], verifier(env.cfg, None))
+    reports = await verify_topics(env.cfg.bootstrap, {env.names.access: "receipts"}, verifier(env.cfg, None))
     assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
+
+
+async def test_a_subscriber_waits_out_another_writers_open_transaction_before_reading_its_chain(env: Env) -> None:
+    """Receipt chains share partitions. A read_committed reader stops where another writer's transaction
+    is still open, which would hide this chain's own later receipts and fork it: the subscriber waits for
+    that transaction to end, then continues its chain where it really ends."""
+    await publish_synthetic(env.cfg, 120, seed=29)
+    await run_broker(env)
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
+    partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
+    opener = make_opener(partner, env.key_file(partner), None)
+    signer = receipt_signer(partner, env.key_file(partner), None)
+    sub = Subscriber(env.cfg.bootstrap, partner, env.feed(partner), env.names.access, opener, alert_codec(),
+                     signer=signer)
+    other = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap, transactional_id="another-writer")
+    earlier = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap, transactional_id=sub.transactional_id)
+    await other.start()
+    await earlier.start()
+    try:
+        part = receipt_partition(partner, len(await other.partitions_for(env.names.access)))
+        await other.begin_transaction()  # another partner's subscriber, mid-batch
+        await other.send_and_wait(env.names.access, b'{"chain": "OTHER"}', partition=part)
+        # This partner's earlier run committed a receipt after the other transaction began.
+        chain = ChainWriter(env.names.access, part, checkpoint_every=1 << 62, chain=partner)
+        async with earlier.transaction():
+            await earlier.send(env.names.access, chain.append("RECEIPT", {
+                "partner": partner, "alert_id": "earlier", "status": "RECEIVED"}), partition=part)
+            await earlier.send(env.names.access, chain.checkpoint(signer[0], signer[1], "t"), partition=part)
+        await earlier.stop()
+        task = asyncio.ensure_future(sub.run(io.StringIO(), idle_exit_s=2))
+        await asyncio.sleep(2)
+        assert not task.done()  # waiting for the other transaction, not writing from a stale head
+        await other.abort_transaction()
+        stats = await asyncio.wait_for(task, 120)
+        assert stats.received > 0
+    finally:
+        await other.stop()
+        await earlier.stop()
+    mine = [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.access)]
+    mine = [r for r in mine if r.get("chain") == partner]
+    assert [r["seq"] for r in mine] == list(range(len(mine))) and mine[0]["alert_id"] == "earlier"
+    reports = await verify_topics(env.cfg.bootstrap, {env.names.access: "receipts"}, verifier(env.cfg, None))
+    assert [f.problem for r in reports for f in r.findings] == []
 
 
 async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path: Path) -> None:

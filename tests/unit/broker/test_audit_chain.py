@@ -233,3 +233,34 @@ def test_a_partner_signs_its_own_receipt_chains_and_no_one_elses() -> None:
     block = writer.block([{"kind": "ALERT", "alert_id": "A", "decisions": []}], "COL-rcpt-2026a", _sign, "t")
     assert walk([block], "audit") == [
         "block seq 0 is signed by COL-rcpt-2026a, which may not vouch for the broker's decisions"]
+
+
+def test_a_partner_key_vouches_only_for_receipts_naming_that_partner() -> None:
+    """A partner's receipt key cannot pass off decisions, nor receipts for another partner; records of
+    one sort in the other's topic are reported; a foreign receipt is listed under the chain's owner."""
+    def walk(values: list[bytes], holds: str | None = None) -> list[str]:
+        return [f.problem for f in verify_partition("access", 0, enumerate(values), _verify_any, holds).findings]
+
+    entry = {"kind": "ALERT", "alert_id": "A", "decisions": [{"partner": "USA", "decision": "DELIVER"}]}
+    forged = ChainWriter("access", 0, chain="COL").block([entry], "COL-rcpt-2026a", _sign, "t")
+    assert walk([forged]) == [
+        "seq 0: 'BLOCK' record in COL's receipt chain, which may hold only receipts and checkpoints"]
+
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+    claim = writer.append("RECEIPT", {"partner": "USA", "alert_id": "A", "status": "RECEIVED"})
+    signed = writer.checkpoint("COL-rcpt-2026a", _sign, "t")
+    assert walk([claim, signed]) == ["seq 0: receipt for partner 'USA' in COL's receipt chain"]
+    assert flatten(json.loads(claim))[0]["partner"] == "COL"
+
+    # The broker's chain takes the broker's signing key only, not a key of another kind it owns.
+    decisions = ChainWriter("access", 0).block([entry], "broker-rcpt-2026a", _sign, "t")
+    assert walk([decisions]) == ["block seq 0 is signed by broker-rcpt-2026a, which may not vouch for the "
+                                 "broker's decisions"]
+    good_block = ChainWriter("access", 0).block([{"kind": "ALERT", "alert_id": "A", "decisions": []}],
+                                               "broker-sign-2026a", _sign, "t")
+    assert walk([good_block], "decisions") == []
+    assert walk([good_block], "receipts") == [
+        "seq 0: BLOCK record outside any partner's receipt chain, in a topic that holds receipts"]
+    assert walk(_receipts("COL", "COL-rcpt-2026a"), "receipts") == []
+    assert walk(_receipts("COL", "COL-rcpt-2026a"), "decisions")[0] == (
+        "seq 0: chain COL record in a topic that holds only the broker's decisions")

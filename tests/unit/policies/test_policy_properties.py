@@ -205,3 +205,17 @@ def test_deciding_for_every_partner_at_once_equals_deciding_one_by_one(
         del alert["markings"]
     partners = [*sorted(policy_set.partners), "NOBODY"]
     assert decide_many(alert, partners, policy_set, now) == [decide(alert, p, policy_set, now) for p in partners]
+
+
+def test_a_partner_id_of_the_wrong_type_is_withheld_by_decide_many_as_by_decide(
+    policy_set: PolicySet, bases: dict[str, Alert]
+) -> None:
+    """An unhashable partner id (a caller's bug) is a withhold for that partner, not a crash for all."""
+    from policies import Decision, decide_many
+
+    alert = next(iter(bases.values()))
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    partners: list[Any] = [sorted(policy_set.partners)[0], ["COL"]]
+    got = decide_many(alert, partners, policy_set, now)
+    assert got == [decide(alert, p, policy_set, now) for p in partners]
+    assert isinstance(got[1], Decision) and got[1].outcome.name == "WITHHOLD"
