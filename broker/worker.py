@@ -200,7 +200,10 @@ class BrokerWorker:
             transactional_id=f"{self.config.group_id}-slot-{slot}",
             enable_idempotence=True,
             acks="all",
-            linger_ms=5,
+            # No linger: a batch's records are all queued before the transaction yields, so they
+            # fill their batches anyway; with 5 ms each transaction waited about 20 ms more (the
+            # sender lingers on the partitions added, then on the records), doubling latency.
+            linger_ms=0,
             max_batch_size=256 * 1024,
             request_timeout_ms=30_000,
         )
@@ -411,9 +414,11 @@ class BrokerWorker:
                 entries = [o.entry for o in outcomes[first:first + BLOCK_ALERTS]]
                 block = state.chain.block(entries, self.config.signer_id, self.sign, at)
                 sends.append(await producer.send(self.names.decisions, block, partition=state.slot))
-            await asyncio.gather(*sends)
+            # The offsets join the transaction while its records are still in flight (one round
+            # trip fewer per batch); every send must succeed before the commit, or all is aborted.
             offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}
             await producer.send_offsets_to_transaction(offsets, self.config.group_id)
+            await asyncio.gather(*sends)
         self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs])
         self.metrics.batch(len(msgs), time.monotonic() - started)
 
