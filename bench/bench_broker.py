@@ -210,7 +210,7 @@ async def _raw(bootstrap: str, topics: list[str], out_topic: str, group: str, mo
         # The same settings as a Puente slot producer.
         return AIOKafkaProducer(
             bootstrap_servers=bootstrap, client_id=f"bench-{name}", enable_idempotence=True, acks="all",
-            linger_ms=5, max_batch_size=256 * 1024, request_timeout_ms=30_000, transactional_id=transactional_id,
+            linger_ms=0, max_batch_size=256 * 1024, request_timeout_ms=30_000, transactional_id=transactional_id,
         )
 
     began = time.monotonic()
@@ -239,9 +239,9 @@ async def _raw(bootstrap: str, topics: list[str], out_topic: str, group: str, mo
         async with prod.transaction():
             sends = [await prod.send(out_topic, m.value, key=m.key, headers=list(m.headers or ()))
                      for part in msgs.values() for m in part]
-            await asyncio.gather(*sends)
             offsets = {tp: OffsetAndMetadata(part[-1].offset + 1, "") for tp, part in msgs.items()}
-            await prod.send_offsets_to_transaction(offsets, group)
+            await prod.send_offsets_to_transaction(offsets, group)  # as Puente: while the records fly
+            await asyncio.gather(*sends)
         size = sum(len(part) for part in msgs.values())
         clock.batch(size, started)
         if done is not None:
