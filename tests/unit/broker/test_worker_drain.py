@@ -116,3 +116,13 @@ async def test_the_next_batch_is_worked_out_while_the_previous_one_commits() -> 
     producer.gate.set()
     await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
     assert producer.committed == [3, 4]
+
+
+def test_transactions_retry_soon_when_the_broker_is_still_ending_the_last_one() -> None:
+    """The broker's own modules shorten aiokafka's fixed 20 ms wait before retrying a transaction
+    the broker is still closing; a renamed constant in a new aiokafka must not drop that silently."""
+    import aiokafka.producer.sender as sender
+
+    import broker.kafka_io as kafka_io
+
+    assert sender.BACKOFF_OVERRIDE == kafka_io.TXN_RETRY_BACKOFF_S == 0.002
