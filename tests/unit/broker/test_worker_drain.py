@@ -125,4 +125,4 @@ def test_transactions_retry_soon_when_the_broker_is_still_ending_the_last_one() 
 
     import broker.kafka_io as kafka_io
 
-    assert sender.BACKOFF_OVERRIDE == kafka_io.TXN_RETRY_BACKOFF_S == 0.002
+    assert sender.BACKOFF_OVERRIDE == kafka_io.TXN_RETRY_BACKOFF_S < 0.02
