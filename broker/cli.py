@@ -66,6 +66,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     log.add_argument("--until", type=_when)
     log.add_argument("--kind", choices=["decision", "dead-letter", "receipt"], action="append")
     log.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    log.add_argument("--verify-key", type=Path, action="append",
+                     help="as for `audit verify`: what is not soundly signed is left out of the log")
     log.set_defaults(func=_audit_log)
 
 
@@ -315,21 +317,31 @@ def _audit_log(args: argparse.Namespace) -> int:
     flt = LogFilter(args.partner, args.alert, args.agreement, args.since, args.until,
                     frozenset(kinds[k] for k in args.kind) if args.kind else LogFilter.kinds)
 
+    left_out: list[int] = []
+
     async def collect() -> list[dict[str, Any]]:
-        return [doc async for doc in read_log(cfg.bootstrap, names.audit_roles(), flt)]
+        return [doc async for doc in read_log(cfg.bootstrap, names.audit_roles(), flt, verifier(cfg, args.verify_key),
+                                              left_out)]
 
     docs = sorted(asyncio.run(collect()), key=lambda d: str(d.get("at", "")))
+    unsound = sum(left_out)
+    note = f"; {unsound} audit record(s) left out as unsound: run `puente audit verify`" if unsound else ""
     if args.json:
         for doc in docs:
             print(json.dumps(doc, ensure_ascii=False))
+        if note:
+            print(note[2:], file=sys.stderr)
         return 0
     print(f"{'time (UTC)':<24} {'kind':<11} {'alert':<26} {'partner':<7} {'decision / status':<18} {'agreement':<18} "
           "redacted / reason")
     for d in docs:
         status = d.get("decision") or d.get("status") or d.get("reason", "")
-        extra = ", ".join(f"{r['field']}:{r['action']}" for r in d.get("redacted", [])) or d.get("detail", "")
-        print(f"{str(d.get('at', ''))[:23]:<24} {d.get('kind', ''):<11} {str(d.get('alert_id') or '-')[:26]:<26} "
-              f"{d.get('partner') or '-':<7} {str(status)[:18]:<18} {str(d.get('agreement') or '-')[:18]:<18} "
-              f"{str(extra)[:80]}")
-    print(f"{len(docs)} record(s)", file=sys.stderr)
+        redacted = d.get("redacted")
+        extra = ", ".join(f"{r.get('field')}:{r.get('action')}" for r in redacted if isinstance(r, dict)) \
+            if isinstance(redacted, list) else ""
+        extra = extra or d.get("detail", "")
+        print(f"{str(d.get('at', ''))[:23]:<24} {str(d.get('kind', ''))[:11]:<11} "
+              f"{str(d.get('alert_id') or '-')[:26]:<26} {str(d.get('partner') or '-')[:7]:<7} "
+              f"{str(status)[:18]:<18} {str(d.get('agreement') or '-')[:18]:<18} {str(extra)[:80]}")
+    print(f"{len(docs)} record(s){note}", file=sys.stderr)
     return 0

@@ -168,13 +168,14 @@ async def _subscribers(cfg: PuenteSettings, out_dir: Path) -> dict[str, Any]:
 
 async def _audit_counts(cfg: PuenteSettings) -> tuple[Counter[tuple[str, str]], Counter[str], Counter[str]]:
     from broker.audit.store import LogFilter, read_log
+    from broker.cli import verifier
     from broker.topics import TopicNames
 
     names = TopicNames(cfg.topic_prefix)
     decisions: Counter[tuple[str, str]] = Counter()
     dead: Counter[str] = Counter()
     receipts: Counter[str] = Counter()
-    async for doc in read_log(cfg.bootstrap, names.audit_roles(), LogFilter()):
+    async for doc in read_log(cfg.bootstrap, names.audit_roles(), LogFilter(), verifier(cfg, None)):
         if doc["kind"] == "DECISION":
             decisions[(doc["partner"], doc["decision"])] += 1
         elif doc["kind"] == "DEAD_LETTER":

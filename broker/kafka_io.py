@@ -72,6 +72,9 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
     return sorted(metadata.partitions_for_topic(topic) or ())
 
 
+NOTE_AFTER_S = 2.0
+
+
 async def wait_settled(bootstrap: str, tp: TopicPartition, *, timeout_s: float,
                        note: Callable[[str], None] | None = None) -> None:
     """Wait until every transaction open on ``tp`` when called has ended, committed or aborted.
@@ -86,21 +89,23 @@ async def wait_settled(bootstrap: str, tp: TopicPartition, *, timeout_s: float,
     raw = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                            isolation_level="read_uncommitted")
     committed = reader(bootstrap)
-    await raw.start()
-    await committed.start()
     try:
+        await raw.start()
+        await committed.start()
         high = (await raw.end_offsets([tp]))[tp]
-        deadline = time.monotonic() + timeout_s
-        waited = False
+        began = time.monotonic()
+        noted = False
         while (await committed.end_offsets([tp]))[tp] < high:
-            if time.monotonic() > deadline:
+            waited = time.monotonic() - began
+            if waited > timeout_s:
                 raise PuenteError(
                     f"{tp.topic}[{tp.partition}] still has a transaction open after {timeout_s:.0f}s "
                     "(another writer's); try again once it ends")
-            if not waited and note is not None:
-                note(f"waiting for another writer's open transaction on {tp.topic}[{tp.partition}] to end")
-            waited = True
-            await asyncio.sleep(0.1)
+            if waited > NOTE_AFTER_S and not noted and note is not None:  # a live writer's ends in ms
+                note(f"waiting for another writer's open transaction on {tp.topic}[{tp.partition}] to end "
+                     f"(a crashed writer's is aborted by Kafka within {timeout_s:.0f}s)")
+                noted = True
+            await asyncio.sleep(0.05)
     finally:
         await raw.stop()
         await committed.stop()

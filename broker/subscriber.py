@@ -97,7 +97,8 @@ class Subscriber:
     def __init__(self, bootstrap: str, partner: str, feed_topic: str, access_topic: str, opener: Opener,
                  codec: AlertCodec, *, group_id: str | None = None, instance: str = DEFAULT_INSTANCE,
                  signer: tuple[str, Callable[[bytes], bytes]] | None = None,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None,
+                 on_note: Callable[[str], None] | None = None) -> None:
         self.bootstrap, self.partner, self.feed_topic, self.access_topic = bootstrap, partner, feed_topic, access_topic
         self.opener, self.codec = opener, codec
         self.group_id = group_id or f"{feed_topic}.subscriber"
@@ -106,6 +107,7 @@ class Subscriber:
         self.transactional_id = f"puente-subscriber:{access_topic}:{self.chain_name}"
         self.signer = signer  # (key id, sign): the partner's receipt-signing key; None leaves receipts unsigned
         self.on_error = on_error or (lambda msg: print(msg, file=sys.stderr))
+        self.on_note = on_note or (lambda msg: print(f"puente subscribe: {msg}", file=sys.stderr))
         self.stats = SubscribeStats()
 
     async def _chain(self, producer: AIOKafkaProducer) -> tuple[ChainWriter, int]:
@@ -114,7 +116,7 @@ class Subscriber:
         # Other partners' and instances' receipts share the partition: the head of this chain is
         # read only once every transaction open there now has ended (see wait_settled).
         await wait_settled(self.bootstrap, TopicPartition(self.access_topic, part),
-                           timeout_s=SETTLE_TIMEOUT_S, note=self.on_error)
+                           timeout_s=SETTLE_TIMEOUT_S, note=self.on_note)
         consumer = reader(self.bootstrap)
         await consumer.start()
         try:

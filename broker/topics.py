@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from puente.settings import PuenteSettings
+
+if TYPE_CHECKING:
+    from broker.audit.verify import Holds
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -40,7 +44,7 @@ class TopicNames:
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 
-    def audit_roles(self) -> dict[str, str]:
+    def audit_roles(self) -> dict[str, Holds]:
         """The audit topics and what each holds, as ``audit verify`` walks them."""
         return {self.decisions: "decisions", self.access: "receipts"}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,11 +10,11 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from broker.audit.chain import flatten
-from broker.audit.verify import PartitionReport, VerifyFn, misplaced, verify_partition
+from broker.audit.verify import Holds, PartitionReport, VerifyFn, parse_record, verify_partition
 from broker.kafka_io import partitions_of, read_range, reader
 
 
-async def verify_topics(bootstrap: str, topics: dict[str, str], verify: VerifyFn) -> list[PartitionReport]:
+async def verify_topics(bootstrap: str, topics: dict[str, Holds], verify: VerifyFn) -> list[PartitionReport]:
     """Walk every partition of every audit topic, oldest record first, and report what is wrong.
 
     ``topics`` maps each topic to what it holds: ``"decisions"`` or ``"receipts"``.
@@ -45,7 +44,8 @@ class LogFilter:
     kinds: frozenset[str] = frozenset({"DECISION", "DEAD_LETTER", "RECEIPT"})
 
     def accepts(self, doc: dict[str, Any]) -> bool:
-        if doc.get("kind") not in self.kinds:
+        kind = doc.get("kind")
+        if not isinstance(kind, str) or kind not in self.kinds:
             return False
         if self.partner and doc.get("partner") != self.partner:
             return False
@@ -63,27 +63,43 @@ class LogFilter:
         return True
 
 
-async def read_log(bootstrap: str, topics: dict[str, str], flt: LogFilter) -> AsyncIterator[dict[str, Any]]:
+async def read_log(bootstrap: str, topics: dict[str, Holds], flt: LogFilter, verify: VerifyFn,
+                   left_out: list[int] | None = None) -> AsyncIterator[dict[str, Any]]:
     """Audit rows (one per decision, dead letter or receipt) from ``topics`` that pass ``flt``.
 
-    ``topics`` maps each topic to what it holds (``"decisions"`` or ``"receipts"``). A record
-    that does not belong where it is (a block in a partner's receipt chain, a receipt in the
-    decisions topic) is left out: ``audit verify`` reports it.
+    ``topics`` maps each topic to what it holds (``"decisions"`` or ``"receipts"``). Only what
+    ``audit verify`` finds sound is listed: a record it reports (edited, out of place, badly or
+    wrongly signed, not an audit record) is left out, and so are receipts that no sound
+    checkpoint of their chain vouches for. Their count is appended to ``left_out``, if given.
     """
     consumer = reader(bootstrap)
     await consumer.start()
     try:
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
-                async for rec in read_range(consumer, TopicPartition(topic, partition)):
-                    try:
-                        doc = json.loads(rec.value)
-                    except ValueError:
+                values = [(r.offset, r.value) async for r in read_range(consumer, TopicPartition(topic, partition))]
+                bad = {f.offset for f in verify_partition(topic, partition, values, verify, holds).findings}
+                dropped = 0
+                pending: dict[str, list[list[dict[str, Any]]]] = {}  # per receipt chain: records not yet vouched for
+                for offset, value in values:
+                    doc = parse_record(value)
+                    if doc is None or offset in bad:
+                        dropped += 1
                         continue
-                    if not isinstance(doc, dict) or misplaced(doc.get("chain"), doc, holds) is not None:
+                    chain = doc.get("chain")
+                    if chain is not None:  # a receipt chain: its rows count once a checkpoint vouches for them
+                        if doc["kind"] == "CHECKPOINT":
+                            for rows in pending.pop(chain, ()):
+                                for row in rows:
+                                    yield row
+                        else:
+                            pending.setdefault(chain, []).append([r for r in flatten(doc) if flt.accepts(r)])
                         continue
                     for row in flatten(doc):
                         if flt.accepts(row):
                             yield row
+                dropped += sum(len(rows) for rows in pending.values())
+                if left_out is not None:
+                    left_out.append(dropped)
     finally:
         await consumer.stop()

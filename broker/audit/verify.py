@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -66,37 +66,64 @@ DECISION_KINDS = frozenset({"BLOCK", "CHECKPOINT", "DECISION", "DEAD_LETTER"})
 RECEIPT_KINDS = frozenset({"RECEIPT", "CHECKPOINT"})
 
 
-def misplaced(chain: str | None, doc: dict[str, Any], holds: str | None) -> str | None:
+Holds = Literal["decisions", "receipts"]
+"""What an audit topic is for: the broker's decision blocks, or the partners' receipt chains."""
+
+
+def _shown(value: Any) -> str:
+    """A value from a record, quoted and cut short for a finding."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_record(value: bytes) -> dict[str, Any] | None:
+    """An audit record's JSON object, or None when it is not one: unreadable JSON, not an object,
+    a kind that is not a string, a chain name that is not a string."""
+    try:
+        doc = orjson.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
+        return None
+    chain = doc.get("chain")
+    return doc if chain is None or isinstance(chain, str) else None
+
+
+def misplaced(chain: str | None, doc: dict[str, Any], holds: Holds | None) -> str | None:
     """Why a record does not belong in a chain ``chain`` of a topic that ``holds`` decisions or
     receipts, or None: a partner's key vouches for its receipts and for nothing else."""
     kind = doc.get("kind")
+    if not isinstance(kind, str):
+        return "record without a kind"
     if chain is None:
         if holds == "receipts":
-            return f"{kind} record outside any partner's receipt chain, in a topic that holds receipts"
+            return f"{_shown(kind)} record outside any partner's receipt chain, in a topic that holds receipts"
         if kind not in DECISION_KINDS:
-            return f"{kind!r} record in the broker's decisions chain"
+            return f"{_shown(kind)} record in the broker's decisions chain"
         return None
     if holds == "decisions":
-        return f"chain {chain} record in a topic that holds only the broker's decisions"
+        return f"chain {chain[:60]} record in a topic that holds only the broker's decisions"
     if kind not in RECEIPT_KINDS:
-        return f"{kind!r} record in {chain}'s receipt chain, which may hold only receipts and checkpoints"
+        return f"{_shown(kind)} record in {chain[:60]}'s receipt chain, which may hold only receipts and checkpoints"
     if kind == "RECEIPT" and doc.get("partner") != chain_owner(chain):
-        return f"receipt for partner {str(doc.get('partner'))[:40]!r} in {chain}'s receipt chain"
+        return f"receipt for partner {_shown(doc.get('partner'))} in {chain[:60]}'s receipt chain"
     return None
 
 
 def verify_partition(
     topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn,
-    holds: str | None = None,
+    holds: Holds | None = None,
 ) -> PartitionReport:
     """Check one partition's records, given in offset order as (offset, value).
 
     ``holds`` says what the topic is for, ``"decisions"`` or ``"receipts"``: a record of the
-    other sort there is reported (None: either may be there).
+    other sort there is reported (None: either may be there). In a topic of receipts, receipts
+    that no checkpoint of their partner's vouches for are reported too: a subscriber signs every
+    batch it commits, so only someone else can have written them.
     """
     report = PartitionReport(topic, partition)
     expected: dict[str | None, tuple[int, str]] = {}  # per chain: next seq and prev hash
-    tails: dict[str | None, int] = {}
+    tails: dict[str | None, tuple[int, int]] = {}  # per chain: unsigned records since its last signed one, first offset
     for offset, value in records:
         report.records += 1
 
@@ -104,16 +131,16 @@ def verify_partition(
             report.findings.append(Finding(topic, partition, at, problem))
 
         try:
-            doc: dict[str, Any] = orjson.loads(value)
+            doc = parse_record(value)
+            if doc is None:
+                raise TypeError("not an audit record")
             seq, prev, claimed = int(doc["seq"]), str(doc["prev"]), str(doc["hash"])
             chain = doc.get("chain")
-            if chain is not None and not isinstance(chain, str):
-                raise TypeError("chain")
-        except (ValueError, KeyError, TypeError):
-            flag("not an audit record (unreadable JSON or missing seq/prev/hash)")
+        except (ValueError, KeyError, TypeError, OverflowError):
+            flag("not an audit record (unreadable JSON, no kind, or missing seq/prev/hash)")
             continue
         expect_seq, expect_prev = expected.get(chain, (0, GENESIS))
-        label = f"chain {chain} " if chain is not None else ""
+        label = f"chain {chain[:60]} " if chain is not None else ""
         if (why := misplaced(chain, doc, holds)) is not None:
             flag(f"seq {seq}: {why}")
         if record_hash(doc) != claimed:
@@ -125,21 +152,29 @@ def verify_partition(
             flag(f"{label}record seq {seq} does not follow the record before it (prev hash differs)")
         if "sig" in doc or doc.get("kind") in _SIGNED_KINDS:
             report.checkpoints += 1
-            tails[chain] = 0
+            tails.pop(chain, None)
+            signer = str(doc.get("signer"))[:60]
             try:
                 good = verify(str(doc["signer"]), checkpoint_payload(topic, partition, doc), bytes.fromhex(doc["sig"]))
             except (KeyError, ValueError, TypeError):
                 good = False
             if not good:
-                flag(f"{str(doc.get('kind', 'record')).lower()} seq {seq} has an invalid signature")
+                flag(f"{doc['kind'][:40].lower()} seq {seq} has an invalid signature")
             elif not may_sign(chain, str(doc["signer"])):
-                whose = "the broker's decisions" if chain is None else f"{chain}'s receipts"
-                flag(f"{label}{str(doc.get('kind', 'record')).lower()} seq {seq} is signed by {doc['signer']}, "
+                whose = "the broker's decisions" if chain is None else f"{chain[:60]}'s receipts"
+                flag(f"{label}{doc['kind'][:40].lower()} seq {seq} is signed by {signer}, "
                      f"which may not vouch for {whose}")
             if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
                 flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
         else:
-            tails[chain] = tails.get(chain, 0) + 1
+            count, first = tails.get(chain, (0, offset))
+            tails[chain] = (count + 1, first)
         expected[chain] = (seq + 1, claimed)
-    report.unsigned_tail = sum(tails.values())
+    report.unsigned_tail = sum(count for count, _ in tails.values())
+    if holds == "receipts":
+        for chain, (count, first) in tails.items():
+            if chain is not None:
+                report.findings.append(Finding(topic, partition, first, (
+                    f"chain {chain[:60]}: {count} receipt record(s) from here on that no checkpoint of "
+                    "the partner's vouches for")))
     return report

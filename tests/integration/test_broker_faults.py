@@ -27,7 +27,7 @@ from puente_testing import (
 
 from adapters.publisher import IngressPublisher
 from adapters.synthetic import generate
-from broker.audit import ChainWriter
+from broker.audit import ChainHead, ChainWriter
 from broker.audit.store import verify_topics
 from broker.cli import make_opener, publish_synthetic, receipt_signer, verifier
 from broker.crypto import Keystore, SecretBytes, sign_ingress
@@ -167,6 +167,53 @@ async def test_audit_verify_finds_a_planted_edit(env: Env) -> None:
     bad = subprocess.run(cli("audit", "verify"), env=env.env_vars(), capture_output=True, text=True, check=False)
     assert bad.returncode == 1
     assert "edited" in bad.stdout and f"[{victim.partition}]" in bad.stdout
+
+
+async def test_audit_log_lists_only_what_verifies_and_verify_names_each_forgery(env: Env) -> None:
+    """Records written to the audit topics by someone other than their owner (an unsigned receipt in
+    another partner's name, a block in a receipt chain, a block with a bad signature, a record that
+    is not one) are each reported by `audit verify` and left out of `audit log`, which still lists
+    every real decision and receipt."""
+    await publish_synthetic(env.cfg, 120, seed=31)
+    await run_broker(env)
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
+    partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
+    opener = make_opener(partner, env.key_file(partner), None)
+    stats = await Subscriber(env.cfg.bootstrap, partner, env.feed(partner), env.names.access, opener, alert_codec(),
+                             signer=receipt_signer(partner, env.key_file(partner), None)).run(io.StringIO(),
+                                                                                               idle_exit_s=3)
+    other = next(p for p in env.policy.partners if p != partner)
+    producer = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap)
+    await producer.start()
+    try:
+        receipt = ChainWriter(env.names.access, 0, checkpoint_every=1 << 62, chain=f"{other}/x").append(
+            "RECEIPT", {"partner": other, "alert_id": "forged-receipt", "status": "RECEIVED"})
+        entry = {"kind": "ALERT", "alert_id": "forged-block", "decisions": [{"partner": other, "decision": "DELIVER"}]}
+        in_receipts = ChainWriter(env.names.access, 0, chain=partner).block([entry], "x-sign-1", lambda _: b"s", "t")
+        in_decisions = ChainWriter(env.names.decisions, 0, ChainHead(10_000, "0" * 64)).block(
+            [entry], "broker-sign-2026a", lambda _: b"\x00" * 64, "t")
+        await producer.send_and_wait(env.names.access, receipt, partition=0)
+        await producer.send_and_wait(env.names.access, in_receipts, partition=0)
+        await producer.send_and_wait(env.names.access, b'{"kind": ["RECEIPT"], "seq": 0}', partition=0)
+        await producer.send_and_wait(env.names.decisions, in_decisions, partition=0)
+    finally:
+        await producer.stop()
+
+    verify = subprocess.run(cli("audit", "verify"), env=env.env_vars(), capture_output=True, text=True, check=False)
+    assert verify.returncode == 1 and "Traceback" not in verify.stderr
+    for problem in (f"chain {other}/x: 1 receipt record(s)", f"'BLOCK' record in {partner}'s receipt chain",
+                    "not an audit record", "has an invalid signature"):
+        assert problem in verify.stdout, problem
+    log = subprocess.run(cli("audit", "log", "--json"), env=env.env_vars(), capture_output=True, text=True,
+                         check=False)
+    assert log.returncode == 0 and "Traceback" not in log.stderr
+    rows = [json.loads(line) for line in log.stdout.splitlines()]
+    assert not [r for r in rows if str(r.get("alert_id", "")).startswith("forged")]
+    assert Counter(r["kind"] for r in rows) == {"DECISION": len(docs), "RECEIPT": stats.received}
+    assert "4 audit record(s) left out as unsound" in log.stderr
+    table = subprocess.run(cli("audit", "log", "--partner", partner, "--kind", "receipt"), env=env.env_vars(),
+                           capture_output=True, text=True, check=False)
+    assert table.returncode == 0 and f"{stats.received} record(s)" in table.stderr
 
 
 async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:

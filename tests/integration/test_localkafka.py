@@ -11,7 +11,7 @@ from puente.localkafka import LocalKafka
 
 def test_a_cluster_id_starting_with_a_dash_still_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A random base64url cluster id may begin with '-'; formatting must not read it as an option."""
-    monkeypatch.setenv("PUENTE_KAFKA_PORT", "59392")
+    monkeypatch.setenv("PUENTE_KAFKA_PORT", "18392")  # below the ephemeral ports (32768 up), where clients bind
     kafka = LocalKafka("single", root=tmp_path)
     kafka.folder.mkdir(parents=True)
     (kafka.folder / "cluster.id").write_text("-AbCdEfGhIjKlMnOpQrStUw\n")

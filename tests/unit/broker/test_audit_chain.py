@@ -260,7 +260,40 @@ def test_a_partner_key_vouches_only_for_receipts_naming_that_partner() -> None:
                                                "broker-sign-2026a", _sign, "t")
     assert walk([good_block], "decisions") == []
     assert walk([good_block], "receipts") == [
-        "seq 0: BLOCK record outside any partner's receipt chain, in a topic that holds receipts"]
+        "seq 0: 'BLOCK' record outside any partner's receipt chain, in a topic that holds receipts"]
     assert walk(_receipts("COL", "COL-rcpt-2026a"), "receipts") == []
     assert walk(_receipts("COL", "COL-rcpt-2026a"), "decisions")[0] == (
         "seq 0: chain COL record in a topic that holds only the broker's decisions")
+
+
+def test_receipts_no_checkpoint_vouches_for_are_reported_in_a_topic_of_receipts() -> None:
+    """A subscriber signs every batch it commits: unsigned receipts at a chain's end were written by
+    someone else, so in a topic of receipts they are a finding, not just a count."""
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="USA/x")
+    forged = [writer.append("RECEIPT", {"partner": "USA", "alert_id": f"A{i}", "status": "RECEIVED"}) for i in range(2)]
+    values = [*_receipts("COL", "COL-rcpt-2026a"), *forged]
+    report = verify_partition("access", 0, enumerate(values), _verify_any, "receipts")
+    assert [(f.offset, f.problem) for f in report.findings] == [
+        (4, "chain USA/x: 2 receipt record(s) from here on that no checkpoint of the partner's vouches for")]
+    assert verify_partition("access", 0, enumerate(values), _verify_any).findings == []  # no topic rule given
+
+
+@pytest.mark.parametrize("value", [
+    b'{"kind": ["BLOCK"], "seq": 0, "prev": "", "hash": ""}',
+    b'{"kind": "RECEIPT", "chain": 5, "seq": 0, "prev": "", "hash": ""}',
+    b'{"kind": {"a": 1}, "chain": "COL", "seq": 0, "prev": "", "hash": ""}',
+    b'{"kind": "BLOCK", "seq": 1e999, "prev": "", "hash": ""}',
+    b'{"kind": "BLOCK", "seq": 0, "prev": "", "hash": "", "sig": "zz", "signer": ["a"]}',
+    b'[1, 2]', b'"x"', b'\xff\xfe', b'{"seq": 0, "prev": "", "hash": ""}',
+])
+def test_hostile_records_are_findings_never_crashes(value: bytes) -> None:
+    for holds in (None, "decisions", "receipts"):
+        report = verify_partition("access", 0, [(0, value)], _verify_any, holds)
+        assert report.records == 1 and report.findings
+
+
+def test_findings_quote_record_values_cut_short() -> None:
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+    huge = writer.append("X" * 100_000, {"partner": "COL"})
+    findings = verify_partition("access", 0, [(0, huge)], _verify_any, "receipts").findings
+    assert findings and all(len(f.problem) < 200 for f in findings)
