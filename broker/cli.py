@@ -325,12 +325,12 @@ def _audit_log(args: argparse.Namespace) -> int:
 
     docs = sorted(asyncio.run(collect()), key=lambda d: str(d.get("at", "")))
     unsound = sum(left_out)
-    note = f"; {unsound} audit record(s) left out as unsound: run `puente audit verify`" if unsound else ""
+    note = f"{unsound} audit record(s) left out as unsound: run `puente audit verify`" if unsound else ""
     if args.json:
         for doc in docs:
             print(json.dumps(doc, ensure_ascii=False))
         if note:
-            print(note[2:], file=sys.stderr)
+            print(note, file=sys.stderr)
         return 0
     print(f"{'time (UTC)':<24} {'kind':<11} {'alert':<26} {'partner':<7} {'decision / status':<18} {'agreement':<18} "
           "redacted / reason")
@@ -343,5 +343,5 @@ def _audit_log(args: argparse.Namespace) -> int:
         print(f"{str(d.get('at', ''))[:23]:<24} {str(d.get('kind', ''))[:11]:<11} "
               f"{str(d.get('alert_id') or '-')[:26]:<26} {str(d.get('partner') or '-')[:7]:<7} "
               f"{str(status)[:18]:<18} {str(d.get('agreement') or '-')[:18]:<18} {str(extra)[:80]}")
-    print(f"{len(docs)} record(s){note}", file=sys.stderr)
+    print(f"{len(docs)} record(s)" + (f"; {note}" if note else ""), file=sys.stderr)
     return 0

@@ -60,7 +60,8 @@ def receipt_partition(partner: str, partitions: int) -> int:
 
 
 DEFAULT_INSTANCE = "main"
-SETTLE_TIMEOUT_S = 90.0  # 1.5 x the receipt producers' transaction timeout (60 s), after which Kafka aborts
+RECEIPT_TXN_TIMEOUT_S = 60.0  # a crashed subscriber's open receipts are aborted by Kafka after this
+SETTLE_TIMEOUT_S = 1.5 * RECEIPT_TXN_TIMEOUT_S
 
 
 def receipt_chain(partner: str, instance: str = DEFAULT_INSTANCE) -> str:
@@ -134,7 +135,7 @@ class Subscriber:
         )
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
                                     transactional_id=self.transactional_id,
-                                    transaction_timeout_ms=int(SETTLE_TIMEOUT_S * 1000 * 2 / 3))
+                                    transaction_timeout_ms=int(RECEIPT_TXN_TIMEOUT_S * 1000))
         await producer.start()  # fences an earlier subscriber of this partner and instance; aborts its receipts
         await consumer.start()
         try:

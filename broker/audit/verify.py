@@ -91,10 +91,9 @@ def parse_record(value: bytes) -> dict[str, Any] | None:
 
 def misplaced(chain: str | None, doc: dict[str, Any], holds: Holds | None) -> str | None:
     """Why a record does not belong in a chain ``chain`` of a topic that ``holds`` decisions or
-    receipts, or None: a partner's key vouches for its receipts and for nothing else."""
-    kind = doc.get("kind")
-    if not isinstance(kind, str):
-        return "record without a kind"
+    receipts, or None: a partner's key vouches for its receipts and for nothing else. ``doc`` is
+    as ``parse_record`` gives it."""
+    kind = doc["kind"]
     if chain is None:
         if holds == "receipts":
             return f"{_shown(kind)} record outside any partner's receipt chain, in a topic that holds receipts"
