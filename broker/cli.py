@@ -191,10 +191,22 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 # ---- the partner side ----------------------------------------------------------------------
-def make_opener(partner: str, key_file: Path, verify_file: Path | None) -> Any:
+def make_opener(partner: str, key_file: Path, verify_file: Path | None, expected_key_id: str | None = None) -> Any:
+    """The partner's feed opener, after checking that the key is the partner's own.
+
+    A subscriber started with another partner's key would reject every record; checking at
+    start turns that into one clear error before anything is read. ``expected_key_id`` is the
+    encryption key the policy names for the partner, when the subscriber knows the policy.
+    """
     from broker.crypto import FeedOpener, KeyKind, Keystore, load_key_file
 
     record = load_key_file(key_file)
+    if record.kind is not KeyKind.PARTNER_ENCRYPTION or record.owner != partner:
+        raise KeyMaterialError(f"key {record.key_id} ({record.kind}) is not a decryption key of {partner}; "
+                               f"pass {partner}'s own key with --key")
+    if expected_key_id is not None and record.key_id != expected_key_id:
+        raise KeyMaterialError(f"key {record.key_id} is not the one the policy names for {partner} "
+                               f"({expected_key_id}): the broker encrypts {partner}'s feed for that key")
     if verify_file is not None:
         verify = load_key_file(verify_file).ed25519_public()
     else:
@@ -205,9 +217,12 @@ def make_opener(partner: str, key_file: Path, verify_file: Path | None) -> Any:
     return FeedOpener(partner, record.x25519_private(), verify)
 
 
-def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> tuple[str, Any]:
-    """(key id, sign) with the partner's receipt-signing key: ``sign_file``, or the current one beside ``key_file``."""
-    from broker.crypto import KeyKind, Keystore, load_key_file, sign_checkpoint
+def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> Any:
+    """The partner's receipt signer: ``sign_file``, or the current receipt key beside ``key_file``;
+    it verifies with every generation of the partner's receipt keys in that key's folder."""
+    from broker.crypto import KeyKind, Keystore, load_key_file, parse_key_id, sign_checkpoint
+    from broker.service import checker
+    from broker.subscriber import ReceiptSigner
 
     if sign_file is not None:
         record = load_key_file(sign_file)
@@ -219,11 +234,15 @@ def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> tupl
     if record.kind is not KeyKind.PARTNER_SIGNING or record.owner != partner:
         raise KeyMaterialError(f"key {record.key_id} is not {partner}'s receipt-signing key")
     private = record.ed25519_private()
+    folder = Keystore((sign_file or key_file).parent)
+    own = {k: folder.load(k).ed25519_public() for k in folder.key_ids()
+           if (parsed := parse_key_id(k)).kind is KeyKind.PARTNER_SIGNING and parsed.owner == partner}
+    own[record.key_id] = private.public_key()
 
     def sign(payload: bytes) -> bytes:
         return sign_checkpoint(private, payload)
 
-    return record.key_id, sign
+    return ReceiptSigner(record.key_id, sign, checker(own))
 
 
 def _subscribe(args: argparse.Namespace) -> int:
@@ -238,52 +257,34 @@ def _subscribe(args: argparse.Namespace) -> int:
     if partner is None:
         raise ConfigError(f"unknown partner {args.partner!r}; known: {', '.join(sorted(ps.partners))}")
     names = TopicNames(cfg.topic_prefix)
-    opener = make_opener(partner.id, args.key, args.verify_key)
+    opener = make_opener(partner.id, args.key, args.verify_key, partner.encryption_key_id)
     if not args.instance or len(args.instance) > 64 or not all(c.isalnum() or c in "-_." for c in args.instance):
         raise ConfigError("--instance must be 1-64 letters, digits, '-', '_' or '.'")
     sub = Subscriber(cfg.bootstrap, partner.id, names.feed(partner.feed_topic), names.access, opener, alert_codec(),
                      instance=args.instance, signer=receipt_signer(partner.id, args.key, args.sign_key))
     out = open(args.out, "a", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115 - closed below
     try:
-        stats = asyncio.run(sub.run(out, idle_exit_s=None if args.follow else 5.0))
+        asyncio.run(sub.run(out, idle_exit_s=None if args.follow else 5.0))
     finally:
         if args.out:
             out.close()
-    print(f"{partner.id}: {stats.received} alerts received, {stats.rejected} rejected", file=sys.stderr)
-    return 1 if stats.rejected else 0
+        print(f"{partner.id}: {sub.stats.received} alerts received"
+              + (f", stopped at a record it could not open ({sub.stats.rejected})" if sub.stats.rejected else ""),
+              file=sys.stderr)
+    return 0
 
 
 # ---- audit ----------------------------------------------------------------------------------
 def verifier(cfg: PuenteSettings, verify_files: list[Path] | Path | None) -> Any:
     """Signature checks for ``audit verify``: the given public key files, or every signing key
     (the broker's and the partners' receipt keys) in the broker's keystore."""
-    from broker.crypto import KeyKind, Keystore, load_key_file, verify_checkpoint
-    from broker.crypto.keys import parse_key_id
-    from puente.errors import SignatureError
+    from broker.crypto import KeyKind, Keystore, load_key_file
+    from broker.service import checker, signature_check
 
-    keys: dict[str, Any] = {}
-    if verify_files:
-        for path in [verify_files] if isinstance(verify_files, Path) else verify_files:
-            rec = load_key_file(path)
-            keys[rec.key_id] = rec.ed25519_public()
-    else:
-        store = Keystore(cfg.keys / "broker")
-        for kid in store.key_ids():
-            kind = parse_key_id(kid).kind
-            if kind in (KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING):
-                keys[kid] = store.load(kid, kind).ed25519_public()
-
-    def verify(signer: str, payload: bytes, sig: bytes) -> bool:
-        key = keys.get(signer)
-        if key is None:
-            return False
-        try:
-            verify_checkpoint(key, payload, sig)
-        except SignatureError:
-            return False
-        return True
-
-    return verify
+    if not verify_files:
+        return signature_check(Keystore(cfg.keys / "broker"), KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
+    records = [load_key_file(p) for p in ([verify_files] if isinstance(verify_files, Path) else verify_files)]
+    return checker({rec.key_id: rec.ed25519_public() for rec in records})
 
 
 def _audit_verify(args: argparse.Namespace) -> int:

@@ -154,7 +154,7 @@ async def _subscribers(cfg: PuenteSettings, out_dir: Path) -> dict[str, Any]:
         partner = partners[pid]
         folder = cfg.keys / "partners" / pid
         key_file = folder / f"{partner.encryption_key_id}.json"
-        opener = make_opener(pid, key_file, None)
+        opener = make_opener(pid, key_file, None, partner.encryption_key_id)
         sub = Subscriber(cfg.bootstrap, pid, names.feed(partner.feed_topic), names.access, opener, alert_codec(),
                          signer=receipt_signer(pid, key_file, None), on_error=errors.append)
         with open(out_dir / f"{pid}.jsonl", "w", encoding="utf-8") as out:

@@ -173,28 +173,26 @@ async def read_many(
     return out
 
 
-async def last_json_records(
-    consumer: AIOKafkaConsumer, tps: list[TopicPartition]
-) -> dict[TopicPartition, dict[str, Any] | None]:
-    """The last committed JSON record of each partition (None when empty)."""
+async def last_records(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, Record | None]:
+    """The last committed record of each partition (None when empty)."""
     complete: set[TopicPartition] = set()
     found = await read_many(consumer, tps, back=64, complete=complete)
-    out: dict[TopicPartition, dict[str, Any] | None] = {}
+    out: dict[TopicPartition, Record | None] = {}
     for tp, records in found.items():
         if records or tp in complete:
-            out[tp] = json.loads(records[-1].value) if records else None
+            out[tp] = records[-1] if records else None
         else:
             # Nothing in the last 64 offsets (e.g. aborted transactions only): look further back.
-            out[tp] = await last_json_record(consumer, tp)
+            out[tp] = await last_chain_record(consumer, tp)
     return out
 
 
-async def last_json_record(
-    consumer: AIOKafkaConsumer, tp: TopicPartition, chain: str | None = None
-) -> dict[str, Any] | None:
-    """The last committed JSON record of a partition (of one ``chain`` in it, when given), or None.
+async def last_chain_record(consumer: AIOKafkaConsumer, tp: TopicPartition, chain: str | None = None) -> Record | None:
+    """The last committed record of a partition (of one ``chain`` in it, when given), or None.
 
     Reads back as little as it can: a window at the end that grows until a match or the start.
+    A record belongs to ``chain`` when it parses as a JSON object naming it; the caller checks
+    the record itself (see ``broker.audit.head_problem``) before it trusts it.
     """
     consumer.assign([tp])
     end = (await consumer.end_offsets([tp]))[tp]
@@ -202,14 +200,17 @@ async def last_json_record(
     window = 64
     while True:
         start = max(begin, end - window)
-        last: dict[str, Any] | None = None
+        last: Record | None = None
         async for rec in read_range(consumer, tp, start):
+            if chain is None:
+                last = rec
+                continue
             try:
                 doc = json.loads(rec.value)
             except ValueError:
                 continue
-            if isinstance(doc, dict) and (chain is None or doc.get("chain") == chain):
-                last = doc
+            if isinstance(doc, dict) and doc.get("chain") == chain:
+                last = rec
         if last is not None:
             return last
         if start == begin:

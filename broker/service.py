@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from broker.crypto import FeedSealer, KeyKind, Keystore, sign_checkpoint, verify_ingress
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from broker.crypto import (
+    FeedSealer,
+    KeyKind,
+    Keystore,
+    parse_key_id,
+    sign_checkpoint,
+    verify_checkpoint,
+    verify_ingress,
+)
 from broker.pipeline import Pipeline
 from broker.topics import Slots, TopicNames, slots_for
 from broker.worker import BrokerWorker, WorkerConfig
 from policies import Decision, PolicySet, build_view, decide, decide_many, load_policy_set
-from puente.errors import KeyMaterialError, OriginError
+from puente.errors import KeyMaterialError, OriginError, SignatureError
 from puente.settings import PuenteSettings
 from schemas import alert_codec
 
@@ -140,6 +150,28 @@ def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, 
     return sealers, problems
 
 
+def signature_check(keystore: Keystore, *kinds: KeyKind) -> Callable[[str, bytes, bytes], bool]:
+    """(signer id, payload, signature) -> valid, for every generation of the signing keys of
+    ``kinds`` in ``keystore``: a chain signed before a key rotation still verifies."""
+    return checker({k: keystore.load(k).ed25519_public() for k in keystore.key_ids() if parse_key_id(k).kind in kinds})
+
+
+def checker(keys: Mapping[str, Ed25519PublicKey]) -> Callable[[str, bytes, bytes], bool]:
+    """(signer id, payload, signature) -> whether ``keys[signer]`` made that checkpoint signature."""
+
+    def verify(signer: str, payload: bytes, sig: bytes) -> bool:
+        key = keys.get(signer)
+        if key is None:
+            return False
+        try:
+            verify_checkpoint(key, payload, sig)
+        except SignatureError:
+            return False
+        return True
+
+    return verify
+
+
 def build_worker(settings: PuenteSettings, *, client_suffix: str = "") -> tuple[BrokerWorker, list[str], list[str]]:
     """A worker ready to run, the ingress topics it consumes, and key problems to report."""
     keystore = Keystore(settings.keys / "broker")
@@ -166,7 +198,7 @@ def build_worker(settings: PuenteSettings, *, client_suffix: str = "") -> tuple[
     config = WorkerConfig(
         bootstrap=settings.bootstrap, group_id=settings.broker_group, slots=slots, max_batch=settings.max_batch,
         replay_window_days=settings.replay_window_days, signer_id=signer_id,
-        client_id=f"puente-broker{client_suffix}",
+        client_id=f"puente-broker{client_suffix}", verify=signature_check(keystore, KeyKind.BROKER_SIGNING),
     )
     topics = [names.ingress(a) for a in settings.agencies]
     return BrokerWorker(config, pipeline, sign), topics, problems

@@ -32,13 +32,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from broker.audit import BLOCK_ALERTS, ChainHead, ChainWriter
-from broker.kafka_io import Record, _record, last_json_records, read_many, reader
+from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
+from broker.kafka_io import Record, _record, last_records, read_many, reader
 from broker.metrics import Metrics
 from broker.pipeline import MAX_FUTURE_SKEW_MS, Outcome, Pipeline
 from broker.replay import ReplayWindow
 from broker.topics import Slots, TopicNames
-from puente.errors import KafkaSetupError
+from puente.errors import AuditChainError, KafkaSetupError
 
 log = structlog.get_logger("puente.broker")
 
@@ -72,6 +72,8 @@ class WorkerConfig:
     replay_window_days: int = 7
     signer_id: str = "broker"
     client_id: str = "puente-broker"
+    verify: VerifyFn = field(default=lambda signer, payload, sig: False)
+    """Checks the broker's own signatures (every generation of its key) on a chain head it continues."""
 
 
 class _Both:
@@ -88,11 +90,19 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, worker: BrokerWorker) -> None:
         self.worker = worker
 
+    # aiokafka logs and swallows what a listener raises, and carries on: a slot that failed to
+    # load would then be skipped for good, silently. The failure goes to the main loop instead.
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.worker._release(revoked)
+        try:
+            await self.worker._release(revoked)
+        except Exception as exc:  # noqa: BLE001 - handed to the main loop, which raises it
+            self.worker._fail(exc)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.worker._acquire(assigned)
+        try:
+            await self.worker._acquire(assigned)
+        except Exception as exc:  # noqa: BLE001 - handed to the main loop, which raises it
+            self.worker._fail(exc)
 
 
 class BrokerWorker:
@@ -117,6 +127,11 @@ class BrokerWorker:
         self._joined_at: float | None = None
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+
+    def _fail(self, exc: BaseException) -> None:
+        """Record the first failure of a slot or a rebalance; the main loop raises it."""
+        if self._failure is None:
+            self._failure = exc
 
     # ---- partition ownership ---------------------------------------------------------
     async def _acquire(self, assigned: list[TopicPartition]) -> None:
@@ -162,7 +177,8 @@ class BrokerWorker:
         allowed) finds them all.
         """
         tps = {slot: TopicPartition(self.names.decisions, slot) for slot in slots}
-        heads = await last_json_records(consumer, list(tps.values()))
+        last = await last_records(consumer, list(tps.values()))
+        heads = {tp: self._verified_head(tp, rec) for tp, rec in last.items()}
         windows = {slot: ReplayWindow(self.config.replay_window_days) for slot in slots}
         since: dict[TopicPartition, int] = {}
         for slot, tp in tps.items():
@@ -192,6 +208,23 @@ class BrokerWorker:
         if loaded:
             log.info("replay windows loaded", slots=len(slots), alert_ids=loaded)
         return {slot: (ChainHead.after(heads[tp]), windows[slot]) for slot, tp in tps.items()}
+
+    def _verified_head(self, tp: TopicPartition, rec: Record | None) -> dict[str, Any] | None:
+        """The last record of a slot's audit partition, once it is known to be the broker's own.
+
+        A chain is never extended past a record its owner did not sign: signing the next block
+        would vouch for whatever someone else wrote there. (Older blocks read back for the replay
+        window are not checked one by one: a forged one could only make the broker refuse an id
+        as a replay, which is a dead letter, never a delivery.)
+        """
+        if rec is None:
+            return None
+        problem = head_problem(tp.topic, tp.partition, rec.value, None, self.config.verify)
+        if problem is not None:
+            raise AuditChainError(
+                f"audit partition {tp.topic}[{tp.partition}] cannot be continued: {problem}. The broker "
+                "will not sign over a record it did not write; run `puente audit verify`")
+        return orjson.loads(rec.value)  # type: ignore[no-any-return]
 
     async def _producer(self, slot: int) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
@@ -368,8 +401,7 @@ class BrokerWorker:
                 await committing
                 self._committed(state, committing_ids)
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
-            if self._failure is None:
-                self._failure = exc
+            self._fail(exc)
             state.queue.clear()
             if committing is not None:  # let a commit under way finish (or fail) on its own
                 await asyncio.gather(committing, return_exceptions=True)
@@ -410,9 +442,7 @@ class BrokerWorker:
                 if outcome.feeds or outcome.dead_letter is not None:  # most alerts go to no feed
                     sends.extend(await self._emit(state, msg, outcome))
             at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-            for first in range(0, len(outcomes), BLOCK_ALERTS):
-                entries = [o.entry for o in outcomes[first:first + BLOCK_ALERTS]]
-                block = state.chain.block(entries, self.config.signer_id, self.sign, at)
+            for block in state.chain.blocks([o.entry for o in outcomes], self.config.signer_id, self.sign, at):
                 sends.append(await producer.send(self.names.decisions, block, partition=state.slot))
             # The offsets join the transaction while its records are still in flight (one round
             # trip fewer per batch); every send must succeed before the commit, or all is aborted.

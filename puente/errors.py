@@ -4,6 +4,8 @@
     ├── ConfigError                  settings or policy files that do not validate
     │   └── PolicyError              a policy file or policy set is invalid
     ├── KafkaSetupError              the local Kafka could not be fetched, started or reached
+    ├── AuditChainError              an audit chain its owner would extend ends with what it did not write
+    ├── UnreadableFeedError          a subscriber met a feed record it cannot open, and stopped before it
     ├── SchemaError                  an Avro schema is malformed or incompatible
     ├── AdapterError                 an agency's record or file that cannot become an alert;
     │                                ``reason`` is a short code for the dead letter (e.g. invalid-date)
@@ -43,6 +45,14 @@ class KafkaSetupError(PuenteError):
     """The local Kafka could not be fetched, started, stopped or reached."""
 
     retriable = True
+
+
+class AuditChainError(PuenteError):
+    """An audit chain ends with a record its owner did not sign; the owner will not extend it."""
+
+
+class UnreadableFeedError(PuenteError):
+    """A partner's subscriber met a feed record it cannot open; it stopped without committing past it."""
 
 
 class SchemaError(PuenteError):

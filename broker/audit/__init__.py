@@ -13,8 +13,9 @@ from broker.audit.chain import (
     checkpoint_payload,
     flatten,
     record_hash,
+    seal,
 )
-from broker.audit.verify import Finding, PartitionReport, verify_partition
+from broker.audit.verify import Finding, PartitionReport, VerifyFn, head_problem, verify_partition
 
 __all__ = [
     "BLOCK_ALERTS",
@@ -23,9 +24,12 @@ __all__ = [
     "ChainWriter",
     "Finding",
     "PartitionReport",
+    "VerifyFn",
     "canonical",
     "checkpoint_payload",
     "flatten",
+    "head_problem",
     "record_hash",
+    "seal",
     "verify_partition",
 ]

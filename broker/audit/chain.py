@@ -39,6 +39,8 @@ GENESIS = "0" * 64
 VERSION = 1
 # At most this many ingress records per block, which keeps a block far below Kafka's 1 MiB record limit.
 BLOCK_ALERTS = 200
+# And at most this many bytes, whatever the records hold: blocks are cut further to fit.
+MAX_BLOCK_BYTES = 512 * 1024
 
 
 def canonical(doc: dict[str, Any]) -> bytes:
@@ -49,6 +51,21 @@ def canonical(doc: dict[str, Any]) -> bytes:
     largest cost after decoding). Writer and verifier both use this function.
     """
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def sealed(body: bytes, digest: str) -> bytes:
+    """The stored bytes of a record: its canonical body (without ``hash``) with the hash appended.
+
+    A record is stored in exactly this form, so a verifier can demand it byte for byte: a record
+    with a duplicate key, or one re-encoded by another JSON writer, is not what its owner wrote.
+    """
+    return body[:-1] + b',"hash":"' + digest.encode() + b'"}'
+
+
+def seal(doc: dict[str, Any]) -> bytes:
+    """The stored bytes of ``doc`` (any ``hash`` in it is replaced by the right one)."""
+    body = canonical({k: v for k, v in doc.items() if k != "hash"})
+    return sealed(body, hashlib.sha256(body).hexdigest())
 
 
 def record_hash(doc: dict[str, Any]) -> str:
@@ -109,7 +126,7 @@ class ChainWriter:
         body = canonical(doc)
         digest = hashlib.sha256(body).hexdigest()
         self.head = ChainHead(self.head.seq + 1, digest, since)
-        return body[:-1] + b',"hash":"' + digest.encode() + b'"}'
+        return sealed(body, digest)
 
     @property
     def checkpoint_due(self) -> bool:
@@ -148,10 +165,72 @@ class ChainWriter:
         doc = {**self._start("BLOCK"), "signer": signer_id, "at": at, "decision_table": table, "entries": out}
         return self._signed(doc, signer_id, sign)
 
+    def blocks(self, entries: list[dict[str, Any]], signer_id: str, sign: Callable[[bytes], bytes], at: str,
+               max_bytes: int = MAX_BLOCK_BYTES) -> list[bytes]:
+        """``entries`` as signed blocks of at most ``BLOCK_ALERTS`` entries and ``max_bytes`` each.
+
+        Kafka refuses a record over its size limit, and a refused audit block aborts the whole
+        batch at every retry: so a block that comes out too large is cut in two (the chain is
+        set back first), and one entry too large on its own is written with its decisions cut
+        short (see ``shrink``). Whatever the input, every block fits.
+        """
+        out: list[bytes] = []
+        for first in range(0, len(entries), BLOCK_ALERTS):
+            self._fit(entries[first:first + BLOCK_ALERTS], signer_id, sign, at, max_bytes, out)
+        return out
+
+    def _fit(self, entries: list[dict[str, Any]], signer_id: str, sign: Callable[[bytes], bytes], at: str,
+             max_bytes: int, out: list[bytes]) -> None:
+        head = self.head
+        data = self.block(entries, signer_id, sign, at)
+        if len(data) <= max_bytes:
+            out.append(data)
+            return
+        self.head = head
+        if len(entries) > 1:
+            half = len(entries) // 2
+            self._fit(entries[:half], signer_id, sign, at, max_bytes, out)
+            self._fit(entries[half:], signer_id, sign, at, max_bytes, out)
+            return
+        out.append(self.block([shrink(entries[0], max_bytes)], signer_id, sign, at))
+
     def _signed(self, doc: dict[str, Any], signer_id: str, sign: Callable[[bytes], bytes]) -> bytes:
         doc["signer"] = signer_id
         doc["sig"] = sign(checkpoint_payload(self.topic, self.partition, doc)).hex()
         return self._seal(doc, 0)
+
+
+_KEEP_LISTED = 20  # reasons, rules and field changes a shrunk decision keeps
+
+
+def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
+    """An entry cut down to fit ``max_bytes`` in a block: each decision keeps its partner, outcome,
+    agreement and policy, and the first few reasons, rules and field changes, with ``truncated``
+    saying how many were left out; the entry's own strings are cut short. (Only an alert built to
+    flood the audit gets here: a normal block holds hundreds of entries.)"""
+
+    def cut(values: Any) -> tuple[list[Any], int]:
+        items = list(values) if isinstance(values, list) else []
+        kept = [v if len(repr(v)) <= 300 else repr(v)[:300] for v in items[:_KEEP_LISTED]]
+        return kept, len(items) - len(kept)
+
+    decisions = []
+    for decision in entry.get("decisions") or ():
+        small = {k: (str(v)[:200] if isinstance(v, str) else v) for k, v in decision.items()
+                 if k in ("partner", "decision", "agreement", "policy_version", "feed")}
+        dropped = 0
+        for name in ("reasons", "rules", "redacted"):
+            small[name], n = cut(decision.get(name))
+            dropped += n
+        small["truncated"] = dropped
+        decisions.append(small)
+    out = {k: (v[:200] if isinstance(v, str) else v) for k, v in entry.items() if k != "decisions"}
+    if "decisions" in entry:
+        out["decisions"] = decisions
+    if len(canonical(out)) > max_bytes // 2:  # still too large: only what identifies it remains
+        out = {k: out[k] for k in ("kind", "alert_id", "ingress", "ingress_ms", "at") if k in out}
+        out["decisions"] = [{k: d[k] for k in ("partner", "decision") if k in d} | {"truncated": -1} for d in decisions]
+    return out
 
 
 def chain_owner(chain: str) -> str:

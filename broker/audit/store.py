@@ -10,26 +10,68 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from broker.audit.chain import flatten
-from broker.audit.verify import Holds, PartitionReport, VerifyFn, parse_record, verify_partition
+from broker.audit.verify import (
+    Finding,
+    Holds,
+    PartitionReport,
+    VerifyFn,
+    delivered_pairs,
+    parse_record,
+    unmatched_receipt,
+    verify_partition,
+)
 from broker.kafka_io import partitions_of, read_range, reader
 
 
 async def verify_topics(bootstrap: str, topics: dict[str, Holds], verify: VerifyFn) -> list[PartitionReport]:
     """Walk every partition of every audit topic, oldest record first, and report what is wrong.
 
-    ``topics`` maps each topic to what it holds: ``"decisions"`` or ``"receipts"``.
+    ``topics`` maps each topic to what it holds: ``"decisions"`` or ``"receipts"``. When the
+    decisions are among them (give them first), every receipt is also checked against them: a
+    receipt for an alert the broker never delivered to that partner is reported.
     """
     consumer = reader(bootstrap)
     await consumer.start()
     reports = []
     try:
+        delivered = _Delivered()
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
                 values = [(r.offset, r.value) async for r in read_range(consumer, TopicPartition(topic, partition))]
-                reports.append(verify_partition(topic, partition, values, verify, holds))
+                report = verify_partition(topic, partition, values, verify, holds)
+                reports.append(report)
+                delivered.learn(report, values)
     finally:
         await consumer.stop()
     return reports
+
+
+class _Delivered:
+    """The deliveries sound decision records name, and the check of receipts against them.
+
+    Receipts are checked only once some decisions topic was walked: on its own, a receipts
+    topic cannot say what was delivered.
+    """
+
+    def __init__(self) -> None:
+        self.pairs: set[tuple[str, str]] = set()
+        self.known = False
+
+    def learn(self, report: PartitionReport, values: list[tuple[int, bytes]]) -> set[int]:
+        """Take in a walked partition's deliveries, or report its unmatched receipts; the offsets of those."""
+        bad = {f.offset for f in report.findings}
+        unmatched: set[int] = set()
+        for offset, value in values:
+            doc = parse_record(value)
+            if doc is None or offset in bad:
+                continue
+            if doc.get("kind") == "BLOCK" and doc.get("chain") is None:
+                self.known = True
+                self.pairs.update(delivered_pairs(doc))
+            elif self.known and (why := unmatched_receipt(doc, self.pairs)) is not None:
+                report.findings.append(Finding(report.topic, report.partition, offset, why))
+                unmatched.add(offset)
+        return unmatched
 
 
 @dataclass(frozen=True)
@@ -70,15 +112,19 @@ async def read_log(bootstrap: str, topics: dict[str, Holds], flt: LogFilter, ver
     ``topics`` maps each topic to what it holds (``"decisions"`` or ``"receipts"``). Only what
     ``audit verify`` finds sound is listed: a record it reports (edited, out of place, badly or
     wrongly signed, not an audit record) is left out, and so are receipts that no sound
-    checkpoint of their chain vouches for. Their count is appended to ``left_out``, if given.
+    checkpoint of their chain vouches for and receipts for alerts the decisions never delivered
+    to that partner. Their count is appended to ``left_out``, if given.
     """
     consumer = reader(bootstrap)
     await consumer.start()
     try:
+        delivered = _Delivered()
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
                 values = [(r.offset, r.value) async for r in read_range(consumer, TopicPartition(topic, partition))]
-                bad = {f.offset for f in verify_partition(topic, partition, values, verify, holds).findings}
+                report = verify_partition(topic, partition, values, verify, holds)
+                delivered.learn(report, values)
+                bad = {f.offset for f in report.findings}
                 dropped = 0
                 pending: dict[str, list[list[dict[str, Any]]]] = {}  # per receipt chain: records not yet vouched for
                 for offset, value in values:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import hashlib
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
-from broker.audit.chain import GENESIS, chain_owner, checkpoint_payload, record_hash, unresolved_decisions
+from broker.audit.chain import (
+    GENESIS,
+    canonical,
+    chain_owner,
+    checkpoint_payload,
+    resolve_decision,
+    sealed,
+    unresolved_decisions,
+)
 from broker.crypto.keys import BROKER_OWNER, KeyKind, parse_key_id
 from puente.errors import KeyMaterialError
 
@@ -64,6 +73,7 @@ def may_sign(chain: str | None, signer: str) -> bool:
 # chain holds only its receipts and their checkpoints: a partner's key never vouches for a decision.
 DECISION_KINDS = frozenset({"BLOCK", "CHECKPOINT", "DECISION", "DEAD_LETTER"})
 RECEIPT_KINDS = frozenset({"RECEIPT", "CHECKPOINT"})
+DELIVERED = frozenset({"DELIVER", "DELIVER_REDACTED"})
 
 
 Holds = Literal["decisions", "receipts"]
@@ -109,6 +119,78 @@ def misplaced(chain: str | None, doc: dict[str, Any], holds: Holds | None) -> st
     return None
 
 
+def form_problem(value: bytes, doc: dict[str, Any], claimed: str) -> str | None:
+    """Why a record is not as its writer sealed it, or None: its content must hash to its ``hash``
+    and its bytes must be exactly the canonical form (see ``chain.sealed``), so a duplicate key or
+    a re-encoding, which a JSON parser would silently resolve, is reported too."""
+    body = canonical({k: v for k, v in doc.items() if k != "hash"})
+    if hashlib.sha256(body).hexdigest() != claimed:
+        return "was edited: its content does not match its hash"
+    if value != sealed(body, claimed):
+        return "is not in the form its writer sealed (a duplicate key, or JSON re-encoded by someone else)"
+    return None
+
+
+def head_problem(topic: str, partition: int, value: bytes, chain: str | None, verify: VerifyFn) -> str | None:
+    """Why the last record of a chain may not be extended, or None when it may.
+
+    A chain's owner only ever ends a batch with a record it signed (the broker a BLOCK, a
+    subscriber a CHECKPOINT), so a sound head is such a record: sealed as written, signed by a
+    key that may vouch for ``chain`` (see ``may_sign``), with a signature that verifies. Anything
+    else at the end was written by someone else, and signing over it would vouch for it.
+    """
+    doc = parse_record(value)
+    if doc is None or doc.get("chain") != chain:
+        return "its last record is not one of this chain's audit records"
+    try:
+        seq, claimed = int(doc["seq"]), str(doc["hash"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return "its last record lacks its seq or hash"
+    if (why := form_problem(value, doc, claimed)) is not None:
+        return f"its last record (seq {seq}) {why}"
+    kind, signer = str(doc["kind"])[:40], str(doc.get("signer"))[:60]
+    if kind not in _SIGNED_KINDS or "sig" not in doc:
+        return f"its last record (seq {seq}, {_shown(kind)}) is unsigned: its owner always ends with a signed record"
+    if not may_sign(chain, signer):
+        return f"its last record (seq {seq}) is signed by {signer}, which may not vouch for this chain"
+    try:
+        good = verify(signer, checkpoint_payload(topic, partition, doc), bytes.fromhex(str(doc["sig"])))
+    except ValueError:
+        good = False
+    return None if good else f"its last record (seq {seq}) has a signature that does not verify with {signer}"
+
+
+def delivered_pairs(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(alert id, partner) of every delivery a sound BLOCK records: what a receipt may vouch for."""
+    if doc.get("kind") != "BLOCK":
+        return []
+    table = doc.get("decision_table")
+    out = []
+    for entry in doc.get("entries") or ():
+        if not isinstance(entry, dict) or not isinstance(entry.get("alert_id"), str):
+            continue
+        for ref in entry.get("decisions") or ():
+            found = resolve_decision(table, ref)
+            if found is not None and found.get("decision") in DELIVERED and isinstance(found.get("partner"), str):
+                out.append((entry["alert_id"], found["partner"]))
+    return out
+
+
+def unmatched_receipt(doc: dict[str, Any], delivered: Container[tuple[str, str]]) -> str | None:
+    """Why a receipt names no delivery the broker audited (None when it does, or is no receipt).
+
+    A partner's key vouches only for what its subscriber wrote; that the alert was delivered to
+    that partner at all is the broker's word, so a receipt is sound only with a matching decision.
+    """
+    if doc.get("kind") != "RECEIPT":
+        return None
+    owner = chain_owner(str(doc.get("chain")))
+    alert = doc.get("alert_id")
+    if isinstance(alert, str) and (alert, owner) in delivered:
+        return None
+    return f"receipt for alert {_shown(alert)}, which the audited decisions never delivered to {owner[:60]}"
+
+
 def verify_partition(
     topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn,
     holds: Holds | None = None,
@@ -142,8 +224,8 @@ def verify_partition(
         label = f"chain {chain[:60]} " if chain is not None else ""
         if (why := misplaced(chain, doc, holds)) is not None:
             flag(f"seq {seq}: {why}")
-        if record_hash(doc) != claimed:
-            flag(f"{label}record seq {seq} was edited: its content does not match its hash")
+        if (why := form_problem(value, doc, claimed)) is not None:
+            flag(f"{label}record seq {seq} {why}")
         if seq != expect_seq:
             kind = "gap: records missing" if seq > expect_seq else "reordered or repeated record"
             flag(f"{label}{kind} (expected seq {expect_seq}, found {seq})")

@@ -308,7 +308,7 @@ async def test_a_subscriber_waits_out_another_writers_open_transaction_before_re
         async with earlier.transaction():
             await earlier.send(env.names.access, chain.append("RECEIPT", {
                 "partner": partner, "alert_id": "earlier", "status": "RECEIVED"}), partition=part)
-            await earlier.send(env.names.access, chain.checkpoint(signer[0], signer[1], "t"), partition=part)
+            await earlier.send(env.names.access, chain.checkpoint(signer.key_id, signer.sign, "t"), partition=part)
         await earlier.stop()
         task = asyncio.ensure_future(sub.run(io.StringIO(), idle_exit_s=2))
         await asyncio.sleep(2)
@@ -327,7 +327,7 @@ async def test_a_subscriber_waits_out_another_writers_open_transaction_before_re
 
 
 async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path: Path) -> None:
-    """Another partner's key gives a one-line error per record and a non-zero exit, never a traceback."""
+    """Another partner's key is refused before anything is read: one line, exit 2, nothing written or consumed."""
     await publish_synthetic(env.cfg, 200, seed=17)
     await run_broker(env)
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
@@ -338,12 +338,16 @@ async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path:
     run = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(other)),
                              "--sign-key", str(own_receipt_key), "--out", str(tmp_path / "x.jsonl")),
                          env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
-    assert run.returncode == 1
-    assert "Traceback" not in run.stderr
-    assert "rejected" in run.stderr and "DecryptionError" not in run.stdout
-    assert (tmp_path / "x.jsonl").read_text() == ""
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert f"is not a decryption key of {partner}" in run.stderr
+    assert not (tmp_path / "x.jsonl").exists() or (tmp_path / "x.jsonl").read_text() == ""
     # Without its own receipt-signing key a subscriber does not start: receipts are never unsigned.
-    unsigned = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(other)),
+    lone = tmp_path / "lone"
+    lone.mkdir(mode=0o700)
+    (lone / env.key_file(partner).name).write_bytes(env.key_file(partner).read_bytes())
+    (lone / env.key_file(partner).name).chmod(0o600)
+    unsigned = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(lone / env.key_file(partner).name),
+                                  "--verify-key", str(folder / "broker-sign-2026a.json"),
                                   "--out", str(tmp_path / "y.jsonl")),
                               env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
     assert unsigned.returncode == 2 and "Traceback" not in unsigned.stderr

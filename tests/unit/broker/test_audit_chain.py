@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from broker.audit import ChainHead, ChainWriter, canonical, flatten, record_hash, verify_partition
+from broker.audit import ChainHead, ChainWriter, flatten, seal, verify_partition
 from broker.audit.chain import checkpoint_payload
 
 KEY = b"k" * 32
@@ -157,8 +157,7 @@ def test_reforged_block_with_fresh_hash_fails_its_signature() -> None:
     values = _blocks(3)
     doc = json.loads(values[2])
     doc["entries"][0]["decisions"][0] = 1  # COL's delivery now reads as USA's withholding
-    doc["hash"] = record_hash(doc)
-    values[2] = canonical(doc)
+    values[2] = seal(doc)
     problems = [f.problem for f in _walk(values).findings]
     assert problems and all("signature" in p for p in problems)
 
@@ -168,8 +167,7 @@ def test_unsigned_block_is_reported() -> None:
     values = _blocks(2)
     doc = json.loads(values[1])
     del doc["sig"]
-    doc["hash"] = record_hash(doc)
-    values[1] = canonical(doc)
+    values[1] = seal(doc)
     assert any("signature" in f.problem for f in _walk(values).findings)
 
 
@@ -191,8 +189,7 @@ def test_a_signed_block_with_a_dangling_decision_reference_is_reported() -> None
     doc["entries"][1]["decisions"] = [0, 7]
     del doc["hash"], doc["sig"]
     doc["sig"] = _sign(checkpoint_payload("audit", 0, doc)).hex()
-    doc["hash"] = record_hash(doc)
-    values[1] = canonical(doc)
+    values[1] = seal(doc)
     problems = [f.problem for f in _walk(values).findings]
     assert problems == ["block seq 1 refers 1 time(s) to decisions missing from its decision table"]
     assert [r["decision"] for r in flatten(doc) if r.get("alert_id") == "A1-1"] == ["DELIVER", "UNREADABLE"]

@@ -1,0 +1,167 @@
+"""Fail closed at the partner's and the auditor's end: no alert lost to a wrong key, no forged receipt adopted."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from puente_testing import Env, audit_docs, cli, read_topic, run_broker
+
+from broker.audit import ChainHead, ChainWriter
+from broker.cli import make_opener, publish_synthetic, receipt_signer
+from broker.crypto import Keystore
+from broker.subscriber import Subscriber, receipt_partition
+from puente.errors import AuditChainError
+from schemas import alert_codec
+
+pytestmark = pytest.mark.kafka
+
+
+async def _delivered(env: Env, count: int, seed: int) -> tuple[str, set[str], set[str]]:
+    """Publish and route; the partner with most deliveries, its delivered and its withheld alert ids."""
+    await publish_synthetic(env.cfg, count, seed=seed)
+    await run_broker(env)
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
+    partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
+    mine = [d for d in docs if d["partner"] == partner]
+    return (partner, {d["alert_id"] for d in mine if d["decision"] != "WITHHOLD"},
+            {d["alert_id"] for d in mine if d["decision"] == "WITHHOLD"})
+
+
+def _subscriber(env: Env, partner: str, instance: str = "main") -> Subscriber:
+    key = env.key_file(partner)
+    return Subscriber(env.cfg.bootstrap, partner, env.feed(partner), env.names.access,
+                      make_opener(partner, key, None), alert_codec(), instance=instance,
+                      signer=receipt_signer(partner, key, None))
+
+
+def _verify(env: Env) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli("audit", "verify"), env=env.env_vars(), capture_output=True, text=True, check=False)
+
+
+async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_path: Path) -> None:
+    """A key file named as the partner's but holding another partner's key stops at the first record, commits
+    nothing past it, and says so in one line; the correctly configured subscriber then receives every alert."""
+    partner, want, _ = await _delivered(env, 200, seed=41)
+    other = next(p for p in env.policy.partners if p != partner)
+    disguised = tmp_path / "disguised"
+    disguised.mkdir(mode=0o700)
+    doc = json.loads(env.key_file(other).read_text())
+    doc["key_id"] = env.key_file(partner).stem
+    fake = disguised / env.key_file(partner).name
+    fake.write_text(json.dumps(doc))
+    fake.chmod(0o600)
+    own = env.key_file(partner).parent
+    sign_key = own / f"{Keystore(own).load_receipt_key(partner).key_id}.json"
+    wrong = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(fake), "--sign-key", str(sign_key),
+                               "--verify-key", str(own / "broker-sign-2026a.json"), "--out", str(tmp_path / "w")),
+                           env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    error = [line for line in wrong.stderr.splitlines() if line.startswith("puente: error:")]
+    assert len(error) == 1 and "stopped at" in error[0] and "Nothing past it was committed" in error[0]
+    assert (tmp_path / "w").read_text() == ""
+
+    right = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(partner)),
+                               "--out", str(tmp_path / "r")),
+                           env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
+    assert right.returncode == 0, right.stderr[-2000:]
+    got = [json.loads(line)["alert_id"] for line in (tmp_path / "r").read_text().splitlines()]
+    assert sorted(got) == sorted(want)
+    receipts = [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.access)]
+    statuses = Counter(r["status"].split(":")[0] for r in receipts if r.get("kind") == "RECEIPT")
+    assert statuses == {"RECEIVED": len(want), "REJECTED": 1}  # the stop is on the record, for auditors
+    verify = _verify(env)
+    assert verify.returncode == 0, verify.stdout[-2000:]
+
+
+async def test_a_forged_receipt_is_reported_and_never_signed_over(env: Env, tmp_path: Path) -> None:
+    """A receipt someone else appends to a partner's chain, for an alert withheld from it, stays reported:
+    the partner's next subscriber refuses to extend that chain, and `audit log` never lists the receipt."""
+    partner, want, withheld = await _delivered(env, 200, seed=43)
+    first = await _subscriber(env, partner).run(io.StringIO(), idle_exit_s=3, limit=5)
+    assert first.received >= 5
+    part = receipt_partition(partner, env.cfg.feed_partitions)
+    mine = [r for r in await read_topic(env.cfg.bootstrap, env.names.access)
+            if json.loads(r.value).get("chain") == partner]
+    head = ChainHead.after(json.loads(mine[-1].value))
+    victim = sorted(withheld)[0]
+    forged = ChainWriter(env.names.access, part, head, checkpoint_every=1 << 62, chain=partner).append(
+        "RECEIPT", {"partner": partner, "alert_id": victim, "status": "RECEIVED", "feed": "x", "at": "t"})
+    producer = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(env.names.access, forged, partition=part)
+    finally:
+        await producer.stop()
+    assert _verify(env).returncode == 1
+
+    again = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(partner)),
+                               "--out", str(tmp_path / "again")),
+                           env=env.env_vars(), capture_output=True, text=True, timeout=180, check=False)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert f"receipt chain {partner} " in again.stderr and "will not sign over" in again.stderr
+    with pytest.raises(AuditChainError):
+        await _subscriber(env, partner).run(io.StringIO(), idle_exit_s=2)
+    verify = _verify(env)
+    assert verify.returncode == 1 and f"chain {partner}: 1 receipt record(s)" in verify.stdout
+    log = subprocess.run(cli("audit", "log", "--json", "--alert", victim), env=env.env_vars(), capture_output=True,
+                         text=True, check=False)
+    assert [json.loads(line)["kind"] for line in log.stdout.splitlines()] == ["DECISION"] * len(env.policy.partners)
+
+    # A new instance starts a chain of its own and receives the rest.
+    rest = await _subscriber(env, partner, instance="second").run(io.StringIO(), idle_exit_s=3)
+    assert first.received + rest.received == len(want)
+
+
+async def test_a_receipt_for_an_alert_never_delivered_is_reported(env: Env) -> None:
+    """Even signed with the partner's own key, a receipt for an alert the broker withheld from that partner is
+    reported by `audit verify` and left out of `audit log`."""
+    partner, _, withheld = await _delivered(env, 150, seed=47)
+    signer = receipt_signer(partner, env.key_file(partner), None)
+    part = receipt_partition(partner, env.cfg.feed_partitions)
+    chain = ChainWriter(env.names.access, part, checkpoint_every=1 << 62, chain=f"{partner}/rogue")
+    victim = sorted(withheld)[0]
+    records = [chain.append("RECEIPT", {"partner": partner, "alert_id": victim, "status": "RECEIVED"}),
+               chain.checkpoint(signer.key_id, signer.sign, "t")]
+    producer = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap)
+    await producer.start()
+    try:
+        for value in records:
+            await producer.send_and_wait(env.names.access, value, partition=part)
+    finally:
+        await producer.stop()
+    verify = _verify(env)
+    assert verify.returncode == 1 and "which the audited decisions never delivered" in verify.stdout
+    log = subprocess.run(cli("audit", "log", "--json", "--kind", "receipt"), env=env.env_vars(),
+                         capture_output=True, text=True, check=False)
+    assert victim not in log.stdout
+
+
+async def test_the_broker_will_not_extend_an_audit_chain_it_did_not_sign(env: Env) -> None:
+    """A record appended to a slot's audit partition by someone else stops `broker run` with one clear line;
+    the broker never signs a block over it."""
+    await publish_synthetic(env.cfg, 60, seed=53)
+    await run_broker(env)
+    blocks = [r for r in await read_topic(env.cfg.bootstrap, env.names.decisions) if r.partition == 0]
+    assert blocks
+    head = ChainHead.after(json.loads(blocks[-1].value))
+    forged = ChainWriter(env.names.decisions, 0, head).block(
+        [{"kind": "ALERT", "alert_id": "SENAFRONT:forged", "decisions": []}], "broker-sign-2026a",
+        lambda _: b"\x00" * 64, "t")
+    producer = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(env.names.decisions, forged, partition=0)
+    finally:
+        await producer.stop()
+    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars(), capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "cannot be continued" in run.stderr and "does not verify" in run.stderr
+    after = [r for r in await read_topic(env.cfg.bootstrap, env.names.decisions) if r.partition == 0]
+    assert len(after) == len(blocks) + 1  # nothing signed over the forgery

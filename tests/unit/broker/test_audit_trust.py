@@ -1,0 +1,93 @@
+"""What an owner checks before it extends its chain, and what a receipt must match to count."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from broker.audit import ChainWriter, verify_partition
+from broker.audit.verify import delivered_pairs, head_problem, unmatched_receipt
+
+KEY = b"k" * 32
+
+
+def _sign(payload: bytes) -> bytes:
+    return hmac.new(KEY, payload, hashlib.sha256).digest()
+
+
+def _verify(signer: str, payload: bytes, sig: bytes) -> bool:
+    return hmac.compare_digest(_sign(payload), sig)
+
+
+def _receipts(chain: str = "COL") -> tuple[ChainWriter, list[bytes]]:
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain=chain)
+    values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:{i}", "status": "RECEIVED"})
+              for i in range(3)]
+    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    return writer, values
+
+
+def test_a_head_the_owner_signed_may_be_extended() -> None:
+    """A chain that ends with its owner's valid checkpoint has a sound head."""
+    _, values = _receipts()
+    assert head_problem("access", 0, values[-1], "COL", _verify) is None
+
+
+def test_a_forged_receipt_after_the_checkpoint_is_not_a_sound_head() -> None:
+    """A receipt someone else appended after the owner's checkpoint is unsigned: the owner must not sign over it."""
+    writer, _ = _receipts()
+    forged = writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:withheld", "status": "RECEIVED"})
+    problem = head_problem("access", 0, forged, "COL", _verify)
+    assert problem is not None and "unsigned" in problem
+
+
+def test_a_head_signed_by_another_partner_or_badly_is_refused() -> None:
+    """A checkpoint by another partner's key, or one whose signature fails, is no sound head."""
+    writer, _ = _receipts()
+    other = writer.checkpoint("USA-rcpt-2026a", _sign, "t")
+    assert "may not vouch" in (head_problem("access", 0, other, "COL", _verify) or "")
+    writer2, _ = _receipts()
+    bad = writer2.checkpoint("COL-rcpt-2026a", lambda p: b"\0" * 32, "t")
+    assert "does not verify" in (head_problem("access", 0, bad, "COL", _verify) or "")
+
+
+def test_a_head_with_a_duplicate_key_is_refused_and_reported() -> None:
+    """A record whose bytes carry a duplicate key (which a parser resolves silently) is not as sealed."""
+    _, values = _receipts()
+    tampered = values[0].replace(b'"status":"RECEIVED"', b'"status":"REJECTED","status":"RECEIVED"')
+    report = verify_partition("access", 0, enumerate([tampered, *values[1:]]), _verify, "receipts")
+    assert any("not in the form its writer sealed" in f.problem for f in report.findings)
+    assert head_problem("access", 0, tampered, "COL", _verify) is not None
+
+
+def test_receipts_count_only_for_deliveries_the_broker_audited() -> None:
+    """A receipt names a delivery the decisions record, or it is reported."""
+    block = ChainWriter("decisions", 0).block(
+        [{"kind": "ALERT", "alert_id": "SNM:1", "decisions": [{"partner": "COL", "decision": "DELIVER_REDACTED"},
+                                                               {"partner": "USA", "decision": "WITHHOLD"}]}],
+        "broker-sign-2026a", _sign, "t")
+    delivered = set(delivered_pairs(json.loads(block)))
+    assert delivered == {("SNM:1", "COL")}
+    ok = {"kind": "RECEIPT", "chain": "COL", "partner": "COL", "alert_id": "SNM:1"}
+    assert unmatched_receipt(ok, delivered) is None
+    for doc in ({**ok, "chain": "USA", "partner": "USA"}, {**ok, "alert_id": "SNM:2"}):
+        assert "never delivered" in (unmatched_receipt(doc, delivered) or "")
+
+
+def test_blocks_always_fit_and_the_chain_still_verifies() -> None:
+    """However large the entries, every block stays under the limit, and the blocks form one sound chain."""
+    reasons = [f"caveat 'X{i}' is unknown to the policy" for i in range(5_000)]
+    huge = {"partner": "COL", "decision": "WITHHOLD", "reasons": reasons, "rules": ["unknown.caveat"]}
+    normal = {"partner": "USA", "decision": "DELIVER", "reasons": ["ok"], "rules": ["R"]}
+    entries = [{"kind": "ALERT", "alert_id": f"SNM:{i}", "decisions": [huge if i % 3 == 0 else normal]}
+               for i in range(30)]
+    writer = ChainWriter("decisions", 0)
+    blocks = writer.blocks(entries, "broker-sign-2026a", _sign, "t", max_bytes=64 * 1024)
+    assert all(len(b) <= 64 * 1024 for b in blocks)
+    report = verify_partition("decisions", 0, enumerate(blocks), _verify, "decisions")
+    assert report.ok and report.records == len(blocks)
+    ids = [e["alert_id"] for b in blocks for e in json.loads(b)["entries"]]
+    assert ids == [f"SNM:{i}" for i in range(30)]  # every entry once, in order
+    shrunk = [d for b in blocks for d in json.loads(b)["decision_table"] if d.get("truncated")]
+    assert shrunk and all(len(d["reasons"]) <= 20 for d in shrunk)
