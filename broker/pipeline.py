@@ -14,6 +14,8 @@ a sanity check is dead-lettered; a partner with no usable key is withheld, not s
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +32,8 @@ MAX_FUTURE_SKEW = timedelta(hours=1)
 MAX_FUTURE_SKEW_MS = int(MAX_FUTURE_SKEW.total_seconds() * 1000)
 DAY_MS = 24 * 3600 * 1000
 FED_LIMIT = 50_000  # delivered decisions' audit fields kept for sharing
+# A sealed view larger than this is withheld: Kafka's default record limit is 1 MiB, headers included.
+MAX_FEED_RECORD = 900_000
 
 
 class DecisionLike(Protocol):
@@ -141,21 +145,28 @@ class Pipeline:
             alert = self._admit(record, key, seen, now)
         except _Reject as rej:
             return self._dead(record, where, key, rej.reason, rej.detail, now)
+        except Exception as exc:  # noqa: BLE001 - one record must never stop a worker; it is dead-lettered
+            return self._dead(record, where, key, "internal", f"the record could not be checked "
+                              f"({type(exc).__name__}); report it to Puente's maintainers", now)
         m = alert["markings"]
         decisions: list[dict[str, Any]] = []
         out = Outcome(entry={
             "kind": "ALERT",
             "alert_id": alert["alert_id"],
             "alert_type": alert["alert_type"],
-            "originator": m["originator"]["agency"],
-            "originator_country": m["originator"]["country"],
-            "classification": m["classification"],
+            # Marking values are the agency's strings: bounded, so no input can swell an audit block.
+            "originator": _bounded(m["originator"]["agency"]),
+            "originator_country": _bounded(m["originator"]["country"]),
+            "classification": _bounded(m["classification"]),
             "ingress": where,
             "ingress_ms": record.timestamp_ms,
             "at": self._iso(now),
             "decisions": decisions,
         }, seen_id=alert["alert_id"])
-        verdicts = self.policy.decide_all(alert, self._partner_ids, now)
+        try:
+            verdicts: Sequence[DecisionLike] = self.policy.decide_all(alert, self._partner_ids, now)
+        except Exception as exc:  # noqa: BLE001 - the policy must not stop a worker: withhold from everyone
+            verdicts = [_Undecided(partner, self.policy.version, exc) for partner in self._partner_ids]
         for (partner, topic), decision in zip(self._partners, verdicts, strict=True):
             decisions.append(self._route(alert, decision, partner, topic, now, out))
         return out
@@ -181,6 +192,9 @@ class Pipeline:
             alert = self.codec.decode(record.value)
         except CodecError as exc:
             raise _Reject(_codec_reason(exc), str(exc)) from exc
+        if _FORMAT_BYTES.search(record.value) and (char := _format_char(alert)) is not None:
+            raise _Reject("invalid", f"a text field holds the invisible formatting character {char}, which can "
+                                     "disguise what a partner reads; the adapters refuse these")
         if alert["agency"] != agency:
             raise _Reject("agency-mismatch", f"alert names agency {alert['agency']!r} on {agency}'s topic")
         if alert["alert_id"] != key:
@@ -219,9 +233,10 @@ class Pipeline:
             return decision.audit
         try:
             self._deliver(alert, decision, topic, now, out)
-        except (CryptoError, CodecError, PuenteError) as exc:
-            # Fail closed: no key or no valid view means nothing leaves.
-            detail = f": {exc}" if isinstance(exc, (CryptoError, CodecError)) else ""
+        except Exception as exc:  # noqa: BLE001 - fail closed: whatever goes wrong, nothing leaves
+            # Only Puente's own messages are quoted: they name keys and problems, never values;
+            # another exception's text might quote the alert, so only its kind is recorded.
+            detail = f": {str(exc)[:300]}" if isinstance(exc, (CryptoError, CodecError, ViewTooLarge)) else ""
             out.decisions.append((partner, WITHHOLD))
             return {**decision.audit, "decision": WITHHOLD, "redacted": [],
                     "reasons": [*decision.audit["reasons"], f"withheld at delivery: {type(exc).__name__}{detail}"]}
@@ -244,6 +259,10 @@ class Pipeline:
         alert_id = alert["alert_id"]
         value = sealer.seal(plain, alert_id=alert_id, topic=topic, schema_fp=self.codec.fingerprint,
                             policy_version=decision.policy_version, now=now)
+        if len(value) > MAX_FEED_RECORD:
+            # Kafka would refuse it and abort the whole batch's transaction, again at every retry.
+            raise ViewTooLarge(f"the partner's view takes {len(value):,} bytes sealed, over the feed's "
+                               f"{MAX_FEED_RECORD:,}")
         out.feeds.append(FeedOut(topic, alert_id.encode(), value, (
             ("puente-alert-id", alert_id.encode()),
             ("puente-schema", self._schema_hex),
@@ -251,6 +270,53 @@ class Pipeline:
             ("puente-decision", decision.outcome.encode()),
             ("puente-agreement", (decision.agreement or "").encode()),
         )))
+
+
+class ViewTooLarge(PuenteError):
+    """A partner's sealed view is larger than a feed record may be."""
+
+
+class _Undecided:
+    """The decision for a partner when the policy itself failed on an alert: withhold, saying so."""
+
+    outcome = WITHHOLD
+    agreement = None
+    rules: Sequence[str] = ()
+    redactions: Sequence[tuple[str, str]] = ()
+
+    def __init__(self, partner: str, policy_version: str, exc: Exception) -> None:
+        self.partner = partner
+        self.policy_version = policy_version
+        self.reasons = (f"the policy could not decide on this alert ({type(exc).__name__}); withheld",)
+        self.audit = {"partner": partner, "decision": WITHHOLD, "agreement": None, "rules": ["policy.error"],
+                      "reasons": list(self.reasons), "redacted": [], "policy_version": policy_version}
+
+
+def _bounded(value: Any, limit: int = 64) -> str:
+    """A marking value as the audit records it: text, at most ``limit`` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# UTF-8 of the characters that reorder or hide text: bidirectional embeddings, overrides and
+# isolates, zero-width characters, word joiner and BOM. A search over the raw bytes is cheap; a
+# hit (which random Avro numbers can also make) is confirmed on the decoded strings.
+_FORMAT_BYTES = re.compile(rb"\xe2\x80[\x8b-\x8f\xaa-\xae]|\xe2\x81[\xa0-\xa4\xa6-\xa9]|\xef\xbb\xbf|\xc2\xad")
+
+
+def _format_char(value: Any) -> str | None:
+    """The first Unicode format character (category Cf) in any string of ``value``, as U+XXXX NAME."""
+    if isinstance(value, str):
+        for char in value:
+            if unicodedata.category(char) == "Cf":
+                return f"U+{ord(char):04X} {unicodedata.name(char, 'FORMAT CHARACTER')}"
+        return None
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        found = _format_char(item)
+        if found is not None:
+            return found
+    return None
 
 
 class _Reject(Exception):

@@ -118,3 +118,99 @@ def test_an_id_in_the_window_is_a_replay() -> None:
     record, alert = _record(NOW_MS)
     out = _pipeline({"COL": FakeSealer()}).process(record, {alert["alert_id"]}, NOW)
     assert out.dead_reason == "replay" and not out.feeds and out.seen_id is None
+
+
+class RaisingPolicy(FakePolicy):
+    """A policy whose view (or whose decisions) fail with whatever a hostile alert may cause."""
+
+    def __init__(self, view_error: Exception | None = None, decide_error: Exception | None = None) -> None:
+        super().__init__()
+        self.view_error, self.decide_error = view_error, decide_error
+
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> list[FakeDecision]:
+        if self.decide_error is not None:
+            raise self.decide_error
+        return super().decide_all(alert, partners, now)
+
+    def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:
+        if self.view_error is not None:
+            raise self.view_error
+        return alert
+
+
+def _with(policy: FakePolicy, sealers: dict[str, Any]) -> Pipeline:
+    def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
+        return key.split(":", 1)[0], int(dict(headers)["published"])
+
+    return Pipeline(policy, alert_codec(), sealers, origin, SLOTS, replay_window_days=7)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("error", [OverflowError("cannot convert float infinity to integer"),
+                                   ValueError("María Pérez"), RecursionError(), ZeroDivisionError()])
+def test_any_failure_building_a_view_withholds_with_its_kind_only(error: Exception) -> None:
+    """Whatever a view raises, the partner is withheld with the kind of fault; no text that could quote the alert."""
+    record, _ = _record(NOW_MS)
+    out = _with(RaisingPolicy(view_error=error), {"COL": FakeSealer(), "USA": FakeSealer()}).process(
+        record, set(), NOW)
+    assert not out.feeds and dict(out.decisions) == {"COL": WITHHOLD, "USA": WITHHOLD}
+    for decision in out.entry["decisions"]:
+        assert decision["reasons"][-1] == f"withheld at delivery: {type(error).__name__}"
+
+
+def test_a_policy_that_fails_to_decide_withholds_from_every_partner() -> None:
+    """An exception out of the policy withholds the alert from everyone, recorded, instead of stopping the worker."""
+    record, alert = _record(NOW_MS)
+    out = _with(RaisingPolicy(decide_error=RecursionError()), {"COL": FakeSealer()}).process(record, set(), NOW)
+    assert not out.feeds and out.seen_id == alert["alert_id"]
+    assert [d["decision"] for d in out.entry["decisions"]] == [WITHHOLD, WITHHOLD]
+    assert "RecursionError" in out.entry["decisions"][0]["reasons"][0]
+
+
+def test_an_unexpected_failure_while_admitting_is_a_dead_letter() -> None:
+    """A failure nobody foresaw while checking a record dead-letters it (reason internal); it never raises."""
+    record, _ = _record(NOW_MS)
+
+    def broken(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
+        raise MemoryError
+
+    pipe = Pipeline(FakePolicy(), alert_codec(), {}, broken, SLOTS)  # type: ignore[arg-type]
+    out = pipe.process(record, set(), NOW)
+    assert out.dead_reason == "internal" and "MemoryError" in out.entry["detail"]
+
+
+class HugeSealer:
+    def seal(self, plaintext: bytes, **_: Any) -> bytes:
+        return b"x" * 2_000_000
+
+
+def test_a_view_too_large_for_a_feed_record_is_withheld() -> None:
+    """A sealed view over Kafka's record limit is withheld (it would abort the batch at every retry)."""
+    record, _ = _record(NOW_MS)
+    out = _pipeline({"COL": HugeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
+    assert dict(out.decisions) == {"COL": WITHHOLD, "USA": "DELIVER"}
+    col = next(d for d in out.entry["decisions"] if d["partner"] == "COL")
+    assert "ViewTooLarge" in col["reasons"][-1]
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2067", "\u200b", "\ufeff", "\u00ad"])
+def test_invisible_formatting_characters_are_dead_lettered(char: str) -> None:
+    """A name carrying a bidirectional override or zero-width character never reaches a partner."""
+    alert = next(a for a in generate(30, seed=5, now=NOW) if a["agency"] == "SNM")
+    alert["summary"] = f"Coincidencia {char}ADMITIDO"
+    value = alert_codec().encode(alert)
+    record = Record("t.ingress.SNM", 0, 7, alert["alert_id"].encode(), value, (("published", str(NOW_MS).encode()),),
+                    NOW_MS)
+    out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
+    assert out.dead_reason == "invalid" and f"U+{ord(char):04X}" in out.entry["detail"] and not out.feeds
+
+
+def test_huge_marking_values_are_bounded_in_the_audit_entry() -> None:
+    """An agency's marking strings are cut short in the audit entry, whatever their size."""
+    alert = next(a for a in generate(30, seed=5, now=NOW) if a["agency"] == "SNM")
+    alert["markings"]["classification"] = "X" * 1_000_000
+    alert["markings"]["originator"]["agency"] = "Y" * 100_000
+    value = alert_codec().encode(alert)
+    record = Record("t.ingress.SNM", 0, 7, alert["alert_id"].encode(), value, (("published", str(NOW_MS).encode()),),
+                    NOW_MS)
+    out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
+    assert len(out.entry["classification"]) <= 64 and len(out.entry["originator"]) <= 64
