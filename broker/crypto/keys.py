@@ -274,10 +274,30 @@ def record_to_json(record: KeyRecord) -> bytes:
     return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys; in a key file that could swap a half unseen.
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise _DuplicateKey(name)
+        out[name] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def record_from_json(data: bytes, *, key_id: str) -> KeyRecord:
     """Parse and check a key file's contents that should hold ``key_id``."""
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _DuplicateKey as dup:
+        raise KeyMaterialError(f"key {key_id}: field {str(dup)[:40]!r} appears twice in the file") from None
     except (UnicodeDecodeError, ValueError):
         raise KeyMaterialError(f"key {key_id}: file is not valid JSON") from None
     if not isinstance(doc, dict):
@@ -339,6 +359,15 @@ def load_key_file(path: Path | str) -> KeyRecord:
             f"key {key_id}: {path} holds a secret but is readable by others "
             f"(mode {stat.S_IMODE(mode):04o}); run chmod 600 on it"
         )
+    try:
+        folder = stat.S_IMODE(path.resolve().parent.stat().st_mode)
+    except OSError:
+        folder = 0
+    if folder & 0o022:
+        # Whoever may write the folder may swap the key file for their own, secret or public half.
+        raise KeyMaterialError(
+            f"key {key_id}: its folder {path.parent} is writable by others (mode {folder:04o}); run chmod 700 on it"
+        )
     return record
 
 
@@ -361,6 +390,22 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+def private_folder(path: Path) -> None:
+    """Create ``path`` and any missing folder above it as 0700, whatever the umask.
+
+    ``Path.mkdir(parents=True)`` gives the folders above the last the umask's default mode, and
+    under a permissive umask (0) those are world-writable: anyone could then replace a key file.
+    """
+    missing = []
+    at = path
+    while not at.exists():
+        missing.append(at)
+        at = at.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask; this is not
 
 
 class Keystore:
@@ -399,7 +444,7 @@ class Keystore:
         target = self.path / f"{record.key_id}.json"
         mode = 0o600 if record.secret is not None else 0o644
         try:
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_folder(self.path)
             _write_atomic(target, record_to_json(record), mode)
         except OSError as exc:
             raise KeyMaterialError(f"key {record.key_id}: cannot write {target}: {exc.strerror}") from None

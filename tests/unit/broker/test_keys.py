@@ -354,3 +354,39 @@ def test_key_record_helpers_check_kind() -> None:
     with pytest.raises(KeyMaterialError, match="broker-sign-2026a"):
         record.symmetric(KeyKind.AGENCY_MAC)
     assert isinstance(record, KeyRecord)
+
+
+def test_keys_init_under_a_permissive_umask_leaves_no_folder_open(tmp_path: Path) -> None:
+    """`puente keys init` run with umask 0 makes every key folder (and the ones above it that it creates) 0700."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "deploy" / "keys"
+    env = {**os.environ, "PUENTE_KEYS": str(root)}
+    run = subprocess.run([sys.executable, "-m", "puente.cli", "keys", "init"], env=env, capture_output=True,
+                         text=True, check=False, preexec_fn=lambda: os.umask(0))
+    assert run.returncode == 0, run.stderr
+    folders = [root.parent, root, *(p for p in root.rglob("*") if p.is_dir())]
+    assert len(folders) > 5
+    for folder in folders:
+        assert mode(folder) == 0o700, folder
+
+
+def test_a_key_in_a_folder_others_may_write_is_refused(tmp_path: Path) -> None:
+    """Whoever may write a key's folder may swap the key: loading from a group- or world-writable folder fails."""
+    path = Keystore(tmp_path / "ks").put(new_key(KeyKind.BROKER_SIGNING, "broker", "2026a", NOW))
+    os.chmod(tmp_path / "ks", 0o777)  # noqa: S103 - the permissive folder is what is tested
+    with pytest.raises(KeyMaterialError, match="writable by others"):
+        load_key_file(path)
+
+
+def test_a_key_file_with_a_duplicate_field_is_refused(tmp_path: Path) -> None:
+    """A key file naming a field twice (the last would silently win) is refused, naming the field only."""
+    record = new_key(KeyKind.PARTNER_ENCRYPTION, "COL", "2026a", NOW)
+    other = new_key(KeyKind.PARTNER_ENCRYPTION, "COL", "2026a", NOW)
+    path = Keystore(tmp_path / "ks").put(record.public_only())
+    text = path.read_text()
+    forged = text.replace('"public":', f'"public": "{base64.b64encode(other.public or b"").decode()}", "public":')
+    path.write_text(forged)
+    with pytest.raises(KeyMaterialError, match="'public' appears twice"):
+        load_key_file(path)
