@@ -2,8 +2,14 @@
 
 Each takes a raw value and the field's name as the agency writes it, and returns a clean
 value or raises AdapterError with a reason code and a message that names the field and
-says what was expected. Values are never echoed whole into messages (they may be names
-of people); at most a short excerpt of a code that was not recognised.
+says what was expected.
+
+Messages go to stderr and into the dead letter's ``puente-dlq-detail`` header, where more
+people read them than may read the record. When a column is shifted, a person's name or
+document number lands in a date, number or id field, so the rule, kept in one place
+(:func:`naming`), is: a message names the field and the kind of problem, and quotes a value
+only when it is the value of a code field (looked up in a table) and looks like a code.
+Dates, times, numbers as text, ids, coordinates as text and free text are never quoted.
 """
 
 from __future__ import annotations
@@ -24,9 +30,12 @@ ENCODING, SYNTAX, TRUNCATED, MISSING_COLUMN, MISSING_FIELD = (
 INVALID_DATE, FUTURE, OUT_OF_REGION, NEGATIVE, UNKNOWN_CODE, TOO_LONG, INVALID = (
     "invalid-date", "future-date", "out-of-region", "negative-quantity", "unknown-code", "too-long", "invalid-value")
 SCHEMA, CONFLICT = "schema-violation", "conflict"
+DUPLICATE_KEY = "duplicate-key"  # a key given twice: which value was meant cannot be known
+INVISIBLE = "invisible-character"  # a format character (bidi override, zero-width...) that hides or reorders text
 
 OLDEST_EVENT = date(2000, 1, 1)  # older events are typing errors (a year of 0025, 1925), not archives
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CODE_LIKE = re.compile(r"[A-Z0-9_.-]{1,24}")
+_CODE_DIGITS = 3  # H2, B3, 1.0 have one or two; a document number ('PA1234567', 'E-8-123456') has more
 
 
 def fail(reason: str, message: str) -> AdapterError:
@@ -34,10 +43,26 @@ def fail(reason: str, message: str) -> AdapterError:
     return AdapterError(message, reason)
 
 
-def excerpt(value: object, limit: int = 32) -> str:
-    """A short quoted piece of a value for a message: enough to find it, not a whole name."""
-    text = str(value)
-    return repr(text if len(text) <= limit else text[:limit] + "…")
+def naming(field: str, code_value: object) -> str:
+    """``field``, followed by the quoted value when it looks like a code: the one way a value enters a message.
+
+    Pass only the value of a code field (one looked up in a table). It is quoted only when it
+    has the shape of a code: at most 24 ASCII upper-case letters, digits, '_', '-' or '.', and
+    at most three digits. A name ('Núñez Peña'), a document number ('PA1234567') or a date
+    that a shifted column put there does not have that shape, and is left out.
+    """
+    if (isinstance(code_value, str) and _CODE_LIKE.fullmatch(code_value)
+            and sum(c.isdigit() for c in code_value) <= _CODE_DIGITS):
+        return f"{field} {code_value!r}"
+    return field
+
+
+def key_name(key: str) -> str:
+    """A record's key for a message (a key is a name of a field, not personal data): cut to 40 characters.
+
+    repr() escapes control and invisible characters, so a key cannot hide itself in the message.
+    """
+    return repr(key if len(key) <= 40 else key[:40] + "…")
 
 
 def text(value: Any, field: str, limit: int, *, required: bool = False, multiline: bool = False) -> str | None:
@@ -65,12 +90,36 @@ def text(value: Any, field: str, limit: int, *, required: bool = False, multilin
         if required:
             raise _missing(field)
         return None
-    # isprintable() is a fast C check; only when it fails does the search for control characters run
-    if not clean.isprintable() and _CONTROL.search(clean):
-        raise fail(INVALID, f"{field} contains control characters (binary data or a wrong encoding?)")
+    # isprintable() is a fast C check (False for controls, format characters, surrogates, line
+    # breaks); only when it fails, even without the line breaks free text keeps, are characters looked at
+    if not clean.isprintable() and not (multiline and clean.replace("\n", "").isprintable()):
+        _refuse_hidden(clean, field)
     if len(clean) > limit:
         raise fail(TOO_LONG, f"{field} has {len(clean):,} characters; at most {limit:,} are accepted")
     return clean
+
+
+def _refuse_hidden(clean: str, field: str) -> None:
+    """Refuse control characters, Unicode format (Cf) characters and lone surrogates; say which, never the value.
+
+    A control character is binary junk or a wrong encoding, never something staff typed. A format
+    character is invisible: a right-to-left override shows 'Pérez' to one reader and another
+    name to the next, a zero-width space makes two equal names compare unequal, so a watchlist
+    match or a partner's filter silently misses. A UTF-8 byte-order mark at the start of a file
+    is not part of any value (the readers drop it); anywhere else it is one of these.
+    """
+    for char in clean:
+        if char.isprintable() or char == "\n":
+            continue
+        kind = unicodedata.category(char)
+        if kind == "Cc":
+            raise fail(INVALID, f"{field} contains control characters (binary data or a wrong encoding?)")
+        if kind == "Cf":
+            name = unicodedata.name(char, "")
+            raise fail(INVISIBLE, f"{field} contains the invisible character U+{ord(char):04X}"
+                                  f"{' ' + name if name else ''}, which can hide or reorder text")
+        if kind == "Cs":
+            raise fail(INVALID, f"{field} contains half of a UTF-16 surrogate pair (a broken \\u escape?)")
 
 
 def _missing(field: str) -> AdapterError:
@@ -87,7 +136,7 @@ def code(value: Any, field: str, table: Mapping[str, str] | Iterable[str], *, re
     if found is None:
         known = sorted(table)  # what may be written (labels, in their normalised form), not what they map to
         listing = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
-        raise fail(UNKNOWN_CODE, f"{field} {excerpt(raw)} is not a known code (expected one of {listing})")
+        raise fail(UNKNOWN_CODE, f"{naming(field, raw)} is not a known code (expected one of {listing})")
     return found
 
 
@@ -105,7 +154,7 @@ def countries(values: Any, field: str) -> list[str]:
             continue
         found = country(name)
         if found is None:
-            raise fail(UNKNOWN_CODE, f"{field}: {excerpt(name)} is not an ISO 3166 alpha-3 code or a known country")
+            raise fail(UNKNOWN_CODE, f"{naming(field, name)} is not an ISO 3166 alpha-3 code or a known country")
         if found not in out:
             out.append(found)
     return out
@@ -122,15 +171,17 @@ def integer(value: Any, field: str, *, maximum: int = 1_000_000, required: bool 
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, str):
-        if not re.fullmatch(r"\s*[-+]?\d+\s*", value):
-            raise fail(INVALID, f"{field} must be a whole number, got {excerpt(value)}")
+        # at most 18 digits: a longer run is no count, and int() of thousands of digits is slow or refused
+        if not re.fullmatch(r"\s*[-+]?\d{1,18}\s*", value):
+            raise fail(INVALID, f"{field} must be a whole number")
         value = int(value)
     if not isinstance(value, int):
         raise fail(INVALID, f"{field} must be a whole number")
+    # the value itself is not shown: a document or phone number in a shifted column reads as a number
     if value < 0:
-        raise fail(NEGATIVE, f"{field} is negative ({value}); counts cannot be")
+        raise fail(NEGATIVE, f"{field} is negative; counts cannot be")
     if value > maximum:
-        raise fail(INVALID, f"{field} is {value:,}, more than the plausible {maximum:,}")
+        raise fail(INVALID, f"{field} is more than the plausible {maximum:,}")
     return value
 
 
@@ -143,25 +194,29 @@ def quantity(value: Any, field: str, *, maximum: float = 1e10) -> float:
         try:
             value = float(raw)
         except ValueError:
-            raise fail(INVALID if raw else MISSING_FIELD, f"{field} must be a number, got {excerpt(value)}") from None
+            raise fail(INVALID if raw else MISSING_FIELD, f"{field} must be a number") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise fail(MISSING_FIELD if value is None else INVALID, f"{field} must be a number")
-    amount = float(value)
+    try:
+        amount = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise fail(INVALID, f"{field} must be a finite number") from None
     if not math.isfinite(amount):
         raise fail(INVALID, f"{field} must be a finite number")
-    if amount < 0:
-        raise fail(NEGATIVE, f"{field} is negative ({amount:g}); a seized quantity cannot be")
+    if amount < 0:  # as in integer(): the amount is not shown
+        raise fail(NEGATIVE, f"{field} is negative; a seized quantity cannot be")
     if amount == 0 or amount > maximum:
-        raise fail(INVALID, f"{field} is {amount:g}; expected more than 0 and at most {maximum:g}")
+        raise fail(INVALID, f"{field} must be more than 0 and at most {maximum:g}")
     return amount
 
 
 # ---- dates and times ---------------------------------------------------------------------
-def _date(y: int, m: int, d: int, field: str, shown: str) -> date:
+# Dates and times are never quoted: a date of birth in a shifted column is personal data.
+def _date(y: int, m: int, d: int, field: str) -> date:
     try:
         return date(y, m, d)
     except ValueError:
-        raise fail(INVALID_DATE, f"{field} {shown!r} is not a date that exists") from None
+        raise fail(INVALID_DATE, f"{field} is not a date that exists (day, month or year out of range)") from None
 
 
 def dmy(value: Any, field: str) -> date:
@@ -169,8 +224,8 @@ def dmy(value: Any, field: str) -> date:
     raw = text(value, field, 20, required=True) or ""
     m = re.fullmatch(r"(\d{1,2})[/-](\d{1,2})[/-](\d{4})", raw)
     if not m:
-        raise fail(INVALID_DATE, f"{field} {excerpt(raw)} is not a date as dd/mm/yyyy")
-    return _date(int(m[3]), int(m[2]), int(m[1]), field, raw)
+        raise fail(INVALID_DATE, f"{field} is not a date as dd/mm/yyyy")
+    return _date(int(m[3]), int(m[2]), int(m[1]), field)
 
 
 def ymd(value: Any, field: str, *, compact: bool = False) -> date:
@@ -178,8 +233,8 @@ def ymd(value: Any, field: str, *, compact: bool = False) -> date:
     raw = text(value, field, 20, required=True) or ""
     m = re.fullmatch(r"(\d{4})(\d{2})(\d{2})" if compact else r"(\d{4})-(\d{2})-(\d{2})", raw)
     if not m:
-        raise fail(INVALID_DATE, f"{field} {excerpt(raw)} is not a date as {'yyyymmdd' if compact else 'yyyy-mm-dd'}")
-    return _date(int(m[1]), int(m[2]), int(m[3]), field, raw)
+        raise fail(INVALID_DATE, f"{field} is not a date as {'yyyymmdd' if compact else 'yyyy-mm-dd'}")
+    return _date(int(m[1]), int(m[2]), int(m[3]), field)
 
 
 def clock(value: Any, field: str) -> time:
@@ -187,25 +242,31 @@ def clock(value: Any, field: str) -> time:
     raw = text(value, field, 12, required=True) or ""
     m = re.fullmatch(r"(\d{1,2}):?(\d{2})(?::(\d{2}))?", raw)
     if not m or int(m[1]) > 23 or int(m[2]) > 59 or int(m[3] or 0) > 59:
-        raise fail(INVALID_DATE, f"{field} {excerpt(raw)} is not a time of day as HH:MM (24-hour)")
+        raise fail(INVALID_DATE, f"{field} is not a time of day as HH:MM (24-hour)")
     return time(int(m[1]), int(m[2]), int(m[3] or 0))
 
 
-def local(day: date, at: time, zone: tzinfo) -> datetime:
+def local(day: date, at: time, zone: tzinfo, field: str = "the date and time") -> datetime:
     """A local date and time in the agency's zone, as UTC."""
-    return datetime.combine(day, at, zone).astimezone(UTC)
+    try:
+        return datetime.combine(day, at, zone).astimezone(UTC)
+    except OverflowError:  # 31/12/9999 23:00 in Panama is in year 10000 in UTC
+        raise fail(INVALID_DATE, f"{field} is beyond the calendar's range") from None
 
 
 def iso_datetime(value: Any, field: str, zone: tzinfo) -> datetime:
     """An ISO 8601 date-time; one without an offset is taken in the agency's zone."""
     raw = text(value, field, 40, required=True) or ""
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?", raw):
-        raise fail(INVALID_DATE, f"{field} {excerpt(raw)} is not an ISO 8601 date and time")
+        raise fail(INVALID_DATE, f"{field} is not an ISO 8601 date and time")
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise fail(INVALID_DATE, f"{field} {excerpt(raw)} is not a date and time that exists") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
+        raise fail(INVALID_DATE, f"{field} is not a date and time that exists") from None
+    try:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        raise fail(INVALID_DATE, f"{field} is beyond the calendar's range") from None
 
 
 def birth_date(value: Any, field: str, today: date, *, compact: bool = False) -> date | None:
@@ -214,7 +275,7 @@ def birth_date(value: Any, field: str, today: date, *, compact: bool = False) ->
         return None
     born = ymd(value, field, compact=compact)
     if not date(1900, 1, 1) <= born <= today:
-        raise fail(INVALID_DATE, f"{field} {born.isoformat()} is not a plausible date of birth")
+        raise fail(INVALID_DATE, f"{field} is not a plausible date of birth (before 1900 or in the future)")
     return born
 
 
@@ -232,7 +293,7 @@ def coordinate(value: Any, field: str, axis: str) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
+        number = float(value) if abs(value) <= 1e300 else math.inf  # float() of a huge integer overflows
     else:
         raw = (text(value, field, 40) or "").upper().replace("\u2019", "'").replace("\u201d", '"')
         if re.fullmatch(r"[-+]?\d{1,3}([.,]\d+)?", raw):
@@ -246,17 +307,18 @@ def coordinate(value: Any, field: str, axis: str) -> float | None:
 
 
 def _dms(raw: str, field: str, axis: str) -> float:
+    # the text is never quoted (a shifted column puts a name here); the parsed number may be, it is no one's
     m = _DMS.fullmatch(raw.strip())
     if not m or (m["h1"] and m["h2"]) or not (m["h1"] or m["h2"]):
-        raise fail(INVALID, f"{field} {excerpt(raw)} is neither decimal degrees nor degrees-minutes-seconds "
+        raise fail(INVALID, f"{field} is neither decimal degrees nor degrees-minutes-seconds "
                             "with a hemisphere (N/S, E/W/O)")
     hemi = m["h1"] or m["h2"]
     if (axis == "lat") != (hemi in "NS"):
         raise fail(INVALID, f"{field} has hemisphere {hemi}, which belongs to the other axis")
     if "." in m["deg"] and m["min"]:
-        raise fail(INVALID, f"{field} {excerpt(raw)} has decimal degrees and minutes; write one or the other")
+        raise fail(INVALID, f"{field} has decimal degrees and minutes; write one or the other")
     minutes, seconds = float(m["min"] or 0), float(m["sec"] or 0)
     if minutes >= 60 or seconds >= 60:
-        raise fail(INVALID, f"{field} {excerpt(raw)} has minutes or seconds of 60 or more")
+        raise fail(INVALID, f"{field} has minutes or seconds of 60 or more")
     number = float(m["deg"]) + minutes / 60 + seconds / 3600
     return -number if hemi in "SWO" else number

@@ -3,18 +3,28 @@
 Readers work on bytes and decode record by record, so one record in a wrong encoding is
 refused alone and the rest of the file still flows. They stream: a file of any size is
 read with memory for one record, and a record longer than the limit is skipped unread.
+
+A UTF-8 byte-order mark at the very start of a file (Excel's "CSV UTF-8" writes one) is not
+part of any record, and every reader drops it; anywhere else it is a character of a value,
+which ``_fields.text`` refuses as invisible. A JSON object that names a key twice is refused
+(``duplicate-key``): a parser would keep one of the two values, and on a marking such as
+``clasificacion`` or ``difusion`` that choice decides who receives the alert.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from adapters._fields import ENCODING, INVALID, SYNTAX, TOO_LONG, TRUNCATED, fail
+from adapters._fields import DUPLICATE_KEY, ENCODING, INVALID, SYNTAX, TOO_LONG, TRUNCATED, fail, key_name
 from puente.errors import AdapterError
+
+BOM = codecs.BOM_UTF8
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,8 @@ def physical_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes, b
         if too_long:
             while (rest := stream.readline(1 << 16)) and not rest.endswith(b"\n"):
                 pass
+        if number == 1 and line.startswith(BOM):  # after the length check: the BOM was read as part of the line
+            line = line[len(BOM):]
         yield number, line, too_long
 
 
@@ -51,7 +63,14 @@ def too_long(what: str, limit: int) -> AdapterError:
 
 
 def decode(raw: bytes, encoding: str, what: str) -> str:
-    """The text of ``raw``; a byte sequence invalid in ``encoding`` is refused, never guessed."""
+    """The text of ``raw``; a byte sequence invalid in ``encoding`` is refused, never guessed.
+
+    'utf-8-sig' decodes as UTF-8: the readers drop the file's byte-order mark, and one at the
+    start of a later record is not a file's start, so it must stay (and be refused) rather than
+    vanish silently.
+    """
+    if encoding.lower().replace("_", "-") == "utf-8-sig":
+        encoding = "utf-8"
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -80,10 +99,72 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's members as a dict, refusing a key given twice (at any depth: the hook sees every object)."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return doc
+
+
+# One decoder for every record: json.loads with arguments builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]', re.DOTALL)
+
+
+def _first_duplicate(text: str) -> tuple[str, int] | None:
+    """The first key, in reading order, that its object already has, and where it is in ``text``.
+
+    Run only once a duplicate was found, to name its line: the parser's hook sees keys, not positions.
+    """
+    objects: list[set[str] | None] = []  # the keys of each open object; None for an open array
+    want_key = False
+    for token in _JSON_TOKEN.finditer(text):
+        t = token.group()
+        if t in "{[":
+            objects.append(set() if t == "{" else None)
+            want_key = t == "{"
+        elif t in "}]":
+            if objects:
+                objects.pop()
+            want_key = False
+        elif t == ",":
+            want_key = bool(objects) and objects[-1] is not None
+        elif t == ":":
+            want_key = False
+        elif want_key:
+            keys = objects[-1]
+            try:
+                key = json.loads(t)
+            except ValueError:
+                key = t[1:-1]
+            if keys is not None and key in keys:
+                return key, token.start()
+            if keys is not None:
+                keys.add(key)
+            want_key = False
+    return None
+
+
 def parse_json(text: str, first_line: int) -> dict[str, Any]:
     """One JSON object; the error names the file line and column, and tells truncation from bad syntax."""
     try:
-        doc = json.loads(text, parse_constant=_no_constants)
+        doc = _DECODER.decode(text)
+    except _DuplicateKey as exc:
+        found = _first_duplicate(text)
+        key, line = (found[0], first_line + text.count("\n", 0, found[1])) if found else (exc.key, first_line)
+        raise fail(DUPLICATE_KEY, f"line {line}: the key {key_name(key)} appears twice in one object; "
+                                  "which value was meant cannot be known, so the record is refused") from None
     except json.JSONDecodeError as exc:
         line = first_line + exc.lineno - 1
         unclosed = exc.msg.startswith("Unterminated string") and text.find('"', exc.pos + 1) < 0
@@ -124,12 +205,17 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
     """
     buf, off, line, number, eof = b"", 0, 1, 0, False
     skipping = False  # inside a document longer than the limit: discard up to the next one
+    start = True  # before the file's first bytes: a byte-order mark there is dropped
     while True:
         cut = buf.find(b"\n{", off)
         if cut < 0 and not eof and len(buf) - off <= limit:
             block = stream.read(1 << 20)
             eof = not block
             buf, off = buf[off:] + block, 0  # compacting here keeps the buffer near one block
+            if start and (len(buf) >= len(BOM) or eof):
+                start = False
+                if buf.startswith(BOM):
+                    buf = buf[len(BOM):]
             continue
         if cut < 0 and not eof:  # over the limit and no end in sight: note it, keep its first bytes
             if not skipping:
@@ -213,11 +299,23 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
         if long:
             yield start, record[:limit], too_long(f"the record at line {start}", limit)
             continue
+        fields: list[str] | AdapterError
         try:
-            text = decode(record, encoding, f"line {start}")
+            fields = _split_csv(decode(record, encoding, f"line {start}"), delimiter.decode(), start)
         except AdapterError as exc:
-            yield start, record, exc
-            continue
-        yield start, record, next(csv.reader([text], delimiter=delimiter.decode()), [])
+            fields = exc
+        yield start, record, fields
     if parts:
         yield start, b"".join(parts)[:limit], fail(TRUNCATED, f"a quoted field opened at line {start} never closes")
+
+
+def _split_csv(text: str, delimiter: str, line: int) -> list[str]:
+    """The fields of one record; the csv module's own errors become the record's, never the file's."""
+    try:
+        return next(csv.reader([text], delimiter=delimiter), [])
+    except csv.Error as exc:
+        # e.g. a field over csv.field_size_limit() (131,072), which a record_bytes above it lets through
+        if "field larger than field limit" in str(exc):
+            raise fail(TOO_LONG, f"a field of the record at line {line} is longer than "
+                                 f"{csv.field_size_limit():,} characters") from None
+        raise fail(SYNTAX, f"the record at line {line} is not valid CSV") from None

@@ -90,7 +90,7 @@ def document(doc: dict[str, Any], field: str, ctx: Context) -> dict[str, Any]:
     expires = doc.get("vence")
     expiry = f.ymd(expires, f"{field}.vence") if expires else None
     if expiry is not None and not date(1990, 1, 1) <= expiry <= date(2100, 12, 31):
-        raise f.fail(f.INVALID_DATE, f"{field}.vence {expiry.isoformat()} is not a plausible expiry date")
+        raise f.fail(f.INVALID_DATE, f"{field}.vence is not a plausible expiry date")
     return {
         "document_type": f.code(doc.get("tipo"), f"{field}.tipo", DOCUMENT_TYPES) or "OTHER",
         "number": number,

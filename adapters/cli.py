@@ -66,29 +66,34 @@ def _adapt(args: argparse.Namespace) -> int:
         return asyncio.run(_watch(cfg, adapter, ctx, args))
     from adapters.run import Tally, adapt_paths
 
-    results = asyncio.run(adapt_paths(cfg, adapter, ctx, args.files))
+    def show(source: str, tally: Tally) -> None:  # as each file ends: a later failure leaves these lines
+        print(f"{adapter.name} {source}: {tally.line()}", flush=True)
+
+    results = asyncio.run(adapt_paths(cfg, adapter, ctx, args.files, done=show))
     total = Tally()
-    for source, tally in results:
+    for _, tally in results:
         total.add(tally)
-        print(f"{adapter.name} {source}: {tally.line()}")
     if len(results) > 1:
         print(f"{adapter.name} total: {total.line()}")
     return 1 if total.rejected else 0
 
 
 def _check(adapter: Any, ctx: Any, files: list[str]) -> int:
-    from adapters.run import check, open_source
+    from adapters.run import check, check_sources, open_source
 
+    check_sources(files)
     rejected = 0
     for path in files:
         stream, source = open_source(path)
         try:
             tally = check(adapter, ctx, stream, source)
+        except OSError as exc:  # the file failed mid-read: say which, without a traceback
+            raise ConfigError(f"reading {source} failed: {exc.strerror or exc}") from exc
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
         rejected += tally.rejected
-        print(f"{adapter.name} {source} (check only, nothing sent): {tally.line(valid='valid')}")
+        print(f"{adapter.name} {source} (check only, nothing sent): {tally.line(valid='valid')}", flush=True)
     return 1 if rejected else 0
 
 

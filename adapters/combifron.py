@@ -31,6 +31,7 @@ from adapters._readers import Item, json_lines
 from adapters.config import Context
 from adapters.core import Adapter, alert, alert_id, location, lookup, markings, obj, seq
 from adapters.senafront import DIRECTIONS, EVENT_TYPES, LABELS
+from adapters.senan import marking_overrides
 from adapters.snm import LIST_LABELS, hit
 
 TYPES = {"EVENTO_FRONTERA": "BORDER_EVENT", "INCAUTACION": "SEIZURE", "ALERTA_MIGRATORIA": "WATCHLIST_HIT"}
@@ -94,7 +95,7 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """One COMBIFRON message -> an alert of its type, originated in Colombia (pure)."""
     version = f.text(doc.get("version"), "version", 10, required=True) or ""
     if not version.startswith("1."):
-        raise f.fail(f.UNKNOWN_CODE, f"format version {f.excerpt(version)} is not 1.x, the agreed version")
+        raise f.fail(f.UNKNOWN_CODE, f"{f.naming('format version', version)} is not 1.x, the agreed version")
     kind = lookup(TYPES, doc.get("tipo"), "tipo") or ""
     entity = lookup({k: k for k in ctx.profile.originators}, doc.get("entidad"), "entidad") or ""
     zone, limits = ctx.profile.zone, ctx.limits
@@ -112,11 +113,7 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
         payload, title = _seizure(content, ctx)
     else:
         payload, title = _watchlist(content, ctx, occurred)
-    r = obj(doc, "restricciones", "restricciones")
-    over = {"classification": r.get("clasificacion"), "releasable_to": r.get("difusion"),
-            "caveats": r.get("advertencias"), "handling_code": r.get("manejo"), "handling_text": r.get("texto_manejo"),
-            "grading": r.get("calificacion"), "originator_consent": r.get("consentimiento"),
-            "originator_agency": f"COL-{entity}"}
+    over = marking_overrides(doc, "restricciones") | {"originator_agency": f"COL-{entity}"}
     unit = f.text(doc.get("dependencia"), "dependencia", limits.unit) or ctx.profile.originators[entity]
     return alert(
         ctx,

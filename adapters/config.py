@@ -3,6 +3,12 @@
 Configuration is a trust boundary, so pydantic validates it when loaded, and it is checked
 against the policy vocabulary before any record is read: a default marking the policy does
 not know would withhold every alert from every partner without anyone noticing.
+
+The YAML is read with ``safe_load``'s rules and three refusals: a key given twice in one
+mapping (YAML keeps the last, so a second ``releasable_to`` further down would silently
+replace the first), anchors and aliases (an alias bomb expands a few lines into billions of
+nodes; the file is short enough to write out), and merge keys (``<<``), which let a mapping
+hold a key twice by design.
 """
 
 from __future__ import annotations
@@ -141,11 +147,48 @@ class Vocabulary:
         return cls.from_policy(load_policy_set(policy_dir))
 
 
+class _Refused(yaml.YAMLError):
+    """YAML that safe_load would accept but the configuration does not; ``line`` counts from 1."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem)
+        self.problem, self.line = problem, mark.line + 1
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load, refusing duplicate keys, anchors, aliases and merge keys (see the module docstring)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+        # checked before the composer resolves an alias (an AliasEvent is a NodeEvent): nothing is expanded
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            raise _Refused("anchors and aliases (& and *) are not accepted; write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _Refused("merge keys (<<) are not accepted", key_node.start_mark)
+            key = self.construct_object(key_node, deep=True)
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: safe_load's own check names it
+                continue
+            if repeated:
+                shown = str(key) if len(str(key)) <= 40 else str(key)[:40] + "…"
+                raise _Refused(f"the key {shown!r} appears twice in one mapping", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: Path | None = None) -> AdaptersConfig:
-    """The adapters' configuration; ConfigError names the file and the field of any problem."""
+    """The adapters' configuration; ConfigError names the file and the field, or the line, of any problem."""
     path = path or DEFAULT_CONFIG
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - a safe loader
+    except _Refused as exc:
+        raise ConfigError(f"{path}: line {exc.line}: {exc.problem}") from exc
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read adapter configuration: {exc}") from exc
     try:

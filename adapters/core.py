@@ -10,13 +10,14 @@ no clock, no files here; the edge (``adapters.run``) does the I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 from adapters._codes import norm_key
 from adapters._fields import (
+    DUPLICATE_KEY,
     FUTURE,
     INVALID,
     INVALID_DATE,
@@ -26,8 +27,9 @@ from adapters._fields import (
     SCHEMA,
     UNKNOWN_CODE,
     code,
-    excerpt,
     fail,
+    key_name,
+    naming,
     text,
 )
 from adapters._readers import Item
@@ -67,31 +69,54 @@ class Result:
 
 
 def convert(adapter: Adapter, stream: BinaryIO, ctx: Context) -> Iterator[Result]:
-    """Every record of ``stream`` mapped, checked and encoded; bad ones carry their error, none raises."""
+    """Every record of ``stream`` mapped, checked and encoded; bad ones carry their error, none raises.
+
+    Only an OSError reading ``stream`` escapes: that is the file failing, not a record.
+    """
     codec = alert_codec()
-    for item in adapter.read(stream, ctx):
+    records = adapter.read(stream, ctx)
+    last = Item(0, 0, b"")
+    while True:
+        try:
+            item = next(records)
+        except StopIteration:
+            return
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any reader failure ends the file as a dead letter, not a crash
+            # A reader that fails cannot go on (a generator that raised is finished): one dead
+            # letter for the rest of the file, and the run goes on to the next file.
+            yield Result(Item(0, last.line, b""), error=fail(
+                INVALID, f"the file could not be read after line {last.line} ({type(exc).__name__}); "
+                         "the records after it were not read"))
+            return
+        last = item
         if item.error is not None:
             yield Result(item, error=item.error)
             continue
-        try:
-            alert = finish(adapter.map(item.parsed, ctx), ctx)
-            yield Result(item, alert, codec.encode(alert))
-        except AdapterError as exc:
-            yield Result(item, error=exc)
-        except CodecError as exc:
-            yield Result(item, error=fail(SCHEMA, str(exc)))
-        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
-            # A record shape the mapping did not foresee (a list where an object belongs...).
-            # One odd record must not stop the file; its dead letter says so.
-            yield Result(item, error=fail(INVALID, f"the record has an unexpected shape ({type(exc).__name__})"))
+        yield _map(adapter, item, ctx, codec)
+
+
+def _map(adapter: Adapter, item: Item, ctx: Context, codec: Any) -> Result:
+    try:
+        alert = finish(adapter.map(item.parsed, ctx), ctx)
+        return Result(item, alert, codec.encode(alert))
+    except AdapterError as exc:
+        return Result(item, error=exc)
+    except CodecError as exc:
+        return Result(item, error=fail(SCHEMA, str(exc)))
+    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError, RecursionError) as exc:
+        # A record shape the mapping did not foresee (a list where an object belongs, a date at
+        # the calendar's end...). One odd record must not stop the file; its dead letter says so.
+        return Result(item, error=fail(INVALID, f"the record has an unexpected shape ({type(exc).__name__})"))
 
 
 # ---- pieces of an alert ------------------------------------------------------------------------
 def alert_id(ctx: Context, reference: Any, field: str) -> str:
     """``AGENCY:reference``: stable for the agency's record, so publishing it again gives the same id."""
     ref = text(reference, field, ctx.limits.id, required=True) or ""
-    if not _REF.fullmatch(ref):
-        raise fail(INVALID, f"{field} {excerpt(ref)} may hold only letters, digits and . _ / # -")
+    if not _REF.fullmatch(ref):  # a reference is not a code: never quoted
+        raise fail(INVALID, f"{field} may hold only letters, digits and . _ / # -")
     return f"{ctx.agency}:{ref}"
 
 
@@ -129,7 +154,7 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> 
         raise fail(MISSING_FIELD, "handling code H3 needs its restriction stated in the handling text")
     grading = (text(over.get("grading"), "grading", 4) or d.grading).upper()
     if len(grading) != 2 or grading[0] not in v.reliability or grading[1] not in v.credibility:
-        raise fail(UNKNOWN_CODE, f"grading {excerpt(grading)} is not a reliability A-F and a credibility 1-6")
+        raise fail(UNKNOWN_CODE, f"{naming('grading', grading)} is not a reliability A-F and a credibility 1-6")
     return {
         "classification": cls,
         "releasable_to": list(dict.fromkeys(d.releasable_to if rel is None else rel)),
@@ -178,12 +203,13 @@ def location(ctx: Context, lat: float | None, lon: float | None, *, province: An
 def finish(alert: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """The checks the schema cannot express, and the review dates; what passes, the broker admits."""
     occurred, reported = alert["occurred_at"], alert["reported_at"]
+    # The dates are not quoted: a date of birth in a shifted column would be read here as the event's.
     if occurred.date() < OLDEST_EVENT:
-        raise fail(INVALID_DATE, f"the event date {occurred.date().isoformat()} is before {OLDEST_EVENT.year}")
+        raise fail(INVALID_DATE, f"the event date is before {OLDEST_EVENT.year}")
     latest = ctx.now + MAX_FUTURE_SKEW
     for name, when in (("event", occurred), ("report", reported)):
         if when > latest:
-            raise fail(FUTURE, f"the {name} time {when.isoformat()} is in the future "
+            raise fail(FUTURE, f"the {name} time is more than {MAX_FUTURE_SKEW.seconds // 3600} hour in the future "
                                f"(now {ctx.now.isoformat(timespec='seconds')})")
     if reported < occurred - MAX_FUTURE_SKEW:
         raise fail(INVALID_DATE, "the report time is before the event time")
@@ -243,10 +269,36 @@ def seq(doc: Mapping[str, Any], key: str, field: str, *, required: bool = False,
     return value
 
 
+def known_keys(block: Mapping[str, Any], known: Iterable[str], field: str) -> None:
+    """Refuse a key of ``block`` outside ``known``: in a block of markings an unread key is a dropped restriction.
+
+    Elsewhere in a record an unknown key is ignored (exports carry extra fields); in a marking
+    block, 'clasificación' or 'difusion ' that nobody reads would let the defaults, often wider,
+    decide who receives the alert.
+    """
+    unknown = sorted(set(block) - set(known))
+    if unknown:
+        raise fail(UNKNOWN_CODE, f"{field} has the key {key_name(unknown[0])}, which is no marking this adapter "
+                                 f"reads (known: {', '.join(sorted(known))})")
+
+
+def either(doc: Mapping[str, Any], field: str, *keys: str) -> Any:
+    """The value under whichever of ``keys`` (alternative names of one field) the record fills; None if none.
+
+    Two of them filled is refused as a duplicate key rather than one picked: as with a JSON key
+    given twice, which one the agency meant cannot be known.
+    """
+    given = [k for k in keys if doc.get(k) not in (None, "")]
+    if len(given) > 1:
+        raise fail(DUPLICATE_KEY, f"{field} is given twice, as {key_name(given[0])} and {key_name(given[1])}; "
+                                  "give one of them")
+    return doc[given[0]] if given else None
+
+
 def lookup(table: Mapping[str, str], value: Any, field: str, *, required: bool = True) -> str | None:
     """A code from an agency's own label table (keys in norm_key form)."""
     return code(value, field, table, required=required)
 
 
-__all__ = ["MAX_FUTURE_SKEW", "Adapter", "Item", "Result", "alert", "alert_id", "convert", "finish", "location",
-           "lookup", "markings", "norm_key", "obj", "seq"]
+__all__ = ["MAX_FUTURE_SKEW", "Adapter", "Item", "Result", "alert", "alert_id", "convert", "either", "finish",
+           "known_keys", "location", "lookup", "markings", "norm_key", "obj", "seq"]

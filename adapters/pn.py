@@ -56,7 +56,7 @@ def split(line: str, line_no: int) -> dict[str, str]:
     kind = line[:1]
     layout = LAYOUTS.get(kind)
     if layout is None:
-        raise f.fail(f.UNKNOWN_CODE, f"line {line_no}: record kind {kind!r} is not H, S, I, P or T")
+        raise f.fail(f.UNKNOWN_CODE, f"line {line_no}: {f.naming('the record kind', kind)} is not H, S, I, P or T")
     if _MOJIBAKE.search(line):  # first: it is also why such a line is too long
         raise f.fail(f.ENCODING, f"line {line_no} looks like UTF-8 text; the layout needs Windows-1252")
     if len(line) > WIDTHS[kind]:
@@ -132,8 +132,11 @@ def _trailer_check(trailer: tuple[int, str] | None, cases: int, last: int) -> It
     if trailer is None:
         yield Item(0, last, b"", error=f.fail(f.TRUNCATED, f"the file ends at line {last} without its T trailer; "
                                                             "the export may be incomplete"))
-    elif not trailer[1].isdigit() or int(trailer[1]) != cases:
-        yield Item(0, trailer[0], b"", error=f.fail(f.TRUNCATED, f"the trailer counts {trailer[1]!r} cases; "
+    elif not trailer[1].isdigit():  # not quoted: what stands there is no count
+        yield Item(0, trailer[0], b"", error=f.fail(f.TRUNCATED, f"the trailer's case count is not a number; "
+                                                                 f"the file holds {cases}"))
+    elif int(trailer[1]) != cases:
+        yield Item(0, trailer[0], b"", error=f.fail(f.TRUNCATED, f"the trailer counts {int(trailer[1])} cases; "
                                                                  f"the file holds {cases}"))
 
 

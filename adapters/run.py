@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import stat
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,8 +210,9 @@ class AdapterRun:
             tally.duplicates += 1
             return None
         if known is not None:
+            # the id is not quoted: it is the agency's reference, and a shifted column may have made it a name
             return Result(result.item, error=AdapterError(
-                f"alert id {alert_id} was already published with other content; the broker accepts one "
+                "this record's alert id was already published with other content; the broker accepts one "
                 "version per id, so a correction needs a new record number", CONFLICT))
         key, headers = self._publisher.sign(alert_id, result.value)
         pending.append(await self._publisher.send_framed(key, result.value, headers))
@@ -297,16 +300,58 @@ def open_source(path: str) -> tuple[BinaryIO, str]:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 
 
+def _unreadable(path: str) -> str | None:
+    """Why ``path`` cannot be read as an export, or None when it can."""
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            return "is a folder"
+        if not stat.S_ISREG(mode):  # a FIFO would block the check, a device never ends
+            return "is not a regular file"
+        with open(path, "rb"):  # opening proves the permission as this process has it
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+def check_sources(paths: Sequence[str]) -> None:
+    """Before anything is read or published: every named file can be opened, or ConfigError names each that cannot.
+
+    A run over several files publishes them one after the other; finding the third missing
+    after the first two were published would leave a half-done run to untangle.
+    """
+    problems = [f"{path} ({why})" for path in paths if path != "-" and (why := _unreadable(path))]
+    if paths.count("-") > 1:
+        problems.append("'-' (standard input) given more than once")
+    if problems:
+        raise ConfigError(f"cannot read {'; '.join(problems)}: nothing was read or published")
+
+
 async def adapt_paths(cfg: PuenteSettings, adapter: Adapter, ctx: Context, paths: Iterable[str], *,
-                      err: TextIO | None = None) -> list[tuple[str, Tally]]:
-    """Adapt each file (or '-') in turn, with one Kafka connection; returns each source's tally."""
+                      err: TextIO | None = None,
+                      done: Callable[[str, Tally], None] | None = None) -> list[tuple[str, Tally]]:
+    """Adapt each file (or '-') in turn, with one Kafka connection; returns each source's tally.
+
+    Every file is checked to be readable before Kafka is contacted (see check_sources), and
+    ``done(source, tally)`` is called as each file ends, so that a failure in a later file
+    leaves the summaries of what was already published.
+    """
+    paths = list(paths)
+    check_sources(paths)
     out = []
     async with AdapterRun(cfg, adapter, ctx, err=err) as run:
         for path in paths:
             stream, source = open_source(path)
             try:
-                out.append((source, await run.run(stream, source)))
+                tally = await run.run(stream, source)
+            except OSError as exc:  # the file failed mid-read (a network share gone): stop, and say which
+                raise ConfigError(f"reading {source} failed: {exc.strerror or exc}; what was read before was "
+                                  "published, and running the same files again publishes only what is missing"
+                                  ) from exc
             finally:
                 if stream is not sys.stdin.buffer:
                     stream.close()
+            out.append((source, tally))
+            if done is not None:
+                done(source, tally)
     return out

@@ -21,6 +21,7 @@ from adapters._codes import norm_key
 from adapters._readers import Item, csv_rows
 from adapters.config import Context
 from adapters.core import Adapter, alert, alert_id, location, lookup, markings
+from puente.errors import AdapterError
 
 # Canonical column -> the headers battalions write for it (in norm_key form).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -81,6 +82,12 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
         if not columns:
             if isinstance(fields, Exception):
                 yield Item(0, line, raw, error=fields)
+                return
+            try:  # norm_key would read 'Difu\u200bsión' as an unknown column, and its markings would be lost
+                for i, h in enumerate(fields, 1):
+                    f.text(h, f"header column {i}", 200)
+            except AdapterError as exc:
+                yield Item(0, line, raw, error=exc)
                 return
             columns = [_BY_HEADER.get(norm_key(h)) for h in fields]
             problem = _header_problem(columns)

@@ -29,7 +29,12 @@ from adapters import _fields as f
 from adapters import _shared as sh
 from adapters._readers import Item, json_documents
 from adapters.config import Context
-from adapters.core import Adapter, alert, alert_id, location, markings, obj, seq
+from adapters.core import Adapter, alert, alert_id, either, known_keys, location, markings, obj, seq
+
+# The marking block's Spanish keys (SENAN's and SNM's marcado, COMBIFRON's restricciones) -> markings().
+MARKING_KEYS = {"clasificacion": "classification", "difusion": "releasable_to", "advertencias": "caveats",
+                "manejo": "handling_code", "texto_manejo": "handling_text", "calificacion": "grading",
+                "consentimiento": "originator_consent"}
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
@@ -38,12 +43,10 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
 
 
 def marking_overrides(doc: dict[str, Any], field: str = "marcado") -> dict[str, Any]:
-    """The optional marking block, in the Spanish keys agencies' systems use."""
+    """The optional marking block, in the Spanish keys agencies' systems use; a key it does not know is refused."""
     m = obj(doc, field, field)
-    return {"classification": m.get("clasificacion"), "releasable_to": m.get("difusion"),
-            "caveats": m.get("advertencias"), "handling_code": m.get("manejo"),
-            "handling_text": m.get("texto_manejo"), "grading": m.get("calificacion"),
-            "originator_consent": m.get("consentimiento")}
+    known_keys(m, MARKING_KEYS, field)
+    return {ours: m.get(theirs) for theirs, ours in MARKING_KEYS.items()}
 
 
 def crew_member(c: Any, i: int, ctx: Context) -> dict[str, Any]:
@@ -51,8 +54,10 @@ def crew_member(c: Any, i: int, ctx: Context) -> dict[str, Any]:
     if not isinstance(c, dict):
         raise f.fail(f.INVALID, f"{field} must be a JSON object")
     born = f.birth_date(c.get("fecha_nacimiento"), f"{field}.fecha_nacimiento", ctx.now.date())
-    family = sh.surnames(c.get("primer_apellido") or c.get("apellidos"), c.get("segundo_apellido"), field, ctx)
-    return sh.person(c.get("nombres"), family, born, c.get("sexo"), c.get("nacionalidades") or c.get("nacionalidad"),
+    first = either(c, f"{field}.primer_apellido", "primer_apellido", "apellidos")
+    family = sh.surnames(first, c.get("segundo_apellido"), field, ctx)
+    nationalities = either(c, f"{field}.nacionalidades", "nacionalidades", "nacionalidad")
+    return sh.person(c.get("nombres"), family, born, c.get("sexo"), nationalities,
                      seq(c, "documentos", f"{field}.documentos", limit=5), field, ctx)
 
 

@@ -23,7 +23,7 @@ from adapters import _shared as sh
 from adapters._codes import norm_key
 from adapters._readers import Item, json_lines
 from adapters.config import Context
-from adapters.core import Adapter, alert, alert_id, location, lookup, markings, obj, seq
+from adapters.core import Adapter, alert, alert_id, either, location, lookup, markings, obj, seq
 from adapters.senan import marking_overrides
 
 # Watchlists: label -> (list code, who keeps it).
@@ -60,8 +60,10 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
 def traveller(v: dict[str, Any], field: str, ctx: Context) -> dict[str, Any]:
     """The person screened: two surnames joined, several nationalities, documents."""
     born = f.birth_date(v.get("fecha_nacimiento"), f"{field}.fecha_nacimiento", ctx.now.date())
-    if "apellidos" in v:
-        family = sh.surnames(v.get("apellidos"), None, f"{field}.apellidos", ctx)
+    if v.get("apellidos") not in (None, ""):
+        # both surnames in one field, or each in its own: one way or the other, never both
+        either(v, f"{field}.apellidos", "apellidos", "primer_apellido", "segundo_apellido")
+        family = sh.surnames(v["apellidos"], None, f"{field}.apellidos", ctx)
     else:
         family = sh.surnames(v.get("primer_apellido"), v.get("segundo_apellido"), f"{field}.apellidos", ctx)
     out = sh.person(v.get("nombres"), family, born, v.get("sexo"), v.get("nacionalidades"),
@@ -84,7 +86,7 @@ def hit(doc: dict[str, Any], ctx: Context, *, person_key: str, match: dict[str, 
     label = f.text(match.get("lista"), "lista", 60, required=True) or ""
     found = LISTS.get(norm_key(label))
     if found is None:
-        raise f.fail(f.UNKNOWN_CODE, f"lista {f.excerpt(label)} is not a known watchlist "
+        raise f.fail(f.UNKNOWN_CODE, f"{f.naming('lista', label)} is not a known watchlist "
                                      f"({', '.join(sorted({c for c, _ in LISTS.values()}))})")
     owner = f.countries([match["propietario"]], "propietario")[0] if match.get("propietario") else found[1]
     return {
@@ -95,7 +97,7 @@ def hit(doc: dict[str, Any], ctx: Context, *, person_key: str, match: dict[str, 
         "match_score": score(match.get("puntaje"), "puntaje"),
         "risk_level": lookup(RISK, doc.get("riesgo"), "riesgo", required=False) or "UNKNOWN",
         "port_of_entry": None,
-        "encounter": f.text(doc.get("vuelo") or doc.get("cruce"), "vuelo", ctx.limits.place),
+        "encounter": f.text(either(doc, "vuelo", "vuelo", "cruce"), "vuelo", ctx.limits.place),
         "encountered_at": None,
         "action_taken": lookup(ACTIONS, doc.get("accion"), "accion", required=False),
     }

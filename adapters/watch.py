@@ -24,11 +24,21 @@ from adapters.run import AdapterRun, Tally
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 
 
+def _signature(path: Path) -> tuple[int, float] | None:
+    """Size and modification time, or None when the file has gone (moved away between two looks)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime
+
+
 def pending(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
     """Files in ``folder`` (not below it) matching the adapter's patterns, oldest first."""
     found = {p for pattern in patterns for p in folder.glob(pattern)}
-    ready = [p for p in found if p.is_file() and not p.name.startswith(".") and not p.name.endswith(IGNORED_SUFFIXES)]
-    return sorted(ready, key=lambda p: (p.stat().st_mtime, p.name))
+    ready = {p: sig for p in found if p.is_file() and not p.name.startswith(".")
+             and not p.name.endswith(IGNORED_SUFFIXES) and (sig := _signature(p)) is not None}
+    return sorted(ready, key=lambda p: (ready[p][1], p.name))
 
 
 async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_exit: float | None = None,
@@ -47,16 +57,22 @@ async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_ex
     idle_since = time.monotonic()
     while not stop.is_set():
         for path in pending(folder, run.adapter.patterns):
-            st = path.stat()
-            sig = (st.st_size, st.st_mtime)
+            sig = _signature(path)
+            if sig is None:
+                continue
             if sizes.get(path) != sig or (path, *sig) in handled:
                 sizes[path] = sig  # seen for the first time, or still changing: wait one more poll
                 continue
-            with open(path, "rb") as stream:
-                tally = await run.run(stream, str(path))
+            handled.add((path, *sig))  # tried once per content: an unreadable file is not retried every poll
+            try:
+                with open(path, "rb") as stream:
+                    tally = await run.run(stream, str(path))
+            except OSError as exc:  # unreadable, or gone: one file must not stop the watcher
+                print(f"{run.adapter.name}: cannot read {path.name}: {exc.strerror or exc}; left in place",
+                      file=run.err, flush=True)
+                continue
             total.add(tally)
             print(f"{run.adapter.name} {path.name}: {tally.line()}", file=out, flush=True)
-            handled.add((path, *sig))
             try:
                 done_dir.mkdir(exist_ok=True)
                 path.rename(done_dir / path.name)

@@ -22,7 +22,8 @@ BAD = Path(__file__).resolve().parents[3] / "samples" / "bad"
 EXPECTED: dict[str, dict[str, dict[int, str]]] = yaml.safe_load((BAD / "expected.yaml").read_text("utf-8"))
 CASES = [(name, file) for name, files in sorted(EXPECTED.items()) for file in sorted(files)]
 REASONS = {"encoding", "syntax", "truncated", "missing-column", "missing-field", "invalid-date", "future-date",
-           "out-of-region", "negative-quantity", "unknown-code", "too-long", "invalid-value", "schema-violation"}
+           "out-of-region", "negative-quantity", "unknown-code", "too-long", "invalid-value", "schema-violation",
+           "duplicate-key", "invisible-character"}
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
                     max_leaves=8)
@@ -33,7 +34,9 @@ def test_the_corpus_covers_every_adapter_and_kind_of_bad_input() -> None:
     assert set(EXPECTED) == set(ADAPTERS)
     seen = {reason for files in EXPECTED.values() for recs in files.values() for reason in recs.values()}
     assert {"encoding", "missing-column", "invalid-date", "out-of-region", "negative-quantity", "unknown-code",
-            "too-long", "truncated"} <= seen
+            "too-long", "truncated", "duplicate-key", "invisible-character"} <= seen
+    for name in ("senan", "snm", "combifron"):  # every JSON reader meets a key given twice
+        assert "duplicate-key" in {r for recs in EXPECTED[name].values() for r in recs.values()}, name
     on_disk = {(p.parent.name, p.name) for p in BAD.glob("*/*") if p.is_file()}
     assert on_disk == set(CASES)
 

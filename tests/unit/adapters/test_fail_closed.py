@@ -1,0 +1,301 @@
+"""Input that says two things at once, or hides what it says, is refused; nothing in a file crashes the run."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import unicodedata
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters import _fields as f
+from adapters._readers import Item, csv_rows, json_documents, json_lines, parse_json
+from adapters.config import AdaptersConfig, Context, load_config, make_context
+from adapters.core import Adapter, Result, convert
+from adapters.registry import ADAPTERS
+from puente.errors import AdapterError, ConfigError
+
+ROOT = Path(__file__).resolve().parents[3]
+SAMPLES = ROOT / "samples"
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+SNM = {"id_control": "PTY-20261103-00231", "puesto": "PTY", "fecha_hora": "2026-11-03 22:15:03",
+       "viajero": {"nombres": "José Luis", "primer_apellido": "Pérez", "segundo_apellido": "Gómez",
+                   "fecha_nacimiento": "1988-03-02", "sexo": "M", "nacionalidades": ["COL"],
+                   "documentos": [{"tipo": "pasaporte", "numero": "AX1234567", "pais": "COL"}]},
+       "coincidencia": {"lista": "INTERPOL_RED_NOTICE", "puntaje": 0.93}, "vuelo": "CM 204",
+       "marcado": {"clasificacion": "SECRETO", "difusion": ["FEAN"]}}
+
+
+def _error(call: Callable[..., Any], *args: Any, **kwargs: Any) -> AdapterError:
+    with pytest.raises(AdapterError) as caught:
+        call(*args, **kwargs)
+    return caught.value
+
+
+def _line(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def test_the_record_these_tests_bend_is_valid(one: Callable[..., dict[str, Any]]) -> None:
+    """SNM above maps to an alert, so each refusal below comes from the one change made to it."""
+    assert one("snm", _line(SNM).encode() + b"\n")["alert_id"] == "SNM:PTY-20261103-00231"
+
+
+# ---- 1. a key given twice ---------------------------------------------------------------------
+@pytest.mark.parametrize("text", [
+    '{"a": 1, "a": 2}',
+    '{"a": {"b": 1, "c": 2, "b": 1}}',  # nested, and the same value twice: still which-one is unknowable
+    '{"a": [{"x": 1}, {"b": 1, "b": 2}]}',  # inside an array
+    '{"clasificacion": "SECRETO", "clasificaci\\u006fn": "PUBLICO"}',  # the same key, once escaped
+])
+def test_parse_json_refuses_a_key_given_twice_at_any_depth(text: str) -> None:
+    """A repeated key anywhere in the object is duplicate-key, where json.loads would keep the last value."""
+    err = _error(parse_json, text, 7)
+    assert err.reason == f.DUPLICATE_KEY and "line 7" in str(err)
+    assert any(f"'{k}'" in str(err) for k in ("a", "b", "clasificacion"))
+
+
+def test_a_duplicate_key_in_a_document_is_located_at_its_own_line() -> None:
+    """The message names the key and the line of its second appearance, counted in the file."""
+    doc = ('{\n  "numero_operacion": "X-1",\n  "marcado": {\n    "difusion": ["FEAN"],\n'
+           '    "difusion": ["COL"]\n  }\n}\n')
+    items = list(json_documents(io.BytesIO(b'{"ok": 1}\n' + doc.encode()), "utf-8", 10_000))
+    assert items[0].parsed == {"ok": 1}
+    err = items[1].error
+    assert err is not None and err.reason == f.DUPLICATE_KEY
+    assert "'difusion'" in str(err) and "line 6" in str(err)  # line 2 opens the document; the repeat is on 6
+
+
+def test_a_duplicate_key_message_cuts_the_key_and_shows_its_hidden_characters() -> None:
+    """A long key is cut to 40 characters; an invisible character in it is shown escaped, not hidden."""
+    long_key = "k" * 39 + "X" + "z" * 60
+    err = _error(parse_json, json.dumps({long_key: 1})[:-1] + f', "{long_key}": 2}}', 1)
+    assert "k" * 39 + "X…" in str(err) and "z" * 10 not in str(err)
+    err = _error(parse_json, '{"a\u202eb": 1, "a\u202eb": 2}', 1)
+    assert "\u202e" not in str(err) and "\\u202e" in str(err)
+
+
+def test_json_lines_refuse_a_duplicate_key_alone() -> None:
+    """The record with a repeated key is refused; the lines around it are read."""
+    data = b'{"a": 1}\n{"b": 1, "b": 2}\n{"c": 3}\n'
+    items = list(json_lines(io.BytesIO(data), "utf-8", 1000))
+    assert [i.error.reason if i.error else i.parsed for i in items] == [{"a": 1}, f.DUPLICATE_KEY, {"c": 3}]
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    ("snm", _line(SNM).replace('"difusion": ["FEAN"]', '"difusion": ["FEAN"], "difusion": ["COL", "USA"]')),
+    ("snm", _line(SNM).replace('"clasificacion": "SECRETO"', '"clasificacion": "SECRETO", "clasificacion": "PUBLICO"')),
+    ("senan", (SAMPLES / "senan" / "interdicciones-2026-11.json").read_text("utf-8").split("\n{")[0]
+     .replace('"unidad": ', '"unidad": "Otra",\n  "unidad": ', 1)),
+    ("combifron", (SAMPLES / "combifron" / "mensajes-colombia-2026-11.jsonl").read_text("utf-8").splitlines()[0]
+     .replace('"manejo":"H2"', '"manejo":"H2","manejo":"H0"')),
+])
+def test_every_json_adapter_refuses_a_marking_given_twice(name: str, data: str,
+                                                           run: Callable[..., list[Result]]) -> None:
+    """A second 'difusion' or 'clasificacion' never decides who receives the alert: the record is dead-lettered."""
+    results = run(name, data.encode() + b"\n")
+    assert [(r.error.reason if r.error else "ok") for r in results] == [f.DUPLICATE_KEY]
+    assert results[0].alert is None and results[0].value is None
+
+
+def _config_text() -> str:
+    return (ROOT / "adapters" / "agencies.yaml").read_text("utf-8")
+
+
+def test_the_configuration_refuses_a_key_given_twice(tmp_path: Path) -> None:
+    """A second releasable_to under one agency is a ConfigError naming the file and the line, not a silent override."""
+    text = _config_text().replace("      releasable_to: [COL, CRI, USA, FEAN]\n",
+                                  "      releasable_to: [COL, CRI, USA, FEAN]\n      releasable_to: [FEAN]\n", 1)
+    path = tmp_path / "agencies.yaml"
+    path.write_text(text, "utf-8")
+    line = text.splitlines().index("      releasable_to: [FEAN]") + 1
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(path) in str(caught.value) and f"line {line}:" in str(caught.value)
+    assert "'releasable_to' appears twice" in str(caught.value)
+
+
+def test_the_configuration_refuses_anchors_aliases_and_merge_keys(tmp_path: Path) -> None:
+    """An alias bomb is refused at its first anchor, before anything expands; so are plain aliases and '<<'."""
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(9))
+    cases = {"bomb": (bomb, 1), "alias": (_config_text() + "extra: &e 1\nmore: *e\n", None),
+             "merge": ("base: {x: 1}\nother:\n  <<: {x: 2}\n  y: 1\n", 3)}
+    for label, (text, line) in cases.items():
+        path = tmp_path / f"{label}.yaml"
+        path.write_text(text, "utf-8")
+        started = time.monotonic()
+        with pytest.raises(ConfigError) as caught:
+            load_config(path)
+        assert time.monotonic() - started < 2, label
+        message = str(caught.value)
+        assert str(path) in message and ("anchors and aliases" in message or "merge keys" in message), label
+        want = line or text.splitlines().index("extra: &e 1") + 1
+        assert f"line {want}:" in message, (label, message)
+
+
+def test_the_shipped_configuration_still_loads() -> None:
+    """The shipped agencies.yaml has no duplicate keys, anchors or merge keys."""
+    assert isinstance(load_config(), AdaptersConfig)
+
+
+# ---- 3. invisible characters ----------------------------------------------------------------
+INVISIBLE = [*range(0x202A, 0x202F), *range(0x2066, 0x206A), *range(0x200B, 0x2010), 0x2060, 0xFEFF, 0x00AD]
+
+
+@pytest.mark.parametrize("point", INVISIBLE, ids=[f"U+{p:04X}" for p in INVISIBLE])
+def test_text_refuses_bidi_overrides_zero_width_characters_and_soft_hyphens(point: int) -> None:
+    """Each is invisible-character, and the message names the code point and its name but never the value."""
+    value = f"Pérez{chr(point)} Gómez"
+    for multiline in (False, True):
+        err = _error(f.text, value, "Apellidos", 100, multiline=multiline)
+        assert err.reason == f.INVISIBLE
+        assert f"U+{point:04X} {unicodedata.name(chr(point))}" in str(err) and "Apellidos" in str(err)
+        assert "Pérez" not in str(err) and chr(point) not in str(err)
+
+
+@settings(max_examples=100, deadline=None)
+@given(char=st.characters(categories=["Cf"]), before=st.text(max_size=8), after=st.text(max_size=8))
+def test_text_refuses_every_format_character(char: str, before: str, after: str) -> None:
+    """Any Unicode Cf character anywhere in a value is refused (or, before it, a control character is)."""
+    err = _error(f.text, f"a{before}{char}{after}z", "x", 100)
+    assert err.reason in {f.INVISIBLE, f.INVALID}
+    if err.reason == f.INVALID:
+        assert any(unicodedata.category(c) in {"Cc", "Cs"} for c in before)
+
+
+def test_text_still_takes_accents_and_line_breaks_in_free_text() -> None:
+    """The check leaves ordinary Spanish text and the line breaks of remarks alone."""
+    assert f.text("Ñame, Güiro y Peña", "x", 50) == "Ñame, Güiro y Peña"
+    assert f.text("uno\ndos", "Observaciones", 50, multiline=True) == "uno\ndos"
+
+
+def test_a_code_with_an_invisible_character_is_refused_not_normalised(ctx_for: Callable[[str], Context]) -> None:
+    """'CONFIDENCIAL' followed by a zero-width space used to be matched as CONFIDENCIAL; now it is refused."""
+    from adapters.core import markings
+
+    err = _error(markings, ctx_for("SNM"), {"classification": "CONFIDENCIAL\u200b"})
+    assert err.reason == f.INVISIBLE
+
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_a_byte_order_mark_at_the_start_of_a_file_is_dropped(name: str, run: Callable[..., list[Result]]) -> None:
+    """Each reader takes an export that starts with a UTF-8 BOM exactly as the same export without it."""
+    sample = sorted(p for p in (SAMPLES / name).iterdir() if p.is_file())[0].read_bytes()
+    plain = sample.removeprefix(b"\xef\xbb\xbf")
+
+    def outcome(data: bytes) -> list[tuple[int, int, str | None, bytes | None]]:
+        return [(r.item.number, r.item.line, r.error and r.error.reason, r.value) for r in run(name, data)]
+
+    with_bom = outcome(b"\xef\xbb\xbf" + plain)
+    assert with_bom == outcome(plain) and all(error is None for _, _, error, _ in with_bom)
+
+
+def test_a_byte_order_mark_that_is_not_the_files_start_is_refused() -> None:
+    """A BOM opening a later record is a character of a value (refused by text()), never dropped silently."""
+    rows = list(csv_rows(io.BytesIO(b"a;b\n1;2\n\xef\xbb\xbf3;4\n"), "utf-8-sig", 1000))
+    assert rows[2][2] == ["\ufeff3", "4"]
+    assert _error(f.text, "\ufeff3", "N° Informe", 20).reason == f.INVISIBLE
+    items = list(json_lines(io.BytesIO(b'\xef\xbb\xbf{"a": 1}\n\xef\xbb\xbf{"b": 2}\n'), "utf-8", 1000))
+    assert items[0].parsed == {"a": 1} and items[1].error is not None
+
+
+# ---- 5. the same faults elsewhere ---------------------------------------------------------------
+def test_an_invisible_character_in_a_csv_header_refuses_the_file(run: Callable[..., list[Result]]) -> None:
+    """'Difu<ZWSP>sión' would be an unknown column and its SOLO PANAMÁ lost; the file is refused instead."""
+    data = "N° Informe;Fecha;Hora;Tipo de evento;Difu\u200bsión\nR-1;03/11/2026;06:40;Cruce;SOLO PANAMÁ\n".encode()
+    results = run("senafront", data)
+    assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(0, f.INVISIBLE)]
+    assert "header column 5" in str(results[0].error)
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    ("snm", _line({**SNM, "marcado": {"clasificacion": "SECRETO", "difusión": ["FEAN"]}})),
+    ("snm", _line({**SNM, "marcado": {"classification": "SECRETO"}})),
+    ("combifron", (SAMPLES / "combifron" / "mensajes-colombia-2026-11.jsonl").read_text("utf-8").splitlines()[0]
+     .replace('"manejo":"H2"', '"manejo":"H2","manejo_especial":"H3"')),
+])
+def test_a_marking_block_key_nobody_reads_is_refused(name: str, data: str, run: Callable[..., list[Result]]) -> None:
+    """A misspelt marking key would leave the (often wider) default in force: the record is refused, the key named."""
+    results = run(name, data.encode() + b"\n")
+    assert len(results) == 1 and results[0].error is not None and results[0].error.reason == f.UNKNOWN_CODE
+    assert "has the key '" in str(results[0].error)
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    ("snm", _line({**SNM, "cruce": "ventanilla 6"})),  # vuelo and cruce
+    ("snm", _line({**SNM, "viajero": {**SNM["viajero"], "apellidos": "Pérez Gómez"}})),  # both ways of surnames
+    ("senan", (SAMPLES / "senan" / "interdicciones-2026-11.json").read_text("utf-8").split("\n{")[0]
+     .replace('"nacionalidades": [', '"nacionalidad": "COL",\n      "nacionalidades": [', 1)),
+])
+def test_one_field_under_two_names_is_refused(name: str, data: str, run: Callable[..., list[Result]]) -> None:
+    """Two alternative names of one field both filled is duplicate-key, not one of them silently dropped."""
+    results = run(name, data.encode() + b"\n")
+    assert len(results) == 1 and results[0].error is not None and results[0].error.reason == f.DUPLICATE_KEY
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    ("senafront", "N° Informe;Fecha;Hora;Tipo de evento\nR-1;31/12/9999;23:59;Cruce\n".encode()),
+    ("snm", _line({**SNM, "fecha_hora": "9999-12-31T23:59:00-05:00"}).encode()),
+    ("snm", _line({**SNM, "fecha_hora": "0001-01-01T00:00:00+05:00"}).encode()),
+    ("snm", _line({**SNM, "coincidencia": {"lista": "PAN_NATIONAL", "puntaje": 10**400}}).encode()),
+    ("combifron", (SAMPLES / "combifron" / "mensajes-colombia-2026-11.jsonl").read_bytes().splitlines()[0]
+     .replace(b'"latitud":8.67211', b'"latitud":' + b"9" * 400)),
+])
+def test_values_at_the_ends_of_the_calendar_and_of_numbers_are_refused_not_raised(
+        name: str, data: bytes, run: Callable[..., list[Result]]) -> None:
+    """A date whose UTC form leaves the calendar, or a number beyond any float, is a dead letter, not a crash."""
+    results = run(name, data + b"\n")
+    assert len(results) == 1 and results[0].error is not None
+    assert results[0].error.reason in {f.INVALID_DATE, f.INVALID, f.OUT_OF_REGION}
+
+
+def test_quantities_and_counts_beyond_any_float_are_refused() -> None:
+    """quantity(), integer() and coordinate() refuse huge numbers with a reason instead of OverflowError."""
+    assert _error(f.quantity, 10**400, "q").reason == f.INVALID
+    assert _error(f.integer, "9" * 5000, "n").reason == f.INVALID
+    assert _error(f.coordinate, 10**400, "c", "lat").reason == f.OUT_OF_REGION
+
+
+def test_a_csv_field_over_the_csv_modules_limit_is_refused_alone(config: AdaptersConfig,
+                                                                 run: Callable[..., list[Result]]) -> None:
+    """With record_bytes above 131,072 a huge remark is too-long for its record; the next row is still read."""
+    big = config.model_copy(update={"limits": config.limits.model_copy(update={"record_bytes": 900_000})})
+    ctx = make_context("SENAFRONT", NOW, big)
+    rows = ["N° Informe;Fecha;Hora;Tipo de evento;Observaciones", "R-1;03/11/2026;06:40;Cruce;" + "x" * 140_000,
+            "R-2;03/11/2026;06:40;Cruce;ok"]
+    results = run("senafront", "\n".join(rows).encode() + b"\n", ctx)
+    assert [r.error.reason if r.error else "ok" for r in results] == [f.TOO_LONG, "ok"]
+
+
+def test_a_reader_that_fails_ends_its_file_as_a_dead_letter(ctx_for: Callable[[str], Context]) -> None:
+    """Records read before the failure keep their results; the failure is one file-level dead letter, not a raise."""
+    import csv
+
+    def read(stream: Any, ctx: Context) -> Any:
+        yield Item(1, 1, b"x", error=AdapterError("bad", f.SYNTAX))
+        raise csv.Error("something the reader did not foresee")
+
+    adapter = Adapter("t", "SNM", "test", ("*",), read, lambda doc, ctx: doc)
+    results = list(convert(adapter, io.BytesIO(b""), ctx_for("SNM")))
+    assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, f.SYNTAX), (0, f.INVALID)]
+    assert "after line 1" in str(results[1].error)
+
+
+def test_an_io_error_reading_the_file_is_not_taken_for_a_bad_record(ctx_for: Callable[[str], Context]) -> None:
+    """OSError is the file failing, not its content: it propagates, for the edge to report."""
+    def read(stream: Any, ctx: Context) -> Any:
+        raise OSError(5, "Input/output error")
+        yield  # a generator
+
+    adapter = Adapter("t", "SNM", "test", ("*",), read, lambda doc, ctx: doc)
+    with pytest.raises(OSError):
+        list(convert(adapter, io.BytesIO(b""), ctx_for("SNM")))
