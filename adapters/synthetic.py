@@ -21,7 +21,7 @@ _SURNAMES = ["Pérez Gómez", "Rodríguez Castillo", "Mosquera Palacios", "Guerr
 _NATIONALITIES = ["COL", "VEN", "ECU", "HTI", "CUB", "CHN", "IND", "AFG", "CMR", "PAN", "PER", "NPL"]
 _PORTS = ["PTY", "PASO_CANOAS", "GUABITO", "DAVID", "COLON_CRISTOBAL"]
 _BORDER = [
-    ("DARIEN", "DARIEN_PUERTO_OBALDIA", 8.67, -77.42, "Puerto Obaldía"),
+    ("GUNA_YALA", "DARIEN_PUERTO_OBALDIA", 8.67, -77.42, "Puerto Obaldía"),  # the port is in Guna Yala
     ("DARIEN", "DARIEN_BAJO_CHIQUITO", 8.04, -77.60, "Bajo Chiquito"),
     ("DARIEN", "DARIEN_LAJAS_BLANCAS", 8.19, -77.74, "Lajas Blancas"),
     ("GUNA_YALA", "GUNA_YALA_LA_MIEL", 8.66, -77.37, "La Miel"),

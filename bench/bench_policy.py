@@ -34,6 +34,7 @@ import yaml
 
 import schemas
 from policies import Decision, PolicySet, build_view, decide, load_policy_set
+from policies._compile import DecisionMemo
 from policies._source import DEFAULT_DIR, FIXTURES
 
 NOW = datetime(2025, 6, 2, 14, 0, tzinfo=UTC)
@@ -100,7 +101,7 @@ def _best(rounds: int, run: Callable[[], int]) -> tuple[int, float]:
     return done, best
 
 
-class _NoMemo(dict[tuple[Any, ...], Decision]):
+class _NoMemo(DecisionMemo):
     """A memo that never remembers: every decision object is built anew."""
 
     def __setitem__(self, key: tuple[Any, ...], value: Decision) -> None:

@@ -8,18 +8,26 @@ The broker calls three things::
 
 ``decide`` reads the decoded alert (the dict the alert codec returns);
 ``build_view`` returns the partner's redacted copy, valid against the
-alert schema. Every decision carries ``policy_set.version``.
+alert schema: an allow-list, holding only what the agreement rule names and
+what the policy-wide envelope rule (vocabulary.yaml) keeps, every other field
+emptied. Every decision carries ``policy_set.version``.
+
+Adapters ask whether a position agrees with a label through the same outlines
+the area conditions use: ``load_areas().contains("DARIEN", 8.4, -77.9)``
+(True or False; None when no outline of that code is known).
 """
 
+from policies._areas import Areas
 from policies._compile import CompiledAgreement, PartnerInfo, PolicySet
 from policies._decide import decide, decide_many
 from policies._decision import Decision, Outcome, Redaction
-from policies._load import load_policy_set
+from policies._load import load_areas, load_policy_set
 from policies._source import DEFAULT_DIR
 from policies._view import build_view, pseudonym
 
 __all__ = [
     "DEFAULT_DIR",
+    "Areas",
     "CompiledAgreement",
     "Decision",
     "Outcome",
@@ -29,6 +37,7 @@ __all__ = [
     "build_view",
     "decide",
     "decide_many",
+    "load_areas",
     "load_policy_set",
     "pseudonym",
 ]

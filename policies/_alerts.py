@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
+import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import schemas
@@ -12,6 +15,98 @@ from policies._fields import FieldInfo
 from puente.errors import CodecError, PolicyError
 
 _INDEX = re.compile(r"^(?P<name>[^\[\]]+)(?:\[(?P<index>\d+)\])?$")
+MAX_ALERT_BYTES = 1024 * 1024  # an alert is a few KB; its largest field, remarks, 2,000 characters
+MAX_DEPTH = 32  # an alert nests six levels; deeper is not an alert (and Python's walkers recurse)
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Refused(f"key {key[:40]!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"{text[:40]} is too large for a number")
+    return value
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > 20:  # an Avro long has 19 digits
+        raise _Refused(f"{text[:20]}... ({len(text)} digits) is too large for a number")
+    return int(text)
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number")
+
+
+def read_alert_json(path: Path, label: str | None = None) -> dict[str, Any]:
+    """A JSON alert file, read strictly; every problem is a one-line PolicyError naming the file.
+
+    ``json.loads`` alone keeps the last of two equal keys, reads NaN and
+    Infinity, turns 1e999 into infinity and recurses once per level of nesting;
+    here those are refused, and so are files over a MiB and nesting deeper
+    than an alert's.
+    """
+    label = label or str(path)
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_ALERT_BYTES + 1)
+    except OSError as exc:
+        raise PolicyError(f"{label}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_ALERT_BYTES:
+        raise PolicyError(f"{label}: larger than {MAX_ALERT_BYTES // 1024} KiB; not an alert")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{label}: not UTF-8 text (byte {exc.start + 1})") from None
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(text):  # strings skipped whole: a bracket in a string is text
+        bracket = match.group()
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif bracket in "]}":
+            depth -= 1
+    if deepest > MAX_DEPTH:
+        raise PolicyError(f"{label}: nested deeper than {MAX_DEPTH} levels; not an alert")
+    try:
+        doc = json.loads(
+            text, object_pairs_hook=_unique, parse_float=_finite, parse_int=_integer, parse_constant=_no_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise PolicyError(f"{label}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # _Refused, and what else json may raise on odd input
+        raise PolicyError(f"{label}: {str(exc)[:120]}") from None
+    if not isinstance(doc, dict):
+        raise PolicyError(f"{label}: an alert is a JSON object")
+    return doc
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def unknown_keys(doc: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> list[str]:
@@ -40,6 +135,10 @@ def alert_value(doc: Mapping[str, Any], fields: Mapping[str, Mapping[str, FieldI
     The round trip fills schema defaults and proves the alert fits the schema,
     so that a decision is never made on something the broker could not carry.
     """
+    if not isinstance(doc, Mapping):
+        raise PolicyError(f"{label}: an alert is a mapping of fields")
+    if _too_deep(doc, MAX_DEPTH):
+        raise PolicyError(f"{label}: nested deeper than {MAX_DEPTH} levels; not an alert")
     alert_type = doc.get("alert_type")
     if not isinstance(alert_type, str) or alert_type not in fields:
         raise PolicyError(f"{label}: alert_type must be one of {', '.join(fields)}")
@@ -68,10 +167,13 @@ def _steps(path: str) -> list[str | int]:
 def get_path(value: Any, path: str) -> Any:
     """The value at a dotted path with ``[i]`` indexes; a missing step raises PolicyError."""
     for step in _steps(path):
-        try:
-            value = value[step]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise PolicyError(f"the view has no {path}") from exc
+        # Names step into objects and indexes into lists only: "summary[0]" is not a string's first letter.
+        found = (isinstance(step, int) and isinstance(value, list) and step < len(value)) or (
+            isinstance(step, str) and isinstance(value, dict) and step in value
+        )
+        if not found:
+            raise PolicyError(f"the view has no {path}")
+        value = value[step]
     return value
 
 

@@ -12,19 +12,26 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from policies._fields import FieldInfo
-from policies._model import Action, Agreement, Cover, FieldRule, When
-from policies._source import Doc, PolicySources
+from policies._fields import CONTENT_ROOTS, FieldInfo
+from policies._model import Action, Agreement, Cover, Envelope, FieldRule, When
+from policies._plan import ancestors, plan_fields
+from policies._source import AREAS, VOCABULARY, Doc, PolicySources
 
-# The markings travel with the data: a view may not change what restricts the partner in turn.
-PROTECTED = frozenset(
-    {
-        "alert_id", "alert_type", "markings", "markings.classification", "markings.releasable_to",
-        "markings.caveats", "markings.handling_code", "markings.handling_text", "markings.originator",
-        "markings.originator.country", "markings.source_reliability", "markings.information_credibility",
-        "markings.review_at", "markings.expires_at",
-    }
+# What a partner cannot honour an alert without: which alert it is (for corrections and recalls),
+# how to protect it, whom it may go to, how to handle it and when to delete it. The envelope rule
+# (vocabulary.yaml) may keep more, never less: this minimum is code, not policy.
+ENVELOPE_MINIMUM = (
+    "alert_id", "alert_type", "markings.classification", "markings.releasable_to", "markings.caveats",
+    "markings.handling_code", "markings.handling_text", "markings.expires_at",
 )  # fmt: skip
+
+
+def protected(envelope: Envelope) -> frozenset[str]:
+    """The fields an agreement may only keep: what the envelope keeps and every field that holds one.
+
+    The markings travel with the data: a view may not change what restricts the partner in turn.
+    """
+    return frozenset({*envelope.keep, *(a for path in envelope.keep for a in ancestors(path))})
 
 
 @dataclass(frozen=True, order=True)
@@ -32,7 +39,7 @@ class Finding:
     """One problem in the policy files: where, what kind, and what is wrong."""
 
     where: str  # file:line
-    kind: str  # invalid, schema-field, expired, overlap, keys, shadowed
+    kind: str  # invalid, schema-field, area, expired, overlap, keys, shadowed
     message: str
 
     def __str__(self) -> str:
@@ -83,15 +90,19 @@ def _check_when(doc: Doc[Agreement], i: int, cover: Cover, fields: Mapping[str, 
             yield Finding(where, "invalid", f"{cover.rule}: {', '.join(unknown)} not in the schema's {path} values")
 
 
-def rule_problem(info: FieldInfo, rule: FieldRule) -> str | None:
+def rule_problem(info: FieldInfo, rule: FieldRule, envelope: Envelope) -> str | None:
     """Why a field rule cannot apply to a field of this kind, or None when it can."""
     action, path = rule.action, info.path
     if action is Action.KEEP:
         return None
-    if path in PROTECTED:
-        return f"{path} is a marking: it travels with the data and may only be kept"
+    if path in protected(envelope):
+        return (
+            f"{path} is kept for every partner by the envelope rule {envelope.rule} ({VOCABULARY}): "
+            "markings travel with the data, so it may only be kept"
+        )
     if action is Action.DROP and not info.droppable:
-        return f"{path} is required by the schema; it cannot be dropped (mask or pseudonymise it)"
+        what = "a record" if info.kind == "record" else "an enum without a default"
+        return f"{path} is required by the schema and {what}: it has no empty value and cannot be dropped"
     if action in (Action.MASK, Action.PSEUDONYMISE) and not info.textual:
         return f"{path} holds {info.kind} values; only text can be {action.past}"
     if action is Action.GENERALISE:
@@ -111,17 +122,87 @@ def rule_problem(info: FieldInfo, rule: FieldRule) -> str | None:
     return None
 
 
-def _check_cover(doc: Doc[Agreement], i: int, cover: Cover, fields: Mapping[str, FieldInfo]) -> Iterator[Finding]:
+def _check_cover(
+    doc: Doc[Agreement], i: int, cover: Cover, fields: Mapping[str, FieldInfo], envelope: Envelope
+) -> Iterator[Finding]:
     yield from _check_when(doc, i, cover, fields)
+    if cover.others == "keep":
+        yield Finding(
+            doc.where("covers", i, "others"), "invalid",
+            f"{cover.rule}: others: keep would share every field no rule names, including fields added "
+            "to the schema later; name the fields or subtrees to keep instead (e.g. payload: keep)",
+        )  # fmt: skip
+    sound = True
     for path, rule in cover.fields.items():
         where = doc.where("covers", i, "fields", path)
         info = fields.get(path)
         if info is None:
+            sound = False
             yield Finding(where, "schema-field", f"{cover.rule}: the {cover.alert_type} schema has no field {path}")
             continue
-        problem = rule_problem(info, rule)
+        problem = rule_problem(info, rule, envelope)
         if problem is not None:
+            sound = False
             yield Finding(where, "invalid", f"{cover.rule}: {problem}")
+        elif rule.action is Action.GENERALISE and info.kind == "date":
+            year = path.rsplit(".", 1)[0] + ".birth_year"
+            if year in fields and not _keeps(cover, year):
+                yield Finding(where, "invalid", f"{cover.rule}: {path} generalises to {year}; name {year}: keep")
+    if sound:
+        yield from _check_unnamed(doc, i, cover, fields, envelope)
+
+
+def _keeps(cover: Cover, path: str) -> bool:
+    """Whether the rule keeps ``path``: the nearest rule on it or on a field holding it is keep."""
+    for name in (path, *ancestors(path)):
+        rule = cover.fields.get(name)
+        if rule is not None:
+            return rule.action is Action.KEEP
+    return False
+
+
+def _check_unnamed(
+    doc: Doc[Agreement], i: int, cover: Cover, fields: Mapping[str, FieldInfo], envelope: Envelope
+) -> Iterator[Finding]:
+    """Every field no rule names is dropped; a required one without an empty value must be named."""
+    for planned in plan_fields(fields, cover, envelope.keep):
+        info = fields[planned.path]
+        if not planned.named and not info.droppable:
+            yield Finding(
+                doc.where("covers", i, "rule"), "invalid",
+                f"{cover.rule}: the {cover.alert_type} schema requires {planned.path}, which has no empty "
+                "value a view could drop it to; name it in the rule's fields (e.g. keep it)",
+            )  # fmt: skip
+
+
+def _check_envelope(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]]) -> Iterator[Finding]:
+    doc = src.vocabulary
+    envelope = doc.model.envelope
+    for name, count in Counter(envelope.keep).items():
+        if count > 1:
+            yield Finding(doc.where("envelope", "keep"), "invalid", f"envelope: {name} is listed {count} times")
+    for i, path in enumerate(envelope.keep):
+        where = doc.where("envelope", "keep", i)
+        infos = [f.get(path) for f in fields.values()]
+        if path.split(".", 1)[0].removesuffix("[]") in CONTENT_ROOTS:
+            yield Finding(where, "invalid", f"envelope: {path} is content, not a marking; name it in the agreements "
+                                            "that share it")  # fmt: skip
+        elif any(info is None for info in infos):
+            yield Finding(where, "schema-field", f"envelope: the alert schema has no field {path} in every alert type")
+        elif any(info is not None and info.kind == "record" for info in infos):
+            yield Finding(where, "invalid", f"envelope: {path} is a record; name its fields one by one, so that a "
+                                            "field added to it later is not shared with every partner")  # fmt: skip
+    missing = [path for path in ENVELOPE_MINIMUM if path not in envelope.keep]
+    if missing:
+        yield Finding(
+            doc.where("envelope", "keep"), "invalid",
+            f"envelope {envelope.rule} leaves out {', '.join(missing)}: a partner cannot honour an alert without them",
+        )  # fmt: skip
+    for agreement in src.agreements:
+        for i, cover in enumerate(agreement.model.covers):
+            if cover.rule == envelope.rule:
+                where = agreement.where("covers", i, "rule")
+                yield Finding(where, "invalid", f"rule id {cover.rule} is the envelope rule's ({VOCABULARY})")
 
 
 def _check_agreement(
@@ -149,12 +230,30 @@ def _check_agreement(
             where = doc.where("covers", i, "alert_type")
             yield Finding(where, "invalid", f"{cover.rule}: unknown alert type {cover.alert_type}")
             continue
-        yield from _check_cover(doc, i, cover, fields[cover.alert_type])
+        yield from _check_cover(doc, i, cover, fields[cover.alert_type], vocab.envelope)
+
+
+def _check_areas(src: PolicySources, doc: Doc[Agreement]) -> Iterator[Finding]:
+    """Every province and border sector an area names needs an outline: no outline, no check of the coordinates."""
+    areas = src.areas.model if src.areas is not None else None
+    for i, cover in enumerate(doc.model.covers):
+        area = cover.when.area
+        if area is None:
+            continue
+        for name, kind, codes in (("provinces", "province", area.provinces),
+                                  ("border_sectors", "border sector", area.border_sectors)):  # fmt: skip
+            outlines = {} if areas is None else getattr(areas, name)
+            for j, code in enumerate(codes):
+                if code not in outlines:
+                    why = f"the policy has no {AREAS}" if areas is None else f"not under {name} in {AREAS}"
+                    where = doc.where("covers", i, "when", "area", name, j)
+                    yield Finding(where, "area", f"{cover.rule}: {kind} {code} has no outline ({why})")
 
 
 def check_sources(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]]) -> list[Finding]:
     """Every problem that makes the policy set unusable, in file order."""
     found = list(_check_vocabulary_and_partners(src))
+    found.extend(_check_envelope(src, fields))
     for name, count in Counter(d.model.id for d in src.agreements).items():
         if count > 1:
             found.append(Finding("agreements/", "invalid", f"agreement id {name} is used by {count} files"))
@@ -164,4 +263,5 @@ def check_sources(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInf
             if rules[cover.rule] > 1:
                 found.append(Finding(doc.where("covers", i, "rule"), "invalid", f"rule id {cover.rule} is not unique"))
         found.extend(_check_agreement(src, doc, fields))
+        found.extend(_check_areas(src, doc))
     return found

@@ -14,10 +14,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from policies._areas import Areas, compile_areas
 from policies._conditions import Condition, compile_when
 from policies._decision import Decision, Redaction
-from policies._fields import FieldInfo
-from policies._model import Action, Agreement, Cover, Effect, FieldRule, Partner, ViewSettings
+from policies._fields import EPOCH, FieldInfo
+from policies._model import Action, Agreement, Cover, Effect, Envelope, FieldRule, Partner, ViewSettings, Vocabulary
 from policies._plan import plan_fields
 from policies._source import PolicySources
 from policies._view import Step, compile_step
@@ -70,6 +71,24 @@ class CompiledCover:
     release_reason: str
 
 
+class DecisionMemo(dict[tuple[Any, ...], Decision]):
+    """Decisions shared between equal inputs, with the bytes their text holds (``size``).
+
+    ``decide`` bounds it by entries and by size: a reason quotes (bounded excerpts of) alert
+    values, so distinct hostile alerts could otherwise fill it with text.
+    """
+
+    __slots__ = ("size",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.size = 0
+
+    def clear(self) -> None:
+        super().clear()
+        self.size = 0
+
+
 @dataclass(frozen=True)
 class PolicySet:
     """The loaded, checked and compiled policy: everything a decision needs, and its version."""
@@ -93,9 +112,11 @@ class PolicySet:
     covers_for: dict[tuple[str, str], tuple[CompiledCover, ...]]  # (partner id, alert type)
     partners_with_agreements: frozenset[str]  # partner ids some agreement names as a party
     view_settings: ViewSettings
+    envelope: Envelope  # the policy-wide rule: the markings every partner's view keeps
     sources: PolicySources = field(repr=False, compare=False)
     # Deliveries depend only on the rules that matched, so they are built once and shared.
-    memo: dict[tuple[Any, ...], Decision] = field(default_factory=dict, repr=False, compare=False)
+    memo: DecisionMemo = field(default_factory=DecisionMemo, repr=False, compare=False)
+    areas: Areas = field(default_factory=Areas, repr=False, compare=False)  # the outlines area conditions use
 
 
 def policy_version(sources: PolicySources, schema_fingerprint: bytes) -> str:
@@ -108,6 +129,7 @@ def policy_version(sources: PolicySources, schema_fingerprint: bytes) -> str:
         "vocabulary": sources.vocabulary.model.model_dump(mode="json"),
         "partners": sorted((p.model_dump(mode="json") for p in sources.partners.model.partners), key=lambda p: p["id"]),
         "agreements": sorted((a.model.model_dump(mode="json") for a in sources.agreements), key=lambda a: a["id"]),
+        "areas": sources.areas.model.model_dump(mode="json") if sources.areas is not None else None,
         "alert_schema": schema_fingerprint.hex(),
     }
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -140,6 +162,17 @@ def _agreement(a: Agreement, sources: PolicySources, partners: Mapping[str, Part
     )  # fmt: skip
 
 
+UNNAMED = " (not named by the agreement)"  # ends the detail of a field dropped because no rule names it
+
+
+def _emptied(info: FieldInfo) -> str:
+    if info.nullable or info.kind == "array":
+        return "removed"
+    value = info.empty()
+    shown = "the epoch (1970-01-01T00:00:00Z)" if value == EPOCH else repr(value)
+    return f"emptied to {shown}, since the schema requires a value"
+
+
 def _detail(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> str:
     if rule.action is Action.GENERALISE:
         if info.kind == "date":
@@ -147,27 +180,29 @@ def _detail(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> str:
         if info.kind == "timestamp":
             return f"truncated to the {rule.to or 'hour'}"
         return f"rounded to a {rule.grid or settings.grid}° grid"
+    if rule.action is Action.DROP:
+        return _emptied(info)
     return {
-        Action.DROP: "removed",
         Action.MASK: f"replaced by {settings.mask}",
         Action.PSEUDONYMISE: f"keyed pseudonym, domain {rule.domain or info.path.rsplit('.', 1)[-1]}",
     }.get(rule.action, "kept")
 
 
 def _cover(
-    cover: Cover, agreement: CompiledAgreement, fields: Mapping[str, FieldInfo], view: ViewSettings
+    cover: Cover, agreement: CompiledAgreement, fields: Mapping[str, FieldInfo], vocab: Vocabulary, areas: Areas
 ) -> CompiledCover:
     steps: list[Step] = []
     redactions: list[Redaction] = []
-    for planned in plan_fields(fields, cover):
+    for planned in plan_fields(fields, cover, vocab.envelope.keep):
         info = fields[planned.path]
-        step = compile_step(info, planned.rule, view)
+        step = compile_step(info, planned.rule, vocab.view)
         if step is None:
             continue
         steps.append(step)
-        detail = _detail(info, planned.rule, view) + ("" if planned.named else " (not named by the agreement)")
-        redactions.append(Redaction(planned.path, planned.rule.action.value, detail, cover.rule, planned.rule.why))
-    conditions = tuple((f"{cover.rule}.{name}", check) for name, check in compile_when(cover.when))
+        detail = _detail(info, planned.rule, vocab.view) + ("" if planned.named else UNNAMED)
+        action, why = planned.rule.action.value, planned.rule.why
+        redactions.append(Redaction(planned.path, action, detail, cover.rule, why, planned.named))
+    conditions = tuple((f"{cover.rule}.{name}", check) for name, check in compile_when(cover.when, areas))
     reason = (
         f"{agreement.id} ({agreement.title}) covers {cover.alert_type} under rule {cover.rule}, "
         f"in force {agreement.valid_from} to {agreement.valid_until}"
@@ -187,10 +222,11 @@ def compile_policy(
     agreements: dict[str, CompiledAgreement] = {}
     covers: dict[str, CompiledCover] = {}
     covers_for: dict[tuple[str, str], tuple[CompiledCover, ...]] = {}
+    areas = compile_areas(sources.areas.model if sources.areas is not None else None)
     for doc in sources.agreements:
         agreement = agreements[doc.model.id] = _agreement(doc.model, sources, partners)
         for cover in doc.model.covers:
-            compiled = covers[cover.rule] = _cover(cover, agreement, fields[cover.alert_type], vocab.view)
+            compiled = covers[cover.rule] = _cover(cover, agreement, fields[cover.alert_type], vocab, areas)
             for pid in agreement.partner_ids:
                 covers_for[(pid, cover.alert_type)] = (*covers_for.get((pid, cover.alert_type), ()), compiled)
     return PolicySet(
@@ -216,5 +252,7 @@ def compile_policy(
         covers_for=covers_for,
         partners_with_agreements=frozenset(pid for a in agreements.values() for pid in a.partner_ids),
         view_settings=vocab.view,
+        envelope=vocab.envelope,
         sources=sources,
+        areas=areas,
     )

@@ -6,9 +6,11 @@ it does not. They only read the alert; a missing value fails the condition.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from policies._areas import Areas
 from policies._model import When
 
 
@@ -20,19 +22,49 @@ class PartnerLike(Protocol):
 
 
 Condition = Callable[[Mapping[str, Any], PartnerLike], "str | None"]
+_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
-def _area(provinces: frozenset[str], sectors: frozenset[str]) -> Condition:
+def _label(value: Any) -> str:
+    # Reasons reach the audit log: quote a label only when it looks like a code.
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) and _CODE.fullmatch(value) else "(not a code)"
+
+
+def _area(provinces: frozenset[str], sectors: frozenset[str], areas: Areas) -> Condition:
     def check(alert: Mapping[str, Any], partner: PartnerLike) -> str | None:
         loc = alert.get("location")
         if loc is None:
             return "the alert has no location, and the agreement covers only listed areas"
         province, sector = loc.get("province"), loc.get("border_sector")
-        if province in provinces or sector in sectors:
-            return None
-        return f"province {province or '-'} / sector {sector or '-'} is outside the agreed area"
+        if province not in provinces and sector not in sectors:
+            return f"province {_label(province)} / sector {_label(sector)} is outside the agreed area"
+        lat, lon = loc.get("latitude"), loc.get("longitude")
+        if lat is None and lon is None:
+            return None  # no position: the labels decide
+        if not (_degrees(lat, 90) and _degrees(lon, 180)):
+            return "the alert's position is incomplete or out of range, so its area cannot be confirmed"
+        # Every label must agree with the position: one that contradicts it, or that no outline
+        # lets the position confirm (never an agreed one: loading refuses those), withholds.
+        for kind, label in (("province", province), ("border sector", sector)):
+            if label is None:
+                continue
+            inside = areas.contains(label, lat, lon)
+            if inside is None:
+                return f"{kind} {_label(label)} has no outline, so the position cannot confirm it"
+            if not inside:
+                return (
+                    f"the position ({lat:.1f}, {lon:.1f}) is outside {kind} {_label(label)}: "
+                    "the coordinates disagree with the label"
+                )
+        return None
 
     return check
+
+
+def _degrees(value: Any, limit: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and -limit <= value <= limit  # NaN fails
 
 
 def _event_types(types: frozenset[str]) -> Condition:
@@ -66,11 +98,16 @@ def _categories(categories: frozenset[str]) -> Condition:
     return check
 
 
-def compile_when(when: When) -> list[tuple[str, Condition]]:
-    """(name, predicate) for each condition set; the name becomes part of the rule id."""
+def compile_when(when: When, areas: Areas) -> list[tuple[str, Condition]]:
+    """(name, predicate) for each condition set; the name becomes part of the rule id.
+
+    An area holds an alert with an agreed label and, when the alert has a
+    position, whose position lies inside the outline of every label it carries;
+    without a position the labels decide alone.
+    """
     out: list[tuple[str, Condition]] = []
     if when.area is not None:
-        out.append(("area", _area(frozenset(when.area.provinces), frozenset(when.area.border_sectors))))
+        out.append(("area", _area(frozenset(when.area.provinces), frozenset(when.area.border_sectors), areas)))
     if when.event_types is not None:
         out.append(("event_types", _event_types(frozenset(when.event_types))))
     if when.watchlist is not None:

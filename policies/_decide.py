@@ -4,7 +4,10 @@ Pure: no I/O, no clock, no globals. Default deny: an alert is delivered only
 when an agreement in force covers it and no check fails; every check runs,
 so a withheld decision lists every reason, and any one of them withholds
 (the most restrictive rule wins). A value the policy does not know
-withholds. A malformed alert withholds too, rather than raising.
+withholds. A malformed alert withholds too, whatever the fault: nothing an
+alert holds makes ``decide`` raise. Reasons quote alert values only as short
+excerpts (``_excerpt``), so an alert's audit record stays small whatever its
+markings hold.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from policies._compile import CompiledCover, PartnerInfo, PolicySet
 from policies._decision import Decision, Outcome
+from policies._excerpt import excerpt, excerpts
 from policies._model import Effect
 
 # Rule ids of the checks that do not come from an agreement. Agreement rules add
@@ -40,12 +44,17 @@ NO_AGREEMENT = "agreement.none"
 NOT_COVERED = "agreement.coverage"
 
 Fails = list[tuple[str, str]]
-MEMO_LIMIT = 50_000  # shared decisions kept per policy set; a few MB at most
+MEMO_LIMIT = 50_000  # shared decisions kept per policy set
+MEMO_BYTES = 4 << 20  # ... and the text they hold, counted as below
+MEMO_ENTRY_BYTES = 400  # what one entry costs besides its text: key, tuples, the Decision itself
+CONDITION_LIMIT = 200  # characters of a condition's reason: conditions may quote alert values
+LISTED = 8  # known partner names a reason lists whole; a longer list is quoted in excerpts
 
 
 def _withhold(ps: PolicySet, partner_id: str, considered: tuple[CompiledCover, ...], fails: Fails) -> Decision:
     # Building a frozen dataclass costs more than the checks; equal reasons give an equal decision,
-    # so decisions are shared through a bounded memo (bounded: reasons may quote alert values).
+    # so decisions are shared through a memo, bounded in entries and in size (reasons quote excerpts
+    # of alert values, so distinct hostile alerts make distinct entries).
     key = (partner_id, considered, tuple(fails))  # covers hash by identity: cheap
     found = ps.memo.get(key)
     if found is not None:
@@ -60,9 +69,12 @@ def _withhold(ps: PolicySet, partner_id: str, considered: tuple[CompiledCover, .
 
 
 def _remember(ps: PolicySet, key: tuple[Any, ...], decision: Decision) -> None:
-    if len(ps.memo) >= MEMO_LIMIT:
-        ps.memo.clear()
-    ps.memo[key] = decision
+    memo = ps.memo
+    cost = MEMO_ENTRY_BYTES + len(decision.partner_id) + sum(map(len, decision.reasons))
+    if len(memo) >= MEMO_LIMIT or memo.size + cost > MEMO_BYTES:
+        memo.clear()
+    memo[key] = decision
+    memo.size += cost
 
 
 def _deliver(ps: PolicySet, partner: PartnerInfo, covers: tuple[CompiledCover, ...], notices: Fails) -> Decision:
@@ -117,7 +129,7 @@ class _Facts:
     consent_fail: tuple[str, str] | None
     caveats: tuple[tuple[str, Effect | None], ...]
     handling: str
-    handling_rule: str  # "handling.<code>"
+    handling_rule: str  # "handling.<code>" for a known code, else ""
     handling_effect: Effect | None
     releasable: Any
     releasable_fail: tuple[str, str] | None
@@ -126,37 +138,46 @@ class _Facts:
     expired_fail: tuple[str, str] | None
 
 
+def _unknown(values: list[Any], known: frozenset[str]) -> list[Any]:
+    """The values not in ``known``, each once, in the order given."""
+    return list(dict.fromkeys(v for v in values if v not in known))
+
+
 def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
     m = alert["markings"]
     cls = m["classification"]
-    rel_rank = ps.reliability_rank.get(m["source_reliability"], -1)
-    cred_rank = ps.credibility_rank.get(m["information_credibility"], -1)
+    reliability, credibility = m["source_reliability"], m["information_credibility"]
+    rel_rank = ps.reliability_rank.get(reliability, -1)
+    cred_rank = ps.credibility_rank.get(credibility, -1)
     grading_fail = None
     if rel_rank < 0 or cred_rank < 0:
-        grade = f"{m['source_reliability']}{m['information_credibility']}"
-        grading_fail = (UNKNOWN_GRADING, f"grading {grade!r} is unknown to the policy")
-    consent = m["originator_consent"]
+        grade = f"{excerpt(reliability)}/{excerpt(credibility)}"
+        grading_fail = (UNKNOWN_GRADING, f"grading {grade} is unknown to the policy")
+    consent, rel, caveats = m["originator_consent"], m["releasable_to"], m["caveats"]
+    if type(consent) is not list or type(rel) is not list or type(caveats) is not list:
+        # Malformed: a dict or a string would be read as its keys or its characters, and a dict
+        # whose keys are known names would pass for a list of them.
+        raise TypeError("a marking list is not a list")
     consent_fail = None
     if not ps.known_names.issuperset(consent):
-        unknown = sorted(set(consent) - ps.known_names)
-        consent_fail = (UNKNOWN_CONSENT, f"originator_consent names {', '.join(unknown)}, unknown to the policy")
-    rel = m["releasable_to"]
+        unknown = excerpts(_unknown(consent, ps.known_names))
+        consent_fail = (UNKNOWN_CONSENT, f"originator_consent names {unknown}, unknown to the policy")
     releasable_fail = None
     if not ps.known_names.issuperset(rel):
-        unknown = sorted(set(rel) - ps.known_names)
-        releasable_fail = (UNKNOWN_RELEASABLE_TO, f"releasable_to names {', '.join(unknown)}, unknown to the policy")
-    expires = m.get("expires_at")
+        unknown = excerpts(_unknown(rel, ps.known_names))
+        releasable_fail = (UNKNOWN_RELEASABLE_TO, f"releasable_to names {unknown}, unknown to the policy")
+    expires = m["expires_at"]  # a decoded alert always has it; a missing one must not read as "never"
     expired_fail = None
     if expires is not None and expires <= now:
         expired_fail = (ALERT_EXPIRED, f"the alert expired at {expires.isoformat()}")
     origin = m["originator"]["country"]
     code = m["handling_code"]
-    caveats = m["caveats"]
+    effect = ps.handling_effects.get(code)
     return _Facts(
         m, cls, ps.class_rank.get(cls, -1), rel_rank, cred_rank, grading_fail, consent, consent_fail,
-        tuple([(c, ps.caveat_effects.get(c)) for c in caveats]), code, "handling." + code,
-        ps.handling_effects.get(code),
-        rel, releasable_fail, origin, origin in ps.known_countries, expired_fail,
+        tuple([(c, ps.caveat_effects.get(c)) for c in caveats]), code,
+        "" if effect is None else "handling." + code,  # a rule id only for a known code
+        effect, rel, releasable_fail, origin, origin in ps.known_countries, expired_fail,
     )  # fmt: skip
 
 
@@ -166,24 +187,29 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
     consented = not partner.names.isdisjoint(f.consent)
     for caveat, effect in f.caveats:
         if effect is None:
-            fails.append((UNKNOWN_CAVEAT, f"caveat {caveat!r} is unknown to the policy"))
+            fails.append((UNKNOWN_CAVEAT, f"caveat {excerpt(caveat)} is unknown to the policy"))
         elif effect is not Effect.NONE:
             _restrict(ps, partner, "caveat." + caveat, effect, consented, fails, notices)
     effect = f.handling_effect
     if effect is None:
-        fails.append((UNKNOWN_HANDLING, f"handling code {f.handling!r} is unknown to the policy"))
+        fails.append((UNKNOWN_HANDLING, f"handling code {excerpt(f.handling)} is unknown to the policy"))
     elif effect is not Effect.NONE:
         _restrict(ps, partner, f.handling_rule, effect, consented, fails, notices)
     if f.releasable_fail is not None:
         fails.append(f.releasable_fail)
     rel = f.releasable
     if not partner.internal and partner.names.isdisjoint(rel):
-        listed = ", ".join(rel) or "none outside " + ps.home_country
+        # Known names are policy vocabulary, short and safe to show as they are; anything else, or a
+        # long list, is quoted in excerpts.
+        if f.releasable_fail is None and len(rel) <= LISTED:
+            listed = ", ".join(rel) or "none outside " + ps.home_country
+        else:
+            listed = excerpts(rel)
         fails.append((RELEASABILITY, f"releasable_to ({listed}) omits {partner.id}"))
     origin = f.origin
     if origin != ps.home_country:
         if not f.origin_known:
-            fails.append((UNKNOWN_ORIGINATOR, f"originator country {origin!r} is unknown to the policy"))
+            fails.append((UNKNOWN_ORIGINATOR, f"originator country {excerpt(origin)} is unknown to the policy"))
         elif not (partner.internal or partner.country == origin or consented):
             reason = f"information from {origin} goes to a third country only with its consent"
             fails.append((ORIGINATOR_FOREIGN, reason))
@@ -196,7 +222,7 @@ def _covers(
     covers = ps.covers_for.get((partner.id, alert_type))
     if covers is None:
         if alert_type not in ps.alert_types:
-            fails.append((UNKNOWN_ALERT_TYPE, f"alert type {alert_type!r} is unknown to the policy"))
+            fails.append((UNKNOWN_ALERT_TYPE, f"alert type {excerpt(alert_type)} is unknown to the policy"))
         elif partner.id in ps.partners_with_agreements:
             fails.append((NOT_COVERED, f"no agreement with {partner.id} covers {alert_type} alerts"))
         else:
@@ -227,6 +253,8 @@ def _check_cover(cover: CompiledCover, alert: Mapping[str, Any], partner: Partne
     for rule_id, condition in cover.conditions:
         problem = condition(alert, partner)
         if problem is not None:
+            if len(problem) > CONDITION_LIMIT:  # a condition may quote an alert value whole
+                problem = problem[: CONDITION_LIMIT - 1] + "…"
             fails.append((rule_id, f"{cover.rule_id}: {problem}"))
 
 
@@ -240,7 +268,14 @@ def _decide(alert: Mapping[str, Any], partner_id: str, ps: PolicySet, now: datet
 
 
 def _unknown_partner(ps: PolicySet, partner_id: str) -> Decision:
-    return _withhold(ps, str(partner_id), (), [(UNKNOWN_PARTNER, f"partner {partner_id!r} is unknown to the policy")])
+    reason = f"partner {excerpt(partner_id)} is unknown to the policy"
+    return _withhold(ps, _partner_label(partner_id), (), [(UNKNOWN_PARTNER, reason)])
+
+
+def _partner_label(partner_id: Any) -> str:
+    # The id the caller asked about; something other than a string (a caller's bug) is named by an
+    # excerpt, since str() of an arbitrary object may be huge or raise.
+    return partner_id if type(partner_id) is str else excerpt(partner_id)
 
 
 def _decide_for(alert: Mapping[str, Any], partner: PartnerInfo, ps: PolicySet, now: datetime, f: _Facts) -> Decision:
@@ -249,7 +284,7 @@ def _decide_for(alert: Mapping[str, Any], partner: PartnerInfo, ps: PolicySet, n
     notices: Fails = []
     cls_rank = f.cls_rank
     if cls_rank < 0:
-        fails.append((UNKNOWN_CLASSIFICATION, f"classification {f.cls!r} is not on the policy's scale"))
+        fails.append((UNKNOWN_CLASSIFICATION, f"classification {excerpt(f.cls)} is not on the policy's scale"))
     elif cls_rank > partner.clearance_rank:
         fails.append((CLEARANCE, f"{f.cls} is above {partner.id}'s clearance ({partner.clearance})"))
     if f.grading_fail is not None:
@@ -269,11 +304,12 @@ def decide(alert: Mapping[str, Any], partner_id: str, policy_set: PolicySet, now
     """Deliver, deliver redacted or withhold ``alert`` to ``partner_id`` at ``now`` (tz-aware).
 
     ``alert`` is the dict the alert codec decodes. Never raises for bad
-    input: an unknown partner, a naive time or a malformed alert withholds.
+    input: an unknown partner, a naive time or a malformed alert withholds,
+    whatever the fault (an OverflowError or a RecursionError as much as a KeyError).
     """
     try:
         return _decide(alert, partner_id, policy_set, now)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any fault an alert causes withholds; KeyboardInterrupt is not one
         return _malformed(policy_set, partner_id, exc)
 
 
@@ -287,7 +323,7 @@ def decide_many(alert: Mapping[str, Any], partner_ids: Sequence[str], policy_set
         return [decide(alert, p, policy_set, now) for p in partner_ids]
     try:
         facts = _facts(alert, policy_set, now)
-    except (KeyError, TypeError, AttributeError, ValueError):
+    except Exception:  # noqa: BLE001 - decide withholds it for each partner, naming the fault
         return [decide(alert, p, policy_set, now) for p in partner_ids]
     out = []
     partners = policy_set.partners
@@ -298,7 +334,7 @@ def decide_many(alert: Mapping[str, Any], partner_ids: Sequence[str], policy_set
                 out.append(_unknown_partner(policy_set, partner_id))
                 continue
             out.append(_decide_for(alert, partner, policy_set, now, facts))
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - as in decide
             out.append(_malformed(policy_set, partner_id, exc))
     return out
 
@@ -306,4 +342,4 @@ def decide_many(alert: Mapping[str, Any], partner_ids: Sequence[str], policy_set
 def _malformed(policy_set: PolicySet, partner_id: str, exc: Exception) -> Decision:
     # Name only the kind of fault: the message of a KeyError or TypeError may quote alert content.
     reason = f"the alert is malformed ({type(exc).__name__}); nothing is released until it is fixed"
-    return _withhold(policy_set, str(partner_id), (), [(ALERT_MALFORMED, reason)])
+    return _withhold(policy_set, _partner_label(partner_id), (), [(ALERT_MALFORMED, reason)])

@@ -23,6 +23,7 @@ class Redaction:
     detail: str  # e.g. "to a 0.01° grid"; "not named by the agreement"
     rule_id: str
     why: str | None = None
+    named: bool = True  # False: dropped because no rule names the field (views are allow-lists)
 
 
 @dataclass(frozen=True, slots=True)

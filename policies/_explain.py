@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import schemas
-from policies._compile import PolicySet
+from policies._compile import UNNAMED, PolicySet
 from policies._decision import Decision
+from policies._source import VOCABULARY
 
 DEMO_KEY = b"puente-explain-demonstration-key"
 
@@ -60,17 +62,40 @@ def describe_decision(decision: Decision, ps: PolicySet, at: datetime) -> list[s
     return lines
 
 
+def describe_envelope(ps: PolicySet) -> list[str]:
+    """The policy-wide rule: the fields every partner's view keeps, whatever its agreement names."""
+    env = ps.envelope
+    fields = textwrap.wrap(", ".join(env.keep), width=88, break_on_hyphens=False)
+    return [
+        f"Envelope   rule {env.rule} ({VOCABULARY}) keeps for every partner: {env.why}",
+        *(f"  {line}" for line in fields),
+    ]
+
+
 def describe_changes(decision: Decision) -> list[str]:
+    """The agreement's own field changes, then every field dropped because no rule names it."""
     if not decision.redactions:
         return ["Changes    none: the partner sees the alert as published"] if decision.delivers else []
-    rows = [("field", "action", "how", "rule", "why")]
-    rows += [(r.path, r.action, r.detail, r.rule_id, r.why or "") for r in decision.redactions]
-    return ["Changes", *_table(rows)]
+    own = [r for r in decision.redactions if r.named]
+    unnamed = [r for r in decision.redactions if not r.named]
+    lines = []
+    if own:
+        rows = [("field", "action", "how", "rule", "why")]
+        rows += [(r.path, r.action, r.detail, r.rule_id, r.why or "") for r in own]
+        lines += ["Changes    the agreement's own", *_table(rows)]
+    if unnamed:
+        dropped = [("field", "how", "rule")]
+        dropped += [(r.path, r.detail.removesuffix(UNNAMED), r.rule_id) for r in unnamed]
+        lines += ["Not named  no rule names these fields, so the partner does not get them", *_table(dropped)]
+    return lines
 
 
 def explain(alert: Mapping[str, Any], decision: Decision, ps: PolicySet, at: datetime, view: Any | None) -> str:
     """The whole explanation as text; ``view`` is the partner's view, or None when withheld."""
-    lines = describe_alert(alert) + describe_decision(decision, ps, at) + describe_changes(decision)
+    lines = describe_alert(alert) + describe_decision(decision, ps, at)
+    if decision.delivers:
+        lines += describe_envelope(ps)
+    lines += describe_changes(decision)
     if view is not None:
         lines += ["Partner's view", json.dumps(schemas.to_json(view), ensure_ascii=False, indent=2)]
     return "\n".join(lines)

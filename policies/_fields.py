@@ -10,13 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from puente.errors import PolicyError
 
 PRIMITIVES = frozenset({"string", "double", "float", "int", "long", "boolean", "bytes"})
-# Fields of the alert that carry its content; the rest (ids, times, markings) is its envelope.
+# Fields of the alert that carry its content; the envelope rule (vocabulary.yaml) may keep only
+# fields outside them (ids and markings), while agreements name what they share of either.
 CONTENT_ROOTS = ("location", "summary", "payload")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What a required field the view drops holds instead, so that the view still fits the schema:
+# the value that says least. (A default such as handling_code H0 or country PAN would say
+# something that may be false; an empty string or the epoch says nothing.)
+_EMPTY: dict[str, Any] = {
+    "string": "", "bytes": b"", "int": 0, "long": 0, "float": 0.0, "double": 0.0, "boolean": False,
+    "timestamp": EPOCH, "date": date(1970, 1, 1),
+}  # fmt: skip
+_NO_EMPTY = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +39,36 @@ class FieldInfo:
     nullable: bool
     items: str | None = None  # kind of an array's items
     symbols: tuple[str, ...] = ()  # an enum's symbols
+    enum_default: str | None = None  # an enum's schema default, the symbol for "not known"
 
     @property
     def droppable(self) -> bool:
-        """A dropped field becomes None, or [] for an array; a required field cannot be emptied."""
-        return self.nullable or self.kind == "array"
+        """Whether a view can drop the field's value and still fit the schema (see ``empty``).
+
+        A required record cannot be dropped as a whole (its fields can), nor can a
+        required enum without a schema default: no symbol of it means "nothing".
+        """
+        return self._empty() is not _NO_EMPTY
+
+    def empty(self) -> Any:
+        """The value a dropped field takes: None when nullable, a new [] for an array, else the
+        schema-valid value that says nothing ("", 0, the epoch, an enum's default).
+
+        Raises PolicyError for a field that has none; loading refuses a policy that would drop one.
+        """
+        value = self._empty()
+        if value is _NO_EMPTY:
+            raise PolicyError(f"{self.path} is required by the schema and has no empty value")
+        return value
+
+    def _empty(self) -> Any:
+        if self.nullable:
+            return None
+        if self.kind == "array":
+            return []  # a new list each time: a view must not share a mutable value with another
+        if self.kind == "enum":
+            return _NO_EMPTY if self.enum_default is None else self.enum_default
+        return _EMPTY.get(self.kind, _NO_EMPTY)
 
     @property
     def textual(self) -> bool:
@@ -105,7 +141,9 @@ class _Walker:
                 self.record(path + "[]", item)
             return
         symbols = tuple(resolved.get("symbols", ())) if kind == "enum" else ()
-        self.out[path] = FieldInfo(path, kind, nullable, symbols=symbols)
+        default = resolved.get("default") if kind == "enum" else None
+        default = default if default in symbols else None
+        self.out[path] = FieldInfo(path, kind, nullable, symbols=symbols, enum_default=default)
         if kind == "record":
             self.record(path, resolved)
 

@@ -5,10 +5,16 @@ naming fields the schema lacks, rules that do not fit their field), lint
 reports what loads but should not stay: expired agreements, overlapping
 agreements that disagree, partners without keys, and field rules made moot
 by a rule on a field that contains them.
+
+With a ``key_problem`` port it also checks the keys themselves: each key a
+partner names, and each agreement's pseudonym key. The port is how the
+command layer lends lint the broker's keystore: the policy core reads no
+key files itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from itertools import combinations
 from pathlib import Path
@@ -19,6 +25,18 @@ from policies._load import schema_fields
 from policies._model import Agreement
 from policies._plan import shadowed
 from policies._source import Doc, PolicySources, read_sources
+
+# The kinds of key lint asks about, as key files name them.
+ENCRYPTION_KEY = "partner-encryption"
+VERIFICATION_KEY = "partner-signing"
+PSEUDONYM_KEY = "pseudonym"
+
+KeyProblem = Callable[[str, str], "str | None"]
+"""``(name, kind) -> problem``: what is wrong with that key, or None when it is there and sound.
+
+``name`` is the key id a partner names, or, for kind ``pseudonym``, the
+agreement id: an agreement's pseudonym key is ``<agreement>-pseudo-<generation>``.
+"""
 
 
 def _expired(src: PolicySources, today: date) -> list[Finding]:
@@ -66,22 +84,28 @@ def _overlaps(src: PolicySources) -> list[Finding]:
     return found
 
 
-def _keys(src: PolicySources, keys_dir: Path | None) -> list[Finding]:
+def _keys(src: PolicySources, key_problem: KeyProblem | None) -> list[Finding]:
     doc = src.partners
     found = []
     for i, p in enumerate(doc.model.partners):
         # Encryption is what delivery needs; a verification key (for partners that sign their
         # receipts) is optional, but when named it must exist like any other.
-        for use in ("encryption", "verification"):
+        for use, kind in (("encryption", ENCRYPTION_KEY), ("verification", VERIFICATION_KEY)):
             key_id = getattr(p.keys, use)
             if key_id is None and use == "verification":
                 continue
             if key_id is None:
                 found.append(Finding(doc.where("partners", i), "keys", f"{p.id} has no {use} key id"))
-            elif keys_dir is not None and not any(keys_dir.glob(f"{key_id}.*")):
-                found.append(
-                    Finding(doc.where("partners", i, "keys", use), "keys", f"{p.id}: no file {keys_dir}/{key_id}.*")
-                )
+                continue
+            problem = key_problem(key_id, kind) if key_problem is not None else None
+            if problem is not None:
+                found.append(Finding(doc.where("partners", i, "keys", use), "keys", f"{p.id}: {use} key: {problem}"))
+    if key_problem is not None:
+        for agreement in src.agreements:
+            problem = key_problem(agreement.model.id, PSEUDONYM_KEY)
+            if problem is not None:
+                where = agreement.where("id")
+                found.append(Finding(where, "keys", f"{agreement.model.id}: pseudonym key: {problem}"))
     return found
 
 
@@ -101,10 +125,14 @@ def _shadowed(docs: tuple[Doc[Agreement], ...]) -> list[Finding]:
     return found
 
 
-def lint(directory: Path | str | None = None, *, now: datetime, keys_dir: Path | None = None) -> list[Finding]:
-    """Every finding for the policy in ``directory`` at ``now``; files that do not validate raise PolicyError."""
+def lint(directory: Path | str | None = None, *, now: datetime, key_problem: KeyProblem | None = None) -> list[Finding]:
+    """Every finding for the policy in ``directory`` at ``now``; files that do not validate raise PolicyError.
+
+    Keys are checked only through ``key_problem`` (see ``KeyProblem``); without it, only that each
+    partner names an encryption key.
+    """
     src = read_sources(directory)
     today = now.astimezone(src.vocabulary.model.home.tz()).date()
     found = check_sources(src, schema_fields())
-    found += _expired(src, today) + _overlaps(src) + _keys(src, keys_dir) + _shadowed(src.agreements)
+    found += _expired(src, today) + _overlaps(src) + _keys(src, key_problem) + _shadowed(src.agreements)
     return found

@@ -7,10 +7,11 @@ from functools import cache
 from pathlib import Path
 
 import schemas
+from policies._areas import Areas, AreasFile, compile_areas
 from policies._check import check_sources
 from policies._compile import PolicySet, compile_policy
 from policies._fields import FieldInfo, alert_fields
-from policies._source import read_sources
+from policies._source import AREAS, DEFAULT_DIR, read_doc, read_sources
 from puente.errors import PolicyError, SchemaError
 
 
@@ -37,3 +38,17 @@ def load_policy_set(directory: Path | str | None = None) -> PolicySet:
         listing = "\n".join(str(p) for p in problems)
         raise PolicyError(f"policy in {sources.root} has {len(problems)} problem(s):\n{listing}")
     return compile_policy(sources, fields, schemas.current(schemas.ALERT).fingerprint)
+
+
+def load_areas(directory: Path | str | None = None) -> Areas:
+    """The area outlines of ``directory`` (default: the shipped ``policies/data``), for adapters and tools.
+
+    A directory without ``areas.yaml`` has no outlines (``contains`` answers
+    None). Raises PolicyError, naming file and line, when the file does not validate.
+    """
+    root = Path(directory) if directory is not None else DEFAULT_DIR
+    if not root.is_dir():
+        raise PolicyError(f"{root}: no such policy directory")
+    if not (root / AREAS).exists():
+        return compile_areas(None)
+    return compile_areas(read_doc(AreasFile, root, AREAS).model)

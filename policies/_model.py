@@ -7,11 +7,12 @@ partner, a schema field) is checked against the whole set in ``_check``.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, timedelta, timezone, tzinfo
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -57,7 +58,8 @@ class Term(_Model):
 
 class Home(_Model):
     country: Code
-    utc_offset: Annotated[str, StringConstraints(pattern=r"^[+-]\d{2}:\d{2}$")] = "-05:00"
+    # -12:00 to +14:00 are the offsets in use; anything beyond 24 h is no time zone at all.
+    utc_offset: Annotated[str, StringConstraints(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$")] = "-05:00"
 
     def tz(self) -> tzinfo:
         """The fixed offset agreement dates are read in."""
@@ -96,14 +98,27 @@ class ViewSettings(_Model):
     grid: float = Field(default=0.1, gt=0, le=10)
 
 
+class Envelope(_Model):
+    """The one policy-wide field rule: what every partner's view keeps besides what its agreement names.
+
+    Its fields are the markings a partner needs to honour an alert; ``_check``
+    refuses an envelope without the minimum a partner cannot do without.
+    """
+
+    rule: Code
+    why: Text
+    keep: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(min_length=1)
+
+
 class Vocabulary(_Model):
-    """vocabulary.yaml: the home country, the scales and codes the markings may use."""
+    """vocabulary.yaml: the home country, the scales and codes the markings may use, the envelope."""
 
     home: Home
     classification: Scale
     caveats: dict[Code, Term]
     handling_codes: dict[Code, Term] = Field(min_length=1)
     grading: Grading
+    envelope: Envelope
     view: ViewSettings = ViewSettings()
 
 
@@ -202,7 +217,9 @@ class Cover(_Model):
     rule: Code
     alert_type: Code
     when: When = When()
-    others: Literal["keep", "drop"] = "drop"  # fields no rule names: dropped unless said otherwise
+    # Fields no rule names are always dropped. ``keep`` is read only so that ``_check`` can refuse
+    # it with a message that says what to write instead.
+    others: Literal["keep", "drop"] = "drop"
     fields: dict[str, Annotated[FieldRule, BeforeValidator(_bare_action)]] = {}
 
 
@@ -219,8 +236,9 @@ class Agreement(_Model):
     parties: list[Code] = Field(min_length=2)
     legal_basis: Text
     purpose: Text
-    valid_from: date
-    valid_until: date
+    # Bounded far from date's own limits, where the instants a validity compiles to would overflow.
+    valid_from: Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
+    valid_until: Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
     max_classification: Code
     min_grading: MinGrading | None = None
     onward_sharing: bool
@@ -245,7 +263,7 @@ class Case(_Model):
     name: Text
     alert: Code  # a fixture name
     partner: Code
-    at: datetime | None = None
+    at: AwareDatetime | None = None  # a time without an offset would make every decision withhold
     set: dict[str, Any] = {}  # dotted path -> value, applied to a copy of the fixture
     expect: Expect
 
@@ -254,7 +272,7 @@ class Suite(_Model):
     """agreements/<name>.tests.yaml: expected decisions for one agreement."""
 
     suite: Code
-    at: datetime
+    at: AwareDatetime
     alerts: dict[Code, dict[str, Any]] = {}  # fixtures local to this suite
     cases: list[Case] = Field(min_length=1)
 

@@ -1,18 +1,20 @@
 """Expand one agreement rule's field rules into the ordered list of changes a view makes.
 
-Fields the rule does not name follow its ``others`` setting. With ``others:
-drop`` (the default, so that a field added to the schema later is not
-shared by accident) every content field that can be emptied is dropped;
-required fields stay, since the view must still fit the schema. The
-envelope (ids, times, markings) is kept unless a rule names a field of it.
+A view is an allow-list over the whole record: a field reaches the partner
+only when the agreement rule names it (``keep`` on a record or an array keeps
+everything it holds) or the policy-wide envelope rule keeps it. Every other
+field is dropped, so that a field added to the schema later is never shared by
+accident: a nullable field becomes None, an array [], and a required field the
+schema-valid value that says nothing (``FieldInfo.empty``); a required record
+stays, with each of its own fields dropped in turn.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from policies._fields import CONTENT_ROOTS, FieldInfo, children, parent_path
+from policies._fields import FieldInfo, children, parent_path
 from policies._model import Action, Cover, FieldRule
 
 _DROP = FieldRule(action=Action.DROP)
@@ -27,7 +29,8 @@ class Planned:
     named: bool
 
 
-def _ancestors(path: str) -> list[str]:
+def ancestors(path: str) -> list[str]:
+    """The fields that hold ``path``, nearest first: ``a.b[].c`` -> ``a.b``, ``a``."""
     out = []
     parent = parent_path(path)
     while parent is not None:
@@ -36,31 +39,38 @@ def _ancestors(path: str) -> list[str]:
     return out
 
 
-def plan_fields(fields: Mapping[str, FieldInfo], cover: Cover) -> list[Planned]:
-    """The changes for one alert type, ancestors before descendants, in schema order."""
+def plan_fields(fields: Mapping[str, FieldInfo], cover: Cover, envelope: Collection[str]) -> list[Planned]:
+    """The changes for one alert type, ancestors before descendants, in schema order.
+
+    Fields nothing names are planned as unnamed drops, even one that has no empty value
+    (a required enum without a default): ``_check`` refuses such a plan at load.
+    """
     named = cover.fields
-    above_named = {a for path in named for a in _ancestors(path)}
+    above = {a for path in (*named, *envelope) for a in ancestors(path)}
     kids = children(fields)
     out: list[Planned] = []
 
-    def walk(path: str, mode: str) -> None:
+    def walk(path: str, kept: bool) -> None:
         rule = named.get(path)
         if rule is not None:
             out.append(Planned(path, rule, True))
             if rule.action is not Action.KEEP:
                 return  # rules below a changed field are moot; lint reports them as shadowed
-            mode = "keep"
-        elif path not in above_named:
-            if mode == "keep":
-                return
-            if fields[path].droppable:
+            kept = True
+        elif path in envelope:
+            kept = True
+        elif path not in above:
+            if kept:
+                return  # kept with what holds it, and no rule below
+            info = fields[path]
+            if info.kind != "record" or info.nullable:
                 out.append(Planned(path, _DROP, False))
                 return
-        for child in kids.get(path, ()):
-            walk(child, mode)
+        for child in kids.get(path, ()):  # a required record nothing keeps: drop its fields one by one
+            walk(child, kept)
 
     for root in (p for p in fields if parent_path(p) is None):
-        walk(root, cover.others if root in CONTENT_ROOTS else "keep")
+        walk(root, False)
     return out
 
 
@@ -68,7 +78,7 @@ def shadowed(cover: Cover) -> list[tuple[str, str]]:
     """(path, ancestor) for each named field whose ancestor's rule already changes it."""
     out = []
     for path in cover.fields:
-        for ancestor in _ancestors(path):
+        for ancestor in ancestors(path):
             rule = cover.fields.get(ancestor)
             if rule is not None and rule.action is not Action.KEEP:
                 out.append((path, ancestor))

@@ -7,6 +7,7 @@ Layout of a policy directory::
     agreements/<name>.yaml        one agreement each
     agreements/<name>.tests.yaml  expected decisions for that agreement (``puente policy test``)
     fixtures.yaml                 named example alerts the suites start from
+    areas.yaml                    outlines of the provinces and border sectors area conditions name
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import Node
 
+from policies._areas import AreasFile
 from policies._model import Agreement, PartnersFile, Vocabulary
 from policies._yamlio import dotted, locate, read_yaml
 from puente.errors import PolicyError
@@ -30,6 +32,7 @@ PARTNERS = "partners.yaml"
 AGREEMENTS = "agreements"
 SUITE_SUFFIX = ".tests.yaml"
 FIXTURES = "fixtures.yaml"
+AREAS = "areas.yaml"
 
 M = TypeVar("M", bound=BaseModel)
 _TAG = re.compile(r"^(function-\w+|\w+)\[.*\]$|^(str|int|float|bool|list|dict)$")
@@ -56,6 +59,7 @@ class PolicySources:
     vocabulary: Doc[Vocabulary]
     partners: Doc[PartnersFile]
     agreements: tuple[Doc[Agreement], ...]
+    areas: Doc[AreasFile] | None = None  # None: the directory has no areas.yaml, so no area has an outline
 
 
 def _loc_text(node: Node | None, loc: Sequence[int | str]) -> tuple[int, str]:
@@ -118,8 +122,10 @@ def read_sources(directory: Path | str | None = None) -> PolicySources:
     vocabulary = _attempt(Vocabulary, root, VOCABULARY, problems)
     partners = _attempt(PartnersFile, root, PARTNERS, problems)
     agreements = [_attempt(Agreement, root, f"{AGREEMENTS}/{p.name}", problems) for p in agreement_files(root)]
+    # Optional: without it every area an agreement names lacks an outline, which the checks refuse.
+    areas = _attempt(AreasFile, root, AREAS, problems) if (root / AREAS).exists() else None
     if not agreements:
         problems.append(f"{AGREEMENTS}/: no agreement files")
     if problems or vocabulary is None or partners is None:
         raise PolicyError(f"policy files in {root} do not validate:\n" + "\n".join(problems))
-    return PolicySources(root, vocabulary, partners, tuple(a for a in agreements if a is not None))
+    return PolicySources(root, vocabulary, partners, tuple(a for a in agreements if a is not None), areas)

@@ -3,12 +3,19 @@
 Field rules are compiled once, at load, into small closures over the path
 they change; building a view runs them in order on a copy of the alert that copies
 only what the rules change.
+
+Every change is total: a value a rule cannot apply to (a string where a number
+belongs, a coordinate that is NaN or infinite, a number in a masked field)
+takes the field's empty value rather than passing through as it came, so a
+malformed alert fails closed. Whatever the alert holds, ``build_view`` raises
+nothing but PolicyError.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +28,7 @@ from policies._model import Action, FieldRule, ViewSettings
 from puente.errors import PolicyError
 
 if TYPE_CHECKING:
-    from policies._compile import PolicySet
+    from policies._compile import CompiledCover, PolicySet
 
 MIN_KEY_BYTES = 16
 
@@ -54,7 +61,9 @@ def pseudonym(value: str, domain: str, ctx: ViewContext) -> str:
     their feeds on pseudonyms; the domain lets one value (a surname, a
     passport number) get the same pseudonym wherever it appears.
     """
-    msg = f"{ctx.partner_id}\x1f{domain}\x1f{_normal(value)}".encode()
+    # surrogatepass: a lone surrogate (which no valid text holds) gets a pseudonym too, instead of
+    # raising; every other string encodes exactly as in strict UTF-8.
+    msg = f"{ctx.partner_id}\x1f{domain}\x1f{_normal(value)}".encode("utf-8", "surrogatepass")
     length = ctx.settings.pseudonym_length
     # Base32 turns each 5 bytes into 8 characters on their own: encode only the bytes shown.
     digest = _hmac_sha256(ctx.key, msg)[: min(32, 5 * -(-length // 8))]
@@ -89,32 +98,55 @@ _TRANS_5C = bytes(x ^ 0x5C for x in range(256))
 
 
 def _drop(info: FieldInfo) -> Leaf:
-    empty: Callable[[], Any] = list if info.kind == "array" else type(None)
+    if info.kind == "array" and not info.nullable:
 
-    def leaf(rec: Record, name: str, ctx: ViewContext) -> None:
-        rec[name] = empty()
+        def leaf(rec: Record, name: str, ctx: ViewContext) -> None:
+            rec[name] = []  # a new list per view: views must not share a mutable value
 
-    return leaf
+        return leaf
+    empty = info.empty()  # None, or an immutable "", 0, epoch or enum default
+
+    def constant(rec: Record, name: str, ctx: ViewContext) -> None:
+        rec[name] = empty
+
+    return constant
 
 
-def _textual(each: Callable[[str, ViewContext], str]) -> Leaf:
+def _textual(info: FieldInfo, each: Callable[[str, ViewContext], str]) -> Leaf:
+    """Mask or pseudonymise a string, or each string of an array; anything else is emptied."""
+
     def leaf(rec: Record, name: str, ctx: ViewContext) -> None:
         value = rec.get(name)
-        if isinstance(value, str):
+        if type(value) is str:
             rec[name] = each(value, ctx)
-        elif isinstance(value, list):
-            rec[name] = [each(v, ctx) if isinstance(v, str) else v for v in value]
+        elif type(value) is list and all(type(v) is str for v in value):
+            rec[name] = [each(v, ctx) for v in value]
+        elif value is not None:
+            rec[name] = info.empty()  # not text: nothing to hide it behind, so nothing is shown
 
     return leaf
 
 
-def _grid(step: float) -> Leaf:
+def _grid(info: FieldInfo, step: float) -> Leaf:
+    """Round a number to the grid. A value that is not a finite number, or whose rounding is not
+    one (NaN, infinity, an int too large for a float), is emptied: raising would crash the
+    worker, and passing it through would show what the rule hides."""
     decimals = max(0, len(f"{step:.10f}".rstrip("0").split(".")[1]))
+    empty = info.empty()
+
+    def snap(value: Any) -> Any:
+        if type(value) not in (float, int):
+            return empty
+        try:
+            rounded = round(round(value / step) * step, decimals)
+        except (OverflowError, ValueError):
+            return empty
+        return rounded if math.isfinite(rounded) else empty
 
     def leaf(rec: Record, name: str, ctx: ViewContext) -> None:
         value = rec.get(name)
-        if isinstance(value, (int, float)):
-            rec[name] = round(round(value / step) * step, decimals)
+        if value is not None:
+            rec[name] = snap(value)
 
     return leaf
 
@@ -126,12 +158,17 @@ def _birth_year(rec: Record, name: str, ctx: ViewContext) -> None:
     rec[name] = None
 
 
-def _truncate(to: str) -> Leaf:
+def _truncate(info: FieldInfo, to: str) -> Leaf:
+    """Truncate a timestamp to the hour or the day; a value that is not one is emptied."""
+    empty = info.empty()
+
     def leaf(rec: Record, name: str, ctx: ViewContext) -> None:
         value = rec.get(name)
         if isinstance(value, datetime):
             value = value.replace(minute=0, second=0, microsecond=0)
             rec[name] = value.replace(hour=0) if to == "day" else value
+        elif value is not None:
+            rec[name] = empty
 
     return leaf
 
@@ -143,15 +180,15 @@ def _leaf(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> Leaf | No
     if action is Action.DROP:
         return _drop(info)
     if action is Action.MASK:
-        return _textual(lambda value, ctx: ctx.settings.mask)
+        return _textual(info, lambda value, ctx: ctx.settings.mask)
     if action is Action.PSEUDONYMISE:
         domain = rule.domain or info.path.rsplit(".", 1)[-1]
-        return _textual(lambda value, ctx: pseudonym(value, domain, ctx))
+        return _textual(info, lambda value, ctx: pseudonym(value, domain, ctx))
     if info.kind == "date":
         return _birth_year
     if info.kind == "timestamp":
-        return _truncate(rule.to or "hour")
-    return _grid(rule.grid or settings.grid)
+        return _truncate(info, rule.to or "hour")
+    return _grid(info, rule.grid or settings.grid)
 
 
 def _walk(segments: list[str], leaf: Leaf) -> Step:
@@ -159,7 +196,9 @@ def _walk(segments: list[str], leaf: Leaf) -> Step:
 
     Copy on write: every dict or list on the way down is copied before the leaf changes it,
     so the view shares only the parts no rule touches with the alert, and the alert itself is
-    never changed. (Leaves replace values; they never change one in place.)
+    never changed. (Leaves replace values; they never change one in place.) Something other
+    than a dict where the schema has a record, or a list where it has an array, raises
+    TypeError (``build_view`` makes it a PolicyError): no view is better than a guessed one.
     """
     head = segments[0]
     if len(segments) == 1:
@@ -171,22 +210,30 @@ def _walk(segments: list[str], leaf: Leaf) -> Step:
         def each(rec: Record, ctx: ViewContext) -> None:
             items = rec.get(name)
             if items:
-                copied = [dict(item) if type(item) is dict else item for item in items]
+                if not isinstance(items, list):
+                    raise TypeError("an array holds something other than a list")
+                copied = [_copy(item) for item in items]
                 rec[name] = copied
                 for item in copied:
-                    if item is not None:
-                        inner(item, ctx)
+                    inner(item, ctx)
 
         return each
 
     def into(rec: Record, ctx: ViewContext) -> None:
         sub = rec.get(head)
         if sub is not None:
-            if type(sub) is dict:
-                sub = rec[head] = dict(sub)
+            sub = rec[head] = _copy(sub)
             inner(sub, ctx)
 
     return into
+
+
+def _copy(value: Any) -> Record:
+    # Any mapping, a dict subclass included, is copied into a plain dict: changing the caller's own
+    # object in place would change the alert (and every other view that shares it).
+    if isinstance(value, dict):
+        return dict(value)
+    raise TypeError("a record holds something other than a dict")
 
 
 def compile_step(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> Step | None:
@@ -202,7 +249,9 @@ def build_view(
 
     Asking for the view of a withheld alert, or with a decision from another
     policy set or for another alert type, is a programming error and raises
-    PolicyError: a view is only ever built for a delivery.
+    PolicyError: a view is only ever built for a delivery. An alert that does
+    not have the shape of the schema raises PolicyError too, naming the kind of
+    fault only: the message of the error underneath may quote alert content.
     """
     if decision.outcome is Outcome.WITHHOLD:
         raise PolicyError("a withheld alert has no partner view")
@@ -213,11 +262,24 @@ def build_view(
     covers = [policy_set.covers[r] for r in decision.rule_ids if r in policy_set.covers]
     if not covers:
         raise PolicyError("the decision names no agreement rule of this policy set")
+    try:
+        return _apply(alert, decision, covers, policy_set, pseudonym_key)
+    except PolicyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything an alert can cause; KeyboardInterrupt is not one
+        fault = type(exc).__name__
+        raise PolicyError(f"no view: the alert is malformed ({fault}); nothing is released until it is fixed") from None
+
+
+def _apply(
+    alert: Mapping[str, Any], decision: Decision, covers: list[CompiledCover], policy_set: PolicySet, key: bytes
+) -> dict[str, Any]:
     alert_type = alert.get("alert_type")
     for cover in covers:
         if cover.alert_type != alert_type:
-            raise PolicyError(f"decision is for {cover.alert_type} alerts, not {alert_type}")
-    ctx = ViewContext(pseudonym_key, decision.partner_id, policy_set.view_settings)
+            shown = alert_type if alert_type in policy_set.alert_types else "an alert of an unknown type"
+            raise PolicyError(f"decision is for {cover.alert_type} alerts, not {shown}")
+    ctx = ViewContext(key, decision.partner_id, policy_set.view_settings)
     view = dict(alert)  # the steps copy what they change below the top level
     for cover in covers:  # several agreements in force: each one's changes apply, the strictest prevails
         for step in cover.steps:

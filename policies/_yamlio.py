@@ -2,7 +2,10 @@
 
 PyYAML's safe loader silently keeps the last of two equal keys; in a policy
 file that would let a second ``payload.person.surnames: keep`` undo a
-``drop`` above it, so duplicate keys are refused here.
+``drop`` above it, so duplicate keys are refused here. Anchors and aliases
+are refused too: a few lines of aliases can stand for billions of values
+(the "billion laughs"), and a policy file has no need of them. Nesting is
+bounded (the composer recurses) and so is a file's size.
 """
 
 from __future__ import annotations
@@ -16,9 +19,49 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from puente.errors import PolicyError
 
+MAX_BYTES = 8 * 1024 * 1024  # the largest policy file, areas.yaml, is a few tens of KB
+MAX_DEPTH = 40  # a policy file nests a dozen levels at most
+
+
+class _Refused(Exception):
+    """A YAML construct policy files may not use, at a 1-based line."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(problem)
+        self.line = line
+        self.problem = problem
+
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys."""
+    """SafeLoader that refuses duplicate mapping keys, anchors, aliases and deep nesting."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in PyYAML's stubs
+        line = event.start_mark.line + 1 if event.start_mark is not None else 1
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(
+                line, f"alias *{str(event.anchor)[:40]} refused: policy files may not use anchors or aliases"
+            )
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            raise _Refused(line, f"anchor &{event.anchor[:40]} refused: policy files may not use anchors or aliases")
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(line, f"nested deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:  # a date like 2025-02-30, an integer of 5,000 digits
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"not a valid {kind}: {str(exc)[:80]}", node.start_mark
+            ) from None
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, int] = {}
@@ -40,13 +83,23 @@ class _StrictLoader(yaml.SafeLoader):
 def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
     """The data of one YAML file and its node tree; any problem raises PolicyError naming file and line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise PolicyError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_BYTES:
+        raise PolicyError(f"{label}: larger than {MAX_BYTES // (1024 * 1024)} MiB; not a policy file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise PolicyError(f"{label}:{line}: not UTF-8 text (byte {exc.start + 1})") from exc
     loader = _StrictLoader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        raise PolicyError(f"{label}:{exc.line}: {exc.problem}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{label}:{mark.line + 1}" if mark is not None else label

@@ -1,20 +1,28 @@
-"""``puente policy lint|test|explain``: check the policy files, run their suites, explain one decision."""
+"""``puente policy lint|test|explain``: check the policy files, run their suites, explain one decision.
+
+Each reads the policy the broker would: ``--dir``, else ``PUENTE_POLICY_DIR``,
+else the shipped policy; and each says which one it read.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from policies._alerts import alert_value
+from pydantic import ValidationError
+
+from policies._alerts import alert_value, read_alert_json
 from policies._decide import decide
 from policies._explain import DEMO_KEY, explain
-from policies._lint import lint
+from policies._lint import PSEUDONYM_KEY, lint
 from policies._load import load_policy_set, schema_fields
+from policies._source import DEFAULT_DIR
 from policies._suite import SuiteReport, run_suites
 from policies._view import build_view
-from puente.errors import PolicyError
+from puente.errors import ConfigError, KeyMaterialError, PolicyError
+from puente.settings import PuenteSettings
 
 
 def _when(text: str) -> datetime:
@@ -30,12 +38,14 @@ def _when(text: str) -> datetime:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("policy", help="check, test and explain the sharing policy")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    dir_help = "policy directory (default: the shipped policies/data)"
+    dir_help = "policy directory (default: PUENTE_POLICY_DIR, else the shipped policies/data)"
 
     text = "find mistakes in the policy files; exits 1 when there are findings"
     check = verbs.add_parser("lint", help=text, description=text)
     check.add_argument("--dir", type=Path, help=dir_help)
-    check.add_argument("--keys", type=Path, metavar="DIR", help="check that DIR/<key id>.* exists for each key")
+    check.add_argument("--keys", type=Path, metavar="DIR",
+                       help="the broker's keystore: check that DIR/<key id>.json is a key of the right kind for "
+                            "each partner key, and that each agreement has a pseudonym key")  # fmt: skip
     check.add_argument("--at", type=_when, help="judge expiry at this time (default: now)")
     check.set_defaults(func=_lint)
 
@@ -51,16 +61,74 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("--partner", action="append", required=True, help="partner id, repeatable, or ALL")
     show.add_argument("--at", type=_when, help="decide at this time (default: now)")
     show.add_argument("--dir", type=Path, help=dir_help)
-    show.add_argument("--key-file", type=Path, help="pseudonym key (default: a demonstration key)")
+    show.add_argument(
+        "--key-file",
+        type=Path,
+        help="a pseudonym key file, <agreement>-pseudo-<generation>.json (default: a demonstration key)",
+    )
     show.set_defaults(func=_explain)
+
+
+def _settings() -> PuenteSettings:
+    try:
+        return PuenteSettings()
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        name = "PUENTE_" + str(first["loc"][0]).upper() if first["loc"] else "PUENTE_*"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"invalid setting {name}: {first['msg']}{more}") from None
+    except ValueError as exc:  # pydantic-settings' own errors, e.g. a value that is not JSON
+        lines = str(exc).strip().splitlines() or ["invalid"]
+        raise ConfigError(f"invalid PUENTE_* setting: {lines[0][:200]}") from None
+
+
+def _policy_dir(args: argparse.Namespace) -> tuple[Path, str]:
+    """The policy directory the command reads, and where that choice came from."""
+    if args.dir is not None:
+        return args.dir, "--dir"
+    chosen = _settings().policy_dir
+    if chosen is not None:
+        if not chosen.is_dir():
+            raise ConfigError(f"PUENTE_POLICY_DIR={chosen}: no such policy directory")
+        return chosen, "PUENTE_POLICY_DIR"
+    return DEFAULT_DIR, "the shipped policy"
+
+
+def _shown(root: Path, origin: str) -> str:
+    return f"{root.resolve()} ({origin})"
+
+
+def _keystore_check(folder: Path) -> Callable[[str, str], str | None]:
+    """lint's key port over the broker's keystore in ``folder``: exact ``<key id>.json`` files, of the right kind."""
+    from broker.crypto import KeyKind, Keystore  # here, not above: only lint --keys pays for the crypto stack
+
+    if not folder.is_dir():
+        raise ConfigError(f"--keys {folder}: no such keystore directory")
+    store = Keystore(folder)
+
+    def problem(name: str, kind: str) -> str | None:
+        try:
+            expected = KeyKind(kind)
+            if kind == PSEUDONYM_KEY:
+                store.current(name, expected)  # <agreement>-pseudo-<generation>.json, the newest of them
+            else:
+                store.load(name, expected)  # <key id>.json exactly, and a key of that kind
+        except KeyMaterialError as exc:
+            return str(exc)
+        return None
+
+    return problem
 
 
 def _lint(args: argparse.Namespace) -> int:
     now = args.at or datetime.now(UTC)
-    findings = lint(args.dir, now=now, keys_dir=args.keys)
+    root, origin = _policy_dir(args)
+    key_problem = _keystore_check(args.keys) if args.keys is not None else None
+    findings = lint(root, now=now, key_problem=key_problem)
     for finding in findings:
         print(finding)
-    where = args.dir or "the shipped policy"
+    where = _shown(root, origin)
     print(f"{len(findings)} finding(s) in {where}" if findings else f"{where}: no findings")
     return 1 if findings else 0
 
@@ -77,7 +145,8 @@ def _print_report(report: SuiteReport) -> None:
 
 
 def _test(args: argparse.Namespace) -> int:
-    ps = load_policy_set(args.dir)
+    root, origin = _policy_dir(args)
+    ps = load_policy_set(root)
     report = run_suites(ps, args.suite)
     if not report.results:
         raise PolicyError("no suite cases found" + (f" for {', '.join(args.suite)}" if args.suite else ""))
@@ -89,20 +158,27 @@ def _test(args: argparse.Namespace) -> int:
     gaps = () if args.suite else report.unexercised
     exercised = len(report.rules) - len(report.unexercised)
     print(f"rules exercised: {exercised} of {len(report.rules)}" + (f"; never: {', '.join(gaps)}" if gaps else ""))
+    print(f"policy {_shown(root, origin)}, version {ps.version}")
     return 1 if failed or gaps else 0
 
 
-def _explain(args: argparse.Namespace) -> int:
-    ps = load_policy_set(args.dir)
+def _pseudonym_key(path: Path) -> bytes:
+    """The secret of a pseudonym key file, as the broker's keystore holds it; refused if it is anything else."""
+    from broker.crypto import KeyKind, load_key_file  # here, not above: only --key-file pays for the crypto stack
+
     try:
-        doc = json.loads(args.alert.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PolicyError(f"{args.alert}: cannot read a JSON alert: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise PolicyError(f"{args.alert}: an alert is a JSON object")
-    alert = alert_value(doc, schema_fields(), str(args.alert))
+        return load_key_file(path).symmetric(KeyKind.PSEUDONYM).reveal()
+    except KeyMaterialError as exc:
+        raise PolicyError(f"--key-file: {exc}") from None
+
+
+def _explain(args: argparse.Namespace) -> int:
+    root, origin = _policy_dir(args)
+    ps = load_policy_set(root)
+    alert = alert_value(read_alert_json(args.alert), schema_fields(), str(args.alert))
     at = args.at or datetime.now(UTC)
-    key = args.key_file.read_bytes() if args.key_file else DEMO_KEY
+    key = _pseudonym_key(args.key_file) if args.key_file else DEMO_KEY
+    print(f"Policy dir {_shown(root, origin)}")
     partners = list(ps.partners) if [p.upper() for p in args.partner] == ["ALL"] else args.partner
     pseudonyms = False
     for n, partner in enumerate(partners):

@@ -100,6 +100,8 @@ def test_unknown_partner_and_naive_time_withhold(policy_set: PolicySet, make_ale
         lambda a: a["markings"].update(originator="PAN"),
         lambda a: a["payload"].pop("event_type"),
         lambda a: a["markings"].update(expires_at="yesterday"),
+        lambda a: a["markings"].pop("expires_at"),  # missing is not "never expires"
+        lambda a: a["markings"].update(releasable_to="COL"),  # a string is not a list of names
     ],
 )
 def test_malformed_alert_withholds_without_raising(
@@ -188,8 +190,14 @@ retention_days: 30
 covers:
   - rule: ANNEX-BORDER
     alert_type: BORDER_EVENT
-    others: keep
     fields:
+      agency: keep
+      occurred_at: keep
+      reported_at: keep
+      source_timezone: keep
+      location: keep
+      summary: keep
+      payload: keep
       location.place_name: drop
 """
 
@@ -219,3 +227,108 @@ def test_partner_without_agreement_is_withheld(policy_copy: Any, make_alert: Mak
     ps = policy_copy.load()
     decision = decide(make_alert("darien_sighting", {"markings.releasable_to": ["GTM"]}), "GTM", ps, now)
     assert decision.rule_ids == ("agreement.none",)
+
+
+HUGE = "X" * 1_000_000
+MARKING_TARGETS = [
+    ({"markings.classification": HUGE}, "unknown.classification"),
+    ({"markings.caveats": [HUGE, HUGE + "Y"]}, "unknown.caveat"),
+    ({"markings.handling_code": HUGE}, "unknown.handling_code"),
+    ({"markings.source_reliability": HUGE, "markings.information_credibility": HUGE}, "unknown.grading"),
+    ({"markings.releasable_to": ["COL", *(f"{i}{HUGE}" for i in range(20))]}, "unknown.releasable_to"),
+    ({"markings.originator_consent": [f"{i}{HUGE}" for i in range(20)]}, "unknown.originator_consent"),
+    ({"markings.originator.country": HUGE}, "unknown.originator_country"),
+    ({"location.province": HUGE, "location.border_sector": HUGE}, "COMBIFRON-BORDER.area"),
+]
+
+
+@pytest.mark.parametrize(("changes", "rule"), MARKING_TARGETS, ids=[r for _, r in MARKING_TARGETS])
+def test_a_megabyte_marking_gives_reasons_of_a_few_hundred_bytes(
+    policy_set: PolicySet, changes: dict[str, Any], rule: str, make_alert: MakeAlert, now: datetime
+) -> None:
+    """Reasons quote alert values as short excerpts (lists cut to a few items and a count), so one
+    huge marking cannot make an audit record, or the decision memo, megabytes long."""
+    alert = make_alert("darien_sighting", changes)
+    decision = decide(alert, "COL", policy_set, now)
+    assert decision.outcome is Outcome.WITHHOLD and rule in decision.rule_ids
+    quoted = decision.reasons[decision.rule_ids.index(rule)]
+    assert len(quoted) < 250, quoted
+    assert sum(len(r.encode()) for r in decision.reasons) < 800, decision.reasons
+    if isinstance(changes.get("markings.releasable_to"), list):
+        assert "and 17 more" in quoted  # 20 unknown names: three quoted, the rest counted
+
+
+def test_distinct_huge_markings_leave_the_memo_small(make_alert: MakeAlert, now: datetime) -> None:
+    """10,000 alerts each with its own 100 kB classification: the memo of shared decisions stays within
+    its byte budget, and what it holds is a few MB at most, not a gigabyte of quoted markings."""
+    import sys
+
+    from policies import load_policy_set
+    from policies._decide import MEMO_BYTES
+
+    ps = load_policy_set()  # a memo of its own
+    alert = make_alert("darien_sighting")
+    big = "X" * 100_000
+    for i in range(10_000):
+        alert["markings"]["classification"] = f"{i:05d}{big}"
+        for partner in ("COL", "FEAN"):
+            assert decide(alert, partner, ps, now).rule_ids[0] == "unknown.classification"
+    held = sum(sys.getsizeof(r) for d in ps.memo.values() for r in d.reasons)
+    assert 0 < ps.memo.size <= MEMO_BYTES
+    assert held < 8 << 20, held
+    assert all(len(r) < 250 for d in ps.memo.values() for r in d.reasons)
+
+
+class _Faulty(dict[str, Any]):
+    """An alert whose markings raise a given exception when read: any fault an alert can cause."""
+
+    fault: type[BaseException] = Exception
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "markings":
+            raise self.fault("a message that quotes alert content: Quiñónez")
+        return super().__getitem__(key)
+
+
+FAULTS = [OverflowError, RecursionError, MemoryError, ZeroDivisionError, UnicodeError, LookupError, RuntimeError,
+          ArithmeticError, NotImplementedError, AssertionError]  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.__name__)
+def test_any_fault_an_alert_causes_withholds(
+    policy_set: PolicySet, fault: type[Exception], make_alert: MakeAlert, now: datetime
+) -> None:
+    """decide and decide_many withhold as alert.malformed for every kind of exception, not only the
+    usual four, naming the kind of fault and never its message."""
+    from policies import decide_many
+
+    faulty = type("Faulty", (_Faulty,), {"fault": fault})(make_alert())
+    partners = sorted(policy_set.partners)
+    decisions = decide_many(faulty, partners, policy_set, now)
+    assert decisions == [decide(faulty, p, policy_set, now) for p in partners]
+    for d in decisions:
+        assert d.outcome is Outcome.WITHHOLD and d.rule_ids == ("alert.malformed",)
+        assert fault.__name__ in d.reasons[0] and "Quiñónez" not in d.reasons[0]
+
+
+def test_deeply_nested_values_withhold(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """A marking list nested 100,000 deep (beyond any recursion limit) withholds; it does not raise."""
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    for path in ("markings.caveats", "markings.releasable_to", "markings.originator_consent"):
+        alert = make_alert()
+        section, name = path.split(".")
+        alert[section][name] = deep
+        for partner in policy_set.partners:
+            assert not decide(alert, partner, policy_set, now).delivers
+
+
+def test_a_marking_list_of_the_wrong_type_withholds(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime
+) -> None:
+    """A dict whose keys are known names is not a REL TO list: read as its keys it would release."""
+    alert = make_alert("darien_sighting")
+    alert["markings"]["releasable_to"] = {"COL": "yes", "USA": "yes"}
+    decision = decide(alert, "COL", policy_set, now)
+    assert decision.rule_ids == ("alert.malformed",)

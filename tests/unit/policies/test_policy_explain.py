@@ -60,3 +60,23 @@ def test_explain_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "lacks: colour" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["policy", "explain", str(EXAMPLES[0]), "--partner", "COL", "--at", "2025-06-02T09:00:00"])
+
+
+def test_explain_shows_the_envelope_and_the_fields_no_rule_names(capsys: pytest.CaptureFixture[str]) -> None:
+    """Explain names the envelope rule and every field it keeps, and lists the fields dropped because
+    nothing names them apart from the agreement's own changes."""
+    example = next(p for p in EXAMPLES if "tocumen" in p.name)
+    assert main(["policy", "explain", str(example), "--partner", "COL", "--at", AT]) == 0
+    out = capsys.readouterr().out
+    envelope = out[
+        out.index("Envelope   rule ENVELOPE (vocabulary.yaml)") : out.index("Changes    the agreement's own")
+    ]
+    for path in ("alert_id", "markings.classification", "markings.handling_code", "markings.expires_at",
+                 "markings.originator.agency"):  # fmt: skip
+        assert path in envelope
+    assert "markings.originator.unit" not in envelope
+    own = out[out.index("Changes    the agreement's own") : out.index("Not named")]
+    unnamed = out[out.index("Not named") : out.index("Partner's view")]
+    assert "payload.encounter" in own and "markings.originator.unit" not in own
+    assert "markings.originator.unit" in unnamed and "payload.match_reason" in unnamed
+    assert '"unit": null' in out

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from broker.crypto import Keystore
 from policies._lint import lint
 from puente.cli import main
 
@@ -91,17 +94,98 @@ def test_partner_without_keys_is_found(policy_copy: Any) -> None:
     assert "CRI has no encryption key id" in found["keys"][0]
 
 
-def test_key_files_are_checked_in_the_keys_dir(policy_copy: Any, tmp_path: Path) -> None:
-    """With a keys directory, every key id needs a <id>.* file there."""
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    ids = ["COL-enc-2026a", "USA-enc-2026a", "CRI-enc-2026a"]
-    for key_id in ids:
-        (keys / f"{key_id}.pem").write_text("-")
-    found = _kinds(policy_copy, keys_dir=keys)
-    assert list(found) == ["keys"]
-    assert found["keys"] == [f"partners.yaml:{policy_copy.line_of('partners.yaml', 'FEAN-enc-2026a')}: [keys] "
-                             f"FEAN: no file {keys}/FEAN-enc-2026a.*"]  # fmt: skip
+def test_lint_asks_the_key_port_about_every_key_the_policy_needs() -> None:
+    """lint asks its key port about each partner key (by id) and each agreement's pseudonym key (by agreement)."""
+    asked: list[tuple[str, str]] = []
+
+    def key_problem(name: str, kind: str) -> str | None:
+        asked.append((name, kind))
+        return "gone" if name == "PAN-USA" else None
+
+    found = lint(now=AT, key_problem=key_problem)
+    assert sorted(asked) == sorted(
+        [(f"{p}-enc-2026a", "partner-encryption") for p in ("COL", "USA", "CRI", "FEAN")]
+        + [(a, "pseudonym") for a in ("COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA")]
+    )
+    assert [str(f) for f in found] == ["agreements/pan-usa.yaml:4: [keys] PAN-USA: pseudonym key: gone"]
+
+
+def test_the_policy_core_does_not_import_the_broker() -> None:
+    """Only the command module of policies/ may import broker/: the core is a lower layer."""
+    core = [p for p in (Path(__file__).resolve().parents[3] / "policies").glob("*.py") if p.name != "cli.py"]
+    assert core
+    assert [p.name for p in core if re.search(r"^\s*(from|import) broker\b", p.read_text("utf-8"), re.M)] == []
+
+
+@pytest.fixture
+def keystore(tmp_path: Path) -> Path:
+    """A broker keystore holding every key the shipped policy names, as `puente keys init` makes it."""
+    made = Keystore.generate_demo(
+        tmp_path / "keys", partners=["COL", "USA", "CRI", "FEAN"], agencies=[],
+        agreements=["COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA"], generation="2026a",
+    )  # fmt: skip
+    return made.broker.path
+
+
+def _lint_keys(keys: Path, capsys: pytest.CaptureFixture[str], *more: str) -> tuple[int, list[str]]:
+    code = main(["policy", "lint", "--keys", str(keys), "--at", "2026-06-01T00:00:00Z", *more])
+    return code, [line for line in capsys.readouterr().out.splitlines() if "[keys]" in line]
+
+
+def test_a_complete_keystore_has_no_key_findings(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With every partner key and every pseudonym key present and sound, lint --keys finds nothing."""
+    assert _lint_keys(keystore, capsys) == (0, [])
+
+
+def test_a_stray_backup_is_not_the_key(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """COL-enc-2026a.json.bak is no key file: the exact <key id>.json must exist."""
+    (keystore / "COL-enc-2026a.json").rename(keystore / "COL-enc-2026a.json.bak")
+    code, found = _lint_keys(keystore, capsys)
+    assert code == 1
+    assert found == [
+        f"partners.yaml:13: [keys] COL: encryption key: key COL-enc-2026a: no key file at {keystore}/COL-enc-2026a.json"
+    ]
+
+
+def test_a_key_file_of_another_kind_is_refused(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file named like COL's encryption key but holding a pseudonym key is a keys finding, not a key."""
+    record = json.loads((keystore / "COMBIFRON-pseudo-2026a.json").read_text("utf-8"))
+    record["key_id"] = "COL-enc-2026a"
+    (keystore / "COL-enc-2026a.json").write_text(json.dumps(record), "utf-8")
+    (keystore / "COL-enc-2026a.json").chmod(0o600)  # as a secret's file must be, so that only its kind is wrong
+    code, found = _lint_keys(keystore, capsys)
+    assert code == 1 and len(found) == 1
+    assert found[0].startswith(
+        "partners.yaml:13: [keys] COL: encryption key: key COL-enc-2026a: file says kind pseudonym"
+    )
+
+
+def test_a_partner_naming_a_key_of_another_kind_is_found(
+    policy_copy: Any, keystore: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A partner whose encryption key id names its receipt-signing key is a keys finding."""
+    policy_copy.replace("partners.yaml", "encryption: COL-enc-2026a", "encryption: COL-rcpt-2026a")
+    code, found = _lint_keys(keystore, capsys, "--dir", str(policy_copy.root))
+    assert code == 1
+    assert found == [
+        "partners.yaml:13: [keys] COL: encryption key: key COL-rcpt-2026a: kind is partner-signing, "
+        "expected partner-encryption"
+    ]
+
+
+def test_an_agreement_without_a_pseudonym_key_is_found(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each agreement needs <agreement>-pseudo-<generation>.json in the broker keystore; a missing one is named."""
+    (keystore / "PAN-CRI-pseudo-2026a.json").unlink()
+    code, found = _lint_keys(keystore, capsys)
+    assert code == 1
+    line = "agreements/pan-cri.yaml:4: [keys] PAN-CRI: pseudonym key: "
+    assert found == [f"{line}no pseudonym key for 'PAN-CRI' in keystore {keystore}"]
+
+
+def test_a_keys_directory_that_does_not_exist_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """lint --keys naming no directory exits 2 with one line, rather than reporting every key missing."""
+    assert main(["policy", "lint", "--keys", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == f"puente: error: --keys {tmp_path / 'nowhere'}: no such keystore directory\n"
 
 
 def test_shadowed_rule_is_found(policy_copy: Any) -> None:

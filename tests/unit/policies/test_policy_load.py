@@ -39,7 +39,8 @@ def test_wrong_type_names_file_line_and_field(policy_copy: Any) -> None:
 
 def test_unknown_key_is_refused_with_its_line(policy_copy: Any) -> None:
     """A misspelt key inside a nested list item is named with its line."""
-    policy_copy.replace("agreements/pan-cri.yaml", "    others: drop", "    other: drop")
+    cover = "    alert_type: BORDER_EVENT\n"
+    policy_copy.replace("agreements/pan-cri.yaml", cover, cover + "    other: drop\n")
     line = policy_copy.line_of("agreements/pan-cri.yaml", "other: drop")
     message = _error(policy_copy)
     assert f"agreements/pan-cri.yaml:{line}: covers[0].other: Extra inputs are not permitted" in message
@@ -95,9 +96,13 @@ def test_errors_in_several_files_are_all_listed(policy_copy: Any) -> None:
         ("agreements/combifron.yaml", "credibility: 3}", "credibility: 7}", "minimum grading C7 is unknown"),
         ("agreements/combifron.yaml", "risk_levels: [HIGH, CRITICAL]", "risk_levels: [HIGH, SEVERE]", "SEVERE"),
         ("agreements/combifron.yaml", "      payload.headcount: keep", "      payload.headcount: mask", "only text"),
-        ("agreements/combifron.yaml", "      summary: keep\n      location.latitude",
-         "      payload.event_type: drop\n      location.latitude", "required by the schema"),
-        ("agreements/pan-usa.yaml", "payload.match_score: keep", "markings.classification: drop", "is a marking"),
+        ("agreements/pan-usa.yaml", "payload.person: keep", "payload.person: drop", "required by the schema"),
+        ("agreements/pan-usa.yaml", "payload.match_score: keep", "markings.classification: drop",
+         "kept for every partner by the envelope rule ENVELOPE"),
+        ("agreements/pan-usa.yaml", "payload.match_score: keep", "markings.originator: drop", "envelope rule"),
+        ("agreements/pan-usa.yaml", "payload.match_score: keep", "alert_id: {action: mask}", "envelope rule"),
+        ("agreements/combifron.yaml", "      payload.detainees[].birth_year: keep\n", "",
+         "name payload.detainees[].birth_year: keep"),
         ("agreements/pan-usa.yaml", "rule: USA-SEIZURE", "rule: USA-WATCHLIST", "not unique"),
         ("agreements/pan-cri.yaml", "payload.headcount: keep", "payload.head_count: keep", "has no field"),
     ],
@@ -122,7 +127,7 @@ def test_version_is_stable_across_loads_and_copies(policy_set: PolicySet, policy
 def test_version_ignores_layout_and_comments(policy_set: PolicySet, policy_copy: Any) -> None:
     """Comments, spelled-out defaults and key order do not change the version."""
     policy_copy.replace("agreements/pan-cri.yaml", "id: PAN-CRI", "# a new comment\nid: PAN-CRI")
-    policy_copy.replace("agreements/pan-cri.yaml", "    others: drop\n", "")  # drop is the default
+    policy_copy.replace("agreements/pan-cri.yaml", "    fields:\n", "    others: drop\n    fields:\n")  # the default
     policy_copy.replace("agreements/pan-cri.yaml", "retention_days: 90\n", "")
     policy_copy.replace("agreements/pan-cri.yaml", "id: PAN-CRI", "retention_days: 90\nid: PAN-CRI")
     assert policy_copy.load().version == policy_set.version
@@ -132,3 +137,67 @@ def test_version_changes_with_meaning(policy_set: PolicySet, policy_copy: Any) -
     """Any change of meaning, even one retention day, gives another version."""
     policy_copy.replace("agreements/pan-cri.yaml", "retention_days: 90", "retention_days: 91")
     assert policy_copy.load().version != policy_set.version
+
+
+def test_others_keep_is_refused_with_what_to_write_instead(policy_copy: Any) -> None:
+    """others: keep contradicts the allow-list: refused at its line, telling the officer to name fields."""
+    policy_copy.replace("agreements/pan-cri.yaml", "    fields:\n", "    others: keep\n    fields:\n")
+    line = policy_copy.line_of("agreements/pan-cri.yaml", "others: keep")
+    message = _error(policy_copy)
+    assert f"agreements/pan-cri.yaml:{line}: [invalid] CRI-MIGRATION: others: keep" in message
+    assert "name the fields or subtrees to keep" in message
+
+
+def test_an_envelope_without_the_minimum_is_refused(policy_copy: Any) -> None:
+    """The envelope must keep what no partner can honour an alert without; the finding names file and line."""
+    policy_copy.replace("vocabulary.yaml", "    - markings.handling_code ", "    # - markings.handling_code ")
+    policy_copy.replace("vocabulary.yaml", "    - markings.expires_at ", "    # - markings.expires_at ")
+    line = policy_copy.line_of("vocabulary.yaml", "  keep:") + 1
+    message = _error(policy_copy)
+    assert f"vocabulary.yaml:{line}: [invalid] envelope ENVELOPE leaves out markings.handling_code, " in message
+    assert "markings.expires_at: a partner cannot honour an alert without them" in message
+
+
+def test_a_required_field_without_an_empty_value_must_be_named(policy_copy: Any) -> None:
+    """A required enum without a schema default that nothing keeps stops loading, naming field and rule;
+    naming it in the rule's fields is the cure."""
+    policy_copy.replace("vocabulary.yaml", "    - alert_type ", "    # - alert_type ")
+    message = _error(policy_copy)
+    line = policy_copy.line_of("agreements/pan-cri.yaml", "rule: CRI-MIGRATION")
+    assert (
+        f"agreements/pan-cri.yaml:{line}: [invalid] CRI-MIGRATION: the BORDER_EVENT schema requires alert_type, "
+        "which has no empty value"
+    ) in message
+    assert "USA-WATCHLIST: the WATCHLIST_HIT schema requires alert_type" in message
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("payload.remarks", "is content, not a marking"),
+        ("markings.originator", "is a record; name its fields one by one"),
+        ("markings.colour", "the alert schema has no field markings.colour"),
+        ("alert_id", "alert_id is listed 2 times"),
+    ],
+)
+def test_the_envelope_keeps_named_markings_only(policy_copy: Any, entry: str, expected: str) -> None:
+    """The envelope may not keep content, a whole record, a field the schema lacks, or one field twice."""
+    policy_copy.replace("vocabulary.yaml", "  keep:\n", f"  keep:\n    - {entry}\n")
+    line = policy_copy.line_of("vocabulary.yaml", f"    - {entry}")
+    message = _error(policy_copy)
+    assert f"vocabulary.yaml:{line}: " in message
+    assert expected in message
+
+
+def test_the_envelope_rule_id_is_its_own(policy_copy: Any) -> None:
+    """An agreement rule may not take the envelope rule's id: a redaction would name two rules at once."""
+    policy_copy.replace("agreements/pan-cri.yaml", "rule: CRI-MIGRATION", "rule: ENVELOPE")
+    assert "rule id ENVELOPE is the envelope rule's (vocabulary.yaml)" in _error(policy_copy)
+
+
+def test_the_envelope_is_required(policy_copy: Any) -> None:
+    """A vocabulary without an envelope does not load: nothing would say which markings travel."""
+    body = policy_copy.text("vocabulary.yaml")
+    start, end = body.index("envelope:"), body.index("view:")
+    policy_copy.write("vocabulary.yaml", body[:start] + body[end:])
+    assert "vocabulary.yaml:" in _error(policy_copy) and "envelope" in _error(policy_copy)

@@ -14,11 +14,12 @@ from policies._yamlio import line_of, read_yaml
 from puente.errors import PolicyError
 
 FIELDS = alert_fields(schemas.current().expanded, schemas.PAYLOAD_TYPE)
+ENVELOPE = ("alert_id", "alert_type", "markings.classification", "markings.originator.country")
 
 
-def _plan(alert_type: str, others: str, fields: dict[str, str]) -> dict[str, str]:
+def _plan(alert_type: str, fields: dict[str, str], others: str = "drop") -> dict[str, str]:
     cover = Cover.model_validate({"rule": "R", "alert_type": alert_type, "others": others, "fields": fields})
-    return {p.path: p.rule.action.value for p in plan_fields(FIELDS[alert_type], cover)}
+    return {p.path: p.rule.action.value for p in plan_fields(FIELDS[alert_type], cover, ENVELOPE)}
 
 
 def test_schema_paths_follow_the_payload_branch() -> None:
@@ -30,26 +31,44 @@ def test_schema_paths_follow_the_payload_branch() -> None:
     assert parent_path("payload.detainees[].surnames") == "payload.detainees"
 
 
-def test_others_drop_empties_unnamed_content_but_keeps_the_envelope() -> None:
-    """With others: drop, every unnamed optional content field is dropped; ids and markings stay."""
-    plan = _plan("BORDER_EVENT", "drop", {"payload.headcount": "keep"})
+def test_every_unnamed_field_is_dropped_envelope_fields_included() -> None:
+    """A view is an allow-list: content and envelope fields nothing names are dropped; the envelope stays."""
+    plan = _plan("BORDER_EVENT", {"payload.headcount": "keep"})
     assert plan["location"] == "drop"
     assert plan["summary"] == "drop"
     assert plan["payload.remarks"] == "drop"
     assert plan["payload.nationalities_observed"] == "drop"
     assert plan["payload.headcount"] == "keep"
-    assert "payload.event_type" not in plan  # required: kept, the view must fit the schema
-    assert not any(p.startswith("markings") or p in ("alert_id", "occurred_at") for p in plan)
+    for path in ("agency", "occurred_at", "reported_at", "source_timezone", "markings.originator.unit",
+                 "markings.caveats", "markings.originator.agency"):  # fmt: skip
+        assert plan[path] == "drop", path
+    assert not set(ENVELOPE) & set(plan)
 
 
-def test_others_keep_changes_only_named_fields() -> None:
-    """With others: keep, only the named fields change."""
-    assert _plan("SEIZURE", "keep", {"payload.operation_name": "mask"}) == {"payload.operation_name": "mask"}
+def test_required_fields_nothing_names_are_emptied_and_required_records_opened() -> None:
+    """An unnamed required leaf is planned as a drop (emptied by the view); a required record is not
+    dropped whole, its own fields are, one by one."""
+    plan = _plan("WATCHLIST_HIT", {"payload.risk_level": "keep"})
+    assert plan["payload.list_name"] == "drop"  # a required string: emptied to ""
+    assert plan["payload.person.surnames"] == "drop"
+    assert plan["payload.person.documents"] == "drop"
+    assert "payload.person" not in plan and "payload" not in plan and "markings" not in plan
+    assert FIELDS["WATCHLIST_HIT"]["payload.list_name"].empty() == ""
+    assert FIELDS["WATCHLIST_HIT"]["occurred_at"].empty().timestamp() == 0
+    assert FIELDS["WATCHLIST_HIT"]["payload.risk_level"].empty() == "UNKNOWN"  # the enum's schema default
+    assert not FIELDS["WATCHLIST_HIT"]["alert_type"].droppable  # a required enum without a default
+    assert not FIELDS["WATCHLIST_HIT"]["payload.person"].droppable  # a required record
+
+
+def test_others_drop_is_a_no_op() -> None:
+    """others: drop, still accepted, plans exactly what leaving it out plans."""
+    fields = {"payload.operation_name": "mask", "payload.items": "keep"}
+    assert _plan("SEIZURE", fields, others="drop") == _plan("SEIZURE", fields)
 
 
 def test_keeping_a_container_keeps_what_it_holds() -> None:
     """Keeping a record keeps its unnamed sub-fields, while named sub-fields still apply."""
-    plan = _plan("SEIZURE", "drop", {"payload.detainees": "keep", "payload.detainees[].surnames": "mask"})
+    plan = _plan("SEIZURE", {"payload.detainees": "keep", "payload.detainees[].surnames": "mask"})
     assert plan["payload.detainees"] == "keep"
     assert plan["payload.detainees[].surnames"] == "mask"
     assert "payload.detainees[].given_names" not in plan
@@ -57,11 +76,12 @@ def test_keeping_a_container_keeps_what_it_holds() -> None:
 
 def test_named_sub_field_keeps_its_parents_open() -> None:
     """A rule deep inside an array keeps the way to it, and drops its unnamed siblings."""
-    plan = _plan("SEIZURE", "drop", {"payload.detainees[].documents[].number": "pseudonymise"})
+    plan = _plan("SEIZURE", {"payload.detainees[].documents[].number": "pseudonymise"})
     assert "payload.detainees" not in plan
     assert plan["payload.detainees[].documents[].number"] == "pseudonymise"
     assert plan["payload.detainees[].given_names"] == "drop"
     assert plan["payload.detainees[].documents[].expires_on"] == "drop"
+    assert plan["payload.detainees[].documents[].document_type"] == "drop"  # required: emptied
 
 
 def test_rules_under_a_dropped_field_are_shadowed() -> None:
@@ -69,7 +89,7 @@ def test_rules_under_a_dropped_field_are_shadowed() -> None:
     fields = {"payload.detainees": "drop", "payload.detainees[].surnames": "mask"}
     cover = Cover.model_validate({"rule": "R", "alert_type": "SEIZURE", "fields": fields})
     assert shadowed(cover) == [("payload.detainees[].surnames", "payload.detainees")]
-    assert "payload.detainees[].surnames" not in _plan("SEIZURE", "drop", fields)
+    assert "payload.detainees[].surnames" not in _plan("SEIZURE", fields)
 
 
 def test_line_of_skips_pydantic_union_tags(tmp_path: Path) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import schemas
@@ -116,7 +117,8 @@ def test_dropped_masked_and_pseudonymised_fields_never_show(
     data: st.DataObject,
     now: datetime,
 ) -> None:
-    """In every partner view a dropped field is empty, a masked one is the mask, a pseudonymised one ps:…."""
+    """In every partner view a dropped field is empty (None, [], or the schema's empty value of a required
+    field), a masked one is the mask, a pseudonymised one ps:…."""
     alert = _alert(data, bases, policy_set)
     codec = schemas.alert_codec()
     mask, prefix = policy_set.view_settings.mask, policy_set.view_settings.pseudonym_prefix
@@ -130,7 +132,7 @@ def test_dropped_masked_and_pseudonymised_fields_never_show(
             values = find(view, r.path)
             flat = [x for v in values for x in (v if isinstance(v, list) else [v])]
             if r.action == "drop":
-                assert all(v is None or v == [] for v in values), (partner, r.path, values)
+                assert all(_is_empty(v, alert["alert_type"], r.path) for v in values), (partner, r.path, values)
             elif r.action == "mask":
                 assert all(v is None or v == mask for v in flat), (partner, r.path, values)
             elif r.action == "pseudonymise":
@@ -219,3 +221,173 @@ def test_a_partner_id_of_the_wrong_type_is_withheld_by_decide_many_as_by_decide(
     got = decide_many(alert, partners, policy_set, now)
     assert got == [decide(alert, p, policy_set, now) for p in partners]
     assert isinstance(got[1], Decision) and got[1].outcome.name == "WITHHOLD"
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    """(path, value) for every leaf of a view: a list of records is followed into its items (``[]``),
+    any other value (a list of strings included) is one leaf."""
+    if isinstance(value, dict):
+        return [leaf for key, sub in value.items() for leaf in _leaves(sub, f"{path}.{key}" if path else key)]
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return [leaf for item in value for leaf in _leaves(item, path + "[]")]
+    return [(path, value)]
+
+
+def _named(path: str, names: set[str]) -> bool:
+    """Whether ``path`` or a field holding it is named (``a.b[].c`` is held by ``a.b`` and ``a``)."""
+    while True:
+        if path in names:
+            return True
+        head, sep, _ = path.rpartition(".")
+        if not sep:
+            return False
+        path = head.removesuffix("[]")
+
+
+def _is_empty(value: Any, alert_type: str, path: str) -> bool:
+    """The value a dropped field holds: None, [], or the schema's empty value of a required field."""
+    from policies._load import schema_fields
+
+    info = schema_fields()[alert_type].get(path)
+    if value is None or value == []:
+        return True
+    if info is None or info.nullable:
+        return False
+    if info.kind == "enum":
+        return value == info.enum_default
+    return any(type(value) is type(e) and value == e for e in ("", 0, 0.0, False, EPOCH))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_every_leaf_of_a_view_is_named_by_a_rule_or_empty(
+    policy_set: PolicySet, bases: dict[str, Alert], key: bytes, now: datetime, data: st.DataObject
+) -> None:
+    """Views are allow-lists over the whole record: each leaf a partner gets is named by the agreement
+    rule (itself or through a kept record), or kept by the envelope rule, or is the empty value of a
+    field nothing names."""
+    if data.draw(st.booleans()):  # a generated alert, at any time
+        alert, now = _alert(data, bases, policy_set), data.draw(TIMES)
+    else:  # a fixture as it is, when every agreement is in force: delivered to most partners
+        alert = bases[data.draw(st.sampled_from(NAMES))]
+    envelope = set(policy_set.sources.vocabulary.model.envelope.keep)
+    names = {c.rule: set(c.fields) for d in policy_set.sources.agreements for c in d.model.covers}
+    for partner in policy_set.partners:
+        decision = decide(alert, partner, policy_set, now)
+        if not decision.delivers:
+            continue
+        rules = [r for r in decision.rule_ids if r in names]
+        event(f"view for {partner}")
+        for path, value in _leaves(build_view(alert, decision, policy_set, key)):
+            for rule in rules:
+                shown = _named(path, names[rule] | envelope) or _is_empty(value, alert["alert_type"], path)
+                assert shown, f"{partner} gets {path} = {value!r}, which {rule} does not name"
+
+
+HUGE = st.builds(lambda n, c: c * n, st.integers(10_000, 1_500_000), st.sampled_from(["x", "é", " ", "\x00", "☃"]))
+HOSTILE = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([float("nan"), float("inf"), float("-inf"), 1e308, -1e308, 10**400, -(10**30), True, False]),
+    st.integers(),
+    st.text(max_size=30),
+    HUGE,
+    st.sampled_from(["\ud800", "a\udfffb", "\u0301" * 50]),  # a lone surrogate, combining marks only
+    st.binary(max_size=20),
+    st.none(),
+    st.lists(st.integers() | st.text(max_size=5) | st.none(), max_size=5),
+    st.lists(HUGE, min_size=1, max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3),
+    st.datetimes(),  # naive
+    st.datetimes(timezones=st.just(UTC)),
+    st.dates(),
+)  # deep nesting, and faults of any type, are in test_policy_decide.py: hypothesis cannot print them
+
+
+def _slots(value: Any) -> list[tuple[Any, Any]]:
+    """Every (container, key or index) of a nested alert: the places a hostile value can go."""
+    out: list[tuple[Any, Any]] = []
+    if isinstance(value, dict):
+        for k, sub in value.items():
+            out.append((value, k))
+            out += _slots(sub)
+    elif isinstance(value, list) and len(value) < 50:
+        for i, sub in enumerate(value):
+            out.append((value, i))
+            out += _slots(sub)
+    return out
+
+
+def _spoil(alert: Alert, data: st.DataObject) -> Alert:
+    """A copy of ``alert`` with one to three of its values, anywhere in it, replaced by hostile ones."""
+    spoilt = copy.deepcopy(alert)
+    for _ in range(data.draw(st.integers(1, 3))):
+        slots = _slots(spoilt)
+        if not slots:
+            break
+        container, where = data.draw(st.sampled_from(slots))
+        container[where] = data.draw(HOSTILE)
+    return spoilt
+
+
+def _fails_closed(view: Alert, decision: Any, ps: PolicySet, alert_type: str, find: Any) -> None:
+    """What a rule changes never shows as it came: dropped is empty, masked the mask, a pseudonym ps:…,
+    a generalised coordinate a finite number or nothing."""
+    settings_ = ps.view_settings
+    for r in decision.redactions:
+        values = find(view, r.path)
+        flat = [x for v in values for x in (v if isinstance(v, list) else [v])]
+        if r.action == "drop":
+            assert all(_is_empty(v, alert_type, r.path) for v in values), (r.path, values)
+        elif r.action == "mask":
+            assert all(v == settings_.mask or _is_empty(v, alert_type, r.path) for v in flat), (r.path, values)
+        elif r.action == "pseudonymise":
+            assert all(
+                (isinstance(v, str) and v.startswith(settings_.pseudonym_prefix)) or _is_empty(v, alert_type, r.path)
+                for v in flat
+            ), (r.path, values)
+        elif r.path.endswith(("latitude", "longitude")):
+            assert all(v is None or (type(v) is float and math.isfinite(v)) for v in values), (r.path, values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_hostile_values_never_make_the_policy_core_raise(
+    policy_set: PolicySet,
+    bases: dict[str, Alert],
+    key: bytes,
+    find: Callable[[Any, str], list[Any]],
+    now: datetime,
+    data: st.DataObject,
+) -> None:
+    """NaN, infinities, huge numbers and strings, lone surrogates, wrong types, deep nesting, anywhere in
+    an alert: decide and decide_many withhold or decide, with short reasons; build_view returns a view
+    that shows nothing a rule hides, or raises PolicyError, never anything else."""
+    from policies import decide_many
+    from puente.errors import PolicyError
+
+    # A fixture as it is, at a time every agreement is in force, is delivered to most partners: so most
+    # draws reach build_view, which is asked for the view of the spoilt alert under the sound one's decision.
+    alert = bases[data.draw(st.sampled_from(NAMES))]
+    spoilt = _spoil(alert, data)
+    partners = sorted(policy_set.partners)
+    decisions = decide_many(spoilt, partners, policy_set, now)
+    assert decisions == [decide(spoilt, p, policy_set, now) for p in partners]
+    for d in decisions:
+        assert all(len(reason) < 400 for reason in d.reasons), d.reasons
+    alert_type = spoilt.get("alert_type") if isinstance(spoilt, dict) else None
+    for partner in partners:
+        decision = decide(alert, partner, policy_set, now)  # delivered for the sound alert...
+        if not decision.delivers:
+            continue
+        try:
+            view = build_view(spoilt, decision, policy_set, key)  # ...then asked for the spoilt one
+        except PolicyError as exc:
+            assert len(str(exc)) < 400
+            event("no view: PolicyError")
+            continue
+        event("view built")
+        if alert_type in policy_set.alert_types:
+            _fails_closed(view, decision, policy_set, alert_type, find)

@@ -161,3 +161,96 @@ def test_view_guards(policy_set: PolicySet, make_alert: MakeAlert, now: datetime
         build_view(alert, decision, policy_set, b"short")
     with pytest.raises(PolicyError, match="BORDER_EVENT"):
         build_view(make_alert("gofast_seizure"), decision, policy_set, key)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), float("-inf"), 1e308, -1e308, 10**400, "7.83124", [7.8], {"deg": 7}],
+    ids=["nan", "inf", "-inf", "1e308", "-1e308", "10**400", "text", "list", "dict"],
+)
+@pytest.mark.parametrize(("fixture", "partner"), [("darien_sighting", "COL"), ("paso_canoas_flow", "CRI")])
+def test_a_coordinate_that_cannot_be_generalised_is_dropped(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes, value: Any, fixture: str, partner: str
+) -> None:
+    """Generalising NaN, an infinity, a number whose rounding overflows or a value that is not a number
+    drops the coordinate (it is nullable) instead of raising or passing the value through."""
+    alert = make_alert(fixture)
+    decision = decide(alert, partner, policy_set, now)
+    alert["location"] = {**alert["location"], "latitude": value}
+    view = build_view(alert, decision, policy_set, key)
+    assert view["location"]["latitude"] is None
+    assert view["location"]["longitude"] is not None
+    schemas.alert_codec().encode(view)
+
+
+def test_generalising_a_required_number_empties_it_when_it_cannot_be_rounded() -> None:
+    """A required double has no null: a non-finite value that is generalised becomes 0.0, the schema's
+    empty value, and a finite one is rounded."""
+    from policies._fields import FieldInfo
+    from policies._model import Action, FieldRule
+    from policies._view import compile_step
+
+    rule = FieldRule(action=Action.GENERALISE, grid=0.5)
+    step = compile_step(FieldInfo("quantity", "double", False), rule, ViewSettings())
+    assert step is not None
+    ctx = ViewContext(b"k" * 32, "COL", ViewSettings())
+    for value, expected in [(float("nan"), 0.0), (float("inf"), 0.0), (10**400, 0.0), ("12", 0.0), (12.3, 12.5)]:
+        rec = {"quantity": value}
+        step(rec, ctx)
+        assert rec["quantity"] == expected, value
+
+
+def test_masked_and_pseudonymised_values_that_are_not_text_are_emptied(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """A value a mask or pseudonym cannot apply to (a number, a list with a number in it, a lone
+    surrogate aside) is emptied rather than shown as it came."""
+    alert = make_alert("gofast_seizure")
+    decision = decide(alert, "COL", policy_set, now)
+    alert["payload"] = {**alert["payload"], "operation_name": 1234}
+    person = {**alert["payload"]["detainees"][0], "surnames": ["Mejía", 7], "given_names": "\ud800"}
+    alert["payload"]["detainees"] = [person]
+    view = build_view(alert, decision, policy_set, key)
+    assert view["payload"]["operation_name"] is None
+    assert view["payload"]["detainees"][0]["surnames"] is None
+    assert view["payload"]["detainees"][0]["given_names"].startswith("ps:")
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda a: a.update(location="Alto Limón, 7.83124 -77.42671"),
+        lambda a: a.update(markings=["Batallón de Darién"]),
+        lambda a: a["payload"].update(nationalities_observed="Batallón de Darién") or a.update(payload=7),
+        lambda a: a.update(alert_type="Batallón de Darién" * 1000),
+    ],
+)
+def test_a_malformed_alert_gives_a_policy_error_that_quotes_nothing(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes, spoil: Any
+) -> None:
+    """build_view raises only PolicyError, naming the kind of fault, never a value of the alert (nor
+    chaining the original error, whose message may quote one)."""
+    alert = make_alert("darien_sighting")
+    decision = decide(alert, "COL", policy_set, now)
+    spoilt = copy.deepcopy(alert)
+    spoil(spoilt)
+    with pytest.raises(PolicyError) as caught:
+        build_view(spoilt, decision, policy_set, key)
+    assert "Batallón" not in str(caught.value) and "Alto Limón" not in str(caught.value)
+    assert len(str(caught.value)) < 200
+    assert caught.value.__cause__ is None
+
+
+def test_a_dict_subclass_in_the_alert_is_copied_not_changed(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """Records are copied into plain dicts before a rule changes them, whatever mapping type holds them."""
+
+    class Record(dict[str, Any]):
+        pass
+
+    alert = make_alert("darien_sighting")
+    decision = decide(alert, "COL", policy_set, now)
+    alert["payload"] = Record(alert["payload"])
+    build_view(alert, decision, policy_set, key)
+    assert alert["payload"]["patrol_unit"] == "Patrulla Tigre 3"

@@ -1,0 +1,132 @@
+"""Policy YAML files are read strictly: no anchors or aliases, bounded nesting and size, values that exist."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies._yamlio import MAX_BYTES, read_yaml
+from puente.cli import main
+from puente.errors import PolicyError
+
+BILLION_LAUGHS = """alerts:
+  a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+  g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+  h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+  i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def _read(tmp_path: Path, body: str | bytes) -> Any:
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(body if isinstance(body, bytes) else body.encode("utf-8"))
+    return read_yaml(path, "policy.yaml")[0]
+
+
+def test_policy_test_refuses_a_billion_laughs_fixture_fast(
+    policy_copy: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`policy test` on a fixtures file of nested aliases fails at once, naming file and line, instead of
+    expanding a billion strings."""
+    policy_copy.write("fixtures.yaml", BILLION_LAUGHS)
+    started = time.monotonic()
+    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 2
+    assert time.monotonic() - started < 10
+    err = capsys.readouterr().err
+    assert err == "puente: error: fixtures.yaml:2: anchor &a refused: policy files may not use anchors or aliases\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("a: &x [1]\n", "policy.yaml:1: anchor &x refused"),
+        ("a: 1\nb: *x\n", "policy.yaml:2: alias *x refused"),
+        ("base: &b {keep: 1}\nmore:\n  <<: *b\n", "policy.yaml:1: anchor &b refused"),
+        ("a:\n  - b: &deep x\n", "policy.yaml:2: anchor &deep refused"),
+    ],
+)
+def test_anchors_and_aliases_are_refused_anywhere(tmp_path: Path, body: str, expected: str) -> None:
+    """An anchor, an alias or a merge key, at any depth, is a PolicyError naming the file and the line."""
+    with pytest.raises(PolicyError) as caught:
+        _read(tmp_path, body)
+    assert str(caught.value).startswith(expected)
+
+
+def test_an_anchor_in_an_agreement_stops_loading(policy_copy: Any) -> None:
+    """Agreement files are read by the same loader: an anchor there stops the policy from loading."""
+    policy_copy.replace("agreements/pan-cri.yaml", "retention_days: 90", "retention_days: &days 90")
+    line = policy_copy.line_of("agreements/pan-cri.yaml", "&days")
+    with pytest.raises(PolicyError, match=rf"agreements/pan-cri.yaml:{line}: anchor &days refused"):
+        policy_copy.load()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "policy.yaml:1: nested deeper than 40 levels"),
+        ("a: 1\nb: 2025-02-30\n", "policy.yaml:2: not a valid timestamp: day is out of range for month"),
+        ("a: 2025-06-01T25:00:00Z\n", "policy.yaml:1: not a valid timestamp: hour must be in 0..23"),
+        ("a: " + "9" * 5000 + "\n", "policy.yaml:1: not a valid int: Exceeds the limit"),
+        (b"a: caf\xe9\n", "policy.yaml:1: not UTF-8 text (byte 7)"),
+        ("a: !!python/object/apply:os.system [true]\n", "could not determine a constructor"),
+    ],
+)
+def test_hostile_yaml_is_a_policy_error_with_its_line(tmp_path: Path, body: str | bytes, expected: str) -> None:
+    """Deep nesting, impossible dates, huge integers, bytes not in UTF-8, Python tags: a PolicyError, no crash."""
+    with pytest.raises(PolicyError) as caught:
+        _read(tmp_path, body)
+    assert expected in str(caught.value)
+
+
+def test_an_oversized_file_is_refused_unread(tmp_path: Path) -> None:
+    """A file over the size bound is refused before it is parsed."""
+    with pytest.raises(PolicyError, match=r"policy\.yaml: larger than 8 MiB; not a policy file"):
+        _read(tmp_path, "# " + "x" * MAX_BYTES + "\n")
+
+
+def test_ordinary_yaml_still_reads(tmp_path: Path) -> None:
+    """Nested mappings, lists, dates and numbers within the bounds read as before."""
+    assert _read(tmp_path, "a: {b: [1, 2.5, 2025-06-01]}\n") == {"a": {"b": [1, 2.5, date(2025, 6, 1)]}}
+
+
+@pytest.mark.parametrize(
+    ("relative", "old", "new", "expected"),
+    [
+        ("agreements/combifron.yaml", "valid_until: 2027-02-28", "valid_until: 9999-12-31",
+         "valid_until: Input should be less than or equal to 2999-12-31"),
+        ("agreements/combifron.yaml", "valid_from: 2024-03-01", "valid_from: 0001-01-01",
+         "valid_from: Input should be greater than or equal to 1900-01-01"),
+        ("vocabulary.yaml", 'utc_offset: "-05:00"', 'utc_offset: "+25:00"', "home.utc_offset: String should match"),
+    ],
+)  # fmt: skip
+def test_values_that_would_crash_compiling_are_refused_when_read(
+    policy_copy: Any, capsys: pytest.CaptureFixture[str], relative: str, old: str, new: str, expected: str
+) -> None:
+    """A validity at the end of the calendar or an offset beyond a day fails validation (exit 2, file and line)
+    rather than overflowing when the policy compiles."""
+    policy_copy.replace(relative, old, new)
+    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 2
+    err = capsys.readouterr().err
+    assert f"{relative}:{policy_copy.line_of(relative, new.split(':')[0])}: " in err
+    assert expected in err
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("at: 2025-06-02T09:00:00-05:00", "at: 2025-06-02T09:00:00"), ("at: 2027-03-01T00:00:00-05:00", "at: 2027-03-01")],
+)
+def test_a_suite_time_needs_an_offset(policy_copy: Any, capsys: pytest.CaptureFixture[str], old: str, new: str) -> None:
+    """A suite or case time without a UTC offset is refused where it is written, rather than withholding every case."""
+    policy_copy.replace("agreements/combifron.tests.yaml", old, new)
+    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 2
+    line = policy_copy.line_of("agreements/combifron.tests.yaml", new)
+    assert f"agreements/combifron.tests.yaml:{line}: " in capsys.readouterr().err
