@@ -32,6 +32,7 @@ INVALID_DATE, FUTURE, OUT_OF_REGION, NEGATIVE, UNKNOWN_CODE, TOO_LONG, INVALID =
 SCHEMA, CONFLICT = "schema-violation", "conflict"
 DUPLICATE_KEY = "duplicate-key"  # a key given twice: which value was meant cannot be known
 INVISIBLE = "invisible-character"  # a format character (bidi override, zero-width...) that hides or reorders text
+LOCATION_MISMATCH = "location-mismatch"  # the coordinates lie in another province than the one labelled
 
 OLDEST_EVENT = date(2000, 1, 1)  # older events are typing errors (a year of 0025, 1925), not archives
 _CODE_LIKE = re.compile(r"[A-Z0-9_.-]{1,24}")

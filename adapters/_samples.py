@@ -215,8 +215,9 @@ def pn(rng: Rng, seq: int, base: datetime, prefix: str = "") -> dict[str, Any]:
     return {
         "case": f"{prefix or 'DIJ'}-{when.strftime('%y')}-{seq:07d}"[-14:],
         "date": when.strftime("%Y%m%d"), "time": when.strftime("%H%M"), "province": province,
-        "place": place, "lat": f"{lat + rng.uniform(-0.05, 0.05):+09.5f}",
-        "lon": f"{lon + rng.uniform(-0.05, 0.05):+010.5f}",
+        # A couple of km around the place: wider, Balboa's positions crossed the canal into Panamá Oeste.
+        "place": place, "lat": f"{lat + rng.uniform(-0.02, 0.02):+09.5f}",
+        "lon": f"{lon + rng.uniform(-0.02, 0.02):+010.5f}",
         "unit": rng.choice(["DIJ COLÓN", "DIJ CHIRIQUÍ", "FEAN", "DIJ PANAMÁ NORTE", "DNIA"]),
         "operation": rng.choice(["", "", "OPERACION CENTINELA", "OPERACION TORMENTA"]),
         "conveyance": rng.choice(["VH", "CA", "", "LA"]),

@@ -14,17 +14,18 @@ hold a key twice by design.
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapters._codes import norm_key
+from policies import Areas, load_policy_set
 from puente.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "agencies.yaml"
@@ -59,6 +60,9 @@ class AgencyProfile(_Frozen):
     classification_map: dict[str, str] = {}
     originators: dict[str, str] = {}
     extra_provinces: tuple[str, ...] = ()
+    positions: Literal["land", "sea"] = "land"
+    """Where the agency's positions lie. On land a position is held against its province label
+    (``adapters.core.location``); at sea the label names the nearest zone, which need not hold it."""
 
     @field_validator("timezone")
     @classmethod
@@ -132,18 +136,17 @@ class Vocabulary:
     credibility: frozenset[str]
     names: frozenset[str]  # partners and countries that REL TO and consent may name
     countries: frozenset[str]  # originator countries the policy can reason about
+    areas: Areas = field(default_factory=Areas)  # the policy's outlines, to hold positions against labels
 
     @classmethod
     def from_policy(cls, ps: Any) -> Vocabulary:
         """From a loaded ``policies.PolicySet``."""
         return cls(tuple(ps.scale), frozenset(ps.caveat_effects), frozenset(ps.handling_effects),
                    frozenset(ps.reliability_rank), frozenset(ps.credibility_rank), frozenset(ps.known_names),
-                   frozenset(ps.known_countries))
+                   frozenset(ps.known_countries), ps.areas)
 
     @classmethod
     def load(cls, policy_dir: Path | None = None) -> Vocabulary:
-        from policies import load_policy_set
-
         return cls.from_policy(load_policy_set(policy_dir))
 
 

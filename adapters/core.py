@@ -21,6 +21,7 @@ from adapters._fields import (
     FUTURE,
     INVALID,
     INVALID_DATE,
+    LOCATION_MISMATCH,
     MISSING_FIELD,
     OLDEST_EVENT,
     OUT_OF_REGION,
@@ -197,7 +198,24 @@ def location(ctx: Context, lat: float | None, lon: float | None, *, province: An
         "border_sector": code(sector, labels[1], ctx.sector_table, required=False),
         "place_name": text(place, labels[2], ctx.limits.place),
     }
+    province_code = out["province"]
+    if lat is not None and lon is not None and ctx.profile.positions == "land" and isinstance(province_code, str):
+        _agree(ctx, lat, lon, province_code, labels[0], where)
     return out if any(value is not None for value in out.values()) else None
+
+
+def _agree(ctx: Context, lat: float, lon: float, province: str, label: str, where: str) -> None:
+    """Refuse a province label the position contradicts: the point lies in other provinces' outlines
+    and not in the label's (outlines from the policy's areas.yaml, coarse and generous). A point
+    in no outline (at sea, abroad) or a label without an outline is not judged: the broker's area
+    conditions still hold coordinates against labels for the agreements that name areas."""
+    areas = ctx.vocab.areas
+    if areas.contains(province, lat, lon) is not False:
+        return
+    found = areas.provinces_at(lat, lon)
+    if found:
+        raise fail(LOCATION_MISMATCH, f"{where} lies in {', '.join(found[:3])}, not in {province} as {label} "
+                                      "says: check the coordinates or the province")
 
 
 def finish(alert: dict[str, Any], ctx: Context) -> dict[str, Any]:

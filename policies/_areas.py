@@ -155,6 +155,14 @@ class Areas:
         return outline.contains(float(lat), float(lon))
 
 
+    def provinces_at(self, lat: float, lon: float) -> list[str]:
+        """The codes of every province or comarca whose outline holds (lat, lon), in code order."""
+        if not (_is_number(lat) and _is_number(lon)):
+            return []
+        return sorted(c for c, o in self.outlines.items()
+                      if o.kind == "province" and o.contains(float(lat), float(lon)))
+
+
 def _is_number(value: object) -> bool:
     # Compared, not converted: an int of 400 digits is no float, and NaN and infinities fail the bounds.
     return isinstance(value, (int, float)) and not isinstance(value, bool) and -_FAR < value < _FAR

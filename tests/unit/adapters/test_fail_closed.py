@@ -299,3 +299,33 @@ def test_an_io_error_reading_the_file_is_not_taken_for_a_bad_record(ctx_for: Cal
     adapter = Adapter("t", "SNM", "test", ("*",), read, lambda doc, ctx: doc)
     with pytest.raises(OSError):
         list(convert(adapter, io.BytesIO(b""), ctx_for("SNM")))
+
+
+# ---- 6. a province label the coordinates contradict ----------------------------------------------
+_BORDER_CSV = ("No. Informe,Fecha del evento,Hora del evento,Provincia o comarca,Sector fronterizo,Localidad,Lat,Long,"
+               "Tipo,Personas,Sentido,Nacionalidad,Patrulla,Dependencia,Novedades,Clasificación,Difusión,Manejo,"
+               "Calificación\n")
+
+
+def _border(province: str, lat: str, lon: str) -> bytes:
+    row = (f"BOC-2026-0999,02/11/2026,05:15,{province},,Sitio,{lat},{lon},Cruce irregular,3,Norte,colombianos,"
+           "Patrulla Puma 4,Batallón de Darién,Sin novedad.,,,,\n")
+    return (_BORDER_CSV + row).encode()
+
+
+def test_a_province_the_coordinates_contradict_is_refused(run: Callable[..., list[Result]],
+                                                          one: Callable[..., dict[str, Any]]) -> None:
+    """A border event labelled Darién whose position is in Panama City is refused as location-mismatch,
+    naming codes only; the same label with a position in Darién passes."""
+    results = run("senafront", _border("Darién", "8.98", "-79.52"))
+    err = results[0].error
+    assert err is not None and err.reason == f.LOCATION_MISMATCH
+    assert "PANAMA" in str(err) and "DARIEN" in str(err)
+    assert one("senafront", _border("Darién", "8.05", "-77.60"))["location"]["province"] == "DARIEN"
+
+
+def test_positions_at_sea_are_not_held_against_their_zone(one: Callable[..., dict[str, Any]]) -> None:
+    """SENAN reports positions at sea, where the zone it names need not hold the point: not judged."""
+    sample = next((SAMPLES / "senan").glob("*.json"))
+    first = sample.read_bytes().split(b"\n{")[0]
+    assert one("senan", first)["location"] is not None
