@@ -9,6 +9,7 @@ COPY schemas ./schemas
 COPY policies ./policies
 COPY broker ./broker
 COPY adapters ./adapters
-RUN pip install --no-cache-dir . && useradd --system puente
+# puente/dev (the local Kafka runner, the demo, the generators) is for development only.
+RUN rm -rf puente/dev && pip install --no-cache-dir . && useradd --system puente
 USER puente
 ENTRYPOINT []

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 from adapters._fields import DUPLICATE_KEY, ENCODING, INVALID, SYNTAX, TOO_LONG, TRUNCATED, fail, key_name
 from puente.errors import AdapterError
+from puente.strict import DuplicateKey, no_constants, unique_keys
 
 BOM = codecs.BOM_UTF8
 
@@ -95,30 +96,8 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object's members as a dict, refusing a key given twice (at any depth: the hook sees every object)."""
-    doc = dict(pairs)
-    if len(doc) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return doc
-
-
 # One decoder for every record: json.loads with arguments builds a new one per call.
-_DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+_DECODER = json.JSONDecoder(parse_constant=no_constants, object_pairs_hook=unique_keys)
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]', re.DOTALL)
 
 
@@ -160,7 +139,7 @@ def parse_json(text: str, first_line: int) -> dict[str, Any]:
     """One JSON object; the error names the file line and column, and tells truncation from bad syntax."""
     try:
         doc = _DECODER.decode(text)
-    except _DuplicateKey as exc:
+    except DuplicateKey as exc:
         found = _first_duplicate(text)
         key, line = (found[0], first_line + text.count("\n", 0, found[1])) if found else (exc.key, first_line)
         raise fail(DUPLICATE_KEY, f"line {line}: the key {key_name(key)} appears twice in one object; "

@@ -6,10 +6,9 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from broker.crypto import SecretBytes, sign_ingress
-from broker.topics import TopicNames
+from broker.kafka import KafkaConnection, producer, start
+from broker.topology import TopicNames
 from schemas import alert_codec
 
 
@@ -28,15 +27,15 @@ class IngressPublisher:
     partition, in order, and lets the broker detect replays of the same id.
     """
 
-    def __init__(self, bootstrap: str, agency: str, key_id: str, mac_key: SecretBytes,
+    def __init__(self, conn: KafkaConnection, agency: str, key_id: str, mac_key: SecretBytes,
                  names: TopicNames | None = None) -> None:
-        self.agency, self.key_id, self.mac_key = agency, key_id, mac_key
+        self.conn, self.agency, self.key_id, self.mac_key = conn, agency, key_id, mac_key
         self.topic = (names or TopicNames()).ingress(agency)
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                          linger_ms=5, max_batch_size=256 * 1024)
+        self._producer = producer(conn, f"puente-adapter-{agency}", acks="all", enable_idempotence=True,
+                                  linger_ms=5, max_batch_size=256 * 1024)
 
     async def __aenter__(self) -> IngressPublisher:
-        await self._producer.start()
+        await start(self._producer, self.conn, f"publishing to {self.topic}")
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -52,7 +52,13 @@ from typing import Any, BinaryIO, TextIO
 from adapters._fields import CONFLICT
 from adapters.config import Context
 from adapters.core import Adapter, Result, convert
-from puente.errors import AdapterError, ConfigError, KafkaSetupError
+from adapters.publisher import IngressPublisher
+from broker.kafka import ClientError, KafkaConnection, TopicPartition, partitions_of, producer, reader, running, start
+from broker.kafka import translate as kafka_error
+from broker.keystore import Keystore
+from broker.topology import TopicNames
+from puente import wire
+from puente.errors import AdapterError, ConfigError
 from puente.settings import PuenteSettings
 
 DRAIN_EVERY = 5_000  # acknowledged in batches: bounded memory, and a failed send surfaces early
@@ -94,15 +100,9 @@ def dead_key(adapter: str, source: str, result: Result) -> bytes:
     return f"adapter:{adapter}:{h.hexdigest()}".encode()
 
 
-async def _scan(bootstrap: str, topic: str, keep: Any) -> None:
+async def _scan(conn: KafkaConnection, topic: str, keep: Any) -> None:
     """Call ``keep(key, value)`` for every committed record of ``topic``, up to its end at the start."""
-    from aiokafka import TopicPartition
-
-    from broker.kafka_io import partitions_of, reader
-
-    consumer = reader(bootstrap)
-    await consumer.start()
-    try:
+    async with running(reader(conn, "puente-adapter-ledger"), conn, f"reading {topic}") as consumer:
         parts = await partitions_of(consumer, topic)
         if not parts:
             raise ConfigError(f"topic {topic} does not exist; create the topics with `puente topics apply`")
@@ -118,18 +118,14 @@ async def _scan(bootstrap: str, topic: str, keep: Any) -> None:
                     if msg.offset < ends[tp]:
                         keep(msg.key or b"", msg.value or b"")
             todo = {tp for tp in todo if await consumer.position(tp) < ends[tp]}
-    finally:
-        await consumer.stop()
 
 
 class AdapterRun:
     """One adapter connected to Kafka: the ledger of what is published, the publisher, the dead letters."""
 
-    def __init__(self, cfg: PuenteSettings, adapter: Adapter, ctx: Context, *, err: TextIO | None = None,
-                 progress_every: float = 2.0) -> None:
-        from broker.topics import TopicNames
-
-        self.cfg, self.adapter, self.ctx = cfg, adapter, ctx
+    def __init__(self, cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, ctx: Context, *,
+                 err: TextIO | None = None, progress_every: float = 2.0) -> None:
+        self.cfg, self.conn, self.adapter, self.ctx = cfg, conn, adapter, ctx
         self.err = err or sys.stderr  # looked up per run, so that a redirected stderr is honoured
         self.names = TopicNames(cfg.topic_prefix)
         self.progress_every = progress_every
@@ -140,24 +136,19 @@ class AdapterRun:
         self._dlq: Any = None
 
     async def __aenter__(self) -> AdapterRun:
-        from aiokafka import AIOKafkaProducer
-        from aiokafka.errors import KafkaError
-
-        from adapters.publisher import IngressPublisher
-        from broker.crypto import Keystore
-
         agency = self.adapter.agency
         mac = Keystore(self.cfg.keys / "agencies" / agency).load_agency_mac(agency)
         try:
-            await _scan(self.cfg.bootstrap, self.names.ingress(agency), self._known_alert)
-            await _scan(self.cfg.bootstrap, self.names.deadletter, self._known_dead)
-            self._publisher = IngressPublisher(self.cfg.bootstrap, agency, mac.key_id, mac, self.names)
+            await _scan(self.conn, self.names.ingress(agency), self._known_alert)
+            await _scan(self.conn, self.names.deadletter, self._known_dead)
+            self._publisher = IngressPublisher(self.conn, agency, mac.key_id, mac, self.names)
             await self._publisher.__aenter__()
-            self._dlq = AIOKafkaProducer(bootstrap_servers=self.cfg.bootstrap, acks="all", enable_idempotence=True)
-            await self._dlq.start()
-        except KafkaError as exc:
+            self._dlq = await start(producer(self.conn, f"puente-adapter-{agency}-dlq", acks="all",
+                                             enable_idempotence=True),
+                                    self.conn, f"writing {self.names.deadletter}")
+        except BaseException:
             await self.__aexit__()
-            raise KafkaSetupError(f"Kafka at {self.cfg.bootstrap}: {type(exc).__name__}: {exc}") from exc
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -193,9 +184,9 @@ class AdapterRun:
                     last = time.monotonic()
                     self._progress(source, tally, len(pending), last - started)
         await self._publisher.flush()
-        tally.published += await _drain(pending)
+        tally.published += await _drain(pending, self.conn)
         await self._dlq.flush()
-        await _drain(self._dead_sent)  # a dead letter that did not reach Kafka must not pass unnoticed
+        await _drain(self._dead_sent, self.conn)  # a dead letter that did not reach Kafka must not pass unnoticed
         if tally.rejected > shown:
             print(f"  ... and {tally.rejected - shown} more rejected: see {self.names.deadletter}", file=self.err)
         return tally
@@ -218,7 +209,7 @@ class AdapterRun:
         pending.append(await self._publisher.send_framed(key, result.value, headers))
         self.ids[alert_id] = mine
         if len(pending) >= DRAIN_EVERY:
-            tally.published += await _drain(pending)
+            tally.published += await _drain(pending, self.conn)
         return None
 
     def _progress(self, source: str, tally: Tally, queued: int, elapsed: float) -> None:
@@ -234,35 +225,34 @@ class AdapterRun:
         if key in self.dead:
             return
         self.dead.add(key)
-        detail = str(err)[:500]
+        detail = str(err)[: wire.DLQ_DETAIL_MAX]
         where = f"adapter:{self.adapter.name}:{Path(source).name}:{result.item.line}"
         headers = [
-            ("puente-dlq-reason", reason.encode()),
-            ("puente-dlq-detail", detail.encode()),
-            ("puente-dlq-source", where.encode()),
-            ("puente-dlq-at", now.isoformat().replace("+00:00", "Z").encode()),
-            ("puente-dlq-adapter", self.adapter.name.encode()),
-            ("puente-agency", self.adapter.agency.encode()),
-            ("puente-dlq-file", source.encode()),
-            ("puente-dlq-line", str(result.item.line).encode()),
-            ("puente-dlq-record", str(result.item.number).encode()),
+            (wire.DLQ_REASON, reason.encode()),
+            (wire.DLQ_DETAIL, detail.encode()),
+            (wire.DLQ_SOURCE, where.encode()),
+            (wire.DLQ_AT, wire.iso_utc(now).encode()),
+            (wire.DLQ_ADAPTER, self.adapter.name.encode()),
+            (wire.AGENCY, self.adapter.agency.encode()),
+            (wire.DLQ_FILE, source.encode()),
+            (wire.DLQ_LINE, str(result.item.line).encode()),
+            (wire.DLQ_RECORD, str(result.item.number).encode()),
         ]
         raw = result.item.raw[: self.ctx.limits.record_bytes]
         self._dead_sent.append(await self._dlq.send(self.names.deadletter, raw, key=key, headers=headers))
 
 
-async def _drain(pending: list[asyncio.Future[Any]]) -> int:
+async def _drain(pending: list[asyncio.Future[Any]], conn: KafkaConnection) -> int:
     """Wait for every queued send; a failure stops the run (what was acknowledged stays published)."""
-    from aiokafka.errors import KafkaError
-
     done = 0
     try:
         for fut in pending:
             await fut
             done += 1
-    except KafkaError as exc:
-        raise KafkaSetupError(f"publishing stopped after {done} acknowledged records: {type(exc).__name__}: "
-                              f"{exc}; running the same input again publishes only what is missing") from exc
+    except ClientError as exc:
+        error = kafka_error(exc, conn, "publishing")
+        raise type(error)(f"publishing stopped after {done} acknowledged records: {error}; running the same "
+                          "input again publishes only what is missing") from exc
     finally:
         pending.clear()
     return done
@@ -327,7 +317,8 @@ def check_sources(paths: Sequence[str]) -> None:
         raise ConfigError(f"cannot read {'; '.join(problems)}: nothing was read or published")
 
 
-async def adapt_paths(cfg: PuenteSettings, adapter: Adapter, ctx: Context, paths: Iterable[str], *,
+async def adapt_paths(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, ctx: Context,
+                      paths: Iterable[str], *,
                       err: TextIO | None = None,
                       done: Callable[[str, Tally], None] | None = None) -> list[tuple[str, Tally]]:
     """Adapt each file (or '-') in turn, with one Kafka connection; returns each source's tally.
@@ -339,7 +330,7 @@ async def adapt_paths(cfg: PuenteSettings, adapter: Adapter, ctx: Context, paths
     paths = list(paths)
     check_sources(paths)
     out = []
-    async with AdapterRun(cfg, adapter, ctx, err=err) as run:
+    async with AdapterRun(cfg, conn, adapter, ctx, err=err) as run:
         for path in paths:
             stream, source = open_source(path)
             try:

@@ -1,107 +1,207 @@
-"""Counters and a plain-text ``/metrics`` endpoint (Prometheus exposition format) on 127.0.0.1."""
+"""The broker's metrics as Prometheus collectors, and the HTTP endpoint operators scrape.
+
+Names follow Prometheus' conventions (base units, ``_total`` for counters, ``_seconds``)::
+
+    puente_ingress_records_total{topic}                  ingress records committed (decided or dead-lettered)
+    puente_decisions_total{partner,decision}            decisions committed
+    puente_dead_letters_total{reason}                    records dead-lettered
+    puente_transactions_total                            slot transactions committed
+    puente_transaction_duration_seconds                  a slot batch, from its first record taken to its commit
+    puente_end_to_end_latency_seconds                    Kafka's ingress append time to the commit that carried it
+    puente_consumer_lag_records{topic,partition}         high-water mark minus the next offset to process
+    puente_consumer_lag_seconds{topic,partition}         how long the oldest unprocessed record has waited
+    puente_build_info{version,python,aiokafka,native_codec}
+    process_* and python_*                               prometheus_client's process and platform collectors
+
+``GET /metrics`` serves them; ``/healthz`` answers 200 while the process runs its event loop;
+``/readyz`` answers 200 once every worker has joined its group and holds its slots, 503 before
+and while it stops. The end-to-end latency histogram is bucketed a batch at a time (a sort and
+a few bisections) and exposed through its own collector: a per-record ``observe`` cost more.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
+import platform
 import time
-from collections import Counter
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from importlib import metadata
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from broker.pipeline import Outcome
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
-_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+from puente import __version__
+from puente.errors import ConfigError
+from schemas import alert_codec
+
+# End-to-end latency buckets, in seconds (1 ms to 10 s).
+BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class Counted(Protocol):
+    """What the metrics read of one record's outcome."""
+
+    @property
+    def decisions(self) -> Sequence[tuple[str, str]]: ...
+    @property
+    def dead_reason(self) -> str | None: ...
+
+
+class _Latency(Collector):
+    """The end-to-end latency histogram, bucketed a batch at a time (see ``Metrics.count_batch``)."""
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(BUCKETS_S) + 1)
+        self.sum_s = 0.0
+
+    def add(self, ingress_ms: Iterable[int], now_ms: float) -> None:
+        # Bucket by the ingress times instead of each latency: the bucket edges, as ingress times,
+        # cut the sorted times, so a batch costs a sort and a few bisections.
+        negated = sorted(-t for t in ingress_ms)  # newest first: smallest latency first
+        start = 0
+        for i, edge in enumerate(BUCKETS_S):
+            # latency <= edge  <=>  ts >= now - edge  <=>  -ts <= edge - now
+            end = bisect.bisect_right(negated, edge * 1000 - now_ms, start)
+            self.buckets[i] += end - start
+            start = end
+        self.buckets[-1] += len(negated) - start
+        self.sum_s += sum(max(0.0, now_ms + t) for t in negated) / 1000
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        running, cumulative = 0, []
+        for bound, n in zip((*(str(b) for b in BUCKETS_S), "+Inf"), self.buckets, strict=True):
+            running += n
+            cumulative.append((bound, running))
+        family = HistogramMetricFamily("puente_end_to_end_latency_seconds",
+                                       "Time from Kafka's ingress append to the commit of the batch that carried it",
+                                       buckets=cumulative, sum_value=self.sum_s)
+        yield family
 
 
 class Metrics:
-    """What the worker has done: decisions by partner, dead letters by reason, latency, lag."""
+    """The counters one broker process keeps (every worker of the process shares them)."""
 
-    def __init__(self) -> None:
-        self.decisions: Counter[tuple[str, str]] = Counter()
-        self.dead_letters: Counter[str] = Counter()
-        self.inputs = 0
-        self.batches = 0
-        self.latency_buckets = [0] * (len(_BUCKETS_MS) + 1)
-        self.latency_sum_ms = 0.0
-        self.lag: dict[str, int] = {}
-        self.started = time.time()
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.inputs = 0  # also kept as a plain number: the demo and the logs read it
+        self._inputs = Counter("puente_ingress_records", "Ingress records committed, decided or dead-lettered",
+                               ["topic"], registry=r)
+        self._decisions = Counter("puente_decisions", "Decisions committed, by partner and outcome",
+                                  ["partner", "decision"], registry=r)
+        self._dead = Counter("puente_dead_letters", "Records dead-lettered, by reason", ["reason"], registry=r)
+        self._transactions = Counter("puente_transactions", "Slot transactions committed", registry=r)
+        self._duration = Histogram("puente_transaction_duration_seconds",
+                                   "A slot batch, from its first record taken to its commit", registry=r,
+                                   buckets=BUCKETS_S)
+        self._lag = Gauge("puente_consumer_lag_records", "High-water mark minus the next offset to process",
+                          ["topic", "partition"], registry=r)
+        self._lag_s = Gauge("puente_consumer_lag_seconds", "How long the oldest unprocessed record has waited",
+                            ["topic", "partition"], registry=r)
+        self.latency = _Latency()
+        r.register(self.latency)
+        Info("puente_build", "Puente's version and what it runs on", registry=r).info({
+            "version": __version__, "python": platform.python_version(), **_versions()})
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
 
-    def count(self, outcome: Outcome, ingress_ts_ms: int) -> None:
-        self.count_batch([outcome], [ingress_ts_ms])
-
-    def count_batch(self, outcomes: list[Outcome], ingress_ts_ms: list[int]) -> None:
-        """``count`` for a committed batch, with one clock reading."""
+    def count_batch(self, outcomes: Sequence[Counted], ingress_ts_ms: Sequence[int], topic: str = "") -> None:
+        """Count a committed batch, with one clock reading."""
         now_ms = time.time() * 1000
-        self.decisions.update(chain.from_iterable(o.decisions for o in outcomes))
-        dead = [o.dead_reason for o in outcomes if o.dead_reason]
-        if dead:
-            self.dead_letters.update(dead)
-        # Bucket by the ingress times instead of each latency: the bucket edges, as ingress times,
-        # cut the sorted times, so a batch costs a sort and a few bisections.
-        times = sorted(ingress_ts_ms, reverse=True)  # newest first: smallest latency first
-        negated = [-t for t in times]
-        start = 0
-        buckets = self.latency_buckets
-        for i, edge in enumerate(_BUCKETS_MS):
-            # latency <= edge  <=>  ts >= now - edge  <=>  -ts <= edge - now
-            end = bisect.bisect_right(negated, edge - now_ms, start)
-            buckets[i] += end - start
-            start = end
-        buckets[-1] += len(times) - start
+        for (partner, decision), n in Tally(chain.from_iterable(o.decisions for o in outcomes)).items():
+            self._decisions.labels(partner, decision).inc(n)
+        for reason, n in Tally(o.dead_reason for o in outcomes if o.dead_reason).items():
+            self._dead.labels(reason).inc(n)
+        self.latency.add(ingress_ts_ms, now_ms)
         self.inputs += len(outcomes)
-        self.latency_sum_ms += sum(max(0.0, now_ms - t) for t in times)
+        self._inputs.labels(topic).inc(len(outcomes))
 
-    def batch(self, size: int, seconds: float) -> None:
-        self.batches += 1
+    def transaction(self, seconds: float) -> None:
+        """A slot transaction committed after ``seconds``."""
+        self._transactions.inc()
+        self._duration.observe(seconds)
 
-    def observe_lag(self, consumer: Any, positions: dict[Any, int]) -> None:
-        """Lag per owned partition: the high-water mark minus the next offset to process."""
-        for tp, pos in positions.items():
-            high = consumer.highwater(tp)
-            if high is not None:
-                self.lag[f"{tp.topic}[{tp.partition}]"] = max(0, high - pos)
+    def lag(self, topic: str, partition: int, records: int, waited_s: float) -> None:
+        """The lag of one owned partition: records behind, and how long the oldest of them has waited."""
+        self._lag.labels(topic, str(partition)).set(records)
+        self._lag_s.labels(topic, str(partition)).set(waited_s)
 
-    def render(self) -> str:
-        """The metrics in Prometheus text format."""
-        lines = ["# TYPE puente_inputs_total counter", f"puente_inputs_total {self.inputs}",
-                 "# TYPE puente_decisions_total counter"]
-        for (partner, decision), n in sorted(self.decisions.items()):
-            lines.append(f'puente_decisions_total{{partner="{partner}",decision="{decision}"}} {n}')
-        lines.append("# TYPE puente_dead_letters_total counter")
-        for reason, n in sorted(self.dead_letters.items()):
-            lines.append(f'puente_dead_letters_total{{reason="{reason}"}} {n}')
-        lines.append("# TYPE puente_latency_ms histogram")
-        running = 0
-        for bound, n in zip((*_BUCKETS_MS, "+Inf"), self.latency_buckets, strict=True):
-            running += n
-            lines.append(f'puente_latency_ms_bucket{{le="{bound}"}} {running}')
-        lines += [f"puente_latency_ms_sum {self.latency_sum_ms:.1f}", f"puente_latency_ms_count {running}",
-                  "# TYPE puente_consumer_lag gauge"]
-        for tp, lag in sorted(self.lag.items()):
-            lines.append(f'puente_consumer_lag{{partition="{tp}"}} {lag}')
-        return "\n".join(lines) + "\n"
+    def forget(self, topic: str, partition: int) -> None:
+        """A partition this process no longer owns: its lag is someone else's to report."""
+        for gauge in (self._lag, self._lag_s):
+            with contextlib.suppress(KeyError):
+                gauge.remove(topic, str(partition))
+
+    def value(self, name: str, **labels: str) -> float:
+        """One sample's current value (0 when absent), for tests and the demo."""
+        found = self.registry.get_sample_value(name, labels)
+        return float(found or 0.0)
+
+    def render(self) -> bytes:
+        """The exposition text ``/metrics`` serves."""
+        return generate_latest(self.registry)
 
 
-async def serve_metrics(metrics: Metrics, port: int) -> asyncio.Server:
-    """Serve ``GET /metrics`` on 127.0.0.1:port."""
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in ("aiokafka",):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    out["native_codec"] = "yes" if alert_codec().uses_native else "no"
+    return out
+
+
+async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callable[[], bool]) -> asyncio.Server:
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``address:port``; a port in use is a ConfigError."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readline(), 5)
             while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
                 pass
-            if request.startswith(b"GET /metrics"):
-                body, status = metrics.render().encode(), b"200 OK"
-            else:
-                body, status = b"not found; try /metrics\n", b"404 Not Found"
-            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                         + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+            path = request.split(b" ")[1] if request.count(b" ") >= 2 else b""
+            body, status, kind = _answer(path, metrics, ready)
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode()
+                         + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass
         finally:
             writer.close()
 
-    return await asyncio.start_server(handle, "127.0.0.1", port)
+    try:
+        return await asyncio.start_server(handle, address, port)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}; choose another "
+                          "--metrics-port or PUENTE_METRICS_ADDRESS") from None
+
+
+def _answer(path: bytes, metrics: Metrics, ready: Callable[[], bool]) -> tuple[bytes, bytes, str]:
+    text = "text/plain; charset=utf-8"
+    if path.split(b"?")[0] == b"/metrics":
+        return metrics.render(), b"200 OK", CONTENT_TYPE_LATEST
+    if path == b"/healthz":
+        return b"ok\n", b"200 OK", text
+    if path == b"/readyz":
+        if ready():
+            return b"ready\n", b"200 OK", text
+        return b"not ready: joining the group or stopping\n", b"503 Service Unavailable", text
+    return b"not found; try /metrics, /healthz or /readyz\n", b"404 Not Found", text

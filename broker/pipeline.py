@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from broker.kafka_io import Record
-from broker.topics import Slots
+from broker.topology import Slots
+from puente import wire
 from puente.errors import CodecError, CryptoError, OriginError, PuenteError
+from puente.wire import Record, iso_utc
 from schemas import AlertCodec
 
-DELIVER, REDACTED, WITHHOLD = "DELIVER", "DELIVER_REDACTED", "WITHHOLD"
+WITHHOLD = "WITHHOLD"
 # How far in the future an event may claim to be before it is refused (clock skew between agencies).
 MAX_FUTURE_SKEW = timedelta(hours=1)
 MAX_FUTURE_SKEW_MS = int(MAX_FUTURE_SKEW.total_seconds() * 1000)
@@ -103,10 +104,6 @@ class Outcome:
     dead_reason: str | None = None
     seen_id: str | None = None
     decisions: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 class Pipeline:
@@ -209,18 +206,19 @@ class Pipeline:
     def _iso(self, now: datetime) -> str:
         # The worker passes one time per batch: format it once.
         if self._at[0] != now:
-            self._at = (now, _iso(now))
+            self._at = (now, iso_utc(now))
         return self._at[1]
 
     def _dead(self, record: Record, where: str, key: str, reason: str, detail: str, now: datetime) -> Outcome:
         at = self._iso(now)
         headers = (
-            ("puente-dlq-reason", reason.encode()),
-            ("puente-dlq-detail", detail[:500].encode()),
-            ("puente-dlq-source", where.encode()),
-            ("puente-dlq-at", at.encode()),
+            (wire.DLQ_REASON, reason.encode()),
+            (wire.DLQ_DETAIL, detail[: wire.DLQ_DETAIL_MAX].encode()),
+            (wire.DLQ_SOURCE, where.encode()),
+            (wire.DLQ_AT, at.encode()),
         )
-        entry = {"kind": "DEAD_LETTER", "alert_id": key[:200] or None, "reason": reason, "detail": detail[:500],
+        entry = {"kind": "DEAD_LETTER", "alert_id": key[:200] or None, "reason": reason,
+                 "detail": detail[: wire.DLQ_DETAIL_MAX],
                  "ingress": where, "ingress_ms": record.timestamp_ms, "at": at}
         return Outcome(entry=entry, dead_letter=headers, dead_reason=reason)
 
@@ -264,11 +262,11 @@ class Pipeline:
             raise ViewTooLarge(f"the partner's view takes {len(value):,} bytes sealed, over the feed's "
                                f"{MAX_FEED_RECORD:,}")
         out.feeds.append(FeedOut(topic, alert_id.encode(), value, (
-            ("puente-alert-id", alert_id.encode()),
-            ("puente-schema", self._schema_hex),
-            ("puente-policy", decision.policy_version.encode()),
-            ("puente-decision", decision.outcome.encode()),
-            ("puente-agreement", (decision.agreement or "").encode()),
+            (wire.ALERT_ID, alert_id.encode()),
+            (wire.SCHEMA, self._schema_hex),
+            (wire.POLICY, decision.policy_version.encode()),
+            (wire.DECISION, decision.outcome.encode()),
+            (wire.AGREEMENT, (decision.agreement or "").encode()),
         )))
 
 

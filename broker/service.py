@@ -1,30 +1,29 @@
-"""Wiring: build the pipeline and the worker from settings, the keystore and the policy set."""
+"""The broker service: build the pipeline and the workers from settings, the keystore and the
+policy set, check the topology is there, and run them with their metrics endpoint."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from broker.crypto import (
-    FeedSealer,
-    KeyKind,
-    Keystore,
-    parse_key_id,
-    sign_checkpoint,
-    verify_checkpoint,
-    verify_ingress,
-)
+from broker.crypto import FeedSealer, KeyKind, sign_checkpoint, verify_ingress
+from broker.kafka import Admin, KafkaConnection
+from broker.keystore import Keystore, signature_check
+from broker.metrics import Metrics, serve_metrics
 from broker.pipeline import Pipeline
-from broker.topics import Slots, TopicNames, slots_for
+from broker.topology import Slots, TopicNames, slots_for
 from broker.worker import BrokerWorker, WorkerConfig
 from policies import Decision, PolicySet, build_view, decide, decide_many, load_policy_set
-from puente.errors import KeyMaterialError, OriginError, SignatureError
+from puente import logs
+from puente.errors import ConfigError, KeyMaterialError, OriginError
 from puente.settings import PuenteSettings
 from schemas import alert_codec
+
+log = logs.get("puente.broker")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,21 +116,6 @@ class PolicyAdapter:
         return build_view(alert, inner, self.policy_set, key)
 
 
-def feed_retention(policy_set: PolicySet, names: TopicNames) -> dict[str, int]:
-    """Each feed topic's retention in days: the shortest any of its partner's agreements allows."""
-    out: dict[str, int] = {}
-    for agreement in policy_set.agreements.values():
-        for pid in agreement.partner_ids:
-            partner = policy_set.partners.get(pid)
-            if partner is None:
-                continue
-            topic = names.feed(partner.feed_topic)
-            out[topic] = min(out.get(topic, agreement.retention_days), agreement.retention_days)
-    for partner in policy_set.partners.values():
-        out.setdefault(names.feed(partner.feed_topic), 1)  # no agreement: nothing to keep
-    return out
-
-
 def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, FeedSealer], list[str]]:
     """A sealer per partner whose encryption key is in the keystore, and the problems for the rest."""
     signing = keystore.load_signing_key()
@@ -150,33 +134,12 @@ def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, 
     return sealers, problems
 
 
-def signature_check(keystore: Keystore, *kinds: KeyKind) -> Callable[[str, bytes, bytes], bool]:
-    """(signer id, payload, signature) -> valid, for every generation of the signing keys of
-    ``kinds`` in ``keystore``: a chain signed before a key rotation still verifies."""
-    return checker({k: keystore.load(k).ed25519_public() for k in keystore.key_ids() if parse_key_id(k).kind in kinds})
-
-
-def checker(keys: Mapping[str, Ed25519PublicKey]) -> Callable[[str, bytes, bytes], bool]:
-    """(signer id, payload, signature) -> whether ``keys[signer]`` made that checkpoint signature."""
-
-    def verify(signer: str, payload: bytes, sig: bytes) -> bool:
-        key = keys.get(signer)
-        if key is None:
-            return False
-        try:
-            verify_checkpoint(key, payload, sig)
-        except SignatureError:
-            return False
-        return True
-
-    return verify
-
-
-def build_worker(settings: PuenteSettings, *, client_suffix: str = "") -> tuple[BrokerWorker, list[str], list[str]]:
+def build_worker(settings: PuenteSettings, conn: KafkaConnection, *,
+                 client_suffix: str = "") -> tuple[BrokerWorker, list[str], list[str]]:
     """A worker ready to run, the ingress topics it consumes, and key problems to report."""
     keystore = Keystore(settings.keys / "broker")
     policy_set = load_policy_set(settings.policy_dir)
-    slots: Slots = slots_for(settings)
+    slots: Slots = slots_for(settings.agencies, settings.ingress_partitions, settings.topic_prefix)
     names = slots.names
     sealers, problems = build_sealers(policy_set, keystore)
     lookup = keystore.agency_mac_lookup()
@@ -196,9 +159,67 @@ def build_worker(settings: PuenteSettings, *, client_suffix: str = "") -> tuple[
         return sign_checkpoint(signing, payload)
 
     config = WorkerConfig(
-        bootstrap=settings.bootstrap, group_id=settings.broker_group, slots=slots, max_batch=settings.max_batch,
+        conn=conn, group_id=settings.broker_group, slots=slots, max_batch=settings.max_batch,
         replay_window_days=settings.replay_window_days, signer_id=signer_id,
         client_id=f"puente-broker{client_suffix}", verify=signature_check(keystore, KeyKind.BROKER_SIGNING),
     )
     topics = [names.ingress(a) for a in settings.agencies]
     return BrokerWorker(config, pipeline, sign), topics, problems
+
+
+async def check_topology(settings: PuenteSettings, conn: KafkaConnection) -> None:
+    """Refuse to start unless every topic the broker reads or writes exists, with the ingress
+    partitions the settings give. Idling on a missing topic would hide a wrong prefix or a
+    forgotten ``topics apply``: the operator would see a running broker that routes nothing."""
+    names = TopicNames(settings.topic_prefix)
+    admin = Admin(conn)
+    metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=conn.timeout_s))
+    have = {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
+    policy_set = load_policy_set(settings.policy_dir)
+    wanted = [names.ingress(a) for a in settings.agencies] + [names.decisions, names.deadletter]
+    wanted += sorted({names.feed(p.feed_topic) for p in policy_set.partners.values()})
+    missing = [t for t in wanted if t not in have]
+    if missing:
+        raise ConfigError(f"{len(missing)} of the broker's topics do not exist under prefix "
+                          f"{settings.topic_prefix!r} ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}): "
+                          "run `puente topics apply`, or check PUENTE_TOPIC_PREFIX")
+    for agency in settings.agencies:
+        count = have[names.ingress(agency)]
+        if count != settings.ingress_partitions:
+            raise ConfigError(f"{names.ingress(agency)} has {count} partitions but PUENTE_INGRESS_PARTITIONS is "
+                              f"{settings.ingress_partitions}: each partition is a slot; use the topics' count")
+
+
+async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: int, *,
+                     exit_when_idle: float | None = None, metrics_port: int | None = None) -> list[BrokerWorker]:
+    """Run ``workers`` workers of one group in this process until SIGTERM or SIGINT (or idle)."""
+    await check_topology(settings, conn)
+    built = [build_worker(settings, conn, client_suffix=f"-{i}") for i in range(workers)]
+    for problem in built[0][2]:
+        log.warning("partner key problem", problem=problem)
+    metrics = Metrics()
+    for worker, _, _ in built:
+        worker.metrics = metrics
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _stop_all, [w for w, _, _ in built])
+    server = None
+    if metrics_port:
+        server = await serve_metrics(metrics, settings.metrics_address, metrics_port,
+                                     lambda: all(w.ready for w, _, _ in built))
+    log.info("broker starting", workers=workers, group=settings.broker_group, bootstrap=conn.bootstrap,
+             principal=conn.principal)
+    try:
+        await asyncio.gather(*(w.run(topics, idle_exit_s=exit_when_idle) for w, topics, _ in built))
+    finally:
+        if server:
+            server.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("broker stopped", inputs=metrics.inputs)
+    return [w for w, _, _ in built]
+
+
+def _stop_all(workers: list[BrokerWorker]) -> None:
+    for worker in workers:
+        worker.stop()

@@ -27,20 +27,37 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
-from broker.kafka_io import Record, _record, last_records, read_many, reader
+from broker.kafka import (
+    ClientError,
+    Consumer,
+    ConsumerRebalanceListener,
+    KafkaConnection,
+    OffsetAndMetadata,
+    Producer,
+    TopicPartition,
+    consumer,
+    last_records,
+    producer,
+    read_many,
+    reader,
+    record,
+    running,
+    start,
+    translate,
+    tune_transactions,
+)
 from broker.metrics import Metrics
 from broker.pipeline import MAX_FUTURE_SKEW_MS, Outcome, Pipeline
 from broker.replay import ReplayWindow
-from broker.topics import Slots, TopicNames
-from puente.errors import AuditChainError, KafkaSetupError
+from broker.topology import Slots, TopicNames
+from puente import logs
+from puente.errors import AuditChainError, ConfigError, KafkaError
+from puente.wire import Record
 
-log = structlog.get_logger("puente.broker")
+log = logs.get("puente.broker")
+LAG_EVERY_S = 1.0
 
 
 @dataclass
@@ -49,7 +66,7 @@ class SlotState:
 
     tp: TopicPartition
     slot: int
-    producer: AIOKafkaProducer
+    producer: Producer
     chain: ChainWriter
     seen: ReplayWindow
     queue: deque[Any] = field(default_factory=deque)
@@ -57,6 +74,10 @@ class SlotState:
     task: asyncio.Task[None] | None = None
     """The slot's own loop while it has work: one transaction at a time, beside the other slots'."""
     paused: bool = False
+    next_offset: int | None = None
+    """The next offset to process: after the last committed batch (None until the first commit or fetch)."""
+    progress_at: float = field(default_factory=time.monotonic)
+    """When the slot last committed (or was taken), for the lag of a slot that waits on nothing queued."""
 
     @property
     def busy(self) -> bool:
@@ -65,7 +86,7 @@ class SlotState:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    bootstrap: str
+    conn: KafkaConnection
     group_id: str
     slots: Slots
     max_batch: int = 500
@@ -126,7 +147,6 @@ class BrokerWorker:
         self._failure: BaseException | None = None  # the first error of a slot's loop, raised by the main loop
         self._joined_at: float | None = None
         self._stopping = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
 
     def _fail(self, exc: BaseException) -> None:
         """Record the first failure of a slot or a rebalance; the main loop raises it."""
@@ -142,24 +162,22 @@ class BrokerWorker:
                     continue
                 slot = self.config.slots.slot(tp.topic, tp.partition)
                 if slot is None:
-                    raise KafkaSetupError(
-                        f"{tp.topic}[{tp.partition}] is beyond the configured ingress partitions; "
-                        "run `puente topics apply` with the same settings as the broker"
+                    raise ConfigError(
+                        f"{tp.topic}[{tp.partition}] is beyond the {self.config.slots.partitions} ingress partitions "
+                        "the settings give: the broker and the topics disagree (PUENTE_INGRESS_PARTITIONS)"
                     )
                 fresh.append((tp, slot))
             if fresh:
                 # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
-                consumer = reader(self.config.bootstrap, partition_fetch_bytes=512 * 1024, fetch_bytes=4 * 1024 * 1024)
-                await consumer.start()
-                try:
+                audit = reader(self.config.conn, f"{self.config.client_id}-audit", partition_fetch_bytes=512 * 1024,
+                               fetch_bytes=4 * 1024 * 1024)
+                async with running(audit, self.config.conn, "reading the slots' audit partitions"):
                     # Producers start first: each fences the slot's previous owner, whose open
                     # transaction is aborted or, if its commit got in first, committed. Only then is
                     # the slot's audit partition (which only the slot's producer writes) settled, and
                     # its chain head and replay window read back whole.
                     producers = await asyncio.gather(*(self._producer(slot) for _, slot in fresh))
-                    states = await self._read_state(consumer, [slot for _, slot in fresh])
-                finally:
-                    await consumer.stop()
+                    states = await self._read_state(audit, [slot for _, slot in fresh])
                 for (tp, slot), producer in zip(fresh, producers, strict=True):
                     head, seen = states[slot]
                     chain = ChainWriter(self.names.decisions, slot, head)
@@ -167,7 +185,7 @@ class BrokerWorker:
             self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
             log.info("partitions assigned", owned=sorted(f"{t.topic}[{t.partition}]" for t in self._owned))
 
-    async def _read_state(self, consumer: AIOKafkaConsumer,
+    async def _read_state(self, consumer: Consumer,
                           slots: list[int]) -> dict[int, tuple[ChainHead, ReplayWindow]]:
         """Each slot's chain head and replay window, from its audit partition.
 
@@ -226,10 +244,9 @@ class BrokerWorker:
                 "will not sign over a record it did not write; run `puente audit verify`")
         return orjson.loads(rec.value)  # type: ignore[no-any-return]
 
-    async def _producer(self, slot: int) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.config.bootstrap,
-            client_id=f"{self.config.client_id}-slot{slot}",
+    async def _producer(self, slot: int) -> Producer:
+        made = producer(
+            self.config.conn, f"{self.config.client_id}-slot{slot}",
             transactional_id=f"{self.config.group_id}-slot-{slot}",
             enable_idempotence=True,
             acks="all",
@@ -238,10 +255,9 @@ class BrokerWorker:
             # sender lingers on the partitions added, then on the records), doubling latency.
             linger_ms=0,
             max_batch_size=256 * 1024,
-            request_timeout_ms=30_000,
         )
-        await producer.start()  # init_transactions: fences a previous owner of this slot
-        return producer
+        # init_transactions: fences a previous owner of this slot
+        return await start(made, self.config.conn, f"starting slot {slot}'s transactional producer")
 
     async def _release(self, revoked: list[TopicPartition]) -> None:
         # Waiting for the slot's transaction in flight means its offsets are committed by their
@@ -252,12 +268,13 @@ class BrokerWorker:
                 state = self._owned.pop(tp, None)
                 if state is not None:
                     await self._retire(state)
+                self.metrics.forget(tp.topic, tp.partition)
 
     async def _retire(self, state: SlotState) -> None:
         state.queue.clear()
         if state.task is not None:
             await asyncio.gather(state.task, return_exceptions=True)  # its failure is already recorded
-        with contextlib.suppress(KafkaError):
+        with contextlib.suppress(ClientError):
             await state.producer.stop()
 
     # ---- the loop ----------------------------------------------------------------
@@ -269,31 +286,38 @@ class BrokerWorker:
         """Consume until stopped; with ``idle_exit_s``, also stop after that long without records
         (counted from the later of the last record and the last join of the group).
 
-        A Kafka error in a transaction (a fenced producer after a rebalance, a broker failing
-        over) aborts that transaction; the worker then leaves the group, drops every slot and
-        starts again from the committed offsets, reloading each slot's state from Kafka. After
-        ``max_restarts`` failures in a row it gives up and raises.
+        A retriable Kafka error (a fenced producer after a rebalance, a broker failing over, Kafka
+        out of reach for a while) aborts the transaction in flight; the worker then leaves the
+        group, drops every slot and starts again from the committed offsets, reloading each slot's
+        state from Kafka. After ``max_restarts`` such failures in a row (a run that made progress
+        starts the count again) it gives up and raises. An error that trying again cannot mend
+        (refused credentials or access, a chain it will not extend, bad configuration) is raised
+        at once.
         """
         # The policy set, keys, codecs and caches built so far live as long as the process: keep
         # them out of the garbage collector's scans, which otherwise grow with them.
         gc.freeze()
+        tune_transactions()
         failures = 0
         while True:
+            progress = self.metrics.inputs
             try:
                 await self._run_once(topics, idle_exit_s)
                 return
-            except KafkaError as exc:
-                failures += 1
-                if failures > max_restarts or self._stopping.is_set():
-                    raise
-                log.warning("worker restarting after a Kafka error", error=type(exc).__name__, attempt=failures)
+            except (ClientError, KafkaError) as exc:
+                error = exc if isinstance(exc, KafkaError) else translate(exc, self.config.conn, "routing alerts")
+                if not error.retriable or self._stopping.is_set():
+                    raise error from exc
+                failures = 1 if self.metrics.inputs > progress else failures + 1
+                if failures > max_restarts:
+                    raise error from exc
+                log.warning("worker restarting after a Kafka error", error=str(error)[:300], attempt=failures)
                 await asyncio.sleep(min(10.0, 0.5 * 2**failures))
 
     async def _run_once(self, topics: list[str], idle_exit_s: float | None) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.config.bootstrap,
+        group = consumer(
+            self.config.conn, self.config.client_id,
             group_id=self.config.group_id,
-            client_id=self.config.client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -305,25 +329,27 @@ class BrokerWorker:
             # with the default 500 ms long poll over empty partitions, the CPU sat idle that long.
             fetch_max_wait_ms=50,
         )
-        self._consumer = consumer
         self._failure = None
         self._joined_at = None
-        await consumer.start()
+        await start(group, self.config.conn, f"joining the broker group {self.config.group_id}")
         idle_since = time.monotonic()
         try:
             # Know every topic's partitions before joining, or the first join sees some topics
             # without partitions and a second rebalance follows at once.
-            await consumer.topics()
-            consumer.subscribe(topics, listener=_Rebalance(self))
+            await group.topics()
+            group.subscribe(topics, listener=_Rebalance(self))
+            lag_at = 0.0
             while not self._stopping.is_set():
                 if self._failure is not None:
                     raise self._failure
-                batch = await consumer.getmany(timeout_ms=100, max_records=self.config.max_batch)
+                if time.monotonic() - lag_at >= LAG_EVERY_S:  # also when nothing arrives: a stall shows
+                    lag_at = time.monotonic()
+                    self._observe_lag(group)
+                batch = await group.getmany(timeout_ms=100, max_records=self.config.max_batch)
                 if batch:
                     idle_since = time.monotonic()
                     async with self._lock:  # a join in progress finishes loading the slots first
-                        self._dispatch(consumer, batch)
-                    self.metrics.observe_lag(consumer, {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+                        self._dispatch(group, batch)
                 elif any(state.busy for state in self._owned.values()):
                     idle_since = time.monotonic()
                 elif (idle_exit_s is not None and self._joined_at is not None
@@ -336,13 +362,36 @@ class BrokerWorker:
                 for state in self._owned.values():
                     await self._retire(state)
                 self._owned.clear()
-            with contextlib.suppress(KafkaError):
-                await consumer.stop()
-            self._consumer = None
+            with contextlib.suppress(ClientError):
+                await group.stop()
         if self._failure is not None:
             raise self._failure
 
-    def _dispatch(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]]) -> None:
+    def _observe_lag(self, consumer: Consumer) -> None:
+        """Each owned partition's lag: records behind its high-water mark, and how long the oldest
+        unprocessed one has waited (since its Kafka timestamp when it is queued here, else since
+        the slot last committed)."""
+        now = time.monotonic()
+        wall_ms = time.time() * 1000
+        for tp, state in self._owned.items():
+            high = consumer.highwater(tp)
+            if high is None or state.next_offset is None:
+                continue
+            behind = max(0, high - state.next_offset)
+            if not behind:
+                waited = 0.0
+            elif state.queue:
+                waited = max(0.0, (wall_ms - state.queue[0].timestamp) / 1000)
+            else:
+                waited = now - state.progress_at
+            self.metrics.lag(tp.topic, tp.partition, behind, waited)
+
+    @property
+    def ready(self) -> bool:
+        """Joined its group and holding its slots, and not stopping: what ``/readyz`` reports."""
+        return self._joined_at is not None and not self._stopping.is_set() and self._failure is None
+
+    def _dispatch(self, consumer: Consumer, batch: dict[TopicPartition, list[Any]]) -> None:
         """Hand fetched records to their slots; each slot runs its own transactions, one at a time.
 
         Slots work side by side, so one slot's commit round trips overlap the others' processing.
@@ -357,6 +406,8 @@ class BrokerWorker:
                 if tp in consumer.assignment():
                     consumer.seek(tp, msgs[0].offset)
                 continue
+            if state.next_offset is None:
+                state.next_offset = msgs[0].offset
             state.queue.extend(msgs)
             if len(state.queue) >= self.config.max_batch and not state.paused:
                 consumer.pause(tp)
@@ -364,7 +415,7 @@ class BrokerWorker:
             if state.task is None or state.task.done():
                 state.task = asyncio.create_task(self._drain(consumer, state))
 
-    async def _drain(self, consumer: AIOKafkaConsumer, state: SlotState) -> None:
+    async def _drain(self, consumer: Consumer, state: SlotState) -> None:
         """One slot's loop: a transaction per batch from its queue until the queue is empty.
 
         The next batch is worked out while the previous one's commit is in flight (its alert ids
@@ -418,11 +469,11 @@ class BrokerWorker:
             if i % 64 == 63:
                 await asyncio.sleep(0)  # let heartbeats, commits and other slots run during a long batch
                 now = datetime.now(UTC)
-            record: Record = _record(msg)
-            outcome = process(record, seen, now)
+            rec: Record = record(msg)
+            outcome = process(rec, seen, now)
             outcomes.append(outcome)
             if outcome.seen_id:
-                pending[outcome.seen_id] = record.timestamp_ms
+                pending[outcome.seen_id] = rec.timestamp_ms
         return outcomes, pending
 
     @staticmethod
@@ -449,8 +500,10 @@ class BrokerWorker:
             offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}
             await producer.send_offsets_to_transaction(offsets, self.config.group_id)
             await asyncio.gather(*sends)
-        self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs])
-        self.metrics.batch(len(msgs), time.monotonic() - started)
+        self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs], tp.topic)
+        self.metrics.transaction(time.monotonic() - started)
+        state.next_offset = msgs[-1].offset + 1
+        state.progress_at = time.monotonic()
 
     async def _choose_feed_partition(self, state: SlotState, topic: str) -> int:
         """The feed partition a slot delivers to: one per slot, so a feed keeps each ingress

@@ -17,16 +17,22 @@ the area conditions use: ``load_areas().contains("DARIEN", 8.4, -77.9)``
 (True or False; None when no outline of that code is known).
 """
 
+from policies._alerts import alert_value, read_alert_json
 from policies._areas import Areas
 from policies._compile import CompiledAgreement, PartnerInfo, PolicySet
 from policies._decide import decide, decide_many
 from policies._decision import Decision, Outcome, Redaction
-from policies._load import load_areas, load_policy_set
+from policies._explain import DEMO_KEY, explain
+from policies._lint import PSEUDONYM_KEY, lint
+from policies._load import load_areas, load_policy_set, schema_fields
 from policies._source import DEFAULT_DIR
+from policies._suite import SuiteReport, run_suites
 from policies._view import build_view, pseudonym
 
 __all__ = [
     "DEFAULT_DIR",
+    "DEMO_KEY",
+    "PSEUDONYM_KEY",
     "Areas",
     "CompiledAgreement",
     "Decision",
@@ -34,10 +40,17 @@ __all__ = [
     "PartnerInfo",
     "PolicySet",
     "Redaction",
+    "SuiteReport",
+    "alert_value",
     "build_view",
     "decide",
     "decide_many",
+    "explain",
+    "lint",
     "load_areas",
     "load_policy_set",
     "pseudonym",
+    "read_alert_json",
+    "run_suites",
+    "schema_fields",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 import schemas
 from policies._fields import FieldInfo
 from puente.errors import CodecError, PolicyError
+from puente.strict import TooLarge, no_constants, read_bounded, unique_keys
 
 _INDEX = re.compile(r"^(?P<name>[^\[\]]+)(?:\[(?P<index>\d+)\])?$")
 MAX_ALERT_BYTES = 1024 * 1024  # an alert is a few KB; its largest field, remarks, 2,000 characters
@@ -22,15 +23,6 @@ _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 class _Refused(ValueError):
     pass
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _Refused(f"key {key[:40]!r} appears twice in one object")
-        out[key] = value
-    return out
 
 
 def _finite(text: str) -> float:
@@ -46,10 +38,6 @@ def _integer(text: str) -> int:
     return int(text)
 
 
-def _no_constant(name: str) -> Any:
-    raise _Refused(f"{name} is not a JSON number")
-
-
 def read_alert_json(path: Path, label: str | None = None) -> dict[str, Any]:
     """A JSON alert file, read strictly; every problem is a one-line PolicyError naming the file.
 
@@ -60,12 +48,11 @@ def read_alert_json(path: Path, label: str | None = None) -> dict[str, Any]:
     """
     label = label or str(path)
     try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_ALERT_BYTES + 1)
+        raw = read_bounded(path, MAX_ALERT_BYTES)
+    except TooLarge:
+        raise PolicyError(f"{label}: larger than {MAX_ALERT_BYTES // 1024} KiB; not an alert") from None
     except OSError as exc:
         raise PolicyError(f"{label}: cannot read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_ALERT_BYTES:
-        raise PolicyError(f"{label}: larger than {MAX_ALERT_BYTES // 1024} KiB; not an alert")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -82,7 +69,7 @@ def read_alert_json(path: Path, label: str | None = None) -> dict[str, Any]:
         raise PolicyError(f"{label}: nested deeper than {MAX_DEPTH} levels; not an alert")
     try:
         doc = json.loads(
-            text, object_pairs_hook=_unique, parse_float=_finite, parse_int=_integer, parse_constant=_no_constant
+            text, object_pairs_hook=unique_keys, parse_float=_finite, parse_int=_integer, parse_constant=no_constants
         )
     except json.JSONDecodeError as exc:
         raise PolicyError(f"{label}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None

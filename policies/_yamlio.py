@@ -18,6 +18,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from puente.errors import PolicyError
+from puente.strict import TooLarge, read_bounded
 
 MAX_BYTES = 8 * 1024 * 1024  # the largest policy file, areas.yaml, is a few tens of KB
 MAX_DEPTH = 40  # a policy file nests a dozen levels at most
@@ -83,12 +84,11 @@ class _StrictLoader(yaml.SafeLoader):
 def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
     """The data of one YAML file and its node tree; any problem raises PolicyError naming file and line."""
     try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
+        raw = read_bounded(path, MAX_BYTES)
+    except TooLarge:
+        raise PolicyError(f"{label}: larger than {MAX_BYTES // (1024 * 1024)} MiB; not a policy file") from None
     except OSError as exc:
         raise PolicyError(f"{label}: cannot read: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_BYTES:
-        raise PolicyError(f"{label}: larger than {MAX_BYTES // (1024 * 1024)} MiB; not a policy file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

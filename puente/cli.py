@@ -1,57 +1,91 @@
-"""The ``puente`` command line. Each area registers its own subcommands here."""
+"""The ``puente`` command line: every command registers here, and here is the one error boundary.
+
+Commands are thin: parse, call a service, print. Whatever goes wrong reaches a person as one line,
+``puente: error: ...``, naming what to check, and the exit status says what kind of failure it was
+(see ``puente.errors``: 1 problems found, 2 usage, 3 configuration or input, 4 unavailable). No
+traceback and no resource warning reaches an operator; ``PUENTE_DEBUG=1`` shows the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
+import warnings
 from collections.abc import Callable, Sequence
 
-from puente import __version__
-from puente.errors import PuenteError
+from puente import __version__, logs
+from puente.commands import adapt, audit, broker, keys, policy, schema, subscribe, topics
+from puente.commands._common import Subparsers
+from puente.errors import EXIT_CONFIG, PuenteError
 
-Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
-
-
-def _registrars() -> list[Register]:
-    # Imported lazily so that `puente kafka status` does not pay for the policy engine.
-    from adapters.cli import register as adapt
-    from broker.cli import register as service
-    from broker.demo import register as demo
-    from policies.cli import register as policy
-    from puente.kafka_cli import register as kafka
-    from puente.schema_cli import register as schema
-
-    return [kafka, schema, policy, adapt, service, demo]
+Register = Callable[["Subparsers[argparse.ArgumentParser]"], None]
+REGISTRARS: tuple[Register, ...] = (
+    schema.register, policy.register, keys.register, topics.register, adapt.register,
+    broker.register, subscribe.register, audit.register,
+)  # fmt: skip
+try:  # the development commands exist where puente.dev does: not in the service image
+    from puente.commands import demo, kafka, publish
+except ModuleNotFoundError as missing:
+    if missing.name is None or not missing.name.startswith("puente.dev"):
+        raise
+else:
+    REGISTRARS = (kafka.register, *REGISTRARS, publish.register, demo.register)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="puente",
         description="Puente: interagency alert sharing with agreement-based release, over Apache Kafka.",
+        epilog="Exit status: 0 done; 1 problems found; 2 usage; 3 bad configuration or input; 4 Kafka unavailable.",
     )
     parser.add_argument("--version", action="version", version=f"puente {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in _registrars():
+    for register in REGISTRARS:
         register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; errors print one clear line to stderr and exit non-zero."""
+    """Run one command; errors print one clear line to stderr and exit with their status."""
+    # A client left unclosed after a failure would print a warning nobody can act on; each
+    # service closes what it opened, and this keeps the rare leftover off the operator's screen.
+    warnings.simplefilter("ignore", ResourceWarning)
+    # Short commands speak for themselves in one line; the clients' own retries and refused
+    # connections would only bury it. Long-running commands set the level from PUENTE_LOG_LEVEL.
+    logs.configure("critical")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code = args.func(args)
     except PuenteError as exc:
-        print(f"puente: error: {exc}", file=sys.stderr)
-        return 2
+        _trace()
+        print(f"puente: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
     except BrokenPipeError:  # e.g. `puente audit log | head`: the reader left; that is not an error
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
         print("puente: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file or a socket the command itself opened
+        _trace()
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"puente: error: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        return EXIT_CONFIG
     return int(code or 0)
+
+
+def _one_line(exc: PuenteError) -> str:
+    # Policy files list every problem on its own line: that is the one place several lines help.
+    text = str(exc).strip() or type(exc).__name__
+    return text
+
+
+def _trace() -> None:
+    if os.environ.get("PUENTE_DEBUG") == "1":
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -4,8 +4,14 @@
     ├── ConfigError                  settings or policy files that do not validate
     │   └── PolicyError              a policy file or policy set is invalid
     ├── KafkaSetupError              the local Kafka could not be fetched, started or reached
+    ├── KafkaError                   talking to Kafka failed (made from a client's error at one boundary)
+    │   ├── KafkaUnavailableError    Kafka could not be reached within the time allowed (retriable)
+    │   ├── KafkaAuthError           the credentials or the TLS certificates were refused
+    │   ├── KafkaAccessError         the principal is authenticated but not allowed (an ACL)
+    │   └── KafkaOperationError      another failure; ``retriable`` as Kafka says
     ├── AuditChainError              an audit chain its owner would extend ends with what it did not write
     ├── UnreadableFeedError          a subscriber met a feed record it cannot open, and stopped before it
+    ├── SubscriberFenced             a newer subscriber with the same partner and instance took over
     ├── SchemaError                  an Avro schema is malformed or incompatible
     ├── AdapterError                 an agency's record or file that cannot become an alert;
     │                                ``reason`` is a short code for the dead letter (e.g. invalid-date)
@@ -20,17 +26,27 @@
         ├── DecryptionError          a record does not decrypt: wrong key or tampered bytes
         └── OriginError              an ingress record does not prove the agency it names
 
-Third-party errors are wrapped at the boundary (``raise X(...) from exc``).
-Messages never carry payload bytes or secret material, only what was wrong.
+Third-party errors are wrapped at the boundary (``raise X(...) from exc``; Kafka's in
+``broker.kafka.clients.translate``). Messages never carry payload bytes or secret material, only
+what was wrong. Each class says which exit status a command ends with (``exit_code``):
+
+    1  the command ran and found problems, or refused to go past one (lint findings, audit
+       problems, rejected records, a chain it will not extend, a record it cannot open)
+    2  usage: the command line itself is wrong (argparse's own)
+    3  bad configuration or input: settings, policy, keys, files, credentials, access
+    4  a dependency is unavailable: Kafka cannot be reached within the time allowed
 """
 
 from __future__ import annotations
+
+EXIT_PROBLEMS, EXIT_USAGE, EXIT_CONFIG, EXIT_UNAVAILABLE = 1, 2, 3, 4
 
 
 class PuenteError(Exception):
     """Root of every error Puente raises on purpose."""
 
     retriable: bool = False
+    exit_code: int = EXIT_CONFIG
 
 
 class ConfigError(PuenteError):
@@ -45,14 +61,48 @@ class KafkaSetupError(PuenteError):
     """The local Kafka could not be fetched, started, stopped or reached."""
 
     retriable = True
+    exit_code = EXIT_UNAVAILABLE
+
+
+class KafkaError(PuenteError):
+    """Talking to Kafka failed; made from the client's own error in ``broker.kafka.clients.translate``."""
+
+
+class KafkaUnavailableError(KafkaError):
+    """Kafka could not be reached within the time allowed."""
+
+    retriable = True
+    exit_code = EXIT_UNAVAILABLE
+
+
+class KafkaAuthError(KafkaError):
+    """Kafka refused the credentials, or the TLS handshake failed."""
+
+
+class KafkaAccessError(KafkaError):
+    """The principal is authenticated but an ACL does not allow what it tried."""
+
+
+class KafkaOperationError(KafkaError):
+    """Another failure reported by Kafka or its client."""
 
 
 class AuditChainError(PuenteError):
     """An audit chain ends with a record its owner did not sign; the owner will not extend it."""
 
+    exit_code = EXIT_PROBLEMS
+
 
 class UnreadableFeedError(PuenteError):
     """A partner's subscriber met a feed record it cannot open; it stopped without committing past it."""
+
+    exit_code = EXIT_PROBLEMS
+
+
+class SubscriberFenced(PuenteError):
+    """A newer subscriber with the same partner and instance has taken over its receipts."""
+
+    exit_code = EXIT_PROBLEMS
 
 
 class SchemaError(PuenteError):

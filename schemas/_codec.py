@@ -42,8 +42,10 @@ class SingleObjectCodec:
     def fingerprint(self) -> bytes:
         return self.writer.fingerprint
 
-    def knows(self, fp: bytes) -> bool:
-        return fp in self._writers
+    @property
+    def uses_native(self) -> bool:
+        """Whether the native codec reads (and, where it can, writes) the current schema."""
+        return self._native is not None
 
     def encode(self, record: dict[str, Any]) -> bytes:
         """Single-object bytes for ``record``; a record that does not fit raises RecordMismatchError."""

@@ -6,4 +6,5 @@ scripts/setup.sh || exit 1
 export PATH="$PWD/.venv/bin:$PATH"
 trap 'puente kafka down >/dev/null 2>&1 || true' EXIT
 puente kafka up || exit 1
+eval "$(puente kafka env)"
 puente demo "$@"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's test command: set up, start a local Kafka, lint, type-check, run every test, stop Kafka.
+# The README's test command: set up, start a local Kafka, lint, type-check, check the import layers, run
+# every test, stop Kafka.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k codec).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +16,11 @@ echo "== ruff"
 ruff check . || status=1
 echo "== mypy"
 mypy || status=1
+echo "== import layers"
+lint-imports --no-cache || status=1
 echo "== kafka"
 puente kafka up || exit 1
+eval "$(puente kafka env)"
 echo "== pytest"
 python -m pytest "$@"
 rc=$?

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from puente.localkafka import LocalKafka
+from puente.dev.localkafka import LocalKafka
 
 
 def _reachable(bootstrap: str) -> str | None:

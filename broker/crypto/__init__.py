@@ -8,11 +8,11 @@ Who calls what::
                        sign_checkpoint(signing_key, payload) -> signature
     partner subscriber FeedOpener(partner_id, partner_private, broker_verify_key).open(...) -> bytes
     auditor            verify_checkpoint(verify_key, payload, signature)
-    everyone           Keystore(path).load_*(...) to get the keys above
+    everyone           broker.keystore.Keystore(path).load_*(...) to get the keys above
 
 Modules:
 
-    keys       KeyKind, SecretBytes, KeyRecord, Keystore (the only module here doing file I/O)
+    keys       KeyKind, SecretBytes, KeyRecord, the key-file format (the files: broker.keystore)
     envelope   FeedSealer, FeedOpener: AES-256-GCM data keys wrapped with X25519, signed with Ed25519
     origin     sign_ingress, verify_ingress: HMAC-SHA256 per agency on ingress records
     signing    sign_checkpoint, verify_checkpoint: Ed25519 over audit checkpoints
@@ -32,23 +32,23 @@ Messages name key ids and what went wrong, never plaintext or key bytes. Caller 
 from __future__ import annotations
 
 from broker.crypto.envelope import FeedOpener, FeedSealer, KeyBlock, peek_key_block
-from broker.crypto.keys import DemoKeys, KeyKind, KeyRecord, Keystore, SecretBytes, load_key_file, parse_key_id
+from broker.crypto.keys import KeyKind, KeyRecord, SecretBytes, parse_key_id, record_from_json, record_to_json
 from broker.crypto.origin import IngressOrigin, sign_ingress, verify_ingress
-from broker.crypto.signing import sign_checkpoint, verify_checkpoint
+from broker.crypto.signing import checker, sign_checkpoint, verify_checkpoint
 
 __all__ = [
-    "DemoKeys",
     "FeedOpener",
     "FeedSealer",
     "IngressOrigin",
     "KeyBlock",
     "KeyKind",
     "KeyRecord",
-    "Keystore",
     "SecretBytes",
-    "load_key_file",
+    "checker",
     "parse_key_id",
     "peek_key_block",
+    "record_from_json",
+    "record_to_json",
     "sign_checkpoint",
     "sign_ingress",
     "verify_checkpoint",

@@ -52,14 +52,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from broker.crypto.keys import SecretBytes
+from puente import wire
 from puente.errors import OriginError
 
-AGENCY_HEADER = "puente-agency"
-KEY_ID_HEADER = "puente-key-id"
-ALERT_ID_HEADER = "puente-alert-id"
-PUBLISHED_HEADER = "puente-published"
-MAC_HEADER = "puente-mac"
-MAC_LEN = 32
+AGENCY_HEADER = wire.AGENCY
+KEY_ID_HEADER = wire.KEY_ID
+ALERT_ID_HEADER = wire.ALERT_ID
+PUBLISHED_HEADER = wire.PUBLISHED
+MAC_HEADER = wire.MAC
 _HEADERS = (AGENCY_HEADER, KEY_ID_HEADER, ALERT_ID_HEADER, PUBLISHED_HEADER, MAC_HEADER)
 _HEADER_SET = frozenset(_HEADERS)
 _LABEL = b"puente/ingress/v2\x00"

@@ -13,6 +13,8 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -58,3 +60,22 @@ def sign_checkpoint(signing_key: Ed25519PrivateKey, payload: bytes) -> bytes:
 def verify_checkpoint(verify_key: Ed25519PublicKey, payload: bytes, signature: bytes) -> None:
     """Return quietly if ``signature`` is the broker's over ``payload``; else raise SignatureError."""
     verify_with_context(verify_key, CHECKPOINT_CONTEXT, payload, signature, what="audit checkpoint")
+
+
+def checker(keys: Mapping[str, Ed25519PublicKey]) -> Callable[[str, bytes, bytes], bool]:
+    """(signer id, payload, signature) -> whether ``keys[signer]`` made that checkpoint signature.
+
+    What the audit verifier and the chains' owners take: an unknown signer is simply not valid.
+    """
+
+    def verify(signer: str, payload: bytes, sig: bytes) -> bool:
+        key = keys.get(signer)
+        if key is None:
+            return False
+        try:
+            verify_checkpoint(key, payload, sig)
+        except SignatureError:
+            return False
+        return True
+
+    return verify

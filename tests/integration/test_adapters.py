@@ -27,7 +27,7 @@ async def _adapt(env: Env, name: str, paths: list[Path]) -> Tally:
     adapter = get(name)
     ctx = make_context(adapter.agency, datetime.now(UTC))
     total = Tally()
-    for _, tally in await adapt_paths(env.cfg, adapter, ctx, [str(p) for p in paths]):
+    for _, tally in await adapt_paths(env.cfg, env.conn, adapter, ctx, [str(p) for p in paths]):
         total.add(tally)
     return total
 
@@ -46,10 +46,10 @@ async def test_samples_publish_once_then_nothing_and_the_broker_accepts_them(env
         assert (again.published, again.duplicates, again.rejected) == (0, first.read, 0), (name, again)
         published[get(name).agency] = first.published
     for agency, n in published.items():
-        records = await read_topic(env.cfg.bootstrap, env.names.ingress(agency))
+        records = await read_topic(env.conn, env.names.ingress(agency))
         assert len(records) == n and all(r.key == r.header("puente-alert-id") for r in records)
     await run_broker(env)
-    dead = await read_topic(env.cfg.bootstrap, env.names.deadletter)
+    dead = await read_topic(env.conn, env.names.deadletter)
     assert [(r.header("puente-dlq-reason"), r.header("puente-dlq-detail")) for r in dead] == []
     docs = await audit_docs(env)
     decided = Counter(d["alert_id"].split(":", 1)[0] for d in docs if d["kind"] == "DECISION")
@@ -67,7 +67,7 @@ async def test_bad_records_land_in_the_dead_letter_topic_with_file_line_and_reas
         for file, records in files.items():
             want.update((name, file, reason) for reason in records.values() if reason != "ok")
     assert good == sum(r == "ok" for files in EXPECTED.values() for recs in files.values() for r in recs.values())
-    dead = await read_topic(env.cfg.bootstrap, env.names.deadletter)
+    dead = await read_topic(env.conn, env.names.deadletter)
 
     def header(record: object, name: str) -> str:
         return (record.header(name) or b"").decode()  # type: ignore[attr-defined]
@@ -85,7 +85,7 @@ async def test_bad_records_land_in_the_dead_letter_topic_with_file_line_and_reas
             assert r.value[:200] in file.read_bytes()
     for name, files in EXPECTED.items():
         await _adapt(env, name, [BAD / name / f for f in sorted(files)])
-    assert len(await read_topic(env.cfg.bootstrap, env.names.deadletter)) == len(dead)
+    assert len(await read_topic(env.conn, env.names.deadletter)) == len(dead)
 
 
 async def test_a_changed_record_under_a_published_id_is_a_conflict(env: Env, tmp_path: Path) -> None:
@@ -98,7 +98,7 @@ async def test_a_changed_record_under_a_published_id_is_a_conflict(env: Env, tmp
     assert (await _adapt(env, "snm", [tmp_path / "first.jsonl"])).published == 1
     changed = await _adapt(env, "snm", [tmp_path / "changed.jsonl"])
     assert (changed.published, changed.rejected, dict(changed.reasons)) == (0, 1, {"conflict": 1})
-    assert len(await read_topic(env.cfg.bootstrap, env.names.ingress("SNM"))) == 1
+    assert len(await read_topic(env.conn, env.names.ingress("SNM"))) == 1
 
 
 def test_cli_reads_stdin_and_watches_a_folder(env: Env, tmp_path: Path) -> None:

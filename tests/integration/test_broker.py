@@ -17,10 +17,9 @@ from puente_testing import (
     run_broker,
 )
 
-from adapters.synthetic import generate
-from broker.cli import publish_synthetic
-from broker.crypto import Keystore
+from broker.keystore import Keystore
 from policies import build_view, decide
+from puente.dev.synthetic import generate, publish_synthetic
 from puente.errors import DecryptionError
 from schemas import alert_codec
 
@@ -60,10 +59,10 @@ async def test_each_entitled_partner_receives_its_own_view_exactly_once(env: Env
 
 async def test_a_partner_cannot_open_another_partners_feed(env: Env) -> None:
     """Records sealed for one partner do not open with another partner's key."""
-    await publish_synthetic(env.cfg, 150, seed=5)
+    await publish_synthetic(env.cfg, env.conn, 150, seed=5)
     await run_broker(env)
     partners = sorted(env.policy.partners)
-    sizes = {p: len(await read_topic(env.cfg.bootstrap, env.feed(p))) for p in partners}
+    sizes = {p: len(await read_topic(env.conn, env.feed(p))) for p in partners}
     target = max(sizes, key=lambda p: sizes[p])
     assert sizes[target] > 0
     other = next(p for p in partners if p != target)
@@ -79,7 +78,7 @@ async def test_withheld_alert_reaches_no_feed(env: Env) -> None:
     await publish(env, [alert])
     await run_broker(env)
     for partner, info in env.policy.partners.items():
-        feed = await read_topic(env.cfg.bootstrap, env.feed(partner))
+        feed = await read_topic(env.conn, env.feed(partner))
         if not info.internal:
             assert feed == [], f"{partner} received a Panama-only alert"
     decisions = {d["partner"]: d for d in await audit_docs(env) if d["kind"] == "DECISION"}
@@ -93,7 +92,7 @@ async def test_audit_records_never_carry_payload_content(env: Env) -> None:
     """Decision records name fields and rules, never the values of names, documents or remarks."""
     alerts = await publish(env, _synthetic(60, 12))
     await run_broker(env)
-    raw = b"".join(r.value for r in await read_topic(env.cfg.bootstrap, env.names.decisions))
+    raw = b"".join(r.value for r in await read_topic(env.conn, env.names.decisions))
     for alert in (a for a in alerts if a["alert_type"] == "WATCHLIST_HIT"):
         person = alert["payload"]["person"]
         for secret in (person["surnames"], person["documents"][0]["number"]):
@@ -105,7 +104,7 @@ async def test_payload_is_encrypted_on_the_feed_topic(env: Env) -> None:
     alerts = await publish(env, _synthetic(100, 8))
     await run_broker(env)
     for partner in env.policy.partners:
-        blob = b"".join(r.value for r in await read_topic(env.cfg.bootstrap, env.feed(partner)))
+        blob = b"".join(r.value for r in await read_topic(env.conn, env.feed(partner)))
         for alert in alerts:
             assert alert_codec().encode(alert)[10:60] not in blob
             if alert.get("summary"):
@@ -120,10 +119,10 @@ async def test_alerts_that_trickle_in_while_the_worker_commits_are_all_processed
 
     alerts = [a for a in _synthetic(600, 37) if a["agency"] == "SENAN"][:120]
     mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
-    worker, topics, _ = build_worker(env.cfg, client_suffix="-trickle")
+    worker, topics, _ = build_worker(env.cfg, env.conn, client_suffix="-trickle")
     running = asyncio.create_task(worker.run(topics))
     try:
-        async with IngressPublisher(env.cfg.bootstrap, "SENAN", mac.key_id, mac, env.names) as pub:
+        async with IngressPublisher(env.conn, "SENAN", mac.key_id, mac, env.names) as pub:
             while not worker._owned:  # joined and holding its slots
                 await asyncio.sleep(0.05)
             for first in range(0, len(alerts), 3):

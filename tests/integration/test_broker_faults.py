@@ -26,12 +26,12 @@ from puente_testing import (
 )
 
 from adapters.publisher import IngressPublisher
-from adapters.synthetic import generate
 from broker.audit import ChainHead, ChainWriter
-from broker.audit.store import verify_topics
-from broker.cli import make_opener, publish_synthetic, receipt_signer, verifier
-from broker.crypto import Keystore, SecretBytes, sign_ingress
-from broker.subscriber import Subscriber, receipt_partition
+from broker.auditor import verify_topics
+from broker.crypto import SecretBytes, sign_ingress
+from broker.keystore import Keystore
+from broker.partner import Subscriber, opener_for, receipt_partition, receipt_signer
+from puente.dev.synthetic import generate, publish_synthetic
 from schemas import alert_codec
 
 pytestmark = pytest.mark.kafka
@@ -48,7 +48,7 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(env: Env
     mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
     snm_mac = Keystore(env.cfg.keys / "agencies" / "SNM").load_agency_mac("SNM")
     expected = Counter()
-    async with IngressPublisher(env.cfg.bootstrap, "SENAN", mac.key_id, mac, env.names) as pub:
+    async with IngressPublisher(env.conn, "SENAN", mac.key_id, mac, env.names) as pub:
         junk = b"\x00\x01 not avro at all"
         await pub.send_raw(b"SENAN:junk", junk, sign_ingress("SENAN", mac.key_id, mac, junk, "SENAN:junk"))
         expected["not-avro"] += 1
@@ -84,14 +84,14 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(env: Env
         await pub.send_raw(*pub.frame(good))
     # SNM signs an SNM alert but sends it to SENAN's topic: origin does not match the topic.
     snm = _alerts("SNM", 1, seed=4)[0]
-    async with IngressPublisher(env.cfg.bootstrap, "SNM", snm_mac.key_id, snm_mac, env.names) as pub:
+    async with IngressPublisher(env.conn, "SNM", snm_mac.key_id, snm_mac, env.names) as pub:
         key, value, headers = pub.frame(snm)
         pub.topic = env.names.ingress("SENAN")
         await pub.send_raw(key, value, headers)
         expected["origin"] += 1
 
     await run_broker(env)
-    dead = await read_topic(env.cfg.bootstrap, env.names.deadletter)
+    dead = await read_topic(env.conn, env.names.deadletter)
     reasons = Counter((r.header("puente-dlq-reason") or b"?").decode() for r in dead)
     assert reasons == expected
     for rec in dead:
@@ -111,7 +111,7 @@ async def _count_decisions(env: Env) -> int:
 async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None:
     """A worker killed with SIGKILL mid-stream and restarted leaves each decision and delivery exactly once."""
     total = 2500
-    await publish_synthetic(env.cfg, total, seed=99)
+    await publish_synthetic(env.cfg, env.conn, total, seed=99)
     partners = len(env.policy.partners)
     first = subprocess.Popen(cli("broker", "run", "--exit-when-idle", "30"), env=env.env_vars(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -139,26 +139,26 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None
                                  and any(d["alert_id"] == a and d["partner"] == p and d["decision"] != "WITHHOLD"
                                          for d in docs if d["kind"] == "DECISION")}
     # The killed worker left work behind that was aborted, not lost: read_uncommitted sees more.
-    committed = await read_topic(env.cfg.bootstrap, env.names.decisions)
-    assert len(await read_topic(env.cfg.bootstrap, env.names.decisions, committed=False)) >= len(committed)
-    reports = await verify_topics(env.cfg.bootstrap, {env.names.decisions: "decisions"}, verifier(env.cfg, None))
+    committed = await read_topic(env.conn, env.names.decisions)
+    assert len(await read_topic(env.conn, env.names.decisions, committed=False)) >= len(committed)
+    reports = await verify_topics(env.conn, {env.names.decisions: "decisions"}, env.checks())
     assert [f for r in reports for f in r.findings] == []
 
 
 async def test_audit_verify_finds_a_planted_edit(env: Env) -> None:
     """An audit record re-written with one field changed is reported by `puente audit verify`."""
-    await publish_synthetic(env.cfg, 80, seed=21)
+    await publish_synthetic(env.cfg, env.conn, 80, seed=21)
     await run_broker(env)
     ok = subprocess.run(cli("audit", "verify"), env=env.env_vars(), capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "no problems" in ok.stdout
 
-    records = await read_topic(env.cfg.bootstrap, env.names.decisions)
+    records = await read_topic(env.conn, env.names.decisions)
     victim = next(r for r in records if json.loads(r.value)["kind"] == "BLOCK")
     doc = json.loads(victim.value)
     decision = doc["decision_table"][doc["entries"][0]["decisions"][0]]
     decision["decision"] = "DELIVER" if decision["decision"] == "WITHHOLD" else "WITHHOLD"
-    producer = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap)
+    producer = AIOKafkaProducer(**env.conn.aiokafka())
     await producer.start()
     try:
         await producer.send_and_wait(env.names.decisions, json.dumps(doc).encode(), partition=victim.partition)
@@ -174,16 +174,16 @@ async def test_audit_log_lists_only_what_verifies_and_verify_names_each_forgery(
     another partner's name, a block in a receipt chain, a block with a bad signature, a record that
     is not one) are each reported by `audit verify` and left out of `audit log`, which still lists
     every real decision and receipt."""
-    await publish_synthetic(env.cfg, 120, seed=31)
+    await publish_synthetic(env.cfg, env.conn, 120, seed=31)
     await run_broker(env)
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
     partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
-    opener = make_opener(partner, env.key_file(partner), None)
-    stats = await Subscriber(env.cfg.bootstrap, partner, env.feed(partner), env.names.access, opener, alert_codec(),
+    opener = opener_for(partner, env.key_file(partner), None)
+    stats = await Subscriber(env.conn, partner, env.feed(partner), env.names.access, opener, alert_codec(),
                              signer=receipt_signer(partner, env.key_file(partner), None)).run(io.StringIO(),
                                                                                                idle_exit_s=3)
     other = next(p for p in env.policy.partners if p != partner)
-    producer = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap)
+    producer = AIOKafkaProducer(**env.conn.aiokafka())
     await producer.start()
     try:
         receipt = ChainWriter(env.names.access, 0, checkpoint_every=1 << 62, chain=f"{other}/x").append(
@@ -218,7 +218,7 @@ async def test_audit_log_lists_only_what_verifies_and_verify_names_each_forgery(
 
 async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
     """`puente subscribe` writes the partner's alerts as JSON lines and sends one receipt each."""
-    await publish_synthetic(env.cfg, 200, seed=17)
+    await publish_synthetic(env.cfg, env.conn, 200, seed=17)
     await run_broker(env)
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
     partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
@@ -229,12 +229,12 @@ async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert {line["alert_id"] for line in lines} == want and len(lines) == len(want)
-    receipts = [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.access)]
+    receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.access)]
     assert Counter(r["status"] for r in receipts if r["chain"] == partner and r["kind"] == "RECEIPT") == \
         {"RECEIVED": len(want)}
     # Each batch's receipts end with the partner's signature over its chain: nothing left unsigned.
     assert receipts[-1]["kind"] == "CHECKPOINT" and receipts[-1]["signer"].startswith(f"{partner}-rcpt-")
-    reports = await verify_topics(env.cfg.bootstrap, {env.names.access: "receipts"}, verifier(env.cfg, None))
+    reports = await verify_topics(env.conn, {env.names.access: "receipts"}, env.checks())
     assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
 
 
@@ -242,20 +242,20 @@ async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_rec
     """Receipts commit with the feed offsets. A subscriber that died mid-batch left an open transaction:
     the next one fences it, its receipt never shows, and across runs each alert gets one receipt in one
     unforked chain."""
-    await publish_synthetic(env.cfg, 200, seed=23)
+    await publish_synthetic(env.cfg, env.conn, 200, seed=23)
     await run_broker(env)
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
     partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
     want = {d["alert_id"] for d in docs if d["partner"] == partner}
-    opener = make_opener(partner, env.key_file(partner), None)
+    opener = opener_for(partner, env.key_file(partner), None)
 
     signer = receipt_signer(partner, env.key_file(partner), None)
 
     def subscriber() -> Subscriber:
-        return Subscriber(env.cfg.bootstrap, partner, env.feed(partner), env.names.access, opener, alert_codec(),
+        return Subscriber(env.conn, partner, env.feed(partner), env.names.access, opener, alert_codec(),
                           signer=signer)
 
-    zombie = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap, transactional_id=subscriber().transactional_id)
+    zombie = AIOKafkaProducer(**env.conn.aiokafka(), transactional_id=subscriber().transactional_id)
     await zombie.start()
     await zombie.begin_transaction()
     partitions = await zombie.partitions_for(env.names.access)
@@ -275,11 +275,11 @@ async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_rec
     await subscriber().run(second, idle_exit_s=3)
     lines = [json.loads(line) for out in (first, second) for line in out.getvalue().splitlines()]
     assert sorted(line["alert_id"] for line in lines) == sorted(want)  # each once, across both runs
-    receipts = [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.access)]
+    receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.access)]
     mine = [r for r in receipts if r.get("chain") == partner]
     assert sorted(r["alert_id"] for r in mine if r["kind"] == "RECEIPT") == sorted(want)
     assert [r["seq"] for r in mine] == list(range(len(mine)))  # one chain, no fork, no gap
-    reports = await verify_topics(env.cfg.bootstrap, {env.names.access: "receipts"}, verifier(env.cfg, None))
+    reports = await verify_topics(env.conn, {env.names.access: "receipts"}, env.checks())
     assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
 
 
@@ -287,16 +287,16 @@ async def test_a_subscriber_waits_out_another_writers_open_transaction_before_re
     """Receipt chains share partitions. A read_committed reader stops where another writer's transaction
     is still open, which would hide this chain's own later receipts and fork it: the subscriber waits for
     that transaction to end, then continues its chain where it really ends."""
-    await publish_synthetic(env.cfg, 120, seed=29)
+    await publish_synthetic(env.cfg, env.conn, 120, seed=29)
     await run_broker(env)
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
     partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
-    opener = make_opener(partner, env.key_file(partner), None)
+    opener = opener_for(partner, env.key_file(partner), None)
     signer = receipt_signer(partner, env.key_file(partner), None)
-    sub = Subscriber(env.cfg.bootstrap, partner, env.feed(partner), env.names.access, opener, alert_codec(),
+    sub = Subscriber(env.conn, partner, env.feed(partner), env.names.access, opener, alert_codec(),
                      signer=signer)
-    other = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap, transactional_id="another-writer")
-    earlier = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap, transactional_id=sub.transactional_id)
+    other = AIOKafkaProducer(**env.conn.aiokafka(), transactional_id="another-writer")
+    earlier = AIOKafkaProducer(**env.conn.aiokafka(), transactional_id=sub.transactional_id)
     await other.start()
     await earlier.start()
     try:
@@ -319,16 +319,16 @@ async def test_a_subscriber_waits_out_another_writers_open_transaction_before_re
     finally:
         await other.stop()
         await earlier.stop()
-    mine = [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.access)]
+    mine = [json.loads(r.value) for r in await read_topic(env.conn, env.names.access)]
     mine = [r for r in mine if r.get("chain") == partner]
     assert [r["seq"] for r in mine] == list(range(len(mine))) and mine[0]["alert_id"] == "earlier"
-    reports = await verify_topics(env.cfg.bootstrap, {env.names.access: "receipts"}, verifier(env.cfg, None))
+    reports = await verify_topics(env.conn, {env.names.access: "receipts"}, env.checks())
     assert [f.problem for r in reports for f in r.findings] == []
 
 
 async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path: Path) -> None:
     """Another partner's key is refused before anything is read: one line, exit 2, nothing written or consumed."""
-    await publish_synthetic(env.cfg, 200, seed=17)
+    await publish_synthetic(env.cfg, env.conn, 200, seed=17)
     await run_broker(env)
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
     partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
@@ -338,7 +338,7 @@ async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path:
     run = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(other)),
                              "--sign-key", str(own_receipt_key), "--out", str(tmp_path / "x.jsonl")),
                          env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
-    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.returncode == 3 and "Traceback" not in run.stderr
     assert f"is not a decryption key of {partner}" in run.stderr
     assert not (tmp_path / "x.jsonl").exists() or (tmp_path / "x.jsonl").read_text() == ""
     # Without its own receipt-signing key a subscriber does not start: receipts are never unsigned.
@@ -350,15 +350,16 @@ async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path:
                                   "--verify-key", str(folder / "broker-sign-2026a.json"),
                                   "--out", str(tmp_path / "y.jsonl")),
                               env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
-    assert unsigned.returncode == 2 and "Traceback" not in unsigned.stderr
+    assert unsigned.returncode == 3 and "Traceback" not in unsigned.stderr
     assert f"no partner-signing key for '{partner}'" in unsigned.stderr and "--sign-key" in unsigned.stderr
 
 
 async def test_sigterm_stops_cleanly_after_the_batch_in_flight(env: Env) -> None:
-    """SIGTERM ends `puente broker run` with exit 0 and a final log line; a restart finishes the rest exactly once."""
-    await publish_synthetic(env.cfg, 1500, seed=42)
-    proc = subprocess.Popen(cli("broker", "run"), env=env.env_vars(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    """SIGTERM ends `puente broker run` with exit 0 and a final log line (every line JSON when asked, aiokafka's
+    included); a restart finishes the rest exactly once."""
+    await publish_synthetic(env.cfg, env.conn, 1500, seed=42)
+    proc = subprocess.Popen(cli("broker", "run"), env={**env.env_vars(), "PUENTE_LOG_FORMAT": "json"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(600):
             await asyncio.sleep(0.2)
@@ -370,7 +371,9 @@ async def test_sigterm_stops_cleanly_after_the_batch_in_flight(env: Env) -> None
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err[-2000:]
-    assert '"event": "broker stopped"' in err
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert any(line["event"] == "broker stopped" and line["level"] == "info" for line in lines)
+    assert all("timestamp" in line and "logger" in line for line in lines)
     await run_broker(env)
     per_pair = Counter((d["alert_id"], d["partner"]) for d in await audit_docs(env) if d["kind"] == "DECISION")
     assert len(per_pair) == 1500 * len(env.policy.partners) and set(per_pair.values()) == {1}
@@ -380,15 +383,15 @@ async def test_replay_after_a_restart_is_caught_from_the_audit_trail(env: Env) -
     """A new worker rebuilds the replay window from the audit partition: a replay sent later is still refused."""
     first, second = _alerts("SNM", 2, seed=8)
     mac = Keystore(env.cfg.keys / "agencies" / "SNM").load_agency_mac("SNM")
-    async with IngressPublisher(env.cfg.bootstrap, "SNM", mac.key_id, mac, env.names) as pub:
+    async with IngressPublisher(env.conn, "SNM", mac.key_id, mac, env.names) as pub:
         framed = pub.frame(first)
         await pub.send_raw(*framed)
     await run_broker(env, idle=1.0)
-    async with IngressPublisher(env.cfg.bootstrap, "SNM", mac.key_id, mac, env.names) as pub:
+    async with IngressPublisher(env.conn, "SNM", mac.key_id, mac, env.names) as pub:
         await pub.send_raw(*framed)  # the same bytes and headers, captured and sent again
         await pub.send_raw(*pub.frame(second))
     await run_broker(env, idle=1.0)
-    dead = await read_topic(env.cfg.bootstrap, env.names.deadletter)
+    dead = await read_topic(env.conn, env.names.deadletter)
     assert [(r.key, r.header("puente-dlq-reason")) for r in dead] == [(framed[0], b"replay")]
     decided = Counter(d["alert_id"] for d in await audit_docs(env) if d["kind"] == "DECISION")
     assert set(decided) == {first["alert_id"], second["alert_id"]}

@@ -8,7 +8,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from puente.localkafka import LocalKafka
+from puente.dev.localkafka import LocalKafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
 

@@ -13,9 +13,9 @@ from aiokafka import AIOKafkaProducer
 from puente_testing import Env, audit_docs, cli, read_topic, run_broker
 
 from broker.audit import ChainHead, ChainWriter
-from broker.cli import make_opener, publish_synthetic, receipt_signer
-from broker.crypto import Keystore
-from broker.subscriber import Subscriber, receipt_partition
+from broker.keystore import Keystore
+from broker.partner import Subscriber, opener_for, receipt_partition, receipt_signer
+from puente.dev.synthetic import publish_synthetic
 from puente.errors import AuditChainError
 from schemas import alert_codec
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.kafka
 
 async def _delivered(env: Env, count: int, seed: int) -> tuple[str, set[str], set[str]]:
     """Publish and route; the partner with most deliveries, its delivered and its withheld alert ids."""
-    await publish_synthetic(env.cfg, count, seed=seed)
+    await publish_synthetic(env.cfg, env.conn, count, seed=seed)
     await run_broker(env)
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
     partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
@@ -35,8 +35,8 @@ async def _delivered(env: Env, count: int, seed: int) -> tuple[str, set[str], se
 
 def _subscriber(env: Env, partner: str, instance: str = "main") -> Subscriber:
     key = env.key_file(partner)
-    return Subscriber(env.cfg.bootstrap, partner, env.feed(partner), env.names.access,
-                      make_opener(partner, key, None), alert_codec(), instance=instance,
+    return Subscriber(env.conn, partner, env.feed(partner), env.names.access,
+                      opener_for(partner, key, None), alert_codec(), instance=instance,
                       signer=receipt_signer(partner, key, None))
 
 
@@ -61,7 +61,7 @@ async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_p
     wrong = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(fake), "--sign-key", str(sign_key),
                                "--verify-key", str(own / "broker-sign-2026a.json"), "--out", str(tmp_path / "w")),
                            env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
-    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
     error = [line for line in wrong.stderr.splitlines() if line.startswith("puente: error:")]
     assert len(error) == 1 and "stopped at" in error[0] and "Nothing past it was committed" in error[0]
     assert (tmp_path / "w").read_text() == ""
@@ -72,7 +72,7 @@ async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_p
     assert right.returncode == 0, right.stderr[-2000:]
     got = [json.loads(line)["alert_id"] for line in (tmp_path / "r").read_text().splitlines()]
     assert sorted(got) == sorted(want)
-    receipts = [json.loads(r.value) for r in await read_topic(env.cfg.bootstrap, env.names.access)]
+    receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.access)]
     statuses = Counter(r["status"].split(":")[0] for r in receipts if r.get("kind") == "RECEIPT")
     assert statuses == {"RECEIVED": len(want), "REJECTED": 1}  # the stop is on the record, for auditors
     verify = _verify(env)
@@ -86,13 +86,13 @@ async def test_a_forged_receipt_is_reported_and_never_signed_over(env: Env, tmp_
     first = await _subscriber(env, partner).run(io.StringIO(), idle_exit_s=3, limit=5)
     assert first.received >= 5
     part = receipt_partition(partner, env.cfg.feed_partitions)
-    mine = [r for r in await read_topic(env.cfg.bootstrap, env.names.access)
+    mine = [r for r in await read_topic(env.conn, env.names.access)
             if json.loads(r.value).get("chain") == partner]
     head = ChainHead.after(json.loads(mine[-1].value))
     victim = sorted(withheld)[0]
     forged = ChainWriter(env.names.access, part, head, checkpoint_every=1 << 62, chain=partner).append(
         "RECEIPT", {"partner": partner, "alert_id": victim, "status": "RECEIVED", "feed": "x", "at": "t"})
-    producer = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap)
+    producer = AIOKafkaProducer(**env.conn.aiokafka())
     await producer.start()
     try:
         await producer.send_and_wait(env.names.access, forged, partition=part)
@@ -103,7 +103,7 @@ async def test_a_forged_receipt_is_reported_and_never_signed_over(env: Env, tmp_
     again = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(partner)),
                                "--out", str(tmp_path / "again")),
                            env=env.env_vars(), capture_output=True, text=True, timeout=180, check=False)
-    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert again.returncode == 1 and "Traceback" not in again.stderr
     assert f"receipt chain {partner} " in again.stderr and "will not sign over" in again.stderr
     with pytest.raises(AuditChainError):
         await _subscriber(env, partner).run(io.StringIO(), idle_exit_s=2)
@@ -128,7 +128,7 @@ async def test_a_receipt_for_an_alert_never_delivered_is_reported(env: Env) -> N
     victim = sorted(withheld)[0]
     records = [chain.append("RECEIPT", {"partner": partner, "alert_id": victim, "status": "RECEIVED"}),
                chain.checkpoint(signer.key_id, signer.sign, "t")]
-    producer = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap)
+    producer = AIOKafkaProducer(**env.conn.aiokafka())
     await producer.start()
     try:
         for value in records:
@@ -145,15 +145,15 @@ async def test_a_receipt_for_an_alert_never_delivered_is_reported(env: Env) -> N
 async def test_the_broker_will_not_extend_an_audit_chain_it_did_not_sign(env: Env) -> None:
     """A record appended to a slot's audit partition by someone else stops `broker run` with one clear line;
     the broker never signs a block over it."""
-    await publish_synthetic(env.cfg, 60, seed=53)
+    await publish_synthetic(env.cfg, env.conn, 60, seed=53)
     await run_broker(env)
-    blocks = [r for r in await read_topic(env.cfg.bootstrap, env.names.decisions) if r.partition == 0]
+    blocks = [r for r in await read_topic(env.conn, env.names.decisions) if r.partition == 0]
     assert blocks
     head = ChainHead.after(json.loads(blocks[-1].value))
     forged = ChainWriter(env.names.decisions, 0, head).block(
         [{"kind": "ALERT", "alert_id": "SENAFRONT:forged", "decisions": []}], "broker-sign-2026a",
         lambda _: b"\x00" * 64, "t")
-    producer = AIOKafkaProducer(bootstrap_servers=env.cfg.bootstrap)
+    producer = AIOKafkaProducer(**env.conn.aiokafka())
     await producer.start()
     try:
         await producer.send_and_wait(env.names.decisions, forged, partition=0)
@@ -161,7 +161,7 @@ async def test_the_broker_will_not_extend_an_audit_chain_it_did_not_sign(env: En
         await producer.stop()
     run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars(), capture_output=True,
                          text=True, timeout=120, check=False)
-    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "cannot be continued" in run.stderr and "does not verify" in run.stderr
-    after = [r for r in await read_topic(env.cfg.bootstrap, env.names.decisions) if r.partition == 0]
+    after = [r for r in await read_topic(env.conn, env.names.decisions) if r.partition == 0]
     assert len(after) == len(blocks) + 1  # nothing signed over the forgery

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from adapters.synthetic import generate
+from puente.dev.synthetic import generate
 from schemas import alert_codec
 
 pytestmark = pytest.mark.kafka

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from puente.localkafka import LocalKafka
+from puente.dev.localkafka import LocalKafka
 
 
 def test_a_cluster_id_starting_with_a_dash_still_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

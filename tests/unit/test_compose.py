@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from puente.localkafka import KAFKA_VERSION
+from puente.dev.localkafka import KAFKA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 

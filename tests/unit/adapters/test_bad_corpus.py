@@ -58,7 +58,7 @@ def test_each_bad_record_gets_its_reason(name: str, file: str, run: Callable[...
 def _good_records(name: str) -> list[Any]:
     from datetime import datetime
 
-    from adapters import _samples
+    from puente.dev import _samples
 
     return list(_samples.records(name, 3, seed=5, base=datetime(2026, 11, 20, 12, 0)))
 

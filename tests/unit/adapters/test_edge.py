@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from adapters.cli import register
 from adapters.config import Context
 from adapters.core import Result
 from adapters.registry import ADAPTERS, get
 from adapters.run import Tally, check, dead_key
 from adapters.watch import pending, watch
+from puente.commands.adapt import register
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 
@@ -130,7 +130,7 @@ def test_unreadable_files_stop_the_run_before_kafka_naming_each(tmp_path: Path) 
     done = subprocess.run([sys.executable, "-m", "puente.cli", "adapt", "senafront", str(good), str(missing),
                            str(folder)], cwd=SAMPLES.parent, env=env, capture_output=True, timeout=120, check=False)
     err = done.stderr.decode()
-    assert done.returncode == 2, err
+    assert done.returncode == 3, err
     assert f"{missing} (No such file or directory)" in err and f"{folder} (is a folder)" in err
     assert "nothing was read or published" in err and "Kafka" not in err and "key" not in err.lower()
     assert done.stdout == b"" and err.count("\n") == 1  # one line, and no summary of a file never read

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from adapters.core import Result
 from adapters.registry import ADAPTERS
-from adapters.samplegen import main, write
+from puente.dev.samplegen import main, write
 
 
 @pytest.mark.parametrize("name", list(ADAPTERS))
@@ -39,6 +39,6 @@ def test_the_generator_is_deterministic_for_a_seed() -> None:
 
 
 def test_the_command_writes_one_file_per_adapter(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """`python -m adapters.samplegen all --count N --out DIR` writes the five files."""
+    """`python -m puente.dev.samplegen all --count N --out DIR` writes the five files."""
     assert main(["all", "--count", "5", "--out", str(tmp_path)]) == 0
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".csv", ".json", ".jsonl", ".jsonl", ".txt"]

@@ -16,12 +16,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from broker.crypto.keys import (
     KeyKind,
     KeyRecord,
-    Keystore,
     SecretBytes,
-    load_key_file,
     new_key,
     parse_key_id,
 )
+from broker.keystore import Keystore, load_key_file
 from puente.errors import KeyMaterialError
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -34,7 +33,7 @@ def mode(path: Path) -> int:
 
 
 def demo(tmp_path: Path) -> Keystore:
-    return Keystore.generate_demo(
+    return Keystore.provision(
         tmp_path,
         partners=["COL", "USA"],
         agencies=["SENAN", "PN"],
@@ -126,7 +125,7 @@ def test_bad_key_ids_are_refused(tmp_path: Path, key_id: str) -> None:
 
 def test_demo_layout_puts_each_half_with_its_holder(tmp_path: Path) -> None:
     """The broker holds partner public keys only; each partner holds its private keys and the verify key."""
-    demo_keys = Keystore.generate_demo(
+    demo_keys = Keystore.provision(
         tmp_path, partners=["COL", "USA"], agencies=["SENAN"], agreements=["PA-COL-2026"], now=NOW
     )
     broker = demo_keys.broker
@@ -149,8 +148,10 @@ def test_demo_layout_puts_each_half_with_its_holder(tmp_path: Path) -> None:
         broker.load("COL-rcpt-2026a").ed25519_public().public_bytes(Encoding.Raw, PublicFormat.Raw)
     assert col.load("broker-sign-2026a").secret is None
     assert demo_keys.agencies["SENAN"].load_agency_mac("SENAN") == broker.load_agency_mac("SENAN")
-    partner_public = col.load_partner_private("COL").public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    assert partner_public == broker.load_partner_public("COL").public_bytes(Encoding.Raw, PublicFormat.Raw)
+    partner_public = col.current("COL", KeyKind.PARTNER_ENCRYPTION).x25519_private().public_key()
+    broker_copy = broker.current("COL", KeyKind.PARTNER_ENCRYPTION).x25519_public()
+    assert partner_public.public_bytes(Encoding.Raw, PublicFormat.Raw) == broker_copy.public_bytes(Encoding.Raw,
+                                                                                                  PublicFormat.Raw)
     signing_public = broker.load_signing_key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     assert signing_public == col.load_verify_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     assert len(broker.load_pseudonym_key("PA-COL-2026")) == 32
@@ -184,10 +185,10 @@ def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
 
 
 def test_demo_twice_keeps_the_keys(tmp_path: Path) -> None:
-    """Running generate_demo again reuses every existing key instead of replacing it."""
+    """Running provision again reuses every existing key instead of replacing it."""
     first = demo(tmp_path).load_agency_mac("SENAN")
     later = NOW + timedelta(days=1)
-    again = Keystore.generate_demo(tmp_path, partners=["COL"], agencies=["SENAN"], agreements=[], now=later)
+    again = Keystore.provision(tmp_path, partners=["COL"], agencies=["SENAN"], agreements=[], now=later)
     assert again.broker.load_agency_mac("SENAN") == first
 
 
@@ -261,7 +262,7 @@ def test_missing_key_names_the_key(tmp_path: Path) -> None:
 def test_missing_owner_names_the_owner(tmp_path: Path) -> None:
     """Asking for a partner with no key says which partner and which kind."""
     with pytest.raises(KeyMaterialError, match="no partner-encryption key for 'CRI'"):
-        demo(tmp_path).load_partner_public("CRI")
+        demo(tmp_path).current("CRI", KeyKind.PARTNER_ENCRYPTION)
 
 
 @pytest.mark.parametrize(
@@ -321,7 +322,7 @@ def test_public_only_key_cannot_give_a_private_key(tmp_path: Path) -> None:
     """The broker's copy of a partner key cannot be used to decrypt: it has no secret."""
     store = demo(tmp_path)
     with pytest.raises(KeyMaterialError, match="only the public half"):
-        store.load_partner_private("COL")
+        store.current("COL", KeyKind.PARTNER_ENCRYPTION).x25519_private()
 
 
 def test_group_readable_secret_is_refused(tmp_path: Path) -> None:
@@ -336,7 +337,7 @@ def test_readable_public_file_is_fine(tmp_path: Path) -> None:
     """A world-readable public-only key file loads."""
     store = demo(tmp_path)
     assert mode(store.path / "COL-enc-2026a.json") == 0o644
-    store.load_partner_public("COL")
+    store.current("COL", KeyKind.PARTNER_ENCRYPTION).x25519_public()
 
 
 def test_oversized_file_is_refused(tmp_path: Path) -> None:

@@ -1,17 +1,21 @@
-"""The worker's counters: decisions, dead letters and the latency histogram of committed batches."""
+"""The broker's metrics: counted per batch, exposed as Prometheus text that Prometheus' own parser reads."""
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import socket
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 import broker.metrics as metrics_module
-from broker.metrics import _BUCKETS_MS, Metrics
+from broker.metrics import BUCKETS_S, Metrics, serve_metrics
+from puente.errors import ConfigError
 
 NOW_S = 1_800_000_000.0
 
@@ -20,33 +24,103 @@ def _outcome(decisions: list[tuple[str, str]], dead: str | None = None) -> Any:
     return SimpleNamespace(decisions=decisions, dead_reason=dead)
 
 
+def _families(m: Metrics) -> dict[str, Any]:
+    return {f.name: f for f in text_string_to_metric_families(m.render().decode())}
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(st.floats(min_value=-50, max_value=20_000, allow_nan=False), max_size=60), max_size=4))
 def test_latency_buckets_match_one_bisection_per_alert(batches: list[list[float]]) -> None:
+    """Bucketing a batch at once gives the histogram that bucketing each latency alone gives."""
     m = Metrics()
-    expected = [0] * (len(_BUCKETS_MS) + 1)
+    expected = [0] * (len(BUCKETS_S) + 1)
     total = 0.0
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(metrics_module.time, "time", lambda: NOW_S)
         for latencies in batches:
             stamps = [int(NOW_S * 1000 - lat) for lat in latencies]
-            m.count_batch([_outcome([]) for _ in stamps], stamps)
+            m.count_batch([_outcome([]) for _ in stamps], stamps, "t.ingress.SNM")
             for ts in stamps:
-                latency = max(0.0, NOW_S * 1000 - ts)
-                expected[bisect.bisect_left(_BUCKETS_MS, latency)] += 1
+                latency = max(0.0, NOW_S * 1000 - ts) / 1000
+                expected[bisect.bisect_left(BUCKETS_S, latency)] += 1
                 total += latency
-    assert m.latency_buckets == expected
-    assert m.latency_sum_ms == pytest.approx(total)
+    assert m.latency.buckets == expected
+    assert m.latency.sum_s == pytest.approx(total)
     assert m.inputs == sum(len(b) for b in batches)
 
 
-def test_decisions_and_dead_letters_are_counted_and_rendered() -> None:
+def test_the_exposition_parses_with_prometheus_own_parser() -> None:
+    """Every metric has help, conventional names and units, and the counts made from a batch."""
     m = Metrics()
     m.count_batch([_outcome([("COL", "DELIVER"), ("USA", "WITHHOLD")]), _outcome([], "replay"),
-                   _outcome([("COL", "DELIVER"), ("USA", "DELIVER_REDACTED")])], [1, 2, 3])
-    m.count(_outcome([], "stale"), 4)
-    assert m.decisions == {("COL", "DELIVER"): 2, ("USA", "WITHHOLD"): 1, ("USA", "DELIVER_REDACTED"): 1}
-    assert m.dead_letters == {"replay": 1, "stale": 1}
-    text = m.render()
-    assert 'partner="COL"' in text and 'reason="replay"' in text
-    assert "puente_latency_ms_count 4" in text
+                   _outcome([("COL", "DELIVER"), ("USA", "DELIVER_REDACTED")])], [1, 2, 3], "t.ingress.SNM")
+    m.transaction(0.02)
+    m.lag("t.ingress.SNM", 2, 40, 1.5)
+    families = _families(m)
+    for name in ("puente_decisions", "puente_dead_letters", "puente_ingress_records", "puente_transactions",
+                 "puente_transaction_duration_seconds", "puente_end_to_end_latency_seconds",
+                 "puente_consumer_lag_records", "puente_consumer_lag_seconds", "puente_build_info",
+                 "process_cpu_seconds"):
+        assert name in families, name
+        assert families[name].documentation
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    assert samples[("puente_decisions_total", (("decision", "DELIVER"), ("partner", "COL")))] == 2
+    assert samples[("puente_dead_letters_total", (("reason", "replay"),))] == 1
+    assert samples[("puente_ingress_records_total", (("topic", "t.ingress.SNM"),))] == 3
+    assert samples[("puente_consumer_lag_records", (("partition", "2"), ("topic", "t.ingress.SNM")))] == 40
+    assert samples[("puente_end_to_end_latency_seconds_count", ())] == 3
+    assert families["puente_end_to_end_latency_seconds"].type == "histogram"
+    assert any(s.labels.get("version") for s in families["puente_build_info"].samples)
+
+
+def test_a_released_partition_leaves_no_stale_lag() -> None:
+    """Lag is reported only for partitions this process owns."""
+    m = Metrics()
+    m.lag("t", 1, 5, 0.5)
+    m.forget("t", 1)
+    m.forget("t", 9)  # never reported: nothing to forget, no error
+    assert "puente_consumer_lag_records" not in {
+        s.name for f in _families(m).values() for s in f.samples}
+
+
+async def _get(port: int, path: str) -> tuple[str, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    raw = (await reader.read()).decode()
+    writer.close()
+    head, _, body = raw.partition("\r\n\r\n")
+    return head.splitlines()[0], body
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_the_endpoint_serves_metrics_health_and_readiness() -> None:
+    """/metrics is Prometheus text, /healthz is up, /readyz follows the workers' readiness."""
+    ready = [False]
+    port = _free_port()
+    server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: ready[0])
+    try:
+        status, body = await _get(port, "/metrics")
+        assert status.endswith("200 OK") and list(text_string_to_metric_families(body))
+        assert (await _get(port, "/healthz"))[0].endswith("200 OK")
+        assert (await _get(port, "/readyz"))[0].endswith("503 Service Unavailable")
+        ready[0] = True
+        assert (await _get(port, "/readyz"))[0].endswith("200 OK")
+        assert (await _get(port, "/nope"))[0].endswith("404 Not Found")
+    finally:
+        server.close()
+
+
+async def test_a_port_in_use_is_one_clear_error() -> None:
+    """Serving on a port already taken is a configuration error naming the port, not an OSError."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}"):
+            await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True)

@@ -221,9 +221,9 @@ def test_key_id_must_match_the_key() -> None:
 
 def test_keystore_lookup_round_trip(tmp_path: Path) -> None:
     """The adapter's key from its own keystore verifies at the broker through agency_mac_lookup."""
-    from broker.crypto.keys import Keystore
+    from broker.keystore import Keystore
 
-    demo = Keystore.generate_demo(
+    demo = Keystore.provision(
         tmp_path, partners=[], agencies=["SENAN", "PN"], agreements=[], now=datetime(2026, 1, 5, tzinfo=UTC)
     )
     key = demo.agencies["SENAN"].load_agency_mac("SENAN")

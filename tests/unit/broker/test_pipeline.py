@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from adapters.synthetic import generate
-from broker.kafka_io import Record
 from broker.pipeline import DAY_MS, MAX_FUTURE_SKEW_MS, WITHHOLD, Pipeline
-from broker.topics import Slots, TopicNames
+from broker.topology import Slots, TopicNames
+from puente.dev.synthetic import generate
+from puente.wire import Record
 from schemas import alert_codec
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

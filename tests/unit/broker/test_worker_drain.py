@@ -15,11 +15,13 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from broker.audit import ChainWriter
+from broker.kafka import KafkaConnection
 from broker.pipeline import Outcome
 from broker.replay import ReplayWindow
-from broker.topics import Slots, TopicNames
+from broker.topology import Slots, TopicNames
 from broker.worker import BrokerWorker, SlotState, WorkerConfig
 
+CONN = KafkaConnection(bootstrap="unused:9092")
 TP = TopicPartition("t.ingress.SENAN", 0)
 
 
@@ -74,7 +76,7 @@ async def _settle() -> None:
 
 async def test_records_queued_while_the_last_commit_is_in_flight_are_not_left_behind() -> None:
     slots = Slots(("SENAN",), 1, TopicNames("t"))
-    worker = BrokerWorker(WorkerConfig("unused:9092", "g", slots, max_batch=10), Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
+    worker = BrokerWorker(WorkerConfig(CONN, "g", slots, max_batch=10), Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
     producer = HeldProducer()
     state = SlotState(TP, 0, producer, ChainWriter("t.audit", 0), ReplayWindow(7))  # type: ignore[arg-type]
     worker._owned[TP] = state
@@ -102,7 +104,7 @@ async def test_the_next_batch_is_worked_out_while_the_previous_one_commits() -> 
                 assert record.offset == 0 or "SENAN:0" in seen
             return super().process(record, seen, now)
 
-    worker = BrokerWorker(WorkerConfig("unused:9092", "g", slots, max_batch=3), Watching(), lambda p: b"sig")  # type: ignore[arg-type]
+    worker = BrokerWorker(WorkerConfig(CONN, "g", slots, max_batch=3), Watching(), lambda p: b"sig")  # type: ignore[arg-type]
     producer = HeldProducer()
     state = SlotState(TP, 0, producer, ChainWriter("t.audit", 0), ReplayWindow(7))  # type: ignore[arg-type]
     worker._owned[TP] = state
@@ -119,10 +121,29 @@ async def test_the_next_batch_is_worked_out_while_the_previous_one_commits() -> 
 
 
 def test_transactions_retry_soon_when_the_broker_is_still_ending_the_last_one() -> None:
-    """The broker's own modules shorten aiokafka's fixed 20 ms wait before retrying a transaction
-    the broker is still closing; a renamed constant in a new aiokafka must not drop that silently."""
+    """A worker shortens aiokafka's fixed 20 ms wait before retrying a transaction the broker is still
+    closing, when it starts (never at import); a renamed constant in a new aiokafka must not drop that silently."""
     import aiokafka.producer.sender as sender
 
-    import broker.kafka_io as kafka_io
+    from broker.kafka import tune_transactions
+    from broker.kafka.clients import TXN_RETRY_BACKOFF_S
 
-    assert sender.BACKOFF_OVERRIDE == kafka_io.TXN_RETRY_BACKOFF_S < 0.02
+    before = sender.BACKOFF_OVERRIDE
+    try:
+        assert tune_transactions()
+        assert sender.BACKOFF_OVERRIDE == TXN_RETRY_BACKOFF_S < 0.02
+    finally:
+        sender.BACKOFF_OVERRIDE = before
+
+
+def test_importing_the_broker_leaves_aiokafka_as_it_was() -> None:
+    """Importing every Puente module changes nothing in aiokafka: its retry constant and its logger's level."""
+    import subprocess
+    import sys
+
+    code = ("import logging, aiokafka.producer.sender as s; before = s.BACKOFF_OVERRIDE; "
+            "import puente.cli, broker.worker, broker.pipeline, broker.service; "
+            "assert s.BACKOFF_OVERRIDE == before, s.BACKOFF_OVERRIDE; "
+            "assert logging.getLogger('aiokafka').level == logging.NOTSET")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from broker.crypto import KeyKind, Keystore
+from broker.crypto import KeyKind
+from broker.keystore import Keystore
 from policies import DEFAULT_DIR
 from puente.cli import main
 
@@ -97,7 +98,7 @@ def test_a_bad_setting_is_one_line(
 ) -> None:
     """An invalid or dangling setting stops lint with exit 2 and a single line on stderr."""
     clean_env.setenv(name, value)
-    assert main(["policy", "lint"]) == 2
+    assert main(["policy", "lint"]) == 3
     err = capsys.readouterr().err
     assert err.startswith(expected) and err.count("\n") == 1
 
@@ -132,7 +133,7 @@ def test_explain_refuses_hostile_json_in_one_line(
     content = body() if callable(body) else body
     path = tmp_path / f"{name}.json"
     path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-    assert main(["policy", "explain", str(path), "--partner", "COL", "--at", AT]) == 2
+    assert main(["policy", "explain", str(path), "--partner", "COL", "--at", AT]) == 3
     captured = capsys.readouterr()
     assert captured.err.startswith(f"puente: error: {path}") and captured.err.count("\n") == 1
     assert expected in captured.err
@@ -183,7 +184,7 @@ def test_explain_refuses_what_is_not_a_pseudonym_key(
         path = folder / "COL-enc-2026a.json"
     else:
         path = folder / "none.json"
-    assert main(["policy", "explain", str(EXAMPLE), "--partner", "COL", "--at", AT, "--key-file", str(path)]) == 2
+    assert main(["policy", "explain", str(EXAMPLE), "--partner", "COL", "--at", AT, "--key-file", str(path)]) == 3
     err = capsys.readouterr().err
     assert err.startswith("puente: error: --key-file: ") and err.count("\n") == 1
     assert expected in err

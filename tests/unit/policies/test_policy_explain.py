@@ -56,7 +56,7 @@ def test_explain_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture
     """A file that is not an alert exits 2 with a clear message; a naive --at is refused by argparse."""
     bad = tmp_path / "bad.json"
     bad.write_text('{"alert_type": "SEIZURE", "colour": "red"}')
-    assert main(["policy", "explain", str(bad), "--partner", "COL", "--at", AT]) == 2
+    assert main(["policy", "explain", str(bad), "--partner", "COL", "--at", AT]) == 3
     assert "lacks: colour" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["policy", "explain", str(EXAMPLES[0]), "--partner", "COL", "--at", "2025-06-02T09:00:00"])

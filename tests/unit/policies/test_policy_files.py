@@ -39,7 +39,7 @@ def test_policy_test_refuses_a_billion_laughs_fixture_fast(
     expanding a billion strings."""
     policy_copy.write("fixtures.yaml", BILLION_LAUGHS)
     started = time.monotonic()
-    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 2
+    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 3
     assert time.monotonic() - started < 10
     err = capsys.readouterr().err
     assert err == "puente: error: fixtures.yaml:2: anchor &a refused: policy files may not use anchors or aliases\n"
@@ -114,7 +114,7 @@ def test_values_that_would_crash_compiling_are_refused_when_read(
     """A validity at the end of the calendar or an offset beyond a day fails validation (exit 2, file and line)
     rather than overflowing when the policy compiles."""
     policy_copy.replace(relative, old, new)
-    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 2
+    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 3
     err = capsys.readouterr().err
     assert f"{relative}:{policy_copy.line_of(relative, new.split(':')[0])}: " in err
     assert expected in err
@@ -127,6 +127,6 @@ def test_values_that_would_crash_compiling_are_refused_when_read(
 def test_a_suite_time_needs_an_offset(policy_copy: Any, capsys: pytest.CaptureFixture[str], old: str, new: str) -> None:
     """A suite or case time without a UTC offset is refused where it is written, rather than withholding every case."""
     policy_copy.replace("agreements/combifron.tests.yaml", old, new)
-    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 2
+    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 3
     line = policy_copy.line_of("agreements/combifron.tests.yaml", new)
     assert f"agreements/combifron.tests.yaml:{line}: " in capsys.readouterr().err

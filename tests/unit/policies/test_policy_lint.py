@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from broker.crypto import Keystore
+from broker.keystore import Keystore
 from policies._lint import lint
 from puente.cli import main
 
@@ -120,7 +120,7 @@ def test_the_policy_core_does_not_import_the_broker() -> None:
 @pytest.fixture
 def keystore(tmp_path: Path) -> Path:
     """A broker keystore holding every key the shipped policy names, as `puente keys init` makes it."""
-    made = Keystore.generate_demo(
+    made = Keystore.provision(
         tmp_path / "keys", partners=["COL", "USA", "CRI", "FEAN"], agencies=[],
         agreements=["COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA"], generation="2026a",
     )  # fmt: skip
@@ -184,7 +184,7 @@ def test_an_agreement_without_a_pseudonym_key_is_found(keystore: Path, capsys: p
 
 def test_a_keys_directory_that_does_not_exist_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """lint --keys naming no directory exits 2 with one line, rather than reporting every key missing."""
-    assert main(["policy", "lint", "--keys", str(tmp_path / "nowhere")]) == 2
+    assert main(["policy", "lint", "--keys", str(tmp_path / "nowhere")]) == 3
     assert capsys.readouterr().err == f"puente: error: --keys {tmp_path / 'nowhere'}: no such keystore directory\n"
 
 
@@ -224,5 +224,5 @@ def test_lint_command_exit_codes(
 def test_lint_command_reports_unreadable_files(policy_copy: Any, capsys: pytest.CaptureFixture[str]) -> None:
     """A file that does not validate makes lint exit 2 with file and line on stderr."""
     policy_copy.replace("agreements/fean.yaml", "retention_days: 1825", "retention_days: forever")
-    assert main(["policy", "lint", "--dir", str(policy_copy.root)]) == 2
+    assert main(["policy", "lint", "--dir", str(policy_copy.root)]) == 3
     assert "agreements/fean.yaml:" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.synthetic import generate
+from puente.dev.synthetic import generate
 from puente.errors import (
     CodecError,
     CorruptRecordError,

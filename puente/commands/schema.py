@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from puente.commands._common import Subparsers
 from schemas import ALERT, current, releases
 from schemas.compat import check_compatible
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("schema", help="inspect the Avro schemas and their released versions")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     check = verbs.add_parser("check", help="check the current schema against every released version")

@@ -27,22 +27,48 @@ it, and stops with an error; the record stays for a subscriber with the right ke
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import ProducerFenced
-from aiokafka.structs import OffsetAndMetadata
-
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
-from broker.kafka_io import Record, _record, last_chain_record, reader, wait_settled
-from puente.errors import AuditChainError, CodecError, CryptoError, PuenteError, UnreadableFeedError
-from schemas import AlertCodec, to_json
+from broker.crypto import FeedOpener, KeyKind, checker, parse_key_id, sign_checkpoint
+from broker.kafka import (
+    KafkaConnection,
+    OffsetAndMetadata,
+    Producer,
+    ProducerFenced,
+    TopicPartition,
+    consumer,
+    last_chain_record,
+    producer,
+    reader,
+    record,
+    running,
+    wait_settled,
+)
+from broker.keystore import Keystore, load_key_file
+from broker.topology import TopicNames
+from policies import load_policy_set
+from puente import wire
+from puente.errors import (
+    AuditChainError,
+    CodecError,
+    ConfigError,
+    CryptoError,
+    KeyMaterialError,
+    SubscriberFenced,
+    UnreadableFeedError,
+)
+from puente.settings import PuenteSettings
+from puente.wire import Record, iso_utc
+from schemas import AlertCodec, alert_codec, to_json
 
 
 class Opener(Protocol):
@@ -54,10 +80,6 @@ class SubscribeStats:
     received: int = 0
     rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def receipt_partition(partner: str, partitions: int) -> int:
@@ -76,10 +98,6 @@ def receipt_chain(partner: str, instance: str = DEFAULT_INSTANCE) -> str:
     return partner if instance == DEFAULT_INSTANCE else f"{partner}/{instance}"
 
 
-class SubscriberFenced(PuenteError):
-    """A newer subscriber with the same partner and instance has taken over."""
-
-
 @dataclass(frozen=True)
 class ReceiptSigner:
     """The partner's receipt-signing key as a subscriber uses it.
@@ -96,9 +114,9 @@ class ReceiptSigner:
 
 def open_record(rec: Record, opener: Opener, codec: AlertCodec) -> dict[str, Any]:
     """Verify, decrypt and decode one feed record; raises CryptoError or CodecError saying what failed."""
-    alert_id = (rec.header("puente-alert-id") or b"").decode("utf-8", "replace")
-    policy = (rec.header("puente-policy") or b"").decode("utf-8", "replace")
-    schema_hex = (rec.header("puente-schema") or b"").decode("ascii", "replace")
+    alert_id = (rec.header(wire.ALERT_ID) or b"").decode("utf-8", "replace")
+    policy = (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")
+    schema_hex = (rec.header(wire.SCHEMA) or b"").decode("ascii", "replace")
     try:
         schema_fp = bytes.fromhex(schema_hex)
     except ValueError as exc:
@@ -115,11 +133,11 @@ def open_record(rec: Record, opener: Opener, codec: AlertCodec) -> dict[str, Any
 class Subscriber:
     """Reads a partner's feed with read_committed and writes what it may see."""
 
-    def __init__(self, bootstrap: str, partner: str, feed_topic: str, access_topic: str, opener: Opener,
+    def __init__(self, conn: KafkaConnection, partner: str, feed_topic: str, access_topic: str, opener: Opener,
                  codec: AlertCodec, *, signer: ReceiptSigner, group_id: str | None = None,
                  instance: str = DEFAULT_INSTANCE, on_error: Callable[[str], None] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
-        self.bootstrap, self.partner, self.feed_topic, self.access_topic = bootstrap, partner, feed_topic, access_topic
+        self.conn, self.partner, self.feed_topic, self.access_topic = conn, partner, feed_topic, access_topic
         self.opener, self.codec = opener, codec
         self.group_id = group_id or f"{feed_topic}.subscriber"
         self.instance = instance
@@ -130,19 +148,16 @@ class Subscriber:
         self.on_note = on_note or (lambda msg: print(f"puente subscribe: {msg}", file=sys.stderr))
         self.stats = SubscribeStats()
 
-    async def _chain(self, producer: AIOKafkaProducer) -> tuple[ChainWriter, int]:
+    async def _chain(self, producer: Producer) -> tuple[ChainWriter, int]:
         partitions = await producer.partitions_for(self.access_topic)
         part = receipt_partition(self.partner, len(partitions))
         tp = TopicPartition(self.access_topic, part)
         # Other partners' and instances' receipts share the partition: the head of this chain is
         # read only once every transaction open there now has ended (see wait_settled).
-        await wait_settled(self.bootstrap, tp, timeout_s=SETTLE_TIMEOUT_S, note=self.on_note)
-        consumer = reader(self.bootstrap)
-        await consumer.start()
-        try:
-            last = await last_chain_record(consumer, tp, chain=self.chain_name)
-        finally:
-            await consumer.stop()
+        await wait_settled(self.conn, tp, timeout_s=SETTLE_TIMEOUT_S, note=self.on_note)
+        async with running(reader(self.conn, "puente-subscriber-chain"), self.conn,
+                           f"reading {self.partner}'s receipt chain") as chain_reader:
+            last = await last_chain_record(chain_reader, tp, chain=self.chain_name)
         if last is None:
             return ChainWriter(self.access_topic, part, ChainHead(), checkpoint_every=1 << 62,
                                chain=self.chain_name), part
@@ -159,40 +174,36 @@ class Subscriber:
 
     async def run(self, out: TextIO, *, idle_exit_s: float | None = 5.0, limit: int | None = None) -> SubscribeStats:
         """Consume until idle for ``idle_exit_s`` (None: forever) or ``limit`` records."""
-        consumer = AIOKafkaConsumer(
-            self.feed_topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
-        )
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                    transactional_id=self.transactional_id,
-                                    transaction_timeout_ms=int(RECEIPT_TXN_TIMEOUT_S * 1000))
-        await producer.start()  # fences an earlier subscriber of this partner and instance; aborts its receipts
-        await consumer.start()
+        feed = consumer(self.conn, f"puente-subscriber-{self.partner}", self.feed_topic, group_id=self.group_id,
+                        enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed")
+        receipts = producer(self.conn, f"puente-subscriber-{self.partner}", acks="all", enable_idempotence=True,
+                            transactional_id=self.transactional_id,
+                            transaction_timeout_ms=int(RECEIPT_TXN_TIMEOUT_S * 1000))
         try:
-            # Read the chain's head only now: the fenced writer's open receipts are aborted, never seen.
-            chain, part = await self._chain(producer)
-            idle_since = time.monotonic()
-            while limit is None or self.stats.received + self.stats.rejected < limit:
-                batch = await consumer.getmany(timeout_ms=500)
-                if not batch:
-                    if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
-                        break
-                    continue
+            # The producer starts first: it fences an earlier subscriber of this partner and instance,
+            # whose open receipts are aborted, never seen; only then is the chain's head read.
+            async with running(receipts, self.conn, f"writing {self.partner}'s receipts"), \
+                    running(feed, self.conn, f"reading {self.feed_topic}"):
+                chain, part = await self._chain(receipts)
                 idle_since = time.monotonic()
-                unread = await self._batch(batch, out, producer, chain, part)
-                if unread is not None:
-                    raise unread
+                while limit is None or self.stats.received + self.stats.rejected < limit:
+                    batch = await feed.getmany(timeout_ms=500)
+                    if not batch:
+                        if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                            break
+                        continue
+                    idle_since = time.monotonic()
+                    unread = await self._batch(batch, out, receipts, chain, part)
+                    if unread is not None:
+                        raise unread
         except ProducerFenced:
             raise SubscriberFenced(
                 f"another subscriber for {self.partner} (instance {self.instance!r}) has started and taken over "
                 "its receipts; this one stops. Give concurrent subscribers different --instance names."
             ) from None
-        finally:
-            await consumer.stop()
-            await producer.stop()
         return self.stats
 
-    async def _batch(self, batch: dict[TopicPartition, list[Any]], out: TextIO, producer: AIOKafkaProducer,
+    async def _batch(self, batch: dict[TopicPartition, list[Any]], out: TextIO, producer: Producer,
                      chain: ChainWriter, part: int) -> UnreadableFeedError | None:
         """One transaction: the batch's receipts, the partner's checkpoint and the feed offsets.
 
@@ -206,7 +217,7 @@ class Subscriber:
         async with producer.transaction():
             for tp, msgs in batch.items():
                 for msg in msgs:
-                    unread = await self._handle(_record(msg), out, producer, chain, part)
+                    unread = await self._handle(record(msg), out, producer, chain, part)
                     if unread is not None:
                         break
                     offsets[tp] = OffsetAndMetadata(msg.offset + 1, "")
@@ -214,16 +225,16 @@ class Subscriber:
                     break
             out.flush()  # written before the commit: at least once, never lost
             # The partner vouches for its chain so far, batch by batch.
-            signed = chain.checkpoint(self.signer.key_id, self.signer.sign, _iso(datetime.now(UTC)))
+            signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
             await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
             if offsets:
                 await producer.send_offsets_to_transaction(offsets, self.group_id)
         return unread
 
-    async def _handle(self, rec: Record, out: TextIO, producer: AIOKafkaProducer, chain: ChainWriter,
+    async def _handle(self, rec: Record, out: TextIO, producer: Producer, chain: ChainWriter,
                       part: int) -> UnreadableFeedError | None:
         where = f"{rec.topic}:{rec.partition}:{rec.offset}"
-        alert_id = (rec.header("puente-alert-id") or b"").decode("utf-8", "replace")[:200]
+        alert_id = (rec.header(wire.ALERT_ID) or b"").decode("utf-8", "replace")[:200]
         unread = None
         try:
             view = open_record(rec, self.opener, self.codec)
@@ -242,8 +253,76 @@ class Subscriber:
             out.write(json.dumps(to_json(view), ensure_ascii=False) + "\n")
             status = "RECEIVED"
         receipt = {"partner": self.partner, "alert_id": alert_id or None, "feed": where, "status": status,
-                   "policy_version": (rec.header("puente-policy") or b"").decode("utf-8", "replace")[:100],
-                   "at": _iso(datetime.now(UTC))}
+                   "policy_version": (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")[:100],
+                   "at": iso_utc(datetime.now(UTC))}
         await producer.send(self.access_topic, chain.append("RECEIPT", receipt), key=self.partner.encode(),
                             partition=part)
         return unread
+
+
+def opener_for(partner: str, key_file: Path, verify_file: Path | None,
+               expected_key_id: str | None = None) -> FeedOpener:
+    """The partner's feed opener, after checking that the key is the partner's own.
+
+    A subscriber started with another partner's key would reject every record; checking at
+    start turns that into one clear error before anything is read. ``expected_key_id`` is the
+    encryption key the policy names for the partner, when the subscriber knows the policy.
+    """
+    key = load_key_file(key_file)
+    if key.kind is not KeyKind.PARTNER_ENCRYPTION or key.owner != partner:
+        raise KeyMaterialError(f"key {key.key_id} ({key.kind}) is not a decryption key of {partner}; "
+                               f"pass {partner}'s own key with --key")
+    if expected_key_id is not None and key.key_id != expected_key_id:
+        raise KeyMaterialError(f"key {key.key_id} is not the one the policy names for {partner} "
+                               f"({expected_key_id}): the broker encrypts {partner}'s feed for that key")
+    if verify_file is not None:
+        verify = load_key_file(verify_file).ed25519_public()
+    else:
+        try:
+            verify = Keystore(key_file.parent).load_verify_key()
+        except KeyMaterialError as exc:
+            raise KeyMaterialError(f"{exc}; pass the broker's public key with --verify-key") from exc
+    return FeedOpener(partner, key.x25519_private(), verify)
+
+
+def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> ReceiptSigner:
+    """The partner's receipt signer: ``sign_file``, or the current receipt key beside ``key_file``;
+    it verifies with every generation of the partner's receipt keys in that key's folder."""
+    if sign_file is not None:
+        key = load_key_file(sign_file)
+    else:
+        try:
+            key = Keystore(key_file.parent).load_receipt_key(partner)
+        except KeyMaterialError as exc:
+            raise KeyMaterialError(f"{exc}; pass the partner's receipt-signing key with --sign-key") from exc
+    if key.kind is not KeyKind.PARTNER_SIGNING or key.owner != partner:
+        raise KeyMaterialError(f"key {key.key_id} is not {partner}'s receipt-signing key")
+    private = key.ed25519_private()
+    folder = Keystore((sign_file or key_file).parent)
+    own = {k: folder.load(k).ed25519_public() for k in folder.key_ids()
+           if (parsed := parse_key_id(k)).kind is KeyKind.PARTNER_SIGNING and parsed.owner == partner}
+    own[key.key_id] = private.public_key()
+
+    def sign(payload: bytes) -> bytes:
+        return sign_checkpoint(private, payload)
+
+    return ReceiptSigner(key.key_id, sign, checker(own))
+
+
+_INSTANCE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: str, key_file: Path,
+                   verify_file: Path | None = None, sign_file: Path | None = None,
+                   instance: str = DEFAULT_INSTANCE) -> Subscriber:
+    """A subscriber for ``partner_id`` as the policy and settings describe it, its keys checked first."""
+    policy_set = load_policy_set(settings.policy_dir)
+    partner = policy_set.partners.get(partner_id)
+    if partner is None:
+        raise ConfigError(f"unknown partner {partner_id[:40]!r}; known: {', '.join(sorted(policy_set.partners))}")
+    if not _INSTANCE.fullmatch(instance):
+        raise ConfigError("--instance must be 1-64 letters, digits, '-', '_' or '.'")
+    names = TopicNames(settings.topic_prefix)
+    opener = opener_for(partner.id, key_file, verify_file, partner.encryption_key_id)
+    return Subscriber(conn, partner.id, names.feed(partner.feed_topic), names.access, opener, alert_codec(),
+                      instance=instance, signer=receipt_signer(partner.id, key_file, sign_file))

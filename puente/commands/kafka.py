@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from puente.localkafka import KAFKA_VERSION, SHAPES, LocalKafka, fetch_kafka
+from puente.commands._common import Subparsers
+from puente.dev.localkafka import KAFKA_VERSION, SHAPES, LocalKafka, fetch_kafka
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("kafka", help="run a local Apache Kafka (KRaft) on 127.0.0.1")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name, func, text in (
@@ -17,6 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ("down", _down, "stop Kafka, leaving no process behind"),
         ("status", _status, "show each node, its process and its port"),
         ("wipe", _wipe, "stop Kafka and delete its data"),
+        ("env", _env, "print the PUENTE_* settings that point Puente at it (eval \"$(puente kafka env)\")"),
     ):
         verb = verbs.add_parser(name, help=text, description=text)
         verb.add_argument("--shape", choices=SHAPES, default="single", help="single node (default) or 3-node cluster")
@@ -59,3 +61,9 @@ def _status(args: argparse.Namespace) -> int:
         running += st.alive
         print(f"{st.spec.node_id:<5} {st.spec.address:<18} {st.pid or '-':>8}  {state}")
     return 0 if running == len(kafka.nodes) else 1
+
+
+def _env(args: argparse.Namespace) -> int:
+    kafka = LocalKafka(args.shape)
+    print(f"export PUENTE_BOOTSTRAP={kafka.bootstrap}")
+    return 0

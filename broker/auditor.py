@@ -1,13 +1,17 @@
-"""Reading the audit topics from Kafka: verify every chain, list decisions and receipts."""
+"""The auditor's service: walk the audit topics on Kafka, verify every chain, list what verifies.
+
+``verify_topics`` and ``read_log`` take the topics to read and what each holds; ``audit_topics``
+finds them under the deployment's prefix and refuses when there are none (a wrong prefix must
+not read as "no problems"); ``signature_checks`` gives the keys auditors verify with.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
-
-from aiokafka import TopicPartition
 
 from broker.audit.chain import flatten
 from broker.audit.verify import (
@@ -20,20 +24,22 @@ from broker.audit.verify import (
     unmatched_receipt,
     verify_partition,
 )
-from broker.kafka_io import partitions_of, read_range, reader
+from broker.crypto import KeyKind, checker
+from broker.kafka import KafkaConnection, TopicPartition, partitions_of, read_range, reader, running
+from broker.keystore import Keystore, load_key_file, signature_check
+from broker.topology import TopicNames
+from puente.errors import ConfigError
 
 
-async def verify_topics(bootstrap: str, topics: dict[str, Holds], verify: VerifyFn) -> list[PartitionReport]:
+async def verify_topics(conn: KafkaConnection, topics: dict[str, Holds], verify: VerifyFn) -> list[PartitionReport]:
     """Walk every partition of every audit topic, oldest record first, and report what is wrong.
 
     ``topics`` maps each topic to what it holds: ``"decisions"`` or ``"receipts"``. When the
     decisions are among them (give them first), every receipt is also checked against them: a
     receipt for an alert the broker never delivered to that partner is reported.
     """
-    consumer = reader(bootstrap)
-    await consumer.start()
     reports = []
-    try:
+    async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer:
         delivered = _Delivered()
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
@@ -41,8 +47,6 @@ async def verify_topics(bootstrap: str, topics: dict[str, Holds], verify: Verify
                 report = verify_partition(topic, partition, values, verify, holds)
                 reports.append(report)
                 delivered.learn(report, values)
-    finally:
-        await consumer.stop()
     return reports
 
 
@@ -105,7 +109,7 @@ class LogFilter:
         return True
 
 
-async def read_log(bootstrap: str, topics: dict[str, Holds], flt: LogFilter, verify: VerifyFn,
+async def read_log(conn: KafkaConnection, topics: dict[str, Holds], flt: LogFilter, verify: VerifyFn,
                    left_out: list[int] | None = None) -> AsyncIterator[dict[str, Any]]:
     """Audit rows (one per decision, dead letter or receipt) from ``topics`` that pass ``flt``.
 
@@ -115,9 +119,7 @@ async def read_log(bootstrap: str, topics: dict[str, Holds], flt: LogFilter, ver
     checkpoint of their chain vouches for and receipts for alerts the decisions never delivered
     to that partner. Their count is appended to ``left_out``, if given.
     """
-    consumer = reader(bootstrap)
-    await consumer.start()
-    try:
+    async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer:
         delivered = _Delivered()
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
@@ -147,5 +149,28 @@ async def read_log(bootstrap: str, topics: dict[str, Holds], flt: LogFilter, ver
                 dropped += sum(len(rows) for rows in pending.values())
                 if left_out is not None:
                     left_out.append(dropped)
-    finally:
-        await consumer.stop()
+
+
+async def audit_topics(conn: KafkaConnection, prefix: str) -> dict[str, Holds]:
+    """The audit topics under ``prefix`` and what each holds; ConfigError when none exists there.
+
+    Nothing to verify where audit topics were expected is not "no problems": it is a wrong
+    prefix, a wrong cluster, or topics never made.
+    """
+    names = TopicNames(prefix)
+    wanted = names.audit_roles()
+    async with running(reader(conn, "puente-auditor"), conn, "listing the audit topics") as consumer:
+        present = {t: h for t, h in wanted.items() if await partitions_of(consumer, t)}
+    if not present:
+        raise ConfigError(f"no audit topics under prefix {prefix!r} at {conn.bootstrap} ({', '.join(wanted)}): "
+                          "check PUENTE_TOPIC_PREFIX and PUENTE_BOOTSTRAP, or run `puente topics apply`")
+    return present
+
+
+def signature_checks(keys_dir: Path, verify_files: list[Path] | None) -> VerifyFn:
+    """Signature checks for the audit: the given public key files, or every signing key (the
+    broker's and the partners' receipt keys) in the broker's keystore ``keys_dir``."""
+    if not verify_files:
+        return signature_check(Keystore(keys_dir), KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
+    records = [load_key_file(path) for path in verify_files]
+    return checker({rec.key_id: rec.ed25519_public() for rec in records})

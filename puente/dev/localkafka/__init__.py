@@ -9,13 +9,13 @@ The public surface is :class:`LocalKafka`; ``puente kafka up|down|status``
 is a thin shell over it.
 """
 
-from puente.localkafka._cluster import (
+from puente.dev.localkafka._cluster import (
     SHAPES,
     LocalKafka,
     NodeSpec,
     NodeStatus,
 )
-from puente.localkafka._fetch import KAFKA_VERSION, fetch_kafka
+from puente.dev.localkafka._fetch import KAFKA_VERSION, fetch_kafka
 
 __all__ = [
     "KAFKA_VERSION",

@@ -4,66 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.producer import sender as _aiokafka_sender
 
+from broker.kafka.clients import reader, running
+from broker.kafka.connection import KafkaConnection
 from puente.errors import PuenteError
-
-# aiokafka reports every refused connection and retried request at ERROR/WARNING; those are
-# expected while nodes start or fail over, and Puente reports what matters itself.
-logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-
-# A transactional producer that begins its next transaction right after a commit finds the
-# broker still writing the previous one's markers: AddPartitionsToTxn is refused with
-# CONCURRENT_TRANSACTIONS, and aiokafka retries after a fixed 20 ms (its BACKOFF_OVERRIDE; the
-# setting is not exposed). Here the markers take a few ms, so a slot's transaction spent most of
-# its time in that wait: 25 ms per transaction of one producer alone, 6 ms with 2 ms retries.
-# Each retry is a request, so under load shorter waits cost client CPU: 5 ms is the compromise
-# (bench/RESULTS.md has the runs). It changes no transaction's outcome.
-TXN_RETRY_BACKOFF_S = 0.005
-if isinstance(getattr(_aiokafka_sender, "BACKOFF_OVERRIDE", None), float):
-    _aiokafka_sender.BACKOFF_OVERRIDE = TXN_RETRY_BACKOFF_S
+from puente.wire import Record
 
 
-class Record(NamedTuple):
-    """One record as read: where it was, its key, value and headers. (A tuple: cheap to build per record.)"""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
-    timestamp_ms: int
-
-    def header(self, name: str) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-
-def _record(msg: Any) -> Record:
+def record(msg: Any) -> Record:
+    """An aiokafka ConsumerRecord as Puente's ``Record``."""
     return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"", tuple(msg.headers or ()),
                   msg.timestamp)
-
-
-def reader(bootstrap: str, *, partition_fetch_bytes: int = 4 * 1024 * 1024,
-           fetch_bytes: int = 52_428_800) -> AIOKafkaConsumer:
-    """A group-less, read_committed consumer for reading partitions by hand.
-
-    What one fetch may bring is what it holds in memory at once: lower the limits where many
-    partitions are read together.
-    """
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
-        auto_offset_reset="earliest", max_partition_fetch_bytes=partition_fetch_bytes, fetch_max_bytes=fetch_bytes,
-    )
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
@@ -75,23 +31,19 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
 NOTE_AFTER_S = 2.0
 
 
-async def wait_settled(bootstrap: str, tp: TopicPartition, *, timeout_s: float,
+async def wait_settled(conn: KafkaConnection, tp: TopicPartition, *, timeout_s: float,
                        note: Callable[[str], None] | None = None) -> None:
     """Wait until every transaction open on ``tp`` when called has ended, committed or aborted.
 
     A read_committed reader stops at the partition's last stable offset: the first record of the
     oldest transaction still open there, whoever writes it. A writer that shares a partition with
-    others (the receipt chains of several partners) and reads back the head of its own chain must
-    first let that point pass the partition's end as it was, or it misses its own committed
-    records written after another writer's open transaction began, and forks its chain. A
-    crashed writer's transaction is aborted by Kafka after its transaction timeout, so this ends.
+    others and reads back the head of its own chain must first let that point pass the partition's
+    end as it was, or it misses its own committed records written after another writer's open
+    transaction began, and forks its chain. A crashed writer's transaction is aborted by Kafka
+    after its transaction timeout, so this ends.
     """
-    raw = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                           isolation_level="read_uncommitted")
-    committed = reader(bootstrap)
-    try:
-        await raw.start()
-        await committed.start()
+    async with running(reader(conn, "puente-settle", committed=False), conn, f"reading {tp.topic}") as raw, \
+            running(reader(conn, "puente-settle"), conn, f"reading {tp.topic}") as committed:
         high = (await raw.end_offsets([tp]))[tp]
         began = time.monotonic()
         noted = False
@@ -106,9 +58,6 @@ async def wait_settled(bootstrap: str, tp: TopicPartition, *, timeout_s: float,
                      f"(a crashed writer's is aborted by Kafka within {timeout_s:.0f}s)")
                 noted = True
             await asyncio.sleep(0.05)
-    finally:
-        await raw.stop()
-        await committed.stop()
 
 
 async def read_range(
@@ -127,7 +76,7 @@ async def read_range(
         for msg in batch.get(tp, []):
             if msg.offset >= end:
                 return
-            yield _record(msg)
+            yield record(msg)
 
 
 async def read_many(
@@ -161,7 +110,7 @@ async def read_many(
     while todo:
         batch = await consumer.getmany(*todo, timeout_ms=2000)
         for tp, msgs in batch.items():
-            wanted = (_record(m) for m in msgs if m.offset < todo.get(tp, 0))
+            wanted = (record(m) for m in msgs if m.offset < todo.get(tp, 0))
             if each is None:
                 out[tp].extend(wanted)
             else:

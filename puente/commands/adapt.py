@@ -13,22 +13,31 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from adapters.registry import ADAPTERS
+from adapters.config import Context, Vocabulary, load_config, make_context
+from adapters.core import Adapter
+from adapters.registry import ADAPTERS, get
+from adapters.run import AdapterRun, Tally, adapt_paths, check, check_sources, open_source
+from adapters.watch import watch
+from broker.kafka import KafkaConnection
+from puente import logs
+from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
 from puente.errors import ConfigError
+from puente.settings import PuenteSettings
 
 _EPILOG = ("Summary on stdout; rejected records, with file, line and reason, and progress on large files on "
            "stderr. Running the same file again publishes nothing new. Exit 0: all published or already "
-           "published; 1: some records rejected (see the dead-letter topic); 2: the run could not proceed.")
+           "published; 1: some records rejected (see the dead-letter topic); 3: bad configuration or input; "
+           "4: Kafka unavailable.")
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     text = "turn an agency's export into signed alerts on its ingress topic"
     parser = sub.add_parser("adapt", help=text, description=text, epilog=_EPILOG)
     names = parser.add_subparsers(dest="adapter", metavar="ADAPTER", required=True)
     for name, (_, agency, title) in ADAPTERS.items():
-        p = names.add_parser(name, help=title, description=f"{title}; publishes as {agency}.", epilog=_EPILOG)
+        p = names.add_parser(name, help=title, description=f"{title}; publishes as {agency}.", epilog=_EPILOG,
+                             parents=[kafka_options()])
         p.add_argument("files", nargs="*", metavar="FILE", help="export files to read; '-' reads standard input")
         p.add_argument("--watch", type=Path, metavar="DIR",
                        help="adapt each new file in DIR once it stops growing, then move it to DIR/done/")
@@ -42,34 +51,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.set_defaults(func=_adapt)
 
 
-def _context(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
-    from adapters.config import Vocabulary, load_config, make_context
-    from adapters.registry import get
-
+def _context(args: argparse.Namespace, cfg: PuenteSettings) -> tuple[Adapter, Context]:
     adapter = get(args.adapter)
     ctx = make_context(adapter.agency, datetime.now(UTC), load_config(args.config), Vocabulary.load(cfg.policy_dir))
     return adapter, ctx
 
 
 def _adapt(args: argparse.Namespace) -> int:
-    from broker.cli import settings
-
     if bool(args.files) == bool(args.watch):
         raise ConfigError("give export files (or '-' for standard input), or --watch DIR, but not both")
     if args.check and args.watch:
         raise ConfigError("--check reads files, not a watched folder")
-    cfg = settings()
+    cfg = settings(args)
     adapter, ctx = _context(args, cfg)
     if args.check:
         return _check(adapter, ctx, args.files)
+    conn = kafka(cfg, f"puente-adapter-{adapter.name}")
     if args.watch:
-        return asyncio.run(_watch(cfg, adapter, ctx, args))
-    from adapters.run import Tally, adapt_paths
+        logs.configure(cfg.log_level, cfg.log_format)
+        return run(_watch(cfg, conn, adapter, ctx, args))
 
     def show(source: str, tally: Tally) -> None:  # as each file ends: a later failure leaves these lines
         print(f"{adapter.name} {source}: {tally.line()}", flush=True)
 
-    results = asyncio.run(adapt_paths(cfg, adapter, ctx, args.files, done=show))
+    results = run(adapt_paths(cfg, conn, adapter, ctx, args.files, done=show))
     total = Tally()
     for _, tally in results:
         total.add(tally)
@@ -78,9 +83,7 @@ def _adapt(args: argparse.Namespace) -> int:
     return 1 if total.rejected else 0
 
 
-def _check(adapter: Any, ctx: Any, files: list[str]) -> int:
-    from adapters.run import check, check_sources, open_source
-
+def _check(adapter: Adapter, ctx: Context, files: list[str]) -> int:
     check_sources(files)
     rejected = 0
     for path in files:
@@ -97,16 +100,14 @@ def _check(adapter: Any, ctx: Any, files: list[str]) -> int:
     return 1 if rejected else 0
 
 
-async def _watch(cfg: Any, adapter: Any, ctx: Any, args: argparse.Namespace) -> int:
-    from adapters.run import AdapterRun
-    from adapters.watch import watch
-
+async def _watch(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, ctx: Context,
+                 args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"{adapter.name}: watching {args.watch} every {args.interval:g}s (SIGTERM or Ctrl-C stops)", file=sys.stderr)
-    async with AdapterRun(cfg, adapter, ctx) as run:
-        total = await watch(run, args.watch, interval=args.interval, idle_exit=args.exit_when_idle, stop=stop)
+    async with AdapterRun(cfg, conn, adapter, ctx) as adapter_run:
+        total = await watch(adapter_run, args.watch, interval=args.interval, idle_exit=args.exit_when_idle, stop=stop)
     print(f"{adapter.name} watched {args.watch}: {total.line()}")
     return 1 if total.rejected else 0

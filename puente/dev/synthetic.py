@@ -10,9 +10,16 @@ lists, caveats and handling codes so that every policy path is exercised.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from adapters.publisher import IngressPublisher
+from broker.kafka import KafkaConnection
+from broker.keystore import Keystore
+from broker.topology import TopicNames
+from puente.settings import PuenteSettings
 
 _GIVEN = ["José Luis", "María Fernanda", "Juan Carlos", "Ana Lucía", "Yeison", "Darwin", "Wilmer", "Génesis",
           "Kervin", "Mohamed", "Jean-Baptiste", "Luz Marina", "Andrés Felipe", "Rosa Elena"]
@@ -191,3 +198,16 @@ def generate(count: int, *, seed: int = 7, now: datetime | None = None) -> Itera
     base = now or datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     for seq in range(count):
         yield rng.choice(_MAKERS)(rng, seq, base)
+
+
+async def publish_synthetic(cfg: PuenteSettings, conn: KafkaConnection, count: int, seed: int) -> Counter[str]:
+    """Publish ``count`` generated alerts, each as its agency's adapter would (signed with its MAC key)."""
+    by_agency: dict[str, list[dict[str, Any]]] = {}
+    for alert in generate(count, seed=seed, now=datetime.now(UTC)):
+        by_agency.setdefault(alert["agency"], []).append(alert)
+    sent: Counter[str] = Counter()
+    for agency, alerts in sorted(by_agency.items()):
+        mac = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
+        async with IngressPublisher(conn, agency, mac.key_id, mac, TopicNames(cfg.topic_prefix)) as pub:
+            sent[agency] += await pub.publish(alerts)
+    return sent

@@ -46,7 +46,7 @@ def fetch_kafka(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
     if shutil.which("java") is None:
         raise KafkaSetupError("Java ('java', 17 or newer) is not on PATH; Kafka needs it")
     home.mkdir(parents=True, exist_ok=True)
-    pom = resources.files("puente.localkafka").joinpath("pom.xml").read_text()
+    pom = resources.files("puente.dev.localkafka").joinpath("pom.xml").read_text()
     (home / "pom.xml").write_text(pom)
     if classpath.exists():
         shutil.rmtree(classpath)

@@ -11,17 +11,34 @@ workers' memory, so it shows what an auditor would find.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
+import io
 import os
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from puente.settings import PuenteSettings
+from adapters.config import make_context
+from adapters.publisher import IngressPublisher
+from adapters.registry import get
+from adapters.run import Tally, adapt_paths
+from broker.auditor import LogFilter, read_log, signature_checks, verify_topics
+from broker.crypto import SecretBytes, sign_ingress
+from broker.kafka import Admin, KafkaConnection, apply_topics, connection, plan_topics
+from broker.keystore import Keystore, provision_all
+from broker.partner import subscriber_for
+from broker.service import build_worker, check_topology
+from broker.topology import TopicNames
+from policies import load_policy_set
+from puente import logs
+from puente.dev import samplegen
+from puente.dev.localkafka import LocalKafka
+from puente.dev.synthetic import generate
+from puente.errors import ConfigError
+from puente.settings import PuenteSettings, load_settings
 
 STEPS = 7
 
@@ -30,26 +47,8 @@ def _step(n: int, text: str) -> None:
     print(f"[{n}/{STEPS}] {text}", flush=True)
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = sub.add_parser("demo", help="run the whole path end to end on the local Kafka and print the result")
-    demo.add_argument("--alerts", type=int, default=3000,
-                      help="records in the fresh export made for each run, over the five agencies (default 3000)")
-    demo.add_argument("--workers", type=int, default=2, help="broker workers in the consumer group (default 2)")
-    demo.add_argument("--seed", type=int, default=2026)
-    demo.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    return asyncio.run(demo(args.alerts, args.workers, args.seed))
-
-
-async def _bad_inputs(cfg: PuenteSettings, seed: int) -> list[tuple[str, str]]:
+async def _bad_inputs(cfg: PuenteSettings, conn: KafkaConnection, seed: int) -> list[tuple[str, str]]:
     """Publish one record of each bad kind; return (agency, expected reason) for each."""
-    from adapters.publisher import IngressPublisher
-    from adapters.synthetic import generate
-    from broker.crypto import Keystore, SecretBytes, sign_ingress
-    from broker.topics import TopicNames
-
     names = TopicNames(cfg.topic_prefix)
     now = datetime.now(UTC)
     good = [a for a in generate(50, seed=seed + 1, now=now) if a["agency"] == "SENAN"][:5]
@@ -57,7 +56,7 @@ async def _bad_inputs(cfg: PuenteSettings, seed: int) -> list[tuple[str, str]]:
         alert["alert_id"] = f"SENAN:BAD-{i}"
     mac = Keystore(cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
     expected: list[tuple[str, str]] = []
-    async with IngressPublisher(cfg.bootstrap, "SENAN", mac.key_id, mac, names) as pub:
+    async with IngressPublisher(conn, "SENAN", mac.key_id, mac, names) as pub:
         garbage = b"<alerta>no es avro</alerta>"
         await pub.send_raw(b"SENAN:BAD-x", garbage, sign_ingress("SENAN", mac.key_id, mac, garbage, "SENAN:BAD-x"))
         expected.append(("SENAN", "not-avro"))
@@ -84,19 +83,11 @@ async def _bad_inputs(cfg: PuenteSettings, seed: int) -> list[tuple[str, str]]:
 
 
 ADAPTERS = ("senafront", "senan", "pn", "snm", "combifron")
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"  # the repository's; the demo runs from a clone
 
 
-async def _adapt_all(cfg: PuenteSettings, alerts: int, run_id: str) -> dict[str, Any]:
+async def _adapt_all(cfg: PuenteSettings, conn: KafkaConnection, alerts: int, run_id: str) -> dict[str, Any]:
     """Each agency's adapter reads its shipped samples, a larger export made for this run, and its bad corpus."""
-    import io
-    from zoneinfo import ZoneInfo
-
-    from adapters import samplegen
-    from adapters.config import make_context
-    from adapters.registry import get
-    from adapters.run import Tally, adapt_paths
-
     folder = Path(".puente/demo/input") / run_id
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
@@ -111,7 +102,7 @@ async def _adapt_all(cfg: PuenteSettings, alerts: int, run_id: str) -> dict[str,
         files = [*sorted(p for p in (SAMPLES / name).iterdir() if p.is_file()), export]
         files += sorted(p for p in (SAMPLES / "bad" / name).iterdir() if p.is_file())
         adapter = get(name)
-        results = await adapt_paths(cfg, adapter, make_context(adapter.agency, now), [str(f) for f in files],
+        results = await adapt_paths(cfg, conn, adapter, make_context(adapter.agency, now), [str(f) for f in files],
                                     err=io.StringIO())
         total = Tally()
         for _, tally in results:
@@ -121,10 +112,9 @@ async def _adapt_all(cfg: PuenteSettings, alerts: int, run_id: str) -> dict[str,
     return tallies
 
 
-async def _broker(cfg: PuenteSettings, workers: int, total: int) -> list[Any]:
-    from broker.service import build_worker
-
-    built = [build_worker(cfg, client_suffix=f"-demo{i}") for i in range(workers)]
+async def _broker(cfg: PuenteSettings, conn: KafkaConnection, workers: int, total: int) -> list[Any]:
+    await check_topology(cfg, conn)
+    built = [build_worker(cfg, conn, client_suffix=f"-demo{i}") for i in range(workers)]
     tasks = [asyncio.create_task(w.run(topics, idle_exit_s=6.0)) for w, topics, _ in built]
     last = -1
     while not all(t.done() for t in tasks):
@@ -138,25 +128,16 @@ async def _broker(cfg: PuenteSettings, workers: int, total: int) -> list[Any]:
     return [w for w, _, _ in built]
 
 
-async def _subscribers(cfg: PuenteSettings, out_dir: Path) -> dict[str, Any]:
-    from broker.cli import make_opener, receipt_signer
-    from broker.subscriber import Subscriber
-    from broker.topics import TopicNames
-    from policies import load_policy_set
-    from schemas import alert_codec
-
-    names = TopicNames(cfg.topic_prefix)
+async def _subscribers(cfg: PuenteSettings, conn: KafkaConnection, out_dir: Path) -> dict[str, Any]:
     partners = load_policy_set(cfg.policy_dir).partners
     out_dir.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
 
     async def one(pid: str) -> Any:
         partner = partners[pid]
-        folder = cfg.keys / "partners" / pid
-        key_file = folder / f"{partner.encryption_key_id}.json"
-        opener = make_opener(pid, key_file, None, partner.encryption_key_id)
-        sub = Subscriber(cfg.bootstrap, pid, names.feed(partner.feed_topic), names.access, opener, alert_codec(),
-                         signer=receipt_signer(pid, key_file, None), on_error=errors.append)
+        key_file = cfg.keys / "partners" / pid / f"{partner.encryption_key_id}.json"
+        sub = subscriber_for(cfg, conn, pid, key_file)
+        sub.on_error = errors.append
         with open(out_dir / f"{pid}.jsonl", "w", encoding="utf-8") as out:
             return await sub.run(out, idle_exit_s=4.0)
 
@@ -166,16 +147,13 @@ async def _subscribers(cfg: PuenteSettings, out_dir: Path) -> dict[str, Any]:
     return dict(zip(sorted(partners), results, strict=True))
 
 
-async def _audit_counts(cfg: PuenteSettings) -> tuple[Counter[tuple[str, str]], Counter[str], Counter[str]]:
-    from broker.audit.store import LogFilter, read_log
-    from broker.cli import verifier
-    from broker.topics import TopicNames
-
-    names = TopicNames(cfg.topic_prefix)
+async def _audit_counts(cfg: PuenteSettings, conn: KafkaConnection,
+                        ) -> tuple[Counter[tuple[str, str]], Counter[str], Counter[str]]:
     decisions: Counter[tuple[str, str]] = Counter()
     dead: Counter[str] = Counter()
     receipts: Counter[str] = Counter()
-    async for doc in read_log(cfg.bootstrap, names.audit_roles(), LogFilter(), verifier(cfg, None)):
+    names = TopicNames(cfg.topic_prefix)
+    async for doc in read_log(conn, names.audit_roles(), LogFilter(), signature_checks(cfg.keys / "broker", None)):
         if doc["kind"] == "DECISION":
             decisions[(doc["partner"], doc["decision"])] += 1
         elif doc["kind"] == "DEAD_LETTER":
@@ -186,40 +164,41 @@ async def _audit_counts(cfg: PuenteSettings) -> tuple[Counter[tuple[str, str]], 
 
 
 async def demo(alerts: int, workers: int, seed: int) -> int:
-    from broker.audit.store import verify_topics
-    from broker.cli import apply_all, init_keys, verifier
-    from broker.logging import configure_logging
-    from broker.topics import TopicNames
-
-    configure_logging(logging.WARNING)  # the demo prints its own progress; workers' logs would drown it
+    logs.configure("critical")  # the demo prints its own progress and checks the result; logs would drown it
     started = time.monotonic()
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    base = PuenteSettings()
+    base = load_settings()
+    if base.bootstrap is None and base.client_config is None:
+        base = base.model_copy(update={"bootstrap": LocalKafka("single").bootstrap})  # the local Kafka, as make demo
     keys = base.keys if "PUENTE_KEYS" in os.environ else Path(".puente/demo/keys")
     cfg = base.model_copy(update={"topic_prefix": f"demo-{run_id}", "keys": keys})
-    print(f"Puente demo {run_id}: Kafka at {cfg.bootstrap}, topics under '{cfg.topic_prefix}.*'")
+    conn = connection(cfg, "puente-demo")
+    print(f"Puente demo {run_id}: Kafka at {conn.bootstrap} as {conn.principal}, topics under '{cfg.topic_prefix}.*'")
     _step(1, f"keys: broker signing key, partner encryption keys, agency MAC keys (in {cfg.keys})")
-    init_keys(cfg)
+    provision_all(cfg)
     _step(2, "topics: ingress per agency, feed per partner, audit decisions and access, dead letter")
-    await apply_all(cfg)
+    applied = await apply_topics(Admin(conn), plan_topics(cfg, load_policy_set(cfg.policy_dir)))
+    failed = [r for r in applied if not r.ok]
+    if failed:
+        raise ConfigError(f"topics apply failed for {failed[0].spec.name}: {failed[0].detail}")
     _step(3, "adapters turn each agency's own files (samples, a fresh export, a bad corpus) into signed alerts")
-    tallies = await _adapt_all(cfg, alerts, run_id)
-    bad = await _bad_inputs(cfg, seed)
+    tallies = await _adapt_all(cfg, conn, alerts, run_id)
+    bad = await _bad_inputs(cfg, conn, seed)
     print(f"      and straight onto the ingress topics, one bad record of each kind the broker must catch: "
           f"{', '.join(reason for _, reason in bad)}")
     published = sum(t.published for t in tallies.values())
     total = published + len(bad) + 1  # the replay was sent twice
     _step(4, f"broker: {workers} workers in one consumer group, exactly-once into feeds and audit")
-    await _broker(cfg, workers, total)
+    await _broker(cfg, conn, workers, total)
     _step(5, "partners: each subscriber verifies, decrypts and decodes its own feed, and sends receipts")
     out_dir = Path(".puente/demo/feeds") / run_id
-    stats = await _subscribers(cfg, out_dir)
+    stats = await _subscribers(cfg, conn, out_dir)
     _step(6, "auditor: verify every hash chain and every signature")
     names = TopicNames(cfg.topic_prefix)
-    reports = await verify_topics(cfg.bootstrap, names.audit_roles(), verifier(cfg, None))
+    reports = await verify_topics(conn, names.audit_roles(), signature_checks(cfg.keys / "broker", None))
     problems = [f for r in reports for f in r.findings]
     _step(7, "result, from the audit topic")
-    decisions, dead, receipts = await _audit_counts(cfg)
+    decisions, dead, receipts = await _audit_counts(cfg, conn)
     rejected = sum(t.rejected for t in tallies.values())
     print(f"\n  records read by adapters     {sum(t.read for t in tallies.values()):>7}")
     print(f"  rejected at the adapters     {rejected:>7}   (dead-lettered with file, line and reason)")

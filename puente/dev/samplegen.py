@@ -1,9 +1,9 @@
 """Write agency export files of any size, in each agency's own format, for samples and benchmarks.
 
-    python -m adapters.samplegen senafront --count 100000 --out /tmp/senafront-100k.csv
-    python -m adapters.samplegen all --count 40 --out samples/      # one file per adapter
+    python -m puente.dev.samplegen senafront --count 100000 --out /tmp/senafront-100k.csv
+    python -m puente.dev.samplegen all --count 40 --out samples/      # one file per adapter
 
-Records come from ``adapters._samples`` (seeded, fictitious) and are written as the agency's
+Records come from ``puente.dev._samples`` (seeded, fictitious) and are written as the agency's
 system would: SENAFRONT as Excel's "CSV UTF-8" (byte-order mark, ';'), SENAN as pretty JSON
 documents, PN as Windows-1252 fixed-width lines with header and trailer, SNM and COMBIFRON as
 JSON Lines. ``--prefix`` makes record ids distinct between files of the same adapter.
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from adapters import _samples
 from adapters.pn import LAYOUTS
+from puente.dev import _samples
 
 SUFFIX = {"senafront": ".csv", "senan": ".json", "pn": ".txt", "snm": ".jsonl", "combifron": ".jsonl"}
 FILE_NAMES = {"senafront": "patrullas", "senan": "interdicciones", "pn": "incautaciones", "snm": "alertas-migratorias",

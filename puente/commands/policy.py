@@ -11,18 +11,25 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from policies._alerts import alert_value, read_alert_json
-from policies._decide import decide
-from policies._explain import DEMO_KEY, explain
-from policies._lint import PSEUDONYM_KEY, lint
-from policies._load import load_policy_set, schema_fields
-from policies._source import DEFAULT_DIR
-from policies._suite import SuiteReport, run_suites
-from policies._view import build_view
+from broker.crypto import KeyKind
+from broker.keystore import Keystore, load_key_file
+from policies import (
+    DEFAULT_DIR,
+    DEMO_KEY,
+    PSEUDONYM_KEY,
+    SuiteReport,
+    alert_value,
+    build_view,
+    decide,
+    explain,
+    lint,
+    load_policy_set,
+    read_alert_json,
+    run_suites,
+    schema_fields,
+)
+from puente.commands._common import Subparsers, settings
 from puente.errors import ConfigError, KeyMaterialError, PolicyError
-from puente.settings import PuenteSettings
 
 
 def _when(text: str) -> datetime:
@@ -35,7 +42,7 @@ def _when(text: str) -> datetime:
     return value
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("policy", help="check, test and explain the sharing policy")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     dir_help = "policy directory (default: PUENTE_POLICY_DIR, else the shipped policies/data)"
@@ -69,25 +76,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.set_defaults(func=_explain)
 
 
-def _settings() -> PuenteSettings:
-    try:
-        return PuenteSettings()
-    except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        name = "PUENTE_" + str(first["loc"][0]).upper() if first["loc"] else "PUENTE_*"
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"invalid setting {name}: {first['msg']}{more}") from None
-    except ValueError as exc:  # pydantic-settings' own errors, e.g. a value that is not JSON
-        lines = str(exc).strip().splitlines() or ["invalid"]
-        raise ConfigError(f"invalid PUENTE_* setting: {lines[0][:200]}") from None
-
-
 def _policy_dir(args: argparse.Namespace) -> tuple[Path, str]:
     """The policy directory the command reads, and where that choice came from."""
     if args.dir is not None:
         return args.dir, "--dir"
-    chosen = _settings().policy_dir
+    chosen = settings().policy_dir
     if chosen is not None:
         if not chosen.is_dir():
             raise ConfigError(f"PUENTE_POLICY_DIR={chosen}: no such policy directory")
@@ -101,7 +94,6 @@ def _shown(root: Path, origin: str) -> str:
 
 def _keystore_check(folder: Path) -> Callable[[str, str], str | None]:
     """lint's key port over the broker's keystore in ``folder``: exact ``<key id>.json`` files, of the right kind."""
-    from broker.crypto import KeyKind, Keystore  # here, not above: only lint --keys pays for the crypto stack
 
     if not folder.is_dir():
         raise ConfigError(f"--keys {folder}: no such keystore directory")
@@ -164,8 +156,6 @@ def _test(args: argparse.Namespace) -> int:
 
 def _pseudonym_key(path: Path) -> bytes:
     """The secret of a pseudonym key file, as the broker's keystore holds it; refused if it is anything else."""
-    from broker.crypto import KeyKind, load_key_file  # here, not above: only --key-file pays for the crypto stack
-
     try:
         return load_key_file(path).symmetric(KeyKind.PSEUDONYM).reveal()
     except KeyMaterialError as exc:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from broker.kafka import Admin, KafkaConnection
+from puente.dev.localkafka._fetch import KAFKA_VERSION, fetch_kafka
 from puente.errors import KafkaSetupError
-from puente.localkafka._fetch import KAFKA_VERSION, fetch_kafka
 
 SHAPES = ("single", "cluster")
 _BASE_PORT = {"single": 19092, "cluster": 29092}
@@ -137,7 +138,7 @@ class LocalKafka:
 
     def _java(self, node: NodeSpec, main: str, *args: str) -> list[str]:
         classpath = fetch_kafka(KAFKA_VERSION)
-        log4j = resources.files("puente.localkafka").joinpath("log4j2.properties")
+        log4j = resources.files("puente.dev.localkafka").joinpath("log4j2.properties")
         return [
             "java",
             _HEAP[self.shape],
@@ -306,17 +307,12 @@ def _reap(pid: int) -> None:
 
 
 async def _count_brokers(bootstrap: str) -> int:
-    import logging
-
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    # Connection refusals while nodes start are expected; keep them off the console.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
-    await admin.start()
-    try:
-        info = await admin.describe_cluster()
-        return len(info.get("brokers", []))
-    finally:
-        await admin.close()
+    """How many brokers the cluster at ``bootstrap`` has registered (librdkafka's refused connections
+    while nodes start go to the logging module, which the caller's configuration keeps quiet)."""
+    admin = Admin(KafkaConnection(bootstrap=bootstrap, timeout_s=3, source="the local Kafka"))
+    cluster = await admin.call("describing the cluster", lambda c: c.describe_cluster(request_timeout=3))
+    described = await admin.results("describing the cluster", {"cluster": cluster})
+    found = described["cluster"]
+    if isinstance(found, Exception):
+        raise found
+    return len(found.nodes)

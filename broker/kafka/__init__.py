@@ -1,0 +1,63 @@
+"""Kafka I/O: the only package that imports aiokafka or confluent-kafka (an import-linter contract says so).
+
+    connection  KafkaConnection: bootstrap, TLS and SASL of one party, from a client properties file
+    clients     producers, consumers and readers made from a connection; started and stopped; errors translated
+    admin       confluent-kafka's AdminClient, each result checked
+    topics      the topic plan and ``topics apply``
+    io          readers over partitions: ranges, many partitions at once, chain heads, settled transactions
+
+Services use the names below and never a Kafka client library directly: one place to add
+security, one place that turns a client's failure into Puente's error tree.
+"""
+
+from aiokafka import AIOKafkaConsumer as Consumer
+from aiokafka import AIOKafkaProducer as Producer
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError as ClientError
+from aiokafka.errors import ProducerFenced
+from aiokafka.structs import OffsetAndMetadata
+
+from broker.kafka.admin import Admin
+from broker.kafka.clients import consumer, producer, reader, running, start, translate, tune_transactions
+from broker.kafka.connection import KafkaConnection, connection, connection_from_properties
+from broker.kafka.io import (
+    last_chain_record,
+    last_records,
+    partitions_of,
+    read_many,
+    read_range,
+    record,
+    wait_settled,
+)
+from broker.kafka.topics import TopicResult, apply_topics, plan_topics
+
+__all__ = [
+    "Admin",
+    "ClientError",
+    "Consumer",
+    "ConsumerRebalanceListener",
+    "KafkaConnection",
+    "OffsetAndMetadata",
+    "Producer",
+    "ProducerFenced",
+    "TopicPartition",
+    "TopicResult",
+    "apply_topics",
+    "connection",
+    "connection_from_properties",
+    "consumer",
+    "last_chain_record",
+    "last_records",
+    "partitions_of",
+    "plan_topics",
+    "producer",
+    "read_many",
+    "read_range",
+    "reader",
+    "record",
+    "running",
+    "start",
+    "translate",
+    "tune_transactions",
+    "wait_settled",
+]

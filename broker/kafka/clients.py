@@ -1,0 +1,173 @@
+"""The one place Kafka clients are made, started and stopped, and Kafka's errors become Puente's.
+
+Every producer, consumer and admin client in Puente comes from here, built from one
+``KafkaConnection`` (``broker.kafka.connection``): TLS, SASL and the time allowed to reach Kafka
+are set once for all of them. The data path uses aiokafka; administration (topics, ACLs, SCRAM
+users) uses confluent-kafka's AdminClient, because aiokafka's admin client has no ACL, SCRAM or
+incremental-configuration calls and returns raw protocol answers whose errors each caller would
+have to dig out.
+
+``running(client, conn, what)`` starts a client within ``conn.timeout_s`` and always stops it,
+so no "Unclosed AIOKafka..." warning is left behind; ``translate(exc, conn, what)`` is the one
+mapping from a third-party error to Puente's tree (see ``puente.errors``): unreachable, refused
+credentials, refused access, or another failure, each naming the principal and what to check,
+never a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import aiokafka.errors as aiokafka_errors
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.producer import sender as _aiokafka_sender
+
+from broker.kafka.connection import KafkaConnection
+from puente.errors import (
+    KafkaAccessError,
+    KafkaAuthError,
+    KafkaError,
+    KafkaOperationError,
+    KafkaUnavailableError,
+    PuenteError,
+)
+
+Client = TypeVar("Client", AIOKafkaProducer, AIOKafkaConsumer)
+
+# A transactional producer that begins its next transaction right after a commit finds the
+# broker still writing the previous one's markers: AddPartitionsToTxn is refused with
+# CONCURRENT_TRANSACTIONS, and aiokafka retries after a fixed 20 ms (its BACKOFF_OVERRIDE; the
+# setting is not exposed). Here the markers take a few ms, so a slot's transaction spent most of
+# its time in that wait: 25 ms per transaction of one producer alone, 6 ms with 2 ms retries.
+# Each retry is a request, so under load shorter waits cost client CPU: 5 ms is the compromise
+# (bench/RESULTS.md has the runs). It changes no transaction's outcome. aiokafka is pinned to the
+# minor version this was tested against (pyproject.toml); ``tune_transactions`` checks it is there.
+TXN_RETRY_BACKOFF_S = 0.005
+
+
+def tune_transactions() -> bool:
+    """Apply the transaction retry backoff (a process-wide aiokafka setting); called when a worker
+    starts, never at import. False when this aiokafka has no such setting (nothing is changed)."""
+    if not isinstance(getattr(_aiokafka_sender, "BACKOFF_OVERRIDE", None), float):
+        return False
+    _aiokafka_sender.BACKOFF_OVERRIDE = TXN_RETRY_BACKOFF_S
+    return True
+
+
+def _client_id(conn: KafkaConnection, name: str) -> str:
+    return f"{conn.client_id}-{name}" if conn.client_id else name
+
+
+def producer(conn: KafkaConnection, name: str, **options: Any) -> AIOKafkaProducer:
+    """An (unstarted) producer for ``conn``; ``options`` are aiokafka's producer settings."""
+    return AIOKafkaProducer(**conn.aiokafka(), client_id=_client_id(conn, name),
+                            request_timeout_ms=int(max(conn.timeout_s, 30) * 1000), **options)
+
+
+def consumer(conn: KafkaConnection, name: str, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    """An (unstarted) consumer for ``conn``; ``options`` are aiokafka's consumer settings."""
+    return AIOKafkaConsumer(*topics, **conn.aiokafka(), client_id=_client_id(conn, name), **options)
+
+
+def reader(conn: KafkaConnection, name: str = "puente-reader", *, partition_fetch_bytes: int = 4 * 1024 * 1024,
+           fetch_bytes: int = 52_428_800, committed: bool = True) -> AIOKafkaConsumer:
+    """A group-less consumer for reading partitions by hand: read_committed unless ``committed`` is False.
+
+    What one fetch may bring is what it holds in memory at once: lower the limits where many
+    partitions are read together.
+    """
+    return consumer(conn, name, enable_auto_commit=False,
+                    isolation_level="read_committed" if committed else "read_uncommitted",
+                    auto_offset_reset="earliest", max_partition_fetch_bytes=partition_fetch_bytes,
+                    fetch_max_bytes=fetch_bytes)
+
+
+async def start(client: Client, conn: KafkaConnection, what: str) -> Client:
+    """Start ``client`` within ``conn.timeout_s``; on failure it is stopped and a Puente error raised."""
+    try:
+        await asyncio.wait_for(client.start(), conn.timeout_s)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        if isinstance(exc, Exception) and not isinstance(exc, PuenteError):
+            raise translate(exc, conn, what) from exc
+        raise
+    return client
+
+
+@contextlib.asynccontextmanager
+async def running(client: Client, conn: KafkaConnection, what: str) -> AsyncIterator[Client]:
+    """``async with running(consumer(...), conn, "reading the audit") as c:`` started, then always stopped.
+
+    Kafka errors raised inside the block become Puente's (see ``translate``).
+    """
+    await start(client, conn, what)
+    try:
+        yield client
+    except aiokafka_errors.KafkaError as exc:
+        raise translate(exc, conn, what) from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await client.stop()
+
+
+_ACCESS = (
+    aiokafka_errors.TopicAuthorizationFailedError, aiokafka_errors.GroupAuthorizationFailedError,
+    aiokafka_errors.ClusterAuthorizationFailedError, aiokafka_errors.TransactionalIdAuthorizationFailed,
+)  # fmt: skip
+# Failures a new session mends: the producer or the member lost its place (another took the slot, a
+# rebalance went on, a transaction timed out). aiokafka marks them not retriable, meaning "not by
+# repeating the request"; starting again from the committed offsets is exactly what mends them.
+_MENDED_BY_RESTART = (
+    aiokafka_errors.ProducerFenced, aiokafka_errors.CommitFailedError, aiokafka_errors.UnknownMemberIdError,
+    aiokafka_errors.RebalanceInProgressError, aiokafka_errors.IllegalGenerationError,
+    aiokafka_errors.InvalidProducerEpoch, aiokafka_errors.OutOfOrderSequenceNumber,
+    aiokafka_errors.ConcurrentTransactions, aiokafka_errors.UnknownProducerId, aiokafka_errors.KafkaTimeoutError,
+)  # fmt: skip
+_AUTH = (aiokafka_errors.SaslAuthenticationFailed, aiokafka_errors.AuthenticationFailedError,
+         aiokafka_errors.AuthenticationMethodNotSupported)
+
+
+def translate(exc: BaseException, conn: KafkaConnection, what: str) -> KafkaError:
+    """The Puente error for a failure talking to Kafka while doing ``what`` (e.g. "reading the audit").
+
+    Messages name the bootstrap servers, the principal and what to check; never a password, and
+    only Kafka's own short error text. ``retriable`` says whether starting again may mend it.
+    """
+    where = f"Kafka at {conn.bootstrap}"
+    who = conn.principal
+    if isinstance(exc, ssl.SSLCertVerificationError) or _caused_by(exc, ssl.SSLCertVerificationError):
+        return KafkaAuthError(f"{where}: the broker's certificate does not verify against the CA "
+                              f"({conn.ca_file or 'the system CAs'}) while {what}: check ssl.truststore.location "
+                              "and that the certificate has not expired")
+    if isinstance(exc, ssl.SSLError) or _caused_by(exc, ssl.SSLError):
+        return KafkaAuthError(f"{where}: the TLS handshake failed while {what}: check security.protocol and "
+                              f"the TLS files in {conn.source}")
+    if isinstance(exc, _AUTH):
+        return KafkaAuthError(f"{where} refused the credentials of {who} while {what}: check the username and "
+                              f"password in {conn.source}")
+    if isinstance(exc, _ACCESS):
+        return KafkaAccessError(f"{where}: {who} is not allowed to {what} ({type(exc).__name__}); ask the "
+                                "operator to check its ACLs (`puente acls plan`)")
+    if isinstance(exc, (TimeoutError, OSError, aiokafka_errors.KafkaConnectionError,
+                        aiokafka_errors.NodeNotReadyError, aiokafka_errors.RequestTimedOutError,
+                        aiokafka_errors.KafkaTimeoutError)):
+        return KafkaUnavailableError(f"{where} could not be reached within {conn.timeout_s:g}s while {what}: "
+                                     "check PUENTE_BOOTSTRAP (or bootstrap.servers) and that Kafka is running")
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    error = KafkaOperationError(f"{where}: {type(exc).__name__} while {what}" + (f": {text}" if text else ""))
+    error.retriable = bool(getattr(exc, "retriable", False)) or isinstance(exc, _MENDED_BY_RESTART)
+    return error
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen = exc.__cause__ or exc.__context__
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

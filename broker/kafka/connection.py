@@ -1,0 +1,266 @@
+"""How a Puente process reaches Kafka: one typed connection, read from the file operators already write.
+
+A ``KafkaConnection`` holds the bootstrap servers and the security settings of one party (an
+agency's adapter, the broker, a partner's subscriber, an auditor, the admin). It is built from a
+client properties file in the Java client's property names, the same file an operator hands
+Kafka's own console tools (``--command-config``)::
+
+    bootstrap.servers=kafka-1:9093,kafka-2:9093
+    security.protocol=SASL_SSL
+    sasl.mechanism=SCRAM-SHA-512
+    sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\
+        username="col-subscriber" password="...";
+    ssl.truststore.type=PEM
+    ssl.truststore.location=/run/puente/ca.pem
+
+librdkafka's names are accepted where they differ (``sasl.username``, ``sasl.password``,
+``ssl.ca.location``, ``ssl.certificate.location``, ``ssl.key.location``). The file is an
+allow-list: a key Puente does not know is refused by name rather than ignored, so a misspelt
+security setting can never silently leave a connection in clear. Secrets are ``SecretStr``:
+they never print, and no error quotes them.
+
+Pure but for reading the properties file: no Kafka here (``broker.kafka.clients`` makes clients).
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from puente.errors import ConfigError
+from puente.settings import PuenteSettings
+from puente.strict import TooLarge, read_bounded
+
+Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+_MAX_FILE = 64 * 1024
+
+
+class KafkaConnection(BaseModel):
+    """One party's way into Kafka. ``timeout_s`` bounds how long reaching Kafka may take."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap: str = Field(min_length=1)
+    security_protocol: Protocol = "PLAINTEXT"
+    sasl_mechanism: Mechanism | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    key_password: SecretStr | None = None
+    check_hostname: bool = True
+    client_id: str | None = None
+    timeout_s: float = Field(15.0, gt=0, le=600)
+    source: str = "settings"
+    """Where this connection came from (a file name, or the settings), for error messages."""
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def principal(self) -> str:
+        """Who this connection authenticates as, for messages (never a secret)."""
+        if self.uses_sasl and self.username:
+            return f"User:{self.username}"
+        if self.uses_tls and self.cert_file is not None:
+            return f"the certificate in {self.cert_file}"
+        return "an anonymous client"
+
+    def check(self) -> KafkaConnection:
+        """Refuse a combination that cannot work, naming the setting to fix."""
+        where = self.source
+        if self.uses_sasl and (self.sasl_mechanism is None or not self.username or self.password is None):
+            raise ConfigError(f"{where}: security.protocol {self.security_protocol} needs sasl.mechanism and a "
+                              "username and password (sasl.jaas.config, or sasl.username and sasl.password)")
+        if not self.uses_sasl and (self.username or self.password is not None):
+            raise ConfigError(f"{where}: a SASL username or password is set but security.protocol is "
+                              f"{self.security_protocol}: set SASL_SSL")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ConfigError(f"{where}: a client certificate and its key go together (ssl.keystore.* or "
+                              "ssl.certificate.location and ssl.key.location)")
+        if not self.uses_tls and (self.ca_file or self.cert_file):
+            raise ConfigError(f"{where}: TLS files are set but security.protocol is {self.security_protocol}")
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"{where}: {name.replace('_', ' ')} {path} does not exist or is not a file")
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for aiokafka: Puente's CA (or the system's), the client certificate if any."""
+        if not self.uses_tls:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.check_hostname = self.check_hostname
+            if self.cert_file is not None:
+                password = self.key_password.get_secret_value() if self.key_password else None
+                context.load_cert_chain(str(self.cert_file), str(self.key_file), password)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"{self.source}: the TLS files cannot be used ({type(exc).__name__}: "
+                              f"{getattr(exc, 'strerror', None) or exc.args[-1] if exc.args else exc}); "
+                              "check ssl.truststore.location and the keystore files") from None
+        return context
+
+    def aiokafka(self) -> dict[str, Any]:
+        """Keyword arguments for an aiokafka client."""
+        out: dict[str, Any] = {"bootstrap_servers": self.bootstrap, "security_protocol": self.security_protocol,
+                               "ssl_context": self.ssl_context()}
+        if self.uses_sasl:
+            out.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.username,
+                       sasl_plain_password=self.password.get_secret_value() if self.password else None)
+        return out
+
+    def librdkafka(self) -> dict[str, Any]:
+        """The same connection in librdkafka's property names (confluent-kafka's admin client)."""
+        out: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "security.protocol": self.security_protocol}
+        if self.uses_sasl:
+            out.update({"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.username,
+                        "sasl.password": self.password.get_secret_value() if self.password else ""})
+        if self.uses_tls:
+            if self.ca_file:
+                out["ssl.ca.location"] = str(self.ca_file)
+            if self.cert_file:
+                out["ssl.certificate.location"] = str(self.cert_file)
+                out["ssl.key.location"] = str(self.key_file)
+                if self.key_password:
+                    out["ssl.key.password"] = self.key_password.get_secret_value()
+            out["ssl.endpoint.identification.algorithm"] = "https" if self.check_hostname else "none"
+        return out
+
+
+# ---- the properties file -------------------------------------------------------------------------
+# Java property -> field; librdkafka names map to the same fields.
+_NAMES = {
+    "bootstrap.servers": "bootstrap",
+    "security.protocol": "security_protocol",
+    "sasl.mechanism": "sasl_mechanism",
+    "sasl.mechanisms": "sasl_mechanism",  # librdkafka's spelling
+    "sasl.username": "username",
+    "sasl.password": "password",
+    "ssl.truststore.location": "ca_file",
+    "ssl.ca.location": "ca_file",
+    "ssl.keystore.certificate.chain": "cert_file",
+    "ssl.certificate.location": "cert_file",
+    "ssl.keystore.key": "key_file",
+    "ssl.key.location": "key_file",
+    "ssl.key.password": "key_password",
+    "client.id": "client_id",
+}
+# Read and checked, but with nothing to set: PEM is the only store type Puente reads.
+_PEM_ONLY = ("ssl.truststore.type", "ssl.keystore.type")
+_JAAS = re.compile(
+    r"^\s*org\.apache\.kafka\.common\.security\.(?:scram\.ScramLoginModule|plain\.PlainLoginModule)\s+required"
+    r"(?P<options>(?:\s+\w+\s*=\s*\"(?:[^\"\\]|\\.)*\")*)\s*;\s*$")
+_PROPERTY = re.compile(r"^(?P<key>[^=:\s]+)\s*[=:]\s*(?P<value>.*)$")
+_OPTION = re.compile(r"(\w+)\s*=\s*\"((?:[^\"\\]|\\.)*)\"")
+
+
+def read_properties(text: str, source: str) -> dict[str, str]:
+    """A Java properties file's keys and values (``key=value`` or ``key: value``, ``#`` and ``!``
+    comments, ``\\`` continuation lines). A key given twice is refused: the last would silently win."""
+    out: dict[str, str] = {}
+    logical = ""
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if not logical and (not stripped or stripped[0] in "#!"):
+            continue
+        if stripped.endswith("\\") and not stripped.endswith("\\\\"):
+            logical += stripped[:-1]
+            continue
+        logical += stripped
+        match = _PROPERTY.match(logical)
+        logical = ""
+        if match is None:
+            raise ConfigError(f"{source}:{number}: expected key=value")
+        key, value = match["key"], match["value"]
+        if key in out:
+            raise ConfigError(f"{source}:{number}: {key[:60]} is given twice")
+        out[key] = value
+    if logical:
+        raise ConfigError(f"{source}: the last line ends with a continuation '\\'")
+    return out
+
+
+def _jaas(value: str, source: str) -> dict[str, str]:
+    match = _JAAS.match(value)
+    if match is None:
+        raise ConfigError(f"{source}: sasl.jaas.config must be a ScramLoginModule or PlainLoginModule "
+                          'entry: ... required username="..." password="...";')
+    options = {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in _OPTION.findall(match["options"])}
+    unknown = sorted(set(options) - {"username", "password"})
+    if unknown:
+        raise ConfigError(f"{source}: sasl.jaas.config option {unknown[0][:40]} is not supported")
+    return options
+
+
+def connection_from_properties(path: Path, *, bootstrap: str | None = None,
+                               timeout_s: float = 15.0) -> KafkaConnection:
+    """The connection a client properties file describes; ``bootstrap`` fills in when the file has none."""
+    source = str(path)
+    try:
+        raw = read_bounded(path, _MAX_FILE)
+    except TooLarge:
+        raise ConfigError(f"{source} is too large to be a client configuration") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the client configuration {source}: {exc.strerror}") from None
+    try:
+        props = read_properties(raw.decode("utf-8"), source)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source} is not UTF-8 text") from None
+    fields: dict[str, Any] = {"source": source, "timeout_s": timeout_s}
+    for key, value in props.items():
+        if key == "sasl.jaas.config":
+            fields.update(_jaas(value, source))
+        elif key in _PEM_ONLY:
+            if value.upper() != "PEM":
+                raise ConfigError(f"{source}: {key} {value[:20]} is not supported; Puente reads PEM files")
+        elif key == "ssl.endpoint.identification.algorithm":
+            fields["check_hostname"] = value.strip().lower() not in ("", "none")
+        elif key in _NAMES:
+            fields[_NAMES[key]] = value
+        else:
+            raise ConfigError(f"{source}: {key[:60]} is not a client setting Puente knows; remove it or check "
+                              "its spelling (Puente reads the Java client's names and librdkafka's)")
+    if bootstrap and "bootstrap" not in fields:
+        fields["bootstrap"] = bootstrap
+    if "bootstrap" not in fields:
+        raise ConfigError(f"{source}: no bootstrap.servers, and PUENTE_BOOTSTRAP is not set")
+    base = path.parent
+    for name in ("ca_file", "cert_file", "key_file"):
+        if name in fields and not Path(fields[name]).is_absolute():
+            fields[name] = base / fields[name]  # relative to the file, as operators keep them together
+    try:
+        return KafkaConnection(**fields).check()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{source}: {name}: {first['msg']}") from None
+
+
+def connection(settings: PuenteSettings, name: str | None = None) -> KafkaConnection:
+    """The connection the settings describe: ``PUENTE_CLIENT_CONFIG`` (a properties file) with
+    ``PUENTE_BOOTSTRAP`` filling in, or ``PUENTE_BOOTSTRAP`` alone (then in clear: PLAINTEXT)."""
+    if settings.client_config is not None:
+        conn = connection_from_properties(settings.client_config, bootstrap=settings.bootstrap,
+                                          timeout_s=settings.kafka_timeout_s)
+    elif settings.bootstrap:
+        conn = KafkaConnection(bootstrap=settings.bootstrap, timeout_s=settings.kafka_timeout_s,
+                               source="PUENTE_BOOTSTRAP").check()
+    else:
+        raise ConfigError("no Kafka to connect to: set PUENTE_BOOTSTRAP (host:port,...) or PUENTE_CLIENT_CONFIG "
+                          "(a client properties file with bootstrap.servers)")
+    return conn.model_copy(update={"client_id": name}) if name else conn

@@ -1,0 +1,107 @@
+"""Puente's topology: every topic's name and shape, and the slots ingress partitions map to. Pure.
+
+``broker.kafka.topics`` makes Kafka match it (``topics apply``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from broker.audit.verify import Holds
+from policies import PolicySet
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Every topic name, derived from one prefix."""
+
+    prefix: str = "puente"
+
+    def ingress(self, agency: str) -> str:
+        return f"{self.prefix}.ingress.{agency}"
+
+    def feed(self, policy_topic: str) -> str:
+        """A partner's feed topic: the policy's name, under this prefix when it is not the default.
+
+        Policies name feeds ``puente.feed.<PARTNER>``; a deployment (or a test) with another
+        prefix keeps them apart by swapping the first component.
+        """
+        head, _, rest = policy_topic.partition(".")
+        return policy_topic if self.prefix == head or not rest else f"{self.prefix}.{rest}"
+
+    @property
+    def decisions(self) -> str:
+        return f"{self.prefix}.audit.decisions"
+
+    @property
+    def access(self) -> str:
+        return f"{self.prefix}.audit.access"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}.deadletter"
+
+    def audit_roles(self) -> dict[str, Holds]:
+        """The audit topics and what each holds, as ``audit verify`` walks them."""
+        return {self.decisions: "decisions", self.access: "receipts"}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as it should be."""
+
+    name: str
+    partitions: int
+    replication: int
+    config: Mapping[str, str] = field(default_factory=dict)
+    role: str = ""
+    fixed: bool = False
+    """Whether the partition count carries meaning (ingress slots, receipt chains): never changed once made."""
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Maps each ingress (topic, partition) to one slot: its audit partition and its producer."""
+
+    agencies: tuple[str, ...]
+    partitions: int
+    names: TopicNames
+
+    @property
+    def count(self) -> int:
+        return len(self.agencies) * self.partitions
+
+    def slot(self, topic: str, partition: int) -> int | None:
+        for i, agency in enumerate(self.agencies):
+            if topic == self.names.ingress(agency):
+                return i * self.partitions + partition if partition < self.partitions else None
+        return None
+
+    def agency_of(self, topic: str) -> str | None:
+        for agency in self.agencies:
+            if topic == self.names.ingress(agency):
+                return agency
+        return None
+
+
+def slots_for(agencies: tuple[str, ...], ingress_partitions: int, prefix: str) -> Slots:
+    """The slots of a deployment: one per ingress partition of each agency, in the agencies' order."""
+    return Slots(tuple(agencies), ingress_partitions, TopicNames(prefix))
+
+
+def feed_retention(policy_set: PolicySet, names: TopicNames) -> dict[str, int]:
+    """Each feed topic's retention in days: the shortest any of its partner's agreements allows."""
+    out: dict[str, int] = {}
+    for agreement in policy_set.agreements.values():
+        for pid in agreement.partner_ids:
+            partner = policy_set.partners.get(pid)
+            if partner is None:
+                continue
+            topic = names.feed(partner.feed_topic)
+            out[topic] = min(out.get(topic, agreement.retention_days), agreement.retention_days)
+    for partner in policy_set.partners.values():
+        out.setdefault(names.feed(partner.feed_topic), 1)  # no agreement: nothing to keep
+    return out

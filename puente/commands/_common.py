@@ -1,0 +1,51 @@
+"""What every command shares: settings, the Kafka connection, time arguments, running a coroutine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from broker.kafka import KafkaConnection, connection
+from puente.settings import PuenteSettings, load_settings
+from puente.wire import parse_time
+
+T = TypeVar("T")
+
+Subparsers = argparse._SubParsersAction  # the type argparse gives add_subparsers
+
+
+def kafka_options() -> argparse.ArgumentParser:
+    """A parent parser for commands that talk to Kafka: ``--command-config FILE``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--command-config", type=Path, metavar="FILE",
+                        help="a Kafka client properties file (security.protocol, sasl.*, ssl.*, bootstrap.servers), "
+                             "as Kafka's own tools take it; default: PUENTE_CLIENT_CONFIG")
+    return parent
+
+
+def settings(args: argparse.Namespace | None = None) -> PuenteSettings:
+    """The settings, with ``--command-config`` in place of ``PUENTE_CLIENT_CONFIG`` when given."""
+    config = getattr(args, "command_config", None)
+    return load_settings(client_config=config) if config is not None else load_settings()
+
+
+def kafka(cfg: PuenteSettings, name: str) -> KafkaConnection:
+    """The Kafka connection of this command, named ``name`` in Kafka's client ids."""
+    return connection(cfg, name)
+
+
+def when(text: str) -> datetime:
+    """An argparse type for times a person types (ISO 8601; without an offset, UTC)."""
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one command's coroutine to its end."""
+    return asyncio.run(coro)

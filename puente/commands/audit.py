@@ -1,0 +1,132 @@
+"""``puente audit verify|log``: for auditors: check every chain, and list what verifies."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from broker.audit import PartitionReport
+from broker.auditor import LogFilter, audit_topics, read_log, signature_checks, verify_topics
+from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, when
+
+_KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "receipt": "RECEIPT"}
+
+
+def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    audit = sub.add_parser("audit", help="for auditors").add_subparsers(dest="verb", required=True)
+    keys_help = ("a public signing key file: the broker's, or a partner's receipt key; repeat for several "
+                 "(default: every signing key in the broker's keystore)")
+    text = ("check every audit chain for gaps, edits, reordering, bad or misplaced signatures and receipts no "
+            "delivery matches; exit 1 with problems, 3 when there are no audit topics to check")
+    verify = audit.add_parser("verify", help="check every audit chain", description=text, parents=[kafka_options()])
+    verify.add_argument("--verify-key", type=Path, action="append", help=keys_help)
+    verify.add_argument("--json", action="store_true", help="one JSON document: chains and problems")
+    verify.set_defaults(func=_verify)
+    log = audit.add_parser("log", help="list decisions, dead letters and receipts (only what verifies)",
+                           parents=[kafka_options()])
+    log.add_argument("--partner")
+    log.add_argument("--alert")
+    log.add_argument("--agreement")
+    log.add_argument("--since", type=when, help="ISO 8601; without an offset, UTC")
+    log.add_argument("--until", type=when, help="ISO 8601; without an offset, UTC")
+    log.add_argument("--kind", choices=sorted(_KINDS), action="append")
+    log.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    log.add_argument("--verify-key", type=Path, action="append",
+                     help="as for `audit verify`: what is not soundly signed is left out of the log")
+    log.set_defaults(func=_log)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    conn = kafka(cfg, "puente-auditor")
+    check = signature_checks(cfg.keys / "broker", args.verify_key)
+
+    async def walk() -> list[PartitionReport]:
+        return await verify_topics(conn, await audit_topics(conn, cfg.topic_prefix), check)
+
+    reports = run(walk())
+    problems = [f for r in reports for f in r.findings]
+    if args.json:
+        print(json.dumps({
+            "records": sum(r.records for r in reports), "problems": len(problems),
+            "chains": [{"topic": r.topic, "partition": r.partition, "records": r.records, "signed": r.checkpoints,
+                        "unsigned_tail": r.unsigned_tail, "ok": r.ok} for r in reports],
+            "findings": [{"topic": f.topic, "partition": f.partition, "offset": f.offset, "problem": f.problem}
+                         for f in problems]}, ensure_ascii=False, indent=2))
+        return 1 if problems else 0
+    _table(reports)
+    for f in problems:
+        print(f"PROBLEM {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
+    chains = sum(1 for r in reports if r.records)
+    total = sum(r.records for r in reports)
+    print(f"audit verify: {total} records in {chains} chains, "
+          + ("no problems" if not problems else f"{len(problems)} problem(s)")
+          + ("" if total else " (the audit topics exist but hold no records yet)"))
+    return 1 if problems else 0
+
+
+def _table(reports: Sequence[PartitionReport]) -> None:
+    print(f"{'topic':<32} {'part':>4} {'records':>8} {'signed':>8} {'unsigned tail':>13}  state")
+    for r in reports:
+        if r.records:
+            state = "ok" if r.ok else f"{len(r.findings)} problem(s)"
+            print(f"{r.topic:<32} {r.partition:>4} {r.records:>8} {r.checkpoints:>8} {r.unsigned_tail:>13}  {state}")
+
+
+def _log(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    conn = kafka(cfg, "puente-auditor")
+    flt = LogFilter(args.partner, args.alert, args.agreement, args.since, args.until,
+                    frozenset(_KINDS[k] for k in args.kind) if args.kind else LogFilter.kinds)
+    check = signature_checks(cfg.keys / "broker", args.verify_key)
+    left_out: list[int] = []
+
+    async def collect() -> list[dict[str, Any]]:
+        topics = await audit_topics(conn, cfg.topic_prefix)
+        return [doc async for doc in read_log(conn, topics, flt, check, left_out)]
+
+    docs = sorted(run(collect()), key=lambda d: str(d.get("at", "")))
+    unsound = sum(left_out)
+    note = f"{unsound} audit record(s) left out as unsound: run `puente audit verify`" if unsound else ""
+    if args.json:
+        for doc in docs:
+            print(json.dumps(doc, ensure_ascii=False))
+    else:
+        _rows(docs)
+    print(f"{len(docs)} record(s)" + (f"; {note}" if note else ""), file=sys.stderr)
+    return 0
+
+
+def _rows(docs: list[dict[str, Any]]) -> None:
+    """One line per row: the alert id whole, and the reason a person needs (why withheld, what was changed)."""
+    width = max([len(str(d.get("alert_id") or "-")) for d in docs] + [5])
+    print(f"{'time (UTC)':<24} {'kind':<11} {'alert':<{width}} {'partner':<7} {'outcome':<16} {'agreement':<14} "
+          "why")
+    for d in docs:
+        print(f"{_text(d.get('at'))[:23]:<24} {_text(d.get('kind'))[:11]:<11} {_text(d.get('alert_id')):<{width}} "
+              f"{_text(d.get('partner'))[:7]:<7} {_text(_outcome(d))[:16]:<16} {_text(d.get('agreement'))[:14]:<14} "
+              f"{_why(d)[:160]}")
+
+
+def _text(value: Any) -> str:
+    return "-" if value in (None, "") else str(value).replace("\n", " ")
+
+
+def _outcome(d: dict[str, Any]) -> Any:
+    return d.get("decision") or d.get("status") or d.get("reason")
+
+
+def _why(d: dict[str, Any]) -> str:
+    if d.get("kind") == "DECISION":
+        if d.get("decision") == "WITHHOLD":
+            reasons = d.get("reasons")
+            return "; ".join(str(r) for r in reasons) if isinstance(reasons, list) else ""
+        redacted = d.get("redacted")
+        changes = [f"{r.get('field')}:{r.get('action')}" for r in redacted if isinstance(r, dict)] \
+            if isinstance(redacted, list) else []
+        return ", ".join(changes) or "the full alert"
+    return _text(d.get("detail") or d.get("feed"))

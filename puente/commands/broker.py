@@ -1,0 +1,29 @@
+"""``puente broker run``: the routing service, as a foreground process (SIGTERM stops it cleanly)."""
+
+from __future__ import annotations
+
+import argparse
+
+from broker.service import run_broker
+from puente import logs
+from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
+
+
+def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    broker = sub.add_parser("broker", help="the policy routing service").add_subparsers(dest="verb", required=True)
+    text = ("consume ingress, decide, deliver feeds and audit; refuses to start when its topics are missing; "
+            "SIGTERM finishes the batch in flight and stops")
+    start = broker.add_parser("run", help="run the routing service", description=text, parents=[kafka_options()])
+    start.add_argument("--workers", type=int, default=1, help="workers in this process (one consumer group)")
+    start.add_argument("--exit-when-idle", type=float, metavar="SECONDS", help="stop after this long without input")
+    start.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz and /readyz on this port "
+                                                        "(address: PUENTE_METRICS_ADDRESS, default 127.0.0.1)")
+    start.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    logs.configure(cfg.log_level, cfg.log_format)
+    run(run_broker(cfg, kafka(cfg, "puente-broker"), args.workers, exit_when_idle=args.exit_when_idle,
+                   metrics_port=args.metrics_port or cfg.metrics_port))
+    return 0

@@ -1,0 +1,51 @@
+"""Reading input without letting it say two things at once: bounded files, JSON without duplicate keys.
+
+``json.loads`` keeps the last of two equal keys and reads ``NaN`` and ``Infinity``; on a marking
+or in a key file that silently changes what a document means. Every reader of JSON that comes
+from outside Puente (agency exports, alert files, key files) uses ``unique_keys`` and
+``no_constants`` here, and every bounded file read ``read_bounded``. Bottom layer: no Puente imports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class DuplicateKey(ValueError):
+    """A JSON object gave the same key twice; ``key`` is that key (a name, never a value)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key {key[:40]!r} appears twice in one object")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: an object's members as a dict, refusing a key given twice (the hook
+    sees every object, so at any depth). The common case costs one dict and one length check."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return doc
+
+
+def no_constants(name: str) -> Any:
+    """``parse_constant``: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON numbers."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+class TooLarge(ValueError):
+    """A file over the size a reader accepts."""
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path``; TooLarge when there are more, OSError as open and read give it."""
+    with path.open("rb") as fh:
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise TooLarge(f"{path} is larger than {limit:,} bytes")
+    return raw

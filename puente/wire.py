@@ -1,0 +1,84 @@
+"""Puente's wire contract, defined once: Kafka header names, the record as read, and time formats.
+
+Every producer and reader of Puente's topics (adapters, broker, subscribers, auditors) names its
+headers from here, so a header cannot drift between the writer and the reader. Nothing here
+imports the rest of Puente: this module sits at the bottom of the layers with ``puente.errors``.
+
+Headers
+    Ingress records (written by an agency's adapter, proved by its MAC):
+        ``AGENCY``, ``KEY_ID``, ``ALERT_ID``, ``PUBLISHED`` (Unix ms, ASCII digits), ``MAC``
+    Feed records (written by the broker, read by the partner's subscriber):
+        ``ALERT_ID``, ``SCHEMA`` (the view's schema fingerprint, hex), ``POLICY``, ``DECISION``, ``AGREEMENT``
+    Dead letters (written by the broker and the adapters; never the payload's content in a header):
+        ``DLQ_REASON`` (a short code), ``DLQ_DETAIL`` (words, at most ``DLQ_DETAIL_MAX`` characters),
+        ``DLQ_SOURCE`` (``topic:partition:offset``, or ``adapter:<name>:<file>:<line>``), ``DLQ_AT``;
+        the adapters add ``DLQ_ADAPTER``, ``AGENCY``, ``DLQ_FILE``, ``DLQ_LINE``, ``DLQ_RECORD``.
+
+Times on the wire and in the audit are UTC ISO 8601 with a ``Z`` (``iso_utc``). Times typed by a
+person (``--since``, ``--at``) are read by ``parse_time``: ISO 8601, and without an offset they
+are UTC; a date alone is its midnight UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+AGENCY = "puente-agency"
+KEY_ID = "puente-key-id"
+ALERT_ID = "puente-alert-id"
+PUBLISHED = "puente-published"
+MAC = "puente-mac"
+
+SCHEMA = "puente-schema"
+POLICY = "puente-policy"
+DECISION = "puente-decision"
+AGREEMENT = "puente-agreement"
+
+DLQ_REASON = "puente-dlq-reason"
+DLQ_DETAIL = "puente-dlq-detail"
+DLQ_SOURCE = "puente-dlq-source"
+DLQ_AT = "puente-dlq-at"
+DLQ_ADAPTER = "puente-dlq-adapter"
+DLQ_FILE = "puente-dlq-file"
+DLQ_LINE = "puente-dlq-line"
+DLQ_RECORD = "puente-dlq-record"
+DLQ_DETAIL_MAX = 500
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+class Record(NamedTuple):
+    """One record as read: where it was, its key, value and headers. (A tuple: cheap to build per record.)"""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    timestamp_ms: int
+
+    def header(self, name: str) -> bytes | None:
+        """The first value of header ``name``, or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+def iso_utc(value: datetime) -> str:
+    """``2026-11-01T10:00:00.123456Z``: a UTC time as the audit and the dead letters write it."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """A time typed by a person: ISO 8601; without an offset it is UTC, a date alone its midnight UTC.
+
+    Raises ValueError naming the text (cut short) when it is not one.
+    """
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time: {text[:40]!r} (e.g. 2026-11-01T10:00:00-05:00)") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -1,0 +1,90 @@
+"""Every command reports an unreachable Kafka, and other failures, as one line with a documented exit status."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "samples" / "snm"
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again once this returns: nothing listens there
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A keystore made by `puente keys init`, so that commands get as far as Kafka."""
+    root = tmp_path_factory.mktemp("cli") / "keys"
+    done = subprocess.run([sys.executable, "-m", "puente.cli", "keys", "init"],
+                          env={**os.environ, "PUENTE_KEYS": str(root)}, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def _puente(keys: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    variables = {**os.environ, "PUENTE_BOOTSTRAP": f"127.0.0.1:{_closed_port()}", "PUENTE_KAFKA_TIMEOUT_S": "2",
+                 "PUENTE_KEYS": str(keys), **env}
+    # The subprocess timeout only guards against a hang; the bound itself is PUENTE_KAFKA_TIMEOUT_S.
+    return subprocess.run([sys.executable, "-m", "puente.cli", *args], env=variables, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+COMMANDS = [
+    ("topics", "apply"),
+    ("broker", "run"),
+    ("publish", "--count", "3"),
+    ("audit", "verify"),
+    ("audit", "log"),
+    ("adapt", "snm", str(next(SAMPLE.glob("*.jsonl")))),
+    ("subscribe", "--partner", "COL", "--key", "{keys}/partners/COL/COL-enc-2026a.json"),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[str, ...]) -> None:
+    """With Kafka at a closed port, each command prints one `puente: error:` line naming what to check, no
+    traceback and no resource warning, and exits 4 (a dependency unavailable)."""
+    done = _puente(keys, *(part.format(keys=keys) for part in command))
+    assert done.returncode == 4, done.stderr
+    lines = done.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("puente: error:")]
+    assert len(errors) == 1, done.stderr
+    assert "could not be reached" in errors[0] and "PUENTE_BOOTSTRAP" in errors[0]
+    assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr and "Warning" not in done.stderr
+
+
+@pytest.mark.parametrize(("env", "args", "code", "words"), [
+    ({"PUENTE_REPLICATION": "three"}, ("topics", "apply"), 3, "PUENTE_REPLICATION"),
+    ({"PUENTE_BOOTSTRAP": ""}, ("audit", "verify"), 3, "PUENTE_BOOTSTRAP"),
+    ({"PUENTE_CLIENT_CONFIG": "/nowhere/client.properties"}, ("audit", "verify"), 3, "/nowhere/client.properties"),
+    ({}, ("subscribe", "--partner", "XX", "--key", "k.json"), 3, "unknown partner"),
+    ({}, ("audit", "log", "--since", "yesterday"), 2, "ISO 8601"),
+])
+def test_configuration_and_usage_errors_have_their_own_status(keys: Path, env: dict[str, str], args: tuple[str, ...],
+                                                             code: int, words: str) -> None:
+    """A bad setting or input exits 3 and a bad command line 2, each in one line naming what to fix."""
+    done = _puente(keys, *args, **env)
+    assert done.returncode == code, done.stderr
+    assert words in done.stderr and "Traceback" not in done.stderr
+    assert len([line for line in done.stderr.splitlines() if "error" in line]) == 1, done.stderr
+
+
+def test_a_metrics_port_in_use_is_one_line(keys: Path) -> None:
+    """`broker run --metrics-port` on a port already taken is a configuration error, not an OSError traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _puente(keys, "broker", "run", "--metrics-port", str(port), PUENTE_BOOTSTRAP="127.0.0.1:1")
+    # Kafka is checked first here (topics before serving): either failure must be one clean line.
+    assert done.returncode in (3, 4) and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
