@@ -11,6 +11,9 @@ each. File generation is not timed. ``--kafka NAME`` then runs the real edge aga
 local Kafka in a throwaway topic prefix: a first run that publishes every record (acks=all,
 idempotent producer), and a second run over the same file that publishes nothing, which
 measures the idempotence ledger (reading the ingress topic's keys back) plus the mapping.
+That Kafka is the one ``PUENTE_BOOTSTRAP`` (or ``PUENTE_CLIENT_CONFIG``) names: for the local
+one, ``eval "$(puente kafka env)"`` first. Its keys, topics and clients are made as
+``puente keys init``, ``puente topics apply`` and ``puente adapt`` make them.
 Nothing here asserts a timing; the machine is shared, so figures vary between runs.
 """
 
@@ -25,14 +28,18 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adapters.config import Context, Vocabulary, load_config, make_context
 from adapters.core import finish
 from adapters.registry import ADAPTERS, get
-from adapters.samplegen import SUFFIX, write
 from broker.crypto import SecretBytes, sign_ingress
+from puente.dev.samplegen import SUFFIX, write
 from puente.errors import AdapterError, CodecError
 from schemas import alert_codec
+
+if TYPE_CHECKING:
+    from broker.kafka import KafkaConnection
 
 
 def _generate(folder: Path, count: int) -> dict[str, Path]:
@@ -99,21 +106,36 @@ def report(name: str, m: dict[str, float]) -> None:
 
 
 async def publish(name: str, path: Path) -> None:
-    """The full edge for one adapter against the local Kafka, in a throwaway topic prefix."""
+    """The full edge for one adapter against Kafka, in a throwaway topic prefix deleted afterwards."""
+    import logging
+
     from adapters.run import AdapterRun
-    from broker.cli import apply_all, init_keys
-    from puente.settings import PuenteSettings
+    from broker.kafka import Admin, apply_topics, connection, plan_topics
+    from broker.keystore import provision_all
+    from policies import load_policy_set
+    from puente.errors import ConfigError
+    from puente.settings import load_settings
 
     with tempfile.TemporaryDirectory() as keys:
-        cfg = PuenteSettings(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}", keys=Path(keys))
-        init_keys(cfg)
-        await apply_all(cfg)
-        adapter = get(name)
-        ctx = make_context(adapter.agency, datetime.now(UTC))
+        cfg = load_settings(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}", keys=Path(keys))
         try:
+            conn = connection(cfg, "bench-adapters")
+        except ConfigError as exc:
+            raise SystemExit(f"bench: {exc} (for the local Kafka: eval \"$(puente kafka env)\")") from None
+        provision_all(cfg)
+        # aiokafka logs each request it retries while the fresh topics settle (NotLeaderForPartition,
+        # at ERROR); the adapter run reports what matters itself, as bench_broker's processes do.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+        try:
+            results = await apply_topics(Admin(conn), plan_topics(cfg, load_policy_set(cfg.policy_dir)))
+            failed = [f"{r.spec.name} {r.action}: {r.detail}" for r in results if not r.ok]
+            if failed:
+                raise SystemExit(f"bench: {len(failed)} topic(s) not made: " + "; ".join(failed[:3]))
+            adapter = get(name)
+            ctx = make_context(adapter.agency, datetime.now(UTC))
             for label in ("first run (publishes)", "second run (all duplicates)"):
                 started = time.perf_counter()
-                async with AdapterRun(cfg, adapter, ctx, progress_every=3600) as run:
+                async with AdapterRun(cfg, conn, adapter, ctx, progress_every=3600) as run:
                     ledger = time.perf_counter() - started
                     with open(path, "rb") as stream:
                         tally = await run.run(stream, str(path))
@@ -122,20 +144,26 @@ async def publish(name: str, path: Path) -> None:
                       f"ledger of {len(run.ids) - tally.published:,} ids took {ledger:4.1f}s)  {tally.line()}",
                       flush=True)
         finally:
-            await _delete(cfg.bootstrap, cfg.topic_prefix)
+            await _delete(conn, cfg.topic_prefix)
 
 
-async def _delete(bootstrap: str, prefix: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
+async def _delete(conn: KafkaConnection, prefix: str) -> None:
+    """Delete the run's topics (``<prefix>.*``) through Puente's admin client; each result is checked."""
+    from broker.kafka import Admin
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix + ".")]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    admin = Admin(conn)
+    timeout = conn.timeout_s
+    metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=timeout))
+    mine = sorted(t for t in metadata.topics if t.startswith(prefix + "."))
+    if not mine:
+        return
+    futures = await admin.call("deleting the bench topics", lambda c: c.delete_topics(
+        mine, operation_timeout=timeout, request_timeout=timeout))
+    failed = [t for t, e in (await admin.results("deleting the bench topics", futures)).items()
+              if isinstance(e, Exception)]
+    if failed:
+        print(f"bench: could not delete {len(failed)} of the {len(mine)} bench topics ({', '.join(failed[:3])})",
+              file=sys.stderr)
 
 
 def main() -> None:

@@ -9,7 +9,10 @@ generator, Avro single-object encoded, with the ingress MAC headers, published b
 ``IngressPublisher`` exactly as the adapters do. Over that same input it measures:
 
 1. Raw pass-through with aiokafka, a fresh consumer group per run, every record's
-   key, value and headers produced unchanged to one output topic:
+   key, value and headers produced unchanged to one output topic. Its clients are aiokafka's
+   own, with a Puente slot's producer settings and aiokafka retry backoff, but their bootstrap
+   and security come from the same ``KafkaConnection`` as Puente's (``conn.aiokafka()``), so
+   both sides always reach Kafka the same way:
    - *transactional*: per poll, one transaction: produce, ``send_offsets_to_transaction``,
      commit (the exactly-once pattern); this is the headline ratio's denominator;
    - *plain*: produce (idempotent, acks=all), then ``consumer.commit`` (at-least-once);
@@ -35,8 +38,10 @@ the commit of the last, so group joins and start-up are left out (shown apart).
 The policy is a copy of the shipped one (or of ``PUENTE_POLICY_DIR``) cut down to three
 partners, COL, USA and FEAN: the others are removed from partners.yaml, and agreements left
 with no partner are removed with their test suites (see ``prepare_policy``). Keys are made
-fresh in a temporary folder, topics fresh under ``bench-<time>`` and deleted at the end
-unless ``--keep-topics``. Other ``PUENTE_*`` settings (bootstrap, partitions, max batch) apply.
+fresh in a temporary folder, topics fresh under ``bench-<time>`` (made by Puente's own
+``apply_topics``) and deleted at the end unless ``--keep-topics``. Kafka is the one
+``PUENTE_BOOTSTRAP`` or ``PUENTE_CLIENT_CONFIG`` names (``eval "$(puente kafka env)"`` for the
+local one; ``scripts/bench.sh`` does it); other ``PUENTE_*`` settings (partitions, max batch) apply.
 Nothing here asserts a timing: it reports what it measures.
 """
 
@@ -54,7 +59,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -65,6 +70,7 @@ sys.path.insert(0, str(ROOT))  # runnable from a checkout without install, in th
 
 import yaml  # noqa: E402 - after the path fix above
 
+from broker.kafka import KafkaConnection  # noqa: E402
 from puente.settings import PuenteSettings  # noqa: E402
 
 PARTNERS = ("COL", "USA", "FEAN")
@@ -124,11 +130,21 @@ def settings_for(update: dict[str, Any]) -> PuenteSettings:
 
 
 def quiet_logs() -> None:
+    """Puente's warnings and errors (one pipeline, ``puente.logs``); none of aiokafka's lines.
+
+    aiokafka logs every request it retries, at WARNING or ERROR: Kafka 4 answers
+    NOT_ENOUGH_REPLICAS to a transactional produce that races the previous transaction's
+    markers, so both sides log such lines by the hundred. The retries are part of what is
+    measured, on both sides alike; their lines would bury the report, and a failure that
+    matters reaches the bench as an exception. (Before ``broker.kafka``, importing
+    ``broker.kafka_io`` silenced aiokafka the same way in every process.)
+    """
     import logging
 
-    from broker.logging import configure_logging
+    from puente import logs
 
-    configure_logging(logging.WARNING)
+    logs.configure("warning")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 def rss_mib() -> float:
@@ -186,17 +202,23 @@ class Clock:
 
 
 # ---- child processes ------------------------------------------------------------------------
-def raw_child(conn: Any, bootstrap: str, topics: list[str], out_topic: str, group: str, mode: str, expect: int,
-              max_batch: int, deadline_s: float, done: Any = None, index: int = 0, owned: Any = None) -> None:
-    conn.send(asyncio.run(_raw(bootstrap, topics, out_topic, group, mode, expect, max_batch, deadline_s,
+def raw_child(pipe: Any, kafka: KafkaConnection, topics: list[str], out_topic: str, group: str, mode: str,
+              expect: int, max_batch: int, deadline_s: float, done: Any = None, index: int = 0,
+              owned: Any = None) -> None:
+    pipe.send(asyncio.run(_raw(kafka, topics, out_topic, group, mode, expect, max_batch, deadline_s,
                                done, index, owned)))
 
 
-async def _raw(bootstrap: str, topics: list[str], out_topic: str, group: str, mode: str, expect: int,
+async def _raw(kafka: KafkaConnection, topics: list[str], out_topic: str, group: str, mode: str, expect: int,
                max_batch: int, deadline_s: float, done: Any = None, index: int = 0,
                owned: Any = None) -> dict[str, Any]:
     """Pass every record through unchanged; modes: "tx" (one transaction per poll), "slots" (one
     transactional producer and transaction per partition, as Puente's worker), "plain" (at-least-once).
+
+    The clients are aiokafka's own, not ``broker.kafka``'s, so nothing of Puente's sits in the
+    baseline; only where and how they connect (bootstrap, TLS, SASL) comes from ``kafka``, the
+    connection Puente's side uses too. It crosses into this process as the (frozen, picklable)
+    model and its client arguments are made here: an ``SSLContext`` cannot be pickled.
 
     With ``done`` (a shared counter) several processes of one group count together towards ``expect``,
     and each reports how many partitions it holds in ``owned[index]``.
@@ -204,18 +226,25 @@ async def _raw(bootstrap: str, topics: list[str], out_topic: str, group: str, mo
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.structs import OffsetAndMetadata
 
-    from broker.kafka_io import partitions_of  # importing it also quiets aiokafka's logger, as in the broker
+    from broker.kafka import partitions_of, tune_transactions
+
+    quiet_logs()
+    # The transaction retry backoff a Puente worker sets when it starts (a process-wide aiokafka
+    # setting): the baseline gains what Puente gains, so the ratio compares the work, not the setting.
+    tune_transactions()
+    client = kafka.aiokafka()
 
     def producer(name: str, transactional_id: str | None) -> AIOKafkaProducer:
-        # The same settings as a Puente slot producer.
+        # The same settings as a Puente slot producer (broker.worker, through broker.kafka.producer).
         return AIOKafkaProducer(
-            bootstrap_servers=bootstrap, client_id=f"bench-{name}", enable_idempotence=True, acks="all",
-            linger_ms=0, max_batch_size=256 * 1024, request_timeout_ms=30_000, transactional_id=transactional_id,
+            **client, client_id=f"bench-{name}", enable_idempotence=True, acks="all", linger_ms=0,
+            max_batch_size=256 * 1024, request_timeout_ms=int(max(kafka.timeout_s, 30) * 1000),
+            transactional_id=transactional_id,
         )
 
     began = time.monotonic()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, client_id=f"bench-{mode}", enable_auto_commit=False,
+        **client, group_id=group, client_id=f"bench-{mode}", enable_auto_commit=False,
         auto_offset_reset="earliest", isolation_level="read_committed", max_poll_records=max_batch,
         fetch_max_bytes=16 * 1024 * 1024,
     )
@@ -282,12 +311,12 @@ async def _raw(bootstrap: str, topics: list[str], out_topic: str, group: str, mo
     return out
 
 
-def puente_child(conn: Any, update: dict[str, Any], expect: int | None, stop: Any, deadline_s: float,
-                 collect: bool, done: Any = None, index: int = 0, owned: Any = None) -> None:
-    conn.send(asyncio.run(_puente(update, expect, stop, deadline_s, collect, done, index, owned)))
+def puente_child(pipe: Any, kafka: KafkaConnection, update: dict[str, Any], expect: int | None, stop: Any,
+                 deadline_s: float, collect: bool, done: Any = None, index: int = 0, owned: Any = None) -> None:
+    pipe.send(asyncio.run(_puente(kafka, update, expect, stop, deadline_s, collect, done, index, owned)))
 
 
-async def _puente(update: dict[str, Any], expect: int | None, stop: Any, deadline_s: float,
+async def _puente(kafka: KafkaConnection, update: dict[str, Any], expect: int | None, stop: Any, deadline_s: float,
                   collect: bool, done: Any = None, index: int = 0, owned: Any = None) -> dict[str, Any]:
     """One worker process; with ``done`` (a shared counter), the inputs of all workers count towards ``expect``."""
     from broker.metrics import Metrics
@@ -296,26 +325,35 @@ async def _puente(update: dict[str, Any], expect: int | None, stop: Any, deadlin
     quiet_logs()
     began = time.monotonic()
     cfg = settings_for(update)
-    worker, topics, problems = build_worker(cfg, client_suffix=f"-bench{index}")
+    worker, topics, problems = build_worker(cfg, kafka, client_suffix=f"-bench{index}")
     clock = Clock()
 
     committed: list[tuple[int, float]] = []  # per input: ingress timestamp, and ms from it to its commit
     txn_ms: list[float] = []  # per slot transaction, from its start to its commit
 
     class TimedMetrics(Metrics):
-        def count_batch(self, outcomes: list[Any], ingress_ts_ms: list[int]) -> None:
-            super().count_batch(outcomes, ingress_ts_ms)
+        """The worker's own metrics, also timing each slot transaction for the bench.
+
+        The worker reports a committed batch as ``count_batch`` then ``transaction``, with no
+        await between them, so the size noted by the one is that of the batch the other times.
+        """
+
+        size = 0
+
+        def count_batch(self, outcomes: Sequence[Any], ingress_ts_ms: Sequence[int], topic: str = "") -> None:
+            super().count_batch(outcomes, ingress_ts_ms, topic)
+            self.size = len(outcomes)
             if collect:
                 now_ms = time.time() * 1000
                 committed.extend((ts, now_ms - ts) for ts in ingress_ts_ms)
 
-        def batch(self, size: int, seconds: float) -> None:
-            super().batch(size, seconds)
-            clock.batch(size, time.monotonic() - seconds)
+        def transaction(self, seconds: float) -> None:
+            super().transaction(seconds)
+            clock.batch(self.size, time.monotonic() - seconds)
             txn_ms.append(seconds * 1000)
             if done is not None:
                 with done.get_lock():
-                    done.value += size
+                    done.value += self.size
 
     worker.metrics = TimedMetrics()
     process = worker.pipeline.process
@@ -325,7 +363,7 @@ async def _puente(update: dict[str, Any], expect: int | None, stop: Any, deadlin
             clock.work_started()
         return process(*args)
 
-    worker.pipeline.process = timed_process  # type: ignore[method-assign]
+    worker.pipeline.process = timed_process  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(worker.run(topics))
     timed_out = False
     while not task.done():
@@ -341,18 +379,33 @@ async def _puente(update: dict[str, Any], expect: int | None, stop: Any, deadlin
     await task
     out = clock.result()
     metrics = worker.metrics
+    decisions, dead_letters = tallies(metrics)
     out.update(
         startup_s=(clock.first_start or began) - began, timed_out=timed_out, rss_mib=rss_mib(),
         inputs=metrics.inputs, problems=problems,
-        decisions=[[p, d, n] for (p, d), n in sorted(metrics.decisions.items())],
-        dead_letters=dict(metrics.dead_letters), committed=committed,
+        decisions=[[p, d, n] for (p, d), n in sorted(decisions.items())],
+        dead_letters=dict(dead_letters), committed=committed,
         txn_ms_p50=pct(sorted(txn_ms), 50), txn_ms_p99=pct(sorted(txn_ms), 99),
     )
     return out
 
 
+def tallies(metrics: Any) -> tuple[Counter[tuple[str, str]], Counter[str]]:
+    """Decisions by (partner, outcome) and dead letters by reason, read from the worker's Prometheus
+    counters once it has stopped: nothing is counted twice on the measured path."""
+    decisions: Counter[tuple[str, str]] = Counter()
+    dead: Counter[str] = Counter()
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == "puente_decisions_total":
+                decisions[(sample.labels["partner"], sample.labels["decision"])] += int(sample.value)
+            elif sample.name == "puente_dead_letters_total":
+                dead[sample.labels["reason"]] += int(sample.value)
+    return decisions, dead
+
+
 async def run_child(target: Callable[..., None], *args: Any) -> dict[str, Any]:
-    """Run ``target(conn, *args)`` in a spawned process and return what it sends back."""
+    """Run ``target(pipe, *args)`` in a spawned process and return what it sends back."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=target, args=(child, *args))
@@ -379,27 +432,29 @@ async def run_child(target: Callable[..., None], *args: Any) -> dict[str, Any]:
 
 
 # ---- the latency phase -----------------------------------------------------------------------
-async def latency_phase(cfg: PuenteSettings, update: dict[str, Any], alerts: list[dict[str, Any]], rate: float,
-                        warm_s: float, measure_s: float, probe: int) -> dict[str, Any]:
+async def latency_phase(cfg: PuenteSettings, kafka: KafkaConnection, update: dict[str, Any],
+                        alerts: list[dict[str, Any]], rate: float, warm_s: float, measure_s: float,
+                        probe: int) -> dict[str, Any]:
     """Publish ``alerts`` paced at ``rate`` while a worker runs; per alert, publish to committed audit record."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
     from adapters.publisher import IngressPublisher
-    from broker.crypto import Keystore
-    from broker.topics import TopicNames, slots_for
+    from broker.kafka import TopicPartition, consumer
+    from broker.kafka import start as start_client
+    from broker.keystore import Keystore
+    from broker.topology import TopicNames, slots_for
 
     names = TopicNames(cfg.topic_prefix)
     publishers: dict[str, IngressPublisher] = {}
     for agency in sorted({a["agency"] for a in alerts}):
         mac = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
-        publishers[agency] = IngressPublisher(cfg.bootstrap, agency, mac.key_id, mac, names)
+        publishers[agency] = IngressPublisher(kafka, agency, mac.key_id, mac, names)
     frames = [(publishers[a["agency"]], *publishers[a["agency"]].frame(a)) for a in alerts]
     sizes = [len(value) for _, _, value, _ in frames]
 
-    observer = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed", fetch_max_wait_ms=50)
-    await observer.start()
-    tps = [TopicPartition(names.decisions, s) for s in range(slots_for(cfg).count)]
+    observer = await start_client(consumer(kafka, "bench-observer", enable_auto_commit=False,
+                                           isolation_level="read_committed", fetch_max_wait_ms=50),
+                                  kafka, f"reading {names.decisions}")
+    slots = slots_for(cfg.agencies, cfg.ingress_partitions, cfg.topic_prefix).count
+    tps = [TopicPartition(names.decisions, s) for s in range(slots)]
     observer.assign(tps)
     await observer.seek_to_end(*tps)
     for tp in tps:
@@ -434,7 +489,7 @@ async def latency_phase(cfg: PuenteSettings, update: dict[str, Any], alerts: lis
     for pub in publishers.values():
         await pub.__aenter__()
     watcher = asyncio.create_task(observe())
-    child = asyncio.create_task(run_child(puente_child, update, None, stop, 600.0, True))
+    child = asyncio.create_task(run_child(puente_child, kafka, update, None, stop, 600.0, True))
     warm_n, measure_n = int(rate * warm_s), int(rate * measure_s)
     try:
         # A probe, sent at once: when all of it is visible, the worker has joined and owns its slots.
@@ -491,11 +546,26 @@ def pct(values: list[float], p: float) -> float | None:
 
 
 # ---- the driver ----------------------------------------------------------------------------
-async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    from adapters.synthetic import generate
-    from broker.cli import apply_all, init_keys
-    from broker.topics import TopicNames, TopicSpec, apply_topics, slots_for
+async def ensure_topics(cfg: PuenteSettings, kafka: KafkaConnection, specs: list[Any] | None = None) -> None:
+    """Make the run's topics with Puente's own ``apply_topics`` (default: every topic the settings and
+    policy plan); a topic Kafka did not make stops the bench, naming it, before anything is measured."""
+    from broker.kafka import Admin, apply_topics, plan_topics
     from policies import load_policy_set
+
+    if specs is None:
+        specs = plan_topics(cfg, load_policy_set(cfg.policy_dir))
+    failed = [f"{r.spec.name} {r.action}: {r.detail}" for r in await apply_topics(Admin(kafka), specs) if not r.ok]
+    if failed:
+        raise SystemExit(f"bench: {len(failed)} topic(s) not made: " + "; ".join(failed[:3]))
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    from broker.kafka import connection
+    from broker.keystore import provision_all
+    from broker.topology import TopicNames, TopicSpec, slots_for
+    from policies import load_policy_set
+    from puente.dev.synthetic import generate
+    from puente.errors import ConfigError
 
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 1000:03d}"
     prefix = f"bench-{run_id}"
@@ -505,20 +575,27 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     policy_notes = prepare_policy(source, work / "policy", PARTNERS)
     update = {"topic_prefix": prefix, "keys": work / "keys", "policy_dir": work / "policy"}
     cfg = settings_for(update)
+    try:
+        # One connection for every client of the run, Puente's and the raw baseline's alike.
+        kafka = connection(cfg)
+    except ConfigError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise SystemExit(f"bench: {exc} (for the local Kafka: eval \"$(puente kafka env)\")") from None
+    slots = slots_for(cfg.agencies, cfg.ingress_partitions, cfg.topic_prefix).count
     ps = load_policy_set(cfg.policy_dir)
     load1 = os.getloadavg()[0]
-    print(f"Puente broker bench {run_id}: Kafka {cfg.bootstrap}, topics '{prefix}.*', "
+    print(f"Puente broker bench {run_id}: Kafka {kafka.bootstrap}, topics '{prefix}.*', "
           f"{'quick' if args.quick else 'full'} run, load average {load1:.2f} on {os.cpu_count()} cores")
     print(f"  policy: partners {', '.join(sorted(ps.partners))}, agreements {', '.join(sorted(ps.agreements))}")
     for note in policy_notes:
         print(f"    ({note})")
     try:
-        init_keys(cfg)
-        await apply_all(cfg)
+        provision_all(cfg)
+        await ensure_topics(cfg, kafka)
         raw_topics = {mode: f"{prefix}.bench.raw-{mode}" for mode in RAW_MODES}
-        await apply_topics(cfg.bootstrap, [TopicSpec(t, cfg.feed_partitions, cfg.replication,
-                                                     {"min.insync.replicas": str(cfg.effective_min_insync)})
-                                           for t in raw_topics.values()])
+        await ensure_topics(cfg, kafka, [TopicSpec(t, cfg.feed_partitions, cfg.replication,
+                                                   {"min.insync.replicas": str(cfg.effective_min_insync)})
+                                         for t in raw_topics.values()])
         results: dict[str, Any] = {}
         rounds: list[dict[str, Any]] = []
         runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in RAW_MODES}
@@ -532,9 +609,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             r_update = update if rnd == 0 else {**update, "topic_prefix": f"{prefix}-r{rnd}"}
             r_cfg = settings_for(r_update)
             if rnd:
-                await apply_all(r_cfg)
+                await ensure_topics(r_cfg, kafka)
             t0 = time.monotonic()
-            held, sent = await publish_held(r_cfg, args.alerts, args.seed)
+            held, sent = await publish_held(r_cfg, kafka, args.alerts, args.seed)
             n = sum(sent.values())
             publish_s = time.monotonic() - t0
             if rnd == 0:
@@ -545,27 +622,27 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                   f"then raw {', '.join(RAW_MODES)} on the same input ...", flush=True)
             ctx = mp.get_context("spawn")
             stop, done, owned = ctx.Event(), ctx.Value("q", 0), ctx.Array("i", args.workers)
-            children = [asyncio.create_task(run_child(puente_child, r_update, n, stop, args.deadline, False, done, i,
-                                                      owned)) for i in range(args.workers)]
-            await release_when_joined(held, owned, slots_for(cfg).count, children)
+            children = [asyncio.create_task(run_child(puente_child, kafka, r_update, n, stop, args.deadline, False,
+                                                      done, i, owned)) for i in range(args.workers)]
+            await release_when_joined(held, owned, slots, children)
             rounds.append(merge_workers(list(await asyncio.gather(*children))))
             r_ingress = [TopicNames(r_cfg.topic_prefix).ingress(a) for a in cfg.agencies]
             for mode in RAW_MODES:
-                runs[mode].append(await run_child(raw_child, cfg.bootstrap, r_ingress, raw_topics[mode],
+                runs[mode].append(await run_child(raw_child, kafka, r_ingress, raw_topics[mode],
                                                   f"{prefix}-raw-{mode}-{rnd}", mode, n, cfg.max_batch,
                                                   args.deadline))
             if args.workers > 1:
                 # The same number of raw processes in one group, on an input of its own released once
                 # they have all joined: the like-for-like denominator for several Puente workers.
                 x_cfg = settings_for({**update, "topic_prefix": f"{prefix}-r{rnd}x"})
-                await apply_all(x_cfg)
-                held_x, _ = await publish_held(x_cfg, args.alerts, args.seed)
+                await ensure_topics(x_cfg, kafka)
+                held_x, _ = await publish_held(x_cfg, kafka, args.alerts, args.seed)
                 done_x, owned_x = ctx.Value("q", 0), ctx.Array("i", args.workers)
                 x_ingress = [TopicNames(x_cfg.topic_prefix).ingress(a) for a in cfg.agencies]
-                kids = [asyncio.create_task(run_child(raw_child, cfg.bootstrap, x_ingress, raw_topics["tx"],
+                kids = [asyncio.create_task(run_child(raw_child, kafka, x_ingress, raw_topics["tx"],
                                                       f"{prefix}-rawN-{rnd}", "tx", n, cfg.max_batch, args.deadline,
                                                       done_x, i, owned_x)) for i in range(args.workers)]
-                await release_when_joined(held_x, owned_x, slots_for(cfg).count, kids)
+                await release_when_joined(held_x, owned_x, slots, kids)
                 runs_n.append(merge_raw(list(await asyncio.gather(*kids))))
                 if runs_n[-1]["per_s"]:
                     ratios_n.append(rounds[-1]["per_s"] / runs_n[-1]["per_s"])
@@ -591,32 +668,37 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         later = list(islice(generate(n + extra, seed=args.seed + 1, now=datetime.now(UTC)), n, None))
         print(f"  latency: {args.rate:,.0f} alerts/s for {args.warm:g}s warm-up + {args.seconds:g}s measured ...",
               flush=True)
-        results["latency"] = await latency_phase(cfg, update, later, args.rate, args.warm, args.seconds, args.probe)
+        results["latency"] = await latency_phase(cfg, kafka, update, later, args.rate, args.warm, args.seconds,
+                                                 args.probe)
     finally:
         if not args.keep_topics:
-            await delete_topics(cfg.bootstrap, prefix)
+            await delete_topics(kafka, prefix)
         shutil.rmtree(work, ignore_errors=True)
     return summarise(run_id, args, n, publish_s, load1, policy_notes, sorted(ps.partners), results)
 
 
-async def publish_held(cfg: PuenteSettings, count: int, seed: int) -> tuple[Any, Counter[str]]:
+async def publish_held(cfg: PuenteSettings, kafka: KafkaConnection, count: int,
+                       seed: int) -> tuple[Any, Counter[str]]:
     """Publish the input as the adapters frame it, in one transaction left open; return its producer.
 
     read_committed consumers see none of it until the caller commits, so the workers of a
     multi-worker run can all join the group first, and no rebalance falls inside the measurement.
+    (``IngressPublisher`` cannot hold a transaction, so this producer is made here, from the same
+    connection, and frames each alert with the publisher's own ``frame_alert``.)
     """
-    from aiokafka import AIOKafkaProducer
-
     from adapters.publisher import frame_alert
-    from adapters.synthetic import generate
-    from broker.crypto import Keystore, SecretBytes
-    from broker.topics import TopicNames
+    from broker.crypto import SecretBytes
+    from broker.kafka import producer as make_producer
+    from broker.kafka import start
+    from broker.keystore import Keystore
+    from broker.topology import TopicNames
+    from puente.dev.synthetic import generate
 
     names = TopicNames(cfg.topic_prefix)
     macs: dict[str, SecretBytes] = {}
-    producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap, transactional_id=f"{cfg.topic_prefix}-input",
-                                transaction_timeout_ms=600_000, linger_ms=20, max_batch_size=512 * 1024)
-    await producer.start()
+    producer = make_producer(kafka, "bench-input", transactional_id=f"{cfg.topic_prefix}-input",
+                             transaction_timeout_ms=600_000, linger_ms=20, max_batch_size=512 * 1024)
+    await start(producer, kafka, "publishing the bench input")
     await producer.begin_transaction()
     sent: Counter[str] = Counter()
     futures = []
@@ -689,19 +771,30 @@ def merge_workers(parts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
+async def delete_topics(kafka: KafkaConnection, prefix: str) -> None:
+    """Delete every topic of this run (``<prefix>.*`` and the later rounds' ``<prefix>-r<n>.*``).
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
-    await admin.start()
+    Best effort: the figures are already taken, so a failure is reported, never raised.
+    """
+    from broker.kafka import Admin
+
+    admin = Admin(kafka)
+    timeout = kafka.timeout_s
     try:
-        mine = [t for t in await admin.list_topics() if t.startswith((prefix + ".", prefix + "-r"))]
-        if mine:
-            await admin.delete_topics(mine)
+        metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=timeout))
+        mine = sorted(t for t in metadata.topics if t.startswith((prefix + ".", prefix + "-r")))
+        if not mine:
+            return
+        futures = await admin.call("deleting the bench topics", lambda c: c.delete_topics(
+            mine, operation_timeout=timeout, request_timeout=timeout))
+        failed = {t: e for t, e in (await admin.results("deleting the bench topics", futures)).items()
+                  if isinstance(e, Exception)}
+        if failed:
+            name, error = next(iter(failed.items()))
+            print(f"  (could not delete {len(failed)} of the {len(mine)} bench topics, e.g. {name}: {error})",
+                  file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - cleanup is best effort; the figures are already taken
         print(f"  (could not delete the bench topics: {exc})", file=sys.stderr)
-    finally:
-        await admin.close()
 
 
 def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, load1: float,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Puente's benchmarks: policy and crypto CPU costs (when those benches exist), then the broker end to end
-# on the local Kafka (bench/bench_broker.py), which is started here if it is not running and stopped
-# again only if it was started here.
+# (bench/bench_broker.py) on the Kafka that PUENTE_BOOTSTRAP or PUENTE_CLIENT_CONFIG names when either is
+# set, else on the local Kafka, which is started here if it is not running (and stopped again only if it
+# was started here) and pointed at with `eval "$(puente kafka env)"`: Puente has no default Kafka.
 #
 #   scripts/bench.sh                      # full run (a few minutes at most)
 #   scripts/bench.sh --quick              # smoke run, about a minute
@@ -66,14 +67,24 @@ for bench in bench/bench_policy.py bench/bench_crypto.py; do
   fi
 done
 
-if ! "${PUENTE[@]}" kafka status >/dev/null 2>&1; then
+if [ -n "${PUENTE_BOOTSTRAP:-}${PUENTE_CLIENT_CONFIG:-}" ]; then
   echo
-  echo "== starting the local Kafka"
-  started_kafka=1
-  if ! "${PUENTE[@]}" kafka up; then
-    echo "bench: Kafka did not start; bench_broker.py needs it" >&2
+  echo "== Kafka as set: ${PUENTE_BOOTSTRAP:-from $PUENTE_CLIENT_CONFIG} (the local Kafka is left alone)"
+else
+  if ! "${PUENTE[@]}" kafka status >/dev/null 2>&1; then
+    echo
+    echo "== starting the local Kafka"
+    started_kafka=1
+    if ! "${PUENTE[@]}" kafka up; then
+      echo "bench: Kafka did not start; bench_broker.py needs it" >&2
+      exit 1
+    fi
+  fi
+  if ! kafka_env=$("${PUENTE[@]}" kafka env); then
+    echo "bench: \`puente kafka env\` failed; bench_broker.py needs PUENTE_BOOTSTRAP" >&2
     exit 1
   fi
+  eval "$kafka_env"
 fi
 run bench_broker "$PY" bench/bench_broker.py "${quick[@]}" "${broker_args[@]}"
 
