@@ -79,8 +79,8 @@ def main() -> None:
             fresh = FeedOpener("COL", partner, signing.public_key())
             fresh.open(sealed[0], alert_id=alert_ids[0], **CONTEXT)  # type: ignore[arg-type]
 
-    rate("new data key (X25519+HKDF+wrap+Ed25519 sign)", keyed, new_key, repeats)
-    rate("first open of a key block (verify+unwrap)", keyed, first_open, repeats)
+    rate("new data key (HPKE seal + Ed25519 sign)", keyed, new_key, repeats)
+    rate("first open of a key block (verify + HPKE open)", keyed, first_open, repeats)
 
     mac = SecretBytes(os.urandom(32), key_id="SENAN-mac-2026a")
     headers = [sign_ingress("SENAN", mac.key_id, mac, p, a) for p, a in zip(payloads, alert_ids, strict=True)]

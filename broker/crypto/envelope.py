@@ -1,58 +1,64 @@
-"""Envelope encryption of partner feed records: AES-256-GCM data keys wrapped for the partner.
+"""Envelope encryption of partner feed records: AES-256-GCM data keys sealed to the partner with HPKE.
 
 Why this shape: a public-key operation per record (Ed25519 sign about 46k/s, X25519 about
 39k/s on one core here) would cap the broker far below Kafka's own pace, while AES-GCM of
-1 KiB runs at about 1.5M/s. So a ``FeedSealer`` keeps one data key per partner, wraps it for
-the partner's X25519 key and signs that wrapping once, and replaces the data key after
-``max_records`` records or ``max_age``, whichever comes first. Every record carries the
+1 KiB runs at about 1.5M/s. So a ``FeedSealer`` keeps one data key per partner, seals it to
+the partner's X25519 key with HPKE and signs that key block once, and replaces the data key
+after ``max_records`` records or ``max_age``, whichever comes first. Every record carries the
 signed key block, so any single record can be opened on its own (after a restart, a
 compaction, or when read out of order); the ``FeedOpener`` verifies and unwraps each key
-block once and caches the result.
+block once and caches the result. docs/feed-format.md describes the format for a partner
+reading its feed in another language; docs/feed-vectors.json holds fixed test vectors.
 
 Record layout (integers big-endian)::
 
     offset  size  field
     0       2     magic b"PF" (Puente Feed)
-    2       1     record format version, 1
+    2       1     record format version, 2
     3       2     L, length of the key block
     5       L     key block (below), the same bytes on every record under one data key
     5+L     12    nonce, random per record
     17+L    n+16  AES-256-GCM ciphertext of the plaintext, then its 16-byte tag
 
-Key block layout::
+Key block layout, version 2 (the first five fields, 26 + p bytes, are its header)::
 
     size  field
-    1     key block version, 1
+    1     key block version, 2
     1     p, length of the partner id (1..255)
     p     partner id, UTF-8
     16    key id, random
     8     created_at, microseconds since 1970-01-01T00:00Z, signed
-    32    ephemeral X25519 public key
-    48    the 32-byte data key encrypted with AES-256-GCM under the KEK, then its tag
+    32    HPKE enc: the encapsulated key (an ephemeral X25519 public key)
+    48    HPKE ciphertext: the 32-byte data key sealed, then its 16-byte tag
     64    Ed25519 signature by the broker over the context label
-          b"puente/feed-key-block/v1", a NUL, and every key-block byte before it
+          b"puente/feed-key-block/v2", a NUL, and every key-block byte before it
 
-KEK = HKDF-SHA256(X25519(ephemeral, partner), salt = ephemeral public || partner public,
-info = b"puente/feed-kek/v1" NUL, len-prefixed partner id, key id). The wrap uses an all-zero
-nonce, safe because each KEK comes from a fresh ephemeral key and encrypts exactly one
-thing, and its associated data is every key-block byte before the wrapped key, so the
-partner's unwrap alone already rejects an altered header.
+The data key is sealed with HPKE (RFC 9180), single-shot, Base mode, suite
+DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM (ids 0x0020, 0x0001, 0x0002), to the
+partner's X25519 public key, with info = b"puente/feed-data-key/v2", a NUL, then the key-block
+header, and an empty AAD. The header travels in ``info`` rather than in the AAD because
+``cryptography``'s single-shot HPKE API takes no AAD (as RFC 9180 section 8.1 advises for
+single-shot use); either way the partner's unwrap alone rejects a header altered in any byte,
+even one re-signed by the broker's key.
 
 The record's associated data is b"puente/feed-record/v1" NUL then, each as a 4-byte length
 and the bytes: partner id (UTF-8), key id (16 bytes), topic (UTF-8), schema fingerprint
-(8 bytes), policy version (UTF-8), alert id (UTF-8). A record moved to another alert,
-partner, topic, schema or policy version does not open. The alert id comes last so the
-rest, the same for many records, is built once and cached.
+(8 bytes), policy version (UTF-8), alert id (UTF-8). (Its label keeps v1: that layout did not
+change with record format 2.) A record moved to another alert, partner, topic, schema or
+policy version does not open. The alert id comes last so the rest, the same for many
+records, is built once and cached.
 
 Random 96-bit nonces are safe here: a data key seals at most ``max_records`` (default
 100,000) records, far below the 2**32 that NIST SP 800-38D allows per key.
 
-Errors: bad framing or version, a key block for another partner or that this private key
-cannot unwrap, altered ciphertext and mismatched associated data raise DecryptionError; a
+Errors: bad framing, any version other than the current one (a format 1 record, from before
+HPKE, included: there is no fallback), a key block for another partner or that this private
+key cannot unwrap, altered ciphertext and mismatched associated data raise DecryptionError; a
 key block whose signature does not verify raises SignatureError. Messages never include
 plaintext or key bytes. Sealers and openers are not thread-safe: use one per task.
 
-Pure: no I/O and no clock (``seal`` takes ``now``); randomness comes from ``os.urandom``.
+Pure: no I/O and no clock (``seal`` takes ``now``); randomness comes from ``os.urandom`` and,
+for the HPKE ephemeral key, from the library.
 """
 
 from __future__ import annotations
@@ -64,36 +70,40 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker.crypto.signing import KEY_BLOCK_CONTEXT, SIGNATURE_LEN, sign_with_context, verify_with_context
 from puente.errors import DecryptionError
 
 MAGIC = b"PF"
-FORMAT_VERSION = 1
-KEY_BLOCK_VERSION = 1
+FORMAT_VERSION = 2
+KEY_BLOCK_VERSION = 2
 KEY_ID_LEN = 16
 NONCE_LEN = 12
 TAG_LEN = 16
 SCHEMA_FP_LEN = 8
 DATA_KEY_LEN = 32
-PUBLIC_LEN = 32
+ENC_LEN = 32  # HPKE Nenc for DHKEM(X25519, HKDF-SHA256)
 WRAPPED_LEN = DATA_KEY_LEN + TAG_LEN
 DEFAULT_MAX_RECORDS = 100_000
 DEFAULT_MAX_AGE = timedelta(hours=1)
 
+# The label the broker signs key blocks under, kept beside the other signature labels.
+KEY_BLOCK_SIGNATURE_CONTEXT = KEY_BLOCK_CONTEXT
+HPKE_INFO_LABEL = b"puente/feed-data-key/v2"
+RECORD_AAD_LABEL = b"puente/feed-record/v1"
+
+_HPKE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 _HEAD = struct.Struct(">2sBH")
 _CREATED = struct.Struct(">q")
 _LEN = struct.Struct(">I")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_WRAP_NONCE = bytes(NONCE_LEN)
-_KEK_INFO = b"puente/feed-kek/v1\x00"
-_AAD_LABEL = b"puente/feed-record/v1\x00"
+_HEADER_FIXED = 2 + KEY_ID_LEN + _CREATED.size  # the key-block header without the partner id
+_INFO_PREFIX = HPKE_INFO_LABEL + b"\x00"
+_AAD_LABEL = RECORD_AAD_LABEL + b"\x00"
 _AAD_CACHE = 256  # distinct (key, topic, schema, policy) prefixes kept; a handful in practice
 
 
@@ -101,25 +111,11 @@ def _lp(data: bytes) -> bytes:
     return _LEN.pack(len(data)) + data
 
 
-def _raw(key: X25519PublicKey) -> bytes:
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
 def _partner_bytes(partner_id: str) -> bytes:
     raw = partner_id.encode("utf-8")
     if not 1 <= len(raw) <= 255:
         raise ValueError("partner id must be 1 to 255 bytes of UTF-8")
     return raw
-
-
-def _kek(shared: bytes, ephemeral_public: bytes, partner_public: bytes, partner: bytes, key_id: bytes) -> AESGCM:
-    hkdf = HKDF(
-        algorithm=hashes.SHA256(),
-        length=DATA_KEY_LEN,
-        salt=ephemeral_public + partner_public,
-        info=_KEK_INFO + _lp(partner) + key_id,
-    )
-    return AESGCM(hkdf.derive(shared))
 
 
 def _aad_prefix(partner: bytes, key_id: bytes, topic: str, schema_fp: bytes, policy_version: str) -> bytes:
@@ -145,7 +141,10 @@ def record_aad(
 
 @dataclass(frozen=True)
 class KeyBlock:
-    """A parsed key block. ``peek_key_block`` returns one unverified; trust it only after ``open``."""
+    """A parsed key block. ``peek_key_block`` returns one unverified; trust it only after ``open``.
+
+    ``ephemeral_public`` is the HPKE enc and ``wrapped_key`` the HPKE ciphertext of the data key.
+    """
 
     version: int
     partner_id: str
@@ -160,9 +159,11 @@ def _parse_key_block(block: bytes) -> KeyBlock:
     if len(block) < 2:
         raise DecryptionError("feed record key block is truncated")
     if block[0] != KEY_BLOCK_VERSION:
-        raise DecryptionError(f"feed record key block has unsupported version {block[0]}")
+        raise DecryptionError(
+            f"feed record key block has unsupported version {block[0]}; this reader opens version {KEY_BLOCK_VERSION}"
+        )
     p = block[1]
-    expected = 2 + p + KEY_ID_LEN + _CREATED.size + PUBLIC_LEN + WRAPPED_LEN + SIGNATURE_LEN
+    expected = _HEADER_FIXED + p + ENC_LEN + WRAPPED_LEN + SIGNATURE_LEN
     if p == 0 or len(block) != expected:
         raise DecryptionError(f"feed record key block is malformed: {len(block)} bytes, expected {expected}")
     try:
@@ -178,11 +179,11 @@ def _parse_key_block(block: bytes) -> KeyBlock:
         created_at = _EPOCH + timedelta(microseconds=micros)
     except OverflowError:
         raise DecryptionError("feed record key block has an impossible created_at") from None
-    ephemeral = block[pos : pos + PUBLIC_LEN]
-    pos += PUBLIC_LEN
+    enc = block[pos : pos + ENC_LEN]
+    pos += ENC_LEN
     wrapped = block[pos : pos + WRAPPED_LEN]
     pos += WRAPPED_LEN
-    return KeyBlock(block[0], partner_id, key_id, created_at, ephemeral, wrapped, block[pos:])
+    return KeyBlock(block[0], partner_id, key_id, created_at, enc, wrapped, block[pos:])
 
 
 def _split(value: bytes) -> tuple[bytes, int]:
@@ -193,7 +194,9 @@ def _split(value: bytes) -> tuple[bytes, int]:
     if magic != MAGIC:
         raise DecryptionError("not a Puente feed record: the magic bytes are wrong")
     if version != FORMAT_VERSION:
-        raise DecryptionError(f"feed record has unsupported format version {version}")
+        raise DecryptionError(
+            f"feed record has unsupported format version {version}; this reader opens version {FORMAT_VERSION}"
+        )
     end = _HEAD.size + block_len
     if len(value) < end + NONCE_LEN + TAG_LEN:
         raise DecryptionError(f"feed record is truncated: {len(value)} bytes")
@@ -224,7 +227,6 @@ class FeedSealer:
             raise ValueError("max_age must be positive")
         self._partner = _partner_bytes(partner_id)
         self._partner_id = partner_id
-        self._partner_public = _raw(partner_public_key)
         self._partner_key = partner_public_key
         self._signing_key = signing_key
         self._max_records = max_records
@@ -261,21 +263,13 @@ class FeedSealer:
             raise ValueError("now must be timezone-aware")
         data_key = AESGCM.generate_key(bit_length=256)
         key_id = os.urandom(KEY_ID_LEN)
-        ephemeral = X25519PrivateKey.generate()
-        ephemeral_public = _raw(ephemeral.public_key())
         micros = (now - _EPOCH) // timedelta(microseconds=1)
         header = b"".join(
-            (
-                bytes((KEY_BLOCK_VERSION, len(self._partner))),
-                self._partner,
-                key_id,
-                _CREATED.pack(micros),
-                ephemeral_public,
-            )
+            (bytes((KEY_BLOCK_VERSION, len(self._partner))), self._partner, key_id, _CREATED.pack(micros))
         )
-        kek = _kek(ephemeral.exchange(self._partner_key), ephemeral_public, self._partner_public, self._partner, key_id)
-        body = header + kek.encrypt(_WRAP_NONCE, data_key, header)
-        block = body + sign_with_context(self._signing_key, KEY_BLOCK_CONTEXT, body)
+        # One HPKE operation per data key; its output is enc || ciphertext, 32 + 48 bytes.
+        body = header + _HPKE.encrypt(data_key, self._partner_key, info=_INFO_PREFIX + header)
+        block = body + sign_with_context(self._signing_key, KEY_BLOCK_SIGNATURE_CONTEXT, body)
         self._aead = aead = AESGCM(data_key)
         self._key_id = key_id
         self._count = 0
@@ -326,7 +320,6 @@ class FeedOpener:
         self._partner = _partner_bytes(partner_id)
         self._partner_id = partner_id
         self._private = partner_private_key
-        self._public = _raw(partner_private_key.public_key())
         self._verify_key = broker_verify_key
         self._cache_size = cache_size
         # Keyed by the exact key-block bytes, not the key id alone, so a block altered in any
@@ -346,16 +339,17 @@ class FeedOpener:
             return hit
         block = _parse_key_block(block_bytes)
         signed = block_bytes[:-SIGNATURE_LEN]
-        verify_with_context(self._verify_key, KEY_BLOCK_CONTEXT, signed, block.signature, what="feed key block")
+        verify_with_context(
+            self._verify_key, KEY_BLOCK_SIGNATURE_CONTEXT, signed, block.signature, what="feed key block"
+        )
         if block.partner_id != self._partner_id:
             raise DecryptionError(
                 f"record is not encrypted for this key: its key block is for partner {block.partner_id[:40]!r}, "
                 f"this opener is for {self._partner_id!r}"
             )
+        header_end = len(signed) - ENC_LEN - WRAPPED_LEN
         try:
-            shared = self._private.exchange(X25519PublicKey.from_public_bytes(block.ephemeral_public))
-            kek = _kek(shared, block.ephemeral_public, self._public, self._partner, block.key_id)
-            data_key = kek.decrypt(_WRAP_NONCE, block.wrapped_key, signed[:-WRAPPED_LEN])
+            data_key = _HPKE.decrypt(signed[header_end:], self._private, info=_INFO_PREFIX + signed[:header_end])
         except (InvalidTag, ValueError) as exc:
             raise DecryptionError(
                 f"record is not encrypted for this key: the data key does not unwrap with partner "

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from puente.errors import SignatureError
 
 CHECKPOINT_CONTEXT = b"puente/audit-checkpoint/v1"
-KEY_BLOCK_CONTEXT = b"puente/feed-key-block/v1"
+KEY_BLOCK_CONTEXT = b"puente/feed-key-block/v2"  # v2: the signed bytes changed meaning with HPKE
 
 SIGNATURE_LEN = 64
 

@@ -1,4 +1,4 @@
-"""Feed envelopes: round trips, data-key rotation, and refusal of every wrong key or altered byte."""
+"""Feed envelopes: round trips, data-key rotation, HPKE key blocks, and refusal of every wrong key or altered byte."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import broker.crypto.envelope as envelope
 from broker.crypto.envelope import (
+    KEY_BLOCK_SIGNATURE_CONTEXT,
     KEY_ID_LEN,
     MAGIC,
     NONCE_LEN,
@@ -25,6 +30,7 @@ from broker.crypto.envelope import (
     peek_key_block,
     record_aad,
 )
+from broker.crypto.signing import CHECKPOINT_CONTEXT, sign_with_context
 from puente.errors import CryptoError, DecryptionError, SignatureError
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -66,6 +72,23 @@ def open_(opener: FeedOpener, value: bytes, **changes: object) -> bytes:
     return opener.open(value, **{**CONTEXT, **changes})  # type: ignore[arg-type]
 
 
+def block_of(value: bytes) -> tuple[bytes, bytes]:
+    """The key block of a record, and everything after it."""
+    end = 5 + int.from_bytes(value[3:5], "big")
+    return value[5:end], value[end:]
+
+
+def resign(
+    keys: Keys, value: bytes, change: Callable[[bytearray], None], context: bytes = KEY_BLOCK_SIGNATURE_CONTEXT
+) -> bytes:
+    """The record with its key block changed by ``change`` and signed again with the broker's own key."""
+    block, rest = block_of(value)
+    body = bytearray(block[:-64])
+    change(body)
+    signed = bytes(body) + sign_with_context(keys.signing, context, bytes(body))
+    return value[:3] + len(signed).to_bytes(2, "big") + signed + rest
+
+
 def secret_forms(keys: Keys) -> list[str]:
     raw = keys.col.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     return [PLAINTEXT.decode(), "Juan", raw.hex(), base64.b64encode(raw).decode()]
@@ -81,14 +104,50 @@ def test_round_trip(keys: Keys, plaintext: bytes, alert_id: str) -> None:
 
 def test_layout_matches_the_docstring(keys: Keys, record: bytes) -> None:
     """A record is magic, version, key-block length, key block, 12-byte nonce, ciphertext and tag."""
-    assert record[:2] == MAGIC and record[2] == 1
+    assert record[:2] == MAGIC and record[2] == 2
     block_len = int.from_bytes(record[3:5], "big")
     assert len(record) == 5 + block_len + NONCE_LEN + len(PLAINTEXT) + TAG_LEN
     block = peek_key_block(record)
     assert block_len == 2 + len("COL") + KEY_ID_LEN + 8 + 32 + 48 + 64
-    assert (block.version, block.partner_id, block.created_at) == (1, "COL", NOW)
+    assert (block.version, block.partner_id, block.created_at) == (2, "COL", NOW)
     assert len(block.key_id) == KEY_ID_LEN
+    assert record[5:12] == b"\x02\x03COL" + block.key_id[:2]
     assert PLAINTEXT not in record
+
+
+def test_data_key_is_an_hpke_seal_to_the_partner(keys: Keys, record: bytes) -> None:
+    """The key block holds an HPKE (X25519, HKDF-SHA256, AES-256-GCM) seal of the key that opens the record."""
+    block, rest = block_of(record)
+    header_end = len(block) - 64 - 80
+    suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+    info = b"puente/feed-data-key/v2\x00" + block[:header_end]
+    data_key = suite.decrypt(block[header_end:-64], keys.col, info=info)
+    assert len(data_key) == 32
+    aad = record_aad(partner_id="COL", key_id=peek_key_block(record).key_id, **CONTEXT)  # type: ignore[arg-type]
+    assert AESGCM(data_key).decrypt(rest[:NONCE_LEN], rest[NONCE_LEN:], aad) == PLAINTEXT
+    with pytest.raises(InvalidTag):
+        suite.decrypt(block[header_end:-64], keys.col, info=info[:-1] + bytes([info[-1] ^ 1]))
+
+
+def test_one_hpke_operation_per_data_key(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sealing and opening 25 records under 3 data keys takes 3 HPKE seals and 3 HPKE opens, no more."""
+    calls: list[str] = []
+    real = envelope._HPKE
+
+    class Counting:
+        def encrypt(self, *args: Any, **kwargs: Any) -> bytes:
+            calls.append("seal")
+            return real.encrypt(*args, **kwargs)
+
+        def decrypt(self, *args: Any, **kwargs: Any) -> bytes:
+            calls.append("open")
+            return real.decrypt(*args, **kwargs)
+
+    monkeypatch.setattr(envelope, "_HPKE", Counting())
+    sealer, opener = keys.sealer(max_records=10), keys.opener()
+    for i in range(25):
+        open_(opener, seal(sealer, alert_id=str(i)), alert_id=str(i))
+    assert calls == ["seal", "open"] * 3
 
 
 def test_records_share_one_key_block_and_differ_in_nonce(keys: Keys) -> None:
@@ -191,6 +250,46 @@ def test_forged_key_block_signature_fails(keys: Keys) -> None:
         open_(keys.opener(), seal(forger))
 
 
+KEY_BLOCK_V1 = b"puente/feed-key-block/v1"  # the label of format 1, which nothing signs any more
+
+
+@pytest.mark.parametrize("context", [KEY_BLOCK_V1, CHECKPOINT_CONTEXT], ids=["key-block-v1", "checkpoint"])
+def test_key_block_signed_under_another_label_fails(keys: Keys, record: bytes, context: bytes) -> None:
+    """The broker's own signature over a key block under the v1 key-block label or the checkpoint label is refused."""
+    assert context != KEY_BLOCK_SIGNATURE_CONTEXT
+    with pytest.raises(SignatureError, match="feed key block"):
+        open_(keys.opener(), resign(keys, record, lambda body: None, context))
+
+
+def test_version_1_key_block_is_refused_even_when_signed(keys: Keys, record: bytes) -> None:
+    """A key block marked version 1 is refused by version, even under a valid broker signature: no fallback."""
+
+    def old(body: bytearray) -> None:
+        body[0] = 1
+
+    with pytest.raises(DecryptionError, match="key block has unsupported version 1"):
+        open_(keys.opener(), resign(keys, record, old))
+
+
+@pytest.mark.parametrize(
+    ("offset", "opener_partner"),
+    [(4, "COX"), (6, "COL"), (5 + KEY_ID_LEN + 7, "COL")],
+    ids=["partner-id", "key-id", "created-at"],
+)
+def test_unwrap_rejects_a_header_changed_and_resigned(
+    keys: Keys, record: bytes, offset: int, opener_partner: str
+) -> None:
+    """A header byte changed and signed again by the broker's key still fails the unwrap: HPKE info holds it."""
+
+    def change(body: bytearray) -> None:
+        body[offset] = ord("X") if opener_partner == "COX" else body[offset] ^ 1
+
+    resigned = resign(keys, record, change)
+    assert open_(keys.opener(), resign(keys, record, lambda body: None)) == PLAINTEXT
+    with pytest.raises(DecryptionError, match="does not unwrap"):
+        open_(keys.opener(opener_partner, private=keys.col), resigned)
+
+
 def test_spliced_key_block_fails(keys: Keys) -> None:
     """A genuine key block glued to a ciphertext made under another data key does not open."""
     a, b = seal(keys.sealer()), seal(keys.sealer())
@@ -243,7 +342,8 @@ def test_wrong_associated_data_fails(keys: Keys, record: bytes, field: str, valu
     ("mangle", "message"),
     [
         (lambda v: b"XX" + v[2:], "magic"),
-        (lambda v: v[:2] + b"\x02" + v[3:], "format version 2"),
+        (lambda v: v[:2] + b"\x01" + v[3:], "unsupported format version 1; this reader opens version 2"),
+        (lambda v: v[:2] + b"\x03" + v[3:], "unsupported format version 3"),
         (lambda v: v[:5] + b"\x07" + v[6:], "key block has unsupported version 7"),
         (lambda v: v[:3] + b"\x00\x10" + v[5:], "key block is malformed"),
         (lambda v: v[:4], "truncated"),
