@@ -1,5 +1,11 @@
 """The on-disk keystore: a folder of key files, each where its holder keeps it.
 
+Every party makes its own keys in its own folder (``generate_own``; ``puente keys generate``) and
+hands the other side public halves only, as PEM (``public_pem`` / ``import_public``; ``puente keys
+export-public`` / ``import-public``). ``Keystore.provision`` does the same for a whole site on one
+machine: ``<root>/broker``, ``<root>/partners/<P>``, ``<root>/agencies/<A>``, and only public
+halves cross between those folders.
+
 On disk a keystore is a folder of ``<key_id>.json`` files (the format is ``broker.crypto.keys``).
 Files holding a secret are written 0600 (and refused when group- or world-readable, as ssh
 does), in folders made 0700 whatever the umask (and a key in a folder others may write is
@@ -12,15 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from broker.crypto.kex import ingress_mac_key
 from broker.crypto.keys import (
     BROKER_OWNER,
     KEY_ID_PATTERN,
@@ -34,6 +43,7 @@ from broker.crypto.keys import (
     record_from_json,
     record_to_json,
 )
+from broker.crypto.pem import public_from_pem, public_pem
 from broker.crypto.signing import checker
 from policies import load_policy_set
 from puente.errors import KeyMaterialError
@@ -109,6 +119,61 @@ def private_folder(path: Path) -> None:
         os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask; this is not
 
 
+class Holder(StrEnum):
+    """Who makes and keeps a set of keys; the value is what ``puente keys generate --for`` takes."""
+
+    PARTNER = "partner"
+    AGENCY = "agency"
+    BROKER = "broker"
+
+
+_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # the owner part of KEY_ID_PATTERN
+_RETIRED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-mac-[A-Za-z0-9]{1,16}\.json")
+
+
+def holder_path(root: Path | str, holder: Holder, ident: str) -> Path:
+    """Where ``holder`` ``ident`` keeps its keys under the keys root: ``broker``, ``partners/<P>``, ``agencies/<A>``."""
+    _check_ident(holder, ident)
+    root = Path(root)
+    if holder is Holder.BROKER:
+        return root / "broker"
+    return root / ("partners" if holder is Holder.PARTNER else "agencies") / ident
+
+
+def auditor_path(root: Path | str) -> Path:
+    """The auditors' folder: public halves only (the broker's and the partners' signing keys), and
+    their Kafka login. Auditors verify with it and can read nothing sealed."""
+    return Path(root) / "auditor"
+
+
+def own_kinds(holder: Holder, ident: str, agreements: Iterable[str] = ()) -> list[tuple[KeyKind, str]]:
+    """The (kind, owner) of every private key ``holder`` makes for itself.
+
+    A partner: its decryption and receipt-signing keys. An agency: its key-agreement key. The
+    broker: its signing key, its key-agreement key and a pseudonym key per agreement.
+    """
+    _check_ident(holder, ident)
+    if holder is Holder.PARTNER:
+        return [(KeyKind.PARTNER_ENCRYPTION, ident), (KeyKind.PARTNER_SIGNING, ident)]
+    if holder is Holder.AGENCY:
+        return [(KeyKind.KEY_AGREEMENT, ident)]
+    return [(KeyKind.BROKER_SIGNING, BROKER_OWNER), (KeyKind.KEY_AGREEMENT, BROKER_OWNER),
+            *((KeyKind.PSEUDONYM, agreement) for agreement in sorted(set(agreements)))]
+
+
+def _check_ident(holder: Holder, ident: str) -> None:
+    if holder is Holder.BROKER:
+        if ident != BROKER_OWNER:
+            raise KeyMaterialError(f"the broker's keys belong to {BROKER_OWNER!r}, not {ident[:40]!r}")
+        return
+    if ident == BROKER_OWNER:
+        raise KeyMaterialError(f"{BROKER_OWNER!r} is the broker's name, not a {holder}'s")
+    # The id becomes a folder name and the owner of key ids: it must pass as one.
+    if not _OWNER.fullmatch(ident):
+        raise KeyMaterialError(f"{ident[:40]!r} is not a usable {holder} id: use up to 64 letters, digits, '_', '.' "
+                               "and '-', starting with a letter or digit")
+
+
 class Keystore:
     """A folder of key files (see the module docstring)."""
 
@@ -176,29 +241,117 @@ class Keystore:
         return self.current(partner_id, KeyKind.PARTNER_SIGNING)
 
     def load_agency_mac(self, agency: str) -> SecretBytes:
-        """The agency's current ingress MAC key (adapter side); its ``key_id`` goes in the headers."""
-        return self.current(agency, KeyKind.AGENCY_MAC).symmetric(KeyKind.AGENCY_MAC)
+        """The agency's ingress MAC key (adapter side), derived from its own current key-agreement key
+        and the broker's current public half; its ``key_id``, the pair id, goes in the headers."""
+        own = self.current(agency, KeyKind.KEY_AGREEMENT)
+        if own.secret is None:
+            raise KeyMaterialError(f"key {own.key_id}: keystore {self.path} holds only its public half; "
+                                   f"the adapter of {agency} needs the folder where {agency} keeps its own keys")
+        try:
+            broker = self.current(BROKER_OWNER, KeyKind.KEY_AGREEMENT)
+        except KeyMaterialError:
+            raise KeyMaterialError(
+                f"no broker key-agreement key in keystore {self.path}: import the broker's public half with "
+                f"puente keys import-public FILE.pem --id broker-kex-<generation> --dir {self.path}"
+            ) from None
+        return ingress_mac_key(own, broker)
 
     def load_pseudonym_key(self, agreement: str) -> SecretBytes:
         """The agreement's current pseudonymisation key."""
         return self.current(agreement, KeyKind.PSEUDONYM).symmetric(KeyKind.PSEUDONYM)
 
     def agency_mac_lookup(self) -> Callable[[str, str], SecretBytes | None]:
-        """Load every agency MAC key now; return the ``lookup`` that ``verify_ingress`` wants.
+        """Derive every agency's MAC key now, once per pair; return the ``lookup`` that ``verify_ingress`` wants.
 
-        Every generation stays valid so records MACed before a rotation still verify;
-        remove a key file to revoke it. A key only answers for the agency that owns it.
+        One key per pair of a broker key-agreement key held here (with its private half) and an
+        agency's imported public half, so every generation on either side stays valid and records
+        MACed before a rotation still verify; remove a key file to revoke it. ``lookup(agency,
+        key_id)`` answers only for an exact pair id (``<agency>-kex-<gen>+broker-kex-<gen>``) of
+        that agency's own key. An agency's private half found here is refused: only the agency holds it.
         """
-        table: dict[tuple[str, str], SecretBytes] = {}
+        own: list[KeyRecord] = []
+        theirs: list[KeyRecord] = []
         for key_id in self.key_ids():
             parsed = parse_key_id(key_id)
-            if parsed.kind is KeyKind.AGENCY_MAC:
-                table[(parsed.owner, key_id)] = self.load(key_id).symmetric(KeyKind.AGENCY_MAC)
+            if parsed.kind is not KeyKind.KEY_AGREEMENT:
+                continue
+            record = self.load(key_id, KeyKind.KEY_AGREEMENT)
+            if parsed.owner != BROKER_OWNER:
+                if record.secret is not None:
+                    raise KeyMaterialError(
+                        f"key {key_id}: keystore {self.path} holds agency {parsed.owner}'s private half, which only "
+                        "the agency may hold: delete that file and import the agency's public half instead"
+                    )
+                theirs.append(record)
+            elif record.secret is not None:
+                own.append(record)
+        table: dict[tuple[str, str], SecretBytes] = {}
+        for mine in own:
+            for agency_key in theirs:
+                key = ingress_mac_key(mine, agency_key)
+                table[(agency_key.owner, key.key_id)] = key
 
         def lookup(agency: str, key_id: str) -> SecretBytes | None:
-            return table.get((agency, key_id))
+            return table.get((agency, key_id))  # exact pair ids only: no parsing, no guessing
 
         return lookup
+
+    def public_pem(self, key_id: str) -> bytes:
+        """The public half of ``key_id`` as PEM SubjectPublicKeyInfo, for the other side."""
+        return public_pem(self.load(key_id))
+
+    def import_public(self, pem: bytes, key_id: str, *, source: str, now: datetime) -> tuple[KeyRecord, bool]:
+        """Store the other side's public half ``key_id`` from ``pem`` (read from ``source``).
+
+        Returns the record and whether it was written: importing the same public half again is a
+        no-op, while a different one under an id already here is refused (a new key needs a new
+        generation), as is an id whose private half this keystore holds.
+        """
+        record = public_from_pem(pem, key_id=key_id, created_at=now, source=source)
+        if (self.path / f"{key_id}.json").exists():
+            existing = self.load(key_id, record.kind)
+            if existing.secret is not None:
+                raise KeyMaterialError(f"{source}: keystore {self.path} holds the private half of {key_id} itself; "
+                                       "import public halves into the other side's keystore")
+            if existing.public != record.public:
+                raise KeyMaterialError(f"{source}: keystore {self.path} already holds a different public key "
+                                       f"{key_id}; a new key needs a new generation")
+            return existing, False
+        self.put(record)
+        return record, True
+
+    def generate_own(self, holder: Holder, ident: str, *, generation: str, now: datetime,
+                     agreements: Iterable[str] = (), keep_existing: bool = False) -> list[KeyRecord]:
+        """Create ``holder``'s own private keys here (``own_kinds``) and return them.
+
+        Refuses, before writing anything, when any of them exists; with ``keep_existing`` an
+        existing key is loaded and kept instead (what ``provision`` does on a second run).
+        """
+        wanted = own_kinds(holder, ident, agreements)
+        ids = [str(KeyId(owner, kind, generation)) for kind, owner in wanted]
+        for key_id in ids:
+            parse_key_id(key_id)  # an owner or generation that cannot be a file name stops here
+        present = [k for k in ids if (self.path / f"{k}.json").exists()]
+        if present and not keep_existing:
+            raise KeyMaterialError(f"{', '.join(present)} already in {self.path}: a key is never replaced; "
+                                   "choose a new generation (--generation)")
+        made = []
+        for key_id, (kind, owner) in zip(ids, wanted, strict=True):
+            if key_id not in present:
+                made.append(self.generate(kind, owner, generation=generation, now=now))
+                continue
+            kept = self.load(key_id, kind)
+            if kept.secret is None:
+                raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds only its public half, but this is "
+                                       f"where {owner} keeps its own private key; this folder is someone else's")
+            made.append(kept)
+        return made
+
+    def retired_files(self) -> list[Path]:
+        """Files of the retired shared ``agency-mac`` keys (``<agency>-mac-<gen>.json``) still here."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p for p in self.path.glob("*-mac-*.json") if _RETIRED.fullmatch(p.name))
 
     @staticmethod
     def provision(
@@ -210,39 +363,46 @@ class Keystore:
         generation: str | None = None,
         now: datetime | None = None,
     ) -> Keystores:
-        """Create every party's keys under ``path``, each where its holder keeps it (one site's set-up).
+        """One site's set-up on one machine, exactly as the parties would do it on their own sides.
 
-        ``path/broker`` is the broker's keystore; ``path/partners/<P>`` holds partner P's
-        private key and the broker's verify key; ``path/agencies/<A>`` holds agency A's MAC
-        key. Keys that already exist are kept, so provisioning twice reuses them.
+        Each party generates its own keys in its own folder under ``path`` (``holder_path``), and
+        only public halves, as PEM, cross to the others: each partner's encryption and receipt
+        keys to the broker, the broker's signing key to each partner, each agency's key-agreement
+        key to the broker and the broker's to each agency. Keys that already exist are kept, so
+        provisioning twice reuses them.
         """
         now = now or datetime.now(UTC)
         generation = generation or f"{now.year}a"
         root = Path(path)
-        broker = Keystore(root / "broker")
+        broker = Keystore(holder_path(root, Holder.BROKER, BROKER_OWNER))
 
-        def ensure(store: Keystore, kind: KeyKind, owner: str) -> KeyRecord:
-            key_id = str(KeyId(owner, kind, generation))
-            if (store.path / f"{key_id}.json").exists():
-                return store.load(key_id, kind)
-            return store.generate(kind, owner, generation=generation, now=now)
+        def own(store: Keystore, holder: Holder, ident: str, found: Iterable[str] = ()) -> dict[KeyKind, KeyRecord]:
+            made = store.generate_own(holder, ident, generation=generation, now=now, agreements=found,
+                                      keep_existing=True)
+            return {r.kind: r for r in made if r.owner == ident}
 
-        signing = ensure(broker, KeyKind.BROKER_SIGNING, BROKER_OWNER)
+        def hand_over(record: KeyRecord, source: Keystore, dest: Keystore) -> None:
+            dest.import_public(source.public_pem(record.key_id), record.key_id, now=now,
+                               source=f"{record.key_id} from {source.path}")
+
+        mine = own(broker, Holder.BROKER, BROKER_OWNER, agreements)
         partner_stores: dict[str, Keystore] = {}
         for partner in partners:
-            store = partner_stores[partner] = Keystore(root / "partners" / partner)
-            own = ensure(store, KeyKind.PARTNER_ENCRYPTION, partner)
-            broker.put(own.public_only())
-            receipts = ensure(store, KeyKind.PARTNER_SIGNING, partner)
-            broker.put(receipts.public_only())  # so the broker's auditors can check the partner's receipts
-            store.put(signing.public_only())
+            store = partner_stores[partner] = Keystore(holder_path(root, Holder.PARTNER, partner))
+            for record in own(store, Holder.PARTNER, partner).values():
+                hand_over(record, store, broker)  # enc to seal its feed; rcpt so the auditors check its receipts
+            hand_over(mine[KeyKind.BROKER_SIGNING], broker, store)
         agency_stores: dict[str, Keystore] = {}
         for agency in agencies:
-            agency_stores[agency] = Keystore(root / "agencies" / agency)
-            agency_stores[agency].put(ensure(broker, KeyKind.AGENCY_MAC, agency))
-        for agreement in agreements:
-            ensure(broker, KeyKind.PSEUDONYM, agreement)
-        return Keystores(root, broker, partner_stores, agency_stores)
+            store = agency_stores[agency] = Keystore(holder_path(root, Holder.AGENCY, agency))
+            hand_over(own(store, Holder.AGENCY, agency)[KeyKind.KEY_AGREEMENT], store, broker)
+            hand_over(mine[KeyKind.KEY_AGREEMENT], broker, store)
+        # The auditors hold no secret: the broker's verify key and each partner's receipt key.
+        auditor = Keystore(auditor_path(root))
+        hand_over(mine[KeyKind.BROKER_SIGNING], broker, auditor)
+        for partner, store in partner_stores.items():
+            hand_over(store.current(partner, KeyKind.PARTNER_SIGNING), store, auditor)
+        return Keystores(root, broker, partner_stores, agency_stores, auditor)
 
 
 @dataclass(frozen=True)
@@ -253,6 +413,7 @@ class Keystores:
     broker: Keystore
     partners: Mapping[str, Keystore]
     agencies: Mapping[str, Keystore]
+    auditor: Keystore
 
 
 def signature_check(keystore: Keystore, *kinds: KeyKind) -> Callable[[str, bytes, bytes], bool]:

@@ -3,18 +3,22 @@
 Who calls what::
 
     agency adapter     sign_ingress(agency, key_id, mac_key, value, alert_id) -> Kafka headers
+    agency and broker  ingress_mac_key(own kex key, other's kex public half) -> the pair's MAC key
     broker worker      verify_ingress(headers, value, lookup) -> IngressOrigin
                        FeedSealer(partner_id, partner_public, signing_key).seal(..., now=now) -> bytes
                        sign_checkpoint(signing_key, payload) -> signature
     partner subscriber FeedOpener(partner_id, partner_private, broker_verify_key).open(...) -> bytes
     auditor            verify_checkpoint(verify_key, payload, signature)
     everyone           broker.keystore.Keystore(path).load_*(...) to get the keys above
+                       public_pem(record) / public_from_pem(...) to hand public halves over
 
 Modules:
 
     keys       KeyKind, SecretBytes, KeyRecord, the key-file format (the files: broker.keystore)
-    envelope   FeedSealer, FeedOpener: AES-256-GCM data keys wrapped with X25519, signed with Ed25519
+    envelope   FeedSealer, FeedOpener: AES-256-GCM data keys sealed with HPKE (RFC 9180), signed with Ed25519
     origin     sign_ingress, verify_ingress: HMAC-SHA256 per agency on ingress records
+    kex        ingress_mac_key: the MAC key an agency and the broker agree on (X25519, HKDF-SHA256)
+    pem        public_pem, public_from_pem: public halves as PEM SubjectPublicKeyInfo
     signing    sign_checkpoint, verify_checkpoint: Ed25519 over audit checkpoints
 
 Errors (all from ``puente.errors``, under CryptoError)::
@@ -32,11 +36,22 @@ Messages name key ids and what went wrong, never plaintext or key bytes. Caller 
 from __future__ import annotations
 
 from broker.crypto.envelope import FeedOpener, FeedSealer, KeyBlock, peek_key_block
-from broker.crypto.keys import KeyKind, KeyRecord, SecretBytes, parse_key_id, record_from_json, record_to_json
+from broker.crypto.kex import ingress_mac_key, pair_key_id, parse_pair_key_id
+from broker.crypto.keys import (
+    BROKER_OWNER,
+    KeyKind,
+    KeyRecord,
+    SecretBytes,
+    parse_key_id,
+    record_from_json,
+    record_to_json,
+)
 from broker.crypto.origin import IngressOrigin, sign_ingress, verify_ingress
+from broker.crypto.pem import public_from_pem, public_pem
 from broker.crypto.signing import checker, sign_checkpoint, verify_checkpoint
 
 __all__ = [
+    "BROKER_OWNER",
     "FeedOpener",
     "FeedSealer",
     "IngressOrigin",
@@ -45,8 +60,13 @@ __all__ = [
     "KeyRecord",
     "SecretBytes",
     "checker",
+    "ingress_mac_key",
+    "pair_key_id",
     "parse_key_id",
+    "parse_pair_key_id",
     "peek_key_block",
+    "public_from_pem",
+    "public_pem",
     "record_from_json",
     "record_to_json",
     "sign_checkpoint",

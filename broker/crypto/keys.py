@@ -1,19 +1,23 @@
 """Key material: kinds, ids, secret bytes and the key-file format. Pure: the keystore
 (``broker.keystore``) reads and writes the files.
 
-Kinds of key (``KeyKind``), each 32 bytes, and who holds which half:
+Kinds of key (``KeyKind``), each 32 bytes, and who holds which half. Every private half is
+made by its holder, on its holder's side, and never leaves it; only public halves are handed
+over (``broker.crypto.pem``). No secret is shared between two parties.
 
     partner-encryption  X25519   the partner keeps the private half; the broker has the public half
     broker-signing      Ed25519  the broker keeps the private half; partners and auditors get the public half
-    agency-mac          HMAC     32 random bytes shared by one agency's adapter and the broker
-    pseudonym           HMAC     32 random bytes per agreement, for the policy layer's pseudonyms
     partner-signing     Ed25519  the partner keeps the private half and signs its receipts; the broker's
                                  auditors get the public half
+    key-agreement       X25519   an agency's (owner: its code) or the broker's (owner: ``broker``); each
+                                 keeps its private half and gives the other its public half, and both
+                                 derive their pair's ingress MAC key (``broker.crypto.kex``)
+    pseudonym           HMAC     32 random bytes per agreement, made and kept by the broker alone
 
 A key id reads ``<owner>-<role>-<generation>``, e.g. ``COL-enc-2026a``, ``broker-sign-2026a``,
-``SENAN-mac-2026a``, ``PA-COL-2026-pseudo-2026a`` or ``COL-rcpt-2026a``; the role (``enc``,
-``sign``, ``mac``, ``pseudo``, ``rcpt``) must agree with the kind written in the file. The owner
-may contain dashes.
+``SENAN-kex-2026a``, ``broker-kex-2026a``, ``PA-COL-2026-pseudo-2026a`` or ``COL-rcpt-2026a``; the
+role (``enc``, ``sign``, ``kex``, ``pseudo``, ``rcpt``) must agree with the kind written in the
+file. The owner may contain dashes. A new generation is a new key; a key is never replaced.
 
 A key file is JSON (``record_to_json`` / ``record_from_json``)::
 
@@ -55,7 +59,7 @@ class KeyKind(StrEnum):
 
     PARTNER_ENCRYPTION = "partner-encryption"
     BROKER_SIGNING = "broker-signing"
-    AGENCY_MAC = "agency-mac"
+    KEY_AGREEMENT = "key-agreement"
     PSEUDONYM = "pseudonym"
     PARTNER_SIGNING = "partner-signing"
 
@@ -67,21 +71,29 @@ class KeyKind(StrEnum):
     @property
     def asymmetric(self) -> bool:
         """True for key pairs (a public half exists)."""
-        return self in (KeyKind.PARTNER_ENCRYPTION, KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
+        return self is not KeyKind.PSEUDONYM
+
+    @property
+    def algorithm(self) -> str | None:
+        """``X25519`` or ``Ed25519`` for key pairs; None for a secret without a public half."""
+        if self in _X25519_KINDS:
+            return "X25519"
+        return "Ed25519" if self in _SIGNING_KINDS else None
 
 
 _ROLES = {
     KeyKind.PARTNER_ENCRYPTION: "enc",
     KeyKind.BROKER_SIGNING: "sign",
-    KeyKind.AGENCY_MAC: "mac",
+    KeyKind.KEY_AGREEMENT: "kex",  # an agency's or the broker's half of an ingress MAC key agreement
     KeyKind.PSEUDONYM: "pseudo",
     KeyKind.PARTNER_SIGNING: "rcpt",  # a partner's receipt-signing key
 }
 _SIGNING_KINDS = (KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
+_X25519_KINDS = (KeyKind.PARTNER_ENCRYPTION, KeyKind.KEY_AGREEMENT)
 # Key ids become file names: a tight alphabet and an alphanumeric first character keep
 # them out of path traversal and away from the dot-files used for atomic writes.
 KEY_ID_PATTERN = re.compile(
-    r"(?P<owner>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(?P<role>enc|sign|mac|pseudo|rcpt)-(?P<gen>[A-Za-z0-9]{1,16})"
+    r"(?P<owner>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(?P<role>enc|sign|kex|pseudo|rcpt)-(?P<gen>[A-Za-z0-9]{1,16})"
 )
 
 
@@ -100,7 +112,7 @@ class SecretBytes:
         return self._key_id
 
     def reveal(self) -> bytes:
-        """The raw bytes, for the one call that needs them (HMAC, AES)."""
+        """The raw bytes, for the one call that needs them (HMAC, AES, X25519, Ed25519)."""
         return self._value
 
     def __len__(self) -> int:
@@ -139,7 +151,7 @@ def parse_key_id(key_id: str) -> KeyId:
     match = KEY_ID_PATTERN.fullmatch(key_id)
     if match is None:
         raise KeyMaterialError(
-            f"{key_id[:80]!r} is not a key id: expected <owner>-<enc|sign|mac|pseudo|rcpt>-<generation> "
+            f"{key_id[:80]!r} is not a key id: expected <owner>-<enc|sign|kex|pseudo|rcpt>-<generation> "
             "using letters, digits, '_', '.' and '-'"
         )
     kind = next(k for k, role in _ROLES.items() if role == match["role"])
@@ -199,15 +211,23 @@ class KeyRecord:
         """A verify key: the broker's, or a partner's for its receipts."""
         return Ed25519PublicKey.from_public_bytes(self._public(self._signing_kind()))
 
+    def agreement_private(self) -> X25519PrivateKey:
+        """This holder's private key-agreement key (an agency's, or the broker's)."""
+        return X25519PrivateKey.from_private_bytes(self._secret(KeyKind.KEY_AGREEMENT).reveal())
+
+    def agreement_public(self) -> X25519PublicKey:
+        """A key-agreement public half: the other side's, as imported, or this holder's own."""
+        return X25519PublicKey.from_public_bytes(self._public(KeyKind.KEY_AGREEMENT))
+
     def _signing_kind(self) -> KeyKind:
         if self.kind not in _SIGNING_KINDS:
             raise KeyMaterialError(f"key {self.key_id}: kind is {self.kind}, expected a signing key")
         return self.kind
 
     def symmetric(self, kind: KeyKind) -> SecretBytes:
-        """The secret of an agency-mac or pseudonym key."""
+        """The secret of a pseudonym key (the one kind without a public half)."""
         if kind.asymmetric:
-            raise ValueError("symmetric() is for agency-mac and pseudonym keys")
+            raise ValueError("symmetric() is for pseudonym keys")
         return self._secret(kind)
 
 
@@ -216,7 +236,7 @@ def new_key(kind: KeyKind, owner: str, generation: str, now: datetime) -> KeyRec
     key_id = str(KeyId(owner, kind, generation))
     parse_key_id(key_id)  # reject owners and generations that would not survive as file names
     public: bytes | None = None
-    if kind is KeyKind.PARTNER_ENCRYPTION:
+    if kind in _X25519_KINDS:
         x_priv = X25519PrivateKey.generate()
         raw = x_priv.private_bytes_raw()
         public = x_priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -247,7 +267,7 @@ def _unb64(key_id: str, field: str, text: Any) -> bytes:
 
 
 def _derived_public(kind: KeyKind, secret: bytes) -> bytes:
-    if kind is KeyKind.PARTNER_ENCRYPTION:
+    if kind in _X25519_KINDS:
         return X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return Ed25519PrivateKey.from_private_bytes(secret).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 

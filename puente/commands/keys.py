@@ -1,22 +1,187 @@
-"""``puente keys init``: every party's keys, each where its holder keeps it."""
+"""``puente keys generate|export-public|import-public|init``: keys made and kept by their owners.
+
+Each party runs ``generate`` on its own side, and the parties exchange public halves only, as PEM
+SubjectPublicKeyInfo (``export-public`` on one side, ``import-public`` on the other)::
+
+    partner P   generate --for partner P     gives P-enc-<g>, P-rcpt-<g> to the broker; gets broker-sign-<g>
+    agency A    generate --for agency A      gives A-kex-<g> to the broker;             gets broker-kex-<g>
+    broker      generate --for broker        gives broker-sign-<g> to partners and auditors, broker-kex-<g>
+                                             to agencies; keeps its pseudonym keys
+
+``init`` does all of that at once for a site kept on one machine, each party in its own folder.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
-from broker.keystore import provision_all
+from broker.crypto import KeyKind, KeyRecord, parse_key_id
+from broker.crypto.keys import BROKER_OWNER
+from broker.keystore import (
+    KEY_GENERATION,
+    Holder,
+    Keystore,
+    holder_path,
+    provision_all,
+)
+from policies import load_policy_set
 from puente.commands._common import Subparsers, settings
+from puente.errors import ConfigError, KeyMaterialError
+
+MAX_PEM_FILE = 16 * 1024  # a public key PEM is about 120 bytes
+
+# Who receives the public half of each kind of key, once its owner has made it.
+_RECEIVER = {
+    KeyKind.PARTNER_ENCRYPTION: "the broker (to seal this partner's feed)",
+    KeyKind.PARTNER_SIGNING: "the broker (its auditors check this partner's receipts)",
+    KeyKind.BROKER_SIGNING: "every partner and auditor (to verify the broker's signatures)",
+}
+_NEEDS = {
+    Holder.PARTNER: "broker-sign-<generation> from the broker",
+    Holder.AGENCY: "broker-kex-<generation> from the broker",
+    Holder.BROKER: "each partner's <P>-enc-<g> and <P>-rcpt-<g>, and each agency's <A>-kex-<g>",
+}
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
-    keys = sub.add_parser("keys", help="create and inspect keys").add_subparsers(dest="verb", required=True)
-    init = keys.add_parser("init", help="create every key the policy names (kept if present)")
+    keys = sub.add_parser("keys", help="create, export and import keys").add_subparsers(dest="verb", required=True)
+
+    text = "create one party's own private keys on its own side (refuses to replace a key)"
+    gen = keys.add_parser("generate", help=text, description=text)
+    gen.add_argument("--for", dest="holder", required=True, choices=[h.value for h in Holder],
+                     help="whose keys: a partner's, an agency's or the broker's")
+    gen.add_argument("ident", nargs="?", metavar="ID", help="the partner id or agency code (the broker needs none)")
+    gen.add_argument("--dir", type=Path, help="where to write them (default: where PUENTE_KEYS says that party "
+                                              "keeps its keys: <keys>/partners/<ID>, <keys>/agencies/<ID>, "
+                                              "<keys>/broker)")
+    gen.add_argument("--generation", default=KEY_GENERATION,
+                     help=f"the keys' generation, the last part of their ids (default {KEY_GENERATION})")
+    gen.set_defaults(func=_generate)
+
+    text = "write a key's public half as PEM SubjectPublicKeyInfo, to hand to the other side"
+    out = keys.add_parser("export-public", help=text, description=text)
+    out.add_argument("key_id", metavar="KEY_ID", help="e.g. COL-enc-2026a, SENAN-kex-2026a, broker-sign-2026a")
+    out.add_argument("--dir", type=Path, help="the keystore holding it (default: its owner's folder under PUENTE_KEYS)")
+    out.add_argument("--out", type=Path, metavar="FILE", help="write the PEM here (default: standard output)")
+    out.set_defaults(func=_export_public)
+
+    text = "store the other side's public half from a PEM file under its key id"
+    imp = keys.add_parser("import-public", help=text, description=text)
+    imp.add_argument("pem", type=Path, metavar="FILE.pem", help="a PEM SubjectPublicKeyInfo public key")
+    imp.add_argument("--id", dest="key_id", required=True, metavar="KEY_ID",
+                     help="its key id: owner, role (enc, kex: X25519; sign, rcpt: Ed25519) and generation")
+    imp.add_argument("--dir", type=Path, help="the receiving keystore (default for a partner's or an agency's key: "
+                                              "the broker's folder under PUENTE_KEYS; a broker key needs --dir)")
+    imp.set_defaults(func=_import_public)
+
+    text = "one site on one machine: every party generates in its own folder; only public halves cross"
+    init = keys.add_parser("init", help=text, description=text)
     init.set_defaults(func=_init)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    holder = Holder(args.holder)
+    ident = args.ident if args.ident is not None else (BROKER_OWNER if holder is Holder.BROKER else None)
+    if ident is None:
+        raise ConfigError(f"keys generate --for {holder}: give the {holder}'s id, e.g. "
+                          f"{'COL' if holder is Holder.PARTNER else 'SENAN'}")
+    cfg = settings(args)
+    store = Keystore(args.dir if args.dir is not None else holder_path(cfg.keys, holder, ident))
+    agreements = sorted(load_policy_set(cfg.policy_dir).agreements) if holder is Holder.BROKER else []
+    made = store.generate_own(holder, ident, generation=args.generation, now=datetime.now(UTC), agreements=agreements)
+    whose = "the broker" if holder is Holder.BROKER else f"{holder} {ident}"
+    print(f"wrote {len(made)} private key(s) of {whose} in {store.path} (mode 0600; they never leave it):")
+    for record in made:
+        print(f"  {record.key_id}.json  {record.kind}{f' ({record.kind.algorithm})' if record.kind.algorithm else ''}")
+    print("hand over these public halves (PEM, no secret in them):")
+    for record in made:
+        receiver = _receiver(record)
+        if receiver is None:
+            print(f"  {record.key_id}: none, a {record.kind} key has no public half and stays here")
+            continue
+        print(f"  {record.key_id} to {receiver}:\n"
+              f"    puente keys export-public {record.key_id} --dir {store.path} --out {record.key_id}.pem")
+    print("each receiver stores one with: puente keys import-public KEY_ID.pem --id KEY_ID [--dir ITS_KEYSTORE]")
+    print(f"and import here ({store.path}) the public halves you get: {_NEEDS[holder]}")
+    return 0
+
+
+def _receiver(record: KeyRecord) -> str | None:
+    if record.kind is KeyKind.KEY_AGREEMENT:
+        if record.owner == BROKER_OWNER:
+            return "every agency (to agree its ingress MAC key)"
+        return "the broker (to agree this agency's ingress MAC key)"
+    return _RECEIVER.get(record.kind)
+
+
+def _owner_folder(root: Path, key_id: str) -> Path:
+    parsed = parse_key_id(key_id)
+    if parsed.kind in (KeyKind.PARTNER_ENCRYPTION, KeyKind.PARTNER_SIGNING):
+        return holder_path(root, Holder.PARTNER, parsed.owner)
+    if parsed.kind is KeyKind.KEY_AGREEMENT and parsed.owner != BROKER_OWNER:
+        return holder_path(root, Holder.AGENCY, parsed.owner)
+    return holder_path(root, Holder.BROKER, BROKER_OWNER)  # its own keys and the agreements' pseudonym keys
+
+
+def _export_public(args: argparse.Namespace) -> int:
+    folder = args.dir if args.dir is not None else _owner_folder(settings(args).keys, args.key_id)
+    pem = Keystore(folder).public_pem(args.key_id)
+    if args.out is None:
+        sys.stdout.write(pem.decode("ascii"))
+        return 0
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot write: {exc.strerror}") from None
+    print(f"wrote the public half of {args.key_id} to {args.out}; give it to the other side, who runs: "
+          f"puente keys import-public {args.out} --id {args.key_id}")
+    return 0
+
+
+def _import_public(args: argparse.Namespace) -> int:
+    parsed = parse_key_id(args.key_id)
+    if args.dir is not None:
+        folder = args.dir
+    elif parsed.owner == BROKER_OWNER:
+        raise ConfigError(f"keys import-public {args.key_id}: say whose keystore receives the broker's key with "
+                          "--dir (e.g. <keys>/partners/<P> or <keys>/agencies/<A>)")
+    else:
+        folder = holder_path(settings(args).keys, Holder.BROKER, BROKER_OWNER)
+    pem = _read_pem(args.pem)
+    record, written = Keystore(folder).import_public(pem, args.key_id, source=str(args.pem), now=datetime.now(UTC))
+    where = Path(folder) / f"{record.key_id}.json"
+    print(f"stored {record.key_id} ({record.kind}, public half only) in {where}" if written
+          else f"{record.key_id}: the same public half is already in {where}; nothing changed")
+    return 0
+
+
+def _read_pem(path: Path) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_PEM_FILE + 1)
+    except OSError as exc:
+        raise KeyMaterialError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) > MAX_PEM_FILE:
+        raise KeyMaterialError(f"{path}: too large to be a public key PEM")
+    return data
 
 
 def _init(args: argparse.Namespace) -> int:
     made = provision_all(settings(args))
-    print(f"keys ready under {made.root}: broker/ (signing, partner public keys, agency MAC, pseudonym keys), "
-          "partners/<id>/ (each partner's decryption and receipt-signing keys), "
-          "agencies/<code>/ (each agency's MAC key)")
+    print(f"keys ready under {made.root}, each party's in its own folder; only public halves crossed:\n"
+          "  broker/             its signing, key-agreement and pseudonym keys; partners' and agencies' public halves\n"
+          "  partners/<id>/      each partner's decryption and receipt-signing keys; the broker's verify key\n"
+          "  agencies/<code>/    each agency's key-agreement key; the broker's key-agreement public half\n"
+          "  auditor/            public halves only: the broker's verify key and each partner's receipt key")
+    stores = [made.broker, *made.partners.values(), *made.agencies.values()]
+    retired = [path for store in stores for path in store.retired_files()]
+    if retired:
+        print(f"puente: warning: {len(retired)} retired shared agency-mac key file(s) remain, e.g. {retired[0]}; "
+              "nothing uses them any more: delete them", file=sys.stderr)
     return 0

@@ -50,10 +50,13 @@ def write_key(store: Keystore, key_id: str, doc: dict[str, object], file_mode: i
     return path
 
 
-def mac_doc(key_id: str = "SENAN-mac-2026a", **changes: object) -> dict[str, object]:
+PSEUDO_ID = "PA-COL-2026-pseudo-2026a"
+
+
+def pseudo_doc(key_id: str = PSEUDO_ID, **changes: object) -> dict[str, object]:
     doc: dict[str, object] = {
         "key_id": key_id,
-        "kind": "agency-mac",
+        "kind": "pseudonym",
         "created_at": NOW.isoformat(),
         "secret": base64.b64encode(SECRET).decode(),
     }
@@ -68,9 +71,9 @@ def assert_no_secret(text: str) -> None:
 
 def test_secret_bytes_never_print_their_value() -> None:
     """repr, str and f-strings of SecretBytes show the key id and stars, never the bytes."""
-    secret = SecretBytes(SECRET, key_id="SENAN-mac-2026a")
+    secret = SecretBytes(SECRET, key_id=PSEUDO_ID)
     for text in (repr(secret), str(secret), f"{secret}", f"{secret!r}", repr([secret])):
-        assert "SecretBytes(key_id='SENAN-mac-2026a', ****)" in text
+        assert f"SecretBytes(key_id='{PSEUDO_ID}', ****)" in text
         assert_no_secret(text)
     assert secret.reveal() == SECRET
 
@@ -78,15 +81,15 @@ def test_secret_bytes_never_print_their_value() -> None:
 def test_secret_bytes_refuse_pickling() -> None:
     """SecretBytes cannot be pickled, so secrets do not leak into caches or other processes."""
     with pytest.raises(TypeError, match="pickled"):
-        pickle.dumps(SecretBytes(SECRET, key_id="k-mac-1"))
+        pickle.dumps(SecretBytes(SECRET, key_id="k-pseudo-1"))
 
 
 def test_secret_bytes_compare_by_value_and_id() -> None:
     """Two SecretBytes are equal when id and bytes match, and they are not hashable."""
-    assert SecretBytes(SECRET, key_id="a-mac-1") == SecretBytes(SECRET, key_id="a-mac-1")
-    assert SecretBytes(SECRET, key_id="a-mac-1") != SecretBytes(SECRET[::-1], key_id="a-mac-1")
+    assert SecretBytes(SECRET, key_id="a-pseudo-1") == SecretBytes(SECRET, key_id="a-pseudo-1")
+    assert SecretBytes(SECRET, key_id="a-pseudo-1") != SecretBytes(SECRET[::-1], key_id="a-pseudo-1")
     with pytest.raises(TypeError):
-        hash(SecretBytes(SECRET, key_id="a-mac-1"))
+        hash(SecretBytes(SECRET, key_id="a-pseudo-1"))
 
 
 def test_key_record_repr_hides_the_secret() -> None:
@@ -103,7 +106,8 @@ def test_key_record_repr_hides_the_secret() -> None:
     [
         ("COL-enc-2026a", "COL", KeyKind.PARTNER_ENCRYPTION),
         ("broker-sign-2026a", "broker", KeyKind.BROKER_SIGNING),
-        ("SENAN-mac-2026a", "SENAN", KeyKind.AGENCY_MAC),
+        ("SENAN-kex-2026a", "SENAN", KeyKind.KEY_AGREEMENT),
+        ("broker-kex-2026a", "broker", KeyKind.KEY_AGREEMENT),
         ("PA-COL-2026-pseudo-2026a", "PA-COL-2026", KeyKind.PSEUDONYM),
         ("COL-rcpt-2026a", "COL", KeyKind.PARTNER_SIGNING),
     ],
@@ -115,7 +119,9 @@ def test_key_ids_parse(key_id: str, owner: str, kind: KeyKind) -> None:
 
 
 @pytest.mark.parametrize(
-    "key_id", ["../COL-enc-2026a", "COL/x-enc-1", ".hidden-mac-1", "COL-key-2026a", "COL-enc-", ""]
+    "key_id",
+    ["../COL-enc-2026a", "COL/x-enc-1", ".hidden-kex-1", "COL-key-2026a", "COL-enc-", "", "SENAN-mac-2026a",
+     "SENAN-kex-2026a+broker-kex-2026a"],
 )
 def test_bad_key_ids_are_refused(tmp_path: Path, key_id: str) -> None:
     """Strings that are not key ids, including path traversal, never reach the file system."""
@@ -124,7 +130,7 @@ def test_bad_key_ids_are_refused(tmp_path: Path, key_id: str) -> None:
 
 
 def test_demo_layout_puts_each_half_with_its_holder(tmp_path: Path) -> None:
-    """The broker holds partner public keys only; each partner holds its private keys and the verify key."""
+    """The broker holds partner and agency public keys only; each party holds its own private keys."""
     demo_keys = Keystore.provision(
         tmp_path, partners=["COL", "USA"], agencies=["SENAN"], agreements=["PA-COL-2026"], now=NOW
     )
@@ -133,11 +139,13 @@ def test_demo_layout_puts_each_half_with_its_holder(tmp_path: Path) -> None:
         "COL-enc-2026a",
         "COL-rcpt-2026a",
         "PA-COL-2026-pseudo-2026a",
-        "SENAN-mac-2026a",
+        "SENAN-kex-2026a",
         "USA-enc-2026a",
         "USA-rcpt-2026a",
+        "broker-kex-2026a",
         "broker-sign-2026a",
     ]
+    assert broker.load("SENAN-kex-2026a").secret is None  # the agency alone holds its private half
     assert broker.load("COL-enc-2026a").secret is None
     assert broker.load("COL-rcpt-2026a").secret is None  # the partner alone can sign its receipts
     col = demo_keys.partners["COL"]
@@ -147,7 +155,11 @@ def test_demo_layout_puts_each_half_with_its_holder(tmp_path: Path) -> None:
     assert receipt_key.ed25519_private().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) == \
         broker.load("COL-rcpt-2026a").ed25519_public().public_bytes(Encoding.Raw, PublicFormat.Raw)
     assert col.load("broker-sign-2026a").secret is None
-    assert demo_keys.agencies["SENAN"].load_agency_mac("SENAN") == broker.load_agency_mac("SENAN")
+    senan = demo_keys.agencies["SENAN"]
+    assert senan.key_ids() == ["SENAN-kex-2026a", "broker-kex-2026a"]
+    assert senan.load("broker-kex-2026a").secret is None
+    agency_mac = senan.load_agency_mac("SENAN")
+    assert broker.agency_mac_lookup()("SENAN", "SENAN-kex-2026a+broker-kex-2026a") == agency_mac
     partner_public = col.current("COL", KeyKind.PARTNER_ENCRYPTION).x25519_private().public_key()
     broker_copy = broker.current("COL", KeyKind.PARTNER_ENCRYPTION).x25519_public()
     assert partner_public.public_bytes(Encoding.Raw, PublicFormat.Raw) == broker_copy.public_bytes(Encoding.Raw,
@@ -172,7 +184,7 @@ def test_secret_files_are_0600_despite_a_loose_umask(tmp_path: Path) -> None:
     """A permissive umask does not widen the mode of a new secret file."""
     old = os.umask(0)
     try:
-        path = Keystore(tmp_path).put(new_key(KeyKind.AGENCY_MAC, "SENAN", "2026a", NOW))
+        path = Keystore(tmp_path).put(new_key(KeyKind.PSEUDONYM, "PA-COL-2026", "2026a", NOW))
     finally:
         os.umask(old)
     assert mode(path) == 0o600
@@ -186,10 +198,12 @@ def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
 
 def test_demo_twice_keeps_the_keys(tmp_path: Path) -> None:
     """Running provision again reuses every existing key instead of replacing it."""
-    first = demo(tmp_path).load_agency_mac("SENAN")
+    demo(tmp_path)
+    first = Keystore(tmp_path / "agencies" / "SENAN").load_agency_mac("SENAN")
     later = NOW + timedelta(days=1)
     again = Keystore.provision(tmp_path, partners=["COL"], agencies=["SENAN"], agreements=[], now=later)
-    assert again.broker.load_agency_mac("SENAN") == first
+    assert again.agencies["SENAN"].load_agency_mac("SENAN") == first
+    assert again.broker.load_pseudonym_key("PA-COL-2026") == demo(tmp_path).load_pseudonym_key("PA-COL-2026")
 
 
 def test_record_round_trips_through_a_file(tmp_path: Path) -> None:
@@ -211,20 +225,22 @@ def test_load_key_file_reads_a_partner_private_key(tmp_path: Path) -> None:
 def test_newest_generation_is_current(tmp_path: Path) -> None:
     """With two generations of a key, the newer created_at is current and the older stays loadable."""
     store = Keystore(tmp_path)
-    old = store.generate(KeyKind.AGENCY_MAC, "SENAN", generation="2026a", now=NOW)
-    new = store.generate(KeyKind.AGENCY_MAC, "SENAN", generation="2026b", now=NOW + timedelta(days=30))
-    assert store.load_agency_mac("SENAN").key_id == new.key_id
-    lookup = store.agency_mac_lookup()
-    assert lookup("SENAN", old.key_id) == old.secret
-    assert lookup("SENAN", new.key_id) == new.secret
+    old = store.generate(KeyKind.PSEUDONYM, "PA-COL-2026", generation="2026a", now=NOW)
+    new = store.generate(KeyKind.PSEUDONYM, "PA-COL-2026", generation="2026b", now=NOW + timedelta(days=30))
+    assert store.load_pseudonym_key("PA-COL-2026") == new.secret
+    assert store.load(old.key_id).secret == old.secret
 
 
 def test_lookup_answers_only_for_the_owning_agency(tmp_path: Path) -> None:
-    """agency_mac_lookup gives a key only to the agency whose key it is."""
+    """agency_mac_lookup gives a key only to the agency whose key it is, and only for an exact pair id."""
     lookup = demo(tmp_path).agency_mac_lookup()
-    assert lookup("SENAN", "SENAN-mac-2026a") is not None
-    assert lookup("PN", "SENAN-mac-2026a") is None
-    assert lookup("SENAN", "SENAN-mac-2099z") is None
+    assert lookup("SENAN", "SENAN-kex-2026a+broker-kex-2026a") is not None
+    assert lookup("PN", "PN-kex-2026a+broker-kex-2026a") is not None
+    assert lookup("PN", "SENAN-kex-2026a+broker-kex-2026a") is None
+    assert lookup("SENAN", "SENAN-kex-2099z+broker-kex-2026a") is None
+    for near in ("SENAN-kex-2026a", "broker-kex-2026a+SENAN-kex-2026a", "SENAN-kex-2026a+broker-kex-2026a+x",
+                 " SENAN-kex-2026a+broker-kex-2026a", "SENAN-kex-2026a+broker-kex-2026a\n", "SENAN-mac-2026a"):
+        assert lookup("SENAN", near) is None, near
 
 
 def test_generate_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -246,11 +262,11 @@ def test_export_public_writes_no_secret(tmp_path: Path) -> None:
 
 
 def test_export_of_a_symmetric_key_is_refused(tmp_path: Path) -> None:
-    """A MAC key has no public half, so exporting it is an error, not a leak."""
+    """A pseudonym key has no public half, so exporting it is an error, not a leak."""
     store = Keystore(tmp_path)
-    store.generate(KeyKind.AGENCY_MAC, "SENAN", generation="2026a", now=NOW)
+    store.generate(KeyKind.PSEUDONYM, "PA-COL-2026", generation="2026a", now=NOW)
     with pytest.raises(KeyMaterialError, match="no public half"):
-        store.export_public("SENAN-mac-2026a", tmp_path / "out")
+        store.export_public(PSEUDO_ID, tmp_path / "out")
 
 
 def test_missing_key_names_the_key(tmp_path: Path) -> None:
@@ -270,28 +286,29 @@ def test_missing_owner_names_the_owner(tmp_path: Path) -> None:
     [
         ("not json {", "not valid JSON"),
         ("[1, 2]", "not a JSON object"),
-        (mac_doc(created_at=None), "lacks created_at"),
-        (mac_doc(key_id="PN-mac-2026a"), "names key 'PN-mac-2026a'"),
-        (mac_doc(kind="rot13"), "unknown kind"),
-        (mac_doc(kind="pseudonym"), "role is not 'pseudo'"),
-        (mac_doc(created_at="yesterday"), "not an ISO 8601"),
-        (mac_doc(created_at="2026-01-05T10:00:00"), "no time zone"),
-        (mac_doc(secret="!!!" + base64.b64encode(SECRET).decode()), "not valid base64"),
-        (mac_doc(secret=base64.b64encode(SECRET[:31]).decode()), "31 bytes, expected 32"),
-        (mac_doc(secret=None), "must have a secret"),
-        (mac_doc(public=base64.b64encode(SECRET).decode()), "has no public half"),
-        (mac_doc(secret=12345), "not a base64 string"),
+        (pseudo_doc(created_at=None), "lacks created_at"),
+        (pseudo_doc(key_id="PN-pseudo-2026a"), "names key 'PN-pseudo-2026a'"),
+        (pseudo_doc(kind="rot13"), "unknown kind"),
+        (pseudo_doc(kind="agency-mac"), "unknown kind"),
+        (pseudo_doc(kind="key-agreement"), "role is not 'kex'"),
+        (pseudo_doc(created_at="yesterday"), "not an ISO 8601"),
+        (pseudo_doc(created_at="2026-01-05T10:00:00"), "no time zone"),
+        (pseudo_doc(secret="!!!" + base64.b64encode(SECRET).decode()), "not valid base64"),
+        (pseudo_doc(secret=base64.b64encode(SECRET[:31]).decode()), "31 bytes, expected 32"),
+        (pseudo_doc(secret=None), "must have a secret"),
+        (pseudo_doc(public=base64.b64encode(SECRET).decode()), "has no public half"),
+        (pseudo_doc(secret=12345), "not a base64 string"),
     ],
 )
 def test_malformed_key_files_are_refused(tmp_path: Path, doc: object, problem: str) -> None:
     """Each kind of malformed key file gives a KeyMaterialError naming the key and problem, never the bytes."""
     store = Keystore(tmp_path)
-    path = store.path / "SENAN-mac-2026a.json"
+    path = store.path / f"{PSEUDO_ID}.json"
     path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
     path.chmod(0o600)
     with pytest.raises(KeyMaterialError, match=problem) as info:
-        store.load("SENAN-mac-2026a")
-    assert "SENAN-mac-2026a" in str(info.value)
+        store.load(PSEUDO_ID)
+    assert PSEUDO_ID in str(info.value)
     assert_no_secret(str(info.value))
 
 
@@ -312,10 +329,12 @@ def test_mismatched_key_pair_is_refused(tmp_path: Path) -> None:
 def test_wrong_kind_is_refused(tmp_path: Path) -> None:
     """Asking for one kind of key and finding another is a KeyMaterialError naming both."""
     store = demo(tmp_path)
-    with pytest.raises(KeyMaterialError, match="kind is agency-mac, expected a signing key"):
-        store.load("SENAN-mac-2026a").ed25519_private()
-    with pytest.raises(KeyMaterialError, match="expected pseudonym"):
-        store.load("SENAN-mac-2026a", KeyKind.PSEUDONYM)
+    with pytest.raises(KeyMaterialError, match="kind is pseudonym, expected a signing key"):
+        store.load(PSEUDO_ID).ed25519_private()
+    with pytest.raises(KeyMaterialError, match="expected key-agreement"):
+        store.load(PSEUDO_ID, KeyKind.KEY_AGREEMENT)
+    with pytest.raises(KeyMaterialError, match="kind is partner-encryption, expected key-agreement"):
+        store.load("COL-enc-2026a").agreement_public()
 
 
 def test_public_only_key_cannot_give_a_private_key(tmp_path: Path) -> None:
@@ -327,7 +346,7 @@ def test_public_only_key_cannot_give_a_private_key(tmp_path: Path) -> None:
 
 def test_group_readable_secret_is_refused(tmp_path: Path) -> None:
     """A secret key file readable by group or others is refused, as ssh does."""
-    path = write_key(Keystore(tmp_path), "SENAN-mac-2026a", mac_doc(), file_mode=0o640)
+    path = write_key(Keystore(tmp_path), PSEUDO_ID, pseudo_doc(), file_mode=0o640)
     with pytest.raises(KeyMaterialError, match="chmod 600") as info:
         load_key_file(path)
     assert_no_secret(str(info.value))
@@ -343,17 +362,17 @@ def test_readable_public_file_is_fine(tmp_path: Path) -> None:
 def test_oversized_file_is_refused(tmp_path: Path) -> None:
     """A huge file is not read as a key."""
     store = Keystore(tmp_path)
-    path = write_key(store, "SENAN-mac-2026a", mac_doc())
+    path = write_key(store, PSEUDO_ID, pseudo_doc())
     path.write_text(" " * 70_000 + path.read_text())
     with pytest.raises(KeyMaterialError, match="too large"):
-        store.load("SENAN-mac-2026a")
+        store.load(PSEUDO_ID)
 
 
 def test_key_record_helpers_check_kind() -> None:
     """symmetric() refuses an asymmetric key, naming the key."""
     record = new_key(KeyKind.BROKER_SIGNING, "broker", "2026a", NOW)
     with pytest.raises(KeyMaterialError, match="broker-sign-2026a"):
-        record.symmetric(KeyKind.AGENCY_MAC)
+        record.symmetric(KeyKind.PSEUDONYM)
     assert isinstance(record, KeyRecord)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.crypto.keys import SecretBytes
+from broker.crypto.keys import KeyKind, SecretBytes
 from broker.crypto.origin import (
     AGENCY_HEADER,
     ALERT_ID_HEADER,
@@ -22,12 +23,13 @@ from broker.crypto.origin import (
     sign_ingress,
     verify_ingress,
 )
+from broker.keystore import Keystore, Keystores
 from puente.errors import OriginError
 
-SENAN_KEY = SecretBytes(b"S" * 32, key_id="SENAN-mac-2026a")
-PN_KEY = SecretBytes(b"P" * 32, key_id="PN-mac-2026a")
+SENAN_KEY = SecretBytes(b"S" * 32, key_id="SENAN-kex-2026a+broker-kex-2026a")
+PN_KEY = SecretBytes(b"P" * 32, key_id="PN-kex-2026a+broker-kex-2026a")
 VALUE = b"\xc3\x01avro-body-with-a-secret-name Juan Perez"
-KEYS = {("SENAN", "SENAN-mac-2026a"): SENAN_KEY, ("PN", "PN-mac-2026a"): PN_KEY}
+KEYS = {("SENAN", "SENAN-kex-2026a+broker-kex-2026a"): SENAN_KEY, ("PN", "PN-kex-2026a+broker-kex-2026a"): PN_KEY}
 
 
 def lookup(agency: str, key_id: str) -> SecretBytes | None:
@@ -48,10 +50,10 @@ def replace_header(headers: list, name: str, value: bytes | None) -> list:
 )
 def test_round_trip(value: bytes, alert_id: str, agency: str) -> None:
     """Headers made by sign_ingress verify and give back the agency, alert id and key id."""
-    key = SecretBytes(b"k" * 32, key_id="X-mac-1")
-    headers = sign_ingress(agency, "X-mac-1", key, value, alert_id, published_ms=1_795_000_000_123)
-    origin = verify_ingress(headers, value, lambda a, k: key if (a, k) == (agency, "X-mac-1") else None)
-    assert origin == IngressOrigin(agency, alert_id, "X-mac-1", 1_795_000_000_123)
+    key = SecretBytes(b"k" * 32, key_id="X-kex-1+broker-kex-1")
+    headers = sign_ingress(agency, "X-kex-1+broker-kex-1", key, value, alert_id, published_ms=1_795_000_000_123)
+    origin = verify_ingress(headers, value, lambda a, k: key if (a, k) == (agency, "X-kex-1+broker-kex-1") else None)
+    assert origin == IngressOrigin(agency, alert_id, "X-kex-1+broker-kex-1", 1_795_000_000_123)
 
 
 def test_headers_are_the_documented_five() -> None:
@@ -60,7 +62,7 @@ def test_headers_are_the_documented_five() -> None:
     headers = dict(headers_for())
     assert before <= int(headers[PUBLISHED_HEADER]) <= before + 60_000
     assert headers[AGENCY_HEADER] == b"SENAN"
-    assert headers[KEY_ID_HEADER] == b"SENAN-mac-2026a"
+    assert headers[KEY_ID_HEADER] == b"SENAN-kex-2026a+broker-kex-2026a"
     assert headers[ALERT_ID_HEADER] == b"SENAN:OP-1"
     assert len(headers[MAC_HEADER]) == 32
 
@@ -101,21 +103,21 @@ def test_duplicate_header_fails() -> None:
 
 def test_unknown_agency_fails() -> None:
     """A record naming an agency the broker has no key for is refused."""
-    rogue = SecretBytes(b"R" * 32, key_id="ROGUE-mac-1")
+    rogue = SecretBytes(b"R" * 32, key_id="ROGUE-kex-1+broker-kex-1")
     with pytest.raises(OriginError, match="not a known MAC key"):
-        verify_ingress(sign_ingress("ROGUE", "ROGUE-mac-1", rogue, VALUE, "R:1"), VALUE, lookup)
+        verify_ingress(sign_ingress("ROGUE", "ROGUE-kex-1+broker-kex-1", rogue, VALUE, "R:1"), VALUE, lookup)
 
 
 def test_one_agency_cannot_claim_to_be_another() -> None:
     """PN, MACing with its own key but naming SENAN, does not pass as SENAN."""
-    headers = sign_ingress("SENAN", "PN-mac-2026a", PN_KEY, VALUE, "SENAN:OP-1")
+    headers = sign_ingress("SENAN", "PN-kex-2026a+broker-kex-2026a", PN_KEY, VALUE, "SENAN:OP-1")
     with pytest.raises(OriginError, match="not a known MAC key"):
         verify_ingress(headers, VALUE, lookup)
 
 
 def test_agency_key_with_wrong_bytes_fails() -> None:
     """A MAC made with a guessed key under a real key id does not verify."""
-    guessed = SecretBytes(b"G" * 32, key_id="SENAN-mac-2026a")
+    guessed = SecretBytes(b"G" * 32, key_id="SENAN-kex-2026a+broker-kex-2026a")
     with pytest.raises(OriginError, match="does not verify"):
         verify_ingress(headers_for(key=guessed), VALUE, lookup)
 
@@ -128,7 +130,7 @@ def test_altered_value_fails() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [(ALERT_ID_HEADER, b"SENAN:OP-2"), (AGENCY_HEADER, b"PN"), (KEY_ID_HEADER, b"PN-mac-2026a"),
+    [(ALERT_ID_HEADER, b"SENAN:OP-2"), (AGENCY_HEADER, b"PN"), (KEY_ID_HEADER, b"PN-kex-2026a+broker-kex-2026a"),
      (PUBLISHED_HEADER, b"1795000000000")],
 )
 def test_altered_header_fails(name: str, value: bytes) -> None:
@@ -162,7 +164,7 @@ def test_non_utf8_header_fails() -> None:
 
 def test_length_prefixes_prevent_field_shifting() -> None:
     """Moving bytes between the alert id and the value does not keep the MAC valid."""
-    headers = sign_ingress("SENAN", "SENAN-mac-2026a", SENAN_KEY, b"BC", "A")
+    headers = sign_ingress("SENAN", "SENAN-kex-2026a+broker-kex-2026a", SENAN_KEY, b"BC", "A")
     shifted = replace_header(headers, ALERT_ID_HEADER, b"AB")
     with pytest.raises(OriginError):
         verify_ingress(shifted, b"C", lookup)
@@ -186,7 +188,7 @@ def test_errors_never_show_the_value_or_key() -> None:
     """Error messages name agency and key id but never the record bytes or the MAC key."""
     cases: list[Callable[[], object]] = [
         lambda: verify_ingress(headers_for(), VALUE + b"x", lookup),
-        lambda: verify_ingress(headers_for(key=SecretBytes(b"S" * 31 + b"T", key_id="SENAN-mac-2026a")), VALUE, lookup),
+        lambda: verify_ingress(headers_for(key=SecretBytes(b"S" * 31 + b"T", key_id=SENAN_KEY.key_id)), VALUE, lookup),
         lambda: verify_ingress(headers_for()[:2], VALUE, lookup),
     ]
     for case in cases:
@@ -210,26 +212,24 @@ def test_attacker_header_text_is_cut_short() -> None:
 def test_empty_agency_or_alert_id_is_refused(agency: str, alert_id: str) -> None:
     """sign_ingress will not make headers that verify_ingress would read as missing."""
     with pytest.raises(ValueError, match="empty"):
-        sign_ingress(agency, "SENAN-mac-2026a", SENAN_KEY, VALUE, alert_id)
+        sign_ingress(agency, "SENAN-kex-2026a+broker-kex-2026a", SENAN_KEY, VALUE, alert_id)
 
 
 def test_key_id_must_match_the_key() -> None:
     """sign_ingress refuses a key id that is not the id of the key it is given."""
-    with pytest.raises(ValueError, match="SENAN-mac-2026a"):
-        sign_ingress("SENAN", "SENAN-mac-2026b", SENAN_KEY, VALUE, "SENAN:OP-1")
+    with pytest.raises(ValueError, match=re.escape("SENAN-kex-2026a+broker-kex-2026a")):
+        sign_ingress("SENAN", "SENAN-kex-2026b+broker-kex-2026a", SENAN_KEY, VALUE, "SENAN:OP-1")
 
 
 def test_keystore_lookup_round_trip(tmp_path: Path) -> None:
-    """The adapter's key from its own keystore verifies at the broker through agency_mac_lookup."""
-    from broker.keystore import Keystore
-
+    """The adapter's key from its own keystore verifies at the broker through agency_mac_lookup, under both key ids."""
     demo = Keystore.provision(
         tmp_path, partners=[], agencies=["SENAN", "PN"], agreements=[], now=datetime(2026, 1, 5, tzinfo=UTC)
     )
     key = demo.agencies["SENAN"].load_agency_mac("SENAN")
     headers = sign_ingress("SENAN", key.key_id, key, VALUE, "SENAN:OP-9", published_ms=7)
     origin = verify_ingress(headers, VALUE, demo.broker.agency_mac_lookup())
-    assert origin == IngressOrigin("SENAN", "SENAN:OP-9", "SENAN-mac-2026a", 7)
+    assert origin == IngressOrigin("SENAN", "SENAN:OP-9", "SENAN-kex-2026a+broker-kex-2026a", 7)
 
 
 @settings(max_examples=200, deadline=None)
@@ -238,7 +238,7 @@ def test_the_verifiers_precomputed_hmac_is_hmac_sha256(raw_key: bytes, message: 
     # Keys longer than SHA-256's 64-byte block are hashed first, shorter ones padded: both paths.
     from broker.crypto.origin import _verifier_mac
 
-    key = SecretBytes(raw_key, key_id="X-mac-1")
+    key = SecretBytes(raw_key, key_id="X-kex-1+broker-kex-1")
     assert _verifier_mac(key, message) == hmac.digest(raw_key, message, "sha256")
     assert _verifier_mac(key, message + b"x") == hmac.digest(raw_key, message + b"x", "sha256")  # state not consumed
 
@@ -246,8 +246,60 @@ def test_the_verifiers_precomputed_hmac_is_hmac_sha256(raw_key: bytes, message: 
 def test_a_key_object_replaced_under_the_same_id_is_not_confused_with_the_old_one() -> None:
     from broker.crypto.origin import _pads_cache, _verifier_mac
 
-    first = SecretBytes(b"A" * 32, key_id="X-mac-1")
+    first = SecretBytes(b"A" * 32, key_id="X-kex-1+broker-kex-1")
     assert _verifier_mac(first, b"m") == hmac.digest(b"A" * 32, b"m", "sha256")
-    second = SecretBytes(b"B" * 32, key_id="X-mac-1")
+    second = SecretBytes(b"B" * 32, key_id="X-kex-1+broker-kex-1")
     _pads_cache[id(second)] = _pads_cache.pop(id(first))  # as if ``second`` had reused a freed id
     assert _verifier_mac(second, b"m") == hmac.digest(b"B" * 32, b"m", "sha256")
+
+
+def _site(tmp_path: Path, generation: str = "2026a") -> Keystores:
+    return Keystore.provision(tmp_path, partners=[], agencies=["SENAN", "PN"], agreements=[], generation=generation,
+                              now=datetime(2026, 1, 5, tzinfo=UTC))
+
+
+def test_the_key_id_header_names_both_key_agreement_keys(tmp_path: Path) -> None:
+    """The adapter's puente-key-id header is its own key id and the broker's, joined by '+'."""
+    key = _site(tmp_path).agencies["SENAN"].load_agency_mac("SENAN")
+    headers = dict(sign_ingress("SENAN", key.key_id, key, VALUE, "SENAN:OP-1"))
+    assert headers[KEY_ID_HEADER] == b"SENAN-kex-2026a+broker-kex-2026a"
+
+
+def test_an_agency_key_the_broker_never_imported_does_not_verify(tmp_path: Path) -> None:
+    """An agency's new generation, not yet handed to the broker, gives records the broker refuses."""
+    site = _site(tmp_path)
+    senan = site.agencies["SENAN"]
+    senan.generate(KeyKind.KEY_AGREEMENT, "SENAN", generation="2026b", now=datetime(2026, 6, 1, tzinfo=UTC))
+    key = senan.load_agency_mac("SENAN")
+    assert key.key_id == "SENAN-kex-2026b+broker-kex-2026a"
+    headers = sign_ingress("SENAN", key.key_id, key, VALUE, "SENAN:OP-1")
+    with pytest.raises(OriginError, match="not a known MAC key"):
+        verify_ingress(headers, VALUE, site.broker.agency_mac_lookup())
+
+
+def test_both_generations_verify_after_an_agency_rotates(tmp_path: Path) -> None:
+    """Once the broker holds both of an agency's public halves, records under the old and the new pair verify."""
+    site = _site(tmp_path)
+    senan = site.agencies["SENAN"]
+    old = senan.load_agency_mac("SENAN")
+    new_half = senan.generate(KeyKind.KEY_AGREEMENT, "SENAN", generation="2026b", now=datetime(2026, 6, 1, tzinfo=UTC))
+    site.broker.import_public(senan.public_pem(new_half.key_id), new_half.key_id, source="test",
+                              now=datetime(2026, 6, 1, tzinfo=UTC))
+    new = senan.load_agency_mac("SENAN")
+    assert new.key_id != old.key_id and new.reveal() != old.reveal()
+    lookup = site.broker.agency_mac_lookup()
+    for key in (old, new):
+        origin = verify_ingress(sign_ingress("SENAN", key.key_id, key, VALUE, "SENAN:OP-1"), VALUE, lookup)
+        assert origin.key_id == key.key_id
+
+
+def test_a_key_agreed_by_another_agency_cannot_pass_as_this_one(tmp_path: Path) -> None:
+    """PN's derived key, under SENAN's pair id or its own, never verifies a record naming SENAN."""
+    site = _site(tmp_path)
+    pn = site.agencies["PN"].load_agency_mac("PN")
+    lookup = site.broker.agency_mac_lookup()
+    as_senan = SecretBytes(pn.reveal(), key_id="SENAN-kex-2026a+broker-kex-2026a")
+    with pytest.raises(OriginError, match="does not verify"):
+        verify_ingress(sign_ingress("SENAN", as_senan.key_id, as_senan, VALUE, "SENAN:1"), VALUE, lookup)
+    with pytest.raises(OriginError, match="not a known MAC key"):
+        verify_ingress(sign_ingress("SENAN", pn.key_id, pn, VALUE, "SENAN:1"), VALUE, lookup)

@@ -1,0 +1,77 @@
+"""Public halves in a standard format, for handing a key to the other side. Pure: bytes in, bytes out.
+
+A public half travels as PEM SubjectPublicKeyInfo (RFC 5280 and RFC 8410; ``-----BEGIN PUBLIC
+KEY-----``), which OpenSSL and every other toolkit read, so no party needs Puente to inspect what
+it is given. The receiving side names the key with its id, since SubjectPublicKeyInfo carries no
+name; the id's role says which key type the PEM must hold:
+
+    enc, kex      X25519
+    sign, rcpt    Ed25519
+    pseudo        none: a pseudonym key has no public half and never leaves the broker
+
+Anything else is refused with one line naming the file: another key type, a private key (of any
+PEM flavour), more than one PEM block, or text that is not PEM. Messages never quote the input.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
+
+from broker.crypto.keys import KeyRecord, parse_key_id
+from puente.errors import KeyMaterialError
+
+_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_TYPES = {"X25519": X25519PublicKey, "Ed25519": Ed25519PublicKey}
+
+
+def public_pem(record: KeyRecord) -> bytes:
+    """``record``'s public half as PEM SubjectPublicKeyInfo; KeyMaterialError for a key without one."""
+    public = record.public
+    if public is None or record.kind.algorithm is None:
+        raise KeyMaterialError(f"key {record.key_id}: a {record.kind} key has no public half to export")
+    if record.kind.algorithm == "X25519":
+        key: X25519PublicKey | Ed25519PublicKey = X25519PublicKey.from_public_bytes(public)
+    else:
+        key = Ed25519PublicKey.from_public_bytes(public)
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+
+
+def public_from_pem(data: bytes, *, key_id: str, created_at: datetime, source: str) -> KeyRecord:
+    """The public-only record ``key_id`` from PEM ``data`` read from ``source`` (named in every error).
+
+    ``created_at`` is when this side received it: SubjectPublicKeyInfo carries no time.
+    """
+    kind = parse_key_id(key_id).kind
+    expected = kind.algorithm
+    if expected is None:
+        raise KeyMaterialError(f"{source}: key {key_id} is a {kind} key, which has no public half to import")
+    blocks = [m.group(1).decode("ascii") for m in _BEGIN.finditer(data)]
+    if any("PRIVATE" in label for label in blocks):
+        raise KeyMaterialError(f"{source}: holds a private key; import only the other side's public half "
+                               "(PEM SubjectPublicKeyInfo, BEGIN PUBLIC KEY), and keep private keys where they are")
+    if blocks != ["PUBLIC KEY"]:
+        found = "no PEM block" if not blocks else f"PEM block(s) {', '.join(repr(b[:30]) for b in blocks[:3])}"
+        raise KeyMaterialError(f"{source}: expected one PEM 'PUBLIC KEY' block (SubjectPublicKeyInfo), found {found}")
+    try:
+        key = load_pem_public_key(data)
+    except (ValueError, TypeError):  # from None: the failing input stays out of the chain
+        raise KeyMaterialError(f"{source}: not a valid PEM public key (SubjectPublicKeyInfo)") from None
+    except UnsupportedAlgorithm:
+        raise KeyMaterialError(f"{source}: holds a public key of a type Puente does not use") from None
+    wanted = _TYPES[expected]
+    if not isinstance(key, wanted):
+        got = next((name for name, cls in _TYPES.items() if isinstance(key, cls)), type(key).__name__.lstrip("_"))
+        raise KeyMaterialError(f"{source}: holds a public key of type {got}, but {key_id} is a {kind} key, "
+                               f"which must be {expected}")
+    raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return KeyRecord(key_id, kind, created_at, raw, None)

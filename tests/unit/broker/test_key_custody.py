@@ -1,0 +1,289 @@
+"""Keys held by their owners: each party generates its own, only public halves cross, the broker holds no one else's."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from broker.crypto import public_pem, sign_ingress, verify_ingress
+from broker.crypto.keys import KeyKind, new_key
+from broker.keystore import Holder, Keystore, holder_path, own_kinds, provision_all
+from puente.errors import KeyMaterialError
+from puente.settings import PuenteSettings
+
+NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+BROKER_OWN = {("broker", "broker-signing"), ("broker", "key-agreement")}
+
+
+def puente(keys: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the puente command line with PUENTE_KEYS at ``keys``."""
+    env = {**os.environ, "PUENTE_KEYS": str(keys)}
+    return subprocess.run([sys.executable, "-m", "puente.cli", *args], env=env, capture_output=True, text=True,
+                          check=False, timeout=60)
+
+
+def key_files(folder: Path) -> dict[str, dict[str, str]]:
+    """Every file in ``folder``, parsed as a key file, by name; the walk trusts nothing of the keystore's."""
+    found = {}
+    for path in sorted(folder.iterdir()):
+        assert path.is_file() and path.suffix == ".json", f"unexpected entry {path}"
+        found[path.name] = json.loads(path.read_text())
+    return found
+
+
+def owner(doc: dict[str, str]) -> str:
+    role = {"partner-encryption": "-enc-", "partner-signing": "-rcpt-", "broker-signing": "-sign-",
+            "key-agreement": "-kex-", "pseudonym": "-pseudo-"}[doc["kind"]]
+    return doc["key_id"].rsplit(role, 1)[0]
+
+
+def assert_custody(root: Path, partners: list[str], agencies: list[str], agreements: list[str]) -> None:
+    """The broker's folder holds its own secrets and others' public halves only; every secret is in one file."""
+    broker = key_files(root / "broker")
+    for name, doc in broker.items():
+        if "secret" not in doc:
+            continue
+        mine = (owner(doc), doc["kind"]) in BROKER_OWN
+        assert mine or (doc["kind"] == "pseudonym" and owner(doc) in agreements), f"broker holds a secret: {name}"
+    assert not [n for n, d in broker.items() if "secret" in d and d["kind"] != "pseudonym" and owner(d) != "broker"]
+    assert {d["kind"] for d in broker.values()} <= {"partner-encryption", "partner-signing", "broker-signing",
+                                                     "key-agreement", "pseudonym"}
+    for partner in partners:
+        assert {n for n, d in broker.items() if "secret" not in d and owner(d) == partner} == {
+            f"{partner}-enc-2026a.json", f"{partner}-rcpt-2026a.json"}
+        theirs = key_files(root / "partners" / partner)
+        assert {n for n, d in theirs.items() if "secret" in d} == {f"{partner}-enc-2026a.json",
+                                                                   f"{partner}-rcpt-2026a.json"}
+        assert {n for n, d in theirs.items() if "secret" not in d} == {"broker-sign-2026a.json"}
+    for agency in agencies:
+        assert f"{agency}-kex-2026a.json" in broker
+        theirs = key_files(root / "agencies" / agency)
+        assert {n for n, d in theirs.items() if "secret" in d} == {f"{agency}-kex-2026a.json"}
+        assert {n for n, d in theirs.items() if "secret" not in d} == {"broker-kex-2026a.json"}
+    auditor = key_files(root / "auditor")
+    assert not [n for n, d in auditor.items() if "secret" in d], "the auditors hold a secret"
+    assert set(auditor) == {"broker-sign-2026a.json", *(f"{p}-rcpt-2026a.json" for p in partners)}
+    secrets = Counter(d["secret"] for path in root.rglob("*.json") for d in [json.loads(path.read_text())]
+                      if "secret" in d)
+    assert secrets and max(secrets.values()) == 1, "a secret is in more than one file: shared"
+
+
+def test_provision_all_leaves_the_broker_no_one_elses_private_key(tmp_path: Path) -> None:
+    """After provision_all (the tests' and the demo's set-up) the broker's folder holds no partner's or agency's
+    private key and no shared secret; each party's folder holds its own private keys and the broker's publics."""
+    cfg = PuenteSettings(keys=tmp_path / "keys")
+    made = provision_all(cfg)
+    assert made.root == tmp_path / "keys"
+    assert_custody(made.root, sorted(made.partners), sorted(made.agencies),
+                   ["COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA"])
+    assert sorted(made.agencies) == sorted(cfg.agencies)
+
+
+def test_keys_init_leaves_the_broker_no_one_elses_private_key(tmp_path: Path) -> None:
+    """`puente keys init` makes the same custody on disk: walked file by file, the broker holds only its own secrets."""
+    root = tmp_path / "keys"
+    done = puente(root, "keys", "init")
+    assert done.returncode == 0, done.stderr
+    assert "only public halves crossed" in done.stdout
+    assert_custody(root, ["COL", "CRI", "FEAN", "USA"], ["COMBIFRON", "PN", "SENAFRONT", "SENAN", "SNM"],
+                   ["COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA"])
+
+
+def test_keys_init_warns_of_retired_shared_mac_files(tmp_path: Path) -> None:
+    """A shared agency-mac file left from before is named in a warning on stderr, and nothing uses it."""
+    root = tmp_path / "keys"
+    Keystore(root / "broker").put(new_key(KeyKind.PSEUDONYM, "SENAN", "2026a", NOW))
+    (root / "broker" / "SENAN-pseudo-2026a.json").rename(root / "broker" / "SENAN-mac-2026a.json")
+    done = puente(root, "keys", "init")
+    assert done.returncode == 0, done.stderr
+    assert "puente: warning: 1 retired shared agency-mac key file(s)" in done.stderr
+    assert "SENAN-mac-2026a.json" in done.stderr
+    assert "SENAN-mac-2026a" not in Keystore(root / "broker").key_ids()
+
+
+def test_three_sides_exchange_public_halves_and_agree(tmp_path: Path) -> None:
+    """Partner, agency and broker each generate on their own machine and import the others' PEM public halves with
+    the command line; then the agency's MAC verifies at the broker and the partner holds the broker's verify key."""
+    col, senan, broker = tmp_path / "col", tmp_path / "senan", tmp_path / "broker"
+    for keys, args in ((col, ("--for", "partner", "COL")), (senan, ("--for", "agency", "SENAN")),
+                       (broker, ("--for", "broker"))):
+        done = puente(keys, "keys", "generate", *args)
+        assert done.returncode == 0, done.stderr
+        assert "hand over these public halves" in done.stdout
+    agency_store = Keystore(holder_path(senan, Holder.AGENCY, "SENAN"))
+    broker_store = Keystore(holder_path(broker, Holder.BROKER, "broker"))
+    swaps = [(col / "partners" / "COL", "COL-enc-2026a", broker, ()),
+             (col / "partners" / "COL", "COL-rcpt-2026a", broker, ()),
+             (agency_store.path, "SENAN-kex-2026a", broker, ()),
+             (broker_store.path, "broker-sign-2026a", col, ("--dir", str(col / "partners" / "COL"))),
+             (broker_store.path, "broker-kex-2026a", senan, ("--dir", str(agency_store.path)))]
+    for source, key_id, dest, where in swaps:
+        pem = tmp_path / f"{key_id}.pem"
+        pem.write_bytes(Keystore(source).public_pem(key_id))  # what `keys export-public --out` writes
+        into = puente(dest, "keys", "import-public", str(pem), "--id", key_id, *where)
+        assert into.returncode == 0, into.stderr
+        assert f"stored {key_id}" in into.stdout
+    mac = agency_store.load_agency_mac("SENAN")
+    assert mac.key_id == "SENAN-kex-2026a+broker-kex-2026a"
+    lookup = broker_store.agency_mac_lookup()
+    assert lookup("SENAN", mac.key_id) == mac
+    headers = sign_ingress("SENAN", mac.key_id, mac, b"v", "SENAN:1")
+    assert verify_ingress(headers, b"v", lookup).key_id == "SENAN-kex-2026a+broker-kex-2026a"
+    assert Keystore(col / "partners" / "COL").load_verify_key() == broker_store.load_signing_key().public_key()
+    assert broker_store.load("COL-enc-2026a").secret is None
+    assert_no_foreign_secret(broker_store.path)
+
+
+def assert_no_foreign_secret(folder: Path) -> None:
+    for name, doc in key_files(folder).items():
+        assert "secret" not in doc or (owner(doc), doc["kind"]) in BROKER_OWN or doc["kind"] == "pseudonym", name
+
+
+def test_generate_refuses_to_replace_a_key(tmp_path: Path) -> None:
+    """A second `keys generate` for the same party and generation fails in one line and leaves the keys as they were."""
+    keys = tmp_path / "keys"
+    assert puente(keys, "keys", "generate", "--for", "partner", "COL").returncode == 0
+    folder = keys / "partners" / "COL"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    again = puente(keys, "keys", "generate", "--for", "partner", "COL", "--dir", str(folder))
+    assert again.returncode == 3
+    assert again.stderr.splitlines() == [
+        f"puente: error: COL-enc-2026a, COL-rcpt-2026a already in {folder}: a key is never replaced; "
+        "choose a new generation (--generation)"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def _private_pem() -> bytes:
+    return X25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+
+
+def _ed25519_pem() -> bytes:
+    return public_pem(new_key(KeyKind.PARTNER_SIGNING, "COL", "2026a", NOW))
+
+
+def _malformed_pem() -> bytes:
+    return b"-----BEGIN PUBLIC KEY-----\nnot base64 at all\n-----END PUBLIC KEY-----\n"
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [(_private_pem, "holds a private key"), (_ed25519_pem, "must be X25519"),
+     (_malformed_pem, "not a valid PEM public key")],
+)
+def test_import_public_refuses_a_wrong_file_in_one_line(tmp_path: Path, make: Callable[[], bytes],
+                                                        problem: str) -> None:
+    """A private key, a key of the wrong type or a malformed PEM: exit 3, one error line naming the file, no bytes."""
+    path = tmp_path / "given.pem"
+    path.write_bytes(make())
+    done = puente(tmp_path / "keys", "keys", "import-public", str(path), "--id", "COL-enc-2026a")
+    assert done.returncode == 3
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"puente: error: {path}: "), done.stderr
+    assert problem in lines[0]
+    body = "".join(line for line in path.read_text().splitlines() if not line.startswith("-----"))
+    assert all(body[i:i + 16] not in done.stderr + done.stdout for i in range(0, len(body) - 15, 16))
+    assert not (tmp_path / "keys" / "broker" / "COL-enc-2026a.json").exists()
+
+
+def test_a_broker_key_import_needs_a_destination(tmp_path: Path) -> None:
+    """Importing one of the broker's public halves without --dir is refused: many parties could be receiving it."""
+    pem = Keystore(tmp_path / "b").public_pem(
+        Keystore(tmp_path / "b").generate(KeyKind.BROKER_SIGNING, "broker", generation="2026a", now=NOW).key_id)
+    (tmp_path / "b.pem").write_bytes(pem)
+    done = puente(tmp_path / "keys", "keys", "import-public", str(tmp_path / "b.pem"), "--id", "broker-sign-2026a")
+    assert done.returncode == 3
+    assert done.stderr.startswith("puente: error: keys import-public broker-sign-2026a: say whose keystore")
+
+
+def test_export_public_writes_pem_to_stdout_or_a_file(tmp_path: Path) -> None:
+    """export-public prints the PEM, found in its owner's folder under PUENTE_KEYS, or writes it to --out."""
+    keys = tmp_path / "keys"
+    record = Keystore(keys / "agencies" / "SENAN").generate(KeyKind.KEY_AGREEMENT, "SENAN", generation="2026a",
+                                                            now=NOW)
+    done = puente(keys, "keys", "export-public", "SENAN-kex-2026a")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.encode() == Keystore(keys / "agencies" / "SENAN").public_pem(record.key_id)
+    assert record.secret is not None and base64.b64encode(record.secret.reveal()).decode() not in done.stdout
+    out = puente(keys, "keys", "export-public", "SENAN-kex-2026a", "--out", str(tmp_path / "s.pem"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "s.pem").read_text() == done.stdout
+    assert "puente keys import-public" in out.stdout
+
+
+def test_own_kinds_are_each_holders_private_keys() -> None:
+    """A partner makes decryption and receipt keys, an agency a key-agreement key, the broker its own and pseudonyms."""
+    assert own_kinds(Holder.PARTNER, "COL") == [(KeyKind.PARTNER_ENCRYPTION, "COL"), (KeyKind.PARTNER_SIGNING, "COL")]
+    assert own_kinds(Holder.AGENCY, "SENAN") == [(KeyKind.KEY_AGREEMENT, "SENAN")]
+    assert own_kinds(Holder.BROKER, "broker", ["PAN-USA", "COMBIFRON"]) == [
+        (KeyKind.BROKER_SIGNING, "broker"), (KeyKind.KEY_AGREEMENT, "broker"), (KeyKind.PSEUDONYM, "COMBIFRON"),
+        (KeyKind.PSEUDONYM, "PAN-USA")]
+
+
+@pytest.mark.parametrize(
+    ("holder", "ident", "problem"),
+    [(Holder.PARTNER, "broker", "the broker's name"), (Holder.AGENCY, "../x", "not a usable agency id"),
+     (Holder.BROKER, "SENAN", "belong to 'broker'"), (Holder.PARTNER, "", "not a usable partner id")],
+)
+def test_holder_ids_that_cannot_be_folders_or_owners_are_refused(holder: Holder, ident: str, problem: str) -> None:
+    """A party id that would escape the keys root, or pose as the broker, is refused before any folder is made."""
+    with pytest.raises(KeyMaterialError, match=problem):
+        holder_path("/nonexistent", holder, ident)
+
+
+def test_the_broker_refuses_an_agencys_private_half_in_its_folder(tmp_path: Path) -> None:
+    """If an agency's private key-agreement key sits in the broker's folder, the broker will not start on it."""
+    store = Keystore(tmp_path / "broker")
+    store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW)
+    store.generate(KeyKind.KEY_AGREEMENT, "SENAN", generation="2026a", now=NOW)
+    with pytest.raises(KeyMaterialError, match="holds agency SENAN's private half, which only the agency may hold"):
+        store.agency_mac_lookup()
+
+
+def test_an_agency_without_the_brokers_public_half_is_told_how_to_get_it(tmp_path: Path) -> None:
+    """load_agency_mac with no broker key-agreement key names the import-public command to run."""
+    store = Keystore(tmp_path / "agencies" / "SENAN")
+    store.generate_own(Holder.AGENCY, "SENAN", generation="2026a", now=NOW)
+    with pytest.raises(KeyMaterialError, match="import the broker's public half with puente keys import-public"):
+        store.load_agency_mac("SENAN")
+
+
+def test_an_adapter_pointed_at_the_brokers_folder_is_refused(tmp_path: Path) -> None:
+    """The broker's copy of an agency key is public only: an adapter cannot derive its MAC key from it."""
+    made = Keystore.provision(tmp_path, partners=[], agencies=["SENAN"], agreements=[], now=NOW)
+    with pytest.raises(KeyMaterialError, match="holds only its public half"):
+        made.broker.load_agency_mac("SENAN")
+
+
+def test_provision_will_not_take_a_public_copy_for_a_partys_own_key(tmp_path: Path) -> None:
+    """A party folder holding only the public half of that party's own key is refused, not silently used."""
+    made = Keystore.provision(tmp_path, partners=["COL"], agencies=[], agreements=[], now=NOW)
+    (made.partners["COL"].path / "COL-enc-2026a.json").unlink()
+    made.partners["COL"].put(made.broker.load("COL-enc-2026a"))
+    with pytest.raises(KeyMaterialError, match="holds only its public half, but this is where COL keeps"):
+        Keystore.provision(tmp_path, partners=["COL"], agencies=[], agreements=[], now=NOW)
+
+
+def test_audit_without_verify_keys_is_one_line_naming_the_folder(tmp_path: Path) -> None:
+    """An auditor whose folder holds no verify key is told which folder and how to fill it, before any
+    connection: not a verification in which every record fails."""
+    root = tmp_path / "keys"
+    assert puente(root, "keys", "init").returncode == 0
+    for path in (root / "auditor").iterdir():
+        path.unlink()
+    env = {k: v for k, v in os.environ.items() if k != "PUENTE_CLIENT_CONFIG"}
+    done = subprocess.run([sys.executable, "-m", "puente.cli", "audit", "verify"], capture_output=True, text=True,
+                          env={**env, "PUENTE_KEYS": str(root), "PUENTE_BOOTSTRAP": "127.0.0.1:1"}, check=False,
+                          timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("\n") == 1 and str(root / "auditor") in done.stderr and "import-public" in done.stderr
