@@ -19,8 +19,9 @@ Idempotence
     id; the broker's replay check then refuses the second copy. Run one adapter per agency.
 
 Dead letters
-    A record that cannot become an alert goes to the dead-letter topic (``TopicNames.deadletter``),
-    shared with the broker, and the run goes on. The value is the raw record as read (at most
+    A record that cannot become an alert goes to the agency's own dead-letter topic
+    (``TopicNames.adapter_deadletter``: no agency reads another's bad records, which carry their
+    raw content), and the run goes on. The value is the raw record as read (at most
     ``limits.record_bytes``); the headers name the adapter, agency, file, line, record number,
     reason code and detail, and ``puente-dlq-source`` reads ``adapter:<name>:<file>:<line>``
     so that a reader of the topic can tell them from the broker's own (which name
@@ -128,6 +129,7 @@ class AdapterRun:
         self.cfg, self.conn, self.adapter, self.ctx = cfg, conn, adapter, ctx
         self.err = err or sys.stderr  # looked up per run, so that a redirected stderr is honoured
         self.names = TopicNames(cfg.topic_prefix)
+        self.dead_topic = self.names.adapter_deadletter(adapter.agency)
         self.progress_every = progress_every
         self.ids: dict[str, bytes] = {}
         self.dead: set[bytes] = set()
@@ -140,12 +142,12 @@ class AdapterRun:
         mac = Keystore(self.cfg.keys / "agencies" / agency).load_agency_mac(agency)
         try:
             await _scan(self.conn, self.names.ingress(agency), self._known_alert)
-            await _scan(self.conn, self.names.deadletter, self._known_dead)
+            await _scan(self.conn, self.dead_topic, self._known_dead)
             self._publisher = IngressPublisher(self.conn, agency, mac.key_id, mac, self.names)
             await self._publisher.__aenter__()
             self._dlq = await start(producer(self.conn, f"puente-adapter-{agency}-dlq", acks="all",
                                              enable_idempotence=True),
-                                    self.conn, f"writing {self.names.deadletter}")
+                                    self.conn, f"writing {self.dead_topic}")
         except BaseException:
             await self.__aexit__()
             raise
@@ -188,7 +190,7 @@ class AdapterRun:
         await self._dlq.flush()
         await _drain(self._dead_sent, self.conn)  # a dead letter that did not reach Kafka must not pass unnoticed
         if tally.rejected > shown:
-            print(f"  ... and {tally.rejected - shown} more rejected: see {self.names.deadletter}", file=self.err)
+            print(f"  ... and {tally.rejected - shown} more rejected: see {self.dead_topic}", file=self.err)
         return tally
 
     async def _publish(self, result: Result, pending: list[asyncio.Future[Any]], tally: Tally) -> Result | None:
@@ -239,7 +241,7 @@ class AdapterRun:
             (wire.DLQ_RECORD, str(result.item.number).encode()),
         ]
         raw = result.item.raw[: self.ctx.limits.record_bytes]
-        self._dead_sent.append(await self._dlq.send(self.names.deadletter, raw, key=key, headers=headers))
+        self._dead_sent.append(await self._dlq.send(self.dead_topic, raw, key=key, headers=headers))
 
 
 async def _drain(pending: list[asyncio.Future[Any]], conn: KafkaConnection) -> int:

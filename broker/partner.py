@@ -324,5 +324,5 @@ def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: 
         raise ConfigError("--instance must be 1-64 letters, digits, '-', '_' or '.'")
     names = TopicNames(settings.topic_prefix)
     opener = opener_for(partner.id, key_file, verify_file, partner.encryption_key_id)
-    return Subscriber(conn, partner.id, names.feed(partner.feed_topic), names.access, opener, alert_codec(),
-                      instance=instance, signer=receipt_signer(partner.id, key_file, sign_file))
+    return Subscriber(conn, partner.id, names.feed(partner.feed_topic), names.receipts(partner.id), opener,
+                      alert_codec(), instance=instance, signer=receipt_signer(partner.id, key_file, sign_file))

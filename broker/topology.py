@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from broker.audit.verify import Holds
@@ -33,20 +33,44 @@ class TopicNames:
         return policy_topic if self.prefix == head or not rest else f"{self.prefix}.{rest}"
 
     @property
+    def feeds(self) -> str:
+        """What every feed topic's name starts with (an ACL's prefix)."""
+        return f"{self.prefix}.feed."
+
+    @property
     def decisions(self) -> str:
         return f"{self.prefix}.audit.decisions"
 
+    def receipts(self, partner: str) -> str:
+        """A partner's receipts: a topic of its own, since Kafka's ACLs are per topic, not per partition."""
+        return f"{self.prefix}.receipts.{partner}"
+
     @property
-    def access(self) -> str:
-        return f"{self.prefix}.audit.access"
+    def all_receipts(self) -> str:
+        """What every receipts topic's name starts with (an ACL's prefix)."""
+        return f"{self.prefix}.receipts."
+
+    @property
+    def denials(self) -> str:
+        """Access denials at the Kafka layer, collected from the authorizer's log for auditors."""
+        return f"{self.prefix}.audit.denials"
 
     @property
     def deadletter(self) -> str:
+        """The broker's dead letters (ingress records it refused)."""
         return f"{self.prefix}.deadletter"
 
-    def audit_roles(self) -> dict[str, Holds]:
-        """The audit topics and what each holds, as ``audit verify`` walks them."""
-        return {self.decisions: "decisions", self.access: "receipts"}
+    def adapter_deadletter(self, agency: str) -> str:
+        """One agency's adapter dead letters (its own records it refused): no agency reads another's."""
+        return f"{self.prefix}.deadletter.{agency}"
+
+    def audit_roles(self, partners: Iterable[str]) -> dict[str, Holds]:
+        """The audit topics and what each holds, as ``audit verify`` walks them: the decisions first
+        (receipts are checked against them), each partner's receipts, the access denials."""
+        roles: dict[str, Holds] = {self.decisions: "decisions"}
+        roles.update({self.receipts(p): "receipts" for p in sorted(partners)})
+        roles[self.denials] = "denials"
+        return roles
 
 
 @dataclass(frozen=True)

@@ -6,23 +6,20 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from broker.kafka import Admin, KafkaConnection, connection_from_properties
 from puente.dev.localkafka import LocalKafka
 
 
-def _reachable(bootstrap: str) -> str | None:
-    """None when Kafka answers a metadata request at ``bootstrap``, else what went wrong."""
-    from aiokafka.admin import AIOKafkaAdminClient
+def _reachable(conn: KafkaConnection) -> str | None:
+    """None when Kafka answers a metadata request as ``conn``, else what went wrong."""
+    admin = Admin(conn)
 
     async def probe() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-        await admin.start()
-        try:
-            await admin.describe_cluster()
-        finally:
-            await admin.close()
+        await admin.call("listing topics", lambda c: c.list_topics(timeout=5))
 
     try:
         asyncio.run(asyncio.wait_for(probe(), 15))
@@ -32,28 +29,43 @@ def _reachable(bootstrap: str) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """The bootstrap address of a running Kafka: $PUENTE_BOOTSTRAP or the local single node.
+def kafka_admin() -> KafkaConnection:
+    """The admin's connection to a running Kafka: $PUENTE_CLIENT_CONFIG (with $PUENTE_BOOTSTRAP), or the
+    local single node's admin login.
 
-    Integration tests need a real broker. When it is unreachable the test fails with
+    Integration tests need a real, secured broker. When it is unreachable the test fails with
     instructions; it never skips (CI=true or not), so a missing Kafka cannot pass as green.
     """
-    bootstrap = os.environ.get("PUENTE_BOOTSTRAP") or LocalKafka("single").bootstrap
-    problem = _reachable(bootstrap)
+    config = os.environ.get("PUENTE_CLIENT_CONFIG")
+    if config:
+        conn = connection_from_properties(Path(config), bootstrap=os.environ.get("PUENTE_BOOTSTRAP") or None)
+    else:
+        local = LocalKafka("single")
+        if not local.admin_config.exists():
+            pytest.fail("no local Kafka: start it with `puente kafka up`, or run the suite with `make test`",
+                        pytrace=False)
+        conn = local.admin_connection()
+    problem = _reachable(conn)
     if problem:
         pytest.fail(
-            f"Kafka is not reachable at {bootstrap} ({problem}). Start it with `puente kafka up` "
+            f"Kafka is not reachable at {conn.bootstrap} ({problem}). Start it with `puente kafka up` "
             "or run the whole suite with `make test`, which starts and stops it.",
             pytrace=False,
         )
-    return bootstrap
+    return conn
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_admin: KafkaConnection) -> str:
+    """The bootstrap addresses of the running Kafka (what its admin connection names)."""
+    return kafka_admin.bootstrap
 
 
 @pytest.fixture
-async def admin(kafka_bootstrap: str) -> AsyncIterator[object]:
+async def admin(kafka_admin: KafkaConnection) -> AsyncIterator[object]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    client = AIOKafkaAdminClient(**kafka_admin.aiokafka())
     await client.start()
     try:
         yield client

@@ -74,10 +74,13 @@ def may_sign(chain: str | None, signer: str) -> bool:
 DECISION_KINDS = frozenset({"BLOCK", "CHECKPOINT", "DECISION", "DEAD_LETTER"})
 RECEIPT_KINDS = frozenset({"RECEIPT", "CHECKPOINT"})
 DELIVERED = frozenset({"DELIVER", "DELIVER_REDACTED"})
+DECISION_ENTRIES = frozenset({"ALERT", "DEAD_LETTER"})  # what the broker's decision blocks hold
+DENIAL_ENTRIES = frozenset({"DENIAL"})  # what the collected-denials blocks hold
 
 
-Holds = Literal["decisions", "receipts"]
-"""What an audit topic is for: the broker's decision blocks, or the partners' receipt chains."""
+Holds = Literal["decisions", "receipts", "denials"]
+"""What an audit topic is for: the broker's decision blocks, a partner's receipt chains, or the
+access denials collected from Kafka's authorizer (broker-signed blocks of DENIAL entries)."""
 
 
 def _shown(value: Any) -> str:
@@ -99,21 +102,29 @@ def parse_record(value: bytes) -> dict[str, Any] | None:
     return doc if chain is None or isinstance(chain, str) else None
 
 
-def misplaced(chain: str | None, doc: dict[str, Any], holds: Holds | None) -> str | None:
-    """Why a record does not belong in a chain ``chain`` of a topic that ``holds`` decisions or
-    receipts, or None: a partner's key vouches for its receipts and for nothing else. ``doc`` is
-    as ``parse_record`` gives it."""
+def misplaced(chain: str | None, doc: dict[str, Any], holds: Holds | None,
+              owner: str | None = None) -> str | None:
+    """Why a record does not belong in a chain ``chain`` of a topic that ``holds`` decisions,
+    receipts or denials (``owner``: the partner whose receipts topic it is), or None. A partner's
+    key vouches for its own receipts and for nothing else; the broker's key for decisions and
+    collected denials, each in its own topic. ``doc`` is as ``parse_record`` gives it."""
     kind = doc["kind"]
     if chain is None:
         if holds == "receipts":
             return f"{_shown(kind)} record outside any partner's receipt chain, in a topic that holds receipts"
         if kind not in DECISION_KINDS:
-            return f"{_shown(kind)} record in the broker's decisions chain"
+            return f"{_shown(kind)} record in the broker's chain"
+        entries = {str(e.get("kind"))[:20] for e in doc.get("entries") or () if isinstance(e, dict)}
+        allowed = DENIAL_ENTRIES if holds == "denials" else DECISION_ENTRIES
+        if holds is not None and not entries <= allowed:
+            return f"block with {', '.join(sorted(entries - allowed))} entries in a topic that holds {holds}"
         return None
-    if holds == "decisions":
-        return f"chain {chain[:60]} record in a topic that holds only the broker's decisions"
+    if holds in ("decisions", "denials"):
+        return f"chain {chain[:60]} record in a topic that holds only the broker's {holds}"
     if kind not in RECEIPT_KINDS:
         return f"{_shown(kind)} record in {chain[:60]}'s receipt chain, which may hold only receipts and checkpoints"
+    if owner is not None and chain_owner(chain) != owner:
+        return f"chain {chain[:60]} in {owner}'s receipts topic"
     if kind == "RECEIPT" and doc.get("partner") != chain_owner(chain):
         return f"receipt for partner {_shown(doc.get('partner'))} in {chain[:60]}'s receipt chain"
     return None
@@ -193,14 +204,14 @@ def unmatched_receipt(doc: dict[str, Any], delivered: Container[tuple[str, str]]
 
 def verify_partition(
     topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn,
-    holds: Holds | None = None,
+    holds: Holds | None = None, owner: str | None = None,
 ) -> PartitionReport:
     """Check one partition's records, given in offset order as (offset, value).
 
-    ``holds`` says what the topic is for, ``"decisions"`` or ``"receipts"``: a record of the
-    other sort there is reported (None: either may be there). In a topic of receipts, receipts
-    that no checkpoint of their partner's vouches for are reported too: a subscriber signs every
-    batch it commits, so only someone else can have written them.
+    ``holds`` says what the topic is for, ``"decisions"``, ``"receipts"`` (of partner ``owner``,
+    when given) or ``"denials"``: a record of another sort there is reported (None: any may be).
+    In a topic of receipts, receipts that no checkpoint of their partner's vouches for are reported
+    too: a subscriber signs every batch it commits, so only someone else can have written them.
     """
     report = PartitionReport(topic, partition)
     expected: dict[str | None, tuple[int, str]] = {}  # per chain: next seq and prev hash
@@ -222,7 +233,7 @@ def verify_partition(
             continue
         expect_seq, expect_prev = expected.get(chain, (0, GENESIS))
         label = f"chain {chain[:60]} " if chain is not None else ""
-        if (why := misplaced(chain, doc, holds)) is not None:
+        if (why := misplaced(chain, doc, holds, owner)) is not None:
             flag(f"seq {seq}: {why}")
         if (why := form_problem(value, doc, claimed)) is not None:
             flag(f"{label}record seq {seq} {why}")

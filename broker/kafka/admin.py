@@ -4,7 +4,7 @@ aiokafka's admin client has no incremental configuration, ACL or SCRAM calls, an
 protocol answers whose per-resource errors every caller would have to dig out. confluent-kafka's
 AdminClient (librdkafka) has all of them and gives one future per resource, so each result is
 checked. Its calls block: they run in a thread, each bounded by the connection's timeout.
-librdkafka's own log lines go to the standard ``logging`` logger ``confluent_kafka``, which
+librdkafka's own critical log lines go to the standard ``logging`` logger ``confluent_kafka``, which
 Puente's logging routes like every other (``puente.logs``).
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -46,9 +48,19 @@ class Admin:
 
     def __init__(self, conn: KafkaConnection) -> None:
         self.conn = conn
+        # librdkafka answers a refused login or certificate with "transport failure" and tells the real
+        # reason only to the error callback: kept here, so that the error says what to check.
+        self._refused: RdKafkaError | None = None
+        # Its log lines at "error" repeat what the error callback gets, once per retry: only critical
+        # ones are logged (log_level is syslog's scale); the failure itself reaches the caller once.
         config: dict[str, Any] = {**conn.librdkafka(), "logger": _LOG, "client.id": conn.client_id or "puente-admin",
-                                  "socket.timeout.ms": int(conn.timeout_s * 1000)}
+                                  "socket.timeout.ms": int(conn.timeout_s * 1000), "error_cb": self._note,
+                                  "log_level": 2, "log.connection.close": False}
         self.client = AdminClient(config)
+
+    def _note(self, error: RdKafkaError) -> None:
+        if error.code() in _AUTH:
+            self._refused = error
 
     async def call(self, what: str, operation: Callable[[AdminClient], T]) -> T:
         """``operation(client)`` in a thread, with its Kafka errors made Puente's."""
@@ -59,6 +71,7 @@ class Admin:
                                         f"{self.conn.timeout_s:g}s while {what}: check PUENTE_BOOTSTRAP and that "
                                         "Kafka is running") from None
         except KafkaException as exc:
+            self.client.poll(0)  # serves the error callback, which holds the reason a login was refused
             raise self.error(exc, what) from None
 
     async def results(self, what: str, futures: Mapping[Any, Future[Any]]) -> dict[Any, Any]:
@@ -76,17 +89,45 @@ class Admin:
     def error(self, exc: KafkaException, what: str) -> KafkaError:
         """The Puente error for a librdkafka failure while doing ``what``."""
         err = exc.args[0] if exc.args and isinstance(exc.args[0], RdKafkaError) else None
+        if self._refused is None and (err is None or err.code() in _UNAVAILABLE):
+            self.client.poll(1.0)  # the reason a connection failed arrives only through the error callback
+        if self._refused is not None and (err is None or err.code() in _UNAVAILABLE):
+            err = self._refused
         code = err.code() if err is not None else None
         text = (err.str() if err is not None else str(exc))[:300]
         where = f"Kafka at {self.conn.bootstrap}"
         if code in _UNAVAILABLE:
             return KafkaUnavailableError(f"{where} could not be reached within {self.conn.timeout_s:g}s while "
                                          f"{what}: check PUENTE_BOOTSTRAP and that Kafka is running ({text})")
+        if code == RdKafkaError._SSL:
+            reason = _certificate_refusal(self.conn) if "verif" in text else None
+            if reason is not None:
+                text = f"the broker's certificate was refused: {reason}"
+            return KafkaAuthError(f"{where}: the TLS handshake failed while {what} ({text}): check that the "
+                                  f"broker's certificate is signed by the CA in {self.conn.ca_file or 'the system'} "
+                                  f"(ssl.truststore.location in {self.conn.source}) and has not expired")
         if code in _AUTH:
             return KafkaAuthError(f"{where} refused {self.conn.principal} while {what}: check the credentials and "
                                   f"TLS files in {self.conn.source} ({text})")
         if code in _ACCESS:
-            return KafkaAccessError(f"{where}: {self.conn.principal} is not allowed to {what} ({text})")
+            return KafkaAccessError(f"{where} refused {self.conn.principal} access while {what} ({text}): no ACL "
+                                    "allows it; ask the operator to check the ACLs (`puente acls plan`)")
         failure = KafkaOperationError(f"{where}: {what} failed: {text}")
         failure.retriable = bool(err is not None and err.retriable())
         return failure
+
+
+def _certificate_refusal(conn: KafkaConnection) -> str | None:
+    """Why the first bootstrap server's certificate does not verify against the connection's CA, in
+    OpenSSL's words ("certificate has expired", "self-signed certificate in certificate chain"...):
+    librdkafka only says it "could not be verified". None when it verifies or cannot be reached."""
+    host, _, port = conn.bootstrap.split(",")[0].strip().rpartition(":")
+    try:
+        context = ssl.create_default_context(cafile=str(conn.ca_file) if conn.ca_file else None)
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=min(5.0, conn.timeout_s)) as raw, \
+                context.wrap_socket(raw, server_hostname=host.strip("[]")):
+            return None
+    except ssl.SSLCertVerificationError as exc:
+        return str(exc.verify_message or "it does not verify")[:200]
+    except (OSError, ValueError):
+        return None

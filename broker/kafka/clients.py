@@ -26,6 +26,7 @@ import aiokafka.errors as aiokafka_errors
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.producer import sender as _aiokafka_sender
 
+from broker.kafka.admin import Admin
 from broker.kafka.connection import KafkaConnection
 from puente.errors import (
     KafkaAccessError,
@@ -37,6 +38,7 @@ from puente.errors import (
 )
 
 Client = TypeVar("Client", AIOKafkaProducer, AIOKafkaConsumer)
+E = TypeVar("E", bound=BaseException)
 
 # A transactional producer that begins its next transaction right after a commit finds the
 # broker still writing the previous one's markers: AddPartitionsToTxn is refused with
@@ -94,9 +96,26 @@ async def start(client: Client, conn: KafkaConnection, what: str) -> Client:
         with contextlib.suppress(Exception):
             await client.stop()
         if isinstance(exc, Exception) and not isinstance(exc, PuenteError):
-            raise translate(exc, conn, what) from exc
+            error = translate(exc, conn, what)
+            if isinstance(error, KafkaUnavailableError) and (conn.uses_sasl or conn.uses_tls):
+                error = await _why_unreachable(conn, what) or error
+            raise error from exc
         raise
     return client
+
+
+async def _why_unreachable(conn: KafkaConnection, what: str) -> KafkaError | None:
+    """What really stopped a secured client that "could not bootstrap": aiokafka logs a refused
+    password or certificate and reports only that no node answered. One login through librdkafka,
+    which says why, tells refused credentials from an unreachable cluster."""
+    try:
+        await Admin(conn.model_copy(update={"timeout_s": min(conn.timeout_s, 5.0)})).call(
+            what, lambda c: c.list_topics(timeout=min(conn.timeout_s, 5.0)))
+    except (KafkaAuthError, KafkaAccessError) as refused:
+        return refused
+    except KafkaError:
+        return None
+    return None
 
 
 @contextlib.asynccontextmanager
@@ -140,19 +159,21 @@ def translate(exc: BaseException, conn: KafkaConnection, what: str) -> KafkaErro
     """
     where = f"Kafka at {conn.bootstrap}"
     who = conn.principal
-    if isinstance(exc, ssl.SSLCertVerificationError) or _caused_by(exc, ssl.SSLCertVerificationError):
-        return KafkaAuthError(f"{where}: the broker's certificate does not verify against the CA "
-                              f"({conn.ca_file or 'the system CAs'}) while {what}: check ssl.truststore.location "
-                              "and that the certificate has not expired")
-    if isinstance(exc, ssl.SSLError) or _caused_by(exc, ssl.SSLError):
+    verify = exc if isinstance(exc, ssl.SSLCertVerificationError) else _caused_by(exc, ssl.SSLCertVerificationError)
+    if verify is not None:
+        reason = getattr(verify, "verify_message", "") or "it does not verify"
+        return KafkaAuthError(f"{where}: the broker's certificate was refused while {what} ({reason}): check that "
+                              f"it is signed by the CA in {conn.ca_file or 'the system'} (ssl.truststore.location in "
+                              f"{conn.source}) and has not expired")
+    if isinstance(exc, ssl.SSLError) or _caused_by(exc, ssl.SSLError) is not None:
         return KafkaAuthError(f"{where}: the TLS handshake failed while {what}: check security.protocol and "
                               f"the TLS files in {conn.source}")
     if isinstance(exc, _AUTH):
         return KafkaAuthError(f"{where} refused the credentials of {who} while {what}: check the username and "
                               f"password in {conn.source}")
     if isinstance(exc, _ACCESS):
-        return KafkaAccessError(f"{where}: {who} is not allowed to {what} ({type(exc).__name__}); ask the "
-                                "operator to check its ACLs (`puente acls plan`)")
+        return KafkaAccessError(f"{where} refused {who} access while {what} ({type(exc).__name__}): no ACL "
+                                "allows it; ask the operator to check the ACLs (`puente acls plan`)")
     if isinstance(exc, (TimeoutError, OSError, aiokafka_errors.KafkaConnectionError,
                         aiokafka_errors.NodeNotReadyError, aiokafka_errors.RequestTimedOutError,
                         aiokafka_errors.KafkaTimeoutError)):
@@ -164,10 +185,10 @@ def translate(exc: BaseException, conn: KafkaConnection, what: str) -> KafkaErro
     return error
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+def _caused_by(exc: BaseException, kind: type[E]) -> E | None:
     seen = exc.__cause__ or exc.__context__
     while seen is not None:
         if isinstance(seen, kind):
-            return True
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None

@@ -63,12 +63,15 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
         for topic, days in sorted(feed_retention(policy_set, names).items())
     ]
     audit = {**base, "retention.ms": str(settings.audit_retention_days * DAY_MS)}
+    dead = {**base, "retention.ms": str(settings.deadletter_retention_days * DAY_MS)}
+    specs += [TopicSpec(names.decisions, slots, rf, audit, "decisions")]
+    # One partition per partner's receipts: its chains stay whole, and only it may write there.
+    specs += [TopicSpec(names.receipts(p), 1, rf, audit, "receipts", fixed=True) for p in sorted(policy_set.partners)]
     specs += [
-        TopicSpec(names.decisions, slots, rf, audit, "decisions"),
-        TopicSpec(names.access, settings.feed_partitions, rf, audit, "receipts", fixed=True),
-        TopicSpec(names.deadletter, settings.ingress_partitions, rf,
-                  {**base, "retention.ms": str(settings.deadletter_retention_days * DAY_MS)}, "dead-letter"),
+        TopicSpec(names.denials, 1, rf, audit, "denials", fixed=True),
+        TopicSpec(names.deadletter, settings.ingress_partitions, rf, dead, "dead-letter"),
     ]
+    specs += [TopicSpec(names.adapter_deadletter(a), 1, rf, dead, "dead-letter") for a in settings.agencies]
     return specs
 
 
@@ -163,8 +166,8 @@ def _fixed_reason(spec: TopicSpec, have: int) -> str:
     why = {
         "ingress": "each ingress partition is a broker slot, with its own replay window and audit chain: a "
                    "different count would move alerts to other slots",
-        "receipts": "each partner's receipt chain lives in the partition its name hashes to: a different count "
-                    "would split chains",
+        "receipts": "a partner's receipt chains live in its one partition: another count would split them",
+        "denials": "the collected denials are one chain in one partition",
     }.get(spec.role, "its partitions carry meaning")
     return (f"has {have} partitions, the settings say {spec.partitions}; refused: {why}. Keep the setting at "
             f"{have}, or move to new topics under another PUENTE_TOPIC_PREFIX")

@@ -9,11 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from broker.access import parties
 from broker.audit import PartitionReport
-from broker.auditor import LogFilter, audit_topics, read_log, signature_checks, verify_topics
+from broker.auditor import LogFilter, audit_topics, collect_denials, read_log, signature_checks, verify_topics
+from broker.crypto import BROKER_OWNER, KeyKind, sign_checkpoint
+from broker.keystore import Keystore, auditor_path
+from broker.topology import TopicNames
+from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, when
 
-_KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "receipt": "RECEIPT"}
+_KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "receipt": "RECEIPT", "denial": "DENIAL"}
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -38,15 +43,26 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     log.add_argument("--verify-key", type=Path, action="append",
                      help="as for `audit verify`: what is not soundly signed is left out of the log")
     log.set_defaults(func=_log)
+    text = ("add the access denials in Kafka's authorizer logs that concern this deployment to its denials topic, "
+            "signed by the broker's key, for auditors (`audit log --kind denial`); run as the admin, where the "
+            "broker's keystore is")
+    collect = audit.add_parser("collect-denials", help="collect access denials from Kafka's authorizer logs",
+                               description=text, parents=[kafka_options()])
+    collect.add_argument("--log", type=Path, action="append", required=True, metavar="FILE",
+                         help="a node's authorizer log (the local Kafka's: .puente/kafka/<shape>/node<N>/logs/"
+                              "authorizer.log); repeat for every node")
+    collect.add_argument("--since", type=when, help="only denials from this time on (ISO 8601; UTC without offset)")
+    collect.set_defaults(func=_collect)
 
 
 def _verify(args: argparse.Namespace) -> int:
     cfg = settings(args)
     conn = kafka(cfg, "puente-auditor")
-    check = signature_checks(cfg.keys / "broker", args.verify_key)
+    check = signature_checks(auditor_path(cfg.keys), args.verify_key)
 
     async def walk() -> list[PartitionReport]:
-        return await verify_topics(conn, await audit_topics(conn, cfg.topic_prefix), check)
+        found = await audit_topics(conn, cfg.topic_prefix)
+        return await verify_topics(conn, found.roles, check, found.owners)
 
     reports = run(walk())
     problems = [f for r in reports for f in r.findings]
@@ -82,12 +98,12 @@ def _log(args: argparse.Namespace) -> int:
     conn = kafka(cfg, "puente-auditor")
     flt = LogFilter(args.partner, args.alert, args.agreement, args.since, args.until,
                     frozenset(_KINDS[k] for k in args.kind) if args.kind else LogFilter.kinds)
-    check = signature_checks(cfg.keys / "broker", args.verify_key)
+    check = signature_checks(auditor_path(cfg.keys), args.verify_key)
     left_out: list[int] = []
 
     async def collect() -> list[dict[str, Any]]:
-        topics = await audit_topics(conn, cfg.topic_prefix)
-        return [doc async for doc in read_log(conn, topics, flt, check, left_out)]
+        found = await audit_topics(conn, cfg.topic_prefix)
+        return [doc async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners)]
 
     docs = sorted(run(collect()), key=lambda d: str(d.get("at", "")))
     unsound = sum(left_out)
@@ -98,6 +114,20 @@ def _log(args: argparse.Namespace) -> int:
     else:
         _rows(docs)
     print(f"{len(docs)} record(s)" + (f"; {note}" if note else ""), file=sys.stderr)
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    keys = Keystore(cfg.keys / "broker")
+    signing = keys.load_signing_key()
+    signer_id = keys.current(BROKER_OWNER, KeyKind.BROKER_SIGNING).key_id
+    policy = load_policy_set(cfg.policy_dir)
+    added = run(collect_denials(kafka(cfg, "puente-denials"), TopicNames(cfg.topic_prefix), args.log,
+                                frozenset(parties(policy, cfg.agencies)), signer_id,
+                                lambda payload: sign_checkpoint(signing, payload),
+                                signature_checks(cfg.keys / "broker", None), args.since))
+    print(f"{added} new denial(s) collected into {TopicNames(cfg.topic_prefix).denials}")
     return 0
 
 
@@ -117,7 +147,7 @@ def _text(value: Any) -> str:
 
 
 def _outcome(d: dict[str, Any]) -> Any:
-    return d.get("decision") or d.get("status") or d.get("reason")
+    return d.get("decision") or d.get("status") or d.get("reason") or ("DENIED" if d.get("kind") == "DENIAL" else "")
 
 
 def _why(d: dict[str, Any]) -> str:
@@ -129,4 +159,6 @@ def _why(d: dict[str, Any]) -> str:
         changes = [f"{r.get('field')}:{r.get('action')}" for r in redacted if isinstance(r, dict)] \
             if isinstance(redacted, list) else []
         return ", ".join(changes) or "the full alert"
+    if d.get("kind") == "DENIAL":
+        return f"{d.get('principal')} refused {d.get('operation')} on {d.get('resource')} ({d.get('request')})"
     return _text(d.get("detail") or d.get("feed"))

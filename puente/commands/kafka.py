@@ -1,11 +1,14 @@
-"""``puente kafka fetch|up|down|status|wipe``: the local Kafka for development, tests and the demo."""
+"""``puente kafka fetch|up|down|status|wipe|env``: the local Kafka for development, tests and the demo;
+``puente kafka compose-files``: the secrets and configurations compose.yaml's deployment mounts."""
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from puente.commands._common import Subparsers
+from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, SHAPES, LocalKafka, fetch_kafka
 
 
@@ -18,11 +21,18 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         ("down", _down, "stop Kafka, leaving no process behind"),
         ("status", _status, "show each node, its process and its port"),
         ("wipe", _wipe, "stop Kafka and delete its data"),
-        ("env", _env, "print the PUENTE_* settings that point Puente at it (eval \"$(puente kafka env)\")"),
+        ("env", _env, "print the PUENTE_* settings that point Puente at it, as its admin "
+                      "(eval \"$(puente kafka env)\")"),
     ):
         verb = verbs.add_parser(name, help=text, description=text)
         verb.add_argument("--shape", choices=SHAPES, default="single", help="single node (default) or 3-node cluster")
         verb.set_defaults(func=func)
+    text = ("write the trial CA, node certificates and configurations, and the admin's login that "
+            "compose.yaml mounts (kept if present)")
+    files = verbs.add_parser("compose-files", help=text, description=text)
+    files.add_argument("--out", type=Path, default=Path("deploy"), metavar="DIR",
+                       help="where compose.yaml finds them (default: deploy, beside compose.yaml)")
+    files.set_defaults(func=_compose_files)
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -66,4 +76,18 @@ def _status(args: argparse.Namespace) -> int:
 def _env(args: argparse.Namespace) -> int:
     kafka = LocalKafka(args.shape)
     print(f"export PUENTE_BOOTSTRAP={kafka.bootstrap}")
+    # The admin's login: what operator commands (topics, users, acls) run as. Each party's own is
+    # written by `puente users apply` into its folder; services run with that one.
+    print(f"export PUENTE_CLIENT_CONFIG={kafka.admin_config}")
+    return 0
+
+
+def _compose_files(args: argparse.Namespace) -> int:
+    made = compose.write(args.out)
+    print(f"wrote the files of a {made.nodes}-node secured Kafka under {made.folder} (secrets 0600, folders 0700):\n"
+          f"  tls/ca.pem               the CA Puente's services and partners trust (its key stays in tls/)\n"
+          f"  kafka-<n>/config/        each node's certificate, configuration and first logins\n"
+          f"  admin/admin.properties   the operator's login (a super user): only the setup service mounts it\n"
+          "next: puente keys init (each party's keys under ./keys), then\n"
+          "  PUENTE_UID=$(id -u) PUENTE_GID=$(id -g) docker compose up -d")
     return 0

@@ -1,12 +1,14 @@
-"""``puente demo``: the whole path on the local Kafka, with progress, ending in a table a person can read.
+"""``puente demo``: the whole path on the local, secured Kafka, with progress, ending in a table a person
+can read.
 
-Keys and topics are made; each agency's adapter reads the shipped sample files, a
-larger export made for the run and its corpus of bad records; a handful of bad
-records the broker itself must catch go straight onto the ingress topics; two
-broker workers share the ingress partitions, every
-partner's subscriber reads, verifies and decrypts its own feed, and the audit
-chains are verified. The table is built from the audit topic, not from the
-workers' memory, so it shows what an auditor would find.
+Each party makes its own keys and hands over only public halves; the admin makes the topics, one
+Kafka login per party and the ACLs the agreements imply. Then every party works as itself: each
+agency's adapter reads the shipped sample files, a larger export made for the run and its corpus
+of bad records, and a handful of bad records the broker itself must catch go straight onto the
+ingress topics; two broker workers share the ingress partitions; every partner's subscriber reads,
+verifies and decrypts its own feed; a partner that tries another's feed is refused by Kafka and the
+denial reaches the auditor; the auditor verifies every chain. The table is built from the audit
+topics, not from the workers' memory, so it shows what an auditor would find.
 """
 
 from __future__ import annotations
@@ -25,22 +27,33 @@ from adapters.config import make_context
 from adapters.publisher import IngressPublisher
 from adapters.registry import get
 from adapters.run import Tally, adapt_paths
-from broker.auditor import LogFilter, read_log, signature_checks, verify_topics
-from broker.crypto import SecretBytes, sign_ingress
-from broker.kafka import Admin, KafkaConnection, apply_topics, connection, plan_topics
-from broker.keystore import Keystore, provision_all
+from broker.access import AUDITOR, BROKER, agency_principal, parties, partner_principal, plan
+from broker.auditor import (
+    AuditTopics,
+    LogFilter,
+    audit_topics,
+    collect_denials,
+    read_log,
+    signature_checks,
+    verify_topics,
+)
+from broker.credentials import apply_users, party_connection
+from broker.crypto import BROKER_OWNER, KeyKind, SecretBytes, sign_checkpoint, sign_ingress
+from broker.kafka import Admin, KafkaConnection, apply_topics, connection, consumer, plan_topics, running
+from broker.kafka.acls import acl_changes, apply_acls, cluster_acls
+from broker.keystore import Keystore, auditor_path, provision_all
 from broker.partner import subscriber_for
 from broker.service import build_worker, check_topology
 from broker.topology import TopicNames
-from policies import load_policy_set
+from policies import PolicySet, load_policy_set
 from puente import logs
 from puente.dev import samplegen
 from puente.dev.localkafka import LocalKafka
 from puente.dev.synthetic import generate
-from puente.errors import ConfigError
+from puente.errors import ConfigError, KafkaError
 from puente.settings import PuenteSettings, load_settings
 
-STEPS = 7
+STEPS = 8
 
 
 def _step(n: int, text: str) -> None:
@@ -86,7 +99,7 @@ ADAPTERS = ("senafront", "senan", "pn", "snm", "combifron")
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"  # the repository's; the demo runs from a clone
 
 
-async def _adapt_all(cfg: PuenteSettings, conn: KafkaConnection, alerts: int, run_id: str) -> dict[str, Any]:
+async def _adapt_all(cfg: PuenteSettings, alerts: int, run_id: str) -> dict[str, Any]:
     """Each agency's adapter reads its shipped samples, a larger export made for this run, and its bad corpus."""
     folder = Path(".puente/demo/input") / run_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -102,7 +115,8 @@ async def _adapt_all(cfg: PuenteSettings, conn: KafkaConnection, alerts: int, ru
         files = [*sorted(p for p in (SAMPLES / name).iterdir() if p.is_file()), export]
         files += sorted(p for p in (SAMPLES / "bad" / name).iterdir() if p.is_file())
         adapter = get(name)
-        results = await adapt_paths(cfg, conn, adapter, make_context(adapter.agency, now), [str(f) for f in files],
+        login = party_connection(cfg.keys, agency_principal(adapter.agency))
+        results = await adapt_paths(cfg, login, adapter, make_context(adapter.agency, now), [str(f) for f in files],
                                     err=io.StringIO())
         total = Tally()
         for _, tally in results:
@@ -128,7 +142,7 @@ async def _broker(cfg: PuenteSettings, conn: KafkaConnection, workers: int, tota
     return [w for w, _, _ in built]
 
 
-async def _subscribers(cfg: PuenteSettings, conn: KafkaConnection, out_dir: Path) -> dict[str, Any]:
+async def _subscribers(cfg: PuenteSettings, out_dir: Path) -> dict[str, Any]:
     partners = load_policy_set(cfg.policy_dir).partners
     out_dir.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
@@ -136,7 +150,7 @@ async def _subscribers(cfg: PuenteSettings, conn: KafkaConnection, out_dir: Path
     async def one(pid: str) -> Any:
         partner = partners[pid]
         key_file = cfg.keys / "partners" / pid / f"{partner.encryption_key_id}.json"
-        sub = subscriber_for(cfg, conn, pid, key_file)
+        sub = subscriber_for(cfg, party_connection(cfg.keys, partner_principal(pid)), pid, key_file)
         sub.on_error = errors.append
         with open(out_dir / f"{pid}.jsonl", "w", encoding="utf-8") as out:
             return await sub.run(out, idle_exit_s=4.0)
@@ -147,62 +161,113 @@ async def _subscribers(cfg: PuenteSettings, conn: KafkaConnection, out_dir: Path
     return dict(zip(sorted(partners), results, strict=True))
 
 
-async def _audit_counts(cfg: PuenteSettings, conn: KafkaConnection,
-                        ) -> tuple[Counter[tuple[str, str]], Counter[str], Counter[str]]:
+async def _audit_counts(cfg: PuenteSettings, conn: KafkaConnection, found: AuditTopics,
+                        ) -> tuple[Counter[tuple[str, str]], Counter[str], Counter[str], list[dict[str, Any]]]:
     decisions: Counter[tuple[str, str]] = Counter()
     dead: Counter[str] = Counter()
     receipts: Counter[str] = Counter()
-    names = TopicNames(cfg.topic_prefix)
-    async for doc in read_log(conn, names.audit_roles(), LogFilter(), signature_checks(cfg.keys / "broker", None)):
-        if doc["kind"] == "DECISION":
+    denials: list[dict[str, Any]] = []
+    check = signature_checks(auditor_path(cfg.keys), None)
+    async for doc in read_log(conn, found.roles, LogFilter(), check, owners=found.owners):
+        if doc["kind"] == "DENIAL":
+            denials.append(doc)
+        elif doc["kind"] == "DECISION":
             decisions[(doc["partner"], doc["decision"])] += 1
         elif doc["kind"] == "DEAD_LETTER":
             dead[doc["reason"]] += 1
         elif doc["kind"] == "RECEIPT" and doc.get("status") == "RECEIVED":
             receipts[doc["partner"]] += 1
-    return decisions, dead, receipts
+    return decisions, dead, receipts, denials
+
+
+async def _trespass(cfg: PuenteSettings, policy: PolicySet) -> str:
+    """COL's subscriber login asks for USA's feed: Kafka refuses it, and says so in one line."""
+    login = party_connection(cfg.keys, partner_principal("COL"), timeout_s=10)
+    feed = TopicNames(cfg.topic_prefix).feed(policy.partners["USA"].feed_topic)
+    try:
+        async with running(consumer(login, "puente-demo-trespass", feed, group_id=f"{feed}.subscriber",
+                                    enable_auto_commit=False), login, f"reading {feed}") as intruder:
+            await intruder.getmany(timeout_ms=3000)
+    except KafkaError as refused:
+        return str(refused)
+    raise ConfigError(f"{login.principal} read {feed}: the ACLs let a partner read another's feed")
+
+
+async def _collect(cfg: PuenteSettings, conn: KafkaConnection, policy: PolicySet, since: datetime) -> int:
+    keys = Keystore(cfg.keys / "broker")
+    signing = keys.load_signing_key()
+    signer = keys.current(BROKER_OWNER, KeyKind.BROKER_SIGNING).key_id
+    local = LocalKafka("single")
+    authorizer_logs = [node.folder / "logs" / "authorizer.log" for node in local.nodes]
+    return await collect_denials(conn, TopicNames(cfg.topic_prefix), [p for p in authorizer_logs if p.exists()],
+                                 frozenset(parties(policy, cfg.agencies)), signer,
+                                 lambda payload: sign_checkpoint(signing, payload),
+                                 signature_checks(cfg.keys / "broker", None), since)
 
 
 async def demo(alerts: int, workers: int, seed: int) -> int:
     logs.configure("critical")  # the demo prints its own progress and checks the result; logs would drown it
     started = time.monotonic()
-    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    began = datetime.now(UTC)
+    run_id = began.strftime("%Y%m%d-%H%M%S")
     base = load_settings()
-    if base.bootstrap is None and base.client_config is None:
-        base = base.model_copy(update={"bootstrap": LocalKafka("single").bootstrap})  # the local Kafka, as make demo
+    if base.bootstrap is None and base.client_config is None:  # the local Kafka, as its admin (as make demo runs)
+        local = LocalKafka("single")
+        base = base.model_copy(update={"bootstrap": local.bootstrap, "client_config": local.admin_config})
     keys = base.keys if "PUENTE_KEYS" in os.environ else Path(".puente/demo/keys")
     cfg = base.model_copy(update={"topic_prefix": f"demo-{run_id}", "keys": keys})
-    conn = connection(cfg, "puente-demo")
-    print(f"Puente demo {run_id}: Kafka at {conn.bootstrap} as {conn.principal}, topics under '{cfg.topic_prefix}.*'")
-    _step(1, f"keys: broker signing key, partner encryption keys, agency MAC keys (in {cfg.keys})")
+    admin = connection(cfg, "puente-demo")
+    policy = load_policy_set(cfg.policy_dir)
+    print(f"Puente demo {run_id}: Kafka at {admin.bootstrap} (TLS, SCRAM logins, ACLs), topics under "
+          f"'{cfg.topic_prefix}.*'")
+    _step(1, f"keys: each party makes its own and hands over only public halves (in {cfg.keys}/<party>/)")
     provision_all(cfg)
-    _step(2, "topics: ingress per agency, feed per partner, audit decisions and access, dead letter")
-    applied = await apply_topics(Admin(conn), plan_topics(cfg, load_policy_set(cfg.policy_dir)))
+    _step(2, f"Kafka, as {admin.principal}: topics, one login per party, the ACLs the agreements imply")
+    applied = await apply_topics(Admin(admin), plan_topics(cfg, policy))
     failed = [r for r in applied if not r.ok]
     if failed:
         raise ConfigError(f"topics apply failed for {failed[0].spec.name}: {failed[0].detail}")
-    _step(3, "adapters turn each agency's own files (samples, a fresh export, a bad corpus) into signed alerts")
-    tallies = await _adapt_all(cfg, conn, alerts, run_id)
-    bad = await _bad_inputs(cfg, conn, seed)
+    names = TopicNames(cfg.topic_prefix)
+    logins = await apply_users(Admin(admin), cfg.keys, parties(policy, cfg.agencies))
+    wanted = plan(policy, names, cfg.agencies, cfg.broker_group)
+    current, _ = await cluster_acls(Admin(admin))
+    problems_acl = await apply_acls(Admin(admin), acl_changes(current, wanted, names, parties(policy, cfg.agencies)))
+    if problems_acl:
+        raise ConfigError(f"acls apply failed: {problems_acl[0]}")
+    print(f"      {len(applied)} topics, {len(logins)} logins, {len(wanted)} ACL rules; nothing else is allowed")
+    _step(3, "adapters, each as its agency, turn their own files (samples, a fresh export, a bad corpus) into "
+             "signed alerts")
+    tallies = await _adapt_all(cfg, alerts, run_id)
+    bad = await _bad_inputs(cfg, party_connection(cfg.keys, agency_principal("SENAN")), seed)
     print(f"      and straight onto the ingress topics, one bad record of each kind the broker must catch: "
           f"{', '.join(reason for _, reason in bad)}")
     published = sum(t.published for t in tallies.values())
     total = published + len(bad) + 1  # the replay was sent twice
-    _step(4, f"broker: {workers} workers in one consumer group, exactly-once into feeds and audit")
-    await _broker(cfg, conn, workers, total)
-    _step(5, "partners: each subscriber verifies, decrypts and decodes its own feed, and sends receipts")
+    _step(4, f"broker, as its own login: {workers} workers in one consumer group, exactly-once into feeds and audit")
+    await _broker(cfg, party_connection(cfg.keys, BROKER), workers, total)
+    _step(5, "partners, each as its own login: verify, decrypt and decode their feed, and send signed receipts")
     out_dir = Path(".puente/demo/feeds") / run_id
-    stats = await _subscribers(cfg, conn, out_dir)
-    _step(6, "auditor: verify every hash chain and every signature")
-    names = TopicNames(cfg.topic_prefix)
-    reports = await verify_topics(conn, names.audit_roles(), signature_checks(cfg.keys / "broker", None))
+    stats = await _subscribers(cfg, out_dir)
+    _step(6, "a partner asks Kafka for another's feed, and is refused; the broker collects the denial for auditors")
+    refusal = await _trespass(cfg, policy)
+    print(f"      {refusal}")
+    collected = await _collect(cfg, party_connection(cfg.keys, BROKER), policy, began)
+    print(f"      {collected} denial(s) collected from the authorizer's log into {names.denials}")
+    _step(7, "auditor, as its own login: verify every hash chain and every signature")
+    auditor = party_connection(cfg.keys, AUDITOR)
+    found = await audit_topics(auditor, cfg.topic_prefix)
+    reports = await verify_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), found.owners)
     problems = [f for r in reports for f in r.findings]
-    _step(7, "result, from the audit topic")
-    decisions, dead, receipts = await _audit_counts(cfg, conn)
+    _step(8, "result, from the audit topics")
+    decisions, dead, receipts, denials = await _audit_counts(cfg, auditor, found)
     rejected = sum(t.rejected for t in tallies.values())
     print(f"\n  records read by adapters     {sum(t.read for t in tallies.values()):>7}")
     print(f"  rejected at the adapters     {rejected:>7}   (dead-lettered with file, line and reason)")
     ok = _table(total, decisions, dead, receipts, stats, reports, problems, out_dir)
+    for d in denials[:3]:
+        print(f"  denied at the Kafka layer: {d.get('at')} {d.get('principal')} {d.get('operation')} "
+              f"{d.get('resource')}")
+    ok = ok and bool(denials)
     print(f"Finished in {time.monotonic() - started:.0f}s.")
     return 0 if ok else 1
 

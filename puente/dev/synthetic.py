@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from adapters.publisher import IngressPublisher
+from broker.access import agency_principal
+from broker.credentials import CLIENT_CONFIG, party_connection, party_folder
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
 from broker.topology import TopicNames
@@ -201,13 +203,16 @@ def generate(count: int, *, seed: int = 7, now: datetime | None = None) -> Itera
 
 
 async def publish_synthetic(cfg: PuenteSettings, conn: KafkaConnection, count: int, seed: int) -> Counter[str]:
-    """Publish ``count`` generated alerts, each as its agency's adapter would (signed with its MAC key)."""
+    """Publish ``count`` generated alerts, each as its agency's adapter would: signed with its MAC key,
+    and logged in as the agency when its client configuration is in its folder (else as ``conn``)."""
     by_agency: dict[str, list[dict[str, Any]]] = {}
     for alert in generate(count, seed=seed, now=datetime.now(UTC)):
         by_agency.setdefault(alert["agency"], []).append(alert)
     sent: Counter[str] = Counter()
     for agency, alerts in sorted(by_agency.items()):
         mac = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
-        async with IngressPublisher(conn, agency, mac.key_id, mac, TopicNames(cfg.topic_prefix)) as pub:
+        own = party_folder(cfg.keys, agency_principal(agency)) / CLIENT_CONFIG
+        login = party_connection(cfg.keys, agency_principal(agency), conn.timeout_s) if own.exists() else conn
+        async with IngressPublisher(login, agency, mac.key_id, mac, TopicNames(cfg.topic_prefix)) as pub:
             sent[agency] += await pub.publish(alerts)
     return sent

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from puente_testing import Env, delete_env_topics, make_env
 
+from broker.kafka import KafkaConnection
+
 
 @pytest.fixture
-async def env(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Env]:
-    made = await make_env(kafka_bootstrap, tmp_path)
+async def env(kafka_admin: KafkaConnection, tmp_path: Path) -> AsyncIterator[Env]:
+    made = await make_env(kafka_admin, tmp_path)
     yield made
     await delete_env_topics(made)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from puente_testing import Env, audit_docs, read_topic, run_broker
+from puente_testing import Env, adapter_dead_letters, audit_docs, read_topic, run_broker
 
 from adapters.config import make_context
 from adapters.registry import ADAPTERS, get
@@ -27,7 +27,8 @@ async def _adapt(env: Env, name: str, paths: list[Path]) -> Tally:
     adapter = get(name)
     ctx = make_context(adapter.agency, datetime.now(UTC))
     total = Tally()
-    for _, tally in await adapt_paths(env.cfg, env.conn, adapter, ctx, [str(p) for p in paths]):
+    login = env.login(f"agency-{adapter.agency}")
+    for _, tally in await adapt_paths(env.cfg, login, adapter, ctx, [str(p) for p in paths]):
         total.add(tally)
     return total
 
@@ -49,7 +50,7 @@ async def test_samples_publish_once_then_nothing_and_the_broker_accepts_them(env
         records = await read_topic(env.conn, env.names.ingress(agency))
         assert len(records) == n and all(r.key == r.header("puente-alert-id") for r in records)
     await run_broker(env)
-    dead = await read_topic(env.conn, env.names.deadletter)
+    dead = await adapter_dead_letters(env)
     assert [(r.header("puente-dlq-reason"), r.header("puente-dlq-detail")) for r in dead] == []
     docs = await audit_docs(env)
     decided = Counter(d["alert_id"].split(":", 1)[0] for d in docs if d["kind"] == "DECISION")
@@ -67,7 +68,7 @@ async def test_bad_records_land_in_the_dead_letter_topic_with_file_line_and_reas
         for file, records in files.items():
             want.update((name, file, reason) for reason in records.values() if reason != "ok")
     assert good == sum(r == "ok" for files in EXPECTED.values() for recs in files.values() for r in recs.values())
-    dead = await read_topic(env.conn, env.names.deadletter)
+    dead = await adapter_dead_letters(env)
 
     def header(record: object, name: str) -> str:
         return (record.header(name) or b"").decode()  # type: ignore[attr-defined]
@@ -85,7 +86,7 @@ async def test_bad_records_land_in_the_dead_letter_topic_with_file_line_and_reas
             assert r.value[:200] in file.read_bytes()
     for name, files in EXPECTED.items():
         await _adapt(env, name, [BAD / name / f for f in sorted(files)])
-    assert len(await read_topic(env.conn, env.names.deadletter)) == len(dead)
+    assert len(await adapter_dead_letters(env)) == len(dead)
 
 
 async def test_a_changed_record_under_a_published_id_is_a_conflict(env: Env, tmp_path: Path) -> None:
@@ -105,7 +106,7 @@ def test_cli_reads_stdin_and_watches_a_folder(env: Env, tmp_path: Path) -> None:
     """`adapt snm -` reads standard input; `adapt pn --watch DIR` adapts a dropped file and moves it to done/."""
     sample = _samples("snm")[0]
     cmd = [sys.executable, "-m", "puente.cli"]
-    first = subprocess.run([*cmd, "adapt", "snm", "-"], input=sample.read_bytes(), env=env.env_vars(),
+    first = subprocess.run([*cmd, "adapt", "snm", "-"], input=sample.read_bytes(), env=env.env_vars("agency-SNM"),
                            capture_output=True, timeout=120, check=False)
     assert first.returncode == 0, first.stderr.decode()[-2000:]
     assert b"snm <stdin>: read 40, published 40, duplicates 0, rejected 0" in first.stdout
@@ -115,12 +116,13 @@ def test_cli_reads_stdin_and_watches_a_folder(env: Env, tmp_path: Path) -> None:
     (drop / pn.name).write_bytes(pn.read_bytes())
     (drop / "todavia-copiando.txt.part").write_bytes(b"S")
     watched = subprocess.run([*cmd, "adapt", "pn", "--watch", str(drop), "--interval", "0.3",
-                              "--exit-when-idle", "2"], env=env.env_vars(), capture_output=True, timeout=120,
+                              "--exit-when-idle", "2"], env=env.env_vars("agency-PN"), capture_output=True, timeout=120,
                              check=False)
     assert watched.returncode == 0, watched.stderr.decode()[-2000:]
     assert f"pn {pn.name}: read 40, published 40".encode() in watched.stdout
     assert (drop / "done" / pn.name).exists() and (drop / "todavia-copiando.txt.part").exists()
-    bad = subprocess.run([*cmd, "adapt", "snm", str(BAD / "snm" / "json-invalido.jsonl")], env=env.env_vars(),
+    bad = subprocess.run([*cmd, "adapt", "snm", str(BAD / "snm" / "json-invalido.jsonl")],
+                         env=env.env_vars("agency-SNM"),
                          capture_output=True, timeout=120, check=False)
     assert bad.returncode == 1 and b"rejected 5" in bad.stdout and b"Traceback" not in bad.stderr
     assert b"json-invalido.jsonl:1: truncated" in bad.stderr

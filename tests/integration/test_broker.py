@@ -119,10 +119,10 @@ async def test_alerts_that_trickle_in_while_the_worker_commits_are_all_processed
 
     alerts = [a for a in _synthetic(600, 37) if a["agency"] == "SENAN"][:120]
     mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
-    worker, topics, _ = build_worker(env.cfg, env.conn, client_suffix="-trickle")
+    worker, topics, _ = build_worker(env.cfg, env.login("broker"), client_suffix="-trickle")
     running = asyncio.create_task(worker.run(topics))
     try:
-        async with IngressPublisher(env.conn, "SENAN", mac.key_id, mac, env.names) as pub:
+        async with IngressPublisher(env.login("agency-SENAN"), "SENAN", mac.key_id, mac, env.names) as pub:
             while not worker._owned:  # joined and holding its slots
                 await asyncio.sleep(0.05)
             for first in range(0, len(alerts), 3):

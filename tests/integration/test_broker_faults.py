@@ -30,7 +30,7 @@ from broker.audit import ChainHead, ChainWriter
 from broker.auditor import verify_topics
 from broker.crypto import SecretBytes, sign_ingress
 from broker.keystore import Keystore
-from broker.partner import Subscriber, opener_for, receipt_partition, receipt_signer
+from broker.partner import Subscriber, opener_for, receipt_signer
 from puente.dev.synthetic import generate, publish_synthetic
 from schemas import alert_codec
 
@@ -48,7 +48,7 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(env: Env
     mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
     snm_mac = Keystore(env.cfg.keys / "agencies" / "SNM").load_agency_mac("SNM")
     expected = Counter()
-    async with IngressPublisher(env.conn, "SENAN", mac.key_id, mac, env.names) as pub:
+    async with IngressPublisher(env.login("agency-SENAN"), "SENAN", mac.key_id, mac, env.names) as pub:
         junk = b"\x00\x01 not avro at all"
         await pub.send_raw(b"SENAN:junk", junk, sign_ingress("SENAN", mac.key_id, mac, junk, "SENAN:junk"))
         expected["not-avro"] += 1
@@ -82,7 +82,9 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(env: Env
         await pub.send_raw(key, value, sign_ingress("SENAN", mac.key_id, mac, value, key.decode(), eight_days_ago))
         expected["stale"] += 1  # published beyond the replay window: an old record sent again, or held back
         await pub.send_raw(*pub.frame(good))
-    # SNM signs an SNM alert but sends it to SENAN's topic: origin does not match the topic.
+    # SNM signs an SNM alert but sends it to SENAN's topic: origin does not match the topic. Kafka's ACLs
+    # refuse SNM's login that topic (test_zero_trust); sent with the admin's rights, as if the ACLs were
+    # wrong, the MAC check still catches it.
     snm = _alerts("SNM", 1, seed=4)[0]
     async with IngressPublisher(env.conn, "SNM", snm_mac.key_id, snm_mac, env.names) as pub:
         key, value, headers = pub.frame(snm)
@@ -113,7 +115,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None
     total = 2500
     await publish_synthetic(env.cfg, env.conn, total, seed=99)
     partners = len(env.policy.partners)
-    first = subprocess.Popen(cli("broker", "run", "--exit-when-idle", "30"), env=env.env_vars(),
+    first = subprocess.Popen(cli("broker", "run", "--exit-when-idle", "30"), env=env.env_vars("broker"),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
@@ -125,7 +127,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(30)
-    second = subprocess.run(cli("broker", "run", "--exit-when-idle", "4"), env=env.env_vars(),
+    second = subprocess.run(cli("broker", "run", "--exit-when-idle", "4"), env=env.env_vars("broker"),
                             capture_output=True, text=True, timeout=240, check=False)
     assert second.returncode == 0, second.stderr[-2000:]
 
@@ -141,7 +143,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None
     # The killed worker left work behind that was aborted, not lost: read_uncommitted sees more.
     committed = await read_topic(env.conn, env.names.decisions)
     assert len(await read_topic(env.conn, env.names.decisions, committed=False)) >= len(committed)
-    reports = await verify_topics(env.conn, {env.names.decisions: "decisions"}, env.checks())
+    reports = await verify_topics(env.login("auditor"), {env.names.decisions: "decisions"}, env.checks())
     assert [f for r in reports for f in r.findings] == []
 
 
@@ -149,7 +151,8 @@ async def test_audit_verify_finds_a_planted_edit(env: Env) -> None:
     """An audit record re-written with one field changed is reported by `puente audit verify`."""
     await publish_synthetic(env.cfg, env.conn, 80, seed=21)
     await run_broker(env)
-    ok = subprocess.run(cli("audit", "verify"), env=env.env_vars(), capture_output=True, text=True, check=False)
+    ok = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                        check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "no problems" in ok.stdout
 
@@ -164,7 +167,8 @@ async def test_audit_verify_finds_a_planted_edit(env: Env) -> None:
         await producer.send_and_wait(env.names.decisions, json.dumps(doc).encode(), partition=victim.partition)
     finally:
         await producer.stop()
-    bad = subprocess.run(cli("audit", "verify"), env=env.env_vars(), capture_output=True, text=True, check=False)
+    bad = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                         check=False)
     assert bad.returncode == 1
     assert "edited" in bad.stdout and f"[{victim.partition}]" in bad.stdout
 
@@ -179,40 +183,42 @@ async def test_audit_log_lists_only_what_verifies_and_verify_names_each_forgery(
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
     partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
     opener = opener_for(partner, env.key_file(partner), None)
-    stats = await Subscriber(env.conn, partner, env.feed(partner), env.names.access, opener, alert_codec(),
-                             signer=receipt_signer(partner, env.key_file(partner), None)).run(io.StringIO(),
-                                                                                               idle_exit_s=3)
+    stats = await Subscriber(env.login(f"partner-{partner}"), partner, env.feed(partner), env.names.receipts(partner),
+                             opener, alert_codec(), signer=receipt_signer(partner, env.key_file(partner), None)).run(
+        io.StringIO(), idle_exit_s=3)
     other = next(p for p in env.policy.partners if p != partner)
-    producer = AIOKafkaProducer(**env.conn.aiokafka())
+    mine = env.names.receipts(partner)
+    producer = AIOKafkaProducer(**env.conn.aiokafka())  # the admin may write anywhere: a forger with its power
     await producer.start()
     try:
-        receipt = ChainWriter(env.names.access, 0, checkpoint_every=1 << 62, chain=f"{other}/x").append(
+        receipt = ChainWriter(mine, 0, checkpoint_every=1 << 62, chain=f"{other}/x").append(
             "RECEIPT", {"partner": other, "alert_id": "forged-receipt", "status": "RECEIVED"})
         entry = {"kind": "ALERT", "alert_id": "forged-block", "decisions": [{"partner": other, "decision": "DELIVER"}]}
-        in_receipts = ChainWriter(env.names.access, 0, chain=partner).block([entry], "x-sign-1", lambda _: b"s", "t")
+        in_receipts = ChainWriter(mine, 0, chain=partner).block([entry], "x-sign-1", lambda _: b"s", "t")
         in_decisions = ChainWriter(env.names.decisions, 0, ChainHead(10_000, "0" * 64)).block(
             [entry], "broker-sign-2026a", lambda _: b"\x00" * 64, "t")
-        await producer.send_and_wait(env.names.access, receipt, partition=0)
-        await producer.send_and_wait(env.names.access, in_receipts, partition=0)
-        await producer.send_and_wait(env.names.access, b'{"kind": ["RECEIPT"], "seq": 0}', partition=0)
+        await producer.send_and_wait(mine, receipt, partition=0)
+        await producer.send_and_wait(mine, in_receipts, partition=0)
+        await producer.send_and_wait(mine, b'{"kind": ["RECEIPT"], "seq": 0}', partition=0)
         await producer.send_and_wait(env.names.decisions, in_decisions, partition=0)
     finally:
         await producer.stop()
 
-    verify = subprocess.run(cli("audit", "verify"), env=env.env_vars(), capture_output=True, text=True, check=False)
+    verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                            check=False)
     assert verify.returncode == 1 and "Traceback" not in verify.stderr
-    for problem in (f"chain {other}/x: 1 receipt record(s)", f"'BLOCK' record in {partner}'s receipt chain",
-                    "not an audit record", "has an invalid signature"):
+    for problem in (f"chain {other}/x in {partner}'s receipts topic", f"chain {other}/x: 1 receipt record(s)",
+                    f"'BLOCK' record in {partner}'s receipt chain", "not an audit record", "has an invalid signature"):
         assert problem in verify.stdout, problem
-    log = subprocess.run(cli("audit", "log", "--json"), env=env.env_vars(), capture_output=True, text=True,
+    log = subprocess.run(cli("audit", "log", "--json"), env=env.env_vars("auditor"), capture_output=True, text=True,
                          check=False)
     assert log.returncode == 0 and "Traceback" not in log.stderr
     rows = [json.loads(line) for line in log.stdout.splitlines()]
     assert not [r for r in rows if str(r.get("alert_id", "")).startswith("forged")]
     assert Counter(r["kind"] for r in rows) == {"DECISION": len(docs), "RECEIPT": stats.received}
     assert "4 audit record(s) left out as unsound" in log.stderr
-    table = subprocess.run(cli("audit", "log", "--partner", partner, "--kind", "receipt"), env=env.env_vars(),
-                           capture_output=True, text=True, check=False)
+    table = subprocess.run(cli("audit", "log", "--partner", partner, "--kind", "receipt"),
+                           env=env.env_vars("auditor"), capture_output=True, text=True, check=False)
     assert table.returncode == 0 and f"{stats.received} record(s)" in table.stderr
 
 
@@ -225,16 +231,17 @@ async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
     want = {d["alert_id"] for d in docs if d["partner"] == partner and d["decision"] != "WITHHOLD"}
     out = tmp_path / "feed.jsonl"
     run = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(partner)), "--out", str(out)),
-                         env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
+                         env=env.env_vars(f"partner-{partner}"), capture_output=True, text=True, timeout=120,
+                         check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert {line["alert_id"] for line in lines} == want and len(lines) == len(want)
-    receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.access)]
+    receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts(partner))]
     assert Counter(r["status"] for r in receipts if r["chain"] == partner and r["kind"] == "RECEIPT") == \
         {"RECEIVED": len(want)}
     # Each batch's receipts end with the partner's signature over its chain: nothing left unsigned.
     assert receipts[-1]["kind"] == "CHECKPOINT" and receipts[-1]["signer"].startswith(f"{partner}-rcpt-")
-    reports = await verify_topics(env.conn, {env.names.access: "receipts"}, env.checks())
+    reports = await verify_topics(env.login("auditor"), {env.names.receipts(partner): "receipts"}, env.checks())
     assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
 
 
@@ -252,17 +259,15 @@ async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_rec
     signer = receipt_signer(partner, env.key_file(partner), None)
 
     def subscriber() -> Subscriber:
-        return Subscriber(env.conn, partner, env.feed(partner), env.names.access, opener, alert_codec(),
-                          signer=signer)
+        return Subscriber(env.login(f"partner-{partner}"), partner, env.feed(partner), env.names.receipts(partner),
+                          opener, alert_codec(), signer=signer)
 
     zombie = AIOKafkaProducer(**env.conn.aiokafka(), transactional_id=subscriber().transactional_id)
     await zombie.start()
     await zombie.begin_transaction()
-    partitions = await zombie.partitions_for(env.names.access)
     forged = {"v": 1, "kind": "RECEIPT", "chain": partner, "seq": 0, "prev": "0" * 64, "partner": partner,
               "alert_id": "never-received", "status": "RECEIVED", "hash": "0" * 64}
-    await zombie.send_and_wait(env.names.access, json.dumps(forged).encode(),
-                               partition=receipt_partition(partner, len(partitions)))
+    await zombie.send_and_wait(env.names.receipts(partner), json.dumps(forged).encode(), partition=0)
     first, second = io.StringIO(), io.StringIO()
     try:
         stats = await subscriber().run(first, idle_exit_s=3, limit=5)  # fences the zombie; stops after a batch
@@ -275,40 +280,41 @@ async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_rec
     await subscriber().run(second, idle_exit_s=3)
     lines = [json.loads(line) for out in (first, second) for line in out.getvalue().splitlines()]
     assert sorted(line["alert_id"] for line in lines) == sorted(want)  # each once, across both runs
-    receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.access)]
+    receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts(partner))]
     mine = [r for r in receipts if r.get("chain") == partner]
     assert sorted(r["alert_id"] for r in mine if r["kind"] == "RECEIPT") == sorted(want)
     assert [r["seq"] for r in mine] == list(range(len(mine)))  # one chain, no fork, no gap
-    reports = await verify_topics(env.conn, {env.names.access: "receipts"}, env.checks())
+    reports = await verify_topics(env.login("auditor"), {env.names.receipts(partner): "receipts"}, env.checks())
     assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
 
 
 async def test_a_subscriber_waits_out_another_writers_open_transaction_before_reading_its_chain(env: Env) -> None:
-    """Receipt chains share partitions. A read_committed reader stops where another writer's transaction
-    is still open, which would hide this chain's own later receipts and fork it: the subscriber waits for
-    that transaction to end, then continues its chain where it really ends."""
+    """Receipt chains of a partner's subscriber instances share its receipts topic. A read_committed reader
+    stops where another instance's transaction is still open, which would hide this chain's own later
+    receipts and fork it: the subscriber waits for that transaction to end, then continues its chain where
+    it really ends."""
     await publish_synthetic(env.cfg, env.conn, 120, seed=29)
     await run_broker(env)
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
     partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
     opener = opener_for(partner, env.key_file(partner), None)
     signer = receipt_signer(partner, env.key_file(partner), None)
-    sub = Subscriber(env.conn, partner, env.feed(partner), env.names.access, opener, alert_codec(),
-                     signer=signer)
-    other = AIOKafkaProducer(**env.conn.aiokafka(), transactional_id="another-writer")
+    sub = Subscriber(env.login(f"partner-{partner}"), partner, env.feed(partner), env.names.receipts(partner), opener,
+                     alert_codec(), signer=signer)
+    other = AIOKafkaProducer(**env.conn.aiokafka(), transactional_id="another-instance")
     earlier = AIOKafkaProducer(**env.conn.aiokafka(), transactional_id=sub.transactional_id)
     await other.start()
     await earlier.start()
     try:
-        part = receipt_partition(partner, len(await other.partitions_for(env.names.access)))
-        await other.begin_transaction()  # another partner's subscriber, mid-batch
-        await other.send_and_wait(env.names.access, b'{"chain": "OTHER"}', partition=part)
-        # This partner's earlier run committed a receipt after the other transaction began.
-        chain = ChainWriter(env.names.access, part, checkpoint_every=1 << 62, chain=partner)
+        topic, part = env.names.receipts(partner), 0
+        await other.begin_transaction()  # another instance's subscriber, mid-batch
+        await other.send_and_wait(topic, b'{"chain": "OTHER"}', partition=part)
+        # This instance's earlier run committed a receipt after the other transaction began.
+        chain = ChainWriter(topic, part, checkpoint_every=1 << 62, chain=partner)
         async with earlier.transaction():
-            await earlier.send(env.names.access, chain.append("RECEIPT", {
+            await earlier.send(topic, chain.append("RECEIPT", {
                 "partner": partner, "alert_id": "earlier", "status": "RECEIVED"}), partition=part)
-            await earlier.send(env.names.access, chain.checkpoint(signer.key_id, signer.sign, "t"), partition=part)
+            await earlier.send(topic, chain.checkpoint(signer.key_id, signer.sign, "t"), partition=part)
         await earlier.stop()
         task = asyncio.ensure_future(sub.run(io.StringIO(), idle_exit_s=2))
         await asyncio.sleep(2)
@@ -319,10 +325,10 @@ async def test_a_subscriber_waits_out_another_writers_open_transaction_before_re
     finally:
         await other.stop()
         await earlier.stop()
-    mine = [json.loads(r.value) for r in await read_topic(env.conn, env.names.access)]
+    mine = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts(partner))]
     mine = [r for r in mine if r.get("chain") == partner]
     assert [r["seq"] for r in mine] == list(range(len(mine))) and mine[0]["alert_id"] == "earlier"
-    reports = await verify_topics(env.conn, {env.names.access: "receipts"}, env.checks())
+    reports = await verify_topics(env.login("auditor"), {env.names.receipts(partner): "receipts"}, env.checks())
     assert [f.problem for r in reports for f in r.findings] == []
 
 
@@ -337,7 +343,8 @@ async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path:
     own_receipt_key = folder / f"{Keystore(folder).load_receipt_key(partner).key_id}.json"
     run = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(other)),
                              "--sign-key", str(own_receipt_key), "--out", str(tmp_path / "x.jsonl")),
-                         env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
+                         env=env.env_vars(f"partner-{partner}"), capture_output=True, text=True, timeout=120,
+                         check=False)
     assert run.returncode == 3 and "Traceback" not in run.stderr
     assert f"is not a decryption key of {partner}" in run.stderr
     assert not (tmp_path / "x.jsonl").exists() or (tmp_path / "x.jsonl").read_text() == ""
@@ -349,7 +356,8 @@ async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path:
     unsigned = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(lone / env.key_file(partner).name),
                                   "--verify-key", str(folder / "broker-sign-2026a.json"),
                                   "--out", str(tmp_path / "y.jsonl")),
-                              env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
+                              env=env.env_vars(f"partner-{partner}"), capture_output=True, text=True, timeout=120,
+                              check=False)
     assert unsigned.returncode == 3 and "Traceback" not in unsigned.stderr
     assert f"no partner-signing key for '{partner}'" in unsigned.stderr and "--sign-key" in unsigned.stderr
 
@@ -358,7 +366,7 @@ async def test_sigterm_stops_cleanly_after_the_batch_in_flight(env: Env) -> None
     """SIGTERM ends `puente broker run` with exit 0 and a final log line (every line JSON when asked, aiokafka's
     included); a restart finishes the rest exactly once."""
     await publish_synthetic(env.cfg, env.conn, 1500, seed=42)
-    proc = subprocess.Popen(cli("broker", "run"), env={**env.env_vars(), "PUENTE_LOG_FORMAT": "json"},
+    proc = subprocess.Popen(cli("broker", "run"), env={**env.env_vars("broker"), "PUENTE_LOG_FORMAT": "json"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(600):
@@ -383,11 +391,11 @@ async def test_replay_after_a_restart_is_caught_from_the_audit_trail(env: Env) -
     """A new worker rebuilds the replay window from the audit partition: a replay sent later is still refused."""
     first, second = _alerts("SNM", 2, seed=8)
     mac = Keystore(env.cfg.keys / "agencies" / "SNM").load_agency_mac("SNM")
-    async with IngressPublisher(env.conn, "SNM", mac.key_id, mac, env.names) as pub:
+    async with IngressPublisher(env.login("agency-SNM"), "SNM", mac.key_id, mac, env.names) as pub:
         framed = pub.frame(first)
         await pub.send_raw(*framed)
     await run_broker(env, idle=1.0)
-    async with IngressPublisher(env.conn, "SNM", mac.key_id, mac, env.names) as pub:
+    async with IngressPublisher(env.login("agency-SNM"), "SNM", mac.key_id, mac, env.names) as pub:
         await pub.send_raw(*framed)  # the same bytes and headers, captured and sent again
         await pub.send_raw(*pub.frame(second))
     await run_broker(env, idle=1.0)

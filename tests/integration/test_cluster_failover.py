@@ -8,14 +8,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from broker.kafka import KafkaConnection
 from puente.dev.localkafka import LocalKafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
 
 
-async def _produce(bootstrap: str, topic: str, start: int, count: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                request_timeout_ms=30_000)
+async def _produce(conn: KafkaConnection, topic: str, start: int, count: int) -> None:
+    producer = AIOKafkaProducer(**conn.aiokafka(), acks="all", enable_idempotence=True, request_timeout_ms=30_000)
     await producer.start()
     try:
         for i in range(start, start + count):
@@ -25,9 +25,8 @@ async def _produce(bootstrap: str, topic: str, start: int, count: int) -> None:
         await producer.stop()
 
 
-async def _read_all(bootstrap: str, topic: str, want: int) -> list[bytes]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+async def _read_all(conn: KafkaConnection, topic: str, want: int) -> list[bytes]:
+    consumer = AIOKafkaConsumer(topic, **conn.aiokafka(), auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     got: list[bytes] = []
     try:
@@ -44,8 +43,8 @@ async def _read_all(bootstrap: str, topic: str, want: int) -> list[bytes]:
 
 async def test_acks_all_messages_survive_a_stopped_node(local_cluster: LocalKafka) -> None:
     """With replication 3 and min ISR 2, messages acknowledged before and after a node stops are all readable."""
-    bootstrap = local_cluster.bootstrap
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    bootstrap = local_cluster.admin_connection()
+    admin = AIOKafkaAdminClient(**bootstrap.aiokafka())
     await admin.start()
     try:
         await admin.create_topics([NewTopic("failover", 3, 3, topic_configs={"min.insync.replicas": "2"})])

@@ -14,7 +14,7 @@ from puente_testing import Env, audit_docs, cli, read_topic, run_broker
 
 from broker.audit import ChainHead, ChainWriter
 from broker.keystore import Keystore
-from broker.partner import Subscriber, opener_for, receipt_partition, receipt_signer
+from broker.partner import Subscriber, opener_for, receipt_signer
 from puente.dev.synthetic import publish_synthetic
 from puente.errors import AuditChainError
 from schemas import alert_codec
@@ -35,13 +35,14 @@ async def _delivered(env: Env, count: int, seed: int) -> tuple[str, set[str], se
 
 def _subscriber(env: Env, partner: str, instance: str = "main") -> Subscriber:
     key = env.key_file(partner)
-    return Subscriber(env.conn, partner, env.feed(partner), env.names.access,
+    return Subscriber(env.login(f"partner-{partner}"), partner, env.feed(partner), env.names.receipts(partner),
                       opener_for(partner, key, None), alert_codec(), instance=instance,
                       signer=receipt_signer(partner, key, None))
 
 
 def _verify(env: Env) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli("audit", "verify"), env=env.env_vars(), capture_output=True, text=True, check=False)
+    return subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                          check=False)
 
 
 async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_path: Path) -> None:
@@ -60,7 +61,8 @@ async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_p
     sign_key = own / f"{Keystore(own).load_receipt_key(partner).key_id}.json"
     wrong = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(fake), "--sign-key", str(sign_key),
                                "--verify-key", str(own / "broker-sign-2026a.json"), "--out", str(tmp_path / "w")),
-                           env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
+                           env=env.env_vars(f"partner-{partner}"), capture_output=True, text=True, timeout=120,
+                           check=False)
     assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
     error = [line for line in wrong.stderr.splitlines() if line.startswith("puente: error:")]
     assert len(error) == 1 and "stopped at" in error[0] and "Nothing past it was committed" in error[0]
@@ -68,11 +70,12 @@ async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_p
 
     right = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(partner)),
                                "--out", str(tmp_path / "r")),
-                           env=env.env_vars(), capture_output=True, text=True, timeout=120, check=False)
+                           env=env.env_vars(f"partner-{partner}"), capture_output=True, text=True, timeout=120,
+                           check=False)
     assert right.returncode == 0, right.stderr[-2000:]
     got = [json.loads(line)["alert_id"] for line in (tmp_path / "r").read_text().splitlines()]
     assert sorted(got) == sorted(want)
-    receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.access)]
+    receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts(partner))]
     statuses = Counter(r["status"].split(":")[0] for r in receipts if r.get("kind") == "RECEIPT")
     assert statuses == {"RECEIVED": len(want), "REJECTED": 1}  # the stop is on the record, for auditors
     verify = _verify(env)
@@ -85,32 +88,33 @@ async def test_a_forged_receipt_is_reported_and_never_signed_over(env: Env, tmp_
     partner, want, withheld = await _delivered(env, 200, seed=43)
     first = await _subscriber(env, partner).run(io.StringIO(), idle_exit_s=3, limit=5)
     assert first.received >= 5
-    part = receipt_partition(partner, env.cfg.feed_partitions)
-    mine = [r for r in await read_topic(env.conn, env.names.access)
+    part = 0
+    mine = [r for r in await read_topic(env.conn, env.names.receipts(partner))
             if json.loads(r.value).get("chain") == partner]
     head = ChainHead.after(json.loads(mine[-1].value))
     victim = sorted(withheld)[0]
-    forged = ChainWriter(env.names.access, part, head, checkpoint_every=1 << 62, chain=partner).append(
+    forged = ChainWriter(env.names.receipts(partner), part, head, checkpoint_every=1 << 62, chain=partner).append(
         "RECEIPT", {"partner": partner, "alert_id": victim, "status": "RECEIVED", "feed": "x", "at": "t"})
     producer = AIOKafkaProducer(**env.conn.aiokafka())
     await producer.start()
     try:
-        await producer.send_and_wait(env.names.access, forged, partition=part)
+        await producer.send_and_wait(env.names.receipts(partner), forged, partition=part)
     finally:
         await producer.stop()
     assert _verify(env).returncode == 1
 
     again = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(partner)),
                                "--out", str(tmp_path / "again")),
-                           env=env.env_vars(), capture_output=True, text=True, timeout=180, check=False)
+                           env=env.env_vars(f"partner-{partner}"), capture_output=True, text=True, timeout=180,
+                           check=False)
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert f"receipt chain {partner} " in again.stderr and "will not sign over" in again.stderr
     with pytest.raises(AuditChainError):
         await _subscriber(env, partner).run(io.StringIO(), idle_exit_s=2)
     verify = _verify(env)
     assert verify.returncode == 1 and f"chain {partner}: 1 receipt record(s)" in verify.stdout
-    log = subprocess.run(cli("audit", "log", "--json", "--alert", victim), env=env.env_vars(), capture_output=True,
-                         text=True, check=False)
+    log = subprocess.run(cli("audit", "log", "--json", "--alert", victim), env=env.env_vars("auditor"),
+                         capture_output=True, text=True, check=False)
     assert [json.loads(line)["kind"] for line in log.stdout.splitlines()] == ["DECISION"] * len(env.policy.partners)
 
     # A new instance starts a chain of its own and receives the rest.
@@ -123,8 +127,8 @@ async def test_a_receipt_for_an_alert_never_delivered_is_reported(env: Env) -> N
     reported by `audit verify` and left out of `audit log`."""
     partner, _, withheld = await _delivered(env, 150, seed=47)
     signer = receipt_signer(partner, env.key_file(partner), None)
-    part = receipt_partition(partner, env.cfg.feed_partitions)
-    chain = ChainWriter(env.names.access, part, checkpoint_every=1 << 62, chain=f"{partner}/rogue")
+    part = 0
+    chain = ChainWriter(env.names.receipts(partner), part, checkpoint_every=1 << 62, chain=f"{partner}/rogue")
     victim = sorted(withheld)[0]
     records = [chain.append("RECEIPT", {"partner": partner, "alert_id": victim, "status": "RECEIVED"}),
                chain.checkpoint(signer.key_id, signer.sign, "t")]
@@ -132,12 +136,12 @@ async def test_a_receipt_for_an_alert_never_delivered_is_reported(env: Env) -> N
     await producer.start()
     try:
         for value in records:
-            await producer.send_and_wait(env.names.access, value, partition=part)
+            await producer.send_and_wait(env.names.receipts(partner), value, partition=part)
     finally:
         await producer.stop()
     verify = _verify(env)
     assert verify.returncode == 1 and "which the audited decisions never delivered" in verify.stdout
-    log = subprocess.run(cli("audit", "log", "--json", "--kind", "receipt"), env=env.env_vars(),
+    log = subprocess.run(cli("audit", "log", "--json", "--kind", "receipt"), env=env.env_vars("auditor"),
                          capture_output=True, text=True, check=False)
     assert victim not in log.stdout
 
@@ -159,7 +163,7 @@ async def test_the_broker_will_not_extend_an_audit_chain_it_did_not_sign(env: En
         await producer.send_and_wait(env.names.decisions, forged, partition=0)
     finally:
         await producer.stop()
-    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars(), capture_output=True,
+    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"), capture_output=True,
                          text=True, timeout=120, check=False)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "cannot be continued" in run.stderr and "does not verify" in run.stderr

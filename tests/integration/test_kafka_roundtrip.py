@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from broker.kafka import KafkaConnection
 from puente.dev.synthetic import generate
 from schemas import alert_codec
 
 pytestmark = pytest.mark.kafka
 
 
-async def _consume(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, bytes]]:
+async def _consume(conn: KafkaConnection, topic: str, count: int) -> list[tuple[bytes, bytes]]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        topic, **conn.aiokafka(), auto_offset_reset="earliest", enable_auto_commit=False,
         isolation_level="read_committed",
     )
     await consumer.start()
@@ -30,12 +31,12 @@ async def _consume(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, 
     return got
 
 
-async def test_alerts_round_trip_through_kafka(kafka_bootstrap: str, topic_factory) -> None:
+async def test_alerts_round_trip_through_kafka(kafka_admin: KafkaConnection, topic_factory) -> None:
     """Alerts produced as single-object Avro to a real topic decode back to the same values."""
     topic = await topic_factory("roundtrip")
     alerts = list(generate(300, seed=5))
     codec = alert_codec()
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_admin.aiokafka(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for alert in alerts:
@@ -43,7 +44,7 @@ async def test_alerts_round_trip_through_kafka(kafka_bootstrap: str, topic_facto
         await producer.flush()
     finally:
         await producer.stop()
-    got = await _consume(kafka_bootstrap, topic, len(alerts))
+    got = await _consume(kafka_admin, topic, len(alerts))
     assert len(got) == len(alerts)
     by_id = {a["alert_id"]: a for a in alerts}
     for key, value in got:
@@ -52,7 +53,7 @@ async def test_alerts_round_trip_through_kafka(kafka_bootstrap: str, topic_facto
         assert decoded == by_id[decoded["alert_id"]]
 
 
-async def test_bad_records_on_a_topic_are_errors_not_crashes(kafka_bootstrap: str, topic_factory) -> None:
+async def test_bad_records_on_a_topic_are_errors_not_crashes(kafka_admin: KafkaConnection, topic_factory) -> None:
     """Garbage and foreign records read from Kafka raise codec errors one by one; good ones still decode."""
     from puente.errors import CodecError
 
@@ -60,7 +61,7 @@ async def test_bad_records_on_a_topic_are_errors_not_crashes(kafka_bootstrap: st
     codec = alert_codec()
     good = next(generate(1, seed=9))
     values = [b"not avro", codec.encode(good), b"\xc3\x01" + b"\xff" * 8 + b"body", b""]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = AIOKafkaProducer(**kafka_admin.aiokafka())
     await producer.start()
     try:
         for value in values:
@@ -68,7 +69,7 @@ async def test_bad_records_on_a_topic_are_errors_not_crashes(kafka_bootstrap: st
     finally:
         await producer.stop()
     outcomes = []
-    for _, value in await _consume(kafka_bootstrap, topic, len(values)):
+    for _, value in await _consume(kafka_admin, topic, len(values)):
         try:
             outcomes.append(codec.decode(value)["alert_id"])
         except CodecError as exc:

@@ -10,19 +10,20 @@ import pytest
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from puente_testing import Env, cli
 
-from broker.kafka import Admin, connection
+from broker.kafka import Admin, KafkaConnection
 from broker.keystore import provision_all
 from puente.settings import PuenteSettings
 
 pytestmark = pytest.mark.kafka
 
 
-def _fresh(kafka_bootstrap: str, tmp_path: Path, **overrides: object) -> dict[str, str]:
-    """PUENTE_* variables for a deployment whose topics do not exist yet (keys made)."""
+def _fresh(kafka_admin: KafkaConnection, tmp_path: Path, **overrides: object) -> dict[str, str]:
+    """PUENTE_* variables for a deployment whose topics do not exist yet (keys made), as the admin."""
     prefix = f"op-{uuid.uuid4().hex[:8]}"
-    cfg = PuenteSettings(bootstrap=kafka_bootstrap, topic_prefix=prefix, keys=tmp_path / "keys")
+    cfg = PuenteSettings(bootstrap=kafka_admin.bootstrap, topic_prefix=prefix, keys=tmp_path / "keys")
     provision_all(cfg)
-    out = {"PUENTE_BOOTSTRAP": kafka_bootstrap, "PUENTE_TOPIC_PREFIX": prefix, "PUENTE_KEYS": str(tmp_path / "keys")}
+    out = {"PUENTE_BOOTSTRAP": kafka_admin.bootstrap, "PUENTE_CLIENT_CONFIG": kafka_admin.source,
+           "PUENTE_TOPIC_PREFIX": prefix, "PUENTE_KEYS": str(tmp_path / "keys")}
     out.update({f"PUENTE_{k.upper()}": str(v) for k, v in overrides.items()})
     return out
 
@@ -34,33 +35,33 @@ def _run(variables: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
                           check=False)
 
 
-async def _topics(kafka_bootstrap: str, prefix: str) -> dict[str, int]:
-    admin = Admin(connection(PuenteSettings(bootstrap=kafka_bootstrap)))
+async def _topics(kafka_admin: KafkaConnection, prefix: str) -> dict[str, int]:
+    admin = Admin(kafka_admin)
     metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=10))
     return {n: len(t.partitions) for n, t in metadata.topics.items() if n.startswith(prefix + ".")}
 
 
-async def test_a_replication_larger_than_the_cluster_fails_and_claims_nothing(kafka_bootstrap: str,
+async def test_a_replication_larger_than_the_cluster_fails_and_claims_nothing(kafka_admin: KafkaConnection,
                                                                               tmp_path: Path) -> None:
     """`topics apply` with replication 3 on one node reports every topic failed, names why, exits 1, and no
     topic exists afterwards."""
-    variables = _fresh(kafka_bootstrap, tmp_path, replication=3)
+    variables = _fresh(kafka_admin, tmp_path, replication=3)
     done = _run(variables, "topics", "apply")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "created" not in done.stdout and "failed" in done.stdout
     assert "replication" in done.stdout.lower()
-    assert await _topics(kafka_bootstrap, variables["PUENTE_TOPIC_PREFIX"]) == {}
+    assert await _topics(kafka_admin, variables["PUENTE_TOPIC_PREFIX"]) == {}
 
 
-async def test_a_second_apply_changes_only_what_puente_owns(kafka_bootstrap: str, tmp_path: Path) -> None:
+async def test_a_second_apply_changes_only_what_puente_owns(kafka_admin: KafkaConnection, tmp_path: Path) -> None:
     """A setting an operator set by hand on a key Puente does not own survives a second apply; one Puente owns
     and that drifted is set back and named; the rest reads unchanged."""
-    variables = _fresh(kafka_bootstrap, tmp_path)
+    variables = _fresh(kafka_admin, tmp_path)
     first = _run(variables, "topics", "apply")
     assert first.returncode == 0, first.stdout + first.stderr
     assert first.stdout.count(" created ") >= 9
     topic = f"{variables['PUENTE_TOPIC_PREFIX']}.deadletter"
-    admin = Admin(connection(PuenteSettings(bootstrap=kafka_bootstrap)))
+    admin = Admin(kafka_admin)
     change = [ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
         ConfigEntry("max.message.bytes", "2000000", incremental_operation=AlterConfigOpType.SET),
         ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])]
@@ -76,22 +77,22 @@ async def test_a_second_apply_changes_only_what_puente_owns(kafka_bootstrap: str
     assert described[resource]["max.message.bytes"].value == "2000000"
 
 
-async def test_apply_refuses_to_change_the_ingress_partitions(kafka_bootstrap: str, tmp_path: Path) -> None:
+async def test_apply_refuses_to_change_the_ingress_partitions(kafka_admin: KafkaConnection, tmp_path: Path) -> None:
     """Ingress partitions are slots: a later apply with another count refuses, explains, exits 1, and leaves
     every ingress topic as it was."""
-    variables = _fresh(kafka_bootstrap, tmp_path)
+    variables = _fresh(kafka_admin, tmp_path)
     assert _run(variables, "topics", "apply").returncode == 0
     done = _run({**variables, "PUENTE_INGRESS_PARTITIONS": "6"}, "topics", "apply")
     assert done.returncode == 1
     assert "refused" in done.stdout and "slot" in done.stdout
-    topics = await _topics(kafka_bootstrap, variables["PUENTE_TOPIC_PREFIX"])
+    topics = await _topics(kafka_admin, variables["PUENTE_TOPIC_PREFIX"])
     assert all(n == 3 for name, n in topics.items() if ".ingress." in name)
 
 
-async def test_verify_fails_where_there_is_nothing_to_verify(kafka_bootstrap: str, tmp_path: Path) -> None:
+async def test_verify_fails_where_there_is_nothing_to_verify(kafka_admin: KafkaConnection, tmp_path: Path) -> None:
     """`audit verify` and `audit log` under a prefix with no audit topics fail (exit 3) naming the prefix, instead of
     reporting "no problems"; `broker run` there refuses to start instead of idling."""
-    variables = _fresh(kafka_bootstrap, tmp_path)
+    variables = _fresh(kafka_admin, tmp_path)
     for args in (("audit", "verify"), ("audit", "log")):
         done = _run(variables, *args)
         assert done.returncode == 3, done.stdout + done.stderr
@@ -112,8 +113,9 @@ async def test_the_metrics_endpoint_of_a_running_broker_parses(env: Env, tmp_pat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(cli("broker", "run", "--metrics-port", str(port)), env={**os.environ, **env.env_vars()},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cli("broker", "run", "--metrics-port", str(port)),
+                            env={**os.environ, **env.env_vars("broker")}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         ready = False
         for _ in range(200):

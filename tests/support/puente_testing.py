@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.access import parties, plan
 from broker.audit import flatten
 from broker.auditor import signature_checks
+from broker.credentials import CLIENT_CONFIG, apply_users, party_connection, party_folder
 from broker.kafka import (
     Admin,
     KafkaConnection,
@@ -26,7 +28,8 @@ from broker.kafka import (
     reader,
     running,
 )
-from broker.keystore import provision_all
+from broker.kafka.acls import acl_changes, apply_acls, cluster_acls
+from broker.keystore import auditor_path, provision_all
 from broker.partner import open_record
 from broker.service import build_worker
 from broker.topology import TopicNames
@@ -38,19 +41,28 @@ from schemas import alert_codec
 
 @dataclass
 class Env:
-    """One isolated Puente: its settings (own topic prefix and keys) and policy set."""
+    """One isolated Puente: its settings (own topic prefix and keys), its policy set, and every party's
+    own login (``users apply``) with the ACLs the policy implies (``acls apply``)."""
 
     cfg: PuenteSettings
     policy: PolicySet
 
     @property
     def conn(self) -> KafkaConnection:
-        """The connection every client of this environment uses."""
+        """The admin's connection: what the tests use to set up, inspect and forge."""
         return connection(self.cfg)
+
+    def login(self, principal: str) -> KafkaConnection:
+        """A party's own connection (``broker``, ``auditor``, ``agency-SNM``, ``partner-COL``...)."""
+        return party_connection(self.cfg.keys, principal)
+
+    def config(self, principal: str) -> Path:
+        """A party's client configuration file."""
+        return party_folder(self.cfg.keys, principal) / CLIENT_CONFIG
 
     def checks(self) -> Any:
         """The signature checks auditors use: every signing key in the broker's keystore."""
-        return signature_checks(self.cfg.keys / "broker", None)
+        return signature_checks(auditor_path(self.cfg.keys), None)
 
     @property
     def names(self) -> TopicNames:
@@ -63,10 +75,12 @@ class Env:
         kid = self.policy.partners[partner].encryption_key_id
         return self.cfg.keys / "partners" / partner / f"{kid}.json"
 
-    def env_vars(self) -> dict[str, str]:
-        """The PUENTE_* variables that make a CLI subprocess use this environment."""
+    def env_vars(self, principal: str | None = None) -> dict[str, str]:
+        """The PUENTE_* variables that make a CLI subprocess use this environment, logged in as
+        ``principal`` (default: the admin)."""
         out = dict(os.environ)
         out.update({
+            "PUENTE_CLIENT_CONFIG": str(self.config(principal) if principal else self.cfg.client_config),
             "PUENTE_BOOTSTRAP": self.cfg.bootstrap or "",
             "PUENTE_TOPIC_PREFIX": self.cfg.topic_prefix,
             "PUENTE_KEYS": str(self.cfg.keys),
@@ -75,27 +89,62 @@ class Env:
         return out
 
 
-async def make_env(bootstrap: str, tmp: Path, **overrides: Any) -> Env:
-    cfg = PuenteSettings(bootstrap=bootstrap, topic_prefix=f"t-{uuid.uuid4().hex[:10]}", keys=tmp / "keys",
-                         **overrides)
+LOGINS = Path(os.environ.get("PUENTE_TEST_LOGINS", "/tmp/puente-test-logins"))  # noqa: S108 - a test cache
+
+
+def _reuse_logins(keys: Path) -> None:
+    """Copy the parties' client configurations a previous environment made (the logins are cluster-wide):
+    each environment then keeps the same passwords instead of setting new ones for every test."""
+    if not LOGINS.is_dir():
+        return
+    for source in LOGINS.rglob(CLIENT_CONFIG):
+        target = keys / source.relative_to(LOGINS)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target.write_bytes(source.read_bytes())
+        target.chmod(0o600)
+
+
+def _keep_logins(keys: Path) -> None:
+    for source in keys.rglob(CLIENT_CONFIG):
+        target = LOGINS / source.relative_to(keys)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target.write_bytes(source.read_bytes())
+        target.chmod(0o600)
+
+
+async def make_env(admin: KafkaConnection, tmp: Path, **overrides: Any) -> Env:
+    cfg = PuenteSettings(bootstrap=admin.bootstrap, client_config=Path(admin.source),
+                         topic_prefix=f"t-{uuid.uuid4().hex[:10]}", keys=tmp / "keys", **overrides)
     provision_all(cfg)
+    _reuse_logins(cfg.keys)
     policy = load_policy_set(cfg.policy_dir)
-    results = await apply_topics(Admin(connection(cfg)), plan_topics(cfg, policy))
+    kafka = Admin(connection(cfg))
+    results = await apply_topics(kafka, plan_topics(cfg, policy))
     assert all(r.ok for r in results), [r.detail for r in results if not r.ok]
+    names = TopicNames(cfg.topic_prefix)
+    await apply_users(kafka, cfg.keys, parties(policy, cfg.agencies))
+    _keep_logins(cfg.keys)
+    acls = acl_changes(set(), plan(policy, names, cfg.agencies, cfg.broker_group), names, [])
+    assert await apply_acls(kafka, acls) == []
     return Env(cfg, policy)
 
 
 async def delete_env_topics(env: Env) -> None:
+    """Delete the environment's topics and its ACLs (the parties' logins are shared and stay)."""
     admin = Admin(env.conn)
     metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=10))
     mine = [t for t in metadata.topics if t.startswith(env.cfg.topic_prefix + ".")]
     if mine:
         await admin.results("deleting topics", await admin.call("deleting topics", lambda c: c.delete_topics(mine)))
+    names = env.names
+    current, _ = await cluster_acls(admin)
+    await apply_acls(admin, acl_changes(current, set(), names, parties(env.policy, env.cfg.agencies)))
 
 
 async def run_broker(env: Env, workers: int = 1, idle: float = 3.0) -> list[Any]:
-    """Run ``workers`` workers of one group until the input has been idle for ``idle`` seconds."""
-    built = [build_worker(env.cfg, env.conn, client_suffix=f"-t{i}") for i in range(workers)]
+    """Run ``workers`` workers of one group, logged in as the broker, until the input has been idle for
+    ``idle`` seconds."""
+    built = [build_worker(env.cfg, env.login("broker"), client_suffix=f"-t{i}") for i in range(workers)]
     await asyncio.gather(*(w.run(topics, idle_exit_s=idle) for w, topics, _ in built))
     return [w for w, _, _ in built]
 
@@ -145,7 +194,15 @@ async def publish(env: Env, alerts: Sequence[dict[str, Any]]) -> list[dict[str, 
         by_agency.setdefault(alert["agency"], []).append(alert)
     for agency, batch in by_agency.items():
         mac = Keystore(env.cfg.keys / "agencies" / agency).load_agency_mac(agency)
-        async with IngressPublisher(env.conn, agency, mac.key_id, mac, env.names) as pub:
+        async with IngressPublisher(env.login(f"agency-{agency}"), agency, mac.key_id, mac, env.names) as pub:
             await pub.publish(batch)
     codec = alert_codec()
     return [codec.decode(codec.encode(a)) for a in alerts]
+
+
+async def adapter_dead_letters(env: Env) -> list[Record]:
+    """Every adapter dead letter of every agency (each agency has its own topic)."""
+    out: list[Record] = []
+    for agency in env.cfg.agencies:
+        out += await read_topic(env.conn, env.names.adapter_deadletter(agency))
+    return out

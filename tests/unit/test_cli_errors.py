@@ -31,7 +31,9 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _puente(keys: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    variables = {**os.environ, "PUENTE_BOOTSTRAP": f"127.0.0.1:{_closed_port()}", "PUENTE_KAFKA_TIMEOUT_S": "2",
+    # No client configuration from the environment: its bootstrap.servers would name a live Kafka.
+    inherited = {k: v for k, v in os.environ.items() if k != "PUENTE_CLIENT_CONFIG"}
+    variables = {**inherited, "PUENTE_BOOTSTRAP": f"127.0.0.1:{_closed_port()}", "PUENTE_KAFKA_TIMEOUT_S": "2",
                  "PUENTE_KEYS": str(keys), **env}
     # The subprocess timeout only guards against a hang; the bound itself is PUENTE_KAFKA_TIMEOUT_S.
     return subprocess.run([sys.executable, "-m", "puente.cli", *args], env=variables, capture_output=True,

@@ -1,45 +1,177 @@
-"""compose.yaml describes the same Kafka as the local runner, in the cluster shape."""
+"""compose.yaml describes the same secured Kafka as the local runner, in the cluster shape, and
+mounts into each service only what that service is.
+
+No container runs here (the test machine has no container engine): the files `puente kafka
+compose-files` writes are checked against what compose.yaml mounts, and their security against
+the local runner's, which the integration tests exercise on a real Kafka.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
+from cryptography import x509
 
-from puente.dev.localkafka import KAFKA_VERSION
+from puente.dev import compose
+from puente.dev.localkafka import KAFKA_VERSION, LocalKafka
+from puente.dev.localkafka._nodeconf import NodeConf, secured_properties
 
 ROOT = Path(__file__).resolve().parents[2]
+NODES = ["kafka-1", "kafka-2", "kafka-3"]
 
 
 def _compose() -> dict:
     return yaml.safe_load((ROOT / "compose.yaml").read_text())
 
 
-def test_compose_parses_and_has_three_kafka_nodes() -> None:
-    """compose.yaml is valid YAML with three Kafka services, each with its own volume."""
+def _properties(path: Path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def _mounts(service: dict) -> dict[str, tuple[str, str]]:
+    """Container path -> (host path, mode) of a service's bind mounts."""
+    found = {}
+    for spec in service.get("volumes", []):
+        parts = spec.split(":")
+        found[parts[1]] = (parts[0], parts[2] if len(parts) > 2 else "rw")
+    return found
+
+
+def _host_path(mounts: dict[str, tuple[str, str]], container: str, deploy: Path) -> Path | None:
+    """Where a container path lands on the host (``./deploy`` replaced by ``deploy``), or None if unmounted."""
+    for inside, (outside, _) in sorted(mounts.items(), key=lambda m: -len(m[0])):
+        if container == inside or container.startswith(inside.rstrip("/") + "/"):
+            rest = container[len(inside):].lstrip("/")
+            base = deploy / outside.removeprefix("./deploy/") if outside.startswith("./deploy/") else Path(outside)
+            return base / rest if rest else base
+    return None
+
+
+@pytest.fixture(scope="module")
+def deploy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The files `puente kafka compose-files` writes, made through the command line."""
+    out = tmp_path_factory.mktemp("compose") / "deploy"
+    done = subprocess.run([sys.executable, "-m", "puente.cli", "kafka", "compose-files", "--out", str(out)],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "docker compose up" in done.stdout
+    return out
+
+
+def test_compose_parses_and_has_three_kafka_nodes_each_with_its_own_storage() -> None:
     services = _compose()["services"]
     nodes = [name for name in services if name.startswith("kafka-")]
-    assert nodes == ["kafka-1", "kafka-2", "kafka-3"]
-    volumes = {services[n]["volumes"][0].split(":")[0] for n in nodes}
-    assert len(volumes) == 3 and volumes <= set(_compose()["volumes"])
+    assert nodes == NODES
+    data = {_mounts(services[n])["/var/lib/kafka/data"][0] for n in nodes}
+    assert data == {f"./deploy/{n}/data" for n in nodes}
 
 
 def test_compose_pins_the_local_kafka_version() -> None:
     """Every Kafka service runs the official image at the version `puente kafka` fetches."""
     services = _compose()["services"]
-    images = {services[n]["image"] for n in services if n.startswith("kafka-")}
-    assert images == {f"apache/kafka:{KAFKA_VERSION}"}
+    assert {services[n]["image"] for n in NODES} == {f"apache/kafka:{KAFKA_VERSION}"}
 
 
-def test_compose_cluster_is_kraft_with_replication_three() -> None:
-    """The nodes form a KRaft quorum with replication 3 and min.insync.replicas 2."""
-    services = _compose()["services"]
+def test_the_nodes_form_a_kraft_quorum_with_replication_three(deploy: Path) -> None:
     ids = set()
-    for name in ("kafka-1", "kafka-2", "kafka-3"):
-        env = services[name]["environment"]
-        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].count("@") == 3
-        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
-        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
-        ids.add(env["KAFKA_NODE_ID"])
+    for name in NODES:
+        props = _properties(deploy / name / "config" / "server.properties")
+        assert props["process.roles"] == "broker,controller"
+        assert props["controller.quorum.voters"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+        assert props["default.replication.factor"] == "3" and props["min.insync.replicas"] == "2"
+        assert props["transaction.state.log.min.isr"] == "2"
+        assert props["advertised.listeners"] == f"CLIENT://{name}:9092"
+        ids.add(props["node.id"])
     assert ids == {"1", "2", "3"}
+
+
+def test_the_nodes_take_only_authenticated_encrypted_connections(deploy: Path) -> None:
+    """No listener in clear, an authorizer that refuses what no ACL names, and the same security
+    settings as the local Kafka the tests run against."""
+    local = LocalKafka("cluster")
+    local_props = dict(line.split("=", 1) for line in local._properties(local.nodes[0], {
+        "admin": "x", "kafka-node": "x"}).splitlines())
+    placeholder = NodeConf(0, "", "", "", "", "", "", 3, 2)
+    prefixes = ("ssl.", "sasl.", "listener.", "authorizer", "allow.", "super.", "inter.", "controller.l")
+    security = [k for k in secured_properties(placeholder, "x") if k.startswith(prefixes)]
+    for name in NODES:
+        props = _properties(deploy / name / "config" / "server.properties")
+        assert "PLAINTEXT" not in props["listener.security.protocol.map"]
+        assert props["listener.security.protocol.map"] == "CLIENT:SASL_SSL,CONTROLLER:SSL"
+        assert props["allow.everyone.if.no.acl.found"] == "false"
+        assert props["listener.name.controller.ssl.client.auth"] == "required"
+        for key in security:
+            if key.endswith(("location", "jaas.config")):
+                continue  # paths and passwords differ by design
+            assert props[key] == local_props[key], key
+
+
+def test_each_node_mounts_its_own_config_and_its_certificate_names_it(deploy: Path) -> None:
+    services = _compose()["services"]
+    for name in NODES:
+        service = services[name]
+        mounts = _mounts(service)
+        assert {host for host, _ in mounts.values()} == {f"./deploy/{name}/config", f"./deploy/{name}/data",
+                                                           f"./deploy/{name}/logs"}
+        assert mounts["/etc/puente-kafka"][1] == "ro"
+        props = _properties(deploy / name / "config" / "server.properties")
+        for key in ("ssl.keystore.location", "ssl.truststore.location"):
+            assert (_host_path(mounts, props[key], deploy) or Path("/missing")).is_file(), key
+        assert service["command"] == ["/etc/puente-kafka/start.sh"]
+        start = _host_path(mounts, service["command"][0], deploy)
+        assert start is not None and os.access(start, os.X_OK)
+        pem = (deploy / name / "config" / "node.pem").read_bytes()
+        cert = x509.load_pem_x509_certificates(pem[pem.index(b"-----BEGIN CERTIFICATE"):])[0]
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert names.get_values_for_type(x509.DNSName) == [service["hostname"]] == [name]
+        assert "kafka-node" in cert.subject.rfc4514_string()
+        health = " ".join(service["healthcheck"]["test"])
+        assert f"--bootstrap-server {name}:9092" in health and "--command-config" in health
+        logs = _mounts(service)["/var/log/kafka"][0]
+        assert service["environment"]["LOG_DIR"] == "/var/log/kafka" and logs == f"./deploy/{name}/logs"
+
+
+def test_only_setup_holds_the_admin_login_and_the_broker_only_its_own_folder(deploy: Path) -> None:
+    services = _compose()["services"]
+    holders = [name for name, s in services.items() if any("admin" in host for host, _ in _mounts(s).values())]
+    assert holders == ["setup"]
+    assert services["setup"]["environment"]["PUENTE_CLIENT_CONFIG"] == compose.ADMIN_CONFIG
+    admin = _properties(deploy / "admin" / "admin.properties")
+    setup = _mounts(services["setup"])
+    assert _host_path(setup, compose.ADMIN_CONFIG, deploy) == deploy / "admin" / "admin.properties"
+    assert _host_path(setup, admin["ssl.truststore.location"], deploy) == deploy / "tls" / "ca.pem"
+    assert admin["bootstrap.servers"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    assert admin["security.protocol"] == "SASL_SSL"
+
+    broker = services["broker"]
+    mounts = _mounts(broker)
+    assert {host for host, _ in mounts.values()} == {"./keys/broker", "./deploy/tls/ca.pem"}
+    assert all(mode == "ro" for _, mode in mounts.values())
+    config = broker["environment"]["PUENTE_CLIENT_CONFIG"]
+    assert _host_path(mounts, config, deploy) == Path("./keys/broker/client.properties")
+    # the login `setup` writes names the CA where the broker finds it
+    assert _host_path(mounts, admin["ssl.truststore.location"], deploy) == deploy / "tls" / "ca.pem"
+    for name, service in services.items():
+        assert not any("ca-key" in host for host, _ in _mounts(service).values()), name
+        assert "password" not in json.dumps(service).lower(), name
+
+
+def test_secrets_are_private_and_kept_when_written_again(deploy: Path) -> None:
+    secret_files = [deploy / "secrets.json", deploy / "admin" / "admin.properties", deploy / "tls" / "ca-key.pem",
+                    *(deploy / n / "config" / f for n in NODES for f in ("server.properties", "node.pem",
+                                                                          "node-client.properties", "start.sh"))]
+    for path in secret_files:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    for folder in [deploy, deploy / "admin", deploy / "tls", *(deploy / n / "config" for n in NODES)]:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    before = {p: p.read_bytes() for p in secret_files}
+    compose.write(deploy)
+    assert {p: p.read_bytes() for p in secret_files} == before

@@ -1,10 +1,28 @@
-"""Start, stop and inspect Kafka nodes on 127.0.0.1 as plain Java processes."""
+"""Start, stop and inspect Kafka nodes on 127.0.0.1 as plain Java processes, secured as a ministry would.
+
+Every node has two listeners. ``CLIENT`` (the bootstrap port) takes only SASL_SSL: TLS with a
+certificate from a local CA (``puente.dev.pki``) and SCRAM-SHA-512 logins; nodes replicate over it
+too, as the principal ``kafka-node``. ``CONTROLLER`` (the port after it) takes only TLS with client
+certificates: controllers and brokers prove themselves with their node certificate (CN
+``kafka-node``), because Kafka's controllers cannot use SCRAM among themselves. The
+``StandardAuthorizer`` allows nothing no ACL names (``allow.everyone.if.no.acl.found=false``); the
+super users are ``admin`` (the operator's SCRAM login, created when the storage is formatted) and
+``kafka-node`` (the nodes themselves, which Kafka requires to be super users before any ACL is
+loaded). Everyone else gets exactly the ACLs ``puente acls apply`` derives from the policy.
+
+What a client needs is written beside the nodes: ``tls/ca.pem`` to trust, and ``admin.properties``,
+the admin's client configuration (``puente kafka env`` points ``PUENTE_CLIENT_CONFIG`` at it).
+Denials go to each node's ``logs/authorizer.log``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -14,8 +32,20 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from broker.kafka import Admin, KafkaConnection
+from broker.credentials import client_properties
+from broker.kafka import Admin, KafkaConnection, connection_from_properties
+from broker.keystore import private_folder
+from puente.dev import pki
 from puente.dev.localkafka._fetch import KAFKA_VERSION, fetch_kafka
+from puente.dev.localkafka._nodeconf import (
+    ADMIN_PRINCIPAL,
+    FIRST_LOGINS,
+    NODE_PRINCIPAL,
+    NodeConf,
+    format_logins,
+    render,
+    secured_properties,
+)
 from puente.errors import KafkaSetupError
 
 SHAPES = ("single", "cluster")
@@ -107,34 +137,61 @@ class LocalKafka:
     def _voters(self) -> str:
         return ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
 
-    def _properties(self, node: NodeSpec) -> str:
-        rf = self.replication
-        lines = {
-            "process.roles": "broker,controller",
-            "node.id": str(node.node_id),
-            "controller.quorum.voters": self._voters(),
-            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "log.dirs": str(node.folder / "data"),
+    # ---- security --------------------------------------------------------
+    @property
+    def tls_folder(self) -> Path:
+        return self.folder / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate clients trust."""
+        return self.tls_folder / "ca.pem"
+
+    @property
+    def admin_config(self) -> Path:
+        """The admin's client properties file (a super user: for operators and tests, not for services)."""
+        return self.folder / "admin.properties"
+
+    def _secrets(self) -> dict[str, str]:
+        """The admin's and the nodes' SCRAM passwords, made once and kept (0600)."""
+        path = self.folder / "secrets.json"
+        if path.exists():
+            return dict(json.loads(path.read_text()))
+        made = {name: secrets.token_urlsafe(24) for name in FIRST_LOGINS}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(made, fh)
+        return made
+
+    def admin_connection(self, timeout_s: float = 15.0) -> KafkaConnection:
+        """The admin's connection to this Kafka."""
+        return connection_from_properties(self.admin_config, timeout_s=timeout_s)
+
+    def _write_admin_config(self, password: str) -> None:
+        text = client_properties(self.bootstrap, self.ca_file, ADMIN_PRINCIPAL, password)
+        fd = os.open(self.admin_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(text)
+
+    def _properties(self, node: NodeSpec, keys: dict[str, str]) -> str:
+        conf = NodeConf(
+            node_id=node.node_id,
+            listeners=f"CLIENT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            advertised=f"CLIENT://127.0.0.1:{node.port}", voters=self._voters(),
+            keystore=str(self.tls_folder / f"node{node.node_id}.pem"), truststore=str(self.ca_file),
+            log_dirs=str(node.folder / "data"), replication=self.replication, min_insync=self.min_insync)
+        # Sized for a development machine: small segments, few threads, no rebalance delay.
+        tuning = {
             "num.partitions": "3",
-            "default.replication.factor": str(rf),
-            "min.insync.replicas": str(self.min_insync),
-            "offsets.topic.replication.factor": str(rf),
             "offsets.topic.num.partitions": "6",
-            "transaction.state.log.replication.factor": str(rf),
-            "transaction.state.log.min.isr": str(self.min_insync),
             "transaction.state.log.num.partitions": "6",
             "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "false",
             "log.segment.bytes": str(64 * 1024 * 1024),
             "num.network.threads": "2",
             "num.io.threads": "4",
-            "unclean.leader.election.enable": "false",
         }
-        return "".join(f"{k}={v}\n" for k, v in lines.items())
+        return render({**secured_properties(conf, keys[NODE_PRINCIPAL]), **tuning})
 
     def _java(self, node: NodeSpec, main: str, *args: str) -> list[str]:
         classpath = fetch_kafka(KAFKA_VERSION)
@@ -155,23 +212,31 @@ class LocalKafka:
         ]
 
     def _prepare(self) -> None:
-        """Write each node's properties and format its storage on first use."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Make the CA, node certificates, passwords and each node's properties; format storage on first use."""
+        private_folder(self.folder)
+        keys = self._secrets()
+        for node in self.nodes:
+            if not (self.tls_folder / f"node{node.node_id}.pem").exists():
+                pki.issue(self.tls_folder, f"node{node.node_id}", ["127.0.0.1", "localhost"], common="kafka-node")
+        self._write_admin_config(keys[ADMIN_PRINCIPAL])
         cid_file = self.folder / "cluster.id"
         if not cid_file.exists():
-            raw = uuid.uuid4().bytes
-            import base64
-
-            cid_file.write_text(base64.urlsafe_b64encode(raw).decode().rstrip("=") + "\n")
+            cid_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
         cluster_id = cid_file.read_text().strip()
         for node in self.nodes:
             (node.folder / "logs").mkdir(parents=True, exist_ok=True)
             props = node.folder / "server.properties"
-            props.write_text(self._properties(node))
+            fd = os.open(props, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds passwords
+            with os.fdopen(fd, "w") as fh:
+                os.fchmod(fh.fileno(), 0o600)
+                fh.write(self._properties(node, keys))
             if (node.folder / "data" / "meta.properties").exists():
                 continue
             # "=" form: a base64url id may start with "-", which the tool would take for an option.
-            cmd = self._java(node, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props))
+            # The admin's and the nodes' SCRAM logins go into the metadata log as it is made: the
+            # first credentials cannot be added through the API, which needs an authenticated client.
+            cmd = self._java(node, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props),
+                             *format_logins(keys))
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
@@ -281,7 +346,7 @@ class LocalKafka:
                 time.sleep(0.3)
                 continue
             try:
-                seen = asyncio.run(_count_brokers(self.bootstrap))
+                seen = asyncio.run(_count_brokers(self.admin_connection(timeout_s=3)))
                 if seen >= want:
                     return
                 last = f"{seen} of {want} brokers registered"
@@ -306,10 +371,10 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-async def _count_brokers(bootstrap: str) -> int:
-    """How many brokers the cluster at ``bootstrap`` has registered (librdkafka's refused connections
+async def _count_brokers(conn: KafkaConnection) -> int:
+    """How many brokers the cluster has registered, asked as the admin (librdkafka's refused connections
     while nodes start go to the logging module, which the caller's configuration keeps quiet)."""
-    admin = Admin(KafkaConnection(bootstrap=bootstrap, timeout_s=3, source="the local Kafka"))
+    admin = Admin(conn)
     cluster = await admin.call("describing the cluster", lambda c: c.describe_cluster(request_timeout=3))
     described = await admin.results("describing the cluster", {"cluster": cluster})
     found = described["cluster"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -38,7 +39,11 @@ def fetch_kafka(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
     """
     home = kafka_home(version)
     classpath = home / "classpath"
-    if (home / _MARKER).exists() and classpath.is_dir():
+    pom = resources.files("puente.dev.localkafka").joinpath("pom.xml").read_text()
+    # The marker names what was fetched: the version and the pom's digest, so that a pom that asks
+    # for more (Kafka's console tools, say) fetches again instead of using an older class path.
+    ready = f"{version} {hashlib.sha256(pom.encode()).hexdigest()[:16]}\n"
+    if (home / _MARKER).exists() and classpath.is_dir() and (home / _MARKER).read_text() == ready:
         return classpath
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -46,7 +51,6 @@ def fetch_kafka(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
     if shutil.which("java") is None:
         raise KafkaSetupError("Java ('java', 17 or newer) is not on PATH; Kafka needs it")
     home.mkdir(parents=True, exist_ok=True)
-    pom = resources.files("puente.dev.localkafka").joinpath("pom.xml").read_text()
     (home / "pom.xml").write_text(pom)
     if classpath.exists():
         shutil.rmtree(classpath)
@@ -57,5 +61,5 @@ def fetch_kafka(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
     if proc.returncode != 0 or not any(classpath.glob("kafka_2.13-*.jar")):
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise KafkaSetupError(f"Maven could not fetch Kafka {version} (exit {proc.returncode}):\n{tail}")
-    (home / _MARKER).write_text(version + "\n")
+    (home / _MARKER).write_text(ready)
     return classpath

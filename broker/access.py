@@ -1,0 +1,133 @@
+"""Who may do what on Kafka, derived from the agreements and the topology. Pure.
+
+One principal per party, each with exactly the ACLs its role needs, and nothing for anyone else
+(the cluster's authorizer denies whatever no ACL names)::
+
+    agency-<A>     writes and reads back its own ingress topic (reading: its idempotence ledger),
+                   and its own adapter dead-letter topic
+    broker         reads every ingress topic in its consumer group; writes the feeds, the decisions,
+                   its dead letters, under its own transactional ids; reads the decisions back
+                   (replay windows, chain heads); appends the denials it collects from Kafka's
+                   authorizer logs to the denials topic, under one transactional id
+    partner-<P>    reads its own feed in its own consumer group, writes and reads its own receipts
+                   topic under its own transactional ids; only while an agreement names it
+    auditor        reads the decisions, every partner's receipts and the collected denials
+    admin          the cluster's super user (topics, ACLs, users): no ACL here
+
+ACLs are on whole topics (Kafka has no per-partition ACL), which is why each partner's receipts
+and each agency's adapter dead letters have a topic of their own. ``plan`` gives the set the
+policy implies; ``broker.kafka.acls`` compares it with the cluster's and makes them equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from broker.topology import TopicNames
+from policies import PolicySet
+
+ResourceType = Literal["TOPIC", "GROUP", "TRANSACTIONAL_ID", "CLUSTER"]
+Pattern = Literal["LITERAL", "PREFIXED"]
+Operation = Literal["READ", "WRITE", "DESCRIBE", "IDEMPOTENT_WRITE"]
+
+BROKER = "broker"
+AUDITOR = "auditor"
+ADMIN = "admin"
+
+
+def agency_principal(agency: str) -> str:
+    return f"agency-{agency}"
+
+
+def partner_principal(partner: str) -> str:
+    return f"partner-{partner}"
+
+
+@dataclass(frozen=True, order=True)
+class Acl:
+    """One ALLOW rule: ``principal`` (a SCRAM user name) may ``operation`` on a resource."""
+
+    principal: str
+    resource: ResourceType
+    name: str
+    pattern: Pattern
+    operation: Operation
+
+    def __str__(self) -> str:
+        pattern = "" if self.pattern == "LITERAL" else "*"
+        return f"User:{self.principal} {self.operation} {self.resource} {self.name}{pattern}"
+
+
+def _topic(principal: str, name: str, operations: Iterable[Operation], pattern: Pattern = "LITERAL") -> list[Acl]:
+    return [Acl(principal, "TOPIC", name, pattern, op) for op in operations]
+
+
+def subscriber_group(feed_topic: str) -> str:
+    """The consumer group a partner's subscribers share for its feed."""
+    return f"{feed_topic}.subscriber"
+
+
+def subscriber_transactions(receipts_topic: str, partner: str) -> str:
+    """What every transactional id of a partner's subscribers starts with (one per instance)."""
+    return f"puente-subscriber:{receipts_topic}:{partner}"
+
+
+def denials_transaction(names: TopicNames) -> str:
+    """The transactional id of the one denials collector of a deployment."""
+    return f"{names.denials}.collector"
+
+
+def plan(policy_set: PolicySet, names: TopicNames, agencies: Iterable[str], broker_group: str) -> set[Acl]:
+    """Every ACL the policy and the topology imply, and no other."""
+    acls: set[Acl] = set()
+    for agency in agencies:
+        who = agency_principal(agency)
+        acls.update(_topic(who, names.ingress(agency), ("WRITE", "READ", "DESCRIBE")))
+        acls.update(_topic(who, names.adapter_deadletter(agency), ("WRITE", "READ", "DESCRIBE")))
+    acls.update(_topic(BROKER, f"{names.prefix}.ingress.", ("READ", "DESCRIBE"), "PREFIXED"))
+    acls.add(Acl(BROKER, "GROUP", broker_group, "LITERAL", "READ"))
+    acls.update(_topic(BROKER, names.feeds, ("WRITE", "DESCRIBE"), "PREFIXED"))
+    acls.update(_topic(BROKER, names.decisions, ("WRITE", "READ", "DESCRIBE")))
+    acls.update(_topic(BROKER, names.deadletter, ("WRITE", "DESCRIBE")))
+    acls.update(Acl(BROKER, "TRANSACTIONAL_ID", f"{broker_group}-slot-", "PREFIXED", op)
+                for op in ("WRITE", "DESCRIBE"))
+    acls.update(_topic(BROKER, names.denials, ("WRITE", "READ", "DESCRIBE")))
+    acls.update(Acl(BROKER, "TRANSACTIONAL_ID", denials_transaction(names), "LITERAL", op)
+                for op in ("WRITE", "DESCRIBE"))
+    for partner in sorted(policy_set.partners_with_agreements):
+        info = policy_set.partners[partner]
+        who = partner_principal(partner)
+        feed = names.feed(info.feed_topic)
+        receipts = names.receipts(partner)
+        acls.update(_topic(who, feed, ("READ", "DESCRIBE")))
+        acls.add(Acl(who, "GROUP", subscriber_group(feed), "LITERAL", "READ"))
+        acls.update(_topic(who, receipts, ("WRITE", "READ", "DESCRIBE")))
+        acls.update(Acl(who, "TRANSACTIONAL_ID", subscriber_transactions(receipts, partner), "PREFIXED", op)
+                    for op in ("WRITE", "DESCRIBE"))
+    acls.update(_topic(AUDITOR, names.decisions, ("READ", "DESCRIBE")))
+    acls.update(_topic(AUDITOR, names.all_receipts, ("READ", "DESCRIBE"), "PREFIXED"))
+    acls.update(_topic(AUDITOR, names.denials, ("READ", "DESCRIBE")))
+    return acls
+
+
+def parties(policy_set: PolicySet, agencies: Iterable[str]) -> list[str]:
+    """Every principal Puente's parties log in as (the admin excepted): a SCRAM user each."""
+    return [BROKER, AUDITOR, *(agency_principal(a) for a in agencies),
+            *(partner_principal(p) for p in sorted(policy_set.partners))]
+
+
+def managed(acl: Acl, names: TopicNames, principals: Iterable[str]) -> bool:
+    """Whether an ACL found on the cluster is Puente's to keep or remove: one for a Puente principal,
+    on a resource of this deployment (its prefix, its groups and transactional ids). Others'
+    ACLs on a shared cluster are left alone."""
+    if acl.principal not in set(principals) and not acl.principal.startswith(("agency-", "partner-")):
+        return False
+    if acl.resource == "TOPIC":
+        return acl.name.startswith(names.prefix + ".")
+    if acl.resource == "GROUP":
+        return acl.name.startswith(names.prefix)
+    if acl.resource == "TRANSACTIONAL_ID":
+        return acl.name.startswith((names.prefix, "puente-subscriber:" + names.prefix + "."))
+    return False

@@ -1,0 +1,132 @@
+"""Each party's Kafka login, and the client configuration file it keeps beside its keys.
+
+Every party (an agency's adapter, the broker, a partner's subscriber, the auditor) logs in as its
+own SCRAM user (``broker.access`` names them) and keeps its client configuration in its own folder
+of the keystore, where it keeps its keys: ``<keys>/agencies/<A>``, ``<keys>/broker``,
+``<keys>/partners/<P>``, ``<keys>/auditor``. The file is ``client.properties`` in the Java client's
+names, so Kafka's own console tools take it as they are (``--consumer.config``, ``--command-config``),
+and Puente reads it through ``PUENTE_CLIENT_CONFIG`` or ``--command-config``. It holds the password:
+it is written 0600, in a 0700 folder.
+
+``apply_users`` sets every party's SCRAM credential on the cluster and writes its file. A party
+whose file exists keeps its password (the credential is set again to it), so running it twice
+changes nothing; ``rotate`` gives every party a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from broker.access import AUDITOR, BROKER
+from broker.kafka import Admin, KafkaConnection, connection_from_properties
+from broker.kafka.acls import new_password, upsert_users
+from broker.keystore import private_folder
+from puente.errors import ConfigError, KafkaAuthError
+
+CLIENT_CONFIG = "client.properties"
+
+
+def party_folder(keys: Path, principal: str) -> Path:
+    """Where a party keeps its keys and its client configuration."""
+    if principal == BROKER:
+        return keys / "broker"
+    if principal == AUDITOR:
+        return keys / "auditor"
+    kind, _, name = principal.partition("-")
+    if kind == "agency" and name:
+        return keys / "agencies" / name
+    if kind == "partner" and name:
+        return keys / "partners" / name
+    raise ConfigError(f"{principal[:60]!r} is not one of Puente's parties")
+
+
+def scram_jaas(username: str, password: str) -> str:
+    """A SCRAM login in JAAS syntax, as ``sasl.jaas.config`` takes it."""
+    escaped = password.replace("\\", "\\\\").replace('"', '\\"')
+    return ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{username}" password="{escaped}";')
+
+
+def client_properties(bootstrap: str, ca_file: Path | None, username: str, password: str) -> str:
+    """A client configuration in the Java client's property names: SASL_SSL with SCRAM-SHA-512."""
+    lines = [
+        f"# Kafka client configuration of {username}: hand it to Puente (--command-config) or to Kafka's tools.",
+        f"bootstrap.servers={bootstrap}",
+        "security.protocol=SASL_SSL",
+        "sasl.mechanism=SCRAM-SHA-512",
+        f"sasl.jaas.config={scram_jaas(username, password)}",
+    ]
+    if ca_file is not None:
+        lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={ca_file}"]
+    return "\n".join(lines) + "\n"
+
+
+def _write_private(path: Path, text: str) -> None:
+    private_folder(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class PartyLogin:
+    """One party's login as ``apply_users`` left it."""
+
+    principal: str
+    config: Path
+    action: str  # "created", "kept" or "rotated"
+
+
+async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate: bool = False) -> list[PartyLogin]:
+    """Set every party's SCRAM credential and write its client configuration into its folder.
+
+    The files name the same bootstrap servers and CA as the admin's own connection.
+    """
+    passwords: dict[str, str] = {}
+    out = []
+    for principal in principals:
+        path = party_folder(keys, principal) / CLIENT_CONFIG
+        existing = None
+        if path.exists() and not rotate:
+            kept = connection_from_properties(path)
+            existing = kept.password.get_secret_value() if kept.username == principal and kept.password else None
+        passwords[principal] = existing or new_password()
+        action = "kept" if existing else ("rotated" if path.exists() else "created")
+        out.append(PartyLogin(principal, path, action))
+    await upsert_users(admin, passwords)
+    conn: KafkaConnection = admin.conn
+    for login in out:
+        _write_private(login.config, client_properties(conn.bootstrap, conn.ca_file, login.principal,
+                                                       passwords[login.principal]))
+    # A new credential reaches the brokers through the metadata log, a moment after the call
+    # returns: wait until each changed login works, so that no one tries it before it does.
+    changed = [login for login in out if login.action != "kept"]
+    await asyncio.gather(*(_wait_usable(login.config, conn.timeout_s) for login in changed))
+    return out
+
+
+async def _wait_usable(config: Path, timeout_s: float) -> None:
+    conn = connection_from_properties(config, timeout_s=min(5.0, timeout_s))
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await Admin(conn).call("logging in", lambda c: c.list_topics(timeout=conn.timeout_s))
+            return
+        except KafkaAuthError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def party_connection(keys: Path, principal: str, timeout_s: float = 15.0) -> KafkaConnection:
+    """The connection a party's own client configuration describes (its folder under ``keys``)."""
+    path = party_folder(keys, principal) / CLIENT_CONFIG
+    if not path.exists():
+        raise ConfigError(f"no client configuration for {principal} at {path}: run `puente users apply`")
+    return connection_from_properties(path, timeout_s=timeout_s).model_copy(update={"client_id": principal})

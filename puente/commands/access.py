@@ -1,0 +1,86 @@
+"""``puente users apply`` and ``puente acls plan|apply``: each party's Kafka login, and what it may do."""
+
+from __future__ import annotations
+
+import argparse
+
+from broker.access import parties, plan
+from broker.credentials import apply_users
+from broker.kafka import Admin
+from broker.kafka.acls import AclChanges, acl_changes, apply_acls, cluster_acls
+from broker.topology import TopicNames
+from policies import load_policy_set
+from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
+from puente.settings import PuenteSettings
+
+
+def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    users = sub.add_parser("users", help="each party's Kafka login (SCRAM) and client configuration")
+    verbs = users.add_subparsers(dest="verb", required=True)
+    text = ("set a SCRAM-SHA-512 login for every party (each agency, the broker, each partner, the auditor) and "
+            "write its client.properties into its folder under PUENTE_KEYS; run as the admin")
+    apply_users_ = verbs.add_parser("apply", help="create the parties' logins", description=text,
+                                    parents=[kafka_options()])
+    apply_users_.add_argument("--rotate", action="store_true", help="give every party a new password")
+    apply_users_.set_defaults(func=_users)
+
+    acls = sub.add_parser("acls", help="Kafka ACLs derived from the agreements and the topology")
+    verbs = acls.add_subparsers(dest="verb", required=True)
+    show = verbs.add_parser("plan", help="show what the cluster's ACLs lack and hold beyond the plan "
+                                         "(exit 1 when they differ)", parents=[kafka_options()])
+    show.set_defaults(func=_plan)
+    make = verbs.add_parser("apply", help="add what the plan names and remove what it no longer does",
+                            parents=[kafka_options()])
+    make.set_defaults(func=_apply)
+
+
+def _users(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    policy = load_policy_set(cfg.policy_dir)
+    logins = run(apply_users(Admin(kafka(cfg, "puente-admin")), cfg.keys, parties(policy, cfg.agencies),
+                             rotate=args.rotate))
+    for login in logins:
+        print(f"{login.principal:<22} {login.action:<8} {login.config}")
+    print(f"{len(logins)} logins; hand each client.properties to its party only")
+    return 0
+
+
+async def _changes(cfg: PuenteSettings, admin: Admin) -> tuple[AclChanges, list[str]]:
+    policy = load_policy_set(cfg.policy_dir)
+    names = TopicNames(cfg.topic_prefix)
+    wanted = plan(policy, names, cfg.agencies, cfg.broker_group)
+    current, others = await cluster_acls(admin)
+    return acl_changes(current, wanted, names, parties(policy, cfg.agencies)), others
+
+
+def _print(changes: AclChanges, others: list[str]) -> None:
+    for acl in changes.add:
+        print(f"+ {acl}")
+    for acl in changes.remove:
+        print(f"- {acl}")
+    for other in others:
+        print(f"? not Puente's to manage, left as it is: {other}")
+    print("no change: the cluster's ACLs are what the policy implies" if changes.empty else
+          f"{len(changes.add)} to add, {len(changes.remove)} to remove")
+
+
+def _plan(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    changes, others = run(_changes(cfg, Admin(kafka(cfg, "puente-admin"))))
+    _print(changes, others)
+    return 0 if changes.empty else 1
+
+
+def _apply(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    admin = Admin(kafka(cfg, "puente-admin"))
+
+    async def go() -> tuple[AclChanges, list[str], list[str]]:
+        changes, others = await _changes(cfg, admin)
+        return changes, others, await apply_acls(admin, changes)
+
+    changes, others, failed = run(go())
+    _print(changes, others)
+    for line in failed:
+        print(f"FAILED {line}")
+    return 1 if failed else 0

@@ -1,0 +1,149 @@
+"""The files compose.yaml's secured deployment mounts: certificates, node configurations, the admin's login.
+
+``puente kafka compose-files`` writes them under one folder (``deploy/`` beside compose.yaml by
+default), the same security the local runner uses (``localkafka._nodeconf``) with container
+addresses and paths::
+
+    deploy/tls/ca.pem, ca-key.pem       the trial CA (its key stays here; nothing mounts it)
+    deploy/kafka-<n>/config/            mounted read-only at /etc/puente-kafka in node n only:
+        server.properties               the node's configuration (holds the nodes' SCRAM password)
+        node.pem, ca.pem                its key and certificate (SAN kafka-<n>), and the CA
+        start.sh                        formats the storage once with the first logins, then runs Kafka
+        node-client.properties          the nodes' own login, for the health check
+        log4j2.properties               the local runner's logging: denials in logs/authorizer.log, UTC
+    deploy/kafka-<n>/data/, logs/       the node's storage and its logs (authorizer.log: denials)
+    deploy/admin/admin.properties       the operator's login, mounted only by the one-shot ``setup``
+
+Every file holding a password or key is 0600 in a 0700 folder; containers run as the invoking
+user (``PUENTE_UID``/``PUENTE_GID``) so they can read them. Running it again keeps the CA, the
+certificates and the passwords, and rewrites the rest. A ministry's deployment uses its own CA
+and its own secret store; this is a trial deployment on one host.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shlex
+import shutil
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from broker.credentials import client_properties
+from broker.keystore import private_folder
+from puente.dev import pki
+from puente.dev.localkafka._nodeconf import (
+    ADMIN_PRINCIPAL,
+    FIRST_LOGINS,
+    NODE_PRINCIPAL,
+    NodeConf,
+    format_logins,
+    render,
+    secured_properties,
+)
+
+NODES = 3
+CLIENT_PORT = 9092
+CONTROLLER_PORT = 9093
+NODE_CONFIG = "/etc/puente-kafka"  # where each node's config folder is mounted
+NODE_DATA = "/var/lib/kafka/data"
+NODE_LOGS = "/var/log/kafka"
+PUENTE_CA = "/run/puente/tls/ca.pem"  # where Puente's services find the CA
+ADMIN_CONFIG = "/run/puente/admin/admin.properties"
+
+
+@dataclass(frozen=True)
+class ComposeFiles:
+    """What ``write`` made: the folder and the number of nodes."""
+
+    folder: Path
+    nodes: int
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"{host(n)}:{CLIENT_PORT}" for n in range(1, self.nodes + 1))
+
+
+def host(node_id: int) -> str:
+    """The compose service name, and host name, of node ``node_id``."""
+    return f"kafka-{node_id}"
+
+
+def _private(path: Path, text: str, mode: int = 0o600) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), mode)
+        fh.write(text)
+
+
+def _passwords(folder: Path) -> dict[str, str]:
+    path = folder / "secrets.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    made = {name: secrets.token_urlsafe(24) for name in FIRST_LOGINS}
+    _private(path, json.dumps(made))
+    return made
+
+
+def _cluster_id(folder: Path) -> str:
+    path = folder / "cluster.id"
+    if not path.exists():
+        path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+    return path.read_text().strip()
+
+
+def node_conf(node_id: int, nodes: int = NODES) -> NodeConf:
+    """Node ``node_id``'s addresses and paths inside its container."""
+    voters = ",".join(f"{n}@{host(n)}:{CONTROLLER_PORT}" for n in range(1, nodes + 1))
+    return NodeConf(node_id=node_id, listeners=f"CLIENT://:{CLIENT_PORT},CONTROLLER://:{CONTROLLER_PORT}",
+                    advertised=f"CLIENT://{host(node_id)}:{CLIENT_PORT}", voters=voters,
+                    keystore=f"{NODE_CONFIG}/node.pem", truststore=f"{NODE_CONFIG}/ca.pem", log_dirs=NODE_DATA,
+                    replication=min(3, nodes), min_insync=2 if nodes >= 3 else 1)
+
+
+def _start_script(cluster_id: str, passwords: dict[str, str]) -> str:
+    config = f"{NODE_CONFIG}/server.properties"
+    fmt = ["/opt/kafka/bin/kafka-storage.sh", "format", "--ignore-formatted", f"--cluster-id={cluster_id}",
+           "--config", config, *format_logins(passwords)]
+    return ("#!/bin/sh\n"
+            "# Written by `puente kafka compose-files`. Formats the storage on first start with the first\n"
+            "# SCRAM logins (admin and the nodes), then runs the node. It holds passwords: 0700.\n"
+            "set -eu\n"
+            f"{shlex.join(fmt)} >/dev/null\n"
+            f"exec /opt/kafka/bin/kafka-server-start.sh {config}\n")
+
+
+def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
+    """Write (or refresh) every file compose.yaml mounts under ``folder``."""
+    private_folder(folder)
+    tls = folder / "tls"
+    passwords = _passwords(folder)
+    cluster_id = _cluster_id(folder)
+    made = ComposeFiles(folder, nodes)
+    for node_id in range(1, nodes + 1):
+        name = host(node_id)
+        if not (tls / f"{name}.pem").exists():
+            pki.issue(tls, name, [name], common=NODE_PRINCIPAL)
+        base = folder / name
+        config = base / "config"
+        for sub in (base, config, base / "data", base / "logs"):
+            private_folder(sub)
+        shutil.copyfile(tls / f"{name}.pem", config / "node.pem")
+        os.chmod(config / "node.pem", 0o600)
+        shutil.copyfile(tls / "ca.pem", config / "ca.pem")
+        _private(config / "server.properties", render(secured_properties(node_conf(node_id, nodes),
+                                                                         passwords[NODE_PRINCIPAL])))
+        log4j = resources.files("puente.dev.localkafka").joinpath("log4j2.properties").read_text()
+        _private(config / "log4j2.properties", log4j, 0o644)
+        _private(config / "start.sh", _start_script(cluster_id, passwords), 0o700)
+        _private(config / "node-client.properties",
+                 client_properties(f"{name}:{CLIENT_PORT}", Path(f"{NODE_CONFIG}/ca.pem"), NODE_PRINCIPAL,
+                                   passwords[NODE_PRINCIPAL]))
+    private_folder(folder / "admin")
+    _private(folder / "admin" / "admin.properties",
+             client_properties(made.bootstrap, Path(PUENTE_CA), ADMIN_PRINCIPAL, passwords[ADMIN_PRINCIPAL]))
+    return made

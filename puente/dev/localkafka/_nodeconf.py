@@ -1,0 +1,82 @@
+"""The secured configuration of one Kafka node, shared by the local runner and the compose deployment.
+
+Both run the same security: a ``CLIENT`` listener taking only SASL_SSL (TLS, SCRAM-SHA-512 logins,
+nodes replicating over it as ``kafka-node``), a ``CONTROLLER`` listener taking only TLS with client
+certificates (CN ``kafka-node``), the ``StandardAuthorizer`` refusing whatever no ACL names, and
+two super users: the operator's ``admin`` and the nodes themselves. Only addresses, paths and
+sizes differ between the two; they are the arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.credentials import scram_jaas
+
+NODE_PRINCIPAL = "kafka-node"
+ADMIN_PRINCIPAL = "admin"
+FIRST_LOGINS = (ADMIN_PRINCIPAL, NODE_PRINCIPAL)  # created when the storage is formatted
+
+
+@dataclass(frozen=True)
+class NodeConf:
+    """Where one node listens and keeps its files."""
+
+    node_id: int
+    listeners: str  # e.g. CLIENT://:9092,CONTROLLER://:9093
+    advertised: str  # e.g. CLIENT://kafka-1:9092
+    voters: str  # id@host:port,...
+    keystore: str  # PEM: the node's key, its certificate and the CA's
+    truststore: str  # PEM: the CA certificate
+    log_dirs: str
+    replication: int
+    min_insync: int
+
+
+def secured_properties(node: NodeConf, node_password: str) -> dict[str, str]:
+    """The node's server.properties, as names and values, security first."""
+    return {
+        "process.roles": "broker,controller",
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": node.voters,
+        "listeners": node.listeners,
+        "advertised.listeners": node.advertised,
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "CLIENT",
+        "listener.security.protocol.map": "CLIENT:SASL_SSL,CONTROLLER:SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        "listener.name.client.scram-sha-512.sasl.jaas.config": scram_jaas(NODE_PRINCIPAL, node_password),
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": node.keystore,
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": node.truststore,
+        "ssl.endpoint.identification.algorithm": "https",
+        "listener.name.controller.ssl.client.auth": "required",
+        "ssl.principal.mapping.rules": "RULE:^.*CN=([A-Za-z0-9._-]+).*$/$1/,DEFAULT",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{ADMIN_PRINCIPAL};User:{NODE_PRINCIPAL}",
+        "log.dirs": node.log_dirs,
+        "default.replication.factor": str(node.replication),
+        "min.insync.replicas": str(node.min_insync),
+        "offsets.topic.replication.factor": str(node.replication),
+        "transaction.state.log.replication.factor": str(node.replication),
+        "transaction.state.log.min.isr": str(node.min_insync),
+        "auto.create.topics.enable": "false",
+        "unclean.leader.election.enable": "false",
+    }
+
+
+def render(properties: dict[str, str]) -> str:
+    """A properties file's text."""
+    return "".join(f"{k}={v}\n" for k, v in properties.items())
+
+
+def format_logins(passwords: dict[str, str]) -> list[str]:
+    """The ``--add-scram`` arguments of ``kafka-storage format`` for the first logins: they cannot
+    be added through the API, which needs an authenticated client."""
+    args: list[str] = []
+    for name in FIRST_LOGINS:
+        args += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={passwords[name]}]"]
+    return args

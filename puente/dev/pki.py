@@ -1,0 +1,101 @@
+"""A small local certificate authority for Kafka's TLS: one CA, a certificate per node.
+
+The local Kafka (and a compose deployment's secrets) need certificates a client can verify:
+this makes an ECDSA P-256 CA and node certificates signed by it, with the node's host names and
+addresses as subject alternative names (so clients check host names), valid for a year. A
+ministry's deployment uses its own PKI; this is what development, the demo and the tests run on.
+
+Files are PEM: ``ca.pem`` (the CA certificate, what clients trust), ``ca-key.pem`` (0600), and per
+node ``<name>.pem`` (0600) holding the node's PKCS#8 private key followed by its certificate and
+the CA's. The key is not encrypted: Java 17's PEM reader cannot open the PBES2 encryption a modern
+tool writes, and a password beside the file in server.properties would protect nothing; the file
+mode does, as for every secret Puente keeps.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from broker.keystore import private_folder
+
+VALID_DAYS = 365
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), mode)
+        fh.write(data)
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Puente (local)"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def ensure_ca(folder: Path, now: datetime | None = None) -> tuple[Path, Path]:
+    """The CA in ``folder`` (made on first use): (certificate, key)."""
+    private_folder(folder)
+    cert_path, key_path = folder / "ca.pem", folder / "ca-key.pem"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    now = now or datetime.now(UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name("Puente local CA")
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=VALID_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()), 0o600)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return cert_path, key_path
+
+
+def issue(folder: Path, name: str, hosts: list[str], *, common: str, not_after: datetime | None = None,
+          now: datetime | None = None) -> Path:
+    """A certificate for ``hosts`` (names or IP addresses) signed by the CA in ``folder``, as
+    ``folder/<name>.pem``: the key, the certificate and the CA's. ``common`` is the subject's CN,
+    which Kafka maps to the principal of a client using this certificate."""
+    cert_path, key_path = ensure_ca(folder)
+    ca_cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    ca_key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    now = now or datetime.now(UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    alt: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alt.append(x509.DNSName(host))
+    cert = (
+        x509.CertificateBuilder().subject_name(_name(common)).issuer_name(ca_cert.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(not_after or now + timedelta(days=VALID_DAYS))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    out = folder / f"{name}.pem"
+    _write(out, private + cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
+        serialization.Encoding.PEM), 0o600)
+    return out

@@ -1,0 +1,303 @@
+"""Zero trust at the Kafka layer, on the real secured Kafka: each party may do its own work and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
+from aiokafka.structs import OffsetAndMetadata
+from puente_testing import Env, cli, run_broker
+
+from broker.access import subscriber_group, subscriber_transactions
+from broker.kafka import KafkaConnection, reader, start
+from puente.dev import pki
+from puente.dev.localkafka import KAFKA_VERSION, LocalKafka, fetch_kafka
+from puente.dev.synthetic import publish_synthetic
+
+pytestmark = pytest.mark.kafka
+
+
+async def _refused(conn: KafkaConnection, attempt: str, **kw: str) -> BaseException:
+    """Run one attempt as ``conn`` and return what refused it (the test fails if nothing did)."""
+    try:
+        if attempt == "read":
+            consumer = AIOKafkaConsumer(kw["topic"], **conn.aiokafka(), group_id=kw.get("group"),
+                                        auto_offset_reset="earliest", enable_auto_commit=False)
+            await consumer.start()
+            try:
+                await consumer.getmany(timeout_ms=5000)
+            finally:
+                await consumer.stop()
+        elif attempt == "write":
+            producer = AIOKafkaProducer(**conn.aiokafka(), transactional_id=kw.get("txn"))
+            await producer.start()
+            try:
+                if kw.get("txn"):
+                    async with producer.transaction():
+                        await producer.send_and_wait(kw["topic"], b"x")
+                else:
+                    await producer.send_and_wait(kw["topic"], b"x")
+            finally:
+                await producer.stop()
+        elif attempt == "commit":
+            consumer = AIOKafkaConsumer(**conn.aiokafka(), group_id=kw["group"], enable_auto_commit=False)
+            await consumer.start()
+            try:
+                tp = TopicPartition(kw["topic"], 0)
+                consumer.assign([tp])
+                await consumer.commit({tp: OffsetAndMetadata(0, "")})
+            finally:
+                await consumer.stop()
+    except (KafkaError, OSError) as exc:
+        return exc
+    raise AssertionError(f"{conn.principal} was allowed to {attempt} {kw}")
+
+
+async def test_a_partner_cannot_read_another_partners_feed_nor_learn_it_exists(env: Env) -> None:
+    """COL's login is refused USA's feed (by topic, and by USA's group), and the cluster's metadata does not even
+    list USA's topics to it; its own feed it reads."""
+    col, feed_usa = env.login("partner-COL"), env.feed("USA")
+    refused = await _refused(col, "read", topic=feed_usa, group=subscriber_group(feed_usa))
+    assert isinstance(refused, (TopicAuthorizationFailedError, GroupAuthorizationFailedError)), refused
+    refused = await _refused(col, "read", topic=feed_usa, group=subscriber_group(env.feed("COL")))
+    assert isinstance(refused, TopicAuthorizationFailedError), refused
+    async with _reading(col) as consumer:
+        visible = await consumer.topics()
+    assert env.feed("COL") in visible and env.names.receipts("COL") in visible
+    assert not {t for t in visible if "USA" in t or "CRI" in t or "FEAN" in t}
+    assert not {t for t in visible if t.startswith(env.cfg.topic_prefix + ".ingress")}
+
+
+class _reading:
+    def __init__(self, conn: KafkaConnection) -> None:
+        self.conn, self.consumer = conn, reader(conn, "probe")
+
+    async def __aenter__(self) -> AIOKafkaConsumer:
+        return await start(self.consumer, self.conn, "probing")
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+
+async def test_a_partner_cannot_write_ingress_audit_or_another_partners_receipts(env: Env) -> None:
+    """COL's login may not write any ingress topic, the decisions, USA's receipts, or a feed."""
+    col = env.login("partner-COL")
+    for topic in (env.names.ingress("SNM"), env.names.decisions, env.names.receipts("USA"), env.feed("COL"),
+                  env.names.deadletter):
+        refused = await _refused(col, "write", topic=topic)
+        assert isinstance(refused, TopicAuthorizationFailedError), (topic, refused)
+
+
+async def test_a_partner_cannot_commit_in_anothers_group_or_use_its_transactional_id(env: Env) -> None:
+    """COL's login may not commit offsets in USA's consumer group nor open a transaction under USA's ids."""
+    col = env.login("partner-COL")
+    refused = await _refused(col, "commit", group=subscriber_group(env.feed("USA")), topic=env.feed("USA"))
+    assert isinstance(refused, (GroupAuthorizationFailedError, TopicAuthorizationFailedError)), refused
+    usa_txn = subscriber_transactions(env.names.receipts("USA"), "USA")
+    refused = await _refused(col, "write", topic=env.names.receipts("COL"), txn=usa_txn)
+    assert isinstance(refused, TransactionalIdAuthorizationFailed), refused
+
+
+async def test_an_agency_cannot_write_another_agencys_ingress(env: Env) -> None:
+    """SENAN's adapter login may write its own ingress but not SNM's, nor the broker's feeds."""
+    senan = env.login("agency-SENAN")
+    for topic in (env.names.ingress("SNM"), env.feed("USA")):
+        refused = await _refused(senan, "write", topic=topic)
+        assert isinstance(refused, TopicAuthorizationFailedError), (topic, refused)
+
+
+async def test_plaintext_anonymous_and_wrong_password_connections_are_refused(env: Env) -> None:
+    """No plaintext listener exists; TLS without a login, and a wrong password, are refused; the CLI says so in one
+    line naming the principal and what to check, never the password."""
+    plain = KafkaConnection(bootstrap=env.conn.bootstrap, timeout_s=5)
+    refused = await _refused(plain, "read", topic=env.feed("COL"))
+    assert isinstance(refused, (KafkaConnectionError, OSError, KafkaError)), refused
+    anonymous = KafkaConnection(bootstrap=env.conn.bootstrap, security_protocol="SSL", ca_file=env.conn.ca_file,
+                                timeout_s=5)
+    refused = await _refused(anonymous, "read", topic=env.feed("COL"))
+    assert isinstance(refused, (KafkaConnectionError, OSError, KafkaError)), refused
+    wrong = Path(env.config("partner-COL")).read_text()
+    password = wrong.split('password="', 1)[1].split('"', 1)[0]
+    bad = env.config("partner-COL").with_name("wrong.properties")
+    bad.write_text(wrong.replace(password, "not-the-password"))
+    bad.chmod(0o600)
+    done = subprocess.run(cli("subscribe", "--partner", "COL", "--key", str(env.key_file("COL"))),
+                          env={**env.env_vars(), "PUENTE_CLIENT_CONFIG": str(bad), "PUENTE_KAFKA_TIMEOUT_S": "5"},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 3, done.stderr
+    line = [x for x in done.stderr.splitlines() if x.startswith("puente: error:")]
+    assert len(line) == 1 and "User:partner-COL" in line[0] and "credentials" in line[0]
+    assert "not-the-password" not in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_an_unknown_ca_is_one_clear_line(env: Env, tmp_path: Path) -> None:
+    """A client that trusts another CA gets a one-line error naming the CA file to check."""
+    other = tmp_path / "other-ca"
+    ca, _ = pki.ensure_ca(other)
+    text = env.config("broker").read_text().replace(str(env.conn.ca_file), str(ca))
+    config = tmp_path / "client.properties"
+    config.write_text(text)
+    config.chmod(0o600)
+    done = subprocess.run(cli("audit", "verify"), env={**env.env_vars(), "PUENTE_CLIENT_CONFIG": str(config),
+                                                       "PUENTE_KAFKA_TIMEOUT_S": "5"},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "certificate" in done.stderr and str(ca) in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def expired_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A TLS server on 127.0.0.1 presenting a certificate that expired yesterday (signed by its own CA)."""
+    folder = tmp_path / "expired"
+    ca, _ = pki.ensure_ca(folder)
+    now = datetime.now(UTC)
+    pem = pki.issue(folder, "server", ["127.0.0.1"], common="expired", not_after=now - timedelta(days=1),
+                    now=now - timedelta(days=30))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pem))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                with context.wrap_socket(conn, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield port, ca
+    listener.close()
+
+
+def test_an_expired_certificate_is_one_clear_line(expired_server: tuple[int, Path], tmp_path: Path) -> None:
+    """A broker presenting an expired certificate: the client refuses it, in one line saying to check it."""
+    port, ca = expired_server
+    config = tmp_path / "client.properties"
+    config.write_text(f"bootstrap.servers=127.0.0.1:{port}\nsecurity.protocol=SSL\nssl.truststore.type=PEM\n"
+                      f"ssl.truststore.location={ca}\n")
+    done = subprocess.run(cli("acls", "plan"), env={**os.environ, "PUENTE_CLIENT_CONFIG": str(config),
+                                                       "PUENTE_KAFKA_TIMEOUT_S": "5", "PUENTE_BOOTSTRAP": ""},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "certificate" in done.stderr and "expired" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_every_party_does_its_own_work_end_to_end(env: Env, tmp_path: Path) -> None:
+    """As their own logins: agencies publish, the broker routes, a partner reads its feed and receipts, the auditor
+    verifies; no party needed more than its ACLs."""
+    await publish_synthetic(env.cfg, env.conn, 150, seed=61)
+    workers = await run_broker(env)
+    assert sum(w.metrics.inputs for w in workers) == 150
+    out = tmp_path / "col.jsonl"
+    sub = subprocess.run(cli("subscribe", "--partner", "COL", "--key", str(env.key_file("COL")), "--out", str(out)),
+                         env=env.env_vars("partner-COL"), capture_output=True, text=True, timeout=120, check=False)
+    assert sub.returncode == 0, sub.stderr
+    assert out.read_text().strip()
+    verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert verify.returncode == 0 and "no problems" in verify.stdout, verify.stdout + verify.stderr
+
+
+async def test_denials_reach_the_auditors(env: Env) -> None:
+    """A refused attempt (COL asking for USA's feed) is collected from Kafka's authorizer log into the audit: `audit
+    log --kind denial` shows principal, operation, resource and time, and `audit verify` checks it is signed."""
+    began = datetime.now(UTC)
+    await _refused(env.login("partner-COL"), "read", topic=env.feed("USA"))
+    logs = [str(node.folder / "logs" / "authorizer.log") for node in LocalKafka("single").nodes]
+    await asyncio.sleep(1.0)  # the log appender flushes each line; give it a moment on a loaded machine
+    args = ["audit", "collect-denials", "--since", began.isoformat()] + [f"--log={p}" for p in logs]
+    collect = subprocess.run(cli(*args), env=env.env_vars("broker"), capture_output=True, text=True, timeout=120,
+                             check=False)
+    assert collect.returncode == 0, collect.stderr
+    again = subprocess.run(cli(*args), env=env.env_vars("broker"), capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert "0 new denial(s)" in again.stdout  # collecting twice adds nothing
+    log = subprocess.run(cli("audit", "log", "--kind", "denial", "--json"), env=env.env_vars("auditor"),
+                         capture_output=True, text=True, timeout=120, check=False)
+    rows = [json.loads(line) for line in log.stdout.splitlines()]
+    mine = [r for r in rows if r["principal"] == "User:partner-COL" and env.feed("USA") in r["resource"]]
+    assert mine and {"at", "operation", "resource", "host", "request"} <= set(mine[0])
+    verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert verify.returncode == 0 and env.names.denials in verify.stdout, verify.stdout
+
+
+async def test_the_acl_plan_follows_the_agreements(env: Env, tmp_path: Path) -> None:
+    """`acls plan` on a cluster that matches the policy shows no change; with an agreement removed it lists that
+    partner's ACLs to delete; after `acls apply`, the plan is empty again."""
+    same = subprocess.run(cli("acls", "plan"), env=env.env_vars(), capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert same.returncode == 0 and "no change" in same.stdout, same.stdout + same.stderr
+    policy = tmp_path / "policy"
+    shutil.copytree(env.policy.root, policy)
+    (policy / "agreements" / "pan-cri.yaml").unlink()
+    (policy / "agreements" / "pan-cri.tests.yaml").unlink()
+    variables = {**env.env_vars(), "PUENTE_POLICY_DIR": str(policy)}
+    plan = subprocess.run(cli("acls", "plan"), env=variables, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert plan.returncode == 1
+    removed = [line for line in plan.stdout.splitlines() if line.startswith("- ")]
+    assert removed and all("User:partner-CRI" in line for line in removed)
+    assert not [line for line in plan.stdout.splitlines() if line.startswith("+ ")]
+    apply = subprocess.run(cli("acls", "apply"), env=variables, capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    after = subprocess.run(cli("acls", "plan"), env=variables, capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert after.returncode == 0 and "no change" in after.stdout
+    refused = await _refused(env.login("partner-CRI"), "read", topic=env.feed("CRI"))
+    assert isinstance(refused, TopicAuthorizationFailedError)
+
+
+def test_kafkas_own_console_tools_take_the_file_puente_writes(env: Env) -> None:
+    """The client.properties `puente users apply` wrote for an agency works as it is with Kafka's own console
+    producer and consumer (the Java client reads the same names); another party's file is refused that topic."""
+    classpath = fetch_kafka(KAFKA_VERSION)
+    java = ["java", "-Xmx256m", "-cp", f"{classpath}/*"]
+    topic = env.names.adapter_deadletter("SNM")  # one partition: read back by partition, as an agency may (no group)
+    produced = subprocess.run(
+        [*java, "org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", env.conn.bootstrap,
+         "--topic", topic, "--producer.config", str(env.config("agency-SNM"))],
+        input="from the console\n", capture_output=True, text=True, timeout=120, check=False)
+    assert produced.returncode == 0, produced.stderr[-2000:]
+    consumed = subprocess.run(
+        [*java, "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", env.conn.bootstrap,
+         "--topic", topic, "--partition", "0", "--offset", "earliest", "--max-messages", "1", "--timeout-ms", "30000",
+         "--consumer.config", str(env.config("agency-SNM"))],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert consumed.returncode == 0, consumed.stderr[-2000:]
+    assert "from the console" in consumed.stdout
+    refused = subprocess.run(
+        [*java, "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", env.conn.bootstrap,
+         "--topic", topic, "--partition", "0", "--offset", "earliest", "--max-messages", "1", "--timeout-ms", "10000",
+         "--consumer.config", str(env.config("partner-COL"))],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert "from the console" not in refused.stdout
+    assert "TopicAuthorizationException" in refused.stdout + refused.stderr
