@@ -22,7 +22,7 @@ from policies._source import AREAS, VOCABULARY, Doc, PolicySources
 # (vocabulary.yaml) may keep more, never less: this minimum is code, not policy.
 ENVELOPE_MINIMUM = (
     "alert_id", "alert_type", "markings.classification", "markings.releasable_to", "markings.caveats",
-    "markings.handling_code", "markings.handling_text", "markings.expires_at",
+    "markings.handling_code", "markings.handling_text", "markings.expires_at", "version", "lifecycle.action",
 )  # fmt: skip
 
 
@@ -39,7 +39,7 @@ class Finding:
     """One problem in the policy files: where, what kind, and what is wrong."""
 
     where: str  # file:line
-    kind: str  # invalid, schema-field, area, expired, overlap, keys, shadowed
+    kind: str  # invalid, schema-field, area, expired, recall, overlap, keys, shadowed
     message: str
 
     def __str__(self) -> str:

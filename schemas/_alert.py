@@ -89,6 +89,9 @@ def alert_from_json(doc: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise RecordMismatchError("an alert must be a JSON object")
     out: dict[str, Any] = _walk(doc, "alert", leaf)
+    # Written before alerts had versions: the first version, as the schema's defaults say.
+    out.setdefault("version", 1)
+    out.setdefault("lifecycle", None)
     return out
 
 

@@ -199,7 +199,7 @@ def generate(count: int, *, seed: int = 7, now: datetime | None = None) -> Itera
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
     base = now or datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     for seq in range(count):
-        yield rng.choice(_MAKERS)(rng, seq, base)
+        yield {**rng.choice(_MAKERS)(rng, seq, base), "version": 1, "lifecycle": None}
 
 
 async def publish_synthetic(cfg: PuenteSettings, conn: KafkaConnection, count: int, seed: int) -> Counter[str]:
