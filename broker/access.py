@@ -7,7 +7,7 @@ One principal per party, each with exactly the ACLs its role needs, and nothing 
                    and its own adapter dead-letter topic
     broker         reads every ingress topic in its consumer group; writes the feeds, the decisions,
                    its dead letters, under its own transactional ids; reads the decisions back
-                   (replay windows, chain heads); appends the denials it collects from Kafka's
+                   (replay windows, chain heads) and its lifecycle state; appends the denials it collects from Kafka's
                    authorizer logs to the denials topic, under one transactional id
     partner-<P>    reads its own feed in its own consumer group, writes and reads its own receipts
                    topic under its own transactional ids; only while an agreement names it
@@ -90,6 +90,7 @@ def plan(policy_set: PolicySet, names: TopicNames, agencies: Iterable[str], brok
     acls.add(Acl(BROKER, "GROUP", broker_group, "LITERAL", "READ"))
     acls.update(_topic(BROKER, names.feeds, ("WRITE", "DESCRIBE"), "PREFIXED"))
     acls.update(_topic(BROKER, names.decisions, ("WRITE", "READ", "DESCRIBE")))
+    acls.update(_topic(BROKER, names.lifecycle, ("WRITE", "READ", "DESCRIBE")))
     acls.update(_topic(BROKER, names.deadletter, ("WRITE", "DESCRIBE")))
     acls.update(Acl(BROKER, "TRANSACTIONAL_ID", f"{broker_group}-slot-", "PREFIXED", op)
                 for op in ("WRITE", "DESCRIBE"))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
+from broker.lifecycle import RECALL, AlertState, lifecycle_problem
 from broker.topology import Slots
 from puente import wire
 from puente.errors import CodecError, CryptoError, OriginError, PuenteError
@@ -74,6 +75,9 @@ class PolicyPort(Protocol):
         """``decide`` for each of ``partners``, in that order."""
         ...
     def view(self, alert: dict[str, Any], decision: DecisionLike) -> dict[str, Any]: ...
+    def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
+        """The content-free recall notice of ``alert`` as of ``version`` (``policies.recall_notice``)."""
+        ...
 
 
 class Sealer(Protocol):
@@ -104,6 +108,21 @@ class Outcome:
     dead_reason: str | None = None
     seen_id: str | None = None
     decisions: list[tuple[str, str]] = field(default_factory=list)
+    state: AlertState | None = None
+    """The alert's lifecycle state after this version, to write with the batch; None: nothing to keep."""
+
+
+def seen_key(alert_id: str, version: int) -> str:
+    """What the replay window remembers of a processed alert version: the id alone for a first
+    version (as before versions existed), the id and the version for a later one."""
+    return alert_id if version == 1 else f"{alert_id}#v{version}"
+
+
+StateLookup = Callable[[str], AlertState | None]
+
+
+def _no_states(alert_id: str) -> AlertState | None:
+    return None
 
 
 class Pipeline:
@@ -130,8 +149,11 @@ class Pipeline:
         self._at: tuple[datetime | None, str] = (None, "")
         self._fed: dict[int, tuple[dict[str, Any], str, dict[str, Any]]] = {}
 
-    def process(self, record: Record, seen: Container[str], now: datetime) -> Outcome:
-        """The outcome of one ingress record. ``seen`` holds the alert ids this slot processed within the window.
+    def process(self, record: Record, seen: Container[str], now: datetime,
+                states: StateLookup = _no_states) -> Outcome:
+        """The outcome of one ingress record. ``seen`` holds the alert versions this slot processed
+        within the window (``seen_key``); ``states`` gives an alert's lifecycle state as of the
+        records before this one (committed, or earlier in the batch).
 
         ``record.timestamp_ms`` must be the time Kafka appended the record (ingress topics use
         LogAppendTime), which a replayer cannot choose.
@@ -139,7 +161,7 @@ class Pipeline:
         where = f"{record.topic}:{record.partition}:{record.offset}"
         key = (record.key or b"").decode("utf-8", "replace")
         try:
-            alert = self._admit(record, key, seen, now)
+            alert, prior = self._admit(record, key, seen, now, states)
         except _Reject as rej:
             return self._dead(record, where, key, rej.reason, rej.detail, now)
         except Exception as exc:  # noqa: BLE001 - one record must never stop a worker; it is dead-lettered
@@ -147,6 +169,8 @@ class Pipeline:
                               f"({type(exc).__name__}); report it to Puente's maintainers", now)
         m = alert["markings"]
         decisions: list[dict[str, Any]] = []
+        version: int = alert.get("version", 1)
+        life = alert.get("lifecycle")
         out = Outcome(entry={
             "kind": "ALERT",
             "alert_id": alert["alert_id"],
@@ -159,17 +183,109 @@ class Pipeline:
             "ingress_ms": record.timestamp_ms,
             "at": self._iso(now),
             "decisions": decisions,
-        }, seen_id=alert["alert_id"])
+        }, seen_id=seen_key(alert["alert_id"], version))
+        if version > 1 or prior is not None:
+            out.entry["version"] = version
+            if life is not None:
+                out.entry["action"] = life["action"]
+                if life.get("reason") is not None:
+                    out.entry["reason"] = life["reason"]
+            if prior is not None:
+                out.entry["previous_version"] = prior.version
+        if life is not None and life["action"] == RECALL:
+            self._recall(alert, version, life.get("reason"), prior, now, out)
+            return out
         try:
             verdicts: Sequence[DecisionLike] = self.policy.decide_all(alert, self._partner_ids, now)
         except Exception as exc:  # noqa: BLE001 - the policy must not stop a worker: withhold from everyone
             verdicts = [_Undecided(partner, self.policy.version, exc) for partner in self._partner_ids]
+        if prior is None and version == 1:  # the common case: a first publication
+            holders: dict[str, int] = {}
+            for (partner, topic), decision in zip(self._partners, verdicts, strict=True):
+                routed = self._route(alert, decision, partner, topic, now, out)
+                decisions.append(routed)
+                if routed["decision"] != WITHHOLD:
+                    holders[partner] = version
+            if holders:
+                out.state = AlertState(version, holders)
+            return out
+        held = prior.holders if prior is not None else {}
+        holders = {}
         for (partner, topic), decision in zip(self._partners, verdicts, strict=True):
-            decisions.append(self._route(alert, decision, partner, topic, now, out))
+            was = held.get(partner)
+            if decision.outcome == WITHHOLD and was is not None:
+                # No longer entitled: what it holds is pulled back.
+                reasons = [*decision.reasons, f"held version {was}, which this version no longer lets it keep"]
+                routed = self._notice(alert, version, None, partner, topic, decision.policy_version, was,
+                                      reasons, now, out)
+                if routed.get("sent") is False:
+                    holders[partner] = was  # the notice could not be sealed: it still holds it, and the audit says so
+            else:
+                routed = self._route(alert, decision, partner, topic, now, out)
+                if routed["decision"] != WITHHOLD:
+                    holders[partner] = version
+                    if was is not None:
+                        routed = {**routed, "supersedes": was}
+                elif was is not None:
+                    holders[partner] = was  # the new version could not be sealed: the old one stays held
+            decisions.append(routed)
+        out.state = AlertState(version, holders)
         return out
 
+    def _recall(self, alert: dict[str, Any], version: int, reason: str | None, prior: AlertState | None,
+                now: datetime, out: Outcome) -> None:
+        """A recall: a notice to every partner that holds the alert; nothing to anyone else."""
+        held = prior.holders if prior is not None else {}
+        holders: dict[str, int] = {}
+        why = f"recalled by its originator ({reason})"
+        for partner, topic in self._partners:
+            was = held.get(partner)
+            if was is None:
+                out.entry["decisions"].append({
+                    "partner": partner, "decision": WITHHOLD, "agreement": None, "rules": ["lifecycle.recall"],
+                    "reasons": [f"{why}; this partner never received it"], "redacted": [],
+                    "policy_version": self.policy.version})
+                out.decisions.append((partner, WITHHOLD))
+                continue
+            routed = self._notice(alert, version, reason, partner, topic, self.policy.version, was,
+                                  [f"{why}; it held version {was}"], now, out)
+            if routed.get("sent") is False:
+                holders[partner] = was
+            out.entry["decisions"].append(routed)
+        out.state = AlertState(version, holders, recalled=True)
+
+    def _notice(self, alert: dict[str, Any], version: int, reason: str | None, partner: str, topic: str,
+                policy_version: str, was: int, reasons: list[str], now: datetime, out: Outcome) -> dict[str, Any]:
+        """Send ``partner`` the recall notice of what it holds; its audit entry."""
+        entry: dict[str, Any] = {"partner": partner, "decision": RECALL, "agreement": None,
+                                 "rules": ["lifecycle.recall"], "reasons": reasons, "redacted": [],
+                                 "policy_version": policy_version, "recalls": was}
+        try:
+            sealer = self.sealers.get(partner)
+            if sealer is None:
+                raise CryptoError(f"no encryption key is configured for partner {partner}")
+            notice = self.policy.notice(alert, version, reason)
+            value = sealer.seal(self.codec.encode(notice), alert_id=alert["alert_id"], topic=topic,
+                                schema_fp=self.codec.fingerprint, policy_version=policy_version, now=now)
+        except Exception as exc:  # noqa: BLE001 - the partner keeps its copy; the audit must say so
+            detail = f": {str(exc)[:300]}" if isinstance(exc, (CryptoError, CodecError)) else ""
+            out.decisions.append((partner, "RECALL_FAILED"))
+            return {**entry, "sent": False,
+                    "reasons": [*reasons, f"the recall notice could not be sent: {type(exc).__name__}{detail}"]}
+        alert_id = alert["alert_id"]
+        out.feeds.append(FeedOut(topic, alert_id.encode(), value, (
+            (wire.ALERT_ID, alert_id.encode()),
+            (wire.SCHEMA, self._schema_hex),
+            (wire.POLICY, policy_version.encode()),
+            (wire.DECISION, RECALL.encode()),
+            (wire.AGREEMENT, b""),
+        )))
+        out.decisions.append((partner, RECALL))
+        return {**entry, "feed": topic}
+
     # ---- admission: everything that dead-letters ----------------------------------------
-    def _admit(self, record: Record, key: str, seen: Container[str], now: datetime) -> dict[str, Any]:
+    def _admit(self, record: Record, key: str, seen: Container[str], now: datetime,
+               states: StateLookup) -> tuple[dict[str, Any], AlertState | None]:
         agency = self.slots.agency_of(record.topic)
         if agency is None:
             raise _Reject("unknown-topic", "record on a topic that is not an ingress topic")
@@ -196,12 +312,23 @@ class Pipeline:
             raise _Reject("agency-mismatch", f"alert names agency {alert['agency']!r} on {agency}'s topic")
         if alert["alert_id"] != key:
             raise _Reject("key-mismatch", "the record key is not the alert id (replays could not be detected)")
-        if alert["alert_id"] in seen:
-            raise _Reject("replay", f"alert id {alert['alert_id']} was already processed")
-        problem = _sanity(alert, now)
+        problem = _sanity(alert, now) or lifecycle_problem(alert)
         if problem:
             raise _Reject("invalid", problem)
-        return alert
+        alert_id, version = alert["alert_id"], alert.get("version", 1)
+        if seen_key(alert_id, version) in seen:
+            raise _Reject("replay", f"alert id {alert_id} version {version} was already processed")
+        prior = states(alert_id)
+        if prior is not None:
+            if prior.recalled:
+                raise _Reject("recalled", f"alert id {alert_id} was recalled at version {prior.version}, for good; "
+                                          "publish a new alert instead")
+            if version == prior.version:
+                raise _Reject("replay", f"alert id {alert_id} version {version} was already processed")
+            if version < prior.version:
+                raise _Reject("stale", f"version {version} of alert id {alert_id} is older than version "
+                                       f"{prior.version}, already processed")
+        return alert, prior
 
     def _iso(self, now: datetime) -> str:
         # The worker passes one time per batch: format it once.

@@ -17,7 +17,7 @@ from broker.metrics import Metrics, serve_metrics
 from broker.pipeline import Pipeline
 from broker.topology import Slots, TopicNames, slots_for
 from broker.worker import BrokerWorker, WorkerConfig
-from policies import Decision, PolicySet, build_view, decide, decide_many, load_policy_set
+from policies import Decision, PolicySet, build_view, decide, decide_many, load_policy_set, recall_notice
 from puente import logs
 from puente.errors import ConfigError, KeyMaterialError, OriginError
 from puente.settings import PuenteSettings
@@ -114,6 +114,9 @@ class PolicyAdapter:
         if key is None:
             raise KeyMaterialError(f"no pseudonymisation key for agreement {agreement}")
         return build_view(alert, inner, self.policy_set, key)
+
+    def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
+        return recall_notice(alert, version, reason)
 
 
 def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, FeedSealer], list[str]]:

@@ -41,6 +41,12 @@ class TopicNames:
     def decisions(self) -> str:
         return f"{self.prefix}.audit.decisions"
 
+    @property
+    def lifecycle(self) -> str:
+        """The broker's lifecycle state: per alert, its version and which partners hold which version
+        (compacted, keyed by alert id, one partition per slot like the decisions)."""
+        return f"{self.prefix}.lifecycle"
+
     def receipts(self, partner: str) -> str:
         """A partner's receipts: a topic of its own, since Kafka's ACLs are per topic, not per partition."""
         return f"{self.prefix}.receipts.{partner}"
@@ -114,6 +120,14 @@ class Slots:
 def slots_for(agencies: tuple[str, ...], ingress_partitions: int, prefix: str) -> Slots:
     """The slots of a deployment: one per ingress partition of each agency, in the agencies' order."""
     return Slots(tuple(agencies), ingress_partitions, TopicNames(prefix))
+
+
+def lifecycle_retention_days(policy_set: PolicySet, replay_window_days: int) -> int:
+    """How long the broker remembers who holds an alert: the longest any agreement lets a partner keep
+    one (after that every partner has deleted it, so nothing is left to update or recall), and never
+    less than the replay window."""
+    longest = max((a.retention_days for a in policy_set.agreements.values()), default=0)
+    return max(longest, replay_window_days)
 
 
 def feed_retention(policy_set: PolicySet, names: TopicNames) -> dict[str, int]:

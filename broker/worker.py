@@ -11,7 +11,10 @@ point leaves either all of them or none.
 
 The audit block is also the slot's replay state: a new owner rebuilds the set of
 alert ids processed within the replay window by reading the slot's audit partition
-back over that window, so no separate changelog is written per alert.
+back over that window, so no separate changelog is written per alert. What the
+lifecycle of alerts needs for longer (who holds which version: ``broker.lifecycle``)
+goes to the slot's partition of the compacted lifecycle topic, in the same
+transaction, and a new owner reads that partition back whole.
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ from broker.kafka import (
     translate,
     tune_transactions,
 )
+from broker.lifecycle import AlertState, LifecycleBook
 from broker.metrics import Metrics
-from broker.pipeline import MAX_FUTURE_SKEW_MS, Outcome, Pipeline
+from broker.pipeline import MAX_FUTURE_SKEW_MS, Outcome, Pipeline, seen_key
 from broker.replay import ReplayWindow
 from broker.topology import Slots, TopicNames
 from puente import logs
@@ -69,6 +73,8 @@ class SlotState:
     producer: Producer
     chain: ChainWriter
     seen: ReplayWindow
+    book: LifecycleBook = field(default_factory=LifecycleBook)
+    """The slot's committed alert states (who holds which version of each alert)."""
     queue: deque[Any] = field(default_factory=deque)
     """Records fetched for this slot and not yet in a transaction (at most about two batches)."""
     task: asyncio.Task[None] | None = None
@@ -178,10 +184,11 @@ class BrokerWorker:
                     # its chain head and replay window read back whole.
                     producers = await asyncio.gather(*(self._producer(slot) for _, slot in fresh))
                     states = await self._read_state(audit, [slot for _, slot in fresh])
+                    books = await self._read_books(audit, [slot for _, slot in fresh])
                 for (tp, slot), producer in zip(fresh, producers, strict=True):
                     head, seen = states[slot]
                     chain = ChainWriter(self.names.decisions, slot, head)
-                    self._owned[tp] = SlotState(tp, slot, producer, chain, seen)
+                    self._owned[tp] = SlotState(tp, slot, producer, chain, seen, books[slot])
             self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
             log.info("partitions assigned", owned=sorted(f"{t.topic}[{t.partition}]" for t in self._owned))
 
@@ -226,6 +233,22 @@ class BrokerWorker:
         if loaded:
             log.info("replay windows loaded", slots=len(slots), alert_ids=loaded)
         return {slot: (ChainHead.after(heads[tp]), windows[slot]) for slot, tp in tps.items()}
+
+    async def _read_books(self, consumer: Consumer, slots: list[int]) -> dict[int, LifecycleBook]:
+        """Each slot's alert states, from its partition of the lifecycle topic, read back whole
+        (compacted: one record per alert it remembers). Only the slot's producer writes there, and
+        it has fenced the previous owner, so what is committed is all there is."""
+        books = {slot: LifecycleBook() for slot in slots}
+        by_tp = {TopicPartition(self.names.lifecycle, slot): books[slot] for slot in slots}
+
+        def load(rec: Record) -> None:
+            by_tp[TopicPartition(rec.topic, rec.partition)].load(rec.key, rec.value)
+
+        await read_many(consumer, list(by_tp), starts=dict.fromkeys(by_tp, 0), each=load)
+        loaded = sum(len(book) for book in books.values())
+        if loaded:
+            log.info("lifecycle states loaded", slots=len(slots), alerts=loaded)
+        return books
 
     def _verified_head(self, tp: TopicPartition, rec: Record | None) -> dict[str, Any] | None:
         """The last record of a slot's audit partition, once it is known to be the broker's own.
@@ -424,45 +447,56 @@ class BrokerWorker:
         """
         committing: asyncio.Task[None] | None = None
         committing_ids: dict[str, int] = {}
+        committing_states: dict[str, AlertState] = {}
         try:
             while not self._stopping.is_set() and self._failure is None:
                 if not state.queue:
                     if committing is None:
                         break  # nothing queued and nothing in flight; no await since the check
                     await committing  # records may arrive meanwhile: look at the queue again after
-                    self._committed(state, committing_ids)
+                    self._committed(state, committing_ids, committing_states)
                     committing = None
                     continue
                 take = min(len(state.queue), self.config.max_batch)
                 msgs = [state.queue.popleft() for _ in range(take)]
                 started = time.monotonic()
-                outcomes, pending = await self._work_out(state, msgs, committing_ids)
+                outcomes, pending, pending_states = await self._work_out(state, msgs, committing_ids,
+                                                                         committing_states)
                 if committing is not None:
                     await committing
-                    self._committed(state, committing_ids)
+                    self._committed(state, committing_ids, committing_states)
                     committing = None
                 if self._failure is not None or self._stopping.is_set() or self._owned.get(state.tp) is not state:
                     break  # this batch is dropped unsent: whoever owns the slot next reads it again
-                committing_ids = pending
+                committing_ids, committing_states = pending, pending_states
                 committing = asyncio.create_task(self._transact(state, msgs, outcomes, started))
                 if state.paused and len(state.queue) < self.config.max_batch and self._owned.get(state.tp) is state:
                     consumer.resume(state.tp)
                     state.paused = False
             if committing is not None:
                 await committing
-                self._committed(state, committing_ids)
+                self._committed(state, committing_ids, committing_states)
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
             self._fail(exc)
             state.queue.clear()
             if committing is not None:  # let a commit under way finish (or fail) on its own
                 await asyncio.gather(committing, return_exceptions=True)
 
-    async def _work_out(self, state: SlotState, msgs: list[Any],
-                        committing: dict[str, int]) -> tuple[list[Outcome], dict[str, int]]:
-        """Each record's outcome (pure work: no Kafka), and the alert ids this batch processes."""
+    async def _work_out(self, state: SlotState, msgs: list[Any], committing: dict[str, int],
+                        committing_states: dict[str, AlertState],
+                        ) -> tuple[list[Outcome], dict[str, int], dict[str, AlertState]]:
+        """Each record's outcome (pure work: no Kafka), the alert versions this batch processes and
+        the alert states it leaves (each record sees those of the records before it)."""
         outcomes: list[Outcome] = []
         pending: dict[str, int] = {}  # ids processed in this batch: a replay within one batch is still a replay
+        pending_states: dict[str, AlertState] = {}
         seen = _Both(state.seen, committing.keys(), pending.keys())
+        book = state.book
+
+        def lookup(alert_id: str) -> AlertState | None:
+            found = pending_states.get(alert_id) or committing_states.get(alert_id)
+            return found if found is not None else book.get(alert_id)
+
         now = datetime.now(UTC)
         process = self.pipeline.process
         for i, msg in enumerate(msgs):
@@ -470,18 +504,23 @@ class BrokerWorker:
                 await asyncio.sleep(0)  # let heartbeats, commits and other slots run during a long batch
                 now = datetime.now(UTC)
             rec: Record = record(msg)
-            outcome = process(rec, seen, now)
+            outcome = process(rec, seen, now, lookup)
             outcomes.append(outcome)
             if outcome.seen_id:
                 pending[outcome.seen_id] = rec.timestamp_ms
-        return outcomes, pending
+            if outcome.state is not None:
+                pending_states[str(outcome.entry["alert_id"])] = outcome.state
+        return outcomes, pending, pending_states
 
     @staticmethod
-    def _committed(state: SlotState, ids: dict[str, int]) -> None:
-        # Only now, after the commit, do the batch's alert ids count as processed for good.
+    def _committed(state: SlotState, ids: dict[str, int], states: dict[str, AlertState]) -> None:
+        # Only now, after the commit, do the batch's alert ids count as processed for good, and its
+        # alert states as the slot's.
         for alert_id, appended in ids.items():
             state.seen.add(alert_id, appended)
         state.seen.prune()
+        for alert_id, alert_state in states.items():
+            state.book.put(alert_id, alert_state)
 
     async def _transact(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome], started: float) -> None:
         """One transaction: the batch's feed records, dead letters, audit block and offsets."""
@@ -493,6 +532,11 @@ class BrokerWorker:
                 if outcome.feeds or outcome.dead_letter is not None:  # most alerts go to no feed
                     sends.extend(await self._emit(state, msg, outcome))
             at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            for outcome in outcomes:
+                if outcome.state is not None:
+                    alert_id = str(outcome.entry["alert_id"])
+                    sends.append(await producer.send(self.names.lifecycle, outcome.state.encode(alert_id, at),
+                                                     key=alert_id.encode(), partition=state.slot))
             for block in state.chain.blocks([o.entry for o in outcomes], self.config.signer_id, self.sign, at):
                 sends.append(await producer.send(self.names.decisions, block, partition=state.slot))
             # The offsets join the transaction while its records are still in flight (one round
@@ -549,5 +593,7 @@ def _processed_ids(value: bytes) -> list[tuple[str, int]]:
     out = []
     for entry in doc.get("entries") or () if isinstance(doc, dict) else ():
         if isinstance(entry, dict) and entry.get("kind") == "ALERT" and isinstance(entry.get("ingress_ms"), int):
-            out.append((str(entry.get("alert_id")), entry["ingress_ms"]))
+            version = entry.get("version", 1)
+            out.append((seen_key(str(entry.get("alert_id")), version if type(version) is int else 1),
+                        entry["ingress_ms"]))
     return out

@@ -25,6 +25,7 @@ from policies._decision import Decision, Outcome, Redaction
 from policies._explain import DEMO_KEY, explain
 from policies._lint import PSEUDONYM_KEY, lint
 from policies._load import load_areas, load_policy_set, schema_fields
+from policies._notice import recall_notice
 from policies._source import DEFAULT_DIR
 from policies._suite import SuiteReport, run_suites
 from policies._view import build_view, pseudonym
@@ -51,6 +52,7 @@ __all__ = [
     "load_policy_set",
     "pseudonym",
     "read_alert_json",
+    "recall_notice",
     "run_suites",
     "schema_fields",
 ]

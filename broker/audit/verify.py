@@ -73,7 +73,7 @@ def may_sign(chain: str | None, signer: str) -> bool:
 # chain holds only its receipts and their checkpoints: a partner's key never vouches for a decision.
 DECISION_KINDS = frozenset({"BLOCK", "CHECKPOINT", "DECISION", "DEAD_LETTER"})
 RECEIPT_KINDS = frozenset({"RECEIPT", "CHECKPOINT"})
-DELIVERED = frozenset({"DELIVER", "DELIVER_REDACTED"})
+DELIVERED = frozenset({"DELIVER", "DELIVER_REDACTED", "RECALL"})  # a feed record went out: a receipt may name it
 DECISION_ENTRIES = frozenset({"ALERT", "DEAD_LETTER"})  # what the broker's decision blocks hold
 DENIAL_ENTRIES = frozenset({"DENIAL"})  # what the collected-denials blocks hold
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 
 from broker.kafka.admin import Admin
-from broker.topology import DAY_MS, TopicNames, TopicSpec, feed_retention, slots_for
+from broker.topology import DAY_MS, TopicNames, TopicSpec, feed_retention, lifecycle_retention_days, slots_for
 from policies import PolicySet
 from puente.errors import KafkaError
 from puente.settings import PuenteSettings
@@ -65,6 +65,11 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
     audit = {**base, "retention.ms": str(settings.audit_retention_days * DAY_MS)}
     dead = {**base, "retention.ms": str(settings.deadletter_retention_days * DAY_MS)}
     specs += [TopicSpec(names.decisions, slots, rf, audit, "decisions")]
+    # Compacted: the latest state of each alert, for as long as a partner may hold it.
+    lifecycle_days = lifecycle_retention_days(policy_set, settings.replay_window_days)
+    specs += [TopicSpec(names.lifecycle, slots, rf, {**base, "cleanup.policy": "compact,delete",
+                                                      "retention.ms": str(lifecycle_days * DAY_MS)},
+                        "lifecycle", fixed=True)]
     # One partition per partner's receipts: its chains stay whole, and only it may write there.
     specs += [TopicSpec(names.receipts(p), 1, rf, audit, "receipts", fixed=True) for p in sorted(policy_set.partners)]
     specs += [

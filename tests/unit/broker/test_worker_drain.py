@@ -52,7 +52,7 @@ class HeldProducer:
 
 
 class Pipeline:
-    def process(self, record: Any, seen: Any, now: Any) -> Outcome:
+    def process(self, record: Any, seen: Any, now: Any, states: Any = None) -> Outcome:
         alert_id = record.key.decode()
         return Outcome(entry={"kind": "ALERT", "alert_id": alert_id, "decisions": []}, seen_id=alert_id)
 
@@ -98,7 +98,7 @@ async def test_the_next_batch_is_worked_out_while_the_previous_one_commits() -> 
     seen_during_commit: list[bool] = []
 
     class Watching(Pipeline):
-        def process(self, record: Any, seen: Any, now: Any) -> Outcome:
+        def process(self, record: Any, seen: Any, now: Any, states: Any = None) -> Outcome:
             seen_during_commit.append(bool(worker._owned[TP].task) and not producer.committed)
             if record.key == b"SENAN:0":  # batch 2 carries a replay of batch 1's first alert
                 assert record.offset == 0 or "SENAN:0" in seen

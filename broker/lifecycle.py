@@ -1,0 +1,127 @@
+"""What the broker remembers of each alert's life: its version and who holds which version. Pure.
+
+An alert is not final: its originator may correct it (UPDATE), change its markings (RECLASSIFY),
+consent to a partner (CONSENT) or withdraw it (RECALL), each as a later version of the same alert
+id. The broker re-decides every version for every partner, and to do that it must know which
+partners hold the alert now, and at which version: a holder still entitled gets the new version,
+a holder no longer entitled gets a recall notice, a partner newly entitled gets its first copy.
+
+That knowledge is an :class:`AlertState` per alert, kept in a compacted Kafka topic (one partition
+per slot, like the audit; ``TopicNames.lifecycle``) and written in the same transaction as the
+decisions it follows from, so it is exactly as durable as they are. A slot's new owner reads its
+partition back whole. The topic keeps an alert's state for as long as an agreement lets a partner
+keep the alert (``topology.lifecycle_retention_days``); after that there is nothing left to
+update or recall. A state is written whenever a version changes something: a first version that
+reached at least one partner, and every later version. An alert that reached no partner has no
+state, which means exactly what it should: no holder.
+
+Values are JSON, bounded, and read strictly: a state that does not parse stops the slot (the
+broker will not guess who holds an alert).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from puente.errors import PuenteError
+
+MAX_VERSION = 1_000_000
+MAX_STATE_BYTES = 64 * 1024
+_PARTNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+ACTIONS = ("UPDATE", "RECLASSIFY", "CONSENT", "RECALL")
+RECALL = "RECALL"
+
+
+class LifecycleStateError(PuenteError):
+    """A lifecycle state record that cannot be read: the slot stops rather than guess."""
+
+
+@dataclass(slots=True)
+class AlertState:
+    """One alert's life so far, as the broker acted on it."""
+
+    version: int
+    """The latest version processed."""
+    holders: dict[str, int] = field(default_factory=dict)
+    """Partner -> the version it holds: delivered and neither superseded nor recalled since."""
+    recalled: bool = False
+    """Recalled by its originator: for good, later versions are refused."""
+
+    def encode(self, alert_id: str, at: str) -> bytes:
+        """The state record's value (its key is the alert id)."""
+        return orjson.dumps({"alert_id": alert_id, "version": self.version, "holders": self.holders,
+                             "recalled": self.recalled, "at": at}, option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def decode(cls, alert_id: str, value: bytes) -> AlertState:
+        """A state record read back; LifecycleStateError when it is not one Puente wrote for this id."""
+        if len(value) > MAX_STATE_BYTES:
+            raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} is larger than {MAX_STATE_BYTES} bytes")
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} is not JSON") from None
+        if not isinstance(doc, dict) or doc.get("alert_id") != alert_id:
+            raise LifecycleStateError(f"the lifecycle state under key {alert_id[:120]} names another alert")
+        version, holders, recalled = doc.get("version"), doc.get("holders"), doc.get("recalled")
+        if type(version) is not int or not 1 <= version <= MAX_VERSION or type(recalled) is not bool:
+            raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has no valid version")
+        if not isinstance(holders, dict) or not all(
+                isinstance(p, str) and _PARTNER.fullmatch(p) and type(v) is int and 1 <= v <= version
+                for p, v in holders.items()):
+            raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has invalid holders")
+        return cls(version, dict(holders), recalled)
+
+
+class LifecycleBook:
+    """One slot's alert states, committed ones only; a batch in the works overlays its own."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, AlertState] = {}
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def get(self, alert_id: str) -> AlertState | None:
+        return self._states.get(alert_id)
+
+    def put(self, alert_id: str, state: AlertState) -> None:
+        self._states[alert_id] = state
+
+    def load(self, key: bytes | None, value: bytes | None) -> None:
+        """One record of the slot's lifecycle partition, read back in order (a later one wins)."""
+        if key is None:
+            raise LifecycleStateError("a lifecycle state record has no key")
+        alert_id = key.decode("utf-8", "replace")
+        if value is None:  # a tombstone: nothing left to remember
+            self._states.pop(alert_id, None)
+            return
+        self._states[alert_id] = AlertState.decode(alert_id, value)
+
+
+def lifecycle_problem(alert: dict[str, Any]) -> str | None:
+    """Why an alert's version and lifecycle do not agree (None when they do): a first version has no
+    lifecycle, every later one has one, and a recall says why."""
+    version, life = alert.get("version", 1), alert.get("lifecycle")
+    if type(version) is not int or not 1 <= version <= MAX_VERSION:
+        return f"version must be between 1 and {MAX_VERSION:,}"
+    if version == 1:
+        return "version 1 is the first publication and has no lifecycle action" if life is not None else None
+    if life is None:
+        return f"version {version} is a later version and must say what it does (lifecycle.action)"
+    action = life.get("action")
+    if action not in ACTIONS:
+        return "lifecycle.action is not one Puente knows"
+    if action == RECALL and life.get("reason") is None:
+        return "a recall must give its reason (lifecycle.reason)"
+    if action == "CONSENT":
+        partners = life.get("partners") or []
+        if not partners:
+            return "a consent must name the partners it is for (lifecycle.partners)"
+        if not set(partners) <= set(alert["markings"]["originator_consent"]):
+            return "a consent's partners must also be in markings.originator_consent, which the policy reads"
+    return None

@@ -1,0 +1,45 @@
+"""The recall notice: what a partner receives in place of an alert it may no longer hold. Pure.
+
+A notice says which alert, which version and why, and nothing else: it is a schema-valid Alert
+whose every field is emptied (the way a view empties a field no rule names) except ``alert_id``,
+``alert_type``, ``version`` and ``lifecycle``. The partner's software deletes its copy of the alert
+and acknowledges the recall with a signed receipt; the markings are not repeated, since the
+copy they protected is gone. Being an Alert, the notice travels, is sealed and is decoded like
+every other feed record, and a reader that does not know recalls still reads a valid record
+(with no content) rather than failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from policies._fields import FieldInfo
+from policies._load import schema_fields
+from policies._model import Cover, ViewSettings
+from policies._plan import plan_fields
+from policies._view import Step, ViewContext, compile_step
+
+NOTICE_KEEPS = ("alert_id", "alert_type", "version", "lifecycle.action", "lifecycle.reason", "lifecycle.partners")
+RECALL = "RECALL"
+
+
+@cache
+def _steps(alert_type: str) -> tuple[Step, ...]:
+    fields: Mapping[str, FieldInfo] = schema_fields()[alert_type]
+    settings = ViewSettings()
+    planned = plan_fields(fields, Cover(rule="RECALL-NOTICE", alert_type=alert_type), NOTICE_KEEPS)
+    steps = (compile_step(fields[p.path], p.rule, settings) for p in planned)
+    return tuple(step for step in steps if step is not None)
+
+
+def recall_notice(alert: Mapping[str, Any], version: int, reason: str | None) -> dict[str, Any]:
+    """The notice that withdraws ``alert`` (any version of it) as of ``version``, for ``reason``
+    (a RecallReason symbol, or None when the alert is withdrawn from one partner only because its
+    agreement no longer covers it)."""
+    notice = {**alert, "version": version, "lifecycle": {"action": RECALL, "reason": reason, "partners": []}}
+    ctx = ViewContext(b"", "", ViewSettings())
+    for step in _steps(str(alert["alert_type"])):
+        step(notice, ctx)
+    return notice
