@@ -2,7 +2,8 @@
 
 Pure (no Kafka, no clock; files only as the caller hands them over), the layer of the cores::
 
-    core          Adapter, convert(adapter, stream, ctx) -> Result per record; markings, locations, checks
+    core          Adapter, convert(adapter, stream, ctx) -> Result per record; markings, locations, versions,
+                  checks
     config        agencies.yaml (defaults, regions, places) checked against the policy vocabulary; Context
     _readers      CSV, JSON Lines, JSON documents: (record number, line, raw bytes, parsed or error)
     _fields       text, codes, numbers, dates, coordinates -> clean values or AdapterError(reason)
@@ -12,6 +13,9 @@ Pure (no Kafka, no clock; files only as the caller hands them over), the layer o
 The agency service, above Kafka I/O (``broker.kafka``)::
 
     run           AdapterRun: idempotence ledger, IngressPublisher, dead letters, tallies; check()
+    ledger        what the agency published, by (alert id, version), read back from its ingress topic
+    lifecycle     an officer's recall, consent or reclassification: the alert's next version, published
+                  (``puente recall``, ``puente consent grant``, ``puente reclassify``)
     watch         a drop folder, polled (``puente adapt NAME --watch DIR``)
     publisher     IngressPublisher: encode, MAC, key by alert id
 

@@ -58,8 +58,19 @@ CONVEYANCES = {
     **{c: c for c in ("SEMI_SUBMERSIBLE", "FISHING_VESSEL", "CARGO_VESSEL", "YACHT", "VEHICLE", "TRUCK",
                       "AIRCRAFT", "ON_FOOT", "OTHER")},
 }
+# Why a record is withdrawn, as COMBIFRON and SNM write it -> the schema's RecallReason. A category,
+# never free text: a recall must not carry what it withdraws.
+RECALL_REASONS = {"ERROR": "ERROR", "LEGAL": "LEGAL", "PROTECCION_FUENTE": "SOURCE_PROTECTION",
+                  "SUPERADA": "SUPERSEDED"}
 _NOT_IN_NAMES = re.compile(r"[\d@#$%&*=<>{}\[\]|\\/\"_:;]")
 _DOC_NUMBER = re.compile(r"[A-Z0-9][A-Z0-9-]*")
+
+
+def recall_reason(value: Any, withdrawal: str) -> str:
+    """The RecallReason for ``motivo_anulacion``, which ``withdrawal`` (the format's own words for it) requires."""
+    if value is None or value == "":
+        raise f.fail(f.MISSING_FIELD, f"{withdrawal} needs motivo_anulacion: {', '.join(RECALL_REASONS)}")
+    return f.code(value, "motivo_anulacion", RECALL_REASONS) or ""
 
 
 def name(value: Any, field: str, ctx: Context) -> str | None:

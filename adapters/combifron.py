@@ -18,6 +18,29 @@ every hop (a third country receives it only with Colombia's recorded consent), a
 message's own markings, in Colombia's terms, are mapped onto Panama's scale by the table in
 ``agencies.yaml``. Where a message is silent, the defaults are restrictive (H2: no onward
 sharing without consent).
+
+Revisions (envelope 1.x, optional fields; a message without them is a first publication). Each
+revision of an ``id_mensaje`` is the whole message again, as it now stands, under the same
+``id_mensaje`` and a higher ``revision``; the alert keeps its id and takes the revision as its
+version::
+
+    "revision": 3                      whole number from 1 (default 1)
+    "accion": "ANULACION"              ALTA (default): first publication, with revision 1 only;
+                                       ACTUALIZACION: corrected content; RECLASIFICACION: new restricciones;
+                                       CONSENTIMIENTO: Colombia consents to release to consentimiento_nuevo;
+                                       ANULACION: withdrawn for good. All but ALTA need revision 2 or more
+    "motivo_anulacion": "ERROR"        with ANULACION, and only there: ERROR, LEGAL, PROTECCION_FUENTE, SUPERADA
+    "consentimiento_nuevo": ["USA"]    with CONSENTIMIENTO, and only there: the partners now consented to,
+                                       not empty, each a partner or country the policy knows
+
+A consent's partners are added to the alert's ``originator_consent`` (which holds every consent
+given, and is what the policy reads) whether or not ``restricciones.consentimiento`` lists them
+too: the consent is what the message is for, and asking for the same ids twice would turn a
+mismatch into a dead letter that holds back a consent Colombia gave. ``consentimiento`` may list
+them as well (the union is taken); it should still list every earlier consent, since each
+revision is the whole message. An ANULACION is also the whole message and must map like any
+other (the broker ignores its content); when the export cannot produce it, the agency's officer
+can recall the alert with ``puente recall``.
 """
 
 from __future__ import annotations
@@ -29,12 +52,16 @@ from adapters import _fields as f
 from adapters import _shared as sh
 from adapters._readers import Item, json_lines
 from adapters.config import Context
-from adapters.core import Adapter, alert, alert_id, location, lookup, markings, obj, seq
+from adapters.core import Adapter, alert, alert_id, lifecycle, location, lookup, markings, names, obj, revision, seq
 from adapters.senafront import DIRECTIONS, EVENT_TYPES, LABELS
 from adapters.senan import marking_overrides
 from adapters.snm import LIST_LABELS, hit
 
 TYPES = {"EVENTO_FRONTERA": "BORDER_EVENT", "INCAUTACION": "SEIZURE", "ALERTA_MIGRATORIA": "WATCHLIST_HIT"}
+# accion -> the schema's LifecycleAction (ALTA, a first publication, has none).
+ACTIONS = {"ALTA": None, "ACTUALIZACION": "UPDATE", "RECLASIFICACION": "RECLASSIFY", "CONSENTIMIENTO": "CONSENT",
+           "ANULACION": "RECALL"}
+_LATER = "ACTUALIZACION, RECLASIFICACION, CONSENTIMIENTO or ANULACION"
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
@@ -91,11 +118,41 @@ def _not_object(field: str) -> dict[str, Any]:
     raise f.fail(f.INVALID, f"{field} must be a JSON object")
 
 
+def _revision(doc: dict[str, Any], ctx: Context) -> tuple[int, str | None, str | None, list[str]]:
+    """The message's revision, what it does, why (ANULACION) and whom it consents to (CONSENTIMIENTO)."""
+    version = revision(doc.get("revision"), "revision")
+    label = lookup({k: k for k in ACTIONS}, doc.get("accion"), "accion", required=False)
+    if label is None and version > 1:
+        raise f.fail(f.MISSING_FIELD, f"revision {version} needs an accion saying what it does ({_LATER})")
+    label = label or "ALTA"
+    if label == "ALTA" and version > 1:
+        raise f.fail(f.INVALID, f"accion ALTA is a first publication and goes only with revision 1; revision "
+                                f"{version} needs {_LATER}")
+    if label != "ALTA" and version == 1:
+        raise f.fail(f.INVALID, f"accion {label} changes a message already sent and needs revision 2 or more")
+    action = ACTIONS[label]
+    reason = None
+    if action == "RECALL":
+        reason = sh.recall_reason(doc.get("motivo_anulacion"), "accion ANULACION")
+    elif doc.get("motivo_anulacion") not in (None, ""):
+        raise f.fail(f.INVALID, "motivo_anulacion goes only with accion ANULACION")
+    partners: list[str] = []
+    if action == "CONSENT":
+        partners = names(doc.get("consentimiento_nuevo"), "consentimiento_nuevo", ctx.vocab.names) or []
+        if not partners:
+            raise f.fail(f.MISSING_FIELD, "accion CONSENTIMIENTO needs consentimiento_nuevo: the partners it "
+                                          "consents to")
+    elif doc.get("consentimiento_nuevo") not in (None, "", []):
+        raise f.fail(f.INVALID, "consentimiento_nuevo goes only with accion CONSENTIMIENTO")
+    return version, action, reason, partners
+
+
 def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """One COMBIFRON message -> an alert of its type, originated in Colombia (pure)."""
-    version = f.text(doc.get("version"), "version", 10, required=True) or ""
-    if not version.startswith("1."):
-        raise f.fail(f.UNKNOWN_CODE, f"{f.naming('format version', version)} is not 1.x, the agreed version")
+    envelope = f.text(doc.get("version"), "version", 10, required=True) or ""
+    if not envelope.startswith("1."):
+        raise f.fail(f.UNKNOWN_CODE, f"{f.naming('format version', envelope)} is not 1.x, the agreed version")
+    version, action, reason, consented = _revision(doc, ctx)
     kind = lookup(TYPES, doc.get("tipo"), "tipo") or ""
     entity = lookup({k: k for k in ctx.profile.originators}, doc.get("entidad"), "entidad") or ""
     zone, limits = ctx.profile.zone, ctx.limits
@@ -115,6 +172,8 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
         payload, title = _watchlist(content, ctx, occurred)
     over = marking_overrides(doc, "restricciones") | {"originator_agency": f"COL-{entity}"}
     unit = f.text(doc.get("dependencia"), "dependencia", limits.unit) or ctx.profile.originators[entity]
+    marks = markings(ctx, over, unit)
+    marks["originator_consent"] = list(dict.fromkeys([*marks["originator_consent"], *consented]))
     return alert(
         ctx,
         alert_id=alert_id(ctx, doc.get("id_mensaje"), "id_mensaje"),
@@ -122,9 +181,11 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
         occurred_at=occurred,
         reported_at=sent,
         location=loc,
-        markings=markings(ctx, over, unit),
+        markings=marks,
         summary=f.text(doc.get("resumen"), "resumen", limits.summary) or title,
         payload=payload,
+        version=version,
+        lifecycle=lifecycle(version, action, reason=reason, partners=consented),
     )
 
 

@@ -1,4 +1,4 @@
-"""The pure core every adapter shares: markings, locations, ids, final checks, and ``convert``.
+"""The pure core every adapter shares: markings, locations, ids, versions, final checks, and ``convert``.
 
 An adapter is a reader (bytes -> records) and a mapping (record -> alert dict) over a
 :class:`~adapters.config.Context`. ``convert`` runs both and encodes with the alert codec,
@@ -121,7 +121,7 @@ def alert_id(ctx: Context, reference: Any, field: str) -> str:
     return f"{ctx.agency}:{ref}"
 
 
-def _names(value: Any, field: str, known: frozenset[str]) -> list[str] | None:
+def names(value: Any, field: str, known: frozenset[str]) -> list[str] | None:
     """Codes from a list or a text such as 'REL TO COL, USA'; None when the record is silent."""
     if value is None:
         return None
@@ -146,9 +146,9 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> 
     if over.get("classification") not in (None, ""):
         table = ctx.profile.classification_map or {c: c for c in v.classifications}
         cls = code(over["classification"], "classification", table) or cls
-    rel = _names(over.get("releasable_to"), "releasable_to", v.names)
-    caveats = _names(over.get("caveats"), "caveats", v.caveats)
-    consent = _names(over.get("originator_consent"), "originator_consent", v.names)
+    rel = names(over.get("releasable_to"), "releasable_to", v.names)
+    caveats = names(over.get("caveats"), "caveats", v.caveats)
+    consent = names(over.get("originator_consent"), "originator_consent", v.names)
     handling = code(over.get("handling_code"), "handling code", v.handling_codes, required=False) or d.handling_code
     handling_text = text(over.get("handling_text"), "handling text", limits.handling_text) or d.handling_text
     if handling == "H3" and not handling_text:
@@ -233,6 +233,7 @@ def finish(alert: dict[str, Any], ctx: Context) -> dict[str, Any]:
         raise fail(INVALID_DATE, "the report time is before the event time")
     if not alert["alert_id"].startswith(ctx.agency + ":") or alert["agency"] != ctx.agency:
         raise fail(INVALID, f"the alert must be {ctx.agency}'s")  # a mapping bug, never the record's fault
+    check_lifecycle(alert)
     m = alert["markings"]
     if ctx.profile.review_days and m["review_at"] is None:
         m["review_at"] = occurred + timedelta(days=ctx.profile.review_days)
@@ -241,10 +242,76 @@ def finish(alert: dict[str, Any], ctx: Context) -> dict[str, Any]:
     return alert
 
 
+# ---- versions: corrections, reclassifications, consents and recalls ----------------------------
+# The schema's puente.LifecycleAction and puente.RecallReason symbols; a format maps its own words to them.
+LIFECYCLE_ACTIONS = ("UPDATE", "RECLASSIFY", "CONSENT", "RECALL")
+RECALL_REASONS = ("ERROR", "LEGAL", "SOURCE_PROTECTION", "SUPERSEDED")
+# Far above any real count of corrections, far below Avro's int: a larger number is a typing error.
+MAX_REVISION = 1_000_000
+
+
+def revision(value: Any, field: str) -> int:
+    """An alert's version as a format writes it: a whole number from 1; absent means 1, a first publication.
+
+    Only a JSON number is taken: "2" as text, 2.5 or true is refused rather than read as some number,
+    because a version decides which copy every partner keeps.
+    """
+    if value is None:
+        return 1
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(INVALID, f"{field} must be a whole number from 1, written as a JSON number")
+    if not 1 <= value <= MAX_REVISION:  # the number is shown: a version is no one's personal data
+        raise fail(INVALID, f"{field} {value} is out of range: versions count from 1 to {MAX_REVISION:,}")
+    return value
+
+
+def lifecycle(version: int, action: str | None, *, reason: str | None = None,
+              partners: Iterable[str] = ()) -> dict[str, Any] | None:
+    """The alert's ``lifecycle``: None on version 1 (a first publication), what the version does on a later one.
+
+    A format checks its own fields first, with messages in its own words; this holds the rules
+    every version obeys whatever wrote it: version 1 has no action and every later one has one;
+    a RECALL says why and a CONSENT names whom, and nothing else carries either.
+    """
+    if version == 1:
+        if action is not None:
+            raise fail(INVALID, f"version 1 is a first publication; {action} needs version 2 or more")
+        return None
+    if action not in LIFECYCLE_ACTIONS:
+        raise fail(MISSING_FIELD if action is None else UNKNOWN_CODE,
+                   f"version {version} must say what it does ({', '.join(LIFECYCLE_ACTIONS)})")
+    named = list(dict.fromkeys(partners))
+    if (action == "RECALL") != (reason is not None) or (reason is not None and reason not in RECALL_REASONS):
+        raise fail(MISSING_FIELD if action == "RECALL" else INVALID,
+                   "a RECALL needs its reason, one of " + ", ".join(RECALL_REASONS) + ", and only a RECALL has one")
+    if (action == "CONSENT") != bool(named):
+        raise fail(MISSING_FIELD if action == "CONSENT" else INVALID,
+                   "a CONSENT names the partners it consents to, and only a CONSENT names any")
+    return {"action": action, "reason": reason, "partners": named}
+
+
+def check_lifecycle(alert: Mapping[str, Any]) -> None:
+    """The version rules on a whole alert: ``lifecycle`` fits ``version``, and a CONSENT's partners are
+    in ``markings.originator_consent``, which holds every consent given and is what the policy reads."""
+    life = alert.get("lifecycle")
+    version = alert.get("version", 1)
+    if (version == 1) != (life is None):
+        raise fail(INVALID, "version 1, and only version 1, has no lifecycle")
+    if life is None:
+        return
+    lifecycle(version, life.get("action"), reason=life.get("reason"), partners=life.get("partners") or ())
+    missing = [p for p in life.get("partners") or () if p not in alert["markings"]["originator_consent"]]
+    if missing:
+        raise fail(INVALID, f"the consent names {', '.join(missing)}, which markings.originator_consent lacks")
+
+
 def alert(ctx: Context, *, alert_id: str, alert_type: str, occurred_at: datetime, reported_at: datetime | None,
           location: dict[str, Any] | None, markings: dict[str, Any], summary: str | None,
-          payload: dict[str, Any]) -> dict[str, Any]:
-    """An alert dict in the schema's shape (keyword-only so that no mapping swaps two fields)."""
+          payload: dict[str, Any], version: int = 1, lifecycle: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An alert dict in the schema's shape (keyword-only so that no mapping swaps two fields).
+    ``version`` and ``lifecycle`` are set by formats that carry later versions of a record."""
     return {
         "alert_id": alert_id,
         "alert_type": alert_type,
@@ -256,6 +323,8 @@ def alert(ctx: Context, *, alert_id: str, alert_type: str, occurred_at: datetime
         "markings": markings,
         "summary": summary[: ctx.limits.summary] if summary else None,
         "payload": payload,
+        "version": version,
+        "lifecycle": lifecycle,
     }
 
 
@@ -318,5 +387,6 @@ def lookup(table: Mapping[str, str], value: Any, field: str, *, required: bool =
     return code(value, field, table, required=required)
 
 
-__all__ = ["MAX_FUTURE_SKEW", "Adapter", "Item", "Result", "alert", "alert_id", "convert", "either", "finish",
-           "known_keys", "location", "lookup", "markings", "norm_key", "obj", "seq"]
+__all__ = ["LIFECYCLE_ACTIONS", "MAX_FUTURE_SKEW", "MAX_REVISION", "RECALL_REASONS", "Adapter", "Item", "Result",
+           "alert", "alert_id", "check_lifecycle", "convert", "either", "finish", "known_keys", "lifecycle", "location",
+           "lookup", "markings", "names", "norm_key", "obj", "revision", "seq"]

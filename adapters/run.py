@@ -1,22 +1,20 @@
 """The adapters' Kafka edge: read an export, publish its alerts, dead-letter its bad records, summarise.
 
 Idempotence
-    An alert id is the agency's own record reference (``SENAFRONT:IP-DAR-2026-000412``), so the
-    same record always yields the same id and, with the same configuration, the same bytes.
-    Before publishing, a run reads the keys of the agency's ingress topic, from the beginning,
-    with a digest of each value: the topic itself is the ledger of what was published. A record
-    whose id is there with the same digest is a duplicate and is skipped; one whose id is there
-    with other content is a *conflict* and is dead-lettered (the broker accepts one version per
-    alert id and would refuse the second as a replay, so publishing it would only move the
-    rejection downstream, where the agency would not see it). Ids published during the run join
-    the ledger, which also catches a record repeated within a file. Why the topic and not a
-    local state file: the topic is the truth (a state file can be lost, copied or disagree with
-    Kafka after a crash), and a crash mid-file needs no recovery step: running the same file
-    again publishes exactly what is missing. Limits, stated: the ledger reaches back as far as
-    the ingress topic's retention (7 days by default); beyond it, the broker's own replay check
-    (its ``seen`` changelog, kept four times longer) still refuses a republished id, as a dead
-    letter. Two adapter processes for one agency racing on the same file could both publish an
-    id; the broker's replay check then refuses the second copy. Run one adapter per agency.
+    Before publishing, a run reads the agency's ingress topic from the beginning into a ledger
+    keyed by (alert id, version) (``adapters.ledger``): the topic itself is the record of what was
+    published. The same (id, version) with the same content is a duplicate and is skipped; with
+    other content it is a *conflict* and is dead-lettered, since the broker takes one content per
+    version and a correction needs a higher revision (publishing it would only move the rejection
+    downstream, where the agency would not see it). A version below one already published is
+    dead-lettered too, and so is any version after a recall (a recall is for good); a higher
+    version of a known id is published. What the run publishes joins the ledger, which also
+    catches a record repeated within a file. A crash mid-file needs no recovery step: running the
+    same file again publishes exactly what is missing. Limits, stated: the ledger reaches back as
+    far as the ingress topic's retention (7 days by default); beyond it, the broker's own replay
+    check still refuses a republished (id, version), as a dead letter. Two adapter processes for
+    one agency racing on the same file could both publish a version; the broker's replay check
+    then refuses the second copy. Run one adapter per agency.
 
 Dead letters
     A record that cannot become an alert goes to the agency's own dead-letter topic
@@ -32,7 +30,8 @@ Dead letters
 Ordering
     The record key is the alert id, as the broker requires (it checks key == alert id, and
     detects replays per partition): every version of one agency record lands in one partition,
-    in order. Keying by anything coarser would break the broker's replay check.
+    in order, and meets the same broker worker. Keying by anything coarser would break the
+    broker's replay check.
 """
 
 from __future__ import annotations
@@ -53,14 +52,17 @@ from typing import Any, BinaryIO, TextIO
 from adapters._fields import CONFLICT
 from adapters.config import Context
 from adapters.core import Adapter, Result, convert
+from adapters.ledger import Ledger, Verdict, digest, read_ledger, scan
 from adapters.publisher import IngressPublisher
-from broker.kafka import ClientError, KafkaConnection, TopicPartition, partitions_of, producer, reader, running, start
+from broker.kafka import ClientError, KafkaConnection, producer, start
 from broker.kafka import translate as kafka_error
 from broker.keystore import Keystore
 from broker.topology import TopicNames
 from puente import wire
 from puente.errors import AdapterError, ConfigError
 from puente.settings import PuenteSettings
+from puente.wire import Record
+from schemas import alert_codec
 
 DRAIN_EVERY = 5_000  # acknowledged in batches: bounded memory, and a failed send surfaces early
 SHOW_REJECTS = 20
@@ -89,36 +91,12 @@ class Tally:
                 f"rejected {self.rejected:,}" + (f" ({why})" if why else ""))
 
 
-def digest(value: bytes) -> bytes:
-    return hashlib.blake2b(value, digest_size=16).digest()
-
-
 def dead_key(adapter: str, source: str, result: Result) -> bytes:
     """A dead letter's key: the same bad record of the same file always gets the same one."""
     h = hashlib.blake2b(digest_size=16)
     for part in (Path(source).name.encode(), str(result.item.number).encode(), result.item.raw):
         h.update(len(part).to_bytes(8, "big") + part)
     return f"adapter:{adapter}:{h.hexdigest()}".encode()
-
-
-async def _scan(conn: KafkaConnection, topic: str, keep: Any) -> None:
-    """Call ``keep(key, value)`` for every committed record of ``topic``, up to its end at the start."""
-    async with running(reader(conn, "puente-adapter-ledger"), conn, f"reading {topic}") as consumer:
-        parts = await partitions_of(consumer, topic)
-        if not parts:
-            raise ConfigError(f"topic {topic} does not exist; create the topics with `puente topics apply`")
-        tps = [TopicPartition(topic, p) for p in parts]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        todo = {tp for tp in tps if ends[tp] > await consumer.position(tp)}
-        while todo:
-            batch = await consumer.getmany(*todo, timeout_ms=2000, max_records=10_000)
-            for tp, msgs in batch.items():
-                for msg in msgs:
-                    if msg.offset < ends[tp]:
-                        keep(msg.key or b"", msg.value or b"")
-            todo = {tp for tp in todo if await consumer.position(tp) < ends[tp]}
 
 
 class AdapterRun:
@@ -131,7 +109,7 @@ class AdapterRun:
         self.names = TopicNames(cfg.topic_prefix)
         self.dead_topic = self.names.adapter_deadletter(adapter.agency)
         self.progress_every = progress_every
-        self.ids: dict[str, bytes] = {}
+        self.ledger = Ledger()
         self.dead: set[bytes] = set()
         self._dead_sent: list[asyncio.Future[Any]] = []
         self._publisher: Any = None
@@ -141,8 +119,8 @@ class AdapterRun:
         agency = self.adapter.agency
         mac = Keystore(self.cfg.keys / "agencies" / agency).load_agency_mac(agency)
         try:
-            await _scan(self.conn, self.names.ingress(agency), self._known_alert)
-            await _scan(self.conn, self.dead_topic, self._known_dead)
+            self.ledger = await read_ledger(self.conn, self.names.ingress(agency), alert_codec())
+            await scan(self.conn, self.dead_topic, self._known_dead)
             self._publisher = IngressPublisher(self.conn, agency, mac.key_id, mac, self.names)
             await self._publisher.__aenter__()
             self._dlq = await start(producer(self.conn, f"puente-adapter-{agency}-dlq", acks="all",
@@ -159,12 +137,9 @@ class AdapterRun:
         if self._dlq is not None:
             await self._dlq.stop()
 
-    def _known_alert(self, key: bytes, value: bytes) -> None:
-        self.ids[key.decode("utf-8", "replace")] = digest(value)
-
-    def _known_dead(self, key: bytes, value: bytes) -> None:
-        if key.startswith(f"adapter:{self.adapter.name}:".encode()):
-            self.dead.add(key)
+    def _known_dead(self, rec: Record) -> None:
+        if rec.key is not None and rec.key.startswith(f"adapter:{self.adapter.name}:".encode()):
+            self.dead.add(rec.key)
 
     async def run(self, stream: BinaryIO, source: str) -> Tally:
         """Adapt one export; returns its tally. Kafka failures raise KafkaSetupError (a re-run is safe)."""
@@ -197,19 +172,16 @@ class AdapterRun:
         """Publish a good record unless the ledger has it; returns what must be dead-lettered instead."""
         if result.error is not None or result.alert is None or result.value is None:
             return result
-        alert_id = result.alert["alert_id"]
-        known, mine = self.ids.get(alert_id), digest(result.value)
-        if known == mine:
+        alert_id, version, mine = result.alert["alert_id"], result.alert["version"], digest(result.value)
+        verdict = self.ledger.judge(alert_id, version, mine)
+        if verdict is Verdict.DUPLICATE:
             tally.duplicates += 1
             return None
-        if known is not None:
-            # the id is not quoted: it is the agency's reference, and a shifted column may have made it a name
-            return Result(result.item, error=AdapterError(
-                "this record's alert id was already published with other content; the broker accepts one "
-                "version per id, so a correction needs a new record number", CONFLICT))
+        if verdict is not Verdict.NEW:
+            return Result(result.item, error=AdapterError(self.ledger.why(verdict, alert_id, version), CONFLICT))
         key, headers = self._publisher.sign(alert_id, result.value)
         pending.append(await self._publisher.send_framed(key, result.value, headers))
-        self.ids[alert_id] = mine
+        self.ledger.add(alert_id, version, mine, recalled=_recalls(result.alert))
         if len(pending) >= DRAIN_EVERY:
             tally.published += await _drain(pending, self.conn)
         return None
@@ -244,6 +216,10 @@ class AdapterRun:
         self._dead_sent.append(await self._dlq.send(self.dead_topic, raw, key=key, headers=headers))
 
 
+def _recalls(alert: dict[str, Any]) -> bool:
+    return bool(alert["lifecycle"]) and alert["lifecycle"]["action"] == "RECALL"
+
+
 async def _drain(pending: list[asyncio.Future[Any]], conn: KafkaConnection) -> int:
     """Wait for every queued send; a failure stops the run (what was acknowledged stays published)."""
     done = 0
@@ -262,18 +238,26 @@ async def _drain(pending: list[asyncio.Future[Any]], conn: KafkaConnection) -> i
 
 def check(adapter: Adapter, ctx: Context, stream: BinaryIO, source: str, err: TextIO | None = None,
           show: int = 1000) -> Tally:
-    """Map and validate without Kafka: every rejection is printed with its line and reason."""
+    """Map and validate without Kafka: every rejection is printed with its line and reason.
+
+    Records are held against each other as a run holds them against the ledger (duplicates,
+    conflicts and older versions within the file), not against what Kafka already has.
+    """
     err = err or sys.stderr
-    tally, ids = Tally(), set()
+    tally, ledger = Tally(), Ledger()
     for result in convert(adapter, stream, ctx):
         tally.read += 1
-        if result.error is None and result.alert is not None:
-            if result.alert["alert_id"] in ids:
+        if result.error is None and result.alert is not None and result.value is not None:
+            alert_id, version, mine = result.alert["alert_id"], result.alert["version"], digest(result.value)
+            verdict = ledger.judge(alert_id, version, mine)
+            if verdict is Verdict.DUPLICATE:
                 tally.duplicates += 1
-            else:
-                ids.add(result.alert["alert_id"])
+                continue
+            if verdict is Verdict.NEW:
+                ledger.add(alert_id, version, mine, recalled=_recalls(result.alert))
                 tally.published += 1  # "would publish"
-            continue
+                continue
+            result = Result(result.item, error=AdapterError(ledger.why(verdict, alert_id, version), CONFLICT))
         tally.rejected += 1
         reason = result.error.reason if result.error else "invalid"
         tally.reasons[reason] += 1

@@ -11,6 +11,23 @@ One object per line, as the screening system writes them at Tocumen and the land
 
 Times without an offset are Panama time. The alert's summary names the list and the post,
 never the traveller: summaries are kept by more agreements than names are.
+
+Corrections and cancellations (optional fields; a hit without them is its first publication).
+The screening system sends the whole hit again, as it now stands, under the same
+``id_control``; the alert keeps its id and takes the revision as its version::
+
+    "revision": 2                      whole number from 1 (default 1)
+    "estado": "ANULADO"                VIGENTE (default): in force; on a revision above 1, a correction
+                                       (an UPDATE: new content or new marcado alike). ANULADO: withdrawn
+                                       for good; needs revision 2 or more
+    "motivo_anulacion": "ERROR"        with ANULADO, and only there: ERROR (a hit on the wrong person),
+                                       LEGAL, PROTECCION_FUENTE, SUPERADA
+
+``accion`` stays what it always was, the action taken at the post (so the state is ``estado``).
+An ANULADO hit is still the whole record and must map like any other (the broker ignores its
+content); when the export cannot produce it, the agency's officer can recall the alert with
+``puente recall``. The format has no consent of its own: a consent travels in a correction's
+``marcado.consentimiento``, or as ``puente consent grant``.
 """
 
 from __future__ import annotations
@@ -23,7 +40,7 @@ from adapters import _shared as sh
 from adapters._codes import norm_key
 from adapters._readers import Item, json_lines
 from adapters.config import Context
-from adapters.core import Adapter, alert, alert_id, either, location, lookup, markings, obj, seq
+from adapters.core import Adapter, alert, alert_id, either, lifecycle, location, lookup, markings, obj, revision, seq
 from adapters.senan import marking_overrides
 
 # Watchlists: label -> (list code, who keeps it).
@@ -43,6 +60,7 @@ LIST_LABELS = {"INTERPOL_RED_NOTICE": "notificación roja de INTERPOL", "INTERPO
                "CRI_PARTNER": "lista de Costa Rica"}
 RISK = {"BAJO": "LOW", "MEDIO": "MEDIUM", "ALTO": "HIGH", "MUY_ALTO": "CRITICAL", "CRITICO": "CRITICAL",
         "DESCONOCIDO": "UNKNOWN", **{c: c for c in ("LOW", "MEDIUM", "HIGH", "CRITICAL", "UNKNOWN")}}
+STATES = {"VIGENTE": "VIGENTE", "ANULADO": "ANULADO"}
 ACTIONS = {
     "INSPECCION_SECUNDARIA": "SECONDARY_INSPECTION", "SEGUNDA_REVISION": "SECONDARY_INSPECTION",
     "INADMITIDO": "REFUSED_ENTRY", "NO_ADMITIDO": "REFUSED_ENTRY", "INGRESO_DENEGADO": "REFUSED_ENTRY",
@@ -112,8 +130,24 @@ def port(value: Any, ctx: Context) -> tuple[str, dict[str, Any]]:
                           place=p.name, where="puesto") or {}
 
 
+def state(doc: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+    """The hit's version and lifecycle, from ``revision``, ``estado`` and ``motivo_anulacion``."""
+    version = revision(doc.get("revision"), "revision")
+    withdrawn = lookup(STATES, doc.get("estado"), "estado", required=False) == "ANULADO"
+    if withdrawn and version == 1:
+        raise f.fail(f.INVALID, "estado ANULADO withdraws a hit already sent and needs revision 2 or more")
+    reason = None
+    if withdrawn:
+        reason = sh.recall_reason(doc.get("motivo_anulacion"), "estado ANULADO")
+    elif doc.get("motivo_anulacion") not in (None, ""):
+        raise f.fail(f.INVALID, "motivo_anulacion goes only with estado ANULADO")
+    action = "RECALL" if withdrawn else ("UPDATE" if version > 1 else None)
+    return version, lifecycle(version, action, reason=reason)
+
+
 def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """One screening hit -> a WATCHLIST_HIT alert (pure)."""
+    version, life = state(doc)
     when = f.iso_datetime(doc.get("fecha_hora"), "fecha_hora", ctx.profile.zone)
     code, loc = port(doc.get("puesto"), ctx)
     payload = hit(doc, ctx, person_key="viajero", match=obj(doc, "coincidencia", "coincidencia", required=True))
@@ -129,6 +163,8 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
         markings=markings(ctx, marking_overrides(doc), f.text(doc.get("unidad"), "unidad", ctx.limits.unit)),
         summary=f"Coincidencia con {LIST_LABELS[payload['list_name']]} en {loc['place_name']}",
         payload=payload,
+        version=version,
+        lifecycle=life,
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from adapters.run import AdapterRun, Tally
+from puente.errors import ConfigError
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 
@@ -46,8 +47,6 @@ async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_ex
     """Adapt files as they arrive until ``stop`` is set, or until nothing arrived for ``idle_exit`` seconds."""
     out = out or sys.stdout
     if not folder.is_dir():
-        from puente.errors import ConfigError
-
         raise ConfigError(f"{folder} is not a folder")
     stop = stop or asyncio.Event()
     done_dir = folder / "done"

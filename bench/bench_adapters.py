@@ -141,7 +141,7 @@ async def publish(name: str, path: Path) -> None:
                         tally = await run.run(stream, str(path))
                 took = time.perf_counter() - started
                 print(f"kafka {name:<10} {label:<28} {tally.read / took:>9,.0f} rec/s  ({took:5.1f}s; reading the "
-                      f"ledger of {len(run.ids) - tally.published:,} ids took {ledger:4.1f}s)  {tally.line()}",
+                      f"ledger of {len(run.ledger) - tally.published:,} ids took {ledger:4.1f}s)  {tally.line()}",
                       flush=True)
         finally:
             await _delete(conn, cfg.topic_prefix)

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from puente import __version__, logs
-from puente.commands import access, adapt, audit, broker, keys, policy, schema, subscribe, topics
+from puente.commands import access, adapt, audit, broker, keys, lifecycle, policy, schema, subscribe, topics
 from puente.commands._common import Subparsers
 from puente.errors import EXIT_CONFIG, PuenteError
 
@@ -24,6 +24,7 @@ Register = Callable[["Subparsers[argparse.ArgumentParser]"], None]
 REGISTRARS: tuple[Register, ...] = (
     schema.register, policy.register, keys.register, topics.register, access.register, adapt.register,
     broker.register, subscribe.register, audit.register,
+    lifecycle.register,
 )  # fmt: skip
 try:  # the development commands exist where puente.dev does: not in the service image
     from puente.commands import demo, kafka, publish

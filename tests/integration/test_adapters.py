@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -14,8 +15,12 @@ import yaml
 from puente_testing import Env, adapter_dead_letters, audit_docs, read_topic, run_broker
 
 from adapters.config import make_context
+from adapters.core import convert
+from adapters.publisher import IngressPublisher
 from adapters.registry import ADAPTERS, get
 from adapters.run import Tally, adapt_paths
+from broker.keystore import Keystore
+from schemas import AlertCodec, alert_codec, releases
 
 pytestmark = pytest.mark.kafka
 
@@ -89,17 +94,57 @@ async def test_bad_records_land_in_the_dead_letter_topic_with_file_line_and_reas
     assert len(await adapter_dead_letters(env)) == len(dead)
 
 
-async def test_a_changed_record_under_a_published_id_is_a_conflict(env: Env, tmp_path: Path) -> None:
-    """Same alert id, other content: dead-lettered as a conflict, because the broker takes one version per id."""
+async def test_a_version_is_published_once_and_a_changed_one_is_a_conflict(env: Env, tmp_path: Path) -> None:
+    """Same (id, version), other content: dead-lettered as a conflict (a correction needs a higher revision);
+    revision 2 of the id is published; both files read again publish nothing; nothing follows a recall."""
     line = _samples("snm")[0].read_bytes().splitlines()[0]
     doc = json.loads(line)
-    (tmp_path / "first.jsonl").write_bytes(line + b"\n")
-    doc["riesgo"] = "bajo" if doc["riesgo"] != "bajo" else "alto"
-    (tmp_path / "changed.jsonl").write_text(json.dumps(doc, ensure_ascii=False) + "\n", "utf-8")
+    changed = {**doc, "riesgo": "bajo" if doc["riesgo"] != "bajo" else "alto"}
+    files = {"first": line.decode(), "changed": json.dumps(changed, ensure_ascii=False),
+             "revised": json.dumps({**changed, "revision": 2}, ensure_ascii=False),
+             "recalled": json.dumps({**changed, "revision": 3, "estado": "ANULADO", "motivo_anulacion": "LEGAL"},
+                                    ensure_ascii=False),
+             "after": json.dumps({**changed, "revision": 4}, ensure_ascii=False)}
+    for name, text in files.items():
+        (tmp_path / f"{name}.jsonl").write_text(text + "\n", "utf-8")
     assert (await _adapt(env, "snm", [tmp_path / "first.jsonl"])).published == 1
-    changed = await _adapt(env, "snm", [tmp_path / "changed.jsonl"])
-    assert (changed.published, changed.rejected, dict(changed.reasons)) == (0, 1, {"conflict": 1})
-    assert len(await read_topic(env.conn, env.names.ingress("SNM"))) == 1
+    conflict = await _adapt(env, "snm", [tmp_path / "changed.jsonl"])
+    assert (conflict.published, conflict.rejected, dict(conflict.reasons)) == (0, 1, {"conflict": 1})
+    assert (await _adapt(env, "snm", [tmp_path / "revised.jsonl"])).published == 1
+    again = await _adapt(env, "snm", [tmp_path / "first.jsonl", tmp_path / "revised.jsonl"])
+    assert (again.published, again.duplicates, again.rejected) == (0, 2, 0)
+    assert (await _adapt(env, "snm", [tmp_path / "recalled.jsonl"])).published == 1
+    after = await _adapt(env, "snm", [tmp_path / "after.jsonl"])
+    assert (after.published, after.rejected, dict(after.reasons)) == (0, 1, {"conflict": 1})
+    codec = alert_codec()
+    versions = [codec.decode(r.value)["version"] for r in await read_topic(env.conn, env.names.ingress("SNM"))]
+    assert versions == [1, 2, 3]
+    details = [(r.header("puente-dlq-detail") or b"").decode() for r in await adapter_dead_letters(env)]
+    assert any("higher revision" in d for d in details) and any("recalled in version 3" in d for d in details)
+    assert not any(doc["id_control"] in d for d in details)
+
+
+async def test_a_record_written_before_versions_is_still_a_duplicate(env: Env, tmp_path: Path) -> None:
+    """An alert on the ingress topic in the first schema's bytes (no version) reads back as version 1: its export
+    read again is a duplicate, not a conflict, and its revision 2 is published after it."""
+    line = _samples("snm")[0].read_bytes().splitlines()[0]
+    (tmp_path / "first.jsonl").write_bytes(line + b"\n")
+    (tmp_path / "revised.jsonl").write_text(json.dumps({**json.loads(line), "revision": 2, "riesgo": "medio"},
+                                                       ensure_ascii=False) + "\n", "utf-8")
+    adapter = get("snm")
+    [result] = list(convert(adapter, io.BytesIO(line), make_context("SNM", datetime.now(UTC))))
+    assert result.alert is not None
+    old = AlertCodec(releases()[0]).encode({k: v for k, v in result.alert.items()
+                                            if k not in ("version", "lifecycle")})
+    mac = Keystore(env.cfg.keys / "agencies" / "SNM").load_agency_mac("SNM")
+    async with IngressPublisher(env.login("agency-SNM"), "SNM", mac.key_id, mac, env.names) as publisher:
+        key, headers = publisher.sign(result.alert["alert_id"], old)
+        sent = await publisher.send_framed(key, old, headers)
+        await publisher.flush()
+        await sent
+    again = await _adapt(env, "snm", [tmp_path / "first.jsonl"])
+    assert (again.published, again.duplicates, again.rejected) == (0, 1, 0)
+    assert (await _adapt(env, "snm", [tmp_path / "revised.jsonl"])).published == 1
 
 
 def test_cli_reads_stdin_and_watches_a_folder(env: Env, tmp_path: Path) -> None:

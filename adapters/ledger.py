@@ -1,0 +1,181 @@
+"""What an agency already published, read back from its own ingress topic: the idempotence ledger.
+
+The ledger is keyed by (alert id, version). An alert id is the agency's own record reference,
+so the same record always yields the same id; its version is the record's revision (1 for a
+first publication). For a record about to be published, ``Ledger.judge`` says:
+
+    NEW        neither this (id, version) nor a later version of the id is known: publish it
+               (a first version, or a later version of a known id, or of an id older than the topic)
+    DUPLICATE  this (id, version) was published with the same content: skip it
+    CONFLICT   this (id, version) was published with other content: dead-letter it. The broker takes
+               one content per version, so a correction needs a higher revision
+    OLDER      a later version of the id is already published: dead-letter it. Publishing it would
+               put an older copy after a newer one
+    RECALLED   the id was recalled by an earlier version: dead-letter it. A recall is for good (the
+               broker refuses any later version), so new content needs a new alert
+
+Content is compared by a digest of the value as the current schema writes it. A record on the
+topic written with an earlier schema (v1 has no version: it reads as 1) is decoded and encoded
+again with the current one before hashing, so an alert published before a schema change is still
+a duplicate when its export is read again, not a conflict. A record on the topic that does not
+decode, or whose key is not its alert id, is left out: the broker dead-letters it, so it was
+never published.
+
+Why the topic and not a local state file: the topic is the truth (a state file can be lost,
+copied or disagree with Kafka after a crash), and a crash mid-file needs no recovery step. The
+ledger reaches back as far as the ingress topic's retention; beyond it the broker's own replay
+check still refuses a republished (id, version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from broker.kafka import Admin, KafkaConnection, TopicPartition, partitions_of, reader, record, running
+from puente.errors import CodecError, ConfigError, KafkaAccessError, PuenteError
+from puente.wire import Record
+from schemas import AlertCodec
+
+
+class Verdict(StrEnum):
+    """What to do with a record, given what the agency already published (see the module docstring)."""
+
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    OLDER = "older"
+    RECALLED = "recalled"
+
+
+class Entry(NamedTuple):
+    """One published version as the ledger keeps it."""
+
+    alert_id: str
+    version: int
+    content: bytes  # digest of the value as the current schema writes it
+    recalled: bool = False  # this version is a RECALL
+
+
+def digest(value: bytes) -> bytes:
+    """A short digest of an encoded alert: equal content, equal digest."""
+    return hashlib.blake2b(value, digest_size=16).digest()
+
+
+def published_entry(codec: AlertCodec, key: bytes | None, value: bytes) -> Entry | None:
+    """The ledger entry of a record on an ingress topic; None when the broker would refuse it as undecodable or
+    keyed by something else than its alert id."""
+    try:
+        alert = codec.decode(value)
+        writer, _ = codec.split(value)
+        canonical = value if writer == codec.fingerprint else codec.encode(alert)
+    except CodecError:
+        return None
+    alert_id = alert.get("alert_id")
+    if not isinstance(alert_id, str) or key != alert_id.encode():
+        return None
+    life = alert.get("lifecycle") or {}
+    return Entry(alert_id, int(alert.get("version") or 1), digest(canonical), life.get("action") == "RECALL")
+
+
+class Ledger:
+    """Every (alert id, version) published, with its content digest, and each id's latest version."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, int], bytes] = {}
+        self._latest: dict[str, int] = {}
+        self._recalled: dict[str, int] = {}  # id -> the version that recalled it
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def latest(self, alert_id: str) -> int | None:
+        """The highest version of ``alert_id`` published, or None."""
+        return self._latest.get(alert_id)
+
+    def judge(self, alert_id: str, version: int, content: bytes) -> Verdict:
+        """What to do with (``alert_id``, ``version``) of digest ``content``."""
+        known = self._seen.get((alert_id, version))
+        if known is not None:
+            return Verdict.DUPLICATE if known == content else Verdict.CONFLICT
+        if alert_id in self._recalled:
+            return Verdict.RECALLED
+        if version < self._latest.get(alert_id, 0):
+            return Verdict.OLDER
+        return Verdict.NEW
+
+    def add(self, alert_id: str, version: int, content: bytes, recalled: bool = False) -> None:
+        """Record (``alert_id``, ``version``) as published with digest ``content``; ``recalled``: it is a RECALL."""
+        self._seen[(alert_id, version)] = content
+        if version > self._latest.get(alert_id, 0):
+            self._latest[alert_id] = version
+        if recalled:
+            self._recalled[alert_id] = min(version, self._recalled.get(alert_id, version))
+
+    def why(self, verdict: Verdict, alert_id: str, version: int) -> str:
+        """The dead letter's message for a CONFLICT or an OLDER record (the id is not quoted: it is the agency's
+        reference, and a shifted column may have made it a name; a version is no one's data)."""
+        if verdict is Verdict.CONFLICT:
+            return (f"version {version} of this record's alert id was already published with other content; "
+                    "the broker takes one content per version, so a correction needs a higher revision")
+        if verdict is Verdict.RECALLED:
+            return (f"this record's alert id was recalled in version {self._recalled.get(alert_id)}, for good; "
+                    "new content needs a new record number")
+        return (f"version {self._latest.get(alert_id)} of this record's alert id is already published; version "
+                f"{version} would put an older copy after it (a correction needs a revision above the latest)")
+
+
+async def scan(conn: KafkaConnection, topic: str, keep: Callable[[Record], Any]) -> None:
+    """Call ``keep(record)`` for every committed record of ``topic``, up to its end at the start.
+
+    A topic that the login may not read and a topic that does not exist both look empty to a
+    reader (Kafka hides what a principal may not describe): when no partition is found, the
+    topic is looked up once more to say which it is.
+    """
+    async with running(reader(conn, "puente-adapter-ledger"), conn, f"reading {topic}") as consumer:
+        parts = await partitions_of(consumer, topic)
+        if not parts:
+            raise await _why_unreadable(conn, topic)
+        tps = [TopicPartition(topic, p) for p in parts]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        todo = {tp for tp in tps if ends[tp] > await consumer.position(tp)}
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=2000, max_records=10_000)
+            for tp, msgs in batch.items():
+                for msg in msgs:
+                    if msg.offset < ends[tp]:
+                        keep(record(msg))
+            todo = {tp for tp in todo if await consumer.position(tp) < ends[tp]}
+
+
+async def _why_unreadable(conn: KafkaConnection, topic: str) -> PuenteError:
+    """Why ``topic`` shows no partition to this login: refused (no ACL), or missing."""
+    try:
+        metadata = await Admin(conn).call(f"looking up {topic}",
+                                          lambda client: client.list_topics(topic=topic, timeout=conn.timeout_s))
+    except PuenteError as exc:
+        return exc
+    found = metadata.topics.get(topic)
+    error = getattr(found, "error", None)
+    if error is not None and "AUTHORIZATION" in str(error.name()):
+        return KafkaAccessError(f"Kafka at {conn.bootstrap} refused {conn.principal} access to {topic}: no ACL allows "
+                                "it (an agency's login reads and writes only its own topics); check that the login is "
+                                "this agency's, or ask the operator to check the ACLs (`puente acls plan`)")
+    return ConfigError(f"topic {topic} does not exist; create the topics with `puente topics apply`")
+
+
+async def read_ledger(conn: KafkaConnection, topic: str, codec: AlertCodec) -> Ledger:
+    """The ledger of an agency's ingress topic, read from its beginning."""
+    ledger = Ledger()
+
+    def keep(rec: Record) -> None:
+        entry = published_entry(codec, rec.key, rec.value)
+        if entry is not None:
+            ledger.add(*entry)
+
+    await scan(conn, topic, keep)
+    return ledger

@@ -1,0 +1,265 @@
+"""An agency officer's changes to an alert already published: recall it, consent to a partner, reclassify it.
+
+Each change is the alert's next version, published by the agency that owns the alert (the alert
+id's prefix: ``SNM:PTY-...`` is SNM's) on its own ingress topic, as its adapter publishes:
+
+1. Find the alert's latest version on the ingress topic, read from its beginning as the ledger is
+   (``adapters.ledger.scan``). Only records that prove the agency's origin with the agency's own
+   keys count: those are the ones the broker accepts, and a version built on a record anyone
+   else wrote would launder it under the agency's MAC.
+2. Make version + 1 (``next_version``, pure): the content as it stands, the lifecycle set, and
+   for a CONSENT the partners added to ``markings.originator_consent`` (which holds every consent
+   given, and is what the policy reads) and named in ``lifecycle.partners``; for a RECLASSIFY the
+   new markings. Every version carries the whole alert; the broker ignores a RECALL's content.
+3. Publish it, keyed by the alert id and with its origin MAC (``IngressPublisher``), and wait for
+   Kafka's acknowledgement.
+
+Refused before anything is read, each in one line naming what to check: an id whose prefix is no
+agency; a partner the policy does not know; a marking the policy does not know; a reclassification
+with no change. Refused after reading: an alert not on the topic (never published there, or older
+than the topic's retention: the agency can republish it from its own system with ``puente adapt``);
+an alert already recalled (a recall is for good); a partner already consented; a reclassification
+that leaves the markings as they are. Kafka itself refuses another agency's login.
+
+Limit, stated: two officers changing one alert at the same moment could both publish the same
+version; the broker keeps the first and dead-letters the second as a replay. Changes to one
+alert are one officer's at a time, as adapter runs are one per agency.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters import _fields as f
+from adapters.config import Context, Vocabulary, load_config, make_context
+from adapters.core import LIFECYCLE_ACTIONS, RECALL_REASONS, check_lifecycle, lifecycle, names
+from adapters.ledger import scan
+from adapters.publisher import IngressPublisher
+from broker.crypto import SecretBytes, ingress_mac_key, parse_pair_key_id, verify_ingress
+from broker.kafka import KafkaConnection
+from broker.keystore import Keystore
+from broker.topology import TopicNames
+from policies import load_policy_set
+from puente.errors import AdapterError, CodecError, ConfigError, CryptoError, KeyMaterialError
+from puente.settings import PuenteSettings
+from puente.wire import Record
+from schemas import AlertCodec, alert_codec
+
+# The markings a reclassification may change: the release markings. Grading and originator are
+# facts about the source, not markings an officer re-decides; consent has its own command.
+RECLASSIFIABLE = ("classification", "releasable_to", "caveats", "handling_code", "handling_text")
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an officer asks of an alert: ``action`` is RECALL, CONSENT or RECLASSIFY."""
+
+    action: str
+    reason: str | None = None  # RECALL: one of RECALL_REASONS
+    partners: tuple[str, ...] = ()  # CONSENT: partner ids
+    markings: Mapping[str, Any] = field(default_factory=dict)  # RECLASSIFY: new values of RECLASSIFIABLE fields
+
+
+@dataclass(frozen=True)
+class Published:
+    """A version an officer's change published."""
+
+    alert_id: str
+    version: int
+    action: str
+    reason: str | None = None
+    partners: tuple[str, ...] = ()
+    changed: Mapping[str, Any] = field(default_factory=dict)  # RECLASSIFY: the markings that changed, new values
+
+
+@dataclass
+class Found:
+    """What the ingress topic holds under one alert id: its latest verified version, and what did not verify."""
+
+    alert: dict[str, Any] | None = None
+    rank: tuple[int, int] = (-1, -1)  # (version, offset): the latest version wins, and of one version the later copy
+    unverified: int = 0
+
+
+def agency_of(alert_id: str, agencies: Iterable[str]) -> str:
+    """The agency that owns ``alert_id``: its prefix before ':'."""
+    agency, sep, ref = alert_id.partition(":")
+    known = tuple(agencies)
+    if not sep or not ref or agency not in known:
+        raise ConfigError(f"an alert id starts with the code of the agency that published it and ':' (one of "
+                          f"{', '.join(f'{a}:' for a in known)}); check the id")
+    return agency
+
+
+def check_change(change: Change, ctx: Context, partners: Iterable[str]) -> Change:
+    """The change with its codes checked against the policy and put in canonical form; nothing read yet."""
+    if change.action not in LIFECYCLE_ACTIONS or change.action == "UPDATE":
+        raise ConfigError(f"an officer's change is RECALL, CONSENT or RECLASSIFY, not {change.action}")
+    if change.action == "RECALL":
+        if change.reason not in RECALL_REASONS:
+            raise ConfigError(f"a recall needs its reason, one of {', '.join(RECALL_REASONS)}")
+        return Change("RECALL", reason=change.reason)
+    if change.action == "CONSENT":
+        known = frozenset(partners)
+        asked = tuple(dict.fromkeys(p.strip().upper() for p in change.partners))
+        unknown = [p for p in asked if p not in known]
+        if unknown or not asked:
+            raise ConfigError(f"--partner {', '.join(unknown) or '(none)'}: not a partner the policy knows (known: "
+                              f"{', '.join(sorted(known))}); check the id, or the partners file in the policy")
+        return Change("CONSENT", partners=asked)
+    given = {k: v for k, v in change.markings.items() if v is not None}
+    if not given:
+        raise ConfigError(f"a reclassification changes at least one of {', '.join(RECLASSIFIABLE)}")
+    extra = sorted(set(given) - set(RECLASSIFIABLE))
+    if extra:
+        raise ConfigError(f"a reclassification changes only {', '.join(RECLASSIFIABLE)}, not {', '.join(extra)}")
+    try:
+        return Change("RECLASSIFY", markings=_marking_codes(given, ctx))
+    except AdapterError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _marking_codes(given: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    vocab: Vocabulary = ctx.vocab
+    out: dict[str, Any] = {}
+    if "classification" in given:
+        table = {c: c for c in vocab.classifications} | dict(ctx.profile.classification_map)
+        out["classification"] = f.code(given["classification"], "--classification", table)
+    if "releasable_to" in given:
+        out["releasable_to"] = list(dict.fromkeys(names(given["releasable_to"], "--releasable-to", vocab.names) or []))
+    if "caveats" in given:
+        out["caveats"] = list(dict.fromkeys(names(given["caveats"], "--caveats", vocab.caveats) or []))
+    if "handling_code" in given:
+        out["handling_code"] = f.code(given["handling_code"], "--handling-code", vocab.handling_codes)
+    if "handling_text" in given:
+        out["handling_text"] = f.text(given["handling_text"], "--handling-text", ctx.limits.handling_text)
+    return out
+
+
+def next_version(latest: Mapping[str, Any], change: Change) -> dict[str, Any]:
+    """The alert's next version for a checked ``change`` (see check_change): pure; ConfigError when it cannot be."""
+    alert_id, version = latest["alert_id"], int(latest.get("version") or 1)
+    done = latest.get("lifecycle") or {}
+    if done.get("action") == "RECALL":
+        raise ConfigError(f"{alert_id} was recalled in version {version} (reason {done.get('reason')}); a recall "
+                          "is for good, so it takes no further change")
+    new = copy.deepcopy(dict(latest))
+    new["version"] = version + 1
+    marks = new["markings"]
+    if change.action == "RECALL":
+        new["lifecycle"] = lifecycle(version + 1, "RECALL", reason=change.reason)
+    elif change.action == "CONSENT":
+        already = [p for p in change.partners if p in marks["originator_consent"]]
+        if already:
+            raise ConfigError(f"{alert_id}: {', '.join(already)} already {'has' if len(already) == 1 else 'have'} "
+                              f"the originator's consent (version {version}); name only partners without it")
+        marks["originator_consent"] = [*marks["originator_consent"], *change.partners]
+        new["lifecycle"] = lifecycle(version + 1, "CONSENT", partners=change.partners)
+    else:
+        new["markings"] = _reclassified(alert_id, version, marks, change.markings)
+        new["lifecycle"] = lifecycle(version + 1, "RECLASSIFY")
+    check_lifecycle(new)
+    return new
+
+
+def _reclassified(alert_id: str, version: int, marks: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    out = {**marks, **given}
+    if given.get("handling_text") and out["handling_code"] != "H3":
+        raise ConfigError("--handling-text states an H3 restriction; give --handling-code H3 with it")
+    if out["handling_code"] != "H3":
+        out["handling_text"] = None  # only H3 states its restriction in text, as the adapters write it
+    elif not out["handling_text"]:
+        raise ConfigError("handling code H3 needs its restriction stated: give --handling-text")
+    if all(out[k] == marks[k] for k in RECLASSIFIABLE):
+        raise ConfigError(f"{alert_id}: the markings of version {version} are already these; nothing to reclassify")
+    return out
+
+
+def changed_markings(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The release markings that differ between two versions, with their new values."""
+    return {k: after["markings"][k] for k in RECLASSIFIABLE if after["markings"][k] != before["markings"][k]}
+
+
+def own_mac_lookup(keystore: Keystore, agency: str) -> Callable[[str, str], SecretBytes | None]:
+    """``lookup`` for ``verify_ingress`` from the agency's own keystore: any generation of its key-agreement key
+    still there, paired with the broker's public half named in the record; nothing for another agency."""
+    cache: dict[str, SecretBytes | None] = {}
+
+    def lookup(who: str, key_id: str) -> SecretBytes | None:
+        if who != agency:
+            return None
+        if key_id not in cache:
+            try:
+                mine, broker = parse_pair_key_id(key_id)
+                own = keystore.load(str(mine)) if mine.owner == agency else None
+                cache[key_id] = ingress_mac_key(own, keystore.load(str(broker))) if own and own.secret else None
+            except KeyMaterialError:
+                cache[key_id] = None
+        return cache[key_id]
+
+    return lookup
+
+
+def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Callable[[str, str], SecretBytes | None],
+            codec: AlertCodec) -> None:
+    """Take ``rec`` into ``found`` if it is a version of ``alert_id`` that proves ``agency``'s origin."""
+    if rec.key != alert_id.encode():
+        return
+    try:
+        origin = verify_ingress(rec.headers, rec.value, lookup)
+        alert = codec.decode(rec.value)
+    except (CryptoError, CodecError):
+        found.unverified += 1
+        return
+    if (origin.agency, origin.alert_id, alert["agency"], alert["alert_id"]) != (agency, alert_id, agency, alert_id):
+        found.unverified += 1
+        return
+    rank = (int(alert.get("version") or 1), rec.offset)
+    if rank > found.rank:
+        found.alert, found.rank = alert, rank
+
+
+async def find_latest(conn: KafkaConnection, topic: str, alert_id: str, agency: str,
+                      lookup: Callable[[str, str], SecretBytes | None]) -> Found:
+    """The latest version of ``alert_id`` on ``topic`` that proves ``agency``'s origin."""
+    found, codec = Found(), alert_codec()
+    await scan(conn, topic, lambda rec: collect(found, rec, alert_id, agency, lookup, codec))
+    return found
+
+
+def _not_found(alert_id: str, topic: str, found: Found, cfg: PuenteSettings, keystore: Keystore) -> ConfigError:
+    if found.unverified:
+        return ConfigError(f"{alert_id}: {found.unverified} record(s) on {topic} carry this id but none proves the "
+                           f"agency's origin with its keys in {keystore.path} (a key generation removed, or records "
+                           "the agency did not write); check the keystore")
+    return ConfigError(f"{alert_id} is not on {topic}: it was never published there, or it is older than the topic's "
+                       f"retention ({cfg.ingress_retention_days} days); the agency can republish the record from its "
+                       "own system with `puente adapt`, then change it")
+
+
+async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str, change: Change) -> Published:
+    """Publish the next version of ``alert_id`` with ``change``, as the agency that owns it; returns what was published.
+
+    Everything that needs no Kafka (the id, the change's codes, the agency's keys) is checked first.
+    """
+    agency = agency_of(alert_id, cfg.agencies)
+    policy = load_policy_set(cfg.policy_dir)
+    ctx = make_context(agency, datetime.now(UTC), load_config(), Vocabulary.from_policy(policy))
+    checked = check_change(change, ctx, policy.partners)
+    keystore = Keystore(cfg.keys / "agencies" / agency)
+    mac = keystore.load_agency_mac(agency)
+    names = TopicNames(cfg.topic_prefix)
+    topic = names.ingress(agency)
+    found = await find_latest(conn, topic, alert_id, agency, own_mac_lookup(keystore, agency))
+    if found.alert is None:
+        raise _not_found(alert_id, topic, found, cfg, keystore)
+    new = next_version(found.alert, checked)
+    async with IngressPublisher(conn, agency, mac.key_id, mac, names) as publisher:
+        await publisher.publish([new])
+    life = new["lifecycle"]
+    return Published(alert_id, new["version"], life["action"], life["reason"], tuple(life["partners"]),
+                     changed_markings(found.alert, new) if checked.action == "RECLASSIFY" else {})

@@ -1,0 +1,114 @@
+"""The idempotence ledger keyed by (alert id, version): duplicates skipped, conflicts and older versions refused."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from adapters.config import Context
+from adapters.ledger import Ledger, Verdict, digest, published_entry
+from adapters.registry import get
+from adapters.run import check
+from schemas import AlertCodec, alert_codec, releases
+
+HIT: dict[str, Any] = {
+    "id_control": "PTY-20261103-00231", "puesto": "PTY", "fecha_hora": "2026-11-03 22:15:03",
+    "viajero": {"nombres": "José Luis", "primer_apellido": "Pérez", "fecha_nacimiento": "1988-03-02"},
+    "coincidencia": {"lista": "notificación roja", "puntaje": 0.93}, "riesgo": "alto",
+}
+
+
+def _line(**changes: Any) -> bytes:
+    return json.dumps({**HIT, **changes}, ensure_ascii=False).encode() + b"\n"
+
+
+def test_the_same_version_with_the_same_content_is_a_duplicate() -> None:
+    """A (id, version) published with this digest is skipped; with another digest it is a conflict."""
+    ledger = Ledger()
+    ledger.add("SNM:A", 1, b"one")
+    assert ledger.judge("SNM:A", 1, b"one") is Verdict.DUPLICATE
+    assert ledger.judge("SNM:A", 1, b"other") is Verdict.CONFLICT
+
+
+def test_a_higher_version_is_published_and_an_older_one_refused() -> None:
+    """A version above the latest (with or without a gap) is new; one below it that was never published is older;
+    an id the ledger never saw is new at any version (its first may be older than the topic)."""
+    ledger = Ledger()
+    ledger.add("SNM:A", 1, b"v1")
+    ledger.add("SNM:A", 3, b"v3")
+    assert ledger.latest("SNM:A") == 3 and len(ledger) == 2
+    assert ledger.judge("SNM:A", 4, b"v4") is Verdict.NEW
+    assert ledger.judge("SNM:A", 7, b"v7") is Verdict.NEW
+    assert ledger.judge("SNM:A", 2, b"v2") is Verdict.OLDER
+    assert ledger.judge("SNM:A", 1, b"v1") is Verdict.DUPLICATE  # re-reading an old export stays harmless
+    assert ledger.judge("SNM:B", 5, b"b5") is Verdict.NEW
+
+
+def test_nothing_follows_a_recall() -> None:
+    """After a recall any later version is refused as recalled (the broker would refuse it too); the recall itself,
+    read again, stays a duplicate."""
+    ledger = Ledger()
+    ledger.add("SNM:A", 1, b"v1")
+    ledger.add("SNM:A", 2, b"v2", recalled=True)
+    assert ledger.judge("SNM:A", 3, b"v3") is Verdict.RECALLED
+    assert ledger.judge("SNM:A", 2, b"v2") is Verdict.DUPLICATE
+    assert "recalled in version 2" in ledger.why(Verdict.RECALLED, "SNM:A", 3)
+
+
+def test_the_messages_say_what_to_do_without_quoting_the_id() -> None:
+    """A conflict asks for a higher revision; an older version names the latest; neither quotes the alert id."""
+    ledger = Ledger()
+    ledger.add("SNM:PA1234567", 2, b"x")
+    conflict = ledger.why(Verdict.CONFLICT, "SNM:PA1234567", 2)
+    older = ledger.why(Verdict.OLDER, "SNM:PA1234567", 1)
+    assert "higher revision" in conflict and "version 2" in older
+    assert "PA1234567" not in conflict + older
+
+
+def test_a_record_on_the_topic_is_read_back_with_its_version(one: Callable[..., dict[str, Any]]) -> None:
+    """A current record gives (id, version, digest of its bytes); a v1-written record of the same alert reads as
+    version 1 with the digest the current schema would give it, so re-reading its export is a duplicate."""
+    codec = alert_codec()
+    alert = one("snm", _line())
+    value = codec.encode(alert)
+    key = alert["alert_id"].encode()
+    assert published_entry(codec, key, value) == (alert["alert_id"], 1, digest(value), False)
+    v1 = AlertCodec(releases()[0]).encode({k: v for k, v in alert.items() if k not in ("version", "lifecycle")})
+    assert v1 != value
+    assert published_entry(codec, key, v1) == (alert["alert_id"], 1, digest(value), False)
+    later = one("snm", _line(revision=2, estado="ANULADO", motivo_anulacion="ERROR"))
+    assert published_entry(codec, key, codec.encode(later)) == (alert["alert_id"], 2, digest(codec.encode(later)),
+                                                                True)
+
+
+def test_what_the_broker_would_refuse_is_not_in_the_ledger(one: Callable[..., dict[str, Any]]) -> None:
+    """Bytes that do not decode, and a record keyed by another id, were never published: they are left out."""
+    codec = alert_codec()
+    alert = one("snm", _line())
+    assert published_entry(codec, alert["alert_id"].encode(), b"not avro") is None
+    assert published_entry(codec, b"SNM:OTHER", codec.encode(alert)) is None
+    assert published_entry(codec, None, codec.encode(alert)) is None
+
+
+@pytest.mark.parametrize(("lines", "counts", "reasons"), [
+    ([_line(), _line()], (1, 1, 0), {}),
+    ([_line(), _line(riesgo="bajo")], (1, 0, 1), {"conflict": 1}),
+    ([_line(), _line(revision=2, riesgo="bajo"), _line(revision=3, estado="ANULADO", motivo_anulacion="LEGAL")],
+     (3, 0, 0), {}),
+    ([_line(revision=3, riesgo="bajo"), _line(revision=2, riesgo="medio")], (1, 0, 1), {"conflict": 1}),
+    ([_line(revision=2, estado="ANULADO", motivo_anulacion="ERROR"), _line(revision=3)], (1, 0, 1), {"conflict": 1}),
+])
+def test_check_holds_a_file_to_the_ledger_rule(ctx_for: Callable[[str], Context], lines: list[bytes],
+                                               counts: tuple[int, int, int], reasons: dict[str, int]) -> None:
+    """`adapt --check` counts within a file what a run would: duplicates skipped, conflicts and older versions
+    rejected, later versions valid."""
+    err = io.StringIO()
+    tally = check(get("snm"), ctx_for("SNM"), io.BytesIO(b"".join(lines)), "hits.jsonl", err=err)
+    assert (tally.published, tally.duplicates, tally.rejected) == counts
+    assert dict(tally.reasons) == reasons
+    if reasons:
+        assert "hits.jsonl:2: conflict:" in err.getvalue()

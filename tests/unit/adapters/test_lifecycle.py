@@ -1,0 +1,148 @@
+"""An officer's changes as versions: the id's agency, the checks before Kafka, the next version, whose records count."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.config import Context
+from adapters.lifecycle import (
+    Change,
+    Found,
+    agency_of,
+    changed_markings,
+    check_change,
+    collect,
+    next_version,
+    own_mac_lookup,
+)
+from broker.crypto import KeyKind, sign_ingress
+from broker.keystore import Keystore, Keystores
+from puente.errors import ConfigError
+from puente.settings import AGENCIES
+from puente.wire import Record
+from schemas import alert_codec
+
+PARTNERS = ("COL", "CRI", "FEAN", "USA")
+HIT: dict[str, Any] = {
+    "id_control": "PTY-20261103-00231", "puesto": "PTY", "fecha_hora": "2026-11-03 22:15:03",
+    "viajero": {"nombres": "José Luis", "primer_apellido": "Pérez", "fecha_nacimiento": "1988-03-02"},
+    "coincidencia": {"lista": "notificación roja", "puntaje": 0.93}, "riesgo": "alto",
+    "marcado": {"clasificacion": "RESTRINGIDO", "difusion": ["COL", "USA"], "manejo": "H2", "consentimiento": ["COL"]},
+}
+
+
+@pytest.fixture
+def hit(one: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """SNM's alert for HIT, version 1, as the broker would decode it."""
+    codec = alert_codec()
+    return codec.decode(codec.encode(one("snm", json.dumps(HIT, ensure_ascii=False).encode())))
+
+
+def test_the_agency_is_the_alert_ids_prefix() -> None:
+    """SNM:... is SNM's; an id without a known agency prefix is refused before anything is read."""
+    assert agency_of("SNM:PTY-20261103-00231", AGENCIES) == "SNM"
+    assert agency_of("COMBIFRON:COL-ARC-2026-00412", AGENCIES) == "COMBIFRON"
+    for bad in ("PTY-20261103-00231", "XYZ:1", "SNM:", "snm:PTY-1"):
+        with pytest.raises(ConfigError, match="SNM:"):
+            agency_of(bad, AGENCIES)
+
+
+def test_changes_are_checked_against_the_policy_first(ctx_for: Callable[[str], Context]) -> None:
+    """Reasons, partners and markings the policy does not know are refused; known codes come out canonical."""
+    ctx = ctx_for("COMBIFRON")
+    assert check_change(Change("RECALL", reason="LEGAL"), ctx, PARTNERS) == Change("RECALL", reason="LEGAL")
+    with pytest.raises(ConfigError, match="ERROR, LEGAL"):
+        check_change(Change("RECALL", reason="WHIM"), ctx, PARTNERS)
+    assert check_change(Change("CONSENT", partners=("usa", "CRI", "USA")), ctx, PARTNERS).partners == ("USA", "CRI")
+    with pytest.raises(ConfigError, match=r"--partner VEN: not a partner the policy knows \(known: COL, CRI"):
+        check_change(Change("CONSENT", partners=("USA", "VEN")), ctx, PARTNERS)
+    checked = check_change(Change("RECLASSIFY", markings={"classification": "reservada", "releasable_to": ["col"],
+                                                          "caveats": []}), ctx, PARTNERS)
+    assert checked.markings == {"classification": "CONFIDENCIAL", "releasable_to": ["COL"], "caveats": []}
+    for bad in ({}, {"classification": "ALTO SECRETO"}, {"handling_code": "H9"}, {"releasable_to": ["VEN"]},
+                {"grading": "A1"}):
+        with pytest.raises(ConfigError):
+            check_change(Change("RECLASSIFY", markings=bad), ctx, PARTNERS)
+    with pytest.raises(ConfigError, match="RECALL, CONSENT or RECLASSIFY"):
+        check_change(Change("UPDATE"), ctx, PARTNERS)
+
+
+def test_a_recall_is_the_next_version_with_its_reason(hit: dict[str, Any]) -> None:
+    """Version + 1, lifecycle RECALL with the reason, the content otherwise as it was."""
+    new = next_version(hit, Change("RECALL", reason="ERROR"))
+    assert (new["version"], new["lifecycle"]) == (2, {"action": "RECALL", "reason": "ERROR", "partners": []})
+    assert {k: v for k, v in new.items() if k not in ("version", "lifecycle")} == \
+        {k: v for k, v in hit.items() if k not in ("version", "lifecycle")}
+    assert hit["version"] == 1 and hit["lifecycle"] is None  # the latest version is not changed in place
+    with pytest.raises(ConfigError, match=r"recalled in version 2 .*for good"):
+        next_version(new, Change("CONSENT", partners=("USA",)))
+
+
+def test_a_consent_names_the_partners_and_adds_them_to_the_originators_consent(hit: dict[str, Any]) -> None:
+    """The partners go to lifecycle.partners and to markings.originator_consent; one already there is refused."""
+    new = next_version(hit, Change("CONSENT", partners=("USA", "CRI")))
+    assert new["lifecycle"] == {"action": "CONSENT", "reason": None, "partners": ["USA", "CRI"]}
+    assert new["markings"]["originator_consent"] == ["COL", "USA", "CRI"]
+    with pytest.raises(ConfigError, match="USA already has the originator's consent"):
+        next_version(new, Change("CONSENT", partners=("USA",)))
+
+
+def test_a_reclassification_changes_the_markings_and_says_which(hit: dict[str, Any]) -> None:
+    """The new markings replace the old field by field; the changed ones are reported; no change is refused;
+    H3 needs its text and only H3 keeps one."""
+    new = next_version(hit, Change("RECLASSIFY", markings={"classification": "CONFIDENCIAL", "releasable_to": []}))
+    assert new["lifecycle"] == {"action": "RECLASSIFY", "reason": None, "partners": []}
+    assert changed_markings(hit, new) == {"classification": "CONFIDENCIAL", "releasable_to": []}
+    assert new["markings"]["caveats"] == hit["markings"]["caveats"]
+    with pytest.raises(ConfigError, match="already these"):
+        next_version(new, Change("RECLASSIFY", markings={"classification": "CONFIDENCIAL"}))
+    with pytest.raises(ConfigError, match="--handling-text"):
+        next_version(hit, Change("RECLASSIFY", markings={"handling_code": "H3"}))
+    with pytest.raises(ConfigError, match="H3"):
+        next_version(hit, Change("RECLASSIFY", markings={"handling_text": "solo para uso policial"}))
+    h3 = next_version(hit, Change("RECLASSIFY", markings={"handling_code": "H3", "handling_text": "no judicial"}))
+    assert (h3["markings"]["handling_code"], h3["markings"]["handling_text"]) == ("H3", "no judicial")
+    back = next_version(h3, Change("RECLASSIFY", markings={"handling_code": "H1"}))
+    assert back["version"] == 3 and back["markings"]["handling_text"] is None
+
+
+def _site(tmp_path: Path) -> Keystores:
+    return Keystore.provision(tmp_path, partners=[], agencies=["SNM", "PN"], agreements=[], generation="2026a",
+                              now=datetime(2026, 1, 5, tzinfo=UTC))
+
+
+def _record(hit: dict[str, Any], offset: int, headers: list[tuple[str, bytes]], key: str | None = None) -> Record:
+    value = alert_codec().encode(hit)
+    return Record("t.ingress.SNM", 0, offset, (key or hit["alert_id"]).encode(), value, tuple(headers), 0)
+
+
+def test_only_versions_the_agency_signed_count_and_the_latest_wins(tmp_path: Path, hit: dict[str, Any]) -> None:
+    """Records of the id that verify with the agency's own keys, old generations included, are candidates and the
+    highest version wins; a record MACed by another agency, or not at all, is counted as unverified."""
+    site = _site(tmp_path)
+    snm = site.agencies["SNM"]
+    old = snm.load_agency_mac("SNM")
+    snm.generate(KeyKind.KEY_AGREEMENT, "SNM", generation="2026b", now=datetime(2026, 6, 1, tzinfo=UTC))
+    new = snm.load_agency_mac("SNM")
+    assert new.key_id != old.key_id
+    pn = site.agencies["PN"].load_agency_mac("PN")
+    codec, found = alert_codec(), Found()
+    lookup = own_mac_lookup(snm, "SNM")
+    second = next_version(hit, Change("CONSENT", partners=("USA",)))
+    third = next_version(second, Change("RECALL", reason="LEGAL"))
+
+    def signed(alert: dict[str, Any], key: Any, agency: str = "SNM") -> list[tuple[str, bytes]]:
+        return sign_ingress(agency, key.key_id, key, codec.encode(alert), alert["alert_id"])
+
+    for rec in (_record(hit, 0, signed(hit, old)), _record(second, 1, signed(second, new)),
+                _record(third, 2, signed(third, pn, "PN")), _record(third, 3, []),
+                _record(hit, 4, signed(hit, new), key="SNM:OTHER")):
+        collect(found, rec, hit["alert_id"], "SNM", lookup, codec)
+    assert found.alert is not None and found.alert["version"] == 2 and found.unverified == 2
+    assert lookup("PN", pn.key_id) is None and lookup("SNM", "SNM-kex-2026z+broker-kex-2026a") is None
