@@ -1,4 +1,20 @@
-"""The partner subscriber: read one feed, verify and decrypt, decode, write JSON lines, send receipts.
+"""The partner subscriber: read one feed, verify and decrypt, decode, keep it in the partner's store, send receipts.
+
+Each opened record is applied to the partner's store (``broker.partner_store``: one SQLite file)
+by the version rule there, and the receipt says what that did: ``RECEIVED`` (a new alert or a newer
+version stored), ``DUPLICATE`` (the version held, sent again), ``SUPERSEDED`` (older than the one
+held), ``RECALLED`` (a recall notice: the content is deleted; this receipt is the partner's signed
+acknowledgement of the recall, which auditors check against the agreement's ``recall_ack_hours``),
+``REFUSED`` (a view of an alert its originator recalled for good), or ``REJECTED: <reason>`` (a
+record that does not open). Every receipt names the view's ``version`` (null when rejected). What a
+record is comes from its decrypted view only: headers are not authenticated, so a
+``puente-decision`` header saying RECALL counts for nothing. The store's transaction for a batch
+commits before the batch's Kafka transaction: a crash between the two redelivers the batch, and
+the version rule makes that harmless (a record applied already gets the status it first had, its
+first receipt having been aborted). An optional JSON-lines copy (``out``) gets every opened view,
+recall notices included, and is the reader's to honour: nothing can recall a line once written.
+The store is purged (expiry, the agreements' retention) when the subscriber starts and at most
+every ``PURGE_EVERY_S`` after.
 
 Receipts are signed: each batch ends with a CHECKPOINT record signed by the partner's
 receipt-signing key, vouching for its receipt chain up to there, so no one else can forge or
@@ -13,9 +29,9 @@ commit the batch it was handling while the new owner reads it again, so an alert
 a receipt in two instances' chains (each chain stays whole). Receipt chains of several partners
 share the access topic's partitions: a subscriber reads its chain's head only once every
 transaction open on its partition has ended, so another writer's open transaction never hides
-its own last receipts (see ``wait_settled``). What is written to the output is at least once: a
-crash after writing a batch and before its commit writes those alerts again on restart (with one
-receipt each, as before).
+its own last receipts (see ``wait_settled``). What is written to the JSON-lines copy is at least
+once: a crash after writing a batch and before its commit writes those alerts again on restart
+(with one receipt each, as before).
 
 Fail closed. A subscriber extends its chain only from a head it can verify as its own (a
 checkpoint signed by one of the partner's receipt keys): receipts someone else appended are never
@@ -26,12 +42,13 @@ it, and stops with an error; the record stays for a subscriber with the right ke
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +71,7 @@ from broker.kafka import (
     wait_settled,
 )
 from broker.keystore import Keystore, load_key_file
+from broker.partner_store import Delivery, Outcome, PartnerStore, Retention
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente import wire
@@ -77,9 +95,14 @@ class Opener(Protocol):
 
 @dataclass
 class SubscribeStats:
+    """What a run did: ``received`` counts records opened (whatever the store made of them),
+    ``outcomes`` the receipt status of each, ``reasons`` why records were rejected."""
+
     received: int = 0
     rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    purged: int = 0
 
 
 def receipt_partition(partner: str, partitions: int) -> int:
@@ -88,6 +111,7 @@ def receipt_partition(partner: str, partitions: int) -> int:
 
 
 DEFAULT_INSTANCE = "main"
+PURGE_EVERY_S = 300.0  # the store is purged at start and then at most this often
 RECEIPT_TXN_TIMEOUT_S = 60.0  # a crashed subscriber's open receipts are aborted by Kafka after this
 SETTLE_TIMEOUT_S = 1.5 * RECEIPT_TXN_TIMEOUT_S
 
@@ -131,12 +155,14 @@ def open_record(rec: Record, opener: Opener, codec: AlertCodec) -> dict[str, Any
 
 
 class Subscriber:
-    """Reads a partner's feed with read_committed and writes what it may see."""
+    """Reads a partner's feed with read_committed, applies it to the partner's store (when given) and
+    to ``out`` (when given), and writes the partner's signed receipts."""
 
     def __init__(self, conn: KafkaConnection, partner: str, feed_topic: str, access_topic: str, opener: Opener,
                  codec: AlertCodec, *, signer: ReceiptSigner, group_id: str | None = None,
                  instance: str = DEFAULT_INSTANCE, on_error: Callable[[str], None] | None = None,
-                 on_note: Callable[[str], None] | None = None) -> None:
+                 on_note: Callable[[str], None] | None = None, store: PartnerStore | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.conn, self.partner, self.feed_topic, self.access_topic = conn, partner, feed_topic, access_topic
         self.opener, self.codec = opener, codec
         self.group_id = group_id or f"{feed_topic}.subscriber"
@@ -146,7 +172,32 @@ class Subscriber:
         self.signer = signer
         self.on_error = on_error or (lambda msg: print(msg, file=sys.stderr))
         self.on_note = on_note or (lambda msg: print(f"puente subscribe: {msg}", file=sys.stderr))
+        self.store = store
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.stats = SubscribeStats()
+        self._purged_at: float | None = None
+
+    def close(self) -> None:
+        """Close the store (the Kafka clients are closed by ``run``)."""
+        if self.store is not None:
+            self.store.close()
+
+    def purge(self, *, force: bool = False) -> None:
+        """Purge the store when it has a retention and ``PURGE_EVERY_S`` has passed (or ``force``)."""
+        store = self.store
+        if store is None or store.retention is None:
+            return
+        if not force and self._purged_at is not None and time.monotonic() - self._purged_at < PURGE_EVERY_S:
+            return
+        self._purged_at = time.monotonic()
+        purged = store.purge(self.clock())
+        self.stats.purged += purged.total
+        if purged.total or force:
+            self.on_note(f"purged {purged.total} alert(s) from {store.path}: {purged.expired} past their expiry, "
+                         f"{purged.retention} past the agreement's retention, {purged.tombstones} old tombstone(s)")
+        if store.wipe_pending:
+            self.on_note(f"{store.path}: a reader kept the write-ahead log from being cleared; deleted content is "
+                         "wiped from it after the next batch")
 
     async def _chain(self, producer: Producer) -> tuple[ChainWriter, int]:
         partitions = await producer.partitions_for(self.access_topic)
@@ -172,8 +223,10 @@ class Subscriber:
         head = ChainHead.after(json.loads(last.value))
         return ChainWriter(self.access_topic, part, head, checkpoint_every=1 << 62, chain=self.chain_name), part
 
-    async def run(self, out: TextIO, *, idle_exit_s: float | None = 5.0, limit: int | None = None) -> SubscribeStats:
+    async def run(self, out: TextIO | None = None, *, idle_exit_s: float | None = 5.0,
+                  limit: int | None = None) -> SubscribeStats:
         """Consume until idle for ``idle_exit_s`` (None: forever) or ``limit`` records."""
+        self.purge(force=True)
         feed = consumer(self.conn, f"puente-subscriber-{self.partner}", self.feed_topic, group_id=self.group_id,
                         enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed")
         receipts = producer(self.conn, f"puente-subscriber-{self.partner}", acks="all", enable_idempotence=True,
@@ -187,6 +240,7 @@ class Subscriber:
                 chain, part = await self._chain(receipts)
                 idle_since = time.monotonic()
                 while limit is None or self.stats.received + self.stats.rejected < limit:
+                    self.purge()
                     batch = await feed.getmany(timeout_ms=500)
                     if not batch:
                         if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
@@ -203,41 +257,59 @@ class Subscriber:
             ) from None
         return self.stats
 
-    async def _batch(self, batch: dict[TopicPartition, list[Any]], out: TextIO, producer: Producer,
+    async def _batch(self, batch: dict[TopicPartition, list[Any]], out: TextIO | None, producer: Producer,
                      chain: ChainWriter, part: int) -> UnreadableFeedError | None:
-        """One transaction: the batch's receipts, the partner's checkpoint and the feed offsets.
+        """One transaction: the batch's receipts, the partner's checkpoint and the feed offsets, with
+        the store's own transaction for the batch committed just before it.
 
         Offsets advance only over records that were opened. At the first record that does not
         open (a wrong key, a record not from the broker), the records before it commit with their
         receipts, it gets a REJECTED receipt so auditors see it, and the error comes back: nothing
-        past it is committed, so it stays for a correctly configured subscriber.
+        past it is committed, so it stays for a correctly configured subscriber. When anything
+        fails before the Kafka commit, the store's transaction is rolled back first, or, if it had
+        committed, the batch comes again and the version rule makes that harmless.
         """
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         unread: UnreadableFeedError | None = None
+        now = self.clock()
         async with producer.transaction():
-            for tp, msgs in batch.items():
-                for msg in msgs:
-                    unread = await self._handle(record(msg), out, producer, chain, part)
+            with self._store_transaction():
+                for tp, msgs in batch.items():
+                    for msg in msgs:
+                        unread = await self._handle(record(msg), out, producer, chain, part, now)
+                        if unread is not None:
+                            break
+                        offsets[tp] = OffsetAndMetadata(msg.offset + 1, "")
                     if unread is not None:
                         break
-                    offsets[tp] = OffsetAndMetadata(msg.offset + 1, "")
-                if unread is not None:
-                    break
-            out.flush()  # written before the commit: at least once, never lost
-            # The partner vouches for its chain so far, batch by batch.
-            signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
-            await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
-            if offsets:
-                await producer.send_offsets_to_transaction(offsets, self.group_id)
+                if out is not None:
+                    out.flush()  # written before the commit: at least once, never lost
+                # The partner vouches for its chain so far, batch by batch.
+                signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
+                await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
+                if offsets:
+                    await producer.send_offsets_to_transaction(offsets, self.group_id)
+            # The store has committed (and wiped what it deleted); the receipts commit on leaving.
         return unread
 
-    async def _handle(self, rec: Record, out: TextIO, producer: Producer, chain: ChainWriter,
-                      part: int) -> UnreadableFeedError | None:
+    @contextlib.contextmanager
+    def _store_transaction(self) -> Iterator[None]:
+        if self.store is None:
+            yield
+            return
+        with self.store.transaction():
+            yield
+
+    async def _handle(self, rec: Record, out: TextIO | None, producer: Producer, chain: ChainWriter,
+                      part: int, now: datetime) -> UnreadableFeedError | None:
         where = f"{rec.topic}:{rec.partition}:{rec.offset}"
         alert_id = (rec.header(wire.ALERT_ID) or b"").decode("utf-8", "replace")[:200]
+        agreement = (rec.header(wire.AGREEMENT) or b"").decode("utf-8", "replace")[:100] or None
         unread = None
+        version: int | None = None
         try:
             view = open_record(rec, self.opener, self.codec)
+            delivery = Delivery.of(view, where, agreement)
         except (CryptoError, CodecError) as exc:
             reason = type(exc).__name__
             self.stats.rejected += 1
@@ -250,14 +322,31 @@ class Subscriber:
                 f"{self.partner}'s current decryption key and --verify-key the broker's public key")
         else:
             self.stats.received += 1
-            out.write(json.dumps(to_json(view), ensure_ascii=False) + "\n")
-            status = "RECEIVED"
+            version = delivery.version
+            if out is not None:
+                out.write(json.dumps(to_json(view), ensure_ascii=False) + "\n")
+            status = self._apply(delivery, now)
+            self.stats.outcomes[status] = self.stats.outcomes.get(status, 0) + 1
         receipt = {"partner": self.partner, "alert_id": alert_id or None, "feed": where, "status": status,
+                   "version": version,
                    "policy_version": (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")[:100],
                    "at": iso_utc(datetime.now(UTC))}
         await producer.send(self.access_topic, chain.append("RECEIPT", receipt), key=self.partner.encode(),
                             partition=part)
         return unread
+
+    def _apply(self, delivery: Delivery, now: datetime) -> str:
+        """The receipt status of one opened record: what the store made of it (RECEIVED without a store)."""
+        if self.store is None:
+            return Outcome.RECEIVED.value
+        applied = self.store.apply(delivery, now)
+        if applied.outcome is Outcome.SUPERSEDED:
+            self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} is older than "
+                         f"the version {applied.held_version} held; ignored")
+        elif applied.outcome is Outcome.REFUSED:
+            self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} refused: its "
+                         f"originator recalled it (version {applied.held_version})")
+        return applied.outcome.value
 
 
 def opener_for(partner: str, key_file: Path, verify_file: Path | None,
@@ -314,8 +403,10 @@ _INSTANCE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: str, key_file: Path,
                    verify_file: Path | None = None, sign_file: Path | None = None,
-                   instance: str = DEFAULT_INSTANCE) -> Subscriber:
-    """A subscriber for ``partner_id`` as the policy and settings describe it, its keys checked first."""
+                   instance: str = DEFAULT_INSTANCE, store_path: Path | None = None) -> Subscriber:
+    """A subscriber for ``partner_id`` as the policy and settings describe it, its keys checked first,
+    applying its feed to the store at ``store_path`` (made when missing) with the retention of the
+    partner's agreements. Close it (``Subscriber.close``) when done."""
     policy_set = load_policy_set(settings.policy_dir)
     partner = policy_set.partners.get(partner_id)
     if partner is None:
@@ -324,5 +415,8 @@ def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: 
         raise ConfigError("--instance must be 1-64 letters, digits, '-', '_' or '.'")
     names = TopicNames(settings.topic_prefix)
     opener = opener_for(partner.id, key_file, verify_file, partner.encryption_key_id)
+    signer = receipt_signer(partner.id, key_file, sign_file)
+    store = None if store_path is None else PartnerStore.open(
+        store_path, partner.id, retention=Retention.for_partner(policy_set, partner.id))
     return Subscriber(conn, partner.id, names.feed(partner.feed_topic), names.receipts(partner.id), opener,
-                      alert_codec(), instance=instance, signer=receipt_signer(partner.id, key_file, sign_file))
+                      alert_codec(), instance=instance, signer=signer, store=store)

@@ -56,6 +56,7 @@ class CompiledAgreement:
     min_ranks: tuple[int, int]  # worst (reliability, credibility) ranks admitted; 0 is best
     onward_sharing: bool
     retention_days: int
+    recall_ack_hours: int  # how long a partner has to acknowledge a recall notice (auditors look it up)
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity equality: hashed on the hot path
@@ -158,7 +159,7 @@ def _agreement(a: Agreement, sources: PolicySources, partners: Mapping[str, Part
         a.max_classification, vocab.classification.scale.index(a.max_classification),
         None if g is None else f"{g.reliability}{g.credibility}",
         (len(rel) - 1, len(cred) - 1) if g is None else (rel[g.reliability], cred[g.credibility]),
-        a.onward_sharing, a.retention_days,
+        a.onward_sharing, a.retention_days, a.recall_ack_hours,
     )  # fmt: skip
 
 

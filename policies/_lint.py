@@ -47,6 +47,20 @@ def _expired(src: PolicySources, today: date) -> list[Finding]:
     ]
 
 
+SLOW_RECALL_HOURS = 30 * 24
+
+
+def _slow_recalls(src: PolicySources) -> list[Finding]:
+    """A recall a partner may leave unacknowledged for over a month: corrections of a watchlist hit
+    on the wrong person cannot wait that long."""
+    return [
+        Finding(d.where("recall_ack_hours"), "recall", f"{d.model.id} gives partners {d.model.recall_ack_hours} h "
+                f"(over {SLOW_RECALL_HOURS // 24} days) to acknowledge a recall; is that intended?")
+        for d in src.agreements
+        if d.model.recall_ack_hours > SLOW_RECALL_HOURS
+    ]
+
+
 def _terms(a: Agreement, alert_type: str) -> dict[str, Any]:
     cover = next(c for c in a.covers if c.alert_type == alert_type)
     return {
@@ -55,6 +69,7 @@ def _terms(a: Agreement, alert_type: str) -> dict[str, Any]:
         "min_grading": a.min_grading and a.min_grading.model_dump(),
         "onward_sharing": a.onward_sharing,
         "retention_days": a.retention_days,
+        "recall_ack_hours": a.recall_ack_hours,
     }
 
 
@@ -134,5 +149,6 @@ def lint(directory: Path | str | None = None, *, now: datetime, key_problem: Key
     src = read_sources(directory)
     today = now.astimezone(src.vocabulary.model.home.tz()).date()
     found = check_sources(src, schema_fields())
-    found += _expired(src, today) + _overlaps(src) + _keys(src, key_problem) + _shadowed(src.agreements)
+    found += (_expired(src, today) + _slow_recalls(src) + _overlaps(src) + _keys(src, key_problem)
+              + _shadowed(src.agreements))
     return found

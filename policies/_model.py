@@ -243,6 +243,11 @@ class Agreement(_Model):
     min_grading: MinGrading | None = None
     onward_sharing: bool
     retention_days: int = Field(ge=1, le=36500)
+    # How long a partner has, after the broker sends it a recall notice, to acknowledge the recall
+    # with a signed RECALLED receipt (its software deletes its copy and says so). Auditors check
+    # each recall notice against it. A year bounds it: a deadline longer than that is none at all;
+    # `puente policy lint` is the place to question anything over 30 days.
+    recall_ack_hours: int = Field(default=72, ge=1, le=8760)
     covers: list[Cover] = Field(min_length=1)
 
     @model_validator(mode="after")

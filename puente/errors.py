@@ -12,6 +12,9 @@
     ├── AuditChainError              an audit chain its owner would extend ends with what it did not write
     ├── UnreadableFeedError          a subscriber met a feed record it cannot open, and stopped before it
     ├── SubscriberFenced             a newer subscriber with the same partner and instance took over
+    ├── StoreError                   a partner's store (its SQLite file) cannot be opened, read or written
+    │   ├── StoreBusy                another process held the store's write lock too long (retriable)
+    │   └── NotInStore               the store holds no alert with the id asked for
     ├── SchemaError                  an Avro schema is malformed or incompatible
     ├── AdapterError                 an agency's record or file that cannot become an alert;
     │                                ``reason`` is a short code for the dead letter (e.g. invalid-date)
@@ -101,6 +104,22 @@ class UnreadableFeedError(PuenteError):
 
 class SubscriberFenced(PuenteError):
     """A newer subscriber with the same partner and instance has taken over its receipts."""
+
+    exit_code = EXIT_PROBLEMS
+
+
+class StoreError(PuenteError):
+    """The partner's store cannot be opened, read or written: a file to check."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the store's write lock for longer than the store waits."""
+
+    retriable = True
+
+
+class NotInStore(StoreError):
+    """The store holds no alert with the id asked for."""
 
     exit_code = EXIT_PROBLEMS
 

@@ -1,45 +1,64 @@
-"""``puente subscribe``: a partner reads its feed: verify, decrypt, decode, JSON lines, signed receipts."""
+"""``puente subscribe``: a partner reads its feed: verify, decrypt, decode, keep in its store, signed receipts.
+
+It registers the partner's other command, ``puente store`` (``puente.commands.store``), beside it:
+the two read and write the same store, and ``puente.cli`` stays one registration per area.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from broker.partner import DEFAULT_INSTANCE, subscriber_for
+from broker.partner_store import default_store_path
 from puente import logs
+from puente.commands import store as store_commands
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
-    text = ("read a partner's feed: verify, decrypt, print JSON lines, send signed receipts; stops (exit 1) at a "
-            "record it cannot open, committing nothing past it")
+    text = ("read a partner's feed: verify, decrypt, apply each alert to the partner's store (a newer version "
+            "replaces the one held, a recall deletes it), send signed receipts; stops (exit 1) at a record it "
+            "cannot open, committing nothing past it")
     subs = sub.add_parser("subscribe", help="read a partner's feed", description=text, parents=[kafka_options()])
     subs.add_argument("--partner", required=True)
     subs.add_argument("--key", required=True, type=Path, help="the partner's private decryption key file")
     subs.add_argument("--verify-key", type=Path, help="the broker's public signing key (default: beside --key)")
     subs.add_argument("--sign-key", type=Path,
                       help="the partner's receipt-signing key file (default: the current one beside --key)")
-    subs.add_argument("--out", type=Path, help="append JSON lines here instead of writing standard output")
+    subs.add_argument("--store", type=Path, metavar="FILE",
+                      help="the partner's store, made when missing (default: PUENTE_KEYS/partners/<P>/feed.sqlite)")
+    subs.add_argument("--out", type=Path, metavar="FILE",
+                      help="also append every view as a JSON line here ('-': standard output); recall notices "
+                           "included: a copy this subscriber cannot delete from")
     subs.add_argument("--follow", action="store_true", help="keep reading; default: stop when idle for 5 s")
     subs.add_argument("--instance", default=DEFAULT_INSTANCE,
                       help="this subscriber's name (default main): subscribers of one partner that run at once "
                            "need different names; starting one with a name in use stops the other")
     subs.set_defaults(func=_subscribe)
+    store_commands.register(sub)
 
 
 def _subscribe(args: argparse.Namespace) -> int:
     cfg = settings(args)
     if args.follow:
         logs.configure(cfg.log_level, cfg.log_format)
+    store = args.store or default_store_path(cfg.keys, args.partner)
     sub = subscriber_for(cfg, kafka(cfg, f"puente-subscriber-{args.partner}"), args.partner, args.key,
-                         args.verify_key, args.sign_key, args.instance)
-    out = open(args.out, "a", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115 - closed below
+                         args.verify_key, args.sign_key, args.instance, store_path=store)
+    out: TextIO | None = None
     try:
+        if args.out is not None:
+            out = sys.stdout if str(args.out) == "-" else open(args.out, "a", encoding="utf-8")  # noqa: SIM115
         run(sub.run(out, idle_exit_s=None if args.follow else 5.0))
     finally:
-        if args.out:
+        if out is not None and out is not sys.stdout:
             out.close()
+        sub.close()
+        outcomes = ", ".join(f"{n} {status.lower()}" for status, n in sorted(sub.stats.outcomes.items()))
         stopped = ", stopped at a record it could not open" if sub.stats.rejected else ""
-        print(f"{sub.partner}: {sub.stats.received} alerts received{stopped}", file=sys.stderr)
+        print(f"{sub.partner}: {sub.stats.received} feed record(s) opened{f' ({outcomes})' if outcomes else ''}"
+              f"{stopped}; store {store}", file=sys.stderr)
     return 0

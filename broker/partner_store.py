@@ -1,0 +1,576 @@
+"""A partner's own store of the alerts it received: one SQLite file per partner.
+
+What it keeps, one row per alert id: the version held, the view (JSON, as ``schemas.to_json``
+gives it), when it was first and last received, the feed location of the record applied
+(``topic:partition:offset``), the agreement the ``puente-agreement`` header names (for display
+and retention), the alert's ``markings.expires_at``, and, once the alert is recalled, a
+*tombstone*: version, reason and recall time, with the view deleted.
+
+Why SQLite (the standard library's ``sqlite3``), not JSON lines or DuckDB:
+
+- **Transactions.** A feed batch is applied in one transaction that commits before the Kafka
+  transaction holding the batch's receipts and offsets; a crash between the two redelivers the
+  batch, which the version rule below makes harmless. JSON lines have no transactions at all.
+- **Point lookups and deletes.** Every record is a lookup by alert id and an update in place; a
+  recall deletes one alert's content. An append-only file can only be rewritten whole to forget
+  one alert; DuckDB is built for scans over columns, not for many small keyed updates.
+- **One file, no server.** The partner's people read it with ``puente store`` (or any SQLite
+  tool) while the subscriber writes: the write-ahead log (WAL) lets readers read a consistent
+  state without blocking the writer. Nothing listens on a port.
+- **Forgetting for real.** ``PRAGMA secure_delete = ON`` makes SQLite overwrite deleted content
+  with zeros, in the page that held it and in pages it frees; after a transaction that deleted
+  content the WAL is checkpointed into the file and truncated (``wal_checkpoint(TRUNCATE)``), so
+  neither the file nor its WAL holds a recalled alert's text any more. (What the disk itself
+  keeps of overwritten blocks is the operating system's to handle: use full-disk encryption.)
+
+The version rule, applied per alert id by :meth:`PartnerStore.apply` (decided by :func:`judge`):
+
+    nothing held             a view is stored (RECEIVED); a recall notice leaves a tombstone (RECALLED)
+    same record again        the status it first had (RECEIVED, RECALLED): the feed location equals the
+                             one stored, so this is the batch redelivered after a crash, whose first
+                             receipt was aborted with its Kafka transaction; nothing changes (a record
+                             a later one of the same batch replaced is judged by the rules below)
+    a view, version higher   replaces the one held (RECEIVED)
+    a view, same version     nothing changes (DUPLICATE): at-least-once delivery sent it again
+    older than what is held  ignored (SUPERSEDED)
+    a recall notice          the content is deleted, the tombstone kept (RECALLED), unless a newer
+                             view is held (SUPERSEDED); a recall of what is already recalled is
+                             acknowledged again (RECALLED), since the partner holds none of it
+    a view after a recall    refused (REFUSED) when the recall gave a reason (the originator withdrew
+                             the alert for good); after a recall without a reason (the partner's
+                             agreement stopped covering the alert) a higher version is the broker's
+                             new decision that the partner is entitled again, and is stored (RECEIVED)
+
+Retention (:meth:`PartnerStore.purge`): an alert is deleted once its ``markings.expires_at`` has
+passed, or once the retention of the agreement that delivered it has passed since the partner
+first received it (a correction does not extend how long the partner keeps what it first
+learnt; an agreement the policy no longer names gets the shortest retention of the partner's
+agreements). A tombstone holds no content and is kept for the same retention after the recall,
+so that a late copy of a recalled version is still refused.
+
+Files: the store is created 0600 in a folder made 0700 (``broker.keystore.private_folder``); one
+that others may read, or whose folder others may write, is refused, as a key file is. SQLite
+makes its ``-wal`` and ``-shm`` files with the store's own mode. Several processes may open one
+store (subscriber instances of one partner, a person listing it): writers take turns through
+SQLite's lock, waiting up to ``busy_timeout_s``, and each decision is taken inside the writer's
+transaction, so the version rule holds whatever the order.
+
+Errors: :class:`StoreError` (exit status 3: a file to check), :class:`StoreBusy` (another process
+held the store too long; retriable), :class:`NotInStore` (exit status 1). Messages name files and
+alert ids, never content.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from broker.keystore import Holder, holder_path, private_folder
+from policies import PolicySet
+from puente.errors import CodecError, NotInStore, StoreBusy, StoreError
+from schemas import to_json
+
+STORE_FILE = "feed.sqlite"
+SCHEMA_VERSION = 1  # PRAGMA user_version of the layout below
+MAX_VERSION = 1_000_000
+RECALL = "RECALL"
+HELD, RECALLED_STATE = "HELD", "RECALLED"
+_DAY_MS = 86_400_000
+
+
+class Outcome(StrEnum):
+    """What applying one feed record did; it is the status of the partner's receipt for it."""
+
+    RECEIVED = "RECEIVED"  # a new alert, or a newer version, stored
+    DUPLICATE = "DUPLICATE"  # the version held, sent again: nothing changed
+    SUPERSEDED = "SUPERSEDED"  # older than the version held: ignored
+    RECALLED = "RECALLED"  # a recall notice: the content is deleted, the tombstone kept
+    REFUSED = "REFUSED"  # a view of an alert its originator recalled for good: not stored
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One opened feed record, as the store takes it (see :meth:`of`)."""
+
+    alert_id: str
+    alert_type: str
+    version: int
+    action: str | None  # lifecycle.action: None for a first version
+    reason: str | None  # lifecycle.reason (recalls)
+    feed: str  # topic:partition:offset
+    agreement: str | None
+    expires_ms: int | None
+    view_json: str | None  # None for a recall notice: its (emptied) view is never stored
+
+    @property
+    def recall(self) -> bool:
+        return self.action == RECALL
+
+    @classmethod
+    def of(cls, view: Mapping[str, Any], feed: str, agreement: str | None) -> Delivery:
+        """The delivery a decoded view makes; CodecError when its id, version or lifecycle cannot be
+        acted on (the subscriber then rejects the record and stops before it)."""
+        alert_id, alert_type, version = view.get("alert_id"), view.get("alert_type"), view.get("version")
+        if not isinstance(alert_id, str) or not alert_id or not isinstance(alert_type, str):
+            raise CodecError("the view has no alert id or alert type")
+        if type(version) is not int or not 1 <= version <= MAX_VERSION:
+            raise CodecError(f"the view of {alert_id[:200]} has no version between 1 and {MAX_VERSION:,}")
+        life = view.get("lifecycle")
+        if life is not None and not (isinstance(life, Mapping) and isinstance(life.get("action"), str)):
+            raise CodecError(f"the view of {alert_id[:200]} has a lifecycle without an action")
+        action = None if life is None else str(life["action"])
+        reason = None if life is None or life.get("reason") is None else str(life["reason"])
+        if action == RECALL:
+            return cls(alert_id, alert_type, version, action, reason, feed, agreement, None, None)
+        markings = view.get("markings")
+        expires = markings.get("expires_at") if isinstance(markings, Mapping) else None
+        if expires is not None and not isinstance(expires, datetime):
+            raise CodecError(f"the view of {alert_id[:200]} has an expiry that is not a time")
+        text = json.dumps(to_json(dict(view)), ensure_ascii=False, separators=(",", ":"))
+        return cls(alert_id, alert_type, version, action, reason, feed, agreement,
+                   None if expires is None else _ms(expires), text)
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What the store holds of one alert, as far as the version rule needs it."""
+
+    version: int
+    recalled: bool
+    final: bool  # recalled with a reason: withdrawn by its originator for good
+    feed: str
+
+
+def judge(held: Held | None, d: Delivery) -> Outcome:
+    """The version rule (module docstring): what applying ``d`` over ``held`` does. Pure."""
+    if held is None:
+        return Outcome.RECALLED if d.recall else Outcome.RECEIVED
+    if held.feed == d.feed and held.version == d.version:
+        return Outcome.RECALLED if held.recalled else Outcome.RECEIVED
+    if d.recall:
+        return Outcome.SUPERSEDED if not held.recalled and held.version > d.version else Outcome.RECALLED
+    if d.version < held.version:
+        return Outcome.SUPERSEDED
+    if held.recalled:
+        return Outcome.REFUSED if held.final or d.version == held.version else Outcome.RECEIVED
+    return Outcome.DUPLICATE if d.version == held.version else Outcome.RECEIVED
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The outcome of one feed record, with the version the store held before it (None: nothing)."""
+
+    alert_id: str
+    version: int
+    outcome: Outcome
+    held_version: int | None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long a partner may keep an alert: days per agreement id, and for any other agreement."""
+
+    days: Mapping[str, int]
+    fallback_days: int
+
+    @classmethod
+    def for_partner(cls, policy_set: PolicySet, partner_id: str) -> Retention:
+        """The retention of each agreement naming ``partner_id``; the shortest of them for an alert
+        whose agreement the policy no longer names (none at all: such alerts are not kept)."""
+        days = {a.id: a.retention_days for a in policy_set.agreements.values() if partner_id in a.partner_ids}
+        return cls(days, min(days.values(), default=0))
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What one purge deleted."""
+
+    expired: int  # past markings.expires_at
+    retention: int  # held longer than their agreement's retention
+    tombstones: int  # tombstones past the same retention
+
+    @property
+    def total(self) -> int:
+        return self.expired + self.retention + self.tombstones
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One alert as the partner's people see it: the version held, or the tombstone."""
+
+    alert_id: str
+    alert_type: str
+    version: int
+    state: str  # HELD or RECALLED
+    action: str | None
+    first_received_at: datetime
+    received_at: datetime
+    feed: str
+    agreement: str | None
+    expires_at: datetime | None
+    recall_reason: str | None
+    recalled_at: datetime | None
+    view: dict[str, Any] | None  # only from show(), and only while held
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    held: int
+    recalled: int
+    last_received_at: datetime | None
+
+
+def default_store_path(keys: Path, partner_id: str) -> Path:
+    """``<keys>/partners/<P>/feed.sqlite``: beside the partner's own keys and Kafka login, in the one
+    folder (0700) that already holds what only the partner may read. The store is no key file
+    (``Keystore`` reads ``*.json`` only); ``--store`` puts it elsewhere, e.g. on a data volume when
+    the keys are mounted read-only."""
+    return holder_path(keys, Holder.PARTNER, partner_id) / STORE_FILE
+
+
+_LAYOUT = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id TEXT PRIMARY KEY NOT NULL,
+    alert_type TEXT NOT NULL,
+    version INTEGER NOT NULL CHECK (version >= 1),
+    state TEXT NOT NULL CHECK (state IN ('HELD', 'RECALLED')),
+    action TEXT,
+    view TEXT,
+    first_ms INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    feed TEXT NOT NULL,
+    agreement TEXT,
+    expires_ms INTEGER,
+    recall_reason TEXT,
+    recalled_ms INTEGER,
+    CHECK ((state = 'HELD') = (view IS NOT NULL)),
+    CHECK ((state = 'RECALLED') = (recalled_ms IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms);
+"""
+_COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
+            "recall_reason, recalled_ms")
+
+
+class PartnerStore:
+    """One partner's store file (module docstring). Open it with :meth:`open`; close it when done.
+
+    Not for concurrent use from several threads; several processes may share the file.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, partner: str, retention: Retention | None) -> None:
+        self._conn, self.path, self.partner, self.retention = conn, path, partner, retention
+        self._wipe_due = False
+
+    @classmethod
+    def open(cls, path: Path, partner: str, *, create: bool = True, retention: Retention | None = None,
+             busy_timeout_s: float = 30.0) -> PartnerStore:
+        """The store at ``path`` for ``partner``: made (0600, folder 0700) when missing and ``create``;
+        StoreError when it is another partner's, not a store, or readable by others."""
+        path = Path(path)
+        if not _exists(path):
+            if not create:
+                raise StoreError(f"no store for {partner} at {path}: run `puente subscribe --partner {partner}` "
+                                 "first, or pass --store")
+            _check_folder(path)
+            _create_private(path)
+        _check_private(path)
+        try:
+            conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _translated(exc, path, "opening") from None
+        store = cls(conn, path, partner, retention)
+        try:
+            store._setup()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Close the file, after one more try at wiping what was deleted (see :meth:`wipe`)."""
+        try:
+            if self._wipe_due:
+                self.wipe()
+        finally:
+            self._conn.close()
+
+    def __enter__(self) -> PartnerStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _setup(self) -> None:
+        with self._sql("opening"):
+            c = self._conn
+            mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            c.execute("PRAGMA secure_delete = ON")
+            secure = c.execute("PRAGMA secure_delete").fetchone()[0]
+            # FULL: a commit is on disk before the Kafka transaction commits the receipts that
+            # vouch for it (a RECALLED receipt must never outlive the deletion it reports).
+            c.execute("PRAGMA synchronous = FULL")
+            c.execute("PRAGMA temp_store = MEMORY")  # no temporary file ever holds a view
+            c.execute("PRAGMA trusted_schema = OFF")
+            if str(mode).lower() != "wal" or secure != 1:
+                raise StoreError(f"{self.path}: this SQLite cannot keep a store safely (WAL or secure_delete "
+                                 "unavailable)")
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                version = c.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"{self.path} was written by a newer Puente (store layout {version}); "
+                                     "upgrade Puente to read it")
+                if version == 0:
+                    for statement in _LAYOUT.split(";"):  # executescript would commit the transaction first
+                        if statement.strip():
+                            c.execute(statement)
+                    c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('partner', ?)", (self.partner,))
+                    c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                row = c.execute("SELECT value FROM meta WHERE key = 'partner'").fetchone()
+                if row is None or row[0] != self.partner:
+                    owner = "no partner" if row is None else f"partner {str(row[0])[:64]}"
+                    raise StoreError(f"{self.path} is the store of {owner}, not of {self.partner}: pass that "
+                                     "partner's own --store")
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _sql(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _translated(exc, self.path, doing) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE: the write lock is taken before anything is read, so
+        each decision sees what the last writer committed). Commits on leaving, rolls back on an
+        error. Content deleted inside it is wiped from the file after the commit (:meth:`wipe`)."""
+        if self._conn.in_transaction:
+            raise StoreError(f"{self.path}: a store transaction is already open")
+        due_before = self._wipe_due
+        with self._sql("starting a transaction"):
+            self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._conn.in_transaction:
+                with self._sql("rolling back"):
+                    self._conn.execute("ROLLBACK")
+            self._wipe_due = due_before  # what this transaction deleted is back: nothing new to wipe
+            raise
+        with self._sql("committing"):
+            self._conn.execute("COMMIT")
+        if self._wipe_due:
+            self.wipe()
+
+    def wipe(self) -> bool:
+        """Checkpoint the WAL into the store and truncate it, so deleted content is gone from both
+        files; False when a reader kept it from completing (it is tried again after the next commit
+        and on closing)."""
+        with self._sql("checkpointing"):
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        self._wipe_due = bool(busy)
+        return not busy
+
+    @property
+    def wipe_pending(self) -> bool:
+        """Deleted content may still be in the WAL: a checkpoint did not complete yet."""
+        return self._wipe_due
+
+    def apply(self, d: Delivery, now: datetime) -> Applied:
+        """Apply one feed record by the version rule; inside the caller's transaction, or in its own."""
+        if not self._conn.in_transaction:
+            with self.transaction():
+                return self.apply(d, now)
+        with self._sql("applying a feed record"):
+            row = self._conn.execute(
+                "SELECT version, state, recall_reason, feed FROM alerts WHERE alert_id = ?", (d.alert_id,)
+            ).fetchone()
+            held = None if row is None else Held(row[0], row[1] == RECALLED_STATE,
+                                                 row[1] == RECALLED_STATE and row[2] is not None, row[3])
+            outcome = judge(held, d)
+            replay = held is not None and held.feed == d.feed and held.version == d.version
+            if not replay:
+                self._write(held, d, outcome, _ms(now))
+        return Applied(d.alert_id, d.version, outcome, None if held is None else held.version)
+
+    def _write(self, held: Held | None, d: Delivery, outcome: Outcome, now_ms: int) -> None:
+        c = self._conn
+        if outcome is Outcome.RECEIVED:
+            fresh = held is None or held.recalled  # a holding starts again after a recall without reason
+            c.execute(
+                "INSERT INTO alerts (alert_id, alert_type, version, state, action, view, first_ms, received_ms, "
+                "feed, agreement, expires_ms) VALUES (?, ?, ?, 'HELD', ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (alert_id) DO UPDATE SET alert_type = excluded.alert_type, version = excluded.version, "
+                "state = 'HELD', action = excluded.action, view = excluded.view, "
+                "first_ms = CASE WHEN ? THEN excluded.first_ms ELSE first_ms END, "
+                "received_ms = excluded.received_ms, feed = excluded.feed, agreement = excluded.agreement, "
+                "expires_ms = excluded.expires_ms, recall_reason = NULL, recalled_ms = NULL",
+                (d.alert_id, d.alert_type, d.version, d.action, d.view_json, now_ms, now_ms, d.feed, d.agreement,
+                 d.expires_ms, fresh))
+        elif outcome is Outcome.RECALLED:
+            if held is None:
+                c.execute(
+                    "INSERT INTO alerts (alert_id, alert_type, version, state, action, view, first_ms, received_ms, "
+                    "feed, agreement, recall_reason, recalled_ms) VALUES (?, ?, ?, 'RECALLED', ?, NULL, ?, ?, ?, ?, "
+                    "?, ?)",
+                    (d.alert_id, d.alert_type, d.version, d.action, now_ms, now_ms, d.feed, d.agreement, d.reason,
+                     now_ms))
+            elif not held.recalled:
+                # The content goes: secure_delete zeroes the bytes the view held; wipe() clears the WAL.
+                c.execute(
+                    "UPDATE alerts SET view = NULL, state = 'RECALLED', version = ?, action = ?, received_ms = ?, "
+                    "feed = ?, agreement = COALESCE(?, agreement), expires_ms = NULL, recall_reason = ?, "
+                    "recalled_ms = ? WHERE alert_id = ?",
+                    (d.version, d.action, now_ms, d.feed, d.agreement, d.reason, now_ms, d.alert_id))
+                self._wipe_due = True
+            elif d.version > held.version:
+                # Recalled already: the tombstone follows the newest version; a reason, once given, stays.
+                c.execute(
+                    "UPDATE alerts SET version = ?, received_ms = ?, feed = ?, "
+                    "recall_reason = COALESCE(?, recall_reason) WHERE alert_id = ?",
+                    (d.version, now_ms, d.feed, d.reason, d.alert_id))
+
+    def purge(self, now: datetime) -> Purged:
+        """Delete what the partner may no longer keep (module docstring); its content is wiped."""
+        if self.retention is None:
+            raise StoreError(f"{self.path}: opened without the partner's retention, so it cannot purge")
+        now_ms, r = _ms(now), self.retention
+        with self.transaction(), self._sql("purging"):
+            c = self._conn
+            expired = c.execute("DELETE FROM alerts WHERE state = 'HELD' AND expires_ms IS NOT NULL "
+                                "AND expires_ms <= ?", (now_ms,)).rowcount
+            retention = tombstones = 0
+            groups = [row[0] for row in c.execute("SELECT DISTINCT agreement FROM alerts").fetchall()]
+            for agreement in groups:
+                days = r.days.get(agreement, r.fallback_days) if agreement is not None else r.fallback_days
+                cutoff = now_ms - days * _DAY_MS
+                same = "agreement IS ?" if agreement is None else "agreement = ?"
+                retention += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'HELD' AND first_ms <= ?",  # noqa: S608 - fixed text
+                                       (agreement, cutoff)).rowcount
+                tombstones += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'RECALLED' "  # noqa: S608
+                                        "AND recalled_ms <= ?", (agreement, cutoff)).rowcount
+            if expired + retention + tombstones:
+                self._wipe_due = True
+        return Purged(expired, retention, tombstones)
+
+    def recent(self, limit: int | None = None) -> list[Entry]:
+        """Alerts, the most recently received first (without their views)."""
+        with self._sql("reading"):
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS}, NULL FROM alerts ORDER BY received_ms DESC, alert_id LIMIT ?",  # noqa: S608
+                (-1 if limit is None else limit,)).fetchall()
+        return [_entry(row) for row in rows]
+
+    def show(self, alert_id: str) -> Entry:
+        """One alert: its view while held, its tombstone once recalled; NotInStore when absent."""
+        with self._sql("reading"):
+            row = self._conn.execute(f"SELECT {_COLUMNS}, view FROM alerts WHERE alert_id = ?",  # noqa: S608
+                                     (alert_id,)).fetchone()
+        if row is None:
+            raise NotInStore(f"no alert {alert_id[:200]} in {self.partner}'s store ({self.path}): `puente store "
+                             f"list --partner {self.partner}` shows what it holds")
+        return _entry(row)
+
+    def counts(self) -> Counts:
+        with self._sql("reading"):
+            held, recalled, last = self._conn.execute(
+                "SELECT COALESCE(SUM(state = 'HELD'), 0), COALESCE(SUM(state = 'RECALLED'), 0), MAX(received_ms) "
+                "FROM alerts").fetchone()
+        return Counts(int(held), int(recalled), None if last is None else _time(last))
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    (alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, reason,
+     recalled_ms, view) = row
+    return Entry(alert_id, alert_type, version, state, action, _time(first_ms), _time(received_ms), feed, agreement,
+                 None if expires_ms is None else _time(expires_ms), reason,
+                 None if recalled_ms is None else _time(recalled_ms), None if view is None else json.loads(view))
+
+
+def _ms(when: datetime) -> int:
+    if when.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    return (when - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _time(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot reach the store {path}: {exc.strerror}") from None
+    return True
+
+
+def _create_private(path: Path) -> None:
+    try:
+        private_folder(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return  # another process made it first; its checks follow
+    except OSError as exc:
+        raise StoreError(f"cannot create the store {path}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have changed the mode os.open gave
+    finally:
+        os.close(fd)
+
+
+def _check_folder(path: Path) -> None:
+    """Whoever may write the store's folder may swap the store (or its WAL) for their own."""
+    try:
+        folder = stat.S_IMODE(os.stat(path.parent).st_mode)
+    except FileNotFoundError:
+        return  # made 0700 when the store is created
+    except OSError as exc:
+        raise StoreError(f"cannot reach the store's folder {path.parent}: {exc.strerror}") from None
+    if folder & 0o022:
+        raise StoreError(f"the store's folder {path.parent} is writable by others (mode {folder:04o}): keep the "
+                         "store in a folder of its own (--store), or run chmod 700 on it")
+
+
+def _check_private(path: Path) -> None:
+    _check_folder(path)
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise StoreError(f"cannot reach the store {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise StoreError(f"the store {path} is not a regular file (a link or a folder?)")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise StoreError(f"the store {path} holds decrypted alerts but others may read it "
+                         f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 on it")
+
+
+def _translated(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return StoreBusy(f"the store {path} stayed locked by another process while {doing}: another subscriber "
+                         "of this partner may be in the middle of a batch; try again")
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return StoreError(f"{path} is not a partner store (not an SQLite database): pass the right --store")
+    return StoreError(f"the store {path} failed while {doing}: {text[:200]}")

@@ -1,0 +1,117 @@
+"""``puente store list|show|purge``: a partner's people read and tidy the partner's own store.
+
+No Kafka: these read the store file the partner's subscriber writes (``broker.partner_store``),
+which they may do while it runs. ``show`` prints an alert's content, which is what the store is
+for; nothing else here prints a view's values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from broker.partner_store import HELD, Entry, PartnerStore, Retention, default_store_path
+from policies import load_policy_set
+from puente.commands._common import Subparsers, settings
+from puente.errors import ConfigError
+
+
+def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    store = sub.add_parser("store", help="read a partner's store of received alerts",
+                           description="read or purge the store a partner's subscriber keeps (no Kafka needed)")
+    acts = store.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--partner", required=True)
+        parser.add_argument("--store", type=Path, metavar="FILE",
+                            help="the store (default: PUENTE_KEYS/partners/<P>/feed.sqlite)")
+
+    listing = acts.add_parser("list", help="alerts held and recalled, the most recently received first")
+    common(listing)
+    listing.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most N rows (default 50)")
+    listing.set_defaults(func=_list)
+    show = acts.add_parser("show", help="one alert: its current version, or what is left of it after a recall")
+    show.add_argument("alert_id", metavar="ALERT_ID")
+    common(show)
+    show.set_defaults(func=_show)
+    purge = acts.add_parser("purge", help="delete what the partner may no longer keep (expiry, agreement retention)")
+    common(purge)
+    purge.set_defaults(func=_purge)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _open(args: argparse.Namespace, *, retention: bool = False) -> PartnerStore:
+    cfg = settings(args)
+    policy_set = load_policy_set(cfg.policy_dir) if retention else None
+    if policy_set is not None and args.partner not in policy_set.partners:
+        raise ConfigError(f"unknown partner {args.partner[:40]!r}; known: {', '.join(sorted(policy_set.partners))}")
+    path = args.store or default_store_path(cfg.keys, args.partner)
+    kept = None if policy_set is None else Retention.for_partner(policy_set, args.partner)
+    return PartnerStore.open(path, args.partner, create=False, retention=kept)
+
+
+def _when(value: datetime | None, *, minutes: bool = True) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M" if minutes else "%Y-%m-%d")
+
+
+def _status(e: Entry) -> str:
+    if e.state == HELD:
+        return "held" if e.action is None else f"held ({e.action.lower()})"
+    return f"recalled ({(e.recall_reason or 'no longer covered').lower().replace('_', ' ')})"
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        rows = store.recent(args.limit)
+        counts = store.counts()
+    if rows:
+        width = max(len(e.alert_id) for e in rows)
+        print(f"{'RECEIVED (UTC)':<16}  {'ALERT':<{width}}  {'TYPE':<13} {'VER':>4}  {'AGREEMENT':<10} "
+              f"{'EXPIRES':<10}  STATUS")
+        for e in rows:
+            print(f"{_when(e.received_at):<16}  {e.alert_id:<{width}}  {e.alert_type:<13} {e.version:>4}  "
+                  f"{(e.agreement or '-'):<10} {_when(e.expires_at, minutes=False):<10}  {_status(e)}")
+    print(f"{len(rows)} of {counts.held + counts.recalled} alert(s) in {store.path}: {counts.held} held, "
+          f"{counts.recalled} recalled; last received {_when(counts.last_received_at)} UTC", file=sys.stderr)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        e = store.show(args.alert_id)
+    print(f"alert      {e.alert_id} ({e.alert_type}), version {e.version}")
+    print(f"status     {_status(e)}")
+    print(f"received   first {_when(e.first_received_at)} UTC, this version {_when(e.received_at)} UTC, from {e.feed}")
+    print(f"agreement  {e.agreement or '-'}")
+    if e.view is None:
+        print(f"recalled   {_when(e.recalled_at)} UTC; its content was deleted from this store")
+        return 0
+    print(f"expires    {_when(e.expires_at)} UTC" if e.expires_at else "expires    not set")
+    print(json.dumps(e.view, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    with _open(args, retention=True) as store:
+        purged = store.purge(datetime.now(UTC))
+        wiped = not store.wipe_pending
+    print(f"purged {purged.total} alert(s) from {store.path}: {purged.expired} past their expiry, {purged.retention} "
+          f"past the agreement's retention, {purged.tombstones} old tombstone(s)", file=sys.stderr)
+    if not wiped:
+        print("puente store: a reader kept the write-ahead log from being cleared; the next write clears it",
+              file=sys.stderr)
+    return 0

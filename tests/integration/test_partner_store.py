@@ -1,0 +1,163 @@
+"""The partner's subscriber keeps its feed in its store: updates replace, recalls delete, receipts say which.
+
+The feed records are written by hand, sealed with the broker's signing key for the partner's
+encryption key as the broker seals them, so that each test controls versions, recalls and
+redeliveries exactly; the subscriber runs as the partner's own login through ``puente subscribe``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from puente_testing import Env, cli, read_topic
+from recall_views import recall_notice, updated
+
+from broker.crypto import FeedSealer, KeyKind
+from broker.keystore import Keystore
+from broker.partner_store import Delivery, PartnerStore, default_store_path
+from policies import DEFAULT_DIR
+from puente import wire
+from schemas import alert_codec, alert_from_json, to_json
+
+pytestmark = pytest.mark.kafka
+
+PARTNER = "COL"
+SECRET = "Wilmer-Arboleda-4417"  # a distinctive value of the alert that is recalled
+
+
+def _view(name: str, **changes: Any) -> dict[str, Any]:
+    codec = alert_codec()
+    doc = json.loads((DEFAULT_DIR.parent / "examples" / f"{name}.json").read_text("utf-8"))
+    alert = codec.decode(codec.encode(alert_from_json(doc)))
+    alert.update(changes)
+    return codec.decode(codec.encode(alert))
+
+
+class Feed:
+    """Writes sealed records to one partner's feed, partition 0, as the broker would."""
+
+    def __init__(self, env: Env, partner: str) -> None:
+        broker_keys = Keystore(env.cfg.keys / "broker")
+        public = broker_keys.load(env.policy.partners[partner].encryption_key_id,
+                                  KeyKind.PARTNER_ENCRYPTION).x25519_public()
+        self.sealer = FeedSealer(partner, public, broker_keys.load_signing_key())
+        self.env, self.topic, self.codec = env, env.feed(partner), alert_codec()
+        self.producer = AIOKafkaProducer(**env.conn.aiokafka(), acks="all", enable_idempotence=True)
+
+    async def __aenter__(self) -> Feed:
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+
+    async def send(self, view: dict[str, Any], decision: str = "DELIVER_REDACTED") -> str:
+        """Seal and send one view; returns its feed location (topic:partition:offset)."""
+        plain = self.codec.encode(view)
+        policy = self.env.policy.version
+        value = self.sealer.seal(plain, alert_id=view["alert_id"], topic=self.topic,
+                                 schema_fp=self.codec.fingerprint, policy_version=policy, now=datetime.now(UTC))
+        headers = [(wire.ALERT_ID, view["alert_id"].encode()), (wire.SCHEMA, self.codec.fingerprint.hex().encode()),
+                   (wire.POLICY, policy.encode()), (wire.DECISION, decision.encode()),
+                   (wire.AGREEMENT, b"COMBIFRON")]
+        sent = await self.producer.send_and_wait(self.topic, value, key=view["alert_id"].encode(), partition=0,
+                                                 headers=headers)
+        return f"{self.topic}:0:{sent.offset}"
+
+
+async def _receipts(env: Env, partner: str) -> list[dict[str, Any]]:
+    records = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts(partner))]
+    return [r for r in records if r.get("chain") == partner]
+
+
+def _subscribe(env: Env, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli("subscribe", "--partner", PARTNER, "--key", str(env.key_file(PARTNER)), *extra),
+                          env=env.env_vars(f"partner-{PARTNER}"), capture_output=True, text=True, timeout=180,
+                          check=False)
+
+
+def _store_bytes(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+async def test_updates_recalls_and_redeliveries_reach_the_store_and_the_receipts(env: Env, tmp_path: Path) -> None:
+    """Through `puente subscribe`: version 2 replaces version 1, the same version again is a DUPLICATE, an older one
+    SUPERSEDED; a recall notice deletes the alert's content (its value is gone from the store's files) and is
+    acknowledged with a signed RECALLED receipt; a later version of it is REFUSED; a RECALL header on an ordinary
+    view counts for nothing. Every receipt names the view's version."""
+    sighting = _view("darien-armed-group-sighting")
+    seizure = _view("senan-gofast-seizure", summary=f"Lancha rápida, capitán {SECRET}")
+    flow = _view("paso-canoas-migrant-flow")
+    corrected = updated(sighting, 2, summary="Avistamiento corregido: 9 personas")
+    async with Feed(env, PARTNER) as feed:
+        sent = [
+            (await feed.send(sighting), "RECEIVED", 1),
+            (await feed.send(corrected), "RECEIVED", 2),
+            (await feed.send(corrected), "DUPLICATE", 2),  # the broker sent version 2 again
+            (await feed.send(sighting), "SUPERSEDED", 1),
+            (await feed.send(seizure), "RECEIVED", 1),
+            (await feed.send(recall_notice(seizure, 2, "SOURCE_PROTECTION"), "RECALL"), "RECALLED", 2),
+            (await feed.send(updated(seizure, 3)), "REFUSED", 3),
+            (await feed.send(flow, "RECALL"), "RECEIVED", 1),  # the header lies; the view is a first version
+        ]
+    out = tmp_path / "copy.jsonl"
+    run = _subscribe(env, "--out", str(out))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "8 feed record(s) opened" in run.stderr and "1 recalled" in run.stderr
+
+    receipts = await _receipts(env, PARTNER)
+    got = [(r["feed"], r["status"], r["version"]) for r in receipts if r["kind"] == "RECEIPT"]
+    assert got == sent
+    assert receipts[-1]["kind"] == "CHECKPOINT" and receipts[-1]["signer"].startswith(f"{PARTNER}-rcpt-")
+    assert [r["seq"] for r in receipts] == list(range(len(receipts)))
+
+    path = default_store_path(env.cfg.keys, PARTNER)
+    assert SECRET.encode() not in _store_bytes(path)
+    with PartnerStore.open(path, PARTNER, create=False) as store:
+        kept = store.show(sighting["alert_id"])
+        assert (kept.version, kept.state, kept.view) == (2, "HELD", to_json(corrected))
+        assert kept.feed == sent[1][0] and kept.agreement == "COMBIFRON"
+        gone = store.show(seizure["alert_id"])
+        assert (gone.state, gone.version, gone.view, gone.recall_reason) == ("RECALLED", 2, None, "SOURCE_PROTECTION")
+        assert store.show(flow["alert_id"]).state == "HELD"
+        assert (store.counts().held, store.counts().recalled) == (2, 1)
+    # The JSON-lines copy gets every view as opened, recall notices included: the reader's to honour.
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 8 and lines[5]["lifecycle"]["action"] == "RECALL" and lines[5]["summary"] is None
+
+    again = _subscribe(env)  # nothing new: no receipt, nothing changed
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(await _receipts(env, PARTNER)) == len(receipts)
+
+
+async def test_a_batch_the_store_committed_before_a_crash_is_receipted_as_it_first_was(env: Env,
+                                                                                      tmp_path: Path) -> None:
+    """A subscriber crashed after its store committed a batch and before Kafka committed the receipts: the
+    batch comes again, and its records get the statuses they first had (RECEIVED, RECALLED), not DUPLICATE,
+    since the first receipts were aborted; the store does not change. (A version the same batch then
+    recalled is SUPERSEDED the second time: the store holds the recall now, which is acknowledged.)"""
+    first = _view("tocumen-red-notice-hit")
+    recalled = _view("colon-panama-only-seizure", summary=SECRET)
+    notice = recall_notice(recalled, 2, "ERROR")
+    store_path = tmp_path / "partner" / "feed.sqlite"
+    async with Feed(env, PARTNER) as feed:
+        locations = [await feed.send(first), await feed.send(recalled), await feed.send(notice)]
+    crashed_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)  # well within retention
+    with PartnerStore.open(store_path, PARTNER) as store, store.transaction():  # the crashed run's batch
+        for view, where in zip((first, recalled, notice), locations, strict=True):
+            store.apply(Delivery.of(view, where, "COMBIFRON"), crashed_at)
+
+    run = _subscribe(env, "--store", str(store_path))
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = [(r["feed"], r["status"], r["version"]) for r in await _receipts(env, PARTNER) if r["kind"] == "RECEIPT"]
+    assert got == [(locations[0], "RECEIVED", 1), (locations[1], "SUPERSEDED", 1), (locations[2], "RECALLED", 2)]
+    with PartnerStore.open(store_path, PARTNER, create=False) as store:
+        assert store.show(first["alert_id"]).received_at == crashed_at
+        assert store.show(recalled["alert_id"]).view is None
+    assert SECRET.encode() not in _store_bytes(store_path)

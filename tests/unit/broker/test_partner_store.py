@@ -1,0 +1,410 @@
+"""The partner's store: the version rule, recalls that really delete, retention, private files, shared use."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from recall_views import recall_notice, updated
+
+from broker.partner_store import (
+    Delivery,
+    Held,
+    Outcome,
+    PartnerStore,
+    Retention,
+    default_store_path,
+    judge,
+)
+from policies import DEFAULT_DIR, load_policy_set
+from puente.errors import CodecError, NotInStore, StoreBusy, StoreError
+from schemas import alert_codec, alert_from_json, to_json
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SECRET = "Zaqueo-Quintero-7731"  # a distinctive value of the view that is later recalled
+RETENTION = Retention({"COMBIFRON": 180, "SHORT": 10}, fallback_days=10)
+
+
+def _view(name: str = "darien-armed-group-sighting", **changes: Any) -> dict[str, Any]:
+    codec = alert_codec()
+    doc = json.loads((DEFAULT_DIR.parent / "examples" / f"{name}.json").read_text("utf-8"))
+    alert = codec.decode(codec.encode(alert_from_json(doc)))
+    alert.update(changes)
+    return codec.decode(codec.encode(alert))  # what a subscriber decodes: schema-valid
+
+
+def _at(view: dict[str, Any], offset: int, agreement: str | None = "COMBIFRON") -> Delivery:
+    return Delivery.of(view, f"t.feed.col:0:{offset}", agreement)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[PartnerStore]:
+    """A fresh store of partner COL with a 180-day agreement (COMBIFRON) and a 10-day one (SHORT)."""
+    opened = PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL", retention=RETENTION)
+    yield opened
+    opened.close()
+
+
+def _bytes(path: Path) -> bytes:
+    """The store's file and its WAL and shared-memory files, as they are on disk."""
+    return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal"),
+                                             path.with_name(path.name + "-shm")) if p.exists())
+
+
+def test_a_first_view_is_received_and_kept_with_its_context(store: PartnerStore) -> None:
+    """A new alert is RECEIVED and kept with its view (as to_json gives it), feed location, agreement and expiry."""
+    view = _view(markings={**_view()["markings"], "expires_at": T0 + timedelta(days=30)})
+    applied = store.apply(_at(view, 7), T0)
+    assert (applied.outcome, applied.version, applied.held_version) == (Outcome.RECEIVED, 1, None)
+    entry = store.show(view["alert_id"])
+    assert entry.view == to_json(view) and entry.state == "HELD" and entry.version == 1
+    assert (entry.feed, entry.agreement, entry.expires_at) == ("t.feed.col:0:7", "COMBIFRON", T0 + timedelta(days=30))
+    assert entry.first_received_at == entry.received_at == T0
+
+
+def test_a_higher_version_replaces_the_one_held(store: PartnerStore) -> None:
+    """Version 2 replaces version 1: the view held is the new one, first receipt time kept."""
+    first = _view()
+    store.apply(_at(first, 1), T0)
+    second = updated(first, 2, summary="corrected headcount")
+    applied = store.apply(_at(second, 2), T0 + timedelta(hours=1))
+    assert (applied.outcome, applied.held_version) == (Outcome.RECEIVED, 1)
+    entry = store.show(first["alert_id"])
+    assert entry.version == 2 and entry.action == "UPDATE" and entry.view == to_json(second)
+    assert entry.first_received_at == T0 and entry.received_at == T0 + timedelta(hours=1)
+
+
+def test_the_same_version_again_changes_nothing(store: PartnerStore) -> None:
+    """The version held, sent again in another record, is a DUPLICATE and changes nothing."""
+    view = _view()
+    store.apply(_at(view, 1), T0)
+    applied = store.apply(_at(view, 5), T0 + timedelta(hours=2))
+    assert applied.outcome is Outcome.DUPLICATE
+    entry = store.show(view["alert_id"])
+    assert (entry.feed, entry.received_at) == ("t.feed.col:0:1", T0)
+
+
+def test_the_same_record_redelivered_gets_the_status_it_first_had(store: PartnerStore) -> None:
+    """A batch redelivered after a crash between the store's commit and Kafka's: its receipts were aborted, so
+    each record gets again the status it first had, and the store does not change."""
+    view = _view()
+    store.apply(_at(view, 1), T0)
+    notice = recall_notice(view, 2, "ERROR")
+    store.apply(_at(notice, 2), T0)
+    assert store.apply(_at(notice, 2), T0 + timedelta(minutes=1)).outcome is Outcome.RECALLED
+    fresh = _view("senan-gofast-seizure")
+    store.apply(_at(fresh, 3), T0)
+    assert store.apply(_at(fresh, 3), T0 + timedelta(minutes=1)).outcome is Outcome.RECEIVED
+    assert store.show(fresh["alert_id"]).received_at == T0
+
+
+def test_an_older_version_is_ignored_and_reported(store: PartnerStore) -> None:
+    """A version older than the one held is SUPERSEDED: reported, the newer one kept."""
+    first = _view()
+    store.apply(_at(updated(first, 3), 4), T0)
+    applied = store.apply(_at(first, 1), T0)
+    assert (applied.outcome, applied.held_version) == (Outcome.SUPERSEDED, 3)
+    assert store.show(first["alert_id"]).version == 3
+
+
+def test_a_recall_deletes_the_content_from_the_file_and_keeps_a_tombstone(store: PartnerStore) -> None:
+    """A recall notice is RECALLED: the row keeps only the tombstone, and once its transaction has committed
+    (and the store checkpointed) no byte of the store's files holds the recalled view's distinctive value."""
+    view = _view(summary=f"Avistamiento reportado por {SECRET}")
+    other = _view("senan-gofast-seizure")
+    store.apply(_at(view, 1), T0)
+    store.apply(_at(other, 2), T0)
+    assert SECRET.encode() in _bytes(store.path)  # it was there: the test below is not vacuous
+    with store.transaction():
+        applied = store.apply(_at(recall_notice(view, 2, "SOURCE_PROTECTION"), 3), T0 + timedelta(hours=1))
+    assert applied.outcome is Outcome.RECALLED and not store.wipe_pending
+    assert SECRET.encode() not in _bytes(store.path)
+    entry = store.show(view["alert_id"])
+    assert entry.view is None and entry.state == "RECALLED" and entry.version == 2
+    assert (entry.recall_reason, entry.recalled_at, entry.expires_at) == ("SOURCE_PROTECTION", T0 + timedelta(hours=1),
+                                                                         None)
+    assert store.show(other["alert_id"]).view == to_json(other)  # the rest is untouched
+    raw = sqlite3.connect(store.path).execute("SELECT view FROM alerts WHERE alert_id = ?", (view["alert_id"],))
+    assert raw.fetchone() == (None,)
+
+
+def test_a_large_recalled_view_leaves_nothing_behind_either(store: PartnerStore) -> None:
+    """A view bigger than a page (kept in overflow pages, freed by the recall) is wiped as well."""
+    view = _view(summary=(SECRET + " ") * 800)
+    store.apply(_at(view, 1), T0)
+    assert SECRET.encode() in _bytes(store.path)
+    store.apply(_at(recall_notice(view, 2, "ERROR"), 2), T0)
+    store.close()
+    assert SECRET.encode() not in _bytes(store.path)
+
+
+def test_a_recall_of_an_alert_never_held_leaves_a_tombstone(store: PartnerStore) -> None:
+    """A recall notice for an alert the store does not hold is acknowledged (RECALLED) and leaves a tombstone."""
+    view = _view()
+    applied = store.apply(_at(recall_notice(view, 2, "LEGAL"), 1), T0)
+    assert (applied.outcome, applied.held_version) == (Outcome.RECALLED, None)
+    assert store.show(view["alert_id"]).state == "RECALLED"
+
+
+def test_a_recall_sent_again_is_acknowledged_again(store: PartnerStore) -> None:
+    """A recall of what is already recalled, from another record, is RECALLED again: the partner holds none of it."""
+    view = _view()
+    store.apply(_at(view, 1), T0)
+    store.apply(_at(recall_notice(view, 2, "ERROR"), 2), T0)
+    assert store.apply(_at(recall_notice(view, 2, "ERROR"), 9), T0).outcome is Outcome.RECALLED
+    assert store.apply(_at(recall_notice(view, 3, None), 10), T0).outcome is Outcome.RECALLED
+    entry = store.show(view["alert_id"])
+    assert (entry.version, entry.recall_reason) == (3, "ERROR")  # a reason, once given, stays
+
+
+def test_a_view_after_an_originators_recall_is_refused(store: PartnerStore) -> None:
+    """After a recall with a reason (withdrawn for good) a later view is REFUSED and an older one SUPERSEDED."""
+    view = _view()
+    store.apply(_at(view, 1), T0)
+    store.apply(_at(recall_notice(view, 2, "ERROR"), 2), T0)
+    refused = store.apply(_at(updated(view, 3), 3), T0)
+    assert (refused.outcome, refused.held_version) == (Outcome.REFUSED, 2)
+    assert store.apply(_at(view, 4), T0).outcome is Outcome.SUPERSEDED
+    entry = store.show(view["alert_id"])
+    assert entry.view is None and entry.version == 2
+
+
+def test_a_partner_entitled_again_after_a_recall_without_reason_gets_the_new_version(store: PartnerStore) -> None:
+    """A recall without a reason withdraws the alert from this partner only (its agreement stopped covering it); a
+    higher version is the broker's decision that it is entitled again: RECEIVED, as a new holding."""
+    view = _view()
+    store.apply(_at(view, 1), T0)
+    store.apply(_at(recall_notice(view, 2, None), 2), T0)
+    assert store.apply(_at(updated(view, 2, "RECLASSIFY"), 3), T0).outcome is Outcome.REFUSED  # same version
+    later = T0 + timedelta(days=3)
+    back = store.apply(_at(updated(view, 3, "RECLASSIFY"), 4), later)
+    assert back.outcome is Outcome.RECEIVED
+    entry = store.show(view["alert_id"])
+    assert (entry.state, entry.version, entry.first_received_at, entry.recalled_at) == ("HELD", 3, later, None)
+
+
+def test_a_recall_older_than_the_version_held_is_superseded(store: PartnerStore) -> None:
+    """A recall notice older than a view held (out of order) is SUPERSEDED and the newer view stays."""
+    view = _view()
+    store.apply(_at(updated(view, 3), 1), T0)
+    assert store.apply(_at(recall_notice(view, 2, None), 2), T0).outcome is Outcome.SUPERSEDED
+    assert store.show(view["alert_id"]).view is not None
+
+
+@pytest.mark.parametrize(("held", "version", "recall", "expected"), [
+    (None, 1, False, Outcome.RECEIVED),
+    (None, 4, True, Outcome.RECALLED),
+    (Held(2, False, False, "x"), 3, False, Outcome.RECEIVED),
+    (Held(2, False, False, "x"), 2, False, Outcome.DUPLICATE),
+    (Held(2, False, False, "x"), 1, False, Outcome.SUPERSEDED),
+    (Held(2, False, False, "x"), 2, True, Outcome.RECALLED),
+    (Held(2, False, False, "x"), 1, True, Outcome.SUPERSEDED),
+    (Held(2, True, True, "x"), 5, False, Outcome.REFUSED),
+    (Held(2, True, False, "x"), 5, False, Outcome.RECEIVED),
+    (Held(2, True, False, "x"), 2, False, Outcome.REFUSED),
+    (Held(2, True, True, "x"), 1, True, Outcome.RECALLED),
+    (Held(2, False, False, "t:0:9"), 2, False, Outcome.RECEIVED),  # the very record applied, again
+])
+def test_the_version_rule(held: Held | None, version: int, recall: bool, expected: Outcome) -> None:
+    """judge() gives each combination of what is held and what arrives the documented outcome."""
+    d = Delivery("A", "SEIZURE", version, "RECALL" if recall else None, None, "t:0:9", None, None, None)
+    assert judge(held, d) is expected
+
+
+def test_a_view_without_a_usable_version_is_not_a_delivery() -> None:
+    """A version below 1, a boolean, or a lifecycle without an action cannot be acted on: CodecError."""
+    view = _view()
+    for bad in ({"version": 0}, {"version": True}, {"lifecycle": {"reason": "ERROR"}}):
+        with pytest.raises(CodecError):
+            Delivery.of({**view, **bad}, "t:0:1", None)
+
+
+def test_a_failed_batch_leaves_the_store_as_it_was(store: PartnerStore) -> None:
+    """An error inside a store transaction rolls back every record applied in it."""
+    view = _view()
+    with pytest.raises(RuntimeError), store.transaction():
+        store.apply(_at(view, 1), T0)
+        raise RuntimeError("the Kafka transaction failed")
+    with pytest.raises(NotInStore):
+        store.show(view["alert_id"])
+
+
+def test_purge_deletes_expired_alerts_and_alerts_past_their_agreements_retention(store: PartnerStore) -> None:
+    """Past markings.expires_at, or past the retention of their agreement since first received: deleted.
+    An agreement the policy does not name gets the shortest retention."""
+    markings = _view()["markings"]
+    expiring = _view(alert_id="SENAFRONT:EXPIRES", markings={**markings, "expires_at": T0 + timedelta(days=2)})
+    short = _view(alert_id="SENAFRONT:SHORT")
+    unknown = _view(alert_id="SENAFRONT:UNKNOWN")
+    long = _view(alert_id="SENAFRONT:LONG", summary=SECRET)
+    store.apply(_at(expiring, 1), T0)
+    store.apply(_at(short, 2, "SHORT"), T0)
+    store.apply(_at(unknown, 3, "ENDED-AGREEMENT"), T0)
+    store.apply(_at(long, 4), T0)
+    assert store.purge(T0 + timedelta(days=1)).total == 0
+    purged = store.purge(T0 + timedelta(days=11))
+    assert (purged.expired, purged.retention, purged.tombstones) == (1, 2, 0)
+    assert [e.alert_id for e in store.recent()] == ["SENAFRONT:LONG"]
+    assert store.purge(T0 + timedelta(days=181)).retention == 1
+    assert SECRET.encode() not in _bytes(store.path) and store.counts().held == 0
+
+
+def test_tombstones_are_kept_until_the_retention_passes_after_the_recall(store: PartnerStore) -> None:
+    """A tombstone (no content) stays for the agreement's retention after the recall, then goes."""
+    view = _view()
+    store.apply(_at(view, 1, "SHORT"), T0)
+    store.apply(_at(recall_notice(view, 2, "ERROR"), 2, None), T0 + timedelta(days=5))
+    assert store.purge(T0 + timedelta(days=12)).total == 0  # 10 days after the first receipt, 7 after the recall
+    assert store.purge(T0 + timedelta(days=15)).tombstones == 1
+    assert store.counts().recalled == 0
+
+
+def test_purge_needs_the_partners_retention(tmp_path: Path) -> None:
+    """A store opened without a retention (to read it) refuses to purge rather than guess."""
+    with PartnerStore.open(tmp_path / "s.sqlite", "COL") as plain, pytest.raises(StoreError, match="retention"):
+        plain.purge(T0)
+
+
+def test_retention_comes_from_the_partners_agreements() -> None:
+    """Retention.for_partner: each agreement naming the partner, and the shortest of them for any other."""
+    kept = Retention.for_partner(load_policy_set(), "COL")
+    assert dict(kept.days) == {"COMBIFRON": 180} and kept.fallback_days == 180
+    assert Retention.for_partner(load_policy_set(), "NOBODY").fallback_days == 0
+
+
+def test_list_is_most_recent_first_with_counts(store: PartnerStore) -> None:
+    """recent() lists the latest received first, without views; counts() says what is held and recalled."""
+    one, two, three = (_view(alert_id=f"SENAFRONT:{n}") for n in ("ONE", "TWO", "THREE"))
+    store.apply(_at(one, 1), T0)
+    store.apply(_at(two, 2), T0 + timedelta(minutes=1))
+    store.apply(_at(three, 3), T0 + timedelta(minutes=2))
+    store.apply(_at(recall_notice(one, 2, "ERROR"), 4), T0 + timedelta(minutes=3))
+    assert [e.alert_id for e in store.recent()] == ["SENAFRONT:ONE", "SENAFRONT:THREE", "SENAFRONT:TWO"]
+    assert [e.alert_id for e in store.recent(1)] == ["SENAFRONT:ONE"]
+    assert all(e.view is None for e in store.recent())
+    counts = store.counts()
+    assert (counts.held, counts.recalled, counts.last_received_at) == (2, 1, T0 + timedelta(minutes=3))
+
+
+def test_the_store_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Made 0600 in folders made 0700 even under umask 0; its WAL and shared-memory files get the same mode."""
+    old = os.umask(0)
+    try:
+        path = tmp_path / "a" / "b" / "feed.sqlite"
+        with PartnerStore.open(path, "COL") as store:
+            store.apply(_at(_view(), 1), T0)
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+    finally:
+        os.umask(old)
+    assert modes["feed.sqlite"] == 0o600 and set(modes.values()) == {0o600}
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_a_store_others_may_read_or_replace_is_refused(tmp_path: Path) -> None:
+    """A store readable by others, or in a folder others may write, is refused, naming the chmod to run."""
+    path = tmp_path / "p" / "feed.sqlite"
+    PartnerStore.open(path, "COL").close()
+    path.chmod(0o644)
+    with pytest.raises(StoreError, match="chmod 600"):
+        PartnerStore.open(path, "COL")
+    path.chmod(0o600)
+    path.parent.chmod(0o777)
+    try:
+        with pytest.raises(StoreError, match="chmod 700"):
+            PartnerStore.open(path, "COL")
+        with pytest.raises(StoreError, match="folder of its own"):
+            PartnerStore.open(path.with_name("new.sqlite"), "COL")
+        assert not path.with_name("new.sqlite").exists()  # refused before anything was made there
+    finally:
+        path.parent.chmod(0o700)
+
+
+def test_a_store_is_its_partners_alone(tmp_path: Path) -> None:
+    """Another partner's store, a file that is no store, and a missing store when none may be made: one clear error."""
+    path = tmp_path / "feed.sqlite"
+    PartnerStore.open(path, "COL").close()
+    with pytest.raises(StoreError, match="store of partner COL, not of USA"):
+        PartnerStore.open(path, "USA")
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database at all, but long enough to look like a header" * 20)
+    junk.chmod(0o600)
+    with pytest.raises(StoreError, match="not a partner store"):
+        PartnerStore.open(junk, "COL")
+    with pytest.raises(StoreError, match="puente subscribe --partner COL"):
+        PartnerStore.open(tmp_path / "missing.sqlite", "COL", create=False)
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_two_writers_take_turns_and_readers_never_wait(tmp_path: Path) -> None:
+    """While one handle holds a batch open, another writer waits and then gives up (StoreBusy), a reader still
+    reads the last committed state; once the batch commits the second writer sees it (DUPLICATE)."""
+    path = tmp_path / "feed.sqlite"
+    first = PartnerStore.open(path, "COL")
+    second = PartnerStore.open(path, "COL", busy_timeout_s=0.2)
+    reader = PartnerStore.open(path, "COL", create=False)
+    view = _view()
+    try:
+        store_a = _view("senan-gofast-seizure")
+        first.apply(_at(store_a, 1), T0)
+        with first.transaction():
+            first.apply(_at(view, 2), T0)
+            with pytest.raises(StoreBusy, match="another subscriber"):
+                second.apply(_at(view, 3), T0)
+            assert [e.alert_id for e in reader.recent()] == [store_a["alert_id"]]
+        assert second.apply(_at(view, 3), T0).outcome is Outcome.DUPLICATE
+        assert reader.counts().held == 2
+    finally:
+        for s in (first, second, reader):
+            s.close()
+
+
+def test_the_default_store_is_beside_the_partners_keys(tmp_path: Path) -> None:
+    """<keys>/partners/<P>/feed.sqlite: in the partner's own folder, not a key file."""
+    assert default_store_path(tmp_path, "COL") == tmp_path / "partners" / "COL" / "feed.sqlite"
+
+
+def _puente(keys: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PUENTE_KEYS": str(keys)}
+    return subprocess.run([sys.executable, "-m", "puente.cli", *args], env=env, capture_output=True, text=True,
+                          check=False, timeout=60)
+
+
+def test_store_commands_show_what_a_person_needs(tmp_path: Path) -> None:
+    """`puente store list|show|purge` read the partner's default store: a table, one alert's view or tombstone,
+    and one line per error naming what to check."""
+    keys = tmp_path / "keys"
+    missing = _puente(keys, "store", "list", "--partner", "COL")
+    assert missing.returncode == 3 and missing.stderr.count("\n") == 1
+    assert "no store for COL" in missing.stderr and "puente subscribe --partner COL" in missing.stderr
+    now = datetime.now(UTC)
+    held, gone = _view(), _view("senan-gofast-seizure")
+    with PartnerStore.open(default_store_path(keys, "COL"), "COL") as store:
+        store.apply(_at(updated(held, 2), 1), now)
+        store.apply(_at(gone, 2), now)
+        store.apply(_at(recall_notice(gone, 2, "SOURCE_PROTECTION"), 3), now)
+    listing = _puente(keys, "store", "list", "--partner", "COL")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert lines[0].startswith("RECEIVED (UTC)") and len(lines) == 3
+    assert held["alert_id"] in listing.stdout and "held (update)" in listing.stdout
+    assert "recalled (source protection)" in listing.stdout
+    assert "2 of 2 alert(s)" in listing.stderr and "1 held, 1 recalled" in listing.stderr
+    shown = _puente(keys, "store", "show", held["alert_id"], "--partner", "COL")
+    assert shown.returncode == 0 and "version 2" in shown.stdout and held["summary"] in shown.stdout
+    tomb = _puente(keys, "store", "show", gone["alert_id"], "--partner", "COL")
+    assert tomb.returncode == 0 and "content was deleted" in tomb.stdout and '"payload"' not in tomb.stdout
+    absent = _puente(keys, "store", "show", "SNM:NOPE", "--partner", "COL")
+    assert absent.returncode == 1 and absent.stderr.startswith("puente: error: no alert SNM:NOPE")
+    purged = _puente(keys, "store", "purge", "--partner", "COL")
+    assert purged.returncode == 0 and "purged 0 alert(s)" in purged.stderr
+    unknown = _puente(keys, "store", "purge", "--partner", "XYZ")
+    assert unknown.returncode == 3 and "unknown partner 'XYZ'" in unknown.stderr
