@@ -58,8 +58,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -611,13 +611,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             if rnd:
                 await ensure_topics(r_cfg, kafka)
             t0 = time.monotonic()
-            held, sent = await publish_held(r_cfg, kafka, args.alerts, args.seed)
+            held, sent = await publish_held(r_cfg, kafka, args.alerts, args.seed, args.lifecycle)
             n = sum(sent.values())
             publish_s = time.monotonic() - t0
             if rnd == 0:
                 print(f"  input: {n} alerts published in {publish_s:.1f}s ({n / publish_s:,.0f}/s) over "
                       f"{len(sent)} agencies x {cfg.ingress_partitions} partitions, in one transaction held open "
-                      f"until the Puente workers have joined; max batch {cfg.max_batch}")
+                      f"until the Puente workers have joined; max batch {cfg.max_batch}"
+                      + (f"; {args.lifecycle:.0%} of the records are later versions (4 updates to 1 recall)"
+                         if args.lifecycle else ""))
             print(f"  round {rnd + 1}/{args.repeat}: Puente ({args.workers} worker process(es) in one group), "
                   f"then raw {', '.join(RAW_MODES)} on the same input ...", flush=True)
             ctx = mp.get_context("spawn")
@@ -636,7 +638,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 # they have all joined: the like-for-like denominator for several Puente workers.
                 x_cfg = settings_for({**update, "topic_prefix": f"{prefix}-r{rnd}x"})
                 await ensure_topics(x_cfg, kafka)
-                held_x, _ = await publish_held(x_cfg, kafka, args.alerts, args.seed)
+                held_x, _ = await publish_held(x_cfg, kafka, args.alerts, args.seed, args.lifecycle)
                 done_x, owned_x = ctx.Value("q", 0), ctx.Array("i", args.workers)
                 x_ingress = [TopicNames(x_cfg.topic_prefix).ingress(a) for a in cfg.agencies]
                 kids = [asyncio.create_task(run_child(raw_child, kafka, x_ingress, raw_topics["tx"],
@@ -677,8 +679,26 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     return summarise(run_id, args, n, publish_s, load1, policy_notes, sorted(ps.partners), results)
 
 
+def with_lifecycle(alerts: Iterable[dict[str, Any]], share: float) -> Iterator[dict[str, Any]]:
+    """The same number of records, ``share`` of them later versions of alerts earlier in the input:
+    four updates for each recall, half right after the first version (the same batch), half some
+    hundred records later (another batch, or another transaction)."""
+    every = round(1 / share) if share > 0 else 0
+    deferred: deque[tuple[int, dict[str, Any]]] = deque()
+    for i, alert in enumerate(alerts):
+        if deferred and deferred[0][0] <= i:
+            yield deferred.popleft()[1]
+            continue
+        yield alert
+        if every and i % every == 0:
+            later = {**alert, "version": 2, "lifecycle": {
+                "action": "RECALL" if (i // every) % 5 == 4 else "UPDATE",
+                "reason": "SUPERSEDED" if (i // every) % 5 == 4 else None, "partners": []}}
+            deferred.append((i + (1 if (i // every) % 2 else 200), later))
+
+
 async def publish_held(cfg: PuenteSettings, kafka: KafkaConnection, count: int,
-                       seed: int) -> tuple[Any, Counter[str]]:
+                       seed: int, lifecycle: float = 0.0) -> tuple[Any, Counter[str]]:
     """Publish the input as the adapters frame it, in one transaction left open; return its producer.
 
     read_committed consumers see none of it until the caller commits, so the workers of a
@@ -702,7 +722,7 @@ async def publish_held(cfg: PuenteSettings, kafka: KafkaConnection, count: int,
     await producer.begin_transaction()
     sent: Counter[str] = Counter()
     futures = []
-    for alert in generate(count, seed=seed, now=datetime.now(UTC)):
+    for alert in with_lifecycle(generate(count, seed=seed, now=datetime.now(UTC)), lifecycle):
         agency = alert["agency"]
         if agency not in macs:
             macs[agency] = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
@@ -930,6 +950,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Puente worker processes in one consumer group for the throughput run (default 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the results line here instead of stdout")
     parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics on Kafka")
+    parser.add_argument("--lifecycle", type=float, default=0.0, metavar="SHARE",
+                        help="share of the throughput input that is later versions (updates, recalls) of alerts "
+                             "earlier in it (default 0; e.g. 0.1)")
     args = parser.parse_args(argv)
     args.alerts = args.alerts or (8000 if args.quick else 30000)
     args.repeat = args.repeat or (1 if args.quick else 3)

@@ -32,6 +32,7 @@ from broker.crypto import KeyKind, checker, parse_key_id
 from broker.kafka import KafkaConnection, TopicPartition, partitions_of, producer, read_range, reader, running
 from broker.keystore import Keystore, load_key_file, signature_check
 from broker.topology import TopicNames
+from policies import PolicySet
 from puente.errors import AuditChainError, ConfigError
 from puente.wire import iso_utc
 
@@ -262,3 +263,13 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
             for block in chain.blocks(fresh, signer_id, sign, iso_utc(datetime.now(UTC))):
                 await writer.send(tp.topic, block, partition=0)
     return len(fresh)
+
+
+def ack_deadlines(policy: PolicySet) -> dict[str, int]:
+    """Each partner's recall deadline in hours: the shortest any of its agreements sets
+    (``recall_ack_hours``), for ``audit.recalls.recall_status``."""
+    out: dict[str, int] = {}
+    for agreement in policy.agreements.values():
+        for partner in agreement.partner_ids:
+            out[partner] = min(out.get(partner, agreement.recall_ack_hours), agreement.recall_ack_hours)
+    return out

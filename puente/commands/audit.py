@@ -6,17 +6,28 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from broker.access import parties
 from broker.audit import PartitionReport
-from broker.auditor import LogFilter, audit_topics, collect_denials, read_log, signature_checks, verify_topics
+from broker.audit.recalls import ACKNOWLEDGED, OUTSTANDING, OVERDUE, recall_status
+from broker.auditor import (
+    LogFilter,
+    ack_deadlines,
+    audit_topics,
+    collect_denials,
+    read_log,
+    signature_checks,
+    verify_topics,
+)
 from broker.crypto import BROKER_OWNER, KeyKind, sign_checkpoint
 from broker.keystore import Keystore, auditor_path
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, when
+from puente.wire import iso_utc
 
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "receipt": "RECEIPT", "denial": "DENIAL"}
 
@@ -53,6 +64,14 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                               "authorizer.log); repeat for every node")
     collect.add_argument("--since", type=when, help="only denials from this time on (ISO 8601; UTC without offset)")
     collect.set_defaults(func=_collect)
+    text = ("every recall sent to a partner and whether its subscriber acknowledged it (a signed RECALLED receipt) "
+            "within the deadline its agreements set (recall_ack_hours): overdue ones first; exit 1 when any is overdue")
+    recalls = audit.add_parser("recalls", help="recalls acknowledged and outstanding", description=text,
+                               parents=[kafka_options()])
+    recalls.add_argument("--partner")
+    recalls.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    recalls.add_argument("--verify-key", type=Path, action="append", help="as for `audit verify`")
+    recalls.set_defaults(func=_recalls)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -131,15 +150,55 @@ def _collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recalls(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    conn = kafka(cfg, "puente-auditor")
+    check = signature_checks(auditor_path(cfg.keys), args.verify_key)
+    policy = load_policy_set(cfg.policy_dir)
+    flt = LogFilter(partner=args.partner, kinds=frozenset({"DECISION", "RECEIPT"}))
+    left_out: list[int] = []
+
+    async def collect() -> list[dict[str, Any]]:
+        found = await audit_topics(conn, cfg.topic_prefix)
+        return [doc async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners)
+                if doc.get("decision") == "RECALL" or doc.get("status") == "RECALLED"]
+
+    now = datetime.now(UTC)
+    rows = recall_status(run(collect()), ack_deadlines(policy), now)
+    if args.json:
+        for r in rows:
+            print(json.dumps({"alert_id": r.alert_id, "partner": r.partner, "version": r.version, "state": r.state,
+                              "reason": r.reason, "sent_at": iso_utc(r.sent_at), "deadline": iso_utc(r.deadline),
+                              "acknowledged_at": iso_utc(r.acknowledged_at) if r.acknowledged_at else None}))
+    else:
+        width = max([len(r.alert_id) for r in rows] + [5])
+        print(f"{'state':<12} {'alert':<{width}} {'v':>3} {'partner':<7} {'reason':<17} {'sent (UTC)':<20} "
+              f"{'deadline (UTC)':<20} acknowledged")
+        for r in rows:
+            late = r.overdue_by(now)
+            ack = (iso_utc(r.acknowledged_at)[:19] if r.acknowledged_at else
+                   f"no: {late.total_seconds() / 3600:.1f} h overdue" if r.state == OVERDUE else "not yet")
+            print(f"{r.state:<12} {r.alert_id:<{width}} {r.version:>3} {r.partner[:7]:<7} {_text(r.reason)[:17]:<17} "
+                  f"{iso_utc(r.sent_at)[:19]:<20} {iso_utc(r.deadline)[:19]:<20} {ack}")
+    overdue = sum(1 for r in rows if r.state == OVERDUE)
+    unsound = sum(left_out)
+    print(f"{len(rows)} recall(s): {sum(1 for r in rows if r.state == ACKNOWLEDGED)} acknowledged, "
+          f"{sum(1 for r in rows if r.state == OUTSTANDING)} outstanding, {overdue} overdue"
+          + (f"; {unsound} audit record(s) left out as unsound: run `puente audit verify`" if unsound else ""),
+          file=sys.stderr)
+    return 1 if overdue else 0
+
+
 def _rows(docs: list[dict[str, Any]]) -> None:
     """One line per row: the alert id whole, and the reason a person needs (why withheld, what was changed)."""
     width = max([len(str(d.get("alert_id") or "-")) for d in docs] + [5])
-    print(f"{'time (UTC)':<24} {'kind':<11} {'alert':<{width}} {'partner':<7} {'outcome':<16} {'agreement':<14} "
-          "why")
+    print(f"{'time (UTC)':<24} {'kind':<11} {'alert':<{width}} {'v':>3} {'partner':<7} {'outcome':<16} "
+          f"{'agreement':<14} why")
     for d in docs:
+        version = d.get("version", 1 if d.get("kind") in ("DECISION", "RECEIPT") else None)
         print(f"{_text(d.get('at'))[:23]:<24} {_text(d.get('kind'))[:11]:<11} {_text(d.get('alert_id')):<{width}} "
-              f"{_text(d.get('partner'))[:7]:<7} {_text(_outcome(d))[:16]:<16} {_text(d.get('agreement'))[:14]:<14} "
-              f"{_why(d)[:160]}")
+              f"{_text(version)[:3]:>3} {_text(d.get('partner'))[:7]:<7} {_text(_outcome(d))[:16]:<16} "
+              f"{_text(d.get('agreement'))[:14]:<14} {_why(d)[:160]}")
 
 
 def _text(value: Any) -> str:
@@ -152,13 +211,17 @@ def _outcome(d: dict[str, Any]) -> Any:
 
 def _why(d: dict[str, Any]) -> str:
     if d.get("kind") == "DECISION":
-        if d.get("decision") == "WITHHOLD":
+        action = d.get("action")
+        life = (f"{action}{' (' + str(d['reason']) + ')' if d.get('reason') else ''}: "
+                if isinstance(action, str) else "")
+        if d.get("decision") in ("WITHHOLD", "RECALL"):
             reasons = d.get("reasons")
-            return "; ".join(str(r) for r in reasons) if isinstance(reasons, list) else ""
+            return life + ("; ".join(str(r) for r in reasons) if isinstance(reasons, list) else "")
         redacted = d.get("redacted")
         changes = [f"{r.get('field')}:{r.get('action')}" for r in redacted if isinstance(r, dict)] \
             if isinstance(redacted, list) else []
-        return ", ".join(changes) or "the full alert"
+        held = f"supersedes v{d['supersedes']}; " if isinstance(d.get("supersedes"), int) else ""
+        return life + held + (", ".join(changes) or "the full alert")
     if d.get("kind") == "DENIAL":
         return f"{d.get('principal')} refused {d.get('operation')} on {d.get('resource')} ({d.get('request')})"
     return _text(d.get("detail") or d.get("feed"))

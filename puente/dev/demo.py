@@ -6,9 +6,14 @@ Kafka login per party and the ACLs the agreements imply. Then every party works 
 agency's adapter reads the shipped sample files, a larger export made for the run and its corpus
 of bad records, and a handful of bad records the broker itself must catch go straight onto the
 ingress topics; two broker workers share the ingress partitions; every partner's subscriber reads,
-verifies and decrypts its own feed; a partner that tries another's feed is refused by Kafka and the
-denial reaches the auditor; the auditor verifies every chain. The table is built from the audit
-topics, not from the workers' memory, so it shows what an auditor would find.
+verifies and decrypts its own feed into its own store. Then alerts live on: agency officers
+reclassify one alert upwards (pulled back from Colombia), one downwards (newly delivered to Costa
+Rica), consent to release an H2 alert to the United States and recall another (the samples'
+revision files have already carried corrections and cancellations); the broker re-decides each
+for every partner and the partners apply them and acknowledge the recalls. A partner that tries
+another's feed is refused by Kafka and the denial reaches the auditor; the auditor verifies every
+chain. The table is built from the audit topics, not from the workers' memory, so it shows what an
+auditor would find.
 """
 
 from __future__ import annotations
@@ -24,13 +29,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from adapters.config import make_context
+from adapters.lifecycle import Change, change_alert, find_latest, own_mac_lookup
 from adapters.publisher import IngressPublisher
 from adapters.registry import get
 from adapters.run import Tally, adapt_paths
 from broker.access import AUDITOR, BROKER, agency_principal, parties, partner_principal, plan
+from broker.audit.recalls import recall_status
 from broker.auditor import (
     AuditTopics,
     LogFilter,
+    ack_deadlines,
     audit_topics,
     collect_denials,
     read_log,
@@ -43,6 +51,7 @@ from broker.kafka import Admin, KafkaConnection, apply_topics, connection, consu
 from broker.kafka.acls import acl_changes, apply_acls, cluster_acls
 from broker.keystore import Keystore, auditor_path, provision_all
 from broker.partner import subscriber_for
+from broker.partner_store import PartnerStore
 from broker.service import build_worker, check_topology
 from broker.topology import TopicNames
 from policies import PolicySet, load_policy_set
@@ -53,7 +62,7 @@ from puente.dev.synthetic import generate
 from puente.errors import ConfigError, KafkaError
 from puente.settings import PuenteSettings, load_settings
 
-STEPS = 8
+STEPS = 9
 
 
 def _step(n: int, text: str) -> None:
@@ -142,7 +151,8 @@ async def _broker(cfg: PuenteSettings, conn: KafkaConnection, workers: int, tota
     return [w for w, _, _ in built]
 
 
-async def _subscribers(cfg: PuenteSettings, out_dir: Path) -> dict[str, Any]:
+async def _subscribers(cfg: PuenteSettings, out_dir: Path, stores: Path) -> dict[str, Any]:
+    """Every partner's subscriber, as its own login, into its own store (and a JSON-lines copy)."""
     partners = load_policy_set(cfg.policy_dir).partners
     out_dir.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
@@ -150,10 +160,15 @@ async def _subscribers(cfg: PuenteSettings, out_dir: Path) -> dict[str, Any]:
     async def one(pid: str) -> Any:
         partner = partners[pid]
         key_file = cfg.keys / "partners" / pid / f"{partner.encryption_key_id}.json"
-        sub = subscriber_for(cfg, party_connection(cfg.keys, partner_principal(pid)), pid, key_file)
+        sub = subscriber_for(cfg, party_connection(cfg.keys, partner_principal(pid)), pid, key_file,
+                             store_path=stores / f"{pid}.sqlite")
         sub.on_error = errors.append
-        with open(out_dir / f"{pid}.jsonl", "w", encoding="utf-8") as out:
-            return await sub.run(out, idle_exit_s=4.0)
+        sub.on_note = lambda note: None  # the table reports what the stores hold
+        try:
+            with open(out_dir / f"{pid}.jsonl", "a", encoding="utf-8") as out:
+                return await sub.run(out, idle_exit_s=4.0)
+        finally:
+            sub.close()
 
     results = await asyncio.gather(*(one(pid) for pid in sorted(partners)))
     for line in errors[:5]:
@@ -161,11 +176,86 @@ async def _subscribers(cfg: PuenteSettings, out_dir: Path) -> dict[str, Any]:
     return dict(zip(sorted(partners), results, strict=True))
 
 
+def _only(rows: list[dict[str, Any]], partner: str, phrases: tuple[str, ...], taken: set[str]) -> str:
+    """An alert withheld from ``partner`` only for reasons that each say one of ``phrases``."""
+    for row in rows:
+        reasons = row.get("reasons") or []
+        if (row["partner"] == partner and row["decision"] == "WITHHOLD" and reasons and row["alert_id"] not in taken
+                and all(any(phrase in str(r) for phrase in phrases) for r in reasons)):
+            taken.add(row["alert_id"])
+            return str(row["alert_id"])
+    raise ConfigError(f"the demo found no alert withheld from {partner} only because {' or '.join(phrases)}")
+
+
+async def _latest(cfg: PuenteSettings, alert_id: str) -> dict[str, Any]:
+    """The alert as its agency's officer sees it: its latest version on the agency's own ingress topic."""
+    agency = alert_id.split(":", 1)[0]
+    keystore = Keystore(cfg.keys / "agencies" / agency)
+    found = await find_latest(party_connection(cfg.keys, agency_principal(agency)),
+                              TopicNames(cfg.topic_prefix).ingress(agency), alert_id, agency,
+                              own_mac_lookup(keystore, agency))
+    if found.alert is None:
+        raise ConfigError(f"the demo could not read {alert_id} back from its agency's ingress topic")
+    return found.alert
+
+
+async def _officers(cfg: PuenteSettings, auditor: KafkaConnection, policy: PolicySet) -> list[str]:
+    """Agency officers change four alerts the audit shows: each as the agency that published it."""
+    found = await audit_topics(auditor, cfg.topic_prefix)
+    rows = [d async for d in read_log(auditor, found.roles, LogFilter(kinds=frozenset({"DECISION"})),
+                                      signature_checks(auditor_path(cfg.keys), None), owners=found.owners)]
+    # Alerts the samples' revision files have already changed are left to them.
+    taken = {str(row["alert_id"]) for row in rows if row.get("version", 1) > 1}
+    delivered: dict[str, set[str]] = {}
+    for row in rows:
+        if row["decision"] in ("DELIVER", "DELIVER_REDACTED") and row["alert_id"] not in taken:
+            delivered.setdefault(row["alert_id"], set()).add(row["partner"])
+    top = policy.scale[-1]
+    upgrade = next(a for a, ps in sorted(delivered.items()) if "COL" in ps)
+    recall = next(a for a, ps in sorted(delivered.items()) if len(ps) >= 2 and a != upgrade)
+    taken |= {upgrade, recall}  # and the two below take theirs
+    # Costa Rica: classified above its clearance and not releasable to it, nothing else in the way.
+    downgrade = _only(rows, "CRI", ("above CRI's clearance", "omits CRI", "PAN-CRI allows up to"), taken)
+    consent = _only(rows, "USA", ("needs the originator's consent for USA",), taken)
+    lowest_for_cri = policy.agreements["PAN-CRI"].max_classification
+    releasable = sorted({*(await _latest(cfg, downgrade))["markings"]["releasable_to"], "CRI"})
+    changes = [
+        (upgrade, Change("RECLASSIFY", markings={"classification": top}), f"raised to {top}"),
+        (downgrade, Change("RECLASSIFY", markings={"classification": lowest_for_cri, "releasable_to": releasable}),
+         f"lowered to {lowest_for_cri}, releasable to {', '.join(releasable)}"),
+        (consent, Change("CONSENT", partners=("USA",)), "consent to release to USA"),
+        (recall, Change("RECALL", reason="ERROR"), "recalled: raised in error"),
+    ]
+    lines = []
+    for alert_id, change, what in changes:
+        agency = alert_id.split(":", 1)[0]
+        done = await change_alert(cfg, party_connection(cfg.keys, agency_principal(agency)), alert_id, change)
+        lines.append(f"{agency} officer: {alert_id} {what} (version {done.version})")
+    return lines
+
+
+def _sum_stats(a: Any, b: Any) -> Any:
+    return type(a)(received=a.received + b.received, rejected=a.rejected + b.rejected,
+                   reasons=dict(Counter(a.reasons) + Counter(b.reasons)),
+                   outcomes=dict(Counter(a.outcomes) + Counter(b.outcomes)), purged=a.purged + b.purged)
+
+
+async def _recalls(cfg: PuenteSettings, conn: KafkaConnection, found: AuditTopics, policy: PolicySet) -> list[Any]:
+    check = signature_checks(auditor_path(cfg.keys), None)
+    rows = [d async for d in read_log(conn, found.roles, LogFilter(kinds=frozenset({"DECISION", "RECEIPT"})), check,
+                                      owners=found.owners)]
+    return recall_status(rows, ack_deadlines(policy), datetime.now(UTC))
+
+
 async def _audit_counts(cfg: PuenteSettings, conn: KafkaConnection, found: AuditTopics,
-                        ) -> tuple[Counter[tuple[str, str]], Counter[str], Counter[str], list[dict[str, Any]]]:
+                        ) -> tuple[Counter[tuple[str, str]], Counter[str], Counter[tuple[str, str]],
+                                   list[dict[str, Any]], Counter[str]]:
+    """Decisions by partner and outcome, dead letters by reason, receipts by partner and status, the
+    denials, and the later versions by lifecycle action."""
     decisions: Counter[tuple[str, str]] = Counter()
     dead: Counter[str] = Counter()
-    receipts: Counter[str] = Counter()
+    receipts: Counter[tuple[str, str]] = Counter()
+    versions: dict[tuple[str, int], str] = {}
     denials: list[dict[str, Any]] = []
     check = signature_checks(auditor_path(cfg.keys), None)
     async for doc in read_log(conn, found.roles, LogFilter(), check, owners=found.owners):
@@ -173,11 +263,13 @@ async def _audit_counts(cfg: PuenteSettings, conn: KafkaConnection, found: Audit
             denials.append(doc)
         elif doc["kind"] == "DECISION":
             decisions[(doc["partner"], doc["decision"])] += 1
+            if doc.get("version", 1) > 1:
+                versions[(doc["alert_id"], doc["version"])] = str(doc.get("action"))
         elif doc["kind"] == "DEAD_LETTER":
             dead[doc["reason"]] += 1
-        elif doc["kind"] == "RECEIPT" and doc.get("status") == "RECEIVED":
-            receipts[doc["partner"]] += 1
-    return decisions, dead, receipts, denials
+        elif doc["kind"] == "RECEIPT":
+            receipts[(doc["partner"], str(doc.get("status")))] += 1
+    return decisions, dead, receipts, denials, Counter(versions.values())
 
 
 async def _trespass(cfg: PuenteSettings, policy: PolicySet) -> str:
@@ -245,25 +337,35 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     total = published + len(bad) + 1  # the replay was sent twice
     _step(4, f"broker, as its own login: {workers} workers in one consumer group, exactly-once into feeds and audit")
     await _broker(cfg, party_connection(cfg.keys, BROKER), workers, total)
-    _step(5, "partners, each as its own login: verify, decrypt and decode their feed, and send signed receipts")
+    _step(5, "partners, each as its own login: verify, decrypt and decode their feed into their own store, "
+             "and send signed receipts")
     out_dir = Path(".puente/demo/feeds") / run_id
-    stats = await _subscribers(cfg, out_dir)
-    _step(6, "a partner asks Kafka for another's feed, and is refused; the broker collects the denial for auditors")
+    stores = Path(".puente/demo/stores") / run_id
+    first = await _subscribers(cfg, out_dir, stores)
+    _step(6, "alerts live on: officers reclassify, consent and recall; the broker re-decides every version for "
+             "every partner; partners apply it and acknowledge recalls")
+    auditor = party_connection(cfg.keys, AUDITOR)
+    for line in await _officers(cfg, auditor, policy):
+        print(f"      {line}")
+    await _broker(cfg, party_connection(cfg.keys, BROKER), workers, 4)
+    second = await _subscribers(cfg, out_dir, stores)
+    stats = {p: _sum_stats(first[p], second[p]) for p in first}
+    _step(7, "a partner asks Kafka for another's feed, and is refused; the broker collects the denial for auditors")
     refusal = await _trespass(cfg, policy)
     print(f"      {refusal}")
     collected = await _collect(cfg, party_connection(cfg.keys, BROKER), policy, began)
     print(f"      {collected} denial(s) collected from the authorizer's log into {names.denials}")
-    _step(7, "auditor, as its own login: verify every hash chain and every signature")
-    auditor = party_connection(cfg.keys, AUDITOR)
+    _step(8, "auditor, as its own login: verify every hash chain and every signature")
     found = await audit_topics(auditor, cfg.topic_prefix)
     reports = await verify_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), found.owners)
     problems = [f for r in reports for f in r.findings]
-    _step(8, "result, from the audit topics")
-    decisions, dead, receipts, denials = await _audit_counts(cfg, auditor, found)
+    _step(9, "result, from the audit topics")
+    decisions, dead, receipts, denials, actions = await _audit_counts(cfg, auditor, found)
+    recalls = await _recalls(cfg, auditor, found, policy)
     rejected = sum(t.rejected for t in tallies.values())
     print(f"\n  records read by adapters     {sum(t.read for t in tallies.values()):>7}")
     print(f"  rejected at the adapters     {rejected:>7}   (dead-lettered with file, line and reason)")
-    ok = _table(total, decisions, dead, receipts, stats, reports, problems, out_dir)
+    ok = _table(total + 4, decisions, dead, receipts, stats, reports, problems, out_dir, stores, recalls, actions)
     for d in denials[:3]:
         print(f"  denied at the Kafka layer: {d.get('at')} {d.get('principal')} {d.get('operation')} "
               f"{d.get('resource')}")
@@ -272,33 +374,48 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     return 0 if ok else 1
 
 
-def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str], receipts: Counter[str],
-           stats: dict[str, Any], reports: list[Any], problems: list[Any], out_dir: Path) -> bool:
+def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],
+           receipts: Counter[tuple[str, str]], stats: dict[str, Any], reports: list[Any], problems: list[Any],
+           out_dir: Path, stores: Path, recalls: list[Any], actions: Counter[str]) -> bool:
     partners = sorted({p for p, _ in decisions})
     decided = {p: sum(n for (q, _), n in decisions.items() if q == p) for p in partners}
     inputs_decided = max(decided.values(), default=0)
-    print(f"  input records published      {total:>7}")
-    print(f"  decided (every partner)      {inputs_decided:>7}")
+    print(f"  input records published      {total:>7}   (first versions and later ones: corrections, "
+          "reclassifications, consents, recalls)")
+    print(f"  decided (every partner)      {inputs_decided:>7}   of which later versions: {sum(actions.values())} ("
+          + ", ".join(f"{a.lower()} {n}" for a, n in sorted(actions.items())) + ")")
     print(f"  dead-lettered                {sum(dead.values()):>7}   "
           + ", ".join(f"{r}: {n}" for r, n in sorted(dead.items())))
     adds_up = inputs_decided + sum(dead.values()) == total and len(set(decided.values())) <= 1
     print(f"  adds up                      {'yes' if adds_up else 'NO'}")
     print()
-    print(f"  {'partner':<8} {'delivered':>9} {'redacted':>9} {'withheld':>9} {'received':>9} {'receipts':>9}")
+    print(f"  {'partner':<8} {'delivered':>9} {'redacted':>9} {'withheld':>9} {'recalled':>9} {'opened':>7} "
+          f"{'receipts':>9} {'acks':>5} {'held':>6} {'tombst.':>7}")
     consistent = True
     for p in partners:
-        d, r, w = (decisions[(p, k)] for k in ("DELIVER", "DELIVER_REDACTED", "WITHHOLD"))
+        d, r, w, n = (decisions[(p, k)] for k in ("DELIVER", "DELIVER_REDACTED", "WITHHOLD", "RECALL"))
         got = stats[p].received if p in stats else 0
-        consistent &= got == d + r and stats.get(p) is not None and stats[p].rejected == 0
-        print(f"  {p:<8} {d:>9} {r:>9} {w:>9} {got:>9} {receipts[p]:>9}")
+        signed = sum(c for (q, _), c in receipts.items() if q == p)
+        acks = receipts[(p, "RECALLED")]
+        store = PartnerStore.open(stores / f"{p}.sqlite", p, create=False)
+        try:
+            counts = store.counts()
+        finally:
+            store.close()
+        consistent &= (got == d + r + n and signed == got and acks == n and stats[p].rejected == 0)
+        print(f"  {p:<8} {d:>9} {r:>9} {w:>9} {n:>9} {got:>7} {signed:>9} {acks:>5} {counts.held:>6} "
+              f"{counts.recalled:>7}")
     chains = sum(1 for r in reports if r.records)
     records = sum(r.records for r in reports)
     checkpoints = sum(r.checkpoints for r in reports)
     print()
+    states = Counter(r.state for r in recalls)
+    print(f"  recalls: {len(recalls)} notice(s) sent, {states['acknowledged']} acknowledged, "
+          f"{states['outstanding']} outstanding, {states['overdue']} overdue")
     print(f"  audit verify: {records} records in {chains} chains, {checkpoints} of them signed, "
           + ("no problems" if not problems else f"{len(problems)} PROBLEM(S)"))
     for f in problems[:10]:
         print(f"    {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
-    print(f"  partner views written to {out_dir}/<partner>.jsonl")
-    return adds_up and consistent and not problems
-
+    print(f"  partner stores in {stores}/<partner>.sqlite (`puente store list --partner P --store FILE`); "
+          f"views also in {out_dir}/<partner>.jsonl")
+    return adds_up and consistent and not problems and states["acknowledged"] == len(recalls) > 0
