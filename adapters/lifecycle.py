@@ -144,9 +144,11 @@ def next_version(latest: Mapping[str, Any], change: Change) -> dict[str, Any]:
     """The alert's next version for a checked ``change`` (see check_change): pure; ConfigError when it cannot be."""
     alert_id, version = latest["alert_id"], int(latest.get("version") or 1)
     done = latest.get("lifecycle") or {}
-    if done.get("action") == "RECALL":
+    if done.get("action") == "RECALL" and change.action != "RECALL":
         raise ConfigError(f"{alert_id} was recalled in version {version} (reason {done.get('reason')}); a recall "
                           "is for good, so it takes no further change")
+    # A recall again is allowed: the broker sends the notices again to any partner that still holds
+    # the alert (one whose notice could not be sent), and records it as a dead letter when none does.
     new = copy.deepcopy(dict(latest))
     new["version"] = version + 1
     marks = new["markings"]

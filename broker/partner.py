@@ -11,8 +11,11 @@ record is comes from its decrypted view only: headers are not authenticated, so 
 ``puente-decision`` header saying RECALL counts for nothing. The store's transaction for a batch
 commits before the batch's Kafka transaction: a crash between the two redelivers the batch, and
 the version rule makes that harmless (a record applied already gets the status it first had, its
-first receipt having been aborted). An optional JSON-lines copy (``out``) gets every opened view,
-recall notices included, and is the reader's to honour: nothing can recall a line once written.
+first receipt having been aborted), and a RECALLED receipt is sent only once the deleted text is
+gone from the store's files (else the batch's Kafka transaction is aborted). An optional
+JSON-lines copy (``out``) gets every opened view, recall notices included, and is the reader's to
+honour: nothing can recall a line once written, so with it a recall's receipt says
+``RECALL_PASSED_ON``, which is no acknowledgement.
 The store is purged (expiry, the agreements' retention) when the subscriber starts and at most
 every ``PURGE_EVERY_S`` after.
 
@@ -81,6 +84,7 @@ from puente.errors import (
     ConfigError,
     CryptoError,
     KeyMaterialError,
+    StoreBusy,
     SubscriberFenced,
     UnreadableFeedError,
 )
@@ -111,6 +115,9 @@ def receipt_partition(partner: str, partitions: int) -> int:
 
 
 DEFAULT_INSTANCE = "main"
+# The receipt status of a recall applied to the store while an --out copy keeps earlier lines: not
+# an acknowledgement, since the text still exists outside the store.
+RECALL_PASSED_ON = "RECALL_PASSED_ON"
 PURGE_EVERY_S = 300.0  # the store is purged at start and then at most this often
 RECEIPT_TXN_TIMEOUT_S = 60.0  # a crashed subscriber's open receipts are aborted by Kafka after this
 SETTLE_TIMEOUT_S = 1.5 * RECEIPT_TXN_TIMEOUT_S
@@ -289,8 +296,23 @@ class Subscriber:
                 await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
                 if offsets:
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
-            # The store has committed (and wiped what it deleted); the receipts commit on leaving.
+            # The store has committed; what it deleted must be gone from its files before a RECALLED
+            # receipt says so. If a reader keeps the WAL from being cleared, the Kafka transaction is
+            # aborted instead: the batch comes again, and the version rule makes that harmless.
+            self._wiped()
+            # The receipts commit on leaving.
         return unread
+
+    def _wiped(self, tries: int = 20) -> None:
+        store = self.store
+        if store is None or not store.wipe_pending:
+            return
+        for _ in range(tries):
+            if store.wipe():
+                return
+            time.sleep(0.05)
+        raise StoreBusy(f"{store.path}: another program reading the store keeps recalled content in its write-ahead "
+                        "log, so no recall is acknowledged yet; close it and run the subscriber again")
 
     @contextlib.contextmanager
     def _store_transaction(self) -> Iterator[None]:
@@ -326,6 +348,10 @@ class Subscriber:
             if out is not None:
                 out.write(json.dumps(to_json(view), ensure_ascii=False) + "\n")
             status = self._apply(delivery, now)
+            if out is not None and status == Outcome.RECALLED.value:
+                # The store deleted it, but the --out copy holds earlier lines this subscriber cannot
+                # take back: passed on, not acknowledged (auditors keep the recall outstanding).
+                status = RECALL_PASSED_ON
             self.stats.outcomes[status] = self.stats.outcomes.get(status, 0) + 1
         receipt = {"partner": self.partner, "alert_id": alert_id or None, "feed": where, "status": status,
                    "version": version,

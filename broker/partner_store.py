@@ -80,6 +80,7 @@ from puente.errors import CodecError, NotInStore, StoreBusy, StoreError
 from schemas import to_json
 
 STORE_FILE = "feed.sqlite"
+WIPE_WAIT_MS = 200  # how long one checkpoint waits for readers to let go
 SCHEMA_VERSION = 1  # PRAGMA user_version of the layout below
 MAX_VERSION = 1_000_000
 RECALL = "RECALL"
@@ -271,6 +272,7 @@ class PartnerStore:
     def __init__(self, conn: sqlite3.Connection, path: Path, partner: str, retention: Retention | None) -> None:
         self._conn, self.path, self.partner, self.retention = conn, path, partner, retention
         self._wipe_due = False
+        self.busy_timeout_ms = 30_000
 
     @classmethod
     def open(cls, path: Path, partner: str, *, create: bool = True, retention: Retention | None = None,
@@ -290,6 +292,7 @@ class PartnerStore:
         except sqlite3.Error as exc:
             raise _translated(exc, path, "opening") from None
         store = cls(conn, path, partner, retention)
+        store.busy_timeout_ms = int(busy_timeout_s * 1000)
         try:
             store._setup()
         except BaseException:
@@ -383,7 +386,12 @@ class PartnerStore:
         files; False when a reader kept it from completing (it is tried again after the next commit
         and on closing)."""
         with self._sql("checkpointing"):
-            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            # A reader blocks it for as long as it reads: do not wait the write lock's whole timeout.
+            self._conn.execute(f"PRAGMA busy_timeout = {WIPE_WAIT_MS}")
+            try:
+                busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         self._wipe_due = bool(busy)
         return not busy
 

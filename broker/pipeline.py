@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from broker.lifecycle import RECALL, AlertState, lifecycle_problem
-from broker.topology import Slots
+from broker.topology import Slots, key_partition
 from puente import wire
 from puente.errors import CodecError, CryptoError, OriginError, PuenteError
 from puente.wire import Record, iso_utc
@@ -112,10 +112,17 @@ class Outcome:
     """The alert's lifecycle state after this version, to write with the batch; None: nothing to keep."""
 
 
-def seen_key(alert_id: str, version: int) -> str:
+def seen_key(alert_id: str, version: int, recall: bool = False) -> str:
     """What the replay window remembers of a processed alert version: the id alone for a first
-    version (as before versions existed), the id and the version for a later one."""
+    version (as before versions existed), the id and the version for a later one; a recall is
+    told apart, since it may carry a version already used (see ``Pipeline._admit``)."""
+    if recall:
+        return f"{alert_id}#v{version}#recall"
     return alert_id if version == 1 else f"{alert_id}#v{version}"
+
+
+def _is_recall(life: Any) -> bool:
+    return isinstance(life, dict) and life.get("action") == RECALL
 
 
 StateLookup = Callable[[str], AlertState | None]
@@ -179,11 +186,13 @@ class Pipeline:
             "originator": _bounded(m["originator"]["agency"]),
             "originator_country": _bounded(m["originator"]["country"]),
             "classification": _bounded(m["classification"]),
+            # The border sector (a coarse area code, no coordinates): the follow-up indicators count by it.
+            "sector": _sector(alert),
             "ingress": where,
             "ingress_ms": record.timestamp_ms,
             "at": self._iso(now),
             "decisions": decisions,
-        }, seen_id=seen_key(alert["alert_id"], version))
+        }, seen_id=seen_key(alert["alert_id"], version, _is_recall(life)))
         if version > 1 or prior is not None:
             out.entry["version"] = version
             if life is not None:
@@ -193,7 +202,10 @@ class Pipeline:
             if prior is not None:
                 out.entry["previous_version"] = prior.version
         if life is not None and life["action"] == RECALL:
-            self._recall(alert, version, life.get("reason"), prior, now, out)
+            # The notice's version must be above any a partner holds, or its store would take it
+            # for an old one; a recall may reuse a version (see _admit).
+            notice_version = max(version, prior.version + 1) if prior is not None else version
+            self._recall(alert, notice_version, life.get("reason"), prior, now, out)
             return out
         try:
             verdicts: Sequence[DecisionLike] = self.policy.decide_all(alert, self._partner_ids, now)
@@ -227,10 +239,30 @@ class Pipeline:
                     if was is not None:
                         routed = {**routed, "supersedes": was}
                 elif was is not None:
-                    holders[partner] = was  # the new version could not be sealed: the old one stays held
+                    # Entitled, but the new version could not be sent: the old one must not stay,
+                    # since this version may correct or restrict it. Pulled back instead.
+                    decisions.append(routed)
+                    routed = self._notice(alert, version, None, partner, topic, decision.policy_version, was,
+                                          [f"held version {was}; version {version} could not be delivered, so what "
+                                           "it holds is pulled back"], now, out)
+                    if routed.get("sent") is False:
+                        holders[partner] = was
             decisions.append(routed)
+        self._orphans(held, version, holders, out)
         out.state = AlertState(version, holders)
         return out
+
+    def _orphans(self, held: dict[str, int], version: int, holders: dict[str, int], out: Outcome) -> None:
+        """Holders the policy no longer names: no key to seal a notice with, so they still hold it,
+        and the audit says so for every version until the policy names them again."""
+        for partner in sorted(set(held) - set(self._partner_ids)):
+            holders[partner] = held[partner]
+            out.decisions.append((partner, "RECALL_FAILED"))
+            out.entry["decisions"].append({
+                "partner": partner, "decision": RECALL, "agreement": None, "rules": ["lifecycle.recall"],
+                "reasons": [f"held version {held[partner]}; version {version} cannot reach it: the policy no longer "
+                            "names this partner, so there is no key to seal a recall notice with"],
+                "redacted": [], "policy_version": self.policy.version, "recalls": held[partner], "sent": False})
 
     def _recall(self, alert: dict[str, Any], version: int, reason: str | None, prior: AlertState | None,
                 now: datetime, out: Outcome) -> None:
@@ -243,8 +275,8 @@ class Pipeline:
             if was is None:
                 out.entry["decisions"].append({
                     "partner": partner, "decision": WITHHOLD, "agreement": None, "rules": ["lifecycle.recall"],
-                    "reasons": [f"{why}; this partner never received it"], "redacted": [],
-                    "policy_version": self.policy.version})
+                    "reasons": [f"{why}; this partner holds no version of it that the broker knows of"],
+                    "redacted": [], "policy_version": self.policy.version})
                 out.decisions.append((partner, WITHHOLD))
                 continue
             routed = self._notice(alert, version, reason, partner, topic, self.policy.version, was,
@@ -252,6 +284,7 @@ class Pipeline:
             if routed.get("sent") is False:
                 holders[partner] = was
             out.entry["decisions"].append(routed)
+        self._orphans(held, version, holders, out)
         out.state = AlertState(version, holders, recalled=True)
 
     def _notice(self, alert: dict[str, Any], version: int, reason: str | None, partner: str, topic: str,
@@ -312,17 +345,30 @@ class Pipeline:
             raise _Reject("agency-mismatch", f"alert names agency {alert['agency']!r} on {agency}'s topic")
         if alert["alert_id"] != key:
             raise _Reject("key-mismatch", "the record key is not the alert id (replays could not be detected)")
+        placed = key_partition(record.key or b"", self.slots.partitions)
+        if record.partition != placed:
+            # Replays and lifecycle state are kept per partition (per slot): a version written to
+            # another partition than its key's would meet neither.
+            raise _Reject("misrouted", f"the record is in partition {record.partition} but its key belongs in "
+                                       f"partition {placed}; publish with Kafka's default partitioner")
         problem = _sanity(alert, now) or lifecycle_problem(alert)
         if problem:
             raise _Reject("invalid", problem)
         alert_id, version = alert["alert_id"], alert.get("version", 1)
-        if seen_key(alert_id, version) in seen:
+        recall = _is_recall(alert.get("lifecycle"))
+        if seen_key(alert_id, version, recall) in seen:
             raise _Reject("replay", f"alert id {alert_id} version {version} was already processed")
         prior = states(alert_id)
         if prior is not None:
-            if prior.recalled:
+            if prior.recalled and not (recall and prior.holders and version > prior.version):
+                # A recall again is taken only while some partner still holds the alert (its notice
+                # could not be sent): it sends the notices again.
                 raise _Reject("recalled", f"alert id {alert_id} was recalled at version {prior.version}, for good; "
                                           "publish a new alert instead")
+            if recall and not prior.recalled:
+                # A recall carries no content, so its version need not be new: an officer's recall
+                # built on the latest version the agency still has on its topic must not be lost.
+                return alert, prior
             if version == prior.version:
                 raise _Reject("replay", f"alert id {alert_id} version {version} was already processed")
             if version < prior.version:
@@ -415,6 +461,13 @@ class _Undecided:
         self.reasons = (f"the policy could not decide on this alert ({type(exc).__name__}); withheld",)
         self.audit = {"partner": partner, "decision": WITHHOLD, "agreement": None, "rules": ["policy.error"],
                       "reasons": list(self.reasons), "redacted": [], "policy_version": policy_version}
+
+
+def _sector(alert: dict[str, Any]) -> str | None:
+    """The alert's border sector code as the audit records it, or None when it names none."""
+    location = alert.get("location")
+    sector = location.get("border_sector") if isinstance(location, dict) else None
+    return _bounded(sector) if sector is not None else None
 
 
 def _bounded(value: Any, limit: int = 64) -> str:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -62,6 +63,12 @@ class TopicNames:
         return f"{self.prefix}.audit.denials"
 
     @property
+    def queries(self) -> str:
+        """The auditors' own queries: what each auditor looked at in the console, and when (the
+        auditors are audited too)."""
+        return f"{self.prefix}.audit.queries"
+
+    @property
     def deadletter(self) -> str:
         """The broker's dead letters (ingress records it refused)."""
         return f"{self.prefix}.deadletter"
@@ -72,10 +79,12 @@ class TopicNames:
 
     def audit_roles(self, partners: Iterable[str]) -> dict[str, Holds]:
         """The audit topics and what each holds, as ``audit verify`` walks them: the decisions first
-        (receipts are checked against them), each partner's receipts, the access denials."""
+        (receipts are checked against them), each partner's receipts, the access denials, the auditors'
+        queries."""
         roles: dict[str, Holds] = {self.decisions: "decisions"}
         roles.update({self.receipts(p): "receipts" for p in sorted(partners)})
         roles[self.denials] = "denials"
+        roles[self.queries] = "queries"
         return roles
 
 
@@ -115,6 +124,40 @@ class Slots:
             if topic == self.names.ingress(agency):
                 return agency
         return None
+
+
+_M = 0x5BD1E995
+_WORDS = struct.Struct("<I")
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash of a record key (``org.apache.kafka.common.utils.Utils.murmur2``), as an
+    unsigned 32-bit value: what its default partitioner, and every client's, places a key by."""
+    length = len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    whole = length & ~3
+    for (k,) in _WORDS.iter_unpack(data[:whole]):
+        k = (k * _M) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * _M) & 0xFFFFFFFF
+        h = ((h * _M) & 0xFFFFFFFF) ^ k
+    extra = length - whole
+    if extra == 3:
+        h ^= data[whole + 2] << 16
+    if extra >= 2:
+        h ^= data[whole + 1] << 8
+    if extra >= 1:
+        h ^= data[whole]
+        h = (h * _M) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * _M) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` among ``partitions``: every version of
+    an alert (its id is the key) lands in one partition, so in one slot with its state."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def slots_for(agencies: tuple[str, ...], ingress_partitions: int, prefix: str) -> Slots:

@@ -594,6 +594,6 @@ def _processed_ids(value: bytes) -> list[tuple[str, int]]:
     for entry in doc.get("entries") or () if isinstance(doc, dict) else ():
         if isinstance(entry, dict) and entry.get("kind") == "ALERT" and isinstance(entry.get("ingress_ms"), int):
             version = entry.get("version", 1)
-            out.append((seen_key(str(entry.get("alert_id")), version if type(version) is int else 1),
-                        entry["ingress_ms"]))
+            out.append((seen_key(str(entry.get("alert_id")), version if type(version) is int else 1,
+                                 entry.get("action") == "RECALL"), entry["ingress_ms"]))
     return out

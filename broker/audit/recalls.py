@@ -4,7 +4,9 @@ A recall reaches a partner as a notice on its feed (a RECALL decision in the aud
 version it held); the partner's subscriber deletes its copy and acknowledges with a receipt of
 status RECALLED, signed like every receipt. An agreement sets how long a partner has to do that
 (``recall_ack_hours``). ``recall_status`` matches the two from audit rows (``flatten``'s) and says,
-for every recall sent, whether it is acknowledged, outstanding, or outstanding past its deadline.
+for every recall, whether it is acknowledged, outstanding, outstanding past its deadline, or
+failed: the notice could not be sent at all (no key to seal it with), so the partner still holds
+the alert until a later recall reaches it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 ACKNOWLEDGED = "acknowledged"
 OUTSTANDING = "outstanding"
 OVERDUE = "overdue"
+FAILED = "failed"  # the notice could not be sent: the partner still holds the alert
 DEFAULT_ACK_HOURS = 72
+CLOCK_SKEW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,11 @@ def _when(value: Any) -> datetime | None:
 
 
 def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], now: datetime) -> list[RecallRow]:
-    """Every recall sent, overdue ones first (longest overdue first), then outstanding, then
-    acknowledged (latest first). ``ack_hours`` gives each partner's deadline in hours (the
-    shortest any of its agreements sets); a partner it does not name gets the default."""
-    sent: dict[tuple[str, str], tuple[int, datetime, str | None]] = {}
+    """Every recall: failed ones first, then overdue (longest overdue first), outstanding, and
+    acknowledged (latest first); for each (alert, partner) the latest notice counts. ``ack_hours``
+    gives each partner's deadline in hours (the shortest any of its agreements sets); a partner it
+    does not name gets the default."""
+    sent: dict[tuple[str, str], tuple[int, datetime, str | None, bool]] = {}
     acks: dict[tuple[str, str], list[tuple[int, datetime]]] = {}
     for row in rows:
         kind, alert, partner = row.get("kind"), row.get("alert_id"), row.get("partner")
@@ -59,25 +64,29 @@ def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], 
             continue
         version = row.get("version", 1)
         version = version if type(version) is int else 1
-        if kind == "DECISION" and row.get("decision") == "RECALL" and row.get("sent") is not False:
+        if kind == "DECISION" and row.get("decision") == "RECALL":
             previous = sent.get((alert, partner))
-            if previous is None or version > previous[0]:
+            if previous is None or (version, at) >= (previous[0], previous[1]):
                 reason = row.get("reason") or row.get("action")  # a recall's category, or what pulled it back
-                sent[(alert, partner)] = (version, at, reason if isinstance(reason, str) else None)
+                sent[(alert, partner)] = (version, at, reason if isinstance(reason, str) else None,
+                                          row.get("sent") is not False)
         elif kind == "RECEIPT" and row.get("status") == "RECALLED":
             acks.setdefault((alert, partner), []).append((version, at))
     out = []
-    for (alert, partner), (version, at, reason) in sent.items():
+    for (alert, partner), (version, at, reason, went) in sent.items():
         deadline = at + timedelta(hours=ack_hours.get(partner, DEFAULT_ACK_HOURS))
-        acked = sorted(a for v, a in acks.get((alert, partner), []) if v >= version)
-        acknowledged_at = acked[0] if acked else None
-        state = ACKNOWLEDGED if acknowledged_at else (OVERDUE if now > deadline else OUTSTANDING)
+        # Only an acknowledgement of this notice's version or a later one, made after it was sent
+        # (give or take the clock skew allowed between parties).
+        acked = sorted(a for v, a in acks.get((alert, partner), []) if v >= version and a >= at - CLOCK_SKEW)
+        acknowledged_at = acked[0] if acked and went else None
+        waiting = OVERDUE if now > deadline else OUTSTANDING
+        state = FAILED if not went else ACKNOWLEDGED if acknowledged_at else waiting
         out.append(RecallRow(alert, partner, version, at, deadline, acknowledged_at, state, reason))
-    rank = {OVERDUE: 0, OUTSTANDING: 1}
+    rank = {FAILED: 0, OVERDUE: 1, OUTSTANDING: 2}
 
     def order(r: RecallRow) -> tuple[int, float, str, str]:
         if r.state == ACKNOWLEDGED:
-            return (2, -r.sent_at.timestamp(), r.alert_id, r.partner)
+            return (3, -r.sent_at.timestamp(), r.alert_id, r.partner)
         return (rank[r.state], r.deadline.timestamp(), r.alert_id, r.partner)  # longest overdue first
 
     return sorted(out, key=order)

@@ -151,10 +151,9 @@ async def _broker(cfg: PuenteSettings, conn: KafkaConnection, workers: int, tota
     return [w for w, _, _ in built]
 
 
-async def _subscribers(cfg: PuenteSettings, out_dir: Path, stores: Path) -> dict[str, Any]:
+async def _subscribers(cfg: PuenteSettings, stores: Path) -> dict[str, Any]:
     """Every partner's subscriber, as its own login, into its own store (and a JSON-lines copy)."""
     partners = load_policy_set(cfg.policy_dir).partners
-    out_dir.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
 
     async def one(pid: str) -> Any:
@@ -165,8 +164,7 @@ async def _subscribers(cfg: PuenteSettings, out_dir: Path, stores: Path) -> dict
         sub.on_error = errors.append
         sub.on_note = lambda note: None  # the table reports what the stores hold
         try:
-            with open(out_dir / f"{pid}.jsonl", "a", encoding="utf-8") as out:
-                return await sub.run(out, idle_exit_s=4.0)
+            return await sub.run(None, idle_exit_s=4.0)  # the store only: a copy elsewhere could not be recalled
         finally:
             sub.close()
 
@@ -339,16 +337,15 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     await _broker(cfg, party_connection(cfg.keys, BROKER), workers, total)
     _step(5, "partners, each as its own login: verify, decrypt and decode their feed into their own store, "
              "and send signed receipts")
-    out_dir = Path(".puente/demo/feeds") / run_id
     stores = Path(".puente/demo/stores") / run_id
-    first = await _subscribers(cfg, out_dir, stores)
+    first = await _subscribers(cfg, stores)
     _step(6, "alerts live on: officers reclassify, consent and recall; the broker re-decides every version for "
              "every partner; partners apply it and acknowledge recalls")
     auditor = party_connection(cfg.keys, AUDITOR)
     for line in await _officers(cfg, auditor, policy):
         print(f"      {line}")
     await _broker(cfg, party_connection(cfg.keys, BROKER), workers, 4)
-    second = await _subscribers(cfg, out_dir, stores)
+    second = await _subscribers(cfg, stores)
     stats = {p: _sum_stats(first[p], second[p]) for p in first}
     _step(7, "a partner asks Kafka for another's feed, and is refused; the broker collects the denial for auditors")
     refusal = await _trespass(cfg, policy)
@@ -365,7 +362,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     rejected = sum(t.rejected for t in tallies.values())
     print(f"\n  records read by adapters     {sum(t.read for t in tallies.values()):>7}")
     print(f"  rejected at the adapters     {rejected:>7}   (dead-lettered with file, line and reason)")
-    ok = _table(total + 4, decisions, dead, receipts, stats, reports, problems, out_dir, stores, recalls, actions)
+    ok = _table(total + 4, decisions, dead, receipts, stats, reports, problems, stores, recalls, actions)
     for d in denials[:3]:
         print(f"  denied at the Kafka layer: {d.get('at')} {d.get('principal')} {d.get('operation')} "
               f"{d.get('resource')}")
@@ -376,7 +373,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
 
 def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],
            receipts: Counter[tuple[str, str]], stats: dict[str, Any], reports: list[Any], problems: list[Any],
-           out_dir: Path, stores: Path, recalls: list[Any], actions: Counter[str]) -> bool:
+           stores: Path, recalls: list[Any], actions: Counter[str]) -> bool:
     partners = sorted({p for p, _ in decisions})
     decided = {p: sum(n for (q, _), n in decisions.items() if q == p) for p in partners}
     inputs_decided = max(decided.values(), default=0)
@@ -416,6 +413,5 @@ def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],
           + ("no problems" if not problems else f"{len(problems)} PROBLEM(S)"))
     for f in problems[:10]:
         print(f"    {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
-    print(f"  partner stores in {stores}/<partner>.sqlite (`puente store list --partner P --store FILE`); "
-          f"views also in {out_dir}/<partner>.jsonl")
+    print(f"  partner stores in {stores}/<partner>.sqlite (`puente store list --partner P --store FILE`)")
     return adds_up and consistent and not problems and states["acknowledged"] == len(recalls) > 0

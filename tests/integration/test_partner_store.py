@@ -102,14 +102,15 @@ async def test_updates_recalls_and_redeliveries_reach_the_store_and_the_receipts
             (await feed.send(corrected), "DUPLICATE", 2),  # the broker sent version 2 again
             (await feed.send(sighting), "SUPERSEDED", 1),
             (await feed.send(seizure), "RECEIVED", 1),
-            (await feed.send(recall_notice(seizure, 2, "SOURCE_PROTECTION"), "RECALL"), "RECALLED", 2),
+            # With --out the subscriber cannot take back the copy's earlier line: passed on, not acknowledged.
+            (await feed.send(recall_notice(seizure, 2, "SOURCE_PROTECTION"), "RECALL"), "RECALL_PASSED_ON", 2),
             (await feed.send(updated(seizure, 3)), "REFUSED", 3),
             (await feed.send(flow, "RECALL"), "RECEIVED", 1),  # the header lies; the view is a first version
         ]
     out = tmp_path / "copy.jsonl"
     run = _subscribe(env, "--out", str(out))
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "8 feed record(s) opened" in run.stderr and "1 recalled" in run.stderr
+    assert "8 feed record(s) opened" in run.stderr and "1 recall_passed_on" in run.stderr
 
     receipts = await _receipts(env, PARTNER)
     got = [(r["feed"], r["status"], r["version"]) for r in receipts if r["kind"] == "RECEIPT"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import sys
@@ -92,21 +93,27 @@ class Env:
 LOGINS = Path(os.environ.get("PUENTE_TEST_LOGINS", "/tmp/puente-test-logins"))  # noqa: S108 - a test cache
 
 
-def _reuse_logins(keys: Path) -> None:
+def _logins(admin: KafkaConnection) -> Path:
+    """The cache of one cluster's logins: a configuration names its cluster's address and CA file, so
+    one made for another checkout's Kafka (another path, another port) must never be reused."""
+    return LOGINS / hashlib.sha256(f"{admin.bootstrap}|{admin.ca_file}".encode()).hexdigest()[:16]
+
+
+def _reuse_logins(keys: Path, cache: Path) -> None:
     """Copy the parties' client configurations a previous environment made (the logins are cluster-wide):
     each environment then keeps the same passwords instead of setting new ones for every test."""
-    if not LOGINS.is_dir():
+    if not cache.is_dir():
         return
-    for source in LOGINS.rglob(CLIENT_CONFIG):
-        target = keys / source.relative_to(LOGINS)
+    for source in cache.rglob(CLIENT_CONFIG):
+        target = keys / source.relative_to(cache)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         target.write_bytes(source.read_bytes())
         target.chmod(0o600)
 
 
-def _keep_logins(keys: Path) -> None:
+def _keep_logins(keys: Path, cache: Path) -> None:
     for source in keys.rglob(CLIENT_CONFIG):
-        target = LOGINS / source.relative_to(keys)
+        target = cache / source.relative_to(keys)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         target.write_bytes(source.read_bytes())
         target.chmod(0o600)
@@ -116,14 +123,14 @@ async def make_env(admin: KafkaConnection, tmp: Path, **overrides: Any) -> Env:
     cfg = PuenteSettings(bootstrap=admin.bootstrap, client_config=Path(admin.source),
                          topic_prefix=f"t-{uuid.uuid4().hex[:10]}", keys=tmp / "keys", **overrides)
     provision_all(cfg)
-    _reuse_logins(cfg.keys)
+    _reuse_logins(cfg.keys, _logins(admin))
     policy = load_policy_set(cfg.policy_dir)
     kafka = Admin(connection(cfg))
     results = await apply_topics(kafka, plan_topics(cfg, policy))
     assert all(r.ok for r in results), [r.detail for r in results if not r.ok]
     names = TopicNames(cfg.topic_prefix)
     await apply_users(kafka, cfg.keys, parties(policy, cfg.agencies))
-    _keep_logins(cfg.keys)
+    _keep_logins(cfg.keys, _logins(admin))
     acls = acl_changes(set(), plan(policy, names, cfg.agencies, cfg.broker_group), names, [])
     assert await apply_acls(kafka, acls) == []
     return Env(cfg, policy)

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import murmur2 as kafkas_murmur2
 
 from broker.lifecycle import AlertState, LifecycleBook, LifecycleStateError
 from broker.pipeline import WITHHOLD, Outcome, Pipeline
-from broker.topology import Slots, TopicNames
+from broker.topology import Slots, TopicNames, key_partition, murmur2
 from policies import recall_notice
 from puente import wire
 from puente.dev.synthetic import generate
@@ -91,7 +92,8 @@ class Run:
 
     def send(self, alert: dict[str, Any]) -> Outcome:
         self.offset += 1
-        rec = Record("t.ingress.SNM", 0, self.offset, alert["alert_id"].encode(), CODEC.encode(alert), (), NOW_MS)
+        key = alert["alert_id"].encode()
+        rec = Record("t.ingress.SNM", key_partition(key, 3), self.offset, key, CODEC.encode(alert), (), NOW_MS)
         out = self.pipeline.process(rec, self.seen, NOW, self.book.get)
         if out.seen_id:
             self.seen.add(out.seen_id)
@@ -204,7 +206,7 @@ def test_a_recall_of_an_alert_no_partner_holds_sends_nothing() -> None:
     run.send(first)
     out = run.send(_next(first, "RECALL", reason="LEGAL"))
     assert out.feeds == [] and {d["decision"] for d in out.entry["decisions"]} == {WITHHOLD}
-    assert all("never received it" in d["reasons"][0] for d in out.entry["decisions"])
+    assert all("holds no version of it" in d["reasons"][0] for d in out.entry["decisions"])
 
 
 @pytest.mark.parametrize(("later_version", "reason"), [(2, "replay"), (1, "stale")])
@@ -269,3 +271,79 @@ def test_a_recall_notice_holds_no_value_of_the_alert_it_withdraws() -> None:
         leaked = [s for s in strings(alert) if len(s) > 3 and not any(s in k for k in kept) and s.encode() in encoded]
         assert leaked == [], leaked
     assert seen_types == {"WATCHLIST_HIT", "SEIZURE", "BORDER_EVENT"}
+
+
+def test_a_recall_may_reuse_a_version_and_its_notices_still_supersede_what_is_held() -> None:
+    """An officer's recall built on an older version than the broker's latest is not lost: a recall
+    carries no content; its notices take a version above any a partner holds."""
+    run = Run()
+    first = _first(consent=["USA"])
+    run.send(first)
+    run.send(_next(first, "UPDATE"))
+    late = _next(first, "RECALL", reason="LEGAL")  # version 2 again
+    out = run.send(late)
+    assert _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
+    assert {CODEC.decode(run.sealers[p].sealed[-1])["version"] for p in ("COL", "USA")} == {3}
+    assert run.book.get(first["alert_id"]) == AlertState(3, {}, recalled=True)
+    assert run.send(_next(late, "RECALL", reason="LEGAL")).dead_reason == "recalled"  # nothing left to pull back
+
+
+def test_a_notice_that_cannot_be_sealed_leaves_the_holder_and_a_second_recall_reaches_it() -> None:
+    run = Run()
+    first = _first(consent=["USA"])
+    run.send(first)
+    usa = run.sealers.pop("USA")
+    recall = _next(first, "RECALL", reason="ERROR")
+    out = run.send(recall)
+    usa_entry = _by_partner(out)["USA"]
+    assert usa_entry["decision"] == "RECALL" and usa_entry["sent"] is False and "could not be sent" in \
+        usa_entry["reasons"][-1]
+    assert out.state == AlertState(2, {"USA": 1}, recalled=True)
+    run.sealers["USA"] = usa
+    again = run.send(_next(recall, "RECALL", reason="ERROR"))
+    assert _headers(again) == {"USA": "RECALL"} and again.state == AlertState(3, {}, recalled=True)
+
+
+def test_an_update_that_cannot_reach_a_holder_pulls_back_what_it_holds() -> None:
+    run = Run()
+    first = _first()
+    run.send(first)
+
+    class Refusing(Sealer):
+        def seal(self, plaintext: bytes, **_: Any) -> bytes:
+            if CODEC.decode(plaintext)["lifecycle"]["action"] != "RECALL":
+                raise ValueError("no")
+            return super().seal(plaintext)
+
+    run.sealers["COL"] = Refusing()
+    out = run.send(_next(first, "UPDATE"))
+    col = [d for d in out.entry["decisions"] if d["partner"] == "COL"]
+    assert [d["decision"] for d in col] == [WITHHOLD, "RECALL"] and _headers(out) == {"COL": "RECALL"}
+    assert out.state == AlertState(2, {})
+
+
+def test_a_holder_the_policy_no_longer_names_is_kept_and_reported() -> None:
+    run = Run()
+    first = _first()
+    run.send(first)
+    run.book.put(first["alert_id"], AlertState(1, {"COL": 1, "GONE": 1}))
+    out = run.send(_next(first, "RECALL", reason="ERROR"))
+    gone = _by_partner(out)["GONE"]
+    assert gone["sent"] is False and "no longer names" in gone["reasons"][0]
+    assert out.state == AlertState(2, {"GONE": 1}, recalled=True)
+
+
+def test_a_version_in_another_partition_than_its_keys_is_dead_lettered() -> None:
+    """Replays and states are kept per partition: a record its key does not place there meets neither."""
+    run = Run()
+    first = _first()
+    key = first["alert_id"].encode()
+    wrong = (key_partition(key, 3) + 1) % 3
+    out = run.pipeline.process(Record("t.ingress.SNM", wrong, 1, key, CODEC.encode(first), (), NOW_MS), set(), NOW)
+    assert out.dead_reason == "misrouted" and f"belongs in partition {key_partition(key, 3)}" in out.entry["detail"]
+
+
+def test_murmur2_places_keys_as_kafkas_own_clients_do() -> None:
+    for size in range(0, 70):
+        key = bytes((i * 37 + size) % 256 for i in range(size))
+        assert murmur2(key) & 0x7FFFFFFF == kafkas_murmur2(key) & 0x7FFFFFFF

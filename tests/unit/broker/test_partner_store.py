@@ -11,11 +11,13 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from recall_views import recall_notice, updated
 
+from broker.partner import Subscriber
 from broker.partner_store import (
     Delivery,
     Held,
@@ -408,3 +410,23 @@ def test_store_commands_show_what_a_person_needs(tmp_path: Path) -> None:
     assert purged.returncode == 0 and "purged 0 alert(s)" in purged.stderr
     unknown = _puente(keys, "store", "purge", "--partner", "XYZ")
     assert unknown.returncode == 3 and "unknown partner 'XYZ'" in unknown.stderr
+
+
+def test_no_recall_is_acknowledged_while_a_reader_keeps_the_deleted_text_in_the_log(store: PartnerStore) -> None:
+    """A reader holding a snapshot keeps the WAL from being cleared: the subscriber refuses to let the batch's
+    receipts (a RECALLED one among them) commit until the text is gone, and says what to do."""
+    view = _view(summary=f"Avistamiento reportado por {SECRET}")
+    store.apply(_at(view, 1), T0)
+    reader = sqlite3.connect(store.path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM alerts").fetchone()  # a read snapshot: the checkpoint cannot finish
+    try:
+        with store.transaction():
+            store.apply(_at(recall_notice(view, 2, "ERROR"), 2), T0)
+        assert store.wipe_pending
+        with pytest.raises(StoreBusy, match="close it and run the subscriber again"):
+            Subscriber._wiped(SimpleNamespace(store=store), tries=2)  # type: ignore[arg-type]
+    finally:
+        reader.close()
+    Subscriber._wiped(SimpleNamespace(store=store))  # type: ignore[arg-type]
+    assert not store.wipe_pending and SECRET.encode() not in _bytes(store.path)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from broker.pipeline import DAY_MS, MAX_FUTURE_SKEW_MS, WITHHOLD, Pipeline
-from broker.topology import Slots, TopicNames
+from broker.topology import Slots, TopicNames, key_partition
 from puente.dev.synthetic import generate
 from puente.wire import Record
 from schemas import alert_codec
@@ -73,7 +73,8 @@ def _record(published_ms: int, appended_ms: int = NOW_MS) -> tuple[Record, dict[
     alert = next(a for a in generate(30, seed=5, now=NOW) if a["agency"] == "SNM")
     value = alert_codec().encode(alert)
     headers = (("published", str(published_ms).encode()),)
-    return Record("t.ingress.SNM", 0, 7, alert["alert_id"].encode(), value, headers, appended_ms), alert
+    key = alert["alert_id"].encode()
+    return Record("t.ingress.SNM", key_partition(key, 3), 7, key, value, headers, appended_ms), alert
 
 
 def test_a_partner_without_a_key_is_withheld_not_sent_in_clear() -> None:
@@ -198,7 +199,8 @@ def test_invisible_formatting_characters_are_dead_lettered(char: str) -> None:
     alert = next(a for a in generate(30, seed=5, now=NOW) if a["agency"] == "SNM")
     alert["summary"] = f"Coincidencia {char}ADMITIDO"
     value = alert_codec().encode(alert)
-    record = Record("t.ingress.SNM", 0, 7, alert["alert_id"].encode(), value, (("published", str(NOW_MS).encode()),),
+    record = Record("t.ingress.SNM", key_partition(alert["alert_id"].encode(), 3), 7, alert["alert_id"].encode(),
+                    value, (("published", str(NOW_MS).encode()),),
                     NOW_MS)
     out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
     assert out.dead_reason == "invalid" and f"U+{ord(char):04X}" in out.entry["detail"] and not out.feeds
@@ -210,7 +212,8 @@ def test_huge_marking_values_are_bounded_in_the_audit_entry() -> None:
     alert["markings"]["classification"] = "X" * 1_000_000
     alert["markings"]["originator"]["agency"] = "Y" * 100_000
     value = alert_codec().encode(alert)
-    record = Record("t.ingress.SNM", 0, 7, alert["alert_id"].encode(), value, (("published", str(NOW_MS).encode()),),
+    record = Record("t.ingress.SNM", key_partition(alert["alert_id"].encode(), 3), 7, alert["alert_id"].encode(),
+                    value, (("published", str(NOW_MS).encode()),),
                     NOW_MS)
     out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
     assert len(out.entry["classification"]) <= 64 and len(out.entry["originator"]) <= 64

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from broker.audit.recalls import ACKNOWLEDGED, OUTSTANDING, OVERDUE, recall_status
+from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, recall_status
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -31,16 +31,18 @@ def test_each_recall_is_acknowledged_outstanding_or_overdue_by_its_partners_dead
         _recall("SNM:D", "USA", 2, 30),                        # USA's deadline is 24 h: overdue by 6 h
         _recall("SNM:E", "COL", 4, 5), _ack("SNM:E", "COL", 3, 4),  # acknowledged an older version only
         {"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:F", "partner": "COL", "at": _at(1),
-         "sent": False},                                       # never sent: nothing to acknowledge
+         "sent": False},                                       # never sent: the partner still holds it
+        _ack("SNM:F", "COL", 1, 0.5),                          # a forged or stray receipt changes nothing
+        _recall("SNM:G", "COL", 2, 10), _ack("SNM:G", "COL", 2, 30),  # "acknowledged" a day before it was sent
     ]
     out = recall_status(rows, {"USA": 24}, NOW)
     assert [(r.alert_id, r.state) for r in out] == [
-        ("SNM:A", OVERDUE), ("SNM:D", OVERDUE), ("SNM:B", OUTSTANDING), ("SNM:E", OUTSTANDING),
-        ("SNM:C", ACKNOWLEDGED)]
-    first = out[0]
+        ("SNM:F", FAILED), ("SNM:A", OVERDUE), ("SNM:D", OVERDUE), ("SNM:B", OUTSTANDING), ("SNM:G", OUTSTANDING),
+        ("SNM:E", OUTSTANDING), ("SNM:C", ACKNOWLEDGED)]
+    first = out[1]
     assert first.reason == "ERROR" and first.overdue_by(NOW) == timedelta(hours=28)
-    assert out[2].reason == "RECLASSIFY"
-    assert out[4].acknowledged_at == NOW - timedelta(hours=49) and out[4].overdue_by(NOW) == timedelta(0)
+    assert out[3].reason == "RECLASSIFY"
+    assert out[6].acknowledged_at == NOW - timedelta(hours=49) and out[6].overdue_by(NOW) == timedelta(0)
 
 
 def test_a_later_recall_needs_its_own_acknowledgement() -> None:
