@@ -1,11 +1,15 @@
 # Puente's two commands: `make demo` runs the main job, `make test` runs every test.
-.PHONY: demo test setup kafka-up kafka-down kafka-status bench clean
+.PHONY: demo console test setup kafka-up kafka-down kafka-status bench clean
 
 demo:
 	@scripts/demo.sh
 
 test:
 	@scripts/test.sh
+
+# The auditors' console on the last demo run's audit (URL and sign-ins: the end of `make demo`).
+console:
+	@scripts/console.sh
 
 setup:
 	@scripts/setup.sh

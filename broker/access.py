@@ -11,7 +11,9 @@ One principal per party, each with exactly the ACLs its role needs, and nothing 
                    authorizer logs to the denials topic, under one transactional id
     partner-<P>    reads its own feed in its own consumer group, writes and reads its own receipts
                    topic under its own transactional ids; only while an agreement names it
-    auditor        reads the decisions, every partner's receipts and the collected denials
+    auditor        reads the decisions, every partner's receipts and the collected denials; the console,
+                   logged in as the auditor, appends each auditor's query to the queries topic (and reads
+                   its head back, and the indexer reads it) under one transactional id
     admin          the cluster's super user (topics, ACLs, users): no ACL here
 
 ACLs are on whole topics (Kafka has no per-partition ACL), which is why each partner's receipts
@@ -79,6 +81,11 @@ def denials_transaction(names: TopicNames) -> str:
     return f"{names.denials}.collector"
 
 
+def console_transaction(names: TopicNames) -> str:
+    """The transactional id of the one auditors' console of a deployment (a second one fences the first)."""
+    return f"{names.prefix}.console"
+
+
 def plan(policy_set: PolicySet, names: TopicNames, agencies: Iterable[str], broker_group: str) -> set[Acl]:
     """Every ACL the policy and the topology imply, and no other."""
     acls: set[Acl] = set()
@@ -110,6 +117,9 @@ def plan(policy_set: PolicySet, names: TopicNames, agencies: Iterable[str], brok
     acls.update(_topic(AUDITOR, names.decisions, ("READ", "DESCRIBE")))
     acls.update(_topic(AUDITOR, names.all_receipts, ("READ", "DESCRIBE"), "PREFIXED"))
     acls.update(_topic(AUDITOR, names.denials, ("READ", "DESCRIBE")))
+    acls.update(_topic(AUDITOR, names.queries, ("WRITE", "READ", "DESCRIBE")))
+    acls.update(Acl(AUDITOR, "TRANSACTIONAL_ID", console_transaction(names), "LITERAL", op)
+                for op in ("WRITE", "DESCRIBE"))
     return acls
 
 

@@ -1,13 +1,16 @@
 """The auditor's service: walk the audit topics on Kafka, verify every chain, list what verifies.
 
-``verify_topics`` and ``read_log`` take the topics to read and what each holds; ``audit_topics``
-finds them under the deployment's prefix and refuses when there are none (a wrong prefix must
-not read as "no problems"); ``signature_checks`` gives the keys auditors verify with.
+``verify_topics`` and ``read_log`` take the topics to read and what each holds; ``index_topics``
+verifies the same way into the audit index (``broker.audit_index``), continuing where it stopped;
+``audit_topics`` finds them under the deployment's prefix and refuses when there are none (a wrong
+prefix must not read as "no problems"); ``signature_checks`` gives the keys auditors verify with.
+All of them stream: no partition is ever held in memory.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,13 +24,14 @@ from broker.audit.verify import (
     Finding,
     Holds,
     PartitionReport,
+    PartitionWalk,
     VerifyFn,
     delivered_pairs,
     head_problem,
     parse_record,
     unmatched_receipt,
-    verify_partition,
 )
+from broker.audit_index import AuditIndex
 from broker.crypto import KeyKind, checker, parse_key_id
 from broker.kafka import KafkaConnection, TopicPartition, partitions_of, producer, read_range, reader, running
 from broker.keystore import Keystore, load_key_file, signature_check
@@ -41,20 +45,34 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                         owners: Mapping[str, str] | None = None) -> list[PartitionReport]:
     """Walk every partition of every audit topic, oldest record first, and report what is wrong.
 
-    ``topics`` maps each topic to what it holds (``"decisions"``, ``"receipts"``, ``"denials"``);
-    ``owners`` maps a receipts topic to its partner, whose chains alone it may hold. When the
-    decisions are among them (give them first), every receipt is also checked against them: a
-    receipt for an alert the broker never delivered to that partner is reported.
+    ``topics`` maps each topic to what it holds (``"decisions"``, ``"receipts"``, ``"denials"``,
+    ``"queries"``); ``owners`` maps a receipts topic to its partner, whose chains alone it may hold.
+    When the decisions are among them (give them first), every receipt is also checked against them:
+    a receipt for an alert the broker never delivered to that partner is reported. Records are
+    verified as they stream in: what is held is the set of (alert, partner) deliveries, never a
+    partition.
     """
     reports = []
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer:
         delivered = _Delivered()
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
-                values = [(r.offset, r.value) async for r in read_range(consumer, TopicPartition(topic, partition))]
-                report = verify_partition(topic, partition, values, verify, holds, (owners or {}).get(topic))
+                report = PartitionReport(topic, partition)
+                walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
+                unmatched: list[Finding] = []
+                async for rec in read_range(consumer, TopicPartition(topic, partition)):
+                    report.records += 1
+                    doc, found = walk.feed(rec.offset, rec.value)
+                    report.findings += found
+                    if doc is not None and not found and (why := delivered.check(doc)) is not None:
+                        unmatched.append(Finding(topic, partition, rec.offset, why))
+                report.checkpoints = sum(c.signed for c in walk.chains.values())
+                report.unsigned_tail = walk.unsigned_tail
+                tail = walk.tail_findings()
+                report.findings += tail
+                # A receipt already reported as unvouched is not reported again as unmatched.
+                report.findings += [f for f in unmatched if f.offset not in {t.offset for t in tail}]
                 reports.append(report)
-                delivered.learn(report, values)
     return reports
 
 
@@ -62,28 +80,20 @@ class _Delivered:
     """The deliveries sound decision records name, and the check of receipts against them.
 
     Receipts are checked only once some decisions topic was walked: on its own, a receipts
-    topic cannot say what was delivered.
+    topic cannot say what was delivered. Call ``check`` with every sound record in order.
     """
 
     def __init__(self) -> None:
         self.pairs: set[tuple[str, str]] = set()
         self.known = False
 
-    def learn(self, report: PartitionReport, values: list[tuple[int, bytes]]) -> set[int]:
-        """Take in a walked partition's deliveries, or report its unmatched receipts; the offsets of those."""
-        bad = {f.offset for f in report.findings}
-        unmatched: set[int] = set()
-        for offset, value in values:
-            doc = parse_record(value)
-            if doc is None or offset in bad:
-                continue
-            if doc.get("kind") == "BLOCK" and doc.get("chain") is None:
-                self.known = True
-                self.pairs.update(delivered_pairs(doc))
-            elif self.known and (why := unmatched_receipt(doc, self.pairs)) is not None:
-                report.findings.append(Finding(report.topic, report.partition, offset, why))
-                unmatched.add(offset)
-        return unmatched
+    def check(self, doc: dict[str, Any]) -> str | None:
+        """Take in a sound record's deliveries, or say why a receipt matches none (None: it does)."""
+        if doc.get("kind") == "BLOCK" and doc.get("chain") is None:
+            self.known = True
+            self.pairs.update(delivered_pairs(doc))
+            return None
+        return unmatched_receipt(doc, self.pairs) if self.known else None
 
 
 @dataclass(frozen=True)
@@ -122,44 +132,134 @@ class LogFilter:
 async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogFilter, verify: VerifyFn,
                    left_out: list[int] | None = None,
                    owners: Mapping[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
-    """Audit rows (one per decision, dead letter or receipt) from ``topics`` that pass ``flt``.
+    """Audit rows (one per decision, dead letter, receipt, denial or query) from ``topics`` that pass ``flt``.
 
-    ``topics`` maps each topic to what it holds (``"decisions"`` or ``"receipts"``). Only what
-    ``audit verify`` finds sound is listed: a record it reports (edited, out of place, badly or
-    wrongly signed, not an audit record) is left out, and so are receipts that no sound
-    checkpoint of their chain vouches for and receipts for alerts the decisions never delivered
-    to that partner. Their count is appended to ``left_out``, if given.
+    ``topics`` maps each topic to what it holds (as for ``verify_topics``). Only what ``audit
+    verify`` finds sound is listed: a record it reports (edited, out of place, badly or wrongly
+    signed, not an audit record) is left out, and so are receipts that no sound checkpoint of their
+    chain vouches for and receipts for alerts the decisions never delivered to that partner. Their
+    count is appended to ``left_out``, if given (one number per partition). Records stream through:
+    what is held is the rows of receipts waiting for their chain's next checkpoint, and the set of
+    (alert, partner) deliveries.
     """
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer:
         delivered = _Delivered()
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
-                values = [(r.offset, r.value) async for r in read_range(consumer, TopicPartition(topic, partition))]
-                report = verify_partition(topic, partition, values, verify, holds, (owners or {}).get(topic))
-                delivered.learn(report, values)
-                bad = {f.offset for f in report.findings}
+                walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
                 dropped = 0
-                pending: dict[str, list[list[dict[str, Any]]]] = {}  # per receipt chain: records not yet vouched for
-                for offset, value in values:
-                    doc = parse_record(value)
-                    if doc is None or offset in bad:
+                # Per receipt chain: the records waiting for a checkpoint, and their rows that pass ``flt``.
+                waiting: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+                async for rec in read_range(consumer, TopicPartition(topic, partition)):
+                    doc, found = walk.feed(rec.offset, rec.value)
+                    if doc is None or found or delivered.check(doc) is not None:
                         dropped += 1
                         continue
                     chain = doc.get("chain")
-                    if chain is not None:  # a receipt chain: its rows count once a checkpoint vouches for them
+                    if chain is not None and holds != "queries":
+                        # A receipt chain: its rows count once a checkpoint vouches for them.
                         if doc["kind"] == "CHECKPOINT":
-                            for rows in pending.pop(chain, ()):
-                                for row in rows:
-                                    yield row
+                            for row in waiting.pop(chain, (0, []))[1]:
+                                yield row
                         else:
-                            pending.setdefault(chain, []).append([r for r in flatten(doc) if flt.accepts(r)])
+                            count, rows = waiting.get(chain, (0, []))
+                            rows.extend(r for r in flatten(doc) if flt.accepts(r))
+                            waiting[chain] = (count + 1, rows)
                         continue
                     for row in flatten(doc):
                         if flt.accepts(row):
                             yield row
-                dropped += sum(len(rows) for rows in pending.values())
+                dropped += sum(count for count, _ in waiting.values())
                 if left_out is not None:
                     left_out.append(dropped)
+
+
+def queries_topic(names: TopicNames) -> str:
+    """The auditors' queries topic (``<prefix>.audit.queries``)."""
+    return str(getattr(names, "queries", f"{names.prefix}.audit.queries"))
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """How far an indexing run is, as ``index_topics`` reports it to its ``progress`` callback."""
+
+    records: int  # read in this run
+    rows: int  # indexed in this run
+    findings: int  # problems found in this run
+    partitions_done: int
+    partitions: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class IndexRun:
+    """What one indexing run did, and the index's problems after it (all of them, not only new ones)."""
+
+    records: int
+    rows: int
+    findings: int
+    problems: int
+    partitions: int
+    seconds: float
+
+
+PROGRESS_EVERY = 2_000  # records between two progress reports
+
+
+async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verify: VerifyFn, index: AuditIndex,
+                       owners: Mapping[str, str] | None = None,
+                       progress: Callable[[IndexProgress], None] | None = None, *,
+                       batch_rows: int = 5_000, now: Callable[[], datetime] | None = None) -> IndexRun:
+    """Bring ``index`` up to the end of every audit partition: read each read_committed from the
+    position the index holds, verify each record from the chain states the index holds, and store
+    the rows of the sound ones, committing position and rows together about every ``batch_rows``
+    rows (a crash re-reads only from the last commit).
+
+    ``topics`` and ``owners`` are as for ``verify_topics`` (``audit_topics`` gives them; the
+    decisions first, so receipts are checked against them). The ends are taken once, before any
+    read: every receipt read then names a delivery already read. The caller holds
+    ``broker.audit_index.writer_lock`` for the index (one writer at a time). ``progress`` is called
+    every ``PROGRESS_EVERY`` records and after each partition. SQLite writes are synchronous: a
+    service with its own event loop (the console) runs this in a thread of its own
+    (``asyncio.to_thread(asyncio.run, index_topics(...))``) so its pages stay answered.
+    """
+    began = time.monotonic()
+    index.register(topics, owners)
+    records = rows = findings = done = 0
+    async with running(reader(conn, "puente-auditor"), conn, "indexing the audit topics") as consumer:
+        parts = [(topic, holds, p) for topic, holds in topics.items() for p in await partitions_of(consumer, topic)]
+        ends = await consumer.end_offsets([TopicPartition(t, p) for t, _, p in parts]) if parts else {}
+
+        def report(now_rows: int = 0, now_findings: int = 0) -> None:
+            if progress is not None:
+                progress(IndexProgress(records, rows + now_rows, findings + now_findings, done, len(parts),
+                                       time.monotonic() - began))
+
+        for topic, holds, partition in parts:
+            tp = TopicPartition(topic, partition)
+            ingest = index.partition(topic, partition, holds, verify, owner=(owners or {}).get(topic),
+                                     check_receipts=holds == "receipts" and index.has_decisions(),
+                                     batch_rows=batch_rows)
+            try:
+                if ingest.start < ends[tp]:
+                    async for rec in read_range(consumer, tp, ingest.start):
+                        if rec.offset >= ends[tp]:
+                            break
+                        ingest.add(rec.offset, rec.value)
+                        records += 1
+                        if records % PROGRESS_EVERY == 0:
+                            report(ingest.rows, ingest.found)
+                    ingest.reached(ends[tp])  # past aborted records and transaction markers
+                ingest.commit()
+            except BaseException:
+                ingest.abort()
+                raise
+            rows += ingest.rows
+            findings += ingest.found
+            done += 1
+            report()
+    index.finish(now() if now is not None else datetime.now(UTC))
+    return IndexRun(records, rows, findings, index.problems(), len(parts), time.monotonic() - began)
 
 
 @dataclass(frozen=True)
@@ -188,6 +288,9 @@ async def audit_topics(conn: KafkaConnection, prefix: str) -> AuditTopics:
     roles.update({t: "receipts" for t in receipts})
     if names.denials in present:
         roles[names.denials] = "denials"
+    queries = queries_topic(names)
+    if queries in present:
+        roles[queries] = "queries"
     if not roles:
         raise ConfigError(f"no audit topics under prefix {prefix!r} at {conn.bootstrap} ({names.decisions}, "
                           f"{names.all_receipts}*): check PUENTE_TOPIC_PREFIX and PUENTE_BOOTSTRAP, or run "

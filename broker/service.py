@@ -63,7 +63,10 @@ def _audit_fields(decision: Decision) -> dict[str, Any]:
         "agreement": decision.agreement_id,
         "rules": list(decision.rule_ids),
         "reasons": list(decision.reasons),
-        "redacted": [{"field": r.path, "action": r.action} for r in decision.redactions] if delivered else [],
+        # Each change names the rule behind it (the policy-wide rule for fields no rule names), so an
+        # auditor can answer "why did this partner not get that field" from the audit alone.
+        "redacted": [{"field": r.path, "action": r.action, "rule": r.rule_id, **({} if r.named else {"named": False})}
+                     for r in decision.redactions] if delivered else [],
         "policy_version": decision.policy_version,
     }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Puente's benchmarks: policy and crypto CPU costs (when those benches exist), then the broker end to end
-# (bench/bench_broker.py) on the Kafka that PUENTE_BOOTSTRAP or PUENTE_CLIENT_CONFIG names when either is
-# set, else on the local Kafka, which is started here if it is not running (and stopped again only if it
+# (bench/bench_broker.py) and the audit index at a million decisions (bench/bench_audit_index.py), on
+# the Kafka that PUENTE_BOOTSTRAP or PUENTE_CLIENT_CONFIG names when either is set, else on the local Kafka, which is started here if it is not running (and stopped again only if it
 # was started here) and pointed at with `eval "$(puente kafka env)"`: Puente has no default Kafka.
 #
 #   scripts/bench.sh                      # full run (a few minutes at most)
@@ -87,6 +87,7 @@ else
   eval "$kafka_env"
 fi
 run bench_broker "$PY" bench/bench_broker.py "${quick[@]}" "${broker_args[@]}"
+run bench_audit_index "$PY" bench/bench_audit_index.py "${quick[@]}"
 
 echo
 if [ "${#failed[@]}" -gt 0 ]; then

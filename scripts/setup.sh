@@ -36,4 +36,15 @@ if [ ! -f "$native_stamp" ] || [ -n "$(find native -newer "$native_stamp" -not -
     echo "setup: cargo not found; the native Avro codec is not built and fastavro does its work instead" >&2
   fi
 fi
+# The console's browser tests drive Debian's Chromium (Playwright never downloads a browser here).
+if ! command -v "${PUENTE_CHROMIUM:-/usr/bin/chromium}" >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's chromium for the console's browser tests (a few minutes the first time)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+      || echo "setup: could not install chromium; the console's browser tests will fail (CI) or skip" >&2
+  else
+    echo "setup: chromium not found; install Debian's 'chromium' package (or set PUENTE_CHROMIUM) for the console's browser tests" >&2
+  fi
+fi
 .venv/bin/puente kafka fetch

@@ -15,15 +15,25 @@ from broker.audit.chain import (
     record_hash,
     seal,
 )
-from broker.audit.verify import Finding, PartitionReport, VerifyFn, head_problem, verify_partition
+from broker.audit.verify import (
+    ChainState,
+    Finding,
+    PartitionReport,
+    PartitionWalk,
+    VerifyFn,
+    head_problem,
+    verify_partition,
+)
 
 __all__ = [
     "BLOCK_ALERTS",
     "GENESIS",
     "ChainHead",
+    "ChainState",
     "ChainWriter",
     "Finding",
     "PartitionReport",
+    "PartitionWalk",
     "VerifyFn",
     "canonical",
     "checkpoint_payload",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Container, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -76,11 +76,15 @@ RECEIPT_KINDS = frozenset({"RECEIPT", "CHECKPOINT"})
 DELIVERED = frozenset({"DELIVER", "DELIVER_REDACTED", "RECALL"})  # a feed record went out: a receipt may name it
 DECISION_ENTRIES = frozenset({"ALERT", "DEAD_LETTER"})  # what the broker's decision blocks hold
 DENIAL_ENTRIES = frozenset({"DENIAL"})  # what the collected-denials blocks hold
+QUERY_CHAIN = "console"  # the auditors' console writes the one chain of the queries topic
+QUERY_KINDS = frozenset({"QUERY"})
 
 
-Holds = Literal["decisions", "receipts", "denials"]
-"""What an audit topic is for: the broker's decision blocks, a partner's receipt chains, or the
-access denials collected from Kafka's authorizer (broker-signed blocks of DENIAL entries)."""
+Holds = Literal["decisions", "receipts", "denials", "queries"]
+"""What an audit topic is for: the broker's decision blocks, a partner's receipt chains, the
+access denials collected from Kafka's authorizer (broker-signed blocks of DENIAL entries), or the
+auditors' own queries (chain ``console``, unsigned QUERY records: auditors hold no signing key;
+Kafka's ACLs keep others from writing it, and the hash chain shows any edit or gap)."""
 
 
 def _shown(value: Any) -> str:
@@ -105,10 +109,16 @@ def parse_record(value: bytes) -> dict[str, Any] | None:
 def misplaced(chain: str | None, doc: dict[str, Any], holds: Holds | None,
               owner: str | None = None) -> str | None:
     """Why a record does not belong in a chain ``chain`` of a topic that ``holds`` decisions,
-    receipts or denials (``owner``: the partner whose receipts topic it is), or None. A partner's
+    receipts, denials or queries (``owner``: the partner whose receipts topic it is), or None. A partner's
     key vouches for its own receipts and for nothing else; the broker's key for decisions and
     collected denials, each in its own topic. ``doc`` is as ``parse_record`` gives it."""
     kind = doc["kind"]
+    if holds == "queries":
+        if chain != QUERY_CHAIN:
+            return f"{_shown(kind)} record outside the console's chain, in a topic that holds the auditors' queries"
+        if kind not in QUERY_KINDS:
+            return f"{_shown(kind)} record in the console's chain, which may hold only queries"
+        return None
     if chain is None:
         if holds == "receipts":
             return f"{_shown(kind)} record outside any partner's receipt chain, in a topic that holds receipts"
@@ -182,7 +192,8 @@ def delivered_pairs(doc: dict[str, Any]) -> list[tuple[str, str]]:
             continue
         for ref in entry.get("decisions") or ():
             found = resolve_decision(table, ref)
-            if found is not None and found.get("decision") in DELIVERED and isinstance(found.get("partner"), str):
+            if (found is not None and found.get("decision") in DELIVERED and found.get("sent") is not False
+                    and isinstance(found.get("partner"), str)):
                 out.append((entry["alert_id"], found["partner"]))
     return out
 
@@ -202,25 +213,52 @@ def unmatched_receipt(doc: dict[str, Any], delivered: Container[tuple[str, str]]
     return f"receipt for alert {_shown(alert)}, which the audited decisions never delivered to {owner[:60]}"
 
 
-def verify_partition(
-    topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn,
-    holds: Holds | None = None, owner: str | None = None,
-) -> PartitionReport:
-    """Check one partition's records, given in offset order as (offset, value).
+@dataclass
+class ChainState:
+    """Where one chain stands after the records walked so far: what the next record must continue
+    from, the unsigned records since its last signed one, and that signed record. Plain values, so
+    an index can save it and a later walk continue from it without reading the old records again."""
 
-    ``holds`` says what the topic is for, ``"decisions"``, ``"receipts"`` (of partner ``owner``,
-    when given) or ``"denials"``: a record of another sort there is reported (None: any may be).
-    In a topic of receipts, receipts that no checkpoint of their partner's vouches for are reported
-    too: a subscriber signs every batch it commits, so only someone else can have written them.
+    seq: int = 0  # the seq the next record must have
+    prev: str = GENESIS  # the hash it must continue from
+    records: int = 0
+    signed: int = 0  # signed records: checkpoints and blocks
+    tail: int = 0  # unsigned records since the last signed one
+    tail_first: int | None = None  # offset of the first of them
+    signed_seq: int | None = None  # the last signed record: seq, time and offset
+    signed_at: str | None = None
+    signed_offset: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ChainState:
+        return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+
+
+class PartitionWalk:
+    """Verification of one partition, one record at a time, from saved chain states.
+
+    ``feed(offset, value)`` checks the next record and gives its parsed document (None when it is
+    no audit record) with the findings *at that record*: a record with none is sound as far as its
+    chain goes. ``chains`` is the state per chain (None: the broker's chain); give the states a
+    previous walk left to continue after the records it walked, and the findings are those a walk
+    over the whole partition would give. ``tail_findings`` are the problems of the partition's end
+    as it stands (receipts no checkpoint vouches for yet), which a later record may mend.
     """
-    report = PartitionReport(topic, partition)
-    expected: dict[str | None, tuple[int, str]] = {}  # per chain: next seq and prev hash
-    tails: dict[str | None, tuple[int, int]] = {}  # per chain: unsigned records since its last signed one, first offset
-    for offset, value in records:
-        report.records += 1
 
-        def flag(problem: str, at: int = offset) -> None:
-            report.findings.append(Finding(topic, partition, at, problem))
+    def __init__(self, topic: str, partition: int, verify: VerifyFn, holds: Holds | None = None,
+                 owner: str | None = None, chains: dict[str | None, ChainState] | None = None) -> None:
+        self.topic, self.partition, self.verify, self.holds, self.owner = topic, partition, verify, holds, owner
+        self.chains: dict[str | None, ChainState] = chains if chains is not None else {}
+
+    def feed(self, offset: int, value: bytes) -> tuple[dict[str, Any] | None, list[Finding]]:
+        """Check the record at ``offset``; its document and the findings at it."""
+        found: list[Finding] = []
+
+        def flag(problem: str) -> None:
+            found.append(Finding(self.topic, self.partition, offset, problem))
 
         try:
             doc = parse_record(value)
@@ -230,24 +268,28 @@ def verify_partition(
             chain = doc.get("chain")
         except (ValueError, KeyError, TypeError, OverflowError):
             flag("not an audit record (unreadable JSON, no kind, or missing seq/prev/hash)")
-            continue
-        expect_seq, expect_prev = expected.get(chain, (0, GENESIS))
+            return None, found
+        state = self.chains.get(chain)
+        if state is None:
+            state = self.chains[chain] = ChainState()
+        state.records += 1
         label = f"chain {chain[:60]} " if chain is not None else ""
-        if (why := misplaced(chain, doc, holds, owner)) is not None:
+        if (why := misplaced(chain, doc, self.holds, self.owner)) is not None:
             flag(f"seq {seq}: {why}")
         if (why := form_problem(value, doc, claimed)) is not None:
             flag(f"{label}record seq {seq} {why}")
-        if seq != expect_seq:
-            kind = "gap: records missing" if seq > expect_seq else "reordered or repeated record"
-            flag(f"{label}{kind} (expected seq {expect_seq}, found {seq})")
-        elif prev != expect_prev:
+        if seq != state.seq:
+            kind = "gap: records missing" if seq > state.seq else "reordered or repeated record"
+            flag(f"{label}{kind} (expected seq {state.seq}, found {seq})")
+        elif prev != state.prev:
             flag(f"{label}record seq {seq} does not follow the record before it (prev hash differs)")
         if "sig" in doc or doc.get("kind") in _SIGNED_KINDS:
-            report.checkpoints += 1
-            tails.pop(chain, None)
+            state.signed += 1
+            state.tail, state.tail_first = 0, None
             signer = str(doc.get("signer"))[:60]
             try:
-                good = verify(str(doc["signer"]), checkpoint_payload(topic, partition, doc), bytes.fromhex(doc["sig"]))
+                good = self.verify(str(doc["signer"]), checkpoint_payload(self.topic, self.partition, doc),
+                                   bytes.fromhex(doc["sig"]))
             except (KeyError, ValueError, TypeError):
                 good = False
             if not good:
@@ -258,15 +300,51 @@ def verify_partition(
                      f"which may not vouch for {whose}")
             if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
                 flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
+            if not found:
+                at = doc.get("at")
+                state.signed_seq, state.signed_offset = seq, offset
+                state.signed_at = at if isinstance(at, str) else None
         else:
-            count, first = tails.get(chain, (0, offset))
-            tails[chain] = (count + 1, first)
-        expected[chain] = (seq + 1, claimed)
-    report.unsigned_tail = sum(count for count, _ in tails.values())
-    if holds == "receipts":
-        for chain, (count, first) in tails.items():
-            if chain is not None:
-                report.findings.append(Finding(topic, partition, first, (
-                    f"chain {chain[:60]}: {count} receipt record(s) from here on that no checkpoint of "
-                    "the partner's vouches for")))
+            if state.tail == 0:
+                state.tail_first = offset
+            state.tail += 1
+        state.seq, state.prev = seq + 1, claimed
+        return doc, found
+
+    @property
+    def unsigned_tail(self) -> int:
+        """Unsigned records after the last signed record of each chain, all chains together."""
+        return sum(s.tail for s in self.chains.values())
+
+    def tail_findings(self) -> list[Finding]:
+        """In a topic of receipts, the receipts that no checkpoint of their partner's vouches for (yet):
+        a subscriber signs every batch it commits, so only someone else can have written them. (The
+        queries topic holds unsigned records by design: its tail is no problem.)"""
+        if self.holds != "receipts":
+            return []
+        return [Finding(self.topic, self.partition, s.tail_first if s.tail_first is not None else 0, (
+            f"chain {chain[:60]}: {s.tail} receipt record(s) from here on that no checkpoint of "
+            "the partner's vouches for")) for chain, s in self.chains.items() if chain is not None and s.tail]
+
+
+def verify_partition(
+    topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn,
+    holds: Holds | None = None, owner: str | None = None,
+) -> PartitionReport:
+    """Check one partition's records, given in offset order as (offset, value).
+
+    ``holds`` says what the topic is for, ``"decisions"``, ``"receipts"`` (of partner ``owner``,
+    when given), ``"denials"`` or ``"queries"``: a record of another sort there is reported (None:
+    any may be). In a topic of receipts, receipts that no checkpoint of their partner's vouches for
+    are reported too: a subscriber signs every batch it commits, so only someone else can have
+    written them. (A :class:`PartitionWalk` over every record; ``records`` is read once, as a stream.)
+    """
+    report = PartitionReport(topic, partition)
+    walk = PartitionWalk(topic, partition, verify, holds, owner)
+    for offset, value in records:
+        report.records += 1
+        report.findings += walk.feed(offset, value)[1]
+    report.checkpoints = sum(s.signed for s in walk.chains.values())
+    report.unsigned_tail = walk.unsigned_tail
+    report.findings += walk.tail_findings()
     return report

@@ -74,6 +74,8 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
     specs += [TopicSpec(names.receipts(p), 1, rf, audit, "receipts", fixed=True) for p in sorted(policy_set.partners)]
     specs += [
         TopicSpec(names.denials, 1, rf, audit, "denials", fixed=True),
+        # One chain, written by the one console of a deployment (its transactional id fences another).
+        TopicSpec(names.queries, 1, rf, audit, "queries", fixed=True),
         TopicSpec(names.deadletter, settings.ingress_partitions, rf, dead, "dead-letter"),
     ]
     specs += [TopicSpec(names.adapter_deadletter(a), 1, rf, dead, "dead-letter") for a in settings.agencies]

@@ -1,10 +1,14 @@
-"""``puente audit verify|log``: for auditors: check every chain, and list what verifies."""
+"""``puente audit verify|log|index|...``: for auditors: check every chain, list what verifies, and
+build or catch up the audit index the console reads."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,12 +16,15 @@ from typing import Any
 
 from broker.access import parties
 from broker.audit import PartitionReport
-from broker.audit.recalls import ACKNOWLEDGED, OUTSTANDING, OVERDUE, recall_status
+from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, recall_status
+from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
+    IndexProgress,
     LogFilter,
     ack_deadlines,
     audit_topics,
     collect_denials,
+    index_topics,
     read_log,
     signature_checks,
     verify_topics,
@@ -27,13 +34,17 @@ from broker.keystore import Keystore, auditor_path
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, when
+from puente.commands.console import register_audit_verbs
 from puente.wire import iso_utc
 
-_KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "receipt": "RECEIPT", "denial": "DENIAL"}
+_KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "receipt": "RECEIPT", "denial": "DENIAL",
+          "query": "QUERY"}
+PROGRESS_S = 5.0  # seconds between two progress lines of a long `audit index`
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     audit = sub.add_parser("audit", help="for auditors").add_subparsers(dest="verb", required=True)
+    register_audit_verbs(audit)  # serve (the web console) and users (its accounts)
     keys_help = ("a public signing key file: the broker's, or a partner's receipt key; repeat for several "
                  "(default: every signing key in the broker's keystore)")
     text = ("check every audit chain for gaps, edits, reordering, bad or misplaced signatures and receipts no "
@@ -49,11 +60,23 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     log.add_argument("--agreement")
     log.add_argument("--since", type=when, help="ISO 8601; without an offset, UTC")
     log.add_argument("--until", type=when, help="ISO 8601; without an offset, UTC")
-    log.add_argument("--kind", choices=sorted(_KINDS), action="append")
+    log.add_argument("--kind", choices=sorted(_KINDS), action="append",
+                     help="repeat for several; default: all but the auditors' own queries")
     log.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     log.add_argument("--verify-key", type=Path, action="append",
                      help="as for `audit verify`: what is not soundly signed is left out of the log")
     log.set_defaults(func=_log)
+    text = ("build the audit index the console reads, or catch it up: read every audit partition from where the index "
+            "stopped, verify each record as `audit verify` does, and index what verifies; exit 1 when the index "
+            "holds problems, 3 when there are no audit topics")
+    index = audit.add_parser("index", help="build or catch up the audit index", description=text,
+                             parents=[kafka_options()])
+    index.add_argument("--index", type=Path, metavar="PATH", help=f"the index file (default: PUENTE_AUDIT_INDEX, "
+                       f"else {DEFAULT_INDEX})")
+    index.add_argument("--rebuild", action="store_true",
+                       help="build the index again from offset 0, beside it, and replace it once whole")
+    index.add_argument("--verify-key", type=Path, action="append", help="as for `audit verify`")
+    index.set_defaults(func=_index)
     text = ("add the access denials in Kafka's authorizer logs that concern this deployment to its denials topic, "
             "signed by the broker's key, for auditors (`audit log --kind denial`); run as the admin, where the "
             "broker's keystore is")
@@ -64,8 +87,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                               "authorizer.log); repeat for every node")
     collect.add_argument("--since", type=when, help="only denials from this time on (ISO 8601; UTC without offset)")
     collect.set_defaults(func=_collect)
-    text = ("every recall sent to a partner and whether its subscriber acknowledged it (a signed RECALLED receipt) "
-            "within the deadline its agreements set (recall_ack_hours): overdue ones first; exit 1 when any is overdue")
+    text = ("every recall notice for a partner and whether its subscriber acknowledged it (a signed RECALLED receipt) "
+            "within the deadline its agreements set (recall_ack_hours): failed (never sent) and overdue ones first; "
+            "exit 1 when any is failed or overdue")
     recalls = audit.add_parser("recalls", help="recalls acknowledged and outstanding", description=text,
                                parents=[kafka_options()])
     recalls.add_argument("--partner")
@@ -136,6 +160,43 @@ def _log(args: argparse.Namespace) -> int:
     return 0
 
 
+def index_path(given: Path | None) -> Path:
+    """The audit index's file: ``--index``, else ``PUENTE_AUDIT_INDEX``, else the default."""
+    return given or Path(os.environ.get("PUENTE_AUDIT_INDEX") or DEFAULT_INDEX)
+
+
+def _index(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    conn = kafka(cfg, "puente-auditor")
+    check = signature_checks(auditor_path(cfg.keys), args.verify_key)
+    path = index_path(args.index)
+    last = [time.monotonic()]
+
+    def progress(p: IndexProgress) -> None:
+        if time.monotonic() - last[0] >= PROGRESS_S:
+            last[0] = time.monotonic()
+            rate = p.records / p.seconds if p.seconds else 0.0
+            print(f"audit index: {p.records:,} records ({rate:,.0f}/s), {p.rows:,} rows, partitions "
+                  f"{p.partitions_done}/{p.partitions} done", file=sys.stderr, flush=True)
+
+    # --rebuild builds beside the index and moves the new one into place once whole: a console
+    # serving the index reads the old one until then, never a half-built one.
+    with writer_lock(path), (rebuilding(path) if args.rebuild else contextlib.nullcontext(path)) as target:
+
+        async def catch_up() -> Any:
+            found = await audit_topics(conn, cfg.topic_prefix)
+            with AuditIndex(target) as index:
+                return await index_topics(conn, found.roles, check, index, found.owners, progress)
+
+        done = run(catch_up())
+    rate = done.records / done.seconds if done.seconds else 0.0
+    print(f"audit index {path}: {done.records:,} new record(s) read in {done.seconds:.1f}s ({rate:,.0f}/s), "
+          f"{done.rows:,} row(s) indexed from {done.partitions} partition(s); "
+          + (f"{done.problems} problem(s) in the audit (run `puente audit verify`)" if done.problems
+             else "no problems"))
+    return 1 if done.problems else 0
+
+
 def _collect(args: argparse.Namespace) -> int:
     cfg = settings(args)
     keys = Keystore(cfg.keys / "broker")
@@ -177,16 +238,18 @@ def _recalls(args: argparse.Namespace) -> int:
         for r in rows:
             late = r.overdue_by(now)
             ack = (iso_utc(r.acknowledged_at)[:19] if r.acknowledged_at else
+                   "no: the notice was never sent; recall again" if r.state == FAILED else
                    f"no: {late.total_seconds() / 3600:.1f} h overdue" if r.state == OVERDUE else "not yet")
             print(f"{r.state:<12} {r.alert_id:<{width}} {r.version:>3} {r.partner[:7]:<7} {_text(r.reason)[:17]:<17} "
                   f"{iso_utc(r.sent_at)[:19]:<20} {iso_utc(r.deadline)[:19]:<20} {ack}")
     overdue = sum(1 for r in rows if r.state == OVERDUE)
+    failed = sum(1 for r in rows if r.state == FAILED)
     unsound = sum(left_out)
     print(f"{len(rows)} recall(s): {sum(1 for r in rows if r.state == ACKNOWLEDGED)} acknowledged, "
-          f"{sum(1 for r in rows if r.state == OUTSTANDING)} outstanding, {overdue} overdue"
+          f"{sum(1 for r in rows if r.state == OUTSTANDING)} outstanding, {overdue} overdue, {failed} never sent"
           + (f"; {unsound} audit record(s) left out as unsound: run `puente audit verify`" if unsound else ""),
           file=sys.stderr)
-    return 1 if overdue else 0
+    return 1 if overdue or failed else 0
 
 
 def _rows(docs: list[dict[str, Any]]) -> None:
@@ -222,6 +285,8 @@ def _why(d: dict[str, Any]) -> str:
             if isinstance(redacted, list) else []
         held = f"supersedes v{d['supersedes']}; " if isinstance(d.get("supersedes"), int) else ""
         return life + held + (", ".join(changes) or "the full alert")
+    if d.get("kind") == "QUERY":
+        return f"{d.get('auditor')} ({d.get('scope')}) looked at {d.get('page')} {d.get('params')}: {d.get('results')}"
     if d.get("kind") == "DENIAL":
         return f"{d.get('principal')} refused {d.get('operation')} on {d.get('resource')} ({d.get('request')})"
     return _text(d.get("detail") or d.get("feed"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import secrets
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -35,16 +36,19 @@ from adapters.registry import get
 from adapters.run import Tally, adapt_paths
 from broker.access import AUDITOR, BROKER, agency_principal, parties, partner_principal, plan
 from broker.audit.recalls import recall_status
+from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import (
     AuditTopics,
     LogFilter,
     ack_deadlines,
     audit_topics,
     collect_denials,
+    index_topics,
     read_log,
     signature_checks,
     verify_topics,
 )
+from broker.console_accounts import ConsoleAccounts, default_accounts_path
 from broker.credentials import apply_users, party_connection
 from broker.crypto import BROKER_OWNER, KeyKind, SecretBytes, sign_checkpoint, sign_ingress
 from broker.kafka import Admin, KafkaConnection, apply_topics, connection, consumer, plan_topics, running
@@ -62,7 +66,7 @@ from puente.dev.synthetic import generate
 from puente.errors import ConfigError, KafkaError
 from puente.settings import PuenteSettings, load_settings
 
-STEPS = 9
+STEPS = 10
 
 
 def _step(n: int, text: str) -> None:
@@ -367,8 +371,43 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
         print(f"  denied at the Kafka layer: {d.get('at')} {d.get('principal')} {d.get('operation')} "
               f"{d.get('resource')}")
     ok = ok and bool(denials)
+    print()
+    _step(10, "auditors' console: index the audit (verifying every chain again) and make two console accounts")
+    for line in await _console(cfg, auditor, found, policy, run_id):
+        print(f"      {line}")
     print(f"Finished in {time.monotonic() - started:.0f}s.")
     return 0 if ok else 1
+
+
+CONSOLE_ENV = Path(".puente/demo/console.env")  # what `make console` serves: the last demo run's audit
+
+
+async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTopics, policy: PolicySet,
+                   run_id: str) -> list[str]:
+    """Index this run's audit as the auditor, give the console a national auditor and a USA joint-oversight
+    auditor with fresh passwords, and write what `make console` needs to serve it."""
+    index_path = Path(".puente/demo/console") / run_id / "index.sqlite"
+    index_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with writer_lock(index_path), AuditIndex(index_path) as index:
+        done = await index_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), index,
+                                  found.owners)
+    accounts_path = default_accounts_path(cfg.keys)
+    logins = {"auditor": "national", "usa-oversight": "USA"}
+    passwords = {name: secrets.token_urlsafe(12) for name in logins}
+    with ConsoleAccounts.open(accounts_path, sorted(policy.partners), create=True) as accounts:
+        known = {a.name for a in accounts.list()}
+        for name, scope in logins.items():
+            if name in known:
+                accounts.remove(name)
+            accounts.add(name, scope, passwords[name])
+    CONSOLE_ENV.write_text("".join(f"export {k}={v}\n" for k, v in {
+        "PUENTE_TOPIC_PREFIX": cfg.topic_prefix, "PUENTE_KEYS": cfg.keys.resolve(),
+        "PUENTE_CLIENT_CONFIG": Path(auditor.source).resolve(), "PUENTE_AUDIT_INDEX": index_path.resolve()}.items()),
+        encoding="utf-8")
+    return [f"{done.rows} audit rows indexed from {done.records} records, {done.problems} problem(s), in {index_path}",
+            "browse it: `make console`, then open http://127.0.0.1:8443/ and sign in as",
+            f"  auditor        / {passwords['auditor']}   (national: everything)",
+            f"  usa-oversight  / {passwords['usa-oversight']}   (joint oversight: only what concerns USA)"]
 
 
 def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],

@@ -1,0 +1,58 @@
+"""The audit index: the audit topics, verified, as one SQLite file auditors search.
+
+Kafka stays the source of truth. The index holds one row per decision (alert, version, partner),
+dead letter, vouched receipt, collected denial and auditor query, never payload content (only what
+the audit records hold), plus what verification found: every problem ``audit verify`` reports,
+and each chain's state. It is built by one writer, ``broker.auditor.index_topics`` (``puente audit
+index``, or the console's periodic catch-up), which reads each audit partition read_committed from
+the position the index holds to its end, verifies each record as it comes (``broker.audit.verify.
+PartitionWalk``, continued from the chain states the index holds) and stores the rows of the
+sound ones. It can always be rebuilt from offset 0 (``rebuilding``: built beside it, then moved into place).
+
+What is indexed (the same rule as ``audit log``): a record verification reports (edited, out of
+place, badly or wrongly signed, not an audit record) is a finding, and none of its rows are
+indexed; a receipt becomes a row only once a checkpoint of its chain vouches for it (until then
+it waits in ``pending_receipts``), and a receipt naming no audited delivery is a finding, not a row.
+
+Why SQLite (the standard library's ``sqlite3``), not DuckDB:
+
+- **Incremental, transactional writes.** A catch-up adds a few thousand rows and moves its stored
+  position and chain states in the same transaction, so a crash re-reads only from the last commit
+  and a continued run equals a rebuild. That is SQLite's everyday work; DuckDB is built for bulk
+  loads and scans over columns, and small keyed upserts are its slow path.
+- **Point lookups and paged search.** The console's pages are lookups by alert id (timeline,
+  "why") and filtered, paged searches newest first: B-tree indexes per filter answer them in
+  milliseconds without scanning. The indicators are a few small GROUP BYs, which SQLite does well
+  enough at this size (a million rows a year); percentiles are read from a sorted cursor, exactly.
+- **Many readers, one writer.** In WAL mode the console's readers see a consistent state while
+  the indexer writes; DuckDB allows one process to open a file for writing and no other process
+  to read it meanwhile.
+- **No new dependency**, one file, no server: an auditor can also open it with any SQLite tool.
+
+Files: the index is made 0600 in a folder made 0700 (it holds the audit trail: who got which
+alert, and why) and refused when others may read it or write its folder, as the partner store is;
+errors name the file (``StoreError``, exit status 3; ``StoreBusy`` when another writer holds it).
+One writer at a time holds ``writer_lock``; readers open with ``readonly=True``.
+"""
+
+from broker.audit_index._index import MAX_FINDINGS, MAX_PER_PAGE, AuditIndex, Page, Query, Scope, scoped
+from broker.audit_index._ingest import PartitionIngest
+from broker.audit_index._store import rebuilding, remove_index, writer_lock
+
+DEFAULT_INDEX = ".puente/audit/index.sqlite"
+"""Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
+
+__all__ = [
+    "DEFAULT_INDEX",
+    "MAX_FINDINGS",
+    "MAX_PER_PAGE",
+    "AuditIndex",
+    "Page",
+    "PartitionIngest",
+    "Query",
+    "Scope",
+    "rebuilding",
+    "remove_index",
+    "scoped",
+    "writer_lock",
+]

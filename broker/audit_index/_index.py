@@ -1,0 +1,542 @@
+"""``AuditIndex``: the index file, its one writer's entry points, and the scoped reading API."""
+
+# ruff: noqa: S608 - SQL text is built from fixed column names and '?' placeholders only; every value is bound
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from broker.audit.verify import ChainState, Holds, VerifyFn
+from broker.audit_index._ingest import DELIVERS, PartitionIngest
+from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_name, connect, iso_ms, translated
+
+MAX_PER_PAGE = 500
+MAX_FINDINGS = 500  # finding texts ``integrity`` gives at most (it counts them all)
+_ROW_COLUMNS = ("id, topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
+                "alert_type, originator, originator_country, classification, sector, action, reason, supersedes, "
+                "policy_version, feed, ingress, ingress_ms, at, went, extra")
+_ROW_KEYS = ("alert_id", "version", "partner", "decision", "agreement", "alert_type", "originator",
+             "originator_country", "classification", "sector", "action", "reason", "supersedes", "policy_version",
+             "feed", "ingress", "ingress_ms", "at")
+_PAST = {"drop": "dropped", "mask": "masked", "pseudonymise": "pseudonymised", "generalise": "generalised"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an auditor may see: partner None = national (everything); else only rows about that
+    partner (its decisions of any outcome, its receipts); no dead letters, denials or queries, and
+    of the chains only the decisions' (their state and problem counts, not the problems' texts) and
+    its own receipts' (with the texts)."""
+
+    partner: str | None = None
+
+    @property
+    def national(self) -> bool:
+        return self.partner is None
+
+
+@dataclass(frozen=True)
+class Query:
+    """A search over decisions; every field given must match (``alert``: an id, or a prefix ending in ``*``)."""
+
+    partner: str | None = None
+    alert: str | None = None
+    agency: str | None = None  # the originator
+    agreement: str | None = None
+    rule: str | None = None  # a rule id among the decision's rules
+    decision: str | None = None
+    alert_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of decision rows, newest first."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def _ms(when: datetime) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+_LIFECYCLE = ("PUBLISHED", "UPDATED", "RECALLED")
+_CHANGE_KEYS = ("field", "action", "rule", "named")
+
+
+def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` (a decision row, timeline event or "why" row) as ``scope`` may read it; applied to every
+    row that leaves the index. Reason texts quote the alert and name other partners ("releasable_to
+    (COL, CRI) omits USA"), and an agency's lifecycle ``reason`` is its free text: a partner's auditor
+    gets the rule ids, decision, agreement and changed fields' paths, actions and rules, never the texts."""
+    if scope.national:
+        return row
+    out = dict(row)
+    if "reasons" in out:
+        out["reasons"] = []
+    if "reason" in out:
+        out["reason"] = None
+    if isinstance(out.get("redacted"), list):
+        out["redacted"] = [{k: c[k] for k in _CHANGE_KEYS if k in c} for c in out["redacted"] if isinstance(c, dict)]
+    if out.get("kind") in _LIFECYCLE and out.get("partner") is None:
+        out["detail"] = None
+    return out
+
+
+def _decision_row(r: tuple[Any, ...]) -> dict[str, Any]:
+    """A decision as ``flatten`` gave it, with its index ``id`` and ``record`` (topic:partition:offset)."""
+    row: dict[str, Any] = {"kind": "DECISION", "id": r[0], "record": f"{r[1]}:{r[2]}:{r[3]}", "block": r[4]}
+    row.update(zip(_ROW_KEYS, r[5:23], strict=True))
+    extra = json.loads(r[24])
+    row.update(extra)
+    for name in ("rules", "reasons", "redacted"):
+        if not isinstance(row.get(name), list):
+            row[name] = []
+    return row
+
+
+class AuditIndex:
+    """The audit index at ``path`` (package docstring): made when missing unless ``readonly``.
+
+    One writer at a time (``writer_lock``; ``broker.auditor.index_topics``) and any number of
+    readers. Every reading method takes the auditor's :class:`Scope` first and applies it in the SQL
+    itself, so no row beyond the scope is ever read into memory. Not for use from several threads at
+    once: open one per thread (or request); opening is cheap.
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._conn = connect(self.path, readonly, busy_timeout_s)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> AuditIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _all(self, sql: str, args: Any = ()) -> list[Any]:
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise translated(exc, self.path, "reading") from None
+
+    def _one(self, sql: str, args: Any = ()) -> Any:
+        rows = self._all(sql, args)
+        return rows[0][0] if rows else None
+
+    # ---- writing (the indexer) ----------------------------------------------------------------
+    def register(self, topics: Mapping[str, Holds], owners: Mapping[str, str] | None = None) -> None:
+        """Record what each audit topic holds and whose receipts topic each is (scopes read it)."""
+        try:
+            with self._conn:
+                self._conn.executemany(
+                    "INSERT INTO topics (topic, holds, owner) VALUES (?, ?, ?) ON CONFLICT (topic) DO UPDATE SET "
+                    "holds = excluded.holds, owner = excluded.owner",
+                    [(t, h, (owners or {}).get(t)) for t, h in topics.items()])
+        except sqlite3.Error as exc:
+            raise translated(exc, self.path, "registering the audit topics") from None
+
+    def partition(self, topic: str, partition: int, holds: Holds, verify: VerifyFn, *, owner: str | None = None,
+                  check_receipts: bool = True, batch_rows: int = 5_000) -> PartitionIngest:
+        """An ingest of ``topic[partition]`` from its stored position (``.start``): ``add`` each record
+        from there in offset order, then ``commit`` (``abort`` on failure). ``check_receipts``: check
+        receipts against the decisions indexed (only once the decisions are indexed: a receipts topic
+        alone cannot say what was delivered)."""
+        try:
+            return PartitionIngest(self._conn, topic, partition, holds, owner, verify, check_receipts, batch_rows,
+                                   self.path)
+        except sqlite3.Error as exc:
+            raise translated(exc, self.path, f"reading where {topic}[{partition}] stands") from None
+
+    def has_decisions(self) -> bool:
+        """Whether any decisions topic has been read (receipts are checked against it from then on)."""
+        return bool(self._one("SELECT 1 FROM positions p JOIN topics t ON t.topic = p.topic "
+                              "WHERE t.holds = 'decisions' AND p.next_offset > 0 LIMIT 1"))
+
+    def finish(self, now: datetime) -> None:
+        """Note when the index last caught up."""
+        try:
+            with self._conn:
+                self._conn.execute("INSERT INTO meta (key, value) VALUES ('indexed_at', ?) ON CONFLICT (key) DO "
+                                   "UPDATE SET value = excluded.value",
+                                   (now.astimezone(UTC).isoformat().replace("+00:00", "Z"),))
+        except sqlite3.Error as exc:
+            raise translated(exc, self.path, "noting the catch-up") from None
+
+    def position(self, topic: str, partition: int) -> int:
+        """The next offset of ``topic[partition]`` to index (0: none yet)."""
+        return int(self._one("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
+                             (topic, partition)) or 0)
+
+    def problems(self, scope: Scope = Scope()) -> int:
+        """How many problems verification found that ``scope`` may count (all: national), counted in
+        SQL over the topics the scope may see, as ``audit verify`` counts them."""
+        topics = self._topics()
+        chains, repeated = self._chain_states(scope, topics)
+        where, args = self._findings_where(scope, topics, repeated, texts=False)
+        tails = sum(1 for t, _, key, s in chains if topics.get(t, ("", None))[0] == "receipts"
+                    and chain_name(key) is not None and s.tail)
+        return int(self._one(f"SELECT COUNT(*) FROM findings WHERE {where}", args) or 0) + tails
+
+    # ---- scope ----------------------------------------------------------------------------------
+    def _topics(self) -> dict[str, tuple[str, str | None]]:
+        return {t: (h, o) for t, h, o in self._all("SELECT topic, holds, owner FROM topics")}
+
+    @staticmethod
+    def _visible(scope: Scope, topics: Mapping[str, tuple[str, str | None]], texts: bool) -> list[str] | None:
+        """The topics whose problems ``scope`` may count (``texts``: read), None for all (national)."""
+        if scope.national:
+            return None
+        return [t for t, (holds, owner) in topics.items()
+                if (holds == "decisions" and not texts) or (holds == "receipts" and owner == scope.partner)]
+
+    def _chain_states(self, scope: Scope, topics: Mapping[str, tuple[str, str | None]],
+                      ) -> tuple[list[tuple[str, int, str, ChainState]], list[int]]:
+        """The chains ``scope`` may count, and the ids of the findings not to count again: a receipt
+        both for no audited delivery and the first one no checkpoint vouches for is one problem (the
+        unvouched tail), as ``verify_topics`` reports it."""
+        seen = self._visible(scope, topics, texts=False)
+        chains = [(t, p, k, ChainState.from_json(json.loads(text))) for t, p, k, text in self._all(
+            "SELECT topic, partition, chain_key, state FROM chains ORDER BY topic, partition, chain_key")
+            if seen is None or t in seen]
+        repeated: list[int] = []
+        for t, p, k, s in chains:
+            if s.tail and s.tail_first is not None and chain_name(k) is not None:
+                repeated += [i for (i,) in self._all(
+                    "SELECT id FROM findings WHERE topic = ? AND partition = ? AND chain_key = ? AND \"offset\" = ? "
+                    "AND unmatched = 1", [t, p, k, s.tail_first])]
+        return chains, repeated
+
+    def _findings_where(self, scope: Scope, topics: Mapping[str, tuple[str, str | None]], repeated: list[int],
+                        texts: bool) -> tuple[str, list[Any]]:
+        clauses: list[str] = ["1 = 1"]
+        args: list[Any] = []
+        seen = self._visible(scope, topics, texts)
+        if seen is not None:
+            clauses.append(f"topic IN ({', '.join('?' * len(seen))})" if seen else "0 = 1")
+            args += seen
+        if repeated:
+            clauses.append(f"id NOT IN ({', '.join('?' * len(repeated))})")
+            args += repeated
+        return " AND ".join(clauses), args
+
+    def _where(self, scope: Scope, q: Query) -> tuple[str, list[Any]]:
+        clauses: list[str] = ["1 = 1"]
+        args: list[Any] = []
+        for column, value in (("partner", scope.partner), ("partner", q.partner), ("originator", q.agency),
+                              ("agreement", q.agreement), ("decision", q.decision), ("alert_type", q.alert_type)):
+            if value:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if q.alert:
+            if q.alert.endswith("*"):
+                prefix = q.alert[:-1]
+                if prefix:
+                    clauses.append("alert_id >= ? AND alert_id < ?")
+                    args += [prefix, prefix + "\U0010ffff"]
+            else:
+                clauses.append("alert_id = ?")
+                args.append(q.alert)
+        if q.rule:
+            clauses.append("id IN (SELECT decision_id FROM decision_rules WHERE rule = ?)")
+            args.append(q.rule)
+        if q.since is not None:
+            clauses.append("at_ms >= ?")
+            args.append(_ms(q.since))
+        if q.until is not None:
+            clauses.append("at_ms <= ?")
+            args.append(_ms(q.until))
+        return " AND ".join(clauses), args
+
+    # ---- reading --------------------------------------------------------------------------------
+    def search(self, scope: Scope, q: Query, page: int = 1, per_page: int = 50) -> Page:
+        """Decision rows matching ``q`` within ``scope``, newest first, one page of them."""
+        page, per_page = max(1, page), min(max(1, per_page), MAX_PER_PAGE)
+        where, args = self._where(scope, q)
+        total = int(self._one(f"SELECT COUNT(*) FROM decisions WHERE {where}", args) or 0)
+        rows = self._all(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE {where} ORDER BY at_ms DESC, id DESC "
+                         "LIMIT ? OFFSET ?", [*args, per_page, (page - 1) * per_page])
+        return Page([scoped(scope, _decision_row(r)) for r in rows], total, page, per_page)
+
+    def export(self, scope: Scope, q: Query) -> Iterator[dict[str, Any]]:
+        """Every decision row matching ``q`` within ``scope``, newest first, streamed (for CSV)."""
+        where, args = self._where(scope, q)
+        try:
+            cursor = self._conn.execute(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE {where} "
+                                        "ORDER BY at_ms DESC, id DESC", args)
+            while batch := cursor.fetchmany(1000):
+                for r in batch:
+                    yield scoped(scope, _decision_row(r))
+        except sqlite3.Error as exc:
+            raise translated(exc, self.path, "reading") from None
+
+    def facets(self, scope: Scope) -> dict[str, list[str]]:
+        """The values each search field takes within ``scope`` (for the search form's choices)."""
+        where, args = ("partner = ?", [scope.partner]) if scope.partner else ("1 = 1", [])
+        out = {}
+        for name, column in (("partners", "partner"), ("agencies", "originator"), ("agreements", "agreement"),
+                             ("decisions", "decision"), ("alert_types", "alert_type")):
+            out[name] = [v for (v,) in self._all(f"SELECT DISTINCT {column} FROM decisions WHERE {where} AND "
+                                                 f"{column} IS NOT NULL ORDER BY 1", args)]
+        out["rules"] = [v for (v,) in self._all(f"SELECT DISTINCT rule FROM decision_rules WHERE {where} ORDER BY 1",
+                                                 args)]
+        return out
+
+    def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None:
+        """One alert's life as ``scope`` may see it, oldest first: published (and updated or recalled)
+        per version, decided for each partner (DELIVERED, WITHHELD, RECALLED notice, or DECIDED when
+        nothing went out), receipted, dead-lettered. None when the scope sees nothing of it: a scoped
+        auditor cannot tell an alert about another partner from one that does not exist."""
+        who, args = (" AND partner = ?", [alert_id, scope.partner]) if scope.partner else ("", [alert_id])
+        decisions = [scoped(scope, _decision_row(r)) for r in self._all(
+            f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ?{who} ORDER BY at_ms, id", args)]
+        receipts = self._all(f"SELECT partner, version, status, at, at_ms, detail, feed FROM receipts "
+                             f"WHERE alert_id = ?{who} ORDER BY at_ms, id", args)
+        dead = [] if scope.partner else self._all(
+            "SELECT reason, detail, source, ingress_ms, at, at_ms FROM dead_letters WHERE alert_id = ? ORDER BY id",
+            [alert_id])
+        if not (decisions or receipts or dead):
+            return None
+        events: list[tuple[int, int, dict[str, Any]]] = []
+
+        def event(when: int | None, rank: int, kind: str, **fields: Any) -> None:
+            base = dict.fromkeys(("at", "partner", "version", "decision", "agreement", "rules", "reasons", "redacted",
+                                  "status", "detail"))
+            events.append((when if when is not None else 0, rank, {**base, **fields, "kind": kind}))
+
+        published: set[int] = set()
+        for d in decisions:
+            version = d["version"]
+            if version not in published and isinstance(d.get("ingress_ms"), int):
+                published.add(version)
+                kind = ("RECALLED" if d.get("action") == "RECALL" else "PUBLISHED" if version == 1 and
+                        not d.get("action") else "UPDATED")
+                event(d["ingress_ms"], 0, kind, at=iso_ms(d["ingress_ms"]), version=version,
+                      detail=" ".join(str(x) for x in (d.get("action"), d.get("reason")) if x) or None)
+        for d in decisions:
+            outcome = d.get("decision")
+            went = d.get("sent") is not False
+            kind = ("DELIVERED" if outcome in DELIVERS and went else "WITHHELD" if outcome == "WITHHOLD" else
+                    "RECALLED" if outcome == "RECALL" and went else "DECIDED")
+            event(at_ms(d.get("at")), 1, kind, at=d.get("at"), partner=d.get("partner"), version=d["version"],
+                  decision=outcome, agreement=d.get("agreement"), rules=d["rules"], reasons=d["reasons"],
+                  redacted=d["redacted"], detail=None if went else "the feed record was not sent")
+        for partner, version, status, at, ms, detail, feed in receipts:
+            event(ms, 2, "RECEIPT", at=at, partner=partner, version=version, status=status, detail=detail or feed)
+        for reason, detail, source, ingress_ms, at, ms in dead:
+            event(ms if ms is not None else ingress_ms, 1, "DEAD_LETTER", at=at, status=reason,
+                  detail=f"{detail} (from {source})" if source else detail)
+        return [scoped(scope, e) for _, _, e in sorted(events, key=lambda t: (t[0], t[1]))]
+
+    def why(self, scope: Scope, alert_id: str, partner: str, field: str) -> list[dict[str, Any]]:
+        """For each version of ``alert_id`` decided for ``partner``: what became of ``field`` and which
+        rule said so (``named`` False: dropped because no rule names it, views being allow-lists).
+        A change to a field above ``field`` (``location`` dropped) counts for it too. Empty outside
+        the scope."""
+        if scope.partner is not None and partner != scope.partner:
+            return []
+        out = []
+        for r in self._all(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ? AND partner = ? "
+                           "ORDER BY version, at_ms, id", [alert_id, partner]):
+            d = scoped(scope, _decision_row(r))
+            outcome, rule, named = "kept", d["rules"][0] if d["rules"] else None, True
+            if d.get("decision") not in DELIVERS:
+                outcome = "withheld"
+            else:
+                for change in d["redacted"]:
+                    path = change.get("field") if isinstance(change, dict) else None
+                    if isinstance(path, str) and (field == path or field.startswith(path + ".")):
+                        outcome = _PAST.get(str(change.get("action")), str(change.get("action")))
+                        rule, named = change.get("rule"), change.get("named", True) is not False
+                        break
+            out.append(scoped(scope, {
+                "version": d["version"], "decision": d.get("decision"), "agreement": d.get("agreement"),
+                "rules": d["rules"], "policy_version": d.get("policy_version"), "outcome": outcome, "rule": rule,
+                "named": named, "at": d.get("at")}))
+        return out
+
+    def integrity(self, scope: Scope, limit: int = MAX_FINDINGS) -> dict[str, Any]:
+        """Each chain's state and problems, problems first; the findings' texts (at most ``limit`` of
+        them, first by place; ``findings_total`` counts them all). A scoped auditor sees the decisions'
+        chains (state and problem counts) and its own receipts' chains (with texts)."""
+        topics = self._topics()
+        chains_seen, repeated = self._chain_states(scope, topics)
+        readable = self._visible(scope, topics, texts=True)
+
+        def texts(topic: str) -> bool:
+            return readable is None or topic in readable
+
+        where, args = self._findings_where(scope, topics, repeated, texts=False)
+        counts: dict[tuple[str, int, str], int] = {
+            (t, p, k): n for t, p, k, n in self._all(
+                f"SELECT topic, partition, chain_key, COUNT(*) FROM findings WHERE {where} "
+                "GROUP BY topic, partition, chain_key", args)}
+        where, args = self._findings_where(scope, topics, repeated, texts=True)
+        total = int(self._one(f"SELECT COUNT(*) FROM findings WHERE {where}", args) or 0)
+        findings = [{"topic": t, "partition": p, "offset": o, "problem": problem} for t, p, o, problem in self._all(
+            f"SELECT topic, partition, \"offset\", problem FROM findings WHERE {where} "
+            "ORDER BY topic, partition, \"offset\", id LIMIT ?", [*args, max(0, limit)])]
+        chains = []
+        for topic, part, key, s in chains_seen:
+            problems = counts.pop((topic, part, key), 0)
+            name = chain_name(key)
+            if topics.get(topic, ("", None))[0] == "receipts" and name is not None and s.tail:
+                problems += 1  # receipts no checkpoint vouches for (yet): as `audit verify` reports them
+                if texts(topic):
+                    total += 1
+                    findings.append({"topic": topic, "partition": part, "offset": s.tail_first or 0, "problem": (
+                        f"chain {name[:60]}: {s.tail} receipt record(s) from here on that no checkpoint of the "
+                        "partner's vouches for")})
+            chains.append({"topic": topic, "partition": part, "chain": name, "records": s.records, "signed": s.signed,
+                           "unsigned_tail": s.tail, "last_checkpoint_at": s.signed_at,
+                           "last_checkpoint_seq": s.signed_seq, "last_checkpoint_offset": s.signed_offset,
+                           "problems": problems})
+        for (topic, part, key), n in counts.items():  # problems at records that name no readable chain
+            name = None if key == UNKNOWN_CHAIN else chain_name(key)
+            chains.append({"topic": topic, "partition": part, "chain": name,
+                           "records": 0, "signed": 0, "unsigned_tail": 0, "last_checkpoint_at": None,
+                           "last_checkpoint_seq": None, "last_checkpoint_offset": None, "problems": n})
+        chains.sort(key=lambda c: (c["problems"] == 0, c["topic"], c["partition"], str(c["chain"])))
+        findings.sort(key=lambda f: (f["topic"], f["partition"], f["offset"]))
+        seen = self._visible(scope, topics, texts=False)
+        positions = [{"topic": t, "partition": p, "next_offset": n} for t, p, n in
+                     self._all("SELECT topic, partition, next_offset FROM positions ORDER BY topic, partition")
+                     if seen is None or t in seen]
+        return {"chains": chains, "findings": findings[:max(0, limit)], "findings_total": total,
+                "positions": positions, "indexed_at": self._one("SELECT value FROM meta WHERE key = 'indexed_at'")}
+
+    def dead_letters(self, scope: Scope) -> list[dict[str, Any]]:
+        """Dead letters grouped by reason and source (the ingress topic); never a payload. Scoped: none."""
+        if not scope.national:
+            return []
+        return [{"reason": r, "source": s, "count": n, "first_at": first, "last_at": last} for r, s, n, first, last in
+                self._all("SELECT reason, source, COUNT(*), MIN(at), MAX(at) FROM dead_letters "
+                          "GROUP BY reason, source ORDER BY COUNT(*) DESC, reason, source")]
+
+    def unreceipted(self, scope: Scope, older_than: timedelta, now: datetime,
+                    limit: int = 1000) -> list[dict[str, Any]]:
+        """Deliveries (views and recall notices sent) at least ``older_than`` old that no vouched
+        receipt of their partner acknowledges: a receipt of that alert of the same version or a later
+        one (a recall notice's receipt carries the notice's version), or one naming no version (the
+        partner could not open it: REJECTED, still a receipt). Oldest first, at most ``limit``."""
+        who, args = ("AND d.partner = ?", [scope.partner]) if scope.partner else ("", [])
+        rows = self._all(
+            f"SELECT {', '.join('d.' + c.strip() for c in _ROW_COLUMNS.split(','))} FROM decisions d "
+            f"WHERE d.went = 1 AND d.decision IN (?, ?, 'RECALL') AND d.at_ms <= ? {who} AND NOT EXISTS ("
+            "SELECT 1 FROM receipts r WHERE r.alert_id = d.alert_id AND r.partner = d.partner AND "
+            "(r.version IS NULL OR r.version >= d.version)) ORDER BY d.at_ms, d.id LIMIT ?",
+            [*DELIVERS, _ms(now - older_than), *args, limit])
+        out = []
+        for r in rows:
+            d = scoped(scope, _decision_row(r))
+            when = at_ms(d.get("at"))
+            d["waiting_ms"] = _ms(now) - when if when is not None else None
+            out.append(d)
+        return out
+
+    def indicators(self, scope: Scope, since: datetime | None = None,
+                   until: datetime | None = None) -> dict[str, Any]:
+        """The binational follow-up indicators within ``scope`` and the decision times given:
+
+        - ``shared_by_month``: distinct alerts whose view went to a partner, per month of the
+          decision (UTC), alert type, border sector and partner;
+        - ``withheld_by_reason``: withheld decisions per partner and reason, the reason being the
+          first rule that failed (``partner.clearance``, ``agreement.coverage``...: a stable code,
+          where the reason texts quote values);
+        - ``latency``: per partner, publication (the ingress record's Kafka time) to delivery (the
+          decision, which commits with the feed record) and to the partner's first vouched
+          RECEIVED/DUPLICATE receipt of that version: p50 and p95 by nearest rank, exact, and n.
+        """
+        where, args = self._where(scope, Query(since=since, until=until))
+        shared = [{"month": m, "alert_type": t, "sector": s, "partner": p, "alerts": n} for m, t, s, p, n in self._all(
+            f"SELECT substr(at, 1, 7), alert_type, sector, partner, COUNT(DISTINCT alert_id) FROM decisions "
+            f"WHERE {where} AND went = 1 AND decision IN (?, ?) GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            [*args, *DELIVERS])]
+        withheld = [{"reason": r, "partner": p, "count": n} for r, p, n in self._all(
+            f"SELECT COALESCE(first_rule, '-'), partner, COUNT(*) FROM decisions WHERE {where} AND "
+            "decision = 'WITHHOLD' GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2", args)]
+        latency = []
+        for to, expr in (("delivery", "at_ms - ingress_ms"), ("receipt", "receipt_at_ms - ingress_ms")):
+            base = (f"FROM decisions WHERE {where} AND went = 1 AND decision IN (?, ?) AND ingress_ms IS NOT NULL "
+                    f"AND ({expr}) IS NOT NULL")
+            counts = dict(self._all(f"SELECT partner, COUNT(*) {base} GROUP BY partner", [*args, *DELIVERS]))
+            latency += self._percentiles(f"SELECT partner, {expr} AS lat {base} ORDER BY partner, lat",
+                                         [*args, *DELIVERS], counts, to)
+        return {"shared_by_month": shared, "withheld_by_reason": withheld, "latency": latency}
+
+    def _percentiles(self, sql: str, args: list[Any], counts: dict[str, int], to: str) -> list[dict[str, Any]]:
+        """p50 and p95 per partner by nearest rank (the value at rank ceil(p * n)), read from a cursor
+        sorted by partner and value, so no more than one value is held at a time."""
+        out = []
+        ranks = {p: (max(1, math.ceil(0.5 * n)), max(1, math.ceil(0.95 * n))) for p, n in counts.items()}
+        found: dict[str, dict[str, int]] = {}
+        rank, last = 0, None
+        try:
+            for partner, value in self._conn.execute(sql, args):
+                rank = rank + 1 if partner == last else 1
+                last = partner
+                p50, p95 = ranks.get(partner, (0, 0))
+                if rank == p50:
+                    found.setdefault(partner, {})["p50_ms"] = value
+                if rank == p95:
+                    found.setdefault(partner, {})["p95_ms"] = value
+        except sqlite3.Error as exc:
+            raise translated(exc, self.path, "reading") from None
+        for partner, n in sorted(counts.items(), key=lambda kv: str(kv[0])):
+            got = found.get(partner, {})
+            out.append({"partner": partner, "to": to, "p50_ms": got.get("p50_ms"), "p95_ms": got.get("p95_ms"),
+                        "n": n})
+        return out
+
+    def queries(self, scope: Scope, limit: int = 200) -> list[dict[str, Any]]:
+        """The auditors' own queries, newest first (national auditors only)."""
+        if not scope.national:
+            return []
+        return [{"auditor": a, "scope": s, "page": p, "params": json.loads(params), "results": n, "at": at}
+                for a, s, p, params, n, at in self._all(
+                    "SELECT auditor, scope, page, params, results, at FROM queries ORDER BY at_ms DESC, id DESC "
+                    "LIMIT ?", [limit])]
+
+    def summary(self, scope: Scope) -> dict[str, Any]:
+        """Counts for the console's home page, within ``scope``."""
+        where, args = ("partner = ?", [scope.partner]) if scope.partner else ("1 = 1", [])
+        by = dict(self._all(f"SELECT decision, COUNT(*) FROM decisions WHERE {where} GROUP BY decision", args))
+        first, last = self._all(f"SELECT MIN(at_ms), MAX(at_ms) FROM decisions WHERE {where}", args)[0]
+        out: dict[str, Any] = {
+            "decisions": sum(by.values()), "by_decision": by,
+            "alerts": self._one(f"SELECT COUNT(DISTINCT alert_id) FROM decisions WHERE {where}", args) or 0,
+            "partners": [p for (p,) in self._all(f"SELECT DISTINCT partner FROM decisions WHERE {where} "
+                                                 "AND partner IS NOT NULL ORDER BY 1", args)],
+            "receipts": self._one(f"SELECT COUNT(*) FROM receipts WHERE {where}", args) or 0,
+            "first_at": iso_ms(first) if first is not None else None,
+            "last_at": iso_ms(last) if last is not None else None,
+            "problems": self.problems(scope),
+            "indexed_at": self._one("SELECT value FROM meta WHERE key = 'indexed_at'"),
+        }
+        if scope.national:
+            out["dead_letters"] = self._one("SELECT COUNT(*) FROM dead_letters") or 0
+            out["denials"] = self._one("SELECT COUNT(*) FROM denials") or 0
+            out["queries"] = self._one("SELECT COUNT(*) FROM queries") or 0
+        return out
+

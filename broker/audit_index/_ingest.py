@@ -1,0 +1,284 @@
+"""Indexing one partition: verify each record as it comes, store the rows of the sound ones.
+
+A :class:`PartitionIngest` continues from the position and chain states the index holds, writes in
+SQLite transactions of about ``batch_rows`` rows, and commits the new position and chain states in
+the same transaction as the rows they cover: a crash re-reads only what the last commit had not
+covered, and a run that continues gives the index a run over everything would.
+"""
+
+# ruff: noqa: S608 - SQL text is built from fixed column names and '?' placeholders only; every value is bound
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from broker.audit.chain import chain_owner, flatten
+from broker.audit.verify import DELIVERED, ChainState, Finding, Holds, PartitionWalk, VerifyFn, unmatched_receipt
+from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, translated
+from puente.errors import StoreError
+
+_DECISION_TEXT = ("alert_id", "partner", "decision", "agreement", "alert_type", "originator", "originator_country",
+                  "classification", "sector", "action", "reason", "policy_version", "feed", "ingress", "at")
+_DECISION_INT = ("block", "supersedes", "ingress_ms")
+_DECISION_COLUMNS = ("topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
+                     "alert_type, originator, originator_country, classification, sector, action, reason, "
+                     "supersedes, policy_version, feed, ingress, ingress_ms, at, at_ms, went, first_rule, extra")
+DELIVERS = ("DELIVER", "DELIVER_REDACTED")  # a view went out (a RECALL is a notice, not a view)
+VOUCHING = ("RECEIVED", "DUPLICATE")  # receipt statuses that say the partner holds the version
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what an SQLite INTEGER holds
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    """An integer SQLite can hold, or None (absent, not an int, or out of the signed 64-bit range: a
+    partner-signed receipt may carry any number, and SQLite refuses those with OverflowError)."""
+    return value if type(value) is int and INT_MIN <= value <= INT_MAX else None
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except orjson.JSONEncodeError:  # an int beyond 64 bits, say: the standard library writes any
+        return json.dumps(value, default=str, ensure_ascii=False)
+
+
+class PartitionIngest:
+    """One partition's records into the index (module docstring). Made by ``AuditIndex.partition``."""
+
+    def __init__(self, conn: sqlite3.Connection, topic: str, partition: int, holds: Holds, owner: str | None,
+                 verify: VerifyFn, check_receipts: bool, batch_rows: int = 5_000, path: Path | None = None) -> None:
+        self._conn, self.topic, self.partition, self.holds = conn, topic, partition, holds
+        self.path = path or Path("(the audit index)")
+        self.check_receipts, self.batch_rows = check_receipts, batch_rows
+        row = conn.execute("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
+                           (topic, partition)).fetchone()
+        self.start = self.next_offset = int(row[0]) if row else 0
+        chains = {chain_name(key): ChainState.from_json(json.loads(state)) for key, state in conn.execute(
+            "SELECT chain_key, state FROM chains WHERE topic = ? AND partition = ?", (topic, partition))}
+        self._walk = PartitionWalk(topic, partition, verify, holds, owner, chains)
+        self._open = False
+        self._since_commit = 0
+        self.records = self.rows = 0
+        self.found = 0  # problems found by this ingest
+        self._at: tuple[str | None, int | None] = (None, None)
+        self._next_id: int | None = None  # the next decision id (the one writer numbers them itself)
+
+    # ---- the run ------------------------------------------------------------------------------
+    def add(self, offset: int, value: bytes) -> None:
+        """Verify and index the record at ``offset`` (records come in offset order, from ``start``).
+        StoreError (naming the index file) when SQLite fails."""
+        try:
+            self._add(offset, value)
+        except (sqlite3.Error, OverflowError) as exc:
+            raise self._failed(exc, f"indexing {self.topic}[{self.partition}] offset {offset}") from None
+
+    def _failed(self, exc: Exception, doing: str) -> StoreError:
+        if isinstance(exc, sqlite3.Error):
+            return translated(exc, self.path, doing)
+        return StoreError(f"the audit index {self.path} failed while {doing}: {str(exc)[:200]}")
+
+    def _add(self, offset: int, value: bytes) -> None:
+        if not self._open:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._open = True
+        before = self.rows
+        doc, found = self._walk.feed(offset, value)
+        unmatched = 0
+        if doc is not None and not found:
+            found = self._rows(offset, doc)
+            unmatched = 1  # the only findings ``_rows`` gives: receipts for no audited delivery
+        for f in found:
+            key = UNKNOWN_CHAIN if doc is None else chain_key(doc.get("chain"))
+            self._conn.execute("INSERT INTO findings (topic, partition, \"offset\", chain_key, problem, unmatched) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", (f.topic, f.partition, f.offset, key, f.problem, unmatched))
+        self.found += len(found)
+        self.records += 1
+        self._since_commit += max(1, self.rows - before)
+        self.next_offset = offset + 1
+        if self._since_commit >= self.batch_rows:
+            self.commit()
+
+    def reached(self, end: int) -> None:
+        """The partition's records up to ``end`` are all added: the next run starts there (past any
+        aborted records and transaction markers after the last record)."""
+        if end > self.next_offset:
+            self.next_offset = end
+            if not self._open:
+                try:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    raise self._failed(exc, f"indexing {self.topic}[{self.partition}]") from None
+                self._open = True
+
+    def commit(self) -> None:
+        """Commit the rows added so far with the position and chain states they lead to."""
+        if not self._open:
+            return
+        try:
+            self._commit()
+        except (sqlite3.Error, OverflowError) as exc:
+            raise self._failed(exc, f"committing {self.topic}[{self.partition}]") from None
+
+    def _commit(self) -> None:
+        c = self._conn
+        c.execute("INSERT INTO positions (topic, partition, next_offset) VALUES (?, ?, ?) "
+                  "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                  (self.topic, self.partition, self.next_offset))
+        c.executemany("INSERT INTO chains (topic, partition, chain_key, state) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT (topic, partition, chain_key) DO UPDATE SET state = excluded.state",
+                      [(self.topic, self.partition, chain_key(name), _json(state.to_json()))
+                       for name, state in self._walk.chains.items()])
+        c.execute("COMMIT")
+        self._open = False
+        self._since_commit = 0
+
+    def abort(self) -> None:
+        """Forget what was added since the last commit (the next run reads it again)."""
+        if self._open:
+            self._open = False
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                self._conn.execute("ROLLBACK")
+
+    # ---- rows ---------------------------------------------------------------------------------
+    def _rows(self, offset: int, doc: dict[str, Any]) -> list[Finding]:
+        """Store the rows of a sound record; findings it turns out to have (a receipt for no delivery)."""
+        kind, chain = doc.get("kind"), doc.get("chain")
+        if chain is not None and self.holds == "receipts":
+            if kind == "CHECKPOINT":
+                self._vouch(chain_key(chain))
+            elif kind == "RECEIPT":
+                if self.check_receipts and (why := unmatched_receipt(doc, _Delivered(self._conn))) is not None:
+                    return [Finding(self.topic, self.partition, offset, why)]
+                self._conn.execute("INSERT INTO pending_receipts (topic, partition, chain_key, \"offset\", row) "
+                                   "VALUES (?, ?, ?, ?, ?)", (self.topic, self.partition, chain_key(chain), offset,
+                                                              _json(flatten(doc)[0])))
+            return []
+        if kind == "QUERY":
+            self._query(offset, doc)
+            return []
+        decisions: list[tuple[Any, ...]] = []
+        rules: list[tuple[Any, ...]] = []
+        for row in flatten(doc):
+            kind = row.get("kind")
+            if kind == "DECISION" and self.holds == "decisions":
+                self._decision(offset, row, decisions, rules)
+            elif kind == "DEAD_LETTER" and self.holds == "decisions":
+                self._dead_letter(offset, row)
+            elif kind == "DENIAL" and self.holds == "denials":
+                self._denial(offset, row)
+        if decisions:  # one statement per record: a block's rows go in together
+            self._conn.executemany(f"INSERT INTO decisions (id, {_DECISION_COLUMNS}) VALUES "
+                                   f"({', '.join('?' * 27)})", decisions)
+            self._conn.executemany("INSERT INTO decision_rules (decision_id, rule, partner) VALUES (?, ?, ?)", rules)
+        return []
+
+    def _time(self, value: Any) -> int | None:
+        # A block's rows share one time: parse it once.
+        if value != self._at[0]:
+            self._at = (value if isinstance(value, str) else None, at_ms(value))
+        return self._at[1]
+
+    def _decision(self, offset: int, row: dict[str, Any], decisions: list[tuple[Any, ...]],
+                  rules_out: list[tuple[Any, ...]]) -> None:
+        cols: dict[str, Any] = {k: _text(row.get(k)) for k in _DECISION_TEXT}
+        cols.update({k: _int(row.get(k)) for k in _DECISION_INT})
+        version = _int(row.get("version", 1))
+        cols["version"] = 1 if version is None else version
+        rules = row.get("rules")
+        rules = [r for r in rules if isinstance(r, str)] if isinstance(rules, list) else []
+        # A number the columns refused (not an int, or beyond SQLite's) is dropped, not kept in ``extra``.
+        extra = {k: v for k, v in row.items() if k not in ("kind", "version", *_DECISION_INT)
+                 and (k not in cols or (cols[k] is None and v is not None))}
+        went = 0 if row.get("sent") is False or cols["decision"] not in (*DELIVERS, "RECALL") else 1
+        when = self._time(row.get("at"))
+        if self._next_id is None:
+            self._next_id = int(self._conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM decisions").fetchone()[0])
+        ident, self._next_id = self._next_id, self._next_id + 1
+        decisions.append(
+            (ident, self.topic, self.partition, offset, cols["block"], cols["alert_id"] or "", cols["version"],
+             cols["partner"], cols["decision"], cols["agreement"], cols["alert_type"], cols["originator"],
+             cols["originator_country"], cols["classification"], cols["sector"], cols["action"], cols["reason"],
+             cols["supersedes"], cols["policy_version"], cols["feed"], cols["ingress"], cols["ingress_ms"],
+             cols["at"], when, went, rules[0] if rules else None, _json(extra)))
+        rules_out += [(ident, r, cols["partner"]) for r in dict.fromkeys(rules)]
+        self.rows += 1
+
+    def _dead_letter(self, offset: int, row: dict[str, Any]) -> None:
+        ingress = _text(row.get("ingress"))
+        # The source is the ingress topic (an agency's): grouping by topic:partition:offset would group nothing.
+        source = ingress.rsplit(":", 2)[0] if ingress and ingress.count(":") >= 2 else ingress
+        self._conn.execute(
+            "INSERT INTO dead_letters (topic, partition, \"offset\", block, alert_id, reason, detail, source, "
+            "ingress, ingress_ms, at, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.topic, self.partition, offset, _int(row.get("block")), _text(row.get("alert_id")),
+             _text(row.get("reason")), _text(row.get("detail")), source, ingress,
+             _int(row.get("ingress_ms")), _text(row.get("at")), self._time(row.get("at"))))
+        self.rows += 1
+
+    def _denial(self, offset: int, row: dict[str, Any]) -> None:
+        cols = ("principal", "operation", "resource", "request", "at")
+        extra = {k: v for k, v in row.items() if k not in cols and k != "kind"}
+        self._conn.execute(
+            "INSERT INTO denials (topic, partition, \"offset\", principal, operation, resource, request, at, at_ms, "
+            "extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.topic, self.partition, offset, *(_text(row.get(k)) for k in cols), self._time(row.get("at")),
+             _json(extra)))
+        self.rows += 1
+
+    def _query(self, offset: int, doc: dict[str, Any]) -> None:
+        params = doc.get("params")
+        self._conn.execute(
+            "INSERT INTO queries (topic, partition, \"offset\", auditor, scope, page, params, results, at, at_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.topic, self.partition, offset, _text(doc.get("auditor")), _text(doc.get("scope")),
+             _text(doc.get("page")), _json(params if isinstance(params, dict) else {}), _int(doc.get("results")),
+             _text(doc.get("at")), self._time(doc.get("at"))))
+        self.rows += 1
+
+    def _vouch(self, key: str) -> None:
+        """A sound checkpoint of a receipt chain: its pending receipts become rows, in offset order."""
+        c = self._conn
+        pending = c.execute("SELECT \"offset\", row FROM pending_receipts WHERE topic = ? AND partition = ? AND "
+                            "chain_key = ? ORDER BY \"offset\"", (self.topic, self.partition, key)).fetchall()
+        partner = chain_owner(chain_name(key) or "")
+        for offset, text in pending:
+            row = json.loads(text)
+            cols = ("alert_id", "status", "at", "feed", "detail")
+            extra = {k: v for k, v in row.items() if k not in (*cols, "version", "partner", "kind", "chain")}
+            when = at_ms(row.get("at"))
+            alert, version, status = _text(row.get("alert_id")), _int(row.get("version")), _text(row.get("status"))
+            c.execute("INSERT INTO receipts (topic, partition, \"offset\", chain, partner, alert_id, version, status, "
+                      "at, at_ms, feed, detail, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (self.topic, self.partition, offset, chain_name(key), partner, alert, version, status,
+                       _text(row.get("at")), when, _text(row.get("feed")), _text(row.get("detail")), _json(extra)))
+            if status in VOUCHING and alert is not None and version is not None and when is not None:
+                c.execute("UPDATE decisions SET receipt_at_ms = ? WHERE alert_id = ? AND partner = ? AND version = ? "
+                          "AND decision IN (?, ?) AND went = 1 AND (receipt_at_ms IS NULL OR receipt_at_ms > ?)",
+                          (when, alert, partner, version, *DELIVERS, when))
+            self.rows += 1
+        if pending:
+            c.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
+                      (self.topic, self.partition, key))
+
+
+class _Delivered:
+    """The deliveries the index holds, as ``unmatched_receipt`` asks for them: (alert, partner) pairs."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __contains__(self, pair: object) -> bool:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            return False
+        return self._conn.execute(
+            f"SELECT 1 FROM decisions WHERE alert_id = ? AND partner = ? AND went = 1 AND decision IN "
+            f"({', '.join('?' * len(DELIVERED))}) LIMIT 1", (*pair, *sorted(DELIVERED))).fetchone() is not None

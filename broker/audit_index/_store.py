@@ -1,0 +1,291 @@
+"""The index file: where it lives, who may read it, its layout, and the one writer's lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import stat
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from broker.keystore import private_folder
+from puente.errors import StoreBusy, StoreError
+
+SCHEMA_VERSION = 2  # PRAGMA user_version of the layout below
+BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
+UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
+
+
+def chain_key(chain: str | None) -> str:
+    """How a chain is keyed in the file: a chain name may be any string, so names get a prefix that
+    the broker's chain (no name) and unreadable records never have."""
+    return BROKER_CHAIN if chain is None else "=" + chain
+
+
+def chain_name(key: str) -> str | None:
+    return None if key in (BROKER_CHAIN, UNKNOWN_CHAIN) else key[1:]
+
+
+# One row per decision (alert, version, partner), with a column for every filter and the lists
+# (reasons, rules, field changes) and anything else the row holds in ``extra`` (JSON). ``went``: a
+# feed record (or recall notice) was sent; ``receipt_at_ms``: the partner's first vouched
+# RECEIVED/DUPLICATE receipt of that version, for the latency indicators.
+_LAYOUT = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, holds TEXT NOT NULL, owner TEXT);
+CREATE TABLE IF NOT EXISTS positions (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS chains (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, chain_key TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (topic, partition, chain_key));
+CREATE TABLE IF NOT EXISTS findings (
+    id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+    chain_key TEXT NOT NULL, problem TEXT NOT NULL, unmatched INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS findings_by_chain ON findings (topic, partition, chain_key);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL, block INTEGER,
+    alert_id TEXT NOT NULL, version INTEGER NOT NULL, partner TEXT, decision TEXT, agreement TEXT,
+    alert_type TEXT, originator TEXT, originator_country TEXT, classification TEXT, sector TEXT,
+    action TEXT, reason TEXT, supersedes INTEGER, policy_version TEXT, feed TEXT,
+    ingress TEXT, ingress_ms INTEGER, at TEXT, at_ms INTEGER, went INTEGER NOT NULL,
+    first_rule TEXT, receipt_at_ms INTEGER, extra TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (at_ms);
+CREATE INDEX IF NOT EXISTS decisions_by_partner ON decisions (partner, at_ms);
+CREATE INDEX IF NOT EXISTS decisions_by_alert ON decisions (alert_id, partner, version);
+CREATE INDEX IF NOT EXISTS decisions_by_agency ON decisions (originator, at_ms);
+CREATE INDEX IF NOT EXISTS decisions_by_agreement ON decisions (agreement, at_ms);
+CREATE INDEX IF NOT EXISTS decisions_by_decision ON decisions (decision, at_ms);
+CREATE INDEX IF NOT EXISTS decisions_by_type ON decisions (alert_type, at_ms);
+CREATE TABLE IF NOT EXISTS decision_rules (decision_id INTEGER NOT NULL, rule TEXT NOT NULL, partner TEXT);
+CREATE INDEX IF NOT EXISTS rules_by_rule ON decision_rules (rule, decision_id);
+CREATE INDEX IF NOT EXISTS rules_by_partner ON decision_rules (partner, rule);
+CREATE TABLE IF NOT EXISTS receipts (
+    id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+    chain TEXT NOT NULL, partner TEXT NOT NULL, alert_id TEXT, version INTEGER, status TEXT, at TEXT,
+    at_ms INTEGER, feed TEXT, detail TEXT, extra TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS receipts_by_alert ON receipts (alert_id, partner);
+CREATE INDEX IF NOT EXISTS receipts_by_partner ON receipts (partner, at_ms);
+CREATE TABLE IF NOT EXISTS pending_receipts (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, chain_key TEXT NOT NULL, "offset" INTEGER NOT NULL,
+    row TEXT NOT NULL, PRIMARY KEY (topic, partition, chain_key, "offset"));
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+    block INTEGER, alert_id TEXT, reason TEXT, detail TEXT, source TEXT, ingress TEXT, ingress_ms INTEGER,
+    at TEXT, at_ms INTEGER);
+CREATE INDEX IF NOT EXISTS dead_letters_by_alert ON dead_letters (alert_id);
+CREATE INDEX IF NOT EXISTS dead_letters_by_reason ON dead_letters (reason, source);
+CREATE TABLE IF NOT EXISTS denials (
+    id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+    principal TEXT, operation TEXT, resource TEXT, request TEXT, at TEXT, at_ms INTEGER, extra TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS queries (
+    id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+    auditor TEXT, scope TEXT, page TEXT, params TEXT, results INTEGER, at TEXT, at_ms INTEGER);
+"""
+
+
+def at_ms(value: Any) -> int | None:
+    """Milliseconds since the epoch of an ISO time as the audit writes it, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def iso_ms(ms: int) -> str:
+    """The audit's time format for milliseconds since the epoch."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connection:
+    """The index at ``path``, opened and (unless ``readonly``) made: 0600 in a folder made 0700, WAL.
+
+    The index holds what the audit holds (who got which alert, why): as private as the audit.
+    """
+    path = Path(path)
+    if readonly:
+        if not _exists(path):
+            raise StoreError(f"no audit index at {path}: run `puente audit index` first (or pass --index)")
+        _check_private(path)
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout_s,
+                                   isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise translated(exc, path, "opening") from None
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            conn.close()
+            raise translated(exc, path, "opening") from None
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(f"{path} is not an audit index of this version (layout {version}): run "
+                             "`puente audit index --rebuild`")
+        return conn
+    if not _exists(path):
+        private_folder(path.parent)
+        _check_folder(path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+    _check_private(path)
+    try:
+        conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise translated(exc, path, "opening") from None
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{path}: this SQLite cannot keep the audit index in WAL mode")
+        # NORMAL: a crash may lose the last commits, never corrupt the file; what is lost is re-read
+        # from Kafka, since progress commits with the rows it covers.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA trusted_schema = OFF")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise StoreError(f"{path} is an audit index of another version (layout {version}): run "
+                             "`puente audit index --rebuild`")
+        conn.executescript(_LAYOUT)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise translated(exc, path, "opening") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def remove_index(path: Path) -> None:
+    """Delete the index file and its WAL (for a rebuild); a reader that has it open keeps its old copy."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
+
+
+@contextlib.contextmanager
+def rebuilding(path: Path) -> Iterator[Path]:
+    """A fresh index to build at a temporary file beside ``path`` (same private folder, made 0600 when
+    opened), moved over ``path`` only once the block completes: a console serving ``path`` reads the
+    old index until the new one is whole, never a half-built one. Hold ``writer_lock(path)`` around it.
+    A block that fails leaves ``path`` as it was and the temporary file deleted."""
+    path = Path(path)
+    private_folder(path.parent)
+    _check_folder(path)
+    temp = path.with_name(f".{path.name}.rebuild-{os.getpid()}")
+    remove_index(temp)
+    try:
+        yield temp
+        _settle(temp)
+        os.replace(temp, path)
+    except BaseException:
+        remove_index(temp)
+        raise
+    # The old index's WAL and shared memory must not be read as the new file's (a reader that has the
+    # old file open keeps its own handles); the new file is in rollback mode until its next writer.
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
+    with contextlib.suppress(OSError):
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def _settle(path: Path) -> None:
+    """Fold the WAL of the closed index at ``path`` into the file and leave it a single file."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise translated(exc, path, "finishing the rebuild") from None
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path, wait_s: float = 30.0) -> Iterator[None]:
+    """Hold the one writer's lock of the index at ``path`` (a ``.lock`` file beside it).
+
+    Two indexers catching up at once would both index the same records from the same stored
+    position; SQLite's own lock is per transaction, not per run, so a run holds this one. StoreBusy
+    when another run holds it for longer than ``wait_s``.
+    """
+    path = Path(path)
+    private_folder(path.parent)
+    handle: IO[bytes] = open(f"{path}.lock", "ab")  # noqa: SIM115 - held open for the whole block
+    try:
+        os.chmod(handle.fileno(), 0o600)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreBusy(f"another indexer has been writing the audit index {path} for over "
+                                    f"{wait_s:.0f}s (`puente audit index`, or the console's catch-up); try again "
+                                    "once it ends") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
+def translated(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return StoreBusy(f"the audit index {path} stayed locked by another process while {doing}; try again")
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return StoreError(f"{path} is not an audit index (not an SQLite database): pass the right --index, or "
+                          "delete it and run `puente audit index`")
+    return StoreError(f"the audit index {path} failed while {doing}: {text[:200]}")
+
+
+def _exists(path: Path) -> bool:
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot reach the audit index {path}: {exc.strerror}") from None
+    return True
+
+
+def _check_folder(path: Path) -> None:
+    """Whoever may write the index's folder may swap the index (or its WAL) for their own."""
+    try:
+        folder = stat.S_IMODE(os.stat(path.parent).st_mode)
+    except OSError as exc:
+        raise StoreError(f"cannot reach the audit index's folder {path.parent}: {exc.strerror}") from None
+    if folder & 0o022:
+        raise StoreError(f"the audit index's folder {path.parent} is writable by others (mode {folder:04o}): keep "
+                         "the index in a folder of its own (--index), or run chmod 700 on it")
+
+
+def _check_private(path: Path) -> None:
+    _check_folder(path)
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise StoreError(f"cannot reach the audit index {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise StoreError(f"the audit index {path} is not a regular file (a link or a folder?)")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise StoreError(f"the audit index {path} holds the audit trail but others may read it "
+                         f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 on it")

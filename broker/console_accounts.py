@@ -1,0 +1,403 @@
+"""The auditors' console accounts and sessions: one SQLite file in the auditors' own folder.
+
+An account is a name, a scope and an Argon2id password hash (argon2-cffi's ``PasswordHasher``,
+whose defaults are RFC 9106's second recommended profile). The scope is ``national`` (the
+oversight body: everything) or a partner id the policy names (a joint-oversight auditor of that
+country: only what concerns it). A scope the policy does not name is refused when the account is
+made, and an account whose partner the policy has since dropped cannot sign in: fail closed.
+
+Signing in (:meth:`ConsoleAccounts.sign_in`) takes as long for an unknown name as for a known one
+(a dummy hash is checked), and after ``MAX_FAILURES`` failures in a row an account is locked for
+``LOCK_MINUTES`` whatever password comes next. A session is a random 32-byte token given to the
+browser once; the file keeps only its SHA-256, so a copy of the file opens no session. A session
+ends after ``SESSION_HOURS`` in all, after ``IDLE_MINUTES`` unused, on sign-out, or when its
+account is removed or its password changed.
+
+Files: made 0600 in a folder made 0700 (``<keys>/auditor/console-accounts.sqlite`` by default);
+one others may read, or whose folder others may write, is refused. Errors are ``ConfigError``
+(a name, scope or password that cannot be used) and ``StoreError`` (the file); messages never
+carry a password or a token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import sqlite3
+import stat
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from broker.keystore import auditor_path, private_folder
+from puente.errors import ConfigError, StoreError
+
+ACCOUNTS_FILE = "console-accounts.sqlite"
+NATIONAL = "national"
+MIN_PASSWORD = 12
+MAX_PASSWORD = 1024
+MAX_FAILURES = 5
+LOCK_MINUTES = 15
+SESSION_HOURS = 8
+IDLE_MINUTES = 30
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+
+_LAYOUT = """
+CREATE TABLE IF NOT EXISTS accounts (
+    name TEXT PRIMARY KEY NOT NULL,
+    scope TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    locked_until_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_sha256 TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL REFERENCES accounts (name) ON DELETE CASCADE,
+    created_ms INTEGER NOT NULL,
+    seen_ms INTEGER NOT NULL
+);
+"""
+
+
+def default_accounts_path(keys: Path) -> Path:
+    """``<keys>/auditor/console-accounts.sqlite``: in the auditors' own folder."""
+    return auditor_path(keys) / ACCOUNTS_FILE
+
+
+@dataclass(frozen=True)
+class Account:
+    """An auditor as the console knows one (never the hash)."""
+
+    name: str
+    scope: str  # "national" or a partner id
+    created_at: datetime
+    locked_until: datetime | None = None
+
+    @property
+    def national(self) -> bool:
+        return self.scope == NATIONAL
+
+    @property
+    def partner(self) -> str | None:
+        """The partner a joint-oversight auditor sees; None for a national one."""
+        return None if self.national else self.scope
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """What one sign-in attempt gave: the account (None when refused), and whether the name was an
+    account's (for the audit of the attempt: an unknown name is never written down, it may be a
+    password typed in the wrong box)."""
+
+    account: Account | None
+    known: bool
+    locked: bool = False
+
+
+@dataclass(frozen=True)
+class Session:
+    """A live session: its account, and the token that proves it (the CSRF token derives from it)."""
+
+    account: Account
+    token: str
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.token)
+
+
+def csrf_token(token: str) -> str:
+    """The form token of a session: bound to it, and useless without the cookie it derives from."""
+    return hashlib.sha256(b"puente-console-csrf\0" + token.encode()).hexdigest()
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _time(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ConsoleAccounts:
+    """The accounts file (module docstring). Safe to share between threads (one lock, short holds:
+    Argon2 runs outside it)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, partners: Collection[str],
+                 hasher: PasswordHasher) -> None:
+        self._conn, self.path, self.partners, self._hasher = conn, path, frozenset(partners), hasher
+        self._lock = threading.Lock()
+        # Checked when a name is unknown, so that such a sign-in costs what a known one costs.
+        self._dummy = hasher.hash(secrets.token_urlsafe(16))
+
+    @classmethod
+    def open(cls, path: Path, partners: Collection[str], *, create: bool = True,
+             hasher: PasswordHasher | None = None) -> ConsoleAccounts:
+        """The accounts at ``path`` (made 0600 in a 0700 folder when missing and ``create``); ``partners``
+        are the partner ids the policy names, the only scopes besides ``national``."""
+        path = Path(path)
+        if not _exists(path):
+            if not create:
+                raise StoreError(f"no console accounts at {path}: add one with `puente audit users add NAME "
+                                 "--scope national`")
+            _check_folder(path)
+            _create_private(path)
+        _check_private(path)
+        try:
+            conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA trusted_schema = OFF")
+            conn.executescript(_LAYOUT)
+        except sqlite3.Error as exc:
+            raise _translated(exc, path) from None
+        return cls(conn, path, partners, hasher or PasswordHasher())
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ConsoleAccounts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _sql(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise _translated(exc, self.path) from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: it holds the file's write lock from its first read, so
+        what it reads is still so when it writes), committed when the block ends, rolled back on error."""
+        with self._sql() as c:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+
+    # accounts ---------------------------------------------------------------------------------
+
+    def check_scope(self, scope: str) -> str:
+        """``scope`` when it is ``national`` or a partner the policy names; ConfigError otherwise."""
+        if scope == NATIONAL or scope in self.partners:
+            return scope
+        raise ConfigError(f"unknown scope {scope[:40]!r}: use national or a partner the policy names "
+                          f"({', '.join(sorted(self.partners)) or 'none'})")
+
+    def add(self, name: str, scope: str, password: str, now: datetime | None = None) -> Account:
+        """A new account; ConfigError when the name is taken or not usable, the scope unknown or the
+        password too short."""
+        _check_name(name)
+        self.check_scope(scope)
+        hashed = self._hasher.hash(_check_password(password))
+        when = now or datetime.now(UTC)
+        with self._sql() as c:
+            try:
+                c.execute("INSERT INTO accounts (name, scope, hash, created_ms) VALUES (?, ?, ?, ?)",
+                          (name, scope, hashed, _ms(when)))
+            except sqlite3.IntegrityError:
+                raise ConfigError(f"there is already an account {name!r}") from None
+        return Account(name, scope, when)
+
+    def list(self) -> list[Account]:
+        """Every account, by name."""
+        with self._sql() as c:
+            rows = c.execute("SELECT name, scope, created_ms, locked_until_ms FROM accounts ORDER BY name").fetchall()
+        return [Account(n, s, _time(cms), _time(lms) if lms else None) for n, s, cms, lms in rows]
+
+    def remove(self, name: str) -> None:
+        """Remove an account and end its sessions; ConfigError when there is none of that name."""
+        with self._sql() as c:
+            if c.execute("DELETE FROM accounts WHERE name = ?", (name,)).rowcount == 0:
+                raise ConfigError(f"no account {name[:64]!r}")
+
+    def set_password(self, name: str, password: str) -> None:
+        """Change a password, unlock the account and end its sessions."""
+        hashed = self._hasher.hash(_check_password(password))
+        with self._write() as c:
+            done = c.execute("UPDATE accounts SET hash = ?, failures = 0, locked_until_ms = 0 WHERE name = ?",
+                             (hashed, name)).rowcount
+            c.execute("DELETE FROM sessions WHERE name = ?", (name,))
+        if done == 0:
+            raise ConfigError(f"no account {name[:64]!r}")
+
+    # signing in ----------------------------------------------------------------------------------
+
+    def sign_in(self, name: str, password: str, now: datetime | None = None) -> SignIn:
+        """Check a name and password. The same work is done for an unknown name; a locked account is
+        refused whatever the password; ``MAX_FAILURES`` failures in a row lock it.
+
+        Argon2 runs outside any transaction; what it decided is then applied in one write transaction
+        that reads the account again: a failure is counted in the file (``failures + 1``, so parallel
+        failures all count), and a right password opens nothing when the account was locked, or its
+        password changed, while it was being checked."""
+        name, when = name[:64], now or datetime.now(UTC)
+        at = _ms(when)
+        with self._sql() as c:
+            row = c.execute("SELECT scope, hash, created_ms FROM accounts WHERE name = ?", (name,)).fetchone()
+        password = password[:MAX_PASSWORD]
+        if row is None:
+            _verify(self._hasher, self._dummy, password)
+            return SignIn(None, known=False)
+        scope, hashed, created_ms = row
+        good = _verify(self._hasher, hashed, password)
+        rehashed = self._hasher.hash(password) if good and self._hasher.check_needs_rehash(hashed) else None
+        with self._write() as c:
+            now_row = c.execute("SELECT hash, locked_until_ms FROM accounts WHERE name = ?", (name,)).fetchone()
+            if now_row is None:
+                return SignIn(None, known=True)  # removed while its password was being checked
+            current, locked_ms = now_row
+            if locked_ms > at:
+                return SignIn(None, known=True, locked=True)
+            if not good:
+                # Locking starts the count again: the next MAX_FAILURES failures lock it again.
+                c.execute("UPDATE accounts SET failures = CASE WHEN failures + 1 >= ? THEN 0 ELSE failures + 1 END, "
+                          "locked_until_ms = CASE WHEN failures + 1 >= ? THEN ? ELSE locked_until_ms END "
+                          "WHERE name = ?",
+                          (MAX_FAILURES, MAX_FAILURES, _ms(when + timedelta(minutes=LOCK_MINUTES)), name))
+                locked = c.execute("SELECT locked_until_ms FROM accounts WHERE name = ?", (name,)).fetchone()[0]
+                return SignIn(None, known=True, locked=locked > at)
+            if current != hashed:
+                return SignIn(None, known=True)  # its password changed while this one was being checked
+            if scope != NATIONAL and scope not in self.partners:
+                return SignIn(None, known=True)  # the policy no longer names its partner: fail closed
+            if rehashed is not None:
+                c.execute("UPDATE accounts SET hash = ? WHERE name = ?", (rehashed, name))
+            c.execute("UPDATE accounts SET failures = 0, locked_until_ms = 0 WHERE name = ?", (name,))
+        return SignIn(Account(name, scope, _time(created_ms)), known=True)
+
+    # sessions ------------------------------------------------------------------------------------
+
+    def start_session(self, account: Account, now: datetime | None = None) -> Session:
+        """A new session for a signed-in account; its token is given here once and never stored."""
+        token = secrets.token_urlsafe(32)
+        at = _ms(now or datetime.now(UTC))
+        with self._sql() as c:
+            c.execute("DELETE FROM sessions WHERE created_ms < ? OR seen_ms < ?",
+                      (at - SESSION_HOURS * 3_600_000, at - IDLE_MINUTES * 60_000))
+            c.execute("INSERT INTO sessions (token_sha256, name, created_ms, seen_ms) VALUES (?, ?, ?, ?)",
+                      (_digest(token), account.name, at, at))
+        return Session(account, token)
+
+    def session(self, token: str | None, now: datetime | None = None) -> Session | None:
+        """The live session ``token`` proves (and it is marked used), or None: unknown, expired, idle too
+        long, or its account's scope no longer valid."""
+        if not token or len(token) > 100:
+            return None
+        at = _ms(now or datetime.now(UTC))
+        with self._sql() as c:
+            row = c.execute("SELECT a.name, a.scope, a.created_ms, s.created_ms, s.seen_ms FROM sessions s "
+                            "JOIN accounts a ON a.name = s.name WHERE s.token_sha256 = ?",
+                            (_digest(token),)).fetchone()
+            if row is None:
+                return None
+            name, scope, created_ms, started, seen = row
+            if (started < at - SESSION_HOURS * 3_600_000 or seen < at - IDLE_MINUTES * 60_000
+                    or (scope != NATIONAL and scope not in self.partners)):
+                c.execute("DELETE FROM sessions WHERE token_sha256 = ?", (_digest(token),))
+                return None
+            c.execute("UPDATE sessions SET seen_ms = ? WHERE token_sha256 = ?", (at, _digest(token)))
+        return Session(Account(name, scope, _time(created_ms)), token)
+
+    def end_session(self, token: str | None) -> None:
+        """Sign out: the session ends (nothing happens for an unknown token)."""
+        if token:
+            with self._sql() as c:
+                c.execute("DELETE FROM sessions WHERE token_sha256 = ?", (_digest(token),))
+
+
+def _verify(hasher: PasswordHasher, hashed: str, password: str) -> bool:
+    try:
+        return hasher.verify(hashed, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ConfigError(f"an account name is 1 to 64 letters, digits or . _ @ - (starting with a letter or digit): "
+                          f"{name[:64]!r} is not")
+    return name
+
+
+def _check_password(password: str) -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise ConfigError(f"a console password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    return password
+
+
+def _exists(path: Path) -> bool:
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot reach the console accounts {path}: {exc.strerror}") from None
+    return True
+
+
+def _create_private(path: Path) -> None:
+    try:
+        private_folder(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the console accounts {path}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have changed the mode os.open gave
+    finally:
+        os.close(fd)
+
+
+def _check_folder(path: Path) -> None:
+    """Whoever may write the folder may swap the file (or its WAL) for one with their own account."""
+    try:
+        folder = stat.S_IMODE(os.stat(path.parent).st_mode)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot reach the folder {path.parent}: {exc.strerror}") from None
+    if folder & 0o022:
+        raise StoreError(f"the console accounts' folder {path.parent} is writable by others (mode {folder:04o}): "
+                         "run chmod 700 on it, or pass --accounts")
+
+
+def _check_private(path: Path) -> None:
+    _check_folder(path)
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise StoreError(f"cannot reach the console accounts {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise StoreError(f"the console accounts {path} is not a regular file (a link or a folder?)")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise StoreError(f"the console accounts {path} hold password hashes but others may read them "
+                         f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 on it")
+
+
+def _translated(exc: sqlite3.Error, path: Path) -> StoreError:
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+        return StoreError(f"{path} is not a console accounts file (not an SQLite database)")
+    return StoreError(f"the console accounts {path} failed: {str(exc)[:200]}")

@@ -1,0 +1,193 @@
+"""The auditors audited: every query an auditor makes in the console, written to Kafka before it is answered.
+
+Records go to the queries topic (``TopicNames.queries``, one partition) as one hash chain, ``console``,
+of QUERY records (``broker.audit.chain.ChainWriter``)::
+
+    {"v": 1, "seq": n, "prev": ..., "kind": "QUERY", "chain": "console", "auditor": "ana",
+     "scope": "national", "page": "search", "params": {...}, "results": 12, "at": "...Z", "hash": ...}
+
+Unsigned: auditors hold no signing key. Kafka's ACLs keep everyone but the auditor's login from
+writing the topic, and the chain shows an edit or a gap. One console writes the chain: its
+transactional id (``broker.access.console_transaction``) fences any earlier one, and it extends the
+chain only from a sound head (the last record a QUERY of the ``console`` chain, sealed as written,
+following the one before it). Each query is its own transaction, committed before the page is
+answered; when that fails the caller answers no data (the console: 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from broker.access import console_transaction
+from broker.audit.chain import GENESIS, ChainHead, ChainWriter
+from broker.audit.verify import form_problem, parse_record
+from broker.kafka import (
+    KafkaConnection,
+    Producer,
+    TopicPartition,
+    producer,
+    read_range,
+    reader,
+    running,
+    start,
+    translate,
+    wait_settled,
+)
+from broker.topology import TopicNames
+from puente.errors import AuditChainError, KafkaError, PuenteError
+from puente.wire import Record, iso_utc
+
+CHAIN = "console"
+KIND = "QUERY"
+_BACK = 64  # offsets first read back from the end for the head (transaction markers take offsets too)
+
+
+class QueryLogError(PuenteError):
+    """The query could not be written to the audit: the console must not answer it."""
+
+    retriable = True
+
+
+def head_problem(records: list[Record]) -> str | None:
+    """Why the queries chain, whose last records are ``records`` (oldest first), may not be extended,
+    or None. Pure."""
+    if not records:
+        return None
+    docs = []
+    for rec in records[-2:]:
+        doc = parse_record(rec.value)
+        if doc is None or doc.get("chain") != CHAIN or doc.get("kind") != KIND:
+            return f"its record at offset {rec.offset} is not a QUERY record of the {CHAIN} chain"
+        try:
+            seq, claimed = int(doc["seq"]), str(doc["hash"])
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return f"its record at offset {rec.offset} lacks its seq or hash"
+        if (why := form_problem(rec.value, doc, claimed)) is not None:
+            return f"its record at offset {rec.offset} (seq {seq}) {why}"
+        docs.append(doc)
+    if len(docs) == 2:
+        before, last = docs
+        if int(last["seq"]) != int(before["seq"]) + 1 or last.get("prev") != before["hash"]:
+            return f"its last record (seq {last['seq']}) does not follow the one before it (seq {before['seq']})"
+    elif int(docs[0]["seq"]) == 0 and docs[0].get("prev") != GENESIS:
+        return "its first record does not start the chain"
+    return None
+
+
+async def last_records(topic: str, begin: int, end: int,
+                       read_from: Callable[[int], Awaitable[list[Record]]]) -> list[Record]:
+    """The last committed records of a partition holding offsets ``begin`` to ``end`` (at least two where
+    it holds two; none only when it holds none), read with ``read_from(offset)`` (every committed record
+    from ``offset`` to the end). Aborted transactions and their markers take offsets but hold no record:
+    the window read back widens until it holds two records or reaches ``begin``. AuditChainError when the
+    partition has lost its earliest offsets (``begin`` > 0) and what is left holds no committed record:
+    the chain's head is gone, and starting it again would fork it."""
+    if begin >= end:
+        return []  # no record at all: a new chain
+    back = _BACK
+    while True:
+        first = max(begin, end - back)
+        records = await read_from(first)
+        if len(records) >= 2 or first == begin:
+            break
+        back *= 4
+    if not records and begin > 0:
+        raise AuditChainError(f"{topic} cannot be continued: it holds no committed record from offset {begin} "
+                              f"to {end} but has lost offsets before {begin}; run `puente audit verify`")
+    return records
+
+
+def query_body(auditor: str, scope: str, page: str, params: Mapping[str, Any], results: int,
+               at: datetime) -> dict[str, Any]:
+    """The body of one QUERY record: who, with what scope, which page with which parameters, how many
+    results, when. Parameters are cut short: they are what an auditor typed, not data."""
+    kept = {str(k)[:40]: (str(v)[:200] if v is not None else None) for k, v in list(params.items())[:20]}
+    return {"auditor": auditor[:64], "scope": scope[:64], "page": page[:60], "params": kept,
+            "results": int(results), "at": iso_utc(at)}
+
+
+class QueryLog:
+    """The console's writer of auditors' queries (module docstring). ``start`` before use, ``stop`` after."""
+
+    def __init__(self, conn: KafkaConnection, names: TopicNames) -> None:
+        self.conn, self.names = conn, names
+        self.tp = TopicPartition(names.queries, 0)
+        self._producer: Producer | None = None
+        self._chain: ChainWriter | None = None
+        self._lock = asyncio.Lock()
+        self._broken: str | None = None  # why the chain's head is no longer known; re-read before writing
+
+    async def start(self) -> None:
+        """Take over the chain: fence any earlier console, then read and check the head. AuditChainError
+        when the chain ends with what a console did not write; a Kafka error when it cannot be reached."""
+        made = producer(self.conn, "puente-console", transactional_id=console_transaction(self.names),
+                        enable_idempotence=True, acks="all")
+        await start(made, self.conn, f"writing {self.names.queries}")
+        self._producer = made
+        try:
+            self._chain = ChainWriter(self.tp.topic, 0, await self._head(), chain=CHAIN)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        made, self._producer = self._producer, None
+        if made is not None:
+            with contextlib.suppress(Exception):
+                await made.stop()
+
+    async def _head(self) -> ChainHead:
+        # Fencing aborted any transaction the previous console left open; wait for its markers.
+        await wait_settled(self.conn, self.tp, timeout_s=max(self.conn.timeout_s, 10.0))
+        async with running(reader(self.conn, "puente-console"), self.conn, f"reading {self.tp.topic}") as consumer:
+            consumer.assign([self.tp])
+            end = (await consumer.end_offsets([self.tp]))[self.tp]
+            begin = (await consumer.beginning_offsets([self.tp]))[self.tp]
+
+            async def read_from(first: int) -> list[Record]:
+                return [r async for r in read_range(consumer, self.tp, first)]
+
+            records = await last_records(self.tp.topic, begin, end, read_from)
+        problem = head_problem(records)
+        if problem is not None:
+            raise AuditChainError(f"{self.tp.topic} cannot be continued: {problem}; run `puente audit verify`")
+        if not records:
+            return ChainHead()
+        last = parse_record(records[-1].value)
+        return ChainHead.after(last)
+
+    async def record(self, auditor: str, scope: str, page: str, params: Mapping[str, Any], results: int,
+                     now: datetime | None = None) -> None:
+        """Write one query and commit it; QueryLogError when it is not certainly written."""
+        body = query_body(auditor, scope, page, params, results, now or datetime.now(UTC))
+        async with self._lock:
+            made = self._producer
+            if made is None or self._chain is None:
+                raise QueryLogError("cannot record this query in the audit: the query log is not running")
+            try:
+                if self._broken is not None:
+                    self._chain.head = await self._head()
+                    self._broken = None
+                head = self._chain.head
+                value = self._chain.append(KIND, body)
+                try:
+                    async with made.transaction():
+                        await made.send_and_wait(self.tp.topic, value, partition=0)
+                except BaseException:
+                    self._chain.head = head
+                    # A commit whose outcome is unknown may or may not have landed: read the head again.
+                    self._broken = "a write failed"
+                    raise
+            except AuditChainError as exc:
+                raise QueryLogError(f"cannot record this query in the audit: {exc}") from exc
+            except KafkaError as exc:
+                raise QueryLogError(f"cannot record this query in the audit: check Kafka ({exc})") from exc
+            except PuenteError:
+                raise
+            except Exception as exc:
+                error = translate(exc, self.conn, f"writing {self.tp.topic}")
+                raise QueryLogError(f"cannot record this query in the audit: check Kafka ({error})") from exc

@@ -1,0 +1,181 @@
+"""``puente audit serve`` and ``puente audit users ...``: the auditors' console and its accounts.
+
+``serve`` runs the console (``puente.console``) logged in to Kafka as the auditor: it records every
+query in the queries topic before answering it, and catches the index up at start and every
+``--refresh`` seconds. ``users`` manages the console's accounts (``broker.console_accounts``); no Kafka.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from broker.audit_index import DEFAULT_INDEX, AuditIndex
+from broker.console_accounts import ConsoleAccounts, default_accounts_path
+from broker.oversight import QueryLog
+from broker.topology import TopicNames
+from policies import load_policy_set
+from puente.commands._common import kafka, kafka_options, run, settings
+from puente.console import ConsoleConfig, IndexReader
+from puente.console.server import Listen, catch_up_index, serve
+from puente.errors import ConfigError
+from puente.settings import PuenteSettings
+
+
+def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``serve`` and ``users`` to ``puente audit``."""
+    text = ("serve the auditors' console: search, timelines, why, integrity, dead letters, receipts and indicators "
+            "over the audit index, read-only; every query is written to the audit before it is answered. Runs as "
+            "the auditor's Kafka login; refuses a non-loopback address without TLS")
+    srv = audit.add_parser("serve", help="serve the auditors' web console", description=text,
+                           parents=[kafka_options()])
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    srv.add_argument("--port", type=_port, default=8443, help="port (default 8443)")
+    srv.add_argument("--index", type=Path, metavar="FILE", help=f"the audit index (default: PUENTE_AUDIT_INDEX or "
+                                                                  f"{DEFAULT_INDEX})")
+    srv.add_argument("--accounts", type=Path, metavar="FILE",
+                     help="the console accounts (default: PUENTE_KEYS/auditor/console-accounts.sqlite)")
+    srv.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve HTTPS with this certificate (chain)")
+    srv.add_argument("--tls-key", type=Path, metavar="PEM", help="and this private key")
+    srv.add_argument("--refresh", type=float, default=60.0, metavar="SECONDS",
+                     help="catch the index up from Kafka every SECONDS (default 60; 0: only at start)")
+    srv.set_defaults(func=_serve)
+
+    users = audit.add_parser("users", help="manage the console's auditor accounts",
+                             description="add, list, remove auditor accounts and set passwords (no Kafka needed)")
+    acts = users.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def accounts_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--accounts", type=Path, metavar="FILE",
+                            help="the accounts file (default: PUENTE_KEYS/auditor/console-accounts.sqlite)")
+
+    add = acts.add_parser("add", help="add an auditor account")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--scope", required=True, metavar="national|PARTNER",
+                     help="national (sees everything) or a partner id (joint oversight: only what concerns it)")
+    add.add_argument("--password-file", type=Path, metavar="FILE",
+                     help="read the password from the first line of FILE (default: ask twice, without echo)")
+    accounts_option(add)
+    add.set_defaults(func=_add)
+    listing = acts.add_parser("list", help="list the accounts and their scopes")
+    accounts_option(listing)
+    listing.set_defaults(func=_list)
+    remove = acts.add_parser("remove", help="remove an account and end its sessions")
+    remove.add_argument("name", metavar="NAME")
+    accounts_option(remove)
+    remove.set_defaults(func=_remove)
+    passwd = acts.add_parser("passwd", help="set an account's password (unlocks it, ends its sessions)")
+    passwd.add_argument("name", metavar="NAME")
+    passwd.add_argument("--password-file", type=Path, metavar="FILE", help="as for `add`")
+    accounts_option(passwd)
+    passwd.set_defaults(func=_passwd)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is 1 to 65535")
+    return value
+
+
+def _accounts(args: argparse.Namespace, cfg: PuenteSettings, *, create: bool) -> ConsoleAccounts:
+    partners = load_policy_set(cfg.policy_dir).partners
+    return ConsoleAccounts.open(args.accounts or default_accounts_path(cfg.keys), partners, create=create)
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_file is not None:
+        try:
+            lines = args.password_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the password file {args.password_file}: {exc.strerror}") from None
+        return lines[0] if lines else ""
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise ConfigError("the two passwords differ; nothing changed")
+    return first
+
+
+def _add(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    with _accounts(args, cfg, create=True) as accounts:
+        accounts.check_scope(args.scope)
+        account = accounts.add(args.name, args.scope, _password(args))
+    scope = "national" if account.national else f"joint oversight of {account.scope}"
+    print(f"added {account.name} ({scope}) to {accounts.path}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    with _accounts(args, cfg, create=False) as accounts:
+        rows = accounts.list()
+    width = max([len(a.name) for a in rows] + [4])
+    print(f"{'NAME':<{width}}  {'SCOPE':<10}  {'CREATED (UTC)':<16}  STATE")
+    for a in rows:
+        state = f"locked until {a.locked_until:%Y-%m-%d %H:%M}" if a.locked_until else "active"
+        print(f"{a.name:<{width}}  {a.scope:<10}  {a.created_at:%Y-%m-%d %H:%M}  {state}")
+    print(f"{len(rows)} account(s) in {accounts.path}", file=sys.stderr)
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    with _accounts(args, cfg, create=False) as accounts:
+        accounts.remove(args.name)
+    print(f"removed {args.name}; its sessions are ended")
+    return 0
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    with _accounts(args, cfg, create=False) as accounts:
+        if args.name not in {a.name for a in accounts.list()}:
+            raise ConfigError(f"no account {args.name[:64]!r}")
+        accounts.set_password(args.name, _password(args))
+    print(f"password of {args.name} changed; its sessions are ended")
+    return 0
+
+
+def index_path(args: argparse.Namespace) -> Path:
+    """The index ``--index`` names, else ``PUENTE_AUDIT_INDEX``, else the default."""
+    return Path(args.index or os.environ.get("PUENTE_AUDIT_INDEX") or DEFAULT_INDEX)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    listen = Listen(args.host, args.port, args.tls_cert, args.tls_key).check()
+    if args.refresh < 0:
+        raise ConfigError("--refresh is 0 or more seconds")
+    index = index_path(args)
+    accounts = _accounts(args, cfg, create=False)
+    if not accounts.list():
+        accounts.close()
+        raise ConfigError(f"no auditor accounts in {accounts.path}: add one with `puente audit users add NAME "
+                          "--scope national`")
+    conn = kafka(cfg, "puente-console")
+    names = TopicNames(cfg.topic_prefix)
+    log = QueryLog(conn, names)
+
+    def open_index() -> IndexReader:
+        return AuditIndex(index, readonly=True)
+
+    config = ConsoleConfig(open_index, accounts, log, tls=listen.tls, deployment=cfg.topic_prefix)
+    catch_up = catch_up_index(cfg, conn, index)
+
+    def ready(url: str) -> None:
+        print(f"puente audit serve: the auditors' console is at {url} (index {index}; Ctrl-C stops it)", flush=True)
+
+    try:
+        run(serve(listen, config, log, catch_up=catch_up, index=index, refresh_s=args.refresh, ready=ready))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        accounts.close()
+    return 0

@@ -1,0 +1,14 @@
+"""The auditors' console (``puente audit serve``): a read-only web view over the audit index.
+
+    app       the Starlette application and its routes
+    core      configuration, the answer path (index, audit, page), sign-in, security headers
+    pages     the pages
+    views     formatting helpers the templates use
+    charts    server-rendered SVG bar charts
+    server    running it with uvicorn beside the query log and the index refresher
+"""
+
+from puente.console.app import create_app
+from puente.console.core import ConsoleConfig, IndexReader, QuerySink
+
+__all__ = ["ConsoleConfig", "IndexReader", "QuerySink", "create_app"]

@@ -1,0 +1,54 @@
+"""The auditors' console: server-rendered pages over the audit index, read-only, every query audited.
+
+    /login, /logout                      sign in (a form; a session cookie) and out
+    /                                    summary of what the index holds
+    /search, /search.csv                 decisions by partner, alert, agency, agreement, rule, decision,
+                                         alert type and time; paged; the whole result as CSV
+    /alerts/{alert_id}                   an alert's timeline (``?partner=P``: only what concerns P)
+    /why?alert=&partner=&field=          which rule kept or removed a field, per version
+    /integrity                           each chain's state and last signed checkpoint; problems first
+    /dead-letters                        by reason and source, never a payload (national auditors)
+    /receipts?hours=N                    deliveries without a receipt after N hours
+    /indicators, /indicators.csv         the binational follow-up indicators, as charts and CSV
+    /queries                             the auditors' own queries (national auditors)
+
+Every page reads the index through the auditor's ``Scope``: a joint-oversight auditor's queries are
+answered from what concerns their partner, and anything else answers 404, the same page as
+something absent. Before any page, export or refusal is answered, the query (who, scope, page,
+parameters, how many results) is written to the audit through the ``QuerySink``; when that fails
+the answer is 503 and holds no data. (One exception, against floods: past 60 throttled sign-ins a
+minute, the 429 refusals themselves are no longer each recorded; they hold no data.) Pages are Jinja2 templates with autoescaping; no script runs
+in them, and the headers say so (``core.SECURITY_HEADERS``).
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from puente.console import pages
+from puente.console.core import HERE, Console, ConsoleConfig, SecurityHeaders
+
+
+def create_app(config: ConsoleConfig) -> Starlette:
+    """The console as an ASGI application."""
+    console = Console(config)
+    routes = [
+        Route("/login", console.login_form, methods=["GET"]),
+        Route("/login", console.login, methods=["POST"]),
+        Route("/logout", console.logout, methods=["POST"]),
+        *pages.routes(console),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+
+    async def missing(request: Request, exc: Exception) -> Response:
+        session = await run_in_threadpool(console.session, request)
+        return console.not_found(request, session)
+
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=config.tls)],
+                     exception_handlers={404: missing, 405: missing})

@@ -1,0 +1,352 @@
+"""The console's core: its configuration, the answer path (index, then audit, then page), signing in
+and out, the security headers. The pages themselves are in ``puente.console.pages``."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as AsgiScope
+
+from broker.audit_index import Query, Scope
+from broker.console_accounts import ConsoleAccounts, Session
+from puente.console import views
+from puente.errors import PuenteError
+from puente.wire import parse_time
+
+HERE = Path(__file__).parent
+PER_PAGE = 50
+CSP = ("default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'; img-src 'self' data:; style-src 'self'")
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    # Audit data stays out of shared and browser caches.
+    "cache-control": "no-store",
+}
+UNRECORDED = "cannot record this query in the audit: check Kafka"
+THROTTLED = "Too many sign-in attempts: wait a minute and try again."
+VERIFYING = 2  # Argon2 checks run at once (each takes its memory cost: 64 MiB by default)
+
+
+class IndexReader(Protocol):
+    """What the console reads from the audit index (``broker.audit_index.AuditIndex``)."""
+
+    def close(self) -> None: ...
+    def search(self, scope: Scope, q: Query, page: int = 1, per_page: int = 50) -> Any: ...
+    def export(self, scope: Scope, q: Query) -> Iterator[dict[str, Any]]: ...
+    def facets(self, scope: Scope) -> dict[str, list[str]]: ...
+    def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None: ...
+    def why(self, scope: Scope, alert_id: str, partner: str, field: str) -> list[dict[str, Any]]: ...
+    def integrity(self, scope: Scope) -> dict[str, Any]: ...
+    def dead_letters(self, scope: Scope) -> list[dict[str, Any]]: ...
+    def unreceipted(self, scope: Scope, older_than: timedelta, now: datetime) -> list[dict[str, Any]]: ...
+    def indicators(self, scope: Scope, since: datetime | None = None,
+                   until: datetime | None = None) -> dict[str, Any]: ...
+    def queries(self, scope: Scope, limit: int = 200) -> list[dict[str, Any]]: ...
+    def summary(self, scope: Scope) -> dict[str, Any]: ...
+
+
+class QuerySink(Protocol):
+    """Where auditors' queries are written (``broker.oversight.QueryLog``); raises PuenteError when the
+    query is not certainly written."""
+
+    async def record(self, auditor: str, scope: str, page: str, params: Mapping[str, Any], results: int) -> None: ...
+
+
+@dataclass
+class ConsoleConfig:
+    """What the console runs on. ``open_index`` opens the index read-only (once per request, in a worker
+    thread, closed after)."""
+
+    open_index: Callable[[], IndexReader]
+    accounts: ConsoleAccounts
+    queries: QuerySink
+    tls: bool = False
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    deployment: str = ""
+    login_per_address: int = 10  # sign-in attempts a minute from one client address
+    login_overall: int = 60  # sign-in attempts a minute from all addresses together
+
+    @property
+    def cookie(self) -> str:
+        # __Host-: the browser keeps it only from a secure origin, for this host and path "/".
+        return "__Host-puente-console" if self.tls else "puente-console"
+
+    @property
+    def login_cookie(self) -> str:
+        return "__Host-puente-login" if self.tls else "puente-login"
+
+
+class LoginThrottle:
+    """How many sign-in attempts are let through: at most ``per_address`` from one client address and
+    ``overall`` from all together in any ``window_s`` seconds. Only attempts let through count, so it
+    holds at most ``overall`` of them. Refused attempts are recorded in the audit up to ``overall`` in
+    a window too: past that a flood is answered without writing each attempt down (it would fill the
+    query log, and its one writer would keep the auditors' own queries waiting)."""
+
+    def __init__(self, per_address: int, overall: int, window_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_address, self.overall, self.window_s, self.clock = per_address, overall, window_s, clock
+        self._all: deque[tuple[float, str]] = deque()
+        self._by_address: dict[str, int] = {}
+        self._refused: deque[float] = deque()
+
+    def _forget(self, now: float) -> None:
+        while self._all and self._all[0][0] <= now - self.window_s:
+            _, address = self._all.popleft()
+            self._by_address[address] -= 1
+            if not self._by_address[address]:
+                del self._by_address[address]
+        while self._refused and self._refused[0] <= now - self.window_s:
+            self._refused.popleft()
+
+    def admit(self, address: str) -> str | None:
+        """None when an attempt from ``address`` may go on (it is counted); else which limit refused it:
+        ``address`` or ``all``."""
+        now = self.clock()
+        self._forget(now)
+        if self._by_address.get(address, 0) >= self.per_address:
+            return "address"
+        if len(self._all) >= self.overall:
+            return "all"
+        self._all.append((now, address))
+        self._by_address[address] = self._by_address.get(address, 0) + 1
+        return None
+
+    def record_refusal(self) -> bool:
+        """Whether this refusal is to be written to the audit (at most ``overall`` a window)."""
+        now = self.clock()
+        self._forget(now)
+        if len(self._refused) >= self.overall:
+            return False
+        self._refused.append(now)
+        return True
+
+
+class SecurityHeaders:
+    """Adds ``SECURITY_HEADERS`` (and HSTS over TLS) to every response, whatever made it."""
+
+    def __init__(self, app: ASGIApp, tls: bool) -> None:
+        self.app, self.tls = app, tls
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() not in SECURITY_HEADERS]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                if self.tls:
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def templates() -> Environment:
+    """The console's Jinja2 environment: autoescaping on for every template."""
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["when"] = views.when
+    env.filters["duration"] = views.duration
+    env.filters["text"] = views.text
+    return env
+
+
+class Console:
+    """The pages (module docstring), over one ``ConsoleConfig``."""
+
+    def __init__(self, config: ConsoleConfig) -> None:
+        self.config = config
+        self.env = templates()
+        self.throttle = LoginThrottle(config.login_per_address, config.login_overall)
+        self._verifying = asyncio.Semaphore(VERIFYING)
+
+    # answering -------------------------------------------------------------------------------------
+
+    def html(self, name: str, request: Request, session: Session | None, status: int = 200,
+             **context: Any) -> HTMLResponse:
+        account = session.account if session else None
+        body = self.env.get_template(name).render(
+            request=request, account=account, csrf=session.csrf if session else "", path=request.url.path,
+            deployment=self.config.deployment, **context)
+        return HTMLResponse(body, status_code=status)
+
+    def problem(self, request: Request, session: Session | None, status: int, message: str) -> HTMLResponse:
+        """An answer that holds no data: 404 (absent or out of scope: one page for both), 400, 503."""
+        return self.html("problem.html", request, session, status, code=status, message=message)
+
+    def not_found(self, request: Request, session: Session | None) -> HTMLResponse:
+        return self.problem(request, session, 404, "Nothing here: no such record in the audit you may see.")
+
+    async def answer(self, request: Request, session: Session, page: str, params: Mapping[str, Any],
+                     work: Callable[[IndexReader, Scope], tuple[int, Callable[[], Response]]]) -> Response:
+        """Run ``work`` on the index (in a worker thread), write the query to the audit, then answer.
+        ``work`` gives how many results, and what to answer; nothing is answered before the query is
+        written."""
+        scope = Scope(session.account.partner)
+
+        def run() -> tuple[int, Callable[[], Response]]:
+            index = self.config.open_index()
+            try:
+                return work(index, scope)
+            finally:
+                index.close()
+
+        try:
+            results, respond = await run_in_threadpool(run)
+        except PuenteError as exc:
+            if not await self.record(session, page, params, 0):  # the attempt is audited all the same
+                return self.problem(request, session, 503, UNRECORDED)
+            return self.problem(request, session, 503, f"the audit index cannot be read: {str(exc)[:300]}")
+        if not await self.record(session, page, params, results):
+            return self.problem(request, session, 503, UNRECORDED)
+        return respond()
+
+    async def refuse(self, request: Request, session: Session | None, page: str, params: Mapping[str, Any],
+                     status: int, message: str, auditor: str | None = None) -> HTMLResponse:
+        """A refusal (``status``, ``message``: no data), recorded first as every answer is; 503 when it
+        cannot be recorded."""
+        if not await self.record(session, page, params, 0, auditor):
+            return self.problem(request, session, 503, UNRECORDED)
+        return self.problem(request, session, status, message)
+
+    async def record(self, session: Session | None, page: str, params: Mapping[str, Any], results: int,
+                     auditor: str | None = None) -> bool:
+        name = auditor if auditor is not None else (session.account.name if session else "")
+        scope = session.account.scope if session else "-"
+        try:
+            given = {k: v for k, v in params.items() if v not in (None, "")}
+            await self.config.queries.record(name, scope, page, given, results)
+        except PuenteError:
+            return False
+        return True
+
+    def session(self, request: Request) -> Session | None:
+        return self.config.accounts.session(request.cookies.get(self.config.cookie), self.config.clock())
+
+    async def signed_in(self, request: Request) -> Session | Response:
+        found = await run_in_threadpool(self.session, request)
+        if found is not None:
+            return found
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?{QueryParams({'next': target})}", status_code=303)
+
+    # signing in and out ----------------------------------------------------------------------------
+
+    async def login_form(self, request: Request) -> Response:
+        token = secrets.token_urlsafe(24)
+        response = self.html("login.html", request, None, next=views.local_path(request.query_params.get("next")),
+                             form_token=token, error="")
+        self._cookie(response, self.config.login_cookie, token, max_age=1800)
+        return response
+
+    async def login(self, request: Request) -> Response:
+        throttled = self.throttle.admit(request.client.host if request.client else "-")
+        if throttled is not None:
+            if not self.throttle.record_refusal():
+                return _throttled()
+            if not await self.record(None, "sign-in throttled", {"limit": throttled}, 0, "(not checked)"):
+                return self.problem(request, None, 503, UNRECORDED)
+            return _throttled()
+        form = await request.form()
+        name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))
+        target = views.local_path(str(form.get("next", "")))
+        expected = request.cookies.get(self.config.login_cookie)
+        if not expected or not secrets.compare_digest(expected, str(form.get("form_token", ""))):
+            return await self.refuse(request, None, "sign-in refused", {"form": "expired"}, 400,
+                                     "This sign-in form has expired: open the sign-in page again.", "(not checked)")
+        async with self._verifying:  # Argon2 takes memory and a core: a flood waits here, not in the threads
+            result = await run_in_threadpool(self.config.accounts.sign_in, name, password, self.config.clock())
+        if result.account is None:
+            who = name if result.known else "(unknown name)"
+            if not await self.record(None, "sign-in refused", {"locked": "yes" if result.locked else None}, 0, who):
+                return self.problem(request, None, 503, UNRECORDED)
+            error = ("Sign-in refused. After repeated failures an account is locked for a while; "
+                     "ask a national auditor if it persists.")
+            return self.html("login.html", request, None, 401, next=target, form_token=expected, error=error)
+        session = await run_in_threadpool(self.config.accounts.start_session, result.account, self.config.clock())
+        if not await self.record(session, "sign-in", {}, 1):
+            await run_in_threadpool(self.config.accounts.end_session, session.token)
+            return self.problem(request, None, 503, UNRECORDED)
+        done = RedirectResponse(target, status_code=303)
+        self._cookie(done, self.config.cookie, session.token)
+        done.delete_cookie(self.config.login_cookie, secure=self.config.tls, httponly=True, samesite="strict")
+        return done
+
+    async def logout(self, request: Request) -> Response:
+        session = await run_in_threadpool(self.session, request)
+        form = await request.form()
+        if session is not None:
+            if not secrets.compare_digest(session.csrf, str(form.get("csrf", ""))):
+                return self.problem(request, session, 400, "This form has expired: reload the page and try again.")
+            await self.record(session, "sign-out", {}, 0)  # signing out happens whether or not it is recorded
+            await run_in_threadpool(self.config.accounts.end_session, session.token)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(self.config.cookie, secure=self.config.tls, httponly=True, samesite="strict")
+        return response
+
+    def _cookie(self, response: Response, name: str, value: str, max_age: int | None = None) -> None:
+        response.set_cookie(name, value, max_age=max_age, path="/", secure=self.config.tls, httponly=True,
+                            samesite="strict")
+
+
+def _throttled() -> Response:
+    """429, one line, no page: what a sign-in flood is answered."""
+    return Response(THROTTLED + "\n", status_code=429, media_type="text/plain; charset=utf-8",
+                    headers={"retry-after": "60"})
+
+
+def csv_lines(header: list[str], rows: Iterator[list[Any]]) -> Iterator[str]:
+    """CSV text, one line at a time; a cell a spreadsheet would run as a formula is quoted as text."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    yield out.getvalue()
+    for row in rows:
+        out.seek(0)
+        out.truncate()
+        writer.writerow([views.cell(v) for v in row])
+        yield out.getvalue()
+
+
+def csv_response(name: str, lines: Iterator[str]) -> StreamingResponse:
+    return StreamingResponse(lines, media_type="text/csv; charset=utf-8",
+                             headers={"content-disposition": f'attachment; filename="{name}"'})
+
+
+def time_param(params: QueryParams, name: str) -> datetime | None:
+    """A time from the query string (ISO 8601; a date alone is its midnight UTC); ValueError when not one."""
+    text = params.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+

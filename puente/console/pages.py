@@ -1,0 +1,322 @@
+"""The console's pages. Each reads the index through the auditor's scope and answers through
+``Console.answer``, which writes the query to the audit first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from broker.audit_index import MAX_FINDINGS, Query, Scope
+from broker.console_accounts import Session
+from puente.console import views
+from puente.console.charts import bar_chart
+from puente.console.core import PER_PAGE, Console, IndexReader, csv_lines, csv_response, time_param
+
+FILTERS = ("partner", "alert", "agency", "agreement", "rule", "decision", "alert_type", "since", "until")
+SEARCH_COLUMNS = ("at", "alert_id", "alert_type", "originator", "partner", "decision", "agreement", "rules",
+                  "reasons", "redacted", "version", "action", "policy_version", "ingress", "block")
+INDICATOR_TABLES = {
+    "shared": ("shared_by_month", ("month", "alert_type", "sector", "partner", "alerts")),
+    "withheld": ("withheld_by_reason", ("reason", "partner", "count")),
+    "latency": ("latency", ("partner", "to", "p50_ms", "p95_ms", "n")),
+}
+Work = Callable[[IndexReader, Scope], tuple[int, Callable[[], Response]]]
+
+
+def _query(request: Request) -> tuple[Query, dict[str, str]]:
+    """The search filters in the query string, and them as typed (for the form and the audit)."""
+    params = request.query_params
+    typed = {k: params.get(k, "").strip()[:200] for k in FILTERS}
+    since, until = time_param(params, "since"), time_param(params, "until")
+    values = {k: (v or None) for k, v in typed.items() if k not in ("since", "until")}
+    return Query(**values, since=since, until=until), typed
+
+
+def _page_number(request: Request) -> int:
+    try:
+        return max(1, min(int(request.query_params.get("page", "1")), 1_000_000))
+    except ValueError:
+        return 1
+
+
+@dataclass
+class RefreshStatus:
+    """Whether the console's periodic catch-up of the index is failing: since when, and why (one line).
+    The serving process sets it (``server.refresher``); every page shows it as a banner."""
+
+    failed_since: datetime | None = None
+    reason: str = ""
+
+    def failed(self, when: datetime, reason: str) -> None:
+        if self.failed_since is None:
+            self.failed_since = when
+        self.reason = " ".join(reason.split())[:300]
+
+    def recovered(self) -> None:
+        self.failed_since, self.reason = None, ""
+
+
+REFRESH = RefreshStatus()
+"""The refresh status of the console this process serves."""
+
+
+def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
+    """Every page's route."""
+    console.env.globals["refresh"] = refresh
+
+    async def gate(request: Request) -> Session | Response:
+        return await console.signed_in(request)
+
+    async def home(request: Request) -> Response:
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            summary = index.summary(scope)
+            problems = int(summary.get("problems") or 0)
+            return 1, lambda: console.html("home.html", request, session, summary=summary, problems=problems)
+
+        return await console.answer(request, session, "home", {}, work)
+
+    async def search(request: Request) -> Response:
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+        try:
+            query, typed = _query(request)
+        except ValueError as exc:
+            return await console.refuse(request, session, "search", dict(request.query_params), 400, str(exc))
+        number = _page_number(request)
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            found = index.search(scope, query, number, PER_PAGE)
+            facets = index.facets(scope)
+            pages = found.pages
+            base = {k: v for k, v in typed.items() if v}
+            return found.total, lambda: console.html(
+                "search.html", request, session, found=found, facets=facets, typed=typed, pages=pages,
+                base=base, columns=SEARCH_COLUMNS)
+
+        return await console.answer(request, session, "search", {**typed, "page": number}, work)
+
+    async def search_csv(request: Request) -> Response:
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+        try:
+            query, typed = _query(request)
+        except ValueError as exc:
+            return await console.refuse(request, session, "search.csv", dict(request.query_params), 400, str(exc))
+        scope_of = Scope(session.account.partner)
+
+        def rows() -> Iterator[list[Any]]:
+            index = console.config.open_index()
+            try:
+                for row in index.export(scope_of, query):
+                    yield [row.get(c) for c in SEARCH_COLUMNS]
+            finally:
+                index.close()
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            total = index.search(scope, query, 1, 1).total
+            return total, lambda: csv_response("puente-decisions.csv", csv_lines(list(SEARCH_COLUMNS), rows()))
+
+        return await console.answer(request, session, "search.csv", typed, work)
+
+    async def timeline(request: Request) -> Response:
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+        alert_id = request.path_params["alert_id"][:200]
+        partner = request.query_params.get("partner", "").strip()[:40] or None
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            events = index.timeline(scope, alert_id)
+            if events is not None and partner is not None:
+                events = [e for e in events if e.get("partner") in (partner, None)]
+                if not any(e.get("partner") == partner for e in events):
+                    events = None  # nothing of that partner's: the same answer as absent
+            if events is None:
+                return 0, lambda: console.not_found(request, session)
+            partners = sorted({str(e["partner"]) for e in events if e.get("partner")})
+            return len(events), lambda: console.html(
+                "timeline.html", request, session, alert_id=alert_id, events=events, partner=partner,
+                partners=partners, redactions=views.redactions)
+
+        return await console.answer(request, session, "alert", {"alert": alert_id, "partner": partner}, work)
+
+    async def why(request: Request) -> Response:
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+        params = request.query_params
+        alert_id, partner, field = (params.get(k, "").strip()[:200] for k in ("alert", "partner", "field"))
+        asked = {"alert": alert_id, "partner": partner, "field": field}
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            if not (alert_id and partner and field):
+                return 0, lambda: console.html("why.html", request, session, asked=asked, rows=None)
+            if (scope.partner is not None and partner != scope.partner) or index.timeline(scope, alert_id) is None:
+                return 0, lambda: console.not_found(request, session)
+            rows = index.why(scope, alert_id, partner, field)
+            return len(rows), lambda: console.html("why.html", request, session, asked=asked, rows=rows)
+
+        return await console.answer(request, session, "why", asked, work)
+
+    async def integrity(request: Request) -> Response:
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            found = index.integrity(scope)
+            chains = sorted(found.get("chains", ()), key=lambda c: (-int(c.get("problems") or 0),
+                                                                     str(c.get("topic")), int(c.get("partition") or 0)))
+            findings = list(found.get("findings", ()))[:MAX_FINDINGS]
+            total = max(int(found.get("findings_total") or 0), len(findings))
+            return total, lambda: console.html("integrity.html", request, session, chains=chains, findings=findings,
+                                               findings_total=total, more=total - len(findings),
+                                               indexed_at=found.get("indexed_at"))
+
+        return await console.answer(request, session, "integrity", {}, work)
+
+    async def dead_letters(request: Request) -> Response:
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            if scope.partner is not None:
+                return 0, lambda: console.not_found(request, session)
+            rows = index.dead_letters(scope)
+            return len(rows), lambda: console.html("dead_letters.html", request, session, rows=rows)
+
+        return await console.answer(request, session, "dead-letters", {}, work)
+
+    async def receipts(request: Request) -> Response:
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+        try:
+            hours = max(1, min(int(request.query_params.get("hours", "24")), 24 * 366))
+        except ValueError:
+            hours = 24
+        now = console.config.clock()
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            rows = index.unreceipted(scope, timedelta(hours=hours), now)
+            return len(rows), lambda: console.html("receipts.html", request, session, rows=rows, hours=hours)
+
+        return await console.answer(request, session, "receipts", {"hours": hours}, work)
+
+    def _period(request: Request) -> tuple[datetime | None, datetime | None, dict[str, str]]:
+        since, until = time_param(request.query_params, "since"), time_param(request.query_params, "until")
+        typed = {k: request.query_params.get(k, "").strip()[:40] for k in ("since", "until")}
+        return since, until, typed
+
+    async def indicators(request: Request) -> Response:
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+        try:
+            since, until, typed = _period(request)
+        except ValueError as exc:
+            return await console.refuse(request, session, "indicators", dict(request.query_params), 400, str(exc))
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            found = index.indicators(scope, since, until)
+            charts = _charts(found)
+            count = sum(len(found.get(key, ())) for key, _ in INDICATOR_TABLES.values())
+            base = {k: v for k, v in typed.items() if v}
+            return count, lambda: console.html("indicators.html", request, session, charts=charts, found=found,
+                                               typed=typed, base=base)
+
+        return await console.answer(request, session, "indicators", typed, work)
+
+    async def indicators_csv(request: Request) -> Response:
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+        table = request.query_params.get("table", "")
+        try:
+            since, until, typed = _period(request)
+        except ValueError as exc:
+            return await console.refuse(request, session, "indicators.csv", dict(request.query_params), 400, str(exc))
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            if table not in INDICATOR_TABLES:
+                return 0, lambda: console.not_found(request, session)
+            key, columns = INDICATOR_TABLES[table]
+            rows = list(index.indicators(scope, since, until).get(key, ()))
+            lines = csv_lines(list(columns), iter([[r.get(c) for c in columns] for r in rows]))
+            return len(rows), lambda: csv_response(f"puente-{table}.csv", lines)
+
+        return await console.answer(request, session, "indicators.csv", {"table": table[:20], **typed}, work)
+
+    async def queries(request: Request) -> Response:
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            if scope.partner is not None:
+                return 0, lambda: console.not_found(request, session)
+            rows = index.queries(scope, 200)
+            return len(rows), lambda: console.html("queries.html", request, session, rows=rows)
+
+        return await console.answer(request, session, "queries", {}, work)
+
+    return [
+        Route("/", home), Route("/search", search), Route("/search.csv", search_csv),
+        Route("/alerts/{alert_id:path}", timeline), Route("/why", why), Route("/integrity", integrity),
+        Route("/dead-letters", dead_letters), Route("/receipts", receipts), Route("/indicators", indicators),
+        Route("/indicators.csv", indicators_csv), Route("/queries", queries),
+    ]
+
+
+def _charts(found: dict[str, Any]) -> list[dict[str, Any]]:
+    """The indicator charts: alerts shared per month, by type, by border sector and by partner; withheld by
+    reason; p50 and p95 time to delivery and to receipt per partner."""
+    shared = list(found.get("shared_by_month", ()))
+
+    def total(key: str) -> list[tuple[str, float]]:
+        sums: dict[str, float] = {}
+        for row in shared:
+            label = str(row.get(key) or "(none)")
+            sums[label] = sums.get(label, 0) + float(row.get("alerts") or 0)
+        ordered = sorted(sums.items()) if key == "month" else sorted(sums.items(), key=lambda kv: -kv[1])
+        return ordered
+
+    withheld: dict[str, float] = {}
+    for row in found.get("withheld_by_reason", ()):
+        label = str(row.get("reason") or "(none)")
+        withheld[label] = withheld.get(label, 0) + float(row.get("count") or 0)
+    latency = sorted(found.get("latency", ()), key=lambda r: (str(r.get("to")), str(r.get("partner"))))
+    bars, series = [], []
+    for row in latency:
+        for pct in ("p50", "p95"):
+            value = row.get(f"{pct}_ms")
+            if value is not None:
+                bars.append((f"{row.get('partner')} to {row.get('to')}", float(value)))
+                series.append(pct)
+    return [
+        {"title": "Alerts shared per month", "svg": bar_chart("Alerts shared per month", total("month")),
+         "table": "shared"},
+        {"title": "Shared by alert type", "svg": bar_chart("Shared by alert type", total("alert_type")),
+         "table": "shared"},
+        {"title": "Shared by border sector", "svg": bar_chart("Shared by border sector", total("sector")),
+         "table": "shared"},
+        {"title": "Shared by partner", "svg": bar_chart("Shared by partner", total("partner")), "table": "shared"},
+        {"title": "Withheld by reason",
+         "svg": bar_chart("Withheld by reason", sorted(withheld.items(), key=lambda kv: -kv[1])),
+         "table": "withheld"},
+        {"title": "Time from publication to delivery and to receipt (p50, p95)",
+         "svg": bar_chart("Latency", bars, "ms", series=series), "table": "latency"},
+    ]

@@ -1,0 +1,157 @@
+"""Running the console: uvicorn on one event loop with the query log and the index refresher.
+
+The query log starts first (it fences any other console of the deployment and checks the queries
+chain's head): without it no page can be answered, so a console that cannot reach Kafka does not
+start. The index is then caught up once, and every ``refresh_s`` seconds after; a failed refresh is
+reported and the console keeps answering from the index as it stands (its pages say when it last
+caught up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+
+from broker.audit_index import AuditIndex, writer_lock
+from broker.auditor import IndexRun, audit_topics, index_topics, signature_checks
+from broker.kafka import KafkaConnection
+from broker.keystore import auditor_path
+from broker.oversight import QueryLog
+from puente.console.app import create_app
+from puente.console.core import ConsoleConfig
+from puente.console.pages import REFRESH, RefreshStatus
+from puente.errors import ConfigError, PuenteError
+from puente.settings import PuenteSettings
+
+CatchUp = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the console listens, and its TLS files (both or neither)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
+
+    def check(self) -> Listen:
+        """This, when it may be served: TLS files given together and readable, and plain HTTP only on
+        a loopback address (fail closed: passwords and audit data never cross a network in clear)."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("give both --tls-cert and --tls-key, or neither")
+        for path in (self.tls_cert, self.tls_key):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"no TLS file at {path}")
+        if not self.tls and not is_loopback(self.host):
+            raise ConfigError(f"refusing to serve the console on {self.host} without TLS: pass --tls-cert and "
+                              "--tls-key, or listen on 127.0.0.1")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (``localhost`` or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _note(text: str) -> None:
+    print(f"puente audit serve: {text}", file=sys.stderr, flush=True)
+
+
+def catch_up_index(cfg: PuenteSettings, conn: KafkaConnection, path: Path) -> CatchUp:
+    """A catch-up of the index at ``path`` from the deployment's audit topics, verified with the
+    auditors' keys. SQLite writes block, so each runs on an event loop of its own in a worker thread:
+    the console's pages are answered meanwhile (from the index as it was, through WAL)."""
+    check = signature_checks(auditor_path(cfg.keys), None)
+
+    async def indexed() -> IndexRun:
+        found = await audit_topics(conn, cfg.topic_prefix)
+        with writer_lock(path), AuditIndex(path) as index:
+            return await index_topics(conn, found.roles, check, index, found.owners)
+
+    async def catch_up() -> IndexRun:
+        return await asyncio.to_thread(asyncio.run, indexed())
+
+    return catch_up
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300] if isinstance(exc, PuenteError) else f"{type(exc).__name__}: {text[:280]}"
+
+
+async def refresher(catch_up: CatchUp, every_s: float, note: Callable[[str], None] = _note,
+                    status: RefreshStatus = REFRESH) -> None:
+    """Catch the index up every ``every_s`` seconds until cancelled. A failure of any kind is noted
+    (one line) and shown on every page (``status``) and the console keeps answering from the index as
+    it stands; the next catch-up that succeeds clears it."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await catch_up()
+        except Exception as exc:  # noqa: BLE001 - a refresh must never stop the console
+            status.failed(datetime.now(UTC), _one_line(exc))
+            note(f"the index could not be caught up ({_one_line(exc)}); pages show it as it stands")
+        else:
+            status.recovered()
+
+
+async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_up: CatchUp | None = None,
+                index: Path | None = None, refresh_s: float = 0, ready: Callable[[str], None] | None = None,
+                started: Callable[[uvicorn.Server], None] | None = None,
+                note: Callable[[str], None] = _note) -> None:
+    """Serve until stopped (Ctrl-C, or ``server.should_exit`` through ``started``). ``config.queries``
+    should be ``log``; it is started here, before the first page. A first catch-up that fails is
+    fatal only when there is no ``index`` yet to serve from."""
+    listen.check()
+    await log.start()
+    try:
+        if catch_up is not None:
+            try:
+                await catch_up()
+            except Exception as exc:
+                if index is None or not index.exists():
+                    raise
+                REFRESH.failed(datetime.now(UTC), _one_line(exc))
+                note(f"the index could not be caught up ({_one_line(exc)}); serving it as it stands")
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(config), host=listen.host, port=listen.port, log_level="warning", access_log=False,
+            ssl_certfile=str(listen.tls_cert) if listen.tls_cert else None,
+            ssl_keyfile=str(listen.tls_key) if listen.tls_key else None, lifespan="off", server_header=False,
+            proxy_headers=False))
+        if started is not None:
+            started(server)
+        task = asyncio.create_task(refresher(catch_up, refresh_s)) if catch_up and refresh_s > 0 else None
+        if ready is not None:
+            ready(listen.url)
+        try:
+            await server.serve()
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    finally:
+        await log.stop()

@@ -1,0 +1,87 @@
+"""Small pure helpers the console's pages and templates share: times, durations, safe text, CSV cells."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+# What a spreadsheet may run as a formula when a cell starts with it, after any spaces (full-width forms too).
+_FORMULA = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_CONTROL = ("\t", "\r")
+
+
+def when(value: Any) -> str:
+    """An audit time (ISO text or datetime) as ``2026-11-01 10:00:05 UTC``; ``-`` when absent."""
+    if value in (None, ""):
+        return "-"
+    if isinstance(value, (int, float)):
+        at = datetime.fromtimestamp(value / 1000, UTC)
+    elif isinstance(value, datetime):
+        at = value
+    else:
+        try:
+            at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return str(value)[:40]
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration(ms: Any) -> str:
+    """Milliseconds as a person reads them: ``850 ms``, ``12.4 s``, ``3.2 min``, ``5.0 h``."""
+    if ms is None:
+        return "-"
+    value = float(ms)
+    if value < 1000:
+        return f"{value:.0f} ms"
+    if value < 60_000:
+        return f"{value / 1000:.1f} s"
+    if value < 3_600_000:
+        return f"{value / 60_000:.1f} min"
+    return f"{value / 3_600_000:.1f} h"
+
+
+def text(value: Any) -> str:
+    """A value from the audit for display: lists joined, None as ``-``."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(text(v) for v in value) or "-"
+    return str(value)
+
+
+def cell(value: Any) -> str:
+    """A CSV cell: lists joined with ``; ``, and text a spreadsheet would run as a formula led by ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        value = "; ".join(cell(v) if not isinstance(v, dict) else _change(v) for v in value)
+    elif isinstance(value, dict):
+        value = _change(value)
+    out = str(value)
+    return "'" + out if out.startswith(_CONTROL) or out.lstrip().startswith(_FORMULA) else out
+
+
+def _change(change: dict[str, Any]) -> str:
+    parts = [str(change.get("field", "")), str(change.get("action", ""))]
+    if change.get("rule"):
+        parts.append(f"rule {change['rule']}")
+    return " ".join(p for p in parts if p)
+
+
+def local_path(target: str | None) -> str:
+    """Where to go after signing in: a path on this site only (never ``//host`` or ``https://...``)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target[:500]
+
+
+def redactions(changes: Any) -> dict[str, list[dict[str, Any]]]:
+    """A decision's field changes grouped by what was done (dropped, masked, pseudonymised, generalised)."""
+    names = {"drop": "dropped", "mask": "masked", "pseudonymise": "pseudonymised", "generalise": "generalised"}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for change in changes or ():
+        if isinstance(change, dict):
+            out.setdefault(names.get(str(change.get("action")), str(change.get("action"))), []).append(change)
+    return out

@@ -1,0 +1,255 @@
+"""The auditors' console in a real browser (Debian's Chromium, through Playwright) over a real Kafka.
+
+The audit is filled by the real path (agencies publish, the broker routes), indexed as the auditor,
+and served as ``puente audit serve`` serves it (``puente.console.server.serve``: the query log on
+Kafka, uvicorn on a free port). Set PUENTE_SCREENSHOT=1 to save the timeline page to
+docs/console-timeline.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from puente_testing import Env, publish, read_topic, run_broker
+
+from broker.access import partner_principal
+from broker.audit_index import AuditIndex, Query, Scope
+from broker.console_accounts import ConsoleAccounts
+from broker.kafka import producer, running
+from broker.oversight import QueryLog
+from broker.partner import subscriber_for
+from puente.console import ConsoleConfig, IndexReader
+from puente.console.server import Listen, catch_up_index, serve
+from puente.dev.synthetic import generate
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("PUENTE_CHROMIUM", "/usr/bin/chromium")  # Debian's; never a downloaded one
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PASSWORD = "a long console password"
+T = TypeVar("T")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine on a loop of its own in another thread: Playwright's sync API keeps a loop
+    running in the test's thread, where ``asyncio.run`` may not start another."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+@dataclass
+class Running:
+    url: str
+    index: Path
+    env: Env
+    catch_up: Any
+
+    def reindex(self) -> None:
+        _run(self.catch_up)
+
+
+@pytest.fixture
+def console(env: Env, tmp_path: Path) -> Iterator[Running]:
+    """A console over the env's audit: filled by the broker, indexed, served on a free loopback port."""
+    asyncio.run(_fill(env, tmp_path / "stores"))
+    auditor = env.login("auditor")
+    index = tmp_path / "audit" / "index.sqlite"
+    catch_up = catch_up_index(env.cfg, auditor, index)
+    accounts = ConsoleAccounts.open(tmp_path / "auditor" / "accounts.sqlite", env.policy.partners)
+    accounts.add("ana", "national", PASSWORD)
+    accounts.add("sam", "USA", PASSWORD)
+
+    def open_index() -> IndexReader:
+        return AuditIndex(index, readonly=True)
+
+    log = QueryLog(auditor, env.names)
+    config = ConsoleConfig(open_index, accounts, log, deployment=env.cfg.topic_prefix)
+    listen = Listen("127.0.0.1", _free_port())
+    servers: list[Any] = []
+    failed: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            asyncio.run(serve(listen, config, log, catch_up=catch_up, index=index, started=servers.append))
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            failed.append(exc)
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    _wait_listening(listen.port, failed)
+    try:
+        yield Running(listen.url, index, env, catch_up)
+    finally:
+        if servers:
+            servers[0].should_exit = True
+        thread.join(30)
+        accounts.close()
+
+
+def _wait_listening(port: int, failed: list[BaseException]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if failed:
+            raise failed[0]
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError("the console did not start listening")
+
+
+async def _fill(env: Env, stores: Path) -> None:
+    """Agencies publish, the broker routes, every partner's subscriber receipts what it received."""
+    await publish(env, list(generate(60, seed=15, now=datetime.now(UTC))))
+    await run_broker(env, workers=1)
+
+    async def subscribe(pid: str) -> None:
+        key_file = env.key_file(pid)
+        sub = subscriber_for(env.cfg, env.login(partner_principal(pid)), pid, key_file,
+                             store_path=stores / f"{pid}.sqlite")
+        try:
+            await sub.run(None, idle_exit_s=3.0)
+        finally:
+            sub.close()
+
+    await asyncio.gather(*(subscribe(pid) for pid in sorted(env.policy.partners_with_agreements)))
+
+
+async def _plant_edit(env: Env) -> None:
+    """As the admin (who may write any topic), append an edited copy of a decision block to its partition."""
+    records = await read_topic(env.conn, env.names.decisions)
+    victim = next(r for r in records if b'"BLOCK"' in r.value)
+    doc = json.loads(victim.value)
+    doc["at"] = "2020-01-01T00:00:00Z"  # the edit: its hash no longer matches
+    made = producer(env.conn, "puente-test-forger")
+    async with running(made, env.conn, "forging an audit record"):
+        await made.send_and_wait(env.names.decisions, json.dumps(doc).encode(), partition=victim.partition)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        made = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield made
+        finally:
+            made.close()
+
+
+def _sign_in(page: Any, url: str, name: str) -> None:
+    page.goto(url + "login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#auditor")
+    assert page.inner_text("#auditor") == name
+
+
+def _partners_listed(page: Any) -> set[str]:
+    return {t.strip() for t in page.locator("#results td.partner").all_inner_texts()}
+
+
+def test_an_auditor_searches_follows_an_alert_exports_and_sees_a_planted_edit(console: Running, browser: Any,
+                                                                                tmp_path: Path) -> None:
+    """Sign in, search, open a timeline, export CSV; after a planted edit and a catch-up, integrity flags it."""
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    _sign_in(page, console.url, "ana")
+    assert "national scope" in page.inner_text("#scope")
+
+    page.goto(console.url + "search?partner=COL")
+    assert _partners_listed(page) == {"COL"}
+    total = int(page.inner_text("#total").replace(",", ""))
+    assert total == 60  # one decision per alert for COL, of whatever outcome
+
+    page.locator("#results tbody tr[class^=decision-deliver] td.mono a").first.click()  # one COL received
+    page.wait_for_selector("#timeline")
+    events = page.locator("#timeline li.event")
+    assert events.count() >= 1 + len(console.env.policy.partners)  # published, then a decision per partner
+    assert "Published" in page.inner_text("#timeline")
+    assert "Receipt" in page.inner_text("#timeline")  # the partners' subscribers acknowledged what they got
+    if os.environ.get("PUENTE_SCREENSHOT") == "1":
+        (ROOT / "docs").mkdir(exist_ok=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.screenshot(path=str(ROOT / "docs" / "console-timeline.png"), full_page=True)
+
+    page.goto(console.url + "search?partner=COL")
+    with page.expect_download() as download:
+        page.click("#csv")
+    saved = tmp_path / "export.csv"
+    download.value.save_as(saved)
+    rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8"))))
+    assert len(rows) == 60 and {r["partner"] for r in rows} == {"COL"}
+
+    page.goto(console.url + "integrity")
+    assert page.locator("#no-findings").count() == 1
+
+    _run(lambda: _plant_edit(console.env))
+    console.reindex()
+    page.goto(console.url + "integrity")
+    findings = page.inner_text("#findings")
+    assert "edited" in findings and console.env.names.decisions in findings
+    assert page.locator("#chains tbody tr.bad").count() >= 1
+    context.close()
+
+
+def test_a_usa_auditor_cannot_see_a_decision_about_col_by_url_or_search(console: Running, browser: Any) -> None:
+    """Joint oversight: COL's decisions answer 404 by URL and never appear in search; the national auditor
+    then sees the USA auditor's queries in the audit."""
+    with AuditIndex(console.index, readonly=True) as index:
+        col = index.search(Scope(), Query(partner="COL"), 1, 1).rows[0]["alert_id"]
+    page = browser.new_page()
+    _sign_in(page, console.url, "sam")
+    assert "USA" in page.inner_text("#scope")
+
+    absent = page.goto(console.url + "alerts/NO-SUCH-ALERT")
+    assert absent is not None and absent.status == 404
+    nothing = page.inner_text("main")
+    for path in (f"alerts/{col}?partner=COL", f"why?alert={col}&partner=COL&field=subject", "dead-letters",
+                 "queries"):
+        answer = page.goto(console.url + path)
+        assert answer is not None and answer.status == 404, path
+        assert page.inner_text("main") == nothing, path  # hidden reads exactly as absent
+    own = page.goto(console.url + f"alerts/{col}")  # the same alert's USA decision is the USA auditor's to see
+    assert own is not None and own.status == 200
+    assert "COL" not in page.inner_text("#timeline")
+
+    page.goto(console.url + "search?partner=COL")
+    assert page.inner_text("#total") == "0"
+    page.goto(console.url + "search")
+    assert _partners_listed(page) == {"USA"}
+    csv_text = page.request.get(console.url + "search.csv").text()
+    assert {r["partner"] for r in csv.DictReader(io.StringIO(csv_text))} == {"USA"}
+    page.close()
+
+    console.reindex()
+    national = browser.new_page()
+    _sign_in(national, console.url, "ana")
+    national.goto(console.url + "queries")
+    table = national.inner_text("#queries")
+    assert "sam" in table and "USA" in table and "alert" in table
+    national.close()

@@ -1,0 +1,372 @@
+"""The audit index: built from real sealed and signed chain records, verified as it goes, read by scope."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from broker.audit import ChainWriter, verify_partition
+from broker.audit_index import AuditIndex, Query, Scope
+from broker.crypto import checker, sign_checkpoint
+from puente.wire import iso_utc
+
+DECISIONS, COL_RCPT, USA_RCPT, QUERIES = "t.audit.decisions", "t.receipts.COL", "t.receipts.USA", "t.audit.queries"
+HOLDS = {DECISIONS: "decisions", COL_RCPT: "receipts", USA_RCPT: "receipts", QUERIES: "queries"}
+OWNERS = {COL_RCPT: "COL", USA_RCPT: "USA"}
+KEYS = {kid: Ed25519PrivateKey.generate() for kid in ("broker-sign-2026a", "COL-rcpt-2026a", "USA-rcpt-2026a")}
+VERIFY = checker({kid: key.public_key() for kid, key in KEYS.items()})
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _signer(kid: str) -> Any:
+    return lambda payload: sign_checkpoint(KEYS[kid], payload)
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _decision(partner: str, outcome: str, rules: list[str], **more: Any) -> dict[str, Any]:
+    return {"partner": partner, "decision": outcome, "agreement": f"{partner}-PAN" if outcome != "WITHHOLD" else None,
+            "rules": rules, "reasons": [f"{outcome.lower()} by {rules[0]}"], "redacted": [], "policy_version": "p1",
+            **more}
+
+
+def _alert(alert_id: str, minute: int, decisions: list[dict[str, Any]], delay_ms: int = 500,
+           **more: Any) -> dict[str, Any]:
+    published = T0 + timedelta(minutes=minute)
+    return {"kind": "ALERT", "alert_id": alert_id, "alert_type": "SMUGGLING", "originator": "SENAFRONT",
+            "originator_country": "PAN", "classification": "RESTRICTED", "sector": "DARIEN",
+            "ingress": f"t.ingress.SENAFRONT:0:{minute}", "ingress_ms": _ms(published),
+            "at": iso_utc(published + timedelta(milliseconds=delay_ms)), "decisions": decisions, **more}
+
+
+COL_DROP = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL",
+                     redacted=[{"field": "subject.name", "action": "drop", "rule": "col.cover"},
+                               {"field": "location", "action": "generalise", "rule": "col.grid"}])
+
+
+def _decisions_topic() -> list[bytes]:
+    """Two blocks: alerts for COL and USA, one only about COL, a dead letter."""
+    writer = ChainWriter(DECISIONS, 0)
+    first = [
+        _alert("SNM:1", 0, [COL_DROP, _decision("USA", "WITHHOLD", ["partner.clearance"])]),
+        _alert("SNM:2", 1, [_decision("COL", "WITHHOLD", ["agreement.coverage"]),
+                            _decision("USA", "DELIVER", ["usa.cover"], feed="t.feed.USA")], delay_ms=900),
+        {"kind": "DEAD_LETTER", "alert_id": "bad-1", "reason": "schema", "detail": "not an alert",
+         "ingress": "t.ingress.SNM:0:7", "ingress_ms": _ms(T0), "at": iso_utc(T0)},
+    ]
+    second = [_alert("COL:only", 2, [_decision("COL", "DELIVER", ["col.cover"], feed="t.feed.COL")], delay_ms=100)]
+    return [writer.block(first, "broker-sign-2026a", _signer("broker-sign-2026a"), iso_utc(T0)),
+            writer.block(second, "broker-sign-2026a", _signer("broker-sign-2026a"), iso_utc(T0))]
+
+
+def _receipts(partner: str, alerts: list[str], *, checkpoint: bool = True, minute: int = 5) -> list[bytes]:
+    writer = ChainWriter(f"t.receipts.{partner}", 0, checkpoint_every=1 << 62, chain=partner)
+    out = [writer.append("RECEIPT", {"partner": partner, "alert_id": a, "version": 1, "status": "RECEIVED",
+                                     "feed": f"t.feed.{partner}:0:{i}", "at": iso_utc(T0 + timedelta(minutes=minute))})
+           for i, a in enumerate(alerts)]
+    if checkpoint:
+        out.append(writer.checkpoint(f"{partner}-rcpt-2026a", _signer(f"{partner}-rcpt-2026a"), iso_utc(T0)))
+    return out
+
+
+def _queries() -> list[bytes]:
+    writer = ChainWriter(QUERIES, 0, checkpoint_every=1 << 62, chain="console")
+    return [writer.append("QUERY", {"auditor": "ana", "scope": "national", "page": "search",
+                                    "params": {"partner": "COL"}, "results": 3, "at": iso_utc(T0)})]
+
+
+def _topics() -> dict[str, list[bytes]]:
+    return {DECISIONS: _decisions_topic(), COL_RCPT: _receipts("COL", ["SNM:1"]),
+            USA_RCPT: _receipts("USA", ["SNM:2"]), QUERIES: _queries()}
+
+
+def _ingest(index: AuditIndex, topics: dict[str, Iterable[bytes]], upto: dict[str, int] | None = None) -> None:
+    """Index each topic's records (up to ``upto[topic]`` in all) from where the index stands."""
+    index.register({t: HOLDS[t] for t in topics}, OWNERS)  # type: ignore[misc]
+    for topic, values in topics.items():
+        ingest = index.partition(topic, 0, HOLDS[topic], VERIFY, owner=OWNERS.get(topic),  # type: ignore[arg-type]
+                                 check_receipts=HOLDS[topic] == "receipts" and index.has_decisions(), batch_rows=2)
+        for offset, value in enumerate(values):
+            if offset >= ingest.start and offset < (upto or {}).get(topic, 1 << 30):
+                ingest.add(offset, value)
+        ingest.commit()
+    index.finish(T0)
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> AuditIndex:
+    made = AuditIndex(tmp_path / "audit" / "index.sqlite")
+    _ingest(made, _topics())
+    return made
+
+
+USA = Scope("USA")
+
+
+def test_a_partner_scope_never_reads_another_partners_rows(index: AuditIndex) -> None:
+    """A USA auditor gets USA's decisions and receipts only, by any page and any query, and no alert only COL has."""
+    assert {r["partner"] for r in index.search(USA, Query()).rows} == {"USA"}
+    assert index.search(USA, Query(partner="COL")).total == 0
+    assert index.search(USA, Query(alert="COL:*")).total == 0
+    assert {r["partner"] for r in index.export(USA, Query())} == {"USA"}
+    assert index.timeline(USA, "COL:only") is None
+    assert {e["partner"] for e in index.timeline(USA, "SNM:1") or [] if e["partner"]} == {"USA"}
+    assert index.why(USA, "SNM:1", "COL", "subject.name") == []
+    facets = index.facets(USA)
+    assert facets["partners"] == ["USA"] and "col.cover" not in facets["rules"]
+    indicators = index.indicators(USA)
+    assert {r["partner"] for r in indicators["shared_by_month"] + indicators["withheld_by_reason"]
+            + indicators["latency"]} == {"USA"}
+    assert {r["partner"] for r in index.unreceipted(USA, timedelta(0), T0 + timedelta(days=1))} <= {"USA"}
+    assert index.dead_letters(USA) == [] and index.queries(USA) == []
+    chains = index.integrity(USA)["chains"]
+    assert {c["topic"] for c in chains} == {DECISIONS, USA_RCPT}
+    summary = index.summary(USA)
+    assert summary["partners"] == ["USA"] and "dead_letters" not in summary
+
+
+def test_a_national_auditor_sees_everything(index: AuditIndex) -> None:
+    """The national scope reads every decision, receipt, dead letter and query, and the chains are sound."""
+    national = Scope()
+    assert index.search(national, Query()).total == 5
+    assert index.summary(national)["receipts"] == 2
+    assert index.dead_letters(national) == [{"reason": "schema", "source": "t.ingress.SNM", "count": 1,
+                                             "first_at": iso_utc(T0), "last_at": iso_utc(T0)}]
+    assert index.queries(national)[0]["auditor"] == "ana"
+    assert index.problems() == 0
+    assert index.search(national, Query(rule="agreement.coverage")).rows[0]["alert_id"] == "SNM:2"
+    assert [r["alert_id"] for r in index.search(national, Query(alert="SNM:*")).rows] == ["SNM:2", "SNM:2", "SNM:1",
+                                                                                         "SNM:1"]
+
+
+def test_timeline_and_why_name_the_rule_behind_each_field(index: AuditIndex) -> None:
+    """An alert's timeline runs from publication to receipt; "why" names the rule that dropped or kept a field."""
+    kinds = [e["kind"] for e in index.timeline(Scope(), "SNM:1") or []]
+    assert kinds[0] == "PUBLISHED" and "DELIVERED" in kinds and "WITHHELD" in kinds and kinds[-1] == "RECEIPT"
+    dropped = index.why(Scope(), "SNM:1", "COL", "subject.name")[0]
+    assert (dropped["outcome"], dropped["rule"], dropped["named"]) == ("dropped", "col.cover", True)
+    assert index.why(Scope("COL"), "SNM:1", "COL", "location.lat")[0]["outcome"] == "generalised"
+    assert index.why(Scope(), "SNM:1", "COL", "alert_type")[0]["outcome"] == "kept"
+    assert index.why(Scope(), "SNM:1", "USA", "alert_type")[0]["outcome"] == "withheld"
+
+
+def _dump(index: AuditIndex) -> dict[str, list[Any]]:
+    conn = sqlite3.connect(index.path)
+    tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'") if t != "meta"]
+    out = {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}  # noqa: S608
+    conn.close()
+    return out
+
+
+def test_catching_up_gives_what_a_rebuild_gives(tmp_path: Path) -> None:
+    """Indexing in several runs, one stopping between receipts and their checkpoint, equals one run over all."""
+    topics = _topics()
+    whole = AuditIndex(tmp_path / "a" / "whole.sqlite")
+    _ingest(whole, topics)
+    parts = AuditIndex(tmp_path / "b" / "parts.sqlite")
+    _ingest(parts, topics, upto={DECISIONS: 1, COL_RCPT: 1, USA_RCPT: 0})
+    assert parts.summary(Scope())["receipts"] == 0  # COL's receipt waits for its checkpoint
+    _ingest(parts, topics, upto={DECISIONS: 2})
+    _ingest(parts, topics)
+    assert _dump(parts) == _dump(whole)
+    assert parts.position(DECISIONS, 0) == 2
+
+
+def test_an_edited_record_is_a_finding_and_none_of_its_rows_are_indexed(tmp_path: Path) -> None:
+    """A block edited after signing is reported where it is, and its decisions stay out of the index."""
+    topics = _topics()
+    topics[DECISIONS][1] = topics[DECISIONS][1].replace(b'"decision":"DELIVER"', b'"decision":"WITHHOLD"')
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, topics)
+    assert index.search(Scope(), Query(alert="COL:only")).total == 0
+    problems = [f["problem"] for f in index.integrity(Scope())["findings"]]
+    assert any("was edited" in p for p in problems)
+    assert index.integrity(Scope())["chains"][0]["problems"] >= 1  # problems first
+    usa = index.integrity(USA)
+    assert usa["findings"] == [] and any(c["problems"] for c in usa["chains"] if c["topic"] == DECISIONS)
+
+
+def test_receipts_count_only_once_a_checkpoint_vouches_for_them(tmp_path: Path) -> None:
+    """A receipt without its checkpoint is no row yet (the delivery stays unreceipted); the checkpoint makes it one."""
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    values = _receipts("COL", ["SNM:1"])
+    _ingest(index, {DECISIONS: _decisions_topic(), COL_RCPT: values[:1]})
+    late = T0 + timedelta(days=1)
+    assert [r["alert_id"] for r in index.unreceipted(Scope("COL"), timedelta(hours=1), late)] == ["SNM:1", "COL:only"]
+    assert any("no checkpoint" in f["problem"] for f in index.integrity(Scope("COL"))["findings"])
+    _ingest(index, {COL_RCPT: values})
+    assert [r["alert_id"] for r in index.unreceipted(Scope("COL"), timedelta(hours=1), late)] == ["COL:only"]
+    assert index.problems() == 0
+
+
+def test_a_receipt_for_no_audited_delivery_is_a_finding_not_a_row(tmp_path: Path) -> None:
+    """A receipt naming an alert never delivered to that partner is reported and not indexed."""
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, {DECISIONS: _decisions_topic(), USA_RCPT: _receipts("USA", ["SNM:1"])})
+    assert index.summary(Scope())["receipts"] == 0
+    assert any("never delivered" in f["problem"] for f in index.integrity(USA)["findings"])
+
+
+def test_queries_are_unsigned_by_design_but_only_queries() -> None:
+    """The console's chain holds unsigned QUERY records (no tail problem); any other kind there is reported."""
+    assert verify_partition(QUERIES, 0, enumerate(_queries()), VERIFY, "queries").ok
+    writer = ChainWriter(QUERIES, 0, chain="console")
+    other = writer.append("RECEIPT", {"partner": "console", "alert_id": "x"})
+    assert not verify_partition(QUERIES, 0, enumerate([other]), VERIFY, "queries").ok
+    elsewhere = ChainWriter(QUERIES, 0, chain="COL").append("QUERY", {"auditor": "x"})
+    assert not verify_partition(QUERIES, 0, enumerate([elsewhere]), VERIFY, "queries").ok
+
+
+def test_latency_percentiles_are_exact_nearest_rank(tmp_path: Path) -> None:
+    """p50 and p95 from publication to delivery and to receipt are the nearest-rank values, per partner."""
+    writer = ChainWriter(DECISIONS, 0)
+    delays = list(range(100, 2100, 100))  # 20 deliveries: 100 ms ... 2000 ms
+    alerts = [_alert(f"A:{i}", i, [_decision("COL", "DELIVER", ["col.cover"], feed="t.feed.COL")], delay_ms=d)
+              for i, d in enumerate(delays)]
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    block = writer.block(alerts, "broker-sign-2026a", _signer("broker-sign-2026a"), iso_utc(T0))
+    _ingest(index, {DECISIONS: [block], COL_RCPT: _receipts("COL", ["A:0"], minute=1)})
+    latency = {row["to"]: row for row in index.indicators(Scope())["latency"]}
+    assert latency["delivery"].items() >= {"p50_ms": 1000, "p95_ms": 1900, "n": 20}.items()
+    assert latency["receipt"].items() >= {"p50_ms": 60_000, "p95_ms": 60_000, "n": 1}.items()
+    shared = index.indicators(Scope())["shared_by_month"]
+    assert shared == [{"month": "2026-03", "alert_type": "SMUGGLING", "sector": "DARIEN", "partner": "COL",
+                       "alerts": 20}]
+
+
+def test_search_pages_newest_first_without_overlap(tmp_path: Path) -> None:
+    """120 decisions page as 50, 50 and 20, newest first, each once."""
+    writer = ChainWriter(DECISIONS, 0)
+    alerts = [_alert(f"A:{i:03}", i, [_decision("COL", "DELIVER", ["col.cover"], feed="t.feed.COL")])
+              for i in range(120)]
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, {DECISIONS: [writer.block(alerts, "broker-sign-2026a", _signer("broker-sign-2026a"), "t")]})
+    pages = [index.search(Scope(), Query(), page=p, per_page=50) for p in (1, 2, 3)]
+    assert [len(p.rows) for p in pages] == [50, 50, 20] and pages[0].total == 120 and pages[0].pages == 3
+    ids = [r["alert_id"] for p in pages for r in p.rows]
+    assert ids == [f"A:{i:03}" for i in reversed(range(120))]
+
+
+def test_a_reader_opens_the_index_read_only(index: AuditIndex) -> None:
+    """The console's read-only handle reads what the indexer wrote; a missing index is a clear error."""
+    with AuditIndex(index.path, readonly=True) as reader:
+        assert reader.search(Scope(), Query()).total == 5
+        with pytest.raises(sqlite3.OperationalError):
+            reader._conn.execute("DELETE FROM decisions")
+    from puente.errors import StoreError
+
+    with pytest.raises(StoreError, match="run `puente audit index`"):
+        AuditIndex(index.path.parent / "missing.sqlite", readonly=True)
+
+
+def test_a_partner_scope_gets_rule_ids_never_reason_texts(tmp_path: Path) -> None:
+    """Reason texts quote the alert and name other partners, and an agency's lifecycle reason is its free
+    text: a partner's auditor gets the rules, decision, agreement and changed fields, never those texts."""
+    writer = ChainWriter(DECISIONS, 0)
+    usa = _decision("USA", "DELIVER_REDACTED", ["usa.cover"], feed="t.feed.USA",
+                    reasons=["releasable_to (COL, CRI) omits USA"],
+                    redacted=[{"field": "location", "action": "drop", "rule": "usa.area",
+                               "why": "sector X is outside the agreed area"}])
+    alerts = [_alert("UPD:1", 0, [usa], version=2, action="UPDATE", reason="informant named in annex")]
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, {DECISIONS: [writer.block(alerts, "broker-sign-2026a", _signer("broker-sign-2026a"), "t")]})
+    national = index.search(Scope(), Query()).rows[0]
+    assert national["reasons"] == ["releasable_to (COL, CRI) omits USA"]
+    assert national["reason"] == "informant named in annex"
+    rows = [*index.search(USA, Query()).rows, *index.export(USA, Query()),
+            *index.unreceipted(USA, timedelta(0), T0 + timedelta(days=1))]
+    assert rows and all(r["reasons"] == [] and r["reason"] is None for r in rows)
+    assert rows[0]["rules"] == ["usa.cover"] and rows[0]["decision"] == "DELIVER_REDACTED"
+    assert rows[0]["redacted"] == [{"field": "location", "action": "drop", "rule": "usa.area"}]
+    events = index.timeline(USA, "UPD:1") or []
+    assert [e["kind"] for e in events] == ["UPDATED", "DELIVERED"]
+    assert all(not e["reasons"] for e in events) and events[0]["detail"] is None
+    assert "informant" not in repr(events) and "omits" not in repr(events) and "outside" not in repr(events)
+    national_events = index.timeline(Scope(), "UPD:1") or []
+    assert "informant named in annex" in str(national_events[0]["detail"])
+    assert index.why(USA, "UPD:1", "USA", "location")[0]["rule"] == "usa.area"
+
+
+def test_numbers_beyond_sqlite_integers_are_absent_not_a_crash(tmp_path: Path) -> None:
+    """A partner-signed receipt (or a decision) may carry any number: one beyond SQLite's 64-bit integers is
+    stored as absent, and the index keeps catching up."""
+    writer = ChainWriter(USA_RCPT, 0, checkpoint_every=1 << 62, chain="USA")
+    huge = 18446744073709551615
+    receipts = [writer.append("RECEIPT", {"partner": "USA", "alert_id": "BIG:1", "version": huge, "status": "RECEIVED",
+                                          "feed": "t.feed.USA:0:0", "at": iso_utc(T0)}),
+                writer.checkpoint("USA-rcpt-2026a", _signer("USA-rcpt-2026a"), iso_utc(T0))]
+    block = ChainWriter(DECISIONS, 0).block(
+        [_alert("BIG:1", 0, [_decision("USA", "DELIVER", ["usa.cover"], feed="t.feed.USA")], ingress_ms=2**63,
+                version=2**63)], "broker-sign-2026a", _signer("broker-sign-2026a"), "t")
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, {DECISIONS: [block], USA_RCPT: receipts})
+    assert index.summary(Scope())["receipts"] == 1 and index.problems() == 0
+    assert index.position(USA_RCPT, 0) == 2
+    big = index.search(Scope(), Query(alert="BIG:1")).rows[0]
+    assert big["ingress_ms"] is None and big["version"] == 1
+    assert index.timeline(Scope(), "BIG:1") is not None
+    _ingest(index, {DECISIONS: [block], USA_RCPT: receipts})  # a later run goes on
+
+
+def test_a_failing_sqlite_write_is_a_store_error_naming_the_index(tmp_path: Path) -> None:
+    """SQLite failing while indexing is one StoreError naming the file, not a raw sqlite3 error."""
+    from puente.errors import StoreError
+
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    index.register({DECISIONS: "decisions"})
+    ingest = index.partition(DECISIONS, 0, "decisions", VERIFY)
+    index.close()
+    with pytest.raises(StoreError, match=r"index\.sqlite"):
+        ingest.add(0, _decisions_topic()[0])
+    ingest.abort()
+
+
+def test_a_rebuild_is_moved_into_place_only_once_whole(tmp_path: Path) -> None:
+    """While a rebuild runs, readers of the index read the old one; it replaces it only when complete, and
+    a rebuild that fails leaves the old one and no temporary file."""
+    from broker.audit_index import rebuilding
+
+    path = tmp_path / "audit" / "index.sqlite"
+    with AuditIndex(path) as old:
+        _ingest(old, {DECISIONS: _decisions_topic()[:1]})
+    with rebuilding(path) as temp:
+        assert temp.parent == path.parent and temp != path
+        with AuditIndex(temp) as new:
+            _ingest(new, _topics(), upto={DECISIONS: 2})
+            with AuditIndex(path, readonly=True) as reader:
+                assert reader.search(Scope(), Query()).total == 4  # the old index, whole
+    assert sorted(p.name for p in path.parent.iterdir()) == ["index.sqlite"]
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    with AuditIndex(path, readonly=True) as reader:
+        assert reader.search(Scope(), Query()).total == 5
+    with pytest.raises(RuntimeError), rebuilding(path) as temp:
+        with AuditIndex(temp) as new:
+            _ingest(new, {DECISIONS: _decisions_topic()[:1]})
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["index.sqlite"]
+    with AuditIndex(path) as again:  # the next writer continues it
+        assert again.search(Scope(), Query()).total == 5 and again.problems() == 0
+
+
+def test_a_receipt_unmatched_and_unvouched_is_one_problem(tmp_path: Path) -> None:
+    """A receipt for no delivery that no checkpoint vouches for counts once, as `audit verify` counts it; the
+    integrity texts are bounded and counted."""
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, {DECISIONS: _decisions_topic(), USA_RCPT: _receipts("USA", ["SNM:1"], checkpoint=False)})
+    assert index.problems() == 1 and index.problems(USA) == 1 and index.summary(USA)["problems"] == 1
+    assert index.problems(Scope("COL")) == 0
+    found = index.integrity(USA)
+    assert found["findings_total"] == 1 and len(found["findings"]) == 1
+    assert sum(c["problems"] for c in found["chains"]) == 1
+    _ingest(index, {USA_RCPT: _receipts("USA", ["SNM:1", "COL:only"], checkpoint=False)})
+    assert index.problems() == 2  # the tail, and the second unmatched receipt
+    bounded = index.integrity(Scope(), limit=1)
+    assert len(bounded["findings"]) == 1 and bounded["findings_total"] == 2

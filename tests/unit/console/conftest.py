@@ -1,0 +1,198 @@
+"""Fixtures of the console's unit tests: accounts with a cheap hasher, a fake index, a recording sink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from starlette.testclient import TestClient
+
+from broker.audit_index import Page, Query, Scope
+from broker.console_accounts import ConsoleAccounts
+from puente.console import ConsoleConfig, create_app
+from puente.errors import PuenteError
+
+PARTNERS = ("COL", "CRI", "USA")
+PASSWORD = "correct horse battery"
+
+
+def cheap_hasher() -> PasswordHasher:
+    """Argon2id with tiny costs: the tests check behaviour, not hardness."""
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def _decision(i: int, alert: str, partner: str, decision: str, **extra: Any) -> dict[str, Any]:
+    at = datetime(2026, 11, 1, 10, 0, tzinfo=UTC) + timedelta(minutes=i)
+    return {"id": i, "kind": "DECISION", "alert_id": alert, "alert_type": "SEIZURE", "originator": "SENAN",
+            "partner": partner, "decision": decision, "agreement": f"AG-{partner}", "rules": [f"{partner}-r1"],
+            "reasons": [f"{partner} reason"], "redacted": [{"field": "subject.name", "action": "drop",
+                                                             "rule": f"{partner}-r1"}],
+            "version": 1, "policy_version": "p1", "at": at.isoformat().replace("+00:00", "Z"),
+            "ingress": "t.ingress.SENAN:0:1", **extra}
+
+
+ROWS = [
+    _decision(1, "A-BOTH", "USA", "DELIVER_REDACTED"),
+    _decision(2, "A-BOTH", "COL", "DELIVER"),
+    _decision(3, "A-COL-ONLY", "COL", "DELIVER", reasons=["=HYPERLINK(\"x\")"]),
+    _decision(4, "<script>alert(1)</script>", "USA", "WITHHOLD"),
+]
+
+
+class FakeIndex:
+    """The AuditIndex's reading methods over ``ROWS``, scoped as the real one (partner rows only)."""
+
+    def __init__(self, rows: list[dict[str, Any]] | None = None) -> None:
+        self.rows = ROWS if rows is None else rows
+
+    def close(self) -> None:
+        pass
+
+    def _seen(self, scope: Scope) -> list[dict[str, Any]]:
+        return [r for r in self.rows if scope.partner is None or r["partner"] == scope.partner]
+
+    def _match(self, scope: Scope, q: Query) -> list[dict[str, Any]]:
+        out = self._seen(scope)
+        for name in ("partner", "decision", "agreement", "alert_type"):
+            if getattr(q, name):
+                out = [r for r in out if r.get(name) == getattr(q, name)]
+        if q.alert:
+            out = [r for r in out if r["alert_id"] == q.alert]
+        return sorted(out, key=lambda r: r["at"], reverse=True)
+
+    def search(self, scope: Scope, q: Query, page: int = 1, per_page: int = 50) -> Page:
+        found = self._match(scope, q)
+        return Page(found[(page - 1) * per_page:page * per_page], len(found), page, per_page)
+
+    def export(self, scope: Scope, q: Query) -> Iterator[dict[str, Any]]:
+        yield from self._match(scope, q)
+
+    def facets(self, scope: Scope) -> dict[str, list[str]]:
+        seen = self._seen(scope)
+        return {"partners": sorted({r["partner"] for r in seen}), "decisions": sorted({r["decision"] for r in seen})}
+
+    def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None:
+        rows = [r for r in self._seen(scope) if r["alert_id"] == alert_id]
+        if not rows:
+            return None
+        return [{"at": r["at"], "kind": "DELIVERED" if r["decision"] != "WITHHOLD" else "WITHHELD",
+                 "partner": r["partner"], "version": 1, "decision": r["decision"], "agreement": r["agreement"],
+                 "rules": r["rules"], "reasons": r["reasons"], "redacted": r["redacted"], "status": None,
+                 "detail": None} for r in rows]
+
+    def why(self, scope: Scope, alert_id: str, partner: str, field: str) -> list[dict[str, Any]]:
+        if scope.partner is not None and partner != scope.partner:
+            return []
+        return [{"version": 1, "decision": r["decision"], "agreement": r["agreement"], "rules": r["rules"],
+                 "policy_version": "p1", "outcome": "dropped", "rule": r["rules"][0], "named": True}
+                for r in self.rows if r["alert_id"] == alert_id and r["partner"] == partner]
+
+    def integrity(self, scope: Scope) -> dict[str, Any]:
+        return {"chains": [{"topic": "t.audit.decisions", "partition": 0, "chain": None, "records": 4, "signed": 4,
+                            "unsigned_tail": 0, "last_checkpoint_at": "2026-11-01T10:04:00Z",
+                            "last_checkpoint_seq": 3, "problems": 1}],
+                "findings": [{"topic": "t.audit.decisions", "partition": 0, "offset": 7,
+                              "problem": "was edited: its content does not match its hash"}],
+                "indexed_at": "2026-11-01T11:00:00Z"}
+
+    def dead_letters(self, scope: Scope) -> list[dict[str, Any]]:
+        return [] if scope.partner else [{"reason": "invalid-date", "source": "t.ingress.PN", "count": 2,
+                                          "first_at": "2026-11-01T10:00:00Z", "last_at": "2026-11-01T10:01:00Z"}]
+
+    def unreceipted(self, scope: Scope, older_than: timedelta, now: datetime) -> list[dict[str, Any]]:
+        return [r for r in self._seen(scope) if r["decision"] != "WITHHOLD"]
+
+    def indicators(self, scope: Scope, since: datetime | None = None,
+                   until: datetime | None = None) -> dict[str, Any]:
+        return {"shared_by_month": [{"month": "2026-11", "alert_type": "SEIZURE", "sector": "DARIEN",
+                                     "partner": r["partner"], "alerts": 1} for r in self._seen(scope)],
+                "withheld_by_reason": [{"reason": "partner.clearance", "partner": "USA", "count": 1}],
+                "latency": [{"partner": "USA", "to": "delivery", "p50_ms": 120, "p95_ms": 900, "n": 3}]}
+
+    def queries(self, scope: Scope, limit: int = 200) -> list[dict[str, Any]]:
+        return [] if scope.partner else [{"auditor": "ana", "scope": "national", "page": "search",
+                                          "params": {"partner": "COL"}, "results": 2, "at": "2026-11-01T11:00:00Z"}]
+
+    def summary(self, scope: Scope) -> dict[str, Any]:
+        seen = self._seen(scope)
+        return {"decisions": len(seen), "alerts": len({r["alert_id"] for r in seen}), "receipts": 0,
+                "by_decision": {"DELIVER": 1}, "partners": sorted({r["partner"] for r in seen}), "problems": 1,
+                "first_at": "2026-11-01T10:01:00Z", "last_at": "2026-11-01T10:04:00Z", "indexed_at": None}
+
+
+class Sink:
+    """Records every query; fails on demand, as a Kafka outage would."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.failing = False
+        self.events: list[str] | None = None
+
+    async def record(self, auditor: str, scope: str, page: str, params: Mapping[str, Any], results: int) -> None:
+        if self.failing:
+            raise PuenteError("Kafka at x could not be reached")
+        self.records.append({"auditor": auditor, "scope": scope, "page": page, "params": dict(params),
+                             "results": results})
+        if self.events is not None:
+            self.events.append("record")
+
+
+@pytest.fixture
+def accounts(tmp_path: Path) -> Iterator[ConsoleAccounts]:
+    made = ConsoleAccounts.open(tmp_path / "auditor" / "accounts.sqlite", PARTNERS, hasher=cheap_hasher())
+    made.add("ana", "national", PASSWORD)
+    made.add("sam", "USA", PASSWORD)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def sink() -> Sink:
+    return Sink()
+
+
+def _make_client(accounts: ConsoleAccounts, sink: Sink, *, tls: bool = False) -> TestClient:
+    config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, tls=tls)
+    base = "https://testserver" if tls else "http://testserver"
+    return TestClient(create_app(config), base_url=base, follow_redirects=False)
+
+
+def _sign_in(client: TestClient, name: str, password: str = PASSWORD, target: str = "/") -> Any:
+    form = client.get("/login")
+    token = form.text.split('name="form_token" value="', 1)[1].split('"', 1)[0]
+    return client.post("/login", data={"name": name, "password": password, "form_token": token, "next": target})
+
+
+@pytest.fixture
+def make_client(accounts: ConsoleAccounts, sink: Sink) -> Callable[..., TestClient]:
+    """A client of a console over the fake index (``tls=True``: served over HTTPS)."""
+    return lambda tls=False: _make_client(accounts, sink, tls=tls)
+
+
+@pytest.fixture
+def sign_in() -> Callable[..., Any]:
+    """Sign a client in through the login form: ``sign_in(client, name, password=..., target="/")``."""
+    return _sign_in
+
+
+@pytest.fixture
+def client(accounts: ConsoleAccounts, sink: Sink) -> TestClient:
+    return _make_client(accounts, sink)
+
+
+@pytest.fixture
+def ana(client: TestClient) -> TestClient:
+    """A national auditor, signed in."""
+    assert _sign_in(client, "ana").status_code == 303
+    return client
+
+
+@pytest.fixture
+def sam(client: TestClient) -> TestClient:
+    """A joint-oversight auditor of USA, signed in."""
+    assert _sign_in(client, "sam").status_code == 303
+    return client

@@ -1,0 +1,124 @@
+"""Auditor accounts: Argon2id hashes, scopes the policy names, lockout, hashed server-side sessions."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from broker.console_accounts import IDLE_MINUTES, MAX_FAILURES, SESSION_HOURS, ConsoleAccounts, csrf_token
+from puente.errors import ConfigError, StoreError
+
+PASSWORD = "correct horse battery"
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+def _hasher() -> PasswordHasher:
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def _open(path: Path, partners: tuple[str, ...] = ("COL", "USA")) -> ConsoleAccounts:
+    return ConsoleAccounts.open(path, partners, hasher=_hasher())
+
+
+def test_the_file_is_private_and_holds_argon2id_hashes_only(tmp_path: Path) -> None:
+    """Made 0600 in a 0700 folder; the password is stored as an Argon2id hash, never as itself."""
+    path = tmp_path / "keys" / "auditor" / "accounts.sqlite"
+    with _open(path) as accounts:
+        accounts.add("ana", "national", PASSWORD)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    (hashed,) = sqlite3.connect(path).execute("SELECT hash FROM accounts").fetchone()
+    assert hashed.startswith("$argon2id$") and PASSWORD not in hashed
+
+
+def test_a_file_others_may_read_is_refused(tmp_path: Path) -> None:
+    """Password hashes readable by others: the file is refused until chmod 600."""
+    path = tmp_path / "accounts.sqlite"
+    _open(path).close()
+    path.chmod(0o644)
+    with pytest.raises(StoreError, match="chmod 600"):
+        _open(path)
+
+
+def test_a_scope_the_policy_does_not_name_is_refused(tmp_path: Path) -> None:
+    """Only national or a partner id of the policy: anything else fails closed when the account is made."""
+    with _open(tmp_path / "a.sqlite") as accounts:
+        accounts.add("sam", "USA", PASSWORD)
+        for scope in ("XYZ", "usa", "", "National"):
+            with pytest.raises(ConfigError, match="unknown scope"):
+                accounts.add("eve", scope, PASSWORD)
+        with pytest.raises(ConfigError, match="already"):
+            accounts.add("sam", "USA", PASSWORD)
+        with pytest.raises(ConfigError, match="characters"):
+            accounts.add("bob", "USA", "short")
+        assert [(a.name, a.scope) for a in accounts.list()] == [("sam", "USA")]
+
+
+def test_an_account_whose_partner_the_policy_dropped_cannot_sign_in(tmp_path: Path) -> None:
+    """Fail closed: a scope the current policy no longer names opens no session, and ends any open one."""
+    path = tmp_path / "a.sqlite"
+    with _open(path) as accounts:
+        accounts.add("sam", "USA", PASSWORD)
+        session = accounts.start_session(accounts.sign_in("sam", PASSWORD, T0).account, T0)  # type: ignore[arg-type]
+    with _open(path, ("COL",)) as accounts:
+        assert accounts.sign_in("sam", PASSWORD, T0).account is None
+        assert accounts.session(session.token, T0) is None
+
+
+def test_sign_in_refuses_wrong_and_unknown_alike_and_locks_after_repeated_failures(tmp_path: Path) -> None:
+    """Wrong password or unknown name: no account. After MAX_FAILURES failures even the right password is
+    refused until the lock expires."""
+    with _open(tmp_path / "a.sqlite") as accounts:
+        accounts.add("ana", "national", PASSWORD)
+        unknown = accounts.sign_in("nobody", PASSWORD, T0)
+        assert unknown.account is None and not unknown.known
+        assert accounts.sign_in("ana", PASSWORD, T0).account is not None
+        for i in range(MAX_FAILURES):
+            result = accounts.sign_in("ana", "wrong password!", T0 + timedelta(seconds=i))
+            assert result.account is None and result.known
+        assert result.locked
+        assert accounts.sign_in("ana", PASSWORD, T0 + timedelta(minutes=1)).locked
+        assert accounts.list()[0].locked_until is not None
+        assert accounts.sign_in("ana", PASSWORD, T0 + timedelta(hours=1)).account is not None
+
+
+def test_sessions_are_stored_hashed_and_expire_when_idle_or_old(tmp_path: Path) -> None:
+    """The token is never stored; a session ends after IDLE_MINUTES unused or SESSION_HOURS in all."""
+    path = tmp_path / "a.sqlite"
+    with _open(path) as accounts:
+        account = accounts.add("ana", "national", PASSWORD)
+        session = accounts.start_session(account, T0)
+        assert len(session.token) >= 40
+        assert session.token not in path.read_bytes().decode("latin-1")
+        assert session.csrf == csrf_token(session.token) != session.token
+        at = T0
+        while at < T0 + timedelta(hours=SESSION_HOURS - 1):
+            at += timedelta(minutes=IDLE_MINUTES - 1)
+            assert accounts.session(session.token, at) is not None
+        assert accounts.session(session.token, T0 + timedelta(hours=SESSION_HOURS, minutes=1)) is None
+        idle = accounts.start_session(account, T0)
+        assert accounts.session(idle.token, T0 + timedelta(minutes=IDLE_MINUTES + 1)) is None
+        assert accounts.session("not-a-token", T0) is None and accounts.session(None, T0) is None
+
+
+def test_sign_out_password_change_and_removal_end_sessions(tmp_path: Path) -> None:
+    """Every way out ends the sessions it concerns."""
+    with _open(tmp_path / "a.sqlite") as accounts:
+        account = accounts.add("ana", "national", PASSWORD)
+        first, second, third = (accounts.start_session(account, T0) for _ in range(3))
+        accounts.end_session(first.token)
+        assert accounts.session(first.token, T0) is None and accounts.session(second.token, T0) is not None
+        accounts.set_password("ana", "another long password")
+        assert accounts.session(second.token, T0) is None
+        assert accounts.sign_in("ana", PASSWORD, T0).account is None
+        fourth = accounts.start_session(account, T0)
+        accounts.remove("ana")
+        assert accounts.session(fourth.token, T0) is None and accounts.session(third.token, T0) is None
+        with pytest.raises(ConfigError, match="no account"):
+            accounts.remove("ana")

@@ -1,0 +1,71 @@
+"""The console's small pieces: SVG charts, where it may listen, and the `audit users` commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from broker.console_accounts import ConsoleAccounts
+from puente.commands.console import register_audit_verbs
+from puente.console.charts import bar_chart
+from puente.console.server import Listen
+from puente.console.views import cell, local_path
+from puente.errors import ConfigError
+
+
+def test_a_chart_is_svg_with_escaped_labels_and_no_style_attribute() -> None:
+    """Labels are escaped; only presentation attributes, so the CSP's style-src 'self' holds."""
+    svg = str(bar_chart("t", [("<b>x</b>", 3), ("y", 1)]))
+    assert svg.startswith("<svg") and "&lt;b&gt;x&lt;/b&gt;" in svg and "style=" not in svg
+    assert "Nothing to chart" in str(bar_chart("t", []))
+
+
+def test_plain_http_is_refused_off_loopback() -> None:
+    """Fail closed: a non-loopback address needs TLS; the TLS files come together."""
+    assert Listen("127.0.0.1").check().url == "http://127.0.0.1:8443/"
+    assert Listen("::1").check().url == "http://[::1]:8443/"
+    with pytest.raises(ConfigError, match="without TLS"):
+        Listen("0.0.0.0").check()  # noqa: S104 - the address being refused
+    with pytest.raises(ConfigError, match="both"):
+        Listen("127.0.0.1", tls_cert=Path("x.pem")).check()
+
+
+def test_views_quote_formulas_and_follow_only_local_paths() -> None:
+    """CSV cells that would run as formulas are led by a quote; redirects stay on the site."""
+    assert cell("=1+1") == "'=1+1" and cell("-2") == "'-2" and cell(["a", "b"]) == "a; b" and cell(None) == ""
+    assert local_path("/search?x=1") == "/search?x=1"
+    assert local_path("//evil") == "/" and local_path("https://evil") == "/" and local_path(None) == "/"
+
+
+def _cli(tmp_path: Path, *argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    register_audit_verbs(parser.add_subparsers(dest="verb", required=True))
+    args = parser.parse_args([*argv, "--accounts", str(tmp_path / "auditor" / "accounts.sqlite")])
+    result: int = args.func(args)
+    return result
+
+
+def test_users_add_list_passwd_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The users verbs: a password from a file or asked twice, a scope checked against the policy."""
+    secret = tmp_path / "pw"
+    secret.write_text("a long enough password\n")
+    assert _cli(tmp_path, "users", "add", "ana", "--scope", "national", "--password-file", str(secret)) == 0
+    with pytest.raises(ConfigError, match="unknown scope"):
+        _cli(tmp_path, "users", "add", "eve", "--scope", "ATLANTIS", "--password-file", str(secret))
+    answers = iter(["another long password", "another long password"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    assert _cli(tmp_path, "users", "add", "sam", "--scope", "USA") == 0
+    assert _cli(tmp_path, "users", "list") == 0
+    out = capsys.readouterr().out
+    assert "ana" in out and "national" in out and "sam" in out and "USA" in out and "long" not in out
+    mismatch = iter(["one long password!!", "two long password!!"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(mismatch))
+    with pytest.raises(ConfigError, match="differ"):
+        _cli(tmp_path, "users", "passwd", "sam")
+    assert _cli(tmp_path, "users", "remove", "sam") == 0
+    with ConsoleAccounts.open(tmp_path / "auditor" / "accounts.sqlite", ["USA"], create=False) as accounts:
+        assert [a.name for a in accounts.list()] == ["ana"]
+        assert accounts.sign_in("ana", "a long enough password").account is not None

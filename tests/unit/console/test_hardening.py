@@ -1,0 +1,284 @@
+"""Review fixes: the queries chain's head past aborted transactions, an atomic lockout, sign-in
+throttling and bounded Argon2, refusals recorded or 503, and the CSV formula guard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from starlette.testclient import TestClient
+
+import broker.oversight as oversight
+from broker.audit.chain import ChainHead, ChainWriter
+from broker.console_accounts import MAX_FAILURES, ConsoleAccounts, SignIn
+from broker.kafka import KafkaConnection
+from broker.oversight import CHAIN, KIND, QueryLog, last_records, query_body
+from broker.topology import TopicNames
+from puente.console import ConsoleConfig, create_app
+from puente.console.core import UNRECORDED, LoginThrottle
+from puente.console.views import cell
+from puente.errors import AuditChainError, PuenteError
+from puente.wire import Record
+
+PASSWORD = "correct horse battery"
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+AT = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+TOPIC = "t.audit.queries"
+
+
+# 1. the queries chain's head ----------------------------------------------------------------------
+
+def _committed(offsets: list[int]) -> list[Record]:
+    """Records of the console chain (seq 0, 1, ...) at ``offsets``: every other offset of the partition
+    held aborted records or transaction markers, which a read_committed reader never sees."""
+    writer = ChainWriter(TOPIC, 0, ChainHead(), chain=CHAIN)
+    return [Record(TOPIC, 0, off, None, writer.append(KIND, query_body("ana", "national", "search", {}, i, AT)), (), 0)
+            for i, off in enumerate(offsets)]
+
+
+class _Partition:
+    """What a read_committed reader sees of one partition: ``records`` between ``begin`` and ``end``."""
+
+    def __init__(self, begin: int, end: int, records: list[Record]) -> None:
+        self.begin, self.end, self.records = begin, end, records
+        self.reads: list[int] = []
+
+    async def read_from(self, first: int) -> list[Record]:
+        self.reads.append(first)
+        return [r for r in self.records if r.offset >= first]
+
+
+async def test_the_head_is_found_behind_more_than_a_window_of_aborted_offsets() -> None:
+    """Two committed records, then 500 offsets of aborted transactions: the window widens back to them
+    instead of taking the chain for empty (and starting it again at seq 0, a fork)."""
+    part = _Partition(0, 502, _committed([0, 1]))
+    found = await last_records(TOPIC, part.begin, part.end, part.read_from)
+    assert [r.offset for r in found] == [0, 1]
+    assert part.reads[0] == 502 - 64 and part.reads[-1] == 0
+    one = _Partition(0, 400, _committed([0]))
+    assert [r.offset for r in await last_records(TOPIC, 0, 400, one.read_from)] == [0]
+
+
+async def test_only_a_partition_without_any_committed_record_starts_a_chain() -> None:
+    """No offsets at all, or nothing committed since offset 0: a new chain. Offsets lost to retention and
+    nothing committed in what is left: the head is gone, refused."""
+    assert await last_records(TOPIC, 5, 5, _Partition(5, 5, []).read_from) == []
+    assert await last_records(TOPIC, 0, 300, _Partition(0, 300, []).read_from) == []
+    with pytest.raises(AuditChainError, match="no committed record"):
+        await last_records(TOPIC, 100, 300, _Partition(100, 300, []).read_from)
+
+
+async def test_the_query_log_continues_its_chain_past_aborted_offsets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QueryLog._head over a partition whose last 200 offsets hold no committed record: it continues
+    after seq 2, not from the genesis."""
+    records = _committed([0, 1, 2])
+    tail = _Partition(0, 203, records)
+
+    class Consumer:
+        def assign(self, tps: Any) -> None:
+            pass
+
+        async def end_offsets(self, tps: Any) -> dict[Any, int]:
+            return {tp: tail.end for tp in tps}
+
+        async def beginning_offsets(self, tps: Any) -> dict[Any, int]:
+            return {tp: tail.begin for tp in tps}
+
+    async def settled(*args: Any, **kwargs: Any) -> None:
+        pass
+
+    @asynccontextmanager
+    async def running(client: Any, *args: Any) -> AsyncIterator[Any]:
+        yield client
+
+    async def read_range(consumer: Any, tp: Any, start: int | None = None) -> AsyncIterator[Record]:
+        for rec in await tail.read_from(start or 0):
+            yield rec
+
+    monkeypatch.setattr(oversight, "wait_settled", settled)
+    monkeypatch.setattr(oversight, "running", running)
+    monkeypatch.setattr(oversight, "reader", lambda *a, **k: Consumer())
+    monkeypatch.setattr(oversight, "read_range", read_range)
+    head = await QueryLog(KafkaConnection(bootstrap="unused:9092"), TopicNames("t"))._head()
+    assert head.seq == 3 and head.prev == json.loads(records[-1].value)["hash"]
+
+
+# 2. the lockout, counted in the file --------------------------------------------------------------
+
+class _Meddling(PasswordHasher):
+    """A cheap hasher that, the first time a password is checked, runs ``meanwhile`` (other sign-ins
+    finishing while this one is in Argon2, as threads or other processes do)."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.meanwhile: Callable[[], None] | None = None
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            meanwhile()
+        return super().verify(hash, password)
+
+
+def _accounts(tmp_path: Path) -> tuple[ConsoleAccounts, _Meddling]:
+    hasher = _Meddling()
+    accounts = ConsoleAccounts.open(tmp_path / "auditor" / "a.sqlite", ("USA",), hasher=hasher)
+    accounts.add("ana", "national", PASSWORD)
+    return accounts, hasher
+
+
+def test_failures_checked_at_once_all_count(tmp_path: Path) -> None:
+    """MAX_FAILURES wrong passwords, all but one while the first is being checked: the account is
+    locked (a count read before Argon2 and written after lost all but one)."""
+    accounts, hasher = _accounts(tmp_path)
+    with accounts:
+        others: list[SignIn] = []
+        hasher.meanwhile = lambda: others.extend(accounts.sign_in("ana", "wrong password!", T0)
+                                                 for _ in range(MAX_FAILURES - 1))
+        last = accounts.sign_in("ana", "wrong password!", T0)
+        assert not any(r.locked for r in others) and last.locked
+        assert accounts.sign_in("ana", PASSWORD, T0 + timedelta(minutes=1)).locked
+
+
+def test_a_right_password_checked_while_the_account_was_locked_opens_nothing(tmp_path: Path) -> None:
+    """The lock is read again after Argon2: the account locked meanwhile refuses the right password, and
+    stays locked (a reset written late cleared the lock)."""
+    accounts, hasher = _accounts(tmp_path)
+    with accounts:
+        hasher.meanwhile = lambda: [accounts.sign_in("ana", "wrong password!", T0) for _ in range(MAX_FAILURES)]
+        result = accounts.sign_in("ana", PASSWORD, T0)
+        assert result.account is None and result.locked
+        assert accounts.list()[0].locked_until is not None
+        assert accounts.sign_in("ana", PASSWORD, T0 + timedelta(minutes=1)).locked
+
+
+def test_a_password_changed_while_the_old_one_was_checked_opens_nothing(tmp_path: Path) -> None:
+    accounts, hasher = _accounts(tmp_path)
+    with accounts:
+        hasher.meanwhile = lambda: accounts.set_password("ana", "a new password here")
+        assert accounts.sign_in("ana", PASSWORD, T0).account is None
+        assert accounts.sign_in("ana", "a new password here", T0).account is not None
+
+
+def test_parallel_wrong_passwords_in_threads_lock_the_account(tmp_path: Path) -> None:
+    """Wrong passwords from many threads at once: the account ends locked."""
+    accounts, _ = _accounts(tmp_path)
+    with accounts:
+        threads = [threading.Thread(target=accounts.sign_in, args=("ana", "wrong password!", T0))
+                   for _ in range(MAX_FAILURES)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert accounts.sign_in("ana", PASSWORD, T0).locked
+
+
+# 3. sign-in floods ----------------------------------------------------------------------------------
+
+def test_the_throttle_limits_each_address_and_all_together() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(per_address=2, overall=3, window_s=60, clock=lambda: now[0])
+    assert throttle.admit("a") is None and throttle.admit("a") is None
+    assert throttle.admit("a") == "address"
+    assert throttle.admit("b") is None
+    assert throttle.admit("c") == "all"
+    now[0] = 61.0
+    assert throttle.admit("a") is None and throttle.admit("c") is None
+    assert [throttle.record_refusal() for _ in range(4)] == [True, True, True, False]
+
+
+def _token(client: TestClient) -> str:
+    return client.get("/login").text.split('name="form_token" value="', 1)[1].split('"', 1)[0]
+
+
+def _no_index() -> Any:
+    raise PuenteError("the audit index is being rebuilt")
+
+
+def test_too_many_attempts_from_one_address_are_answered_429_and_recorded(accounts: ConsoleAccounts,
+                                                                          sink: Any) -> None:
+    client = TestClient(create_app(ConsoleConfig(_no_index, accounts, sink, login_per_address=3)),
+                        follow_redirects=False)
+    token = _token(client)
+    form = {"name": "ana", "password": "wrong password!", "form_token": token}
+    assert [client.post("/login", data=form).status_code for _ in range(3)] == [401, 401, 401]
+    refused = client.post("/login", data=form)
+    assert refused.status_code == 429 and refused.text.count("\n") == 1 and "wrong" not in refused.text
+    assert sink.records[-1]["page"] == "sign-in throttled" and sink.records[-1]["params"] == {"limit": "address"}
+    sink.failing = True
+    assert client.post("/login", data=form).status_code == 503
+
+
+async def test_argon2_checks_run_two_at_a_time(accounts: ConsoleAccounts, sink: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six sign-ins at once: at most two passwords are checked at the same time."""
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real = accounts.sign_in
+
+    def sign_in(*args: Any) -> SignIn:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        try:
+            return real(*args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(accounts, "sign_in", sign_in)
+    app = create_app(ConsoleConfig(_no_index, accounts, sink))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        page = (await client.get("/login")).text
+        token = page.split('name="form_token" value="', 1)[1].split('"', 1)[0]
+        form = {"name": "nobody", "password": "wrong password!", "form_token": token}
+        answers = await asyncio.gather(*(client.post("/login", data=form) for _ in range(6)))
+    assert [a.status_code for a in answers] == [401] * 6
+    assert most[0] == 2
+
+
+# 5. refusals are recorded, or 503 -------------------------------------------------------------------
+
+def test_an_index_failure_that_cannot_be_recorded_says_so(accounts: ConsoleAccounts, sink: Any) -> None:
+    client = TestClient(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
+    form = {"name": "ana", "password": PASSWORD, "form_token": _token(client)}
+    assert client.post("/login", data=form).status_code == 303
+    assert client.get("/").status_code == 503 and "being rebuilt" in client.get("/").text
+    sink.failing = True
+    answer = client.get("/")
+    assert answer.status_code == 503 and UNRECORDED in answer.text and "being rebuilt" not in answer.text
+
+
+def test_an_expired_sign_in_form_is_recorded_or_503(accounts: ConsoleAccounts, sink: Any) -> None:
+    client = TestClient(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
+    _token(client)
+    form = {"name": "ana", "password": PASSWORD, "form_token": "not the form's"}
+    assert client.post("/login", data=form).status_code == 400
+    assert sink.records[-1] == {"auditor": "(not checked)", "scope": "-", "page": "sign-in refused",
+                                "params": {"form": "expired"}, "results": 0}
+    sink.failing = True
+    assert client.post("/login", data=form).status_code == 503
+
+
+# 4. the CSV formula guard ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["=1+1", " =1+1", "\u3000=1", "+1", "-1", "@SUM(A1)", "\uff1d1+1", "\uff0b1",
+                                  "\uff0d1", "\uff20A", "\tx", "\rx", " \t=x", "\n+x"])
+def test_a_cell_that_may_run_as_a_formula_is_led_by_a_quote(text: str) -> None:
+    assert cell(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["a=1", "1-2", "", "x@y", " plain"])
+def test_other_cells_are_left_as_they_are(text: str) -> None:
+    assert cell(text) == text
