@@ -17,8 +17,8 @@ answered from what concerns their partner, and anything else answers 404, the sa
 something absent. Before any page, export or refusal is answered, the query (who, scope, page,
 parameters, how many results) is written to the audit through the ``QuerySink``; when that fails
 the answer is 503 and holds no data. (One exception, against floods: past 60 throttled sign-ins a
-minute, the 429 refusals themselves are no longer each recorded; they hold no data.) Pages are Jinja2 templates with autoescaping; no script runs
-in them, and the headers say so (``core.SECURITY_HEADERS``).
+minute, the 429 refusals themselves are no longer each recorded; they hold no data.) Pages are
+Jinja2 templates with autoescaping; no script runs in them, and the headers say so (``core.SECURITY_HEADERS``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from argon2 import PasswordHasher
 from starlette.testclient import TestClient
@@ -239,7 +239,7 @@ async def test_argon2_checks_run_two_at_a_time(accounts: ConsoleAccounts, sink: 
 
     monkeypatch.setattr(accounts, "sign_in", sign_in)
     app = create_app(ConsoleConfig(_no_index, accounts, sink))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://testserver") as client:
         page = (await client.get("/login")).text
         token = page.split('name="form_token" value="', 1)[1].split('"', 1)[0]
         form = {"name": "nobody", "password": "wrong password!", "form_token": token}
