@@ -62,13 +62,28 @@ class Page:
     """One page of decision rows, newest first."""
 
     rows: list[dict[str, Any]]
-    total: int
+    total: int  # at most COUNT_LIMIT: past it, ``capped``
     page: int
     per_page: int
+    capped: bool = False  # more than COUNT_LIMIT rows match: ``total`` is a lower bound
 
     @property
     def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
+        counted = max(1, math.ceil(self.total / self.per_page))
+        return max(counted, self.page + 1) if self.capped and len(self.rows) == self.per_page else counted
+
+
+_FACETS: dict[tuple[str, str | None, int], dict[str, list[str]]] = {}  # see AuditIndex.facets
+
+# The partial indexes' conditions (``_store``), word for word: SQLite uses such an index only where
+# the query's WHERE clause implies the index's, and a bound parameter implies nothing.
+_SHARED = "went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED')"
+_TO_DELIVERY = f"{_SHARED} AND ingress_ms IS NOT NULL"
+_TO_RECEIPT = f"{_TO_DELIVERY} AND receipt_at_ms IS NOT NULL"
+
+# A search counts its matches up to this many: counting every one of a million rows took longer than
+# the page itself, and a person reads "10,000+" as well as an exact figure.
+COUNT_LIMIT = 10_000
 
 
 def _ms(when: datetime) -> int:
@@ -181,6 +196,10 @@ class AuditIndex:
                 self._conn.execute("INSERT INTO meta (key, value) VALUES ('indexed_at', ?) ON CONFLICT (key) DO "
                                    "UPDATE SET value = excluded.value",
                                    (now.astimezone(UTC).isoformat().replace("+00:00", "Z"),))
+            # Statistics for the query planner, from a bounded sample: without them SQLite may walk a
+            # partner's whole index in time order where an alert's index finds a handful of rows.
+            self._conn.execute("PRAGMA analysis_limit = 1000")
+            self._conn.execute("PRAGMA optimize")
         except sqlite3.Error as exc:
             raise translated(exc, self.path, "noting the catch-up") from None
 
@@ -244,10 +263,13 @@ class AuditIndex:
     def _where(self, scope: Scope, q: Query) -> tuple[str, list[Any]]:
         clauses: list[str] = ["1 = 1"]
         args: list[Any] = []
+        # With one alert id asked for, the alert's index finds its handful of rows; unary + keeps SQLite
+        # from walking a partner's (or agency's) whole index in time order instead.
+        keep_off = "+" if q.alert and not q.alert.endswith("*") else ""
         for column, value in (("partner", scope.partner), ("partner", q.partner), ("originator", q.agency),
                               ("agreement", q.agreement), ("decision", q.decision), ("alert_type", q.alert_type)):
             if value:
-                clauses.append(f"{column} = ?")
+                clauses.append(f"{keep_off}{column} = ?")
                 args.append(value)
         if q.alert:
             if q.alert.endswith("*"):
@@ -274,10 +296,12 @@ class AuditIndex:
         """Decision rows matching ``q`` within ``scope``, newest first, one page of them."""
         page, per_page = max(1, page), min(max(1, per_page), MAX_PER_PAGE)
         where, args = self._where(scope, q)
-        total = int(self._one(f"SELECT COUNT(*) FROM decisions WHERE {where}", args) or 0)
+        total = int(self._one(f"SELECT COUNT(*) FROM (SELECT 1 FROM decisions WHERE {where} LIMIT ?)",
+                              [*args, COUNT_LIMIT + 1]) or 0)
         rows = self._all(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE {where} ORDER BY at_ms DESC, id DESC "
                          "LIMIT ? OFFSET ?", [*args, per_page, (page - 1) * per_page])
-        return Page([scoped(scope, _decision_row(r)) for r in rows], total, page, per_page)
+        return Page([scoped(scope, _decision_row(r)) for r in rows], min(total, COUNT_LIMIT), page, per_page,
+                    capped=total > COUNT_LIMIT)
 
     def export(self, scope: Scope, q: Query) -> Iterator[dict[str, Any]]:
         """Every decision row matching ``q`` within ``scope``, newest first, streamed (for CSV)."""
@@ -292,7 +316,25 @@ class AuditIndex:
             raise translated(exc, self.path, "reading") from None
 
     def facets(self, scope: Scope) -> dict[str, list[str]]:
-        """The values each search field takes within ``scope`` (for the search form's choices)."""
+        """The values each search field takes within ``scope`` (for the search form's choices).
+
+        Each is a pass over an index (hundreds of milliseconds at a million decisions), and every
+        search page shows them: they are kept per index file, scope and read position, so they are
+        read again only once the index has taken in new records."""
+        key = (str(self.path), scope.partner, self._generation())
+        cached = _FACETS.get(key)
+        if cached is None:
+            cached = self._facets(scope)
+            if len(_FACETS) >= 64:
+                _FACETS.pop(next(iter(_FACETS)))
+            _FACETS[key] = cached
+        return {name: list(values) for name, values in cached.items()}
+
+    def _generation(self) -> int:
+        """Where the index stands: the sum of its read positions, which grows with every record taken in."""
+        return int(self._one("SELECT COALESCE(SUM(next_offset), 0) FROM positions") or 0)
+
+    def _facets(self, scope: Scope) -> dict[str, list[str]]:
         where, args = ("partner = ?", [scope.partner]) if scope.partner else ("1 = 1", [])
         out = {}
         for name, column in (("partners", "partner"), ("agencies", "originator"), ("agreements", "agreement"),
@@ -308,7 +350,8 @@ class AuditIndex:
         per version, decided for each partner (DELIVERED, WITHHELD, RECALLED notice, or DECIDED when
         nothing went out), receipted, dead-lettered. None when the scope sees nothing of it: a scoped
         auditor cannot tell an alert about another partner from one that does not exist."""
-        who, args = (" AND partner = ?", [alert_id, scope.partner]) if scope.partner else ("", [alert_id])
+        # +partner: the alert's own index, not the partner's whole history (see _where).
+        who, args = (" AND +partner = ?", [alert_id, scope.partner]) if scope.partner else ("", [alert_id])
         decisions = [scoped(scope, _decision_row(r)) for r in self._all(
             f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ?{who} ORDER BY at_ms, id", args)]
         receipts = self._all(f"SELECT partner, version, status, at, at_ms, detail, feed FROM receipts "
@@ -357,7 +400,7 @@ class AuditIndex:
         if scope.partner is not None and partner != scope.partner:
             return []
         out = []
-        for r in self._all(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ? AND partner = ? "
+        for r in self._all(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ? AND +partner = ? "
                            "ORDER BY version, at_ms, id", [alert_id, partner]):
             d = scoped(scope, _decision_row(r))
             outcome, rule, named = "kept", d["rules"][0] if d["rules"] else None, True
@@ -468,6 +511,8 @@ class AuditIndex:
           decision, which commits with the feed record) and to the partner's first vouched
           RECEIVED/DUPLICATE receipt of that version: p50 and p95 by nearest rank, exact, and n.
         """
+        if since is None and until is None:
+            return self._indicators_indexed(scope)
         where, args = self._where(scope, Query(since=since, until=until))
         shared = [{"month": m, "alert_type": t, "sector": s, "partner": p, "alerts": n} for m, t, s, p, n in self._all(
             f"SELECT substr(at, 1, 7), alert_type, sector, partner, COUNT(DISTINCT alert_id) FROM decisions "
@@ -483,6 +528,32 @@ class AuditIndex:
             counts = dict(self._all(f"SELECT partner, COUNT(*) {base} GROUP BY partner", [*args, *DELIVERS]))
             latency += self._percentiles(f"SELECT partner, {expr} AS lat {base} ORDER BY partner, lat",
                                          [*args, *DELIVERS], counts, to)
+        return {"shared_by_month": shared, "withheld_by_reason": withheld, "latency": latency}
+
+    def _indicators_indexed(self, scope: Scope) -> dict[str, Any]:
+        """``indicators`` over the whole index, read from the partial indexes made for them (see
+        ``_store``): the same figures as the general path, without a pass over the decisions' rows.
+        Each percentile is one step into a sorted index (nearest rank, exact). INDEXED BY: the planner,
+        sampling, preferred the outcome's index and read every row; and a query that could no longer
+        use its index fails here instead of turning slow."""
+        mine, args = ("partner = ? AND ", [scope.partner]) if scope.partner else ("", [])
+        shared = [{"month": m, "alert_type": t, "sector": s, "partner": p, "alerts": n} for m, t, s, p, n in self._all(
+            f"SELECT substr(at, 1, 7), alert_type, sector, partner, COUNT(DISTINCT alert_id) FROM decisions "
+            f"INDEXED BY decisions_shared WHERE {mine}{_SHARED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", args)]
+        withheld = [{"reason": r, "partner": p, "count": n} for r, p, n in self._all(
+            f"SELECT COALESCE(first_rule, '-'), partner, COUNT(*) FROM decisions INDEXED BY decisions_withheld "
+            f"WHERE {mine}decision = 'WITHHOLD' "
+            "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2", args)]
+        latency = []
+        for to, expr, holds, made in (("delivery", "at_ms - ingress_ms", _TO_DELIVERY, "decisions_to_delivery"),
+                                      ("receipt", "receipt_at_ms - ingress_ms", _TO_RECEIPT, "decisions_to_receipt")):
+            counts = dict(self._all(f"SELECT partner, COUNT(*) FROM decisions INDEXED BY {made} WHERE {mine}{holds} "
+                                    "GROUP BY partner", args))
+            for partner, n in sorted(counts.items(), key=lambda kv: str(kv[0])):
+                ranks = [max(1, math.ceil(0.5 * n)), max(1, math.ceil(0.95 * n))]
+                p50, p95 = (self._one(f"SELECT {expr} FROM decisions INDEXED BY {made} WHERE partner = ? AND {holds} "
+                                      f"ORDER BY {expr} LIMIT 1 OFFSET ?", [partner, rank - 1]) for rank in ranks)
+                latency.append({"partner": partner, "to": to, "p50_ms": p50, "p95_ms": p95, "n": n})
         return {"shared_by_month": shared, "withheld_by_reason": withheld, "latency": latency}
 
     def _percentiles(self, sql: str, args: list[Any], counts: dict[str, int], to: str) -> list[dict[str, Any]]:
