@@ -1,11 +1,15 @@
 # Puente's two commands: `make demo` runs the main job, `make test` runs every test.
-.PHONY: demo console test setup kafka-up kafka-down kafka-status bench clean
+.PHONY: demo console test chaos setup kafka-up kafka-down kafka-status bench clean
 
 demo:
 	@scripts/demo.sh
 
 test:
 	@scripts/test.sh
+
+# A Kafka node and a broker worker killed mid-stream on the 3-node cluster (minutes; not in `make test`).
+chaos:
+	@scripts/chaos.sh
 
 # The auditors' console on the last demo run's audit (URL and sign-ins: the end of `make demo`).
 console:

@@ -1,4 +1,5 @@
 """``puente kafka fetch|up|down|status|wipe|env``: the local Kafka for development, tests and the demo;
+``puente kafka stop-node|start-node``: one node of the local cluster, for fault tests by hand;
 ``puente kafka compose-files``: the secrets and configurations compose.yaml's deployment mounts."""
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name, func, text in (
         ("fetch", _fetch, f"fetch Kafka {KAFKA_VERSION} with Maven into the cache (once)"),
-        ("up", _up, "start Kafka and wait until it serves requests"),
+        ("up", _up, "start Kafka and wait until it is usable: every node serving, one controller quorum "
+                    "leader, every replica in sync"),
         ("down", _down, "stop Kafka, leaving no process behind"),
         ("status", _status, "show each node, its process and its port"),
         ("wipe", _wipe, "stop Kafka and delete its data"),
@@ -27,6 +29,16 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         verb = verbs.add_parser(name, help=text, description=text)
         verb.add_argument("--shape", choices=SHAPES, default="single", help="single node (default) or 3-node cluster")
         verb.set_defaults(func=func)
+    for name, func, text in (
+        ("stop-node", _stop_node, "stop one node of the running local cluster (SIGTERM; --kill: SIGKILL)"),
+        ("start-node", _start_node, "start one stopped node of the local cluster and wait until the cluster "
+                                    "is usable again"),
+    ):
+        verb = verbs.add_parser(name, help=text, description=text)
+        verb.add_argument("node", type=int, metavar="N", help="the node's number (1-3)")
+        if name == "stop-node":
+            verb.add_argument("--kill", action="store_true", help="SIGKILL, as a crash would, instead of a clean stop")
+        verb.set_defaults(func=func, shape="cluster")
     text = ("write the trial CA, node certificates and configurations, and the admin's login that "
             "compose.yaml mounts (kept if present)")
     files = verbs.add_parser("compose-files", help=text, description=text)
@@ -46,6 +58,20 @@ def _up(args: argparse.Namespace) -> int:
     kafka = LocalKafka(args.shape)
     seconds = kafka.up()
     print(f"Kafka {KAFKA_VERSION} ({args.shape}) is up at {kafka.bootstrap} after {seconds:.1f}s")
+    return 0
+
+
+def _stop_node(args: argparse.Namespace) -> int:
+    kafka = LocalKafka(args.shape)
+    kafka.stop_one(args.node, kill=args.kill)
+    print(f"node {args.node} of Kafka ({args.shape}) is stopped ({'SIGKILL' if args.kill else 'clean shutdown'})")
+    return 0
+
+
+def _start_node(args: argparse.Namespace) -> int:
+    kafka = LocalKafka(args.shape)
+    seconds = kafka.start_one(args.node)
+    print(f"node {args.node} is back: Kafka ({args.shape}) is up at {kafka.bootstrap} after {seconds:.1f}s")
     return 0
 
 

@@ -5,8 +5,9 @@ then started as plain Java processes on 127.0.0.1. Two shapes exist: a single
 combined broker/controller node (the default) and a three-node cluster on one
 machine (replication 3, ``min.insync.replicas`` 2) for the fault tests.
 
-The public surface is :class:`LocalKafka`; ``puente kafka up|down|status``
-is a thin shell over it.
+The public surface is :class:`LocalKafka`; ``puente kafka up|down|status`` and
+``stop-node|start-node`` are a thin shell over it. It is "up" only when usable: ``_ready``
+says what that means, and names the node that is not.
 """
 
 from puente.dev.localkafka._cluster import (

@@ -33,8 +33,9 @@ from importlib import resources
 from pathlib import Path
 
 from broker.credentials import client_properties
-from broker.kafka import Admin, KafkaConnection, connection_from_properties
+from broker.kafka import Admin, KafkaConnection, apply_topics, connection_from_properties
 from broker.keystore import private_folder
+from broker.topology import TopicSpec
 from puente.dev import pki
 from puente.dev.localkafka._fetch import KAFKA_VERSION, fetch_kafka
 from puente.dev.localkafka._nodeconf import (
@@ -45,6 +46,17 @@ from puente.dev.localkafka._nodeconf import (
     format_logins,
     render,
     secured_properties,
+)
+from puente.dev.localkafka._ready import (
+    INTERNAL_TOPICS,
+    PROBE_TOPIC,
+    PartitionView,
+    answers,
+    broker_problem,
+    partition_problem,
+    quorum_file,
+    quorum_problem,
+    read_quorum,
 )
 from puente.errors import KafkaSetupError
 
@@ -253,9 +265,16 @@ class LocalKafka:
             return None
         return pid if _pid_alive(pid) else None
 
+    def node(self, node_id: int) -> NodeSpec:
+        """The node numbered ``node_id``; a clear error when this shape has none."""
+        if not 1 <= node_id <= len(self.nodes):
+            have = ", ".join(str(n.node_id) for n in self.nodes)
+            raise KafkaSetupError(f"there is no node {node_id}: the {self.shape} Kafka has node(s) {have}")
+        return self.nodes[node_id - 1]
+
     def start_node(self, node_id: int) -> None:
-        """Start one node unless it already runs."""
-        node = self.nodes[node_id - 1]
+        """Start one node unless it already runs (without waiting for it: see ``wait_ready``)."""
+        node = self.node(node_id)
         if self._pid(node) is not None:
             return
         if _port_open(node.port):
@@ -271,7 +290,7 @@ class LocalKafka:
 
     def stop_node(self, node_id: int, *, timeout: float = 30.0, kill: bool = False) -> None:
         """Stop one node: SIGTERM (a clean shutdown), SIGKILL after ``timeout`` or when ``kill``."""
-        node = self.nodes[node_id - 1]
+        node = self.node(node_id)
         pid = self._pid(node)
         if pid is not None:
             os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
@@ -286,8 +305,40 @@ class LocalKafka:
                     time.sleep(0.05)
         self._pid_file(node).unlink(missing_ok=True)
 
+    def _require_running(self) -> None:
+        if not any(self._pid(n) is not None for n in self.nodes):
+            raise KafkaSetupError(f"no local Kafka ({self.shape}) is running: start it with "
+                                  f"`puente kafka up --shape {self.shape}`")
+
+    def stop_one(self, node_id: int, *, kill: bool = False) -> None:
+        """Stop one node of a running Kafka, for fault tests by hand; an error if it is already stopped."""
+        node = self.node(node_id)
+        self._require_running()
+        if self._pid(node) is None:
+            raise KafkaSetupError(f"node {node_id} is already stopped")
+        self.stop_node(node_id, kill=kill)
+
+    def start_one(self, node_id: int, *, timeout: float = 120.0) -> float:
+        """Start one stopped node of a running Kafka and wait until the whole cluster is usable again;
+        return seconds taken. An error if it already runs, or if another node is stopped too (the
+        cluster cannot be ready without it)."""
+        node = self.node(node_id)
+        self._require_running()
+        pid = self._pid(node)
+        if pid is not None:
+            raise KafkaSetupError(f"node {node_id} is already running (pid {pid})")
+        started = time.monotonic()
+        self.start_node(node_id)
+        stopped = [n.node_id for n in self.nodes if self._pid(n) is None]
+        if stopped:
+            raise KafkaSetupError(
+                f"node {node_id} is starting, but node {stopped[0]} is stopped: the cluster is not ready until it "
+                f"runs too (`puente kafka start-node {stopped[0]}`)")
+        self.wait_ready(timeout=timeout)
+        return time.monotonic() - started
+
     def up(self, *, timeout: float = 120.0) -> float:
-        """Start every node and wait until the cluster serves requests; return seconds taken."""
+        """Start every node that is not running and wait until the cluster is usable; return seconds taken."""
         started = time.monotonic()
         fetch_kafka(KAFKA_VERSION)
         self._prepare()
@@ -329,35 +380,78 @@ class LocalKafka:
             out.append(NodeStatus(node, pid, pid is not None, _port_open(node.port)))
         return out
 
-    def wait_ready(self, *, timeout: float = 120.0, brokers: int | None = None) -> None:
-        """Wait until ``brokers`` nodes (default: all) are registered and answering."""
-        want = brokers if brokers is not None else len(self.nodes)
+    def wait_ready(self, *, timeout: float = 120.0) -> None:
+        """Wait until every node serves and the cluster is usable (see ``readiness``); on timeout a
+        one-line error names what was still not ready."""
         deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while time.monotonic() < deadline:
+        last = "no node answers yet"
+        while True:
             for node in self.nodes:
-                pid = self._pid(node)
-                if pid is None and self._pid_file(node).exists():
+                if self._pid(node) is None and self._pid_file(node).exists():
                     raise KafkaSetupError(
                         f"Kafka node {node.node_id} exited during start-up; last log lines:\n"
                         + self.log_tail(node.node_id)
                     )
-            if not any(_port_open(n.port) for n in self.nodes):
-                time.sleep(0.3)
-                continue
-            try:
-                seen = asyncio.run(_count_brokers(self.admin_connection(timeout_s=3)))
-                if seen >= want:
-                    return
-                last = f"{seen} of {want} brokers registered"
-            except Exception as exc:  # noqa: BLE001 - any failure here just means "not yet"
-                last = type(exc).__name__
+            problem = self.readiness()
+            if problem is None:
+                return
+            last = problem
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.5)
-        raise KafkaSetupError(f"Kafka did not become ready within {timeout:.0f}s ({last})")
+        raise KafkaSetupError(f"Kafka ({self.shape}) was not ready within {timeout:.0f}s: {last}")
+
+    def readiness(self) -> str | None:
+        """None when the cluster is usable; else the first thing not ready yet, naming its node.
+
+        Every node runs and answers on its own port; every node follows the same controller quorum
+        leader, which runs; the admin sees every node registered as a broker; and the probe topic
+        (made here on first use, one partition per node) and Kafka's internal topics, where they
+        exist, have a leader and all replicas in sync for every partition.
+        """
+        running = {n.node_id for n in self.nodes if self._pid(n) is not None}
+        for node in self.nodes:
+            if node.node_id not in running:
+                return f"node {node.node_id} is not running"
+        for node in self.nodes:
+            if not answers(node.port, self.ca_file):
+                return f"node {node.node_id} does not answer on {node.address} yet"
+        views = {n.node_id: read_quorum(quorum_file(n.folder / "data")) for n in self.nodes}
+        problem = quorum_problem(views, running)
+        if problem is not None:
+            return problem
+        try:
+            return asyncio.run(self._admin_problem())
+        except Exception as exc:  # noqa: BLE001 - any failure here just means "not yet"
+            first = (str(exc).splitlines() or [""])[0][:160]
+            return f"the admin cannot describe the cluster yet ({type(exc).__name__}: {first})"
+
+    async def _admin_problem(self) -> str | None:
+        """What the admin's view of the cluster says is not ready, or None."""
+        admin = Admin(self.admin_connection(timeout_s=3))
+        problem = broker_problem(await _broker_ids(admin), [n.node_id for n in self.nodes])
+        if problem is not None:
+            return problem
+        metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=3))
+        if PROBE_TOPIC not in metadata.topics:
+            spec = TopicSpec(PROBE_TOPIC, len(self.nodes), self.replication,
+                             {"min.insync.replicas": str(self.min_insync)})
+            made = (await apply_topics(admin, [spec]))[0]
+            return f"the probe topic {PROBE_TOPIC} was just made, not yet checked ({made.action}: {made.detail})"
+        views = []
+        for name in (PROBE_TOPIC, *INTERNAL_TOPICS):
+            topic = metadata.topics.get(name)
+            if topic is None:
+                continue  # Kafka makes its internal topics on first use
+            if topic.error is not None:
+                return f"{name} is not available yet ({topic.error.str()})"
+            views += [PartitionView(name, p.id, p.leader, tuple(p.replicas), tuple(p.isrs))
+                      for p in topic.partitions.values()]
+        return partition_problem(views)
 
     def log_tail(self, node_id: int, lines: int = 20) -> str:
         """The last lines of one node's logs, for error messages."""
-        node = self.nodes[node_id - 1]
+        node = self.node(node_id)
         parts = []
         for name in ("console.log", "server.log"):
             path = node.folder / "logs" / name
@@ -371,13 +465,13 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-async def _count_brokers(conn: KafkaConnection) -> int:
-    """How many brokers the cluster has registered, asked as the admin (librdkafka's refused connections
-    while nodes start go to the logging module, which the caller's configuration keeps quiet)."""
-    admin = Admin(conn)
+async def _broker_ids(admin: Admin) -> set[int]:
+    """The ids of the brokers the cluster has registered and not fenced, asked as the admin
+    (librdkafka's refused connections while nodes start go to the logging module, which the caller's
+    configuration keeps quiet)."""
     cluster = await admin.call("describing the cluster", lambda c: c.describe_cluster(request_timeout=3))
     described = await admin.results("describing the cluster", {"cluster": cluster})
     found = described["cluster"]
     if isinstance(found, Exception):
         raise found
-    return len(found.nodes)
+    return {node.id for node in found.nodes}

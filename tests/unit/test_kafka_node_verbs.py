@@ -1,0 +1,91 @@
+"""`puente kafka stop-node|start-node`: one node of the local cluster, with a one-line error for every misuse."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from puente.dev.localkafka import LocalKafka
+from puente.errors import KafkaSetupError
+
+
+def _puente(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PUENTE_HOME": str(home), "PUENTE_KAFKA_CLUSTER_PORT": "18492"}
+    return subprocess.run([sys.executable, "-m", "puente.cli", "kafka", *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A process standing in for node 1's Java process."""
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeper: subprocess.Popen[bytes]) -> LocalKafka:
+    """A cluster folder whose node 1 "runs": its pid file names a sleeping process (no Java is started)."""
+    monkeypatch.setenv("PUENTE_HOME", str(tmp_path))
+    monkeypatch.setenv("PUENTE_KAFKA_CLUSTER_PORT", "18492")
+    kafka = LocalKafka("cluster")
+    for node in kafka.nodes:
+        node.folder.mkdir(parents=True)
+    (kafka.nodes[0].folder / "kafka.pid").write_text(f"{sleeper.pid}\n")
+    return kafka
+
+
+def test_a_node_number_outside_the_cluster_is_refused(tmp_path: Path) -> None:
+    """Node 4 of a 3-node cluster is one line naming the nodes there are, exit status of a setup error."""
+    for args in (("stop-node", "4"), ("start-node", "0"), ("stop-node", "4", "--kill")):
+        done = _puente(tmp_path, *args)
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"puente: error: there is no node {args[1]}: the cluster Kafka has node(s) 1, 2, 3"]
+
+
+def test_with_no_cluster_running_both_verbs_say_how_to_start_it(tmp_path: Path) -> None:
+    """Stopping or starting a node when no node runs is one line pointing at `puente kafka up --shape cluster`."""
+    for verb in ("stop-node", "start-node"):
+        done = _puente(tmp_path, verb, "2")
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        line, = done.stderr.strip().splitlines()
+        assert "no local Kafka (cluster) is running" in line and "puente kafka up --shape cluster" in line
+
+
+def test_stopping_a_stopped_node_and_starting_a_running_one_are_errors(cluster: LocalKafka) -> None:
+    """A node already down cannot be stopped, one already up cannot be started; the error says which."""
+    with pytest.raises(KafkaSetupError, match=r"^node 2 is already stopped$"):
+        cluster.stop_one(2)
+    with pytest.raises(KafkaSetupError, match=r"^node 1 is already running \(pid \d+\)$"):
+        cluster.start_one(1)
+
+
+def test_stop_node_kills_the_nodes_process_and_forgets_it(cluster: LocalKafka,
+                                                          sleeper: subprocess.Popen[bytes]) -> None:
+    """`--kill` ends the node's process with SIGKILL and removes its pid file; status then says stopped."""
+    cluster.stop_one(1, kill=True)
+    assert sleeper.wait(timeout=10) == -signal.SIGKILL
+    assert not (cluster.nodes[0].folder / "kafka.pid").exists()
+    assert [s.alive for s in cluster.status()] == [False, False, False]
+
+
+def test_readiness_names_the_node_that_is_not_ready(cluster: LocalKafka, sleeper: subprocess.Popen[bytes]) -> None:
+    """A stopped node, then a running one that does not answer on its port, is what the wait reports, in one
+    line after its timeout."""
+    assert cluster.readiness() == "node 2 is not running"
+    for node in cluster.nodes[1:]:
+        (node.folder / "kafka.pid").write_text(f"{sleeper.pid}\n")
+    assert cluster.readiness() == "node 1 does not answer on 127.0.0.1:18492 yet"
+    with pytest.raises(KafkaSetupError) as failed:
+        cluster.wait_ready(timeout=0)
+    assert str(failed.value) == "Kafka (cluster) was not ready within 0s: node 1 does not answer on 127.0.0.1:18492 yet"
