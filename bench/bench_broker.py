@@ -10,9 +10,10 @@ generator, Avro single-object encoded, with the ingress MAC headers, published b
 
 1. Raw pass-through with aiokafka, a fresh consumer group per run, every record's
    key, value and headers produced unchanged to one output topic. Its clients are aiokafka's
-   own, with a Puente slot's producer settings and aiokafka retry backoff, but their bootstrap
-   and security come from the same ``KafkaConnection`` as Puente's (``conn.aiokafka()``), so
-   both sides always reach Kafka the same way:
+   own, with a Puente slot's producer settings (its retry backoff ``PUENTE_PRODUCER_RETRY_BACKOFF_MS``,
+   and the transaction retry backoff ``tune_transactions`` sets) and its consumer's 50 ms fetch
+   wait, but their bootstrap and security come from the same ``KafkaConnection`` as Puente's
+   (``conn.aiokafka()``), so both sides always reach Kafka the same way:
    - *transactional*: per poll, one transaction: produce, ``send_offsets_to_transaction``,
      commit (the exactly-once pattern); this is the headline ratio's denominator;
    - *plain*: produce (idempotent, acks=all), then ``consumer.commit`` (at-least-once);
@@ -28,7 +29,11 @@ generator, Avro single-object encoded, with the ingress MAC headers, published b
 3. Latency at a steady rate (default 1,000 alerts/s): while a worker runs, alerts are
    published paced; a read_committed consumer of the audit decisions topic notes when
    each alert's first record becomes visible. Feed and audit records commit in the same
-   transaction, so that moment is when the partner feeds can see the alert too.
+   transaction, so that moment is when the partner feeds can see the alert too. Then the
+   raw baseline, in the same run: the same frames at the same rate, published the same way
+   to ingress topics of its own, through the raw transactional pass-through (one
+   transaction per poll, as above); a read_committed consumer of its output notes when each
+   copy becomes visible. The report gives both p50/p99 and Puente's ratio to raw.
 4. Peak RSS of each measured process (its ``VmHWM``: see ``rss_mib`` for why not ``ru_maxrss``).
 
 Each measured side runs in its own process (spawned), one at a time, so that its
@@ -204,14 +209,14 @@ class Clock:
 # ---- child processes ------------------------------------------------------------------------
 def raw_child(pipe: Any, kafka: KafkaConnection, topics: list[str], out_topic: str, group: str, mode: str,
               expect: int, max_batch: int, deadline_s: float, done: Any = None, index: int = 0,
-              owned: Any = None) -> None:
+              owned: Any = None, stop: Any = None) -> None:
     pipe.send(asyncio.run(_raw(kafka, topics, out_topic, group, mode, expect, max_batch, deadline_s,
-                               done, index, owned)))
+                               done, index, owned, stop)))
 
 
 async def _raw(kafka: KafkaConnection, topics: list[str], out_topic: str, group: str, mode: str, expect: int,
                max_batch: int, deadline_s: float, done: Any = None, index: int = 0,
-               owned: Any = None) -> dict[str, Any]:
+               owned: Any = None, stop: Any = None) -> dict[str, Any]:
     """Pass every record through unchanged; modes: "tx" (one transaction per poll), "slots" (one
     transactional producer and transaction per partition, as Puente's worker), "plain" (at-least-once).
 
@@ -221,7 +226,8 @@ async def _raw(kafka: KafkaConnection, topics: list[str], out_topic: str, group:
     model and its client arguments are made here: an ``SSLContext`` cannot be pickled.
 
     With ``done`` (a shared counter) several processes of one group count together towards ``expect``,
-    and each reports how many partitions it holds in ``owned[index]``.
+    and each reports how many partitions it holds in ``owned[index]``. With ``stop`` (an event) it runs
+    until that is set instead (the latency phase).
     """
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.structs import OffsetAndMetadata
@@ -229,6 +235,7 @@ async def _raw(kafka: KafkaConnection, topics: list[str], out_topic: str, group:
     from broker.kafka import partitions_of, tune_transactions
 
     quiet_logs()
+    retry_backoff_ms = PuenteSettings().producer_retry_backoff_ms  # what a Puente slot producer uses
     # The transaction retry backoff a Puente worker sets when it starts (a process-wide aiokafka
     # setting): the baseline gains what Puente gains, so the ratio compares the work, not the setting.
     tune_transactions()
@@ -239,14 +246,14 @@ async def _raw(kafka: KafkaConnection, topics: list[str], out_topic: str, group:
         return AIOKafkaProducer(
             **client, client_id=f"bench-{name}", enable_idempotence=True, acks="all", linger_ms=0,
             max_batch_size=256 * 1024, request_timeout_ms=int(max(kafka.timeout_s, 30) * 1000),
-            transactional_id=transactional_id,
+            transactional_id=transactional_id, retry_backoff_ms=retry_backoff_ms,
         )
 
     began = time.monotonic()
     consumer = AIOKafkaConsumer(
         **client, group_id=group, client_id=f"bench-{mode}", enable_auto_commit=False,
         auto_offset_reset="earliest", isolation_level="read_committed", max_poll_records=max_batch,
-        fetch_max_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024, fetch_max_wait_ms=50,  # as a Puente worker's consumer
     )
     await consumer.start()
     await consumer.topics()
@@ -280,8 +287,11 @@ async def _raw(kafka: KafkaConnection, topics: list[str], out_topic: str, group:
     def total() -> int:
         return int(done.value) if done is not None else clock.records
 
+    def more() -> bool:
+        return not stop.is_set() if stop is not None else total() < expect
+
     try:
-        while total() < expect:
+        while more():
             if owned is not None:
                 owned[index] = len(consumer.assignment())
             if time.monotonic() - began > deadline_s:
@@ -435,26 +445,82 @@ async def run_child(target: Callable[..., None], *args: Any) -> dict[str, Any]:
 async def latency_phase(cfg: PuenteSettings, kafka: KafkaConnection, update: dict[str, Any],
                         alerts: list[dict[str, Any]], rate: float, warm_s: float, measure_s: float,
                         probe: int) -> dict[str, Any]:
-    """Publish ``alerts`` paced at ``rate`` while a worker runs; per alert, publish to committed audit record."""
+    """Publish ``alerts`` paced at ``rate`` while a Puente worker runs, then the same alerts at the same
+    rate through a raw transactional pass-through on topics of their own; per alert, the time from its
+    publication until its output is visible to read_committed (Puente: its audit record; raw: its copy)."""
     from adapters.publisher import IngressPublisher
-    from broker.kafka import TopicPartition, consumer
-    from broker.kafka import start as start_client
     from broker.keystore import Keystore
-    from broker.topology import TopicNames, slots_for
+    from broker.topology import TopicNames, TopicSpec, slots_for
 
     names = TopicNames(cfg.topic_prefix)
-    publishers: dict[str, IngressPublisher] = {}
-    for agency in sorted({a["agency"] for a in alerts}):
-        mac = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
-        publishers[agency] = IngressPublisher(kafka, agency, mac.key_id, mac, names)
-    frames = [(publishers[a["agency"]], *publishers[a["agency"]].frame(a)) for a in alerts]
+    macs = {agency: Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
+            for agency in sorted({a["agency"] for a in alerts})}
+    slots = slots_for(cfg.agencies, cfg.ingress_partitions, cfg.topic_prefix).count
+
+    def publishers(on: TopicNames) -> dict[str, IngressPublisher]:
+        return {agency: IngressPublisher(kafka, agency, mac.key_id, mac, on) for agency, mac in macs.items()}
+
+    pubs = publishers(names)
+    frames = [(a["agency"], *pubs[a["agency"]].frame(a)) for a in alerts]
     sizes = [len(value) for _, _, value, _ in frames]
+
+    def audit_ids(value: bytes | None, key: bytes | None) -> list[bytes]:
+        return ALERT_ID.findall(value or b"")  # an audit block records many alerts
+
+    stop = mp.get_context("spawn").Event()
+    puente = await paced_run(
+        kafka, pubs, frames, [(names.decisions, s) for s in range(slots)], audit_ids,
+        run_child(puente_child, kafka, update, None, stop, 600.0, True), stop, rate, warm_s, measure_s, probe)
+    worker = puente.pop("child")
+    # The worker's own view of the same window: ingress timestamp to the end of the alert's transaction.
+    own = sorted(ms for ts, ms in worker.pop("committed")
+                 if puente["window_ms"][0] - 1 <= ts <= puente["window_ms"][1] + 1)
+
+    # Raw: the same frames, published the same way to ingress topics of their own (the prefix ends in
+    # "-r", so the run's clean-up deletes them), through one consume -> produce -> commit loop.
+    raw_cfg = settings_for({**update, "topic_prefix": f"{cfg.topic_prefix}-rlat"})
+    raw_names = TopicNames(raw_cfg.topic_prefix)
+    out_topic = f"{raw_cfg.topic_prefix}.bench.raw-latency"
+    await ensure_topics(raw_cfg, kafka, [
+        *(TopicSpec(raw_names.ingress(a), cfg.ingress_partitions, cfg.replication,
+                    {"min.insync.replicas": str(cfg.effective_min_insync)}) for a in cfg.agencies),
+        TopicSpec(out_topic, cfg.feed_partitions, cfg.replication,
+                  {"min.insync.replicas": str(cfg.effective_min_insync)})])
+
+    def copied_key(value: bytes | None, key: bytes | None) -> list[bytes]:
+        return [key] if key else []
+
+    raw_stop = mp.get_context("spawn").Event()
+    raw = await paced_run(
+        kafka, publishers(raw_names), frames, [(out_topic, p) for p in range(cfg.feed_partitions)], copied_key,
+        run_child(raw_child, kafka, [raw_names.ingress(a) for a in cfg.agencies], out_topic,
+                  f"{raw_cfg.topic_prefix}-raw-latency", "tx", 0, cfg.max_batch, 600.0, None, 0, None, raw_stop),
+        raw_stop, rate, warm_s, measure_s, probe)
+    raw_child_result = raw.pop("child")
+    return {
+        **puente, "commit_p50_ms": pct(own, 50), "commit_p99_ms": pct(own, 99),
+        "value_bytes_avg": sum(sizes) / len(sizes), "worker": worker,
+        "raw": {**raw, "cpu_us_per_record": raw_child_result["cpu_us_per_record"]},
+    }
+
+
+async def paced_run(kafka: KafkaConnection, pubs: dict[str, Any], frames: list[tuple[str, bytes, bytes, Any]],
+                    outputs: list[tuple[str, int]], ids_in: Callable[[bytes | None, bytes | None], list[bytes]],
+                    child: Any, stop: Any, rate: float, warm_s: float, measure_s: float,
+                    probe: int) -> dict[str, Any]:
+    """Run ``child`` (a coroutine: the measured process) while ``frames`` are published paced at ``rate``;
+    per alert, publish to its id (``ids_in(value, key)``) first visible read_committed in ``outputs``.
+
+    A probe of ``probe`` alerts goes first, at once: when all of it is visible the process has joined
+    and owns its partitions. Then a warm-up and the measured window, continuously at the same rate.
+    """
+    from broker.kafka import TopicPartition, consumer
+    from broker.kafka import start as start_client
 
     observer = await start_client(consumer(kafka, "bench-observer", enable_auto_commit=False,
                                            isolation_level="read_committed", fetch_max_wait_ms=50),
-                                  kafka, f"reading {names.decisions}")
-    slots = slots_for(cfg.agencies, cfg.ingress_partitions, cfg.topic_prefix).count
-    tps = [TopicPartition(names.decisions, s) for s in range(slots)]
+                                  kafka, f"reading {outputs[0][0]}")
+    tps = [TopicPartition(topic, p) for topic, p in outputs]
     observer.assign(tps)
     await observer.seek_to_end(*tps)
     for tp in tps:
@@ -469,13 +535,13 @@ async def latency_phase(cfg: PuenteSettings, kafka: KafkaConnection, update: dic
             now = time.time()
             for msgs in batch.values():
                 for m in msgs:
-                    for found in ALERT_ID.findall(m.value or b""):  # a block records many alerts
+                    for found in ids_in(m.value, m.key):
                         seen_at.setdefault(found, now)
 
     async def send(i: int) -> None:
-        pub, key, value, headers = frames[i]
+        agency, key, value, headers = frames[i]
         sent_at[key] = time.time()  # aiokafka stamps the record's CreateTime in this same call
-        await pub.send_raw(key, value, headers)
+        await pubs[agency].send_raw(key, value, headers)
 
     async def wait_seen(keys: list[bytes], timeout: float) -> bool:
         end = time.monotonic() + timeout
@@ -485,21 +551,18 @@ async def latency_phase(cfg: PuenteSettings, kafka: KafkaConnection, update: dic
             await asyncio.sleep(0.05)
         return False
 
-    stop = mp.get_context("spawn").Event()
-    for pub in publishers.values():
+    for pub in pubs.values():
         await pub.__aenter__()
     watcher = asyncio.create_task(observe())
-    child = asyncio.create_task(run_child(puente_child, kafka, update, None, stop, 600.0, True))
+    task = asyncio.create_task(child)
     warm_n, measure_n = int(rate * warm_s), int(rate * measure_s)
     try:
-        # A probe, sent at once: when all of it is visible, the worker has joined and owns its slots.
         t0 = time.monotonic()
         for i in range(probe):
             await send(i)
         if not await wait_seen([frames[i][1] for i in range(probe)], 90.0):
-            raise RuntimeError("bench: the latency worker did not process the probe within 90 s")
+            raise RuntimeError("bench: the latency run's process did not pass the probe through within 90 s")
         ready_s = time.monotonic() - t0
-        # Paced: a warm-up, then the measured window, continuously at the same rate.
         start = time.monotonic()
         i = probe
         last = probe + warm_n + measure_n
@@ -519,21 +582,18 @@ async def latency_phase(cfg: PuenteSettings, kafka: KafkaConnection, update: dic
         drained = await wait_seen(measured, 30.0)
     finally:
         stop.set()
-        worker = await child
+        result = await task
         done.set()
         await watcher
         await observer.stop()
-        for pub in publishers.values():
+        for pub in pubs.values():
             await pub.__aexit__(None, None, None)
     lat = sorted((seen_at[k] - sent_at[k]) * 1000 for k in measured if k in seen_at)
-    # The worker's own view of the same window: ingress timestamp to the end of the alert's transaction.
-    own = sorted(ms for ts, ms in worker.pop("committed") if window_from_ms - 1 <= ts <= window_to_ms + 1)
     return {
         "rate_target": rate, "rate_achieved": measure_n / (measure_ended - measure_started),
         "measured": measure_n, "observed": len(lat), "drained": drained, "warm_up": warm_n, "probe": probe,
         "ready_s": ready_s, "p50_ms": pct(lat, 50), "p90_ms": pct(lat, 90), "p99_ms": pct(lat, 99),
-        "max_ms": lat[-1] if lat else None, "commit_p50_ms": pct(own, 50), "commit_p99_ms": pct(own, 99),
-        "value_bytes_avg": sum(sizes) / len(sizes), "worker": worker,
+        "max_ms": lat[-1] if lat else None, "window_ms": (window_from_ms, window_to_ms), "child": result,
     }
 
 
@@ -868,10 +928,23 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
     row("ratio Puente / raw plain", "-" if ratio(plain) is None else f"{ratio(plain):.3f}", "", "for reference")
     row("ratio Puente / raw txn per partition", "-" if ratio(slots) is None else f"{ratio(slots):.3f}", "",
         "for reference: the same transaction pattern as Puente")
+    raw_lat = lat["raw"]
+
+    def times(a: float | None, b: float | None) -> str:
+        return "-" if a is None or not b else f"{a / b:.2f}"
+
     row(f"latency p50 at {lat['rate_target']:,.0f} alerts/s", f1(lat["p50_ms"]), "ms",
         f"publish -> audit record visible to read_committed; {lat['observed']}/{lat['measured']} alerts seen")
     row(f"latency p99 at {lat['rate_target']:,.0f} alerts/s", f1(lat["p99_ms"]), "ms",
         f"p90 {f1(lat['p90_ms'])} ms, max {f1(lat['max_ms'])} ms; rate achieved {lat['rate_achieved']:,.0f}/s")
+    row("raw transactional latency p50", f1(raw_lat["p50_ms"]), "ms",
+        f"same rate and frames, publish -> copy visible to read_committed; {raw_lat['observed']}/"
+        f"{raw_lat['measured']} seen")
+    row("raw transactional latency p99", f1(raw_lat["p99_ms"]), "ms",
+        f"p90 {f1(raw_lat['p90_ms'])} ms, max {f1(raw_lat['max_ms'])} ms; "
+        f"rate achieved {raw_lat['rate_achieved']:,.0f}/s")
+    row("latency ratio Puente / raw, p50 and p99", f"{times(lat['p50_ms'], raw_lat['p50_ms'])}",
+        f"{times(lat['p99_ms'], raw_lat['p99_ms'])}", "p50 ratio, then p99 ratio")
     row("peak RSS, Puente worker process (largest)", f1(rss), "MiB",
         f"throughput run {pu['rss_mib']:.0f} MiB, latency run {lat['worker']['rss_mib']:.0f} MiB")
     row("peak RSS, raw transactional process", f1(tx["rss_mib"]), "MiB", "for reference")
@@ -882,6 +955,9 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         print(f"    {name:<22} {res['records']:>6} records in {res['seconds']:6.2f}s, "
               f"{res['records'] / max(res['batches'], 1):5.0f} per transaction/commit, "
               f"{f1(res['cpu_us_per_record']):>6} µs client CPU per alert, start-up {res['startup_s']:.1f}s")
+    print(f"    latency run CPU per alert at {lat['rate_target']:,.0f}/s: Puente "
+          f"{f1(lat['worker']['cpu_us_per_record'])} µs, raw transactional "
+          f"{f1(raw_lat['cpu_us_per_record'])} µs (client process only)")
     print(f"    latency, worker side: ingress timestamp -> its commit p50 {f1(lat['commit_p50_ms'])} ms, "
           f"p99 {f1(lat['commit_p99_ms'])} ms; slot transactions p50 {f1(lat['worker']['txn_ms_p50'])} ms, "
           f"p99 {f1(lat['worker']['txn_ms_p99'])} ms; worker ready {lat['ready_s']:.1f}s after start")
@@ -894,10 +970,12 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         print(f"  WARNING Puente processed {pu['inputs']} of {n} inputs before its deadline")
     if any(res["timed_out"] for res in (tx, plain, slots)):
         print("  WARNING a raw pass-through run hit its deadline")
-    if not lat["drained"]:
-        print(f"  WARNING {lat['measured'] - lat['observed']} measured alerts were not seen within 30 s")
-    if lat["rate_achieved"] < 0.95 * lat["rate_target"]:
-        print("  WARNING the publisher did not keep up with the target rate")
+    for side, res in (("Puente", lat), ("raw", raw_lat)):
+        if not res["drained"]:
+            print(f"  WARNING latency, {side}: {res['measured'] - res['observed']} measured alerts were not seen "
+                  "within 30 s")
+        if res["rate_achieved"] < 0.95 * res["rate_target"]:
+            print(f"  WARNING latency, {side}: the publisher did not keep up with the target rate")
 
     def r2(x: float | None) -> float | None:
         return None if x is None else round(x, 2)
@@ -928,6 +1006,15 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         "latency_commit_p50_ms": r2(lat["commit_p50_ms"]), "latency_commit_p99_ms": r2(lat["commit_p99_ms"]),
         "latency_observed": lat["observed"], "latency_measured": lat["measured"],
         "latency_worker_ready_s": round(lat["ready_s"], 2),
+        "latency_raw_p50_ms": r2(raw_lat["p50_ms"]), "latency_raw_p90_ms": r2(raw_lat["p90_ms"]),
+        "latency_raw_p99_ms": r2(raw_lat["p99_ms"]), "latency_raw_max_ms": r2(raw_lat["max_ms"]),
+        "latency_raw_observed": raw_lat["observed"], "latency_raw_rate_achieved": round(raw_lat["rate_achieved"], 1),
+        "latency_ratio_p50": r2(None if lat["p50_ms"] is None or not raw_lat["p50_ms"]
+                                else lat["p50_ms"] / raw_lat["p50_ms"]),
+        "latency_ratio_p99": r2(None if lat["p99_ms"] is None or not raw_lat["p99_ms"]
+                                else lat["p99_ms"] / raw_lat["p99_ms"]),
+        "latency_cpu_us_per_alert": {"puente": r2(lat["worker"]["cpu_us_per_record"]),
+                                     "raw_tx": r2(raw_lat["cpu_us_per_record"])},
         "peak_rss_mib_puente": round(rss, 1), "peak_rss_mib_raw_tx": round(tx["rss_mib"], 1),
         "delivered": dict(delivered), "withheld": dict(withheld), "dead_letters": pu["dead_letters"],
         "key_problems": pu["problems"],

@@ -8,7 +8,7 @@ Names follow Prometheus' conventions (base units, ``_total`` for counters, ``_se
     puente_transactions_total                            slot transactions committed
     puente_transaction_duration_seconds                  a slot batch, from its first record taken to its commit
     puente_end_to_end_latency_seconds                    Kafka's ingress append time to the commit that carried it
-    puente_consumer_lag_records{topic,partition}         high-water mark minus the next offset to process
+    puente_consumer_lag_records{topic,partition}         committed records (to the last stable offset) not processed yet
     puente_consumer_lag_seconds{topic,partition}         how long the oldest unprocessed record has waited
     puente_build_info{version,python,aiokafka,native_codec}
     process_* and python_*                               prometheus_client's process and platform collectors
@@ -17,6 +17,8 @@ Names follow Prometheus' conventions (base units, ``_total`` for counters, ``_se
 ``/readyz`` answers 200 once every worker has joined its group and holds its slots, 503 before
 and while it stops. The end-to-end latency histogram is bucketed a batch at a time (a sort and
 a few bisections) and exposed through its own collector: a per-record ``observe`` cost more.
+The worker sets the lag gauges every second from its consumer's state, whether records arrive or
+not: a worker that stalls with records behind shows ``puente_consumer_lag_seconds`` growing.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ class Metrics:
         self._duration = Histogram("puente_transaction_duration_seconds",
                                    "A slot batch, from its first record taken to its commit", registry=r,
                                    buckets=BUCKETS_S)
-        self._lag = Gauge("puente_consumer_lag_records", "High-water mark minus the next offset to process",
+        self._lag = Gauge("puente_consumer_lag_records", "Committed records not processed yet",
                           ["topic", "partition"], registry=r)
         self._lag_s = Gauge("puente_consumer_lag_seconds", "How long the oldest unprocessed record has waited",
                             ["topic", "partition"], registry=r)

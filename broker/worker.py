@@ -41,6 +41,7 @@ from broker.kafka import (
     Producer,
     TopicPartition,
     consumer,
+    fetch_view,
     last_records,
     producer,
     read_many,
@@ -55,6 +56,7 @@ from broker.lifecycle import AlertState, LifecycleBook
 from broker.metrics import Metrics
 from broker.pipeline import MAX_FUTURE_SKEW_MS, Outcome, Pipeline, seen_key
 from broker.replay import ReplayWindow
+from broker.stall import StallWatch, WorkerView
 from broker.topology import Slots, TopicNames
 from puente import logs
 from puente.errors import AuditChainError, ConfigError, KafkaError
@@ -62,6 +64,11 @@ from puente.wire import Record
 
 log = logs.get("puente.broker")
 LAG_EVERY_S = 1.0
+# Once the long-lived objects are frozen out of its scans, the collector's default first threshold
+# (700 allocations) still ran about 1,100 collections per run over each batch's short-lived records
+# and outcomes, about a tenth of the worker's CPU. Larger thresholds collect the same garbage less
+# often; reference counting frees most of it anyway (bench/RESULTS.md has the runs).
+GC_THRESHOLDS = (50_000, 50, 100)
 
 
 @dataclass
@@ -84,6 +91,8 @@ class SlotState:
     """The next offset to process: after the last committed batch (None until the first commit or fetch)."""
     progress_at: float = field(default_factory=time.monotonic)
     """When the slot last committed (or was taken), for the lag of a slot that waits on nothing queued."""
+    txn_began: float | None = None
+    """When the slot's transaction in flight began (None: none open), for the stall warning."""
 
     @property
     def busy(self) -> bool:
@@ -101,6 +110,13 @@ class WorkerConfig:
     client_id: str = "puente-broker"
     verify: VerifyFn = field(default=lambda signer, payload, sig: False)
     """Checks the broker's own signatures (every generation of its key) on a chain head it continues."""
+    max_concurrent_txns: int = 16
+    """Slot transactions open at once in this worker (``PUENTE_MAX_CONCURRENT_TXNS``)."""
+    retry_backoff_ms: int = 10
+    """A slot producer's wait before retrying a refused request (``PUENTE_PRODUCER_RETRY_BACKOFF_MS``)."""
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 2000
+    stall_warning_s: float = 10.0
 
 
 class _Both:
@@ -148,11 +164,21 @@ class BrokerWorker:
         self.metrics = metrics or Metrics()
         self.names: TopicNames = config.slots.names
         self._owned: dict[TopicPartition, SlotState] = {}
+        self._parked: dict[TopicPartition, SlotState] = {}  # revoked by the rebalance under way, producer open
+        self._retiring: list[SlotState] = []  # parked and not assigned back: to stop
         self._feed_partition: dict[tuple[str, int], int] = {}  # (feed topic, slot) -> its partition
         self._lock = asyncio.Lock()
         self._failure: BaseException | None = None  # the first error of a slot's loop, raised by the main loop
         self._joined_at: float | None = None
         self._stopping = asyncio.Event()
+        # A bound on the slot transactions open at once (PUENTE_MAX_CONCURRENT_TXNS): fewer commit
+        # sooner and let the slots waiting gather larger batches; more overlap their round trips.
+        self._permits = asyncio.Semaphore(config.max_concurrent_txns)
+        self._joining = True  # until the group hands this worker its partitions, and again at each rebalance
+        self._progress = 0  # transactions committed and joins completed: what the stall watch counts as moving
+        self._seen_progress = 0
+        self._commits = 0  # transactions committed, for the restart count ("in a row": none committed since)
+        self._stall = StallWatch(config.stall_warning_s, time.monotonic())
 
     def _fail(self, exc: BaseException) -> None:
         """Record the first failure of a slot or a rebalance; the main loop raises it."""
@@ -163,6 +189,8 @@ class BrokerWorker:
     async def _acquire(self, assigned: list[TopicPartition]) -> None:
         async with self._lock:
             fresh = []
+            kept = self._unpark(assigned)
+            await self._retire_leftovers()
             for tp in assigned:
                 if tp in self._owned:
                     continue
@@ -190,7 +218,34 @@ class BrokerWorker:
                     chain = ChainWriter(self.names.decisions, slot, head)
                     self._owned[tp] = SlotState(tp, slot, producer, chain, seen, books[slot])
             self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
-            log.info("partitions assigned", owned=sorted(f"{t.topic}[{t.partition}]" for t in self._owned))
+            self._joining = False
+            self._progress += 1
+            log.info("partitions assigned", owned=sorted(f"{t.topic}[{t.partition}]" for t in self._owned),
+                     kept=kept, loaded=len(fresh))
+
+    def _unpark(self, assigned: list[TopicPartition]) -> int:
+        """Take back the slots parked by this rebalance's revocation that it assigns here again; the
+        others are retired (see ``_release``). Returns how many were kept.
+
+        A kept slot's producer, chain head, replay window and alert states are exactly what it
+        committed: its last transaction finished before it was parked, and none failed (a failure
+        anywhere retires every parked slot, and the worker starts again). Had another worker owned
+        the slot meanwhile (this worker dropped from the group and back), that owner's producer,
+        started with the slot's transactional id, fenced this one: its next transaction is refused
+        before it writes anything, and the worker starts again, reading every slot back from Kafka.
+        """
+        parked, self._parked = self._parked, {}
+        kept = 0
+        if self._failure is None:
+            for tp in assigned:
+                state = parked.pop(tp, None)
+                if state is not None:
+                    state.paused = False  # a new assignment starts unpaused, at the committed offset
+                    state.progress_at = time.monotonic()
+                    self._owned[tp] = state
+                    kept += 1
+        self._retiring.extend(parked.values())
+        return kept
 
     async def _read_state(self, consumer: Consumer,
                           slots: list[int]) -> dict[int, tuple[ChainHead, ReplayWindow]]:
@@ -278,6 +333,9 @@ class BrokerWorker:
             # sender lingers on the partitions added, then on the records), doubling latency.
             linger_ms=0,
             max_batch_size=256 * 1024,
+            # A produce request that meets the transaction coordinator mid-change is refused
+            # (NOT_ENOUGH_REPLICAS) and retried after this wait: aiokafka's 100 ms was the p99 tail.
+            retry_backoff_ms=self.config.retry_backoff_ms,
         )
         # init_transactions: fences a previous owner of this slot
         return await start(made, self.config.conn, f"starting slot {slot}'s transactional producer")
@@ -285,18 +343,33 @@ class BrokerWorker:
     async def _release(self, revoked: list[TopicPartition]) -> None:
         # Waiting for the slot's transaction in flight means its offsets are committed by their
         # owner before another worker takes the slot. Records queued but not yet in a transaction
-        # are dropped: the next owner reads them again from the committed offset.
+        # are dropped: the next owner reads them again from the committed offset. The slot is then
+        # parked, producer open: if the assignment that follows gives it back, it is kept as it is
+        # (``_unpark``), with no new producer and no audit read back; else it is retired then.
+        self._joining = True
         async with self._lock:
             for tp in revoked:
                 state = self._owned.pop(tp, None)
                 if state is not None:
-                    await self._retire(state)
+                    await self._settle(state)
+                    self._parked[tp] = state
                 self.metrics.forget(tp.topic, tp.partition)
+            await self._retire_leftovers()
 
-    async def _retire(self, state: SlotState) -> None:
+    async def _retire_leftovers(self) -> None:
+        retiring, self._retiring = self._retiring, []
+        for state in retiring:
+            await self._retire(state)
+
+    @staticmethod
+    async def _settle(state: SlotState) -> None:
+        """Drop what is queued and let the transaction in flight finish (commit or fail)."""
         state.queue.clear()
         if state.task is not None:
             await asyncio.gather(state.task, return_exceptions=True)  # its failure is already recorded
+
+    async def _retire(self, state: SlotState) -> None:
+        await self._settle(state)
         with contextlib.suppress(ClientError):
             await state.producer.stop()
 
@@ -320,10 +393,11 @@ class BrokerWorker:
         # The policy set, keys, codecs and caches built so far live as long as the process: keep
         # them out of the garbage collector's scans, which otherwise grow with them.
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         tune_transactions()
         failures = 0
         while True:
-            progress = self.metrics.inputs
+            progress = self._commits  # this worker's own: the metrics are shared by a process's workers
             try:
                 await self._run_once(topics, idle_exit_s)
                 return
@@ -331,7 +405,7 @@ class BrokerWorker:
                 error = exc if isinstance(exc, KafkaError) else translate(exc, self.config.conn, "routing alerts")
                 if not error.retriable or self._stopping.is_set():
                     raise error from exc
-                failures = 1 if self.metrics.inputs > progress else failures + 1
+                failures = 1 if self._commits > progress else failures + 1
                 if failures > max_restarts:
                     raise error from exc
                 log.warning("worker restarting after a Kafka error", error=str(error)[:300], attempt=failures)
@@ -351,23 +425,26 @@ class BrokerWorker:
             # A partition resumed after a pause joins the next fetch, which waits for the one in flight:
             # with the default 500 ms long poll over empty partitions, the CPU sat idle that long.
             fetch_max_wait_ms=50,
+            # A worker that dies silently holds its slots this long; its heartbeats also tell it of a
+            # rebalance, so the others rejoin within one interval.
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=self.config.heartbeat_interval_ms,
         )
         self._failure = None
         self._joined_at = None
+        self._joining = True
         await start(group, self.config.conn, f"joining the broker group {self.config.group_id}")
         idle_since = time.monotonic()
+        watcher: asyncio.Task[None] | None = None
         try:
             # Know every topic's partitions before joining, or the first join sees some topics
             # without partitions and a second rebalance follows at once.
             await group.topics()
             group.subscribe(topics, listener=_Rebalance(self))
-            lag_at = 0.0
+            watcher = asyncio.create_task(self._watch_every(group))
             while not self._stopping.is_set():
                 if self._failure is not None:
                     raise self._failure
-                if time.monotonic() - lag_at >= LAG_EVERY_S:  # also when nothing arrives: a stall shows
-                    lag_at = time.monotonic()
-                    self._observe_lag(group)
                 batch = await group.getmany(timeout_ms=100, max_records=self.config.max_batch)
                 if batch:
                     idle_since = time.monotonic()
@@ -379,35 +456,75 @@ class BrokerWorker:
                       and time.monotonic() - max(idle_since, self._joined_at) > idle_exit_s):
                     break
         finally:
+            if watcher is not None:
+                watcher.cancel()
             async with self._lock:
                 # Every slot finishes its transaction in flight (commits or aborts); queued records wait
                 # for the next owner.
-                for state in self._owned.values():
-                    await self._retire(state)
+                self._retiring.extend([*self._owned.values(), *self._parked.values()])
                 self._owned.clear()
+                self._parked.clear()
+                await self._retire_leftovers()
             with contextlib.suppress(ClientError):
                 await group.stop()
         if self._failure is not None:
             raise self._failure
 
-    def _observe_lag(self, consumer: Consumer) -> None:
-        """Each owned partition's lag: records behind its high-water mark, and how long the oldest
-        unprocessed one has waited (since its Kafka timestamp when it is queued here, else since
-        the slot last committed)."""
+    async def _watch_every(self, consumer: Consumer) -> None:
+        """Every ``LAG_EVERY_S``, whatever the main loop is doing: the lag, and the stall watch."""
+        while True:
+            await asyncio.sleep(LAG_EVERY_S)
+            try:
+                self._watch(consumer)
+            except Exception as exc:  # noqa: BLE001 - watching must never stop the worker; say so once
+                log.warning("worker lag and stall watch stopped", error=f"{type(exc).__name__}: {exc}"[:300])
+                return
+
+    def _watch(self, consumer: Consumer) -> None:
+        """Each owned partition's lag, then whether the worker has stalled (``broker.stall``).
+
+        Lag: committed records not processed yet (up to the last stable offset: the worker reads
+        read_committed), and how long the oldest of them has waited (since its Kafka timestamp when
+        it is queued here, else since the slot last committed or was taken). It is read from the
+        consumer's own state, so it also moves when no fetch returns: a stall shows as seconds growing.
+        """
         now = time.monotonic()
-        wall_ms = time.time() * 1000
+        wall = time.time()
+        behind_total = 0
+        answered: list[float] = []
         for tp, state in self._owned.items():
-            high = consumer.highwater(tp)
-            if high is None or state.next_offset is None:
+            seen = fetch_view(consumer, tp)
+            if seen is None or seen.end is None:
                 continue
-            behind = max(0, high - state.next_offset)
+            if seen.answered_at is not None:
+                answered.append(now - (wall - seen.answered_at))
+            done_to = state.next_offset
+            if not state.busy and seen.position is not None:
+                # Nothing queued or in flight: all before the position is processed or is a
+                # transaction marker (an offset but no record), which would otherwise count as lag.
+                done_to = max(done_to or 0, seen.position)
+            if done_to is None:
+                continue
+            behind = max(0, seen.end - done_to)
+            behind_total += behind
             if not behind:
                 waited = 0.0
             elif state.queue:
-                waited = max(0.0, (wall_ms - state.queue[0].timestamp) / 1000)
+                waited = max(0.0, wall - state.queue[0].timestamp / 1000)
             else:
                 waited = now - state.progress_at
             self.metrics.lag(tp.topic, tp.partition, behind, waited)
+        view = WorkerView(self._joining, [(s.slot, s.txn_began) for s in self._owned.values()
+                                          if s.txn_began is not None],
+                          behind_total, max(answered) if answered else None)
+        progressed, self._seen_progress = self._progress != self._seen_progress, self._progress
+        note = self._stall.observe(now, progressed, view)
+        if note is not None and note.recovered:
+            log.warning("worker moving again", stalled_s=round(note.stalled_s, 1), was_waiting_for=note.waiting,
+                        group=self.config.group_id, client=self.config.client_id)
+        elif note is not None:
+            log.warning("worker stalled", waiting_for=note.waiting, stalled_s=round(note.stalled_s, 1),
+                        group=self.config.group_id, client=self.config.client_id)
 
     @property
     def ready(self) -> bool:
@@ -445,7 +562,7 @@ class BrokerWorker:
         count as seen); its transaction only begins once that commit is done. A slot alone at the
         end of a burst no longer leaves the CPU idle for each commit's round trips.
         """
-        committing: asyncio.Task[None] | None = None
+        committing: asyncio.Task[bool] | None = None
         committing_ids: dict[str, int] = {}
         committing_states: dict[str, AlertState] = {}
         try:
@@ -453,8 +570,8 @@ class BrokerWorker:
                 if not state.queue:
                     if committing is None:
                         break  # nothing queued and nothing in flight; no await since the check
-                    await committing  # records may arrive meanwhile: look at the queue again after
-                    self._committed(state, committing_ids, committing_states)
+                    if await committing:  # records may arrive meanwhile: look at the queue again after
+                        self._committed(state, committing_ids, committing_states)
                     committing = None
                     continue
                 take = min(len(state.queue), self.config.max_batch)
@@ -463,8 +580,8 @@ class BrokerWorker:
                 outcomes, pending, pending_states = await self._work_out(state, msgs, committing_ids,
                                                                          committing_states)
                 if committing is not None:
-                    await committing
-                    self._committed(state, committing_ids, committing_states)
+                    if await committing:
+                        self._committed(state, committing_ids, committing_states)
                     committing = None
                 if self._failure is not None or self._stopping.is_set() or self._owned.get(state.tp) is not state:
                     break  # this batch is dropped unsent: whoever owns the slot next reads it again
@@ -473,8 +590,7 @@ class BrokerWorker:
                 if state.paused and len(state.queue) < self.config.max_batch and self._owned.get(state.tp) is state:
                     consumer.resume(state.tp)
                     state.paused = False
-            if committing is not None:
-                await committing
+            if committing is not None and await committing:
                 self._committed(state, committing_ids, committing_states)
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
             self._fail(exc)
@@ -522,8 +638,26 @@ class BrokerWorker:
         for alert_id, alert_state in states.items():
             state.book.put(alert_id, alert_state)
 
-    async def _transact(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome], started: float) -> None:
-        """One transaction: the batch's feed records, dead letters, audit block and offsets."""
+    async def _transact(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome], started: float) -> bool:
+        """One transaction: the batch's feed records, dead letters, audit block and offsets; False
+        when the batch is dropped unsent, the slot lost or the worker stopping while it waited its turn."""
+        async with self._permits:
+            if self._failure is not None or self._stopping.is_set() or self._owned.get(state.tp) is not state:
+                return False  # whoever owns the slot next reads the batch again
+            state.txn_began = time.monotonic()
+            try:
+                await self._transaction(state, msgs, outcomes)
+            finally:
+                state.txn_began = None
+        self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs], state.tp.topic)
+        self.metrics.transaction(time.monotonic() - started)
+        state.next_offset = msgs[-1].offset + 1
+        state.progress_at = time.monotonic()
+        self._progress += 1
+        self._commits += 1
+        return True
+
+    async def _transaction(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome]) -> None:
         tp = state.tp
         producer = state.producer
         async with producer.transaction():
@@ -544,10 +678,6 @@ class BrokerWorker:
             offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}
             await producer.send_offsets_to_transaction(offsets, self.config.group_id)
             await asyncio.gather(*sends)
-        self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs], tp.topic)
-        self.metrics.transaction(time.monotonic() - started)
-        state.next_offset = msgs[-1].offset + 1
-        state.progress_at = time.monotonic()
 
     async def _choose_feed_partition(self, state: SlotState, topic: str) -> int:
         """The feed partition a slot delivers to: one per slot, so a feed keeps each ingress

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from puente.errors import ConfigError
@@ -43,8 +43,37 @@ class PuenteSettings(BaseSettings):
         "how long the broker remembers alert ids to refuse replays; a record reaching Kafka longer than "
         "this after its signed publication time is refused as stale"))
     max_batch: int = Field(500, ge=1, description="ingress records per transaction")
+    # Latency against throughput. Each slot's batch is one transaction of four coordinator round
+    # trips. Fewer open at once: each commits sooner and the slots waiting gather larger batches, but
+    # the round trips of the others no longer overlap. Measured on the 2-core machine at 1,000
+    # alerts/s (bench/RESULTS.md, session 6), 12 open at once gave p50/p99 68-97/116-177 ms against
+    # 94-169/157-343 ms with 4: the worker is short of CPU, and overlap helps it more than batching,
+    # so the default caps nothing at the default topology; lower it where the coordinator is the limit.
+    max_concurrent_txns: int = Field(16, ge=1, le=256, description=(
+        "slot transactions one worker keeps open at once; lower batches more per transaction (fewer "
+        "coordinator round trips), higher overlaps more of them"))
+    producer_retry_backoff_ms: int = Field(10, ge=1, le=1000, description=(
+        "how long a slot producer waits before retrying a refused request (e.g. NOT_ENOUGH_REPLICAS while "
+        "the transaction coordinator moves); aiokafka's default of 100 ms was the latency tail; shorter "
+        "means more retries, each a request, while Kafka fails over"))
+    session_timeout_ms: int = Field(6000, ge=1000, le=300_000, description=(
+        "how long the group waits for a silent worker before giving its slots to the others: the stall "
+        "after a worker dies; Kafka refuses less than its group.min.session.timeout.ms (6000 by default), "
+        "and too short a value lets a busy or paused worker be dropped"))
+    heartbeat_interval_ms: int = Field(2000, ge=100, le=100_000, description=(
+        "how often a worker tells the group it lives, and learns of a rebalance; at most a third of "
+        "the session timeout"))
+    stall_warning_s: float = Field(10.0, gt=0, le=3600, description=(
+        "a worker with work that makes no progress for this long logs what it waits for, and again "
+        "every such interval until it moves"))
     metrics_port: int | None = Field(None, ge=1, le=65535, description="port of the /metrics endpoint")
     metrics_address: str = Field("127.0.0.1", description="address the /metrics endpoint binds to")
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> PuenteSettings:
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError("PUENTE_HEARTBEAT_INTERVAL_MS must be at most a third of PUENTE_SESSION_TIMEOUT_MS")
+        return self
 
     @property
     def broker_group(self) -> str:
@@ -63,5 +92,7 @@ def load_settings(**overrides: object) -> PuenteSettings:
         return PuenteSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
+        if not first["loc"]:  # a check across settings names them in its message
+            raise ConfigError(f"invalid settings: {first['msg'].removeprefix('Value error, ')}") from None
         name = "PUENTE_" + "_".join(str(p) for p in first["loc"]).upper()
         raise ConfigError(f"invalid setting {name}: {first['msg']}") from None

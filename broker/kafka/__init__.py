@@ -18,7 +18,17 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
 from broker.kafka.admin import Admin
-from broker.kafka.clients import consumer, producer, reader, running, start, translate, tune_transactions
+from broker.kafka.clients import (
+    FetchView,
+    consumer,
+    fetch_view,
+    producer,
+    reader,
+    running,
+    start,
+    translate,
+    tune_transactions,
+)
 from broker.kafka.connection import KafkaConnection, connection, connection_from_properties
 from broker.kafka.io import (
     last_chain_record,
@@ -36,6 +46,7 @@ __all__ = [
     "ClientError",
     "Consumer",
     "ConsumerRebalanceListener",
+    "FetchView",
     "KafkaConnection",
     "OffsetAndMetadata",
     "Producer",
@@ -46,6 +57,7 @@ __all__ = [
     "connection",
     "connection_from_properties",
     "consumer",
+    "fetch_view",
     "last_chain_record",
     "last_records",
     "partitions_of",

@@ -20,10 +20,11 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiokafka.errors as aiokafka_errors
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.producer import sender as _aiokafka_sender
 
 from broker.kafka.admin import Admin
@@ -58,6 +59,33 @@ def tune_transactions() -> bool:
         return False
     _aiokafka_sender.BACKOFF_OVERRIDE = TXN_RETRY_BACKOFF_S
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class FetchView:
+    """What a group consumer knows of one assigned partition without asking Kafka."""
+
+    position: int | None
+    """The offset after the last record handed out (transaction markers skipped); None: not known yet."""
+    end: int | None
+    """Where committed records end: the last stable offset under read_committed, else the high-water mark."""
+    answered_at: float | None
+    """When Kafka last answered a fetch for it (time.time() seconds), with records or without."""
+
+
+def fetch_view(consumer: AIOKafkaConsumer, tp: TopicPartition) -> FetchView | None:
+    """``consumer``'s view of ``tp``, at once (no request, no wait); None when ``tp`` is not assigned.
+
+    aiokafka's ``position()`` is a coroutine that waits while the position is unknown (a stalled
+    coordinator: up to the request timeout), so the position is read from its subscription state.
+    """
+    if tp not in consumer.assignment():
+        return None
+    high, lso, polled = consumer.highwater(tp), consumer.last_stable_offset(tp), consumer.last_poll_timestamp(tp)
+    state = consumer._subscription.subscription.assignment.state_value(tp)
+    return FetchView(state.position if state.has_valid_position else None,
+                     lso if lso is not None and lso >= 0 else high,
+                     polled / 1000 if polled is not None else None)
 
 
 def _client_id(conn: KafkaConnection, name: str) -> str:

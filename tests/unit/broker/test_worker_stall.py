@@ -1,0 +1,303 @@
+"""The stall watch (pure: times and states in, a log line or nothing out), and what the worker feeds it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from broker.audit import ChainWriter
+from broker.kafka import FetchView, KafkaConnection
+from broker.pipeline import Outcome
+from broker.replay import ReplayWindow
+from broker.stall import StallNote, StallWatch, WorkerView, waiting_for
+from broker.topology import Slots, TopicNames
+from broker.worker import BrokerWorker, SlotState, WorkerConfig
+
+CONN = KafkaConnection(bootstrap="unused:9092")
+TP = TopicPartition("t.ingress.SENAN", 0)
+
+
+class HeldProducer:
+    """Counts open transactions; a transaction's offsets (so its commit) wait for ``gate``."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.committed: list[int] = []
+        self.in_flight = 0
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any], group: str) -> None:
+        await self.gate.wait()
+        self.committed.append(next(iter(offsets.values())).offset)
+
+
+class Pipeline:
+    def process(self, record: Any, seen: Any, now: Any, states: Any = None) -> Outcome:
+        alert_id = record.key.decode()
+        return Outcome(entry={"kind": "ALERT", "alert_id": alert_id, "decisions": []}, seen_id=alert_id)
+
+
+class Consumer:
+    def pause(self, tp: TopicPartition) -> None: ...
+    def resume(self, tp: TopicPartition) -> None: ...
+    def assignment(self) -> set[TopicPartition]:
+        return {TP, TopicPartition(TP.topic, 1)}
+
+
+def _msgs(first: int, count: int, partition: int = 0) -> list[Any]:
+    return [SimpleNamespace(topic=TP.topic, partition=partition, offset=o, key=f"SENAN:{o}".encode(), value=b"v",
+                            headers=[], timestamp=1_000 + o) for o in range(first, first + count)]
+
+
+async def _settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+BEHIND = WorkerView(joining=False, behind=40, last_fetch_at=0.0)
+
+
+def test_an_idle_worker_never_stalls() -> None:
+    """No work (joined, nothing behind, nothing open) is never a stall, however long it lasts."""
+    watch = StallWatch(10.0, since=0.0)
+    idle = WorkerView(joining=False, last_fetch_at=0.0)
+    assert all(watch.observe(t, False, idle) is None for t in range(0, 120))
+
+
+def test_a_stall_is_warned_once_per_interval_then_its_end_once() -> None:
+    """Work without progress warns at the threshold, again each interval, and notes the recovery once."""
+    watch = StallWatch(10.0, since=0.0)
+    notes = {t: watch.observe(float(t), False, BEHIND) for t in range(1, 31)}
+    warned = {t: n for t, n in notes.items() if n is not None}
+    assert sorted(warned) == [10, 20, 30]
+    assert warned[10] == StallNote("Kafka, unreachable: no fetch answered for 10s with 40 records to process", 10.0)
+    assert warned[30].stalled_s == 30.0
+    moved = watch.observe(31.0, True, BEHIND)
+    assert moved == StallNote(warned[30].waiting, 31.0, recovered=True)
+    assert watch.observe(32.0, True, BEHIND) is None  # the recovery is said once
+    assert all(watch.observe(float(t), False, BEHIND) is None for t in range(33, 41))  # a new clock from 31
+
+
+def test_progress_before_the_threshold_says_nothing() -> None:
+    """A worker that commits now and then while it has work is not stalled, whatever its lag."""
+    watch = StallWatch(10.0, since=0.0)
+    assert all(watch.observe(float(t), t % 9 == 0, BEHIND) is None for t in range(1, 100))
+
+
+@pytest.mark.parametrize(("view", "expected"), [
+    (WorkerView(joining=True, open_txns=[(3, 0.0)], behind=5), "joining the consumer group"),
+    (WorkerView(joining=False, open_txns=[(7, 4.0), (3, 2.0)], behind=5),
+     "the commit of slot 3's transaction (open 18s)"),
+    (WorkerView(joining=False, behind=5, last_fetch_at=19.0), "fetching: 5 records to process"),
+    (WorkerView(joining=False, behind=5, last_fetch_at=None), "Kafka, unreachable: no fetch answered with 5"),
+    (WorkerView(joining=False, behind=5, last_fetch_at=8.0), "Kafka, unreachable: no fetch answered for 12s"),
+    (WorkerView(joining=False, behind=0, last_fetch_at=None), None),
+])
+def test_the_warning_names_what_the_worker_waits_for(view: WorkerView, expected: str | None) -> None:
+    """Joining first, then the oldest open transaction, then Kafka silent or slow to fetch."""
+    found = waiting_for(view, 20.0, unreachable_after_s=5.0)
+    assert found == expected if expected is None else found is not None and found.startswith(expected)
+
+
+def _worker(max_concurrent_txns: int = 4, slots: int = 1) -> BrokerWorker:
+    config = WorkerConfig(CONN, "g", Slots(("SENAN",), slots, TopicNames("t")), max_batch=10,
+                          max_concurrent_txns=max_concurrent_txns)
+    return BrokerWorker(config, Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
+
+
+def _slot(worker: BrokerWorker, tp: Any, slot: int, producer: HeldProducer) -> SlotState:
+    state = SlotState(tp, slot, producer, ChainWriter("t.audit", slot), ReplayWindow(7))  # type: ignore[arg-type]
+    worker._owned[tp] = state
+    return state
+
+
+async def test_a_worker_keeps_at_most_its_permitted_transactions_open() -> None:
+    """With one permit, the second slot's transaction begins only once the first has committed."""
+    worker = _worker(max_concurrent_txns=1, slots=2)
+    tp1 = TopicPartition(TP.topic, 1)
+    first, second = HeldProducer(), HeldProducer()
+    a, b = _slot(worker, TP, 0, first), _slot(worker, tp1, 1, second)
+
+    worker._dispatch(Consumer(), {TP: _msgs(0, 2), tp1: _msgs(0, 2, partition=1)})  # type: ignore[arg-type]
+    await _settle()
+    assert first.in_flight + second.in_flight == 1
+    assert [s.txn_began is not None for s in (a, b)] == [True, False]
+    second.gate.set()  # the waiting slot cannot commit before it gets the permit
+    await _settle()
+    assert second.committed == [] and first.in_flight == 1
+    first.gate.set()
+    await asyncio.wait_for(asyncio.gather(a.task, b.task), 5)  # type: ignore[arg-type]
+    assert worker.metrics.inputs == 4 and worker._progress == 2
+
+
+async def test_a_batch_waiting_its_turn_is_dropped_when_the_worker_stops() -> None:
+    """A batch not yet in a transaction when the worker stops is left for the next owner, uncommitted."""
+    worker = _worker(max_concurrent_txns=1, slots=2)
+    tp1 = TopicPartition(TP.topic, 1)
+    first, second = HeldProducer(), HeldProducer()
+    a, b = _slot(worker, TP, 0, first), _slot(worker, tp1, 1, second)
+    second.gate.set()
+    worker._dispatch(Consumer(), {TP: _msgs(0, 2), tp1: _msgs(0, 3, partition=1)})  # type: ignore[arg-type]
+    await _settle()
+    worker.stop()
+    first.gate.set()
+    await asyncio.wait_for(asyncio.gather(a.task, b.task), 5)  # type: ignore[arg-type]
+    assert first.committed == [2] and second.committed == [] and second.in_flight == 0
+    assert "SENAN:0" in a.seen and b.next_offset == 0
+
+
+def _watched(worker: BrokerWorker, monkeypatch: pytest.MonkeyPatch, views: dict[Any, FetchView]) -> list[Any]:
+    lags: list[Any] = []
+    monkeypatch.setattr("broker.worker.fetch_view", lambda consumer, tp: views.get(tp))
+    monkeypatch.setattr(worker.metrics, "lag", lambda *args: lags.append(args))
+    return lags
+
+
+def test_a_transaction_marker_after_the_last_record_is_no_lag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle slot whose consumer has read past a transaction marker has no lag (the marker takes an offset)."""
+    import time
+
+    worker = _worker()
+    state = _slot(worker, TP, 0, HeldProducer())
+    state.next_offset = 10  # committed up to offset 9; the writer's commit marker sits at 10
+    wall = time.time()
+    lags = _watched(worker, monkeypatch, {TP: FetchView(position=11, end=11, answered_at=wall)})
+    worker._watch(SimpleNamespace())  # type: ignore[arg-type]
+    assert lags == [(TP.topic, 0, 0, 0.0)]
+
+
+def test_a_stalled_slot_shows_its_lag_in_seconds_growing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records behind and no commit: the lag in seconds grows with each look, though nothing arrives."""
+    worker = _worker()
+    state = _slot(worker, TP, 0, HeldProducer())
+    state.next_offset, state.progress_at = 10, 100.0
+    lags = _watched(worker, monkeypatch, {TP: FetchView(position=10, end=25, answered_at=None)})
+    clock = iter([130.0, 160.0])
+    monkeypatch.setattr("broker.worker.time.monotonic", lambda: next(clock))
+    worker._watch(SimpleNamespace())  # type: ignore[arg-type]
+    worker._watch(SimpleNamespace())  # type: ignore[arg-type]
+    assert lags == [(TP.topic, 0, 15, 30.0), (TP.topic, 0, 15, 60.0)]
+
+
+def test_the_worker_logs_a_stall_once_then_its_recovery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's own watch: one warning naming the slot whose commit it waits for, then one recovery line."""
+    worker = _worker()
+    worker._joining = False
+    state = _slot(worker, TP, 0, HeldProducer())
+    state.next_offset, state.txn_began = 10, 0.0
+    _watched(worker, monkeypatch, {TP: FetchView(position=12, end=12, answered_at=None)})
+    lines: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr("broker.worker.log", SimpleNamespace(warning=lambda event, **kw: lines.append((event, kw))))
+    worker._stall = StallWatch(10.0, since=0.0)
+    for t in (5.0, 11.0, 12.0, 13.0):
+        monkeypatch.setattr("broker.worker.time.monotonic", lambda t=t: t)
+        worker._watch(SimpleNamespace())  # type: ignore[arg-type]
+    worker._progress += 1
+    state.txn_began = None
+    monkeypatch.setattr("broker.worker.time.monotonic", lambda: 14.0)
+    worker._watch(SimpleNamespace())  # type: ignore[arg-type]
+    assert [event for event, _ in lines] == ["worker stalled", "worker moving again"]
+    assert lines[0][1]["waiting_for"] == "the commit of slot 0's transaction (open 11s)"
+    assert lines[1][1]["stalled_s"] == 14.0
+
+
+class StoppableProducer(HeldProducer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_slot_assigned_back_in_the_same_rebalance_is_kept_as_it_was() -> None:
+    """A revoked slot given back by the assignment that follows keeps its producer and state; the rest are retired."""
+    worker = _worker(slots=2)
+    tp1 = TopicPartition(TP.topic, 1)
+    stays, moves = StoppableProducer(), StoppableProducer()
+    stays.gate.set()
+    kept, moved = _slot(worker, TP, 0, stays), _slot(worker, tp1, 1, moves)
+    worker._dispatch(Consumer(), {TP: _msgs(0, 3)})  # type: ignore[arg-type]
+    await _settle()
+    await worker._release([TP, tp1])  # waits for TP's transaction: committed before it is parked
+    assert stays.committed == [3] and not worker._owned and not stays.stopped and not moves.stopped
+    await worker._acquire([TP])  # nothing fresh: no producer started, no audit read back
+    assert worker._owned == {TP: kept} and not stays.stopped and moves.stopped and not worker._parked
+    assert "SENAN:2" in kept.seen and kept.next_offset == 3 and moved not in worker._owned.values()
+
+
+async def test_after_a_failure_no_parked_slot_is_kept() -> None:
+    """When anything failed, every parked slot is retired: the worker starts again from Kafka."""
+    worker = _worker()
+    producer = StoppableProducer()
+    _slot(worker, TP, 0, producer)
+    await worker._release([TP])
+    worker._fail(RuntimeError("a slot's commit failed"))
+    await worker._acquire([])
+    assert producer.stopped and not worker._owned and not worker._parked
+
+
+async def test_the_restart_count_is_of_failures_in_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that commits between Kafka errors keeps running; only errors with no commit between them add up."""
+    from puente.errors import KafkaUnavailableError
+
+    worker = _worker()
+    runs: list[int] = []
+
+    async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
+        runs.append(len(runs))
+        if len(runs) <= 6:
+            worker._commits += 1  # each run commits something, then Kafka fails
+            raise KafkaUnavailableError("Kafka went away")
+        if len(runs) == 7:
+            raise KafkaUnavailableError("Kafka went away")  # the second in a row (none committed since the last)
+
+    async def no_wait(seconds: float) -> None: ...
+
+    monkeypatch.setattr(worker, "_run_once", run_once)
+    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
+    await worker.run([], max_restarts=2)
+    assert len(runs) == 8
+    runs.clear()
+    worker._commits = 0
+
+    async def always_failing(topics: list[str], idle_exit_s: float | None) -> None:
+        runs.append(0)
+        raise KafkaUnavailableError("Kafka went away")
+
+    monkeypatch.setattr(worker, "_run_once", always_failing)
+    with pytest.raises(KafkaUnavailableError):
+        await worker.run([], max_restarts=2)
+    assert len(runs) == 3
+
+
+async def test_the_fetch_view_reads_what_aiokafka_knows_without_asking() -> None:
+    """``fetch_view`` reads the position from aiokafka's state (a renamed internal must fail here, not in a worker)."""
+    from broker.kafka import consumer, fetch_view
+
+    client = consumer(CONN, "unit")
+    try:
+        assert fetch_view(client, TP) is None  # not assigned
+        client.assign([TP])
+        assert fetch_view(client, TP) == FetchView(position=None, end=None, answered_at=None)
+        client._subscription.subscription.assignment.state_value(TP).seek(5)  # what seek() does once started
+        assert fetch_view(client, TP) == FetchView(position=5, end=None, answered_at=None)
+    finally:
+        await client.stop()
