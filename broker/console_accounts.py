@@ -22,11 +22,9 @@ carry a password or a token.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
 import sqlite3
-import stat
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -37,7 +35,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from broker.keystore import auditor_path, private_folder
+from broker.keystore import auditor_path
+from broker.private_files import PrivateFile
 from puente.errors import ConfigError, StoreError
 
 ACCOUNTS_FILE = "console-accounts.sqlite"
@@ -149,13 +148,13 @@ class ConsoleAccounts:
         """The accounts at ``path`` (made 0600 in a 0700 folder when missing and ``create``); ``partners``
         are the partner ids the policy names, the only scopes besides ``national``."""
         path = Path(path)
-        if not _exists(path):
+        if not _PRIVATE.exists(path):
             if not create:
                 raise StoreError(f"no console accounts at {path}: add one with `puente audit users add NAME "
                                  "--scope national`")
-            _check_folder(path)
-            _create_private(path)
-        _check_private(path)
+            _PRIVATE.check_folder(path)
+            _PRIVATE.create(path)
+        _PRIVATE.check(path)
         try:
             conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA foreign_keys = ON")
@@ -347,54 +346,17 @@ def _check_password(password: str) -> str:
     return password
 
 
-def _exists(path: Path) -> bool:
-    try:
-        os.lstat(path)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StoreError(f"cannot reach the console accounts {path}: {exc.strerror}") from None
-    return True
 
 
-def _create_private(path: Path) -> None:
-    try:
-        private_folder(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise StoreError(f"cannot create the console accounts {path}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, 0o600)  # the umask may have changed the mode os.open gave
-    finally:
-        os.close(fd)
 
 
-def _check_folder(path: Path) -> None:
-    """Whoever may write the folder may swap the file (or its WAL) for one with their own account."""
-    try:
-        folder = stat.S_IMODE(os.stat(path.parent).st_mode)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise StoreError(f"cannot reach the folder {path.parent}: {exc.strerror}") from None
-    if folder & 0o022:
-        raise StoreError(f"the console accounts' folder {path.parent} is writable by others (mode {folder:04o}): "
-                         "run chmod 700 on it, or pass --accounts")
 
 
-def _check_private(path: Path) -> None:
-    _check_folder(path)
-    try:
-        info = os.lstat(path)
-    except OSError as exc:
-        raise StoreError(f"cannot reach the console accounts {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise StoreError(f"the console accounts {path} is not a regular file (a link or a folder?)")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        raise StoreError(f"the console accounts {path} hold password hashes but others may read them "
-                         f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 on it")
+
+
+_PRIVATE = PrivateFile("the console accounts", "the console accounts' folder",
+                       "hold password hashes but others may read them",
+                       "run chmod 700 on it, or pass --accounts")
 
 
 def _translated(exc: sqlite3.Error, path: Path) -> StoreError:

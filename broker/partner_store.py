@@ -63,9 +63,7 @@ alert ids, never content.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,7 +72,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from broker.keystore import Holder, holder_path, private_folder
+from broker.keystore import Holder, holder_path
+from broker.private_files import PrivateFile
 from policies import PolicySet
 from puente.errors import CodecError, NotInStore, StoreBusy, StoreError
 from schemas import to_json
@@ -280,13 +279,13 @@ class PartnerStore:
         """The store at ``path`` for ``partner``: made (0600, folder 0700) when missing and ``create``;
         StoreError when it is another partner's, not a store, or readable by others."""
         path = Path(path)
-        if not _exists(path):
+        if not _PRIVATE.exists(path):
             if not create:
                 raise StoreError(f"no store for {partner} at {path}: run `puente subscribe --partner {partner}` "
                                  "first, or pass --store")
-            _check_folder(path)
-            _create_private(path)
-        _check_private(path)
+            _PRIVATE.check_folder(path)
+            _PRIVATE.create(path)
+        _PRIVATE.check(path)
         try:
             conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
@@ -524,54 +523,16 @@ def _time(ms: int) -> datetime:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _exists(path: Path) -> bool:
-    try:
-        os.lstat(path)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StoreError(f"cannot reach the store {path}: {exc.strerror}") from None
-    return True
 
 
-def _create_private(path: Path) -> None:
-    try:
-        private_folder(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return  # another process made it first; its checks follow
-    except OSError as exc:
-        raise StoreError(f"cannot create the store {path}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, 0o600)  # the umask may have changed the mode os.open gave
-    finally:
-        os.close(fd)
 
 
-def _check_folder(path: Path) -> None:
-    """Whoever may write the store's folder may swap the store (or its WAL) for their own."""
-    try:
-        folder = stat.S_IMODE(os.stat(path.parent).st_mode)
-    except FileNotFoundError:
-        return  # made 0700 when the store is created
-    except OSError as exc:
-        raise StoreError(f"cannot reach the store's folder {path.parent}: {exc.strerror}") from None
-    if folder & 0o022:
-        raise StoreError(f"the store's folder {path.parent} is writable by others (mode {folder:04o}): keep the "
-                         "store in a folder of its own (--store), or run chmod 700 on it")
 
 
-def _check_private(path: Path) -> None:
-    _check_folder(path)
-    try:
-        info = os.lstat(path)
-    except OSError as exc:
-        raise StoreError(f"cannot reach the store {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise StoreError(f"the store {path} is not a regular file (a link or a folder?)")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        raise StoreError(f"the store {path} holds decrypted alerts but others may read it "
-                         f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 on it")
+
+
+_PRIVATE = PrivateFile("the store", "the store's folder", "holds decrypted alerts but others may read it",
+                       "keep the store in a folder of its own (--store), or run chmod 700 on it")
 
 
 def _translated(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:

@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-import stat
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from broker.keystore import private_folder
+from broker.private_files import PrivateFile
 from puente.errors import StoreBusy, StoreError
 
 SCHEMA_VERSION = 3  # PRAGMA user_version of the layout below
@@ -35,6 +35,10 @@ def chain_name(key: str) -> str | None:
 # (reasons, rules, field changes) and anything else the row holds in ``extra`` (JSON). ``went``: a
 # feed record (or recall notice) was sent; ``receipt_at_ms``: the partner's first vouched
 # RECEIVED/DUPLICATE receipt of that version, for the latency indicators.
+INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
+                         "holds the audit trail but others may read it",
+                         "keep the index in a folder of its own (--index), or run chmod 700 on it")
+
 _LAYOUT = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, holds TEXT NOT NULL, owner TEXT);
@@ -127,9 +131,9 @@ def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connec
     """
     path = Path(path)
     if readonly:
-        if not _exists(path):
+        if not INDEX_FILE.exists(path):
             raise StoreError(f"no audit index at {path}: run `puente audit index` first (or pass --index)")
-        _check_private(path)
+        INDEX_FILE.check(path)
         try:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout_s,
                                    isolation_level=None, check_same_thread=False)
@@ -145,12 +149,11 @@ def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connec
             raise StoreError(f"{path} is not an audit index of this version (layout {version}): run "
                              "`puente audit index --rebuild`")
         return conn
-    if not _exists(path):
+    if not INDEX_FILE.exists(path):
         private_folder(path.parent)
-        _check_folder(path)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
-    _check_private(path)
+        INDEX_FILE.check_folder(path, missing_ok=False)
+        INDEX_FILE.create(path)
+    INDEX_FILE.check(path)
     try:
         conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -194,7 +197,7 @@ def rebuilding(path: Path) -> Iterator[Path]:
     A block that fails leaves ``path`` as it was and the temporary file deleted."""
     path = Path(path)
     private_folder(path.parent)
-    _check_folder(path)
+    INDEX_FILE.check_folder(path, missing_ok=False)
     temp = path.with_name(f".{path.name}.rebuild-{os.getpid()}")
     remove_index(temp)
     try:
@@ -269,35 +272,6 @@ def translated(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
     return StoreError(f"the audit index {path} failed while {doing}: {text[:200]}")
 
 
-def _exists(path: Path) -> bool:
-    try:
-        os.lstat(path)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StoreError(f"cannot reach the audit index {path}: {exc.strerror}") from None
-    return True
 
 
-def _check_folder(path: Path) -> None:
-    """Whoever may write the index's folder may swap the index (or its WAL) for their own."""
-    try:
-        folder = stat.S_IMODE(os.stat(path.parent).st_mode)
-    except OSError as exc:
-        raise StoreError(f"cannot reach the audit index's folder {path.parent}: {exc.strerror}") from None
-    if folder & 0o022:
-        raise StoreError(f"the audit index's folder {path.parent} is writable by others (mode {folder:04o}): keep "
-                         "the index in a folder of its own (--index), or run chmod 700 on it")
 
-
-def _check_private(path: Path) -> None:
-    _check_folder(path)
-    try:
-        info = os.lstat(path)
-    except OSError as exc:
-        raise StoreError(f"cannot reach the audit index {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise StoreError(f"the audit index {path} is not a regular file (a link or a folder?)")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        raise StoreError(f"the audit index {path} holds the audit trail but others may read it "
-                         f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 on it")
