@@ -28,6 +28,10 @@ class PuenteSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="long-running processes")
     log_format: Literal["console", "json"] = Field("console", description="json: one JSON object per line")
     keys: Path = Field(Path(".puente/keys"), description="the keystore folder")
+    logins: Path | None = Field(None, description=(
+        "where each party's Kafka login (client.properties) lives, in the keystore's folder layout; "
+        "default: the keystore folder, beside each party's keys. `users apply` writes there, so a "
+        "deployment that keeps it apart lets the admin write logins without reaching anyone's keys"))
     policy_dir: Path | None = Field(None, description="policy data folder; default: the shipped policies")
     replication: int = Field(1, ge=1, description="replication factor of Puente's topics")
     min_insync: int | None = Field(None, ge=1, description="min.insync.replicas; default: 2 when replication >= 3")
@@ -74,6 +78,11 @@ class PuenteSettings(BaseSettings):
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             raise ValueError("PUENTE_HEARTBEAT_INTERVAL_MS must be at most a third of PUENTE_SESSION_TIMEOUT_MS")
         return self
+
+    @property
+    def login_root(self) -> Path:
+        """The folder whose party folders hold the Kafka logins (``PUENTE_LOGINS``, else the keystore)."""
+        return self.logins or self.keys
 
     @property
     def broker_group(self) -> str:

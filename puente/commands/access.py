@@ -18,7 +18,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     users = sub.add_parser("users", help="each party's Kafka login (SCRAM) and client configuration")
     verbs = users.add_subparsers(dest="verb", required=True)
     text = ("set a SCRAM-SHA-512 login for every party (each agency, the broker, each partner, the auditor) and "
-            "write its client.properties into its folder under PUENTE_KEYS; run as the admin")
+            "write its client.properties into its folder under PUENTE_LOGINS (default: PUENTE_KEYS); run as the admin")
     apply_users_ = verbs.add_parser("apply", help="create the parties' logins", description=text,
                                     parents=[kafka_options()])
     apply_users_.add_argument("--rotate", action="store_true", help="give every party a new password")
@@ -37,7 +37,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
 def _users(args: argparse.Namespace) -> int:
     cfg = settings(args)
     policy = load_policy_set(cfg.policy_dir)
-    logins = run(apply_users(Admin(kafka(cfg, "puente-admin")), cfg.keys, parties(policy, cfg.agencies),
+    logins = run(apply_users(Admin(kafka(cfg, "puente-admin")), cfg.login_root, parties(policy, cfg.agencies),
                              rotate=args.rotate))
     for login in logins:
         print(f"{login.principal:<22} {login.action:<8} {login.config}")

@@ -128,7 +128,7 @@ async def _adapt_all(cfg: PuenteSettings, alerts: int, run_id: str) -> dict[str,
         files = [*sorted(p for p in (SAMPLES / name).iterdir() if p.is_file()), export]
         files += sorted(p for p in (SAMPLES / "bad" / name).iterdir() if p.is_file())
         adapter = get(name)
-        login = party_connection(cfg.keys, agency_principal(adapter.agency))
+        login = party_connection(cfg.login_root, agency_principal(adapter.agency))
         results = await adapt_paths(cfg, login, adapter, make_context(adapter.agency, now), [str(f) for f in files],
                                     err=io.StringIO())
         total = Tally()
@@ -163,7 +163,7 @@ async def _subscribers(cfg: PuenteSettings, stores: Path) -> dict[str, Any]:
     async def one(pid: str) -> Any:
         partner = partners[pid]
         key_file = cfg.keys / "partners" / pid / f"{partner.encryption_key_id}.json"
-        sub = subscriber_for(cfg, party_connection(cfg.keys, partner_principal(pid)), pid, key_file,
+        sub = subscriber_for(cfg, party_connection(cfg.login_root, partner_principal(pid)), pid, key_file,
                              store_path=stores / f"{pid}.sqlite")
         sub.on_error = errors.append
         sub.on_note = lambda note: None  # the table reports what the stores hold
@@ -193,7 +193,7 @@ async def _latest(cfg: PuenteSettings, alert_id: str) -> dict[str, Any]:
     """The alert as its agency's officer sees it: its latest version on the agency's own ingress topic."""
     agency = alert_id.split(":", 1)[0]
     keystore = Keystore(cfg.keys / "agencies" / agency)
-    found = await find_latest(party_connection(cfg.keys, agency_principal(agency)),
+    found = await find_latest(party_connection(cfg.login_root, agency_principal(agency)),
                               TopicNames(cfg.topic_prefix).ingress(agency), alert_id, agency,
                               own_mac_lookup(keystore, agency))
     if found.alert is None:
@@ -231,7 +231,7 @@ async def _officers(cfg: PuenteSettings, auditor: KafkaConnection, policy: Polic
     lines = []
     for alert_id, change, what in changes:
         agency = alert_id.split(":", 1)[0]
-        done = await change_alert(cfg, party_connection(cfg.keys, agency_principal(agency)), alert_id, change)
+        done = await change_alert(cfg, party_connection(cfg.login_root, agency_principal(agency)), alert_id, change)
         lines.append(f"{agency} officer: {alert_id} {what} (version {done.version})")
     return lines
 
@@ -276,7 +276,7 @@ async def _audit_counts(cfg: PuenteSettings, conn: KafkaConnection, found: Audit
 
 async def _trespass(cfg: PuenteSettings, policy: PolicySet) -> str:
     """COL's subscriber login asks for USA's feed: Kafka refuses it, and says so in one line."""
-    login = party_connection(cfg.keys, partner_principal("COL"), timeout_s=10)
+    login = party_connection(cfg.login_root, partner_principal("COL"), timeout_s=10)
     feed = TopicNames(cfg.topic_prefix).feed(policy.partners["USA"].feed_topic)
     try:
         async with running(consumer(login, "puente-demo-trespass", feed, group_id=f"{feed}.subscriber",
@@ -322,7 +322,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     if failed:
         raise ConfigError(f"topics apply failed for {failed[0].spec.name}: {failed[0].detail}")
     names = TopicNames(cfg.topic_prefix)
-    logins = await apply_users(Admin(admin), cfg.keys, parties(policy, cfg.agencies))
+    logins = await apply_users(Admin(admin), cfg.login_root, parties(policy, cfg.agencies))
     wanted = plan(policy, names, cfg.agencies, cfg.broker_group)
     current, _ = await cluster_acls(Admin(admin))
     problems_acl = await apply_acls(Admin(admin), acl_changes(current, wanted, names, parties(policy, cfg.agencies)))
@@ -332,29 +332,29 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     _step(3, "adapters, each as its agency, turn their own files (samples, a fresh export, a bad corpus) into "
              "signed alerts")
     tallies = await _adapt_all(cfg, alerts, run_id)
-    bad = await _bad_inputs(cfg, party_connection(cfg.keys, agency_principal("SENAN")), seed)
+    bad = await _bad_inputs(cfg, party_connection(cfg.login_root, agency_principal("SENAN")), seed)
     print(f"      and straight onto the ingress topics, one bad record of each kind the broker must catch: "
           f"{', '.join(reason for _, reason in bad)}")
     published = sum(t.published for t in tallies.values())
     total = published + len(bad) + 1  # the replay was sent twice
     _step(4, f"broker, as its own login: {workers} workers in one consumer group, exactly-once into feeds and audit")
-    await _broker(cfg, party_connection(cfg.keys, BROKER), workers, total)
+    await _broker(cfg, party_connection(cfg.login_root, BROKER), workers, total)
     _step(5, "partners, each as its own login: verify, decrypt and decode their feed into their own store, "
              "and send signed receipts")
     stores = Path(".puente/demo/stores") / run_id
     first = await _subscribers(cfg, stores)
     _step(6, "alerts live on: officers reclassify, consent and recall; the broker re-decides every version for "
              "every partner; partners apply it and acknowledge recalls")
-    auditor = party_connection(cfg.keys, AUDITOR)
+    auditor = party_connection(cfg.login_root, AUDITOR)
     for line in await _officers(cfg, auditor, policy):
         print(f"      {line}")
-    await _broker(cfg, party_connection(cfg.keys, BROKER), workers, 4)
+    await _broker(cfg, party_connection(cfg.login_root, BROKER), workers, 4)
     second = await _subscribers(cfg, stores)
     stats = {p: _sum_stats(first[p], second[p]) for p in first}
     _step(7, "a partner asks Kafka for another's feed, and is refused; the broker collects the denial for auditors")
     refusal = await _trespass(cfg, policy)
     print(f"      {refusal}")
-    collected = await _collect(cfg, party_connection(cfg.keys, BROKER), policy, began)
+    collected = await _collect(cfg, party_connection(cfg.login_root, BROKER), policy, began)
     print(f"      {collected} denial(s) collected from the authorizer's log into {names.denials}")
     _step(8, "auditor, as its own login: verify every hash chain and every signature")
     found = await audit_topics(auditor, cfg.topic_prefix)

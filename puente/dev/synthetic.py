@@ -211,8 +211,8 @@ async def publish_synthetic(cfg: PuenteSettings, conn: KafkaConnection, count: i
     sent: Counter[str] = Counter()
     for agency, alerts in sorted(by_agency.items()):
         mac = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
-        own = party_folder(cfg.keys, agency_principal(agency)) / CLIENT_CONFIG
-        login = party_connection(cfg.keys, agency_principal(agency), conn.timeout_s) if own.exists() else conn
+        own = party_folder(cfg.login_root, agency_principal(agency)) / CLIENT_CONFIG
+        login = party_connection(cfg.login_root, agency_principal(agency), conn.timeout_s) if own.exists() else conn
         async with IngressPublisher(login, agency, mac.key_id, mac, TopicNames(cfg.topic_prefix)) as pub:
             sent[agency] += await pub.publish(alerts)
     return sent

@@ -55,11 +55,11 @@ class Env:
 
     def login(self, principal: str) -> KafkaConnection:
         """A party's own connection (``broker``, ``auditor``, ``agency-SNM``, ``partner-COL``...)."""
-        return party_connection(self.cfg.keys, principal)
+        return party_connection(self.cfg.login_root, principal)
 
     def config(self, principal: str) -> Path:
         """A party's client configuration file."""
-        return party_folder(self.cfg.keys, principal) / CLIENT_CONFIG
+        return party_folder(self.cfg.login_root, principal) / CLIENT_CONFIG
 
     def checks(self) -> Any:
         """The signature checks auditors use: every signing key in the broker's keystore."""
@@ -123,14 +123,14 @@ async def make_env(admin: KafkaConnection, tmp: Path, **overrides: Any) -> Env:
     cfg = PuenteSettings(bootstrap=admin.bootstrap, client_config=Path(admin.source),
                          topic_prefix=f"t-{uuid.uuid4().hex[:10]}", keys=tmp / "keys", **overrides)
     provision_all(cfg)
-    _reuse_logins(cfg.keys, _logins(admin))
+    _reuse_logins(cfg.login_root, _logins(admin))
     policy = load_policy_set(cfg.policy_dir)
     kafka = Admin(connection(cfg))
     results = await apply_topics(kafka, plan_topics(cfg, policy))
     assert all(r.ok for r in results), [r.detail for r in results if not r.ok]
     names = TopicNames(cfg.topic_prefix)
-    await apply_users(kafka, cfg.keys, parties(policy, cfg.agencies))
-    _keep_logins(cfg.keys, _logins(admin))
+    await apply_users(kafka, cfg.login_root, parties(policy, cfg.agencies))
+    _keep_logins(cfg.login_root, _logins(admin))
     acls = acl_changes(set(), plan(policy, names, cfg.agencies, cfg.broker_group), names, [])
     assert await apply_acls(kafka, acls) == []
     return Env(cfg, policy)

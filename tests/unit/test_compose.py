@@ -151,16 +151,23 @@ def test_only_setup_holds_the_admin_login_and_the_broker_only_its_own_folder(dep
     assert admin["bootstrap.servers"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
     assert admin["security.protocol"] == "SASL_SSL"
 
+    # setup writes every party's login, and reaches no one's keys: the logins live apart from the keystore
+    assert {host for host, _ in setup.values()} == {"./deploy/admin", "./deploy/tls/ca.pem", "./logins"}
+    assert _host_path(setup, services["setup"]["environment"]["PUENTE_LOGINS"], deploy) == Path("./logins")
+
     broker = services["broker"]
     mounts = _mounts(broker)
-    assert {host for host, _ in mounts.values()} == {"./keys/broker", "./deploy/tls/ca.pem"}
+    assert {host for host, _ in mounts.values()} == {"./keys/broker", "./logins/broker", "./deploy/tls/ca.pem"}
     assert all(mode == "ro" for _, mode in mounts.values())
     config = broker["environment"]["PUENTE_CLIENT_CONFIG"]
-    assert _host_path(mounts, config, deploy) == Path("./keys/broker/client.properties")
+    assert _host_path(mounts, config, deploy) == Path("./logins/broker/client.properties")
     # the login `setup` writes names the CA where the broker finds it
     assert _host_path(mounts, admin["ssl.truststore.location"], deploy) == deploy / "tls" / "ca.pem"
     for name, service in services.items():
-        assert not any("ca-key" in host for host, _ in _mounts(service).values()), name
+        hosts = [host for host, _ in _mounts(service).values()]
+        assert not any("ca-key" in host for host in hosts), name
+        # a keys mount is one party's own folder, never the keystore or another party's folder
+        assert all(host == "./keys/broker" for host in hosts if host.startswith("./keys")), name
         assert "password" not in json.dumps(service).lower(), name
 
 
