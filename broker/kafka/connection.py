@@ -13,6 +13,11 @@ Kafka's own console tools (``--command-config``)::
     ssl.truststore.type=PEM
     ssl.truststore.location=/run/puente/ca.pem
 
+A client certificate for mutual TLS is ``ssl.keystore.type=PEM`` with ``ssl.keystore.location``
+naming one PEM file that holds the private key and its certificate chain, as the Java client
+reads it (``ssl.key.password`` if the key is encrypted). The Java client's inline forms
+(``ssl.keystore.key``, ``ssl.keystore.certificate.chain``, ``ssl.truststore.certificates``: PEM
+text in the property itself) are refused with that advice: Puente keeps keys in files only.
 librdkafka's names are accepted where they differ (``sasl.username``, ``sasl.password``,
 ``ssl.ca.location``, ``ssl.certificate.location``, ``ssl.key.location``). The file is an
 allow-list: a key Puente does not know is refused by name rather than ignored, so a misspelt
@@ -87,8 +92,8 @@ class KafkaConnection(BaseModel):
             raise ConfigError(f"{where}: a SASL username or password is set but security.protocol is "
                               f"{self.security_protocol}: set SASL_SSL")
         if (self.cert_file is None) != (self.key_file is None):
-            raise ConfigError(f"{where}: a client certificate and its key go together (ssl.keystore.* or "
-                              "ssl.certificate.location and ssl.key.location)")
+            raise ConfigError(f"{where}: a client certificate and its key go together (ssl.keystore.location, "
+                              "or ssl.certificate.location and ssl.key.location)")
         if not self.uses_tls and (self.ca_file or self.cert_file):
             raise ConfigError(f"{where}: TLS files are set but security.protocol is {self.security_protocol}")
         for name in ("ca_file", "cert_file", "key_file"):
@@ -152,15 +157,15 @@ _NAMES = {
     "sasl.password": "password",
     "ssl.truststore.location": "ca_file",
     "ssl.ca.location": "ca_file",
-    "ssl.keystore.certificate.chain": "cert_file",
     "ssl.certificate.location": "cert_file",
-    "ssl.keystore.key": "key_file",
     "ssl.key.location": "key_file",
     "ssl.key.password": "key_password",
     "client.id": "client_id",
 }
 # Read and checked, but with nothing to set: PEM is the only store type Puente reads.
 _PEM_ONLY = ("ssl.truststore.type", "ssl.keystore.type")
+# The Java client's PEM-in-the-property forms: refused, with the file-based names to use instead.
+_INLINE_PEM = ("ssl.keystore.key", "ssl.keystore.certificate.chain", "ssl.truststore.certificates")
 _JAAS = re.compile(
     r"^\s*org\.apache\.kafka\.common\.security\.(?:scram\.ScramLoginModule|plain\.PlainLoginModule)\s+required"
     r"(?P<options>(?:\s+\w+\s*=\s*\"(?:[^\"\\]|\\.)*\")*)\s*;\s*$")
@@ -228,6 +233,12 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
         elif key in _PEM_ONLY:
             if value.upper() != "PEM":
                 raise ConfigError(f"{source}: {key} {value[:20]} is not supported; Puente reads PEM files")
+        elif key == "ssl.keystore.location":  # one PEM file: the key and its certificate chain
+            fields["cert_file"] = fields["key_file"] = value
+        elif key in _INLINE_PEM:
+            raise ConfigError(f"{source}: {key} holds PEM text in the file itself; Puente reads keys and "
+                              "certificates from files: use ssl.keystore.location (one PEM file with the key "
+                              "and its chain) and ssl.truststore.location")
         elif key == "ssl.endpoint.identification.algorithm":
             fields["check_hostname"] = value.strip().lower() not in ("", "none")
         elif key in _NAMES:

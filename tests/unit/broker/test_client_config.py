@@ -1,0 +1,99 @@
+"""The client properties file: the Java client's names and librdkafka's give the same connection, and what
+Puente cannot honour is refused by name, never ignored and never quoted with a secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broker.kafka import connection_from_properties
+from puente.dev import pki
+from puente.errors import ConfigError
+
+SECRET = 'pa"ss\\word-9f3e'  # a quote and a backslash: the JAAS escaping is exercised
+
+
+def _write(folder: Path, text: str, name: str = "client.properties") -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> Path:
+    return pki.ensure_ca(tmp_path / "tls")[0]
+
+
+def test_java_and_librdkafka_names_describe_the_same_connection(tmp_path: Path, ca: Path) -> None:
+    escaped = SECRET.replace("\\", "\\\\").replace('"', '\\"')
+    java = _write(tmp_path, (
+        "# as Kafka's console tools take it\n"
+        "bootstrap.servers=k1:9093,k2:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n"
+        f'    username="partner-COL" password="{escaped}";\n'
+        f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n"), "java.properties")
+    rdkafka = _write(tmp_path, (
+        "bootstrap.servers=k1:9093,k2:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanisms=SCRAM-SHA-512\n"
+        f"sasl.username=partner-COL\nsasl.password={SECRET}\nssl.ca.location={ca}\n"), "rdkafka.properties")
+    one, other = connection_from_properties(java), connection_from_properties(rdkafka)
+    for conn in (one, other):
+        assert (conn.bootstrap, conn.security_protocol, conn.sasl_mechanism, conn.username, conn.ca_file) == (
+            "k1:9093,k2:9093", "SASL_SSL", "SCRAM-SHA-512", "partner-COL", ca)
+        assert conn.password is not None and conn.password.get_secret_value() == SECRET
+        assert SECRET not in repr(conn) and conn.principal == "User:partner-COL"
+        kw = conn.aiokafka()
+        assert (kw["security_protocol"], kw["sasl_mechanism"], kw["sasl_plain_username"],
+                kw["sasl_plain_password"]) == ("SASL_SSL", "SCRAM-SHA-512", "partner-COL", SECRET)
+        assert kw["ssl_context"] is not None and kw["ssl_context"].check_hostname
+        lib = conn.librdkafka()
+        assert (lib["sasl.username"], lib["sasl.password"], lib["ssl.ca.location"]) == ("partner-COL", SECRET, str(ca))
+
+
+def test_a_pem_keystore_gives_mutual_tls_and_relative_paths_follow_the_file(tmp_path: Path, ca: Path) -> None:
+    pki.issue(tmp_path / "tls", "client", ["localhost"], common="partner-USA")
+    config = _write(tmp_path / "tls", "bootstrap.servers=k1:9093\nsecurity.protocol=SSL\n"
+                                      "ssl.keystore.type=PEM\nssl.keystore.location=client.pem\n"
+                                      "ssl.truststore.type=PEM\nssl.truststore.location=ca.pem\n")
+    conn = connection_from_properties(config)
+    assert conn.cert_file == conn.key_file == tmp_path / "tls" / "client.pem"
+    assert conn.ca_file == ca
+    assert conn.ssl_context() is not None  # the key and chain load from the one file
+    assert conn.librdkafka()["ssl.certificate.location"] == str(tmp_path / "tls" / "client.pem")
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("ssl.keystore.key=-----BEGIN PRIVATE KEY-----", "ssl.keystore.key"),
+    ("ssl.keystore.certificate.chain=-----BEGIN CERTIFICATE-----", "ssl.keystore.certificate.chain"),
+    ("ssl.truststore.certificates=-----BEGIN CERTIFICATE-----", "ssl.truststore.certificates"),
+    ("ssl.keystore.type=PKCS12", "ssl.keystore.type"),
+    ("ssl.truststore.type=JKS", "ssl.truststore.type"),
+    ("sasl.mechanism=GSSAPI", "sasl_mechanism"),
+    ("security.protocol=SSL_PLAIN", "security_protocol"),
+    ("sasl.jaas.confg=x", "sasl.jaas.confg"),  # misspelt: refused by name, never ignored
+    ("ssl.endpoint.identification.algorithm=https\nssl.endpoint.identification.algorithm=", "given twice"),
+])
+def test_what_puente_cannot_honour_is_refused_by_name(tmp_path: Path, text: str, named: str) -> None:
+    config = _write(tmp_path, f"bootstrap.servers=k1:9093\n{text}\n")
+    with pytest.raises(ConfigError) as caught:
+        connection_from_properties(config)
+    assert named in str(caught.value) and str(config) in str(caught.value)
+    assert "BEGIN" not in str(caught.value)  # PEM text is never quoted back
+
+
+@pytest.mark.parametrize(("text", "advice"), [
+    ("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=u\n", "username and password"),
+    (f"security.protocol=SSL\nsasl.username=u\nsasl.password={SECRET}\n", "set SASL_SSL"),
+    ("security.protocol=PLAINTEXT\nssl.ca.location=/etc/hostname\n", "TLS files are set"),
+    ("security.protocol=SSL\nssl.certificate.location=/etc/hostname\n", "go together"),
+    ("security.protocol=SSL\nssl.ca.location=/nowhere/ca.pem\n", "does not exist"),
+    ('sasl.jaas.config=com.example.Other required username="u";', "ScramLoginModule"),
+    ("sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+     'username="u" password="p" serviceName="x";', "serviceName"),
+])
+def test_combinations_that_cannot_work_name_what_to_fix_and_never_the_password(
+        tmp_path: Path, text: str, advice: str) -> None:
+    config = _write(tmp_path, f"bootstrap.servers=k1:9093\n{text}\n")
+    with pytest.raises(ConfigError) as caught:
+        connection_from_properties(config)
+    assert advice in str(caught.value) and SECRET not in str(caught.value)
