@@ -126,7 +126,7 @@ async def test_a_version_is_published_once_and_a_changed_one_is_a_conflict(env: 
 
 async def test_a_record_written_before_versions_is_still_a_duplicate(env: Env, tmp_path: Path) -> None:
     """An alert on the ingress topic in the first schema's bytes (no version) reads back as version 1: its export
-    read again is a duplicate, not a conflict, and its revision 2 is published after it."""
+    read again is a duplicate, not a conflict, and its revision 2 is published after it; the broker decides both."""
     line = _samples("snm")[0].read_bytes().splitlines()[0]
     (tmp_path / "first.jsonl").write_bytes(line + b"\n")
     (tmp_path / "revised.jsonl").write_text(json.dumps({**json.loads(line), "revision": 2, "riesgo": "medio"},
@@ -145,6 +145,15 @@ async def test_a_record_written_before_versions_is_still_a_duplicate(env: Env, t
     again = await _adapt(env, "snm", [tmp_path / "first.jsonl"])
     assert (again.published, again.duplicates, again.rejected) == (0, 1, 0)
     assert (await _adapt(env, "snm", [tmp_path / "revised.jsonl"])).published == 1
+    # The broker reads the first schema's bytes too: version 1 decided for every partner, then revision 2 over it,
+    # and a partner entitled to it receives version 1 in the current schema's view.
+    await run_broker(env)
+    alert_id = result.alert["alert_id"]
+    decided = Counter((d.get("version", 1), d["partner"]) for d in await audit_docs(env)
+                      if d["kind"] == "DECISION" and d["alert_id"] == alert_id)
+    assert set(decided.values()) == {1}
+    assert {p for v, p in decided if v == 1} == set(env.policy.partners) == {p for v, p in decided if v == 2}
+    assert not await read_topic(env.conn, env.names.deadletter)
 
 
 def test_cli_reads_stdin_and_watches_a_folder(env: Env, tmp_path: Path) -> None:

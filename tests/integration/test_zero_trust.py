@@ -107,10 +107,11 @@ async def test_a_partner_cannot_write_ingress_audit_or_another_partners_receipts
 
 
 async def test_a_partner_cannot_commit_in_anothers_group_or_use_its_transactional_id(env: Env) -> None:
-    """COL's login may not commit offsets in USA's consumer group nor open a transaction under USA's ids."""
+    """COL's login may not commit offsets in USA's consumer group, even for COL's own feed, nor open a transaction
+    under USA's ids."""
     col = env.login("partner-COL")
-    refused = await _refused(col, "commit", group=subscriber_group(env.feed("USA")), topic=env.feed("USA"))
-    assert isinstance(refused, (GroupAuthorizationFailedError, TopicAuthorizationFailedError)), refused
+    refused = await _refused(col, "commit", group=subscriber_group(env.feed("USA")), topic=env.feed("COL"))
+    assert isinstance(refused, GroupAuthorizationFailedError), refused
     usa_txn = subscriber_transactions(env.names.receipts("USA"), "USA")
     refused = await _refused(col, "write", topic=env.names.receipts("COL"), txn=usa_txn)
     assert isinstance(refused, TransactionalIdAuthorizationFailed), refused
@@ -226,10 +227,12 @@ async def test_every_party_does_its_own_work_end_to_end(env: Env, tmp_path: Path
 
 
 async def test_denials_reach_the_auditors(env: Env) -> None:
-    """A refused attempt (COL asking for USA's feed) is collected from Kafka's authorizer log into the audit: `audit
-    log --kind denial` shows principal, operation, resource and time, and `audit verify` checks it is signed."""
+    """Refused attempts (COL asking for USA's feed, SENAN writing SNM's ingress) are collected from Kafka's
+    authorizer log into the audit: `audit log --kind denial` shows principal, operation, resource and time, and
+    `audit verify` checks it is signed."""
     began = datetime.now(UTC)
     await _refused(env.login("partner-COL"), "read", topic=env.feed("USA"))
+    await _refused(env.login("agency-SENAN"), "write", topic=env.names.ingress("SNM"))
     logs = [str(node.folder / "logs" / "authorizer.log") for node in LocalKafka("single").nodes]
     await asyncio.sleep(1.0)  # the log appender flushes each line; give it a moment on a loaded machine
     args = ["audit", "collect-denials", "--since", began.isoformat()] + [f"--log={p}" for p in logs]
@@ -244,6 +247,8 @@ async def test_denials_reach_the_auditors(env: Env) -> None:
     rows = [json.loads(line) for line in log.stdout.splitlines()]
     mine = [r for r in rows if r["principal"] == "User:partner-COL" and env.feed("USA") in r["resource"]]
     assert mine and {"at", "operation", "resource", "host", "request"} <= set(mine[0])
+    senan = [r for r in rows if r["principal"] == "User:agency-SENAN" and env.names.ingress("SNM") in r["resource"]]
+    assert senan and {r["operation"] for r in senan} <= {"WRITE", "DESCRIBE", "IDEMPOTENT_WRITE"}, senan
     verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
                             timeout=120, check=False)
     assert verify.returncode == 0 and env.names.denials in verify.stdout, verify.stdout
