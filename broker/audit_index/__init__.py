@@ -33,9 +33,25 @@ Files: the index is made 0600 in a folder made 0700 (it holds the audit trail: w
 alert, and why) and refused when others may read it or write its folder, as the partner store is;
 errors name the file (``StoreError``, exit status 3; ``StoreBusy`` when another writer holds it).
 One writer at a time holds ``writer_lock``; readers open with ``readonly=True``.
+
+What a joint-oversight auditor reads (``Scope``): the decisions about its partner, of any outcome, but
+of an alert only what was delivered to that partner. A decision that delivered nothing shows the
+fields ``UNDELIVERED_FIELDS`` names (an allow-list: alert id, partner, decision, rules, time...) and
+nothing of the alert (type, agency, sector, markings, publication); filters outside
+``ANY_ROW_FILTERS``, search choices and indicators on those descriptions see delivered rows only.
 """
 
-from broker.audit_index._index import MAX_FINDINGS, MAX_PER_PAGE, AuditIndex, Page, Query, Scope, scoped
+from broker.audit_index._index import (
+    ANY_ROW_FILTERS,
+    MAX_FINDINGS,
+    MAX_PER_PAGE,
+    UNDELIVERED_FIELDS,
+    AuditIndex,
+    Page,
+    Query,
+    Scope,
+    scoped,
+)
 from broker.audit_index._ingest import PartitionIngest
 from broker.audit_index._store import rebuilding, remove_index, writer_lock
 
@@ -43,9 +59,11 @@ DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
 
 __all__ = [
+    "ANY_ROW_FILTERS",
     "DEFAULT_INDEX",
     "MAX_FINDINGS",
     "MAX_PER_PAGE",
+    "UNDELIVERED_FIELDS",
     "AuditIndex",
     "Page",
     "PartitionIngest",

@@ -8,7 +8,7 @@ import json
 import math
 import sqlite3
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,12 @@ _PAST = {"drop": "dropped", "mask": "masked", "pseudonymise": "pseudonymised", "
 
 @dataclass(frozen=True)
 class Scope:
-    """What an auditor may see: partner None = national (everything); else only rows about that
-    partner (its decisions of any outcome, its receipts); no dead letters, denials or queries, and
-    of the chains only the decisions' (their state and problem counts, not the problems' texts) and
-    its own receipts' (with the texts)."""
+    """What an auditor may see: partner None = national (everything); else (joint oversight) only
+    rows about that partner (its decisions of any outcome, its receipts) and of an alert only what was
+    delivered to it: a decision that delivered nothing shows ``UNDELIVERED_FIELDS`` alone, filters and
+    choices on the alert's descriptions see only delivered rows (``scoped``, ``AuditIndex._where``).
+    No dead letters, denials or queries, and of the chains only the decisions' (their state and
+    problem counts, not the problems' texts) and its own receipts' (with the texts)."""
 
     partner: str | None = None
 
@@ -57,6 +59,27 @@ class Query:
     until: datetime | None = None
 
 
+ANY_ROW_FILTERS = frozenset({"partner", "alert", "agreement", "rule", "decision", "since", "until"})
+"""The ``Query`` filters on what a decision says about its partner (and so shown for any row in scope):
+they match a scoped auditor's every row. Any other filter is on the alert's descriptions (agency,
+type...) and matches only rows delivered to the scoped partner: filtering withheld decisions by agency
+or type would count and characterise alerts that partner was never sent. A filter added to ``Query``
+is such a one until it is named here."""
+
+UNDELIVERED_FIELDS = frozenset({
+    "kind", "id", "record", "block", "delivered",  # the audit row itself: where it is, whether it delivered
+    "alert_id", "version", "partner", "decision", "at", "sent", "feed",  # which decision, about whom, when
+    "agreement", "policy_version", "rules", "reasons", "redacted",  # under what (reasons and texts emptied)
+})
+"""What a partner's auditor may read of a decision about its partner that delivered nothing (WITHHOLD,
+a view not sent, a content-free recall notice): the decision and what concerns the partner, never the
+alert's descriptions (type, agency, sector, classification or markings, publication time...), which
+that partner was never sent. An allow-list: any other field of such a row, including one the audit
+adds later, is blanked (None)."""
+
+_DELIVERED = "went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED')"  # a row whose view went to its partner
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of decision rows, newest first."""
@@ -77,7 +100,7 @@ _FACETS: dict[tuple[str, str | None, int], dict[str, list[str]]] = {}  # see Aud
 
 # The partial indexes' conditions (``_store``), word for word: SQLite uses such an index only where
 # the query's WHERE clause implies the index's, and a bound parameter implies nothing.
-_SHARED = "went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED')"
+_SHARED = _DELIVERED
 _TO_DELIVERY = f"{_SHARED} AND ingress_ms IS NOT NULL"
 _TO_RECEIPT = f"{_TO_DELIVERY} AND receipt_at_ms IS NOT NULL"
 
@@ -100,10 +123,17 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
     """``row`` (a decision row, timeline event or "why" row) as ``scope`` may read it; applied to every
     row that leaves the index. Reason texts quote the alert and name other partners ("releasable_to
     (COL, CRI) omits USA"), and an agency's lifecycle ``reason`` is its free text: a partner's auditor
-    gets the rule ids, decision, agreement and changed fields' paths, actions and rules, never the texts."""
+    gets the rule ids, decision, agreement and changed fields' paths, actions and rules, never the texts.
+
+    A decision row that did not deliver to its partner (``delivered`` not True: fails closed) keeps
+    only ``UNDELIVERED_FIELDS``, every other field blanked: the partner's auditor sees the decision,
+    not the alert it was never sent. Timeline events are made from rows scoped so, so an alert not
+    delivered gets no publication event (its ingress time is blanked)."""
     if scope.national:
         return row
     out = dict(row)
+    if out.get("kind") == "DECISION" and out.get("delivered") is not True:
+        out = {k: (v if k in UNDELIVERED_FIELDS else None) for k, v in out.items()}
     if "reasons" in out:
         out["reasons"] = []
     if "reason" in out:
@@ -116,11 +146,15 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decision_row(r: tuple[Any, ...]) -> dict[str, Any]:
-    """A decision as ``flatten`` gave it, with its index ``id`` and ``record`` (topic:partition:offset)."""
-    row: dict[str, Any] = {"kind": "DECISION", "id": r[0], "record": f"{r[1]}:{r[2]}:{r[3]}", "block": r[4]}
+    """A decision as ``flatten`` gave it, with its index ``id``, ``record`` (topic:partition:offset) and
+    ``delivered`` (its view went to the partner). Those are set last: the audit record's own fields
+    (``extra``) cannot stand in for them, since ``scoped`` trusts ``delivered``."""
+    own = {"kind": "DECISION", "id": r[0], "record": f"{r[1]}:{r[2]}:{r[3]}", "block": r[4],
+           "delivered": r[23] == 1 and r[8] in DELIVERS}
+    row: dict[str, Any] = dict(own)
     row.update(zip(_ROW_KEYS, r[5:23], strict=True))
-    extra = json.loads(r[24])
-    row.update(extra)
+    row.update(json.loads(r[24]))
+    row.update(own)
     for name in ("rules", "reasons", "redacted"):
         if not isinstance(row.get(name), list):
             row[name] = []
@@ -261,8 +295,13 @@ class AuditIndex:
         return " AND ".join(clauses), args
 
     def _where(self, scope: Scope, q: Query) -> tuple[str, list[Any]]:
+        """The SQL condition of ``q`` within ``scope``. For a scoped auditor, a filter outside
+        ``ANY_ROW_FILTERS`` also keeps to the rows delivered to its partner."""
         clauses: list[str] = ["1 = 1"]
         args: list[Any] = []
+        if not scope.national and any(getattr(q, f.name) is not None for f in fields(Query)
+                                      if f.name not in ANY_ROW_FILTERS):
+            clauses.append(_DELIVERED)
         # With one alert id asked for, the alert's index finds its handful of rows; unary + keeps SQLite
         # from walking a partner's (or agency's) whole index in time order instead.
         keep_off = "+" if q.alert and not q.alert.endswith("*") else ""
@@ -335,11 +374,15 @@ class AuditIndex:
         return int(self._one("SELECT COALESCE(SUM(next_offset), 0) FROM positions") or 0)
 
     def _facets(self, scope: Scope) -> dict[str, list[str]]:
+        """For a scoped auditor, a column outside ``UNDELIVERED_FIELDS`` (the alert's descriptions) lists
+        only the values of rows delivered to its partner, as its rows show them; the others list every
+        value of the partner's rows (WITHHOLD among the decisions, say)."""
         where, args = ("partner = ?", [scope.partner]) if scope.partner else ("1 = 1", [])
         out = {}
         for name, column in (("partners", "partner"), ("agencies", "originator"), ("agreements", "agreement"),
                              ("decisions", "decision"), ("alert_types", "alert_type")):
-            out[name] = [v for (v,) in self._all(f"SELECT DISTINCT {column} FROM decisions WHERE {where} AND "
+            only = "" if scope.national or column in UNDELIVERED_FIELDS else f" AND {_DELIVERED}"
+            out[name] = [v for (v,) in self._all(f"SELECT DISTINCT {column} FROM decisions WHERE {where}{only} AND "
                                                  f"{column} IS NOT NULL ORDER BY 1", args)]
         out["rules"] = [v for (v,) in self._all(f"SELECT DISTINCT rule FROM decision_rules WHERE {where} ORDER BY 1",
                                                  args)]

@@ -180,10 +180,13 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             chains = sorted(found.get("chains", ()), key=lambda c: (-int(c.get("problems") or 0),
                                                                      str(c.get("topic")), int(c.get("partition") or 0)))
             findings = list(found.get("findings", ()))[:MAX_FINDINGS]
-            total = max(int(found.get("findings_total") or 0), len(findings))
-            return total, lambda: console.html("integrity.html", request, session, chains=chains, findings=findings,
-                                               findings_total=total, more=total - len(findings),
-                                               indexed_at=found.get("indexed_at"))
+            texts = max(int(found.get("findings_total") or 0), len(findings))
+            # The banner counts every chain's problems: a scoped auditor is given the counts of the
+            # decisions' chains but not their texts, and "no problem found" would then be false.
+            problems = max(sum(int(c.get("problems") or 0) for c in chains), texts)
+            return problems, lambda: console.html(
+                "integrity.html", request, session, chains=chains, findings=findings, problems=problems,
+                more=texts - len(findings), untold=problems - texts, indexed_at=found.get("indexed_at"))
 
         return await console.answer(request, session, "integrity", {}, work)
 

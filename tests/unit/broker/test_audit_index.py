@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ def _topics() -> dict[str, list[bytes]]:
             USA_RCPT: _receipts("USA", ["SNM:2"]), QUERIES: _queries()}
 
 
-def _ingest(index: AuditIndex, topics: dict[str, Iterable[bytes]], upto: dict[str, int] | None = None) -> None:
+def _ingest(index: AuditIndex, topics: Mapping[str, Iterable[bytes]], upto: dict[str, int] | None = None) -> None:
     """Index each topic's records (up to ``upto[topic]`` in all) from where the index stands."""
     index.register({t: HOLDS[t] for t in topics}, OWNERS)  # type: ignore[misc]
     for topic, values in topics.items():
@@ -376,3 +376,88 @@ def test_a_receipt_unmatched_and_unvouched_is_one_problem(tmp_path: Path) -> Non
     assert index.problems() == 2  # the tail, and the second unmatched receipt
     bounded = index.integrity(Scope(), limit=1)
     assert len(bounded["findings"]) == 1 and bounded["findings_total"] == 2
+
+
+def _withheld_index(tmp_path: Path) -> AuditIndex:
+    """SNM:1 goes to USA; W:1 (another agency, type, sector, marking) is withheld from USA and sent to COL;
+    W:2 is decided for USA but its feed record never went."""
+    writer = ChainWriter(DECISIONS, 0)
+    hidden: dict[str, Any] = {"alert_type": "ARMS", "originator": "DNI", "originator_country": "PAN",
+                              "classification": "SECRET", "sector": "BOCAS", "markings": ["NOFORN"],
+                              "area": "Isla Colon"}
+    alerts = [
+        _alert("SNM:1", 0, [_decision("USA", "DELIVER", ["usa.cover"], feed="t.feed.USA")]),
+        _alert("W:1", 1, [_decision("USA", "WITHHOLD", ["partner.clearance"]),
+                          _decision("COL", "DELIVER", ["col.cover"], feed="t.feed.COL")], **hidden),
+        _alert("W:2", 2, [_decision("USA", "DELIVER", ["usa.cover"], sent=False)], **hidden),
+    ]
+    index = AuditIndex(tmp_path / "w" / "index.sqlite")
+    _ingest(index, {DECISIONS: [writer.block(alerts, "broker-sign-2026a", _signer("broker-sign-2026a"), "t")]})
+    return index
+
+
+_HIDDEN = ("ARMS", "DNI", "SECRET", "BOCAS", "NOFORN", "Isla Colon", "SENAFRONT")
+
+
+def test_a_partner_scope_reads_nothing_descriptive_of_an_alert_it_was_not_sent(tmp_path: Path) -> None:
+    """A decision about USA that delivered nothing shows USA's auditor only the allowed fields (alert id,
+    partner, decision, rules, time decided...), by search, export, timeline and "why"; the national auditor
+    reads the whole row."""
+    index = _withheld_index(tmp_path)
+    rows = [*index.search(USA, Query()).rows, *index.export(USA, Query())]
+    hidden = [r for r in rows if r["alert_id"].startswith("W:")]
+    assert len(hidden) == 4 and {r["decision"] for r in hidden} == {"WITHHOLD", "DELIVER"}
+    for row in hidden:
+        assert not any(h in repr(v) for v in row.values() for h in _HIDDEN)
+        assert row["rules"] and row["at"] and row["partner"] == "USA"
+    from broker.audit_index import UNDELIVERED_FIELDS
+
+    assert all({k for k, v in row.items() if v not in (None, [], False)} <= UNDELIVERED_FIELDS for row in hidden)
+    sent = next(r for r in rows if r["alert_id"] == "SNM:1")
+    assert (sent["alert_type"], sent["originator"], sent["sector"]) == ("SMUGGLING", "SENAFRONT", "DARIEN")
+    for alert in ("W:1", "W:2"):
+        events = index.timeline(USA, alert) or []
+        assert [e["kind"] for e in events] in (["WITHHELD"], ["DECIDED"]), events
+        assert not any(h in repr(events) for h in _HIDDEN)
+    assert index.why(USA, "W:1", "USA", "subject.name")[0]["outcome"] == "withheld"
+    assert [e["kind"] for e in index.timeline(USA, "SNM:1") or []] == ["PUBLISHED", "DELIVERED"]
+    national = index.search(Scope(), Query(alert="W:1", partner="USA")).rows[0]
+    assert (national["alert_type"], national["originator"], national["markings"]) == ("ARMS", "DNI", ["NOFORN"])
+    assert next(e["kind"] for e in index.timeline(Scope(), "W:1") or []) == "PUBLISHED"
+
+
+def test_a_partner_scope_cannot_filter_or_count_what_it_was_not_sent_by_its_descriptions(tmp_path: Path) -> None:
+    """Filters on an alert's descriptions (agency, type) match only rows delivered to a scoped auditor's
+    partner, and the choices and indicators it gets come from those rows: withheld decisions stay countable
+    by decision and rule, never characterised."""
+    index = _withheld_index(tmp_path)
+    assert index.search(USA, Query(decision="WITHHOLD")).total == 1  # its own decision: countable
+    assert index.search(USA, Query(decision="WITHHOLD", agency="DNI")).total == 0
+    assert index.search(USA, Query(alert_type="ARMS")).total == 0
+    assert list(index.export(USA, Query(agency="DNI"))) == []
+    assert index.search(USA, Query(agency="SENAFRONT")).total == 1
+    assert index.search(Scope(), Query(decision="WITHHOLD", agency="DNI")).total == 1
+    facets = index.facets(USA)
+    assert facets["agencies"] == ["SENAFRONT"] and facets["alert_types"] == ["SMUGGLING"]
+    assert "WITHHOLD" in facets["decisions"] and "partner.clearance" in facets["rules"]
+    assert "DNI" in index.facets(Scope())["agencies"]
+    everything = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    for found in (index.indicators(USA), index.indicators(USA, *everything)):
+        assert not any(h in repr(found) for h in ("ARMS", "BOCAS", "DNI"))
+        assert found["withheld_by_reason"] == [{"reason": "partner.clearance", "partner": "USA", "count": 1}]
+
+
+def test_the_scoped_row_is_an_allow_list_and_fails_closed() -> None:
+    """A field the allow-list does not name (one the audit adds later, say) is blanked for a row that did
+    not deliver, and a row that does not say it delivered counts as not delivered."""
+    from broker.audit_index import scoped
+
+    row = {"kind": "DECISION", "alert_id": "X:1", "partner": "USA", "decision": "DELIVER", "rules": ["r"],
+           "reasons": ["why"], "redacted": [], "at": "t", "alert_type": "ARMS", "future_marking": "NOFORN"}
+    for given in (row, {**row, "delivered": False}, {**row, "delivered": "yes"}):
+        out = scoped(USA, given)
+        assert out["future_marking"] is None and out["alert_type"] is None and out["reasons"] == []
+        assert (out["alert_id"], out["partner"], out["decision"], out["rules"]) == ("X:1", "USA", "DELIVER", ["r"])
+    shown = scoped(USA, {**row, "delivered": True})
+    assert shown["alert_type"] == "ARMS" and shown["future_marking"] == "NOFORN" and shown["reasons"] == []
+    assert scoped(Scope(), row) == row

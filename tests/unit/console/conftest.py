@@ -11,7 +11,7 @@ import pytest
 from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
-from broker.audit_index import Page, Query, Scope
+from broker.audit_index import Page, Query, Scope, scoped
 from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 from puente.errors import PuenteError
@@ -32,7 +32,7 @@ def _decision(i: int, alert: str, partner: str, decision: str, **extra: Any) -> 
             "reasons": [f"{partner} reason"], "redacted": [{"field": "subject.name", "action": "drop",
                                                              "rule": f"{partner}-r1"}],
             "version": 1, "policy_version": "p1", "at": at.isoformat().replace("+00:00", "Z"),
-            "ingress": "t.ingress.SENAN:0:1", **extra}
+            "ingress": "t.ingress.SENAN:0:1", "delivered": decision in ("DELIVER", "DELIVER_REDACTED"), **extra}
 
 
 ROWS = [
@@ -44,7 +44,8 @@ ROWS = [
 
 
 class FakeIndex:
-    """The AuditIndex's reading methods over ``ROWS``, scoped as the real one (partner rows only)."""
+    """The AuditIndex's reading methods over ``ROWS``, scoped as the real one (partner rows only, each
+    row through ``scoped``)."""
 
     def __init__(self, rows: list[dict[str, Any]] | None = None) -> None:
         self.rows = ROWS if rows is None else rows
@@ -62,7 +63,7 @@ class FakeIndex:
                 out = [r for r in out if r.get(name) == getattr(q, name)]
         if q.alert:
             out = [r for r in out if r["alert_id"] == q.alert]
-        return sorted(out, key=lambda r: r["at"], reverse=True)
+        return [scoped(scope, r) for r in sorted(out, key=lambda r: r["at"], reverse=True)]
 
     def search(self, scope: Scope, q: Query, page: int = 1, per_page: int = 50) -> Page:
         found = self._match(scope, q)

@@ -1,15 +1,24 @@
-"""Pages of a partner's auditor: rule ids, never reason texts; a failing refresh is shown; integrity bounded."""
+"""Pages of a partner's auditor: rule ids, never reason texts, nothing of an alert it was not sent; integrity
+counted in full and bounded; a failing refresh is shown."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 
-from broker.audit_index import Scope
+from broker.audit import ChainWriter
+from broker.audit_index import AuditIndex, Scope
 from broker.console_accounts import ConsoleAccounts
+from broker.crypto import checker, sign_checkpoint
 from puente.console import ConsoleConfig, create_app
 from puente.console.pages import REFRESH, RefreshStatus
 from puente.console.server import refresher
@@ -67,3 +76,101 @@ def test_a_failing_refresh_keeps_serving_and_is_shown(ana: TestClient) -> None:
     finally:
         REFRESH.recovered()
     assert 'id="refresh-failed"' not in ana.get("/").text
+
+
+class _UntoldProblems(FakeIndex):
+    """What the index gives a scoped auditor when the decisions' chain has problems: counts, no texts."""
+
+    def integrity(self, scope: Scope) -> dict[str, Any]:
+        found = super().integrity(scope)
+        chains = [{**found["chains"][0], "problems": 2}, {**found["chains"][0], "topic": "t.receipts.USA"}]
+        return {**found, "chains": [{**c, "problems": c["problems"] if c["topic"] != "t.receipts.USA" else 0}
+                                    for c in chains], "findings": [], "findings_total": 0}
+
+
+def test_a_scoped_auditor_is_told_of_problems_it_may_count_but_not_read(accounts: ConsoleAccounts,
+                                                                       sink: Sink) -> None:
+    """The integrity banner counts every chain's problems: a USA auditor, given the decisions' chain's
+    counts without their texts, reads "2 problems" and that the details are for national auditors, never
+    "No problem found"; the query records that count."""
+    client = TestClient(create_app(ConsoleConfig(lambda: _UntoldProblems(), accounts, sink)), follow_redirects=False)
+    _sign_in(client, "sam")
+    page = client.get("/integrity").text
+    assert 'id="no-findings"' not in page and "No problem found" not in page
+    assert "2 problems" in page and "shown to national auditors" in page and 'class="finding"' not in page
+    assert sink.records[-1]["page"] == "integrity" and sink.records[-1]["results"] == 2
+
+
+def test_a_national_auditor_reads_every_problem_without_the_scoped_note(ana: TestClient) -> None:
+    """A national auditor's problems are all listed: no note that details are kept from it."""
+    page = ana.get("/integrity").text
+    assert "1 problem<" in page and "was edited" in page and 'id="untold-findings"' not in page
+
+
+# A console over a real index: a withheld alert must not be described to the partner it was withheld from.
+_KEY = Ed25519PrivateKey.generate()
+_HIDDEN = ("ARMS", "DNI", "BOCAS", "NOFORN", "SECRET", "t.ingress.DNI")
+
+
+def _entry(alert_id: str, minute: int, decisions: list[dict[str, Any]], **about: Any) -> dict[str, Any]:
+    at = datetime(2026, 11, 1, 10, minute, tzinfo=UTC)
+    return {"kind": "ALERT", "alert_id": alert_id, "alert_type": "SMUGGLING", "originator": "SENAFRONT",
+            "classification": "RESTRICTED", "sector": "DARIEN", "ingress": f"t.ingress.SENAFRONT:0:{minute}",
+            "ingress_ms": int(at.timestamp() * 1000) - 500, "at": at.isoformat().replace("+00:00", "Z"),
+            "decisions": decisions, **about}
+
+
+def _to(partner: str, outcome: str, rule: str) -> dict[str, Any]:
+    return {"partner": partner, "decision": outcome, "agreement": f"{partner}-PAN", "rules": [rule],
+            "reasons": [f"{outcome} by {rule}"], "redacted": [], "policy_version": "p1",
+            **({"feed": f"t.feed.{partner}"} if outcome != "WITHHOLD" else {})}
+
+
+@pytest.fixture
+def real_index(tmp_path: Path) -> Iterator[Path]:
+    """An index of SNM:1 (delivered to USA) and W:1 (ARMS, from DNI in BOCAS, marked NOFORN: withheld
+    from USA, delivered to COL)."""
+    path = tmp_path / "audit" / "index.sqlite"
+    hidden = {"alert_type": "ARMS", "originator": "DNI", "classification": "SECRET", "sector": "BOCAS",
+              "markings": ["NOFORN"], "ingress": "t.ingress.DNI:0:1"}
+    block = ChainWriter("t.audit.decisions", 0).block(
+        [_entry("SNM:1", 0, [_to("USA", "DELIVER", "usa.cover")]),
+         _entry("W:1", 1, [_to("USA", "WITHHOLD", "partner.clearance"), _to("COL", "DELIVER", "col.cover")],
+                **hidden)], "broker-sign-2026a", lambda payload: sign_checkpoint(_KEY, payload), "2026-11-01T10:02:00Z")
+    with AuditIndex(path) as index:
+        index.register({"t.audit.decisions": "decisions"})
+        ingest = index.partition("t.audit.decisions", 0, "decisions", checker({"broker-sign-2026a": _KEY.public_key()}))
+        ingest.add(0, block)
+        ingest.commit()
+        index.finish(datetime(2026, 11, 1, 11, tzinfo=UTC))
+    yield path
+
+
+def test_a_partner_auditor_reads_nothing_of_an_alert_withheld_from_it(real_index: Path, accounts: ConsoleAccounts,
+                                                                      sink: Sink) -> None:
+    """Over a real index, a USA auditor's search, choices, CSV, timeline and indicators show its WITHHOLD
+    decision about W:1 (alert id, decision, rule, time) but not W:1's type, agency, sector, markings or
+    publication, and filtering withheld decisions by agency or type finds nothing; a national auditor reads
+    them all."""
+    client = TestClient(create_app(ConsoleConfig(lambda: AuditIndex(real_index, readonly=True), accounts, sink)),
+                        follow_redirects=False)
+    _sign_in(client, "sam")
+    search = client.get("/search").text
+    assert "W:1" in search and "WITHHOLD" in search and "partner.clearance" in search
+    assert "SENAFRONT" in search  # what USA was sent is described
+    timeline = client.get("/alerts/W:1").text
+    assert "Withheld" in timeline and "Published" not in timeline
+    exported = client.get("/search.csv").text
+    withheld = [r for r in csv.DictReader(io.StringIO(exported)) if r["alert_id"] == "W:1"]
+    assert len(withheld) == 1 and withheld[0]["decision"] == "WITHHOLD" and withheld[0]["alert_type"] == ""
+    for page in (search, timeline, exported, client.get("/search?decision=WITHHOLD").text,
+                 client.get("/indicators").text, client.get("/indicators.csv?table=shared").text):
+        assert not any(h in page for h in _HIDDEN), [h for h in _HIDDEN if h in page]
+    for params in ({"decision": "WITHHOLD", "agency": "DNI"}, {"alert_type": "ARMS"}):
+        assert 'id="total">0<' in client.get("/search", params=params).text
+        assert client.get("/search.csv", params=params).text.splitlines()[1:] == []
+    client.cookies.clear()
+    _sign_in(client, "ana")
+    national = client.get("/search", params={"alert": "W:1", "partner": "USA"}).text
+    assert "ARMS" in national and "DNI" in national
+    assert "Published" in client.get("/alerts/W:1").text
