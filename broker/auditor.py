@@ -4,7 +4,9 @@
 verifies the same way into the audit index (``broker.audit_index``), continuing where it stopped;
 ``audit_topics`` finds them under the deployment's prefix and refuses when there are none (a wrong
 prefix must not read as "no problems"); ``signature_checks`` gives the keys auditors verify with.
-All of them stream: no partition is ever held in memory.
+All of them stream: no partition is ever held in memory. What a walk must keep for the whole audit
+(the deliveries receipts are matched against; ``audit log``'s rows, put in time order by
+``broker.spill.TimeSorted``) goes to a private temporary SQLite file, so memory stays flat.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from broker.audit_index import AuditIndex
 from broker.crypto import KeyKind, checker, parse_key_id
 from broker.kafka import KafkaConnection, TopicPartition, partitions_of, producer, read_range, reader, running
 from broker.keystore import Keystore, load_key_file, signature_check
+from broker.spill import Spill
 from broker.topology import TopicNames
 from policies import PolicySet
 from puente.errors import AuditChainError, ConfigError
@@ -49,12 +52,12 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     ``"queries"``); ``owners`` maps a receipts topic to its partner, whose chains alone it may hold.
     When the decisions are among them (give them first), every receipt is also checked against them:
     a receipt for an alert the broker never delivered to that partner is reported. Records are
-    verified as they stream in: what is held is the set of (alert, partner) deliveries, never a
-    partition.
+    verified as they stream in: what is held is one partition's findings and chain states, never
+    its records; the (alert, partner) deliveries go to a temporary file (``_Delivered``).
     """
     reports = []
-    async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer:
-        delivered = _Delivered()
+    async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
+            _Delivered() as delivered:
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
                 report = PartitionReport(topic, partition)
@@ -76,24 +79,38 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     return reports
 
 
-class _Delivered:
+class _Delivered(Spill):
     """The deliveries sound decision records name, and the check of receipts against them.
 
     Receipts are checked only once some decisions topic was walked: on its own, a receipts
     topic cannot say what was delivered. Call ``check`` with every sound record in order.
+    A receipt may come any time after its delivery, so every (alert, partner) pair is needed until
+    the walk ends; they grow with the whole audit (millions in a year, some 250 bytes each in a
+    set), so they are kept in a ``Spill`` file: memory stays flat, and matching a receipt is one
+    lookup in the file's primary key (``broker.spill``).
     """
 
-    def __init__(self) -> None:
-        self.pairs: set[tuple[str, str]] = set()
+    _what = "the deliveries receipts are matched against"
+    _schema = ("CREATE TABLE delivered (alert TEXT NOT NULL, partner TEXT NOT NULL, PRIMARY KEY (alert, partner)) "
+               "WITHOUT ROWID",)
+
+    def __init__(self, folder: Path | None = None) -> None:
+        super().__init__(folder)
         self.known = False
 
     def check(self, doc: dict[str, Any]) -> str | None:
         """Take in a sound record's deliveries, or say why a receipt matches none (None: it does)."""
         if doc.get("kind") == "BLOCK" and doc.get("chain") is None:
             self.known = True
-            self.pairs.update(delivered_pairs(doc))
+            self.write("INSERT OR IGNORE INTO delivered VALUES (?, ?)", delivered_pairs(doc))
             return None
-        return unmatched_receipt(doc, self.pairs) if self.known else None
+        return unmatched_receipt(doc, self) if self.known else None
+
+    def __contains__(self, pair: object) -> bool:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            return False
+        return self.conn.execute("SELECT 1 FROM delivered WHERE alert = ? AND partner = ?",
+                                 (str(pair[0]), str(pair[1]))).fetchone() is not None
 
 
 @dataclass(frozen=True)
@@ -138,12 +155,13 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     verify`` finds sound is listed: a record it reports (edited, out of place, badly or wrongly
     signed, not an audit record) is left out, and so are receipts that no sound checkpoint of their
     chain vouches for and receipts for alerts the decisions never delivered to that partner. Their
-    count is appended to ``left_out``, if given (one number per partition). Records stream through:
-    what is held is the rows of receipts waiting for their chain's next checkpoint, and the set of
-    (alert, partner) deliveries.
+    count is appended to ``left_out``, if given (one number per partition). Records stream through,
+    in offset order per partition (``TimeSorted`` puts them in time order): what is held is the
+    rows of receipts waiting for their chain's next checkpoint; the (alert, partner) deliveries go
+    to a temporary file (``_Delivered``).
     """
-    async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer:
-        delivered = _Delivered()
+    async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
+            _Delivered() as delivered:
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from broker.auditor import (
 )
 from broker.crypto import BROKER_OWNER, KeyKind, sign_checkpoint
 from broker.keystore import Keystore, auditor_path
+from broker.spill import TimeSorted
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, when
@@ -143,19 +144,22 @@ def _log(args: argparse.Namespace) -> int:
                     frozenset(_KINDS[k] for k in args.kind) if args.kind else LogFilter.kinds)
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
     left_out: list[int] = []
+    # The rows go to a temporary file as they stream in and come back in time order: however big the
+    # audit, what is in memory stays the same.
+    with TimeSorted() as docs:
 
-    async def collect() -> list[dict[str, Any]]:
-        found = await audit_topics(conn, cfg.topic_prefix)
-        return [doc async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners)]
+        async def collect() -> None:
+            found = await audit_topics(conn, cfg.topic_prefix)
+            await docs.fill(read_log(conn, found.roles, flt, check, left_out, found.owners))
 
-    docs = sorted(run(collect()), key=lambda d: str(d.get("at", "")))
+        run(collect())
+        if args.json:
+            for doc in docs:
+                print(json.dumps(doc, ensure_ascii=False))
+        else:
+            _rows(docs, docs.longest_alert_id)
     unsound = sum(left_out)
     note = f"{unsound} audit record(s) left out as unsound: run `puente audit verify`" if unsound else ""
-    if args.json:
-        for doc in docs:
-            print(json.dumps(doc, ensure_ascii=False))
-    else:
-        _rows(docs)
     print(f"{len(docs)} record(s)" + (f"; {note}" if note else ""), file=sys.stderr)
     return 0
 
@@ -252,9 +256,10 @@ def _recalls(args: argparse.Namespace) -> int:
     return 1 if overdue or failed else 0
 
 
-def _rows(docs: list[dict[str, Any]]) -> None:
-    """One line per row: the alert id whole, and the reason a person needs (why withheld, what was changed)."""
-    width = max([len(str(d.get("alert_id") or "-")) for d in docs] + [5])
+def _rows(docs: Iterable[dict[str, Any]], longest_alert_id: int) -> None:
+    """One line per row: the alert id whole (``longest_alert_id``: the longest among ``docs``), and the
+    reason a person needs (why withheld, what was changed)."""
+    width = max(longest_alert_id, 5)
     print(f"{'time (UTC)':<24} {'kind':<11} {'alert':<{width}} {'v':>3} {'partner':<7} {'outcome':<16} "
           f"{'agreement':<14} why")
     for d in docs:

@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -367,8 +368,6 @@ class LocalKafka:
 
     def wipe(self) -> None:
         """Stop every node and delete its data."""
-        import shutil
-
         self.down()
         shutil.rmtree(self.folder, ignore_errors=True)
 

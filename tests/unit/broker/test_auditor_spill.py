@@ -1,0 +1,241 @@
+"""The auditor's spills: `audit log`'s rows put in time order, and the deliveries receipts are matched against,
+kept in a private temporary SQLite file that is always removed; and `read_log` and `verify_topics` over them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import stat
+import tempfile
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import broker.auditor as auditor
+from broker.audit import ChainWriter
+from broker.auditor import LogFilter, _Delivered, read_log, verify_topics
+from broker.spill import TimeSorted
+from puente.errors import StoreError
+
+KEY = b"k" * 32
+
+
+def _sign(payload: bytes) -> bytes:
+    return hmac.new(KEY, payload, hashlib.sha256).digest()
+
+
+def _verify(signer: str, payload: bytes, sig: bytes) -> bool:
+    return hmac.compare_digest(_sign(payload), sig)
+
+
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system's temporary folder, for this test only: what the spills leave there can be seen."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def _sorted(docs: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+    with TimeSorted(folder) as spill:
+        for doc in docs:
+            spill.add(doc)
+        return list(spill)
+
+
+def test_rows_come_back_in_time_order_and_ties_in_arrival_order(tmp_path: Path) -> None:
+    """Rows come back oldest first; rows of one time (and rows without one, first) keep the order they came in,
+    exactly as a stable sort on `at` gives them."""
+    docs: list[dict[str, Any]] = [{"at": "2026-03-02T10:00:00Z", "n": 0}, {"at": "2026-03-01T09:00:00Z", "n": 1},
+            {"at": "2026-03-02T10:00:00Z", "n": 2}, {"n": 3}, {"at": "2026-03-01T09:00:00Z", "n": 4},
+            {"at": "2026-03-02T10:00:00Z", "n": 5}, {"at": "2026-01-01T00:00:00Z", "n": 6, "kind": "ñandú ✓"}]
+    assert _sorted(docs, tmp_path) == sorted(docs, key=lambda d: str(d.get("at", "")))
+    assert [d["n"] for d in _sorted(docs, tmp_path)] == [3, 6, 1, 4, 0, 2, 5]
+
+
+def test_rows_come_back_as_they_went_in(tmp_path: Path) -> None:
+    """A row read back equals the row added: nested values, numbers, null, non-ASCII text and key order kept."""
+    doc = {"at": "t", "kind": "DECISION", "reasons": ["caveat 'X' unknown", "ñ"], "redacted": [{"field": "a"}],
+           "version": 2, "ratio": 0.25, "sent": None, "ok": True}
+    back = _sorted([doc], tmp_path)
+    assert back == [doc] and list(back[0]) == list(doc)
+
+
+def test_many_rows_sort_without_being_held_in_memory(tmp_path: Path) -> None:
+    """100,000 rows (some 45 MB as a list of dicts) go through with a peak of a few MB of Python memory, come back
+    sorted, and can be read again; len and the longest alert id are known without reading them back."""
+    count = 100_000
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for i in range(count):  # times out of order: descending, in runs of ten ties
+            yield {"at": f"2026-01-01T{(count - i) // 10:08d}", "i": i,
+                   "kind": "DECISION", "alert_id": f"SNM:PTY-{i:08d}", "reasons": ["withheld by rule r-7"] * 3}
+
+    tracemalloc.start()
+    try:
+        with TimeSorted(tmp_path) as spill:
+            for row in rows():
+                spill.add(row)
+            assert len(spill) == count and spill.longest_alert_id == len("SNM:PTY-00000000")
+            previous: tuple[str, int] = ("", -1)
+            seen = 0
+            for doc in spill:
+                key = (doc["at"], doc["i"])
+                assert key > previous
+                previous, seen = key, seen + 1
+            assert seen == count
+            assert next(iter(spill))["i"] == count - 9  # the first of the oldest run
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB: the rows are held in memory"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_back_walks_the_index_without_a_sort(tmp_path: Path) -> None:
+    """The read is a walk of the (time, arrival) index: SQLite plans no sort (which would need memory or a
+    temporary file outside the private folder)."""
+    with TimeSorted(tmp_path) as spill:
+        plan = " ".join(str(row) for row in spill.conn.execute(f"EXPLAIN QUERY PLAN {TimeSorted.READ}"))
+    assert "rows_by_time" in plan and "TEMP B-TREE" not in plan
+
+
+def test_the_spill_is_private_and_removed_afterwards(tmp_path: Path) -> None:
+    """While in use the spill is a 0600 file alone in a fresh 0700 folder; once the block ends both are gone."""
+    with TimeSorted(tmp_path) as spill:
+        spill.add({"at": "t"})
+        list(spill)
+        (folder,) = tmp_path.iterdir()
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        files = list(folder.iterdir())
+        assert [f.name for f in files] == ["spill.sqlite"]  # no journal beside it
+        assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_spill_is_removed_on_error_too(tmp_path: Path) -> None:
+    """An error inside the block (a Kafka failure, Ctrl-C) still removes the spill, and is not rewrapped."""
+    with pytest.raises(KeyboardInterrupt), TimeSorted(tmp_path) as spill:
+        spill.add({"at": "t"})
+        raise KeyboardInterrupt
+    with pytest.raises(OSError, match="disk"), _Delivered(tmp_path):
+        raise OSError("disk")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spill_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
+    """No room for the spill is one StoreError naming the folder and TMPDIR, not a traceback."""
+    with pytest.raises(StoreError, match="TMPDIR") as caught, TimeSorted(tmp_path / "missing"):
+        pass
+    assert str(tmp_path / "missing") in str(caught.value)
+
+
+def test_fill_takes_an_async_stream(tmp_path: Path) -> None:
+    """`fill` spills rows as an async stream (what `read_log` is) gives them, and counts them."""
+
+    async def stream() -> AsyncIterator[dict[str, Any]]:
+        for i in (3, 1, 2):
+            yield {"at": str(i)}
+
+    with TimeSorted(tmp_path) as spill:
+        assert asyncio.run(spill.fill(stream())) == 3
+        assert [d["at"] for d in spill] == ["1", "2", "3"]
+
+
+def _block(alerts: list[str], partner: str = "COL") -> bytes:
+    return ChainWriter("p.decisions", 0).block(
+        [{"kind": "ALERT", "alert_id": a, "decisions": [{"partner": partner, "decision": "DELIVER"},
+                                                        {"partner": "USA", "decision": "WITHHOLD"}]}
+         for a in alerts], "broker-sign-2026a", _sign, "t")
+
+
+def test_deliveries_match_receipts_from_the_spill(tmp_path: Path) -> None:
+    """Receipts match the deliveries sound blocks named (and only those), whichever block named them."""
+    receipt = {"kind": "RECEIPT", "chain": "COL", "partner": "COL", "alert_id": "SNM:1"}
+    with _Delivered(tmp_path) as delivered:
+        assert delivered.check(receipt) is None  # no decisions walked yet: nothing to match against
+        for alerts in (["SNM:1", "SNM:2"], ["SNM:3"], ["SNM:1"]):
+            delivered.check(json.loads(_block(alerts)))
+        assert ("SNM:3", "COL") in delivered and ("SNM:3", "USA") not in delivered and "SNM:3" not in delivered
+        assert delivered.check(receipt) is None
+        assert "never delivered" in (delivered.check({**receipt, "alert_id": "SNM:9"}) or "")
+        assert delivered.conn.execute("SELECT count(*) FROM delivered").fetchone() == (3,)
+    assert list(tmp_path.iterdir()) == []
+
+
+# read_log and verify_topics over a stand-in for the Kafka seam (broker.kafka): a partition is a list of values.
+
+
+@dataclass(frozen=True)
+class _Rec:
+    offset: int
+    value: bytes
+
+
+@pytest.fixture
+def topics(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bytes]]:
+    """Audit topics, one partition each, that `read_log` and `verify_topics` read instead of Kafka's."""
+    held: dict[str, list[bytes]] = {}
+
+    @contextlib.asynccontextmanager
+    async def running(client: Any, conn: Any, what: str) -> AsyncIterator[Any]:
+        yield None
+
+    async def partitions_of(consumer: Any, topic: str) -> list[int]:
+        return [0]
+
+    async def read_range(consumer: Any, tp: Any, start: int | None = None) -> AsyncIterator[_Rec]:
+        for offset, value in enumerate(held[tp.topic]):
+            yield _Rec(offset, value)
+
+    monkeypatch.setattr(auditor, "reader", lambda conn, name: None)
+    monkeypatch.setattr(auditor, "running", running)
+    monkeypatch.setattr(auditor, "partitions_of", partitions_of)
+    monkeypatch.setattr(auditor, "read_range", read_range)
+    return held
+
+
+def _receipts(alerts: list[str]) -> list[bytes]:
+    writer = ChainWriter("p.receipts.COL", 0, checkpoint_every=1 << 62, chain="COL")
+    values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": a, "status": "RECEIVED", "at": f"t{a}"})
+              for a in alerts]
+    return [*values, writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+
+
+def test_verify_topics_reports_a_receipt_for_no_delivery_and_leaves_no_spill(
+        topics: dict[str, list[bytes]], scratch: Path) -> None:
+    """`verify_topics` matches receipts to the deliveries it spilled: the one for an undelivered alert is reported,
+    and the spill is gone once it returns."""
+    topics["p.decisions"] = [_block(["SNM:1", "SNM:2"])]
+    topics["p.receipts.COL"] = _receipts(["SNM:1", "SNM:9"])
+    roles: dict[str, Any] = {"p.decisions": "decisions", "p.receipts.COL": "receipts"}
+    reports = asyncio.run(verify_topics(None, roles, _verify, {"p.receipts.COL": "COL"}))  # type: ignore[arg-type]
+    assert [(r.topic, r.records) for r in reports] == [("p.decisions", 1), ("p.receipts.COL", 3)]
+    assert [(f.offset, "never delivered" in f.problem) for f in reports[1].findings] == [(1, True)]
+    assert list(scratch.iterdir()) == []
+
+
+def test_read_log_into_time_sorted_lists_what_verifies_in_time_order(
+        topics: dict[str, list[bytes]], scratch: Path) -> None:
+    """`read_log` streamed into `TimeSorted` gives the sound rows oldest first, leaves the unmatched receipt out
+    (counted), and leaves no spill behind."""
+    topics["p.decisions"] = [_block(["SNM:1", "SNM:2"])]
+    topics["p.receipts.COL"] = _receipts(["SNM:2", "SNM:9", "SNM:1"])
+    roles: dict[str, Any] = {"p.decisions": "decisions", "p.receipts.COL": "receipts"}
+    left_out: list[int] = []
+    with TimeSorted() as docs:
+        asyncio.run(docs.fill(read_log(None, roles, LogFilter(kinds=frozenset({"RECEIPT"})),  # type: ignore[arg-type]
+                                       _verify, left_out, {"p.receipts.COL": "COL"})))
+        assert [d["alert_id"] for d in docs] == ["SNM:1", "SNM:2"]
+        assert len(os.listdir(scratch)) == 1  # this spill; read_log's own is gone already
+    assert sum(left_out) == 1
+    assert list(scratch.iterdir()) == []

@@ -1,0 +1,150 @@
+"""`puente audit log` and `audit verify` output, with the auditor's service standing in for Kafka: the table's reason
+column and whole alert ids, rows in time order through the spill, and `audit verify --json`'s document."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import puente.commands.audit as audit
+from broker.audit import Finding, PartitionReport
+from broker.auditor import AuditTopics, LogFilter
+from puente.cli import build_parser
+from puente.errors import KafkaUnavailableError
+
+LONG_ID = "SNM:PTY-20261103-00231-" + "x" * 40  # longer than any column a table would cut it to
+
+ROWS: list[dict[str, Any]] = [  # as read_log gives them: in offset order, not time order
+    {"kind": "DECISION", "at": "2026-11-03T10:05:00Z", "alert_id": "SNM:PTY-20261103-00232", "version": 1,
+     "partner": "COL", "decision": "DELIVER_REDACTED", "agreement": "PTY-COL-2026",
+     "redacted": [{"field": "subject.name", "action": "MASK"}, {"field": "location", "action": "GENERALISE"}]},
+    {"kind": "DECISION", "at": "2026-11-03T10:00:00Z", "alert_id": LONG_ID, "version": 1, "partner": "USA",
+     "decision": "WITHHOLD", "agreement": "PTY-USA-2026",
+     "reasons": ["rule no-minors: subject is a minor", "caveat 'NOFORN' forbids USA"]},
+    {"kind": "DEAD_LETTER", "at": "2026-11-03T09:00:00Z", "reason": "invalid-date", "detail": "fecha: 31/02/2026"},
+    {"kind": "RECEIPT", "at": "2026-11-03T10:05:00Z", "alert_id": "SNM:PTY-20261103-00232", "partner": "COL",
+     "status": "RECEIVED"},
+]
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    """The command's settings, Kafka and auditor service replaced: `read_log` gives ``ROWS`` (those the filter
+    accepts) and reports one record left out; `verify_topics` gives ``held["reports"]``. The system's temporary
+    folder is this test's own, so what a spill leaves there shows."""
+    held: dict[str, Any] = {"reports": [], "fail": None, "tmp": tmp_path / "tmp"}
+    held["tmp"].mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(held["tmp"]))
+
+    async def audit_topics(conn: Any, prefix: str) -> AuditTopics:
+        return AuditTopics({"p.decisions": "decisions"}, {})
+
+    async def read_log(conn: Any, topics: Mapping[str, Any], flt: LogFilter, verify: Any,
+                       left_out: list[int] | None = None, owners: Any = None) -> AsyncIterator[dict[str, Any]]:
+        for row in ROWS:
+            if flt.accepts(row):
+                yield row
+            if held["fail"] is not None:
+                raise held["fail"]
+        if left_out is not None:
+            left_out.append(1)
+
+    async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None) -> list[PartitionReport]:
+        return list(held["reports"])
+
+    monkeypatch.setattr(audit, "settings", lambda args: SimpleNamespace(keys=tmp_path / "keys", topic_prefix="p"))
+    monkeypatch.setattr(audit, "kafka", lambda cfg, name: None)
+    monkeypatch.setattr(audit, "signature_checks", lambda keys, files: lambda *a: True)
+    monkeypatch.setattr(audit, "audit_topics", audit_topics)
+    monkeypatch.setattr(audit, "read_log", read_log)
+    monkeypatch.setattr(audit, "verify_topics", verify_topics)
+    return held
+
+
+def _puente(*argv: str) -> int:
+    args = build_parser().parse_args(list(argv))
+    return int(args.func(args))
+
+
+def test_the_log_table_shows_reasons_and_whole_alert_ids_in_time_order(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """The table has a `why` column with a withholding's reasons and a redaction's changed fields, alert ids whole
+    however long, rows oldest first (ties in the order read), and the count and left-out note on stderr."""
+    assert _puente("audit", "log") == 0
+    out, err = capsys.readouterr()
+    header, *lines = out.splitlines()
+    assert header.split()[-1] == "why" and header.index("alert") < header.index("partner")
+    assert [line.split()[1] for line in lines] == ["DEAD_LETTER", "DECISION", "DECISION", "RECEIPT"]
+    dead, withheld, redacted, receipt = lines
+    assert LONG_ID in withheld and "WITHHOLD" in withheld
+    assert withheld.endswith("rule no-minors: subject is a minor; caveat 'NOFORN' forbids USA")
+    assert redacted.endswith("subject.name:MASK, location:GENERALISE")
+    assert "invalid-date" in dead and dead.endswith("fecha: 31/02/2026")
+    assert "RECEIVED" in receipt
+    # The columns line up: every row's partner starts where the header's does, after the widest alert id.
+    assert withheld.index(" USA ") == redacted.index(" COL ") == header.index(" partner")
+    assert err.strip() == "4 record(s); 1 audit record(s) left out as unsound: run `puente audit verify`"
+    assert list(service["tmp"].iterdir()) == []
+
+
+def test_the_log_table_without_rows_is_its_header(service: dict[str, Any],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A filter nothing passes gives the header alone, in its narrowest form, and `0 record(s)`."""
+    assert _puente("audit", "log", "--partner", "BRA") == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [out.splitlines()[0]] and "alert " in out
+    assert err.startswith("0 record(s)")
+
+
+def test_the_log_as_json_lines_is_every_row_whole_in_time_order(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """`--json` prints one parseable object per row, equal to the row read, oldest first; `--kind` filters."""
+    assert _puente("audit", "log", "--json") == 0
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert docs == sorted(ROWS, key=lambda d: d["at"])
+    assert _puente("audit", "log", "--json", "--kind", "receipt") == 0
+    assert [json.loads(line)["kind"] for line in capsys.readouterr().out.splitlines()] == ["RECEIPT"]
+
+
+def test_a_failure_while_reading_leaves_no_spill(service: dict[str, Any]) -> None:
+    """Kafka failing mid-read ends `audit log` with that error, and the rows already spilled are removed."""
+    service["fail"] = KafkaUnavailableError("Kafka could not be reached")
+    with pytest.raises(KafkaUnavailableError):
+        _puente("audit", "log")
+    assert list(service["tmp"].iterdir()) == []
+
+
+def test_verify_json_is_one_document_of_chains_and_findings(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """`audit verify --json` prints one JSON document: totals, each chain (topic, partition, records, signed,
+    unsigned tail, ok) and each finding (topic, partition, offset, problem); exit 1 with problems."""
+    problem = Finding("p.receipts.COL", 0, 7, "receipt for alert 'SNM:9', which the audited decisions never "
+                                              "delivered to COL")
+    service["reports"] = [PartitionReport("p.decisions", 0, records=5, checkpoints=2),
+                          PartitionReport("p.receipts.COL", 0, records=9, checkpoints=1, unsigned_tail=1,
+                                          findings=[problem])]
+    assert _puente("audit", "verify", "--json") == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == {
+        "records": 14, "problems": 1,
+        "chains": [{"topic": "p.decisions", "partition": 0, "records": 5, "signed": 2, "unsigned_tail": 0,
+                    "ok": True},
+                   {"topic": "p.receipts.COL", "partition": 0, "records": 9, "signed": 1, "unsigned_tail": 1,
+                    "ok": False}],
+        "findings": [{"topic": "p.receipts.COL", "partition": 0, "offset": 7, "problem": problem.problem}]}
+
+
+def test_verify_json_of_a_sound_audit_exits_0(service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A sound audit is a document with no problems and no findings, and exit 0; the table form says the same."""
+    service["reports"] = [PartitionReport("p.decisions", 0, records=3, checkpoints=1)]
+    assert _puente("audit", "verify", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["records"], doc["problems"], doc["findings"], [c["ok"] for c in doc["chains"]]) == (3, 0, [], [True])
+    assert _puente("audit", "verify") == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "audit verify: 3 records in 1 chains, no problems"
