@@ -202,31 +202,37 @@ async def check_topology(settings: PuenteSettings, conn: KafkaConnection) -> Non
 async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: int, *,
                      exit_when_idle: float | None = None, metrics_port: int | None = None) -> list[BrokerWorker]:
     """Run ``workers`` workers of one group in this process until SIGTERM or SIGINT (or idle)."""
-    await check_topology(settings, conn)
-    built = [build_worker(settings, conn, client_suffix=f"-{i}") for i in range(workers)]
-    for problem in built[0][2]:
-        log.warning("partner key problem", problem=problem)
     metrics = Metrics()
-    for worker, _, _ in built:
-        worker.metrics = metrics
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _stop_all, [w for w, _, _ in built])
+    running: list[BrokerWorker] = []
     server = None
     if metrics_port:
+        # Local configuration fails before anything remote is tried: a port in use is reported at once,
+        # not after a Kafka timeout. /readyz answers 503 until the workers exist and have joined.
         server = await serve_metrics(metrics, settings.metrics_address, metrics_port,
-                                     lambda: all(w.ready for w, _, _ in built))
-    log.info("broker starting", workers=workers, group=settings.broker_group, bootstrap=conn.bootstrap,
-             principal=conn.principal)
+                                     lambda: bool(running) and all(w.ready for w in running))
     try:
-        await asyncio.gather(*(w.run(topics, idle_exit_s=exit_when_idle) for w, topics, _ in built))
+        await check_topology(settings, conn)
+        built = [build_worker(settings, conn, client_suffix=f"-{i}") for i in range(workers)]
+        for problem in built[0][2]:
+            log.warning("partner key problem", problem=problem)
+        for worker, _, _ in built:
+            worker.metrics = metrics
+        running.extend(w for w, _, _ in built)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, _stop_all, running)
+        log.info("broker starting", workers=workers, group=settings.broker_group, bootstrap=conn.bootstrap,
+                 principal=conn.principal)
+        try:
+            await asyncio.gather(*(w.run(topics, idle_exit_s=exit_when_idle) for w, topics, _ in built))
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
     finally:
         if server:
             server.close()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
     log.info("broker stopped", inputs=metrics.inputs)
-    return [w for w, _, _ in built]
+    return running
 
 
 def _stop_all(workers: list[BrokerWorker]) -> None:

@@ -75,7 +75,11 @@ class Admin:
             raise self.error(exc, what) from None
 
     async def results(self, what: str, futures: Mapping[Any, Future[Any]]) -> dict[Any, Any]:
-        """Each future's result, or the Puente error it failed with (one per resource: all are checked)."""
+        """Each future's result, or the Puente error it failed with (one per resource: all are checked).
+
+        When every one failed because Kafka could not be reached or refused the login, that is no
+        resource's failure but the call's: it is raised (the first), so a command reports an
+        unavailable Kafka or a refused login as such, with its own exit status."""
         out: dict[Any, Any] = {}
         for key, future in futures.items():
             try:
@@ -84,6 +88,10 @@ class Admin:
                 out[key] = KafkaUnavailableError(f"no answer within {self.conn.timeout_s:g}s while {what}")
             except KafkaException as exc:
                 out[key] = self.error(exc, what)
+        errors = [v for v in out.values() if isinstance(v, Exception)]
+        if errors and len(errors) == len(out) and all(isinstance(e, (KafkaUnavailableError, KafkaAuthError))
+                                                      for e in errors):
+            raise errors[0]
         return out
 
     def error(self, exc: KafkaException, what: str) -> KafkaError:

@@ -1,4 +1,5 @@
-"""The stall watch (pure: times and states in, a log line or nothing out), and what the worker feeds it."""
+"""The stall watch (pure: times and states in, a log line or nothing out), what the worker feeds it, and the
+worker's restart loop (which errors it starts again after, and how it counts them)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka import errors as aiokafka_errors
 
 from broker.audit import ChainWriter
 from broker.kafka import FetchView, KafkaConnection
@@ -18,6 +20,15 @@ from broker.replay import ReplayWindow
 from broker.stall import StallNote, StallWatch, WorkerView, waiting_for
 from broker.topology import Slots, TopicNames
 from broker.worker import BrokerWorker, SlotState, WorkerConfig
+from puente.errors import (
+    AuditChainError,
+    ConfigError,
+    KafkaAccessError,
+    KafkaAuthError,
+    KafkaOperationError,
+    KafkaUnavailableError,
+    PuenteError,
+)
 
 CONN = KafkaConnection(bootstrap="unused:9092")
 TP = TopicPartition("t.ingress.SENAN", 0)
@@ -256,8 +267,6 @@ async def test_after_a_failure_no_parked_slot_is_kept() -> None:
 
 async def test_the_restart_count_is_of_failures_in_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker that commits between Kafka errors keeps running; only errors with no commit between them add up."""
-    from puente.errors import KafkaUnavailableError
-
     worker = _worker()
     runs: list[int] = []
 
@@ -286,6 +295,89 @@ async def test_the_restart_count_is_of_failures_in_a_row(monkeypatch: pytest.Mon
     with pytest.raises(KafkaUnavailableError):
         await worker.run([], max_restarts=2)
     assert len(runs) == 3
+
+
+@pytest.mark.parametrize(("failure", "raised"), [
+    (KafkaAuthError("credentials refused"), KafkaAuthError),
+    (KafkaAccessError("no ACL allows it"), KafkaAccessError),
+    (KafkaOperationError("unknown topic"), KafkaOperationError),
+    (ConfigError("no signing key"), ConfigError),
+    (AuditChainError("a chain ends with what this broker did not write"), AuditChainError),
+    (aiokafka_errors.SaslAuthenticationFailed("bad password"), KafkaAuthError),
+    (aiokafka_errors.TopicAuthorizationFailedError(), KafkaAccessError),
+], ids=lambda v: v.__name__ if isinstance(v, type) else type(v).__name__)
+async def test_an_error_a_restart_cannot_mend_is_raised_at_once(monkeypatch: pytest.MonkeyPatch, failure: Exception,
+                                                                 raised: type[PuenteError]) -> None:
+    """Refused credentials or access, bad configuration and a foreign chain end the run on the first failure,
+    as Puente's error (the client's own translated), with no restart and no back-off."""
+    worker = _worker()
+    runs: list[int] = []
+    waits: list[float] = []
+
+    async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
+        runs.append(0)
+        raise failure
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(worker, "_run_once", run_once)
+    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
+    with pytest.raises(raised) as caught:
+        await worker.run([], max_restarts=5)
+    assert not caught.value.retriable
+    assert len(runs) == 1 and waits == []
+    if not isinstance(failure, PuenteError):
+        assert caught.value.__cause__ is failure  # the client's error is kept as the cause, for the traceback
+
+
+async def test_a_retriable_error_restarts_and_progress_resets_the_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retriable failure (Puente's or the client's, translated) starts the worker again; a run that committed
+    something starts the count (and the back-off) again from one."""
+    worker = _worker()
+    runs: list[int] = []
+    attempts: list[int] = []
+    waits: list[float] = []
+    failures: list[Exception] = [
+        KafkaUnavailableError("Kafka went away"),
+        aiokafka_errors.KafkaConnectionError("connection reset"),
+        aiokafka_errors.ProducerFenced(),  # progress before this one: the count starts again
+    ]
+
+    async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
+        runs.append(0)
+        if len(runs) == 3:
+            worker._commits += 1
+        if failures:
+            raise failures.pop(0)
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(worker, "_run_once", run_once)
+    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
+    monkeypatch.setattr("broker.worker.log", SimpleNamespace(
+        warning=lambda event, **kw: attempts.append(kw["attempt"])))
+    await worker.run([], max_restarts=2)
+    assert len(runs) == 4
+    assert attempts == [1, 2, 1]
+    assert waits == [1.0, 2.0, 1.0]
+
+
+async def test_a_stopping_worker_does_not_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retriable failure while the worker is asked to stop ends the run instead of starting it again."""
+    worker = _worker()
+    runs: list[int] = []
+
+    async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
+        runs.append(0)
+        worker.stop()
+        raise KafkaUnavailableError("Kafka went away")
+
+    monkeypatch.setattr(worker, "_run_once", run_once)
+    with pytest.raises(KafkaUnavailableError):
+        await worker.run([], max_restarts=5)
+    assert len(runs) == 1
 
 
 async def test_the_fetch_view_reads_what_aiokafka_knows_without_asking() -> None:
