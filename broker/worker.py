@@ -189,6 +189,8 @@ class BrokerWorker:
     async def _acquire(self, assigned: list[TopicPartition]) -> None:
         async with self._lock:
             fresh = []
+            began = time.monotonic()
+            took: dict[str, float] = {}
             kept = self._unpark(assigned)
             await self._retire_leftovers()
             for tp in assigned:
@@ -211,8 +213,11 @@ class BrokerWorker:
                     # the slot's audit partition (which only the slot's producer writes) settled, and
                     # its chain head and replay window read back whole.
                     producers = await asyncio.gather(*(self._producer(slot) for _, slot in fresh))
+                    took["producers_s"] = time.monotonic() - began
                     states = await self._read_state(audit, [slot for _, slot in fresh])
+                    took["audit_s"] = time.monotonic() - began - sum(took.values())
                     books = await self._read_books(audit, [slot for _, slot in fresh])
+                    took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
                 for (tp, slot), producer in zip(fresh, producers, strict=True):
                     head, seen = states[slot]
                     chain = ChainWriter(self.names.decisions, slot, head)
@@ -220,8 +225,10 @@ class BrokerWorker:
             self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
             self._joining = False
             self._progress += 1
+            # How long taking the fresh slots took, by step: the part of a rebalance's stall the worker owns.
             log.info("partitions assigned", owned=sorted(f"{t.topic}[{t.partition}]" for t in self._owned),
-                     kept=kept, loaded=len(fresh))
+                     kept=kept, loaded=len(fresh), took_s=round(time.monotonic() - began, 3),
+                     **{k: round(v, 3) for k, v in took.items()})
 
     def _unpark(self, assigned: list[TopicPartition]) -> int:
         """Take back the slots parked by this rebalance's revocation that it assigns here again; the
@@ -347,6 +354,7 @@ class BrokerWorker:
         # parked, producer open: if the assignment that follows gives it back, it is kept as it is
         # (``_unpark``), with no new producer and no audit read back; else it is retired then.
         self._joining = True
+        log.info("partitions revoked", count=len(revoked))
         async with self._lock:
             for tp in revoked:
                 state = self._owned.pop(tp, None)

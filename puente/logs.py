@@ -23,6 +23,8 @@ FIELDS = frozenset({
     "alert_ids", "problem", "inputs", "topic", "partition", "offset", "waited_s", "waiting_for", "lag",
     "adapter", "agency", "file", "partner", "instance", "received", "rejected", "published", "duplicates",
     "seconds", "count", "port", "address", "reason", "retriable", "node", "state",
+    "stalled_s", "was_waiting_for", "client", "kept", "loaded", "alerts", "took_s", "producers_s", "audit_s",
+    "lifecycle_s",
 })  # fmt: skip
 _STRUCTLOG_META = frozenset({"_record", "_from_structlog"})
 
