@@ -4,17 +4,23 @@ standard library's (aiokafka's, librdkafka's), as JSON lines or as text for a te
 Log lines name what happened, never payloads or key material. Fields are an allow-list
 (``FIELDS``): a field not named there is replaced by a marker, whatever a caller passes, so a
 value cannot reach the logs by a new keyword argument. Tracebacks are structured (a dict per
-frame) in JSON. ``PUENTE_LOG_LEVEL`` and ``PUENTE_LOG_FORMAT`` choose level and form.
+frame) in JSON and plain text on a console, and never show a frame's local variables: those hold
+records, payloads and keys (structlog's default renderers print them). A line a library repeats
+(aiokafka's "Unable connect to node" while a node is down, once per retry of every client) is
+written once per ``REPEAT_S`` with the count of those left out. ``PUENTE_LOG_LEVEL`` and
+``PUENTE_LOG_FORMAT`` choose level and form.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
+import structlog.tracebacks
 
 # Every field a Puente log line may carry, beside the ones structlog adds.
 FIELDS = frozenset({
@@ -24,7 +30,7 @@ FIELDS = frozenset({
     "adapter", "agency", "file", "partner", "instance", "received", "rejected", "published", "duplicates",
     "seconds", "count", "port", "address", "reason", "retriable", "node", "state",
     "stalled_s", "was_waiting_for", "client", "kept", "loaded", "alerts", "took_s", "producers_s", "audit_s",
-    "lifecycle_s",
+    "lifecycle_s", "repeated",
 })  # fmt: skip
 _STRUCTLOG_META = frozenset({"_record", "_from_structlog"})
 
@@ -33,6 +39,43 @@ def _allow_listed(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     for name in list(event):
         if name not in FIELDS and name not in _STRUCTLOG_META:
             event[name] = "[not logged]"
+    return event
+
+
+REPEAT_S = 5.0
+
+
+class _Repeats(logging.Filter):
+    """Let a library's line through once per ``REPEAT_S`` for each (logger, message template); the
+    next one let through carries ``repeated``, how many were left out meanwhile. Puente's own lines
+    (structlog's) always pass: each is written on purpose."""
+
+    def __init__(self, every_s: float = REPEAT_S) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict) or record.name.startswith("puente"):
+            return True  # one of Puente's own lines (structlog hands the formatter an event dict)
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.every_s:
+            self._last[key] = (last[0], last[1] + 1)
+            return False
+        if last is not None and last[1]:
+            record.repeated = last[1]
+        if len(self._last) > 1000:
+            self._last.clear()  # bounded: a library logging ever-new templates cannot grow it
+        self._last[key] = (now, 0)
+        return True
+
+
+def _repeats(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    record = event.get("_record")
+    if record is not None and getattr(record, "repeated", None):
+        event["repeated"] = record.repeated
     return event
 
 
@@ -46,12 +89,15 @@ def configure(level: str = "info", form: str = "console", stream: TextIO | None 
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _repeats,
         _allow_listed,
     ]
     if form == "json":
-        tail: list[Any] = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer(ensure_ascii=False)]
+        tracebacks = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        tail: list[Any] = [structlog.processors.ExceptionRenderer(tracebacks),
+                           structlog.processors.JSONRenderer(ensure_ascii=False)]
     else:
-        tail = [structlog.dev.ConsoleRenderer(colors=False)]
+        tail = [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)]
     structlog.configure(
         processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -64,6 +110,7 @@ def configure(level: str = "info", form: str = "console", stream: TextIO | None 
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(_Repeats())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())

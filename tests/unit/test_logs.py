@@ -124,3 +124,52 @@ def test_every_field_a_log_call_names_is_in_the_allow_list() -> None:
                     unnamed += [f"{path.relative_to(root)}:{node.lineno} {kw.arg}" for kw in node.keywords
                                 if kw.arg is not None and kw.arg not in logs.FIELDS]
     assert not unnamed, unnamed
+
+
+def _fail_holding(secret: bytes) -> None:
+    payload = secret  # a local, as a record's value or a key is in the frames a failure passes through
+    raise RuntimeError(f"could not route a record of {len(payload)} bytes")
+
+
+@pytest.mark.parametrize("form", ["json", "console"])
+@pytest.mark.parametrize("through", ["puente", "library"])
+def test_a_traceback_never_shows_the_frames_locals(monkeypatch: pytest.MonkeyPatch, stream: io.StringIO,
+                                                    form: str, through: str) -> None:
+    """A failure logged with its traceback, by Puente or by a library (asyncio's "exception never retrieved"),
+    names the frames and the error, never the values of their local variables: structlog's default renderers
+    print them, and in a worker they are records, payloads and keys."""
+    _configured(monkeypatch, stream, PUENTE_LOG_FORMAT=form)
+    secret = b"NAME=PEREZ-GOMEZ-PASSPORT-X1234567"
+    try:
+        _fail_holding(secret)
+    except RuntimeError:
+        if through == "puente":
+            logs.get("puente.test.locals").exception("worker failed")
+        else:
+            logging.getLogger("asyncio").error("Future exception was never retrieved", exc_info=True)
+    text = stream.getvalue()
+    assert "_fail_holding" in text and "could not route a record of 34 bytes" in text
+    assert "PEREZ" not in text and "X1234567" not in text
+
+
+def test_a_repeated_library_line_is_written_once_with_its_count(monkeypatch: pytest.MonkeyPatch,
+                                                                 stream: io.StringIO) -> None:
+    """While a node is down aiokafka logs "Unable connect to node" once per retry of every client (hundreds a
+    second): one line per template per REPEAT_S gets through, the next carrying how many were left out. Puente's
+    own lines are never held back."""
+    _configured(monkeypatch, stream, PUENTE_LOG_FORMAT="json")
+    clock = [1000.0]
+    monkeypatch.setattr(logs.time, "monotonic", lambda: clock[0])
+    library = logging.getLogger("aiokafka")
+    for node in range(50):
+        library.error("Unable connect to node with id %s: %s", 2, f"refused {node}")
+        logs.get("puente.test.repeat").warning("worker stalled", waiting_for="Kafka")
+    library.error("Failed fetch messages from %s", 2)  # another template: its own first line
+    clock[0] += logs.REPEAT_S
+    library.error("Unable connect to node with id %s: %s", 2, "refused again")
+    lines = _lines(stream)
+    unable = [line for line in lines if line["event"].startswith("Unable connect")]
+    assert [line.get("repeated") for line in unable] == [None, 49]
+    assert unable[1]["event"].endswith("refused again")
+    assert sum(line["event"] == "worker stalled" for line in lines) == 50
+    assert sum(line["event"].startswith("Failed fetch") for line in lines) == 1
