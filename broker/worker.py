@@ -179,6 +179,8 @@ class BrokerWorker:
         self._seen_progress = 0
         self._commits = 0  # transactions committed, for the restart count ("in a row": none committed since)
         self._stall = StallWatch(config.stall_warning_s, time.monotonic())
+        self._group: Consumer | None = None  # the group consumer of the run under way, to pause what is loading
+        self._loading: asyncio.Task[None] | None = None  # the fresh slots' load of the last assignment
 
     def _fail(self, exc: BaseException) -> None:
         """Record the first failure of a slot or a rebalance; the main loop raises it."""
@@ -187,10 +189,19 @@ class BrokerWorker:
 
     # ---- partition ownership ---------------------------------------------------------
     async def _acquire(self, assigned: list[TopicPartition]) -> None:
+        """Take the slots a rebalance assigns here: those parked by its revocation are kept as they
+        are; the fresh ones are loaded by a task of their own (``_load``), their partitions paused
+        until then.
+
+        aiokafka sends no heartbeat while a rebalance listener runs, and loading a slot (its producer
+        fencing the previous owner, its audit and lifecycle state read back) takes seconds on a busy
+        machine: done here, a load longer than the session timeout had the group drop this worker
+        as it finished, and another rebalance followed (the chaos test saw such cascades). Returning
+        at once keeps the worker's heartbeats going while it loads; a revocation waits for the load.
+        """
         async with self._lock:
-            fresh = []
             began = time.monotonic()
-            took: dict[str, float] = {}
+            fresh = []
             kept = self._unpark(assigned)
             await self._retire_leftovers()
             for tp in assigned:
@@ -203,32 +214,65 @@ class BrokerWorker:
                         "the settings give: the broker and the topics disagree (PUENTE_INGRESS_PARTITIONS)"
                     )
                 fresh.append((tp, slot))
-            if fresh:
-                # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
-                audit = reader(self.config.conn, f"{self.config.client_id}-audit", partition_fetch_bytes=512 * 1024,
-                               fetch_bytes=4 * 1024 * 1024)
-                async with running(audit, self.config.conn, "reading the slots' audit partitions"):
-                    # Producers start first: each fences the slot's previous owner, whose open
-                    # transaction is aborted or, if its commit got in first, committed. Only then is
-                    # the slot's audit partition (which only the slot's producer writes) settled, and
-                    # its chain head and replay window read back whole.
-                    producers = await asyncio.gather(*(self._producer(slot) for _, slot in fresh))
-                    took["producers_s"] = time.monotonic() - began
-                    states = await self._read_state(audit, [slot for _, slot in fresh])
-                    took["audit_s"] = time.monotonic() - began - sum(took.values())
-                    books = await self._read_books(audit, [slot for _, slot in fresh])
-                    took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
-                for (tp, slot), producer in zip(fresh, producers, strict=True):
-                    head, seen = states[slot]
-                    chain = ChainWriter(self.names.decisions, slot, head)
-                    self._owned[tp] = SlotState(tp, slot, producer, chain, seen, books[slot])
-            self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
-            self._joining = False
-            self._progress += 1
-            # How long taking the fresh slots took, by step: the part of a rebalance's stall the worker owns.
-            log.info("partitions assigned", owned=sorted(f"{t.topic}[{t.partition}]" for t in self._owned),
-                     kept=kept, loaded=len(fresh), took_s=round(time.monotonic() - began, 3),
-                     **{k: round(v, 3) for k, v in took.items()})
+            if not fresh:
+                self._joined(kept, 0, began, {})
+                return
+            if self._group is not None:
+                self._group.pause(*(tp for tp, _ in fresh))  # nothing fetched for a slot until it is loaded
+            self._loading = asyncio.create_task(self._load(fresh, kept, began))
+
+    async def _load(self, fresh: list[tuple[TopicPartition, int]], kept: int, began: float) -> None:
+        """Start each fresh slot's producer, read its state back, then hand the slots their records."""
+        took: dict[str, float] = {}
+        producers: list[Producer] = []
+        try:
+            # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
+            audit = reader(self.config.conn, f"{self.config.client_id}-audit", partition_fetch_bytes=512 * 1024,
+                           fetch_bytes=4 * 1024 * 1024)
+            async with running(audit, self.config.conn, "reading the slots' audit partitions"):
+                # Producers start first: each fences the slot's previous owner, whose open
+                # transaction is aborted or, if its commit got in first, committed. Only then is
+                # the slot's audit partition (which only the slot's producer writes) settled, and
+                # its chain head and replay window read back whole.
+                started = await asyncio.gather(*(self._producer(slot) for _, slot in fresh), return_exceptions=True)
+                producers = [p for p in started if not isinstance(p, BaseException)]
+                for outcome in started:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                took["producers_s"] = time.monotonic() - began
+                states = await self._read_state(audit, [slot for _, slot in fresh])
+                took["audit_s"] = time.monotonic() - began - sum(took.values())
+                books = await self._read_books(audit, [slot for _, slot in fresh])
+                took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
+        except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
+            for made in producers:
+                with contextlib.suppress(ClientError):
+                    await made.stop()
+            self._fail(exc)
+            return
+        async with self._lock:
+            for (tp, slot), made in zip(fresh, producers, strict=True):
+                head, seen = states[slot]
+                chain = ChainWriter(self.names.decisions, slot, head)
+                self._owned[tp] = SlotState(tp, slot, made, chain, seen, books[slot])
+            if self._group is not None:
+                self._group.resume(*(tp for tp, _ in fresh))
+            self._joined(kept, len(fresh), began, took)
+
+    def _joined(self, kept: int, loaded: int, began: float, took: dict[str, float]) -> None:
+        self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
+        self._joining = False
+        self._progress += 1
+        # How long taking the fresh slots took, by step: the part of a rebalance's stall the worker owns.
+        log.info("partitions assigned", owned=sorted(f"{t.topic}[{t.partition}]" for t in self._owned),
+                 kept=kept, loaded=loaded, took_s=round(time.monotonic() - began, 3),
+                 **{k: round(v, 3) for k, v in took.items()})
+
+    async def _loaded(self) -> None:
+        """Wait for a load under way (its failure is already recorded for the main loop)."""
+        loading, self._loading = self._loading, None
+        if loading is not None:
+            await asyncio.gather(loading, return_exceptions=True)
 
     def _unpark(self, assigned: list[TopicPartition]) -> int:
         """Take back the slots parked by this rebalance's revocation that it assigns here again; the
@@ -355,6 +399,7 @@ class BrokerWorker:
         # (``_unpark``), with no new producer and no audit read back; else it is retired then.
         self._joining = True
         log.info("partitions revoked", count=len(revoked))
+        await self._loaded()  # slots still loading are taken first, then parked like the others
         async with self._lock:
             for tp in revoked:
                 state = self._owned.pop(tp, None)
@@ -448,6 +493,7 @@ class BrokerWorker:
             # Know every topic's partitions before joining, or the first join sees some topics
             # without partitions and a second rebalance follows at once.
             await group.topics()
+            self._group = group
             group.subscribe(topics, listener=_Rebalance(self))
             watcher = asyncio.create_task(self._watch_every(group))
             while not self._stopping.is_set():
@@ -466,6 +512,7 @@ class BrokerWorker:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            await self._loaded()
             async with self._lock:
                 # Every slot finishes its transaction in flight (commits or aborts); queued records wait
                 # for the next owner.
@@ -475,6 +522,7 @@ class BrokerWorker:
                 await self._retire_leftovers()
             with contextlib.suppress(ClientError):
                 await group.stop()
+            self._group = None
         if self._failure is not None:
             raise self._failure
 

@@ -13,8 +13,9 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka import errors as aiokafka_errors
 
-from broker.audit import ChainWriter
+from broker.audit import ChainHead, ChainWriter
 from broker.kafka import FetchView, KafkaConnection
+from broker.lifecycle import LifecycleBook
 from broker.pipeline import Outcome
 from broker.replay import ReplayWindow
 from broker.stall import StallNote, StallWatch, WorkerView, waiting_for
@@ -393,3 +394,60 @@ async def test_the_fetch_view_reads_what_aiokafka_knows_without_asking() -> None
         assert fetch_view(client, TP) == FetchView(position=5, end=None, answered_at=None)
     finally:
         await client.stop()
+
+
+class GroupConsumer:
+    """The group consumer as the worker pauses and resumes it: records which partitions, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[TopicPartition, ...]]] = []
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.calls.append(("pause", tps))
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.calls.append(("resume", tps))
+
+
+async def test_a_fresh_slot_loads_after_the_listener_returns_and_a_revocation_waits_for_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiokafka sends no heartbeat while a rebalance listener runs: the listener returns before a fresh slot's
+    producer has started, with its partition paused; the load then installs the slot and resumes the partition.
+    A revocation that comes meanwhile waits for the load, then parks the slot like any other."""
+    worker = _worker(slots=2)
+    group = GroupConsumer()
+    worker._group = group  # type: ignore[assignment]
+    gate = asyncio.Event()
+    made: list[StoppableProducer] = []
+
+    async def producer(slot: int) -> StoppableProducer:
+        await gate.wait()  # fencing the previous owner: seconds, on a busy cluster
+        made.append(StoppableProducer())
+        return made[-1]
+
+    async def read_state(consumer: Any, slots: list[int]) -> dict[int, Any]:
+        return {slot: (ChainHead.after(None), ReplayWindow(7)) for slot in slots}
+
+    async def read_books(consumer: Any, slots: list[int]) -> dict[int, LifecycleBook]:
+        return {slot: LifecycleBook() for slot in slots}
+
+    @contextlib.asynccontextmanager
+    async def running(client: Any, conn: Any, what: str) -> AsyncIterator[Any]:
+        yield client
+
+    monkeypatch.setattr(worker, "_producer", producer)
+    monkeypatch.setattr(worker, "_read_state", read_state)
+    monkeypatch.setattr(worker, "_read_books", read_books)
+    monkeypatch.setattr("broker.worker.reader", lambda *a, **k: object())
+    monkeypatch.setattr("broker.worker.running", running)
+
+    await asyncio.wait_for(worker._acquire([TP]), 1)  # returns while the producer still waits
+    assert group.calls == [("pause", (TP,))] and TP not in worker._owned and not worker.ready
+    revoking = asyncio.create_task(worker._release([TP]))
+    await _settle()
+    assert not revoking.done()  # the revocation waits for the load under way
+    gate.set()
+    await asyncio.wait_for(revoking, 1)
+    assert group.calls == [("pause", (TP,)), ("resume", (TP,))]
+    assert TP in worker._parked and worker._parked[TP].producer is made[0] and not made[0].stopped
+    assert worker._failure is None
