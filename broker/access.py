@@ -11,9 +11,11 @@ One principal per party, each with exactly the ACLs its role needs, and nothing 
                    authorizer logs to the denials topic, under one transactional id
     partner-<P>    reads its own feed in its own consumer group, writes and reads its own receipts
                    topic under its own transactional ids; only while an agreement names it
-    auditor        reads the decisions, every partner's receipts and the collected denials; the console,
-                   logged in as the auditor, appends each auditor's query to the queries topic (and reads
-                   its head back, and the indexer reads it) under one transactional id
+    auditor        reads the decisions, every partner's receipts, the collected denials and the console's
+                   query log: read only (verify, log, index, recalls), so no auditor's tool can write the
+                   record of what auditors looked at
+    console        the auditors' console service: reads what the auditor reads, and alone appends each
+                   auditor's query to the queries topic (reading its head back) under one transactional id
     admin          the cluster's super user (topics, ACLs, users): no ACL here
 
 ACLs are on whole topics (Kafka has no per-partition ACL), which is why each partner's receipts
@@ -36,6 +38,7 @@ Operation = Literal["READ", "WRITE", "DESCRIBE", "IDEMPOTENT_WRITE"]
 
 BROKER = "broker"
 AUDITOR = "auditor"
+CONSOLE = "console"
 ADMIN = "admin"
 
 
@@ -114,18 +117,20 @@ def plan(policy_set: PolicySet, names: TopicNames, agencies: Iterable[str], brok
         acls.update(_topic(who, receipts, ("WRITE", "READ", "DESCRIBE")))
         acls.update(Acl(who, "TRANSACTIONAL_ID", subscriber_transactions(receipts, partner), "PREFIXED", op)
                     for op in ("WRITE", "DESCRIBE"))
-    acls.update(_topic(AUDITOR, names.decisions, ("READ", "DESCRIBE")))
-    acls.update(_topic(AUDITOR, names.all_receipts, ("READ", "DESCRIBE"), "PREFIXED"))
-    acls.update(_topic(AUDITOR, names.denials, ("READ", "DESCRIBE")))
-    acls.update(_topic(AUDITOR, names.queries, ("WRITE", "READ", "DESCRIBE")))
-    acls.update(Acl(AUDITOR, "TRANSACTIONAL_ID", console_transaction(names), "LITERAL", op)
+    for reader in (AUDITOR, CONSOLE):
+        acls.update(_topic(reader, names.decisions, ("READ", "DESCRIBE")))
+        acls.update(_topic(reader, names.all_receipts, ("READ", "DESCRIBE"), "PREFIXED"))
+        acls.update(_topic(reader, names.denials, ("READ", "DESCRIBE")))
+        acls.update(_topic(reader, names.queries, ("READ", "DESCRIBE")))
+    acls.update(_topic(CONSOLE, names.queries, ("WRITE",)))
+    acls.update(Acl(CONSOLE, "TRANSACTIONAL_ID", console_transaction(names), "LITERAL", op)
                 for op in ("WRITE", "DESCRIBE"))
     return acls
 
 
 def parties(policy_set: PolicySet, agencies: Iterable[str]) -> list[str]:
     """Every principal Puente's parties log in as (the admin excepted): a SCRAM user each."""
-    return [BROKER, AUDITOR, *(agency_principal(a) for a in agencies),
+    return [BROKER, AUDITOR, CONSOLE, *(agency_principal(a) for a in agencies),
             *(partner_principal(p) for p in sorted(policy_set.partners))]
 
 

@@ -3,7 +3,7 @@
 Every party (an agency's adapter, the broker, a partner's subscriber, the auditor) logs in as its
 own SCRAM user (``broker.access`` names them) and keeps its client configuration in its own folder
 of the keystore, where it keeps its keys: ``<keys>/agencies/<A>``, ``<keys>/broker``,
-``<keys>/partners/<P>``, ``<keys>/auditor``. The file is ``client.properties`` in the Java client's
+``<keys>/partners/<P>``, ``<keys>/auditor``, ``<keys>/console``. The file is ``client.properties`` in the Java client's
 names, so Kafka's own console tools take it as they are (``--consumer.config``, ``--command-config``),
 and Puente reads it through ``PUENTE_CLIENT_CONFIG`` or ``--command-config``. It holds the password:
 it is written 0600, in a 0700 folder.
@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.access import AUDITOR, BROKER
+from broker.access import AUDITOR, BROKER, CONSOLE
 from broker.kafka import Admin, KafkaConnection, connection_from_properties
 from broker.kafka.acls import new_password, upsert_users
 from broker.keystore import private_folder
@@ -35,6 +35,8 @@ def party_folder(keys: Path, principal: str) -> Path:
         return keys / "broker"
     if principal == AUDITOR:
         return keys / "auditor"
+    if principal == CONSOLE:
+        return keys / "console"
     kind, _, name = principal.partition("-")
     if kind == "agency" and name:
         return keys / "agencies" / name

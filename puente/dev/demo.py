@@ -34,7 +34,7 @@ from adapters.lifecycle import Change, change_alert, find_latest, own_mac_lookup
 from adapters.publisher import IngressPublisher
 from adapters.registry import get
 from adapters.run import Tally, adapt_paths
-from broker.access import AUDITOR, BROKER, agency_principal, parties, partner_principal, plan
+from broker.access import AUDITOR, BROKER, CONSOLE, agency_principal, parties, partner_principal, plan
 from broker.audit.recalls import recall_status
 from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import (
@@ -218,14 +218,15 @@ async def _officers(cfg: PuenteSettings, auditor: KafkaConnection, policy: Polic
     taken |= {upgrade, recall}  # and the two below take theirs
     # Costa Rica: classified above its clearance and not releasable to it, nothing else in the way.
     downgrade = _only(rows, "CRI", ("above CRI's clearance", "omits CRI", "PAN-CRI allows up to"), taken)
-    consent = _only(rows, "USA", ("needs the originator's consent for USA",), taken)
+    # An H2 alert (handling code: release needs its originator's consent), held back from USA for that alone.
+    consent = _only(rows, "USA", ("H2 needs the originator's consent for USA",), taken)
     lowest_for_cri = policy.agreements["PAN-CRI"].max_classification
     releasable = sorted({*(await _latest(cfg, downgrade))["markings"]["releasable_to"], "CRI"})
     changes = [
         (upgrade, Change("RECLASSIFY", markings={"classification": top}), f"raised to {top}"),
         (downgrade, Change("RECLASSIFY", markings={"classification": lowest_for_cri, "releasable_to": releasable}),
          f"lowered to {lowest_for_cri}, releasable to {', '.join(releasable)}"),
-        (consent, Change("CONSENT", partners=("USA",)), "consent to release to USA"),
+        (consent, Change("CONSENT", partners=("USA",)), "H2: consent to release to USA"),
         (recall, Change("RECALL", reason="ERROR"), "recalled: raised in error"),
     ]
     lines = []
@@ -402,7 +403,9 @@ async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTo
             accounts.add(name, scope, passwords[name])
     CONSOLE_ENV.write_text("".join(f"export {k}={v}\n" for k, v in {
         "PUENTE_TOPIC_PREFIX": cfg.topic_prefix, "PUENTE_KEYS": cfg.keys.resolve(),
-        "PUENTE_CLIENT_CONFIG": Path(auditor.source).resolve(), "PUENTE_AUDIT_INDEX": index_path.resolve()}.items()),
+        # The console serves as its own login: the only one that may append to the auditors' query log.
+        "PUENTE_CLIENT_CONFIG": Path(party_connection(cfg.login_root, CONSOLE).source).resolve(),
+        "PUENTE_AUDIT_INDEX": index_path.resolve()}.items()),
         encoding="utf-8")
     return [f"{done.rows} audit rows indexed from {done.records} records, {done.problems} problem(s), in {index_path}",
             "browse it: `make console`, then open http://127.0.0.1:8443/ and sign in as",

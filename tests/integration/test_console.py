@@ -1,6 +1,6 @@
 """The auditors' console in a real browser (Debian's Chromium, through Playwright) over a real Kafka.
 
-The audit is filled by the real path (agencies publish, the broker routes), indexed as the auditor,
+The audit is filled by the real path (agencies publish, the broker routes), indexed as the console (its own login),
 and served as ``puente audit serve`` serves it (``puente.console.server.serve``: the query log on
 Kafka, uvicorn on a free port). Set PUENTE_SCREENSHOT=1 to save the timeline page to
 docs/console-timeline.png.
@@ -74,9 +74,9 @@ class Running:
 def console(env: Env, tmp_path: Path) -> Iterator[Running]:
     """A console over the env's audit: filled by the broker, indexed, served on a free loopback port."""
     asyncio.run(_fill(env, tmp_path / "stores"))
-    auditor = env.login("auditor")
+    console_login = env.login("console")  # as `audit serve` runs: the console's own login reads and records
     index = tmp_path / "audit" / "index.sqlite"
-    catch_up = catch_up_index(env.cfg, auditor, index)
+    catch_up = catch_up_index(env.cfg, console_login, index)
     accounts = ConsoleAccounts.open(tmp_path / "auditor" / "accounts.sqlite", env.policy.partners)
     accounts.add("ana", "national", PASSWORD)
     accounts.add("sam", "USA", PASSWORD)
@@ -84,7 +84,7 @@ def console(env: Env, tmp_path: Path) -> Iterator[Running]:
     def open_index() -> IndexReader:
         return AuditIndex(index, readonly=True)
 
-    log = QueryLog(auditor, env.names)
+    log = QueryLog(console_login, env.names)
     config = ConsoleConfig(open_index, accounts, log, deployment=env.cfg.topic_prefix)
     listen = Listen("127.0.0.1", _free_port())
     servers: list[Any] = []

@@ -117,6 +117,18 @@ async def test_a_partner_cannot_commit_in_anothers_group_or_use_its_transactiona
     assert isinstance(refused, TransactionalIdAuthorizationFailed), refused
 
 
+async def test_only_the_console_may_record_what_auditors_looked_at(env: Env) -> None:
+    """The auditor's login reads the audit but may not append to the console's query log (a forged "who looked at
+    what"), nor write any audit topic; the console's login may write only that log."""
+    auditor, console = env.login("auditor"), env.login("console")
+    for topic in (env.names.queries, env.names.decisions, env.names.denials, env.names.receipts("USA")):
+        refused = await _refused(auditor, "write", topic=topic)
+        assert isinstance(refused, TopicAuthorizationFailedError), (topic, refused)
+    for topic in (env.names.decisions, env.names.denials, env.feed("USA")):
+        refused = await _refused(console, "write", topic=topic)
+        assert isinstance(refused, TopicAuthorizationFailedError), (topic, refused)
+
+
 async def test_an_agency_cannot_write_another_agencys_ingress(env: Env) -> None:
     """SENAN's adapter login may write its own ingress but not SNM's, nor the broker's feeds."""
     senan = env.login("agency-SENAN")
