@@ -47,8 +47,13 @@ def create_app(config: ConsoleConfig) -> Starlette:
     ]
 
     async def missing(request: Request, exc: Exception) -> Response:
+        # A signed-in auditor's request for a page that is not there is a query too (probing for
+        # pages is looking): recorded like any other, the same "not found" answer after.
         session = await run_in_threadpool(console.session, request)
-        return console.not_found(request, session)
+        if session is None:
+            return console.not_found(request, session)
+        return await console.refuse(request, session, "not found", {"path": request.url.path}, 404,
+                                    "Nothing here: no such record in the audit you may see.")
 
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=config.tls)],
                      exception_handlers={404: missing, 405: missing})

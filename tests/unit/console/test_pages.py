@@ -116,6 +116,20 @@ def test_a_scoped_auditor_gets_404_for_a_decision_about_another_partner(sam: Tes
     assert mine.status_code == 200 and "COL" not in mine.text.replace("joint oversight: USA", "")
 
 
+def test_a_signed_in_auditors_request_for_no_such_page_is_recorded(ana: TestClient, sink: Any,
+                                                                      make_client: Callable[..., TestClient]) -> None:
+    """Probing for pages is looking: a signed-in auditor's 404 is written to the query log, then answered like
+    any absent record; an anonymous one is sent nowhere near the log."""
+    absent = ana.get("/alerts/NO-SUCH-ALERT")
+    answer = ana.get("/admin/export-everything")
+    assert answer.status_code == 404 and _main(answer.text) == _main(absent.text)
+    assert sink.records[-1]["page"] == "not found"
+    assert sink.records[-1]["params"] == {"path": "/admin/export-everything"}
+    before = len(sink.records)
+    assert make_client().get("/admin/export-everything").status_code == 404  # no session: nothing to record
+    assert len(sink.records) == before
+
+
 def test_a_scoped_auditor_finds_no_other_partners_rows_by_search_or_csv(sam: TestClient) -> None:
     """Whatever the filters, a USA auditor's search and CSV hold only USA rows."""
     for params in ({}, {"partner": "COL"}, {"alert": "A-COL-ONLY"}):
