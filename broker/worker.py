@@ -59,7 +59,7 @@ from broker.replay import ReplayWindow
 from broker.stall import StallWatch, WorkerView
 from broker.topology import Slots, TopicNames
 from puente import logs
-from puente.errors import AuditChainError, ConfigError, KafkaError
+from puente.errors import AuditChainError, ConfigError, KafkaError, KafkaUnavailableError
 from puente.wire import Record
 
 log = logs.get("puente.broker")
@@ -117,6 +117,8 @@ class WorkerConfig:
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 2000
     stall_warning_s: float = 10.0
+    load_timeout_s: float = 300.0
+    """The most taking fresh slots may last (producers, audit read-back) before the worker starts again."""
 
 
 class _Both:
@@ -181,6 +183,7 @@ class BrokerWorker:
         self._stall = StallWatch(config.stall_warning_s, time.monotonic())
         self._group: Consumer | None = None  # the group consumer of the run under way, to pause what is loading
         self._loading: asyncio.Task[None] | None = None  # the fresh slots' load of the last assignment
+        self._closing = False  # the run is ending: an assignment still completing loads nothing
 
     def _fail(self, exc: BaseException) -> None:
         """Record the first failure of a slot or a rebalance; the main loop raises it."""
@@ -199,6 +202,7 @@ class BrokerWorker:
         as it finished, and another rebalance followed (the chaos test saw such cascades). Returning
         at once keeps the worker's heartbeats going while it loads; a revocation waits for the load.
         """
+        await self._loaded()  # (aiokafka revokes between two assignments, which waits too; this makes sure)
         async with self._lock:
             began = time.monotonic()
             fresh = []
@@ -214,6 +218,8 @@ class BrokerWorker:
                         "the settings give: the broker and the topics disagree (PUENTE_INGRESS_PARTITIONS)"
                     )
                 fresh.append((tp, slot))
+            if self._closing:
+                return  # a join the stopping consumer completed: whoever owns these slots next loads them
             if not fresh:
                 self._joined(kept, 0, began, {})
                 return
@@ -222,10 +228,16 @@ class BrokerWorker:
             self._loading = asyncio.create_task(self._load(fresh, kept, began))
 
     async def _load(self, fresh: list[tuple[TopicPartition, int]], kept: int, began: float) -> None:
-        """Start each fresh slot's producer, read its state back, then hand the slots their records."""
+        """Start each fresh slot's producer, read its state back, then hand the slots their records.
+
+        Bounded by ``load_timeout_s``: the group goes on counting a loading worker as alive (its
+        heartbeats run), so a load that hung would hold its slots paused for good; past the bound it
+        fails as a retriable Kafka error, and the worker starts again. Any failure is the main loop's.
+        """
         took: dict[str, float] = {}
         producers: list[Producer] = []
-        try:
+
+        async def load() -> tuple[dict[int, tuple[ChainHead, ReplayWindow]], dict[int, LifecycleBook]]:
             # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
             audit = reader(self.config.conn, f"{self.config.client_id}-audit", partition_fetch_bytes=512 * 1024,
                            fetch_bytes=4 * 1024 * 1024)
@@ -235,7 +247,7 @@ class BrokerWorker:
                 # the slot's audit partition (which only the slot's producer writes) settled, and
                 # its chain head and replay window read back whole.
                 started = await asyncio.gather(*(self._producer(slot) for _, slot in fresh), return_exceptions=True)
-                producers = [p for p in started if not isinstance(p, BaseException)]
+                producers.extend(p for p in started if not isinstance(p, BaseException))
                 for outcome in started:
                     if isinstance(outcome, BaseException):
                         raise outcome
@@ -244,20 +256,32 @@ class BrokerWorker:
                 took["audit_s"] = time.monotonic() - began - sum(took.values())
                 books = await self._read_books(audit, [slot for _, slot in fresh])
                 took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
+                return states, books
+
+        try:
+            try:
+                states, books = await asyncio.wait_for(load(), self.config.load_timeout_s)
+            except TimeoutError:
+                raise KafkaUnavailableError(
+                    f"loading {len(fresh)} slot(s) (their producers, audit and lifecycle state) took longer than "
+                    f"{self.config.load_timeout_s:g}s; the worker starts again") from None
+            async with self._lock:
+                # Not installed when the worker is stopping or starting again: the producers stop below.
+                if not self._closing and self._failure is None:
+                    for (tp, slot), made in zip(fresh, producers, strict=True):
+                        head, seen = states[slot]
+                        chain = ChainWriter(self.names.decisions, slot, head)
+                        self._owned[tp] = SlotState(tp, slot, made, chain, seen, books[slot])
+                    producers.clear()  # the slots own them now
+                    if self._group is not None:
+                        self._group.resume(*(tp for tp, _ in fresh))
+                    self._joined(kept, len(fresh), began, took)
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
+            self._fail(exc)
+        finally:
             for made in producers:
                 with contextlib.suppress(ClientError):
                     await made.stop()
-            self._fail(exc)
-            return
-        async with self._lock:
-            for (tp, slot), made in zip(fresh, producers, strict=True):
-                head, seen = states[slot]
-                chain = ChainWriter(self.names.decisions, slot, head)
-                self._owned[tp] = SlotState(tp, slot, made, chain, seen, books[slot])
-            if self._group is not None:
-                self._group.resume(*(tp for tp, _ in fresh))
-            self._joined(kept, len(fresh), began, took)
 
     def _joined(self, kept: int, loaded: int, began: float, took: dict[str, float]) -> None:
         self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
@@ -273,6 +297,15 @@ class BrokerWorker:
         loading, self._loading = self._loading, None
         if loading is not None:
             await asyncio.gather(loading, return_exceptions=True)
+
+    async def _retire_all(self) -> None:
+        """Every slot finishes its transaction in flight (commits or aborts) and stops; queued records
+        wait for the next owner."""
+        async with self._lock:
+            self._retiring.extend([*self._owned.values(), *self._parked.values()])
+            self._owned.clear()
+            self._parked.clear()
+            await self._retire_leftovers()
 
     def _unpark(self, assigned: list[TopicPartition]) -> int:
         """Take back the slots parked by this rebalance's revocation that it assigns here again; the
@@ -397,9 +430,9 @@ class BrokerWorker:
         # are dropped: the next owner reads them again from the committed offset. The slot is then
         # parked, producer open: if the assignment that follows gives it back, it is kept as it is
         # (``_unpark``), with no new producer and no audit read back; else it is retired then.
-        self._joining = True
         log.info("partitions revoked", count=len(revoked))
         await self._loaded()  # slots still loading are taken first, then parked like the others
+        self._joining = True
         async with self._lock:
             for tp in revoked:
                 state = self._owned.pop(tp, None)
@@ -512,17 +545,16 @@ class BrokerWorker:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            # Stopping the consumer may complete a join under way, whose assignment must load nothing.
+            self._closing = True
             await self._loaded()
-            async with self._lock:
-                # Every slot finishes its transaction in flight (commits or aborts); queued records wait
-                # for the next owner.
-                self._retiring.extend([*self._owned.values(), *self._parked.values()])
-                self._owned.clear()
-                self._parked.clear()
-                await self._retire_leftovers()
+            await self._retire_all()
             with contextlib.suppress(ClientError):
                 await group.stop()
+            await self._loaded()
+            await self._retire_all()  # whatever that last join handed back
             self._group = None
+            self._closing = False
         if self._failure is not None:
             raise self._failure
 

@@ -7,7 +7,7 @@ value cannot reach the logs by a new keyword argument. Tracebacks are structured
 frame) in JSON and plain text on a console, and never show a frame's local variables: those hold
 records, payloads and keys (structlog's default renderers print them). A line a library repeats
 (aiokafka's "Unable connect to node" while a node is down, once per retry of every client) is
-written once per ``REPEAT_S`` with the count of those left out. ``PUENTE_LOG_LEVEL`` and
+written once per ``REPEAT_S`` with the count of the same text left out. ``PUENTE_LOG_LEVEL`` and
 ``PUENTE_LOG_FORMAT`` choose level and form.
 """
 
@@ -46,7 +46,7 @@ REPEAT_S = 5.0
 
 
 class _Repeats(logging.Filter):
-    """Let a library's line through once per ``REPEAT_S`` for each (logger, message template); the
+    """Let a library's line through once per ``REPEAT_S`` for each (logger, message text); the
     next one let through carries ``repeated``, how many were left out meanwhile. Puente's own lines
     (structlog's) always pass: each is written on purpose."""
 
@@ -58,7 +58,11 @@ class _Repeats(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, dict) or record.name.startswith("puente"):
             return True  # one of Puente's own lines (structlog hands the formatter an event dict)
-        key = (record.name, str(record.msg))
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):  # a library's malformed arguments: let logging report it
+            return True
+        key = (record.name, text[:300])  # the whole text: librdkafka's lines all share one template
         now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last[0] < self.every_s:

@@ -69,7 +69,7 @@ is such a one until it is named here."""
 UNDELIVERED_FIELDS = frozenset({
     "kind", "id", "record", "block", "delivered",  # the audit row itself: where it is, whether it delivered
     "alert_id", "version", "partner", "decision", "at", "sent", "feed",  # which decision, about whom, when
-    "agreement", "policy_version", "rules", "reasons", "redacted",  # under what (reasons and texts emptied)
+    "agreement", "policy_version", "rules", "reasons",  # under what (reasons emptied)
 })
 """What a partner's auditor may read of a decision about its partner that delivered nothing (WITHHOLD,
 a view not sent, a content-free recall notice): the decision and what concerns the partner, never the
@@ -133,7 +133,11 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
         return row
     out = dict(row)
     if out.get("kind") == "DECISION" and out.get("delivered") is not True:
+        # ``redacted`` too: a view's changed field paths say what the alert held (a passport: a person).
         out = {k: (v if k in UNDELIVERED_FIELDS else None) for k, v in out.items()}
+        for name in ("rules", "reasons", "redacted"):
+            if name in out and out[name] is None:
+                out[name] = []
     if "reasons" in out:
         out["reasons"] = []
     if "reason" in out:
@@ -449,6 +453,8 @@ class AuditIndex:
             outcome, rule, named = "kept", d["rules"][0] if d["rules"] else None, True
             if d.get("decision") not in DELIVERS:
                 outcome = "withheld"
+            elif not scope.national and d.get("delivered") is not True:
+                outcome = "not sent"  # what the view held is not for a partner that was never sent it
             else:
                 for change in d["redacted"]:
                     path = change.get("field") if isinstance(change, dict) else None

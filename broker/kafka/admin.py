@@ -37,6 +37,7 @@ _LOG = logging.getLogger("confluent_kafka")
 _UNAVAILABLE = {RdKafkaError._TRANSPORT, RdKafkaError._TIMED_OUT, RdKafkaError._ALL_BROKERS_DOWN,
                 RdKafkaError.REQUEST_TIMED_OUT, RdKafkaError._RESOLVE, RdKafkaError.BROKER_NOT_AVAILABLE,
                 RdKafkaError.LEADER_NOT_AVAILABLE, RdKafkaError.NOT_CONTROLLER}
+_UNREACHED = {RdKafkaError._TRANSPORT, RdKafkaError._TIMED_OUT, RdKafkaError._ALL_BROKERS_DOWN, RdKafkaError._RESOLVE}
 _AUTH = {RdKafkaError._AUTHENTICATION, RdKafkaError.SASL_AUTHENTICATION_FAILED, RdKafkaError._SSL}
 _ACCESS = {RdKafkaError.TOPIC_AUTHORIZATION_FAILED, RdKafkaError.CLUSTER_AUTHORIZATION_FAILED,
            RdKafkaError.GROUP_AUTHORIZATION_FAILED, RdKafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
@@ -81,17 +82,22 @@ class Admin:
         resource's failure but the call's: it is raised (the first), so a command reports an
         unavailable Kafka or a refused login as such, with its own exit status."""
         out: dict[Any, Any] = {}
+        unreached: list[KafkaError] = []  # failures of the call itself: no answer, or the login refused
         for key, future in futures.items():
             try:
                 out[key] = await asyncio.wait_for(asyncio.wrap_future(future), self.conn.timeout_s + 5)
             except TimeoutError:
                 out[key] = KafkaUnavailableError(f"no answer within {self.conn.timeout_s:g}s while {what}")
+                unreached.append(out[key])
             except KafkaException as exc:
                 out[key] = self.error(exc, what)
-        errors = [v for v in out.values() if isinstance(v, Exception)]
-        if errors and len(errors) == len(out) and all(isinstance(e, (KafkaUnavailableError, KafkaAuthError))
-                                                      for e in errors):
-            raise errors[0]
+                err = exc.args[0] if exc.args and isinstance(exc.args[0], RdKafkaError) else None
+                if isinstance(out[key], KafkaAuthError) or (err is not None and err.code() in _UNREACHED):
+                    unreached.append(out[key])
+        # A resource's own answer (a leader not yet elected, a request timed out on the broker) stays
+        # that resource's failure, even when every resource has it.
+        if out and len(unreached) == len(out):
+            raise unreached[0]
         return out
 
     def error(self, exc: KafkaException, what: str) -> KafkaError:

@@ -155,21 +155,25 @@ def test_a_traceback_never_shows_the_frames_locals(monkeypatch: pytest.MonkeyPat
 def test_a_repeated_library_line_is_written_once_with_its_count(monkeypatch: pytest.MonkeyPatch,
                                                                  stream: io.StringIO) -> None:
     """While a node is down aiokafka logs "Unable connect to node" once per retry of every client (hundreds a
-    second): one line per template per REPEAT_S gets through, the next carrying how many were left out. Puente's
-    own lines are never held back."""
+    second): the same text gets through once per REPEAT_S, the next carrying how many were left out. Another text
+    (another node; librdkafka's lines, which all share one template) is its own line. Puente's own lines are never
+    held back."""
     _configured(monkeypatch, stream, PUENTE_LOG_FORMAT="json")
     clock = [1000.0]
     monkeypatch.setattr(logs.time, "monotonic", lambda: clock[0])
     library = logging.getLogger("aiokafka")
-    for node in range(50):
-        library.error("Unable connect to node with id %s: %s", 2, f"refused {node}")
+    for _ in range(50):
+        library.error("Unable connect to node with id %s: %s", 2, "refused")
         logs.get("puente.test.repeat").warning("worker stalled", waiting_for="Kafka")
-    library.error("Failed fetch messages from %s", 2)  # another template: its own first line
+    library.error("Unable connect to node with id %s: %s", 3, "refused")  # another node: its own first line
+    rdkafka = logging.getLogger("confluent_kafka")
+    rdkafka.error("%s [%s] %s", "FAIL", "thrd:1", "broker 1 down")
+    rdkafka.error("%s [%s] %s", "FAIL", "thrd:2", "broker 2 down")
     clock[0] += logs.REPEAT_S
-    library.error("Unable connect to node with id %s: %s", 2, "refused again")
+    library.error("Unable connect to node with id %s: %s", 2, "refused")
     lines = _lines(stream)
-    unable = [line for line in lines if line["event"].startswith("Unable connect")]
-    assert [line.get("repeated") for line in unable] == [None, 49]
-    assert unable[1]["event"].endswith("refused again")
+    node2 = [line for line in lines if line["event"].startswith("Unable connect to node with id 2")]
+    assert [line.get("repeated") for line in node2] == [None, 49]
+    assert sum(line["event"].startswith("Unable connect to node with id 3") for line in lines) == 1
+    assert sum(line["event"].startswith("FAIL") for line in lines) == 2
     assert sum(line["event"] == "worker stalled" for line in lines) == 50
-    assert sum(line["event"].startswith("Failed fetch") for line in lines) == 1

@@ -389,7 +389,8 @@ def _withheld_index(tmp_path: Path) -> AuditIndex:
         _alert("SNM:1", 0, [_decision("USA", "DELIVER", ["usa.cover"], feed="t.feed.USA")]),
         _alert("W:1", 1, [_decision("USA", "WITHHOLD", ["partner.clearance"]),
                           _decision("COL", "DELIVER", ["col.cover"], feed="t.feed.COL")], **hidden),
-        _alert("W:2", 2, [_decision("USA", "DELIVER", ["usa.cover"], sent=False)], **hidden),
+        _alert("W:2", 2, [_decision("USA", "DELIVER", ["usa.cover"], sent=False, redacted=[
+            {"field": "subject.passport", "action": "drop", "rule": "usa.cover", "named": False}])], **hidden),
     ]
     index = AuditIndex(tmp_path / "w" / "index.sqlite")
     _ingest(index, {DECISIONS: [writer.block(alerts, "broker-sign-2026a", _signer("broker-sign-2026a"), "t")]})
@@ -420,6 +421,11 @@ def test_a_partner_scope_reads_nothing_descriptive_of_an_alert_it_was_not_sent(t
         assert [e["kind"] for e in events] in (["WITHHELD"], ["DECIDED"]), events
         assert not any(h in repr(events) for h in _HIDDEN)
     assert index.why(USA, "W:1", "USA", "subject.name")[0]["outcome"] == "withheld"
+    # A view never sent: its changed paths would say what the alert held (a passport: a person).
+    assert not any("passport" in repr(r) for r in hidden)
+    never_sent = index.why(USA, "W:2", "USA", "subject.passport")
+    assert [(w["outcome"], w["rule"]) for w in never_sent] == [("not sent", "usa.cover")]
+    assert index.why(Scope(), "W:2", "USA", "subject.passport")[0]["outcome"] == "dropped"
     assert [e["kind"] for e in index.timeline(USA, "SNM:1") or []] == ["PUBLISHED", "DELIVERED"]
     national = index.search(Scope(), Query(alert="W:1", partner="USA")).rows[0]
     assert (national["alert_type"], national["originator"], national["markings"]) == ("ARMS", "DNI", ["NOFORN"])
@@ -452,11 +458,13 @@ def test_the_scoped_row_is_an_allow_list_and_fails_closed() -> None:
     not deliver, and a row that does not say it delivered counts as not delivered."""
     from broker.audit_index import scoped
 
+    changed = [{"field": "subject.passport", "action": "drop", "rule": "r", "named": False}]
     row = {"kind": "DECISION", "alert_id": "X:1", "partner": "USA", "decision": "DELIVER", "rules": ["r"],
-           "reasons": ["why"], "redacted": [], "at": "t", "alert_type": "ARMS", "future_marking": "NOFORN"}
+           "reasons": ["why"], "redacted": changed, "at": "t", "alert_type": "ARMS", "future_marking": "NOFORN"}
     for given in (row, {**row, "delivered": False}, {**row, "delivered": "yes"}):
         out = scoped(USA, given)
         assert out["future_marking"] is None and out["alert_type"] is None and out["reasons"] == []
+        assert out["redacted"] == []  # the view's changed paths say what the alert held (a passport: a person)
         assert (out["alert_id"], out["partner"], out["decision"], out["rules"]) == ("X:1", "USA", "DELIVER", ["r"])
     shown = scoped(USA, {**row, "delivered": True})
     assert shown["alert_type"] == "ARMS" and shown["future_marking"] == "NOFORN" and shown["reasons"] == []

@@ -409,11 +409,9 @@ class GroupConsumer:
         self.calls.append(("resume", tps))
 
 
-async def test_a_fresh_slot_loads_after_the_listener_returns_and_a_revocation_waits_for_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """aiokafka sends no heartbeat while a rebalance listener runs: the listener returns before a fresh slot's
-    producer has started, with its partition paused; the load then installs the slot and resumes the partition.
-    A revocation that comes meanwhile waits for the load, then parks the slot like any other."""
+def _loading_worker(monkeypatch: pytest.MonkeyPatch, fail_reading: bool = False,
+                    ) -> tuple[BrokerWorker, GroupConsumer, asyncio.Event, list[StoppableProducer]]:
+    """A worker whose slot loads wait for the returned event (producers start, then the state is read back)."""
     worker = _worker(slots=2)
     group = GroupConsumer()
     worker._group = group  # type: ignore[assignment]
@@ -426,6 +424,8 @@ async def test_a_fresh_slot_loads_after_the_listener_returns_and_a_revocation_wa
         return made[-1]
 
     async def read_state(consumer: Any, slots: list[int]) -> dict[int, Any]:
+        if fail_reading:
+            raise KafkaUnavailableError("the audit partition's leader is away")
         return {slot: (ChainHead.after(None), ReplayWindow(7)) for slot in slots}
 
     async def read_books(consumer: Any, slots: list[int]) -> dict[int, LifecycleBook]:
@@ -440,7 +440,15 @@ async def test_a_fresh_slot_loads_after_the_listener_returns_and_a_revocation_wa
     monkeypatch.setattr(worker, "_read_books", read_books)
     monkeypatch.setattr("broker.worker.reader", lambda *a, **k: object())
     monkeypatch.setattr("broker.worker.running", running)
+    return worker, group, gate, made
 
+
+async def test_a_fresh_slot_loads_after_the_listener_returns_and_a_revocation_waits_for_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiokafka sends no heartbeat while a rebalance listener runs: the listener returns before a fresh slot's
+    producer has started, with its partition paused; the load then installs the slot and resumes the partition.
+    A revocation that comes meanwhile waits for the load, then parks the slot like any other."""
+    worker, group, gate, made = _loading_worker(monkeypatch)
     await asyncio.wait_for(worker._acquire([TP]), 1)  # returns while the producer still waits
     assert group.calls == [("pause", (TP,))] and TP not in worker._owned and not worker.ready
     revoking = asyncio.create_task(worker._release([TP]))
@@ -451,3 +459,40 @@ async def test_a_fresh_slot_loads_after_the_listener_returns_and_a_revocation_wa
     assert group.calls == [("pause", (TP,)), ("resume", (TP,))]
     assert TP in worker._parked and worker._parked[TP].producer is made[0] and not made[0].stopped
     assert worker._failure is None
+
+
+async def test_a_load_that_fails_installs_nothing_and_stops_what_it_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Producers started, then the audit read back fails: no slot is owned, the producers are stopped, the partition
+    stays paused, and the failure goes to the main loop (which starts the worker again)."""
+    worker, group, gate, made = _loading_worker(monkeypatch, fail_reading=True)
+    gate.set()
+    await worker._acquire([TP])
+    await worker._loaded()
+    assert not worker._owned and made and all(p.stopped for p in made)
+    assert group.calls == [("pause", (TP,))]
+    assert isinstance(worker._failure, KafkaUnavailableError) and not worker.ready
+
+
+async def test_a_load_that_ends_after_the_worker_began_stopping_installs_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run is ending (``_closing``) when the load completes: its slots are not installed and its producers stop;
+    an assignment that completes while the consumer stops loads nothing at all."""
+    worker, group, gate, made = _loading_worker(monkeypatch)
+    await worker._acquire([TP])
+    worker._closing = True
+    gate.set()
+    await worker._loaded()
+    assert not worker._owned and made and all(p.stopped for p in made) and worker._failure is None
+    await worker._acquire([TopicPartition(TP.topic, 1)])
+    assert worker._loading is None and len(made) == 1 and group.calls == [("pause", (TP,))]
+
+
+async def test_a_load_that_hangs_fails_as_retriable_after_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heartbeats go on while a worker loads, so the group never takes back slots whose load hung: past
+    ``load_timeout_s`` the load fails as a retriable Kafka error and the worker starts again."""
+    worker, _, _, _ = _loading_worker(monkeypatch)
+    object.__setattr__(worker.config, "load_timeout_s", 0.05)
+    await worker._acquire([TP])  # the gate never opens: the producer hangs
+    await worker._loaded()
+    assert isinstance(worker._failure, KafkaUnavailableError) and worker._failure.retriable
+    assert "longer than 0.05s" in str(worker._failure) and not worker._owned
