@@ -148,13 +148,8 @@ class ConsoleAccounts:
         """The accounts at ``path`` (made 0600 in a 0700 folder when missing and ``create``); ``partners``
         are the partner ids the policy names, the only scopes besides ``national``."""
         path = Path(path)
-        if not _PRIVATE.exists(path):
-            if not create:
-                raise StoreError(f"no console accounts at {path}: add one with `puente audit users add NAME "
-                                 "--scope national`")
-            _PRIVATE.check_folder(path)
-            _PRIVATE.create(path)
-        _PRIVATE.check(path)
+        _PRIVATE.prepare(path, create=create, missing=f"no console accounts at {path}: add one with `puente audit "
+                         "users add NAME --scope national`")
         try:
             conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA foreign_keys = ON")

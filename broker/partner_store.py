@@ -279,13 +279,8 @@ class PartnerStore:
         """The store at ``path`` for ``partner``: made (0600, folder 0700) when missing and ``create``;
         StoreError when it is another partner's, not a store, or readable by others."""
         path = Path(path)
-        if not _PRIVATE.exists(path):
-            if not create:
-                raise StoreError(f"no store for {partner} at {path}: run `puente subscribe --partner {partner}` "
-                                 "first, or pass --store")
-            _PRIVATE.check_folder(path)
-            _PRIVATE.create(path)
-        _PRIVATE.check(path)
+        _PRIVATE.prepare(path, create=create, missing=f"no store for {partner} at {path}: run `puente subscribe "
+                         f"--partner {partner}` first, or pass --store")
         try:
             conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
         except sqlite3.Error as exc:

@@ -79,3 +79,13 @@ class PrivateFile:
         if stat.S_IMODE(info.st_mode) & 0o077:
             raise StoreError(f"{self.name} {path} {self.exposed} (mode {stat.S_IMODE(info.st_mode):04o}); "
                              "run chmod 600 on it")
+
+    def prepare(self, path: Path, *, create: bool, missing: str) -> None:
+        """Make ``path`` when it is missing and ``create`` (else StoreError: ``missing``, the fix), then
+        ``check`` it: what every private file goes through before it is opened."""
+        if not self.exists(path):
+            if not create:
+                raise StoreError(missing)
+            self.check_folder(path)
+            self.create(path)
+        self.check(path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -62,6 +62,8 @@ class RefreshStatus:
         self.failed_since, self.reason = None, ""
 
 
+T = TypeVar("T")
+
 REFRESH = RefreshStatus()
 """The refresh status of the console this process serves."""
 
@@ -72,6 +74,16 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
 
     async def gate(request: Request) -> Session | Response:
         return await console.signed_in(request)
+
+    async def gate_parsed(request: Request, page: str, parse: Callable[[Request], T]) -> tuple[Session, T] | Response:
+        """Signed in, and the page's parameters parsed: else the sign-in form, or a recorded 400."""
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+        try:
+            return session, parse(request)
+        except ValueError as exc:
+            return await console.refuse(request, session, page, dict(request.query_params), 400, str(exc))
 
     async def home(request: Request) -> Response:
         session = await gate(request)
@@ -86,13 +98,10 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await console.answer(request, session, "home", {}, work)
 
     async def search(request: Request) -> Response:
-        session = await gate(request)
-        if isinstance(session, Response):
-            return session
-        try:
-            query, typed = _query(request)
-        except ValueError as exc:
-            return await console.refuse(request, session, "search", dict(request.query_params), 400, str(exc))
+        given = await gate_parsed(request, "search", _query)
+        if isinstance(given, Response):
+            return given
+        session, (query, typed) = given
         number = _page_number(request)
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
@@ -107,13 +116,10 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await console.answer(request, session, "search", {**typed, "page": number}, work)
 
     async def search_csv(request: Request) -> Response:
-        session = await gate(request)
-        if isinstance(session, Response):
-            return session
-        try:
-            query, typed = _query(request)
-        except ValueError as exc:
-            return await console.refuse(request, session, "search.csv", dict(request.query_params), 400, str(exc))
+        given = await gate_parsed(request, "search.csv", _query)
+        if isinstance(given, Response):
+            return given
+        session, (query, typed) = given
         scope_of = Scope(session.account.partner)
 
         def rows() -> Iterator[list[Any]]:
@@ -190,7 +196,9 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
 
         return await console.answer(request, session, "integrity", {}, work)
 
-    async def dead_letters(request: Request) -> Response:
+    async def national_rows(request: Request, page: str, template: str,
+                            fetch: Callable[[IndexReader, Scope], list[Any]]) -> Response:
+        """A page for national auditors only (a partner's auditor gets "not found", recorded as any query)."""
         session = await gate(request)
         if isinstance(session, Response):
             return session
@@ -198,10 +206,14 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
             if scope.partner is not None:
                 return 0, lambda: console.not_found(request, session)
-            rows = index.dead_letters(scope)
-            return len(rows), lambda: console.html("dead_letters.html", request, session, rows=rows)
+            rows = fetch(index, scope)
+            return len(rows), lambda: console.html(template, request, session, rows=rows)
 
-        return await console.answer(request, session, "dead-letters", {}, work)
+        return await console.answer(request, session, page, {}, work)
+
+    async def dead_letters(request: Request) -> Response:
+        return await national_rows(request, "dead-letters", "dead_letters.html",
+                                   lambda index, scope: index.dead_letters(scope))
 
     async def receipts(request: Request) -> Response:
         session = await gate(request)
@@ -225,13 +237,10 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return since, until, typed
 
     async def indicators(request: Request) -> Response:
-        session = await gate(request)
-        if isinstance(session, Response):
-            return session
-        try:
-            since, until, typed = _period(request)
-        except ValueError as exc:
-            return await console.refuse(request, session, "indicators", dict(request.query_params), 400, str(exc))
+        given = await gate_parsed(request, "indicators", _period)
+        if isinstance(given, Response):
+            return given
+        session, (since, until, typed) = given
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
             found = index.indicators(scope, since, until)
@@ -244,14 +253,11 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await console.answer(request, session, "indicators", typed, work)
 
     async def indicators_csv(request: Request) -> Response:
-        session = await gate(request)
-        if isinstance(session, Response):
-            return session
+        given = await gate_parsed(request, "indicators.csv", _period)
+        if isinstance(given, Response):
+            return given
+        session, (since, until, typed) = given
         table = request.query_params.get("table", "")
-        try:
-            since, until, typed = _period(request)
-        except ValueError as exc:
-            return await console.refuse(request, session, "indicators.csv", dict(request.query_params), 400, str(exc))
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
             if table not in INDICATOR_TABLES:
@@ -264,17 +270,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await console.answer(request, session, "indicators.csv", {"table": table[:20], **typed}, work)
 
     async def queries(request: Request) -> Response:
-        session = await gate(request)
-        if isinstance(session, Response):
-            return session
-
-        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
-            if scope.partner is not None:
-                return 0, lambda: console.not_found(request, session)
-            rows = index.queries(scope, 200)
-            return len(rows), lambda: console.html("queries.html", request, session, rows=rows)
-
-        return await console.answer(request, session, "queries", {}, work)
+        return await national_rows(request, "queries", "queries.html", lambda index, scope: index.queries(scope, 200))
 
     return [
         Route("/", home), Route("/search", search), Route("/search.csv", search_csv),

@@ -9,7 +9,6 @@ import json
 import signal
 import socket
 import subprocess
-import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from puente_testing import (
     Env,
     audit_docs,
     cli,
+    committed_decisions,
     ids,
     open_feed,
     read_topic,
@@ -108,18 +108,6 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(env: Env
         assert set(ids(await open_feed(env, partner))) <= decided
 
 
-def _committed_decisions(port: int) -> int:
-    """Decisions the worker has committed so far, from its /metrics: cheap enough to poll often
-    (reading the audit back each time would let a fast worker finish between two looks)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
-            text = answer.read().decode()
-    except OSError:
-        return 0
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("puente_decisions_total{")))
-
-
 async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None:
     """A worker killed with SIGKILL mid-stream and restarted leaves each decision and delivery exactly once."""
     total = 4000
@@ -134,7 +122,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None
         done = 0
         for _ in range(3000):
             await asyncio.sleep(0.02)
-            done = _committed_decisions(port)
+            done = committed_decisions(port)
             if done >= total * partners // 10:
                 break
         assert 0 < done < total * partners, f"could not catch the worker mid-stream ({done} decisions)"
@@ -389,7 +377,7 @@ async def test_sigterm_stops_cleanly_after_the_batch_in_flight(env: Env) -> None
     try:
         for _ in range(3000):
             await asyncio.sleep(0.02)
-            if _committed_decisions(port) > 0:
+            if committed_decisions(port) > 0:
                 break
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

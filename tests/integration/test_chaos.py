@@ -23,10 +23,8 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -34,7 +32,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from puente_testing import Env, audit_docs, cli, delete_env_topics, ids, make_env, open_feed, read_topic
+from puente_testing import (
+    Env,
+    audit_docs,
+    cli,
+    committed_decisions,
+    delete_env_topics,
+    free_port,
+    ids,
+    make_env,
+    open_feed,
+    read_topic,
+)
 
 from adapters.publisher import IngressPublisher
 from broker.kafka import ClientError
@@ -96,23 +105,6 @@ def test_longest_gap_spans_the_fault() -> None:
     assert longest_gap([0.0, 1.0], 5.0, 12.0) == 11.0  # nothing decided after the fault: up to the end
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _decisions(port: int) -> int:
-    """Decisions one worker process has committed so far, from its /metrics."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
-            text = answer.read().decode()
-    except OSError:
-        return 0
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("puente_decisions_total{")))
-
-
 class Workers:
     """`puente broker run` processes of one group, each with its metrics port and its log file."""
 
@@ -122,14 +114,14 @@ class Workers:
         self.started = itertools.count()
 
     def start(self, name: str) -> None:
-        port, log = _free_port(), self.folder / f"worker-{name}-{next(self.started)}.log"
+        port, log = free_port(), self.folder / f"worker-{name}-{next(self.started)}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(cli("broker", "run", "--metrics-port", str(port)), env=self.env.env_vars("broker"),
                                     stdout=subprocess.DEVNULL, stderr=out)
         self.procs[name] = (proc, port, log)
 
     def decisions(self) -> int:
-        return sum(_decisions(port) for _, port, _ in self.procs.values())
+        return sum(committed_decisions(port) for _, port, _ in self.procs.values())
 
     def kill(self, name: str) -> None:
         proc, _, _ = self.procs.pop(name)
@@ -293,7 +285,7 @@ async def test_a_node_and_a_worker_killed_mid_stream_lose_and_duplicate_nothing(
             workers.check_alive()
             if publishing.done():
                 publishing.result()  # raises what stopped the agencies
-            return all(_decisions(port) > 0 for _, port, _ in workers.procs.values())
+            return all(committed_decisions(port) > 0 for _, port, _ in workers.procs.values())
         await _until("both workers' first decisions", deciding, 180)
         await asyncio.sleep(10)  # a steady stream first
 

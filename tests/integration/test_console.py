@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from puente_testing import Env, publish, read_topic, run_broker
+from puente_testing import Env, free_port, publish, read_topic, run_broker
 
 from broker.access import partner_principal
 from broker.audit_index import AuditIndex, Query, Scope
@@ -44,12 +44,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 PASSWORD = "a long console password"
 T = TypeVar("T")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -86,7 +80,7 @@ def console(env: Env, tmp_path: Path) -> Iterator[Running]:
 
     log = QueryLog(console_login, env.names)
     config = ConsoleConfig(open_index, accounts, log, deployment=env.cfg.topic_prefix)
-    listen = Listen("127.0.0.1", _free_port())
+    listen = Listen("127.0.0.1", free_port())
     servers: list[Any] = []
     failed: list[BaseException] = []
 

@@ -6,7 +6,9 @@ import asyncio
 import hashlib
 import json
 import os
+import socket
 import sys
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -213,3 +215,23 @@ async def adapter_dead_letters(env: Env) -> list[Record]:
     for agency in env.cfg.agencies:
         out += await read_topic(env.conn, env.names.adapter_deadletter(agency))
     return out
+
+
+def free_port() -> int:
+    """A loopback port free at the moment of asking (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def committed_decisions(port: int) -> int:
+    """Decisions a worker process has committed so far, from its /metrics (0 while it does not answer):
+    cheap enough to poll often, where reading the audit back each time would let a fast worker finish
+    between two looks."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return 0
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("puente_decisions_total{")))

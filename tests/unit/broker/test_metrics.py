@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
+from puente_testing import free_port
 
 import broker.metrics as metrics_module
 from broker.metrics import BUCKETS_S, Metrics, serve_metrics
@@ -93,16 +94,10 @@ async def _get(port: int, path: str) -> tuple[str, str]:
     return head.splitlines()[0], body
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_the_endpoint_serves_metrics_health_and_readiness() -> None:
     """/metrics is Prometheus text, /healthz is up, /readyz follows the workers' readiness."""
     ready = [False]
-    port = _free_port()
+    port = free_port()
     server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: ready[0])
     try:
         status, body = await _get(port, "/metrics")

@@ -7,12 +7,11 @@ not Kafka: the integration tests run the same loop on the real broker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import TopicPartition
+from worker_fakes import HeldProducer, Pipeline, settle
 
 from broker.audit import ChainWriter
 from broker.kafka import KafkaConnection
@@ -23,38 +22,6 @@ from broker.worker import BrokerWorker, SlotState, WorkerConfig
 
 CONN = KafkaConnection(bootstrap="unused:9092")
 TP = TopicPartition("t.ingress.SENAN", 0)
-
-
-class HeldProducer:
-    """Records what each transaction holds; a transaction's commit waits for ``gate``."""
-
-    def __init__(self) -> None:
-        self.gate = asyncio.Event()
-        self.committed: list[int] = []  # the offset each committed transaction moves to
-        self.in_flight = 0
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-
-    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any], group: str) -> None:
-        await self.gate.wait()
-        self.committed.append(offsets[TP].offset)
-
-
-class Pipeline:
-    def process(self, record: Any, seen: Any, now: Any, states: Any = None) -> Outcome:
-        alert_id = record.key.decode()
-        return Outcome(entry={"kind": "ALERT", "alert_id": alert_id, "decisions": []}, seen_id=alert_id)
 
 
 class Consumer:
@@ -69,9 +36,6 @@ def _msgs(first: int, count: int) -> list[Any]:
                             headers=[], timestamp=1_000 + o) for o in range(first, first + count)]
 
 
-async def _settle() -> None:
-    for _ in range(50):
-        await asyncio.sleep(0)
 
 
 async def test_records_queued_while_the_last_commit_is_in_flight_are_not_left_behind() -> None:
@@ -83,10 +47,10 @@ async def test_records_queued_while_the_last_commit_is_in_flight_are_not_left_be
     consumer = Consumer()
 
     worker._dispatch(consumer, {TP: _msgs(0, 3)})  # type: ignore[arg-type]
-    await _settle()
+    await settle()
     assert producer.in_flight == 1 and producer.committed == []  # the first batch is committing, held
     worker._dispatch(consumer, {TP: _msgs(3, 2)})  # type: ignore[arg-type]  # arrives meanwhile
-    await _settle()
+    await settle()
     producer.gate.set()
     await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
     assert producer.committed == [3, 5]  # both batches, each in its own transaction, in order
@@ -111,7 +75,7 @@ async def test_the_next_batch_is_worked_out_while_the_previous_one_commits() -> 
     replay = _msgs(0, 1)[0]
     replay.offset = 3
     worker._dispatch(Consumer(), {TP: [*_msgs(0, 3), replay]})  # type: ignore[arg-type]
-    await _settle()
+    await settle()
     # Batch 1 is held in its commit; batch 2 (the replay) was already worked out, seeing batch 1's ids.
     assert producer.committed == [] and producer.in_flight == 1 and len(seen_during_commit) == 4
     assert all(seen_during_commit)

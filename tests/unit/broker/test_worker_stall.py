@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka import errors as aiokafka_errors
+from worker_fakes import HeldProducer, Pipeline, settle
 
 from broker.audit import ChainHead, ChainWriter
 from broker.kafka import FetchView, KafkaConnection
 from broker.lifecycle import LifecycleBook
-from broker.pipeline import Outcome
 from broker.replay import ReplayWindow
 from broker.stall import StallNote, StallWatch, WorkerView, waiting_for
 from broker.topology import Slots, TopicNames
@@ -35,38 +35,6 @@ CONN = KafkaConnection(bootstrap="unused:9092")
 TP = TopicPartition("t.ingress.SENAN", 0)
 
 
-class HeldProducer:
-    """Counts open transactions; a transaction's offsets (so its commit) wait for ``gate``."""
-
-    def __init__(self) -> None:
-        self.gate = asyncio.Event()
-        self.committed: list[int] = []
-        self.in_flight = 0
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-
-    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any], group: str) -> None:
-        await self.gate.wait()
-        self.committed.append(next(iter(offsets.values())).offset)
-
-
-class Pipeline:
-    def process(self, record: Any, seen: Any, now: Any, states: Any = None) -> Outcome:
-        alert_id = record.key.decode()
-        return Outcome(entry={"kind": "ALERT", "alert_id": alert_id, "decisions": []}, seen_id=alert_id)
-
-
 class Consumer:
     def pause(self, tp: TopicPartition) -> None: ...
     def resume(self, tp: TopicPartition) -> None: ...
@@ -79,9 +47,6 @@ def _msgs(first: int, count: int, partition: int = 0) -> list[Any]:
                             headers=[], timestamp=1_000 + o) for o in range(first, first + count)]
 
 
-async def _settle() -> None:
-    for _ in range(50):
-        await asyncio.sleep(0)
 
 BEHIND = WorkerView(joining=False, behind=40, last_fetch_at=0.0)
 
@@ -148,11 +113,11 @@ async def test_a_worker_keeps_at_most_its_permitted_transactions_open() -> None:
     a, b = _slot(worker, TP, 0, first), _slot(worker, tp1, 1, second)
 
     worker._dispatch(Consumer(), {TP: _msgs(0, 2), tp1: _msgs(0, 2, partition=1)})  # type: ignore[arg-type]
-    await _settle()
+    await settle()
     assert first.in_flight + second.in_flight == 1
     assert [s.txn_began is not None for s in (a, b)] == [True, False]
     second.gate.set()  # the waiting slot cannot commit before it gets the permit
-    await _settle()
+    await settle()
     assert second.committed == [] and first.in_flight == 1
     first.gate.set()
     await asyncio.wait_for(asyncio.gather(a.task, b.task), 5)  # type: ignore[arg-type]
@@ -167,7 +132,7 @@ async def test_a_batch_waiting_its_turn_is_dropped_when_the_worker_stops() -> No
     a, b = _slot(worker, TP, 0, first), _slot(worker, tp1, 1, second)
     second.gate.set()
     worker._dispatch(Consumer(), {TP: _msgs(0, 2), tp1: _msgs(0, 3, partition=1)})  # type: ignore[arg-type]
-    await _settle()
+    await settle()
     worker.stop()
     first.gate.set()
     await asyncio.wait_for(asyncio.gather(a.task, b.task), 5)  # type: ignore[arg-type]
@@ -247,7 +212,7 @@ async def test_a_slot_assigned_back_in_the_same_rebalance_is_kept_as_it_was() ->
     stays.gate.set()
     kept, moved = _slot(worker, TP, 0, stays), _slot(worker, tp1, 1, moves)
     worker._dispatch(Consumer(), {TP: _msgs(0, 3)})  # type: ignore[arg-type]
-    await _settle()
+    await settle()
     await worker._release([TP, tp1])  # waits for TP's transaction: committed before it is parked
     assert stays.committed == [3] and not worker._owned and not stays.stopped and not moves.stopped
     await worker._acquire([TP])  # nothing fresh: no producer started, no audit read back
@@ -452,7 +417,7 @@ async def test_a_fresh_slot_loads_after_the_listener_returns_and_a_revocation_wa
     await asyncio.wait_for(worker._acquire([TP]), 1)  # returns while the producer still waits
     assert group.calls == [("pause", (TP,))] and TP not in worker._owned and not worker.ready
     revoking = asyncio.create_task(worker._release([TP]))
-    await _settle()
+    await settle()
     assert not revoking.done()  # the revocation waits for the load under way
     gate.set()
     await asyncio.wait_for(revoking, 1)

@@ -1,0 +1,53 @@
+"""Stand-ins for the worker's unit tests: a transactional producer whose commits the test holds and
+releases, and a pipeline that decides nothing. The worker's own scheduling is what those tests check;
+the integration tests run the same loop on the real Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from broker.pipeline import Outcome
+
+
+class HeldProducer:
+    """Counts open transactions and records the offset each committed one moves to; a transaction's
+    offsets (so its commit) wait for ``gate``."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.committed: list[int] = []
+        self.in_flight = 0
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: str) -> None:
+        await self.gate.wait()
+        self.committed.append(next(iter(offsets.values())).offset)  # one slot, one partition per transaction
+
+
+class Pipeline:
+    """Every record is an alert decided for no partner, its key its id."""
+
+    def process(self, record: Any, seen: Any, now: Any, states: Any = None) -> Outcome:
+        alert_id = record.key.decode()
+        return Outcome(entry={"kind": "ALERT", "alert_id": alert_id, "decisions": []}, seen_id=alert_id)
+
+
+async def settle() -> None:
+    """Let every task ready to run take its turn, a few times over."""
+    for _ in range(50):
+        await asyncio.sleep(0)
