@@ -140,8 +140,8 @@ def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, 
     return sealers, problems
 
 
-def build_worker(settings: PuenteSettings, conn: KafkaConnection, *,
-                 client_suffix: str = "") -> tuple[BrokerWorker, list[str], list[str]]:
+def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suffix: str = "",
+                 group_instance_id: str | None = None) -> tuple[BrokerWorker, list[str], list[str]]:
     """A worker ready to run, the ingress topics it consumes, and key problems to report."""
     keystore = Keystore(settings.keys / "broker")
     policy_set = load_policy_set(settings.policy_dir)
@@ -170,7 +170,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *,
         client_id=f"puente-broker{client_suffix}", verify=signature_check(keystore, KeyKind.BROKER_SIGNING),
         max_concurrent_txns=settings.max_concurrent_txns, retry_backoff_ms=settings.producer_retry_backoff_ms,
         session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
-        stall_warning_s=settings.stall_warning_s,
+        stall_warning_s=settings.stall_warning_s, group_instance_id=group_instance_id,
     )
     topics = [names.ingress(a) for a in settings.agencies]
     return BrokerWorker(config, pipeline, sign), topics, problems
@@ -212,7 +212,9 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
                                      lambda: bool(running) and all(w.ready for w in running))
     try:
         await check_topology(settings, conn)
-        built = [build_worker(settings, conn, client_suffix=f"-{i}") for i in range(workers)]
+        built = [build_worker(settings, conn, client_suffix=f"-{i}",
+                              group_instance_id=instance_id(settings.group_instance_id, i, workers))
+                 for i in range(workers)]
         for problem in built[0][2]:
             log.warning("partner key problem", problem=problem)
         for worker, _, _ in built:
@@ -222,7 +224,7 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, _stop_all, running)
         log.info("broker starting", workers=workers, group=settings.broker_group, bootstrap=conn.bootstrap,
-                 principal=conn.principal)
+                 principal=conn.principal, instance=settings.group_instance_id)
         try:
             await asyncio.gather(*(w.run(topics, idle_exit_s=exit_when_idle) for w, topics, _ in built))
         finally:
@@ -233,6 +235,14 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
             server.close()
     log.info("broker stopped", inputs=metrics.inputs)
     return running
+
+
+def instance_id(name: str | None, index: int, workers: int) -> str | None:
+    """The ``group.instance.id`` of worker ``index`` of ``workers`` in one process: the name itself for a
+    lone worker, ``<name>-<index>`` for several, so that no two workers of the process share one."""
+    if name is None:
+        return None
+    return name if workers == 1 else f"{name}-{index}"
 
 
 def _stop_all(workers: list[BrokerWorker]) -> None:

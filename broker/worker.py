@@ -116,6 +116,8 @@ class WorkerConfig:
     """A slot producer's wait before retrying a refused request (``PUENTE_PRODUCER_RETRY_BACKOFF_MS``)."""
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 2000
+    group_instance_id: str | None = None
+    """Kafka's ``group.instance.id``: static membership, so a restart within the session keeps the slots."""
     stall_warning_s: float = 10.0
     load_timeout_s: float = 300.0
     """The most taking fresh slots may last (producers, audit read-back) before the worker starts again."""
@@ -515,6 +517,9 @@ class BrokerWorker:
             # rebalance, so the others rejoin within one interval.
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            # A static member that restarts within its session rejoins without a rebalance: the
+            # coordinator hands it the slots it held, and the other workers keep theirs untouched.
+            group_instance_id=self.config.group_instance_id,
         )
         self._failure = None
         self._joined_at = None

@@ -27,10 +27,14 @@ def kafka_options() -> argparse.ArgumentParser:
     return parent
 
 
-def settings(args: argparse.Namespace | None = None) -> PuenteSettings:
-    """The settings, with ``--command-config`` in place of ``PUENTE_CLIENT_CONFIG`` when given."""
+def settings(args: argparse.Namespace | None = None, **flags: object) -> PuenteSettings:
+    """The settings, with ``--command-config`` in place of ``PUENTE_CLIENT_CONFIG`` when given, and each
+    of a command's ``flags`` that was given (not None) in place of its ``PUENTE_*`` variable."""
+    given = {name: value for name, value in flags.items() if value is not None}
     config = getattr(args, "command_config", None)
-    return load_settings(client_config=config) if config is not None else load_settings()
+    if config is not None:
+        given["client_config"] = config
+    return load_settings(**given)
 
 
 def kafka(cfg: PuenteSettings, name: str) -> KafkaConnection:

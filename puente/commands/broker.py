@@ -18,11 +18,15 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     start.add_argument("--exit-when-idle", type=float, metavar="SECONDS", help="stop after this long without input")
     start.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz and /readyz on this port "
                                                         "(address: PUENTE_METRICS_ADDRESS, default 127.0.0.1)")
+    start.add_argument("--group-instance-id", metavar="NAME",
+                       help="Kafka's group.instance.id (PUENTE_GROUP_INSTANCE_ID): a restart under the same "
+                            "name within the session timeout keeps this worker's slots, with no rebalance; "
+                            "give each worker its own")
     start.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    cfg = settings(args)
+    cfg = settings(args, group_instance_id=args.group_instance_id)
     logs.configure(cfg.log_level, cfg.log_format)
     run(run_broker(cfg, kafka(cfg, "puente-broker"), args.workers, exit_when_idle=args.exit_when_idle,
                    metrics_port=args.metrics_port or cfg.metrics_port))

@@ -194,19 +194,22 @@ def border_event(rng: random.Random, seq: int, now: datetime) -> dict[str, Any]:
 _MAKERS = (watchlist_hit, seizure, border_event)
 
 
-def generate(count: int, *, seed: int = 7, now: datetime | None = None) -> Iterator[dict[str, Any]]:
-    """``count`` alerts, a deterministic mix for a given seed and time."""
+def generate(count: int, *, seed: int = 7, now: datetime | None = None, first: int = 0) -> Iterator[dict[str, Any]]:
+    """``count`` alerts, a deterministic mix for a given seed and time, numbered from ``first`` (alert ids
+    come from the number: two calls with ranges apart never share one)."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
     base = now or datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-    for seq in range(count):
+    for seq in range(first, first + count):
         yield {**rng.choice(_MAKERS)(rng, seq, base), "version": 1, "lifecycle": None}
 
 
-async def publish_synthetic(cfg: PuenteSettings, conn: KafkaConnection, count: int, seed: int) -> Counter[str]:
-    """Publish ``count`` generated alerts, each as its agency's adapter would: signed with its MAC key,
-    and logged in as the agency when its client configuration is in its folder (else as ``conn``)."""
+async def publish_synthetic(cfg: PuenteSettings, conn: KafkaConnection, count: int, seed: int,
+                            first: int = 0) -> Counter[str]:
+    """Publish ``count`` generated alerts (numbered from ``first``), each as its agency's adapter would:
+    signed with its MAC key, and logged in as the agency when its client configuration is in its folder
+    (else as ``conn``)."""
     by_agency: dict[str, list[dict[str, Any]]] = {}
-    for alert in generate(count, seed=seed, now=datetime.now(UTC)):
+    for alert in generate(count, seed=seed, now=datetime.now(UTC), first=first):
         by_agency.setdefault(alert["agency"], []).append(alert)
     sent: Counter[str] = Counter()
     for agency, alerts in sorted(by_agency.items()):

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from puente_testing import (
     Env,
+    Workers,
     audit_docs,
     cli,
     committed_decisions,
@@ -25,6 +26,7 @@ from puente_testing import (
     open_feed,
     read_topic,
     run_broker,
+    tail,
 )
 
 from adapters.publisher import IngressPublisher
@@ -147,6 +149,53 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None
     assert len(await read_topic(env.conn, env.names.decisions, committed=False)) >= len(committed)
     reports = await verify_topics(env.login("auditor"), {env.names.decisions: "decisions"}, env.checks())
     assert [f for r in reports for f in r.findings] == []
+
+
+async def test_a_static_worker_restarted_within_its_session_keeps_its_slots_and_the_other_keeps_its(
+        env: Env, tmp_path: Path) -> None:
+    """Two workers as static members (`--group-instance-id`): one SIGKILLed mid-stream and started again under
+    its name gets back exactly the slots it held, the other's slots never move (no rebalance reaches it), and
+    each (alert, partner) is still decided once."""
+    partners = len(env.policy.partners)
+    await publish_synthetic(env.cfg, env.conn, 3000, seed=5)
+    workers = Workers(env, tmp_path, static=True)
+    workers.start("a")
+    workers.start("b")
+    try:
+        def settled() -> bool:
+            workers.check_alive()
+            held = [workers.events(workers.logs[n][-1], "partitions assigned") for n in ("a", "b")]
+            # both hold slots, together all 15, and decisions are made: the group is stable
+            return all(held) and sum(len(h[-1]["owned"]) for h in held) == 15 and workers.decisions() > 0
+        for _ in range(900):
+            if settled():
+                break
+            await asyncio.sleep(0.2)
+        assert settled(), "the two workers did not settle"
+        held_a = workers.events(workers.logs["a"][-1], "partitions assigned")[-1]["owned"]
+        log_b = workers.logs["b"][-1]
+        moves_b = [len(workers.events(log_b, e)) for e in ("partitions assigned", "partitions revoked")]
+        workers.kill("a")
+        workers.start("a")  # within the 6 s session: the group still counts worker-a as a member
+        await publish_synthetic(env.cfg, env.conn, 3000, seed=6, first=3000)  # ids apart from the first
+        want = 6000 * partners
+
+        async def complete() -> bool:
+            workers.check_alive()
+            return len({(d["alert_id"], d["partner"]) for d in await audit_docs(env)
+                        if d["kind"] == "DECISION"}) >= want
+        for _ in range(60):
+            if await complete():
+                break
+            await asyncio.sleep(2)
+    finally:
+        statuses = workers.stop()
+    assert set(statuses.values()) == {0}, {n: tail(log) for n, (_, _, log) in workers.procs.items()}
+    again = workers.events(workers.logs["a"][-1], "partitions assigned")
+    assert [line["owned"] for line in again] == [held_a]  # its own slots, in one assignment
+    assert [len(workers.events(log_b, e)) for e in ("partitions assigned", "partitions revoked")] == moves_b
+    per_pair = Counter((d["alert_id"], d["partner"]) for d in await audit_docs(env) if d["kind"] == "DECISION")
+    assert len(per_pair) == want and set(per_pair.values()) == {1}
 
 
 async def test_audit_verify_finds_a_planted_edit(env: Env) -> None:

@@ -1,11 +1,13 @@
 """Chaos on the 3-node cluster: a Kafka node and a broker worker killed mid-stream lose and duplicate nothing.
 
-Agencies publish a steady stream while two `puente broker run` processes route it; one Kafka node is
-killed with SIGKILL and restarted, then one worker. Afterwards every (alert, partner) is decided once
-in the audit, each feed holds each delivery once, each partner's subscriber receives exactly its
-deliveries, and `puente audit verify` is clean. The longest processing gap after each kill (the
-largest time between consecutive decisions in the audit) is printed: it shows how fast Puente
-recovers, and is not asserted.
+Agencies publish a steady stream while two `puente broker run` processes route it, static members as
+compose runs them; one Kafka node is killed with SIGKILL and restarted, then one worker (started again
+3 s later under its name). Afterwards every (alert, partner) is decided once in the audit, each feed
+holds each delivery once, each partner's subscriber receives exactly its deliveries, and `puente audit
+verify` is clean. After each kill two figures are printed, neither asserted (no timing assertions in
+tests): the longest processing gap (the largest time between consecutive decisions in the audit,
+overall and within one slot), and the longest an alert that reached Kafka in the window waited to be
+decided, which a pause in the agencies' own publishing does not lengthen.
 
 A second test kills two of the three nodes (the controller quorum lost) and checks that `puente kafka
 up --shape cluster` says "up" only once both serve again.
@@ -22,7 +24,6 @@ import io
 import itertools
 import json
 import os
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -34,15 +35,16 @@ from typing import Any
 import pytest
 from puente_testing import (
     Env,
+    Workers,
     audit_docs,
     cli,
     committed_decisions,
     delete_env_topics,
-    free_port,
     ids,
     make_env,
     open_feed,
     read_topic,
+    tail,
 )
 
 from adapters.publisher import IngressPublisher
@@ -103,52 +105,6 @@ def test_longest_gap_spans_the_fault() -> None:
     assert longest_gap(times, 5.0, 11.0) == 7.0  # 2.0 -> 9.0, across the fault at 5.0
     assert longest_gap(times, 9.2, 12.0) == 18.5  # 11.5 -> 30.0 begins inside the window
     assert longest_gap([0.0, 1.0], 5.0, 12.0) == 11.0  # nothing decided after the fault: up to the end
-
-
-class Workers:
-    """`puente broker run` processes of one group, each with its metrics port and its log file."""
-
-    def __init__(self, env: Env, folder: Path) -> None:
-        self.env, self.folder = env, folder
-        self.procs: dict[str, tuple[subprocess.Popen[bytes], int, Path]] = {}
-        self.started = itertools.count()
-
-    def start(self, name: str) -> None:
-        port, log = free_port(), self.folder / f"worker-{name}-{next(self.started)}.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(cli("broker", "run", "--metrics-port", str(port)), env=self.env.env_vars("broker"),
-                                    stdout=subprocess.DEVNULL, stderr=out)
-        self.procs[name] = (proc, port, log)
-
-    def decisions(self) -> int:
-        return sum(committed_decisions(port) for _, port, _ in self.procs.values())
-
-    def kill(self, name: str) -> None:
-        proc, _, _ = self.procs.pop(name)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-
-    def check_alive(self) -> None:
-        for name, (proc, _, log) in self.procs.items():
-            assert proc.poll() is None, f"worker {name} exited ({proc.returncode}) on its own:\n{_tail(log)}"
-
-    def stop(self) -> dict[str, int]:
-        """SIGTERM each (it finishes its batch in flight); their exit statuses."""
-        for proc, _, _ in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        out = {}
-        for name, (proc, _, _) in self.procs.items():
-            try:
-                out[name] = proc.wait(90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out[name] = proc.wait(30)
-        return out
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
 class Stream:
@@ -232,6 +188,27 @@ async def _decision_times(env: Env) -> list[tuple[float, int, int]]:
     return times
 
 
+async def _waits(env: Env) -> list[tuple[float, float]]:
+    """(ingress append time, decided time) of every decided alert: how long each waited in Kafka for
+    Puente, which a pause in the agencies' own publishing does not lengthen."""
+    waits = []
+    for record in await read_topic(env.conn, env.names.decisions):
+        doc = json.loads(record.value)
+        at = doc.get("at")
+        if doc.get("kind") != "BLOCK" or not at:
+            continue
+        decided = datetime.fromisoformat(at).timestamp()
+        waits += [(e["ingress_ms"] / 1000, decided) for e in doc.get("entries") or ()
+                  if isinstance(e, dict) and e.get("kind") == "ALERT" and isinstance(e.get("ingress_ms"), int)]
+    return waits
+
+
+def _longest_wait(waits: list[tuple[float, float]], start: float, end: float) -> str:
+    """The longest an alert that reached Kafka in [start, end) waited to be decided."""
+    inside = [decided - appended for appended, decided in waits if start <= appended < end]
+    return f"{max(inside):.1f}s" if inside else "no alert"
+
+
 def _gaps(blocks: list[tuple[float, int, int]], start: float, end: float) -> str:
     """The longest gap between decisions overall, and the longest within one slot (audit partition), in
     [start, end): another worker's slots keep deciding while a killed worker's wait."""
@@ -274,7 +251,7 @@ async def test_a_node_and_a_worker_killed_mid_stream_lose_and_duplicate_nothing(
     """SIGKILL of a Kafka node and of a worker mid-stream, each restarted: every (alert, partner) decided once,
     no feed duplicate, each subscriber receives exactly its deliveries, the audit verifies."""
     partners = sorted(env.policy.partners)
-    workers = Workers(env, tmp_path)
+    workers = Workers(env, tmp_path, static=True)  # as compose runs them: a restart keeps its place
     stream = Stream(env, limit=8000)
     faults: dict[str, float] = {}
     workers.start("a")
@@ -319,7 +296,7 @@ async def test_a_node_and_a_worker_killed_mid_stream_lose_and_duplicate_nothing(
         if not publishing.done():
             publishing.cancel()
         statuses = workers.stop()
-    assert set(statuses.values()) == {0}, {n: _tail(log) for n, (_, _, log) in workers.procs.items()}
+    assert set(statuses.values()) == {0}, {n: tail(log) for n, (_, _, log) in workers.procs.items()}
 
     docs = await audit_docs(env)
     decisions = [d for d in docs if d["kind"] == "DECISION"]
@@ -342,14 +319,15 @@ async def test_a_node_and_a_worker_killed_mid_stream_lose_and_duplicate_nothing(
                             timeout=300, check=False)
     assert verify.returncode == 0 and "no problems" in verify.stdout, verify.stdout[-3000:] + verify.stderr[-2000:]
 
-    blocks = await _decision_times(env)
+    blocks, waits = await _decision_times(env), await _waits(env)
     print(f"\nchaos: {len(stream.sent)} alerts x {len(partners)} partners, each decided once "
           f"({stream.resent} sent again after a publishing error); node {KILLED_NODE} back and the cluster "
           f"ready {faults['node back'] - faults['node']:.1f}s after its kill")
     for what, start, end in (("after the node kill", "node", "node back"),
                              ("around the node's return", "node back", "worker"),
                              ("after the worker kill", "worker", "stream end")):
-        print(f"chaos: longest processing gap {what}: {_gaps(blocks, faults[start], faults[end])}")
+        print(f"chaos: longest processing gap {what}: {_gaps(blocks, faults[start], faults[end])}; "
+              f"longest an alert waited: {_longest_wait(waits, faults[start], faults[end])}")
     published = _timeline([(t, n, 0) for t, n in stream.acked], faults)
     print(f"chaos: alerts published per 5 s from the node kill: {published}")
     print(f"chaos: decisions per 5 s from the node kill: {_timeline(blocks, faults)}")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import urllib.request
 import uuid
@@ -235,3 +238,62 @@ def committed_decisions(port: int) -> int:
         return 0
     return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith("puente_decisions_total{")))
+
+
+class Workers:
+    """`puente broker run` processes of one group, each with its metrics port and its JSON log file. With
+    ``static``, each is a static member named ``worker-<name>`` (``--group-instance-id``), so one started
+    again under its name takes its old place in the group."""
+
+    def __init__(self, env: Env, folder: Path, *, static: bool = False) -> None:
+        self.env, self.folder, self.static = env, folder, static
+        self.procs: dict[str, tuple[subprocess.Popen[bytes], int, Path]] = {}
+        self.logs: dict[str, list[Path]] = {}
+        self.started = itertools.count()
+
+    def start(self, name: str) -> None:
+        port, log = free_port(), self.folder / f"worker-{name}-{next(self.started)}.log"
+        args = ["broker", "run", "--metrics-port", str(port)]
+        if self.static:
+            args += ["--group-instance-id", f"worker-{name}"]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cli(*args), env={**self.env.env_vars("broker"), "PUENTE_LOG_FORMAT": "json"},
+                                    stdout=subprocess.DEVNULL, stderr=out)
+        self.procs[name] = (proc, port, log)
+        self.logs.setdefault(name, []).append(log)
+
+    def decisions(self) -> int:
+        return sum(committed_decisions(port) for _, port, _ in self.procs.values())
+
+    def kill(self, name: str) -> None:
+        proc, _, _ = self.procs.pop(name)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+
+    def check_alive(self) -> None:
+        for name, (proc, _, log) in self.procs.items():
+            assert proc.poll() is None, f"worker {name} exited ({proc.returncode}) on its own:\n{tail(log)}"
+
+    def events(self, log: Path, event: str) -> list[dict[str, Any]]:
+        """The lines of one worker log with this event."""
+        lines = (json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{"))
+        return [line for line in lines if line.get("event") == event]
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM each (it finishes its batch in flight); their exit statuses."""
+        for proc, _, _ in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        out = {}
+        for name, (proc, _, _) in self.procs.items():
+            try:
+                out[name] = proc.wait(90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out[name] = proc.wait(30)
+        return out
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file (empty when it does not exist)."""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""

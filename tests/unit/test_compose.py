@@ -19,6 +19,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from puente.cli import build_parser
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, LocalKafka
 from puente.dev.localkafka._nodeconf import NodeConf, secured_properties
@@ -169,6 +170,23 @@ def test_only_setup_holds_the_admin_login_and_the_broker_only_its_own_folder(dep
         # a keys mount is one party's own folder, never the keystore or another party's folder
         assert all(host == "./keys/broker" for host in hosts if host.startswith("./keys")), name
         assert "password" not in json.dumps(service).lower(), name
+
+
+def test_each_broker_replica_is_a_static_member_named_after_its_container() -> None:
+    """The broker's command, as compose and then sh expand it, gives `broker run` a group.instance.id taken
+    from the container's host name: one per replica, the same across the restart policy's restarts."""
+    command = _compose()["services"]["broker"]["command"]
+    assert command[:2] == ["sh", "-c"]
+    script = command[2].replace("$$", "$")  # compose's escape for a literal $
+    assert script.startswith("exec puente ")
+    argv = {}
+    for host in ("c0ffee", "d00d"):
+        probe = script.replace("exec puente ", "printf '%s\\n' ", 1).replace("cat /etc/hostname", f"echo {host}")
+        out = subprocess.run(["sh", "-c", probe], capture_output=True, text=True, check=True).stdout
+        argv[host] = build_parser().parse_args(out.splitlines())
+    assert argv["c0ffee"].group_instance_id == "broker-c0ffee"
+    assert argv["d00d"].group_instance_id == "broker-d00d"
+    assert argv["c0ffee"].metrics_port == 9464
 
 
 def test_secrets_are_private_and_kept_when_written_again(deploy: Path) -> None:
