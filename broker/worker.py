@@ -241,8 +241,10 @@ class BrokerWorker:
 
         async def load() -> tuple[dict[int, tuple[ChainHead, ReplayWindow]], dict[int, LifecycleBook]]:
             # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
+            # A fetch reaching a partition's end long-polled 500 ms (the default) for nothing, twice
+            # per load (audit, then lifecycle): half the stall a rebalance or restart cost a slot.
             audit = reader(self.config.conn, f"{self.config.client_id}-audit", partition_fetch_bytes=512 * 1024,
-                           fetch_bytes=4 * 1024 * 1024)
+                           fetch_bytes=4 * 1024 * 1024, wait_ms=20)
             async with running(audit, self.config.conn, "reading the slots' audit partitions"):
                 # Producers start first: each fences the slot's previous owner, whose open
                 # transaction is aborted or, if its commit got in first, committed. Only then is

@@ -104,16 +104,18 @@ def consumer(conn: KafkaConnection, name: str, *topics: str, **options: Any) -> 
 
 
 def reader(conn: KafkaConnection, name: str = "puente-reader", *, partition_fetch_bytes: int = 4 * 1024 * 1024,
-           fetch_bytes: int = 52_428_800, committed: bool = True) -> AIOKafkaConsumer:
+           fetch_bytes: int = 52_428_800, committed: bool = True, wait_ms: int = 500) -> AIOKafkaConsumer:
     """A group-less consumer for reading partitions by hand: read_committed unless ``committed`` is False.
 
     What one fetch may bring is what it holds in memory at once: lower the limits where many
-    partitions are read together.
+    partitions are read together. ``wait_ms`` is how long a fetch over partitions with nothing new
+    waits for more (``fetch.max.wait.ms``): a read up to known end offsets that is waited on (a
+    slot's load, in a rebalance) wants it short, a reader that follows a topic as it grows long.
     """
     return consumer(conn, name, enable_auto_commit=False,
                     isolation_level="read_committed" if committed else "read_uncommitted",
                     auto_offset_reset="earliest", max_partition_fetch_bytes=partition_fetch_bytes,
-                    fetch_max_bytes=fetch_bytes)
+                    fetch_max_bytes=fetch_bytes, fetch_max_wait_ms=wait_ms)
 
 
 async def start(client: Client, conn: KafkaConnection, what: str) -> Client:
