@@ -474,11 +474,12 @@ class BrokerWorker:
 
         A retriable Kafka error (a fenced producer after a rebalance, a broker failing over, Kafka
         out of reach for a while) aborts the transaction in flight; the worker then leaves the
-        group, drops every slot and starts again from the committed offsets, reloading each slot's
-        state from Kafka. After ``max_restarts`` such failures in a row (a run that made progress
-        starts the count again) it gives up and raises. An error that trying again cannot mend
-        (refused credentials or access, a chain it will not extend, bad configuration) is raised
-        at once.
+        group (a static member keeps its place: its new consumer takes it back under the same
+        ``group.instance.id``, with the same slots), drops every slot and starts again from the
+        committed offsets, reloading each slot's state from Kafka. After ``max_restarts`` such
+        failures in a row (a run that made progress starts the count again) it gives up and raises.
+        An error that trying again cannot mend (refused credentials or access, a chain it will not
+        extend, bad configuration) is raised at once.
         """
         # The policy set, keys, codecs and caches built so far live as long as the process: keep
         # them out of the garbage collector's scans, which otherwise grow with them.

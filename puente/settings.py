@@ -67,12 +67,15 @@ class PuenteSettings(BaseSettings):
     heartbeat_interval_ms: int = Field(2000, ge=100, le=100_000, description=(
         "how often a worker tells the group it lives, and learns of a rebalance; at most a third of "
         "the session timeout"))
-    group_instance_id: str | None = Field(None, pattern=r"^[a-zA-Z0-9._-]{1,200}$", description=(
+    group_instance_id: str | None = Field(None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,199}$", description=(
         "Kafka's group.instance.id (static membership): a worker restarted under this name within the "
         "session timeout gets its own slots back and the group does not rebalance, so no other worker "
-        "drops or reloads a slot; a stopped worker's slots wait out the session timeout before moving. "
-        "Each worker needs its own: two live workers with one name take the slots from each other. "
-        "With --workers N the workers are <name>-0 .. <name>-N-1. Default: none (dynamic membership)"))
+        "drops or reloads a slot. A static member never leaves the group: a stopped worker's slots, and "
+        "any rebalance meanwhile, wait out the session timeout. Each worker needs its own name: two live "
+        "workers with one name take the slots from each other without end (exactly once still holds, "
+        "progress does not). A restart that changes what the worker reads (PUENTE_AGENCIES) needs a new "
+        "name or a stop longer than the session timeout. With --workers N the workers are <name>-0 .. "
+        "<name>-N-1. Default: none (dynamic membership)"))
     stall_warning_s: float = Field(10.0, gt=0, le=3600, description=(
         "a worker with work that makes no progress for this long logs what it waits for, and again "
         "every such interval until it moves"))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from broker.kafka import KafkaConnection, connection
+from puente.errors import ConfigError
 from puente.settings import PuenteSettings, load_settings
 from puente.wire import parse_time
 
@@ -34,7 +35,15 @@ def settings(args: argparse.Namespace | None = None, **flags: object) -> PuenteS
     config = getattr(args, "command_config", None)
     if config is not None:
         given["client_config"] = config
-    return load_settings(**given)
+    try:
+        return load_settings(**given)
+    except ConfigError as exc:
+        for name in given:  # a value the command line gave is named as the person typed it
+            variable = f"PUENTE_{name.upper()}"
+            flag = "--command-config" if name == "client_config" else "--" + name.replace("_", "-")
+            if variable in str(exc):
+                raise ConfigError(str(exc).replace(variable, f"{flag} ({variable})", 1)) from None
+        raise
 
 
 def kafka(cfg: PuenteSettings, name: str) -> KafkaConnection:

@@ -158,7 +158,9 @@ async def test_a_static_worker_restarted_within_its_session_keeps_its_slots_and_
     each (alert, partner) is still decided once."""
     partners = len(env.policy.partners)
     await publish_synthetic(env.cfg, env.conn, 3000, seed=5)
-    workers = Workers(env, tmp_path, static=True)
+    # A session long enough for the restart on a busy machine; a dynamic member would still move slots.
+    workers = Workers(env, tmp_path, static=True,
+                      settings={"PUENTE_SESSION_TIMEOUT_MS": "20000", "PUENTE_HEARTBEAT_INTERVAL_MS": "3000"})
     workers.start("a")
     workers.start("b")
     try:
@@ -175,10 +177,19 @@ async def test_a_static_worker_restarted_within_its_session_keeps_its_slots_and_
         held_a = workers.events(workers.logs["a"][-1], "partitions assigned")[-1]["owned"]
         log_b = workers.logs["b"][-1]
         moves_b = [len(workers.events(log_b, e)) for e in ("partitions assigned", "partitions revoked")]
+        before = workers.decisions()
+        more = asyncio.ensure_future(publish_synthetic(env.cfg, env.conn, 3000, seed=6, first=3000))
+        for _ in range(3000):  # catch the workers in the middle of the second 3,000
+            await asyncio.sleep(0.02)
+            if workers.decisions() > before:
+                break
+        at_kill = workers.decisions()
         workers.kill("a")
-        workers.start("a")  # within the 6 s session: the group still counts worker-a as a member
-        await publish_synthetic(env.cfg, env.conn, 3000, seed=6, first=3000)  # ids apart from the first
-        want = 6000 * partners
+        workers.start("a")  # within its session: the group still counts worker-a as a member
+        await more
+        assert before < at_kill < 6000 * partners, f"not mid-stream: {before}, then {at_kill} decisions"
+        await publish_synthetic(env.cfg, env.conn, 3000, seed=7, first=6000)  # ids apart from the others
+        want = 9000 * partners
 
         async def complete() -> bool:
             workers.check_alive()

@@ -1,13 +1,14 @@
 """Chaos on the 3-node cluster: a Kafka node and a broker worker killed mid-stream lose and duplicate nothing.
 
-Agencies publish a steady stream while two `puente broker run` processes route it, static members as
-compose runs them; one Kafka node is killed with SIGKILL and restarted, then one worker (started again
-3 s later under its name). Afterwards every (alert, partner) is decided once in the audit, each feed
-holds each delivery once, each partner's subscriber receives exactly its deliveries, and `puente audit
-verify` is clean. After each kill two figures are printed, neither asserted (no timing assertions in
-tests): the longest processing gap (the largest time between consecutive decisions in the audit,
-overall and within one slot), and the longest an alert that reached Kafka in the window waited to be
-decided, which a pause in the agencies' own publishing does not lengthen.
+Agencies publish a steady stream while two `puente broker run` processes route it (once as static
+members, as compose runs them, once as dynamic members); one Kafka node is killed with SIGKILL and
+restarted, then one worker (started again 3 s later, under its name when static). Afterwards every
+(alert, partner) is decided once in the audit, each feed holds each delivery once, each partner's
+subscriber receives exactly its deliveries, and `puente audit verify` is clean. After each kill two
+figures are printed, neither asserted (no timing assertions in tests): the longest processing gap
+(the largest time between consecutive decisions in the audit, overall and within one slot), and the
+longest an alert that reached Kafka in the window waited to be decided, which a pause in the
+agencies' own publishing does not lengthen.
 
 A second test kills two of the three nodes (the controller quorum lost) and checks that `puente kafka
 up --shape cluster` says "up" only once both serve again.
@@ -246,12 +247,15 @@ def _log_counts(workers: Workers) -> str:
 @pytest.mark.kafka
 @pytest.mark.cluster
 @pytest.mark.timeout(1500)
+@pytest.mark.parametrize("membership", ["static", "dynamic"])
 async def test_a_node_and_a_worker_killed_mid_stream_lose_and_duplicate_nothing(
-        cluster: LocalKafka, env: Env, tmp_path: Path) -> None:
+        cluster: LocalKafka, env: Env, tmp_path: Path, membership: str) -> None:
     """SIGKILL of a Kafka node and of a worker mid-stream, each restarted: every (alert, partner) decided once,
     no feed duplicate, each subscriber receives exactly its deliveries, the audit verifies."""
     partners = sorted(env.policy.partners)
-    workers = Workers(env, tmp_path, static=True)  # as compose runs them: a restart keeps its place
+    # static, as compose runs them: the restarted worker takes its place back, fencing its own dead
+    # producers; dynamic: the survivor takes the dead worker's slots once its session ends
+    workers = Workers(env, tmp_path, static=membership == "static")
     stream = Stream(env, limit=8000)
     faults: dict[str, float] = {}
     workers.start("a")
@@ -320,7 +324,7 @@ async def test_a_node_and_a_worker_killed_mid_stream_lose_and_duplicate_nothing(
     assert verify.returncode == 0 and "no problems" in verify.stdout, verify.stdout[-3000:] + verify.stderr[-2000:]
 
     blocks, waits = await _decision_times(env), await _waits(env)
-    print(f"\nchaos: {len(stream.sent)} alerts x {len(partners)} partners, each decided once "
+    print(f"\nchaos ({membership} members): {len(stream.sent)} alerts x {len(partners)} partners, each decided once "
           f"({stream.resent} sent again after a publishing error); node {KILLED_NODE} back and the cluster "
           f"ready {faults['node back'] - faults['node']:.1f}s after its kill")
     for what, start, end in (("after the node kill", "node", "node back"),

@@ -245,8 +245,8 @@ class Workers:
     ``static``, each is a static member named ``worker-<name>`` (``--group-instance-id``), so one started
     again under its name takes its old place in the group."""
 
-    def __init__(self, env: Env, folder: Path, *, static: bool = False) -> None:
-        self.env, self.folder, self.static = env, folder, static
+    def __init__(self, env: Env, folder: Path, *, static: bool = False, settings: dict[str, str] | None = None) -> None:
+        self.env, self.folder, self.static, self.settings = env, folder, static, settings or {}
         self.procs: dict[str, tuple[subprocess.Popen[bytes], int, Path]] = {}
         self.logs: dict[str, list[Path]] = {}
         self.started = itertools.count()
@@ -257,8 +257,8 @@ class Workers:
         if self.static:
             args += ["--group-instance-id", f"worker-{name}"]
         with open(log, "wb") as out:
-            proc = subprocess.Popen(cli(*args), env={**self.env.env_vars("broker"), "PUENTE_LOG_FORMAT": "json"},
-                                    stdout=subprocess.DEVNULL, stderr=out)
+            env = {**self.env.env_vars("broker"), "PUENTE_LOG_FORMAT": "json", **self.settings}
+            proc = subprocess.Popen(cli(*args), env=env, stdout=subprocess.DEVNULL, stderr=out)
         self.procs[name] = (proc, port, log)
         self.logs.setdefault(name, []).append(log)
 
@@ -275,9 +275,16 @@ class Workers:
             assert proc.poll() is None, f"worker {name} exited ({proc.returncode}) on its own:\n{tail(log)}"
 
     def events(self, log: Path, event: str) -> list[dict[str, Any]]:
-        """The lines of one worker log with this event."""
-        lines = (json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{"))
-        return [line for line in lines if line.get("event") == event]
+        """The lines of one worker log with this event (a line still being written is left out)."""
+        found = []
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("event") == event:
+                found.append(doc)
+        return found
 
     def stop(self) -> dict[str, int]:
         """SIGTERM each (it finishes its batch in flight); their exit statuses."""

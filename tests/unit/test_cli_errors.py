@@ -97,7 +97,8 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
     ({"PUENTE_CLIENT_CONFIG": "/nowhere/client.properties"}, ("audit", "verify"), 3, "/nowhere/client.properties"),
     ({}, ("subscribe", "--partner", "XX", "--key", "k.json"), 3, "unknown partner"),
     ({}, ("audit", "log", "--since", "yesterday"), 2, "ISO 8601"),
-    ({}, ("broker", "run", "--group-instance-id", "two words"), 3, "PUENTE_GROUP_INSTANCE_ID"),
+    ({}, ("broker", "run", "--group-instance-id", "two words"), 3, "--group-instance-id (PUENTE_GROUP_INSTANCE_ID)"),
+    ({}, ("broker", "run", "--group-instance-id", ".."), 3, "--group-instance-id"),
     ({"PUENTE_GROUP_INSTANCE_ID": "x" * 201}, ("broker", "run"), 3, "PUENTE_GROUP_INSTANCE_ID"),
 ])
 def test_configuration_and_usage_errors_have_their_own_status(keys: Path, env: dict[str, str], args: tuple[str, ...],

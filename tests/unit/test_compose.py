@@ -177,7 +177,8 @@ def test_each_broker_replica_is_a_static_member_named_after_its_container() -> N
     from the container's host name: one per replica, the same across the restart policy's restarts."""
     command = _compose()["services"]["broker"]["command"]
     assert command[:2] == ["sh", "-c"]
-    script = command[2].replace("$$", "$")  # compose's escape for a literal $
+    assert "$$(cat /etc/hostname)" in command[2]  # compose's escape for a literal $; a lone $ it refuses
+    script = command[2].replace("$$", "$")
     assert script.startswith("exec puente ")
     argv = {}
     for host in ("c0ffee", "d00d"):
