@@ -7,7 +7,6 @@ import contextlib
 import io
 import json
 import signal
-import socket
 import subprocess
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from puente_testing import (
     audit_docs,
     cli,
     committed_decisions,
+    free_port,
     ids,
     open_feed,
     read_topic,
@@ -115,9 +115,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None
     total = 4000
     await publish_synthetic(env.cfg, env.conn, total, seed=99)
     partners = len(env.policy.partners)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     first = subprocess.Popen(cli("broker", "run", "--exit-when-idle", "30", "--metrics-port", str(port)),
                              env=env.env_vars("broker"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -428,9 +426,7 @@ async def test_sigterm_stops_cleanly_after_the_batch_in_flight(env: Env) -> None
     """SIGTERM ends `puente broker run` with exit 0 and a final log line (every line JSON when asked, aiokafka's
     included); a restart finishes the rest exactly once."""
     await publish_synthetic(env.cfg, env.conn, 1500, seed=42)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(cli("broker", "run", "--metrics-port", str(port)),
                             env={**env.env_vars("broker"), "PUENTE_LOG_FORMAT": "json"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -178,33 +178,26 @@ async def _until(what: str, check: Any, timeout: float, every: float = 0.5) -> N
         await asyncio.sleep(every)
 
 
-async def _decision_times(env: Env) -> list[tuple[float, int, int]]:
-    """When each audit block that holds decisions was written (its ``at``, the worker's clock), how many
-    decisions it holds, and its audit partition (one per slot)."""
-    times = []
-    for record in await read_topic(env.conn, env.names.decisions):
-        doc = json.loads(record.value)
-        count = sum(len(e.get("decisions") or ()) for e in doc.get("entries") or () if isinstance(e, dict))
-        if doc.get("kind") == "BLOCK" and count:
-            at = doc.get("at")
-            when = datetime.fromisoformat(at).timestamp() if at else record.timestamp_ms / 1000
-            times.append((when, count, record.partition))
-    return times
-
-
-async def _waits(env: Env) -> list[tuple[float, float]]:
-    """(ingress append time, decided time) of every decided alert: how long each waited in Kafka for
+async def _decision_times(env: Env) -> tuple[list[tuple[float, int, int]], list[tuple[float, float]]]:
+    """From one read of the audit: when each block that holds decisions was written (its ``at``, the
+    worker's clock), how many decisions it holds and its audit partition (one per slot); and the
+    (ingress append time, decided time) of every decided alert, how long each waited in Kafka for
     Puente, which a pause in the agencies' own publishing does not lengthen."""
-    waits = []
+    times, waits = [], []
     for record in await read_topic(env.conn, env.names.decisions):
         doc = json.loads(record.value)
-        at = doc.get("at")
-        if doc.get("kind") != "BLOCK" or not at:
+        if doc.get("kind") != "BLOCK":
             continue
-        decided = datetime.fromisoformat(at).timestamp()
-        waits += [(e["ingress_ms"] / 1000, decided) for e in doc.get("entries") or ()
-                  if isinstance(e, dict) and e.get("kind") == "ALERT" and isinstance(e.get("ingress_ms"), int)]
-    return waits
+        entries = [e for e in doc.get("entries") or () if isinstance(e, dict)]
+        at = doc.get("at")
+        when = datetime.fromisoformat(at).timestamp() if at else record.timestamp_ms / 1000
+        count = sum(len(e.get("decisions") or ()) for e in entries)
+        if count:
+            times.append((when, count, record.partition))
+        if at:
+            waits += [(e["ingress_ms"] / 1000, when) for e in entries
+                      if e.get("kind") == "ALERT" and isinstance(e.get("ingress_ms"), int)]
+    return times, waits
 
 
 def _longest_wait(waits: list[tuple[float, float]], start: float, end: float) -> str:
@@ -326,7 +319,7 @@ async def test_a_node_and_a_worker_killed_mid_stream_lose_and_duplicate_nothing(
                             timeout=300, check=False)
     assert verify.returncode == 0 and "no problems" in verify.stdout, verify.stdout[-3000:] + verify.stderr[-2000:]
 
-    blocks, waits = await _decision_times(env), await _waits(env)
+    blocks, waits = await _decision_times(env)
     print(f"\nchaos ({membership} members): {len(stream.sent)} alerts x {len(partners)} partners, each decided once "
           f"({stream.resent} sent again after a publishing error); node {KILLED_NODE} back and the cluster "
           f"ready {faults['node back'] - faults['node']:.1f}s after its kill")
