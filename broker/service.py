@@ -141,10 +141,14 @@ def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, 
 
 
 def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suffix: str = "",
-                 group_instance_id: str | None = None) -> tuple[BrokerWorker, list[str], list[str]]:
-    """A worker ready to run, the ingress topics it consumes, and key problems to report."""
+                 group_instance_id: str | None = None,
+                 policy_set: PolicySet | None = None) -> tuple[BrokerWorker, list[str], list[str]]:
+    """A worker ready to run, the ingress topics it consumes, and key problems to report.
+
+    ``policy_set``: the one already loaded (``settings.policy_dir``'s), else it is read here.
+    """
     keystore = Keystore(settings.keys / "broker")
-    policy_set = load_policy_set(settings.policy_dir)
+    policy_set = load_policy_set(settings.policy_dir) if policy_set is None else policy_set
     slots: Slots = slots_for(settings.agencies, settings.ingress_partitions, settings.topic_prefix)
     names = slots.names
     sealers, problems = build_sealers(policy_set, keystore)
@@ -176,15 +180,16 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     return BrokerWorker(config, pipeline, sign), topics, problems
 
 
-async def check_topology(settings: PuenteSettings, conn: KafkaConnection) -> None:
+async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy_set: PolicySet | None = None) -> None:
     """Refuse to start unless every topic the broker reads or writes exists, with the ingress
     partitions the settings give. Idling on a missing topic would hide a wrong prefix or a
-    forgotten ``topics apply``: the operator would see a running broker that routes nothing."""
+    forgotten ``topics apply``: the operator would see a running broker that routes nothing.
+    ``policy_set``: as for ``build_worker``."""
     names = TopicNames(settings.topic_prefix)
     admin = Admin(conn)
     metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=conn.timeout_s))
     have = {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
-    policy_set = load_policy_set(settings.policy_dir)
+    policy_set = load_policy_set(settings.policy_dir) if policy_set is None else policy_set
     wanted = [names.ingress(a) for a in settings.agencies] + [names.decisions, names.deadletter]
     wanted += sorted({names.feed(p.feed_topic) for p in policy_set.partners.values()})
     missing = [t for t in wanted if t not in have]
@@ -211,8 +216,10 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
         server = await serve_metrics(metrics, settings.metrics_address, metrics_port,
                                      lambda: bool(running) and all(w.ready for w in running))
     try:
-        await check_topology(settings, conn)
-        built = [build_worker(settings, conn, client_suffix=f"-{i}",
+        # Read once for the check and every worker: reading the policy files is most of a start's own work.
+        policy_set = load_policy_set(settings.policy_dir)
+        await check_topology(settings, conn, policy_set)
+        built = [build_worker(settings, conn, client_suffix=f"-{i}", policy_set=policy_set,
                               group_instance_id=instance_id(settings.group_instance_id, i, workers))
                  for i in range(workers)]
         for problem in built[0][2]:
