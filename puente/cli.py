@@ -9,33 +9,39 @@ traceback and no resource warning reaches an operator; ``PUENTE_DEBUG=1`` shows 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from puente import __version__, logs
-from puente.commands import access, adapt, audit, broker, keys, lifecycle, policy, schema, subscribe, topics
-from puente.commands._common import Subparsers
 from puente.errors import EXIT_CONFIG, PuenteError
 
-Register = Callable[["Subparsers[argparse.ArgumentParser]"], None]
-REGISTRARS: tuple[Register, ...] = (
-    schema.register, policy.register, keys.register, topics.register, access.register, adapt.register,
-    broker.register, subscribe.register, audit.register,
-    lifecycle.register,
-)  # fmt: skip
-try:  # the development commands exist where puente.dev does: not in the service image
-    from puente.commands import demo, kafka, publish
-except ModuleNotFoundError as missing:
-    if missing.name is None or not missing.name.startswith("puente.dev"):
-        raise
-else:
-    REGISTRARS = (kafka.register, *REGISTRARS, publish.register, demo.register)
+# Each command's module under puente.commands, by the names it registers, in the order `puente --help`
+# lists them. Only the module of the command typed is imported: `puente broker run` starts without
+# loading the console, the audit tools or the demo (a restarted worker is back in its slots that much
+# sooner), and a command's help is as quick. No name, or one not here, registers them all.
+COMMANDS: dict[str, str] = {
+    "kafka": "kafka", "schema": "schema", "policy": "policy", "keys": "keys", "topics": "topics",
+    "users": "access", "acls": "access", "adapt": "adapt", "broker": "broker", "subscribe": "subscribe",
+    "store": "subscribe", "audit": "audit", "recall": "lifecycle", "consent": "lifecycle",
+    "reclassify": "lifecycle", "publish": "publish", "demo": "demo",
+}  # fmt: skip
+# The modules of the development commands exist where puente.dev does: not in the service image.
+DEVELOPMENT = frozenset({"kafka", "publish", "demo"})
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _modules(argv: Sequence[str]) -> list[str]:
+    named = next((a for a in argv if not a.startswith("-")), None)
+    if named in COMMANDS:
+        return [COMMANDS[named]]
+    return list(dict.fromkeys(COMMANDS.values()))
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``'s command (every command's when ``argv`` names none it knows)."""
     parser = argparse.ArgumentParser(
         prog="puente",
         description="Puente: interagency alert sharing with agreement-based release, over Apache Kafka.",
@@ -43,8 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"puente {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in REGISTRARS:
-        register(sub)
+    for name in _modules(sys.argv[1:] if argv is None else argv):
+        try:
+            module = importlib.import_module(f"puente.commands.{name}")
+        except ModuleNotFoundError as missing:
+            if name not in DEVELOPMENT or missing.name is None or not missing.name.startswith("puente.dev"):
+                raise
+            continue
+        module.register(sub)
     return parser
 
 
@@ -56,8 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Short commands speak for themselves in one line; the clients' own retries and refused
     # connections would only bury it. Long-running commands set the level from PUENTE_LOG_LEVEL.
     logs.configure("critical")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         code = args.func(args)
     except PuenteError as exc:
