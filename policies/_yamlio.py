@@ -10,16 +10,26 @@ bounded (the composer recurses) and so is a file's size.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml._yaml import CParser
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader, ReaderError
 from yaml.resolver import Resolver
+from yaml.scanner import Scanner
+
+try:
+    from yaml._yaml import CParser
+
+    LIBYAML = True
+except ImportError:  # a PyYAML built without libyaml: its own reader, scanner and parser serve
+    CParser = Parser  # type: ignore[assignment,misc]  # only for _LibyamlLoader's definition; never used
+    LIBYAML = False
 
 from puente.errors import PolicyError
 from puente.strict import TooLarge, read_bounded
@@ -37,21 +47,15 @@ class _Refused(Exception):
         self.problem = problem
 
 
-class _StrictLoader(Composer, CParser, SafeConstructor, Resolver):
-    """SafeLoader that refuses duplicate mapping keys, anchors, aliases and deep nesting.
-
-    libyaml scans and parses (a fifth of the pure-Python parser's time: every command, and each
-    broker start, reads the policy files); PyYAML's own composer builds the node tree, so each
-    node passes ``compose_node`` below, which libyaml's composer would bypass.
-    """
+class _StrictChecks(Composer, SafeConstructor, Resolver):
+    """SafeLoader's composing and constructing, refusing duplicate mapping keys, anchors, aliases and
+    deep nesting. The parser comes from the loaders below; PyYAML's own composer (first in their
+    method order) builds the node tree, so every node passes ``compose_node`` here."""
 
     _depth = 0
-
-    def __init__(self, stream: str) -> None:
-        CParser.__init__(self, stream)
-        Composer.__init__(self)
-        SafeConstructor.__init__(self)
-        Resolver.__init__(self)
+    BYTE_POSITIONS = False
+    """Whether a ReaderError's position counts bytes of the UTF-8 text (libyaml) or characters."""
+    peek_event: Callable[[], yaml.Event | None]  # the parser's
 
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         event = self.peek_event()
@@ -73,11 +77,12 @@ class _StrictLoader(Composer, CParser, SafeConstructor, Resolver):
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
-        except (ValueError, OverflowError) as exc:  # a date like 2025-02-30, an integer of 5,000 digits
+        # a date like 2025-02-30, an integer of 5,000 digits; PyYAML's constructors raise AttributeError or
+        # TypeError on some values a tag does not fit (`!!timestamp nope`)
+        except (ValueError, OverflowError, AttributeError, TypeError) as exc:
             kind = str(node.tag).rsplit(":", 1)[-1]
-            raise yaml.constructor.ConstructorError(
-                None, None, f"not a valid {kind}: {str(exc)[:80]}", node.start_mark
-            ) from None
+            why = f": {str(exc)[:80]}" if isinstance(exc, ValueError | OverflowError) else ""  # not Python's internals
+            raise yaml.constructor.ConstructorError(None, None, f"not a valid {kind}{why}", node.start_mark) from None
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, int] = {}
@@ -96,6 +101,34 @@ class _StrictLoader(Composer, CParser, SafeConstructor, Resolver):
         return super().construct_mapping(node, deep=deep)
 
 
+class _LibyamlLoader(_StrictChecks, CParser):
+    """libyaml scans and parses: a fifth of the pure-Python parser's time, and every command and each
+    broker start reads the policy files."""
+
+    BYTE_POSITIONS = True
+
+    def __init__(self, stream: str) -> None:
+        CParser.__init__(self, stream)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
+class _PythonLoader(_StrictChecks, Reader, Scanner, Parser):
+    """PyYAML's own reader, scanner and parser, where libyaml is not built in."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
+_StrictLoader: type[_LibyamlLoader] | type[_PythonLoader] = _LibyamlLoader if LIBYAML else _PythonLoader
+
+
 def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
     """The data of one YAML file and its node tree; any problem raises PolicyError naming file and line."""
     try:
@@ -109,7 +142,10 @@ def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise PolicyError(f"{label}:{line}: not UTF-8 text (byte {exc.start + 1})") from exc
-    loader = _StrictLoader(text)
+    try:
+        loader = _StrictLoader(text)  # PyYAML's reader checks every character here
+    except ReaderError as exc:
+        raise _unreadable(label, raw, text, exc, _StrictLoader.BYTE_POSITIONS) from exc
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -119,14 +155,19 @@ def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
         mark = exc.problem_mark or exc.context_mark
         where = f"{label}:{mark.line + 1}" if mark is not None else label
         raise PolicyError(f"{where}: {exc.problem or exc.context or 'invalid YAML'}") from exc
-    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, such as a control character
-        line = text[: exc.position].count("\n") + 1
-        raise PolicyError(f"{label}:{line}: character #x{exc.character:04x}: {exc.reason}") from exc
+    except ReaderError as exc:  # libyaml's reader checks as it goes
+        raise _unreadable(label, raw, text, exc, loader.BYTE_POSITIONS) from exc
     except yaml.YAMLError as exc:
         raise PolicyError(f"{label}: invalid YAML: {exc}") from exc
     finally:
         loader.dispose()
     return data, node
+
+
+def _unreadable(label: str, raw: bytes, text: str, exc: ReaderError, in_bytes: bool) -> PolicyError:
+    """A character YAML does not allow (a control character, say), with the line it is on."""
+    before = raw[: exc.position].count(b"\n") if in_bytes else text[: exc.position].count("\n")
+    return PolicyError(f"{label}:{before + 1}: character #x{exc.character:04x}: {exc.reason}")
 
 
 def locate(node: Node | None, loc: Sequence[int | str]) -> tuple[int, tuple[int | str, ...]]:

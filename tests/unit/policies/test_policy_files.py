@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from policies import _yamlio
 from policies._yamlio import MAX_BYTES, read_yaml
 from puente.cli import main
 from puente.errors import PolicyError
@@ -80,6 +81,7 @@ def test_an_anchor_in_an_agreement_stops_loading(policy_copy: Any) -> None:
         ("a: " + "9" * 5000 + "\n", "policy.yaml:1: not a valid int: Exceeds the limit"),
         (b"a: caf\xe9\n", "policy.yaml:1: not UTF-8 text (byte 7)"),
         ("a: 1\nb: \x1b\n", "policy.yaml:2: character #x001b: control characters are not allowed"),
+        ("a: !!timestamp nope\n", "policy.yaml:1: not a valid timestamp"),
         ("a: !!python/object/apply:os.system [true]\n", "could not determine a constructor"),
     ],
 )
@@ -88,6 +90,34 @@ def test_hostile_yaml_is_a_policy_error_with_its_line(tmp_path: Path, body: str 
     with pytest.raises(PolicyError) as caught:
         _read(tmp_path, body)
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize("loader", [_yamlio._LibyamlLoader, _yamlio._PythonLoader], ids=["libyaml", "python"])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("a: &x [1]\n", "policy.yaml:1: anchor &x refused"),
+        ("a:\n  - b: *x\n", "policy.yaml:2: alias *x refused"),
+        ("a: " + "[" * 100 + "]" * 100 + "\n", "policy.yaml:1: nested deeper than 40 levels"),
+        ("a: 1\nb: 2\na: 3\n", "policy.yaml:3: duplicate key 'a' (first on line 1)"),
+        ("a: !!timestamp nope\n", "policy.yaml:1: not a valid timestamp"),
+        # after non-ASCII text: libyaml counts the position in bytes, PyYAML's reader in characters
+        ("# " + "é" * 40 + "\n" + "x: 1\n" * 5 + "b: \x1b\n", "policy.yaml:7: character #x001b: "),
+        ("a: \x00\n", "policy.yaml:1: character #x0000: "),
+    ],
+)
+def test_both_parsers_refuse_the_same_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loader: type,
+                                          body: str, expected: str) -> None:
+    """libyaml's parser (the default) and PyYAML's own (where libyaml is not built in) pass every node
+    through the same checks, and name the same line."""
+    monkeypatch.setattr(_yamlio, "_StrictLoader", loader)
+    with pytest.raises(PolicyError) as caught:
+        _read(tmp_path, body)
+    assert str(caught.value).startswith(expected)
+
+
+def test_libyaml_parses_by_default() -> None:
+    assert _yamlio._StrictLoader is _yamlio._LibyamlLoader
 
 
 def test_an_oversized_file_is_refused_unread(tmp_path: Path) -> None:
