@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Sequence
 
 from puente import __version__, logs
+from puente.commands._common import Subparsers
 from puente.errors import EXIT_CONFIG, PuenteError
 
 # Each command's module under puente.commands, by the names it registers, in the order `puente --help`
@@ -33,23 +34,17 @@ COMMANDS: dict[str, str] = {
 DEVELOPMENT = frozenset({"kafka", "publish", "demo"})
 
 
-def _modules(argv: Sequence[str]) -> list[str]:
-    named = next((a for a in argv if not a.startswith("-")), None)
-    if named in COMMANDS:
-        return [COMMANDS[named]]
+def _modules(argv: Sequence[str] | None) -> list[str]:
+    # The top level has only --help and --version, which exit: a command line that runs starts with its command.
+    if argv and argv[0] in COMMANDS:
+        return [COMMANDS[argv[0]]]
     return list(dict.fromkeys(COMMANDS.values()))
 
 
-def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The parser for ``argv``'s command (every command's when ``argv`` names none it knows)."""
-    parser = argparse.ArgumentParser(
-        prog="puente",
-        description="Puente: interagency alert sharing with agreement-based release, over Apache Kafka.",
-        epilog="Exit status: 0 done; 1 problems found; 2 usage; 3 bad configuration or input; 4 Kafka unavailable.",
-    )
-    parser.add_argument("--version", action="version", version=f"puente {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _modules(sys.argv[1:] if argv is None else argv):
+def _register(sub: Subparsers[argparse.ArgumentParser], modules: Sequence[str]) -> int:
+    """Register ``modules``' commands; how many modules this install has."""
+    done = 0
+    for name in modules:
         try:
             module = importlib.import_module(f"puente.commands.{name}")
         except ModuleNotFoundError as missing:
@@ -57,6 +52,23 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+        done += 1
+    return done
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for the command ``argv`` starts with; every command's without ``argv``, when it starts
+    with none, or when that command's module is not in this install (so the error lists those that are)."""
+    parser = argparse.ArgumentParser(
+        prog="puente",
+        description="Puente: interagency alert sharing with agreement-based release, over Apache Kafka.",
+        epilog="Exit status: 0 done; 1 problems found; 2 usage; 3 bad configuration or input; 4 Kafka unavailable.",
+    )
+    parser.add_argument("--version", action="version", version=f"puente {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    wanted = _modules(argv)
+    if not _register(sub, wanted) and len(wanted) == 1:
+        _register(sub, _modules(None))
     return parser
 
 
@@ -68,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Short commands speak for themselves in one line; the clients' own retries and refused
     # connections would only bury it. Long-running commands set the level from PUENTE_LOG_LEVEL.
     logs.configure("critical")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
     try:
         code = args.func(args)

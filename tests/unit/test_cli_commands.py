@@ -29,6 +29,28 @@ def test_a_command_typed_gets_its_own_module_s_commands_only(name: str) -> None:
     assert _names(build_parser([name, "--help"])) == [n for n, m in COMMANDS.items() if m == module]
 
 
+def test_without_argv_every_command_is_registered_whatever_the_process_was_given(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`build_parser()` is every command's parser: a caller parsing its own list (a test run with `-k broker`,
+    the compose check) must not get the parser of the process's own first argument."""
+    monkeypatch.setattr(sys, "argv", ["pytest", "-k", "broker"])
+    assert sorted(_names(build_parser())) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("argv", [["-h", "broker"], ["--", "broker"], ["--version"]])
+def test_a_command_line_not_starting_with_a_command_gets_every_command(argv: list[str]) -> None:
+    assert sorted(_names(build_parser(argv))) == sorted(COMMANDS)
+
+
+def test_a_development_command_missing_from_the_install_is_refused_with_the_commands_there_are() -> None:
+    """The service image has no puente.dev: `puente kafka up` there is a usage error listing the commands it has."""
+    probe = ("import sys; sys.modules['puente.dev'] = None; from puente.cli import main; "
+             "sys.exit(main(['kafka', 'up']))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "invalid choice: 'kafka'" in done.stderr and "'broker'" in done.stderr and "'demo'" not in done.stderr
+
+
 def test_an_unknown_command_is_refused_with_the_full_list() -> None:
     done = subprocess.run([sys.executable, "-m", "puente.cli", "brokr", "run"], capture_output=True, text=True,
                           check=False)
@@ -39,6 +61,7 @@ def test_an_unknown_command_is_refused_with_the_full_list() -> None:
 def test_a_service_command_leaves_the_others_unimported() -> None:
     """`puente broker run` loads neither the console, the audit tools nor the demo."""
     probe = ("import sys; from puente.cli import build_parser; build_parser(['broker', 'run']); "
-             "print(sorted(m for m in sys.modules if m.startswith('puente.commands.')))")
+             "print(sorted(m for m in sys.modules if m.startswith(('puente.commands.', 'puente.console', "
+             "'puente.dev', 'broker.audit_index'))))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "['puente.commands._common', 'puente.commands.broker']"
