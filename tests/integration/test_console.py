@@ -9,13 +9,19 @@ docs/console-timeline.png.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
 import socket
+import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +30,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from puente_testing import Env, free_port, publish, read_topic, run_broker
 
 from broker.access import partner_principal
@@ -34,6 +42,7 @@ from broker.oversight import QueryLog
 from broker.partner import subscriber_for
 from puente.console import ConsoleConfig, IndexReader
 from puente.console.server import Listen, catch_up_index, serve
+from puente.dev.pki import ensure_ca, issue
 from puente.dev.synthetic import generate
 
 pytestmark = pytest.mark.kafka
@@ -64,9 +73,10 @@ class Running:
         _run(self.catch_up)
 
 
-@pytest.fixture
-def console(env: Env, tmp_path: Path) -> Iterator[Running]:
-    """A console over the env's audit: filled by the broker, indexed, served on a free loopback port."""
+@contextlib.contextmanager
+def _served(env: Env, tmp_path: Path, tls: tuple[Path, Path] | None = None) -> Iterator[Running]:
+    """A console over the env's audit: filled by the broker, indexed, served on a free loopback port,
+    over HTTPS with ``tls`` (certificate chain, key) as `puente audit serve --tls-cert --tls-key` serves it."""
     asyncio.run(_fill(env, tmp_path / "stores"))
     console_login = env.login("console")  # as `audit serve` runs: the console's own login reads and records
     index = tmp_path / "audit" / "index.sqlite"
@@ -79,8 +89,8 @@ def console(env: Env, tmp_path: Path) -> Iterator[Running]:
         return AuditIndex(index, readonly=True)
 
     log = QueryLog(console_login, env.names)
-    config = ConsoleConfig(open_index, accounts, log, deployment=env.cfg.topic_prefix)
-    listen = Listen("127.0.0.1", free_port())
+    listen = Listen("127.0.0.1", free_port(), *(tls or (None, None))).check()
+    config = ConsoleConfig(open_index, accounts, log, tls=listen.tls, deployment=env.cfg.topic_prefix)
     servers: list[Any] = []
     failed: list[BaseException] = []
 
@@ -100,6 +110,12 @@ def console(env: Env, tmp_path: Path) -> Iterator[Running]:
             servers[0].should_exit = True
         thread.join(30)
         accounts.close()
+
+
+@pytest.fixture
+def console(env: Env, tmp_path: Path) -> Iterator[Running]:
+    with _served(env, tmp_path) as running:
+        yield running
 
 
 def _wait_listening(port: int, failed: list[BaseException]) -> None:
@@ -251,3 +267,48 @@ def test_a_usa_auditor_cannot_see_a_decision_about_col_by_url_or_search(console:
     table = national.inner_text("#queries")
     assert "sam" in table and "USA" in table and "alert" in table
     national.close()
+
+
+def test_the_console_over_https_sets_host_only_secure_cookies_and_refuses_plain_http(env: Env, tmp_path: Path) -> None:
+    """`audit serve --tls-cert --tls-key` end to end: a client trusting only the CA reaches it, Chromium (trusting
+    only the console's key) signs in and follows an alert with __Host- cookies, every answer carries HSTS,
+    and the same port speaks no plain HTTP."""
+    from playwright.sync_api import sync_playwright
+
+    pki = tmp_path / "pki"
+    chain = issue(pki, "console", ["127.0.0.1"], common="puente-console")
+    ca_file, _ = ensure_ca(pki)
+    cert = x509.load_pem_x509_certificate(chain.read_bytes())  # the first certificate: the console's own
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    with _served(env, tmp_path, (chain, chain)) as console:
+        assert console.url.startswith("https://127.0.0.1:")
+        trusting = ssl.create_default_context(cafile=str(ca_file))
+        with urllib.request.urlopen(console.url + "login", context=trusting, timeout=10) as answer:  # noqa: S310
+            assert answer.status == 200
+            assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
+        with pytest.raises(urllib.error.URLError):  # a client that does not trust the CA is refused
+            urllib.request.urlopen(console.url + "login", context=ssl.create_default_context(), timeout=10)  # noqa: S310
+        plain = "http://" + console.url.removeprefix("https://")
+        with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+            urllib.request.urlopen(plain + "login", timeout=10)  # noqa: S310
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM,
+                                        args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={pin}"])
+            try:
+                page = browser.new_page()
+                _sign_in(page, console.url, "ana")
+                cookies = {c["name"]: c for c in page.context.cookies()}
+                assert "__Host-puente-console" in cookies and "puente-console" not in cookies
+                session = cookies["__Host-puente-console"]
+                assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Strict"
+                answer = page.goto(console.url + "search?partner=COL")
+                assert answer is not None and answer.status == 200
+                assert answer.headers["strict-transport-security"] == "max-age=31536000"
+                assert _partners_listed(page) == {"COL"}
+                page.locator("#results tbody tr td.mono a").first.click()
+                page.wait_for_selector("#timeline")
+                assert "Published" in page.inner_text("#timeline")
+            finally:
+                browser.close()
