@@ -441,7 +441,8 @@ class AuditIndex:
 
     def why(self, scope: Scope, alert_id: str, partner: str, field: str) -> list[dict[str, Any]]:
         """For each version of ``alert_id`` decided for ``partner``: what became of ``field`` and which
-        rule said so (``named`` False: dropped because no rule names it, views being allow-lists).
+        rule said so (``named`` False: dropped because no rule names it, views being allow-lists; a
+        kept field names every rule in force, each of which kept it).
         A change to a field above ``field`` (``location`` dropped) counts for it too. Empty outside
         the scope."""
         if scope.partner is not None and partner != scope.partner:
@@ -450,7 +451,9 @@ class AuditIndex:
         for r in self._all(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ? AND +partner = ? "
                            "ORDER BY version, at_ms, id", [alert_id, partner]):
             d = scoped(scope, _decision_row(r))
-            outcome, rule, named = "kept", d["rules"][0] if d["rules"] else None, True
+            # Kept: no change names the field, so every agreement rule in force kept it (each one's
+            # changes apply, and one that did not name it would have dropped it: views are allow-lists).
+            outcome, rule, named = "kept", ", ".join(str(r) for r in d["rules"]) or None, True
             if d.get("decision") not in DELIVERS:
                 outcome = "withheld"
             elif not scope.national and d.get("delivered") is not True:

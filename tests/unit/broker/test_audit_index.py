@@ -154,7 +154,8 @@ def test_timeline_and_why_name_the_rule_behind_each_field(index: AuditIndex) -> 
     dropped = index.why(Scope(), "SNM:1", "COL", "subject.name")[0]
     assert (dropped["outcome"], dropped["rule"], dropped["named"]) == ("dropped", "col.cover", True)
     assert index.why(Scope("COL"), "SNM:1", "COL", "location.lat")[0]["outcome"] == "generalised"
-    assert index.why(Scope(), "SNM:1", "COL", "alert_type")[0]["outcome"] == "kept"
+    kept = index.why(Scope(), "SNM:1", "COL", "alert_type")[0]
+    assert (kept["outcome"], kept["rule"]) == ("kept", "col.cover")
     assert index.why(Scope(), "SNM:1", "USA", "alert_type")[0]["outcome"] == "withheld"
 
 
@@ -299,6 +300,21 @@ def test_a_partner_scope_gets_rule_ids_never_reason_texts(tmp_path: Path) -> Non
     national_events = index.timeline(Scope(), "UPD:1") or []
     assert "informant named in annex" in str(national_events[0]["detail"])
     assert index.why(USA, "UPD:1", "USA", "location")[0]["rule"] == "usa.area"
+
+
+def test_why_a_field_was_kept_names_every_agreement_rule_in_force(tmp_path: Path) -> None:
+    """Under two agreements' rules each one's changes apply: a field neither changed was kept by both,
+    and "why" names both, not whichever came first; a field one of them dropped names that one."""
+    writer = ChainWriter(DECISIONS, 0)
+    two = _decision("COL", "DELIVER_REDACTED", ["combifron.watchlist", "col-pan.border"], feed="t.feed.COL",
+                    redacted=[{"field": "subject.name", "action": "drop", "rule": "col-pan.border"}])
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, {DECISIONS: [writer.block([_alert("TWO:1", 0, [two])], "broker-sign-2026a",
+                                             _signer("broker-sign-2026a"), "t")]})
+    kept = index.why(Scope(), "TWO:1", "COL", "sector")[0]
+    assert (kept["outcome"], kept["rule"]) == ("kept", "combifron.watchlist, col-pan.border")
+    dropped = index.why(Scope("COL"), "TWO:1", "COL", "subject.name")[0]
+    assert (dropped["outcome"], dropped["rule"]) == ("dropped", "col-pan.border")
 
 
 def test_numbers_beyond_sqlite_integers_are_absent_not_a_crash(tmp_path: Path) -> None:
