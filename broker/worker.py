@@ -38,6 +38,7 @@ from broker.kafka import (
     ConsumerRebalanceListener,
     KafkaConnection,
     OffsetAndMetadata,
+    PartitionBatches,
     Producer,
     TopicPartition,
     consumer,
@@ -757,18 +758,24 @@ class BrokerWorker:
         tp = state.tp
         producer = state.producer
         async with producer.transaction():
+            # Feed, lifecycle and audit records go in one record batch per partition
+            # (``PartitionBatches``): no per-record send, future or metadata check.
+            batches = PartitionBatches(producer)
             sends = []
             for msg, outcome in zip(msgs, outcomes, strict=True):
                 if outcome.feeds or outcome.dead_letter is not None:  # most alerts go to no feed
-                    sends.extend(await self._emit(state, msg, outcome))
+                    dead = await self._emit(state, batches, msg, outcome)
+                    if dead is not None:
+                        sends.append(dead)
             at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             for outcome in outcomes:
                 if outcome.state is not None:
                     alert_id = str(outcome.entry["alert_id"])
-                    sends.append(await producer.send(self.names.lifecycle, outcome.state.encode(alert_id, at),
-                                                     key=alert_id.encode(), partition=state.slot))
+                    await batches.add(self.names.lifecycle, state.slot, alert_id.encode(),
+                                      outcome.state.encode(alert_id, at))
             for block in state.chain.blocks([o.entry for o in outcomes], self.config.signer_id, self.sign, at):
-                sends.append(await producer.send(self.names.decisions, block, partition=state.slot))
+                await batches.add(self.names.decisions, state.slot, None, block)
+            sends.extend(await batches.submit())
             # The offsets join the transaction while its records are still in flight (one round
             # trip fewer per batch); every send must succeed before the commit, or all is aborted.
             offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}
@@ -784,23 +791,20 @@ class BrokerWorker:
         self._feed_partition[(topic, state.slot)] = chosen
         return chosen
 
-    async def _emit(self, state: SlotState, msg: Any, outcome: Outcome) -> list[Any]:
-        """Queue the feed records and dead letter of one ingress record in the open transaction.
-
-        Each send is awaited in turn: it only waits when the buffer is full, which is the backpressure.
+    async def _emit(self, state: SlotState, batches: PartitionBatches, msg: Any, outcome: Outcome) -> Any:
+        """Add the feed records of one ingress record to the transaction's batches, and send its
+        dead letter, if any (the dead-letter topic is partitioned by key: the producer chooses).
+        Returns the dead letter's delivery future, or None.
         """
-        send = state.producer.send
-        futures = []
         for out in outcome.feeds:
             partition = self._feed_partition.get((out.topic, state.slot))
             if partition is None:
                 partition = await self._choose_feed_partition(state, out.topic)
-            futures.append(await send(out.topic, out.value, key=out.key, partition=partition,
-                                      headers=list(out.headers)))
-        if outcome.dead_letter is not None:
-            futures.append(await send(self.names.deadletter, msg.value or b"", key=msg.key,
-                                      headers=list(outcome.dead_letter)))
-        return futures
+            await batches.add(out.topic, partition, out.key, out.value, out.headers)
+        if outcome.dead_letter is None:
+            return None
+        return await state.producer.send(self.names.deadletter, msg.value or b"", key=msg.key,
+                                         headers=list(outcome.dead_letter))
 
 
 def _latest_ingress_ms(last: dict[str, Any] | None) -> int | None:

@@ -4,6 +4,7 @@
     clients     producers, consumers and readers made from a connection; started and stopped; errors translated
     admin       confluent-kafka's AdminClient, each result checked
     topics      the topic plan and ``topics apply``
+    batches     one transaction's records, one record batch per partition
     io          readers over partitions: ranges, many partitions at once, chain heads, settled transactions
 
 Services use the names below and never a Kafka client library directly: one place to add
@@ -18,6 +19,7 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
 from broker.kafka.admin import Admin
+from broker.kafka.batches import PartitionBatches
 from broker.kafka.clients import (
     FetchView,
     consumer,
@@ -49,6 +51,7 @@ __all__ = [
     "FetchView",
     "KafkaConnection",
     "OffsetAndMetadata",
+    "PartitionBatches",
     "Producer",
     "ProducerFenced",
     "TopicPartition",
