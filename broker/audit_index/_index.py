@@ -11,11 +11,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker.audit.verify import ChainState, Holds, VerifyFn
 from broker.audit_index._ingest import DELIVERS, PartitionIngest
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_name, connect, iso_ms, translated
+
+if TYPE_CHECKING:
+    from policies import PolicySet
 
 MAX_PER_PAGE = 500
 MAX_FINDINGS = 500  # finding texts ``integrity`` gives at most (it counts them all)
@@ -42,6 +45,25 @@ class Scope:
     @property
     def national(self) -> bool:
         return self.partner is None
+
+
+@dataclass(frozen=True)
+class AlwaysKept:
+    """The policy's envelope rule, for "why": the fields every partner's view keeps whatever its
+    agreement says (an agreement may not change them), under ``rule``, in policy ``policy_version``."""
+
+    rule: str
+    paths: frozenset[str]
+    policy_version: str
+
+    @classmethod
+    def of(cls, policy_set: PolicySet) -> AlwaysKept:
+        envelope = policy_set.envelope
+        return cls(envelope.rule, frozenset(envelope.keep), policy_set.version)
+
+    def keeps(self, path: str) -> bool:
+        """``path`` is one of the paths, or inside one (``a.b`` in ``a``; ``a[].b`` in ``a``)."""
+        return any(path == p or path.startswith((p + ".", p + "[]")) for p in self.paths)
 
 
 @dataclass(frozen=True)
@@ -439,10 +461,13 @@ class AuditIndex:
                   detail=f"{detail} (from {source})" if source else detail)
         return [scoped(scope, e) for _, _, e in sorted(events, key=lambda t: (t[0], t[1]))]
 
-    def why(self, scope: Scope, alert_id: str, partner: str, field: str) -> list[dict[str, Any]]:
+    def why(self, scope: Scope, alert_id: str, partner: str, field: str,
+            envelope: AlwaysKept | None = None) -> list[dict[str, Any]]:
         """For each version of ``alert_id`` decided for ``partner``: what became of ``field`` and which
-        rule said so (``named`` False: dropped because no rule names it, views being allow-lists; a
-        kept field names every rule in force, each of which kept it).
+        rule said so (``named`` False: dropped because no rule names it, views being allow-lists). A
+        kept field names ``envelope``'s rule when the envelope keeps it (with the policy version it
+        was read from, when the decision was made under another), else every agreement rule in force:
+        each one's changes apply, so each of them kept it.
         A change to a field above ``field`` (``location`` dropped) counts for it too. Empty outside
         the scope."""
         if scope.partner is not None and partner != scope.partner:
@@ -451,9 +476,10 @@ class AuditIndex:
         for r in self._all(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ? AND +partner = ? "
                            "ORDER BY version, at_ms, id", [alert_id, partner]):
             d = scoped(scope, _decision_row(r))
-            # Kept: no change names the field, so every agreement rule in force kept it (each one's
-            # changes apply, and one that did not name it would have dropped it: views are allow-lists).
             outcome, rule, named = "kept", ", ".join(str(r) for r in d["rules"]) or None, True
+            if envelope is not None and envelope.keeps(field):
+                rule = envelope.rule if d.get("policy_version") == envelope.policy_version else (
+                    f"{envelope.rule} (as in policy {envelope.policy_version})")
             if d.get("decision") not in DELIVERS:
                 outcome = "withheld"
             elif not scope.national and d.get("delivered") is not True:

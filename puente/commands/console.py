@@ -13,11 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-from broker.audit_index import DEFAULT_INDEX, AuditIndex
+from broker.audit_index import DEFAULT_INDEX, AlwaysKept, AuditIndex
 from broker.console_accounts import ConsoleAccounts, default_accounts_path
 from broker.oversight import QueryLog
 from broker.topology import TopicNames
-from policies import load_policy_set
+from policies import PolicySet, load_policy_set
 from puente.commands._common import kafka, kafka_options, run, settings
 from puente.console import ConsoleConfig, IndexReader
 from puente.console.server import Listen, catch_up_index, serve
@@ -84,8 +84,9 @@ def _port(text: str) -> int:
     return value
 
 
-def _accounts(args: argparse.Namespace, cfg: PuenteSettings, *, create: bool) -> ConsoleAccounts:
-    partners = load_policy_set(cfg.policy_dir).partners
+def _accounts(args: argparse.Namespace, cfg: PuenteSettings, *, create: bool,
+              policy_set: PolicySet | None = None) -> ConsoleAccounts:
+    partners = (policy_set or load_policy_set(cfg.policy_dir)).partners
     return ConsoleAccounts.open(args.accounts or default_accounts_path(cfg.keys), partners, create=create)
 
 
@@ -154,7 +155,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.refresh < 0:
         raise ConfigError("--refresh is 0 or more seconds")
     index = index_path(args)
-    accounts = _accounts(args, cfg, create=False)
+    policy_set = load_policy_set(cfg.policy_dir)
+    accounts = _accounts(args, cfg, create=False, policy_set=policy_set)
     if not accounts.list():
         accounts.close()
         raise ConfigError(f"no auditor accounts in {accounts.path}: add one with `puente audit users add NAME "
@@ -166,7 +168,8 @@ def _serve(args: argparse.Namespace) -> int:
     def open_index() -> IndexReader:
         return AuditIndex(index, readonly=True)
 
-    config = ConsoleConfig(open_index, accounts, log, tls=listen.tls, deployment=cfg.topic_prefix)
+    config = ConsoleConfig(open_index, accounts, log, tls=listen.tls, deployment=cfg.topic_prefix,
+                           envelope=AlwaysKept.of(policy_set))
     catch_up = catch_up_index(cfg, conn, index)
 
     def ready(url: str) -> None:

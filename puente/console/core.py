@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from broker.audit_index import Query, Scope
+from broker.audit_index import AlwaysKept, Query, Scope
 from broker.console_accounts import ConsoleAccounts, Session
 from puente.console import views
 from puente.errors import PuenteError
@@ -57,7 +57,8 @@ class IndexReader(Protocol):
     def export(self, scope: Scope, q: Query) -> Iterator[dict[str, Any]]: ...
     def facets(self, scope: Scope) -> dict[str, list[str]]: ...
     def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None: ...
-    def why(self, scope: Scope, alert_id: str, partner: str, field: str) -> list[dict[str, Any]]: ...
+    def why(self, scope: Scope, alert_id: str, partner: str, field: str,
+            envelope: AlwaysKept | None = None) -> list[dict[str, Any]]: ...
     def integrity(self, scope: Scope) -> dict[str, Any]: ...
     def dead_letters(self, scope: Scope) -> list[dict[str, Any]]: ...
     def unreceipted(self, scope: Scope, older_than: timedelta, now: datetime) -> list[dict[str, Any]]: ...
@@ -85,6 +86,8 @@ class ConsoleConfig:
     tls: bool = False
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     deployment: str = ""
+    envelope: AlwaysKept | None = None
+    """The policy's envelope rule, so that "why" names it for the fields it keeps (None: not loaded)."""
     login_per_address: int = 10  # sign-in attempts a minute from one client address
     login_overall: int = 60  # sign-in attempts a minute from all addresses together
 

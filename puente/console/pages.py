@@ -171,7 +171,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
                 return 0, lambda: console.html("why.html", request, session, asked=asked, rows=None)
             if (scope.partner is not None and partner != scope.partner) or index.timeline(scope, alert_id) is None:
                 return 0, lambda: console.not_found(request, session)
-            rows = index.why(scope, alert_id, partner, field)
+            rows = index.why(scope, alert_id, partner, field, console.config.envelope)
             return len(rows), lambda: console.html("why.html", request, session, asked=asked, rows=rows)
 
         return await console.answer(request, session, "why", asked, work)

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from puente_testing import Env, free_port, publish, read_topic, run_broker
 
 from broker.access import partner_principal
-from broker.audit_index import AuditIndex, Query, Scope
+from broker.audit_index import AlwaysKept, AuditIndex, Query, Scope
 from broker.console_accounts import ConsoleAccounts
 from broker.kafka import producer, running
 from broker.oversight import QueryLog
@@ -90,7 +90,8 @@ def _served(env: Env, tmp_path: Path, tls: tuple[Path, Path] | None = None) -> I
 
     log = QueryLog(console_login, env.names)
     listen = Listen("127.0.0.1", free_port(), *(tls or (None, None))).check()
-    config = ConsoleConfig(open_index, accounts, log, tls=listen.tls, deployment=env.cfg.topic_prefix)
+    config = ConsoleConfig(open_index, accounts, log, tls=listen.tls, deployment=env.cfg.topic_prefix,
+                           envelope=AlwaysKept.of(env.policy))
     servers: list[Any] = []
     failed: list[BaseException] = []
 
@@ -202,6 +203,10 @@ def test_an_auditor_searches_follows_an_alert_exports_and_sees_a_planted_edit(co
     assert events.count() >= 1 + len(console.env.policy.partners)  # published, then a decision per partner
     assert "Published" in page.inner_text("#timeline")
     assert "Receipt" in page.inner_text("#timeline")  # the partners' subscribers acknowledged what they got
+    # "why" names the policy's envelope rule for what it keeps, the agreement's rules for what they kept.
+    alert_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    page.goto(console.url + f"why?alert={alert_id}&partner=COL&field=markings.classification")
+    assert "kept" in page.inner_text("#why") and console.env.policy.envelope.rule in page.inner_text("#why")
     if os.environ.get("PUENTE_SCREENSHOT") == "1":
         (ROOT / "docs").mkdir(exist_ok=True)
         page.set_viewport_size({"width": 1280, "height": 900})

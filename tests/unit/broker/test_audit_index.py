@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker.audit import ChainWriter, verify_partition
-from broker.audit_index import AuditIndex, Query, Scope
+from broker.audit_index import AlwaysKept, AuditIndex, Query, Scope
 from broker.crypto import checker, sign_checkpoint
 from puente.wire import iso_utc
 
@@ -315,6 +315,14 @@ def test_why_a_field_was_kept_names_every_agreement_rule_in_force(tmp_path: Path
     assert (kept["outcome"], kept["rule"]) == ("kept", "combifron.watchlist, col-pan.border")
     dropped = index.why(Scope("COL"), "TWO:1", "COL", "subject.name")[0]
     assert (dropped["outcome"], dropped["rule"]) == ("dropped", "col-pan.border")
+    # What the policy's envelope keeps, every view keeps whatever the agreements say: its rule is the answer.
+    envelope = AlwaysKept("ENVELOPE", frozenset({"alert_type", "markings", "lifecycle.action"}), "p1")
+    for field in ("alert_type", "markings.classification", "markings.originator.country"):
+        assert index.why(Scope("COL"), "TWO:1", "COL", field, envelope)[0]["rule"] == "ENVELOPE"
+    assert index.why(Scope(), "TWO:1", "COL", "sector", envelope)[0]["rule"] == "combifron.watchlist, col-pan.border"
+    assert index.why(Scope(), "TWO:1", "COL", "markingsX", envelope)[0]["rule"] != "ENVELOPE"
+    later = AlwaysKept("ENVELOPE", envelope.paths, "p2")
+    assert index.why(Scope(), "TWO:1", "COL", "alert_type", later)[0]["rule"] == "ENVELOPE (as in policy p2)"
 
 
 def test_numbers_beyond_sqlite_integers_are_absent_not_a_crash(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ class FakeIndex:
                  "rules": r["rules"], "reasons": r["reasons"], "redacted": r["redacted"], "status": None,
                  "detail": None} for r in rows]
 
-    def why(self, scope: Scope, alert_id: str, partner: str, field: str) -> list[dict[str, Any]]:
+    def why(self, scope: Scope, alert_id: str, partner: str, field: str, envelope: Any = None) -> list[dict[str, Any]]:
         if scope.partner is not None and partner != scope.partner:
             return []
         return [{"version": 1, "decision": r["decision"], "agreement": r["agreement"], "rules": r["rules"],
