@@ -12,6 +12,17 @@ from typing import Any
 from broker.pipeline import Outcome
 
 
+class _Batch:
+    """aiokafka's BatchBuilder as the worker uses it: records appended, never full."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[Any, ...]] = []
+
+    def append(self, *, timestamp: Any, key: Any, value: Any, headers: Any) -> object:
+        self.records.append((key, value, headers))
+        return object()
+
+
 class HeldProducer:
     """Counts open transactions and records the offset each committed one moves to; a transaction's
     offsets (so its commit) wait for ``gate``."""
@@ -20,6 +31,7 @@ class HeldProducer:
         self.gate = asyncio.Event()
         self.committed: list[int] = []
         self.in_flight = 0
+        self.batched: list[tuple[str, int, int]] = []  # (topic, partition, records) of each batch sent
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -33,6 +45,13 @@ class HeldProducer:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+    def create_batch(self) -> _Batch:
+        return _Batch()
+
+    async def send_batch(self, batch: _Batch, topic: str, *, partition: int) -> asyncio.Future[None]:
+        self.batched.append((topic, partition, len(batch.records)))
+        return await self.send(topic)
 
     async def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: str) -> None:
         await self.gate.wait()
