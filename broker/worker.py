@@ -42,8 +42,11 @@ from broker.kafka import (
     Producer,
     TopicPartition,
     consumer,
+    end_group_task,
     fetch_view,
+    instance_holder,
     last_records,
+    membership,
     producer,
     read_many,
     reader,
@@ -134,6 +137,12 @@ class _Both:
         return item in self.a or item in self.b or item in self.c
 
 
+class _NameTaken(BaseException):
+    """Raised in a revocation to end aiokafka's group task before it joins again (it logs and
+    carries on past any ``Exception`` a listener raises); the consumer's ``getmany`` raises it too,
+    and the worker stops with a ``ConfigError`` of its message."""
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, worker: BrokerWorker) -> None:
         self.worker = worker
@@ -187,6 +196,8 @@ class BrokerWorker:
         self._group: Consumer | None = None  # the group consumer of the run under way, to pause what is loading
         self._loading: asyncio.Task[None] | None = None  # the fresh slots' load of the last assignment
         self._closing = False  # the run is ending: an assignment still completing loads nothing
+        self._member: str | None = None  # this run's member id in the group, once it has joined
+        self._taken: str | None = None  # why this worker stops: another consumer took its group.instance.id
 
     def _fail(self, exc: BaseException) -> None:
         """Record the first failure of a slot or a rebalance; the main loop raises it."""
@@ -290,6 +301,8 @@ class BrokerWorker:
 
     def _joined(self, kept: int, loaded: int, began: float, took: dict[str, float]) -> None:
         self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
+        if self._group is not None and self.config.group_instance_id is not None:
+            self._member = membership(self._group)[1]  # for ``_check_name``
         self._joining = False
         self._progress += 1
         # How long taking the fresh slots took, by step: the part of a rebalance's stall the worker owns.
@@ -436,6 +449,7 @@ class BrokerWorker:
         # parked, producer open: if the assignment that follows gives it back, it is kept as it is
         # (``_unpark``), with no new producer and no audit read back; else it is retired then.
         log.info("partitions revoked", count=len(revoked))
+        await self._check_name()
         await self._loaded()  # slots still loading are taken first, then parked like the others
         self._joining = True
         async with self._lock:
@@ -446,6 +460,37 @@ class BrokerWorker:
                     self._parked[tp] = state
                 self.metrics.forget(tp.topic, tp.partition)
             await self._retire_leftovers()
+
+    async def _check_name(self) -> None:
+        """A static member that the coordinator no longer counts as one: its session ran out (it
+        joins again), or another consumer joined under its ``group.instance.id`` and took its place.
+
+        Two live workers with one name would take the slots from each other without end, each
+        join fencing the other's producers: never a duplicate delivery, but never settled either.
+        Kafka's rule for static members is that the newer one stays and the older one stops, which
+        is what happens here: a member of another id holding the name means this worker stops,
+        with an error naming the other, and does not join again (a join would take the name back
+        and make the other stop in turn): ``_NameTaken`` ends aiokafka's group task before its
+        join. Checked only once this run has been a member, so that a worker starting again under
+        its own name after a crash is never mistaken for another.
+        """
+        name, group = self.config.group_instance_id, self._group
+        if name is None or group is None or self._member is None or membership(group)[0] >= 0:
+            return
+        try:
+            holder = await instance_holder(self.config.conn, self.config.group_id, name)
+        except KafkaError as exc:  # cannot tell: join again, as before the check
+            log.warning("could not check who holds this worker's group.instance.id", error=str(exc)[:300])
+            return
+        if holder is None or holder[0] == self._member:
+            return
+        self._taken = (
+            f"another consumer ({holder[1][:120]}) joined group {self.config.group_id} as group.instance.id "
+            f"{name} and took this worker's place: each worker needs its own --group-instance-id "
+            "(PUENTE_GROUP_INSTANCE_ID); this one stops")
+        taken = _NameTaken(self._taken)
+        end_group_task(group, taken)
+        raise taken
 
     async def _retire_leftovers(self) -> None:
         retiring, self._retiring = self._retiring, []
@@ -494,6 +539,8 @@ class BrokerWorker:
                 await self._run_once(topics, idle_exit_s)
                 return
             except (ClientError, KafkaError) as exc:
+                if self._taken is not None:  # a slot's fenced producer may have failed first: not a restart
+                    raise ConfigError(self._taken) from None
                 error = exc if isinstance(exc, KafkaError) else translate(exc, self.config.conn, "routing alerts")
                 if not error.retriable or self._stopping.is_set():
                     raise error from exc
@@ -528,6 +575,7 @@ class BrokerWorker:
         self._failure = None
         self._joined_at = None
         self._joining = True
+        self._member = None  # the previous run's membership may still be listed under this name
         await start(group, self.config.conn, f"joining the broker group {self.config.group_id}")
         idle_since = time.monotonic()
         watcher: asyncio.Task[None] | None = None
@@ -541,7 +589,10 @@ class BrokerWorker:
             while not self._stopping.is_set():
                 if self._failure is not None:
                     raise self._failure
-                batch = await group.getmany(timeout_ms=100, max_records=self.config.max_batch)
+                try:
+                    batch = await group.getmany(timeout_ms=100, max_records=self.config.max_batch)
+                except _NameTaken:
+                    break  # raised below, once the consumer has stopped
                 if batch:
                     idle_since = time.monotonic()
                     async with self._lock:  # a join in progress finishes loading the slots first
@@ -564,6 +615,8 @@ class BrokerWorker:
             await self._retire_all()  # whatever that last join handed back
             self._group = None
             self._closing = False
+        if self._taken is not None:  # whatever else failed meanwhile, this is why the worker stops
+            raise ConfigError(self._taken)
         if self._failure is not None:
             raise self._failure
 

@@ -18,12 +18,14 @@ from aiokafka.errors import KafkaError as ClientError
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
-from broker.kafka.admin import Admin
+from broker.kafka.admin import Admin, instance_holder
 from broker.kafka.batches import PartitionBatches
 from broker.kafka.clients import (
     FetchView,
     consumer,
+    end_group_task,
     fetch_view,
+    membership,
     producer,
     reader,
     running,
@@ -60,9 +62,12 @@ __all__ = [
     "connection",
     "connection_from_properties",
     "consumer",
+    "end_group_task",
     "fetch_view",
+    "instance_holder",
     "last_chain_record",
     "last_records",
+    "membership",
     "partitions_of",
     "plan_topics",
     "producer",

@@ -145,3 +145,18 @@ def _certificate_refusal(conn: KafkaConnection) -> str | None:
         return str(exc.verify_message or "it does not verify")[:200]
     except (OSError, ValueError):
         return None
+
+
+async def instance_holder(conn: KafkaConnection, group_id: str, instance_id: str) -> tuple[str, str] | None:
+    """The member of ``group_id`` that has ``group.instance.id`` ``instance_id`` now: its member id
+    and "client id on host"; None when no member has that name."""
+    admin = Admin(conn)
+    futures = await admin.call("describing the broker group",
+                                lambda c: c.describe_consumer_groups([group_id], request_timeout=conn.timeout_s))
+    found = (await admin.results("describing the broker group", futures))[group_id]
+    if isinstance(found, BaseException):
+        raise found
+    for member in found.members:
+        if member.group_instance_id == instance_id:
+            return str(member.member_id), f"{member.client_id} on {str(member.host).lstrip('/')}"
+    return None

@@ -88,6 +88,30 @@ def fetch_view(consumer: AIOKafkaConsumer, tp: TopicPartition) -> FetchView | No
                      polled / 1000 if polled is not None else None)
 
 
+def membership(consumer: AIOKafkaConsumer) -> tuple[int, str]:
+    """``consumer``'s generation and member id in its group, as it holds them now.
+
+    When the coordinator tells it that it is no longer a member (its member id unknown, its
+    generation stale), aiokafka resets them to -1 and "" before the rebalance listener's revocation
+    runs; in an ordinary rebalance they are still those being left. (Its heartbeat requests predate
+    ``group.instance.id``, so a static member whose name another consumer has taken hears "unknown
+    member id", never Kafka's FENCED_INSTANCE_ID.)
+    """
+    coordinator = consumer._coordinator
+    return int(coordinator.generation), str(coordinator.member_id)
+
+
+def end_group_task(consumer: AIOKafkaConsumer, signal: BaseException) -> None:
+    """For a rebalance listener about to raise ``signal`` (a ``BaseException``, which aiokafka does
+    not catch there) so that ``consumer``'s group task ends before it joins the group again: wake
+    with ``signal`` whatever waits on the next assignment (a ``getmany`` during a rebalance waits
+    for it without a timeout), and collect the task's end, so that it is not reported as an error
+    nobody retrieved."""
+    consumer._subscription.abort_waiters(signal)
+    consumer._coordinator._coordination_task.add_done_callback(
+        lambda task: None if task.cancelled() else task.exception())
+
+
 def _client_id(conn: KafkaConnection, name: str) -> str:
     return f"{conn.client_id}-{name}" if conn.client_id else name
 

@@ -207,6 +207,58 @@ async def test_a_static_worker_restarted_within_its_session_keeps_its_slots_and_
     assert len(per_pair) == want and set(per_pair.values()) == {1}
 
 
+async def test_a_second_worker_under_a_static_workers_name_makes_the_first_stop_not_flap(
+        env: Env, tmp_path: Path) -> None:
+    """A second `broker run` given a running worker's --group-instance-id takes its place, as Kafka has
+    static members do: the first stops with one line naming the other and what to change, instead of
+    the two taking the slots from each other every heartbeat. The second goes on alone, and every
+    (alert, partner) is still decided once."""
+    partners = len(env.policy.partners)
+    await publish_synthetic(env.cfg, env.conn, 1500, seed=31)
+    workers = Workers(env, tmp_path, static=True)
+    workers.start("a")
+    try:
+        for _ in range(900):
+            workers.check_alive()
+            if workers.events(workers.logs["a"][-1], "partitions assigned") and workers.decisions() > 0:
+                break
+            await asyncio.sleep(0.2)
+        workers.start("b", instance="worker-a")  # the same name: a copy-paste in a deployment
+        first, _, first_log = workers.procs["a"]
+        for _ in range(300):
+            if first.poll() is not None:
+                break
+            await asyncio.sleep(0.2)
+        assert first.returncode is not None and first.returncode != 0, "the first worker did not stop"
+        said = first_log.read_text(errors="replace")
+        assert "took this worker's place" in said and "worker-a" in said and "--group-instance-id" in said
+        assert "Traceback" not in said
+        del workers.procs["a"]
+        await publish_synthetic(env.cfg, env.conn, 1500, seed=32, first=1500)
+        want = 3000 * partners
+
+        async def complete() -> bool:
+            workers.check_alive()
+            return len({(d["alert_id"], d["partner"]) for d in await audit_docs(env)
+                        if d["kind"] == "DECISION"}) >= want
+        for _ in range(60):
+            if await complete():
+                break
+            await asyncio.sleep(2)
+        log_b = workers.logs["b"][-1]
+        assigned = workers.events(log_b, "partitions assigned")
+        assert assigned and len(assigned[-1]["owned"]) == 15
+        # settled: no further rejoin once the first has gone
+        rejoins = len(workers.events(log_b, "partitions revoked"))
+        await asyncio.sleep(6)
+        assert len(workers.events(log_b, "partitions revoked")) == rejoins
+    finally:
+        statuses = workers.stop()
+    assert statuses == {"b": 0}
+    per_pair = Counter((d["alert_id"], d["partner"]) for d in await audit_docs(env) if d["kind"] == "DECISION")
+    assert len(per_pair) == want and set(per_pair.values()) == {1}
+
+
 async def test_audit_verify_finds_a_planted_edit(env: Env) -> None:
     """An audit record re-written with one field changed is reported by `puente audit verify`."""
     await publish_synthetic(env.cfg, env.conn, 80, seed=21)

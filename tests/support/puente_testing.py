@@ -251,11 +251,12 @@ class Workers:
         self.logs: dict[str, list[Path]] = {}
         self.started = itertools.count()
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, instance: str | None = None) -> None:
+        """Start worker ``name``; a static one is named ``worker-<name>`` unless ``instance`` names it."""
         port, log = free_port(), self.folder / f"worker-{name}-{next(self.started)}.log"
         args = ["broker", "run", "--metrics-port", str(port)]
         if self.static:
-            args += ["--group-instance-id", f"worker-{name}"]
+            args += ["--group-instance-id", instance or f"worker-{name}"]
         with open(log, "wb") as out:
             env = {**self.env.env_vars("broker"), "PUENTE_LOG_FORMAT": "json", **self.settings}
             proc = subprocess.Popen(cli(*args), env=env, stdout=subprocess.DEVNULL, stderr=out)
