@@ -33,7 +33,9 @@ generator, Avro single-object encoded, with the ingress MAC headers, published b
    raw baseline, in the same run: the same frames at the same rate, published the same way
    to ingress topics of its own, through the raw transactional pass-through (one
    transaction per poll, as above); a read_committed consumer of its output notes when each
-   copy becomes visible. The report gives both p50/p99 and Puente's ratio to raw.
+   copy becomes visible. The report gives both p50/p99 and Puente's ratio to raw. Last, for
+   reference, the same again through the raw *txn per partition* pass-through (Puente's
+   transaction shape and nothing else of Puente's).
 4. Peak RSS of each measured process (its ``VmHWM``: see ``rss_mib`` for why not ``ru_maxrss``).
 
 Each measured side runs in its own process (spawned), one at a time, so that its
@@ -476,31 +478,38 @@ async def latency_phase(cfg: PuenteSettings, kafka: KafkaConnection, update: dic
     own = sorted(ms for ts, ms in worker.pop("committed")
                  if puente["window_ms"][0] - 1 <= ts <= puente["window_ms"][1] + 1)
 
-    # Raw: the same frames, published the same way to ingress topics of their own (the prefix ends in
-    # "-r", so the run's clean-up deletes them), through one consume -> produce -> commit loop.
-    raw_cfg = settings_for({**update, "topic_prefix": f"{cfg.topic_prefix}-rlat"})
-    raw_names = TopicNames(raw_cfg.topic_prefix)
-    out_topic = f"{raw_cfg.topic_prefix}.bench.raw-latency"
-    await ensure_topics(raw_cfg, kafka, [
-        *(TopicSpec(raw_names.ingress(a), cfg.ingress_partitions, cfg.replication,
-                    {"min.insync.replicas": str(cfg.effective_min_insync)}) for a in cfg.agencies),
-        TopicSpec(out_topic, cfg.feed_partitions, cfg.replication,
-                  {"min.insync.replicas": str(cfg.effective_min_insync)})])
+    async def raw_run(mode: str, suffix: str) -> dict[str, Any]:
+        # Ingress and output topics of its own per mode (the prefix ends in "-r...": the run's clean-up
+        # deletes them), the same frames at the same rate, through one raw pass-through process.
+        raw_cfg = settings_for({**update, "topic_prefix": f"{cfg.topic_prefix}-{suffix}"})
+        raw_names = TopicNames(raw_cfg.topic_prefix)
+        out_topic = f"{raw_cfg.topic_prefix}.bench.raw-latency"
+        await ensure_topics(raw_cfg, kafka, [
+            *(TopicSpec(raw_names.ingress(a), cfg.ingress_partitions, cfg.replication,
+                        {"min.insync.replicas": str(cfg.effective_min_insync)}) for a in cfg.agencies),
+            TopicSpec(out_topic, cfg.feed_partitions, cfg.replication,
+                      {"min.insync.replicas": str(cfg.effective_min_insync)})])
 
-    def copied_key(value: bytes | None, key: bytes | None) -> list[bytes]:
-        return [key] if key else []
+        def copied_key(value: bytes | None, key: bytes | None) -> list[bytes]:
+            return [key] if key else []
 
-    raw_stop = mp.get_context("spawn").Event()
-    raw = await paced_run(
-        kafka, publishers(raw_names), frames, [(out_topic, p) for p in range(cfg.feed_partitions)], copied_key,
-        run_child(raw_child, kafka, [raw_names.ingress(a) for a in cfg.agencies], out_topic,
-                  f"{raw_cfg.topic_prefix}-raw-latency", "tx", 0, cfg.max_batch, 600.0, None, 0, None, raw_stop),
-        raw_stop, rate, warm_s, measure_s, probe)
-    raw_child_result = raw.pop("child")
+        raw_stop = mp.get_context("spawn").Event()
+        raw = await paced_run(
+            kafka, publishers(raw_names), frames, [(out_topic, p) for p in range(cfg.feed_partitions)], copied_key,
+            run_child(raw_child, kafka, [raw_names.ingress(a) for a in cfg.agencies], out_topic,
+                      f"{raw_cfg.topic_prefix}-raw-latency", mode, 0, cfg.max_batch, 600.0, None, 0, None, raw_stop),
+            raw_stop, rate, warm_s, measure_s, probe)
+        child = raw.pop("child")
+        return {**raw, "cpu_us_per_record": child["cpu_us_per_record"]}
+
+    # The baseline: one transaction per poll. Then, for reference, Puente's own transaction shape (a
+    # transactional producer and a transaction per ingress partition) with nothing else of Puente's:
+    # how much of Puente's latency that shape alone accounts for.
+    raw = await raw_run("tx", "rlat")
+    raw_slots = await raw_run("slots", "rlats")
     return {
         **puente, "commit_p50_ms": pct(own, 50), "commit_p99_ms": pct(own, 99),
-        "value_bytes_avg": sum(sizes) / len(sizes), "worker": worker,
-        "raw": {**raw, "cpu_us_per_record": raw_child_result["cpu_us_per_record"]},
+        "value_bytes_avg": sum(sizes) / len(sizes), "worker": worker, "raw": raw, "raw_slots": raw_slots,
     }
 
 
@@ -945,6 +954,10 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         f"rate achieved {raw_lat['rate_achieved']:,.0f}/s")
     row("latency ratio Puente / raw, p50 and p99", f"{times(lat['p50_ms'], raw_lat['p50_ms'])}",
         f"{times(lat['p99_ms'], raw_lat['p99_ms'])}", "p50 ratio, then p99 ratio")
+    raw_slots_lat = lat["raw_slots"]
+    row("raw txn per partition latency p50 / p99", f1(raw_slots_lat["p50_ms"]), f1(raw_slots_lat["p99_ms"]),
+        "for reference: Puente's transaction shape (a transaction per ingress partition), nothing else; "
+        f"{raw_slots_lat['observed']}/{raw_slots_lat['measured']} seen")
     row("peak RSS, Puente worker process (largest)", f1(rss), "MiB",
         f"throughput run {pu['rss_mib']:.0f} MiB, latency run {lat['worker']['rss_mib']:.0f} MiB")
     row("peak RSS, raw transactional process", f1(tx["rss_mib"]), "MiB", "for reference")
@@ -957,7 +970,8 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
               f"{f1(res['cpu_us_per_record']):>6} µs client CPU per alert, start-up {res['startup_s']:.1f}s")
     print(f"    latency run CPU per alert at {lat['rate_target']:,.0f}/s: Puente "
           f"{f1(lat['worker']['cpu_us_per_record'])} µs, raw transactional "
-          f"{f1(raw_lat['cpu_us_per_record'])} µs (client process only)")
+          f"{f1(raw_lat['cpu_us_per_record'])} µs, raw txn per partition "
+          f"{f1(raw_slots_lat['cpu_us_per_record'])} µs (client process only)")
     print(f"    latency, worker side: ingress timestamp -> its commit p50 {f1(lat['commit_p50_ms'])} ms, "
           f"p99 {f1(lat['commit_p99_ms'])} ms; slot transactions p50 {f1(lat['worker']['txn_ms_p50'])} ms, "
           f"p99 {f1(lat['worker']['txn_ms_p99'])} ms; worker ready {lat['ready_s']:.1f}s after start")
@@ -970,7 +984,7 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         print(f"  WARNING Puente processed {pu['inputs']} of {n} inputs before its deadline")
     if any(res["timed_out"] for res in (tx, plain, slots)):
         print("  WARNING a raw pass-through run hit its deadline")
-    for side, res in (("Puente", lat), ("raw", raw_lat)):
+    for side, res in (("Puente", lat), ("raw", raw_lat), ("raw txn per partition", raw_slots_lat)):
         if not res["drained"]:
             print(f"  WARNING latency, {side}: {res['measured'] - res['observed']} measured alerts were not seen "
                   "within 30 s")
@@ -1009,12 +1023,15 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         "latency_raw_p50_ms": r2(raw_lat["p50_ms"]), "latency_raw_p90_ms": r2(raw_lat["p90_ms"]),
         "latency_raw_p99_ms": r2(raw_lat["p99_ms"]), "latency_raw_max_ms": r2(raw_lat["max_ms"]),
         "latency_raw_observed": raw_lat["observed"], "latency_raw_rate_achieved": round(raw_lat["rate_achieved"], 1),
+        "latency_raw_slots_p50_ms": r2(raw_slots_lat["p50_ms"]),
+        "latency_raw_slots_p99_ms": r2(raw_slots_lat["p99_ms"]),
         "latency_ratio_p50": r2(None if lat["p50_ms"] is None or not raw_lat["p50_ms"]
                                 else lat["p50_ms"] / raw_lat["p50_ms"]),
         "latency_ratio_p99": r2(None if lat["p99_ms"] is None or not raw_lat["p99_ms"]
                                 else lat["p99_ms"] / raw_lat["p99_ms"]),
         "latency_cpu_us_per_alert": {"puente": r2(lat["worker"]["cpu_us_per_record"]),
-                                     "raw_tx": r2(raw_lat["cpu_us_per_record"])},
+                                     "raw_tx": r2(raw_lat["cpu_us_per_record"]),
+                                     "raw_slots": r2(raw_slots_lat["cpu_us_per_record"])},
         "peak_rss_mib_puente": round(rss, 1), "peak_rss_mib_raw_tx": round(tx["rss_mib"], 1),
         "delivered": dict(delivered), "withheld": dict(withheld), "dead_letters": pu["dead_letters"],
         "key_problems": pu["problems"],
