@@ -149,6 +149,15 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None
     assert [f for r in reports for f in r.findings] == []
 
 
+async def _until_decided(env: Env, workers: Workers, want: int, timeout_s: float = 120) -> None:
+    """Wait until the audit holds ``want`` distinct (alert, partner) decisions, the workers all alive."""
+    for _ in range(int(timeout_s / 2)):
+        workers.check_alive()
+        if len({(d["alert_id"], d["partner"]) for d in await audit_docs(env) if d["kind"] == "DECISION"}) >= want:
+            return
+        await asyncio.sleep(2)
+
+
 async def test_a_static_worker_restarted_within_its_session_keeps_its_slots_and_the_other_keeps_its(
         env: Env, tmp_path: Path) -> None:
     """Two workers as static members (`--group-instance-id`): one SIGKILLed mid-stream and started again under
@@ -188,15 +197,7 @@ async def test_a_static_worker_restarted_within_its_session_keeps_its_slots_and_
         assert before < at_kill < 6000 * partners, f"not mid-stream: {before}, then {at_kill} decisions"
         await publish_synthetic(env.cfg, env.conn, 3000, seed=7, first=6000)  # ids apart from the others
         want = 9000 * partners
-
-        async def complete() -> bool:
-            workers.check_alive()
-            return len({(d["alert_id"], d["partner"]) for d in await audit_docs(env)
-                        if d["kind"] == "DECISION"}) >= want
-        for _ in range(60):
-            if await complete():
-                break
-            await asyncio.sleep(2)
+        await _until_decided(env, workers, want)
     finally:
         statuses = workers.stop()
     assert set(statuses.values()) == {0}, {n: tail(log) for n, (_, _, log) in workers.procs.items()}
@@ -236,15 +237,7 @@ async def test_a_second_worker_under_a_static_workers_name_makes_the_first_stop_
         del workers.procs["a"]
         await publish_synthetic(env.cfg, env.conn, 1500, seed=32, first=1500)
         want = 3000 * partners
-
-        async def complete() -> bool:
-            workers.check_alive()
-            return len({(d["alert_id"], d["partner"]) for d in await audit_docs(env)
-                        if d["kind"] == "DECISION"}) >= want
-        for _ in range(60):
-            if await complete():
-                break
-            await asyncio.sleep(2)
+        await _until_decided(env, workers, want)
         log_b = workers.logs["b"][-1]
         assigned = workers.events(log_b, "partitions assigned")
         assert assigned and len(assigned[-1]["owned"]) == 15
