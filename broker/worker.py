@@ -42,7 +42,6 @@ from broker.kafka import (
     Producer,
     TopicPartition,
     consumer,
-    end_group_task,
     fetch_view,
     instance_holder,
     last_records,
@@ -53,8 +52,10 @@ from broker.kafka import (
     record,
     running,
     start,
+    stop_without_joining,
     translate,
     tune_transactions,
+    wake_group_waiters,
 )
 from broker.lifecycle import AlertState, LifecycleBook
 from broker.metrics import Metrics
@@ -73,6 +74,7 @@ LAG_EVERY_S = 1.0
 # and outcomes, about a tenth of the worker's CPU. Larger thresholds collect the same garbage less
 # often; reference counting frees most of it anyway (bench/RESULTS.md has the runs).
 GC_THRESHOLDS = (50_000, 50, 100)
+NAME_CHECK_S = 5.0  # the longest a static worker asks Kafka who holds its group.instance.id
 
 
 @dataclass
@@ -138,9 +140,8 @@ class _Both:
 
 
 class _NameTaken(BaseException):
-    """Raised in a revocation to end aiokafka's group task before it joins again (it logs and
-    carries on past any ``Exception`` a listener raises); the consumer's ``getmany`` raises it too,
-    and the worker stops with a ``ConfigError`` of its message."""
+    """What a ``getmany`` waiting on the next assignment raises when the revocation has found this
+    worker's ``group.instance.id`` taken (``BrokerWorker._check_name``): the main loop then stops."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -196,8 +197,12 @@ class BrokerWorker:
         self._group: Consumer | None = None  # the group consumer of the run under way, to pause what is loading
         self._loading: asyncio.Task[None] | None = None  # the fresh slots' load of the last assignment
         self._closing = False  # the run is ending: an assignment still completing loads nothing
-        self._member: str | None = None  # this run's member id in the group, once it has joined
-        self._taken: str | None = None  # why this worker stops: another consumer took its group.instance.id
+        # Every member id this process has held in the group (a static member's previous run stays
+        # listed under its name until it joins again), and why it stops if another consumer took its
+        # group.instance.id (``_name_taken``); a name check under way, which stopping the consumer waits for.
+        self._members: set[str] = set()
+        self._taken: str | None = None
+        self._checking: asyncio.Task[str | None] | None = None
 
     def _fail(self, exc: BaseException) -> None:
         """Record the first failure of a slot or a rebalance; the main loop raises it."""
@@ -217,6 +222,8 @@ class BrokerWorker:
         at once keeps the worker's heartbeats going while it loads; a revocation waits for the load.
         """
         await self._loaded()  # (aiokafka revokes between two assignments, which waits too; this makes sure)
+        if self._group is not None and self.config.group_instance_id is not None:
+            self._members.add(membership(self._group)[1])  # as the join left it: for ``_name_taken``
         async with self._lock:
             began = time.monotonic()
             fresh = []
@@ -301,8 +308,6 @@ class BrokerWorker:
 
     def _joined(self, kept: int, loaded: int, began: float, took: dict[str, float]) -> None:
         self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
-        if self._group is not None and self.config.group_instance_id is not None:
-            self._member = membership(self._group)[1]  # for ``_check_name``
         self._joining = False
         self._progress += 1
         # How long taking the fresh slots took, by step: the part of a rebalance's stall the worker owns.
@@ -468,29 +473,44 @@ class BrokerWorker:
         Two live workers with one name would take the slots from each other without end, each
         join fencing the other's producers: never a duplicate delivery, but never settled either.
         Kafka's rule for static members is that the newer one stays and the older one stops, which
-        is what happens here: a member of another id holding the name means this worker stops,
-        with an error naming the other, and does not join again (a join would take the name back
-        and make the other stop in turn): ``_NameTaken`` ends aiokafka's group task before its
-        join. Checked only once this run has been a member, so that a worker starting again under
-        its own name after a crash is never mistaken for another.
+        is what happens here (``_name_taken``): this worker stops, with an error naming the other,
+        and does not join again (a join would take the name back and make the other stop in turn):
+        the revocation holds the rebalance, wakes the main loop (``_NameTaken``), and the consumer
+        is stopped with its group task cancelled there (``stop_without_joining``). The same check
+        runs before a restart after a Kafka error (``run``): the other's producers fencing this
+        worker's slots may be what it heard of first.
         """
-        name, group = self.config.group_instance_id, self._group
-        if name is None or group is None or self._member is None or membership(group)[0] >= 0:
+        group = self._group
+        if group is None or not self._members or membership(group)[0] >= 0:
             return
-        try:
-            holder = await instance_holder(self.config.conn, self.config.group_id, name)
-        except KafkaError as exc:  # cannot tell: join again, as before the check
-            log.warning("could not check who holds this worker's group.instance.id", error=str(exc)[:300])
+        self._checking = asyncio.ensure_future(self._name_taken())
+        taken = await self._checking
+        if taken is None:
             return
-        if holder is None or holder[0] == self._member:
-            return
+        wake_group_waiters(group, _NameTaken(taken))
+        await asyncio.Event().wait()  # held until the main loop stops the consumer, cancelling this
+
+    async def _name_taken(self) -> str | None:
+        """Why this worker must stop, if a consumer that is not this process holds its
+        ``group.instance.id`` (also kept in ``_taken``); None when nobody does, this process does,
+        it is not a static member, or Kafka cannot be asked (it then carries on as before)."""
+        name = self.config.group_instance_id
+        if name is None or not self._members:
+            return None  # a process that has not been a member yet is never taking its own place
+        try:  # bounded: a restart while Kafka is out of reach must not wait the admin client's timeouts
+            holder = await asyncio.wait_for(instance_holder(self.config.conn, self.config.group_id, name),
+                                            NAME_CHECK_S)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("could not check who holds this worker's group.instance.id",
+                        error=str(exc)[:300] or f"no answer within {NAME_CHECK_S:g}s")
+            return None
+        if holder is None or holder[0] in self._members:
+            return None
         self._taken = (
             f"another consumer ({holder[1][:120]}) joined group {self.config.group_id} as group.instance.id "
             f"{name} and took this worker's place: each worker needs its own --group-instance-id "
             "(PUENTE_GROUP_INSTANCE_ID); this one stops")
-        taken = _NameTaken(self._taken)
-        end_group_task(group, taken)
-        raise taken
+        return self._taken
 
     async def _retire_leftovers(self) -> None:
         retiring, self._retiring = self._retiring, []
@@ -538,9 +558,14 @@ class BrokerWorker:
             try:
                 await self._run_once(topics, idle_exit_s)
                 return
+            except _NameTaken:
+                raise ConfigError(str(self._taken)) from None
             except (ClientError, KafkaError) as exc:
-                if self._taken is not None:  # a slot's fenced producer may have failed first: not a restart
-                    raise ConfigError(self._taken) from None
+                # Another consumer under this name: its producers fence this worker's slots, and its
+                # join fences this one (aiokafka has no name for FENCED_INSTANCE_ID: an unknown error).
+                # Joining again would take the name back.
+                if self._taken is not None or (not self._stopping.is_set() and await self._name_taken()):
+                    raise ConfigError(str(self._taken)) from None
                 error = exc if isinstance(exc, KafkaError) else translate(exc, self.config.conn, "routing alerts")
                 if not error.retriable or self._stopping.is_set():
                     raise error from exc
@@ -575,7 +600,6 @@ class BrokerWorker:
         self._failure = None
         self._joined_at = None
         self._joining = True
-        self._member = None  # the previous run's membership may still be listed under this name
         await start(group, self.config.conn, f"joining the broker group {self.config.group_id}")
         idle_since = time.monotonic()
         watcher: asyncio.Task[None] | None = None
@@ -586,7 +610,7 @@ class BrokerWorker:
             self._group = group
             group.subscribe(topics, listener=_Rebalance(self))
             watcher = asyncio.create_task(self._watch_every(group))
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() and self._taken is None:
                 if self._failure is not None:
                     raise self._failure
                 try:
@@ -609,8 +633,13 @@ class BrokerWorker:
             self._closing = True
             await self._loaded()
             await self._retire_all()
+            if self._checking is not None:  # its outcome decides whether the group task may join again
+                await asyncio.gather(self._checking, return_exceptions=True)
             with contextlib.suppress(ClientError):
-                await group.stop()
+                if self._taken is not None:
+                    await stop_without_joining(group)
+                else:
+                    await group.stop()
             await self._loaded()
             await self._retire_all()  # whatever that last join handed back
             self._group = None

@@ -23,15 +23,16 @@ from broker.kafka.batches import PartitionBatches
 from broker.kafka.clients import (
     FetchView,
     consumer,
-    end_group_task,
     fetch_view,
     membership,
     producer,
     reader,
     running,
     start,
+    stop_without_joining,
     translate,
     tune_transactions,
+    wake_group_waiters,
 )
 from broker.kafka.connection import KafkaConnection, connection, connection_from_properties
 from broker.kafka.io import (
@@ -62,7 +63,6 @@ __all__ = [
     "connection",
     "connection_from_properties",
     "consumer",
-    "end_group_task",
     "fetch_view",
     "instance_holder",
     "last_chain_record",
@@ -77,7 +77,9 @@ __all__ = [
     "record",
     "running",
     "start",
+    "stop_without_joining",
     "translate",
     "tune_transactions",
     "wait_settled",
+    "wake_group_waiters",
 ]

@@ -101,15 +101,21 @@ def membership(consumer: AIOKafkaConsumer) -> tuple[int, str]:
     return int(coordinator.generation), str(coordinator.member_id)
 
 
-def end_group_task(consumer: AIOKafkaConsumer, signal: BaseException) -> None:
-    """For a rebalance listener about to raise ``signal`` (a ``BaseException``, which aiokafka does
-    not catch there) so that ``consumer``'s group task ends before it joins the group again: wake
-    with ``signal`` whatever waits on the next assignment (a ``getmany`` during a rebalance waits
-    for it without a timeout), and collect the task's end, so that it is not reported as an error
-    nobody retrieved."""
+def wake_group_waiters(consumer: AIOKafkaConsumer, signal: BaseException) -> None:
+    """Raise ``signal`` in whatever waits on ``consumer``'s next assignment: a ``getmany`` during a
+    rebalance waits for it without a timeout, and a rebalance listener that will not let the
+    rebalance go on (``stop_without_joining``) has to wake it."""
     consumer._subscription.abort_waiters(signal)
-    consumer._coordinator._coordination_task.add_done_callback(
-        lambda task: None if task.cancelled() else task.exception())
+
+
+async def stop_without_joining(consumer: AIOKafkaConsumer) -> None:
+    """Stop ``consumer`` while its rebalance listener holds the rebalance: its group task is
+    cancelled there, before the join that follows the listener, then the consumer stops as usual.
+    (A plain ``stop()`` waits for that task to finish, which means joining first.)"""
+    task = consumer._coordinator._coordination_task
+    task.cancel()
+    await asyncio.wait([task])
+    await consumer.stop()
 
 
 def _client_id(conn: KafkaConnection, name: str) -> str:

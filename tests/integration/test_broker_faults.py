@@ -224,6 +224,9 @@ async def test_a_second_worker_under_a_static_workers_name_makes_the_first_stop_
             if workers.events(workers.logs["a"][-1], "partitions assigned") and workers.decisions() > 0:
                 break
             await asyncio.sleep(0.2)
+        # Alerts keep coming, so the first is mid-transaction when the second's slot producers fence
+        # it: that, not its heartbeat, may be what it hears of first.
+        more = asyncio.ensure_future(publish_synthetic(env.cfg, env.conn, 1500, seed=32, first=1500))
         workers.start("b", instance="worker-a")  # the same name: a copy-paste in a deployment
         first, _, first_log = workers.procs["a"]
         for _ in range(300):
@@ -235,7 +238,7 @@ async def test_a_second_worker_under_a_static_workers_name_makes_the_first_stop_
         assert "took this worker's place" in said and "worker-a" in said and "--group-instance-id" in said
         assert "Traceback" not in said
         del workers.procs["a"]
-        await publish_synthetic(env.cfg, env.conn, 1500, seed=32, first=1500)
+        await more
         want = 3000 * partners
         await _until_decided(env, workers, want)
         log_b = workers.logs["b"][-1]
