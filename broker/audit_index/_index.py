@@ -66,6 +66,21 @@ class AlwaysKept:
         return any(path == p or path.startswith((p + ".", p + "[]")) for p in self.paths)
 
 
+def _kept_by(d: Mapping[str, Any], field: str, envelope: AlwaysKept | None) -> str | None:
+    """What kept ``field`` in the view of decision ``d``: the envelope's rule when it keeps the field,
+    else every agreement rule in force (each one's changes apply, so each kept it). The envelope
+    known here is the loaded policy's: for a decision made under another version, that is said."""
+    rules = ", ".join(str(r) for r in d["rules"]) or None
+    if envelope is None:
+        return rules
+    same = d.get("policy_version") == envelope.policy_version
+    if envelope.keeps(field):
+        return envelope.rule if same else f"{envelope.rule} (as in policy {envelope.policy_version[:12]})"
+    if same:
+        return rules
+    return f"{rules} (unless the envelope of policy {str(d.get('policy_version'))[:12]}, not loaded, kept it)"
+
+
 @dataclass(frozen=True)
 class Query:
     """A search over decisions; every field given must match (``alert``: an id, or a prefix ending in ``*``)."""
@@ -476,12 +491,9 @@ class AuditIndex:
         for r in self._all(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ? AND +partner = ? "
                            "ORDER BY version, at_ms, id", [alert_id, partner]):
             d = scoped(scope, _decision_row(r))
-            outcome, rule, named = "kept", ", ".join(str(r) for r in d["rules"]) or None, True
-            if envelope is not None and envelope.keeps(field):
-                rule = envelope.rule if d.get("policy_version") == envelope.policy_version else (
-                    f"{envelope.rule} (as in policy {envelope.policy_version})")
+            outcome, rule, named = "kept", d["rules"][0] if d["rules"] else None, True
             if d.get("decision") not in DELIVERS:
-                outcome = "withheld"
+                outcome = "withheld"  # the rule is the first that withheld it
             elif not scope.national and d.get("delivered") is not True:
                 outcome = "not sent"  # what the view held is not for a partner that was never sent it
             else:
@@ -491,6 +503,8 @@ class AuditIndex:
                         outcome = _PAST.get(str(change.get("action")), str(change.get("action")))
                         rule, named = change.get("rule"), change.get("named", True) is not False
                         break
+                else:
+                    rule = _kept_by(d, field, envelope)
             out.append(scoped(scope, {
                 "version": d["version"], "decision": d.get("decision"), "agreement": d.get("agreement"),
                 "rules": d["rules"], "policy_version": d.get("policy_version"), "outcome": outcome, "rule": rule,

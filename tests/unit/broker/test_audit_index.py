@@ -323,6 +323,15 @@ def test_why_a_field_was_kept_names_every_agreement_rule_in_force(tmp_path: Path
     assert index.why(Scope(), "TWO:1", "COL", "markingsX", envelope)[0]["rule"] != "ENVELOPE"
     later = AlwaysKept("ENVELOPE", envelope.paths, "p2")
     assert index.why(Scope(), "TWO:1", "COL", "alert_type", later)[0]["rule"] == "ENVELOPE (as in policy p2)"
+    assert index.why(Scope(), "TWO:1", "COL", "sector", later)[0]["rule"] == (
+        "combifron.watchlist, col-pan.border (unless the envelope of policy p1, not loaded, kept it)")
+
+
+def test_why_a_withheld_field_names_the_rule_that_withheld_not_the_envelope(index: AuditIndex) -> None:
+    """A withheld decision names its first failing rule, whatever the envelope keeps."""
+    envelope = AlwaysKept("ENVELOPE", frozenset({"alert_type"}), "p1")
+    withheld = index.why(Scope(), "SNM:1", "USA", "alert_type", envelope)[0]
+    assert (withheld["outcome"], withheld["rule"]) == ("withheld", "partner.clearance")
 
 
 def test_numbers_beyond_sqlite_integers_are_absent_not_a_crash(tmp_path: Path) -> None:
