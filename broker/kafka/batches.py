@@ -7,7 +7,9 @@ lifecycle partitions), so ``PartitionBatches`` appends them straight into aiokaf
 ``BatchBuilder`` (its record format is native code) and submits one batch per partition with
 ``send_batch``: one future per partition instead of one per record. The records, their order
 within a partition, the transaction they join and the acknowledgement waited for are the same as
-with ``send()``.
+with ``send()``. One check is not: ``send()`` refuses a record larger than the producer's
+``max_request_size`` before sending it, where here the broker refuses its batch, and the
+transaction fails. The worker's records are bounded well below that (a feed record, an audit block).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class PartitionBatches:
     ``add`` only builds (no I/O); ``submit`` hands every batch to the producer and returns their
     delivery futures, each of which must succeed before the transaction is committed. A batch that
     reaches the producer's ``max_batch_size`` is submitted at once and a new one begun for that
-    partition; a record larger than that goes alone in a batch of its own, as with ``send()``.
+    partition; a record larger than that goes alone in a batch of its own.
     """
 
     __slots__ = ("_batches", "_futures", "_producer")
