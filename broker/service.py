@@ -232,8 +232,18 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
             loop.add_signal_handler(sig, _stop_all, running)
         log.info("broker starting", workers=workers, group=settings.broker_group, bootstrap=conn.bootstrap,
                  principal=conn.principal, instance=settings.group_instance_id)
+        async def run_one(worker: BrokerWorker, topics: list[str]) -> None:
+            try:
+                await worker.run(topics, idle_exit_s=exit_when_idle)
+            except BaseException:
+                _stop_all(running)  # the process ends: the others finish their batch in flight and stop
+                raise
+
         try:
-            await asyncio.gather(*(w.run(topics, idle_exit_s=exit_when_idle) for w, topics, _ in built))
+            results = await asyncio.gather(*(run_one(w, topics) for w, topics, _ in built), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

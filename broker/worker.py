@@ -43,6 +43,7 @@ from broker.kafka import (
     TopicPartition,
     consumer,
     fetch_view,
+    hold_rebalance,
     instance_holder,
     last_records,
     membership,
@@ -52,7 +53,6 @@ from broker.kafka import (
     record,
     running,
     start,
-    stop_without_joining,
     translate,
     tune_transactions,
     wake_group_waiters,
@@ -139,9 +139,10 @@ class _Both:
         return item in self.a or item in self.b or item in self.c
 
 
-class _NameTaken(BaseException):
+class _NameTaken(ClientError):  # type: ignore[misc]
     """What a ``getmany`` waiting on the next assignment raises when the revocation has found this
-    worker's ``group.instance.id`` taken (``BrokerWorker._check_name``): the main loop then stops."""
+    worker's ``group.instance.id`` taken (``BrokerWorker._check_name``): the main loop then stops.
+    (A client error, because aiokafka's own fetch task, waiting there too, carries on past those.)"""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -199,10 +200,9 @@ class BrokerWorker:
         self._closing = False  # the run is ending: an assignment still completing loads nothing
         # Every member id this process has held in the group (a static member's previous run stays
         # listed under its name until it joins again), and why it stops if another consumer took its
-        # group.instance.id (``_name_taken``); a name check under way, which stopping the consumer waits for.
+        # group.instance.id (``_name_taken``).
         self._members: set[str] = set()
         self._taken: str | None = None
-        self._checking: asyncio.Task[str | None] | None = None
 
     def _fail(self, exc: BaseException) -> None:
         """Record the first failure of a slot or a rebalance; the main loop raises it."""
@@ -222,8 +222,7 @@ class BrokerWorker:
         at once keeps the worker's heartbeats going while it loads; a revocation waits for the load.
         """
         await self._loaded()  # (aiokafka revokes between two assignments, which waits too; this makes sure)
-        if self._group is not None and self.config.group_instance_id is not None:
-            self._members.add(membership(self._group)[1])  # as the join left it: for ``_name_taken``
+        self._note_member()
         async with self._lock:
             began = time.monotonic()
             fresh = []
@@ -454,6 +453,7 @@ class BrokerWorker:
         # parked, producer open: if the assignment that follows gives it back, it is kept as it is
         # (``_unpark``), with no new producer and no audit read back; else it is retired then.
         log.info("partitions revoked", count=len(revoked))
+        self._note_member()  # still valid in an ordinary rebalance; "" after a reset
         await self._check_name()
         await self._loaded()  # slots still loading are taken first, then parked like the others
         self._joining = True
@@ -466,6 +466,15 @@ class BrokerWorker:
                 self.metrics.forget(tp.topic, tp.partition)
             await self._retire_leftovers()
 
+    def _note_member(self) -> None:
+        """Remember the group's member id for this worker, as the consumer holds it now (``_name_taken``
+        counts every id this process held as its own). Taken at each assignment, each revocation
+        and each watch, so that no id this process was given goes unrecorded for long."""
+        if self._group is not None and self.config.group_instance_id is not None:
+            member = membership(self._group)[1]
+            if member:
+                self._members.add(member)
+
     async def _check_name(self) -> None:
         """A static member that the coordinator no longer counts as one: its session ran out (it
         joins again), or another consumer joined under its ``group.instance.id`` and took its place.
@@ -475,20 +484,22 @@ class BrokerWorker:
         Kafka's rule for static members is that the newer one stays and the older one stops, which
         is what happens here (``_name_taken``): this worker stops, with an error naming the other,
         and does not join again (a join would take the name back and make the other stop in turn):
-        the revocation holds the rebalance, wakes the main loop (``_NameTaken``), and the consumer
-        is stopped with its group task cancelled there (``stop_without_joining``). The same check
-        runs before a restart after a Kafka error (``run``): the other's producers fencing this
-        worker's slots may be what it heard of first.
+        the revocation wakes the main loop (``_NameTaken``), drops a slot load under way (its
+        producers would fence the other's), and holds the rebalance until the consumer is stopped,
+        then lets its join fail without a request (``hold_rebalance``). The same check runs before a
+        restart after a Kafka error (``run``): the other's producers fencing this worker's slots
+        may be what it heard of first.
         """
         group = self._group
         if group is None or not self._members or membership(group)[0] >= 0:
             return
-        self._checking = asyncio.ensure_future(self._name_taken())
-        taken = await self._checking
+        taken = await self._name_taken()
         if taken is None:
             return
         wake_group_waiters(group, _NameTaken(taken))
-        await asyncio.Event().wait()  # held until the main loop stops the consumer, cancelling this
+        if self._loading is not None:
+            self._loading.cancel()
+        await hold_rebalance(group)
 
     async def _name_taken(self) -> str | None:
         """Why this worker must stop, if a consumer that is not this process holds its
@@ -633,13 +644,8 @@ class BrokerWorker:
             self._closing = True
             await self._loaded()
             await self._retire_all()
-            if self._checking is not None:  # its outcome decides whether the group task may join again
-                await asyncio.gather(self._checking, return_exceptions=True)
             with contextlib.suppress(ClientError):
-                if self._taken is not None:
-                    await stop_without_joining(group)
-                else:
-                    await group.stop()
+                await group.stop()
             await self._loaded()
             await self._retire_all()  # whatever that last join handed back
             self._group = None
@@ -667,6 +673,7 @@ class BrokerWorker:
         it is queued here, else since the slot last committed or was taken). It is read from the
         consumer's own state, so it also moves when no fetch returns: a stall shows as seconds growing.
         """
+        self._note_member()
         now = time.monotonic()
         wall = time.time()
         behind_total = 0
@@ -708,7 +715,8 @@ class BrokerWorker:
     @property
     def ready(self) -> bool:
         """Joined its group and holding its slots, and not stopping: what ``/readyz`` reports."""
-        return self._joined_at is not None and not self._stopping.is_set() and self._failure is None
+        return (self._joined_at is not None and not self._stopping.is_set() and self._failure is None
+                and self._taken is None)
 
     def _dispatch(self, consumer: Consumer, batch: dict[TopicPartition, list[Any]]) -> None:
         """Hand fetched records to their slots; each slot runs its own transactions, one at a time.

@@ -101,21 +101,21 @@ def membership(consumer: AIOKafkaConsumer) -> tuple[int, str]:
     return int(coordinator.generation), str(coordinator.member_id)
 
 
-def wake_group_waiters(consumer: AIOKafkaConsumer, signal: BaseException) -> None:
+def wake_group_waiters(consumer: AIOKafkaConsumer, signal: aiokafka_errors.KafkaError) -> None:
     """Raise ``signal`` in whatever waits on ``consumer``'s next assignment: a ``getmany`` during a
     rebalance waits for it without a timeout, and a rebalance listener that will not let the
-    rebalance go on (``stop_without_joining``) has to wake it."""
+    rebalance go on (``hold_rebalance``) has to wake it. (aiokafka's own fetch task waits there too,
+    and carries on past a ``KafkaError``: hence the type.)"""
     consumer._subscription.abort_waiters(signal)
 
 
-async def stop_without_joining(consumer: AIOKafkaConsumer) -> None:
-    """Stop ``consumer`` while its rebalance listener holds the rebalance: its group task is
-    cancelled there, before the join that follows the listener, then the consumer stops as usual.
-    (A plain ``stop()`` waits for that task to finish, which means joining first.)"""
-    task = consumer._coordinator._coordination_task
-    task.cancel()
-    await asyncio.wait([task])
-    await consumer.stop()
+async def hold_rebalance(consumer: AIOKafkaConsumer) -> None:
+    """For a rebalance listener that must not let ``consumer`` join its group again: wait until the
+    consumer is being stopped, then forget its coordinator, so that the join that follows the
+    listener fails at once, without a request, and the group task ends as ``stop()`` asks."""
+    coordinator = consumer._coordinator
+    await asyncio.shield(coordinator._closing)
+    coordinator.coordinator_id = None
 
 
 def _client_id(conn: KafkaConnection, name: str) -> str:
