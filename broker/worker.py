@@ -492,7 +492,7 @@ class BrokerWorker:
         """
         group = self._group
         if group is None or not self._members or membership(group)[0] >= 0:
-            return
+            return  # (no member id noted: a dynamic member, or not a member yet)
         taken = await self._name_taken()
         if taken is None:
             return
@@ -569,8 +569,6 @@ class BrokerWorker:
             try:
                 await self._run_once(topics, idle_exit_s)
                 return
-            except _NameTaken:
-                raise ConfigError(str(self._taken)) from None
             except (ClientError, KafkaError) as exc:
                 # Another consumer under this name: its producers fence this worker's slots, and its
                 # join fences this one (aiokafka has no name for FENCED_INSTANCE_ID: an unknown error).
