@@ -255,7 +255,12 @@ class BrokerWorker:
         fails as a retriable Kafka error, and the worker starts again. Any failure is the main loop's.
         """
         took: dict[str, float] = {}
-        producers: list[Producer] = []
+        # By slot, as each starts: a load that fails or is cancelled (the bound, a taken name) while
+        # others still fence stops those that had started, which a gather's lost results would not.
+        producers: dict[int, Producer] = {}
+
+        async def start_producer(slot: int) -> None:
+            producers[slot] = await self._producer(slot)
 
         async def load() -> tuple[dict[int, tuple[ChainHead, ReplayWindow]], dict[int, LifecycleBook]]:
             # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
@@ -268,8 +273,7 @@ class BrokerWorker:
                 # transaction is aborted or, if its commit got in first, committed. Only then is
                 # the slot's audit partition (which only the slot's producer writes) settled, and
                 # its chain head and replay window read back whole.
-                started = await asyncio.gather(*(self._producer(slot) for _, slot in fresh), return_exceptions=True)
-                producers.extend(p for p in started if not isinstance(p, BaseException))
+                started = await asyncio.gather(*(start_producer(slot) for _, slot in fresh), return_exceptions=True)
                 for outcome in started:
                     if isinstance(outcome, BaseException):
                         raise outcome
@@ -290,18 +294,17 @@ class BrokerWorker:
             async with self._lock:
                 # Not installed when the worker is stopping or starting again: the producers stop below.
                 if not self._closing and self._failure is None:
-                    for (tp, slot), made in zip(fresh, producers, strict=True):
+                    for tp, slot in fresh:  # the slots own their producers now
                         head, seen = states[slot]
                         chain = ChainWriter(self.names.decisions, slot, head)
-                        self._owned[tp] = SlotState(tp, slot, made, chain, seen, books[slot])
-                    producers.clear()  # the slots own them now
+                        self._owned[tp] = SlotState(tp, slot, producers.pop(slot), chain, seen, books[slot])
                     if self._group is not None:
                         self._group.resume(*(tp for tp, _ in fresh))
                     self._joined(kept, len(fresh), began, took)
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
             self._fail(exc)
         finally:
-            for made in producers:
+            for made in producers.values():
                 with contextlib.suppress(ClientError):
                     await made.stop()
 

@@ -438,6 +438,29 @@ async def test_a_load_that_fails_installs_nothing_and_stops_what_it_started(monk
     assert isinstance(worker._failure, KafkaUnavailableError) and not worker.ready
 
 
+async def test_a_load_cancelled_while_a_producer_still_fences_stops_those_already_started(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One slot's producer has started, the other's still fences, when the load is cancelled (its bound, or this
+    worker's name found taken): the started one is stopped, not left open, and nothing is owned."""
+    worker, _, _, made = _loading_worker(monkeypatch)
+    one_started = asyncio.Event()
+
+    async def producer(slot: int) -> StoppableProducer:
+        if slot == 1:
+            await asyncio.Event().wait()  # fencing a previous owner that does not answer
+        made.append(StoppableProducer())
+        one_started.set()
+        return made[-1]
+
+    monkeypatch.setattr(worker, "_producer", producer)
+    await worker._acquire([TP, TopicPartition(TP.topic, 1)])
+    await asyncio.wait_for(one_started.wait(), 1)
+    assert worker._loading is not None
+    worker._loading.cancel()
+    await asyncio.gather(worker._loading, return_exceptions=True)
+    assert len(made) == 1 and made[0].stopped and not worker._owned
+
+
 async def test_a_load_that_ends_after_the_worker_began_stopping_installs_nothing(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The run is ending (``_closing``) when the load completes: its slots are not installed and its producers stop;
