@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
-from broker.crypto import FeedOpener, KeyKind, checker, parse_key_id, sign_checkpoint
+from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, checker, parse_key_id, sign_checkpoint
 from broker.kafka import (
     KafkaConnection,
     OffsetAndMetadata,
@@ -391,7 +391,11 @@ def opener_for(partner: str, key_file: Path, verify_file: Path | None,
         raise KeyMaterialError(f"key {key.key_id} is not the one the policy names for {partner} "
                                f"({expected_key_id}): the broker encrypts {partner}'s feed for that key")
     if verify_file is not None:
-        verify = load_key_file(verify_file).ed25519_public()
+        broker_key = load_key_file(verify_file)
+        if broker_key.kind is not KeyKind.BROKER_SIGNING or broker_key.owner != BROKER_OWNER:
+            raise KeyMaterialError(f"key {broker_key.key_id} ({broker_key.kind}) is not the broker's signing key; "
+                                   "pass the broker's public key (broker-sign-...) with --verify-key")
+        verify = broker_key.ed25519_public()
     else:
         try:
             verify = Keystore(key_file.parent).load_verify_key()

@@ -132,10 +132,15 @@ def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, 
             problems.append(f"{partner.id}: no encryption key id in the policy; its alerts are withheld")
             continue
         try:
-            public = keystore.load(partner.encryption_key_id, KeyKind.PARTNER_ENCRYPTION).x25519_public()
+            key = keystore.load(partner.encryption_key_id, KeyKind.PARTNER_ENCRYPTION)
         except KeyMaterialError as exc:
             problems.append(f"{partner.id}: {exc}; its alerts are withheld")
             continue
+        if key.owner != partner.id:  # a policy typo must not seal one partner's feed to another's key
+            problems.append(f"{partner.id}: its encryption key {key.key_id} is {key.owner}'s, not its own; "
+                            "its alerts are withheld")
+            continue
+        public = key.x25519_public()
         sealers[partner.id] = FeedSealer(partner.id, public, signing)
     return sealers, problems
 

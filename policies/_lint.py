@@ -31,11 +31,14 @@ ENCRYPTION_KEY = "partner-encryption"
 VERIFICATION_KEY = "partner-signing"
 PSEUDONYM_KEY = "pseudonym"
 
-KeyProblem = Callable[[str, str], "str | None"]
-"""``(name, kind) -> problem``: what is wrong with that key, or None when it is there and sound.
+KeyProblem = Callable[[str, str, str], "str | None"]
+"""``(name, kind, owner) -> problem``: what is wrong with that key, or None when it is there,
+sound, and ``owner``'s own.
 
 ``name`` is the key id a partner names, or, for kind ``pseudonym``, the
 agreement id: an agreement's pseudonym key is ``<agreement>-pseudo-<generation>``.
+``owner`` is the partner naming the key (the agreement, for its pseudonym key): a
+partner naming another's encryption key would have its feed sealed to that other.
 """
 
 
@@ -112,12 +115,12 @@ def _keys(src: PolicySources, key_problem: KeyProblem | None) -> list[Finding]:
             if key_id is None:
                 found.append(Finding(doc.where("partners", i), "keys", f"{p.id} has no {use} key id"))
                 continue
-            problem = key_problem(key_id, kind) if key_problem is not None else None
+            problem = key_problem(key_id, kind, p.id) if key_problem is not None else None
             if problem is not None:
                 found.append(Finding(doc.where("partners", i, "keys", use), "keys", f"{p.id}: {use} key: {problem}"))
     if key_problem is not None:
         for agreement in src.agreements:
-            problem = key_problem(agreement.model.id, PSEUDONYM_KEY)
+            problem = key_problem(agreement.model.id, PSEUDONYM_KEY, agreement.model.id)
             if problem is not None:
                 where = agreement.where("id")
                 found.append(Finding(where, "keys", f"{agreement.model.id}: pseudonym key: {problem}"))

@@ -92,22 +92,22 @@ def _shown(root: Path, origin: str) -> str:
     return f"{root.resolve()} ({origin})"
 
 
-def _keystore_check(folder: Path) -> Callable[[str, str], str | None]:
+def _keystore_check(folder: Path) -> Callable[[str, str, str], str | None]:
     """lint's key port over the broker's keystore in ``folder``: exact ``<key id>.json`` files, of the right kind."""
 
     if not folder.is_dir():
         raise ConfigError(f"--keys {folder}: no such keystore directory")
     store = Keystore(folder)
 
-    def problem(name: str, kind: str) -> str | None:
+    def problem(name: str, kind: str, owner: str) -> str | None:
         try:
             expected = KeyKind(kind)
-            if kind == PSEUDONYM_KEY:
-                store.current(name, expected)  # <agreement>-pseudo-<generation>.json, the newest of them
-            else:
-                store.load(name, expected)  # <key id>.json exactly, and a key of that kind
+            # <agreement>-pseudo-<generation>.json, the newest of them; else <key id>.json exactly, of that kind
+            key = store.current(name, expected) if kind == PSEUDONYM_KEY else store.load(name, expected)
         except KeyMaterialError as exc:
             return str(exc)
+        if key.owner != owner:
+            return f"key {key.key_id} is {key.owner}'s, not {owner}'s"
         return None
 
     return problem

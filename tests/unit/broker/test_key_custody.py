@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from broker.crypto import public_pem, sign_ingress, verify_ingress
 from broker.crypto.keys import KeyKind, new_key
 from broker.keystore import Holder, Keystore, holder_path, own_kinds, provision_all
+from broker.partner import opener_for
 from puente.errors import KeyMaterialError
 from puente.settings import PuenteSettings
 
@@ -287,3 +288,15 @@ def test_audit_without_verify_keys_is_one_line_naming_the_folder(tmp_path: Path)
                           timeout=60)
     assert done.returncode == 3, done.stderr
     assert done.stderr.count("\n") == 1 and str(root / "auditor") in done.stderr and "import-public" in done.stderr
+
+
+def test_a_verify_key_that_is_not_the_brokers_signing_key_is_refused(tmp_path: Path) -> None:
+    """--verify-key names the broker's public signing key: another partner's receipt key (one folder over in the
+    auditor's keys) would let that partner forge this partner's feed, so any other key is refused in one line."""
+    made = Keystore.provision(tmp_path / "keys", partners=["COL", "USA"], agencies=[], agreements=[],
+                              generation="2026a")
+    col = made.partners["COL"].path
+    usa_receipt_key = made.partners["USA"].path / "USA-rcpt-2026a.json"
+    with pytest.raises(KeyMaterialError, match="is not the broker's signing key"):
+        opener_for("COL", col / "COL-enc-2026a.json", usa_receipt_key)
+    assert opener_for("COL", col / "COL-enc-2026a.json", col / "broker-sign-2026a.json") is not None

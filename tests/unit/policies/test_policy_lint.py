@@ -96,16 +96,16 @@ def test_partner_without_keys_is_found(policy_copy: Any) -> None:
 
 def test_lint_asks_the_key_port_about_every_key_the_policy_needs() -> None:
     """lint asks its key port about each partner key (by id) and each agreement's pseudonym key (by agreement)."""
-    asked: list[tuple[str, str]] = []
+    asked: list[tuple[str, str, str]] = []
 
-    def key_problem(name: str, kind: str) -> str | None:
-        asked.append((name, kind))
+    def key_problem(name: str, kind: str, owner: str) -> str | None:
+        asked.append((name, kind, owner))
         return "gone" if name == "PAN-USA" else None
 
     found = lint(now=AT, key_problem=key_problem)
     assert sorted(asked) == sorted(
-        [(f"{p}-enc-2026a", "partner-encryption") for p in ("COL", "USA", "CRI", "FEAN")]
-        + [(a, "pseudonym") for a in ("COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA")]
+        [(f"{p}-enc-2026a", "partner-encryption", p) for p in ("COL", "USA", "CRI", "FEAN")]
+        + [(a, "pseudonym", a) for a in ("COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA")]
     )
     assert [str(f) for f in found] == ["agreements/pan-usa.yaml:4: [keys] PAN-USA: pseudonym key: gone"]
 
@@ -171,6 +171,16 @@ def test_a_partner_naming_a_key_of_another_kind_is_found(
         "partners.yaml:13: [keys] COL: encryption key: key COL-rcpt-2026a: kind is partner-signing, "
         "expected partner-encryption"
     ]
+
+
+def test_a_partner_naming_another_partners_key_is_found(
+    policy_copy: Any, keystore: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """COL naming USA's encryption key (a typo) would have COL's feed sealed for USA: a keys finding."""
+    policy_copy.replace("partners.yaml", "encryption: COL-enc-2026a", "encryption: USA-enc-2026a")
+    code, found = _lint_keys(keystore, capsys, "--dir", str(policy_copy.root))
+    assert code == 1
+    assert found == ["partners.yaml:13: [keys] COL: encryption key: key USA-enc-2026a is USA's, not COL's"]
 
 
 def test_an_agreement_without_a_pseudonym_key_is_found(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
