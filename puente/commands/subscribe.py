@@ -13,6 +13,7 @@ from typing import TextIO
 
 from broker.partner import DEFAULT_INSTANCE, subscriber_for
 from broker.partner_store import default_store_path
+from broker.private_files import PrivateFile
 from puente import logs
 from puente.commands import store as store_commands
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
@@ -41,11 +42,18 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     store_commands.register(sub)
 
 
+# The --out copy holds every decrypted view, like the store: kept as privately as the store is.
+_OUT = PrivateFile("the --out file", "the --out file's folder", "holds decrypted alerts but others may read it",
+                   "write it in a folder only you can write (or pass --out -)")
+
+
 def _subscribe(args: argparse.Namespace) -> int:
     cfg = settings(args)
     if args.follow:
         logs.configure(cfg.log_level, cfg.log_format)
     store = args.store or default_store_path(cfg.keys, args.partner)
+    if args.out is not None and str(args.out) != "-":
+        _OUT.prepare(args.out, create=True, missing="")  # checked before anything is read or connected
     sub = subscriber_for(cfg, kafka(cfg, f"puente-subscriber-{args.partner}"), args.partner, args.key,
                          args.verify_key, args.sign_key, args.instance, store_path=store)
     out: TextIO | None = None

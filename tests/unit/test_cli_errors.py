@@ -122,3 +122,21 @@ def test_a_metrics_port_in_use_is_one_line(keys: Path) -> None:
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("puente: error:") and f"127.0.0.1:{port}" in line
     assert "--metrics-port" in line and "PUENTE_METRICS_ADDRESS" in line
+
+
+def test_subscribe_keeps_its_out_copy_private(keys: Path, tmp_path: Path) -> None:
+    """The --out copy holds decrypted views: in a folder others may write, or an existing file others may read, it
+    is refused in one line before Kafka is tried (exit 3, not the closed Kafka's 4); a new one is made 0600."""
+    key = str(keys / "partners" / "COL" / "COL-enc-2026a.json")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    readable = tmp_path / "views.jsonl"
+    readable.write_text("")
+    readable.chmod(0o644)
+    for out, words in ((shared / "views.jsonl", "writable by others"), (readable, "run chmod 600")):
+        done = _puente(keys, "subscribe", "--partner", "COL", "--key", key, "--out", str(out))
+        assert done.returncode == 3 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+    fresh = tmp_path / "mine" / "views.jsonl"
+    done = _puente(keys, "subscribe", "--partner", "COL", "--key", key, "--out", str(fresh))
+    assert done.returncode == 4 and (fresh.stat().st_mode & 0o777) == 0o600, done.stderr  # made, then Kafka tried
