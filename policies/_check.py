@@ -8,6 +8,7 @@ quietly decide differently from what its author meant.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,11 @@ ENVELOPE_MINIMUM = (
     "alert_id", "alert_type", "markings.classification", "markings.releasable_to", "markings.caveats",
     "markings.handling_code", "markings.handling_text", "markings.expires_at", "version", "lifecycle.action",
 )  # fmt: skip
+
+# Rule ids a decision records beside the agreements' own: a cover rule may not take one of these forms.
+RESERVED_RULE_PREFIXES = ("caveat.", "handling.")
+# A country code's form (ISO 3166 alpha-3, as markings write countries): reserved for countries.
+_COUNTRY_CODE = re.compile(r"[A-Z]{3}")
 
 
 def protected(envelope: Envelope) -> frozenset[str]:
@@ -55,7 +61,19 @@ def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
     for name, count in Counter(p.feed_topic for p in doc.model.partners).items():
         if count > 1:
             yield Finding(doc.where("partners"), "invalid", f"feed topic {name} is used by {count} partners")
+    # Markings name a partner by its id or its country (releasable_to, consent): the two name spaces
+    # meet, so an id must never be some other party's country, or "REL TO COL" would reach it.
+    countries = {p.country for p in doc.model.partners} | {vocab.home.country}
+    ids = Counter(p.id for p in doc.model.partners)
     for i, p in enumerate(doc.model.partners):
+        if p.id != p.country and (p.id in countries or _COUNTRY_CODE.fullmatch(p.id)):
+            yield Finding(doc.where("partners", i, "id"), "invalid",
+                          f"partner id {p.id} is a country code but {p.id}'s country is {p.country}: markings naming "
+                          f"{p.id} would reach it; use {p.country} or an id that is no country code")
+        if p.country != p.id and p.country in ids:
+            yield Finding(doc.where("partners", i, "country"), "invalid",
+                          f"{p.id}: country {p.country} is another partner's id: markings naming {p.country} would "
+                          "reach both")
         if p.clearance not in scale:
             where = doc.where("partners", i, "clearance")
             yield Finding(where, "invalid", f"{p.id}: clearance {p.clearance} is not on the scale")
@@ -216,6 +234,9 @@ def _check_agreement(
         yield Finding(doc.where("parties"), "invalid", f"{a.id}: parties {', '.join(strangers)} are not partners")
     if home not in a.parties or not set(a.parties) & partner_ids:
         yield Finding(doc.where("parties"), "invalid", f"{a.id}: parties must be {home} and at least one partner")
+    repeated = sorted(p for p, n in Counter(a.parties).items() if n > 1)
+    if repeated:  # each rule would apply once per listing: a pseudonym of a pseudonym, redactions twice
+        yield Finding(doc.where("parties"), "invalid", f"{a.id}: parties {', '.join(repeated)} listed more than once")
     if a.max_classification not in vocab.classification.scale:
         yield Finding(doc.where("max_classification"), "invalid", f"{a.id}: {a.max_classification} is not on the scale")
     g, grading = a.min_grading, vocab.grading
@@ -262,6 +283,10 @@ def check_sources(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInf
         for i, cover in enumerate(doc.model.covers):
             if rules[cover.rule] > 1:
                 found.append(Finding(doc.where("covers", i, "rule"), "invalid", f"rule id {cover.rule} is not unique"))
+            if cover.rule.startswith(RESERVED_RULE_PREFIXES):  # the ids of caveats' and handling codes' notices
+                found.append(Finding(doc.where("covers", i, "rule"), "invalid",
+                                     f"rule id {cover.rule} starts with {' or '.join(RESERVED_RULE_PREFIXES)}, "
+                                     "which name caveats and handling codes"))
         found.extend(_check_agreement(src, doc, fields))
         found.extend(_check_areas(src, doc))
     return found

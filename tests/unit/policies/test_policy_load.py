@@ -201,3 +201,35 @@ def test_the_envelope_is_required(policy_copy: Any) -> None:
     start, end = body.index("envelope:"), body.index("view:")
     policy_copy.write("vocabulary.yaml", body[:start] + body[end:])
     assert "vocabulary.yaml:" in _error(policy_copy) and "envelope" in _error(policy_copy)
+
+
+def test_a_partner_id_that_is_another_country_is_refused(policy_copy: Any) -> None:
+    """Markings name partners by id or country: a Venezuelan partner given the id COL would receive alerts
+    "REL TO COL". An id of a country code's form must be the partner's own country, and a country must not be
+    another partner's id."""
+    policy_copy.replace("partners.yaml", "  - id: COL\n", "  - id: VEN\n")
+    policy_copy.replace("partners.yaml", "  - id: USA\n", "  - id: COL\n")
+    message = _error(policy_copy)
+    assert "partner id VEN is a country code but VEN's country is COL" in message
+    assert "partner id COL is a country code but COL's country is USA" in message
+
+
+def test_a_country_that_is_another_partners_id_is_refused(policy_copy: Any) -> None:
+    """A partner whose country is another partner's id: markings naming that code would reach both."""
+    policy_copy.replace("partners.yaml", "  - id: USA\n", "  - id: US-DHS\n")
+    policy_copy.replace("partners.yaml", "    country: USA\n", "    country: COL\n")
+    assert "US-DHS: country COL is another partner's id" in _error(policy_copy)
+
+
+def test_a_party_listed_twice_is_refused(policy_copy: Any) -> None:
+    """parties: [PAN, COL, COL] would apply each rule twice (a pseudonym of a pseudonym): refused."""
+    policy_copy.replace("agreements/combifron.yaml", "parties: [PAN, COL]", "parties: [PAN, COL, COL]")
+    assert "COMBIFRON: parties COL listed more than once" in _error(policy_copy)
+
+
+@pytest.mark.parametrize("rule", ["handling.H1", "caveat.ORCON"])
+def test_a_rule_id_in_the_form_of_a_notice_is_refused(policy_copy: Any, rule: str) -> None:
+    """Decisions record caveats' and handling codes' notices as rule ids (handling.H1): a cover rule of that form
+    would be taken for one, and the other for it."""
+    policy_copy.replace("agreements/combifron.yaml", "  - rule: COMBIFRON-BORDER", f"  - rule: {rule}")
+    assert f"rule id {rule} starts with caveat. or handling." in _error(policy_copy)
