@@ -92,7 +92,8 @@ def _deliver(ps: PolicySet, partner: PartnerInfo, covers: tuple[CompiledCover, .
         redactions,
         ps.version,
         min(c.agreement.retention_days for c in covers),
-        all(c.agreement.onward_sharing for c in covers),
+        # Consent releases the alert to this partner, no further: a code that needed it forbids onward sharing.
+        all(c.agreement.onward_sharing for c in covers) and not any(_consented(ps, rule) for rule, _ in notices),
     )
     _remember(ps, key, decision)
     return decision
@@ -106,8 +107,20 @@ def _restrict(
         notices.append((code, f"{code.split('.', 1)[1]}: {ps.notes[code]}"))
     elif effect is Effect.DOMESTIC_ONLY and not partner.internal:
         fails.append((code, f"{code.split('.', 1)[1]} keeps the alert inside {ps.home_country}"))
-    elif effect is Effect.NEEDS_CONSENT and not consented:
-        fails.append((code, f"{code.split('.', 1)[1]} needs the originator's consent for {partner.id}, not recorded"))
+    elif effect is Effect.NEEDS_CONSENT:
+        if not consented:
+            fails.append((code, f"{code.split('.', 1)[1]} needs the originator's consent for {partner.id}, "
+                                "not recorded"))
+        else:  # recorded as the reason it may go, and (``_deliver``) why it may go no further
+            notices.append((code, f"{code.split('.', 1)[1]}: the originator consented to {partner.id}; "
+                                  "no onward sharing"))
+
+
+def _consented(ps: PolicySet, rule: str) -> bool:
+    """Whether a notice's rule id is a caveat's or handling code's that needed the originator's consent."""
+    kind, _, code = rule.partition(".")
+    effects = ps.caveat_effects if kind == "caveat" else ps.handling_effects if kind == "handling" else {}
+    return effects.get(code) is Effect.NEEDS_CONSENT
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs a setattr call per field, once per alert

@@ -332,3 +332,18 @@ def test_a_marking_list_of_the_wrong_type_withholds(
     alert["markings"]["releasable_to"] = {"COL": "yes", "USA": "yes"}
     decision = decide(alert, "COL", policy_set, now)
     assert decision.rule_ids == ("alert.malformed",)
+
+
+@pytest.mark.parametrize("changes", [{"markings.handling_code": "H2"}, {"markings.caveats": ["ORCON"]}])
+def test_a_release_on_consent_forbids_onward_sharing(policy_set: PolicySet, make_alert: MakeAlert, now: datetime,
+                                                     changes: dict[str, Any]) -> None:
+    """PAN-CRI allows onward sharing; an alert whose code needs consent, consented to CRI, goes to CRI with the
+    consent recorded as a reason and no onward sharing: the consent covers CRI, not whom CRI shares with."""
+    plain = decide(make_alert("paso_canoas_flow"), "CRI", policy_set, now)
+    assert plain.delivers and plain.onward_sharing
+    consented = decide(make_alert("paso_canoas_flow", {**changes, "markings.originator_consent": ["CRI"]}), "CRI",
+                       policy_set, now)
+    assert consented.delivers and not consented.onward_sharing
+    code = next(rule for rule in consented.rule_ids if rule.startswith(("handling.", "caveat.")))
+    assert code in ("handling.H2", "caveat.ORCON")
+    assert any("the originator consented to CRI; no onward sharing" in reason for reason in consented.reasons)
