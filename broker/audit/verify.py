@@ -252,10 +252,17 @@ class PartitionWalk:
                  owner: str | None = None, chains: dict[str | None, ChainState] | None = None) -> None:
         self.topic, self.partition, self.verify, self.holds, self.owner = topic, partition, verify, holds, owner
         self.chains: dict[str | None, ChainState] = chains if chains is not None else {}
+        self.cut: list[str | None] = []  # see ``feed``
 
     def feed(self, offset: int, value: bytes) -> tuple[dict[str, Any] | None, list[Finding]]:
-        """Check the record at ``offset``; its document and the findings at it."""
+        """Check the record at ``offset``; its document and the findings at it.
+
+        ``cut`` then names the chains whose unsigned records waiting for a checkpoint this record
+        cut off (it breaks the chain after them): a reader holding those records for the chain's
+        next checkpoint drops them, since no checkpoint will vouch for them.
+        """
         found: list[Finding] = []
+        self.cut.clear()
 
         def flag(problem: str) -> None:
             found.append(Finding(self.topic, self.partition, offset, problem))
@@ -278,11 +285,21 @@ class PartitionWalk:
             flag(f"seq {seq}: {why}")
         if (why := form_problem(value, doc, claimed)) is not None:
             flag(f"{label}record seq {seq} {why}")
+        broken = True
         if seq != state.seq:
             kind = "gap: records missing" if seq > state.seq else "reordered or repeated record"
             flag(f"{label}{kind} (expected seq {state.seq}, found {seq})")
         elif prev != state.prev:
             flag(f"{label}record seq {seq} does not follow the record before it (prev hash differs)")
+        else:
+            broken = False
+        if broken and state.tail and self.holds != "queries":
+            # A later checkpoint's hash path runs back through this record, not through the unsigned
+            # records before it: none vouches for them (someone else's, slipped in before this one).
+            flag(f"{label}{state.tail} unsigned record(s) from offset {state.tail_first} on are cut off from the "
+                 "chain by this record: no later checkpoint vouches for them")
+            state.tail, state.tail_first = 0, None
+            self.cut.append(chain)
         if "sig" in doc or doc.get("kind") in _SIGNED_KINDS:
             state.signed += 1
             state.tail, state.tail_first = 0, None

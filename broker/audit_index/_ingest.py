@@ -92,6 +92,9 @@ class PartitionIngest:
             self._open = True
         before = self.rows
         doc, found = self._walk.feed(offset, value)
+        for chain in self._walk.cut:  # receipts cut off from their chain: no checkpoint will vouch for them
+            self._conn.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
+                               (self.topic, self.partition, chain_key(chain)))
         unmatched = 0
         if doc is not None and not found:
             found = self._rows(offset, doc)

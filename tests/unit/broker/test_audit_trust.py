@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
-from broker.audit import ChainWriter, verify_partition
+import pytest
+
+from broker import auditor
+from broker.audit import ChainHead, ChainWriter, verify_partition
 from broker.audit.verify import delivered_pairs, head_problem, unmatched_receipt
+from broker.audit_index import AuditIndex
+from puente.wire import Record
 
 KEY = b"k" * 32
 
@@ -91,3 +101,57 @@ def test_blocks_always_fit_and_the_chain_still_verifies() -> None:
     assert ids == [f"SNM:{i}" for i in range(30)]  # every entry once, in order
     shrunk = [d for b in blocks for d in json.loads(b)["decision_table"] if d.get("truncated")]
     assert shrunk and all(len(d["reasons"]) <= 20 for d in shrunk)
+
+
+def _slipped_in() -> list[bytes]:
+    """COL's chain with a receipt someone else slipped in after a checkpoint, continuing it, before COL's next
+    batch (whose writer goes on from its own head): that batch repeats the seq, and its checkpoint follows it."""
+    writer, values = _receipts()
+    forged = ChainWriter("access", 0, ChainHead.after(json.loads(values[-1])), checkpoint_every=1 << 62, chain="COL")
+    values.append(forged.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:forged", "status": "RECALLED"}))
+    values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:next", "status": "RECEIVED"}))
+    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    return values
+
+
+def test_a_checkpoint_does_not_vouch_for_a_receipt_its_hash_path_does_not_reach(tmp_path: Path) -> None:
+    """The checkpoint after a break vouches only for what its hash path runs back through: the receipt slipped in
+    before the break is reported as cut off, and neither the audit index nor `audit log` counts it."""
+    values = _slipped_in()
+    report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
+    problems = [(f.offset, f.problem) for f in report.findings]
+    assert (5, "chain COL 1 unsigned record(s) from offset 4 on are cut off from the chain by this record: no later "
+               "checkpoint vouches for them") in problems
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        index.register({"access": "receipts"}, {"access": "COL"})
+        ingest = index.partition("access", 0, "receipts", _verify, owner="COL", check_receipts=False)
+        for offset, value in enumerate(values):
+            ingest.add(offset, value)
+        ingest.commit()
+        receipts = index._all("SELECT alert_id FROM receipts ORDER BY \"offset\"")
+    assert [r[0] for r in receipts] == ["SNM:0", "SNM:1", "SNM:2"]  # neither the forged one nor the flagged one
+
+    @contextlib.asynccontextmanager
+    async def running(client: Any, conn: Any, what: str) -> AsyncIterator[None]:
+        yield None
+
+    async def partitions(consumer: Any, topic: str) -> list[int]:
+        return [0]
+
+    async def read_range(consumer: Any, tp: Any, start: int | None = None) -> AsyncIterator[Record]:
+        for offset, value in enumerate(values):
+            yield Record("access", 0, offset, b"COL", value, (), 0)
+
+    async def rows() -> tuple[list[dict[str, Any]], list[int]]:
+        left: list[int] = []
+        found = [r async for r in auditor.read_log(None, {"access": "receipts"}, auditor.LogFilter(),  # type: ignore[arg-type]
+                                                    _verify, left, {"access": "COL"})]
+        return found, left
+
+    with pytest.MonkeyPatch.context() as patch:  # the log's reader over the records above, no Kafka
+        patch.setattr(auditor, "running", running)
+        patch.setattr(auditor, "partitions_of", partitions)
+        patch.setattr(auditor, "read_range", read_range)
+        patch.setattr(auditor, "reader", lambda conn, name: None)
+        found, left = asyncio.run(rows())
+    assert [r["alert_id"] for r in found] == ["SNM:0", "SNM:1", "SNM:2"] and left == [2]
