@@ -144,7 +144,10 @@ def form_problem(value: bytes, doc: dict[str, Any], claimed: str) -> str | None:
     """Why a record is not as its writer sealed it, or None: its content must hash to its ``hash``
     and its bytes must be exactly the canonical form (see ``chain.sealed``), so a duplicate key or
     a re-encoding, which a JSON parser would silently resolve, is reported too."""
-    body = canonical({k: v for k, v in doc.items() if k != "hash"})
+    try:
+        body = canonical({k: v for k, v in doc.items() if k != "hash"})
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (it reads deeper): no writer sealed it
+        return "is not in the form its writer sealed (nested too deeply to be written back)"
     if hashlib.sha256(body).hexdigest() != claimed:
         return "was edited: its content does not match its hash"
     if value != sealed(body, claimed):

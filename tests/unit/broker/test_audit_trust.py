@@ -155,3 +155,21 @@ def test_a_checkpoint_does_not_vouch_for_a_receipt_its_hash_path_does_not_reach(
         patch.setattr(auditor, "reader", lambda conn, name: None)
         found, left = asyncio.run(rows())
     assert [r["alert_id"] for r in found] == ["SNM:0", "SNM:1", "SNM:2"] and left == [2]
+
+
+def test_a_record_nested_too_deeply_is_a_finding_and_the_index_goes_on(tmp_path: Path) -> None:
+    """orjson reads JSON nested deeper than it writes: such a record (one a partner may write unsigned to its
+    receipts topic) is reported as not sealed as written, never an error that stops `audit verify` or the index
+    at that offset for good; the records after it are still indexed."""
+    _, values = _receipts()
+    deep = b'{"kind":"RECEIPT","seq":0,"prev":"0","hash":"x","chain":"COL","x":' + b"[" * 300 + b"]" * 300 + b"}"
+    assert "nested too deeply" in (head_problem("access", 0, deep, "COL", _verify) or "")
+    report = verify_partition("access", 0, enumerate([deep, *values]), _verify, "receipts", "COL")
+    assert any("nested too deeply" in f.problem and f.offset == 0 for f in report.findings)
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        index.register({"access": "receipts"}, {"access": "COL"})
+        ingest = index.partition("access", 0, "receipts", _verify, owner="COL", check_receipts=False)
+        for offset, value in enumerate([deep, *values]):
+            ingest.add(offset, value)
+        ingest.commit()
+        assert ingest.next_offset == len(values) + 1
