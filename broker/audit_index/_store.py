@@ -106,17 +106,23 @@ CREATE TABLE IF NOT EXISTS queries (
 """
 
 
+_MAX_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
+
+
 def at_ms(value: Any) -> int | None:
     """Milliseconds since the epoch of an ISO time as the audit writes it, or None."""
     if not isinstance(value, str):
         return None
     try:
         when = datetime.fromisoformat(value)
-    except ValueError:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        ms = int(when.timestamp() * 1000)
+    except (ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
+    # A time others signed may lie anywhere datetime reaches: outside the epoch to year 9999 (UTC) it
+    # is no time the index orders or shows (``iso_ms`` could not write it back).
+    return ms if 0 <= ms < _MAX_MS else None
 
 
 def iso_ms(ms: int) -> str:

@@ -167,7 +167,23 @@ class SecurityHeaders:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, sending)
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await sending(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception:
+            # Starlette's error page is made outside this middleware, without these headers: a failure
+            # is answered here instead (a plain 500, nothing of the error), then reported as ever.
+            if not started:
+                await sending({"type": "http.response.start", "status": 500,
+                               "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+                await sending({"type": "http.response.body", "body": b"Internal Server Error"})
+            raise
 
 
 def templates() -> Environment:

@@ -14,18 +14,20 @@ def when(value: Any) -> str:
     """An audit time (ISO text or datetime) as ``2026-11-01 10:00:05 UTC``; ``-`` when absent."""
     if value in (None, ""):
         return "-"
-    if isinstance(value, (int, float)):
-        at = datetime.fromtimestamp(value / 1000, UTC)
-    elif isinstance(value, datetime):
-        at = value
-    else:
-        try:
+    # Times come from records others signed: one out of datetime's range (a year-1 time east of UTC,
+    # a huge number) is shown as written, cut short, never a page that fails.
+    try:
+        if isinstance(value, (int, float)):
+            at = datetime.fromtimestamp(value / 1000, UTC)
+        elif isinstance(value, datetime):
+            at = value
+        else:
             at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return str(value)[:40]
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):
+        return str(value)[:40]
 
 
 def duration(ms: Any) -> str:

@@ -6,12 +6,20 @@ import argparse
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
+from broker.audit_index._store import at_ms
 from broker.console_accounts import ConsoleAccounts
 from puente.commands.console import register_audit_verbs
 from puente.console.charts import bar_chart
+from puente.console.core import SECURITY_HEADERS, SecurityHeaders
 from puente.console.server import Listen
-from puente.console.views import cell, local_path
+from puente.console.views import cell, local_path, when
 from puente.errors import ConfigError
 
 
@@ -69,3 +77,24 @@ def test_users_add_list_passwd_remove(tmp_path: Path, capsys: pytest.CaptureFixt
     with ConsoleAccounts.open(tmp_path / "auditor" / "accounts.sqlite", ["USA"], create=False) as accounts:
         assert [a.name for a in accounts.list()] == ["ana"]
         assert accounts.sign_in("ana", "a long enough password").account is not None
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", 10**20, -(10**20)])
+def test_a_time_out_of_range_is_shown_as_written_and_never_indexed(value: object) -> None:
+    """Times come from records partners sign: one datetime cannot convert is shown cut short, not a failed page,
+    and the index orders no row by it."""
+    assert when(value) == str(value)[:40]
+    assert at_ms(value if isinstance(value, str) else str(value)) is None
+    assert when("2026-01-01T00:00:00Z") == "2026-01-01 00:00:00 UTC" and at_ms("2026-01-01T00:00:00Z") == 1767225600000
+
+
+def test_a_page_that_fails_is_a_plain_500_with_the_security_headers() -> None:
+    """Starlette's own error page is made outside the console's middleware: the middleware answers a failure
+    itself, with its headers and nothing of the error."""
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("secret detail")
+
+    app = Starlette(routes=[Route("/x", broken)], middleware=[Middleware(SecurityHeaders, tls=False)])
+    response = TestClient(app, raise_server_exceptions=False).get("/x")
+    assert response.status_code == 500 and "secret detail" not in response.text
+    assert all(response.headers.get(name) == value for name, value in SECURITY_HEADERS.items())
