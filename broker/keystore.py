@@ -70,6 +70,11 @@ def load_key_file(path: Path | str) -> KeyRecord:
             f"key {key_id}: {path} holds a secret but is readable by others "
             f"(mode {stat.S_IMODE(mode):04o}); run chmod 600 on it"
         )
+    if stat.S_IMODE(mode) & 0o022:
+        # A public half others may write is one they may swap for their own (a verify key, say).
+        raise KeyMaterialError(
+            f"key {key_id}: {path} is writable by others (mode {stat.S_IMODE(mode):04o}); run chmod 644 on it"
+        )
     try:
         folder = stat.S_IMODE(path.resolve().parent.stat().st_mode)
     except OSError:

@@ -400,6 +400,18 @@ def test_a_key_in_a_folder_others_may_write_is_refused(tmp_path: Path) -> None:
         load_key_file(path)
 
 
+def test_a_public_key_file_others_may_write_is_refused(tmp_path: Path) -> None:
+    """A public half holds no secret, but whoever may write it may swap it for their own (the broker's verify
+    key, say): a group- or world-writable key file is refused, in a folder only its owner writes."""
+    keystore = Keystore(tmp_path / "ks")
+    path = keystore.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2026a", NOW))
+    public = keystore.export_public("broker-sign-2026a", tmp_path / "pub")
+    os.chmod(public, 0o666)  # noqa: S103 - the permissive file is what is tested
+    with pytest.raises(KeyMaterialError, match="writable by others"):
+        load_key_file(public)
+    assert load_key_file(path).kind is KeyKind.BROKER_SIGNING
+
+
 def test_a_key_file_with_a_duplicate_field_is_refused(tmp_path: Path) -> None:
     """A key file naming a field twice (the last would silently win) is refused, naming the field only."""
     record = new_key(KeyKind.PARTNER_ENCRYPTION, "COL", "2026a", NOW)
