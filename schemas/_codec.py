@@ -65,8 +65,8 @@ class SingleObjectCodec:
         try:
             validate(record, self.writer.parsed, raise_errors=True)
         except ValidationError as verr:
-            problems = "; ".join(str(e) for e in verr.errors[:3])
-            return f"record does not fit {self.writer.name}: {_scrub(problems)}"
+            problems = dict.fromkeys(_problem(e) for e in verr.errors[:3])  # (once per union branch tried)
+            return f"record does not fit {self.writer.name}: {'; '.join(problems)}"
         except Exception:  # noqa: BLE001, S110 - the explanation must never raise; fall back below
             pass
         return f"record does not fit {self.writer.name}: {type(exc).__name__}"
@@ -222,14 +222,12 @@ def _compile_union(branches: list[Any]) -> _Tagger | None:
     return union
 
 
-def _scrub(text: str) -> str:
-    """Keep field paths and types from a validation message, never the offending value."""
-    # fastavro formats errors as "<path> is <value> of type <type> expected <schema>"; drop the value.
-    out = []
-    for part in text.split("; "):
-        head, sep, rest = part.partition(" is ")
-        if sep and " of type " in rest:
-            out.append(f"{head} has type {rest.split(' of type ', 1)[1].split(' ', 1)[0]}")
-        else:
-            out.append(head[:200])
-    return "; ".join(out)
+def _problem(error: Any) -> str:
+    """One validation error as its field path and the type found, never the offending value.
+
+    Built from fastavro's error fields, not its message: a value's text would pass for part of the
+    message (a value holding "; " or " of type " did, into dead-letter details and audit reasons).
+    """
+    field = str(getattr(error, "field", "") or "(the record)")[:200]
+    datum = getattr(error, "datum", None)
+    return f"{field} is missing" if datum is None else f"{field} has type {type(datum).__name__}"

@@ -120,6 +120,17 @@ def test_record_that_does_not_fit_names_the_field_not_the_value(alerts: list[dic
     assert "12345678" not in str(info.value)
 
 
+@pytest.mark.parametrize("value", ["x; Juan Perez passport PA123456 is here", "A of type B; PA123456 of type str"])
+def test_a_value_written_like_an_error_message_is_never_echoed(alerts: list[dict], value: str) -> None:
+    """The explanation is built from the error's field and the value's type, never from the message's text, which
+    a value holding "; " or " of type " would pass for part of."""
+    bad = dict(alerts[0])
+    bad["version"] = value
+    with pytest.raises(RecordMismatchError) as info:
+        alert_codec().encode(bad)
+    assert str(info.value) == "record does not fit puente.Alert: puente.Alert.version has type str"
+
+
 def test_missing_required_field_is_a_mismatch(alerts: list[dict]) -> None:
     """An alert without its markings cannot be encoded."""
     bad = {k: v for k, v in alerts[0].items() if k != "markings"}
