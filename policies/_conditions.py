@@ -42,7 +42,14 @@ def _area(provinces: frozenset[str], sectors: frozenset[str], areas: Areas) -> C
             return f"province {_label(province)} / sector {_label(sector)} is outside the agreed area"
         lat, lon = loc.get("latitude"), loc.get("longitude")
         if lat is None and lon is None:
-            return None  # no position: the labels decide
+            # No position: the labels decide alone, so each label given must be agreed, where the
+            # agreement names labels of its kind. One agreed label beside one that is not (province
+            # DARIEN with the Paso Canoas sector) contradicts itself; it is no match.
+            for kind, label, agreed in (("province", province, provinces), ("sector", sector, sectors)):
+                if agreed and label is not None and label not in agreed:
+                    return (f"{kind} {_label(label)} is outside the agreed area, and the alert has no position "
+                            "to settle which of its labels is right")
+            return None
         if not (_degrees(lat, 90) and _degrees(lon, 180)):
             return "the alert's position is incomplete or out of range, so its area cannot be confirmed"
         # Every label must agree with the position: one that contradicts it, or that no outline

@@ -27,6 +27,9 @@ WITHHOLDS = [
     ("darien_sighting", {}, "USA", "agreement.coverage"),
     ("darien_sighting", {"payload.event_type": "OTHER"}, "COL", "COMBIFRON-BORDER.event_types"),
     ("darien_sighting", {"location.province": "COLON", "location.border_sector": None}, "COL", "COMBIFRON-BORDER.area"),
+    # No position: a sector outside the agreed area beside an agreed province contradicts it.
+    ("darien_sighting", {"location.border_sector": "CHIRIQUI_PASO_CANOAS", "location.latitude": None,
+                         "location.longitude": None}, "COL", "COMBIFRON-BORDER.area"),
     ("tocumen_hit", {"payload.risk_level": "MEDIUM"}, "USA", "USA-WATCHLIST.watchlist"),
     ("gofast_seizure", {"payload.items[0].category": "OTHER", "payload.items[1].category": "OTHER"}, "USA",
      "USA-SEIZURE.categories"),
@@ -347,3 +350,13 @@ def test_a_release_on_consent_forbids_onward_sharing(policy_set: PolicySet, make
     code = next(rule for rule in consented.rule_ids if rule.startswith(("handling.", "caveat.")))
     assert code in ("handling.H2", "caveat.ORCON")
     assert any("the originator consented to CRI; no onward sharing" in reason for reason in consented.reasons)
+
+
+def test_without_a_position_agreed_labels_alone_still_deliver(policy_set: PolicySet, make_alert: MakeAlert,
+                                                             now: datetime) -> None:
+    """No coordinates, and every label given agreed: the labels decide, as before."""
+    alert = make_alert("darien_sighting", {"location.latitude": None, "location.longitude": None})
+    assert decide(alert, "COL", policy_set, now).delivers
+    alone = make_alert("darien_sighting", {"location.latitude": None, "location.longitude": None,
+                                           "location.border_sector": None})
+    assert decide(alone, "COL", policy_set, now).delivers
