@@ -106,8 +106,10 @@ class PolicyAdapter:
         return routed
 
     def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:
-        inner: Decision = decision.decision
-        agreement = inner.agreement_id or ""
+        return build_view(alert, decision.decision, self.policy_set, self._pseudonym_key)
+
+    def _pseudonym_key(self, agreement: str) -> bytes:
+        """The agreement's own pseudonym key (asked for by ``build_view`` only where a rule pseudonymises)."""
         if agreement not in self._pseudo:
             try:
                 self._pseudo[agreement] = self.keystore.load_pseudonym_key(agreement).reveal()
@@ -116,7 +118,7 @@ class PolicyAdapter:
         key = self._pseudo[agreement]
         if key is None:
             raise KeyMaterialError(f"no pseudonymisation key for agreement {agreement}")
-        return build_view(alert, inner, self.policy_set, key)
+        return key
 
     def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
         return recall_notice(alert, version, reason)

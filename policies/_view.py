@@ -37,7 +37,7 @@ MIN_KEY_BYTES = 16
 class ViewContext:
     """What a field change may need besides the value: the pseudonym key and the partner."""
 
-    key: bytes
+    key: bytes | None  # None: the agreement pseudonymises nothing, and was given no key
     partner_id: str
     settings: ViewSettings
 
@@ -64,6 +64,8 @@ def pseudonym(value: str, domain: str, ctx: ViewContext) -> str:
     # surrogatepass: a lone surrogate (which no valid text holds) gets a pseudonym too, instead of
     # raising; every other string encodes exactly as in strict UTF-8.
     msg = f"{ctx.partner_id}\x1f{domain}\x1f{_normal(value)}".encode("utf-8", "surrogatepass")
+    if ctx.key is None:  # (never: a key is asked for every agreement with a pseudonymise rule)
+        raise PolicyError("a pseudonym was asked for under an agreement given no pseudonym key")
     length = ctx.settings.pseudonym_length
     # Base32 turns each 5 bytes into 8 characters on their own: encode only the bytes shown.
     digest = _hmac_sha256(ctx.key, msg)[: min(32, 5 * -(-length // 8))]
@@ -242,10 +244,19 @@ def compile_step(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> St
     return None if leaf is None else _walk(info.path.split("."), leaf)
 
 
+PseudonymKeys = Callable[[str], bytes]
+"""agreement id -> that agreement's pseudonym key (raising when it has none)."""
+
+
 def build_view(
-    alert: Mapping[str, Any], decision: Decision, policy_set: PolicySet, pseudonym_key: bytes
+    alert: Mapping[str, Any], decision: Decision, policy_set: PolicySet, pseudonym_key: bytes | PseudonymKeys
 ) -> dict[str, Any]:
     """The partner's view of ``alert`` under ``decision``: a new dict; the alert is not changed.
+
+    ``pseudonym_key``: each agreement's values are pseudonymised under that agreement's own key,
+    given by agreement id, and asked for only for agreements whose rules pseudonymise (one key for
+    all, as bytes, is for tests and tools). Pseudonyms then do not change with which other
+    agreements happen to be in force, and a missing key withholds only where it is needed.
 
     Asking for the view of a withheld alert, or with a decision from another
     policy set or for another alert type, is a programming error and raises
@@ -257,13 +268,19 @@ def build_view(
         raise PolicyError("a withheld alert has no partner view")
     if decision.policy_version != policy_set.version:
         raise PolicyError(f"decision made under policy {decision.policy_version}, not {policy_set.version}")
-    if not isinstance(pseudonym_key, bytes) or len(pseudonym_key) < MIN_KEY_BYTES:
-        raise PolicyError(f"the pseudonym key must be at least {MIN_KEY_BYTES} bytes")
     covers = [policy_set.covers[r] for r in decision.rule_ids if r in policy_set.covers]
     if not covers:
         raise PolicyError("the decision names no agreement rule of this policy set")
+    keys = {}
+    for cover in covers:
+        if any(r.action == Action.PSEUDONYMISE.value for r in cover.redactions):
+            agreement = cover.agreement.id
+            key = pseudonym_key if isinstance(pseudonym_key, bytes) else pseudonym_key(agreement)
+            if not isinstance(key, bytes) or len(key) < MIN_KEY_BYTES:
+                raise PolicyError(f"the pseudonym key must be at least {MIN_KEY_BYTES} bytes")
+            keys[agreement] = key
     try:
-        return _apply(alert, decision, covers, policy_set, pseudonym_key)
+        return _apply(alert, decision, covers, policy_set, keys)
     except PolicyError:
         raise
     except Exception as exc:  # noqa: BLE001 - anything an alert can cause; KeyboardInterrupt is not one
@@ -272,16 +289,17 @@ def build_view(
 
 
 def _apply(
-    alert: Mapping[str, Any], decision: Decision, covers: list[CompiledCover], policy_set: PolicySet, key: bytes
+    alert: Mapping[str, Any], decision: Decision, covers: list[CompiledCover], policy_set: PolicySet,
+    keys: Mapping[str, bytes],
 ) -> dict[str, Any]:
     alert_type = alert.get("alert_type")
     for cover in covers:
         if cover.alert_type != alert_type:
             shown = alert_type if alert_type in policy_set.alert_types else "an alert of an unknown type"
             raise PolicyError(f"decision is for {cover.alert_type} alerts, not {shown}")
-    ctx = ViewContext(key, decision.partner_id, policy_set.view_settings)
     view = dict(alert)  # the steps copy what they change below the top level
     for cover in covers:  # several agreements in force: each one's changes apply, the strictest prevails
+        ctx = ViewContext(keys.get(cover.agreement.id), decision.partner_id, policy_set.view_settings)
         for step in cover.steps:
             step(view, ctx)
     return view

@@ -157,10 +157,30 @@ def test_view_guards(policy_set: PolicySet, make_alert: MakeAlert, now: datetime
     stale = Decision(Outcome.DELIVER_REDACTED, "COL", decision.agreement_ids, decision.rule_ids, (), (), "sha256:old")
     with pytest.raises(PolicyError, match="policy"):
         build_view(alert, stale, policy_set, key)
+    seizure = make_alert("gofast_seizure")  # COMBIFRON-SEIZURE pseudonymises the detainees
     with pytest.raises(PolicyError, match="16 bytes"):
-        build_view(alert, decision, policy_set, b"short")
+        build_view(seizure, decide(seizure, "COL", policy_set, now), policy_set, b"short")
     with pytest.raises(PolicyError, match="BORDER_EVENT"):
         build_view(make_alert("gofast_seizure"), decision, policy_set, key)
+
+
+def test_each_agreement_pseudonymises_under_its_own_key_asked_for_only_when_needed(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes) -> None:
+    """The key is asked for by agreement, and only for an agreement whose rules pseudonymise: a border event to COL
+    (nothing pseudonymised) needs no key at all; a seizure asks for COMBIFRON's, and gets its pseudonyms from it."""
+    asked: list[str] = []
+
+    def keys(agreement: str) -> bytes:
+        asked.append(agreement)
+        return key
+
+    sighting = make_alert("darien_sighting")
+    assert build_view(sighting, decide(sighting, "COL", policy_set, now), policy_set, keys) is not None
+    assert asked == []
+    seizure = make_alert("gofast_seizure")
+    decision = decide(seizure, "COL", policy_set, now)
+    assert build_view(seizure, decision, policy_set, keys) == build_view(seizure, decision, policy_set, key)
+    assert set(asked) == {"COMBIFRON"}
 
 
 @pytest.mark.parametrize(
