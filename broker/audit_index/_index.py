@@ -346,10 +346,13 @@ class AuditIndex:
         # With one alert id asked for, the alert's index finds its handful of rows; unary + keeps SQLite
         # from walking a partner's (or agency's) whole index in time order instead.
         keep_off = "+" if q.alert and not q.alert.endswith("*") else ""
+        # A scoped auditor's query walks its partner's rows, never an index over every partner's (an
+        # agency's, a type's): how long an answer of 0 took would tell how many rows others have.
+        others = "+" if keep_off or scope.partner else ""
         for column, value in (("partner", scope.partner), ("partner", q.partner), ("originator", q.agency),
                               ("agreement", q.agreement), ("decision", q.decision), ("alert_type", q.alert_type)):
             if value:
-                clauses.append(f"{keep_off}{column} = ?")
+                clauses.append(f"{keep_off if column == 'partner' else others}{column} = ?")
                 args.append(value)
         if q.alert:
             if q.alert.endswith("*"):
@@ -361,8 +364,12 @@ class AuditIndex:
                 clauses.append("alert_id = ?")
                 args.append(q.alert)
         if q.rule:
-            clauses.append("id IN (SELECT decision_id FROM decision_rules WHERE rule = ?)")
-            args.append(q.rule)
+            if scope.partner:  # (the same: only its partner's rule rows)
+                clauses.append("id IN (SELECT decision_id FROM decision_rules WHERE partner = ? AND rule = ?)")
+                args += [scope.partner, q.rule]
+            else:
+                clauses.append("id IN (SELECT decision_id FROM decision_rules WHERE rule = ?)")
+                args.append(q.rule)
         if q.since is not None:
             clauses.append("at_ms >= ?")
             args.append(_ms(q.since))
@@ -629,9 +636,12 @@ class AuditIndex:
         sampling, preferred the outcome's index and read every row; and a query that could no longer
         use its index fails here instead of turning slow."""
         mine, args = ("partner = ? AND ", [scope.partner]) if scope.partner else ("", [])
+        # A scoped auditor's figures come from an index led by the partner: its time then depends on that
+        # partner's rows only, not on every partner's (decisions_shared has the partner fourth).
+        shared_index = "decisions_shared_by_partner" if scope.partner else "decisions_shared"
         shared = [{"month": m, "alert_type": t, "sector": s, "partner": p, "alerts": n} for m, t, s, p, n in self._all(
             f"SELECT substr(at, 1, 7), alert_type, sector, partner, COUNT(DISTINCT alert_id) FROM decisions "
-            f"INDEXED BY decisions_shared WHERE {mine}{_SHARED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", args)]
+            f"INDEXED BY {shared_index} WHERE {mine}{_SHARED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", args)]
         withheld = [{"reason": r, "partner": p, "count": n} for r, p, n in self._all(
             f"SELECT COALESCE(first_rule, '-'), partner, COUNT(*) FROM decisions INDEXED BY decisions_withheld "
             f"WHERE {mine}decision = 'WITHHOLD' "

@@ -73,6 +73,8 @@ CREATE INDEX IF NOT EXISTS decisions_by_partner_decision ON decisions (partner, 
 -- repeated word for word in _index.py, which SQLite needs to use them.
 CREATE INDEX IF NOT EXISTS decisions_shared ON decisions (substr(at, 1, 7), alert_type, sector, partner, alert_id)
     WHERE went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED');
+CREATE INDEX IF NOT EXISTS decisions_shared_by_partner ON decisions (partner, substr(at, 1, 7), alert_type, sector,
+    alert_id) WHERE went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED');
 CREATE INDEX IF NOT EXISTS decisions_withheld ON decisions (partner, first_rule) WHERE decision = 'WITHHOLD';
 CREATE INDEX IF NOT EXISTS decisions_to_delivery ON decisions (partner, at_ms - ingress_ms)
     WHERE went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED') AND ingress_ms IS NOT NULL;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -502,3 +503,18 @@ def test_the_scoped_row_is_an_allow_list_and_fails_closed() -> None:
     shown = scoped(USA, {**row, "delivered": True})
     assert shown["alert_type"] == "ARMS" and shown["future_marking"] == "NOFORN" and shown["reasons"] == []
     assert scoped(Scope(), row) == row
+
+
+@pytest.mark.parametrize("q", [Query(agency="SNM"), Query(alert_type="WATCHLIST_HIT"), Query(agreement="A1"),
+                               Query(decision="WITHHOLD"), Query(rule="col.cover"),
+                               Query(agency="SNM", since=T0, until=T0 + timedelta(days=1))],
+                         ids=["agency", "type", "agreement", "decision", "rule", "agency-in-window"])
+def test_a_scoped_search_walks_only_its_partners_rows(index: AuditIndex, q: Query) -> None:
+    """How long a search answering 0 takes must not tell a partner's auditor how many rows other partners have:
+    its query is led by the partner (the plan names an index on the partner first), never by an index over
+    every partner's rows of an agency, a type, an agreement, an outcome or a rule."""
+    where, args = index._where(USA, q)
+    plan = " ".join(str(row[-1]) for row in index._all(
+        f"EXPLAIN QUERY PLAN SELECT id FROM decisions WHERE {where} ORDER BY at_ms DESC, id DESC", args))  # noqa: S608 - the index's own clause
+    used = set(re.findall(r"(?:INDEX|USING COVERING INDEX) (\w+)", plan))
+    assert used and used <= {"decisions_by_partner", "decisions_by_partner_decision", "rules_by_partner"}, plan
