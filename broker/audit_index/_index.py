@@ -390,6 +390,11 @@ class AuditIndex:
         return Page([scoped(scope, _decision_row(r)) for r in rows], min(total, COUNT_LIMIT), page, per_page,
                     capped=total > COUNT_LIMIT)
 
+    def count(self, scope: Scope, q: Query) -> int:
+        """How many decision rows match ``q`` within ``scope``, uncapped (what an export will stream)."""
+        where, args = self._where(scope, q)
+        return int(self._one(f"SELECT COUNT(*) FROM decisions WHERE {where}", args) or 0)
+
     def export(self, scope: Scope, q: Query) -> Iterator[dict[str, Any]]:
         """Every decision row matching ``q`` within ``scope``, newest first, streamed (for CSV)."""
         where, args = self._where(scope, q)

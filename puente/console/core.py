@@ -54,6 +54,7 @@ class IndexReader(Protocol):
 
     def close(self) -> None: ...
     def search(self, scope: Scope, q: Query, page: int = 1, per_page: int = 50) -> Any: ...
+    def count(self, scope: Scope, q: Query) -> int: ...
     def export(self, scope: Scope, q: Query) -> Iterator[dict[str, Any]]: ...
     def facets(self, scope: Scope) -> dict[str, list[str]]: ...
     def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None: ...
@@ -358,11 +359,16 @@ def csv_response(name: str, lines: Iterator[str]) -> StreamingResponse:
                              headers={"content-disposition": f'attachment; filename="{name}"'})
 
 
+MAX_TIME_TEXT = 40
+
+
 def time_param(params: QueryParams, name: str) -> datetime | None:
     """A time from the query string (ISO 8601; a date alone is its midnight UTC); ValueError when not one."""
     text = params.get(name, "").strip()
     if not text:
         return None
+    if len(text) > MAX_TIME_TEXT:  # the query log keeps this much: what it records is what was asked
+        raise ValueError(f"{name}: too long to be a time (ISO 8601, at most {MAX_TIME_TEXT} characters)")
     try:
         return parse_time(text)
     except ValueError as exc:

@@ -131,7 +131,8 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
                 index.close()
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
-            total = index.search(scope, query, 1, 1).total
+            # The log records what the export streams: every matching row, not the search page's capped count.
+            total = index.count(scope, query)
             return total, lambda: csv_response("puente-decisions.csv", csv_lines(list(SEARCH_COLUMNS), rows()))
 
         return await console.answer(request, session, "search.csv", typed, work)

@@ -518,3 +518,12 @@ def test_a_scoped_search_walks_only_its_partners_rows(index: AuditIndex, q: Quer
         f"EXPLAIN QUERY PLAN SELECT id FROM decisions WHERE {where} ORDER BY at_ms DESC, id DESC", args))  # noqa: S608 - the index's own clause
     used = set(re.findall(r"(?:INDEX|USING COVERING INDEX) (\w+)", plan))
     assert used and used <= {"decisions_by_partner", "decisions_by_partner_decision", "rules_by_partner"}, plan
+
+
+def test_count_is_uncapped_where_a_search_page_stops(index: AuditIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search page counts up to COUNT_LIMIT; ``count`` (what an export streams, for the query log) does not."""
+    everything = len(list(index.export(Scope(None), Query())))
+    monkeypatch.setattr("broker.audit_index._index.COUNT_LIMIT", 2)
+    page = index.search(Scope(None), Query())
+    assert (page.total, page.capped) == (2, True) and index.count(Scope(None), Query()) == everything > 2
+    assert index.count(USA, Query()) == len(list(index.export(USA, Query())))

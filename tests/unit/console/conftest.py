@@ -67,7 +67,13 @@ class FakeIndex:
 
     def search(self, scope: Scope, q: Query, page: int = 1, per_page: int = 50) -> Page:
         found = self._match(scope, q)
-        return Page(found[(page - 1) * per_page:page * per_page], len(found), page, per_page)
+        return Page(found[(page - 1) * per_page:page * per_page], min(len(found), self.cap), page, per_page,
+                    capped=len(found) > self.cap)
+
+    cap = 10_000  # the real index's COUNT_LIMIT: a page's count stops there
+
+    def count(self, scope: Scope, q: Query) -> int:
+        return len(self._match(scope, q))
 
     def export(self, scope: Scope, q: Query) -> Iterator[dict[str, Any]]:
         yield from self._match(scope, q)

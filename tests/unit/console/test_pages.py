@@ -10,6 +10,8 @@ from starlette.testclient import TestClient
 
 from puente.console.core import Console
 
+from .conftest import FakeIndex
+
 PASSWORD = "correct horse battery"
 
 
@@ -215,3 +217,21 @@ def test_signing_out_needs_the_sessions_form_token_and_ends_it(ana: TestClient, 
     assert ana.post("/logout", data={"csrf": token}).status_code == 303
     assert sink.records[-1]["page"] == "sign-out"
     assert ana.get("/").status_code == 303
+
+
+def test_the_query_log_records_what_an_export_streams_not_the_capped_count(
+        ana: TestClient, sink: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Search pages count up to a cap; an export streams every row: its log entry has the whole count."""
+    monkeypatch.setattr(FakeIndex, "cap", 2)
+    lines = ana.get("/search.csv").text.splitlines()
+    assert len(lines) == 5 and sink.records[-1]["results"] == 4
+    assert ana.get("/search").status_code == 200 and sink.records[-1]["results"] == 2  # the page's capped count
+
+
+def test_a_time_longer_than_the_log_keeps_is_refused(ana: TestClient, sink: Any) -> None:
+    """Python reads any number of fractional digits: a since the log would cut (dropping its offset) is refused
+    rather than answered for a window other than the one logged."""
+    long = "2026-01-01T00:00:00." + "0" * 30 + "-23:59"
+    for path in (f"/search?since={long}", f"/indicators?since={long}"):
+        answer = ana.get(path.replace("+", "%2B"))
+        assert answer.status_code == 400 and "too long" in answer.text, path
