@@ -25,9 +25,12 @@ from starlette.types import Scope as AsgiScope
 
 from broker.audit_index import AlwaysKept, Query, Scope
 from broker.console_accounts import ConsoleAccounts, Session
+from puente import logs
 from puente.console import views
 from puente.errors import PuenteError
 from puente.wire import parse_time
+
+log = logs.get("puente.console")
 
 HERE = Path(__file__).parent
 PER_PAGE = 50
@@ -242,7 +245,11 @@ class Console:
         except PuenteError as exc:
             if not await self.record(session, page, params, 0):  # the attempt is audited all the same
                 return self.problem(request, session, 503, UNRECORDED)
-            return self.problem(request, session, 503, f"the audit index cannot be read: {str(exc)[:300]}")
+            # The error names the index file and what failed: a national auditor reads it, a partner's
+            # auditor is told that much only (the operator's log has it too).
+            log.warning("the audit index cannot be read", error=str(exc)[:300])
+            why = str(exc)[:300] if session.account.national else "the console's operator has the details"
+            return self.problem(request, session, 503, f"the audit index cannot be read: {why}")
         if not await self.record(session, page, params, results):
             return self.problem(request, session, 503, UNRECORDED)
         return respond()

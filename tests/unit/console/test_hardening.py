@@ -255,6 +255,12 @@ def test_an_index_failure_that_cannot_be_recorded_says_so(accounts: ConsoleAccou
     form = {"name": "ana", "password": PASSWORD, "form_token": _token(client)}
     assert client.post("/login", data=form).status_code == 303
     assert client.get("/").status_code == 503 and "being rebuilt" in client.get("/").text
+    # A partner's auditor is not shown the index's own error (it names the file): only that it failed.
+    scoped = TestClient(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
+    assert scoped.post("/login", data={**form, "name": "sam", "form_token": _token(scoped)}).status_code == 303
+    answer = scoped.get("/")
+    assert answer.status_code == 503 and "being rebuilt" not in answer.text
+    assert "operator has the details" in answer.text
     sink.failing = True
     answer = client.get("/")
     assert answer.status_code == 503 and UNRECORDED in answer.text and "being rebuilt" not in answer.text

@@ -52,7 +52,7 @@ def test_the_integrity_page_lists_at_most_500_findings(accounts: ConsoleAccounts
     assert "and 700 more" in page
 
 
-def test_a_failing_refresh_keeps_serving_and_is_shown(ana: TestClient) -> None:
+def test_a_failing_refresh_keeps_serving_and_is_shown(ana: TestClient, accounts: ConsoleAccounts, sink: Sink) -> None:
     """Any exception from a catch-up is noted, the refresher keeps going, and every page shows since when."""
     status, notes, calls = RefreshStatus(), list[str](), [0]
 
@@ -73,6 +73,12 @@ def test_a_failing_refresh_keeps_serving_and_is_shown(ana: TestClient) -> None:
     try:
         page = ana.get("/").text
         assert "could not be refreshed since 2026-11-01 12:00:00 UTC: the audit index x failed" in page
+        # The reason may name other partners' topics and offsets: a scoped auditor is told only since when.
+        sam = TestClient(create_app(ConsoleConfig(lambda: FakeIndex(), accounts, sink)), follow_redirects=False)
+        _sign_in(sam, "sam")
+        scoped = sam.get("/").text
+        assert 'id="refresh-failed"' in scoped and "2026-11-01 12:00:00 UTC" in scoped
+        assert "the audit index x failed" not in scoped and "a national auditor sees why" in scoped
     finally:
         REFRESH.recovered()
     assert 'id="refresh-failed"' not in ana.get("/").text
