@@ -320,6 +320,9 @@ class Console:
         if not await self.record(session, "sign-in", {}, 1):
             await run_in_threadpool(self.config.accounts.end_session, session.token)
             return self.problem(request, None, 503, UNRECORDED)
+        # A session this browser held before ends with this sign-in: its token, replaced in the cookie,
+        # would otherwise stay valid until it expired (whoever had copied it could go on using it).
+        await run_in_threadpool(self.config.accounts.end_session, request.cookies.get(self.config.cookie))
         done = RedirectResponse(target, status_code=303)
         self._cookie(done, self.config.cookie, session.token)
         done.delete_cookie(self.config.login_cookie, secure=self.config.tls, httponly=True, samesite="strict")

@@ -180,3 +180,17 @@ def test_a_partner_auditor_reads_nothing_of_an_alert_withheld_from_it(real_index
     national = client.get("/search", params={"alert": "W:1", "partner": "USA"}).text
     assert "ARMS" in national and "DNI" in national
     assert "Published" in client.get("/alerts/W:1").text
+
+
+def test_signing_in_again_ends_the_browsers_previous_session(accounts: ConsoleAccounts, sink: Sink) -> None:
+    """A browser that signs in again gets a new session token, and the one it held before stops working: whoever
+    had copied it cannot go on with it."""
+    config = ConsoleConfig(lambda: FakeIndex(), accounts, sink)
+    browser = TestClient(create_app(config), follow_redirects=False)
+    _sign_in(browser, "ana")
+    old = browser.cookies[config.cookie]
+    _sign_in(browser, "ana")
+    assert browser.cookies[config.cookie] != old and browser.get("/").status_code == 200
+    thief = TestClient(create_app(config), follow_redirects=False)
+    thief.cookies.set(config.cookie, old)
+    assert thief.get("/").status_code == 303  # to the sign-in page
