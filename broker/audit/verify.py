@@ -288,24 +288,14 @@ class PartitionWalk:
             flag(f"seq {seq}: {why}")
         if (why := form_problem(value, doc, claimed)) is not None:
             flag(f"{label}record seq {seq} {why}")
-        broken = True
         if seq != state.seq:
             kind = "gap: records missing" if seq > state.seq else "reordered or repeated record"
             flag(f"{label}{kind} (expected seq {state.seq}, found {seq})")
         elif prev != state.prev:
             flag(f"{label}record seq {seq} does not follow the record before it (prev hash differs)")
-        else:
-            broken = False
-        if broken and state.tail and self.holds != "queries":
-            # A later checkpoint's hash path runs back through this record, not through the unsigned
-            # records before it: none vouches for them (someone else's, slipped in before this one).
-            flag(f"{label}{state.tail} unsigned record(s) from offset {state.tail_first} on are cut off from the "
-                 "chain by this record: no later checkpoint vouches for them")
-            state.tail, state.tail_first = 0, None
-            self.cut.append(chain)
-        if "sig" in doc or doc.get("kind") in _SIGNED_KINDS:
+        signed = "sig" in doc or doc.get("kind") in _SIGNED_KINDS
+        if signed:
             state.signed += 1
-            state.tail, state.tail_first = 0, None
             signer = str(doc.get("signer"))[:60]
             try:
                 good = self.verify(str(doc["signer"]), checkpoint_payload(self.topic, self.partition, doc),
@@ -320,11 +310,23 @@ class PartitionWalk:
                      f"which may not vouch for {whose}")
             if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
                 flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
-            if not found:
-                at = doc.get("at")
-                state.signed_seq, state.signed_offset = seq, offset
-                state.signed_at = at if isinstance(at, str) else None
-        else:
+        sound = not found
+        if not sound and state.tail and chain is not None and self.holds != "queries":  # a receipt chain
+            # A record of the chain that is not sound (a break, someone else's record, a signature
+            # that fails) after unsigned records: only a sound signed record vouches for those, and
+            # a later one's hash path runs through this record, which its owner never wrote that
+            # way. None will vouch for them: they are reported here, and readers holding them drop
+            # them (``cut``).
+            flag(f"{label}{state.tail} unsigned record(s) from offset {state.tail_first} on are cut off from the "
+                 "chain by this record: no later checkpoint vouches for them")
+            state.tail, state.tail_first = 0, None
+            self.cut.append(chain)
+        if signed and sound:
+            state.tail, state.tail_first = 0, None
+            at = doc.get("at")
+            state.signed_seq, state.signed_offset = seq, offset
+            state.signed_at = at if isinstance(at, str) else None
+        else:  # unsigned, or signed but not sound: vouches for nothing, and waits like a receipt
             if state.tail == 0:
                 state.tail_first = offset
             state.tail += 1

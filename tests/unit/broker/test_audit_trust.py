@@ -103,21 +103,27 @@ def test_blocks_always_fit_and_the_chain_still_verifies() -> None:
     assert shrunk and all(len(d["reasons"]) <= 20 for d in shrunk)
 
 
-def _slipped_in() -> list[bytes]:
-    """COL's chain with a receipt someone else slipped in after a checkpoint, continuing it, before COL's next
-    batch (whose writer goes on from its own head): that batch repeats the seq, and its checkpoint follows it."""
+def _slipped_in(bad_checkpoint: bool = False) -> list[bytes]:
+    """COL's chain with a receipt someone else slipped in after a checkpoint, continuing it (and, with
+    ``bad_checkpoint``, a checkpoint of theirs whose signature fails), before COL's next batch (whose writer goes
+    on from its own head): that batch repeats the seq, and its checkpoint follows it."""
     writer, values = _receipts()
     forged = ChainWriter("access", 0, ChainHead.after(json.loads(values[-1])), checkpoint_every=1 << 62, chain="COL")
     values.append(forged.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:forged", "status": "RECALLED"}))
+    if bad_checkpoint:
+        values.append(forged.checkpoint("COL-rcpt-2026a", lambda payload: b"\0" * 32, "t"))
     values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:next", "status": "RECEIVED"}))
     values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
     return values
 
 
-def test_a_checkpoint_does_not_vouch_for_a_receipt_its_hash_path_does_not_reach(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bad_checkpoint", [False, True], ids=["receipt", "receipt-and-bad-checkpoint"])
+def test_a_checkpoint_does_not_vouch_for_a_receipt_its_hash_path_does_not_reach(tmp_path: Path,
+                                                                                bad_checkpoint: bool) -> None:
     """The checkpoint after a break vouches only for what its hash path runs back through: the receipt slipped in
-    before the break is reported as cut off, and neither the audit index nor `audit log` counts it."""
-    values = _slipped_in()
+    before the break (or before a checkpoint of the intruder's that does not verify) is reported as cut off, and
+    neither the audit index nor `audit log` counts it."""
+    values = _slipped_in(bad_checkpoint)
     report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
     problems = [(f.offset, f.problem) for f in report.findings]
     assert (5, "chain COL 1 unsigned record(s) from offset 4 on are cut off from the chain by this record: no later "
@@ -154,7 +160,7 @@ def test_a_checkpoint_does_not_vouch_for_a_receipt_its_hash_path_does_not_reach(
         patch.setattr(auditor, "read_range", read_range)
         patch.setattr(auditor, "reader", lambda conn, name: None)
         found, left = asyncio.run(rows())
-    assert [r["alert_id"] for r in found] == ["SNM:0", "SNM:1", "SNM:2"] and left == [2]
+    assert [r["alert_id"] for r in found] == ["SNM:0", "SNM:1", "SNM:2"] and left == [3 if bad_checkpoint else 2]
 
 
 def test_a_record_nested_too_deeply_is_a_finding_and_the_index_goes_on(tmp_path: Path) -> None:
