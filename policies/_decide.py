@@ -117,7 +117,10 @@ def _restrict(
 
 
 def _consented(ps: PolicySet, rule: str) -> bool:
-    """Whether a notice's rule id is a caveat's or handling code's that needed the originator's consent."""
+    """Whether a notice's rule id says the release rests on the originator's consent: a third country's
+    information, or a caveat's or handling code's that needed consent."""
+    if rule == ORIGINATOR_FOREIGN:
+        return True
     kind, _, code = rule.partition(".")
     effects = ps.caveat_effects if kind == "caveat" else ps.handling_effects if kind == "handling" else {}
     return effects.get(code) is Effect.NEEDS_CONSENT
@@ -226,6 +229,9 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
         elif not (partner.internal or partner.country == origin or consented):
             reason = f"information from {origin} goes to a third country only with its consent"
             fails.append((ORIGINATOR_FOREIGN, reason))
+        elif not (partner.internal or partner.country == origin):  # it goes on the originator's consent
+            notices.append((ORIGINATOR_FOREIGN, f"information from {origin}: its originator consented to "
+                                                f"{partner.id}; no onward sharing"))
 
 
 def _covers(

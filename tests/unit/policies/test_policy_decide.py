@@ -360,3 +360,15 @@ def test_without_a_position_agreed_labels_alone_still_deliver(policy_set: Policy
     alone = make_alert("darien_sighting", {"location.latitude": None, "location.longitude": None,
                                            "location.border_sector": None})
     assert decide(alone, "COL", policy_set, now).delivers
+
+
+def test_a_third_countrys_information_released_on_its_consent_forbids_onward_sharing(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """Colombian information goes to Costa Rica only on Colombia's consent, and then no further: PAN-CRI's onward
+    sharing does not extend to it, and the consent is recorded as the reason it went."""
+    foreign = {"markings.originator.country": "COL"}
+    assert not decide(make_alert("paso_canoas_flow", foreign), "CRI", policy_set, now).delivers
+    consented = decide(make_alert("paso_canoas_flow", {**foreign, "markings.originator_consent": ["CRI"]}), "CRI",
+                       policy_set, now)
+    assert consented.delivers and not consented.onward_sharing and "originator.foreign" in consented.rule_ids
+    assert any("its originator consented to CRI; no onward sharing" in reason for reason in consented.reasons)
