@@ -8,11 +8,11 @@ quietly decide differently from what its author meant.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from policies._countries import ISO_ALPHA3
 from policies._fields import CONTENT_ROOTS, FieldInfo
 from policies._model import Action, Agreement, Cover, Envelope, FieldRule, When
 from policies._plan import ancestors, plan_fields
@@ -28,8 +28,6 @@ ENVELOPE_MINIMUM = (
 
 # Rule ids a decision records beside the agreements' own: a cover rule may not take one of these forms.
 RESERVED_RULE_PREFIXES = ("caveat.", "handling.")
-# A country code's form (ISO 3166 alpha-3, as markings write countries): reserved for countries.
-_COUNTRY_CODE = re.compile(r"[A-Z]{3}")
 
 
 def protected(envelope: Envelope) -> frozenset[str]:
@@ -62,18 +60,13 @@ def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
         if count > 1:
             yield Finding(doc.where("partners"), "invalid", f"feed topic {name} is used by {count} partners")
     # Markings name a partner by its id or its country (releasable_to, consent): the two name spaces
-    # meet, so an id must never be some other party's country, or "REL TO COL" would reach it.
-    countries = {p.country for p in doc.model.partners} | {vocab.home.country}
-    ids = Counter(p.id for p in doc.model.partners)
+    # meet, so an id must never be another country's code, or "REL TO COL" would reach it.
+    countries = {p.country for p in doc.model.partners} | {vocab.home.country} | ISO_ALPHA3
     for i, p in enumerate(doc.model.partners):
-        if p.id != p.country and (p.id in countries or _COUNTRY_CODE.fullmatch(p.id)):
+        if p.id != p.country and p.id in countries:
             yield Finding(doc.where("partners", i, "id"), "invalid",
                           f"partner id {p.id} is a country code but {p.id}'s country is {p.country}: markings naming "
                           f"{p.id} would reach it; use {p.country} or an id that is no country code")
-        if p.country != p.id and p.country in ids:
-            yield Finding(doc.where("partners", i, "country"), "invalid",
-                          f"{p.id}: country {p.country} is another partner's id: markings naming {p.country} would "
-                          "reach both")
         if p.clearance not in scale:
             where = doc.where("partners", i, "clearance")
             yield Finding(where, "invalid", f"{p.id}: clearance {p.clearance} is not on the scale")

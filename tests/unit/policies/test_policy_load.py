@@ -214,11 +214,15 @@ def test_a_partner_id_that_is_another_country_is_refused(policy_copy: Any) -> No
     assert "partner id COL is a country code but COL's country is USA" in message
 
 
-def test_a_country_that_is_another_partners_id_is_refused(policy_copy: Any) -> None:
-    """A partner whose country is another partner's id: markings naming that code would reach both."""
+def test_ids_that_are_no_country_code_and_partners_sharing_a_country_load(policy_copy: Any) -> None:
+    """DEA is no country's code, and two partners of one country both receive what is released to it, as country
+    naming means: such a policy loads (US-DHS beside DEA, both of country USA)."""
     policy_copy.replace("partners.yaml", "  - id: USA\n", "  - id: US-DHS\n")
-    policy_copy.replace("partners.yaml", "    country: USA\n", "    country: COL\n")
-    assert "US-DHS: country COL is another partner's id" in _error(policy_copy)
+    policy_copy.replace("partners.yaml", "  - id: COL\n", "  - id: DEA\n")
+    policy_copy.replace("partners.yaml", "    country: COL\n", "    country: USA\n")
+    policy_copy.replace("agreements/combifron.yaml", "parties: [PAN, COL]", "parties: [PAN, DEA]")
+    policy_copy.replace("agreements/pan-usa.yaml", "parties: [PAN, USA]", "parties: [PAN, US-DHS]")
+    assert {"DEA", "US-DHS"} <= set(policy_copy.load().partners)
 
 
 def test_a_party_listed_twice_is_refused(policy_copy: Any) -> None:
