@@ -131,6 +131,7 @@ class Areas:
     outlines: Mapping[str, Outline] = field(default_factory=dict)
     source: str = "none: the policy has no areas.yaml"
     precision_km: int = 0
+    _met: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def provinces(self) -> frozenset[str]:
@@ -155,12 +156,30 @@ class Areas:
         return outline.contains(float(lat), float(lon))
 
 
+    def meet(self, a: str, b: str) -> bool | None:
+        """Whether the outlines of ``a`` and ``b`` meet (a corner of one lies inside the other); None
+        when either has no outline. Two labels of one alert whose outlines do not meet contradict
+        each other. Outlines are few: each pair is worked out once."""
+        first, second = self.outlines.get(a), self.outlines.get(b)
+        if first is None or second is None:
+            return None
+        key = (a, b) if a <= b else (b, a)
+        found = self._met.get(key)
+        if found is None:
+            found = self._met[key] = _corner_inside(first, second) or _corner_inside(second, first)
+        return found
+
     def provinces_at(self, lat: float, lon: float) -> list[str]:
         """The codes of every province or comarca whose outline holds (lat, lon), in code order."""
         if not (_is_number(lat) and _is_number(lon)):
             return []
         return sorted(c for c, o in self.outlines.items()
                       if o.kind == "province" and o.contains(float(lat), float(lon)))
+
+
+def _corner_inside(outline: Outline, other: Outline) -> bool:
+    """Whether a corner of ``outline`` lies inside ``other`` (a sector within a province: all of them)."""
+    return any(other.contains(lat, lon) for ring in outline.rings for lat, lon in ring)
 
 
 def _is_number(value: object) -> bool:

@@ -42,13 +42,17 @@ def _area(provinces: frozenset[str], sectors: frozenset[str], areas: Areas) -> C
             return f"province {_label(province)} / sector {_label(sector)} is outside the agreed area"
         lat, lon = loc.get("latitude"), loc.get("longitude")
         if lat is None and lon is None:
-            # No position: the labels decide alone, so each label given must be agreed, where the
-            # agreement names labels of its kind. One agreed label beside one that is not (province
-            # DARIEN with the Paso Canoas sector) contradicts itself; it is no match.
-            for kind, label, agreed in (("province", province, provinces), ("sector", sector, sectors)):
-                if agreed and label is not None and label not in agreed:
-                    return (f"{kind} {_label(label)} is outside the agreed area, and the alert has no position "
-                            "to settle which of its labels is right")
+            # No position: the labels decide alone, so they must agree with each other. An agreed one
+            # beside one whose outline it does not meet (province DARIEN with the Paso Canoas sector),
+            # or beside one no outline can check, contradicts itself: no match.
+            if province is not None and sector is not None:
+                meet = areas.meet(province, sector)
+                if meet is None:
+                    return (f"province {_label(province)} / sector {_label(sector)}: one has no outline, so the "
+                            "labels cannot be checked against each other, and the alert has no position")
+                if not meet:
+                    return (f"province {_label(province)} and sector {_label(sector)} do not meet: the labels "
+                            "contradict each other, and the alert has no position to settle it")
             return None
         if not (_degrees(lat, 90) and _degrees(lon, 180)):
             return "the alert's position is incomplete or out of range, so its area cannot be confirmed"

@@ -27,7 +27,7 @@ WITHHOLDS = [
     ("darien_sighting", {}, "USA", "agreement.coverage"),
     ("darien_sighting", {"payload.event_type": "OTHER"}, "COL", "COMBIFRON-BORDER.event_types"),
     ("darien_sighting", {"location.province": "COLON", "location.border_sector": None}, "COL", "COMBIFRON-BORDER.area"),
-    # No position: a sector outside the agreed area beside an agreed province contradicts it.
+    # No position: a sector whose outline the agreed province does not meet contradicts it.
     ("darien_sighting", {"location.border_sector": "CHIRIQUI_PASO_CANOAS", "location.latitude": None,
                          "location.longitude": None}, "COL", "COMBIFRON-BORDER.area"),
     ("tocumen_hit", {"payload.risk_level": "MEDIUM"}, "USA", "USA-WATCHLIST.watchlist"),
@@ -360,6 +360,13 @@ def test_without_a_position_agreed_labels_alone_still_deliver(policy_set: Policy
     alone = make_alert("darien_sighting", {"location.latitude": None, "location.longitude": None,
                                            "location.border_sector": None})
     assert decide(alone, "COL", policy_set, now).delivers
+    # A sector the agreement does not list, inside the agreed province: the labels agree, as with a position.
+    inside = make_alert("darien_sighting", {"location.latitude": None, "location.longitude": None,
+                                            "location.border_sector": "DARIEN_YAVIZA"})
+    assert decide(inside, "COL", policy_set, now).delivers
+    unknown = make_alert("darien_sighting", {"location.latitude": None, "location.longitude": None,
+                                             "location.border_sector": "NOWHERE"})
+    assert not decide(unknown, "COL", policy_set, now).delivers  # no outline to check it against
 
 
 def test_a_third_countrys_information_released_on_its_consent_forbids_onward_sharing(
