@@ -342,17 +342,18 @@ class AuditIndex:
         args: list[Any] = []
         if not scope.national and any(getattr(q, f.name) is not None for f in fields(Query)
                                       if f.name not in ANY_ROW_FILTERS):
-            clauses.append(_DELIVERED)
+            clauses.append(_DELIVERED.replace("decision IN", "+decision IN"))  # (not an index to walk: below)
         # With one alert id asked for, the alert's index finds its handful of rows; unary + keeps SQLite
         # from walking a partner's (or agency's) whole index in time order instead.
         keep_off = "+" if q.alert and not q.alert.endswith("*") else ""
         # A scoped auditor's query walks its partner's rows, never an index over every partner's (an
-        # agency's, a type's): how long an answer of 0 took would tell how many rows others have.
+        # agency's, a type's): how long an answer of 0 took would tell how many rows others have. (The
+        # outcome keeps its index: with the partner's, (partner, decision, at_ms) is the one it leads.)
         others = "+" if keep_off or scope.partner else ""
         for column, value in (("partner", scope.partner), ("partner", q.partner), ("originator", q.agency),
                               ("agreement", q.agreement), ("decision", q.decision), ("alert_type", q.alert_type)):
             if value:
-                clauses.append(f"{keep_off if column == 'partner' else others}{column} = ?")
+                clauses.append(f"{keep_off if column in ('partner', 'decision') else others}{column} = ?")
                 args.append(value)
         if q.alert:
             if q.alert.endswith("*"):
@@ -643,7 +644,10 @@ class AuditIndex:
         mine, args = ("partner = ? AND ", [scope.partner]) if scope.partner else ("", [])
         # A scoped auditor's figures come from an index led by the partner: its time then depends on that
         # partner's rows only, not on every partner's (decisions_shared has the partner fourth).
-        shared_index = "decisions_shared_by_partner" if scope.partner else "decisions_shared"
+        # (An index file written before that index existed has it from its next read-write open, its
+        # catch-up; until then the general one answers.)
+        shared_index = "decisions_shared_by_partner" if scope.partner and self._has_index(
+            "decisions_shared_by_partner") else "decisions_shared"
         shared = [{"month": m, "alert_type": t, "sector": s, "partner": p, "alerts": n} for m, t, s, p, n in self._all(
             f"SELECT substr(at, 1, 7), alert_type, sector, partner, COUNT(DISTINCT alert_id) FROM decisions "
             f"INDEXED BY {shared_index} WHERE {mine}{_SHARED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", args)]
@@ -662,6 +666,9 @@ class AuditIndex:
                                       f"ORDER BY {expr} LIMIT 1 OFFSET ?", [partner, rank - 1]) for rank in ranks)
                 latency.append({"partner": partner, "to": to, "p50_ms": p50, "p95_ms": p95, "n": n})
         return {"shared_by_month": shared, "withheld_by_reason": withheld, "latency": latency}
+
+    def _has_index(self, name: str) -> bool:
+        return self._one("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [name]) is not None
 
     def _percentiles(self, sql: str, args: list[Any], counts: dict[str, int], to: str) -> list[dict[str, Any]]:
         """p50 and p95 per partner by nearest rank (the value at rank ceil(p * n)), read from a cursor
