@@ -70,6 +70,7 @@ class CompiledCover:
     steps: tuple[Step, ...]
     redactions: tuple[Redaction, ...]
     release_reason: str
+    pseudonymises: bool = False  # a field rule pseudonymises: a view needs the agreement's pseudonym key
 
 
 class DecisionMemo(dict[tuple[Any, ...], Decision]):
@@ -209,7 +210,9 @@ def _cover(
         f"in force {agreement.valid_from} to {agreement.valid_until}"
         + (f"; {len(redactions)} field changes" if redactions else "; the full alert is shared")
     )
-    return CompiledCover(cover.rule, cover.alert_type, agreement, conditions, tuple(steps), tuple(redactions), reason)
+    pseudonymises = any(r.action == Action.PSEUDONYMISE.value for r in redactions)
+    return CompiledCover(cover.rule, cover.alert_type, agreement, conditions, tuple(steps), tuple(redactions), reason,
+                         pseudonymises)
 
 
 def compile_policy(

@@ -273,7 +273,7 @@ def build_view(
         raise PolicyError("the decision names no agreement rule of this policy set")
     keys = {}
     for cover in covers:
-        if any(r.action == Action.PSEUDONYMISE.value for r in cover.redactions):
+        if cover.pseudonymises:
             agreement = cover.agreement.id
             key = pseudonym_key if isinstance(pseudonym_key, bytes) else pseudonym_key(agreement)
             if not isinstance(key, bytes) or len(key) < MIN_KEY_BYTES:
