@@ -317,12 +317,13 @@ class Console:
                      "ask a national auditor if it persists.")
             return self.html("login.html", request, None, 401, next=target, form_token=expected, error=error)
         session = await run_in_threadpool(self.config.accounts.start_session, result.account, self.config.clock())
-        if not await self.record(session, "sign-in", {}, 1):
+        previous = request.cookies.get(self.config.cookie)
+        if not await self.record(session, "sign-in", {"previous_session": "ended"} if previous else {}, 1):
             await run_in_threadpool(self.config.accounts.end_session, session.token)
             return self.problem(request, None, 503, UNRECORDED)
         # A session this browser held before ends with this sign-in: its token, replaced in the cookie,
         # would otherwise stay valid until it expired (whoever had copied it could go on using it).
-        await run_in_threadpool(self.config.accounts.end_session, request.cookies.get(self.config.cookie))
+        await run_in_threadpool(self.config.accounts.end_session, previous)
         done = RedirectResponse(target, status_code=303)
         self._cookie(done, self.config.cookie, session.token)
         done.delete_cookie(self.config.login_cookie, secure=self.config.tls, httponly=True, samesite="strict")

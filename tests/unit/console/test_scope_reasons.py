@@ -190,6 +190,7 @@ def test_signing_in_again_ends_the_browsers_previous_session(accounts: ConsoleAc
     _sign_in(browser, "ana")
     old = browser.cookies[config.cookie]
     _sign_in(browser, "ana")
+    assert sink.records[-1]["page"] == "sign-in" and sink.records[-1]["params"] == {"previous_session": "ended"}
     assert browser.cookies[config.cookie] != old and browser.get("/").status_code == 200
     thief = TestClient(create_app(config), follow_redirects=False)
     thief.cookies.set(config.cookie, old)
