@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -17,7 +16,6 @@ from broker import auditor
 from broker.audit import ChainHead, ChainWriter, verify_partition
 from broker.audit.verify import delivered_pairs, head_problem, unmatched_receipt
 from broker.audit_index import AuditIndex
-from puente.wire import Record
 
 KEY = b"k" * 32
 
@@ -118,8 +116,8 @@ def _slipped_in(bad_checkpoint: bool = False) -> list[bytes]:
 
 
 @pytest.mark.parametrize("bad_checkpoint", [False, True], ids=["receipt", "receipt-and-bad-checkpoint"])
-def test_a_checkpoint_does_not_vouch_for_a_receipt_its_hash_path_does_not_reach(tmp_path: Path,
-                                                                                bad_checkpoint: bool) -> None:
+def test_a_checkpoint_does_not_vouch_for_a_receipt_its_hash_path_does_not_reach(
+        tmp_path: Path, audit_topics: dict[str, list[bytes]], bad_checkpoint: bool) -> None:
     """The checkpoint after a break vouches only for what its hash path runs back through: the receipt slipped in
     before the break (or before a checkpoint of the intruder's that does not verify) is reported as cut off, and
     neither the audit index nor `audit log` counts it."""
@@ -137,30 +135,15 @@ def test_a_checkpoint_does_not_vouch_for_a_receipt_its_hash_path_does_not_reach(
         receipts = index._all("SELECT alert_id FROM receipts ORDER BY \"offset\"")
     assert [r[0] for r in receipts] == ["SNM:0", "SNM:1", "SNM:2"]  # neither the forged one nor the flagged one
 
-    @contextlib.asynccontextmanager
-    async def running(client: Any, conn: Any, what: str) -> AsyncIterator[None]:
-        yield None
-
-    async def partitions(consumer: Any, topic: str) -> list[int]:
-        return [0]
-
-    async def read_range(consumer: Any, tp: Any, start: int | None = None) -> AsyncIterator[Record]:
-        for offset, value in enumerate(values):
-            yield Record("access", 0, offset, b"COL", value, (), 0)
-
-    async def rows() -> tuple[list[dict[str, Any]], list[int]]:
-        left: list[int] = []
-        found = [r async for r in auditor.read_log(None, {"access": "receipts"}, auditor.LogFilter(),  # type: ignore[arg-type]
-                                                    _verify, left, {"access": "COL"})]
-        return found, left
-
-    with pytest.MonkeyPatch.context() as patch:  # the log's reader over the records above, no Kafka
-        patch.setattr(auditor, "running", running)
-        patch.setattr(auditor, "partitions_of", partitions)
-        patch.setattr(auditor, "read_range", read_range)
-        patch.setattr(auditor, "reader", lambda conn, name: None)
-        found, left = asyncio.run(rows())
+    audit_topics["access"] = values
+    left: list[int] = []
+    found = asyncio.run(_rows(auditor.read_log(None, {"access": "receipts"}, auditor.LogFilter(),  # type: ignore[arg-type]
+                                               _verify, left, {"access": "COL"})))
     assert [r["alert_id"] for r in found] == ["SNM:0", "SNM:1", "SNM:2"] and left == [3 if bad_checkpoint else 2]
+
+
+async def _rows(rows: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [row async for row in rows]
 
 
 def test_a_record_nested_too_deeply_is_a_finding_and_the_index_goes_on(tmp_path: Path) -> None:

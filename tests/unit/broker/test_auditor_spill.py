@@ -4,7 +4,6 @@ kept in a private temporary SQLite file that is always removed; and `read_log` a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -13,13 +12,11 @@ import stat
 import tempfile
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import broker.auditor as auditor
 from broker.audit import ChainWriter
 from broker.auditor import LogFilter, _Delivered, read_log, verify_topics
 from broker.spill import TimeSorted
@@ -172,36 +169,7 @@ def test_deliveries_match_receipts_from_the_spill(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-# read_log and verify_topics over a stand-in for the Kafka seam (broker.kafka): a partition is a list of values.
-
-
-@dataclass(frozen=True)
-class _Rec:
-    offset: int
-    value: bytes
-
-
-@pytest.fixture
-def topics(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bytes]]:
-    """Audit topics, one partition each, that `read_log` and `verify_topics` read instead of Kafka's."""
-    held: dict[str, list[bytes]] = {}
-
-    @contextlib.asynccontextmanager
-    async def running(client: Any, conn: Any, what: str) -> AsyncIterator[Any]:
-        yield None
-
-    async def partitions_of(consumer: Any, topic: str) -> list[int]:
-        return [0]
-
-    async def read_range(consumer: Any, tp: Any, start: int | None = None) -> AsyncIterator[_Rec]:
-        for offset, value in enumerate(held[tp.topic]):
-            yield _Rec(offset, value)
-
-    monkeypatch.setattr(auditor, "reader", lambda conn, name: None)
-    monkeypatch.setattr(auditor, "running", running)
-    monkeypatch.setattr(auditor, "partitions_of", partitions_of)
-    monkeypatch.setattr(auditor, "read_range", read_range)
-    return held
+# read_log and verify_topics over a stand-in for the Kafka seam: ``audit_topics`` (conftest.py).
 
 
 def _receipts(alerts: list[str]) -> list[bytes]:
@@ -212,11 +180,11 @@ def _receipts(alerts: list[str]) -> list[bytes]:
 
 
 def test_verify_topics_reports_a_receipt_for_no_delivery_and_leaves_no_spill(
-        topics: dict[str, list[bytes]], scratch: Path) -> None:
+        audit_topics: dict[str, list[bytes]], scratch: Path) -> None:
     """`verify_topics` matches receipts to the deliveries it spilled: the one for an undelivered alert is reported,
     and the spill is gone once it returns."""
-    topics["p.decisions"] = [_block(["SNM:1", "SNM:2"])]
-    topics["p.receipts.COL"] = _receipts(["SNM:1", "SNM:9"])
+    audit_topics["p.decisions"] = [_block(["SNM:1", "SNM:2"])]
+    audit_topics["p.receipts.COL"] = _receipts(["SNM:1", "SNM:9"])
     roles: dict[str, Any] = {"p.decisions": "decisions", "p.receipts.COL": "receipts"}
     reports = asyncio.run(verify_topics(None, roles, _verify, {"p.receipts.COL": "COL"}))  # type: ignore[arg-type]
     assert [(r.topic, r.records) for r in reports] == [("p.decisions", 1), ("p.receipts.COL", 3)]
@@ -225,11 +193,11 @@ def test_verify_topics_reports_a_receipt_for_no_delivery_and_leaves_no_spill(
 
 
 def test_read_log_into_time_sorted_lists_what_verifies_in_time_order(
-        topics: dict[str, list[bytes]], scratch: Path) -> None:
+        audit_topics: dict[str, list[bytes]], scratch: Path) -> None:
     """`read_log` streamed into `TimeSorted` gives the sound rows oldest first, leaves the unmatched receipt out
     (counted), and leaves no spill behind."""
-    topics["p.decisions"] = [_block(["SNM:1", "SNM:2"])]
-    topics["p.receipts.COL"] = _receipts(["SNM:2", "SNM:9", "SNM:1"])
+    audit_topics["p.decisions"] = [_block(["SNM:1", "SNM:2"])]
+    audit_topics["p.receipts.COL"] = _receipts(["SNM:2", "SNM:9", "SNM:1"])
     roles: dict[str, Any] = {"p.decisions": "decisions", "p.receipts.COL": "receipts"}
     left_out: list[int] = []
     with TimeSorted() as docs:

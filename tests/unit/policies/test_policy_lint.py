@@ -160,27 +160,20 @@ def test_a_key_file_of_another_kind_is_refused(keystore: Path, capsys: pytest.Ca
     )
 
 
-def test_a_partner_naming_a_key_of_another_kind_is_found(
-    policy_copy: Any, keystore: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(("named", "finding"), [
+    # its own receipt-signing key, where its encryption key belongs
+    ("COL-rcpt-2026a", "key COL-rcpt-2026a: kind is partner-signing, expected partner-encryption"),
+    # another partner's encryption key (a typo): COL's feed would be sealed for USA
+    ("USA-enc-2026a", "key USA-enc-2026a is USA's, not COL's"),
+], ids=["another-kind", "another-partners"])
+def test_a_partner_naming_a_key_not_its_own_encryption_key_is_found(
+    policy_copy: Any, keystore: Path, capsys: pytest.CaptureFixture[str], named: str, finding: str
 ) -> None:
-    """A partner whose encryption key id names its receipt-signing key is a keys finding."""
-    policy_copy.replace("partners.yaml", "encryption: COL-enc-2026a", "encryption: COL-rcpt-2026a")
+    """A partner's encryption key id must name a key of that kind, and the partner's own: else a keys finding."""
+    policy_copy.replace("partners.yaml", "encryption: COL-enc-2026a", f"encryption: {named}")
     code, found = _lint_keys(keystore, capsys, "--dir", str(policy_copy.root))
     assert code == 1
-    assert found == [
-        "partners.yaml:13: [keys] COL: encryption key: key COL-rcpt-2026a: kind is partner-signing, "
-        "expected partner-encryption"
-    ]
-
-
-def test_a_partner_naming_another_partners_key_is_found(
-    policy_copy: Any, keystore: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """COL naming USA's encryption key (a typo) would have COL's feed sealed for USA: a keys finding."""
-    policy_copy.replace("partners.yaml", "encryption: COL-enc-2026a", "encryption: USA-enc-2026a")
-    code, found = _lint_keys(keystore, capsys, "--dir", str(policy_copy.root))
-    assert code == 1
-    assert found == ["partners.yaml:13: [keys] COL: encryption key: key USA-enc-2026a is USA's, not COL's"]
+    assert found == [f"partners.yaml:13: [keys] COL: encryption key: {finding}"]
 
 
 def test_an_agreement_without_a_pseudonym_key_is_found(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
