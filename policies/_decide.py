@@ -92,7 +92,7 @@ def _deliver(ps: PolicySet, partner: PartnerInfo, covers: tuple[CompiledCover, .
         redactions,
         ps.version,
         min(c.agreement.retention_days for c in covers),
-        # Consent releases the alert to this partner, no further: a code that needed it forbids onward sharing.
+        # Consent releases the alert to this partner, no further: a release resting on it forbids onward sharing.
         all(c.agreement.onward_sharing for c in covers) and not any(_consented(ps, rule) for rule, _ in notices),
     )
     _remember(ps, key, decision)
