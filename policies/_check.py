@@ -26,8 +26,10 @@ ENVELOPE_MINIMUM = (
     "markings.handling_code", "markings.handling_text", "markings.expires_at", "version", "lifecycle.action",
 )  # fmt: skip
 
-# Rule ids a decision records beside the agreements' own: a cover rule may not take one of these forms.
-RESERVED_RULE_PREFIXES = ("caveat.", "handling.")
+# Rule ids with a dot are the policy's own: its checks and notices (caveat.ORCON, originator.foreign,
+# partner.clearance) and those derived from an agreement's rules (<rule>.<condition>, <agreement>.validity).
+# A decision lists them beside the agreements' rule ids, and a view takes the agreement rules it applies
+# from that list: a cover rule id with a dot could be taken for one of them, or one of them for it.
 
 
 def protected(envelope: Envelope) -> frozenset[str]:
@@ -276,10 +278,10 @@ def check_sources(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInf
         for i, cover in enumerate(doc.model.covers):
             if rules[cover.rule] > 1:
                 found.append(Finding(doc.where("covers", i, "rule"), "invalid", f"rule id {cover.rule} is not unique"))
-            if cover.rule.startswith(RESERVED_RULE_PREFIXES):  # the ids of caveats' and handling codes' notices
+            if "." in cover.rule:  # (see the note at the top)
                 found.append(Finding(doc.where("covers", i, "rule"), "invalid",
-                                     f"rule id {cover.rule} starts with {' or '.join(RESERVED_RULE_PREFIXES)}, "
-                                     "which name caveats and handling codes"))
+                                     f"rule id {cover.rule} has a dot: ids with one name the policy's own checks "
+                                     "and notices (caveat.ORCON, originator.foreign, <rule>.<condition>)"))
         found.extend(_check_agreement(src, doc, fields))
         found.extend(_check_areas(src, doc))
     return found

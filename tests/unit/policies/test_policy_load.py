@@ -231,9 +231,9 @@ def test_a_party_listed_twice_is_refused(policy_copy: Any) -> None:
     assert "COMBIFRON: parties COL listed more than once" in _error(policy_copy)
 
 
-@pytest.mark.parametrize("rule", ["handling.H1", "caveat.ORCON"])
-def test_a_rule_id_in_the_form_of_a_notice_is_refused(policy_copy: Any, rule: str) -> None:
-    """Decisions record caveats' and handling codes' notices as rule ids (handling.H1): a cover rule of that form
-    would be taken for one, and the other for it."""
+@pytest.mark.parametrize("rule", ["handling.H1", "caveat.ORCON", "originator.foreign", "COMBIFRON-SEIZURE.area"])
+def test_a_rule_id_in_the_form_of_the_policys_own_is_refused(policy_copy: Any, rule: str) -> None:
+    """Decisions list the policy's own checks and notices (handling.H1, originator.foreign, <rule>.<condition>)
+    beside the agreement rules a view applies: a cover rule id with a dot would be taken for one, or one for it."""
     policy_copy.replace("agreements/combifron.yaml", "  - rule: COMBIFRON-BORDER", f"  - rule: {rule}")
-    assert f"rule id {rule} starts with caveat. or handling." in _error(policy_copy)
+    assert f"rule id {rule} has a dot" in _error(policy_copy)
