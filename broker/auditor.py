@@ -170,8 +170,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 waiting: dict[str, tuple[int, list[dict[str, Any]]]] = {}
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
                     doc, found = walk.feed(rec.offset, rec.value)
-                    for chain in walk.cut:  # cut off from the chain: no checkpoint will vouch for them
-                        dropped += waiting.pop(chain, (0, []))[0] if chain is not None else 0
+                    for cut in walk.cut:  # cut off from the chain: no checkpoint will vouch for them
+                        dropped += waiting.pop(cut, (0, []))[0]
                     if doc is None or found or delivered.check(doc) is not None:
                         dropped += 1
                         continue

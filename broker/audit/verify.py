@@ -255,7 +255,7 @@ class PartitionWalk:
                  owner: str | None = None, chains: dict[str | None, ChainState] | None = None) -> None:
         self.topic, self.partition, self.verify, self.holds, self.owner = topic, partition, verify, holds, owner
         self.chains: dict[str | None, ChainState] = chains if chains is not None else {}
-        self.cut: list[str | None] = []  # see ``feed``
+        self.cut: list[str] = []  # receipt chains only: see ``feed``
 
     def feed(self, offset: int, value: bytes) -> tuple[dict[str, Any] | None, list[Finding]]:
         """Check the record at ``offset``; its document and the findings at it.

@@ -115,6 +115,9 @@ that partner was never sent. An allow-list: any other field of such a row, inclu
 adds later, is blanked (None)."""
 
 _DELIVERED = "went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED')"  # a row whose view went to its partner
+# The same, as a scoped query's restriction: +decision keeps SQLite from walking decisions_by_decision
+# (every partner's rows) for it, where the partner's own index must lead (``_where``).
+_DELIVERED_SCOPED = _DELIVERED.replace("decision IN", "+decision IN")
 
 
 @dataclass(frozen=True)
@@ -342,7 +345,7 @@ class AuditIndex:
         args: list[Any] = []
         if not scope.national and any(getattr(q, f.name) is not None for f in fields(Query)
                                       if f.name not in ANY_ROW_FILTERS):
-            clauses.append(_DELIVERED.replace("decision IN", "+decision IN"))  # (not an index to walk: below)
+            clauses.append(_DELIVERED_SCOPED)
         # With one alert id asked for, the alert's index finds its handful of rows; unary + keeps SQLite
         # from walking a partner's (or agency's) whole index in time order instead.
         keep_off = "+" if q.alert and not q.alert.endswith("*") else ""
