@@ -7,7 +7,8 @@ agreements that disagree, partners without keys, and field rules made moot
 by a rule on a field that contains them.
 
 With a ``key_problem`` port it also checks the keys themselves: each key a
-partner names, and each agreement's pseudonym key. The port is how the
+partner names, and the pseudonym key of each agreement with a rule that
+pseudonymises (the only ones the broker asks for). The port is how the
 command layer lends lint the broker's keystore: the policy core reads no
 key files itself.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 from policies._check import Finding, check_sources
 from policies._load import schema_fields
-from policies._model import Agreement
+from policies._model import Action, Agreement
 from policies._plan import shadowed
 from policies._source import Doc, PolicySources, read_sources
 
@@ -102,6 +103,15 @@ def _overlaps(src: PolicySources) -> list[Finding]:
     return found
 
 
+def _pseudonymises(agreement: Agreement) -> bool:
+    """Whether a field rule of ``agreement`` pseudonymises: then its views need its pseudonym key.
+
+    Counts a rule that a changed ancestor makes moot too (lint reports that as shadowed): asking
+    for a key the broker might not need is the safe side of the check.
+    """
+    return any(rule.action is Action.PSEUDONYMISE for cover in agreement.covers for rule in cover.fields.values())
+
+
 def _keys(src: PolicySources, key_problem: KeyProblem | None) -> list[Finding]:
     doc = src.partners
     found = []
@@ -120,6 +130,8 @@ def _keys(src: PolicySources, key_problem: KeyProblem | None) -> list[Finding]:
                 found.append(Finding(doc.where("partners", i, "keys", use), "keys", f"{p.id}: {use} key: {problem}"))
     if key_problem is not None:
         for agreement in src.agreements:
+            if not _pseudonymises(agreement.model):
+                continue  # the broker never asks for its key: views under it pseudonymise nothing
             problem = key_problem(agreement.model.id, PSEUDONYM_KEY, agreement.model.id)
             if problem is not None:
                 where = agreement.where("id")

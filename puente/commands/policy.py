@@ -52,7 +52,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     check.add_argument("--dir", type=Path, help=dir_help)
     check.add_argument("--keys", type=Path, metavar="DIR",
                        help="the broker's keystore: check that DIR/<key id>.json is a key of the right kind for "
-                            "each partner key, and that each agreement has a pseudonym key")  # fmt: skip
+                            "each partner key, and that each agreement that pseudonymises has its "
+                            "pseudonym key")  # fmt: skip
     check.add_argument("--at", type=_when, help="judge expiry at this time (default: now)")
     check.set_defaults(func=_lint)
 

@@ -95,19 +95,34 @@ def test_partner_without_keys_is_found(policy_copy: Any) -> None:
 
 
 def test_lint_asks_the_key_port_about_every_key_the_policy_needs() -> None:
-    """lint asks its key port about each partner key (by id) and each agreement's pseudonym key (by agreement)."""
+    """lint asks its key port about each partner key (by id) and the pseudonym key of each agreement
+    with a rule that pseudonymises (by agreement): of the shipped ones, COMBIFRON alone."""
     asked: list[tuple[str, str, str]] = []
 
     def key_problem(name: str, kind: str, owner: str) -> str | None:
         asked.append((name, kind, owner))
-        return "gone" if name == "PAN-USA" else None
+        return "gone" if name in ("PAN-USA", "COMBIFRON") else None
 
     found = lint(now=AT, key_problem=key_problem)
     assert sorted(asked) == sorted(
         [(f"{p}-enc-2026a", "partner-encryption", p) for p in ("COL", "USA", "CRI", "FEAN")]
-        + [(a, "pseudonym", a) for a in ("COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA")]
+        + [("COMBIFRON", "pseudonym", "COMBIFRON")]
     )
-    assert [str(f) for f in found] == ["agreements/pan-usa.yaml:4: [keys] PAN-USA: pseudonym key: gone"]
+    assert [str(f) for f in found] == ["agreements/combifron.yaml:4: [keys] COMBIFRON: pseudonym key: gone"]
+
+
+def test_a_pseudonymising_rule_makes_lint_ask_for_its_agreements_key(policy_copy: Any) -> None:
+    """An agreement that gains a pseudonymise rule needs its key from then on, as the broker will ask for it."""
+    asked: list[str] = []
+
+    def key_problem(name: str, kind: str, owner: str) -> str | None:
+        asked.append(name) if kind == "pseudonym" else None
+        return None
+
+    policy_copy.replace("agreements/pan-cri.yaml", "      source_timezone: keep",
+                        "      source_timezone: {action: pseudonymise, domain: place_name}")
+    lint(policy_copy.root, now=AT, key_problem=key_problem)
+    assert sorted(asked) == ["COMBIFRON", "PAN-CRI"]
 
 
 def test_the_policy_core_does_not_import_the_broker() -> None:
@@ -177,12 +192,15 @@ def test_a_partner_naming_a_key_not_its_own_encryption_key_is_found(
 
 
 def test_an_agreement_without_a_pseudonym_key_is_found(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Each agreement needs <agreement>-pseudo-<generation>.json in the broker keystore; a missing one is named."""
+    """An agreement that pseudonymises needs <agreement>-pseudo-<generation>.json in the broker keystore;
+    a missing one is named. One that pseudonymises nothing needs none."""
     (keystore / "PAN-CRI-pseudo-2026a.json").unlink()
+    assert _lint_keys(keystore, capsys) == (0, [])
+    (keystore / "COMBIFRON-pseudo-2026a.json").unlink()
     code, found = _lint_keys(keystore, capsys)
     assert code == 1
-    line = "agreements/pan-cri.yaml:4: [keys] PAN-CRI: pseudonym key: "
-    assert found == [f"{line}no pseudonym key for 'PAN-CRI' in keystore {keystore}"]
+    line = "agreements/combifron.yaml:4: [keys] COMBIFRON: pseudonym key: "
+    assert found == [f"{line}no pseudonym key for 'COMBIFRON' in keystore {keystore}"]
 
 
 def test_a_keys_directory_that_does_not_exist_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
