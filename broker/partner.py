@@ -216,19 +216,36 @@ class Subscriber:
         async with running(reader(self.conn, "puente-subscriber-chain"), self.conn,
                            f"reading {self.partner}'s receipt chain") as chain_reader:
             last = await last_chain_record(chain_reader, tp, chain=self.chain_name)
+        kept = self.store.chain_head(self._kept_key(part)) if self.store is not None else None
+        where = f"receipt chain {self.chain_name} in {self.access_topic}[{part}]"
         if last is None:
+            if kept is not None:
+                raise AuditChainError(
+                    f"{where} is empty, but this store saw it reach checkpoint {kept[0]}: its records are gone. "
+                    "Run `puente audit verify`, and start with another --instance to begin a new chain")
             return ChainWriter(self.access_topic, part, ChainHead(), checkpoint_every=1 << 62,
                                chain=self.chain_name), part
         # Every batch this chain's subscribers committed ends with their signed checkpoint: a head
         # that is not one was written by someone else, and signing over it would vouch for it.
         problem = head_problem(self.access_topic, part, last.value, self.chain_name, self.signer.verify)
+        if problem is None:
+            problem = _older_than_kept(json.loads(last.value), kept)
         if problem is not None:
             raise AuditChainError(
-                f"receipt chain {self.chain_name} in {self.access_topic}[{part}] (offset {last.offset}) cannot be "
-                f"continued: {problem}. This subscriber will not sign over receipts it did not write: run "
-                "`puente audit verify`, and start with another --instance to begin a new chain")
+                f"{where} (offset {last.offset}) cannot be continued: {problem}. This subscriber will not sign "
+                "over receipts it did not write: run `puente audit verify`, and start with another --instance "
+                "to begin a new chain")
         head = ChainHead.after(json.loads(last.value))
         return ChainWriter(self.access_topic, part, head, checkpoint_every=1 << 62, chain=self.chain_name), part
+
+    def _kept_key(self, part: int) -> str:
+        """Where the store keeps this chain's last committed checkpoint: per access topic and partition."""
+        return f"{self.access_topic}[{part}]/{self.chain_name}"
+
+    def _keep_head(self, chain: ChainWriter, part: int) -> None:
+        """After a batch's Kafka commit: the store remembers the checkpoint that ended it."""
+        if self.store is not None:
+            self.store.keep_chain_head(self._kept_key(part), chain.head.seq - 1, chain.head.prev)
 
     async def run(self, out: TextIO | None = None, *, idle_exit_s: float | None = 5.0,
                   limit: int | None = None) -> SubscribeStats:
@@ -255,6 +272,7 @@ class Subscriber:
                         continue
                     idle_since = time.monotonic()
                     unread = await self._batch(batch, out, receipts, chain, part)
+                    self._keep_head(chain, part)  # committed: only now may a restart rely on it
                     if unread is not None:
                         raise unread
         except ProducerFenced:
@@ -373,6 +391,21 @@ class Subscriber:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} refused: its "
                          f"originator recalled it (version {applied.held_version})")
         return applied.outcome.value
+
+
+def _older_than_kept(last: dict[str, Any], kept: tuple[int, str] | None) -> str | None:
+    """Why the chain's last checkpoint in Kafka, though signed by the partner, is not where the
+    partner's store saw the chain end, or None. An older checkpoint replayed after the real head
+    (anyone may write the shared receipts topic, and replaying needs no key) must not be extended:
+    the chain would fork. A newer one is this chain's own last batch, committed just before a crash
+    kept the store from noting it."""
+    if kept is None:
+        return None
+    seq, digest = last.get("seq"), last.get("hash")
+    if type(seq) is not int or seq < kept[0] or (seq == kept[0] and digest != kept[1]):
+        return (f"its last checkpoint (seq {seq}) is not the one this subscriber's store saw committed last "
+                f"(seq {kept[0]}); an old checkpoint was written again after it")
+    return None
 
 
 def opener_for(partner: str, key_file: Path, verify_file: Path | None,

@@ -258,6 +258,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms);
 """
+_CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint of a receipt chain
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
             "recall_reason, recalled_ms")
 
@@ -351,6 +352,31 @@ class PartnerStore:
             yield
         except sqlite3.Error as exc:
             raise _translated(exc, self.path, doing) from None
+
+    def chain_head(self, chain: str) -> tuple[int, str] | None:
+        """The last checkpoint this store saw committed in receipt chain ``chain`` (its ``seq`` and
+        ``hash``), or None when it kept none (see :meth:`keep_chain_head`)."""
+        with self._sql("reading the receipt chain's head"):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_CHAIN_KEY + chain,)).fetchone()
+        if row is None:
+            return None
+        try:
+            doc = json.loads(row[0])
+            seq, digest = doc["seq"], doc["hash"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(f"{self.path}: the kept head of receipt chain {chain[:200]} is damaged") from None
+        if type(seq) is not int or not isinstance(digest, str):
+            raise StoreError(f"{self.path}: the kept head of receipt chain {chain[:200]} is damaged")
+        return seq, digest
+
+    def keep_chain_head(self, chain: str, seq: int, digest: str) -> None:
+        """Remember the checkpoint ``seq``/``digest`` of receipt chain ``chain``, once its Kafka
+        transaction has committed. A subscriber then refuses to extend an older checkpoint that
+        someone replayed after it: the chain would fork (see ``broker.partner``)."""
+        value = json.dumps({"seq": seq, "hash": digest})
+        with self._sql("keeping the receipt chain's head"):
+            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (_CHAIN_KEY + chain, value))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

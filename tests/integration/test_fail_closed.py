@@ -15,6 +15,7 @@ from puente_testing import Env, audit_docs, cli, read_topic, run_broker
 from broker.audit import ChainHead, ChainWriter
 from broker.keystore import Keystore
 from broker.partner import Subscriber, opener_for, receipt_signer
+from broker.partner_store import PartnerStore
 from puente.dev.synthetic import publish_synthetic
 from puente.errors import AuditChainError
 from schemas import alert_codec
@@ -169,3 +170,40 @@ async def test_the_broker_will_not_extend_an_audit_chain_it_did_not_sign(env: En
     assert "cannot be continued" in run.stderr and "does not verify" in run.stderr
     after = [r for r in await read_topic(env.conn, env.names.decisions) if r.partition == 0]
     assert len(after) == len(blocks) + 1  # nothing signed over the forgery
+
+
+async def test_a_replayed_old_checkpoint_is_never_extended(env: Env, tmp_path: Path) -> None:
+    """An old checkpoint of the partner's own, written again after its chain's real head (it needs the
+    partner's Kafka login, not its signing key), is not extended: the subscriber's store kept the head it
+    committed last, so the next run stops with one clear line instead of forking the chain."""
+    partner, _, _ = await _delivered(env, 200, seed=59)
+
+    async def subscribe(expect: type[Exception] | None = None) -> None:
+        with PartnerStore.open(tmp_path / "store.db", partner) as store:
+            subscriber = _subscriber(env, partner)
+            subscriber.store = store
+            if expect is None:
+                assert (await subscriber.run(io.StringIO(), idle_exit_s=3)).received > 0
+                return
+            with pytest.raises(expect, match="an old checkpoint was written again after it"):
+                await subscriber.run(io.StringIO(), idle_exit_s=2)
+
+    await subscribe()
+    await publish_synthetic(env.cfg, env.conn, 200, seed=61)
+    await run_broker(env)
+    await subscribe()  # a second run: a second checkpoint after the first
+    mine = [r for r in await read_topic(env.conn, env.names.receipts(partner))
+            if json.loads(r.value).get("chain") == partner]
+    checkpoints = [r for r in mine if json.loads(r.value)["kind"] == "CHECKPOINT"]
+    assert len(checkpoints) >= 2
+    producer = AIOKafkaProducer(**env.login(f"partner-{partner}").aiokafka())
+    await producer.start()
+    try:
+        await producer.send_and_wait(env.names.receipts(partner), checkpoints[0].value, partition=0)
+    finally:
+        await producer.stop()
+
+    await subscribe(AuditChainError)
+    after = [r for r in await read_topic(env.conn, env.names.receipts(partner))
+             if json.loads(r.value).get("chain") == partner]
+    assert len(after) == len(mine) + 1  # nothing signed over the replayed checkpoint

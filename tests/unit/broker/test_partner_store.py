@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from recall_views import recall_notice, updated
 
-from broker.partner import Subscriber
+from broker.partner import Subscriber, _older_than_kept
 from broker.partner_store import (
     Delivery,
     Held,
@@ -430,3 +430,33 @@ def test_no_recall_is_acknowledged_while_a_reader_keeps_the_deleted_text_in_the_
         reader.close()
     Subscriber._wiped(SimpleNamespace(store=store))  # type: ignore[arg-type]
     assert not store.wipe_pending and SECRET.encode() not in _bytes(store.path)
+
+
+def test_the_store_keeps_a_receipt_chains_last_checkpoint(tmp_path: Path) -> None:
+    """The head a subscriber noted after a commit comes back after reopening; each chain keeps its own,
+    and a damaged entry is an error naming the chain, not a head of zero."""
+    path = tmp_path / "s.db"
+    with PartnerStore.open(path, "COL") as s:
+        assert s.chain_head("r[0]/COL") is None
+        s.keep_chain_head("r[0]/COL", 4, "aa")
+        s.keep_chain_head("r[0]/COL", 9, "bb")
+        s.keep_chain_head("r[0]/COL/second", 2, "cc")
+    with PartnerStore.open(path, "COL") as s:
+        assert s.chain_head("r[0]/COL") == (9, "bb") and s.chain_head("r[0]/COL/second") == (2, "cc")
+        s._conn.execute("UPDATE meta SET value = '{\"seq\": \"9\"}' WHERE key = 'receipt-chain:r[0]/COL'")
+        with pytest.raises(StoreError, match=r"the kept head of receipt chain r\[0\]/COL is damaged"):
+            s.chain_head("r[0]/COL")
+
+
+@pytest.mark.parametrize(("last", "kept", "refused"), [
+    ({"seq": 9, "hash": "bb"}, (9, "bb"), False),  # the head the store saw committed
+    ({"seq": 12, "hash": "dd"}, (9, "bb"), False),  # committed just before a crash kept the store from noting it
+    ({"seq": 3, "hash": "aa"}, (9, "bb"), True),  # an older checkpoint written again
+    ({"seq": 9, "hash": "xx"}, (9, "bb"), True),  # the same place, another record: a fork
+    ({"seq": "9", "hash": "bb"}, (9, "bb"), True),
+    ({"seq": 3, "hash": "aa"}, None, False),  # a store that kept nothing cannot tell (a first run)
+], ids=["same", "newer", "older", "fork", "not-a-number", "nothing-kept"])
+def test_a_chain_head_older_than_the_kept_one_is_refused(last: dict[str, Any], kept: Any, refused: bool) -> None:
+    """Only the kept checkpoint or a later one of the partner's own may be extended (see Subscriber._chain)."""
+    problem = _older_than_kept(last, kept)
+    assert (problem is not None) is refused
