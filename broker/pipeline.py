@@ -13,6 +13,7 @@ a sanity check is dead-lettered; a partner with no usable key is withheld, not s
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import unicodedata
@@ -36,6 +37,10 @@ DAY_MS = 24 * 3600 * 1000
 FED_LIMIT = 50_000  # delivered decisions' audit fields kept for sharing
 # A sealed view larger than this is withheld: Kafka's default record limit is 1 MiB, headers included.
 MAX_FEED_RECORD = 900_000
+# A dead letter's key and value together (its headers come on top, under 1 KiB): below the
+# producer's 1 MiB request limit, so no ingress record can make its dead letter unsendable.
+MAX_DEAD_LETTER = 900_000
+MAX_DEAD_LETTER_KEY = 1_024
 
 
 class DecisionLike(Protocol):
@@ -105,7 +110,10 @@ class Outcome:
     """The audit entry: an ALERT with one decision per partner, or a DEAD_LETTER; never payload content."""
     feeds: list[FeedOut] = field(default_factory=list)
     dead_letter: tuple[tuple[str, bytes], ...] | None = None
+    """The dead letter's headers; its key and value are the record's, or ``dead_record`` when cut."""
     dead_reason: str | None = None
+    dead_record: tuple[bytes, bytes] | None = None
+    """The key and value of a dead letter cut to ``MAX_DEAD_LETTER`` (see ``dead_letter_body``)."""
     seen_id: str | None = None
     decisions: list[tuple[str, str]] = field(default_factory=list)
     state: AlertState | None = None
@@ -384,7 +392,7 @@ class Pipeline:
 
     def _dead(self, record: Record, where: str, key: str, reason: str, detail: str, now: datetime) -> Outcome:
         at = self._iso(now)
-        headers = (
+        headers: tuple[tuple[str, bytes], ...] = (
             (wire.DLQ_REASON, reason.encode()),
             (wire.DLQ_DETAIL, detail[: wire.DLQ_DETAIL_MAX].encode()),
             (wire.DLQ_SOURCE, where.encode()),
@@ -393,7 +401,13 @@ class Pipeline:
         entry = {"kind": "DEAD_LETTER", "alert_id": key[:200] or None, "reason": reason,
                  "detail": detail[: wire.DLQ_DETAIL_MAX],
                  "ingress": where, "ingress_ms": record.timestamp_ms, "at": at}
-        return Outcome(entry=entry, dead_letter=headers, dead_reason=reason)
+        cut = dead_letter_body(record.key or b"", record.value or b"")
+        if cut is None:
+            return Outcome(entry=entry, dead_letter=headers, dead_reason=reason)
+        dead_key, dead_value, note = cut
+        entry["cut"] = note
+        return Outcome(entry=entry, dead_letter=(*headers, (wire.DLQ_CUT, note.encode())), dead_reason=reason,
+                       dead_record=(dead_key, dead_value))
 
     # ---- routing: one decision per partner ------------------------------------------------
     def _route(self, alert: dict[str, Any], decision: DecisionLike, partner: str, topic: str, now: datetime,
@@ -441,6 +455,24 @@ class Pipeline:
             (wire.DECISION, decision.outcome.encode()),
             (wire.AGREEMENT, (decision.agreement or "").encode()),
         )))
+
+
+def dead_letter_body(key: bytes, value: bytes) -> tuple[bytes, bytes, str] | None:
+    """The key and value a dead letter carries when the record's own would not fit, with a note of
+    what was cut; None when they fit.
+
+    Anyone able to write an ingress topic can send a record near Kafka's own limit; with the dead
+    letter's headers added it would then exceed what the producer sends, abort the slot's
+    transaction and stop the worker at that record for good. Cut, it is still a dead letter: the
+    note gives both original sizes and the value's SHA-256, so the original can be matched.
+    """
+    if len(key) + len(value) <= MAX_DEAD_LETTER:
+        return None
+    short_key = key[:MAX_DEAD_LETTER_KEY]
+    short_value = value[: MAX_DEAD_LETTER - len(short_key)]
+    note = (f"cut to fit the dead-letter topic: key {len(key):,} bytes (kept {len(short_key):,}), value "
+            f"{len(value):,} bytes (kept {len(short_value):,}), value sha256 {hashlib.sha256(value).hexdigest()}")
+    return short_key, short_value, note
 
 
 class ViewTooLarge(PuenteError):

@@ -894,8 +894,8 @@ class BrokerWorker:
             await batches.add(out.topic, partition, out.key, out.value, out.headers)
         if outcome.dead_letter is None:
             return None
-        return await state.producer.send(self.names.deadletter, msg.value or b"", key=msg.key,
-                                         headers=list(outcome.dead_letter))
+        key, value = outcome.dead_record if outcome.dead_record is not None else (msg.key, msg.value or b"")
+        return await state.producer.send(self.names.deadletter, value, key=key, headers=list(outcome.dead_letter))
 
 
 def _latest_ingress_ms(last: dict[str, Any] | None) -> int | None:

@@ -12,7 +12,8 @@ Headers
     Dead letters (written by the broker and the adapters; never the payload's content in a header):
         ``DLQ_REASON`` (a short code), ``DLQ_DETAIL`` (words, at most ``DLQ_DETAIL_MAX`` characters),
         ``DLQ_SOURCE`` (``topic:partition:offset``, or ``adapter:<name>:<file>:<line>``), ``DLQ_AT``;
-        the adapters add ``DLQ_ADAPTER``, ``AGENCY``, ``DLQ_FILE``, ``DLQ_LINE``, ``DLQ_RECORD``.
+        the adapters add ``DLQ_ADAPTER``, ``AGENCY``, ``DLQ_FILE``, ``DLQ_LINE``, ``DLQ_RECORD``; the broker
+        adds ``DLQ_CUT`` (the original sizes and the value's SHA-256) to a record too large to keep whole.
 
 Times on the wire and in the audit are UTC ISO 8601 with a ``Z`` (``iso_utc``). Times typed by a
 person (``--since``, ``--at``) are read by ``parse_time``: ISO 8601, and without an offset they
@@ -43,6 +44,7 @@ DLQ_ADAPTER = "puente-dlq-adapter"
 DLQ_FILE = "puente-dlq-file"
 DLQ_LINE = "puente-dlq-line"
 DLQ_RECORD = "puente-dlq-record"
+DLQ_CUT = "puente-dlq-cut"
 DLQ_DETAIL_MAX = 500
 
 Headers = tuple[tuple[str, bytes], ...]

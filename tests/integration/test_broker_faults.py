@@ -96,12 +96,25 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(env: Env
         await pub.send_raw(key, value, headers)
         expected["origin"] += 1
 
+    # A record near Kafka's own size limit, from anyone able to write the topic: with the dead letter's
+    # headers added it would be too large to send, so its dead letter is cut, and the worker goes on.
+    huge = AIOKafkaProducer(**env.login("agency-SENAN").aiokafka(), max_request_size=2 * 1024 * 1024)
+    await huge.start()
+    try:
+        await huge.send_and_wait(env.names.ingress("SENAN"), b"\x00" * 1_048_300, key=b"SENAN:huge")
+    finally:
+        await huge.stop()
+    expected["origin"] += 1
+
     await run_broker(env)
     dead = await read_topic(env.conn, env.names.deadletter)
     reasons = Counter((r.header("puente-dlq-reason") or b"?").decode() for r in dead)
     assert reasons == expected
     for rec in dead:
         assert rec.header("puente-dlq-detail") and rec.header("puente-dlq-source")
+    cut = [r for r in dead if r.header("puente-dlq-cut")]
+    assert [r.key for r in cut] == [b"SENAN:huge"] and len(cut[0].value) == 900_000 - len(b"SENAN:huge")
+    assert b"value 1,048,300 bytes" in (cut[0].header("puente-dlq-cut") or b"")
     docs = await audit_docs(env)
     assert Counter(d["reason"] for d in docs if d["kind"] == "DEAD_LETTER") == expected
     decided = {d["alert_id"] for d in docs if d["kind"] == "DECISION"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from broker.pipeline import DAY_MS, MAX_FUTURE_SKEW_MS, WITHHOLD, Pipeline
+from broker.pipeline import DAY_MS, MAX_DEAD_LETTER, MAX_FUTURE_SKEW_MS, WITHHOLD, Pipeline
 from broker.topology import Slots, TopicNames, key_partition
 from puente.dev.synthetic import generate
 from puente.wire import Record
@@ -191,6 +192,30 @@ def test_a_view_too_large_for_a_feed_record_is_withheld() -> None:
     assert dict(out.decisions) == {"COL": WITHHOLD, "USA": "DELIVER"}
     col = next(d for d in out.entry["decisions"] if d["partner"] == "COL")
     assert "ViewTooLarge" in col["reasons"][-1]
+
+
+@pytest.mark.parametrize(("key_len", "value_len"), [(30, 1_047_000), (1_000_000, 10), (450_000, 450_001)])
+def test_a_dead_letter_too_large_to_send_is_cut_with_a_note(key_len: int, value_len: int) -> None:
+    """Key and value over MAX_DEAD_LETTER together are cut to it (the key to 1 KiB first), with a note of both
+    sizes and the value's digest; the worker sends the cut pair, never more than the producer takes."""
+    key, value = b"K" * key_len, bytes(range(256)) * (value_len // 256) + b"v" * (value_len % 256)
+    record = Record("t.ingress.SNM", 0, 7, key, value, (), NOW_MS)
+    out = _pipeline({}).process(record, set(), NOW)
+    assert out.dead_reason is not None and out.dead_record is not None
+    dead_key, dead_value = out.dead_record
+    assert len(dead_key) == min(key_len, 1024) and len(dead_value) == min(value_len, MAX_DEAD_LETTER - len(dead_key))
+    assert key.startswith(dead_key) and value.startswith(dead_value)
+    note = dict(out.dead_letter or ())["puente-dlq-cut"].decode()
+    assert f"value {value_len:,} bytes" in note and hashlib.sha256(value).hexdigest() in note
+    assert out.entry["cut"] == note
+
+
+def test_a_dead_letter_that_fits_is_not_cut() -> None:
+    """At the bound exactly, the dead letter is the record itself (no cut, no note)."""
+    record = Record("t.ingress.SNM", 0, 7, b"k" * 100, b"v" * (MAX_DEAD_LETTER - 100), (), NOW_MS)
+    out = _pipeline({}).process(record, set(), NOW)
+    assert out.dead_reason is not None and out.dead_record is None and "cut" not in out.entry
+    assert "puente-dlq-cut" not in dict(out.dead_letter or ())
 
 
 @pytest.mark.parametrize("char", ["\u202e", "\u2067", "\u200b", "\ufeff", "\u00ad"])
