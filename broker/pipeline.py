@@ -17,7 +17,7 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -136,6 +136,28 @@ def _is_recall(life: Any) -> bool:
 StateLookup = Callable[[str], AlertState | None]
 
 
+class Originator(NamedTuple):
+    """The originator an agency's alerts may name: ``country`` always; as agency, the publishing
+    agency itself, or, for an agency relaying a foreign country's services (COMBIFRON for
+    Colombia's), any name starting with ``prefix`` (``COL-``)."""
+
+    country: str
+    prefix: str | None = None
+    agency: str = ""
+
+    def names(self, originator_agency: Any) -> bool:
+        if originator_agency == self.agency:
+            return True
+        return (self.prefix is not None and isinstance(originator_agency, str)
+                and len(originator_agency) > len(self.prefix) and originator_agency.startswith(self.prefix))
+
+    @classmethod
+    def of(cls, agency: str, country: str, home_country: str) -> Originator:
+        """An agency of the home country names itself; one of another country relays that country's
+        services, named ``<COUNTRY>-<unit>``."""
+        return cls(country, None if country == home_country else f"{country}-", agency)
+
+
 def _no_states(alert_id: str) -> AlertState | None:
     return None
 
@@ -151,8 +173,13 @@ class Pipeline:
         origin: OriginCheck,
         slots: Slots,
         replay_window_days: int = 7,
+        *,
+        originators: Mapping[str, Originator] | None = None,
     ) -> None:
+        """``originators``: per agency, the originator its alerts may name (``Originator``); an
+        agency without an entry (all of them when None) has every alert dead-lettered."""
         self.policy = policy
+        self.originators = dict(originators or {})
         self.codec = codec
         self.sealers = sealers
         self.origin = origin
@@ -350,7 +377,11 @@ class Pipeline:
             raise _Reject("invalid", f"a text field holds the invisible formatting character {char}, which can "
                                      "disguise what a partner reads; the adapters refuse these")
         if alert["agency"] != agency:
-            raise _Reject("agency-mismatch", f"alert names agency {alert['agency']!r} on {agency}'s topic")
+            named = alert["agency"] if alert["agency"] in self.slots.agencies else "another agency"
+            raise _Reject("agency-mismatch", f"alert names {named} as its agency on {agency}'s topic")
+        problem = self._originator_problem(agency, alert["markings"]["originator"])
+        if problem:
+            raise _Reject("originator", problem)
         if alert["alert_id"] != key:
             raise _Reject("key-mismatch", "the record key is not the alert id (replays could not be detected)")
         placed = key_partition(record.key or b"", self.slots.partitions)
@@ -383,6 +414,21 @@ class Pipeline:
                 raise _Reject("stale", f"version {version} of alert id {alert_id} is older than version "
                                        f"{prior.version}, already processed")
         return alert, prior
+
+    def _originator_problem(self, agency: str, originator: dict[str, Any]) -> str | None:
+        """Why the alert's originator is not one ``agency`` may name, or None. The policy applies the
+        originator country's restrictions (a third country only on its consent): an agency naming
+        another country's originator, or its own country in place of a foreign one, would move
+        them. Values are quoted only when they are the configured ones (they are agency text)."""
+        allowed = self.originators.get(agency)
+        if allowed is None:
+            return f"no originator is configured for agency {agency}: set PUENTE_AGENCY_COUNTRIES"
+        if originator["country"] != allowed.country:
+            return f"{agency}'s alerts must name originator country {allowed.country}; this one names another"
+        if not allowed.names(originator["agency"]):
+            whom = f"{agency}" if allowed.prefix is None else f"{agency} or {allowed.prefix}<unit>"
+            return f"{agency}'s alerts must name {whom} as originator agency; this one names another"
+        return None
 
     def _iso(self, now: datetime) -> str:
         # The worker passes one time per batch: format it once.

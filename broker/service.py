@@ -14,7 +14,7 @@ from broker.crypto import FeedSealer, KeyKind, sign_checkpoint, verify_ingress
 from broker.kafka import Admin, KafkaConnection
 from broker.keystore import Keystore, signature_check
 from broker.metrics import Metrics, serve_metrics
-from broker.pipeline import Pipeline
+from broker.pipeline import Originator, Pipeline
 from broker.topology import Slots, TopicNames, slots_for
 from broker.worker import BrokerWorker, WorkerConfig
 from policies import Decision, PolicySet, build_view, decide, decide_many, load_policy_set, recall_notice
@@ -167,8 +167,10 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
             raise OriginError("the MAC-protected alert id differs from the record key")
         return proven.agency, proven.published_ms
 
+    originators = {a: Originator.of(a, settings.agency_countries.get(a, policy_set.home_country),
+                                    policy_set.home_country) for a in settings.agencies}
     pipeline = Pipeline(PolicyAdapter(policy_set, keystore, names), alert_codec(), dict(sealers), origin, slots,
-                        replay_window_days=settings.replay_window_days)
+                        replay_window_days=settings.replay_window_days, originators=originators)
     signing = keystore.load_signing_key()
     signer_id = keystore.current("broker", KeyKind.BROKER_SIGNING).key_id
 

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from puente.errors import ConfigError
 
 AGENCIES = ("SENAFRONT", "SENAN", "PN", "SNM", "COMBIFRON")
+AGENCY_COUNTRIES = {"COMBIFRON": "COL"}  # Colombia's alerts, relayed by the binational commission
 
 
 class PuenteSettings(BaseSettings):
@@ -40,6 +41,11 @@ class PuenteSettings(BaseSettings):
     topic_prefix: str = Field("puente", pattern=r"^[a-zA-Z0-9_.-]+$")
     group_id: str | None = Field(None, description="the broker consumer group; default: <topic_prefix>-broker")
     agencies: tuple[str, ...] = AGENCIES
+    agency_countries: dict[str, str] = Field(default_factory=lambda: dict(AGENCY_COUNTRIES), description=(
+        "the originator country each agency's alerts must name, as JSON ({\"COMBIFRON\": \"COL\"}); an agency "
+        "not named here is of the policy's home country and must name itself as originator; one of another "
+        "country relays that country's services, named <COUNTRY>-<unit>. The broker dead-letters any other "
+        "originator (reason originator): the policy applies the originator country's restrictions"))
     ingress_retention_days: int = Field(7, ge=1)
     audit_retention_days: int = Field(3650, ge=1)
     deadletter_retention_days: int = Field(30, ge=1)

@@ -13,7 +13,7 @@ import pytest
 from aiokafka.partitioner import murmur2 as kafkas_murmur2
 
 from broker.lifecycle import AlertState, LifecycleBook, LifecycleStateError
-from broker.pipeline import WITHHOLD, Outcome, Pipeline
+from broker.pipeline import WITHHOLD, Originator, Outcome, Pipeline
 from broker.topology import Slots, TopicNames, key_partition, murmur2
 from policies import recall_notice
 from puente import wire
@@ -24,6 +24,7 @@ from schemas import alert_codec
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 SLOTS = Slots(("SNM",), 3, TopicNames("t"))
+ORIGINATORS = {"SNM": Originator.of("SNM", "PAN", "PAN")}
 CODEC = alert_codec()
 
 
@@ -85,7 +86,7 @@ class Run:
         def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
             return key.split(":", 1)[0], NOW_MS
 
-        self.pipeline = Pipeline(Policy(), CODEC, self.sealers, origin, SLOTS)  # type: ignore[arg-type]
+        self.pipeline = Pipeline(Policy(), CODEC, self.sealers, origin, SLOTS, originators=ORIGINATORS)  # type: ignore[arg-type]
         self.book = LifecycleBook()
         self.seen: set[str] = set()
         self.offset = 0

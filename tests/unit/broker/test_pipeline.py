@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from broker.pipeline import DAY_MS, MAX_DEAD_LETTER, MAX_FUTURE_SKEW_MS, WITHHOLD, Pipeline
+from broker.pipeline import DAY_MS, MAX_DEAD_LETTER, MAX_FUTURE_SKEW_MS, WITHHOLD, Originator, Pipeline
 from broker.topology import Slots, TopicNames, key_partition
 from puente.dev.synthetic import generate
 from puente.wire import Record
@@ -19,6 +19,7 @@ from schemas import alert_codec
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 SLOTS = Slots(("SENAN", "SNM"), 3, TopicNames("t"))
+ORIGINATORS = {a: Originator.of(a, "PAN", "PAN") for a in SLOTS.agencies}
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def _pipeline(sealers: dict[str, Any]) -> Pipeline:
     def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
         return key.split(":", 1)[0], int(dict(headers)["published"])
 
-    return Pipeline(FakePolicy(), alert_codec(), sealers, origin, SLOTS, replay_window_days=7)  # type: ignore[arg-type]
+    return Pipeline(FakePolicy(), alert_codec(), sealers, origin, SLOTS, replay_window_days=7, originators=ORIGINATORS)  # type: ignore[arg-type]
 
 
 def _record(published_ms: int, appended_ms: int = NOW_MS) -> tuple[Record, dict[str, Any]]:
@@ -144,7 +145,7 @@ def _with(policy: FakePolicy, sealers: dict[str, Any]) -> Pipeline:
     def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
         return key.split(":", 1)[0], int(dict(headers)["published"])
 
-    return Pipeline(policy, alert_codec(), sealers, origin, SLOTS, replay_window_days=7)  # type: ignore[arg-type]
+    return Pipeline(policy, alert_codec(), sealers, origin, SLOTS, replay_window_days=7, originators=ORIGINATORS)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("error", [OverflowError("cannot convert float infinity to integer"),
@@ -175,7 +176,7 @@ def test_an_unexpected_failure_while_admitting_is_a_dead_letter() -> None:
     def broken(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
         raise MemoryError
 
-    pipe = Pipeline(FakePolicy(), alert_codec(), {}, broken, SLOTS)  # type: ignore[arg-type]
+    pipe = Pipeline(FakePolicy(), alert_codec(), {}, broken, SLOTS, originators=ORIGINATORS)  # type: ignore[arg-type]
     out = pipe.process(record, set(), NOW)
     assert out.dead_reason == "internal" and "MemoryError" in out.entry["detail"]
 
@@ -231,14 +232,73 @@ def test_invisible_formatting_characters_are_dead_lettered(char: str) -> None:
     assert out.dead_reason == "invalid" and f"U+{ord(char):04X}" in out.entry["detail"] and not out.feeds
 
 
+def _snm_record(**markings: Any) -> Record:
+    alert = next(a for a in generate(30, seed=5, now=NOW) if a["agency"] == "SNM")
+    for name, value in markings.items():
+        if name.startswith("originator_"):
+            alert["markings"]["originator"][name.removeprefix("originator_")] = value
+        else:
+            alert["markings"][name] = value
+    value = alert_codec().encode(alert)
+    return Record("t.ingress.SNM", key_partition(alert["alert_id"].encode(), 3), 7, alert["alert_id"].encode(),
+                  value, (("published", str(NOW_MS).encode()),), NOW_MS)
+
+
 def test_huge_marking_values_are_bounded_in_the_audit_entry() -> None:
     """An agency's marking strings are cut short in the audit entry, whatever their size."""
-    alert = next(a for a in generate(30, seed=5, now=NOW) if a["agency"] == "SNM")
-    alert["markings"]["classification"] = "X" * 1_000_000
-    alert["markings"]["originator"]["agency"] = "Y" * 100_000
-    value = alert_codec().encode(alert)
-    record = Record("t.ingress.SNM", key_partition(alert["alert_id"].encode(), 3), 7, alert["alert_id"].encode(),
-                    value, (("published", str(NOW_MS).encode()),),
-                    NOW_MS)
-    out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
-    assert len(out.entry["classification"]) <= 64 and len(out.entry["originator"]) <= 64
+    out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(
+        _snm_record(classification="X" * 1_000_000), set(), NOW)
+    assert out.dead_reason is None and len(out.entry["classification"]) <= 64
+
+
+@pytest.mark.parametrize(("agency", "country"), [
+    ("SENAFRONT", "PAN"),  # another agency of the same country: its restrictions are not SNM's to claim
+    ("COL-DIJIN", "COL"),  # a foreign originator, named by an agency that relays no one
+    ("SNM", "COL"),
+    ("SNM", "XXX"),
+    ("Y" * 100_000, "PAN"),
+    ("SNM", ""),
+], ids=["other-agency", "foreign", "foreign-country", "unknown-country", "huge", "empty-country"])
+def test_an_originator_the_agency_may_not_name_is_dead_lettered(agency: str, country: str) -> None:
+    """An agency's alerts name that agency and its configured country as originator, nothing else: the
+    policy applies the originator country's restrictions, so a wrong one would move them. The detail
+    quotes neither value (agency text)."""
+    out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(
+        _snm_record(originator_agency=agency, originator_country=country), set(), NOW)
+    assert out.dead_reason == "originator" and not out.feeds and out.seen_id is None
+    assert agency not in out.entry["detail"].replace("SNM", "") or agency == "SNM"
+    assert "this one names another" in out.entry["detail"]
+
+
+def test_a_relaying_agency_names_its_countrys_services() -> None:
+    """An agency configured for another country (COMBIFRON for Colombia) names <COUNTRY>-<unit> as originator,
+    with that country; its own country's name, or a bare prefix, is refused."""
+    relay = Originator.of("SNM", "COL", "PAN")
+    pipe = Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer()}, _pipeline({}).origin, SLOTS,  # type: ignore[arg-type]
+                    originators={**ORIGINATORS, "SNM": relay})
+    ok = pipe.process(_snm_record(originator_agency="COL-DIJIN", originator_country="COL"), set(), NOW)
+    assert ok.dead_reason is None
+    for agency, country in (("COL-DIJIN", "PAN"), ("COL-", "COL"), ("SNM", "PAN")):
+        out = pipe.process(_snm_record(originator_agency=agency, originator_country=country), set(), NOW)
+        assert out.dead_reason == "originator", (agency, country)
+
+
+def test_an_agency_without_a_configured_originator_is_dead_lettered() -> None:
+    """No entry for the agency: every alert of it is dead-lettered, naming the setting (fail closed)."""
+    pipe = Pipeline(FakePolicy(), alert_codec(), {}, _pipeline({}).origin, SLOTS)  # type: ignore[arg-type]
+    out = pipe.process(_snm_record(), set(), NOW)
+    assert out.dead_reason == "originator" and "PUENTE_AGENCY_COUNTRIES" in out.entry["detail"]
+
+
+def test_an_agency_mismatch_quotes_only_a_known_agency() -> None:
+    """alert.agency is free text: the dead letter names it only when it is one of the broker's agencies."""
+    secret = "Jose Perez Gomez, pasaporte AX1234567"
+    for named, shown in ((secret, "another agency"), ("SENAN", "SENAN")):
+        alert = next(a for a in generate(30, seed=5, now=NOW) if a["agency"] == "SNM")
+        alert["agency"] = named
+        value = alert_codec().encode(alert)
+        record = Record("t.ingress.SNM", key_partition(alert["alert_id"].encode(), 3), 7,
+                        alert["alert_id"].encode(), value, (("published", str(NOW_MS).encode()),), NOW_MS)
+        out = _pipeline({}).process(record, set(), NOW)
+        assert out.dead_reason == "agency-mismatch" and f"names {shown} as its agency" in out.entry["detail"]
+        assert "Perez" not in out.entry["detail"] and "Perez" not in str(out.dead_letter)
