@@ -554,10 +554,18 @@ def _bounded(value: Any, limit: int = 64) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# UTF-8 of the characters that reorder or hide text: bidirectional embeddings, overrides and
-# isolates, zero-width characters, word joiner and BOM. A search over the raw bytes is cheap; a
-# hit (which random Avro numbers can also make) is confirmed on the decoded strings.
-_FORMAT_BYTES = re.compile(rb"\xe2\x80[\x8b-\x8f\xaa-\xae]|\xe2\x81[\xa0-\xa4\xa6-\xa9]|\xef\xbb\xbf|\xc2\xad")
+# UTF-8 of every Unicode format character (category Cf), the characters that reorder or hide text:
+# bidirectional marks, embeddings, overrides and isolates, zero-width characters, the word joiner,
+# invisible operators, BOM, interlinear annotation, the Mongolian vowel separator, tag characters and
+# the rest. A search over the raw bytes is cheap; a hit (which random Avro numbers can also make) is
+# confirmed on the decoded strings. Written out as a trie on the first bytes so the search stays
+# near one pass; a unit test checks that it matches exactly the Cf characters of this Python.
+_FORMAT_BYTES = re.compile(
+    rb"\xc2\xad|\xd8[\x80-\x85\x9c]|\xdb\x9d|\xdc\x8f|\xe0(?:\xa2[\x90-\x91]|\xa3\xa2)|\xe1\xa0\x8e"
+    rb"|\xe2(?:\x80[\x8b-\x8f\xaa-\xae]|\x81[\xa0-\xa4\xa6-\xaf])|\xef(?:\xbb\xbf|\xbf[\xb9-\xbb])"
+    rb"|\xf0(?:\x91(?:\x82\xbd|\x83\x8d)|\x93\x90[\xb0-\xb8]|\x9b\xb2[\xa0-\xa3]|\x9d\x85[\xb3-\xba])"
+    rb"|\xf3\xa0(?:\x80[\x81\xa0-\xbf]|\x81[\x80-\xbf])"
+)
 
 
 def _format_char(value: Any) -> str | None:
