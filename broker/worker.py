@@ -368,6 +368,10 @@ class BrokerWorker:
         tps = {slot: TopicPartition(self.names.decisions, slot) for slot in slots}
         last = await last_records(consumer, list(tps.values()))
         heads = {tp: self._verified_head(tp, rec) for tp, rec in last.items()}
+        for slot, tp in tps.items():
+            problem = slot_mismatch(heads[tp], slot, self.config.slots)
+            if problem is not None:
+                raise ConfigError(f"audit partition {tp.topic}[{tp.partition}] {problem}")
         windows = {slot: ReplayWindow(self.config.replay_window_days) for slot in slots}
         since: dict[TopicPartition, int] = {}
         for slot, tp in tps.items():
@@ -896,6 +900,34 @@ class BrokerWorker:
             return None
         key, value = outcome.dead_record if outcome.dead_record is not None else (msg.key, msg.value or b"")
         return await state.producer.send(self.names.deadletter, value, key=key, headers=list(outcome.dead_letter))
+
+
+def slot_mismatch(last: dict[str, Any] | None, slot: int, slots: Slots) -> str | None:
+    """Why the last record of a slot's audit partition shows that it was another ingress
+    partition's, or None.
+
+    A slot is a position in PUENTE_AGENCIES times the ingress partitions, so changing the list or
+    its order gives an ingress partition another slot's audit chain, replay window and alert states:
+    its recalls would find no holders and its replays would pass, with no error. The entries of the
+    last block name the ingress partition they came from, which must map to this slot.
+    """
+    for entry in (last or {}).get("entries") or ():
+        where = entry.get("ingress") if isinstance(entry, dict) else None
+        topic, _, rest = where.rpartition(":")[0].rpartition(":") if isinstance(where, str) else ("", "", "")
+        part = int(rest) if rest.isascii() and rest.isdigit() else None
+        if part is None or slots.slot(topic, part) != slot:
+            now = _slot_source(slots, slot)
+            return (f"holds the decisions of ingress {str(where)[:200]}, but slot {slot} is now {now}: the slots "
+                    "follow PUENTE_AGENCIES and its order, which must stay as the topics were made (new "
+                    "agencies go at the end)")
+    return None
+
+
+def _slot_source(slots: Slots, slot: int) -> str:
+    agency, partition = divmod(slot, slots.partitions)
+    if agency >= len(slots.agencies):
+        return "no ingress partition"
+    return f"{slots.names.ingress(slots.agencies[agency])}:{partition}"
 
 
 def _latest_ingress_ms(last: dict[str, Any] | None) -> int | None:

@@ -123,6 +123,22 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(env: Env
         assert set(ids(await open_feed(env, partner))) <= decided
 
 
+async def test_a_reordered_agency_list_stops_the_broker_before_any_slot_runs(env: Env) -> None:
+    """The slots follow PUENTE_AGENCIES: reordered, each ingress partition would get another one's audit chain,
+    replay window and alert states. The broker refuses to load such a slot, with one line, and routes nothing."""
+    await publish_synthetic(env.cfg, env.conn, 300, seed=71)
+    await run_broker(env)
+    before = len(await read_topic(env.conn, env.names.decisions))
+    reordered = [*env.cfg.agencies[1:], env.cfg.agencies[0]]
+    await publish_synthetic(env.cfg, env.conn, 100, seed=72)
+    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"),
+                         env={**env.env_vars("broker"), "PUENTE_AGENCIES": json.dumps(reordered)},
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert "PUENTE_AGENCIES and its order" in run.stderr and "holds the decisions of ingress" in run.stderr
+    assert len(await read_topic(env.conn, env.names.decisions)) == before  # nothing decided under the wrong slots
+
+
 async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None:
     """A worker killed with SIGKILL mid-stream and restarted leaves each decision and delivery exactly once."""
     total = 4000
