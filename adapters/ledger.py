@@ -19,7 +19,10 @@ topic written with an earlier schema (v1 has no version: it reads as 1) is decod
 again with the current one before hashing, so an alert published before a schema change is still
 a duplicate when its export is read again, not a conflict. A record on the topic that does not
 decode, or whose key is not its alert id, is left out: the broker dead-letters it, so it was
-never published.
+never published. So is a record that does not prove the agency's origin with the agency's own
+keys (``adapters.lifecycle.own_mac_lookup``), as ``adapters.lifecycle`` leaves it out: the broker
+refuses it too, and counting it would let anyone who can write the topic recall, supersede or
+conflict with the agency's genuine records. Such records are counted in ``Ledger.unverified``.
 
 Why the topic and not a local state file: the topic is the truth (a state file can be lost,
 copied or disagree with Kafka after a crash), and a crash mid-file needs no recovery step. The
@@ -34,8 +37,9 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from broker.crypto import SecretBytes, verify_ingress
 from broker.kafka import Admin, KafkaConnection, TopicPartition, partitions_of, reader, record, running
-from puente.errors import CodecError, ConfigError, KafkaAccessError, PuenteError
+from puente.errors import CodecError, ConfigError, CryptoError, KafkaAccessError, PuenteError
 from puente.wire import Record
 from schemas import AlertCodec
 
@@ -66,7 +70,12 @@ def digest(value: bytes) -> bytes:
 
 def published_entry(codec: AlertCodec, key: bytes | None, value: bytes) -> Entry | None:
     """The ledger entry of a record on an ingress topic; None when the broker would refuse it as undecodable or
-    keyed by something else than its alert id."""
+    keyed by something else than its alert id. Its origin is not checked here: ``read_ledger`` checks it."""
+    decoded = _decoded(codec, key, value)
+    return None if decoded is None else decoded[0]
+
+
+def _decoded(codec: AlertCodec, key: bytes | None, value: bytes) -> tuple[Entry, dict[str, Any]] | None:
     try:
         alert = codec.decode(value)
         writer, _ = codec.split(value)
@@ -77,7 +86,18 @@ def published_entry(codec: AlertCodec, key: bytes | None, value: bytes) -> Entry
     if not isinstance(alert_id, str) or key != alert_id.encode():
         return None
     life = alert.get("lifecycle") or {}
-    return Entry(alert_id, int(alert.get("version") or 1), digest(canonical), life.get("action") == "RECALL")
+    entry = Entry(alert_id, int(alert.get("version") or 1), digest(canonical), life.get("action") == "RECALL")
+    return entry, alert
+
+
+def _proves(rec: Record, alert: dict[str, Any], agency: str, lookup: Callable[[str, str], SecretBytes | None]) -> bool:
+    # Whether rec proves agency's origin for its alert id: the origin headers and the decoded alert are held to each
+    # other as adapters.lifecycle.collect holds them. lookup answers with the agency's own keys (own_mac_lookup).
+    try:
+        origin = verify_ingress(rec.headers, rec.value, lookup)
+    except CryptoError:
+        return False
+    return (origin.agency, origin.alert_id, alert.get("agency")) == (agency, alert["alert_id"], agency)
 
 
 class Ledger:
@@ -87,6 +107,7 @@ class Ledger:
         self._seen: dict[tuple[str, int], bytes] = {}
         self._latest: dict[str, int] = {}
         self._recalled: dict[str, int] = {}  # id -> the version that recalled it
+        self.unverified = 0  # records read from the topic that did not prove the agency's origin: left out
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -168,14 +189,20 @@ async def _why_unreadable(conn: KafkaConnection, topic: str) -> PuenteError:
     return ConfigError(f"topic {topic} does not exist; create the topics with `puente topics apply`")
 
 
-async def read_ledger(conn: KafkaConnection, topic: str, codec: AlertCodec) -> Ledger:
-    """The ledger of an agency's ingress topic, read from its beginning."""
+async def read_ledger(conn: KafkaConnection, topic: str, codec: AlertCodec, agency: str,
+                      lookup: Callable[[str, str], SecretBytes | None]) -> Ledger:
+    """The ledger of ``agency``'s ingress topic, read from its beginning: only the records that prove its origin
+    with ``lookup``, which answers with the agency's own keys (``adapters.lifecycle.own_mac_lookup``)."""
     ledger = Ledger()
 
     def keep(rec: Record) -> None:
-        entry = published_entry(codec, rec.key, rec.value)
-        if entry is not None:
-            ledger.add(*entry)
+        decoded = _decoded(codec, rec.key, rec.value)
+        if decoded is None:
+            return  # the broker dead-letters it: never published
+        if _proves(rec, decoded[1], agency, lookup):
+            ledger.add(*decoded[0])
+        else:
+            ledger.unverified += 1
 
     await scan(conn, topic, keep)
     return ledger

@@ -53,6 +53,7 @@ from adapters._fields import CONFLICT
 from adapters.config import Context
 from adapters.core import Adapter, Result, convert
 from adapters.ledger import Ledger, Verdict, digest, read_ledger, scan
+from adapters.lifecycle import own_mac_lookup
 from adapters.publisher import IngressPublisher
 from broker.kafka import ClientError, KafkaConnection, producer, start
 from broker.kafka import translate as kafka_error
@@ -117,9 +118,13 @@ class AdapterRun:
 
     async def __aenter__(self) -> AdapterRun:
         agency = self.adapter.agency
-        mac = Keystore(self.cfg.keys / "agencies" / agency).load_agency_mac(agency)
+        keystore = Keystore(self.cfg.keys / "agencies" / agency)
+        mac = keystore.load_agency_mac(agency)
         try:
-            self.ledger = await read_ledger(self.conn, self.names.ingress(agency), alert_codec())
+            # Only records the agency's own MAC proves count as published: a forged one must not make
+            # its genuine record look recalled, conflicting or older.
+            self.ledger = await read_ledger(self.conn, self.names.ingress(agency), alert_codec(), agency,
+                                            own_mac_lookup(keystore, agency))
             await scan(self.conn, self.dead_topic, self._known_dead)
             self._publisher = IngressPublisher(self.conn, agency, mac.key_id, mac, self.names)
             await self._publisher.__aenter__()

@@ -5,14 +5,20 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters.config import Context
-from adapters.ledger import Ledger, Verdict, digest, published_entry
+from adapters.ledger import Ledger, Verdict, digest, published_entry, read_ledger
+from adapters.lifecycle import own_mac_lookup
 from adapters.registry import get
 from adapters.run import check
+from broker.crypto import sign_ingress
+from broker.keystore import Keystore
+from puente.wire import Record
 from schemas import AlertCodec, alert_codec, releases
 
 HIT: dict[str, Any] = {
@@ -92,6 +98,46 @@ def test_what_the_broker_would_refuse_is_not_in_the_ledger(one: Callable[..., di
     assert published_entry(codec, alert["alert_id"].encode(), b"not avro") is None
     assert published_entry(codec, b"SNM:OTHER", codec.encode(alert)) is None
     assert published_entry(codec, None, codec.encode(alert)) is None
+
+
+async def test_only_records_that_prove_the_agencys_origin_enter_the_ledger(
+        tmp_path: Path, one: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record on the ingress topic counts only if it proves the agency's origin with the agency's own keys, as
+    lifecycle's do: a forged RECALL of the agency's alert id (no origin headers, another agency's MAC, or the
+    agency's MAC on an alert naming another agency) is left out and counted as unverified, so the agency's next
+    genuine versions are still new, not 'recalled'."""
+    site = Keystore.provision(tmp_path, partners=[], agencies=["SNM", "PN"], agreements=[], generation="2026a",
+                              now=datetime(2026, 1, 5, tzinfo=UTC))
+    snm, pn = site.agencies["SNM"].load_agency_mac("SNM"), site.agencies["PN"].load_agency_mac("PN")
+    codec = alert_codec()
+    genuine = one("snm", _line())
+    alert_id = genuine["alert_id"]
+    value = codec.encode(genuine)
+    recall = codec.encode(one("snm", _line(revision=2, estado="ANULADO", motivo_anulacion="ERROR")))
+    not_snms = codec.encode(dict(genuine, version=3, agency="PN"))
+
+    def on_topic(offset: int, raw: bytes, headers: list[tuple[str, bytes]]) -> Record:
+        return Record("t.ingress.SNM", 0, offset, alert_id.encode(), raw, tuple(headers), 0)
+
+    topic = [on_topic(0, value, sign_ingress("SNM", snm.key_id, snm, value, alert_id)),
+             on_topic(1, recall, []),
+             on_topic(2, recall, sign_ingress("PN", pn.key_id, pn, recall, alert_id)),
+             on_topic(3, recall, sign_ingress("SNM", pn.key_id, pn, recall, alert_id)),
+             on_topic(4, not_snms, sign_ingress("SNM", snm.key_id, snm, not_snms, alert_id)),
+             on_topic(5, b"not avro", sign_ingress("SNM", snm.key_id, snm, b"not avro", alert_id))]
+
+    async def scan(conn: Any, name: str, keep: Callable[[Record], Any]) -> None:
+        for rec in topic:
+            keep(rec)
+
+    monkeypatch.setattr("adapters.ledger.scan", scan)
+    ledger = await read_ledger(None, "t.ingress.SNM", codec, "SNM",  # type: ignore[arg-type]
+                               own_mac_lookup(site.agencies["SNM"], "SNM"))
+    assert len(ledger) == 1 and ledger.latest(alert_id) == 1
+    assert ledger.judge(alert_id, 1, digest(value)) is Verdict.DUPLICATE
+    assert ledger.judge(alert_id, 2, b"an update") is Verdict.NEW
+    assert ledger.judge(alert_id, 3, b"another") is Verdict.NEW
+    assert ledger.unverified == 4  # the undecodable record was never published: left out, not counted
 
 
 @pytest.mark.parametrize(("lines", "counts", "reasons"), [
