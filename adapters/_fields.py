@@ -302,13 +302,13 @@ def coordinate(value: Any, field: str, axis: str) -> float | None:
         else:
             number = _dms(raw, field, axis)
     limit = 90.0 if axis == "lat" else 180.0
-    if not math.isfinite(number) or abs(number) > limit:
-        raise fail(OUT_OF_REGION, f"{field} {number:g} is outside [-{limit:g}, {limit:g}]")
+    if not math.isfinite(number) or abs(number) > limit:  # not quoted: a position is the record's data
+        raise fail(OUT_OF_REGION, f"{field} is outside [-{limit:g}, {limit:g}] degrees")
     return round(number, 6)  # about 0.1 m: what a GPS reading supports, without float noise
 
 
 def _dms(raw: str, field: str, axis: str) -> float:
-    # the text is never quoted (a shifted column puts a name here); the parsed number may be, it is no one's
+    # neither the text (a shifted column puts a name here) nor the parsed number (a position) is quoted
     m = _DMS.fullmatch(raw.strip())
     if not m or (m["h1"] and m["h2"]) or not (m["h1"] or m["h2"]):
         raise fail(INVALID, f"{field} is neither decimal degrees nor degrees-minutes-seconds "

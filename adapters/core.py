@@ -182,15 +182,22 @@ def location(ctx: Context, lat: float | None, lon: float | None, *, province: An
     if (lat is None) != (lon is None):
         raise fail(MISSING_FIELD, f"{where}: latitude and longitude go together, and one of them is empty")
     if lat is not None and lon is not None and not ctx.region.contains(lat, lon):
+        # Say which bound the point crosses and the likely slip, never the coordinates: a patrol's or a seizure's
+        # position is the record's data, and this message reaches stderr and the dead letter's headers.
         r = ctx.region
+        crossed = [side for side, beyond in (
+            (f"the latitude is south of {r.latitude[0]:g}", lat < r.latitude[0]),
+            (f"the latitude is north of {r.latitude[1]:g}", lat > r.latitude[1]),
+            (f"the longitude is west of {r.longitude[0]:g}", lon < r.longitude[0]),
+            (f"the longitude is east of {r.longitude[1]:g}", lon > r.longitude[1])) if beyond]
         hint = ""
         if r.contains(lat, -lon):
-            hint = f"; did you mean longitude {-lon:g} (west needs a minus sign or W/O)?"
+            hint = "; the longitude looks like it lacks its minus sign (west needs a minus sign or W/O)"
         elif r.contains(-lat, lon):
-            hint = f"; did you mean latitude {-lat:g}?"
-        raise fail(OUT_OF_REGION, f"{where} {lat:g}, {lon:g} is outside the {ctx.profile.region} region "
-                                  f"(latitude {r.latitude[0]:g} to {r.latitude[1]:g}, longitude "
-                                  f"{r.longitude[0]:g} to {r.longitude[1]:g}){hint}")
+            hint = "; the latitude looks like it has the wrong sign (north is + or N, south - or S)"
+        raise fail(OUT_OF_REGION, f"{where} is outside the {ctx.profile.region} region (latitude {r.latitude[0]:g} "
+                                  f"to {r.latitude[1]:g}, longitude {r.longitude[0]:g} to {r.longitude[1]:g}): "
+                                  f"{' and '.join(crossed)}{hint}")
     out = {
         "latitude": lat,
         "longitude": lon,

@@ -76,8 +76,28 @@ def test_location_outside_the_region_suggests_the_missing_minus(ctx_for: Callabl
     """A longitude without its minus sign is out-of-region, and the message says what was probably meant."""
     with pytest.raises(AdapterError) as caught:
         location(ctx_for("SENAFRONT"), 8.04, 77.6)
-    assert caught.value.reason == f.OUT_OF_REGION and "-77.6" in str(caught.value)
+    assert caught.value.reason == f.OUT_OF_REGION and "lacks its minus sign" in str(caught.value)
     assert _reason(location, ctx_for("SENAFRONT"), 8.04, None) == f.MISSING_FIELD
+
+
+@pytest.mark.parametrize(("lat", "lon", "crossed", "hint"), [
+    (8.63206, 77.3969, ["the longitude is east of"], "longitude looks like it lacks its minus sign"),
+    (-8.63206, -77.3969, ["the latitude is south of"], "latitude looks like it has the wrong sign"),
+    (40.712776, -74.005974, ["the latitude is north of", "the longitude is east of"], None),
+])
+def test_an_out_of_region_message_names_the_bound_crossed_not_the_position(
+        ctx_for: Callable[[str], Context], lat: float, lon: float, crossed: list[str], hint: str | None) -> None:
+    """Out of region, the message names the field, the region's bounds and which one the point crosses, with the
+    likely slip; it never quotes the coordinates (a patrol's position would reach stderr and the dead letter)."""
+    with pytest.raises(AdapterError) as caught:
+        location(ctx_for("SENAFRONT"), lat, lon, where="Latitud/Longitud")
+    message = str(caught.value)
+    assert caught.value.reason == f.OUT_OF_REGION and message.startswith("Latitud/Longitud is outside the panama")
+    assert all(side in message for side in crossed) and (hint is None or hint in message)
+    assert "\n" not in message
+    for number in (lat, lon, -lat, -lon):
+        for form in (f"{number:g}", f"{abs(number):g}", str(number), str(abs(number))):
+            assert form not in message, (form, message)
 
 
 def test_location_codes_from_names(ctx_for: Callable[[str], Context]) -> None:

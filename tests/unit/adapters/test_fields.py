@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -164,6 +165,21 @@ def test_coordinates_decimal_and_degrees_minutes_seconds(text: str, axis: str, v
 def test_bad_coordinates_say_why(text: str, axis: str, reason: str) -> None:
     """Impossible minutes, crossed axes, missing hemispheres and out-of-range values each have a reason."""
     assert _reason(f.coordinate, text, "c", axis) == reason
+
+
+@pytest.mark.parametrize(("value", "axis", "shown"), [
+    ("95.123456", "lat", ("95.1235", "95.123456")),
+    (-195.5, "lon", ("195.5",)),
+    ("97°25'36\"N", "lat", ("97.4267", "97.42667", "97.426667")),
+])
+def test_an_out_of_range_coordinate_is_not_quoted(value: Any, axis: str, shown: tuple[str, ...]) -> None:
+    """A coordinate beyond ±90/±180 is refused naming the field and the range, never the number read: a position is
+    the record's data, and the message reaches stderr and the dead letter."""
+    with pytest.raises(AdapterError) as caught:
+        f.coordinate(value, "Latitud", axis)
+    message = str(caught.value)
+    assert caught.value.reason == f.OUT_OF_REGION and message.startswith("Latitud is outside [-")
+    assert not [form for form in shown if form in message], message
 
 
 @settings(max_examples=100, deadline=None)

@@ -140,10 +140,9 @@ def _values(name: str, raw: bytes) -> list[str]:
 
 
 def _may_be_shown(value: str) -> bool:
-    """The rule, written out independently of the code: a code-shaped value, or a plain decimal number."""
-    code_shaped = re.fullmatch(r"[A-Z0-9_.-]{1,24}", value) and sum(c.isdigit() for c in value) <= 3
-    decimal = re.fullmatch(r"[-+]?\d{1,3}([.,]\d+)?", value)  # a coordinate as a number: shown parsed, no one's
-    return bool(code_shaped or decimal)
+    """The rule, written out independently of the code: a code-shaped value. (A coordinate is not: a position is
+    the record's data.)"""
+    return bool(re.fullmatch(r"[A-Z0-9_.-]{1,24}", value) and sum(c.isdigit() for c in value) <= 3)
 
 
 def _leaks(name: str, file: str, run: Callable[..., list[Result]]) -> set[tuple[str, str, int, str]]:
