@@ -132,7 +132,7 @@ def _trailer_check(trailer: tuple[int, str] | None, cases: int, last: int) -> It
     if trailer is None:
         yield Item(0, last, b"", error=f.fail(f.TRUNCATED, f"the file ends at line {last} without its T trailer; "
                                                             "the export may be incomplete"))
-    elif not trailer[1].isdigit():  # not quoted: what stands there is no count
+    elif not (trailer[1].isascii() and trailer[1].isdigit()):  # not quoted: no count ('²' is a digit to isdigit)
         yield Item(0, trailer[0], b"", error=f.fail(f.TRUNCATED, f"the trailer's case count is not a number; "
                                                                  f"the file holds {cases}"))
     elif int(trailer[1]) != cases:
@@ -155,6 +155,10 @@ def to_alert(case: dict[str, Any], ctx: Context) -> dict[str, Any]:
     if not items:
         raise f.fail(f.MISSING_FIELD, f"{at}: the case has no I (item) lines")
     first = case["items"][0][1]
+    # the summary keeps the agency's words, cleaned as they were when checked (text() folds control characters
+    # that cp1252 decodes, as whitespace; they must not come back raw)
+    unit = f.text(first["unit"], f"line {case['items'][0][0]}: unit", 80) or ""
+    kind = f.text(first["item"], f"line {case['items'][0][0]}: item", 80) or ""
     persons = []
     for n, p in case["persons"]:
         born = f.birth_date(p["born"], f"line {n}: date of birth", ctx.now.date(), compact=True)
@@ -180,7 +184,7 @@ def to_alert(case: dict[str, Any], ctx: Context) -> dict[str, Any]:
                           _coordinate(s["lon"], f"{at}: longitude", "lon"), province=s["province"] or None,
                           place=s["place"], where=f"{at}: position", labels=(f"{at}: province", "", f"{at}: place")),
         markings=markings(ctx, over, f.text(s["unit"], f"{at}: unit", limits.unit)),
-        summary=f"Aprehensión: {items[0]['quantity']:g} {first['unit'].lower()} de {first['item'].lower()}"
+        summary=f"Aprehensión: {items[0]['quantity']:g} {unit.lower()} de {kind.lower()}"
                 + (f", {len(persons)} detenidos" if persons else ""),
         payload={"items": items, "conveyance": conveyance, "persons_detained": len(persons), "detainees": persons,
                  "operation_name": f.text(s["operation"], f"{at}: operation", limits.name)},

@@ -79,8 +79,12 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     crew = seq(doc, "tripulacion", "tripulacion", limit=60)
     detained = [crew_member(c, i, ctx) for i, c in enumerate(crew) if not (isinstance(c, dict)
                                                                           and c.get("detenido") is False)]
-    first = seq(doc, "carga", "carga")[0]  # its labels are checked above; the summary keeps the agency's words
-    summary = f"Interdicción: {items[0]['quantity']:g} {first.get('unidad')} de {first.get('descripcion')}"
+    # The summary keeps the agency's words for the first item, as cleaned when they were checked above (control
+    # characters and odd line breaks that text() folds as whitespace must not come back raw).
+    first = seq(doc, "carga", "carga")[0]
+    unit = f.text(first.get("unidad"), "carga[0].unidad", 80)
+    kind = f.text(first.get("descripcion"), "carga[0].descripcion", 80)
+    summary = f"Interdicción: {items[0]['quantity']:g} {unit} de {kind}"
     return alert(
         ctx,
         alert_id=alert_id(ctx, doc.get("numero_operacion"), "numero_operacion"),

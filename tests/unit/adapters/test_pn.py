@@ -81,6 +81,25 @@ def test_a_missing_trailer_publishes_the_cases_and_flags_the_file(run: Callable[
     assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, "ok"), (0, f.TRUNCATED)]
 
 
+def test_a_trailer_count_that_is_not_ascii_digits_is_a_bad_trailer(run: Callable[..., list[Any]]) -> None:
+    """A count of '²' (0xB2) or other non-ASCII digits is no count: the file's dead letter says the trailer is bad
+    (truncated), not that the file could not be read."""
+    for count in ("²", "0000001²", "¹³"):
+        body = _file(_line("S", **CASE), *ITEMS, trailer=None) + (_line("T", count=count) + "\r\n").encode("cp1252")
+        results = run("pn", body)
+        assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, "ok"), (0, f.TRUNCATED)]
+        assert results[1].error is not None and "case count is not a number" in str(results[1].error)
+
+
+def test_the_summary_takes_the_item_labels_as_cleaned(one: Callable[..., dict[str, Any]]) -> None:
+    """Control characters that text cleaning reads as whitespace let 'PASTA\\x1cBASE' match its code; the summary
+    keeps the cleaned label, never the raw character."""
+    item = _line("I", case="DIJ-26-0000412", category="DR", item="PASTA\x1cBASE", quantity="3".rjust(12), unit="KG")
+    alert = one("pn", _file(_line("S", **CASE), item))
+    assert alert["payload"]["items"][0]["kind"] == "COCA_BASE"
+    assert alert["summary"] == "Aprehensión: 3 kg de pasta base"
+
+
 def test_layout_widths_are_fixed() -> None:
     """The record layouts keep the widths the legacy system writes."""
     assert WIDTHS == {"H": 49, "S": 180, "I": 45, "P": 118, "T": 9}

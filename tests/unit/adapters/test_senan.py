@@ -50,6 +50,16 @@ def test_an_interdiction_becomes_a_seizure(one: Callable[..., dict[str, Any]]) -
     assert alert["summary"] == "Interdicción: 1250 paquetes de cocaína"
 
 
+def test_the_summary_takes_the_cargo_labels_as_cleaned(one: Callable[..., dict[str, Any]]) -> None:
+    """Separators and line breaks that text cleaning reads as whitespace (\\x1c-\\x1f, NEL, LS, PS) let a label
+    match its code; the summary then keeps the cleaned label, never the raw characters."""
+    cargo = {**DOC["carga"][0], "cantidad": 1684, "descripcion": "\u2028\x1ccocaína\x1f\u2029\x85",
+             "unidad": "\x1epaquetes\u2028"}
+    alert = one("senan", _docs(dict(DOC, carga=[cargo])))
+    assert alert["payload"]["items"][0]["kind"] == "COCAINE"
+    assert alert["summary"] == "Interdicción: 1684 paquetes de cocaína"
+
+
 def test_the_documents_marking_block_wins(one: Callable[..., dict[str, Any]]) -> None:
     """marcado carries classification, REL TO, handling and consent; grading keeps the default."""
     m = one("senan", _docs(DOC))["markings"]
