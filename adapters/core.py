@@ -269,8 +269,8 @@ def revision(value: Any, field: str) -> int:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise fail(INVALID, f"{field} must be a whole number from 1, written as a JSON number")
-    if not 1 <= value <= MAX_REVISION:  # the number is shown: a version is no one's personal data
-        raise fail(INVALID, f"{field} {value} is out of range: versions count from 1 to {MAX_REVISION:,}")
+    if not 1 <= value <= MAX_REVISION:  # not quoted: a shifted column puts a document number here
+        raise fail(INVALID, f"{field} is out of range: versions count from 1 to {MAX_REVISION:,}")
     return value
 
 

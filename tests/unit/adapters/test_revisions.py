@@ -130,9 +130,12 @@ def test_bad_snm_revision_fields_are_refused_with_their_reason(reason: Callable[
 
 
 def test_messages_never_quote_the_record(run: Callable[..., list[Result]]) -> None:
-    """A revision given as text is not quoted back (a shifted column could put a document number there)."""
+    """A revision given as text, or as a number out of range, is not quoted back (a shifted column could put a
+    document number there)."""
     results = run("snm", _line(HIT, revision="PA1234567"))
     assert results[0].error is not None and "PA1234567" not in str(results[0].error)
+    results = run("snm", _line(HIT, revision=81234567))
+    assert results[0].error is not None and "81234567" not in str(results[0].error)
 
 
 def test_the_core_rules_hold_whatever_the_format() -> None:
