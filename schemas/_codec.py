@@ -36,7 +36,12 @@ class SingleObjectCodec:
         self._writers = {v.fingerprint: v for v in known}
         self._writers[writer.fingerprint] = writer
         self._tag = union_tagger(writer.parsed)
+        self._ints = int_guard(writer.parsed)
         self._native = native_codec(writer.expanded)
+        # What checks a body before fastavro reads it (see body_check); the current writer's native codec
+        # decodes, and so checks, by itself.
+        self._checks = {fp: body_check(v) for fp, v in self._writers.items()
+                        if v is not writer or self._native is None}
 
     @property
     def fingerprint(self) -> bytes:
@@ -53,10 +58,16 @@ class SingleObjectCodec:
             data: bytes | None = self._native.encode(record, self._header)
             if data is not None:
                 return data
+        tagged = self._tag(record)
+        try:
+            self._ints(tagged)
+        except IntRangeError as exc:  # fastavro would write it: a strict reader would then stall on it
+            raise RecordMismatchError(f"record does not fit {self.writer.name}: {exc} is outside the 32-bit int "
+                                      f"range") from None
         out = BytesIO()
         out.write(self._header)
         try:
-            schemaless_writer(out, self.writer.parsed, self._tag(record))
+            schemaless_writer(out, self.writer.parsed, tagged)
         except Exception as exc:  # fastavro raises ValueError, TypeError, KeyError, AttributeError...
             raise RecordMismatchError(self._explain(record, exc)) from exc
         return out.getvalue()
@@ -99,6 +110,19 @@ class SingleObjectCodec:
             if end != len(data):
                 raise CorruptRecordError(f"{self.writer.name} record has {len(data) - end} unexpected trailing bytes")
             return value  # type: ignore[no-any-return]
+        try:
+            end = self._checks[fp](data)
+        except ValueError as exc:  # the checks name the problem, never the bytes
+            raise CorruptRecordError(f"{self.writer.name} body does not decode under writer {fp.hex()}: "
+                                     f"{exc}") from None
+        except IndexError:
+            raise CorruptRecordError(f"{self.writer.name} body does not decode under writer {fp.hex()}: "
+                                     f"truncated value") from None
+        if end > len(data):
+            raise CorruptRecordError(f"{self.writer.name} body does not decode under writer {fp.hex()}: "
+                                     f"truncated value")
+        if end < len(data):
+            raise CorruptRecordError(f"{self.writer.name} record has {len(data) - end} unexpected trailing bytes")
         body = memoryview(data)[HEADER_LEN:]
         stream = BytesIO(body)
         try:
@@ -137,6 +161,329 @@ def native_codec(expanded: dict[str, Any]) -> Any | None:
         return puente_avro.Codec(json.dumps(expanded), UTC)
     except ValueError:
         return None
+
+
+# ---- what fastavro does not check ----------------------------------------------------------------
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_NAMED = frozenset({"record", "error", "enum", "fixed"})
+_Check = Callable[[bytes, int], int]
+
+
+def body_check(writer: SchemaVersion) -> Callable[[bytes], int]:
+    """A check of a single-object record's body under ``writer``, run before fastavro reads it.
+
+    It returns the offset where the body ends, and raises ValueError (or IndexError, for a body
+    cut short) naming the problem, never the bytes. fastavro reads an enum or union index and
+    indexes a Python list with it, so a negative index (a zigzag varint such as 01) takes a
+    symbol or branch from the end of the list instead of being refused, and it reads an ``int``
+    as a 64-bit long: a record no strict reader (Java's readInt) accepts would be decoded, and
+    later written on to partners. fastavro cannot be told to refuse these (its Cython reader
+    indexes lists directly), so the body is walked first, by the rules of the native decoder:
+    every enum and union index within its list, every ``int`` within 32 bits, every boolean 0
+    or 1, no negative length. Then fastavro reads what is known to be well formed, resolving
+    an older writer into the reader schema as before.
+
+    Where the native codec supports the writer schema, it is the check (it refuses the same
+    things; its decoded value is dropped): older writers are rare, and one Rust pass is cheaper
+    than the Python walk. Otherwise (the native codec not built, as in the container image, or
+    turned off) the walk is compiled once per writer, here, into closures over the schema.
+    """
+    native = native_codec(writer.expanded)
+    if native is not None:
+        decode = native.decode
+        return lambda data: decode(data, HEADER_LEN)[1]
+    check = _BodyCompiler(writer.parsed).compile(writer.parsed)
+    return lambda data: check(data, HEADER_LEN)
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """The zigzag long at ``pos`` and the offset after it, read as the native decoder reads it."""
+    b = buf[pos]
+    if b < 0x80:
+        return (b >> 1) ^ -(b & 1), pos + 1
+    n, shift = b & 0x7F, 7
+    pos += 1
+    while True:
+        b = buf[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 64 bits")
+    n &= 0xFFFF_FFFF_FFFF_FFFF
+    return (n >> 1) ^ -(n & 1), pos
+
+
+def _null(buf: bytes, pos: int) -> int:
+    return pos
+
+
+def _boolean(buf: bytes, pos: int) -> int:
+    if buf[pos] > 1:
+        raise ValueError("boolean byte is neither 0 nor 1")
+    return pos + 1
+
+
+def _int(buf: bytes, pos: int) -> int:
+    n, pos = _varint(buf, pos)
+    if not _INT_MIN <= n <= _INT_MAX:
+        raise ValueError("int outside 32 bits")
+    return pos
+
+
+def _long(buf: bytes, pos: int) -> int:
+    return _varint(buf, pos)[1]
+
+
+def _float(buf: bytes, pos: int) -> int:
+    return pos + 4
+
+
+def _double(buf: bytes, pos: int) -> int:
+    return pos + 8
+
+
+def _sized(buf: bytes, pos: int) -> int:
+    b = buf[pos]
+    if b < 0x80 and not b & 1:  # the usual one-byte, non-negative length, without the call
+        return pos + 1 + (b >> 1)
+    n, pos = _varint(buf, pos)
+    if n < 0:
+        raise ValueError("negative length")
+    return pos + n
+
+
+_PRIMITIVE_CHECKS: dict[str, _Check] = {
+    "null": _null, "boolean": _boolean, "int": _int, "long": _long, "float": _float, "double": _double,
+    "bytes": _sized, "string": _sized,
+}
+
+
+class _BodyCompiler:
+    """Compiles a parsed (fastavro) schema into a check of its binary encoding; see body_check."""
+
+    def __init__(self, root: Any) -> None:
+        self._schemas: dict[str, Any] = dict(root.get("__named_schemas", {})) if isinstance(root, dict) else {}
+        self._done: dict[str, _Check] = {}
+
+    def compile(self, schema: Any) -> _Check:
+        if isinstance(schema, list):
+            return self._union([self.compile(b) for b in schema])
+        if isinstance(schema, str):
+            if schema in _PRIMITIVE_CHECKS:
+                return _PRIMITIVE_CHECKS[schema]
+            return self._named(schema)
+        kind = schema["type"]
+        if not isinstance(kind, str):
+            return self.compile(kind)
+        if kind in _NAMED:
+            name = schema["name"]
+            if name not in self._done:
+                self._schemas.setdefault(name, schema)
+                self._build(name, schema)
+            return self._done[name]
+        if kind == "array":
+            return self._blocks(self.compile(schema["items"]), keyed=False)
+        if kind == "map":
+            return self._blocks(self.compile(schema["values"]), keyed=True)
+        return self.compile(kind)  # a primitive with a logical type: its bytes are the primitive's
+
+    def _named(self, name: str) -> _Check:
+        if name not in self._done:
+            self._build(name, self._schemas[name])
+        return self._done[name]
+
+    def _build(self, name: str, schema: dict[str, Any]) -> None:
+        kind = schema["type"]
+        if kind == "enum":
+            self._done[name] = self._enum(len(schema["symbols"]))
+        elif kind == "fixed":
+            size = int(schema["size"])
+            self._done[name] = lambda buf, pos: pos + size
+        else:  # a record: it may hold itself, so its name answers (through `cell`) before its fields compile
+            cell: list[_Check] = []
+            self._done[name] = lambda buf, pos: cell[0](buf, pos)
+            cell.append(self._record([self.compile(f["type"]) for f in schema["fields"]]))
+            self._done[name] = cell[0]
+
+    @staticmethod
+    def _record(fields: list[_Check]) -> _Check:
+        checks = tuple(f for f in fields if f is not _null)
+
+        def record(buf: bytes, pos: int) -> int:
+            for check in checks:
+                pos = check(buf, pos)
+            return pos
+
+        return record
+
+    @staticmethod
+    def _enum(count: int) -> _Check:
+        def enum(buf: bytes, pos: int) -> int:
+            i = buf[pos]
+            if i < 0x80 and not i & 1:  # the usual one-byte, non-negative index, without the call
+                pos += 1
+                i >>= 1
+            else:
+                i, pos = _varint(buf, pos)
+            if not 0 <= i < count:
+                raise ValueError("enum index out of range")
+            return pos
+
+        return enum
+
+    @staticmethod
+    def _union(branches: list[_Check]) -> _Check:
+        count = len(branches)
+
+        def union(buf: bytes, pos: int) -> int:
+            i = buf[pos]
+            if i < 0x80 and not i & 1:  # the usual one-byte, non-negative index, without the call
+                pos += 1
+                i >>= 1
+            else:
+                i, pos = _varint(buf, pos)
+            if not 0 <= i < count:
+                raise ValueError("union index out of range")
+            return branches[i](buf, pos)
+
+        return union
+
+    @staticmethod
+    def _blocks(item: _Check, *, keyed: bool) -> _Check:
+        def blocks(buf: bytes, pos: int) -> int:
+            while True:
+                count, pos = _varint(buf, pos)
+                if count == 0:
+                    return pos
+                if count < 0:
+                    count = -count
+                    pos = _varint(buf, pos)[1]  # the block's size in bytes
+                if count > len(buf) - pos + 1:
+                    raise ValueError("block longer than the record")
+                for _ in range(count):
+                    if keyed:
+                        pos = _sized(buf, pos)
+                    pos = item(buf, pos)
+
+        return blocks
+
+
+class IntRangeError(ValueError):
+    """A value for an Avro ``int`` outside 32 bits; the message is the field's name, never the value."""
+
+
+def int_guard(schema: Any) -> Callable[[Any], None]:
+    """A function that raises IntRangeError where a datum holds an ``int`` outside 32 bits.
+
+    fastavro writes an ``int`` as a long without a range check, so 2**40 would become bytes
+    that no strict reader accepts. Like union_tagger, this walks the (parsed) schema once and
+    returns a function that follows only the paths leading to ``int`` values (plain, or under
+    a logical type such as date, where a bare number passes through). At a union it follows
+    only fastavro's tuple notation, ``(branch name, value)``, which fastavro writes without
+    validating it; an untagged value in a union is validated by fastavro's branch choice,
+    which checks the int range itself. The datum is the tagged one fastavro is about to write.
+    """
+    return _GuardCompiler(schema).compile(schema, "") or _no_guard
+
+
+def _no_guard(value: Any) -> None:
+    return None
+
+
+_Guard = Callable[[Any], None]
+
+
+class _GuardCompiler:
+    def __init__(self, root: Any) -> None:
+        self._schemas: dict[str, Any] = dict(root.get("__named_schemas", {})) if isinstance(root, dict) else {}
+        self._done: dict[str, _Guard | None] = {}
+
+    def compile(self, schema: Any, where: str) -> _Guard | None:
+        if isinstance(schema, list):
+            return self._union(schema, where)
+        if isinstance(schema, str):
+            if schema == "int":
+                return self._int(where)
+            if schema in _PRIMITIVE_CHECKS:
+                return None
+            return self._named(schema)
+        kind = schema["type"]
+        if not isinstance(kind, str):
+            return self.compile(kind, where)
+        if kind in _NAMED:
+            self._schemas.setdefault(schema["name"], schema)
+            return self._named(schema["name"])
+        if kind in ("array", "map"):
+            inner = self.compile(schema["items" if kind == "array" else "values"], where)
+            return None if inner is None else self._each(inner, kind == "map")
+        return self.compile(kind, where)  # a primitive with a logical type
+
+    @staticmethod
+    def _each(inner: _Guard, is_map: bool) -> _Guard:
+        def each(value: Any) -> None:
+            if is_map and isinstance(value, dict):
+                value = value.values()
+            elif not isinstance(value, list):
+                return
+            for v in value:
+                inner(v)
+
+        return each
+
+    @staticmethod
+    def _int(where: str) -> _Guard:
+        def check(value: Any) -> None:
+            if isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
+                raise IntRangeError(where or "the value")
+
+        return check
+
+    def _named(self, name: str) -> _Guard | None:
+        if name in self._done:
+            return self._done[name]
+        schema = self._schemas[name]
+        if schema["type"] not in ("record", "error"):
+            self._done[name] = None  # an enum or a fixed holds no int
+            return None
+        cell: list[_Guard | None] = [None]  # a record may hold itself: its name answers through `cell`
+
+        def forward(value: Any) -> None:
+            if cell[0] is not None:
+                cell[0](value)
+
+        self._done[name] = forward
+        fields = [(f["name"], g) for f in schema["fields"] if (g := self.compile(f["type"], f"{name}.{f['name']}"))]
+        if fields:
+
+            def record(value: Any) -> None:
+                if isinstance(value, dict):
+                    for field, guard in fields:
+                        guard(value.get(field))
+
+            cell[0] = record
+        self._done[name] = cell[0] if fields else None
+        return self._done[name]
+
+    def _union(self, branches: list[Any], where: str) -> _Guard | None:
+        by_name: dict[str, _Guard] = {}  # by the name fastavro's tuple notation gives a branch
+        for b in branches:
+            guard = self.compile(b, where)
+            if guard is not None:
+                kind = b if isinstance(b, str) else b["type"]
+                by_name[b["name"] if isinstance(b, dict) and kind in _NAMED else str(kind)] = guard
+        if not by_name:
+            return None
+
+        def union(value: Any) -> None:
+            if isinstance(value, tuple) and len(value) == 2:
+                guard = by_name.get(value[0])
+                if guard is not None:
+                    guard(value[1])
+
+        return union
 
 
 _Tagger = Callable[[Any], Any]

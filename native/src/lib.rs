@@ -3,12 +3,16 @@
 //! fastavro's reader pulls every varint and string through a Python file object, which made
 //! decoding an alert the largest single cost of the broker. This reads the bytes directly and
 //! builds the same values fastavro builds: dicts for records, lists, str, bytes, int, float,
-//! None, tz-aware UTC datetimes for timestamp-millis/micros and dates for date. There is no
-//! schema resolution: Puente uses it for the current writer schema and keeps fastavro for
-//! older writers. Encoding takes only the values it is sure of (exact types, every field
-//! present, an unambiguous union branch) and answers None otherwise, so that fastavro
-//! writes, or explains, everything else. Schemas it does not support (recursive types,
-//! other logical types) are refused at construction, and Puente then uses fastavro alone.
+//! None, tz-aware UTC datetimes for timestamp-millis/micros and dates for date. It refuses
+//! what a strict Avro reader refuses (an `int` beyond 32 bits, an enum or union index outside
+//! its list, a boolean byte other than 0 or 1) with a ValueError naming the problem, never the
+//! bytes. There is no schema resolution: Puente decodes the current writer schema with it, and
+//! for an older writer checks the body with that writer's codec before fastavro resolves it
+//! (fastavro alone would take a negative index from the end of the list). Encoding takes only
+//! the values it is sure of (exact types, every field present, an unambiguous union branch)
+//! and answers None otherwise, so that fastavro writes, or explains, everything else. Schemas
+//! it does not support (recursive types, other logical types) are refused at construction, and
+//! Puente then uses fastavro alone.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -217,6 +221,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An Avro `int`: a varint like a long, refused (as corrupt) outside 32 bits, where a strict
+    /// reader (Java's readInt) would stop. Nothing out of range is decoded, so nothing out of range
+    /// is ever written on to partners.
+    #[inline]
+    fn int(&mut self) -> PyResult<i32> {
+        i32::try_from(self.long()?).or_else(|_| err("int outside 32 bits"))
+    }
+
     fn length(&mut self) -> PyResult<usize> {
         let n = self.long()?;
         if n < 0 {
@@ -298,8 +310,8 @@ fn write(out: &mut Vec<u8>, node: &Node, v: &Bound<'_, PyAny>) -> Result<(), Uns
         Node::Int | Node::Long => {
             let i = v.downcast_exact::<PyInt>().map_err(|_| Unsure)?;
             let n: i64 = i.extract().map_err(|_| Unsure)?;
-            if matches!(node, Node::Int) && (n < i32::MIN as i64 || n > i32::MAX as i64) {
-                return Err(Unsure);
+            if matches!(node, Node::Int) && i32::try_from(n).is_err() {
+                return Err(Unsure); // not written: Python's fallback refuses it with a RecordMismatchError
             }
             put_long(out, n);
         }
@@ -431,7 +443,8 @@ impl Codec {
                 1 => true.into_pyobject(py)?.to_owned().into_any(),
                 _ => return err("boolean byte is neither 0 nor 1"),
             },
-            Node::Int | Node::Long => r.long()?.into_pyobject(py)?.into_any(),
+            Node::Int => r.int()?.into_pyobject(py)?.into_any(),
+            Node::Long => r.long()?.into_pyobject(py)?.into_any(),
             Node::Float => f32::from_le_bytes(r.take(4)?.try_into().unwrap()).into_pyobject(py)?.into_any(),
             Node::Double => f64::from_le_bytes(r.take(8)?.try_into().unwrap()).into_pyobject(py)?.into_any(),
             Node::Bytes => {
@@ -460,7 +473,7 @@ impl Codec {
                                 micros as u32, Some(self.utc.bind(py)))?.into_any()
             }
             Node::Date => {
-                let (y, m, d) = civil(r.long()?);
+                let (y, m, d) = civil(i64::from(r.int()?)); // 32-bit days: civil cannot overflow; year_ok bounds it
                 PyDate::new(py, year_ok(y)?, m, d)?.into_any()
             }
             Node::Record(fields) => {
