@@ -24,7 +24,7 @@ from broker.crypto import FeedOpener, FeedSealer, SecretBytes, sign_ingress, ver
 
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
 FP = bytes(8)
-CONTEXT = {"topic": "puente.feed.COL", "schema_fp": FP, "policy_version": "2026.01-1"}
+CONTEXT = {"topic": "puente.feed.COL", "schema_fp": FP, "policy_version": "2026.01-1", "agreement": "COMBIFRON"}
 
 
 def rate(label: str, count: int, run: Callable[[int], None], repeats: int) -> float:

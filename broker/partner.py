@@ -94,7 +94,8 @@ from schemas import AlertCodec, alert_codec, to_json
 
 
 class Opener(Protocol):
-    def open(self, value: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str) -> bytes: ...
+    def open(self, value: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str,
+             agreement: str) -> bytes: ...
 
 
 @dataclass
@@ -144,9 +145,11 @@ class ReceiptSigner:
 
 
 def open_record(rec: Record, opener: Opener, codec: AlertCodec) -> dict[str, Any]:
-    """Verify, decrypt and decode one feed record; raises CryptoError or CodecError saying what failed."""
+    """Verify, decrypt and decode one feed record; raises CryptoError or CodecError saying what failed.
+    Once it has opened, its alert id, schema, policy and agreement headers are the broker's."""
     alert_id = (rec.header(wire.ALERT_ID) or b"").decode("utf-8", "replace")
     policy = (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")
+    agreement = (rec.header(wire.AGREEMENT) or b"").decode("utf-8", "replace")
     schema_hex = (rec.header(wire.SCHEMA) or b"").decode("ascii", "replace")
     try:
         schema_fp = bytes.fromhex(schema_hex)
@@ -154,7 +157,8 @@ def open_record(rec: Record, opener: Opener, codec: AlertCodec) -> dict[str, Any
         raise CodecError("the record's puente-schema header is not a fingerprint") from exc
     if not alert_id or len(schema_fp) != 8:
         raise CodecError("the record lacks its puente-alert-id or puente-schema header")
-    plain = opener.open(rec.value, alert_id=alert_id, topic=rec.topic, schema_fp=schema_fp, policy_version=policy)
+    plain = opener.open(rec.value, alert_id=alert_id, topic=rec.topic, schema_fp=schema_fp, policy_version=policy,
+                        agreement=agreement)
     view = codec.decode(plain)
     if view.get("alert_id") != alert_id:
         raise CryptoError("the decrypted alert id differs from the record's header")

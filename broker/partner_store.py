@@ -3,7 +3,8 @@
 What it keeps, one row per alert id: the version held, the view (JSON, as ``schemas.to_json``
 gives it), when it was first and last received, the feed location of the record applied
 (``topic:partition:offset``), the agreement the ``puente-agreement`` header names (for display
-and retention), the alert's ``markings.expires_at``, and, once the alert is recalled, a
+and retention: the record's associated data binds it, so once the record has opened it is the
+broker's), the alert's ``markings.expires_at``, and, once the alert is recalled, a
 *tombstone*: version, reason and recall time, with the view deleted.
 
 Why SQLite (the standard library's ``sqlite3``), not JSON lines or DuckDB:

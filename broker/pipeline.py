@@ -87,7 +87,7 @@ class PolicyPort(Protocol):
 
 class Sealer(Protocol):
     def seal(self, plaintext: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str,
-             now: datetime) -> bytes: ...
+             agreement: str, now: datetime) -> bytes: ...
 
 
 OriginCheck = Callable[[Sequence[tuple[str, bytes]], bytes, str], tuple[str, int]]
@@ -334,7 +334,8 @@ class Pipeline:
                 raise CryptoError(f"no encryption key is configured for partner {partner}")
             notice = self.policy.notice(alert, version, reason)
             value = sealer.seal(self.codec.encode(notice), alert_id=alert["alert_id"], topic=topic,
-                                schema_fp=self.codec.fingerprint, policy_version=policy_version, now=now)
+                                schema_fp=self.codec.fingerprint, policy_version=policy_version, agreement="",
+                                now=now)
         except Exception as exc:  # noqa: BLE001 - the partner keeps its copy; the audit must say so
             detail = f": {str(exc)[:300]}" if isinstance(exc, (CryptoError, CodecError)) else ""
             out.decisions.append((partner, "RECALL_FAILED"))
@@ -488,8 +489,9 @@ class Pipeline:
         view = self.policy.view(alert, decision)
         plain = self.codec.encode(view)
         alert_id = alert["alert_id"]
+        agreement = decision.agreement or ""
         value = sealer.seal(plain, alert_id=alert_id, topic=topic, schema_fp=self.codec.fingerprint,
-                            policy_version=decision.policy_version, now=now)
+                            policy_version=decision.policy_version, agreement=agreement, now=now)
         if len(value) > MAX_FEED_RECORD:
             # Kafka would refuse it and abort the whole batch's transaction, again at every retry.
             raise ViewTooLarge(f"the partner's view takes {len(value):,} bytes sealed, over the feed's "
@@ -499,7 +501,7 @@ class Pipeline:
             (wire.SCHEMA, self._schema_hex),
             (wire.POLICY, decision.policy_version.encode()),
             (wire.DECISION, decision.outcome.encode()),
-            (wire.AGREEMENT, (decision.agreement or "").encode()),
+            (wire.AGREEMENT, agreement.encode()),
         )))
 
 

@@ -8,8 +8,9 @@ Every key, key id, nonce and HPKE ephemeral key is fresh randomness, so two runs
 
 Not part of the package: nothing imports it. The plaintexts are real partner views of the
 fictional alerts in policies/examples/, encoded as the broker encodes them; pseudonyms in them
-use the policy explainer's demonstration key. The version 1 record is made by the sealer as it
-was before HPKE, read from git at the last commit that had it.
+use the policy explainer's demonstration key. The version 1 and version 2 records are made by the
+sealers of those formats (before HPKE; before the agreement entered the record's associated data),
+read from git at the last commit that had each.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from schemas import alert_codec
 OUT = Path(__file__).resolve().parent / "feed-vectors.json"
 EXAMPLES = Path(__file__).resolve().parent.parent / "policies" / "examples"
 V1_COMMIT = "f876bfb59d55ed018491e88419cf7141300e022e"  # the last commit with the format 1 sealer
+V2_COMMIT = "6a6f776cf5d57c1f38c34959f43f6d51dfd8d1fa"  # the last commit with the format 2 sealer
 SEALED_AT = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
 
@@ -57,16 +59,26 @@ def _view(example: str, partner: str) -> tuple[str, bytes, str, str | None, str]
     return alert["alert_id"], alert_codec().encode(view), decision.outcome.value, decision.agreement_id, ps.version
 
 
-def _v1_sealer() -> Any:
+def _old_sealer(commit: str, name: str) -> Any:
     source = subprocess.run(
-        ["git", "show", f"{V1_COMMIT}:broker/crypto/envelope.py"],
+        ["git", "show", f"{commit}:broker/crypto/envelope.py"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    module = sys.modules["envelope_v1"] = types.ModuleType("envelope_v1")  # dataclasses look it up there
-    exec(compile(source, "envelope_v1.py", "exec"), module.__dict__)  # noqa: S102 - Puente's own code from its own history
+    module = sys.modules[name] = types.ModuleType(name)  # dataclasses look it up there
+    exec(compile(source, f"{name}.py", "exec"), module.__dict__)  # noqa: S102 - Puente's own code from its own history
     return module.FeedSealer
+
+
+class _Unbound:
+    """An older sealer, whose records bind no agreement: takes the argument and drops it."""
+
+    def __init__(self, sealer: Any) -> None:
+        self.sealer = sealer
+
+    def seal(self, plaintext: bytes, *, agreement: str, **context: Any) -> bytes:
+        return self.sealer.seal(plaintext, **context)  # type: ignore[no-any-return]
 
 
 class Maker:
@@ -85,7 +97,7 @@ class Maker:
         sealed_id = seal.get("alert_id", alert_id)
         schema_fp = alert_codec().fingerprint
         value = sealer.seal(plaintext, alert_id=sealed_id, topic=topic, schema_fp=schema_fp,
-                            policy_version=policy, now=SEALED_AT)
+                            policy_version=policy, agreement=agreement or "", now=SEALED_AT)
         return {
             "name": name,
             "description": what,
@@ -117,7 +129,7 @@ class Maker:
         headers = case["headers"]
         aad = record_aad(alert_id=headers["puente-alert-id"], partner_id=case["partner"], topic=case["topic"],
                          schema_fp=bytes.fromhex(headers["puente-schema"]), policy_version=headers["puente-policy"],
-                         key_id=parsed.key_id)
+                         key_id=parsed.key_id, agreement=headers["puente-agreement"])
         return {
             "key_block": block.hex(),
             "key_block_header": block[:header_end].hex(),
@@ -166,7 +178,8 @@ def main() -> None:
     block_len = int.from_bytes(bytes.fromhex(first["value"])[3:5], "big")
     created_at_byte = 5 + 2 + len("COL") + 16 + 7
     forged = FeedSealer("COL", m.keys["COL"].public_key(), Ed25519PrivateKey.generate())
-    old = _v1_sealer()("COL", m.keys["COL"].public_key(), m.broker)
+    old = _Unbound(_old_sealer(V1_COMMIT, "envelope_v1")("COL", m.keys["COL"].public_key(), m.broker))
+    older_aad = _Unbound(_old_sealer(V2_COMMIT, "envelope_v2")("COL", m.keys["COL"].public_key(), m.broker))
     swapped = m.case("x", "", "COL", "darien-armed-group-sighting.json", alert_id="SNM:TOC-2025-3321")
     negative = [
         _refuse(first, "altered-ciphertext-byte", "col-watchlist-hit with one bit of the record ciphertext flipped",
@@ -178,6 +191,9 @@ def main() -> None:
                 headers={**first["headers"], "puente-alert-id": "COL:DIJIN-2025-5541"}),
         _refuse(first, "wrong-topic", "col-watchlist-hit read from another topic (so another record AAD)",
                 "record", "DecryptionError", "does not decrypt", topic="puente.feed.USA"),
+        _refuse(first, "wrong-agreement", "col-watchlist-hit read with another agreement in puente-agreement "
+                "(so in the record AAD): the header a store keeps the alert's retention by", "record",
+                "DecryptionError", "does not decrypt", headers={**first["headers"], "puente-agreement": "PAN-USA"}),
         _refuse(first, "wrong-partner-key", "col-watchlist-hit opened as COL with an X25519 key that is not COL's",
                 "unwrap", "DecryptionError", "does not unwrap",
                 partner_private_key=_raw_private(X25519PrivateKey.generate())),
@@ -190,12 +206,15 @@ def main() -> None:
         _refuse(m.case("x", "", "COL", "colombia-inbound-watchlist-hit.json", sealer=old), "format-version-1",
                 "COL's view sealed by the format 1 sealer (hand-made X25519 wrap, before HPKE)",
                 "framing", "DecryptionError", "unsupported format version 1"),
+        _refuse(m.case("x", "", "COL", "colombia-inbound-watchlist-hit.json", sealer=older_aad), "format-version-2",
+                "COL's view sealed by the format 2 sealer (the agreement not yet in the record AAD)",
+                "framing", "DecryptionError", "unsupported format version 2"),
         _refuse(swapped, "decoded-alert-id-mismatch", "a record whose headers and AAD name alert SNM:TOC-2025-3321 "
                 "but whose plaintext is the view of SENAFRONT:BD-2025-0412: it decrypts, and must be refused "
                 "after decoding", "decode", "CryptoError", "decrypted alert id differs"),
     ]
     doc = {
-        "about": "Puente feed record test vectors, format 2; see docs/feed-format.md. Fixed once generated. "
+        "about": "Puente feed record test vectors, format 3; see docs/feed-format.md. Fixed once generated. "
                  "All hex is lowercase; keys are raw (32-byte X25519 private, 32-byte Ed25519 public). "
                  "Every positive case must open to its plaintext; every negative case must be refused at its step.",
         "record_format_version": envelope.FORMAT_VERSION,

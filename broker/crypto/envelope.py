@@ -14,7 +14,7 @@ Record layout (integers big-endian)::
 
     offset  size  field
     0       2     magic b"PF" (Puente Feed)
-    2       1     record format version, 2
+    2       1     record format version, 3
     3       2     L, length of the key block
     5       L     key block (below), the same bytes on every record under one data key
     5+L     12    nonce, random per record
@@ -41,20 +41,23 @@ header, and an empty AAD. The header travels in ``info`` rather than in the AAD 
 single-shot use); either way the partner's unwrap alone rejects a header altered in any byte,
 even one re-signed by the broker's key.
 
-The record's associated data is b"puente/feed-record/v1" NUL then, each as a 4-byte length
+The record's associated data is b"puente/feed-record/v2" NUL then, each as a 4-byte length
 and the bytes: partner id (UTF-8), key id (16 bytes), topic (UTF-8), schema fingerprint
-(8 bytes), policy version (UTF-8), alert id (UTF-8). (Its label keeps v1: that layout did not
-change with record format 2.) A record moved to another alert, partner, topic, schema or
-policy version does not open. The alert id comes last so the rest, the same for many
-records, is built once and cached.
+(8 bytes), policy version (UTF-8), agreement id (UTF-8; empty for a recall notice), alert id
+(UTF-8). A record moved to another alert, partner, topic, schema, policy version or
+agreement does not open. The agreement entered with record format 3 (label v2): the partner's
+store keeps an alert for the retention of the agreement that delivered it, so the
+``puente-agreement`` header it reads that from must be the broker's. The alert id comes last
+so the rest, the same for many records, is built once and cached.
 
 Random 96-bit nonces are safe here: a data key seals at most ``max_records`` (default
 100,000) records, far below the 2**32 that NIST SP 800-38D allows per key.
 
-Errors: bad framing, any version other than the current one (a format 1 record, from before
-HPKE, included: there is no fallback), a key block for another partner or that this private
-key cannot unwrap, altered ciphertext and mismatched associated data raise DecryptionError; a
-key block whose signature does not verify raises SignatureError. Messages never include
+Errors: bad framing, any version other than the current one (format 1, from before HPKE, and
+format 2, whose agreement was not authenticated, included: there is no fallback), a key block
+for another partner or that this private key cannot unwrap, altered ciphertext and mismatched
+associated data raise DecryptionError; a key block whose signature does not verify raises
+SignatureError. Messages never include
 plaintext or key bytes. Sealers and openers are not thread-safe: use one per task.
 
 Pure: no I/O and no clock (``seal`` takes ``now``); randomness comes from ``os.urandom`` and,
@@ -79,7 +82,7 @@ from broker.crypto.signing import KEY_BLOCK_CONTEXT, SIGNATURE_LEN, sign_with_co
 from puente.errors import DecryptionError
 
 MAGIC = b"PF"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 KEY_BLOCK_VERSION = 2
 KEY_ID_LEN = 16
 NONCE_LEN = 12
@@ -94,7 +97,7 @@ DEFAULT_MAX_AGE = timedelta(hours=1)
 # The label the broker signs key blocks under, kept beside the other signature labels.
 KEY_BLOCK_SIGNATURE_CONTEXT = KEY_BLOCK_CONTEXT
 HPKE_INFO_LABEL = b"puente/feed-data-key/v2"
-RECORD_AAD_LABEL = b"puente/feed-record/v1"
+RECORD_AAD_LABEL = b"puente/feed-record/v2"
 
 _HPKE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 _HEAD = struct.Struct(">2sBH")
@@ -118,7 +121,8 @@ def _partner_bytes(partner_id: str) -> bytes:
     return raw
 
 
-def _aad_prefix(partner: bytes, key_id: bytes, topic: str, schema_fp: bytes, policy_version: str) -> bytes:
+def _aad_prefix(partner: bytes, key_id: bytes, topic: str, schema_fp: bytes, policy_version: str,
+                agreement: str) -> bytes:
     return b"".join(
         (
             _AAD_LABEL,
@@ -127,15 +131,17 @@ def _aad_prefix(partner: bytes, key_id: bytes, topic: str, schema_fp: bytes, pol
             _lp(topic.encode("utf-8")),
             _lp(schema_fp),
             _lp(policy_version.encode("utf-8")),
+            _lp(agreement.encode("utf-8")),
         )
     )
 
 
 def record_aad(
-    *, alert_id: str, partner_id: str, topic: str, schema_fp: bytes, policy_version: str, key_id: bytes
+    *, alert_id: str, partner_id: str, topic: str, schema_fp: bytes, policy_version: str, key_id: bytes,
+    agreement: str,
 ) -> bytes:
     """The associated data a record is sealed under (see the module docstring)."""
-    prefix = _aad_prefix(partner_id.encode("utf-8"), key_id, topic, schema_fp, policy_version)
+    prefix = _aad_prefix(partner_id.encode("utf-8"), key_id, topic, schema_fp, policy_version, agreement)
     return prefix + _lp(alert_id.encode("utf-8"))
 
 
@@ -236,7 +242,7 @@ class FeedSealer:
         self._count = 0
         self._head = b""
         self._expires_at = _EPOCH
-        self._prefixes: dict[tuple[str, bytes, str], bytes] = {}
+        self._prefixes: dict[tuple[str, bytes, str, str], bytes] = {}
 
     @property
     def partner_id(self) -> str:
@@ -279,9 +285,11 @@ class FeedSealer:
         return aead
 
     def seal(
-        self, plaintext: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str, now: datetime
+        self, plaintext: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str,
+        agreement: str, now: datetime,
     ) -> bytes:
-        """Encrypt ``plaintext`` for this partner, bound to the alert, topic, schema and policy version."""
+        """Encrypt ``plaintext`` for this partner, bound to the alert, topic, schema, policy version and
+        agreement (empty for a recall notice)."""
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         aead = self._aead
@@ -289,7 +297,7 @@ class FeedSealer:
         # by that step, bounded by max_records all the same.
         if aead is None or self._count >= self._max_records or now >= self._expires_at:
             aead = self._new_data_key(now)
-        context = (topic, schema_fp, policy_version)
+        context = (topic, schema_fp, policy_version, agreement)
         prefix = self._prefixes.get(context)
         if prefix is None:
             if len(schema_fp) != SCHEMA_FP_LEN:
@@ -325,7 +333,7 @@ class FeedOpener:
         # Keyed by the exact key-block bytes, not the key id alone, so a block altered in any
         # byte (even one that keeps the id) is verified afresh rather than served from cache.
         self._cache: OrderedDict[bytes, tuple[bytes, AESGCM]] = OrderedDict()
-        self._prefixes: dict[tuple[bytes, str, bytes, str], bytes] = {}
+        self._prefixes: dict[tuple[bytes, str, bytes, str, str], bytes] = {}
 
     @property
     def partner_id(self) -> str:
@@ -361,11 +369,13 @@ class FeedOpener:
             self._cache.popitem(last=False)
         return entry
 
-    def open(self, value: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str) -> bytes:
-        """The plaintext of a sealed record, if it verifies for exactly these alert, topic, schema and policy."""
+    def open(self, value: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str,
+             agreement: str) -> bytes:
+        """The plaintext of a sealed record, if it verifies for exactly these alert, topic, schema, policy
+        and agreement."""
         block_bytes, pos = _split(value)
         key_id, aead = self._data_key(block_bytes)
-        context = (key_id, topic, schema_fp, policy_version)
+        context = (key_id, topic, schema_fp, policy_version, agreement)
         prefix = self._prefixes.get(context)
         if prefix is None:
             if len(self._prefixes) >= _AAD_CACHE:
@@ -378,5 +388,5 @@ class FeedOpener:
         except InvalidTag as exc:
             raise DecryptionError(
                 "record does not decrypt: its ciphertext was altered, or the alert id, topic, schema "
-                "fingerprint or policy version given do not match the ones it was sealed with"
+                "fingerprint, policy version or agreement given do not match the ones it was sealed with"
             ) from exc

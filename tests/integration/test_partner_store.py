@@ -62,7 +62,8 @@ class Feed:
         plain = self.codec.encode(view)
         policy = self.env.policy.version
         value = self.sealer.seal(plain, alert_id=view["alert_id"], topic=self.topic,
-                                 schema_fp=self.codec.fingerprint, policy_version=policy, now=datetime.now(UTC))
+                                 schema_fp=self.codec.fingerprint, policy_version=policy, agreement="COMBIFRON",
+                                 now=datetime.now(UTC))
         headers = [(wire.ALERT_ID, view["alert_id"].encode()), (wire.SCHEMA, self.codec.fingerprint.hex().encode()),
                    (wire.POLICY, policy.encode()), (wire.DECISION, decision.encode()),
                    (wire.AGREEMENT, b"COMBIFRON")]

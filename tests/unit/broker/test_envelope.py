@@ -36,7 +36,8 @@ from puente.errors import CryptoError, DecryptionError, SignatureError
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 FP = bytes.fromhex("0123456789abcdef")
 PLAINTEXT = b"SECRET-PAYLOAD: passport X1234567, name Juan Perez"
-CONTEXT = {"alert_id": "SNM:HIT-00000001", "topic": "puente.feed.COL", "schema_fp": FP, "policy_version": "2026.01-3"}
+CONTEXT = {"alert_id": "SNM:HIT-00000001", "topic": "puente.feed.COL", "schema_fp": FP, "policy_version": "2026.01-3",
+           "agreement": "COMBIFRON"}
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def test_round_trip(keys: Keys, plaintext: bytes, alert_id: str) -> None:
 
 def test_layout_matches_the_docstring(keys: Keys, record: bytes) -> None:
     """A record is magic, version, key-block length, key block, 12-byte nonce, ciphertext and tag."""
-    assert record[:2] == MAGIC and record[2] == 2
+    assert record[:2] == MAGIC and record[2] == 3
     block_len = int.from_bytes(record[3:5], "big")
     assert len(record) == 5 + block_len + NONCE_LEN + len(PLAINTEXT) + TAG_LEN
     block = peek_key_block(record)
@@ -328,10 +329,12 @@ def test_every_truncation_and_extension_fails(keys: Keys, record: bytes) -> None
         ("schema_fp", bytes.fromhex("0123456789abcdee")),
         ("schema_fp", FP[:7]),
         ("policy_version", "2026.01-4"),
+        ("agreement", "PAN-USA"),  # the header the partner's store takes the alert's retention from
+        ("agreement", ""),
     ],
 )
 def test_wrong_associated_data_fails(keys: Keys, record: bytes, field: str, value: object) -> None:
-    """Opening with a different alert id, topic, schema fingerprint or policy version fails."""
+    """Opening with a different alert id, topic, schema fingerprint, policy version or agreement fails."""
     with pytest.raises(DecryptionError, match="do not match") as info:
         open_(keys.opener(), record, **{field: value})
     for form in secret_forms(keys):
@@ -342,8 +345,9 @@ def test_wrong_associated_data_fails(keys: Keys, record: bytes, field: str, valu
     ("mangle", "message"),
     [
         (lambda v: b"XX" + v[2:], "magic"),
-        (lambda v: v[:2] + b"\x01" + v[3:], "unsupported format version 1; this reader opens version 2"),
-        (lambda v: v[:2] + b"\x03" + v[3:], "unsupported format version 3"),
+        (lambda v: v[:2] + b"\x01" + v[3:], "unsupported format version 1; this reader opens version 3"),
+        (lambda v: v[:2] + b"\x02" + v[3:], "unsupported format version 2; this reader opens version 3"),
+        (lambda v: v[:2] + b"\x04" + v[3:], "unsupported format version 4"),
         (lambda v: v[:5] + b"\x07" + v[6:], "key block has unsupported version 7"),
         (lambda v: v[:3] + b"\x00\x10" + v[5:], "key block is malformed"),
         (lambda v: v[:4], "truncated"),
@@ -381,8 +385,8 @@ def test_caller_mistakes_raise_value_error(keys: Keys) -> None:
 @settings(max_examples=100, deadline=None)
 @given(a=st.text(max_size=8), b=st.text(max_size=8), c=st.text(max_size=8), d=st.text(max_size=8))
 def test_associated_data_is_unambiguous(a: str, b: str, c: str, d: str) -> None:
-    """Two different (alert id, topic, policy version) triples never give the same associated data."""
+    """Two different (alert id, topic, policy version, agreement) tuples never give the same associated data."""
     common = {"partner_id": "COL", "schema_fp": FP, "key_id": bytes(16)}
-    first = record_aad(alert_id=a, topic=b, policy_version=c + d, **common)  # type: ignore[arg-type]
-    second = record_aad(alert_id=a + b, topic=c, policy_version=d, **common)  # type: ignore[arg-type]
-    assert (first == second) == ((a, b, c + d) == (a + b, c, d))
+    first = record_aad(alert_id=a, topic=b, policy_version=c, agreement=d, **common)  # type: ignore[arg-type]
+    second = record_aad(alert_id=a + b, topic=c, policy_version=d, agreement="", **common)  # type: ignore[arg-type]
+    assert (first == second) == ((a, b, c, d) == (a + b, c, d, ""))

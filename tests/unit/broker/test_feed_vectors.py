@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[3]
 VECTORS = ROOT / "docs" / "feed-vectors.json"
 DOCUMENT = ROOT / "docs" / "feed-format.md"
 # The vectors are fixed once published: partners test against these very bytes.
-PUBLISHED_SHA256 = "adf7b18edab165e590c4c2efa25ca999c52a408bf23214954c6d94768d4ceca5"
+PUBLISHED_SHA256 = "ae48548effc5d3491053229e75bd88a86c25d38fffd6e43369bc8f9d92e7854e"
 
 DATA = json.loads(VECTORS.read_text(encoding="utf-8"))
 POSITIVE: list[dict[str, Any]] = DATA["positive"]
@@ -62,6 +62,7 @@ def _open(case: dict[str, Any]) -> bytes:
         topic=case["topic"],
         schema_fp=bytes.fromhex(headers["puente-schema"]),
         policy_version=headers["puente-policy"],
+        agreement=headers["puente-agreement"],
     )
 
 
@@ -102,7 +103,7 @@ def test_puente_refuses_every_negative_vector(case: dict[str, Any]) -> None:
 
 SIGNATURE_LABEL = b"puente/feed-key-block/v2"
 HPKE_INFO_LABEL = b"puente/feed-data-key/v2"
-RECORD_AAD_LABEL = b"puente/feed-record/v1"
+RECORD_AAD_LABEL = b"puente/feed-record/v2"
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 CRC64_EMPTY = 0xC15D213AA4D7A795
 
@@ -160,7 +161,7 @@ def read_as_documented(case: dict[str, Any]) -> tuple[bytes, dict[str, Any], dic
     """Section 5, step by step: (plaintext, decoded alert, the intermediate values on the way)."""
     value, headers, me = bytes.fromhex(case["value"]), case["headers"], case["partner"].encode("utf-8")
     # 1. framing
-    if len(value) < 5 or value[:2] != b"PF" or value[2] != 2:
+    if len(value) < 5 or value[:2] != b"PF" or value[2] != 3:
         raise Refused("framing")
     size = int.from_bytes(value[3:5], "big")
     if len(value) < 5 + size + 12 + 16 or size < 2:
@@ -195,7 +196,7 @@ def read_as_documented(case: dict[str, Any]) -> tuple[bytes, dict[str, Any], dic
     # 5. record
     key_id = block[2 + p : 18 + p]
     fields = (me, key_id, case["topic"].encode(), bytes.fromhex(schema_hex), headers["puente-policy"].encode(),
-              alert_id.encode())
+              headers.get("puente-agreement", "").encode(), alert_id.encode())
     aad = RECORD_AAD_LABEL + b"\x00" + b"".join(len(f).to_bytes(4, "big") + f for f in fields)
     nonce = value[5 + size : 17 + size]
     try:
@@ -276,7 +277,7 @@ def test_document_states_what_its_reader_uses() -> None:
     for label in (SIGNATURE_LABEL, HPKE_INFO_LABEL, RECORD_AAD_LABEL):
         assert f'"{label.decode()}"' in text
     for fact in ("`0x0020`", "`0x0001`", "`0x0002`", "**Base mode**", "`aad`: empty", "170 + p", "26+p", "106+p",
-                 "**little-endian**", "`C3 01`", "`0xc15d213aa4d7a795`", "record format version: **2**",
+                 "**little-endian**", "`C3 01`", "`0xc15d213aa4d7a795`", "record format version: **3**",
                  "key block version: **2**"):
         assert fact in text, fact
     assert DATA["signature_context"].encode() == SIGNATURE_LABEL
