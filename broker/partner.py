@@ -5,10 +5,13 @@ by the version rule there, and the receipt says what that did: ``RECEIVED`` (a n
 version stored), ``DUPLICATE`` (the version held, sent again), ``SUPERSEDED`` (older than the one
 held), ``RECALLED`` (a recall notice: the content is deleted; this receipt is the partner's signed
 acknowledgement of the recall, which auditors check against the agreement's ``recall_ack_hours``),
-``REFUSED`` (a view of an alert its originator recalled for good), or ``REJECTED: <reason>`` (a
-record that does not open). Every receipt names the view's ``version`` (null when rejected). What a
-record is comes from its decrypted view only: headers are not authenticated, so a
-``puente-decision`` header saying RECALL counts for nothing. The store's transaction for a batch
+``REFUSED`` (a view of an alert its originator recalled for good), ``EXPIRED`` (a view sealed
+longer ago than its agreement's retention: a replay of what the partner had to delete, not
+stored), or ``REJECTED: <reason>`` (a record that does not open). Every receipt names the
+view's ``version`` (null when rejected). What a record is comes from its decrypted view only:
+the ``puente-decision`` header is not authenticated, so one saying RECALL counts for nothing
+(the alert id, schema, policy and agreement headers are: the record's associated data binds
+them). The store's transaction for a batch
 commits before the batch's Kafka transaction: a crash between the two redelivers the batch, and
 the version rule makes that harmless (a record applied already gets the status it first had, its
 first receipt having been aborted), and a RECALLED receipt is sent only once the deleted text is
@@ -58,7 +61,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
-from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, checker, parse_key_id, sign_checkpoint
+from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, checker, parse_key_id, peek_key_block, sign_checkpoint
 from broker.kafka import (
     KafkaConnection,
     OffsetAndMetadata,
@@ -353,7 +356,8 @@ class Subscriber:
         version: int | None = None
         try:
             view = open_record(rec, self.opener, self.codec)
-            delivery = Delivery.of(view, where, agreement)
+            # Opened: the key block's signature verified, so its created_at is the broker's.
+            delivery = Delivery.of(view, where, agreement, peek_key_block(rec.value).created_at)
         except (CryptoError, CodecError) as exc:
             reason = type(exc).__name__
             self.stats.rejected += 1
@@ -391,6 +395,9 @@ class Subscriber:
         if applied.outcome is Outcome.SUPERSEDED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} is older than "
                          f"the version {applied.held_version} held; ignored")
+        elif applied.outcome is Outcome.EXPIRED:
+            self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} was sealed "
+                         "longer ago than its agreement's retention: not stored (a replayed record)")
         elif applied.outcome is Outcome.REFUSED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} refused: its "
                          f"originator recalled it (version {applied.held_version})")

@@ -41,6 +41,8 @@ The version rule, applied per alert id by :meth:`PartnerStore.apply` (decided by
                              the alert for good); after a recall without a reason (the partner's
                              agreement stopped covering the alert) a higher version is the broker's
                              new decision that the partner is entitled again, and is stored (RECEIVED)
+    a view sealed too long   not stored (EXPIRED) where it would be: sealed longer ago than its
+    ago                      agreement's retention, it is a replay of what the partner had to delete
 
 Retention (:meth:`PartnerStore.purge`): an alert is deleted once its ``markings.expires_at`` has
 passed, or once the retention of the agreement that delivered it has passed since the partner
@@ -96,6 +98,7 @@ class Outcome(StrEnum):
     SUPERSEDED = "SUPERSEDED"  # older than the version held: ignored
     RECALLED = "RECALLED"  # a recall notice: the content is deleted, the tombstone kept
     REFUSED = "REFUSED"  # a view of an alert its originator recalled for good: not stored
+    EXPIRED = "EXPIRED"  # a view sealed longer ago than its agreement's retention: not stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +114,19 @@ class Delivery:
     agreement: str | None
     expires_ms: int | None
     view_json: str | None  # None for a recall notice: its (emptied) view is never stored
+    sealed_ms: int | None = None  # when the broker's data key for it was made (its signed key block); None: unknown
 
     @property
     def recall(self) -> bool:
         return self.action == RECALL
 
     @classmethod
-    def of(cls, view: Mapping[str, Any], feed: str, agreement: str | None) -> Delivery:
+    def of(cls, view: Mapping[str, Any], feed: str, agreement: str | None,
+           sealed_at: datetime | None = None) -> Delivery:
         """The delivery a decoded view makes; CodecError when its id, version or lifecycle cannot be
-        acted on (the subscriber then rejects the record and stops before it)."""
+        acted on (the subscriber then rejects the record and stops before it). ``sealed_at``: the
+        created_at of the record's verified key block, which the record was sealed at most an hour
+        after (see :meth:`PartnerStore.apply`)."""
         alert_id, alert_type, version = view.get("alert_id"), view.get("alert_type"), view.get("version")
         if not isinstance(alert_id, str) or not alert_id or not isinstance(alert_type, str):
             raise CodecError("the view has no alert id or alert type")
@@ -130,15 +137,16 @@ class Delivery:
             raise CodecError(f"the view of {alert_id[:200]} has a lifecycle without an action")
         action = None if life is None else str(life["action"])
         reason = None if life is None or life.get("reason") is None else str(life["reason"])
+        sealed_ms = None if sealed_at is None else _ms(sealed_at)
         if action == RECALL:
-            return cls(alert_id, alert_type, version, action, reason, feed, agreement, None, None)
+            return cls(alert_id, alert_type, version, action, reason, feed, agreement, None, None, sealed_ms)
         markings = view.get("markings")
         expires = markings.get("expires_at") if isinstance(markings, Mapping) else None
         if expires is not None and not isinstance(expires, datetime):
             raise CodecError(f"the view of {alert_id[:200]} has an expiry that is not a time")
         text = json.dumps(to_json(dict(view)), ensure_ascii=False, separators=(",", ":"))
         return cls(alert_id, alert_type, version, action, reason, feed, agreement,
-                   None if expires is None else _ms(expires), text)
+                   None if expires is None else _ms(expires), text, sealed_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,9 +442,26 @@ class PartnerStore:
                                                  row[1] == RECALLED_STATE and row[2] is not None, row[3])
             outcome = judge(held, d)
             replay = held is not None and held.feed == d.feed and held.version == d.version
-            if not replay:
+            if outcome is Outcome.RECEIVED and not replay and self._too_old(d, _ms(now)):
+                outcome = Outcome.EXPIRED
+            elif not replay:
                 self._write(held, d, outcome, _ms(now))
         return Applied(d.alert_id, d.version, outcome, None if held is None else held.version)
+
+    def _too_old(self, d: Delivery, now_ms: int) -> bool:
+        """Whether ``d`` was sealed longer ago than its agreement lets the partner keep an alert.
+
+        Only a replay brings one: the feed topic itself keeps records no longer than the partner's
+        shortest retention. Without this, a genuine old record written again after the store purged
+        the alert (or, after a recall, its tombstone) would be stored anew, content the partner had
+        to delete. Retention counts from the partner's first receipt, which is never before the
+        record was sealed, so nothing the partner may still keep is refused. The agreement is the
+        broker's (the record's associated data binds it)."""
+        r = self.retention
+        if r is None or d.sealed_ms is None:
+            return False
+        days = r.days.get(d.agreement, r.fallback_days) if d.agreement is not None else r.fallback_days
+        return now_ms - d.sealed_ms > days * _DAY_MS
 
     def _write(self, held: Held | None, d: Delivery, outcome: Outcome, now_ms: int) -> None:
         c = self._conn

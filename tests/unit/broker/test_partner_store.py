@@ -270,6 +270,54 @@ def test_tombstones_are_kept_until_the_retention_passes_after_the_recall(store: 
     assert store.counts().recalled == 0
 
 
+def _sealed(view: dict[str, Any], offset: int, sealed: datetime, agreement: str | None = "SHORT") -> Delivery:
+    return Delivery.of(view, f"t.feed.col:0:{offset}", agreement, sealed)
+
+
+def test_a_genuine_record_replayed_after_its_tombstone_went_is_not_stored_again(store: PartnerStore) -> None:
+    """After a recall's tombstone is purged, the alert's old record written to the feed again (it opens: the
+    broker sealed it) is EXPIRED, not stored: it was sealed longer ago than its agreement's retention."""
+    view = _view(summary=SECRET)
+    store.apply(_sealed(view, 1, T0), T0)
+    store.apply(_sealed(recall_notice(view, 2, "ERROR"), 2, T0 + timedelta(days=5), None), T0 + timedelta(days=5))
+    assert store.purge(T0 + timedelta(days=16)).tombstones == 1
+    later = T0 + timedelta(days=16)
+    applied = store.apply(_sealed(view, 3, T0), later)
+    assert applied.outcome is Outcome.EXPIRED and store.counts().held == 0
+    assert SECRET.encode() not in _bytes(store.path)
+
+
+def test_a_record_replayed_after_its_retention_purge_is_not_stored_again(store: PartnerStore) -> None:
+    """An alert purged at the end of its agreement's retention does not come back from a replay of its record;
+    under a longer agreement the same age is still kept, and a record sealed within the retention is stored."""
+    view = _view()
+    store.apply(_sealed(view, 1, T0), T0)
+    assert store.purge(T0 + timedelta(days=11)).retention == 1
+    assert store.apply(_sealed(view, 2, T0), T0 + timedelta(days=11)).outcome is Outcome.EXPIRED
+    assert store.apply(_sealed(view, 3, T0, "COMBIFRON"), T0 + timedelta(days=11)).outcome is Outcome.RECEIVED
+    other = _view("senan-gofast-seizure")
+    late = T0 + timedelta(days=9, hours=23)  # a subscriber that was down for most of the retention
+    assert store.apply(_sealed(other, 4, T0), late).outcome is Outcome.RECEIVED
+
+
+def test_only_views_that_would_be_stored_can_expire(store: PartnerStore) -> None:
+    """A recall notice is never EXPIRED (acknowledging it keeps no content); nor is the batch redelivered after a
+    crash, which gets the status it first had; nor anything when the store has no retention to judge by."""
+    view = _view()
+    notice = recall_notice(view, 2, "ERROR")
+    assert store.apply(_sealed(notice, 1, T0, None), T0 + timedelta(days=40)).outcome is Outcome.RECALLED
+    fresh = _view("senan-gofast-seizure")
+    store.apply(_sealed(fresh, 2, T0 + timedelta(days=39)), T0 + timedelta(days=40))
+    redelivered = store.apply(_sealed(fresh, 2, T0 + timedelta(days=39)), T0 + timedelta(days=40))
+    assert redelivered.outcome is Outcome.RECEIVED
+
+
+def test_a_store_without_retention_stores_whatever_its_age(tmp_path: Path) -> None:
+    """Opened without the partner's retention (a reader's view of the file), the store cannot judge age."""
+    with PartnerStore.open(tmp_path / "s.sqlite", "COL") as plain:
+        assert plain.apply(_sealed(_view(), 1, T0), T0 + timedelta(days=4000)).outcome is Outcome.RECEIVED
+
+
 def test_purge_needs_the_partners_retention(tmp_path: Path) -> None:
     """A store opened without a retention (to read it) refuses to purge rather than guess."""
     with PartnerStore.open(tmp_path / "s.sqlite", "COL") as plain, pytest.raises(StoreError, match="retention"):
