@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from policies._countries import ISO_ALPHA3
 from policies._fields import CONTENT_ROOTS, FieldInfo
-from policies._model import Action, Agreement, Cover, Envelope, FieldRule, When
+from policies._model import Action, Agreement, Cover, Envelope, FieldRule, PartnersFile, When
 from policies._plan import ancestors, plan_fields
 from policies._source import AREAS, VOCABULARY, Doc, PolicySources
 
@@ -52,15 +52,50 @@ class Finding:
         return f"{self.where}: [{self.kind}] {self.message}"
 
 
+def feed_suffix(topic: str) -> str | None:
+    """What sets a partner's feed topic apart from every other: ``S`` in ``<prefix>.feed.S``, or None
+    when ``topic`` names no feed.
+
+    A deployment puts the feed under its own topic prefix (``broker.topology.TopicNames.feed`` swaps
+    the first component), so ``puente.feed.COL`` and ``x.feed.COL`` are one topic, and a name whose
+    second component is not ``feed`` (``x.receipts.USA``, ``puente.audit.decisions``) would be
+    another of Puente's topics, one the partner would then be given the right to read.
+    """
+    head, _, rest = topic.partition(".")
+    kind, _, suffix = rest.partition(".")
+    if not head or kind != "feed" or not suffix or "" in suffix.split("."):
+        return None
+    return suffix
+
+
+def _check_feeds(doc: Doc[PartnersFile]) -> Iterator[Finding]:
+    """Each partner's feed topic names a feed (``<prefix>.feed.<suffix>``) no other partner's does."""
+    taken: dict[str, tuple[str, str]] = {}  # a suffix as Kafka compares names -> (partner, its suffix)
+    for i, p in enumerate(doc.model.partners):
+        where = doc.where("partners", i, "feed_topic")
+        suffix = feed_suffix(p.feed_topic)
+        if suffix is None:
+            yield Finding(where, "invalid",
+                          f"{p.id}: feed topic {p.feed_topic} names no feed: give it as <prefix>.feed.<suffix> "
+                          f"(e.g. puente.feed.{p.id}); the prefix is the deployment's own")
+            continue
+        # Kafka refuses a topic whose name differs from another's only by '.' against '_'.
+        key = suffix.replace(".", "_")
+        other, its = taken.setdefault(key, (p.id, suffix))
+        if other != p.id:
+            same = "is the same Kafka topic as" if its == suffix else "collides in Kafka ('.' and '_' alike) with"
+            yield Finding(where, "invalid",
+                          f"{p.id}: feed topic {p.feed_topic} {same} {other}'s (<prefix>.feed.{its}): two partners "
+                          f"would share one feed; give {p.id} a feed of its own")
+
+
 def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
     vocab, doc = src.vocabulary.model, src.partners
     scale = set(vocab.classification.scale)
     for name, count in Counter(p.id for p in doc.model.partners).items():
         if count > 1:
             yield Finding(doc.where("partners"), "invalid", f"partner id {name} appears {count} times")
-    for name, count in Counter(p.feed_topic for p in doc.model.partners).items():
-        if count > 1:
-            yield Finding(doc.where("partners"), "invalid", f"feed topic {name} is used by {count} partners")
+    yield from _check_feeds(doc)
     # Markings name a partner by its id or its country (releasable_to, consent): the two name spaces
     # meet, so an id must never be another country's code, or "REL TO COL" would reach it.
     countries = {p.country for p in doc.model.partners} | {vocab.home.country} | ISO_ALPHA3
