@@ -10,7 +10,8 @@ One principal per party, each with exactly the ACLs its role needs, and nothing 
                    (replay windows, chain heads) and its lifecycle state; appends the denials it collects from Kafka's
                    authorizer logs to the denials topic, under one transactional id
     partner-<P>    reads its own feed in its own consumer group, writes and reads its own receipts
-                   topic under its own transactional ids; only while an agreement names it
+                   topic under its own transactional ids; for every partner partners.yaml lists, an
+                   agreement or not (see ``plan``)
     auditor        reads the decisions, every partner's receipts, the collected denials and the console's
                    query log: read only (verify, log, index, recalls), so no auditor's tool can write the
                    record of what auditors looked at
@@ -20,7 +21,9 @@ One principal per party, each with exactly the ACLs its role needs, and nothing 
 
 ACLs are on whole topics (Kafka has no per-partition ACL), which is why each partner's receipts
 and each agency's adapter dead letters have a topic of their own. ``plan`` gives the set the
-policy implies; ``broker.kafka.acls`` compares it with the cluster's and makes them equal.
+policy implies; ``broker.kafka.acls`` compares it with the cluster's and makes them equal. The plan
+is an allow-list for Puente's principals: every rule the cluster holds for one of them (``managed``),
+whatever its resource, name, pattern, operation, permission or host, is either in the plan or removed.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from typing import Literal
 from broker.topology import TopicNames
 from policies import PolicySet
 
+# What ``plan`` makes. A rule read from the cluster may hold any of Kafka's values (CLUSTER, ALL,
+# ALTER_CONFIGS, a DENY, a host, UNKNOWN for one the client cannot name): ``Acl`` keeps them as text.
 ResourceType = Literal["TOPIC", "GROUP", "TRANSACTIONAL_ID", "CLUSTER"]
 Pattern = Literal["LITERAL", "PREFIXED"]
 Operation = Literal["READ", "WRITE", "DESCRIBE", "IDEMPOTENT_WRITE"]
@@ -52,17 +57,28 @@ def partner_principal(partner: str) -> str:
 
 @dataclass(frozen=True, order=True)
 class Acl:
-    """One ALLOW rule: ``principal`` (a SCRAM user name) may ``operation`` on a resource."""
+    """One rule: ``principal`` (a SCRAM user name; ``*`` is every user) may (ALLOW) or may not (DENY)
+    ``operation`` on a resource, from ``host`` (``*``: any). ``plan`` makes ALLOW rules from any host
+    only; the other values are for rules found on the cluster."""
 
     principal: str
-    resource: ResourceType
+    resource: str  # a ResourceType, or another of Kafka's
     name: str
-    pattern: Pattern
-    operation: Operation
+    pattern: str  # a Pattern, or UNKNOWN
+    operation: str  # an Operation, or another of Kafka's (ALL, CREATE, ALTER_CONFIGS...)
+    permission: str = "ALLOW"
+    host: str = "*"
 
     def __str__(self) -> str:
-        pattern = "" if self.pattern == "LITERAL" else "*"
-        return f"User:{self.principal} {self.operation} {self.resource} {self.name}{pattern}"
+        if self.pattern == "LITERAL":
+            name = "* (every one)" if self.name == "*" else self.name
+        elif self.pattern == "PREFIXED":
+            name = f"{self.name}*" if self.name else "* (any name: an empty prefix)"
+        else:
+            name = f"{self.name} ({self.pattern})"
+        deny = "" if self.permission == "ALLOW" else f"{self.permission} "
+        host = "" if self.host == "*" else f" from host {self.host}"
+        return f"User:{self.principal} {deny}{self.operation} {self.resource} {name}{host}"
 
 
 def _topic(principal: str, name: str, operations: Iterable[Operation], pattern: Pattern = "LITERAL") -> list[Acl]:
@@ -107,7 +123,11 @@ def plan(policy_set: PolicySet, names: TopicNames, agencies: Iterable[str], brok
     acls.update(_topic(BROKER, names.denials, ("WRITE", "READ", "DESCRIBE")))
     acls.update(Acl(BROKER, "TRANSACTIONAL_ID", denials_transaction(names), "LITERAL", op)
                 for op in ("WRITE", "DESCRIBE"))
-    for partner in sorted(policy_set.partners_with_agreements):
+    # Every partner partners.yaml lists, not only those an agreement names: the broker sends recall
+    # and correction notices to every listed partner holding an alert, also once its last agreement
+    # is gone, and the partner must be able to read them and acknowledge each with a receipt. What
+    # may reach its feed is the decisions' business: with no agreement, only notices do.
+    for partner in sorted(policy_set.partners):
         info = policy_set.partners[partner]
         who = partner_principal(partner)
         feed = names.feed(info.feed_topic)
@@ -134,16 +154,26 @@ def parties(policy_set: PolicySet, agencies: Iterable[str]) -> list[str]:
             *(partner_principal(p) for p in sorted(policy_set.partners))]
 
 
-def managed(acl: Acl, names: TopicNames, principals: Iterable[str]) -> bool:
-    """Whether an ACL found on the cluster is Puente's to keep or remove: one for a Puente principal,
-    on a resource of this deployment (its prefix, its groups and transactional ids). Others'
-    ACLs on a shared cluster are left alone."""
-    if acl.principal not in set(principals) and not acl.principal.startswith(("agency-", "partner-")):
-        return False
-    if acl.resource == "TOPIC":
-        return acl.name.startswith(names.prefix + ".")
-    if acl.resource == "GROUP":
-        return acl.name.startswith(names.prefix)
-    if acl.resource == "TRANSACTIONAL_ID":
-        return acl.name.startswith((names.prefix, "puente-subscriber:" + names.prefix + "."))
-    return False
+def puentes(principal: str, principals: Iterable[str]) -> bool:
+    """Whether ``principal`` is one of Puente's parties: one ``parties`` names, or any ``agency-`` or
+    ``partner-`` login (a party the policy or the settings no longer name keeps no right either)."""
+    return principal in set(principals) or principal.startswith(("agency-", "partner-"))
+
+
+def managed(acl: Acl, principals: Iterable[str]) -> bool:
+    """Whether an ACL found on the cluster is Puente's to keep or remove: every rule of one of Puente's
+    parties (``puentes``), whatever its resource type (CLUSTER too), name (``*`` too), pattern (a
+    prefix, even an empty one), operation, permission or host. The plan is the whole of what a party
+    may do: a rule it does not name is removed, never kept because it looks like someone else's.
+
+    Rules of other principals (other applications on a shared cluster, the admin) are left alone. So
+    are rules for every user (``User:*``), though they reach Puente's parties too: ``wildcard`` finds
+    those, for the operator to remove. A cluster holds one Puente deployment's parties: the logins
+    are cluster-wide, so a second deployment on it would share them, and each would remove the
+    other's rules."""
+    return puentes(acl.principal, principals)
+
+
+def wildcard(acl: Acl) -> bool:
+    """Whether an ACL grants something to every user (``User:*``), Puente's parties included."""
+    return acl.principal == "*" and acl.permission == "ALLOW"

@@ -173,8 +173,22 @@ def lifecycle_retention_days(policy_set: PolicySet, replay_window_days: int) -> 
     return max(longest, replay_window_days)
 
 
+NOTICE_RETENTION_FLOOR_DAYS = 7
+"""The least a feed of a partner no agreement names keeps its records (see ``feed_retention``)."""
+
+
 def feed_retention(policy_set: PolicySet, names: TopicNames) -> dict[str, int]:
-    """Each feed topic's retention in days: the shortest any of its partner's agreements allows."""
+    """Each feed topic's retention in days: the shortest any of its partner's agreements allows.
+
+    A partner no agreement names (its last one removed) still gets notices: the broker recalls the
+    alerts it holds (and corrects them) for as long as it remembers who holds what, and the partner
+    must read each recall and acknowledge it with a receipt within ``recall_ack_hours``. Its feed
+    therefore keeps records long enough for that: the longest deadline to acknowledge a recall any
+    agreement sets, and never less than ``NOTICE_RETENTION_FLOOR_DAYS`` (a week, so that a partner
+    whose subscriber is down over a long weekend still finds the notice). Not the longest retention
+    any agreement gives: with no agreement left, the alerts the feed already holds should go soon,
+    not stay readable for as long as the most generous agreement lets another partner keep one.
+    """
     out: dict[str, int] = {}
     for agreement in policy_set.agreements.values():
         for pid in agreement.partner_ids:
@@ -183,6 +197,7 @@ def feed_retention(policy_set: PolicySet, names: TopicNames) -> dict[str, int]:
                 continue
             topic = names.feed(partner.feed_topic)
             out[topic] = min(out.get(topic, agreement.retention_days), agreement.retention_days)
+    ack_days = max((-(-a.recall_ack_hours // 24) for a in policy_set.agreements.values()), default=0)
     for partner in policy_set.partners.values():
-        out.setdefault(names.feed(partner.feed_topic), 1)  # no agreement: nothing to keep
+        out.setdefault(names.feed(partner.feed_topic), max(NOTICE_RETENTION_FLOOR_DAYS, ack_days))
     return out

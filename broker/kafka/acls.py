@@ -1,8 +1,9 @@
 """The cluster's ACLs and SCRAM users, made equal to what ``broker.access`` plans, idempotently.
 
 ``acl_changes`` compares the plan with the ACLs the cluster holds: what to add, and what to remove
-among the ACLs Puente manages (its principals on its deployment's resources; anything else on a
-shared cluster is left alone). ``apply_acls`` makes the change and checks each result. Users are
+among the ACLs Puente manages (every rule of one of its parties, whatever its resource, name,
+pattern, operation, permission or host: ``broker.access.managed``); other principals' rules on a
+shared cluster are left alone, and listed. ``apply_acls`` makes the change and checks each result. Users are
 SCRAM-SHA-512 credentials (``upsert_users``), set through the admin API as Kafka's own
 ``kafka-configs`` tool does.
 """
@@ -27,7 +28,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from broker.access import Acl, managed
+from broker.access import Acl, managed, wildcard
 from broker.kafka.admin import Admin
 from broker.topology import TopicNames
 from puente.errors import KafkaError, KafkaOperationError
@@ -37,19 +38,51 @@ SCRAM_ITERATIONS = 8192  # Kafka's minimum is 4096
 
 @dataclass(frozen=True)
 class AclChanges:
-    """What must change on the cluster for its ACLs to be the plan's."""
+    """What must change on the cluster for its ACLs to be the plan's, and what it holds that is not
+    Puente's to change."""
 
     add: tuple[Acl, ...]
     remove: tuple[Acl, ...]
+    others: tuple[Acl, ...] = ()
+    """Rules of principals that are not Puente's parties: left as they are."""
+    everyone: tuple[Acl, ...] = ()
+    """Among ``others``, ALLOW rules for every user (``User:*``): they reach Puente's parties too, so the
+    cluster grants them more than the plan, but they may be another application's to remove."""
 
     @property
     def empty(self) -> bool:
         return not self.add and not self.remove
 
+    @property
+    def drift(self) -> bool:
+        """Whether Puente's parties may do anything other than what the plan names."""
+        return not self.empty or bool(self.everyone)
+
+
+# Kafka's CLUSTER resource is librdkafka's BROKER (both are resource type 4).
+_RESOURCE_TO_LIB = {"CLUSTER": "BROKER"}
+_RESOURCE_FROM_LIB = {lib: ours for ours, lib in _RESOURCE_TO_LIB.items()}
+
 
 def _binding(acl: Acl) -> AclBinding:
-    return AclBinding(ResourceType[acl.resource], acl.name, ResourcePatternType[acl.pattern],
-                      f"User:{acl.principal}", "*", AclOperation[acl.operation], AclPermissionType.ALLOW)
+    return AclBinding(ResourceType[_RESOURCE_TO_LIB.get(acl.resource, acl.resource)], acl.name,
+                      ResourcePatternType[acl.pattern], f"User:{acl.principal}", acl.host,
+                      AclOperation[acl.operation], AclPermissionType[acl.permission])
+
+
+def _filter(acl: Acl) -> AclBindingFilter | None:
+    """A filter matching ``acl`` and no other rule, or None when the client cannot name one of its
+    values (Kafka knows resource types and operations librdkafka reads as UNKNOWN): a filter with ANY
+    in their place would delete other rules too."""
+    try:
+        values = (ResourceType[_RESOURCE_TO_LIB.get(acl.resource, acl.resource)], ResourcePatternType[acl.pattern],
+                  AclOperation[acl.operation], AclPermissionType[acl.permission])
+    except KeyError:
+        return None
+    resource, pattern, operation, permission = values
+    if {resource.name, pattern.name, operation.name, permission.name} & {"UNKNOWN", "ANY", "MATCH"}:
+        return None
+    return AclBindingFilter(resource, acl.name, pattern, f"User:{acl.principal}", acl.host, operation, permission)
 
 
 def _named(value: object) -> str:
@@ -58,24 +91,28 @@ def _named(value: object) -> str:
 
 
 def _acl(binding: AclBinding) -> Acl | None:
-    """Puente's view of a cluster ACL, or None for one it never makes (DENY, a host, an operation or
-    a resource type outside its vocabulary): such an ACL is reported, never silently dropped."""
-    resource, pattern, operation = _named(binding.restype), _named(binding.resource_pattern_type), \
-        _named(binding.operation)
+    """Puente's view of a cluster ACL, whatever its resource type, pattern, operation, permission or host;
+    None for one whose principal is no user (``User:``), which can never be one of Puente's parties."""
     principal = str(binding.principal)
-    if (_named(binding.permission_type) != "ALLOW" or binding.host != "*" or not principal.startswith("User:")
-            or resource not in ("TOPIC", "GROUP", "TRANSACTIONAL_ID", "CLUSTER")
-            or operation not in ("READ", "WRITE", "DESCRIBE", "IDEMPOTENT_WRITE")
-            or pattern not in ("LITERAL", "PREFIXED")):
+    if not principal.startswith("User:"):
         return None
-    return Acl(principal[len("User:"):], resource, binding.name, pattern, operation)  # type: ignore[arg-type]
+    resource = _named(binding.restype)
+    return Acl(principal[len("User:"):], _RESOURCE_FROM_LIB.get(resource, resource), str(binding.name),
+               _named(binding.resource_pattern_type), _named(binding.operation), _named(binding.permission_type),
+               str(binding.host))
+
+
+def every_acl_filter() -> AclBindingFilter:
+    """A filter for every rule on the cluster: any resource type (CLUSTER included), any name (None: the
+    wildcard ``*`` and prefixes too), any pattern type, principal, host, operation and permission."""
+    # None matches any name, principal and host (the library's annotations say str only).
+    return AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,  # type: ignore[arg-type]
+                            AclOperation.ANY, AclPermissionType.ANY)
 
 
 async def cluster_acls(admin: Admin) -> tuple[set[Acl], list[str]]:
-    """Every ACL on the cluster that Puente's vocabulary can express, and a line for each other one."""
-    # None matches any name, principal and host (the library's annotations say str only).
-    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,  # type: ignore[arg-type]
-                                  AclOperation.ANY, AclPermissionType.ANY)
+    """Every ACL on the cluster of a user principal, and a line for each other one (never Puente's)."""
+    everything = every_acl_filter()
     future = await admin.call("listing ACLs", lambda c: c.describe_acls(everything,
                                                                          request_timeout=admin.conn.timeout_s))
     found = (await admin.results("listing ACLs", {"acls": future}))["acls"]
@@ -93,11 +130,14 @@ async def cluster_acls(admin: Admin) -> tuple[set[Acl], list[str]]:
 
 def acl_changes(current: Iterable[Acl], wanted: Iterable[Acl], names: TopicNames,
                 principals: Iterable[str]) -> AclChanges:
-    """What to add (planned, missing) and remove (managed by Puente, not planned)."""
+    """What to add (planned, missing) and remove (a rule of one of Puente's parties, not planned), and
+    the rules of other principals, left alone. ``names`` is kept for the callers: a party's rules are
+    Puente's whatever the resource, under this deployment's prefix or not."""
     have, want = set(current), set(wanted)
     who = list(principals)
-    return AclChanges(tuple(sorted(want - have)),
-                      tuple(sorted(a for a in have - want if managed(a, names, who))))
+    others = tuple(sorted(a for a in have if not managed(a, who)))
+    return AclChanges(tuple(sorted(want - have)), tuple(sorted(a for a in have - want if managed(a, who))),
+                      others, tuple(a for a in others if wildcard(a)))
 
 
 async def apply_acls(admin: Admin, changes: AclChanges) -> list[str]:
@@ -133,10 +173,11 @@ async def _make(admin: Admin, changes: AclChanges) -> list[str]:
         made = await admin.results("creating ACLs", await admin.call(
             "creating ACLs", lambda c: c.create_acls(bindings, request_timeout=timeout)))
         failed += [f"add {_acl(b)}: {outcome}" for b, outcome in made.items() if isinstance(outcome, Exception)]
-    if changes.remove:
-        filters = [AclBindingFilter(ResourceType[a.resource], a.name, ResourcePatternType[a.pattern],
-                                    f"User:{a.principal}", "*", AclOperation[a.operation], AclPermissionType.ALLOW)
-                   for a in changes.remove]
+    unnamed = [a for a in changes.remove if _filter(a) is None]
+    failed += [f"remove {a}: the Kafka client cannot name this rule's {a.resource}/{a.pattern}/{a.operation}/"
+               f"{a.permission}; remove it with Kafka's kafka-acls tool" for a in unnamed]
+    filters = [f for f in map(_filter, changes.remove) if f is not None]
+    if filters:
         gone = await admin.results("deleting ACLs", await admin.call(
             "deleting ACLs", lambda c: c.delete_acls(filters, request_timeout=timeout)))
         failed += [f"remove {f}: {outcome}" for f, outcome in gone.items() if isinstance(outcome, Exception)]

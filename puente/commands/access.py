@@ -26,10 +26,12 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
 
     acls = sub.add_parser("acls", help="Kafka ACLs derived from the agreements and the topology")
     verbs = acls.add_subparsers(dest="verb", required=True)
-    show = verbs.add_parser("plan", help="show what the cluster's ACLs lack and hold beyond the plan "
-                                         "(exit 1 when they differ)", parents=[kafka_options()])
+    show = verbs.add_parser("plan", help="show what the cluster's ACLs lack and hold beyond the plan for Puente's "
+                                         "parties, whatever the resource, pattern or operation (exit 1 when they "
+                                         "differ)", parents=[kafka_options()])
     show.set_defaults(func=_plan)
-    make = verbs.add_parser("apply", help="add what the plan names and remove what it no longer does",
+    make = verbs.add_parser("apply", help="add what the plan names and remove every other rule of Puente's parties "
+                                          "(exit 1 when one failed or a rule for every user remains)",
                             parents=[kafka_options()])
     make.set_defaults(func=_apply)
 
@@ -54,21 +56,30 @@ async def _changes(cfg: PuenteSettings, admin: Admin) -> tuple[AclChanges, list[
 
 
 def _print(changes: AclChanges, others: list[str]) -> None:
+    """The change (``+``, ``-``), rules for every user (``!``: they reach Puente's parties too, and only
+    an operator may judge and remove them) and other principals' rules (``?``), then a summary."""
     for acl in changes.add:
         print(f"+ {acl}")
     for acl in changes.remove:
         print(f"- {acl}")
-    for other in others:
-        print(f"? not Puente's to manage, left as it is: {other}")
-    print("no change: the cluster's ACLs are what the policy implies" if changes.empty else
-          f"{len(changes.add)} to add, {len(changes.remove)} to remove")
+    for acl in changes.everyone:
+        print(f"! for every user, Puente's parties included; not removed here, remove it if it is not needed: {acl}")
+    for line in [*(str(a) for a in changes.others if a not in changes.everyone), *others]:
+        print(f"? not Puente's to manage, left as it is: {line}")
+    if not changes.drift:
+        print("no change: the cluster's ACLs are what the policy implies")
+        return
+    summary = f"{len(changes.add)} to add, {len(changes.remove)} to remove"
+    if changes.everyone:
+        summary += f"; {len(changes.everyone)} rule(s) for every user left to the operator"
+    print(summary)
 
 
 def _plan(args: argparse.Namespace) -> int:
     cfg = settings(args)
     changes, others = run(_changes(cfg, Admin(kafka(cfg, "puente-admin"))))
     _print(changes, others)
-    return 0 if changes.empty else 1
+    return 1 if changes.drift else 0
 
 
 def _apply(args: argparse.Namespace) -> int:
@@ -83,4 +94,4 @@ def _apply(args: argparse.Namespace) -> int:
     _print(changes, others)
     for line in failed:
         print(f"FAILED {line}")
-    return 1 if failed else 0
+    return 1 if failed or changes.everyone else 0

@@ -26,8 +26,9 @@ from aiokafka.errors import (
 from aiokafka.structs import OffsetAndMetadata
 from puente_testing import Env, cli, run_broker
 
-from broker.access import subscriber_group, subscriber_transactions
-from broker.kafka import KafkaConnection, reader, start
+from broker.access import Acl, subscriber_group, subscriber_transactions
+from broker.kafka import Admin, KafkaConnection, reader, start
+from broker.kafka.acls import AclChanges, apply_acls
 from puente.dev import pki
 from puente.dev.localkafka import KAFKA_VERSION, LocalKafka, fetch_kafka
 from puente.dev.synthetic import publish_synthetic
@@ -266,9 +267,10 @@ async def test_denials_reach_the_auditors(env: Env) -> None:
     assert verify.returncode == 0 and env.names.denials in verify.stdout, verify.stdout
 
 
-async def test_the_acl_plan_follows_the_agreements(env: Env, tmp_path: Path) -> None:
-    """`acls plan` on a cluster that matches the policy shows no change; with an agreement removed it lists that
-    partner's ACLs to delete; after `acls apply`, the plan is empty again."""
+async def test_the_acl_plan_follows_the_partners(env: Env, tmp_path: Path) -> None:
+    """`acls plan` on a cluster that matches the policy shows no change. A partner whose last agreement is gone
+    keeps its ACLs (it must still read the recall notices for what it holds, and acknowledge them); a partner
+    removed from partners.yaml has them listed for deletion, and after `acls apply` it is refused its feed."""
     same = subprocess.run(cli("acls", "plan"), env=env.env_vars(), capture_output=True, text=True, timeout=120,
                           check=False)
     assert same.returncode == 0 and "no change" in same.stdout, same.stdout + same.stderr
@@ -277,9 +279,15 @@ async def test_the_acl_plan_follows_the_agreements(env: Env, tmp_path: Path) -> 
     (policy / "agreements" / "pan-cri.yaml").unlink()
     (policy / "agreements" / "pan-cri.tests.yaml").unlink()
     variables = {**env.env_vars(), "PUENTE_POLICY_DIR": str(policy)}
+    kept = subprocess.run(cli("acls", "plan"), env=variables, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert kept.returncode == 0 and "no change" in kept.stdout, kept.stdout + kept.stderr
+    partners = (policy / "partners.yaml").read_text(encoding="utf-8")
+    start, end = partners.index("  - id: CRI\n"), partners.index("  - id: FEAN\n")
+    (policy / "partners.yaml").write_text(partners[:start] + partners[end:], encoding="utf-8")
     plan = subprocess.run(cli("acls", "plan"), env=variables, capture_output=True, text=True, timeout=120,
                           check=False)
-    assert plan.returncode == 1
+    assert plan.returncode == 1, plan.stdout + plan.stderr
     removed = [line for line in plan.stdout.splitlines() if line.startswith("- ")]
     assert removed and all("User:partner-CRI" in line for line in removed)
     assert not [line for line in plan.stdout.splitlines() if line.startswith("+ ")]
@@ -290,6 +298,30 @@ async def test_the_acl_plan_follows_the_agreements(env: Env, tmp_path: Path) -> 
                            check=False)
     assert after.returncode == 0 and "no change" in after.stdout
     refused = await _refused(env.login("partner-CRI"), "read", topic=env.feed("CRI"))
+    assert isinstance(refused, TopicAuthorizationFailedError)
+
+
+async def test_a_broad_grant_to_a_party_is_drift_that_apply_removes(env: Env) -> None:
+    """A rule that lets a partner read every topic (a wildcard) or describe the cluster is not in the plan:
+    `acls plan` exits 1 naming it, `acls apply` removes it, and the partner is refused another's feed again."""
+    admin = Admin(env.conn)
+    stray = [Acl("partner-COL", "TOPIC", "*", "LITERAL", "READ"),
+             Acl("partner-COL", "TOPIC", env.cfg.topic_prefix, "PREFIXED", "READ"),  # every topic of the deployment
+             Acl("partner-COL", "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE"),
+             Acl("partner-COL", "GROUP", "*", "LITERAL", "READ")]
+    assert await apply_acls(admin, AclChanges(tuple(stray), ())) == []
+    plan = subprocess.run(cli("acls", "plan"), env=env.env_vars(), capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    removed = [line for line in plan.stdout.splitlines() if line.startswith("- ")]
+    assert len(removed) == len(stray) and all("User:partner-COL" in line for line in removed)
+    apply = subprocess.run(cli("acls", "apply"), env=env.env_vars(), capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    after = subprocess.run(cli("acls", "plan"), env=env.env_vars(), capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert after.returncode == 0 and "no change" in after.stdout, after.stdout
+    refused = await _refused(env.login("partner-COL"), "read", topic=env.feed("USA"))
     assert isinstance(refused, TopicAuthorizationFailedError)
 
 

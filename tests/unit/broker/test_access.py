@@ -1,0 +1,253 @@
+"""`broker.access` and `broker.kafka.acls`: the plan is the whole of what Puente's parties may do. Every rule of one
+of them that the plan does not name is removed, whatever its resource type, name, pattern, operation, permission
+or host; other principals' rules are left alone and listed. A partner partners.yaml lists keeps its feed, group,
+receipts and transactional ids with no agreement, and its feed keeps notices long enough to read them."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from broker.access import Acl, managed, parties, partner_principal, plan
+from broker.kafka.acls import acl_changes, apply_acls, cluster_acls, every_acl_filter
+from broker.topology import NOTICE_RETENTION_FLOOR_DAYS, TopicNames, feed_retention
+from policies import DEFAULT_DIR, PolicySet, load_policy_set
+
+NAMES = TopicNames("puente")
+AGENCIES = ("PN", "SNM")
+GROUP = "puente-broker"
+
+
+@pytest.fixture(scope="module")
+def policy() -> PolicySet:
+    return load_policy_set()
+
+
+@pytest.fixture(scope="module")
+def without_cri(tmp_path_factory: pytest.TempPathFactory) -> PolicySet:
+    """The shipped policy with CRI's only agreement removed: CRI stays in partners.yaml."""
+    root = tmp_path_factory.mktemp("policy") / "policy"
+    shutil.copytree(DEFAULT_DIR, root)
+    (root / "agreements" / "pan-cri.yaml").unlink()
+    (root / "agreements" / "pan-cri.tests.yaml").unlink()
+    return load_policy_set(Path(root))
+
+
+# Rules a reviewer found kept silently, or listed as not Puente's, for Puente's own parties.
+STRAYS = [
+    Acl("partner-COL", "TOPIC", "*", "LITERAL", "READ"),
+    Acl("partner-COL", "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE"),
+    Acl("partner-COL", "GROUP", "*", "LITERAL", "READ"),
+    Acl("partner-COL", "TOPIC", "puente", "PREFIXED", "READ"),
+    Acl("partner-COL", "TRANSACTIONAL_ID", "", "PREFIXED", "WRITE"),
+    Acl("agency-PN", "TOPIC", "", "PREFIXED", "WRITE"),
+    Acl("partner-COL", "TOPIC", "puente.feed.USA", "LITERAL", "READ"),
+    Acl("partner-COL", "TOPIC", "puente.feed.COL", "LITERAL", "ALL"),
+    Acl("broker", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER_CONFIGS"),
+    Acl("auditor", "TOPIC", "other-app.orders", "LITERAL", "CREATE"),
+    Acl("console", "TOPIC", "puente.audit.queries", "LITERAL", "READ", "ALLOW", "10.0.0.9"),
+    Acl("partner-COL", "TOPIC", "puente.feed.COL", "LITERAL", "READ", "DENY"),
+    Acl("partner-GONE", "TOPIC", "puente.feed.GONE", "LITERAL", "READ"),  # a partner the policy no longer lists
+]
+FOREIGN = [
+    Acl("admin", "TOPIC", "*", "LITERAL", "ALL"),
+    Acl("billing", "TOPIC", "puente.feed.COL", "LITERAL", "READ"),
+    Acl("billing", "CLUSTER", "kafka-cluster", "LITERAL", "IDEMPOTENT_WRITE"),
+]
+
+
+@pytest.mark.parametrize("stray", STRAYS, ids=str)
+def test_every_rule_of_a_puente_party_the_plan_does_not_name_is_removed(policy: PolicySet, stray: Acl) -> None:
+    """Whatever the resource type, name (wildcard, empty prefix, another deployment's), pattern, operation,
+    permission or host: a party's rule outside the plan is to be removed, so `acls plan` reports drift."""
+    want = plan(policy, NAMES, AGENCIES, GROUP)
+    changes = acl_changes(want | {stray}, want, NAMES, parties(policy, AGENCIES))
+    assert changes.remove == (stray,) and not changes.add and not changes.empty
+    assert changes.others == () and changes.drift
+
+
+def test_other_principals_rules_are_listed_and_left_alone(policy: PolicySet) -> None:
+    """The admin's and other applications' rules are not Puente's: not removed, no drift, but listed."""
+    want = plan(policy, NAMES, AGENCIES, GROUP)
+    changes = acl_changes(want | set(FOREIGN), want, NAMES, parties(policy, AGENCIES))
+    assert changes.empty and not changes.drift
+    assert set(changes.others) == set(FOREIGN) and changes.everyone == ()
+    assert not any(managed(a, parties(policy, AGENCIES)) for a in FOREIGN)
+
+
+def test_a_rule_for_every_user_is_drift_left_to_the_operator(policy: PolicySet) -> None:
+    """`User:*` reaches Puente's parties too: reported (drift) but not removed, since it may be another's."""
+    want = plan(policy, NAMES, AGENCIES, GROUP)
+    everyone = Acl("*", "TOPIC", "puente.feed.USA", "LITERAL", "READ")
+    changes = acl_changes(want | {everyone}, want, NAMES, parties(policy, AGENCIES))
+    assert changes.empty and changes.everyone == (everyone,) and changes.drift
+
+
+def test_a_partner_without_agreement_keeps_what_it_needs_for_recalls(policy: PolicySet,
+                                                                     without_cri: PolicySet) -> None:
+    """The broker still sends CRI recall notices with its agreement gone: CRI's rules stay exactly as they were
+    (its feed, its group, its receipts, its transactional ids)."""
+    assert "CRI" in without_cri.partners and "CRI" not in without_cri.partners_with_agreements
+    cri = partner_principal("CRI")
+    before = {a for a in plan(policy, NAMES, AGENCIES, GROUP) if a.principal == cri}
+    after = {a for a in plan(without_cri, NAMES, AGENCIES, GROUP) if a.principal == cri}
+    assert after == before
+    assert Acl(cri, "TOPIC", "puente.feed.CRI", "LITERAL", "READ") in after
+    assert Acl(cri, "GROUP", "puente.feed.CRI.subscriber", "LITERAL", "READ") in after
+    assert Acl(cri, "TOPIC", "puente.receipts.CRI", "LITERAL", "WRITE") in after
+    assert {a.operation for a in after if a.resource == "TRANSACTIONAL_ID"} == {"WRITE", "DESCRIBE"}
+
+
+def test_a_feed_without_agreement_keeps_notices_for_a_week_or_the_longest_ack_deadline(
+        policy: PolicySet, without_cri: PolicySet) -> None:
+    """Not one day: at least a week, and at least the longest time any agreement gives to acknowledge a recall;
+    feeds with agreements keep the shortest retention of their partner's agreements, as before."""
+    days = feed_retention(without_cri, NAMES)
+    assert days["puente.feed.CRI"] == NOTICE_RETENTION_FLOOR_DAYS == 7
+    assert days["puente.feed.COL"] == 180 and days["puente.feed.USA"] == 365
+    assert feed_retention(policy, NAMES)["puente.feed.CRI"] == 90
+
+
+def test_a_long_ack_deadline_lengthens_a_feed_without_agreement(without_cri: PolicySet) -> None:
+    """An agreement giving 20 days and an hour to acknowledge a recall: a feed without agreement keeps 21 days."""
+    agreement = next(iter(without_cri.agreements.values()))
+    slow = dataclasses.replace(agreement, recall_ack_hours=24 * 20 + 1)
+    changed = dataclasses.replace(without_cri, agreements={**without_cri.agreements, agreement.id: slow})
+    assert feed_retention(changed, NAMES)["puente.feed.CRI"] == 21
+
+
+# --- the cluster side, with confluent-kafka's admin client replaced by a list of bindings ---------------------------
+
+
+def _matches(flt: AclBindingFilter, b: AclBinding) -> bool:
+    """Kafka's filter semantics for the values Puente uses: ANY and None match anything."""
+    pairs = [(flt.restype, b.restype, ResourceType.ANY), (flt.resource_pattern_type, b.resource_pattern_type,
+                                                         ResourcePatternType.ANY),
+             (flt.operation, b.operation, AclOperation.ANY), (flt.permission_type, b.permission_type,
+                                                             AclPermissionType.ANY)]
+    if any(f != any_ and f != v for f, v, any_ in pairs):
+        return False
+    return all(f is None or f == v for f, v in ((flt.name, b.name), (flt.principal, b.principal),
+                                                (flt.host, b.host)))
+
+
+@dataclass
+class _Client:
+    bindings: list[AclBinding]
+    described: list[AclBindingFilter] = field(default_factory=list)
+
+    def describe_acls(self, flt: AclBindingFilter, request_timeout: float) -> list[AclBinding]:
+        self.described.append(flt)
+        return [b for b in self.bindings if _matches(flt, b)]
+
+    def create_acls(self, bindings: list[AclBinding], request_timeout: float) -> dict[AclBinding, None]:
+        self.bindings += [b for b in bindings if b not in self.bindings]
+        return dict.fromkeys(bindings)
+
+    def delete_acls(self, filters: list[AclBindingFilter], request_timeout: float) -> dict[Any, list[AclBinding]]:
+        out = {}
+        for flt in filters:
+            out[flt] = [b for b in self.bindings if _matches(flt, b)]
+            self.bindings = [b for b in self.bindings if not _matches(flt, b)]
+        return out
+
+
+class _Admin:
+    def __init__(self, bindings: list[AclBinding]) -> None:
+        self.client = _Client(bindings)
+        self.conn = type("Conn", (), {"timeout_s": 2.0, "bootstrap": "test"})()
+
+    async def call(self, what: str, operation: Any) -> Any:
+        return operation(self.client)
+
+    async def results(self, what: str, futures: dict[Any, Any]) -> dict[Any, Any]:
+        return dict(futures)
+
+
+def _raw(principal: str, restype: ResourceType, name: str, pattern: ResourcePatternType, operation: AclOperation,
+         permission: AclPermissionType = AclPermissionType.ALLOW, host: str = "*") -> AclBinding:
+    return AclBinding(restype, name, pattern, principal, host, operation, permission)
+
+
+def test_listing_asks_for_every_rule() -> None:
+    """The describe filter matches any resource type, name, pattern, principal, host, operation, permission."""
+    flt = every_acl_filter()
+    assert (flt.restype, flt.resource_pattern_type, flt.operation, flt.permission_type) == (
+        ResourceType.ANY, ResourcePatternType.ANY, AclOperation.ANY, AclPermissionType.ANY)
+    assert (flt.name, flt.principal, flt.host) == (None, None, None)
+
+
+async def test_cluster_rules_of_every_kind_are_read_as_they_are() -> None:
+    """librdkafka's BROKER is Kafka's CLUSTER; ALL, DENY and a host are kept; a non-user principal is a line."""
+    admin = _Admin([
+        _raw("User:partner-COL", ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL,
+             AclOperation.DESCRIBE),
+        _raw("User:partner-COL", ResourceType.TOPIC, "*", ResourcePatternType.LITERAL, AclOperation.ALL,
+             AclPermissionType.DENY, "10.0.0.9"),
+        _raw("Group:ops", ResourceType.TOPIC, "x", ResourcePatternType.LITERAL, AclOperation.READ),
+    ])
+    acls, others = await cluster_acls(admin)  # type: ignore[arg-type]
+    assert acls == {Acl("partner-COL", "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE"),
+                    Acl("partner-COL", "TOPIC", "*", "LITERAL", "ALL", "DENY", "10.0.0.9")}
+    assert len(others) == 1 and "Group:ops" in others[0]
+
+
+async def test_apply_removes_every_stray_rule_of_a_party_and_nothing_else(policy: PolicySet) -> None:
+    """After `acls apply`, Puente's parties hold the plan exactly; the admin's and another application's rules
+    (and a rule for every user) are still there."""
+    want = plan(policy, NAMES, AGENCIES, GROUP)
+    stray = [
+        _raw("User:partner-COL", ResourceType.TOPIC, "*", ResourcePatternType.LITERAL, AclOperation.READ),
+        _raw("User:partner-COL", ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL,
+             AclOperation.DESCRIBE),
+        _raw("User:partner-COL", ResourceType.GROUP, "*", ResourcePatternType.LITERAL, AclOperation.READ),
+        _raw("User:partner-COL", ResourceType.TOPIC, "puente", ResourcePatternType.PREFIXED, AclOperation.READ),
+        _raw("User:partner-COL", ResourceType.TRANSACTIONAL_ID, "", ResourcePatternType.PREFIXED,
+             AclOperation.WRITE),
+        _raw("User:agency-PN", ResourceType.TOPIC, "", ResourcePatternType.PREFIXED, AclOperation.WRITE),
+        _raw("User:broker", ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL,
+             AclOperation.ALTER_CONFIGS),
+        _raw("User:partner-COL", ResourceType.TOPIC, "puente.feed.COL", ResourcePatternType.LITERAL,
+             AclOperation.READ, AclPermissionType.DENY, "10.0.0.9"),
+    ]
+    kept = [
+        _raw("User:admin", ResourceType.TOPIC, "*", ResourcePatternType.LITERAL, AclOperation.ALL),
+        _raw("User:billing", ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL,
+             AclOperation.IDEMPOTENT_WRITE),
+        _raw("User:*", ResourceType.TOPIC, "news", ResourcePatternType.LITERAL, AclOperation.READ),
+    ]
+    admin = _Admin(stray + kept)
+    current, _ = await cluster_acls(admin)  # type: ignore[arg-type]
+    changes = acl_changes(current, want, NAMES, parties(policy, AGENCIES))
+    assert len(changes.remove) == len(stray) and len(changes.add) == len(want)
+    assert await apply_acls(admin, changes) == []  # type: ignore[arg-type]
+    after, _ = await cluster_acls(admin)  # type: ignore[arg-type]
+    mine = {a for a in after if managed(a, parties(policy, AGENCIES))}
+    assert mine == want
+    assert {str(b.principal) for b in admin.client.bindings} - {f"User:{a.principal}" for a in want} == {
+        "User:admin", "User:billing", "User:*"}
+    assert acl_changes(after, want, NAMES, parties(policy, AGENCIES)).empty
+
+
+async def test_a_rule_the_client_cannot_name_is_a_failure_not_a_wider_delete(policy: PolicySet) -> None:
+    """A party's rule with an operation librdkafka reads as UNKNOWN cannot be deleted by an exact filter: apply
+    says so (remove it with kafka-acls) and deletes nothing else in its place."""
+    want = plan(policy, NAMES, AGENCIES, GROUP)
+    odd = Acl("partner-COL", "TOPIC", "puente.feed.COL", "LITERAL", "UNKNOWN")
+    admin = _Admin([])
+    changes = acl_changes(want | {odd}, want, NAMES, parties(policy, AGENCIES))
+    failed = await apply_acls(admin, changes)  # type: ignore[arg-type]
+    assert len(failed) == 1 and "kafka-acls" in failed[0] and "partner-COL" in failed[0]

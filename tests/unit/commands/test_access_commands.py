@@ -1,0 +1,104 @@
+"""`puente acls plan` and `acls apply` with the cluster's ACLs standing in for Kafka: a rule of one of Puente's parties
+that the plan does not name is drift (plan exits 1) whatever its resource, pattern or operation, and apply removes it;
+other principals' rules are listed as not Puente's and change nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import puente.commands.access as access
+from broker.access import Acl, parties, plan
+from broker.kafka.acls import AclChanges
+from broker.topology import TopicNames
+from policies import load_policy_set
+from puente.cli import build_parser
+from puente.settings import PuenteSettings
+
+STRAYS = [
+    Acl("partner-COL", "TOPIC", "*", "LITERAL", "READ"),
+    Acl("partner-COL", "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE"),
+    Acl("partner-COL", "GROUP", "*", "LITERAL", "READ"),
+    Acl("partner-COL", "TOPIC", "puente", "PREFIXED", "READ"),
+    Acl("partner-COL", "TRANSACTIONAL_ID", "", "PREFIXED", "WRITE"),
+    Acl("agency-PN", "TOPIC", "", "PREFIXED", "WRITE"),
+    Acl("partner-COL", "TOPIC", "puente.feed.COL", "LITERAL", "ALL"),
+    Acl("broker", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER_CONFIGS"),
+    Acl("auditor", "TOPIC", "puente.audit.decisions", "LITERAL", "CREATE"),
+]
+FOREIGN = [Acl("admin", "TOPIC", "*", "LITERAL", "ALL"), Acl("billing", "TOPIC", "orders", "LITERAL", "WRITE")]
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The command's settings and Kafka replaced: the cluster holds the plan plus ``held["extra"]``; apply records
+    the changes it was given and makes them."""
+    cfg = PuenteSettings(topic_prefix="puente")
+    policy = load_policy_set(cfg.policy_dir)
+    wanted = plan(policy, TopicNames("puente"), cfg.agencies, cfg.broker_group)
+    held: dict[str, Any] = {"acls": set(wanted), "applied": [], "wanted": wanted,
+                            "parties": parties(policy, cfg.agencies)}
+
+    async def cluster_acls(admin: Any) -> tuple[set[Acl], list[str]]:
+        return set(held["acls"]), ["ResourcePattern(...) Group:ops"]
+
+    async def apply_acls(admin: Any, changes: AclChanges) -> list[str]:
+        held["applied"].append(changes)
+        held["acls"] = (held["acls"] | set(changes.add)) - set(changes.remove)
+        return []
+
+    monkeypatch.setattr(access, "settings", lambda args: cfg)
+    monkeypatch.setattr(access, "kafka", lambda cfg, name: None)
+    monkeypatch.setattr(access, "Admin", lambda conn: None)
+    monkeypatch.setattr(access, "cluster_acls", cluster_acls)
+    monkeypatch.setattr(access, "apply_acls", apply_acls)
+    return held
+
+
+def _puente(*argv: str) -> int:
+    args = build_parser().parse_args(list(argv))
+    return int(args.func(args))
+
+
+def test_a_cluster_as_planned_is_no_change(cluster: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    cluster["acls"] |= set(FOREIGN)
+    assert _puente("acls", "plan") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "no change: the cluster's ACLs are what the policy implies"
+    assert all(f"? not Puente's to manage, left as it is: {a}" in out for a in FOREIGN)
+    assert "Group:ops" in out and "- " not in out
+
+
+@pytest.mark.parametrize("stray", STRAYS, ids=str)
+def test_plan_reports_a_partys_stray_rule_as_drift(cluster: dict[str, Any], capsys: pytest.CaptureFixture[str],
+                                                   stray: Acl) -> None:
+    cluster["acls"] |= {stray, *FOREIGN}
+    assert _puente("acls", "plan") == 1
+    out = capsys.readouterr().out.splitlines()
+    assert f"- {stray}" in out and out[-1] == "0 to add, 1 to remove"
+    assert not any(line.startswith("?") and stray.principal in line for line in out)
+
+
+def test_apply_removes_every_stray_rule_and_leaves_others(cluster: dict[str, Any],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    cluster["acls"] |= {*STRAYS, *FOREIGN}
+    assert _puente("acls", "apply") == 0
+    (changes,) = cluster["applied"]
+    assert set(changes.remove) == set(STRAYS) and not changes.add
+    assert cluster["acls"] == cluster["wanted"] | set(FOREIGN)
+    capsys.readouterr()
+    assert _puente("acls", "plan") == 0
+
+
+def test_a_rule_for_every_user_fails_plan_and_apply_but_stays(cluster: dict[str, Any],
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`User:*` reaches Puente's parties: flagged (`!`), exit 1, left for the operator to judge."""
+    everyone = Acl("*", "TOPIC", "puente.feed.USA", "LITERAL", "READ")
+    cluster["acls"].add(everyone)
+    assert _puente("acls", "plan") == 1
+    out = capsys.readouterr().out
+    assert f"! for every user, Puente's parties included; not removed here, remove it if it is not needed: " \
+           f"{everyone}" in out
+    assert _puente("acls", "apply") == 1
+    assert everyone in cluster["acls"]
