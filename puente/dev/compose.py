@@ -112,8 +112,12 @@ def _start_script(cluster_id: str, passwords: dict[str, str]) -> str:
     return ("#!/bin/sh\n"
             "# Written by `puente kafka compose-files`. Formats the storage on first start with the first\n"
             "# SCRAM logins (admin and the nodes), then runs the node. It holds passwords: 0700.\n"
+            "# Kafka's storage tool takes them only as arguments, which other users of the host can\n"
+            "# read while it runs: so it runs only while the storage is not yet formatted.\n"
             "set -eu\n"
-            f"{shlex.join(fmt)} >/dev/null\n"
+            f"if [ ! -f {NODE_DATA}/meta.properties ]; then\n"
+            f"  {shlex.join(fmt)} >/dev/null\n"
+            "fi\n"
             f"exec /opt/kafka/bin/kafka-server-start.sh {config}\n")
 
 

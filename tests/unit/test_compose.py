@@ -201,3 +201,21 @@ def test_secrets_are_private_and_kept_when_written_again(deploy: Path) -> None:
     before = {p: p.read_bytes() for p in secret_files}
     compose.write(deploy)
     assert {p: p.read_bytes() for p in secret_files} == before
+
+
+@pytest.mark.parametrize("formatted", [False, True], ids=["first-start", "restart"])
+def test_the_storage_tool_with_the_passwords_runs_only_on_the_first_start(deploy: Path, tmp_path: Path,
+                                                                          formatted: bool) -> None:
+    """Kafka's storage tool takes the first SCRAM logins as arguments, readable by other users of the host while
+    it runs: the start script runs it only while the node's storage holds no meta.properties."""
+    script = (deploy / NODES[0] / "config" / "start.sh").read_text()
+    data = tmp_path / "data"
+    data.mkdir()
+    if formatted:
+        (data / "meta.properties").write_text("version=1\n")
+    probe = (script.replace(compose.NODE_DATA, str(data))
+             .replace("/opt/kafka/bin/kafka-storage.sh", "echo FORMAT")
+             .replace("exec /opt/kafka/bin/kafka-server-start.sh", "echo START"))
+    probe = probe.replace(">/dev/null", "")
+    out = subprocess.run(["sh", "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert ("FORMAT" in out) is not formatted and "START" in out
