@@ -17,6 +17,8 @@ Names follow Prometheus' conventions (base units, ``_total`` for counters, ``_se
 ``/readyz`` answers 200 once every worker has joined its group and holds its slots, 503 before
 and while it stops. The end-to-end latency histogram is bucketed a batch at a time (a sort and
 a few bisections) and exposed through its own collector: a per-record ``observe`` cost more.
+The endpoint bounds each request's time and size, and the connections it serves at once (see
+``serve_metrics``): a client cannot hold the broker's file descriptors.
 The worker sets the lag gauges every second from its consumer's state, whether records arrive or
 not: a worker that stalls with records behind shows ``puente_consumer_lag_seconds`` growing.
 """
@@ -48,12 +50,14 @@ from prometheus_client import (
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from puente import __version__
+from puente import __version__, logs
 from puente.errors import ConfigError
 from schemas import alert_codec
 
 # End-to-end latency buckets, in seconds (1 ms to 10 s).
 BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+_log = logs.get("puente.broker.metrics")
 
 
 class Counted(Protocol):
@@ -171,33 +175,106 @@ def _versions() -> dict[str, str]:
     return out
 
 
-async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callable[[], bool]) -> asyncio.Server:
-    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``address:port``; a port in use is a ConfigError."""
+# The endpoint's bounds (see ``serve_metrics``).
+REQUEST_DEADLINE_S = 5.0  # to read the whole request head, and again to write the answer and close
+MAX_CONNECTIONS = 64  # served at once; more are closed on arrival
+MAX_HEAD_BYTES = 16 * 1024  # the request line and headers together (also the longest line read)
+MAX_HEADERS = 100
+REFUSALS_LOGGED_EVERY_S = 60.0
+
+
+class _BadRequest(Exception):
+    """A request head over ``MAX_HEAD_BYTES`` or ``MAX_HEADERS`` lines."""
+
+
+async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callable[[], bool], *,
+                        deadline_s: float = REQUEST_DEADLINE_S,
+                        max_connections: int = MAX_CONNECTIONS) -> asyncio.Server:
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``address:port``; a port in use is a ConfigError.
+
+    The endpoint is bounded so that no client can take the broker's resources with it: the whole
+    request head (request line and headers) must arrive within ``deadline_s``, and the answer
+    must be written and the connection closed within ``deadline_s`` again, else the connection is
+    dropped; the head is at most ``MAX_HEAD_BYTES`` and ``MAX_HEADERS`` lines, else it is answered
+    400 (a line longer than that too, instead of an uncaught ValueError); at most
+    ``max_connections`` are served at once, and one beyond is closed on arrival without reading.
+    Why: a per-line timeout let a client sending a header line every few seconds hold a
+    connection for ever, and a few hundred such connections used up the process's file
+    descriptors, so the workers' own Kafka connections failed. Refused connections are counted
+    and reported in one warning per ``REFUSALS_LOGGED_EVERY_S`` at most, never a line each.
+    """
+    slots = asyncio.Semaphore(max_connections)
+    refusals = _Refusals()
+
+    async def read_head(reader: asyncio.StreamReader) -> bytes:
+        request = await reader.readline()
+        size, count = len(request), 0
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            size, count = size + len(line), count + 1
+            if size > MAX_HEAD_BYTES or count > MAX_HEADERS:
+                raise _BadRequest
+        return request
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
-            path = request.split(b" ")[1] if request.count(b" ") >= 2 else b""
-            body, status, kind = _answer(path, metrics, ready)
-            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode()
-                         + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        if slots.locked():
+            writer.transport.abort()
+            refusals.note(address, port)
+            return
+        async with slots:
+            try:
+                try:
+                    async with asyncio.timeout(deadline_s):
+                        request: bytes | None = await read_head(reader)
+                except (_BadRequest, ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
+                    request = None  # ValueError: a line over the reader's limit
+                if request is None:
+                    body, status, kind = b"request head too large or malformed\n", b"400 Bad Request", _TEXT
+                else:
+                    path = request.split(b" ")[1] if request.count(b" ") >= 2 else b""
+                    body, status, kind = _answer(path, metrics, ready)
+                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode()
+                             + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+                async with asyncio.timeout(deadline_s):
+                    await writer.drain()
+                    writer.close()
+                    await writer.wait_closed()
+            except (TimeoutError, OSError):
+                pass  # too slow, or gone: dropped below
+            except asyncio.CancelledError:
+                pass  # the loop is stopping; nobody awaits this task (3.11 would log its cancellation)
+            finally:
+                writer.transport.abort()  # nothing if closed already; else drop what is unsent
 
     try:
-        return await asyncio.start_server(handle, address, port)
+        # The listen backlog is the cap too: asyncio accepts up to ``backlog`` connections per wake-up, so
+        # a flood holds a few times the cap in descriptors at most, each only until its handler closes it.
+        return await asyncio.start_server(handle, address, port, limit=MAX_HEAD_BYTES, backlog=max_connections)
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}; choose another "
                           "--metrics-port or PUENTE_METRICS_ADDRESS") from None
 
 
+class _Refusals:
+    """Connections closed at the cap, reported in one warning per ``REFUSALS_LOGGED_EVERY_S`` at most."""
+
+    def __init__(self) -> None:
+        self.unreported = 0
+        self.last_s = float("-inf")
+
+    def note(self, address: str, port: int) -> None:
+        self.unreported += 1
+        now = time.monotonic()
+        if now - self.last_s >= REFUSALS_LOGGED_EVERY_S:
+            _log.warning("metrics endpoint at its connection cap; closing new connections",
+                         address=address, port=port, count=self.unreported)
+            self.unreported, self.last_s = 0, now
+
+
+_TEXT = "text/plain; charset=utf-8"
+
+
 def _answer(path: bytes, metrics: Metrics, ready: Callable[[], bool]) -> tuple[bytes, bytes, str]:
-    text = "text/plain; charset=utf-8"
+    text = _TEXT
     if path.split(b"?")[0] == b"/metrics":
         return metrics.render(), b"200 OK", CONTENT_TYPE_LATEST
     if path == b"/healthz":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
+import logging
 import socket
 from types import SimpleNamespace
 from typing import Any
@@ -119,3 +121,119 @@ async def test_a_port_in_use_is_one_clear_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=f"127.0.0.1:{port}"):
             await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True)
+
+
+async def _until_closed(reader: asyncio.StreamReader, within_s: float) -> bytes:
+    """What the server sent before it closed the connection (a reset counts as closed); a
+    connection still open after ``within_s`` fails the test."""
+    try:
+        return await asyncio.wait_for(reader.read(), within_s)
+    except ConnectionError:
+        return b""
+    except TimeoutError:
+        pytest.fail(f"the server still held the connection after {within_s} s")
+
+
+async def _dribble(writer: asyncio.StreamWriter, every_s: float) -> None:
+    with contextlib.suppress(ConnectionError):
+        while True:
+            await asyncio.sleep(every_s)
+            writer.write(b"X-Slow: still here\r\n")
+            await writer.drain()
+
+
+async def _scrape_soon(port: int, within_s: float = 10.0) -> tuple[str, str]:
+    """A GET /metrics, retried while the server is still letting go of earlier connections."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + within_s
+    while True:
+        with contextlib.suppress(ConnectionError, IndexError):
+            return await _get(port, "/metrics")
+        if loop.time() > give_up:
+            pytest.fail(f"no scrape answered within {within_s} s")
+        await asyncio.sleep(0.1)
+
+
+async def test_a_client_that_dribbles_headers_is_cut_off_at_the_deadline() -> None:
+    """The whole request head must arrive within the deadline: a header line now and then does not
+    keep a connection open, and the endpoint goes on serving scrapes."""
+    deadline_s = 1.0
+    port = free_port()
+    server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True, deadline_s=deadline_s)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\n")
+        dribbling = asyncio.create_task(_dribble(writer, deadline_s / 5))
+        try:
+            assert await _until_closed(reader, 5 * deadline_s) == b""  # dropped, not answered
+        finally:
+            dribbling.cancel()
+            writer.close()
+        status, body = await _scrape_soon(port)
+        assert status.endswith("200 OK") and list(text_string_to_metric_families(body))
+    finally:
+        server.close()
+
+
+async def test_an_overlong_request_line_is_refused_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """A request line over the limit is answered 400 or closed; nothing is logged with a traceback."""
+    caplog.set_level(logging.DEBUG)
+    port = free_port()
+    server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        answer = await _until_closed(reader, 30)
+        writer.close()
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 400 ")
+        assert (await _scrape_soon(port))[0].endswith("200 OK")  # the server went on, and its handler ended
+    finally:
+        server.close()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_a_head_with_too_many_headers_is_refused() -> None:
+    """The request head is bounded in lines and bytes: thousands of headers are not read to the end
+    and answered as a scrape."""
+    port = free_port()
+    server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\n" + b"X-Many: header\r\n" * 5_000 + b"\r\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        answer = await _until_closed(reader, 30)
+        writer.close()
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 400 ")
+    finally:
+        server.close()
+
+
+async def test_connections_beyond_the_cap_are_closed_and_scrapes_resume_after() -> None:
+    """Past the cap on connections served at once, a new connection is closed without being read,
+    however it dribbles; once the held connections go, a scrape is answered again."""
+    port = free_port()
+    server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True, deadline_s=60, max_connections=2)
+    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+    try:
+        for _, writer in held:
+            writer.write(b"GET /metrics HTTP/1.1\r\n")  # and no more: each holds its slot
+            await writer.drain()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\n")
+        dribbling = asyncio.create_task(_dribble(writer, 0.2))
+        try:
+            assert await _until_closed(reader, 10) == b""
+        finally:
+            dribbling.cancel()
+            writer.close()
+    finally:
+        for _, writer in held:
+            writer.close()
+    try:
+        status, body = await _scrape_soon(port)
+        assert status.endswith("200 OK") and list(text_string_to_metric_families(body))
+    finally:
+        server.close()
