@@ -11,7 +11,6 @@ All of them stream: no partition is ever held in memory. What a walk must keep f
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from broker.access import denials_transaction
-from broker.audit.chain import ChainHead, ChainWriter, flatten
-from broker.audit.denials import concerns, denial
+from broker.audit.chain import ChainHead, ChainWriter, flatten, listed
+from broker.audit.denials import concerns, denial, log_lines
 from broker.audit.verify import (
     Finding,
     Holds,
@@ -29,9 +28,8 @@ from broker.audit.verify import (
     PartitionWalk,
     VerifyFn,
     delivered_pairs,
-    head_problem,
-    parse_record,
     unmatched_receipt,
+    when,
 )
 from broker.audit_index import AuditIndex
 from broker.crypto import KeyKind, checker, parse_key_id
@@ -71,6 +69,7 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                         unmatched.append(Finding(topic, partition, rec.offset, why))
                 report.checkpoints = sum(c.signed for c in walk.chains.values())
                 report.unsigned_tail = walk.unsigned_tail
+                report.vouched = walk.vouched()
                 tail = walk.tail_findings()
                 report.findings += tail
                 # A receipt already reported as unvouched is not reported again as unmatched.
@@ -137,11 +136,8 @@ class LogFilter:
         if self.agreement and doc.get("agreement") != self.agreement:
             return False
         if self.since or self.until:
-            try:
-                at = datetime.fromisoformat(str(doc.get("at", "")).replace("Z", "+00:00"))
-            except ValueError:
-                return False
-            if (self.since and at < self.since) or (self.until and at > self.until):
+            at = when(doc.get("at"))  # None: no time, or one without an offset, which is no time either
+            if at is None or (self.since and at < self.since) or (self.until and at > self.until):
                 return False
         return True
 
@@ -335,10 +331,6 @@ def signature_checks(keys_dir: Path, verify_files: list[Path] | None) -> VerifyF
     return checker({rec.key_id: rec.ed25519_public() for rec in records})
 
 
-def _when(entry: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(entry["at"]).replace("Z", "+00:00"))
-
-
 async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[Path], principals: frozenset[str],
                           signer_id: str, sign: Callable[[bytes], bytes], verify: VerifyFn,
                           since: datetime | None = None) -> int:
@@ -347,8 +339,10 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
     many were added.
 
     It runs as the broker (whose login alone may write the denials topic). One collector writes the
-    chain: its transactional id fences any earlier one, and it extends the chain only from a head
-    the broker signed, as every chain's owner does.
+    chain: its transactional id fences any earlier one, and it extends the chain only when the whole
+    of it verifies as `audit verify` would find it (``_denials_head``), never from a head that merely
+    carries a good signature (an old block replayed at the end does). Log lines are read as
+    ``denials.log_lines`` and ``denials.denial`` take them: whole lines only, split at newlines only.
     """
     entries = []
     for path in logs:
@@ -356,27 +350,19 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             raise ConfigError(f"cannot read the authorizer log {path}: {exc.strerror}") from None
-        entries += [e for line in text.splitlines() if (e := denial(line)) is not None
-                    and concerns(e, names.prefix, principals) and (since is None or _when(e) >= since)]
+        for line in log_lines(text):
+            entry = denial(line)
+            if entry is None or not concerns(entry, names.prefix, principals):
+                continue
+            at = when(entry["at"])
+            if since is None or (at is not None and at >= since):
+                entries.append(entry)
     tp = TopicPartition(names.denials, 0)
     writer = producer(conn, "puente-denials", transactional_id=denials_transaction(names), enable_idempotence=True,
                       acks="all")
     async with running(writer, conn, f"writing {names.denials}"):
         async with running(reader(conn, "puente-auditor"), conn, f"reading {names.denials}") as consumer:
-            seen: set[str] = set()
-            head_record = None
-            async for rec in read_range(consumer, tp):
-                head_record = rec
-                doc = parse_record(rec.value)
-                for entry in (doc or {}).get("entries") or ():
-                    if isinstance(entry, dict):
-                        seen.add(str(entry.get("line_sha256")))
-        head = ChainHead()
-        if head_record is not None:
-            problem = head_problem(tp.topic, 0, head_record.value, None, verify)
-            if problem is not None:
-                raise AuditChainError(f"{tp.topic} cannot be continued: {problem}; run `puente audit verify`")
-            head = ChainHead.after(json.loads(head_record.value))
+            head, seen = await _denials_head(consumer, tp, verify)
         fresh = sorted({e["line_sha256"]: e for e in entries if e["line_sha256"] not in seen}.values(),
                        key=lambda e: e["at"])
         if not fresh:
@@ -386,6 +372,39 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
             for block in chain.blocks(fresh, signer_id, sign, iso_utc(datetime.now(UTC))):
                 await writer.send(tp.topic, block, partition=0)
     return len(fresh)
+
+
+async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn) -> tuple[ChainHead, set[str]]:
+    """Where the denials chain may be continued from, and the log lines it already holds.
+
+    The whole partition is walked as `audit verify` walks it (``PartitionWalk``): the collector signs
+    over everything before its new blocks, so any finding (a record someone else wrote, an old block
+    replayed at the end, a gap) stops it, with one error that points to ``puente audit verify``; and
+    "already collected" is taken from sound records only, so nothing written by someone else can keep
+    a denial out. AuditChainError when the chain may not be extended.
+    """
+    walk = PartitionWalk(tp.topic, tp.partition, verify, "denials")
+    seen: set[str] = set()
+    problems = 0
+    first: Finding | None = None
+    async for rec in read_range(consumer, tp):
+        doc, found = walk.feed(rec.offset, rec.value)
+        if found:
+            problems += len(found)
+            first = first or found[0]
+            continue
+        for entry in listed((doc or {}).get("entries")):
+            if isinstance(entry, dict) and isinstance(entry.get("line_sha256"), str):
+                seen.add(entry["line_sha256"])
+    state = walk.chains.get(None)
+    others = [c for c in walk.chains if c is not None]
+    if first is not None or others or (state is not None and state.tail):
+        where = f"offset {first.offset}: {first.problem}" if first is not None else "it holds records of other chains"
+        raise AuditChainError(f"{tp.topic} cannot be continued: {problems or 1} problem(s), the first at {where}; "
+                              "run `puente audit verify`")
+    if state is None:
+        return ChainHead(), seen
+    return ChainHead(seq=state.seq, prev=state.prev, since_checkpoint=0), seen
 
 
 def ack_deadlines(policy: PolicySet) -> dict[str, int]:

@@ -233,6 +233,26 @@ def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     return out
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """A value from a record, quoted and cut short for a finding or a row: a string by the ``repr`` of
+    its start (so control characters are escaped and the quote stays on one line), a number, None or
+    a boolean whole when short, anything else by its type alone. Never ``repr`` or ``str`` of a whole
+    value: a hostile record may hold megabytes, or lists nested a thousand deep (RecursionError)."""
+    if isinstance(value, str):
+        text = repr(value[:limit])
+    elif value is None or isinstance(value, (bool, float)) or (type(value) is int and -(10**20) < value < 10**20):
+        text = repr(value)
+    else:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def listed(value: Any) -> list[Any]:
+    """``value`` when it is a list, else no items: a record's ``entries`` or ``decisions`` may be anything
+    (``audit verify`` reports a block whose are not lists; readers of such a record skip them)."""
+    return value if isinstance(value, list) else []
+
+
 def chain_owner(chain: str) -> str:
     """The partner a receipt chain belongs to: ``COL`` for ``COL`` and ``COL/backup``."""
     return str(chain).split("/", 1)[0]
@@ -253,7 +273,7 @@ def flatten(doc: dict[str, Any]) -> list[dict[str, Any]]:
         return [doc]
     rows: list[dict[str, Any]] = []
     table = doc.get("decision_table")
-    for entry in doc.get("entries") or ():
+    for entry in listed(doc.get("entries")):
         if not isinstance(entry, dict):
             continue
         decisions = entry.get("decisions")
@@ -262,11 +282,11 @@ def flatten(doc: dict[str, Any]) -> list[dict[str, Any]]:
         if decisions is None:
             rows.append(shared)
             continue
-        for decision in decisions:
+        for decision in listed(decisions):
             found = resolve_decision(table, decision)
             if found is None:
                 rows.append({**shared, "kind": "DECISION", "decision": "UNREADABLE",
-                             "reasons": [f"the block's decision table has no entry {decision!r}"]})
+                             "reasons": [f"the block's decision table has no entry {shown(decision)}"]})
             else:
                 rows.append({**shared, "kind": "DECISION", **found})
     return rows
@@ -283,7 +303,14 @@ def resolve_decision(table: Any, ref: Any) -> dict[str, Any] | None:
 
 
 def unresolved_decisions(doc: dict[str, Any]) -> int:
-    """How many of a BLOCK's decision references do not resolve (0 for a sound block)."""
+    """How many of a BLOCK's decision references do not resolve (0 for a sound block). A ``decisions``
+    that is present but not a list counts as one: none of what it should list can be read."""
     table = doc.get("decision_table")
-    return sum(1 for entry in doc.get("entries") or () if isinstance(entry, dict)
-               for ref in entry.get("decisions") or () if resolve_decision(table, ref) is None)
+    bad = 0
+    for entry in listed(doc.get("entries")):
+        decisions = entry.get("decisions") if isinstance(entry, dict) else None
+        if decisions is not None and not isinstance(decisions, list):
+            bad += 1
+            continue
+        bad += sum(1 for ref in listed(decisions) if resolve_decision(table, ref) is None)
+    return bad

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from broker.audit.verify import when
 
 ACKNOWLEDGED = "acknowledged"
 OUTSTANDING = "outstanding"
@@ -22,6 +24,7 @@ OVERDUE = "overdue"
 FAILED = "failed"  # the notice could not be sent: the partner still holds the alert
 DEFAULT_ACK_HOURS = 72
 CLOCK_SKEW = timedelta(hours=1)
+_MIN, _MAX = datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -41,26 +44,20 @@ class RecallRow:
         return max(timedelta(0), now - self.deadline) if self.acknowledged_at is None else timedelta(0)
 
 
-def _when(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], now: datetime) -> list[RecallRow]:
     """Every recall: failed ones first, then overdue (longest overdue first), outstanding, and
     acknowledged (latest first); for each (alert, partner) the latest notice counts. ``ack_hours``
     gives each partner's deadline in hours (the shortest any of its agreements sets); a partner it
-    does not name gets the default."""
+    does not name gets the default. A row whose ``at`` is no time with an offset (``verify.when``)
+    counts for nothing: a time without one is never compared as if it were UTC."""
     sent: dict[tuple[str, str], tuple[int, datetime, str | None, bool]] = {}
     acks: dict[tuple[str, str], list[tuple[int, datetime]]] = {}
     for row in rows:
         kind, alert, partner = row.get("kind"), row.get("alert_id"), row.get("partner")
         if not isinstance(alert, str) or not isinstance(partner, str):
             continue
-        at = _when(row.get("at"))
-        if at is None:
+        at = when(row.get("at"))
+        if at is None or not _MIN < at < _MAX:  # beyond them, a deadline or the clock skew would overflow
             continue
         version = row.get("version", 1)
         version = version if type(version) is int else 1

@@ -1,10 +1,21 @@
-"""Walk audit chains and report every gap, edit, reordering or bad signature. Pure."""
+"""Walk audit chains and report every gap, edit, reordering or bad signature. Pure.
+
+What a walk cannot see: records dropped from the *end* of a chain, after its last signed record,
+leave no trace in the topic (the chain that remains is whole). A report therefore names, per chain,
+the last signed record it found sound (``PartitionReport.vouched``): that is how far the topic
+vouches for itself, and only a copy of that record's seq and hash kept elsewhere shows more.
+
+No record is read with ``str``/``repr`` of its values or iterated before its type is checked: a
+record someone else wrote may hold anything JSON can (``entries: 5``, a signer nested a thousand
+deep), and that is a finding at that record, never a crash of the walk.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Container, Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -14,8 +25,10 @@ from broker.audit.chain import (
     canonical,
     chain_owner,
     checkpoint_payload,
+    listed,
     resolve_decision,
     sealed,
+    shown,
     unresolved_decisions,
 )
 from broker.crypto.keys import BROKER_OWNER, KeyKind, parse_key_id
@@ -32,6 +45,23 @@ class Finding:
     problem: str
 
 
+@dataclass(frozen=True)
+class Vouched:
+    """The last signed record of one chain that a walk found sound: how far the topic vouches for that
+    chain. Records dropped after it cannot be seen from the topic (module docstring)."""
+
+    chain: str | None  # None: the broker's chain
+    seq: int
+    at: str | None  # the time it states, when it states one
+    offset: int
+
+    def describe(self) -> str:
+        """``signed up to seq 41 (2026-11-01T10:00:00Z)``, one line whatever the record says."""
+        stated = f" ({plain(self.at, 40)})" if self.at is not None else ""
+        whose = f"chain {plain(self.chain)} " if self.chain is not None else ""
+        return f"{whose}signed up to seq {self.seq}{stated}"
+
+
 @dataclass
 class PartitionReport:
     """The result of walking one partition."""
@@ -42,10 +72,18 @@ class PartitionReport:
     checkpoints: int = 0  # signed records: checkpoints and blocks
     unsigned_tail: int = 0
     findings: list[Finding] = field(default_factory=list)
+    vouched: list[Vouched] = field(default_factory=list)  # per chain: its last sound signed record
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def vouched_text(self) -> str:
+        """What this partition's signatures vouch for, one line: each chain's last sound signed record, or
+        that none is signed. Anything dropped after those records cannot be seen from the topic."""
+        if not self.vouched:
+            return "no sound signed record" if self.records else "empty"
+        return "; ".join(v.describe() for v in self.vouched)
 
 
 # Kinds that must carry a signature: one without is reported, not taken as an unsigned record.
@@ -68,10 +106,17 @@ def may_sign(chain: str | None, signer: str) -> bool:
     return key.owner == chain_owner(chain) and key.kind is KeyKind.PARTNER_SIGNING
 
 
-# What each kind of chain may hold. The broker's chains (no chain name) hold its decisions:
-# blocks, their checkpoints, and the per-record kinds written before blocks. A partner's receipt
-# chain holds only its receipts and their checkpoints: a partner's key never vouches for a decision.
-DECISION_KINDS = frozenset({"BLOCK", "CHECKPOINT", "DECISION", "DEAD_LETTER"})
+# What each kind of chain may hold. The broker's chains (no chain name: its decisions, and the
+# denials it collects) hold signed records only: BLOCKs, and CHECKPOINTs. The broker writes every
+# batch as one signed block, so an unsigned record there (such as the per-record DECISION and
+# DEAD_LETTER kinds written before blocks) is someone else's: SHA-256 is unkeyed, and anyone who may
+# write the topic can give a record a seq, prev and hash that continue the chain. The simplest sound
+# rule is to take no unsigned record in these chains at all: each is reported where it stands and
+# left out of the log, the recalls and the index. (Letting a later signed record vouch for unsigned
+# ones, as a receipt checkpoint does, would be sound too, but the broker writes none such: it buys
+# nothing and would keep forged records waiting in every reader.) A partner's receipt chain holds
+# only its receipts and their checkpoints: a partner's key never vouches for a decision.
+DECISION_KINDS = frozenset({"BLOCK", "CHECKPOINT"})
 RECEIPT_KINDS = frozenset({"RECEIPT", "CHECKPOINT"})
 DELIVERED = frozenset({"DELIVER", "DELIVER_REDACTED", "RECALL"})  # a feed record went out: a receipt may name it
 DECISION_ENTRIES = frozenset({"ALERT", "DEAD_LETTER"})  # what the broker's decision blocks hold
@@ -87,10 +132,42 @@ auditors' own queries (chain ``console``, unsigned QUERY records: auditors hold 
 Kafka's ACLs keep others from writing it, and the hash chain shows any edit or gap)."""
 
 
-def _shown(value: Any) -> str:
-    """A value from a record, quoted and cut short for a finding."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+_shown = shown  # a value from a record, quoted and cut short for a finding (``chain.shown``)
+
+
+def plain(value: str, limit: int = 60) -> str:
+    """A string from a record (a chain name, a kind, a signer) cut short, unquoted, with every character
+    that is not printable escaped: a finding stays one line whatever a record holds."""
+    cut = value[:limit]
+    return cut if cut.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
+
+
+def when(value: Any) -> datetime | None:
+    """The time a record's ``at`` states, in UTC, or None when it states none: not a string, not ISO 8601,
+    or without an offset (``Z``, ``+00:00``, ``-05:00``...). A time without one is unreadable, never taken
+    as UTC or as local time (nor compared with one that has an offset, which raises)."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+        return at.astimezone(UTC) if at.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def utc_problem(value: Any) -> str | None:
+    """Why a receipt's ``at`` is not a time as subscribers write it (ISO 8601 in UTC), or None: absent, or one."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        return f"its time {_shown(value)} is not an ISO 8601 time"
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return f"its time {_shown(value)} is not an ISO 8601 time"
+    if at.utcoffset() != timedelta(0):
+        return f"its time {_shown(value)} is not in UTC (Z or +00:00)"
+    return None
 
 
 def parse_record(value: bytes) -> dict[str, Any] | None:
@@ -123,20 +200,30 @@ def misplaced(chain: str | None, doc: dict[str, Any], holds: Holds | None,
         if holds == "receipts":
             return f"{_shown(kind)} record outside any partner's receipt chain, in a topic that holds receipts"
         if kind not in DECISION_KINDS:
-            return f"{_shown(kind)} record in the broker's chain"
-        entries = {str(e.get("kind"))[:20] for e in doc.get("entries") or () if isinstance(e, dict)}
+            return (f"{_shown(kind)} record in the broker's chain, which holds only signed blocks: "
+                    "the broker never wrote it")
+        if kind != "BLOCK":
+            return None
+        if not isinstance(doc.get("entries"), list):
+            return f"block whose entries are {_shown(doc.get('entries'))}, not a list"
+        kinds = {e.get("kind") if isinstance(e, dict) and isinstance(e.get("kind"), str) else None
+                 for e in doc["entries"]}
         allowed = DENIAL_ENTRIES if holds == "denials" else DECISION_ENTRIES
-        if holds is not None and not entries <= allowed:
-            return f"block with {', '.join(sorted(entries - allowed))} entries in a topic that holds {holds}"
+        if holds is not None and not kinds <= allowed:
+            odd = sorted(_shown(k, 20) if k is not None else "unreadable" for k in kinds - allowed)
+            return f"block with {', '.join(odd[:5])} entries in a topic that holds {holds}"
         return None
     if holds in ("decisions", "denials"):
-        return f"chain {chain[:60]} record in a topic that holds only the broker's {holds}"
+        return f"chain {plain(chain)} record in a topic that holds only the broker's {holds}"
     if kind not in RECEIPT_KINDS:
-        return f"{_shown(kind)} record in {chain[:60]}'s receipt chain, which may hold only receipts and checkpoints"
+        return (f"{_shown(kind)} record in {plain(chain)}'s receipt chain, which may hold only receipts "
+                "and checkpoints")
     if owner is not None and chain_owner(chain) != owner:
-        return f"chain {chain[:60]} in {owner}'s receipts topic"
+        return f"chain {plain(chain)} in {plain(owner)}'s receipts topic"
     if kind == "RECEIPT" and doc.get("partner") != chain_owner(chain):
-        return f"receipt for partner {_shown(doc.get('partner'))} in {chain[:60]}'s receipt chain"
+        return f"receipt for partner {_shown(doc.get('partner'))} in {plain(chain)}'s receipt chain"
+    if kind == "RECEIPT" and (why := utc_problem(doc.get("at"))) is not None:
+        return f"receipt in {plain(chain)}'s receipt chain: {why}"
     return None
 
 
@@ -166,22 +253,31 @@ def head_problem(topic: str, partition: int, value: bytes, chain: str | None, ve
     doc = parse_record(value)
     if doc is None or doc.get("chain") != chain:
         return "its last record is not one of this chain's audit records"
-    try:
-        seq, claimed = int(doc["seq"]), str(doc["hash"])
-    except (KeyError, TypeError, ValueError, OverflowError):
+    fields = chain_fields(doc)
+    if fields is None:
         return "its last record lacks its seq or hash"
+    seq, _, claimed = fields
     if (why := form_problem(value, doc, claimed)) is not None:
         return f"its last record (seq {seq}) {why}"
-    kind, signer = str(doc["kind"])[:40], str(doc.get("signer"))[:60]
+    kind, signer, sig = doc["kind"], doc.get("signer"), doc.get("sig")
     if kind not in _SIGNED_KINDS or "sig" not in doc:
         return f"its last record (seq {seq}, {_shown(kind)}) is unsigned: its owner always ends with a signed record"
-    if not may_sign(chain, signer):
-        return f"its last record (seq {seq}) is signed by {signer}, which may not vouch for this chain"
+    if not isinstance(signer, str) or not may_sign(chain, signer):
+        return f"its last record (seq {seq}) is signed by {_shown(signer)}, which may not vouch for this chain"
     try:
-        good = verify(signer, checkpoint_payload(topic, partition, doc), bytes.fromhex(str(doc["sig"])))
-    except ValueError:
+        good = isinstance(sig, str) and verify(signer, checkpoint_payload(topic, partition, doc), bytes.fromhex(sig))
+    except (ValueError, TypeError):
         good = False
-    return None if good else f"its last record (seq {seq}) has a signature that does not verify with {signer}"
+    return None if good else f"its last record (seq {seq}) has a signature that does not verify with {plain(signer)}"
+
+
+def chain_fields(doc: dict[str, Any]) -> tuple[int, str, str] | None:
+    """A record's ``seq``, ``prev`` and ``hash``, or None when one is missing or not of its type (an
+    integer, two strings): a record's place in its chain is read from nothing else."""
+    seq, prev, claimed = doc.get("seq"), doc.get("prev"), doc.get("hash")
+    if type(seq) is not int or not isinstance(prev, str) or not isinstance(claimed, str):
+        return None
+    return seq, prev, claimed
 
 
 def delivered_pairs(doc: dict[str, Any]) -> list[tuple[str, str]]:
@@ -190,10 +286,10 @@ def delivered_pairs(doc: dict[str, Any]) -> list[tuple[str, str]]:
         return []
     table = doc.get("decision_table")
     out = []
-    for entry in doc.get("entries") or ():
+    for entry in listed(doc.get("entries")):
         if not isinstance(entry, dict) or not isinstance(entry.get("alert_id"), str):
             continue
-        for ref in entry.get("decisions") or ():
+        for ref in listed(entry.get("decisions")):
             found = resolve_decision(table, ref)
             if (found is not None and found.get("decision") in DELIVERED and found.get("sent") is not False
                     and isinstance(found.get("partner"), str)):
@@ -213,7 +309,7 @@ def unmatched_receipt(doc: dict[str, Any], delivered: Container[tuple[str, str]]
     alert = doc.get("alert_id")
     if isinstance(alert, str) and (alert, owner) in delivered:
         return None
-    return f"receipt for alert {_shown(alert)}, which the audited decisions never delivered to {owner[:60]}"
+    return f"receipt for alert {_shown(alert)}, which the audited decisions never delivered to {plain(owner)}"
 
 
 @dataclass
@@ -270,46 +366,24 @@ class PartitionWalk:
         def flag(problem: str) -> None:
             found.append(Finding(self.topic, self.partition, offset, problem))
 
-        try:
-            doc = parse_record(value)
-            if doc is None:
-                raise TypeError("not an audit record")
-            seq, prev, claimed = int(doc["seq"]), str(doc["prev"]), str(doc["hash"])
-            chain = doc.get("chain")
-        except (ValueError, KeyError, TypeError, OverflowError):
+        doc = parse_record(value)
+        fields = chain_fields(doc) if doc is not None else None
+        if doc is None or fields is None:
             flag("not an audit record (unreadable JSON, no kind, or missing seq/prev/hash)")
             return None, found
+        seq, prev, claimed = fields
+        chain = doc.get("chain")
         state = self.chains.get(chain)
         if state is None:
             state = self.chains[chain] = ChainState()
         state.records += 1
-        label = f"chain {chain[:60]} " if chain is not None else ""
-        if (why := misplaced(chain, doc, self.holds, self.owner)) is not None:
-            flag(f"seq {seq}: {why}")
-        if (why := form_problem(value, doc, claimed)) is not None:
-            flag(f"{label}record seq {seq} {why}")
-        if seq != state.seq:
-            kind = "gap: records missing" if seq > state.seq else "reordered or repeated record"
-            flag(f"{label}{kind} (expected seq {state.seq}, found {seq})")
-        elif prev != state.prev:
-            flag(f"{label}record seq {seq} does not follow the record before it (prev hash differs)")
+        label = f"chain {plain(chain)} " if chain is not None else ""
         signed = "sig" in doc or doc.get("kind") in _SIGNED_KINDS
-        if signed:
-            state.signed += 1
-            signer = str(doc.get("signer"))[:60]
-            try:
-                good = self.verify(str(doc["signer"]), checkpoint_payload(self.topic, self.partition, doc),
-                                   bytes.fromhex(doc["sig"]))
-            except (KeyError, ValueError, TypeError):
-                good = False
-            if not good:
-                flag(f"{doc['kind'][:40].lower()} seq {seq} has an invalid signature")
-            elif not may_sign(chain, str(doc["signer"])):
-                whose = "the broker's decisions" if chain is None else f"{chain[:60]}'s receipts"
-                flag(f"{label}{doc['kind'][:40].lower()} seq {seq} is signed by {signer}, "
-                     f"which may not vouch for {whose}")
-            if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
-                flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
+        try:
+            self._check(doc, value, seq, prev, claimed, chain, state, signed, flag)
+        except (RecursionError, TypeError, ValueError, OverflowError) as exc:
+            # A backstop: whatever in a record a check did not expect, it is that record's finding.
+            flag(f"{label}record seq {seq} could not be checked ({type(exc).__name__}): not as its writer sealed it")
         sound = not found
         if not sound and state.tail and chain is not None and self.holds != "queries":  # a receipt chain
             # A record of the chain that is not sound (a break, someone else's record, a signature
@@ -333,6 +407,43 @@ class PartitionWalk:
         state.seq, state.prev = seq + 1, claimed
         return doc, found
 
+    def _check(self, doc: dict[str, Any], value: bytes, seq: int, prev: str, claimed: str, chain: str | None,
+               state: ChainState, signed: bool, flag: Callable[[str], None]) -> None:
+        """The checks of one record (``feed``), each finding given to ``flag``."""
+        label = f"chain {plain(chain)} " if chain is not None else ""
+        if (why := misplaced(chain, doc, self.holds, self.owner)) is not None:
+            flag(f"seq {seq}: {why}")
+        if (why := form_problem(value, doc, claimed)) is not None:
+            flag(f"{label}record seq {seq} {why}")
+        if seq != state.seq:
+            kind = "gap: records missing" if seq > state.seq else "reordered or repeated record"
+            flag(f"{label}{kind} (expected seq {state.seq}, found {seq})")
+        elif prev != state.prev:
+            flag(f"{label}record seq {seq} does not follow the record before it (prev hash differs)")
+        if not signed:
+            return
+        state.signed += 1
+        what = plain(doc["kind"], 40).lower()
+        signer, sig = doc.get("signer"), doc.get("sig")
+        try:
+            good = (isinstance(signer, str) and isinstance(sig, str)
+                    and self.verify(signer, checkpoint_payload(self.topic, self.partition, doc), bytes.fromhex(sig)))
+        except (KeyError, ValueError, TypeError):
+            good = False
+        if not good:
+            flag(f"{what} seq {seq} has an invalid signature")
+        elif not may_sign(chain, str(signer)):
+            whose = "the broker's decisions" if chain is None else f"{plain(chain)}'s receipts"
+            flag(f"{label}{what} seq {seq} is signed by {plain(str(signer))}, which may not vouch for {whose}")
+        if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
+            flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
+
+    def vouched(self) -> list[Vouched]:
+        """Each chain's last signed record found sound, as walked so far (``PartitionReport.vouched``)."""
+        return [Vouched(chain, s.signed_seq, s.signed_at, s.signed_offset if s.signed_offset is not None else 0)
+                for chain, s in sorted(self.chains.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
+                if s.signed_seq is not None]
+
     @property
     def unsigned_tail(self) -> int:
         """Unsigned records after the last signed record of each chain, all chains together."""
@@ -345,7 +456,7 @@ class PartitionWalk:
         if self.holds != "receipts":
             return []
         return [Finding(self.topic, self.partition, s.tail_first if s.tail_first is not None else 0, (
-            f"chain {chain[:60]}: {s.tail} receipt record(s) from here on that no checkpoint of "
+            f"chain {plain(chain)}: {s.tail} receipt record(s) from here on that no checkpoint of "
             "the partner's vouches for")) for chain, s in self.chains.items() if chain is not None and s.tail]
 
 
@@ -369,4 +480,5 @@ def verify_partition(
     report.checkpoints = sum(s.signed for s in walk.chains.values())
     report.unsigned_tail = walk.unsigned_tail
     report.findings += walk.tail_findings()
+    report.vouched = walk.vouched()
     return report

@@ -114,11 +114,16 @@ def _verify(args: argparse.Namespace) -> int:
         print(json.dumps({
             "records": sum(r.records for r in reports), "problems": len(problems),
             "chains": [{"topic": r.topic, "partition": r.partition, "records": r.records, "signed": r.checkpoints,
-                        "unsigned_tail": r.unsigned_tail, "ok": r.ok} for r in reports],
+                        "unsigned_tail": r.unsigned_tail, "ok": r.ok,
+                        "signed_up_to": [{"chain": v.chain, "seq": v.seq, "at": v.at, "offset": v.offset}
+                                         for v in r.vouched]} for r in reports],
             "findings": [{"topic": f.topic, "partition": f.partition, "offset": f.offset, "problem": f.problem}
                          for f in problems]}, ensure_ascii=False, indent=2))
         return 1 if problems else 0
     _table(reports)
+    for r in reports:
+        if r.records:
+            print(f"VOUCHED {r.topic}[{r.partition}]: {r.vouched_text()}")
     for f in problems:
         print(f"PROBLEM {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
     chains = sum(1 for r in reports if r.records)

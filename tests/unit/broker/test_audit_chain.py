@@ -9,7 +9,8 @@ import json
 import pytest
 
 from broker.audit import ChainHead, ChainWriter, flatten, seal, verify_partition
-from broker.audit.chain import checkpoint_payload
+from broker.audit.chain import checkpoint_payload, unresolved_decisions
+from broker.audit.verify import Holds, delivered_pairs
 
 KEY = b"k" * 32
 
@@ -19,16 +20,21 @@ def _sign(payload: bytes) -> bytes:
 
 
 def _verify(signer: str, payload: bytes, sig: bytes) -> bool:
-    return signer == "broker-sign-test" and hmac.compare_digest(_sign(payload), sig)
+    return signer in ("broker-sign-test", "COL-rcpt-test") and hmac.compare_digest(_sign(payload), sig)
+
+
+def _receipt(i: int, status: str = "RECEIVED") -> dict[str, str]:
+    return {"alert_id": f"A{i}", "partner": "COL", "status": status}
 
 
 def _chain(n: int, every: int = 4) -> list[bytes]:
-    writer = ChainWriter("audit", 0, checkpoint_every=every)
+    """A plain chain (COL's receipts: the broker's own chains hold signed blocks only) with checkpoints."""
+    writer = ChainWriter("audit", 0, checkpoint_every=every, chain="COL")
     out = []
     for i in range(n):
-        out.append(writer.append("DECISION", {"alert_id": f"A{i}", "partner": "COL", "decision": "DELIVER"}))
+        out.append(writer.append("RECEIPT", _receipt(i)))
         if writer.checkpoint_due:
-            out.append(writer.checkpoint("broker-sign-test", _sign, "2026-11-01T00:00:00Z"))
+            out.append(writer.checkpoint("COL-rcpt-test", _sign, "2026-11-01T00:00:00Z"))
     return out
 
 
@@ -45,11 +51,11 @@ def test_untouched_chain_verifies() -> None:
 def test_edited_field_is_found() -> None:
     """Changing one field of one record is reported as an edit at that offset."""
     values = _chain(10)
-    doc = json.loads(values[3])
-    doc["decision"] = "WITHHOLD"
-    values[3] = json.dumps(doc).encode()
+    doc = json.loads(values[5])  # the first record after a checkpoint: no unsigned ones before it to cut off
+    doc["status"] = "REJECTED"
+    values[5] = json.dumps(doc).encode()
     report = _walk(values)
-    assert [f.offset for f in report.findings] == [3]
+    assert [f.offset for f in report.findings] == [5]
     assert "edited" in report.findings[0].problem
 
 
@@ -70,11 +76,10 @@ def test_swapped_records_are_reordering() -> None:
 def test_rewritten_tail_with_fresh_hashes_fails_the_checkpoint() -> None:
     """A forger who recomputes every hash after an edit is still caught by the signed checkpoint."""
     values = _chain(4, every=4)  # 4 records then a checkpoint at index 4
-    writer = ChainWriter("audit", 0, checkpoint_every=100)
+    writer = ChainWriter("audit", 0, checkpoint_every=100, chain="COL")
     forged = []
     for i in range(4):
-        body = {"alert_id": f"A{i}", "partner": "COL", "decision": "WITHHOLD" if i == 2 else "DELIVER"}
-        forged.append(writer.append("DECISION", body))
+        forged.append(writer.append("RECEIPT", _receipt(i, "REJECTED" if i == 2 else "RECEIVED")))
     forged.append(values[4])  # keep the genuine checkpoint
     findings = _walk(forged).findings
     assert findings and all("checkpoint" in f.problem or "follow" in f.problem for f in findings)
@@ -82,9 +87,9 @@ def test_rewritten_tail_with_fresh_hashes_fails_the_checkpoint() -> None:
 
 def test_checkpoint_signed_by_someone_else_fails() -> None:
     """A checkpoint whose signature does not verify is reported."""
-    writer = ChainWriter("audit", 0)
-    values = [writer.append("DECISION", {"alert_id": "A"}),
-              writer.checkpoint("broker-sign-test", lambda p: b"\0" * 32, "t")]
+    writer = ChainWriter("audit", 0, chain="COL")
+    values = [writer.append("RECEIPT", _receipt(0)),
+              writer.checkpoint("COL-rcpt-test", lambda p: b"\0" * 32, "t")]
     assert any("signature" in f.problem for f in _walk(values).findings)
 
 
@@ -107,8 +112,8 @@ def test_writer_resumes_after_the_last_record(n: int) -> None:
     """A writer restarted from the last record continues the same chain without findings."""
     values = _chain(n, every=3)
     last = json.loads(values[-1]) if values else None
-    writer = ChainWriter("audit", 0, head=ChainHead.after(last), checkpoint_every=3)
-    values.append(writer.append("DECISION", {"alert_id": "resumed"}))
+    writer = ChainWriter("audit", 0, head=ChainHead.after(last), checkpoint_every=3, chain="COL")
+    values.append(writer.append("RECEIPT", _receipt(99)))
     assert _walk(values).ok
 
 
@@ -296,3 +301,98 @@ def test_findings_quote_record_values_cut_short() -> None:
     huge = writer.append("X" * 100_000, {"partner": "COL"})
     findings = verify_partition("access", 0, [(0, huge)], _verify_any, "receipts").findings
     assert findings and all(len(f.problem) < 200 for f in findings)
+
+
+def _after_blocks(kind: str, holds: str) -> list[bytes]:
+    """Two sound signed blocks, then two unsigned records of a kind written before blocks, continuing the
+    chain with the right seq, prev and hash (SHA-256 is unkeyed: anyone who may write the topic can)."""
+    writer = ChainWriter("audit", 0)
+    entry = ({"kind": "DENIAL", "principal": "User:x", "line_sha256": "a"} if holds == "denials" else
+             {"kind": "ALERT", "alert_id": "A1", "decisions": [{"partner": "COL", "decision": "DELIVER"}]})
+    values = [writer.block([entry], "broker-sign-test", _sign, "2026-11-01T00:00:00Z") for _ in range(2)]
+    values.append(writer.append(kind, {"alert_id": "FORGED", "partner": "USA", "decision": "DELIVER",
+                                       "principal": "User:partner-USA"}))
+    values.append(writer.append(kind, {"alert_id": "A1", "partner": "COL", "decision": "RECALL"}))
+    return values
+
+
+@pytest.mark.parametrize("holds", ["decisions", "denials", None])
+@pytest.mark.parametrize("kind", ["DECISION", "DEAD_LETTER", "DENIAL"])
+def test_unsigned_records_in_the_broker_chain_are_reported(kind: str, holds: Holds | None) -> None:
+    """The broker writes only signed blocks: an unsigned record in its chain (decisions or denials), even one
+    of a kind written before blocks that continues the chain perfectly, is a finding where it stands."""
+    report = verify_partition("audit", 0, enumerate(_after_blocks(kind, holds or "decisions")), _verify, holds)
+    assert [f.offset for f in report.findings] == [2, 3]
+    assert all("the broker never wrote it" in f.problem for f in report.findings)
+
+
+def _sealed_raw(fields: bytes) -> bytes:
+    """A record whose fields are given as raw JSON text (so nesting orjson will not write can be used)."""
+    return b'{"hash":"x","prev":"' + b"0" * 64 + b'","seq":0,' + fields + b"}"
+
+
+DEEP = b"[" * 1000 + b"]" * 1000
+
+
+@pytest.mark.parametrize("value", [
+    seal({"v": 1, "seq": 0, "prev": "0" * 64, "kind": "DECISION", "entries": 5}),
+    seal({"v": 1, "seq": 0, "prev": "0" * 64, "kind": "BLOCK", "signer": "broker-sign-test", "sig": "00",
+          "entries": True}),
+    seal({"v": 1, "seq": 0, "prev": "0" * 64, "kind": "BLOCK", "signer": "broker-sign-test", "sig": "00",
+          "entries": [{"kind": "ALERT", "alert_id": "A", "decisions": 5}, 7, {"kind": ["x"]}]}),
+    _sealed_raw(b'"kind":"BLOCK","sig":"00","signer":' + DEEP),
+    _sealed_raw(b'"kind":"BLOCK","sig":' + DEEP + b',"signer":"broker-sign-test","entries":[]'),
+    _sealed_raw(b'"kind":"BLOCK","sig":"00","signer":"broker-sign-test","entries":' + DEEP),
+    _sealed_raw(b'"kind":"RECEIPT","chain":"COL","partner":' + DEEP),
+    _sealed_raw(b'"kind":"RECEIPT","chain":"COL","partner":"COL","at":' + DEEP),
+    b'{"hash":"x","kind":"RECEIPT","prev":' + DEEP + b',"seq":0}',
+    b'{"hash":' + DEEP + b',"kind":"RECEIPT","prev":"0","seq":0}',
+    b'{"hash":"x","kind":"RECEIPT","prev":"0","seq":"0"}',
+    b'{"hash":"x","kind":"RECEIPT","prev":"0","seq":true}',
+])
+def test_hostile_values_are_findings_never_crashes(value: bytes) -> None:
+    """Whatever a record someone else wrote holds where a list, a string or a number belongs (an int, a
+    boolean, lists nested a thousand deep), the walk reports it at that record, with findings of one short
+    line each, and readers of its rows do not crash on it either."""
+    for holds in (None, "decisions", "denials", "receipts"):
+        report = verify_partition("audit", 0, [(0, value)], _verify, holds)
+        assert report.records == 1 and report.findings
+        assert all(len(f.problem) < 200 and "\n" not in f.problem for f in report.findings)
+    try:
+        doc = json.loads(value)
+    except (ValueError, RecursionError):
+        return
+    if isinstance(doc, dict):
+        flatten(doc)
+        unresolved_decisions(doc)
+        delivered_pairs(doc)
+
+
+def test_a_receipt_time_that_is_not_utc_is_reported() -> None:
+    """Subscribers write a receipt's time in UTC: one without an offset (which readers could only compare
+    naively), in another zone, or not a time at all is a finding; one in UTC is not."""
+    def problems(at: object) -> list[str]:
+        writer = ChainWriter("audit", 0, checkpoint_every=1 << 62, chain="COL")
+        values = [writer.append("RECEIPT", {**_receipt(0), "at": at}),
+                  writer.checkpoint("COL-rcpt-test", _sign, "2026-11-01T00:00:00Z")]
+        return [f.problem for f in verify_partition("audit", 0, enumerate(values), _verify, "receipts").findings]
+
+    assert problems("2026-11-01T10:00:00Z") == [] and problems("2026-11-01T10:00:00+00:00") == []
+    for at in ("2026-11-01T10:00:00", "2026-11-01T10:00:00+02:00", "yesterday", 5, ["x"]):
+        found = problems(at)
+        assert found and "receipt in COL's receipt chain: its time" in found[0], at
+
+
+def test_a_report_names_the_last_signed_record_it_vouches_for() -> None:
+    """What the topic vouches for ends at each chain's last sound signed record: the report names its seq and
+    time, since records dropped after it leave no trace in the topic."""
+    values = _blocks(3)
+    report = _walk(values)
+    assert report.ok and [(v.chain, v.seq, v.offset) for v in report.vouched] == [(None, 2, 2)]
+    assert report.vouched_text() == "signed up to seq 2 (2026-11-01T00:00:00Z)"
+    shorter = _walk(values[:2])  # the last block dropped: still sound, and the report says where it stops
+    assert shorter.ok and shorter.vouched_text() == "signed up to seq 1 (2026-11-01T00:00:00Z)"
+    receipts = verify_partition("audit", 0, enumerate(_chain(6, every=4)), _verify)
+    assert receipts.vouched_text() == "chain COL signed up to seq 4 (2026-11-01T00:00:00Z)"
+    assert _walk([]).vouched_text() == "empty"
+    assert _walk(_chain(2, every=4)).vouched_text() == "no sound signed record"

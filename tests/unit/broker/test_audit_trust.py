@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -16,6 +17,8 @@ from broker import auditor
 from broker.audit import ChainHead, ChainWriter, verify_partition
 from broker.audit.verify import delivered_pairs, head_problem, unmatched_receipt
 from broker.audit_index import AuditIndex
+from broker.topology import TopicNames
+from puente.errors import AuditChainError
 
 KEY = b"k" * 32
 
@@ -162,3 +165,95 @@ def test_a_record_nested_too_deeply_is_a_finding_and_the_index_goes_on(tmp_path:
             ingest.add(offset, value)
         ingest.commit()
         assert ingest.next_offset == len(values) + 1
+
+
+def _forged_after_blocks() -> list[bytes]:
+    """Two sound decision blocks, then unsigned DECISION records (the kind written before blocks) that continue
+    the chain: one claims a delivery to USA, one a recall from COL."""
+    writer = ChainWriter("decisions", 0)
+    values = [writer.block([{"kind": "ALERT", "alert_id": f"SNM:{i}", "at": "2026-11-01T10:00:00Z",
+                             "decisions": [{"partner": "COL", "decision": "DELIVER"}]}],
+                           "broker-sign-2026a", _sign, "2026-11-01T10:00:00Z") for i in range(2)]
+    values.append(writer.append("DECISION", {"alert_id": "SNM:forged", "partner": "USA", "decision": "DELIVER",
+                                             "at": "2026-11-01T10:00:01Z"}))
+    values.append(writer.append("DECISION", {"alert_id": "SNM:0", "partner": "COL", "decision": "RECALL",
+                                             "version": 1, "at": "2026-11-01T10:00:02Z"}))
+    return values
+
+
+def test_unsigned_records_after_the_last_block_are_reported_and_listed_nowhere(
+        tmp_path: Path, audit_topics: dict[str, list[bytes]]) -> None:
+    """Records someone else appended to the broker's chain, unsigned, are problems for `audit verify`, and
+    `audit log`, `audit recalls` (which read `read_log`'s rows) and the audit index leave them out."""
+    values = _forged_after_blocks()
+    audit_topics["decisions"] = values
+    [report] = asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify))  # type: ignore[arg-type]
+    assert [f.offset for f in report.findings] == [2, 3]
+    assert report.vouched_text() == "signed up to seq 1 (2026-11-01T10:00:00Z)"
+    left: list[int] = []
+    rows = asyncio.run(_rows(auditor.read_log(None, {"decisions": "decisions"}, auditor.LogFilter(),  # type: ignore[arg-type]
+                                              _verify, left)))
+    assert [(r["alert_id"], r["decision"]) for r in rows] == [("SNM:0", "DELIVER"), ("SNM:1", "DELIVER")]
+    assert left == [2]
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        index.register({"decisions": "decisions"}, {})
+        ingest = index.partition("decisions", 0, "decisions", _verify, owner=None, check_receipts=False)
+        for offset, value in enumerate(values):
+            ingest.add(offset, value)
+        ingest.commit()
+        assert index._all("SELECT alert_id, decision FROM decisions ORDER BY id") == [
+            ("SNM:0", "DELIVER"), ("SNM:1", "DELIVER")]
+        assert index.problems() == 2
+
+
+# collect-denials over the stand-in for Kafka (conftest.py), with a producer that keeps what it is sent.
+
+NAMES = TopicNames("p")
+LINE = ("[2026-12-01T11:50:{s:02d}.000Z] INFO Principal = User:partner-COL is Denied operation = READ from host = "
+        "10.1.1.1 on resource = Topic:LITERAL:p.feed.USA for request = Fetch with resourceRefCount = 1 "
+        "based on rule DefaultDeny")
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield None
+
+    async def send(self, topic: str, value: bytes, partition: int) -> None:
+        self.sent.append(value)
+
+
+def _collect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lines: list[str]) -> tuple[int, list[bytes]]:
+    out = _Producer()
+    monkeypatch.setattr(auditor, "producer", lambda *args, **kwargs: out)
+    log = tmp_path / "authorizer.log"
+    log.write_text("".join(line + "\n" for line in lines))
+    added = asyncio.run(auditor.collect_denials(None, NAMES, [log], frozenset({"partner-COL"}),  # type: ignore[arg-type]
+                                                "broker-sign-2026a", _sign, _verify))
+    return added, out.sent
+
+
+def test_collect_denials_continues_only_a_chain_that_verifies(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, audit_topics: dict[str, list[bytes]]) -> None:
+    """The collector walks the denials partition as `audit verify` does: on a sound chain it adds only the lines
+    not yet collected, after the last block; an old block replayed at the end, or a record someone else wrote
+    (claiming lines as collected), stops it with one error naming `puente audit verify`, and nothing is sent."""
+    audit_topics[NAMES.denials] = []
+    added, first = _collect(monkeypatch, tmp_path, [LINE.format(s=1), LINE.format(s=2)])
+    assert added == 2 and len(first) == 1
+    audit_topics[NAMES.denials] = list(first)
+    added, more = _collect(monkeypatch, tmp_path, [LINE.format(s=1), LINE.format(s=2), LINE.format(s=3)])
+    assert added == 1
+    chain = [*first, *more]
+    assert verify_partition(NAMES.denials, 0, enumerate(chain), _verify, "denials").ok
+
+    forged = ChainWriter(NAMES.denials, 0, ChainHead.after(json.loads(chain[-1])))
+    suppress = forged.append("BLOCK", {"entries": [{"kind": "DENIAL", "line_sha256": "x"}]})
+    for tampered in ([*chain, chain[0]], [*chain, suppress]):
+        audit_topics[NAMES.denials] = tampered
+        with pytest.raises(AuditChainError, match=r"cannot be continued: .*run `puente audit verify`") as err:
+            _collect(monkeypatch, tmp_path, [LINE.format(s=4)])
+        assert "\n" not in str(err.value)

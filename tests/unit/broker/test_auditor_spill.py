@@ -174,7 +174,8 @@ def test_deliveries_match_receipts_from_the_spill(tmp_path: Path) -> None:
 
 def _receipts(alerts: list[str]) -> list[bytes]:
     writer = ChainWriter("p.receipts.COL", 0, checkpoint_every=1 << 62, chain="COL")
-    values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": a, "status": "RECEIVED", "at": f"t{a}"})
+    values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": a, "status": "RECEIVED",
+                                        "at": f"2026-11-01T10:00:0{a[-1]}Z"})
               for a in alerts]
     return [*values, writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, recall_status
+from broker.auditor import LogFilter
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -49,3 +50,16 @@ def test_a_later_recall_needs_its_own_acknowledgement() -> None:
     rows = [_recall("SNM:A", "COL", 2, 20), _ack("SNM:A", "COL", 2, 19), _recall("SNM:A", "COL", 5, 2)]
     [row] = recall_status(rows, {}, NOW)
     assert row.version == 5 and row.state == OUTSTANDING
+
+
+def test_a_time_without_an_offset_is_no_time_never_a_crash() -> None:
+    """A receipt or notice whose `at` has no offset (or is no time at all) counts for nothing: `audit recalls`
+    and `audit log --since/--until` never compare it naively with an aware time (which raises)."""
+    naive = _ack("SNM:A", "COL", 2, 1) | {"at": "2026-12-01T11:00:00"}
+    nested = _ack("SNM:A", "COL", 2, 1) | {"at": [[["x"]]]}
+    rows = [_recall("SNM:A", "COL", 2, 10), naive, nested, _recall("SNM:B", "COL", 1, 1) | {"at": "2026-12-01"}]
+    [row] = recall_status(rows, {}, NOW)
+    assert (row.alert_id, row.state) == ("SNM:A", OUTSTANDING)
+    since = LogFilter(since=NOW - timedelta(days=1), until=NOW)
+    assert not since.accepts(naive) and not since.accepts(nested)
+    assert since.accepts(_ack("SNM:A", "COL", 2, 1))

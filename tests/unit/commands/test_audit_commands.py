@@ -134,9 +134,9 @@ def test_verify_json_is_one_document_of_chains_and_findings(
     assert doc == {
         "records": 14, "problems": 1,
         "chains": [{"topic": "p.decisions", "partition": 0, "records": 5, "signed": 2, "unsigned_tail": 0,
-                    "ok": True},
+                    "ok": True, "signed_up_to": []},
                    {"topic": "p.receipts.COL", "partition": 0, "records": 9, "signed": 1, "unsigned_tail": 1,
-                    "ok": False}],
+                    "ok": False, "signed_up_to": []}],
         "findings": [{"topic": "p.receipts.COL", "partition": 0, "offset": 7, "problem": problem.problem}]}
 
 
