@@ -216,6 +216,19 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     return (n >> 1) ^ -(n & 1), pos
 
 
+def _index(buf: bytes, pos: int, count: int, what: str) -> tuple[int, int]:
+    """An enum's or a union's index at ``pos``, refused outside ``[0, count)``, and the offset after it."""
+    i = buf[pos]
+    if i < 0x80 and not i & 1:  # the usual one-byte, non-negative index, without the call
+        pos += 1
+        i >>= 1
+    else:
+        i, pos = _varint(buf, pos)
+    if not 0 <= i < count:
+        raise ValueError(f"{what} index out of range")
+    return i, pos
+
+
 def _null(buf: bytes, pos: int) -> int:
     return pos
 
@@ -322,15 +335,7 @@ class _BodyCompiler:
     @staticmethod
     def _enum(count: int) -> _Check:
         def enum(buf: bytes, pos: int) -> int:
-            i = buf[pos]
-            if i < 0x80 and not i & 1:  # the usual one-byte, non-negative index, without the call
-                pos += 1
-                i >>= 1
-            else:
-                i, pos = _varint(buf, pos)
-            if not 0 <= i < count:
-                raise ValueError("enum index out of range")
-            return pos
+            return _index(buf, pos, count, "enum")[1]
 
         return enum
 
@@ -339,14 +344,7 @@ class _BodyCompiler:
         count = len(branches)
 
         def union(buf: bytes, pos: int) -> int:
-            i = buf[pos]
-            if i < 0x80 and not i & 1:  # the usual one-byte, non-negative index, without the call
-                pos += 1
-                i >>= 1
-            else:
-                i, pos = _varint(buf, pos)
-            if not 0 <= i < count:
-                raise ValueError("union index out of range")
+            i, pos = _index(buf, pos, count, "union")
             return branches[i](buf, pos)
 
         return union
