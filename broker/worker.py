@@ -279,6 +279,7 @@ class BrokerWorker:
                         raise outcome
                 took["producers_s"] = time.monotonic() - began
                 states = await self._read_state(audit, [slot for _, slot in fresh])
+                await self._check_empty_slots(fresh, states)
                 took["audit_s"] = time.monotonic() - began - sum(took.values())
                 books = await self._read_books(audit, [slot for _, slot in fresh])
                 took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
@@ -401,6 +402,30 @@ class BrokerWorker:
         if loaded:
             log.info("replay windows loaded", slots=len(slots), alert_ids=loaded)
         return {slot: (ChainHead.after(heads[tp]), windows[slot]) for slot, tp in tps.items()}
+
+    async def _check_empty_slots(self, fresh: list[tuple[TopicPartition, int]],
+                                 states: dict[int, tuple[ChainHead, ReplayWindow]]) -> None:
+        """Refuse a slot whose audit partition is empty while its ingress partition has committed
+        offsets: its history is in another slot's partitions (the agency list changed, and an
+        agency moved onto slots that never held records), and loading it empty would forget every
+        alert state and replay id it had. ``slot_mismatch`` catches a move onto slots with records.
+
+        The audit block and the offsets of a batch commit in one transaction, which the slot's
+        producer has seen completed before the audit is read (it fenced the previous owner): a
+        committed offset above 0 therefore means the slot's own partition holds blocks."""
+        group = self._group
+        if group is None:
+            return
+        for tp, slot in fresh:
+            if states[slot][0].seq != 0:
+                continue
+            committed = await group.committed(tp)
+            if committed:
+                raise ConfigError(
+                    f"audit partition {self.names.decisions}[{slot}] is empty, but {tp.topic}:{tp.partition} has "
+                    f"committed offset {committed}: its decisions are in another slot's partition. The slots follow "
+                    "PUENTE_AGENCIES and its order, which must stay as the topics were made (new agencies go at "
+                    "the end)")
 
     async def _read_books(self, consumer: Consumer, slots: list[int]) -> dict[int, LifecycleBook]:
         """Each slot's alert states, from its partition of the lifecycle topic, read back whole

@@ -139,6 +139,26 @@ async def test_a_reordered_agency_list_stops_the_broker_before_any_slot_runs(env
     assert len(await read_topic(env.conn, env.names.decisions)) == before  # nothing decided under the wrong slots
 
 
+async def test_an_agency_moved_onto_empty_slots_stops_the_broker(env: Env) -> None:
+    """Removing an agency that never published moves the agencies after it onto slots whose audit partitions
+    are empty: loaded empty, they would forget every alert state and replay id. The broker refuses, naming the
+    committed offset that shows the ingress partition's history is elsewhere."""
+    first_order = ["SENAFRONT", "SENAN", "PN", "COMBIFRON", "SNM"]  # COMBIFRON's slots stay empty: no input
+    await publish_synthetic(env.cfg, env.conn, 300, seed=73)
+    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"),
+                         env={**env.env_vars("broker"), "PUENTE_AGENCIES": json.dumps(first_order)},
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    before = len(await read_topic(env.conn, env.names.decisions))
+    await publish_synthetic(env.cfg, env.conn, 100, seed=74)
+    moved = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"),
+                           env={**env.env_vars("broker"), "PUENTE_AGENCIES": json.dumps([*first_order[:3], "SNM"])},
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert moved.returncode != 0 and "Traceback" not in moved.stderr, moved.stderr[-2000:]
+    assert "is empty, but" in moved.stderr and f"{env.names.ingress('SNM')}:" in moved.stderr
+    assert len(await read_topic(env.conn, env.names.decisions)) == before
+
+
 async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None:
     """A worker killed with SIGKILL mid-stream and restarted leaves each decision and delivery exactly once."""
     total = 4000
