@@ -161,17 +161,20 @@ def puentes(principal: str, principals: Iterable[str]) -> bool:
 
 
 def managed(acl: Acl, principals: Iterable[str]) -> bool:
-    """Whether an ACL found on the cluster is Puente's to keep or remove: every rule of one of Puente's
-    parties (``puentes``), whatever its resource type (CLUSTER too), name (``*`` too), pattern (a
-    prefix, even an empty one), operation, permission or host. The plan is the whole of what a party
-    may do: a rule it does not name is removed, never kept because it looks like someone else's.
+    """Whether an ACL found on the cluster is Puente's to keep or remove: every ALLOW rule of one of
+    Puente's parties (``puentes``), whatever its resource type (CLUSTER too), name (``*`` too), pattern
+    (a prefix, even an empty one), operation or host. The plan is the whole of what a party may do: a
+    rule that allows more is removed, never kept because it looks like someone else's.
+
+    A DENY rule of a party is not Puente's: it can only take rights away (an operator blocking a
+    compromised partner, say), so removing it could only widen access. It is listed, and left.
 
     Rules of other principals (other applications on a shared cluster, the admin) are left alone. So
     are rules for every user (``User:*``), though they reach Puente's parties too: ``wildcard`` finds
     those, for the operator to remove. A cluster holds one Puente deployment's parties: the logins
     are cluster-wide, so a second deployment on it would share them, and each would remove the
     other's rules."""
-    return puentes(acl.principal, principals)
+    return acl.permission == "ALLOW" and puentes(acl.principal, principals)
 
 
 def wildcard(acl: Acl) -> bool:

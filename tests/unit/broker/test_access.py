@@ -59,10 +59,11 @@ STRAYS = [
     Acl("broker", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER_CONFIGS"),
     Acl("auditor", "TOPIC", "other-app.orders", "LITERAL", "CREATE"),
     Acl("console", "TOPIC", "puente.audit.queries", "LITERAL", "READ", "ALLOW", "10.0.0.9"),
-    Acl("partner-COL", "TOPIC", "puente.feed.COL", "LITERAL", "READ", "DENY"),
     Acl("partner-GONE", "TOPIC", "puente.feed.GONE", "LITERAL", "READ"),  # a partner the policy no longer lists
 ]
 FOREIGN = [
+    # A party's DENY only takes rights away (an operator's block on a compromised partner): never removed.
+    Acl("partner-COL", "TOPIC", "puente.feed.COL", "LITERAL", "READ", "DENY"),
     Acl("admin", "TOPIC", "*", "LITERAL", "ALL"),
     Acl("billing", "TOPIC", "puente.feed.COL", "LITERAL", "READ"),
     Acl("billing", "CLUSTER", "kafka-cluster", "LITERAL", "IDEMPOTENT_WRITE"),
@@ -220,10 +221,10 @@ async def test_apply_removes_every_stray_rule_of_a_party_and_nothing_else(policy
         _raw("User:agency-PN", ResourceType.TOPIC, "", ResourcePatternType.PREFIXED, AclOperation.WRITE),
         _raw("User:broker", ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL,
              AclOperation.ALTER_CONFIGS),
-        _raw("User:partner-COL", ResourceType.TOPIC, "puente.feed.COL", ResourcePatternType.LITERAL,
-             AclOperation.READ, AclPermissionType.DENY, "10.0.0.9"),
     ]
     kept = [
+        _raw("User:partner-COL", ResourceType.TOPIC, "puente.feed.COL", ResourcePatternType.LITERAL,
+             AclOperation.READ, AclPermissionType.DENY, "10.0.0.9"),
         _raw("User:admin", ResourceType.TOPIC, "*", ResourcePatternType.LITERAL, AclOperation.ALL),
         _raw("User:billing", ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL,
              AclOperation.IDEMPOTENT_WRITE),
