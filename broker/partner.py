@@ -41,9 +41,12 @@ once: a crash after writing a batch and before its commit writes those alerts ag
 
 Fail closed. A subscriber extends its chain only from a head it can verify as its own (a
 checkpoint signed by one of the partner's receipt keys): receipts someone else appended are never
-signed over, and the subscriber stops saying so. And it never commits past a feed record it could
-not open: it commits what came before, writes a REJECTED receipt for that record so auditors see
-it, and stops with an error; the record stays for a subscriber with the right keys.
+signed over, and the subscriber stops saying so. With a store, it also keeps the last checkpoint
+it committed, and refuses an older one of its own written again after it (which verifies, and
+would fork the chain); without a store it cannot tell such a replay from its own head. And it
+never commits past a feed record it could not open: it commits what came before, writes a
+REJECTED receipt for that record so auditors see it, and stops with an error; the record stays
+for a subscriber with the right keys.
 """
 
 from __future__ import annotations
@@ -364,10 +367,13 @@ class Subscriber:
             self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
             self.on_error(f"puente subscribe: rejected {where} (alert {alert_id or '?'}): {exc}")
             status = f"REJECTED: {reason}"
+            check = (f"check that --key is {self.partner}'s current decryption key and --verify-key the broker's "
+                     "public key")
+            if "unsupported format version" in str(exc):  # not a key problem: an older or newer broker wrote it
+                check = "this subscriber reads only feed records of the format it names: run the broker's version"
             unread = UnreadableFeedError(
                 f"{self.partner}'s subscriber stopped at {where} (alert {alert_id or '?'}): {exc}. Nothing past it "
-                "was committed, so it stays for a subscriber with the right keys: check that --key is "
-                f"{self.partner}'s current decryption key and --verify-key the broker's public key")
+                f"was committed, so it stays for a subscriber that can read it: {check}")
         else:
             self.stats.received += 1
             version = delivery.version

@@ -75,6 +75,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from broker.crypto.envelope import DEFAULT_MAX_AGE
 from broker.keystore import Holder, holder_path
 from broker.private_files import PrivateFile
 from policies import PolicySet
@@ -88,6 +89,9 @@ MAX_VERSION = 1_000_000
 RECALL = "RECALL"
 HELD, RECALLED_STATE = "HELD", "RECALLED"
 _DAY_MS = 86_400_000
+# How much earlier than its sealing a record's key-block time may be: a data key's lifetime
+# (``broker.crypto.envelope.DEFAULT_MAX_AGE``) and 15 minutes of clock skew (see ``_too_old``).
+SEALING_MARGIN_MS = int(DEFAULT_MAX_AGE.total_seconds() * 1000) + 15 * 60_000
 
 
 class Outcome(StrEnum):
@@ -451,17 +455,21 @@ class PartnerStore:
     def _too_old(self, d: Delivery, now_ms: int) -> bool:
         """Whether ``d`` was sealed longer ago than its agreement lets the partner keep an alert.
 
-        Only a replay brings one: the feed topic itself keeps records no longer than the partner's
-        shortest retention. Without this, a genuine old record written again after the store purged
-        the alert (or, after a recall, its tombstone) would be stored anew, content the partner had
-        to delete. Retention counts from the partner's first receipt, which is never before the
-        record was sealed, so nothing the partner may still keep is refused. The agreement is the
+        The rule: a partner keeps an alert for its agreement's retention from when it first received
+        it, and never past that retention counted from when the broker sealed it. A view that arrives
+        later than that is not stored: a genuine old record written to the feed again after the store
+        purged the alert (or, after a recall, its tombstone) would otherwise be stored anew, content
+        the partner had to delete. The feed topic keeps records for about the partner's shortest
+        retention (Kafka deletes whole segments, so a little longer), so only a replay or a very late
+        reader meets this. The sealing time is the verified key block's created_at, up to a data
+        key's lifetime (an hour) before the record was sealed: that and a clock-skew allowance are
+        added, so a record sealed within the retention is never refused. The agreement is the
         broker's (the record's associated data binds it)."""
         r = self.retention
         if r is None or d.sealed_ms is None:
             return False
         days = r.days.get(d.agreement, r.fallback_days) if d.agreement is not None else r.fallback_days
-        return now_ms - d.sealed_ms > days * _DAY_MS
+        return now_ms - d.sealed_ms > days * _DAY_MS + SEALING_MARGIN_MS
 
     def _write(self, held: Held | None, d: Delivery, outcome: Outcome, now_ms: int) -> None:
         c = self._conn

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, StringConstraints, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from puente.errors import ConfigError
@@ -41,11 +41,13 @@ class PuenteSettings(BaseSettings):
     topic_prefix: str = Field("puente", pattern=r"^[a-zA-Z0-9_.-]+$")
     group_id: str | None = Field(None, description="the broker consumer group; default: <topic_prefix>-broker")
     agencies: tuple[str, ...] = AGENCIES
-    agency_countries: dict[str, str] = Field(default_factory=lambda: dict(AGENCY_COUNTRIES), description=(
+    agency_countries: dict[str, Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]] = Field(
+        default_factory=lambda: dict(AGENCY_COUNTRIES), description=(
         "the originator country each agency's alerts must name, as JSON ({\"COMBIFRON\": \"COL\"}); an agency "
         "not named here is of the policy's home country and must name itself as originator; one of another "
         "country relays that country's services, named <COUNTRY>-<unit>. The broker dead-letters any other "
-        "originator (reason originator): the policy applies the originator country's restrictions"))
+        "originator (reason originator): the policy applies the originator country's restrictions. It "
+        "replaces the default: name every agency of another country"))
     ingress_retention_days: int = Field(7, ge=1)
     audit_retention_days: int = Field(3650, ge=1)
     deadletter_retention_days: int = Field(30, ge=1)

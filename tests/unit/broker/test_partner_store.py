@@ -300,6 +300,16 @@ def test_a_record_replayed_after_its_retention_purge_is_not_stored_again(store: 
     assert store.apply(_sealed(other, 4, T0), late).outcome is Outcome.RECEIVED
 
 
+def test_a_key_blocks_age_and_clock_skew_never_expire_a_record_sealed_within_retention(store: PartnerStore) -> None:
+    """The key block's time may be up to a data key's lifetime (an hour) before the sealing, and clocks differ:
+    a record whose key block is 10 days and 70 minutes old under a 10-day agreement is stored; one of
+    10 days and 2 hours is EXPIRED."""
+    sealed = T0
+    within = store.apply(_sealed(_view(), 1, sealed), sealed + timedelta(days=10, minutes=70))
+    beyond = store.apply(_sealed(_view("senan-gofast-seizure"), 2, sealed), sealed + timedelta(days=10, hours=2))
+    assert (within.outcome, beyond.outcome) == (Outcome.RECEIVED, Outcome.EXPIRED)
+
+
 def test_only_views_that_would_be_stored_can_expire(store: PartnerStore) -> None:
     """A recall notice is never EXPIRED (acknowledging it keeps no content); nor is the batch redelivered after a
     crash, which gets the status it first had; nor anything when the store has no retention to judge by."""
