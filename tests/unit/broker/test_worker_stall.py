@@ -373,6 +373,10 @@ class GroupConsumer:
     def resume(self, *tps: TopicPartition) -> None:
         self.calls.append(("resume", tps))
 
+    async def committed(self, tp: TopicPartition) -> int | None:
+        """No offsets committed yet: a slot loading empty is a new one (see _check_empty_slots)."""
+        return None
+
 
 def _loading_worker(monkeypatch: pytest.MonkeyPatch, fail_reading: bool = False,
                     ) -> tuple[BrokerWorker, GroupConsumer, asyncio.Event, list[StoppableProducer]]:
