@@ -20,6 +20,7 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
+from stray_acls import STRAYS as COMMON_STRAYS
 
 from broker.access import Acl, managed, parties, partner_principal, plan
 from broker.kafka.acls import acl_changes, apply_acls, cluster_acls, every_acl_filter
@@ -46,16 +47,10 @@ def without_cri(tmp_path_factory: pytest.TempPathFactory) -> PolicySet:
     return load_policy_set(Path(root))
 
 
-# Rules a reviewer found kept silently, or listed as not Puente's, for Puente's own parties.
+# The shared strays (tests/support/stray_acls.py), and more of the kinds this module covers.
 STRAYS = [
-    Acl("partner-COL", "TOPIC", "*", "LITERAL", "READ"),
-    Acl("partner-COL", "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE"),
-    Acl("partner-COL", "GROUP", "*", "LITERAL", "READ"),
-    Acl("partner-COL", "TOPIC", "puente", "PREFIXED", "READ"),
-    Acl("partner-COL", "TRANSACTIONAL_ID", "", "PREFIXED", "WRITE"),
-    Acl("agency-PN", "TOPIC", "", "PREFIXED", "WRITE"),
+    *COMMON_STRAYS,
     Acl("partner-COL", "TOPIC", "puente.feed.USA", "LITERAL", "READ"),
-    Acl("partner-COL", "TOPIC", "puente.feed.COL", "LITERAL", "ALL"),
     Acl("broker", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER_CONFIGS"),
     Acl("auditor", "TOPIC", "other-app.orders", "LITERAL", "CREATE"),
     Acl("console", "TOPIC", "puente.audit.queries", "LITERAL", "READ", "ALLOW", "10.0.0.9"),

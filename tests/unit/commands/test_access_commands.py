@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from stray_acls import STRAYS as COMMON_STRAYS
 
 import puente.commands.access as access
 from broker.access import Acl, parties, plan
@@ -17,13 +18,7 @@ from puente.cli import build_parser
 from puente.settings import PuenteSettings
 
 STRAYS = [
-    Acl("partner-COL", "TOPIC", "*", "LITERAL", "READ"),
-    Acl("partner-COL", "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE"),
-    Acl("partner-COL", "GROUP", "*", "LITERAL", "READ"),
-    Acl("partner-COL", "TOPIC", "puente", "PREFIXED", "READ"),
-    Acl("partner-COL", "TRANSACTIONAL_ID", "", "PREFIXED", "WRITE"),
-    Acl("agency-PN", "TOPIC", "", "PREFIXED", "WRITE"),
-    Acl("partner-COL", "TOPIC", "puente.feed.COL", "LITERAL", "ALL"),
+    *COMMON_STRAYS,
     Acl("broker", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER_CONFIGS"),
     Acl("auditor", "TOPIC", "puente.audit.decisions", "LITERAL", "CREATE"),
 ]
