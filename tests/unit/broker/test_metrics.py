@@ -175,18 +175,24 @@ async def test_a_client_that_dribbles_headers_is_cut_off_at_the_deadline() -> No
         server.close()
 
 
+async def _answer_to(port: int, request: bytes) -> bytes:
+    """What the endpoint sends back to ``request`` before it closes the connection (``b""``: nothing)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    answer = await _until_closed(reader, 30)
+    writer.close()
+    return answer
+
+
 async def test_an_overlong_request_line_is_refused_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
     """A request line over the limit is answered 400 or closed; nothing is logged with a traceback."""
     caplog.set_level(logging.DEBUG)
     port = free_port()
     server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True)
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n")
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-        answer = await _until_closed(reader, 30)
-        writer.close()
+        answer = await _answer_to(port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n")
         assert answer == b"" or answer.startswith(b"HTTP/1.1 400 ")
         assert (await _scrape_soon(port))[0].endswith("200 OK")  # the server went on, and its handler ended
     finally:
@@ -200,12 +206,7 @@ async def test_a_head_with_too_many_headers_is_refused() -> None:
     port = free_port()
     server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True)
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /metrics HTTP/1.1\r\n" + b"X-Many: header\r\n" * 5_000 + b"\r\n")
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-        answer = await _until_closed(reader, 30)
-        writer.close()
+        answer = await _answer_to(port, b"GET /metrics HTTP/1.1\r\n" + b"X-Many: header\r\n" * 5_000 + b"\r\n")
         assert answer == b"" or answer.startswith(b"HTTP/1.1 400 ")
     finally:
         server.close()
