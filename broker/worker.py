@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
+from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem, listed
 from broker.kafka import (
     ClientError,
     Consumer,
@@ -423,9 +423,7 @@ class BrokerWorker:
             if committed:
                 raise ConfigError(
                     f"audit partition {self.names.decisions}[{slot}] is empty, but {tp.topic}:{tp.partition} has "
-                    f"committed offset {committed}: its decisions are in another slot's partition. The slots follow "
-                    "PUENTE_AGENCIES and its order, which must stay as the topics were made (new agencies go at "
-                    "the end)")
+                    f"committed offset {committed}: its decisions are in another slot's partition; {SLOT_ORDER}")
 
     async def _read_books(self, consumer: Consumer, slots: list[int]) -> dict[int, LifecycleBook]:
         """Each slot's alert states, from its partition of the lifecycle topic, read back whole
@@ -927,6 +925,11 @@ class BrokerWorker:
         return await state.producer.send(self.names.deadletter, value, key=key, headers=list(outcome.dead_letter))
 
 
+SLOT_ORDER = ("the slots follow PUENTE_AGENCIES and its order, which must stay as the topics were made (new "
+              "agencies go at the end)")
+"""Why a slot may not load another ingress partition's state, as both slot checks say it."""
+
+
 def slot_mismatch(last: dict[str, Any] | None, slot: int, slots: Slots) -> str | None:
     """Why the last record of a slot's audit partition shows that it was another ingress
     partition's, or None.
@@ -936,15 +939,13 @@ def slot_mismatch(last: dict[str, Any] | None, slot: int, slots: Slots) -> str |
     its recalls would find no holders and its replays would pass, with no error. The entries of the
     last block name the ingress partition they came from, which must map to this slot.
     """
-    for entry in (last or {}).get("entries") or ():
+    for entry in listed((last or {}).get("entries")):
         where = entry.get("ingress") if isinstance(entry, dict) else None
         topic, _, rest = where.rpartition(":")[0].rpartition(":") if isinstance(where, str) else ("", "", "")
         part = int(rest) if rest.isascii() and rest.isdigit() else None
         if part is None or slots.slot(topic, part) != slot:
             now = _slot_source(slots, slot)
-            return (f"holds the decisions of ingress {str(where)[:200]}, but slot {slot} is now {now}: the slots "
-                    "follow PUENTE_AGENCIES and its order, which must stay as the topics were made (new "
-                    "agencies go at the end)")
+            return f"holds the decisions of ingress {str(where)[:200]}, but slot {slot} is now {now}: {SLOT_ORDER}"
     return None
 
 

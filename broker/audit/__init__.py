@@ -12,6 +12,7 @@ from broker.audit.chain import (
     canonical,
     checkpoint_payload,
     flatten,
+    listed,
     record_hash,
     seal,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "checkpoint_payload",
     "flatten",
     "head_problem",
+    "listed",
     "record_hash",
     "seal",
     "verify_partition",
