@@ -278,8 +278,9 @@ class BrokerWorker:
                     if isinstance(outcome, BaseException):
                         raise outcome
                 took["producers_s"] = time.monotonic() - began
+                offsets = await self._start_at_committed([tp for tp, _ in fresh])
                 states = await self._read_state(audit, [slot for _, slot in fresh])
-                await self._check_empty_slots(fresh, states)
+                self._check_empty_slots(fresh, states, offsets)
                 took["audit_s"] = time.monotonic() - began - sum(took.values())
                 books = await self._read_books(audit, [slot for _, slot in fresh])
                 took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
@@ -339,7 +340,10 @@ class BrokerWorker:
 
         A kept slot's producer, chain head, replay window and alert states are exactly what it
         committed: its last transaction finished before it was parked, and none failed (a failure
-        anywhere retires every parked slot, and the worker starts again). Had another worker owned
+        anywhere retires every parked slot, and the worker starts again). Its partition starts
+        where the slot knows it committed up to: the offset aiokafka fetches for the new assignment
+        may predate that last commit, whose markers Kafka writes after it answers (see
+        ``_start_at_committed``), and the batch would be read again as replays. Had another worker owned
         the slot meanwhile (this worker dropped from the group and back), that owner's producer,
         started with the slot's transactional id, fenced this one: its next transaction is refused
         before it writes anything, and the worker starts again, reading every slot back from Kafka.
@@ -352,6 +356,8 @@ class BrokerWorker:
                 if state is not None:
                     state.paused = False  # a new assignment starts unpaused, at the committed offset
                     state.progress_at = time.monotonic()
+                    if state.next_offset is not None and self._group is not None:
+                        self._group.seek(tp, state.next_offset)
                     self._owned[tp] = state
                     kept += 1
         self._retiring.extend(parked.values())
@@ -403,24 +409,48 @@ class BrokerWorker:
             log.info("replay windows loaded", slots=len(slots), alert_ids=loaded)
         return {slot: (ChainHead.after(heads[tp]), windows[slot]) for slot, tp in tps.items()}
 
-    async def _check_empty_slots(self, fresh: list[tuple[TopicPartition, int]],
-                                 states: dict[int, tuple[ChainHead, ReplayWindow]]) -> None:
+    async def _start_at_committed(self, tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """Ask Kafka for each fresh slot's committed offset now, and start its partition there
+        (from the beginning when none is committed). Returns the offsets.
+
+        aiokafka fetches the positions of an assignment as soon as it is made, while the slots'
+        producers still fence the previous owner. A commit that owner's producer had just seen
+        complete may not be visible yet then: Kafka writes the transaction's markers after it
+        answers, and an OffsetFetch without ``require_stable`` (KIP-447, which aiokafka does not
+        send) returns the offset before it. Started there, the new owner read the batch again and
+        dead-lettered every record of it as a replay (one input counted twice). The producers have
+        started now, so every earlier transaction of the slot is complete, markers included: the
+        offsets read now are the settled ones. The partitions are paused until the load ends, so
+        nothing has been fetched from the stale positions."""
+        group = self._group
+        if group is None or not tps:
+            return {}
+        found = await asyncio.gather(*(group.committed(tp) for tp in tps))
+        offsets = dict(zip(tps, found, strict=True))
+        for tp, offset in offsets.items():
+            if tp not in group.assignment():
+                continue  # the consumer is stopping: the load installs nothing
+            if offset is None:
+                await group.seek_to_beginning(tp)
+            else:
+                group.seek(tp, offset)
+        return offsets
+
+    def _check_empty_slots(self, fresh: list[tuple[TopicPartition, int]],
+                           states: dict[int, tuple[ChainHead, ReplayWindow]],
+                           offsets: dict[TopicPartition, int | None]) -> None:
         """Refuse a slot whose audit partition is empty while its ingress partition has committed
         offsets: its history is in another slot's partitions (the agency list changed, and an
         agency moved onto slots that never held records), and loading it empty would forget every
         alert state and replay id it had. ``slot_mismatch`` catches a move onto slots with records.
 
         The audit block and the offsets of a batch commit in one transaction, which the slot's
-        producer has seen completed before the audit is read (it fenced the previous owner): a
-        committed offset above 0 therefore means the slot's own partition holds blocks."""
-        group = self._group
-        if group is None:
-            return
+        producer has seen completed before ``offsets`` and the audit were read (it fenced the
+        previous owner): a committed offset above 0 therefore means the slot's own partition holds
+        blocks."""
         for tp, slot in fresh:
-            if states[slot][0].seq != 0:
-                continue
-            committed = await group.committed(tp)
-            if committed:
+            committed = offsets.get(tp)
+            if states[slot][0].seq == 0 and committed:
                 raise ConfigError(
                     f"audit partition {self.names.decisions}[{slot}] is empty, but {tp.topic}:{tp.partition} has "
                     f"committed offset {committed}: its decisions are in another slot's partition; {SLOT_ORDER}")

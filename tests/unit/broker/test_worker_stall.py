@@ -364,8 +364,10 @@ async def test_the_fetch_view_reads_what_aiokafka_knows_without_asking() -> None
 class GroupConsumer:
     """The group consumer as the worker pauses and resumes it: records which partitions, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         self.calls: list[tuple[str, tuple[TopicPartition, ...]]] = []
+        self.offsets = offsets or {}  # none by default: a slot loading empty is a new one (_check_empty_slots)
+        self.positions: dict[TopicPartition, int | str] = {}
 
     def pause(self, *tps: TopicPartition) -> None:
         self.calls.append(("pause", tps))
@@ -373,9 +375,18 @@ class GroupConsumer:
     def resume(self, *tps: TopicPartition) -> None:
         self.calls.append(("resume", tps))
 
+    def assignment(self) -> set[TopicPartition]:
+        return {tp for _, tps in self.calls for tp in tps}
+
     async def committed(self, tp: TopicPartition) -> int | None:
-        """No offsets committed yet: a slot loading empty is a new one (see _check_empty_slots)."""
-        return None
+        self.calls.append(("committed", (tp,)))
+        return self.offsets.get(tp)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.positions[tp] = offset
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        self.positions.update(dict.fromkeys(tps, "beginning"))
 
 
 def _loading_worker(monkeypatch: pytest.MonkeyPatch, fail_reading: bool = False,
@@ -425,9 +436,60 @@ async def test_a_fresh_slot_loads_after_the_listener_returns_and_a_revocation_wa
     assert not revoking.done()  # the revocation waits for the load under way
     gate.set()
     await asyncio.wait_for(revoking, 1)
-    assert group.calls == [("pause", (TP,)), ("resume", (TP,))]
+    assert group.calls == [("pause", (TP,)), ("committed", (TP,)), ("resume", (TP,))]
     assert TP in worker._parked and worker._parked[TP].producer is made[0] and not made[0].stopped
     assert worker._failure is None
+
+
+async def test_a_fresh_slot_starts_at_the_offset_committed_once_its_producer_has_fenced(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiokafka fetched the positions when the assignment came, before the producers fenced the previous owner:
+    a commit of that owner's not visible yet then (its markers written after Kafka answered) left the new owner
+    reading the batch again. The offsets are asked for again once every producer has started, and the partitions
+    start there: at the settled offset, or from the beginning when none is committed."""
+    worker, group, gate, _ = _loading_worker(monkeypatch)
+    tp1 = TopicPartition(TP.topic, 1)
+    group.offsets = {TP: 5}  # what aiokafka saw at the assignment
+
+    async def read_state(consumer: Any, slots: list[int]) -> dict[int, Any]:
+        return {slot: (ChainHead(seq=3), ReplayWindow(7)) for slot in slots}  # blocks there: not an empty slot
+
+    monkeypatch.setattr(worker, "_read_state", read_state)
+    await worker._acquire([TP, tp1])
+    await settle()
+    assert not [c for c in group.calls if c[0] == "committed"]  # nothing asked while the producers fence
+    group.offsets = {TP: 9}  # the fenced owner's last commit, settled by the fencing
+    gate.set()
+    await worker._loaded()
+    assert worker._failure is None and set(worker._owned) == {TP, tp1}
+    assert group.positions == {TP: 9, tp1: "beginning"}
+    resumed = group.calls.index(("resume", (TP, tp1)))
+    assert all(group.calls.index(("committed", (tp,))) < resumed for tp in (TP, tp1))
+
+
+async def test_a_kept_slot_starts_where_it_last_committed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slot parked by a revocation and assigned back starts at the offset after its last commit, which it knows,
+    not at what aiokafka fetched for the new assignment (which may predate that commit's markers)."""
+    worker, group, gate, _ = _loading_worker(monkeypatch)
+    gate.set()
+    await worker._acquire([TP])
+    await worker._loaded()
+    worker._owned[TP].next_offset = 42  # committed up to here since the load
+    await worker._release([TP])
+    await worker._acquire([TP])
+    assert worker._owned[TP].next_offset == 42 and group.positions[TP] == 42
+
+
+async def test_an_empty_slot_with_committed_offsets_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty audit partition under a committed ingress offset holds another slot's history: the load fails
+    with a configuration error naming both, and installs nothing."""
+    worker, group, gate, made = _loading_worker(monkeypatch)
+    group.offsets = {TP: 12}
+    gate.set()
+    await worker._acquire([TP])
+    await worker._loaded()
+    assert isinstance(worker._failure, ConfigError) and "committed offset 12" in str(worker._failure)
+    assert not worker._owned and all(p.stopped for p in made)
 
 
 async def test_a_load_that_fails_installs_nothing_and_stops_what_it_started(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -438,7 +500,7 @@ async def test_a_load_that_fails_installs_nothing_and_stops_what_it_started(monk
     await worker._acquire([TP])
     await worker._loaded()
     assert not worker._owned and made and all(p.stopped for p in made)
-    assert group.calls == [("pause", (TP,))]
+    assert group.calls == [("pause", (TP,)), ("committed", (TP,))]
     assert isinstance(worker._failure, KafkaUnavailableError) and not worker.ready
 
 
@@ -476,7 +538,7 @@ async def test_a_load_that_ends_after_the_worker_began_stopping_installs_nothing
     await worker._loaded()
     assert not worker._owned and made and all(p.stopped for p in made) and worker._failure is None
     await worker._acquire([TopicPartition(TP.topic, 1)])
-    assert worker._loading is None and len(made) == 1 and group.calls == [("pause", (TP,))]
+    assert worker._loading is None and len(made) == 1 and group.calls == [("pause", (TP,)), ("committed", (TP,))]
 
 
 async def test_a_load_that_hangs_fails_as_retriable_after_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
