@@ -30,9 +30,13 @@ names the partner and the subscriber instance. Starting a subscriber fences any 
 the same partner and instance (a crashed one's open receipts are aborted), so each receipt chain
 keeps a single writer and never forks; the fenced one stops with a clear error. Instances of one
 partner with different names share the feed through the consumer group and each keeps its own
-receipt chain; when the group rebalances, an instance that has just lost a partition may still
-commit the batch it was handling while the new owner reads it again, so an alert can then have
-a receipt in two instances' chains (each chain stays whole). Receipt chains of several partners
+receipt chain. Their producers do not fence one another, so a partition changes hands only once
+the instance giving it up has committed its batch in flight and the group shows that commit (a
+rebalance waits for it, and so does leaving the group: ``_hand_over``); the new owner starts
+after it, and each alert gets one receipt. (An instance that dies between asking Kafka to commit
+and hearing back is the exception: the instance that takes its partitions may read the batch
+before its commit shows, and the alert then has a receipt in two chains, each chain whole.)
+Receipt chains of several partners
 share the access topic's partitions: a subscriber reads its chain's head only once every
 transaction open on its partition has ended, so another writer's open transaction never hides
 its own last receipts (see ``wait_settled``). What is written to the JSON-lines copy is at least
@@ -51,6 +55,7 @@ for a subscriber with the right keys.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -66,6 +71,8 @@ from typing import Any, Protocol, TextIO
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
 from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, checker, parse_key_id, peek_key_block, sign_checkpoint
 from broker.kafka import (
+    Consumer,
+    ConsumerRebalanceListener,
     KafkaConnection,
     OffsetAndMetadata,
     Producer,
@@ -73,6 +80,7 @@ from broker.kafka import (
     TopicPartition,
     consumer,
     last_chain_record,
+    offsets_visible,
     producer,
     reader,
     record,
@@ -127,6 +135,7 @@ DEFAULT_INSTANCE = "main"
 RECALL_PASSED_ON = "RECALL_PASSED_ON"
 PURGE_EVERY_S = 300.0  # the store is purged at start and then at most this often
 RECEIPT_TXN_TIMEOUT_S = 60.0  # a crashed subscriber's open receipts are aborted by Kafka after this
+HANDOVER_WAIT_S = 10.0  # the longest an instance giving up a feed partition waits for its commit to show
 SETTLE_TIMEOUT_S = 1.5 * RECEIPT_TXN_TIMEOUT_S
 
 
@@ -171,6 +180,19 @@ def open_record(rec: Record, opener: Opener, codec: AlertCodec) -> dict[str, Any
     return view
 
 
+class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The feed consumer's rebalance listener: see ``Subscriber._hand_over``."""
+
+    def __init__(self, subscriber: Subscriber, feed: Consumer) -> None:
+        self.subscriber, self.feed = subscriber, feed
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.subscriber._hand_over(self.feed, set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Nothing to do: a new assignment starts at the group's committed offsets."""
+
+
 class Subscriber:
     """Reads a partner's feed with read_committed, applies it to the partner's store (when given) and
     to ``out`` (when given), and writes the partner's signed receipts."""
@@ -193,6 +215,12 @@ class Subscriber:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.stats = SubscribeStats()
         self._purged_at: float | None = None
+        self._busy = asyncio.Lock()
+        """Held by a batch from its check to its commit, and by a revocation (see ``_hand_over``)."""
+        self._generation = 0
+        """Counts revocations: a batch fetched before one is not handled (its records come again)."""
+        self._committed: dict[TopicPartition, int] = {}
+        """The feed offsets this subscriber committed last, by partition."""
 
     def close(self) -> None:
         """Close the store (the Kafka clients are closed by ``run``)."""
@@ -261,7 +289,7 @@ class Subscriber:
                   limit: int | None = None) -> SubscribeStats:
         """Consume until idle for ``idle_exit_s`` (None: forever) or ``limit`` records."""
         self.purge(force=True)
-        feed = consumer(self.conn, f"puente-subscriber-{self.partner}", self.feed_topic, group_id=self.group_id,
+        feed = consumer(self.conn, f"puente-subscriber-{self.partner}", group_id=self.group_id,
                         enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed")
         receipts = producer(self.conn, f"puente-subscriber-{self.partner}", acks="all", enable_idempotence=True,
                             transactional_id=self.transactional_id,
@@ -272,25 +300,54 @@ class Subscriber:
             async with running(receipts, self.conn, f"writing {self.partner}'s receipts"), \
                     running(feed, self.conn, f"reading {self.feed_topic}"):
                 chain, part = await self._chain(receipts)
+                feed.subscribe([self.feed_topic], listener=_Handover(self, feed))
                 idle_since = time.monotonic()
+                unread: UnreadableFeedError | None = None
                 while limit is None or self.stats.received + self.stats.rejected < limit:
                     self.purge()
                     batch = await feed.getmany(timeout_ms=500)
+                    generation = self._generation  # no await since getmany: its records are this assignment's
                     if not batch:
                         if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                             break
                         continue
                     idle_since = time.monotonic()
-                    unread = await self._batch(batch, out, receipts, chain, part)
-                    self._keep_head(chain, part)  # committed: only now may a restart rely on it
+                    async with self._busy:
+                        if generation != self._generation:
+                            continue  # revoked meanwhile: the records come again from the committed offsets
+                        unread = await self._batch(batch, out, receipts, chain, part)
+                        self._keep_head(chain, part)  # committed: only now may a restart rely on it
                     if unread is not None:
-                        raise unread
+                        break
+                # Leaving the group hands every partition over, as a revocation does.
+                await self._hand_over(feed, set(self._committed))
+                if unread is not None:
+                    raise unread
         except ProducerFenced:
             raise SubscriberFenced(
                 f"another subscriber for {self.partner} (instance {self.instance!r}) has started and taken over "
                 "its receipts; this one stops. Give concurrent subscribers different --instance names."
             ) from None
         return self.stats
+
+    async def _hand_over(self, feed: Consumer, revoked: set[TopicPartition]) -> None:
+        """Before the group takes ``revoked`` partitions away (a rebalance among instances): let the
+        batch in flight commit, drop any batch fetched before now, and wait until the group answers
+        the offsets this instance committed there, so that the next owner starts after them.
+
+        Another instance's producer has another transactional id and does not fence this one:
+        without this, this instance could commit a batch the new owner was reading again, and the
+        alert would get a receipt in two chains. The wait is bounded by ``HANDOVER_WAIT_S``; past
+        it, the note says the new owner may read some records again (a second receipt, in its own
+        chain; never a loss).
+        """
+        self._generation += 1
+        async with self._busy:
+            mine = {tp: self._committed.pop(tp) for tp in revoked if tp in self._committed}
+            if mine and not await offsets_visible(feed, mine, timeout_s=HANDOVER_WAIT_S):
+                self.on_note(f"handing {len(mine)} feed partition(s) over, the group did not show this subscriber's "
+                             f"last commit within {HANDOVER_WAIT_S:g}s: the next owner may receive its last batch "
+                             "again")
 
     async def _batch(self, batch: dict[TopicPartition, list[Any]], out: TextIO | None, producer: Producer,
                      chain: ChainWriter, part: int) -> UnreadableFeedError | None:
@@ -329,6 +386,7 @@ class Subscriber:
             # aborted instead: the batch comes again, and the version rule makes that harmless.
             self._wiped()
             # The receipts commit on leaving.
+        self._committed.update((tp, at.offset) for tp, at in offsets.items())
         return unread
 
     def _wiped(self, tries: int = 20) -> None:

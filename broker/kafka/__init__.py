@@ -38,6 +38,7 @@ from broker.kafka.connection import KafkaConnection, connection, connection_from
 from broker.kafka.io import (
     last_chain_record,
     last_records,
+    offsets_visible,
     partitions_of,
     read_many,
     read_range,
@@ -69,6 +70,7 @@ __all__ = [
     "last_chain_record",
     "last_records",
     "membership",
+    "offsets_visible",
     "partitions_of",
     "plan_topics",
     "producer",

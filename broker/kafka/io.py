@@ -60,6 +60,30 @@ async def wait_settled(conn: KafkaConnection, tp: TopicPartition, *, timeout_s: 
             await asyncio.sleep(0.05)
 
 
+async def offsets_visible(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], *,
+                          timeout_s: float) -> bool:
+    """Wait until ``consumer``'s group answers each partition's committed offset with at least the
+    one given: True, or False once ``timeout_s`` has passed.
+
+    Offsets committed in a transaction become visible when Kafka writes its markers, after it has
+    answered the commit, and an OffsetFetch without ``require_stable`` (KIP-447, which aiokafka does
+    not send) meanwhile returns the offsets before. A group member handing partitions to a member
+    whose producer does not fence it (another transactional id) waits for this before letting the
+    rebalance go on: the new owner fetches its positions after, and reads each record once.
+    """
+    deadline = time.monotonic() + timeout_s
+    waiting = dict(offsets)
+    while waiting:
+        found = await asyncio.gather(*(consumer.committed(tp) for tp in waiting))
+        waiting = {tp: want for (tp, want), got in zip(waiting.items(), found, strict=True)
+                   if got is None or got < want}
+        if waiting:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+    return True
+
+
 async def read_range(
     consumer: AIOKafkaConsumer, tp: TopicPartition, start: int | None = None
 ) -> AsyncIterator[Record]:

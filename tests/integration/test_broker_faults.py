@@ -11,6 +11,7 @@ import subprocess
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -443,6 +444,56 @@ async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_rec
     assert [r["seq"] for r in mine] == list(range(len(mine)))  # one chain, no fork, no gap
     reports = await verify_topics(env.login("auditor"), {env.names.receipts(partner): "receipts"}, env.checks())
     assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
+
+
+async def test_two_instances_of_one_partner_hand_partitions_over_without_a_second_receipt(env: Env) -> None:
+    """A second instance joins while the first has a batch half handled. The feed partitions move only once that
+    batch has committed and the group shows it: each alert gets one receipt, in one of the two chains, and both
+    chains verify. (Before, the new owner read the batch again while the first committed it: two receipts.)"""
+    await publish_synthetic(env.cfg, env.conn, 300, seed=29)
+    await run_broker(env)
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
+    partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
+    want = {d["alert_id"] for d in docs if d["partner"] == partner}
+    opener = opener_for(partner, env.key_file(partner), None)
+    signer = receipt_signer(partner, env.key_file(partner), None)
+    holding, second_received = asyncio.Event(), asyncio.Event()
+
+    class First(Subscriber):
+        async def _handle(self, *args: Any, **kwargs: Any) -> Any:
+            if not holding.is_set():  # the first record of the first batch: wait while the second joins
+                holding.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(second_received.wait(), 8)
+            return await super()._handle(*args, **kwargs)
+
+    class Second(Subscriber):
+        async def _handle(self, *args: Any, **kwargs: Any) -> Any:
+            second_received.set()
+            return await super()._handle(*args, **kwargs)
+
+    def made(kind: type[Subscriber], instance: str) -> Subscriber:
+        return kind(env.login(f"partner-{partner}"), partner, env.feed(partner), env.names.receipts(partner), opener,
+                    alert_codec(), signer=signer, instance=instance)
+
+    outs = {"a": io.StringIO(), "b": io.StringIO()}
+    first = asyncio.create_task(made(First, "a").run(outs["a"], idle_exit_s=15))
+    await asyncio.wait_for(holding.wait(), 60)
+    second = asyncio.create_task(made(Second, "b").run(outs["b"], idle_exit_s=15))
+    await publish_synthetic(env.cfg, env.conn, 300, seed=30)  # more, for both instances once they share the feed
+    await run_broker(env)
+    stats = await asyncio.gather(first, second)
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
+    want = {d["alert_id"] for d in docs if d["partner"] == partner}
+    got = Counter(json.loads(line)["alert_id"] for out in outs.values() for line in out.getvalue().splitlines())
+    assert set(got) == want and set(got.values()) == {1}
+    assert stats[0].received and stats[1].received and stats[0].received + stats[1].received == len(want)
+    receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts(partner))]
+    chains = {f"{partner}/a", f"{partner}/b"}
+    receipted = Counter(r["alert_id"] for r in receipts if r.get("kind") == "RECEIPT" and r.get("chain") in chains)
+    assert set(receipted) == want and set(receipted.values()) == {1}
+    reports = await verify_topics(env.login("auditor"), {env.names.receipts(partner): "receipts"}, env.checks())
+    assert [f.problem for r in reports for f in r.findings] == []
 
 
 async def test_a_subscriber_waits_out_another_writers_open_transaction_before_reading_its_chain(env: Env) -> None:
