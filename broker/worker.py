@@ -279,7 +279,8 @@ class BrokerWorker:
                         raise outcome
                 took["producers_s"] = time.monotonic() - began
                 offsets = await self._start_at_committed([tp for tp, _ in fresh])
-                states = await self._read_state(audit, [slot for _, slot in fresh])
+                states = await self._read_state(audit, [slot for _, slot in fresh],
+                                                {slot: offsets.get(tp) for tp, slot in fresh})
                 self._check_empty_slots(fresh, states, offsets)
                 took["audit_s"] = time.monotonic() - began - sum(took.values())
                 books = await self._read_books(audit, [slot for _, slot in fresh])
@@ -363,9 +364,11 @@ class BrokerWorker:
         self._retiring.extend(parked.values())
         return kept
 
-    async def _read_state(self, consumer: Consumer,
-                          slots: list[int]) -> dict[int, tuple[ChainHead, ReplayWindow]]:
-        """Each slot's chain head and replay window, from its audit partition.
+    async def _read_state(self, consumer: Consumer, slots: list[int], committed: dict[int, int | None],
+                          ) -> dict[int, tuple[ChainHead, ReplayWindow]]:
+        """Each slot's chain head and replay window, from its audit partition. The head must be the
+        slot's own and no older than its ``committed`` ingress offset (``slot_mismatch``,
+        ``head_behind``).
 
         The window needs the ids of alerts appended to the ingress partition within the window
         before the newest one processed; their blocks were written no earlier than those
@@ -379,6 +382,11 @@ class BrokerWorker:
             problem = slot_mismatch(heads[tp], slot, self.config.slots)
             if problem is not None:
                 raise ConfigError(f"audit partition {tp.topic}[{tp.partition}] {problem}")
+            problem = head_behind(heads[tp], committed.get(slot))
+            if problem is not None:
+                raise AuditChainError(
+                    f"audit partition {tp.topic}[{tp.partition}] cannot be continued: its last block {problem}. "
+                    "Run `puente audit verify`")
         windows = {slot: ReplayWindow(self.config.replay_window_days) for slot in slots}
         since: dict[TopicPartition, int] = {}
         for slot, tp in tps.items():
@@ -971,12 +979,43 @@ def slot_mismatch(last: dict[str, Any] | None, slot: int, slots: Slots) -> str |
     """
     for entry in listed((last or {}).get("entries")):
         where = entry.get("ingress") if isinstance(entry, dict) else None
-        topic, _, rest = where.rpartition(":")[0].rpartition(":") if isinstance(where, str) else ("", "", "")
-        part = int(rest) if rest.isascii() and rest.isdigit() else None
-        if part is None or slots.slot(topic, part) != slot:
+        found = _ingress(where)
+        if found is None or slots.slot(found[0], found[1]) != slot:
             now = _slot_source(slots, slot)
             return f"holds the decisions of ingress {str(where)[:200]}, but slot {slot} is now {now}: {SLOT_ORDER}"
     return None
+
+
+def head_behind(last: dict[str, Any] | None, committed: int | None) -> str | None:
+    """Why the last block of a slot's audit partition is older than the slot's committed ingress
+    offset, or None.
+
+    A batch's block and its offsets commit in one transaction, so once they are settled (the
+    slot's producer has fenced the previous owner) the last entry of the last block is the record
+    just before the committed offset. A block that ends earlier is an older block of the broker's
+    own written again after the head: it verifies (it is signed), and extending it would fork the
+    chain and set the replay window back. Or the group's offsets were moved forward, past records
+    never decided. Either way the slot does not load. (A head past the committed offset passes:
+    offsets moved back make records come again, and the replay window dead-letters them.)
+    """
+    offsets = [found[2] for entry in listed((last or {}).get("entries")) if isinstance(entry, dict)
+               if (found := _ingress(entry.get("ingress"))) is not None]
+    if not offsets or committed is None or max(offsets) + 1 >= committed:
+        return None
+    return (f"ends at ingress offset {max(offsets)}, but the slot's committed offset is {committed}: an older "
+            "block was written again after the head, or the group's offsets were moved forward past records "
+            "never decided")
+
+
+def _ingress(where: object) -> tuple[str, int, int] | None:
+    """(topic, partition, offset) of an audit entry's ``ingress`` ("<topic>:<partition>:<offset>")."""
+    if not isinstance(where, str):
+        return None
+    rest, _, offset = where.rpartition(":")
+    topic, _, part = rest.rpartition(":")
+    if not (part.isascii() and part.isdigit() and offset.isascii() and offset.isdigit()):
+        return None
+    return topic, int(part), int(offset)
 
 
 def _slot_source(slots: Slots, slot: int) -> str:

@@ -172,6 +172,30 @@ async def test_the_broker_will_not_extend_an_audit_chain_it_did_not_sign(env: En
     assert len(after) == len(blocks) + 1  # nothing signed over the forgery
 
 
+async def test_the_broker_will_not_extend_a_replayed_old_block_of_its_own(env: Env) -> None:
+    """An older block of the broker's own, written again after a slot's head (it verifies: it is signed; writing
+    it needs the broker's Kafka login, not its key), ends before the slot's committed offset: `broker run` stops
+    with one clear line and signs nothing over it."""
+    await publish_synthetic(env.cfg, env.conn, 60, seed=53)
+    await run_broker(env)
+    await publish_synthetic(env.cfg, env.conn, 60, seed=54)
+    await run_broker(env)  # a second run: slot 0 has blocks of two batches at least
+    blocks = [r for r in await read_topic(env.conn, env.names.decisions) if r.partition == 0]
+    assert len(blocks) >= 2
+    producer = AIOKafkaProducer(**env.login("broker").aiokafka())
+    await producer.start()
+    try:
+        await producer.send_and_wait(env.names.decisions, blocks[0].value, partition=0)
+    finally:
+        await producer.stop()
+    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"), capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "cannot be continued" in run.stderr and "an older block was written again" in run.stderr
+    after = [r for r in await read_topic(env.conn, env.names.decisions) if r.partition == 0]
+    assert len(after) == len(blocks) + 1  # nothing signed over the replayed block
+
+
 async def test_a_replayed_old_checkpoint_is_never_extended(env: Env, tmp_path: Path) -> None:
     """An old checkpoint of the partner's own, written again after its chain's real head (it needs the
     partner's Kafka login, not its signing key), is not extended: the subscriber's store kept the head it

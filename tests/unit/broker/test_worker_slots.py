@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from broker.topology import Slots, TopicNames
-from broker.worker import slot_mismatch
+from broker.worker import head_behind, slot_mismatch
 
 SLOTS = Slots(("SENAFRONT", "SENAN", "PN"), 3, TopicNames("puente"))
 
@@ -33,3 +33,19 @@ def test_a_head_of_another_ingress_partition_is_refused(where: Any) -> None:
     """A block from any other ingress partition means the slots moved: refused, naming what the slot is now."""
     problem = slot_mismatch(_head(where), 7, SLOTS)
     assert problem is not None and "slot 7 is now puente.ingress.PN:1" in problem and "PUENTE_AGENCIES" in problem
+
+
+def test_a_head_that_ends_where_the_slot_committed_is_continued() -> None:
+    """The last block's last record is the one before the committed offset; a head past it (offsets moved back)
+    passes too, and so does a slot with nothing to compare (no block, no offsets, no readable entry)."""
+    head = _head("puente.ingress.PN:1:40", "puente.ingress.PN:1:41")
+    assert head_behind(head, 42) is None
+    assert head_behind(head, 30) is None
+    assert head_behind(None, 42) is None and head_behind(head, None) is None
+    assert head_behind({"kind": "BLOCK", "entries": [{"ingress": "nonsense"}, 7]}, 42) is None
+
+
+def test_a_head_older_than_the_committed_offset_is_refused() -> None:
+    """An older block written again after the head ends before the committed offset: refused, with both offsets."""
+    problem = head_behind(_head("puente.ingress.PN:1:40", "puente.ingress.PN:1:41"), 43)
+    assert problem is not None and "ingress offset 41" in problem and "committed offset is 43" in problem

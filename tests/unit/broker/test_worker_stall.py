@@ -403,7 +403,7 @@ def _loading_worker(monkeypatch: pytest.MonkeyPatch, fail_reading: bool = False,
         made.append(StoppableProducer())
         return made[-1]
 
-    async def read_state(consumer: Any, slots: list[int]) -> dict[int, Any]:
+    async def read_state(consumer: Any, slots: list[int], committed: Any) -> dict[int, Any]:
         if fail_reading:
             raise KafkaUnavailableError("the audit partition's leader is away")
         return {slot: (ChainHead.after(None), ReplayWindow(7)) for slot in slots}
@@ -451,7 +451,7 @@ async def test_a_fresh_slot_starts_at_the_offset_committed_once_its_producer_has
     tp1 = TopicPartition(TP.topic, 1)
     group.offsets = {TP: 5}  # what aiokafka saw at the assignment
 
-    async def read_state(consumer: Any, slots: list[int]) -> dict[int, Any]:
+    async def read_state(consumer: Any, slots: list[int], committed: Any) -> dict[int, Any]:
         return {slot: (ChainHead(seq=3), ReplayWindow(7)) for slot in slots}  # blocks there: not an empty slot
 
     monkeypatch.setattr(worker, "_read_state", read_state)
