@@ -90,9 +90,10 @@ def _decoded(codec: AlertCodec, key: bytes | None, value: bytes) -> tuple[Entry,
     return entry, alert
 
 
-def _proves(rec: Record, alert: dict[str, Any], agency: str, lookup: Callable[[str, str], SecretBytes | None]) -> bool:
-    # Whether rec proves agency's origin for its alert id: the origin headers and the decoded alert are held to each
-    # other as adapters.lifecycle.collect holds them. lookup answers with the agency's own keys (own_mac_lookup).
+def proves(rec: Record, alert: dict[str, Any], agency: str, lookup: Callable[[str, str], SecretBytes | None]) -> bool:
+    """Whether ``rec`` proves ``agency``'s origin for ``alert`` (decoded from it): the origin MAC verifies with
+    ``lookup`` (the agency's own keys: ``adapters.lifecycle.own_mac_lookup``), and its headers and the alert
+    name the same agency and alert id."""
     try:
         origin = verify_ingress(rec.headers, rec.value, lookup)
     except CryptoError:
@@ -199,7 +200,7 @@ async def read_ledger(conn: KafkaConnection, topic: str, codec: AlertCodec, agen
         decoded = _decoded(codec, rec.key, rec.value)
         if decoded is None:
             return  # the broker dead-letters it: never published
-        if _proves(rec, decoded[1], agency, lookup):
+        if proves(rec, decoded[1], agency, lookup):
             ledger.add(*decoded[0])
         else:
             ledger.unverified += 1

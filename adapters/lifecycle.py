@@ -37,14 +37,14 @@ from typing import Any
 from adapters import _fields as f
 from adapters.config import Context, Vocabulary, load_config, make_context
 from adapters.core import LIFECYCLE_ACTIONS, RECALL_REASONS, check_lifecycle, lifecycle, names
-from adapters.ledger import scan
+from adapters.ledger import proves, scan
 from adapters.publisher import IngressPublisher
-from broker.crypto import SecretBytes, ingress_mac_key, parse_pair_key_id, verify_ingress
+from broker.crypto import SecretBytes, ingress_mac_key, parse_pair_key_id
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
 from broker.topology import TopicNames
 from policies import load_policy_set
-from puente.errors import AdapterError, CodecError, ConfigError, CryptoError, KeyMaterialError
+from puente.errors import AdapterError, CodecError, ConfigError, KeyMaterialError
 from puente.settings import PuenteSettings
 from puente.wire import Record
 from schemas import AlertCodec, alert_codec
@@ -212,12 +212,11 @@ def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Calla
     if rec.key != alert_id.encode():
         return
     try:
-        origin = verify_ingress(rec.headers, rec.value, lookup)
         alert = codec.decode(rec.value)
-    except (CryptoError, CodecError):
+    except CodecError:
         found.unverified += 1
         return
-    if (origin.agency, origin.alert_id, alert["agency"], alert["alert_id"]) != (agency, alert_id, agency, alert_id):
+    if alert["alert_id"] != alert_id or not proves(rec, alert, agency, lookup):
         found.unverified += 1
         return
     rank = (int(alert.get("version") or 1), rec.offset)
