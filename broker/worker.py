@@ -801,6 +801,11 @@ class BrokerWorker:
                 continue
             if state.next_offset is None:
                 state.next_offset = msgs[0].offset
+            elif msgs[0].offset < state.next_offset:
+                # Committed by this slot already (a position fetched before that commit showed): never twice.
+                msgs = [msg for msg in msgs if msg.offset >= state.next_offset]
+                if not msgs:
+                    continue
             state.queue.extend(msgs)
             if len(state.queue) >= self.config.max_batch and not state.paused:
                 consumer.pause(tp)
@@ -1004,7 +1009,7 @@ def head_behind(last: dict[str, Any] | None, committed: int | None) -> str | Non
         return None
     return (f"ends at ingress offset {max(offsets)}, but the slot's committed offset is {committed}: an older "
             "block was written again after the head, or the group's offsets were moved forward past records "
-            "never decided")
+            f"never decided (if so, set them back to {max(offsets) + 1})")
 
 
 def _ingress(where: object) -> tuple[str, int, int] | None:

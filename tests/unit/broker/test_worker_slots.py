@@ -49,3 +49,4 @@ def test_a_head_older_than_the_committed_offset_is_refused() -> None:
     """An older block written again after the head ends before the committed offset: refused, with both offsets."""
     problem = head_behind(_head("puente.ingress.PN:1:40", "puente.ingress.PN:1:41"), 43)
     assert problem is not None and "ingress offset 41" in problem and "committed offset is 43" in problem
+    assert "set them back to 42" in problem

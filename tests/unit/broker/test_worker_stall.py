@@ -124,6 +124,21 @@ async def test_a_worker_keeps_at_most_its_permitted_transactions_open() -> None:
     assert worker.metrics.inputs == 4 and worker._progress == 2
 
 
+async def test_records_a_slot_committed_already_are_not_processed_again() -> None:
+    """A fetch from a position that predates the slot's last commit brings records the slot committed: only those
+    after its committed offset go into a transaction."""
+    worker = _worker()
+    producer = HeldProducer()
+    producer.gate.set()
+    state = _slot(worker, TP, 0, producer)
+    state.next_offset = 5
+    worker._dispatch(Consumer(), {TP: _msgs(3, 2)})  # type: ignore[arg-type]
+    assert not state.busy
+    worker._dispatch(Consumer(), {TP: _msgs(3, 4)})  # type: ignore[arg-type]
+    await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
+    assert worker.metrics.inputs == 2 and state.next_offset == 7
+
+
 async def test_a_batch_waiting_its_turn_is_dropped_when_the_worker_stops() -> None:
     """A batch not yet in a transaction when the worker stops is left for the next owner, uncommitted."""
     worker = _worker(max_concurrent_txns=1, slots=2)
