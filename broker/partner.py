@@ -71,6 +71,7 @@ from typing import Any, Protocol, TextIO
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
 from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, checker, parse_key_id, peek_key_block, sign_checkpoint
 from broker.kafka import (
+    ClientError,
     Consumer,
     ConsumerRebalanceListener,
     KafkaConnection,
@@ -135,7 +136,7 @@ DEFAULT_INSTANCE = "main"
 RECALL_PASSED_ON = "RECALL_PASSED_ON"
 PURGE_EVERY_S = 300.0  # the store is purged at start and then at most this often
 RECEIPT_TXN_TIMEOUT_S = 60.0  # a crashed subscriber's open receipts are aborted by Kafka after this
-HANDOVER_WAIT_S = 10.0  # the longest an instance giving up a feed partition waits for its commit to show
+HANDOVER_WAIT_S = 30.0  # the longest an instance giving up a feed partition waits for its batch and commit
 SETTLE_TIMEOUT_S = 1.5 * RECEIPT_TXN_TIMEOUT_S
 
 
@@ -187,7 +188,11 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
         self.subscriber, self.feed = subscriber, feed
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.subscriber._hand_over(self.feed, set(revoked))
+        try:
+            await self.subscriber._hand_over(self.feed, set(revoked))
+        except Exception as exc:  # noqa: BLE001 - aiokafka would log it and go on: said, not swallowed
+            self.subscriber.on_note(f"handing feed partitions over failed ({type(exc).__name__}): the next owner "
+                                    "may receive this subscriber's last batch again")
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Nothing to do: a new assignment starts at the group's committed offsets."""
@@ -218,6 +223,7 @@ class Subscriber:
         self._busy = asyncio.Lock()
         """Held by a batch from its check to its commit, and by a revocation (see ``_hand_over``)."""
         self._generation = 0
+        self._stopping = asyncio.Event()
         """Counts revocations: a batch fetched before one is not handled (its records come again)."""
         self._committed: dict[TopicPartition, int] = {}
         """The feed offsets this subscriber committed last, by partition."""
@@ -301,25 +307,13 @@ class Subscriber:
                     running(feed, self.conn, f"reading {self.feed_topic}"):
                 chain, part = await self._chain(receipts)
                 feed.subscribe([self.feed_topic], listener=_Handover(self, feed))
-                idle_since = time.monotonic()
-                unread: UnreadableFeedError | None = None
-                while limit is None or self.stats.received + self.stats.rejected < limit:
-                    self.purge()
-                    batch = await feed.getmany(timeout_ms=500)
-                    generation = self._generation  # no await since getmany: its records are this assignment's
-                    if not batch:
-                        if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
-                            break
-                        continue
-                    idle_since = time.monotonic()
-                    async with self._busy:
-                        if generation != self._generation:
-                            continue  # revoked meanwhile: the records come again from the committed offsets
-                        unread = await self._batch(batch, out, receipts, chain, part)
-                        self._keep_head(chain, part)  # committed: only now may a restart rely on it
-                    if unread is not None:
-                        break
-                # Leaving the group hands every partition over, as a revocation does.
+                # Leaving the group hands every partition over, as a revocation does, when the run ends
+                # (idle, a limit, stop(), a record that does not open, a cancellation: not a Kafka error).
+                try:
+                    unread = await self._follow(feed, out, receipts, chain, part, idle_exit_s, limit)
+                except asyncio.CancelledError:
+                    await self._hand_over(feed, set(self._committed))
+                    raise
                 await self._hand_over(feed, set(self._committed))
                 if unread is not None:
                     raise unread
@@ -330,6 +324,32 @@ class Subscriber:
             ) from None
         return self.stats
 
+    def stop(self) -> None:
+        """Finish the batch in flight, hand the feed's partitions over and return (what SIGTERM does)."""
+        self._stopping.set()
+
+    async def _follow(self, feed: Consumer, out: TextIO | None, receipts: Producer, chain: ChainWriter, part: int,
+                      idle_exit_s: float | None, limit: int | None) -> UnreadableFeedError | None:
+        """The feed, batch by batch, until idle, ``limit``, ``stop()`` or a record that does not open."""
+        idle_since = time.monotonic()
+        while not self._stopping.is_set() and (limit is None or self.stats.received + self.stats.rejected < limit):
+            self.purge()
+            batch = await feed.getmany(timeout_ms=500)
+            generation = self._generation  # no await since getmany: its records are this assignment's
+            if not batch:
+                if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                    break
+                continue
+            idle_since = time.monotonic()
+            async with self._busy:
+                if generation != self._generation:
+                    continue  # revoked meanwhile: the records come again from the committed offsets
+                unread = await self._batch(batch, out, receipts, chain, part)
+                self._keep_head(chain, part)  # committed: only now may a restart rely on it
+            if unread is not None:
+                return unread
+        return None
+
     async def _hand_over(self, feed: Consumer, revoked: set[TopicPartition]) -> None:
         """Before the group takes ``revoked`` partitions away (a rebalance among instances): let the
         batch in flight commit, drop any batch fetched before now, and wait until the group answers
@@ -338,16 +358,24 @@ class Subscriber:
         Another instance's producer has another transactional id and does not fence this one:
         without this, this instance could commit a batch the new owner was reading again, and the
         alert would get a receipt in two chains. The wait is bounded by ``HANDOVER_WAIT_S``; past
-        it, the note says the new owner may read some records again (a second receipt, in its own
-        chain; never a loss).
+        it (or when Kafka does not answer), a note says the new owner may read some records again (a
+        second receipt, in its own chain; never a loss).
         """
         self._generation += 1
-        async with self._busy:
+        try:
+            await asyncio.wait_for(self._settle(feed, revoked), HANDOVER_WAIT_S)
+        except TimeoutError:
+            self.on_note(f"handing feed partitions over, this subscriber's last commit did not show within "
+                         f"{HANDOVER_WAIT_S:g}s: the next owner may receive its last batch again")
+        except ClientError as exc:
+            self.on_note(f"handing feed partitions over, Kafka did not confirm this subscriber's last commit "
+                         f"({type(exc).__name__}): the next owner may receive its last batch again")
+
+    async def _settle(self, feed: Consumer, revoked: set[TopicPartition]) -> None:
+        async with self._busy:  # the batch in flight commits first
             mine = {tp: self._committed.pop(tp) for tp in revoked if tp in self._committed}
-            if mine and not await offsets_visible(feed, mine, timeout_s=HANDOVER_WAIT_S):
-                self.on_note(f"handing {len(mine)} feed partition(s) over, the group did not show this subscriber's "
-                             f"last commit within {HANDOVER_WAIT_S:g}s: the next owner may receive its last batch "
-                             "again")
+            if mine:
+                await offsets_visible(feed, mine, timeout_s=HANDOVER_WAIT_S)
 
     async def _batch(self, batch: dict[TopicPartition, list[Any]], out: TextIO | None, producer: Producer,
                      chain: ChainWriter, part: int) -> UnreadableFeedError | None:

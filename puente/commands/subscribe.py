@@ -7,11 +7,13 @@ the two read and write the same store, and ``puente.cli`` stays one registration
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 from pathlib import Path
 from typing import TextIO
 
-from broker.partner import DEFAULT_INSTANCE, subscriber_for
+from broker.partner import DEFAULT_INSTANCE, Subscriber, subscriber_for
 from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
 from puente import logs
@@ -47,6 +49,14 @@ _OUT = PrivateFile("the --out file", "the --out file's folder", "holds decrypted
                    "write it in a folder only you can write (or pass --out -)")
 
 
+async def _follow(sub: Subscriber, out: TextIO | None, follow: bool) -> None:
+    """Run the subscriber; SIGTERM and Ctrl-C finish its batch in flight, hand its partitions over, and stop."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, sub.stop)
+    await sub.run(out, idle_exit_s=None if follow else 5.0)
+
+
 def _subscribe(args: argparse.Namespace) -> int:
     cfg = settings(args)
     if args.follow:
@@ -60,7 +70,7 @@ def _subscribe(args: argparse.Namespace) -> int:
     try:
         if args.out is not None:
             out = sys.stdout if str(args.out) == "-" else open(args.out, "a", encoding="utf-8")  # noqa: SIM115
-        run(sub.run(out, idle_exit_s=None if args.follow else 5.0))
+        run(_follow(sub, out, args.follow))
     finally:
         if out is not None and out is not sys.stdout:
             out.close()

@@ -403,6 +403,34 @@ async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
     assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
 
 
+async def test_sigterm_stops_a_following_subscriber_cleanly(env: Env, tmp_path: Path) -> None:
+    """`puente subscribe --follow` runs until stopped: SIGTERM finishes its batch, hands its partitions over and
+    exits 0 with its summary, every alert written once."""
+    await publish_synthetic(env.cfg, env.conn, 120, seed=19)
+    await run_broker(env)
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
+    partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
+    want = {d["alert_id"] for d in docs if d["partner"] == partner and d["decision"] != "WITHHOLD"}
+    out = tmp_path / "feed.jsonl"
+    proc = subprocess.Popen(cli("subscribe", "--partner", partner, "--key", str(env.key_file(partner)), "--out",
+                                str(out), "--follow"), env=env.env_vars(f"partner-{partner}"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if out.exists() and len(out.read_text().splitlines()) >= len(want):
+                break
+            assert proc.poll() is None
+            await asyncio.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr[-2000:]
+    assert f"{partner}: {len(want)} feed record(s) opened" in stderr
+    assert sorted(json.loads(line)["alert_id"] for line in out.read_text().splitlines()) == sorted(want)
+
+
 async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_receipted_once(env: Env) -> None:
     """Receipts commit with the feed offsets. A subscriber that died mid-batch left an open transaction:
     the next one fences it, its receipt never shows, and across runs each alert gets one receipt in one
