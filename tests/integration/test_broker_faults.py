@@ -22,6 +22,7 @@ from puente_testing import (
     audit_docs,
     cli,
     committed_decisions,
+    delivered_most,
     free_port,
     ids,
     open_feed,
@@ -336,10 +337,8 @@ async def test_audit_log_lists_only_what_verifies_and_verify_names_each_forgery(
     another partner's name, a block in a receipt chain, a block with a bad signature, a record that
     is not one) are each reported by `audit verify` and left out of `audit log`, which still lists
     every real decision and receipt."""
-    await publish_synthetic(env.cfg, env.conn, 120, seed=31)
-    await run_broker(env)
-    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
-    partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
+    partner, _, _ = await delivered_most(env, 120, seed=31)
+    decided = len([d for d in await audit_docs(env) if d["kind"] == "DECISION"])
     opener = opener_for(partner, env.key_file(partner), None)
     stats = await Subscriber(env.login(f"partner-{partner}"), partner, env.feed(partner), env.names.receipts(partner),
                              opener, alert_codec(), signer=receipt_signer(partner, env.key_file(partner), None)).run(
@@ -373,7 +372,7 @@ async def test_audit_log_lists_only_what_verifies_and_verify_names_each_forgery(
     assert log.returncode == 0 and "Traceback" not in log.stderr
     rows = [json.loads(line) for line in log.stdout.splitlines()]
     assert not [r for r in rows if str(r.get("alert_id", "")).startswith("forged")]
-    assert Counter(r["kind"] for r in rows) == {"DECISION": len(docs), "RECEIPT": stats.received}
+    assert Counter(r["kind"] for r in rows) == {"DECISION": decided, "RECEIPT": stats.received}
     assert "4 audit record(s) left out as unsound" in log.stderr
     table = subprocess.run(cli("audit", "log", "--partner", partner, "--kind", "receipt"),
                            env=env.env_vars("auditor"), capture_output=True, text=True, check=False)
@@ -382,11 +381,7 @@ async def test_audit_log_lists_only_what_verifies_and_verify_names_each_forgery(
 
 async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
     """`puente subscribe` writes the partner's alerts as JSON lines and sends one receipt each."""
-    await publish_synthetic(env.cfg, env.conn, 200, seed=17)
-    await run_broker(env)
-    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
-    partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
-    want = {d["alert_id"] for d in docs if d["partner"] == partner and d["decision"] != "WITHHOLD"}
+    partner, want, _ = await delivered_most(env, 200, seed=17)
     out = tmp_path / "feed.jsonl"
     run = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(partner)), "--out", str(out)),
                          env=env.env_vars(f"partner-{partner}"), capture_output=True, text=True, timeout=120,
@@ -406,11 +401,7 @@ async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
 async def test_sigterm_stops_a_following_subscriber_cleanly(env: Env, tmp_path: Path) -> None:
     """`puente subscribe --follow` runs until stopped: SIGTERM finishes its batch, hands its partitions over and
     exits 0 with its summary, every alert written once."""
-    await publish_synthetic(env.cfg, env.conn, 120, seed=19)
-    await run_broker(env)
-    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
-    partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
-    want = {d["alert_id"] for d in docs if d["partner"] == partner and d["decision"] != "WITHHOLD"}
+    partner, want, _ = await delivered_most(env, 120, seed=19)
     out = tmp_path / "feed.jsonl"
     proc = subprocess.Popen(cli("subscribe", "--partner", partner, "--key", str(env.key_file(partner)), "--out",
                                 str(out), "--follow"), env=env.env_vars(f"partner-{partner}"),
@@ -435,11 +426,7 @@ async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_rec
     """Receipts commit with the feed offsets. A subscriber that died mid-batch left an open transaction:
     the next one fences it, its receipt never shows, and across runs each alert gets one receipt in one
     unforked chain."""
-    await publish_synthetic(env.cfg, env.conn, 200, seed=23)
-    await run_broker(env)
-    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
-    partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
-    want = {d["alert_id"] for d in docs if d["partner"] == partner}
+    partner, want, _ = await delivered_most(env, 200, seed=23)
     opener = opener_for(partner, env.key_file(partner), None)
 
     signer = receipt_signer(partner, env.key_file(partner), None)
@@ -478,11 +465,7 @@ async def test_two_instances_of_one_partner_hand_partitions_over_without_a_secon
     """A second instance joins while the first has a batch half handled. The feed partitions move only once that
     batch has committed and the group shows it: each alert gets one receipt, in one of the two chains, and both
     chains verify. (Before, the new owner read the batch again while the first committed it: two receipts.)"""
-    await publish_synthetic(env.cfg, env.conn, 300, seed=29)
-    await run_broker(env)
-    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
-    partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
-    want = {d["alert_id"] for d in docs if d["partner"] == partner}
+    partner, want, _ = await delivered_most(env, 300, seed=29)
     opener = opener_for(partner, env.key_file(partner), None)
     signer = receipt_signer(partner, env.key_file(partner), None)
     holding, second_received = asyncio.Event(), asyncio.Event()
@@ -529,10 +512,7 @@ async def test_a_subscriber_waits_out_another_writers_open_transaction_before_re
     stops where another instance's transaction is still open, which would hide this chain's own later
     receipts and fork it: the subscriber waits for that transaction to end, then continues its chain where
     it really ends."""
-    await publish_synthetic(env.cfg, env.conn, 120, seed=29)
-    await run_broker(env)
-    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
-    partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
+    partner, _, _ = await delivered_most(env, 120, seed=29)
     opener = opener_for(partner, env.key_file(partner), None)
     signer = receipt_signer(partner, env.key_file(partner), None)
     sub = Subscriber(env.login(f"partner-{partner}"), partner, env.feed(partner), env.names.receipts(partner), opener,
@@ -570,10 +550,7 @@ async def test_a_subscriber_waits_out_another_writers_open_transaction_before_re
 
 async def test_subscribe_with_the_wrong_key_is_a_clear_error(env: Env, tmp_path: Path) -> None:
     """Another partner's key is refused before anything is read: one line, exit 2, nothing written or consumed."""
-    await publish_synthetic(env.cfg, env.conn, 200, seed=17)
-    await run_broker(env)
-    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
-    partner = Counter(d["partner"] for d in docs).most_common(1)[0][0]
+    partner, _, _ = await delivered_most(env, 200, seed=17)
     other = next(p for p in env.policy.partners if p != partner)
     folder = env.key_file(partner).parent
     own_receipt_key = folder / f"{Keystore(folder).load_receipt_key(partner).key_id}.json"

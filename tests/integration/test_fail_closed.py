@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from puente_testing import Env, audit_docs, cli, read_topic, run_broker
+from puente_testing import Env, cli, delivered_most, read_topic, run_broker
 
 from broker.audit import ChainHead, ChainWriter
+from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
 from broker.partner import Subscriber, opener_for, receipt_signer
 from broker.partner_store import PartnerStore
@@ -21,17 +22,6 @@ from puente.errors import AuditChainError
 from schemas import alert_codec
 
 pytestmark = pytest.mark.kafka
-
-
-async def _delivered(env: Env, count: int, seed: int) -> tuple[str, set[str], set[str]]:
-    """Publish and route; the partner with most deliveries, its delivered and its withheld alert ids."""
-    await publish_synthetic(env.cfg, env.conn, count, seed=seed)
-    await run_broker(env)
-    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
-    partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
-    mine = [d for d in docs if d["partner"] == partner]
-    return (partner, {d["alert_id"] for d in mine if d["decision"] != "WITHHOLD"},
-            {d["alert_id"] for d in mine if d["decision"] == "WITHHOLD"})
 
 
 def _subscriber(env: Env, partner: str, instance: str = "main") -> Subscriber:
@@ -49,7 +39,7 @@ def _verify(env: Env) -> subprocess.CompletedProcess[str]:
 async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_path: Path) -> None:
     """A key file named as the partner's but holding another partner's key stops at the first record, commits
     nothing past it, and says so in one line; the correctly configured subscriber then receives every alert."""
-    partner, want, _ = await _delivered(env, 200, seed=41)
+    partner, want, _ = await delivered_most(env, 200, seed=41)
     other = next(p for p in env.policy.partners if p != partner)
     disguised = tmp_path / "disguised"
     disguised.mkdir(mode=0o700)
@@ -86,7 +76,7 @@ async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_p
 async def test_a_forged_receipt_is_reported_and_never_signed_over(env: Env, tmp_path: Path) -> None:
     """A receipt someone else appends to a partner's chain, for an alert withheld from it, stays reported:
     the partner's next subscriber refuses to extend that chain, and `audit log` never lists the receipt."""
-    partner, want, withheld = await _delivered(env, 200, seed=43)
+    partner, want, withheld = await delivered_most(env, 200, seed=43)
     first = await _subscriber(env, partner).run(io.StringIO(), idle_exit_s=3, limit=5)
     assert first.received >= 5
     part = 0
@@ -126,7 +116,7 @@ async def test_a_forged_receipt_is_reported_and_never_signed_over(env: Env, tmp_
 async def test_a_receipt_for_an_alert_never_delivered_is_reported(env: Env) -> None:
     """Even signed with the partner's own key, a receipt for an alert the broker withheld from that partner is
     reported by `audit verify` and left out of `audit log`."""
-    partner, _, withheld = await _delivered(env, 150, seed=47)
+    partner, _, withheld = await delivered_most(env, 150, seed=47)
     signer = receipt_signer(partner, env.key_file(partner), None)
     part = 0
     chain = ChainWriter(env.names.receipts(partner), part, checkpoint_every=1 << 62, chain=f"{partner}/rogue")
@@ -147,6 +137,23 @@ async def test_a_receipt_for_an_alert_never_delivered_is_reported(env: Env) -> N
     assert victim not in log.stdout
 
 
+async def _broker_refuses_after(env: Env, conn: KafkaConnection, value: bytes, blocks: int, why: str) -> None:
+    """``value`` appended to slot 0's audit partition (which held ``blocks`` records) as ``conn``: `broker run`
+    stops with one line saying ``why``, and signs nothing after it."""
+    producer = AIOKafkaProducer(**conn.aiokafka())
+    await producer.start()
+    try:
+        await producer.send_and_wait(env.names.decisions, value, partition=0)
+    finally:
+        await producer.stop()
+    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"), capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "cannot be continued" in run.stderr and why in run.stderr
+    after = [r for r in await read_topic(env.conn, env.names.decisions) if r.partition == 0]
+    assert len(after) == blocks + 1  # nothing signed over what was appended
+
+
 async def test_the_broker_will_not_extend_an_audit_chain_it_did_not_sign(env: Env) -> None:
     """A record appended to a slot's audit partition by someone else stops `broker run` with one clear line;
     the broker never signs a block over it."""
@@ -158,18 +165,7 @@ async def test_the_broker_will_not_extend_an_audit_chain_it_did_not_sign(env: En
     forged = ChainWriter(env.names.decisions, 0, head).block(
         [{"kind": "ALERT", "alert_id": "SENAFRONT:forged", "decisions": []}], "broker-sign-2026a",
         lambda _: b"\x00" * 64, "t")
-    producer = AIOKafkaProducer(**env.conn.aiokafka())
-    await producer.start()
-    try:
-        await producer.send_and_wait(env.names.decisions, forged, partition=0)
-    finally:
-        await producer.stop()
-    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"), capture_output=True,
-                         text=True, timeout=120, check=False)
-    assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert "cannot be continued" in run.stderr and "does not verify" in run.stderr
-    after = [r for r in await read_topic(env.conn, env.names.decisions) if r.partition == 0]
-    assert len(after) == len(blocks) + 1  # nothing signed over the forgery
+    await _broker_refuses_after(env, env.conn, forged, len(blocks), "does not verify")
 
 
 async def test_the_broker_will_not_extend_a_replayed_old_block_of_its_own(env: Env) -> None:
@@ -182,25 +178,15 @@ async def test_the_broker_will_not_extend_a_replayed_old_block_of_its_own(env: E
     await run_broker(env)  # a second run: slot 0 has blocks of two batches at least
     blocks = [r for r in await read_topic(env.conn, env.names.decisions) if r.partition == 0]
     assert len(blocks) >= 2
-    producer = AIOKafkaProducer(**env.login("broker").aiokafka())
-    await producer.start()
-    try:
-        await producer.send_and_wait(env.names.decisions, blocks[0].value, partition=0)
-    finally:
-        await producer.stop()
-    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"), capture_output=True,
-                         text=True, timeout=120, check=False)
-    assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert "cannot be continued" in run.stderr and "an older block was written again" in run.stderr
-    after = [r for r in await read_topic(env.conn, env.names.decisions) if r.partition == 0]
-    assert len(after) == len(blocks) + 1  # nothing signed over the replayed block
+    await _broker_refuses_after(env, env.login("broker"), blocks[0].value, len(blocks),
+                                "an older block was written again")
 
 
 async def test_a_replayed_old_checkpoint_is_never_extended(env: Env, tmp_path: Path) -> None:
     """An old checkpoint of the partner's own, written again after its chain's real head (it needs the
     partner's Kafka login, not its signing key), is not extended: the subscriber's store kept the head it
     committed last, so the next run stops with one clear line instead of forking the chain."""
-    partner, _, _ = await _delivered(env, 200, seed=59)
+    partner, _, _ = await delivered_most(env, 200, seed=59)
 
     async def subscribe(expect: type[Exception] | None = None) -> None:
         with PartnerStore.open(tmp_path / "store.db", partner) as store:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from broker.partner import open_record
 from broker.service import build_worker
 from broker.topology import TopicNames
 from policies import PolicySet, load_policy_set
+from puente.dev.synthetic import publish_synthetic
 from puente.settings import PuenteSettings
 from puente.wire import Record
 from schemas import alert_codec
@@ -159,6 +161,17 @@ async def run_broker(env: Env, workers: int = 1, idle: float = 3.0) -> list[Any]
     built = [build_worker(env.cfg, env.login("broker"), client_suffix=f"-t{i}") for i in range(workers)]
     await asyncio.gather(*(w.run(topics, idle_exit_s=idle) for w, topics, _ in built))
     return [w for w, _, _ in built]
+
+
+async def delivered_most(env: Env, count: int, seed: int) -> tuple[str, set[str], set[str]]:
+    """Publish and route; the partner with most deliveries, its delivered and its withheld alert ids."""
+    await publish_synthetic(env.cfg, env.conn, count, seed=seed)
+    await run_broker(env)
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
+    partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
+    mine = [d for d in docs if d["partner"] == partner]
+    return (partner, {d["alert_id"] for d in mine if d["decision"] != "WITHHOLD"},
+            {d["alert_id"] for d in mine if d["decision"] == "WITHHOLD"})
 
 
 async def read_topic(conn: KafkaConnection, topic: str, *, committed: bool = True) -> list[Record]:
