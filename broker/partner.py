@@ -223,8 +223,8 @@ class Subscriber:
         self._busy = asyncio.Lock()
         """Held by a batch from its check to its commit, and by a revocation (see ``_hand_over``)."""
         self._generation = 0
-        self._stopping = asyncio.Event()
         """Counts revocations: a batch fetched before one is not handled (its records come again)."""
+        self._stopping = asyncio.Event()
         self._committed: dict[TopicPartition, int] = {}
         """The feed offsets this subscriber committed last, by partition."""
 
@@ -374,8 +374,8 @@ class Subscriber:
     async def _settle(self, feed: Consumer, revoked: set[TopicPartition]) -> None:
         async with self._busy:  # the batch in flight commits first
             mine = {tp: self._committed.pop(tp) for tp in revoked if tp in self._committed}
-            if mine:
-                await offsets_visible(feed, mine, timeout_s=HANDOVER_WAIT_S)
+            if mine and not await offsets_visible(feed, mine, timeout_s=HANDOVER_WAIT_S):
+                raise TimeoutError
 
     async def _batch(self, batch: dict[TopicPartition, list[Any]], out: TextIO | None, producer: Producer,
                      chain: ChainWriter, part: int) -> UnreadableFeedError | None:
