@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from adapters.run import AdapterRun, Tally, adapt_paths, check, check_sources, o
 from adapters.watch import watch
 from broker.kafka import KafkaConnection
 from puente import logs
-from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
+from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, stop_on_signals
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
 
@@ -103,9 +102,7 @@ def _check(adapter: Adapter, ctx: Context, files: list[str]) -> int:
 async def _watch(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, ctx: Context,
                  args: argparse.Namespace) -> int:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop.set)
     print(f"{adapter.name}: watching {args.watch} every {args.interval:g}s (SIGTERM or Ctrl-C stops)", file=sys.stderr)
     async with AdapterRun(cfg, conn, adapter, ctx) as adapter_run:
         total = await watch(adapter_run, args.watch, interval=args.interval, idle_exit=args.exit_when_idle, stop=stop)

@@ -7,8 +7,6 @@ the two read and write the same store, and ``puente.cli`` stays one registration
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -18,7 +16,7 @@ from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
 from puente import logs
 from puente.commands import store as store_commands
-from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
+from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, stop_on_signals
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -51,9 +49,7 @@ _OUT = PrivateFile("the --out file", "the --out file's folder", "holds decrypted
 
 async def _follow(sub: Subscriber, out: TextIO | None, follow: bool) -> None:
     """Run the subscriber; SIGTERM and Ctrl-C finish its batch in flight, hand its partitions over, and stop."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, sub.stop)
+    stop_on_signals(sub.stop)
     await sub.run(out, idle_exit_s=None if follow else 5.0)
 
 
