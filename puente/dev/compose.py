@@ -41,12 +41,13 @@ from puente.dev.localkafka._nodeconf import (
     FIRST_LOGINS,
     NODE_PRINCIPAL,
     NodeConf,
-    format_logins,
+    format_logins_argfile,
     render,
     secured_properties,
 )
 
 NODES = 3
+FORMAT_LOGINS = "format-logins.args"  # the storage tool's argument file with the first SCRAM logins
 CLIENT_PORT = 9092
 CONTROLLER_PORT = 9093
 NODE_CONFIG = "/etc/puente-kafka"  # where each node's config folder is mounted
@@ -105,15 +106,15 @@ def node_conf(node_id: int, nodes: int = NODES) -> NodeConf:
                     replication=min(3, nodes), min_insync=2 if nodes >= 3 else 1)
 
 
-def _start_script(cluster_id: str, passwords: dict[str, str]) -> str:
+def _start_script(cluster_id: str) -> str:
     config = f"{NODE_CONFIG}/server.properties"
     fmt = ["/opt/kafka/bin/kafka-storage.sh", "format", "--ignore-formatted", f"--cluster-id={cluster_id}",
-           "--config", config, *format_logins(passwords)]
+           "--config", config, f"@{NODE_CONFIG}/{FORMAT_LOGINS}"]
     return ("#!/bin/sh\n"
             "# Written by `puente kafka compose-files`. Formats the storage on first start with the first\n"
-            "# SCRAM logins (admin and the nodes), then runs the node. It holds passwords: 0700.\n"
-            "# Kafka's storage tool takes them only as arguments, which other users of the host can\n"
-            "# read while it runs: so it runs only while the storage is not yet formatted.\n"
+            "# SCRAM logins (admin and the nodes), then runs the node. The passwords reach Kafka's storage\n"
+            f"# tool through the 0600 argument file {FORMAT_LOGINS} (the Java launcher expands \"@file\"),\n"
+            "# never on a command line, which other users of the host could read.\n"
             "set -eu\n"
             f"if [ ! -f {NODE_DATA}/meta.properties ]; then\n"
             f"  {shlex.join(fmt)} >/dev/null\n"
@@ -143,7 +144,8 @@ def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
                                                                          passwords[NODE_PRINCIPAL])))
         log4j = resources.files("puente.dev.localkafka").joinpath("log4j2.properties").read_text()
         _private(config / "log4j2.properties", log4j, 0o644)
-        _private(config / "start.sh", _start_script(cluster_id, passwords), 0o700)
+        _private(config / FORMAT_LOGINS, format_logins_argfile(passwords))
+        _private(config / "start.sh", _start_script(cluster_id), 0o700)
         _private(config / "node-client.properties",
                  client_properties(f"{name}:{CLIENT_PORT}", Path(f"{NODE_CONFIG}/ca.pem"), NODE_PRINCIPAL,
                                    passwords[NODE_PRINCIPAL]))

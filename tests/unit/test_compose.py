@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -22,7 +23,9 @@ from cryptography import x509
 from puente.cli import build_parser
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, LocalKafka
+from puente.dev.localkafka._fetch import fetch_kafka
 from puente.dev.localkafka._nodeconf import NodeConf, secured_properties
+from puente.errors import KafkaSetupError
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = ["kafka-1", "kafka-2", "kafka-3"]
@@ -193,7 +196,8 @@ def test_each_broker_replica_is_a_static_member_named_after_its_container() -> N
 def test_secrets_are_private_and_kept_when_written_again(deploy: Path) -> None:
     secret_files = [deploy / "secrets.json", deploy / "admin" / "admin.properties", deploy / "tls" / "ca-key.pem",
                     *(deploy / n / "config" / f for n in NODES for f in ("server.properties", "node.pem",
-                                                                          "node-client.properties", "start.sh"))]
+                                                                          "node-client.properties", "start.sh",
+                                                                          compose.FORMAT_LOGINS))]
     for path in secret_files:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
     for folder in [deploy, deploy / "admin", deploy / "tls", *(deploy / n / "config" for n in NODES)]:
@@ -203,11 +207,50 @@ def test_secrets_are_private_and_kept_when_written_again(deploy: Path) -> None:
     assert {p: p.read_bytes() for p in secret_files} == before
 
 
+def test_the_first_logins_reach_the_storage_tool_through_a_private_file_not_its_arguments(
+        deploy: Path, tmp_path: Path) -> None:
+    """Kafka's storage tool takes the first SCRAM logins only as arguments, which any user of the host can
+    read (``ps``) while it runs. The start script hands it ``@file`` instead, a 0600 file the Java launcher
+    expands: the script names no password, and Kafka's own storage tool, run here on the node's real
+    server.properties, writes the admin's and the nodes' SCRAM credentials from that file."""
+    passwords = json.loads((deploy / "secrets.json").read_text())
+    config = deploy / NODES[0] / "config"
+    script = (config / "start.sh").read_text()
+    assert not any(password in script for password in passwords.values())
+    assert stat.S_IMODE((config / compose.FORMAT_LOGINS).stat().st_mode) == 0o600
+    line = next(x for x in script.splitlines() if "kafka-storage.sh" in x)
+    args = shlex.split(line.replace(">/dev/null", ""))[1:]
+    assert not any(password in arg for arg in args for password in passwords.values())
+    data = tmp_path / "data"
+    props = tmp_path / "server.properties"
+    props.write_text((config / "server.properties").read_text().replace(compose.NODE_DATA, str(data)))
+    args = [str(props) if a == f"{compose.NODE_CONFIG}/server.properties"
+            else a.replace(compose.NODE_CONFIG, str(config)) for a in args]
+    classpath = fetch_kafka(KAFKA_VERSION)
+    subprocess.run(["java", "-cp", f"{classpath}/*", "kafka.tools.StorageTool", *args], check=True,
+                   capture_output=True, text=True, timeout=120)
+    dump = subprocess.run(["java", "-cp", f"{classpath}/*", "kafka.tools.DumpLogSegments",
+                           "--cluster-metadata-decoder", "--files", str(data / "bootstrap.checkpoint")],
+                          check=True, capture_output=True, text=True, timeout=120).stdout
+    made = {json.loads(x.split("payload: ", 1)[1])["data"]["name"] for x in dump.splitlines()
+            if "USER_SCRAM_CREDENTIAL_RECORD" in x}
+    assert made == set(passwords) == {"admin", "kafka-node"}
+
+
+def test_a_password_the_argument_file_cannot_carry_is_refused_by_name(tmp_path: Path) -> None:
+    compose.write(tmp_path / "d")
+    secrets_file = tmp_path / "d" / "secrets.json"
+    secrets_file.write_text(json.dumps({"admin": "has space", "kafka-node": "fine-1"}))
+    with pytest.raises(KafkaSetupError, match="'admin' password") as caught:
+        compose.write(tmp_path / "d")
+    assert "has space" not in str(caught.value)
+
+
 @pytest.mark.parametrize("formatted", [False, True], ids=["first-start", "restart"])
 def test_the_storage_tool_with_the_passwords_runs_only_on_the_first_start(deploy: Path, tmp_path: Path,
                                                                           formatted: bool) -> None:
-    """Kafka's storage tool takes the first SCRAM logins as arguments, readable by other users of the host while
-    it runs: the start script runs it only while the node's storage holds no meta.properties."""
+    """The start script formats the storage (with the first SCRAM logins) only while the node's storage holds
+    no meta.properties."""
     script = (deploy / NODES[0] / "config" / "start.sh").read_text()
     data = tmp_path / "data"
     data.mkdir()
@@ -219,3 +262,26 @@ def test_the_storage_tool_with_the_passwords_runs_only_on_the_first_start(deploy
     probe = probe.replace(">/dev/null", "")
     out = subprocess.run(["sh", "-c", probe], capture_output=True, text=True, check=True).stdout
     assert ("FORMAT" in out) is not formatted and "START" in out
+
+
+def test_the_local_runner_formats_through_a_private_file_it_removes(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`puente kafka up` formats a new node the same way: the storage tool's command line names
+    ``@file``, never a password, and the file is gone once the tool has run."""
+    local = LocalKafka("cluster", root=tmp_path)
+    seen: list[tuple[list[str], str]] = []
+
+    def run(cmd: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        argfile = Path(next(a for a in cmd if a.startswith("@"))[1:])
+        assert stat.S_IMODE(argfile.stat().st_mode) == 0o600
+        seen.append((cmd, argfile.read_text()))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr("puente.dev.localkafka._cluster.subprocess.run", run)
+    local._prepare()
+    passwords = json.loads((tmp_path / "cluster" / "secrets.json").read_text())
+    assert len(seen) == 3
+    for cmd, text in seen:
+        assert not any(password in arg for arg in cmd for password in passwords.values())
+        assert all(f"name={name},password={password}]" in text for name, password in passwords.items())
+    assert not list(tmp_path.rglob("format-logins.args"))

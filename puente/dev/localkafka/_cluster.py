@@ -44,7 +44,7 @@ from puente.dev.localkafka._nodeconf import (
     FIRST_LOGINS,
     NODE_PRINCIPAL,
     NodeConf,
-    format_logins,
+    format_logins_argfile,
     render,
     secured_properties,
 )
@@ -248,9 +248,18 @@ class LocalKafka:
             # "=" form: a base64url id may start with "-", which the tool would take for an option.
             # The admin's and the nodes' SCRAM logins go into the metadata log as it is made: the
             # first credentials cannot be added through the API, which needs an authenticated client.
+            # They go through a 0600 argument file, not the command line, which any user of the host can read.
+            logins = node.folder / "format-logins.args"
+            fd = os.open(logins, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                os.fchmod(fh.fileno(), 0o600)
+                fh.write(format_logins_argfile(keys))
             cmd = self._java(node, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props),
-                             *format_logins(keys))
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                             f"@{logins}")
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            finally:
+                logins.unlink(missing_ok=True)
             if proc.returncode != 0:
                 tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
                 raise KafkaSetupError(f"formatting node {node.node_id} failed:\n{tail}")

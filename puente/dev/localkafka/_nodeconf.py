@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.credentials import scram_jaas
+from puente.errors import KafkaSetupError
 
 NODE_PRINCIPAL = "kafka-node"
 ADMIN_PRINCIPAL = "admin"
@@ -87,10 +88,28 @@ def render(properties: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in properties.items())
 
 
-def format_logins(passwords: dict[str, str]) -> list[str]:
-    """The ``--add-scram`` arguments of ``kafka-storage format`` for the first logins: they cannot
-    be added through the API, which needs an authenticated client."""
-    args: list[str] = []
+# What a password may hold to be written into the storage tool's argument file as it is: the Java
+# launcher splits that file on white space and treats quotes, backslashes and "#" specially, and
+# Kafka's "[name=...,password=...]" syntax gives "," "[" "]" "=" meanings. The passwords made here
+# (``secrets.token_urlsafe``) are all within it; one edited by hand outside it is refused, not mangled.
+_ARGFILE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+
+
+def format_logins_argfile(passwords: dict[str, str]) -> str:
+    """The ``--add-scram`` arguments of ``kafka-storage format`` for the first logins, as the text of a
+    Java argument file (passed as ``@path``; the launcher expands it into the tool's arguments).
+
+    The first logins cannot be added through the API, which needs an authenticated client, and the
+    storage tool takes them only as arguments. Given on the command line, the passwords would be
+    readable by any user of the host (``ps``, ``/proc/<pid>/cmdline``) while the tool runs; in a
+    0600 argument file they are not. KafkaSetupError (naming the login, never the password) when a
+    password holds a character the file could not carry as it is.
+    """
+    lines: list[str] = []
     for name in FIRST_LOGINS:
-        args += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={passwords[name]}]"]
-    return args
+        password = passwords[name]
+        if not password or not set(password) <= _ARGFILE_SAFE:
+            raise KafkaSetupError(f"the {name!r} password in secrets.json holds characters other than letters, digits "
+                             "and '-_.~'; set a new one or delete secrets.json to have one made")
+        lines += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+    return "".join(f"{line}\n" for line in lines)
