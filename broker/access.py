@@ -14,7 +14,8 @@ One principal per party, each with exactly the ACLs its role needs, and nothing 
                    agreement or not (see ``plan``)
     auditor        reads the decisions, every partner's receipts, the collected denials and the console's
                    query log: read only (verify, log, index, recalls), so no auditor's tool can write the
-                   record of what auditors looked at
+                   record of what auditors looked at; describes the broker group and the ingress topics
+                   (the committed offsets each decision chain's end must reach), never reads them
     console        the auditors' console service: reads what the auditor reads, and alone appends each
                    auditor's query to the queries topic (reading its head back) under one transactional id
     admin          the cluster's super user (topics, ACLs, users): no ACL here
@@ -142,6 +143,11 @@ def plan(policy_set: PolicySet, names: TopicNames, agencies: Iterable[str], brok
         acls.update(_topic(reader, names.all_receipts, ("READ", "DESCRIBE"), "PREFIXED"))
         acls.update(_topic(reader, names.denials, ("READ", "DESCRIBE")))
         acls.update(_topic(reader, names.queries, ("READ", "DESCRIBE")))
+        # The broker group's committed ingress offsets, which each decision chain's end must reach
+        # (``audit verify``): DESCRIBE on the group and on the ingress topics is what OffsetFetch
+        # needs. It shows offsets, never a record: reading the ingress topics stays refused.
+        acls.add(Acl(reader, "GROUP", broker_group, "LITERAL", "DESCRIBE"))
+        acls.update(_topic(reader, f"{names.prefix}.ingress.", ("DESCRIBE",), "PREFIXED"))
     acls.update(_topic(CONSOLE, names.queries, ("WRITE",)))
     acls.update(Acl(CONSOLE, "TRANSACTIONAL_ID", console_transaction(names), "LITERAL", op)
                 for op in ("WRITE", "DESCRIBE"))

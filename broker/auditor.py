@@ -11,6 +11,7 @@ All of them stream: no partition is ever held in memory. What a walk must keep f
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.access import denials_transaction
-from broker.audit.chain import ChainHead, ChainWriter, flatten, listed
+from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
 from broker.audit.verify import (
     Finding,
@@ -28,12 +29,22 @@ from broker.audit.verify import (
     PartitionWalk,
     VerifyFn,
     delivered_pairs,
+    end_check,
     unmatched_receipt,
     when,
 )
 from broker.audit_index import AuditIndex
 from broker.crypto import KeyKind, checker, parse_key_id
-from broker.kafka import KafkaConnection, TopicPartition, partitions_of, producer, read_range, reader, running
+from broker.kafka import (
+    KafkaConnection,
+    TopicPartition,
+    group_offsets,
+    partitions_of,
+    producer,
+    read_range,
+    reader,
+    running,
+)
 from broker.keystore import Keystore, load_key_file, signature_check
 from broker.spill import Spill
 from broker.topology import TopicNames
@@ -41,41 +52,87 @@ from policies import PolicySet
 from puente.errors import AuditChainError, ConfigError
 from puente.wire import iso_utc
 
+END_SETTLE_S = 5.0
+"""How long ``verify_topics`` waits for a decisions partition's last commit to show before calling its
+end short: Kafka writes a transaction's markers partition by partition, so the broker group's offset
+can show before the block that committed with it."""
+
 
 async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verify: VerifyFn,
-                        owners: Mapping[str, str] | None = None) -> list[PartitionReport]:
+                        owners: Mapping[str, str] | None = None,
+                        ends: Mapping[tuple[str, int], int] | None = None) -> list[PartitionReport]:
     """Walk every partition of every audit topic, oldest record first, and report what is wrong.
 
     ``topics`` maps each topic to what it holds (``"decisions"``, ``"receipts"``, ``"denials"``,
     ``"queries"``); ``owners`` maps a receipts topic to its partner, whose chains alone it may hold.
     When the decisions are among them (give them first), every receipt is also checked against them:
-    a receipt for an alert the broker never delivered to that partner is reported. Records are
-    verified as they stream in: what is held is one partition's findings and chain states, never
-    its records; the (alert, partner) deliveries go to a temporary file (``_Delivered``).
+    a receipt for an alert the broker never delivered to that partner is reported. ``ends``, the
+    broker group's committed ingress offsets (``broker_ends``, fetched before the walk), has each
+    decisions partition's end checked against them (``end_check``): records dropped from a chain's
+    end are a finding. Records are verified as they stream in: what is held is one partition's
+    findings and chain states, never its records; the (alert, partner) deliveries go to a temporary
+    file (``_Delivered``).
     """
     reports = []
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
-                report = PartitionReport(topic, partition)
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
-                unmatched: list[Finding] = []
-                async for rec in read_range(consumer, TopicPartition(topic, partition)):
-                    report.records += 1
-                    doc, found = walk.feed(rec.offset, rec.value)
-                    report.findings += found
-                    if doc is not None and not found and (why := delivered.check(doc)) is not None:
-                        unmatched.append(Finding(topic, partition, rec.offset, why))
-                report.checkpoints = sum(c.signed for c in walk.chains.values())
-                report.unsigned_tail = walk.unsigned_tail
-                report.vouched = walk.vouched()
-                tail = walk.tail_findings()
-                report.findings += tail
-                # A receipt already reported as unvouched is not reported again as unmatched.
-                report.findings += [f for f in unmatched if f.offset not in {t.offset for t in tail}]
-                reports.append(report)
+                reports.append(await _verify_partition(consumer, walk, delivered,
+                                                       ends if holds == "decisions" else None))
     return reports
+
+
+async def _verify_partition(consumer: Any, walk: PartitionWalk, delivered: _Delivered,
+                            ends: Mapping[tuple[str, int], int] | None) -> PartitionReport:
+    """One partition's report (``verify_topics``); its end checked against ``ends`` when given."""
+    tp = TopicPartition(walk.topic, walk.partition)
+    report = PartitionReport(walk.topic, walk.partition)
+    unmatched: list[Finding] = []
+    last: dict[str, Any] | None = None  # the newest sound record naming an ingress record
+    offset = -1
+
+    async def walk_from(start: int | None) -> None:
+        nonlocal last, offset
+        async for rec in read_range(consumer, tp, start):
+            offset = rec.offset
+            report.records += 1
+            doc, found = walk.feed(rec.offset, rec.value)
+            report.findings += found
+            if doc is not None and not found:
+                if last_ingress(doc) is not None:
+                    last = doc
+                if (why := delivered.check(doc)) is not None:
+                    unmatched.append(Finding(walk.topic, walk.partition, rec.offset, why))
+
+    await walk_from(None)
+    if ends is not None:
+        report.end = end_check(last, ends)
+        settle = time.monotonic() + END_SETTLE_S
+        while report.end is not None and report.end.short and time.monotonic() < settle:
+            await asyncio.sleep(0.5)
+            await walk_from(offset + 1)
+            report.end = end_check(last, ends)
+        if report.end is not None and report.end.short:
+            report.findings.append(Finding(walk.topic, walk.partition, offset, report.end.problem()))
+    report.checkpoints = sum(c.signed for c in walk.chains.values())
+    report.unsigned_tail = walk.unsigned_tail
+    report.vouched = walk.vouched()
+    tail = walk.tail_findings()
+    report.findings += tail
+    # A receipt already reported as unvouched is not reported again as unmatched.
+    report.findings += [f for f in unmatched if f.offset not in {t.offset for t in tail}]
+    return report
+
+
+async def broker_ends(conn: KafkaConnection, group: str) -> dict[tuple[str, int], int]:
+    """The broker group's committed offset of every ingress partition, for ``verify_topics``'s ``ends``.
+
+    Fetched before the walk: whatever the broker commits meanwhile only makes its chains longer than
+    these offsets, never shorter. Kafka lists only the partitions of topics this login may describe,
+    so a partition left out is reported as "end not checked", never as sound."""
+    return await group_offsets(conn, group)
 
 
 class _Delivered(Spill):

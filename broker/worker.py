@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem, listed
+from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem, ingress_of, last_ingress, listed
 from broker.kafka import (
     ClientError,
     Consumer,
@@ -984,7 +984,7 @@ def slot_mismatch(last: dict[str, Any] | None, slot: int, slots: Slots) -> str |
     """
     for entry in listed((last or {}).get("entries")):
         where = entry.get("ingress") if isinstance(entry, dict) else None
-        found = _ingress(where)
+        found = ingress_of(where)
         if found is None or slots.slot(found[0], found[1]) != slot:
             now = _slot_source(slots, slot)
             return f"holds the decisions of ingress {str(where)[:200]}, but slot {slot} is now {now}: {SLOT_ORDER}"
@@ -1003,24 +1003,12 @@ def head_behind(last: dict[str, Any] | None, committed: int | None) -> str | Non
     never decided. Either way the slot does not load. (A head past the committed offset passes:
     offsets moved back make records come again, and the replay window dead-letters them.)
     """
-    offsets = [found[2] for entry in listed((last or {}).get("entries")) if isinstance(entry, dict)
-               if (found := _ingress(entry.get("ingress"))) is not None]
-    if not offsets or committed is None or max(offsets) + 1 >= committed:
+    found = last_ingress(last)
+    if found is None or committed is None or found[2] + 1 >= committed:
         return None
-    return (f"ends at ingress offset {max(offsets)}, but the slot's committed offset is {committed}: an older "
+    return (f"ends at ingress offset {found[2]}, but the slot's committed offset is {committed}: an older "
             "block was written again after the head, or the group's offsets were moved forward past records "
-            f"never decided (if so, set them back to {max(offsets) + 1})")
-
-
-def _ingress(where: object) -> tuple[str, int, int] | None:
-    """(topic, partition, offset) of an audit entry's ``ingress`` ("<topic>:<partition>:<offset>")."""
-    if not isinstance(where, str):
-        return None
-    rest, _, offset = where.rpartition(":")
-    topic, _, part = rest.rpartition(":")
-    if not (part.isascii() and part.isdigit() and offset.isascii() and offset.isdigit()):
-        return None
-    return topic, int(part), int(offset)
+            f"never decided (if so, set them back to {found[2] + 1})")
 
 
 def _slot_source(slots: Slots, slot: int) -> str:

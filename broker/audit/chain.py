@@ -253,6 +253,28 @@ def listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def ingress_of(where: object) -> tuple[str, int, int] | None:
+    """(topic, partition, offset) of an audit entry's ``ingress`` ("<topic>:<partition>:<offset>"), or None."""
+    if not isinstance(where, str):
+        return None
+    rest, _, offset = where.rpartition(":")
+    topic, _, part = rest.rpartition(":")
+    if not (topic and part.isascii() and part.isdigit() and offset.isascii() and offset.isdigit()):
+        return None
+    return topic, int(part), int(offset)
+
+
+def last_ingress(doc: dict[str, Any] | None) -> tuple[str, int, int] | None:
+    """The newest ingress record a block's entries name: (topic, partition, offset), or None when none does.
+
+    A slot's blocks hold the entries of one ingress partition, one entry per record it took (decided
+    or dead-lettered), and a batch's block commits with that partition's offsets: the newest entry of
+    a slot's last block is the record just before the broker group's committed offset."""
+    found = [where for entry in listed((doc or {}).get("entries")) if isinstance(entry, dict)
+             if (where := ingress_of(entry.get("ingress"))) is not None]
+    return max(found, key=lambda w: w[2]) if found else None
+
+
 def chain_owner(chain: str) -> str:
     """The partner a receipt chain belongs to: ``COL`` for ``COL`` and ``COL/backup``."""
     return str(chain).split("/", 1)[0]

@@ -1,9 +1,11 @@
 """Walk audit chains and report every gap, edit, reordering or bad signature. Pure.
 
-What a walk cannot see: records dropped from the *end* of a chain, after its last signed record,
-leave no trace in the topic (the chain that remains is whole). A report therefore names, per chain,
-the last signed record it found sound (``PartitionReport.vouched``): that is how far the topic
-vouches for itself, and only a copy of that record's seq and hash kept elsewhere shows more.
+What a walk cannot see from the topic alone: records dropped from the *end* of a chain, after its
+last signed record, leave no trace there (the chain that remains is whole). A report therefore
+names, per chain, the last signed record it found sound (``PartitionReport.vouched``): that is how
+far the topic vouches for itself. For the broker's decision chains, Kafka keeps a witness elsewhere:
+a slot's block commits in one transaction with the broker group's offset of the ingress partition
+it decided, so the chain must reach the record just before that offset (``end_check``).
 
 No record is read with ``str``/``repr`` of its values or iterated before its type is checked: a
 record someone else wrote may hold anything JSON can (``entries: 5``, a signer nested a thousand
@@ -13,7 +15,7 @@ deep), and that is a finding at that record, never a crash of the walk.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -25,6 +27,7 @@ from broker.audit.chain import (
     canonical,
     chain_owner,
     checkpoint_payload,
+    last_ingress,
     listed,
     resolve_decision,
     sealed,
@@ -62,6 +65,51 @@ class Vouched:
         return f"{whose}signed up to seq {self.seq}{stated}"
 
 
+@dataclass(frozen=True)
+class EndCheck:
+    """A decision chain's end against the broker group's committed offset of the ingress partition
+    its last block decided (``end_check``)."""
+
+    ingress: str  # "<topic>:<partition>"
+    last: int  # the newest ingress offset the chain's last block records
+    committed: int | None  # the group's committed offset there; None when this login sees none
+
+    @property
+    def short(self) -> bool:
+        """Records the group has committed past are missing from the chain's end."""
+        return self.committed is not None and self.last + 1 < self.committed
+
+    def problem(self) -> str:
+        return (f"the chain ends with ingress {plain(self.ingress, 120)} offset {self.last}, but the broker group "
+                f"has committed offset {self.committed} there: the decisions of offsets {self.last + 1} to "
+                f"{(self.committed or 0) - 1} are missing from the chain's end (records dropped after it), or "
+                "the group's offsets were moved forward past records never decided")
+
+    def describe(self) -> str:
+        where = f"ingress {plain(self.ingress, 120)} offset {self.last}"
+        if self.committed is None:
+            return f"ends at {where}; no committed offset of the broker group there is visible: end not checked"
+        if self.short:
+            return f"ends at {where}, short of the broker group's committed offset {self.committed}"
+        return f"ends at {where}, as the broker group's committed offset {self.committed} says"
+
+
+def end_check(last: dict[str, Any] | None, committed: Mapping[tuple[str, int], int]) -> EndCheck | None:
+    """How a decisions partition's last block (``last``, its newest record naming an ingress record)
+    compares with the broker group's committed ingress offsets; None when no block names one.
+
+    A batch's block and its ingress offsets commit in one transaction, so a whole chain reaches the
+    record just before the committed offset. One that ends earlier lost records from its end, which
+    the walk itself cannot see, or the offsets were moved forward past records never decided: either
+    way alerts have no decision on record. One that ends later is not short: offsets moved back make
+    records come again, and the broker dead-letters them as replays."""
+    found = last_ingress(last)
+    if found is None:
+        return None
+    topic, partition, offset = found
+    return EndCheck(f"{topic}:{partition}", offset, committed.get((topic, partition)))
+
+
 @dataclass
 class PartitionReport:
     """The result of walking one partition."""
@@ -73,6 +121,7 @@ class PartitionReport:
     unsigned_tail: int = 0
     findings: list[Finding] = field(default_factory=list)
     vouched: list[Vouched] = field(default_factory=list)  # per chain: its last sound signed record
+    end: EndCheck | None = None  # a decisions partition's end against the broker group's offsets, when checked
 
     @property
     def ok(self) -> bool:

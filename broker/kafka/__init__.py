@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError as ClientError
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
-from broker.kafka.admin import Admin, instance_holder
+from broker.kafka.admin import Admin, group_offsets, instance_holder
 from broker.kafka.batches import PartitionBatches
 from broker.kafka.clients import (
     FetchView,
@@ -65,6 +65,7 @@ __all__ = [
     "connection_from_properties",
     "consumer",
     "fetch_view",
+    "group_offsets",
     "hold_rebalance",
     "instance_holder",
     "last_chain_record",

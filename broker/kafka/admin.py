@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
 from confluent_kafka import KafkaError as RdKafkaError
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from broker.kafka.connection import KafkaConnection
@@ -160,3 +160,18 @@ async def instance_holder(conn: KafkaConnection, group_id: str, instance_id: str
         if member.group_instance_id == instance_id:
             return str(member.member_id), f"{member.client_id} on {str(member.host).lstrip('/')}"
     return None
+
+
+async def group_offsets(conn: KafkaConnection, group_id: str) -> dict[tuple[str, int], int]:
+    """``group_id``'s committed offset of every partition this login may describe, as Kafka settles it
+    (``require_stable``: an offset committed in a transaction still open is waited for, not skipped).
+    A partition with no committed offset, or one Kafka answers with an error, is left out."""
+    admin = Admin(conn)
+    what = f"reading the committed offsets of group {group_id}"
+    futures = await admin.call(what, lambda c: c.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group_id)], require_stable=True, request_timeout=conn.timeout_s))
+    found = (await admin.results(what, futures))[group_id]
+    if isinstance(found, BaseException):
+        raise found
+    return {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions or ()
+            if tp.error is None and tp.offset >= 0}

@@ -23,6 +23,7 @@ from broker.auditor import (
     LogFilter,
     ack_deadlines,
     audit_topics,
+    broker_ends,
     collect_denials,
     index_topics,
     read_log,
@@ -106,17 +107,22 @@ def _verify(args: argparse.Namespace) -> int:
 
     async def walk() -> list[PartitionReport]:
         found = await audit_topics(conn, cfg.topic_prefix)
-        return await verify_topics(conn, found.roles, check, found.owners)
+        # The offsets first: what the broker commits during the walk only lengthens its chains.
+        ends = await broker_ends(conn, cfg.broker_group)
+        return await verify_topics(conn, found.roles, check, found.owners, ends)
 
     reports = run(walk())
     problems = [f for r in reports for f in r.findings]
+    unchecked = sum(1 for r in reports if r.end is not None and r.end.committed is None)
     if args.json:
         print(json.dumps({
             "records": sum(r.records for r in reports), "problems": len(problems),
             "chains": [{"topic": r.topic, "partition": r.partition, "records": r.records, "signed": r.checkpoints,
                         "unsigned_tail": r.unsigned_tail, "ok": r.ok,
                         "signed_up_to": [{"chain": v.chain, "seq": v.seq, "at": v.at, "offset": v.offset}
-                                         for v in r.vouched]} for r in reports],
+                                         for v in r.vouched],
+                        "end": None if r.end is None else {"ingress": r.end.ingress, "last_offset": r.end.last,
+                                                           "committed": r.end.committed}} for r in reports],
             "findings": [{"topic": f.topic, "partition": f.partition, "offset": f.offset, "problem": f.problem}
                          for f in problems]}, ensure_ascii=False, indent=2))
         return 1 if problems else 0
@@ -124,13 +130,18 @@ def _verify(args: argparse.Namespace) -> int:
     for r in reports:
         if r.records:
             print(f"VOUCHED {r.topic}[{r.partition}]: {r.vouched_text()}")
+        if r.end is not None:
+            print(f"END     {r.topic}[{r.partition}]: {r.end.describe()}")
     for f in problems:
         print(f"PROBLEM {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
     chains = sum(1 for r in reports if r.records)
     total = sum(r.records for r in reports)
     print(f"audit verify: {total} records in {chains} chains, "
           + ("no problems" if not problems else f"{len(problems)} problem(s)")
-          + ("" if total else " (the audit topics exist but hold no records yet)"))
+          + ("" if total else " (the audit topics exist but hold no records yet)")
+          + (f"; {unchecked} decision chain end(s) not checked: this login sees no committed offset of the broker "
+             f"group {cfg.broker_group} there (check PUENTE_GROUP_ID and the auditor's ACLs, `puente acls plan`)"
+             if unchecked else ""))
     return 1 if problems else 0
 
 

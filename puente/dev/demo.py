@@ -42,6 +42,7 @@ from broker.auditor import (
     LogFilter,
     ack_deadlines,
     audit_topics,
+    broker_ends,
     collect_denials,
     index_topics,
     read_log,
@@ -360,7 +361,9 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     print(f"      {collected} denial(s) collected from the authorizer's log into {names.denials}")
     _step(8, "auditor, as its own login: verify every hash chain and every signature")
     found = await audit_topics(auditor, cfg.topic_prefix)
-    reports = await verify_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), found.owners)
+    ends = await broker_ends(auditor, cfg.broker_group)
+    reports = await verify_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), found.owners,
+                                  ends)
     problems = [f for r in reports for f in r.findings]
     _step(9, "result, from the audit topics")
     decisions, dead, receipts, denials, actions = await _audit_counts(cfg, auditor, found)
@@ -452,9 +455,13 @@ def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],
     states = Counter(r.state for r in recalls)
     print(f"  recalls: {len(recalls)} notice(s) sent, {states['acknowledged']} acknowledged, "
           f"{states['outstanding']} outstanding, {states['overdue']} overdue")
+    ends = [r.end for r in reports if r.end is not None]
+    ends_ok = bool(ends) and all(e.committed is not None and not e.short for e in ends)
     print(f"  audit verify: {records} records in {chains} chains, {checkpoints} of them signed, "
           + ("no problems" if not problems else f"{len(problems)} PROBLEM(S)"))
+    print(f"    decision chains reaching the broker group's committed ingress offsets: "
+          f"{sum(e.committed is not None and not e.short for e in ends)} of {len(ends)}")
     for f in problems[:10]:
         print(f"    {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
     print(f"  partner stores in {stores}/<partner>.sqlite (`puente store list --partner P --store FILE`)")
-    return adds_up and consistent and not problems and states["acknowledged"] == len(recalls) > 0
+    return adds_up and consistent and not problems and ends_ok and states["acknowledged"] == len(recalls) > 0

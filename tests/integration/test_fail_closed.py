@@ -9,7 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
 from puente_testing import Env, cli, delivered_most, read_topic, run_broker
 
 from broker.audit import ChainHead, ChainWriter
@@ -135,6 +136,43 @@ async def test_a_receipt_for_an_alert_never_delivered_is_reported(env: Env) -> N
     log = subprocess.run(cli("audit", "log", "--json", "--kind", "receipt"), env=env.env_vars("auditor"),
                          capture_output=True, text=True, check=False)
     assert victim not in log.stdout
+
+
+async def _commit_broker_offset(env: Env, ingress: str, offset: int) -> None:
+    """Set the broker group's committed offset of ``ingress`` ("<topic>:<partition>"), as the admin."""
+    topic, part = ingress.rsplit(":", 1)
+    tp = TopicPartition(topic, int(part))
+    consumer = AIOKafkaConsumer(**env.conn.aiokafka(), group_id=env.cfg.broker_group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: OffsetAndMetadata(offset, "")})
+    finally:
+        await consumer.stop()
+
+
+async def test_audit_verify_sees_decisions_missing_from_a_chains_end(env: Env) -> None:
+    """Blocks dropped from the end of a decision chain leave what remains whole, so the walk alone cannot see them.
+    The broker group's committed offset of the ingress partition, which commits with each block, can: with the
+    offset past the chain's end (what such a loss leaves), `audit verify` exits 1 naming the missing offsets.
+    A whole audit shows every decision chain reaching its offset; offsets set back (records to come again, which
+    the broker dead-letters as replays) are no problem."""
+    await publish_synthetic(env.cfg, env.conn, 60, seed=57)
+    await run_broker(env)
+    whole = subprocess.run(cli("audit", "verify", "--json"), env=env.env_vars("auditor"), capture_output=True,
+                           text=True, check=False)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    ends = [c["end"] for c in json.loads(whole.stdout)["chains"] if c["end"] is not None]
+    assert ends and all(e["committed"] == e["last_offset"] + 1 for e in ends)
+    end = ends[0]
+    await _commit_broker_offset(env, end["ingress"], end["committed"] + 3)
+    short = _verify(env)
+    assert short.returncode == 1 and "Traceback" not in short.stderr
+    problem = [line for line in short.stdout.splitlines() if line.startswith("PROBLEM")]
+    assert len(problem) == 1 and f"ingress {end['ingress']} offset {end['last_offset']}" in problem[0]
+    assert f"offsets {end['committed']} to {end['committed'] + 2} are missing from the chain's end" in problem[0]
+    await _commit_broker_offset(env, end["ingress"], end["committed"] - 2)
+    assert _verify(env).returncode == 0
 
 
 async def _broker_refuses_after(env: Env, conn: KafkaConnection, value: bytes, blocks: int, why: str) -> None:

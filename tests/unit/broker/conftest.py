@@ -33,7 +33,8 @@ def audit_topics(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bytes]]:
 
     async def read_range(consumer: Any, tp: Any, start: int | None = None) -> AsyncIterator[_Rec]:
         for offset, value in enumerate(held[tp.topic]):
-            yield _Rec(offset, value)
+            if start is None or offset >= start:
+                yield _Rec(offset, value)
 
     monkeypatch.setattr(auditor, "reader", lambda conn, name: None)
     monkeypatch.setattr(auditor, "running", running)

@@ -257,3 +257,59 @@ def test_collect_denials_continues_only_a_chain_that_verifies(
         with pytest.raises(AuditChainError, match=r"cannot be continued: .*run `puente audit verify`") as err:
             _collect(monkeypatch, tmp_path, [LINE.format(s=4)])
         assert "\n" not in str(err.value)
+
+
+def _slot_blocks(offsets: list[list[int]]) -> list[bytes]:
+    """A slot's decision blocks, one per batch, each entry naming the ingress record it decided."""
+    writer = ChainWriter("decisions", 0)
+    return [writer.block([{"kind": "ALERT", "alert_id": f"SNM:{o}", "ingress": f"p.ingress.SNM:0:{o}",
+                           "decisions": []} for o in batch], "broker-sign-2026a", _sign, "2026-11-01T10:00:00Z")
+            for batch in offsets]
+
+
+@pytest.mark.parametrize(("committed", "short"), [(6, False), (4, False), (9, True)],
+                         ids=["reaches-it", "past-it", "short-of-it"])
+def test_a_decision_chains_end_is_checked_against_the_broker_groups_committed_offset(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch, committed: int, short: bool) -> None:
+    """The walk cannot see blocks dropped from a chain's end (what remains is whole); the broker group's committed
+    offset, which commits with each block, can: a chain ending before the record just before it is a finding,
+    naming the missing offsets. A chain past it (offsets moved back) is not short."""
+    monkeypatch.setattr(auditor, "END_SETTLE_S", 0.2)
+    audit_topics["decisions"] = _slot_blocks([[0, 1, 2], [3, 4, 5]])
+    [report] = asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify,  # type: ignore[arg-type]
+                                                 ends={("p.ingress.SNM", 0): committed}))
+    assert report.end is not None and (report.end.last, report.end.committed, report.end.short) == (5, committed, short)
+    if short:
+        [finding] = report.findings
+        assert finding.offset == 1 and "offsets 6 to 8 are missing from the chain's end" in finding.problem
+    else:
+        assert report.ok
+
+
+def test_a_block_whose_commit_shows_late_is_waited_for_not_reported(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kafka writes a transaction's markers partition by partition: the group's offset can show before the block
+    committed with it. The walk reads the partition's end again for a while before calling the chain short."""
+    first, second = _slot_blocks([[0, 1, 2], [3, 4, 5]])
+    audit_topics["decisions"] = [first]
+    sleep = asyncio.sleep
+
+    async def late(seconds: float) -> None:
+        audit_topics["decisions"] = [first, second]
+        await sleep(0)
+
+    monkeypatch.setattr(auditor.asyncio, "sleep", late)
+    [report] = asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify,  # type: ignore[arg-type]
+                                                 ends={("p.ingress.SNM", 0): 6}))
+    assert report.ok and report.records == 2 and report.end is not None and not report.end.short
+
+
+def test_an_end_with_no_visible_committed_offset_is_unchecked_not_sound(audit_topics: dict[str, list[bytes]]) -> None:
+    """Kafka lists only the offsets of topics the login may describe: a chain whose ingress partition has none is
+    reported as not checked (``committed`` None), neither short nor a finding; a receipts topic is never checked."""
+    audit_topics["decisions"] = _slot_blocks([[0, 1]])
+    audit_topics["receipts"] = _receipts()[1]
+    reports = asyncio.run(auditor.verify_topics(None, {"decisions": "decisions", "receipts": "receipts"},  # type: ignore[arg-type]
+                                                _verify, ends={}))
+    assert [(r.end.committed, r.end.short) if r.end else None for r in reports] == [(None, False), None]
+    assert "end not checked" in reports[0].end.describe()  # type: ignore[union-attr]

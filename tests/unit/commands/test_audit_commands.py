@@ -14,6 +14,7 @@ import pytest
 
 import puente.commands.audit as audit
 from broker.audit import Finding, PartitionReport
+from broker.audit.verify import EndCheck
 from broker.auditor import AuditTopics, LogFilter
 from puente.cli import build_parser
 from puente.errors import KafkaUnavailableError
@@ -55,10 +56,18 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         if left_out is not None:
             left_out.append(1)
 
-    async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None) -> list[PartitionReport]:
+    async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None,
+                            ends: Any = None) -> list[PartitionReport]:
+        held["ends_given"] = ends
         return list(held["reports"])
 
-    monkeypatch.setattr(audit, "settings", lambda args: SimpleNamespace(keys=tmp_path / "keys", topic_prefix="p"))
+    async def broker_ends(conn: Any, group: str) -> dict[tuple[str, int], int]:
+        held["group"] = group
+        return {("p.ingress.SNM", 0): 4}
+
+    monkeypatch.setattr(audit, "settings", lambda args: SimpleNamespace(keys=tmp_path / "keys", topic_prefix="p",
+                                                                        broker_group="p-broker"))
+    monkeypatch.setattr(audit, "broker_ends", broker_ends)
     monkeypatch.setattr(audit, "kafka", lambda cfg, name: None)
     monkeypatch.setattr(audit, "signature_checks", lambda keys, files: lambda *a: True)
     monkeypatch.setattr(audit, "audit_topics", audit_topics)
@@ -134,9 +143,9 @@ def test_verify_json_is_one_document_of_chains_and_findings(
     assert doc == {
         "records": 14, "problems": 1,
         "chains": [{"topic": "p.decisions", "partition": 0, "records": 5, "signed": 2, "unsigned_tail": 0,
-                    "ok": True, "signed_up_to": []},
+                    "ok": True, "signed_up_to": [], "end": None},
                    {"topic": "p.receipts.COL", "partition": 0, "records": 9, "signed": 1, "unsigned_tail": 1,
-                    "ok": False, "signed_up_to": []}],
+                    "ok": False, "signed_up_to": [], "end": None}],
         "findings": [{"topic": "p.receipts.COL", "partition": 0, "offset": 7, "problem": problem.problem}]}
 
 
@@ -148,3 +157,26 @@ def test_verify_json_of_a_sound_audit_exits_0(service: dict[str, Any], capsys: p
     assert (doc["records"], doc["problems"], doc["findings"], [c["ok"] for c in doc["chains"]]) == (3, 0, [], [True])
     assert _puente("audit", "verify") == 0
     assert capsys.readouterr().out.splitlines()[-1] == "audit verify: 3 records in 1 chains, no problems"
+
+
+def test_verify_checks_each_decision_chains_end_against_the_broker_groups_offsets(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """`audit verify` fetches the broker group's committed offsets (of the group the settings name) and hands them
+    to the walk; each decision chain's end is a line, and an end it could not check is counted in the summary with
+    what to check, never passed over silently."""
+    reached = EndCheck("p.ingress.SNM:0", 3, 4)
+    unseen = EndCheck("p.ingress.PN:1", 8, None)
+    service["reports"] = [PartitionReport("p.decisions", 0, records=3, checkpoints=1, end=reached),
+                          PartitionReport("p.decisions", 1, records=2, checkpoints=1, end=unseen)]
+    assert _puente("audit", "verify") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert service["group"] == "p-broker" and service["ends_given"] == {("p.ingress.SNM", 0): 4}
+    assert ("END     p.decisions[0]: ends at ingress p.ingress.SNM:0 offset 3, as the broker group's committed "
+            "offset 4 says") in out
+    assert "END     p.decisions[1]: ends at ingress p.ingress.PN:1 offset 8; no committed offset" in out[-2]
+    assert out[-1].startswith("audit verify: 5 records in 2 chains, no problems; 1 decision chain end(s) not "
+                              "checked") and "p-broker" in out[-1]
+    assert _puente("audit", "verify", "--json") == 0
+    chains = json.loads(capsys.readouterr().out)["chains"]
+    assert [c["end"] for c in chains] == [{"ingress": "p.ingress.SNM:0", "last_offset": 3, "committed": 4},
+                                          {"ingress": "p.ingress.PN:1", "last_offset": 8, "committed": None}]
