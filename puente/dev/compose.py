@@ -113,7 +113,7 @@ def _start_script(cluster_id: str) -> str:
     return ("#!/bin/sh\n"
             "# Written by `puente kafka compose-files`. Formats the storage on first start with the first\n"
             "# SCRAM logins (admin and the nodes), then runs the node. The passwords reach Kafka's storage\n"
-            f"# tool through the 0600 argument file {FORMAT_LOGINS} (the Java launcher expands \"@file\"),\n"
+            f"# tool through the 0600 argument file {FORMAT_LOGINS} (\"@file\": the tool reads it itself),\n"
             "# never on a command line, which other users of the host could read.\n"
             "set -eu\n"
             f"if [ ! -f {NODE_DATA}/meta.properties ]; then\n"

@@ -8,6 +8,9 @@ the local runner's, which the integration tests exercise on a real Kafka.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import shlex
@@ -24,7 +27,7 @@ from puente.cli import build_parser
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, LocalKafka
 from puente.dev.localkafka._fetch import fetch_kafka
-from puente.dev.localkafka._nodeconf import NodeConf, secured_properties
+from puente.dev.localkafka._nodeconf import NodeConf, format_logins_argfile, secured_properties
 from puente.errors import KafkaSetupError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,9 +213,9 @@ def test_secrets_are_private_and_kept_when_written_again(deploy: Path) -> None:
 def test_the_first_logins_reach_the_storage_tool_through_a_private_file_not_its_arguments(
         deploy: Path, tmp_path: Path) -> None:
     """Kafka's storage tool takes the first SCRAM logins only as arguments, which any user of the host can
-    read (``ps``) while it runs. The start script hands it ``@file`` instead, a 0600 file the Java launcher
-    expands: the script names no password, and Kafka's own storage tool, run here on the node's real
-    server.properties, writes the admin's and the nodes' SCRAM credentials from that file."""
+    read (``ps``) while it runs. The start script hands it ``@file`` instead, a 0600 file the tool reads itself:
+    the script names no password, and Kafka's own storage tool, run here on the node's real server.properties,
+    writes the admin's and the nodes' SCRAM credentials from that file, each the one for its password."""
     passwords = json.loads((deploy / "secrets.json").read_text())
     config = deploy / NODES[0] / "config"
     script = (config / "start.sh").read_text()
@@ -232,9 +235,14 @@ def test_the_first_logins_reach_the_storage_tool_through_a_private_file_not_its_
     dump = subprocess.run(["java", "-cp", f"{classpath}/*", "kafka.tools.DumpLogSegments",
                            "--cluster-metadata-decoder", "--files", str(data / "bootstrap.checkpoint")],
                           check=True, capture_output=True, text=True, timeout=120).stdout
-    made = {json.loads(x.split("payload: ", 1)[1])["data"]["name"] for x in dump.splitlines()
+    made = {(d := json.loads(x.split("payload: ", 1)[1])["data"])["name"]: d for x in dump.splitlines()
             if "USER_SCRAM_CREDENTIAL_RECORD" in x}
-    assert made == set(passwords) == {"admin", "kafka-node"}
+    assert set(made) == set(passwords) == {"admin", "kafka-node"}
+    for name, record in made.items():  # SCRAM (RFC 5802): StoredKey = H(HMAC(SaltedPassword, "Client Key"))
+        salted = hashlib.pbkdf2_hmac("sha512", passwords[name].encode(), base64.b64decode(record["salt"]),
+                                     record["iterations"])
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha512).digest()
+        assert base64.b64decode(record["storedKey"]) == hashlib.sha512(client_key).digest(), name
 
 
 def test_a_password_the_argument_file_cannot_carry_is_refused_by_name(tmp_path: Path) -> None:
@@ -266,22 +274,41 @@ def test_the_storage_tool_with_the_passwords_runs_only_on_the_first_start(deploy
 
 def test_the_local_runner_formats_through_a_private_file_it_removes(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """`puente kafka up` formats a new node the same way: the storage tool's command line names
-    ``@file``, never a password, and the file is gone once the tool has run."""
+    """`puente kafka up` formats a new node the same way: the storage tool's command line names ``@file``,
+    never a password, and the file is gone once the tool has run, also when running it fails; one a killed
+    format left behind is removed at the next start."""
     local = LocalKafka("cluster", root=tmp_path)
     seen: list[tuple[list[str], str]] = []
+    monkeypatch.setattr("puente.dev.localkafka._cluster.fetch_kafka", lambda version: tmp_path / "classpath")
 
     def run(cmd: list[str], **_: object) -> subprocess.CompletedProcess[str]:
         argfile = Path(next(a for a in cmd if a.startswith("@"))[1:])
         assert stat.S_IMODE(argfile.stat().st_mode) == 0o600
         seen.append((cmd, argfile.read_text()))
+        if len(seen) == 2:
+            raise OSError("java: not found")
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
     monkeypatch.setattr("puente.dev.localkafka._cluster.subprocess.run", run)
+    with pytest.raises(OSError):
+        local._prepare()
+    assert not list(tmp_path.rglob("format-logins.args"))
+    leftover = tmp_path / "cluster" / "node1" / "format-logins.args"
+    leftover.write_text("--add-scram\n")
+    (tmp_path / "cluster" / "node1" / "data").mkdir()
+    (tmp_path / "cluster" / "node1" / "data" / "meta.properties").write_text("version=1\n")
     local._prepare()
+    assert not list(tmp_path.rglob("format-logins.args"))
     passwords = json.loads((tmp_path / "cluster" / "secrets.json").read_text())
-    assert len(seen) == 3
+    assert len(seen) == 4  # node 1, node 2 (failed); then nodes 2 and 3 (node 1 formatted)
     for cmd, text in seen:
         assert not any(password in arg for arg in cmd for password in passwords.values())
         assert all(f"name={name},password={password}]" in text for name, password in passwords.items())
-    assert not list(tmp_path.rglob("format-logins.args"))
+
+
+@pytest.mark.parametrize("password", ["has space", "line\nbreak", "a,b", "x]", "q\"", ""])
+def test_a_password_the_argument_file_cannot_carry_is_refused_naming_only_the_login(password: str) -> None:
+    with pytest.raises(KafkaSetupError, match="'admin' password") as caught:
+        format_logins_argfile({"admin": password, "kafka-node": "fine-1"})
+    assert not password or password not in str(caught.value)
+    assert "name=admin,password=a!b~#@$%" in format_logins_argfile({"admin": "a!b~#@$%", "kafka-node": "k"})

@@ -243,20 +243,22 @@ class LocalKafka:
             with os.fdopen(fd, "w") as fh:
                 os.fchmod(fh.fileno(), 0o600)
                 fh.write(self._properties(node, keys))
+            logins = node.folder / "format-logins.args"
+            logins.unlink(missing_ok=True)  # one a killed format left behind
             if (node.folder / "data" / "meta.properties").exists():
                 continue
             # "=" form: a base64url id may start with "-", which the tool would take for an option.
             # The admin's and the nodes' SCRAM logins go into the metadata log as it is made: the
             # first credentials cannot be added through the API, which needs an authenticated client.
             # They go through a 0600 argument file, not the command line, which any user of the host can read.
-            logins = node.folder / "format-logins.args"
-            fd = os.open(logins, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                os.fchmod(fh.fileno(), 0o600)
-                fh.write(format_logins_argfile(keys))
+            text = format_logins_argfile(keys)
             cmd = self._java(node, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props),
                              f"@{logins}")
             try:
+                fd = os.open(logins, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    os.fchmod(fh.fileno(), 0o600)
+                    fh.write(text)
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             finally:
                 logins.unlink(missing_ok=True)

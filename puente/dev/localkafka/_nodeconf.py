@@ -88,28 +88,29 @@ def render(properties: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in properties.items())
 
 
-# What a password may hold to be written into the storage tool's argument file as it is: the Java
-# launcher splits that file on white space and treats quotes, backslashes and "#" specially, and
-# Kafka's "[name=...,password=...]" syntax gives "," "[" "]" "=" meanings. The passwords made here
-# (``secrets.token_urlsafe``) are all within it; one edited by hand outside it is refused, not mangled.
-_ARGFILE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+# Characters a password may not hold to be written into the storage tool's argument file as it is:
+# the tool's argument parser (argparse4j, "@" as its file prefix) takes each line of the file as one
+# argument, with no quoting, so a line break would split it; and Kafka's "[name=...,password=...]"
+# syntax gives "," "[" "]" "=" and quotes meanings. Passwords made here (``secrets.token_urlsafe``)
+# hold none of them; one set by hand that does is refused, never mangled.
+_ARGFILE_UNSAFE = frozenset(',[]="\'')
 
 
 def format_logins_argfile(passwords: dict[str, str]) -> str:
-    """The ``--add-scram`` arguments of ``kafka-storage format`` for the first logins, as the text of a
-    Java argument file (passed as ``@path``; the launcher expands it into the tool's arguments).
+    """The ``--add-scram`` arguments of ``kafka-storage format`` for the first logins, as the text of an
+    argument file: one argument per line, passed as ``@path`` (the storage tool reads it itself).
 
     The first logins cannot be added through the API, which needs an authenticated client, and the
     storage tool takes them only as arguments. Given on the command line, the passwords would be
     readable by any user of the host (``ps``, ``/proc/<pid>/cmdline``) while the tool runs; in a
-    0600 argument file they are not. KafkaSetupError (naming the login, never the password) when a
-    password holds a character the file could not carry as it is.
+    0600 file they are not. KafkaSetupError (naming the login, never the password) when a password
+    is empty or holds white space, a control character or one of ``,[]="'``.
     """
     lines: list[str] = []
     for name in FIRST_LOGINS:
         password = passwords[name]
-        if not password or not set(password) <= _ARGFILE_SAFE:
-            raise KafkaSetupError(f"the {name!r} password in secrets.json holds characters other than letters, digits "
-                             "and '-_.~'; set a new one or delete secrets.json to have one made")
+        if not password or any(c in _ARGFILE_UNSAFE or c.isspace() or not c.isprintable() for c in password):
+            raise KafkaSetupError(f"the {name!r} password in secrets.json is empty or holds white space, a control "
+                                  "character or one of ,[]=\"'; set another or delete secrets.json to have one made")
         lines += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
     return "".join(f"{line}\n" for line in lines)
