@@ -143,11 +143,11 @@ def plan(policy_set: PolicySet, names: TopicNames, agencies: Iterable[str], brok
         acls.update(_topic(reader, names.all_receipts, ("READ", "DESCRIBE"), "PREFIXED"))
         acls.update(_topic(reader, names.denials, ("READ", "DESCRIBE")))
         acls.update(_topic(reader, names.queries, ("READ", "DESCRIBE")))
-        # The broker group's committed ingress offsets, which each decision chain's end must reach
-        # (``audit verify``): DESCRIBE on the group and on the ingress topics is what OffsetFetch
-        # needs. It shows offsets, never a record: reading the ingress topics stays refused.
-        acls.add(Acl(reader, "GROUP", broker_group, "LITERAL", "DESCRIBE"))
-        acls.update(_topic(reader, f"{names.prefix}.ingress.", ("DESCRIBE",), "PREFIXED"))
+    # The broker group's committed ingress offsets, which each decision chain's end must reach (`audit
+    # verify`): DESCRIBE on the group and on the ingress topics is what OffsetFetch needs. It shows
+    # offsets and the group's members, never a record: reading the ingress topics stays refused.
+    acls.add(Acl(AUDITOR, "GROUP", broker_group, "LITERAL", "DESCRIBE"))
+    acls.update(_topic(AUDITOR, f"{names.prefix}.ingress.", ("DESCRIBE",), "PREFIXED"))
     acls.update(_topic(CONSOLE, names.queries, ("WRITE",)))
     acls.update(Acl(CONSOLE, "TRANSACTIONAL_ID", console_transaction(names), "LITERAL", op)
                 for op in ("WRITE", "DESCRIBE"))

@@ -11,10 +11,9 @@ All of them stream: no partition is ever held in memory. What a walk must keep f
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,18 +43,20 @@ from broker.kafka import (
     read_range,
     reader,
     running,
+    wait_settled,
 )
 from broker.keystore import Keystore, load_key_file, signature_check
 from broker.spill import Spill
 from broker.topology import TopicNames
 from policies import PolicySet
-from puente.errors import AuditChainError, ConfigError
+from puente.errors import AuditChainError, ConfigError, PuenteError
 from puente.wire import iso_utc
 
-END_SETTLE_S = 5.0
-"""How long ``verify_topics`` waits for a decisions partition's last commit to show before calling its
-end short: Kafka writes a transaction's markers partition by partition, so the broker group's offset
-can show before the block that committed with it."""
+END_SETTLE_S = 15.0
+"""How long ``verify_topics`` waits for the transactions open on a decisions partition to end before
+checking a short-looking end again: Kafka writes a transaction's markers partition by partition, so
+the broker group's offset can show before the block that committed with it (for seconds while a
+node is down). A partition whose transactions do not end within it is "not checked", not short."""
 
 
 async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verify: VerifyFn,
@@ -79,12 +80,31 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
-                reports.append(await _verify_partition(consumer, walk, delivered,
+                reports.append(await _verify_partition(conn, consumer, walk, delivered,
                                                        ends if holds == "decisions" else None))
+    if ends is not None and "decisions" in topics.values():
+        reports += unnamed_ingress(reports, ends)
     return reports
 
 
-async def _verify_partition(consumer: Any, walk: PartitionWalk, delivered: _Delivered,
+def unnamed_ingress(reports: list[PartitionReport], ends: Mapping[tuple[str, int], int]) -> list[PartitionReport]:
+    """A report, with one finding, for each ingress partition the broker group has committed past its first
+    record while no decision chain's end names it: its whole chain is gone (a partition emptied, or all of it
+    unsound), which no walk of what remains can see. Each ingress partition has one slot, whose chain's last
+    block names it (``end_check``)."""
+    named = {r.end.ingress for r in reports if r.end is not None}
+    out = []
+    for (topic, partition), committed in sorted(ends.items()):
+        if committed > 0 and f"{topic}:{partition}" not in named:
+            report = PartitionReport(topic, partition)
+            report.findings.append(Finding(topic, partition, committed - 1, (
+                f"the broker group has committed offset {committed} here, but no sound decision chain records "
+                "any of this partition's records: its chain is missing or unsound")))
+            out.append(report)
+    return out
+
+
+async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: PartitionWalk, delivered: _Delivered,
                             ends: Mapping[tuple[str, int], int] | None) -> PartitionReport:
     """One partition's report (``verify_topics``); its end checked against ``ends`` when given."""
     tp = TopicPartition(walk.topic, walk.partition)
@@ -109,11 +129,16 @@ async def _verify_partition(consumer: Any, walk: PartitionWalk, delivered: _Deli
     await walk_from(None)
     if ends is not None:
         report.end = end_check(last, ends)
-        settle = time.monotonic() + END_SETTLE_S
-        while report.end is not None and report.end.short and time.monotonic() < settle:
-            await asyncio.sleep(0.5)
-            await walk_from(offset + 1)
-            report.end = end_check(last, ends)
+        if report.end is not None and report.end.short:
+            # The block may have committed with the offset and not show yet: once every transaction open
+            # on the partition now has ended, what was committed by then is there to read.
+            try:
+                await wait_settled(conn, tp, timeout_s=END_SETTLE_S)
+            except PuenteError:
+                report.end = replace(report.end, unsettled=True)
+            else:
+                await walk_from(offset + 1)
+                report.end = end_check(last, ends)
         if report.end is not None and report.end.short:
             report.findings.append(Finding(walk.topic, walk.partition, offset, report.end.problem()))
     report.checkpoints = sum(c.signed for c in walk.chains.values())

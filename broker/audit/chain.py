@@ -206,8 +206,10 @@ _KEEP_LISTED = 20  # reasons, rules and field changes a shrunk decision keeps
 def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     """An entry cut down to fit ``max_bytes`` in a block: each decision keeps its partner, outcome,
     agreement and policy, and the first few reasons, rules and field changes, with ``truncated``
-    saying how many were left out; the entry's own strings are cut short. (Only an alert built to
-    flood the audit gets here: a normal block holds hundreds of entries.)"""
+    saying how many were left out; the entry's own strings are cut short, but for ``ingress``, which the
+    broker writes itself (a Kafka topic name is at most 249 characters) and which the slot and end
+    checks read (``last_ingress``). (Only an alert built to flood the audit gets here: a normal block
+    holds hundreds of entries.)"""
 
     def cut(values: Any) -> tuple[list[Any], int]:
         items = list(values) if isinstance(values, list) else []
@@ -224,7 +226,7 @@ def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
             dropped += n
         small["truncated"] = dropped
         decisions.append(small)
-    out = {k: (v[:200] if isinstance(v, str) else v) for k, v in entry.items() if k != "decisions"}
+    out = {k: (v[:200] if isinstance(v, str) and k != "ingress" else v) for k, v in entry.items() if k != "decisions"}
     if "decisions" in entry:
         out["decisions"] = decisions
     if len(canonical(out)) > max_bytes // 2:  # still too large: only what identifies it remains

@@ -72,12 +72,17 @@ class EndCheck:
 
     ingress: str  # "<topic>:<partition>"
     last: int  # the newest ingress offset the chain's last block records
-    committed: int | None  # the group's committed offset there; None when this login sees none
+    committed: int | None  # the group's committed offset there; None when this login sees none settled
+    unsettled: bool = False  # a transaction open on the partition did not end: what it commits is unread
+
+    @property
+    def checked(self) -> bool:
+        return self.committed is not None and not self.unsettled
 
     @property
     def short(self) -> bool:
         """Records the group has committed past are missing from the chain's end."""
-        return self.committed is not None and self.last + 1 < self.committed
+        return self.checked and self.last + 1 < (self.committed or 0)
 
     def problem(self) -> str:
         return (f"the chain ends with ingress {plain(self.ingress, 120)} offset {self.last}, but the broker group "
@@ -88,7 +93,10 @@ class EndCheck:
     def describe(self) -> str:
         where = f"ingress {plain(self.ingress, 120)} offset {self.last}"
         if self.committed is None:
-            return f"ends at {where}; no committed offset of the broker group there is visible: end not checked"
+            return f"ends at {where}; no settled committed offset of the broker group there: end not checked"
+        if self.unsettled:
+            return (f"ends at {where}, short of the broker group's committed offset {self.committed}, while a "
+                    "transaction open on this partition did not end: end not checked (run verify again)")
         if self.short:
             return f"ends at {where}, short of the broker group's committed offset {self.committed}"
         return f"ends at {where}, as the broker group's committed offset {self.committed} says"

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -163,15 +164,29 @@ async def instance_holder(conn: KafkaConnection, group_id: str, instance_id: str
 
 
 async def group_offsets(conn: KafkaConnection, group_id: str) -> dict[tuple[str, int], int]:
-    """``group_id``'s committed offset of every partition this login may describe, as Kafka settles it
-    (``require_stable``: an offset committed in a transaction still open is waited for, not skipped).
-    A partition with no committed offset, or one Kafka answers with an error, is left out."""
+    """``group_id``'s committed offset of every partition this login may describe, each as Kafka settled it.
+
+    An offset committed in a transaction still open is not answered yet: Kafka gives that partition
+    UNSTABLE_OFFSET_COMMIT (asked with ``require_stable``), which librdkafka's admin call does not
+    retry. Such partitions are asked again, every answer kept as it settles (a committed offset only
+    grows, so an earlier settled answer stays true), until ``conn.timeout_s`` has passed. A partition
+    with no committed offset, still unsettled then, or answered with another error, is left out."""
     admin = Admin(conn)
     what = f"reading the committed offsets of group {group_id}"
-    futures = await admin.call(what, lambda c: c.list_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(group_id)], require_stable=True, request_timeout=conn.timeout_s))
-    found = (await admin.results(what, futures))[group_id]
-    if isinstance(found, BaseException):
-        raise found
-    return {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions or ()
-            if tp.error is None and tp.offset >= 0}
+    settled: dict[tuple[str, int], int] = {}
+    deadline = time.monotonic() + conn.timeout_s
+    while True:
+        futures = await admin.call(what, lambda c: c.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group_id)], require_stable=True, request_timeout=conn.timeout_s))
+        found = (await admin.results(what, futures))[group_id]
+        if isinstance(found, BaseException):
+            raise found
+        unstable = False
+        for tp in found.topic_partitions or ():
+            if tp.error is None and tp.offset >= 0:
+                settled.setdefault((tp.topic, tp.partition), tp.offset)
+            elif tp.error is not None and tp.error.code() == RdKafkaError.UNSTABLE_OFFSET_COMMIT:
+                unstable = unstable or (tp.topic, tp.partition) not in settled
+        if not unstable or time.monotonic() >= deadline:
+            return settled
+        await asyncio.sleep(0.1)

@@ -37,6 +37,7 @@ from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, when
 from puente.commands.console import register_audit_verbs
+from puente.errors import KafkaAccessError
 from puente.wire import iso_utc
 
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "receipt": "RECEIPT", "denial": "DENIAL",
@@ -105,15 +106,25 @@ def _verify(args: argparse.Namespace) -> int:
     conn = kafka(cfg, "puente-auditor")
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
 
+    refused: list[str] = []
+
     async def walk() -> list[PartitionReport]:
         found = await audit_topics(conn, cfg.topic_prefix)
-        # The offsets first: what the broker commits during the walk only lengthens its chains.
-        ends = await broker_ends(conn, cfg.broker_group)
+        # The offsets first: what the broker commits during the walk only lengthens its chains. A login
+        # refused them still has every chain walked; each end is then reported as not checked, and why.
+        try:
+            ends = await broker_ends(conn, cfg.broker_group)
+        except KafkaAccessError as exc:
+            refused.append(str(exc))
+            ends = {}
         return await verify_topics(conn, found.roles, check, found.owners, ends)
 
     reports = run(walk())
     problems = [f for r in reports for f in r.findings]
-    unchecked = sum(1 for r in reports if r.end is not None and r.end.committed is None)
+    unchecked = sum(1 for r in reports if r.end is not None and not r.end.checked)
+    why = refused[0] if refused else (f"no settled committed offset of the broker group {cfg.broker_group} there, "
+                                      "or a transaction that did not end (run it again; check PUENTE_GROUP_ID and "
+                                      "the auditor's ACLs, `puente acls plan`)")
     if args.json:
         print(json.dumps({
             "records": sum(r.records for r in reports), "problems": len(problems),
@@ -122,9 +133,12 @@ def _verify(args: argparse.Namespace) -> int:
                         "signed_up_to": [{"chain": v.chain, "seq": v.seq, "at": v.at, "offset": v.offset}
                                          for v in r.vouched],
                         "end": None if r.end is None else {"ingress": r.end.ingress, "last_offset": r.end.last,
-                                                           "committed": r.end.committed}} for r in reports],
+                                                           "committed": r.end.committed,
+                                                           "checked": r.end.checked}} for r in reports],
             "findings": [{"topic": f.topic, "partition": f.partition, "offset": f.offset, "problem": f.problem}
-                         for f in problems]}, ensure_ascii=False, indent=2))
+                         for f in problems],
+            "ends_not_checked": {"chains": unchecked, "why": why} if unchecked else None},
+            ensure_ascii=False, indent=2))
         return 1 if problems else 0
     _table(reports)
     for r in reports:
@@ -139,9 +153,7 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"audit verify: {total} records in {chains} chains, "
           + ("no problems" if not problems else f"{len(problems)} problem(s)")
           + ("" if total else " (the audit topics exist but hold no records yet)")
-          + (f"; {unchecked} decision chain end(s) not checked: this login sees no committed offset of the broker "
-             f"group {cfg.broker_group} there (check PUENTE_GROUP_ID and the auditor's ACLs, `puente acls plan`)"
-             if unchecked else ""))
+          + (f"; {unchecked} decision chain end(s) not checked: {why}" if unchecked else ""))
     return 1 if problems else 0
 
 

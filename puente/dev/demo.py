@@ -456,11 +456,11 @@ def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],
     print(f"  recalls: {len(recalls)} notice(s) sent, {states['acknowledged']} acknowledged, "
           f"{states['outstanding']} outstanding, {states['overdue']} overdue")
     ends = [r.end for r in reports if r.end is not None]
-    ends_ok = bool(ends) and all(e.committed is not None and not e.short for e in ends)
+    ends_ok = bool(ends) and all(e.checked and not e.short for e in ends)
     print(f"  audit verify: {records} records in {chains} chains, {checkpoints} of them signed, "
           + ("no problems" if not problems else f"{len(problems)} PROBLEM(S)"))
     print(f"    decision chains reaching the broker group's committed ingress offsets: "
-          f"{sum(e.committed is not None and not e.short for e in ends)} of {len(ends)}")
+          f"{sum(e.checked and not e.short for e in ends)} of {len(ends)}")
     for f in problems[:10]:
         print(f"    {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
     print(f"  partner stores in {stores}/<partner>.sqlite (`puente store list --partner P --store FILE`)")

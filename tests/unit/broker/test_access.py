@@ -247,3 +247,17 @@ async def test_a_rule_the_client_cannot_name_is_a_failure_not_a_wider_delete(pol
     changes = acl_changes(want | {odd}, want, NAMES, parties(policy, AGENCIES))
     failed = await apply_acls(admin, changes)  # type: ignore[arg-type]
     assert len(failed) == 1 and "kafka-acls" in failed[0] and "partner-COL" in failed[0]
+
+
+def test_the_auditor_may_see_the_broker_groups_offsets_but_read_no_alert(policy: PolicySet) -> None:
+    """`audit verify` checks each decision chain's end against the broker group's committed ingress offsets: the
+    auditor may DESCRIBE that group and the ingress topics (OffsetFetch), and nothing more of them; the console,
+    which does not check ends, gets none of it, nor does any other party."""
+    acls = plan(policy, NAMES, AGENCIES, GROUP)
+    ingress = {a for a in acls if a.resource == "TOPIC" and a.name.startswith("puente.ingress")}
+    group = {a for a in acls if a.resource == "GROUP" and a.name == GROUP}
+    assert {a for a in ingress | group if a.principal == "auditor"} == {
+        Acl("auditor", "GROUP", GROUP, "LITERAL", "DESCRIBE"),
+        Acl("auditor", "TOPIC", "puente.ingress.", "PREFIXED", "DESCRIBE")}
+    assert not {a for a in ingress | group if a.principal == "console"}
+    assert {a.principal for a in group} == {"broker", "auditor"}

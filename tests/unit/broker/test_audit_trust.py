@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from broker import auditor
-from broker.audit import ChainHead, ChainWriter, verify_partition
+from broker.audit import ChainHead, ChainWriter, last_ingress, verify_partition
 from broker.audit.verify import delivered_pairs, head_problem, unmatched_receipt
 from broker.audit_index import AuditIndex
 from broker.topology import TopicNames
-from puente.errors import AuditChainError
+from puente.errors import AuditChainError, PuenteError
 
 KEY = b"k" * 32
 
@@ -274,7 +274,10 @@ def test_a_decision_chains_end_is_checked_against_the_broker_groups_committed_of
     """The walk cannot see blocks dropped from a chain's end (what remains is whole); the broker group's committed
     offset, which commits with each block, can: a chain ending before the record just before it is a finding,
     naming the missing offsets. A chain past it (offsets moved back) is not short."""
-    monkeypatch.setattr(auditor, "END_SETTLE_S", 0.2)
+    async def settled(conn: object, tp: object, *, timeout_s: float) -> None:
+        return None
+
+    monkeypatch.setattr(auditor, "wait_settled", settled)
     audit_topics["decisions"] = _slot_blocks([[0, 1, 2], [3, 4, 5]])
     [report] = asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify,  # type: ignore[arg-type]
                                                  ends={("p.ingress.SNM", 0): committed}))
@@ -289,19 +292,34 @@ def test_a_decision_chains_end_is_checked_against_the_broker_groups_committed_of
 def test_a_block_whose_commit_shows_late_is_waited_for_not_reported(
         audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
     """Kafka writes a transaction's markers partition by partition: the group's offset can show before the block
-    committed with it. The walk reads the partition's end again for a while before calling the chain short."""
+    committed with it. A short-looking end is read again once the transactions open on the partition have ended."""
     first, second = _slot_blocks([[0, 1, 2], [3, 4, 5]])
     audit_topics["decisions"] = [first]
-    sleep = asyncio.sleep
 
-    async def late(seconds: float) -> None:
+    async def settled(conn: object, tp: object, *, timeout_s: float) -> None:
         audit_topics["decisions"] = [first, second]
-        await sleep(0)
 
-    monkeypatch.setattr(auditor.asyncio, "sleep", late)
+    monkeypatch.setattr(auditor, "wait_settled", settled)
     [report] = asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify,  # type: ignore[arg-type]
                                                  ends={("p.ingress.SNM", 0): 6}))
-    assert report.ok and report.records == 2 and report.end is not None and not report.end.short
+    assert report.ok and report.records == 2 and report.end is not None and report.end.checked
+    assert not report.end.short
+
+
+def test_an_end_behind_a_transaction_that_does_not_end_is_unchecked_not_short(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a transaction stays open on the partition (a node down, a writer stuck), what it will commit cannot be
+    read: the end is reported as not checked, neither sound nor a finding."""
+    audit_topics["decisions"] = _slot_blocks([[0, 1, 2]])
+
+    async def stuck(conn: object, tp: object, *, timeout_s: float) -> None:
+        raise PuenteError("decisions[0] still has a transaction open after 15s")
+
+    monkeypatch.setattr(auditor, "wait_settled", stuck)
+    [report] = asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify,  # type: ignore[arg-type]
+                                                 ends={("p.ingress.SNM", 0): 6}))
+    assert report.ok and report.end is not None and not report.end.checked and not report.end.short
+    assert "end not checked" in report.end.describe()
 
 
 def test_an_end_with_no_visible_committed_offset_is_unchecked_not_sound(audit_topics: dict[str, list[bytes]]) -> None:
@@ -313,3 +331,29 @@ def test_an_end_with_no_visible_committed_offset_is_unchecked_not_sound(audit_to
                                                 _verify, ends={}))
     assert [(r.end.committed, r.end.short) if r.end else None for r in reports] == [(None, False), None]
     assert "end not checked" in reports[0].end.describe()  # type: ignore[union-attr]
+
+
+def test_an_entry_cut_to_fit_its_block_keeps_its_ingress_whole() -> None:
+    """An entry too large for a block is shrunk (strings cut to 200 characters), but its ``ingress``, which the slot
+    and end checks read, stays whole for the longest topic name Kafka allows."""
+    topic = "p" * 230 + ".ingress.SNM"
+    entry = {"kind": "ALERT", "alert_id": "SNM:" + "x" * 5000, "ingress": f"{topic}:2:41",
+             "decisions": [{"partner": "COL", "decision": "WITHHOLD", "reasons": ["r" * 5000] * 200}]}
+    [value] = ChainWriter("decisions", 0).blocks([entry], "broker-sign-2026a", _sign, "t", max_bytes=8192)
+    doc = json.loads(value)
+    assert len(value) <= 8192 and len(doc["entries"][0]["alert_id"]) == 200
+    assert last_ingress(doc) == (topic, 2, 41)
+
+
+def test_an_ingress_partition_committed_past_with_no_chain_naming_it_is_a_finding(
+        audit_topics: dict[str, list[bytes]]) -> None:
+    """A decision partition emptied (or all of it unsound) leaves nothing to walk; the broker group's offset of its
+    ingress partition still shows records were decided: a finding at that ingress partition. One with nothing
+    committed yet is no finding."""
+    audit_topics["decisions"] = _slot_blocks([[0, 1]])
+    reports = asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify,  # type: ignore[arg-type]
+                                                ends={("p.ingress.SNM", 0): 2, ("p.ingress.PN", 1): 7,
+                                                      ("p.ingress.PN", 2): 0}))
+    assert [(r.topic, r.partition, r.ok) for r in reports] == [("decisions", 0, True), ("p.ingress.PN", 1, False)]
+    [finding] = reports[1].findings
+    assert finding.offset == 6 and "no sound decision chain records any" in finding.problem

@@ -17,7 +17,7 @@ from broker.audit import Finding, PartitionReport
 from broker.audit.verify import EndCheck
 from broker.auditor import AuditTopics, LogFilter
 from puente.cli import build_parser
-from puente.errors import KafkaUnavailableError
+from puente.errors import KafkaAccessError, KafkaUnavailableError
 
 LONG_ID = "SNM:PTY-20261103-00231-" + "x" * 40  # longer than any column a table would cut it to
 
@@ -63,6 +63,9 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
 
     async def broker_ends(conn: Any, group: str) -> dict[tuple[str, int], int]:
         held["group"] = group
+        if held.get("refuse"):
+            raise KafkaAccessError("Kafka at k:9093 refused auditor access while reading the committed offsets of "
+                                   "group p-broker (Broker: Group authorization failed): no ACL allows it")
         return {("p.ingress.SNM", 0): 4}
 
     monkeypatch.setattr(audit, "settings", lambda args: SimpleNamespace(keys=tmp_path / "keys", topic_prefix="p",
@@ -146,7 +149,8 @@ def test_verify_json_is_one_document_of_chains_and_findings(
                     "ok": True, "signed_up_to": [], "end": None},
                    {"topic": "p.receipts.COL", "partition": 0, "records": 9, "signed": 1, "unsigned_tail": 1,
                     "ok": False, "signed_up_to": [], "end": None}],
-        "findings": [{"topic": "p.receipts.COL", "partition": 0, "offset": 7, "problem": problem.problem}]}
+        "findings": [{"topic": "p.receipts.COL", "partition": 0, "offset": 7, "problem": problem.problem}],
+        "ends_not_checked": None}
 
 
 def test_verify_json_of_a_sound_audit_exits_0(service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -173,10 +177,27 @@ def test_verify_checks_each_decision_chains_end_against_the_broker_groups_offset
     assert service["group"] == "p-broker" and service["ends_given"] == {("p.ingress.SNM", 0): 4}
     assert ("END     p.decisions[0]: ends at ingress p.ingress.SNM:0 offset 3, as the broker group's committed "
             "offset 4 says") in out
-    assert "END     p.decisions[1]: ends at ingress p.ingress.PN:1 offset 8; no committed offset" in out[-2]
+    assert "END     p.decisions[1]: ends at ingress p.ingress.PN:1 offset 8; no settled committed offset" in out[-2]
     assert out[-1].startswith("audit verify: 5 records in 2 chains, no problems; 1 decision chain end(s) not "
                               "checked") and "p-broker" in out[-1]
     assert _puente("audit", "verify", "--json") == 0
     chains = json.loads(capsys.readouterr().out)["chains"]
-    assert [c["end"] for c in chains] == [{"ingress": "p.ingress.SNM:0", "last_offset": 3, "committed": 4},
-                                          {"ingress": "p.ingress.PN:1", "last_offset": 8, "committed": None}]
+    assert [c["end"] for c in chains] == [
+        {"ingress": "p.ingress.SNM:0", "last_offset": 3, "committed": 4, "checked": True},
+        {"ingress": "p.ingress.PN:1", "last_offset": 8, "committed": None, "checked": False}]
+
+
+def test_verify_refused_the_broker_groups_offsets_walks_every_chain_and_says_why_ends_were_not_checked(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A login the group's offsets are refused to (an ACL missing, another PUENTE_GROUP_ID) still has every chain
+    verified; the ends are reported as not checked, with Kafka's refusal as the reason, in text and JSON."""
+    service["refuse"] = True
+    service["reports"] = [PartitionReport("p.decisions", 0, records=3, checkpoints=1,
+                                          end=EndCheck("p.ingress.SNM:0", 2, None))]
+    assert _puente("audit", "verify") == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert service["ends_given"] == {} and "1 decision chain end(s) not checked: " in last
+    assert "Group authorization failed" in last
+    assert _puente("audit", "verify", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ends_not_checked"]["chains"] == 1 and "refused auditor access" in doc["ends_not_checked"]["why"]
