@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
+from confluent_kafka import OFFSET_END
+from confluent_kafka import TopicPartition as ConfluentTopicPartition
+from confluent_kafka.admin import AdminClient
 from puente_testing import Env, cli, delivered_most, read_topic, run_broker
 
 from broker.audit import ChainHead, ChainWriter
@@ -173,6 +176,26 @@ async def test_audit_verify_sees_decisions_missing_from_a_chains_end(env: Env) -
     assert f"offsets {end['committed']} to {end['committed'] + 2} are missing from the chain's end" in problem[0]
     await _commit_broker_offset(env, end["ingress"], end["committed"] - 2)
     assert _verify(env).returncode == 0
+
+
+async def test_audit_verify_sees_a_decision_partition_emptied(env: Env) -> None:
+    """A decision partition emptied by Kafka's DeleteRecords (the admin's right, not the broker's) leaves nothing
+    to walk; the broker group's offset of its ingress partition still shows records were decided there, and
+    `audit verify` exits 1 naming that ingress partition."""
+    await publish_synthetic(env.cfg, env.conn, 60, seed=58)
+    await run_broker(env)
+    whole = subprocess.run(cli("audit", "verify", "--json"), env=env.env_vars("auditor"), capture_output=True,
+                           text=True, check=False)
+    chain = next(c for c in json.loads(whole.stdout)["chains"] if c["end"] is not None)
+    admin = AdminClient(env.conn.librdkafka())
+    tp = ConfluentTopicPartition(chain["topic"], chain["partition"], OFFSET_END)  # every record
+    admin.delete_records([tp])[tp].result(timeout=30)
+    emptied = _verify(env)
+    assert emptied.returncode == 1 and "Traceback" not in emptied.stderr
+    problem = [line for line in emptied.stdout.splitlines() if line.startswith("PROBLEM")]
+    ingress_topic, part = chain["end"]["ingress"].rsplit(":", 1)
+    assert len(problem) == 1 and problem[0].startswith(f"PROBLEM {ingress_topic}[{part}]")
+    assert "no sound decision chain records any of this partition's records" in problem[0]
 
 
 async def _broker_refuses_after(env: Env, conn: KafkaConnection, value: bytes, blocks: int, why: str) -> None:
