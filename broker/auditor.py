@@ -36,6 +36,7 @@ from broker.audit_index import AuditIndex
 from broker.crypto import KeyKind, checker, parse_key_id
 from broker.kafka import (
     KafkaConnection,
+    StillOpen,
     TopicPartition,
     group_offsets,
     partitions_of,
@@ -49,7 +50,7 @@ from broker.keystore import Keystore, load_key_file, signature_check
 from broker.spill import Spill
 from broker.topology import TopicNames
 from policies import PolicySet
-from puente.errors import AuditChainError, ConfigError, PuenteError
+from puente.errors import AuditChainError, ConfigError
 from puente.wire import iso_utc
 
 END_SETTLE_S = 15.0
@@ -75,13 +76,14 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     file (``_Delivered``).
     """
     reports = []
+    settle = _Settle()
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
                 reports.append(await _verify_partition(conn, consumer, walk, delivered,
-                                                       ends if holds == "decisions" else None))
+                                                       ends if holds == "decisions" else None, settle))
     if ends is not None and "decisions" in topics.values():
         reports += unnamed_ingress(reports, ends)
     return reports
@@ -104,17 +106,31 @@ def unnamed_ingress(reports: list[PartitionReport], ends: Mapping[tuple[str, int
     return out
 
 
+class _Settle:
+    """One ``END_SETTLE_S`` for the whole walk, started by the first end that has to wait: a node down
+    makes many ends wait at once, and each waits only for what is left of it."""
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+
+    def left(self) -> float:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + END_SETTLE_S
+        return max(0.0, self.deadline - time.monotonic())
+
+
 async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: PartitionWalk, delivered: _Delivered,
-                            ends: Mapping[tuple[str, int], int] | None) -> PartitionReport:
+                            ends: Mapping[tuple[str, int], int] | None, settle: _Settle) -> PartitionReport:
     """One partition's report (``verify_topics``); its end checked against ``ends`` when given."""
     tp = TopicPartition(walk.topic, walk.partition)
     report = PartitionReport(walk.topic, walk.partition)
     unmatched: list[Finding] = []
     last: dict[str, Any] | None = None  # the newest sound record naming an ingress record
+    last_at = -1  # its offset
     offset = -1
 
     async def walk_from(start: int | None) -> None:
-        nonlocal last, offset
+        nonlocal last, last_at, offset
         async for rec in read_range(consumer, tp, start):
             offset = rec.offset
             report.records += 1
@@ -122,7 +138,7 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
             report.findings += found
             if doc is not None and not found:
                 if last_ingress(doc) is not None:
-                    last = doc
+                    last, last_at = doc, rec.offset
                 if (why := delivered.check(doc)) is not None:
                     unmatched.append(Finding(walk.topic, walk.partition, rec.offset, why))
 
@@ -133,13 +149,15 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
             # The block may have committed with the offset and not show yet: once every transaction open
             # on the partition now has ended, what was committed by then is there to read.
             try:
-                await wait_settled(conn, tp, timeout_s=END_SETTLE_S)
-            except PuenteError:
+                await wait_settled(conn, tp, timeout_s=settle.left())
+            except StillOpen:
                 report.end = replace(report.end, unsettled=True)
             else:
                 await walk_from(offset + 1)
                 report.end = end_check(last, ends)
-        if report.end is not None and report.end.short:
+        # Unsound records after the last sound one are findings already, and the end may be among them:
+        # the chain is then not called short as well.
+        if report.end is not None and report.end.short and not any(f.offset > last_at for f in report.findings):
             report.findings.append(Finding(walk.topic, walk.partition, offset, report.end.problem()))
     report.checkpoints = sum(c.signed for c in walk.chains.values())
     report.unsigned_tail = walk.unsigned_tail
@@ -151,13 +169,15 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
     return report
 
 
-async def broker_ends(conn: KafkaConnection, group: str) -> dict[tuple[str, int], int]:
-    """The broker group's committed offset of every ingress partition, for ``verify_topics``'s ``ends``.
+async def broker_ends(conn: KafkaConnection, group: str, prefix: str) -> dict[tuple[str, int], int]:
+    """The broker group's committed offset of every ingress partition of the deployment under ``prefix``,
+    for ``verify_topics``'s ``ends`` (a group id set by hand could hold other topics' offsets too).
 
     Fetched before the walk: whatever the broker commits meanwhile only makes its chains longer than
     these offsets, never shorter. Kafka lists only the partitions of topics this login may describe,
     so a partition left out is reported as "end not checked", never as sound."""
-    return await group_offsets(conn, group)
+    ingress = TopicNames(prefix).ingress("")
+    return {tp: offset for tp, offset in (await group_offsets(conn, group)).items() if tp[0].startswith(ingress)}
 
 
 class _Delivered(Spill):

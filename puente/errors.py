@@ -38,11 +38,13 @@ what was wrong. Each class says which exit status a command ends with (``exit_co
     2  usage: the command line itself is wrong (argparse's own)
     3  bad configuration or input: settings, policy, keys, files, credentials, access
     4  a dependency is unavailable: Kafka cannot be reached within the time allowed
+    5  the command found no problem but could not check everything it checks (``audit verify``:
+       a decision chain's end with no settled offset to check it against)
 """
 
 from __future__ import annotations
 
-EXIT_PROBLEMS, EXIT_USAGE, EXIT_CONFIG, EXIT_UNAVAILABLE = 1, 2, 3, 4
+EXIT_PROBLEMS, EXIT_USAGE, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_UNCHECKED = 1, 2, 3, 4, 5
 
 
 class PuenteError(Exception):

@@ -36,6 +36,7 @@ from broker.kafka.clients import (
 )
 from broker.kafka.connection import KafkaConnection, connection, connection_from_properties
 from broker.kafka.io import (
+    StillOpen,
     last_chain_record,
     last_records,
     offsets_visible,
@@ -58,6 +59,7 @@ __all__ = [
     "PartitionBatches",
     "Producer",
     "ProducerFenced",
+    "StillOpen",
     "TopicPartition",
     "TopicResult",
     "apply_topics",

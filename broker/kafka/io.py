@@ -31,9 +31,14 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
 NOTE_AFTER_S = 2.0
 
 
+class StillOpen(PuenteError):
+    """A transaction open on a partition did not end within the time ``wait_settled`` was given."""
+
+
 async def wait_settled(conn: KafkaConnection, tp: TopicPartition, *, timeout_s: float,
                        note: Callable[[str], None] | None = None) -> None:
-    """Wait until every transaction open on ``tp`` when called has ended, committed or aborted.
+    """Wait until every transaction open on ``tp`` when called has ended, committed or aborted
+    (StillOpen past ``timeout_s``).
 
     A read_committed reader stops at the partition's last stable offset: the first record of the
     oldest transaction still open there, whoever writes it. A writer that shares a partition with
@@ -50,7 +55,7 @@ async def wait_settled(conn: KafkaConnection, tp: TopicPartition, *, timeout_s: 
         while (await committed.end_offsets([tp]))[tp] < high:
             waited = time.monotonic() - began
             if waited > timeout_s:
-                raise PuenteError(
+                raise StillOpen(
                     f"{tp.topic}[{tp.partition}] still has a transaction open after {timeout_s:.0f}s "
                     "(another writer's); try again once it ends")
             if waited > NOTE_AFTER_S and not noted and note is not None:  # a live writer's ends in ms

@@ -37,7 +37,7 @@ from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, when
 from puente.commands.console import register_audit_verbs
-from puente.errors import KafkaAccessError
+from puente.errors import EXIT_PROBLEMS, EXIT_UNCHECKED, KafkaAccessError, KafkaOperationError
 from puente.wire import iso_utc
 
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "receipt": "RECEIPT", "denial": "DENIAL",
@@ -51,7 +51,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     keys_help = ("a public signing key file: the broker's, or a partner's receipt key; repeat for several "
                  "(default: every signing key in the broker's keystore)")
     text = ("check every audit chain for gaps, edits, reordering, bad or misplaced signatures and receipts no "
-            "delivery matches; exit 1 with problems, 3 when there are no audit topics to check")
+            "delivery matches, and each decision chain's end against the broker group's committed ingress offsets; "
+            "exit 1 with problems, 3 when there are no audit topics to check, 5 when every chain verifies but some "
+            "decision chain's end could not be checked")
     verify = audit.add_parser("verify", help="check every audit chain", description=text, parents=[kafka_options()])
     verify.add_argument("--verify-key", type=Path, action="append", help=keys_help)
     verify.add_argument("--json", action="store_true", help="one JSON document: chains and problems")
@@ -113,8 +115,8 @@ def _verify(args: argparse.Namespace) -> int:
         # The offsets first: what the broker commits during the walk only lengthens its chains. A login
         # refused them still has every chain walked; each end is then reported as not checked, and why.
         try:
-            ends = await broker_ends(conn, cfg.broker_group)
-        except KafkaAccessError as exc:
+            ends = await broker_ends(conn, cfg.broker_group, cfg.topic_prefix)
+        except (KafkaAccessError, KafkaOperationError) as exc:
             refused.append(str(exc))
             ends = {}
         return await verify_topics(conn, found.roles, check, found.owners, ends)
@@ -139,7 +141,7 @@ def _verify(args: argparse.Namespace) -> int:
                          for f in problems],
             "ends_not_checked": {"chains": unchecked, "why": why} if unchecked else None},
             ensure_ascii=False, indent=2))
-        return 1 if problems else 0
+        return _verify_status(problems, unchecked)
     _table(reports)
     for r in reports:
         if r.records:
@@ -154,7 +156,15 @@ def _verify(args: argparse.Namespace) -> int:
           + ("no problems" if not problems else f"{len(problems)} problem(s)")
           + ("" if total else " (the audit topics exist but hold no records yet)")
           + (f"; {unchecked} decision chain end(s) not checked: {why}" if unchecked else ""))
-    return 1 if problems else 0
+    return _verify_status(problems, unchecked)
+
+
+def _verify_status(problems: Sequence[Any], unchecked: int) -> int:
+    """1 with problems; else 5 (``EXIT_UNCHECKED``) when a decision chain's end could not be checked, so
+    that a script or a schedule reading the status alone never takes an unchecked end for a sound one."""
+    if problems:
+        return EXIT_PROBLEMS
+    return EXIT_UNCHECKED if unchecked else 0
 
 
 def _table(reports: Sequence[PartitionReport]) -> None:

@@ -361,7 +361,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     print(f"      {collected} denial(s) collected from the authorizer's log into {names.denials}")
     _step(8, "auditor, as its own login: verify every hash chain and every signature")
     found = await audit_topics(auditor, cfg.topic_prefix)
-    ends = await broker_ends(auditor, cfg.broker_group)
+    ends = await broker_ends(auditor, cfg.broker_group, cfg.topic_prefix)
     reports = await verify_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), found.owners,
                                   ends)
     problems = [f for r in reports for f in r.findings]

@@ -186,6 +186,7 @@ async def test_audit_verify_sees_a_decision_partition_emptied(env: Env) -> None:
     await run_broker(env)
     whole = subprocess.run(cli("audit", "verify", "--json"), env=env.env_vars("auditor"), capture_output=True,
                            text=True, check=False)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
     chain = next(c for c in json.loads(whole.stdout)["chains"] if c["end"] is not None)
     admin = AdminClient(env.conn.librdkafka())
     tp = ConfluentTopicPartition(chain["topic"], chain["partition"], OFFSET_END)  # every record

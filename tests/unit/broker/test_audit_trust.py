@@ -17,8 +17,9 @@ from broker import auditor
 from broker.audit import ChainHead, ChainWriter, last_ingress, verify_partition
 from broker.audit.verify import delivered_pairs, head_problem, unmatched_receipt
 from broker.audit_index import AuditIndex
+from broker.kafka import StillOpen
 from broker.topology import TopicNames
-from puente.errors import AuditChainError, PuenteError
+from puente.errors import AuditChainError, KafkaUnavailableError
 
 KEY = b"k" * 32
 
@@ -313,7 +314,7 @@ def test_an_end_behind_a_transaction_that_does_not_end_is_unchecked_not_short(
     audit_topics["decisions"] = _slot_blocks([[0, 1, 2]])
 
     async def stuck(conn: object, tp: object, *, timeout_s: float) -> None:
-        raise PuenteError("decisions[0] still has a transaction open after 15s")
+        raise StillOpen("decisions[0] still has a transaction open after 15s")
 
     monkeypatch.setattr(auditor, "wait_settled", stuck)
     [report] = asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify,  # type: ignore[arg-type]
@@ -357,3 +358,74 @@ def test_an_ingress_partition_committed_past_with_no_chain_naming_it_is_a_findin
     assert [(r.topic, r.partition, r.ok) for r in reports] == [("decisions", 0, True), ("p.ingress.PN", 1, False)]
     [finding] = reports[1].findings
     assert finding.offset == 6 and "no sound decision chain records any" in finding.problem
+
+
+def test_the_ends_are_this_deployments_ingress_partitions_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group id set by hand may hold offsets of other topics (another deployment's, a non-Puente topic): only
+    this prefix's ingress partitions are ends a chain must reach."""
+    async def group_offsets(conn: object, group: str) -> dict[tuple[str, int], int]:
+        return {("p.ingress.SNM", 0): 4, ("q.ingress.SNM", 0): 9, ("p.audit.decisions", 1): 3, ("orders", 0): 2}
+
+    monkeypatch.setattr(auditor, "group_offsets", group_offsets)
+    assert asyncio.run(auditor.broker_ends(None, "g", "p")) == {("p.ingress.SNM", 0): 4}  # type: ignore[arg-type]
+
+
+def test_only_a_transaction_left_open_makes_an_end_unchecked_other_errors_stop_the_walk(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An end is "not checked" only when the transaction it waits for does not end; Kafka unreachable while it
+    waits is that error, with its own message and exit status, not a transaction said to be open."""
+    audit_topics["decisions"] = _slot_blocks([[0, 1, 2]])
+
+    async def unreachable(conn: object, tp: object, *, timeout_s: float) -> None:
+        raise KafkaUnavailableError("Kafka at k:9093 could not be reached")
+
+    monkeypatch.setattr(auditor, "wait_settled", unreachable)
+    with pytest.raises(KafkaUnavailableError):
+        asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify,  # type: ignore[arg-type]
+                                          ends={("p.ingress.SNM", 0): 6}))
+
+
+def test_ends_wait_within_one_settle_time_for_the_whole_walk(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many short-looking ends (a node down) share one END_SETTLE_S: the first waits what is left of it, the
+    next ones what remains then; an end that is not short does not wait at all."""
+    audit_topics["decisions"] = _slot_blocks([[0, 1, 2]])
+    given: list[float] = []
+
+    async def stuck(conn: object, tp: object, *, timeout_s: float) -> None:
+        given.append(timeout_s)
+        await asyncio.sleep(0.05)  # the time a wait takes
+        raise StillOpen("still open")
+
+    monkeypatch.setattr(auditor, "wait_settled", stuck)
+    monkeypatch.setattr(auditor, "partitions_of", lambda consumer, topic: _async([0, 0, 0]))
+    reports = asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify,  # type: ignore[arg-type]
+                                                ends={("p.ingress.SNM", 0): 6}))
+    assert len(reports) == 3 and all(r.ok and r.end is not None and not r.end.checked for r in reports)
+    assert len(given) == 3 and given[0] <= auditor.END_SETTLE_S and given[0] > given[1] > given[2]
+    given.clear()
+    asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify,  # type: ignore[arg-type]
+                                      ends={("p.ingress.SNM", 0): 3}))
+    assert given == []
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+def test_a_short_end_behind_unsound_records_is_not_reported_twice(audit_topics: dict[str, list[bytes]],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the records after the last sound block are unsound, those are the findings: the chain is not also
+    called short (the missing blocks may be the unsound ones)."""
+    first, second = _slot_blocks([[0, 1, 2], [3, 4, 5]])
+    audit_topics["decisions"] = [first, second[:-20] + b"tampered" + second[-12:]]
+
+    async def settled(conn: object, tp: object, *, timeout_s: float) -> None:
+        return None
+
+    monkeypatch.setattr(auditor, "wait_settled", settled)
+    [report] = asyncio.run(auditor.verify_topics(None, {"decisions": "decisions"}, _verify,  # type: ignore[arg-type]
+                                                 ends={("p.ingress.SNM", 0): 6}))
+    assert report.end is not None and report.end.short
+    assert report.findings and all(f.offset == 1 for f in report.findings)
+    assert not any("missing from the chain's end" in f.problem for f in report.findings)

@@ -17,7 +17,7 @@ from broker.audit import Finding, PartitionReport
 from broker.audit.verify import EndCheck
 from broker.auditor import AuditTopics, LogFilter
 from puente.cli import build_parser
-from puente.errors import KafkaAccessError, KafkaUnavailableError
+from puente.errors import EXIT_UNCHECKED, KafkaAccessError, KafkaUnavailableError
 
 LONG_ID = "SNM:PTY-20261103-00231-" + "x" * 40  # longer than any column a table would cut it to
 
@@ -61,7 +61,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         held["ends_given"] = ends
         return list(held["reports"])
 
-    async def broker_ends(conn: Any, group: str) -> dict[tuple[str, int], int]:
+    async def broker_ends(conn: Any, group: str, prefix: str) -> dict[tuple[str, int], int]:
         held["group"] = group
         if held.get("refuse"):
             raise KafkaAccessError("Kafka at k:9093 refused auditor access while reading the committed offsets of "
@@ -172,7 +172,7 @@ def test_verify_checks_each_decision_chains_end_against_the_broker_groups_offset
     unseen = EndCheck("p.ingress.PN:1", 8, None)
     service["reports"] = [PartitionReport("p.decisions", 0, records=3, checkpoints=1, end=reached),
                           PartitionReport("p.decisions", 1, records=2, checkpoints=1, end=unseen)]
-    assert _puente("audit", "verify") == 0
+    assert _puente("audit", "verify") == EXIT_UNCHECKED
     out = capsys.readouterr().out.splitlines()
     assert service["group"] == "p-broker" and service["ends_given"] == {("p.ingress.SNM", 0): 4}
     assert ("END     p.decisions[0]: ends at ingress p.ingress.SNM:0 offset 3, as the broker group's committed "
@@ -180,7 +180,7 @@ def test_verify_checks_each_decision_chains_end_against_the_broker_groups_offset
     assert "END     p.decisions[1]: ends at ingress p.ingress.PN:1 offset 8; no settled committed offset" in out[-2]
     assert out[-1].startswith("audit verify: 5 records in 2 chains, no problems; 1 decision chain end(s) not "
                               "checked") and "p-broker" in out[-1]
-    assert _puente("audit", "verify", "--json") == 0
+    assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
     chains = json.loads(capsys.readouterr().out)["chains"]
     assert [c["end"] for c in chains] == [
         {"ingress": "p.ingress.SNM:0", "last_offset": 3, "committed": 4, "checked": True},
@@ -194,10 +194,23 @@ def test_verify_refused_the_broker_groups_offsets_walks_every_chain_and_says_why
     service["refuse"] = True
     service["reports"] = [PartitionReport("p.decisions", 0, records=3, checkpoints=1,
                                           end=EndCheck("p.ingress.SNM:0", 2, None))]
-    assert _puente("audit", "verify") == 0
+    assert _puente("audit", "verify") == EXIT_UNCHECKED
     last = capsys.readouterr().out.splitlines()[-1]
     assert service["ends_given"] == {} and "1 decision chain end(s) not checked: " in last
     assert "Group authorization failed" in last
-    assert _puente("audit", "verify", "--json") == 0
+    assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
     doc = json.loads(capsys.readouterr().out)
     assert doc["ends_not_checked"]["chains"] == 1 and "refused auditor access" in doc["ends_not_checked"]["why"]
+
+
+def test_verify_with_every_end_checked_exits_0_and_a_problem_outranks_an_unchecked_end(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 0 needs every decision chain's end checked; exit 1 (problems) wins over 5 (an end not checked)."""
+    service["reports"] = [PartitionReport("p.decisions", 0, records=3, checkpoints=1,
+                                          end=EndCheck("p.ingress.SNM:0", 3, 4))]
+    assert _puente("audit", "verify") == 0
+    problem = Finding("p.decisions", 1, 2, "record seq 2 does not follow seq 0")
+    service["reports"].append(PartitionReport("p.decisions", 1, records=3, checkpoints=1, findings=[problem],
+                                              end=EndCheck("p.ingress.SNM:1", 2, None)))
+    assert _puente("audit", "verify") == 1
+    capsys.readouterr()
