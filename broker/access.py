@@ -14,8 +14,9 @@ One principal per party, each with exactly the ACLs its role needs, and nothing 
                    agreement or not (see ``plan``)
     auditor        reads the decisions, every partner's receipts, the collected denials and the console's
                    query log: read only (verify, log, index, recalls), so no auditor's tool can write the
-                   record of what auditors looked at; describes the broker group and the ingress topics
-                   (the committed offsets each decision chain's end must reach), never reads them
+                   record of what auditors looked at; describes the broker group and the ingress topics,
+                   and the partners' subscriber groups and feed topics (the committed offsets each
+                   decision chain's end and each partner's receipts must reach), never reads them
     console        the auditors' console service: reads what the auditor reads, and alone appends each
                    auditor's query to the queries topic (reading its head back) under one transactional id
     admin          the cluster's super user (topics, ACLs, users): no ACL here
@@ -148,6 +149,10 @@ def plan(policy_set: PolicySet, names: TopicNames, agencies: Iterable[str], brok
     # offsets and the group's members, never a record: reading the ingress topics stays refused.
     acls.add(Acl(AUDITOR, "GROUP", broker_group, "LITERAL", "DESCRIBE"))
     acls.update(_topic(AUDITOR, f"{names.prefix}.ingress.", ("DESCRIBE",), "PREFIXED"))
+    # Likewise the partners' subscriber groups' committed feed offsets, which their receipts must reach:
+    # DESCRIBE on every feed topic and on the groups named after them (``subscriber_group``), never READ.
+    acls.add(Acl(AUDITOR, "GROUP", names.feeds, "PREFIXED", "DESCRIBE"))
+    acls.update(_topic(AUDITOR, names.feeds, ("DESCRIBE",), "PREFIXED"))
     acls.update(_topic(CONSOLE, names.queries, ("WRITE",)))
     acls.update(Acl(CONSOLE, "TRANSACTIONAL_ID", console_transaction(names), "LITERAL", op)
                 for op in ("WRITE", "DESCRIBE"))

@@ -12,13 +12,13 @@ All of them stream: no partition is ever held in memory. What a walk must keep f
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker.access import denials_transaction
+from broker.access import denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
 from broker.audit.verify import (
@@ -26,9 +26,11 @@ from broker.audit.verify import (
     Holds,
     PartitionReport,
     PartitionWalk,
+    ReceiptReach,
     VerifyFn,
     delivered_pairs,
     end_check,
+    receipt_ends,
     unmatched_receipt,
     when,
 )
@@ -44,6 +46,7 @@ from broker.kafka import (
     read_range,
     reader,
     running,
+    settle,
     wait_settled,
 )
 from broker.keystore import Keystore, load_key_file, signature_check
@@ -62,7 +65,8 @@ node is down). A partition whose transactions do not end within it is "not check
 
 async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verify: VerifyFn,
                         owners: Mapping[str, str] | None = None,
-                        ends: Mapping[tuple[str, int], int] | None = None) -> list[PartitionReport]:
+                        ends: Mapping[tuple[str, int], int] | None = None,
+                        feed_ends: FeedEnds | None = None) -> list[PartitionReport]:
     """Walk every partition of every audit topic, oldest record first, and report what is wrong.
 
     ``topics`` maps each topic to what it holds (``"decisions"``, ``"receipts"``, ``"denials"``,
@@ -70,23 +74,45 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     When the decisions are among them (give them first), every receipt is also checked against them:
     a receipt for an alert the broker never delivered to that partner is reported. ``ends``, the
     broker group's committed ingress offsets (``broker_ends``, fetched before the walk), has each
-    decisions partition's end checked against them (``end_check``): records dropped from a chain's
-    end are a finding. Records are verified as they stream in: what is held is one partition's
-    findings and chain states, never its records; the (alert, partner) deliveries go to a temporary
-    file (``_Delivered``).
+    decisions partition's end checked against them (``end_check``), and ``feed_ends``, the partners'
+    subscriber groups' committed feed offsets (``subscriber_ends``, fetched before the walk too), has
+    the receipts checked against them (``receipt_ends``): records dropped from a chain's end are a
+    finding. Records are verified as they stream in: what is held is one partition's findings and
+    chain states, never its records; the (alert, partner) deliveries go to a temporary file
+    (``_Delivered``).
     """
     reports = []
-    settle = _Settle()
+    budget = _Settle()
+    reach = ReceiptReach() if feed_ends is not None else None
+    unsettled: set[TopicPartition] = set()
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
+        if reach is not None and feed_ends is not None and any(o > 0 for o in feed_ends.committed.values()):
+            # A subscriber's receipts commit with its feed offsets, whose markers Kafka may write on the
+            # receipts partition after it answers the offsets: let every transaction open there end first.
+            receipts = [TopicPartition(t, p) for t, holds in topics.items() if holds == "receipts"
+                        for p in await partitions_of(consumer, t)]
+            unsettled = await settle(conn, receipts, timeout_s=budget.left())
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
                 reports.append(await _verify_partition(conn, consumer, walk, delivered,
-                                                       ends if holds == "decisions" else None, settle))
+                                                       ends if holds == "decisions" else None, budget,
+                                                       reach if holds == "receipts" else None))
     if ends is not None and "decisions" in topics.values():
         reports += unnamed_ingress(reports, ends)
+    if reach is not None and feed_ends is not None:
+        reports += receipt_ends(reach, feed_ends.committed, feed_ends.asked, subscriber_group, bool(unsettled))
     return reports
+
+
+@dataclass(frozen=True)
+class FeedEnds:
+    """The partners' subscriber groups' committed feed offsets (``subscriber_ends``): (feed topic,
+    partition) -> offset, read for the feed topics in ``asked``."""
+
+    committed: dict[tuple[str, int], int]
+    asked: frozenset[str]
 
 
 def unnamed_ingress(reports: list[PartitionReport], ends: Mapping[tuple[str, int], int]) -> list[PartitionReport]:
@@ -94,7 +120,7 @@ def unnamed_ingress(reports: list[PartitionReport], ends: Mapping[tuple[str, int
     record while no decision chain's end names it: its whole chain is gone (a partition emptied, or all of it
     unsound), which no walk of what remains can see. Each ingress partition has one slot, whose chain's last
     block names it (``end_check``)."""
-    named = {r.end.ingress for r in reports if r.end is not None}
+    named = {r.end.source for r in reports if r.end is not None and not r.end.receipts}
     out = []
     for (topic, partition), committed in sorted(ends.items()):
         if committed > 0 and f"{topic}:{partition}" not in named:
@@ -120,8 +146,10 @@ class _Settle:
 
 
 async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: PartitionWalk, delivered: _Delivered,
-                            ends: Mapping[tuple[str, int], int] | None, settle: _Settle) -> PartitionReport:
-    """One partition's report (``verify_topics``); its end checked against ``ends`` when given."""
+                            ends: Mapping[tuple[str, int], int] | None, settle: _Settle,
+                            reach: ReceiptReach | None = None) -> PartitionReport:
+    """One partition's report (``verify_topics``); its end checked against ``ends`` when given, and each
+    of its receipts taken into ``reach`` when given."""
     tp = TopicPartition(walk.topic, walk.partition)
     report = PartitionReport(walk.topic, walk.partition)
     unmatched: list[Finding] = []
@@ -136,6 +164,8 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
             report.records += 1
             doc, found = walk.feed(rec.offset, rec.value)
             report.findings += found
+            if reach is not None:
+                reach.take(doc, not found, walk.cut)
             if doc is not None and not found:
                 if last_ingress(doc) is not None:
                     last, last_at = doc, rec.offset
@@ -178,6 +208,18 @@ async def broker_ends(conn: KafkaConnection, group: str, prefix: str) -> dict[tu
     so a partition left out is reported as "end not checked", never as sound."""
     ingress = TopicNames(prefix).ingress("")
     return {tp: offset for tp, offset in (await group_offsets(conn, group)).items() if tp[0].startswith(ingress)}
+
+
+async def subscriber_ends(conn: KafkaConnection, feeds: Iterable[str]) -> FeedEnds:
+    """Each partner's subscriber group's committed offset of every partition of its feed, for
+    ``verify_topics``'s ``feed_ends``; ``feeds`` are the feed topics this login sees (``AuditTopics``).
+
+    Fetched before the walk, like ``broker_ends``: receipts committed meanwhile only reach further."""
+    committed: dict[tuple[str, int], int] = {}
+    for feed in feeds:
+        committed.update((tp, offset) for tp, offset in (await group_offsets(conn, subscriber_group(feed))).items()
+                         if tp[0] == feed)
+    return FeedEnds(committed, frozenset(feeds))
 
 
 class _Delivered(Spill):
@@ -386,6 +428,7 @@ class AuditTopics:
 
     roles: dict[str, Holds]
     owners: dict[str, str]
+    feeds: list[str] = field(default_factory=list)  # the partners' feed topics, whose subscriber groups end receipts
 
 
 async def audit_topics(conn: KafkaConnection, prefix: str) -> AuditTopics:
@@ -413,7 +456,7 @@ async def audit_topics(conn: KafkaConnection, prefix: str) -> AuditTopics:
         raise ConfigError(f"no audit topics under prefix {prefix!r} at {conn.bootstrap} ({names.decisions}, "
                           f"{names.all_receipts}*): check PUENTE_TOPIC_PREFIX and PUENTE_BOOTSTRAP, or run "
                           "`puente topics apply`")
-    return AuditTopics(roles, owners)
+    return AuditTopics(roles, owners, [t for t in present if t.startswith(names.feeds)])
 
 
 def signature_checks(keys_dir: Path, verify_files: list[Path] | None) -> VerifyFn:

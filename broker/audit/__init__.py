@@ -20,6 +20,7 @@ from broker.audit.chain import (
 )
 from broker.audit.verify import (
     ChainState,
+    EndCheck,
     Finding,
     PartitionReport,
     PartitionWalk,
@@ -34,6 +35,7 @@ __all__ = [
     "ChainHead",
     "ChainState",
     "ChainWriter",
+    "EndCheck",
     "Finding",
     "PartitionReport",
     "PartitionWalk",

@@ -15,8 +15,9 @@ deep), and that is a finding at that record, never a crash of the walk.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Container, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -67,13 +68,16 @@ class Vouched:
 
 @dataclass(frozen=True)
 class EndCheck:
-    """A decision chain's end against the broker group's committed offset of the ingress partition
-    its last block decided (``end_check``)."""
+    """A chain's end against the consumer group offset that committed with it: a decision chain's last
+    block against the broker group's committed offset of the ingress partition it decided
+    (``end_check``), or a partner's receipts against its subscriber group's committed offset of a feed
+    partition (``receipt_ends``)."""
 
-    ingress: str  # "<topic>:<partition>"
-    last: int  # the newest ingress offset the chain's last block records
+    source: str  # "<topic>:<partition>": the ingress partition (decisions) or the feed partition (receipts)
+    last: int  # the newest offset there a sound record names; -1: none does
     committed: int | None  # the group's committed offset there; None when this login sees none settled
-    unsettled: bool = False  # a transaction open on the partition did not end: what it commits is unread
+    unsettled: bool = False  # a transaction open on the chain's partition did not end: what it commits is unread
+    group: str | None = None  # receipts: the partner's subscriber group; None: the broker group
 
     @property
     def checked(self) -> bool:
@@ -84,22 +88,40 @@ class EndCheck:
         """Records the group has committed past are missing from the chain's end."""
         return self.checked and self.last + 1 < (self.committed or 0)
 
+    @property
+    def receipts(self) -> bool:
+        return self.group is not None
+
+    def _who(self) -> str:
+        return "the broker group" if self.group is None else f"the subscriber group {plain(self.group, 120)}"
+
     def problem(self) -> str:
-        return (f"the chain ends with ingress {plain(self.ingress, 120)} offset {self.last}, but the broker group "
-                f"has committed offset {self.committed} there: the decisions of offsets {self.last + 1} to "
-                f"{(self.committed or 0) - 1} are missing from the chain's end (records dropped after it), or "
-                "the group's offsets were moved forward past records never decided")
+        gap = f"{self.last + 1} to {(self.committed or 0) - 1}"
+        if self.receipts:
+            reach = (f"the partner's sound receipts reach offset {self.last} there" if self.last >= 0
+                     else "no sound receipt names any record there")
+            return (f"{self._who()} has committed feed {plain(self.source, 120)} up to offset {self.committed}, but "
+                    f"{reach}: the receipts of feed offsets {gap} are missing from the end of the partner's receipt "
+                    "chains (records dropped), or the group's offsets were moved forward past records never received")
+        return (f"the chain ends with ingress {plain(self.source, 120)} offset {self.last}, but the broker group "
+                f"has committed offset {self.committed} there: the decisions of offsets {gap} are missing from the "
+                "chain's end (records dropped after it), or the group's offsets were moved forward past records "
+                "never decided")
 
     def describe(self) -> str:
-        where = f"ingress {plain(self.ingress, 120)} offset {self.last}"
+        if self.receipts:
+            where = (f"receipts reach feed {plain(self.source, 120)} offset {self.last}" if self.last >= 0
+                     else f"no sound receipt names feed {plain(self.source, 120)}")
+        else:
+            where = f"ends at ingress {plain(self.source, 120)} offset {self.last}"
         if self.committed is None:
-            return f"ends at {where}; no settled committed offset of the broker group there: end not checked"
+            return f"{where}; no settled committed offset of {self._who()} there: end not checked"
         if self.unsettled:
-            return (f"ends at {where}, short of the broker group's committed offset {self.committed}, while a "
-                    "transaction open on this partition did not end: end not checked (run verify again)")
+            return (f"{where}, short of {self._who()}'s committed offset {self.committed}, while a transaction "
+                    "open on the chain's partition did not end: end not checked (run verify again)")
         if self.short:
-            return f"ends at {where}, short of the broker group's committed offset {self.committed}"
-        return f"ends at {where}, as the broker group's committed offset {self.committed} says"
+            return f"{where}, short of {self._who()}'s committed offset {self.committed}"
+        return f"{where}, as {self._who()}'s committed offset {self.committed} says"
 
 
 def end_check(last: dict[str, Any] | None, committed: Mapping[tuple[str, int], int]) -> EndCheck | None:
@@ -118,6 +140,87 @@ def end_check(last: dict[str, Any] | None, committed: Mapping[tuple[str, int], i
     return EndCheck(f"{topic}:{partition}", offset, committed.get((topic, partition)))
 
 
+_FEED_PLACE = re.compile(r"([^:]{1,249}):(\d{1,9}):(\d{1,19})", re.ASCII)
+
+
+def feed_place(value: Any) -> tuple[tuple[str, int], int] | None:
+    """A receipt's ``feed`` (``"<topic>:<partition>:<offset>"``) as ((topic, partition), offset); None
+    when it is not of that form (it is the partner's word, and a record may hold anything)."""
+    if not isinstance(value, str) or (m := _FEED_PLACE.fullmatch(value)) is None:
+        return None
+    return (m.group(1), int(m.group(2))), int(m.group(3))
+
+
+class ReceiptReach:
+    """How far partners' receipts reach into each feed partition, as a walk of their receipts topics
+    goes (``take`` every record): ``sound`` counts a receipt once a sound checkpoint of its chain
+    vouches for it; ``seen`` counts every receipt naming a place, sound or not; ``owners`` are the
+    partners whose sound receipts name each feed topic (one, since a feed has one partner).
+
+    A subscriber's batch commits its receipts, its checkpoint and its feed offsets in one
+    transaction, so the sound receipts reach the record just before the subscriber group's committed
+    offset of each feed partition (``receipt_ends``)."""
+
+    def __init__(self) -> None:
+        self.sound: dict[tuple[str, int], int] = {}
+        self.seen: dict[tuple[str, int], int] = {}
+        self.owners: dict[str, set[str]] = {}
+        self._waiting: dict[str, dict[tuple[str, int], int]] = {}  # per chain: receipts no checkpoint vouches for yet
+
+    def take(self, doc: dict[str, Any] | None, sound: bool, cut: Iterable[str]) -> None:
+        """One record as ``PartitionWalk.feed`` gave it: its document, whether it had no finding, and the
+        chains it cut off (``PartitionWalk.cut``), whose waiting receipts no checkpoint will vouch for."""
+        for gone in cut:
+            self._waiting.pop(gone, None)
+        chain = doc.get("chain") if doc is not None else None
+        if doc is None or not isinstance(chain, str):
+            return
+        kind = doc.get("kind")
+        if kind == "RECEIPT" and (place := feed_place(doc.get("feed"))) is not None:
+            tp, offset = place
+            self.seen[tp] = max(self.seen.get(tp, -1), offset)
+            if sound:
+                waiting = self._waiting.setdefault(chain, {})
+                waiting[tp] = max(waiting.get(tp, -1), offset)
+        elif kind == "CHECKPOINT" and sound:
+            for tp, offset in self._waiting.pop(chain, {}).items():
+                self.sound[tp] = max(self.sound.get(tp, -1), offset)
+                self.owners.setdefault(tp[0], set()).add(chain_owner(chain))
+
+
+def receipt_ends(reach: ReceiptReach, committed: Mapping[tuple[str, int], int], asked: Container[str],
+                 group_of: Callable[[str], str], unsettled: bool) -> list[PartitionReport]:
+    """A report per feed partition, its ``end`` the partners' sound receipts against the subscriber group's
+    committed offset there (``committed``: (feed topic, partition) -> offset, for the feed topics in
+    ``asked``, whose group ``group_of(topic)`` this login read).
+
+    A partition the group has committed past with receipts short of it is a finding, unless receipts
+    that are not sound name the records missing (those are findings already); so is one whose
+    committed offset no sound receipt reaches at all (the receipts topic emptied), and a feed topic
+    the sound receipts of two partners name (one of them claims another's feed). A feed partition
+    sound receipts name whose group was not read is "not checked", never sound. With ``unsettled`` (a
+    receipts partition had a transaction open that did not end), a short end is not checked either."""
+    out: list[PartitionReport] = []
+    places = {tp for tp, offset in committed.items() if offset > 0}
+    places |= {tp for tp in reach.sound if tp[0] not in asked}
+    for tp in sorted(places):
+        topic, partition = tp
+        offset = committed.get(tp)
+        end = EndCheck(f"{topic}:{partition}", reach.sound.get(tp, -1), offset, group=group_of(topic))
+        if end.short and unsettled:
+            end = replace(end, unsettled=True)
+        report = PartitionReport(topic, partition, end=end)
+        if end.short and reach.seen.get(tp, -1) + 1 < (offset or 0):
+            report.findings.append(Finding(topic, partition, (offset or 0) - 1, end.problem()))
+        owners = sorted(reach.owners.get(topic, ()))
+        if len(owners) > 1 and all(r.topic != topic for r in out):  # once per feed topic
+            report.findings.append(Finding(topic, partition, end.last, (
+                f"sound receipts of {len(owners)} partners ({', '.join(plain(o, 40) for o in owners[:5])}) name "
+                f"feed {plain(topic, 120)}: a feed has one partner, so one of them signed receipts for another's")))
+        out.append(report)
+    return out
+
+
 @dataclass
 class PartitionReport:
     """The result of walking one partition."""
@@ -129,7 +232,7 @@ class PartitionReport:
     unsigned_tail: int = 0
     findings: list[Finding] = field(default_factory=list)
     vouched: list[Vouched] = field(default_factory=list)  # per chain: its last sound signed record
-    end: EndCheck | None = None  # a decisions partition's end against the broker group's offsets, when checked
+    end: EndCheck | None = None  # a chain's end against its group's committed offsets, when checked
 
     @property
     def ok(self) -> bool:

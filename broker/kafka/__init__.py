@@ -44,6 +44,7 @@ from broker.kafka.io import (
     read_many,
     read_range,
     record,
+    settle,
     wait_settled,
 )
 from broker.kafka.topics import TopicResult, apply_topics, plan_topics
@@ -82,6 +83,7 @@ __all__ = [
     "reader",
     "record",
     "running",
+    "settle",
     "start",
     "translate",
     "tune_transactions",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -47,19 +47,31 @@ async def wait_settled(conn: KafkaConnection, tp: TopicPartition, *, timeout_s: 
     transaction began, and forks its chain. A crashed writer's transaction is aborted by Kafka
     after its transaction timeout, so this ends.
     """
-    async with running(reader(conn, "puente-settle", committed=False), conn, f"reading {tp.topic}") as raw, \
-            running(reader(conn, "puente-settle"), conn, f"reading {tp.topic}") as committed:
-        high = (await raw.end_offsets([tp]))[tp]
+    if await settle(conn, [tp], timeout_s=timeout_s, note=note):
+        raise StillOpen(f"{tp.topic}[{tp.partition}] still has a transaction open after {timeout_s:.0f}s "
+                        "(another writer's); try again once it ends")
+
+
+async def settle(conn: KafkaConnection, tps: Collection[TopicPartition], *, timeout_s: float,
+                 note: Callable[[str], None] | None = None) -> set[TopicPartition]:
+    """``wait_settled`` for several partitions at once, with one pair of clients: the partitions where a
+    transaction open when called has not ended after ``timeout_s`` (empty: all settled)."""
+    if not tps:
+        return set()
+    async with running(reader(conn, "puente-settle", committed=False), conn, "reading partitions' ends") as raw, \
+            running(reader(conn, "puente-settle"), conn, "reading partitions' ends") as committed:
+        high = await raw.end_offsets(list(tps))
         began = time.monotonic()
         noted = False
-        while (await committed.end_offsets([tp]))[tp] < high:
+        while True:
+            stable = await committed.end_offsets(list(high))
+            high = {tp: end for tp, end in high.items() if stable[tp] < end}
             waited = time.monotonic() - began
-            if waited > timeout_s:
-                raise StillOpen(
-                    f"{tp.topic}[{tp.partition}] still has a transaction open after {timeout_s:.0f}s "
-                    "(another writer's); try again once it ends")
+            if not high or waited > timeout_s:
+                return set(high)
             if waited > NOTE_AFTER_S and not noted and note is not None:  # a live writer's ends in ms
-                note(f"waiting for another writer's open transaction on {tp.topic}[{tp.partition}] to end "
+                where = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(high)[:3])
+                note(f"waiting for another writer's open transaction on {where} to end "
                      f"(a crashed writer's is aborted by Kafka within {timeout_s:.0f}s)")
                 noted = True
             await asyncio.sleep(0.05)

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from broker.access import parties
-from broker.audit import PartitionReport
+from broker.audit import EndCheck, PartitionReport
 from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, recall_status
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
+    FeedEnds,
     IndexProgress,
     LogFilter,
     ack_deadlines,
@@ -28,6 +29,7 @@ from broker.auditor import (
     index_topics,
     read_log,
     signature_checks,
+    subscriber_ends,
     verify_topics,
 )
 from broker.crypto import BROKER_OWNER, KeyKind, sign_checkpoint
@@ -119,14 +121,19 @@ def _verify(args: argparse.Namespace) -> int:
         except (KafkaAccessError, KafkaOperationError) as exc:
             refused.append(str(exc))
             ends = {}
-        return await verify_topics(conn, found.roles, check, found.owners, ends)
+        try:
+            feed_ends = await subscriber_ends(conn, found.feeds)
+        except (KafkaAccessError, KafkaOperationError) as exc:
+            refused.append(str(exc))
+            feed_ends = FeedEnds({}, frozenset())
+        return await verify_topics(conn, found.roles, check, found.owners, ends, feed_ends)
 
     reports = run(walk())
     problems = [f for r in reports for f in r.findings]
     unchecked = sum(1 for r in reports if r.end is not None and not r.end.checked)
-    why = refused[0] if refused else (f"no settled committed offset of the broker group {cfg.broker_group} there, "
-                                      "or a transaction that did not end (run it again; check PUENTE_GROUP_ID and "
-                                      "the auditor's ACLs, `puente acls plan`)")
+    why = refused[0] if refused else (f"no settled committed offset of the broker group {cfg.broker_group} or of "
+                                      "the partner's subscriber group there, or a transaction that did not end (run "
+                                      "it again; check PUENTE_GROUP_ID and the auditor's ACLs, `puente acls plan`)")
     if args.json:
         print(json.dumps({
             "records": sum(r.records for r in reports), "problems": len(problems),
@@ -134,9 +141,7 @@ def _verify(args: argparse.Namespace) -> int:
                         "unsigned_tail": r.unsigned_tail, "ok": r.ok,
                         "signed_up_to": [{"chain": v.chain, "seq": v.seq, "at": v.at, "offset": v.offset}
                                          for v in r.vouched],
-                        "end": None if r.end is None else {"ingress": r.end.ingress, "last_offset": r.end.last,
-                                                           "committed": r.end.committed,
-                                                           "checked": r.end.checked}} for r in reports],
+                        "end": None if r.end is None else _end_json(r.end)} for r in reports],
             "findings": [{"topic": f.topic, "partition": f.partition, "offset": f.offset, "problem": f.problem}
                          for f in problems],
             "ends_not_checked": {"chains": unchecked, "why": why} if unchecked else None},
@@ -155,12 +160,19 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"audit verify: {total} records in {chains} chains, "
           + ("no problems" if not problems else f"{len(problems)} problem(s)")
           + ("" if total else " (the audit topics exist but hold no records yet)")
-          + (f"; {unchecked} decision chain end(s) not checked: {why}" if unchecked else ""))
+          + (f"; {unchecked} chain end(s) not checked: {why}" if unchecked else ""))
     return _verify_status(problems, unchecked)
 
 
+def _end_json(end: EndCheck) -> dict[str, Any]:
+    """A chain end as ``--json`` gives it: ``ingress`` for a decision chain, ``feed`` and ``group`` for receipts."""
+    where = {"feed": end.source, "group": end.group} if end.receipts else {"ingress": end.source}
+    return {**where, "last_offset": end.last if end.last >= 0 else None, "committed": end.committed,
+            "checked": end.checked}
+
+
 def _verify_status(problems: Sequence[Any], unchecked: int) -> int:
-    """1 with problems; else 5 (``EXIT_UNCHECKED``) when a decision chain's end could not be checked, so
+    """1 with problems; else 5 (``EXIT_UNCHECKED``) when a chain's end could not be checked, so
     that a script or a schedule reading the status alone never takes an unchecked end for a sound one."""
     if problems:
         return EXIT_PROBLEMS

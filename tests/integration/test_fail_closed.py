@@ -16,6 +16,7 @@ from confluent_kafka import TopicPartition as ConfluentTopicPartition
 from confluent_kafka.admin import AdminClient
 from puente_testing import Env, cli, delivered_most, read_topic, run_broker
 
+from broker.access import subscriber_group
 from broker.audit import ChainHead, ChainWriter
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
@@ -197,6 +198,62 @@ async def test_audit_verify_sees_a_decision_partition_emptied(env: Env) -> None:
     ingress_topic, part = chain["end"]["ingress"].rsplit(":", 1)
     assert len(problem) == 1 and problem[0].startswith(f"PROBLEM {ingress_topic}[{part}]")
     assert "no sound decision chain records any of this partition's records" in problem[0]
+
+
+async def _commit_subscriber_offset(env: Env, feed: str, offset: int) -> None:
+    """Set the partner's subscriber group's committed offset of ``feed`` ("<topic>:<partition>"), as the admin."""
+    topic, part = feed.rsplit(":", 1)
+    tp = TopicPartition(topic, int(part))
+    consumer = AIOKafkaConsumer(**env.conn.aiokafka(), group_id=subscriber_group(topic), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: OffsetAndMetadata(offset, "")})
+    finally:
+        await consumer.stop()
+
+
+async def test_audit_verify_sees_receipts_missing_from_a_partners_end(env: Env) -> None:
+    """A partner's receipts commit with its subscriber group's feed offsets, so receipts dropped from the end of its
+    chains (or the group moved past records never received) leave the group's offset past the last receipt:
+    `audit verify` exits 1 naming the feed partition and the offsets with no receipt. A partner whose subscriber
+    never ran has nothing to check; offsets set back are no problem; a receipts partition emptied with
+    DeleteRecords is a finding at each feed partition the group committed past."""
+    partner, want, _ = await delivered_most(env, 120, seed=59)
+    got = await _subscriber(env, partner).run(io.StringIO(), idle_exit_s=3)
+    assert got.received == len(want)
+    whole = subprocess.run(cli("audit", "verify", "--json"), env=env.env_vars("auditor"), capture_output=True,
+                           text=True, check=False)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    feeds = [c["end"] for c in json.loads(whole.stdout)["chains"] if c["end"] is not None and "feed" in c["end"]]
+    assert feeds and {e["feed"].rsplit(":", 1)[0] for e in feeds} == {env.feed(partner)}
+    assert all(e["checked"] and e["committed"] == e["last_offset"] + 1 for e in feeds)
+    assert {e["group"] for e in feeds} == {subscriber_group(env.feed(partner))}
+    assert sum(e["committed"] for e in feeds) >= len(want)  # every delivery, and the notices if any
+
+    end = feeds[0]
+    await _commit_subscriber_offset(env, end["feed"], end["committed"] + 3)
+    short = _verify(env)
+    assert short.returncode == 1 and "Traceback" not in short.stderr
+    problem = [line for line in short.stdout.splitlines() if line.startswith("PROBLEM")]
+    topic, part = end["feed"].rsplit(":", 1)
+    assert len(problem) == 1 and problem[0].startswith(f"PROBLEM {topic}[{part}]"), problem
+    assert f"receipts of feed offsets {end['committed']} to {end['committed'] + 2} are missing" in problem[0]
+    await _commit_subscriber_offset(env, end["feed"], end["committed"] - 1)
+    assert _verify(env).returncode == 0
+
+    admin = AdminClient(env.conn.librdkafka())
+    emptied = [ConfluentTopicPartition(env.names.receipts(partner), p, OFFSET_END)
+               for p in range(len(admin.list_topics(env.names.receipts(partner), timeout=30)
+                                  .topics[env.names.receipts(partner)].partitions))]
+    for done in admin.delete_records(emptied).values():
+        done.result(timeout=30)
+    gone = _verify(env)
+    assert gone.returncode == 1 and "Traceback" not in gone.stderr
+    problems = [line for line in gone.stdout.splitlines() if line.startswith("PROBLEM")]
+    assert len(problems) == len(feeds), problems
+    assert all(line.startswith(f"PROBLEM {topic}[") and "no sound receipt names any record there" in line
+               for line in problems)
 
 
 async def _broker_refuses_after(env: Env, conn: KafkaConnection, value: bytes, blocks: int, why: str) -> None:

@@ -22,7 +22,7 @@ from confluent_kafka.admin import (
 )
 from stray_acls import STRAYS as COMMON_STRAYS
 
-from broker.access import Acl, managed, parties, partner_principal, plan
+from broker.access import Acl, managed, parties, partner_principal, plan, subscriber_group
 from broker.kafka.acls import acl_changes, apply_acls, cluster_acls, every_acl_filter
 from broker.topology import NOTICE_RETENTION_FLOOR_DAYS, TopicNames, feed_retention
 from policies import DEFAULT_DIR, PolicySet, load_policy_set
@@ -261,3 +261,16 @@ def test_the_auditor_may_see_the_broker_groups_offsets_but_read_no_alert(policy:
         Acl("auditor", "TOPIC", "puente.ingress.", "PREFIXED", "DESCRIBE")}
     assert not {a for a in ingress | group if a.principal == "console"}
     assert {a.principal for a in group} == {"broker", "auditor"}
+
+
+def test_the_auditor_may_see_the_subscriber_groups_offsets_but_read_no_feed(policy: PolicySet) -> None:
+    """`audit verify` checks each partner's receipts against its subscriber group's committed feed offsets: the
+    auditor may DESCRIBE the feed topics and the groups named after them (OffsetFetch), never READ a feed nor
+    join, commit in or delete a group; the console gets none of it."""
+    acls = plan(policy, NAMES, AGENCIES, GROUP)
+    feeds = {a for a in acls if a.name.startswith(NAMES.feeds) and a.principal in ("auditor", "console")}
+    assert feeds == {Acl("auditor", "GROUP", NAMES.feeds, "PREFIXED", "DESCRIBE"),
+                     Acl("auditor", "TOPIC", NAMES.feeds, "PREFIXED", "DESCRIBE")}
+    for partner in policy.partners:
+        feed = NAMES.feed(policy.partners[partner].feed_topic)
+        assert subscriber_group(feed).startswith(NAMES.feeds)  # the prefix covers every partner's group

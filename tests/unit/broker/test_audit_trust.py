@@ -15,7 +15,7 @@ import pytest
 
 from broker import auditor
 from broker.audit import ChainHead, ChainWriter, last_ingress, verify_partition
-from broker.audit.verify import delivered_pairs, head_problem, unmatched_receipt
+from broker.audit.verify import ReceiptReach, delivered_pairs, feed_place, head_problem, unmatched_receipt
 from broker.audit_index import AuditIndex
 from broker.kafka import StillOpen
 from broker.topology import TopicNames
@@ -429,3 +429,133 @@ def test_a_short_end_behind_unsound_records_is_not_reported_twice(audit_topics: 
     assert report.end is not None and report.end.short
     assert report.findings and all(f.offset == 1 for f in report.findings)
     assert not any("missing from the chain's end" in f.problem for f in report.findings)
+
+
+# A partner's receipts against its subscriber group's committed feed offsets.
+
+FEED = "p.feed.COL"
+
+
+def _feed_receipts(places: list[int], *, chain: str = "COL", signed: bool = True,
+                   writer: ChainWriter | None = None, topic: str = "receipts") -> list[bytes]:
+    """A subscriber's batch: a receipt per feed offset of ``FEED`` partition 0, then its checkpoint."""
+    writer = writer or ChainWriter(topic, 0, checkpoint_every=1 << 62, chain=chain)
+    values = [writer.append("RECEIPT", {"partner": chain.split("/")[0], "alert_id": f"SNM:{i}", "feed": f"{FEED}:0:{i}",
+                                        "status": "RECEIVED"}) for i in places]
+    if signed:
+        values.append(writer.checkpoint(f"{chain.split('/')[0]}-rcpt-2026a", _sign, "t"))
+    return values
+
+
+def _receipt_ends(monkeypatch: pytest.MonkeyPatch, committed: dict[tuple[str, int], int],
+                  asked: frozenset[str] = frozenset({FEED}), still_open: bool = False,
+                  owners: dict[str, str] | None = None) -> tuple[list[auditor.PartitionReport], list[float]]:
+    waits: list[float] = []
+
+    async def settle(conn: object, tps: list[Any], *, timeout_s: float) -> set[Any]:
+        waits.append(timeout_s)
+        return set(tps) if still_open else set()
+
+    monkeypatch.setattr(auditor, "settle", settle)
+    owners = owners or {"receipts": "COL"}
+    reports = asyncio.run(auditor.verify_topics(None, dict.fromkeys(owners, "receipts"), _verify,  # type: ignore[arg-type]
+                                                owners, feed_ends=auditor.FeedEnds(committed, asked)))
+    return reports, waits
+
+
+@pytest.mark.parametrize(("committed", "short"), [(6, False), (4, False), (9, True)],
+                         ids=["reaches-it", "past-it", "short-of-it"])
+def test_a_partners_receipts_are_checked_against_its_subscriber_groups_committed_offset(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch, committed: int, short: bool) -> None:
+    """A subscriber commits each batch's receipts with its feed offsets: receipts that stop short of the record
+    just before the group's committed offset lost their end (or the offsets were moved forward past records never
+    received), a finding at the feed partition naming the offsets; receipts reaching past it are no finding. The
+    receipts partitions' open transactions are let end once, before the walk."""
+    audit_topics["receipts"] = _feed_receipts([0, 1, 2]) + _feed_receipts([3, 4, 5], chain="COL/backup")
+    reports, waits = _receipt_ends(monkeypatch, {(FEED, 0): committed})
+    assert len(waits) == 1 and waits[0] <= auditor.END_SETTLE_S
+    receipts, end = reports
+    assert receipts.ok and receipts.end is None
+    assert end.end is not None and (end.topic, end.end.last, end.end.committed, end.end.short) == (
+        FEED, 5, committed, short)
+    assert end.end.group == "p.feed.COL.subscriber" and end.end.receipts
+    if short:
+        [finding] = end.findings
+        assert finding.offset == committed - 1 and "receipts of feed offsets 6 to 8 are missing" in finding.problem
+    else:
+        assert end.ok and "as the subscriber group p.feed.COL.subscriber's committed offset" in end.end.describe()
+
+
+def test_receipts_no_checkpoint_vouches_for_do_not_reach_and_are_not_reported_twice(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Receipts after the last checkpoint count for nothing (anyone could have appended them); they are the
+    finding already, so the end they leave short is not reported again."""
+    writer = ChainWriter("receipts", 0, checkpoint_every=1 << 62, chain="COL")
+    audit_topics["receipts"] = _feed_receipts([0, 1], writer=writer) + _feed_receipts([2, 3], writer=writer,
+                                                                                       signed=False)
+    receipts, end = _receipt_ends(monkeypatch, {(FEED, 0): 4})[0]
+    assert end.end is not None and end.end.last == 1 and end.end.short and end.ok
+    assert [f.offset for f in receipts.findings] == [3] and "no checkpoint" in receipts.findings[0].problem
+
+
+def test_a_feed_partition_committed_past_with_no_receipt_naming_it_is_a_finding(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A receipts topic emptied leaves nothing to walk; the subscriber group's offset still shows records were
+    received: a finding at the feed partition. A partition with nothing committed is none."""
+    audit_topics["receipts"] = []
+    reports, _ = _receipt_ends(monkeypatch, {(FEED, 0): 3, (FEED, 1): 0})
+    assert [(r.topic, r.partition) for r in reports] == [("receipts", 0), (FEED, 0)]
+    [finding] = reports[1].findings
+    assert finding.offset == 2 and "no sound receipt names any record there" in finding.problem
+
+
+def test_receipts_end_unchecked_when_the_group_was_not_read_or_a_transaction_stays_open(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed the receipts name whose group this login could not read (no DESCRIBE, a refused OffsetFetch) is
+    "not checked", never sound; so is a short end while a receipts partition keeps a transaction open."""
+    audit_topics["receipts"] = _feed_receipts([0, 1, 2])
+    reports, waits = _receipt_ends(monkeypatch, {}, asked=frozenset())
+    assert waits == []  # nothing committed to wait for
+    [end] = [r for r in reports if r.end is not None]
+    assert end.ok and not end.end.checked and "end not checked" in end.end.describe()  # type: ignore[union-attr]
+    reports, _ = _receipt_ends(monkeypatch, {(FEED, 0): 9}, still_open=True)
+    [end] = [r for r in reports if r.end is not None]
+    assert end.ok and not end.end.checked and not end.end.short  # type: ignore[union-attr]
+
+
+def test_receipts_of_two_partners_naming_one_feed_are_a_finding(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed has one partner: sound receipts of another naming it (signed by its own key) claim another's
+    feed, and cannot be let stand in for the owner's missing ones."""
+    audit_topics["receipts"] = _feed_receipts([0, 1])
+    audit_topics["receipts-usa"] = _feed_receipts([2, 3], chain="USA", topic="receipts-usa")
+    reports, _ = _receipt_ends(monkeypatch, {(FEED, 0): 4}, owners={"receipts": "COL", "receipts-usa": "USA"})
+    problems = [f.problem for r in reports for f in r.findings]
+    assert len(problems) == 1 and "sound receipts of 2 partners (COL, USA) name feed p.feed.COL" in problems[0]
+
+
+@pytest.mark.parametrize("feed", [5, None, ["p.feed.COL:0:1"], "p.feed.COL:0", "p.feed.COL:x:1", "p.feed.COL:0:-1",
+                                  "p.feed.COL:0:١", ":0:1", "a" * 300 + ":0:1", {"t": 1}])
+def test_a_receipt_naming_no_feed_place_reaches_nowhere(feed: Any) -> None:
+    """A receipt's ``feed`` is the partner's word: one not of the form topic:partition:offset reaches nothing, and
+    a chain name that is not a string is ignored, never a crash."""
+    assert feed_place(feed) is None
+    reach = ReceiptReach()
+    reach.take({"kind": "RECEIPT", "chain": "COL", "feed": feed}, True, [])
+    reach.take({"kind": "RECEIPT", "chain": ["COL"], "feed": "p.feed.COL:0:1"}, True, [])
+    reach.take({"kind": "CHECKPOINT", "chain": "COL"}, True, [])
+    assert reach.sound == {} and reach.seen == {}
+
+
+def test_a_checkpoint_that_does_not_verify_vouches_for_no_receipt(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a sound checkpoint of the partner's makes its receipts reach: one whose signature fails (someone without
+    the partner's key) leaves them out, and its findings are the problem, not a second one for the end."""
+    writer = ChainWriter("receipts", 0, checkpoint_every=1 << 62, chain="COL")
+    good = _feed_receipts([0, 1], writer=writer)
+    forged = _feed_receipts([2, 3], writer=writer, signed=False)
+    forged.append(writer.checkpoint("COL-rcpt-2026a", lambda payload: b"\x00" * 32, "t"))
+    audit_topics["receipts"] = good + forged
+    receipts, end = _receipt_ends(monkeypatch, {(FEED, 0): 4})[0]
+    assert end.end is not None and end.end.last == 1 and end.end.short and end.ok
+    assert any("invalid signature" in f.problem for f in receipts.findings)

@@ -15,7 +15,7 @@ import pytest
 import puente.commands.audit as audit
 from broker.audit import Finding, PartitionReport
 from broker.audit.verify import EndCheck
-from broker.auditor import AuditTopics, LogFilter
+from broker.auditor import AuditTopics, FeedEnds, LogFilter
 from puente.cli import build_parser
 from puente.errors import EXIT_UNCHECKED, KafkaAccessError, KafkaUnavailableError
 
@@ -44,7 +44,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     monkeypatch.setattr(tempfile, "tempdir", str(held["tmp"]))
 
     async def audit_topics(conn: Any, prefix: str) -> AuditTopics:
-        return AuditTopics({"p.decisions": "decisions"}, {})
+        return AuditTopics({"p.decisions": "decisions"}, {}, ["p.feed.COL"])
 
     async def read_log(conn: Any, topics: Mapping[str, Any], flt: LogFilter, verify: Any,
                        left_out: list[int] | None = None, owners: Any = None) -> AsyncIterator[dict[str, Any]]:
@@ -57,9 +57,16 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
             left_out.append(1)
 
     async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None,
-                            ends: Any = None) -> list[PartitionReport]:
-        held["ends_given"] = ends
+                            ends: Any = None, feed_ends: Any = None) -> list[PartitionReport]:
+        held["ends_given"], held["feed_ends_given"] = ends, feed_ends
         return list(held["reports"])
+
+    async def subscriber_ends(conn: Any, feeds: Any) -> FeedEnds:
+        held["feeds"] = list(feeds)
+        if held.get("refuse_feeds"):
+            raise KafkaAccessError("Kafka at k:9093 refused auditor access while reading the committed offsets of "
+                                   "group p.feed.COL.subscriber (Broker: Group authorization failed): no ACL allows it")
+        return FeedEnds({("p.feed.COL", 0): 3}, frozenset(feeds))
 
     async def broker_ends(conn: Any, group: str, prefix: str) -> dict[tuple[str, int], int]:
         held["group"] = group
@@ -71,6 +78,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     monkeypatch.setattr(audit, "settings", lambda args: SimpleNamespace(keys=tmp_path / "keys", topic_prefix="p",
                                                                         broker_group="p-broker"))
     monkeypatch.setattr(audit, "broker_ends", broker_ends)
+    monkeypatch.setattr(audit, "subscriber_ends", subscriber_ends)
     monkeypatch.setattr(audit, "kafka", lambda cfg, name: None)
     monkeypatch.setattr(audit, "signature_checks", lambda keys, files: lambda *a: True)
     monkeypatch.setattr(audit, "audit_topics", audit_topics)
@@ -178,7 +186,7 @@ def test_verify_checks_each_decision_chains_end_against_the_broker_groups_offset
     assert ("END     p.decisions[0]: ends at ingress p.ingress.SNM:0 offset 3, as the broker group's committed "
             "offset 4 says") in out
     assert "END     p.decisions[1]: ends at ingress p.ingress.PN:1 offset 8; no settled committed offset" in out[-2]
-    assert out[-1].startswith("audit verify: 5 records in 2 chains, no problems; 1 decision chain end(s) not "
+    assert out[-1].startswith("audit verify: 5 records in 2 chains, no problems; 1 chain end(s) not "
                               "checked") and "p-broker" in out[-1]
     assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
     chains = json.loads(capsys.readouterr().out)["chains"]
@@ -196,7 +204,7 @@ def test_verify_refused_the_broker_groups_offsets_walks_every_chain_and_says_why
                                           end=EndCheck("p.ingress.SNM:0", 2, None))]
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     last = capsys.readouterr().out.splitlines()[-1]
-    assert service["ends_given"] == {} and "1 decision chain end(s) not checked: " in last
+    assert service["ends_given"] == {} and "1 chain end(s) not checked: " in last
     assert "Group authorization failed" in last
     assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
     doc = json.loads(capsys.readouterr().out)
@@ -214,3 +222,32 @@ def test_verify_with_every_end_checked_exits_0_and_a_problem_outranks_an_uncheck
                                               end=EndCheck("p.ingress.SNM:1", 2, None)))
     assert _puente("audit", "verify") == 1
     capsys.readouterr()
+
+
+def test_verify_checks_each_partners_receipts_against_its_subscriber_groups_offsets(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """`audit verify` fetches the subscriber groups' committed offsets of the feed topics it sees and hands them to
+    the walk; each feed partition's end is a line (and a JSON object naming the feed and the group), and a login
+    refused those offsets still has every chain walked, the receipts' ends then not checked, with Kafka's reason."""
+    reached = EndCheck("p.feed.COL:0", 2, 3, group="p.feed.COL.subscriber")
+    service["reports"] = [PartitionReport("p.receipts.COL", 0, records=4, checkpoints=1),
+                          PartitionReport("p.feed.COL", 0, end=reached)]
+    assert _puente("audit", "verify") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert service["feeds"] == ["p.feed.COL"]
+    assert service["feed_ends_given"] == FeedEnds({("p.feed.COL", 0): 3}, frozenset({"p.feed.COL"}))
+    assert ("END     p.feed.COL[0]: receipts reach feed p.feed.COL:0 offset 2, as the subscriber group "
+            "p.feed.COL.subscriber's committed offset 3 says") in out
+    assert _puente("audit", "verify", "--json") == 0
+    ends = [c["end"] for c in json.loads(capsys.readouterr().out)["chains"] if c["end"] is not None]
+    assert ends == [{"feed": "p.feed.COL:0", "group": "p.feed.COL.subscriber", "last_offset": 2, "committed": 3,
+                     "checked": True}]
+
+    service["refuse_feeds"] = True
+    service["reports"] = [PartitionReport("p.receipts.COL", 0, records=4, checkpoints=1),
+                          PartitionReport("p.feed.COL", 0, end=EndCheck("p.feed.COL:0", 2, None,
+                                                                        group="p.feed.COL.subscriber"))]
+    assert _puente("audit", "verify") == EXIT_UNCHECKED
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert service["feed_ends_given"] == FeedEnds({}, frozenset())
+    assert "1 chain end(s) not checked: " in last and "p.feed.COL.subscriber" in last
