@@ -89,30 +89,37 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
             _Delivered() as delivered:
         if reach is not None and feed_ends is not None and any(o > 0 for o in feed_ends.committed.values()):
             # A subscriber's receipts commit with its feed offsets, whose markers Kafka may write on the
-            # receipts partition after it answers the offsets: let every transaction open there end first.
+            # receipts partition after it answers the offsets: let every transaction open there end first
+            # (within a settle time of its own: the decision chains' ends still have theirs).
             receipts = [TopicPartition(t, p) for t, holds in topics.items() if holds == "receipts"
                         for p in await partitions_of(consumer, t)]
-            unsettled = await settle(conn, receipts, timeout_s=budget.left())
+            unsettled = await settle(conn, receipts, timeout_s=END_SETTLE_S)
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
+                if reach is not None and holds == "receipts":
+                    reach.begin(walk.owner)
                 reports.append(await _verify_partition(conn, consumer, walk, delivered,
                                                        ends if holds == "decisions" else None, budget,
                                                        reach if holds == "receipts" else None))
     if ends is not None and "decisions" in topics.values():
         reports += unnamed_ingress(reports, ends)
     if reach is not None and feed_ends is not None:
-        reports += receipt_ends(reach, feed_ends.committed, feed_ends.asked, subscriber_group, bool(unsettled))
+        stuck = {(owners or {}).get(tp.topic) for tp in unsettled}
+        reports += receipt_ends(reach, feed_ends.committed, feed_ends.asked, subscriber_group,
+                                feed_ends.feeds, stuck)
     return reports
 
 
 @dataclass(frozen=True)
 class FeedEnds:
     """The partners' subscriber groups' committed feed offsets (``subscriber_ends``): (feed topic,
-    partition) -> offset, read for the feed topics in ``asked``."""
+    partition) -> offset, read for the feed topics in ``asked``; ``feeds`` is what every feed topic's
+    name starts with (``TopicNames.feeds``)."""
 
     committed: dict[tuple[str, int], int]
     asked: frozenset[str]
+    feeds: str
 
 
 def unnamed_ingress(reports: list[PartitionReport], ends: Mapping[tuple[str, int], int]) -> list[PartitionReport]:
@@ -120,7 +127,7 @@ def unnamed_ingress(reports: list[PartitionReport], ends: Mapping[tuple[str, int
     record while no decision chain's end names it: its whole chain is gone (a partition emptied, or all of it
     unsound), which no walk of what remains can see. Each ingress partition has one slot, whose chain's last
     block names it (``end_check``)."""
-    named = {r.end.source for r in reports if r.end is not None and not r.end.receipts}
+    named = {r.end.source for r in reports if r.end is not None and not r.end.of_receipts}
     out = []
     for (topic, partition), committed in sorted(ends.items()):
         if committed > 0 and f"{topic}:{partition}" not in named:
@@ -210,16 +217,20 @@ async def broker_ends(conn: KafkaConnection, group: str, prefix: str) -> dict[tu
     return {tp: offset for tp, offset in (await group_offsets(conn, group)).items() if tp[0].startswith(ingress)}
 
 
-async def subscriber_ends(conn: KafkaConnection, feeds: Iterable[str]) -> FeedEnds:
+async def subscriber_ends(conn: KafkaConnection, prefix: str, feeds: Iterable[str]) -> FeedEnds:
     """Each partner's subscriber group's committed offset of every partition of its feed, for
-    ``verify_topics``'s ``feed_ends``; ``feeds`` are the feed topics this login sees (``AuditTopics``).
+    ``verify_topics``'s ``feed_ends``; ``feeds`` are the feed topics under ``prefix`` this login sees
+    (``AuditTopics.feeds``).
 
-    Fetched before the walk, like ``broker_ends``: receipts committed meanwhile only reach further."""
+    Fetched before the walk, like ``broker_ends``: receipts committed meanwhile only reach further. A
+    feed partition the receipts name with no offset here (none visible to this login, none settled,
+    the offsets deleted, the feed topic gone) is reported as "end not checked", never as sound."""
+    asked = frozenset(f for f in feeds if f.startswith(TopicNames(prefix).feeds))
     committed: dict[tuple[str, int], int] = {}
-    for feed in feeds:
+    for feed in sorted(asked):
         committed.update((tp, offset) for tp, offset in (await group_offsets(conn, subscriber_group(feed))).items()
                          if tp[0] == feed)
-    return FeedEnds(committed, frozenset(feeds))
+    return FeedEnds(committed, asked, TopicNames(prefix).feeds)
 
 
 class _Delivered(Spill):

@@ -68,6 +68,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from broker.access import subscriber_group
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
 from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, checker, parse_key_id, peek_key_block, sign_checkpoint
 from broker.kafka import (
@@ -209,7 +210,7 @@ class Subscriber:
                  clock: Callable[[], datetime] | None = None) -> None:
         self.conn, self.partner, self.feed_topic, self.access_topic = conn, partner, feed_topic, access_topic
         self.opener, self.codec = opener, codec
-        self.group_id = group_id or f"{feed_topic}.subscriber"
+        self.group_id = group_id or subscriber_group(feed_topic)
         self.instance = instance
         self.chain_name = receipt_chain(partner, instance)
         self.transactional_id = f"puente-subscriber:{access_topic}:{self.chain_name}"

@@ -89,7 +89,7 @@ class EndCheck:
         return self.checked and self.last + 1 < (self.committed or 0)
 
     @property
-    def receipts(self) -> bool:
+    def of_receipts(self) -> bool:
         return self.group is not None
 
     def _who(self) -> str:
@@ -97,7 +97,7 @@ class EndCheck:
 
     def problem(self) -> str:
         gap = f"{self.last + 1} to {(self.committed or 0) - 1}"
-        if self.receipts:
+        if self.of_receipts:
             reach = (f"the partner's sound receipts reach offset {self.last} there" if self.last >= 0
                      else "no sound receipt names any record there")
             return (f"{self._who()} has committed feed {plain(self.source, 120)} up to offset {self.committed}, but "
@@ -109,7 +109,7 @@ class EndCheck:
                 "never decided")
 
     def describe(self) -> str:
-        if self.receipts:
+        if self.of_receipts:
             where = (f"receipts reach feed {plain(self.source, 120)} offset {self.last}" if self.last >= 0
                      else f"no sound receipt names feed {plain(self.source, 120)}")
         else:
@@ -152,10 +152,13 @@ def feed_place(value: Any) -> tuple[tuple[str, int], int] | None:
 
 
 class ReceiptReach:
-    """How far partners' receipts reach into each feed partition, as a walk of their receipts topics
-    goes (``take`` every record): ``sound`` counts a receipt once a sound checkpoint of its chain
-    vouches for it; ``seen`` counts every receipt naming a place, sound or not; ``owners`` are the
-    partners whose sound receipts name each feed topic (one, since a feed has one partner).
+    """How far partners' receipts reach into each feed partition, as the walks of their receipts topics
+    go (``begin`` each partition, then ``take`` each of its records). A receipt counts once a sound
+    checkpoint of its chain in the same partition vouches for it: ``sound`` has the newest feed offset
+    such receipts name per (topic, partition), ``accepted`` the same without REJECTED receipts (a
+    record the subscriber could not open is not committed past). ``seen`` counts every receipt naming
+    a place in its own partner's topic, sound or not; ``owners`` are the partners whose sound receipts
+    name each topic (one per feed, since a feed has one partner).
 
     A subscriber's batch commits its receipts, its checkpoint and its feed offsets in one
     transaction, so the sound receipts reach the record just before the subscriber group's committed
@@ -163,9 +166,16 @@ class ReceiptReach:
 
     def __init__(self) -> None:
         self.sound: dict[tuple[str, int], int] = {}
+        self.accepted: dict[tuple[str, int], int] = {}
         self.seen: dict[tuple[str, int], int] = {}
         self.owners: dict[str, set[str]] = {}
-        self._waiting: dict[str, dict[tuple[str, int], int]] = {}  # per chain: receipts no checkpoint vouches for yet
+        self._owner: str | None = None
+        self._waiting: dict[str, list[tuple[tuple[str, int], int, bool]]] = {}  # per chain: receipts not vouched yet
+
+    def begin(self, owner: str | None) -> None:
+        """A new partition, of ``owner``'s receipts topic: receipts left waiting in the last one stay unvouched."""
+        self._owner = owner
+        self._waiting.clear()
 
     def take(self, doc: dict[str, Any] | None, sound: bool, cut: Iterable[str]) -> None:
         """One record as ``PartitionWalk.feed`` gave it: its document, whether it had no finding, and the
@@ -178,47 +188,63 @@ class ReceiptReach:
         kind = doc.get("kind")
         if kind == "RECEIPT" and (place := feed_place(doc.get("feed"))) is not None:
             tp, offset = place
-            self.seen[tp] = max(self.seen.get(tp, -1), offset)
+            if chain_owner(chain) == self._owner:
+                self.seen[tp] = max(self.seen.get(tp, -1), offset)
             if sound:
-                waiting = self._waiting.setdefault(chain, {})
-                waiting[tp] = max(waiting.get(tp, -1), offset)
+                status = doc.get("status")
+                rejected = isinstance(status, str) and status.startswith("REJECTED")
+                self._waiting.setdefault(chain, []).append((tp, offset, rejected))
         elif kind == "CHECKPOINT" and sound:
-            for tp, offset in self._waiting.pop(chain, {}).items():
+            for tp, offset, rejected in self._waiting.pop(chain, []):
                 self.sound[tp] = max(self.sound.get(tp, -1), offset)
+                if not rejected:
+                    self.accepted[tp] = max(self.accepted.get(tp, -1), offset)
                 self.owners.setdefault(tp[0], set()).add(chain_owner(chain))
 
 
 def receipt_ends(reach: ReceiptReach, committed: Mapping[tuple[str, int], int], asked: Container[str],
-                 group_of: Callable[[str], str], unsettled: bool) -> list[PartitionReport]:
+                 group_of: Callable[[str], str], feeds: str, unsettled: Container[str | None]) -> list[PartitionReport]:
     """A report per feed partition, its ``end`` the partners' sound receipts against the subscriber group's
-    committed offset there (``committed``: (feed topic, partition) -> offset, for the feed topics in
-    ``asked``, whose group ``group_of(topic)`` this login read).
+    committed offset there. ``committed`` maps (feed topic, partition) to the offset the group
+    ``group_of(topic)`` has committed, read for the feed topics in ``asked``; ``feeds`` is what every
+    feed topic's name starts with; ``unsettled`` names the partners whose receipts partitions kept a
+    transaction open that did not end (None in it: some receipts topic whose partner is unknown).
 
-    A partition the group has committed past with receipts short of it is a finding, unless receipts
-    that are not sound name the records missing (those are findings already); so is one whose
-    committed offset no sound receipt reaches at all (the receipts topic emptied), and a feed topic
-    the sound receipts of two partners name (one of them claims another's feed). A feed partition
-    sound receipts name whose group was not read is "not checked", never sound. With ``unsettled`` (a
-    receipts partition had a transaction open that did not end), a short end is not checked either."""
-    out: list[PartitionReport] = []
+    Findings: receipts short of the record before the committed offset, unless receipts that are not
+    sound name the records missing (those are findings already); a partition committed past that no
+    sound receipt names (the receipts topic emptied); a topic two partners' sound receipts name, or
+    one outside ``feeds``: a partner signed receipts for records it cannot have read. Not checked,
+    never sound: a partition receipts accepted by the subscriber name while the group has no committed
+    offset there (offsets deleted or unsettled, or the feed topic gone), or whose group was not read;
+    and a short end while the feed's partner (or any, when it is unknown) is in ``unsettled``."""
+    out: dict[tuple[str, int], PartitionReport] = {}
     places = {tp for tp, offset in committed.items() if offset > 0}
-    places |= {tp for tp in reach.sound if tp[0] not in asked}
+    places |= {tp for tp in reach.accepted if tp[0].startswith(feeds)}
+    places |= {tp for tp in reach.sound if tp[0].startswith(feeds) and tp[0] not in asked}
     for tp in sorted(places):
         topic, partition = tp
         offset = committed.get(tp)
         end = EndCheck(f"{topic}:{partition}", reach.sound.get(tp, -1), offset, group=group_of(topic))
-        if end.short and unsettled:
+        partners: set[str | None] = set(reach.owners.get(topic, ())) or {None}
+        if end.short and any(o in unsettled for o in partners):
             end = replace(end, unsettled=True)
-        report = PartitionReport(topic, partition, end=end)
+        report = out[tp] = PartitionReport(topic, partition, end=end)
         if end.short and reach.seen.get(tp, -1) + 1 < (offset or 0):
             report.findings.append(Finding(topic, partition, (offset or 0) - 1, end.problem()))
-        owners = sorted(reach.owners.get(topic, ()))
-        if len(owners) > 1 and all(r.topic != topic for r in out):  # once per feed topic
-            report.findings.append(Finding(topic, partition, end.last, (
-                f"sound receipts of {len(owners)} partners ({', '.join(plain(o, 40) for o in owners[:5])}) name "
-                f"feed {plain(topic, 120)}: a feed has one partner, so one of them signed receipts for another's")))
-        out.append(report)
-    return out
+    for topic, owners in sorted(reach.owners.items()):
+        whose = f"{', '.join(plain(o, 40) for o in sorted(owners)[:5])}"
+        if not topic.startswith(feeds):
+            problem = (f"sound receipts of {whose} name {plain(topic, 120)}, which is no feed of this deployment "
+                       f"({plain(feeds, 120)}*): a partner signed receipts for records it cannot have read")
+        elif len(owners) > 1:
+            problem = (f"sound receipts of {len(owners)} partners ({whose}) name feed {plain(topic, 120)}: a feed has "
+                       "one partner, so one of them signed receipts for another's")
+        else:
+            continue
+        tp, offset = max(((tp, o) for tp, o in reach.sound.items() if tp[0] == topic), key=lambda kv: kv[1])
+        report = out.setdefault(tp, PartitionReport(tp[0], tp[1]))
+        report.findings.append(Finding(tp[0], tp[1], offset, problem))
+    return [out[tp] for tp in sorted(out)]
 
 
 @dataclass

@@ -122,18 +122,19 @@ def _verify(args: argparse.Namespace) -> int:
             refused.append(str(exc))
             ends = {}
         try:
-            feed_ends = await subscriber_ends(conn, found.feeds)
+            feed_ends = await subscriber_ends(conn, cfg.topic_prefix, found.feeds)
         except (KafkaAccessError, KafkaOperationError) as exc:
             refused.append(str(exc))
-            feed_ends = FeedEnds({}, frozenset())
+            feed_ends = FeedEnds({}, frozenset(), TopicNames(cfg.topic_prefix).feeds)
         return await verify_topics(conn, found.roles, check, found.owners, ends, feed_ends)
 
     reports = run(walk())
     problems = [f for r in reports for f in r.findings]
     unchecked = sum(1 for r in reports if r.end is not None and not r.end.checked)
-    why = refused[0] if refused else (f"no settled committed offset of the broker group {cfg.broker_group} or of "
-                                      "the partner's subscriber group there, or a transaction that did not end (run "
-                                      "it again; check PUENTE_GROUP_ID and the auditor's ACLs, `puente acls plan`)")
+    why = "; ".join(refused) if refused else (
+        f"no settled committed offset of the broker group {cfg.broker_group} or of the partner's subscriber group "
+        "there, or a transaction that did not end (run it again; check PUENTE_GROUP_ID and the auditor's ACLs, "
+        "`puente acls plan`)")
     if args.json:
         print(json.dumps({
             "records": sum(r.records for r in reports), "problems": len(problems),
@@ -166,7 +167,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _end_json(end: EndCheck) -> dict[str, Any]:
     """A chain end as ``--json`` gives it: ``ingress`` for a decision chain, ``feed`` and ``group`` for receipts."""
-    where = {"feed": end.source, "group": end.group} if end.receipts else {"ingress": end.source}
+    where = {"feed": end.source, "group": end.group} if end.of_receipts else {"ingress": end.source}
     return {**where, "last_offset": end.last if end.last >= 0 else None, "committed": end.committed,
             "checked": end.checked}
 

@@ -363,7 +363,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     _step(8, "auditor, as its own login: verify every hash chain and every signature")
     found = await audit_topics(auditor, cfg.topic_prefix)
     ends = await broker_ends(auditor, cfg.broker_group, cfg.topic_prefix)
-    feed_ends = await subscriber_ends(auditor, found.feeds)
+    feed_ends = await subscriber_ends(auditor, cfg.topic_prefix, found.feeds)
     reports = await verify_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), found.owners,
                                   ends, feed_ends)
     problems = [f for r in reports for f in r.findings]
@@ -458,13 +458,13 @@ def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],
     print(f"  recalls: {len(recalls)} notice(s) sent, {states['acknowledged']} acknowledged, "
           f"{states['outstanding']} outstanding, {states['overdue']} overdue")
     ends = [r.end for r in reports if r.end is not None]
-    ends_ok = all(any(e.receipts == r for e in ends) for r in (False, True)) and all(
+    ends_ok = all(any(e.of_receipts == r for e in ends) for r in (False, True)) and all(
         e.checked and not e.short for e in ends)
     print(f"  audit verify: {records} records in {chains} chains, {checkpoints} of them signed, "
           + ("no problems" if not problems else f"{len(problems)} PROBLEM(S)"))
     for of_receipts, what in ((False, "decision chains reaching the broker group's committed ingress offsets"),
                               (True, "feed partitions whose receipts reach the partner's committed offset")):
-        these = [e for e in ends if e.receipts == of_receipts]
+        these = [e for e in ends if e.of_receipts == of_receipts]
         print(f"    {what}: {sum(e.checked and not e.short for e in these)} of {len(these)}")
     for f in problems[:10]:
         print(f"    {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")

@@ -31,6 +31,13 @@ RECOVERY = {
     "broker.heartbeat.interval.ms": "1000",
 }
 
+# How long Kafka keeps an empty consumer group's committed offsets (its default: 7 days). Puente's
+# groups' offsets are witnesses: the broker group's of where each decision chain must end, each
+# partner's subscriber group's of where its receipts must reach (`audit verify`), and a partner's
+# subscriber idle for a week would otherwise start again from the feed's beginning. Ten years, as
+# long as the audit itself is kept by default (PUENTE_AUDIT_RETENTION_DAYS 3650).
+OFFSETS_RETENTION_MINUTES = str(3650 * 24 * 60)
+
 
 @dataclass(frozen=True)
 class NodeConf:
@@ -75,6 +82,7 @@ def secured_properties(node: NodeConf, node_password: str) -> dict[str, str]:
         "default.replication.factor": str(node.replication),
         "min.insync.replicas": str(node.min_insync),
         "offsets.topic.replication.factor": str(node.replication),
+        "offsets.retention.minutes": OFFSETS_RETENTION_MINUTES,
         "transaction.state.log.replication.factor": str(node.replication),
         "transaction.state.log.min.isr": str(node.min_insync),
         "auto.create.topics.enable": "false",

@@ -437,29 +437,33 @@ FEED = "p.feed.COL"
 
 
 def _feed_receipts(places: list[int], *, chain: str = "COL", signed: bool = True,
-                   writer: ChainWriter | None = None, topic: str = "receipts") -> list[bytes]:
-    """A subscriber's batch: a receipt per feed offset of ``FEED`` partition 0, then its checkpoint."""
+                   writer: ChainWriter | None = None, topic: str = "receipts", feed: str = FEED,
+                   status: str = "RECEIVED") -> list[bytes]:
+    """A subscriber's batch: a receipt per offset of ``feed`` partition 0, then its checkpoint."""
     writer = writer or ChainWriter(topic, 0, checkpoint_every=1 << 62, chain=chain)
-    values = [writer.append("RECEIPT", {"partner": chain.split("/")[0], "alert_id": f"SNM:{i}", "feed": f"{FEED}:0:{i}",
-                                        "status": "RECEIVED"}) for i in places]
+    values = [writer.append("RECEIPT", {"partner": chain.split("/")[0], "alert_id": f"SNM:{i}", "feed": f"{feed}:0:{i}",
+                                        "status": status}) for i in places]
     if signed:
         values.append(writer.checkpoint(f"{chain.split('/')[0]}-rcpt-2026a", _sign, "t"))
     return values
 
 
 def _receipt_ends(monkeypatch: pytest.MonkeyPatch, committed: dict[tuple[str, int], int],
-                  asked: frozenset[str] = frozenset({FEED}), still_open: bool = False,
+                  asked: frozenset[str] = frozenset({FEED}), still_open: bool | str = False,
                   owners: dict[str, str] | None = None) -> tuple[list[auditor.PartitionReport], list[float]]:
+    """``verify_topics`` over the receipts topics ``owners`` names (default COL's "receipts"), with the subscriber
+    groups' ``committed`` offsets; ``still_open``: True, every receipts partition keeps a transaction open; a
+    topic's name, that topic's alone."""
     waits: list[float] = []
 
     async def settle(conn: object, tps: list[Any], *, timeout_s: float) -> set[Any]:
         waits.append(timeout_s)
-        return set(tps) if still_open else set()
+        return {tp for tp in tps if still_open is True or tp.topic == still_open}
 
     monkeypatch.setattr(auditor, "settle", settle)
     owners = owners or {"receipts": "COL"}
     reports = asyncio.run(auditor.verify_topics(None, dict.fromkeys(owners, "receipts"), _verify,  # type: ignore[arg-type]
-                                                owners, feed_ends=auditor.FeedEnds(committed, asked)))
+                                                owners, feed_ends=auditor.FeedEnds(committed, asked, "p.feed.")))
     return reports, waits
 
 
@@ -478,7 +482,7 @@ def test_a_partners_receipts_are_checked_against_its_subscriber_groups_committed
     assert receipts.ok and receipts.end is None
     assert end.end is not None and (end.topic, end.end.last, end.end.committed, end.end.short) == (
         FEED, 5, committed, short)
-    assert end.end.group == "p.feed.COL.subscriber" and end.end.receipts
+    assert end.end.group == "p.feed.COL.subscriber" and end.end.of_receipts
     if short:
         [finding] = end.findings
         assert finding.offset == committed - 1 and "receipts of feed offsets 6 to 8 are missing" in finding.problem
@@ -530,8 +534,9 @@ def test_receipts_of_two_partners_naming_one_feed_are_a_finding(
     audit_topics["receipts"] = _feed_receipts([0, 1])
     audit_topics["receipts-usa"] = _feed_receipts([2, 3], chain="USA", topic="receipts-usa")
     reports, _ = _receipt_ends(monkeypatch, {(FEED, 0): 4}, owners={"receipts": "COL", "receipts-usa": "USA"})
-    problems = [f.problem for r in reports for f in r.findings]
-    assert len(problems) == 1 and "sound receipts of 2 partners (COL, USA) name feed p.feed.COL" in problems[0]
+    [finding] = [f for r in reports for f in r.findings]
+    assert "sound receipts of 2 partners (COL, USA) name feed p.feed.COL" in finding.problem
+    assert (finding.topic, finding.partition, finding.offset) == (FEED, 0, 3)
 
 
 @pytest.mark.parametrize("feed", [5, None, ["p.feed.COL:0:1"], "p.feed.COL:0", "p.feed.COL:x:1", "p.feed.COL:0:-1",
@@ -559,3 +564,57 @@ def test_a_checkpoint_that_does_not_verify_vouches_for_no_receipt(
     receipts, end = _receipt_ends(monkeypatch, {(FEED, 0): 4})[0]
     assert end.end is not None and end.end.last == 1 and end.end.short and end.ok
     assert any("invalid signature" in f.problem for f in receipts.findings)
+
+
+
+def test_receipts_a_subscriber_accepted_with_no_committed_offset_are_unchecked_not_sound(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Receipts of records a subscriber opened commit with the group's offsets: where the group (read) has none (an
+    admin deleted them, or they did not settle), the end is "not checked", never passed over. A REJECTED receipt
+    alone (a record the subscriber could not open is never committed past) expects no offset."""
+    audit_topics["receipts"] = _feed_receipts([0, 1, 2])
+    [_, end] = _receipt_ends(monkeypatch, {})[0]
+    assert end.ok and end.end is not None and end.end.committed is None and not end.end.checked
+    audit_topics["receipts"] = _feed_receipts([0], status="REJECTED: CryptoError")
+    assert [r.end for r in _receipt_ends(monkeypatch, {})[0]] == [None]
+
+
+def test_a_receipt_naming_a_topic_that_is_no_feed_is_a_finding(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partner's subscriber names the feed record it read; a sound receipt naming another topic (signed with the
+    partner's own key) is a finding against it, not an end left unchecked for ever."""
+    writer = ChainWriter("receipts", 0, checkpoint_every=1 << 62, chain="COL")
+    audit_topics["receipts"] = (_feed_receipts([0, 1], writer=writer)
+                                + _feed_receipts([5], feed="p.audit.decisions", writer=writer))
+    reports = _receipt_ends(monkeypatch, {(FEED, 0): 2})[0]
+    [finding] = [f for r in reports for f in r.findings]
+    assert (finding.topic, finding.offset) == ("p.audit.decisions", 5)
+    assert "no feed of this deployment" in finding.problem
+    assert all(r.end is None or r.end.checked for r in reports)
+
+
+def test_another_partners_open_transaction_does_not_unsettle_this_partners_end(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction kept open on USA's receipts topic (a crashed subscriber, or USA on purpose) leaves COL's short
+    end a finding; only COL's own receipts topic left unsettled makes it "not checked"."""
+    audit_topics["receipts"] = _feed_receipts([0, 1])
+    audit_topics["receipts-usa"] = _feed_receipts([0], chain="USA", topic="receipts-usa", feed="p.feed.USA")
+    both = {"receipts": "COL", "receipts-usa": "USA"}
+    reports = _receipt_ends(monkeypatch, {(FEED, 0): 5}, still_open="receipts-usa", owners=both)[0]
+    [short] = [r for r in reports if r.topic == FEED]
+    assert short.end is not None and short.end.short and short.findings
+    reports = _receipt_ends(monkeypatch, {(FEED, 0): 5}, still_open="receipts", owners=both)[0]
+    [short] = [r for r in reports if r.topic == FEED]
+    assert short.ok and short.end is not None and not short.end.checked
+
+
+def test_receipts_waiting_in_one_partition_are_not_vouched_by_a_checkpoint_in_another() -> None:
+    """A checkpoint vouches for the receipts before it in its own partition's chain: receipts left unvouched at the
+    end of one partition stay so, whatever a chain of the same name does in another."""
+    reach = ReceiptReach()
+    reach.begin("COL")
+    reach.take({"kind": "RECEIPT", "chain": "COL", "feed": f"{FEED}:0:99", "status": "RECEIVED"}, True, [])
+    reach.begin("COL")
+    reach.take({"kind": "RECEIPT", "chain": "COL", "feed": f"{FEED}:0:3", "status": "RECEIVED"}, True, [])
+    reach.take({"kind": "CHECKPOINT", "chain": "COL"}, True, [])
+    assert reach.sound == {(FEED, 0): 3} and reach.seen == {(FEED, 0): 99}

@@ -61,12 +61,12 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         held["ends_given"], held["feed_ends_given"] = ends, feed_ends
         return list(held["reports"])
 
-    async def subscriber_ends(conn: Any, feeds: Any) -> FeedEnds:
+    async def subscriber_ends(conn: Any, prefix: str, feeds: Any) -> FeedEnds:
         held["feeds"] = list(feeds)
         if held.get("refuse_feeds"):
             raise KafkaAccessError("Kafka at k:9093 refused auditor access while reading the committed offsets of "
                                    "group p.feed.COL.subscriber (Broker: Group authorization failed): no ACL allows it")
-        return FeedEnds({("p.feed.COL", 0): 3}, frozenset(feeds))
+        return FeedEnds({("p.feed.COL", 0): 3}, frozenset(feeds), "p.feed.")
 
     async def broker_ends(conn: Any, group: str, prefix: str) -> dict[tuple[str, int], int]:
         held["group"] = group
@@ -235,7 +235,7 @@ def test_verify_checks_each_partners_receipts_against_its_subscriber_groups_offs
     assert _puente("audit", "verify") == 0
     out = capsys.readouterr().out.splitlines()
     assert service["feeds"] == ["p.feed.COL"]
-    assert service["feed_ends_given"] == FeedEnds({("p.feed.COL", 0): 3}, frozenset({"p.feed.COL"}))
+    assert service["feed_ends_given"] == FeedEnds({("p.feed.COL", 0): 3}, frozenset({"p.feed.COL"}), "p.feed.")
     assert ("END     p.feed.COL[0]: receipts reach feed p.feed.COL:0 offset 2, as the subscriber group "
             "p.feed.COL.subscriber's committed offset 3 says") in out
     assert _puente("audit", "verify", "--json") == 0
@@ -249,5 +249,5 @@ def test_verify_checks_each_partners_receipts_against_its_subscriber_groups_offs
                                                                         group="p.feed.COL.subscriber"))]
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     last = capsys.readouterr().out.splitlines()[-1]
-    assert service["feed_ends_given"] == FeedEnds({}, frozenset())
+    assert service["feed_ends_given"] == FeedEnds({}, frozenset(), "p.feed.")
     assert "1 chain end(s) not checked: " in last and "p.feed.COL.subscriber" in last
