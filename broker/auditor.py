@@ -83,17 +83,18 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     """
     reports = []
     budget = _Settle()
-    reach = ReceiptReach() if feed_ends is not None else None
+    reach = ReceiptReach(feed_ends.readers, feed_ends.feeds) if feed_ends is not None else None
     unsettled: set[TopicPartition] = set()
+    silent: set[str] = set()
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
-        if reach is not None and feed_ends is not None and any(o > 0 for o in feed_ends.committed.values()):
+        receipts = {t: [TopicPartition(t, p) for p in await partitions_of(consumer, t)]
+                    for t, holds in topics.items() if holds == "receipts"} if reach is not None else {}
+        if feed_ends is not None and any(o > 0 for o in feed_ends.committed.values()):
             # A subscriber's receipts commit with its feed offsets, whose markers Kafka may write on the
             # receipts partition after it answers the offsets: let every transaction open there end first
             # (within a settle time of its own: the decision chains' ends still have theirs).
-            receipts = [TopicPartition(t, p) for t, holds in topics.items() if holds == "receipts"
-                        for p in await partitions_of(consumer, t)]
-            unsettled = await settle(conn, receipts, timeout_s=END_SETTLE_S)
+            unsettled = await settle(conn, [tp for tps in receipts.values() for tp in tps], timeout_s=END_SETTLE_S)
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
@@ -102,24 +103,37 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                 reports.append(await _verify_partition(conn, consumer, walk, delivered,
                                                        ends if holds == "decisions" else None, budget,
                                                        reach if holds == "receipts" else None))
+        if receipts:
+            # A receipts topic that never held a record (nothing written, nothing deleted): its partner
+            # reads with a reader of its own, which writes no receipts.
+            starts = await log_starts(consumer, [tp for tps in receipts.values() for tp in tps])
+            written = {r.topic for r in reports if r.records} | {tp.topic for tp, at in starts.items() if at > 0}
+            silent = {(owners or {}).get(t) or "" for t in receipts if t not in written}
     if ends is not None and "decisions" in topics.values():
         reports += unnamed_ingress(reports, ends)
     if reach is not None and feed_ends is not None:
         stuck = {(owners or {}).get(tp.topic) for tp in unsettled}
-        reports += receipt_ends(reach, feed_ends.committed, feed_ends.asked, subscriber_group,
-                                feed_ends.feeds, stuck)
+        reports += receipt_ends(reach, feed_ends.committed, feed_ends.asked, subscriber_group, stuck, silent)
     return reports
+
+
+async def log_starts(consumer: Any, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Each partition's first offset still held (above 0 once records were deleted or expired)."""
+    return dict(await consumer.beginning_offsets(tps)) if tps else {}
 
 
 @dataclass(frozen=True)
 class FeedEnds:
     """The partners' subscriber groups' committed feed offsets (``subscriber_ends``): (feed topic,
     partition) -> offset, read for the feed topics in ``asked``; ``feeds`` is what every feed topic's
-    name starts with (``TopicNames.feeds``)."""
+    name starts with (``TopicNames.feeds``), ``readers`` each feed topic's partner as the policy
+    gives it (``topology.feed_readers``; empty when the policy could not be read: no end is then
+    checked)."""
 
     committed: dict[tuple[str, int], int]
     asked: frozenset[str]
     feeds: str
+    readers: dict[str, str]
 
 
 def unnamed_ingress(reports: list[PartitionReport], ends: Mapping[tuple[str, int], int]) -> list[PartitionReport]:
@@ -171,8 +185,8 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
             report.records += 1
             doc, found = walk.feed(rec.offset, rec.value)
             report.findings += found
-            if reach is not None:
-                reach.take(doc, not found, walk.cut)
+            if reach is not None and (why := reach.take(doc, not found, walk.cut)) is not None:
+                report.findings.append(Finding(walk.topic, walk.partition, rec.offset, why))
             if doc is not None and not found:
                 if last_ingress(doc) is not None:
                     last, last_at = doc, rec.offset
@@ -217,10 +231,11 @@ async def broker_ends(conn: KafkaConnection, group: str, prefix: str) -> dict[tu
     return {tp: offset for tp, offset in (await group_offsets(conn, group)).items() if tp[0].startswith(ingress)}
 
 
-async def subscriber_ends(conn: KafkaConnection, prefix: str, feeds: Iterable[str]) -> FeedEnds:
+async def subscriber_ends(conn: KafkaConnection, prefix: str, feeds: Iterable[str],
+                          readers: Mapping[str, str]) -> FeedEnds:
     """Each partner's subscriber group's committed offset of every partition of its feed, for
     ``verify_topics``'s ``feed_ends``; ``feeds`` are the feed topics under ``prefix`` this login sees
-    (``AuditTopics.feeds``).
+    (``AuditTopics.feeds``), ``readers`` each feed's partner in the policy (``feed_readers``).
 
     Fetched before the walk, like ``broker_ends``: receipts committed meanwhile only reach further. A
     feed partition the receipts name with no offset here (none visible to this login, none settled,
@@ -230,7 +245,7 @@ async def subscriber_ends(conn: KafkaConnection, prefix: str, feeds: Iterable[st
     for feed in sorted(asked):
         committed.update((tp, offset) for tp, offset in (await group_offsets(conn, subscriber_group(feed))).items()
                          if tp[0] == feed)
-    return FeedEnds(committed, asked, TopicNames(prefix).feeds)
+    return FeedEnds(committed, asked, TopicNames(prefix).feeds, dict(readers))
 
 
 class _Delivered(Spill):

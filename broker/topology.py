@@ -177,6 +177,12 @@ NOTICE_RETENTION_FLOOR_DAYS = 7
 """The least a feed of a partner no agreement names keeps its records (see ``feed_retention``)."""
 
 
+def feed_readers(policy_set: PolicySet, names: TopicNames) -> dict[str, str]:
+    """Each feed topic of the deployment and the partner that reads it (one each: the policy refuses two
+    partners sharing a feed)."""
+    return {names.feed(p.feed_topic): pid for pid, p in policy_set.partners.items()}
+
+
 def feed_retention(policy_set: PolicySet, names: TopicNames) -> dict[str, int]:
     """Each feed topic's retention in days: the shortest any of its partner's agreements allows.
 

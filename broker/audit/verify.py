@@ -78,10 +78,11 @@ class EndCheck:
     committed: int | None  # the group's committed offset there; None when this login sees none settled
     unsettled: bool = False  # a transaction open on the chain's partition did not end: what it commits is unread
     group: str | None = None  # receipts: the partner's subscriber group; None: the broker group
+    why: str | None = None  # why the end cannot be checked at all, when that is known
 
     @property
     def checked(self) -> bool:
-        return self.committed is not None and not self.unsettled
+        return self.committed is not None and not self.unsettled and self.why is None
 
     @property
     def short(self) -> bool:
@@ -114,6 +115,8 @@ class EndCheck:
                      else f"no sound receipt names feed {plain(self.source, 120)}")
         else:
             where = f"ends at ingress {plain(self.source, 120)} offset {self.last}"
+        if self.why is not None:
+            return f"{where}; {self.why}: end not checked"
         if self.committed is None:
             return f"{where}; no settled committed offset of {self._who()} there: end not checked"
         if self.unsettled:
@@ -140,7 +143,7 @@ def end_check(last: dict[str, Any] | None, committed: Mapping[tuple[str, int], i
     return EndCheck(f"{topic}:{partition}", offset, committed.get((topic, partition)))
 
 
-_FEED_PLACE = re.compile(r"([^:]{1,249}):(\d{1,9}):(\d{1,19})", re.ASCII)
+_FEED_PLACE = re.compile(r"([A-Za-z0-9._-]{1,249}):(\d{1,9}):(\d{1,19})", re.ASCII)  # Kafka's topic names
 
 
 def feed_place(value: Any) -> tuple[tuple[str, int], int] | None:
@@ -152,99 +155,111 @@ def feed_place(value: Any) -> tuple[tuple[str, int], int] | None:
 
 
 class ReceiptReach:
-    """How far partners' receipts reach into each feed partition, as the walks of their receipts topics
-    go (``begin`` each partition, then ``take`` each of its records). A receipt counts once a sound
-    checkpoint of its chain in the same partition vouches for it: ``sound`` has the newest feed offset
-    such receipts name per (topic, partition), ``accepted`` the same without REJECTED receipts (a
-    record the subscriber could not open is not committed past). ``seen`` counts every receipt naming
-    a place in its own partner's topic, sound or not; ``owners`` are the partners whose sound receipts
-    name each topic (one per feed, since a feed has one partner).
+    """How far each partner's receipts reach into its own feed's partitions, as the walks of the receipts
+    topics go (``begin`` each partition, then ``take`` each of its records).
 
-    A subscriber's batch commits its receipts, its checkpoint and its feed offsets in one
-    transaction, so the sound receipts reach the record just before the subscriber group's committed
-    offset of each feed partition (``receipt_ends``)."""
+    ``feeds`` maps each feed topic to the partner the policy gives it: only that partner's receipts
+    count for it. A receipt counts once a sound checkpoint of its chain in the same partition vouches
+    for it: ``sound`` has the newest feed offset such receipts name per (topic, partition),
+    ``accepted`` the same without REJECTED receipts (a record the subscriber could not open is not
+    committed past). ``seen`` has the newest offset any receipt names, sound or not, in its own
+    partner's topic. A subscriber's batch commits its receipts, its checkpoint and its feed offsets
+    in one transaction, so the sound receipts reach the record just before the subscriber group's
+    committed offset of each feed partition (``receipt_ends``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, feeds: Mapping[str, str], prefix: str) -> None:
+        self.feeds, self.prefix = feeds, prefix
         self.sound: dict[tuple[str, int], int] = {}
         self.accepted: dict[tuple[str, int], int] = {}
         self.seen: dict[tuple[str, int], int] = {}
-        self.owners: dict[str, set[str]] = {}
         self._owner: str | None = None
-        self._waiting: dict[str, list[tuple[tuple[str, int], int, bool]]] = {}  # per chain: receipts not vouched yet
+        # per chain, the receipts no checkpoint vouches for yet: (topic, partition) -> (newest, newest accepted)
+        self._waiting: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
 
     def begin(self, owner: str | None) -> None:
         """A new partition, of ``owner``'s receipts topic: receipts left waiting in the last one stay unvouched."""
         self._owner = owner
         self._waiting.clear()
 
-    def take(self, doc: dict[str, Any] | None, sound: bool, cut: Iterable[str]) -> None:
+    def take(self, doc: dict[str, Any] | None, sound: bool, cut: Iterable[str]) -> str | None:
         """One record as ``PartitionWalk.feed`` gave it: its document, whether it had no finding, and the
-        chains it cut off (``PartitionWalk.cut``), whose waiting receipts no checkpoint will vouch for."""
+        chains it cut off (``PartitionWalk.cut``), whose waiting receipts no checkpoint will vouch for.
+        A problem when it is a sound receipt naming a place its partner cannot have read: another
+        partner's feed, or a topic that is no feed at all (its own key signed it)."""
         for gone in cut:
             self._waiting.pop(gone, None)
         chain = doc.get("chain") if doc is not None else None
         if doc is None or not isinstance(chain, str):
-            return
+            return None
         kind = doc.get("kind")
-        if kind == "RECEIPT" and (place := feed_place(doc.get("feed"))) is not None:
-            tp, offset = place
-            if chain_owner(chain) == self._owner:
-                self.seen[tp] = max(self.seen.get(tp, -1), offset)
-            if sound:
-                status = doc.get("status")
-                rejected = isinstance(status, str) and status.startswith("REJECTED")
-                self._waiting.setdefault(chain, []).append((tp, offset, rejected))
-        elif kind == "CHECKPOINT" and sound:
-            for tp, offset, rejected in self._waiting.pop(chain, []):
-                self.sound[tp] = max(self.sound.get(tp, -1), offset)
-                if not rejected:
-                    self.accepted[tp] = max(self.accepted.get(tp, -1), offset)
-                self.owners.setdefault(tp[0], set()).add(chain_owner(chain))
+        if kind == "CHECKPOINT" and sound:
+            for tp, (newest, accepted) in self._waiting.pop(chain, {}).items():
+                self.sound[tp] = max(self.sound.get(tp, -1), newest)
+                if accepted >= 0:
+                    self.accepted[tp] = max(self.accepted.get(tp, -1), accepted)
+            return None
+        if kind != "RECEIPT" or (place := feed_place(doc.get("feed"))) is None:
+            return None
+        (topic, partition), offset = place
+        owner, reader = chain_owner(chain), self.feeds.get(topic)
+        if reader is None or reader != owner:
+            if not sound:
+                return None
+            if not topic.startswith(self.prefix):
+                return (f"receipt names {plain(topic, 120)}, which is no feed of this deployment "
+                        f"({plain(self.prefix)}*): {plain(owner)} signed a receipt for a record it cannot have read")
+            if reader is not None:
+                return (f"receipt names feed {plain(topic, 120)}, which the policy gives {plain(reader)}, not "
+                        f"{plain(owner)}: {plain(owner)} signed a receipt for a record it cannot have read")
+            return None  # a feed of no partner the policy lists (one that left): its receipts count for nothing
+        if owner == self._owner:
+            self.seen[(topic, partition)] = max(self.seen.get((topic, partition), -1), offset)
+        if sound:
+            status = doc.get("status")
+            rejected = isinstance(status, str) and status.startswith("REJECTED")
+            waiting = self._waiting.setdefault(chain, {})
+            newest, accepted = waiting.get((topic, partition), (-1, -1))
+            waiting[(topic, partition)] = (max(newest, offset), accepted if rejected else max(accepted, offset))
+        return None
 
 
 def receipt_ends(reach: ReceiptReach, committed: Mapping[tuple[str, int], int], asked: Container[str],
-                 group_of: Callable[[str], str], feeds: str, unsettled: Container[str | None]) -> list[PartitionReport]:
-    """A report per feed partition, its ``end`` the partners' sound receipts against the subscriber group's
+                 group_of: Callable[[str], str], unsettled: Container[str | None],
+                 silent: Container[str]) -> list[PartitionReport]:
+    """A report per feed partition, its ``end`` its partner's sound receipts against the subscriber group's
     committed offset there. ``committed`` maps (feed topic, partition) to the offset the group
-    ``group_of(topic)`` has committed, read for the feed topics in ``asked``; ``feeds`` is what every
-    feed topic's name starts with; ``unsettled`` names the partners whose receipts partitions kept a
-    transaction open that did not end (None in it: some receipts topic whose partner is unknown).
+    ``group_of(topic)`` has committed, read for the feed topics in ``asked``; ``unsettled`` names the
+    partners whose receipts partitions kept a transaction open that did not end (None in it: a
+    receipts topic whose partner is unknown); ``silent`` the partners whose receipts topic never held
+    a record (a reader of their own, which writes no receipts).
 
-    Findings: receipts short of the record before the committed offset, unless receipts that are not
-    sound name the records missing (those are findings already); a partition committed past that no
-    sound receipt names (the receipts topic emptied); a topic two partners' sound receipts name, or
-    one outside ``feeds``: a partner signed receipts for records it cannot have read. Not checked,
-    never sound: a partition receipts accepted by the subscriber name while the group has no committed
-    offset there (offsets deleted or unsettled, or the feed topic gone), or whose group was not read;
-    and a short end while the feed's partner (or any, when it is unknown) is in ``unsettled``."""
-    out: dict[tuple[str, int], PartitionReport] = {}
-    places = {tp for tp, offset in committed.items() if offset > 0}
-    places |= {tp for tp in reach.accepted if tp[0].startswith(feeds)}
-    places |= {tp for tp in reach.sound if tp[0].startswith(feeds) and tp[0] not in asked}
+    A finding: receipts short of the record before the committed offset, unless receipts that are
+    not sound name the records missing (those are findings already); a partition committed past that
+    no sound receipt names while its partner's receipts topic held records (emptied, or lost). Not
+    checked, never sound: a feed no partner in the policy reads; a partition its partner's accepted
+    receipts name where the group has no committed offset (offsets deleted or unsettled, the feed
+    topic gone), or whose group was not read; a partner that writes no receipts; and a short end
+    while the feed's partner, or a receipts topic of unknown partner, kept a transaction open."""
+    places = {tp for tp, offset in committed.items() if offset > 0} | set(reach.accepted)
+    places |= {tp for tp in reach.sound if tp[0] not in asked}
+    out = []
     for tp in sorted(places):
         topic, partition = tp
-        offset = committed.get(tp)
-        end = EndCheck(f"{topic}:{partition}", reach.sound.get(tp, -1), offset, group=group_of(topic))
-        partners: set[str | None] = set(reach.owners.get(topic, ())) or {None}
-        if end.short and any(o in unsettled for o in partners):
+        offset, partner = committed.get(tp), reach.feeds.get(topic)
+        why = None
+        if partner is None:
+            why = "no partner in the policy reads this feed, so no receipts can be expected of one"
+        elif tp not in reach.sound and partner in silent:
+            why = (f"{plain(partner)}'s receipts topic has never held a record (a reader of its own that writes no "
+                   "receipts)")
+        end = EndCheck(f"{topic}:{partition}", reach.sound.get(tp, -1), offset, group=group_of(topic), why=why)
+        if end.short and (partner in unsettled or None in unsettled):
             end = replace(end, unsettled=True)
-        report = out[tp] = PartitionReport(topic, partition, end=end)
+        report = PartitionReport(topic, partition, end=end)
         if end.short and reach.seen.get(tp, -1) + 1 < (offset or 0):
             report.findings.append(Finding(topic, partition, (offset or 0) - 1, end.problem()))
-    for topic, owners in sorted(reach.owners.items()):
-        whose = f"{', '.join(plain(o, 40) for o in sorted(owners)[:5])}"
-        if not topic.startswith(feeds):
-            problem = (f"sound receipts of {whose} name {plain(topic, 120)}, which is no feed of this deployment "
-                       f"({plain(feeds, 120)}*): a partner signed receipts for records it cannot have read")
-        elif len(owners) > 1:
-            problem = (f"sound receipts of {len(owners)} partners ({whose}) name feed {plain(topic, 120)}: a feed has "
-                       "one partner, so one of them signed receipts for another's")
-        else:
-            continue
-        tp, offset = max(((tp, o) for tp, o in reach.sound.items() if tp[0] == topic), key=lambda kv: kv[1])
-        report = out.setdefault(tp, PartitionReport(tp[0], tp[1]))
-        report.findings.append(Finding(tp[0], tp[1], offset, problem))
-    return [out[tp] for tp in sorted(out)]
+        out.append(report)
+    return out
 
 
 @dataclass

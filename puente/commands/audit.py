@@ -35,11 +35,17 @@ from broker.auditor import (
 from broker.crypto import BROKER_OWNER, KeyKind, sign_checkpoint
 from broker.keystore import Keystore, auditor_path
 from broker.spill import TimeSorted
-from broker.topology import TopicNames
+from broker.topology import TopicNames, feed_readers
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, when
 from puente.commands.console import register_audit_verbs
-from puente.errors import EXIT_PROBLEMS, EXIT_UNCHECKED, KafkaAccessError, KafkaOperationError
+from puente.errors import (
+    EXIT_PROBLEMS,
+    EXIT_UNCHECKED,
+    ConfigError,
+    KafkaAccessError,
+    KafkaOperationError,
+)
 from puente.wire import iso_utc
 
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "receipt": "RECEIPT", "denial": "DENIAL",
@@ -121,11 +127,18 @@ def _verify(args: argparse.Namespace) -> int:
         except (KafkaAccessError, KafkaOperationError) as exc:
             refused.append(str(exc))
             ends = {}
+        # Which partner reads which feed is the policy's word: only that partner's receipts count for it.
         try:
-            feed_ends = await subscriber_ends(conn, cfg.topic_prefix, found.feeds)
+            readers = feed_readers(load_policy_set(cfg.policy_dir), TopicNames(cfg.topic_prefix))
+        except ConfigError as exc:  # PolicyError too
+            refused.append(f"the policy in {cfg.policy_dir} could not be read ({str(exc).splitlines()[0]}), and it "
+                           "says which partner reads each feed: check PUENTE_POLICY_DIR")
+            readers = {}
+        try:
+            feed_ends = await subscriber_ends(conn, cfg.topic_prefix, found.feeds, readers)
         except (KafkaAccessError, KafkaOperationError) as exc:
             refused.append(str(exc))
-            feed_ends = FeedEnds({}, frozenset(), TopicNames(cfg.topic_prefix).feeds)
+            feed_ends = FeedEnds({}, frozenset(), TopicNames(cfg.topic_prefix).feeds, readers)
         return await verify_topics(conn, found.roles, check, found.owners, ends, feed_ends)
 
     reports = run(walk())
@@ -161,7 +174,7 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"audit verify: {total} records in {chains} chains, "
           + ("no problems" if not problems else f"{len(problems)} problem(s)")
           + ("" if total else " (the audit topics exist but hold no records yet)")
-          + (f"; {unchecked} chain end(s) not checked: {why}" if unchecked else ""))
+          + (f"; {unchecked} end(s) not checked: {why}" if unchecked else ""))
     return _verify_status(problems, unchecked)
 
 

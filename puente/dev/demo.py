@@ -59,7 +59,7 @@ from broker.keystore import Keystore, auditor_path, provision_all
 from broker.partner import subscriber_for
 from broker.partner_store import PartnerStore
 from broker.service import build_worker, check_topology
-from broker.topology import TopicNames
+from broker.topology import TopicNames, feed_readers
 from policies import PolicySet, load_policy_set
 from puente import logs
 from puente.dev import samplegen
@@ -363,7 +363,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     _step(8, "auditor, as its own login: verify every hash chain and every signature")
     found = await audit_topics(auditor, cfg.topic_prefix)
     ends = await broker_ends(auditor, cfg.broker_group, cfg.topic_prefix)
-    feed_ends = await subscriber_ends(auditor, cfg.topic_prefix, found.feeds)
+    feed_ends = await subscriber_ends(auditor, cfg.topic_prefix, found.feeds, feed_readers(policy, names))
     reports = await verify_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), found.owners,
                                   ends, feed_ends)
     problems = [f for r in reports for f in r.findings]

@@ -448,22 +448,33 @@ def _feed_receipts(places: list[int], *, chain: str = "COL", signed: bool = True
     return values
 
 
+READERS = {FEED: "COL", "p.feed.USA": "USA"}  # as the policy gives each feed its partner
+
+
 def _receipt_ends(monkeypatch: pytest.MonkeyPatch, committed: dict[tuple[str, int], int],
                   asked: frozenset[str] = frozenset({FEED}), still_open: bool | str = False,
-                  owners: dict[str, str] | None = None) -> tuple[list[auditor.PartitionReport], list[float]]:
+                  owners: dict[str, str] | None = None, start: int = 0,
+                  ) -> tuple[list[auditor.PartitionReport], list[float]]:
     """``verify_topics`` over the receipts topics ``owners`` names (default COL's "receipts"), with the subscriber
     groups' ``committed`` offsets; ``still_open``: True, every receipts partition keeps a transaction open; a
-    topic's name, that topic's alone."""
+    topic's name, that topic's alone; ``start``: the receipts partitions' first offset held (above 0: records
+    were deleted)."""
     waits: list[float] = []
 
     async def settle(conn: object, tps: list[Any], *, timeout_s: float) -> set[Any]:
         waits.append(timeout_s)
         return {tp for tp in tps if still_open is True or tp.topic == still_open}
 
+    async def log_starts(consumer: object, tps: list[Any]) -> dict[Any, int]:
+        return dict.fromkeys(tps, start)
+
+    monkeypatch.setattr(auditor, "log_starts", log_starts)
+
     monkeypatch.setattr(auditor, "settle", settle)
     owners = owners or {"receipts": "COL"}
+    feed_ends = auditor.FeedEnds(committed, asked, "p.feed.", READERS)
     reports = asyncio.run(auditor.verify_topics(None, dict.fromkeys(owners, "receipts"), _verify,  # type: ignore[arg-type]
-                                                owners, feed_ends=auditor.FeedEnds(committed, asked, "p.feed.")))
+                                                owners, feed_ends=feed_ends))
     return reports, waits
 
 
@@ -504,13 +515,28 @@ def test_receipts_no_checkpoint_vouches_for_do_not_reach_and_are_not_reported_tw
 
 def test_a_feed_partition_committed_past_with_no_receipt_naming_it_is_a_finding(
         audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A receipts topic emptied leaves nothing to walk; the subscriber group's offset still shows records were
-    received: a finding at the feed partition. A partition with nothing committed is none."""
+    """A receipts topic emptied (DeleteRecords) leaves nothing to walk; the subscriber group's offset still shows
+    records were received: a finding at the feed partition. One that never held a record is a partner reading
+    with a reader of its own, which writes no receipts: not checked, no finding. A partition with nothing
+    committed is neither."""
     audit_topics["receipts"] = []
-    reports, _ = _receipt_ends(monkeypatch, {(FEED, 0): 3, (FEED, 1): 0})
+    reports, _ = _receipt_ends(monkeypatch, {(FEED, 0): 3, (FEED, 1): 0}, start=7)
     assert [(r.topic, r.partition) for r in reports] == [("receipts", 0), (FEED, 0)]
     [finding] = reports[1].findings
     assert finding.offset == 2 and "no sound receipt names any record there" in finding.problem
+    reports, _ = _receipt_ends(monkeypatch, {(FEED, 0): 3}, start=0)
+    end = reports[1].end
+    assert reports[1].ok and end is not None and not end.checked and "a reader of its own" in end.describe()
+
+
+def test_a_feed_no_partner_in_the_policy_reads_is_unchecked(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which partner's receipts count for a feed is the policy's word: a feed it gives no partner (one that left,
+    or the policy not read) is "not checked", with why; its receipts count for nothing."""
+    audit_topics["receipts"] = _feed_receipts([0, 1, 2], feed="p.feed.GONE")
+    reports, _ = _receipt_ends(monkeypatch, {("p.feed.GONE", 0): 3}, asked=frozenset({"p.feed.GONE"}))
+    [end] = [r.end for r in reports if r.end is not None]
+    assert all(r.ok for r in reports) and not end.checked and "no partner in the policy reads" in end.describe()
 
 
 def test_receipts_end_unchecked_when_the_group_was_not_read_or_a_transaction_stays_open(
@@ -527,25 +553,28 @@ def test_receipts_end_unchecked_when_the_group_was_not_read_or_a_transaction_sta
     assert end.ok and not end.end.checked and not end.end.short  # type: ignore[union-attr]
 
 
-def test_receipts_of_two_partners_naming_one_feed_are_a_finding(
+def test_a_receipt_for_another_partners_feed_is_a_finding_and_counts_for_nothing(
         audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A feed has one partner: sound receipts of another naming it (signed by its own key) claim another's
-    feed, and cannot be let stand in for the owner's missing ones."""
+    """Only the feed's own partner (the policy's) can have read its records: USA's receipt naming COL's feed, signed
+    with USA's own key, is a finding at that receipt, and cannot stand in for COL's missing ones."""
     audit_topics["receipts"] = _feed_receipts([0, 1])
     audit_topics["receipts-usa"] = _feed_receipts([2, 3], chain="USA", topic="receipts-usa")
     reports, _ = _receipt_ends(monkeypatch, {(FEED, 0): 4}, owners={"receipts": "COL", "receipts-usa": "USA"})
-    [finding] = [f for r in reports for f in r.findings]
-    assert "sound receipts of 2 partners (COL, USA) name feed p.feed.COL" in finding.problem
-    assert (finding.topic, finding.partition, finding.offset) == (FEED, 0, 3)
+    usa = next(r for r in reports if r.topic == "receipts-usa")
+    assert [f.offset for f in usa.findings] == [0, 1]
+    assert "which the policy gives COL, not USA" in usa.findings[0].problem
+    [col] = [r for r in reports if r.topic == FEED]
+    assert col.end is not None and col.end.last == 1 and col.end.short and len(col.findings) == 1
 
 
 @pytest.mark.parametrize("feed", [5, None, ["p.feed.COL:0:1"], "p.feed.COL:0", "p.feed.COL:x:1", "p.feed.COL:0:-1",
-                                  "p.feed.COL:0:١", ":0:1", "a" * 300 + ":0:1", {"t": 1}])
+                                  "p.feed.COL:0:١", ":0:1", "a" * 300 + ":0:1", {"t": 1}, "p.feed\nCOL:0:1",
+                                  "p.feed.COL\x1b[31m:0:1", "p.feed.CÖL:0:1"])
 def test_a_receipt_naming_no_feed_place_reaches_nowhere(feed: Any) -> None:
     """A receipt's ``feed`` is the partner's word: one not of the form topic:partition:offset reaches nothing, and
     a chain name that is not a string is ignored, never a crash."""
     assert feed_place(feed) is None
-    reach = ReceiptReach()
+    reach = ReceiptReach(READERS, "p.feed.")
     reach.take({"kind": "RECEIPT", "chain": "COL", "feed": feed}, True, [])
     reach.take({"kind": "RECEIPT", "chain": ["COL"], "feed": "p.feed.COL:0:1"}, True, [])
     reach.take({"kind": "CHECKPOINT", "chain": "COL"}, True, [])
@@ -588,8 +617,8 @@ def test_a_receipt_naming_a_topic_that_is_no_feed_is_a_finding(
                                 + _feed_receipts([5], feed="p.audit.decisions", writer=writer))
     reports = _receipt_ends(monkeypatch, {(FEED, 0): 2})[0]
     [finding] = [f for r in reports for f in r.findings]
-    assert (finding.topic, finding.offset) == ("p.audit.decisions", 5)
-    assert "no feed of this deployment" in finding.problem
+    assert (finding.topic, finding.offset) == ("receipts", 3)
+    assert "names p.audit.decisions, which is no feed of this deployment" in finding.problem
     assert all(r.end is None or r.end.checked for r in reports)
 
 
@@ -611,7 +640,7 @@ def test_another_partners_open_transaction_does_not_unsettle_this_partners_end(
 def test_receipts_waiting_in_one_partition_are_not_vouched_by_a_checkpoint_in_another() -> None:
     """A checkpoint vouches for the receipts before it in its own partition's chain: receipts left unvouched at the
     end of one partition stay so, whatever a chain of the same name does in another."""
-    reach = ReceiptReach()
+    reach = ReceiptReach(READERS, "p.feed.")
     reach.begin("COL")
     reach.take({"kind": "RECEIPT", "chain": "COL", "feed": f"{FEED}:0:99", "status": "RECEIVED"}, True, [])
     reach.begin("COL")

@@ -61,12 +61,13 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         held["ends_given"], held["feed_ends_given"] = ends, feed_ends
         return list(held["reports"])
 
-    async def subscriber_ends(conn: Any, prefix: str, feeds: Any) -> FeedEnds:
+    async def subscriber_ends(conn: Any, prefix: str, feeds: Any, readers: Any) -> FeedEnds:
+        held["readers"] = dict(readers)
         held["feeds"] = list(feeds)
         if held.get("refuse_feeds"):
             raise KafkaAccessError("Kafka at k:9093 refused auditor access while reading the committed offsets of "
                                    "group p.feed.COL.subscriber (Broker: Group authorization failed): no ACL allows it")
-        return FeedEnds({("p.feed.COL", 0): 3}, frozenset(feeds), "p.feed.")
+        return FeedEnds({("p.feed.COL", 0): 3}, frozenset(feeds), "p.feed.", dict(readers))
 
     async def broker_ends(conn: Any, group: str, prefix: str) -> dict[tuple[str, int], int]:
         held["group"] = group
@@ -76,7 +77,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         return {("p.ingress.SNM", 0): 4}
 
     monkeypatch.setattr(audit, "settings", lambda args: SimpleNamespace(keys=tmp_path / "keys", topic_prefix="p",
-                                                                        broker_group="p-broker"))
+                                                                        broker_group="p-broker", policy_dir=None))
     monkeypatch.setattr(audit, "broker_ends", broker_ends)
     monkeypatch.setattr(audit, "subscriber_ends", subscriber_ends)
     monkeypatch.setattr(audit, "kafka", lambda cfg, name: None)
@@ -186,7 +187,7 @@ def test_verify_checks_each_decision_chains_end_against_the_broker_groups_offset
     assert ("END     p.decisions[0]: ends at ingress p.ingress.SNM:0 offset 3, as the broker group's committed "
             "offset 4 says") in out
     assert "END     p.decisions[1]: ends at ingress p.ingress.PN:1 offset 8; no settled committed offset" in out[-2]
-    assert out[-1].startswith("audit verify: 5 records in 2 chains, no problems; 1 chain end(s) not "
+    assert out[-1].startswith("audit verify: 5 records in 2 chains, no problems; 1 end(s) not "
                               "checked") and "p-broker" in out[-1]
     assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
     chains = json.loads(capsys.readouterr().out)["chains"]
@@ -204,7 +205,7 @@ def test_verify_refused_the_broker_groups_offsets_walks_every_chain_and_says_why
                                           end=EndCheck("p.ingress.SNM:0", 2, None))]
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     last = capsys.readouterr().out.splitlines()[-1]
-    assert service["ends_given"] == {} and "1 chain end(s) not checked: " in last
+    assert service["ends_given"] == {} and "1 end(s) not checked: " in last
     assert "Group authorization failed" in last
     assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
     doc = json.loads(capsys.readouterr().out)
@@ -235,7 +236,9 @@ def test_verify_checks_each_partners_receipts_against_its_subscriber_groups_offs
     assert _puente("audit", "verify") == 0
     out = capsys.readouterr().out.splitlines()
     assert service["feeds"] == ["p.feed.COL"]
-    assert service["feed_ends_given"] == FeedEnds({("p.feed.COL", 0): 3}, frozenset({"p.feed.COL"}), "p.feed.")
+    assert service["readers"]["p.feed.COL"] == "COL"  # the shipped policy's partners and their feeds
+    assert service["feed_ends_given"] == FeedEnds({("p.feed.COL", 0): 3}, frozenset({"p.feed.COL"}), "p.feed.",
+                                                  service["readers"])
     assert ("END     p.feed.COL[0]: receipts reach feed p.feed.COL:0 offset 2, as the subscriber group "
             "p.feed.COL.subscriber's committed offset 3 says") in out
     assert _puente("audit", "verify", "--json") == 0
@@ -249,5 +252,19 @@ def test_verify_checks_each_partners_receipts_against_its_subscriber_groups_offs
                                                                         group="p.feed.COL.subscriber"))]
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     last = capsys.readouterr().out.splitlines()[-1]
-    assert service["feed_ends_given"] == FeedEnds({}, frozenset(), "p.feed.")
-    assert "1 chain end(s) not checked: " in last and "p.feed.COL.subscriber" in last
+    assert service["feed_ends_given"] == FeedEnds({}, frozenset(), "p.feed.", service["readers"])
+    assert "1 end(s) not checked: " in last and "p.feed.COL.subscriber" in last
+
+
+def test_verify_without_a_readable_policy_checks_no_receipts_end_and_says_why(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """Which partner reads which feed is the policy's word: with none readable, every feed end is "not checked"
+    (exit 5), the reason naming the policy folder to check, never passed over."""
+    monkeypatch.setattr(audit, "settings", lambda args: SimpleNamespace(
+        keys=tmp_path / "keys", topic_prefix="p", broker_group="p-broker", policy_dir=tmp_path / "nowhere"))
+    service["reports"] = [PartitionReport("p.feed.COL", 0, end=EndCheck(
+        "p.feed.COL:0", 2, 3, group="p.feed.COL.subscriber", why="no partner in the policy reads this feed"))]
+    assert _puente("audit", "verify") == EXIT_UNCHECKED
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert service["readers"] == {} and "1 end(s) not checked: the policy in " in last and "PUENTE_POLICY_DIR" in last
