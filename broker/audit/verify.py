@@ -101,9 +101,10 @@ class EndCheck:
         if self.of_receipts:
             reach = (f"the partner's sound receipts reach offset {self.last} there" if self.last >= 0
                      else "no sound receipt names any record there")
-            return (f"{self._who()} has committed feed {plain(self.source, 120)} up to offset {self.committed}, but "
-                    f"{reach}: the receipts of feed offsets {gap} are missing from the end of the partner's receipt "
-                    "chains (records dropped), or the group's offsets were moved forward past records never received")
+            return (f"{self._who()} has committed offset {self.committed} of feed {plain(self.source, 120)}, but "
+                    f"{reach}: receipts of the feed records from offset {gap} are missing from the end of the "
+                    "partner's receipt chains (records dropped), or the group's offsets were moved forward past "
+                    "records never received")
         return (f"the chain ends with ingress {plain(self.source, 120)} offset {self.last}, but the broker group "
                 f"has committed offset {self.committed} there: the decisions of offsets {gap} are missing from the "
                 "chain's end (records dropped after it), or the group's offsets were moved forward past records "
@@ -172,9 +173,18 @@ class ReceiptReach:
         self.sound: dict[tuple[str, int], int] = {}
         self.accepted: dict[tuple[str, int], int] = {}
         self.seen: dict[tuple[str, int], int] = {}
+        self.claims: dict[str, set[str]] = {}  # a feed no partner in the policy reads: whose sound receipts name it
         self._owner: str | None = None
         # per chain, the receipts no checkpoint vouches for yet: (topic, partition) -> (newest, newest accepted)
         self._waiting: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
+
+    def reader(self, topic: str) -> str | None:
+        """The partner whose receipts count for ``topic``: the policy's, or for a feed the policy gives no
+        partner (one that left, its feed kept), the one partner whose sound receipts name it."""
+        if (partner := self.feeds.get(topic)) is not None:
+            return partner
+        claims = self.claims.get(topic, set())
+        return next(iter(claims)) if len(claims) == 1 else None
 
     def begin(self, owner: str | None) -> None:
         """A new partition, of ``owner``'s receipts topic: receipts left waiting in the last one stay unvouched."""
@@ -185,7 +195,7 @@ class ReceiptReach:
         """One record as ``PartitionWalk.feed`` gave it: its document, whether it had no finding, and the
         chains it cut off (``PartitionWalk.cut``), whose waiting receipts no checkpoint will vouch for.
         A problem when it is a sound receipt naming a place its partner cannot have read: another
-        partner's feed, or a topic that is no feed at all (its own key signed it)."""
+        partner's feed, or a topic outside the deployment's feeds (its own key signed it)."""
         for gone in cut:
             self._waiting.pop(gone, None)
         chain = doc.get("chain") if doc is not None else None
@@ -197,21 +207,21 @@ class ReceiptReach:
                 self.sound[tp] = max(self.sound.get(tp, -1), newest)
                 if accepted >= 0:
                     self.accepted[tp] = max(self.accepted.get(tp, -1), accepted)
+                if tp[0] not in self.feeds:
+                    self.claims.setdefault(tp[0], set()).add(chain_owner(chain))
             return None
         if kind != "RECEIPT" or (place := feed_place(doc.get("feed"))) is None:
             return None
         (topic, partition), offset = place
         owner, reader = chain_owner(chain), self.feeds.get(topic)
-        if reader is None or reader != owner:
-            if not sound:
-                return None
-            if not topic.startswith(self.prefix):
-                return (f"receipt names {plain(topic, 120)}, which is no feed of this deployment "
-                        f"({plain(self.prefix)}*): {plain(owner)} signed a receipt for a record it cannot have read")
-            if reader is not None:
-                return (f"receipt names feed {plain(topic, 120)}, which the policy gives {plain(reader)}, not "
-                        f"{plain(owner)}: {plain(owner)} signed a receipt for a record it cannot have read")
-            return None  # a feed of no partner the policy lists (one that left): its receipts count for nothing
+        if sound and not topic.startswith(self.prefix):
+            return (f"receipt names {plain(topic, 120)}, which is no feed of this deployment "
+                    f"({plain(self.prefix)}*): {plain(owner)} signed a receipt for a record it cannot have read")
+        if sound and reader is not None and reader != owner:
+            return (f"receipt names feed {plain(topic, 120)}, which the policy gives {plain(reader)}, not "
+                    f"{plain(owner)}: {plain(owner)} signed a receipt for a record it cannot have read")
+        if reader is not None and reader != owner:
+            return None
         if owner == self._owner:
             self.seen[(topic, partition)] = max(self.seen.get((topic, partition), -1), offset)
         if sound:
@@ -236,7 +246,7 @@ def receipt_ends(reach: ReceiptReach, committed: Mapping[tuple[str, int], int], 
     A finding: receipts short of the record before the committed offset, unless receipts that are
     not sound name the records missing (those are findings already); a partition committed past that
     no sound receipt names while its partner's receipts topic held records (emptied, or lost). Not
-    checked, never sound: a feed no partner in the policy reads; a partition its partner's accepted
+    checked, never sound: a feed whose partner is unknown; a partition its partner's accepted
     receipts name where the group has no committed offset (offsets deleted or unsettled, the feed
     topic gone), or whose group was not read; a partner that writes no receipts; and a short end
     while the feed's partner, or a receipts topic of unknown partner, kept a transaction open."""
@@ -245,13 +255,14 @@ def receipt_ends(reach: ReceiptReach, committed: Mapping[tuple[str, int], int], 
     out = []
     for tp in sorted(places):
         topic, partition = tp
-        offset, partner = committed.get(tp), reach.feeds.get(topic)
+        offset, partner = committed.get(tp), reach.reader(topic)
         why = None
         if partner is None:
-            why = "no partner in the policy reads this feed, so no receipts can be expected of one"
+            why = ("no partner in the policy reads this feed, and no one partner's receipts name it: whose receipts "
+                   "to expect is unknown")
         elif tp not in reach.sound and partner in silent:
-            why = (f"{plain(partner)}'s receipts topic has never held a record (a reader of its own that writes no "
-                   "receipts)")
+            why = (f"{plain(partner)}'s receipts topic holds no committed record and none was deleted from it (a "
+                   "reader of its own, which writes no receipts, or the topic deleted and made again)")
         end = EndCheck(f"{topic}:{partition}", reach.sound.get(tp, -1), offset, group=group_of(topic), why=why)
         if end.short and (partner in unsettled or None in unsettled):
             end = replace(end, unsettled=True)

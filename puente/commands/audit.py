@@ -146,8 +146,9 @@ def _verify(args: argparse.Namespace) -> int:
     unchecked = sum(1 for r in reports if r.end is not None and not r.end.checked)
     why = "; ".join(refused) if refused else (
         f"no settled committed offset of the broker group {cfg.broker_group} or of the partner's subscriber group "
-        "there, or a transaction that did not end (run it again; check PUENTE_GROUP_ID and the auditor's ACLs, "
-        "`puente acls plan`)")
+        "there, a transaction that did not end, or a feed whose partner is unknown (see each END line; run it again; "
+        "check PUENTE_GROUP_ID, the auditor's ACLs, `puente acls plan`, and PUENTE_POLICY_DIR: the feeds' partners "
+        f"were read from {cfg.policy_dir or 'the shipped sample policy'})")
     if args.json:
         print(json.dumps({
             "records": sum(r.records for r in reports), "problems": len(problems),

@@ -238,7 +238,8 @@ async def test_audit_verify_sees_receipts_missing_from_a_partners_end(env: Env) 
     problem = [line for line in short.stdout.splitlines() if line.startswith("PROBLEM")]
     topic, part = end["feed"].rsplit(":", 1)
     assert len(problem) == 1 and problem[0].startswith(f"PROBLEM {topic}[{part}]"), problem
-    assert f"receipts of feed offsets {end['committed']} to {end['committed'] + 2} are missing" in problem[0]
+    assert (f"receipts of the feed records from offset {end['committed']} to {end['committed'] + 2} are missing"
+            in problem[0])
     await _commit_subscriber_offset(env, end["feed"], end["committed"] - 1)
     assert _verify(env).returncode == 0
 

@@ -496,7 +496,8 @@ def test_a_partners_receipts_are_checked_against_its_subscriber_groups_committed
     assert end.end.group == "p.feed.COL.subscriber" and end.end.of_receipts
     if short:
         [finding] = end.findings
-        assert finding.offset == committed - 1 and "receipts of feed offsets 6 to 8 are missing" in finding.problem
+        assert finding.offset == committed - 1
+        assert "receipts of the feed records from offset 6 to 8 are missing" in finding.problem
     else:
         assert end.ok and "as the subscriber group p.feed.COL.subscriber's committed offset" in end.end.describe()
 
@@ -529,14 +530,28 @@ def test_a_feed_partition_committed_past_with_no_receipt_naming_it_is_a_finding(
     assert reports[1].ok and end is not None and not end.checked and "a reader of its own" in end.describe()
 
 
-def test_a_feed_no_partner_in_the_policy_reads_is_unchecked(
+def test_a_feed_no_partner_in_the_policy_reads_counts_its_one_claimants_receipts_or_is_unchecked(
         audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Which partner's receipts count for a feed is the policy's word: a feed it gives no partner (one that left,
-    or the policy not read) is "not checked", with why; its receipts count for nothing."""
+    """Which partner's receipts count for a feed is the policy's word; for a feed it gives no partner (one that
+    left, its feed kept) they are those of the one partner whose sound receipts name it, checked as before. With
+    none, or two, whose receipts to expect is unknown: "not checked", with why, never sound."""
+    gone = {("p.feed.GONE", 0): 3}
     audit_topics["receipts"] = _feed_receipts([0, 1, 2], feed="p.feed.GONE")
-    reports, _ = _receipt_ends(monkeypatch, {("p.feed.GONE", 0): 3}, asked=frozenset({"p.feed.GONE"}))
+    reports, _ = _receipt_ends(monkeypatch, gone, asked=frozenset({"p.feed.GONE"}))
     [end] = [r.end for r in reports if r.end is not None]
-    assert all(r.ok for r in reports) and not end.checked and "no partner in the policy reads" in end.describe()
+    assert all(r.ok for r in reports) and end.checked and end.last == 2
+    reports, _ = _receipt_ends(monkeypatch, {("p.feed.GONE", 0): 9}, asked=frozenset({"p.feed.GONE"}))
+    assert [f.offset for r in reports for f in r.findings] == [8]
+    audit_topics["receipts"] = []
+    reports, _ = _receipt_ends(monkeypatch, gone, asked=frozenset({"p.feed.GONE"}), start=4)
+    [end] = [r.end for r in reports if r.end is not None]
+    assert all(r.ok for r in reports) and not end.checked and "whose receipts to expect is unknown" in end.describe()
+    audit_topics["receipts"] = _feed_receipts([0, 1, 2], feed="p.feed.GONE")
+    audit_topics["receipts-usa"] = _feed_receipts([0], chain="USA", topic="receipts-usa", feed="p.feed.GONE")
+    reports, _ = _receipt_ends(monkeypatch, gone, asked=frozenset({"p.feed.GONE"}),
+                               owners={"receipts": "COL", "receipts-usa": "USA"})
+    [end] = [r.end for r in reports if r.end is not None]
+    assert all(r.ok for r in reports) and not end.checked
 
 
 def test_receipts_end_unchecked_when_the_group_was_not_read_or_a_transaction_stays_open(
