@@ -142,11 +142,11 @@ async def test_a_receipt_for_an_alert_never_delivered_is_reported(env: Env) -> N
     assert victim not in log.stdout
 
 
-async def _commit_broker_offset(env: Env, ingress: str, offset: int) -> None:
-    """Set the broker group's committed offset of ``ingress`` ("<topic>:<partition>"), as the admin."""
-    topic, part = ingress.rsplit(":", 1)
+async def _commit_offset(env: Env, group: str, place: str, offset: int) -> None:
+    """Set ``group``'s committed offset of ``place`` ("<topic>:<partition>"), as the admin."""
+    topic, part = place.rsplit(":", 1)
     tp = TopicPartition(topic, int(part))
-    consumer = AIOKafkaConsumer(**env.conn.aiokafka(), group_id=env.cfg.broker_group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**env.conn.aiokafka(), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign([tp])
@@ -169,13 +169,13 @@ async def test_audit_verify_sees_decisions_missing_from_a_chains_end(env: Env) -
     ends = [c["end"] for c in json.loads(whole.stdout)["chains"] if c["end"] is not None]
     assert ends and all(e["committed"] == e["last_offset"] + 1 for e in ends)
     end = ends[0]
-    await _commit_broker_offset(env, end["ingress"], end["committed"] + 3)
+    await _commit_offset(env, env.cfg.broker_group, end["ingress"], end["committed"] + 3)
     short = _verify(env)
     assert short.returncode == 1 and "Traceback" not in short.stderr
     problem = [line for line in short.stdout.splitlines() if line.startswith("PROBLEM")]
     assert len(problem) == 1 and f"ingress {end['ingress']} offset {end['last_offset']}" in problem[0]
     assert f"offsets {end['committed']} to {end['committed'] + 2} are missing from the chain's end" in problem[0]
-    await _commit_broker_offset(env, end["ingress"], end["committed"] - 2)
+    await _commit_offset(env, env.cfg.broker_group, end["ingress"], end["committed"] - 2)
     assert _verify(env).returncode == 0
 
 
@@ -200,19 +200,6 @@ async def test_audit_verify_sees_a_decision_partition_emptied(env: Env) -> None:
     assert "no sound decision chain records any of this partition's records" in problem[0]
 
 
-async def _commit_subscriber_offset(env: Env, feed: str, offset: int) -> None:
-    """Set the partner's subscriber group's committed offset of ``feed`` ("<topic>:<partition>"), as the admin."""
-    topic, part = feed.rsplit(":", 1)
-    tp = TopicPartition(topic, int(part))
-    consumer = AIOKafkaConsumer(**env.conn.aiokafka(), group_id=subscriber_group(topic), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        await consumer.commit({tp: OffsetAndMetadata(offset, "")})
-    finally:
-        await consumer.stop()
-
-
 async def test_audit_verify_sees_receipts_missing_from_a_partners_end(env: Env) -> None:
     """A partner's receipts commit with its subscriber group's feed offsets, so receipts dropped from the end of its
     chains (or the group moved past records never received) leave the group's offset past the last receipt:
@@ -232,7 +219,7 @@ async def test_audit_verify_sees_receipts_missing_from_a_partners_end(env: Env) 
     assert sum(e["committed"] for e in feeds) >= len(want)  # every delivery, and the notices if any
 
     end = feeds[0]
-    await _commit_subscriber_offset(env, end["feed"], end["committed"] + 3)
+    await _commit_offset(env, end["group"], end["feed"], end["committed"] + 3)
     short = _verify(env)
     assert short.returncode == 1 and "Traceback" not in short.stderr
     problem = [line for line in short.stdout.splitlines() if line.startswith("PROBLEM")]
@@ -240,7 +227,7 @@ async def test_audit_verify_sees_receipts_missing_from_a_partners_end(env: Env) 
     assert len(problem) == 1 and problem[0].startswith(f"PROBLEM {topic}[{part}]"), problem
     assert (f"receipts of the feed records from offset {end['committed']} to {end['committed'] + 2} are missing"
             in problem[0])
-    await _commit_subscriber_offset(env, end["feed"], end["committed"] - 1)
+    await _commit_offset(env, end["group"], end["feed"], end["committed"] - 1)
     assert _verify(env).returncode == 0
 
     admin = AdminClient(env.conn.librdkafka())
