@@ -144,15 +144,16 @@ def plan(policy_set: PolicySet, names: TopicNames, agencies: Iterable[str], brok
         acls.update(_topic(reader, names.all_receipts, ("READ", "DESCRIBE"), "PREFIXED"))
         acls.update(_topic(reader, names.denials, ("READ", "DESCRIBE")))
         acls.update(_topic(reader, names.queries, ("READ", "DESCRIBE")))
-    # The broker group's committed ingress offsets, which each decision chain's end must reach (`audit
-    # verify`): DESCRIBE on the group and on the ingress topics is what OffsetFetch needs. It shows
-    # offsets and the group's members, never a record: reading the ingress topics stays refused.
-    acls.add(Acl(AUDITOR, "GROUP", broker_group, "LITERAL", "DESCRIBE"))
-    acls.update(_topic(AUDITOR, f"{names.prefix}.ingress.", ("DESCRIBE",), "PREFIXED"))
-    # Likewise the partners' subscriber groups' committed feed offsets, which their receipts must reach:
-    # DESCRIBE on every feed topic and on the groups named after them (``subscriber_group``), never READ.
-    acls.add(Acl(AUDITOR, "GROUP", names.feeds, "PREFIXED", "DESCRIBE"))
-    acls.update(_topic(AUDITOR, names.feeds, ("DESCRIBE",), "PREFIXED"))
+    for checker in (AUDITOR, CONSOLE):  # `audit verify`, and the index the console keeps (`audit index`)
+        # The broker group's committed ingress offsets, which each decision chain's end must reach:
+        # DESCRIBE on the group and on the ingress topics is what OffsetFetch needs. It shows offsets
+        # and the group's members, never a record: reading the ingress topics stays refused.
+        acls.add(Acl(checker, "GROUP", broker_group, "LITERAL", "DESCRIBE"))
+        acls.update(_topic(checker, f"{names.prefix}.ingress.", ("DESCRIBE",), "PREFIXED"))
+        # Likewise the partners' subscriber groups' committed feed offsets, which their receipts must
+        # reach: DESCRIBE on every feed topic and on the groups named after them (``subscriber_group``).
+        acls.add(Acl(checker, "GROUP", names.feeds, "PREFIXED", "DESCRIBE"))
+        acls.update(_topic(checker, names.feeds, ("DESCRIBE",), "PREFIXED"))
     acls.update(_topic(CONSOLE, names.queries, ("WRITE",)))
     acls.update(Acl(CONSOLE, "TRANSACTIONAL_ID", console_transaction(names), "LITERAL", op)
                 for op in ("WRITE", "DESCRIBE"))

@@ -22,7 +22,9 @@ from broker.access import denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
 from broker.audit.verify import (
+    FeedEnds,
     Finding,
+    GroupEnds,
     Holds,
     PartitionReport,
     PartitionWalk,
@@ -32,6 +34,7 @@ from broker.audit.verify import (
     end_check,
     receipt_ends,
     unmatched_receipt,
+    unnamed_ingress,
     when,
 )
 from broker.audit_index import AuditIndex
@@ -51,9 +54,9 @@ from broker.kafka import (
 )
 from broker.keystore import Keystore, load_key_file, signature_check
 from broker.spill import Spill
-from broker.topology import TopicNames
-from policies import PolicySet
-from puente.errors import AuditChainError, ConfigError
+from broker.topology import TopicNames, feed_readers
+from policies import PolicySet, load_policy_set
+from puente.errors import AuditChainError, ConfigError, KafkaAccessError, KafkaOperationError
 from puente.wire import iso_utc
 
 END_SETTLE_S = 15.0
@@ -120,37 +123,6 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
 async def log_starts(consumer: Any, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
     """Each partition's first offset still held (above 0 once records were deleted or expired)."""
     return dict(await consumer.beginning_offsets(tps)) if tps else {}
-
-
-@dataclass(frozen=True)
-class FeedEnds:
-    """The partners' subscriber groups' committed feed offsets (``subscriber_ends``): (feed topic,
-    partition) -> offset, read for the feed topics in ``asked``; ``feeds`` is what every feed topic's
-    name starts with (``TopicNames.feeds``), ``readers`` each feed topic's partner as the policy
-    gives it (``topology.feed_readers``; empty when the policy could not be read: no end is then
-    checked)."""
-
-    committed: dict[tuple[str, int], int]
-    asked: frozenset[str]
-    feeds: str
-    readers: dict[str, str]
-
-
-def unnamed_ingress(reports: list[PartitionReport], ends: Mapping[tuple[str, int], int]) -> list[PartitionReport]:
-    """A report, with one finding, for each ingress partition the broker group has committed past its first
-    record while no decision chain's end names it: its whole chain is gone (a partition emptied, or all of it
-    unsound), which no walk of what remains can see. Each ingress partition has one slot, whose chain's last
-    block names it (``end_check``)."""
-    named = {r.end.source for r in reports if r.end is not None and not r.end.of_receipts}
-    out = []
-    for (topic, partition), committed in sorted(ends.items()):
-        if committed > 0 and f"{topic}:{partition}" not in named:
-            report = PartitionReport(topic, partition)
-            report.findings.append(Finding(topic, partition, committed - 1, (
-                f"the broker group has committed offset {committed} here, but no sound decision chain records "
-                "any of this partition's records: its chain is missing or unsound")))
-            out.append(report)
-    return out
 
 
 class _Settle:
@@ -229,6 +201,35 @@ async def broker_ends(conn: KafkaConnection, group: str, prefix: str) -> dict[tu
     so a partition left out is reported as "end not checked", never as sound."""
     ingress = TopicNames(prefix).ingress("")
     return {tp: offset for tp, offset in (await group_offsets(conn, group)).items() if tp[0].startswith(ingress)}
+
+
+async def group_ends(conn: KafkaConnection, prefix: str, broker_group: str, feeds: Iterable[str],
+                     policy_dir: Path | None) -> GroupEnds:
+    """Everything chain ends are checked against, read before the chains are (``verify_topics``'s
+    ``ends`` and ``feed_ends``, ``index_topics``'s ``ends``): the broker group's committed ingress
+    offsets (``broker_ends``), the partners' subscriber groups' committed offsets of the ``feeds``
+    (``subscriber_ends``), with each feed's partner from the policy in ``policy_dir``. A login refused
+    offsets, or a policy that cannot be read, still has every chain read: what it kept from view is
+    in ``refused``, one line each, and those ends are "not checked", never sound."""
+    refused: list[str] = []
+    try:
+        ingress = await broker_ends(conn, broker_group, prefix)
+    except (KafkaAccessError, KafkaOperationError) as exc:
+        refused.append(str(exc))
+        ingress = {}
+    # Which partner reads which feed is the policy's word: only that partner's receipts count for it.
+    try:
+        readers = feed_readers(load_policy_set(policy_dir), TopicNames(prefix))
+    except ConfigError as exc:  # PolicyError too
+        refused.append(f"the policy in {policy_dir} could not be read ({str(exc).splitlines()[0]}), and it says "
+                       "which partner reads each feed: check PUENTE_POLICY_DIR")
+        readers = {}
+    try:
+        feed_ends = await subscriber_ends(conn, prefix, feeds, readers)
+    except (KafkaAccessError, KafkaOperationError) as exc:
+        refused.append(str(exc))
+        feed_ends = FeedEnds({}, frozenset(), TopicNames(prefix).feeds, readers)
+    return GroupEnds(ingress, feed_ends, tuple(refused))
 
 
 async def subscriber_ends(conn: KafkaConnection, prefix: str, feeds: Iterable[str],
@@ -387,6 +388,8 @@ class IndexRun:
     problems: int
     partitions: int
     seconds: float
+    unchecked: int = 0  # chain ends the index could not check against their groups' offsets
+    why: tuple[str, ...] = ()  # why ends were not checked (``ChainEnds.why``)
 
 
 PROGRESS_EVERY = 2_000  # records between two progress reports
@@ -394,7 +397,7 @@ PROGRESS_EVERY = 2_000  # records between two progress reports
 
 async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verify: VerifyFn, index: AuditIndex,
                        owners: Mapping[str, str] | None = None,
-                       progress: Callable[[IndexProgress], None] | None = None, *,
+                       progress: Callable[[IndexProgress], None] | None = None, *, ends: GroupEnds | None,
                        batch_rows: int = 5_000, now: Callable[[], datetime] | None = None) -> IndexRun:
     """Bring ``index`` up to the end of every audit partition: read each read_committed from the
     position the index holds, verify each record from the chain states the index holds, and store
@@ -405,16 +408,30 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
     decisions first, so receipts are checked against them). The ends are taken once, before any
     read: every receipt read then names a delivery already read. The caller holds
     ``broker.audit_index.writer_lock`` for the index (one writer at a time). ``progress`` is called
-    every ``PROGRESS_EVERY`` records and after each partition. SQLite writes are synchronous: a
+    every ``PROGRESS_EVERY`` records and after each partition.
+
+    ``ends`` (``group_ends``, read before this is called, as for ``verify_topics``) has the chains'
+    ends checked against the groups' committed offsets when the index is read
+    (``AuditIndex.end_reports``): each transaction open on a decisions or receipts partition is let
+    end first (``END_SETTLE_S``), so that what committed with those offsets is read. None: no end
+    can be checked from this index until it is rebuilt with them (how far receipts reach is counted
+    as they are read, by the policy's partner of each feed). SQLite writes are synchronous: a
     service with its own event loop (the console) runs this in a thread of its own
     (``asyncio.to_thread(asyncio.run, index_topics(...))``) so its pages stay answered.
     """
     began = time.monotonic()
     index.register(topics, owners)
+    index.reach_basis(None if ends is None else ends.feeds)
     records = rows = findings = done = 0
+    unsettled: set[TopicPartition] = set()
+    starts: dict[TopicPartition, int] = {}
     async with running(reader(conn, "puente-auditor"), conn, "indexing the audit topics") as consumer:
         parts = [(topic, holds, p) for topic, holds in topics.items() for p in await partitions_of(consumer, topic)]
-        ends = await consumer.end_offsets([TopicPartition(t, p) for t, _, p in parts]) if parts else {}
+        if ends is not None:
+            watched = [TopicPartition(t, p) for t, holds, p in parts if holds in ("decisions", "receipts")]
+            unsettled = await settle(conn, watched, timeout_s=END_SETTLE_S)
+            starts = await log_starts(consumer, [TopicPartition(t, p) for t, holds, p in parts if holds == "receipts"])
+        last = await consumer.end_offsets([TopicPartition(t, p) for t, _, p in parts]) if parts else {}
 
         def report(now_rows: int = 0, now_findings: int = 0) -> None:
             if progress is not None:
@@ -423,19 +440,20 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
 
         for topic, holds, partition in parts:
             tp = TopicPartition(topic, partition)
+            reach = ReceiptReach(ends.feeds.readers, ends.feeds.feeds) if ends is not None else None
             ingest = index.partition(topic, partition, holds, verify, owner=(owners or {}).get(topic),
                                      check_receipts=holds == "receipts" and index.has_decisions(),
-                                     batch_rows=batch_rows)
+                                     batch_rows=batch_rows, reach=reach)
             try:
-                if ingest.start < ends[tp]:
+                if ingest.start < last[tp]:
                     async for rec in read_range(consumer, tp, ingest.start):
-                        if rec.offset >= ends[tp]:
+                        if rec.offset >= last[tp]:
                             break
                         ingest.add(rec.offset, rec.value)
                         records += 1
                         if records % PROGRESS_EVERY == 0:
                             report(ingest.rows, ingest.found)
-                    ingest.reached(ends[tp])  # past aborted records and transaction markers
+                    ingest.reached(last[tp])  # past aborted records and transaction markers
                 ingest.commit()
             except BaseException:
                 ingest.abort()
@@ -444,8 +462,13 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
             findings += ingest.found
             done += 1
             report()
+    if ends is not None:
+        index.record_ends(ends, {(tp.topic, tp.partition) for tp in unsettled},
+                          {tp.topic for tp, at in starts.items() if at > 0})
     index.finish(now() if now is not None else datetime.now(UTC))
-    return IndexRun(records, rows, findings, index.problems(), len(parts), time.monotonic() - began)
+    checked = index.end_reports()
+    return IndexRun(records, rows, findings, index.problems(), len(parts), time.monotonic() - began,
+                    checked.unchecked, tuple(checked.why))
 
 
 @dataclass(frozen=True)

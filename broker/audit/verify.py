@@ -144,6 +144,23 @@ def end_check(last: dict[str, Any] | None, committed: Mapping[tuple[str, int], i
     return EndCheck(f"{topic}:{partition}", offset, committed.get((topic, partition)))
 
 
+def unnamed_ingress(reports: list[PartitionReport], ends: Mapping[tuple[str, int], int]) -> list[PartitionReport]:
+    """A report, with one finding, for each ingress partition the broker group has committed past its first
+    record while no decision chain's end names it: its whole chain is gone (a partition emptied, or all of it
+    unsound), which no walk of what remains can see. Each ingress partition has one slot, whose chain's last
+    block names it (``end_check``)."""
+    named = {r.end.source for r in reports if r.end is not None and not r.end.of_receipts}
+    out = []
+    for (topic, partition), committed in sorted(ends.items()):
+        if committed > 0 and f"{topic}:{partition}" not in named:
+            report = PartitionReport(topic, partition)
+            report.findings.append(Finding(topic, partition, committed - 1, (
+                f"the broker group has committed offset {committed} here, but no sound decision chain records "
+                "any of this partition's records: its chain is missing or unsound")))
+            out.append(report)
+    return out
+
+
 _FEED_PLACE = re.compile(r"([A-Za-z0-9._-]{1,249}):(\d{1,9}):(\d{1,19})", re.ASCII)  # Kafka's topic names
 
 
@@ -153,6 +170,36 @@ def feed_place(value: Any) -> tuple[tuple[str, int], int] | None:
     if not isinstance(value, str) or (m := _FEED_PLACE.fullmatch(value)) is None:
         return None
     return (m.group(1), int(m.group(2))), int(m.group(3))
+
+
+@dataclass(frozen=True)
+class FeedEnds:
+    """The partners' subscriber groups' committed feed offsets (``broker.auditor.subscriber_ends``):
+    (feed topic, partition) -> offset, read for the feed topics in ``asked``; ``feeds`` is what every
+    feed topic's name starts with (``TopicNames.feeds``), ``readers`` each feed topic's partner as the
+    policy gives it (``topology.feed_readers``; empty when the policy could not be read: no end is
+    then checked)."""
+
+    committed: dict[tuple[str, int], int]
+    asked: frozenset[str]
+    feeds: str
+    readers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class GroupEnds:
+    """What chain ends are checked against, read before the chains are (``broker.auditor.group_ends``):
+    the broker group's committed ingress offsets (``ingress``), the subscriber groups' committed feed
+    offsets (``feeds``), and why any of them could not be read (``refused``: those ends are then "not
+    checked", never sound)."""
+
+    ingress: dict[tuple[str, int], int]
+    feeds: FeedEnds
+    refused: tuple[str, ...] = ()
+
+
+Waiting = dict[str, dict[tuple[str, int], tuple[int, int]]]
+"""Receipts no checkpoint vouches for yet, per chain: (feed topic, partition) -> (newest, newest accepted)."""
 
 
 class ReceiptReach:
@@ -175,8 +222,7 @@ class ReceiptReach:
         self.seen: dict[tuple[str, int], int] = {}
         self.claims: dict[str, set[str]] = {}  # a feed no partner in the policy reads: whose sound receipts name it
         self._owner: str | None = None
-        # per chain, the receipts no checkpoint vouches for yet: (topic, partition) -> (newest, newest accepted)
-        self._waiting: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
+        self._waiting: Waiting = {}  # per chain, the receipts no checkpoint vouches for yet
 
     def reader(self, topic: str) -> str | None:
         """The partner whose receipts count for ``topic``: the policy's, or for a feed the policy gives no
@@ -186,10 +232,17 @@ class ReceiptReach:
         claims = self.claims.get(topic, set())
         return next(iter(claims)) if len(claims) == 1 else None
 
-    def begin(self, owner: str | None) -> None:
-        """A new partition, of ``owner``'s receipts topic: receipts left waiting in the last one stay unvouched."""
+    def begin(self, owner: str | None, waiting: Waiting | None = None) -> None:
+        """A new partition, of ``owner``'s receipts topic: receipts left waiting in the last one stay
+        unvouched. ``waiting``: what a walk of this partition's earlier records left waiting (``waiting``),
+        for a walk that continues from there (the audit index's)."""
         self._owner = owner
-        self._waiting.clear()
+        self._waiting = {chain: dict(places) for chain, places in (waiting or {}).items()}
+
+    @property
+    def waiting(self) -> Waiting:
+        """The partition's receipts no checkpoint vouches for yet, for ``begin`` of a walk that continues."""
+        return {chain: dict(places) for chain, places in self._waiting.items()}
 
     def take(self, doc: dict[str, Any] | None, sound: bool, cut: Iterable[str]) -> str | None:
         """One record as ``PartitionWalk.feed`` gave it: its document, whether it had no finding, and the

@@ -8,13 +8,26 @@ import json
 import math
 import sqlite3
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from broker.audit.verify import ChainState, Holds, VerifyFn
-from broker.audit_index._ingest import DELIVERS, PartitionIngest
+from broker.access import subscriber_group
+from broker.audit.verify import (
+    ChainState,
+    EndCheck,
+    FeedEnds,
+    Finding,
+    GroupEnds,
+    Holds,
+    PartitionReport,
+    ReceiptReach,
+    VerifyFn,
+    receipt_ends,
+    unnamed_ingress,
+)
+from broker.audit_index._ingest import DELIVERS, PartitionIngest, _json
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_name, connect, iso_ms, translated
 
 if TYPE_CHECKING:
@@ -120,6 +133,35 @@ _DELIVERED = "went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED')"  # a row
 _DELIVERED_SCOPED = _DELIVERED.replace("decision IN", "+decision IN")
 
 
+MIXED = "mixed"  # ``reach_basis`` once receipts were read under two different bases
+
+
+def _basis(feeds: FeedEnds | None) -> str:
+    """What counting receipts' reach depends on: the feeds' prefix and each feed's partner (or none)."""
+    return "none" if feeds is None else _json([feeds.feeds, sorted(feeds.readers.items())])
+
+
+@dataclass
+class ChainEnds:
+    """The chains' ends against the groups' committed offsets, as the index's last catch-up read them
+    (``AuditIndex.end_reports``): one report per end ``scope`` may see; ``counted`` the problems of
+    ends it may count but not read (a scoped auditor's: the decision chains'); ``why`` why ends are
+    not checked; ``read_at``, when the offsets were read."""
+
+    reports: list[PartitionReport] = field(default_factory=list)
+    counted: int = 0
+    why: list[str] = field(default_factory=list)
+    read_at: str | None = None
+
+    @property
+    def problems(self) -> int:
+        return self.counted + sum(len(r.findings) for r in self.reports)
+
+    @property
+    def unchecked(self) -> int:
+        return sum(1 for r in self.reports if r.end is not None and not r.end.checked)
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of decision rows, newest first."""
@@ -205,6 +247,17 @@ def _decision_row(r: tuple[Any, ...]) -> dict[str, Any]:
     return row
 
 
+def _end_row(report: PartitionReport) -> dict[str, Any]:
+    """A chain's end as ``integrity`` gives it: the audit partition (decisions) or the feed partition
+    (receipts) and what its end says against the group's committed offset."""
+    end = report.end
+    assert end is not None
+    state = "not checked" if not end.checked else "short" if end.short else "reaches"
+    return {"topic": report.topic, "partition": report.partition, "source": end.source, "group": end.group,
+            "last_offset": end.last if end.last >= 0 else None, "committed": end.committed, "state": state,
+            "text": end.describe(), "problems": len(report.findings)}
+
+
 class AuditIndex:
     """The audit index at ``path`` (package docstring): made when missing unless ``readonly``.
 
@@ -251,14 +304,17 @@ class AuditIndex:
             raise translated(exc, self.path, "registering the audit topics") from None
 
     def partition(self, topic: str, partition: int, holds: Holds, verify: VerifyFn, *, owner: str | None = None,
-                  check_receipts: bool = True, batch_rows: int = 5_000) -> PartitionIngest:
+                  check_receipts: bool = True, batch_rows: int = 5_000,
+                  reach: ReceiptReach | None = None) -> PartitionIngest:
         """An ingest of ``topic[partition]`` from its stored position (``.start``): ``add`` each record
         from there in offset order, then ``commit`` (``abort`` on failure). ``check_receipts``: check
         receipts against the decisions indexed (only once the decisions are indexed: a receipts topic
-        alone cannot say what was delivered)."""
+        alone cannot say what was delivered). ``reach``: count how far a receipts partition's
+        receipts reach into their feeds (a fresh one per partition, made with the feeds' partners
+        ``reach_basis`` was given)."""
         try:
             return PartitionIngest(self._conn, topic, partition, holds, owner, verify, check_receipts, batch_rows,
-                                   self.path)
+                                   self.path, reach)
         except sqlite3.Error as exc:
             raise translated(exc, self.path, f"reading where {topic}[{partition}] stands") from None
 
@@ -266,6 +322,37 @@ class AuditIndex:
         """Whether any decisions topic has been read (receipts are checked against it from then on)."""
         return bool(self._one("SELECT 1 FROM positions p JOIN topics t ON t.topic = p.topic "
                               "WHERE t.holds = 'decisions' AND p.next_offset > 0 LIMIT 1"))
+
+    def _set_meta(self, key: str, value: str, doing: str) -> None:
+        try:
+            with self._conn:
+                self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                                   "value = excluded.value", (key, value))
+        except sqlite3.Error as exc:
+            raise translated(exc, self.path, doing) from None
+
+    def reach_basis(self, feeds: FeedEnds | None) -> None:
+        """Note what this catch-up counts receipts' reach by (``feeds``: each feed's partner; None: not
+        counted). Counted under two bases (the policy's feeds changed, or a catch-up without them), the
+        stored reach means neither: the receipts' ends are then not checked until a rebuild."""
+        basis = _basis(feeds)
+        stored = self._one("SELECT value FROM meta WHERE key = 'reach_basis'")
+        read = self._one("SELECT 1 FROM positions p JOIN topics t ON t.topic = p.topic "
+                         "WHERE t.holds = 'receipts' AND p.next_offset > 0 LIMIT 1")
+        if stored != basis:
+            self._set_meta("reach_basis", basis if stored is None or not read else MIXED, "noting the feeds' partners")
+
+    def record_ends(self, ends: GroupEnds, unsettled: set[tuple[str, int]], trimmed: set[str]) -> None:
+        """Keep the groups' committed offsets this catch-up read before its reads (``end_reports`` checks
+        the chains' ends against them), the audit partitions whose open transactions did not end before
+        it read (``unsettled``) and the receipts topics records were deleted from (``trimmed``)."""
+        feeds = ends.feeds
+        self._set_meta("ends", _json({
+            "ingress": [[t, p, c] for (t, p), c in sorted(ends.ingress.items())],
+            "feeds": [[t, p, c] for (t, p), c in sorted(feeds.committed.items())], "asked": sorted(feeds.asked),
+            "prefix": feeds.feeds, "readers": feeds.readers, "basis": _basis(feeds), "refused": list(ends.refused),
+            "unsettled": sorted([t, p] for t, p in unsettled), "trimmed": sorted(trimmed),
+            "read_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}), "keeping the groups' offsets")
 
     def finish(self, now: datetime) -> None:
         """Note when the index last caught up."""
@@ -294,7 +381,71 @@ class AuditIndex:
         where, args = self._findings_where(scope, topics, repeated, texts=False)
         tails = sum(1 for t, _, key, s in chains if topics.get(t, ("", None))[0] == "receipts"
                     and chain_name(key) is not None and s.tail)
-        return int(self._one(f"SELECT COUNT(*) FROM findings WHERE {where}", args) or 0) + tails
+        ends = self.end_reports(scope).problems
+        return int(self._one(f"SELECT COUNT(*) FROM findings WHERE {where}", args) or 0) + tails + ends
+
+    def end_reports(self, scope: Scope = Scope()) -> ChainEnds:
+        """Each chain's end against the offset its group committed with it, as ``audit verify`` checks them
+        (``end_check``, ``unnamed_ingress``, ``receipt_ends``), from the offsets the last catch-up read
+        before its reads (``record_ends``) and the ends the index holds. A national auditor gets every
+        end; a scoped one the count of the decision chains' end problems, and its own feeds' ends."""
+        text = self._one("SELECT value FROM meta WHERE key = 'ends'")
+        if text is None:
+            return ChainEnds(why=["the index has not been caught up with the groups' committed offsets: run "
+                                  "`puente audit index` (or `--rebuild`) as the auditor"])
+        snap = json.loads(text)
+        topics = self._topics()
+        out = ChainEnds(why=list(snap["refused"]), read_at=snap["read_at"])
+        unsettled = {(t, p) for t, p in snap["unsettled"]}
+        ingress = {(t, p): c for t, p, c in snap["ingress"]}
+        decided = []
+        for topic, part, source, last, at in self._all("SELECT topic, partition, source, last, \"offset\" FROM "
+                                                       "chain_ends ORDER BY topic, partition"):
+            if topics.get(topic, ("", None))[0] != "decisions":
+                continue
+            where, _, number = source.rpartition(":")
+            end = EndCheck(source, last, ingress.get((where, int(number))) if number.isdigit() else None)
+            if end.short and (topic, part) in unsettled:
+                end = replace(end, unsettled=True)
+            report = PartitionReport(topic, part, end=end)
+            # Unsound records after the last sound block are findings already, and the end may be among them.
+            if end.short and not self._one("SELECT 1 FROM findings WHERE topic = ? AND partition = ? AND "
+                                           "\"offset\" > ? LIMIT 1", (topic, part, at)):
+                report.findings.append(Finding(topic, part, at, end.problem()))
+            decided.append(report)
+        decided += unnamed_ingress(decided, ingress)
+        if scope.national:
+            out.reports += decided
+        else:
+            out.counted = sum(len(r.findings) for r in decided)
+        out.reports += self._receipt_ends(scope, snap, topics, unsettled)
+        if self._one("SELECT value FROM meta WHERE key = 'reach_basis'") != snap["basis"]:
+            out.why.append("the index counted receipts under another policy's feed partners, or without them: "
+                           "run `puente audit index --rebuild`")
+        return out
+
+    def _receipt_ends(self, scope: Scope, snap: dict[str, Any], topics: Mapping[str, tuple[str, str | None]],
+                      unsettled: set[tuple[str, int]]) -> list[PartitionReport]:
+        reach = ReceiptReach(snap["readers"], snap["prefix"])
+        for feed, part, sound, accepted, seen in self._all("SELECT feed, partition, sound, accepted, seen "
+                                                           "FROM receipt_reach"):
+            for kept, value in ((reach.sound, sound), (reach.accepted, accepted), (reach.seen, seen)):
+                if value >= 0:
+                    kept[(feed, part)] = value
+        for feed, partner in self._all("SELECT feed, partner FROM receipt_claims"):
+            reach.claims.setdefault(feed, set()).add(partner)
+        receipts = {t: owner for t, (holds, owner) in topics.items() if holds == "receipts"}
+        written = {t for (t,) in self._all("SELECT DISTINCT topic FROM chains UNION "
+                                           "SELECT DISTINCT topic FROM findings")}
+        silent = {owner or "" for t, owner in receipts.items() if t not in written and t not in snap["trimmed"]}
+        stuck = {receipts[t] for t, _ in unsettled if t in receipts}
+        reports = receipt_ends(reach, {(t, p): c for t, p, c in snap["feeds"]}, frozenset(snap["asked"]),
+                               subscriber_group, stuck, silent)
+        if self._one("SELECT value FROM meta WHERE key = 'reach_basis'") != snap["basis"]:
+            reports = [PartitionReport(r.topic, r.partition, end=replace(r.end, why=(
+                "the receipts were counted under another policy's feed partners")) if r.end else None)
+                for r in reports]
+        return reports if scope.national else [r for r in reports if reach.reader(r.topic) == scope.partner]
 
     # ---- scope ----------------------------------------------------------------------------------
     def _topics(self) -> dict[str, tuple[str, str | None]]:
@@ -569,13 +720,19 @@ class AuditIndex:
                            "records": 0, "signed": 0, "unsigned_tail": 0, "last_checkpoint_at": None,
                            "last_checkpoint_seq": None, "last_checkpoint_offset": None, "problems": n})
         chains.sort(key=lambda c: (c["problems"] == 0, c["topic"], c["partition"], str(c["chain"])))
+        ends = self.end_reports(scope)
+        for f in (f for r in ends.reports for f in r.findings):
+            total += 1
+            findings.append({"topic": f.topic, "partition": f.partition, "offset": f.offset, "problem": f.problem})
         findings.sort(key=lambda f: (f["topic"], f["partition"], f["offset"]))
         seen = self._visible(scope, topics, texts=False)
         positions = [{"topic": t, "partition": p, "next_offset": n} for t, p, n in
                      self._all("SELECT topic, partition, next_offset FROM positions ORDER BY topic, partition")
                      if seen is None or t in seen]
         return {"chains": chains, "findings": findings[:max(0, limit)], "findings_total": total,
-                "positions": positions, "indexed_at": self._one("SELECT value FROM meta WHERE key = 'indexed_at'")}
+                "positions": positions, "indexed_at": self._one("SELECT value FROM meta WHERE key = 'indexed_at'"),
+                "ends": [_end_row(r) for r in ends.reports if r.end is not None], "end_problems": ends.problems,
+                "ends_unchecked": ends.unchecked, "ends_why": ends.why, "ends_read_at": ends.read_at}
 
     def dead_letters(self, scope: Scope) -> list[dict[str, Any]]:
         """Dead letters grouped by reason and source (the ingress topic); never a payload. Scoped: none."""

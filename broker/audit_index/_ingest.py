@@ -18,8 +18,17 @@ from typing import Any
 
 import orjson
 
-from broker.audit.chain import chain_owner, flatten
-from broker.audit.verify import DELIVERED, ChainState, Finding, Holds, PartitionWalk, VerifyFn, unmatched_receipt
+from broker.audit.chain import chain_owner, flatten, last_ingress
+from broker.audit.verify import (
+    DELIVERED,
+    ChainState,
+    Finding,
+    Holds,
+    PartitionWalk,
+    ReceiptReach,
+    VerifyFn,
+    unmatched_receipt,
+)
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, translated
 from puente.errors import StoreError
 
@@ -51,11 +60,17 @@ def _json(value: Any) -> str:
         return json.dumps(value, default=str, ensure_ascii=False)
 
 
+def _waiting(stored: Any) -> dict[str, dict[tuple[str, int], tuple[int, int]]]:
+    """``ReceiptReach.waiting`` back from what ``_commit_reach`` stored (the index's own JSON)."""
+    return {chain: {(t, p): (newest, accepted) for t, p, newest, accepted in places} for chain, places in stored}
+
+
 class PartitionIngest:
     """One partition's records into the index (module docstring). Made by ``AuditIndex.partition``."""
 
     def __init__(self, conn: sqlite3.Connection, topic: str, partition: int, holds: Holds, owner: str | None,
-                 verify: VerifyFn, check_receipts: bool, batch_rows: int = 5_000, path: Path | None = None) -> None:
+                 verify: VerifyFn, check_receipts: bool, batch_rows: int = 5_000, path: Path | None = None,
+                 reach: ReceiptReach | None = None) -> None:
         self._conn, self.topic, self.partition, self.holds = conn, topic, partition, holds
         self.path = path or Path("(the audit index)")
         self.check_receipts, self.batch_rows = check_receipts, batch_rows
@@ -65,6 +80,15 @@ class PartitionIngest:
         chains = {chain_name(key): ChainState.from_json(json.loads(state)) for key, state in conn.execute(
             "SELECT chain_key, state FROM chains WHERE topic = ? AND partition = ?", (topic, partition))}
         self._walk = PartitionWalk(topic, partition, verify, holds, owner, chains)
+        # Where the chain ends, for the check against the groups' committed offsets (``AuditIndex.end_reports``):
+        # a decisions partition's newest sound block naming an ingress record; how far a receipts
+        # partition's sound receipts reach into the partner's feed, continued from what is stored.
+        self._end: tuple[str, int, int] | None = None  # (ingress "topic:partition", its offset, the block's offset)
+        self._reach = reach if holds == "receipts" else None
+        if self._reach is not None:
+            row = conn.execute("SELECT waiting FROM receipts_waiting WHERE topic = ? AND partition = ?",
+                               (topic, partition)).fetchone()
+            self._reach.begin(owner, _waiting(json.loads(row[0])) if row else None)
         self._open = False
         self._since_commit = 0
         self.records = self.rows = 0
@@ -95,15 +119,20 @@ class PartitionIngest:
         for chain in self._walk.cut:  # receipts cut off from their chain: no checkpoint will vouch for them
             self._conn.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
                                (self.topic, self.partition, chain_key(chain)))
+        placed = []  # a sound receipt naming a place its partner cannot have read (``ReceiptReach.take``)
+        if self._reach is not None and (why := self._reach.take(doc, not found, self._walk.cut)) is not None:
+            placed.append(Finding(self.topic, self.partition, offset, why))
         unmatched = 0
         if doc is not None and not found:
+            if self.holds == "decisions" and (where := last_ingress(doc)) is not None:
+                self._end = (f"{where[0]}:{where[1]}", where[2], offset)
             found = self._rows(offset, doc)
             unmatched = 1  # the only findings ``_rows`` gives: receipts for no audited delivery
-        for f in found:
+        for f, flag in [*((f, unmatched) for f in found), *((f, 0) for f in placed)]:
             key = UNKNOWN_CHAIN if doc is None else chain_key(doc.get("chain"))
             self._conn.execute("INSERT INTO findings (topic, partition, \"offset\", chain_key, problem, unmatched) "
-                               "VALUES (?, ?, ?, ?, ?, ?)", (f.topic, f.partition, f.offset, key, f.problem, unmatched))
-        self.found += len(found)
+                               "VALUES (?, ?, ?, ?, ?, ?)", (f.topic, f.partition, f.offset, key, f.problem, flag))
+        self.found += len(found) + len(placed)
         self.records += 1
         self._since_commit += max(1, self.rows - before)
         self.next_offset = offset + 1
@@ -140,9 +169,33 @@ class PartitionIngest:
                       "ON CONFLICT (topic, partition, chain_key) DO UPDATE SET state = excluded.state",
                       [(self.topic, self.partition, chain_key(name), _json(state.to_json()))
                        for name, state in self._walk.chains.items()])
+        if self._end is not None:
+            c.execute("INSERT INTO chain_ends (topic, partition, source, last, \"offset\") VALUES (?, ?, ?, ?, ?) "
+                      "ON CONFLICT (topic, partition) DO UPDATE SET source = excluded.source, last = excluded.last, "
+                      "\"offset\" = excluded.\"offset\"", (self.topic, self.partition, *self._end))
+        if self._reach is not None:
+            self._commit_reach(self._reach)
         c.execute("COMMIT")
         self._open = False
         self._since_commit = 0
+
+    def _commit_reach(self, reach: ReceiptReach) -> None:
+        """The reach this ingest's receipts add (each a maximum: a crash that re-reads adds nothing twice),
+        the feeds their partners claim, and what waits for a checkpoint in this partition."""
+        c = self._conn
+        places = set(reach.sound) | set(reach.accepted) | set(reach.seen)
+        c.executemany("INSERT INTO receipt_reach (feed, partition, sound, accepted, seen) VALUES (?, ?, ?, ?, ?) "
+                      "ON CONFLICT (feed, partition) DO UPDATE SET sound = MAX(sound, excluded.sound), "
+                      "accepted = MAX(accepted, excluded.accepted), seen = MAX(seen, excluded.seen)",
+                      [(t, p, reach.sound.get((t, p), -1), reach.accepted.get((t, p), -1), reach.seen.get((t, p), -1))
+                       for t, p in sorted(places)])
+        c.executemany("INSERT OR IGNORE INTO receipt_claims (feed, partner) VALUES (?, ?)",
+                      [(feed, partner) for feed, partners in reach.claims.items() for partner in partners])
+        c.execute("INSERT INTO receipts_waiting (topic, partition, waiting) VALUES (?, ?, ?) ON CONFLICT (topic, "
+                  "partition) DO UPDATE SET waiting = excluded.waiting",
+                  (self.topic, self.partition, _json([[chain, [[t, p, newest, accepted]
+                                                              for (t, p), (newest, accepted) in places.items()]]
+                                                      for chain, places in reach.waiting.items()])))
 
     def abort(self) -> None:
         """Forget what was added since the last commit (the next run reads it again)."""

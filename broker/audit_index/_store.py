@@ -16,7 +16,7 @@ from broker.keystore import private_folder
 from broker.private_files import PrivateFile
 from puente.errors import StoreBusy, StoreError
 
-SCHEMA_VERSION = 3  # PRAGMA user_version of the layout below
+SCHEMA_VERSION = 4  # PRAGMA user_version of the layout below
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -93,6 +93,15 @@ CREATE INDEX IF NOT EXISTS receipts_by_partner ON receipts (partner, at_ms);
 CREATE TABLE IF NOT EXISTS pending_receipts (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, chain_key TEXT NOT NULL, "offset" INTEGER NOT NULL,
     row TEXT NOT NULL, PRIMARY KEY (topic, partition, chain_key, "offset"));
+CREATE TABLE IF NOT EXISTS chain_ends (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, source TEXT NOT NULL, last INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL, PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS receipt_reach (
+    feed TEXT NOT NULL, partition INTEGER NOT NULL, sound INTEGER NOT NULL, accepted INTEGER NOT NULL,
+    seen INTEGER NOT NULL, PRIMARY KEY (feed, partition));
+CREATE TABLE IF NOT EXISTS receipt_claims (feed TEXT NOT NULL, partner TEXT NOT NULL, PRIMARY KEY (feed, partner));
+CREATE TABLE IF NOT EXISTS receipts_waiting (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, waiting TEXT NOT NULL, PRIMARY KEY (topic, partition));
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
     block INTEGER, alert_id TEXT, reason TEXT, detail TEXT, source TEXT, ingress TEXT, ingress_ms INTEGER,

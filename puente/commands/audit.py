@@ -19,32 +19,27 @@ from broker.audit import EndCheck, PartitionReport
 from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, recall_status
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
-    FeedEnds,
     IndexProgress,
     LogFilter,
     ack_deadlines,
     audit_topics,
-    broker_ends,
     collect_denials,
+    group_ends,
     index_topics,
     read_log,
     signature_checks,
-    subscriber_ends,
     verify_topics,
 )
 from broker.crypto import BROKER_OWNER, KeyKind, sign_checkpoint
 from broker.keystore import Keystore, auditor_path
 from broker.spill import TimeSorted
-from broker.topology import TopicNames, feed_readers
+from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, when
 from puente.commands.console import register_audit_verbs
 from puente.errors import (
     EXIT_PROBLEMS,
     EXIT_UNCHECKED,
-    ConfigError,
-    KafkaAccessError,
-    KafkaOperationError,
 )
 from puente.wire import iso_utc
 
@@ -120,26 +115,10 @@ def _verify(args: argparse.Namespace) -> int:
 
     async def walk() -> list[PartitionReport]:
         found = await audit_topics(conn, cfg.topic_prefix)
-        # The offsets first: what the broker commits during the walk only lengthens its chains. A login
-        # refused them still has every chain walked; each end is then reported as not checked, and why.
-        try:
-            ends = await broker_ends(conn, cfg.broker_group, cfg.topic_prefix)
-        except (KafkaAccessError, KafkaOperationError) as exc:
-            refused.append(str(exc))
-            ends = {}
-        # Which partner reads which feed is the policy's word: only that partner's receipts count for it.
-        try:
-            readers = feed_readers(load_policy_set(cfg.policy_dir), TopicNames(cfg.topic_prefix))
-        except ConfigError as exc:  # PolicyError too
-            refused.append(f"the policy in {cfg.policy_dir} could not be read ({str(exc).splitlines()[0]}), and it "
-                           "says which partner reads each feed: check PUENTE_POLICY_DIR")
-            readers = {}
-        try:
-            feed_ends = await subscriber_ends(conn, cfg.topic_prefix, found.feeds, readers)
-        except (KafkaAccessError, KafkaOperationError) as exc:
-            refused.append(str(exc))
-            feed_ends = FeedEnds({}, frozenset(), TopicNames(cfg.topic_prefix).feeds, readers)
-        return await verify_topics(conn, found.roles, check, found.owners, ends, feed_ends)
+        # The offsets first: what the broker commits during the walk only lengthens its chains.
+        ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
+        refused.extend(ends.refused)
+        return await verify_topics(conn, found.roles, check, found.owners, ends.ingress, ends.feeds)
 
     reports = run(walk())
     problems = [f for r in reports for f in r.findings]
@@ -254,16 +233,20 @@ def _index(args: argparse.Namespace) -> int:
 
         async def catch_up() -> Any:
             found = await audit_topics(conn, cfg.topic_prefix)
+            # The groups' offsets first, as for `audit verify`: the index checks the chains' ends against them.
+            ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
             with AuditIndex(target) as index:
-                return await index_topics(conn, found.roles, check, index, found.owners, progress)
+                return await index_topics(conn, found.roles, check, index, found.owners, progress, ends=ends)
 
         done = run(catch_up())
     rate = done.records / done.seconds if done.seconds else 0.0
     print(f"audit index {path}: {done.records:,} new record(s) read in {done.seconds:.1f}s ({rate:,.0f}/s), "
           f"{done.rows:,} row(s) indexed from {done.partitions} partition(s); "
           + (f"{done.problems} problem(s) in the audit (run `puente audit verify`)" if done.problems
-             else "no problems"))
-    return 1 if done.problems else 0
+             else "no problems")
+          + (f"; {done.unchecked} chain end(s) not checked: {'; '.join(done.why)}" if done.unchecked or done.why
+             else ""))
+    return _verify_status(range(done.problems), done.unchecked or len(done.why))
 
 
 def _collect(args: argparse.Namespace) -> int:

@@ -188,12 +188,17 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
                                                                      str(c.get("topic")), int(c.get("partition") or 0)))
             findings = list(found.get("findings", ()))[:MAX_FINDINGS]
             texts = max(int(found.get("findings_total") or 0), len(findings))
-            # The banner counts every chain's problems: a scoped auditor is given the counts of the
-            # decisions' chains but not their texts, and "no problem found" would then be false.
-            problems = max(sum(int(c.get("problems") or 0) for c in chains), texts)
+            # The banner counts every chain's problems and every end's: a scoped auditor is given the
+            # counts of the decisions' chains but not their texts, and "no problem found" would then be false.
+            problems = max(sum(int(c.get("problems") or 0) for c in chains) + int(found.get("end_problems") or 0),
+                           texts)
+            ends = sorted(found.get("ends", ()), key=lambda e: (e.get("state") == "reaches", str(e.get("topic")),
+                                                               int(e.get("partition") or 0)))
             return problems, lambda: console.html(
                 "integrity.html", request, session, chains=chains, findings=findings, problems=problems,
-                more=texts - len(findings), untold=problems - texts, indexed_at=found.get("indexed_at"))
+                more=texts - len(findings), untold=problems - texts, indexed_at=found.get("indexed_at"),
+                ends=ends, ends_unchecked=int(found.get("ends_unchecked") or 0), ends_why=found.get("ends_why") or [],
+                ends_read_at=found.get("ends_read_at"))
 
         return await console.answer(request, session, "integrity", {}, work)
 

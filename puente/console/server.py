@@ -21,7 +21,7 @@ from pathlib import Path
 import uvicorn
 
 from broker.audit_index import AuditIndex, writer_lock
-from broker.auditor import IndexRun, audit_topics, index_topics, signature_checks
+from broker.auditor import IndexRun, audit_topics, group_ends, index_topics, signature_checks
 from broker.kafka import KafkaConnection
 from broker.keystore import auditor_path
 from broker.oversight import QueryLog
@@ -88,8 +88,9 @@ def catch_up_index(cfg: PuenteSettings, conn: KafkaConnection, path: Path) -> Ca
 
     async def indexed() -> IndexRun:
         found = await audit_topics(conn, cfg.topic_prefix)
+        ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
         with writer_lock(path), AuditIndex(path) as index:
-            return await index_topics(conn, found.roles, check, index, found.owners)
+            return await index_topics(conn, found.roles, check, index, found.owners, ends=ends)
 
     async def catch_up() -> IndexRun:
         return await asyncio.to_thread(asyncio.run, indexed())

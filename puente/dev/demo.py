@@ -36,18 +36,18 @@ from adapters.registry import get
 from adapters.run import Tally, adapt_paths
 from broker.access import AUDITOR, BROKER, CONSOLE, agency_principal, parties, partner_principal, plan
 from broker.audit.recalls import recall_status
+from broker.audit.verify import GroupEnds
 from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import (
     AuditTopics,
     LogFilter,
     ack_deadlines,
     audit_topics,
-    broker_ends,
     collect_denials,
+    group_ends,
     index_topics,
     read_log,
     signature_checks,
-    subscriber_ends,
     verify_topics,
 )
 from broker.console_accounts import ConsoleAccounts, default_accounts_path
@@ -59,7 +59,7 @@ from broker.keystore import Keystore, auditor_path, provision_all
 from broker.partner import subscriber_for
 from broker.partner_store import PartnerStore
 from broker.service import build_worker, check_topology
-from broker.topology import TopicNames, feed_readers
+from broker.topology import TopicNames
 from policies import PolicySet, load_policy_set
 from puente import logs
 from puente.dev import samplegen
@@ -362,10 +362,9 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     print(f"      {collected} denial(s) collected from the authorizer's log into {names.denials}")
     _step(8, "auditor, as its own login: verify every hash chain and every signature")
     found = await audit_topics(auditor, cfg.topic_prefix)
-    ends = await broker_ends(auditor, cfg.broker_group, cfg.topic_prefix)
-    feed_ends = await subscriber_ends(auditor, cfg.topic_prefix, found.feeds, feed_readers(policy, names))
+    ends = await group_ends(auditor, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
     reports = await verify_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), found.owners,
-                                  ends, feed_ends)
+                                  ends.ingress, ends.feeds)
     problems = [f for r in reports for f in r.findings]
     _step(9, "result, from the audit topics")
     decisions, dead, receipts, denials, actions = await _audit_counts(cfg, auditor, found)
@@ -380,8 +379,10 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     ok = ok and bool(denials)
     print()
     _step(10, "auditors' console: index the audit (verifying every chain again) and make two console accounts")
-    for line in await _console(cfg, auditor, found, policy, run_id):
+    indexed, lines = await _console(cfg, auditor, found, policy, run_id, ends)
+    for line in lines:
         print(f"      {line}")
+    ok = ok and indexed
     print(f"Finished in {time.monotonic() - started:.0f}s.")
     return 0 if ok else 1
 
@@ -390,14 +391,17 @@ CONSOLE_ENV = Path(".puente/demo/console.env")  # what `make console` serves: th
 
 
 async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTopics, policy: PolicySet,
-                   run_id: str) -> list[str]:
+                   run_id: str, ends: GroupEnds) -> tuple[bool, list[str]]:
     """Index this run's audit as the auditor, give the console a national auditor and a USA joint-oversight
-    auditor with fresh passwords, and write what `make console` needs to serve it."""
+    auditor with fresh passwords, and write what `make console` needs to serve it. True when the index found
+    no problem and checked every chain's end, as `audit verify` did."""
     index_path = Path(".puente/demo/console") / run_id / "index.sqlite"
     index_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with writer_lock(index_path), AuditIndex(index_path) as index:
         done = await index_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), index,
-                                  found.owners)
+                                  found.owners, ends=ends)
+        checked = index.end_reports()
+    reached = sum(1 for r in checked.reports if r.end is not None and r.end.checked and not r.end.short)
     accounts_path = default_accounts_path(cfg.keys)
     logins = {"auditor": "national", "usa-oversight": "USA"}
     passwords = {name: secrets.token_urlsafe(12) for name in logins}
@@ -413,7 +417,11 @@ async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTo
         "PUENTE_CLIENT_CONFIG": Path(party_connection(cfg.login_root, CONSOLE).source).resolve(),
         "PUENTE_AUDIT_INDEX": index_path.resolve()}.items()),
         encoding="utf-8")
-    return [f"{done.rows} audit rows indexed from {done.records} records, {done.problems} problem(s), in {index_path}",
+    ok = done.problems == 0 and done.unchecked == 0 and not done.why
+    return ok, [
+            f"{done.rows} audit rows indexed from {done.records} records, {done.problems} problem(s), in {index_path}",
+            f"chain ends the index checked against their groups' committed offsets: {reached} of "
+            f"{len(checked.reports)} reach them" + (f" ({'; '.join(done.why)})" if done.why else ""),
             "browse it: `make console`, then open http://127.0.0.1:8443/ and sign in as",
             f"  auditor        / {passwords['auditor']}   (national: everything)",
             f"  usa-oversight  / {passwords['usa-oversight']}   (joint oversight: only what concerns USA)"]

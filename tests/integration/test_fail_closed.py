@@ -18,6 +18,7 @@ from puente_testing import Env, cli, delivered_most, read_topic, run_broker
 
 from broker.access import subscriber_group
 from broker.audit import ChainHead, ChainWriter
+from broker.audit_index import AuditIndex, Scope
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
 from broker.partner import Subscriber, opener_for, receipt_signer
@@ -200,12 +201,19 @@ async def test_audit_verify_sees_a_decision_partition_emptied(env: Env) -> None:
     assert "no sound decision chain records any of this partition's records" in problem[0]
 
 
-async def test_audit_verify_sees_receipts_missing_from_a_partners_end(env: Env) -> None:
+async def test_audit_verify_sees_receipts_missing_from_a_partners_end(env: Env, tmp_path: Path) -> None:
     """A partner's receipts commit with its subscriber group's feed offsets, so receipts dropped from the end of its
     chains (or the group moved past records never received) leave the group's offset past the last receipt:
-    `audit verify` exits 1 naming the feed partition and the offsets with no receipt. A partner whose subscriber
-    never ran has nothing to check; offsets set back are no problem; a receipts partition emptied with
-    DeleteRecords is a finding at each feed partition the group committed past."""
+    `audit verify` exits 1 naming the feed partition and the offsets with no receipt, and so does `audit index`
+    (the console's integrity page), from the offsets each catch-up reads. A partner whose subscriber never ran has
+    nothing to check; offsets set back are no problem; a receipts partition emptied with DeleteRecords is a
+    finding at each feed partition the group committed past."""
+    index = tmp_path / "audit" / "index.sqlite"
+
+    def catch_up(*more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cli("audit", "index", "--index", str(index), *more), env=env.env_vars("auditor"),
+                              capture_output=True, text=True, check=False, timeout=300)
+
     partner, want, _ = await delivered_most(env, 120, seed=59)
     got = await _subscriber(env, partner).run(io.StringIO(), idle_exit_s=3)
     assert got.received == len(want)
@@ -217,6 +225,9 @@ async def test_audit_verify_sees_receipts_missing_from_a_partners_end(env: Env) 
     assert all(e["checked"] and e["committed"] == e["last_offset"] + 1 for e in feeds)
     assert {e["group"] for e in feeds} == {subscriber_group(env.feed(partner))}
     assert sum(e["committed"] for e in feeds) >= len(want)  # every delivery, and the notices if any
+    indexed = catch_up()
+    assert indexed.returncode == 0 and "no problems" in indexed.stdout, indexed.stdout + indexed.stderr
+    assert "not checked" not in indexed.stdout
 
     end = feeds[0]
     await _commit_offset(env, end["group"], end["feed"], end["committed"] + 3)
@@ -225,10 +236,17 @@ async def test_audit_verify_sees_receipts_missing_from_a_partners_end(env: Env) 
     problem = [line for line in short.stdout.splitlines() if line.startswith("PROBLEM")]
     topic, part = end["feed"].rsplit(":", 1)
     assert len(problem) == 1 and problem[0].startswith(f"PROBLEM {topic}[{part}]"), problem
-    assert (f"receipts of the feed records from offset {end['committed']} to {end['committed'] + 2} are missing"
-            in problem[0])
+    gap = f"receipts of the feed records from offset {end['committed']} to {end['committed'] + 2} are missing"
+    assert gap in problem[0]
+    indexed = catch_up()
+    assert indexed.returncode == 1 and "1 problem(s)" in indexed.stdout, indexed.stdout + indexed.stderr
+    with AuditIndex(index, readonly=True) as read:
+        found = read.integrity(Scope())
+        assert [f["problem"] for f in found["findings"] if gap in f["problem"]]
+        assert [e["state"] for e in found["ends"] if e["source"] == end["feed"]] == ["short"]
     await _commit_offset(env, end["group"], end["feed"], end["committed"] - 1)
     assert _verify(env).returncode == 0
+    assert catch_up().returncode == 0
 
     admin = AdminClient(env.conn.librdkafka())
     emptied = [ConfluentTopicPartition(env.names.receipts(partner), p, OFFSET_END)

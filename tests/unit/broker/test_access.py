@@ -250,27 +250,27 @@ async def test_a_rule_the_client_cannot_name_is_a_failure_not_a_wider_delete(pol
 
 
 def test_the_auditor_may_see_the_broker_groups_offsets_but_read_no_alert(policy: PolicySet) -> None:
-    """`audit verify` checks each decision chain's end against the broker group's committed ingress offsets: the
-    auditor may DESCRIBE that group and the ingress topics (OffsetFetch), and nothing more of them; the console,
-    which does not check ends, gets none of it, nor does any other party."""
+    """`audit verify` and the console's index check each decision chain's end against the broker group's committed
+    ingress offsets: the auditor and the console may DESCRIBE that group and the ingress topics (OffsetFetch), and
+    nothing more of them; no other party but the broker gets any of it."""
     acls = plan(policy, NAMES, AGENCIES, GROUP)
     ingress = {a for a in acls if a.resource == "TOPIC" and a.name.startswith("puente.ingress")}
     group = {a for a in acls if a.resource == "GROUP" and a.name == GROUP}
-    assert {a for a in ingress | group if a.principal == "auditor"} == {
-        Acl("auditor", "GROUP", GROUP, "LITERAL", "DESCRIBE"),
-        Acl("auditor", "TOPIC", "puente.ingress.", "PREFIXED", "DESCRIBE")}
-    assert not {a for a in ingress | group if a.principal == "console"}
-    assert {a.principal for a in group} == {"broker", "auditor"}
+    for checker in ("auditor", "console"):
+        assert {a for a in ingress | group if a.principal == checker} == {
+            Acl(checker, "GROUP", GROUP, "LITERAL", "DESCRIBE"),
+            Acl(checker, "TOPIC", "puente.ingress.", "PREFIXED", "DESCRIBE")}
+    assert {a.principal for a in group} == {"broker", "auditor", "console"}
 
 
 def test_the_auditor_may_see_the_subscriber_groups_offsets_but_read_no_feed(policy: PolicySet) -> None:
     """`audit verify` checks each partner's receipts against its subscriber group's committed feed offsets: the
     auditor may DESCRIBE the feed topics and the groups named after them (OffsetFetch), never READ a feed nor
-    join, commit in or delete a group; the console gets none of it."""
+    join, commit in or delete a group; the console, which checks the same ends in its index, likewise."""
     acls = plan(policy, NAMES, AGENCIES, GROUP)
     feeds = {a for a in acls if a.name.startswith(NAMES.feeds) and a.principal in ("auditor", "console")}
-    assert feeds == {Acl("auditor", "GROUP", NAMES.feeds, "PREFIXED", "DESCRIBE"),
-                     Acl("auditor", "TOPIC", NAMES.feeds, "PREFIXED", "DESCRIBE")}
+    assert feeds == {Acl(checker, resource, NAMES.feeds, "PREFIXED", "DESCRIBE")
+                     for checker in ("auditor", "console") for resource in ("GROUP", "TOPIC")}
     for partner in policy.partners:
         feed = NAMES.feed(policy.partners[partner].feed_topic)
         assert subscriber_group(feed).startswith(NAMES.feeds)  # the prefix covers every partner's group

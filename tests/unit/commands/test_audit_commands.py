@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import broker.auditor as auditor
 import puente.commands.audit as audit
 from broker.audit import Finding, PartitionReport
 from broker.audit.verify import EndCheck
@@ -78,8 +79,8 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
 
     monkeypatch.setattr(audit, "settings", lambda args: SimpleNamespace(keys=tmp_path / "keys", topic_prefix="p",
                                                                         broker_group="p-broker", policy_dir=None))
-    monkeypatch.setattr(audit, "broker_ends", broker_ends)
-    monkeypatch.setattr(audit, "subscriber_ends", subscriber_ends)
+    monkeypatch.setattr(auditor, "broker_ends", broker_ends)  # what `group_ends` reads, as the command calls it
+    monkeypatch.setattr(auditor, "subscriber_ends", subscriber_ends)
     monkeypatch.setattr(audit, "kafka", lambda cfg, name: None)
     monkeypatch.setattr(audit, "signature_checks", lambda keys, files: lambda *a: True)
     monkeypatch.setattr(audit, "audit_topics", audit_topics)

@@ -9,7 +9,7 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -195,3 +195,55 @@ def test_signing_in_again_ends_the_browsers_previous_session(accounts: ConsoleAc
     thief = TestClient(create_app(config), follow_redirects=False)
     thief.cookies.set(config.cookie, old)
     assert thief.get("/").status_code == 303  # to the sign-in page
+
+
+class _Ends(FakeIndex):
+    """An index with no chain problem whose ends are given per test: ``ends`` rows, ``counted`` end problems."""
+
+    ends: ClassVar[list[dict[str, Any]]] = []
+    counted = 0
+    read_at: str | None = "2026-11-01T11:00:00Z"
+
+    def integrity(self, scope: Scope) -> dict[str, Any]:
+        found = super().integrity(scope)
+        end_findings = [{"topic": e["topic"], "partition": e["partition"], "offset": 9, "problem": e["text"]}
+                        for e in self.ends if e["state"] == "short"]
+        return {**found, "chains": [{**found["chains"][0], "problems": 0}], "findings": end_findings,
+                "findings_total": len(end_findings), "ends": self.ends,
+                "end_problems": len(end_findings) + self.counted,
+                "ends_unchecked": sum(1 for e in self.ends if e["state"] == "not checked"),
+                "ends_why": ["a reason given"] if any(e["state"] == "not checked" for e in self.ends) else [],
+                "ends_read_at": self.read_at}
+
+
+def _end(state: str, text: str) -> dict[str, Any]:
+    return {"topic": "t.feed.USA", "partition": 0, "source": "t.feed.USA:0", "group": "t.feed.USA.subscriber",
+            "last_offset": 3, "committed": 7, "state": state, "text": text, "problems": int(state == "short")}
+
+
+@pytest.mark.parametrize(("ends", "counted", "read_at", "banner", "problems"), [
+    ([_end("reaches", "receipts reach it")], 0, "2026-11-01T11:00:00Z", 'id="no-findings"', 0),
+    ([_end("short", "receipts of the feed records from offset 4 to 6 are missing")], 0, "2026-11-01T11:00:00Z",
+     'id="findings"', 1),
+    ([_end("not checked", "end not checked")], 0, "2026-11-01T11:00:00Z", 'id="no-findings-unchecked"', 0),
+    ([], 0, None, 'id="no-findings-unchecked"', 0),  # an index never caught up with the groups' offsets
+    ([], 2, "2026-11-01T11:00:00Z", 'id="findings"', 2),  # a scoped auditor's counted decision-chain ends
+])
+def test_the_integrity_page_shows_every_chain_end_and_never_calls_an_unchecked_one_sound(
+        accounts: ConsoleAccounts, sink: Sink, ends: list[dict[str, Any]], counted: int, read_at: str | None,
+        banner: str, problems: int) -> None:
+    """Chain ends the index checked against their groups' committed offsets are a table; a short one is a problem
+    the banner counts, and an end not checked (or none checked at all) turns "No problem found" into a banner
+    that says records dropped from a chain's end would not show."""
+    fake = type("Fake", (_Ends,), {"ends": ends, "counted": counted, "read_at": read_at})
+    client = TestClient(create_app(ConsoleConfig(lambda: fake(), accounts, sink)), follow_redirects=False)
+    _sign_in(client, "sam")
+    page = client.get("/integrity").text
+    assert banner in page
+    assert ('id="no-findings"' in page) == (banner == 'id="no-findings"')
+    assert page.count('class="end ') == len(ends)
+    for e in ends:
+        assert f'data-state="{e["state"]}"' in page and e["text"] in page
+    if problems:
+        assert f"{problems} problem" in page
+    assert sink.records[-1]["results"] == problems

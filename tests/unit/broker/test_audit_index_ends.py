@@ -1,0 +1,210 @@
+"""The audit index checks chain ends as `audit verify` does: each decision chain against the broker group's
+committed ingress offsets, each partner's receipts against its subscriber group's committed feed offsets, from
+the offsets the last catch-up read before its reads. Records dropped from a chain's end show on the console."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from broker.audit import ChainWriter, PartitionWalk
+from broker.audit.verify import FeedEnds, GroupEnds, ReceiptReach, receipt_ends
+from broker.audit_index import AuditIndex, Scope
+from broker.crypto import checker, sign_checkpoint
+from puente.wire import iso_utc
+
+DECISIONS, COL_RCPT, USA_RCPT = "t.audit.decisions", "t.receipts.COL", "t.receipts.USA"
+HOLDS = {DECISIONS: "decisions", COL_RCPT: "receipts", USA_RCPT: "receipts"}
+OWNERS = {COL_RCPT: "COL", USA_RCPT: "USA"}
+READERS = {"t.feed.COL": "COL", "t.feed.USA": "USA"}
+KEYS = {kid: Ed25519PrivateKey.generate() for kid in ("broker-sign-2026a", "COL-rcpt-2026a", "USA-rcpt-2026a")}
+VERIFY = checker({kid: key.public_key() for kid, key in KEYS.items()})
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SNM0, SNM1 = ("t.ingress.SNM", 0), ("t.ingress.SNM", 1)
+COL0, USA0 = ("t.feed.COL", 0), ("t.feed.USA", 0)
+
+
+def _sign(kid: str) -> Any:
+    return lambda payload: sign_checkpoint(KEYS[kid], payload)
+
+
+def _decisions(*blocks: range) -> list[bytes]:
+    """One block per range of ingress offsets of t.ingress.SNM[0], each offset an alert decided for COL."""
+    writer = ChainWriter(DECISIONS, 0)
+    return [writer.block([{"kind": "ALERT", "alert_id": f"SNM:{i}", "ingress": f"t.ingress.SNM:0:{i}",
+                           "at": iso_utc(T0), "decisions": [{"partner": "COL", "decision": "DELIVER",
+                                                             "feed": "t.feed.COL", "rules": ["r"]}]}
+                          for i in offsets], "broker-sign-2026a", _sign("broker-sign-2026a"), iso_utc(T0))
+            for offsets in blocks]
+
+
+def _receipts(partner: str, places: list[str], *, checkpoint: bool = True) -> list[bytes]:
+    writer = ChainWriter(f"t.receipts.{partner}", 0, checkpoint_every=1 << 62, chain=partner)
+    out = [writer.append("RECEIPT", {"partner": partner, "alert_id": f"SNM:{i}", "version": 1, "status": "RECEIVED",
+                                     "feed": place, "at": iso_utc(T0)}) for i, place in enumerate(places)]
+    if checkpoint:
+        out.append(writer.checkpoint(f"{partner}-rcpt-2026a", _sign(f"{partner}-rcpt-2026a"), iso_utc(T0)))
+    return out
+
+
+def _ends(ingress: Mapping[tuple[str, int], int] | None = None, feeds: Mapping[tuple[str, int], int] | None = None,
+          readers: Mapping[str, str] = READERS, refused: tuple[str, ...] = ()) -> GroupEnds:
+    return GroupEnds(dict(ingress or {}), FeedEnds(dict(feeds or {}), frozenset(READERS), "t.feed.", dict(readers)),
+                     refused)
+
+
+def _catch_up(index: AuditIndex, topics: Mapping[str, Iterable[bytes]], ends: GroupEnds | None,
+              upto: Mapping[str, int] | None = None, unsettled: Iterable[tuple[str, int]] = (),
+              trimmed: Iterable[str] = ()) -> None:
+    """What ``broker.auditor.index_topics`` does, without Kafka: each topic's records (up to ``upto[topic]``) from
+    where the index stands, receipts' reach counted by the ends' feed partners, then the offsets kept."""
+    index.register({t: HOLDS[t] for t in topics}, OWNERS)  # type: ignore[misc]
+    index.reach_basis(None if ends is None else ends.feeds)
+    for topic, values in topics.items():
+        reach = ReceiptReach(ends.feeds.readers, ends.feeds.feeds) if ends is not None else None
+        ingest = index.partition(topic, 0, HOLDS[topic], VERIFY, owner=OWNERS.get(topic),  # type: ignore[arg-type]
+                                 check_receipts=False, batch_rows=2, reach=reach)
+        for offset, value in enumerate(values):
+            if ingest.start <= offset < (upto or {}).get(topic, 1 << 30):
+                ingest.add(offset, value)
+        ingest.commit()
+    if ends is not None:
+        index.record_ends(ends, set(unsettled), set(trimmed))
+    index.finish(T0)
+
+
+NATIONAL = Scope()
+
+
+def _states(index: AuditIndex, scope: Scope = NATIONAL) -> dict[str, str]:
+    return {e["source"]: e["state"] for e in index.integrity(scope)["ends"]}
+
+
+def test_a_decision_chain_reaching_the_committed_offset_is_checked_and_one_short_of_it_is_a_problem(
+        tmp_path: Path) -> None:
+    """Blocks deciding ingress offsets 0-4: with the broker group at 5 the end reaches it; at 8 the decisions of
+    5-7 are missing from the chain's end, one problem on the integrity page, in `problems()` and in the ends."""
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, {DECISIONS: _decisions(range(3), range(3, 5))}, _ends({SNM0: 5}))
+        ends = index.end_reports()
+        assert [(r.end.source, r.end.last, r.end.committed, r.end.checked) for r in ends.reports if r.end] == [
+            ("t.ingress.SNM:0", 4, 5, True)]
+        assert ends.problems == 0 and index.problems() == 0 and ends.why == []
+        assert _states(index) == {"t.ingress.SNM:0": "reaches"}
+
+        _catch_up(index, {DECISIONS: _decisions(range(3), range(3, 5))}, _ends({SNM0: 8}))
+        found = index.integrity(Scope())
+        assert _states(index) == {"t.ingress.SNM:0": "short"}
+        assert index.problems() == 1 and found["end_problems"] == 1 and found["findings_total"] == 1
+        assert "offsets 5 to 7 are missing from the chain's end" in found["findings"][0]["problem"]
+
+
+def test_an_end_short_while_its_partition_kept_a_transaction_open_is_not_checked_never_sound(tmp_path: Path) -> None:
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, {DECISIONS: _decisions(range(5))}, _ends({SNM0: 8}), unsettled=[(DECISIONS, 0)])
+        ends = index.end_reports()
+        assert ends.problems == 0 and ends.unchecked == 1
+        assert _states(index) == {"t.ingress.SNM:0": "not checked"}
+
+
+def test_an_ingress_partition_committed_past_that_no_chain_names_is_a_problem(tmp_path: Path) -> None:
+    """Its whole chain is gone (emptied, or all unsound): no walk of what remains can see that."""
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, {DECISIONS: _decisions(range(5))}, _ends({SNM0: 5, SNM1: 3}))
+        ends = index.end_reports()
+        assert [f.problem for r in ends.reports for f in r.findings] == [
+            "the broker group has committed offset 3 here, but no sound decision chain records any of this "
+            "partition's records: its chain is missing or unsound"]
+
+
+def test_without_the_groups_offsets_no_end_is_checked_and_the_page_says_why(tmp_path: Path) -> None:
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, {DECISIONS: _decisions(range(5))}, None)
+        ends = index.end_reports()
+        assert ends.reports == [] and ends.read_at is None
+        assert "has not been caught up with the groups' committed offsets" in ends.why[0]
+        _catch_up(index, {DECISIONS: _decisions(range(5))}, _ends({}, refused=("Kafka refused auditor access",)))
+        ends = index.end_reports()
+        assert ends.why == ["Kafka refused auditor access"] and ends.unchecked == 1 and ends.problems == 0
+
+
+def test_receipts_vouched_in_a_later_catch_up_reach_as_far_as_verify_says(tmp_path: Path) -> None:
+    """Receipts read in one catch-up and vouched by a checkpoint read in the next count then, as one walk
+    of the whole topic counts them (``ReceiptReach`` over the same records); short of the committed offset,
+    the receipts missing from the end are one problem."""
+    records = _receipts("COL", ["t.feed.COL:0:0", "t.feed.COL:0:1", "t.feed.COL:0:2"])
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 3}), upto={COL_RCPT: 3})
+        assert _states(index) == {"t.feed.COL:0": "short"}  # nothing vouched yet: the receipts are unvouched
+        _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 3}))
+        assert _states(index) == {"t.feed.COL:0": "reaches"} and index.problems() == 0
+
+        walk, reach = PartitionWalk(COL_RCPT, 0, VERIFY, "receipts", "COL"), ReceiptReach(READERS, "t.feed.")
+        reach.begin("COL")
+        for offset, value in enumerate(records):
+            doc, found = walk.feed(offset, value)
+            reach.take(doc, not found, walk.cut)
+        whole = receipt_ends(reach, {COL0: 3}, frozenset(READERS), lambda t: f"{t}.subscriber", set(), set())
+        assert [r.end for r in index.end_reports().reports] == [r.end for r in whole]
+
+        _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 6}))
+        found = index.integrity(Scope())
+        assert [e["state"] for e in found["ends"]] == ["short"] and found["end_problems"] == 1
+        assert any("receipts of the feed records from offset 3 to 5 are missing" in f["problem"]
+                   for f in found["findings"])
+
+
+def test_another_partners_receipts_never_stand_in_and_naming_its_feed_is_a_problem(tmp_path: Path) -> None:
+    """USA's sound receipts naming COL's feed do not reach COL's committed offset for it, and each is a problem."""
+    topics = {COL_RCPT: _receipts("COL", ["t.feed.COL:0:0"]),
+              USA_RCPT: _receipts("USA", ["t.feed.COL:0:1", "t.feed.COL:0:2"])}
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, topics, _ends(feeds={COL0: 3}))
+        found = index.integrity(Scope())
+        assert _states(index) == {"t.feed.COL:0": "short"}
+        placed = [f for f in found["findings"] if "which the policy gives COL, not USA" in f["problem"]]
+        assert len(placed) == 2 and index.problems() == 3  # two such receipts, and COL's end short
+
+
+def test_receipts_counted_under_other_feed_partners_are_not_checked_until_a_rebuild(tmp_path: Path) -> None:
+    records = _receipts("COL", ["t.feed.COL:0:0"])
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 1}))
+        assert _states(index) == {"t.feed.COL:0": "reaches"}
+        _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 1}, readers={"t.feed.COL": "USA"}))
+        ends = index.end_reports()
+        assert ends.unchecked == 1 and ends.problems == 0
+        assert any("--rebuild" in why for why in ends.why)
+        # and a catch-up without the offsets at all, on a fresh index that then reads receipts with them
+    with AuditIndex(tmp_path / "other.sqlite") as index:
+        _catch_up(index, {COL_RCPT: records}, None)
+        _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 1}))
+        assert index.end_reports().unchecked == 1
+
+
+def test_a_partner_whose_receipts_topic_never_held_a_record_is_not_checked(tmp_path: Path) -> None:
+    """A reader of its own writes no receipts: its feed's end is not checked, unless records were deleted."""
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, {COL_RCPT: []}, _ends(feeds={COL0: 4}))
+        assert _states(index) == {"t.feed.COL:0": "not checked"} and index.problems() == 0
+        _catch_up(index, {COL_RCPT: []}, _ends(feeds={COL0: 4}), trimmed=[COL_RCPT])
+        assert _states(index) == {"t.feed.COL:0": "short"} and index.problems() == 1
+
+
+def test_a_partners_auditor_counts_the_decision_chains_end_problems_and_reads_only_its_own_feeds(
+        tmp_path: Path) -> None:
+    topics = {DECISIONS: _decisions(range(5)), COL_RCPT: _receipts("COL", ["t.feed.COL:0:0"]),
+              USA_RCPT: _receipts("USA", ["t.feed.USA:0:0"])}
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, topics, _ends({SNM0: 9}, {COL0: 1, USA0: 4}))
+        assert index.problems() == 2
+        usa = Scope("USA")
+        found = index.integrity(usa)
+        assert _states(index, usa) == {"t.feed.USA:0": "short"}
+        assert found["end_problems"] == 2 and index.problems(usa) == 2
+        assert all("t.ingress" not in f["problem"] and f["topic"] != DECISIONS for f in found["findings"])
+        assert _states(index, Scope("COL")) == {"t.feed.COL:0": "reaches"}
