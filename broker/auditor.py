@@ -397,7 +397,7 @@ PROGRESS_EVERY = 2_000  # records between two progress reports
 
 async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verify: VerifyFn, index: AuditIndex,
                        owners: Mapping[str, str] | None = None,
-                       progress: Callable[[IndexProgress], None] | None = None, *, ends: GroupEnds | None,
+                       progress: Callable[[IndexProgress], None] | None = None, *, ends: GroupEnds,
                        batch_rows: int = 5_000, now: Callable[[], datetime] | None = None) -> IndexRun:
     """Bring ``index`` up to the end of every audit partition: read each read_committed from the
     position the index holds, verify each record from the chain states the index holds, and store
@@ -410,27 +410,21 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
     ``broker.audit_index.writer_lock`` for the index (one writer at a time). ``progress`` is called
     every ``PROGRESS_EVERY`` records and after each partition.
 
-    ``ends`` (``group_ends``, read before this is called, as for ``verify_topics``) has the chains'
-    ends checked against the groups' committed offsets when the index is read
-    (``AuditIndex.end_reports``): each transaction open on a decisions or receipts partition is let
-    end first (``END_SETTLE_S``), so that what committed with those offsets is read. None: no end
-    can be checked from this index until it is rebuilt with them (how far receipts reach is counted
-    as they are read, by the policy's partner of each feed). SQLite writes are synchronous: a
+    ``ends`` (``group_ends``, read before this is called, as for ``verify_topics``) are kept, and the
+    chains' ends checked against them when the index is read (``AuditIndex.end_reports``): each
+    transaction open on a decisions or receipts partition is let end first (``END_SETTLE_S``), so
+    that what committed with those offsets is read. SQLite writes are synchronous: a
     service with its own event loop (the console) runs this in a thread of its own
     (``asyncio.to_thread(asyncio.run, index_topics(...))``) so its pages stay answered.
     """
     began = time.monotonic()
     index.register(topics, owners)
-    index.reach_basis(None if ends is None else ends.feeds)
     records = rows = findings = done = 0
-    unsettled: set[TopicPartition] = set()
-    starts: dict[TopicPartition, int] = {}
     async with running(reader(conn, "puente-auditor"), conn, "indexing the audit topics") as consumer:
         parts = [(topic, holds, p) for topic, holds in topics.items() for p in await partitions_of(consumer, topic)]
-        if ends is not None:
-            watched = [TopicPartition(t, p) for t, holds, p in parts if holds in ("decisions", "receipts")]
-            unsettled = await settle(conn, watched, timeout_s=END_SETTLE_S)
-            starts = await log_starts(consumer, [TopicPartition(t, p) for t, holds, p in parts if holds == "receipts"])
+        watched = [TopicPartition(t, p) for t, holds, p in parts if holds in ("decisions", "receipts")]
+        unsettled = await settle(conn, watched, timeout_s=END_SETTLE_S)
+        starts = await log_starts(consumer, [TopicPartition(t, p) for t, holds, p in parts if holds == "receipts"])
         last = await consumer.end_offsets([TopicPartition(t, p) for t, _, p in parts]) if parts else {}
 
         def report(now_rows: int = 0, now_findings: int = 0) -> None:
@@ -440,10 +434,9 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
 
         for topic, holds, partition in parts:
             tp = TopicPartition(topic, partition)
-            reach = ReceiptReach(ends.feeds.readers, ends.feeds.feeds) if ends is not None else None
             ingest = index.partition(topic, partition, holds, verify, owner=(owners or {}).get(topic),
                                      check_receipts=holds == "receipts" and index.has_decisions(),
-                                     batch_rows=batch_rows, reach=reach)
+                                     batch_rows=batch_rows, feeds=ends.feeds.feeds)
             try:
                 if ingest.start < last[tp]:
                     async for rec in read_range(consumer, tp, ingest.start):
@@ -462,9 +455,8 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
             findings += ingest.found
             done += 1
             report()
-    if ends is not None:
-        index.record_ends(ends, {(tp.topic, tp.partition) for tp in unsettled},
-                          {tp.topic for tp, at in starts.items() if at > 0})
+    index.record_ends(ends, {(tp.topic, tp.partition) for tp in unsettled},
+                      {tp.topic for tp, at in starts.items() if at > 0})
     index.finish(now() if now is not None else datetime.now(UTC))
     checked = index.end_reports()
     return IndexRun(records, rows, findings, index.problems(), len(parts), time.monotonic() - began,

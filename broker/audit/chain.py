@@ -255,15 +255,23 @@ def listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+MAX_PARTITION = 2**31 - 1  # Kafka's partition numbers are int32
+MAX_OFFSET = 2**63 - 1  # and its offsets int64
+
+
 def ingress_of(where: object) -> tuple[str, int, int] | None:
     """(topic, partition, offset) of an audit entry's ``ingress`` ("<topic>:<partition>:<offset>"), or None."""
     if not isinstance(where, str):
         return None
     rest, _, offset = where.rpartition(":")
     topic, _, part = rest.rpartition(":")
-    if not (topic and part.isascii() and part.isdigit() and offset.isascii() and offset.isdigit()):
+    # Kafka's partitions are int32 and its offsets int64: longer digit strings are no place in Kafka (and
+    # a number past 64 bits is more than an index's SQLite column, or int(), takes).
+    if not (topic and part.isascii() and part.isdigit() and len(part) <= 10 and offset.isascii()
+            and offset.isdigit() and len(offset) <= 19):
         return None
-    return topic, int(part), int(offset)
+    number, at = int(part), int(offset)
+    return (topic, number, at) if number <= MAX_PARTITION and at <= MAX_OFFSET else None
 
 
 def last_ingress(doc: dict[str, Any] | None) -> tuple[str, int, int] | None:

@@ -25,6 +25,8 @@ import orjson
 
 from broker.audit.chain import (
     GENESIS,
+    MAX_OFFSET,
+    MAX_PARTITION,
     canonical,
     chain_owner,
     checkpoint_payload,
@@ -169,7 +171,10 @@ def feed_place(value: Any) -> tuple[tuple[str, int], int] | None:
     when it is not of that form (it is the partner's word, and a record may hold anything)."""
     if not isinstance(value, str) or (m := _FEED_PLACE.fullmatch(value)) is None:
         return None
-    return (m.group(1), int(m.group(2))), int(m.group(3))
+    partition, offset = int(m.group(2)), int(m.group(3))
+    if partition > MAX_PARTITION or offset > MAX_OFFSET:  # no place in Kafka (nor in an index's SQLite)
+        return None
+    return (m.group(1), partition), offset
 
 
 @dataclass(frozen=True)

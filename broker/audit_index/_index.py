@@ -17,13 +17,13 @@ from broker.access import subscriber_group
 from broker.audit.verify import (
     ChainState,
     EndCheck,
-    FeedEnds,
     Finding,
     GroupEnds,
     Holds,
     PartitionReport,
     ReceiptReach,
     VerifyFn,
+    plain,
     receipt_ends,
     unnamed_ingress,
 )
@@ -133,14 +133,6 @@ _DELIVERED = "went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED')"  # a row
 _DELIVERED_SCOPED = _DELIVERED.replace("decision IN", "+decision IN")
 
 
-MIXED = "mixed"  # ``reach_basis`` once receipts were read under two different bases
-
-
-def _basis(feeds: FeedEnds | None) -> str:
-    """What counting receipts' reach depends on: the feeds' prefix and each feed's partner (or none)."""
-    return "none" if feeds is None else _json([feeds.feeds, sorted(feeds.readers.items())])
-
-
 @dataclass
 class ChainEnds:
     """The chains' ends against the groups' committed offsets, as the index's last catch-up read them
@@ -150,6 +142,7 @@ class ChainEnds:
 
     reports: list[PartitionReport] = field(default_factory=list)
     counted: int = 0
+    counted_unchecked: int = 0  # ends it may count but not read that were not checked (a scoped auditor's)
     why: list[str] = field(default_factory=list)
     read_at: str | None = None
 
@@ -159,7 +152,13 @@ class ChainEnds:
 
     @property
     def unchecked(self) -> int:
-        return sum(1 for r in self.reports if r.end is not None and not r.end.checked)
+        return self.counted_unchecked + sum(1 for r in self.reports if r.end is not None and not r.end.checked)
+
+    @property
+    def all_checked(self) -> bool:
+        """Every end was checked against offsets read, and nothing was kept from view: only then may a
+        page say the chains are whole to their ends."""
+        return self.read_at is not None and not self.unchecked and not self.why
 
 
 @dataclass(frozen=True)
@@ -304,17 +303,15 @@ class AuditIndex:
             raise translated(exc, self.path, "registering the audit topics") from None
 
     def partition(self, topic: str, partition: int, holds: Holds, verify: VerifyFn, *, owner: str | None = None,
-                  check_receipts: bool = True, batch_rows: int = 5_000,
-                  reach: ReceiptReach | None = None) -> PartitionIngest:
+                  check_receipts: bool = True, batch_rows: int = 5_000, feeds: str | None = None) -> PartitionIngest:
         """An ingest of ``topic[partition]`` from its stored position (``.start``): ``add`` each record
         from there in offset order, then ``commit`` (``abort`` on failure). ``check_receipts``: check
         receipts against the decisions indexed (only once the decisions are indexed: a receipts topic
-        alone cannot say what was delivered). ``reach``: count how far a receipts partition's
-        receipts reach into their feeds (a fresh one per partition, made with the feeds' partners
-        ``reach_basis`` was given)."""
+        alone cannot say what was delivered). ``feeds``: what every feed topic's name starts with, to
+        count how far a receipts partition's receipts reach into the feeds (``end_reports``)."""
         try:
             return PartitionIngest(self._conn, topic, partition, holds, owner, verify, check_receipts, batch_rows,
-                                   self.path, reach)
+                                   self.path, feeds)
         except sqlite3.Error as exc:
             raise translated(exc, self.path, f"reading where {topic}[{partition}] stands") from None
 
@@ -331,17 +328,6 @@ class AuditIndex:
         except sqlite3.Error as exc:
             raise translated(exc, self.path, doing) from None
 
-    def reach_basis(self, feeds: FeedEnds | None) -> None:
-        """Note what this catch-up counts receipts' reach by (``feeds``: each feed's partner; None: not
-        counted). Counted under two bases (the policy's feeds changed, or a catch-up without them), the
-        stored reach means neither: the receipts' ends are then not checked until a rebuild."""
-        basis = _basis(feeds)
-        stored = self._one("SELECT value FROM meta WHERE key = 'reach_basis'")
-        read = self._one("SELECT 1 FROM positions p JOIN topics t ON t.topic = p.topic "
-                         "WHERE t.holds = 'receipts' AND p.next_offset > 0 LIMIT 1")
-        if stored != basis:
-            self._set_meta("reach_basis", basis if stored is None or not read else MIXED, "noting the feeds' partners")
-
     def record_ends(self, ends: GroupEnds, unsettled: set[tuple[str, int]], trimmed: set[str]) -> None:
         """Keep the groups' committed offsets this catch-up read before its reads (``end_reports`` checks
         the chains' ends against them), the audit partitions whose open transactions did not end before
@@ -350,7 +336,7 @@ class AuditIndex:
         self._set_meta("ends", _json({
             "ingress": [[t, p, c] for (t, p), c in sorted(ends.ingress.items())],
             "feeds": [[t, p, c] for (t, p), c in sorted(feeds.committed.items())], "asked": sorted(feeds.asked),
-            "prefix": feeds.feeds, "readers": feeds.readers, "basis": _basis(feeds), "refused": list(ends.refused),
+            "prefix": feeds.feeds, "readers": feeds.readers, "refused": list(ends.refused),
             "unsettled": sorted([t, p] for t, p in unsettled), "trimmed": sorted(trimmed),
             "read_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}), "keeping the groups' offsets")
 
@@ -395,7 +381,12 @@ class AuditIndex:
                                   "`puente audit index` (or `--rebuild`) as the auditor"])
         snap = json.loads(text)
         topics = self._topics()
-        out = ChainEnds(why=list(snap["refused"]), read_at=snap["read_at"])
+        # Kafka's refusals and a policy error name groups, feeds and partners: a scoped auditor is told
+        # only that some offsets were kept from view.
+        refused = list(snap["refused"]) if scope.national or not snap["refused"] else [
+            "some groups' committed offsets or the policy could not be read: those ends were not checked (the "
+            "details are shown to national auditors)"]
+        out = ChainEnds(why=refused, read_at=snap["read_at"])
         unsettled = {(t, p) for t, p in snap["unsettled"]}
         ingress = {(t, p): c for t, p, c in snap["ingress"]}
         decided = []
@@ -418,22 +409,37 @@ class AuditIndex:
             out.reports += decided
         else:
             out.counted = sum(len(r.findings) for r in decided)
+            out.counted_unchecked = sum(1 for r in decided if r.end is not None and not r.end.checked)
         out.reports += self._receipt_ends(scope, snap, topics, unsettled)
-        if self._one("SELECT value FROM meta WHERE key = 'reach_basis'") != snap["basis"]:
-            out.why.append("the index counted receipts under another policy's feed partners, or without them: "
-                           "run `puente audit index --rebuild`")
         return out
 
     def _receipt_ends(self, scope: Scope, snap: dict[str, Any], topics: Mapping[str, tuple[str, str | None]],
                       unsettled: set[tuple[str, int]]) -> list[PartitionReport]:
-        reach = ReceiptReach(snap["readers"], snap["prefix"])
-        for feed, part, sound, accepted, seen in self._all("SELECT feed, partition, sound, accepted, seen "
-                                                           "FROM receipt_reach"):
+        """The receipts' ends (``receipt_ends``) under the policy the last catch-up read: each feed's reach is
+        its partner's receipts' (stored per receipts partition, so per partner), and a partner's vouched
+        receipts naming a feed the policy gives another are a problem at its receipts partition."""
+        readers: dict[str, str] = snap["readers"]
+        reach = ReceiptReach(readers, snap["prefix"])
+        rows = [(owner, t, p, feed, fp, sound, accepted, seen) for t, p, feed, fp, sound, accepted, seen in self._all(
+            "SELECT topic, partition, feed, feed_partition, sound, accepted, seen FROM receipt_reach "
+            "ORDER BY topic, partition, feed, feed_partition")
+            if (owner := topics.get(t, ("", None))[1]) is not None]
+        for owner, _, _, feed, _, sound, _, _ in rows:
+            if feed not in readers and sound >= 0:  # a feed no partner in the policy reads: who claims it
+                reach.claims.setdefault(feed, set()).add(owner)
+        foreign: list[PartitionReport] = []
+        for owner, t, p, feed, fp, sound, accepted, seen in rows:
+            if (reader := readers.get(feed)) is not None and reader != owner:
+                if sound >= 0:
+                    report = PartitionReport(t, p)
+                    report.findings.append(Finding(t, p, self._last_offset(t, p), (
+                        f"receipts name feed {plain(feed, 120)}:{fp}, which the policy gives {plain(reader)}, not "
+                        f"{plain(owner)}: {plain(owner)} signed receipts for records it cannot have read")))
+                    foreign.append(report)
+                continue
             for kept, value in ((reach.sound, sound), (reach.accepted, accepted), (reach.seen, seen)):
                 if value >= 0:
-                    kept[(feed, part)] = value
-        for feed, partner in self._all("SELECT feed, partner FROM receipt_claims"):
-            reach.claims.setdefault(feed, set()).add(partner)
+                    kept[(feed, fp)] = max(kept.get((feed, fp), -1), value)
         receipts = {t: owner for t, (holds, owner) in topics.items() if holds == "receipts"}
         written = {t for (t,) in self._all("SELECT DISTINCT topic FROM chains UNION "
                                            "SELECT DISTINCT topic FROM findings")}
@@ -441,11 +447,14 @@ class AuditIndex:
         stuck = {receipts[t] for t, _ in unsettled if t in receipts}
         reports = receipt_ends(reach, {(t, p): c for t, p, c in snap["feeds"]}, frozenset(snap["asked"]),
                                subscriber_group, stuck, silent)
-        if self._one("SELECT value FROM meta WHERE key = 'reach_basis'") != snap["basis"]:
-            reports = [PartitionReport(r.topic, r.partition, end=replace(r.end, why=(
-                "the receipts were counted under another policy's feed partners")) if r.end else None)
-                for r in reports]
-        return reports if scope.national else [r for r in reports if reach.reader(r.topic) == scope.partner]
+        if scope.national:
+            return foreign + reports
+        return ([r for r in foreign if receipts.get(r.topic) == scope.partner]
+                + [r for r in reports if reach.reader(r.topic) == scope.partner])
+
+    def _last_offset(self, topic: str, partition: int) -> int:
+        return int(self._one("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
+                             (topic, partition)) or 1) - 1
 
     # ---- scope ----------------------------------------------------------------------------------
     def _topics(self) -> dict[str, tuple[str, str | None]]:
@@ -732,7 +741,8 @@ class AuditIndex:
         return {"chains": chains, "findings": findings[:max(0, limit)], "findings_total": total,
                 "positions": positions, "indexed_at": self._one("SELECT value FROM meta WHERE key = 'indexed_at'"),
                 "ends": [_end_row(r) for r in ends.reports if r.end is not None], "end_problems": ends.problems,
-                "ends_unchecked": ends.unchecked, "ends_why": ends.why, "ends_read_at": ends.read_at}
+                "ends_unchecked": ends.unchecked, "ends_all_checked": ends.all_checked, "ends_why": ends.why,
+                "ends_read_at": ends.read_at}
 
     def dead_letters(self, scope: Scope) -> list[dict[str, Any]]:
         """Dead letters grouped by reason and source (the ingress topic); never a payload. Scoped: none."""
@@ -876,7 +886,7 @@ class AuditIndex:
             "receipts": self._one(f"SELECT COUNT(*) FROM receipts WHERE {where}", args) or 0,
             "first_at": iso_ms(first) if first is not None else None,
             "last_at": iso_ms(last) if last is not None else None,
-            "problems": self.problems(scope),
+            "problems": self.problems(scope), "ends_all_checked": self.end_reports(scope).all_checked,
             "indexed_at": self._one("SELECT value FROM meta WHERE key = 'indexed_at'"),
         }
         if scope.national:

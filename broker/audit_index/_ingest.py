@@ -70,7 +70,7 @@ class PartitionIngest:
 
     def __init__(self, conn: sqlite3.Connection, topic: str, partition: int, holds: Holds, owner: str | None,
                  verify: VerifyFn, check_receipts: bool, batch_rows: int = 5_000, path: Path | None = None,
-                 reach: ReceiptReach | None = None) -> None:
+                 feeds: str | None = None) -> None:
         self._conn, self.topic, self.partition, self.holds = conn, topic, partition, holds
         self.path = path or Path("(the audit index)")
         self.check_receipts, self.batch_rows = check_receipts, batch_rows
@@ -82,9 +82,11 @@ class PartitionIngest:
         self._walk = PartitionWalk(topic, partition, verify, holds, owner, chains)
         # Where the chain ends, for the check against the groups' committed offsets (``AuditIndex.end_reports``):
         # a decisions partition's newest sound block naming an ingress record; how far a receipts
-        # partition's sound receipts reach into the partner's feed, continued from what is stored.
+        # partition's sound receipts reach into feeds (``feeds``: what every feed topic's name starts
+        # with), continued from what is stored. Every feed counts here: whose feed each is, is the
+        # policy's word, applied when the index is read, as `audit verify` applies the policy at hand.
         self._end: tuple[str, int, int] | None = None  # (ingress "topic:partition", its offset, the block's offset)
-        self._reach = reach if holds == "receipts" else None
+        self._reach = ReceiptReach({}, feeds) if holds == "receipts" and feeds is not None else None
         if self._reach is not None:
             row = conn.execute("SELECT waiting FROM receipts_waiting WHERE topic = ? AND partition = ?",
                                (topic, partition)).fetchone()
@@ -180,17 +182,16 @@ class PartitionIngest:
         self._since_commit = 0
 
     def _commit_reach(self, reach: ReceiptReach) -> None:
-        """The reach this ingest's receipts add (each a maximum: a crash that re-reads adds nothing twice),
-        the feeds their partners claim, and what waits for a checkpoint in this partition."""
+        """The reach this ingest's receipts add (each a maximum: a crash that re-reads adds nothing twice)
+        and what waits for a checkpoint in this partition."""
         c = self._conn
         places = set(reach.sound) | set(reach.accepted) | set(reach.seen)
-        c.executemany("INSERT INTO receipt_reach (feed, partition, sound, accepted, seen) VALUES (?, ?, ?, ?, ?) "
-                      "ON CONFLICT (feed, partition) DO UPDATE SET sound = MAX(sound, excluded.sound), "
-                      "accepted = MAX(accepted, excluded.accepted), seen = MAX(seen, excluded.seen)",
-                      [(t, p, reach.sound.get((t, p), -1), reach.accepted.get((t, p), -1), reach.seen.get((t, p), -1))
-                       for t, p in sorted(places)])
-        c.executemany("INSERT OR IGNORE INTO receipt_claims (feed, partner) VALUES (?, ?)",
-                      [(feed, partner) for feed, partners in reach.claims.items() for partner in partners])
+        c.executemany("INSERT INTO receipt_reach (topic, partition, feed, feed_partition, sound, accepted, seen) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (topic, partition, feed, feed_partition) DO UPDATE SET "
+                      "sound = MAX(sound, excluded.sound), accepted = MAX(accepted, excluded.accepted), "
+                      "seen = MAX(seen, excluded.seen)",
+                      [(self.topic, self.partition, t, p, reach.sound.get((t, p), -1), reach.accepted.get((t, p), -1),
+                        reach.seen.get((t, p), -1)) for t, p in sorted(places)])
         c.execute("INSERT INTO receipts_waiting (topic, partition, waiting) VALUES (?, ?, ?) ON CONFLICT (topic, "
                   "partition) DO UPDATE SET waiting = excluded.waiting",
                   (self.topic, self.partition, _json([[chain, [[t, p, newest, accepted]

@@ -39,6 +39,12 @@ INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
                          "holds the audit trail but others may read it",
                          "keep the index in a folder of its own (--index), or run chmod 700 on it")
 
+# How far each chain reaches, for the check of its end against its group's committed offset
+# (``AuditIndex.end_reports``): ``chain_ends``, a decisions partition's newest sound block naming an
+# ingress record; ``receipt_reach``, per receipts partition (so per partner) and feed partition, the
+# newest feed offset its vouched receipts name (``ReceiptReach``: sound, accepted, seen), whatever the
+# policy says of whose feed it is (read with the policy at hand); ``receipts_waiting``, the receipts no
+# checkpoint vouches for yet, for the next catch-up; meta ``ends``, the offsets the last catch-up read.
 _LAYOUT = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, holds TEXT NOT NULL, owner TEXT);
@@ -97,9 +103,9 @@ CREATE TABLE IF NOT EXISTS chain_ends (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, source TEXT NOT NULL, last INTEGER NOT NULL,
     "offset" INTEGER NOT NULL, PRIMARY KEY (topic, partition));
 CREATE TABLE IF NOT EXISTS receipt_reach (
-    feed TEXT NOT NULL, partition INTEGER NOT NULL, sound INTEGER NOT NULL, accepted INTEGER NOT NULL,
-    seen INTEGER NOT NULL, PRIMARY KEY (feed, partition));
-CREATE TABLE IF NOT EXISTS receipt_claims (feed TEXT NOT NULL, partner TEXT NOT NULL, PRIMARY KEY (feed, partner));
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, feed TEXT NOT NULL, feed_partition INTEGER NOT NULL,
+    sound INTEGER NOT NULL, accepted INTEGER NOT NULL, seen INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition, feed, feed_partition));
 CREATE TABLE IF NOT EXISTS receipts_waiting (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, waiting TEXT NOT NULL, PRIMARY KEY (topic, partition));
 CREATE TABLE IF NOT EXISTS dead_letters (

@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker.audit import ChainWriter, PartitionWalk
+from broker.audit import ChainWriter, PartitionWalk, ingress_of
 from broker.audit.verify import FeedEnds, GroupEnds, ReceiptReach, receipt_ends
 from broker.audit_index import AuditIndex, Scope
 from broker.crypto import checker, sign_checkpoint
@@ -61,13 +61,11 @@ def _catch_up(index: AuditIndex, topics: Mapping[str, Iterable[bytes]], ends: Gr
               upto: Mapping[str, int] | None = None, unsettled: Iterable[tuple[str, int]] = (),
               trimmed: Iterable[str] = ()) -> None:
     """What ``broker.auditor.index_topics`` does, without Kafka: each topic's records (up to ``upto[topic]``) from
-    where the index stands, receipts' reach counted by the ends' feed partners, then the offsets kept."""
+    where the index stands, how far receipts reach counted, then the offsets kept (None: not read)."""
     index.register({t: HOLDS[t] for t in topics}, OWNERS)  # type: ignore[misc]
-    index.reach_basis(None if ends is None else ends.feeds)
     for topic, values in topics.items():
-        reach = ReceiptReach(ends.feeds.readers, ends.feeds.feeds) if ends is not None else None
         ingest = index.partition(topic, 0, HOLDS[topic], VERIFY, owner=OWNERS.get(topic),  # type: ignore[arg-type]
-                                 check_receipts=False, batch_rows=2, reach=reach)
+                                 check_receipts=False, batch_rows=2, feeds="t.feed.")
         for offset, value in enumerate(values):
             if ingest.start <= offset < (upto or {}).get(topic, 1 << 30):
                 ingest.add(offset, value)
@@ -159,7 +157,8 @@ def test_receipts_vouched_in_a_later_catch_up_reach_as_far_as_verify_says(tmp_pa
 
 
 def test_another_partners_receipts_never_stand_in_and_naming_its_feed_is_a_problem(tmp_path: Path) -> None:
-    """USA's sound receipts naming COL's feed do not reach COL's committed offset for it, and each is a problem."""
+    """USA's sound receipts naming COL's feed do not reach COL's committed offset for it, and are a problem at USA's
+    receipts partition (one per feed partition they name: `audit verify` names each receipt)."""
     topics = {COL_RCPT: _receipts("COL", ["t.feed.COL:0:0"]),
               USA_RCPT: _receipts("USA", ["t.feed.COL:0:1", "t.feed.COL:0:2"])}
     with AuditIndex(tmp_path / "index.sqlite") as index:
@@ -167,23 +166,51 @@ def test_another_partners_receipts_never_stand_in_and_naming_its_feed_is_a_probl
         found = index.integrity(Scope())
         assert _states(index) == {"t.feed.COL:0": "short"}
         placed = [f for f in found["findings"] if "which the policy gives COL, not USA" in f["problem"]]
-        assert len(placed) == 2 and index.problems() == 3  # two such receipts, and COL's end short
+        assert [f["topic"] for f in placed] == [USA_RCPT] and index.problems() == 2  # and COL's end short
+        assert index.integrity(Scope("USA"))["findings"] == placed and index.integrity(Scope("COL"))["end_problems"]
 
 
-def test_receipts_counted_under_other_feed_partners_are_not_checked_until_a_rebuild(tmp_path: Path) -> None:
-    records = _receipts("COL", ["t.feed.COL:0:0"])
+def _verify_says(topics: Mapping[str, list[bytes]], committed: Mapping[tuple[str, int], int],
+                 readers: Mapping[str, str]) -> list[Any]:
+    """The receipts' ends one walk of every record gives (``audit verify``'s pure core), under ``readers``."""
+    reach = ReceiptReach(dict(readers), "t.feed.")
+    for topic, records in topics.items():
+        walk = PartitionWalk(topic, 0, VERIFY, "receipts", OWNERS[topic])
+        reach.begin(OWNERS[topic])
+        for offset, value in enumerate(records):
+            doc, found = walk.feed(offset, value)
+            reach.take(doc, not found, walk.cut)
+    return [r.end for r in receipt_ends(reach, dict(committed), frozenset(READERS), lambda t: f"{t}.subscriber",
+                                        set(), set())]
+
+
+def test_a_policy_that_gives_a_feed_to_another_partner_applies_to_receipts_already_indexed(tmp_path: Path) -> None:
+    """Whose feed each is, is read with the policy at hand, as `audit verify` reads it: receipts indexed under
+    one policy are judged under the next one without a rebuild, and the ends match verify's under each."""
+    topics = {COL_RCPT: _receipts("COL", ["t.feed.COL:0:0"]), USA_RCPT: _receipts("USA", ["t.feed.USA:0:0"])}
+    committed = {COL0: 1, USA0: 1}
+    moved = {"t.feed.COL": "USA", "t.feed.USA": "USA"}
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, topics, _ends(feeds=committed))
+        assert _states(index) == {"t.feed.COL:0": "reaches", "t.feed.USA:0": "reaches"}
+        assert [r.end for r in index.end_reports().reports] == _verify_says(topics, committed, READERS)
+        _catch_up(index, topics, _ends(feeds=committed, readers=moved))
+        ends = index.end_reports()
+        assert [r.end for r in ends.reports if r.end is not None] == _verify_says(topics, committed, moved)
+        assert _states(index)["t.feed.COL:0"] == "short"  # USA's receipts do not reach it, COL's do not count
+        assert any("which the policy gives USA, not COL" in f.problem for r in ends.reports for f in r.findings)
+        _catch_up(index, topics, _ends(feeds=committed, readers={"t.feed.USA": "USA"}))  # COL left; its feed kept
+        assert _states(index)["t.feed.COL:0"] == "reaches"  # the one partner whose receipts name it
+
+
+def test_a_hostile_feed_offset_beyond_kafkas_is_no_place_and_never_stops_the_index(tmp_path: Path) -> None:
+    """A receipt naming an offset past 64 bits (its own partner's key signed it) counts for nothing; the catch-up
+    goes on, and the feed's end is judged by the receipts that name real places."""
+    records = _receipts("COL", ["t.feed.COL:0:0", "t.feed.COL:0:99999999999999999999",
+                                "t.feed.COL:0:9223372036854775808"])
     with AuditIndex(tmp_path / "index.sqlite") as index:
         _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 1}))
         assert _states(index) == {"t.feed.COL:0": "reaches"}
-        _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 1}, readers={"t.feed.COL": "USA"}))
-        ends = index.end_reports()
-        assert ends.unchecked == 1 and ends.problems == 0
-        assert any("--rebuild" in why for why in ends.why)
-        # and a catch-up without the offsets at all, on a fresh index that then reads receipts with them
-    with AuditIndex(tmp_path / "other.sqlite") as index:
-        _catch_up(index, {COL_RCPT: records}, None)
-        _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 1}))
-        assert index.end_reports().unchecked == 1
 
 
 def test_a_partner_whose_receipts_topic_never_held_a_record_is_not_checked(tmp_path: Path) -> None:
@@ -208,3 +235,28 @@ def test_a_partners_auditor_counts_the_decision_chains_end_problems_and_reads_on
         assert found["end_problems"] == 2 and index.problems(usa) == 2
         assert all("t.ingress" not in f["problem"] and f["topic"] != DECISIONS for f in found["findings"])
         assert _states(index, Scope("COL")) == {"t.feed.COL:0": "reaches"}
+
+
+def test_a_partners_auditor_is_never_told_every_end_was_checked_when_a_decision_end_was_not(tmp_path: Path) -> None:
+    """A decision chain's end not checked (an open transaction, offsets refused) counts for a scoped auditor too,
+    and Kafka's refusal, which names groups and feeds, reaches it only as a line saying something was kept."""
+    topics = {DECISIONS: _decisions(range(5)), USA_RCPT: _receipts("USA", ["t.feed.USA:0:0"])}
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, topics, _ends({SNM0: 9}, {USA0: 1}), unsettled=[(DECISIONS, 0)])
+        usa = index.end_reports(Scope("USA"))
+        assert usa.problems == 0 and usa.unchecked == 1 and not usa.all_checked
+        assert index.integrity(Scope("USA"))["ends_all_checked"] is False
+        _catch_up(index, topics, _ends({SNM0: 5}, {USA0: 1}, refused=("refused on group t.feed.COL.subscriber",)))
+        usa = index.end_reports(Scope("USA"))
+        assert not usa.all_checked and all("COL" not in why for why in usa.why) and usa.why
+        assert index.end_reports().why == ["refused on group t.feed.COL.subscriber"]
+        _catch_up(index, topics, _ends({SNM0: 5}, {USA0: 1}))
+        assert index.end_reports(Scope("USA")).all_checked and index.end_reports().all_checked
+
+
+def test_an_ingress_place_beyond_kafkas_numbers_is_no_place() -> None:
+    """Kafka's partitions are int32 and its offsets int64: anything longer names no record (and never raises)."""
+    assert ingress_of("t.ingress.SNM:0:9223372036854775807") == ("t.ingress.SNM", 0, 2**63 - 1)
+    for hostile in ("t.ingress.SNM:0:9223372036854775808", "t.ingress.SNM:0:" + "9" * 30,
+                    "t.ingress.SNM:" + "1" * 5000 + ":1", "t.ingress.SNM:2147483648:1"):
+        assert ingress_of(hostile) is None

@@ -213,7 +213,8 @@ class _Ends(FakeIndex):
                 "end_problems": len(end_findings) + self.counted,
                 "ends_unchecked": sum(1 for e in self.ends if e["state"] == "not checked"),
                 "ends_why": ["a reason given"] if any(e["state"] == "not checked" for e in self.ends) else [],
-                "ends_read_at": self.read_at}
+                "ends_read_at": self.read_at,
+                "ends_all_checked": self.read_at is not None and all(e["state"] != "not checked" for e in self.ends)}
 
 
 def _end(state: str, text: str) -> dict[str, Any]:
@@ -247,3 +248,23 @@ def test_the_integrity_page_shows_every_chain_end_and_never_calls_an_unchecked_o
     if problems:
         assert f"{problems} problem" in page
     assert sink.records[-1]["results"] == problems
+
+
+@pytest.mark.parametrize(("all_checked", "shown", "absent"), [
+    (True, "verifies, to its end", 'id="ends-unchecked"'),
+    (False, 'id="ends-unchecked"', "verifies, to its end"),
+    (None, 'id="ends-unchecked"', "verifies, to its end"),  # an index that says nothing of its ends
+])
+def test_the_summary_says_whole_to_the_end_only_when_every_end_was_checked(
+        accounts: ConsoleAccounts, sink: Sink, all_checked: bool | None, shown: str, absent: str) -> None:
+    class Whole(FakeIndex):
+        def summary(self, scope: Scope) -> dict[str, Any]:
+            found = {**super().summary(scope), "problems": 0}
+            if all_checked is not None:
+                found["ends_all_checked"] = all_checked
+            return found
+
+    client = TestClient(create_app(ConsoleConfig(lambda: Whole(), accounts, sink)), follow_redirects=False)
+    _sign_in(client, "ana")
+    page = client.get("/").text
+    assert shown in page and absent not in page
