@@ -297,7 +297,7 @@ class AuditIndex:
             with self._conn:
                 self._conn.executemany(
                     "INSERT INTO topics (topic, holds, owner) VALUES (?, ?, ?) ON CONFLICT (topic) DO UPDATE SET "
-                    "holds = excluded.holds, owner = excluded.owner",
+                    "holds = excluded.holds, owner = COALESCE(excluded.owner, topics.owner)",
                     [(t, h, (owners or {}).get(t)) for t, h in topics.items()])
         except sqlite3.Error as exc:
             raise translated(exc, self.path, "registering the audit topics") from None
@@ -327,6 +327,27 @@ class AuditIndex:
                                    "value = excluded.value", (key, value))
         except sqlite3.Error as exc:
             raise translated(exc, self.path, doing) from None
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """Where the index stands in each decisions and receipts partition it has read (the next offset)."""
+        return {(t, p): n for t, p, n in self._all(
+            "SELECT p.topic, p.partition, p.next_offset FROM positions p JOIN topics t ON t.topic = p.topic "
+            "WHERE t.holds IN ('decisions', 'receipts') AND p.next_offset > 0")}
+
+    def record_lost(self, lost: Mapping[tuple[str, int], tuple[int, int]], now: datetime) -> None:
+        """Keep, until a rebuild, each partition Kafka now ends before what the index read of it
+        (``lost``: (topic, partition) -> (the index's position, Kafka's end)): records it verified are
+        gone (truncated, deleted, the topic made again), and the ends it holds vouch for nothing there."""
+        if not lost:
+            return
+        at = now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        try:
+            with self._conn:
+                self._conn.executemany("INSERT OR IGNORE INTO lost (topic, partition, position, kafka_end, at) "
+                                       "VALUES (?, ?, ?, ?, ?)", [(t, p, pos, end, at)
+                                                                  for (t, p), (pos, end) in sorted(lost.items())])
+        except sqlite3.Error as exc:
+            raise translated(exc, self.path, "noting partitions Kafka lost") from None
 
     def record_ends(self, ends: GroupEnds, unsettled: set[tuple[str, int]], trimmed: set[str]) -> None:
         """Keep the groups' committed offsets this catch-up read before its reads (``end_reports`` checks
@@ -405,25 +426,40 @@ class AuditIndex:
                 report.findings.append(Finding(topic, part, at, end.problem()))
             decided.append(report)
         decided += unnamed_ingress(decided, ingress)
+        lost = {(t, p): (pos, end, at) for t, p, pos, end, at in self._all(
+            "SELECT topic, partition, position, kafka_end, at FROM lost ORDER BY topic, partition")}
+        gone = []
+        for (t, p), (pos, end, at) in lost.items():
+            report = PartitionReport(t, p)
+            report.findings.append(Finding(t, p, end, (
+                f"the index verified this partition to offset {pos - 1}, but Kafka ended it at offset {end} "
+                f"({plain(at)}): records were removed after they were indexed (truncated, deleted, or the topic made "
+                "again), and no end check can vouch for them; run `puente audit verify` and `puente audit index "
+                "--rebuild`")))
+            gone.append(report)
+        decided += [r for r in gone if topics.get(r.topic, ("", None))[0] != "receipts"]
         if scope.national:
             out.reports += decided
         else:
             out.counted = sum(len(r.findings) for r in decided)
             out.counted_unchecked = sum(1 for r in decided if r.end is not None and not r.end.checked)
-        out.reports += self._receipt_ends(scope, snap, topics, unsettled)
+        lost_receipts = [r for r in gone if topics.get(r.topic, ("", None))[0] == "receipts"]
+        out.reports += [r for r in lost_receipts if scope.national or topics[r.topic][1] == scope.partner]
+        out.reports += self._receipt_ends(scope, snap, topics, unsettled, {(r.topic, r.partition) for r in gone})
         return out
 
     def _receipt_ends(self, scope: Scope, snap: dict[str, Any], topics: Mapping[str, tuple[str, str | None]],
-                      unsettled: set[tuple[str, int]]) -> list[PartitionReport]:
+                      unsettled: set[tuple[str, int]], lost: set[tuple[str, int]]) -> list[PartitionReport]:
         """The receipts' ends (``receipt_ends``) under the policy the last catch-up read: each feed's reach is
         its partner's receipts' (stored per receipts partition, so per partner), and a partner's vouched
-        receipts naming a feed the policy gives another are a problem at its receipts partition."""
+        receipts naming a feed the policy gives another are a problem at its receipts partition. What a
+        receipts partition Kafka lost had reached counts for nothing."""
         readers: dict[str, str] = snap["readers"]
         reach = ReceiptReach(readers, snap["prefix"])
         rows = [(owner, t, p, feed, fp, sound, accepted, seen) for t, p, feed, fp, sound, accepted, seen in self._all(
             "SELECT topic, partition, feed, feed_partition, sound, accepted, seen FROM receipt_reach "
             "ORDER BY topic, partition, feed, feed_partition")
-            if (owner := topics.get(t, ("", None))[1]) is not None]
+            if (owner := topics.get(t, ("", None))[1]) is not None and (t, p) not in lost]
         for owner, _, _, feed, _, sound, _, _ in rows:
             if feed not in readers and sound >= 0:  # a feed no partner in the policy reads: who claims it
                 reach.claims.setdefault(feed, set()).add(owner)
@@ -742,6 +778,7 @@ class AuditIndex:
                 "positions": positions, "indexed_at": self._one("SELECT value FROM meta WHERE key = 'indexed_at'"),
                 "ends": [_end_row(r) for r in ends.reports if r.end is not None], "end_problems": ends.problems,
                 "ends_unchecked": ends.unchecked, "ends_all_checked": ends.all_checked, "ends_why": ends.why,
+                "ends_counted": ends.counted, "ends_counted_unchecked": ends.counted_unchecked,
                 "ends_read_at": ends.read_at}
 
     def dead_letters(self, scope: Scope) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from broker.keystore import private_folder
 from broker.private_files import PrivateFile
 from puente.errors import StoreBusy, StoreError
 
-SCHEMA_VERSION = 4  # PRAGMA user_version of the layout below
+SCHEMA_VERSION = 5  # PRAGMA user_version of the layout below
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -44,7 +44,8 @@ INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
 # ingress record; ``receipt_reach``, per receipts partition (so per partner) and feed partition, the
 # newest feed offset its vouched receipts name (``ReceiptReach``: sound, accepted, seen), whatever the
 # policy says of whose feed it is (read with the policy at hand); ``receipts_waiting``, the receipts no
-# checkpoint vouches for yet, for the next catch-up; meta ``ends``, the offsets the last catch-up read.
+# checkpoint vouches for yet, for the next catch-up; meta ``ends``, the offsets the last catch-up read;
+# ``lost``, partitions Kafka ended before what the index had read (kept until a rebuild).
 _LAYOUT = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, holds TEXT NOT NULL, owner TEXT);
@@ -106,6 +107,9 @@ CREATE TABLE IF NOT EXISTS receipt_reach (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, feed TEXT NOT NULL, feed_partition INTEGER NOT NULL,
     sound INTEGER NOT NULL, accepted INTEGER NOT NULL, seen INTEGER NOT NULL,
     PRIMARY KEY (topic, partition, feed, feed_partition));
+CREATE TABLE IF NOT EXISTS lost (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, position INTEGER NOT NULL, kafka_end INTEGER NOT NULL,
+    at TEXT NOT NULL, PRIMARY KEY (topic, partition));
 CREATE TABLE IF NOT EXISTS receipts_waiting (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, waiting TEXT NOT NULL, PRIMARY KEY (topic, partition));
 CREATE TABLE IF NOT EXISTS dead_letters (

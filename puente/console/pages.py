@@ -198,7 +198,9 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
                 "integrity.html", request, session, chains=chains, findings=findings, problems=problems,
                 more=texts - len(findings), untold=problems - texts, indexed_at=found.get("indexed_at"),
                 ends=ends, ends_unchecked=int(found.get("ends_unchecked") or 0), ends_why=found.get("ends_why") or [],
-                ends_read_at=found.get("ends_read_at"), ends_all_checked=found.get("ends_all_checked") is True)
+                ends_read_at=found.get("ends_read_at"), ends_all_checked=found.get("ends_all_checked") is True,
+                ends_counted=int(found.get("ends_counted") or 0),
+                ends_counted_unchecked=int(found.get("ends_counted_unchecked") or 0))
 
         return await console.answer(request, session, "integrity", {}, work)
 

@@ -260,3 +260,23 @@ def test_an_ingress_place_beyond_kafkas_numbers_is_no_place() -> None:
     for hostile in ("t.ingress.SNM:0:9223372036854775808", "t.ingress.SNM:0:" + "9" * 30,
                     "t.ingress.SNM:" + "1" * 5000 + ":1", "t.ingress.SNM:2147483648:1"):
         assert ingress_of(hostile) is None
+
+
+def test_records_kafka_lost_after_they_were_indexed_are_a_problem_until_a_rebuild(tmp_path: Path) -> None:
+    """A partition Kafka now ends before where the index stands (truncated, deleted, made again) is a finding kept
+    until a rebuild, and a lost receipts partition's reach no longer counts: the ends it held vouch for nothing."""
+    topics = {DECISIONS: _decisions(range(5)), COL_RCPT: _receipts("COL", ["t.feed.COL:0:0"])}
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, topics, _ends({SNM0: 5}, {COL0: 1}))
+        assert index.problems() == 0 and index.positions() == {(DECISIONS, 0): 1, (COL_RCPT, 0): 2}
+        index.record_lost({(DECISIONS, 0): (1, 0), (COL_RCPT, 0): (2, 0)}, T0)
+        ends = index.end_reports()
+        lost = [f.problem for r in ends.reports for f in r.findings if "Kafka ended it" in f.problem]
+        assert len(lost) == 2 and all("--rebuild" in text for text in lost)
+        assert _states(index)["t.feed.COL:0"] == "short"  # COL's receipts are gone with their partition
+        usa = index.end_reports(Scope("USA"))
+        assert usa.counted == 1 and not any("Kafka ended it" in f.problem for r in usa.reports for f in r.findings)
+        col = index.end_reports(Scope("COL"))
+        assert any("Kafka ended it" in f.problem for r in col.reports for f in r.findings)
+        _catch_up(index, topics, _ends({SNM0: 5}, {COL0: 1}))  # records come again: the loss stays on record
+        assert index.problems() >= 2

@@ -290,6 +290,17 @@ def test_a_decision_chains_end_is_checked_against_the_broker_groups_committed_of
         assert report.ok
 
 
+def test_with_no_decisions_topic_every_ingress_partition_committed_past_is_unnamed(
+        audit_topics: dict[str, list[bytes]]) -> None:
+    """The decisions topic deleted (or not visible): a walk of what remains sees no chain at all, and each ingress
+    partition the broker group has committed past is a finding, never a silent pass."""
+    audit_topics["decisions"] = []
+    reports = asyncio.run(auditor.verify_topics(None, {}, _verify,  # type: ignore[arg-type]
+                                                ends={("p.ingress.SNM", 0): 4, ("p.ingress.PN", 0): 0}))
+    assert [(r.topic, r.partition, len(r.findings)) for r in reports] == [("p.ingress.SNM", 0, 1)]
+    assert "no sound decision chain records any of this partition's records" in reports[0].findings[0].problem
+
+
 def test_a_block_whose_commit_shows_late_is_waited_for_not_reported(
         audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
     """Kafka writes a transaction's markers partition by partition: the group's offset can show before the block

@@ -213,7 +213,7 @@ class _Ends(FakeIndex):
                 "end_problems": len(end_findings) + self.counted,
                 "ends_unchecked": sum(1 for e in self.ends if e["state"] == "not checked"),
                 "ends_why": ["a reason given"] if any(e["state"] == "not checked" for e in self.ends) else [],
-                "ends_read_at": self.read_at,
+                "ends_read_at": self.read_at, "ends_counted": self.counted,
                 "ends_all_checked": self.read_at is not None and all(e["state"] != "not checked" for e in self.ends)}
 
 
@@ -242,6 +242,7 @@ def test_the_integrity_page_shows_every_chain_end_and_never_calls_an_unchecked_o
     page = client.get("/integrity").text
     assert banner in page
     assert ('id="no-findings"' in page) == (banner == 'id="no-findings"')
+    assert ('id="ends-counted"' in page) == bool(counted)
     assert page.count('class="end ') == len(ends)
     for e in ends:
         assert f'data-state="{e["state"]}"' in page and e["text"] in page
