@@ -11,6 +11,7 @@ All of them stream: no partition is ever held in memory. What a walk must keep f
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -426,10 +427,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
         unsettled = await settle(conn, watched, timeout_s=END_SETTLE_S)
         starts = await log_starts(consumer, [TopicPartition(t, p) for t, holds, p in parts if holds == "receipts"])
         last = await consumer.end_offsets([TopicPartition(t, p) for t, _, p in parts]) if parts else {}
-        # A partition Kafka now ends before where the index stands (truncated, deleted, made again) lost
-        # records the index verified: nothing is read there to show it, so it is kept as a finding.
-        index.record_lost({(t, p): (at, end) for (t, p), at in index.positions().items()
-                           if (end := last.get(TopicPartition(t, p), 0)) < at}, datetime.now(UTC))
+        index.record_lost(await _lost(consumer, index.positions(), last), datetime.now(UTC))
 
         def report(now_rows: int = 0, now_findings: int = 0) -> None:
             if progress is not None:
@@ -465,6 +463,28 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
     checked = index.end_reports()
     return IndexRun(records, rows, findings, index.problems(), len(parts), time.monotonic() - began,
                     checked.unchecked, tuple(checked.why))
+
+
+LOST_CONFIRM_S = 3.0
+"""How long an end below the index's position must stay there before it counts as records lost: a new
+partition leader's high watermark can trail the old one's for a moment after a node fails."""
+
+
+async def _lost(consumer: Any, positions: Mapping[tuple[str, int], int],
+                last: Mapping[TopicPartition, int]) -> dict[tuple[str, int], tuple[int, int]]:
+    """The partitions Kafka now ends before where the index stands (truncated, deleted, made again), with
+    the index's position and Kafka's end: records the index verified are gone, and nothing read from
+    there would show it (records written again past the position show as a break in the chain)."""
+    ends = {tp: last.get(TopicPartition(*tp), 0) for tp in positions}
+    began = time.monotonic()
+    while True:
+        lost = {tp: (at, ends[tp]) for tp, at in positions.items() if ends[tp] < at}
+        if not lost or time.monotonic() - began > LOST_CONFIRM_S:
+            return lost
+        await asyncio.sleep(0.5)
+        present = [TopicPartition(*tp) for tp in lost if TopicPartition(*tp) in last]
+        ends.update({(tp.topic, tp.partition): end for tp, end in (await consumer.end_offsets(present)).items()}
+                    if present else {})
 
 
 @dataclass(frozen=True)

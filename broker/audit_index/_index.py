@@ -335,15 +335,15 @@ class AuditIndex:
             "WHERE t.holds IN ('decisions', 'receipts') AND p.next_offset > 0")}
 
     def record_lost(self, lost: Mapping[tuple[str, int], tuple[int, int]], now: datetime) -> None:
-        """Keep, until a rebuild, each partition Kafka now ends before what the index read of it
-        (``lost``: (topic, partition) -> (the index's position, Kafka's end)): records it verified are
-        gone (truncated, deleted, the topic made again), and the ends it holds vouch for nothing there."""
-        if not lost:
-            return
+        """Note, as of this catch-up, each partition Kafka ends before what the index read of it (``lost``:
+        (topic, partition) -> (the index's position, Kafka's end)): records it verified are gone (truncated,
+        deleted, the topic made again), and the ends it holds vouch for nothing there. Once records are
+        written there again past the position, the chain's break is a finding of its own."""
         at = now.astimezone(UTC).isoformat().replace("+00:00", "Z")
         try:
             with self._conn:
-                self._conn.executemany("INSERT OR IGNORE INTO lost (topic, partition, position, kafka_end, at) "
+                self._conn.execute("DELETE FROM lost")
+                self._conn.executemany("INSERT INTO lost (topic, partition, position, kafka_end, at) "
                                        "VALUES (?, ?, ?, ?, ?)", [(t, p, pos, end, at)
                                                                   for (t, p), (pos, end) in sorted(lost.items())])
         except sqlite3.Error as exc:

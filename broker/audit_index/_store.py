@@ -45,7 +45,7 @@ INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
 # newest feed offset its vouched receipts name (``ReceiptReach``: sound, accepted, seen), whatever the
 # policy says of whose feed it is (read with the policy at hand); ``receipts_waiting``, the receipts no
 # checkpoint vouches for yet, for the next catch-up; meta ``ends``, the offsets the last catch-up read;
-# ``lost``, partitions Kafka ended before what the index had read (kept until a rebuild).
+# ``lost``, the partitions Kafka ended before what the index had read, at the last catch-up.
 _LAYOUT = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, holds TEXT NOT NULL, owner TEXT);
