@@ -307,7 +307,8 @@ def receipt_ends(reach: ReceiptReach, committed: Mapping[tuple[str, int], int], 
     checked, never sound: a feed whose partner is unknown; a partition its partner's accepted
     receipts name where the group has no committed offset (offsets deleted or unsettled, the feed
     topic gone), or whose group was not read; a partner that writes no receipts; and a short end
-    while the feed's partner, or a receipts topic of unknown partner, kept a transaction open."""
+    while the feed's partner, or a receipts topic of unknown partner, kept a transaction open; and a feed
+    the policy gives a partner that is not in ``asked`` (its offsets not read) and no receipt names."""
     places = {tp for tp, offset in committed.items() if offset > 0} | set(reach.accepted)
     places |= {tp for tp in reach.sound if tp[0] not in asked}
     out = []
@@ -328,6 +329,14 @@ def receipt_ends(reach: ReceiptReach, committed: Mapping[tuple[str, int], int], 
         if end.short and reach.seen.get(tp, -1) + 1 < (offset or 0):
             report.findings.append(Finding(topic, partition, (offset or 0) - 1, end.problem()))
         out.append(report)
+    # A feed the policy gives a partner whose offsets were not read (the topic not visible to this login,
+    # or the offsets refused), and which no receipt names: nothing above reports it, and it is not sound.
+    named = {topic for topic, _ in places}
+    for topic in sorted(t for t in reach.feeds if t not in asked and t not in named):
+        out.append(PartitionReport(topic, 0, end=EndCheck(
+            f"{topic}:0", -1, None, group=group_of(topic), why=(
+                "this feed's committed offsets were not read (the topic is not visible to this login, or reading "
+                "the offsets was refused): check `puente acls plan` and that the feed topic exists"))))
     return out
 
 

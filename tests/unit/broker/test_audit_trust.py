@@ -463,7 +463,7 @@ READERS = {FEED: "COL", "p.feed.USA": "USA"}  # as the policy gives each feed it
 
 
 def _receipt_ends(monkeypatch: pytest.MonkeyPatch, committed: dict[tuple[str, int], int],
-                  asked: frozenset[str] = frozenset({FEED}), still_open: bool | str = False,
+                  asked: frozenset[str] = frozenset(READERS), still_open: bool | str = False,
                   owners: dict[str, str] | None = None, start: int = 0,
                   ) -> tuple[list[auditor.PartitionReport], list[float]]:
     """``verify_topics`` over the receipts topics ``owners`` names (default COL's "receipts"), with the subscriber
@@ -548,18 +548,18 @@ def test_a_feed_no_partner_in_the_policy_reads_counts_its_one_claimants_receipts
     none, or two, whose receipts to expect is unknown: "not checked", with why, never sound."""
     gone = {("p.feed.GONE", 0): 3}
     audit_topics["receipts"] = _feed_receipts([0, 1, 2], feed="p.feed.GONE")
-    reports, _ = _receipt_ends(monkeypatch, gone, asked=frozenset({"p.feed.GONE"}))
+    reports, _ = _receipt_ends(monkeypatch, gone, asked=frozenset({*READERS, "p.feed.GONE"}))
     [end] = [r.end for r in reports if r.end is not None]
     assert all(r.ok for r in reports) and end.checked and end.last == 2
-    reports, _ = _receipt_ends(monkeypatch, {("p.feed.GONE", 0): 9}, asked=frozenset({"p.feed.GONE"}))
+    reports, _ = _receipt_ends(monkeypatch, {("p.feed.GONE", 0): 9}, asked=frozenset({*READERS, "p.feed.GONE"}))
     assert [f.offset for r in reports for f in r.findings] == [8]
     audit_topics["receipts"] = []
-    reports, _ = _receipt_ends(monkeypatch, gone, asked=frozenset({"p.feed.GONE"}), start=4)
+    reports, _ = _receipt_ends(monkeypatch, gone, asked=frozenset({*READERS, "p.feed.GONE"}), start=4)
     [end] = [r.end for r in reports if r.end is not None]
     assert all(r.ok for r in reports) and not end.checked and "whose receipts to expect is unknown" in end.describe()
     audit_topics["receipts"] = _feed_receipts([0, 1, 2], feed="p.feed.GONE")
     audit_topics["receipts-usa"] = _feed_receipts([0], chain="USA", topic="receipts-usa", feed="p.feed.GONE")
-    reports, _ = _receipt_ends(monkeypatch, gone, asked=frozenset({"p.feed.GONE"}),
+    reports, _ = _receipt_ends(monkeypatch, gone, asked=frozenset({*READERS, "p.feed.GONE"}),
                                owners={"receipts": "COL", "receipts-usa": "USA"})
     [end] = [r.end for r in reports if r.end is not None]
     assert all(r.ok for r in reports) and not end.checked
@@ -572,8 +572,11 @@ def test_receipts_end_unchecked_when_the_group_was_not_read_or_a_transaction_sta
     audit_topics["receipts"] = _feed_receipts([0, 1, 2])
     reports, waits = _receipt_ends(monkeypatch, {}, asked=frozenset())
     assert waits == []  # nothing committed to wait for
-    [end] = [r for r in reports if r.end is not None]
+    [end] = [r for r in reports if r.end is not None and r.topic == FEED]
     assert end.ok and not end.end.checked and "end not checked" in end.end.describe()  # type: ignore[union-attr]
+    # USA's feed, which no receipt names, is not checked either: its offsets were not read.
+    [usa] = [r.end for r in reports if r.end is not None and r.topic == "p.feed.USA"]
+    assert not usa.checked and "offsets were not read" in usa.describe()
     reports, _ = _receipt_ends(monkeypatch, {(FEED, 0): 9}, still_open=True)
     [end] = [r for r in reports if r.end is not None]
     assert end.ok and not end.end.checked and not end.end.short  # type: ignore[union-attr]
