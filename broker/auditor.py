@@ -38,7 +38,7 @@ from broker.audit.verify import (
     unnamed_ingress,
     when,
 )
-from broker.audit_index import AuditIndex
+from broker.audit_index import AuditIndex, ChainEnds
 from broker.crypto import KeyKind, checker, parse_key_id
 from broker.kafka import (
     KafkaConnection,
@@ -389,8 +389,7 @@ class IndexRun:
     problems: int
     partitions: int
     seconds: float
-    unchecked: int = 0  # chain ends the index could not check against their groups' offsets
-    why: tuple[str, ...] = ()  # why ends were not checked (``ChainEnds.why``)
+    ends: ChainEnds = field(default_factory=ChainEnds)  # the chains' ends against their groups' offsets
 
 
 PROGRESS_EVERY = 2_000  # records between two progress reports
@@ -460,9 +459,9 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
     index.record_ends(ends, {(tp.topic, tp.partition) for tp in unsettled},
                       {tp.topic for tp, at in starts.items() if at > 0})
     index.finish(now() if now is not None else datetime.now(UTC))
-    checked = index.end_reports()
-    return IndexRun(records, rows, findings, index.problems(), len(parts), time.monotonic() - began,
-                    checked.unchecked, tuple(checked.why))
+    ends_now = index.end_reports()
+    return IndexRun(records, rows, findings, index.problems(given=ends_now), len(parts), time.monotonic() - began,
+                    ends_now)
 
 
 LOST_CONFIRM_S = 3.0

@@ -29,6 +29,7 @@ from broker.audit.verify import (
 )
 from broker.audit_index._ingest import DELIVERS, PartitionIngest, _json
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_name, connect, iso_ms, translated
+from puente.wire import iso_utc
 
 if TYPE_CHECKING:
     from policies import PolicySet
@@ -339,7 +340,7 @@ class AuditIndex:
         (topic, partition) -> (the index's position, Kafka's end)): records it verified are gone (truncated,
         deleted, the topic made again), and the ends it holds vouch for nothing there. Once records are
         written there again past the position, the chain's break is a finding of its own."""
-        at = now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        at = iso_utc(now)
         try:
             with self._conn:
                 self._conn.execute("DELETE FROM lost")
@@ -359,15 +360,12 @@ class AuditIndex:
             "feeds": [[t, p, c] for (t, p), c in sorted(feeds.committed.items())], "asked": sorted(feeds.asked),
             "prefix": feeds.feeds, "readers": feeds.readers, "refused": list(ends.refused),
             "unsettled": sorted([t, p] for t, p in unsettled), "trimmed": sorted(trimmed),
-            "read_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}), "keeping the groups' offsets")
+            "read_at": iso_utc(datetime.now(UTC))}), "keeping the groups' offsets")
 
     def finish(self, now: datetime) -> None:
         """Note when the index last caught up."""
+        self._set_meta("indexed_at", iso_utc(now), "noting the catch-up")
         try:
-            with self._conn:
-                self._conn.execute("INSERT INTO meta (key, value) VALUES ('indexed_at', ?) ON CONFLICT (key) DO "
-                                   "UPDATE SET value = excluded.value",
-                                   (now.astimezone(UTC).isoformat().replace("+00:00", "Z"),))
             # Statistics for the query planner, from a bounded sample: without them SQLite may walk a
             # partner's whole index in time order where an alert's index finds a handful of rows.
             self._conn.execute("PRAGMA analysis_limit = 1000")
@@ -380,15 +378,16 @@ class AuditIndex:
         return int(self._one("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
                              (topic, partition)) or 0)
 
-    def problems(self, scope: Scope = Scope()) -> int:
+    def problems(self, scope: Scope = Scope(), given: ChainEnds | None = None) -> int:
         """How many problems verification found that ``scope`` may count (all: national), counted in
-        SQL over the topics the scope may see, as ``audit verify`` counts them."""
+        SQL over the topics the scope may see, as ``audit verify`` counts them; with the chain ends'
+        problems (``given``: ``end_reports(scope)`` already made)."""
         topics = self._topics()
         chains, repeated = self._chain_states(scope, topics)
         where, args = self._findings_where(scope, topics, repeated, texts=False)
         tails = sum(1 for t, _, key, s in chains if topics.get(t, ("", None))[0] == "receipts"
                     and chain_name(key) is not None and s.tail)
-        ends = self.end_reports(scope).problems
+        ends = (given if given is not None else self.end_reports(scope)).problems
         return int(self._one(f"SELECT COUNT(*) FROM findings WHERE {where}", args) or 0) + tails + ends
 
     def end_reports(self, scope: Scope = Scope()) -> ChainEnds:
@@ -912,6 +911,7 @@ class AuditIndex:
 
     def summary(self, scope: Scope) -> dict[str, Any]:
         """Counts for the console's home page, within ``scope``."""
+        ends = self.end_reports(scope)
         where, args = ("partner = ?", [scope.partner]) if scope.partner else ("1 = 1", [])
         by = dict(self._all(f"SELECT decision, COUNT(*) FROM decisions WHERE {where} GROUP BY decision", args))
         first, last = self._all(f"SELECT MIN(at_ms), MAX(at_ms) FROM decisions WHERE {where}", args)[0]
@@ -923,7 +923,7 @@ class AuditIndex:
             "receipts": self._one(f"SELECT COUNT(*) FROM receipts WHERE {where}", args) or 0,
             "first_at": iso_ms(first) if first is not None else None,
             "last_at": iso_ms(last) if last is not None else None,
-            "problems": self.problems(scope), "ends_all_checked": self.end_reports(scope).all_checked,
+            "problems": self.problems(scope, ends), "ends_all_checked": ends.all_checked,
             "indexed_at": self._one("SELECT value FROM meta WHERE key = 'indexed_at'"),
         }
         if scope.national:

@@ -140,7 +140,7 @@ def _verify(args: argparse.Namespace) -> int:
                          for f in problems],
             "ends_not_checked": {"chains": unchecked, "why": why} if unchecked else None},
             ensure_ascii=False, indent=2))
-        return _verify_status(problems, unchecked)
+        return _verify_status(len(problems), unchecked)
     _table(reports)
     for r in reports:
         if r.records:
@@ -155,7 +155,7 @@ def _verify(args: argparse.Namespace) -> int:
           + ("no problems" if not problems else f"{len(problems)} problem(s)")
           + ("" if total else " (the audit topics exist but hold no records yet)")
           + (f"; {unchecked} end(s) not checked: {why}" if unchecked else ""))
-    return _verify_status(problems, unchecked)
+    return _verify_status(len(problems), unchecked)
 
 
 def _end_json(end: EndCheck) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def _end_json(end: EndCheck) -> dict[str, Any]:
             "checked": end.checked}
 
 
-def _verify_status(problems: Sequence[Any], unchecked: int) -> int:
+def _verify_status(problems: int, unchecked: int) -> int:
     """1 with problems; else 5 (``EXIT_UNCHECKED``) when a chain's end could not be checked, so
     that a script or a schedule reading the status alone never takes an unchecked end for a sound one."""
     if problems:
@@ -244,9 +244,9 @@ def _index(args: argparse.Namespace) -> int:
           f"{done.rows:,} row(s) indexed from {done.partitions} partition(s); "
           + (f"{done.problems} problem(s) in the audit (run `puente audit verify`)" if done.problems
              else "no problems")
-          + (f"; {done.unchecked} chain end(s) not checked: {'; '.join(done.why)}" if done.unchecked or done.why
-             else ""))
-    return _verify_status(range(done.problems), done.unchecked or len(done.why))
+          + (f"; {done.ends.unchecked} chain end(s) not checked: {'; '.join(done.ends.why)}"
+             if not done.ends.all_checked else ""))
+    return _verify_status(done.problems, not done.ends.all_checked)
 
 
 def _collect(args: argparse.Namespace) -> int:

@@ -400,8 +400,7 @@ async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTo
     with writer_lock(index_path), AuditIndex(index_path) as index:
         done = await index_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), index,
                                   found.owners, ends=ends)
-        checked = index.end_reports()
-    reached = sum(1 for r in checked.reports if r.end is not None and r.end.checked and not r.end.short)
+    reached = sum(1 for r in done.ends.reports if r.end is not None and r.end.checked and not r.end.short)
     accounts_path = default_accounts_path(cfg.keys)
     logins = {"auditor": "national", "usa-oversight": "USA"}
     passwords = {name: secrets.token_urlsafe(12) for name in logins}
@@ -417,11 +416,11 @@ async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTo
         "PUENTE_CLIENT_CONFIG": Path(party_connection(cfg.login_root, CONSOLE).source).resolve(),
         "PUENTE_AUDIT_INDEX": index_path.resolve()}.items()),
         encoding="utf-8")
-    ok = done.problems == 0 and done.unchecked == 0 and not done.why
+    ok = done.problems == 0 and done.ends.all_checked
     return ok, [
             f"{done.rows} audit rows indexed from {done.records} records, {done.problems} problem(s), in {index_path}",
             f"chain ends the index checked against their groups' committed offsets: {reached} of "
-            f"{len(checked.reports)} reach them" + (f" ({'; '.join(done.why)})" if done.why else ""),
+            f"{len(done.ends.reports)} reach them" + (f" ({'; '.join(done.ends.why)})" if done.ends.why else ""),
             "browse it: `make console`, then open http://127.0.0.1:8443/ and sign in as",
             f"  auditor        / {passwords['auditor']}   (national: everything)",
             f"  usa-oversight  / {passwords['usa-oversight']}   (joint oversight: only what concerns USA)"]
