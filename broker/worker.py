@@ -31,7 +31,16 @@ from typing import Any
 
 import orjson
 
-from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem, ingress_of, last_ingress, listed
+from broker.audit import (
+    ChainHead,
+    ChainWriter,
+    VerifyFn,
+    falls_short,
+    head_problem,
+    ingress_of,
+    last_ingress,
+    listed,
+)
 from broker.kafka import (
     ClientError,
     Consumer,
@@ -1004,7 +1013,7 @@ def head_behind(last: dict[str, Any] | None, committed: int | None) -> str | Non
     offsets moved back make records come again, and the replay window dead-letters them.)
     """
     found = last_ingress(last)
-    if found is None or committed is None or found[2] + 1 >= committed:
+    if found is None or not falls_short(found[2], committed):
         return None
     return (f"ends at ingress offset {found[2]}, but the slot's committed offset is {committed}: an older "
             "block was written again after the head, or the group's offsets were moved forward past records "

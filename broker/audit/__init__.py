@@ -25,6 +25,7 @@ from broker.audit.verify import (
     PartitionReport,
     PartitionWalk,
     VerifyFn,
+    falls_short,
     head_problem,
     verify_partition,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "VerifyFn",
     "canonical",
     "checkpoint_payload",
+    "falls_short",
     "flatten",
     "head_problem",
     "ingress_of",

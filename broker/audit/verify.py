@@ -68,6 +68,18 @@ class Vouched:
         return f"{whose}signed up to seq {self.seq}{stated}"
 
 
+def falls_short(last: int, committed: int | None) -> bool:
+    """Whether a chain whose newest entry names offset ``last`` (-1: none) ends before the record just
+    below ``committed``, the group offset that committed with it (None: not known, so not short).
+
+    A chain's records and its group's offsets commit in one transaction, so a whole chain reaches
+    ``committed - 1``. Ending earlier means records dropped from its end, or offsets moved forward past
+    records never handled; ending later is not short (offsets moved back make records come again).
+    The one rule the broker applies to a slot's head before extending it (``broker.worker.head_behind``)
+    and the auditors apply to every chain's end (``EndCheck.short``)."""
+    return committed is not None and last + 1 < committed
+
+
 @dataclass(frozen=True)
 class EndCheck:
     """A chain's end against the consumer group offset that committed with it: a decision chain's last
@@ -89,7 +101,7 @@ class EndCheck:
     @property
     def short(self) -> bool:
         """Records the group has committed past are missing from the chain's end."""
-        return self.checked and self.last + 1 < (self.committed or 0)
+        return self.checked and falls_short(self.last, self.committed)
 
     @property
     def of_receipts(self) -> bool:

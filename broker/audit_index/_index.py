@@ -27,7 +27,7 @@ from broker.audit.verify import (
     receipt_ends,
     unnamed_ingress,
 )
-from broker.audit_index._ingest import DELIVERS, PartitionIngest, _json
+from broker.audit_index._ingest import DELIVERS, PartitionIngest, json_text
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_name, connect, iso_ms, translated
 from puente.wire import iso_utc
 
@@ -355,7 +355,7 @@ class AuditIndex:
         the chains' ends against them), the audit partitions whose open transactions did not end before
         it read (``unsettled``) and the receipts topics records were deleted from (``trimmed``)."""
         feeds = ends.feeds
-        self._set_meta("ends", _json({
+        self._set_meta("ends", json_text({
             "ingress": [[t, p, c] for (t, p), c in sorted(ends.ingress.items())],
             "feeds": [[t, p, c] for (t, p), c in sorted(feeds.committed.items())], "asked": sorted(feeds.asked),
             "prefix": feeds.feeds, "readers": feeds.readers, "refused": list(ends.refused),

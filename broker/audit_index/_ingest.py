@@ -53,7 +53,8 @@ def _int(value: Any) -> int | None:
     return value if type(value) is int and INT_MIN <= value <= INT_MAX else None
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON text for a column (what the index stores for states and extras)."""
     try:
         return orjson.dumps(value, default=str).decode()
     except orjson.JSONEncodeError:  # an int beyond 64 bits, say: the standard library writes any
@@ -169,7 +170,7 @@ class PartitionIngest:
                   (self.topic, self.partition, self.next_offset))
         c.executemany("INSERT INTO chains (topic, partition, chain_key, state) VALUES (?, ?, ?, ?) "
                       "ON CONFLICT (topic, partition, chain_key) DO UPDATE SET state = excluded.state",
-                      [(self.topic, self.partition, chain_key(name), _json(state.to_json()))
+                      [(self.topic, self.partition, chain_key(name), json_text(state.to_json()))
                        for name, state in self._walk.chains.items()])
         if self._end is not None:
             c.execute("INSERT INTO chain_ends (topic, partition, source, last, \"offset\") VALUES (?, ?, ?, ?, ?) "
@@ -194,7 +195,7 @@ class PartitionIngest:
                         reach.seen.get((t, p), -1)) for t, p in sorted(places)])
         c.execute("INSERT INTO receipts_waiting (topic, partition, waiting) VALUES (?, ?, ?) ON CONFLICT (topic, "
                   "partition) DO UPDATE SET waiting = excluded.waiting",
-                  (self.topic, self.partition, _json([[chain, [[t, p, newest, accepted]
+                  (self.topic, self.partition, json_text([[chain, [[t, p, newest, accepted]
                                                               for (t, p), (newest, accepted) in places.items()]]
                                                       for chain, places in reach.waiting.items()])))
 
@@ -217,7 +218,7 @@ class PartitionIngest:
                     return [Finding(self.topic, self.partition, offset, why)]
                 self._conn.execute("INSERT INTO pending_receipts (topic, partition, chain_key, \"offset\", row) "
                                    "VALUES (?, ?, ?, ?, ?)", (self.topic, self.partition, chain_key(chain), offset,
-                                                              _json(flatten(doc)[0])))
+                                                              json_text(flatten(doc)[0])))
             return []
         if kind == "QUERY":
             self._query(offset, doc)
@@ -265,7 +266,7 @@ class PartitionIngest:
              cols["partner"], cols["decision"], cols["agreement"], cols["alert_type"], cols["originator"],
              cols["originator_country"], cols["classification"], cols["sector"], cols["action"], cols["reason"],
              cols["supersedes"], cols["policy_version"], cols["feed"], cols["ingress"], cols["ingress_ms"],
-             cols["at"], when, went, rules[0] if rules else None, _json(extra)))
+             cols["at"], when, went, rules[0] if rules else None, json_text(extra)))
         rules_out += [(ident, r, cols["partner"]) for r in dict.fromkeys(rules)]
         self.rows += 1
 
@@ -288,7 +289,7 @@ class PartitionIngest:
             "INSERT INTO denials (topic, partition, \"offset\", principal, operation, resource, request, at, at_ms, "
             "extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.topic, self.partition, offset, *(_text(row.get(k)) for k in cols), self._time(row.get("at")),
-             _json(extra)))
+             json_text(extra)))
         self.rows += 1
 
     def _query(self, offset: int, doc: dict[str, Any]) -> None:
@@ -297,7 +298,7 @@ class PartitionIngest:
             "INSERT INTO queries (topic, partition, \"offset\", auditor, scope, page, params, results, at, at_ms) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.topic, self.partition, offset, _text(doc.get("auditor")), _text(doc.get("scope")),
-             _text(doc.get("page")), _json(params if isinstance(params, dict) else {}), _int(doc.get("results")),
+             _text(doc.get("page")), json_text(params if isinstance(params, dict) else {}), _int(doc.get("results")),
              _text(doc.get("at")), self._time(doc.get("at"))))
         self.rows += 1
 
@@ -316,7 +317,7 @@ class PartitionIngest:
             c.execute("INSERT INTO receipts (topic, partition, \"offset\", chain, partner, alert_id, version, status, "
                       "at, at_ms, feed, detail, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       (self.topic, self.partition, offset, chain_name(key), partner, alert, version, status,
-                       _text(row.get("at")), when, _text(row.get("feed")), _text(row.get("detail")), _json(extra)))
+                       _text(row.get("at")), when, _text(row.get("feed")), _text(row.get("detail")), json_text(extra)))
             if status in VOUCHING and alert is not None and version is not None and when is not None:
                 c.execute("UPDATE decisions SET receipt_at_ms = ? WHERE alert_id = ? AND partner = ? AND version = ? "
                           "AND decision IN (?, ?) AND went = 1 AND (receipt_at_ms IS NULL OR receipt_at_ms > ?)",
