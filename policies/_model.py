@@ -30,11 +30,30 @@ def _int_to_str(value: Any) -> Any:
     return value
 
 
+# No whitespace stripping: a code is matched as written, so ``"H2 "`` is refused rather than made
+# ``H2``, where it would silently replace the real entry of a map keyed by codes.
 Code = Annotated[
     str,
     BeforeValidator(_int_to_str),
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$"),
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$"),
 ]
+
+
+def _distinct_keys(value: Any) -> Any:
+    """Refuse a map whose keys become the same code once read (YAML's ``1`` and ``"1"``): the YAML
+    reader refuses duplicate keys only as written, and the later entry would silently replace the
+    earlier, so a policy could grant what its reader sees withheld."""
+    if isinstance(value, dict):
+        seen: set[Any] = set()
+        for key in value:
+            code = _int_to_str(key)
+            if code in seen:
+                raise ValueError(f"code {str(code)[:64]!r} is given twice")
+            seen.add(code)
+    return value
+
+
+CodeMap = BeforeValidator(_distinct_keys)
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 
 
@@ -115,8 +134,8 @@ class Vocabulary(_Model):
 
     home: Home
     classification: Scale
-    caveats: dict[Code, Term]
-    handling_codes: dict[Code, Term] = Field(min_length=1)
+    caveats: Annotated[dict[Code, Term], CodeMap]
+    handling_codes: Annotated[dict[Code, Term], CodeMap, Field(min_length=1)]
     grading: Grading
     envelope: Envelope
     view: ViewSettings = ViewSettings()

@@ -237,3 +237,25 @@ def test_a_rule_id_in_the_form_of_the_policys_own_is_refused(policy_copy: Any, r
     beside the agreement rules a view applies: a cover rule id with a dot would be taken for one, or one for it."""
     policy_copy.replace("agreements/combifron.yaml", "  - rule: COMBIFRON-BORDER", f"  - rule: {rule}")
     assert f"rule id {rule} has a dot" in _error(policy_copy)
+
+
+@pytest.mark.parametrize(("path", "entry", "twin"), [
+    ("vocabulary.yaml", "  H2:\n", '  "H2 ":\n    effect: none\n    description: the same code with a space\n'),
+    ("vocabulary.yaml", "  PANAMA_ONLY:\n", '  "PANAMA_ONLY\\t":\n    effect: none\n    description: a tab after it\n'),
+    ("areas.yaml", "  DARIEN:\n",
+     '  "DARIEN ":\n    name: x\n    outline: [[[9.0, -83.0], [9.0, -77.0], [7.0, -77.0]]]\n'),
+])
+def test_a_code_with_whitespace_is_refused_not_made_a_twin(policy_copy: Any, path: str, entry: str, twin: str) -> None:
+    """A map key that would read as an existing code once its whitespace went (``"H2 "``) is refused: stripped, it
+    would silently replace the real entry, and a policy meant to hold H2 alerts for consent would release them."""
+    policy_copy.replace(path, entry, twin + entry)
+    message = _error(policy_copy)
+    assert f"{path}:" in message and ".[key]: String should match pattern" in message
+
+
+def test_codes_that_read_the_same_are_refused(policy_copy: Any) -> None:
+    """YAML's ``1`` and ``"1"`` are two keys to the reader and one code to the policy: refused, not merged."""
+    policy_copy.replace("vocabulary.yaml", "  H2:\n", '  1:\n    effect: none\n    description: one\n'
+                                                     '  "1":\n    effect: needs_consent\n    description: one again\n'
+                                                     "  H2:\n")
+    assert "code '1' is given twice" in _error(policy_copy)
