@@ -105,7 +105,7 @@ class PolicySet:
     notes: dict[str, str]  # "caveat.X" / "handling.X" -> description, stated with NOTICE effects
     reliability_rank: dict[str, int]
     credibility_rank: dict[str, int]
-    known_names: frozenset[str]  # partner ids and countries, and home: what REL TO and consent may name
+    known_names: frozenset[str]  # partner ids and countries, and home: what REL TO may name (consent: ids only)
     known_countries: frozenset[str]
     alert_types: frozenset[str]
     partners: dict[str, PartnerInfo]

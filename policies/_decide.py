@@ -13,6 +13,7 @@ markings hold.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -154,7 +155,7 @@ class _Facts:
     expired_fail: tuple[str, str] | None
 
 
-def _unknown(values: list[Any], known: frozenset[str]) -> list[Any]:
+def _unknown(values: list[Any], known: AbstractSet[str]) -> list[Any]:
     """The values not in ``known``, each once, in the order given."""
     return list(dict.fromkeys(v for v in values if v not in known))
 
@@ -175,9 +176,9 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
         # whose keys are known names would pass for a list of them.
         raise TypeError("a marking list is not a list")
     consent_fail = None
-    if not ps.known_names.issuperset(consent):
-        unknown = excerpts(_unknown(consent, ps.known_names))
-        consent_fail = (UNKNOWN_CONSENT, f"originator_consent names {unknown}, unknown to the policy")
+    if not ps.partners.keys() >= set(consent):  # consent is per partner: a country names no one partner
+        unknown = excerpts(_unknown(consent, ps.partners.keys()))
+        consent_fail = (UNKNOWN_CONSENT, f"originator_consent names {unknown}, not a partner of the policy")
     releasable_fail = None
     if not ps.known_names.issuperset(rel):
         unknown = excerpts(_unknown(rel, ps.known_names))
@@ -200,7 +201,9 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
 def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails, notices: Fails) -> None:
     if f.consent_fail is not None:
         fails.append(f.consent_fail)
-    consented = not partner.names.isdisjoint(f.consent)
+    # Consent is given per alert and per partner (DOMAIN): matched on the partner's id alone, so consent for
+    # one partner never reaches another of the same country.
+    consented = partner.id in f.consent
     for caveat, effect in f.caveats:
         if effect is None:
             fails.append((UNKNOWN_CAVEAT, f"caveat {excerpt(caveat)} is unknown to the policy"))

@@ -232,6 +232,27 @@ def test_partner_without_agreement_is_withheld(policy_copy: Any, make_alert: Mak
     assert decision.rule_ids == ("agreement.none",)
 
 
+def test_consent_for_one_partner_does_not_reach_another_of_its_country(
+        policy_copy: Any, make_alert: MakeAlert, now: datetime) -> None:
+    """Consent is given per partner: the originator's consent for USA releases an H2 alert to USA only, not to a
+    second United States partner under the same agreement; and consent naming a country, not a partner, names no
+    one, so it is refused as unknown."""
+    policy_copy.replace(
+        "partners.yaml",
+        "partners:\n",
+        "partners:\n  - {id: USA-CBP, name: CBP desk, country: USA, kind: foreign, clearance: SECRETO,\n"
+        "     feed_topic: puente.feed.USA-CBP, contact: {name: enlace}}\n",
+    )
+    policy_copy.replace("agreements/pan-usa.yaml", "parties: [PAN, USA]", "parties: [PAN, USA, USA-CBP]")
+    ps = policy_copy.load()
+    alert = make_alert("tocumen_hit", {"markings.caveats": ["ORCON"], "markings.originator_consent": ["USA"]})
+    assert decide(alert, "USA", ps, now).delivers
+    second = decide(alert, "USA-CBP", ps, now)
+    assert not second.delivers and "caveat.ORCON" in second.rule_ids
+    country = make_alert("tocumen_hit", {"markings.handling_code": "H2", "markings.originator_consent": ["PAN"]})
+    assert "unknown.originator_consent" in decide(country, "FEAN", ps, now).rule_ids
+
+
 HUGE = "X" * 1_000_000
 MARKING_TARGETS = [
     ({"markings.classification": HUGE}, "unknown.classification"),
