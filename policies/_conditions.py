@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from policies._areas import Areas
+from policies._excerpt import excerpt
 from policies._model import When
 
 
@@ -100,11 +101,17 @@ def _watchlist(levels: frozenset[str], own_list: bool) -> Condition:
 
 
 def _categories(categories: frozenset[str]) -> Condition:
+    """Every seized item's category must be agreed: the view keeps the items whole, so one agreed item
+    must not carry the others (a token kilo of drugs beside ammunition the agreement excludes)."""
+
     def check(alert: Mapping[str, Any], partner: PartnerLike) -> str | None:
         found = [item["category"] for item in alert["payload"]["items"]]
-        if any(c in categories for c in found):
+        if not found:
+            return "no seized item names a category among those agreed"
+        others = list(dict.fromkeys(c for c in found if c not in categories))
+        if not others:
             return None
-        return f"seized categories {', '.join(found) or 'none'} are not among those agreed"
+        return f"seized categories {', '.join(excerpt(c) for c in others)} are not among those agreed"
 
     return check
 
