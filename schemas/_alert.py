@@ -9,7 +9,7 @@ from typing import Any
 
 from puente.errors import RecordMismatchError
 from schemas._codec import SingleObjectCodec
-from schemas._registry import ALERT, current, known_writers
+from schemas._registry import ALERT, SchemaVersion, current, known_writers
 
 PAYLOAD_TYPE = {
     "WATCHLIST_HIT": "puente.WatchlistHit",
@@ -22,8 +22,38 @@ _TIMESTAMPS = frozenset({"occurred_at", "reported_at", "review_at", "expires_at"
 _DATES = frozenset({"date_of_birth", "expires_on"})
 
 
+def payload_fields(version: SchemaVersion) -> dict[str, frozenset[str]]:
+    """Each alert type's payload field names in ``version``: what a decoded payload of that type holds.
+
+    A decoded union value does not say which branch it was; the branches' field sets do, so no two may
+    be the same (ValueError)."""
+    payload = next(f for f in version.expanded["fields"] if f["name"] == "payload")
+    by_name = {b["name"]: frozenset(f["name"] for f in b["fields"]) for b in payload["type"] if isinstance(b, dict)}
+    fields = {alert_type: by_name[branch] for alert_type, branch in PAYLOAD_TYPE.items()}
+    if len(set(fields.values())) != len(fields):
+        raise ValueError(f"two payload records of {version.name} have the same fields")
+    return fields
+
+
 class AlertCodec(SingleObjectCodec):
-    """Single-object codec for ``puente.Alert`` that pins the payload branch to ``alert_type``."""
+    """Single-object codec for ``puente.Alert`` that pins the payload branch to ``alert_type``, both ways:
+    an alert is written with the branch its type names, and one read whose payload is another type's is
+    refused (a seizure payload under ``alert_type: WATCHLIST_HIT`` would be judged by the watchlist rules
+    while carrying what only the seizure rules may release)."""
+
+    def __init__(self, writer: SchemaVersion, known: tuple[SchemaVersion, ...] = ()) -> None:
+        super().__init__(writer, known)
+        self._payload_fields = payload_fields(writer)
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        value = super().decode(data)
+        want = self._payload_fields.get(str(value.get("alert_type")))
+        payload = value.get("payload")
+        if want is None or not isinstance(payload, dict) or payload.keys() != want:
+            named = str(value.get("alert_type"))[:40]
+            raise RecordMismatchError(f"{self.writer.name} record's payload is not the one its alert_type {named} "
+                                      f"names ({PAYLOAD_TYPE.get(named, 'none')})")
+        return value
 
     def encode(self, record: dict[str, Any]) -> bytes:
         payload = record.get("payload")

@@ -110,6 +110,33 @@ def test_payload_matching_no_branch_is_still_a_mismatch(alerts: list[dict]) -> N
             alert_codec().encode({**alerts[0], "payload": payload})
 
 
+@pytest.mark.parametrize("writer", ["native", "fastavro"])
+def test_a_payload_of_another_alert_type_is_refused_when_read(alerts: list[dict], writer: str) -> None:
+    """Bytes whose payload branch is not the one ``alert_type`` names (a watchlist hit labelled a seizure, written
+    by any Avro writer) are refused on reading: the seizure rules would judge what only the watchlist rules may
+    release. The error names the types, never a value."""
+    by_type = {a["alert_type"]: a for a in alerts}
+    codec = alert_codec()
+    for alert_type, alert in by_type.items():
+        for other, donor in by_type.items():
+            mixed = {**alert, "payload": (PAYLOAD_TYPE[other], donor["payload"])}
+            if writer == "fastavro":
+                from io import BytesIO
+
+                from fastavro import schemaless_writer
+
+                out = BytesIO()
+                schemaless_writer(out, current().parsed, codec._tag(mixed))
+                data = MARKER + current().fingerprint + out.getvalue()
+            else:
+                data = codec.encode(mixed)
+            if other == alert_type:
+                assert codec.decode(data)["alert_type"] == alert_type
+                continue
+            with pytest.raises(RecordMismatchError, match=f"alert_type {alert_type} names"):
+                codec.decode(data)
+
+
 def test_record_that_does_not_fit_names_the_field_not_the_value(alerts: list[dict]) -> None:
     """A wrong type raises RecordMismatchError naming the field and never echoing the value."""
     bad = dict(alerts[0])
