@@ -84,15 +84,21 @@ def _deliver(ps: PolicySet, partner: PartnerInfo, covers: tuple[CompiledCover, .
     if found is not None:
         return found
     redactions = tuple(r for c in covers for r in c.redactions)
+    # Shortest retention first, so the agreement a delivery names (``Decision.agreement_id``: the feed's
+    # header and its sealed associated data, which the partner's store keeps the alert by) is the one
+    # whose retention binds when agreements overlap; equal ones keep the policy's order.
+    days: dict[str, int] = {}
+    for c in covers:
+        days.setdefault(c.agreement.id, c.agreement.retention_days)
     decision = Decision(
         Outcome.DELIVER_REDACTED if redactions else Outcome.DELIVER,
         partner.id,
-        tuple(dict.fromkeys(c.agreement.id for c in covers)),
+        tuple(sorted(days, key=days.__getitem__)),
         tuple(c.rule_id for c in covers) + tuple(rule for rule, _ in notices),
         tuple(c.release_reason for c in covers) + tuple(reason for _, reason in notices),
         redactions,
         ps.version,
-        min(c.agreement.retention_days for c in covers),
+        min(days.values()),
         # Consent releases the alert to this partner, no further: a release resting on it forbids onward sharing.
         all(c.agreement.onward_sharing for c in covers) and not any(_consented(ps, rule) for rule, _ in notices),
     )

@@ -52,5 +52,7 @@ class Decision:
 
     @property
     def agreement_id(self) -> str | None:
-        """The (first) agreement that decided, or None when no agreement applied."""
+        """The agreement a delivery names, or None when no agreement applied: of those that decided, the one
+        with the shortest retention (``agreement_ids`` is in that order), which the partner's store keeps the
+        alert by."""
         return self.agreement_ids[0] if self.agreement_ids else None

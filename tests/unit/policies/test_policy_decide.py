@@ -214,6 +214,8 @@ def test_overlapping_agreements_both_apply_and_the_stricter_wins(
     decision = decide(make_alert(), "COL", ps, now)
     assert set(decision.rule_ids) == {"COMBIFRON-BORDER", "ANNEX-BORDER"}
     assert decision.retention_days == 30
+    # The delivery names the agreement whose retention binds: the partner's store keeps the alert by it.
+    assert decision.agreement_ids == ("COMBIFRON-ANNEX", "COMBIFRON") and decision.agreement_id == "COMBIFRON-ANNEX"
     assert "location.place_name" in {r.path for r in decision.redactions}
     tighter = decide(make_alert("darien_sighting", {"markings.classification": "CONFIDENCIAL"}), "COL", ps, now)
     assert tighter.rule_ids == ("COMBIFRON-ANNEX.max_classification",)
