@@ -9,7 +9,7 @@ quietly decide differently from what its author meant.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 from policies._countries import ISO_ALPHA3
@@ -17,6 +17,10 @@ from policies._fields import CONTENT_ROOTS, FieldInfo
 from policies._model import Action, Agreement, Cover, Envelope, FieldRule, PartnersFile, When
 from policies._plan import ancestors, plan_fields
 from policies._source import AREAS, VOCABULARY, Doc, PolicySources
+
+# Each released alert schema's field paths per alert type, by release label: what ``reviewed_schema``
+# may name, and what a ``keep`` on a record keeps (``plan_fields``).
+Releases = Mapping[str, Mapping[str, Collection[str]]]
 
 # What a partner cannot honour an alert without: which alert it is (for corrections and recalls),
 # how to protect it, whom it may go to, how to handle it and when to delete it. The envelope rule
@@ -45,7 +49,7 @@ class Finding:
     """One problem in the policy files: where, what kind, and what is wrong."""
 
     where: str  # file:line
-    kind: str  # invalid, schema-field, area, expired, recall, overlap, keys, shadowed
+    kind: str  # invalid, schema-field, area, expired, recall, overlap, keys, shadowed, review
     message: str
 
     def __str__(self) -> str:
@@ -171,7 +175,8 @@ def rule_problem(info: FieldInfo, rule: FieldRule, envelope: Envelope) -> str | 
 
 
 def _check_cover(
-    doc: Doc[Agreement], i: int, cover: Cover, fields: Mapping[str, FieldInfo], envelope: Envelope
+    doc: Doc[Agreement], i: int, cover: Cover, fields: Mapping[str, FieldInfo], envelope: Envelope,
+    reviewed: Collection[str] | None,
 ) -> Iterator[Finding]:
     yield from _check_when(doc, i, cover, fields)
     if cover.others == "keep":
@@ -197,7 +202,7 @@ def _check_cover(
             if year in fields and not _keeps(cover, year):
                 yield Finding(where, "invalid", f"{cover.rule}: {path} generalises to {year}; name {year}: keep")
     if sound:
-        yield from _check_unnamed(doc, i, cover, fields, envelope)
+        yield from _check_unnamed(doc, i, cover, fields, envelope, reviewed)
 
 
 def _keeps(cover: Cover, path: str) -> bool:
@@ -210,12 +215,20 @@ def _keeps(cover: Cover, path: str) -> bool:
 
 
 def _check_unnamed(
-    doc: Doc[Agreement], i: int, cover: Cover, fields: Mapping[str, FieldInfo], envelope: Envelope
+    doc: Doc[Agreement], i: int, cover: Cover, fields: Mapping[str, FieldInfo], envelope: Envelope,
+    reviewed: Collection[str] | None,
 ) -> Iterator[Finding]:
     """Every field no rule names is dropped; a required one without an empty value must be named."""
-    for planned in plan_fields(fields, cover, envelope.keep):
+    for planned in plan_fields(fields, cover, envelope.keep, reviewed):
         info = fields[planned.path]
-        if not planned.named and not info.droppable:
+        if not planned.named and not info.droppable and planned.unreviewed:
+            yield Finding(
+                doc.where("covers", i, "rule"), "invalid",
+                f"{cover.rule}: the {cover.alert_type} schema requires {planned.path}, which is newer than the "
+                "release the policy was reviewed against and has no empty value a view could drop it to; "
+                "review it and name it in the rule's fields, or name a later reviewed_schema",
+            )  # fmt: skip
+        elif not planned.named and not info.droppable:
             yield Finding(
                 doc.where("covers", i, "rule"), "invalid",
                 f"{cover.rule}: the {cover.alert_type} schema requires {planned.path}, which has no empty "
@@ -254,7 +267,8 @@ def _check_envelope(src: PolicySources, fields: Mapping[str, Mapping[str, FieldI
 
 
 def _check_agreement(
-    src: PolicySources, doc: Doc[Agreement], fields: Mapping[str, Mapping[str, FieldInfo]]
+    src: PolicySources, doc: Doc[Agreement], fields: Mapping[str, Mapping[str, FieldInfo]],
+    reviewed: Mapping[str, Collection[str]] | None,
 ) -> Iterator[Finding]:
     vocab, a = src.vocabulary.model, doc.model
     partner_ids = {p.id for p in src.partners.model.partners}
@@ -281,7 +295,9 @@ def _check_agreement(
             where = doc.where("covers", i, "alert_type")
             yield Finding(where, "invalid", f"{cover.rule}: unknown alert type {cover.alert_type}")
             continue
-        yield from _check_cover(doc, i, cover, fields[cover.alert_type], vocab.envelope)
+        # An alert type the reviewed release lacks keeps nothing under a record; no release: checked below.
+        paths = reviewed.get(cover.alert_type, ()) if reviewed is not None else None
+        yield from _check_cover(doc, i, cover, fields[cover.alert_type], vocab.envelope, paths)
 
 
 def _check_areas(src: PolicySources, doc: Doc[Agreement]) -> Iterator[Finding]:
@@ -301,9 +317,17 @@ def _check_areas(src: PolicySources, doc: Doc[Agreement]) -> Iterator[Finding]:
                     yield Finding(where, "area", f"{cover.rule}: {kind} {code} has no outline ({why})")
 
 
-def check_sources(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]]) -> list[Finding]:
+def check_sources(
+    src: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]], releases: Releases
+) -> list[Finding]:
     """Every problem that makes the policy set unusable, in file order."""
     found = list(_check_vocabulary_and_partners(src))
+    label = src.vocabulary.model.reviewed_schema
+    reviewed = releases.get(label)
+    if reviewed is None:
+        known = ", ".join(releases) or "none"
+        found.append(Finding(src.vocabulary.where("reviewed_schema"), "invalid",
+                             f"reviewed_schema {label} is not a release of the alert schema (releases: {known})"))
     found.extend(_check_envelope(src, fields))
     for name, count in Counter(d.model.id for d in src.agreements).items():
         if count > 1:
@@ -317,6 +341,6 @@ def check_sources(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInf
                 found.append(Finding(doc.where("covers", i, "rule"), "invalid",
                                      f"rule id {cover.rule} has a dot: ids with one name the policy's own checks "
                                      "and notices (caveat.ORCON, originator.foreign, <rule>.<condition>)"))
-        found.extend(_check_agreement(src, doc, fields))
+        found.extend(_check_agreement(src, doc, fields, reviewed))
         found.extend(_check_areas(src, doc))
     return found

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from policies._areas import Areas, compile_areas
+from policies._check import Releases
 from policies._conditions import Condition, compile_when
 from policies._decision import Decision, Redaction
 from policies._fields import EPOCH, FieldInfo
@@ -165,6 +166,8 @@ def _agreement(a: Agreement, sources: PolicySources, partners: Mapping[str, Part
 
 
 UNNAMED = " (not named by the agreement)"  # ends the detail of a field dropped because no rule names it
+# ... and of one a kept record holds, dropped because it is newer than the release the policy was reviewed against
+UNREVIEWED = " (added to the alert schema after release {}, which the agreement was reviewed against)"
 
 
 def _emptied(info: FieldInfo) -> str:
@@ -191,17 +194,19 @@ def _detail(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> str:
 
 
 def _cover(
-    cover: Cover, agreement: CompiledAgreement, fields: Mapping[str, FieldInfo], vocab: Vocabulary, areas: Areas
+    cover: Cover, agreement: CompiledAgreement, fields: Mapping[str, FieldInfo], vocab: Vocabulary, areas: Areas,
+    reviewed: Collection[str],
 ) -> CompiledCover:
     steps: list[Step] = []
     redactions: list[Redaction] = []
-    for planned in plan_fields(fields, cover, vocab.envelope.keep):
+    for planned in plan_fields(fields, cover, vocab.envelope.keep, reviewed):
         info = fields[planned.path]
         step = compile_step(info, planned.rule, vocab.view)
         if step is None:
             continue
         steps.append(step)
-        detail = _detail(info, planned.rule, vocab.view) + ("" if planned.named else UNNAMED)
+        detail = _detail(info, planned.rule, vocab.view) + (
+            "" if planned.named else UNREVIEWED.format(vocab.reviewed_schema) if planned.unreviewed else UNNAMED)
         action, why = planned.rule.action.value, planned.rule.why
         redactions.append(Redaction(planned.path, action, detail, cover.rule, why, planned.named))
     conditions = tuple((f"{cover.rule}.{name}", check) for name, check in compile_when(cover.when, areas))
@@ -216,10 +221,12 @@ def _cover(
 
 
 def compile_policy(
-    sources: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]], schema_fingerprint: bytes
+    sources: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]], schema_fingerprint: bytes,
+    releases: Releases,
 ) -> PolicySet:
-    """Build the PolicySet from sources that have passed every check in ``_check``."""
+    """Build the PolicySet from sources that have passed every check in ``_check`` (against ``releases``)."""
     vocab = sources.vocabulary.model
+    reviewed = releases[vocab.reviewed_schema]
     scale = tuple(vocab.classification.scale)
     rank = {c: i for i, c in enumerate(scale)}
     partners = {p.id: _partner(p, rank) for p in sources.partners.model.partners}
@@ -230,7 +237,8 @@ def compile_policy(
     for doc in sources.agreements:
         agreement = agreements[doc.model.id] = _agreement(doc.model, sources, partners)
         for cover in doc.model.covers:
-            compiled = covers[cover.rule] = _cover(cover, agreement, fields[cover.alert_type], vocab, areas)
+            compiled = covers[cover.rule] = _cover(cover, agreement, fields[cover.alert_type], vocab, areas,
+                                                    reviewed.get(cover.alert_type, ()))
             for pid in agreement.partner_ids:
                 covers_for[(pid, cover.alert_type)] = (*covers_for.get((pid, cover.alert_type), ()), compiled)
     return PolicySet(

@@ -3,8 +3,10 @@
 Besides the checks loading enforces (``_check``: unknown names, field rules
 naming fields the schema lacks, rules that do not fit their field), lint
 reports what loads but should not stay: expired agreements, overlapping
-agreements that disagree, partners without keys, and field rules made moot
-by a rule on a field that contains them.
+agreements that disagree, partners without keys, field rules made moot
+by a rule on a field that contains them, and fields a kept record holds that
+the schema added after the release the policy was reviewed against (views
+drop them until someone reviews them).
 
 With a ``key_problem`` port it also checks the keys themselves: each key a
 partner names, and the pseudonym key of each agreement with a rule that
@@ -21,10 +23,10 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from policies._check import Finding, check_sources
-from policies._load import schema_fields
+from policies._check import Finding, Releases, check_sources
+from policies._load import schema_fields, schema_releases
 from policies._model import Action, Agreement
-from policies._plan import shadowed
+from policies._plan import plan_fields, shadowed
 from policies._source import Doc, PolicySources, read_sources
 
 # The kinds of key lint asks about, as key files name them.
@@ -163,7 +165,32 @@ def lint(directory: Path | str | None = None, *, now: datetime, key_problem: Key
     """
     src = read_sources(directory)
     today = now.astimezone(src.vocabulary.model.home.tz()).date()
-    found = check_sources(src, schema_fields())
+    releases = schema_releases()
+    found = check_sources(src, schema_fields(), releases)
     found += (_expired(src, today) + _slow_recalls(src) + _overlaps(src) + _keys(src, key_problem)
-              + _shadowed(src.agreements))
+              + _shadowed(src.agreements) + _unreviewed(src, releases))
+    return found
+
+
+def _unreviewed(src: PolicySources, releases: Releases) -> list[Finding]:
+    """Fields a ``keep`` on a record would share but does not: the alert schema added them after the
+    release the policy was reviewed against, so every view drops them until someone decides."""
+    label = src.vocabulary.model.reviewed_schema
+    reviewed, fields = releases.get(label), schema_fields()
+    if reviewed is None:
+        return []  # check_sources reports it
+    found = []
+    for doc in src.agreements:
+        for i, cover in enumerate(doc.model.covers):
+            if cover.alert_type not in fields:
+                continue
+            newer = [p.path for p in plan_fields(fields[cover.alert_type], cover, src.vocabulary.model.envelope.keep,
+                                                 reviewed.get(cover.alert_type, ())) if p.unreviewed]
+            if newer:
+                found.append(Finding(
+                    doc.where("covers", i, "fields"), "review",
+                    f"{cover.rule}: {', '.join(newer)} came into the alert schema after release {label}, which the "
+                    "policy was reviewed against: a kept record holds them, but every view drops them until a "
+                    "rule names them or reviewed_schema names a later release",
+                ))
     return found

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import schemas
 from policies._areas import Areas, AreasFile, compile_areas
-from policies._check import check_sources
+from policies._check import Releases, check_sources
 from policies._compile import PolicySet, compile_policy
 from policies._fields import FieldInfo, alert_fields
 from policies._source import AREAS, DEFAULT_DIR, read_doc, read_sources
@@ -25,6 +25,18 @@ def schema_fields() -> Mapping[str, Mapping[str, FieldInfo]]:
     return alert_fields(current.expanded, schemas.PAYLOAD_TYPE)
 
 
+@cache
+def schema_releases() -> Releases:
+    """Each released alert schema's field paths per alert type, by release label (``v1``, ``v2``...):
+    what a policy's ``reviewed_schema`` may name."""
+    try:
+        found = schemas.releases(schemas.ALERT)
+    except SchemaError as exc:
+        raise PolicyError(f"cannot read the alert schema releases the policy refers to: {exc}") from exc
+    return {v.label: {t: frozenset(f) for t, f in alert_fields(v.expanded, schemas.PAYLOAD_TYPE).items()}
+            for v in found}
+
+
 def load_policy_set(directory: Path | str | None = None) -> PolicySet:
     """The compiled policy set of ``directory`` (default: the shipped ``policies/data``).
 
@@ -33,11 +45,12 @@ def load_policy_set(directory: Path | str | None = None) -> PolicySet:
     """
     sources = read_sources(directory)
     fields = schema_fields()
-    problems = check_sources(sources, fields)
+    releases = schema_releases()
+    problems = check_sources(sources, fields, releases)
     if problems:
         listing = "\n".join(str(p) for p in problems)
         raise PolicyError(f"policy in {sources.root} has {len(problems)} problem(s):\n{listing}")
-    return compile_policy(sources, fields, schemas.current(schemas.ALERT).fingerprint)
+    return compile_policy(sources, fields, schemas.current(schemas.ALERT).fingerprint, releases)
 
 
 def load_areas(directory: Path | str | None = None) -> Areas:

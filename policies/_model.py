@@ -133,6 +133,9 @@ class Vocabulary(_Model):
     """vocabulary.yaml: the home country, the scales and codes the markings may use, the envelope."""
 
     home: Home
+    # The alert schema release (``schemas/releases/<label>``) every agreement's field rules were reviewed
+    # against: a ``keep`` on a record keeps the fields it held there, never one a later release adds.
+    reviewed_schema: Code
     classification: Scale
     caveats: Annotated[dict[Code, Term], CodeMap]
     handling_codes: Annotated[dict[Code, Term], CodeMap, Field(min_length=1)]

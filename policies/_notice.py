@@ -29,7 +29,8 @@ RECALL = "RECALL"
 def _steps(alert_type: str) -> tuple[Step, ...]:
     fields: Mapping[str, FieldInfo] = schema_fields()[alert_type]
     settings = ViewSettings()
-    planned = plan_fields(fields, Cover(rule="RECALL-NOTICE", alert_type=alert_type), NOTICE_KEEPS)
+    # Every field the notice keeps is named, none a record: no release to review against.
+    planned = plan_fields(fields, Cover(rule="RECALL-NOTICE", alert_type=alert_type), NOTICE_KEEPS, None)
     steps = (compile_step(fields[p.path], p.rule, settings) for p in planned)
     return tuple(step for step in steps if step is not None)
 

@@ -2,10 +2,12 @@
 
 A view is an allow-list over the whole record: a field reaches the partner
 only when the agreement rule names it (``keep`` on a record or an array keeps
-everything it holds) or the policy-wide envelope rule keeps it. Every other
+what it held in the schema release the policy was reviewed against,
+``reviewed_schema``) or the policy-wide envelope rule keeps it. Every other
 field is dropped, so that a field added to the schema later is never shared by
-accident: a nullable field becomes None, an array [], and a required field the
-schema-valid value that says nothing (``FieldInfo.empty``); a required record
+accident, even under a record an agreement keeps whole: a nullable field
+becomes None, an array [], and a required field the schema-valid value that
+says nothing (``FieldInfo.empty``); a required record
 stays, with each of its own fields dropped in turn.
 """
 
@@ -27,6 +29,7 @@ class Planned:
     path: str
     rule: FieldRule
     named: bool
+    unreviewed: bool = False  # dropped although a record that holds it is kept: newer than the reviewed release
 
 
 def ancestors(path: str) -> list[str]:
@@ -39,11 +42,16 @@ def ancestors(path: str) -> list[str]:
     return out
 
 
-def plan_fields(fields: Mapping[str, FieldInfo], cover: Cover, envelope: Collection[str]) -> list[Planned]:
+def plan_fields(fields: Mapping[str, FieldInfo], cover: Cover, envelope: Collection[str],
+                reviewed: Collection[str] | None) -> list[Planned]:
     """The changes for one alert type, ancestors before descendants, in schema order.
 
     Fields nothing names are planned as unnamed drops, even one that has no empty value
-    (a required enum without a default): ``_check`` refuses such a plan at load.
+    (a required enum without a default): ``_check`` refuses such a plan at load. ``reviewed``
+    holds the alert type's field paths in the release the policy was reviewed against: a
+    ``keep`` on a record keeps only those below it, and a newer field there is planned as an
+    unnamed drop (``Planned.unreviewed``) until a rule names it or the policy names a release
+    holding it. None only where every kept field is named (the recall notice).
     """
     named = cover.fields
     above = {a for path in (*named, *envelope) for a in ancestors(path)}
@@ -60,11 +68,12 @@ def plan_fields(fields: Mapping[str, FieldInfo], cover: Cover, envelope: Collect
         elif path in envelope:
             kept = True
         elif path not in above:
-            if kept:
+            newer = kept and reviewed is not None and path not in reviewed
+            if kept and not newer:
                 return  # kept with what holds it, and no rule below
             info = fields[path]
             if info.kind != "record" or info.nullable:
-                out.append(Planned(path, _DROP, False))
+                out.append(Planned(path, _DROP, False, newer))
                 return
         for child in kids.get(path, ()):  # a required record nothing keeps: drop its fields one by one
             walk(child, kept)

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
+import policies._lint
+import policies._load
 from broker.keystore import Keystore
+from policies import build_view, decide, load_policy_set
+from policies._compile import UNREVIEWED
 from policies._lint import lint
 from puente.cli import main
 
@@ -247,3 +251,33 @@ def test_lint_command_reports_unreadable_files(policy_copy: Any, capsys: pytest.
     policy_copy.replace("agreements/fean.yaml", "retention_days: 1825", "retention_days: forever")
     assert main(["policy", "lint", "--dir", str(policy_copy.root)]) == 3
     assert "agreements/fean.yaml:" in capsys.readouterr().err
+
+
+def test_a_field_newer_than_the_reviewed_release_is_dropped_and_listed(
+        policy_copy: Any, monkeypatch: pytest.MonkeyPatch, make_alert: Any, now: datetime) -> None:
+    """PAN-USA keeps ``payload.person`` whole. A person field the reviewed release lacks (as one a later schema adds
+    would) is dropped from USA's view, with a detail saying why, and lint lists it for review; a reviewed_schema
+    that is no release is refused, naming the line."""
+    real = policies._load.schema_releases()
+    lacking = {**real, "v2": {**real["v2"], "WATCHLIST_HIT": frozenset(real["v2"]["WATCHLIST_HIT"]) - {
+        "payload.person.sex"}}}
+    monkeypatch.setattr(policies._load, "schema_releases", lambda: lacking)
+    monkeypatch.setattr(policies._lint, "schema_releases", lambda: lacking)
+    ps = load_policy_set(policy_copy.root)
+    hit = make_alert("tocumen_hit")
+    assert hit["payload"]["person"]["sex"] is not None
+    decision = decide(hit, "USA", ps, now)
+    assert decision.delivers
+    assert build_view(hit, decision, ps, b"k" * 32)["payload"]["person"]["sex"] is None
+    dropped = {r.path: r.detail for r in decision.redactions}
+    assert dropped["payload.person.sex"].endswith(UNREVIEWED.format("v2"))
+    review = _kinds(policy_copy)["review"]
+    assert len(review) == 1 and "USA-WATCHLIST: payload.person.sex came into the alert schema after release v2" in (
+        review[0])
+    monkeypatch.undo()
+    assert "payload.person.sex" not in {r.path for r in decide(hit, "USA", load_policy_set(policy_copy.root),
+                                                                now).redactions}
+    policy_copy.replace("vocabulary.yaml", "reviewed_schema: v2", "reviewed_schema: v9")
+    line = policy_copy.line_of("vocabulary.yaml", "reviewed_schema: v9")
+    with pytest.raises(Exception, match=rf"vocabulary.yaml:{line}: \[invalid\] reviewed_schema v9 is not a release"):
+        load_policy_set(policy_copy.root)

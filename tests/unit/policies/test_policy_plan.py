@@ -19,7 +19,25 @@ ENVELOPE = ("alert_id", "alert_type", "markings.classification", "markings.origi
 
 def _plan(alert_type: str, fields: dict[str, str], others: str = "drop") -> dict[str, str]:
     cover = Cover.model_validate({"rule": "R", "alert_type": alert_type, "others": others, "fields": fields})
-    return {p.path: p.rule.action.value for p in plan_fields(FIELDS[alert_type], cover, ENVELOPE)}
+    return {p.path: p.rule.action.value for p in plan_fields(FIELDS[alert_type], cover, ENVELOPE, FIELDS[alert_type])}
+
+
+def test_a_kept_record_keeps_only_the_fields_of_the_reviewed_release() -> None:
+    """``payload.person: keep`` keeps what the person record held in the release the policy was reviewed against:
+    a field a later release adds under it (here one made up, a biometric template, and one the reviewed release is
+    taken to lack) is planned as an unnamed drop, not shared because its record is kept; a rule naming it decides."""
+    fields = dict(FIELDS["WATCHLIST_HIT"])
+    fields["payload.person.biometric_template"] = fields["payload.person.surnames"]
+    reviewed = set(FIELDS["WATCHLIST_HIT"]) - {"payload.person.sex"}
+    cover = Cover.model_validate({"rule": "R", "alert_type": "WATCHLIST_HIT", "fields": {"payload.person": "keep"}})
+    planned = {p.path: p for p in plan_fields(fields, cover, ENVELOPE, reviewed)}
+    for newer in ("payload.person.biometric_template", "payload.person.sex"):
+        assert planned[newer].rule.action.value == "drop" and not planned[newer].named and planned[newer].unreviewed
+    assert "payload.person.surnames" not in planned  # reviewed: kept with its record
+    named = Cover.model_validate({"rule": "R", "alert_type": "WATCHLIST_HIT",
+                                  "fields": {"payload.person": "keep", "payload.person.sex": "keep"}})
+    assert [p.path for p in plan_fields(fields, named, ENVELOPE, reviewed) if p.unreviewed] == [
+        "payload.person.biometric_template"]
 
 
 def test_schema_paths_follow_the_payload_branch() -> None:
