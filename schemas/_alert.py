@@ -81,7 +81,10 @@ def _parse_ts(value: Any, path: str) -> datetime:
             raise RecordMismatchError(f"{path}: not an ISO-8601 timestamp") from exc
         if parsed.tzinfo is None:
             raise RecordMismatchError(f"{path}: timestamp needs a UTC offset (e.g. 'Z' or '-05:00')")
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00: before year 1 in UTC
+            raise RecordMismatchError(f"{path}: timestamp is outside the years 1 to 9999 in UTC") from None
     raise RecordMismatchError(f"{path}: expected an ISO-8601 timestamp string")
 
 

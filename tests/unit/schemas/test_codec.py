@@ -208,6 +208,16 @@ def test_json_timestamp_without_offset_is_refused(alerts: list[dict]) -> None:
         alert_from_json(doc)
 
 
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_json_timestamp_outside_utcs_years_is_a_mismatch(alerts: list[dict], value: str) -> None:
+    """A timestamp whose offset takes it before year 1 or past 9999 in UTC is a mismatch naming the field, not an
+    OverflowError escaping to the command line as a traceback."""
+    doc = to_json(alerts[0])
+    doc["occurred_at"] = value
+    with pytest.raises(RecordMismatchError, match="occurred_at: timestamp is outside the years 1 to 9999"):
+        alert_from_json(doc)
+
+
 def test_malformed_schema_file_is_a_clear_error(tmp_path) -> None:
     """A schema file that is not valid JSON or not valid Avro raises SchemaError naming the file."""
     broken = tmp_path / "puente.Broken.avsc"
