@@ -11,7 +11,9 @@ Files holding a secret are written 0600 (and refused when group- or world-readab
 does), in folders made 0700 whatever the umask (and a key in a folder others may write is
 refused); every file is written to a temporary name, fsynced and renamed, so a crash never
 leaves half a key. When several generations of one owner's key exist, the newest
-``created_at`` is current; older ones stay loadable by id so old records still verify.
+``created_at`` is current (the key a holder signs or seals with); older ones stay loadable, and
+a reader verifies or decrypts with every generation it holds (``load_verify_keys``,
+``load_decryption_keys``, ``signature_check``), so records made before a rotation still open.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from broker.crypto.kex import ingress_mac_key
 from broker.crypto.keys import (
@@ -202,13 +205,27 @@ class Keystore:
             raise KeyMaterialError(f"key {key_id}: kind is {parsed.kind}, expected {kind}")
         return load_key_file(self.path / f"{key_id}.json")
 
-    def current(self, owner: str, kind: KeyKind) -> KeyRecord:
-        """The newest key of ``kind`` belonging to ``owner``."""
+    def generations(self, owner: str, kind: KeyKind) -> list[KeyRecord]:
+        """Every key of ``kind`` belonging to ``owner`` here, newest ``created_at`` first (then by id).
+
+        Each is loaded and checked as ``load`` does: one unreadable generation is an error, never
+        skipped, since a reader relying on the set would otherwise miss it without a word.
+        """
         ids = [k for k in self.key_ids() if (p := parse_key_id(k)).owner == owner and p.kind is kind]
-        if not ids:
+        return sorted((self.load(k, kind) for k in ids), key=lambda r: (r.created_at, r.key_id), reverse=True)
+
+    def current(self, owner: str, kind: KeyKind) -> KeyRecord:
+        """The newest key of ``kind`` belonging to ``owner``.
+
+        Newest by ``created_at``: for a key made here, when it was made; for an imported public
+        half, when it was imported. So on the receiving side "current" is only a guess; whatever
+        verifies or decrypts with the other side's keys takes every generation
+        (``load_verify_keys``, ``signature_check``), and this only orders them.
+        """
+        found = self.generations(owner, kind)
+        if not found:
             raise KeyMaterialError(f"no {kind} key for {owner!r} in keystore {self.path}")
-        records = [self.load(k, kind) for k in ids]
-        return max(records, key=lambda r: (r.created_at, r.key_id))
+        return found[0]
 
     def put(self, record: KeyRecord) -> Path:
         """Write ``record`` (replacing any file of the same id), 0600 if it holds a secret."""
@@ -240,6 +257,25 @@ class Keystore:
     def load_verify_key(self) -> Ed25519PublicKey:
         """The broker's current verify key (partner or auditor side)."""
         return self.current(BROKER_OWNER, KeyKind.BROKER_SIGNING).ed25519_public()
+
+    def load_verify_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Every generation of the broker's signing key held here, by key id, newest first (partner
+        side): a feed key block does not name the key that signed it, and records the broker signed
+        before it rotated its key stay in the feed, so a subscriber verifies with all of them.
+        Only ``broker-sign-<g>`` keys: no other party's key may sign for the broker."""
+        found = self.generations(BROKER_OWNER, KeyKind.BROKER_SIGNING)
+        if not found:
+            raise KeyMaterialError(f"no {KeyKind.BROKER_SIGNING} key for {BROKER_OWNER!r} in keystore {self.path}")
+        return {record.key_id: record.ed25519_public() for record in found}
+
+    def load_decryption_keys(self, partner_id: str) -> dict[str, X25519PrivateKey]:
+        """Every generation of the partner's own decryption key held here, by key id, newest first
+        (partner side): records sealed to an older generation stay in the feed after the partner's
+        key rotates, and must still open. A generation held without its private half is refused."""
+        found = self.generations(partner_id, KeyKind.PARTNER_ENCRYPTION)
+        if not found:
+            raise KeyMaterialError(f"no {KeyKind.PARTNER_ENCRYPTION} key for {partner_id!r} in keystore {self.path}")
+        return {record.key_id: record.x25519_private() for record in found}
 
     def load_receipt_key(self, partner_id: str) -> KeyRecord:
         """The partner's current receipt-signing key (partner side: with its private half)."""

@@ -50,7 +50,10 @@ it committed, and refuses an older one of its own written again after it (which 
 would fork the chain); without a store it cannot tell such a replay from its own head. And it
 never commits past a feed record it could not open: it commits what came before, writes a
 REJECTED receipt for that record so auditors see it, and stops with an error; the record stays
-for a subscriber with the right keys.
+for a subscriber with the right keys. So that a key rotation on either side does not turn every
+record still sealed or signed under an old key into such a stop, the subscriber holds every
+generation of the partner's decryption keys and of the broker's signing keys it is given
+(``opener_for``).
 """
 
 from __future__ import annotations
@@ -62,11 +65,13 @@ import re
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broker.access import subscriber_group
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
@@ -454,8 +459,9 @@ class Subscriber:
             self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
             self.on_error(f"puente subscribe: rejected {where} (alert {alert_id or '?'}): {exc}")
             status = f"REJECTED: {reason}"
-            check = (f"check that --key is {self.partner}'s current decryption key and --verify-key the broker's "
-                     "public key")
+            check = (f"check that every generation of {self.partner}'s decryption key the feed holds records for is "
+                     "beside --key, and every generation of the broker's public signing key beside it or given with "
+                     "--verify-key")
             if "unsupported format version" in str(exc):  # not a key problem: an older or newer broker wrote it
                 check = "this subscriber reads only feed records of the format it names: run the broker's version"
             unread = UnreadableFeedError(
@@ -512,33 +518,63 @@ def _older_than_kept(last: dict[str, Any], kept: tuple[int, str] | None) -> str 
     return None
 
 
-def opener_for(partner: str, key_file: Path, verify_file: Path | None,
+def opener_for(partner: str, key_file: Path, verify_files: Path | Sequence[Path] | None,
                expected_key_id: str | None = None) -> FeedOpener:
-    """The partner's feed opener, after checking that the key is the partner's own.
+    """The partner's feed opener, holding every generation of its keys, after checking they are its own.
 
-    A subscriber started with another partner's key would reject every record; checking at
-    start turns that into one clear error before anything is read. ``expected_key_id`` is the
-    encryption key the policy names for the partner, when the subscriber knows the policy.
+    Decryption: ``key_file`` must be one of ``partner``'s own decryption keys, and every other
+    generation of them in the same folder is loaded too (each checked as ``load_key_file`` does:
+    one that cannot be loaded stops the start, naming it). After the partner's key rotates, the
+    records already in its feed stay sealed to the old key and the subscriber never commits past
+    a record it cannot open: holding only the new key would stop the feed for good.
+    ``expected_key_id`` is the key the policy names for the partner (the one the broker seals
+    new records for): it must be among them, or the first new record would stop the subscriber.
+
+    Verification: ``verify_files`` (``--verify-key``, any number of them), each the broker's
+    public signing key, else every ``broker-sign-<g>`` key in ``key_file``'s folder. A key block
+    does not name the broker key that signed it, so after the broker rotates its key the old
+    records verify only under the old one; any other kind of key, or another owner's, is refused
+    (it could sign for the broker).
+
+    Wrong keys fail here, in one line, before anything is read.
     """
     key = load_key_file(key_file)
     if key.kind is not KeyKind.PARTNER_ENCRYPTION or key.owner != partner:
         raise KeyMaterialError(f"key {key.key_id} ({key.kind}) is not a decryption key of {partner}; "
                                f"pass {partner}'s own key with --key")
-    if expected_key_id is not None and key.key_id != expected_key_id:
-        raise KeyMaterialError(f"key {key.key_id} is not the one the policy names for {partner} "
-                               f"({expected_key_id}): the broker encrypts {partner}'s feed for that key")
-    if verify_file is not None:
-        broker_key = load_key_file(verify_file)
+    folder = Keystore(key_file.parent)
+    try:
+        privates = folder.load_decryption_keys(partner)
+    except KeyMaterialError as exc:
+        raise KeyMaterialError(f"{exc}; every generation of {partner}'s decryption keys beside --key is loaded, "
+                               "so that records sealed before a key rotation still open") from exc
+    if expected_key_id is not None:
+        if expected_key_id not in privates:
+            raise KeyMaterialError(
+                f"the policy names {expected_key_id} as {partner}'s encryption key and the broker seals {partner}'s "
+                f"feed for it, but it is not in {folder.path} beside --key (held: {', '.join(privates)}): put "
+                f"{partner}'s {expected_key_id}.json there")
+        privates = {expected_key_id: privates[expected_key_id], **privates}  # the current one is tried first
+    return FeedOpener(partner, privates, _broker_verify_keys(verify_files, folder))
+
+
+def _broker_verify_keys(verify_files: Path | Sequence[Path] | None, folder: Keystore) -> dict[str, Ed25519PublicKey]:
+    """The broker's public signing keys a subscriber verifies with: the files given, else the folder's."""
+    if isinstance(verify_files, Path):
+        verify_files = [verify_files]
+    if not verify_files:
+        try:
+            return folder.load_verify_keys()
+        except KeyMaterialError as exc:
+            raise KeyMaterialError(f"{exc}; pass the broker's public key with --verify-key") from exc
+    keys: dict[str, Ed25519PublicKey] = {}
+    for path in verify_files:
+        broker_key = load_key_file(path)
         if broker_key.kind is not KeyKind.BROKER_SIGNING or broker_key.owner != BROKER_OWNER:
             raise KeyMaterialError(f"key {broker_key.key_id} ({broker_key.kind}) is not the broker's signing key; "
                                    "pass the broker's public key (broker-sign-...) with --verify-key")
-        verify = broker_key.ed25519_public()
-    else:
-        try:
-            verify = Keystore(key_file.parent).load_verify_key()
-        except KeyMaterialError as exc:
-            raise KeyMaterialError(f"{exc}; pass the broker's public key with --verify-key") from exc
-    return FeedOpener(partner, key.x25519_private(), verify)
+        keys[broker_key.key_id] = broker_key.ed25519_public()
+    return keys
 
 
 def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> ReceiptSigner:
@@ -569,7 +605,7 @@ _INSTANCE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: str, key_file: Path,
-                   verify_file: Path | None = None, sign_file: Path | None = None,
+                   verify_files: Path | Sequence[Path] | None = None, sign_file: Path | None = None,
                    instance: str = DEFAULT_INSTANCE, store_path: Path | None = None) -> Subscriber:
     """A subscriber for ``partner_id`` as the policy and settings describe it, its keys checked first,
     applying its feed to the store at ``store_path`` (made when missing) with the retention of the
@@ -581,7 +617,7 @@ def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: 
     if not _INSTANCE.fullmatch(instance):
         raise ConfigError("--instance must be 1-64 letters, digits, '-', '_' or '.'")
     names = TopicNames(settings.topic_prefix)
-    opener = opener_for(partner.id, key_file, verify_file, partner.encryption_key_id)
+    opener = opener_for(partner.id, key_file, verify_files, partner.encryption_key_id)
     signer = receipt_signer(partner.id, key_file, sign_file)
     store = None if store_path is None else PartnerStore.open(
         store_path, partner.id, retention=Retention.for_partner(policy_set, partner.id))

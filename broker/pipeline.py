@@ -8,7 +8,11 @@ It never raises for bad input and never logs payloads; the worker does the I/O.
 Fail closed at every step: a record that does not prove its agency, does not
 decode, names another agency, reuses an alert id, reached Kafka too long after it was
 published (beyond the replay window, where alert ids are no longer remembered), or fails
-a sanity check is dead-lettered; a partner with no usable key is withheld, not sent in clear.
+a sanity check is dead-lettered. Nothing is sent in clear: an alert the policy delivers to a
+partner without a sealer raises ``NoSealer`` (configuration, not input), so the worker stops
+before committing it, rather than record a WITHHOLD that would be final. A recall notice that
+cannot be sealed is recorded as not sent, and the partner stays a holder (``audit recalls``
+shows it; a later recall sends it again).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any, NamedTuple, Protocol
 from broker.lifecycle import RECALL, AlertState, lifecycle_problem
 from broker.topology import Slots, key_partition
 from puente import wire
-from puente.errors import CodecError, CryptoError, OriginError, PuenteError
+from puente.errors import CodecError, ConfigError, CryptoError, OriginError, PuenteError
 from puente.wire import Record, iso_utc
 from schemas import AlertCodec
 
@@ -199,6 +203,9 @@ class Pipeline:
 
         ``record.timestamp_ms`` must be the time Kafka appended the record (ingress topics use
         LogAppendTime), which a replayer cannot choose.
+
+        Raises only ``NoSealer``, when the policy delivers to a partner this pipeline has no sealer
+        for: the caller must not commit the record (see ``NoSealer``).
         """
         where = f"{record.topic}:{record.partition}:{record.offset}"
         key = (record.key or b"").decode("utf-8", "replace")
@@ -463,8 +470,18 @@ class Pipeline:
         if outcome == WITHHOLD:
             out.decisions.append((partner, outcome))
             return decision.audit
+        sealer = self.sealers.get(partner)
+        if sealer is None:
+            # Not a withhold: that would be committed with the ingress offset, final, and nothing
+            # would deliver the alert once the key is there. The worker stops before committing.
+            raise NoSealer(f"the policy delivers alert {str(alert['alert_id'])[:200]} (ingress "
+                           f"{out.entry.get('ingress', '?')}) to partner {partner} under agreement "
+                           f"{decision.agreement}, but the broker has no usable sealing key for {partner}: it "
+                           f"stopped without committing this record or any after it. Fix {partner}'s encryption "
+                           "key in the broker's keystore (`puente policy lint --keys DIR` checks it) and start "
+                           "the broker again")
         try:
-            self._deliver(alert, decision, topic, now, out)
+            self._deliver(alert, decision, sealer, topic, now, out)
         except Exception as exc:  # noqa: BLE001 - fail closed: whatever goes wrong, nothing leaves
             # Only Puente's own messages are quoted: they name keys and problems, never values;
             # another exception's text might quote the alert, so only its kind is recorded.
@@ -481,11 +498,8 @@ class Pipeline:
             fed = self._fed[id(decision.audit)] = (decision.audit, topic, {**decision.audit, "feed": topic})
         return fed[2]
 
-    def _deliver(self, alert: dict[str, Any], decision: DecisionLike, topic: str, now: datetime,
+    def _deliver(self, alert: dict[str, Any], decision: DecisionLike, sealer: Sealer, topic: str, now: datetime,
                  out: Outcome) -> None:
-        sealer = self.sealers.get(decision.partner)
-        if sealer is None:
-            raise CryptoError(f"no encryption key is configured for partner {decision.partner}")
         view = self.policy.view(alert, decision)
         plain = self.codec.encode(view)
         alert_id = alert["alert_id"]
@@ -525,6 +539,19 @@ def dead_letter_body(key: bytes, value: bytes) -> tuple[bytes, bytes, str] | Non
 
 class ViewTooLarge(PuenteError):
     """A partner's sealed view is larger than a feed record may be."""
+
+
+class NoSealer(ConfigError):
+    """The policy delivers an alert to a partner the broker has no sealing key for.
+
+    Raised out of ``Pipeline.process`` (the one thing it raises): the alert can be neither sent
+    (never in clear) nor withheld, since a WITHHOLD is committed with the ingress offset and is
+    final, so the alert would be lost once the key is fixed. The worker stops with this error
+    before its batch commits, and the record waits in the ingress topic for a broker with the
+    key. The service refuses to start without keys for the partners of the agreements in force
+    (``broker.service.require_sealers``); this covers an agreement coming into force while the
+    broker runs.
+    """
 
 
 class _Undecided:

@@ -1,13 +1,19 @@
 """The broker service: build the pipeline and the workers from settings, the keystore and the
-policy set, check the topology is there, and run them with their metrics endpoint."""
+policy set, check the topology is there, and run them with their metrics endpoint.
+
+The policy set and the partners' sealing keys are read once, at start; there is no reload while
+running, so a policy or key change takes a restart, and every start checks the keys again: it
+refuses while a partner that an agreement in force delivers to has no usable sealing key
+(``require_sealers``), rather than withhold that partner's alerts for good."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from broker.crypto import FeedSealer, KeyKind, sign_checkpoint, verify_ingress
@@ -124,27 +130,65 @@ class PolicyAdapter:
         return recall_notice(alert, version, reason)
 
 
-def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, FeedSealer], list[str]]:
-    """A sealer per partner whose encryption key is in the keystore, and the problems for the rest."""
+def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, FeedSealer], dict[str, str]]:
+    """A sealer per partner whose own encryption key the keystore holds, and for every other
+    partner why not: one line naming the key id (and file) and what to check."""
     signing = keystore.load_signing_key()
     sealers: dict[str, FeedSealer] = {}
-    problems = []
+    problems: dict[str, str] = {}
     for partner in policy_set.partners.values():
-        if not partner.encryption_key_id:
-            problems.append(f"{partner.id}: no encryption key id in the policy; its alerts are withheld")
+        key_id = partner.encryption_key_id
+        if not key_id:
+            problems[partner.id] = "the policy names no encryption key for it (partners.yaml, keys.encryption)"
             continue
         try:
-            key = keystore.load(partner.encryption_key_id, KeyKind.PARTNER_ENCRYPTION)
+            key = keystore.load(key_id, KeyKind.PARTNER_ENCRYPTION)
         except KeyMaterialError as exc:
-            problems.append(f"{partner.id}: {exc}; its alerts are withheld")
+            missing = not (keystore.path / f"{key_id}.json").exists()
+            problems[partner.id] = str(exc) + (
+                f"; import {partner.id}'s public half with `puente keys import-public FILE.pem --id {key_id} "
+                f"--dir {keystore.path}`" if missing else "")
             continue
         if key.owner != partner.id:  # a policy typo must not seal one partner's feed to another's key
-            problems.append(f"{partner.id}: its encryption key {key.key_id} is {key.owner}'s, not its own; "
-                            "its alerts are withheld")
+            problems[partner.id] = (f"its encryption key {key.key_id} is {key.owner}'s, not its own: correct "
+                                    "keys.encryption in partners.yaml")
             continue
-        public = key.x25519_public()
-        sealers[partner.id] = FeedSealer(partner.id, public, signing)
+        sealers[partner.id] = FeedSealer(partner.id, key.x25519_public(), signing)
     return sealers, problems
+
+
+def agreements_in_force(policy_set: PolicySet, now: datetime) -> dict[str, list[str]]:
+    """Partner id -> the ids of the agreements in force at ``now`` that deliver to it."""
+    found: dict[str, list[str]] = {}
+    for agreement in sorted(policy_set.agreements.values(), key=lambda a: a.id):
+        if agreement.starts <= now < agreement.ends:
+            for partner in agreement.partner_ids:
+                found.setdefault(partner, []).append(agreement.id)
+    return found
+
+
+def require_sealers(policy_set: PolicySet, problems: Mapping[str, str], keys_dir: Path, now: datetime) -> list[str]:
+    """Refuse (ConfigError, one line) while a partner that an agreement in force delivers to has no
+    usable sealing key; else the warnings for the partners with a key problem that none delivers to.
+
+    Why refuse rather than run: the alternative was to withhold that partner's alerts at delivery,
+    commit the ingress offsets past them and carry on, and nothing would ever deliver them once
+    the key was fixed. Refusing loses nothing: the records wait in the ingress topics. A partner
+    with a key problem and no agreement in force is only warned about (its recall notices cannot
+    be sealed, and the audit says so per notice); should one of its agreements come into force
+    while the broker runs, the pipeline stops the worker before committing (``NoSealer``).
+    """
+    in_force = agreements_in_force(policy_set, now)
+    blocking = [f"{partner} (agreement {', '.join(in_force[partner])} in force delivers to it): {problem}"
+                for partner, problem in sorted(problems.items()) if partner in in_force]
+    if blocking:
+        raise ConfigError(
+            f"the broker will not start while a partner it must deliver to has no usable sealing key, or that "
+            f"partner's alerts would be withheld for good: {'; '.join(blocking)}. Fix the key in {keys_dir} "
+            f"(`puente policy lint --keys {keys_dir}` checks every partner key) and start it again; nothing was read")
+    return [f"{partner}: {problem}; no agreement in force delivers to it now, so only recall notices to it cannot be "
+            "sealed (the audit says so), and the broker stops if one of its agreements comes into force"
+            for partner, problem in sorted(problems.items())]
 
 
 def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suffix: str = "",
@@ -152,13 +196,16 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
                  policy_set: PolicySet | None = None) -> tuple[BrokerWorker, list[str], list[str]]:
     """A worker ready to run, the ingress topics it consumes, and key problems to report.
 
+    Refuses (ConfigError) while a partner an agreement in force delivers to has no usable sealing
+    key (``require_sealers``); the key problems returned are the other partners'.
     ``policy_set``: the one already loaded (``settings.policy_dir``'s), else it is read here.
     """
     keystore = Keystore(settings.keys / "broker")
     policy_set = load_policy_set(settings.policy_dir) if policy_set is None else policy_set
     slots: Slots = slots_for(settings.agencies, settings.ingress_partitions, settings.topic_prefix)
     names = slots.names
-    sealers, problems = build_sealers(policy_set, keystore)
+    sealers, key_problems = build_sealers(policy_set, keystore)
+    problems = require_sealers(policy_set, key_problems, keystore.path, datetime.now(UTC))
     lookup = keystore.agency_mac_lookup()
 
     def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
@@ -227,10 +274,11 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
     try:
         # Read once for the check and every worker: reading the policy files is most of a start's own work.
         policy_set = load_policy_set(settings.policy_dir)
-        await check_topology(settings, conn, policy_set)
+        # The workers are built first: a key problem is local and is said before Kafka is asked anything.
         built = [build_worker(settings, conn, client_suffix=f"-{i}", policy_set=policy_set,
                               group_instance_id=instance_id(settings.group_instance_id, i, workers))
                  for i in range(workers)]
+        await check_topology(settings, conn, policy_set)
         for problem in built[0][2]:
             log.warning("partner key problem", problem=problem)
         for worker, _, _ in built:

@@ -8,6 +8,7 @@ Who calls what::
                        FeedSealer(partner_id, partner_public, signing_key).seal(..., now=now) -> bytes
                        sign_checkpoint(signing_key, payload) -> signature
     partner subscriber FeedOpener(partner_id, partner_private, broker_verify_key).open(...) -> bytes
+                       (each key, or every generation held by key id: rotation strands no record)
     auditor            verify_checkpoint(verify_key, payload, signature)
     everyone           broker.keystore.Keystore(path).load_*(...) to get the keys above
                        public_pem(record) / public_from_pem(...) to hand public halves over

@@ -55,9 +55,9 @@ Random 96-bit nonces are safe here: a data key seals at most ``max_records`` (de
 
 Errors: bad framing, any version other than the current one (format 1, from before HPKE, and
 format 2, whose agreement was not authenticated, included: there is no fallback), a key block
-for another partner or that this private key cannot unwrap, altered ciphertext and mismatched
-associated data raise DecryptionError; a key block whose signature does not verify raises
-SignatureError. Messages never include
+for another partner or that none of the opener's private keys can unwrap, altered ciphertext and
+mismatched associated data raise DecryptionError; a key block whose signature verifies under
+none of the opener's broker keys raises SignatureError. Messages never include
 plaintext or key bytes. Sealers and openers are not thread-safe: use one per task.
 
 Pure: no I/O and no clock (``seal`` takes ``now``); randomness comes from ``os.urandom`` and,
@@ -69,8 +69,10 @@ from __future__ import annotations
 import os
 import struct
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeAlias, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
@@ -79,7 +81,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.crypto.signing import KEY_BLOCK_CONTEXT, SIGNATURE_LEN, sign_with_context, verify_with_context
-from puente.errors import DecryptionError
+from puente.errors import DecryptionError, SignatureError
 
 MAGIC = b"PF"
 FORMAT_VERSION = 3
@@ -107,6 +109,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HEADER_FIXED = 2 + KEY_ID_LEN + _CREATED.size  # the key-block header without the partner id
 _INFO_PREFIX = HPKE_INFO_LABEL + b"\x00"
 _AAD_LABEL = RECORD_AAD_LABEL + b"\x00"
+_K = TypeVar("_K", X25519PrivateKey, Ed25519PublicKey)
 _AAD_CACHE = 256  # distinct (key, topic, schema, policy) prefixes kept; a handful in practice
 
 
@@ -312,14 +315,47 @@ class FeedSealer:
         return b"".join((self._head, nonce, aead.encrypt(nonce, plaintext, aad)))
 
 
+PartnerKeys: TypeAlias = X25519PrivateKey | Mapping[str, X25519PrivateKey]
+"""What ``FeedOpener`` decrypts with: one private key, or every generation held, by key id."""
+BrokerKeys: TypeAlias = Ed25519PublicKey | Mapping[str, Ed25519PublicKey]
+"""What ``FeedOpener`` verifies with: the broker's public signing key, or every generation held, by key id."""
+
+
+def _named(keys: Mapping[str, _K], what: str) -> list[tuple[str | None, _K]]:
+    if not isinstance(keys, Mapping) or not keys:
+        raise ValueError(f"{what} must be a key or a non-empty mapping of key id to key")
+    return list(keys.items())
+
+
 class FeedOpener:
-    """Verifies and decrypts one partner's feed records with the partner's private key."""
+    """Verifies and decrypts one partner's feed records with the partner's private key(s).
+
+    Key rotation on either side must not strand records already in the feed, so an opener may
+    hold several generations of each kind of key:
+
+    - ``partner_private_key``: one X25519 private key, or every generation of the partner's own
+      decryption keys it holds, by key id. A key block does not say which of the partner's keys
+      its data key was sealed to (its key id names the data key; the format stays as it is so
+      records already written still open), so the unwrap tries each, the one that unwrapped the
+      last key block first, then in the order given (give the current one first). A wrong key
+      costs one failed X25519 operation per data key, not per record. A block none of them
+      unwraps raises DecryptionError naming the key ids tried and when the block was made:
+      fail closed, and the reader knows which generation to load.
+    - ``broker_verify_key``: the broker's Ed25519 public key, or every generation of the broker's
+      signing keys it holds, by key id. The key block does not name its signer either, so it
+      must verify under one of them (the one that verified the last key block first, then the
+      order given); a block none of them verifies raises SignatureError. Only the broker's own
+      signing keys belong here: any key given may sign for the broker.
+
+    Each key block is verified and unwrapped once and the result cached by its exact bytes, so
+    the extra generations cost nothing per record.
+    """
 
     def __init__(
         self,
         partner_id: str,
-        partner_private_key: X25519PrivateKey,
-        broker_verify_key: Ed25519PublicKey,
+        partner_private_key: PartnerKeys,
+        broker_verify_key: BrokerKeys,
         *,
         cache_size: int = 64,
     ) -> None:
@@ -327,8 +363,13 @@ class FeedOpener:
             raise ValueError("cache_size must be at least 1")
         self._partner = _partner_bytes(partner_id)
         self._partner_id = partner_id
-        self._private = partner_private_key
-        self._verify_key = broker_verify_key
+        self._privates: list[tuple[str | None, X25519PrivateKey]] = (
+            [(None, partner_private_key)] if isinstance(partner_private_key, X25519PrivateKey)
+            else _named(partner_private_key, "partner_private_key"))
+        self._verify_keys: list[tuple[str | None, Ed25519PublicKey]] = (
+            [(None, broker_verify_key)] if isinstance(broker_verify_key, Ed25519PublicKey)
+            else _named(broker_verify_key, "broker_verify_key"))
+        self._key_ids = tuple(label for label, _ in self._privates if label is not None)
         self._cache_size = cache_size
         # Keyed by the exact key-block bytes, not the key id alone, so a block altered in any
         # byte (even one that keeps the id) is verified afresh rather than served from cache.
@@ -340,6 +381,53 @@ class FeedOpener:
         """The partner whose feed this opener decrypts."""
         return self._partner_id
 
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The ids of the partner's private keys this opener holds, as given (empty for one unnamed key)."""
+        return self._key_ids
+
+    def _verify(self, signed: bytes, signature: bytes) -> None:
+        """The block verifies under one of the broker's keys held; that key is tried first next time."""
+        failed: list[SignatureError] = []
+        for i, (_, key) in enumerate(self._verify_keys):
+            try:
+                verify_with_context(key, KEY_BLOCK_SIGNATURE_CONTEXT, signed, signature, what="feed key block")
+            except SignatureError as exc:
+                failed.append(exc)
+                continue
+            if i:
+                self._verify_keys.insert(0, self._verify_keys.pop(i))
+            return
+        if len(failed) == 1:
+            raise failed[0]
+        held = ", ".join(label or "?" for label, _ in self._verify_keys)
+        raise SignatureError(
+            f"feed key block signature does not verify with any of the {len(self._verify_keys)} broker signing keys "
+            f"held ({held}): forged, altered or signed by another key") from failed[0]
+
+    def _unwrap(self, sealed: bytes, info: bytes, block: KeyBlock) -> bytes:
+        """The data key, unwrapped with whichever private key held it was sealed to."""
+        for i, (_, private) in enumerate(self._privates):
+            try:
+                data_key = _HPKE.decrypt(sealed, private, info=info)
+            except (InvalidTag, ValueError):
+                continue
+            if i:
+                self._privates.insert(0, self._privates.pop(i))
+            return data_key
+        if self._privates[0][0] is None:
+            raise DecryptionError(
+                f"record is not encrypted for this key: the data key does not unwrap with partner "
+                f"{self._partner_id!r}'s private key"
+            )
+        held = ", ".join(sorted(label for label, _ in self._privates if label is not None))
+        raise DecryptionError(
+            f"record is not encrypted for any key held: the data key (key block made "
+            f"{block.created_at.isoformat().replace('+00:00', 'Z')}) does not unwrap with partner "
+            f"{self._partner_id!r}'s private key(s) {held}: load the generation of {self._partner_id}'s "
+            "decryption key it was sealed to (the one the broker's policy named when it was made)"
+        )
+
     def _data_key(self, block_bytes: bytes) -> tuple[bytes, AESGCM]:
         hit = self._cache.get(block_bytes)
         if hit is not None:
@@ -347,22 +435,14 @@ class FeedOpener:
             return hit
         block = _parse_key_block(block_bytes)
         signed = block_bytes[:-SIGNATURE_LEN]
-        verify_with_context(
-            self._verify_key, KEY_BLOCK_SIGNATURE_CONTEXT, signed, block.signature, what="feed key block"
-        )
+        self._verify(signed, block.signature)
         if block.partner_id != self._partner_id:
             raise DecryptionError(
                 f"record is not encrypted for this key: its key block is for partner {block.partner_id[:40]!r}, "
                 f"this opener is for {self._partner_id!r}"
             )
         header_end = len(signed) - ENC_LEN - WRAPPED_LEN
-        try:
-            data_key = _HPKE.decrypt(signed[header_end:], self._private, info=_INFO_PREFIX + signed[:header_end])
-        except (InvalidTag, ValueError) as exc:
-            raise DecryptionError(
-                f"record is not encrypted for this key: the data key does not unwrap with partner "
-                f"{self._partner_id!r}'s private key"
-            ) from exc
+        data_key = self._unwrap(signed[header_end:], _INFO_PREFIX + signed[:header_end], block)
         entry = (block.key_id, AESGCM(data_key))
         self._cache[block_bytes] = entry
         if len(self._cache) > self._cache_size:

@@ -25,8 +25,12 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
             "cannot open, committing nothing past it")
     subs = sub.add_parser("subscribe", help="read a partner's feed", description=text, parents=[kafka_options()])
     subs.add_argument("--partner", required=True)
-    subs.add_argument("--key", required=True, type=Path, help="the partner's private decryption key file")
-    subs.add_argument("--verify-key", type=Path, help="the broker's public signing key (default: beside --key)")
+    subs.add_argument("--key", required=True, type=Path,
+                      help="the partner's private decryption key file; every other generation of the partner's "
+                           "decryption keys in its folder is loaded too, so records sealed before a rotation open")
+    subs.add_argument("--verify-key", type=Path, action="append",
+                      help="a public half of the broker's signing key, once per generation whose signatures the feed "
+                           "still holds (default: every broker-sign-<g> key beside --key)")
     subs.add_argument("--sign-key", type=Path,
                       help="the partner's receipt-signing key file (default: the current one beside --key)")
     subs.add_argument("--store", type=Path, metavar="FILE",

@@ -390,3 +390,76 @@ def test_associated_data_is_unambiguous(a: str, b: str, c: str, d: str) -> None:
     first = record_aad(alert_id=a, topic=b, policy_version=c, agreement=d, **common)  # type: ignore[arg-type]
     second = record_aad(alert_id=a + b, topic=c, policy_version=d, agreement="", **common)  # type: ignore[arg-type]
     assert (first == second) == ((a, b, c, d) == (a + b, c, d, ""))
+
+
+# ---- key rotation: an opener holding several generations -------------------------------------
+
+
+def test_records_sealed_to_either_generation_of_the_partners_key_open(keys: Keys) -> None:
+    """After COL's key rotates, the backlog sealed to the old key and new records sealed to the new one both open
+    with one opener holding both generations, whichever order they come in."""
+    new = X25519PrivateKey.generate()
+    old_record = seal(keys.sealer(), alert_id="old")
+    new_record = seal(FeedSealer("COL", new.public_key(), keys.signing), alert_id="new")
+    opener = FeedOpener("COL", {"COL-enc-2026b": new, "COL-enc-2026a": keys.col}, keys.signing.public_key())
+    for value, alert_id in ((old_record, "old"), (new_record, "new"), (old_record, "old")):
+        assert open_(opener, value, alert_id=alert_id) == PLAINTEXT
+    assert opener.key_ids == ("COL-enc-2026b", "COL-enc-2026a")
+
+
+def test_a_block_sealed_to_a_generation_not_held_names_the_keys_tried(keys: Keys, record: bytes) -> None:
+    """A record sealed to a key the opener does not hold stays refused (fail closed); the error names the key ids
+    it tried and when the key block was made, so the reader knows which generation to load, and no secret."""
+    opener = FeedOpener("COL", {"COL-enc-2026b": X25519PrivateKey.generate(), "COL-enc-2026c": keys.usa},
+                        keys.signing.public_key())
+    with pytest.raises(DecryptionError, match="does not unwrap") as info:
+        open_(opener, record)
+    message = str(info.value)
+    assert "COL-enc-2026b, COL-enc-2026c" in message and "2026-01-05T10:00:00Z" in message
+    assert "load the generation of COL's decryption key" in message
+    for form in secret_forms(keys):
+        assert form not in message
+
+
+def test_key_blocks_signed_by_either_generation_of_the_brokers_key_verify(keys: Keys) -> None:
+    """After the broker's signing key rotates, blocks signed by the old key (the backlog) and by the new one both
+    verify with an opener holding both generations, current first."""
+    new_signing = Ed25519PrivateKey.generate()
+    old_record = seal(keys.sealer(), alert_id="old")
+    new_record = seal(FeedSealer("COL", keys.col.public_key(), new_signing), alert_id="new")
+    verify = {"broker-sign-2026b": new_signing.public_key(), "broker-sign-2026a": keys.signing.public_key()}
+    opener = FeedOpener("COL", keys.col, verify)
+    for value, alert_id in ((old_record, "old"), (new_record, "new")):
+        assert open_(opener, value, alert_id=alert_id) == PLAINTEXT
+
+
+def test_a_block_no_broker_key_held_signed_is_refused_naming_the_keys(keys: Keys) -> None:
+    """Holding several broker keys is no looser: a block signed by any other key is refused, naming the keys held."""
+    forger = FeedSealer("COL", keys.col.public_key(), Ed25519PrivateKey.generate())
+    verify = {"broker-sign-2026b": Ed25519PrivateKey.generate().public_key(),
+              "broker-sign-2026a": keys.signing.public_key()}
+    with pytest.raises(SignatureError, match="any of the 2 broker signing keys held") as info:
+        open_(FeedOpener("COL", keys.col, verify), seal(forger))
+    assert "broker-sign-2026b, broker-sign-2026a" in str(info.value)
+
+
+def test_several_broker_keys_still_verify_each_key_block_once(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the old key listed second, its first block costs two checks, its next ones one (the key that verified
+    last is tried first), and a block seen before none: the cache is per block, as with one key."""
+    calls: list[int] = []
+    real = envelope.verify_with_context
+    monkeypatch.setattr(envelope, "verify_with_context", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    verify = {"broker-sign-2026b": Ed25519PrivateKey.generate().public_key(),
+              "broker-sign-2026a": keys.signing.public_key()}
+    sealer, opener = keys.sealer(max_records=10), FeedOpener("COL", keys.col, verify)
+    for i in range(25):
+        open_(opener, seal(sealer, alert_id=str(i)), alert_id=str(i))
+    assert len(calls) == 2 + 1 + 1
+
+
+def test_an_opener_needs_at_least_one_key_of_each_kind(keys: Keys) -> None:
+    """An empty set of partner keys or broker keys is a caller bug, not an opener that refuses everything later."""
+    with pytest.raises(ValueError, match="partner_private_key"):
+        FeedOpener("COL", {}, keys.signing.public_key())
+    with pytest.raises(ValueError, match="broker_verify_key"):
+        FeedOpener("COL", keys.col, {})

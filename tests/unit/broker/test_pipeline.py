@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 
-from broker.pipeline import _FORMAT_BYTES, DAY_MS, MAX_DEAD_LETTER, MAX_FUTURE_SKEW_MS, WITHHOLD, Originator, Pipeline
+from broker.pipeline import (
+    _FORMAT_BYTES,
+    DAY_MS,
+    MAX_DEAD_LETTER,
+    MAX_FUTURE_SKEW_MS,
+    WITHHOLD,
+    NoSealer,
+    Originator,
+    Pipeline,
+)
 from broker.topology import Slots, TopicNames, key_partition
 from puente.dev.synthetic import generate
 from puente.wire import Record
@@ -81,22 +90,22 @@ def _record(published_ms: int, appended_ms: int = NOW_MS) -> tuple[Record, dict[
     return Record("t.ingress.SNM", key_partition(key, 3), 7, key, value, headers, appended_ms), alert
 
 
-def test_a_partner_without_a_key_is_withheld_not_sent_in_clear() -> None:
-    """The policy says deliver, but no sealer exists for USA: USA is withheld with the reason; COL is delivered."""
+def test_a_delivery_to_a_partner_without_a_sealer_raises_rather_than_withhold() -> None:
+    """The policy says deliver, but no sealer exists for USA: nothing is sent in clear, and no WITHHOLD is
+    returned (the worker would commit it, final): process raises NoSealer naming the partner, the record
+    and what to fix, so the worker stops before committing and the record waits for a broker with the key."""
     record, alert = _record(NOW_MS)
-    out = _pipeline({"COL": FakeSealer()}).process(record, set(), NOW)
-    assert [f.topic for f in out.feeds] == ["t.feed.COL"]
-    assert dict(out.decisions) == {"COL": "DELIVER", "USA": WITHHOLD}
-    usa = next(d for d in out.entry["decisions"] if d["partner"] == "USA")
-    assert usa["decision"] == WITHHOLD and "withheld at delivery: CryptoError" in usa["reasons"][-1]
-    assert "feed" not in usa
-    assert out.entry["alert_id"] == alert["alert_id"] and out.seen_id == alert["alert_id"]
+    with pytest.raises(NoSealer) as info:
+        _pipeline({"COL": FakeSealer()}).process(record, set(), NOW)
+    message = str(info.value)
+    assert "partner USA" in message and alert["alert_id"] in message and "t.ingress.SNM:" in message
+    assert "without committing" in message and "encryption key" in message and "\n" not in message
 
 
 def test_shared_audit_fields_are_not_changed_by_a_delivery_failure() -> None:
-    """The policy's shared audit fields stay as they were when a delivery fails (no sealer at all here)."""
+    """The policy's shared audit fields stay as they were when a delivery fails (every seal fails here)."""
     record, _ = _record(NOW_MS)
-    pipe = _pipeline({})
+    pipe = _pipeline({"COL": HugeSealer(), "USA": HugeSealer()})
     first = pipe.process(record, set(), NOW)
     assert all(d["decision"] == WITHHOLD for d in first.entry["decisions"])
     shared = pipe.policy.shared  # type: ignore[attr-defined]
@@ -290,8 +299,8 @@ def test_a_relaying_agency_names_its_countrys_services() -> None:
     """An agency configured for another country (COMBIFRON for Colombia) names <COUNTRY>-<unit> as originator,
     with that country; its own country's name, or a bare prefix, is refused."""
     relay = Originator.of("SNM", "COL", "PAN")
-    pipe = Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer()}, _pipeline({}).origin, SLOTS,  # type: ignore[arg-type]
-                    originators={**ORIGINATORS, "SNM": relay})
+    pipe = Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
+                    _pipeline({}).origin, SLOTS, originators={**ORIGINATORS, "SNM": relay})
     ok = pipe.process(_snm_record(originator_agency="COL-DIJIN", originator_country="COL"), set(), NOW)
     assert ok.dead_reason is None
     for agency, country in (("COL-DIJIN", "PAN"), ("COL-", "COL"), ("SNM", "PAN")):

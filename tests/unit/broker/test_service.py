@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 
-from broker.keystore import Keystore
-from broker.service import build_sealers, instance_id
+import pytest
+
+from broker.kafka import KafkaConnection
+from broker.keystore import Keystore, Keystores
+from broker.service import agreements_in_force, build_sealers, build_worker, instance_id, require_sealers
 from policies import load_policy_set
+from puente.errors import ConfigError
+from puente.settings import AGENCIES, PuenteSettings
 
 
 def test_each_worker_of_a_process_gets_its_own_static_name() -> None:
@@ -17,14 +23,91 @@ def test_each_worker_of_a_process_gets_its_own_static_name() -> None:
     assert instance_id(None, 0, 2) is None
 
 
+PARTNERS = ["COL", "USA", "CRI", "FEAN"]
+AGREEMENTS = ["COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA"]
+IN_FORCE = datetime(2026, 6, 1, tzinfo=UTC)  # every shipped agreement is in force
+
+
+def _keys(tmp_path: Path) -> Keystores:
+    return Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=[], agreements=AGREEMENTS,
+                              generation="2026a")
+
+
 def test_a_partner_naming_another_partners_encryption_key_gets_no_sealer(tmp_path: Path) -> None:
-    """A policy typo giving COL USA's encryption key must not seal COL's feed for USA: COL is withheld, with a
+    """A policy typo giving COL USA's encryption key must not seal COL's feed for USA: COL gets no sealer, with a
     problem naming both keys' owners; the others are sealed as before."""
-    made = Keystore.provision(tmp_path / "keys", partners=["COL", "USA", "CRI", "FEAN"], agencies=[],
-                              agreements=["COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA"], generation="2026a")
+    made = _keys(tmp_path)
     policy = load_policy_set()
     wrong = dataclasses.replace(policy.partners["COL"], encryption_key_id="USA-enc-2026a")
     policy = dataclasses.replace(policy, partners={**policy.partners, "COL": wrong})
     sealers, problems = build_sealers(policy, Keystore(made.broker.path))
     assert sorted(sealers) == sorted(set(policy.partners) - {"COL"})
-    assert problems == ["COL: its encryption key USA-enc-2026a is USA's, not its own; its alerts are withheld"]
+    assert problems == {"COL": "its encryption key USA-enc-2026a is USA's, not its own: correct keys.encryption in "
+                               "partners.yaml"}
+
+
+def test_the_broker_refuses_to_start_while_a_partner_in_force_has_an_unusable_key(tmp_path: Path) -> None:
+    """COL's public half made group-writable (a restore, a shared folder): the broker does not start and withhold
+    COL's alerts for good; one line names COL, its agreement, the key id and file, and what to run."""
+    made = _keys(tmp_path)
+    key_file = made.broker.path / "COL-enc-2026a.json"
+    key_file.chmod(0o664)
+    policy = load_policy_set()
+    sealers, problems = build_sealers(policy, made.broker)
+    assert "COL" not in sealers
+    with pytest.raises(ConfigError) as info:
+        require_sealers(policy, problems, made.broker.path, IN_FORCE)
+    message = str(info.value)
+    assert "\n" not in message and "will not start" in message
+    assert "COL (agreement COMBIFRON in force delivers to it)" in message
+    assert "COL-enc-2026a" in message and str(key_file) in message and "chmod 644" in message
+    assert f"puente policy lint --keys {made.broker.path}" in message
+
+
+def test_a_missing_key_file_says_how_to_import_it(tmp_path: Path) -> None:
+    """A partner key the broker never received is refused with the import command, naming key id and folder."""
+    made = _keys(tmp_path)
+    (made.broker.path / "USA-enc-2026a.json").unlink()
+    policy = load_policy_set()
+    _, problems = build_sealers(policy, made.broker)
+    with pytest.raises(ConfigError, match="USA-enc-2026a: no key file") as info:
+        require_sealers(policy, problems, made.broker.path, IN_FORCE)
+    assert f"import-public FILE.pem --id USA-enc-2026a --dir {made.broker.path}" in str(info.value)
+
+
+def test_a_key_problem_of_a_partner_no_agreement_in_force_delivers_to_is_a_warning(tmp_path: Path) -> None:
+    """Before any agreement is in force, the same problem does not stop the broker: it is returned as a warning
+    saying what it does mean (recall notices cannot be sealed) and that the broker stops when one comes in force."""
+    made = _keys(tmp_path)
+    (made.broker.path / "COL-enc-2026a.json").chmod(0o664)
+    policy = load_policy_set()
+    _, problems = build_sealers(policy, made.broker)
+    before = datetime(2000, 1, 1, tzinfo=UTC)
+    assert agreements_in_force(policy, before) == {}
+    warnings = require_sealers(policy, problems, made.broker.path, before)
+    assert len(warnings) == 1 and warnings[0].startswith("COL: key COL-enc-2026a")
+    assert "no agreement in force delivers to it" in warnings[0]
+
+
+def test_with_every_key_usable_the_broker_starts_without_warnings(tmp_path: Path) -> None:
+    """The control: a provisioned keystore gives every partner a sealer and nothing to refuse or warn about."""
+    made = _keys(tmp_path)
+    policy = load_policy_set()
+    sealers, problems = build_sealers(policy, made.broker)
+    assert sorted(sealers) == sorted(policy.partners) and problems == {}
+    assert require_sealers(policy, problems, made.broker.path, IN_FORCE) == []
+    assert agreements_in_force(policy, IN_FORCE)["COL"] == ["COMBIFRON"]
+
+
+def test_building_a_worker_refuses_when_a_partner_in_force_has_no_usable_key(tmp_path: Path) -> None:
+    """The refusal is in build_worker itself, so every way of starting a broker (the command, the demo, the test
+    harness) meets it before a worker exists."""
+    in_force = agreements_in_force(load_policy_set(), datetime.now(UTC))
+    if not in_force:
+        pytest.skip("no shipped agreement is in force today")
+    partner, agreements = sorted(in_force.items())[0]
+    made = Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
+                              generation="2026a")
+    (made.broker.path / f"{partner}-enc-2026a.json").unlink()
+    with pytest.raises(ConfigError, match=rf"{partner} \(agreement {', '.join(agreements)} in force delivers to it\)"):
+        build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
