@@ -9,7 +9,7 @@ Fail closed at every step: a record that does not prove its agency, does not
 decode, names another agency, reuses an alert id, reached Kafka too long after it was
 published (beyond the replay window, where alert ids are no longer remembered), or fails
 a sanity check is dead-lettered. Nothing is sent in clear: an alert the policy delivers to a
-partner without a sealer raises ``NoSealer`` (configuration, not input), so the worker stops
+partner without a sealer raises ``MissingDeliveryKey`` (configuration, not input), so the worker stops
 before committing it, rather than record a WITHHOLD that would be final. A recall notice that
 cannot be sealed is recorded as not sent, and the partner stays a holder (``audit recalls``
 shows it; a later recall sends it again).
@@ -204,8 +204,8 @@ class Pipeline:
         ``record.timestamp_ms`` must be the time Kafka appended the record (ingress topics use
         LogAppendTime), which a replayer cannot choose.
 
-        Raises only ``NoSealer``, when the policy delivers to a partner this pipeline has no sealer
-        for: the caller must not commit the record (see ``NoSealer``).
+        Raises only ``MissingDeliveryKey``, when the policy delivers to a partner this pipeline has no sealer
+        for: the caller must not commit the record (see ``MissingDeliveryKey``).
         """
         where = f"{record.topic}:{record.partition}:{record.offset}"
         key = (record.key or b"").decode("utf-8", "replace")
@@ -474,7 +474,7 @@ class Pipeline:
         if sealer is None:
             # Not a withhold: that would be committed with the ingress offset, final, and nothing
             # would deliver the alert once the key is there. The worker stops before committing.
-            raise NoSealer(f"the policy delivers alert {str(alert['alert_id'])[:200]} (ingress "
+            raise MissingDeliveryKey(f"the policy delivers alert {str(alert['alert_id'])[:200]} (ingress "
                            f"{out.entry.get('ingress', '?')}) to partner {partner} under agreement "
                            f"{decision.agreement}, but the broker has no usable sealing key for {partner}: it "
                            f"stopped without committing this record or any after it. Fix {partner}'s encryption "
@@ -482,6 +482,8 @@ class Pipeline:
                            "the broker again")
         try:
             self._deliver(alert, decision, sealer, topic, now, out)
+        except MissingDeliveryKey:
+            raise  # configuration, not input: not a withhold (see MissingDeliveryKey)
         except Exception as exc:  # noqa: BLE001 - fail closed: whatever goes wrong, nothing leaves
             # Only Puente's own messages are quoted: they name keys and problems, never values;
             # another exception's text might quote the alert, so only its kind is recorded.
@@ -541,8 +543,10 @@ class ViewTooLarge(PuenteError):
     """A partner's sealed view is larger than a feed record may be."""
 
 
-class NoSealer(ConfigError):
-    """The policy delivers an alert to a partner the broker has no sealing key for.
+class MissingDeliveryKey(ConfigError):
+    """The policy delivers an alert to a partner the broker has no key for: no sealing key for the
+    partner, or no pseudonym key for an agreement whose rules pseudonymise (the policy port raises
+    it from ``view``).
 
     Raised out of ``Pipeline.process`` (the one thing it raises): the alert can be neither sent
     (never in clear) nor withheld, since a WITHHOLD is committed with the ingress offset and is

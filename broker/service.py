@@ -20,7 +20,7 @@ from broker.crypto import FeedSealer, KeyKind, sign_checkpoint, verify_ingress
 from broker.kafka import Admin, KafkaConnection
 from broker.keystore import Keystore, signature_check
 from broker.metrics import Metrics, serve_metrics
-from broker.pipeline import Originator, Pipeline
+from broker.pipeline import MissingDeliveryKey, Originator, Pipeline
 from broker.topology import Slots, TopicNames, slots_for
 from broker.worker import BrokerWorker, WorkerConfig
 from policies import Decision, PolicySet, build_view, decide, decide_many, load_policy_set, recall_notice
@@ -123,7 +123,10 @@ class PolicyAdapter:
                 self._pseudo[agreement] = None
         key = self._pseudo[agreement]
         if key is None:
-            raise KeyMaterialError(f"no pseudonymisation key for agreement {agreement}")
+            raise MissingDeliveryKey(f"the broker has no pseudonym key for agreement {agreement}, whose rules "
+                                     "pseudonymise: it stopped without committing this record or any after it. Put "
+                                     "the agreement's key in the broker's keystore (`puente policy lint --keys DIR` "
+                                     "checks it) and start the broker again")
         return key
 
     def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
@@ -176,7 +179,7 @@ def require_sealers(policy_set: PolicySet, problems: Mapping[str, str], keys_dir
     the key was fixed. Refusing loses nothing: the records wait in the ingress topics. A partner
     with a key problem and no agreement in force is only warned about (its recall notices cannot
     be sealed, and the audit says so per notice); should one of its agreements come into force
-    while the broker runs, the pipeline stops the worker before committing (``NoSealer``).
+    while the broker runs, the pipeline stops the worker before committing (``MissingDeliveryKey``).
     """
     in_force = agreements_in_force(policy_set, now)
     blocking = [f"{partner} (agreement {', '.join(in_force[partner])} in force delivers to it): {problem}"
@@ -189,6 +192,27 @@ def require_sealers(policy_set: PolicySet, problems: Mapping[str, str], keys_dir
     return [f"{partner}: {problem}; no agreement in force delivers to it now, so only recall notices to it cannot be "
             "sealed (the audit says so), and the broker stops if one of its agreements comes into force"
             for partner, problem in sorted(problems.items())]
+
+
+def require_pseudonym_keys(policy_set: PolicySet, keystore: Keystore, now: datetime) -> None:
+    """Refuse (ConfigError, one line) while an agreement in force whose rules pseudonymise has no
+    usable pseudonym key in ``keystore``: each view under it would fail, for the same reason as a
+    missing sealing key (``require_sealers``). One that comes into force while the broker runs
+    stops the worker before committing (``MissingDeliveryKey``, from ``PolicyAdapter.view``)."""
+    needed = sorted({c.agreement.id for c in policy_set.covers.values()
+                     if c.pseudonymises and c.agreement.starts <= now < c.agreement.ends})
+    missing = []
+    for agreement in needed:
+        try:
+            keystore.load_pseudonym_key(agreement)
+        except KeyMaterialError as exc:
+            missing.append(f"{agreement}: {exc}")
+    if missing:
+        raise ConfigError(
+            f"the broker will not start while an agreement in force that pseudonymises has no usable pseudonym key, "
+            f"or its partners' alerts would be withheld for good: {'; '.join(missing)}. Make or fix the key in "
+            f"{keystore.path} (`puente policy lint --keys {keystore.path}` checks it) and start it again; nothing "
+            "was read")
 
 
 def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suffix: str = "",
@@ -205,7 +229,9 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     slots: Slots = slots_for(settings.agencies, settings.ingress_partitions, settings.topic_prefix)
     names = slots.names
     sealers, key_problems = build_sealers(policy_set, keystore)
-    problems = require_sealers(policy_set, key_problems, keystore.path, datetime.now(UTC))
+    started = datetime.now(UTC)
+    problems = require_sealers(policy_set, key_problems, keystore.path, started)
+    require_pseudonym_keys(policy_set, keystore, started)
     lookup = keystore.agency_mac_lookup()
 
     def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:

@@ -18,7 +18,7 @@ from broker.pipeline import (
     MAX_DEAD_LETTER,
     MAX_FUTURE_SKEW_MS,
     WITHHOLD,
-    NoSealer,
+    MissingDeliveryKey,
     Originator,
     Pipeline,
 )
@@ -92,14 +92,35 @@ def _record(published_ms: int, appended_ms: int = NOW_MS) -> tuple[Record, dict[
 
 def test_a_delivery_to_a_partner_without_a_sealer_raises_rather_than_withhold() -> None:
     """The policy says deliver, but no sealer exists for USA: nothing is sent in clear, and no WITHHOLD is
-    returned (the worker would commit it, final): process raises NoSealer naming the partner, the record
+    returned (the worker would commit it, final): process raises MissingDeliveryKey naming the partner, the record
     and what to fix, so the worker stops before committing and the record waits for a broker with the key."""
     record, alert = _record(NOW_MS)
-    with pytest.raises(NoSealer) as info:
+    with pytest.raises(MissingDeliveryKey) as info:
         _pipeline({"COL": FakeSealer()}).process(record, set(), NOW)
     message = str(info.value)
     assert "partner USA" in message and alert["alert_id"] in message and "t.ingress.SNM:" in message
     assert "without committing" in message and "encryption key" in message and "\n" not in message
+
+
+def test_a_view_without_its_pseudonym_key_raises_rather_than_withhold() -> None:
+    """The policy port raises MissingDeliveryKey when an agreement that pseudonymises has no key (an agreement come
+    into force while the broker runs): it leaves process as it is, not as a committed WITHHOLD; any other failure
+    of a view is still a withhold."""
+    record, _ = _record(NOW_MS)
+    pipe = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()})
+
+    def no_key(alert: dict[str, Any], decision: Any) -> dict[str, Any]:
+        raise MissingDeliveryKey("the broker has no pseudonym key for agreement AGR")
+
+    pipe.policy.view = no_key  # type: ignore[method-assign]
+    with pytest.raises(MissingDeliveryKey, match="pseudonym key for agreement AGR"):
+        pipe.process(record, set(), NOW)
+
+    def broken(alert: dict[str, Any], decision: Any) -> dict[str, Any]:
+        raise ValueError("a view that fails for another reason")
+
+    pipe.policy.view = broken  # type: ignore[method-assign]
+    assert all(d["decision"] == WITHHOLD for d in pipe.process(record, set(), NOW).entry["decisions"])
 
 
 def test_shared_audit_fields_are_not_changed_by_a_delivery_failure() -> None:

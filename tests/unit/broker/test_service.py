@@ -10,7 +10,14 @@ import pytest
 
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore, Keystores
-from broker.service import agreements_in_force, build_sealers, build_worker, instance_id, require_sealers
+from broker.service import (
+    agreements_in_force,
+    build_sealers,
+    build_worker,
+    instance_id,
+    require_pseudonym_keys,
+    require_sealers,
+)
 from policies import load_policy_set
 from puente.errors import ConfigError
 from puente.settings import AGENCIES, PuenteSettings
@@ -97,6 +104,24 @@ def test_with_every_key_usable_the_broker_starts_without_warnings(tmp_path: Path
     assert sorted(sealers) == sorted(policy.partners) and problems == {}
     assert require_sealers(policy, problems, made.broker.path, IN_FORCE) == []
     assert agreements_in_force(policy, IN_FORCE)["COL"] == ["COMBIFRON"]
+
+
+def test_the_broker_refuses_to_start_without_the_pseudonym_key_of_an_agreement_in_force(tmp_path: Path) -> None:
+    """COMBIFRON pseudonymises detainees: without its pseudonym key every view under it would fail and be withheld
+    for good, so the broker does not start (one line naming the agreement and the lint command); an agreement
+    not in force, or one that pseudonymises nothing, needs none."""
+    made = _keys(tmp_path)
+    policy = load_policy_set()
+    require_pseudonym_keys(policy, made.broker, IN_FORCE)
+    (made.broker.path / "COMBIFRON-pseudo-2026a.json").unlink()
+    for other in ("FEAN-JTF", "PAN-CRI", "PAN-USA"):
+        (made.broker.path / f"{other}-pseudo-2026a.json").unlink()
+    with pytest.raises(ConfigError) as info:
+        require_pseudonym_keys(policy, made.broker, IN_FORCE)
+    message = str(info.value)
+    assert "\n" not in message and message.count("COMBIFRON:") == 1 and "PAN-USA" not in message
+    assert f"puente policy lint --keys {made.broker.path}" in message
+    require_pseudonym_keys(policy, made.broker, datetime(2000, 1, 1, tzinfo=UTC))
 
 
 def test_building_a_worker_refuses_when_a_partner_in_force_has_no_usable_key(tmp_path: Path) -> None:

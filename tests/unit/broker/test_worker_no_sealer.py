@@ -18,7 +18,7 @@ from worker_fakes import HeldProducer, settle
 
 from broker.audit import ChainWriter
 from broker.kafka import KafkaConnection
-from broker.pipeline import NoSealer, Originator, Pipeline
+from broker.pipeline import MissingDeliveryKey, Originator, Pipeline
 from broker.replay import ReplayWindow
 from broker.topology import Slots, TopicNames, key_partition
 from broker.worker import BrokerWorker, SlotState, WorkerConfig
@@ -100,7 +100,7 @@ class _Consumer:
 
 
 async def test_a_partner_without_a_sealer_stops_the_worker_before_anything_commits() -> None:
-    """USA is entitled but has no sealer: the slot fails with NoSealer and commits no offset, so the records
+    """USA is entitled but has no sealer: the slot fails with MissingDeliveryKey and commits no offset, so the records
     stay in the ingress topic for a broker with the key, instead of committing a WITHHOLD that is final."""
     msgs = _msgs(3)
     assert all(m.partition == key_partition(m.key, 1) for m in msgs)
@@ -108,7 +108,7 @@ async def test_a_partner_without_a_sealer_stops_the_worker_before_anything_commi
     worker._dispatch(_Consumer(), {TP: msgs})
     await settle()
     await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
-    assert isinstance(worker._failure, NoSealer) and "USA" in str(worker._failure)
+    assert isinstance(worker._failure, MissingDeliveryKey) and "USA" in str(worker._failure)
     assert producer.committed == [] and producer.batched == []
 
 
