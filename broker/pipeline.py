@@ -17,14 +17,18 @@ shows it; a later recall sends it again).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
 import unicodedata
+import zoneinfo
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
+
+import orjson
 
 from broker.lifecycle import RECALL, AlertState, lifecycle_problem
 from broker.topology import Slots, key_partition
@@ -381,9 +385,9 @@ class Pipeline:
             alert = self.codec.decode(record.value)
         except CodecError as exc:
             raise _Reject(_codec_reason(exc), str(exc)) from exc
-        if _FORMAT_BYTES.search(record.value) and (char := _format_char(alert)) is not None:
-            raise _Reject("invalid", f"a text field holds the invisible formatting character {char}, which can "
-                                     "disguise what a partner reads; the adapters refuse these")
+        if (char := hidden_char(alert)) is not None:
+            raise _Reject("invalid", f"a text field holds {char}, which can disguise what a partner reads or "
+                                     "what a log shows; the adapters refuse these")
         if alert["agency"] != agency:
             named = alert["agency"] if alert["agency"] in self.slots.agencies else "another agency"
             raise _Reject("agency-mismatch", f"alert names {named} as its agency on {agency}'s topic")
@@ -404,22 +408,22 @@ class Pipeline:
         alert_id, version = alert["alert_id"], alert.get("version", 1)
         recall = _is_recall(alert.get("lifecycle"))
         if seen_key(alert_id, version, recall) in seen:
-            raise _Reject("replay", f"alert id {alert_id} version {version} was already processed")
+            raise _Reject("replay", f"this alert id's version {version} was already processed")
         prior = states(alert_id)
         if prior is not None:
             if prior.recalled and not (recall and prior.holders and version > prior.version):
                 # A recall again is taken only while some partner still holds the alert (its notice
                 # could not be sent): it sends the notices again.
-                raise _Reject("recalled", f"alert id {alert_id} was recalled at version {prior.version}, for good; "
+                raise _Reject("recalled", f"this alert id was recalled at version {prior.version}, for good; "
                                           "publish a new alert instead")
             if recall and not prior.recalled:
                 # A recall carries no content, so its version need not be new: an officer's recall
                 # built on the latest version the agency still has on its topic must not be lost.
                 return alert, prior
             if version == prior.version:
-                raise _Reject("replay", f"alert id {alert_id} version {version} was already processed")
+                raise _Reject("replay", f"this alert id's version {version} was already processed")
             if version < prior.version:
-                raise _Reject("stale", f"version {version} of alert id {alert_id} is older than version "
+                raise _Reject("stale", f"version {version} of this alert id is older than version "
                                        f"{prior.version}, already processed")
         return alert, prior
 
@@ -590,8 +594,8 @@ def _bounded(value: Any, limit: int = 64) -> str:
 # UTF-8 of every Unicode format character (category Cf), the characters that reorder or hide text:
 # bidirectional marks, embeddings, overrides and isolates, zero-width characters, the word joiner,
 # invisible operators, BOM, interlinear annotation, the Mongolian vowel separator, tag characters and
-# the rest. A search over the raw bytes is cheap; a hit (which random Avro numbers can also make) is
-# confirmed on the decoded strings. Written out as a trie on the first bytes so the search stays
+# the rest. A search over an alert's JSON form (``hidden_char``) is cheap; a hit is confirmed on the
+# decoded strings. Written out as a trie on the first bytes so the search stays
 # near one pass; a unit test checks that it matches exactly the Cf characters of this Python.
 _FORMAT_BYTES = re.compile(
     rb"\xc2\xad|\xd8[\x80-\x85\x9c]|\xdb\x9d|\xdc\x8f|\xe0(?:\xa2[\x90-\x91]|\xa3\xa2)|\xe1\xa0\x8e"
@@ -601,16 +605,52 @@ _FORMAT_BYTES = re.compile(
 )
 
 
-def _format_char(value: Any) -> str | None:
-    """The first Unicode format character (category Cf) in any string of ``value``, as U+XXXX NAME."""
+# In an alert's JSON form (orjson: UTF-8 as is, control characters U+0000 to U+001F escaped), an
+# escape that may be a control character: \b \f \r \t or \u00XX (\n is text; a literal backslash
+# before one of these letters is a false alarm the walk clears). A literal prefix: one fast scan.
+_ESCAPE = re.compile(rb"\\[bfrtu]")
+# What is left once printable ASCII is deleted holds every other character whole (UTF-8 sequences are
+# all non-ASCII bytes): DEL, the C1 controls (U+0080 to U+009F) and the format characters are looked for
+# in those few bytes.
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+_HIDDEN_UTF8 = re.compile(rb"\x7f|\xc2[\x80-\x9f]|" + _FORMAT_BYTES.pattern)
+
+
+def hidden_char(alert: dict[str, Any]) -> str | None:
+    """The first character in any string of ``alert`` that no one typed and that can disguise what a
+    reader sees, as ``a control character`` or ``the invisible formatting character U+XXXX NAME``
+    (never the text around it); None when there is none. Line feeds are text (remarks span lines).
+
+    Control characters (category Cc: escape sequences that rewrite a terminal or forge a line in a
+    log, NULs that cut a string short in C readers) and format characters (Cf: bidirectional
+    overrides, zero-width characters that make two equal names compare unequal) are what the
+    adapters refuse; a record published another way must not bring them past the broker. Looked for
+    in the alert's JSON form with C-speed scans (a few microseconds, where a walk of every string
+    takes several times that) and confirmed on the strings only on a hit."""
+    try:
+        text = orjson.dumps(alert)
+    except orjson.JSONEncodeError:  # a lone surrogate, say: the walk names it
+        return _hidden_in(alert)
+    if _ESCAPE.search(text) is None and _HIDDEN_UTF8.search(text.translate(None, _PRINTABLE_ASCII)) is None:
+        return None
+    return _hidden_in(alert)
+
+
+def _hidden_in(value: Any) -> str | None:
     if isinstance(value, str):
+        if value.isprintable():
+            return None
         for char in value:
-            if unicodedata.category(char) == "Cf":
-                return f"U+{ord(char):04X} {unicodedata.name(char, 'FORMAT CHARACTER')}"
+            kind = unicodedata.category(char)
+            if kind == "Cc" and char != "\n":
+                return "a control character"
+            if kind in ("Cf", "Cs"):
+                name = unicodedata.name(char, "FORMAT CHARACTER")
+                return f"the invisible formatting character U+{ord(char):04X} {name}"
         return None
     items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     for item in items:
-        found = _format_char(item)
+        found = _hidden_in(item)
         if found is not None:
             return found
     return None
@@ -631,18 +671,70 @@ def _codec_reason(exc: CodecError) -> str:
     }.get(type(exc).__name__, "undecodable")
 
 
+# An alert id's reference, after ``AGENCY:``: what the adapters write (``adapters.core.alert_id``). No
+# '#' (the replay window's keys add ``#v<n>`` to an id: ``seen_key``), no ':', no space or control.
+_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # no alert reports an event older; year 1 is a broken clock
+
+
+@functools.lru_cache(maxsize=256)
+def _known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone this machine knows (bounded cache: names are the agencies')."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
-    """Checks the schema cannot express; a problem here is a schema violation, not a crash."""
-    prefix = alert["agency"] + ":"
-    if not alert["alert_id"].startswith(prefix) or len(alert["alert_id"]) > 200:
-        return f"alert id must start with {prefix!r} and be at most 200 characters"
-    if alert["occurred_at"] > now + MAX_FUTURE_SKEW:
-        return "occurred_at is in the future"
+    """Checks the schema cannot express, an allow-list of sound values: what the adapters refuse, refused
+    again for records published another way; a problem here is a schema violation, not a crash.
+    Messages name the field and the rule, never the value."""
+    prefix, alert_id = alert["agency"] + ":", alert["alert_id"]
+    if (not alert_id.startswith(prefix) or len(alert_id) > 200
+            or not _REFERENCE.fullmatch(alert_id, len(prefix))):
+        return (f"alert id must be {prefix!r} and a reference of letters, digits and . _ / -, at most 200 "
+                "characters in all")
+    for name in ("occurred_at", "reported_at"):
+        if alert[name] > now + MAX_FUTURE_SKEW:
+            return f"{name} is in the future"
+        if alert[name] < _EARLIEST:
+            return f"{name} is before 1900"
     if alert["reported_at"] < alert["occurred_at"] - MAX_FUTURE_SKEW:
         return "reported_at is before occurred_at"
+    if not _known_zone(alert["source_timezone"]):
+        return "source_timezone is not an IANA time zone"
     loc = alert.get("location") or {}
     lat, lon = loc.get("latitude"), loc.get("longitude")
     for name, value, bound in (("latitude", lat, 90.0), ("longitude", lon, 180.0)):
         if value is not None and (not math.isfinite(value) or abs(value) > bound):
             return f"location.{name} is outside [-{bound:g}, {bound:g}]"
+    return _payload_problem(alert["alert_type"], alert["payload"], now)
+
+
+def _payload_problem(alert_type: str, payload: dict[str, Any], now: datetime) -> str | None:
+    """The payload's numbers: counts and quantities finite and not negative, a match score from 0 to 1,
+    birth years from 1900 to now (the schema says only int or double)."""
+    people: list[Any] = []
+    if alert_type == "SEIZURE":
+        for item in payload["items"]:
+            quantity = item["quantity"]
+            if not (math.isfinite(quantity) and quantity >= 0):
+                return "payload.items[].quantity must be a finite number, not negative"
+        if payload["persons_detained"] < 0:
+            return "payload.persons_detained is negative"
+        people = payload["detainees"]
+    elif alert_type == "BORDER_EVENT":
+        if payload["headcount"] is not None and payload["headcount"] < 0:
+            return "payload.headcount is negative"
+    elif alert_type == "WATCHLIST_HIT":
+        score = payload["match_score"]
+        if score is not None and not (math.isfinite(score) and 0 <= score <= 1):
+            return "payload.match_score must be a number from 0 to 1"
+        people = [payload["person"]]
+    for person in people:
+        year = person.get("birth_year") if isinstance(person, dict) else None
+        if year is not None and not 1900 <= year <= now.year:
+            return "a birth_year is before 1900 or in the future"
     return None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from broker.pipeline import (
     MissingDeliveryKey,
     Originator,
     Pipeline,
+    hidden_char,
 )
 from broker.topology import Slots, TopicNames, key_partition
 from puente.dev.synthetic import generate
@@ -265,6 +266,80 @@ def test_invisible_formatting_characters_are_dead_lettered(char: str) -> None:
     assert out.dead_reason == "invalid" and f"U+{ord(char):04X}" in out.entry["detail"] and not out.feeds
 
 
+def _admitted(change: Callable[[dict[str, Any]], None], agency: str = "SNM", key: str | None = None) -> Any:
+    """Process one generated alert of ``agency`` after ``change``, with a valid origin and placement."""
+    alert = next(a for a in generate(60, seed=5, now=NOW) if a["agency"] == agency)
+    change(alert)
+    value = alert_codec().encode(alert)
+    record_key = (key or alert["alert_id"]).encode()
+    record = Record(f"t.ingress.{agency}", key_partition(record_key, 3), 7, record_key, value,
+                    (("published", str(NOW_MS).encode()),), NOW_MS)
+    return _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(alert: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = alert
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        target[last] = value
+    return change
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x07", "\t", "\r", "\x7f", "\x85", "\x9b"])
+@pytest.mark.parametrize("path", ["summary", "payload.person.surnames", "markings.originator.unit"])
+def test_control_characters_anywhere_are_dead_lettered_without_the_text(char: str, path: str) -> None:
+    """An escape sequence that rewrites a terminal, a NUL that cuts a C string short, a tab or carriage return
+    that forges a log line: dead-lettered wherever a text field holds it, as the adapters refuse it; the detail
+    names the kind, never the text."""
+    out = _admitted(_set(path, f"Pérez{char}[31m forged"))
+    assert out.dead_reason == "invalid" and "a control character" in out.entry["detail"] and not out.feeds
+    assert "Pérez" not in out.entry["detail"] and "forged" not in out.entry["detail"]
+
+
+@pytest.mark.parametrize("text", ["línea uno\nlínea dos", "C:\\temp\\table \\u0041 \\b", "Núñez ½ — «ok»"])
+def test_line_feeds_and_backslashes_are_text(text: str) -> None:
+    """A line feed (remarks span lines), a literal backslash before t, u or b, and non-ASCII letters are text:
+    the fast search's false alarms are cleared on the strings."""
+    out = _admitted(_set("summary", text))
+    assert out.dead_reason is None and out.feeds
+
+
+@pytest.mark.parametrize(("agency", "path", "value", "said"), [
+    ("SENAN", "payload.items.0.quantity", float("nan"), "quantity must be a finite number"),
+    ("SENAN", "payload.items.0.quantity", float("inf"), "quantity must be a finite number"),
+    ("SENAN", "payload.items.0.quantity", -5.0, "quantity must be a finite number, not negative"),
+    ("SENAN", "payload.persons_detained", -7, "persons_detained is negative"),
+    ("SNM", "payload.match_score", 1.5, "match_score must be a number from 0 to 1"),
+    ("SNM", "payload.match_score", float("nan"), "match_score must be a number from 0 to 1"),
+    ("SNM", "payload.person.birth_year", 1492, "birth_year is before 1900"),
+    ("SNM", "source_timezone", "Mars/Olympus_Mons", "source_timezone is not an IANA time zone"),
+    ("SNM", "source_timezone", "../../etc/passwd", "source_timezone is not an IANA time zone"),
+    ("SNM", "occurred_at", datetime(1, 1, 1, tzinfo=UTC), "occurred_at is before 1900"),
+    ("SNM", "reported_at", NOW + timedelta(days=30), "reported_at is in the future"),
+])
+def test_impossible_values_are_dead_lettered(agency: str, path: str, value: Any, said: str) -> None:
+    """Values the schema's types allow but no report holds, which the adapters refuse: dead-lettered as invalid
+    with the field and the rule, so a partner never reads a negative seizure or a NaN score."""
+    out = _admitted(_set(path, value), agency)
+    assert out.dead_reason == "invalid" and said in out.entry["detail"] and not out.feeds
+
+
+@pytest.mark.parametrize("reference", ["PTY-1#v2#recall", "x\n[audit] forged", "a b", "a:b", "-leading", "ok\x1b[2J"])
+def test_an_alert_id_outside_the_reference_pattern_is_dead_lettered(reference: str) -> None:
+    """An id must be the agency and a reference of letters, digits and . _ / -: no '#', with which one alert's
+    id could pass for another's version or recall in the replay window (a recall dead-lettered as a replay),
+    and no control or spacing characters, which would reach the feed's header."""
+    def rename(alert: dict[str, Any]) -> None:
+        alert["alert_id"] = f"SNM:{reference}"
+
+    out = _admitted(rename)
+    detail = out.entry["detail"]
+    assert out.dead_reason == "invalid" and not out.feeds and reference not in detail
+    assert "alert id must be" in detail or "control character" in detail  # a control character is found first
+
+
 def test_the_byte_search_finds_exactly_the_format_characters() -> None:
     """_FORMAT_BYTES matches the UTF-8 of every character of category Cf in this Python's Unicode, and of no
     other: a character it missed would pass unseen (the decoded check runs only after a byte hit)."""
@@ -273,6 +348,18 @@ def test_the_byte_search_finds_exactly_the_format_characters() -> None:
         char = chr(code)
         if (_FORMAT_BYTES.fullmatch(char.encode()) is not None) != (unicodedata.category(char) == "Cf"):
             (missed if unicodedata.category(char) == "Cf" else extra).append(f"U+{code:04X}")
+    assert (missed, extra) == ([], [])
+
+
+def test_the_hidden_character_search_finds_exactly_control_and_format_characters() -> None:
+    """hidden_char flags a string holding any character of category Cc (but the line feed), Cf or Cs in this
+    Python's Unicode, between other text, and no other character: its fast scans of the JSON form miss none."""
+    missed, extra = [], []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        hidden = unicodedata.category(char) in ("Cc", "Cf", "Cs") and char != "\n"
+        if (hidden_char({"a": [f"Pé{char}z"]}) is not None) != hidden:
+            (missed if hidden else extra).append(f"U+{code:04X}")
     assert (missed, extra) == ([], [])
 
 
