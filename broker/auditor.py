@@ -12,6 +12,7 @@ All of them stream: no partition is ever held in memory. What a walk must keep f
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from typing import Any
 from broker.access import denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
+from broker.audit.receipts import match_receipt, sent_records
 from broker.audit.verify import (
     FeedEnds,
     Finding,
@@ -31,14 +33,12 @@ from broker.audit.verify import (
     PartitionWalk,
     ReceiptReach,
     VerifyFn,
-    delivered_pairs,
     end_check,
     receipt_ends,
-    unmatched_receipt,
     unnamed_ingress,
     when,
 )
-from broker.audit_index import AuditIndex, ChainEnds
+from broker.audit_index import PLACES_LAYOUT, AuditIndex, ChainEnds, SqlReceiptBook, at_ms
 from broker.crypto import KeyKind, checker, parse_key_id
 from broker.kafka import (
     KafkaConnection,
@@ -54,7 +54,7 @@ from broker.kafka import (
     wait_settled,
 )
 from broker.keystore import Keystore, load_key_file, signature_check
-from broker.spill import Spill
+from broker.spill import Spill, spill_error
 from broker.topology import TopicNames, feed_readers
 from policies import PolicySet, load_policy_set
 from puente.errors import AuditChainError, ConfigError, KafkaAccessError, KafkaOperationError
@@ -76,14 +76,16 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     ``topics`` maps each topic to what it holds (``"decisions"``, ``"receipts"``, ``"denials"``,
     ``"queries"``); ``owners`` maps a receipts topic to its partner, whose chains alone it may hold.
     When the decisions are among them (give them first), every receipt is also checked against them:
-    a receipt for an alert the broker never delivered to that partner is reported. ``ends``, the
+    a receipt that names no delivery to that partner at the feed record it names (another alert, feed
+    or version, a time before it, a record another receipt put another delivery at) is reported
+    (``broker.audit.receipts``). ``ends``, the
     broker group's committed ingress offsets (``broker_ends``, fetched before the walk), has each
     decisions partition's end checked against them (``end_check``), and ``feed_ends``, the partners'
     subscriber groups' committed feed offsets (``subscriber_ends``, fetched before the walk too), has
     the receipts checked against them (``receipt_ends``): records dropped from a chain's end are a
     finding. Records are verified as they stream in: what is held is one partition's findings and
-    chain states, never its records; the (alert, partner) deliveries go to a temporary file
-    (``_Delivered``).
+    chain states, never its records; the deliveries, and the feed records receipts bound them to, go
+    to a temporary file (``_Delivered``).
     """
     reports = []
     budget = _Settle()
@@ -251,37 +253,50 @@ async def subscriber_ends(conn: KafkaConnection, prefix: str, feeds: Iterable[st
 
 
 class _Delivered(Spill):
-    """The deliveries sound decision records name, and the check of receipts against them.
+    """The feed records sound decision records say went out, and the check of receipts against them.
 
     Receipts are checked only once some decisions topic was walked: on its own, a receipts
     topic cannot say what was delivered. Call ``check`` with every sound record in order.
-    A receipt may come any time after its delivery, so every (alert, partner) pair is needed until
-    the walk ends; they grow with the whole audit (millions in a year, some 250 bytes each in a
-    set), so they are kept in a ``Spill`` file: memory stays flat, and matching a receipt is one
-    lookup in the file's primary key (``broker.spill``).
+    A receipt may come any time after its delivery, so every delivery (alert, partner, feed topic,
+    version sent, time) is needed until the walk ends, and so is the feed record each partner's
+    receipts bound each to (``broker.audit.receipts.match_receipt``): they grow with the whole audit
+    (millions in a year), so they are kept in a ``Spill`` file, the same tables the audit index
+    matches with (``SqlReceiptBook``): memory stays flat, and matching a receipt is a few lookups.
     """
 
     _what = "the deliveries receipts are matched against"
-    _schema = ("CREATE TABLE delivered (alert TEXT NOT NULL, partner TEXT NOT NULL, PRIMARY KEY (alert, partner)) "
-               "WITHOUT ROWID",)
+    _schema = ("CREATE TABLE delivered (id INTEGER PRIMARY KEY, alert TEXT NOT NULL, partner TEXT NOT NULL, "
+               "feed TEXT, version INTEGER, at_ms INTEGER)",
+               "CREATE INDEX delivered_by_alert ON delivered (alert, partner)", *PLACES_LAYOUT)
+    _SENT = "SELECT id AS k, feed, version, at_ms FROM delivered WHERE alert = ? AND partner = ?"
 
     def __init__(self, folder: Path | None = None) -> None:
         super().__init__(folder)
         self.known = False
 
     def check(self, doc: dict[str, Any]) -> str | None:
-        """Take in a sound record's deliveries, or say why a receipt matches none (None: it does)."""
+        """Take in a sound record's deliveries, or say why a receipt matches none (None: it does, and
+        the feed record it names is bound to what it says)."""
         if doc.get("kind") == "BLOCK" and doc.get("chain") is None:
             self.known = True
-            self.write("INSERT OR IGNORE INTO delivered VALUES (?, ?)", delivered_pairs(doc))
+            self.write("INSERT INTO delivered (alert, partner, feed, version, at_ms) VALUES (?, ?, ?, ?, ?)",
+                       [(alert, partner, feed, version if version is not None and _INT64[0] <= version <= _INT64[1]
+                         else None, at_ms(at)) for alert, partner, feed, version, at in sent_records(doc)])
             return None
-        return unmatched_receipt(doc, self) if self.known else None
+        if not self.known or doc.get("kind") != "RECEIPT":
+            return None
+        book = SqlReceiptBook(self.conn, self._SENT)
+        try:
+            match = match_receipt(doc, book)
+            if isinstance(match, str):
+                return match
+            book.bind(match)
+        except sqlite3.Error as exc:
+            raise spill_error(self._what, exc, self._folder) from None
+        return None
 
-    def __contains__(self, pair: object) -> bool:
-        if not isinstance(pair, tuple) or len(pair) != 2:
-            return False
-        return self.conn.execute("SELECT 1 FROM delivered WHERE alert = ? AND partner = ?",
-                                 (str(pair[0]), str(pair[1]))).fetchone() is not None
+
+_INT64 = (-(2**63), 2**63 - 1)  # what SQLite holds: a version beyond it is none a receipt can name
 
 
 @dataclass(frozen=True)
@@ -322,11 +337,12 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     ``topics`` maps each topic to what it holds (as for ``verify_topics``). Only what ``audit
     verify`` finds sound is listed: a record it reports (edited, out of place, badly or wrongly
     signed, not an audit record) is left out, and so are receipts that no sound checkpoint of their
-    chain vouches for and receipts for alerts the decisions never delivered to that partner. Their
+    chain vouches for and receipts that name no delivery to that partner at the feed record they name
+    (``broker.audit.receipts``). Their
     count is appended to ``left_out``, if given (one number per partition). Records stream through,
     in offset order per partition (``TimeSorted`` puts them in time order): what is held is the
-    rows of receipts waiting for their chain's next checkpoint; the (alert, partner) deliveries go
-    to a temporary file (``_Delivered``).
+    rows of receipts waiting for their chain's next checkpoint; the deliveries go to a temporary file
+    (``_Delivered``).
     """
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:

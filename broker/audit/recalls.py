@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from broker.audit.receipts import CLOCK_SKEW
 from broker.audit.verify import when
 
 ACKNOWLEDGED = "acknowledged"
@@ -23,7 +24,6 @@ OUTSTANDING = "outstanding"
 OVERDUE = "overdue"
 FAILED = "failed"  # the notice could not be sent: the partner still holds the alert
 DEFAULT_ACK_HOURS = 72
-CLOCK_SKEW = timedelta(hours=1)
 _MIN, _MAX = datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 

@@ -31,8 +31,6 @@ from broker.audit.chain import (
     chain_owner,
     checkpoint_payload,
     last_ingress,
-    listed,
-    resolve_decision,
     sealed,
     shown,
     unresolved_decisions,
@@ -569,38 +567,6 @@ def chain_fields(doc: dict[str, Any]) -> tuple[int, str, str] | None:
     if type(seq) is not int or not isinstance(prev, str) or not isinstance(claimed, str):
         return None
     return seq, prev, claimed
-
-
-def delivered_pairs(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    """(alert id, partner) of every delivery a sound BLOCK records: what a receipt may vouch for."""
-    if doc.get("kind") != "BLOCK":
-        return []
-    table = doc.get("decision_table")
-    out = []
-    for entry in listed(doc.get("entries")):
-        if not isinstance(entry, dict) or not isinstance(entry.get("alert_id"), str):
-            continue
-        for ref in listed(entry.get("decisions")):
-            found = resolve_decision(table, ref)
-            if (found is not None and found.get("decision") in DELIVERED and found.get("sent") is not False
-                    and isinstance(found.get("partner"), str)):
-                out.append((entry["alert_id"], found["partner"]))
-    return out
-
-
-def unmatched_receipt(doc: dict[str, Any], delivered: Container[tuple[str, str]]) -> str | None:
-    """Why a receipt names no delivery the broker audited (None when it does, or is no receipt).
-
-    A partner's key vouches only for what its subscriber wrote; that the alert was delivered to
-    that partner at all is the broker's word, so a receipt is sound only with a matching decision.
-    """
-    if doc.get("kind") != "RECEIPT":
-        return None
-    owner = chain_owner(str(doc.get("chain")))
-    alert = doc.get("alert_id")
-    if isinstance(alert, str) and (alert, owner) in delivered:
-        return None
-    return f"receipt for alert {_shown(alert)}, which the audited decisions never delivered to {plain(owner)}"
 
 
 @dataclass

@@ -12,7 +12,10 @@ sound ones. It can always be rebuilt from offset 0 (``rebuilding``: built beside
 What is indexed (the same rule as ``audit log``): a record verification reports (edited, out of
 place, badly or wrongly signed, not an audit record) is a finding, and none of its rows are
 indexed; a receipt becomes a row only once a checkpoint of its chain vouches for it (until then
-it waits in ``pending_receipts``), and a receipt naming no audited delivery is a finding, not a row.
+it waits in ``pending_receipts``), and a receipt that names no audited delivery at the feed record
+it names is a finding, not a row (``broker.audit.receipts``: the same alert, feed and version sent,
+dated after it, at a feed record that holds that delivery alone). A receipt row acknowledges the
+one delivery it was bound to (``decision_id``), and only when its partner opened the record.
 
 Why SQLite (the standard library's ``sqlite3``), not DuckDB:
 
@@ -35,27 +38,36 @@ errors name the file (``StoreError``, exit status 3; ``StoreBusy`` when another 
 One writer at a time holds ``writer_lock``; readers open with ``readonly=True``.
 
 What a joint-oversight auditor reads (``Scope``): the decisions about its partner, of any outcome, but
-of an alert only what was delivered to that partner. A decision that delivered nothing shows the
-fields ``UNDELIVERED_FIELDS`` names (an allow-list: alert id, partner, decision, rules, time...) and
-nothing of the alert (type, agency, sector, markings, publication); filters outside
-``ANY_ROW_FILTERS``, search choices and indicators on those descriptions see delivered rows only.
+of an alert only what that partner's view kept. A decision that delivered nothing shows the fields
+``UNDELIVERED_FIELDS`` names (an allow-list: alert id, partner, decision, rules, time...) and nothing
+of the alert (type, agency, sector, markings, publication); one that delivered shows besides
+``DELIVERY_FIELDS`` and each of ``VIEW_COLUMNS`` (type, agency, sector... each keyed to the alert field
+it is copied from) whose field no change of that view covers (``scoped``). Filters outside
+``ANY_ROW_FILTERS``, search choices and indicators on those descriptions see those values only.
 """
 
 from broker.audit_index._index import (
     ANY_ROW_FILTERS,
+    FILTER_COLUMNS,
     MAX_FINDINGS,
     MAX_PER_PAGE,
-    UNDELIVERED_FIELDS,
     AlwaysKept,
     AuditIndex,
     ChainEnds,
     Page,
     Query,
-    Scope,
-    scoped,
 )
 from broker.audit_index._ingest import PartitionIngest
-from broker.audit_index._store import rebuilding, remove_index, writer_lock
+from broker.audit_index._places import PLACES_LAYOUT, SqlReceiptBook
+from broker.audit_index._scope import (
+    DELIVERY_FIELDS,
+    UNDELIVERED_FIELDS,
+    VIEW_COLUMNS,
+    Scope,
+    covered_columns,
+    scoped,
+)
+from broker.audit_index._store import at_ms, rebuilding, remove_index, writer_lock
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
@@ -63,9 +75,13 @@ DEFAULT_INDEX = ".puente/audit/index.sqlite"
 __all__ = [
     "ANY_ROW_FILTERS",
     "DEFAULT_INDEX",
+    "DELIVERY_FIELDS",
+    "FILTER_COLUMNS",
     "MAX_FINDINGS",
     "MAX_PER_PAGE",
+    "PLACES_LAYOUT",
     "UNDELIVERED_FIELDS",
+    "VIEW_COLUMNS",
     "AlwaysKept",
     "AuditIndex",
     "ChainEnds",
@@ -73,6 +89,9 @@ __all__ = [
     "PartitionIngest",
     "Query",
     "Scope",
+    "SqlReceiptBook",
+    "at_ms",
+    "covered_columns",
     "rebuilding",
     "remove_index",
     "scoped",

@@ -28,6 +28,15 @@ from broker.audit.verify import (
     unnamed_ingress,
 )
 from broker.audit_index._ingest import DELIVERS, PartitionIngest, json_text
+from broker.audit_index._scope import (
+    ALL_HIDDEN,
+    UNDELIVERED_FIELDS,
+    VIEW_COLUMNS,
+    Scope,
+    bit,
+    mask_columns,
+    scoped,
+)
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_name, connect, iso_ms, translated
 from puente.wire import iso_utc
 
@@ -38,27 +47,12 @@ MAX_PER_PAGE = 500
 MAX_FINDINGS = 500  # finding texts ``integrity`` gives at most (it counts them all)
 _ROW_COLUMNS = ("id, topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
                 "alert_type, originator, originator_country, classification, sector, action, reason, supersedes, "
-                "policy_version, feed, ingress, ingress_ms, at, went, extra")
+                "policy_version, feed, ingress, ingress_ms, at, went, extra, hidden")
 _ROW_KEYS = ("alert_id", "version", "partner", "decision", "agreement", "alert_type", "originator",
              "originator_country", "classification", "sector", "action", "reason", "supersedes", "policy_version",
              "feed", "ingress", "ingress_ms", "at")
+_NATIONAL = Scope()  # the default scope of the counts: everything
 _PAST = {"drop": "dropped", "mask": "masked", "pseudonymise": "pseudonymised", "generalise": "generalised"}
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What an auditor may see: partner None = national (everything); else (joint oversight) only
-    rows about that partner (its decisions of any outcome, its receipts) and of an alert only what was
-    delivered to it: a decision that delivered nothing shows ``UNDELIVERED_FIELDS`` alone, filters and
-    choices on the alert's descriptions see only delivered rows (``scoped``, ``AuditIndex._where``).
-    No dead letters, denials or queries, and of the chains only the decisions' (their state and
-    problem counts, not the problems' texts) and its own receipts' (with the texts)."""
-
-    partner: str | None = None
-
-    @property
-    def national(self) -> bool:
-        return self.partner is None
 
 
 @dataclass(frozen=True)
@@ -113,20 +107,15 @@ class Query:
 ANY_ROW_FILTERS = frozenset({"partner", "alert", "agreement", "rule", "decision", "since", "until"})
 """The ``Query`` filters on what a decision says about its partner (and so shown for any row in scope):
 they match a scoped auditor's every row. Any other filter is on the alert's descriptions (agency,
-type...) and matches only rows delivered to the scoped partner: filtering withheld decisions by agency
-or type would count and characterise alerts that partner was never sent. A filter added to ``Query``
-is such a one until it is named here."""
+type...) and matches only rows delivered to the scoped partner whose view kept that description
+(``FILTER_COLUMNS``): filtering withheld decisions by agency or type, or delivered ones by a field their
+view dropped, would count and characterise what that partner was never sent. A filter added to
+``Query`` is such a one until it is named here."""
 
-UNDELIVERED_FIELDS = frozenset({
-    "kind", "id", "record", "block", "delivered",  # the audit row itself: where it is, whether it delivered
-    "alert_id", "version", "partner", "decision", "at", "sent", "feed",  # which decision, about whom, when
-    "agreement", "policy_version", "rules", "reasons",  # under what (reasons emptied)
-})
-"""What a partner's auditor may read of a decision about its partner that delivered nothing (WITHHOLD,
-a view not sent, a content-free recall notice): the decision and what concerns the partner, never the
-alert's descriptions (type, agency, sector, classification or markings, publication time...), which
-that partner was never sent. An allow-list: any other field of such a row, including one the audit
-adds later, is blanked (None)."""
+FILTER_COLUMNS = {"agency": "originator", "alert_type": "alert_type"}
+"""The ``VIEW_COLUMNS`` column each filter outside ``ANY_ROW_FILTERS`` matches: a scoped auditor's filter
+matches only rows whose view kept that column's field. One not named here matches only rows whose
+view kept every view column."""
 
 _DELIVERED = "went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED')"  # a row whose view went to its partner
 # The same, as a scoped query's restriction: +decision keeps SQLite from walking decisions_by_decision
@@ -197,46 +186,19 @@ def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
-_LIFECYCLE = ("PUBLISHED", "UPDATED", "RECALLED")
-_CHANGE_KEYS = ("field", "action", "rule", "named")
-
-
-def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
-    """``row`` (a decision row, timeline event or "why" row) as ``scope`` may read it; applied to every
-    row that leaves the index. Reason texts quote the alert and name other partners ("releasable_to
-    (COL, CRI) omits USA"), and an agency's lifecycle ``reason`` is its free text: a partner's auditor
-    gets the rule ids, decision, agreement and changed fields' paths, actions and rules, never the texts.
-
-    A decision row that did not deliver to its partner (``delivered`` not True: fails closed) keeps
-    only ``UNDELIVERED_FIELDS``, every other field blanked: the partner's auditor sees the decision,
-    not the alert it was never sent. Timeline events are made from rows scoped so, so an alert not
-    delivered gets no publication event (its ingress time is blanked)."""
-    if scope.national:
-        return row
-    out = dict(row)
-    if out.get("kind") == "DECISION" and out.get("delivered") is not True:
-        # ``redacted`` too: a view's changed field paths say what the alert held (a passport: a person).
-        out = {k: (v if k in UNDELIVERED_FIELDS else None) for k, v in out.items()}
-        for name in ("rules", "reasons", "redacted"):
-            if name in out and out[name] is None:
-                out[name] = []
-    if "reasons" in out:
-        out["reasons"] = []
-    if "reason" in out:
-        out["reason"] = None
-    if isinstance(out.get("redacted"), list):
-        out["redacted"] = [{k: c[k] for k in _CHANGE_KEYS if k in c} for c in out["redacted"] if isinstance(c, dict)]
-    if out.get("kind") in _LIFECYCLE and out.get("partner") is None:
-        out["detail"] = None
-    return out
+def _shown(scope: Scope, column: str) -> str:
+    """SQL for ``column`` (one of ``VIEW_COLUMNS``) as ``scope`` reads it: blank (NULL) for a scoped
+    auditor where the row's view changed its field (``hidden``), as ``scoped`` blanks it in a row."""
+    return column if scope.national else f"CASE WHEN hidden & {bit(column)} THEN NULL ELSE {column} END"
 
 
 def _decision_row(r: tuple[Any, ...]) -> dict[str, Any]:
-    """A decision as ``flatten`` gave it, with its index ``id``, ``record`` (topic:partition:offset) and
-    ``delivered`` (its view went to the partner). Those are set last: the audit record's own fields
-    (``extra``) cannot stand in for them, since ``scoped`` trusts ``delivered``."""
+    """A decision as ``flatten`` gave it, with its index ``id``, ``record`` (topic:partition:offset),
+    ``delivered`` (its view went to the partner) and ``hidden`` (the ``VIEW_COLUMNS`` its view's changes
+    cover, as indexed). Those are set last: the audit record's own fields (``extra``) cannot stand in
+    for them, since ``scoped`` trusts ``delivered`` and ``hidden``."""
     own = {"kind": "DECISION", "id": r[0], "record": f"{r[1]}:{r[2]}:{r[3]}", "block": r[4],
-           "delivered": r[23] == 1 and r[8] in DELIVERS}
+           "delivered": r[23] == 1 and r[8] in DELIVERS, "hidden": mask_columns(int(r[25]))}
     row: dict[str, Any] = dict(own)
     row.update(zip(_ROW_KEYS, r[5:23], strict=True))
     row.update(json.loads(r[24]))
@@ -378,7 +340,7 @@ class AuditIndex:
         return int(self._one("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
                              (topic, partition)) or 0)
 
-    def problems(self, scope: Scope = Scope(), given: ChainEnds | None = None) -> int:
+    def problems(self, scope: Scope = _NATIONAL, given: ChainEnds | None = None) -> int:
         """How many problems verification found that ``scope`` may count (all: national), counted in
         SQL over the topics the scope may see, as ``audit verify`` counts them; with the chain ends'
         problems (``given``: ``end_reports(scope)`` already made)."""
@@ -390,7 +352,7 @@ class AuditIndex:
         ends = (given if given is not None else self.end_reports(scope)).problems
         return int(self._one(f"SELECT COUNT(*) FROM findings WHERE {where}", args) or 0) + tails + ends
 
-    def end_reports(self, scope: Scope = Scope()) -> ChainEnds:
+    def end_reports(self, scope: Scope = _NATIONAL) -> ChainEnds:
         """Each chain's end against the offset its group committed with it, as ``audit verify`` checks them
         (``end_check``, ``unnamed_ingress``, ``receipt_ends``), from the offsets the last catch-up read
         before its reads (``record_ends``) and the ends the index holds. A national auditor gets every
@@ -535,12 +497,16 @@ class AuditIndex:
 
     def _where(self, scope: Scope, q: Query) -> tuple[str, list[Any]]:
         """The SQL condition of ``q`` within ``scope``. For a scoped auditor, a filter outside
-        ``ANY_ROW_FILTERS`` also keeps to the rows delivered to its partner."""
+        ``ANY_ROW_FILTERS`` also keeps to the rows delivered to its partner whose view kept the field it
+        filters on (``FILTER_COLUMNS``; one not named there, to rows whose view kept every one of them):
+        a row whose column the auditor reads blank must not match a value it was never sent."""
         clauses: list[str] = ["1 = 1"]
         args: list[Any] = []
-        if not scope.national and any(getattr(q, f.name) is not None for f in fields(Query)
-                                      if f.name not in ANY_ROW_FILTERS):
+        describing = [f.name for f in fields(Query) if f.name not in ANY_ROW_FILTERS and getattr(q, f.name) is not None]
+        if not scope.national and describing:
             clauses.append(_DELIVERED_SCOPED)
+            clauses += [f"(hidden & {bit(FILTER_COLUMNS[n]) if n in FILTER_COLUMNS else ALL_HIDDEN}) = 0"
+                        for n in describing]
         # With one alert id asked for, the alert's index finds its handful of rows; unary + keeps SQLite
         # from walking a partner's (or agency's) whole index in time order instead.
         keep_off = "+" if q.alert and not q.alert.endswith("*") else ""
@@ -627,13 +593,15 @@ class AuditIndex:
 
     def _facets(self, scope: Scope) -> dict[str, list[str]]:
         """For a scoped auditor, a column outside ``UNDELIVERED_FIELDS`` (the alert's descriptions) lists
-        only the values of rows delivered to its partner, as its rows show them; the others list every
-        value of the partner's rows (WITHHOLD among the decisions, say)."""
+        only the values of rows delivered to its partner whose view kept it, as its rows show them; the
+        others list every value of the partner's rows (WITHHOLD among the decisions, say)."""
         where, args = ("partner = ?", [scope.partner]) if scope.partner else ("1 = 1", [])
         out = {}
         for name, column in (("partners", "partner"), ("agencies", "originator"), ("agreements", "agreement"),
                              ("decisions", "decision"), ("alert_types", "alert_type")):
             only = "" if scope.national or column in UNDELIVERED_FIELDS else f" AND {_DELIVERED}"
+            if not scope.national and column in VIEW_COLUMNS:
+                only += f" AND (hidden & {bit(column)}) = 0"
             out[name] = [v for (v,) in self._all(f"SELECT DISTINCT {column} FROM decisions WHERE {where}{only} AND "
                                                  f"{column} IS NOT NULL ORDER BY 1", args)]
         out["rules"] = [v for (v,) in self._all(f"SELECT DISTINCT rule FROM decision_rules WHERE {where} ORDER BY 1",
@@ -791,15 +759,16 @@ class AuditIndex:
     def unreceipted(self, scope: Scope, older_than: timedelta, now: datetime,
                     limit: int = 1000) -> list[dict[str, Any]]:
         """Deliveries (views and recall notices sent) at least ``older_than`` old that no vouched
-        receipt of their partner acknowledges: a receipt of that alert of the same version or a later
-        one (a recall notice's receipt carries the notice's version), or one naming no version (the
-        partner could not open it: REJECTED, still a receipt). Oldest first, at most ``limit``."""
+        receipt of their partner acknowledges. A receipt acknowledges the one delivery it was bound to
+        when indexed (``broker.audit.receipts.match_receipt``: the same alert, feed and version sent,
+        at a feed record no other delivery holds), and only when its partner opened the record: a
+        REJECTED receipt names no version and acknowledges nothing, and no receipt stands for another
+        version's delivery or a recall notice the partner never read. Oldest first, at most ``limit``."""
         who, args = ("AND d.partner = ?", [scope.partner]) if scope.partner else ("", [])
         rows = self._all(
             f"SELECT {', '.join('d.' + c.strip() for c in _ROW_COLUMNS.split(','))} FROM decisions d "
             f"WHERE d.went = 1 AND d.decision IN (?, ?, 'RECALL') AND d.at_ms <= ? {who} AND NOT EXISTS ("
-            "SELECT 1 FROM receipts r WHERE r.alert_id = d.alert_id AND r.partner = d.partner AND "
-            "(r.version IS NULL OR r.version >= d.version)) ORDER BY d.at_ms, d.id LIMIT ?",
+            "SELECT 1 FROM receipts r WHERE r.decision_id = d.id) ORDER BY d.at_ms, d.id LIMIT ?",
             [*DELIVERS, _ms(now - older_than), *args, limit])
         out = []
         for r in rows:
@@ -820,13 +789,14 @@ class AuditIndex:
           where the reason texts quote values);
         - ``latency``: per partner, publication (the ingress record's Kafka time) to delivery (the
           decision, which commits with the feed record) and to the partner's first vouched
-          RECEIVED/DUPLICATE receipt of that version: p50 and p95 by nearest rank, exact, and n.
+          RECEIVED/DUPLICATE receipt bound to that delivery: p50 and p95 by nearest rank, exact, and n.
         """
         if since is None and until is None:
             return self._indicators_indexed(scope)
         where, args = self._where(scope, Query(since=since, until=until))
         shared = [{"month": m, "alert_type": t, "sector": s, "partner": p, "alerts": n} for m, t, s, p, n in self._all(
-            f"SELECT substr(at, 1, 7), alert_type, sector, partner, COUNT(DISTINCT alert_id) FROM decisions "
+            f"SELECT substr(at, 1, 7), {_shown(scope, 'alert_type')}, {_shown(scope, 'sector')}, partner, "
+            f"COUNT(DISTINCT alert_id) FROM decisions "
             f"WHERE {where} AND went = 1 AND decision IN (?, ?) GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
             [*args, *DELIVERS])]
         withheld = [{"reason": r, "partner": p, "count": n} for r, p, n in self._all(
@@ -855,7 +825,8 @@ class AuditIndex:
         shared_index = "decisions_shared_by_partner" if scope.partner and self._has_index(
             "decisions_shared_by_partner") else "decisions_shared"
         shared = [{"month": m, "alert_type": t, "sector": s, "partner": p, "alerts": n} for m, t, s, p, n in self._all(
-            f"SELECT substr(at, 1, 7), alert_type, sector, partner, COUNT(DISTINCT alert_id) FROM decisions "
+            f"SELECT substr(at, 1, 7), {_shown(scope, 'alert_type')}, {_shown(scope, 'sector')}, partner, "
+            f"COUNT(DISTINCT alert_id) FROM decisions "
             f"INDEXED BY {shared_index} WHERE {mine}{_SHARED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", args)]
         withheld = [{"reason": r, "partner": p, "count": n} for r, p, n in self._all(
             f"SELECT COALESCE(first_rule, '-'), partner, COUNT(*) FROM decisions INDEXED BY decisions_withheld "

@@ -19,16 +19,17 @@ from typing import Any
 import orjson
 
 from broker.audit.chain import chain_owner, flatten, last_ingress
+from broker.audit.receipts import match_receipt, sent_version
 from broker.audit.verify import (
-    DELIVERED,
     ChainState,
     Finding,
     Holds,
     PartitionWalk,
     ReceiptReach,
     VerifyFn,
-    unmatched_receipt,
 )
+from broker.audit_index._places import SqlReceiptBook
+from broker.audit_index._scope import view_mask
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, translated
 from puente.errors import StoreError
 
@@ -37,8 +38,12 @@ _DECISION_TEXT = ("alert_id", "partner", "decision", "agreement", "alert_type", 
 _DECISION_INT = ("block", "supersedes", "ingress_ms")
 _DECISION_COLUMNS = ("topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
                      "alert_type, originator, originator_country, classification, sector, action, reason, "
-                     "supersedes, policy_version, feed, ingress, ingress_ms, at, at_ms, went, first_rule, extra")
+                     "supersedes, policy_version, feed, ingress, ingress_ms, at, at_ms, went, first_rule, "
+                     "sent_version, hidden, extra")
 DELIVERS = ("DELIVER", "DELIVER_REDACTED")  # a view went out (a RECALL is a notice, not a view)
+# The feed records sent, as ``SqlReceiptBook`` asks for them: views delivered and recall notices sent.
+_SENT_SQL = ("SELECT id AS k, feed, sent_version AS version, at_ms FROM decisions WHERE alert_id = ? AND partner = ? "
+             "AND went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL')")
 VOUCHING = ("RECEIVED", "DUPLICATE")  # receipt statuses that say the partner holds the version
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what an SQLite INTEGER holds
 
@@ -98,6 +103,7 @@ class PartitionIngest:
         self.found = 0  # problems found by this ingest
         self._at: tuple[str | None, int | None] = (None, None)
         self._next_id: int | None = None  # the next decision id (the one writer numbers them itself)
+        self._book = SqlReceiptBook(conn, _SENT_SQL)
 
     # ---- the run ------------------------------------------------------------------------------
     def add(self, offset: int, value: bytes) -> None:
@@ -214,11 +220,17 @@ class PartitionIngest:
             if kind == "CHECKPOINT":
                 self._vouch(chain_key(chain))
             elif kind == "RECEIPT":
-                if self.check_receipts and (why := unmatched_receipt(doc, _Delivered(self._conn))) is not None:
-                    return [Finding(self.topic, self.partition, offset, why)]
-                self._conn.execute("INSERT INTO pending_receipts (topic, partition, chain_key, \"offset\", row) "
-                                   "VALUES (?, ?, ?, ?, ?)", (self.topic, self.partition, chain_key(chain), offset,
-                                                              json_text(flatten(doc)[0])))
+                delivery = None  # the delivery it acknowledges, once a checkpoint vouches for it
+                if self.check_receipts:
+                    match = match_receipt(doc, self._book)
+                    if isinstance(match, str):
+                        return [Finding(self.topic, self.partition, offset, match)]
+                    self._book.bind(match)
+                    delivery = match.key
+                self._conn.execute("INSERT INTO pending_receipts (topic, partition, chain_key, \"offset\", row, "
+                                   "decision_id) VALUES (?, ?, ?, ?, ?, ?)",
+                                   (self.topic, self.partition, chain_key(chain), offset, json_text(flatten(doc)[0]),
+                                    delivery))
             return []
         if kind == "QUERY":
             self._query(offset, doc)
@@ -235,7 +247,7 @@ class PartitionIngest:
                 self._denial(offset, row)
         if decisions:  # one statement per record: a block's rows go in together
             self._conn.executemany(f"INSERT INTO decisions (id, {_DECISION_COLUMNS}) VALUES "
-                                   f"({', '.join('?' * 27)})", decisions)
+                                   f"({', '.join('?' * 29)})", decisions)
             self._conn.executemany("INSERT INTO decision_rules (decision_id, rule, partner) VALUES (?, ?, ?)", rules)
         return []
 
@@ -257,6 +269,7 @@ class PartitionIngest:
         extra = {k: v for k, v in row.items() if k not in ("kind", "version", *_DECISION_INT)
                  and (k not in cols or (cols[k] is None and v is not None))}
         went = 0 if row.get("sent") is False or cols["decision"] not in (*DELIVERS, "RECALL") else 1
+        sent = _int(sent_version(row)) if went else None
         when = self._time(row.get("at"))
         if self._next_id is None:
             self._next_id = int(self._conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM decisions").fetchone()[0])
@@ -266,7 +279,7 @@ class PartitionIngest:
              cols["partner"], cols["decision"], cols["agreement"], cols["alert_type"], cols["originator"],
              cols["originator_country"], cols["classification"], cols["sector"], cols["action"], cols["reason"],
              cols["supersedes"], cols["policy_version"], cols["feed"], cols["ingress"], cols["ingress_ms"],
-             cols["at"], when, went, rules[0] if rules else None, json_text(extra)))
+             cols["at"], when, went, rules[0] if rules else None, sent, view_mask(row), json_text(extra)))
         rules_out += [(ident, r, cols["partner"]) for r in dict.fromkeys(rules)]
         self.rows += 1
 
@@ -305,38 +318,25 @@ class PartitionIngest:
     def _vouch(self, key: str) -> None:
         """A sound checkpoint of a receipt chain: its pending receipts become rows, in offset order."""
         c = self._conn
-        pending = c.execute("SELECT \"offset\", row FROM pending_receipts WHERE topic = ? AND partition = ? AND "
-                            "chain_key = ? ORDER BY \"offset\"", (self.topic, self.partition, key)).fetchall()
+        pending = c.execute("SELECT \"offset\", row, decision_id FROM pending_receipts WHERE topic = ? AND "
+                            "partition = ? AND chain_key = ? ORDER BY \"offset\"",
+                            (self.topic, self.partition, key)).fetchall()
         partner = chain_owner(chain_name(key) or "")
-        for offset, text in pending:
+        for offset, text, delivery in pending:
             row = json.loads(text)
             cols = ("alert_id", "status", "at", "feed", "detail")
             extra = {k: v for k, v in row.items() if k not in (*cols, "version", "partner", "kind", "chain")}
             when = at_ms(row.get("at"))
             alert, version, status = _text(row.get("alert_id")), _int(row.get("version")), _text(row.get("status"))
             c.execute("INSERT INTO receipts (topic, partition, \"offset\", chain, partner, alert_id, version, status, "
-                      "at, at_ms, feed, detail, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      "at, at_ms, feed, detail, decision_id, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       (self.topic, self.partition, offset, chain_name(key), partner, alert, version, status,
-                       _text(row.get("at")), when, _text(row.get("feed")), _text(row.get("detail")), json_text(extra)))
-            if status in VOUCHING and alert is not None and version is not None and when is not None:
-                c.execute("UPDATE decisions SET receipt_at_ms = ? WHERE alert_id = ? AND partner = ? AND version = ? "
-                          "AND decision IN (?, ?) AND went = 1 AND (receipt_at_ms IS NULL OR receipt_at_ms > ?)",
-                          (when, alert, partner, version, *DELIVERS, when))
+                       _text(row.get("at")), when, _text(row.get("feed")), _text(row.get("detail")), delivery,
+                       json_text(extra)))
+            if status in VOUCHING and delivery is not None and when is not None:
+                c.execute("UPDATE decisions SET receipt_at_ms = ? WHERE id = ? AND decision IN (?, ?) AND went = 1 "
+                          "AND (receipt_at_ms IS NULL OR receipt_at_ms > ?)", (when, delivery, *DELIVERS, when))
             self.rows += 1
         if pending:
             c.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
                       (self.topic, self.partition, key))
-
-
-class _Delivered:
-    """The deliveries the index holds, as ``unmatched_receipt`` asks for them: (alert, partner) pairs."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __contains__(self, pair: object) -> bool:
-        if not isinstance(pair, tuple) or len(pair) != 2:
-            return False
-        return self._conn.execute(
-            f"SELECT 1 FROM decisions WHERE alert_id = ? AND partner = ? AND went = 1 AND decision IN "
-            f"({', '.join('?' * len(DELIVERED))}) LIMIT 1", (*pair, *sorted(DELIVERED))).fetchone() is not None

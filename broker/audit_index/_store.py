@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from broker.audit_index._places import PLACES_LAYOUT
 from broker.keystore import private_folder
 from broker.private_files import PrivateFile
 from puente.errors import StoreBusy, StoreError
 
-SCHEMA_VERSION = 5  # PRAGMA user_version of the layout below
+SCHEMA_VERSION = 6  # PRAGMA user_version of the layout below (6: receipts bound to feed places, ``hidden``)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -33,8 +34,12 @@ def chain_name(key: str) -> str | None:
 
 # One row per decision (alert, version, partner), with a column for every filter and the lists
 # (reasons, rules, field changes) and anything else the row holds in ``extra`` (JSON). ``went``: a
-# feed record (or recall notice) was sent; ``receipt_at_ms``: the partner's first vouched
-# RECEIVED/DUPLICATE receipt of that version, for the latency indicators.
+# feed record (or recall notice) was sent; ``sent_version``: the version that record carries, which its
+# receipts name (``broker.audit.receipts.sent_version``); ``receipt_at_ms``: the partner's first vouched
+# RECEIVED/DUPLICATE receipt bound to it, for the latency indicators; ``hidden``: the view columns a
+# scoped auditor reads blank in the row (``_scope.view_mask``). A receipt's ``decision_id`` is the
+# delivery it acknowledges (NULL: none, as a REJECTED one); ``receipt_places`` (``_places``) what each
+# partner's receipts bound at each feed record.
 INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
                          "holds the audit trail but others may read it",
                          "keep the index in a folder of its own (--index), or run chmod 700 on it")
@@ -66,7 +71,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     alert_type TEXT, originator TEXT, originator_country TEXT, classification TEXT, sector TEXT,
     action TEXT, reason TEXT, supersedes INTEGER, policy_version TEXT, feed TEXT,
     ingress TEXT, ingress_ms INTEGER, at TEXT, at_ms INTEGER, went INTEGER NOT NULL,
-    first_rule TEXT, receipt_at_ms INTEGER, extra TEXT NOT NULL);
+    first_rule TEXT, receipt_at_ms INTEGER, sent_version INTEGER, hidden INTEGER NOT NULL, extra TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_partner ON decisions (partner, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_alert ON decisions (alert_id, partner, version);
@@ -81,7 +86,7 @@ CREATE INDEX IF NOT EXISTS decisions_by_partner_decision ON decisions (partner, 
 CREATE INDEX IF NOT EXISTS decisions_shared ON decisions (substr(at, 1, 7), alert_type, sector, partner, alert_id)
     WHERE went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED');
 CREATE INDEX IF NOT EXISTS decisions_shared_by_partner ON decisions (partner, substr(at, 1, 7), alert_type, sector,
-    alert_id) WHERE went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED');
+    hidden, alert_id) WHERE went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED');
 CREATE INDEX IF NOT EXISTS decisions_withheld ON decisions (partner, first_rule) WHERE decision = 'WITHHOLD';
 CREATE INDEX IF NOT EXISTS decisions_to_delivery ON decisions (partner, at_ms - ingress_ms)
     WHERE went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED') AND ingress_ms IS NOT NULL;
@@ -94,12 +99,13 @@ CREATE INDEX IF NOT EXISTS rules_by_partner ON decision_rules (partner, rule);
 CREATE TABLE IF NOT EXISTS receipts (
     id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
     chain TEXT NOT NULL, partner TEXT NOT NULL, alert_id TEXT, version INTEGER, status TEXT, at TEXT,
-    at_ms INTEGER, feed TEXT, detail TEXT, extra TEXT NOT NULL);
+    at_ms INTEGER, feed TEXT, detail TEXT, decision_id INTEGER, extra TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS receipts_by_alert ON receipts (alert_id, partner);
+CREATE INDEX IF NOT EXISTS receipts_by_decision ON receipts (decision_id);
 CREATE INDEX IF NOT EXISTS receipts_by_partner ON receipts (partner, at_ms);
 CREATE TABLE IF NOT EXISTS pending_receipts (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, chain_key TEXT NOT NULL, "offset" INTEGER NOT NULL,
-    row TEXT NOT NULL, PRIMARY KEY (topic, partition, chain_key, "offset"));
+    row TEXT NOT NULL, decision_id INTEGER, PRIMARY KEY (topic, partition, chain_key, "offset"));
 CREATE TABLE IF NOT EXISTS chain_ends (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, source TEXT NOT NULL, last INTEGER NOT NULL,
     "offset" INTEGER NOT NULL, PRIMARY KEY (topic, partition));
@@ -198,7 +204,7 @@ def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connec
         if version not in (0, SCHEMA_VERSION):
             raise StoreError(f"{path} is an audit index of another version (layout {version}): run "
                              "`puente audit index --rebuild`")
-        conn.executescript(_LAYOUT)
+        conn.executescript(_LAYOUT + ";\n".join(PLACES_LAYOUT) + ";")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except sqlite3.Error as exc:
         conn.close()

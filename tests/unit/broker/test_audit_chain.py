@@ -10,7 +10,8 @@ import pytest
 
 from broker.audit import ChainHead, ChainWriter, flatten, seal, verify_partition
 from broker.audit.chain import checkpoint_payload, unresolved_decisions
-from broker.audit.verify import Holds, delivered_pairs
+from broker.audit.receipts import sent_records
+from broker.audit.verify import Holds
 
 KEY = b"k" * 32
 
@@ -365,7 +366,7 @@ def test_hostile_values_are_findings_never_crashes(value: bytes) -> None:
     if isinstance(doc, dict):
         flatten(doc)
         unresolved_decisions(doc)
-        delivered_pairs(doc)
+        sent_records(doc)
 
 
 def test_a_receipt_time_that_is_not_utc_is_reported() -> None:

@@ -337,7 +337,8 @@ def test_why_a_withheld_field_names_the_rule_that_withheld_not_the_envelope(inde
 
 def test_numbers_beyond_sqlite_integers_are_absent_not_a_crash(tmp_path: Path) -> None:
     """A partner-signed receipt (or a decision) may carry any number: one beyond SQLite's 64-bit integers is
-    stored as absent, and the index keeps catching up."""
+    stored as absent (a version sent that no receipt can name: the receipt is a finding, not a row), and the
+    index keeps catching up."""
     writer = ChainWriter(USA_RCPT, 0, checkpoint_every=1 << 62, chain="USA")
     huge = 18446744073709551615
     receipts = [writer.append("RECEIPT", {"partner": "USA", "alert_id": "BIG:1", "version": huge, "status": "RECEIVED",
@@ -348,7 +349,8 @@ def test_numbers_beyond_sqlite_integers_are_absent_not_a_crash(tmp_path: Path) -
                 version=2**63)], "broker-sign-2026a", _signer("broker-sign-2026a"), "t")
     index = AuditIndex(tmp_path / "i" / "index.sqlite")
     _ingest(index, {DECISIONS: [block], USA_RCPT: receipts})
-    assert index.summary(Scope())["receipts"] == 1 and index.problems() == 0
+    assert index.summary(Scope())["receipts"] == 0 and index.problems() == 1
+    assert any("never delivered to USA at that version" in f["problem"] for f in index.integrity(USA)["findings"])
     assert index.position(USA_RCPT, 0) == 2
     big = index.search(Scope(), Query(alert="BIG:1")).rows[0]
     assert big["ingress_ms"] is None and big["version"] == 1
@@ -501,7 +503,9 @@ def test_the_scoped_row_is_an_allow_list_and_fails_closed() -> None:
         assert out["redacted"] == []  # the view's changed paths say what the alert held (a passport: a person)
         assert (out["alert_id"], out["partner"], out["decision"], out["rules"]) == ("X:1", "USA", "DELIVER", ["r"])
     shown = scoped(USA, {**row, "delivered": True})
-    assert shown["alert_type"] == "ARMS" and shown["future_marking"] == "NOFORN" and shown["reasons"] == []
+    assert shown["alert_type"] == "ARMS" and shown["reasons"] == [] and shown["redacted"] == changed
+    # Delivered, a field no allow-list names is blanked too: it is nothing the partner's view is known to keep.
+    assert shown["future_marking"] is None
     assert scoped(Scope(), row) == row
 
 
@@ -567,3 +571,189 @@ def test_an_index_file_from_before_the_partner_led_index_still_answers_a_scoped_
         assert older.indicators(USA) == want
     finally:
         older.close()
+
+
+# ---- receipts bound to the feed records they name ----------------------------------------------------------------
+DAY = 24 * 60  # minutes
+
+
+def _lifecycle() -> list[bytes]:
+    """X delivered to COL as version 1 (T0), version 2 (two days on) and a recall notice, version 3 (four days on)."""
+    writer = ChainWriter(DECISIONS, 0)
+    versions = [
+        _alert("X", 0, [_decision("COL", "DELIVER", ["col.cover"], feed="t.feed.COL")]),
+        _alert("X", 2 * DAY, [_decision("COL", "DELIVER", ["col.cover"], feed="t.feed.COL", supersedes=1)],
+               version=2, action="UPDATE", previous_version=1),
+        _alert("X", 4 * DAY, [_decision("COL", "RECALL", ["lifecycle.recall"], feed="t.feed.COL", recalls=2)],
+               version=3, action="RECALL", previous_version=2),
+    ]
+    return [writer.block([e], "broker-sign-2026a", _signer("broker-sign-2026a"), iso_utc(T0)) for e in versions]
+
+
+def _col_receipts(*receipts: tuple[int | None, str, int, int], batch: int = 1 << 30) -> list[bytes]:
+    """COL's receipts, each (version, status, feed offset, minutes after T0), a checkpoint vouching for every
+    ``batch`` of them and for the last."""
+    writer = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL")
+    out = []
+    for i, (version, status, offset, minutes) in enumerate(receipts, 1):
+        out.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "X", "version": version, "status": status,
+                                             "feed": f"t.feed.COL:0:{offset}",
+                                             "at": iso_utc(T0 + timedelta(minutes=minutes))}))
+        if i % batch == 0 or i == len(receipts):
+            out.append(writer.checkpoint("COL-rcpt-2026a", _signer("COL-rcpt-2026a"), iso_utc(T0)))
+    return out
+
+
+def _waiting(index: AuditIndex) -> list[tuple[int, str]]:
+    late = T0 + timedelta(days=30)
+    return [(r["version"], r["decision"]) for r in index.unreceipted(Scope("COL"), timedelta(hours=1), late)]
+
+
+ALL_THREE = [(1, "DELIVER"), (2, "DELIVER"), (3, "RECALL")]
+
+
+def test_a_rejected_receipt_acknowledges_no_delivery_of_its_alert(tmp_path: Path) -> None:
+    """A REJECTED receipt (the partner could not open the record: no version) is sound, and acknowledges nothing:
+    not its own delivery, not a later version, not a recall notice the subscriber never read. The receipt of the
+    same record once opened acknowledges that delivery alone."""
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    receipts = _col_receipts((None, "REJECTED: SignatureError", 0, 1), (1, "RECEIVED", 0, 5), batch=1)
+    _ingest(index, {DECISIONS: _lifecycle(), COL_RCPT: receipts}, upto={COL_RCPT: 2})
+    assert index.problems() == 0 and index.summary(Scope())["receipts"] == 1
+    assert _waiting(index) == ALL_THREE
+    _ingest(index, {COL_RCPT: receipts})
+    assert index.problems() == 0 and _waiting(index) == ALL_THREE[1:]
+
+
+def test_a_receipt_naming_a_version_never_sent_is_a_finding_and_acknowledges_nothing(tmp_path: Path) -> None:
+    """One receipt naming version 99 does not acknowledge every version up to it: it is a problem, not a row, and
+    every delivery of the alert stays without a receipt."""
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, {DECISIONS: _lifecycle(), COL_RCPT: _col_receipts((99, "RECEIVED", 0, 1))})
+    assert index.problems() == 1 and index.problems(Scope("COL")) == 1 and index.summary(Scope())["receipts"] == 0
+    assert [f["problem"] for f in index.integrity(Scope("COL"))["findings"]] == [
+        "receipt for alert 'X' version 99 at feed t.feed.COL:0:0, which the audited decisions never delivered to COL "
+        "at that version (it sent version 1, 2, 3 there)"]
+    assert _waiting(index) == ALL_THREE
+
+
+def test_a_receipt_dated_before_the_delivery_it_names_is_a_finding(tmp_path: Path) -> None:
+    """A receipt of version 2 signed a minute after version 1 went out (two days before version 2 did) cannot be
+    version 2's: a partner does not acknowledge in advance."""
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, {DECISIONS: _lifecycle(), COL_RCPT: _col_receipts((1, "RECEIVED", 0, 1), (2, "RECEIVED", 1, 2))})
+    assert index.problems() == 1 and _waiting(index) == ALL_THREE[1:]
+    assert "a receipt cannot precede its delivery" in index.integrity(Scope())["findings"][0]["problem"]
+
+
+def test_each_delivery_is_acknowledged_by_the_receipt_of_its_own_feed_record(tmp_path: Path) -> None:
+    """Receipts of version 1, version 2 and the recall notice, each at its own record, acknowledge each delivery
+    (and time the receipt latency of the views); a receipt naming a record that held another version, or a
+    delivery at a second record, is a finding."""
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    receipts = _col_receipts((1, "RECEIVED", 0, 5), (2, "RECEIVED", 1, 2 * DAY + 5), (3, "RECALLED", 2, 4 * DAY + 5),
+                             (2, "RECEIVED", 0, 4 * DAY + 6), (1, "DUPLICATE", 3, 4 * DAY + 7))
+    _ingest(index, {DECISIONS: _lifecycle(), COL_RCPT: receipts})
+    assert _waiting(index) == [] and index.summary(Scope())["receipts"] == 3
+    problems = [f["problem"] for f in index.integrity(Scope())["findings"]]
+    assert len(problems) == 2 and index.problems() == 2
+    assert "names feed record t.feed.COL:0:0, which COL's receipts already name for alert 'X' version 1" in problems[0]
+    assert "already put that delivery at t.feed.COL:0:0: one delivery is one feed record" in problems[1]
+    latency = next(r for r in index.indicators(Scope())["latency"] if r["to"] == "receipt")
+    assert latency["n"] == 2  # the two views; a recall notice is no view
+
+
+def test_an_index_of_an_older_layout_asks_for_a_rebuild(tmp_path: Path) -> None:
+    """An index written before receipts were bound to feed records (layout 5) is refused, read-only or not, with
+    the command that makes it again: its receipts were matched by alert and version."""
+    from puente.errors import StoreError
+
+    path = tmp_path / "audit" / "index.sqlite"
+    AuditIndex(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 5")
+    for readonly in (True, False):
+        with pytest.raises(StoreError, match=r"layout 5\): run `puente audit index --rebuild`"):
+            AuditIndex(path, readonly=readonly)
+
+
+# ---- a scoped auditor reads of an alert only what its partner's view kept ----------------------------------------
+def _changed(*changes: tuple[str, str]) -> list[dict[str, Any]]:
+    return [{"field": f, "action": a, "rule": None, "named": False} for f, a in changes]
+
+
+def _views_index(tmp_path: Path) -> AuditIndex:
+    """Alerts delivered to USA whose views changed the fields its columns describe: S:1 dropped the border sector,
+    S:2 the whole location, S:3 generalised the originator (DNI), S:4's changes were cut short in its block; K:1
+    kept everything."""
+    writer = ChainWriter(DECISIONS, 0)
+
+    def to_usa(alert_id: str, minute: int, changes: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
+        return _alert(alert_id, minute, [_decision("USA", "DELIVER_REDACTED", ["usa.cover"], feed="t.feed.USA",
+                                                   redacted=changes, **more)], alert_type="WATCHLIST_HIT",
+                      sector="DARIEN_PUERTO_OBALDIA", originator_country="PAN")
+
+    alerts = [
+        to_usa("S:1", 0, _changed(("location.border_sector", "drop"))),
+        to_usa("S:2", 1, _changed(("location", "drop"))),
+        {**to_usa("S:3", 2, _changed(("markings.originator", "generalise"))), "originator": "DNI",
+         "ingress": "t.ingress.DNI:0:2"},
+        to_usa("S:4", 3, _changed(("subject.name", "drop")), truncated=12),
+        to_usa("K:1", 4, []),
+    ]
+    index = AuditIndex(tmp_path / "v" / "index.sqlite")
+    _ingest(index, {DECISIONS: [writer.block(alerts, "broker-sign-2026a", _signer("broker-sign-2026a"), "t")]})
+    return index
+
+
+def test_a_partner_scope_reads_no_column_its_partners_view_did_not_keep(tmp_path: Path) -> None:
+    """A delivered row shows a scoped auditor each descriptive column only where the view kept the field it comes
+    from: the sector blank where the view dropped the border sector or the location, the agency (and the ingress
+    topic that names it) blank where it generalised the originator, every one blank where the changes were cut
+    short; by search, export, timeline and the indicators (chart and CSV alike). The national auditor reads all."""
+    index = _views_index(tmp_path)
+    rows = {r["alert_id"]: r for r in index.search(USA, Query()).rows}
+    assert all(r["delivered"] for r in rows.values())
+    assert [rows[a]["sector"] for a in ("S:1", "S:2", "S:3", "S:4", "K:1")] == [
+        None, None, "DARIEN_PUERTO_OBALDIA", None, "DARIEN_PUERTO_OBALDIA"]
+    assert (rows["S:1"]["alert_type"], rows["S:1"]["originator"], rows["S:1"]["classification"]) == (
+        "WATCHLIST_HIT", "SENAFRONT", "RESTRICTED")
+    assert (rows["S:3"]["originator"], rows["S:3"]["ingress"], rows["S:3"]["originator_country"]) == (None, None, None)
+    assert all(rows["S:4"][c] is None for c in ("alert_type", "originator", "sector", "classification", "ingress"))
+    assert {r["alert_id"]: r["sector"] for r in index.export(USA, Query())} == {a: r["sector"] for a, r in rows.items()}
+    assert not any("DNI" in repr(e) for e in index.timeline(USA, "S:3") or [])
+    everything = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    for found in (index.indicators(USA), index.indicators(USA, *everything)):
+        by = {(r["alert_type"], r["sector"]): r["alerts"] for r in found["shared_by_month"]}
+        assert by == {("WATCHLIST_HIT", None): 2, ("WATCHLIST_HIT", "DARIEN_PUERTO_OBALDIA"): 2, (None, None): 1}
+    national = {r["alert_id"]: r for r in index.search(Scope(), Query()).rows}
+    assert {r["sector"] for r in national.values()} == {"DARIEN_PUERTO_OBALDIA"}
+    assert national["S:3"]["originator"] == "DNI"
+    assert index.indicators(Scope())["shared_by_month"][0]["sector"] == "DARIEN_PUERTO_OBALDIA"
+
+
+def test_a_partner_scope_cannot_filter_or_choose_by_a_value_its_view_did_not_keep(tmp_path: Path) -> None:
+    """A scoped auditor's agency and type filters, and the choices offered, see a row only where its view kept the
+    field: DNI (generalised away) matches nothing and is not offered; the national auditor finds it."""
+    index = _views_index(tmp_path)
+    assert index.search(USA, Query(agency="DNI")).total == 0 and list(index.export(USA, Query(agency="DNI"))) == []
+    assert index.search(Scope(), Query(agency="DNI")).total == 1
+    assert index.search(USA, Query(alert_type="WATCHLIST_HIT")).total == 4  # not S:4, whose changes were cut short
+    facets = index.facets(USA)
+    assert facets["agencies"] == ["SENAFRONT"] and facets["alert_types"] == ["WATCHLIST_HIT"]
+    assert "DNI" in index.facets(Scope())["agencies"]
+
+
+def test_the_view_columns_are_an_allow_list_keyed_by_source_field() -> None:
+    """Each descriptive column names the alert field it is copied from; a change of that field, of one holding it or
+    of one inside it covers it; changes that cannot be read whole cover every column."""
+    from broker.audit_index import VIEW_COLUMNS, covered_columns
+
+    assert VIEW_COLUMNS["sector"] == "location.border_sector"
+    assert covered_columns({"redacted": _changed(("location", "drop"))}) == {"sector"}
+    assert covered_columns({"redacted": _changed(("markings", "mask"))}) == {
+        "originator", "originator_country", "classification", "ingress"}
+    assert covered_columns({"redacted": _changed(("subject.name", "drop"))}) == set()
+    for unreadable in ({}, {"redacted": "location"}, {"redacted": [{"action": "drop"}]},
+                       {"redacted": [], "truncated": -1}):
+        assert covered_columns(unreadable) == set(VIEW_COLUMNS)

@@ -15,7 +15,8 @@ import pytest
 
 from broker import auditor
 from broker.audit import ChainHead, ChainWriter, last_ingress, verify_partition
-from broker.audit.verify import ReceiptReach, delivered_pairs, feed_place, head_problem, unmatched_receipt
+from broker.audit.receipts import sent_records
+from broker.audit.verify import ReceiptReach, feed_place, head_problem
 from broker.audit_index import AuditIndex
 from broker.kafka import StillOpen
 from broker.topology import TopicNames
@@ -73,18 +74,19 @@ def test_a_head_with_a_duplicate_key_is_refused_and_reported() -> None:
     assert head_problem("access", 0, tampered, "COL", _verify) is not None
 
 
-def test_receipts_count_only_for_deliveries_the_broker_audited() -> None:
-    """A receipt names a delivery the decisions record, or it is reported."""
+def test_a_block_names_the_feed_records_it_sent() -> None:
+    """The feed records a block says went out: views delivered and recall notices sent, each with its feed topic,
+    the version it carries and the decision's time; nothing withheld or not sent."""
     block = ChainWriter("decisions", 0).block(
-        [{"kind": "ALERT", "alert_id": "SNM:1", "decisions": [{"partner": "COL", "decision": "DELIVER_REDACTED"},
-                                                               {"partner": "USA", "decision": "WITHHOLD"}]}],
+        [{"kind": "ALERT", "alert_id": "SNM:1", "at": "2026-11-01T10:00:00Z",
+          "decisions": [{"partner": "COL", "decision": "DELIVER_REDACTED", "feed": "p.feed.COL"},
+                        {"partner": "USA", "decision": "WITHHOLD"},
+                        {"partner": "CRI", "decision": "DELIVER", "feed": "p.feed.CRI", "sent": False}]},
+         {"kind": "ALERT", "alert_id": "SNM:2", "version": 2, "action": "RECALL", "previous_version": 3,
+          "at": "2026-11-01T10:01:00Z", "decisions": [{"partner": "COL", "decision": "RECALL", "feed": "p.feed.COL"}]}],
         "broker-sign-2026a", _sign, "t")
-    delivered = set(delivered_pairs(json.loads(block)))
-    assert delivered == {("SNM:1", "COL")}
-    ok = {"kind": "RECEIPT", "chain": "COL", "partner": "COL", "alert_id": "SNM:1"}
-    assert unmatched_receipt(ok, delivered) is None
-    for doc in ({**ok, "chain": "USA", "partner": "USA"}, {**ok, "alert_id": "SNM:2"}):
-        assert "never delivered" in (unmatched_receipt(doc, delivered) or "")
+    assert sent_records(json.loads(block)) == [("SNM:1", "COL", "p.feed.COL", 1, "2026-11-01T10:00:00Z"),
+                                               ("SNM:2", "COL", "p.feed.COL", 4, "2026-11-01T10:01:00Z")]
 
 
 def test_blocks_always_fit_and_the_chain_still_verifies() -> None:

@@ -148,24 +148,31 @@ def test_fill_takes_an_async_stream(tmp_path: Path) -> None:
         assert [d["at"] for d in spill] == ["1", "2", "3"]
 
 
-def _block(alerts: list[str], partner: str = "COL") -> bytes:
+def _block(alerts: list[str], partner: str = "COL", version: int = 1) -> bytes:
     return ChainWriter("p.decisions", 0).block(
-        [{"kind": "ALERT", "alert_id": a, "decisions": [{"partner": partner, "decision": "DELIVER"},
-                                                        {"partner": "USA", "decision": "WITHHOLD"}]}
+        [{"kind": "ALERT", "alert_id": a, "version": version, "at": "2026-11-01T09:59:00Z",
+          "decisions": [{"partner": partner, "decision": "DELIVER", "feed": f"p.feed.{partner}"},
+                        {"partner": "USA", "decision": "WITHHOLD"}]}
          for a in alerts], "broker-sign-2026a", _sign, "t")
 
 
 def test_deliveries_match_receipts_from_the_spill(tmp_path: Path) -> None:
-    """Receipts match the deliveries sound blocks named (and only those), whichever block named them."""
-    receipt = {"kind": "RECEIPT", "chain": "COL", "partner": "COL", "alert_id": "SNM:1"}
+    """Receipts match the deliveries sound blocks named (and only those), whichever block named them, each at
+    the one feed record its receipts name."""
+    receipt = {"kind": "RECEIPT", "chain": "COL", "partner": "COL", "alert_id": "SNM:1", "version": 1,
+               "status": "RECEIVED", "feed": "p.feed.COL:0:0", "at": "2026-11-01T10:00:00Z"}
     with _Delivered(tmp_path) as delivered:
         assert delivered.check(receipt) is None  # no decisions walked yet: nothing to match against
-        for alerts in (["SNM:1", "SNM:2"], ["SNM:3"], ["SNM:1"]):
-            delivered.check(json.loads(_block(alerts)))
-        assert ("SNM:3", "COL") in delivered and ("SNM:3", "USA") not in delivered and "SNM:3" not in delivered
+        for alerts, version in ((["SNM:1", "SNM:2"], 1), (["SNM:3"], 1), (["SNM:1"], 2)):
+            delivered.check(json.loads(_block(alerts, version=version)))
         assert delivered.check(receipt) is None
+        assert delivered.check({**receipt, "status": "DUPLICATE"}) is None  # the same record read again
         assert "never delivered" in (delivered.check({**receipt, "alert_id": "SNM:9"}) or "")
-        assert delivered.conn.execute("SELECT count(*) FROM delivered").fetchone() == (3,)
+        assert "never delivered" in (delivered.check({**receipt, "chain": "USA", "partner": "USA"}) or "")
+        assert "one feed record holds one delivery" in (
+            delivered.check({**receipt, "version": 2}) or "")  # that record was version 1
+        assert delivered.check({**receipt, "version": 2, "feed": "p.feed.COL:0:1"}) is None
+        assert delivered.conn.execute("SELECT count(*) FROM delivered").fetchone() == (4,)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -174,9 +181,9 @@ def test_deliveries_match_receipts_from_the_spill(tmp_path: Path) -> None:
 
 def _receipts(alerts: list[str]) -> list[bytes]:
     writer = ChainWriter("p.receipts.COL", 0, checkpoint_every=1 << 62, chain="COL")
-    values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": a, "status": "RECEIVED",
-                                        "at": f"2026-11-01T10:00:0{a[-1]}Z"})
-              for a in alerts]
+    values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": a, "version": 1, "status": "RECEIVED",
+                                        "feed": f"p.feed.COL:0:{i}", "at": f"2026-11-01T10:00:0{a[-1]}Z"})
+              for i, a in enumerate(alerts)]
     return [*values, writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
 
 
@@ -208,3 +215,34 @@ def test_read_log_into_time_sorted_lists_what_verifies_in_time_order(
         assert len(os.listdir(scratch)) == 1  # this spill; read_log's own is gone already
     assert sum(left_out) == 1
     assert list(scratch.iterdir()) == []
+
+
+def test_verify_topics_and_read_log_hold_each_receipt_to_the_feed_record_it_names(
+        audit_topics: dict[str, list[bytes]], scratch: Path) -> None:
+    """A receipt of a version never sent, one dated before the delivery it names, and one naming a delivery already
+    receipted at another feed record are each reported by `audit verify` and left out of `audit log`; the receipt
+    of version 1 at its own record is sound."""
+    decisions = ChainWriter("p.decisions", 0)
+    audit_topics["p.decisions"] = [decisions.block(
+        [{"kind": "ALERT", "alert_id": "SNM:1", "version": version, "at": at,
+          "decisions": [{"partner": "COL", "decision": "DELIVER", "feed": "p.feed.COL"}]}], "broker-sign-2026a", _sign,
+        "t") for version, at in ((1, "2026-11-01T09:59:00Z"), (2, "2026-11-03T10:00:00Z"))]
+    writer = ChainWriter("p.receipts.COL", 0, checkpoint_every=1 << 62, chain="COL")
+    audit_topics["p.receipts.COL"] = [
+        *(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:1", "version": version, "status": "RECEIVED",
+                                    "feed": f"p.feed.COL:0:{offset}", "at": "2026-11-01T10:00:05Z"})
+          for version, offset in ((1, 0), (99, 1), (2, 2), (1, 3))),
+        writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    roles: dict[str, Any] = {"p.decisions": "decisions", "p.receipts.COL": "receipts"}
+    reports = asyncio.run(verify_topics(None, roles, _verify, {"p.receipts.COL": "COL"}))  # type: ignore[arg-type]
+    found = [(f.offset, f.problem) for f in reports[-1].findings]
+    assert [offset for offset, _ in found] == [1, 2, 3]
+    assert "never delivered to COL at that version (it sent version 1, 2 there)" in found[0][1]
+    assert "a receipt cannot precede its delivery" in found[1][1]
+    assert "already put that delivery at p.feed.COL:0:0" in found[2][1]
+    left_out: list[int] = []
+    with TimeSorted() as docs:
+        asyncio.run(docs.fill(read_log(None, roles, LogFilter(kinds=frozenset({"RECEIPT"})),  # type: ignore[arg-type]
+                                       _verify, left_out, {"p.receipts.COL": "COL"})))
+        assert [(d["version"], d["feed"]) for d in docs] == [(1, "p.feed.COL:0:0")]
+    assert sum(left_out) == 3 and list(scratch.iterdir()) == []

@@ -182,6 +182,34 @@ def test_a_partner_auditor_reads_nothing_of_an_alert_withheld_from_it(real_index
     assert "Published" in client.get("/alerts/W:1").text
 
 
+def test_a_partner_auditor_reads_no_border_sector_its_view_dropped(tmp_path: Path, accounts: ConsoleAccounts,
+                                                                   sink: Sink) -> None:
+    """Over a real index, an alert delivered to USA with its border sector dropped from USA's view: USA's auditor
+    finds no sector in the indicators (chart and CSV), the search or its CSV, or the timeline; the national
+    auditor's indicators count it by its sector."""
+    path = tmp_path / "audit" / "index.sqlite"
+    dropped = {**_to("USA", "DELIVER_REDACTED", "usa.cover"),
+               "redacted": [{"field": "location.border_sector", "action": "drop", "rule": None, "named": False}]}
+    block = ChainWriter("t.audit.decisions", 0).block(
+        [_entry("S:1", 0, [dropped], sector="DARIEN_PUERTO_OBALDIA")], "broker-sign-2026a",
+        lambda payload: sign_checkpoint(_KEY, payload), "2026-11-01T10:02:00Z")
+    with AuditIndex(path) as index:
+        index.register({"t.audit.decisions": "decisions"})
+        ingest = index.partition("t.audit.decisions", 0, "decisions", checker({"broker-sign-2026a": _KEY.public_key()}))
+        ingest.add(0, block)
+        ingest.commit()
+    client = TestClient(create_app(ConsoleConfig(lambda: AuditIndex(path, readonly=True), accounts, sink)),
+                        follow_redirects=False)
+    _sign_in(client, "sam")
+    pages = [client.get(p).text for p in ("/indicators", "/indicators.csv?table=shared", "/search", "/search.csv",
+                                          "/alerts/S:1")]
+    assert "S:1" in pages[2] and "SMUGGLING" in pages[1]  # delivered: what the view kept is shown
+    assert not any("OBALDIA" in page for page in pages)
+    client.cookies.clear()
+    _sign_in(client, "ana")
+    assert "DARIEN_PUERTO_OBALDIA" in client.get("/indicators.csv?table=shared").text
+
+
 def test_signing_in_again_ends_the_browsers_previous_session(accounts: ConsoleAccounts, sink: Sink) -> None:
     """A browser that signs in again gets a new session token, and the one it held before stops working: whoever
     had copied it cannot go on with it."""

@@ -1,0 +1,187 @@
+"""Receipts matched to the deliveries they acknowledge. Pure.
+
+A receipt is the partner's signed word that its subscriber read one feed record: it names the
+record's place (``feed``: topic:partition:offset), the alert id the record's header carried and,
+when the record opened, the version its view held (a REJECTED receipt names none). The broker's
+decision records say what was sent to whom: the alert, the partner, the version and the feed
+topic, but not the record's partition and offset, which Kafka assigns once the transaction that
+holds the block commits. So the place is bound to a delivery by the receipts themselves, and held
+to it (``match_receipt``):
+
+- the receipt names a delivery the audited decisions sent to its partner: the same alert, in the
+  feed topic of its place, of the very version the record carried (``sent_version``), and dated
+  no earlier than that delivery (give or take ``CLOCK_SKEW``);
+- one feed record holds one delivery: once a partner's receipt puts a delivery (or, REJECTED, an
+  alert) at a place, any other receipt of that partner naming the place must name the same, and a
+  delivery is at one place only.
+
+A receipt that fails either is a finding, never a row, and acknowledges nothing. Only a receipt of
+a record the partner opened acknowledges the delivery it is bound to (``ReceiptMatch.key``): a
+REJECTED receipt says the partner holds nothing it could read, so its delivery stays unreceipted
+until a receipt of the same place opens it. Matching by version alone let one receipt stand for
+every delivery of an alert, later ones and recall notices included, and a receipt naming a version
+never sent count as received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from broker.audit.chain import chain_owner, flatten, shown
+from broker.audit.verify import DELIVERED, feed_place, plain, when
+
+CLOCK_SKEW = timedelta(hours=1)
+"""How far a partner's clock may run behind the broker's: a receipt dated further before the delivery
+it names cannot be its receipt (nor, in ``recalls``, a recall's acknowledgement)."""
+
+FeedPlace = tuple[str, int, int]
+"""A feed record's place: (feed topic, partition, offset)."""
+
+
+def sent_version(row: dict[str, Any]) -> int | None:
+    """The version the feed record of decision ``row`` (a row as ``flatten`` gives it) carries, which a
+    receipt of it names: the alert's version, but for a recall notice sent for the originator's RECALL,
+    above any version a partner holds, as ``broker.pipeline`` makes it (``max(version, previous_version
+    + 1)``: an officer's recall may reuse an older version). None when the row's version is no integer."""
+    version = row.get("version", 1)
+    if type(version) is not int:
+        return None
+    previous = row.get("previous_version")
+    if row.get("decision") == "RECALL" and row.get("action") == "RECALL" and type(previous) is int:
+        return max(version, previous + 1)
+    return version
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A feed record the audited decisions sent to a partner (a view or a recall notice), as a
+    ``ReceiptBook`` holds it: ``key`` is the book's id for it, ``feed`` its feed topic, ``version`` the
+    version it carries (None: none a receipt can name), ``at_ms`` when the broker decided it (None: no
+    time it states), and ``place`` where that partner's receipts put it, once one has."""
+
+    key: int
+    feed: str | None
+    version: int | None
+    at_ms: int | None
+    place: FeedPlace | None = None
+
+
+@dataclass(frozen=True)
+class Placed:
+    """What one partner's receipts say the record at a place held: an alert, its version (None while only
+    receipts naming no version name it) and the delivery it was bound to (None: not yet)."""
+
+    alert_id: str
+    version: int | None
+    key: int | None
+
+
+@dataclass(frozen=True)
+class ReceiptMatch:
+    """A receipt bound to its place: ``key`` is the delivery it acknowledges, None for a receipt of a
+    record its partner did not open (REJECTED), which acknowledges nothing."""
+
+    partner: str
+    place: FeedPlace
+    alert_id: str
+    version: int | None
+    key: int | None
+
+
+class ReceiptBook(Protocol):
+    """The deliveries receipts are matched against and the places receipts bound so far (the audit
+    index's tables, or ``audit verify``'s temporary file)."""
+
+    def sent(self, partner: str, alert_id: str) -> list[Sent]:
+        """Every feed record of ``alert_id`` sent to ``partner``, oldest first."""
+        ...
+
+    def placed(self, partner: str, place: FeedPlace) -> Placed | None:
+        """What ``partner``'s receipts bound at ``place``, or None."""
+        ...
+
+    def bind(self, match: ReceiptMatch) -> None:
+        """Keep what a sound receipt says of its place (a version and a delivery once one names them)."""
+        ...
+
+
+def sent_records(doc: dict[str, Any]) -> list[tuple[str, str, str | None, int | None, str | None]]:
+    """(alert id, partner, feed topic, version sent, decision time) of every feed record a sound BLOCK
+    says went out: a view delivered or a recall notice sent (``sent`` not False)."""
+    if doc.get("kind") != "BLOCK":
+        return []
+    out = []
+    for row in flatten(doc):
+        alert, partner, feed, at = row.get("alert_id"), row.get("partner"), row.get("feed"), row.get("at")
+        if (row.get("kind") == "DECISION" and row.get("decision") in DELIVERED and row.get("sent") is not False
+                and isinstance(alert, str) and isinstance(partner, str)):
+            out.append((alert, partner, feed if isinstance(feed, str) else None, sent_version(row),
+                        at if isinstance(at, str) else None))
+    return out
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _where(place: FeedPlace) -> str:
+    return f"{plain(place[0], 120)}:{place[1]}:{place[2]}"
+
+
+def match_receipt(doc: dict[str, Any], book: ReceiptBook) -> ReceiptMatch | str:
+    """The delivery a sound RECEIPT record ``doc`` names, bound to the place it names (module docstring),
+    or why it names none: one line, a finding at the receipt. The caller ``book.bind``s a match."""
+    owner = chain_owner(str(doc.get("chain")))
+    alert, version, status = doc.get("alert_id"), doc.get("version"), doc.get("status")
+    numbered = type(version) is int
+    what = f"receipt for alert {shown(alert)}" + (f" version {shown(version)}" if numbered else "")
+    never = f"which the audited decisions never delivered to {plain(owner)}"
+    sent = book.sent(owner, alert) if isinstance(alert, str) else []
+    if not isinstance(alert, str) or not sent:
+        return f"{what}, {never}"
+    found = feed_place(doc.get("feed"))
+    if found is None:
+        return (f"{what} names no feed record ({shown(doc.get('feed'))}, not topic:partition:offset): it matches no "
+                "delivery")
+    place: FeedPlace = (found[0][0], found[0][1], found[1])
+    where = _where(place)
+    sent = [s for s in sent if s.feed == place[0]]
+    if not sent:
+        return f"{what} at feed {where}, {never} in that feed"
+    if numbered:
+        versions = sorted({s.version for s in sent if s.version is not None})
+        sent = [s for s in sent if s.version == version]
+        if not sent:
+            listed = f" (it sent version {', '.join(str(v) for v in versions[:5])} there)" if versions else ""
+            return f"{what} at feed {where}, {never} at that version{listed}"
+    at = when(doc.get("at"))
+    if at is None:
+        return f"{what} at feed {where} states no time: it cannot be shown to follow the delivery it names"
+    placed = book.placed(owner, place)
+    if placed is not None and (placed.alert_id != alert or (
+            numbered and placed.version is not None and placed.version != version)):
+        held = f"alert {shown(placed.alert_id)}" + (f" version {placed.version}" if placed.version is not None else "")
+        return (f"{what} names feed record {where}, which {plain(owner)}'s receipts already name for {held}: one feed "
+                "record holds one delivery")
+    opened = numbered and isinstance(status, str) and not status.startswith("REJECTED")
+    if placed is not None and placed.key is not None:
+        sent = [s for s in sent if s.key == placed.key]
+    elif opened:
+        free = [s for s in sent if s.place is None]
+        if not free:
+            elsewhere = sorted({_where(s.place) for s in sent if s.place is not None})
+            return (f"{what} names feed record {where}, but {plain(owner)}'s receipts already put that delivery at "
+                    f"{', '.join(elsewhere[:3])}: one delivery is one feed record")
+        sent = free
+    at_ms = int(at.timestamp() * 1000)
+    skew = int(CLOCK_SKEW.total_seconds() * 1000)
+    after = [s for s in sent if s.at_ms is not None and at_ms >= s.at_ms - skew]
+    if not after:
+        known = [s.at_ms for s in sent if s.at_ms is not None]
+        sent_at = f"delivered it {_iso(min(known))}" if known else "states no time it delivered it"
+        return (f"{what} at feed {where} is dated {shown(doc.get('at'), 40)}, before the broker {sent_at}: a "
+                "receipt cannot precede its delivery")
+    # Only a receipt of a record its partner opened acknowledges a delivery; any other names the place.
+    return ReceiptMatch(owner, place, alert, version if numbered else None, after[0].key if opened else None)

@@ -1,0 +1,165 @@
+"""What an auditor may read of a row: ``Scope``, ``scoped`` and the allow-lists behind them.
+
+A joint-oversight auditor (``Scope("USA")``) reads the decisions about its partner, and of the alert
+only what that partner's view kept. Every field of a decision row falls under one allow-list:
+
+- ``UNDELIVERED_FIELDS``: the decision itself (which one, about whom, when, under what), shown for
+  any row in scope;
+- ``DELIVERY_FIELDS``: how Puente handled a view that went to the partner (the fields it changed, the
+  versions it superseded, when the alert was published to Puente), shown once the view went;
+- ``VIEW_COLUMNS``: the alert's descriptions, each keyed to the field of the alert it was copied
+  from, shown only in a row whose view went to the partner and kept that field.
+
+Anything else (a field the audit adds later, a province, the markings) is blanked. The index keeps,
+per row, which view columns its changes cover (``view_mask``, the ``hidden`` column), so that the
+searches, choices and indicators it answers in SQL blank and match them exactly as ``scoped`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an auditor may see: partner None = national (everything); else (joint oversight) only
+    rows about that partner (its decisions of any outcome, its receipts) and of an alert only what its
+    view kept: a decision that delivered nothing shows ``UNDELIVERED_FIELDS`` alone, one that delivered
+    the ``VIEW_COLUMNS`` its view kept besides; filters, choices and indicators on the alert's
+    descriptions see only those (``scoped``, ``AuditIndex._where``). No dead letters, denials or
+    queries, and of the chains only the decisions' (their state and problem counts, not the problems'
+    texts) and its own receipts' (with the texts)."""
+
+    partner: str | None = None
+
+    @property
+    def national(self) -> bool:
+        return self.partner is None
+
+
+UNDELIVERED_FIELDS = frozenset({
+    "kind", "id", "record", "block", "delivered",  # the audit row itself: where it is, whether it delivered
+    "alert_id", "version", "partner", "decision", "at", "sent", "feed",  # which decision, about whom, when
+    "agreement", "policy_version", "rules", "reasons",  # under what (reasons emptied)
+})
+"""What a partner's auditor may read of a decision about its partner that delivered nothing (WITHHOLD,
+a view not sent, a content-free recall notice): the decision and what concerns the partner, never the
+alert's descriptions (type, agency, sector, classification or markings, publication time...), which
+that partner was never sent. An allow-list: any other field of such a row, including one the audit
+adds later, is blanked (None)."""
+
+DELIVERY_FIELDS = UNDELIVERED_FIELDS | {
+    "redacted", "truncated", "hidden",  # what the view changed (paths, actions, rules), and whether the list is whole
+    "supersedes", "recalls", "previous_version",  # versions: what it replaced, what the partner held
+    "ingress_ms",  # when the alert was published to Puente (the latency indicators' start)
+}
+"""What a partner's auditor may read of a decision whose view went to its partner, besides the
+``VIEW_COLUMNS`` that view kept: how Puente handled it, none of it the alert's content. An allow-list,
+like ``UNDELIVERED_FIELDS``."""
+
+VIEW_COLUMNS: Mapping[str, str] = MappingProxyType({
+    "alert_type": "alert_type",
+    "originator": "markings.originator.agency",
+    "originator_country": "markings.originator.country",
+    "classification": "markings.classification",
+    "sector": "location.border_sector",
+    "action": "lifecycle.action",
+    "ingress": "markings.originator.agency",  # the ingress record's place: the agency's own topic
+})
+"""The columns of a decision row that describe the alert, each keyed to the field of the alert it was
+copied from (the broker copies them from the alert as published, before any view). A partner's auditor
+reads one only where the view went to its partner and no change of that view covers its field: a
+dropped, masked, pseudonymised or generalised field is not what the column holds. An allow-list: a
+descriptive column added to the audit is blanked until it is named here, with its field. The order
+numbers the bits of the index's ``hidden`` column: append, and bump the index's layout."""
+
+_BIT = {name: 1 << i for i, name in enumerate(VIEW_COLUMNS)}
+ALL_HIDDEN = sum(_BIT.values())
+
+
+def bit(column: str) -> int:
+    """The bit of ``hidden`` that says ``column`` (one of ``VIEW_COLUMNS``) is not the partner's to read."""
+    return _BIT[column]
+
+
+def _covers(change: str, source: str) -> bool:
+    """A change of field ``change`` covers field ``source``: the same, one holding it (``location``,
+    ``markings.originator``), or one inside it."""
+    return any(inner == outer or inner.startswith((outer + ".", outer + "[]"))
+               for inner, outer in ((source, change), (change, source)))
+
+
+def covered_columns(row: Mapping[str, Any]) -> frozenset[str]:
+    """The ``VIEW_COLUMNS`` of decision ``row`` (as ``flatten`` gives it) whose field a change of its view
+    covers. Fails closed: every one of them when the changes cannot be read whole (``redacted`` absent
+    or not a list, a change naming no field path, or the block cut the list short: ``truncated``)."""
+    changes = row.get("redacted")
+    if not isinstance(changes, list) or row.get("truncated") not in (None, 0):
+        return frozenset(VIEW_COLUMNS)
+    paths = []
+    for change in changes:
+        path = change.get("field") if isinstance(change, dict) else None
+        if not isinstance(path, str) or not path:
+            return frozenset(VIEW_COLUMNS)
+        paths.append(path)
+    return frozenset(c for c, source in VIEW_COLUMNS.items() if any(_covers(p, source) for p in paths))
+
+
+def view_mask(row: Mapping[str, Any]) -> int:
+    """``covered_columns`` as the index's ``hidden`` column holds it (``bit`` per column)."""
+    return sum(_BIT[c] for c in covered_columns(row))
+
+
+def mask_columns(mask: int) -> list[str]:
+    """The columns ``hidden`` = ``mask`` names, in ``VIEW_COLUMNS`` order."""
+    return [c for c in VIEW_COLUMNS if mask & _BIT[c]]
+
+
+_LIFECYCLE = ("PUBLISHED", "UPDATED", "RECALLED")
+_CHANGE_KEYS = ("field", "action", "rule", "named")
+
+
+def _kept(row: dict[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
+    keep = set(allowed)
+    return {k: (v if k in keep else None) for k, v in row.items()}
+
+
+def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` (a decision row, timeline event or "why" row) as ``scope`` may read it; applied to every
+    row that leaves the index. Reason texts quote the alert and name other partners ("releasable_to
+    (COL, CRI) omits USA"), and an agency's lifecycle ``reason`` is its free text: a partner's auditor
+    gets the rule ids, decision, agreement and changed fields' paths, actions and rules, never the texts.
+
+    A decision row keeps only what its allow-lists name (module docstring), every other field blanked:
+    ``UNDELIVERED_FIELDS`` when it did not deliver to its partner (``delivered`` not True: fails closed),
+    so the partner's auditor sees the decision, not the alert it was never sent; when it did,
+    ``DELIVERY_FIELDS`` and the ``VIEW_COLUMNS`` whose field the view kept (``hidden``, as the index
+    set it from the row's changes, else ``covered_columns``). Timeline events are made from rows scoped
+    so, so an alert not delivered gets no publication event (its ingress time is blanked)."""
+    if scope.national:
+        return row
+    out = dict(row)
+    if out.get("kind") == "DECISION":
+        if out.get("delivered") is not True:
+            # ``redacted`` too: a view's changed field paths say what the alert held (a passport: a person).
+            out = _kept(out, UNDELIVERED_FIELDS)
+        else:
+            hidden = out.get("hidden")
+            covered = (set(hidden) if isinstance(hidden, list) and all(isinstance(h, str) for h in hidden)
+                       else covered_columns(out))
+            out = _kept(out, DELIVERY_FIELDS | (set(VIEW_COLUMNS) - covered))
+        for name in ("rules", "reasons", "redacted"):
+            if name in out and out[name] is None:
+                out[name] = []
+    if "reasons" in out:
+        out["reasons"] = []
+    if "reason" in out:
+        out["reason"] = None
+    if isinstance(out.get("redacted"), list):
+        out["redacted"] = [{k: c[k] for k in _CHANGE_KEYS if k in c} for c in out["redacted"] if isinstance(c, dict)]
+    if out.get("kind") in _LIFECYCLE and out.get("partner") is None:
+        out["detail"] = None
+    return out
