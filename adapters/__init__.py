@@ -2,8 +2,8 @@
 
 Pure (no Kafka, no clock; files only as the caller hands them over), the layer of the cores::
 
-    core          Adapter, convert(adapter, stream, ctx) -> Result per record; markings, locations, versions,
-                  checks
+    core          Adapter, convert(adapter, stream, ctx) -> Result per record; the keys a record may hold
+                  (an allow-list), markings, locations, versions, checks
     config        agencies.yaml (defaults, regions, places) checked against the policy vocabulary; Context
     _readers      CSV, JSON Lines, JSON documents: (record number, line, raw bytes, parsed or error)
     _fields       text, codes, numbers, dates, coordinates -> clean values or AdapterError(reason)

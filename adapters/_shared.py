@@ -14,6 +14,7 @@ from typing import Any
 
 from adapters import _fields as f
 from adapters.config import Context
+from adapters.core import Keys
 
 SEX = {"M": "M", "F": "F", "X": "X", "MASCULINO": "M", "HOMBRE": "M", "H": "M", "FEMENINO": "F", "MUJER": "F"}
 DOCUMENT_TYPES = {
@@ -62,6 +63,8 @@ CONVEYANCES = {
 # never free text: a recall must not carry what it withdraws.
 RECALL_REASONS = {"ERROR": "ERROR", "LEGAL": "LEGAL", "PROTECCION_FUENTE": "SOURCE_PROTECTION",
                   "SUPERADA": "SUPERSEDED"}
+# The keys of a travel document, as document() reads them: the allow-list (adapters.core.Keys) every format shares.
+DOCUMENT_KEYS = Keys("tipo", "numero", "pais", "vence")
 _NOT_IN_NAMES = re.compile(r"[\d@#$%&*=<>{}\[\]|\\/\"_:;]")
 _DOC_NUMBER = re.compile(r"[A-Z0-9][A-Z0-9-]*")
 

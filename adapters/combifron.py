@@ -41,6 +41,12 @@ them as well (the union is taken); it should still list every earlier consent, s
 revision is the whole message. An ANULACION is also the whole message and must map like any
 other (the broker ignores its content); when the export cannot produce it, the agency's officer
 can recall the alert with ``puente recall``.
+
+Those are the keys the adapter reads (``KEYS``), at every level, and ``contenido`` holds only its
+type's keys (a seizure's ``elementos`` in an EVENTO_FRONTERA is refused, not dropped); any other
+key refuses the message, naming it, unless ``agencies.yaml`` lists its path under COMBIFRON's
+``ignored_keys``. A key in ``restricciones`` that is no marking refuses the message whatever the
+configuration says: Colombia's restrictions must never be lost to a misspelling.
 """
 
 from __future__ import annotations
@@ -52,16 +58,45 @@ from adapters import _fields as f
 from adapters import _shared as sh
 from adapters._readers import Item, json_lines
 from adapters.config import Context
-from adapters.core import Adapter, alert, alert_id, lifecycle, location, lookup, markings, names, obj, revision, seq
+from adapters.core import (
+    Adapter,
+    ByKind,
+    Each,
+    Keys,
+    alert,
+    alert_id,
+    lifecycle,
+    location,
+    lookup,
+    markings,
+    names,
+    obj,
+    revision,
+    seq,
+)
 from adapters.senafront import DIRECTIONS, EVENT_TYPES, LABELS
-from adapters.senan import marking_overrides
-from adapters.snm import LIST_LABELS, hit
+from adapters.senan import MARKINGS, marking_overrides
+from adapters.snm import LIST_LABELS, TRAVELLER, hit
 
 TYPES = {"EVENTO_FRONTERA": "BORDER_EVENT", "INCAUTACION": "SEIZURE", "ALERTA_MIGRATORIA": "WATCHLIST_HIT"}
 # accion -> the schema's LifecycleAction (ALTA, a first publication, has none).
 ACTIONS = {"ALTA": None, "ACTUALIZACION": "UPDATE", "RECLASIFICACION": "RECLASSIFY", "CONSENTIMIENTO": "CONSENT",
            "ANULACION": "RECALL"}
 _LATER = "ACTUALIZACION, RECLASIFICACION, CONSENTIMIENTO or ANULACION"
+# contenido per alert type, as _border, _seizure and _watchlist (with snm.hit) read it.
+_CONTENT = {
+    "BORDER_EVENT": Keys("tipo_evento", "cantidad_personas", "direccion", "nacionalidades", "unidad", "observaciones"),
+    "SEIZURE": Keys("operacion", elementos=Each(Keys("tipo", "descripcion", "cantidad", "unidad")),
+                    medio=Keys("tipo", "nombre", "matricula", "bandera"),
+                    capturados=Each(Keys("nombres", "apellidos", "fecha_nacimiento", "sexo", "nacionalidades",
+                                         documentos=Each(sh.DOCUMENT_KEYS)))),
+    "WATCHLIST_HIT": Keys("lista", "propietario", "motivo", "puntaje", "riesgo", "vuelo", "cruce", "accion", "puesto",
+                          persona=TRAVELLER),
+}
+KEYS = Keys("version", "id_mensaje", "tipo", "entidad", "dependencia", "fecha_evento", "fecha_envio", "resumen",
+            "revision", "accion", "motivo_anulacion", "consentimiento_nuevo",
+            ubicacion=Keys("latitud", "longitud", "provincia", "sector", "lugar"), restricciones=MARKINGS,
+            contenido=ByKind("tipo", {label: _CONTENT[kind] for label, kind in TYPES.items()}))
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
@@ -190,4 +225,4 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 ADAPTER = Adapter("combifron", "COMBIFRON", "Colombia's alerts through COMBIFRON (agreed JSON lines) -> any type",
-                  ("*.jsonl", "*.json"), read, to_alert)
+                  ("*.jsonl", "*.json"), read, to_alert, keys=KEYS)

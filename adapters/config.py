@@ -14,6 +14,7 @@ hold a key twice by design.
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -32,6 +33,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "agencies.yaml"
 # Older and local names still typed in reports (San Blas and Kuna Yala are Guna Yala's former names).
 _PROVINCE_ALIASES = {"SAN_BLAS": "GUNA_YALA", "KUNA_YALA": "GUNA_YALA", "EMBERA": "EMBERA_WOUNAAN",
                      "NGOBE_BUGLE": "NGABE_BUGLE", "PANAMA_CENTRO": "PANAMA", "BOCAS": "BOCAS_DEL_TORO"}
+# An ignored_keys path: keys joined by '.', '[]' after a key whose value is an array of objects; it ends at a key.
+_PATH = re.compile(r"(?:[^.\[\]]+(?:\[\])?\.)*[^.\[\]]+")
 
 
 class _Frozen(BaseModel):
@@ -63,6 +66,30 @@ class AgencyProfile(_Frozen):
     positions: Literal["land", "sea"] = "land"
     """Where the agency's positions lie. On land a position is held against its province label
     (``adapters.core.location``); at sea the label names the nearest zone, which need not hold it."""
+    ignored_keys: tuple[str, ...] = ()
+    """Paths of keys the agency's JSON export adds and no adapter reads ('sistema', 'embarcacion.motores',
+    'carga[].peso_kg'): tolerated, not read. Every other key the adapter does not read refuses the record
+    (``adapters.core.check_keys``); whether a path fits the adapter is checked before any record is read."""
+    ignored_columns: tuple[str, ...] = ()
+    """Header columns of the agency's CSV export that no adapter reads, as written (matched like the
+    header, without regard to accents, case or spacing); every other unknown column refuses the file."""
+
+    @field_validator("ignored_keys")
+    @classmethod
+    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if not _PATH.fullmatch(path):
+                raise ValueError(f"{path[:60]!r} is not a key path such as 'sistema', 'embarcacion.motores' or "
+                                 "'carga[].peso_kg' (keys joined by '.', '[]' after an array's key)")
+        return value
+
+    @field_validator("ignored_columns")
+    @classmethod
+    def _columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for column in value:
+            if not column.strip():
+                raise ValueError("an empty column name; a column without a header may only hold empty cells")
+        return value
 
     @field_validator("timezone")
     @classmethod

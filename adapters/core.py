@@ -1,18 +1,27 @@
 """The pure core every adapter shares: markings, locations, ids, versions, final checks, and ``convert``.
 
-An adapter is a reader (bytes -> records) and a mapping (record -> alert dict) over a
-:class:`~adapters.config.Context`. ``convert`` runs both and encodes with the alert codec,
-which is the schema check: every record comes out as a :class:`Result` with either the
-alert and its bytes or an AdapterError whose reason becomes the dead letter's. No Kafka,
-no clock, no files here; the edge (``adapters.run``) does the I/O.
+An adapter is a reader (bytes -> records), the keys its records may hold, and a mapping
+(record -> alert dict) over a :class:`~adapters.config.Context`. ``convert`` runs them and
+encodes with the alert codec, which is the schema check: every record comes out as a
+:class:`Result` with either the alert and its bytes or an AdapterError whose reason becomes
+the dead letter's. No Kafka, no clock, no files here; the edge (``adapters.run``) does the I/O.
+
+Keys are an allow-list (:class:`Keys`, checked by :func:`check_keys` before the mapping runs):
+a key the adapter does not read refuses the record, at any depth, unless the agency's
+``ignored_keys`` names its path. A key nobody reads is a field lost without a word, and when
+it is a block of markings under another name ('Marcado', 'marcado ') the agency's defaults,
+often wider, would decide who receives the alert.
 """
 
 from __future__ import annotations
 
+import copy
+import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, BinaryIO
 
 from adapters._codes import norm_key
@@ -34,22 +43,238 @@ from adapters._fields import (
     text,
 )
 from adapters._readers import Item
-from adapters.config import Context
-from puente.errors import AdapterError, CodecError
+from adapters.config import AgencyProfile, Context
+from puente.errors import AdapterError, CodecError, ConfigError
 from schemas import alert_codec
 
 # The broker refuses events more than an hour in the future (clock skew between agencies);
 # refusing at the same bound here means the broker never dead-letters what an adapter publishes.
 MAX_FUTURE_SKEW = timedelta(hours=1)
-_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]*")
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")  # no "#": the broker's replay keys add "#v<n>" to ids
 
 Reader = Callable[[BinaryIO, Context], Iterator[Item]]
 Mapper = Callable[[Any, Context], dict[str, Any]]
 
 
+# ---- the keys a record may hold ----------------------------------------------------------------
+class Keys:
+    """The keys of a JSON object that an adapter reads; any other key refuses the record (see the module docstring).
+
+    ``Keys("a", "b", c=Keys(...), d=Each(Keys(...)))``: plain names hold values (text, numbers,
+    lists of them), keywords hold nested objects, arrays of objects, or a :class:`ByKind`.
+    A block of markings is ``Keys.markings(...)``, sealed: no configuration may let a key there
+    go unread, since a marking nobody reads is a restriction dropped.
+    """
+
+    __slots__ = ("fields", "names", "nested", "sealed")
+
+    def __init__(self, *values: str, **nested: Node) -> None:
+        self.fields: dict[str, Node] = {**dict.fromkeys(values), **nested}  # what the mapping reads
+        self.names = frozenset(self.fields)  # what a record may hold here: fields and the keys tolerated
+        self.nested = {key: node for key, node in self.fields.items() if node is not None}
+        self.sealed = False
+
+    @classmethod
+    def markings(cls, *values: str) -> Keys:
+        """A sealed block of markings: every key must be one of ``values``, whatever agencies.yaml says."""
+        block = cls(*values)
+        block.sealed = True
+        return block
+
+    def tolerating(self, paths: Iterable[str]) -> Keys:
+        """These keys, also admitting the keys ``paths`` name (agencies.yaml's ignored_keys), never read nor walked.
+
+        Built once per run, so a record's check compares sets and builds no path. A path that leads
+        nowhere, or into a sealed block, admits nothing here; ``check_ignored`` refuses it before any
+        record is read.
+        """
+        heads: dict[str, list[str]] = {}
+        for path in paths:
+            head, _, rest = path.partition(".")
+            heads.setdefault(head, []).append(rest)
+        if not heads or self.sealed:
+            return self
+        out = copy.copy(self)
+        out.names = self.names | {head for head, rests in heads.items() if "" in rests}
+        out.nested = dict(self.nested)
+        for head, rests in heads.items():
+            deeper = [rest for rest in rests if rest]
+            name, many = head.removesuffix("[]"), head.endswith("[]")
+            node = self.nested.get(name)
+            if deeper and many and isinstance(node, Each):
+                out.nested[name] = Each(node.keys.tolerating(deeper))
+            elif deeper and not many and isinstance(node, Keys):
+                out.nested[name] = node.tolerating(deeper)
+            elif deeper and not many and isinstance(node, ByKind):
+                out.nested[name] = ByKind(node.by, {kind: keys.tolerating(deeper) for kind, keys in node.kinds.items()})
+        return out
+
+
+@dataclass(frozen=True)
+class Each:
+    """An array whose entries are objects of ``keys`` (an entry of another type is the mapping's to refuse)."""
+
+    keys: Keys
+
+
+@dataclass(frozen=True, eq=False)
+class ByKind:
+    """An object whose keys depend on the record's kind: the record's top-level key ``by``, in norm_key form,
+    picks one of ``kinds``. An unknown kind, which the mapping refuses anyway, is held against all of them."""
+
+    by: str
+    kinds: Mapping[str, Keys]
+
+    @cached_property
+    def any(self) -> Keys:
+        merged = Keys(**{key: node for keys in self.kinds.values() for key, node in keys.fields.items()})
+        merged.names = merged.names.union(*(keys.names for keys in self.kinds.values()))
+        return merged
+
+    def pick(self, record: Mapping[str, Any]) -> Keys:
+        kind = record.get(self.by)
+        return (self.kinds.get(norm_key(kind[:80])) if isinstance(kind, str) else None) or self.any
+
+
+Node = Keys | Each | ByKind | None
+
+
+class _Unknown(Exception):
+    """A key ``keys`` does not admit; ``trail`` collects where it is as the walk unwinds (innermost first)."""
+
+    def __init__(self, key: str, keys: Keys) -> None:
+        super().__init__(key)
+        self.key, self.keys, self.trail = key, keys, list[str]()
+
+
+def check_keys(doc: Any, keys: Keys) -> None:
+    """Refuse a record holding a key that ``keys`` (see ``Keys.tolerating``) does not admit, at any depth.
+
+    The message names the key (escaped and cut, as key_name does) and where it is, never a value;
+    a value of the wrong type (an array where an object belongs) is left to the mapping to refuse.
+    """
+    if not isinstance(doc, dict):  # JSON objects, as the readers parse them
+        return
+    try:
+        _walk(doc, keys, doc)
+    except _Unknown as exc:
+        raise _unknown_key(exc.key, exc.keys, ".".join(reversed(exc.trail)) or "the record") from None
+
+
+def _walk(obj: dict[str, Any], keys: Keys, record: dict[str, Any]) -> None:
+    # Run for every record: keys are compared as sets (in C), only nested values are walked, and where a key
+    # is, is worked out only for the one refused (as the exception unwinds).
+    if not keys.names.issuperset(obj):
+        raise _Unknown(next(key for key in obj if key not in keys.names), keys)
+    for key, node in keys.nested.items():
+        value = obj.get(key)
+        if isinstance(node, Each):
+            for index, entry in enumerate(value if isinstance(value, list) else ()):
+                try:
+                    if isinstance(entry, dict):
+                        _walk(entry, node.keys, record)
+                except _Unknown as exc:
+                    exc.trail.append(f"{key}[{index}]")
+                    raise
+        elif isinstance(value, dict):
+            try:
+                _walk(value, node.pick(record) if isinstance(node, ByKind) else node, record)
+            except _Unknown as exc:
+                exc.trail.append(key)
+                raise
+
+
+def _unknown_key(key: str, keys: Keys, where: str) -> AdapterError:
+    known = sorted(keys.fields)
+    listing = ", ".join(known[:16]) + (", ..." if len(known) > 16 else "")
+    if keys.sealed:
+        return fail(UNKNOWN_CODE, f"{where} has the key {key_name(key)}, which is no marking this adapter reads"
+                                  f"{_did_you_mean(key, known, near=False)}: check its spelling; a new kind of "
+                                  f"marking needs the adapter to read it (known: {listing})")
+    return fail(UNKNOWN_CODE, f"{where} has the key {key_name(key)}, which this adapter does not read"
+                              f"{_did_you_mean(key, known, near=True)}: check its spelling, or list its path under "
+                              f"ignored_keys in agencies.yaml if the export adds it (known here: {listing})")
+
+
+def _did_you_mean(key: str, known: Iterable[str], *, near: bool) -> str:
+    """' (did you mean 'x'?)' for a known key written another way (case, accents, spacing), or with ``near`` nearly
+    so ('documento'); '' when none is. Never ``near`` among markings: 'consentimiento_previo' is not a misspelt
+    'consentimiento', and renaming it so would widen a release."""
+    by_form = {norm_key(k): k for k in known}
+    form = norm_key(key[:80])
+    close = by_form.get(form)
+    if close is None and near:
+        close = next((by_form[m] for m in difflib.get_close_matches(form, by_form, 1, 0.8)), None)
+    return f" (did you mean {key_name(close)}?)" if close else ""
+
+
+def _ignorable(path: str, keys: Keys) -> str | None:
+    """Why ``path`` (an ignored_keys entry) cannot be ignored by an adapter reading ``keys``; None when it can."""
+    *parents, last = path.split(".")
+    levels = [keys]
+    for i, part in enumerate(parents):
+        many = part.endswith("[]")
+        name = part[:-2] if many else part
+        found: list[Keys] = []
+        for level in levels:
+            node = level.fields.get(name)
+            if many and isinstance(node, Each):
+                found.append(node.keys)
+            elif not many and isinstance(node, Keys):
+                found.append(node)
+            elif not many and isinstance(node, ByKind):
+                found.extend(node.kinds.values())
+        if not found:
+            kind = "array of objects" if many else "object"
+            return f"does not lead into the records: {'.'.join([*parents[:i], name])} is no {kind} this adapter reads"
+        levels = found
+    for level in levels:
+        if level.sealed:
+            return "is inside a block of markings, where every key must be read (a marking nobody reads is a " \
+                   "restriction dropped)"
+        if last in level.fields:
+            return "is a key this adapter reads"
+        if norm_key(last) in {norm_key(k) for k in level.fields}:
+            return "differs only in case, accents or spacing from a key this adapter reads: correct the export"
+    return None
+
+
+def check_ignored(adapter: Adapter, ctx: Context) -> None:
+    """Raise ConfigError, naming each, when the agency's ``ignored_keys`` or ``ignored_columns`` do not fit ``adapter``.
+
+    An entry that names nothing the records can hold would look like a tolerance and be none; one
+    that names a key or column the adapter reads, or a misspelling of one, would hide a mistake;
+    one inside a block of markings would drop a restriction. Run before any record is read.
+    """
+    problems = _ignored_problems(adapter, ctx.profile)
+    if problems:
+        raise ConfigError(f"adapter configuration does not fit the {adapter.name} adapter: {ctx.agency}: "
+                          + "; ".join(problems) + "; check agencies.yaml")
+
+
+def _ignored_problems(adapter: Adapter, profile: AgencyProfile) -> list[str]:
+    out: list[str] = []
+    if profile.ignored_keys and adapter.keys is None:
+        out.append(f"ignored_keys: the {adapter.name} adapter's records have no JSON keys")
+    elif adapter.keys is not None:
+        out += [f"ignored_keys: {path!r} {why}" for path in profile.ignored_keys
+                if (why := _ignorable(path, adapter.keys))]
+    if profile.ignored_columns and adapter.columns is None:
+        out.append(f"ignored_columns: the {adapter.name} adapter's records have no header columns")
+    elif adapter.columns is not None:
+        out += [f"ignored_columns: {column!r} is a column this adapter reads" for column in profile.ignored_columns
+                if norm_key(column) in adapter.columns]
+    return out
+
+
 @dataclass(frozen=True)
 class Adapter:
-    """One agency's adapter: its export reader and its pure mapping."""
+    """One agency's adapter: its export reader, the keys its records may hold, and its pure mapping.
+
+    ``keys`` is required of every adapter, so none can forget it: for JSON, the :class:`Keys` the mapping
+    reads; None for a format whose reader yields only fields it names itself (a fixed-width layout,
+    or a CSV whose header the reader holds against ``columns``, the header names it reads in norm_key form).
+    """
 
     name: str
     agency: str
@@ -57,6 +282,8 @@ class Adapter:
     patterns: tuple[str, ...]  # file names the folder watcher picks up
     read: Reader
     map: Mapper
+    keys: Keys | None = field(kw_only=True)
+    columns: frozenset[str] | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +299,12 @@ class Result:
 def convert(adapter: Adapter, stream: BinaryIO, ctx: Context) -> Iterator[Result]:
     """Every record of ``stream`` mapped, checked and encoded; bad ones carry their error, none raises.
 
-    Only an OSError reading ``stream`` escapes: that is the file failing, not a record.
+    Only an OSError reading ``stream`` escapes: that is the file failing, not a record; and, before
+    anything is read, a ConfigError when the agency's ``ignored_keys`` or ``ignored_columns`` do not fit
+    the adapter (see :func:`check_ignored`).
     """
+    check_ignored(adapter, ctx)
+    keys = adapter.keys.tolerating(ctx.profile.ignored_keys) if adapter.keys is not None else None
     codec = alert_codec()
     records = adapter.read(stream, ctx)
     last = Item(0, 0, b"")
@@ -95,11 +326,13 @@ def convert(adapter: Adapter, stream: BinaryIO, ctx: Context) -> Iterator[Result
         if item.error is not None:
             yield Result(item, error=item.error)
             continue
-        yield _map(adapter, item, ctx, codec)
+        yield _map(adapter, item, ctx, codec, keys)
 
 
-def _map(adapter: Adapter, item: Item, ctx: Context, codec: Any) -> Result:
+def _map(adapter: Adapter, item: Item, ctx: Context, codec: Any, keys: Keys | None) -> Result:
     try:
+        if keys is not None:
+            check_keys(item.parsed, keys)
         alert = finish(adapter.map(item.parsed, ctx), ctx)
         return Result(item, alert, codec.encode(alert))
     except AdapterError as exc:
@@ -117,7 +350,7 @@ def alert_id(ctx: Context, reference: Any, field: str) -> str:
     """``AGENCY:reference``: stable for the agency's record, so publishing it again gives the same id."""
     ref = text(reference, field, ctx.limits.id, required=True) or ""
     if not _REF.fullmatch(ref):  # a reference is not a code: never quoted
-        raise fail(INVALID, f"{field} may hold only letters, digits and . _ / # -")
+        raise fail(INVALID, f"{field} may hold only letters, digits and . _ / -")
     return f"{ctx.agency}:{ref}"
 
 
@@ -363,19 +596,6 @@ def seq(doc: Mapping[str, Any], key: str, field: str, *, required: bool = False,
     return value
 
 
-def known_keys(block: Mapping[str, Any], known: Iterable[str], field: str) -> None:
-    """Refuse a key of ``block`` outside ``known``: in a block of markings an unread key is a dropped restriction.
-
-    Elsewhere in a record an unknown key is ignored (exports carry extra fields); in a marking
-    block, 'clasificación' or 'difusion ' that nobody reads would let the defaults, often wider,
-    decide who receives the alert.
-    """
-    unknown = sorted(set(block) - set(known))
-    if unknown:
-        raise fail(UNKNOWN_CODE, f"{field} has the key {key_name(unknown[0])}, which is no marking this adapter "
-                                 f"reads (known: {', '.join(sorted(known))})")
-
-
 def either(doc: Mapping[str, Any], field: str, *keys: str) -> Any:
     """The value under whichever of ``keys`` (alternative names of one field) the record fills; None if none.
 
@@ -394,6 +614,7 @@ def lookup(table: Mapping[str, str], value: Any, field: str, *, required: bool =
     return code(value, field, table, required=required)
 
 
-__all__ = ["LIFECYCLE_ACTIONS", "MAX_FUTURE_SKEW", "MAX_REVISION", "RECALL_REASONS", "Adapter", "Item", "Result",
-           "alert", "alert_id", "check_lifecycle", "convert", "either", "finish", "known_keys", "lifecycle", "location",
-           "lookup", "markings", "names", "norm_key", "obj", "revision", "seq"]
+__all__ = ["LIFECYCLE_ACTIONS", "MAX_FUTURE_SKEW", "MAX_REVISION", "RECALL_REASONS", "Adapter", "ByKind", "Each",
+           "Item", "Keys", "Result", "alert", "alert_id", "check_ignored", "check_keys", "check_lifecycle", "convert",
+           "either", "finish", "lifecycle", "location", "lookup", "markings", "names", "norm_key", "obj", "revision",
+           "seq"]

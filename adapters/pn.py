@@ -70,15 +70,37 @@ def split(line: str, line_no: int) -> dict[str, str]:
 
 
 class _Case:
-    """A case being collected: its S line's fields, its I and P lines, its raw bytes, its first error."""
+    """A case being collected: its S line's fields, its I and P lines, its raw bytes, its first error.
 
-    def __init__(self, line_no: int, case_id: str, fields: dict[str, str] | None, raw: bytes,
+    Memory is bounded by the record limit, whatever the file holds: the size is kept as lines
+    arrive (not summed again per line, which made a long case quadratic), and once the case is
+    over the limit it is refused, its later lines are taken as its own (they must not read as
+    lines outside a case) but no longer stored, and its raw bytes stay the first ``limit``.
+    """
+
+    def __init__(self, line_no: int, case_id: str, fields: dict[str, str] | None, raw: bytes, limit: int,
                  error: AdapterError | None = None) -> None:
-        self.line_no, self.case_id, self.raw, self.error = line_no, case_id, [raw], error
+        self.line_no, self.case_id, self.raw, self.error = line_no, case_id, [raw[:limit]], error
+        self.size, self.limit = len(raw), limit
+        if self.size > limit:
+            self.error = error or too_long(f"the case at line {line_no}", limit)
         self.doc: dict[str, Any] = {"case": fields, "items": [], "persons": [], "lines": {"S": line_no}}
 
+    def add(self, kind: str, line_no: int, raw: bytes, fields: dict[str, str] | None,
+            error: AdapterError | None) -> None:
+        """One more line of the case; one that does not parse refuses the case."""
+        self.error = self.error or error
+        if self.size > self.limit:  # refused already: the line is the case's, and is not kept
+            return
+        self.raw.append(raw[:self.limit - self.size])
+        self.size += len(raw)
+        if self.size > self.limit:
+            self.error = self.error or too_long(f"the case at line {self.line_no}", self.limit)
+        elif fields:
+            self.doc["items" if kind == "I" else "persons"].append((line_no, fields))
+
     def item(self, number: int) -> Item:
-        raw = b"".join(self.raw).rstrip(b"\r\n")  # the case's lines byte for byte
+        raw = b"".join(self.raw).rstrip(b"\r\n")  # the case's lines byte for byte, at most the limit
         return Item(number, self.line_no, raw, None if self.error else self.doc, self.error)
 
 
@@ -105,14 +127,9 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
             case = None
         if kind == "S":
             cases += 1
-            case = _Case(line_no, raw[1:15].decode("latin-1").strip(), fields, raw, error)
+            case = _Case(line_no, raw[1:15].decode("latin-1").strip(), fields, raw, limit, error)
         elif case is not None and (fields is None or (kind in ("I", "P") and fields["case"] == case.case_id)):
-            case.raw.append(raw)  # a line that does not parse, inside a case, refuses the case
-            case.error = case.error or error
-            if fields:
-                case.doc["items" if kind == "I" else "persons"].append((line_no, fields))
-            if sum(map(len, case.raw)) > limit:
-                case.error = case.error or too_long(f"the case at line {case.line_no}", limit)
+            case.add(kind, line_no, raw, fields, error)
         elif kind == "T" and fields:
             trailer = (line_no, fields["count"])
         elif not (kind == "H" and line_no == 1 and fields):
@@ -191,4 +208,6 @@ def to_alert(case: dict[str, Any], ctx: Context) -> dict[str, Any]:
     )
 
 
-ADAPTER = Adapter("pn", "PN", "National Police seizures (fixed-width) -> seizures", ("*.txt", "*.dat"), read, to_alert)
+# keys=None: a record is the fields of its fixed layout (LAYOUTS), which the reader alone names.
+ADAPTER = Adapter("pn", "PN", "National Police seizures (fixed-width) -> seizures", ("*.txt", "*.dat"), read, to_alert,
+                  keys=None)

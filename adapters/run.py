@@ -24,8 +24,10 @@ Dead letters
     reason code and detail, and ``puente-dlq-source`` reads ``adapter:<name>:<file>:<line>``
     so that a reader of the topic can tell them from the broker's own (which name
     ``topic:partition:offset``). Dead letters are idempotent too: each is keyed by the adapter
-    and a digest of (file name, record number, raw bytes), and keys already on the topic are
-    not written again, so a re-run adds nothing.
+    and a digest of what names the failure (``dead_key``: the file's name and content, the record's
+    number, bytes and reason), and keys already on the topic are not written again, so a re-run of
+    a file adds nothing, while two distinct failures never share a key (the second would be
+    counted as rejected and never written, and the tally and the topic would disagree).
 
 Ordering
     The record key is the alert id, as the broker requires (it checks key == alert id, and
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import stat
 import sys
@@ -51,7 +54,7 @@ from typing import Any, BinaryIO, TextIO
 
 from adapters._fields import CONFLICT
 from adapters.config import Context
-from adapters.core import Adapter, Result, convert
+from adapters.core import Adapter, Result, check_ignored, convert
 from adapters.ledger import Ledger, Verdict, digest, read_ledger, scan
 from adapters.lifecycle import own_mac_lookup
 from adapters.publisher import IngressPublisher
@@ -92,12 +95,64 @@ class Tally:
                 f"rejected {self.rejected:,}" + (f" ({why})" if why else ""))
 
 
-def dead_key(adapter: str, source: str, result: Result) -> bytes:
-    """A dead letter's key: the same bad record of the same file always gets the same one."""
+def dead_key(adapter: str, source: str, result: Result, file_hash: bytes) -> bytes:
+    """A dead letter's key: the same failure of the same file always gets the same one, distinct failures never.
+
+    The key is what makes dead letters idempotent (a key already on the topic is not written
+    again, so a re-run adds nothing), so two distinct failures must never share one: the second
+    would be counted as rejected and never written. A failure is named by the file's name (not
+    its folder: a file moved to done/ and read again is the same file), its content (``file_hash``,
+    see ``file_digest``), the record's number, raw bytes and reason; and for a failure of the file as a
+    whole (record 0: no trailer, a trailer miscount, a file unreadable after line N, a bad header),
+    which has no bytes of its own, its detail too. Two exports of one name cut at different lines,
+    or holding other records, thus get dead letters of their own, each record's and the file's.
+    """
     h = hashlib.blake2b(digest_size=16)
-    for part in (Path(source).name.encode(), str(result.item.number).encode(), result.item.raw):
+    parts = [Path(source).name.encode(), file_hash, str(result.item.number).encode(), result.item.raw,
+             (result.error.reason if result.error else "").encode()]
+    if result.item.number == 0:
+        parts.append(str(result.error).encode())
+    for part in parts:
         h.update(len(part).to_bytes(8, "big") + part)
     return f"adapter:{adapter}:{h.hexdigest()}".encode()
+
+
+def file_digest(stream: BinaryIO) -> bytes | None:
+    """The digest of the whole of ``stream`` from where it stands, which is then rewound there; None when it cannot be.
+
+    Read once before the records, so that every dead letter of the file, the first included, is
+    keyed by all of the file's content. A pipe cannot be rewound: its run hashes the bytes as they
+    are read instead (``_Hashing``), which may key a re-run's dead letters differently (written
+    again, never lost). An OSError is the file failing, and propagates like one met while reading.
+    """
+    if not stream.seekable():
+        return None
+    start = stream.tell()
+    h = hashlib.blake2b(digest_size=16)
+    while block := stream.read(1 << 20):
+        h.update(block)
+    stream.seek(start)
+    return h.digest()
+
+
+class _Hashing(io.RawIOBase):
+    """A stream that cannot be rewound, read through, hashing what passes (see file_digest)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream, self._hash = stream, hashlib.blake2b(digest_size=16)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        self._hash.update(data)
+        return len(data)
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
 
 
 class AdapterRun:
@@ -105,6 +160,7 @@ class AdapterRun:
 
     def __init__(self, cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, ctx: Context, *,
                  err: TextIO | None = None, progress_every: float = 2.0) -> None:
+        check_ignored(adapter, ctx)  # before Kafka: a configuration that does not fit stops the run unread
         self.cfg, self.conn, self.adapter, self.ctx = cfg, conn, adapter, ctx
         self.err = err or sys.stderr  # looked up per run, so that a redirected stderr is honoured
         self.names = TopicNames(cfg.topic_prefix)
@@ -152,11 +208,15 @@ class AdapterRun:
         tally, shown = Tally(), 0
         pending: list[asyncio.Future[Any]] = []
         started = last = time.monotonic()
-        for result in convert(self.adapter, stream, ctx):
+        whole = file_digest(stream)
+        hashing = _Hashing(stream) if whole is None else None
+        records = io.BufferedReader(hashing, 1 << 16) if hashing else stream
+        for result in convert(self.adapter, records, ctx):
             tally.read += 1
             bad = await self._publish(result, pending, tally)
             if bad is not None and bad.error is not None:
-                await self._dead_letter(bad, bad.error, source, ctx.now, tally)
+                await self._dead_letter(bad, bad.error, source, ctx.now, tally,
+                                        hashing.digest() if hashing else whole or b"")
                 if shown < SHOW_REJECTS:
                     shown += 1
                     print(f"  {source}:{bad.item.line}: {bad.error.reason}: {bad.error}", file=self.err)
@@ -196,11 +256,12 @@ class AdapterRun:
               f"{tally.published + queued:,} sent, {tally.duplicates:,} duplicates, {tally.rejected:,} rejected",
               file=self.err, flush=True)
 
-    async def _dead_letter(self, result: Result, err: AdapterError, source: str, now: datetime, tally: Tally) -> None:
+    async def _dead_letter(self, result: Result, err: AdapterError, source: str, now: datetime, tally: Tally,
+                           file_hash: bytes) -> None:
         reason = err.reason
         tally.rejected += 1
         tally.reasons[reason] += 1
-        key = dead_key(self.adapter.name, source, result)
+        key = dead_key(self.adapter.name, source, result, file_hash)
         if key in self.dead:
             return
         self.dead.add(key)

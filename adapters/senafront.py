@@ -8,7 +8,11 @@ Marking columns (Clasificación, Difusión, Manejo, Calificación...) are option
 cell keeps the battalion's default from ``agencies.yaml``.
 
 A header without a required column makes the file unreadable: one dead letter for the
-file, naming the columns, rather than one per row.
+file, naming the columns, rather than one per row. So does a header column the adapter does
+not read (``COLUMNS``), named in the dead letter, unless ``agencies.yaml`` lists it under
+SENAFRONT's ``ignored_columns``: a column nobody reads is a field lost without a word, and a
+'Clasificación de seguridad' or 'Difusión a' read as nothing would let the battalion's defaults,
+often wider, decide who receives the report. A column with no header may only hold empty cells.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 REQUIRED = ("report", "date", "time", "type")
 _BY_HEADER = {alias: name for name, aliases in COLUMNS.items() for alias in aliases}
+_UNNAMED = ""  # a column whose header cell is empty: no field, and its cells must be empty too
 
 EVENT_TYPES = {
     "FLUJO_MIGRATORIO": "MIGRANT_FLOW", "FLUJO_DE_MIGRANTES": "MIGRANT_FLOW", "MIGRANTES": "MIGRANT_FLOW",
@@ -89,10 +94,11 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
             except AdapterError as exc:
                 yield Item(0, line, raw, error=exc)
                 return
-            columns = [_BY_HEADER.get(norm_key(h)) for h in fields]
+            columns = [_BY_HEADER.get(norm_key(h)) if h.strip() else _UNNAMED for h in fields]
             problem = _header_problem(columns)
-            if problem:
-                yield Item(0, line, raw, error=f.fail(f.MISSING_COLUMN, problem))
+            error = f.fail(f.MISSING_COLUMN, problem) if problem else _unknown_column(fields, columns, ctx)
+            if error:
+                yield Item(0, line, raw, error=error)
                 return
             continue
         number += 1
@@ -101,8 +107,32 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
         elif len(fields) < len(columns) or any(x.strip() for x in fields[len(columns):]):
             yield Item(number, line, raw, error=f.fail(
                 f.MISSING_COLUMN, f"line {line} has {len(fields)} fields; the header has {len(columns)}"))
+        elif (blank := next((i for i, (c, v) in enumerate(zip(columns, fields, strict=False), 1)
+                             if c == _UNNAMED and v.strip()), None)) is not None:
+            yield Item(number, line, raw, error=f.fail(
+                f.MISSING_COLUMN, f"line {line} has a value in column {blank}, which has no header"))
         else:
             yield Item(number, line, raw, {c: v for c, v in zip(columns, fields, strict=False) if c})
+
+
+def _unknown_column(headers: list[str], columns: list[str | None], ctx: Context) -> AdapterError | None:
+    """The first header column neither read (``columns`` names it) nor listed in ignored_columns, as a file-level error.
+
+    Run only once the header has its required columns: a first row that is data, not a header,
+    is refused for that without quoting its cells, which would be the record's values.
+    """
+    ignored = {_column_form(c) for c in ctx.profile.ignored_columns}
+    for i, (header, column) in enumerate(zip(headers, columns, strict=True)):
+        if column is None and _column_form(header) not in ignored:
+            return f.fail(f.UNKNOWN_CODE, f"the header has the column {f.key_name(header)} (column {i + 1}), which "
+                                          "this adapter does not read: check its spelling, or list it under "
+                                          "ignored_columns in agencies.yaml if the export adds it")
+    return None
+
+
+def _column_form(header: str) -> str:
+    """How an ignored column is matched: as the header is (norm_key), or as written when that leaves nothing ('#')."""
+    return norm_key(header) or header.strip()
 
 
 def _header_problem(columns: list[str | None]) -> str | None:
@@ -165,5 +195,6 @@ def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
     )
 
 
+# keys=None: a record is the columns the header names, which the reader holds against COLUMNS.
 ADAPTER = Adapter("senafront", "SENAFRONT", "SENAFRONT patrol reports (CSV) -> border events",
-                  ("*.csv", "*.CSV"), read, to_alert)
+                  ("*.csv", "*.CSV"), read, to_alert, keys=None, columns=frozenset(_BY_HEADER))

@@ -18,6 +18,11 @@ starting with '{' at the beginning of a line (a folder may also hold one per fil
     }
 
 Crew members with ``"detenido": false`` (rescued, released at sea) are not detainees.
+
+Those are the keys the adapter reads (``KEYS``), at every level; any other key refuses the
+document, naming it, unless ``agencies.yaml`` lists its path under SENAN's ``ignored_keys``
+(the shipped export adds ``embarcacion.motores`` and ``carga[].peso_kg``, which are listed).
+A key in ``marcado`` that is no marking refuses the document whatever the configuration says.
 """
 
 from __future__ import annotations
@@ -29,12 +34,20 @@ from adapters import _fields as f
 from adapters import _shared as sh
 from adapters._readers import Item, json_documents
 from adapters.config import Context
-from adapters.core import Adapter, alert, alert_id, either, known_keys, location, markings, obj, seq
+from adapters.core import Adapter, Each, Keys, alert, alert_id, either, location, markings, obj, seq
 
 # The marking block's Spanish keys (SENAN's and SNM's marcado, COMBIFRON's restricciones) -> markings().
 MARKING_KEYS = {"clasificacion": "classification", "difusion": "releasable_to", "advertencias": "caveats",
                 "manejo": "handling_code", "texto_manejo": "handling_text", "calificacion": "grading",
                 "consentimiento": "originator_consent"}
+# A block of markings is sealed: a key there that is no marking refuses the record, whatever agencies.yaml says.
+MARKINGS = Keys.markings(*MARKING_KEYS)
+CREW = Keys("nombres", "primer_apellido", "apellidos", "segundo_apellido", "fecha_nacimiento", "sexo",
+            "nacionalidades", "nacionalidad", "detenido", documentos=Each(sh.DOCUMENT_KEYS))
+KEYS = Keys("numero_operacion", "fecha_hora", "fecha_hora_reporte", "unidad", "operacion",
+            posicion=Keys("latitud", "longitud", "zona", "sector", "referencia"),
+            embarcacion=Keys("tipo", "nombre", "matricula", "bandera"),
+            carga=Each(Keys("tipo", "descripcion", "cantidad", "unidad")), tripulacion=Each(CREW), marcado=MARKINGS)
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
@@ -43,9 +56,11 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
 
 
 def marking_overrides(doc: dict[str, Any], field: str = "marcado") -> dict[str, Any]:
-    """The optional marking block, in the Spanish keys agencies' systems use; a key it does not know is refused."""
+    """The optional marking block, in the Spanish keys agencies' systems use.
+
+    The block is ``MARKINGS`` in the adapter's keys, so a key it does not know has refused the record before this.
+    """
     m = obj(doc, field, field)
-    known_keys(m, MARKING_KEYS, field)
     return {ours: m.get(theirs) for theirs, ours in MARKING_KEYS.items()}
 
 
@@ -109,4 +124,5 @@ def _bad_entry(field: str) -> dict[str, Any]:
     raise f.fail(f.INVALID, f"{field} must be a JSON object")
 
 
-ADAPTER = Adapter("senan", "SENAN", "SENAN interdictions (JSON documents) -> seizures", ("*.json",), read, to_alert)
+ADAPTER = Adapter("senan", "SENAN", "SENAN interdictions (JSON documents) -> seizures", ("*.json",), read, to_alert,
+                  keys=KEYS)

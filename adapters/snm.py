@@ -28,6 +28,10 @@ An ANULADO hit is still the whole record and must map like any other (the broker
 content); when the export cannot produce it, the agency's officer can recall the alert with
 ``puente recall``. The format has no consent of its own: a consent travels in a correction's
 ``marcado.consentimiento``, or as ``puente consent grant``.
+
+Those are the keys the adapter reads (``KEYS``), at every level; any other key refuses the hit,
+naming it, unless ``agencies.yaml`` lists its path under SNM's ``ignored_keys``. A key in
+``marcado`` that is no marking refuses the hit whatever the configuration says.
 """
 
 from __future__ import annotations
@@ -40,8 +44,22 @@ from adapters import _shared as sh
 from adapters._codes import norm_key
 from adapters._readers import Item, json_lines
 from adapters.config import Context
-from adapters.core import Adapter, alert, alert_id, either, lifecycle, location, lookup, markings, obj, revision, seq
-from adapters.senan import marking_overrides
+from adapters.core import (
+    Adapter,
+    Each,
+    Keys,
+    alert,
+    alert_id,
+    either,
+    lifecycle,
+    location,
+    lookup,
+    markings,
+    obj,
+    revision,
+    seq,
+)
+from adapters.senan import MARKINGS, marking_overrides
 
 # Watchlists: label -> (list code, who keeps it).
 LISTS = {
@@ -61,6 +79,12 @@ LIST_LABELS = {"INTERPOL_RED_NOTICE": "notificación roja de INTERPOL", "INTERPO
 RISK = {"BAJO": "LOW", "MEDIO": "MEDIUM", "ALTO": "HIGH", "MUY_ALTO": "CRITICAL", "CRITICO": "CRITICAL",
         "DESCONOCIDO": "UNKNOWN", **{c: c for c in ("LOW", "MEDIUM", "HIGH", "CRITICAL", "UNKNOWN")}}
 STATES = {"VIGENTE": "VIGENTE", "ANULADO": "ANULADO"}
+# The person screened, as traveller() reads it (COMBIFRON's migration alerts share it).
+TRAVELLER = Keys("nombres", "primer_apellido", "segundo_apellido", "apellidos", "fecha_nacimiento", "sexo",
+                 "nacionalidades", documentos=Each(sh.DOCUMENT_KEYS))
+KEYS = Keys("id_control", "puesto", "fecha_hora", "fecha_reporte", "unidad", "riesgo", "vuelo", "cruce", "accion",
+            "revision", "estado", "motivo_anulacion", viajero=TRAVELLER,
+            coincidencia=Keys("lista", "motivo", "puntaje", "propietario"), marcado=MARKINGS)
 ACTIONS = {
     "INSPECCION_SECUNDARIA": "SECONDARY_INSPECTION", "SEGUNDA_REVISION": "SECONDARY_INSPECTION",
     "INADMITIDO": "REFUSED_ENTRY", "NO_ADMITIDO": "REFUSED_ENTRY", "INGRESO_DENEGADO": "REFUSED_ENTRY",
@@ -169,4 +193,4 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 ADAPTER = Adapter("snm", "SNM", "Migration screening hits (JSON lines) -> watchlist hits", ("*.jsonl", "*.ndjson"),
-                  read, to_alert)
+                  read, to_alert, keys=KEYS)

@@ -7,13 +7,16 @@ still being copied is not read half-written; writers should still write under a 
 name (hidden, or ending in .tmp or .part, which are ignored) and rename when done. Moving a
 processed file to ``done/`` keeps the folder's meaning simple (what is there is pending); if
 the move fails, the file is remembered for as long as the watcher runs, and a restart would
-read it again harmlessly: the run is idempotent.
+read it again harmlessly: the run is idempotent. The move never replaces a file already in
+``done/``: agencies reuse export names (one per month, one per day), and the earlier export's
+copy is the record of what was read; the later one gets a numbered name beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,6 +43,31 @@ def pending(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
     ready = {p: sig for p in found if p.is_file() and not p.name.startswith(".")
              and not p.name.endswith(IGNORED_SUFFIXES) and (sig := _signature(p)) is not None}
     return sorted(ready, key=lambda p: (ready[p][1], p.name))
+
+
+def archive(path: Path, done: Path) -> Path:
+    """Move ``path`` into ``done`` under its own name, or 'name.1.ext', 'name.2.ext'... if taken; never replaces one.
+
+    A hard link is made under the new name and then the original removed, since a link, unlike
+    a rename, fails when the name is taken (no window between looking and moving). Where links
+    are not supported (some network shares), a name no file has is renamed to instead.
+    """
+    done.mkdir(exist_ok=True)
+    n = 0
+    while True:
+        target = done / (path.name if n == 0 else f"{path.stem}.{n}{path.suffix}")
+        n += 1
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here: look, then rename (the watcher is done/'s only writer)
+            if target.exists() or target.is_symlink():
+                continue
+            path.rename(target)
+            return target
+        path.unlink()
+        return target
 
 
 async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_exit: float | None = None,
@@ -73,10 +101,13 @@ async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_ex
             total.add(tally)
             print(f"{run.adapter.name} {path.name}: {tally.line()}", file=out, flush=True)
             try:
-                done_dir.mkdir(exist_ok=True)
-                path.rename(done_dir / path.name)
+                moved = archive(path, done_dir)
             except OSError as exc:
                 print(f"{run.adapter.name}: could not move {path.name} to done/: {exc.strerror}", file=run.err)
+            else:
+                if moved.name != path.name:
+                    print(f"{run.adapter.name}: done/{path.name} exists (an earlier export of that name); "
+                          f"this one is kept as done/{moved.name}", file=run.err, flush=True)
             sizes.pop(path, None)
             idle_since = time.monotonic()
         if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:

@@ -143,7 +143,7 @@ def test_convert_turns_unforeseen_shapes_into_dead_letters(ctx_for: Callable[[st
     def broken(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
         return doc["missing"]  # type: ignore[no-any-return]
 
-    adapter = Adapter("t", "SNM", "test", ("*",), read, broken)
+    adapter = Adapter("t", "SNM", "test", ("*",), read, broken, keys=None)
     results = list(convert(adapter, io.BytesIO(b""), ctx_for("SNM")))
     assert [r.error.reason if r.error else "ok" for r in results] == [f.INVALID, f.SYNTAX]
 

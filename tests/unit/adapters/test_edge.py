@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,11 +80,13 @@ def test_tallies_add_up_and_read_well() -> None:
 
 
 def test_dead_letter_keys_are_stable_per_file_and_record(run: Callable[..., list[Result]]) -> None:
-    """The same bad record of the same file gets the same key wherever the file lies; another record another."""
+    """The same bad record of the same file gets the same key wherever the file lies; another record, or the same
+    record in a file of other content, another."""
     results = run("snm", SAMPLES / "bad" / "snm" / "valores-invalidos.jsonl")
-    a = dead_key("snm", "/in/valores.jsonl", results[0])
-    assert a == dead_key("snm", "/in/done/valores.jsonl", results[0])
-    assert a != dead_key("snm", "/in/valores.jsonl", results[1])
+    a = dead_key("snm", "/in/valores.jsonl", results[0], b"digest-1")
+    assert a == dead_key("snm", "/in/done/valores.jsonl", results[0], b"digest-1")
+    assert a != dead_key("snm", "/in/valores.jsonl", results[1], b"digest-1")
+    assert a != dead_key("snm", "/in/valores.jsonl", results[0], b"digest-2")
     assert a.startswith(b"adapter:snm:")
 
 
@@ -203,3 +206,153 @@ def test_the_watcher_survives_a_file_it_cannot_read(tmp_path: Path) -> None:
     assert fake.seen == ["b.jsonl"] and total.read == 1
     assert (tmp_path / "a.jsonl").exists() and (tmp_path / "done" / "b.jsonl").exists()
     assert "cannot read a.jsonl: Input/output error; left in place" in fake.err.getvalue()
+
+
+def test_file_level_dead_letter_keys_tell_distinct_failures_apart(run: Callable[..., list[Result]]) -> None:
+    """Record 0 has no bytes of its own: its reason, detail and the file's digest name it, so two exports of one
+    name cut at different lines, or with other content, get two keys; the same file read again the same key."""
+    lines = (SAMPLES / "pn" / "incautaciones-2026-11.txt").read_bytes().splitlines(keepends=True)
+    short, long = b"".join(lines[:10]), b"".join(lines[:20])
+    cut = [r for r in run("pn", short) if r.item.number == 0]
+    cut_later = [r for r in run("pn", long) if r.item.number == 0]
+    assert len(cut) == len(cut_later) == 1 and cut[0].item.raw == cut_later[0].item.raw == b""
+    a = dead_key("pn", "/in/export.txt", cut[0], b"digest-1")
+    assert a == dead_key("pn", "/in/done/export.txt", cut[0], b"digest-1")  # a true re-run
+    assert a != dead_key("pn", "/in/export.txt", cut_later[0], b"digest-1")  # cut at another line
+    assert a != dead_key("pn", "/in/export.txt", cut[0], b"digest-2")  # same detail, other content
+
+
+class _FakeKafka:
+    """Stands in for the ingress publisher and the dead-letter producer AdapterRun makes on entering: records sends."""
+
+    def __init__(self) -> None:
+        self.dead: list[bytes] = []
+        self.published = 0
+
+    @staticmethod
+    def _done() -> asyncio.Future[Any]:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    def sign(self, alert_id: str, value: bytes) -> tuple[bytes, list[Any]]:
+        return alert_id.encode(), []
+
+    async def send_framed(self, key: bytes, value: bytes, headers: Any) -> asyncio.Future[Any]:
+        self.published += 1
+        return self._done()
+
+    async def send(self, topic: str, value: bytes, *, key: bytes, headers: Any) -> asyncio.Future[Any]:
+        self.dead.append(key)
+        return self._done()
+
+    async def flush(self) -> None:
+        return None
+
+
+class _Pipe(io.RawIOBase):
+    """A stream that cannot be rewound, as standard input from a pipe."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._data.readinto(buffer)
+
+
+@pytest.mark.parametrize("pipe", [False, True])
+def test_two_exports_of_one_name_cut_short_each_get_their_dead_letter(pipe: bool, tmp_path: Path,
+                                                                      ctx_for: Callable[[str], Context]) -> None:
+    """Each file's tally of rejections matches the dead letters written for it (its truncation, and the conflict
+    of the case the first cut short, in each later file), read from a file or a pipe; the same file again writes
+    none."""
+    from types import SimpleNamespace
+
+    from adapters.run import AdapterRun
+
+    lines = (SAMPLES / "pn" / "incautaciones-2026-11.txt").read_bytes().splitlines(keepends=True)
+    exports = []
+    for folder, end in (("a", 10), ("b", 20), ("c", 20)):
+        (tmp_path / folder).mkdir()
+        body = b"".join(lines[:end])
+        if folder == "c":  # as long as b, with one case's place changed: same detail, other content
+            body = body.replace(b"PUERTO DE BALBOA", b"PUERTO DE COLON ")
+        (tmp_path / folder / "incautaciones.txt").write_bytes(body)
+        exports.append(tmp_path / folder / "incautaciones.txt")
+
+    async def go() -> list[tuple[int, int]]:
+        kafka = _FakeKafka()
+        offline: Any = SimpleNamespace(topic_prefix="t")
+        adapter_run = AdapterRun(offline, None, get("pn"), ctx_for("PN"), err=io.StringIO())  # type: ignore[arg-type]
+        adapter_run._publisher, adapter_run._dlq = kafka, kafka
+        counts = []
+        for path in [*exports, exports[0]]:
+            before = len(kafka.dead)
+            with path.open("rb") as file:
+                stream: Any = io.BufferedReader(_Pipe(file.read())) if pipe else file
+                tally = await adapter_run.run(stream, str(path))
+            counts.append((tally.rejected, len(kafka.dead) - before))
+        assert len(set(kafka.dead)) == len(kafka.dead)
+        return counts
+
+    counts = asyncio.run(go())
+    assert all(rejected == written >= 1 for rejected, written in counts[:3]), counts
+    assert counts[3] == (counts[0][0], 0)
+
+
+def test_a_file_digest_covers_the_whole_file_and_rewinds(tmp_path: Path) -> None:
+    """The digest is of everything from the stream's position, which it leaves as it found it; a pipe has none."""
+    from adapters.run import file_digest
+
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"a" * 3_000_000 + b"b")
+    with path.open("rb") as stream:
+        whole = file_digest(stream)
+        assert stream.tell() == 0 and stream.read(1) == b"a"
+    path.write_bytes(b"a" * 3_000_000 + b"c")
+    with path.open("rb") as stream:
+        assert whole is not None and file_digest(stream) != whole
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as pipe:
+        os.close(write_end)
+        assert file_digest(pipe) is None
+
+
+def test_the_archive_never_replaces_an_earlier_export_of_the_same_name(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second (and third) file of a name already in done/ is kept beside it under a numbered name; with hard
+    links unsupported (some network shares) the same holds."""
+    from adapters.watch import archive
+
+    done = tmp_path / "done"
+    for content in ("first", "second", "third"):
+        (tmp_path / "export.jsonl").write_text(content)
+        archive(tmp_path / "export.jsonl", done)
+    assert {p.name: p.read_text() for p in done.iterdir()} == {
+        "export.jsonl": "first", "export.1.jsonl": "second", "export.2.jsonl": "third"}
+    assert not (tmp_path / "export.jsonl").exists()
+
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("adapters.watch.os.link", no_links)
+    (tmp_path / "export.jsonl").write_text("fourth")
+    assert archive(tmp_path / "export.jsonl", done).name == "export.3.jsonl"
+    assert (done / "export.jsonl").read_text() == "first" and (done / "export.3.jsonl").read_text() == "fourth"
+
+
+def test_the_watcher_keeps_both_exports_of_one_name(tmp_path: Path) -> None:
+    """An export arriving under the name of one already processed is adapted and archived beside it, and said so."""
+    fake = _FakeRun()
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    asyncio.run(watch(fake, tmp_path, interval=0.05, idle_exit=0.3, out=io.StringIO()))  # type: ignore[arg-type]
+    (tmp_path / "a.jsonl").write_text("{}\n{}\n")
+    asyncio.run(watch(fake, tmp_path, interval=0.05, idle_exit=0.3, out=io.StringIO()))  # type: ignore[arg-type]
+    assert fake.seen == ["a.jsonl", "a.jsonl"]
+    assert {p.name: p.read_text() for p in (tmp_path / "done").iterdir()} == {"a.jsonl": "{}\n",
+                                                                              "a.1.jsonl": "{}\n{}\n"}
+    assert "kept as done/a.1.jsonl" in fake.err.getvalue()

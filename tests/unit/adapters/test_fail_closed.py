@@ -284,7 +284,7 @@ def test_a_reader_that_fails_ends_its_file_as_a_dead_letter(ctx_for: Callable[[s
         yield Item(1, 1, b"x", error=AdapterError("bad", f.SYNTAX))
         raise csv.Error("something the reader did not foresee")
 
-    adapter = Adapter("t", "SNM", "test", ("*",), read, lambda doc, ctx: doc)
+    adapter = Adapter("t", "SNM", "test", ("*",), read, lambda doc, ctx: doc, keys=None)
     results = list(convert(adapter, io.BytesIO(b""), ctx_for("SNM")))
     assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, f.SYNTAX), (0, f.INVALID)]
     assert "after line 1" in str(results[1].error)
@@ -296,7 +296,7 @@ def test_an_io_error_reading_the_file_is_not_taken_for_a_bad_record(ctx_for: Cal
         raise OSError(5, "Input/output error")
         yield  # a generator
 
-    adapter = Adapter("t", "SNM", "test", ("*",), read, lambda doc, ctx: doc)
+    adapter = Adapter("t", "SNM", "test", ("*",), read, lambda doc, ctx: doc, keys=None)
     with pytest.raises(OSError):
         list(convert(adapter, io.BytesIO(b""), ctx_for("SNM")))
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from adapters import _fields as f
+from adapters.config import Context
+from adapters.core import convert
 from adapters.pn import LAYOUTS, WIDTHS
+from adapters.registry import get
 
 
 def _line(kind: str, **fields: str) -> str:
@@ -103,3 +108,26 @@ def test_the_summary_takes_the_item_labels_as_cleaned(one: Callable[..., dict[st
 def test_layout_widths_are_fixed() -> None:
     """The record layouts keep the widths the legacy system writes."""
     assert WIDTHS == {"H": 49, "S": 180, "I": 45, "P": 118, "T": 9}
+
+
+def test_a_case_past_the_size_limit_keeps_memory_and_time_bounded(ctx_for: Callable[[str], Context]) -> None:
+    """A case of 20,000 item lines is refused as too long, held in memory no larger than the limit allows (its
+    later lines are taken as its own but not kept), and its dead letter's raw bytes stay within the limit; the case
+    after it is read as usual."""
+    ctx = ctx_for("PN")
+    item = ITEMS[0]
+    second = {**CASE, "case": "DIJ-26-0000413"}
+    data = _file(_line("S", **CASE), *([item] * 20_000), _line("S", **second),
+                 _line("I", case="DIJ-26-0000413", category="DR", item="COCAINA", quantity="3".rjust(12), unit="KG"),
+                 trailer=2)
+    stream = io.BytesIO(data)
+    tracemalloc.start()
+    try:
+        results = list(convert(get("pn"), stream, ctx))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [r.error.reason if r.error else "ok" for r in results] == [f.TOO_LONG, "ok"]
+    assert len(results[0].item.raw) <= ctx.limits.record_bytes
+    assert results[0].item.raw == data[data.index(b"SDIJ"):][: len(results[0].item.raw)]  # the case's first bytes
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MB for one refused case"
