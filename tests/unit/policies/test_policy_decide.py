@@ -255,6 +255,24 @@ def test_consent_for_one_partner_does_not_reach_another_of_its_country(
     assert "unknown.originator_consent" in decide(country, "FEAN", ps, now).rule_ids
 
 
+def test_a_partners_own_list_is_one_it_names_not_one_of_its_country(
+        policy_copy: Any, make_alert: MakeAlert, now: datetime) -> None:
+    """A medium hit on DHS's USA_PARTNER list goes to USA, whose watchlists name it, not to a second United States
+    partner with lists of its own under the same agreement: a list is a partner's own when it names it."""
+    policy_copy.replace(
+        "partners.yaml",
+        "partners:\n",
+        "partners:\n  - {id: USA-CBP, name: CBP desk, country: USA, kind: foreign, clearance: SECRETO,\n"
+        "     feed_topic: puente.feed.USA-CBP, watchlists: [CBP_OWN], contact: {name: enlace}}\n",
+    )
+    policy_copy.replace("agreements/pan-usa.yaml", "parties: [PAN, USA]", "parties: [PAN, USA, USA-CBP]")
+    ps = policy_copy.load()
+    hit = make_alert("tocumen_hit", {"payload.risk_level": "MEDIUM", "payload.list_name": "USA_PARTNER",
+                                     "payload.list_owner": "USA"})
+    assert decide(hit, "USA", ps, now).delivers
+    assert decide(hit, "USA-CBP", ps, now).rule_ids == ("USA-WATCHLIST.watchlist",)
+
+
 HUGE = "X" * 1_000_000
 MARKING_TARGETS = [
     ({"markings.classification": HUGE}, "unknown.classification"),
