@@ -50,7 +50,7 @@ from schemas import alert_codec
 # The broker refuses events more than an hour in the future (clock skew between agencies);
 # refusing at the same bound here means the broker never dead-letters what an adapter publishes.
 MAX_FUTURE_SKEW = timedelta(hours=1)
-_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")  # no "#": the broker's replay keys add "#v<n>" to ids
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]*")  # the broker admits the same (broker.pipeline._REFERENCE)
 
 Reader = Callable[[BinaryIO, Context], Iterator[Item]]
 Mapper = Callable[[Any, Context], dict[str, Any]]
@@ -350,7 +350,7 @@ def alert_id(ctx: Context, reference: Any, field: str) -> str:
     """``AGENCY:reference``: stable for the agency's record, so publishing it again gives the same id."""
     ref = text(reference, field, ctx.limits.id, required=True) or ""
     if not _REF.fullmatch(ref):  # a reference is not a code: never quoted
-        raise fail(INVALID, f"{field} may hold only letters, digits and . _ / -")
+        raise fail(INVALID, f"{field} may hold only letters, digits and . _ / # -")
     return f"{ctx.agency}:{ref}"
 
 

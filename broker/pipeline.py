@@ -132,9 +132,11 @@ def seen_key(alert_id: str, version: int, recall: bool = False) -> str:
     """What the replay window remembers of a processed alert version: the id alone for a first
     version (as before versions existed), the id and the version for a later one; a recall is
     told apart, since it may carry a version already used (see ``Pipeline._admit``)."""
+    # A space: no alert id holds one (``_REFERENCE``), so no id's key can pass for another's version or
+    # recall ("X#v2#recall" is an id the adapters have written).
     if recall:
-        return f"{alert_id}#v{version}#recall"
-    return alert_id if version == 1 else f"{alert_id}#v{version}"
+        return f"{alert_id} v{version} recall"
+    return alert_id if version == 1 else f"{alert_id} v{version}"
 
 
 def _is_recall(life: Any) -> bool:
@@ -672,8 +674,8 @@ def _codec_reason(exc: CodecError) -> str:
 
 
 # An alert id's reference, after ``AGENCY:``: what the adapters write (``adapters.core.alert_id``). No
-# '#' (the replay window's keys add ``#v<n>`` to an id: ``seen_key``), no ':', no space or control.
-_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+# ':', no space (the replay window's keys add `` v<n>`` to an id: ``seen_key``), no control character.
+_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]*")
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # no alert reports an event older; year 1 is a broken clock
 
 
@@ -694,7 +696,7 @@ def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
     prefix, alert_id = alert["agency"] + ":", alert["alert_id"]
     if (not alert_id.startswith(prefix) or len(alert_id) > 200
             or not _REFERENCE.fullmatch(alert_id, len(prefix))):
-        return (f"alert id must be {prefix!r} and a reference of letters, digits and . _ / -, at most 200 "
+        return (f"alert id must be {prefix!r} and a reference of letters, digits and . _ / # -, at most 200 "
                 "characters in all")
     for name in ("occurred_at", "reported_at"):
         if alert[name] > now + MAX_FUTURE_SKEW:

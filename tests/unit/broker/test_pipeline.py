@@ -22,6 +22,7 @@ from broker.pipeline import (
     Originator,
     Pipeline,
     hidden_char,
+    seen_key,
 )
 from broker.topology import Slots, TopicNames, key_partition
 from puente.dev.synthetic import generate
@@ -326,11 +327,11 @@ def test_impossible_values_are_dead_lettered(agency: str, path: str, value: Any,
     assert out.dead_reason == "invalid" and said in out.entry["detail"] and not out.feeds
 
 
-@pytest.mark.parametrize("reference", ["PTY-1#v2#recall", "x\n[audit] forged", "a b", "a:b", "-leading", "ok\x1b[2J"])
+@pytest.mark.parametrize("reference", ["x\n[audit] forged", "a b", "a:b", "-leading", "ok\x1b[2J", "PTY-1 v2 recall"])
 def test_an_alert_id_outside_the_reference_pattern_is_dead_lettered(reference: str) -> None:
-    """An id must be the agency and a reference of letters, digits and . _ / -: no '#', with which one alert's
+    """An id must be the agency and a reference of letters, digits and . _ / # -: no space, with which one alert's
     id could pass for another's version or recall in the replay window (a recall dead-lettered as a replay),
-    and no control or spacing characters, which would reach the feed's header."""
+    and no control character, which would reach the feed's header."""
     def rename(alert: dict[str, Any]) -> None:
         alert["alert_id"] = f"SNM:{reference}"
 
@@ -349,6 +350,14 @@ def test_the_byte_search_finds_exactly_the_format_characters() -> None:
         if (_FORMAT_BYTES.fullmatch(char.encode()) is not None) != (unicodedata.category(char) == "Cf"):
             (missed if unicodedata.category(char) == "Cf" else extra).append(f"U+{code:04X}")
     assert (missed, extra) == ([], [])
+
+
+def test_replay_keys_of_ids_with_hashes_never_meet() -> None:
+    """Ids the adapters write may hold '#': the replay window's key for one id's version or recall is never the
+    key of another id (SNM:PTY-1#v2#recall at version 1 against the recall of SNM:PTY-1 at version 2)."""
+    ids = ["SNM:PTY-1", "SNM:PTY-1#v2", "SNM:PTY-1#v2#recall", "SNM:PTY-1#v3", "SNM:PTY-1.v2"]
+    keys = [seen_key(i, v, r) for i in ids for v in (1, 2, 3) for r in (False, True)]
+    assert len(keys) == len(set(keys))
 
 
 def test_the_hidden_character_search_finds_exactly_control_and_format_characters() -> None:
