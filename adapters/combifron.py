@@ -31,7 +31,7 @@ version::
                                        ANULACION: withdrawn for good. All but ALTA need revision 2 or more
     "motivo_anulacion": "ERROR"        with ANULACION, and only there: ERROR, LEGAL, PROTECCION_FUENTE, SUPERADA
     "consentimiento_nuevo": ["USA"]    with CONSENTIMIENTO, and only there: the partners now consented to,
-                                       not empty, each a partner or country the policy knows
+                                       not empty, each a partner id the policy knows
 
 A consent's partners are added to the alert's ``originator_consent`` (which holds every consent
 given, and is what the policy reads) whether or not ``restricciones.consentimiento`` lists them
@@ -173,7 +173,7 @@ def _revision(doc: dict[str, Any], ctx: Context) -> tuple[int, str | None, str |
         raise f.fail(f.INVALID, "motivo_anulacion goes only with accion ANULACION")
     partners: list[str] = []
     if action == "CONSENT":
-        partners = names(doc.get("consentimiento_nuevo"), "consentimiento_nuevo", ctx.vocab.names) or []
+        partners = names(doc.get("consentimiento_nuevo"), "consentimiento_nuevo", ctx.vocab.partners) or []
         if not partners:
             raise f.fail(f.MISSING_FIELD, "accion CONSENTIMIENTO needs consentimiento_nuevo: the partners it "
                                           "consents to")

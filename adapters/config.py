@@ -161,16 +161,19 @@ class Vocabulary:
     handling_codes: frozenset[str]
     reliability: frozenset[str]
     credibility: frozenset[str]
-    names: frozenset[str]  # partners and countries that REL TO and consent may name
+    names: frozenset[str]  # partners and countries that REL TO may name
     countries: frozenset[str]  # originator countries the policy can reason about
     areas: Areas = field(default_factory=Areas)  # the policy's outlines, to hold positions against labels
+    # Partner ids: what consent may name. Consent is given per partner; a country in it names no one,
+    # and the policy withholds such an alert from every partner, for good.
+    partners: frozenset[str] = frozenset()
 
     @classmethod
     def from_policy(cls, ps: Any) -> Vocabulary:
         """From a loaded ``policies.PolicySet``."""
         return cls(tuple(ps.scale), frozenset(ps.caveat_effects), frozenset(ps.handling_effects),
                    frozenset(ps.reliability_rank), frozenset(ps.credibility_rank), frozenset(ps.known_names),
-                   frozenset(ps.known_countries), ps.areas)
+                   frozenset(ps.known_countries), ps.areas, frozenset(ps.partners))
 
     @classmethod
     def load(cls, policy_dir: Path | None = None) -> Vocabulary:
@@ -238,8 +241,9 @@ def check_profile(agency: str, cfg: AdaptersConfig, vocab: Vocabulary) -> list[s
         out.append(f"region {p.region!r} is not under regions:")
     if m.classification not in vocab.classifications:
         out.append(f"classification {m.classification!r} is not on the policy scale")
-    out += [f"releasable_to/consent name {n!r}, unknown to the policy"
-            for n in (*m.releasable_to, *m.originator_consent) if n not in vocab.names]
+    out += [f"releasable_to names {n!r}, unknown to the policy" for n in m.releasable_to if n not in vocab.names]
+    out += [f"originator_consent names {n!r}, not a partner of the policy (consent names partner ids)"
+            for n in m.originator_consent if n not in vocab.partners]
     out += [f"caveat {c!r} is unknown to the policy" for c in m.caveats if c not in vocab.caveats]
     if m.handling_code not in vocab.handling_codes:
         out.append(f"handling code {m.handling_code!r} is unknown to the policy")

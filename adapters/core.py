@@ -381,7 +381,7 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> 
         cls = code(over["classification"], "classification", table) or cls
     rel = names(over.get("releasable_to"), "releasable_to", v.names)
     caveats = names(over.get("caveats"), "caveats", v.caveats)
-    consent = names(over.get("originator_consent"), "originator_consent", v.names)
+    consent = names(over.get("originator_consent"), "originator_consent", v.partners)
     handling = code(over.get("handling_code"), "handling code", v.handling_codes, required=False) or d.handling_code
     handling_text = text(over.get("handling_text"), "handling text", limits.handling_text) or d.handling_text
     if handling == "H3" and not handling_text:

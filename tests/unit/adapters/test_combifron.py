@@ -69,3 +69,12 @@ def test_envelope_problems_say_why(reason: Callable[..., str]) -> None:
     assert reason("combifron", _line({**BORDER, "entidad": "DAS"})) == f.UNKNOWN_CODE
     assert reason("combifron", _line({**BORDER, "restricciones": {"difusion": ["VEN"]}})) == f.UNKNOWN_CODE
     assert reason("combifron", _line({**BORDER, "ubicacion": {"latitud": 40.7, "longitud": -74.0}})) == f.OUT_OF_REGION
+
+
+def test_consent_names_partners_not_countries(reason: Callable[..., str]) -> None:
+    """Consent is given per partner: a country in restricciones.consentimiento (PAN) names no one, and the policy
+    would withhold the alert from every partner for good, so the record is refused here with the code named."""
+    restricted = {**ENVELOPE["restricciones"], "consentimiento": ["PAN"]}
+    assert reason("combifron", _line({**BORDER, "restricciones": restricted})) == f.UNKNOWN_CODE
+    assert reason("combifron", _line({**BORDER, "restricciones": {**restricted, "consentimiento": ["GTM"]}})) == (
+        f.UNKNOWN_CODE)
