@@ -458,7 +458,9 @@ class Pipeline:
             (wire.DLQ_SOURCE, where.encode()),
             (wire.DLQ_AT, at.encode()),
         )
-        entry = {"kind": "DEAD_LETTER", "alert_id": key[:200] or None, "reason": reason,
+        # The record's key as sent, which no check has passed: its unprintable characters escaped, so an
+        # escape sequence in it never reaches a terminal through the audit (the dead letter keeps it whole).
+        entry = {"kind": "DEAD_LETTER", "alert_id": _escaped(key[:200]) or None, "reason": reason,
                  "detail": detail[: wire.DLQ_DETAIL_MAX],
                  "ingress": where, "ingress_ms": record.timestamp_ms, "at": at}
         cut = dead_letter_body(record.key or b"", record.value or b"")
@@ -480,8 +482,8 @@ class Pipeline:
         if sealer is None:
             # Not a withhold: that would be committed with the ingress offset, final, and nothing
             # would deliver the alert once the key is there. The worker stops before committing.
-            raise MissingDeliveryKey(f"the policy delivers alert {str(alert['alert_id'])[:200]} (ingress "
-                           f"{out.entry.get('ingress', '?')}) to partner {partner} under agreement "
+            raise MissingDeliveryKey(f"the policy delivers the alert at ingress {out.entry.get('ingress', '?')} "
+                           f"to partner {partner} under agreement "
                            f"{decision.agreement}, but the broker has no usable sealing key for {partner}: it "
                            f"stopped without committing this record or any after it. Fix {partner}'s encryption "
                            "key in the broker's keystore (`puente policy lint --keys DIR` checks it) and start "
@@ -613,9 +615,9 @@ _FORMAT_BYTES = re.compile(
 _ESCAPE = re.compile(rb"\\[bfrtu]")
 # What is left once printable ASCII is deleted holds every other character whole (UTF-8 sequences are
 # all non-ASCII bytes): DEL, the C1 controls (U+0080 to U+009F) and the format characters are looked for
-# in those few bytes.
+# in those few bytes, with the line and paragraph separators (U+2028, U+2029).
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
-_HIDDEN_UTF8 = re.compile(rb"\x7f|\xc2[\x80-\x9f]|" + _FORMAT_BYTES.pattern)
+_HIDDEN_UTF8 = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]|" + _FORMAT_BYTES.pattern)
 
 
 def hidden_char(alert: dict[str, Any]) -> str | None:
@@ -646,6 +648,8 @@ def _hidden_in(value: Any) -> str | None:
             kind = unicodedata.category(char)
             if kind == "Cc" and char != "\n":
                 return "a control character"
+            if kind in ("Zl", "Zp"):  # U+2028, U+2029: a line break a log or a viewer may honour
+                return "a line or paragraph separator"
             if kind in ("Cf", "Cs"):
                 name = unicodedata.name(char, "FORMAT CHARACTER")
                 return f"the invisible formatting character U+{ord(char):04X} {name}"
@@ -687,6 +691,11 @@ def _known_zone(name: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
+
+
+def _escaped(text: str) -> str:
+    """``text`` with every character that is not printable written as its Python escape (``\\x1b``)."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _sanity(alert: dict[str, Any], now: datetime) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 from broker.access import parties
 from broker.audit import EndCheck, PartitionReport
 from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, recall_status
+from broker.audit.verify import plain
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
     IndexProgress,
@@ -318,7 +319,9 @@ def _rows(docs: Iterable[dict[str, Any]], longest_alert_id: int) -> None:
 
 
 def _text(value: Any) -> str:
-    return "-" if value in (None, "") else str(value).replace("\n", " ")
+    """A value from a record as one line of plain text: unprintable characters escaped (``\\x1b``), so no
+    record can move the cursor, retitle the terminal or start a line of its own."""
+    return "-" if value in (None, "") else plain(str(value), 10_000)
 
 
 def _outcome(d: dict[str, Any]) -> Any:

@@ -100,7 +100,7 @@ def test_a_delivery_to_a_partner_without_a_sealer_raises_rather_than_withhold() 
     with pytest.raises(MissingDeliveryKey) as info:
         _pipeline({"COL": FakeSealer()}).process(record, set(), NOW)
     message = str(info.value)
-    assert "partner USA" in message and alert["alert_id"] in message and "t.ingress.SNM:" in message
+    assert "partner USA" in message and alert["alert_id"] not in message and "t.ingress.SNM:" in message
     assert "without committing" in message and "encryption key" in message and "\n" not in message
 
 
@@ -352,6 +352,16 @@ def test_the_byte_search_finds_exactly_the_format_characters() -> None:
     assert (missed, extra) == ([], [])
 
 
+def test_a_dead_letters_alert_id_in_the_audit_has_its_control_characters_escaped() -> None:
+    """The audit entry of a dead letter names the record's key, which no check has passed: an escape sequence in it
+    is written escaped, never raw, so `audit log` cannot retitle or clear an auditor's terminal."""
+    key = "SNM:x\x1b]0;pwned\x07\x1b[2J"
+    record = Record("t.ingress.SNM", 0, 7, key.encode(), b"not avro", (("published", str(NOW_MS).encode()),), NOW_MS)
+    out = _pipeline({}).process(record, set(), NOW)
+    assert out.dead_reason is not None and out.entry["alert_id"] == "SNM:x\\x1b]0;pwned\\x07\\x1b[2J"
+    assert out.entry["alert_id"].isprintable()
+
+
 def test_replay_keys_of_ids_with_hashes_never_meet() -> None:
     """Ids the adapters write may hold '#': the replay window's key for one id's version or recall is never the
     key of another id (SNM:PTY-1#v2#recall at version 1 against the recall of SNM:PTY-1 at version 2)."""
@@ -361,12 +371,12 @@ def test_replay_keys_of_ids_with_hashes_never_meet() -> None:
 
 
 def test_the_hidden_character_search_finds_exactly_control_and_format_characters() -> None:
-    """hidden_char flags a string holding any character of category Cc (but the line feed), Cf or Cs in this
+    """hidden_char flags a string holding any character of category Cc (but the line feed), Cf, Cs, Zl or Zp in this
     Python's Unicode, between other text, and no other character: its fast scans of the JSON form miss none."""
     missed, extra = [], []
     for code in range(sys.maxunicode + 1):
         char = chr(code)
-        hidden = unicodedata.category(char) in ("Cc", "Cf", "Cs") and char != "\n"
+        hidden = unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") and char != "\n"
         if (hidden_char({"a": [f"Pé{char}z"]}) is not None) != hidden:
             (missed if hidden else extra).append(f"U+{code:04X}")
     assert (missed, extra) == ([], [])
