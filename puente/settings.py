@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,6 +15,18 @@ from puente.errors import ConfigError
 
 AGENCIES = ("SENAFRONT", "SENAN", "PN", "SNM", "COMBIFRON")
 AGENCY_COUNTRIES = {"COMBIFRON": "COL"}  # Colombia's alerts, relayed by the binational commission
+
+# The PUENTE_* variables that are not settings, each read where it is used: any other PUENTE_* variable
+# that is no setting is refused (``unknown_variables``), since a misspelt one would be ignored and its
+# default (the shipped demo policy, say) silently used.
+OTHER_VARIABLES = frozenset({
+    "PUENTE_AUDIT_INDEX",  # the auditors' index file (broker.audit_index)
+    "PUENTE_NATIVE_AVRO",  # 0: the pure-Python Avro codec (schemas)
+    "PUENTE_DEBUG",  # tracebacks on errors (puente.cli)
+    "PUENTE_HOME", "PUENTE_KAFKA_PORT", "PUENTE_KAFKA_CLUSTER_PORT", "PUENTE_CACHE",  # puente kafka (local Kafka)
+    "PUENTE_UID", "PUENTE_GID",  # compose.yaml's service user
+    "PUENTE_CHAOS", "PUENTE_CHROMIUM", "PUENTE_SCREENSHOT", "PUENTE_TEST_LOGINS",  # the tests
+})
 
 
 class PuenteSettings(BaseSettings):
@@ -91,6 +106,14 @@ class PuenteSettings(BaseSettings):
     metrics_address: str = Field("127.0.0.1", description="address the /metrics endpoint binds to")
 
     @model_validator(mode="after")
+    def _agency_countries_name_agencies(self) -> PuenteSettings:
+        strangers = sorted(set(self.agency_countries) - set(self.agencies))
+        if strangers:  # a misspelt agency would leave the real one of the home country, and its alerts dead-lettered
+            raise ValueError(f"PUENTE_AGENCY_COUNTRIES names {', '.join(a[:40] for a in strangers)}, not among "
+                             f"PUENTE_AGENCIES ({', '.join(self.agencies)}): check the spelling")
+        return self
+
+    @model_validator(mode="after")
     def _heartbeat_within_session(self) -> PuenteSettings:
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             raise ValueError("PUENTE_HEARTBEAT_INTERVAL_MS must be at most a third of PUENTE_SESSION_TIMEOUT_MS")
@@ -112,8 +135,22 @@ class PuenteSettings(BaseSettings):
         return 2 if self.replication >= 3 else 1
 
 
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """The ``PUENTE_*`` names in ``environ`` that are neither a setting nor one of ``OTHER_VARIABLES``."""
+    known = {f"PUENTE_{name.upper()}" for name in PuenteSettings.model_fields} | OTHER_VARIABLES
+    return sorted(name for name in environ if name.upper().startswith("PUENTE_") and name.upper() not in known)
+
+
 def load_settings(**overrides: object) -> PuenteSettings:
-    """The settings from ``PUENTE_*`` variables (and ``overrides``); one clear line when one is invalid."""
+    """The settings from ``PUENTE_*`` variables (and ``overrides``); one clear line when one is invalid, or
+    when a ``PUENTE_*`` variable is no setting (``unknown_variables``)."""
+    strangers = unknown_variables(os.environ)
+    if strangers:
+        known = [f"PUENTE_{name.upper()}" for name in PuenteSettings.model_fields]
+        close = difflib.get_close_matches(strangers[0].upper(), known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"{strangers[0][:60]} is not a Puente setting{hint}: check its spelling, or unset it; "
+                          "a misspelt setting would leave its default in force")
     try:
         return PuenteSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -100,6 +100,9 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
     ({}, ("broker", "run", "--group-instance-id", "two words"), 3, "--group-instance-id (PUENTE_GROUP_INSTANCE_ID)"),
     ({}, ("broker", "run", "--group-instance-id", ".."), 3, "--group-instance-id"),
     ({"PUENTE_GROUP_INSTANCE_ID": "x" * 201}, ("broker", "run"), 3, "PUENTE_GROUP_INSTANCE_ID"),
+    # A misspelt setting would be ignored and its default used (the shipped policy, or COMBIFRON of Panama).
+    ({"PUENTE_POLICY_DIRECTORY": "/srv/policy"}, ("policy", "lint"), 3, "did you mean PUENTE_POLICY_DIR?"),
+    ({"PUENTE_AGENCY_COUNTRIES": '{"COMBIFRN": "COL"}'}, ("policy", "lint"), 3, "names COMBIFRN, not among"),
 ])
 def test_configuration_and_usage_errors_have_their_own_status(keys: Path, env: dict[str, str], args: tuple[str, ...],
                                                              code: int, words: str) -> None:
