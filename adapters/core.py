@@ -264,6 +264,12 @@ def _ignored_problems(adapter: Adapter, profile: AgencyProfile) -> list[str]:
     elif adapter.columns is not None:
         out += [f"ignored_columns: {column!r} is a column this adapter reads" for column in profile.ignored_columns
                 if norm_key(column) in adapter.columns]
+        # A CSV has no block of markings to seal, as JSON does: a column whose name holds a marking
+        # column's ('Clasificación de seguridad') is taken for a marking the export renamed, never ignored.
+        out += [f"ignored_columns: {column!r} looks like the marking column {found}, and markings are never "
+                "ignored: name it as the adapter reads it, or fix the export"
+                for column in profile.ignored_columns
+                if (found := next((m for m in sorted(adapter.marking_columns) if m in norm_key(column)), None))]
     return out
 
 
@@ -284,6 +290,7 @@ class Adapter:
     map: Mapper
     keys: Keys | None = field(kw_only=True)
     columns: frozenset[str] | None = field(default=None, kw_only=True)
+    marking_columns: frozenset[str] = field(default=frozenset(), kw_only=True)  # of ``columns``: the markings
 
 
 @dataclass(frozen=True, slots=True)

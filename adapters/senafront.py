@@ -54,6 +54,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "grading": ("CALIFICACION", "EVALUACION"),
 }
 REQUIRED = ("report", "date", "time", "type")
+MARKING_COLUMNS = ("classification", "release", "caveats", "handling", "handling_text", "grading")
 _BY_HEADER = {alias: name for name, aliases in COLUMNS.items() for alias in aliases}
 _UNNAMED = ""  # a column whose header cell is empty: no field, and its cells must be empty too
 
@@ -197,4 +198,5 @@ def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
 
 # keys=None: a record is the columns the header names, which the reader holds against COLUMNS.
 ADAPTER = Adapter("senafront", "SENAFRONT", "SENAFRONT patrol reports (CSV) -> border events",
-                  ("*.csv", "*.CSV"), read, to_alert, keys=None, columns=frozenset(_BY_HEADER))
+                  ("*.csv", "*.CSV"), read, to_alert, keys=None, columns=frozenset(_BY_HEADER),
+                  marking_columns=frozenset(alias for name in MARKING_COLUMNS for alias in COLUMNS[name]))

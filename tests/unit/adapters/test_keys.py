@@ -211,6 +211,8 @@ def test_the_shipped_senan_export_fields_are_listed_and_tolerated(config: Adapte
     ("PN", {"ignored_keys": ("x",)}, "have no JSON keys"),
     ("SNM", {"ignored_columns": ("Foto",)}, "have no header columns"),
     ("SENAFRONT", {"ignored_columns": ("Clasificacion",)}, "is a column this adapter reads"),
+    ("SENAFRONT", {"ignored_columns": ("Clasificación de seguridad",)}, "looks like the marking column CLASIFICACION"),
+    ("SENAFRONT", {"ignored_columns": ("Difusión a",)}, "looks like the marking column DIFUSION"),
 ])
 def test_an_ignore_that_does_not_fit_stops_the_adapter_before_any_record(
         agency: str, update: dict[str, Any], words: str, config: AdaptersConfig, vocab: Vocabulary) -> None:
