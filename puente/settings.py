@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, ValidationError, model_validator
+from pydantic import Field, StringConstraints, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from puente.errors import ConfigError
@@ -62,7 +62,7 @@ class PuenteSettings(BaseSettings):
         "not named here is of the policy's home country and must name itself as originator; one of another "
         "country relays that country's services, named <COUNTRY>-<unit>. The broker dead-letters any other "
         "originator (reason originator): the policy applies the originator country's restrictions. It "
-        "replaces the default: name every agency of another country"))
+        "replaces the default: name every agency of another country"), validate_default=True)
     ingress_retention_days: int = Field(7, ge=1)
     audit_retention_days: int = Field(3650, ge=1)
     deadletter_retention_days: int = Field(30, ge=1)
@@ -105,13 +105,22 @@ class PuenteSettings(BaseSettings):
     metrics_port: int | None = Field(None, ge=1, le=65535, description="port of the /metrics endpoint")
     metrics_address: str = Field("127.0.0.1", description="address the /metrics endpoint binds to")
 
-    @model_validator(mode="after")
-    def _agency_countries_name_agencies(self) -> PuenteSettings:
-        strangers = sorted(set(self.agency_countries) - set(self.agencies))
-        if strangers:  # a misspelt agency would leave the real one of the home country, and its alerts dead-lettered
-            raise ValueError(f"PUENTE_AGENCY_COUNTRIES names {', '.join(a[:40] for a in strangers)}, not among "
-                             f"PUENTE_AGENCIES ({', '.join(self.agencies)}): check the spelling")
-        return self
+    @field_validator("agency_countries")
+    @classmethod
+    def _agency_countries_name_agencies(cls, countries: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        """Each agency named is among ``agencies``: a misspelt one would leave the real one of the home country,
+        and its alerts dead-lettered. The shipped default keeps only the agencies configured, so a deployment
+        without COMBIFRON needs no PUENTE_AGENCY_COUNTRIES."""
+        agencies = info.data.get("agencies")
+        if agencies is None:  # agencies itself was refused; its error is the one to read
+            return countries
+        if countries == AGENCY_COUNTRIES:
+            return {a: c for a, c in countries.items() if a in agencies}
+        strangers = sorted(set(countries) - set(agencies))
+        if strangers:
+            raise ValueError(f"names {', '.join(a[:40] for a in strangers)}, not among "
+                             f"PUENTE_AGENCIES ({', '.join(agencies)}): check the spelling")
+        return countries
 
     @model_validator(mode="after")
     def _heartbeat_within_session(self) -> PuenteSettings:
@@ -158,4 +167,4 @@ def load_settings(**overrides: object) -> PuenteSettings:
         if not first["loc"]:  # a check across settings names them in its message
             raise ConfigError(f"invalid settings: {first['msg'].removeprefix('Value error, ')}") from None
         name = "PUENTE_" + "_".join(str(p) for p in first["loc"]).upper()
-        raise ConfigError(f"invalid setting {name}: {first['msg']}") from None
+        raise ConfigError(f"invalid setting {name}: {first['msg'].removeprefix('Value error, ')}") from None

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from puente.errors import ConfigError
+from puente.settings import load_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "snm"
 TIMEOUT_S = 2
@@ -143,3 +146,16 @@ def test_subscribe_keeps_its_out_copy_private(keys: Path, tmp_path: Path) -> Non
     fresh = tmp_path / "mine" / "views.jsonl"
     done = _puente(keys, "subscribe", "--partner", "COL", "--key", key, "--out", str(fresh))
     assert done.returncode == 4 and (fresh.stat().st_mode & 0o777) == 0o600, done.stderr  # made, then Kafka tried
+
+
+def test_the_default_agency_countries_follow_the_agencies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped PUENTE_AGENCY_COUNTRIES names COMBIFRON: a deployment without that agency needs no override,
+    while one set by hand must name configured agencies only."""
+    for name in [n for n in os.environ if n.startswith("PUENTE_")]:
+        monkeypatch.delenv(name)
+    assert load_settings().agency_countries == {"COMBIFRON": "COL"}
+    monkeypatch.setenv("PUENTE_AGENCIES", '["SENAN", "PN"]')
+    assert load_settings().agency_countries == {}
+    monkeypatch.setenv("PUENTE_AGENCY_COUNTRIES", '{"COLOMBIA": "COL"}')
+    with pytest.raises(ConfigError, match="names COLOMBIA, not among PUENTE_AGENCIES"):
+        load_settings()
