@@ -43,13 +43,15 @@ The version rule, applied per alert id by :meth:`PartnerStore.apply` (decided by
                              new decision that the partner is entitled again, and is stored (RECEIVED)
     a view sealed too long   not stored (EXPIRED) where it would be: sealed longer ago than its
     ago                      agreement's retention, it is a replay of what the partner had to delete
+    a view already expired   not stored (EXPIRED) where it would be: its markings.expires_at has passed
 
 Retention (:meth:`PartnerStore.purge`): an alert is deleted once its ``markings.expires_at`` has
 passed, or once the retention of the agreement that delivered it has passed since the partner
 first received it (a correction does not extend how long the partner keeps what it first
 learnt; an agreement the policy no longer names gets the shortest retention of the partner's
 agreements). A tombstone holds no content and is kept for the same retention after the recall,
-so that a late copy of a recalled version is still refused.
+and the sealing margin (``SEALING_MARGIN_MS``) beyond it, so that a late copy of a recalled version
+is still refused until it is old enough to be refused as EXPIRED.
 
 Files: the store is created 0600 in a folder made 0700 (``broker.keystore.private_folder``); one
 that others may read, or whose folder others may write, is refused, as a key file is. SQLite
@@ -102,7 +104,7 @@ class Outcome(StrEnum):
     SUPERSEDED = "SUPERSEDED"  # older than the version held: ignored
     RECALLED = "RECALLED"  # a recall notice: the content is deleted, the tombstone kept
     REFUSED = "REFUSED"  # a view of an alert its originator recalled for good: not stored
-    EXPIRED = "EXPIRED"  # a view sealed longer ago than its agreement's retention: not stored
+    EXPIRED = "EXPIRED"  # a view past its expires_at, or sealed longer ago than its retention: not stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,11 @@ class Delivery:
     @property
     def recall(self) -> bool:
         return self.action == RECALL
+
+    def expired(self, now: datetime) -> bool:
+        """Whether its markings.expires_at has passed: purge would delete it at once, so it is never stored
+        (its content would otherwise sit in the file until the next purge)."""
+        return self.expires_ms is not None and self.expires_ms <= _ms(now)
 
     @classmethod
     def of(cls, view: Mapping[str, Any], feed: str, agreement: str | None,
@@ -306,6 +313,9 @@ class PartnerStore:
         except BaseException:
             conn.close()
             raise
+        # A writer that crashed between its commit and the checkpoint left what it deleted in the WAL, and
+        # only that process knew: every opening checkpoints before its first commit may vouch for a deletion.
+        store._wipe_due = True
         return store
 
     def close(self) -> None:
@@ -446,7 +456,7 @@ class PartnerStore:
                                                  row[1] == RECALLED_STATE and row[2] is not None, row[3])
             outcome = judge(held, d)
             replay = held is not None and held.feed == d.feed and held.version == d.version
-            if outcome is Outcome.RECEIVED and not replay and self._too_old(d, _ms(now)):
+            if outcome is Outcome.RECEIVED and not replay and (self._too_old(d, _ms(now)) or d.expired(now)):
                 outcome = Outcome.EXPIRED
             elif not replay:
                 self._write(held, d, outcome, _ms(now))
@@ -525,8 +535,10 @@ class PartnerStore:
                 same = "agreement IS ?" if agreement is None else "agreement = ?"
                 retention += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'HELD' AND first_ms <= ?",  # noqa: S608 - fixed text
                                        (agreement, cutoff)).rowcount
+                # A tombstone outlives the views it refuses: a view sealed before the recall is EXPIRED
+                # (``_too_old``) once the retention and the sealing margin have passed since the recall.
                 tombstones += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'RECALLED' "  # noqa: S608
-                                        "AND recalled_ms <= ?", (agreement, cutoff)).rowcount
+                                        "AND recalled_ms <= ?", (agreement, cutoff - SEALING_MARGIN_MS)).rowcount
             if expired + retention + tombstones:
                 self._wipe_due = True
         return Purged(expired, retention, tombstones)

@@ -261,13 +261,40 @@ def test_purge_deletes_expired_alerts_and_alerts_past_their_agreements_retention
 
 
 def test_tombstones_are_kept_until_the_retention_passes_after_the_recall(store: PartnerStore) -> None:
-    """A tombstone (no content) stays for the agreement's retention after the recall, then goes."""
+    """A tombstone (no content) stays for the agreement's retention after the recall, and the sealing margin
+    beyond it (until a view sealed before the recall is old enough to be EXPIRED), then goes."""
     view = _view()
     store.apply(_at(view, 1, "SHORT"), T0)
     store.apply(_at(recall_notice(view, 2, "ERROR"), 2, None), T0 + timedelta(days=5))
     assert store.purge(T0 + timedelta(days=12)).total == 0  # 10 days after the first receipt, 7 after the recall
-    assert store.purge(T0 + timedelta(days=15)).tombstones == 1
+    assert store.purge(T0 + timedelta(days=15)).total == 0  # the retention, but not the margin, has passed
+    assert store.purge(T0 + timedelta(days=15, hours=2)).tombstones == 1
     assert store.counts().recalled == 0
+
+
+def test_a_view_replayed_as_its_tombstone_goes_is_refused_or_expired(store: PartnerStore) -> None:
+    """A view sealed just before its recall, replayed at any time after the recall, is never stored again: the
+    tombstone turns it away (SUPERSEDED) until the view is old enough to be EXPIRED, and only then goes."""
+    view = _view(summary=SECRET)
+    recall_at = T0 + timedelta(minutes=30)
+    store.apply(_sealed(view, 1, T0), T0)
+    store.apply(_sealed(recall_notice(view, 2, "ERROR"), 2, recall_at, None), recall_at)
+    for hours in range(10 * 24, 10 * 24 + 4):
+        now = recall_at + timedelta(hours=hours, minutes=1)
+        store.purge(now)
+        assert store.apply(_sealed(view, 3 + hours, T0), now).outcome is not Outcome.RECEIVED, hours
+        assert store.counts().held == 0
+    assert SECRET.encode() not in _bytes(store.path)
+
+
+def test_a_view_that_expired_before_it_arrived_is_not_stored(store: PartnerStore) -> None:
+    """A view whose markings.expires_at has passed is EXPIRED: purge would delete it at once, so its content
+    never reaches the file; a recall of it is still acknowledged."""
+    markings = _view()["markings"]
+    gone = _view(summary=SECRET, markings={**markings, "expires_at": T0 - timedelta(minutes=1)})
+    assert store.apply(_at(gone, 1), T0).outcome is Outcome.EXPIRED
+    assert store.counts().held == 0 and SECRET.encode() not in _bytes(store.path)
+    assert store.apply(_at(recall_notice(gone, 2, "ERROR"), 2), T0).outcome is Outcome.RECALLED
 
 
 def _sealed(view: dict[str, Any], offset: int, sealed: datetime, agreement: str | None = "SHORT") -> Delivery:
@@ -488,6 +515,35 @@ def test_no_recall_is_acknowledged_while_a_reader_keeps_the_deleted_text_in_the_
         reader.close()
     Subscriber._wiped(SimpleNamespace(store=store))  # type: ignore[arg-type]
     assert not store.wipe_pending and SECRET.encode() not in _bytes(store.path)
+
+
+def test_a_writer_that_crashed_before_its_checkpoint_leaves_the_wipe_to_the_next(tmp_path: Path) -> None:
+    """A subscriber that committed a recall and died before the WAL was cleared: the next one to open the store
+    does not know what was deleted, so it checkpoints before anything it commits may vouch for a deletion
+    (the redelivered recall gets its RECALLED receipt only once the text is gone)."""
+    path = tmp_path / "col" / "feed.sqlite"
+    first = PartnerStore.open(path, "COL", retention=RETENTION)
+    view = _view(summary=f"Avistamiento reportado por {SECRET}")
+    first.apply(_at(view, 1), T0)
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM alerts").fetchone()  # keeps the checkpoint from finishing
+    notice = _at(recall_notice(view, 2, "ERROR"), 2)
+    with first.transaction():
+        first.apply(notice, T0)
+    assert first.wipe_pending
+    first._conn.close()  # the crash: no wipe on closing
+    second = PartnerStore.open(path, "COL", retention=RETENTION)
+    try:
+        assert SECRET.encode() in _bytes(path)  # still in the WAL: the test below is not vacuous
+        with second.transaction():
+            assert second.apply(notice, T0).outcome is Outcome.RECALLED  # the batch again, after the crash
+        assert second.wipe_pending  # the reader still holds its snapshot: this RECALLED must not commit yet
+        reader.close()
+        Subscriber._wiped(SimpleNamespace(store=second))  # type: ignore[arg-type]
+        assert SECRET.encode() not in _bytes(path)
+    finally:
+        second.close()
 
 
 def test_the_store_keeps_a_receipt_chains_last_checkpoint(tmp_path: Path) -> None:
