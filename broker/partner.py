@@ -5,9 +5,9 @@ by the version rule there, and the receipt says what that did: ``RECEIVED`` (a n
 version stored), ``DUPLICATE`` (the version held, sent again), ``SUPERSEDED`` (older than the one
 held), ``RECALLED`` (a recall notice: the content is deleted; this receipt is the partner's signed
 acknowledgement of the recall, which auditors check against the agreement's ``recall_ack_hours``),
-``REFUSED`` (a view of an alert its originator recalled for good), ``EXPIRED`` (a view sealed
-longer ago than its agreement's retention: a replay of what the partner had to delete, not
-stored), or ``REJECTED: <reason>`` (a record that does not open). Every receipt names the
+``REFUSED`` (a view of an alert its originator recalled for good), ``EXPIRED`` (a view past its
+``markings.expires_at``, or sealed longer ago than its agreement's retention: a replay of what the
+partner had to delete; not stored), or ``REJECTED: <reason>`` (a record that does not open). Every receipt names the
 view's ``version`` (null when rejected). What a record is comes from its decrypted view only:
 the ``puente-decision`` header is not authenticated, so one saying RECALL counts for nothing
 (the alert id, schema, policy and agreement headers are: the record's associated data binds
@@ -16,9 +16,10 @@ commits before the batch's Kafka transaction: a crash between the two redelivers
 the version rule makes that harmless (a record applied already gets the status it first had, its
 first receipt having been aborted), and a RECALLED receipt is sent only once the deleted text is
 gone from the store's files (else the batch's Kafka transaction is aborted). An optional
-JSON-lines copy (``out``) gets every opened view, recall notices included, and is the reader's to
-honour: nothing can recall a line once written, so with it a recall's receipt says
-``RECALL_PASSED_ON``, which is no acknowledgement.
+JSON-lines copy (``out``) gets every view the store took (RECEIVED) and every recall notice
+(RECALLED), never one it refused or already held, and is the reader's to honour: nothing can
+recall a line once written, so with it a recall's receipt says ``RECALL_PASSED_ON``, which is no
+acknowledgement.
 The store is purged (expiry, the agreements' retention) when the subscriber starts and at most
 every ``PURGE_EVERY_S`` after.
 
@@ -140,6 +141,7 @@ DEFAULT_INSTANCE = "main"
 # The receipt status of a recall applied to the store while an --out copy keeps earlier lines: not
 # an acknowledgement, since the text still exists outside the store.
 RECALL_PASSED_ON = "RECALL_PASSED_ON"
+_PASSED_ON = frozenset({Outcome.RECEIVED.value, Outcome.RECALLED.value})  # what --out gets
 PURGE_EVERY_S = 300.0  # the store is purged at start and then at most this often
 RECEIPT_TXN_TIMEOUT_S = 60.0  # a crashed subscriber's open receipts are aborted by Kafka after this
 HANDOVER_WAIT_S = 30.0  # the longest an instance giving up a feed partition waits for its batch and commit
@@ -470,9 +472,9 @@ class Subscriber:
         else:
             self.stats.received += 1
             version = delivery.version
-            if out is not None:
-                out.write(json.dumps(to_json(view), ensure_ascii=False) + "\n")
             status = self._apply(delivery, now)
+            if out is not None and status in _PASSED_ON:  # what the store refused is not passed on either
+                out.write(json.dumps(to_json(view), ensure_ascii=False) + "\n")
             if out is not None and status == Outcome.RECALLED.value:
                 # The store deleted it, but the --out copy holds earlier lines this subscriber cannot
                 # take back: passed on, not acknowledged (auditors keep the recall outstanding).
@@ -494,6 +496,9 @@ class Subscriber:
         if applied.outcome is Outcome.SUPERSEDED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} is older than "
                          f"the version {applied.held_version} held; ignored")
+        elif applied.outcome is Outcome.EXPIRED and delivery.expired(now):
+            self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} expired before "
+                         "it arrived: not stored")
         elif applied.outcome is Outcome.EXPIRED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} was sealed "
                          "longer ago than its agreement's retention: not stored (a replayed record)")

@@ -129,9 +129,13 @@ async def test_updates_recalls_and_redeliveries_reach_the_store_and_the_receipts
         assert (gone.state, gone.version, gone.view, gone.recall_reason) == ("RECALLED", 2, None, "SOURCE_PROTECTION")
         assert store.show(flow["alert_id"]).state == "HELD"
         assert (store.counts().held, store.counts().recalled) == (2, 1)
-    # The JSON-lines copy gets every view as opened, recall notices included: the reader's to honour.
+    # The JSON-lines copy gets what the store took, recall notices included (the reader's to honour), and
+    # nothing it turned away: no duplicate, no older version, no view of what its originator recalled.
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == 8 and lines[5]["lifecycle"]["action"] == "RECALL" and lines[5]["summary"] is None
+    assert [(line["alert_id"], line["version"]) for line in lines] == [
+        (sighting["alert_id"], 1), (sighting["alert_id"], 2), (seizure["alert_id"], 1), (seizure["alert_id"], 2),
+        (flow["alert_id"], 1)]
+    assert lines[3]["lifecycle"]["action"] == "RECALL" and lines[3]["summary"] is None
 
     again = _subscribe(env)  # nothing new: no receipt, nothing changed
     assert again.returncode == 0, again.stderr[-2000:]
