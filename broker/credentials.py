@@ -9,8 +9,13 @@ and Puente reads it through ``PUENTE_CLIENT_CONFIG`` or ``--command-config``. It
 it is written 0600, in a 0700 folder.
 
 ``apply_users`` sets every party's SCRAM credential on the cluster and writes its file. A party
-whose file exists keeps its password (the credential is set again to it), so running it twice
-changes nothing; ``rotate`` gives every party a new one.
+whose file exists and whose login the cluster holds keeps its password (the credential is set again
+to it), so running it twice changes nothing; ``rotate`` gives every party a new one. A party the
+cluster holds no login for gets a new password even when an old file is there: a partner removed
+and added again under its id never gets back the password it had. The login of a party that is
+no more (an ``agency-`` or ``partner-`` user the policy and settings no longer name) is deleted
+from the cluster, every SCRAM mechanism of it, and its file removed: its ACLs go with ``acls
+apply``, but a login left behind would still authenticate.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.access import AUDITOR, BROKER, CONSOLE
+from broker.access import AUDITOR, BROKER, CONSOLE, puentes
 from broker.kafka import Admin, KafkaConnection, connection_from_properties
-from broker.kafka.acls import new_password, upsert_users
+from broker.kafka.acls import SCRAM_MECHANISM, delete_users, new_password, scram_users, upsert_users
 from broker.keystore import private_folder
 from puente.errors import ConfigError, KafkaAuthError
 
@@ -82,35 +87,58 @@ class PartyLogin:
 
     principal: str
     config: Path
-    action: str  # "created", "kept" or "rotated"
+    action: str  # "created", "kept", "rotated" or "removed"
 
 
-async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate: bool = False) -> list[PartyLogin]:
-    """Set every party's SCRAM credential and write its client configuration into its folder.
+async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate: bool = False,
+                      prune: bool = True) -> list[PartyLogin]:
+    """Set every party's SCRAM credential and write its client configuration into its folder; with
+    ``prune``, delete the login of every party no longer named (module docstring).
 
-    The files name the same bootstrap servers and CA as the admin's own connection.
+    The files name the same bootstrap servers and CA as the admin's own connection. ``prune=False``
+    is for a cluster several Puente deployments share (the tests' one Kafka): each names only its
+    own parties, and must not take the others' logins away.
     """
+    on_cluster = await scram_users(admin)
     passwords: dict[str, str] = {}
     out = []
     for principal in principals:
         path = party_folder(keys, principal) / CLIENT_CONFIG
         existing = None
-        if path.exists() and not rotate:
+        if path.exists() and not rotate and SCRAM_MECHANISM in on_cluster.get(principal, ()):
             kept = connection_from_properties(path)
             existing = kept.password.get_secret_value() if kept.username == principal and kept.password else None
         passwords[principal] = existing or new_password()
-        action = "kept" if existing else ("rotated" if path.exists() else "created")
+        action = "kept" if existing else ("rotated" if principal in on_cluster else "created")
         out.append(PartyLogin(principal, path, action))
+    gone = {user: mechanisms for user, mechanisms in on_cluster.items()
+            if user not in passwords and puentes(user, principals)} if prune else {}
+    await delete_users(admin, gone)
+    for user in sorted(gone):
+        out.append(PartyLogin(user, _remove_login(keys, user), "removed"))
     await upsert_users(admin, passwords)
     conn: KafkaConnection = admin.conn
     for login in out:
+        if login.action == "removed":
+            continue
         _write_private(login.config, client_properties(conn.bootstrap, conn.ca_file, login.principal,
                                                        passwords[login.principal]))
     # A new credential reaches the brokers through the metadata log, a moment after the call
     # returns: wait until each changed login works, so that no one tries it before it does.
-    changed = [login for login in out if login.action != "kept"]
+    changed = [login for login in out if login.action not in ("kept", "removed")]
     await asyncio.gather(*(_wait_usable(login.config, conn.timeout_s) for login in changed))
     return out
+
+
+def _remove_login(keys: Path, principal: str) -> Path:
+    """Remove a former party's client configuration (its password works no more), if its name makes a
+    folder inside ``keys``; the path it has or would have."""
+    name = principal.partition("-")[2]
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        return keys / "(none)"
+    path = party_folder(keys, principal) / CLIENT_CONFIG
+    path.unlink(missing_ok=True)
+    return path
 
 
 async def _wait_usable(config: Path, timeout_s: float) -> None:

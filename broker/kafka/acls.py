@@ -4,8 +4,8 @@
 among the ACLs Puente manages (every rule of one of its parties, whatever its resource, name,
 pattern, operation, permission or host: ``broker.access.managed``); other principals' rules on a
 shared cluster are left alone, and listed. ``apply_acls`` makes the change and checks each result. Users are
-SCRAM-SHA-512 credentials (``upsert_users``), set through the admin API as Kafka's own
-``kafka-configs`` tool does.
+SCRAM-SHA-512 credentials (``upsert_users``, ``delete_users``, listed by ``scram_users``), set
+through the admin API as Kafka's own ``kafka-configs`` tool does.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, cast
 
 from confluent_kafka.admin import (
     AclBinding,
@@ -25,6 +27,7 @@ from confluent_kafka.admin import (
     ScramCredentialInfo,
     ScramMechanism,
     UserScramCredentialAlteration,
+    UserScramCredentialDeletion,
     UserScramCredentialUpsertion,
 )
 
@@ -34,6 +37,7 @@ from broker.topology import TopicNames
 from puente.errors import KafkaError, KafkaOperationError
 
 SCRAM_ITERATIONS = 8192  # Kafka's minimum is 4096
+SCRAM_MECHANISM = ScramMechanism.SCRAM_SHA_512.name  # the one Puente's logins use
 
 
 @dataclass(frozen=True)
@@ -200,3 +204,31 @@ async def upsert_users(admin: Admin, passwords: Mapping[str, str]) -> None:
     failed = [f"{user}: {outcome}" for user, outcome in done.items() if isinstance(outcome, Exception)]
     if failed:
         raise KafkaOperationError("setting SCRAM credentials failed for " + "; ".join(failed)[:500])
+
+
+async def scram_users(admin: Admin) -> dict[str, frozenset[str]]:
+    """Every user the cluster holds a SCRAM credential for, with the names of the mechanisms it has one
+    for (``SCRAM_MECHANISM`` is Puente's)."""
+    future = await admin.call("listing SCRAM users", lambda c: c.describe_user_scram_credentials(
+        request_timeout=admin.conn.timeout_s))
+    found = (await admin.results("listing SCRAM users", {"users": cast("Future[Any]", future)}))["users"]
+    if isinstance(found, KafkaError):
+        raise found
+    return {str(user): frozenset(info.mechanism.name for info in description.scram_credential_infos)
+            for user, description in found.items()}
+
+
+async def delete_users(admin: Admin, users: Mapping[str, Iterable[str]]) -> None:
+    """Delete each user's credentials of the mechanisms named (as ``scram_users`` gives them): that login
+    works no more. KafkaOperationError naming those that failed."""
+    changes: list[UserScramCredentialAlteration] = [
+        UserScramCredentialDeletion(user, ScramMechanism[mechanism])
+        for user, mechanisms in users.items() for mechanism in mechanisms]
+    if not changes:
+        return
+    done = await admin.results("deleting SCRAM credentials", await admin.call(
+        "deleting SCRAM credentials",
+        lambda c: c.alter_user_scram_credentials(changes, request_timeout=admin.conn.timeout_s)))
+    failed = [f"{user}: {outcome}" for user, outcome in done.items() if isinstance(outcome, Exception)]
+    if failed:
+        raise KafkaOperationError("deleting SCRAM credentials failed for " + "; ".join(failed)[:500])

@@ -18,9 +18,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     users = sub.add_parser("users", help="each party's Kafka login (SCRAM) and client configuration")
     verbs = users.add_subparsers(dest="verb", required=True)
     text = ("set a SCRAM-SHA-512 login for every party (each agency, the broker, each partner, the auditor) and "
-            "write its client.properties into its folder under PUENTE_LOGINS (default: PUENTE_KEYS); run as the admin")
-    apply_users_ = verbs.add_parser("apply", help="create the parties' logins", description=text,
-                                    parents=[kafka_options()])
+            "write its client.properties into its folder under PUENTE_LOGINS (default: PUENTE_KEYS); delete the "
+            "login of every agency- or partner- user no longer named; run as the admin")
+    apply_users_ = verbs.add_parser("apply", help="create the parties' logins, delete those of former parties",
+                                    description=text, parents=[kafka_options()])
     apply_users_.add_argument("--rotate", action="store_true", help="give every party a new password")
     apply_users_.set_defaults(func=_users)
 

@@ -27,11 +27,12 @@ from aiokafka.structs import OffsetAndMetadata
 from puente_testing import Env, cli, run_broker
 
 from broker.access import Acl, subscriber_group, subscriber_transactions
-from broker.kafka import Admin, KafkaConnection, reader, start
+from broker.kafka import Admin, KafkaConnection, connection_from_properties, reader, start
 from broker.kafka.acls import AclChanges, apply_acls
 from puente.dev import pki
 from puente.dev.localkafka import KAFKA_VERSION, LocalKafka, fetch_kafka
 from puente.dev.synthetic import publish_synthetic
+from puente.errors import KafkaAuthError
 
 pytestmark = pytest.mark.kafka
 
@@ -299,6 +300,26 @@ async def test_the_acl_plan_follows_the_partners(env: Env, tmp_path: Path) -> No
     assert after.returncode == 0 and "no change" in after.stdout
     refused = await _refused(env.login("partner-CRI"), "read", topic=env.feed("CRI"))
     assert isinstance(refused, TopicAuthorizationFailedError)
+
+    # Its login goes too: with no ACL it could still authenticate, and an id added again must not get it back.
+    old_login = tmp_path / "cri-client.properties"
+    shutil.copyfile(env.config("partner-CRI"), old_login)
+    users = subprocess.run(cli("users", "apply"), env=variables, capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert users.returncode == 0, users.stdout + users.stderr
+    assert [line.split()[:2] for line in users.stdout.splitlines() if "removed" in line] == [["partner-CRI", "removed"]]
+    assert not env.config("partner-CRI").exists()
+    with pytest.raises(KafkaAuthError):
+        await Admin(connection_from_properties(old_login, timeout_s=10)).call(
+            "logging in", lambda c: c.list_topics(timeout=10))
+    again = subprocess.run(cli("users", "apply"), env=env.env_vars(), capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert ["partner-CRI", "created"] in [line.split()[:2] for line in again.stdout.splitlines()]
+    assert connection_from_properties(env.config("partner-CRI")).password != \
+        connection_from_properties(old_login).password
+    assert isinstance(await _refused(env.login("partner-CRI"), "read", topic=env.feed("USA")),
+                      TopicAuthorizationFailedError)  # it logs in again, with its new password only
 
 
 async def test_a_broad_grant_to_a_party_is_drift_that_apply_removes(env: Env) -> None:
