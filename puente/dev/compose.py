@@ -114,7 +114,8 @@ def _start_script(cluster_id: str) -> str:
             "# Written by `puente kafka compose-files`. Formats the storage on first start with the first\n"
             "# SCRAM logins (admin and the nodes), then runs the node. The passwords reach Kafka's storage\n"
             f"# tool through the 0600 argument file {FORMAT_LOGINS} (\"@file\": the tool reads it itself),\n"
-            "# never on a command line, which other users of the host could read.\n"
+            "# never on a command line, which other users of the host could read; run compose-files again\n"
+            "# after the first start and it removes that file.\n"
             "set -eu\n"
             f"if [ ! -f {NODE_DATA}/meta.properties ]; then\n"
             f"  {shlex.join(fmt)} >/dev/null\n"
@@ -144,7 +145,12 @@ def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
                                                                          passwords[NODE_PRINCIPAL])))
         log4j = resources.files("puente.dev.localkafka").joinpath("log4j2.properties").read_text()
         _private(config / "log4j2.properties", log4j, 0o644)
-        _private(config / FORMAT_LOGINS, format_logins_argfile(passwords))
+        # The argument file holds the admin's password: the read-only mount keeps the node from removing
+        # it, so it is written only while the node's storage is unformatted, and removed once it is.
+        if (base / "data" / "meta.properties").exists():
+            (config / FORMAT_LOGINS).unlink(missing_ok=True)
+        else:
+            _private(config / FORMAT_LOGINS, format_logins_argfile(passwords))
         _private(config / "start.sh", _start_script(cluster_id), 0o700)
         _private(config / "node-client.properties",
                  client_properties(f"{name}:{CLIENT_PORT}", Path(f"{NODE_CONFIG}/ca.pem"), NODE_PRINCIPAL,

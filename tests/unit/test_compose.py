@@ -245,6 +245,18 @@ def test_the_first_logins_reach_the_storage_tool_through_a_private_file_not_its_
         assert base64.b64decode(record["storedKey"]) == hashlib.sha512(client_key).digest(), name
 
 
+def test_the_first_logins_file_goes_once_the_node_is_formatted(deploy: Path) -> None:
+    """The argument file carries the admin's password: written again after a node's first start (its storage
+    holds meta.properties), it is removed instead, and never written back for that node."""
+    assert all((deploy / n / "config" / compose.FORMAT_LOGINS).exists() for n in NODES)
+    (deploy / NODES[0] / "data" / "meta.properties").write_text("version=1\n")
+    compose.write(deploy)
+    assert not (deploy / NODES[0] / "config" / compose.FORMAT_LOGINS).exists()
+    assert all((deploy / n / "config" / compose.FORMAT_LOGINS).exists() for n in NODES[1:])
+    compose.write(deploy)
+    assert not (deploy / NODES[0] / "config" / compose.FORMAT_LOGINS).exists()
+
+
 def test_a_password_the_argument_file_cannot_carry_is_refused_by_name(tmp_path: Path) -> None:
     compose.write(tmp_path / "d")
     secrets_file = tmp_path / "d" / "secrets.json"
