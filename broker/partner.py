@@ -82,7 +82,9 @@ from broker.kafka import (
     Consumer,
     ConsumerRebalanceListener,
     KafkaConnection,
+    NoCommittedOffset,
     OffsetAndMetadata,
+    OffsetOutOfRange,
     Producer,
     ProducerFenced,
     TopicPartition,
@@ -105,6 +107,7 @@ from puente.errors import (
     CodecError,
     ConfigError,
     CryptoError,
+    FeedGapError,
     KeyMaterialError,
     StoreBusy,
     SubscriberFenced,
@@ -130,6 +133,7 @@ class SubscribeStats:
     reasons: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
     purged: int = 0
+    skipped: int = 0  # records the feed no longer held, read past with accept_gaps
 
 
 def receipt_partition(partner: str, partitions: int) -> int:
@@ -203,7 +207,8 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
                                     "may receive this subscriber's last batch again")
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Nothing to do: a new assignment starts at the group's committed offsets."""
+        """Nothing to do: a new assignment starts at the group's committed offsets (where the group has
+        none, at the partition's first record; where the feed no longer holds that record, ``_gap``)."""
 
 
 class Subscriber:
@@ -214,7 +219,7 @@ class Subscriber:
                  codec: AlertCodec, *, signer: ReceiptSigner, group_id: str | None = None,
                  instance: str = DEFAULT_INSTANCE, on_error: Callable[[str], None] | None = None,
                  on_note: Callable[[str], None] | None = None, store: PartnerStore | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, accept_gaps: bool = False) -> None:
         self.conn, self.partner, self.feed_topic, self.access_topic = conn, partner, feed_topic, access_topic
         self.opener, self.codec = opener, codec
         self.group_id = group_id or subscriber_group(feed_topic)
@@ -227,6 +232,8 @@ class Subscriber:
         self.store = store
         self.clock = clock or (lambda: datetime.now(UTC))
         self.stats = SubscribeStats()
+        self.accept_gaps = accept_gaps
+        """Read on past records the feed no longer holds (a note names them) instead of stopping (``_gap``)."""
         self._purged_at: float | None = None
         self._busy = asyncio.Lock()
         """Held by a batch from its check to its commit, and by a revocation (see ``_hand_over``)."""
@@ -304,7 +311,7 @@ class Subscriber:
         """Consume until idle for ``idle_exit_s`` (None: forever) or ``limit`` records."""
         self.purge(force=True)
         feed = consumer(self.conn, f"puente-subscriber-{self.partner}", group_id=self.group_id,
-                        enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed")
+                        enable_auto_commit=False, auto_offset_reset="none", isolation_level="read_committed")
         receipts = producer(self.conn, f"puente-subscriber-{self.partner}", acks="all", enable_idempotence=True,
                             transactional_id=self.transactional_id,
                             transaction_timeout_ms=int(RECEIPT_TXN_TIMEOUT_S * 1000))
@@ -342,7 +349,14 @@ class Subscriber:
         idle_since = time.monotonic()
         while not self._stopping.is_set() and (limit is None or self.stats.received + self.stats.rejected < limit):
             self.purge()
-            batch = await feed.getmany(timeout_ms=500)
+            try:
+                batch = await feed.getmany(timeout_ms=500)
+            except NoCommittedOffset as exc:  # a partition this group never committed in: read it from its start
+                await feed.seek_to_beginning(*exc.args)
+                continue
+            except OffsetOutOfRange as exc:
+                await self._gap(feed, exc.args[0])
+                continue
             generation = self._generation  # no await since getmany: its records are this assignment's
             if not batch:
                 if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
@@ -357,6 +371,34 @@ class Subscriber:
             if unread is not None:
                 return unread
         return None
+
+    async def _gap(self, feed: Consumer, positions: dict[TopicPartition, int]) -> None:
+        """The feed no longer holds the record this subscriber would read next: stop (FeedGapError), or with
+        ``accept_gaps`` read on from where the partition now starts, saying what was skipped.
+
+        Kafka's own answer, resetting to the earliest record, would skip the deleted records in silence:
+        alerts the broker delivered that this partner never read, acknowledged or kept. They have no
+        receipt, so auditors see them outstanding; the subscriber's operator has to know too."""
+        starts = await feed.beginning_offsets(list(positions))
+        ends = await feed.end_offsets(list(positions))
+        for tp, at in sorted(positions.items()):
+            start, end = starts[tp], ends[tp]
+            held = f"holds records {start}-{end - 1}" if end > start else f"is empty from {start}"
+            gap = f"{tp.topic}[{tp.partition}] {held}, but this subscriber's next record is {at}"
+            what = (f"records {at}-{start - 1} were deleted (the feed's retention) before {self.partner} read them"
+                    if at < start else "the topic was made anew, or its records deleted")
+            if not self.accept_gaps:
+                raise FeedGapError(
+                    f"{gap}: {what}; their alerts have no receipt and are in no store. Nothing was skipped: ask the "
+                    "broker's operator to send them again (auditors see them unacknowledged), or subscribe with "
+                    "--accept-gap to read on from the feed's first record")
+            self.on_note(f"{gap}: {what}; reading on from {start} (--accept-gap)")
+            self.stats.skipped += max(0, start - at)
+            feed.seek(tp, start)
+            # Committed at once: with nothing after the gap to carry it in a receipt transaction, the next
+            # run would meet the same gap. No batch is in flight: the gap stopped this partition's reading.
+            await feed.commit({tp: OffsetAndMetadata(start, "")})
+            self._committed[tp] = start
 
     async def _hand_over(self, feed: Consumer, revoked: set[TopicPartition]) -> None:
         """Before the group takes ``revoked`` partitions away (a rebalance among instances): let the
@@ -611,7 +653,8 @@ _INSTANCE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: str, key_file: Path,
                    verify_files: Path | Sequence[Path] | None = None, sign_file: Path | None = None,
-                   instance: str = DEFAULT_INSTANCE, store_path: Path | None = None) -> Subscriber:
+                   instance: str = DEFAULT_INSTANCE, store_path: Path | None = None,
+                   accept_gaps: bool = False) -> Subscriber:
     """A subscriber for ``partner_id`` as the policy and settings describe it, its keys checked first,
     applying its feed to the store at ``store_path`` (made when missing) with the retention of the
     partner's agreements. Close it (``Subscriber.close``) when done."""
@@ -627,4 +670,4 @@ def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: 
     store = None if store_path is None else PartnerStore.open(
         store_path, partner.id, retention=Retention.for_partner(policy_set, partner.id))
     return Subscriber(conn, partner.id, names.feed(partner.feed_topic), names.receipts(partner.id), opener,
-                      alert_codec(), instance=instance, signer=signer, store=store)
+                      alert_codec(), instance=instance, signer=signer, store=store, accept_gaps=accept_gaps)

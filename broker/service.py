@@ -216,8 +216,8 @@ def require_pseudonym_keys(policy_set: PolicySet, keystore: Keystore, now: datet
 
 
 def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suffix: str = "",
-                 group_instance_id: str | None = None,
-                 policy_set: PolicySet | None = None) -> tuple[BrokerWorker, list[str], list[str]]:
+                 group_instance_id: str | None = None, policy_set: PolicySet | None = None,
+                 accept_gaps: bool = False) -> tuple[BrokerWorker, list[str], list[str]]:
     """A worker ready to run, the ingress topics it consumes, and key problems to report.
 
     Refuses (ConfigError) while a partner an agreement in force delivers to has no usable sealing
@@ -256,7 +256,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
         client_id=f"puente-broker{client_suffix}", verify=signature_check(keystore, KeyKind.BROKER_SIGNING),
         max_concurrent_txns=settings.max_concurrent_txns, retry_backoff_ms=settings.producer_retry_backoff_ms,
         session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
-        stall_warning_s=settings.stall_warning_s, group_instance_id=group_instance_id,
+        stall_warning_s=settings.stall_warning_s, group_instance_id=group_instance_id, accept_gaps=accept_gaps,
     )
     topics = [names.ingress(a) for a in settings.agencies]
     return BrokerWorker(config, pipeline, sign), topics, problems
@@ -287,8 +287,10 @@ async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy
 
 
 async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: int, *,
-                     exit_when_idle: float | None = None, metrics_port: int | None = None) -> list[BrokerWorker]:
-    """Run ``workers`` workers of one group in this process until SIGTERM or SIGINT (or idle)."""
+                     exit_when_idle: float | None = None, metrics_port: int | None = None,
+                     accept_gaps: bool = False) -> list[BrokerWorker]:
+    """Run ``workers`` workers of one group in this process until SIGTERM or SIGINT (or idle).
+    ``accept_gaps``: read on past ingress records retention deleted unread (``WorkerConfig``)."""
     metrics = Metrics()
     running: list[BrokerWorker] = []
     server = None
@@ -302,7 +304,8 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
         policy_set = load_policy_set(settings.policy_dir)
         # The workers are built first: a key problem is local and is said before Kafka is asked anything.
         built = [build_worker(settings, conn, client_suffix=f"-{i}", policy_set=policy_set,
-                              group_instance_id=instance_id(settings.group_instance_id, i, workers))
+                              group_instance_id=instance_id(settings.group_instance_id, i, workers),
+                              accept_gaps=accept_gaps)
                  for i in range(workers)]
         await check_topology(settings, conn, policy_set)
         for problem in built[0][2]:

@@ -46,7 +46,9 @@ from broker.kafka import (
     Consumer,
     ConsumerRebalanceListener,
     KafkaConnection,
+    NoCommittedOffset,
     OffsetAndMetadata,
+    OffsetOutOfRange,
     PartitionBatches,
     Producer,
     TopicPartition,
@@ -73,7 +75,7 @@ from broker.replay import ReplayWindow
 from broker.stall import StallWatch, WorkerView
 from broker.topology import Slots, TopicNames
 from puente import logs
-from puente.errors import AuditChainError, ConfigError, KafkaError, KafkaUnavailableError
+from puente.errors import AuditChainError, ConfigError, FeedGapError, KafkaError, KafkaUnavailableError
 from puente.wire import Record
 
 log = logs.get("puente.broker")
@@ -136,6 +138,8 @@ class WorkerConfig:
     stall_warning_s: float = 10.0
     load_timeout_s: float = 300.0
     """The most taking fresh slots may last (producers, audit read-back) before the worker starts again."""
+    accept_gaps: bool = False
+    """Read on past ingress records deleted before the broker read them (logged) instead of stopping."""
 
 
 class _Both:
@@ -666,7 +670,9 @@ class BrokerWorker:
             self.config.conn, self.config.client_id,
             group_id=self.config.group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # No reset: a partition without a committed offset is read from its start, and one whose
+            # next record retention deleted stops the worker (``_gap``), never skipped in silence.
+            auto_offset_reset="none",
             isolation_level="read_committed",
             max_poll_records=self.config.max_batch,
             # Prefetch is memory: at most this much per partition (about 600 alerts) and per fetch.
@@ -703,6 +709,12 @@ class BrokerWorker:
                     batch = await group.getmany(timeout_ms=100, max_records=self.config.max_batch)
                 except _NameTaken:
                     break  # raised below, once the consumer has stopped
+                except NoCommittedOffset as exc:  # never committed in: the partition from its first record
+                    await group.seek_to_beginning(*exc.args)
+                    continue
+                except OffsetOutOfRange as exc:
+                    await self._gap(group, exc.args[0])
+                    continue
                 if batch:
                     idle_since = time.monotonic()
                     async with self._lock:  # a join in progress finishes loading the slots first
@@ -729,6 +741,31 @@ class BrokerWorker:
             raise ConfigError(self._taken)
         if self._failure is not None:
             raise self._failure
+
+    async def _gap(self, group: Consumer, positions: dict[TopicPartition, int]) -> None:
+        """The ingress no longer holds the record this worker would read next (retention deleted it before
+        the broker read it, or the topic was made anew): FeedGapError, unless ``accept_gaps``, which reads
+        on from the partition's first record and logs what was skipped. Kafka's own reset would skip those
+        alerts in silence: neither decided, nor withheld, nor dead-lettered.
+
+        Nothing is committed here: a slot's offsets commit only with the audit block of the records they
+        pass (``head_behind`` refuses a chain that ends short of them). The first batch decided after the
+        gap carries the offset past it; until one is, each start meets the gap again."""
+        starts = await group.beginning_offsets(list(positions))
+        for tp, at in sorted(positions.items()):
+            start = starts[tp]
+            what = (f"records {at}-{start - 1} of {tp.topic}[{tp.partition}] were deleted (the ingress retention) "
+                    "before the broker read them" if at < start else
+                    f"{tp.topic}[{tp.partition}] starts at {start}, past the committed offset {at}: the topic was "
+                    "made anew, or its records deleted")
+            if not self.config.accept_gaps:
+                raise FeedGapError(f"{what}; their alerts were never decided. Nothing was skipped: have the agency "
+                                   "publish them again, or run `puente broker run --accept-gap` to read on from the "
+                                   "first record the topic holds (until an alert after the gap is decided, each "
+                                   "start meets it again)")
+            log.warning("ingress records skipped (--accept-gap)", topic=tp.topic, partition=tp.partition,
+                        offset=start, count=max(0, start - at), problem=what)
+            group.seek(tp, start)
 
     async def _watch_every(self, consumer: Consumer) -> None:
         """Every ``LAG_EVERY_S``, whatever the main loop is doing: the lag, and the stall watch."""

@@ -104,6 +104,13 @@ class UnreadableFeedError(PuenteError):
     exit_code = EXIT_PROBLEMS
 
 
+class FeedGapError(PuenteError):
+    """A topic no longer holds records its reader had not read (a partner's feed, or an ingress topic the
+    broker reads: retention deleted them, or the topic was made anew); the reader stopped without reading on."""
+
+    exit_code = EXIT_PROBLEMS
+
+
 class SubscriberFenced(PuenteError):
     """A newer subscriber with the same partner and instance has taken over its receipts."""
 

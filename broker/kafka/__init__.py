@@ -15,6 +15,8 @@ from aiokafka import AIOKafkaConsumer as Consumer
 from aiokafka import AIOKafkaProducer as Producer
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError as ClientError
+from aiokafka.errors import NoOffsetForPartitionError as NoCommittedOffset
+from aiokafka.errors import OffsetOutOfRangeError as OffsetOutOfRange
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
@@ -56,7 +58,9 @@ __all__ = [
     "ConsumerRebalanceListener",
     "FetchView",
     "KafkaConnection",
+    "NoCommittedOffset",
     "OffsetAndMetadata",
+    "OffsetOutOfRange",
     "PartitionBatches",
     "Producer",
     "ProducerFenced",

@@ -22,6 +22,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                        help="Kafka's group.instance.id (PUENTE_GROUP_INSTANCE_ID): a restart under the same "
                             "name within the session timeout keeps this worker's slots, with no rebalance; "
                             "give each worker its own")
+    start.add_argument("--accept-gap", action="store_true",
+                       help="when an ingress topic no longer holds records the broker had not read (deleted by "
+                            "retention), read on from its first record, logging what was skipped; default: stop")
     start.set_defaults(func=_run)
 
 
@@ -29,5 +32,5 @@ def _run(args: argparse.Namespace) -> int:
     cfg = settings(args, group_instance_id=args.group_instance_id)
     logs.configure(cfg.log_level, cfg.log_format)
     run(run_broker(cfg, kafka(cfg, "puente-broker"), args.workers, exit_when_idle=args.exit_when_idle,
-                   metrics_port=args.metrics_port or cfg.metrics_port))
+                   metrics_port=args.metrics_port or cfg.metrics_port, accept_gaps=args.accept_gap))
     return 0

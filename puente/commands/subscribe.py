@@ -36,9 +36,12 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     subs.add_argument("--store", type=Path, metavar="FILE",
                       help="the partner's store, made when missing (default: PUENTE_KEYS/partners/<P>/feed.sqlite)")
     subs.add_argument("--out", type=Path, metavar="FILE",
-                      help="also append every view as a JSON line here ('-': standard output); recall notices "
-                           "included: a copy this subscriber cannot delete from")
+                      help="also append every view the store takes as a JSON line here ('-': standard output); "
+                           "recall notices included: a copy this subscriber cannot delete from")
     subs.add_argument("--follow", action="store_true", help="keep reading; default: stop when idle for 5 s")
+    subs.add_argument("--accept-gap", action="store_true",
+                      help="when the feed no longer holds records this partner had not read (deleted by retention), "
+                           "read on from its first record, naming what was skipped; default: stop (exit 1)")
     subs.add_argument("--instance", default=DEFAULT_INSTANCE,
                       help="this subscriber's name (default main): subscribers of one partner that run at once "
                            "need different names; starting one with a name in use stops the other")
@@ -65,7 +68,8 @@ def _subscribe(args: argparse.Namespace) -> int:
     if args.out is not None and str(args.out) != "-":
         _OUT.prepare(args.out, create=True, missing="")  # checked before anything is read or connected
     sub = subscriber_for(cfg, kafka(cfg, f"puente-subscriber-{args.partner}"), args.partner, args.key,
-                         args.verify_key, args.sign_key, args.instance, store_path=store)
+                         args.verify_key, args.sign_key, args.instance, store_path=store,
+                         accept_gaps=args.accept_gap)
     out: TextIO | None = None
     try:
         if args.out is not None:
@@ -77,6 +81,8 @@ def _subscribe(args: argparse.Namespace) -> int:
         sub.close()
         outcomes = ", ".join(f"{n} {status.lower()}" for status, n in sorted(sub.stats.outcomes.items()))
         stopped = ", stopped at a record it could not open" if sub.stats.rejected else ""
+        if sub.stats.skipped:
+            stopped += f", {sub.stats.skipped} record(s) the feed no longer held skipped"
         print(f"{sub.partner}: {sub.stats.received} feed record(s) opened{f' ({outcomes})' if outcomes else ''}"
               f"{stopped}; store {store}", file=sys.stderr)
     return 0

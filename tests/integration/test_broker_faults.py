@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.errors import KafkaError
 from puente_testing import (
     Env,
@@ -619,3 +620,48 @@ async def test_replay_after_a_restart_is_caught_from_the_audit_trail(env: Env) -
     decided = Counter(d["alert_id"] for d in await audit_docs(env) if d["kind"] == "DECISION")
     assert set(decided) == {first["alert_id"], second["alert_id"]}
     assert set(decided.values()) == {len(env.policy.partners)}
+
+
+async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: Env) -> None:
+    """Retention deleted ingress records the broker never read (it was down longer than the ingress keeps
+    them): they were never decided, withheld or dead-lettered, so the broker does not skip them in silence as
+    Kafka's reset to the earliest record would. It stops, naming the records; `broker run --accept-gap` reads on
+    from the first record each topic holds and logs what it skipped, and the audit still verifies."""
+    await publish_synthetic(env.cfg, env.conn, 60, seed=81)
+    first = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+                           capture_output=True, text=True, timeout=180, check=False)
+    assert first.returncode == 0, first.stderr[-2000:]
+    decided = len(await read_topic(env.conn, env.names.decisions))
+    await publish_synthetic(env.cfg, env.conn, 40, seed=82)
+    admin = AIOKafkaAdminClient(**env.conn.aiokafka())
+    await admin.start()
+    try:
+        tps = [TopicPartition(env.names.ingress(a), p) for a in env.cfg.agencies
+               for p in range(env.cfg.ingress_partitions)]
+        probe = AIOKafkaConsumer(**env.conn.aiokafka())
+        await probe.start()
+        try:
+            ends = await probe.end_offsets(tps)
+        finally:
+            await probe.stop()
+        await admin.delete_records({tp: RecordsToDelete(end) for tp, end in ends.items() if end})
+    finally:
+        await admin.close()
+
+    stopped = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+                             capture_output=True, text=True, timeout=180, check=False)
+    assert stopped.returncode == 1 and "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
+    assert "were deleted (the ingress retention) before the broker read them" in stopped.stderr
+    assert "--accept-gap" in stopped.stderr
+    assert len(await read_topic(env.conn, env.names.decisions)) == decided
+
+    await publish_synthetic(env.cfg, env.conn, 10, seed=83)
+    accepted = subprocess.run(cli("broker", "run", "--exit-when-idle", "3", "--accept-gap"),
+                              env=env.env_vars("broker"), capture_output=True, text=True, timeout=180, check=False)
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    assert "ingress records skipped" in accepted.stderr and "were deleted" in accepted.stderr
+    assert len(await read_topic(env.conn, env.names.decisions)) > decided
+    # The offsets moved past a gap only with the decisions after it: the audit chains end where they say.
+    verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                            timeout=180, check=False)
+    assert verify.returncode == 0, verify.stdout[-2000:] + verify.stderr[-2000:]

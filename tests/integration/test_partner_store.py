@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from puente_testing import Env, cli, read_topic
 from recall_views import recall_notice, updated
 
@@ -167,3 +168,36 @@ async def test_a_batch_the_store_committed_before_a_crash_is_receipted_as_it_fir
         assert store.show(first["alert_id"]).received_at == crashed_at
         assert store.show(recalled["alert_id"]).view is None
     assert SECRET.encode() not in _store_bytes(store_path)
+
+
+async def test_records_deleted_before_the_partner_read_them_stop_the_subscriber(env: Env, tmp_path: Path) -> None:
+    """Retention deleted feed records this partner had not read: the subscriber does not skip them in silence (as
+    Kafka's reset to the earliest record would). It stops (exit 1) naming the records, committing nothing; with
+    --accept-gap it reads on from the feed's first record and says how many it skipped."""
+    store_path = tmp_path / "partner" / "feed.sqlite"
+    async with Feed(env, PARTNER) as feed:
+        await feed.send(_view("darien-armed-group-sighting"))
+        first = _subscribe(env, "--store", str(store_path))
+        assert first.returncode == 0, first.stderr[-2000:]
+        lost = [await feed.send(_view("senan-gofast-seizure")), await feed.send(_view("paso-canoas-migrant-flow"))]
+        kept = await feed.send(_view("tocumen-red-notice-hit"))
+    start = int(kept.rsplit(":", 1)[1])
+    admin = AIOKafkaAdminClient(**env.conn.aiokafka())
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(env.feed(PARTNER), 0): RecordsToDelete(start)})
+    finally:
+        await admin.close()
+    before = await _receipts(env, PARTNER)
+
+    stopped = _subscribe(env, "--store", str(store_path))
+    assert stopped.returncode == 1, stopped.stderr[-2000:]
+    first_lost, last_lost = (int(where.rsplit(":", 1)[1]) for where in (lost[0], lost[-1]))
+    assert f"records {first_lost}-{last_lost} were deleted" in stopped.stderr and "--accept-gap" in stopped.stderr
+    assert "Traceback" not in stopped.stderr and len(await _receipts(env, PARTNER)) == len(before)
+
+    accepted = _subscribe(env, "--store", str(store_path), "--accept-gap")
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    assert "2 record(s) the feed no longer held skipped" in accepted.stderr
+    got = [(r["feed"], r["status"]) for r in await _receipts(env, PARTNER) if r["kind"] == "RECEIPT"]
+    assert got[len([r for r in before if r["kind"] == "RECEIPT"]):] == [(kept, "RECEIVED")]
