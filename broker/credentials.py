@@ -28,8 +28,8 @@ from pathlib import Path
 from broker.access import AUDITOR, BROKER, CONSOLE, puentes
 from broker.kafka import Admin, KafkaConnection, connection_from_properties
 from broker.kafka.acls import SCRAM_MECHANISM, delete_users, new_password, scram_users, upsert_users
-from broker.keystore import private_folder
-from puente.errors import ConfigError, KafkaAuthError
+from broker.keystore import Holder, holder_path, private_folder
+from puente.errors import ConfigError, KafkaAuthError, KeyMaterialError
 
 CLIENT_CONFIG = "client.properties"
 
@@ -43,11 +43,13 @@ def party_folder(keys: Path, principal: str) -> Path:
     if principal == CONSOLE:
         return keys / "console"
     kind, _, name = principal.partition("-")
-    if kind == "agency" and name:
-        return keys / "agencies" / name
-    if kind == "partner" and name:
-        return keys / "partners" / name
-    raise ConfigError(f"{principal[:60]!r} is not one of Puente's parties")
+    holder = {"agency": Holder.AGENCY, "partner": Holder.PARTNER}.get(kind)
+    if holder is None or not name:
+        raise ConfigError(f"{principal[:60]!r} is not one of Puente's parties")
+    try:  # the id becomes a folder name: one the keystore would refuse ("..", a slash) never names a folder
+        return holder_path(keys, holder, name)
+    except KeyMaterialError as exc:
+        raise ConfigError(f"{principal[:60]!r} is not one of Puente's parties: {exc}") from None
 
 
 def scram_jaas(username: str, password: str) -> str:
@@ -133,10 +135,10 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
 def _remove_login(keys: Path, principal: str) -> Path:
     """Remove a former party's client configuration (its password works no more), if its name makes a
     folder inside ``keys``; the path it has or would have."""
-    name = principal.partition("-")[2]
-    if not name or "/" in name or "\\" in name or name in (".", ".."):
+    try:
+        path = party_folder(keys, principal) / CLIENT_CONFIG
+    except ConfigError:  # a name no party folder can have: there is no file of it
         return keys / "(none)"
-    path = party_folder(keys, principal) / CLIENT_CONFIG
     path.unlink(missing_ok=True)
     return path
 

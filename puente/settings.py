@@ -55,7 +55,9 @@ class PuenteSettings(BaseSettings):
     feed_partitions: int = Field(3, ge=1, le=64)
     topic_prefix: str = Field("puente", pattern=r"^[a-zA-Z0-9_.-]+$")
     group_id: str | None = Field(None, description="the broker consumer group; default: <topic_prefix>-broker")
-    agencies: tuple[str, ...] = AGENCIES
+    # Each agency names a folder of the keystore, a login and a topic: the keystore's own id rule.
+    agencies: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")], ...] = Field(
+        AGENCIES, min_length=1, description="the agencies whose ingress topics the broker reads, in slot order (JSON)")
     agency_countries: dict[str, Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]] = Field(
         default_factory=lambda: dict(AGENCY_COUNTRIES), description=(
         "the originator country each agency's alerts must name, as JSON ({\"COMBIFRON\": \"COL\"}); an agency "
@@ -104,6 +106,15 @@ class PuenteSettings(BaseSettings):
         "every such interval until it moves"))
     metrics_port: int | None = Field(None, ge=1, le=65535, description="port of the /metrics endpoint")
     metrics_address: str = Field("127.0.0.1", description="address the /metrics endpoint binds to")
+
+    @field_validator("agencies")
+    @classmethod
+    def _agencies_distinct(cls, agencies: tuple[str, ...]) -> tuple[str, ...]:
+        """Each agency once: two slots would read one ingress topic, each with its own audit chain."""
+        twice = sorted({a for a in agencies if agencies.count(a) > 1})
+        if twice:
+            raise ValueError(f"names {', '.join(twice)} more than once")
+        return agencies
 
     @field_validator("agency_countries")
     @classmethod
@@ -166,5 +177,6 @@ def load_settings(**overrides: object) -> PuenteSettings:
         first = exc.errors()[0]
         if not first["loc"]:  # a check across settings names them in its message
             raise ConfigError(f"invalid settings: {first['msg'].removeprefix('Value error, ')}") from None
-        name = "PUENTE_" + "_".join(str(p) for p in first["loc"]).upper()
+        name = "PUENTE_" + "_".join(str(p) for p in first["loc"] if not isinstance(p, int)).upper()
+        name += "".join(f" (entry {p + 1})" for p in first["loc"] if isinstance(p, int))
         raise ConfigError(f"invalid setting {name}: {first['msg'].removeprefix('Value error, ')}") from None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.credentials import party_folder
 from puente.errors import ConfigError
 from puente.settings import load_settings
 
@@ -106,6 +107,9 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
     # A misspelt setting would be ignored and its default used (the shipped policy, or COMBIFRON of Panama).
     ({"PUENTE_POLICY_DIRECTORY": "/srv/policy"}, ("policy", "lint"), 3, "did you mean PUENTE_POLICY_DIR?"),
     ({"PUENTE_AGENCY_COUNTRIES": '{"COMBIFRN": "COL"}'}, ("policy", "lint"), 3, "names COMBIFRN, not among"),
+    # An agency names a keystore folder and a login: one that climbs out of its folder, or comes twice, is refused.
+    ({"PUENTE_AGENCIES": '["SNM", "../broker"]'}, ("policy", "lint"), 3, "PUENTE_AGENCIES (entry 2)"),
+    ({"PUENTE_AGENCIES": '["SNM", "PN", "SNM"]'}, ("policy", "lint"), 3, "names SNM more than once"),
 ])
 def test_configuration_and_usage_errors_have_their_own_status(keys: Path, env: dict[str, str], args: tuple[str, ...],
                                                              code: int, words: str) -> None:
@@ -159,3 +163,11 @@ def test_the_default_agency_countries_follow_the_agencies(monkeypatch: pytest.Mo
     monkeypatch.setenv("PUENTE_AGENCY_COUNTRIES", '{"COLOMBIA": "COL"}')
     with pytest.raises(ConfigError, match="names COLOMBIA, not among PUENTE_AGENCIES"):
         load_settings()
+
+
+@pytest.mark.parametrize("principal", ["partner-..", "agency-../broker", "partner-a/b", "agency-", "auditors"])
+def test_a_party_folder_never_leaves_its_place_in_the_keystore(tmp_path: Path, principal: str) -> None:
+    """A login's name becomes a folder: one the keystore would refuse as an id names no folder at all."""
+    with pytest.raises(ConfigError, match="is not one of Puente's parties"):
+        party_folder(tmp_path, principal)
+    assert party_folder(tmp_path, "partner-COL") == tmp_path / "partners" / "COL"
