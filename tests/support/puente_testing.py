@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import urllib.request
@@ -106,10 +107,26 @@ def _logins(admin: KafkaConnection) -> Path:
     return LOGINS / hashlib.sha256(f"{admin.bootstrap}|{admin.ca_file}".encode()).hexdigest()[:16]
 
 
+def _own_private(cache: Path) -> bool:
+    """Whether every folder from the cache root down to ``cache`` is this user's own and closed to others:
+    a cache in a shared /tmp that another user made (or could write) would hand this run its passwords,
+    or read them. One that is not is left alone and the logins are made afresh."""
+    for folder in (LOGINS, cache):
+        try:
+            info = folder.lstat()
+        except FileNotFoundError:
+            return True  # made below, by this user
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            return False
+        if info.st_mode & 0o077:  # this user's own, made open by an earlier run: closed now
+            folder.chmod(0o700)
+    return True
+
+
 def _reuse_logins(keys: Path, cache: Path) -> None:
     """Copy the parties' client configurations a previous environment made (the logins are cluster-wide):
     each environment then keeps the same passwords instead of setting new ones for every test."""
-    if not cache.is_dir():
+    if not cache.is_dir() or not _own_private(cache):
         return
     for source in cache.rglob(CLIENT_CONFIG):
         target = keys / source.relative_to(cache)
@@ -119,6 +136,9 @@ def _reuse_logins(keys: Path, cache: Path) -> None:
 
 
 def _keep_logins(keys: Path, cache: Path) -> None:
+    if not _own_private(cache):
+        return
+    LOGINS.mkdir(mode=0o700, exist_ok=True)
     for source in keys.rglob(CLIENT_CONFIG):
         target = cache / source.relative_to(keys)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
