@@ -18,7 +18,8 @@ first receipt having been aborted), and a RECALLED receipt is sent only once the
 gone from the store's files (else the batch's Kafka transaction is aborted). An optional
 JSON-lines copy (``out``) gets every view the store took (RECEIVED) and every recall notice
 (RECALLED), never one it refused or already held, and is the reader's to honour: nothing can
-recall a line once written, so with it a recall's receipt says ``RECALL_PASSED_ON``, which is no
+recall a line once written, so the store marks each alert it wrote there, and a recall of a marked
+alert (whichever run, with or without ``out``, receives it) says ``RECALL_PASSED_ON``, which is no
 acknowledgement.
 The store is purged (expiry, the agreements' retention) when the subscriber starts and at most
 every ``PURGE_EVERY_S`` after.
@@ -514,12 +515,14 @@ class Subscriber:
         else:
             self.stats.received += 1
             version = delivery.version
-            status = self._apply(delivery, now)
+            status, passed_on = self._apply(delivery, now)
             if out is not None and status in _PASSED_ON:  # what the store refused is not passed on either
                 out.write(json.dumps(to_json(view), ensure_ascii=False) + "\n")
-            if out is not None and status == Outcome.RECALLED.value:
-                # The store deleted it, but the --out copy holds earlier lines this subscriber cannot
-                # take back: passed on, not acknowledged (auditors keep the recall outstanding).
+                if self.store is not None:
+                    self.store.mark_passed_on(delivery.alert_id)
+            if (out is not None or passed_on) and status == Outcome.RECALLED.value:
+                # The store deleted it, but a --out copy (this run's, or an earlier run's) holds lines this
+                # subscriber cannot take back: passed on, not acknowledged (auditors keep the recall outstanding).
                 status = RECALL_PASSED_ON
             self.stats.outcomes[status] = self.stats.outcomes.get(status, 0) + 1
         receipt = {"partner": self.partner, "alert_id": alert_id or None, "feed": where, "status": status,
@@ -530,10 +533,11 @@ class Subscriber:
                             partition=part)
         return unread
 
-    def _apply(self, delivery: Delivery, now: datetime) -> str:
-        """The receipt status of one opened record: what the store made of it (RECEIVED without a store)."""
+    def _apply(self, delivery: Delivery, now: datetime) -> tuple[str, bool]:
+        """The receipt status of one opened record: what the store made of it (RECEIVED without a store),
+        and whether a copy of its alert went beyond the store before (``PartnerStore.mark_passed_on``)."""
         if self.store is None:
-            return Outcome.RECEIVED.value
+            return Outcome.RECEIVED.value, False
         applied = self.store.apply(delivery, now)
         if applied.outcome is Outcome.SUPERSEDED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} is older than "
@@ -547,7 +551,7 @@ class Subscriber:
         elif applied.outcome is Outcome.REFUSED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} refused: its "
                          f"originator recalled it (version {applied.held_version})")
-        return applied.outcome.value
+        return applied.outcome.value, applied.passed_on
 
 
 def _older_than_kept(last: dict[str, Any], kept: tuple[int, str] | None) -> str | None:

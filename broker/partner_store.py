@@ -86,7 +86,7 @@ from schemas import to_json
 
 STORE_FILE = "feed.sqlite"
 WIPE_WAIT_MS = 200  # how long one checkpoint waits for readers to let go
-SCHEMA_VERSION = 1  # PRAGMA user_version of the layout below
+SCHEMA_VERSION = 2  # PRAGMA user_version of the layout below (1: without passed_on, added on opening)
 MAX_VERSION = 1_000_000
 RECALL = "RECALL"
 HELD, RECALLED_STATE = "HELD", "RECALLED"
@@ -193,6 +193,7 @@ class Applied:
     version: int
     outcome: Outcome
     held_version: int | None
+    passed_on: bool = False  # a copy of the alert went beyond the store before (``mark_passed_on``)
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     expires_ms INTEGER,
     recall_reason TEXT,
     recalled_ms INTEGER,
+    passed_on INTEGER NOT NULL DEFAULT 0,
     CHECK ((state = 'HELD') = (view IS NOT NULL)),
     CHECK ((state = 'RECALLED') = (recalled_ms IS NOT NULL))
 );
@@ -357,6 +359,9 @@ class PartnerStore:
                         if statement.strip():
                             c.execute(statement)
                     c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('partner', ?)", (self.partner,))
+                    c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                elif version == 1:  # no passed_on yet: nothing was known to be passed on beyond the run itself
+                    c.execute("ALTER TABLE alerts ADD COLUMN passed_on INTEGER NOT NULL DEFAULT 0")
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 row = c.execute("SELECT value FROM meta WHERE key = 'partner'").fetchone()
                 if row is None or row[0] != self.partner:
@@ -450,7 +455,7 @@ class PartnerStore:
                 return self.apply(d, now)
         with self._sql("applying a feed record"):
             row = self._conn.execute(
-                "SELECT version, state, recall_reason, feed FROM alerts WHERE alert_id = ?", (d.alert_id,)
+                "SELECT version, state, recall_reason, feed, passed_on FROM alerts WHERE alert_id = ?", (d.alert_id,)
             ).fetchone()
             held = None if row is None else Held(row[0], row[1] == RECALLED_STATE,
                                                  row[1] == RECALLED_STATE and row[2] is not None, row[3])
@@ -460,7 +465,15 @@ class PartnerStore:
                 outcome = Outcome.EXPIRED
             elif not replay:
                 self._write(held, d, outcome, _ms(now))
-        return Applied(d.alert_id, d.version, outcome, None if held is None else held.version)
+        return Applied(d.alert_id, d.version, outcome, None if held is None else held.version,
+                       row is not None and bool(row[4]))
+
+    def mark_passed_on(self, alert_id: str) -> None:
+        """Remember that a copy of ``alert_id`` went beyond the store (``puente subscribe --out``), inside
+        the caller's transaction: a later recall, whatever run receives it, is then passed on, never
+        acknowledged, since no one can take that copy back. The mark stays with the tombstone."""
+        with self._sql("marking an alert passed on"):
+            self._conn.execute("UPDATE alerts SET passed_on = 1 WHERE alert_id = ?", (alert_id,))
 
     def _too_old(self, d: Delivery, now_ms: int) -> bool:
         """Whether ``d`` was sealed longer ago than its agreement lets the partner keep an alert.

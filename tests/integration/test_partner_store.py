@@ -201,3 +201,22 @@ async def test_records_deleted_before_the_partner_read_them_stop_the_subscriber(
     assert "2 record(s) the feed no longer held skipped" in accepted.stderr
     got = [(r["feed"], r["status"]) for r in await _receipts(env, PARTNER) if r["kind"] == "RECEIPT"]
     assert got[len([r for r in before if r["kind"] == "RECEIPT"]):] == [(kept, "RECEIVED")]
+
+
+async def test_a_recall_of_an_alert_an_earlier_run_passed_on_is_not_acknowledged(env: Env, tmp_path: Path) -> None:
+    """A run with --out wrote a view to a copy no subscriber can take back; the recall, received by a later run
+    without --out, is RECALL_PASSED_ON all the same (the store remembers), never a RECALLED acknowledgement. An
+    alert never passed on is acknowledged as usual."""
+    passed, kept = _view("senan-gofast-seizure"), _view("paso-canoas-migrant-flow")
+    async with Feed(env, PARTNER) as feed:
+        await feed.send(passed)
+    copied = _subscribe(env, "--out", str(tmp_path / "copy.jsonl"))
+    assert copied.returncode == 0, copied.stderr[-2000:]
+    async with Feed(env, PARTNER) as feed:
+        await feed.send(kept)
+        notices = [await feed.send(recall_notice(passed, 2, "ERROR"), "RECALL"),
+                   await feed.send(recall_notice(kept, 2, "ERROR"), "RECALL")]
+    later = _subscribe(env)
+    assert later.returncode == 0, later.stderr[-2000:]
+    got = {r["feed"]: r["status"] for r in await _receipts(env, PARTNER) if r["kind"] == "RECEIPT"}
+    assert [got[n] for n in notices] == ["RECALL_PASSED_ON", "RECALLED"]

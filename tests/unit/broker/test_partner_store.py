@@ -574,3 +574,35 @@ def test_a_chain_head_older_than_the_kept_one_is_refused(last: dict[str, Any], k
     """Only the kept checkpoint or a later one of the partner's own may be extended (see Subscriber._chain)."""
     problem = _older_than_kept(last, kept)
     assert (problem is not None) is refused
+
+
+def test_an_alert_passed_on_stays_marked_through_its_recall(store: PartnerStore) -> None:
+    """A copy of an alert that left the store (--out) is remembered: its recall, received later by any run,
+    reports the mark, and a redelivery of that recall too; an alert never passed on is not marked."""
+    view, other = _view(), _view("senan-gofast-seizure")
+    with store.transaction():
+        store.apply(_at(view, 1), T0)
+        store.mark_passed_on(view["alert_id"])
+        store.apply(_at(other, 2), T0)
+    recall = _at(recall_notice(view, 2, "ERROR"), 3)
+    first = store.apply(recall, T0)
+    assert first.outcome is Outcome.RECALLED and first.passed_on
+    assert store.apply(recall, T0).passed_on  # the batch again, after a crash
+    assert not store.apply(_at(recall_notice(other, 2, "ERROR"), 4), T0).passed_on
+
+
+def test_a_store_of_the_first_layout_is_brought_up_to_date(tmp_path: Path) -> None:
+    """A store written before passed_on existed opens: the column is added, nothing marked, its alerts kept."""
+    path = tmp_path / "col" / "feed.sqlite"
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        store.apply(_at(_view(), 1), T0)
+    raw = sqlite3.connect(path)
+    raw.execute("ALTER TABLE alerts DROP COLUMN passed_on")
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        assert store.counts().held == 1
+        assert not store.apply(_at(recall_notice(_view(), 2, "ERROR"), 2), T0).passed_on
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == 2
