@@ -21,14 +21,13 @@ apply``, but a login left behind would still authenticate.
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from broker.access import AUDITOR, BROKER, CONSOLE, puentes
 from broker.kafka import Admin, KafkaConnection, connection_from_properties
 from broker.kafka.acls import SCRAM_MECHANISM, delete_users, new_password, scram_users, upsert_users
-from broker.keystore import Holder, holder_path, private_folder
+from broker.keystore import Holder, holder_path, private_folder, write_atomic
 from puente.errors import ConfigError, KafkaAuthError, KeyMaterialError
 
 CLIENT_CONFIG = "client.properties"
@@ -75,12 +74,7 @@ def client_properties(bootstrap: str, ca_file: Path | None, username: str, passw
 
 def _write_private(path: Path, text: str) -> None:
     private_folder(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"), 0o600)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,9 @@ def load_key_file(path: Path | str) -> KeyRecord:
     return record
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write ``path`` whole or not at all, with ``mode`` whatever the umask: a new file of a random name
+    beside it (O_EXCL: never one planted there first, nor a link followed), synced, then renamed over it."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -233,7 +235,7 @@ class Keystore:
         mode = 0o600 if record.secret is not None else 0o644
         try:
             private_folder(self.path)
-            _write_atomic(target, record_to_json(record), mode)
+            write_atomic(target, record_to_json(record), mode)
         except OSError as exc:
             raise KeyMaterialError(f"key {record.key_id}: cannot write {target}: {exc.strerror}") from None
         return target
