@@ -113,7 +113,8 @@ class Admin:
         where = f"Kafka at {self.conn.bootstrap}"
         if code in _UNAVAILABLE:
             return KafkaUnavailableError(f"{where} could not be reached within {self.conn.timeout_s:g}s while "
-                                         f"{what}: check PUENTE_BOOTSTRAP and that Kafka is running ({text})")
+                                         f"{what}: check PUENTE_BOOTSTRAP (or bootstrap.servers) and that Kafka is "
+                                         f"running ({text})")
         if code == RdKafkaError._SSL:
             reason = _certificate_refusal(self.conn) if "verif" in text else None
             if reason is not None:

@@ -264,13 +264,17 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
 
 def connection(settings: PuenteSettings, name: str | None = None) -> KafkaConnection:
     """The connection the settings describe: ``PUENTE_CLIENT_CONFIG`` (a properties file) with
-    ``PUENTE_BOOTSTRAP`` filling in, or ``PUENTE_BOOTSTRAP`` alone (then in clear: PLAINTEXT)."""
+    ``PUENTE_BOOTSTRAP`` filling in. ``PUENTE_BOOTSTRAP`` alone is refused: it would connect in
+    clear and unauthenticated, so a forgotten client configuration would pass unseen wherever Kafka
+    accepts that. A Kafka without security is reached only through a file that says so
+    (``security.protocol=PLAINTEXT``)."""
     if settings.client_config is not None:
         conn = connection_from_properties(settings.client_config, bootstrap=settings.bootstrap,
                                           timeout_s=settings.kafka_timeout_s)
     elif settings.bootstrap:
-        conn = KafkaConnection(bootstrap=settings.bootstrap, timeout_s=settings.kafka_timeout_s,
-                               source="PUENTE_BOOTSTRAP").check()
+        raise ConfigError("PUENTE_BOOTSTRAP alone would reach Kafka in clear and unauthenticated: set "
+                          "PUENTE_CLIENT_CONFIG to this party's client.properties (`puente users apply` writes it); "
+                          "a Kafka without security needs a file saying security.protocol=PLAINTEXT")
     else:
         raise ConfigError("no Kafka to connect to: set PUENTE_BOOTSTRAP (host:port,...) or PUENTE_CLIENT_CONFIG "
                           "(a client properties file with bootstrap.servers)")

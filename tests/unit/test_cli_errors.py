@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from unreachable import closed_port, unreachable_kafka
 
 from broker.credentials import party_folder
 from puente.errors import ConfigError
@@ -22,12 +23,6 @@ TIMEOUT_S = 2
 # purpose (a few waits of the setting, plus interpreter start on a loaded 2-core machine): it catches a command
 # that ignores the setting (aiokafka's own default waits are 30-40 s), not a slow one.
 BOUND_S = TIMEOUT_S * 3 + 20
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again once this returns: nothing listens there (a server may bind it)
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +39,17 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _puente(keys: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    # No client configuration from the environment: its bootstrap.servers would name a live Kafka.
-    inherited = {k: v for k, v in os.environ.items() if k != "PUENTE_CLIENT_CONFIG"}
-    variables = {**inherited, "PUENTE_BOOTSTRAP": f"127.0.0.1:{_closed_port()}",
-                 "PUENTE_KAFKA_TIMEOUT_S": str(TIMEOUT_S), "PUENTE_KEYS": str(keys),
-                 "PUENTE_LOGINS": str(keys.parent / "logins"), "PUENTE_AUDIT_INDEX": str(keys.parent / "index.sqlite"),
-                 **env}
+def _puente(keys: Path, *args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+    """Run a command against a Kafka at a closed port; ``env`` adds variables, or unsets one given None."""
+    # No Kafka from the environment: its client configuration or bootstrap would name a live one.
+    inherited = {k: v for k, v in os.environ.items() if k not in ("PUENTE_CLIENT_CONFIG", "PUENTE_BOOTSTRAP")}
+    variables: dict[str, str | None] = {
+        **inherited, **unreachable_kafka(keys.parent), "PUENTE_KAFKA_TIMEOUT_S": str(TIMEOUT_S),
+        "PUENTE_KEYS": str(keys), "PUENTE_LOGINS": str(keys.parent / "logins"),
+        "PUENTE_AUDIT_INDEX": str(keys.parent / "index.sqlite"), **env}
     # The subprocess timeout only guards against a hang; the bound itself is PUENTE_KAFKA_TIMEOUT_S.
-    return subprocess.run([sys.executable, "-m", "puente.cli", *args], env=variables, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "puente.cli", *args],
+                          env={k: v for k, v in variables.items() if v is not None}, capture_output=True,
                           text=True, timeout=60, check=False)
 
 
@@ -82,7 +79,7 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
     PUENTE_KAFKA_TIMEOUT_S."""
     empty_log = keys.parent / "authorizer.log"
     empty_log.touch()
-    args = [part.format(keys=keys, empty_log=empty_log, free_port=_closed_port()) for part in command]
+    args = [part.format(keys=keys, empty_log=empty_log, free_port=closed_port()) for part in command]
     started = time.monotonic()
     done = _puente(keys, *args)
     elapsed = time.monotonic() - started
@@ -97,7 +94,10 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
 
 @pytest.mark.parametrize(("env", "args", "code", "words"), [
     ({"PUENTE_REPLICATION": "three"}, ("topics", "apply"), 3, "PUENTE_REPLICATION"),
-    ({"PUENTE_BOOTSTRAP": ""}, ("audit", "verify"), 3, "PUENTE_BOOTSTRAP"),
+    ({"PUENTE_CLIENT_CONFIG": None}, ("audit", "verify"), 3, "PUENTE_BOOTSTRAP"),
+    # Only a client configuration may say Kafka has no security: an address alone would connect in clear.
+    ({"PUENTE_CLIENT_CONFIG": None, "PUENTE_BOOTSTRAP": "127.0.0.1:9"}, ("audit", "verify"), 3,
+     "would reach Kafka in clear and unauthenticated"),
     ({"PUENTE_CLIENT_CONFIG": "/nowhere/client.properties"}, ("audit", "verify"), 3, "/nowhere/client.properties"),
     ({}, ("subscribe", "--partner", "XX", "--key", "k.json"), 3, "unknown partner"),
     ({}, ("audit", "log", "--since", "yesterday"), 2, "ISO 8601"),

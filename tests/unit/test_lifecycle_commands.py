@@ -4,20 +4,14 @@ each one line with its documented exit status."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from unreachable import unreachable_kafka
 
 ALERT = "SNM:PTY-20261103-00231"
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again once this returns: nothing listens there
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +25,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _puente(keys: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    inherited = {k: v for k, v in os.environ.items() if k != "PUENTE_CLIENT_CONFIG"}
-    variables = {**inherited, "PUENTE_BOOTSTRAP": f"127.0.0.1:{_closed_port()}", "PUENTE_KAFKA_TIMEOUT_S": "2",
+    inherited = {k: v for k, v in os.environ.items() if k not in ("PUENTE_CLIENT_CONFIG", "PUENTE_BOOTSTRAP")}
+    variables = {**inherited, **unreachable_kafka(keys.parent), "PUENTE_KAFKA_TIMEOUT_S": "2",
                  "PUENTE_KEYS": str(keys), **env}
     return subprocess.run([sys.executable, "-m", "puente.cli", *args], env=variables, capture_output=True, text=True,
                           timeout=60, check=False)

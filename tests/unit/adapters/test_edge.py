@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from unreachable import unreachable_kafka
 
 from adapters.config import Context
 from adapters.core import Result
@@ -128,7 +129,8 @@ def test_unreadable_files_stop_the_run_before_kafka_naming_each(tmp_path: Path) 
     good = SAMPLES / "senafront" / "patrullas-2026-11.csv"
     missing, folder = tmp_path / "no-existe.csv", tmp_path / "carpeta.csv"
     folder.mkdir()
-    env = {**os.environ, "PUENTE_BOOTSTRAP": "127.0.0.1:1", "PUENTE_KEYS": str(tmp_path / "keys")}
+    env = {**{k: v for k, v in os.environ.items() if k != "PUENTE_BOOTSTRAP"}, **unreachable_kafka(tmp_path, port=1),
+           "PUENTE_KEYS": str(tmp_path / "keys")}
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "puente.cli", "adapt", "senafront", str(good), str(missing),
                            str(folder)], cwd=SAMPLES.parent, env=env, capture_output=True, timeout=120, check=False)
@@ -180,7 +182,9 @@ def test_each_files_summary_is_printed_as_it_ends(tmp_path: Path, capsys: pytest
     """When Kafka fails on the second file, the first file's summary has already been printed."""
     from puente.errors import KafkaSetupError
 
-    monkeypatch.setenv("PUENTE_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.delenv("PUENTE_BOOTSTRAP", raising=False)
+    for name, value in unreachable_kafka(tmp_path, port=1).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setattr("adapters.run.AdapterRun", _FailingSecondRun)
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_bytes(b"x")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from unreachable import unreachable_kafka
 
 from broker.crypto import public_pem, sign_ingress, verify_ingress
 from broker.crypto.keys import KeyKind, new_key
@@ -282,9 +283,9 @@ def test_audit_without_verify_keys_is_one_line_naming_the_folder(tmp_path: Path)
     assert puente(root, "keys", "init").returncode == 0
     for path in (root / "auditor").iterdir():
         path.unlink()
-    env = {k: v for k, v in os.environ.items() if k != "PUENTE_CLIENT_CONFIG"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PUENTE_CLIENT_CONFIG", "PUENTE_BOOTSTRAP")}
     done = subprocess.run([sys.executable, "-m", "puente.cli", "audit", "verify"], capture_output=True, text=True,
-                          env={**env, "PUENTE_KEYS": str(root), "PUENTE_BOOTSTRAP": "127.0.0.1:1"}, check=False,
+                          env={**env, "PUENTE_KEYS": str(root), **unreachable_kafka(tmp_path, port=1)}, check=False,
                           timeout=60)
     assert done.returncode == 3, done.stderr
     assert done.stderr.count("\n") == 1 and str(root / "auditor") in done.stderr and "import-public" in done.stderr
