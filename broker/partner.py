@@ -262,6 +262,10 @@ class Subscriber:
         if purged.total or force:
             self.on_note(f"purged {purged.total} alert(s) from {store.path}: {purged.expired} past their expiry, "
                          f"{purged.retention} past the agreement's retention, {purged.tombstones} old tombstone(s)")
+        due = store.due_count(self.clock())
+        if due:
+            self.on_note(f"{due} alert(s) in {store.path} are past their review date: `puente store list --partner "
+                         f"{self.partner} --due` lists them")
         if store.wipe_pending:
             self.on_note(f"{store.path}: a reader kept the write-ahead log from being cleared; deleted content is "
                          "wiped from it after the next batch")

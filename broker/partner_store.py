@@ -4,8 +4,9 @@ What it keeps, one row per alert id: the version held, the view (JSON, as ``sche
 gives it), when it was first and last received, the feed location of the record applied
 (``topic:partition:offset``), the agreement the ``puente-agreement`` header names (for display
 and retention: the record's associated data binds it, so once the record has opened it is the
-broker's), the alert's ``markings.expires_at``, and, once the alert is recalled, a
-*tombstone*: version, reason and recall time, with the view deleted.
+broker's), the alert's ``markings.expires_at`` and ``markings.review_at`` (``due`` lists what is
+held past its review date), whether a copy went beyond the store (``mark_passed_on``), and, once
+the alert is recalled, a *tombstone*: version, reason and recall time, with the view deleted.
 
 Why SQLite (the standard library's ``sqlite3``), not JSON lines or DuckDB:
 
@@ -86,7 +87,7 @@ from schemas import to_json
 
 STORE_FILE = "feed.sqlite"
 WIPE_WAIT_MS = 200  # how long one checkpoint waits for readers to let go
-SCHEMA_VERSION = 2  # PRAGMA user_version of the layout below (1: without passed_on, added on opening)
+SCHEMA_VERSION = 2  # PRAGMA user_version of the layout below (1: without passed_on and review_ms, added on opening)
 MAX_VERSION = 1_000_000
 RECALL = "RECALL"
 HELD, RECALLED_STATE = "HELD", "RECALLED"
@@ -121,6 +122,7 @@ class Delivery:
     expires_ms: int | None
     view_json: str | None  # None for a recall notice: its (emptied) view is never stored
     sealed_ms: int | None = None  # when the broker's data key for it was made (its signed key block); None: unknown
+    review_ms: int | None = None  # markings.review_at: when the partner must review its copy
 
     @property
     def recall(self) -> bool:
@@ -153,11 +155,15 @@ class Delivery:
             return cls(alert_id, alert_type, version, action, reason, feed, agreement, None, None, sealed_ms)
         markings = view.get("markings")
         expires = markings.get("expires_at") if isinstance(markings, Mapping) else None
+        review = markings.get("review_at") if isinstance(markings, Mapping) else None
         if expires is not None and not isinstance(expires, datetime):
             raise CodecError(f"the view of {alert_id[:200]} has an expiry that is not a time")
+        if review is not None and not isinstance(review, datetime):
+            raise CodecError(f"the view of {alert_id[:200]} has a review date that is not a time")
         text = json.dumps(to_json(dict(view)), ensure_ascii=False, separators=(",", ":"))
         return cls(alert_id, alert_type, version, action, reason, feed, agreement,
-                   None if expires is None else _ms(expires), text, sealed_ms)
+                   None if expires is None else _ms(expires), text, sealed_ms,
+                   None if review is None else _ms(review))
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +246,7 @@ class Entry:
     expires_at: datetime | None
     recall_reason: str | None
     recalled_at: datetime | None
+    review_at: datetime | None  # markings.review_at of the version held
     view: dict[str, Any] | None  # only from show(), and only while held
 
 
@@ -275,6 +282,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     recall_reason TEXT,
     recalled_ms INTEGER,
     passed_on INTEGER NOT NULL DEFAULT 0,
+    review_ms INTEGER,
     CHECK ((state = 'HELD') = (view IS NOT NULL)),
     CHECK ((state = 'RECALLED') = (recalled_ms IS NOT NULL))
 );
@@ -282,7 +290,7 @@ CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms);
 """
 _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint of a receipt chain
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
-            "recall_reason, recalled_ms")
+            "recall_reason, recalled_ms, review_ms")
 
 
 class PartnerStore:
@@ -362,6 +370,7 @@ class PartnerStore:
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 elif version == 1:  # no passed_on yet: nothing was known to be passed on beyond the run itself
                     c.execute("ALTER TABLE alerts ADD COLUMN passed_on INTEGER NOT NULL DEFAULT 0")
+                    c.execute("ALTER TABLE alerts ADD COLUMN review_ms INTEGER")  # known from the next version
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 row = c.execute("SELECT value FROM meta WHERE key = 'partner'").fetchone()
                 if row is None or row[0] != self.partner:
@@ -500,14 +509,15 @@ class PartnerStore:
             fresh = held is None or held.recalled  # a holding starts again after a recall without reason
             c.execute(
                 "INSERT INTO alerts (alert_id, alert_type, version, state, action, view, first_ms, received_ms, "
-                "feed, agreement, expires_ms) VALUES (?, ?, ?, 'HELD', ?, ?, ?, ?, ?, ?, ?) "
+                "feed, agreement, expires_ms, review_ms) VALUES (?, ?, ?, 'HELD', ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (alert_id) DO UPDATE SET alert_type = excluded.alert_type, version = excluded.version, "
                 "state = 'HELD', action = excluded.action, view = excluded.view, "
                 "first_ms = CASE WHEN ? THEN excluded.first_ms ELSE first_ms END, "
                 "received_ms = excluded.received_ms, feed = excluded.feed, agreement = excluded.agreement, "
-                "expires_ms = excluded.expires_ms, recall_reason = NULL, recalled_ms = NULL",
+                "expires_ms = excluded.expires_ms, review_ms = excluded.review_ms, recall_reason = NULL, "
+                "recalled_ms = NULL",
                 (d.alert_id, d.alert_type, d.version, d.action, d.view_json, now_ms, now_ms, d.feed, d.agreement,
-                 d.expires_ms, fresh))
+                 d.expires_ms, d.review_ms, fresh))
         elif outcome is Outcome.RECALLED:
             if held is None:
                 c.execute(
@@ -520,7 +530,8 @@ class PartnerStore:
                 # The content goes: secure_delete zeroes the bytes the view held; wipe() clears the WAL.
                 c.execute(
                     "UPDATE alerts SET view = NULL, state = 'RECALLED', version = ?, action = ?, received_ms = ?, "
-                    "feed = ?, agreement = COALESCE(?, agreement), expires_ms = NULL, recall_reason = ?, "
+                    "feed = ?, agreement = COALESCE(?, agreement), expires_ms = NULL, review_ms = NULL, "
+                    "recall_reason = ?, "
                     "recalled_ms = ? WHERE alert_id = ?",
                     (d.version, d.action, now_ms, d.feed, d.agreement, d.reason, now_ms, d.alert_id))
                 self._wipe_due = True
@@ -564,6 +575,23 @@ class PartnerStore:
                 (-1 if limit is None else limit,)).fetchall()
         return [_entry(row) for row in rows]
 
+    def due(self, now: datetime, limit: int | None = None) -> list[Entry]:
+        """Alerts held past their markings.review_at, the longest overdue first (without their views): the
+        partner must review its copy (the originator extends an alert it keeps current with a version
+        bearing a later date; what is not extended goes at its expiry)."""
+        with self._sql("reading"):
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS}, NULL FROM alerts WHERE state = 'HELD' AND review_ms IS NOT NULL "  # noqa: S608
+                "AND review_ms <= ? ORDER BY review_ms, alert_id LIMIT ?",
+                (_ms(now), -1 if limit is None else limit)).fetchall()
+        return [_entry(row) for row in rows]
+
+    def due_count(self, now: datetime) -> int:
+        """How many alerts are held past their review date (``due``)."""
+        with self._sql("reading"):
+            return int(self._conn.execute("SELECT COUNT(*) FROM alerts WHERE state = 'HELD' AND review_ms IS NOT NULL "
+                                          "AND review_ms <= ?", (_ms(now),)).fetchone()[0])
+
     def show(self, alert_id: str) -> Entry:
         """One alert: its view while held, its tombstone once recalled; NotInStore when absent."""
         with self._sql("reading"):
@@ -584,10 +612,11 @@ class PartnerStore:
 
 def _entry(row: tuple[Any, ...]) -> Entry:
     (alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, reason,
-     recalled_ms, view) = row
+     recalled_ms, review_ms, view) = row
     return Entry(alert_id, alert_type, version, state, action, _time(first_ms), _time(received_ms), feed, agreement,
                  None if expires_ms is None else _time(expires_ms), reason,
-                 None if recalled_ms is None else _time(recalled_ms), None if view is None else json.loads(view))
+                 None if recalled_ms is None else _time(recalled_ms), None if review_ms is None else _time(review_ms),
+                 None if view is None else json.loads(view))
 
 
 def _ms(when: datetime) -> int:

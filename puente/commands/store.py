@@ -32,6 +32,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     listing = acts.add_parser("list", help="alerts held and recalled, the most recently received first")
     common(listing)
     listing.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most N rows (default 50)")
+    listing.add_argument("--due", action="store_true",
+                         help="only alerts held past their review date (markings.review_at), the longest overdue "
+                              "first: the partner must review its copy")
     listing.set_defaults(func=_list)
     show = acts.add_parser("show", help="one alert: its current version, or what is left of it after a recall")
     show.add_argument("alert_id", metavar="ALERT_ID")
@@ -75,18 +78,24 @@ def _status(e: Entry) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
     with _open(args) as store:
-        rows = store.recent(args.limit)
+        rows = store.due(now, args.limit) if args.due else store.recent(args.limit)
         counts = store.counts()
+        due = store.due_count(now)
     if rows:
         width = max(len(e.alert_id) for e in rows)
         print(f"{'RECEIVED (UTC)':<16}  {'ALERT':<{width}}  {'TYPE':<13} {'VER':>4}  {'AGREEMENT':<10} "
-              f"{'EXPIRES':<10}  STATUS")
+              f"{'REVIEW':<10}  {'EXPIRES':<10}  STATUS")
         for e in rows:
+            review = _when(e.review_at, minutes=False) + ("!" if e.review_at is not None and e.review_at <= now
+                                                          and e.state == HELD else "")
             print(f"{_when(e.received_at):<16}  {e.alert_id:<{width}}  {e.alert_type:<13} {e.version:>4}  "
-                  f"{(e.agreement or '-'):<10} {_when(e.expires_at, minutes=False):<10}  {_status(e)}")
-    print(f"{len(rows)} of {counts.held + counts.recalled} alert(s) in {store.path}: {counts.held} held, "
-          f"{counts.recalled} recalled; last received {_when(counts.last_received_at)} UTC", file=sys.stderr)
+                  f"{(e.agreement or '-'):<10} {review:<10}  {_when(e.expires_at, minutes=False):<10}  {_status(e)}")
+    shown = f"{len(rows)} due for review" if args.due else f"{len(rows)}"
+    overdue = f"; {due} held past their review date (REVIEW marked !)" if due else ""
+    print(f"{shown} of {counts.held + counts.recalled} alert(s) in {store.path}: {counts.held} held, {counts.recalled} "
+          f"recalled{overdue}; last received {_when(counts.last_received_at)} UTC", file=sys.stderr)
     return 0
 
 
@@ -100,6 +109,7 @@ def _show(args: argparse.Namespace) -> int:
     if e.view is None:
         print(f"recalled   {_when(e.recalled_at)} UTC; its content was deleted from this store")
         return 0
+    print(f"review     {_when(e.review_at)} UTC" if e.review_at else "review     not set")
     print(f"expires    {_when(e.expires_at)} UTC" if e.expires_at else "expires    not set")
     print(json.dumps(e.view, ensure_ascii=False, indent=2))
     return 0

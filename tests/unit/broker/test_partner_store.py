@@ -493,6 +493,20 @@ def test_store_commands_show_what_a_person_needs(tmp_path: Path) -> None:
     assert absent.returncode == 1 and absent.stderr.startswith("puente: error: no alert SNM:NOPE")
     purged = _puente(keys, "store", "purge", "--partner", "COL")
     assert purged.returncode == 0 and "purged 0 alert(s)" in purged.stderr
+    # An alert held past its review date is marked, and `--due` lists only such alerts.
+    markings = _view()["markings"]
+    overdue = _view("paso-canoas-migrant-flow", markings={**markings, "review_at": now - timedelta(days=2)})
+    with PartnerStore.open(default_store_path(keys, "COL"), "COL") as store:
+        store.apply(_at(overdue, 4), now)
+        assert [e.alert_id for e in store.due(now)] == [overdue["alert_id"]] and store.due_count(now) == 1
+    listing = _puente(keys, "store", "list", "--partner", "COL")
+    assert "1 held past their review date" in listing.stderr
+    assert [line for line in listing.stdout.splitlines() if "!" in line][0].split()[2] == overdue["alert_id"]
+    due = _puente(keys, "store", "list", "--partner", "COL", "--due")
+    assert due.returncode == 0 and len(due.stdout.splitlines()) == 2 and overdue["alert_id"] in due.stdout
+    assert "1 due for review of 3 alert(s)" in due.stderr
+    shown = _puente(keys, "store", "show", overdue["alert_id"], "--partner", "COL")
+    assert f"review     {(now - timedelta(days=2)).strftime('%Y-%m-%d %H:%M')} UTC" in shown.stdout
     unknown = _puente(keys, "store", "purge", "--partner", "XYZ")
     assert unknown.returncode == 3 and "unknown partner 'XYZ'" in unknown.stderr
 
@@ -598,6 +612,7 @@ def test_a_store_of_the_first_layout_is_brought_up_to_date(tmp_path: Path) -> No
         store.apply(_at(_view(), 1), T0)
     raw = sqlite3.connect(path)
     raw.execute("ALTER TABLE alerts DROP COLUMN passed_on")
+    raw.execute("ALTER TABLE alerts DROP COLUMN review_ms")
     raw.execute("PRAGMA user_version = 1")
     raw.commit()
     raw.close()
