@@ -87,14 +87,15 @@ from schemas import to_json
 
 STORE_FILE = "feed.sqlite"
 WIPE_WAIT_MS = 200  # how long one checkpoint waits for readers to let go
-SCHEMA_VERSION = 2  # PRAGMA user_version of the layout below (1: without passed_on and review_ms, added on opening)
+SCHEMA_VERSION = 3  # PRAGMA user_version of the layout below (1: without passed_on, 2: without review_ms; see _setup)
 MAX_VERSION = 1_000_000
 RECALL = "RECALL"
 HELD, RECALLED_STATE = "HELD", "RECALLED"
 _DAY_MS = 86_400_000
 # How much earlier than its sealing a record's key-block time may be: a data key's lifetime
 # (``broker.crypto.envelope.DEFAULT_MAX_AGE``) and 15 minutes of clock skew (see ``_too_old``).
-SEALING_MARGIN_MS = int(DEFAULT_MAX_AGE.total_seconds() * 1000) + 15 * 60_000
+CLOCK_SKEW_MS = 15 * 60_000
+SEALING_MARGIN_MS = int(DEFAULT_MAX_AGE.total_seconds() * 1000) + CLOCK_SKEW_MS
 
 
 class Outcome(StrEnum):
@@ -368,9 +369,11 @@ class PartnerStore:
                             c.execute(statement)
                     c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('partner', ?)", (self.partner,))
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                elif version == 1:  # no passed_on yet: nothing was known to be passed on beyond the run itself
+                if version == 1:  # no passed_on yet: nothing was known to be passed on beyond the run itself
                     c.execute("ALTER TABLE alerts ADD COLUMN passed_on INTEGER NOT NULL DEFAULT 0")
-                    c.execute("ALTER TABLE alerts ADD COLUMN review_ms INTEGER")  # known from the next version
+                    version = 2
+                if version == 2:  # no review_ms yet: learnt from each alert's next version
+                    c.execute("ALTER TABLE alerts ADD COLUMN review_ms INTEGER")
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 row = c.execute("SELECT value FROM meta WHERE key = 'partner'").fetchone()
                 if row is None or row[0] != self.partner:
@@ -472,6 +475,10 @@ class PartnerStore:
             replay = held is not None and held.feed == d.feed and held.version == d.version
             if outcome is Outcome.RECEIVED and not replay and (self._too_old(d, _ms(now)) or d.expired(now)):
                 outcome = Outcome.EXPIRED
+                if d.expired(now) and held is not None and not held.recalled:
+                    # A newer version says the alert has expired: the older text held must go too.
+                    self._conn.execute("DELETE FROM alerts WHERE alert_id = ?", (d.alert_id,))
+                    self._wipe_due = True
             elif not replay:
                 self._write(held, d, outcome, _ms(now))
         return Applied(d.alert_id, d.version, outcome, None if held is None else held.version,
@@ -560,9 +567,11 @@ class PartnerStore:
                 retention += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'HELD' AND first_ms <= ?",  # noqa: S608 - fixed text
                                        (agreement, cutoff)).rowcount
                 # A tombstone outlives the views it refuses: a view sealed before the recall is EXPIRED
-                # (``_too_old``) once the retention and the sealing margin have passed since the recall.
+                # (``_too_old``) once the retention and the sealing margin have passed since the recall,
+                # by the broker's clock, which may run ahead of this one by the skew allowed.
                 tombstones += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'RECALLED' "  # noqa: S608
-                                        "AND recalled_ms <= ?", (agreement, cutoff - SEALING_MARGIN_MS)).rowcount
+                                        "AND recalled_ms <= ?",
+                                        (agreement, cutoff - SEALING_MARGIN_MS - CLOCK_SKEW_MS)).rowcount
             if expired + retention + tombstones:
                 self._wipe_due = True
         return Purged(expired, retention, tombstones)

@@ -268,6 +268,7 @@ def test_tombstones_are_kept_until_the_retention_passes_after_the_recall(store: 
     store.apply(_at(recall_notice(view, 2, "ERROR"), 2, None), T0 + timedelta(days=5))
     assert store.purge(T0 + timedelta(days=12)).total == 0  # 10 days after the first receipt, 7 after the recall
     assert store.purge(T0 + timedelta(days=15)).total == 0  # the retention, but not the margin, has passed
+    assert store.purge(T0 + timedelta(days=15, hours=1, minutes=29)).total == 0  # nor the clocks' skew
     assert store.purge(T0 + timedelta(days=15, hours=2)).tombstones == 1
     assert store.counts().recalled == 0
 
@@ -501,7 +502,7 @@ def test_store_commands_show_what_a_person_needs(tmp_path: Path) -> None:
         assert [e.alert_id for e in store.due(now)] == [overdue["alert_id"]] and store.due_count(now) == 1
     listing = _puente(keys, "store", "list", "--partner", "COL")
     assert "1 held past their review date" in listing.stderr
-    assert [line for line in listing.stdout.splitlines() if "!" in line][0].split()[2] == overdue["alert_id"]
+    assert next(line for line in listing.stdout.splitlines() if "!" in line).split()[2] == overdue["alert_id"]
     due = _puente(keys, "store", "list", "--partner", "COL", "--due")
     assert due.returncode == 0 and len(due.stdout.splitlines()) == 2 and overdue["alert_id"] in due.stdout
     assert "1 due for review of 3 alert(s)" in due.stderr
@@ -620,4 +621,31 @@ def test_a_store_of_the_first_layout_is_brought_up_to_date(tmp_path: Path) -> No
         assert store.counts().held == 1
         assert not store.apply(_at(recall_notice(_view(), 2, "ERROR"), 2), T0).passed_on
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == 2
+    assert version == 3
+
+
+def test_a_store_of_the_second_layout_gets_review_dates(tmp_path: Path) -> None:
+    """A store with passed_on but no review dates opens and learns them from the next version."""
+    path = tmp_path / "col" / "feed.sqlite"
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        store.apply(_at(_view(), 1), T0)
+    raw = sqlite3.connect(path)
+    raw.execute("ALTER TABLE alerts DROP COLUMN review_ms")
+    raw.execute("PRAGMA user_version = 2")
+    raw.commit()
+    raw.close()
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        assert store.due_count(T0) == 0 and store.counts().held == 1
+        markings = _view()["markings"]
+        store.apply(_at(updated(_view(), 2, markings={**markings, "review_at": T0}), 2), T0)
+        assert store.due_count(T0) == 1
+
+
+def test_a_newer_version_that_has_expired_takes_the_older_text_with_it(store: PartnerStore) -> None:
+    """Version 2 arrives past its expiry: it is not stored, and version 1, which it says has expired, goes too."""
+    first = _view(summary=SECRET)
+    store.apply(_at(first, 1), T0)
+    markings = first["markings"]
+    late = updated(first, 2, markings={**markings, "expires_at": T0 - timedelta(minutes=1)})
+    assert store.apply(_at(late, 2), T0).outcome is Outcome.EXPIRED
+    assert store.counts().held == 0 and not store.wipe_pending and SECRET.encode() not in _bytes(store.path)
