@@ -331,7 +331,7 @@ class Subscriber:
                 # (idle, a limit, stop(), a record that does not open, a cancellation: not a Kafka error).
                 try:
                     unread = await self._follow(feed, out, receipts, chain, part, idle_exit_s, limit)
-                except asyncio.CancelledError:
+                except (asyncio.CancelledError, FeedGapError):
                     await self._hand_over(feed, set(self._committed))
                     raise
                 await self._hand_over(feed, set(self._committed))
@@ -357,10 +357,12 @@ class Subscriber:
             try:
                 batch = await feed.getmany(timeout_ms=500)
             except NoCommittedOffset as exc:  # a partition this group never committed in: read it from its start
-                await feed.seek_to_beginning(*exc.args)
+                with contextlib.suppress(ClientError):  # revoked meanwhile: its new owner reads it
+                    await feed.seek_to_beginning(*(tp for tp in exc.args if tp in feed.assignment()))
                 continue
             except OffsetOutOfRange as exc:
-                await self._gap(feed, exc.args[0])
+                async with self._busy:  # no revocation while the gap is judged (an error the fetcher kept may
+                    await self._gap(feed, exc.args[0])  # be of a partition revoked since: ``_gap`` skips those)
                 continue
             generation = self._generation  # no await since getmany: its records are this assignment's
             if not batch:
@@ -384,6 +386,9 @@ class Subscriber:
         Kafka's own answer, resetting to the earliest record, would skip the deleted records in silence:
         alerts the broker delivered that this partner never read, acknowledged or kept. They have no
         receipt, so auditors see them outstanding; the subscriber's operator has to know too."""
+        positions = {tp: at for tp, at in positions.items() if tp in feed.assignment()}
+        if not positions:
+            return
         starts = await feed.beginning_offsets(list(positions))
         ends = await feed.end_offsets(list(positions))
         for tp, at in sorted(positions.items()):
@@ -391,19 +396,28 @@ class Subscriber:
             held = f"holds records {start}-{end - 1}" if end > start else f"is empty from {start}"
             gap = f"{tp.topic}[{tp.partition}] {held}, but this subscriber's next record is {at}"
             what = (f"records {at}-{start - 1} were deleted (the feed's retention) before {self.partner} read them"
-                    if at < start else "the topic was made anew, or its records deleted")
+                    if at < start else f"it ends before {at}: the topic was made anew, and what it held before is "
+                    "gone")
             if not self.accept_gaps:
                 raise FeedGapError(
                     f"{gap}: {what}; their alerts have no receipt and are in no store. Nothing was skipped: ask the "
                     "broker's operator to send them again (auditors see them unacknowledged), or subscribe with "
                     "--accept-gap to read on from the feed's first record")
+            if tp not in feed.assignment():
+                continue  # revoked while the offsets were asked: its new owner meets the gap
             self.on_note(f"{gap}: {what}; reading on from {start} (--accept-gap)")
             self.stats.skipped += max(0, start - at)
             feed.seek(tp, start)
             # Committed at once: with nothing after the gap to carry it in a receipt transaction, the next
-            # run would meet the same gap. No batch is in flight: the gap stopped this partition's reading.
-            await feed.commit({tp: OffsetAndMetadata(start, "")})
-            self._committed[tp] = start
+            # run would meet the same gap. No batch is in flight (this holds ``_busy``). Should the group
+            # refuse it (a rebalance began), the next owner or run meets the gap again: nothing is lost.
+            try:
+                await feed.commit({tp: OffsetAndMetadata(start, "")})
+            except ClientError as exc:
+                self.on_note(f"{tp.topic}[{tp.partition}]: the offset past the gap was not committed "
+                             f"({type(exc).__name__}); the next reader meets the gap again")
+            else:
+                self._committed[tp] = start
 
     async def _hand_over(self, feed: Consumer, revoked: set[TopicPartition]) -> None:
         """Before the group takes ``revoked`` partitions away (a rebalance among instances): let the
@@ -447,23 +461,28 @@ class Subscriber:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         unread: UnreadableFeedError | None = None
         now = self.clock()
+        lines: list[str] = []  # the --out copy's, written once the store has committed their marks
         async with producer.transaction():
             with self._store_transaction():
                 for tp, msgs in batch.items():
                     for msg in msgs:
-                        unread = await self._handle(record(msg), out, producer, chain, part, now)
+                        unread = await self._handle(record(msg), lines if out is not None else None, producer,
+                                                    chain, part, now)
                         if unread is not None:
                             break
                         offsets[tp] = OffsetAndMetadata(msg.offset + 1, "")
                     if unread is not None:
                         break
-                if out is not None:
-                    out.flush()  # written before the commit: at least once, never lost
                 # The partner vouches for its chain so far, batch by batch.
                 signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
                 await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
                 if offsets:
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
+            # The store has committed, with each alert passed on marked: only now may a line leave it (a
+            # line written before a rollback would outlive the mark). Before the Kafka commit: at least once.
+            if out is not None and lines:
+                out.write("".join(lines))
+                out.flush()
             # The store has committed; what it deleted must be gone from its files before a RECALLED
             # receipt says so. If a reader keeps the WAL from being cleared, the Kafka transaction is
             # aborted instead: the batch comes again, and the version rule makes that harmless.
@@ -491,7 +510,7 @@ class Subscriber:
         with self.store.transaction():
             yield
 
-    async def _handle(self, rec: Record, out: TextIO | None, producer: Producer, chain: ChainWriter,
+    async def _handle(self, rec: Record, out: list[str] | None, producer: Producer, chain: ChainWriter,
                       part: int, now: datetime) -> UnreadableFeedError | None:
         where = f"{rec.topic}:{rec.partition}:{rec.offset}"
         alert_id = (rec.header(wire.ALERT_ID) or b"").decode("utf-8", "replace")[:200]
@@ -521,7 +540,7 @@ class Subscriber:
             version = delivery.version
             status, passed_on = self._apply(delivery, now)
             if out is not None and status in _PASSED_ON:  # what the store refused is not passed on either
-                out.write(json.dumps(to_json(view), ensure_ascii=False) + "\n")
+                out.append(json.dumps(to_json(view), ensure_ascii=False) + "\n")
                 if self.store is not None:
                     self.store.mark_passed_on(delivery.alert_id)
             if (out is not None or passed_on) and status == Outcome.RECALLED.value:

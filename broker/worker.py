@@ -710,7 +710,8 @@ class BrokerWorker:
                 except _NameTaken:
                     break  # raised below, once the consumer has stopped
                 except NoCommittedOffset as exc:  # never committed in: the partition from its first record
-                    await group.seek_to_beginning(*exc.args)
+                    with contextlib.suppress(ClientError):  # revoked meanwhile: its new owner reads it
+                        await group.seek_to_beginning(*(tp for tp in exc.args if tp in group.assignment()))
                     continue
                 except OffsetOutOfRange as exc:
                     await self._gap(group, exc.args[0])
@@ -751,18 +752,24 @@ class BrokerWorker:
         Nothing is committed here: a slot's offsets commit only with the audit block of the records they
         pass (``head_behind`` refuses a chain that ends short of them). The first batch decided after the
         gap carries the offset past it; until one is, each start meets the gap again."""
+        # An error the fetcher kept may be of a partition revoked since: its new owner meets the gap.
+        positions = {tp: at for tp, at in positions.items() if tp in group.assignment()}
+        if not positions:
+            return
         starts = await group.beginning_offsets(list(positions))
         for tp, at in sorted(positions.items()):
             start = starts[tp]
             what = (f"records {at}-{start - 1} of {tp.topic}[{tp.partition}] were deleted (the ingress retention) "
                     "before the broker read them" if at < start else
-                    f"{tp.topic}[{tp.partition}] starts at {start}, past the committed offset {at}: the topic was "
-                    "made anew, or its records deleted")
+                    f"{tp.topic}[{tp.partition}] ends before the committed offset {at}: the topic was made anew, and "
+                    "what it held before is gone")
             if not self.config.accept_gaps:
                 raise FeedGapError(f"{what}; their alerts were never decided. Nothing was skipped: have the agency "
                                    "publish them again, or run `puente broker run --accept-gap` to read on from the "
                                    "first record the topic holds (until an alert after the gap is decided, each "
                                    "start meets it again)")
+            if tp not in group.assignment():
+                continue  # revoked while the offsets were asked
             log.warning("ingress records skipped (--accept-gap)", topic=tp.topic, partition=tp.partition,
                         offset=start, count=max(0, start - at), problem=what)
             group.seek(tp, start)
