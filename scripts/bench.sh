@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Puente's benchmarks: policy and crypto CPU costs (when those benches exist), then the broker end to end
 # (bench/bench_broker.py) and the audit index at a million decisions (bench/bench_audit_index.py), on
-# the Kafka that PUENTE_BOOTSTRAP or PUENTE_CLIENT_CONFIG names when either is set, else on the local Kafka, which is started here if it is not running (and stopped again only if it
+# the Kafka that PUENTE_CLIENT_CONFIG (with PUENTE_BOOTSTRAP) names when set, else on the local Kafka, which is started here if it is not running (and stopped again only if it
 # was started here) and pointed at with `eval "$(puente kafka env)"`: Puente has no default Kafka.
 #
 #   scripts/bench.sh                      # full run (a few minutes at most)
@@ -81,7 +81,7 @@ else
     fi
   fi
   if ! kafka_env=$("${PUENTE[@]}" kafka env); then
-    echo "bench: \`puente kafka env\` failed; bench_broker.py needs PUENTE_BOOTSTRAP" >&2
+    echo "bench: \`puente kafka env\` failed; bench_broker.py needs PUENTE_CLIENT_CONFIG" >&2
     exit 1
   fi
   eval "$kafka_env"

@@ -70,8 +70,8 @@ class Admin:
             return await asyncio.wait_for(asyncio.to_thread(operation, self.client), self.conn.timeout_s + 5)
         except TimeoutError:
             raise KafkaUnavailableError(f"Kafka at {self.conn.bootstrap} did not answer within "
-                                        f"{self.conn.timeout_s:g}s while {what}: check PUENTE_BOOTSTRAP and that "
-                                        "Kafka is running") from None
+                                        f"{self.conn.timeout_s:g}s while {what}: check PUENTE_BOOTSTRAP (or "
+                                        "bootstrap.servers) and that Kafka is running") from None
         except KafkaException as exc:
             self.client.poll(0)  # serves the error callback, which holds the reason a login was refused
             raise self.error(exc, what) from None

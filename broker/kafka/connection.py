@@ -276,6 +276,6 @@ def connection(settings: PuenteSettings, name: str | None = None) -> KafkaConnec
                           "PUENTE_CLIENT_CONFIG to this party's client.properties (`puente users apply` writes it); "
                           "a Kafka without security needs a file saying security.protocol=PLAINTEXT")
     else:
-        raise ConfigError("no Kafka to connect to: set PUENTE_BOOTSTRAP (host:port,...) or PUENTE_CLIENT_CONFIG "
-                          "(a client properties file with bootstrap.servers)")
+        raise ConfigError("no Kafka to connect to: set PUENTE_CLIENT_CONFIG (a client properties file with "
+                          "bootstrap.servers and the party's login; PUENTE_BOOTSTRAP may fill in the servers)")
     return conn.model_copy(update={"client_id": name}) if name else conn

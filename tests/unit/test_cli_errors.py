@@ -94,7 +94,7 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
 
 @pytest.mark.parametrize(("env", "args", "code", "words"), [
     ({"PUENTE_REPLICATION": "three"}, ("topics", "apply"), 3, "PUENTE_REPLICATION"),
-    ({"PUENTE_CLIENT_CONFIG": None}, ("audit", "verify"), 3, "PUENTE_BOOTSTRAP"),
+    ({"PUENTE_CLIENT_CONFIG": None}, ("audit", "verify"), 3, "no Kafka to connect to: set PUENTE_CLIENT_CONFIG"),
     # Only a client configuration may say Kafka has no security: an address alone would connect in clear.
     ({"PUENTE_CLIENT_CONFIG": None, "PUENTE_BOOTSTRAP": "127.0.0.1:9"}, ("audit", "verify"), 3,
      "would reach Kafka in clear and unauthenticated"),
