@@ -87,9 +87,10 @@ class PartyLogin:
 
 
 async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate: bool = False,
-                      prune: bool = True) -> list[PartyLogin]:
+                      prune: bool = True, dry_run: bool = False) -> list[PartyLogin]:
     """Set every party's SCRAM credential and write its client configuration into its folder; with
-    ``prune``, delete the login of every party no longer named (module docstring).
+    ``prune``, delete the login of every party no longer named (module docstring). With ``dry_run``,
+    only say what it would do (``puente users plan``): nothing on the cluster or on disk changes.
 
     The files name the same bootstrap servers and CA as the admin's own connection. ``prune=False``
     is for a cluster several Puente deployments share (the tests' one Kafka): each names only its
@@ -109,9 +110,13 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
         out.append(PartyLogin(principal, path, action))
     gone = {user: mechanisms for user, mechanisms in on_cluster.items()
             if user not in passwords and puentes(user, principals)} if prune else {}
+    out += [PartyLogin(user, _login_path(keys, user), "removed") for user in sorted(gone)]
+    if dry_run:
+        return out
     await delete_users(admin, gone)
-    for user in sorted(gone):
-        out.append(PartyLogin(user, _remove_login(keys, user), "removed"))
+    for login in out:
+        if login.action == "removed" and login.config.parent != keys:
+            login.config.unlink(missing_ok=True)  # its password works no more
     await upsert_users(admin, passwords)
     conn: KafkaConnection = admin.conn
     for login in out:
@@ -126,15 +131,13 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     return out
 
 
-def _remove_login(keys: Path, principal: str) -> Path:
-    """Remove a former party's client configuration (its password works no more), if its name makes a
-    folder inside ``keys``; the path it has or would have."""
+def _login_path(keys: Path, principal: str) -> Path:
+    """A former party's client configuration file, if its name makes a folder inside ``keys``; else
+    ``keys/(none)``: a name no party folder can have has no file to remove."""
     try:
-        path = party_folder(keys, principal) / CLIENT_CONFIG
-    except ConfigError:  # a name no party folder can have: there is no file of it
+        return party_folder(keys, principal) / CLIENT_CONFIG
+    except ConfigError:
         return keys / "(none)"
-    path.unlink(missing_ok=True)
-    return path
 
 
 async def _wait_usable(config: Path, timeout_s: float) -> None:

@@ -23,7 +23,11 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     apply_users_ = verbs.add_parser("apply", help="create the parties' logins, delete those of former parties",
                                     description=text, parents=[kafka_options()])
     apply_users_.add_argument("--rotate", action="store_true", help="give every party a new password")
-    apply_users_.set_defaults(func=_users)
+    apply_users_.set_defaults(func=_users, dry_run=False)
+    plan_users = verbs.add_parser("plan", help="show what `users apply` would create, keep or delete (exit 1 when "
+                                               "it would change anything); changes nothing",
+                                  parents=[kafka_options()])
+    plan_users.set_defaults(func=_users, dry_run=True, rotate=False)
 
     acls = sub.add_parser("acls", help="Kafka ACLs derived from the agreements and the topology")
     verbs = acls.add_subparsers(dest="verb", required=True)
@@ -41,9 +45,15 @@ def _users(args: argparse.Namespace) -> int:
     cfg = settings(args)
     policy = load_policy_set(cfg.policy_dir)
     logins = run(apply_users(Admin(kafka(cfg, "puente-admin")), cfg.login_root, parties(policy, cfg.agencies),
-                             rotate=args.rotate))
+                             rotate=args.rotate, dry_run=args.dry_run))
+    planned = {"created": "create", "kept": "keep", "rotated": "rotate", "removed": "remove"}
     for login in logins:
-        print(f"{login.principal:<22} {login.action:<8} {login.config}")
+        action = planned.get(login.action, login.action) if args.dry_run else login.action
+        print(f"{login.principal:<22} {action:<8} {login.config}")
+    if args.dry_run:
+        changes = sum(1 for login in logins if login.action != "kept")
+        print(f"{len(logins)} logins, {changes} to change; nothing was changed (`puente users apply` does it)")
+        return 1 if changes else 0
     print(f"{len(logins)} logins; hand each client.properties to its party only")
     return 0
 

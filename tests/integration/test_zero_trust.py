@@ -304,6 +304,14 @@ async def test_the_acl_plan_follows_the_partners(env: Env, tmp_path: Path) -> No
     # Its login goes too: with no ACL it could still authenticate, and an id added again must not get it back.
     old_login = tmp_path / "cri-client.properties"
     shutil.copyfile(env.config("partner-CRI"), old_login)
+    planned = subprocess.run(cli("users", "plan"), env=variables, capture_output=True, text=True, timeout=120,
+                             check=False)
+    assert planned.returncode == 1, planned.stdout + planned.stderr  # a change to make, and none made
+    assert [line.split()[:2] for line in planned.stdout.splitlines() if " remove " in line] == [
+        ["partner-CRI", "remove"]]
+    await Admin(connection_from_properties(old_login, timeout_s=10)).call(
+        "logging in", lambda c: c.list_topics(timeout=10))  # the plan changed nothing: it still logs in
+    assert env.config("partner-CRI").exists()
     users = subprocess.run(cli("users", "apply"), env=variables, capture_output=True, text=True, timeout=120,
                            check=False)
     assert users.returncode == 0, users.stdout + users.stderr
@@ -316,6 +324,9 @@ async def test_the_acl_plan_follows_the_partners(env: Env, tmp_path: Path) -> No
                            check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert ["partner-CRI", "created"] in [line.split()[:2] for line in again.stdout.splitlines()]
+    settled = subprocess.run(cli("users", "plan"), env=env.env_vars(), capture_output=True, text=True, timeout=120,
+                             check=False)
+    assert settled.returncode == 0 and "0 to change" in settled.stdout, settled.stdout + settled.stderr
     assert connection_from_properties(env.config("partner-CRI")).password != \
         connection_from_properties(old_login).password
     assert isinstance(await _refused(env.login("partner-CRI"), "read", topic=env.feed("USA")),

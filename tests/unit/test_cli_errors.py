@@ -62,6 +62,7 @@ COMMANDS = [
     ("adapt", "snm", str(next(SAMPLE.glob("*.jsonl")))),
     ("subscribe", "--partner", "COL", "--key", "{keys}/partners/COL/COL-enc-2026a.json"),
     ("users", "apply"),
+    ("users", "plan"),
     ("acls", "plan"),
     ("acls", "apply"),
     ("audit", "index"),
