@@ -128,8 +128,8 @@ def test_building_a_worker_refuses_when_a_partner_in_force_has_no_usable_key(tmp
     """The refusal is in build_worker itself, so every way of starting a broker (the command, the demo, the test
     harness) meets it before a worker exists."""
     in_force = agreements_in_force(load_policy_set(), datetime.now(UTC))
-    if not in_force:
-        pytest.skip("no shipped agreement is in force today")
+    # Never a skip: with every shipped agreement lapsed, this check would test nothing (renew their dates).
+    assert in_force, "no shipped agreement is in force today: renew valid_until in policies/data/agreements"
     partner, agreements = sorted(in_force.items())[0]
     made = Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
                               generation="2026a")
