@@ -114,16 +114,14 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     if dry_run:
         return out
     await delete_users(admin, gone)
-    for login in out:
-        if login.action == "removed" and login.config.parent != keys:
-            login.config.unlink(missing_ok=True)  # its password works no more
     await upsert_users(admin, passwords)
     conn: KafkaConnection = admin.conn
     for login in out:
-        if login.action == "removed":
-            continue
-        _write_private(login.config, client_properties(conn.bootstrap, conn.ca_file, login.principal,
-                                                       passwords[login.principal]))
+        if login.action != "removed":
+            _write_private(login.config, client_properties(conn.bootstrap, conn.ca_file, login.principal,
+                                                           passwords[login.principal]))
+        elif login.config.parent != keys:  # not the placeholder of a name no folder can have
+            login.config.unlink(missing_ok=True)  # its password works no more
     # A new credential reaches the brokers through the metadata log, a moment after the call
     # returns: wait until each changed login works, so that no one tries it before it does.
     changed = [login for login in out if login.action not in ("kept", "removed")]

@@ -196,14 +196,17 @@ def new_password() -> str:
 async def upsert_users(admin: Admin, passwords: Mapping[str, str]) -> None:
     """Set each user's SCRAM-SHA-512 credential to its password; KafkaOperationError naming those that failed."""
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
-    changes: list[UserScramCredentialAlteration] = [
-        UserScramCredentialUpsertion(user, info, password.encode()) for user, password in passwords.items()]
-    done = await admin.results("setting SCRAM credentials", await admin.call(
-        "setting SCRAM credentials",
-        lambda c: c.alter_user_scram_credentials(changes, request_timeout=admin.conn.timeout_s)))
+    await _alter_scram(admin, "setting SCRAM credentials", [
+        UserScramCredentialUpsertion(user, info, password.encode()) for user, password in passwords.items()])
+
+
+async def _alter_scram(admin: Admin, doing: str, changes: list[UserScramCredentialAlteration]) -> None:
+    """Make the SCRAM ``changes``; KafkaOperationError naming the users whose change failed."""
+    done = await admin.results(doing, await admin.call(
+        doing, lambda c: c.alter_user_scram_credentials(changes, request_timeout=admin.conn.timeout_s)))
     failed = [f"{user}: {outcome}" for user, outcome in done.items() if isinstance(outcome, Exception)]
     if failed:
-        raise KafkaOperationError("setting SCRAM credentials failed for " + "; ".join(failed)[:500])
+        raise KafkaOperationError(f"{doing} failed for " + "; ".join(failed)[:500])
 
 
 async def scram_users(admin: Admin) -> dict[str, frozenset[str]]:
@@ -224,11 +227,5 @@ async def delete_users(admin: Admin, users: Mapping[str, Iterable[str]]) -> None
     changes: list[UserScramCredentialAlteration] = [
         UserScramCredentialDeletion(user, ScramMechanism[mechanism])
         for user, mechanisms in users.items() for mechanism in mechanisms]
-    if not changes:
-        return
-    done = await admin.results("deleting SCRAM credentials", await admin.call(
-        "deleting SCRAM credentials",
-        lambda c: c.alter_user_scram_credentials(changes, request_timeout=admin.conn.timeout_s)))
-    failed = [f"{user}: {outcome}" for user, outcome in done.items() if isinstance(outcome, Exception)]
-    if failed:
-        raise KafkaOperationError("deleting SCRAM credentials failed for " + "; ".join(failed)[:500])
+    if changes:
+        await _alter_scram(admin, "deleting SCRAM credentials", changes)

@@ -606,17 +606,23 @@ def test_an_alert_passed_on_stays_marked_through_its_recall(store: PartnerStore)
     assert not store.apply(_at(recall_notice(other, 2, "ERROR"), 4), T0).passed_on
 
 
-def test_a_store_of_the_first_layout_is_brought_up_to_date(tmp_path: Path) -> None:
-    """A store written before passed_on existed opens: the column is added, nothing marked, its alerts kept."""
+def _older_layout(tmp_path: Path, version: int, *missing: str) -> Path:
+    """A store holding one alert, as layout ``version`` wrote it: without the ``missing`` columns."""
     path = tmp_path / "col" / "feed.sqlite"
     with PartnerStore.open(path, "COL", retention=RETENTION) as store:
         store.apply(_at(_view(), 1), T0)
     raw = sqlite3.connect(path)
-    raw.execute("ALTER TABLE alerts DROP COLUMN passed_on")
-    raw.execute("ALTER TABLE alerts DROP COLUMN review_ms")
-    raw.execute("PRAGMA user_version = 1")
+    for column in missing:
+        raw.execute(f"ALTER TABLE alerts DROP COLUMN {column}")
+    raw.execute(f"PRAGMA user_version = {version}")
     raw.commit()
     raw.close()
+    return path
+
+
+def test_a_store_of_the_first_layout_is_brought_up_to_date(tmp_path: Path) -> None:
+    """A store written before passed_on existed opens: the column is added, nothing marked, its alerts kept."""
+    path = _older_layout(tmp_path, 1, "passed_on", "review_ms")
     with PartnerStore.open(path, "COL", retention=RETENTION) as store:
         assert store.counts().held == 1
         assert not store.apply(_at(recall_notice(_view(), 2, "ERROR"), 2), T0).passed_on
@@ -626,14 +632,7 @@ def test_a_store_of_the_first_layout_is_brought_up_to_date(tmp_path: Path) -> No
 
 def test_a_store_of_the_second_layout_gets_review_dates(tmp_path: Path) -> None:
     """A store with passed_on but no review dates opens and learns them from the next version."""
-    path = tmp_path / "col" / "feed.sqlite"
-    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
-        store.apply(_at(_view(), 1), T0)
-    raw = sqlite3.connect(path)
-    raw.execute("ALTER TABLE alerts DROP COLUMN review_ms")
-    raw.execute("PRAGMA user_version = 2")
-    raw.commit()
-    raw.close()
+    path = _older_layout(tmp_path, 2, "review_ms")
     with PartnerStore.open(path, "COL", retention=RETENTION) as store:
         assert store.due_count(T0) == 0 and store.counts().held == 1
         markings = _view()["markings"]
