@@ -308,7 +308,7 @@ class LogFilter:
     agreement: str | None = None
     since: datetime | None = None
     until: datetime | None = None
-    kinds: frozenset[str] = frozenset({"DECISION", "DEAD_LETTER", "RECEIPT", "DENIAL"})
+    kinds: frozenset[str] = frozenset({"DECISION", "DEAD_LETTER", "GAP", "RECEIPT", "DENIAL"})
 
     def accepts(self, doc: dict[str, Any]) -> bool:
         kind = doc.get("kind")

@@ -112,6 +112,9 @@ class Metrics:
         self._decisions = Counter("puente_decisions", "Decisions committed, by partner and outcome",
                                   ["partner", "decision"], registry=r)
         self._dead = Counter("puente_dead_letters", "Records dead-lettered, by reason", ["reason"], registry=r)
+        self._skipped = Counter("puente_ingress_skipped_records",
+                                "Ingress records deleted before the broker read them, skipped with --accept-gap "
+                                "(each recorded as a GAP in the audit)", ["topic"], registry=r)
         self._transactions = Counter("puente_transactions", "Slot transactions committed", registry=r)
         self._duration = Histogram("puente_transaction_duration_seconds",
                                    "A slot batch, from its first record taken to its commit", registry=r,
@@ -137,6 +140,10 @@ class Metrics:
         self.latency.add(ingress_ts_ms, now_ms)
         self.inputs += len(outcomes)
         self._inputs.labels(topic).inc(len(outcomes))
+
+    def skipped(self, topic: str, records: int) -> None:
+        """A gap committed: ``records`` ingress records of ``topic`` that no one will decide."""
+        self._skipped.labels(topic).inc(records)
 
     def transaction(self, seconds: float) -> None:
         """A slot transaction committed after ``seconds``."""

@@ -356,9 +356,12 @@ class Subscriber:
             self.purge()
             try:
                 batch = await feed.getmany(timeout_ms=500)
-            except NoCommittedOffset as exc:  # a partition this group never committed in: read it from its start
-                with contextlib.suppress(ClientError):  # revoked meanwhile: its new owner reads it
-                    await feed.seek_to_beginning(*(tp for tp in exc.args if tp in feed.assignment()))
+            except NoCommittedOffset as exc:
+                # A partition this group never committed in: read from offset 0, not "the beginning", which is
+                # past whatever retention deleted; so such records meet ``_gap`` too, never skipped in silence.
+                for tp in exc.args:
+                    if tp in feed.assignment():  # revoked meanwhile: its new owner reads it
+                        feed.seek(tp, 0)
                 continue
             except OffsetOutOfRange as exc:
                 async with self._busy:  # no revocation while the gap is judged (an error the fetcher kept may

@@ -110,6 +110,8 @@ class SlotState:
     """When the slot last committed (or was taken), for the lag of a slot that waits on nothing queued."""
     txn_began: float | None = None
     """When the slot's transaction in flight began (None: none open), for the stall warning."""
+    gaps_queued: int = 0
+    """``GapMark``s in ``queue`` (almost always none: only then is a batch looked through for them)."""
 
     @property
     def busy(self) -> bool:
@@ -140,6 +142,23 @@ class WorkerConfig:
     """The most taking fresh slots may last (producers, audit read-back) before the worker starts again."""
     accept_gaps: bool = False
     """Read on past ingress records deleted before the broker read them (logged) instead of stopping."""
+
+
+@dataclass(frozen=True)
+class GapMark:
+    """Stands in a slot's queue, in order, for ingress records the broker will never read: deleted by the
+    ingress retention before it read them, or lost with a topic made anew (accepted with ``--accept-gap``).
+
+    It goes through the slot as a batch of its own: one transaction writes its GAP entry to the slot's
+    audit chain and commits the slot's offset past the records, together, so auditors see what was skipped
+    exactly where the chain passes it, and no later start meets the gap again."""
+
+    offset: int
+    """The offset before the partition's first record now: the slot commits ``offset + 1``."""
+    timestamp: int
+    """When the gap was met (Unix ms), standing in for an append time in the lag figures."""
+    skipped: int
+    entry: dict[str, Any]
 
 
 class _Both:
@@ -432,7 +451,7 @@ class BrokerWorker:
 
     async def _start_at_committed(self, tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
         """Ask Kafka for each fresh slot's committed offset now, and start its partition there
-        (from the beginning when none is committed). Returns the offsets.
+        (from offset 0 when none is committed). Returns the offsets.
 
         aiokafka fetches the positions of an assignment as soon as it is made, while the slots'
         producers still fence the previous owner. A commit that owner's producer had just seen
@@ -451,10 +470,8 @@ class BrokerWorker:
         for tp, offset in offsets.items():
             if tp not in group.assignment():
                 continue  # the consumer is stopping: the load installs nothing
-            if offset is None:
-                await group.seek_to_beginning(tp)
-            else:
-                group.seek(tp, offset)
+            # None committed: from offset 0, where ``_gap`` meets any records retention deleted first.
+            group.seek(tp, 0 if offset is None else offset)
         return offsets
 
     def _check_empty_slots(self, fresh: list[tuple[TopicPartition, int]],
@@ -613,6 +630,7 @@ class BrokerWorker:
     async def _settle(state: SlotState) -> None:
         """Drop what is queued and let the transaction in flight finish (commit or fail)."""
         state.queue.clear()
+        state.gaps_queued = 0
         if state.task is not None:
             await asyncio.gather(state.task, return_exceptions=True)  # its failure is already recorded
 
@@ -709,9 +727,12 @@ class BrokerWorker:
                     batch = await group.getmany(timeout_ms=100, max_records=self.config.max_batch)
                 except _NameTaken:
                     break  # raised below, once the consumer has stopped
-                except NoCommittedOffset as exc:  # never committed in: the partition from its first record
-                    with contextlib.suppress(ClientError):  # revoked meanwhile: its new owner reads it
-                        await group.seek_to_beginning(*(tp for tp in exc.args if tp in group.assignment()))
+                except NoCommittedOffset as exc:
+                    # Never committed in: read from offset 0, not "the beginning", which is past whatever
+                    # retention deleted; so such records meet ``_gap`` too, never skipped in silence.
+                    for tp in exc.args:
+                        if tp in group.assignment():  # revoked meanwhile: its new owner reads it
+                            group.seek(tp, 0)
                     continue
                 except OffsetOutOfRange as exc:
                     await self._gap(group, exc.args[0])
@@ -746,12 +767,13 @@ class BrokerWorker:
     async def _gap(self, group: Consumer, positions: dict[TopicPartition, int]) -> None:
         """The ingress no longer holds the record this worker would read next (retention deleted it before
         the broker read it, or the topic was made anew): FeedGapError, unless ``accept_gaps``, which reads
-        on from the partition's first record and logs what was skipped. Kafka's own reset would skip those
-        alerts in silence: neither decided, nor withheld, nor dead-lettered.
+        on from the partition's first record, logs what was skipped and records it in the slot's audit chain
+        (``GapMark``). Kafka's own reset would skip those alerts in silence: neither decided, nor withheld,
+        nor dead-lettered, and no auditor told.
 
         Nothing is committed here: a slot's offsets commit only with the audit block of the records they
-        pass (``head_behind`` refuses a chain that ends short of them). The first batch decided after the
-        gap carries the offset past it; until one is, each start meets the gap again."""
+        pass (``head_behind`` refuses a chain that ends short of them). The mark's own transaction, after
+        the records queued before it, writes the GAP entry and moves the offset past the gap together."""
         # An error the fetcher kept may be of a partition revoked since: its new owner meets the gap.
         positions = {tp: at for tp, at in positions.items() if tp in group.assignment()}
         if not positions:
@@ -768,10 +790,25 @@ class BrokerWorker:
                                    "publish them again, or run `puente broker run --accept-gap` to read on from the "
                                    "first record the topic holds (until an alert after the gap is decided, each "
                                    "start meets it again)")
-            if tp not in group.assignment():
-                continue  # revoked while the offsets were asked
+            state = self._owned.get(tp)
+            if tp not in group.assignment() or state is None:
+                continue  # revoked while the offsets were asked, or not loaded yet: met again once it is
+            if at > start:
+                if state.busy:
+                    # Offsets go back: the slot's commits under way must settle first, or one of them would
+                    # set ``next_offset`` past the new records and ``_dispatch`` would drop them. Met again.
+                    continue
+                state.next_offset = start
+            skipped = max(0, start - at)
             log.warning("ingress records skipped (--accept-gap)", topic=tp.topic, partition=tp.partition,
-                        offset=start, count=max(0, start - at), problem=what)
+                        offset=start, count=skipped, problem=what)
+            now = datetime.now(UTC)
+            entry: dict[str, Any] = {"kind": "GAP", "reason": "deleted" if at < start else "topic-remade",
+                                     "detail": what, "from_offset": at, "next_offset": start, "skipped": skipped,
+                                     "at": now.isoformat().replace("+00:00", "Z")}
+            if start > 0:  # the chain then ends at the last record skipped, as the committed offset says
+                entry["ingress"] = f"{tp.topic}:{tp.partition}:{start - 1}"
+            self._enqueue(group, state, [GapMark(start - 1, int(now.timestamp() * 1000), skipped, entry)])
             group.seek(tp, start)
 
     async def _watch_every(self, consumer: Consumer) -> None:
@@ -859,12 +896,18 @@ class BrokerWorker:
                 msgs = [msg for msg in msgs if msg.offset >= state.next_offset]
                 if not msgs:
                     continue
-            state.queue.extend(msgs)
-            if len(state.queue) >= self.config.max_batch and not state.paused:
-                consumer.pause(tp)
-                state.paused = True
-            if state.task is None or state.task.done():
-                state.task = asyncio.create_task(self._drain(consumer, state))
+            self._enqueue(consumer, state, msgs)
+
+    def _enqueue(self, consumer: Consumer, state: SlotState, msgs: list[Any]) -> None:
+        """Queue records (or a ``GapMark``) for a slot, and start its loop if it has none running."""
+        if len(msgs) == 1 and type(msgs[0]) is GapMark:
+            state.gaps_queued += 1
+        state.queue.extend(msgs)
+        if len(state.queue) >= self.config.max_batch and not state.paused:
+            consumer.pause(state.tp)
+            state.paused = True
+        if state.task is None or state.task.done():
+            state.task = asyncio.create_task(self._drain(consumer, state))
 
     async def _drain(self, consumer: Consumer, state: SlotState) -> None:
         """One slot's loop: a transaction per batch from its queue until the queue is empty.
@@ -886,6 +929,10 @@ class BrokerWorker:
                     committing = None
                     continue
                 take = min(len(state.queue), self.config.max_batch)
+                if state.gaps_queued:  # a gap's mark goes alone: its batch commits the offset past the gap
+                    mark = next(i for i, m in enumerate(state.queue) if type(m) is GapMark)
+                    take = 1 if mark == 0 else min(take, mark)
+                    state.gaps_queued -= mark == 0
                 msgs = [state.queue.popleft() for _ in range(take)]
                 started = time.monotonic()
                 outcomes, pending, pending_states = await self._work_out(state, msgs, committing_ids,
@@ -906,6 +953,7 @@ class BrokerWorker:
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
             self._fail(exc)
             state.queue.clear()
+            state.gaps_queued = 0
             if committing is not None:  # let a commit under way finish (or fail) on its own
                 await asyncio.gather(committing, return_exceptions=True)
 
@@ -925,6 +973,8 @@ class BrokerWorker:
             return found if found is not None else book.get(alert_id)
 
         now = datetime.now(UTC)
+        if type(msgs[0]) is GapMark:  # a batch of its own (``_drain``)
+            return [Outcome(entry=msgs[0].entry)], pending, pending_states
         process = self.pipeline.process
         for i, msg in enumerate(msgs):
             if i % 64 == 63:
@@ -960,7 +1010,10 @@ class BrokerWorker:
                 await self._transaction(state, msgs, outcomes)
             finally:
                 state.txn_began = None
-        self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs], state.tp.topic)
+        if type(msgs[0]) is GapMark:
+            self.metrics.skipped(state.tp.topic, msgs[0].skipped)
+        else:
+            self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs], state.tp.topic)
         self.metrics.transaction(time.monotonic() - started)
         state.next_offset = msgs[-1].offset + 1
         state.progress_at = time.monotonic()
@@ -1037,6 +1090,8 @@ def slot_mismatch(last: dict[str, Any] | None, slot: int, slots: Slots) -> str |
     """
     for entry in listed((last or {}).get("entries")):
         where = entry.get("ingress") if isinstance(entry, dict) else None
+        if where is None and isinstance(entry, dict) and entry.get("kind") == "GAP":
+            continue  # a gap at a topic made anew names no record: nothing before its first
         found = ingress_of(where)
         if found is None or slots.slot(found[0], found[1]) != slot:
             now = _slot_source(slots, slot)

@@ -408,7 +408,9 @@ def may_sign(chain: str | None, signer: str) -> bool:
 DECISION_KINDS = frozenset({"BLOCK", "CHECKPOINT"})
 RECEIPT_KINDS = frozenset({"RECEIPT", "CHECKPOINT"})
 DELIVERED = frozenset({"DELIVER", "DELIVER_REDACTED", "RECALL"})  # a feed record went out: a receipt may name it
-DECISION_ENTRIES = frozenset({"ALERT", "DEAD_LETTER"})  # what the broker's decision blocks hold
+# What the broker's decision blocks hold: an entry per ingress record taken (decided or dead-lettered), and
+# one per run of ingress records deleted before it read them and skipped with --accept-gap.
+DECISION_ENTRIES = frozenset({"ALERT", "DEAD_LETTER", "GAP"})
 DENIAL_ENTRIES = frozenset({"DENIAL"})  # what the collected-denials blocks hold
 QUERY_CHAIN = "console"  # the auditors' console writes the one chain of the queries topic
 QUERY_KINDS = frozenset({"QUERY"})

@@ -749,12 +749,17 @@ class AuditIndex:
                 "ends_read_at": ends.read_at}
 
     def dead_letters(self, scope: Scope) -> list[dict[str, Any]]:
-        """Dead letters grouped by reason and source (the ingress topic); never a payload. Scoped: none."""
+        """Dead letters grouped by reason and source (the ingress topic), then the ingress records the broker
+        never read (GAP entries: deleted before it read them, skipped with --accept-gap), counted by record
+        under reason ``never read (<why>)``; never a payload. Scoped: none."""
         if not scope.national:
             return []
-        return [{"reason": r, "source": s, "count": n, "first_at": first, "last_at": last} for r, s, n, first, last in
-                self._all("SELECT reason, source, COUNT(*), MIN(at), MAX(at) FROM dead_letters "
-                          "GROUP BY reason, source ORDER BY COUNT(*) DESC, reason, source")]
+        rows = self._all("SELECT reason, source, COUNT(*), MIN(at), MAX(at) FROM dead_letters "
+                         "GROUP BY reason, source ORDER BY COUNT(*) DESC, reason, source")
+        rows += self._all("SELECT 'never read (' || COALESCE(reason, '?') || ')', source, SUM(COALESCE(skipped, 0)), "
+                          "MIN(at), MAX(at) FROM gaps GROUP BY reason, source ORDER BY reason, source")
+        return [{"reason": r, "source": s, "count": n, "first_at": first, "last_at": last}
+                for r, s, n, first, last in rows]
 
     def unreceipted(self, scope: Scope, older_than: timedelta, now: datetime,
                     limit: int = 1000) -> list[dict[str, Any]]:

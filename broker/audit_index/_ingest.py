@@ -243,6 +243,8 @@ class PartitionIngest:
                 self._decision(offset, row, decisions, rules)
             elif kind == "DEAD_LETTER" and self.holds == "decisions":
                 self._dead_letter(offset, row)
+            elif kind == "GAP" and self.holds == "decisions":
+                self._gap(offset, row)
             elif kind == "DENIAL" and self.holds == "denials":
                 self._denial(offset, row)
         if decisions:  # one statement per record: a block's rows go in together
@@ -293,6 +295,18 @@ class PartitionIngest:
             (self.topic, self.partition, offset, _int(row.get("block")), _text(row.get("alert_id")),
              _text(row.get("reason")), _text(row.get("detail")), source, ingress,
              _int(row.get("ingress_ms")), _text(row.get("at")), self._time(row.get("at"))))
+        self.rows += 1
+
+    def _gap(self, offset: int, row: dict[str, Any]) -> None:
+        """Ingress records the broker never read (deleted before it did, skipped with --accept-gap)."""
+        ingress = _text(row.get("ingress"))
+        source = ingress.rsplit(":", 2)[0] if ingress and ingress.count(":") >= 2 else ingress
+        self._conn.execute(
+            "INSERT INTO gaps (topic, partition, \"offset\", block, reason, detail, source, ingress, from_offset, "
+            "next_offset, skipped, at, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.topic, self.partition, offset, _int(row.get("block")), _text(row.get("reason")),
+             _text(row.get("detail")), source, ingress, _int(row.get("from_offset")), _int(row.get("next_offset")),
+             _int(row.get("skipped")), _text(row.get("at")), self._time(row.get("at"))))
         self.rows += 1
 
     def _denial(self, offset: int, row: dict[str, Any]) -> None:

@@ -124,6 +124,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     at TEXT, at_ms INTEGER);
 CREATE INDEX IF NOT EXISTS dead_letters_by_alert ON dead_letters (alert_id);
 CREATE INDEX IF NOT EXISTS dead_letters_by_reason ON dead_letters (reason, source);
+CREATE TABLE IF NOT EXISTS gaps (
+    id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+    block INTEGER, reason TEXT, detail TEXT, source TEXT, ingress TEXT, from_offset INTEGER,
+    next_offset INTEGER, skipped INTEGER, at TEXT, at_ms INTEGER);
 CREATE TABLE IF NOT EXISTS denials (
     id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
     principal TEXT, operation TEXT, resource TEXT, request TEXT, at TEXT, at_ms INTEGER, extra TEXT NOT NULL);

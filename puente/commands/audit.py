@@ -44,8 +44,8 @@ from puente.errors import (
 )
 from puente.wire import iso_utc
 
-_KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "receipt": "RECEIPT", "denial": "DENIAL",
-          "query": "QUERY"}
+_KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "gap": "GAP", "receipt": "RECEIPT",
+          "denial": "DENIAL", "query": "QUERY"}
 PROGRESS_S = 5.0  # seconds between two progress lines of a long `audit index`
 
 

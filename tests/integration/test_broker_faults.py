@@ -626,24 +626,40 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
     """Retention deleted ingress records the broker never read (it was down longer than the ingress keeps
     them): they were never decided, withheld or dead-lettered, so the broker does not skip them in silence as
     Kafka's reset to the earliest record would. It stops, naming the records; `broker run --accept-gap` reads on
-    from the first record each topic holds and logs what it skipped, and the audit still verifies."""
+    from the first record each topic holds, logs what it skipped and records each gap in the slot's audit chain
+    (a GAP entry, committed with the offset past it, even when no record follows), so auditors see it in
+    `audit log`, a later start does not meet it again, and the audit still verifies."""
+    tps = [TopicPartition(env.names.ingress(a), p) for a in env.cfg.agencies for p in range(env.cfg.ingress_partitions)]
+
+    async def ends_now() -> dict[TopicPartition, int]:
+        probe = AIOKafkaConsumer(**env.conn.aiokafka())
+        await probe.start()
+        try:
+            return dict(await probe.end_offsets(tps))
+        finally:
+            await probe.stop()
+
     await publish_synthetic(env.cfg, env.conn, 60, seed=81)
     first = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
                            capture_output=True, text=True, timeout=180, check=False)
     assert first.returncode == 0, first.stderr[-2000:]
     decided = len(await read_topic(env.conn, env.names.decisions))
+    read = await ends_now()
     await publish_synthetic(env.cfg, env.conn, 40, seed=82)
+    # And records in a partition the group never committed in (the synthetic input has no COMBIFRON alerts):
+    # read from "the start", they would be skipped in silence too.
+    never = TopicPartition(env.names.ingress("COMBIFRON"), 0)
+    assert read[never] == 0
+    mac = Keystore(env.cfg.keys / "agencies" / "COMBIFRON").load_agency_mac("COMBIFRON")
+    async with IngressPublisher(env.login("agency-COMBIFRON"), "COMBIFRON", mac.key_id, mac, env.names) as pub:
+        for n in range(3):
+            await pub._producer.send(never.topic, b"never read", key=b"k%d" % n, partition=never.partition)
+    ends = await ends_now()
+    lost = {tp: (read[tp], ends[tp]) for tp in tps if ends[tp] > read[tp]}
+    assert lost[never] == (0, 3)
     admin = AIOKafkaAdminClient(**env.conn.aiokafka())
     await admin.start()
     try:
-        tps = [TopicPartition(env.names.ingress(a), p) for a in env.cfg.agencies
-               for p in range(env.cfg.ingress_partitions)]
-        probe = AIOKafkaConsumer(**env.conn.aiokafka())
-        await probe.start()
-        try:
-            ends = await probe.end_offsets(tps)
-        finally:
-            await probe.stop()
         await admin.delete_records({tp: RecordsToDelete(end) for tp, end in ends.items() if end})
     finally:
         await admin.close()
@@ -655,13 +671,38 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
     assert "--accept-gap" in stopped.stderr
     assert len(await read_topic(env.conn, env.names.decisions)) == decided
 
-    await publish_synthetic(env.cfg, env.conn, 10, seed=83)
+    # Nothing follows the gaps: their own transactions record them and move the offsets past them.
     accepted = subprocess.run(cli("broker", "run", "--exit-when-idle", "3", "--accept-gap"),
                               env=env.env_vars("broker"), capture_output=True, text=True, timeout=180, check=False)
     assert accepted.returncode == 0, accepted.stderr[-2000:]
     assert "ingress records skipped" in accepted.stderr and "were deleted" in accepted.stderr
-    assert len(await read_topic(env.conn, env.names.decisions)) > decided
-    # The offsets moved past a gap only with the decisions after it: the audit chains end where they say.
+    gaps = [d for d in await audit_docs(env) if d["kind"] == "GAP"]
+    assert {g["reason"] for g in gaps} == {"deleted"}
+    found = {}
+    for gap in gaps:
+        topic, partition, last = gap["ingress"].rsplit(":", 2)
+        assert int(last) + 1 == gap["next_offset"] and gap["next_offset"] - gap["from_offset"] == gap["skipped"]
+        found[TopicPartition(topic, int(partition))] = (gap["from_offset"], gap["next_offset"])
+    assert found == lost  # one per partition that lost records, exactly the records lost
+    shown = subprocess.run(cli("audit", "log", "--kind", "gap"), env=env.env_vars("auditor"), capture_output=True,
+                           text=True, timeout=180, check=False)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.count("GAP") == len(gaps) and "were deleted" in shown.stdout
+
+    again = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+                           capture_output=True, text=True, timeout=180, check=False)
+    assert again.returncode == 0, again.stderr[-2000:]  # the gaps are behind the committed offsets now
+    await publish_synthetic(env.cfg, env.conn, 10, seed=83)
+    later = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+                           capture_output=True, text=True, timeout=180, check=False)
+    assert later.returncode == 0, later.stderr[-2000:]
+    docs = await audit_docs(env)
+    assert len([d for d in docs if d["kind"] == "GAP"]) == len(gaps)
+    # Every record after the gaps was taken (decided, or dead-lettered as a replay of an id seen before).
+    taken = {d["ingress"] for d in docs if d["kind"] in ("DECISION", "DEAD_LETTER")}
+    after = {f"{tp.topic}:{tp.partition}:{o}" for tp, end in (await ends_now()).items() for o in range(ends[tp], end)}
+    assert len(after) == 10 and after <= taken
+    # The chains end where the offsets say, past the gaps: the audit verifies.
     verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
                             timeout=180, check=False)
     assert verify.returncode == 0, verify.stdout[-2000:] + verify.stderr[-2000:]

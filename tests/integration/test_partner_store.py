@@ -41,7 +41,7 @@ def _view(name: str, **changes: Any) -> dict[str, Any]:
 
 
 class Feed:
-    """Writes sealed records to one partner's feed, partition 0, as the broker would."""
+    """Writes sealed records to one partner's feed (partition 0 unless told), as the broker would."""
 
     def __init__(self, env: Env, partner: str) -> None:
         broker_keys = Keystore(env.cfg.keys / "broker")
@@ -58,7 +58,7 @@ class Feed:
     async def __aexit__(self, *exc: object) -> None:
         await self.producer.stop()
 
-    async def send(self, view: dict[str, Any], decision: str = "DELIVER_REDACTED") -> str:
+    async def send(self, view: dict[str, Any], decision: str = "DELIVER_REDACTED", partition: int = 0) -> str:
         """Seal and send one view; returns its feed location (topic:partition:offset)."""
         plain = self.codec.encode(view)
         policy = self.env.policy.version
@@ -68,9 +68,9 @@ class Feed:
         headers = [(wire.ALERT_ID, view["alert_id"].encode()), (wire.SCHEMA, self.codec.fingerprint.hex().encode()),
                    (wire.POLICY, policy.encode()), (wire.DECISION, decision.encode()),
                    (wire.AGREEMENT, b"COMBIFRON")]
-        sent = await self.producer.send_and_wait(self.topic, value, key=view["alert_id"].encode(), partition=0,
-                                                 headers=headers)
-        return f"{self.topic}:0:{sent.offset}"
+        sent = await self.producer.send_and_wait(self.topic, value, key=view["alert_id"].encode(),
+                                                 partition=partition, headers=headers)
+        return f"{self.topic}:{partition}:{sent.offset}"
 
 
 async def _receipts(env: Env, partner: str) -> list[dict[str, Any]]:
@@ -173,7 +173,8 @@ async def test_a_batch_the_store_committed_before_a_crash_is_receipted_as_it_fir
 async def test_records_deleted_before_the_partner_read_them_stop_the_subscriber(env: Env, tmp_path: Path) -> None:
     """Retention deleted feed records this partner had not read: the subscriber does not skip them in silence (as
     Kafka's reset to the earliest record would). It stops (exit 1) naming the records, committing nothing; with
-    --accept-gap it reads on from the feed's first record and says how many it skipped."""
+    --accept-gap it reads on from the feed's first record and says how many it skipped. So too in a partition
+    the subscriber never committed in, which it reads from offset 0, not from wherever the feed now starts."""
     store_path = tmp_path / "partner" / "feed.sqlite"
     async with Feed(env, PARTNER) as feed:
         await feed.send(_view("darien-armed-group-sighting"))
@@ -181,11 +182,14 @@ async def test_records_deleted_before_the_partner_read_them_stop_the_subscriber(
         assert first.returncode == 0, first.stderr[-2000:]
         lost = [await feed.send(_view("senan-gofast-seizure")), await feed.send(_view("paso-canoas-migrant-flow"))]
         kept = await feed.send(_view("tocumen-red-notice-hit"))
+        never = await feed.send(_view("darien-armed-group-sighting", alert_id="SENAFRONT:GAP-1"), partition=1)
+    assert never.endswith(":1:0")
     start = int(kept.rsplit(":", 1)[1])
     admin = AIOKafkaAdminClient(**env.conn.aiokafka())
     await admin.start()
     try:
-        await admin.delete_records({TopicPartition(env.feed(PARTNER), 0): RecordsToDelete(start)})
+        await admin.delete_records({TopicPartition(env.feed(PARTNER), 0): RecordsToDelete(start),
+                                    TopicPartition(env.feed(PARTNER), 1): RecordsToDelete(1)})
     finally:
         await admin.close()
     before = await _receipts(env, PARTNER)
@@ -193,12 +197,17 @@ async def test_records_deleted_before_the_partner_read_them_stop_the_subscriber(
     stopped = _subscribe(env, "--store", str(store_path))
     assert stopped.returncode == 1, stopped.stderr[-2000:]
     first_lost, last_lost = (int(where.rsplit(":", 1)[1]) for where in (lost[0], lost[-1]))
-    assert f"records {first_lost}-{last_lost} were deleted" in stopped.stderr and "--accept-gap" in stopped.stderr
+    # It stops at the first gap it meets, in either partition.
+    assert (f"[0] holds records {start}-{start}, but this subscriber's next record is {first_lost}: records "
+            f"{first_lost}-{last_lost} were deleted" in stopped.stderr
+            or "[1] is empty from 1, but this subscriber's next record is 0: records 0-0 were deleted"
+            in stopped.stderr), stopped.stderr[-2000:]
+    assert "--accept-gap" in stopped.stderr
     assert "Traceback" not in stopped.stderr and len(await _receipts(env, PARTNER)) == len(before)
 
     accepted = _subscribe(env, "--store", str(store_path), "--accept-gap")
     assert accepted.returncode == 0, accepted.stderr[-2000:]
-    assert "2 record(s) the feed no longer held skipped" in accepted.stderr
+    assert "3 record(s) the feed no longer held skipped" in accepted.stderr
     got = [(r["feed"], r["status"]) for r in await _receipts(env, PARTNER) if r["kind"] == "RECEIPT"]
     assert got[len([r for r in before if r["kind"] == "RECEIPT"]):] == [(kept, "RECEIVED")]
 

@@ -757,3 +757,21 @@ def test_the_view_columns_are_an_allow_list_keyed_by_source_field() -> None:
     for unreadable in ({}, {"redacted": "location"}, {"redacted": [{"action": "drop"}]},
                        {"redacted": [], "truncated": -1}):
         assert covered_columns(unreadable) == set(VIEW_COLUMNS)
+
+
+def test_records_never_read_are_counted_beside_the_dead_letters(tmp_path: Path) -> None:
+    """A GAP entry (ingress records deleted before the broker read them, skipped with --accept-gap) is indexed,
+    verifies as a decision block's entry, and shows on the national dead-letters page counted by record, under
+    "never read"; a partner's auditor sees nothing of it."""
+    gap = {"kind": "GAP", "reason": "deleted", "detail": "records 4-9 of t.ingress.SNM[0] were deleted",
+           "from_offset": 4, "next_offset": 10, "skipped": 6, "ingress": "t.ingress.SNM:0:9", "at": iso_utc(T0)}
+    chain = ChainWriter(DECISIONS, 0)
+    values = [chain.block(b, "broker-sign-2026a", _signer("broker-sign-2026a"), iso_utc(T0))
+              for b in ([_alert("SNM:1", 0, [COL_DROP])], [gap, {**gap, "skipped": 2, "from_offset": 10,
+                                                                  "next_offset": 12, "ingress": "t.ingress.SNM:0:11"}])]
+    index = AuditIndex(tmp_path / "audit" / "index.sqlite")
+    _ingest(index, {DECISIONS: values})
+    assert index.problems() == 0
+    assert index.dead_letters(Scope()) == [{"reason": "never read (deleted)", "source": "t.ingress.SNM", "count": 8,
+                                            "first_at": iso_utc(T0), "last_at": iso_utc(T0)}]
+    assert index.dead_letters(USA) == []
