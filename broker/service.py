@@ -74,6 +74,8 @@ def _audit_fields(decision: Decision) -> dict[str, Any]:
         "redacted": [{"field": r.path, "action": r.action, "rule": r.rule_id, **({} if r.named else {"named": False})}
                      for r in decision.redactions] if delivered else [],
         "policy_version": decision.policy_version,
+        # Whether the partner may pass it on; when not, its view is releasable to it alone (``build_view``).
+        **({"onward_sharing": decision.onward_sharing} if delivered else {}),
     }
 
 

@@ -302,4 +302,10 @@ def _apply(
         ctx = ViewContext(keys.get(cover.agreement.id), decision.partner_id, policy_set.view_settings)
         for step in cover.steps:
             step(view, ctx)
+    markings = view.get("markings")
+    if not decision.onward_sharing and isinstance(markings, dict):
+        # The agreement forbids passing it on (or the release rests on the originator's consent, which reaches
+        # this partner and no further): the view says so in the marking partners already honour, releasable to
+        # this partner alone. Markings only tighten: the originator's list is narrowed, never widened.
+        view["markings"] = {**markings, "releasable_to": [decision.partner_id]}
     return view

@@ -137,9 +137,26 @@ def test_building_a_view_leaves_the_alert_alone(
 def test_unredacted_view_equals_the_alert(
     policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
 ) -> None:
-    """A DELIVER view is the alert as published."""
+    """A DELIVER view is the alert as published, but for whom it may go to: FEAN's agreement forbids onward
+    sharing, so the view is releasable to FEAN alone."""
     alert = make_alert("gofast_seizure")
-    assert _view(policy_set, alert, "FEAN", now, key) == alert
+    assert _view(policy_set, alert, "FEAN", now, key) == {**alert, "markings": {**alert["markings"],
+                                                                                "releasable_to": ["FEAN"]}}
+
+
+def test_a_partner_that_may_not_pass_an_alert_on_gets_it_releasable_to_itself_alone(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """The view tells the partner whether it may pass the alert on, in the marking it already honours: where the
+    agreement allows onward sharing (PAN-CRI) the originator's list travels as it is; where it does not
+    (COMBIFRON), or where the release rests on consent, the list is narrowed to the partner, never widened."""
+    flow = make_alert("paso_canoas_flow")
+    assert decide(flow, "CRI", policy_set, now).onward_sharing
+    assert _view(policy_set, flow, "CRI", now, key)["markings"]["releasable_to"] == flow["markings"]["releasable_to"]
+    hit = make_alert("tocumen_hit")
+    assert len(hit["markings"]["releasable_to"]) > 1 and not decide(hit, "COL", policy_set, now).onward_sharing
+    assert _view(policy_set, hit, "COL", now, key)["markings"]["releasable_to"] == ["COL"]
+    assert len(hit["markings"]["releasable_to"]) > 1  # the alert itself unchanged
 
 
 def test_no_view_for_a_withheld_alert(policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes) -> None:
