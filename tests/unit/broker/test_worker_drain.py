@@ -18,7 +18,7 @@ from broker.kafka import KafkaConnection
 from broker.pipeline import Outcome
 from broker.replay import ReplayWindow
 from broker.topology import Slots, TopicNames
-from broker.worker import BrokerWorker, SlotState, WorkerConfig
+from broker.worker import BrokerWorker, GapMark, SlotState, WorkerConfig
 
 CONN = KafkaConnection(bootstrap="unused:9092")
 TP = TopicPartition("t.ingress.SENAN", 0)
@@ -111,3 +111,32 @@ def test_importing_the_broker_leaves_aiokafka_as_it_was() -> None:
             "assert logging.getLogger('aiokafka').level == logging.NOTSET")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+async def test_a_gap_goes_in_its_own_transaction_between_the_records_around_it() -> None:
+    """An accepted gap's mark, queued after records read before it and before records read after it, commits alone
+    and in order: the records before it, then its GAP entry with the offset past the gap, then the records after;
+    it counts as no input, only as records skipped. With nothing after it, its own commit still moves the offset."""
+    slots = Slots(("SENAN",), 1, TopicNames("t"))
+    worker = BrokerWorker(WorkerConfig(CONN, "g", slots, max_batch=10), Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
+    producer = HeldProducer()
+    chain = ChainWriter("t.audit", 0)
+    state = SlotState(TP, 0, producer, chain, ReplayWindow(7))  # type: ignore[arg-type]
+    worker._owned[TP] = state
+    consumer = Consumer()
+    entry = {"kind": "GAP", "reason": "deleted", "from_offset": 3, "next_offset": 10, "skipped": 7,
+             "ingress": f"{TP.topic}:0:9", "at": "2026-12-03T00:00:00Z"}
+
+    worker._dispatch(consumer, {TP: _msgs(0, 3)})  # type: ignore[arg-type]
+    worker._enqueue(consumer, state, [GapMark(9, 5_000, 7, entry)])  # type: ignore[arg-type]
+    worker._dispatch(consumer, {TP: _msgs(10, 2)})  # type: ignore[arg-type]
+    producer.gate.set()
+    await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
+    assert producer.committed == [3, 10, 12] and state.gaps_queued == 0 and state.next_offset == 12
+    assert worker.metrics.inputs == 5
+    assert worker.metrics.value("puente_ingress_skipped_records_total", topic=TP.topic) == 7
+    assert chain.head.seq == 3  # three blocks: the records, the gap, the records
+
+    worker._enqueue(consumer, state, [GapMark(19, 6_000, 7, {**entry, "from_offset": 12})])  # type: ignore[arg-type]
+    await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
+    assert producer.committed == [3, 10, 12, 20] and not state.queue
