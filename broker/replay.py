@@ -37,6 +37,11 @@ class ReplayWindow:
             self._order.append((appended_ms, alert_id))
         self.advance(appended_ms)
 
+    @property
+    def latest(self) -> int:
+        """The newest append time noted (0: none yet)."""
+        return self._latest
+
     def advance(self, appended_ms: int) -> None:
         """Note that the partition has reached this append time."""
         self._latest = max(self._latest, appended_ms)

@@ -772,8 +772,8 @@ class BrokerWorker:
         nor dead-lettered, and no auditor told.
 
         Nothing is committed here: a slot's offsets commit only with the audit block of the records they
-        pass (``head_behind`` refuses a chain that ends short of them). The mark's own transaction, after
-        the records queued before it, writes the GAP entry and moves the offset past the gap together."""
+        pass (``head_behind`` refuses a chain that ends short of them). The mark's own transaction writes
+        the GAP entry and moves the offset past the gap together (``_accept_gap``)."""
         # An error the fetcher kept may be of a partition revoked since: its new owner meets the gap.
         positions = {tp: at for tp, at in positions.items() if tp in group.assignment()}
         if not positions:
@@ -790,26 +790,38 @@ class BrokerWorker:
                                    "publish them again, or run `puente broker run --accept-gap` to read on from the "
                                    "first record the topic holds (until an alert after the gap is decided, each "
                                    "start meets it again)")
-            state = self._owned.get(tp)
-            if tp not in group.assignment() or state is None:
-                continue  # revoked while the offsets were asked, or not loaded yet: met again once it is
-            if at > start:
-                if state.busy:
-                    # Offsets go back: the slot's commits under way must settle first, or one of them would
-                    # set ``next_offset`` past the new records and ``_dispatch`` would drop them. Met again.
-                    continue
-                state.next_offset = start
-            skipped = max(0, start - at)
-            log.warning("ingress records skipped (--accept-gap)", topic=tp.topic, partition=tp.partition,
-                        offset=start, count=skipped, problem=what)
-            now = datetime.now(UTC)
-            entry: dict[str, Any] = {"kind": "GAP", "reason": "deleted" if at < start else "topic-remade",
-                                     "detail": what, "from_offset": at, "next_offset": start, "skipped": skipped,
-                                     "at": now.isoformat().replace("+00:00", "Z")}
-            if start > 0:  # the chain then ends at the last record skipped, as the committed offset says
-                entry["ingress"] = f"{tp.topic}:{tp.partition}:{start - 1}"
-            self._enqueue(group, state, [GapMark(start - 1, int(now.timestamp() * 1000), skipped, entry)])
-            group.seek(tp, start)
+            async with self._lock:  # a join in progress finishes loading (or releasing) the slots first
+                self._accept_gap(group, tp, at, start, what)
+
+    def _accept_gap(self, group: Consumer, tp: TopicPartition, at: int, start: int, what: str) -> None:
+        """Queue a gap's mark for its slot and read on past it, only if the slot still stands where the fetcher
+        met the gap: owned, idle (what it read before has committed) and expecting offset ``at`` next. A slot
+        released and kept while the offsets were asked has dropped its queue and been set back to its last
+        commit: a mark committing ``start`` then would pass records never decided. Anything else is left for
+        the fetcher to raise again, from wherever the slot stands then."""
+        state = self._owned.get(tp)
+        if (tp not in group.assignment() or state is None or state.busy
+                or state.next_offset not in (None, at)):
+            return
+        if at > start:
+            # Offsets go back (the topic was made anew): the new records sit below what was committed, which
+            # ``_dispatch`` would drop as read already.
+            state.next_offset = start
+        skipped = max(0, start - at)
+        log.warning("ingress records skipped (--accept-gap)", topic=tp.topic, partition=tp.partition,
+                    offset=start, count=skipped, problem=what)
+        now = datetime.now(UTC)
+        entry: dict[str, Any] = {"kind": "GAP", "reason": "deleted" if at < start else "topic-remade",
+                                 "detail": what, "from_offset": at, "next_offset": start, "skipped": skipped,
+                                 "at": now.isoformat().replace("+00:00", "Z")}
+        if start > 0:  # the chain then ends at the last record skipped, as the committed offset says
+            entry["ingress"] = f"{tp.topic}:{tp.partition}:{start - 1}"
+        # The slot's newest append time, so that a new owner whose chain ends with this block still reads the
+        # replay window back (``_latest_ingress_ms``); the slot is idle, so every record it took is in ``seen``.
+        if state.seen.latest:
+            entry["ingress_ms"] = state.seen.latest
+        self._enqueue(group, state, [GapMark(start - 1, int(now.timestamp() * 1000), skipped, entry)])
+        group.seek(tp, start)
 
     async def _watch_every(self, consumer: Consumer) -> None:
         """Every ``LAG_EVERY_S``, whatever the main loop is doing: the lag, and the stall watch."""

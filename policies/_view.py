@@ -306,6 +306,7 @@ def _apply(
     if not decision.onward_sharing and isinstance(markings, dict):
         # The agreement forbids passing it on (or the release rests on the originator's consent, which reaches
         # this partner and no further): the view says so in the marking partners already honour, releasable to
-        # this partner alone. Markings only tighten: the originator's list is narrowed, never widened.
+        # this partner alone. The release only tightens: whatever the originator's list allowed (countries,
+        # several partners, or [] for anyone inside Panama), it now names the one recipient.
         view["markings"] = {**markings, "releasable_to": [decision.partner_id]}
     return view

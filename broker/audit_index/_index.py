@@ -756,8 +756,11 @@ class AuditIndex:
             return []
         rows = self._all("SELECT reason, source, COUNT(*), MIN(at), MAX(at) FROM dead_letters "
                          "GROUP BY reason, source ORDER BY COUNT(*) DESC, reason, source")
-        rows += self._all("SELECT 'never read (' || COALESCE(reason, '?') || ')', source, SUM(COALESCE(skipped, 0)), "
-                          "MIN(at), MAX(at) FROM gaps GROUP BY reason, source ORDER BY reason, source")
+        # An index made before GAP entries has no such table until a writer opens it (the console reads only).
+        if self._one("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'gaps'"):
+            rows += self._all("SELECT 'never read (' || COALESCE(reason, '?') || ')', source, "
+                              "SUM(COALESCE(skipped, 0)), MIN(at), MAX(at) FROM gaps GROUP BY reason, source "
+                              "ORDER BY reason, source")
         return [{"reason": r, "source": s, "count": n, "first_at": first, "last_at": last}
                 for r, s, n, first, last in rows]
 

@@ -644,6 +644,7 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
                            capture_output=True, text=True, timeout=180, check=False)
     assert first.returncode == 0, first.stderr[-2000:]
     decided = len(await read_topic(env.conn, env.names.decisions))
+    decided_before = {d["alert_id"] for d in await audit_docs(env) if d["kind"] == "DECISION"}
     read = await ends_now()
     await publish_synthetic(env.cfg, env.conn, 40, seed=82)
     # And records in a partition the group never committed in (the synthetic input has no COMBIFRON alerts):
@@ -657,6 +658,14 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
     ends = await ends_now()
     lost = {tp: (read[tp], ends[tp]) for tp in tps if ends[tp] > read[tp]}
     assert lost[never] == (0, 3)
+    # An alert decided before the gaps, withheld from every partner (so only the replay window, not the alerts'
+    # lifecycle states, knows it), in a partition that loses records: captured to be sent again after the gaps.
+    rows = await audit_docs(env)
+    withheld = {d["alert_id"] for d in rows if d["kind"] == "DECISION"} - {
+        d["alert_id"] for d in rows if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"}
+    held = [r for topic in sorted({tp.topic for tp in lost}) for r in await read_topic(env.conn, topic)]
+    replay = next(r for r in held if TopicPartition(r.topic, r.partition) in lost
+                  and r.offset < read[TopicPartition(r.topic, r.partition)] and r.key.decode() in withheld)
     admin = AIOKafkaAdminClient(**env.conn.aiokafka())
     await admin.start()
     try:
@@ -693,15 +702,25 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
                            capture_output=True, text=True, timeout=180, check=False)
     assert again.returncode == 0, again.stderr[-2000:]  # the gaps are behind the committed offsets now
     await publish_synthetic(env.cfg, env.conn, 10, seed=83)
+    agency = replay.key.decode().split(":", 1)[0]
+    mac = Keystore(env.cfg.keys / "agencies" / agency).load_agency_mac(agency)
+    async with IngressPublisher(env.login(f"agency-{agency}"), agency, mac.key_id, mac, env.names) as pub:
+        await pub.send_raw(replay.key, replay.value, list(replay.headers))
     later = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
                            capture_output=True, text=True, timeout=180, check=False)
     assert later.returncode == 0, later.stderr[-2000:]
     docs = await audit_docs(env)
     assert len([d for d in docs if d["kind"] == "GAP"]) == len(gaps)
-    # Every record after the gaps was taken (decided, or dead-lettered as a replay of an id seen before).
-    taken = {d["ingress"] for d in docs if d["kind"] in ("DECISION", "DEAD_LETTER")}
+    # Every record after the gaps was taken: decided, or (the synthetic ids repeat across seeds) dead-lettered as
+    # a replay of an alert decided before the gaps. The restart after a GAP block still read the replay window
+    # back: none of those was decided twice.
     after = {f"{tp.topic}:{tp.partition}:{o}" for tp, end in (await ends_now()).items() for o in range(ends[tp], end)}
-    assert len(after) == 10 and after <= taken
+    taken = {d["ingress"]: d for d in docs if d["kind"] in ("DECISION", "DEAD_LETTER") and d["ingress"] in after}
+    assert len(after) == 11 and set(taken) == after
+    for row in taken.values():
+        assert (row["kind"], row.get("reason")) == (("DEAD_LETTER", "replay") if row["alert_id"] in decided_before
+                                                    else ("DECISION", None)), row
+    assert replay.key.decode() in {row["alert_id"] for row in taken.values() if row["kind"] == "DEAD_LETTER"}
     # The chains end where the offsets say, past the gaps: the audit verifies.
     verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
                             timeout=180, check=False)

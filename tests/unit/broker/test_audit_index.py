@@ -775,3 +775,10 @@ def test_records_never_read_are_counted_beside_the_dead_letters(tmp_path: Path) 
     assert index.dead_letters(Scope()) == [{"reason": "never read (deleted)", "source": "t.ingress.SNM", "count": 8,
                                             "first_at": iso_utc(T0), "last_at": iso_utc(T0)}]
     assert index.dead_letters(USA) == []
+
+
+def test_an_index_made_before_gap_entries_still_lists_its_dead_letters(index: AuditIndex) -> None:
+    """The console reads an index without writing: one made before the gaps table lists its dead letters
+    all the same, rather than failing on the missing table."""
+    index._conn.execute("DROP TABLE gaps")
+    assert [r["reason"] for r in index.dead_letters(Scope())] == ["schema"]

@@ -140,3 +140,38 @@ async def test_a_gap_goes_in_its_own_transaction_between_the_records_around_it()
     worker._enqueue(consumer, state, [GapMark(19, 6_000, 7, {**entry, "from_offset": 12})])  # type: ignore[arg-type]
     await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
     assert producer.committed == [3, 10, 12, 20] and not state.queue
+
+
+class Seeking(Consumer):
+    def __init__(self) -> None:
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+async def test_a_gap_is_taken_only_where_the_slot_stands() -> None:
+    """The fetcher's gap is accepted only for a slot that is idle and expects the gap's first offset next: a slot
+    still committing what it read before, or one set back to its last commit by a rebalance that kept it (its queue
+    dropped) while the offsets were asked, gets no mark and no seek (the fetcher meets the gap again from where the
+    slot stands). The mark carries the slot's newest append time, for the replay window of a later owner."""
+    slots = Slots(("SENAN",), 1, TopicNames("t"))
+    worker = BrokerWorker(WorkerConfig(CONN, "g", slots, max_batch=10), Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
+    producer = HeldProducer()
+    state = SlotState(TP, 0, producer, ChainWriter("t.audit", 0), ReplayWindow(7))  # type: ignore[arg-type]
+    worker._owned[TP] = state
+    group = Seeking()
+
+    worker._dispatch(group, {TP: _msgs(0, 3)})  # type: ignore[arg-type]
+    worker._accept_gap(group, TP, 3, 8, "records 3-7 were deleted")  # type: ignore[arg-type]
+    assert group.seeks == [] and state.gaps_queued == 0  # still committing records 0-2
+    producer.gate.set()
+    await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
+    worker._accept_gap(group, TP, 1, 8, "stale")  # type: ignore[arg-type]  # not where the slot stands (3)
+    assert group.seeks == [] and state.gaps_queued == 0
+    worker._accept_gap(group, TP, 3, 8, "records 3-7 were deleted")  # type: ignore[arg-type]
+    assert group.seeks == [(TP, 8)]
+    assert state.queue[0].entry["ingress_ms"] == 1_002 and state.queue[0].entry["skipped"] == 5  # newest: record 2
+    await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
+    assert producer.committed == [3, 8] and state.next_offset == 8
+    assert worker.metrics.value("puente_ingress_skipped_records_total", topic=TP.topic) == 5
