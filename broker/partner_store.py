@@ -44,7 +44,10 @@ The version rule, applied per alert id by :meth:`PartnerStore.apply` (decided by
                              new decision that the partner is entitled again, and is stored (RECEIVED)
     a view sealed too long   not stored (EXPIRED) where it would be: sealed longer ago than its
     ago                      agreement's retention, it is a replay of what the partner had to delete
-    a view already expired   not stored (EXPIRED) where it would be: its markings.expires_at has passed
+    a view already expired   not stored (EXPIRED) where it would be: its markings.expires_at has passed;
+                             the text of an older version held goes too, and a content-free EXPIRED row
+                             remembers the version, so a replay of an older one is SUPERSEDED, never
+                             stored again (a higher version is taken as usual)
 
 Retention (:meth:`PartnerStore.purge`): an alert is deleted once its ``markings.expires_at`` has
 passed, or once the retention of the agreement that delivered it has passed since the partner
@@ -87,10 +90,12 @@ from schemas import to_json
 
 STORE_FILE = "feed.sqlite"
 WIPE_WAIT_MS = 200  # how long one checkpoint waits for readers to let go
-SCHEMA_VERSION = 3  # PRAGMA user_version of the layout below (1: without passed_on, 2: without review_ms; see _setup)
+# PRAGMA user_version of the layout below (1: without passed_on, 2: without review_ms, 3: without the EXPIRED
+# state; see _setup)
+SCHEMA_VERSION = 4
 MAX_VERSION = 1_000_000
 RECALL = "RECALL"
-HELD, RECALLED_STATE = "HELD", "RECALLED"
+HELD, RECALLED_STATE, EXPIRED_STATE = "HELD", "RECALLED", "EXPIRED"
 _DAY_MS = 86_400_000
 # How much earlier than its sealing a record's key-block time may be: a data key's lifetime
 # (``broker.crypto.envelope.DEFAULT_MAX_AGE``) and 15 minutes of clock skew (see ``_too_old``).
@@ -175,16 +180,20 @@ class Held:
     recalled: bool
     final: bool  # recalled with a reason: withdrawn by its originator for good
     feed: str
+    expired: bool = False  # content-free: this version arrived already expired (its text was never kept)
 
 
 def judge(held: Held | None, d: Delivery) -> Outcome:
     """The version rule (module docstring): what applying ``d`` over ``held`` does. Pure."""
     if held is None:
         return Outcome.RECALLED if d.recall else Outcome.RECEIVED
+    if held.expired and not d.recall and d.version <= held.version:
+        return Outcome.EXPIRED if d.version == held.version else Outcome.SUPERSEDED
     if held.feed == d.feed and held.version == d.version:
         return Outcome.RECALLED if held.recalled else Outcome.RECEIVED
-    if d.recall:
-        return Outcome.SUPERSEDED if not held.recalled and held.version > d.version else Outcome.RECALLED
+    if d.recall:  # nothing held (recalled, or expired on arrival) is acknowledged whatever the version
+        held_view = not held.recalled and not held.expired
+        return Outcome.SUPERSEDED if held_view and held.version > d.version else Outcome.RECALLED
     if d.version < held.version:
         return Outcome.SUPERSEDED
     if held.recalled:
@@ -238,7 +247,7 @@ class Entry:
     alert_id: str
     alert_type: str
     version: int
-    state: str  # HELD or RECALLED
+    state: str  # HELD, RECALLED, or EXPIRED (content-free: a version that arrived already expired)
     action: str | None
     first_received_at: datetime
     received_at: datetime
@@ -256,6 +265,7 @@ class Counts:
     held: int
     recalled: int
     last_received_at: datetime | None
+    expired: int = 0  # content-free rows of versions that arrived already expired
 
 
 def default_store_path(keys: Path, partner_id: str) -> Path:
@@ -272,7 +282,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     alert_id TEXT PRIMARY KEY NOT NULL,
     alert_type TEXT NOT NULL,
     version INTEGER NOT NULL CHECK (version >= 1),
-    state TEXT NOT NULL CHECK (state IN ('HELD', 'RECALLED')),
+    state TEXT NOT NULL CHECK (state IN ('HELD', 'RECALLED', 'EXPIRED')),
     action TEXT,
     view TEXT,
     first_ms INTEGER NOT NULL,
@@ -289,6 +299,8 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms);
 """
+_ALERT_COLUMNS = ("alert_id, alert_type, version, state, action, view, first_ms, received_ms, feed, agreement, "
+                  "expires_ms, recall_reason, recalled_ms, passed_on, review_ms")
 _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint of a receipt chain
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
             "recall_reason, recalled_ms, review_ms")
@@ -374,6 +386,17 @@ class PartnerStore:
                     version = 2
                 if version == 2:  # no review_ms yet: learnt from each alert's next version
                     c.execute("ALTER TABLE alerts ADD COLUMN review_ms INTEGER")
+                    version = 3
+                if version == 3:  # the state check without EXPIRED: SQLite changes a check only by a new table
+                    c.execute("ALTER TABLE alerts RENAME TO alerts_layout3")
+                    for statement in _LAYOUT.split(";"):
+                        if statement.strip() and "alerts_by_received" not in statement:
+                            c.execute(statement)
+                    c.execute(f"INSERT INTO alerts ({_ALERT_COLUMNS}) "  # noqa: S608 - fixed text
+                              f"SELECT {_ALERT_COLUMNS} FROM alerts_layout3")
+                    c.execute("DROP TABLE alerts_layout3")  # secure_delete zeroes its pages; the WAL is wiped
+                    c.execute("CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms)")
+                    self._wipe_due = True
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 row = c.execute("SELECT value FROM meta WHERE key = 'partner'").fetchone()
                 if row is None or row[0] != self.partner:
@@ -470,15 +493,16 @@ class PartnerStore:
                 "SELECT version, state, recall_reason, feed, passed_on FROM alerts WHERE alert_id = ?", (d.alert_id,)
             ).fetchone()
             held = None if row is None else Held(row[0], row[1] == RECALLED_STATE,
-                                                 row[1] == RECALLED_STATE and row[2] is not None, row[3])
+                                                 row[1] == RECALLED_STATE and row[2] is not None, row[3],
+                                                 row[1] == EXPIRED_STATE)
             outcome = judge(held, d)
             replay = held is not None and held.feed == d.feed and held.version == d.version
             if outcome is Outcome.RECEIVED and not replay and (self._too_old(d, _ms(now)) or d.expired(now)):
                 outcome = Outcome.EXPIRED
-                if d.expired(now) and held is not None and not held.recalled:
-                    # A newer version says the alert has expired: the older text held must go too.
-                    self._conn.execute("DELETE FROM alerts WHERE alert_id = ?", (d.alert_id,))
-                    self._wipe_due = True
+                if d.expired(now) and (held is None or not held.recalled):
+                    # The originator says this version has expired: an older text held goes too, and a
+                    # content-free row remembers the version, so a replay of an older one is never stored.
+                    self._expired(held, d, _ms(now))
             elif not replay:
                 self._write(held, d, outcome, _ms(now))
         return Applied(d.alert_id, d.version, outcome, None if held is None else held.version,
@@ -509,6 +533,20 @@ class PartnerStore:
             return False
         days = r.days.get(d.agreement, r.fallback_days) if d.agreement is not None else r.fallback_days
         return now_ms - d.sealed_ms > days * _DAY_MS + SEALING_MARGIN_MS
+
+    def _expired(self, held: Held | None, d: Delivery, now_ms: int) -> None:
+        c = self._conn
+        if held is None:
+            c.execute("INSERT INTO alerts (alert_id, alert_type, version, state, action, view, first_ms, received_ms, "
+                      "feed, agreement, expires_ms) VALUES (?, ?, ?, 'EXPIRED', ?, NULL, ?, ?, ?, ?, ?)",
+                      (d.alert_id, d.alert_type, d.version, d.action, now_ms, now_ms, d.feed, d.agreement,
+                       d.expires_ms))
+            return
+        c.execute("UPDATE alerts SET view = NULL, state = 'EXPIRED', version = ?, action = ?, received_ms = ?, "
+                  "feed = ?, agreement = COALESCE(?, agreement), expires_ms = ?, review_ms = NULL "
+                  "WHERE alert_id = ?",
+                  (d.version, d.action, now_ms, d.feed, d.agreement, d.expires_ms, d.alert_id))
+        self._wipe_due = True  # secure_delete zeroed the text held; wipe() clears the WAL
 
     def _write(self, held: Held | None, d: Delivery, outcome: Outcome, now_ms: int) -> None:
         c = self._conn
@@ -572,6 +610,10 @@ class PartnerStore:
                 tombstones += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'RECALLED' "  # noqa: S608
                                         "AND recalled_ms <= ?",
                                         (agreement, cutoff - SEALING_MARGIN_MS - CLOCK_SKEW_MS)).rowcount
+                # So does the row of a version that arrived expired: an older version is too old by then.
+                tombstones += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'EXPIRED' "  # noqa: S608
+                                        "AND received_ms <= ?",
+                                        (agreement, cutoff - SEALING_MARGIN_MS - CLOCK_SKEW_MS)).rowcount
             if expired + retention + tombstones:
                 self._wipe_due = True
         return Purged(expired, retention, tombstones)
@@ -613,10 +655,10 @@ class PartnerStore:
 
     def counts(self) -> Counts:
         with self._sql("reading"):
-            held, recalled, last = self._conn.execute(
-                "SELECT COALESCE(SUM(state = 'HELD'), 0), COALESCE(SUM(state = 'RECALLED'), 0), MAX(received_ms) "
-                "FROM alerts").fetchone()
-        return Counts(int(held), int(recalled), None if last is None else _time(last))
+            held, recalled, last, expired = self._conn.execute(
+                "SELECT COALESCE(SUM(state = 'HELD'), 0), COALESCE(SUM(state = 'RECALLED'), 0), MAX(received_ms), "
+                "COALESCE(SUM(state = 'EXPIRED'), 0) FROM alerts").fetchone()
+        return Counts(int(held), int(recalled), None if last is None else _time(last), int(expired))
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:

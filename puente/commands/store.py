@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from broker.partner_store import HELD, Entry, PartnerStore, Retention, default_store_path
+from broker.partner_store import EXPIRED_STATE, HELD, Entry, PartnerStore, Retention, default_store_path
 from policies import load_policy_set
 from puente.commands._common import Subparsers, settings
 from puente.errors import ConfigError
@@ -74,6 +74,8 @@ def _when(value: datetime | None, *, minutes: bool = True) -> str:
 def _status(e: Entry) -> str:
     if e.state == HELD:
         return "held" if e.action is None else f"held ({e.action.lower()})"
+    if e.state == EXPIRED_STATE:
+        return "expired on arrival (nothing kept)"
     return f"recalled ({(e.recall_reason or 'no longer covered').lower().replace('_', ' ')})"
 
 
@@ -94,8 +96,10 @@ def _list(args: argparse.Namespace) -> int:
                   f"{(e.agreement or '-'):<10} {review:<10}  {_when(e.expires_at, minutes=False):<10}  {_status(e)}")
     shown = f"{len(rows)} due for review" if args.due else f"{len(rows)}"
     overdue = f"; {due} held past their review date (REVIEW marked !)" if due else ""
-    print(f"{shown} of {counts.held + counts.recalled} alert(s) in {store.path}: {counts.held} held, {counts.recalled} "
-          f"recalled{overdue}; last received {_when(counts.last_received_at)} UTC", file=sys.stderr)
+    expired = f", {counts.expired} expired on arrival" if counts.expired else ""
+    print(f"{shown} of {counts.held + counts.recalled + counts.expired} alert(s) in {store.path}: {counts.held} held, "
+          f"{counts.recalled} recalled{expired}{overdue}; last received {_when(counts.last_received_at)} UTC",
+          file=sys.stderr)
     return 0
 
 

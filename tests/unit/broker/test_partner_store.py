@@ -627,7 +627,7 @@ def test_a_store_of_the_first_layout_is_brought_up_to_date(tmp_path: Path) -> No
         assert store.counts().held == 1
         assert not store.apply(_at(recall_notice(_view(), 2, "ERROR"), 2), T0).passed_on
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == 3
+    assert version == 4
 
 
 def test_a_store_of_the_second_layout_gets_review_dates(tmp_path: Path) -> None:
@@ -641,10 +641,69 @@ def test_a_store_of_the_second_layout_gets_review_dates(tmp_path: Path) -> None:
 
 
 def test_a_newer_version_that_has_expired_takes_the_older_text_with_it(store: PartnerStore) -> None:
-    """Version 2 arrives past its expiry: it is not stored, and version 1, which it says has expired, goes too."""
+    """Version 2 arrives past its expiry: it is not stored, and version 1, which it says has expired, goes too.
+    The store remembers version 2 without content: version 1 replayed (the partner rewinds its feed) is
+    SUPERSEDED, never stored again; version 2 again is EXPIRED; a recall is acknowledged (nothing is held); a
+    version 3 the originator extended is stored as usual."""
     first = _view(summary=SECRET)
     store.apply(_at(first, 1), T0)
     markings = first["markings"]
     late = updated(first, 2, markings={**markings, "expires_at": T0 - timedelta(minutes=1)})
     assert store.apply(_at(late, 2), T0).outcome is Outcome.EXPIRED
     assert store.counts().held == 0 and not store.wipe_pending and SECRET.encode() not in _bytes(store.path)
+    assert store.apply(_at(first, 5), T0).outcome is Outcome.SUPERSEDED
+    assert store.apply(_at(late, 2), T0).outcome is Outcome.EXPIRED  # the same record, after a crash
+    assert store.apply(_at(late, 6), T0).outcome is Outcome.EXPIRED
+    assert store.counts().held == 0 and SECRET.encode() not in _bytes(store.path)
+    assert store.show(first["alert_id"]).state == "EXPIRED" and store.show(first["alert_id"]).view is None
+    assert store.counts().expired == 1 and store.counts().recalled == 0
+    kept = updated(first, 3, markings={**markings, "expires_at": T0 + timedelta(days=3)})
+    assert store.apply(_at(kept, 7), T0).outcome is Outcome.RECEIVED and store.counts().held == 1
+
+
+def test_a_version_that_arrives_expired_with_nothing_held_keeps_older_ones_out(store: PartnerStore) -> None:
+    """Version 2 arrives expired before version 1 ever did: a late version 1 is not stored either. A recall is
+    acknowledged, and its tombstone goes with the tombstones' purge."""
+    first = _view(summary=SECRET)
+    markings = first["markings"]
+    late = updated(first, 2, markings={**markings, "expires_at": T0 - timedelta(minutes=1)})
+    assert store.apply(_at(late, 1), T0).outcome is Outcome.EXPIRED
+    assert store.apply(_at(first, 2), T0).outcome is Outcome.SUPERSEDED
+    assert store.counts().held == 0 and SECRET.encode() not in _bytes(store.path)
+    assert store.apply(_at(recall_notice(first, 3, "ERROR"), 3), T0).outcome is Outcome.RECALLED
+    other = _view("senan-gofast-seizure")
+    assert store.apply(_at(updated(other, 2, markings={**other["markings"], "expires_at": T0}), 4), T0).outcome \
+        is Outcome.EXPIRED
+    assert store.purge(T0 + timedelta(days=180)).tombstones == 0  # kept for the retention and the margins
+    assert store.purge(T0 + timedelta(days=181)).tombstones == 2  # COMBIFRON's 180 days: both rows go
+
+
+def test_a_store_of_the_third_layout_takes_the_expired_state(tmp_path: Path) -> None:
+    """A store whose state check knows only HELD and RECALLED is rebuilt on opening, its alerts kept, and can then
+    remember a version that arrived expired; what the old table held is wiped from the WAL."""
+    path = tmp_path / "col" / "feed.sqlite"
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        store.apply(_at(_view(summary=SECRET), 1), T0)
+    raw = sqlite3.connect(path)
+    sql = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts'").fetchone()[0]
+    raw.execute("ALTER TABLE alerts RENAME TO newer")
+    raw.execute(sql.replace("'HELD', 'RECALLED', 'EXPIRED'", "'HELD', 'RECALLED'"))
+    raw.execute("INSERT INTO alerts SELECT * FROM newer")
+    raw.execute("DROP TABLE newer")
+    raw.execute("CREATE INDEX alerts_by_received ON alerts (received_ms)")
+    raw.execute("PRAGMA user_version = 3")
+    raw.commit()
+    raw.close()
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        assert store.counts().held == 1 and store.show(_view()["alert_id"]).view is not None
+        markings = _view()["markings"]
+        late = updated(_view(), 2, markings={**markings, "expires_at": T0 - timedelta(minutes=1)})
+        assert store.apply(_at(late, 2), T0).outcome is Outcome.EXPIRED
+        assert store.show(_view()["alert_id"]).state == "EXPIRED"
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert "EXPIRED" in check.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts'").fetchone()[0]
+    assert [r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE "
+                                        "'sqlite_%'")] == ["alerts_by_received"]
+    check.close()
+    assert SECRET.encode() not in _bytes(path)
