@@ -567,7 +567,7 @@ class Subscriber:
         applied = self.store.apply(delivery, now)
         if applied.outcome is Outcome.SUPERSEDED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} is older than "
-                         f"the version {applied.held_version} held; ignored")
+                         f"version {applied.held_version}, already received; ignored")
         elif applied.outcome is Outcome.EXPIRED and delivery.expired(now):
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} expired before "
                          "it arrived: not stored")

@@ -499,9 +499,10 @@ class PartnerStore:
             replay = held is not None and held.feed == d.feed and held.version == d.version
             if outcome is Outcome.RECEIVED and not replay and (self._too_old(d, _ms(now)) or d.expired(now)):
                 outcome = Outcome.EXPIRED
-                if d.expired(now) and (held is None or not held.recalled):
+                if d.expired(now):
                     # The originator says this version has expired: an older text held goes too, and a
-                    # content-free row remembers the version, so a replay of an older one is never stored.
+                    # content-free row remembers the version (over a tombstone without reason too, which
+                    # this newer version supersedes), so a replay of an older one is never stored.
                     self._expired(held, d, _ms(now))
             elif not replay:
                 self._write(held, d, outcome, _ms(now))
@@ -543,8 +544,8 @@ class PartnerStore:
                        d.expires_ms))
             return
         c.execute("UPDATE alerts SET view = NULL, state = 'EXPIRED', version = ?, action = ?, received_ms = ?, "
-                  "feed = ?, agreement = COALESCE(?, agreement), expires_ms = ?, review_ms = NULL "
-                  "WHERE alert_id = ?",
+                  "feed = ?, agreement = COALESCE(?, agreement), expires_ms = ?, review_ms = NULL, "
+                  "recall_reason = NULL, recalled_ms = NULL WHERE alert_id = ?",
                   (d.version, d.action, now_ms, d.feed, d.agreement, d.expires_ms, d.alert_id))
         self._wipe_due = True  # secure_delete zeroed the text held; wipe() clears the WAL
 
@@ -571,6 +572,11 @@ class PartnerStore:
                     "?, ?)",
                     (d.alert_id, d.alert_type, d.version, d.action, now_ms, now_ms, d.feed, d.agreement, d.reason,
                      now_ms))
+            elif held.expired and d.version <= held.version:
+                # A recall older than a version that arrived expired (a replay: the broker's recalls come above
+                # what partners hold): acknowledged, since nothing is held, and the row is left as it is. Set
+                # back to the recall's version, it would let a replayed version between the two be stored.
+                return
             elif not held.recalled:
                 # The content goes: secure_delete zeroes the bytes the view held; wipe() clears the WAL.
                 c.execute(

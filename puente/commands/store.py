@@ -110,6 +110,10 @@ def _show(args: argparse.Namespace) -> int:
     print(f"status     {_status(e)}")
     print(f"received   first {_when(e.first_received_at)} UTC, this version {_when(e.received_at)} UTC, from {e.feed}")
     print(f"agreement  {e.agreement or '-'}")
+    if e.state == EXPIRED_STATE:
+        print(f"expired    {_when(e.expires_at)} UTC, before this version arrived: nothing of it is kept, and older "
+              "versions are not stored again")
+        return 0
     if e.view is None:
         print(f"recalled   {_when(e.recalled_at)} UTC; its content was deleted from this store")
         return 0

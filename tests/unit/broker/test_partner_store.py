@@ -707,3 +707,30 @@ def test_a_store_of_the_third_layout_takes_the_expired_state(tmp_path: Path) -> 
                                         "'sqlite_%'")] == ["alerts_by_received"]
     check.close()
     assert SECRET.encode() not in _bytes(path)
+
+
+def test_a_replayed_feed_never_brings_back_a_version_a_later_expired_one_replaced(store: PartnerStore) -> None:
+    """Version 1, a recall without reason (version 2: the partner no longer covered), version 3 (covered again),
+    then version 4 already expired, which takes version 3's text. The whole feed replayed: the recall is
+    acknowledged without setting the row back, so version 3 is SUPERSEDED, never stored again; so too when the
+    expired version meets the tombstone directly."""
+    markings = _view()["markings"]
+    v1 = _view(summary=SECRET)
+    v3 = updated(v1, 3, markings={**markings, "expires_at": T0 + timedelta(days=20)})
+    v4 = updated(v1, 4, markings={**markings, "expires_at": T0 - timedelta(minutes=1)})
+    feed = [_at(v1, 1), _at(recall_notice(v1, 2, None), 2), _at(v3, 3), _at(v4, 4)]
+    assert [store.apply(d, T0).outcome for d in feed] == [Outcome.RECEIVED, Outcome.RECALLED, Outcome.RECEIVED,
+                                                          Outcome.EXPIRED]
+    replayed = [store.apply(d, T0).outcome for d in feed]
+    assert replayed == [Outcome.SUPERSEDED, Outcome.RECALLED, Outcome.SUPERSEDED, Outcome.EXPIRED]
+    assert store.counts().held == 0 and store.show(v1["alert_id"]).version == 4
+    assert SECRET.encode() not in _bytes(store.path)
+
+    other = _view("senan-gofast-seizure", summary=SECRET)
+    o3 = updated(other, 3, markings={**other["markings"], "expires_at": T0 + timedelta(days=20)})
+    o4 = updated(other, 4, markings={**other["markings"], "expires_at": T0 - timedelta(minutes=1)})
+    store.apply(_at(other, 5), T0)
+    store.apply(_at(recall_notice(other, 2, None), 6), T0)
+    assert store.apply(_at(o4, 7), T0).outcome is Outcome.EXPIRED
+    assert store.show(other["alert_id"]).state == "EXPIRED"
+    assert store.apply(_at(o3, 8), T0).outcome is Outcome.SUPERSEDED and store.counts().held == 0
