@@ -53,9 +53,10 @@ Retention (:meth:`PartnerStore.purge`): an alert is deleted once its ``markings.
 passed, or once the retention of the agreement that delivered it has passed since the partner
 first received it (a correction does not extend how long the partner keeps what it first
 learnt; an agreement the policy no longer names gets the shortest retention of the partner's
-agreements). A tombstone holds no content and is kept for the same retention after the recall,
-and the sealing margin (``SEALING_MARGIN_MS``) beyond it, so that a late copy of a recalled version
-is still refused until it is old enough to be refused as EXPIRED.
+agreements). A tombstone holds no content and is kept for the partner's longest retention after the
+recall (a copy may come under any of its agreements), and the sealing margin (``SEALING_MARGIN_MS``)
+beyond it, so that a late copy of a recalled version is still refused until it is old enough to be
+refused as EXPIRED.
 
 Files: the store is created 0600 in a folder made 0700 (``broker.keystore.private_folder``); one
 that others may read, or whose folder others may write, is refused, as a key file is. SQLite
@@ -602,7 +603,7 @@ class PartnerStore:
             c = self._conn
             expired = c.execute("DELETE FROM alerts WHERE state = 'HELD' AND expires_ms IS NOT NULL "
                                 "AND expires_ms <= ?", (now_ms,)).rowcount
-            retention = tombstones = 0
+            retention = 0
             groups = [row[0] for row in c.execute("SELECT DISTINCT agreement FROM alerts").fetchall()]
             for agreement in groups:
                 days = r.days.get(agreement, r.fallback_days) if agreement is not None else r.fallback_days
@@ -610,16 +611,15 @@ class PartnerStore:
                 same = "agreement IS ?" if agreement is None else "agreement = ?"
                 retention += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'HELD' AND first_ms <= ?",  # noqa: S608 - fixed text
                                        (agreement, cutoff)).rowcount
-                # A tombstone outlives the views it refuses: a view sealed before the recall is EXPIRED
-                # (``_too_old``) once the retention and the sealing margin have passed since the recall,
-                # by the broker's clock, which may run ahead of this one by the skew allowed.
-                tombstones += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'RECALLED' "  # noqa: S608
-                                        "AND recalled_ms <= ?",
-                                        (agreement, cutoff - SEALING_MARGIN_MS - CLOCK_SKEW_MS)).rowcount
-                # So does the row of a version that arrived expired: an older version is too old by then.
-                tombstones += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'EXPIRED' "  # noqa: S608
-                                        "AND received_ms <= ?",
-                                        (agreement, cutoff - SEALING_MARGIN_MS - CLOCK_SKEW_MS)).rowcount
+            # A tombstone outlives the views it refuses: a view sealed before the recall is EXPIRED (``_too_old``)
+            # once its agreement's retention and the sealing margin have passed since the recall, by the broker's
+            # clock, which may run ahead of this one by the skew allowed. A view of the alert may come under any
+            # of the partner's agreements, so the longest retention counts; a tombstone holds no content. So does
+            # the row of a version that arrived expired (counted from its arrival).
+            longest = max([*r.days.values(), r.fallback_days])
+            kept = now_ms - longest * _DAY_MS - SEALING_MARGIN_MS - CLOCK_SKEW_MS
+            tombstones = c.execute("DELETE FROM alerts WHERE (state = 'RECALLED' AND recalled_ms <= ?) "
+                                   "OR (state = 'EXPIRED' AND received_ms <= ?)", (kept, kept)).rowcount
             if expired + retention + tombstones:
                 self._wipe_due = True
         return Purged(expired, retention, tombstones)

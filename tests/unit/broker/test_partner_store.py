@@ -261,16 +261,30 @@ def test_purge_deletes_expired_alerts_and_alerts_past_their_agreements_retention
 
 
 def test_tombstones_are_kept_until_the_retention_passes_after_the_recall(store: PartnerStore) -> None:
-    """A tombstone (no content) stays for the agreement's retention after the recall, and the sealing margin
-    beyond it (until a view sealed before the recall is old enough to be EXPIRED), then goes."""
+    """A tombstone (no content) stays for the partner's longest retention after the recall (a copy of the alert
+    may come under any of its agreements: here COMBIFRON's 180 days, though it came under SHORT's 10), and the
+    sealing margin beyond it (until any view sealed before the recall is old enough to be EXPIRED), then goes."""
     view = _view()
     store.apply(_at(view, 1, "SHORT"), T0)
-    store.apply(_at(recall_notice(view, 2, "ERROR"), 2, None), T0 + timedelta(days=5))
-    assert store.purge(T0 + timedelta(days=12)).total == 0  # 10 days after the first receipt, 7 after the recall
-    assert store.purge(T0 + timedelta(days=15)).total == 0  # the retention, but not the margin, has passed
-    assert store.purge(T0 + timedelta(days=15, hours=1, minutes=29)).total == 0  # nor the clocks' skew
-    assert store.purge(T0 + timedelta(days=15, hours=2)).tombstones == 1
+    recalled = T0 + timedelta(days=5)
+    store.apply(_at(recall_notice(view, 2, "ERROR"), 2, None), recalled)
+    assert store.purge(recalled + timedelta(days=11)).total == 0  # past SHORT's retention
+    assert store.purge(recalled + timedelta(days=180)).total == 0  # the longest retention, but not the margin
+    assert store.purge(recalled + timedelta(days=180, hours=1, minutes=29)).total == 0  # nor the clocks' skew
+    assert store.purge(recalled + timedelta(days=180, hours=2)).tombstones == 1
     assert store.counts().recalled == 0
+
+
+def test_a_copy_under_a_longer_agreement_is_refused_after_the_shorter_ones_retention(store: PartnerStore) -> None:
+    """The alert came under SHORT (10 days) and was recalled; a copy the broker sealed under COMBIFRON (180 days)
+    before the recall, replayed a month later, is still turned away by the tombstone, not stored anew."""
+    view = _view(summary=SECRET)
+    store.apply(_sealed(view, 1, T0), T0)
+    store.apply(_sealed(recall_notice(view, 2, "ERROR"), 2, T0 + timedelta(hours=1)), T0 + timedelta(hours=1))
+    later = T0 + timedelta(days=30)
+    store.purge(later)
+    assert store.apply(_sealed(view, 3, T0, "COMBIFRON"), later).outcome is not Outcome.RECEIVED
+    assert store.counts().held == 0 and SECRET.encode() not in _bytes(store.path)
 
 
 def test_a_view_replayed_as_its_tombstone_goes_is_refused_or_expired(store: PartnerStore) -> None:
@@ -308,8 +322,8 @@ def test_a_genuine_record_replayed_after_its_tombstone_went_is_not_stored_again(
     view = _view(summary=SECRET)
     store.apply(_sealed(view, 1, T0), T0)
     store.apply(_sealed(recall_notice(view, 2, "ERROR"), 2, T0 + timedelta(days=5), None), T0 + timedelta(days=5))
-    assert store.purge(T0 + timedelta(days=16)).tombstones == 1
-    later = T0 + timedelta(days=16)
+    assert store.purge(T0 + timedelta(days=186)).tombstones == 1  # the longest retention after the recall
+    later = T0 + timedelta(days=186)
     applied = store.apply(_sealed(view, 3, T0), later)
     assert applied.outcome is Outcome.EXPIRED and store.counts().held == 0
     assert SECRET.encode() not in _bytes(store.path)
