@@ -287,8 +287,7 @@ class PartitionIngest:
 
     def _dead_letter(self, offset: int, row: dict[str, Any]) -> None:
         ingress = _text(row.get("ingress"))
-        # The source is the ingress topic (an agency's): grouping by topic:partition:offset would group nothing.
-        source = ingress.rsplit(":", 2)[0] if ingress and ingress.count(":") >= 2 else ingress
+        source = _source(ingress)
         self._conn.execute(
             "INSERT INTO dead_letters (topic, partition, \"offset\", block, alert_id, reason, detail, source, "
             "ingress, ingress_ms, at, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -300,7 +299,7 @@ class PartitionIngest:
     def _gap(self, offset: int, row: dict[str, Any]) -> None:
         """Ingress records the broker never read (deleted before it did, skipped with --accept-gap)."""
         ingress = _text(row.get("ingress"))
-        source = ingress.rsplit(":", 2)[0] if ingress and ingress.count(":") >= 2 else ingress
+        source = _source(ingress)
         self._conn.execute(
             "INSERT INTO gaps (topic, partition, \"offset\", block, reason, detail, source, ingress, from_offset, "
             "next_offset, skipped, at, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -354,3 +353,9 @@ class PartitionIngest:
         if pending:
             c.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
                       (self.topic, self.partition, key))
+
+
+def _source(ingress: str | None) -> str | None:
+    """The ingress topic (an agency's) of an entry's ``<topic>:<partition>:<offset>``: what dead letters and
+    gaps are grouped by (grouping by the whole place would group nothing)."""
+    return ingress.rsplit(":", 2)[0] if ingress and ingress.count(":") >= 2 else ingress

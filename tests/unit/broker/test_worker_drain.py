@@ -37,13 +37,22 @@ def _msgs(first: int, count: int) -> list[Any]:
 
 
 
+def _slot(pipeline: Any = None, max_batch: int = 10,
+          chain: ChainWriter | None = None) -> tuple[BrokerWorker, HeldProducer, SlotState]:
+    """A worker owning the one slot TP, whose producer's commits are held until its gate is set."""
+    slots = Slots(("SENAN",), 1, TopicNames("t"))
+    worker = BrokerWorker(WorkerConfig(CONN, "g", slots, max_batch=max_batch), pipeline or Pipeline(),  # type: ignore[arg-type]
+                          lambda p: b"sig")
+    producer = HeldProducer()
+    state = SlotState(TP, 0, producer, chain or ChainWriter("t.audit", 0), ReplayWindow(7))  # type: ignore[arg-type]
+    worker._owned[TP] = state
+    return worker, producer, state
+
+
+
 
 async def test_records_queued_while_the_last_commit_is_in_flight_are_not_left_behind() -> None:
-    slots = Slots(("SENAN",), 1, TopicNames("t"))
-    worker = BrokerWorker(WorkerConfig(CONN, "g", slots, max_batch=10), Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
-    producer = HeldProducer()
-    state = SlotState(TP, 0, producer, ChainWriter("t.audit", 0), ReplayWindow(7))  # type: ignore[arg-type]
-    worker._owned[TP] = state
+    worker, producer, state = _slot()
     consumer = Consumer()
 
     worker._dispatch(consumer, {TP: _msgs(0, 3)})  # type: ignore[arg-type]
@@ -58,7 +67,6 @@ async def test_records_queued_while_the_last_commit_is_in_flight_are_not_left_be
 
 
 async def test_the_next_batch_is_worked_out_while_the_previous_one_commits() -> None:
-    slots = Slots(("SENAN",), 1, TopicNames("t"))
     seen_during_commit: list[bool] = []
 
     class Watching(Pipeline):
@@ -68,10 +76,7 @@ async def test_the_next_batch_is_worked_out_while_the_previous_one_commits() -> 
                 assert record.offset == 0 or "SENAN:0" in seen
             return super().process(record, seen, now)
 
-    worker = BrokerWorker(WorkerConfig(CONN, "g", slots, max_batch=3), Watching(), lambda p: b"sig")  # type: ignore[arg-type]
-    producer = HeldProducer()
-    state = SlotState(TP, 0, producer, ChainWriter("t.audit", 0), ReplayWindow(7))  # type: ignore[arg-type]
-    worker._owned[TP] = state
+    worker, producer, state = _slot(Watching(), max_batch=3)
     replay = _msgs(0, 1)[0]
     replay.offset = 3
     worker._dispatch(Consumer(), {TP: [*_msgs(0, 3), replay]})  # type: ignore[arg-type]
@@ -117,12 +122,8 @@ async def test_a_gap_goes_in_its_own_transaction_between_the_records_around_it()
     """An accepted gap's mark, queued after records read before it and before records read after it, commits alone
     and in order: the records before it, then its GAP entry with the offset past the gap, then the records after;
     it counts as no input, only as records skipped. With nothing after it, its own commit still moves the offset."""
-    slots = Slots(("SENAN",), 1, TopicNames("t"))
-    worker = BrokerWorker(WorkerConfig(CONN, "g", slots, max_batch=10), Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
-    producer = HeldProducer()
     chain = ChainWriter("t.audit", 0)
-    state = SlotState(TP, 0, producer, chain, ReplayWindow(7))  # type: ignore[arg-type]
-    worker._owned[TP] = state
+    worker, producer, state = _slot(chain=chain)
     consumer = Consumer()
     entry = {"kind": "GAP", "reason": "deleted", "from_offset": 3, "next_offset": 10, "skipped": 7,
              "ingress": f"{TP.topic}:0:9", "at": "2026-12-03T00:00:00Z"}
@@ -155,11 +156,7 @@ async def test_a_gap_is_taken_only_where_the_slot_stands() -> None:
     still committing what it read before, or one set back to its last commit by a rebalance that kept it (its queue
     dropped) while the offsets were asked, gets no mark and no seek (the fetcher meets the gap again from where the
     slot stands). The mark carries the slot's newest append time, for the replay window of a later owner."""
-    slots = Slots(("SENAN",), 1, TopicNames("t"))
-    worker = BrokerWorker(WorkerConfig(CONN, "g", slots, max_batch=10), Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
-    producer = HeldProducer()
-    state = SlotState(TP, 0, producer, ChainWriter("t.audit", 0), ReplayWindow(7))  # type: ignore[arg-type]
-    worker._owned[TP] = state
+    worker, producer, state = _slot()
     group = Seeking()
 
     worker._dispatch(group, {TP: _msgs(0, 3)})  # type: ignore[arg-type]
