@@ -260,8 +260,9 @@ class Subscriber:
         purged = store.purge(self.clock())
         self.stats.purged += purged.total
         if purged.total or force:
-            self.on_note(f"purged {purged.total} alert(s) from {store.path}: {purged.expired} past their expiry, "
-                         f"{purged.retention} past the agreement's retention, {purged.tombstones} old tombstone(s)")
+            self.on_note(f"purged {purged.total} alert(s) from {store.path}: the text of {purged.expired} past their "
+                         f"expiry and {purged.retention} past the agreement's retention, {purged.tombstones} old "
+                         "content-free row(s)")
         due = store.due_count(self.clock())
         if due:
             self.on_note(f"{due} alert(s) in {store.path} are past their review date: `puente store list --partner "
@@ -572,8 +573,9 @@ class Subscriber:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} expired before "
                          "it arrived: not stored")
         elif applied.outcome is Outcome.EXPIRED:
-            self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} was sealed "
-                         "longer ago than its agreement's retention: not stored (a replayed record)")
+            self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} is past its "
+                         "agreement's retention (sealed, or the alert first received, longer ago than that; or its "
+                         "text already purged): not stored")
         elif applied.outcome is Outcome.REFUSED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} refused: its "
                          f"originator recalled it (version {applied.held_version})")

@@ -48,15 +48,22 @@ The version rule, applied per alert id by :meth:`PartnerStore.apply` (decided by
                              the text of an older version held goes too, and a content-free EXPIRED row
                              remembers the version, so a replay of an older one is SUPERSEDED, never
                              stored again (a higher version is taken as usual)
+    a purged alert's         the same version again is EXPIRED, an older one SUPERSEDED: the purge leaves
+    versions                 a content-free EXPIRED row (below); a higher version is EXPIRED too once the
+                             retention has passed since the partner first received the alert
 
-Retention (:meth:`PartnerStore.purge`): an alert is deleted once its ``markings.expires_at`` has
-passed, or once the retention of the agreement that delivered it has passed since the partner
+Retention (:meth:`PartnerStore.purge`): an alert's text is deleted once its ``markings.expires_at``
+has passed, or once the retention of the agreement that delivered it has passed since the partner
 first received it (a correction does not extend how long the partner keeps what it first
 learnt; an agreement the policy no longer names gets the shortest retention of the partner's
-agreements). A tombstone holds no content and is kept for the partner's longest retention after the
-recall (a copy may come under any of its agreements), and the sealing margin (``SEALING_MARGIN_MS``)
-beyond it, so that a late copy of a recalled version is still refused until it is old enough to be
-refused as EXPIRED.
+agreements). What the purge leaves is a content-free EXPIRED row (``purged_ms`` set) that remembers the
+version and when the partner first received the alert: the feed still holds the alert's genuine
+records, and one written to it again (or read again after the partner rewinds its group) would
+otherwise find nothing held and be stored anew, a superseded text or one past its retention back in
+the store. Such rows, and tombstones, hold no content and are kept for the partner's longest retention
+after the last version arrived (a copy may come under any of its agreements), and the sealing margin
+(``SEALING_MARGIN_MS``) beyond it, so that a late copy of a purged or recalled version is still refused
+until it is old enough to be refused as EXPIRED.
 
 Files: the store is created 0600 in a folder made 0700 (``broker.keystore.private_folder``); one
 that others may read, or whose folder others may write, is refused, as a key file is. SQLite
@@ -92,8 +99,8 @@ from schemas import to_json
 STORE_FILE = "feed.sqlite"
 WIPE_WAIT_MS = 200  # how long one checkpoint waits for readers to let go
 # PRAGMA user_version of the layout below (1: without passed_on, 2: without review_ms, 3: without the EXPIRED
-# state; see _setup)
-SCHEMA_VERSION = 4
+# state, 4: without purged_ms; see _setup)
+SCHEMA_VERSION = 5
 MAX_VERSION = 1_000_000
 RECALL = "RECALL"
 HELD, RECALLED_STATE, EXPIRED_STATE = "HELD", "RECALLED", "EXPIRED"
@@ -181,7 +188,8 @@ class Held:
     recalled: bool
     final: bool  # recalled with a reason: withdrawn by its originator for good
     feed: str
-    expired: bool = False  # content-free: this version arrived already expired (its text was never kept)
+    expired: bool = False  # content-free: this version arrived already expired, or its text was purged
+    first_ms: int | None = None  # when the partner first received the alert; None: no retention counts from it
 
 
 def judge(held: Held | None, d: Delivery) -> Outcome:
@@ -248,7 +256,7 @@ class Entry:
     alert_id: str
     alert_type: str
     version: int
-    state: str  # HELD, RECALLED, or EXPIRED (content-free: a version that arrived already expired)
+    state: str  # HELD, RECALLED, or EXPIRED (content-free: a version that arrived expired, or was purged)
     action: str | None
     first_received_at: datetime
     received_at: datetime
@@ -259,6 +267,7 @@ class Entry:
     recalled_at: datetime | None
     review_at: datetime | None  # markings.review_at of the version held
     view: dict[str, Any] | None  # only from show(), and only while held
+    purged_at: datetime | None = None  # when the purge deleted its text (state EXPIRED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +276,7 @@ class Counts:
     recalled: int
     last_received_at: datetime | None
     expired: int = 0  # content-free rows of versions that arrived already expired
+    purged: int = 0  # content-free rows of alerts whose text the purge deleted
 
 
 def default_store_path(keys: Path, partner_id: str) -> Path:
@@ -295,16 +305,17 @@ CREATE TABLE IF NOT EXISTS alerts (
     recalled_ms INTEGER,
     passed_on INTEGER NOT NULL DEFAULT 0,
     review_ms INTEGER,
+    purged_ms INTEGER,
     CHECK ((state = 'HELD') = (view IS NOT NULL)),
     CHECK ((state = 'RECALLED') = (recalled_ms IS NOT NULL))
 );
 CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms);
 """
 _ALERT_COLUMNS = ("alert_id, alert_type, version, state, action, view, first_ms, received_ms, feed, agreement, "
-                  "expires_ms, recall_reason, recalled_ms, passed_on, review_ms")
+                  "expires_ms, recall_reason, recalled_ms, passed_on, review_ms")  # layout 3's (purged_ms came in 5)
 _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint of a receipt chain
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
-            "recall_reason, recalled_ms, review_ms")
+            "recall_reason, recalled_ms, review_ms, purged_ms")
 
 
 class PartnerStore:
@@ -398,6 +409,11 @@ class PartnerStore:
                     c.execute("DROP TABLE alerts_layout3")  # secure_delete zeroes its pages; the WAL is wiped
                     c.execute("CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms)")
                     self._wipe_due = True
+                    version = 5  # the new table has purged_ms already
+                if version == 4:  # no purged_ms yet: every EXPIRED row so far arrived expired
+                    c.execute("ALTER TABLE alerts ADD COLUMN purged_ms INTEGER")
+                    version = 5
+                if c.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 row = c.execute("SELECT value FROM meta WHERE key = 'partner'").fetchone()
                 if row is None or row[0] != self.partner:
@@ -491,16 +507,21 @@ class PartnerStore:
                 return self.apply(d, now)
         with self._sql("applying a feed record"):
             row = self._conn.execute(
-                "SELECT version, state, recall_reason, feed, passed_on FROM alerts WHERE alert_id = ?", (d.alert_id,)
-            ).fetchone()
-            held = None if row is None else Held(row[0], row[1] == RECALLED_STATE,
-                                                 row[1] == RECALLED_STATE and row[2] is not None, row[3],
-                                                 row[1] == EXPIRED_STATE)
+                "SELECT version, state, recall_reason, feed, passed_on, first_ms, purged_ms FROM alerts "
+                "WHERE alert_id = ?", (d.alert_id,)).fetchone()
+            held = None if row is None else Held(
+                row[0], row[1] == RECALLED_STATE, row[1] == RECALLED_STATE and row[2] is not None, row[3],
+                row[1] == EXPIRED_STATE,
+                # Retention counts from the first receipt of what the partner held (or holds): not across a
+                # recall, after which a holding starts again, nor from a version that arrived expired.
+                row[5] if row[1] == HELD or row[6] is not None else None)
             outcome = judge(held, d)
             replay = held is not None and held.feed == d.feed and held.version == d.version
-            if outcome is Outcome.RECEIVED and not replay and (self._too_old(d, _ms(now)) or d.expired(now)):
+            now_ms = _ms(now)
+            if outcome is Outcome.RECEIVED and not replay and (self._too_old(d, now_ms) or d.expired(now)
+                                                               or self._kept_too_long(held, d, now_ms)):
                 outcome = Outcome.EXPIRED
-                if d.expired(now):
+                if d.expired(now) or held is not None:
                     # The originator says this version has expired: an older text held goes too, and a
                     # content-free row remembers the version (over a tombstone without reason too, which
                     # this newer version supersedes), so a replay of an older one is never stored.
@@ -536,6 +557,16 @@ class PartnerStore:
         days = r.days.get(d.agreement, r.fallback_days) if d.agreement is not None else r.fallback_days
         return now_ms - d.sealed_ms > days * _DAY_MS + SEALING_MARGIN_MS
 
+    def _kept_too_long(self, held: Held | None, d: Delivery, now_ms: int) -> bool:
+        """Whether a later version of what the partner held comes after the retention since it first received
+        the alert: a correction does not extend how long the partner keeps what it first learnt, so it is not
+        stored (the purge would delete it at once, or has already deleted what it corrects)."""
+        r = self.retention
+        if r is None or held is None or held.first_ms is None:
+            return False
+        days = r.days.get(d.agreement, r.fallback_days) if d.agreement is not None else r.fallback_days
+        return now_ms - held.first_ms >= days * _DAY_MS
+
     def _expired(self, held: Held | None, d: Delivery, now_ms: int) -> None:
         c = self._conn
         if held is None:
@@ -562,7 +593,7 @@ class PartnerStore:
                 "first_ms = CASE WHEN ? THEN excluded.first_ms ELSE first_ms END, "
                 "received_ms = excluded.received_ms, feed = excluded.feed, agreement = excluded.agreement, "
                 "expires_ms = excluded.expires_ms, review_ms = excluded.review_ms, recall_reason = NULL, "
-                "recalled_ms = NULL",
+                "recalled_ms = NULL, purged_ms = NULL",
                 (d.alert_id, d.alert_type, d.version, d.action, d.view_json, now_ms, now_ms, d.feed, d.agreement,
                  d.expires_ms, d.review_ms, fresh))
         elif outcome is Outcome.RECALLED:
@@ -584,7 +615,7 @@ class PartnerStore:
                     "UPDATE alerts SET view = NULL, state = 'RECALLED', version = ?, action = ?, received_ms = ?, "
                     "feed = ?, agreement = COALESCE(?, agreement), expires_ms = NULL, review_ms = NULL, "
                     "recall_reason = ?, "
-                    "recalled_ms = ? WHERE alert_id = ?",
+                    "recalled_ms = ?, purged_ms = NULL WHERE alert_id = ?",
                     (d.version, d.action, now_ms, d.feed, d.agreement, d.reason, now_ms, d.alert_id))
                 self._wipe_due = True
             elif d.version > held.version:
@@ -601,21 +632,24 @@ class PartnerStore:
         now_ms, r = _ms(now), self.retention
         with self.transaction(), self._sql("purging"):
             c = self._conn
-            expired = c.execute("DELETE FROM alerts WHERE state = 'HELD' AND expires_ms IS NOT NULL "
-                                "AND expires_ms <= ?", (now_ms,)).rowcount
+            # The text goes (secure_delete zeroes it); the row remembers the version (module docstring).
+            gone = "UPDATE alerts SET view = NULL, state = 'EXPIRED', review_ms = NULL, purged_ms = ? WHERE "
+            expired = c.execute(gone + "state = 'HELD' AND expires_ms IS NOT NULL AND expires_ms <= ?",
+                                (now_ms, now_ms)).rowcount
             retention = 0
             groups = [row[0] for row in c.execute("SELECT DISTINCT agreement FROM alerts").fetchall()]
             for agreement in groups:
                 days = r.days.get(agreement, r.fallback_days) if agreement is not None else r.fallback_days
                 cutoff = now_ms - days * _DAY_MS
                 same = "agreement IS ?" if agreement is None else "agreement = ?"
-                retention += c.execute(f"DELETE FROM alerts WHERE {same} AND state = 'HELD' AND first_ms <= ?",  # noqa: S608 - fixed text
-                                       (agreement, cutoff)).rowcount
+                retention += c.execute(gone + f"{same} AND state = 'HELD' AND first_ms <= ?",
+                                       (now_ms, agreement, cutoff)).rowcount
             # A tombstone outlives the views it refuses: a view sealed before the recall is EXPIRED (``_too_old``)
             # once its agreement's retention and the sealing margin have passed since the recall, by the broker's
             # clock, which may run ahead of this one by the skew allowed. A view of the alert may come under any
             # of the partner's agreements, so the longest retention counts; a tombstone holds no content. So does
-            # the row of a version that arrived expired (counted from its arrival).
+            # the content-free row of a version that arrived expired or was purged (counted from its arrival: no
+            # copy of a version arrives before it was sealed).
             longest = max([*r.days.values(), r.fallback_days])
             kept = now_ms - longest * _DAY_MS - SEALING_MARGIN_MS - CLOCK_SKEW_MS
             tombstones = c.execute("DELETE FROM alerts WHERE (state = 'RECALLED' AND recalled_ms <= ?) "
@@ -661,19 +695,20 @@ class PartnerStore:
 
     def counts(self) -> Counts:
         with self._sql("reading"):
-            held, recalled, last, expired = self._conn.execute(
+            held, recalled, last, expired, purged = self._conn.execute(
                 "SELECT COALESCE(SUM(state = 'HELD'), 0), COALESCE(SUM(state = 'RECALLED'), 0), MAX(received_ms), "
-                "COALESCE(SUM(state = 'EXPIRED'), 0) FROM alerts").fetchone()
-        return Counts(int(held), int(recalled), None if last is None else _time(last), int(expired))
+                "COALESCE(SUM(state = 'EXPIRED' AND purged_ms IS NULL), 0), "
+                "COALESCE(SUM(state = 'EXPIRED' AND purged_ms IS NOT NULL), 0) FROM alerts").fetchone()
+        return Counts(int(held), int(recalled), None if last is None else _time(last), int(expired), int(purged))
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:
     (alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, reason,
-     recalled_ms, review_ms, view) = row
+     recalled_ms, review_ms, purged_ms, view) = row
     return Entry(alert_id, alert_type, version, state, action, _time(first_ms), _time(received_ms), feed, agreement,
                  None if expires_ms is None else _time(expires_ms), reason,
                  None if recalled_ms is None else _time(recalled_ms), None if review_ms is None else _time(review_ms),
-                 None if view is None else json.loads(view))
+                 None if view is None else json.loads(view), None if purged_ms is None else _time(purged_ms))
 
 
 def _ms(when: datetime) -> int:

@@ -75,7 +75,7 @@ def _status(e: Entry) -> str:
     if e.state == HELD:
         return "held" if e.action is None else f"held ({e.action.lower()})"
     if e.state == EXPIRED_STATE:
-        return "expired on arrival (nothing kept)"
+        return "purged (nothing kept)" if e.purged_at is not None else "expired on arrival (nothing kept)"
     return f"recalled ({(e.recall_reason or 'no longer covered').lower().replace('_', ' ')})"
 
 
@@ -97,7 +97,9 @@ def _list(args: argparse.Namespace) -> int:
     shown = f"{len(rows)} due for review" if args.due else f"{len(rows)}"
     overdue = f"; {due} held past their review date (REVIEW marked !)" if due else ""
     expired = f", {counts.expired} expired on arrival" if counts.expired else ""
-    print(f"{shown} of {counts.held + counts.recalled + counts.expired} alert(s) in {store.path}: {counts.held} held, "
+    expired += f", {counts.purged} purged" if counts.purged else ""
+    total = counts.held + counts.recalled + counts.expired + counts.purged
+    print(f"{shown} of {total} alert(s) in {store.path}: {counts.held} held, "
           f"{counts.recalled} recalled{expired}{overdue}; last received {_when(counts.last_received_at)} UTC",
           file=sys.stderr)
     return 0
@@ -110,6 +112,12 @@ def _show(args: argparse.Namespace) -> int:
     print(f"status     {_status(e)}")
     print(f"received   first {_when(e.first_received_at)} UTC, this version {_when(e.received_at)} UTC, from {e.feed}")
     print(f"agreement  {e.agreement or '-'}")
+    if e.state == EXPIRED_STATE and e.purged_at is not None:
+        why = ("its expiry passed" if e.expires_at is not None and e.expires_at <= e.purged_at
+               else "the agreement's retention passed")
+        print(f"purged     {_when(e.purged_at)} UTC, when {why}: nothing of it is kept, and this version and older "
+              "ones are not stored again")
+        return 0
     if e.state == EXPIRED_STATE:
         print(f"expired    {_when(e.expires_at)} UTC, before this version arrived: nothing of it is kept, and older "
               "versions are not stored again")
@@ -127,8 +135,9 @@ def _purge(args: argparse.Namespace) -> int:
     with _open(args, retention=True) as store:
         purged = store.purge(datetime.now(UTC))
         wiped = not store.wipe_pending
-    print(f"purged {purged.total} alert(s) from {store.path}: {purged.expired} past their expiry, {purged.retention} "
-          f"past the agreement's retention, {purged.tombstones} old tombstone(s)", file=sys.stderr)
+    print(f"purged {purged.total} alert(s) from {store.path}: the text of {purged.expired} past their expiry and "
+          f"{purged.retention} past the agreement's retention (their versions are remembered, so a replay is not "
+          f"stored again), {purged.tombstones} old content-free row(s)", file=sys.stderr)
     if not wiped:
         print("puente store: a reader kept the write-ahead log from being cleared; the next write clears it",
               file=sys.stderr)

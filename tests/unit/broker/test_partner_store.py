@@ -241,8 +241,9 @@ def test_a_failed_batch_leaves_the_store_as_it_was(store: PartnerStore) -> None:
 
 
 def test_purge_deletes_expired_alerts_and_alerts_past_their_agreements_retention(store: PartnerStore) -> None:
-    """Past markings.expires_at, or past the retention of their agreement since first received: deleted.
-    An agreement the policy does not name gets the shortest retention."""
+    """Past markings.expires_at, or past the retention of their agreement since first received: the text is
+    deleted, and a content-free row remembers the version. An agreement the policy does not name gets the
+    shortest retention."""
     markings = _view()["markings"]
     expiring = _view(alert_id="SENAFRONT:EXPIRES", markings={**markings, "expires_at": T0 + timedelta(days=2)})
     short = _view(alert_id="SENAFRONT:SHORT")
@@ -255,7 +256,12 @@ def test_purge_deletes_expired_alerts_and_alerts_past_their_agreements_retention
     assert store.purge(T0 + timedelta(days=1)).total == 0
     purged = store.purge(T0 + timedelta(days=11))
     assert (purged.expired, purged.retention, purged.tombstones) == (1, 2, 0)
-    assert [e.alert_id for e in store.recent()] == ["SENAFRONT:LONG"]
+    assert [e.alert_id for e in store.recent() if e.state == "HELD"] == ["SENAFRONT:LONG"]
+    gone = [e for e in store.recent() if e.state != "HELD"]
+    assert sorted(e.alert_id for e in gone) == ["SENAFRONT:EXPIRES", "SENAFRONT:SHORT", "SENAFRONT:UNKNOWN"]
+    assert all(e.state == "EXPIRED" and e.purged_at == T0 + timedelta(days=11) for e in gone)
+    assert all(store.show(e.alert_id).view is None for e in gone)
+    assert (store.counts().held, store.counts().purged, store.counts().expired) == (1, 3, 0)
     assert store.purge(T0 + timedelta(days=181)).retention == 1
     assert SECRET.encode() not in _bytes(store.path) and store.counts().held == 0
 
@@ -336,7 +342,8 @@ def test_a_record_replayed_after_its_retention_purge_is_not_stored_again(store: 
     store.apply(_sealed(view, 1, T0), T0)
     assert store.purge(T0 + timedelta(days=11)).retention == 1
     assert store.apply(_sealed(view, 2, T0), T0 + timedelta(days=11)).outcome is Outcome.EXPIRED
-    assert store.apply(_sealed(view, 3, T0, "COMBIFRON"), T0 + timedelta(days=11)).outcome is Outcome.RECEIVED
+    fresh = _view(alert_id="SENAFRONT:OTHER")
+    assert store.apply(_sealed(fresh, 3, T0, "COMBIFRON"), T0 + timedelta(days=11)).outcome is Outcome.RECEIVED
     other = _view("senan-gofast-seizure")
     late = T0 + timedelta(days=9, hours=23)  # a subscriber that was down for most of the retention
     assert store.apply(_sealed(other, 4, T0), late).outcome is Outcome.RECEIVED
@@ -641,7 +648,7 @@ def test_a_store_of_the_first_layout_is_brought_up_to_date(tmp_path: Path) -> No
         assert store.counts().held == 1
         assert not store.apply(_at(recall_notice(_view(), 2, "ERROR"), 2), T0).passed_on
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == 4
+    assert version == 5
 
 
 def test_a_store_of_the_second_layout_gets_review_dates(tmp_path: Path) -> None:
@@ -715,7 +722,7 @@ def test_a_store_of_the_third_layout_takes_the_expired_state(tmp_path: Path) -> 
         assert store.apply(_at(late, 2), T0).outcome is Outcome.EXPIRED
         assert store.show(_view()["alert_id"]).state == "EXPIRED"
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 5
     assert "EXPIRED" in check.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts'").fetchone()[0]
     assert [r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE "
                                         "'sqlite_%'")] == ["alerts_by_received"]
@@ -748,3 +755,95 @@ def test_a_replayed_feed_never_brings_back_a_version_a_later_expired_one_replace
     assert store.apply(_at(o4, 7), T0).outcome is Outcome.EXPIRED
     assert store.show(other["alert_id"]).state == "EXPIRED"
     assert store.apply(_at(o3, 8), T0).outcome is Outcome.SUPERSEDED and store.counts().held == 0
+
+
+def test_a_version_replayed_after_an_expiry_purge_never_brings_back_the_text_it_replaced(store: PartnerStore) -> None:
+    """Version 2 corrects version 1 and expires first; once the purge deletes it, version 1 written to the feed
+    again (a genuine record: the broker sealed it) is SUPERSEDED and version 2 again EXPIRED: the purge leaves a
+    content-free row that remembers the version, where it once left nothing to compare with."""
+    v1 = _view(summary=SECRET)
+    v2 = updated(v1, 2, summary="corrected", markings={**v1["markings"], "expires_at": T0 + timedelta(days=2)})
+    store.apply(_sealed(v1, 1, T0, "COMBIFRON"), T0)
+    assert store.apply(_sealed(v2, 2, T0 + timedelta(days=1), "COMBIFRON"), T0 + timedelta(days=1)).outcome \
+        is Outcome.RECEIVED
+    now = T0 + timedelta(days=3)
+    assert store.purge(now).expired == 1
+    assert store.apply(_sealed(v1, 3, T0, "COMBIFRON"), now).outcome is Outcome.SUPERSEDED
+    assert store.apply(_sealed(v2, 4, T0 + timedelta(days=1), "COMBIFRON"), now).outcome is Outcome.EXPIRED
+    entry = store.show(v1["alert_id"])
+    assert (entry.state, entry.version, entry.view, entry.purged_at) == ("EXPIRED", 2, None, now)
+    assert store.counts().held == 0 and SECRET.encode() not in _bytes(store.path)
+
+
+def test_a_correction_replayed_after_the_retention_purge_is_not_kept_again(store: PartnerStore) -> None:
+    """Retention counts from the first receipt: a correction (version 2, sealed on day 8 under a 10-day
+    agreement) replayed after the day-11 purge is EXPIRED, not stored for another ten days; the same record
+    replayed within the sealing margin after the purge is EXPIRED too; and a genuine version 3 that comes after
+    the retention is not stored either (the purge would delete it at once)."""
+    v1 = _view(summary=SECRET)
+    v2 = updated(v1, 2, summary=SECRET + " corrected")
+    store.apply(_sealed(v1, 1, T0), T0)
+    store.apply(_sealed(v2, 2, T0 + timedelta(days=8)), T0 + timedelta(days=8))
+    now = T0 + timedelta(days=11)
+    assert store.purge(now).retention == 1
+    assert store.apply(_sealed(v1, 3, T0), now).outcome is Outcome.SUPERSEDED
+    assert store.apply(_sealed(v2, 4, T0 + timedelta(days=8)), now).outcome is Outcome.EXPIRED
+    v3 = updated(v1, 3, summary=SECRET + " again")
+    assert store.apply(_sealed(v3, 5, now), now).outcome is Outcome.EXPIRED
+    assert store.show(v1["alert_id"]).version == 3 and store.counts().held == 0
+
+    other = _view("senan-gofast-seizure", summary=SECRET)
+    store.apply(_sealed(other, 6, T0), T0)
+    assert store.purge(T0 + timedelta(days=10, minutes=5)).retention == 1
+    late = T0 + timedelta(days=10, hours=1)  # within the sealing margin: not yet too old by its sealing
+    assert store.apply(_sealed(other, 7, T0), late).outcome is Outcome.EXPIRED
+    assert store.counts().held == 0 and SECRET.encode() not in _bytes(store.path)
+
+
+def test_a_correction_after_the_retention_is_not_stored_even_before_the_purge(store: PartnerStore) -> None:
+    """A version 2 arriving after version 1's retention, before any purge ran, takes version 1's text with it and
+    is not stored: what the partner first learnt may not be kept longer by a correction. Within the retention a
+    correction is stored as usual, and after a recall without reason a holding starts again."""
+    v1 = _view(summary=SECRET)
+    store.apply(_sealed(v1, 1, T0), T0)
+    assert store.apply(_sealed(updated(v1, 2), 2, T0 + timedelta(days=9)), T0 + timedelta(days=9)).outcome \
+        is Outcome.RECEIVED
+    late = T0 + timedelta(days=10, minutes=1)
+    assert store.apply(_sealed(updated(v1, 3), 3, late), late).outcome is Outcome.EXPIRED
+    assert store.counts().held == 0 and SECRET.encode() not in _bytes(store.path)
+
+    other = _view("senan-gofast-seizure")
+    store.apply(_sealed(other, 4, T0), T0)
+    store.apply(_sealed(recall_notice(other, 2, None), 5, T0 + timedelta(days=5), None), T0 + timedelta(days=5))
+    back = T0 + timedelta(days=12)
+    assert store.apply(_sealed(updated(other, 3), 6, back), back).outcome is Outcome.RECEIVED
+
+
+def test_a_store_of_the_fourth_layout_learns_which_rows_were_purged(tmp_path: Path) -> None:
+    """A store without purged_ms opens: the column is added, its alerts kept, and its next purge remembers
+    what it deleted."""
+    path = _older_layout(tmp_path, 4, "purged_ms")
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        assert store.counts().held == 1
+        store.apply(_at(_view("senan-gofast-seizure"), 2, "SHORT"), T0)
+        assert store.purge(T0 + timedelta(days=11)).retention == 1
+        assert (store.counts().held, store.counts().purged) == (1, 1)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 5
+
+
+def test_store_commands_name_a_purged_alert(tmp_path: Path) -> None:
+    """`store purge` says the text went and the version stays; `store list` and `store show` then name the alert
+    purged, and why."""
+    keys = tmp_path / "keys"
+    now = datetime.now(UTC)
+    markings = _view()["markings"]
+    expiring = _view(markings={**markings, "expires_at": now - timedelta(hours=1)})
+    with PartnerStore.open(default_store_path(keys, "COL"), "COL") as store:
+        store.apply(_at(expiring, 1), now - timedelta(days=2))
+    purged = _puente(keys, "store", "purge", "--partner", "COL")
+    assert purged.returncode == 0, purged.stderr
+    assert "purged 1 alert(s)" in purged.stderr and "the text of 1 past their expiry" in purged.stderr
+    listing = _puente(keys, "store", "list", "--partner", "COL")
+    assert "purged (nothing kept)" in listing.stdout and "0 held, 0 recalled, 1 purged" in listing.stderr
+    shown = _puente(keys, "store", "show", expiring["alert_id"], "--partner", "COL")
+    assert shown.returncode == 0 and "when its expiry passed" in shown.stdout and '"payload"' not in shown.stdout
