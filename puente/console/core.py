@@ -8,6 +8,7 @@ import csv
 import io
 import secrets
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,10 @@ SECURITY_HEADERS = {
 }
 UNRECORDED = "cannot record this query in the audit: check Kafka"
 THROTTLED = "Too many sign-in attempts: wait a minute and try again."
+# The sign-in and sign-out forms: a name, a password, two tokens and a path. Anything larger, or with more fields,
+# is refused before it is read whole: these forms are posted before anyone is known.
+MAX_FORM_BYTES = 4096
+MAX_FORM_FIELDS = 8
 VERIFYING = 2  # Argon2 checks run at once (each takes its memory cost: 64 MiB by default)
 
 
@@ -300,11 +305,14 @@ class Console:
             if not await self.record(None, "sign-in throttled", {"limit": throttled}, 0, "(not checked)"):
                 return self.problem(request, None, 503, UNRECORDED)
             return _throttled()
-        form = await request.form()
-        name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))
-        target = views.local_path(str(form.get("next", "")))
+        form = await small_form(request)
+        if form is None:
+            return await self.refuse(request, None, "sign-in refused", {"form": "unreadable"}, 400,
+                                     "This sign-in could not be read: use the sign-in page.", "(not checked)")
+        name, password = form.get("name", "")[:64], form.get("password", "")
+        target = views.local_path(form.get("next", ""))
         expected = request.cookies.get(self.config.login_cookie)
-        if not expected or not secrets.compare_digest(expected, str(form.get("form_token", ""))):
+        if not expected or not same_token(expected, form.get("form_token", "")):
             return await self.refuse(request, None, "sign-in refused", {"form": "expired"}, 400,
                                      "This sign-in form has expired: open the sign-in page again.", "(not checked)")
         async with self._verifying:  # Argon2 takes memory and a core: a flood waits here, not in the threads
@@ -331,9 +339,9 @@ class Console:
 
     async def logout(self, request: Request) -> Response:
         session = await run_in_threadpool(self.session, request)
-        form = await request.form()
-        if session is not None:
-            if not secrets.compare_digest(session.csrf, str(form.get("csrf", ""))):
+        if session is not None:  # without one, nothing is read: there is nothing to end
+            form = await small_form(request)
+            if form is None or not same_token(session.csrf, form.get("csrf", "")):
                 return self.problem(request, session, 400, "This form has expired: reload the page and try again.")
             await self.record(session, "sign-out", {}, 0)  # signing out happens whether or not it is recorded
             await run_in_threadpool(self.config.accounts.end_session, session.token)
@@ -344,6 +352,38 @@ class Console:
     def _cookie(self, response: Response, name: str, value: str, max_age: int | None = None) -> None:
         response.set_cookie(name, value, max_age=max_age, path="/", secure=self.config.tls, httponly=True,
                             samesite="strict")
+
+
+async def small_form(request: Request) -> dict[str, str] | None:
+    """The fields of a sign-in or sign-out form (URL-encoded, UTF-8; the first of a name given twice), or
+    None when the body is not one: another content type, over ``MAX_FORM_BYTES`` (refused as it streams,
+    whatever its Content-Length says), over ``MAX_FORM_FIELDS`` fields, or not UTF-8. Starlette's own
+    parser would take a thousand fields of a megabyte each, in memory, from anyone, and decode a multipart
+    part in whatever charset it names (UTF-7 makes lone surrogates, which nothing downstream can encode)."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    declared = request.headers.get("content-length", "0")
+    if kind != "application/x-www-form-urlencoded" or not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    try:
+        pairs = urllib.parse.parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8",
+                                       errors="strict", max_num_fields=MAX_FORM_FIELDS)
+    except (UnicodeDecodeError, ValueError):  # raw non-ASCII bytes, bad UTF-8 escapes, too many fields
+        return None
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        form.setdefault(key, value)
+    return form
+
+
+def same_token(expected: str, given: str) -> bool:
+    """Whether a form's token is the one expected, in constant time; any text compares (``compare_digest``
+    refuses non-ASCII strings with TypeError, which would answer 500 and leave the attempt unrecorded)."""
+    return secrets.compare_digest(expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass"))
 
 
 def _throttled() -> Response:

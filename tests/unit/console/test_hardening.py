@@ -277,6 +277,52 @@ def test_an_expired_sign_in_form_is_recorded_or_503(accounts: ConsoleAccounts, s
     assert client.post("/login", data=form).status_code == 503
 
 
+def test_sign_in_and_sign_out_forms_are_read_only_small_and_as_utf8(accounts: ConsoleAccounts, sink: Any) -> None:
+    """The sign-in and sign-out forms are posted by anyone: a body over a few kilobytes (whatever Content-Length
+    says), too many fields, a multipart body (whose parts name their own charset: UTF-7 makes lone surrogates) or
+    bytes that are not UTF-8 are refused before they are read whole; a sign-in so refused is recorded, and a
+    sign-out without a session reads nothing. A token of any text compares (no 500, the attempt recorded)."""
+    client = TestClient(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
+    token = _token(client)
+    form = {"name": "ana", "password": "wrong password!!", "form_token": token}
+    refused = {"auditor": "(not checked)", "scope": "-", "page": "sign-in refused", "params": {"form": "unreadable"},
+               "results": 0}
+    urlencoded = {"content-type": "application/x-www-form-urlencoded"}
+    bodies: list[tuple[dict[str, str], Any]] = [
+        (urlencoded, b"name=ana&password=" + b"x" * 5000),
+        (urlencoded, (f"form_token={token}&" + "&".join(f"f{i}=1" for i in range(20))).encode()),
+        (urlencoded, f"form_token={token}&name=%ff%fe&password=x".encode()),
+        (urlencoded, f"form_token={token}&name=\xe9&password=x".encode("latin-1")),
+        ({"content-type": "multipart/form-data; boundary=b"},
+         (f'--b\r\nContent-Disposition: form-data; name="form_token"\r\n\r\n{token}\r\n--b\r\n'
+          'Content-Disposition: form-data; name="name"\r\nContent-Type: text/plain; charset=utf-7\r\n\r\n'
+          '+2AA-\r\n--b--\r\n').encode()),
+    ]
+    for headers, body in bodies:
+        sink.records.clear()
+        assert client.post("/login", content=body, headers=headers).status_code == 400
+        assert sink.records == [refused]
+
+    def chunks() -> Any:  # no Content-Length: refused as it streams
+        yield b"name=ana&password="
+        for _ in range(100):
+            yield b"x" * 1000
+    assert client.post("/login", content=chunks(), headers=urlencoded).status_code == 400
+
+    sink.records.clear()
+    assert client.post("/login", data={**form, "form_token": "\u00e9"}).status_code == 400
+    surrogate = b"name=ana&password=x&form_token=%ED%A0%80"  # a lone surrogate's bytes: not UTF-8
+    assert client.post("/login", content=surrogate, headers=urlencoded).status_code == 400
+    assert [r["params"] for r in sink.records] == [{"form": "expired"}, {"form": "unreadable"}]
+    answer = client.post("/login", data={**form, "name": "an\u00e1"})
+    assert answer.status_code == 401 and sink.records[-1]["page"] == "sign-in refused"
+
+    assert client.post("/logout", content=b"x" * 100_000, headers=urlencoded).status_code == 303  # no session
+    assert client.post("/login", data={**form, "password": PASSWORD}).status_code == 303
+    assert client.post("/logout", data={"csrf": "\u00e9"}).status_code == 400
+    assert client.post("/logout", content=b"csrf=" + b"x" * 5000, headers=urlencoded).status_code == 400
+
+
 # 4. the CSV formula guard ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text", ["=1+1", " =1+1", "\u3000=1", "+1", "-1", "@SUM(A1)", "\uff1d1+1", "\uff0b1",
