@@ -41,7 +41,10 @@ class Scope:
 
 
 UNDELIVERED_FIELDS = frozenset({
-    "kind", "id", "record", "block", "delivered",  # the audit row itself: where it is, whether it delivered
+    # The audit row itself and whether it delivered; not where it is in the audit (``record``, ``block``): a
+    # decision chain is one ingress partition's, of one agency, so its place names the agency of an alert
+    # withheld from the partner, and its offsets count the agency's alerts.
+    "kind", "id", "delivered",
     "alert_id", "version", "partner", "decision", "at", "sent", "feed",  # which decision, about whom, when
     "agreement", "policy_version", "rules", "reasons",  # under what (reasons emptied)
 })
@@ -151,6 +154,10 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
             covered = (set(hidden) if isinstance(hidden, list) and all(isinstance(h, str) for h in hidden)
                        else covered_columns(out))
             out = _kept(out, DELIVERY_FIELDS | (set(VIEW_COLUMNS) - covered))
+            if isinstance(out.get("ingress"), str):
+                # The agency's topic, which the view kept; not the partition and offset: the gaps between two
+                # offsets the partner may read would count, and place, the alerts of that agency it was not sent.
+                out["ingress"] = out["ingress"].split(":", 1)[0]
         for name in ("rules", "reasons", "redacted"):
             if name in out and out[name] is None:
                 out[name] = []

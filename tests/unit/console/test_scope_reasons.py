@@ -175,6 +175,11 @@ def test_a_partner_auditor_reads_nothing_of_an_alert_withheld_from_it(real_index
     for params in ({"decision": "WITHHOLD", "agency": "DNI"}, {"alert_type": "ARMS"}):
         assert 'id="total">0<' in client.get("/search", params=params).text
         assert client.get("/search.csv", params=params).text.splitlines()[1:] == []
+    # Where a decision sits in the audit names its ingress partition (one agency's), and offsets count that
+    # agency's alerts: a partner's auditor reads neither, only the agency's topic of what it was sent.
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert {(r["alert_id"], r["ingress"], r["block"]) for r in rows} == {("SNM:1", "t.ingress.SENAFRONT", ""),
+                                                                        ("W:1", "", "")}
     client.cookies.clear()
     _sign_in(client, "ana")
     national = client.get("/search", params={"alert": "W:1", "partner": "USA"}).text
