@@ -205,7 +205,9 @@ _KEEP_LISTED = 20  # reasons, rules and field changes a shrunk decision keeps
 
 def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     """An entry cut down to fit ``max_bytes`` in a block: each decision keeps its partner, outcome,
-    agreement and policy, and the first few reasons, rules and field changes, with ``truncated``
+    agreement and policy, whether its feed record was sent and which versions it replaced or recalled
+    (``_FACTS``: a recall notice not sent must never read as sent), and the first few reasons, rules and
+    field changes, with ``truncated``
     saying how many were left out; the entry's own strings are cut short, but for ``ingress``, which the
     broker writes itself (a Kafka topic name is at most 249 characters) and which the slot and end
     checks read (``last_ingress``). (Only an alert built to flood the audit gets here: a normal block
@@ -220,6 +222,7 @@ def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     for decision in entry.get("decisions") or ():
         small = {k: (str(v)[:200] if isinstance(v, str) else v) for k, v in decision.items()
                  if k in ("partner", "decision", "agreement", "policy_version", "feed")}
+        small.update(_facts(decision))
         dropped = 0
         for name in ("reasons", "rules", "redacted"):
             small[name], n = cut(decision.get(name))
@@ -231,8 +234,18 @@ def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
         out["decisions"] = decisions
     if len(canonical(out)) > max_bytes // 2:  # still too large: only what identifies it remains
         out = {k: out[k] for k in ("kind", "alert_id", "ingress", "ingress_ms", "at") if k in out}
-        out["decisions"] = [{k: d[k] for k in ("partner", "decision") if k in d} | {"truncated": -1} for d in decisions]
+        out["decisions"] = [{k: d[k] for k in ("partner", "decision") if k in d} | _facts(d) | {"truncated": -1}
+                            for d in decisions]
     return out
+
+
+_FACTS = ("sent", "recalls", "supersedes")
+
+
+def _facts(decision: dict[str, Any]) -> dict[str, Any]:
+    """What a decision says of the feed record beside its outcome, when it is a boolean or an integer (the
+    pipeline writes nothing else there): bounded, whatever else the entry holds."""
+    return {k: decision[k] for k in _FACTS if type(decision.get(k)) in (bool, int)}
 
 
 def shown(value: Any, limit: int = 60) -> str:

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from broker.audit import ChainHead, ChainWriter, flatten, seal, verify_partition
-from broker.audit.chain import checkpoint_payload, unresolved_decisions
+from broker.audit.chain import checkpoint_payload, shrink, unresolved_decisions
 from broker.audit.receipts import sent_records
 from broker.audit.verify import Holds
 
@@ -397,3 +397,21 @@ def test_a_report_names_the_last_signed_record_it_vouches_for() -> None:
     assert receipts.vouched_text() == "chain COL signed up to seq 4 (2026-11-01T00:00:00Z)"
     assert _walk([]).vouched_text() == "empty"
     assert _walk(_chain(2, every=4)).vouched_text() == "no sound signed record"
+
+
+def test_a_shrunk_entry_still_says_which_notices_were_not_sent() -> None:
+    """An entry cut down to fit a block (``shrink``) keeps, per decision, whether its feed record was sent and
+    which versions it recalled or superseded: a recall notice that could not be sent (the partner still holds
+    the alert) must not read as sent once an agency's long recall reason makes its entry too large."""
+    failed = {"partner": "USA", "decision": "RECALL", "agreement": None, "rules": ["lifecycle.recall"],
+              "reasons": ["the recall notice could not be sent: CryptoError"], "redacted": [],
+              "policy_version": "p1", "recalls": 1, "sent": False}
+    updated = {"partner": "COL", "decision": "DELIVER", "agreement": "A", "rules": ["r"], "reasons": ["x"],
+               "redacted": [], "policy_version": "p1", "feed": "t.feed.col", "supersedes": 1}
+    entry = {"kind": "ALERT", "alert_id": "R:1", "version": 2, "action": "RECALL", "reason": "x" * 20_000,
+             "ingress": "t.ingress.PN:0:1", "decisions": [failed, updated, {**failed, "sent": "no", "recalls": [1]}]}
+    for limit in (8_000, 200):  # cut, and cut to what identifies it
+        small = shrink(entry, limit)["decisions"]
+        assert (small[0]["sent"], small[0]["recalls"]) == (False, 1), limit
+        assert small[1]["supersedes"] == 1
+        assert "sent" not in small[2] and "recalls" not in small[2]  # only booleans and integers are kept
