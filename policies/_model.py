@@ -7,7 +7,8 @@ partner, a schema field) is checked against the whole set in ``_check``.
 
 from __future__ import annotations
 
-from datetime import date, timedelta, timezone, tzinfo
+import re
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -54,6 +55,21 @@ def _distinct_keys(value: Any) -> Any:
 
 
 CodeMap = BeforeValidator(_distinct_keys)
+
+
+def _calendar_date(value: Any) -> Any:
+    """A calendar date, as YAML reads ``2025-06-01`` (or that text quoted), and nothing else. Pydantic would take
+    a timestamp at midnight (``2025-06-01T00:00:00+09:00``) or a number of seconds as a date, dropping the offset,
+    and the agreement would then run by the home country's clock for up to a day and more past the written
+    instant."""
+    if isinstance(value, datetime) or not isinstance(value, (date, str)):
+        raise ValueError("must be a calendar date, YYYY-MM-DD, with no time, offset or number of seconds")
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a calendar date, YYYY-MM-DD, with no time, offset or number of seconds")
+    return value
+
+
+CalendarDate = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31)), BeforeValidator(_calendar_date)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 
 
@@ -259,8 +275,8 @@ class Agreement(_Model):
     legal_basis: Text
     purpose: Text
     # Bounded far from date's own limits, where the instants a validity compiles to would overflow.
-    valid_from: Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
-    valid_until: Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
+    valid_from: CalendarDate
+    valid_until: CalendarDate
     max_classification: Code
     min_grading: MinGrading | None = None
     onward_sharing: bool

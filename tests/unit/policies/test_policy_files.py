@@ -139,6 +139,13 @@ def test_ordinary_yaml_still_reads(tmp_path: Path) -> None:
         ("agreements/combifron.yaml", "valid_from: 2024-03-01", "valid_from: 0001-01-01",
          "valid_from: Input should be greater than or equal to 1900-01-01"),
         ("vocabulary.yaml", 'utc_offset: "-05:00"', 'utc_offset: "+25:00"', "home.utc_offset: String should match"),
+        # A date given as an instant (or seconds) would lose its offset and run up to a day and more past it.
+        ("agreements/combifron.yaml", "valid_until: 2027-02-28", "valid_until: 2027-02-28T00:00:00+09:00",
+         "valid_until: Value error, must be a calendar date, YYYY-MM-DD"),
+        ("agreements/combifron.yaml", "valid_until: 2027-02-28", 'valid_until: "2027-02-28T00:00:00Z"',
+         "valid_until: Value error, must be a calendar date, YYYY-MM-DD"),
+        ("agreements/combifron.yaml", "valid_from: 2024-03-01", "valid_from: 1709251200",
+         "valid_from: Value error, must be a calendar date, YYYY-MM-DD"),
     ],
 )  # fmt: skip
 def test_values_that_would_crash_compiling_are_refused_when_read(
