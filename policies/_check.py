@@ -96,18 +96,34 @@ def _check_feeds(doc: Doc[PartnersFile]) -> Iterator[Finding]:
 def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
     vocab, doc = src.vocabulary.model, src.partners
     scale = set(vocab.classification.scale)
-    for name, count in Counter(p.id for p in doc.model.partners).items():
+    # Ids are told apart as a person reads them: "usa" and "USA" are one name, whatever the case.
+    for name, count in Counter(p.id.casefold() for p in doc.model.partners).items():
         if count > 1:
-            yield Finding(doc.where("partners"), "invalid", f"partner id {name} appears {count} times")
+            yield Finding(doc.where("partners"), "invalid", f"partner id {name} appears {count} times "
+                                                            "(ids differing only in case are one id)")
     yield from _check_feeds(doc)
     # Markings name a partner by its id or its country (releasable_to, consent): the two name spaces
-    # meet, so an id must never be another country's code, or "REL TO COL" would reach it.
-    countries = {p.country for p in doc.model.partners} | {vocab.home.country} | ISO_ALPHA3
+    # meet, so an id must never be another country's code, in any case, or "REL TO COL" (an agency's
+    # "col") would reach it.
+    countries = {c.casefold() for c in {p.country for p in doc.model.partners} | {vocab.home.country} | ISO_ALPHA3}
     for i, p in enumerate(doc.model.partners):
-        if p.id != p.country and p.id in countries:
+        if p.id != p.country and p.id.casefold() in countries:
             yield Finding(doc.where("partners", i, "id"), "invalid",
                           f"partner id {p.id} is a country code but {p.id}'s country is {p.country}: markings naming "
                           f"{p.id} would reach it; use {p.country} or an id that is no country code")
+        if p.country != p.country.upper():
+            yield Finding(doc.where("partners", i, "country"), "invalid",
+                          f"{p.id}: country {p.country} must be written in capitals, as markings name it (ISO 3166)")
+    # A watchlist clause (``or_own_list``) releases hits on the lists a partner keeps itself: one list, one keeper,
+    # or a partner naming another's list would receive what that list's hits are withheld from it for.
+    keepers: dict[str, str] = {}
+    for i, p in enumerate(doc.model.partners):
+        for j, name in enumerate(p.watchlists):
+            other = keepers.setdefault(name.casefold(), p.id)
+            if other != p.id:
+                yield Finding(doc.where("partners", i, "watchlists", j), "invalid",
+                              f"{p.id}: watchlist {name} is {other}'s too; a list has one keeper, whose hits its "
+                              "own-list clause releases")
         if p.clearance not in scale:
             where = doc.where("partners", i, "clearance")
             yield Finding(where, "invalid", f"{p.id}: clearance {p.clearance} is not on the scale")

@@ -214,6 +214,27 @@ def test_a_partner_id_that_is_another_country_is_refused(policy_copy: Any) -> No
     assert "partner id COL is a country code but COL's country is USA" in message
 
 
+def test_a_partner_id_that_is_a_country_in_another_case_is_refused(policy_copy: Any) -> None:
+    """An agency may write "col" for Colombia: a partner of the USA with the id col would receive alerts
+    "REL TO col" while COL has them withheld. Ids are compared as a person reads them (case aside), with the
+    countries and with one another, and countries are written in capitals, as markings name them."""
+    policy_copy.replace("partners.yaml", "  - id: USA\n", "  - id: col\n")
+    message = _error(policy_copy)
+    assert "partner id col is a country code but col's country is USA" in message
+    assert "partner id col appears 2 times" in message
+    policy_copy.replace("partners.yaml", "  - id: col\n", "  - id: USA\n")
+    policy_copy.replace("partners.yaml", "    country: CRI\n", "    country: cri\n")
+    assert "CRI: country cri must be written in capitals" in _error(policy_copy)
+
+
+def test_a_watchlist_has_one_keeper(policy_copy: Any) -> None:
+    """A partner's own-list clause releases hits on the lists it keeps: USA naming Colombia's list as its own
+    would receive the Colombian hits withheld from it. A list named by two partners is refused."""
+    policy_copy.replace("partners.yaml", "    watchlists: [USA_PARTNER]\n",
+                        "    watchlists: [USA_PARTNER, COL_PARTNER]\n")
+    assert "USA: watchlist COL_PARTNER is COL's too" in _error(policy_copy)
+
+
 def test_ids_that_are_no_country_code_and_partners_sharing_a_country_load(policy_copy: Any) -> None:
     """DEA is no country's code, and two partners of one country both receive what is released to it, as country
     naming means: such a policy loads (US-DHS beside DEA, both of country USA)."""
