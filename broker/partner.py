@@ -294,7 +294,7 @@ class Subscriber:
         # that is not one was written by someone else, and signing over it would vouch for it.
         problem = head_problem(self.access_topic, part, last.value, self.chain_name, self.signer.verify)
         if problem is None:
-            problem = _older_than_kept(json.loads(last.value), kept)
+            problem = _older_than_kept(json.loads(last.value), last.offset, kept)
         if problem is not None:
             raise AuditChainError(
                 f"{where} (offset {last.offset}) cannot be continued: {problem}. This subscriber will not sign "
@@ -307,10 +307,10 @@ class Subscriber:
         """Where the store keeps this chain's last committed checkpoint: per access topic and partition."""
         return f"{self.access_topic}[{part}]/{self.chain_name}"
 
-    def _keep_head(self, chain: ChainWriter, part: int) -> None:
-        """After a batch's Kafka commit: the store remembers the checkpoint that ended it."""
+    def _keep_head(self, chain: ChainWriter, part: int, offset: int | None) -> None:
+        """After a batch's Kafka commit: the store remembers the checkpoint that ended it, and its offset."""
         if self.store is not None:
-            self.store.keep_chain_head(self._kept_key(part), chain.head.seq - 1, chain.head.prev)
+            self.store.keep_chain_head(self._kept_key(part), chain.head.seq - 1, chain.head.prev, offset)
 
     async def run(self, out: TextIO | None = None, *, idle_exit_s: float | None = 5.0,
                   limit: int | None = None) -> SubscribeStats:
@@ -377,8 +377,8 @@ class Subscriber:
             async with self._busy:
                 if generation != self._generation:
                     continue  # revoked meanwhile: the records come again from the committed offsets
-                unread = await self._batch(batch, out, receipts, chain, part)
-                self._keep_head(chain, part)  # committed: only now may a restart rely on it
+                unread, offset = await self._batch(batch, out, receipts, chain, part)
+                self._keep_head(chain, part, offset)  # committed: only now may a restart rely on it
             if unread is not None:
                 return unread
         return None
@@ -451,9 +451,10 @@ class Subscriber:
                 raise TimeoutError
 
     async def _batch(self, batch: dict[TopicPartition, list[Any]], out: TextIO | None, producer: Producer,
-                     chain: ChainWriter, part: int) -> UnreadableFeedError | None:
+                     chain: ChainWriter, part: int) -> tuple[UnreadableFeedError | None, int | None]:
         """One transaction: the batch's receipts, the partner's checkpoint and the feed offsets, with
-        the store's own transaction for the batch committed just before it.
+        the store's own transaction for the batch committed just before it. Returns the error of the
+        first record that did not open (or None), and the offset of the checkpoint that ended the batch.
 
         Offsets advance only over records that were opened. At the first record that does not
         open (a wrong key, a record not from the broker), the records before it commit with their
@@ -479,7 +480,7 @@ class Subscriber:
                         break
                 # The partner vouches for its chain so far, batch by batch.
                 signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
-                await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
+                sent = await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
                 if offsets:
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
             # The store has committed, with each alert passed on marked: only now may a line leave it (a
@@ -493,7 +494,7 @@ class Subscriber:
             self._wiped()
             # The receipts commit on leaving.
         self._committed.update((tp, at.offset) for tp, at in offsets.items())
-        return unread
+        return unread, (await sent).offset  # delivered: the transaction committed
 
     def _wiped(self, tries: int = 20) -> None:
         store = self.store
@@ -582,18 +583,24 @@ class Subscriber:
         return applied.outcome.value, applied.passed_on
 
 
-def _older_than_kept(last: dict[str, Any], kept: tuple[int, str] | None) -> str | None:
-    """Why the chain's last checkpoint in Kafka, though signed by the partner, is not where the
-    partner's store saw the chain end, or None. An older checkpoint replayed after the real head
-    (anyone may write the shared receipts topic, and replaying needs no key) must not be extended:
-    the chain would fork. A newer one is this chain's own last batch, committed just before a crash
-    kept the store from noting it."""
+def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, int | None] | None) -> str | None:
+    """Why the chain's last checkpoint in Kafka (``last``, at ``offset``), though signed by the partner, is
+    not where the partner's store saw the chain end, or None. An older checkpoint replayed after the real
+    head (anyone may write the shared receipts topic, and replaying needs no key) must not be extended:
+    the chain would fork. So must a copy of the kept one, at another offset: the store notes a head only
+    after its batch commits, so after a crash between the two it holds the one before, and a copy of that
+    one written after the real head would pass for it. A newer one is this chain's own last batch,
+    committed just before a crash kept the store from noting it."""
     if kept is None:
         return None
     seq, digest = last.get("seq"), last.get("hash")
-    if type(seq) is not int or seq < kept[0] or (seq == kept[0] and digest != kept[1]):
+    kept_seq, kept_hash, kept_offset = kept
+    if type(seq) is not int or seq < kept_seq or (seq == kept_seq and digest != kept_hash):
         return (f"its last checkpoint (seq {seq}) is not the one this subscriber's store saw committed last "
-                f"(seq {kept[0]}); an old checkpoint was written again after it")
+                f"(seq {kept_seq}); an old checkpoint was written again after it")
+    if seq == kept_seq and kept_offset is not None and offset != kept_offset:
+        return (f"its last checkpoint (seq {seq}, offset {offset}) is a copy of the one this subscriber's store saw "
+                f"committed last, at offset {kept_offset}; it was written again after the chain's real head")
     return None
 
 

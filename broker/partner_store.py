@@ -433,27 +433,29 @@ class PartnerStore:
         except sqlite3.Error as exc:
             raise _translated(exc, self.path, doing) from None
 
-    def chain_head(self, chain: str) -> tuple[int, str] | None:
-        """The last checkpoint this store saw committed in receipt chain ``chain`` (its ``seq`` and
-        ``hash``), or None when it kept none (see :meth:`keep_chain_head`)."""
+    def chain_head(self, chain: str) -> tuple[int, str, int | None] | None:
+        """The last checkpoint this store saw committed in receipt chain ``chain`` (its ``seq``, ``hash``
+        and Kafka offset, None where an older Puente kept none), or None when it kept none (see
+        :meth:`keep_chain_head`)."""
         with self._sql("reading the receipt chain's head"):
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_CHAIN_KEY + chain,)).fetchone()
         if row is None:
             return None
         try:
             doc = json.loads(row[0])
-            seq, digest = doc["seq"], doc["hash"]
-        except (ValueError, KeyError, TypeError):
+            seq, digest, offset = doc["seq"], doc["hash"], doc.get("offset")
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise StoreError(f"{self.path}: the kept head of receipt chain {chain[:200]} is damaged") from None
-        if type(seq) is not int or not isinstance(digest, str):
+        if type(seq) is not int or not isinstance(digest, str) or not (offset is None or type(offset) is int):
             raise StoreError(f"{self.path}: the kept head of receipt chain {chain[:200]} is damaged")
-        return seq, digest
+        return seq, digest, offset
 
-    def keep_chain_head(self, chain: str, seq: int, digest: str) -> None:
-        """Remember the checkpoint ``seq``/``digest`` of receipt chain ``chain``, once its Kafka
-        transaction has committed. A subscriber then refuses to extend an older checkpoint that
-        someone replayed after it: the chain would fork (see ``broker.partner``)."""
-        value = json.dumps({"seq": seq, "hash": digest})
+    def keep_chain_head(self, chain: str, seq: int, digest: str, offset: int | None = None) -> None:
+        """Remember the checkpoint ``seq``/``digest`` of receipt chain ``chain``, and where Kafka holds it
+        (``offset``), once its Kafka transaction has committed. A subscriber then refuses to extend an
+        older checkpoint that someone replayed after it, or a copy of this one: the chain would fork (see
+        ``broker.partner``)."""
+        value = json.dumps({"seq": seq, "hash": digest, "offset": offset})
         with self._sql("keeping the receipt chain's head"):
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (_CHAIN_KEY + chain, value))

@@ -342,3 +342,24 @@ async def test_a_replayed_old_checkpoint_is_never_extended(env: Env, tmp_path: P
     after = [r for r in await read_topic(env.conn, env.names.receipts(partner))
              if json.loads(r.value).get("chain") == partner]
     assert len(after) == len(mine) + 1  # nothing signed over the replayed checkpoint
+
+    # A crash between a batch's Kafka commit and the store noting its checkpoint leaves the store with the
+    # one before: a copy of that one, written after the real head, is refused too (the store kept its offset).
+    real_head, before = checkpoints[-1], checkpoints[-2]
+    with PartnerStore.open(tmp_path / "store.db", partner) as store:
+        key = _subscriber(env, partner)._kept_key(0)
+        kept = store.chain_head(key)
+        assert kept is not None and kept[1:] == (json.loads(real_head.value)["hash"], real_head.offset)
+        doc = json.loads(before.value)
+        store.keep_chain_head(key, doc["seq"], doc["hash"], before.offset)
+    producer = AIOKafkaProducer(**env.login(f"partner-{partner}").aiokafka())
+    await producer.start()
+    try:
+        await producer.send_and_wait(env.names.receipts(partner), before.value, partition=0)
+    finally:
+        await producer.stop()
+    with PartnerStore.open(tmp_path / "store.db", partner) as store:
+        subscriber = _subscriber(env, partner)
+        subscriber.store = store
+        with pytest.raises(AuditChainError, match="a copy of the one this subscriber's store saw committed last"):
+            await subscriber.run(io.StringIO(), idle_exit_s=2)

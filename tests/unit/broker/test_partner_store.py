@@ -589,26 +589,32 @@ def test_the_store_keeps_a_receipt_chains_last_checkpoint(tmp_path: Path) -> Non
     with PartnerStore.open(path, "COL") as s:
         assert s.chain_head("r[0]/COL") is None
         s.keep_chain_head("r[0]/COL", 4, "aa")
-        s.keep_chain_head("r[0]/COL", 9, "bb")
+        s.keep_chain_head("r[0]/COL", 9, "bb", 120)
         s.keep_chain_head("r[0]/COL/second", 2, "cc")
     with PartnerStore.open(path, "COL") as s:
-        assert s.chain_head("r[0]/COL") == (9, "bb") and s.chain_head("r[0]/COL/second") == (2, "cc")
+        assert s.chain_head("r[0]/COL") == (9, "bb", 120) and s.chain_head("r[0]/COL/second") == (2, "cc", None)
         s._conn.execute("UPDATE meta SET value = '{\"seq\": \"9\"}' WHERE key = 'receipt-chain:r[0]/COL'")
         with pytest.raises(StoreError, match=r"the kept head of receipt chain r\[0\]/COL is damaged"):
             s.chain_head("r[0]/COL")
 
 
-@pytest.mark.parametrize(("last", "kept", "refused"), [
-    ({"seq": 9, "hash": "bb"}, (9, "bb"), False),  # the head the store saw committed
-    ({"seq": 12, "hash": "dd"}, (9, "bb"), False),  # committed just before a crash kept the store from noting it
-    ({"seq": 3, "hash": "aa"}, (9, "bb"), True),  # an older checkpoint written again
-    ({"seq": 9, "hash": "xx"}, (9, "bb"), True),  # the same place, another record: a fork
-    ({"seq": "9", "hash": "bb"}, (9, "bb"), True),
-    ({"seq": 3, "hash": "aa"}, None, False),  # a store that kept nothing cannot tell (a first run)
-], ids=["same", "newer", "older", "fork", "not-a-number", "nothing-kept"])
-def test_a_chain_head_older_than_the_kept_one_is_refused(last: dict[str, Any], kept: Any, refused: bool) -> None:
-    """Only the kept checkpoint or a later one of the partner's own may be extended (see Subscriber._chain)."""
-    problem = _older_than_kept(last, kept)
+@pytest.mark.parametrize(("last", "offset", "kept", "refused"), [
+    ({"seq": 9, "hash": "bb"}, 40, (9, "bb", 40), False),  # the head the store saw committed
+    ({"seq": 12, "hash": "dd"}, 52, (9, "bb", 40), False),  # committed just before a crash kept the store from it
+    ({"seq": 3, "hash": "aa"}, 60, (9, "bb", 40), True),  # an older checkpoint written again
+    ({"seq": 9, "hash": "xx"}, 40, (9, "bb", 40), True),  # the same place, another record: a fork
+    # The store noted 9, then a crash kept it from noting 10, whose batch had committed: a copy of 9 written
+    # after 10 is the chain's last record, and extending it would fork the chain.
+    ({"seq": 9, "hash": "bb"}, 61, (9, "bb", 40), True),
+    ({"seq": 9, "hash": "bb"}, 61, (9, "bb", None), False),  # an older store kept no offset: it cannot tell
+    ({"seq": "9", "hash": "bb"}, 40, (9, "bb", 40), True),
+    ({"seq": 3, "hash": "aa"}, 5, None, False),  # a store that kept nothing cannot tell (a first run)
+], ids=["same", "newer", "older", "fork", "copy-of-kept", "no-offset-kept", "not-a-number", "nothing-kept"])
+def test_a_chain_head_older_than_the_kept_one_is_refused(last: dict[str, Any], offset: int, kept: Any,
+                                                        refused: bool) -> None:
+    """Only the kept checkpoint, where Kafka held it, or a later one of the partner's own may be extended (see
+    Subscriber._chain)."""
+    problem = _older_than_kept(last, offset, kept)
     assert (problem is not None) is refused
 
 
