@@ -173,19 +173,21 @@ class ReceiptSigner:
     verify: VerifyFn
 
 
+_FINGERPRINT = re.compile(rb"[0-9a-f]{16}")
+
+
 def open_record(rec: Record, opener: Opener, codec: AlertCodec) -> dict[str, Any]:
     """Verify, decrypt and decode one feed record; raises CryptoError or CodecError saying what failed.
     Once it has opened, its alert id, schema, policy and agreement headers are the broker's."""
     alert_id = (rec.header(wire.ALERT_ID) or b"").decode("utf-8", "replace")
     policy = (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")
     agreement = (rec.header(wire.AGREEMENT) or b"").decode("utf-8", "replace")
-    schema_hex = (rec.header(wire.SCHEMA) or b"").decode("ascii", "replace")
-    try:
-        schema_fp = bytes.fromhex(schema_hex)
-    except ValueError as exc:
-        raise CodecError("the record's puente-schema header is not a fingerprint") from exc
-    if not alert_id or len(schema_fp) != 8:
+    schema_hex = rec.header(wire.SCHEMA) or b""
+    if not alert_id or not schema_hex:
         raise CodecError("the record lacks its puente-alert-id or puente-schema header")
+    if not _FINGERPRINT.fullmatch(schema_hex):  # as docs/feed-format.md has it: bytes.fromhex takes more
+        raise CodecError("the record's puente-schema header is not a fingerprint (16 lowercase hex digits)")
+    schema_fp = bytes.fromhex(schema_hex.decode("ascii"))
     plain = opener.open(rec.value, alert_id=alert_id, topic=rec.topic, schema_fp=schema_fp, policy_version=policy,
                         agreement=agreement)
     view = codec.decode(plain)

@@ -84,6 +84,16 @@ def test_subscriber_reads_every_positive_vector(case: dict[str, Any]) -> None:
     assert view["alert_id"] == case["headers"]["puente-alert-id"] == case["key"]
 
 
+@pytest.mark.parametrize("schema", [" 9D 1C AE 45 EA 38 14 4B\n", "9D1CAE45EA38144B", "9d1cae45ea38144b00", "9d1cae45"])
+def test_a_schema_header_other_than_sixteen_lowercase_hex_digits_is_refused(schema: str) -> None:
+    """The puente-schema header is 16 lowercase hex digits (docs/feed-format.md); what bytes.fromhex would take
+    besides (spaces, capitals) is refused before anything is opened."""
+    case = POSITIVE[0]
+    rec = _record({**case, "headers": {**case["headers"], "puente-schema": schema}})
+    with pytest.raises(errors.CodecError, match="puente-schema header is not a fingerprint"):
+        open_record(rec, _opener(case), alert_codec())
+
+
 @pytest.mark.parametrize("case", NEGATIVE, ids=_names(NEGATIVE))
 def test_puente_refuses_every_negative_vector(case: dict[str, Any]) -> None:
     """Each negative vector is refused with exactly the error class and message its vector names."""
