@@ -308,5 +308,22 @@ def _apply(
         # this partner and no further): the view says so in the marking partners already honour, releasable to
         # this partner alone. The release only tightens: whatever the originator's list allowed (countries,
         # several partners, or [] for anyone inside Panama), it now names the one recipient.
-        view["markings"] = {**markings, "releasable_to": [decision.partner_id]}
+        view["markings"] = markings = {**markings, "releasable_to": [decision.partner_id]}
+    # Consent is given per partner: a partner reads whether it has the originator's consent, never to which
+    # other partners the originator gave it (that would tell it who else receives the alert).
+    if isinstance(markings, dict) and _others(markings.get("originator_consent"), decision.partner_id):
+        view["markings"] = {**markings, "originator_consent": _own(markings["originator_consent"],
+                                                                   decision.partner_id)}
+    life = view.get("lifecycle")
+    if isinstance(life, dict) and _others(life.get("partners"), decision.partner_id):
+        view["lifecycle"] = {**life, "partners": _own(life["partners"], decision.partner_id)}
     return view
+
+
+def _others(names: Any, partner_id: str) -> bool:
+    """Whether ``names`` (a list of partner ids, as consent names them) names anyone but ``partner_id``."""
+    return isinstance(names, list) and any(name != partner_id for name in names)
+
+
+def _own(names: list[Any], partner_id: str) -> list[str]:
+    return [partner_id] if partner_id in names else []

@@ -159,6 +159,24 @@ def test_a_partner_that_may_not_pass_an_alert_on_gets_it_releasable_to_itself_al
     assert len(hit["markings"]["releasable_to"]) > 1  # the alert itself unchanged
 
 
+def test_a_partner_reads_its_own_consent_never_whom_else_the_originator_consented_to(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """Consent is given per alert and per partner: a view's originator_consent, and a CONSENT version's
+    lifecycle.partners, name the receiving partner when the originator consented to it, and no other partner
+    (that would tell it who else receives the alert); the alert itself keeps every name."""
+    consent = {"action": "CONSENT", "reason": None, "partners": ["USA", "COL"]}
+    hit = make_alert("tocumen_hit", {"markings.originator_consent": ["USA", "COL"], "version": 2,
+                                     "lifecycle": consent})
+    decision = decide(hit, "COL", policy_set, now)
+    assert decision.delivers
+    view = build_view(hit, decision, policy_set, key)
+    assert view["markings"]["originator_consent"] == ["COL"] and view["lifecycle"]["partners"] == ["COL"]
+    assert hit["markings"]["originator_consent"] == ["USA", "COL"] and hit["lifecycle"]["partners"] == ["USA", "COL"]
+    other = make_alert("tocumen_hit", {"markings.originator_consent": ["USA"]})
+    assert _view(policy_set, other, "COL", now, key)["markings"]["originator_consent"] == []
+
+
 def test_no_view_for_a_withheld_alert(policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes) -> None:
     """build_view refuses a withhold decision."""
     alert = make_alert("darien_sighting", {"markings.caveats": ["PANAMA_ONLY"]})
