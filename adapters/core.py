@@ -526,6 +526,8 @@ def lifecycle(version: int, action: str | None, *, reason: str | None = None,
         if action is not None:
             raise fail(INVALID, f"version 1 is a first publication; {action} needs version 2 or more")
         return None
+    if version >= MAX_REVISION and action != "RECALL":  # the broker keeps the last version for a recall
+        raise fail(INVALID, f"versions count to {MAX_REVISION - 1:,}; {MAX_REVISION:,} is kept for a recall")
     if action not in LIFECYCLE_ACTIONS:
         raise fail(MISSING_FIELD if action is None else UNKNOWN_CODE,
                    f"version {version} must say what it does ({', '.join(LIFECYCLE_ACTIONS)})")

@@ -36,7 +36,7 @@ from typing import Any
 
 from adapters import _fields as f
 from adapters.config import Context, Vocabulary, load_config, make_context
-from adapters.core import LIFECYCLE_ACTIONS, RECALL_REASONS, check_lifecycle, lifecycle, names
+from adapters.core import LIFECYCLE_ACTIONS, MAX_REVISION, RECALL_REASONS, check_lifecycle, lifecycle, names
 from adapters.ledger import proves, scan
 from adapters.publisher import IngressPublisher
 from broker.crypto import SecretBytes, ingress_mac_key, parse_pair_key_id
@@ -149,6 +149,9 @@ def next_version(latest: Mapping[str, Any], change: Change) -> dict[str, Any]:
                           "is for good, so it takes no further change")
     # A recall again is allowed: the broker sends the notices again to any partner that still holds
     # the alert (one whose notice could not be sent), and records it as a dead letter when none does.
+    if version + 1 > MAX_REVISION or (version + 1 == MAX_REVISION and change.action != "RECALL"):
+        raise ConfigError(f"{alert_id} is at version {version:,}: versions count to {MAX_REVISION - 1:,}, and "
+                          f"{MAX_REVISION:,} is kept for its recall; publish a new alert instead")
     new = copy.deepcopy(dict(latest))
     new["version"] = version + 1
     marks = new["markings"]

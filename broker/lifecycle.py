@@ -109,6 +109,10 @@ def lifecycle_problem(alert: dict[str, Any]) -> str | None:
     version, life = alert.get("version", 1), alert.get("lifecycle")
     if type(version) is not int or not 1 <= version <= MAX_VERSION:
         return f"version must be between 1 and {MAX_VERSION:,}"
+    if version == MAX_VERSION and not (isinstance(life, dict) and life.get("action") == RECALL):
+        # The last version is kept for a recall: a recall's notice goes out above the version partners hold,
+        # and a state, a notice or a partner's store above MAX_VERSION would be refused when read back.
+        return f"version {MAX_VERSION:,} is kept for a recall: an alert's content versions end at {MAX_VERSION - 1:,}"
     if version == 1:
         return "version 1 is the first publication and has no lifecycle action" if life is not None else None
     if life is None:

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from broker.lifecycle import RECALL, AlertState, lifecycle_problem
+from broker.lifecycle import MAX_VERSION, RECALL, AlertState, lifecycle_problem
 from broker.topology import Slots, key_partition
 from puente import wire
 from puente.errors import CodecError, ConfigError, CryptoError, OriginError, PuenteError
@@ -421,6 +421,9 @@ class Pipeline:
             if recall and not prior.recalled:
                 # A recall carries no content, so its version need not be new: an officer's recall
                 # built on the latest version the agency still has on its topic must not be lost.
+                if prior.version >= MAX_VERSION:  # its notice would go above what any reader takes
+                    raise _Reject("invalid", f"this alert id is at version {prior.version:,}: no notice can go "
+                                             "above it")
                 return alert, prior
             if version == prior.version:
                 raise _Reject("replay", f"this alert id's version {version} was already processed")

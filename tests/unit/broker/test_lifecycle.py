@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiokafka.partitioner import murmur2 as kafkas_murmur2
 
-from broker.lifecycle import AlertState, LifecycleBook, LifecycleStateError
+from broker.lifecycle import MAX_VERSION, AlertState, LifecycleBook, LifecycleStateError
 from broker.pipeline import WITHHOLD, Originator, Outcome, Pipeline
 from broker.topology import Slots, TopicNames, key_partition, murmur2
 from policies import recall_notice
@@ -236,6 +236,28 @@ def test_versions_and_lifecycles_that_disagree_are_dead_lettered(change: dict[st
     bad = {**_first(), **change}
     out = run.send(bad)
     assert out.dead_reason == "invalid" and problem in out.entry["detail"] and out.feeds == []
+
+
+def test_the_last_version_is_kept_for_a_recall_so_no_notice_or_state_goes_above_it() -> None:
+    """A content version at the last version (1,000,000) is dead-lettered: a recall of the alert (at any version,
+    since it carries no content) sends its notice above what the partners hold, and a state, a notice or a
+    partner's store above the last version would be refused when read back, stopping the slot at every start
+    and the partner's feed at the notice. Versions up to 999,999 then a recall work, and read back."""
+    run = Run()
+    first = _first()
+    run.send(first)
+    top = {**_next(first, "UPDATE"), "version": MAX_VERSION}
+    out = run.send(top)
+    assert out.dead_reason == "invalid" and "kept for a recall" in out.entry["detail"]
+    near = {**_next(first, "UPDATE"), "version": MAX_VERSION - 1}
+    assert run.send(near).state == AlertState(MAX_VERSION - 1, {"COL": MAX_VERSION - 1})
+    recall = {**_next(first, "RECALL", reason="ERROR"), "version": 2}  # built on an older copy
+    out = run.send(recall)
+    assert out.state == AlertState(MAX_VERSION, {}, recalled=True)
+    assert CODEC.decode(run.sealers["COL"].sealed[-1])["version"] == MAX_VERSION
+    LifecycleBook().load(first["alert_id"].encode(), out.state.encode(first["alert_id"], "2026-11-22T12:00:00Z"))
+    again = run.send({**recall, "version": MAX_VERSION})
+    assert again.dead_reason is not None and again.feeds == []
 
 
 def test_a_state_is_written_and_read_back_and_anything_else_stops_the_slot() -> None:
