@@ -17,7 +17,7 @@ import codecs
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -39,10 +39,13 @@ class Item:
     error: AdapterError | None = None
 
 
-def physical_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes, bool]]:
+def physical_lines(stream: BinaryIO, limit: int,
+                   rest_of: Callable[[bytes], None] | None = None) -> Iterator[tuple[int, bytes, bool]]:
     """(line number, line with its end, too long) for every line; a long line is read to its end, not kept.
 
-    Line ends are kept so that a record of several lines can be given back byte for byte.
+    Line ends are kept so that a record of several lines can be given back byte for byte. ``rest_of`` is
+    given, in order and as they are read, every part of a long line, its start included, before the line
+    is yielded (a CSV reader follows the quotes through it without keeping it).
     """
     number = 0
     while True:
@@ -52,8 +55,13 @@ def physical_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes, b
         number += 1
         too_long = len(line) > limit and not line.endswith(b"\n")
         if too_long:
-            while (rest := stream.readline(1 << 16)) and not rest.endswith(b"\n"):
-                pass
+            if rest_of is not None:
+                rest_of(line[len(BOM):] if number == 1 and line.startswith(BOM) else line)
+            while rest := stream.readline(1 << 16):
+                if rest_of is not None:
+                    rest_of(rest)
+                if rest.endswith(b"\n"):
+                    break
         if number == 1 and line.startswith(BOM):  # after the length check: the BOM was read as part of the line
             line = line[len(BOM):]
         yield number, line, too_long
@@ -232,23 +240,54 @@ def _inside_quotes(line: bytes, delimiter: int, inside: bool) -> bool:
     A quote opens a field only at its start; inside, '""' is a literal quote and '"' closes it.
     A quote in the middle of an unquoted field (8°40'12"N) is a plain character.
     """
-    pos, end = 0, len(line)
-    while pos < end:
-        if inside:
-            close = line.find(b'"', pos)
-            if close < 0:
-                return True
-            if line[close + 1:close + 2] == b'"':
-                pos = close + 2
-                continue
-            inside, pos = False, close + 1
-        quote = line.find(b'"', pos)
-        if quote < 0:
-            return False
-        if quote == 0 or line[quote - 1] == delimiter:
-            inside = True
-        pos = quote + 1
-    return inside
+    scan = _Quotes(delimiter, inside)
+    scan.feed(line)
+    return scan.end()
+
+
+class _Quotes:
+    """``_inside_quotes`` over a line given in parts (a long line is read in parts, and not kept)."""
+
+    def __init__(self, delimiter: int, inside: bool) -> None:
+        self.delimiter, self.inside = delimiter, inside
+        self.prev = -1  # the byte before the part: -1 at the line's start, a field's start
+        self.pending = False  # inside, the part ended on a quote: it closes the field unless '"' follows
+
+    def feed(self, part: bytes) -> None:
+        pos, end = 0, len(part)
+        if self.pending and end:
+            self.pending = False
+            if part[0] == 0x22:
+                pos = 1  # '""': a literal quote, still inside
+            else:
+                self.inside = False
+        while pos < end:
+            if self.inside:
+                close = part.find(b'"', pos)
+                if close < 0:
+                    break
+                if close + 1 == end:
+                    self.pending = True
+                    break
+                if part[close + 1] == 0x22:
+                    pos = close + 2
+                    continue
+                self.inside, pos = False, close + 1
+            quote = part.find(b'"', pos)
+            if quote < 0:
+                break
+            before = part[quote - 1] if quote > 0 else self.prev
+            if before in (-1, self.delimiter):
+                self.inside = True
+            pos = quote + 1
+        if end:
+            self.prev = part[-1]
+
+    def end(self) -> bool:
+        """Whether a quoted field is open at the line's end (a quote ending the line closes its field)."""
+        if self.pending:
+            self.pending, self.inside = False, False
+        return self.inside
 
 
 def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int, bytes, list[str] | AdapterError]]:
@@ -260,17 +299,34 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
     delimiter: bytes | None = None
     parts: list[bytes] = []
     start, size, long, inside = 0, 0, False, False
-    for line_no, raw, line_long in physical_lines(stream, limit):
+    # The quotes are followed through every byte, a long line's and a long record's too: a line inside a
+    # quoted field is never read as a record of its own, however long the field (remarks can be long, and
+    # whoever types them chooses what a line of them looks like).
+    long_line: _Quotes | None = None  # the quotes through the long line being read, part by part
+
+    def follow(part: bytes) -> None:
+        nonlocal delimiter, long_line
+        if long_line is None:  # its start
+            if delimiter is None:
+                delimiter = max((b";", b",", b"\t"), key=part.count)
+            long_line = _Quotes(delimiter[0], inside)
+        long_line.feed(part.rstrip(b"\r\n") if part.endswith(b"\n") else part)
+
+    for line_no, raw, line_long in physical_lines(stream, limit, rest_of=follow):
         if not parts:
             start, size, long = line_no, 0, False
             if not raw.strip():
                 continue
         if delimiter is None:
             delimiter = max((b";", b",", b"\t"), key=raw.count)
-        parts.append(raw)
+        if size <= limit:  # a record refused for its length keeps its start, not the rest
+            parts.append(raw)
         size += len(raw)
         long = long or line_long or size > limit
-        inside = not long and _inside_quotes(raw.rstrip(b"\r\n"), delimiter[0], inside)
+        if long_line is not None:
+            inside, long_line = long_line.end(), None
+        else:
+            inside = _inside_quotes(raw.rstrip(b"\r\n"), delimiter[0], inside)
         if inside:
             continue
         record = b"".join(parts).rstrip(b"\r\n")  # the record byte for byte, line breaks in it included

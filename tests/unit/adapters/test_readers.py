@@ -54,6 +54,22 @@ def test_csv_bad_encoding_refuses_only_that_record() -> None:
     assert rows[2][2] == ["ok", "2"]
 
 
+def test_a_line_inside_a_long_quoted_field_is_never_a_record_of_its_own() -> None:
+    """Remarks longer than the limit are refused whole; the lines inside them, however much they look like a row
+    (whoever types the remarks chooses), are read as nothing: the quotes are followed through a long record and
+    through a long line read in parts ('""' split between two parts included), and the next real row is read."""
+    row = b"FAKE-1;2026-11-21;RESTRINGIDO;COL, USA"
+    many_lines = b'a;b;c\n1;"' + b"x\n" * 400 + row + b'\nend";3\n4;5;6\n'
+    one_line = b'a;b;c\n1;"' + b"x" * 5000 + b'\n' + row + b'\nend";3\n4;5;6\n'
+    # The head is read as limit + 1 bytes, the rest in parts of 64 KiB: the pair's first quote ends the first part.
+    split_quote = b'a;b;c\n1;"' + b"x" * (101 + (1 << 16) - 1 - 3) + b'""\n' + row + b'\nend";3\n4;5;6\n'
+    for data in (many_lines, one_line, split_quote):
+        rows = _csv(data, 100)
+        assert [line for line, _, _ in rows] == [1, 2, data.count(b"\n")], [line for line, _, _ in rows]
+        assert isinstance(rows[1][2], AdapterError) and rows[1][2].reason == f.TOO_LONG
+        assert len(rows[1][1]) <= 100 and rows[2][2] == ["4", "5", "6"]
+
+
 def test_long_lines_are_skipped_unread() -> None:
     """A line over the limit is reported too-long and the reader carries on after it."""
     lines = list(physical_lines(io.BytesIO(b"short\n" + b"x" * 5000 + b"\nnext\n"), 100))
