@@ -88,9 +88,16 @@ class KafkaConnection(BaseModel):
         if self.uses_sasl and (self.sasl_mechanism is None or not self.username or self.password is None):
             raise ConfigError(f"{where}: security.protocol {self.security_protocol} needs sasl.mechanism and a "
                               "username and password (sasl.jaas.config, or sasl.username and sasl.password)")
-        if not self.uses_sasl and (self.username or self.password is not None):
-            raise ConfigError(f"{where}: a SASL username or password is set but security.protocol is "
+        if not self.uses_sasl and (self.username or self.password is not None or self.sasl_mechanism):
+            raise ConfigError(f"{where}: a SASL mechanism, username or password is set but security.protocol is "
                               f"{self.security_protocol}: set SASL_SSL")
+        if self.security_protocol == "SASL_PLAINTEXT" and self.sasl_mechanism == "PLAIN":
+            raise ConfigError(f"{where}: sasl.mechanism PLAIN over SASL_PLAINTEXT sends the password in clear: set "
+                              "security.protocol SASL_SSL")
+        if self.uses_tls and not self.check_hostname and self.ca_file is None:
+            # Any certificate the system trusts, for any name, would then pass: a relay of the SCRAM login.
+            raise ConfigError(f"{where}: ssl.endpoint.identification.algorithm is off, so the server's name is not "
+                              "checked; that is only for a CA of your own: set ssl.truststore.location")
         if (self.cert_file is None) != (self.key_file is None):
             raise ConfigError(f"{where}: a client certificate and its key go together (ssl.keystore.location, "
                               "or ssl.certificate.location and ssl.key.location)")
@@ -227,6 +234,14 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
     except UnicodeDecodeError:
         raise ConfigError(f"{source} is not UTF-8 text") from None
     fields: dict[str, Any] = {"source": source, "timeout_s": timeout_s}
+    given: dict[str, str] = {}  # field -> the key that set it: two spellings of one setting are refused
+    for key in props:
+        targets = (("username", "password") if key == "sasl.jaas.config" else
+                   ("cert_file", "key_file") if key == "ssl.keystore.location" else (_NAMES.get(key),))
+        for target in targets:
+            if target is not None and given.setdefault(target, key) != key:
+                raise ConfigError(f"{source}: {given[target]} and {key[:60]} set the same thing; keep one (the Java "
+                                  "client and librdkafka would each read another)")
     for key, value in props.items():
         if key == "sasl.jaas.config":
             fields.update(_jaas(value, source))
@@ -255,11 +270,16 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
         if name in fields and not Path(fields[name]).is_absolute():
             fields[name] = base / fields[name]  # relative to the file, as operators keep them together
     try:
-        return KafkaConnection(**fields).check()
+        conn = KafkaConnection(**fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"{source}: {name}: {first['msg']}") from None
+    if "security_protocol" not in fields:
+        # The client's default would be PLAINTEXT: in clear, unauthenticated, whoever answers at that address.
+        raise ConfigError(f"{source}: no security.protocol: say SASL_SSL (security.protocol=PLAINTEXT only for a "
+                          "Kafka without security)")
+    return conn.check()
 
 
 def connection(settings: PuenteSettings, name: str | None = None) -> KafkaConnection:

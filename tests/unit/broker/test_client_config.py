@@ -97,3 +97,37 @@ def test_combinations_that_cannot_work_name_what_to_fix_and_never_the_password(
     with pytest.raises(ConfigError) as caught:
         connection_from_properties(config)
     assert advice in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_a_file_must_say_how_it_is_secured_and_say_it_once(tmp_path: Path, ca: Path) -> None:
+    """A file without security.protocol would reach whoever answers at that address in clear and unauthenticated
+    (the client's default): refused, as are a SASL mechanism without SASL, PLAIN over SASL_PLAINTEXT (a password in
+    clear), the server's name left unchecked against the system's CAs (any certificate the system trusts, for
+    any name, would pass), and one setting given under two spellings (the Java client and librdkafka would each
+    read another)."""
+    login = ("sasl.mechanism=SCRAM-SHA-512\nsasl.username=partner-COL\nsasl.password=x\n"
+             f"ssl.truststore.location={ca}\n")
+    cases = [
+        ("bootstrap.servers=k1:9093\n", "no security.protocol"),
+        ("bootstrap.servers=k1:9093\nsasl.mechanism=SCRAM-SHA-512\n", "no security.protocol"),
+        ("bootstrap.servers=k1:9093\nsecurity.protocol=PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n",
+         "a SASL mechanism, username or password is set"),
+        ("bootstrap.servers=k1:9093\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username=u\n"
+         "sasl.password=p\n", "sends the password in clear"),
+        ("bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=u\n"
+         "sasl.password=p\nssl.endpoint.identification.algorithm=\n", "set ssl.truststore.location"),
+        (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}ssl.ca.location=/etc/ssl/certs/x.pem\n",
+         "ssl.truststore.location and ssl.ca.location set the same thing"),
+        (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}sasl.mechanisms=PLAIN\n",
+         "sasl.mechanism and sasl.mechanisms set the same thing"),
+        (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}sasl.jaas.config=org.apache.kafka.common."
+         'security.scram.ScramLoginModule required username="partner-USA" password="y";\n',
+         "sasl.username and sasl.jaas.config set the same thing"),
+    ]
+    for text, named in cases:
+        with pytest.raises(ConfigError) as caught:
+            connection_from_properties(_write(tmp_path, text))
+        assert named in str(caught.value), (text, str(caught.value))
+    checked_by_own_ca = (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}"
+                         "ssl.endpoint.identification.algorithm=\n")
+    assert not connection_from_properties(_write(tmp_path, checked_by_own_ca)).check_hostname
