@@ -103,8 +103,12 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
         path = party_folder(keys, principal) / CLIENT_CONFIG
         existing = None
         if path.exists() and not rotate and SCRAM_MECHANISM in on_cluster.get(principal, ()):
-            kept = connection_from_properties(path)
-            existing = kept.password.get_secret_value() if kept.username == principal and kept.password else None
+            try:
+                kept = connection_from_properties(path)
+            except ConfigError:  # unreadable: the party gets a new password, and former parties still go
+                kept = None
+            if kept is not None and kept.username == principal and kept.password:
+                existing = kept.password.get_secret_value()
         passwords[principal] = existing or new_password()
         action = "kept" if existing else ("rotated" if principal in on_cluster else "created")
         out.append(PartyLogin(principal, path, action))
