@@ -25,7 +25,7 @@ import unicodedata
 import zoneinfo
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -746,9 +746,15 @@ def _payload_problem(alert_type: str, payload: dict[str, Any], now: datetime) ->
         score = payload["match_score"]
         if score is not None and not (math.isfinite(score) and 0 <= score <= 1):
             return "payload.match_score must be a number from 0 to 1"
+        seen = payload.get("encountered_at")
+        if isinstance(seen, datetime) and not _EARLIEST <= seen <= now + MAX_FUTURE_SKEW:
+            return "payload.encountered_at is before 1900 or in the future"
         people = [payload["person"]]
     for person in people:
         year = person.get("birth_year") if isinstance(person, dict) else None
         if year is not None and not 1900 <= year <= now.year:
             return "a birth_year is before 1900 or in the future"
+        born = person.get("date_of_birth") if isinstance(person, dict) else None
+        if isinstance(born, date) and not _EARLIEST.date() <= born <= now.date():
+            return "a date_of_birth is before 1900 or in the future"
     return None

@@ -7,7 +7,7 @@ import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -315,6 +315,9 @@ def test_line_feeds_and_backslashes_are_text(text: str) -> None:
     ("SNM", "payload.match_score", 1.5, "match_score must be a number from 0 to 1"),
     ("SNM", "payload.match_score", float("nan"), "match_score must be a number from 0 to 1"),
     ("SNM", "payload.person.birth_year", 1492, "birth_year is before 1900"),
+    ("SNM", "payload.person.date_of_birth", date(2090, 1, 1), "date_of_birth is before 1900 or in the future"),
+    ("SNM", "payload.person.date_of_birth", date(1, 1, 1), "date_of_birth is before 1900 or in the future"),
+    ("SNM", "payload.encountered_at", datetime(9000, 1, 1, tzinfo=UTC), "encountered_at is before 1900 or in the"),
     ("SNM", "source_timezone", "Mars/Olympus_Mons", "source_timezone is not an IANA time zone"),
     ("SNM", "source_timezone", "../../etc/passwd", "source_timezone is not an IANA time zone"),
     ("SNM", "occurred_at", datetime(1, 1, 1, tzinfo=UTC), "occurred_at is before 1900"),
