@@ -96,11 +96,13 @@ def _check_feeds(doc: Doc[PartnersFile]) -> Iterator[Finding]:
 def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
     vocab, doc = src.vocabulary.model, src.partners
     scale = set(vocab.classification.scale)
-    # Ids are told apart as a person reads them: "usa" and "USA" are one name, whatever the case.
-    for name, count in Counter(p.id.casefold() for p in doc.model.partners).items():
+    # Ids are told apart as a person reads them: "usa" and "USA" are one name, whatever the case; and as Kafka
+    # does, since an id names the partner's receipts topic: "CO.L" and "CO_L" would be one topic to it.
+    for name, count in Counter(p.id.casefold().replace(".", "_") for p in doc.model.partners).items():
         if count > 1:
             yield Finding(doc.where("partners"), "invalid", f"partner id {name} appears {count} times "
-                                                            "(ids differing only in case are one id)")
+                                                            "(ids differing only in case, or in '.' against '_', "
+                                                            "are one id)")
     yield from _check_feeds(doc)
     # Markings name a partner by its id or its country (releasable_to, consent): the two name spaces
     # meet, so an id must never be another country's code, in any case, or "REL TO COL" (an agency's

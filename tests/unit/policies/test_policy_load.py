@@ -225,6 +225,10 @@ def test_a_partner_id_that_is_a_country_in_another_case_is_refused(policy_copy: 
     policy_copy.replace("partners.yaml", "  - id: col\n", "  - id: USA\n")
     policy_copy.replace("partners.yaml", "    country: CRI\n", "    country: cri\n")
     assert "CRI: country cri must be written in capitals" in _error(policy_copy)
+    policy_copy.replace("partners.yaml", "    country: cri\n", "    country: CRI\n")
+    policy_copy.replace("partners.yaml", "  - id: USA\n", "  - id: CO.L\n")
+    policy_copy.replace("partners.yaml", "  - id: CRI\n", "  - id: CO_L\n")
+    assert "partner id co_l appears 2 times" in _error(policy_copy)  # one receipts topic to Kafka
 
 
 def test_a_watchlist_has_one_keeper(policy_copy: Any) -> None:
