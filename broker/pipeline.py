@@ -34,6 +34,7 @@ from broker.lifecycle import MAX_VERSION, RECALL, AlertState, lifecycle_problem
 from broker.topology import Slots, key_partition
 from puente import wire
 from puente.errors import CodecError, ConfigError, CryptoError, OriginError, PuenteError
+from puente.strict import unseen_mark
 from puente.wire import Record, iso_utc
 from schemas import AlertCodec
 
@@ -638,15 +639,19 @@ def hidden_char(alert: dict[str, Any]) -> str | None:
         text = orjson.dumps(alert)
     except orjson.JSONEncodeError:  # a lone surrogate, say: the walk names it
         return _hidden_in(alert)
-    if _ESCAPE.search(text) is None and _HIDDEN_UTF8.search(text.translate(None, _PRINTABLE_ASCII)) is None:
-        return None
+    if _ESCAPE.search(text) is None:
+        rest = text.translate(None, _PRINTABLE_ASCII)
+        if not rest:
+            return None
+        if _HIDDEN_UTF8.search(rest) is None and unseen_mark(rest.decode("utf-8")) is None:
+            return None
     return _hidden_in(alert)
 
 
 def _hidden_in(value: Any) -> str | None:
     if isinstance(value, str):
         if value.isprintable():
-            return None
+            return unseen_mark(value)  # printable, yet drawn as nothing, or unassigned
         for char in value:
             kind = unicodedata.category(char)
             if kind == "Cc" and char != "\n":
@@ -656,7 +661,7 @@ def _hidden_in(value: Any) -> str | None:
             if kind in ("Cf", "Cs"):
                 name = unicodedata.name(char, "FORMAT CHARACTER")
                 return f"the invisible formatting character U+{ord(char):04X} {name}"
-        return None
+        return unseen_mark(value)
     items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     for item in items:
         found = _hidden_in(item)

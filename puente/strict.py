@@ -8,8 +8,34 @@ from outside Puente (agency exports, alert files, key files) uses ``unique_keys`
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any
+
+# Characters Unicode says to draw as nothing (Default_Ignorable_Code_Point) that are not format (Cf)
+# characters, which are refused as such: the combining grapheme joiner, the Hangul fillers, the Khmer
+# inherent vowels, the Mongolian variation selectors and the variation selectors. They print as nothing, yet
+# make two equal names compare unequal ("Pére\u034fz" is not "Pérez" to a watchlist match).
+_IGNORABLE = re.compile("[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0f\uffa0"
+                        "\U000e0100-\U000e01ef]")
+
+
+def unseen_mark(text: str) -> str | None:
+    """The first character of ``text`` that is drawn as nothing though not a format or control character
+    (``_IGNORABLE``), or that no version of Unicode this Python knows assigns (Cn), described as
+    ``the invisible character U+XXXX NAME`` or ``the unassigned character U+XXXX``; None when there is none.
+    (Control, format and surrogate characters are each reader's own to name.)"""
+    found = _IGNORABLE.search(text)
+    first = found.start() if found is not None else len(text)
+    if not text.isprintable():
+        for char in text[:first]:
+            if not char.isprintable() and unicodedata.category(char) == "Cn":
+                return f"the unassigned character U+{ord(char):04X}"
+    if found is None:
+        return None
+    char = found.group()
+    return f"the invisible character U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
 
 
 class DuplicateKey(ValueError):

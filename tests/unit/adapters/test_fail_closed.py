@@ -172,10 +172,20 @@ def test_text_refuses_every_format_character(char: str, before: str, after: str)
         assert any(unicodedata.category(c) in {"Cc", "Cs"} for c in before)
 
 
+@pytest.mark.parametrize("point", [0x034F, 0x115F, 0x3164, 0xFE0F, 0xFFA0, 0x180B, 0xE0100, 0x0378, 0xFFFF])
+def test_text_refuses_characters_drawn_as_nothing_and_unassigned_ones(point: int) -> None:
+    """A combining grapheme joiner, a Hangul filler or a variation selector prints as nothing, yet "Pére\u034fz" is
+    not "Pérez" to a watchlist match; an unassigned code point is no text anyone typed. Each is refused, named by
+    its code point, never the value."""
+    err = _error(f.text, f"Pére{chr(point)}z Gómez", "Apellidos", 100, multiline=True)
+    assert err.reason == f.INVISIBLE and f"U+{point:04X}" in str(err) and "Pére" not in str(err)
+
+
 def test_text_still_takes_accents_and_line_breaks_in_free_text() -> None:
     """The check leaves ordinary Spanish text and the line breaks of remarks alone."""
     assert f.text("Ñame, Güiro y Peña", "x", 50) == "Ñame, Güiro y Peña"
     assert f.text("uno\ndos", "Observaciones", 50, multiline=True) == "uno\ndos"
+    assert f.text("Núñez\u00a0y\u3000Peña", "x", 50) == "Núñez y Peña"  # spaces of other widths, collapsed
 
 
 def test_a_code_with_an_invisible_character_is_refused_not_normalised(ctx_for: Callable[[str], Context]) -> None:
