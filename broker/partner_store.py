@@ -577,10 +577,13 @@ class PartnerStore:
                       (d.alert_id, d.alert_type, d.version, d.action, now_ms, now_ms, d.feed, d.agreement,
                        d.expires_ms))
             return
+        # A text held goes now, as a purge's would: the row is a purged one (retention still counts from the first
+        # receipt); over a tombstone (a holding ended) or a row already without text, it stays what it was.
         c.execute("UPDATE alerts SET view = NULL, state = 'EXPIRED', version = ?, action = ?, received_ms = ?, "
                   "feed = ?, agreement = COALESCE(?, agreement), expires_ms = ?, review_ms = NULL, "
-                  "recall_reason = NULL, recalled_ms = NULL WHERE alert_id = ?",
-                  (d.version, d.action, now_ms, d.feed, d.agreement, d.expires_ms, d.alert_id))
+                  "recall_reason = NULL, recalled_ms = NULL, "
+                  "purged_ms = CASE WHEN state = 'HELD' THEN ? ELSE purged_ms END WHERE alert_id = ?",
+                  (d.version, d.action, now_ms, d.feed, d.agreement, d.expires_ms, now_ms, d.alert_id))
         self._wipe_due = True  # secure_delete zeroed the text held; wipe() clears the WAL
 
     def _write(self, held: Held | None, d: Delivery, outcome: Outcome, now_ms: int) -> None:
@@ -634,6 +637,17 @@ class PartnerStore:
         now_ms, r = _ms(now), self.retention
         with self.transaction(), self._sql("purging"):
             c = self._conn
+            # First the content-free rows old enough to go, before this purge makes more (it would count them twice,
+            # and forget at once the versions it is to remember). A tombstone outlives the views it refuses: a view
+            # sealed before the recall is EXPIRED (``_too_old``) once its agreement's retention and the sealing
+            # margin have passed since the recall, by the broker's clock, which may run ahead of this one by the skew
+            # allowed. A view of the alert may come under any of the partner's agreements, so the longest retention
+            # counts; a tombstone holds no content. So does the content-free row of a version that arrived expired
+            # or was purged (counted from its arrival: no copy of a version arrives before it was sealed).
+            longest = max([*r.days.values(), r.fallback_days])
+            kept = now_ms - longest * _DAY_MS - SEALING_MARGIN_MS - CLOCK_SKEW_MS
+            tombstones = c.execute("DELETE FROM alerts WHERE (state = 'RECALLED' AND recalled_ms <= ?) "
+                                   "OR (state = 'EXPIRED' AND received_ms <= ?)", (kept, kept)).rowcount
             # The text goes (secure_delete zeroes it); the row remembers the version (module docstring).
             gone = "UPDATE alerts SET view = NULL, state = 'EXPIRED', review_ms = NULL, purged_ms = ? WHERE "
             expired = c.execute(gone + "state = 'HELD' AND expires_ms IS NOT NULL AND expires_ms <= ?",
@@ -646,16 +660,6 @@ class PartnerStore:
                 same = "agreement IS ?" if agreement is None else "agreement = ?"
                 retention += c.execute(gone + f"{same} AND state = 'HELD' AND first_ms <= ?",
                                        (now_ms, agreement, cutoff)).rowcount
-            # A tombstone outlives the views it refuses: a view sealed before the recall is EXPIRED (``_too_old``)
-            # once its agreement's retention and the sealing margin have passed since the recall, by the broker's
-            # clock, which may run ahead of this one by the skew allowed. A view of the alert may come under any
-            # of the partner's agreements, so the longest retention counts; a tombstone holds no content. So does
-            # the content-free row of a version that arrived expired or was purged (counted from its arrival: no
-            # copy of a version arrives before it was sealed).
-            longest = max([*r.days.values(), r.fallback_days])
-            kept = now_ms - longest * _DAY_MS - SEALING_MARGIN_MS - CLOCK_SKEW_MS
-            tombstones = c.execute("DELETE FROM alerts WHERE (state = 'RECALLED' AND recalled_ms <= ?) "
-                                   "OR (state = 'EXPIRED' AND received_ms <= ?)", (kept, kept)).rowcount
             if expired + retention + tombstones:
                 self._wipe_due = True
         return Purged(expired, retention, tombstones)

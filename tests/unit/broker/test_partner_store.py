@@ -683,7 +683,7 @@ def test_a_newer_version_that_has_expired_takes_the_older_text_with_it(store: Pa
     assert store.apply(_at(late, 6), T0).outcome is Outcome.EXPIRED
     assert store.counts().held == 0 and SECRET.encode() not in _bytes(store.path)
     assert store.show(first["alert_id"]).state == "EXPIRED" and store.show(first["alert_id"]).view is None
-    assert store.counts().expired == 1 and store.counts().recalled == 0
+    assert store.counts().purged == 1 and store.counts().recalled == 0  # the text held went, as in a purge
     kept = updated(first, 3, markings={**markings, "expires_at": T0 + timedelta(days=3)})
     assert store.apply(_at(kept, 7), T0).outcome is Outcome.RECEIVED and store.counts().held == 1
 
@@ -853,3 +853,22 @@ def test_store_commands_name_a_purged_alert(tmp_path: Path) -> None:
     assert "purged (nothing kept)" in listing.stdout and "0 held, 0 recalled, 1 purged" in listing.stderr
     shown = _puente(keys, "store", "show", expiring["alert_id"], "--partner", "COL")
     assert shown.returncode == 0 and "when its expiry passed" in shown.stdout and '"payload"' not in shown.stdout
+
+
+def test_a_version_after_the_retention_is_refused_when_an_expired_one_took_the_text(store: PartnerStore) -> None:
+    """Version 1 held from T0, version 2 arriving already expired (it takes version 1's text), then version 3 after
+    the retention since T0: EXPIRED, as it is after a purge; and a purge counts each alert once, keeping the row
+    that remembers its version until its own time comes."""
+    v1 = _view(summary=SECRET)
+    store.apply(_sealed(v1, 1, T0), T0)
+    late = updated(v1, 2, markings={**v1["markings"], "expires_at": T0 - timedelta(minutes=1)})
+    assert store.apply(_sealed(late, 2, T0 + timedelta(days=1)), T0 + timedelta(days=1)).outcome is Outcome.EXPIRED
+    after = T0 + timedelta(days=10, minutes=1)
+    assert store.apply(_sealed(updated(v1, 3), 3, after), after).outcome is Outcome.EXPIRED
+    assert store.counts().held == 0 and SECRET.encode() not in _bytes(store.path)
+
+    other = _view("senan-gofast-seizure")
+    store.apply(_sealed(other, 4, T0), T0)
+    purged = store.purge(T0 + timedelta(days=200))  # past every retention and margin at once
+    assert (purged.expired, purged.retention, purged.tombstones) == (0, 1, 1)  # v1's row goes; other's is kept
+    assert store.show(other["alert_id"]).state == "EXPIRED" and store.purge(T0 + timedelta(days=200)).total == 1
