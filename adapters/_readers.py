@@ -307,17 +307,17 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
     def follow(part: bytes) -> None:
         nonlocal delimiter, long_line
         if long_line is None:  # its start
-            if delimiter is None:
+            if delimiter is None and part.strip():  # as for any line: from the first that is not blank
                 delimiter = max((b";", b",", b"\t"), key=part.count)
-            long_line = _Quotes(delimiter[0], inside)
+            long_line = _Quotes((delimiter or b";")[0], inside)
         long_line.feed(part.rstrip(b"\r\n") if part.endswith(b"\n") else part)
 
     for line_no, raw, line_long in physical_lines(stream, limit, rest_of=follow):
         if not parts:
             start, size, long = line_no, 0, False
-            if not raw.strip():
+            if not raw.strip() and not line_long:  # a long line is not blank: only its start was looked at
                 continue
-        if delimiter is None:
+        if delimiter is None and raw.strip():
             delimiter = max((b";", b",", b"\t"), key=raw.count)
         if size <= limit:  # a record refused for its length keeps its start, not the rest
             parts.append(raw)
@@ -326,7 +326,7 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
         if long_line is not None:
             inside, long_line = long_line.end(), None
         else:
-            inside = _inside_quotes(raw.rstrip(b"\r\n"), delimiter[0], inside)
+            inside = _inside_quotes(raw.rstrip(b"\r\n"), (delimiter or b";")[0], inside)
         if inside:
             continue
         record = b"".join(parts).rstrip(b"\r\n")  # the record byte for byte, line breaks in it included
@@ -336,7 +336,7 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
             continue
         fields: list[str] | AdapterError
         try:
-            fields = _split_csv(decode(record, encoding, f"line {start}"), delimiter.decode(), start)
+            fields = _split_csv(decode(record, encoding, f"line {start}"), (delimiter or b";").decode(), start)
         except AdapterError as exc:
             fields = exc
         yield start, record, fields

@@ -70,6 +70,17 @@ def test_a_line_inside_a_long_quoted_field_is_never_a_record_of_its_own() -> Non
         assert len(rows[1][1]) <= 100 and rows[2][2] == ["4", "5", "6"]
 
 
+def test_a_long_blank_line_is_a_record_refused_and_leaves_the_quotes_and_the_delimiter_alone() -> None:
+    """A line of blanks longer than the limit is refused as too long (only its start was looked at, so it is not
+    taken for a blank line); the delimiter still comes from the first line that is not blank, and the record
+    after it is read with its own quotes."""
+    for data in (b"a,b\n" + b" " * 500 + b'\n1,"x\ny"\n2,z\n', b" " * 500 + b'\na,b\n1,"x\ny"\n2,z\n'):
+        rows = _csv(data, 100)
+        assert isinstance(rows[0 if data.startswith(b" ") else 1][2], AdapterError)
+        assert [fields for _, _, fields in rows if not isinstance(fields, AdapterError)] == [
+            ["a", "b"], ["1", "x\ny"], ["2", "z"]]
+
+
 def test_long_lines_are_skipped_unread() -> None:
     """A line over the limit is reported too-long and the reader carries on after it."""
     lines = list(physical_lines(io.BytesIO(b"short\n" + b"x" * 5000 + b"\nnext\n"), 100))
