@@ -41,10 +41,11 @@ class Scope:
 
 
 UNDELIVERED_FIELDS = frozenset({
-    # The audit row itself and whether it delivered; not where it is in the audit (``record``, ``block``): a
-    # decision chain is one ingress partition's, of one agency, so its place names the agency of an alert
-    # withheld from the partner, and its offsets count the agency's alerts.
-    "kind", "id", "delivered",
+    # The audit row itself and whether it delivered; not where it is in the audit (``record``, ``block``, or the
+    # index's row ``id``, which counts every decision as it was read): a decision chain is one ingress
+    # partition's, of one agency, so its place names the agency of an alert withheld from the partner, and the
+    # gaps between places count the decisions about other alerts and partners.
+    "kind", "delivered",
     "alert_id", "version", "partner", "decision", "at", "sent", "feed",  # which decision, about whom, when
     "agreement", "policy_version", "rules", "reasons",  # under what (reasons emptied)
 })

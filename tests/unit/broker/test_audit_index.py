@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker.audit import ChainWriter, verify_partition
-from broker.audit_index import AlwaysKept, AuditIndex, Query, Scope
+from broker.audit_index import AlwaysKept, AuditIndex, Query, Scope, scoped
 from broker.crypto import checker, sign_checkpoint
 from puente.wire import iso_utc
 
@@ -782,3 +782,14 @@ def test_an_index_made_before_gap_entries_still_lists_its_dead_letters(index: Au
     all the same, rather than failing on the missing table."""
     index._conn.execute("DROP TABLE gaps")
     assert [r["reason"] for r in index.dead_letters(Scope())] == ["schema"]
+
+
+def test_a_partner_auditor_reads_no_place_in_the_audit() -> None:
+    """Where a decision sits (its index row id, its record and block, its ingress offset) would count and place the
+    decisions about other alerts and partners, and name the agency of one withheld: blanked for a partner's
+    auditor, who reads the agency's topic only where the view kept the originator; a national one reads all."""
+    row = {"kind": "DECISION", "id": 5, "record": "t.audit.decisions:4:17", "block": 3, "delivered": True,
+           "partner": "USA", "decision": "DELIVER", "ingress": "t.ingress.SNM:1:9", "redacted": []}
+    seen = scoped(Scope("USA"), row)
+    assert (seen["id"], seen["record"], seen["block"], seen["ingress"]) == (None, None, None, "t.ingress.SNM")
+    assert scoped(Scope(), row) == row
