@@ -96,7 +96,7 @@ def text(value: Any, field: str, limit: int, *, required: bool = False, multilin
     # breaks); only when it fails, even without the line breaks free text keeps, are characters looked at
     if not clean.isprintable() and not (multiline and clean.replace("\n", "").isprintable()):
         _refuse_hidden(clean, field)
-    elif (mark := unseen_mark(clean)) is not None:  # printable, yet drawn as nothing
+    if (mark := unseen_mark(clean)) is not None:  # printable, yet drawn as nothing; or unassigned
         raise fail(INVISIBLE, f"{field} contains {mark}, which can hide text or make equal names differ")
     if len(clean) > limit:
         raise fail(TOO_LONG, f"{field} has {len(clean):,} characters; at most {limit:,} are accepted")
@@ -112,8 +112,6 @@ def _refuse_hidden(clean: str, field: str) -> None:
     match or a partner's filter silently misses. A UTF-8 byte-order mark at the start of a file
     is not part of any value (the readers drop it); anywhere else it is one of these.
     """
-    if (mark := unseen_mark(clean)) is not None:  # printable, yet drawn as nothing, or unassigned
-        raise fail(INVISIBLE, f"{field} contains {mark}, which can hide text or make equal names differ")
     for char in clean:
         if char.isprintable() or char == "\n":
             continue

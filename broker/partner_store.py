@@ -235,6 +235,10 @@ class Retention:
         days = {a.id: a.retention_days for a in policy_set.agreements.values() if partner_id in a.partner_ids}
         return cls(days, min(days.values(), default=0))
 
+    def of(self, agreement: str | None) -> int:
+        """The days an alert delivered under ``agreement`` may be kept (the fallback for one not named)."""
+        return self.days.get(agreement, self.fallback_days) if agreement is not None else self.fallback_days
+
 
 @dataclass(frozen=True, slots=True)
 class Purged:
@@ -556,7 +560,7 @@ class PartnerStore:
         r = self.retention
         if r is None or d.sealed_ms is None:
             return False
-        days = r.days.get(d.agreement, r.fallback_days) if d.agreement is not None else r.fallback_days
+        days = r.of(d.agreement)
         return now_ms - d.sealed_ms > days * _DAY_MS + SEALING_MARGIN_MS
 
     def _kept_too_long(self, held: Held | None, d: Delivery, now_ms: int) -> bool:
@@ -566,7 +570,7 @@ class PartnerStore:
         r = self.retention
         if r is None or held is None or held.first_ms is None:
             return False
-        days = r.days.get(d.agreement, r.fallback_days) if d.agreement is not None else r.fallback_days
+        days = r.of(d.agreement)
         return now_ms - held.first_ms >= days * _DAY_MS
 
     def _expired(self, held: Held | None, d: Delivery, now_ms: int) -> None:
@@ -655,7 +659,7 @@ class PartnerStore:
             retention = 0
             groups = [row[0] for row in c.execute("SELECT DISTINCT agreement FROM alerts").fetchall()]
             for agreement in groups:
-                days = r.days.get(agreement, r.fallback_days) if agreement is not None else r.fallback_days
+                days = r.of(agreement)
                 cutoff = now_ms - days * _DAY_MS
                 same = "agreement IS ?" if agreement is None else "agreement = ?"
                 retention += c.execute(gone + f"{same} AND state = 'HELD' AND first_ms <= ?",
