@@ -149,14 +149,17 @@ def next_version(latest: Mapping[str, Any], change: Change) -> dict[str, Any]:
                           "is for good, so it takes no further change")
     # A recall again is allowed: the broker sends the notices again to any partner that still holds
     # the alert (one whose notice could not be sent), and records it as a dead letter when none does.
-    if version + 1 > MAX_REVISION or (version + 1 == MAX_REVISION and change.action != "RECALL"):
+    # A recall at the last version is repeated at that version: there is no higher one.
+    again_at_last = done.get("action") == "RECALL" and version == MAX_REVISION
+    if not again_at_last and (version + 1 > MAX_REVISION
+                              or (version + 1 == MAX_REVISION and change.action != "RECALL")):
         raise ConfigError(f"{alert_id} is at version {version:,}: versions count to {MAX_REVISION - 1:,}, and "
                           f"{MAX_REVISION:,} is kept for its recall; publish a new alert instead")
     new = copy.deepcopy(dict(latest))
-    new["version"] = version + 1
+    new["version"] = version if again_at_last else version + 1
     marks = new["markings"]
     if change.action == "RECALL":
-        new["lifecycle"] = lifecycle(version + 1, "RECALL", reason=change.reason)
+        new["lifecycle"] = lifecycle(new["version"], "RECALL", reason=change.reason)
     elif change.action == "CONSENT":
         already = [p for p in change.partners if p in marks["originator_consent"]]
         if already:

@@ -253,7 +253,8 @@ class Pipeline:
         if life is not None and life["action"] == RECALL:
             # The notice's version must be above any a partner holds, or its store would take it
             # for an old one; a recall may reuse a version (see _admit).
-            notice_version = max(version, prior.version + 1) if prior is not None else version
+            # A recall again (the alert already recalled) sends its notices at its own version.
+            notice_version = version if prior is None or prior.recalled else max(version, prior.version + 1)
             self._recall(alert, notice_version, life.get("reason"), prior, now, out)
             return out
         try:
@@ -410,15 +411,20 @@ class Pipeline:
             raise _Reject("invalid", problem)
         alert_id, version = alert["alert_id"], alert.get("version", 1)
         recall = _is_recall(alert.get("lifecycle"))
-        if seen_key(alert_id, version, recall) in seen:
-            raise _Reject("replay", f"this alert id's version {version} was already processed")
         prior = states(alert_id)
+        # A recall again at the last version reuses it (there is no higher one): its id was seen.
+        again_at_last = (recall and version == MAX_VERSION and prior is not None and prior.recalled
+                         and prior.version == MAX_VERSION and bool(prior.holders))
+        if not again_at_last and seen_key(alert_id, version, recall) in seen:
+            raise _Reject("replay", f"this alert id's version {version} was already processed")
         if prior is not None:
-            if prior.recalled and not (recall and prior.holders and version > prior.version):
+            if prior.recalled and not (recall and prior.holders and (version > prior.version or again_at_last)):
                 # A recall again is taken only while some partner still holds the alert (its notice
                 # could not be sent): it sends the notices again.
                 raise _Reject("recalled", f"this alert id was recalled at version {prior.version}, for good; "
                                           "publish a new alert instead")
+            if again_at_last:
+                return alert, prior
             if recall and not prior.recalled:
                 # A recall carries no content, so its version need not be new: an officer's recall
                 # built on the latest version the agency still has on its topic must not be lost.

@@ -84,6 +84,22 @@ def test_a_recall_is_the_next_version_with_its_reason(hit: dict[str, Any]) -> No
         next_version(new, Change("CONSENT", partners=("USA",)))
 
 
+def test_a_recall_at_the_last_version_is_repeated_there_and_nothing_else_goes_above(hit: dict[str, Any]) -> None:
+    """Version 1,000,000 is kept for a recall; a recall there that missed a holder is repeated at that same
+    version (there is no higher one), and no other change is made from it or from 999,999."""
+    near = {**next_version(hit, Change("RECALL", reason="ERROR")), "version": 999_999,
+            "lifecycle": {"action": "RECLASSIFY", "reason": None, "partners": []}}
+    with pytest.raises(ConfigError, match="kept for its recall"):
+        next_version(near, Change("CONSENT", partners=("USA",)))
+    last = next_version(near, Change("RECALL", reason="ERROR"))
+    assert (last["version"], last["lifecycle"]["action"]) == (1_000_000, "RECALL")
+    again = next_version(last, Change("RECALL", reason="LEGAL"))
+    assert again["version"] == 1_000_000
+    assert again["lifecycle"] == {"action": "RECALL", "reason": "LEGAL", "partners": []}
+    with pytest.raises(ConfigError, match="for good"):
+        next_version(last, Change("RECLASSIFY", markings={"classification": "CONFIDENCIAL"}))
+
+
 def test_a_consent_names_the_partners_and_adds_them_to_the_originators_consent(hit: dict[str, Any]) -> None:
     """The partners go to lifecycle.partners and to markings.originator_consent; one already there is refused."""
     new = next_version(hit, Change("CONSENT", partners=("USA", "CRI")))

@@ -327,6 +327,41 @@ def test_a_notice_that_cannot_be_sealed_leaves_the_holder_and_a_second_recall_re
     assert _headers(again) == {"USA": "RECALL"} and again.state == AlertState(3, {}, recalled=True)
 
 
+def test_a_recall_at_the_last_version_that_missed_a_holder_is_repeated_at_that_version() -> None:
+    """No version is above the last (1,000,000), so a recall there whose notice could not be sealed is
+    repeated at that same version: it reaches the holder left, at that version, and once none is left the
+    same recall again is dead-lettered. A content version or a plain replay there is still refused."""
+    run = Run()
+    first = _first(consent=["USA"])
+    run.send(first)
+    near = {**_next(first, "UPDATE"), "version": MAX_VERSION - 1}
+    run.send(near)
+    usa = run.sealers.pop("USA")
+    recall = {**_next(first, "RECALL", reason="ERROR"), "version": MAX_VERSION}
+    out = run.send(recall)
+    assert out.state == AlertState(MAX_VERSION, {"USA": MAX_VERSION - 1}, recalled=True)
+    run.sealers["USA"] = usa
+    again = run.send(recall)
+    assert _headers(again) == {"USA": "RECALL"} and again.state == AlertState(MAX_VERSION, {}, recalled=True)
+    assert CODEC.decode(run.sealers["USA"].sealed[-1])["version"] == MAX_VERSION
+    assert run.send(recall).dead_reason == "replay"  # nothing left to pull back: the seen id refuses it
+    update = {**_next(first, "UPDATE"), "version": MAX_VERSION}
+    assert run.send(update).dead_reason is not None
+
+
+def test_a_repeat_recall_at_the_last_version_is_only_for_a_recall_already_there() -> None:
+    """A version at the last version is taken again only to repeat a recall made there: a recall at the last
+    version of an alert whose state is below it is a first recall, and a second one with no holder left is a
+    replay."""
+    run = Run()
+    first = _first()
+    run.send(first)
+    recall = {**_next(first, "RECALL", reason="ERROR"), "version": MAX_VERSION}
+    out = run.send(recall)
+    assert _headers(out) == {"COL": "RECALL"} and out.state == AlertState(MAX_VERSION, {}, recalled=True)
+    assert run.send(recall).dead_reason == "replay"
+
+
 def test_an_update_that_cannot_reach_a_holder_pulls_back_what_it_holds() -> None:
     run = Run()
     first = _first()
