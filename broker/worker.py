@@ -432,11 +432,13 @@ class BrokerWorker:
             starts = {tp: (hit.offset if hit is not None else -1) for tp, hit in found.items()}
             starts = {tp: off for tp, off in starts.items() if off >= 0}
         by_tp = {tp: windows[slot] for slot, tp in tps.items()}
+        # The blocks read back are not checked one by one (``_verified_head``): none may move a window past
+        # its verified head's newest append time, or one forged far ahead would prune every genuine id.
+        ceiling = {tp: _latest_ingress_ms(heads[tp]) or 0 for tp in tps.values()}
 
         def remember(rec: Record) -> None:  # parsed as it arrives: the audit is never held in memory
-            window = by_tp[TopicPartition(rec.topic, rec.partition)]
-            for alert_id, appended in _processed_ids(rec.value):
-                window.add(alert_id, appended)
+            tp = TopicPartition(rec.topic, rec.partition)
+            remember_block(by_tp[tp], rec.value, ceiling[tp])
 
         wanted = [tp for tp in tps.values() if tp in starts]
         if wanted:
@@ -515,7 +517,8 @@ class BrokerWorker:
         A chain is never extended past a record its owner did not sign: signing the next block
         would vouch for whatever someone else wrote there. (Older blocks read back for the replay
         window are not checked one by one: a forged one could only make the broker refuse an id
-        as a replay, which is a dead letter, never a delivery.)
+        as a replay, which is a dead letter, never a delivery. Its times count no later than this
+        head's newest append time, so it cannot push the window on and forget the genuine ids.)
         """
         if rec is None:
             return None
@@ -1143,6 +1146,14 @@ def _latest_ingress_ms(last: dict[str, Any] | None) -> int | None:
     times = [e.get("ingress_ms") for e in (last or {}).get("entries") or () if isinstance(e, dict)]
     found = [t for t in times if isinstance(t, int)]
     return max(found) if found else None
+
+
+def remember_block(window: ReplayWindow, value: bytes, ceiling: int) -> None:
+    """Note in ``window`` the alert versions an audit block read back records as decided, each at its
+    ingress append time but no later than ``ceiling`` (the verified head's newest): the block itself is
+    not verified, and a time ahead of the head would move the window on and prune the genuine ids."""
+    for alert_id, appended in _processed_ids(value):
+        window.add(alert_id, min(appended, ceiling))
 
 
 def _processed_ids(value: bytes) -> list[tuple[str, int]]:

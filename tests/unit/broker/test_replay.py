@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.pipeline import DAY_MS, MAX_FUTURE_SKEW_MS
 from broker.replay import ReplayWindow
+from broker.worker import remember_block
 
 
 def test_ids_within_the_window_are_kept() -> None:
@@ -60,3 +62,19 @@ def test_a_forgotten_id_can_only_come_back_stale(gaps: list[int], replay_of: int
     published = times[original] + publish_lead  # the latest publication time consistent with the original
     if f"id{original}" not in window:
         assert replay_at - published > 2 * DAY_MS, "a forgotten id would have been admitted again"
+
+
+def test_a_block_read_back_cannot_move_the_window_past_its_verified_head() -> None:
+    """The blocks a slot reads back for its window are not verified one by one: one forged with an append
+    time 400 days ahead must not prune the genuine ids (they would then be decided again)."""
+    def block(*entries: tuple[str, int]) -> bytes:
+        return orjson.dumps({"entries": [{"kind": "ALERT", "alert_id": a, "ingress_ms": t} for a, t in entries]})
+
+    head_ms = 30 * DAY_MS
+    window = ReplayWindow(7)
+    window.advance(head_ms)
+    remember_block(window, block(("SNM:A0", head_ms - DAY_MS)), head_ms)
+    remember_block(window, block(("zz", head_ms + 400 * DAY_MS)), head_ms)
+    remember_block(window, block(("SNM:A2", head_ms)), head_ms)
+    window.prune()
+    assert window.latest == head_ms and all(i in window for i in ("SNM:A0", "SNM:A2", "zz"))
