@@ -160,14 +160,16 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
             report.records += 1
             doc, found = walk.feed(rec.offset, rec.value)
             report.findings += found
+            delivered.cut(walk.cut)
             if reach is not None and (why := reach.take(doc, not found, walk.cut)) is not None:
                 report.findings.append(Finding(walk.topic, walk.partition, rec.offset, why))
             if doc is not None and not found:
                 if last_ingress(doc) is not None:
                     last, last_at = doc, rec.offset
-                if (why := delivered.check(doc)) is not None:
-                    unmatched.append(Finding(walk.topic, walk.partition, rec.offset, why))
+                unmatched.extend(Finding(walk.topic, walk.partition, at, why)
+                                 for at, why in delivered.check(doc, rec.offset))
 
+    delivered.begin()
     await walk_from(None)
     if ends is not None:
         report.end = end_check(last, ends)
@@ -273,27 +275,53 @@ class _Delivered(Spill):
     def __init__(self, folder: Path | None = None) -> None:
         super().__init__(folder)
         self.known = False
+        # The partition being walked's receipts no checkpoint has vouched for yet, per chain, in offset order.
+        self._waiting: dict[str, list[tuple[int, dict[str, Any]]]] = {}
 
-    def check(self, doc: dict[str, Any]) -> str | None:
-        """Take in a sound record's deliveries, or say why a receipt matches none (None: it does, and
-        the feed record it names is bound to what it says)."""
-        if doc.get("kind") == "BLOCK" and doc.get("chain") is None:
+    def begin(self) -> None:
+        """A partition's walk begins: receipts left waiting in the one before will never be vouched for."""
+        self._waiting.clear()
+
+    def cut(self, chains: Iterable[str]) -> None:
+        """Chains the walk cut off: no checkpoint will vouch for their waiting receipts."""
+        for chain in chains:
+            self._waiting.pop(chain, None)
+
+    def check(self, doc: dict[str, Any], offset: int) -> list[tuple[int, str]]:
+        """Take in the sound record at ``offset``: a block's deliveries; a receipt, held until a checkpoint
+        of its chain vouches for it; a checkpoint, whose chain's receipts are then matched to the deliveries
+        they name and bound to their places, in order (``match_receipt``). Returns (offset, why) of each of
+        those receipts that matches none. Anyone may write a receipts topic: a receipt no checkpoint vouches
+        for binds nothing, so it cannot take a delivery's place before the partner's own receipt does."""
+        kind, chain = doc.get("kind"), doc.get("chain")
+        if kind == "BLOCK" and chain is None:
             self.known = True
             self.write("INSERT INTO delivered (alert, partner, feed, version, at_ms) VALUES (?, ?, ?, ?, ?)",
                        [(alert, partner, feed, version if version is not None and _INT64[0] <= version <= _INT64[1]
                          else None, at_ms(at)) for alert, partner, feed, version, at in sent_records(doc)])
-            return None
-        if not self.known or doc.get("kind") != "RECEIPT":
-            return None
+            return []
+        if not isinstance(chain, str):
+            return []
+        if kind == "RECEIPT":
+            self._waiting.setdefault(chain, []).append((offset, doc))
+            return []
+        if kind != "CHECKPOINT":
+            return []
+        vouched = self._waiting.pop(chain, [])
+        if not self.known:
+            return []
         book = SqlReceiptBook(self.conn, self._SENT)
+        unmatched = []
         try:
-            match = match_receipt(doc, book)
-            if isinstance(match, str):
-                return match
-            book.bind(match)
+            for at, receipt in vouched:
+                match = match_receipt(receipt, book)
+                if isinstance(match, str):
+                    unmatched.append((at, match))
+                else:
+                    book.bind(match)
         except sqlite3.Error as exc:
             raise spill_error(self._what, exc, self._folder) from None
-        return None
+        return unmatched
 
 
 _INT64 = (-(2**63), 2**63 - 1)  # what SQLite holds: a version beyond it is none a receipt can name
@@ -350,30 +378,37 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
             for partition in await partitions_of(consumer, topic):
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
                 dropped = 0
-                # Per receipt chain: the records waiting for a checkpoint, and their rows that pass ``flt``.
-                waiting: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+                # Per receipt chain: the records waiting for a checkpoint (offset, their rows that pass ``flt``).
+                waiting: dict[str, list[tuple[int, list[dict[str, Any]]]]] = {}
+                delivered.begin()
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
                     doc, found = walk.feed(rec.offset, rec.value)
+                    delivered.cut(walk.cut)
                     for cut in walk.cut:  # cut off from the chain: no checkpoint will vouch for them
-                        dropped += waiting.pop(cut, (0, []))[0]
-                    if doc is None or found or delivered.check(doc) is not None:
+                        dropped += len(waiting.pop(cut, []))
+                    if doc is None or found:
                         dropped += 1
                         continue
+                    unmatched = {at for at, _ in delivered.check(doc, rec.offset)}
                     chain = doc.get("chain")
                     if chain is not None and holds != "queries":
-                        # A receipt chain: its rows count once a checkpoint vouches for them.
+                        # A receipt chain: its rows count once a checkpoint vouches for them, and the receipt
+                        # matches a delivery (checked then).
                         if doc["kind"] == "CHECKPOINT":
-                            for row in waiting.pop(chain, (0, []))[1]:
-                                yield row
+                            for at, rows in waiting.pop(chain, []):
+                                if at in unmatched:
+                                    dropped += 1
+                                    continue
+                                for row in rows:
+                                    yield row
                         else:
-                            count, rows = waiting.get(chain, (0, []))
-                            rows.extend(r for r in flatten(doc) if flt.accepts(r))
-                            waiting[chain] = (count + 1, rows)
+                            waiting.setdefault(chain, []).append((rec.offset, [r for r in flatten(doc)
+                                                                               if flt.accepts(r)]))
                         continue
                     for row in flatten(doc):
                         if flt.accepts(row):
                             yield row
-                dropped += sum(count for count, _ in waiting.values())
+                dropped += sum(len(held) for held in waiting.values())
                 if left_out is not None:
                     left_out.append(dropped)
 

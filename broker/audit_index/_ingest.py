@@ -218,19 +218,13 @@ class PartitionIngest:
         kind, chain = doc.get("kind"), doc.get("chain")
         if chain is not None and self.holds == "receipts":
             if kind == "CHECKPOINT":
-                self._vouch(chain_key(chain))
-            elif kind == "RECEIPT":
-                delivery = None  # the delivery it acknowledges, once a checkpoint vouches for it
-                if self.check_receipts:
-                    match = match_receipt(doc, self._book)
-                    if isinstance(match, str):
-                        return [Finding(self.topic, self.partition, offset, match)]
-                    self._book.bind(match)
-                    delivery = match.key
+                return self._vouch(chain_key(chain))
+            if kind == "RECEIPT":
+                # Matched to its delivery only once a checkpoint vouches for it (``_vouch``): anyone may write a
+                # receipts topic, and a receipt no one signs must not bind a delivery's place before the real one.
                 self._conn.execute("INSERT INTO pending_receipts (topic, partition, chain_key, \"offset\", row, "
-                                   "decision_id) VALUES (?, ?, ?, ?, ?, ?)",
-                                   (self.topic, self.partition, chain_key(chain), offset, json_text(flatten(doc)[0]),
-                                    delivery))
+                                   "decision_id) VALUES (?, ?, ?, ?, ?, NULL)",
+                                   (self.topic, self.partition, chain_key(chain), offset, json_text(flatten(doc)[0])))
             return []
         if kind == "QUERY":
             self._query(offset, doc)
@@ -328,15 +322,26 @@ class PartitionIngest:
              _text(doc.get("at")), self._time(doc.get("at"))))
         self.rows += 1
 
-    def _vouch(self, key: str) -> None:
-        """A sound checkpoint of a receipt chain: its pending receipts become rows, in offset order."""
+    def _vouch(self, key: str) -> list[Finding]:
+        """A sound checkpoint of a receipt chain: its pending receipts, in offset order, are matched to the
+        deliveries they name (``match_receipt``, then bound to their places) and become rows; the findings of
+        those that match none."""
         c = self._conn
-        pending = c.execute("SELECT \"offset\", row, decision_id FROM pending_receipts WHERE topic = ? AND "
+        pending = c.execute("SELECT \"offset\", row FROM pending_receipts WHERE topic = ? AND "
                             "partition = ? AND chain_key = ? ORDER BY \"offset\"",
                             (self.topic, self.partition, key)).fetchall()
         partner = chain_owner(chain_name(key) or "")
-        for offset, text, delivery in pending:
+        found: list[Finding] = []
+        for offset, text in pending:
             row = json.loads(text)
+            delivery = None  # the delivery it acknowledges
+            if self.check_receipts:
+                match = match_receipt(row, self._book)
+                if isinstance(match, str):
+                    found.append(Finding(self.topic, self.partition, offset, match))
+                    continue
+                self._book.bind(match)
+                delivery = match.key
             cols = ("alert_id", "status", "at", "feed", "detail")
             extra = {k: v for k, v in row.items() if k not in (*cols, "version", "partner", "kind", "chain")}
             when = at_ms(row.get("at"))
@@ -353,6 +358,7 @@ class PartitionIngest:
         if pending:
             c.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
                       (self.topic, self.partition, key))
+        return found
 
 
 def _source(ingress: str | None) -> str | None:

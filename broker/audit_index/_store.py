@@ -17,7 +17,7 @@ from broker.keystore import private_folder
 from broker.private_files import PrivateFile
 from puente.errors import StoreBusy, StoreError
 
-SCHEMA_VERSION = 6  # PRAGMA user_version of the layout below (6: receipts bound to feed places, ``hidden``)
+SCHEMA_VERSION = 7  # PRAGMA user_version of the layout below (7: receipts bound only once vouched for)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 

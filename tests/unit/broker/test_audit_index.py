@@ -409,9 +409,29 @@ def test_a_receipt_unmatched_and_unvouched_is_one_problem(tmp_path: Path) -> Non
     assert found["findings_total"] == 1 and len(found["findings"]) == 1
     assert sum(c["problems"] for c in found["chains"]) == 1
     _ingest(index, {USA_RCPT: _receipts("USA", ["SNM:1", "COL:only"], checkpoint=False)})
-    assert index.problems() == 2  # the tail, and the second unmatched receipt
-    bounded = index.integrity(Scope(), limit=1)
+    assert index.problems() == 1  # the tail: a receipt is matched to a delivery only once vouched for
+    again = AuditIndex(tmp_path / "j" / "index.sqlite")
+    _ingest(again, {DECISIONS: _decisions_topic(), USA_RCPT: _receipts("USA", ["COL:only", "COL:too"])})
+    assert again.problems() == 2  # vouched for, each receipt for no delivery is a problem
+    bounded = again.integrity(Scope(), limit=1)
     assert len(bounded["findings"]) == 1 and bounded["findings_total"] == 2
+
+
+def test_a_receipt_no_checkpoint_vouches_for_binds_no_delivery(tmp_path: Path) -> None:
+    """Anyone may write a partner's receipts topic. An unsigned receipt in a chain of its own, naming a real
+    delivery at another feed record, must not take that delivery's place: the partner's own receipt, vouched
+    for by its checkpoint, still acknowledges it (a row, and the decision's receipt time)."""
+    forged = ChainWriter("t.receipts.USA", 0, checkpoint_every=1 << 62, chain="USA/x").append(
+        "RECEIPT", {"partner": "USA", "alert_id": "SNM:2", "version": 1, "status": "RECEIVED",
+                    "feed": "t.feed.USA:0:99", "at": iso_utc(T0 + timedelta(minutes=5))})
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, {DECISIONS: _decisions_topic(), USA_RCPT: [forged, *_receipts("USA", ["SNM:2"])]})
+    rows = index._conn.execute("SELECT alert_id, feed FROM receipts WHERE partner = 'USA'").fetchall()
+    assert rows == [("SNM:2", "t.feed.USA:0:0")]
+    got = index._conn.execute("SELECT receipt_at_ms FROM decisions WHERE alert_id = 'SNM:2' AND partner = 'USA' "
+                              "AND went = 1").fetchall()
+    assert got and all(r[0] is not None for r in got)
+    assert index.problems() == 1  # the forged receipt: no checkpoint vouches for it
 
 
 def _withheld_index(tmp_path: Path) -> AuditIndex:

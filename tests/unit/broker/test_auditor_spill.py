@@ -156,24 +156,47 @@ def _block(alerts: list[str], partner: str = "COL", version: int = 1) -> bytes:
          for a in alerts], "broker-sign-2026a", _sign, "t")
 
 
+def _vouched(delivered: _Delivered, receipt: dict[str, Any]) -> str | None:
+    """What ``delivered`` finds of ``receipt`` once a checkpoint of its chain vouches for it (None: it matches)."""
+    assert delivered.check(receipt, 0) == []  # held until a checkpoint vouches for it
+    found = delivered.check({"kind": "CHECKPOINT", "chain": receipt["chain"]}, 1)
+    assert [at for at, _ in found] in ([], [0])
+    return found[0][1] if found else None
+
+
 def test_deliveries_match_receipts_from_the_spill(tmp_path: Path) -> None:
     """Receipts match the deliveries sound blocks named (and only those), whichever block named them, each at
-    the one feed record its receipts name."""
+    the one feed record its receipts name, once a checkpoint of their chain vouches for them."""
     receipt = {"kind": "RECEIPT", "chain": "COL", "partner": "COL", "alert_id": "SNM:1", "version": 1,
                "status": "RECEIVED", "feed": "p.feed.COL:0:0", "at": "2026-11-01T10:00:00Z"}
     with _Delivered(tmp_path) as delivered:
-        assert delivered.check(receipt) is None  # no decisions walked yet: nothing to match against
+        assert _vouched(delivered, receipt) is None  # no decisions walked yet: nothing to match against
         for alerts, version in ((["SNM:1", "SNM:2"], 1), (["SNM:3"], 1), (["SNM:1"], 2)):
-            delivered.check(json.loads(_block(alerts, version=version)))
-        assert delivered.check(receipt) is None
-        assert delivered.check({**receipt, "status": "DUPLICATE"}) is None  # the same record read again
-        assert "never delivered" in (delivered.check({**receipt, "alert_id": "SNM:9"}) or "")
-        assert "never delivered" in (delivered.check({**receipt, "chain": "USA", "partner": "USA"}) or "")
+            delivered.check(json.loads(_block(alerts, version=version)), 2)
+        assert _vouched(delivered, receipt) is None
+        assert _vouched(delivered, {**receipt, "status": "DUPLICATE"}) is None  # the same record read again
+        assert "never delivered" in (_vouched(delivered, {**receipt, "alert_id": "SNM:9"}) or "")
+        assert "never delivered" in (_vouched(delivered, {**receipt, "chain": "USA", "partner": "USA"}) or "")
         assert "one feed record holds one delivery" in (
-            delivered.check({**receipt, "version": 2}) or "")  # that record was version 1
-        assert delivered.check({**receipt, "version": 2, "feed": "p.feed.COL:0:1"}) is None
+            _vouched(delivered, {**receipt, "version": 2}) or "")  # that record was version 1
+        assert _vouched(delivered, {**receipt, "version": 2, "feed": "p.feed.COL:0:1"}) is None
         assert delivered.conn.execute("SELECT count(*) FROM delivered").fetchone() == (4,)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_receipt_no_checkpoint_vouches_for_binds_no_delivery(tmp_path: Path) -> None:
+    """Anyone may write a receipts topic: an unsigned receipt in a chain of its own, naming a real delivery at
+    another feed record, binds nothing, so the partner's own receipt, vouched for, still matches it; a chain cut
+    off drops what it held."""
+    receipt = {"kind": "RECEIPT", "chain": "COL", "partner": "COL", "alert_id": "SNM:1", "version": 1,
+               "status": "RECEIVED", "feed": "p.feed.COL:0:0", "at": "2026-11-01T10:00:00Z"}
+    with _Delivered(tmp_path) as delivered:
+        delivered.check(json.loads(_block(["SNM:1"])), 0)
+        assert delivered.check({**receipt, "chain": "COL/x", "feed": "p.feed.COL:0:99"}, 1) == []
+        assert _vouched(delivered, receipt) is None
+        delivered.check({**receipt, "chain": "COL/y", "feed": "p.feed.COL:0:98"}, 2)
+        delivered.cut(["COL/y"])
+        assert delivered.check({"kind": "CHECKPOINT", "chain": "COL/y"}, 3) == []
 
 
 # read_log and verify_topics over a stand-in for the Kafka seam: ``audit_topics`` (conftest.py).
