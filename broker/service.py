@@ -256,6 +256,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
         conn=conn, group_id=settings.broker_group, slots=slots, max_batch=settings.max_batch,
         replay_window_days=settings.replay_window_days, signer_id=signer_id,
         client_id=f"puente-broker{client_suffix}", verify=signature_check(keystore, KeyKind.BROKER_SIGNING),
+        generations=tuple(r.key_id for r in keystore.generations("broker", KeyKind.BROKER_SIGNING)),
         max_concurrent_txns=settings.max_concurrent_txns, retry_backoff_ms=settings.producer_retry_backoff_ms,
         session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
         stall_warning_s=settings.stall_warning_s, group_instance_id=group_instance_id, accept_gaps=accept_gaps,

@@ -129,6 +129,9 @@ class WorkerConfig:
     client_id: str = "puente-broker"
     verify: VerifyFn = field(default=lambda signer, payload, sig: False)
     """Checks the broker's own signatures (every generation of its key) on a chain head it continues."""
+    generations: tuple[str, ...] = ()
+    """The broker's signing key ids ``verify`` takes, newest first: a head signed by one older than a key
+    that signed before it in the chain is a retired key in use, and is not continued."""
     max_concurrent_txns: int = 16
     """Slot transactions open at once in this worker (``PUENTE_MAX_CONCURRENT_TXNS``)."""
     retry_backoff_ms: int = 10
@@ -435,14 +438,29 @@ class BrokerWorker:
         # The blocks read back are not checked one by one (``_verified_head``): none may move a window past
         # its verified head's newest append time, or one forged far ahead would prune every genuine id.
         ceiling = {tp: _latest_ingress_ms(heads[tp]) or 0 for tp in tps.values()}
+        rank = {key_id: i for i, key_id in enumerate(self.config.generations)}  # 0: the newest
+        head_rank = {tp: rank.get(str((heads[tp] or {}).get("signer")), -1) for tp in tps.values()}
+        newer: dict[TopicPartition, Record] = {}  # the last block read back signed by a newer key than the head
 
         def remember(rec: Record) -> None:  # parsed as it arrives: the audit is never held in memory
             tp = TopicPartition(rec.topic, rec.partition)
-            remember_block(by_tp[tp], rec.value, ceiling[tp])
+            signer = remember_block(by_tp[tp], rec.value, ceiling[tp])
+            if signer is not None and rank.get(signer, len(rank)) < head_rank[tp]:
+                newer[tp] = rec
 
         wanted = [tp for tp in tps.values() if tp in starts]
         if wanted:
             await read_many(consumer, wanted, starts=starts, each=remember)
+        for tp, rec in newer.items():
+            # Checked now (it is rare: only a retired key's head is looked for): a block signed by a newer key
+            # than the head's, with a signature that verifies, means the key rotated and a retired one signed on.
+            if head_problem(tp.topic, tp.partition, rec.value, None, self.config.verify) is None:
+                retired = (heads[tp] or {}).get("signer")
+                raise AuditChainError(
+                    f"audit partition {tp.topic}[{tp.partition}] cannot be continued: its last block is signed by "
+                    f"{retired}, a key its chain had moved on from (a newer "
+                    f"generation signed the block at offset {rec.offset}): a retired key in use. The broker will "
+                    "not sign over it; run `puente audit verify`")
         loaded = 0
         for window in windows.values():
             window.prune()
@@ -1148,20 +1166,23 @@ def _latest_ingress_ms(last: dict[str, Any] | None) -> int | None:
     return max(found) if found else None
 
 
-def remember_block(window: ReplayWindow, value: bytes, ceiling: int) -> None:
+def remember_block(window: ReplayWindow, value: bytes, ceiling: int) -> str | None:
     """Note in ``window`` the alert versions an audit block read back records as decided, each at its
     ingress append time but no later than ``ceiling`` (the verified head's newest): the block itself is
-    not verified, and a time ahead of the head would move the window on and prune the genuine ids."""
-    for alert_id, appended in _processed_ids(value):
-        window.add(alert_id, min(appended, ceiling))
-
-
-def _processed_ids(value: bytes) -> list[tuple[str, int]]:
-    """(alert id, ingress append time) of every alert an audit block records as decided."""
+    not verified, and a time ahead of the head would move the window on and prune the genuine ids.
+    Returns the signer the block names (None: none), unchecked."""
     try:
         doc = orjson.loads(value)
     except ValueError:
-        return []
+        return None
+    for alert_id, appended in _processed_ids(doc):
+        window.add(alert_id, min(appended, ceiling))
+    signer = doc.get("signer") if isinstance(doc, dict) else None
+    return signer if isinstance(signer, str) else None
+
+
+def _processed_ids(doc: Any) -> list[tuple[str, int]]:
+    """(alert id, ingress append time) of every alert an audit block (parsed) records as decided."""
     out = []
     for entry in doc.get("entries") or () if isinstance(doc, dict) else ():
         if isinstance(entry, dict) and entry.get("kind") == "ALERT" and isinstance(entry.get("ingress_ms"), int):

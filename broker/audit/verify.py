@@ -562,6 +562,26 @@ def head_problem(topic: str, partition: int, value: bytes, chain: str | None, ve
     return None if good else f"its last record (seq {seq}) has a signature that does not verify with {plain(signer)}"
 
 
+MAX_SIGNERS = 64  # key generations remembered per chain (a rotation a month for five years)
+
+
+def moved_back(signers: list[str], signer: str) -> str | None:
+    """Why ``signer`` may not sign a chain whose sound records ``signers`` signed (in the order each first
+    did), or None; a new signer is noted. A chain's key only ever rotates forward: its owner signs with its
+    newest key, and a worker or subscriber started before a rotation cannot verify the newer key's records
+    (it refuses to continue them). So a key signing again after its successor has is a retired key in use,
+    which a leak of it would look like; it is reported, and the chain's owner will not sign over it."""
+    if signers and signers[-1] == signer:
+        return None
+    if signer in signers:
+        after = signers[signers.index(signer) + 1]
+        return (f"is signed by {plain(signer)}, a key this chain had moved on from ({plain(after)} signed after "
+                "it): a retired key in use")
+    signers.append(signer)
+    del signers[:-MAX_SIGNERS]
+    return None
+
+
 def chain_fields(doc: dict[str, Any]) -> tuple[int, str, str] | None:
     """A record's ``seq``, ``prev`` and ``hash``, or None when one is missing or not of its type (an
     integer, two strings): a record's place in its chain is read from nothing else."""
@@ -586,6 +606,9 @@ class ChainState:
     signed_seq: int | None = None  # the last signed record: seq, time and offset
     signed_at: str | None = None
     signed_offset: int | None = None
+    signers: list[str] = field(default_factory=list)
+    """The keys that signed its sound records, in the order each first did: the last is the one in use.
+    A key rotates forward only; one the chain moved on from signing again is a retired key in use."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -694,6 +717,8 @@ class PartitionWalk:
         elif not may_sign(chain, str(signer)):
             whose = "the broker's decisions" if chain is None else f"{plain(chain)}'s receipts"
             flag(f"{label}{what} seq {seq} is signed by {plain(str(signer))}, which may not vouch for {whose}")
+        elif (why := moved_back(state.signers, str(signer))) is not None:
+            flag(f"{label}{what} seq {seq} {why}")
         if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
             flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
 

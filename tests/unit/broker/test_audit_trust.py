@@ -16,7 +16,7 @@ import pytest
 from broker import auditor
 from broker.audit import ChainHead, ChainWriter, last_ingress, verify_partition
 from broker.audit.receipts import sent_records
-from broker.audit.verify import ReceiptReach, feed_place, head_problem
+from broker.audit.verify import ChainState, PartitionWalk, ReceiptReach, feed_place, head_problem
 from broker.audit_index import AuditIndex
 from broker.kafka import StillOpen
 from broker.topology import TopicNames
@@ -678,3 +678,23 @@ def test_receipts_waiting_in_one_partition_are_not_vouched_by_a_checkpoint_in_an
     reach.take({"kind": "RECEIPT", "chain": "COL", "feed": f"{FEED}:0:3", "status": "RECEIVED"}, True, [])
     reach.take({"kind": "CHECKPOINT", "chain": "COL"}, True, [])
     assert reach.sound == {(FEED, 0): 3} and reach.seen == {(FEED, 0): 99}
+
+
+def test_a_key_the_chain_moved_on_from_signing_again_is_reported(tmp_path: Path) -> None:
+    """A signing key rotates forward only. A retired generation that signs again after its successor (the
+    key leaked, and whoever holds it can write the topic) is a finding in `audit verify` and in an index that
+    continues a walk from its saved state; a rotation itself (a, then b) is not."""
+    writer = ChainWriter("decisions", 0)
+
+    def block(signer: str, n: int) -> bytes:
+        return writer.block([{"kind": "ALERT", "alert_id": f"SNM:{n}", "decisions": []}], signer, _sign,
+                            "2026-11-01T10:00:00Z")
+
+    values = [block("broker-sign-2026a", 0), block("broker-sign-2026b", 1), block("broker-sign-2026b", 2)]
+    walk = PartitionWalk("decisions", 0, _verify, "decisions")
+    assert [found for value in values for found in walk.feed(values.index(value), value)[1]] == []
+    saved = {chain: ChainState.from_json(json.loads(json.dumps(state.to_json())))
+             for chain, state in walk.chains.items()}
+    again = PartitionWalk("decisions", 0, _verify, "decisions", chains=saved)  # an index continuing
+    _, found = again.feed(3, block("broker-sign-2026a", 3))
+    assert len(found) == 1 and "moved on from" in found[0].problem and "broker-sign-2026b" in found[0].problem
