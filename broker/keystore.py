@@ -9,16 +9,21 @@ halves cross between those folders.
 On disk a keystore is a folder of ``<key_id>.json`` files (the format is ``broker.crypto.keys``).
 Files holding a secret are written 0600 (and refused when group- or world-readable, as ssh
 does), in folders made 0700 whatever the umask (and a key in a folder others may write is
-refused); every file is written to a temporary name, fsynced and renamed, so a crash never
-leaves half a key. When several generations of one owner's key exist, the newest
-``created_at`` is current (the key a holder signs or seals with); older ones stay loadable, and
-a reader verifies or decrypts with every generation it holds (``load_verify_keys``,
-``load_decryption_keys``, ``signature_check``), so records made before a rotation still open.
+refused); a key file must be a regular file in the keystore folder itself (a link is refused, and
+never followed); every file is written to a temporary name, fsynced and renamed, so a crash never
+leaves half a key. A keystore holds a public half under one owner's key id only, and the broker's
+holds no partner's or agency's private half (``load_public``, ``agency_mac_lookup``).
+
+When several generations of one owner's key exist, the newest ``created_at`` is current (the key a
+holder signs or seals with); older ones stay loadable, and a reader verifies or decrypts with every
+generation it holds (``load_verify_keys``, ``load_decryption_keys``, ``signature_check``), so
+records made before a rotation still open.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
 import re
 import secrets
@@ -54,17 +59,14 @@ from puente.settings import PuenteSettings
 
 
 def load_key_file(path: Path | str) -> KeyRecord:
-    """Load one key file, e.g. the partner's private key given as ``--key FILE``."""
+    """Load one key file, e.g. the partner's private key given as ``--key FILE``.
+
+    The name must be a regular file itself, never a link: the folder checked is the one the name
+    sits in, and a link would let whoever may write that folder point it at a file kept elsewhere.
+    """
     path = Path(path)
     key_id = path.name.removesuffix(".json")
-    try:
-        with path.open("rb") as fh:
-            mode = os.fstat(fh.fileno()).st_mode
-            data = fh.read(MAX_KEY_FILE + 1)
-    except FileNotFoundError:
-        raise KeyMaterialError(f"key {key_id}: no key file at {path}") from None
-    except OSError as exc:
-        raise KeyMaterialError(f"key {key_id}: cannot read {path}: {exc.strerror}") from None
+    data, mode = _read_key_file(path, key_id)
     if len(data) > MAX_KEY_FILE:
         raise KeyMaterialError(f"key {key_id}: {path} is too large to be a key file")
     record = record_from_json(data, key_id=key_id)
@@ -79,7 +81,8 @@ def load_key_file(path: Path | str) -> KeyRecord:
             f"key {key_id}: {path} is writable by others (mode {stat.S_IMODE(mode):04o}); run chmod 644 on it"
         )
     try:
-        folder = stat.S_IMODE(path.resolve().parent.stat().st_mode)
+        # The folder the name is in, as given: not wherever a link in it might lead.
+        folder = stat.S_IMODE(os.stat(path.parent).st_mode)
     except OSError:
         folder = 0
     if folder & 0o022:
@@ -88,6 +91,33 @@ def load_key_file(path: Path | str) -> KeyRecord:
             f"key {key_id}: its folder {path.parent} is writable by others (mode {folder:04o}); run chmod 700 on it"
         )
     return record
+
+
+def _read_key_file(path: Path, key_id: str) -> tuple[bytes, int]:
+    """The first ``MAX_KEY_FILE + 1`` bytes of the regular file ``path`` and its mode; a link is refused."""
+    try:
+        named = os.lstat(path)
+        if not stat.S_ISREG(named.st_mode):
+            raise KeyMaterialError(
+                f"key {key_id}: {path} is {'a symbolic link' if stat.S_ISLNK(named.st_mode) else 'not a regular file'}"
+                "; a key file must be a regular file in the keystore folder itself: check who made it and where "
+                "it leads, remove it and put the key file itself there"
+            )
+        # O_NOFOLLOW: a link swapped in after the lstat is refused too; O_NONBLOCK: a FIFO cannot hang the read.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise KeyMaterialError(f"key {key_id}: no key file at {path}") from None
+    except OSError as exc:
+        raise KeyMaterialError(f"key {key_id}: cannot read {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            opened = os.fstat(fh.fileno())
+            if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino) or not stat.S_ISREG(opened.st_mode):
+                raise KeyMaterialError(f"key {key_id}: {path} changed while it was read; check who else writes "
+                                       "the keystore folder")
+            return fh.read(MAX_KEY_FILE + 1), opened.st_mode
+    except OSError as exc:
+        raise KeyMaterialError(f"key {key_id}: cannot read {path}: {exc.strerror}") from None
 
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
@@ -206,6 +236,23 @@ class Keystore:
         if kind is not None and parsed.kind is not kind:
             raise KeyMaterialError(f"key {key_id}: kind is {parsed.kind}, expected {kind}")
         return load_key_file(self.path / f"{key_id}.json")
+
+    def load_public(self, key_id: str, kind: KeyKind) -> KeyRecord:
+        """The other side's public half ``key_id`` of ``kind``, as the broker or its auditors hold it: a
+        record holding a secret is refused (``refuse_private``), since only its owner may hold that."""
+        record = self.load(key_id, kind)
+        self.refuse_private(record)
+        return record
+
+    def refuse_private(self, record: KeyRecord) -> None:
+        """KeyMaterialError (one line) when ``record``, someone else's key, holds its private half here."""
+        if record.secret is None:
+            return
+        raise KeyMaterialError(
+            f"key {record.key_id}: keystore {self.path} holds {record.owner}'s private half, which only "
+            f"{record.owner} may hold: import its public half (`puente keys import-public FILE.pem --id "
+            f"{record.key_id} --dir {self.path}`) and remove {self.path / f'{record.key_id}.json'}"
+        )
 
     def generations(self, owner: str, kind: KeyKind) -> list[KeyRecord]:
         """Every key of ``kind`` belonging to ``owner`` here, newest ``created_at`` first (then by id).
@@ -351,6 +398,7 @@ class Keystore:
         generation), as is an id whose private half this keystore holds.
         """
         record = public_from_pem(pem, key_id=key_id, created_at=now, source=source)
+        self._refuse_held_by_another(record, source)
         if (self.path / f"{key_id}.json").exists():
             existing = self.load(key_id, record.kind)
             if existing.secret is not None:
@@ -362,6 +410,19 @@ class Keystore:
             return existing, False
         self.put(record)
         return record, True
+
+    def _refuse_held_by_another(self, record: KeyRecord, source: str) -> None:
+        """Refuse a public half held here already as another owner's key: the wrong PEM picked up would
+        otherwise seal one partner's feed to another's key, or let one agency MAC as another."""
+        for key_id in self.key_ids():
+            if parse_key_id(key_id).owner == record.owner:
+                continue
+            held = self.load(key_id)
+            if held.public is not None and hmac.compare_digest(held.public, record.public or b""):
+                raise KeyMaterialError(
+                    f"{source}: keystore {self.path} already holds this public key as {key_id}, {held.owner}'s, "
+                    f"so it cannot also be {record.key_id}: check that {source} is {record.owner}'s own key"
+                )
 
     def generate_own(self, holder: Holder, ident: str, *, generation: str, now: datetime,
                      agreements: Iterable[str] = (), keep_existing: bool = False) -> list[KeyRecord]:
@@ -462,7 +523,11 @@ class Keystores:
 def signature_check(keystore: Keystore, *kinds: KeyKind) -> Callable[[str, bytes, bytes], bool]:
     """(signer id, payload, signature) -> valid, for every generation of the signing keys of
     ``kinds`` in ``keystore``: a chain signed before a key rotation still verifies."""
-    return checker({k: keystore.load(k).ed25519_public() for k in keystore.key_ids() if parse_key_id(k).kind in kinds})
+    records = [keystore.load(k) for k in keystore.key_ids() if parse_key_id(k).kind in kinds]
+    for record in records:
+        if record.kind is KeyKind.PARTNER_SIGNING:
+            keystore.refuse_private(record)  # a verifier holds a partner's receipt key, never its secret
+    return checker({record.key_id: record.ed25519_public() for record in records})
 
 
 KEY_GENERATION = "2026a"

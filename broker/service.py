@@ -137,17 +137,23 @@ class PolicyAdapter:
 
 def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, FeedSealer], dict[str, str]]:
     """A sealer per partner whose own encryption key the keystore holds, and for every other
-    partner why not: one line naming the key id (and file) and what to check."""
+    partner why not: one line naming the key id (and file) and what to check.
+
+    Each sealer seals one trial record before it is handed out, so a key nothing can be sealed to
+    is a start-up problem (``require_sealers``), never a WITHHOLD of every alert to that partner;
+    two partners whose keys are one public key get no sealer, since each would read the other's feed.
+    """
     signing = keystore.load_signing_key()
     sealers: dict[str, FeedSealer] = {}
     problems: dict[str, str] = {}
+    holders: dict[bytes, list[tuple[str, str]]] = {}
     for partner in policy_set.partners.values():
         key_id = partner.encryption_key_id
         if not key_id:
             problems[partner.id] = "the policy names no encryption key for it (partners.yaml, keys.encryption)"
             continue
         try:
-            key = keystore.load(key_id, KeyKind.PARTNER_ENCRYPTION)
+            key = keystore.load_public(key_id, KeyKind.PARTNER_ENCRYPTION)
         except KeyMaterialError as exc:
             missing = not (keystore.path / f"{key_id}.json").exists()
             problems[partner.id] = str(exc) + (
@@ -158,8 +164,35 @@ def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, 
             problems[partner.id] = (f"its encryption key {key.key_id} is {key.owner}'s, not its own: correct "
                                     "keys.encryption in partners.yaml")
             continue
-        sealers[partner.id] = FeedSealer(partner.id, key.x25519_public(), signing)
+        public = key.x25519_public()
+        problem = _trial_seal(partner.id, key.key_id, FeedSealer(partner.id, public, signing))
+        if problem:
+            problems[partner.id] = problem
+            continue
+        sealers[partner.id] = FeedSealer(partner.id, public, signing)
+        holders.setdefault(public.public_bytes_raw(), []).append((partner.id, key.key_id))
+    for shared in (found for found in holders.values() if len(found) > 1):
+        for partner_id, key_id in shared:
+            others = ", ".join(f"{p}'s {k}" for p, k in shared if p != partner_id)
+            sealers.pop(partner_id)
+            problems[partner_id] = (f"its encryption key {key_id} is the same public key as {others}: one partner "
+                                    "would read the other's feed; re-import each partner's own PEM under a new "
+                                    f"generation (`puente keys import-public FILE.pem --id {partner_id}-enc-<g> "
+                                    f"--dir {keystore.path}`) and name it in partners.yaml")
     return sealers, problems
+
+
+def _trial_seal(partner: str, key_id: str, sealer: FeedSealer) -> str | None:
+    """Why ``sealer`` cannot seal, or None. A throwaway sealer is tried, not the one handed out: the trial
+    record's data key must not become the first one the partner's feed is sealed under."""
+    try:
+        sealer.seal(b"", alert_id="puente-start-up-trial", topic="puente-start-up-trial", schema_fp=bytes(8),
+                    policy_version="trial", agreement="", now=datetime.now(UTC))
+    except Exception as exc:  # noqa: BLE001 - whatever stops a seal must stop the start, not each alert
+        said = " ".join(str(exc).split())[:120]
+        return (f"nothing can be sealed to its encryption key {key_id} ({type(exc).__name__}: {said}): ask "
+                f"{partner} for the public half of a new key and import it under a new generation")
+    return None
 
 
 def agreements_in_force(policy_set: PolicySet, now: datetime) -> dict[str, list[str]]:

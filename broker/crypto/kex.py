@@ -32,7 +32,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from broker.crypto.keys import BROKER_OWNER, KEY_LEN, KeyId, KeyKind, KeyRecord, SecretBytes, parse_key_id
+from broker.crypto.keys import (
+    BROKER_OWNER,
+    KEY_LEN,
+    KeyId,
+    KeyKind,
+    KeyRecord,
+    SecretBytes,
+    parse_key_id,
+    x25519_exchange,
+)
 from puente.errors import KeyMaterialError
 
 INGRESS_MAC_INFO = b"puente/ingress-mac/v1\x00"
@@ -86,10 +95,7 @@ def ingress_mac_key(own: KeyRecord, other: KeyRecord) -> SecretBytes:
     agency_key, broker_key = (other, own) if own.owner == BROKER_OWNER else (own, other)
     agency = agency_key.owner
     pair = pair_key_id(agency_key.key_id, broker_key.key_id)
-    try:
-        shared = own.agreement_private().exchange(other.agreement_public())
-    except ValueError:  # an all-zero result: the other side's public half is a low-order point
-        raise KeyMaterialError(f"key {other.key_id}: not a usable X25519 public key (no shared secret)") from None
+    shared = x25519_exchange(own.agreement_private(), other.agreement_public(), key_id=other.key_id)
     hkdf = HKDF(
         algorithm=hashes.SHA256(),
         length=KEY_LEN,

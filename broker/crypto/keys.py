@@ -231,6 +231,27 @@ class KeyRecord:
         return self._secret(kind)
 
 
+def x25519_exchange(private: X25519PrivateKey, public: X25519PublicKey, *, key_id: str) -> bytes:
+    """The X25519 shared secret of ``private`` and the public half ``key_id``; KeyMaterialError when
+    there is none: the public half is a low-order point (all-zero, one, an order-8 point...), which
+    gives the all-zero result whatever the private half, so nothing can be sealed or agreed with it."""
+    try:
+        return private.exchange(public)
+    except ValueError:  # cryptography refuses the all-zero result
+        raise KeyMaterialError(f"key {key_id}: not a usable X25519 public key (a low-order point: no shared "
+                               "secret); ask its owner for the public half of a freshly generated key") from None
+
+
+def check_x25519_public(key_id: str, public: bytes) -> None:
+    """Refuse (KeyMaterialError) an X25519 public half nothing can be sealed to or agreed with: one trial
+    exchange with a fresh private key, which fails for every low-order point and only for those."""
+    try:
+        key = X25519PublicKey.from_public_bytes(public)
+    except ValueError:
+        raise KeyMaterialError(f"key {key_id}: not an X25519 public key") from None
+    x25519_exchange(X25519PrivateKey.generate(), key, key_id=key_id)
+
+
 def new_key(kind: KeyKind, owner: str, generation: str, now: datetime) -> KeyRecord:
     """Fresh random key material of ``kind`` for ``owner`` (not yet written anywhere)."""
     key_id = str(KeyId(owner, kind, generation))
@@ -326,6 +347,10 @@ def _check_halves(key_id: str, kind: KeyKind, public: bytes | None, secret: byte
             raise KeyMaterialError(f"key {key_id}: a {kind} key file must have a public half")
         if secret is not None and not hmac.compare_digest(_derived_public(kind, secret), public):
             raise KeyMaterialError(f"key {key_id}: the public half does not belong to the secret half")
+        if secret is None and kind in _X25519_KINDS:
+            # Only an imported half can be low-order (one derived from a secret never is); refused at load,
+            # so a bad key stops start-up instead of every seal to it failing later.
+            check_x25519_public(key_id, public)
     else:
         if secret is None:
             raise KeyMaterialError(f"key {key_id}: a {kind} key file must have a secret")

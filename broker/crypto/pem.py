@@ -10,7 +10,8 @@ name; the id's role says which key type the PEM must hold:
     pseudo        none: a pseudonym key has no public half and never leaves the broker
 
 Anything else is refused with one line naming the file: another key type, a private key (of any
-PEM flavour), more than one PEM block, or text that is not PEM. Messages never quote the input.
+PEM flavour), more than one PEM block, text that is not PEM, or an X25519 public key of low order
+(nothing could be sealed to it or agreed with it). Messages never quote the input.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from broker.crypto.keys import KeyRecord, parse_key_id
+from broker.crypto.keys import KeyRecord, check_x25519_public, parse_key_id
 from puente.errors import KeyMaterialError
 
 _BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
@@ -74,4 +75,9 @@ def public_from_pem(data: bytes, *, key_id: str, created_at: datetime, source: s
         raise KeyMaterialError(f"{source}: holds a public key of type {got}, but {key_id} is a {kind} key, "
                                f"which must be {expected}")
     raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    if isinstance(key, X25519PublicKey):
+        try:
+            check_x25519_public(key_id, raw)
+        except KeyMaterialError as exc:
+            raise KeyMaterialError(f"{source}: {exc}") from None
     return KeyRecord(key_id, kind, created_at, raw, None)

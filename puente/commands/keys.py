@@ -14,7 +14,6 @@ SubjectPublicKeyInfo (``export-public`` on one side, ``import-public`` on the ot
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from broker.keystore import (
     Keystore,
     holder_path,
     provision_all,
+    write_atomic,
 )
 from policies import load_policy_set
 from puente.commands._common import Subparsers, settings
@@ -134,9 +134,8 @@ def _export_public(args: argparse.Namespace) -> int:
         sys.stdout.write(pem.decode("ascii"))
         return 0
     try:
-        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
+        # A new file renamed over the name: a link planted at --out is replaced, never written through.
+        write_atomic(args.out, pem, 0o644)
     except OSError as exc:
         raise ConfigError(f"--out {args.out}: cannot write: {exc.strerror}") from None
     print(f"wrote the public half of {args.key_id} to {args.out}; give it to the other side, who runs: "
