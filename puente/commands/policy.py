@@ -104,7 +104,12 @@ def _keystore_check(folder: Path) -> Callable[[str, str, str], str | None]:
         try:
             expected = KeyKind(kind)
             # <agreement>-pseudo-<generation>.json, the newest of them; else <key id>.json exactly, of that kind
-            key = store.current(name, expected) if kind == PSEUDONYM_KEY else store.load(name, expected)
+            if kind == PSEUDONYM_KEY:
+                key = store.current(name, expected)
+            elif expected in (KeyKind.PARTNER_ENCRYPTION, KeyKind.PARTNER_SIGNING):
+                key = store.load_public(name, expected)  # a partner's private half is refused, as the broker does
+            else:
+                key = store.load(name, expected)
         except KeyMaterialError as exc:
             return str(exc)
         if key.owner != owner:

@@ -179,6 +179,17 @@ def test_a_key_file_of_another_kind_is_refused(keystore: Path, capsys: pytest.Ca
     )
 
 
+def test_a_partners_private_half_in_the_broker_keystore_is_found(
+        tmp_path: Path, keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """COL's own key file (its private half) copied into the broker's folder is what the broker refuses to
+    seal with; lint --keys says so too, with what to do."""
+    own = tmp_path / "keys" / "partners" / "COL" / "COL-enc-2026a.json"
+    (keystore / "COL-enc-2026a.json").write_bytes(own.read_bytes())
+    (keystore / "COL-enc-2026a.json").chmod(0o600)
+    code, found = _lint_keys(keystore, capsys)
+    assert code == 1 and len(found) == 1 and "holds COL's private half" in found[0] and "import-public" in found[0]
+
+
 @pytest.mark.parametrize(("named", "finding"), [
     # its own receipt-signing key, where its encryption key belongs
     ("COL-rcpt-2026a", "key COL-rcpt-2026a: kind is partner-signing, expected partner-encryption"),
