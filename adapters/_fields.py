@@ -6,14 +6,16 @@ says what was expected.
 
 Messages go to stderr and into the dead letter's ``puente-dlq-detail`` header, where more
 people read them than may read the record. When a column is shifted, a person's name or
-document number lands in a date, number or id field, so the rule, kept in one place
-(:func:`naming`), is: a message names the field and the kind of problem, and quotes a value
-only when it is the value of a code field (looked up in a table) and looks like a code.
-Dates, times, numbers as text, ids, coordinates as text and free text are never quoted.
+document number lands in a date, number or id field, and an upper-case surname, a vessel's
+name or a plate looks just like a code, so the rule is: a message names the field and the
+kind of problem and never quotes the value. Where the field's vocabulary is closed (a code
+table, the countries), :func:`did_you_mean` may offer the nearest member of that vocabulary:
+only the vocabulary is ever printed, never what the record holds.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import unicodedata
@@ -21,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
-from adapters._codes import country, norm_key
+from adapters._codes import COUNTRY_NAMES, ISO_ALPHA3, country, norm_key
 from puente.errors import AdapterError
 from puente.strict import unseen_mark
 
@@ -36,8 +38,8 @@ INVISIBLE = "invisible-character"  # a format character (bidi override, zero-wid
 LOCATION_MISMATCH = "location-mismatch"  # the coordinates lie in another province than the one labelled
 
 OLDEST_EVENT = date(2000, 1, 1)  # older events are typing errors (a year of 0025, 1925), not archives
-_CODE_LIKE = re.compile(r"[A-Z0-9_.-]{1,24}")
-_CODE_DIGITS = 3  # H2, B3, 1.0 have one or two; a document number ('PA1234567', 'E-8-123456') has more
+_NEAR = 0.8  # difflib's ratio for a near miss: 'COMBAT' for 'COMBATE', not 'GARCIA' for 'GARITA'
+_COUNTRY_FORMS = sorted(ISO_ALPHA3 | set(COUNTRY_NAMES))
 
 
 def fail(reason: str, message: str) -> AdapterError:
@@ -46,21 +48,34 @@ def fail(reason: str, message: str) -> AdapterError:
 
 
 def naming(field: str, code_value: object) -> str:
-    """``field``, followed by the quoted value when it looks like a code: the one way a value enters a message.
+    """``field`` alone: a refused value is never quoted, however much it looks like a code (``code_value`` is kept
+    so that call sites still say which value they refuse).
 
-    Pass only the value of a code field (one looked up in a table). It is quoted only when it
-    has the shape of a code: at most 24 ASCII upper-case letters, digits, '_', '-' or '.', and
-    at most three digits. A name ('Núñez Peña'), a document number ('PA1234567') or a date
-    that a shifted column put there does not have that shape, and is left out.
+    An upper-case surname ('GARCIA-MARQUEZ'), a vessel's name or a plate has the shape of a
+    code, and a message reaches stderr and the dead letter's header. Use :func:`did_you_mean`
+    to point at the code probably meant.
     """
-    if (isinstance(code_value, str) and _CODE_LIKE.fullmatch(code_value)
-            and sum(c.isdigit() for c in code_value) <= _CODE_DIGITS):
-        return f"{field} {code_value!r}"
     return field
 
 
+def did_you_mean(value: str, vocabulary: Iterable[str]) -> str:
+    """' (did you mean 'X'?)' with X the member of ``vocabulary`` nearest to ``value`` in norm_key form; '' if none is.
+
+    Only a member of the (closed) vocabulary is printed, never ``value``: the hint points at the
+    code meant without saying what the record holds.
+    """
+    by_form = {norm_key(member): member for member in vocabulary}
+    form = norm_key(value[:80])
+    close = by_form.get(form) or next((by_form[m] for m in difflib.get_close_matches(form, by_form, 1, _NEAR)), None)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
 def key_name(key: str) -> str:
-    """A record's key for a message (a key is a name of a field, not personal data): cut to 40 characters.
+    """A known key (one an adapter reads, or offers as the one meant) for a message: cut to 40 characters.
+
+    Not for a key the record holds that no adapter knows: that key may be data (a record keyed by a
+    traveller's name, documents keyed by passport number), so it is said by place and length only
+    (``adapters.core._unknown_key``).
 
     repr() escapes control and invisible characters, so a key cannot hide itself in the message.
     """
@@ -140,7 +155,7 @@ def code(value: Any, field: str, table: Mapping[str, str] | Iterable[str], *, re
     if found is None:
         known = sorted(table)  # what may be written (labels, in their normalised form), not what they map to
         listing = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
-        raise fail(UNKNOWN_CODE, f"{naming(field, raw)} is not a known code (expected one of {listing})")
+        raise fail(UNKNOWN_CODE, f"{field} is not a known code{did_you_mean(raw, known)} (expected one of {listing})")
     return found
 
 
@@ -152,13 +167,15 @@ def countries(values: Any, field: str) -> list[str]:
     if not isinstance(items, list):
         raise fail(INVALID, f"{field} must be a list of countries")
     out: list[str] = []
-    for item in items:
+    for number, item in enumerate(items, 1):
         name = text(item, field, 60)
         if name is None:
             continue
         found = country(name)
-        if found is None:
-            raise fail(UNKNOWN_CODE, f"{naming(field, name)} is not an ISO 3166 alpha-3 code or a known country")
+        if found is None:  # which entry, and the nearest known country: never the text (a surname, often)
+            which = f"{field} (entry {number} of {len(items)})" if len(items) > 1 else field
+            raise fail(UNKNOWN_CODE, f"{which} is not an ISO 3166 alpha-3 code or a known country"
+                                     f"{did_you_mean(name, _COUNTRY_FORMS)}")
         if found not in out:
             out.append(found)
     return out

@@ -143,6 +143,18 @@ def _first_duplicate(text: str) -> tuple[str, int] | None:
     return None
 
 
+_FIELD_NAME = re.compile(r"[^\W\d][\w]{0,39}")
+
+
+def _key_shown(key: str) -> str:
+    """A repeated key for a message: quoted when it has the shape of the formats' field names (lower case,
+    letters first, few digits: ``releasable_to``, ``clasificación``), else by its length only. A key may be
+    data (documents keyed by passport number, people by name), and messages reach the dead letter's header."""
+    if _FIELD_NAME.fullmatch(key) and key == key.lower() and sum(c.isdigit() for c in key) <= 3:
+        return key_name(key)
+    return f"of {len(key)} characters"
+
+
 def parse_json(text: str, first_line: int) -> dict[str, Any]:
     """One JSON object; the error names the file line and column, and tells truncation from bad syntax."""
     try:
@@ -150,7 +162,7 @@ def parse_json(text: str, first_line: int) -> dict[str, Any]:
     except DuplicateKey as exc:
         found = _first_duplicate(text)
         key, line = (found[0], first_line + text.count("\n", 0, found[1])) if found else (exc.key, first_line)
-        raise fail(DUPLICATE_KEY, f"line {line}: the key {key_name(key)} appears twice in one object; "
+        raise fail(DUPLICATE_KEY, f"line {line}: the key {_key_shown(key)} appears twice in one object; "
                                   "which value was meant cannot be known, so the record is refused") from None
     except json.JSONDecodeError as exc:
         line = first_line + exc.lineno - 1

@@ -44,7 +44,7 @@ can recall the alert with ``puente recall``.
 
 Those are the keys the adapter reads (``KEYS``), at every level, and ``contenido`` holds only its
 type's keys (a seizure's ``elementos`` in an EVENTO_FRONTERA is refused, not dropped); any other
-key refuses the message, naming it, unless ``agencies.yaml`` lists its path under COMBIFRON's
+key refuses the message, saying where it is, unless ``agencies.yaml`` lists its path under COMBIFRON's
 ``ignored_keys``. A key in ``restricciones`` that is no marking refuses the message whatever the
 configuration says: Colombia's restrictions must never be lost to a misspelling.
 """
@@ -186,7 +186,7 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """One COMBIFRON message -> an alert of its type, originated in Colombia (pure)."""
     envelope = f.text(doc.get("version"), "version", 10, required=True) or ""
     if not envelope.startswith("1."):
-        raise f.fail(f.UNKNOWN_CODE, f"{f.naming('format version', envelope)} is not 1.x, the agreed version")
+        raise f.fail(f.UNKNOWN_CODE, "format version is not 1.x, the agreed version")
     version, action, reason, consented = _revision(doc, ctx)
     kind = lookup(TYPES, doc.get("tipo"), "tipo") or ""
     entity = lookup({k: k for k in ctx.profile.originators}, doc.get("entidad"), "entidad") or ""

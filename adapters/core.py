@@ -39,7 +39,6 @@ from adapters._fields import (
     code,
     fail,
     key_name,
-    naming,
     text,
 )
 from adapters._readers import Item
@@ -140,32 +139,36 @@ Node = Keys | Each | ByKind | None
 
 
 class _Unknown(Exception):
-    """A key ``keys`` does not admit; ``trail`` collects where it is as the walk unwinds (innermost first)."""
+    """A key ``keys`` does not admit, the ``number``-th of ``count`` in its object; ``trail`` collects where it is
+    as the walk unwinds (innermost first)."""
 
-    def __init__(self, key: str, keys: Keys) -> None:
-        super().__init__(key)
-        self.key, self.keys, self.trail = key, keys, list[str]()
+    def __init__(self, obj: dict[str, Any], keys: Keys) -> None:
+        number, key = next((i, k) for i, k in enumerate(obj, 1) if k not in keys.names)
+        super().__init__(number)
+        self.key, self.number, self.count, self.keys, self.trail = key, number, len(obj), keys, list[str]()
 
 
 def check_keys(doc: Any, keys: Keys) -> None:
     """Refuse a record holding a key that ``keys`` (see ``Keys.tolerating``) does not admit, at any depth.
 
-    The message names the key (escaped and cut, as key_name does) and where it is, never a value;
-    a value of the wrong type (an array where an object belongs) is left to the mapping to refuse.
+    The message says where the key is, never a value; nor the key itself, which may be data (a
+    record keyed by a traveller's name, documents keyed by passport number): only a known key it
+    nearly matches is named. A value of the wrong type (an array where an object belongs) is left
+    to the mapping to refuse.
     """
     if not isinstance(doc, dict):  # JSON objects, as the readers parse them
         return
     try:
         _walk(doc, keys, doc)
     except _Unknown as exc:
-        raise _unknown_key(exc.key, exc.keys, ".".join(reversed(exc.trail)) or "the record") from None
+        raise _unknown_key(exc, ".".join(reversed(exc.trail)) or "the record") from None
 
 
 def _walk(obj: dict[str, Any], keys: Keys, record: dict[str, Any]) -> None:
     # Run for every record: keys are compared as sets (in C), only nested values are walked, and where a key
     # is, is worked out only for the one refused (as the exception unwinds).
     if not keys.names.issuperset(obj):
-        raise _Unknown(next(key for key in obj if key not in keys.names), keys)
+        raise _Unknown(obj, keys)
     for key, node in keys.nested.items():
         value = obj.get(key)
         if isinstance(node, Each):
@@ -184,22 +187,27 @@ def _walk(obj: dict[str, Any], keys: Keys, record: dict[str, Any]) -> None:
                 raise
 
 
-def _unknown_key(key: str, keys: Keys, where: str) -> AdapterError:
-    known = sorted(keys.fields)
+def _unknown_key(unknown: _Unknown, where: str) -> AdapterError:
+    known = sorted(unknown.keys.fields)
     listing = ", ".join(known[:16]) + (", ..." if len(known) > 16 else "")
-    if keys.sealed:
-        return fail(UNKNOWN_CODE, f"{where} has the key {key_name(key)}, which is no marking this adapter reads"
-                                  f"{_did_you_mean(key, known, near=False)}: check its spelling; a new kind of "
-                                  f"marking needs the adapter to read it (known: {listing})")
-    return fail(UNKNOWN_CODE, f"{where} has the key {key_name(key)}, which this adapter does not read"
-                              f"{_did_you_mean(key, known, near=True)}: check its spelling, or list its path under "
-                              f"ignored_keys in agencies.yaml if the export adds it (known here: {listing})")
+    sealed = unknown.keys.sealed
+    # The key is never quoted (it may be a name or a document number); a near miss names the known key instead.
+    meant = _did_you_mean(unknown.key, known, near=not sealed)
+    which = meant or (f" (key {unknown.number} of {unknown.count}, {len(unknown.key):,} characters)"
+                      if unknown.count > 1 else f" ({len(unknown.key):,} characters)")
+    if sealed:
+        return fail(UNKNOWN_CODE, f"{where} has an unexpected key{which}, which is no marking this adapter reads: "
+                                  "check its spelling; a new kind of marking needs the adapter to read it "
+                                  f"(known: {listing})")
+    return fail(UNKNOWN_CODE, f"{where} has an unexpected key{which}, which this adapter does not read: check its "
+                              "spelling, or list its path under ignored_keys in agencies.yaml if the export adds it "
+                              f"(known here: {listing})")
 
 
 def _did_you_mean(key: str, known: Iterable[str], *, near: bool) -> str:
     """' (did you mean 'x'?)' for a known key written another way (case, accents, spacing), or with ``near`` nearly
-    so ('documento'); '' when none is. Never ``near`` among markings: 'consentimiento_previo' is not a misspelt
-    'consentimiento', and renaming it so would widen a release."""
+    so ('documento'); '' when none is. Only the known key is printed, never ``key``. Never ``near`` among markings:
+    'consentimiento_previo' is not a misspelt 'consentimiento', and renaming it so would widen a release."""
     by_form = {norm_key(k): k for k in known}
     form = norm_key(key[:80])
     close = by_form.get(form)
@@ -370,7 +378,9 @@ def names(value: Any, field: str, known: frozenset[str]) -> list[str] | None:
         value = [v for v in re.split(r"[,;/\s]+", value) if v]
     if not isinstance(value, list):
         raise fail(INVALID, f"{field} must be a list of codes")
-    return [code(v, field, known) or "" for v in value]
+    # a refused entry is never quoted (see adapters._fields), so the message says which one it is
+    return [code(v, field if len(value) == 1 else f"{field} (entry {i} of {len(value)})", known) or ""
+            for i, v in enumerate(value, 1)]
 
 
 def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> dict[str, Any]:
@@ -395,7 +405,7 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> 
         raise fail(MISSING_FIELD, "handling code H3 needs its restriction stated in the handling text")
     grading = (text(over.get("grading"), "grading", 4) or d.grading).upper()
     if len(grading) != 2 or grading[0] not in v.reliability or grading[1] not in v.credibility:
-        raise fail(UNKNOWN_CODE, f"{naming('grading', grading)} is not a reliability A-F and a credibility 1-6")
+        raise fail(UNKNOWN_CODE, "grading is not a reliability A-F and a credibility 1-6")
     return {
         "classification": cls,
         "releasable_to": list(dict.fromkeys(d.releasable_to if rel is None else rel)),

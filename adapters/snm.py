@@ -30,7 +30,7 @@ content); when the export cannot produce it, the agency's officer can recall the
 ``marcado.consentimiento``, or as ``puente consent grant``.
 
 Those are the keys the adapter reads (``KEYS``), at every level; any other key refuses the hit,
-naming it, unless ``agencies.yaml`` lists its path under SNM's ``ignored_keys``. A key in
+saying where it is, unless ``agencies.yaml`` lists its path under SNM's ``ignored_keys``. A key in
 ``marcado`` that is no marking refuses the hit whatever the configuration says.
 """
 
@@ -128,7 +128,7 @@ def hit(doc: dict[str, Any], ctx: Context, *, person_key: str, match: dict[str, 
     label = f.text(match.get("lista"), "lista", 60, required=True) or ""
     found = LISTS.get(norm_key(label))
     if found is None:
-        raise f.fail(f.UNKNOWN_CODE, f"{f.naming('lista', label)} is not a known watchlist "
+        raise f.fail(f.UNKNOWN_CODE, f"lista is not a known watchlist{f.did_you_mean(label, LISTS)} "
                                      f"({', '.join(sorted({c for c, _ in LISTS.values()}))})")
     owner = f.countries([match["propietario"]], "propietario")[0] if match.get("propietario") else found[1]
     return {

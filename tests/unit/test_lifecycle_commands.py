@@ -54,9 +54,9 @@ def test_a_wrong_command_line_is_usage_exit_2(keys: Path, args: tuple[str, ...],
     (("recall", "PTY-20261103-00231", "--reason", "error"), "starts with the code of the agency"),
     (("recall", "XYZ:PTY-1", "--reason", "legal"), "starts with the code of the agency"),
     (("consent", "grant", ALERT, "--partner", "USA", "--partner", "VEN"), "--partner VEN: not a partner the policy"),
-    (("reclassify", ALERT, "--classification", "ULTRA"), "--classification 'ULTRA' is not a known code"),
-    (("reclassify", ALERT, "--releasable-to", "COL,VEN"), "--releasable-to 'VEN' is not a known code"),
-    (("reclassify", ALERT, "--handling-code", "H7"), "--handling-code 'H7' is not a known code"),
+    (("reclassify", ALERT, "--classification", "ULTRA"), "--classification is not a known code"),
+    (("reclassify", ALERT, "--releasable-to", "COL,VEN"), "--releasable-to (entry 2 of 2) is not a known code"),
+    (("reclassify", ALERT, "--handling-code", "H7"), "--handling-code is not a known code"),
 ])
 def test_bad_input_is_refused_before_kafka_exit_3(keys: Path, args: tuple[str, ...], words: str) -> None:
     """An id without its agency prefix, a partner or a marking the policy does not know: one line, exit 3, and
