@@ -20,19 +20,23 @@ reads it (``ssl.key.password`` if the key is encrypted). The Java client's inlin
 text in the property itself) are refused with that advice: Puente keeps keys in files only.
 librdkafka's names are accepted where they differ (``sasl.username``, ``sasl.password``,
 ``ssl.ca.location``, ``ssl.certificate.location``, ``ssl.key.location``). The file is an
-allow-list: a key Puente does not know is refused by name rather than ignored, so a misspelt
-security setting can never silently leave a connection in clear. Secrets are ``SecretStr``:
-they never print, and no error quotes them.
+allow-list: a key Puente does not know is refused rather than ignored, so a misspelt security
+setting can never silently leave a connection in clear. Secrets are ``SecretStr``: they never
+print, and no error quotes them. Nor does an error quote any other text of the file: a password
+wrapped onto a line of its own, or a JAAS value split without a ``\\``, reads as a key, so a
+message gives the line number and names only settings Puente knows ("did you mean ...?").
 
 Pure but for reading the properties file: no Kafka here (``broker.kafka.clients`` makes clients).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import ssl
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -103,10 +107,13 @@ class KafkaConnection(BaseModel):
                               "or ssl.certificate.location and ssl.key.location)")
         if not self.uses_tls and (self.ca_file or self.cert_file):
             raise ConfigError(f"{where}: TLS files are set but security.protocol is {self.security_protocol}")
-        for name in ("ca_file", "cert_file", "key_file"):
+        for name, keys in (("ca_file", "ssl.truststore.location or ssl.ca.location"),
+                           ("cert_file", "ssl.keystore.location or ssl.certificate.location"),
+                           ("key_file", "ssl.keystore.location or ssl.key.location")):
             path = getattr(self, name)
-            if path is not None and not Path(path).is_file():
-                raise ConfigError(f"{where}: {name.replace('_', ' ')} {path} does not exist or is not a file")
+            if path is not None and not Path(path).is_file():  # the path is not quoted: it is the file's text
+                raise ConfigError(f"{where}: the {name.replace('_', ' ')} does not exist or is not a file: check "
+                                  f"{keys} (a relative path is taken from the client properties file's folder)")
         return self
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -173,6 +180,13 @@ _NAMES = {
 _PEM_ONLY = ("ssl.truststore.type", "ssl.keystore.type")
 # The Java client's PEM-in-the-property forms: refused, with the file-based names to use instead.
 _INLINE_PEM = ("ssl.keystore.key", "ssl.keystore.certificate.chain", "ssl.truststore.certificates")
+# Handled by name rather than through _NAMES; with those, every key the file may hold.
+_OTHER = ("sasl.jaas.config", "ssl.keystore.location", "ssl.endpoint.identification.algorithm")
+_KNOWN = frozenset((*_NAMES, *_PEM_ONLY, *_INLINE_PEM, *_OTHER))
+# Store types the Java client knows, so a refusal may name one (any other value is not quoted).
+_STORE_TYPES = ("JKS", "PKCS12", "PEM", "BCFKS", "PKCS11")
+# JAAS options of Kafka's login modules Puente does not use, so a refusal may name one.
+_JAAS_OTHER = ("serviceName", "tokenauth", "useKeyTab", "storeKey", "keyTab", "principal")
 _JAAS = re.compile(
     r"^\s*org\.apache\.kafka\.common\.security\.(?:scram\.ScramLoginModule|plain\.PlainLoginModule)\s+required"
     r"(?P<options>(?:\s+\w+\s*=\s*\"(?:[^\"\\]|\\.)*\")*)\s*;\s*$")
@@ -180,16 +194,36 @@ _PROPERTY = re.compile(r"^(?P<key>[^=:\s]+)\s*[=:]\s*(?P<value>.*)$")
 _OPTION = re.compile(r"(\w+)\s*=\s*\"((?:[^\"\\]|\\.)*)\"")
 
 
-def read_properties(text: str, source: str) -> dict[str, str]:
-    """A Java properties file's keys and values (``key=value`` or ``key: value``, ``#`` and ``!``
-    comments, ``\\`` continuation lines). A key given twice is refused: the last would silently win."""
-    out: dict[str, str] = {}
-    logical = ""
+class Entry(NamedTuple):
+    """One setting of a properties file: its value and the line it starts on (for messages, which never quote)."""
+
+    value: str
+    line: int
+
+
+def _did_you_mean(given: str, known: Iterable[str]) -> str:
+    """' (did you mean x?)' with x the known name nearest to ``given``; '' when none is near. Never ``given``."""
+    close = difflib.get_close_matches(given.strip().lower()[:80], sorted(known), 1, 0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def read_properties(text: str, source: str) -> dict[str, Entry]:
+    """A client properties file's keys and values (``key=value`` or ``key: value``, ``#`` and ``!``
+    comments, ``\\`` continuation lines), each with its line. Only the keys Puente knows are admitted,
+    and a key given twice is refused: the last would silently win.
+
+    No message quotes the file: what reads as an unknown key may be a password wrapped onto a line
+    of its own, or the rest of a JAAS value split without a ``\\``. It says the line and, for a
+    near miss, the name meant."""
+    out: dict[str, Entry] = {}
+    logical, first = "", 0
     lines = text.splitlines()
     for number, line in enumerate(lines, 1):
         stripped = line.strip()
         if not logical and (not stripped or stripped[0] in "#!"):
             continue
+        if not logical:
+            first = number
         if stripped.endswith("\\") and not stripped.endswith("\\\\"):
             logical += stripped[:-1]
             continue
@@ -197,25 +231,33 @@ def read_properties(text: str, source: str) -> dict[str, str]:
         match = _PROPERTY.match(logical)
         logical = ""
         if match is None:
-            raise ConfigError(f"{source}:{number}: expected key=value")
+            raise ConfigError(f"{source}:{first}: expected key=value")
         key, value = match["key"], match["value"]
+        if key not in _KNOWN:
+            raise ConfigError(f"{source}:{first}: the key is not a client setting Puente knows"
+                              f"{_did_you_mean(key, _KNOWN)}: check its spelling (Puente reads the Java client's "
+                              "names and librdkafka's), or, if the line continues the one before, end that one "
+                              "with '\\'")
         if key in out:
-            raise ConfigError(f"{source}:{number}: {key[:60]} is given twice")
-        out[key] = value
+            raise ConfigError(f"{source}:{first}: {key} is given twice (first at line {out[key].line})")
+        out[key] = Entry(value, first)
     if logical:
         raise ConfigError(f"{source}: the last line ends with a continuation '\\'")
     return out
 
 
-def _jaas(value: str, source: str) -> dict[str, str]:
-    match = _JAAS.match(value)
+def _jaas(entry: Entry, source: str) -> dict[str, str]:
+    where = f"{source}:{entry.line}: sasl.jaas.config"
+    match = _JAAS.match(entry.value)
     if match is None:
-        raise ConfigError(f"{source}: sasl.jaas.config must be a ScramLoginModule or PlainLoginModule "
+        raise ConfigError(f"{where} must be a ScramLoginModule or PlainLoginModule "
                           'entry: ... required username="..." password="...";')
     options = {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in _OPTION.findall(match["options"])}
     unknown = sorted(set(options) - {"username", "password"})
-    if unknown:
-        raise ConfigError(f"{source}: sasl.jaas.config option {unknown[0][:40]} is not supported")
+    if unknown:  # named only when it is an option Kafka defines: otherwise it may be part of a password
+        named = f"option {unknown[0]}" if unknown[0] in _JAAS_OTHER else \
+            f"an option other than username and password{_did_you_mean(unknown[0], ('username', 'password'))}"
+        raise ConfigError(f"{where}: {named} is not supported")
     return options
 
 
@@ -235,32 +277,33 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
         raise ConfigError(f"{source} is not UTF-8 text") from None
     fields: dict[str, Any] = {"source": source, "timeout_s": timeout_s}
     given: dict[str, str] = {}  # field -> the key that set it: two spellings of one setting are refused
-    for key in props:
+    # Keys are known names only (read_properties refuses others), so a message may name them; never a value.
+    for key, entry in props.items():
         targets = (("username", "password") if key == "sasl.jaas.config" else
                    ("cert_file", "key_file") if key == "ssl.keystore.location" else (_NAMES.get(key),))
         for target in targets:
             if target is not None and given.setdefault(target, key) != key:
-                raise ConfigError(f"{source}: {given[target]} and {key[:60]} set the same thing; keep one (the Java "
-                                  "client and librdkafka would each read another)")
-    for key, value in props.items():
+                raise ConfigError(f"{source}:{entry.line}: {given[target]} and {key} set the same thing (lines "
+                                  f"{props[given[target]].line} and {entry.line}); keep one (the Java client and "
+                                  "librdkafka would each read another)")
+    for key, entry in props.items():
+        value = entry.value
         if key == "sasl.jaas.config":
-            fields.update(_jaas(value, source))
+            fields.update(_jaas(entry, source))
         elif key in _PEM_ONLY:
-            if value.upper() != "PEM":
-                raise ConfigError(f"{source}: {key} {value[:20]} is not supported; Puente reads PEM files")
+            if value.strip().upper() != "PEM":
+                kind = value.strip().upper() if value.strip().upper() in _STORE_TYPES else "another type"
+                raise ConfigError(f"{source}:{entry.line}: {key} {kind} is not supported; Puente reads PEM files")
         elif key == "ssl.keystore.location":  # one PEM file: the key and its certificate chain
             fields["cert_file"] = fields["key_file"] = value
         elif key in _INLINE_PEM:
-            raise ConfigError(f"{source}: {key} holds PEM text in the file itself; Puente reads keys and "
+            raise ConfigError(f"{source}:{entry.line}: {key} holds PEM text in the file itself; Puente reads keys and "
                               "certificates from files: use ssl.keystore.location (one PEM file with the key "
                               "and its chain) and ssl.truststore.location")
         elif key == "ssl.endpoint.identification.algorithm":
             fields["check_hostname"] = value.strip().lower() not in ("", "none")
-        elif key in _NAMES:
-            fields[_NAMES[key]] = value
         else:
-            raise ConfigError(f"{source}: {key[:60]} is not a client setting Puente knows; remove it or check "
-                              "its spelling (Puente reads the Java client's names and librdkafka's)")
+            fields[_NAMES[key]] = value
     if bootstrap and "bootstrap" not in fields:
         fields["bootstrap"] = bootstrap
     if "bootstrap" not in fields:
@@ -272,9 +315,11 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
     try:
         conn = KafkaConnection(**fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        first = exc.errors()[0]  # its msg says what is expected, never the input (str(exc) would quote it)
         name = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{source}: {name}: {first['msg']}") from None
+        setting = given.get(name)
+        where = f"{source}:{props[setting].line}: {setting}" if setting else f"{source}: {name}"
+        raise ConfigError(f"{where}: {first['msg']}") from None
     if "security_protocol" not in fields:
         # The client's default would be PLAINTEXT: in clear, unauthenticated, whoever answers at that address.
         raise ConfigError(f"{source}: no security.protocol: say SASL_SSL (security.protocol=PLAINTEXT only for a "

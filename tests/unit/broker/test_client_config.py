@@ -68,9 +68,10 @@ def test_a_pem_keystore_gives_mutual_tls_and_relative_paths_follow_the_file(tmp_
     ("ssl.truststore.certificates=-----BEGIN CERTIFICATE-----", "ssl.truststore.certificates"),
     ("ssl.keystore.type=PKCS12", "ssl.keystore.type"),
     ("ssl.truststore.type=JKS", "ssl.truststore.type"),
-    ("sasl.mechanism=GSSAPI", "sasl_mechanism"),
-    ("security.protocol=SSL_PLAIN", "security_protocol"),
-    ("sasl.jaas.confg=x", "sasl.jaas.confg"),  # misspelt: refused by name, never ignored
+    ("sasl.mechanism=GSSAPI", ":2: sasl.mechanism"),
+    ("security.protocol=SSL_PLAIN", ":2: security.protocol"),
+    ("sasl.jaas.confg=x", ":2: the key is not a client setting Puente knows (did you mean sasl.jaas.config?)"),
+    # misspelt: refused with its line and the name meant, never ignored (and never quoted: it may be a secret)
     ("ssl.endpoint.identification.algorithm=https\nssl.endpoint.identification.algorithm=", "given twice"),
 ])
 def test_what_puente_cannot_honour_is_refused_by_name(tmp_path: Path, text: str, named: str) -> None:
