@@ -95,6 +95,7 @@ from broker.kafka import (
     producer,
     reader,
     record,
+    record_at,
     running,
     wait_settled,
 )
@@ -171,6 +172,8 @@ class ReceiptSigner:
     key_id: str
     sign: Callable[[bytes], bytes]
     verify: VerifyFn
+    generations: tuple[str, ...] = ()
+    """The partner's receipt key ids ``verify`` takes, newest first (by when each was made here)."""
 
 
 _FINGERPRINT = re.compile(rb"[0-9a-f]{16}")
@@ -280,10 +283,13 @@ class Subscriber:
         # Other partners' and instances' receipts share the partition: the head of this chain is
         # read only once every transaction open there now has ended (see wait_settled).
         await wait_settled(self.conn, tp, timeout_s=SETTLE_TIMEOUT_S, note=self.on_note)
+        kept = self.store.chain_head(self._kept_key(part)) if self.store is not None else None
         async with running(reader(self.conn, "puente-subscriber-chain"), self.conn,
                            f"reading {self.partner}'s receipt chain") as chain_reader:
             last = await last_chain_record(chain_reader, tp, chain=self.chain_name)
-        kept = self.store.chain_head(self._kept_key(part)) if self.store is not None else None
+            # The checkpoint the store saw committed last, when the head is another: which key signed it.
+            kept_record = (await record_at(chain_reader, tp, kept[2]) if kept is not None and kept[2] is not None
+                           and last is not None and kept[2] != last.offset else None)
         where = f"receipt chain {self.chain_name} in {self.access_topic}[{part}]"
         if last is None:
             if kept is not None:
@@ -297,6 +303,8 @@ class Subscriber:
         problem = head_problem(self.access_topic, part, last.value, self.chain_name, self.signer.verify)
         if problem is None:
             problem = _older_than_kept(json.loads(last.value), last.offset, kept)
+        if problem is None and kept_record is not None:
+            problem = self._signed_by_a_retired_key(part, last, kept_record)
         if problem is not None:
             raise AuditChainError(
                 f"{where} (offset {last.offset}) cannot be continued: {problem}. This subscriber will not sign "
@@ -304,6 +312,24 @@ class Subscriber:
                 "to begin a new chain")
         head = ChainHead.after(json.loads(last.value))
         return ChainWriter(self.access_topic, part, head, checkpoint_every=1 << 62, chain=self.chain_name), part
+
+    def _signed_by_a_retired_key(self, part: int, head: Record, kept: Record) -> str | None:
+        """Why ``head`` is signed by a key the chain had moved on from, or None: the checkpoint the store saw
+        committed last (``kept``, earlier in the chain) is signed by a newer generation of the partner's
+        receipt key, with a signature that verifies. Keys rotate forward only (a subscriber signs with its
+        newest), so an older key signing after it is a retired key in use: a leaked one, say."""
+        rank = {key_id: i for i, key_id in enumerate(self.signer.generations)}  # 0: the newest
+        try:
+            head_signer, kept_signer = json.loads(head.value).get("signer"), json.loads(kept.value).get("signer")
+        except (ValueError, AttributeError):
+            return None
+        if rank.get(str(kept_signer), len(rank)) >= rank.get(str(head_signer), -1):
+            return None
+        if head_problem(self.access_topic, part, kept.value, self.chain_name, self.signer.verify) is not None:
+            return None  # not this chain's signed record: it tells nothing of the keys
+        return (f"its last checkpoint is signed by {str(head_signer)[:80]}, a key this chain had moved on from (the "
+                f"checkpoint this subscriber's store saw committed last, at offset {kept.offset}, is signed by "
+                f"{str(kept_signer)[:80]}): a retired key in use")
 
     def _kept_key(self, part: int) -> str:
         """Where the store keeps this chain's last committed checkpoint: per access topic and partition."""
@@ -686,7 +712,9 @@ def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> Rece
     def sign(payload: bytes) -> bytes:
         return sign_checkpoint(private, payload)
 
-    return ReceiptSigner(key.key_id, sign, checker(own))
+    made = {r.key_id: r.created_at for r in folder.generations(partner, KeyKind.PARTNER_SIGNING)}
+    generations = tuple(sorted(own, key=lambda k: (made.get(k) is not None, made.get(k), k), reverse=True))
+    return ReceiptSigner(key.key_id, sign, checker(own), generations)
 
 
 _INSTANCE = re.compile(r"[A-Za-z0-9._-]{1,64}")

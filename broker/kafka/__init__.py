@@ -46,6 +46,7 @@ from broker.kafka.io import (
     read_many,
     read_range,
     record,
+    record_at,
     settle,
     wait_settled,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "read_range",
     "reader",
     "record",
+    "record_at",
     "running",
     "settle",
     "start",

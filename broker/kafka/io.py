@@ -120,6 +120,13 @@ async def read_range(
             yield record(msg)
 
 
+async def record_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> Record | None:
+    """The committed record at ``offset`` of a partition, or None (gone with retention, or none there)."""
+    async for rec in read_range(consumer, tp, offset):
+        return rec if rec.offset == offset else None
+    return None
+
+
 async def read_many(
     consumer: AIOKafkaConsumer, tps: list[TopicPartition], back: int | None = None,
     complete: set[TopicPartition] | None = None, starts: dict[TopicPartition, int] | None = None,

@@ -1,0 +1,57 @@
+"""A subscriber does not continue its receipt chain from a head signed by a key the chain had moved on from.
+
+Old receipt-key generations stay beside the new one so the old checkpoints still verify; a leaked old key could
+then sign a checkpoint after the real head, and the next subscriber would sign over it. The checkpoint the
+partner's store saw committed last tells which key the chain had reached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from broker.audit import ChainWriter
+from broker.kafka import KafkaConnection
+from broker.partner import ReceiptSigner, Subscriber
+from puente.wire import Record
+
+KEY = b"k" * 32
+NEW, OLD = "COL-rcpt-2026b", "COL-rcpt-2026a"
+TOPIC = "t.receipts.COL"
+
+
+def _sign(payload: bytes) -> bytes:
+    return hmac.new(KEY, payload, hashlib.sha256).digest()
+
+
+def _verify(signer: str, payload: bytes, sig: bytes) -> bool:
+    return signer in (NEW, OLD) and hmac.compare_digest(_sign(payload), sig)
+
+
+def _subscriber() -> Subscriber:
+    signer = ReceiptSigner(NEW, _sign, _verify, (NEW, OLD))
+    return Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", "t.feed.COL", TOPIC,
+                      object(), object(), signer=signer)  # type: ignore[arg-type]
+
+
+def _checkpoints(*signers: str) -> list[Record]:
+    writer = ChainWriter(TOPIC, 0, checkpoint_every=1 << 62, chain="COL")
+    out = []
+    for offset, signer in enumerate(signers):
+        writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:{offset}", "status": "RECEIVED"})
+        out.append(Record(TOPIC, 0, offset, b"COL", writer.checkpoint(signer, _sign, "t"), (), 0))
+    return out
+
+
+def test_a_head_signed_by_a_key_older_than_the_kept_checkpoints_is_refused() -> None:
+    kept, head = _checkpoints(NEW, OLD)
+    problem = _subscriber()._signed_by_a_retired_key(0, head, kept)
+    assert problem is not None and "moved on from" in problem and NEW in problem
+
+
+def test_a_rotation_and_a_kept_record_that_is_no_checkpoint_of_the_chain_pass() -> None:
+    kept, head = _checkpoints(OLD, NEW)
+    assert _subscriber()._signed_by_a_retired_key(0, head, kept) is None  # the key rotated forward
+    kept, head = _checkpoints(NEW, OLD)
+    forged = Record(TOPIC, 0, kept.offset, b"COL", kept.value.replace(b'"sig":"', b'"sig":"00', 1), (), 0)
+    assert _subscriber()._signed_by_a_retired_key(0, head, forged) is None  # names NEW, but NEW did not sign it
