@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, date, datetime
 from io import BytesIO
 from typing import Any
 
@@ -19,7 +20,7 @@ from puente.errors import (
     UnknownSchemaError,
 )
 from schemas._fingerprint import HEADER_LEN, MARKER, header
-from schemas._registry import SchemaVersion
+from schemas._registry import SchemaVersion, check_distinct
 
 
 class SingleObjectCodec:
@@ -31,12 +32,13 @@ class SingleObjectCodec:
     """
 
     def __init__(self, writer: SchemaVersion, known: tuple[SchemaVersion, ...] = ()) -> None:
+        check_distinct((*known, writer))  # one fingerprint, two meanings: the reader could not tell them apart
         self.writer = writer
         self._header = header(writer.fingerprint)
         self._writers = {v.fingerprint: v for v in known}
         self._writers[writer.fingerprint] = writer
         self._tag = union_tagger(writer.parsed)
-        self._ints = int_guard(writer.parsed)
+        self._guard = type_guard(writer.parsed)
         self._native = native_codec(writer.expanded)
         # What checks a body before fastavro reads it (see body_check); the current writer's native codec
         # decodes, and so checks, by itself.
@@ -60,10 +62,9 @@ class SingleObjectCodec:
                 return data
         tagged = self._tag(record)
         try:
-            self._ints(tagged)
-        except IntRangeError as exc:  # fastavro would write it: a strict reader would then stall on it
-            raise RecordMismatchError(f"record does not fit {self.writer.name}: {exc} is outside the 32-bit int "
-                                      f"range") from None
+            self._guard(tagged)
+        except TypeMismatch as exc:  # fastavro would coerce it, or write what a strict reader refuses
+            raise RecordMismatchError(f"record does not fit {self.writer.name}: {exc}") from None
         out = BytesIO()
         out.write(self._header)
         try:
@@ -369,119 +370,263 @@ class _BodyCompiler:
         return blocks
 
 
-class IntRangeError(ValueError):
-    """A value for an Avro ``int`` outside 32 bits; the message is the field's name, never the value."""
+# ---- what fastavro would coerce ------------------------------------------------------------------
+class TypeMismatch(ValueError):
+    """A value that is not of its field's Avro type; the message is the field's path and the type expected.
 
-
-def int_guard(schema: Any) -> Callable[[Any], None]:
-    """A function that raises IntRangeError where a datum holds an ``int`` outside 32 bits.
-
-    fastavro writes an ``int`` as a long without a range check, so 2**40 would become bytes
-    that no strict reader accepts. Like union_tagger, this walks the (parsed) schema once and
-    returns a function that follows only the paths leading to ``int`` values (plain, or under
-    a logical type such as date, where a bare number passes through). At a union it follows
-    only fastavro's tuple notation, ``(branch name, value)``, which fastavro writes without
-    validating it; an untagged value in a union is validated by fastavro's branch choice,
-    which checks the int range itself. The datum is the tagged one fastavro is about to write.
+    Never the value: the message reaches dead-letter reasons and audit entries.
     """
-    return _GuardCompiler(schema).compile(schema, "") or _no_guard
+
+    def __init__(self, expected: str, found: Any) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.found = type(found).__name__
+        self.path: list[str] = []  # innermost step first: each record and array adds its own on the way out
+
+    def within(self, step: str) -> TypeMismatch:
+        self.path.append(step)
+        return self
+
+    @property
+    def where(self) -> str:
+        steps = "".join(s if s.startswith("[") else f".{s}" for s in reversed(self.path))
+        return steps.lstrip(".") or "the record"
+
+    def __str__(self) -> str:
+        return f"{self.where}: expected {self.expected}, got {self.found}"
 
 
-def _no_guard(value: Any) -> None:
-    return None
+class IntRangeError(TypeMismatch):
+    """An integer outside its Avro type's range: fastavro writes it, and a strict reader then refuses the bytes."""
+
+    def __str__(self) -> str:
+        return f"{self.where} is outside the {self.expected} range"
 
 
 _Guard = Callable[[Any], None]
+_MISSING = object()
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+_FLOAT_MAX = sys.float_info.max
+
+
+def type_guard(schema: Any) -> _Guard:
+    """A function that raises TypeMismatch where a datum does not hold exactly the types of ``schema``.
+
+    fastavro's writer converts what it is given instead of refusing it: 2.9 becomes the int 2, the
+    string "COL" the array ['C', 'O', 'L'], a dict its keys, True the int 1, Decimal("1e400")
+    infinity, and a naive datetime the host's local time; an ``int`` beyond 32 bits becomes bytes a
+    strict reader refuses. This walks the (parsed) schema once and returns a function that checks a
+    datum, tagged as fastavro is about to write it: a list for an array, a str for a string and a
+    known symbol for an enum, an int (not a bool) within range for int and long, a float or an int
+    (not a bool) for float and double, a bool for boolean, a timezone-aware datetime for the
+    timestamp logical types, a date for date. A missing field is left to fastavro (it writes the
+    default, or names the field). At a union, fastavro's tuple notation, ``(branch name, value)``,
+    is checked against the branch it names; any other value must fit one of the branches.
+    """
+    return _GuardCompiler(schema).compile(schema)[0]
+
+
+def _none(value: Any) -> None:
+    if value is not None:
+        raise TypeMismatch("null", value)
+
+
+def _instance(types: type | tuple[type, ...], expected: str) -> _Guard:
+    def check(value: Any) -> None:
+        if not isinstance(value, types):
+            raise TypeMismatch(expected, value)
+
+    return check
+
+
+def _integer(low: int, high: int, name: str) -> _Guard:
+    def check(value: Any) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeMismatch(f"an {name}" if name[0] == "i" else f"a {name}", value)
+        if not low <= value <= high:
+            raise IntRangeError(f"{high.bit_length() + 1}-bit {name}", value)
+
+    return check
+
+
+def _number(value: Any) -> None:
+    # A float is written as it is, NaN and infinities included: Avro carries them, the native encoder writes them,
+    # and the policy withholds a position it cannot place. What is refused is a value fastavro would convert:
+    # Decimal("1e400") became infinity, True became 1.0, and an int beyond a double's range cannot be one.
+    if isinstance(value, float):
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+        raise TypeMismatch("a number", value)
+
+
+def _timestamp(value: Any) -> None:
+    if not isinstance(value, datetime) or value.utcoffset() is None:  # a naive time would be read as local time
+        raise TypeMismatch("a timezone-aware datetime", value)
+    if value.year in (1, 9999):  # an offset can carry it outside years 1-9999 in UTC, where no reader can go
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise TypeMismatch("a datetime within years 1-9999 in UTC", value) from None
+
+
+def _date(value: Any) -> None:
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise TypeMismatch("a date", value)
+
+
+_PRIMITIVE_GUARDS: dict[str, tuple[_Guard, str]] = {
+    "null": (_none, "null"),
+    "boolean": (_instance(bool, "a boolean"), "a boolean"),
+    "int": (_integer(_INT_MIN, _INT_MAX, "int"), "an int"),
+    "long": (_integer(_LONG_MIN, _LONG_MAX, "long"), "a long"),
+    "float": (_number, "a number"),
+    "double": (_number, "a number"),
+    "bytes": (_instance(bytes, "bytes"), "bytes"),
+    "string": (_instance(str, "a string"), "a string"),
+}
+_LOGICAL_GUARDS: dict[str, tuple[_Guard, str]] = {
+    "timestamp-millis": (_timestamp, "a timezone-aware datetime"),
+    "timestamp-micros": (_timestamp, "a timezone-aware datetime"),
+    "date": (_date, "a date"),
+}
 
 
 class _GuardCompiler:
+    """Compiles a parsed (fastavro) schema into a type_guard: each node into a guard and what it expects."""
+
     def __init__(self, root: Any) -> None:
         self._schemas: dict[str, Any] = dict(root.get("__named_schemas", {})) if isinstance(root, dict) else {}
-        self._done: dict[str, _Guard | None] = {}
+        self._done: dict[str, tuple[_Guard, str]] = {}
 
-    def compile(self, schema: Any, where: str) -> _Guard | None:
+    def compile(self, schema: Any) -> tuple[_Guard, str]:
         if isinstance(schema, list):
-            return self._union(schema, where)
+            return self._union(schema)
         if isinstance(schema, str):
-            if schema == "int":
-                return self._int(where)
-            if schema in _PRIMITIVE_CHECKS:
-                return None
-            return self._named(schema)
+            return _PRIMITIVE_GUARDS[schema] if schema in _PRIMITIVE_GUARDS else self._named(schema)
         kind = schema["type"]
         if not isinstance(kind, str):
-            return self.compile(kind, where)
+            return self.compile(kind)
         if kind in _NAMED:
             self._schemas.setdefault(schema["name"], schema)
             return self._named(schema["name"])
-        if kind in ("array", "map"):
-            inner = self.compile(schema["items" if kind == "array" else "values"], where)
-            return None if inner is None else self._each(inner, kind == "map")
-        return self.compile(kind, where)  # a primitive with a logical type
+        if kind == "array":
+            return self._array(self.compile(schema["items"])[0]), "a list"
+        if kind == "map":
+            return self._map(self.compile(schema["values"])[0]), "a dict"
+        # A logical type this does not know is checked as its underlying type (fastavro then refuses or writes it).
+        return _LOGICAL_GUARDS.get(schema.get("logicalType", "")) or self.compile(kind)
 
-    @staticmethod
-    def _each(inner: _Guard, is_map: bool) -> _Guard:
-        def each(value: Any) -> None:
-            if is_map and isinstance(value, dict):
-                value = value.values()
-            elif not isinstance(value, list):
-                return
-            for v in value:
-                inner(v)
-
-        return each
-
-    @staticmethod
-    def _int(where: str) -> _Guard:
-        def check(value: Any) -> None:
-            if isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
-                raise IntRangeError(where or "the value")
-
-        return check
-
-    def _named(self, name: str) -> _Guard | None:
+    def _named(self, name: str) -> tuple[_Guard, str]:
         if name in self._done:
             return self._done[name]
         schema = self._schemas[name]
-        if schema["type"] not in ("record", "error"):
-            self._done[name] = None  # an enum or a fixed holds no int
-            return None
-        cell: list[_Guard | None] = [None]  # a record may hold itself: its name answers through `cell`
-
-        def forward(value: Any) -> None:
-            if cell[0] is not None:
-                cell[0](value)
-
-        self._done[name] = forward
-        fields = [(f["name"], g) for f in schema["fields"] if (g := self.compile(f["type"], f"{name}.{f['name']}"))]
-        if fields:
-
-            def record(value: Any) -> None:
-                if isinstance(value, dict):
-                    for field, guard in fields:
-                        guard(value.get(field))
-
-            cell[0] = record
-        self._done[name] = cell[0] if fields else None
+        kind = schema["type"]
+        if kind == "enum":
+            self._done[name] = self._enum(frozenset(schema["symbols"]), f"a {name} symbol")
+        elif kind == "fixed":
+            self._done[name] = self._fixed(int(schema["size"]), f"{schema['size']} bytes")
+        else:  # a record may hold itself: its name answers (through `cell`) before its fields compile
+            cell: list[_Guard] = []
+            expected = f"a {name} record"
+            self._done[name] = (lambda value: cell[0](value)), expected
+            cell.append(self._record([(f["name"], self.compile(f["type"])[0]) for f in schema["fields"]], expected))
+            self._done[name] = cell[0], expected
         return self._done[name]
 
-    def _union(self, branches: list[Any], where: str) -> _Guard | None:
-        by_name: dict[str, _Guard] = {}  # by the name fastavro's tuple notation gives a branch
-        for b in branches:
-            guard = self.compile(b, where)
-            if guard is not None:
-                kind = b if isinstance(b, str) else b["type"]
-                by_name[b["name"] if isinstance(b, dict) and kind in _NAMED else str(kind)] = guard
-        if not by_name:
-            return None
+    @staticmethod
+    def _record(fields: list[tuple[str, _Guard]], expected: str) -> _Guard:
+        def record(value: Any) -> None:
+            if not isinstance(value, dict):
+                raise TypeMismatch(expected, value)
+            for name, guard in fields:
+                item = value.get(name, _MISSING)
+                if item is not _MISSING:  # a missing field: fastavro writes its default, or names it
+                    try:
+                        guard(item)
+                    except TypeMismatch as exc:
+                        raise exc.within(name) from None
+
+        return record
+
+    @staticmethod
+    def _array(item: _Guard) -> _Guard:
+        def array(value: Any) -> None:
+            if not isinstance(value, list):  # fastavro would take a string's characters or a dict's keys
+                raise TypeMismatch("a list", value)
+            for i, element in enumerate(value):
+                try:
+                    item(element)
+                except TypeMismatch as exc:
+                    raise exc.within(f"[{i}]") from None
+
+        return array
+
+    @staticmethod
+    def _map(item: _Guard) -> _Guard:
+        def mapping(value: Any) -> None:
+            if not isinstance(value, dict):
+                raise TypeMismatch("a dict", value)
+            for key, element in value.items():
+                if not isinstance(key, str):
+                    raise TypeMismatch("string keys", key)
+                try:
+                    item(element)
+                except TypeMismatch as exc:
+                    raise exc.within("[]") from None  # the key is data: never in the message
+
+        return mapping
+
+    @staticmethod
+    def _enum(symbols: frozenset[str], expected: str) -> tuple[_Guard, str]:
+        def enum(value: Any) -> None:
+            if not isinstance(value, str) or value not in symbols:
+                raise TypeMismatch(expected, value)
+
+        return enum, expected
+
+    @staticmethod
+    def _fixed(size: int, expected: str) -> tuple[_Guard, str]:
+        def fixed(value: Any) -> None:
+            if not isinstance(value, bytes) or len(value) != size:
+                raise TypeMismatch(expected, value)
+
+        return fixed, expected
+
+    def _union(self, branches: list[Any]) -> tuple[_Guard, str]:
+        by_name = {_branch_name(b): self.compile(b) for b in branches}  # as fastavro's tuple notation names them
+        expected = " or ".join(want for _, want in by_name.values())
+        nullable = "null" in by_name
+        others = [guard for name, (guard, _) in by_name.items() if name != "null"]
 
         def union(value: Any) -> None:
-            if isinstance(value, tuple) and len(value) == 2:
-                guard = by_name.get(value[0])
-                if guard is not None:
-                    guard(value[1])
+            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+                named = by_name.get(value[0])
+                if named is None:
+                    raise TypeMismatch(expected, value)
+                named[0](value[1])
+            elif value is None and nullable:
+                return
+            elif len(others) == 1:
+                others[0](value)  # its own error names what is wrong inside
+            elif not any(_fits(guard, value) for guard in others):
+                raise TypeMismatch(expected, value)
 
-        return union
+        return union, expected
+
+
+def _branch_name(branch: Any) -> str:
+    if isinstance(branch, str):
+        return branch
+    kind = branch["type"]
+    return str(branch["name"]) if kind in _NAMED else str(kind)
+
+
+def _fits(guard: _Guard, value: Any) -> bool:
+    try:
+        guard(value)
+    except TypeMismatch:
+        return False
+    return True
 
 
 _Tagger = Callable[[Any], Any]

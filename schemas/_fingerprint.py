@@ -34,7 +34,14 @@ def crc64_avro(data: bytes) -> int:
 
 
 def fingerprint(schema: Any) -> bytes:
-    """The 8-byte little-endian fingerprint of a schema's Parsing Canonical Form."""
+    """The 8-byte little-endian fingerprint of a schema's Parsing Canonical Form.
+
+    Canonical form keeps what the binary encoding depends on and drops the rest, logicalType,
+    precision and scale included: two schemas that read the same bytes as different values
+    (timestamp-millis and timestamp-micros) share a fingerprint. It stays the Avro-standard one,
+    so other readers can check it; the registry refuses two such versions (``check_distinct``),
+    and the compatibility check reports the change.
+    """
     canonical = to_parsing_canonical_form(schema)
     return crc64_avro(canonical.encode("utf-8")).to_bytes(8, "little")
 

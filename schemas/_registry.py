@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -59,6 +60,32 @@ def version_from(expanded: dict[str, Any], label: str) -> SchemaVersion:
     return SchemaVersion(name.lstrip("."), label, fingerprint(parsed), expanded, parsed)
 
 
+def _without_docs(schema: Any) -> Any:
+    if isinstance(schema, dict):  # a default is data, not schema: kept whole, even a record's "doc" key
+        return {k: v if k == "default" else _without_docs(v) for k, v in schema.items() if k != "doc"}
+    if isinstance(schema, list):
+        return [_without_docs(v) for v in schema]
+    return schema
+
+
+def check_distinct(versions: Iterable[SchemaVersion]) -> None:
+    """Raise SchemaError where two versions share a fingerprint but differ in more than their ``doc`` strings.
+
+    The fingerprint hashes Avro's canonical form, which drops logicalType, precision, scale,
+    defaults and aliases: a next version that only turns timestamp-millis into timestamp-micros
+    keeps the fingerprint, and a reader would take the other's records for its own and misread them.
+    """
+    seen: dict[bytes, SchemaVersion] = {}
+    for version in versions:
+        first = seen.setdefault(version.fingerprint, version)
+        if first is not version and _without_docs(first.expanded) != _without_docs(version.expanded):
+            raise SchemaError(
+                f"{version.name}: {first.label} and {version.label} have the same fingerprint "
+                f"{version.fingerprint.hex()} but differ beyond their docs (a logicalType, precision, scale, default "
+                f"or alias, which canonical form drops); a reader could not tell their records apart"
+            )
+
+
 @cache
 def current(name: str = ALERT) -> SchemaVersion:
     """The current (development) version of a schema, from ``schemas/avro``."""
@@ -77,6 +104,7 @@ def releases(name: str = ALERT) -> tuple[SchemaVersion, ...]:
             except json.JSONDecodeError as exc:
                 raise _wrap(path, exc) from exc
             found.append(version_from(expanded, folder.name))
+    check_distinct(found)
     return tuple(found)
 
 
@@ -84,6 +112,7 @@ def known_writers(name: str = ALERT) -> tuple[SchemaVersion, ...]:
     """Every version a reader may meet: the releases, then the current one if it differs."""
     out = list(releases(name))
     cur = current(name)
+    check_distinct((*out, cur))
     if all(v.fingerprint != cur.fingerprint for v in out):
         out.append(cur)
     return tuple(out)

@@ -1,20 +1,38 @@
-"""Compatibility between schema versions, checked by resolving real records both ways.
+"""Compatibility between schema versions: records must resolve both ways, and keep their meaning.
 
 Backward: a reader on the newer schema reads data written with the older one.
 Forward: a reader on the older schema reads data written with the newer one.
-fastavro has no static checker, so records generated from each writer schema
-(every union branch and enum symbol appears over enough samples) are written
-and read back under the other schema; any resolution failure is a finding.
+
+Resolution. fastavro has no static checker, so records generated from each writer schema
+(every union branch and enum symbol appears over enough samples) are written and read back
+under the other schema; any resolution failure is a finding.
+
+Meaning. Resolution that succeeds can still change what a record says: rename
+``markings.handling_code`` and a reader fills its default, H0, for the writer's H2. So the two
+schemas are also compared as a reader resolves them, field by field, through records, arrays,
+maps and union branches. A finding is a field written that the reader does not have (by name,
+or by one of the reader field's aliases), a reader field filled from its default because the
+writer's record has no such field, an enum symbol read as the reader's default, or a change of
+logicalType, precision or scale (Avro's canonical form drops them, so the fingerprint does not
+change, but a reader misreads the value). The one change that passes is adding a field with a
+default: the new reader fills it in data written before it existed, and an older reader skips it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from io import BytesIO
+from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.utils import generate_many
 
 from schemas._registry import SchemaVersion
+
+_NAMED = frozenset({"record", "error", "enum", "fixed"})
+_PROMOTIONS = {"int": ("long", "float", "double"), "long": ("float", "double"), "float": ("double",),
+               "string": ("bytes",), "bytes": ("string",)}
+_MEANING = ("logicalType", "precision", "scale")  # what canonical form drops and a reader depends on
 
 
 def _resolves(writer: SchemaVersion, reader: SchemaVersion, samples: int, seed_note: str) -> str | None:
@@ -32,10 +50,141 @@ def _resolves(writer: SchemaVersion, reader: SchemaVersion, samples: int, seed_n
 def check_compatible(old: SchemaVersion, new: SchemaVersion, samples: int = 300) -> list[str]:
     """Problems found resolving ``old`` and ``new`` against each other; empty when compatible both ways."""
     problems = []
-    backward = _resolves(old, new, samples, f"backward ({new.label} reading {old.label})")
-    if backward:
-        problems.append(backward)
-    forward = _resolves(new, old, samples, f"forward ({old.label} reading {new.label})")
-    if forward:
-        problems.append(forward)
+    for writer, reader, backward in ((old, new, True), (new, old, False)):
+        note = f"{'backward' if backward else 'forward'} ({reader.label} reading {writer.label})"
+        failure = _resolves(writer, reader, samples, note)
+        if failure:
+            problems.append(failure)
+        problems += [f"{note}: {finding}" for finding in _Meaning(writer, reader, backward).findings()]
     return problems
+
+
+class _Meaning:
+    """What a reader on ``reader`` gets, compared with what ``writer`` wrote, field by field.
+
+    ``backward`` says the reader is the newer schema: then a reader field the writer lacks is an
+    added field, not a finding, and attribute changes are reported (once, in this direction).
+    Otherwise a writer field the reader lacks is the added field.
+    """
+
+    def __init__(self, writer: SchemaVersion, reader: SchemaVersion, backward: bool) -> None:
+        self.writer, self.reader, self.backward = writer, reader, backward
+        self._named = (writer.parsed.get("__named_schemas", {}), reader.parsed.get("__named_schemas", {}))
+        self._open: set[tuple[str, str]] = set()  # record pairs being compared, for records that hold themselves
+
+    def findings(self) -> list[str]:
+        return list(self._compare(self.writer.parsed, self.reader.parsed, ""))
+
+    def _compare(self, w: Any, r: Any, path: str) -> Iterator[str]:
+        w, r = _node(w, self._named[0]), _node(r, self._named[1])
+        if isinstance(w, list):
+            yield from self._writer_union(w, r, path)
+            return
+        if isinstance(r, list):
+            branch = _match(w, [_node(b, self._named[1]) for b in r])
+            if branch is not None:  # no branch: resolution fails, and the samples say so
+                yield from self._compare(w, branch, path)
+            return
+        if self.backward:
+            for attr in _MEANING:
+                was, now = _attr(w, attr), _attr(r, attr)
+                if was != now:
+                    yield (f"{path or 'the record'}: {attr} changes from {was} ({self.writer.label}) to {now} "
+                           f"({self.reader.label}); the fingerprint does not see it, and readers misread the value")
+        kind = _kind(w)
+        if kind != _kind(r):
+            return  # a type change: resolution fails, or promotes (int to long) without changing the value
+        if kind in ("record", "error"):
+            yield from self._record(w, r, path)
+        elif kind == "enum":
+            yield from self._enum(w, r, path)
+        elif kind == "array":
+            yield from self._compare(w["items"], r["items"], f"{path}[]")
+        elif kind == "map":
+            yield from self._compare(w["values"], r["values"], f"{path}{{}}")
+
+    def _writer_union(self, branches: list[Any], r: Any, path: str) -> Iterator[str]:
+        reader_branches = [_node(b, self._named[1]) for b in (r if isinstance(r, list) else [r])]
+        several = sum(b != "null" for b in branches) > 1
+        for branch in branches:
+            branch = _node(branch, self._named[0])
+            match = _match(branch, reader_branches)
+            where = f"{path}({_short(branch)})" if several else path
+            if match is None:
+                yield f"{where}: {self.reader.label} has no union branch for {self.writer.label}'s {_short(branch)}"
+            else:
+                yield from self._compare(branch, match, where)
+
+    def _record(self, w: dict[str, Any], r: dict[str, Any], path: str) -> Iterator[str]:
+        pair = (w["name"], r["name"])
+        if pair in self._open:  # a record that holds itself: its fields are being compared further up
+            return
+        self._open.add(pair)
+        try:
+            yield from self._fields(w, r, path)
+        finally:
+            self._open.discard(pair)
+
+    def _fields(self, w: dict[str, Any], r: dict[str, Any], path: str) -> Iterator[str]:
+        read: set[str] = set()
+        for field in w["fields"]:
+            where = f"{path}.{field['name']}".lstrip(".")
+            match = next((f for f in r["fields"] if field["name"] in (f["name"], *f.get("aliases", ()))), None)
+            if match is not None:
+                read.add(match["name"])
+                yield from self._compare(field["type"], match["type"], where)
+            elif self.backward:  # in the forward direction, a field the newer writer adds: older readers skip it
+                yield (f"{where}: written by {self.writer.label}, but {self.reader.label} has no such field "
+                       f"(removed, or renamed without an alias)")
+        for field in r["fields"]:
+            if field["name"] in read or self.backward:  # backward, a field the newer reader adds
+                continue
+            where = f"{path}.{field['name']}".lstrip(".")
+            got = f"reads its default, {field['default']!r}," if "default" in field else "has no default"
+            yield f"{where}: {self.reader.label} {got} as {self.writer.label} does not write it (removed, or renamed)"
+
+    def _enum(self, w: dict[str, Any], r: dict[str, Any], path: str) -> Iterator[str]:
+        for symbol in w["symbols"]:
+            if symbol in r["symbols"]:
+                continue
+            if "default" in r:
+                yield (f"{path}: symbol {symbol} written by {self.writer.label} is read by {self.reader.label} "
+                       f"as its default {r['default']}")
+            else:
+                yield f"{path}: symbol {symbol} written by {self.writer.label} is unknown to {self.reader.label}"
+
+
+def _node(schema: Any, named: dict[str, Any]) -> Any:
+    """A schema node with a named type's reference replaced by its definition."""
+    if isinstance(schema, str):
+        return named.get(schema, schema)
+    if isinstance(schema, dict) and not isinstance(schema["type"], str):
+        return _node(schema["type"], named)
+    return schema
+
+
+def _kind(node: Any) -> str:
+    return node if isinstance(node, str) else str(node["type"])
+
+
+def _attr(node: Any, name: str) -> Any:
+    return node.get(name) if isinstance(node, dict) else None
+
+
+def _short(node: Any) -> str:
+    return str(node["name"]).rpartition(".")[2] if _kind(node) in _NAMED else _kind(node)
+
+
+def _names(node: dict[str, Any]) -> set[str]:
+    """A named type's full name and its aliases, qualified as the Avro specification says."""
+    space = str(node["name"]).rpartition(".")[0]
+    return {node["name"], *(a if "." in a or not space else f"{space}.{a}" for a in node.get("aliases", ()))}
+
+
+def _match(w: Any, branches: list[Any]) -> Any | None:
+    """The reader branch a writer's value resolves to: the first of its kind and name, else the first it promotes to."""
+    kind = _kind(w)
+    for branch in branches:
+        if _kind(branch) == kind and (kind not in _NAMED or w["name"] in _names(branch)):
+            return branch
+    return next((b for b in branches if _kind(b) in _PROMOTIONS.get(kind, ())), None)

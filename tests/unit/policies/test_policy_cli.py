@@ -122,6 +122,12 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("array", "[1, 2]", "an alert is a JSON object"),
     ("syntax", '{"alert_type": }', ":1:16: not valid JSON: Expecting value"),
     ("surrogate", lambda: _text().replace('"12 millas', '"\\ud800'), "does not fit"),
+    ("string-for-list", lambda: _text().replace('"caveats": [\n      "PII"\n    ]', '"caveats": "PII"'),
+     "markings.caveats: expected a list, got str"),  # fastavro wrote it as the caveats P, I, I
+    ("float-for-int", lambda: _text().replace('"persons_detained": 3', '"persons_detained": 2.9'),
+     "payload.persons_detained: expected an int, got float"),  # fastavro wrote 2
+    ("bool-for-double", lambda: _text().replace('"quantity": 2.0', '"quantity": true'),
+     "payload.items[1].quantity: expected a number, got bool"),  # fastavro wrote 1.0
 ]  # fmt: skip
 
 

@@ -155,7 +155,7 @@ def test_a_value_written_like_an_error_message_is_never_echoed(alerts: list[dict
     bad["version"] = value
     with pytest.raises(RecordMismatchError) as info:
         alert_codec().encode(bad)
-    assert str(info.value) == "record does not fit puente.Alert: puente.Alert.version has type str"
+    assert str(info.value) == "record does not fit puente.Alert: version: expected an int, got str"
 
 
 def test_missing_required_field_is_a_mismatch(alerts: list[dict]) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from schemas import ALERT, SCHEMA_DIR, current, load_expanded, releases, version_from
+from schemas import ALERT, SCHEMA_DIR, SchemaVersion, current, load_expanded, releases, version_from
 from schemas.compat import check_compatible
 
 
@@ -62,3 +64,80 @@ def test_changing_a_field_type_is_caught() -> None:
             field["type"] = "int"
     problems = check_compatible(current(ALERT), version_from(json.loads(json.dumps(schema)), "v-bad"), samples=20)
     assert len(problems) == 2
+
+
+# ---- changes that resolve but change what a record says ----------------------------------------
+def _variant(change: Callable[[dict[str, Any]], None], label: str = "v-next") -> SchemaVersion:
+    schema = copy.deepcopy(current(ALERT).expanded)
+    change(schema)
+    return version_from(schema, label)
+
+
+def _field(record: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(f for f in record["fields"] if f["name"] == name)
+    return found
+
+
+def _markings(schema: dict[str, Any]) -> dict[str, Any]:
+    return _field(schema, "markings")["type"]  # type: ignore[no-any-return]
+
+
+def test_renaming_a_marking_is_caught_both_ways() -> None:
+    """Renaming handling_code and caveats resolves (readers fill H0 and no caveats) but is reported, by path."""
+    def rename(schema: dict) -> None:
+        _field(_markings(schema), "handling_code")["name"] = "handling"
+        _field(_markings(schema), "caveats")["name"] = "caveat_codes"
+
+    problems = check_compatible(current(ALERT), _variant(rename), samples=20)
+    assert any(p.startswith("backward") and "markings.handling_code: written by current" in p for p in problems)
+    assert any(p.startswith("forward") and "markings.handling_code: current reads its default, 'H0'" in p
+               for p in problems)
+    assert any("markings.caveats" in p for p in problems)
+
+
+def test_renaming_with_an_alias_still_fails_forward() -> None:
+    """An alias lets the new reader read old data, but an older reader still fills its default: forward finding."""
+    def rename(schema: dict) -> None:
+        field = _field(_markings(schema), "handling_code")
+        field["name"], field["aliases"] = "handling", ["handling_code"]
+
+    problems = check_compatible(current(ALERT), _variant(rename), samples=20)
+    assert problems and all(p.startswith("forward") for p in problems)
+    assert "markings.handling_code: current reads its default" in problems[0]
+
+
+def test_dropping_a_field_is_caught() -> None:
+    """Dropping markings.caveats: older readers would read every new alert as having no caveats."""
+    def drop(schema: dict) -> None:
+        _markings(schema)["fields"] = [f for f in _markings(schema)["fields"] if f["name"] != "caveats"]
+
+    problems = check_compatible(current(ALERT), _variant(drop), samples=20)
+    assert [p.split(":")[0] for p in problems] == ["backward (v-next reading current)",
+                                                   "forward (current reading v-next)"]
+    assert all("markings.caveats" in p for p in problems)
+
+
+def test_an_enum_symbol_an_older_reader_maps_to_its_default_is_caught() -> None:
+    """A symbol added to an enum with a default reads, in older readers, as that default: a finding naming it."""
+    def add(schema: dict) -> None:
+        hit = next(b for b in _field(schema, "payload")["type"] if b["name"].endswith("WatchlistHit"))
+        _field(hit, "risk_level")["type"]["symbols"].append("SEVERE")
+
+    problems = check_compatible(current(ALERT), _variant(add), samples=20)
+    assert len(problems) == 1
+    assert problems[0].startswith("forward") and "payload(WatchlistHit).risk_level: symbol SEVERE" in problems[0]
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ({"type": "long", "logicalType": "timestamp-millis"}, {"type": "long", "logicalType": "timestamp-micros"}),
+    ({"type": "long", "logicalType": "timestamp-millis"}, "long"),
+    ({"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2},
+     {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 3}),
+])  # fmt: skip
+def test_a_change_canonical_form_drops_is_caught(before: object, after: object) -> None:
+    """A logicalType, precision or scale change keeps the fingerprint but changes the value: reported once."""
+    old = _variant(lambda s: s["fields"].append({"name": "at", "type": before}), "v-old")
+    new = _variant(lambda s: s["fields"].append({"name": "at", "type": after}), "v-new")
+    problems = check_compatible(old, new, samples=5)
+    assert len(problems) == 1 and problems[0].startswith("backward (v-new reading v-old): at: ")
+    assert "does not see it" in problems[0]

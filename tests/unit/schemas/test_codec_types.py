@@ -1,0 +1,124 @@
+"""Encoding refuses a value of the wrong type, on every path, instead of letting fastavro coerce it.
+
+fastavro's writer turned 2.9 into 2, "PANAMA_ONLY" into the caveats P, A, N..., a dict into its
+keys, True into 1 or 1.0, Decimal("1e400") into infinity, and a naive datetime into the host's
+local time. Each is now a RecordMismatchError naming the field's path and the type expected,
+never the value.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import math
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from puente.dev.synthetic import generate
+from puente.errors import RecordMismatchError
+from schemas import AlertCodec, current, known_writers
+
+try:
+    import puente_avro  # noqa: F401
+    NATIVE = [True, False]
+except ImportError:  # the native codec is not built here: the fastavro path is still tested
+    NATIVE = [False]
+
+
+def _codec(monkeypatch: pytest.MonkeyPatch, native: bool) -> AlertCodec:
+    monkeypatch.setenv("PUENTE_NATIVE_AVRO", "1" if native else "0")
+    codec = AlertCodec(current(), known_writers())
+    assert codec.uses_native is native
+    return codec
+
+
+def _alert(kind: str) -> dict[str, Any]:
+    return next(a for a in generate(40, seed=5) if a["alert_type"] == kind)
+
+
+def _set(kind: str, path: str, value: Any) -> dict[str, Any]:
+    """A copy of an alert of ``kind`` with ``value`` at a dotted path (``payload.items.0.quantity``)."""
+    alert = copy.deepcopy(_alert(kind))
+    *parents, last = path.split(".")
+    node: Any = alert
+    for step in parents:
+        node = node[int(step)] if isinstance(node, list) else node[step]
+    node[int(last) if isinstance(node, list) else last] = value
+    return alert
+
+
+class _Three(enum.IntEnum):
+    THREE = 3
+
+
+_SECRET = "PA123456"  # a value no message may echo
+MISTYPED = [
+    ("BORDER_EVENT", "version", True, "version: expected an int, got bool"),
+    ("BORDER_EVENT", "version", 2.9, "version: expected an int, got float"),
+    ("SEIZURE", "payload.persons_detained", 2.5, "payload.persons_detained: expected an int, got float"),
+    ("SEIZURE", "payload.items.0.quantity", True, "payload.items[0].quantity: expected a number, got bool"),
+    ("SEIZURE", "payload.items.0.quantity", Decimal("1e400"),
+     "payload.items[0].quantity: expected a number, got Decimal"),
+    ("BORDER_EVENT", "markings.caveats", "PANAMA_ONLY", "markings.caveats: expected a list, got str"),
+    ("BORDER_EVENT", "markings.caveats", {"PANAMA_ONLY"}, "markings.caveats: expected a list, got set"),
+    ("BORDER_EVENT", "markings.releasable_to", "COL", "markings.releasable_to: expected a list, got str"),
+    ("BORDER_EVENT", "markings.releasable_to", {"COL": 1}, "markings.releasable_to: expected a list, got dict"),
+    ("BORDER_EVENT", "markings.releasable_to", ("COL",), "markings.releasable_to: expected a list, got tuple"),
+    ("BORDER_EVENT", "markings.releasable_to", ["COL", 7], "markings.releasable_to[1]: expected a string, got int"),
+    ("WATCHLIST_HIT", "payload.risk_level", _SECRET, "payload.risk_level: expected a puente.RiskLevel symbol, got str"),
+    ("BORDER_EVENT", "summary", _SECRET.encode(), "summary: expected a string, got bytes"),
+    ("BORDER_EVENT", "occurred_at", datetime(2026, 1, 1, 12, 0), "occurred_at: expected a timezone-aware datetime"),
+    ("BORDER_EVENT", "occurred_at", 10**12, "occurred_at: expected a timezone-aware datetime, got int"),
+    ("WATCHLIST_HIT", "payload.person.date_of_birth", datetime(1990, 1, 1, tzinfo=UTC),
+     "payload.person.date_of_birth: expected a date, got datetime"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("native", NATIVE)
+@pytest.mark.parametrize(("kind", "path", "value", "message"), MISTYPED, ids=[f"{m[1]}={m[2]!r}" for m in MISTYPED])
+def test_a_mistyped_value_is_refused_naming_its_path(monkeypatch: pytest.MonkeyPatch, native: bool, kind: str,
+                                                     path: str, value: Any, message: str) -> None:
+    """A value fastavro would coerce is a RecordMismatchError naming the field path and type, not the value."""
+    codec = _codec(monkeypatch, native)
+    with pytest.raises(RecordMismatchError) as info:
+        codec.encode(_set(kind, path, value))
+    assert message in str(info.value)
+    assert _SECRET not in str(info.value)
+
+
+def test_fastavro_path_refuses_a_time_past_9999_in_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the native codec, an aware time that is past the year 9999 in UTC is refused: no reader could read it."""
+    late = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5)))
+    with pytest.raises(RecordMismatchError, match="occurred_at: expected a datetime within years 1-9999 in UTC"):
+        _codec(monkeypatch, False).encode(_set("SEIZURE", "occurred_at", late))
+
+
+@pytest.mark.parametrize("native", NATIVE)
+@pytest.mark.parametrize(("kind", "path", "value", "read"), [
+    ("SEIZURE", "payload.items.0.quantity", 3, 3.0),  # an int is a number: written exactly
+    ("SEIZURE", "payload.items.0.quantity", math.inf, math.inf),  # a float is written as it is, as natively
+    ("BORDER_EVENT", "version", _Three.THREE, 3),  # an int subclass is an int
+    ("BORDER_EVENT", "occurred_at", datetime(2026, 1, 1, 7, 0, tzinfo=timezone(timedelta(hours=-5))),
+     datetime(2026, 1, 1, 12, 0, tzinfo=UTC)),
+    ("WATCHLIST_HIT", "payload.person.date_of_birth", date(1990, 1, 1), date(1990, 1, 1)),
+    ("WATCHLIST_HIT", "payload.person.date_of_birth", None, None),
+])  # fmt: skip
+def test_values_of_the_right_type_still_encode(monkeypatch: pytest.MonkeyPatch, native: bool, kind: str, path: str,
+                                               value: Any, read: Any) -> None:
+    """Ints where a double goes, floats, int subclasses, aware datetimes in any zone, dates and nulls still encode."""
+    codec = _codec(monkeypatch, native)
+    decoded: Any = codec.decode(codec.encode(_set(kind, path, value)))
+    for step in path.split("."):
+        decoded = decoded[int(step)] if isinstance(decoded, list) else decoded[step]
+    assert decoded == read
+    assert type(decoded) is type(read)
+
+
+def test_every_generated_alert_passes_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard refuses nothing the synthetic generator makes: each alert round trips on the fastavro path."""
+    codec = _codec(monkeypatch, False)
+    for alert in generate(200, seed=31):
+        assert codec.decode(codec.encode(alert)) == alert
