@@ -32,7 +32,9 @@ class ReplayWindow:
         return len(self._ids)
 
     def add(self, alert_id: str, appended_ms: int) -> None:
-        if alert_id not in self._ids:
+        """Remember ``alert_id`` at the latest time given for it (an earlier one never shortens its stay)."""
+        known = self._ids.get(alert_id)
+        if known is None or appended_ms > known:
             self._ids[alert_id] = appended_ms
             self._order.append((appended_ms, alert_id))
         self.advance(appended_ms)
@@ -54,7 +56,8 @@ class ReplayWindow:
         """Forget the ids older than the window; return how many were forgotten."""
         cutoff, order, ids, dropped = self.cutoff(), self._order, self._ids, 0
         while order and order[0][0] < cutoff:
-            _, alert_id = order.popleft()
-            ids.pop(alert_id, None)
-            dropped += 1
+            appended, alert_id = order.popleft()
+            if ids.get(alert_id) == appended:  # else a later time keeps it (``add``)
+                del ids[alert_id]
+                dropped += 1
         return dropped

@@ -440,27 +440,28 @@ class BrokerWorker:
         ceiling = {tp: _latest_ingress_ms(heads[tp]) or 0 for tp in tps.values()}
         rank = {key_id: i for i, key_id in enumerate(self.config.generations)}  # 0: the newest
         head_rank = {tp: rank.get(str((heads[tp] or {}).get("signer")), -1) for tp in tps.values()}
-        newer: dict[TopicPartition, Record] = {}  # the last block read back signed by a newer key than the head
+        newer: dict[TopicPartition, Record] = {}  # a block read back signed (verified) by a newer key than the head
 
         def remember(rec: Record) -> None:  # parsed as it arrives: the audit is never held in memory
             tp = TopicPartition(rec.topic, rec.partition)
             signer = remember_block(by_tp[tp], rec.value, ceiling[tp])
-            if signer is not None and rank.get(signer, len(rank)) < head_rank[tp]:
+            # A block naming a newer key than the head's is checked as it comes (rare: only a retired key's head
+            # meets one), until one verifies: one that merely names the key must not hide the genuine ones.
+            if (signer is not None and tp not in newer and rank.get(signer, len(rank)) < head_rank[tp]
+                    and head_problem(tp.topic, tp.partition, rec.value, None, self.config.verify) is None):
                 newer[tp] = rec
 
         wanted = [tp for tp in tps.values() if tp in starts]
         if wanted:
             await read_many(consumer, wanted, starts=starts, each=remember)
         for tp, rec in newer.items():
-            # Checked now (it is rare: only a retired key's head is looked for): a block signed by a newer key
-            # than the head's, with a signature that verifies, means the key rotated and a retired one signed on.
-            if head_problem(tp.topic, tp.partition, rec.value, None, self.config.verify) is None:
-                retired = (heads[tp] or {}).get("signer")
-                raise AuditChainError(
-                    f"audit partition {tp.topic}[{tp.partition}] cannot be continued: its last block is signed by "
-                    f"{retired}, a key its chain had moved on from (a newer "
-                    f"generation signed the block at offset {rec.offset}): a retired key in use. The broker will "
-                    "not sign over it; run `puente audit verify`")
+            # A newer key signed a block before the head, which an older key signed: a retired one signed on.
+            retired = (heads[tp] or {}).get("signer")
+            raise AuditChainError(
+                f"audit partition {tp.topic}[{tp.partition}] cannot be continued: its last block is signed by "
+                f"{retired}, a key its chain had moved on from (a newer generation signed the block at offset "
+                f"{rec.offset}): a retired key in use. The broker will not sign over it; run `puente audit verify` "
+                "(a key rolled back on purpose needs a new generation instead: `puente keys generate --generation`)")
         loaded = 0
         for window in windows.values():
             window.prune()
@@ -536,7 +537,8 @@ class BrokerWorker:
         would vouch for whatever someone else wrote there. (Older blocks read back for the replay
         window are not checked one by one: a forged one could only make the broker refuse an id
         as a replay, which is a dead letter, never a delivery. Its times count no later than this
-        head's newest append time, so it cannot push the window on and forget the genuine ids.)
+        head's newest append time, so it cannot push the window on, and an id keeps the latest time
+        any block gives it, so an early time cannot have it forgotten: the genuine ids stay.)
         """
         if rec is None:
             return None
@@ -1184,7 +1186,8 @@ def remember_block(window: ReplayWindow, value: bytes, ceiling: int) -> str | No
 def _processed_ids(doc: Any) -> list[tuple[str, int]]:
     """(alert id, ingress append time) of every alert an audit block (parsed) records as decided."""
     out = []
-    for entry in doc.get("entries") or () if isinstance(doc, dict) else ():
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    for entry in entries if isinstance(entries, list) else ():  # not verified: of any shape
         if isinstance(entry, dict) and entry.get("kind") == "ALERT" and isinstance(entry.get("ingress_ms"), int):
             version = entry.get("version", 1)
             out.append((seen_key(str(entry.get("alert_id")), version if type(version) is int else 1,

@@ -78,3 +78,18 @@ def test_a_block_read_back_cannot_move_the_window_past_its_verified_head() -> No
     remember_block(window, block(("SNM:A2", head_ms)), head_ms)
     window.prune()
     assert window.latest == head_ms and all(i in window for i in ("SNM:A0", "SNM:A2", "zz"))
+
+
+def test_an_id_keeps_the_latest_time_any_block_gives_it() -> None:
+    """A forged block read back early, listing a genuine id at time 1, must not have it pruned: the id stays as
+    long as its genuine time keeps it. A block of any other shape is skipped, not a crash of the slot's load."""
+    head_ms = 30 * DAY_MS
+    window = ReplayWindow(7)
+    window.advance(head_ms)
+    forged = orjson.dumps({"entries": [{"kind": "ALERT", "alert_id": "SENAN:3", "ingress_ms": 1}]})
+    genuine = orjson.dumps({"entries": [{"kind": "ALERT", "alert_id": "SENAN:3", "ingress_ms": head_ms}]})
+    remember_block(window, forged, head_ms)
+    remember_block(window, genuine, head_ms)
+    assert window.prune() == 0 and "SENAN:3" in window
+    for odd in (b'{"entries": 5}', b'{"entries": {"a": 1}}', b"[1, 2]", b"not json", b'{"entries": [5, null]}'):
+        assert remember_block(window, odd, head_ms) is None

@@ -88,3 +88,9 @@ def test_a_block_that_only_claims_a_newer_key_stops_nothing(monkeypatch: pytest.
     """Blocks read back are checked only when they name a newer key than the head's, and then their signature
     must verify: a block that merely names one (anyone who may write the topic can) does not stop the slot."""
     _load(monkeypatch, [OLD, NEW, OLD], spoilt=1)
+
+
+def test_a_spoilt_newer_block_does_not_hide_a_genuine_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The genuine newer-key blocks are found even when the last block naming the newer key does not verify."""
+    with pytest.raises(AuditChainError, match="moved on from"):
+        _load(monkeypatch, [OLD, NEW, NEW, OLD], spoilt=2)
