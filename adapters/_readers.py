@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from adapters._fields import DUPLICATE_KEY, ENCODING, INVALID, SYNTAX, TOO_LONG, TRUNCATED, fail, key_name
+from adapters._fields import DUPLICATE_KEY, ENCODING, INVALID, SYNTAX, TOO_LONG, TRUNCATED, fail
 from puente.errors import AdapterError
 from puente.strict import DuplicateKey, no_constants, unique_keys
 
@@ -143,15 +143,10 @@ def _first_duplicate(text: str) -> tuple[str, int] | None:
     return None
 
 
-_FIELD_NAME = re.compile(r"[^\W\d][\w]{0,39}")
-
-
 def _key_shown(key: str) -> str:
-    """A repeated key for a message: quoted when it has the shape of the formats' field names (lower case,
-    letters first, few digits: ``releasable_to``, ``clasificación``), else by its length only. A key may be
-    data (documents keyed by passport number, people by name), and messages reach the dead letter's header."""
-    if _FIELD_NAME.fullmatch(key) and key == key.lower() and sum(c.isdigit() for c in key) <= 3:
-        return key_name(key)
+    """A repeated key for a message: by its length only. The parse comes before any adapter knows which keys
+    are its fields, and a key may be data (documents keyed by passport number, people by name); the line
+    number the message gives finds it."""
     return f"of {len(key)} characters"
 
 

@@ -60,18 +60,18 @@ def test_parse_json_refuses_a_key_given_twice_at_any_depth(text: str) -> None:
     """A repeated key anywhere in the object is duplicate-key, where json.loads would keep the last value."""
     err = _error(parse_json, text, 7)
     assert err.reason == f.DUPLICATE_KEY and "line 7" in str(err)
-    assert any(f"'{k}'" in str(err) for k in ("a", "b", "clasificacion"))
+    assert any(f"key of {len(k)} characters" in str(err) for k in ("a", "b", "clasificacion"))
 
 
 def test_a_duplicate_key_in_a_document_is_located_at_its_own_line() -> None:
-    """The message names the key and the line of its second appearance, counted in the file."""
+    """The message gives the key's length and the line of its second appearance, counted in the file."""
     doc = ('{\n  "numero_operacion": "X-1",\n  "marcado": {\n    "difusion": ["FEAN"],\n'
            '    "difusion": ["COL"]\n  }\n}\n')
     items = list(json_documents(io.BytesIO(b'{"ok": 1}\n' + doc.encode()), "utf-8", 10_000))
     assert items[0].parsed == {"ok": 1}
     err = items[1].error
     assert err is not None and err.reason == f.DUPLICATE_KEY
-    assert "'difusion'" in str(err) and "line 6" in str(err)  # line 2 opens the document; the repeat is on 6
+    assert "of 8 characters" in str(err) and "line 6" in str(err)  # line 2 opens the document; the repeat is on 6
 
 
 def test_a_duplicate_key_message_says_an_odd_key_by_its_length() -> None:
