@@ -588,6 +588,10 @@ def signature_checks(keys_dir: Path, verify_files: list[Path] | None) -> VerifyF
                               f"`puente keys import-public FILE.pem --id KEY_ID --dir {keys_dir}`")
         return signature_check(store, *kinds)
     records = [load_key_file(path) for path in verify_files]
+    for rec, path in zip(records, verify_files, strict=True):
+        if rec.secret is not None:  # an auditor verifies with public halves only; never holds a signer's secret
+            raise ConfigError(f"--verify-key {path}: holds the private half of {rec.key_id}; give its public half "
+                              "(`puente keys export-public` on its owner's side, then `puente keys import-public`)")
     return checker({rec.key_id: rec.ed25519_public() for rec in records})
 
 

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from broker.auditor import signature_checks
 from broker.crypto import FeedSealer, public_from_pem
 from broker.crypto.keys import KeyKind, KeyRecord, record_from_json, record_to_json
 from broker.keystore import Holder, Keystore, Keystores, load_key_file, signature_check
@@ -217,3 +218,15 @@ def test_a_partners_private_receipt_key_is_refused_by_the_signature_check(tmp_pa
     _one_line_naming(info, "COL-rcpt-2026a", "import-public")
     with pytest.raises(KeyMaterialError):
         made.broker.load_public("COL-rcpt-2026a", KeyKind.PARTNER_SIGNING)
+
+
+def test_an_auditors_verify_key_holding_a_private_half_is_refused(tmp_path: Path) -> None:
+    """`audit verify --verify-key` takes public halves only: a partner's or the broker's own key file (its private
+    half) given there is refused with what to give instead, and a public half is taken."""
+    site = _site(tmp_path)
+    own = site.partners["COL"].path / "COL-rcpt-2026a.json"
+    with pytest.raises(ConfigError, match="holds the private half of COL-rcpt-2026a"):
+        signature_checks(tmp_path, [own])
+    public = site.auditor.path / "COL-rcpt-2026a.json"
+    assert load_key_file(public).secret is None
+    signature_checks(tmp_path, [public])
