@@ -207,13 +207,16 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     while True:
         b = buf[pos]
         pos += 1
+        if shift == 63 and b > 1:
+            raise ValueError("varint longer than 64 bits")
         n |= (b & 0x7F) << shift
         if b < 0x80:
+            if b == 0:  # one value, one form: a last byte of 0 after others only pads the value
+                raise ValueError("varint not in its shortest form")
             break
         shift += 7
         if shift > 63:
             raise ValueError("varint longer than 64 bits")
-    n &= 0xFFFF_FFFF_FFFF_FFFF
     return (n >> 1) ^ -(n & 1), pos
 
 
@@ -357,15 +360,19 @@ class _BodyCompiler:
                 count, pos = _varint(buf, pos)
                 if count == 0:
                     return pos
+                size = None
                 if count < 0:
                     count = -count
-                    pos = _varint(buf, pos)[1]  # the block's size in bytes
+                    size, pos = _varint(buf, pos)  # the block's size in bytes: it must be the items' own
                 if count > len(buf) - pos + 1:
                     raise ValueError("block longer than the record")
+                start = pos
                 for _ in range(count):
                     if keyed:
                         pos = _sized(buf, pos)
                     pos = item(buf, pos)
+                if size is not None and size != pos - start:
+                    raise ValueError("block size is not its items' size")
 
         return blocks
 

@@ -196,11 +196,15 @@ impl<'a> Reader<'a> {
         loop {
             let Some(&b) = self.buf.get(self.pos) else { return err("truncated varint") };
             self.pos += 1;
-            if shift >= 64 {
+            if shift >= 64 || (shift == 63 && b > 1) {
                 return err("varint longer than 64 bits");
             }
             value |= ((b & 0x7f) as u64) << shift;
             if b & 0x80 == 0 {
+                // One value, one form: a last byte of 0 after others only pads the value.
+                if b == 0 && shift > 0 {
+                    return err("varint not in its shortest form");
+                }
                 break;
             }
             shift += 7;
@@ -504,15 +508,20 @@ impl Codec {
                     if count == 0 {
                         break;
                     }
+                    let mut size = None;
                     if count < 0 {
                         count = count.checked_neg().ok_or_else(|| PyValueError::new_err("bad block count"))?;
-                        r.long()?; // the block's size in bytes
+                        size = Some(r.long()?); // the block's size in bytes: it must be the items' own
                     }
                     if count as usize > r.buf.len() - r.pos.min(r.buf.len()) + 1 {
                         return err("array block longer than the record");
                     }
+                    let start = r.pos;
                     for _ in 0..count {
                         list.append(self.read(py, items, r)?)?;
+                    }
+                    if size.is_some_and(|n| n != (r.pos - start) as i64) {
+                        return err("array block size is not its items' size");
                     }
                 }
                 list.into_any()
@@ -524,17 +533,22 @@ impl Codec {
                     if count == 0 {
                         break;
                     }
+                    let mut size = None;
                     if count < 0 {
                         count = count.checked_neg().ok_or_else(|| PyValueError::new_err("bad block count"))?;
-                        r.long()?;
+                        size = Some(r.long()?);
                     }
                     if count as usize > r.buf.len() - r.pos.min(r.buf.len()) + 1 {
                         return err("map block longer than the record");
                     }
+                    let start = r.pos;
                     for _ in 0..count {
                         let n = r.length()?;
                         let key = std::str::from_utf8(r.take(n)?).map_err(|_| PyValueError::new_err("map key is not UTF-8"))?;
                         dict.set_item(PyString::new(py, key), self.read(py, values, r)?)?;
+                    }
+                    if size.is_some_and(|n| n != (r.pos - start) as i64) {
+                        return err("map block size is not its items' size");
                     }
                 }
                 dict.into_any()

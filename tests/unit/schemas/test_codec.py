@@ -22,6 +22,7 @@ from puente.errors import (
 )
 from schemas import MARKER, alert_codec, alert_from_json, crc64_avro, current, load_expanded, to_json
 from schemas._alert import PAYLOAD_TYPE
+from schemas._codec import HEADER_LEN, _BodyCompiler
 
 
 @pytest.fixture
@@ -339,3 +340,46 @@ def test_values_the_native_encoder_is_unsure_of_go_to_fastavro(alerts: list[dict
     whole = {**alerts[0], "location": {**loc, "latitude": 8, "longitude": -77}}
     assert codec.decode(codec.encode(whole))["location"]["latitude"] == 8.0
     assert codec.encode(whole) == _fastavro_encode(whole)
+
+
+def _both_refuse(data: bytes) -> list[str]:
+    """What the native decoder and the pure-Python body check each say of ``data`` (both must refuse it)."""
+    said = []
+    with pytest.raises(CorruptRecordError) as info:
+        alert_codec().decode(data)
+    said.append(str(info.value))
+    with pytest.raises(ValueError) as checked:
+        _BodyCompiler(current().parsed).compile(current().parsed)(data, HEADER_LEN)
+    said.append(str(checked.value))
+    return said
+
+
+def test_one_alert_has_one_byte_form_padded_varints_are_refused(alerts: list[dict]) -> None:
+    """A varint padded with a last 0 byte, or with a tenth byte above 1, reads as a canonical one would: refused by
+    both decoders, so an alert has one byte form (the ledger digests the bytes)."""
+    data = alert_codec().encode(alerts[0])
+    alert_id = alerts[0]["alert_id"].encode()
+    at = data.index(alert_id)
+    assert data[at - 1] == 2 * len(alert_id) < 0x80  # its length, one byte
+    padded = data[:at - 1] + bytes([data[at - 1] | 0x80, 0]) + data[at:]
+    assert all("shortest form" in s for s in _both_refuse(padded))
+    overlong = data[:at - 1] + bytes([data[at - 1] | 0x80]) + b"\x80" * 8 + b"\x7e" + data[at:]
+    assert all("64 bits" in s or "shortest" in s for s in _both_refuse(overlong))
+    assert alert_codec().decode(data) == alert_codec().decode(bytes(data))  # the canonical form still reads
+
+
+def test_a_block_with_a_negative_count_must_state_its_own_size(alerts: list[dict]) -> None:
+    """Avro lets a block give a negative count and its size in bytes; Puente's writers never do, and a size that
+    is not the items' own is refused by both decoders (the right one still reads)."""
+    alert = alerts[0]
+    one = alert_codec().encode({**alert, "markings": {**alert["markings"], "releasable_to": ["COL"]}})
+    none = alert_codec().encode({**alert, "markings": {**alert["markings"], "releasable_to": []}})
+    at = next(i for i, (x, y) in enumerate(zip(one, none, strict=False)) if x != y)
+    assert (one[at], none[at]) == (2, 0)
+    item = one[at + 1:at + len(one) - len(none)]
+
+    def block(size: int) -> bytes:
+        return one[:at] + bytes([1, 2 * size]) + item + one[at + 1 + len(item):]
+
+    assert alert_codec().decode(block(len(item))) == alert_codec().decode(one)
+    assert all("size" in s for s in _both_refuse(block(len(item) + 1)))
