@@ -410,6 +410,18 @@ class IntRangeError(TypeMismatch):
         return f"{self.where} is outside the {self.expected} range"
 
 
+class ExtraKeysError(TypeMismatch):
+    """A record holding keys its Avro record type does not have: an encoder would drop them unsaid, and a
+    misspelt field (``handling_codee``) would then be written as its default, a looser restriction."""
+
+    def __init__(self, expected: str, extra: int) -> None:
+        super().__init__(expected, None)
+        self.extra = extra
+
+    def __str__(self) -> str:
+        return f"{self.where} holds {self.extra} key(s) that {self.expected} does not have"
+
+
 _Guard = Callable[[Any], None]
 _MISSING = object()
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
@@ -542,9 +554,13 @@ class _GuardCompiler:
 
     @staticmethod
     def _record(fields: list[tuple[str, _Guard]], expected: str) -> _Guard:
+        names = frozenset(name for name, _ in fields)
+
         def record(value: Any) -> None:
             if not isinstance(value, dict):
                 raise TypeMismatch(expected, value)
+            if not names.issuperset(value):  # never named: a key may be anything
+                raise ExtraKeysError(expected, len(set(value) - names))
             for name, guard in fields:
                 item = value.get(name, _MISSING)
                 if item is not _MISSING:  # a missing field: fastavro writes its default, or names it

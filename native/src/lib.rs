@@ -370,6 +370,9 @@ fn write(out: &mut Vec<u8>, node: &Node, v: &Bound<'_, PyAny>) -> Result<(), Uns
         }
         Node::Record(fields) => {
             let dict = v.downcast_exact::<PyDict>().map_err(|_| Unsure)?;
+            if dict.len() != fields.len() {
+                return Err(Unsure); // a key the record type lacks (each field must be there): the fallback refuses it
+            }
             let py = v.py();
             for (name, ty) in fields {
                 let item = dict.get_item(name.bind(py)).map_err(|_| Unsure)?.ok_or(Unsure)?;

@@ -19,7 +19,7 @@ import pytest
 
 from puente.dev.synthetic import generate
 from puente.errors import RecordMismatchError
-from schemas import AlertCodec, current, known_writers
+from schemas import AlertCodec, alert_codec, current, known_writers
 
 try:
     import puente_avro  # noqa: F401
@@ -122,3 +122,16 @@ def test_every_generated_alert_passes_the_guard(monkeypatch: pytest.MonkeyPatch)
     codec = _codec(monkeypatch, False)
     for alert in generate(200, seed=31):
         assert codec.decode(codec.encode(alert)) == alert
+
+
+def test_a_key_the_record_type_does_not_have_is_refused_on_every_path() -> None:
+    """A misspelt field (``handling_codee``) would be dropped and its field written as its default, a looser
+    restriction: the native encoder declines a record with a key its type lacks, and the fallback refuses it,
+    naming where and how many, never the key."""
+    alert = _alert("WATCHLIST_HIT")
+    for bad in ({**alert, "extra": 1},
+                {**alert, "markings": {**alert["markings"], "handling_codee": "H2"}}):
+        with pytest.raises(RecordMismatchError) as caught:
+            alert_codec().encode(bad)
+        assert "key(s) that" in str(caught.value) and "codee" not in str(caught.value)
+    assert "markings holds 1 key(s)" in str(caught.value)
