@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from adapters._codes import norm_key
 from policies import Areas, load_policy_set
 from puente.errors import ConfigError
+from puente.strict import TooLarge, read_bounded
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "agencies.yaml"
 # Older and local names still typed in reports (San Blas and Kuna Yala are Guna Yala's former names).
@@ -215,14 +216,26 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+_MAX_CONFIG = 4 * 1024 * 1024  # the shipped file is a few KiB
+
+
 def load_config(path: Path | None = None) -> AdaptersConfig:
     """The adapters' configuration; ConfigError names the file and the field, or the line, of any problem."""
     path = path or DEFAULT_CONFIG
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - a safe loader
+        text = read_bounded(path, _MAX_CONFIG).decode("utf-8")
+    except TooLarge:
+        raise ConfigError(f"{path}: larger than {_MAX_CONFIG // (1024 * 1024)} MiB; not an adapter configuration")\
+            from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read adapter configuration: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
+    try:
+        doc = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a safe loader
     except _Refused as exc:
         raise ConfigError(f"{path}: line {exc.line}: {exc.problem}") from exc
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+    except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: cannot read adapter configuration: {exc}") from exc
     try:
         return AdaptersConfig.model_validate(doc)

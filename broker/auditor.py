@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +58,7 @@ from broker.spill import Spill, spill_error
 from broker.topology import TopicNames, feed_readers
 from policies import PolicySet, load_policy_set
 from puente.errors import AuditChainError, ConfigError, KafkaAccessError, KafkaOperationError
+from puente.strict import open_regular
 from puente.wire import iso_utc
 
 END_SETTLE_S = 15.0
@@ -595,6 +596,22 @@ def signature_checks(keys_dir: Path, verify_files: list[Path] | None) -> VerifyF
     return checker({rec.key_id: rec.ed25519_public() for rec in records})
 
 
+_LOG_LINE = 8192  # longer than any denial line (``denial`` takes up to 4,000 characters)
+
+
+def _authorizer_lines(path: Path) -> Iterator[str]:
+    """The lines of an authorizer log file as ``log_lines`` splits them (at ``\n`` only, a ``\r`` before it
+    dropped), read line by line from a regular file (``open_regular``), so a log of any size is never held
+    whole; a line longer than ``_LOG_LINE`` bytes is skipped whole (no denial is that long)."""
+    with open_regular(path) as fh:
+        while raw := fh.readline(_LOG_LINE):
+            if not raw.endswith(b"\n") and len(raw) == _LOG_LINE:
+                while raw and not raw.endswith(b"\n"):
+                    raw = fh.readline(_LOG_LINE)
+                continue
+            yield from log_lines(raw.removesuffix(b"\n").decode("utf-8", "replace"))
+
+
 async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[Path], principals: frozenset[str],
                           signer_id: str, sign: Callable[[bytes], bytes], verify: VerifyFn,
                           since: datetime | None = None) -> int:
@@ -611,10 +628,10 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
     entries = []
     for path in logs:
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            lines = list(_authorizer_lines(path))
         except OSError as exc:
             raise ConfigError(f"cannot read the authorizer log {path}: {exc.strerror}") from None
-        for line in log_lines(text):
+        for line in lines:
             entry = denial(line)
             if entry is None or not concerns(entry, names.prefix, principals):
                 continue

@@ -15,6 +15,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn, cast
 
 from puente import __version__, logs
 from puente.commands._common import Subparsers
@@ -59,17 +60,28 @@ def _register(sub: Subparsers[argparse.ArgumentParser], modules: Sequence[str]) 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for the command ``argv`` starts with; every command's without ``argv``, when it starts
     with none, or when that command's module is not in this install (so the error lists those that are)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="puente",
         description="Puente: interagency alert sharing with agreement-based release, over Apache Kafka.",
-        epilog="Exit status: 0 done; 1 problems found; 2 usage; 3 bad configuration or input; 4 Kafka unavailable.",
+        epilog="Exit status: 0 done; 1 problems found; 2 usage; 3 bad configuration or input; 4 Kafka unavailable; "
+               "70 internal error.",
     )
     parser.add_argument("--version", action="version", version=f"puente {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = cast("Subparsers[argparse.ArgumentParser]",
+               parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     wanted = _modules(argv)
     if not _register(sub, wanted) and len(wanted) == 1:
         _register(sub, _modules(None))
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, its usage errors escaped (they quote what was typed: a stray argument may hold an
+    escape sequence); every command's parser is one (argparse makes subparsers of their parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {_printable(message)}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,16 +108,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as exc:  # a file or a socket the command itself opened
         _trace()
-        where = f" ({exc.filename})" if exc.filename else ""
+        where = f" ({_printable(str(exc.filename))})" if exc.filename else ""
         print(f"puente: error: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
         return EXIT_CONFIG
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback or the error's text
+        _trace()
+        print(f"puente: error: internal error ({type(exc).__name__}); run again with PUENTE_DEBUG=1 to see where, "
+              "and report it", file=sys.stderr)
+        return EXIT_INTERNAL
     return int(code or 0)
 
 
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a fault in Puente, not in what it was given
+
+
 def _one_line(exc: PuenteError) -> str:
-    # Policy files list every problem on its own line: that is the one place several lines help.
+    # Policy files list every problem on its own line: that is the one place several lines help. Each line
+    # has its control characters escaped: a path or an id given on the command line reaches the terminal.
     text = str(exc).strip() or type(exc).__name__
-    return text
+    return "\n".join(_printable(line) for line in text.split("\n"))
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character that is not printable escaped (an escape sequence typed into a file name
+    must not reach the terminal as one)."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _trace() -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from puente.errors import ConfigError
 
@@ -173,6 +174,11 @@ def load_settings(**overrides: object) -> PuenteSettings:
                           "a misspelt setting would leave its default in force")
     try:
         return PuenteSettings(**overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:  # a value that does not parse at all (JSON for a list): never quoted
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"PUENTE_{found[1].upper()}" if found else "a PUENTE_* setting"
+        raise ConfigError(f"invalid setting {name}: its value does not parse (a list is JSON, e.g. "
+                          '[\"SENAN\", \"PN\"])') from None
     except ValidationError as exc:
         first = exc.errors()[0]
         if not first["loc"]:  # a check across settings names them in its message

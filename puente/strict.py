@@ -3,15 +3,19 @@
 ``json.loads`` keeps the last of two equal keys and reads ``NaN`` and ``Infinity``; on a marking
 or in a key file that silently changes what a document means. Every reader of JSON that comes
 from outside Puente (agency exports, alert files, key files) uses ``unique_keys`` and
-``no_constants`` here, and every bounded file read ``read_bounded``. Bottom layer: no Puente imports.
+``no_constants`` here, and every file a person names is opened by ``open_regular``
+(``read_bounded``). Bottom layer: no Puente imports.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 # Characters Unicode says to draw as nothing (Default_Ignorable_Code_Point) that are not format (Cf)
 # characters, which are refused as such: the combining grapheme joiner, the Hangul fillers, the Khmer
@@ -68,9 +72,22 @@ class TooLarge(ValueError):
     """A file over the size a reader accepts."""
 
 
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading, once it is known to be a regular file; OSError as open gives it, and
+    OSError (strerror "not a regular file") for anything else: a FIFO would hang a read until someone
+    writes to it, and a device such as /dev/zero never ends. Every file a person names is read through
+    this (``read_bounded``, or a reader that streams it line by line with a bound of its own)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fh = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        fh.close()
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fh
+
+
 def read_bounded(path: Path, limit: int) -> bytes:
-    """At most ``limit`` bytes of ``path``; TooLarge when there are more, OSError as open and read give it."""
-    with path.open("rb") as fh:
+    """At most ``limit`` bytes of the regular file ``path`` (``open_regular``); TooLarge when there are more."""
+    with open_regular(path) as fh:
         raw = fh.read(limit + 1)
     if len(raw) > limit:
         raise TooLarge(f"{path} is larger than {limit:,} bytes")

@@ -23,6 +23,7 @@ from puente.console import ConsoleConfig, IndexReader
 from puente.console.server import Listen, catch_up_index, serve
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
+from puente.strict import TooLarge, read_bounded
 
 
 def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -93,7 +94,12 @@ def _accounts(args: argparse.Namespace, cfg: PuenteSettings, *, create: bool,
 def _password(args: argparse.Namespace) -> str:
     if args.password_file is not None:
         try:
-            lines = args.password_file.read_text(encoding="utf-8").splitlines()
+            lines = read_bounded(args.password_file, 4096).decode("utf-8").splitlines()
+        except TooLarge:
+            raise ConfigError(f"the password file {args.password_file} is larger than 4 KiB: give a file holding "
+                              "the password on its first line") from None
+        except UnicodeDecodeError:  # the error names the byte, which is the password's
+            raise ConfigError(f"the password file {args.password_file} is not UTF-8 text") from None
         except OSError as exc:
             raise ConfigError(f"cannot read the password file {args.password_file}: {exc.strerror}") from None
         return lines[0] if lines else ""

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from pathlib import Path
 
@@ -101,10 +102,11 @@ def _status(args: argparse.Namespace) -> int:
 
 def _env(args: argparse.Namespace) -> int:
     kafka = LocalKafka(args.shape)
-    print(f"export PUENTE_BOOTSTRAP={kafka.bootstrap}")
+    # Quoted for the shell: the help says to eval this, and a path may hold spaces or ';'.
+    print(f"export PUENTE_BOOTSTRAP={shlex.quote(str(kafka.bootstrap))}")
     # The admin's login: what operator commands (topics, users, acls) run as. Each party's own is
     # written by `puente users apply` into its folder; services run with that one.
-    print(f"export PUENTE_CLIENT_CONFIG={kafka.admin_config}")
+    print(f"export PUENTE_CLIENT_CONFIG={shlex.quote(str(kafka.admin_config))}")
     return 0
 
 

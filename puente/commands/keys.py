@@ -31,6 +31,7 @@ from broker.keystore import (
 from policies import load_policy_set
 from puente.commands._common import Subparsers, settings
 from puente.errors import ConfigError, KeyMaterialError
+from puente.strict import TooLarge, read_bounded
 
 MAX_PEM_FILE = 16 * 1024  # a public key PEM is about 120 bytes
 
@@ -162,12 +163,11 @@ def _import_public(args: argparse.Namespace) -> int:
 
 def _read_pem(path: Path) -> bytes:
     try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_PEM_FILE + 1)
+        data = read_bounded(path, MAX_PEM_FILE)
+    except TooLarge:
+        raise KeyMaterialError(f"{path}: too large to be a public key PEM") from None
     except OSError as exc:
         raise KeyMaterialError(f"{path}: cannot read: {exc.strerror}") from None
-    if len(data) > MAX_PEM_FILE:
-        raise KeyMaterialError(f"{path}: too large to be a public key PEM")
     return data
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from broker.crypto import KeyKind
@@ -39,6 +39,10 @@ def _when(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from exc
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError("give a UTC offset, e.g. 2025-06-01T10:00:00-05:00")
+    try:  # a time every offset can still express (dates are compared in UTC and in partners' local time)
+        (value - timedelta(days=2)).astimezone(UTC), (value + timedelta(days=2)).astimezone(UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError("give a time between the years 0001 and 9999") from None
     return value
 
 

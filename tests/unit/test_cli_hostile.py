@@ -1,0 +1,110 @@
+"""The command line against hostile input: files that are no files, escape sequences, values that do not parse,
+and a fault of Puente's own. Each is one line with a documented exit status: no hang, no traceback, nothing typed
+echoed raw to the terminal, no value of a failing call's own error text."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from broker.auditor import _authorizer_lines
+from puente import cli
+from puente.commands import console, policy
+from puente.errors import ConfigError
+
+pytestmark = pytest.mark.timeout(60)  # a FIFO read would hang: the test fails instead
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("args", [
+    ["policy", "explain", "{fifo}", "--partner", "COL"],
+    ["keys", "import-public", "{fifo}", "--id", "COL-enc-2099a", "--dir", "{tmp}/keys"],
+    ["adapt", "snm", "--check", "{sample}", "--config", "{fifo}"],
+], ids=["alert-file", "pem", "adapters-config"])
+def test_a_fifo_named_as_a_file_is_refused_not_read(args: list[str], fifo: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    sample = Path(__file__).resolve().parents[2] / "samples" / "snm"
+    sample = next(sample.iterdir())
+    code = cli.main([a.format(fifo=fifo, tmp=tmp_path, sample=sample) for a in args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1 and "not a regular file" in err[0], err
+
+
+def test_an_authorizer_log_is_streamed_and_a_fifo_refused(tmp_path: Path, fifo: Path) -> None:
+    """Denials are read line by line (a log of any size is never held whole); a line longer than any denial is
+    skipped whole, and the lines around it are read as before."""
+    log = tmp_path / "authorizer.log"
+    log.write_bytes(b"first\r\n" + b"x" * 20_000 + b"\nsecond\nlast")
+    assert list(_authorizer_lines(log)) == ["first", "second", "last"]
+    with pytest.raises(OSError, match="not a regular file"):
+        list(_authorizer_lines(fifo))
+
+
+def test_a_password_file_that_is_not_utf8_never_shows_its_bytes(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_bytes(b"caf\xa1-secret\n")
+    args = argparse.Namespace(password_file=secret, name="alice")
+    with pytest.raises(ConfigError) as caught:
+        console._password(args)
+    assert "not UTF-8" in str(caught.value) and "0xa1" not in str(caught.value) and "secret" not in \
+        str(caught.value).replace(str(secret), "")
+
+
+def test_escape_sequences_typed_never_reach_the_terminal_raw(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["schema", "check", "\x1b]0;T\x07\x1b[2J\nFAKE"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "\x1b" not in err and "\\x1b" in err and "\nFAKE" not in err
+    code = cli.main(["policy", "explain", "/nowhere/\x1b[2Jalert.json", "--partner", "COL"])
+    err = capsys.readouterr().err
+    assert code == 3 and "\x1b" not in err and "\\x1b[2J" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_setting_that_does_not_parse_is_named(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PUENTE_AGENCIES", "not json")
+    code = cli.main(["policy", "lint"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1 and "PUENTE_AGENCIES" in err[0] and "not json" not in err[0]
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+14:00"])
+def test_a_time_at_the_calendars_edge_is_a_usage_error(at: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["policy", "lint", "--at", at])
+    assert done.value.code == 2 and "between the years 0001 and 9999" in capsys.readouterr().err
+
+
+def test_a_fault_of_puentes_own_is_one_line_with_its_own_status(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Anything a command did not expect is exit 70 and one line naming the kind of error, never its text (it
+    may quote what was being read) and never a traceback."""
+    def broken(args: argparse.Namespace) -> int:
+        raise RuntimeError("PE3480186 Pérez")
+
+    monkeypatch.setattr(policy, "_lint", broken)
+    code = cli.main(["policy", "lint"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERNAL == 70 and "internal error (RuntimeError)" in err
+    assert "PE3480186" not in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_kafka_env_quotes_its_values_for_the_eval_it_is_made_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "my dir;echo INJECTED"
+    monkeypatch.setenv("PUENTE_HOME", str(home))
+    assert cli.main(["kafka", "env"]) == 0
+    out = capsys.readouterr().out
+    assert shlex.split(out.splitlines()[1])[1].startswith(f"PUENTE_CLIENT_CONFIG={home}")
+    assert "INJECTED" not in subprocess.run(["sh", "-c", out], capture_output=True, text=True, check=True).stdout
