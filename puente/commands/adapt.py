@@ -1,8 +1,9 @@
 """``puente adapt {senafront,senan,pn,snm,combifron} [FILE ...|-] [--watch DIR]``: agency exports -> alerts.
 
 Exit status: 0 when every record was published or had been already; 1 when some were
-rejected (each is in the dead-letter topic with its reason, and listed on stderr); 2 on an
-error that stopped the run (Kafka unreachable, keys or topics missing, bad configuration).
+rejected (each is in the dead-letter topic with its reason, and listed on stderr); 3 on bad
+configuration or input that stopped the run (keys or topics missing, a file that cannot be
+read); 4 when Kafka is unavailable.
 """
 
 from __future__ import annotations
