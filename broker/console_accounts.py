@@ -152,12 +152,13 @@ class ConsoleAccounts:
                          "users add NAME --scope national`")
         try:
             conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA trusted_schema = OFF")
-            conn.executescript(_LAYOUT)
         except sqlite3.Error as exc:
             raise _translated(exc, path) from None
+        try:
+            _setup(conn, path, create=create)
+        except BaseException:
+            conn.close()
+            raise
         return cls(conn, path, partners, hasher or PasswordHasher())
 
     def close(self) -> None:
@@ -319,6 +320,45 @@ class ConsoleAccounts:
         if token:
             with self._sql() as c:
                 c.execute("DELETE FROM sessions WHERE token_sha256 = ?", (_digest(token),))
+
+
+def _setup(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
+    """Lay out a new file, or check an existing one is console accounts; StoreError otherwise. The check comes
+    before WAL is switched on and again under the write lock, so a file that is none is left as it was."""
+    try:
+        _identify(conn, path, create=create)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA trusted_schema = OFF")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _identify(conn, path, create=create)
+            for statement in _LAYOUT.split(";"):  # executescript would commit the transaction first
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise _translated(exc, path) from None
+
+
+def _identify(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
+    """Nothing when the file holds the accounts (an older Puente may have made them without sessions), or has no
+    tables and ``create`` lets it be laid out; StoreError for an empty file opened to be read, or another SQLite
+    file (a partner store, an audit index)."""
+    tables = sorted(str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    if "accounts" in tables:
+        return
+    if not tables:
+        if create:
+            return
+        raise StoreError(f"{path} is not a console accounts file (empty: no tables): check --accounts")
+    named = ", ".join(t[:40] for t in tables[:4]) + (", ..." if len(tables) > 4 else "")
+    raise StoreError(f"{path} is not a console accounts file (an SQLite database with tables {named}): "
+                     "check --accounts")
 
 
 def _verify(hasher: PasswordHasher, hashed: str, password: str) -> bool:

@@ -348,7 +348,7 @@ class PartnerStore:
         store = cls(conn, path, partner, retention)
         store.busy_timeout_ms = int(busy_timeout_s * 1000)
         try:
-            store._setup()
+            store._setup(create=create)
         except BaseException:
             conn.close()
             raise
@@ -371,9 +371,11 @@ class PartnerStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _setup(self) -> None:
+    def _setup(self, *, create: bool) -> None:
         with self._sql("opening"):
             c = self._conn
+            # Before WAL is switched on: a file that is no store is left exactly as it was.
+            self._identify(create=create)
             mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             c.execute("PRAGMA secure_delete = ON")
             secure = c.execute("PRAGMA secure_delete").fetchone()[0]
@@ -387,7 +389,8 @@ class PartnerStore:
                                  "unavailable)")
             c.execute("BEGIN IMMEDIATE")
             try:
-                version = c.execute("PRAGMA user_version").fetchone()[0]
+                # Again under the write lock: what another process made since is judged as it now is.
+                version = self._identify(create=create)
                 if version > SCHEMA_VERSION:
                     raise StoreError(f"{self.path} was written by a newer Puente (store layout {version}); "
                                      "upgrade Puente to read it")
@@ -429,6 +432,23 @@ class PartnerStore:
                 if c.in_transaction:
                     c.execute("ROLLBACK")
                 raise
+
+    def _identify(self, *, create: bool) -> int:
+        """The store layout (``PRAGMA user_version``) of the file; StoreError when it is no store. A layout of 0
+        is a new store only when ``create`` and the database has no tables at all: an empty file opened to be
+        read, or another SQLite file (the console accounts, an audit index), is refused, never laid out."""
+        c = self._conn
+        version = int(c.execute("PRAGMA user_version").fetchone()[0])
+        tables = sorted(str(row[0]) for row in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        if version and {"meta", "alerts"} <= set(tables):
+            return version
+        if not tables and not version:
+            if create:
+                return 0
+            raise StoreError(f"{self.path} is not a partner store (empty: no tables): check --store")
+        named = ", ".join(t[:40] for t in tables[:4]) + (", ..." if len(tables) > 4 else "")
+        held = f"tables {named}" if tables else "no tables"
+        raise StoreError(f"{self.path} is not a partner store (an SQLite database with {held}): check --store")
 
     @contextmanager
     def _sql(self, doing: str) -> Iterator[None]:

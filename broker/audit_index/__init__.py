@@ -67,10 +67,7 @@ from broker.audit_index._scope import (
     covered_columns,
     scoped,
 )
-from broker.audit_index._store import at_ms, rebuilding, remove_index, writer_lock
-
-DEFAULT_INDEX = ".puente/audit/index.sqlite"
-"""Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
+from broker.audit_index._store import DEFAULT_INDEX, at_ms, rebuilding, remove_index, writer_lock
 
 __all__ = [
     "ANY_ROW_FILTERS",

@@ -5,18 +5,22 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from broker.audit_index._places import PLACES_LAYOUT
 from broker.keystore import private_folder
 from broker.private_files import PrivateFile
 from puente.errors import StoreBusy, StoreError
 
+DEFAULT_INDEX = ".puente/audit/index.sqlite"
+"""Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
 SCHEMA_VERSION = 7  # PRAGMA user_version of the layout below (7: receipts bound only once vouched for)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
@@ -136,6 +140,7 @@ CREATE TABLE IF NOT EXISTS queries (
     auditor TEXT, scope TEXT, page TEXT, params TEXT, results INTEGER, at TEXT, at_ms INTEGER);
 """
 
+_TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _LAYOUT + ";".join(PLACES_LAYOUT)))
 
 _MAX_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
 
@@ -196,6 +201,15 @@ def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connec
     except sqlite3.Error as exc:
         raise translated(exc, path, "opening") from None
     try:
+        # Before WAL is switched on: another SQLite file (a partner store, the console accounts) is left as it was.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = sorted(str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        if version == 0 and not set(tables) <= _TABLES:  # a subset: an index whose first opening was cut short
+            named = ", ".join(t[:40] for t in tables[:4]) + (", ..." if len(tables) > 4 else "")
+            raise StoreError(f"{path} is not an audit index (an SQLite database with tables {named}): check --index")
+        if version not in (0, SCHEMA_VERSION):
+            raise StoreError(f"{path} is an audit index of another version (layout {version}): run "
+                             "`puente audit index --rebuild`")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"{path}: this SQLite cannot keep the audit index in WAL mode")
@@ -204,10 +218,6 @@ def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connec
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA trusted_schema = OFF")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise StoreError(f"{path} is an audit index of another version (layout {version}): run "
-                             "`puente audit index --rebuild`")
         conn.executescript(_LAYOUT + ";\n".join(PLACES_LAYOUT) + ";")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except sqlite3.Error as exc:
@@ -276,27 +286,102 @@ def writer_lock(path: Path, wait_s: float = 30.0) -> Iterator[None]:
 
     Two indexers catching up at once would both index the same records from the same stored
     position; SQLite's own lock is per transaction, not per run, so a run holds this one. StoreBusy
-    when another run holds it for longer than ``wait_s``.
+    when another run holds it for longer than ``wait_s``. ``path`` is checked first (``check_index_path``),
+    so a wrong one leaves nothing behind; a lock file this call made is removed when the block fails.
     """
     path = Path(path)
-    private_folder(path.parent)
-    handle: IO[bytes] = open(f"{path}.lock", "ab")  # noqa: SIM115 - held open for the whole block
+    check_index_path(path)
+    lock = Path(f"{path}.lock")
+    deadline = time.monotonic() + wait_s
+    while True:
+        fd, made = _open_lock(lock)
+        try:
+            _flock(fd, path, wait_s, deadline)
+        except BaseException:
+            os.close(fd)  # not held: another run has it open, so the file stays
+            raise
+        if _same_file(fd, lock):
+            break
+        os.close(fd)  # a run that made it removed it after taking the lock: take the new one
     try:
-        os.chmod(handle.fileno(), 0o600)
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise StoreBusy(f"another indexer has been writing the audit index {path} for over "
-                                    f"{wait_s:.0f}s (`puente audit index`, or the console's catch-up); try again "
-                                    "once it ends") from None
-                time.sleep(0.1)
         yield
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)  # still held: a run waiting for it finds it gone and makes its own
+        raise
     finally:
-        handle.close()  # closing releases the lock
+        os.close(fd)  # closing releases the lock
+
+
+def check_index_path(path: Path) -> None:
+    """Refuse an index path that is not a regular file or absent, or whose folder is missing (made only for
+    ``DEFAULT_INDEX``, Puente's own place: a folder the user named must exist) or writable by others."""
+    path = Path(path)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise StoreError(f"cannot reach the audit index {path}: {exc.strerror}: check --index") from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise StoreError(f"the audit index {path} is not a regular file (a folder, a link, a device or a pipe): "
+                         "check --index")
+    if info is None and not os.path.isdir(path.parent):
+        if path != Path(DEFAULT_INDEX) or os.path.lexists(path.parent):
+            raise StoreError(f"the audit index's folder {path.parent} does not exist or is not a folder: create it, "
+                             "or check --index")
+        private_folder(path.parent)
+    INDEX_FILE.check_folder(path, missing_ok=False)
+
+
+def _open_lock(lock: Path) -> tuple[int, bool]:
+    """The lock file, opened for writing (made 0600 when missing), and whether this call made it."""
+    while True:
+        try:
+            return os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), True
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot make the audit index's lock {lock}: {exc.strerror}") from None
+        try:
+            # O_NONBLOCK: a pipe put there must not hang the run (it is refused just below).
+            fd = os.open(lock, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            continue  # removed meanwhile by a run that made it: make it again
+        except OSError as exc:
+            raise StoreError(f"cannot open the audit index's lock {lock}: {exc.strerror}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StoreError(f"the audit index's lock {lock} is not a regular file: remove it")
+            os.fchmod(fd, 0o600)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, False
+
+
+def _flock(fd: int, path: Path, wait_s: float, deadline: float) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise StoreBusy(f"another indexer has been writing the audit index {path} for over "
+                                f"{wait_s:.0f}s (`puente audit index`, or the console's catch-up); try again "
+                                "once it ends") from None
+            time.sleep(0.1)
+
+
+def _same_file(fd: int, lock: Path) -> bool:
+    """Whether the locked file is still the one at ``lock`` (a failed run removes the lock file it made)."""
+    try:
+        here = os.stat(lock, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (here.st_dev, here.st_ino)
 
 
 def translated(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:

@@ -872,3 +872,40 @@ def test_a_version_after_the_retention_is_refused_when_an_expired_one_took_the_t
     purged = store.purge(T0 + timedelta(days=200))  # past every retention and margin at once
     assert (purged.expired, purged.retention, purged.tombstones) == (0, 1, 1)  # v1's row goes; other's is kept
     assert store.show(other["alert_id"]).state == "EXPIRED" and store.purge(T0 + timedelta(days=200)).total == 1
+
+
+def _other_sqlite(path: Path) -> bytes:
+    """An SQLite file of another kind (tables of its own, user_version 0, rollback journal), 0600; its bytes."""
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE accounts (name TEXT PRIMARY KEY, hash TEXT NOT NULL)")
+    conn.execute("INSERT INTO accounts VALUES ('alice', 'x')")
+    conn.commit()
+    conn.close()
+    path.chmod(0o600)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("create", [False, True])
+def test_another_sqlite_file_is_refused_and_left_as_it_was(tmp_path: Path, create: bool) -> None:
+    """A database with other tables and layout 0 is no new store: refused naming --store, its bytes and journal
+    mode untouched (no store tables written, no switch to WAL), whether or not a store may be made."""
+    path = tmp_path / "acc.sqlite"
+    before = _other_sqlite(path)
+    with pytest.raises(StoreError, match=r"acc\.sqlite is not a partner store \(.*accounts.*\): check --store"):
+        PartnerStore.open(path, "COL", create=create)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc.sqlite"]
+
+
+def test_an_empty_file_is_a_new_store_only_when_one_may_be_made(tmp_path: Path) -> None:
+    """An empty file opened to be read (`store list`) is refused and stays empty; opened to be written, it is laid
+    out as a new store."""
+    path = tmp_path / "feed.sqlite"
+    path.touch(mode=0o600)
+    with pytest.raises(StoreError, match=r"is not a partner store \(empty: no tables\): check --store"):
+        PartnerStore.open(path, "COL", create=False)
+    assert path.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["feed.sqlite"]
+    with PartnerStore.open(path, "COL", create=True) as store:
+        assert store.counts().held == 0
+    with PartnerStore.open(path, "COL", create=False) as store:
+        assert store.counts().held == 0

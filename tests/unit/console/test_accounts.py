@@ -122,3 +122,34 @@ def test_sign_out_password_change_and_removal_end_sessions(tmp_path: Path) -> No
         assert accounts.session(fourth.token, T0) is None and accounts.session(third.token, T0) is None
         with pytest.raises(ConfigError, match="no account"):
             accounts.remove("ana")
+
+
+@pytest.mark.parametrize("create", [False, True])
+def test_another_sqlite_file_is_refused_and_left_as_it_was(tmp_path: Path, create: bool) -> None:
+    """A database with other tables (a partner store) is no accounts file: refused naming --accounts, its bytes
+    untouched (no accounts tables written, no switch to WAL), whether or not one may be made."""
+    path = tmp_path / "feed.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE alerts (alert_id TEXT PRIMARY KEY)")
+    conn.execute("PRAGMA user_version = 5")
+    conn.commit()
+    conn.close()
+    path.chmod(0o600)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"is not a console accounts file \(.*alerts.*\): check --accounts"):
+        ConsoleAccounts.open(path, ("COL",), create=create, hasher=_hasher())
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feed.sqlite"]
+
+
+def test_an_empty_file_is_laid_out_only_when_one_may_be_made(tmp_path: Path) -> None:
+    """An empty file opened to be read is refused and stays empty; opened to add an account, it is laid out."""
+    path = tmp_path / "accounts.sqlite"
+    path.touch(mode=0o600)
+    with pytest.raises(StoreError, match=r"not a console accounts file \(empty: no tables\)"):
+        ConsoleAccounts.open(path, ("COL",), create=False, hasher=_hasher())
+    assert path.stat().st_size == 0
+    with ConsoleAccounts.open(path, ("COL",), create=True, hasher=_hasher()) as accounts:
+        accounts.add("ana", "national", PASSWORD)
+    with ConsoleAccounts.open(path, ("COL",), create=False, hasher=_hasher()) as accounts:
+        assert [a.name for a in accounts.list()] == ["ana"]
