@@ -74,7 +74,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     log.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     log.add_argument("--verify-key", type=Path, action="append",
                      help="as for `audit verify`: what is not soundly signed is left out of the log")
-    log.set_defaults(func=_log)
+    log.set_defaults(func=_log, parser=log)
     text = ("build the audit index the console reads, or catch it up: read every audit partition from where the index "
             "stopped, verify each record as `audit verify` does, and index what verifies; exit 1 when the index "
             "holds problems, 3 when there are no audit topics")
@@ -183,6 +183,10 @@ def _table(reports: Sequence[PartitionReport]) -> None:
 
 
 def _log(args: argparse.Namespace) -> int:
+    if args.since is not None and args.until is not None and args.since > args.until:
+        # A usage error, as an unreadable time is: nothing would match, and exit 0 would say "none happened".
+        args.parser.error(f"--since {iso_utc(args.since)} is after --until {iso_utc(args.until)}: nothing can "
+                          "match; swap them")
     cfg = settings(args)
     conn = kafka(cfg, "puente-auditor")
     flt = LogFilter(args.partner, args.alert, args.agreement, args.since, args.until,

@@ -9,6 +9,8 @@ lists, caveats and handling codes so that every policy path is exercised.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -203,19 +205,33 @@ def generate(count: int, *, seed: int = 7, now: datetime | None = None, first: i
         yield {**rng.choice(_MAKERS)(rng, seq, base), "version": 1, "lifecycle": None}
 
 
+MAX_COUNT = 10_000_000  # the most `puente publish --count` takes: a benchmark's worth, not a typo's
+CHUNK = 10_000  # alerts generated and sent at a time, so memory stays flat whatever the count
+
+
 async def publish_synthetic(cfg: PuenteSettings, conn: KafkaConnection, count: int, seed: int,
                             first: int = 0) -> Counter[str]:
     """Publish ``count`` generated alerts (numbered from ``first``), each as its agency's adapter would:
     signed with its MAC key, and logged in as the agency when its client configuration is in its folder
-    (else as ``conn``)."""
-    by_agency: dict[str, list[dict[str, Any]]] = {}
-    for alert in generate(count, seed=seed, now=datetime.now(UTC), first=first):
-        by_agency.setdefault(alert["agency"], []).append(alert)
+    (else as ``conn``). They are generated as they are sent, ``CHUNK`` at a time."""
+    alerts = generate(count, seed=seed, now=datetime.now(UTC), first=first)
     sent: Counter[str] = Counter()
-    for agency, alerts in sorted(by_agency.items()):
-        mac = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
-        own = party_folder(cfg.login_root, agency_principal(agency)) / CLIENT_CONFIG
-        login = party_connection(cfg.login_root, agency_principal(agency), conn.timeout_s) if own.exists() else conn
-        async with IngressPublisher(login, agency, mac.key_id, mac, TopicNames(cfg.topic_prefix)) as pub:
-            sent[agency] += await pub.publish(alerts)
+    publishers: dict[str, IngressPublisher] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        while chunk := list(itertools.islice(alerts, CHUNK)):
+            by_agency: dict[str, list[dict[str, Any]]] = {}
+            for alert in chunk:
+                by_agency.setdefault(alert["agency"], []).append(alert)
+            for agency, batch in sorted(by_agency.items()):
+                if agency not in publishers:
+                    publishers[agency] = await stack.enter_async_context(_publisher(cfg, conn, agency))
+                sent[agency] += await publishers[agency].publish(batch)
     return sent
+
+
+def _publisher(cfg: PuenteSettings, conn: KafkaConnection, agency: str) -> IngressPublisher:
+    """``agency``'s publisher: its MAC key, and its own login when its folder holds one."""
+    mac = Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
+    own = party_folder(cfg.login_root, agency_principal(agency)) / CLIENT_CONFIG
+    login = party_connection(cfg.login_root, agency_principal(agency), conn.timeout_s) if own.exists() else conn
+    return IngressPublisher(login, agency, mac.key_id, mac, TopicNames(cfg.topic_prefix))

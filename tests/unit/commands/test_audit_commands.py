@@ -269,3 +269,15 @@ def test_verify_without_a_readable_policy_checks_no_receipts_end_and_says_why(
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     last = capsys.readouterr().out.splitlines()[-1]
     assert service["readers"] == {} and "1 end(s) not checked: the policy in " in last and "PUENTE_POLICY_DIR" in last
+
+
+def test_a_log_since_after_until_is_a_usage_error(service: dict[str, Any],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`--since` after `--until` matches nothing: exit 2 with one line naming both, as an unreadable time is; the
+    same time twice is a range of one instant, and is taken."""
+    with pytest.raises(SystemExit) as done:
+        _puente("audit", "log", "--since", "2026-01-01", "--until", "2025-01-01")
+    assert done.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "--since 2026-01-01T00:00:00Z is after --until 2025-01-01T00:00:00Z" in errors[0]
+    assert _puente("audit", "log", "--since", "2026-11-03T10:00:00Z", "--until", "2026-11-03T10:00:00Z") == 0
