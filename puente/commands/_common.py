@@ -60,6 +60,36 @@ def when(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds from ``low`` to ``high`` (not NaN, not infinite), else a usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("not a number of seconds") from None
+        if not low <= value <= high:  # NaN fails both comparisons
+            raise argparse.ArgumentTypeError(f"give {low:g} to {high:g} seconds")
+        return value
+
+    return parse
+
+
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``, else a usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"give a whole number from {low:,} to {high:,}")
+        return value
+
+    return parse
+
+
 def stop_on_signals(stop: Callable[[], None]) -> None:
     """From now on, SIGTERM and Ctrl-C call ``stop`` (in the running loop) instead of ending the process."""
     loop = asyncio.get_running_loop()

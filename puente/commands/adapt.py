@@ -21,7 +21,7 @@ from adapters.run import AdapterRun, Tally, adapt_paths, check, check_sources, o
 from adapters.watch import watch
 from broker.kafka import KafkaConnection
 from puente import logs
-from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, stop_on_signals
+from puente.commands._common import Subparsers, kafka, kafka_options, run, seconds, settings, stop_on_signals
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
 
@@ -41,8 +41,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         p.add_argument("files", nargs="*", metavar="FILE", help="export files to read; '-' reads standard input")
         p.add_argument("--watch", type=Path, metavar="DIR",
                        help="adapt each new file in DIR once it stops growing, then move it to DIR/done/")
-        p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="poll DIR this often")
-        p.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
+        p.add_argument("--interval", type=seconds(0.1, 3600), default=2.0, metavar="SECONDS",
+                       help="poll DIR this often")
+        p.add_argument("--exit-when-idle", type=seconds(0, 7 * 86400), metavar="SECONDS",
                        help="with --watch: stop when no file arrived for this long (default: run until SIGTERM)")
         p.add_argument("--check", action="store_true",
                        help="map and validate only, without Kafka: print every rejected record and a summary")

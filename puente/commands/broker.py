@@ -6,7 +6,7 @@ import argparse
 
 from broker.service import run_broker
 from puente import logs
-from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
+from puente.commands._common import Subparsers, kafka, kafka_options, run, seconds, settings, whole
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -14,8 +14,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     text = ("consume ingress, decide, deliver feeds and audit; refuses to start when its topics are missing; "
             "SIGTERM finishes the batch in flight and stops")
     start = broker.add_parser("run", help="run the routing service", description=text, parents=[kafka_options()])
-    start.add_argument("--workers", type=int, default=1, help="workers in this process (one consumer group)")
-    start.add_argument("--exit-when-idle", type=float, metavar="SECONDS", help="stop after this long without input")
+    start.add_argument("--workers", type=whole(1, 64), default=1, help="workers in this process (one consumer group)")
+    start.add_argument("--exit-when-idle", type=seconds(0, 7 * 86400), metavar="SECONDS",
+                       help="stop after this long without input")
     start.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz and /readyz on this port "
                                                         "(address: PUENTE_METRICS_ADDRESS, default 127.0.0.1)")
     start.add_argument("--group-instance-id", metavar="NAME",

@@ -18,7 +18,7 @@ from broker.console_accounts import ConsoleAccounts, default_accounts_path
 from broker.oversight import QueryLog
 from broker.topology import TopicNames
 from policies import PolicySet, load_policy_set
-from puente.commands._common import kafka, kafka_options, run, settings
+from puente.commands._common import kafka, kafka_options, run, seconds, settings
 from puente.console import ConsoleConfig, IndexReader
 from puente.console.server import Listen, catch_up_index, serve
 from puente.errors import ConfigError
@@ -41,7 +41,7 @@ def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ig
                      help="the console accounts (default: PUENTE_KEYS/auditor/console-accounts.sqlite)")
     srv.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve HTTPS with this certificate (chain)")
     srv.add_argument("--tls-key", type=Path, metavar="PEM", help="and this private key")
-    srv.add_argument("--refresh", type=float, default=60.0, metavar="SECONDS",
+    srv.add_argument("--refresh", type=seconds(0, 86400), default=60.0, metavar="SECONDS",
                      help="catch the index up from Kafka every SECONDS (default 60; 0: only at start)")
     srv.set_defaults(func=_serve)
 
@@ -158,8 +158,6 @@ def index_path(args: argparse.Namespace) -> Path:
 def _serve(args: argparse.Namespace) -> int:
     cfg = settings(args)
     listen = Listen(args.host, args.port, args.tls_cert, args.tls_key).check()
-    if args.refresh < 0:
-        raise ConfigError("--refresh is 0 or more seconds")
     index = index_path(args)
     policy_set = load_policy_set(cfg.policy_dir)
     accounts = _accounts(args, cfg, create=False, policy_set=policy_set)

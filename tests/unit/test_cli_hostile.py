@@ -108,3 +108,15 @@ def test_kafka_env_quotes_its_values_for_the_eval_it_is_made_for(monkeypatch: py
     out = capsys.readouterr().out
     assert shlex.split(out.splitlines()[1])[1].startswith(f"PUENTE_CLIENT_CONFIG={home}")
     assert "INJECTED" not in subprocess.run(["sh", "-c", out], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["audit", "serve", "--refresh", "nan"], ["audit", "serve", "--refresh", "-1"],
+    ["adapt", "snm", "--watch", ".", "--interval", "inf"], ["adapt", "snm", "--watch", ".", "--interval", "0"],
+    ["broker", "run", "--exit-when-idle", "nan"], ["broker", "run", "--workers", "0"],
+], ids=["refresh-nan", "refresh-negative", "interval-inf", "interval-zero", "idle-nan", "no-workers"])
+def test_numbers_that_make_no_sense_are_usage_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(args)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and ("seconds" in err or "from 1 to 64" in err), err
