@@ -141,6 +141,13 @@ CREATE TABLE IF NOT EXISTS queries (
 """
 
 _TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _LAYOUT + ";".join(PLACES_LAYOUT)))
+_CORE = frozenset({"positions", "decisions", "chains"})  # what every layout of the index has had
+
+
+def _index_tables(tables: set[str]) -> bool:
+    """Whether an SQLite file's ``tables`` are an audit index's: this layout's (or some of them: a first
+    opening cut short), or an older layout's, which has the tables every layout has had."""
+    return tables <= _TABLES or tables >= _CORE
 
 _MAX_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
 
@@ -183,9 +190,13 @@ def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connec
             raise translated(exc, path, "opening") from None
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.Error as exc:
             conn.close()
             raise translated(exc, path, "opening") from None
+        if not _index_tables(tables):
+            conn.close()
+            raise StoreError(f"{path} is not an audit index: check --index")
         if version != SCHEMA_VERSION:
             conn.close()
             raise StoreError(f"{path} is not an audit index of this version (layout {version}): run "
@@ -204,7 +215,7 @@ def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connec
         # Before WAL is switched on: another SQLite file (a partner store, the console accounts) is left as it was.
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = sorted(str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-        if version == 0 and not set(tables) <= _TABLES:  # a subset: an index whose first opening was cut short
+        if not _index_tables(set(tables)):
             named = ", ".join(t[:40] for t in tables[:4]) + (", ..." if len(tables) > 4 else "")
             raise StoreError(f"{path} is not an audit index (an SQLite database with tables {named}): check --index")
         if version not in (0, SCHEMA_VERSION):
@@ -245,6 +256,8 @@ def rebuilding(path: Path) -> Iterator[Path]:
     path = Path(path)
     private_folder(path.parent)
     INDEX_FILE.check_folder(path, missing_ok=False)
+    if os.path.lexists(path):
+        _check_is_index(path)  # a rebuild replaces the file: never a partner store or the accounts
     temp = path.with_name(f".{path.name}.rebuild-{os.getpid()}")
     remove_index(temp)
     try:
@@ -315,8 +328,8 @@ def writer_lock(path: Path, wait_s: float = 30.0) -> Iterator[None]:
 
 
 def check_index_path(path: Path) -> None:
-    """Refuse an index path that is not a regular file or absent, or whose folder is missing (made only for
-    ``DEFAULT_INDEX``, Puente's own place: a folder the user named must exist) or writable by others."""
+    """Refuse an index path that is not a regular file or absent, an SQLite file that is no index (a partner
+    store, the console accounts), or a folder others may write; a missing folder is made, 0700."""
     path = Path(path)
     try:
         info = os.lstat(path)
@@ -328,11 +341,28 @@ def check_index_path(path: Path) -> None:
         raise StoreError(f"the audit index {path} is not a regular file (a folder, a link, a device or a pipe): "
                          "check --index")
     if info is None and not os.path.isdir(path.parent):
-        if path != Path(DEFAULT_INDEX) or os.path.lexists(path.parent):
-            raise StoreError(f"the audit index's folder {path.parent} does not exist or is not a folder: create it, "
-                             "or check --index")
-        private_folder(path.parent)
+        if os.path.lexists(path.parent):
+            raise StoreError(f"the audit index's folder {path.parent} is not a folder: check --index")
+        private_folder(path.parent)  # made 0700, as the default place is
     INDEX_FILE.check_folder(path, missing_ok=False)
+    if info is not None:
+        _check_is_index(path)
+
+
+def _check_is_index(path: Path) -> None:
+    """StoreError unless the SQLite file at ``path`` holds the index's tables only (or none yet): a partner
+    store or the console's accounts, named by mistake, must never be written into, nor replaced by a rebuild."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        try:
+            tables = sorted(str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path} is not an audit index ({str(exc)[:80]}): check --index") from None
+    if not _index_tables(set(tables)):
+        named = ", ".join(t[:40] for t in tables[:4]) + (", ..." if len(tables) > 4 else "")
+        raise StoreError(f"{path} is not an audit index (an SQLite database with tables {named}): check --index")
 
 
 def _open_lock(lock: Path) -> tuple[int, bool]:

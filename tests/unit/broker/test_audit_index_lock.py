@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.audit_index import DEFAULT_INDEX, AuditIndex, writer_lock
+from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from puente.errors import StoreError
 
 
@@ -17,12 +17,36 @@ def _names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-def test_a_missing_folder_the_user_named_is_refused_and_not_made(tmp_path: Path) -> None:
-    """`--index` in folders that do not exist: one error naming the folder; neither the folders nor a lock made."""
+def test_a_missing_folder_is_made_private_and_a_file_for_a_folder_refused(tmp_path: Path) -> None:
+    """`--index` in folders that do not exist makes them 0700 (as the default place is); a file where the folder
+    should be is one error naming it, with no lock made."""
     path = tmp_path / "some" / "missing" / "idx"
-    with pytest.raises(StoreError, match=r"folder .*some/missing does not exist"), writer_lock(path):
+    with writer_lock(path):
         pass
-    assert _names(tmp_path) == []
+    assert (tmp_path / "some" / "missing").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(StoreError, match=r"plain/idx: Not a directory: check --index"), \
+            writer_lock(tmp_path / "plain" / "idx"):
+        pass
+    assert _names(tmp_path) == ["plain", "some"]
+
+
+def test_a_partner_store_or_any_layout_of_sqlite_file_is_never_written_nor_rebuilt_over(tmp_path: Path) -> None:
+    """A partner store (layout 5, its own tables) named as the index: the writer, the reader and a rebuild each
+    refuse it, and the file is left as it was (a rebuild would have replaced it: decrypted alerts gone)."""
+    path = tmp_path / "feed.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE alerts (alert_id TEXT PRIMARY KEY)")
+    conn.execute("PRAGMA user_version = 5")
+    conn.commit()
+    conn.close()
+    path.chmod(0o600)
+    before = path.read_bytes()
+    for attempt in (lambda: writer_lock(path).__enter__(), lambda: AuditIndex(path),
+                    lambda: AuditIndex(path, readonly=True), lambda: rebuilding(path).__enter__()):
+        with pytest.raises(StoreError, match="is not an audit index"):
+            attempt()
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize("kind", ["folder", "fifo", "link to /dev/zero"])
