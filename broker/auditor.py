@@ -596,7 +596,7 @@ def signature_checks(keys_dir: Path, verify_files: list[Path] | None) -> VerifyF
     return checker({rec.key_id: rec.ed25519_public() for rec in records})
 
 
-_LOG_LINE = 8192  # longer than any denial line (``denial`` takes up to 4,000 characters)
+_LOG_LINE = 16_384  # bytes: more than any denial line (``denial`` takes up to 4,000 characters, 4 bytes at most each)
 
 
 def _authorizer_lines(path: Path) -> Iterator[str]:
@@ -628,16 +628,15 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
     entries = []
     for path in logs:
         try:
-            lines = list(_authorizer_lines(path))
+            for line in _authorizer_lines(path):
+                entry = denial(line)
+                if entry is None or not concerns(entry, names.prefix, principals):
+                    continue
+                at = when(entry["at"])
+                if since is None or (at is not None and at >= since):
+                    entries.append(entry)
         except OSError as exc:
             raise ConfigError(f"cannot read the authorizer log {path}: {exc.strerror}") from None
-        for line in lines:
-            entry = denial(line)
-            if entry is None or not concerns(entry, names.prefix, principals):
-                continue
-            at = when(entry["at"])
-            if since is None or (at is not None and at >= since):
-                entries.append(entry)
     tp = TopicPartition(names.denials, 0)
     writer = producer(conn, "puente-denials", transactional_id=denials_transaction(names), enable_idempotence=True,
                       acks="all")

@@ -93,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # connections would only bury it. Long-running commands set the level from PUENTE_LOG_LEVEL.
     logs.configure("critical")
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
     try:
+        args = build_parser(argv).parse_args(argv)
         code = args.func(args)
     except PuenteError as exc:
         _trace()

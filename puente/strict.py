@@ -73,15 +73,19 @@ class TooLarge(ValueError):
 
 
 def open_regular(path: Path) -> BinaryIO:
-    """``path`` opened for reading, once it is known to be a regular file; OSError as open gives it, and
-    OSError (strerror "not a regular file") for anything else: a FIFO would hang a read until someone
-    writes to it, and a device such as /dev/zero never ends. Every file a person names is read through
-    this (``read_bounded``, or a reader that streams it line by line with a bound of its own)."""
+    """``path`` opened for reading: a regular file, or a pipe (``<(pass show x)``, ``/dev/stdin`` fed by
+    one); OSError as open gives it, and OSError (strerror "not a regular file or a pipe") for anything
+    else, a folder or a device such as /dev/zero, which never ends. Opened without blocking, so a FIFO no
+    one writes to reads as empty instead of hanging the command. Every file a person names is read
+    through this (``read_bounded``, or a reader that streams it with a bound of its own)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     fh = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISFIFO(mode):
+        os.set_blocking(fd, True)  # a writer that is there may take its time; one that is not gives EOF
+    elif not stat.S_ISREG(mode):
         fh.close()
-        raise OSError(errno.EINVAL, "not a regular file", str(path))
+        raise OSError(errno.EINVAL, "not a regular file or a pipe", str(path))
     return fh
 
 

@@ -32,23 +32,46 @@ def fifo(tmp_path: Path) -> Path:
     ["keys", "import-public", "{fifo}", "--id", "COL-enc-2099a", "--dir", "{tmp}/keys"],
     ["adapt", "snm", "--check", "{sample}", "--config", "{fifo}"],
 ], ids=["alert-file", "pem", "adapters-config"])
-def test_a_fifo_named_as_a_file_is_refused_not_read(args: list[str], fifo: Path, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("source", ["fifo", "device"])
+def test_a_pipe_no_one_writes_or_a_device_never_hangs(args: list[str], source: str, fifo: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A FIFO named as an input file with no writer reads as empty (one line about what it holds); a device (here
+    /dev/zero, through a link) is refused before any read: neither hangs, nor reads without end."""
     sample = Path(__file__).resolve().parents[2] / "samples" / "snm"
     sample = next(sample.iterdir())
-    code = cli.main([a.format(fifo=fifo, tmp=tmp_path, sample=sample) for a in args])
+    named = fifo
+    if source == "device":
+        named = tmp_path / "zero"
+        named.symlink_to("/dev/zero")
+    code = cli.main([a.format(fifo=named, tmp=tmp_path, sample=sample) for a in args])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 3 and len(err) == 1 and "not a regular file" in err[0], err
+    assert code == 3 and len(err) == 1, err
+    assert ("not a regular file or a pipe" in err[0]) == (source == "device"), err
 
 
-def test_an_authorizer_log_is_streamed_and_a_fifo_refused(tmp_path: Path, fifo: Path) -> None:
+def test_a_pipe_someone_writes_is_read() -> None:
+    """A password given as `--password-file <(pass show x)` is a pipe its writer holds (/dev/fd/N): it is read,
+    not refused."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"from a pipe\n")
+        os.close(write_end)
+        named = Path(f"/proc/self/fd/{read_end}")
+        assert console._password(argparse.Namespace(password_file=named, name="alice")) == "from a pipe"
+    finally:
+        os.close(read_end)
+
+
+def test_an_authorizer_log_is_streamed_and_a_device_refused(tmp_path: Path) -> None:
     """Denials are read line by line (a log of any size is never held whole); a line longer than any denial is
     skipped whole, and the lines around it are read as before."""
     log = tmp_path / "authorizer.log"
-    log.write_bytes(b"first\r\n" + b"x" * 20_000 + b"\nsecond\nlast")
+    log.write_bytes(b"first\r\n" + b"x" * 40_000 + b"\nsecond\nlast")
     assert list(_authorizer_lines(log)) == ["first", "second", "last"]
-    with pytest.raises(OSError, match="not a regular file"):
-        list(_authorizer_lines(fifo))
+    zero = tmp_path / "zero"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(OSError, match="not a regular file or a pipe"):
+        list(_authorizer_lines(zero))
 
 
 def test_a_password_file_that_is_not_utf8_never_shows_its_bytes(tmp_path: Path) -> None:
