@@ -214,9 +214,9 @@ def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connec
     try:
         # Before WAL is switched on: another SQLite file (a partner store, the console accounts) is left as it was.
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = sorted(str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-        if not _index_tables(set(tables)):
-            named = ", ".join(t[:40] for t in tables[:4]) + (", ..." if len(tables) > 4 else "")
+        found = sorted(str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        if not _index_tables(set(found)):
+            named = ", ".join(t[:40] for t in found[:4]) + (", ..." if len(found) > 4 else "")
             raise StoreError(f"{path} is not an audit index (an SQLite database with tables {named}): check --index")
         if version not in (0, SCHEMA_VERSION):
             raise StoreError(f"{path} is an audit index of another version (layout {version}): run "
