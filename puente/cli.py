@@ -20,6 +20,7 @@ from typing import NoReturn, cast
 from puente import __version__, logs
 from puente.commands._common import Subparsers
 from puente.errors import EXIT_CONFIG, PuenteError
+from puente.strict import printable
 
 # Each command's module under puente.commands, by the names it registers, in the order `puente --help`
 # lists them. Only the module of the command typed is imported: `puente broker run` starts without
@@ -125,14 +126,12 @@ EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a fault in Puente, not in what it w
 def _one_line(exc: PuenteError) -> str:
     # Policy files list every problem on its own line: that is the one place several lines help. Each line
     # has its control characters escaped: a path or an id given on the command line reaches the terminal.
-    text = str(exc).strip() or type(exc).__name__
-    return "\n".join(_printable(line) for line in text.split("\n"))
+    return printable(str(exc).strip() or type(exc).__name__)
 
 
 def _printable(text: str) -> str:
-    """``text`` with every character that is not printable escaped (an escape sequence typed into a file name
-    must not reach the terminal as one)."""
-    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """``text`` on one line, every character that is not printable escaped, line breaks included."""
+    return printable(text.replace("\n", "\\n"))
 
 
 def _trace() -> None:

@@ -50,6 +50,16 @@ class DuplicateKey(ValueError):
         self.key = key
 
 
+def printable(text: str) -> str:
+    """``text`` for a terminal: each character that is not printable escaped as Python writes it (``\x1b``,
+    ``\u202e``), but for the line breaks between its lines. An escape sequence, a C1 control or a bidi override
+    in a name a person or a file gave must not reach the terminal as one (it could clear the screen, retitle
+    it, or reorder what a line appears to say)."""
+    if text.isprintable():
+        return text
+    return "\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in text.split("\n"))
+
+
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """``object_pairs_hook``: an object's members as a dict, refusing a key given twice (the hook
     sees every object, so at any depth). The common case costs one dict and one length check."""

@@ -30,6 +30,7 @@ from policies import (
 )
 from puente.commands._common import Subparsers, settings
 from puente.errors import ConfigError, KeyMaterialError, PolicyError
+from puente.strict import printable
 
 
 def _when(text: str) -> datetime:
@@ -185,7 +186,8 @@ def _explain(args: argparse.Namespace) -> int:
         decision = decide(alert, partner, ps, at)
         view = build_view(alert, decision, ps, key) if decision.delivers else None
         pseudonyms |= view is not None and any(r.action == "pseudonymise" for r in decision.redactions)
-        print(("\n" + "=" * 78 + "\n" if n else "") + explain(alert, decision, ps, at, view))
+        # The alert's fields are quoted as the file gave them: escaped for the terminal (``printable``).
+        print(("\n" + "=" * 78 + "\n" if n else "") + printable(explain(alert, decision, ps, at, view)))
     if pseudonyms and not args.key_file:
         print("\n(pseudonyms above use a demonstration key; the broker's key gives different ones)")
     return 0

@@ -12,11 +12,18 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from broker.partner_store import EXPIRED_STATE, HELD, Entry, PartnerStore, Retention, default_store_path
 from policies import load_policy_set
 from puente.commands._common import Subparsers, settings
 from puente.errors import ConfigError
+from puente.strict import printable
+
+
+def _say(text: str = "", **kwargs: Any) -> None:
+    """``print``, escaped for the terminal (``printable``): a store's ids and views came from a feed."""
+    print(printable(text), **kwargs)
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -87,19 +94,19 @@ def _list(args: argparse.Namespace) -> int:
         due = store.due_count(now)
     if rows:
         width = max(len(e.alert_id) for e in rows)
-        print(f"{'RECEIVED (UTC)':<16}  {'ALERT':<{width}}  {'TYPE':<13} {'VER':>4}  {'AGREEMENT':<10} "
+        _say(f"{'RECEIVED (UTC)':<16}  {'ALERT':<{width}}  {'TYPE':<13} {'VER':>4}  {'AGREEMENT':<10} "
               f"{'REVIEW':<10}  {'EXPIRES':<10}  STATUS")
         for e in rows:
             review = _when(e.review_at, minutes=False) + ("!" if e.review_at is not None and e.review_at <= now
                                                           and e.state == HELD else "")
-            print(f"{_when(e.received_at):<16}  {e.alert_id:<{width}}  {e.alert_type:<13} {e.version:>4}  "
+            _say(f"{_when(e.received_at):<16}  {e.alert_id:<{width}}  {e.alert_type:<13} {e.version:>4}  "
                   f"{(e.agreement or '-'):<10} {review:<10}  {_when(e.expires_at, minutes=False):<10}  {_status(e)}")
     shown = f"{len(rows)} due for review" if args.due else f"{len(rows)}"
     overdue = f"; {due} held past their review date (REVIEW marked !)" if due else ""
     expired = f", {counts.expired} expired on arrival" if counts.expired else ""
     expired += f", {counts.purged} purged" if counts.purged else ""
     total = counts.held + counts.recalled + counts.expired + counts.purged
-    print(f"{shown} of {total} alert(s) in {store.path}: {counts.held} held, "
+    _say(f"{shown} of {total} alert(s) in {store.path}: {counts.held} held, "
           f"{counts.recalled} recalled{expired}{overdue}; last received {_when(counts.last_received_at)} UTC",
           file=sys.stderr)
     return 0
@@ -108,26 +115,26 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     with _open(args) as store:
         e = store.show(args.alert_id)
-    print(f"alert      {e.alert_id} ({e.alert_type}), version {e.version}")
-    print(f"status     {_status(e)}")
-    print(f"received   first {_when(e.first_received_at)} UTC, this version {_when(e.received_at)} UTC, from {e.feed}")
-    print(f"agreement  {e.agreement or '-'}")
+    _say(f"alert      {e.alert_id} ({e.alert_type}), version {e.version}")
+    _say(f"status     {_status(e)}")
+    _say(f"received   first {_when(e.first_received_at)} UTC, this version {_when(e.received_at)} UTC, from {e.feed}")
+    _say(f"agreement  {e.agreement or '-'}")
     if e.state == EXPIRED_STATE and e.purged_at is not None:
         why = ("its expiry passed" if e.expires_at is not None and e.expires_at <= e.purged_at
                else "the agreement's retention passed")
-        print(f"purged     {_when(e.purged_at)} UTC, when {why}: nothing of it is kept, and this version and older "
+        _say(f"purged     {_when(e.purged_at)} UTC, when {why}: nothing of it is kept, and this version and older "
               "ones are not stored again")
         return 0
     if e.state == EXPIRED_STATE:
-        print(f"expired    {_when(e.expires_at)} UTC, before this version arrived: nothing of it is kept, and older "
+        _say(f"expired    {_when(e.expires_at)} UTC, before this version arrived: nothing of it is kept, and older "
               "versions are not stored again")
         return 0
     if e.view is None:
-        print(f"recalled   {_when(e.recalled_at)} UTC; its content was deleted from this store")
+        _say(f"recalled   {_when(e.recalled_at)} UTC; its content was deleted from this store")
         return 0
-    print(f"review     {_when(e.review_at)} UTC" if e.review_at else "review     not set")
-    print(f"expires    {_when(e.expires_at)} UTC" if e.expires_at else "expires    not set")
-    print(json.dumps(e.view, ensure_ascii=False, indent=2))
+    _say(f"review     {_when(e.review_at)} UTC" if e.review_at else "review     not set")
+    _say(f"expires    {_when(e.expires_at)} UTC" if e.expires_at else "expires    not set")
+    _say(json.dumps(e.view, ensure_ascii=False, indent=2))
     return 0
 
 
@@ -135,10 +142,10 @@ def _purge(args: argparse.Namespace) -> int:
     with _open(args, retention=True) as store:
         purged = store.purge(datetime.now(UTC))
         wiped = not store.wipe_pending
-    print(f"purged {purged.total} alert(s) from {store.path}: the text of {purged.expired} past their expiry and "
+    _say(f"purged {purged.total} alert(s) from {store.path}: the text of {purged.expired} past their expiry and "
           f"{purged.retention} past the agreement's retention (their versions are remembered, so a replay is not "
           f"stored again), {purged.tombstones} old content-free row(s)", file=sys.stderr)
     if not wiped:
-        print("puente store: a reader kept the write-ahead log from being cleared; the next write clears it",
+        _say("puente store: a reader kept the write-ahead log from being cleared; the next write clears it",
               file=sys.stderr)
     return 0

@@ -5,6 +5,7 @@ echoed raw to the terminal, no value of a failing call's own error text."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -143,3 +144,16 @@ def test_numbers_that_make_no_sense_are_usage_errors(args: list[str], capsys: py
         cli.main(args)
     err = capsys.readouterr().err
     assert done.value.code == 2 and ("seconds" in err or "from 1 to 64" in err), err
+
+
+def test_explain_escapes_what_the_alert_file_says(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`policy explain` quotes the alert as the file gives it: an escape sequence, a C1 control or a bidi override in
+    its id reaches stdout escaped, never as one (the broker would refuse such an id outright)."""
+    example = Path(__file__).resolve().parents[2] / "policies" / "examples" / "tocumen-red-notice-hit.json"
+    alert = json.loads(example.read_text("utf-8"))
+    alert["alert_id"] = alert["alert_id"] + "\x1b]0;PWN\x07\x9b\u202e"
+    named = tmp_path / "alert.json"
+    named.write_text(json.dumps(alert), "utf-8")
+    code = cli.main(["policy", "explain", str(named), "--partner", "COL", "--at", "2026-11-03T12:00:00Z"])
+    out = capsys.readouterr().out
+    assert code == 0 and not any(c in out for c in "\x1b\x07\x9b\u202e") and "\\x1b]0;PWN\\x07" in out
