@@ -158,3 +158,22 @@ def test_check_holds_a_file_to_the_ledger_rule(ctx_for: Callable[[str], Context]
     assert dict(tally.reasons) == reasons
     if reasons:
         assert "hits.jsonl:2: conflict:" in err.getvalue()
+
+
+def test_two_byte_forms_of_one_alert_have_one_digest(one: Callable[..., dict[str, Any]]) -> None:
+    """Avro lets an array come as one block or two: a record in the second form holds the same alert, and the
+    ledger counts it as the same content (a duplicate), not as a conflicting version."""
+    codec = alert_codec()
+    alert = one("snm", _line())
+    alert = {**alert, "markings": {**alert["markings"], "releasable_to": ["COL", "USA"]}}
+    one_block = codec.encode(alert)
+    key = alert["alert_id"].encode()
+    def with_releasable(*partners: str) -> bytes:
+        return codec.encode({**alert, "markings": {**alert["markings"], "releasable_to": list(partners)}})
+
+    at = next(i for i, (x, y) in enumerate(zip(one_block, with_releasable(), strict=False)) if x != y)
+    assert one_block[at] == 4  # one block of two items (zig-zag 2), then the items and the closing 0
+    item = len(with_releasable("COL")) - len(with_releasable()) - 1  # the bytes of the first item
+    two_blocks = one_block[:at] + b"\x02" + one_block[at + 1:at + 1 + item] + b"\x02" + one_block[at + 1 + item:]
+    assert codec.decode(two_blocks) == codec.decode(one_block) and two_blocks != one_block
+    assert published_entry(codec, key, two_blocks) == published_entry(codec, key, one_block)
