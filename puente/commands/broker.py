@@ -17,7 +17,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     start.add_argument("--workers", type=whole(1, 64), default=1, help="workers in this process (one consumer group)")
     start.add_argument("--exit-when-idle", type=seconds(0, 7 * 86400), metavar="SECONDS",
                        help="stop after this long without input")
-    start.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz and /readyz on this port "
+    start.add_argument("--metrics-port", type=whole(1, 65535), help="serve /metrics, /healthz and /readyz on this port "
                                                         "(address: PUENTE_METRICS_ADDRESS, default 127.0.0.1)")
     start.add_argument("--group-instance-id", metavar="NAME",
                        help="Kafka's group.instance.id (PUENTE_GROUP_INSTANCE_ID): a restart under the same "

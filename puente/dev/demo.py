@@ -22,6 +22,7 @@ import asyncio
 import io
 import os
 import secrets
+import shlex
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -410,7 +411,7 @@ async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTo
             if name in known:
                 accounts.remove(name)
             accounts.add(name, scope, passwords[name])
-    CONSOLE_ENV.write_text("".join(f"export {k}={v}\n" for k, v in {
+    CONSOLE_ENV.write_text("".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in {
         "PUENTE_TOPIC_PREFIX": cfg.topic_prefix, "PUENTE_KEYS": cfg.keys.resolve(),
         # The console serves as its own login: the only one that may append to the auditors' query log.
         "PUENTE_CLIENT_CONFIG": Path(party_connection(cfg.login_root, CONSOLE).source).resolve(),
