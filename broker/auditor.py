@@ -575,11 +575,13 @@ async def audit_topics(conn: KafkaConnection, prefix: str) -> AuditTopics:
     return AuditTopics(roles, owners, [t for t in present if t.startswith(names.feeds)])
 
 
-def signature_checks(keys_dir: Path, verify_files: list[Path] | None) -> VerifyFn:
+def signature_checks(keys_dir: Path, verify_files: list[Path] | None, *, signer: bool = False) -> VerifyFn:
     """Signature checks for the audit: the given public key files, or every signing key (the
     broker's and the partners' receipt keys) in the keystore ``keys_dir`` (the auditors' own
-    folder, ``keystore.auditor_path``). A folder holding none is a configuration error, not a
-    verification that fails every record."""
+    folder, ``keystore.auditor_path``, which holds public halves only: a secret there is refused). A
+    folder holding none is a configuration error, not a verification that fails every record.
+    ``signer``: ``keys_dir`` is the broker's own folder (collecting denials), which holds its signing
+    key's secret beside the public half."""
     if not verify_files:
         store = Keystore(keys_dir)
         kinds = (KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
@@ -587,7 +589,7 @@ def signature_checks(keys_dir: Path, verify_files: list[Path] | None) -> VerifyF
             raise ConfigError(f"no signing keys to verify with in {keys_dir}: run `puente keys init`, or import the "
                               "broker's broker-sign-<g> and each partner's <P>-rcpt-<g> public halves with "
                               f"`puente keys import-public FILE.pem --id KEY_ID --dir {keys_dir}`")
-        return signature_check(store, *kinds)
+        return signature_check(store, *kinds, public_only=not signer)
     records = [load_key_file(path) for path in verify_files]
     for rec, path in zip(records, verify_files, strict=True):
         if rec.secret is not None:  # an auditor verifies with public halves only; never holds a signer's secret

@@ -520,12 +520,15 @@ class Keystores:
     auditor: Keystore
 
 
-def signature_check(keystore: Keystore, *kinds: KeyKind) -> Callable[[str, bytes, bytes], bool]:
+def signature_check(keystore: Keystore, *kinds: KeyKind,
+                    public_only: bool = False) -> Callable[[str, bytes, bytes], bool]:
     """(signer id, payload, signature) -> valid, for every generation of the signing keys of
-    ``kinds`` in ``keystore``: a chain signed before a key rotation still verifies."""
+    ``kinds`` in ``keystore``: a chain signed before a key rotation still verifies. A partner's receipt
+    key is refused with its secret; with ``public_only`` (the auditors' folder, which holds no secret at
+    all), so is any key's."""
     records = [keystore.load(k) for k in keystore.key_ids() if parse_key_id(k).kind in kinds]
     for record in records:
-        if record.kind is KeyKind.PARTNER_SIGNING:
+        if public_only or record.kind is KeyKind.PARTNER_SIGNING:
             keystore.refuse_private(record)  # a verifier holds a partner's receipt key, never its secret
     return checker({record.key_id: record.ed25519_public() for record in records})
 

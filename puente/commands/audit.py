@@ -263,7 +263,7 @@ def _collect(args: argparse.Namespace) -> int:
     added = run(collect_denials(kafka(cfg, "puente-denials"), TopicNames(cfg.topic_prefix), args.log,
                                 frozenset(parties(policy, cfg.agencies)), signer_id,
                                 lambda payload: sign_checkpoint(signing, payload),
-                                signature_checks(cfg.keys / "broker", None), args.since))
+                                signature_checks(cfg.keys / "broker", None, signer=True), args.since))
     print(f"{added} new denial(s) collected into {TopicNames(cfg.topic_prefix).denials}")
     return 0
 

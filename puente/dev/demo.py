@@ -301,7 +301,7 @@ async def _collect(cfg: PuenteSettings, conn: KafkaConnection, policy: PolicySet
     return await collect_denials(conn, TopicNames(cfg.topic_prefix), [p for p in authorizer_logs if p.exists()],
                                  frozenset(parties(policy, cfg.agencies)), signer,
                                  lambda payload: sign_checkpoint(signing, payload),
-                                 signature_checks(cfg.keys / "broker", None), since)
+                                 signature_checks(cfg.keys / "broker", None, signer=True), since)
 
 
 async def demo(alerts: int, workers: int, seed: int) -> int:

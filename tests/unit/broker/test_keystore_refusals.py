@@ -230,3 +230,16 @@ def test_an_auditors_verify_key_holding_a_private_half_is_refused(tmp_path: Path
     public = site.auditor.path / "COL-rcpt-2026a.json"
     assert load_key_file(public).secret is None
     signature_checks(tmp_path, [public])
+
+
+def test_the_auditors_folder_holds_no_secret_at_all(tmp_path: Path) -> None:
+    """The auditors verify with public halves only: the broker's own signing key file (its secret) copied into
+    their folder is refused; the broker's folder, read to collect denials, keeps its own secret."""
+    site = _site(tmp_path)
+    signer = next(p for p in site.broker.path.iterdir() if p.name.startswith("broker-sign-"))
+    assert signature_checks(site.auditor.path, None)(signer.stem, b"x", b"y") is False  # public halves: fine
+    (site.auditor.path / signer.name).write_bytes(signer.read_bytes())
+    (site.auditor.path / signer.name).chmod(0o600)
+    with pytest.raises(KeyMaterialError, match="holds broker's private half"):
+        signature_checks(site.auditor.path, None)
+    signature_checks(site.broker.path, None, signer=True)
