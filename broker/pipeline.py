@@ -129,6 +129,9 @@ class Outcome:
     """The alert's lifecycle state after this version, to write with the batch; None: nothing to keep."""
 
 
+_EARLIEST_APPEND_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+
+
 def seen_key(alert_id: str, version: int, recall: bool = False) -> str:
     """What the replay window remembers of a processed alert version: the id alone for a first
     version (as before versions existed), the id and the version for a later one; a recall is
@@ -379,6 +382,11 @@ class Pipeline:
             raise _Reject("origin", str(exc)) from exc
         if proven != agency:
             raise _Reject("origin", f"record proves agency {proven} but arrived on {agency}'s ingress topic")
+        if record.timestamp_ms < _EARLIEST_APPEND_MS:
+            # Kafka's append time (LogAppendTime) is never that early: a producer's own time, on a topic left on
+            # CreateTime, would set the age check (and the replay window) to whatever it chose.
+            raise _Reject("stale", "the record's Kafka time is before 2000: not an append time (an ingress topic "
+                                   "must use message.timestamp.type=LogAppendTime; `puente topics apply`)")
         age_ms = record.timestamp_ms - published_ms
         if age_ms > self.replay_window_ms:
             raise _Reject("stale", f"record reached Kafka {age_ms // 3_600_000} h after it was published, beyond "

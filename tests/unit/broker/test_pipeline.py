@@ -475,3 +475,12 @@ def test_an_agency_mismatch_quotes_only_a_known_agency() -> None:
         out = _pipeline({}).process(record, set(), NOW)
         assert out.dead_reason == "agency-mismatch" and f"names {shown} as its agency" in out.entry["detail"]
         assert "Perez" not in out.entry["detail"] and "Perez" not in str(out.dead_letter)
+
+
+@pytest.mark.parametrize("appended_ms", [0, -1, 946_684_799_999])
+def test_a_kafka_time_that_is_no_append_time_is_dead_lettered(appended_ms: int) -> None:
+    """Ingress topics use LogAppendTime; a record whose Kafka time is 0 or negative (a producer's own, on a topic
+    left on CreateTime) with a publication time to match would pass the age check: it is dead-lettered."""
+    record, _ = _record(appended_ms, appended_ms)
+    out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
+    assert out.dead_reason == "stale" and "LogAppendTime" in out.entry["detail"] and not out.feeds
