@@ -58,16 +58,19 @@ def naming(field: str, code_value: object) -> str:
     return field
 
 
-def did_you_mean(value: str, vocabulary: Iterable[str]) -> str:
-    """' (did you mean 'X'?)' with X the member of ``vocabulary`` nearest to ``value`` in norm_key form; '' if none is.
+def did_you_mean(value: str, vocabulary: Iterable[str], *, near: bool = True) -> str:
+    """' (did you mean 'X'?)' with X the member of ``vocabulary`` written as ``value`` is in norm_key form (case,
+    accents, spacing), or with ``near`` the nearest one; '' if none is.
 
     Only a member of the (closed) vocabulary is printed, never ``value``: the hint points at the
-    code meant without saying what the record holds.
+    code or key meant without saying what the record holds.
     """
     by_form = {norm_key(member): member for member in vocabulary}
     form = norm_key(value[:80])
-    close = by_form.get(form) or next((by_form[m] for m in difflib.get_close_matches(form, by_form, 1, _NEAR)), None)
-    return f" (did you mean {close!r}?)" if close else ""
+    close = by_form.get(form)
+    if close is None and near:
+        close = next((by_form[m] for m in difflib.get_close_matches(form, by_form, 1, _NEAR)), None)
+    return f" (did you mean {key_name(close)}?)" if close else ""
 
 
 def key_name(key: str) -> str:

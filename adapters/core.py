@@ -16,7 +16,6 @@ often wider, would decide who receives the alert.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from adapters._fields import (
     SCHEMA,
     UNKNOWN_CODE,
     code,
+    did_you_mean,
     fail,
     key_name,
     text,
@@ -192,7 +192,9 @@ def _unknown_key(unknown: _Unknown, where: str) -> AdapterError:
     listing = ", ".join(known[:16]) + (", ..." if len(known) > 16 else "")
     sealed = unknown.keys.sealed
     # The key is never quoted (it may be a name or a document number); a near miss names the known key instead.
-    meant = _did_you_mean(unknown.key, known, near=not sealed)
+    # Never near among markings: 'consentimiento_previo' is not a misspelt 'consentimiento', and renaming it
+    # so would widen a release.
+    meant = did_you_mean(unknown.key, known, near=not sealed)
     which = meant or (f" (key {unknown.number} of {unknown.count}, {len(unknown.key):,} characters)"
                       if unknown.count > 1 else f" ({len(unknown.key):,} characters)")
     if sealed:
@@ -202,18 +204,6 @@ def _unknown_key(unknown: _Unknown, where: str) -> AdapterError:
     return fail(UNKNOWN_CODE, f"{where} has an unexpected key{which}, which this adapter does not read: check its "
                               "spelling, or list its path under ignored_keys in agencies.yaml if the export adds it "
                               f"(known here: {listing})")
-
-
-def _did_you_mean(key: str, known: Iterable[str], *, near: bool) -> str:
-    """' (did you mean 'x'?)' for a known key written another way (case, accents, spacing), or with ``near`` nearly
-    so ('documento'); '' when none is. Only the known key is printed, never ``key``. Never ``near`` among markings:
-    'consentimiento_previo' is not a misspelt 'consentimiento', and renaming it so would widen a release."""
-    by_form = {norm_key(k): k for k in known}
-    form = norm_key(key[:80])
-    close = by_form.get(form)
-    if close is None and near:
-        close = next((by_form[m] for m in difflib.get_close_matches(form, by_form, 1, 0.8)), None)
-    return f" (did you mean {key_name(close)}?)" if close else ""
 
 
 def _ignorable(path: str, keys: Keys) -> str | None:

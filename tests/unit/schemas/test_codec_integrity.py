@@ -12,6 +12,7 @@ from io import BytesIO
 from typing import Any
 
 import pytest
+from codec_paths import NATIVE, codec_on
 from fastavro import schemaless_writer
 
 from puente.dev.synthetic import generate
@@ -19,19 +20,6 @@ from puente.errors import CodecError, CorruptRecordError, RecordMismatchError
 from schemas import PAYLOAD_TYPE, AlertCodec, SchemaVersion, SingleObjectCodec, current, known_writers, releases
 from schemas import version_from as _version_from
 from schemas._fingerprint import header
-
-try:
-    import puente_avro  # noqa: F401
-    NATIVE = [True, False]
-except ImportError:  # the native codec is not built here: the fastavro path is still tested
-    NATIVE = [False]
-
-
-def _codec(monkeypatch: pytest.MonkeyPatch, native: bool) -> AlertCodec:
-    monkeypatch.setenv("PUENTE_NATIVE_AVRO", "1" if native else "0")
-    codec = AlertCodec(current(), known_writers())
-    assert codec.uses_native is native
-    return codec
 
 
 def _raw(version: SchemaVersion, record: dict[str, Any]) -> bytes:
@@ -66,7 +54,7 @@ def test_an_int_beyond_32_bits_is_corrupt_on_every_path(monkeypatch: pytest.Monk
     1-9999 (never a panic or an OverflowError); the first and last days of the calendar round trip."""
     from datetime import date
 
-    codec = _codec(monkeypatch, native)
+    codec = codec_on(monkeypatch, native)
     seizure, hit = _alert("SEIZURE"), _alert("WATCHLIST_HIT")
     samples = [_raw(current(), {**seizure, "version": value}),
                _raw(current(), _with_payload(seizure, persons_detained=value)),
@@ -90,7 +78,7 @@ def test_encoding_an_int_beyond_32_bits_is_refused(monkeypatch: pytest.MonkeyPat
                                                    value: int) -> None:
     """An int beyond 32 bits is a RecordMismatchError naming the field and not the value; nothing is written. The
     largest and smallest ints themselves encode and decode unchanged."""
-    codec = _codec(monkeypatch, native)
+    codec = codec_on(monkeypatch, native)
     edges = [{**_alert("SEIZURE"), "version": 2**31 - 1}, _with_payload(_alert("SEIZURE"), persons_detained=-(2**31))]
     for edge in edges:
         assert codec.decode(codec.encode(edge)) == edge
@@ -138,7 +126,7 @@ def test_an_index_outside_its_list_is_refused_from_old_and_current_writers(
 def test_a_negative_alert_type_from_a_first_release_writer_is_refused(monkeypatch: pytest.MonkeyPatch,
                                                                       native: bool) -> None:
     """A v1 alert whose alert_type index is -1 is refused, not read as the last alert type."""
-    codec = _codec(monkeypatch, native)
+    codec = codec_on(monkeypatch, native)
     alert = _alert("SEIZURE")
     data = _raw(releases()[0], alert)
     assert codec.decode(data)["alert_type"] == "SEIZURE"

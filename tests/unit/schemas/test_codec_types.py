@@ -16,23 +16,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from codec_paths import NATIVE, codec_on
 
 from puente.dev.synthetic import generate
 from puente.errors import RecordMismatchError
-from schemas import AlertCodec, alert_codec, current, known_writers
-
-try:
-    import puente_avro  # noqa: F401
-    NATIVE = [True, False]
-except ImportError:  # the native codec is not built here: the fastavro path is still tested
-    NATIVE = [False]
-
-
-def _codec(monkeypatch: pytest.MonkeyPatch, native: bool) -> AlertCodec:
-    monkeypatch.setenv("PUENTE_NATIVE_AVRO", "1" if native else "0")
-    codec = AlertCodec(current(), known_writers())
-    assert codec.uses_native is native
-    return codec
+from schemas import alert_codec
 
 
 def _alert(kind: str) -> dict[str, Any]:
@@ -82,7 +70,7 @@ MISTYPED = [
 def test_a_mistyped_value_is_refused_naming_its_path(monkeypatch: pytest.MonkeyPatch, native: bool, kind: str,
                                                      path: str, value: Any, message: str) -> None:
     """A value fastavro would coerce is a RecordMismatchError naming the field path and type, not the value."""
-    codec = _codec(monkeypatch, native)
+    codec = codec_on(monkeypatch, native)
     with pytest.raises(RecordMismatchError) as info:
         codec.encode(_set(kind, path, value))
     assert message in str(info.value)
@@ -93,7 +81,7 @@ def test_fastavro_path_refuses_a_time_past_9999_in_utc(monkeypatch: pytest.Monke
     """Without the native codec, an aware time that is past the year 9999 in UTC is refused: no reader could read it."""
     late = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5)))
     with pytest.raises(RecordMismatchError, match="occurred_at: expected a datetime within years 1-9999 in UTC"):
-        _codec(monkeypatch, False).encode(_set("SEIZURE", "occurred_at", late))
+        codec_on(monkeypatch, False).encode(_set("SEIZURE", "occurred_at", late))
 
 
 @pytest.mark.parametrize("native", NATIVE)
@@ -109,7 +97,7 @@ def test_fastavro_path_refuses_a_time_past_9999_in_utc(monkeypatch: pytest.Monke
 def test_values_of_the_right_type_still_encode(monkeypatch: pytest.MonkeyPatch, native: bool, kind: str, path: str,
                                                value: Any, read: Any) -> None:
     """Ints where a double goes, floats, int subclasses, aware datetimes in any zone, dates and nulls still encode."""
-    codec = _codec(monkeypatch, native)
+    codec = codec_on(monkeypatch, native)
     decoded: Any = codec.decode(codec.encode(_set(kind, path, value)))
     for step in path.split("."):
         decoded = decoded[int(step)] if isinstance(decoded, list) else decoded[step]
@@ -119,7 +107,7 @@ def test_values_of_the_right_type_still_encode(monkeypatch: pytest.MonkeyPatch, 
 
 def test_every_generated_alert_passes_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     """The guard refuses nothing the synthetic generator makes: each alert round trips on the fastavro path."""
-    codec = _codec(monkeypatch, False)
+    codec = codec_on(monkeypatch, False)
     for alert in generate(200, seed=31):
         assert codec.decode(codec.encode(alert)) == alert
 
