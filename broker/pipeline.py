@@ -387,6 +387,11 @@ class Pipeline:
             # CreateTime, would set the age check (and the replay window) to whatever it chose.
             raise _Reject("stale", "the record's Kafka time is before 2000: not an append time (an ingress topic "
                                    "must use message.timestamp.type=LogAppendTime; `puente topics apply`)")
+        if record.timestamp_ms > now.timestamp() * 1000 + MAX_FUTURE_SKEW_MS:
+            # Nor is one ahead of this worker's clock: it would set the replay window (and the slot's audit head,
+            # which a later load then refuses as a block no append time explains) days ahead.
+            raise _Reject("stale", "the record's Kafka time is more than an hour ahead of this worker's clock: not "
+                                   "an append time (check the clocks, and message.timestamp.type=LogAppendTime)")
         age_ms = record.timestamp_ms - published_ms
         if age_ms > self.replay_window_ms:
             raise _Reject("stale", f"record reached Kafka {age_ms // 3_600_000} h after it was published, beyond "

@@ -417,7 +417,7 @@ class BrokerWorker:
             problem = slot_mismatch(heads[tp], slot, self.config.slots)
             if problem is not None:
                 raise ConfigError(f"audit partition {tp.topic}[{tp.partition}] {problem}")
-            problem = head_behind(heads[tp], committed.get(slot))
+            problem = head_behind(heads[tp], committed.get(slot)) or head_ahead(heads[tp], time.time() * 1000)
             if problem is not None:
                 raise AuditChainError(
                     f"audit partition {tp.topic}[{tp.partition}] cannot be continued: its last block {problem}. "
@@ -1152,6 +1152,25 @@ def head_behind(last: dict[str, Any] | None, committed: int | None) -> str | Non
     return (f"ends at ingress offset {found[2]}, but the slot's committed offset is {committed}: an older "
             "block was written again after the head, or the group's offsets were moved forward past records "
             f"never decided (if so, set them back to {found[2] + 1})")
+
+
+def head_ahead(last: dict[str, Any] | None, now_ms: float) -> str | None:
+    """Why the last block of a slot's audit partition claims an ingress append time this machine's clock
+    has not reached (more than ``MAX_FUTURE_SKEW`` ahead), or None.
+
+    A block's ingress times are the Kafka append times of the records it decided, so a genuine head
+    is never ahead of the clock beyond the skew allowed. One that is was written with a key that
+    verifies but a clock no one had: a retired signing key's forgery, typically. The slot reads its
+    audit back from the head's newest time less the replay window, so such a head would read back
+    nothing, neither the ids its window needs nor the blocks of newer keys that show the retired
+    key in use; the slot does not load."""
+    latest = _latest_ingress_ms(last)
+    if latest is None or latest <= now_ms + MAX_FUTURE_SKEW_MS:
+        return None
+    ahead_h = (latest - now_ms) / 3_600_000
+    return (f"claims an ingress append time {ahead_h:,.1f} h ahead of this machine's clock, more than the "
+            f"{MAX_FUTURE_SKEW_MS // 3_600_000} h skew allowed: a block no Kafka append time explains (check this "
+            "machine's clock first)")
 
 
 def _slot_source(slots: Slots, slot: int) -> str:

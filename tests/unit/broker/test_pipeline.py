@@ -484,3 +484,15 @@ def test_a_kafka_time_that_is_no_append_time_is_dead_lettered(appended_ms: int) 
     record, _ = _record(appended_ms, appended_ms)
     out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
     assert out.dead_reason == "stale" and "LogAppendTime" in out.entry["detail"] and not out.feeds
+
+
+@pytest.mark.parametrize("ahead_ms, ok", [(0, True), (MAX_FUTURE_SKEW_MS, True), (MAX_FUTURE_SKEW_MS + 1, False),
+                                          (400 * DAY_MS, False)])
+def test_a_kafka_time_ahead_of_the_workers_clock_is_dead_lettered(ahead_ms: int, ok: bool) -> None:
+    """A Kafka time (with a publication time to match) far ahead of the worker's clock is no append time either:
+    decided, it would move the replay window on and leave the slot's audit head days ahead."""
+    record, _ = _record(NOW_MS + ahead_ms, NOW_MS + ahead_ms)
+    out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
+    assert (out.dead_reason is None) is ok
+    if not ok:
+        assert out.dead_reason == "stale" and "ahead of this worker's clock" in out.entry["detail"]

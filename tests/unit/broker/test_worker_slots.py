@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from broker.pipeline import MAX_FUTURE_SKEW_MS
 from broker.topology import Slots, TopicNames
-from broker.worker import head_behind, slot_mismatch
+from broker.worker import head_ahead, head_behind, slot_mismatch
 
 SLOTS = Slots(("SENAFRONT", "SENAN", "PN"), 3, TopicNames("puente"))
 
@@ -50,3 +51,23 @@ def test_a_head_older_than_the_committed_offset_is_refused() -> None:
     problem = head_behind(_head("puente.ingress.PN:1:40", "puente.ingress.PN:1:41"), 43)
     assert problem is not None and "ingress offset 41" in problem and "committed offset is 43" in problem
     assert "set them back to 42" in problem
+
+
+NOW_MS = 1_796_000_000_000
+
+
+@pytest.mark.parametrize("latest_ms, ok", [
+    (NOW_MS - 3_600_000, True), (NOW_MS + MAX_FUTURE_SKEW_MS, True),
+    (NOW_MS + MAX_FUTURE_SKEW_MS + 1, False), (NOW_MS + 400 * 86_400_000, False),
+])
+def test_a_head_whose_ingress_time_is_ahead_of_the_clock_is_refused(latest_ms: int, ok: bool) -> None:
+    """A genuine head's ingress times are Kafka append times, never ahead of the clock beyond the skew. A head
+    that claims one further ahead (a retired key's forgery, say) would read no audit back for its slot's replay
+    window or its retired-key check: refused, saying how far ahead and to check the clock."""
+    head = {"kind": "BLOCK", "entries": [{"ingress": "puente.ingress.PN:1:40", "ingress_ms": NOW_MS - 5},
+                                         {"ingress": "puente.ingress.PN:1:41", "ingress_ms": latest_ms}]}
+    problem = head_ahead(head, NOW_MS)
+    assert (problem is None) is ok
+    if not ok:
+        assert "ahead of this machine's clock" in problem and "check this machine's clock" in problem
+    assert head_ahead(None, NOW_MS) is None and head_ahead({"kind": "BLOCK", "entries": [7]}, NOW_MS) is None
