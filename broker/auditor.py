@@ -23,7 +23,7 @@ from typing import Any
 from broker.access import denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
-from broker.audit.receipts import match_receipt, sent_records
+from broker.audit.receipts import UNVOUCHED_IN_ALL, UNVOUCHED_PER_CHAIN, Unvouched, match_receipt, sent_records
 from broker.audit.verify import (
     FeedEnds,
     Finding,
@@ -277,23 +277,26 @@ class _Delivered(Spill):
         super().__init__(folder)
         self.known = False
         # The partition being walked's receipts no checkpoint has vouched for yet, per chain, in offset order.
-        self._waiting: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._waiting: Unvouched[dict[str, Any]] = Unvouched()
+        self._gave_up = 0  # receipts given up in the partition being walked
 
     def begin(self) -> None:
         """A partition's walk begins: receipts left waiting in the one before will never be vouched for."""
         self._waiting.clear()
+        self._gave_up = 0
 
     def cut(self, chains: Iterable[str]) -> None:
         """Chains the walk cut off: no checkpoint will vouch for their waiting receipts."""
         for chain in chains:
-            self._waiting.pop(chain, None)
+            self._waiting.pop(chain)
 
     def check(self, doc: dict[str, Any], offset: int) -> list[tuple[int, str]]:
         """Take in the sound record at ``offset``: a block's deliveries; a receipt, held until a checkpoint
         of its chain vouches for it; a checkpoint, whose chain's receipts are then matched to the deliveries
         they name and bound to their places, in order (``match_receipt``). Returns (offset, why) of each of
         those receipts that matches none. Anyone may write a receipts topic: a receipt no checkpoint vouches
-        for binds nothing, so it cannot take a delivery's place before the partner's own receipt does."""
+        for binds nothing, so it cannot take a delivery's place before the partner's own receipt does. What
+        is held is bounded (``Unvouched``): a receipt given up to make room is returned as unvouched."""
         kind, chain = doc.get("kind"), doc.get("chain")
         if kind == "BLOCK" and chain is None:
             self.known = True
@@ -304,11 +307,10 @@ class _Delivered(Spill):
         if not isinstance(chain, str):
             return []
         if kind == "RECEIPT":
-            self._waiting.setdefault(chain, []).append((offset, doc))
-            return []
+            return self._given_up([at for at, _ in self._waiting.add(chain, offset, doc)])
         if kind != "CHECKPOINT":
             return []
-        vouched = self._waiting.pop(chain, [])
+        vouched = self._waiting.pop(chain)
         if not self.known:
             return []
         book = SqlReceiptBook(self.conn, self._SENT)
@@ -324,7 +326,22 @@ class _Delivered(Spill):
             raise spill_error(self._what, exc, self._folder) from None
         return unmatched
 
+    def _given_up(self, offsets: list[int]) -> list[tuple[int, str]]:
+        """Findings for receipts given up unvouched: the first ``_LISTED`` of a partition one by one, then one
+        line saying more follow unlisted (a flood must not grow the findings as it would have the memory)."""
+        out = []
+        for at in offsets:
+            self._gave_up += 1
+            if self._gave_up <= _LISTED:
+                out.append((at, _GIVEN_UP))
+            elif self._gave_up == _LISTED + 1:
+                out.append((at, f"{_GIVEN_UP}; more such receipts in this partition are not listed one by one"))
+        return out
 
+
+_GIVEN_UP = (f"no checkpoint of its chain vouched for it within the {UNVOUCHED_PER_CHAIN:,} receipts held per "
+             f"chain ({UNVOUCHED_IN_ALL:,} in all): matched to no delivery")
+_LISTED = 100
 _INT64 = (-(2**63), 2**63 - 1)  # what SQLite holds: a version beyond it is none a receipt can name
 
 
@@ -380,13 +397,13 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
                 dropped = 0
                 # Per receipt chain: the records waiting for a checkpoint (offset, their rows that pass ``flt``).
-                waiting: dict[str, list[tuple[int, list[dict[str, Any]]]]] = {}
+                waiting: Unvouched[list[dict[str, Any]]] = Unvouched()
                 delivered.begin()
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
                     doc, found = walk.feed(rec.offset, rec.value)
                     delivered.cut(walk.cut)
                     for cut in walk.cut:  # cut off from the chain: no checkpoint will vouch for them
-                        dropped += len(waiting.pop(cut, []))
+                        dropped += len(waiting.pop(cut))
                     if doc is None or found:
                         dropped += 1
                         continue
@@ -396,20 +413,20 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                         # A receipt chain: its rows count once a checkpoint vouches for them, and the receipt
                         # matches a delivery (checked then).
                         if doc["kind"] == "CHECKPOINT":
-                            for at, rows in waiting.pop(chain, []):
+                            for at, rows in waiting.pop(chain):
                                 if at in unmatched:
                                     dropped += 1
                                     continue
                                 for row in rows:
                                     yield row
                         else:
-                            waiting.setdefault(chain, []).append((rec.offset, [r for r in flatten(doc)
-                                                                               if flt.accepts(r)]))
+                            dropped += len(waiting.add(chain, rec.offset, [r for r in flatten(doc)
+                                                                           if flt.accepts(r)]))
                         continue
                     for row in flatten(doc):
                         if flt.accepts(row):
                             yield row
-                dropped += sum(len(held) for held in waiting.values())
+                dropped += waiting.clear()
                 if left_out is not None:
                     left_out.append(dropped)
 

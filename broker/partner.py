@@ -77,6 +77,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broker.access import subscriber_group
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
+from broker.audit.receipts import RECEIPTS_PER_CHECKPOINT
 from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, checker, parse_key_id, peek_key_block, sign_checkpoint
 from broker.kafka import (
     ClientError,
@@ -384,7 +385,7 @@ class Subscriber:
         while not self._stopping.is_set() and (limit is None or self.stats.received + self.stats.rejected < limit):
             self.purge()
             try:
-                batch = await feed.getmany(timeout_ms=500)
+                batch = await feed.getmany(timeout_ms=500, max_records=RECEIPTS_PER_CHECKPOINT)
             except NoCommittedOffset as exc:
                 # A partition this group never committed in: read from offset 0, not "the beginning", which is
                 # past whatever retention deleted; so such records meet ``_gap`` too, never skipped in silence.

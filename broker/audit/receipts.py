@@ -25,9 +25,10 @@ never sent count as received.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from broker.audit.chain import chain_owner, flatten, shown
 from broker.audit.verify import DELIVERED, feed_place, plain, when
@@ -35,6 +36,72 @@ from broker.audit.verify import DELIVERED, feed_place, plain, when
 CLOCK_SKEW = timedelta(hours=1)
 """How far a partner's clock may run behind the broker's: a receipt dated further before the delivery
 it names cannot be its receipt (nor, in ``recalls``, a recall's acknowledgement)."""
+
+RECEIPTS_PER_CHECKPOINT = 5_000
+"""The most receipts a partner's subscriber writes before a checkpoint vouches for them (one batch: the
+subscriber reads at most this many feed records at a time). What reads the audit holds a chain's receipts
+until its checkpoint, so this bounds what it holds for a genuine chain."""
+
+T = TypeVar("T")
+
+UNVOUCHED_PER_CHAIN = 10 * RECEIPTS_PER_CHECKPOINT
+UNVOUCHED_IN_ALL = 40 * RECEIPTS_PER_CHECKPOINT
+
+
+class Unvouched(Generic[T]):
+    """Receipts (or what a reader keeps of them) waiting for a checkpoint of their chain, per chain, in
+    offset order, bounded.
+
+    Anyone with write access to a receipts topic can append receipts no checkpoint will ever vouch for,
+    in one chain or in a million; held without a bound they would fill the auditor's memory. A genuine
+    chain holds at most ``RECEIPTS_PER_CHECKPOINT`` before its checkpoint, so a chain holding more than
+    ``UNVOUCHED_PER_CHAIN`` gives up its oldest, and once all chains hold ``UNVOUCHED_IN_ALL`` the chain
+    waiting longest gives up its oldest. What is given up is returned by ``add`` as unvouched: a finding,
+    never a row (a genuine receipt pushed out by such a flood is reported, never silently kept or lost).
+    """
+
+    def __init__(self, per_chain: int = UNVOUCHED_PER_CHAIN, in_all: int = UNVOUCHED_IN_ALL) -> None:
+        self._per_chain, self._in_all = per_chain, in_all
+        self._held: dict[str, deque[tuple[int, T]]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, chain: str, offset: int, item: T) -> list[tuple[int, T]]:
+        """Hold ``item`` (the receipt at ``offset``) for ``chain``; returns what was given up to make room."""
+        held = self._held.get(chain)
+        if held is None:
+            held = self._held[chain] = deque()
+        held.append((offset, item))
+        self._count += 1
+        out: list[tuple[int, T]] = []
+        if len(held) > self._per_chain:
+            out.append(held.popleft())
+            self._count -= 1
+        while self._count > self._in_all:
+            first = next(iter(self._held))  # the chain waiting longest
+            oldest = self._held[first]
+            out.append(oldest.popleft())
+            self._count -= 1
+            if not oldest:
+                del self._held[first]
+        return out
+
+    def pop(self, chain: str) -> list[tuple[int, T]]:
+        """``chain``'s held items, in offset order, no longer held (its checkpoint came, or it was cut)."""
+        held = self._held.pop(chain, None)
+        if not held:
+            return []
+        self._count -= len(held)
+        return list(held)
+
+    def clear(self) -> int:
+        """Drop everything held; returns how many items that was."""
+        count, self._count = self._count, 0
+        self._held.clear()
+        return count
+
 
 FeedPlace = tuple[str, int, int]
 """A feed record's place: (feed topic, partition, offset)."""

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from broker.audit import ChainWriter
+from broker.audit.receipts import UNVOUCHED_PER_CHAIN, Unvouched
 from broker.auditor import LogFilter, _Delivered, read_log, verify_topics
 from broker.spill import TimeSorted
 from puente.errors import StoreError
@@ -269,3 +270,36 @@ def test_verify_topics_and_read_log_hold_each_receipt_to_the_feed_record_it_name
                                        _verify, left_out, {"p.receipts.COL": "COL"})))
         assert [(d["version"], d["feed"]) for d in docs] == [(1, "p.feed.COL:0:0")]
     assert sum(left_out) == 3 and list(scratch.iterdir()) == []
+
+
+def test_unvouched_receipts_are_held_within_bounds_and_what_is_given_up_is_returned() -> None:
+    """Per chain, the oldest goes once the chain holds more than its bound; in all, the chain waiting longest
+    gives up its oldest; pop returns a chain's held items in order and clear says how many it dropped."""
+    held: Unvouched[str] = Unvouched(per_chain=3, in_all=4)
+    assert [held.add("A", i, f"a{i}") for i in range(3)] == [[], [], []]
+    assert held.add("A", 3, "a3") == [(0, "a0")]  # A over its own bound
+    assert held.add("B", 10, "b0") == [] and held.add("B", 11, "b1") == [(1, "a1")]  # five in all: A waited longest
+    assert len(held) == 4
+    assert held.pop("A") == [(2, "a2"), (3, "a3")] and held.pop("A") == [] and len(held) == 2
+    assert held.add("C", 20, "c0") == [] and held.clear() == 3 and len(held) == 0 and held.pop("B") == []
+
+
+def test_a_flood_of_receipts_no_checkpoint_vouches_for_is_given_up_and_reported(tmp_path: Path) -> None:
+    """Anyone may write a receipts topic: receipts no checkpoint vouches for are held only up to a bound per chain
+    (and in all), so a flood cannot fill an auditor's memory. Each given up is a finding, the first hundred of a
+    partition one by one and then one line saying more are not listed; the partner's own receipts, in a chain of
+    their own, are still matched once their checkpoint comes."""
+    receipt = {"kind": "RECEIPT", "chain": "COL", "partner": "COL", "alert_id": "SNM:1", "version": 1,
+               "status": "RECEIVED", "feed": "p.feed.COL:0:0", "at": "2026-11-01T10:00:00Z"}
+    with _Delivered(tmp_path) as delivered:
+        delivered.check(json.loads(_block(["SNM:1"])), 0)
+        assert delivered.check(receipt, 1) == []
+        found = [f for i in range(UNVOUCHED_PER_CHAIN + 150)
+                 for f in delivered.check({**receipt, "chain": "COL/flood", "feed": f"p.feed.COL:0:{i}"}, 2 + i)]
+        assert len(found) == 101 and [at for at, _ in found[:2]] == [2, 3]
+        assert all("no checkpoint of its chain vouched for it" in why for _, why in found)
+        assert "not listed one by one" in found[-1][1] and "not listed" not in found[-2][1]
+        assert len(delivered._waiting) == UNVOUCHED_PER_CHAIN + 1  # the flood's newest, and COL's receipt
+        assert delivered.check({"kind": "CHECKPOINT", "chain": "COL"}, 10**6) == []  # COL's own still matches
+        delivered.begin()  # a new partition: its findings are listed one by one again
+        assert len(delivered._waiting) == 0
