@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from broker.access import parties, plan
-from broker.credentials import apply_users
+from broker.credentials import PartyLogin, apply_users
 from broker.kafka import Admin
 from broker.kafka.acls import AclChanges, acl_changes, apply_acls, cluster_acls
 from broker.topology import TopicNames
@@ -18,16 +18,19 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     users = sub.add_parser("users", help="each party's Kafka login (SCRAM) and client configuration")
     verbs = users.add_subparsers(dest="verb", required=True)
     text = ("set a SCRAM-SHA-512 login for every party (each agency, the broker, each partner, the auditor) and "
-            "write its client.properties into its folder under PUENTE_LOGINS (default: PUENTE_KEYS); delete the "
-            "login of every agency- or partner- user no longer named; run as the admin")
-    apply_users_ = verbs.add_parser("apply", help="create the parties' logins, delete those of former parties",
-                                    description=text, parents=[kafka_options()])
+            "write its client.properties into its folder under PUENTE_LOGINS (default: PUENTE_KEYS); list the "
+            "login of every agency- or partner- user no longer named, and with --prune delete it; run as the admin")
+    apply_users_ = verbs.add_parser("apply", help="create the parties' logins; with --prune delete those of former "
+                                                  "parties", description=text, parents=[kafka_options()])
     apply_users_.add_argument("--rotate", action="store_true", help="give every party a new password")
+    apply_users_.add_argument("--prune", action="store_true",
+                              help="also delete the login and client.properties of every agency- or partner- user "
+                                   "the policy and settings no longer name (without it they are listed, not deleted)")
     apply_users_.set_defaults(func=_users, dry_run=False)
     plan_users = verbs.add_parser("plan", help="show what `users apply` would create, keep or delete (exit 1 when "
                                                "it would change anything); changes nothing",
                                   parents=[kafka_options()])
-    plan_users.set_defaults(func=_users, dry_run=True, rotate=False)
+    plan_users.set_defaults(func=_users, dry_run=True, rotate=False, prune=True)
 
     acls = sub.add_parser("acls", help="Kafka ACLs derived from the agreements and the topology")
     verbs = acls.add_subparsers(dest="verb", required=True)
@@ -44,17 +47,36 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
 def _users(args: argparse.Namespace) -> int:
     cfg = settings(args)
     policy = load_policy_set(cfg.policy_dir)
-    logins = run(apply_users(Admin(kafka(cfg, "puente-admin")), cfg.login_root, parties(policy, cfg.agencies),
-                             rotate=args.rotate, dry_run=args.dry_run))
+    admin = Admin(kafka(cfg, "puente-admin"))
+    principals = parties(policy, cfg.agencies)
+
+    async def go() -> tuple[list[PartyLogin], list[PartyLogin]]:
+        # Deleting a login also deletes the password its party holds: a policy folder named by mistake (a
+        # partial partners.yaml) would cut partners off until each is handed a new one. So only --prune deletes;
+        # without it the former parties' logins are found the way a plan finds them, and listed.
+        former = [] if args.prune else [login for login in await apply_users(
+            admin, cfg.login_root, principals, dry_run=True) if login.action == "removed"]
+        done = await apply_users(admin, cfg.login_root, principals, rotate=args.rotate, prune=args.prune,
+                                 dry_run=args.dry_run)
+        return done, former
+
+    logins, former = run(go())
     planned = {"created": "create", "kept": "keep", "rotated": "rotate", "removed": "remove"}
     for login in logins:
         action = planned.get(login.action, login.action) if args.dry_run else login.action
         print(f"{login.principal:<22} {action:<8} {login.config}")
+    for login in former:
+        print(f"{login.principal:<22} {'former':<8} {login.config}")
     if args.dry_run:
         changes = sum(1 for login in logins if login.action != "kept")
-        print(f"{len(logins)} logins, {changes} to change; nothing was changed (`puente users apply` does it)")
+        print(f"{len(logins)} logins, {changes} to change; nothing was changed (`puente users apply` does it; "
+              "`--prune` for the ones to remove)")
         return 1 if changes else 0
     print(f"{len(logins)} logins; hand each client.properties to its party only")
+    if former:
+        print(f"{len(former)} former part{'y' if len(former) == 1 else 'ies'} not named any more, left in place: "
+              "each login still authenticates (`puente acls apply` takes its rights); `puente users apply --prune` "
+              "deletes them")
     return 0
 
 

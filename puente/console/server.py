@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
+import ssl
+import stat
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import IndexRun, audit_topics, group_ends, index_topics, signature_checks
@@ -30,6 +37,7 @@ from puente.console.core import ConsoleConfig
 from puente.console.pages import REFRESH, RefreshStatus
 from puente.errors import ConfigError, PuenteError
 from puente.settings import PuenteSettings
+from puente.strict import TooLarge, printable, read_bounded
 
 CatchUp = Callable[[], Awaitable[object]]
 
@@ -57,13 +65,97 @@ class Listen:
         a loopback address (fail closed: passwords and audit data never cross a network in clear)."""
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("give both --tls-cert and --tls-key, or neither")
-        for path in (self.tls_cert, self.tls_key):
-            if path is not None and not path.is_file():
-                raise ConfigError(f"no TLS file at {path}")
+        if self.tls_cert is not None and self.tls_key is not None:
+            check_tls(self.tls_cert, self.tls_key, datetime.now(UTC))
         if not self.tls and not is_loopback(self.host):
             raise ConfigError(f"refusing to serve the console on {self.host} without TLS: pass --tls-cert and "
                               "--tls-key, or listen on 127.0.0.1")
         return self
+
+
+MAX_PEM_BYTES = 1024 * 1024  # a certificate chain is a few KB
+
+
+class _Encrypted(Exception):
+    """OpenSSL asked for the key's password: the console has no one to ask (uvicorn gets none either)."""
+
+
+def _no_password() -> str:
+    raise _Encrypted
+
+
+def _pem(path: Path, what: str) -> bytes:
+    """The bytes of the TLS file ``path``, a regular file or a link to one: a pipe would be read here and be
+    empty for the server, a device never ends."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"no TLS {what} at {printable(str(path))}: check --tls-{what[:4]}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the TLS {what} {printable(str(path))}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a device or a pipe"
+        raise ConfigError(f"the TLS {what} {printable(str(path))} is not a regular file but {kind}{_link(path)}: "
+                          f"give the PEM file")
+    try:
+        return read_bounded(path, MAX_PEM_BYTES)
+    except TooLarge:
+        raise ConfigError(f"the TLS {what} {printable(str(path))} is larger than 1 MiB: not a PEM file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the TLS {what} {printable(str(path))}: {exc.strerror}") from None
+
+
+def _link(path: Path) -> str:
+    return f" (a link to {printable(os.path.realpath(path))})" if path.is_symlink() else ""
+
+
+def check_tls(cert: Path, key: Path, now: datetime) -> None:
+    """Refuse, before anything reaches Kafka, a certificate and key the server could not serve: the way
+    uvicorn will load them (``load_cert_chain``), and a certificate out of its validity at ``now``. The
+    ConfigError names the file and what to check, never its content."""
+    pem = _pem(cert, "certificate")
+    key_pem = _pem(key, "key")
+    c, k = printable(str(cert)), printable(str(key))
+    try:
+        leaf = x509.load_pem_x509_certificates(pem)[0]
+    except ValueError:
+        raise ConfigError(f"the TLS certificate {c} holds no PEM certificate: give the server's certificate "
+                          "(-----BEGIN CERTIFICATE-----), then any intermediate ones") from None
+    if leaf.not_valid_after_utc < now:
+        raise ConfigError(f"the TLS certificate {c} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC "
+                          "(notAfter): renew it")
+    if leaf.not_valid_before_utc > now:
+        raise ConfigError(f"the TLS certificate {c} is valid only from {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} "
+                          "UTC (notBefore): check this machine's clock, or the certificate")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=_no_password)
+    except _Encrypted:
+        raise ConfigError(_encrypted(k)) from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(_refused(c, k, leaf, key_pem, exc)) from None
+
+
+def _encrypted(k: str) -> str:
+    return (f"the TLS key {k} is protected by a password, which the console cannot ask for: give it the key "
+            "without one (`openssl pkey -in KEY -out PLAIN`), readable only by its user")
+
+
+def _refused(c: str, k: str, leaf: x509.Certificate, key_pem: bytes, exc: Exception) -> str:
+    """Which of the two files OpenSSL refused, and why, in words an operator can act on."""
+    try:
+        private: PrivateKeyTypes = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:  # "Password was not given but private key is encrypted"
+        return _encrypted(k)
+    except (ValueError, UnsupportedAlgorithm):
+        if b"PRIVATE KEY-----" not in key_pem and b"CERTIFICATE-----" in key_pem:
+            return f"the TLS key {k} holds a certificate, not a private key: give the key of {c}"
+        return f"the TLS key {k} holds no PEM private key (-----BEGIN PRIVATE KEY-----): check --tls-key"
+    raw = serialization.PublicFormat.SubjectPublicKeyInfo
+    ours = private.public_key().public_bytes(serialization.Encoding.DER, raw)
+    if ours != leaf.public_key().public_bytes(serialization.Encoding.DER, raw):
+        return f"the TLS key {k} does not match the certificate {c}: give the key the certificate was issued for"
+    reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
+    return f"the TLS certificate {c} and key {k} cannot be served ({reason}): check both files"
 
 
 def is_loopback(host: str) -> bool:

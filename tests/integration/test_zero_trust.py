@@ -312,8 +312,15 @@ async def test_the_acl_plan_follows_the_partners(env: Env, tmp_path: Path) -> No
     await Admin(connection_from_properties(old_login, timeout_s=10)).call(
         "logging in", lambda c: c.list_topics(timeout=10))  # the plan changed nothing: it still logs in
     assert env.config("partner-CRI").exists()
-    users = subprocess.run(cli("users", "apply"), env=variables, capture_output=True, text=True, timeout=120,
-                           check=False)
+    kept = subprocess.run(cli("users", "apply"), env=variables, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert kept.returncode == 0, kept.stdout + kept.stderr  # without --prune a former party's login stays
+    assert [line.split()[:2] for line in kept.stdout.splitlines() if " former" in line] == [["partner-CRI", "former"]]
+    assert "--prune" in kept.stdout and env.config("partner-CRI").exists()
+    await Admin(connection_from_properties(old_login, timeout_s=10)).call(
+        "logging in", lambda c: c.list_topics(timeout=10))
+    users = subprocess.run(cli("users", "apply", "--prune"), env=variables, capture_output=True, text=True,
+                           timeout=120, check=False)
     assert users.returncode == 0, users.stdout + users.stderr
     assert [line.split()[:2] for line in users.stdout.splitlines() if "removed" in line] == [["partner-CRI", "removed"]]
     assert not env.config("partner-CRI").exists()
