@@ -14,8 +14,9 @@ to it), so running it twice changes nothing; ``rotate`` gives every party a new 
 cluster holds no login for gets a new password even when an old file is there: a partner removed
 and added again under its id never gets back the password it had. The login of a party that is
 no more (an ``agency-`` or ``partner-`` user the policy and settings no longer name) is deleted
-from the cluster, every SCRAM mechanism of it, and its file removed: its ACLs go with ``acls
-apply``, but a login left behind would still authenticate.
+with ``prune`` (``puente users apply --prune``; without it the command only lists it), from the
+cluster, every SCRAM mechanism of it, and its file removed: its ACLs go with ``acls apply``, but a
+login left behind would still authenticate.
 """
 
 from __future__ import annotations
