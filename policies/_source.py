@@ -23,7 +23,7 @@ from yaml.nodes import Node
 
 from policies._areas import AreasFile
 from policies._model import Agreement, PartnersFile, Vocabulary
-from policies._yamlio import dotted, locate, read_yaml
+from policies._yamlio import dotted, locate, not_a_file, read_yaml
 from puente.errors import PolicyError
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "data"
@@ -102,9 +102,15 @@ def suite_files(root: Path) -> list[Path]:
     return sorted((root / AGREEMENTS).glob("*" + SUITE_SUFFIX))
 
 
+def present(path: Path) -> bool:
+    """Whether the folder names ``path`` at all: a link to nothing counts (it is a mistake to report)."""
+    return path.is_symlink() or path.exists()
+
+
 def _attempt(model: type[M], root: Path, relative: str, problems: list[str]) -> Doc[M] | None:
-    if not (root / relative).is_file():
-        problems.append(f"{relative}: missing")
+    problem = not_a_file(root / relative)
+    if problem is not None:  # fail closed: only a regular file (or a link to one) is read
+        problems.append(f"{relative}: {problem}")
         return None
     try:
         return read_doc(model, root, relative)
@@ -123,7 +129,7 @@ def read_sources(directory: Path | str | None = None) -> PolicySources:
     partners = _attempt(PartnersFile, root, PARTNERS, problems)
     agreements = [_attempt(Agreement, root, f"{AGREEMENTS}/{p.name}", problems) for p in agreement_files(root)]
     # Optional: without it every area an agreement names lacks an outline, which the checks refuse.
-    areas = _attempt(AreasFile, root, AREAS, problems) if (root / AREAS).exists() else None
+    areas = _attempt(AreasFile, root, AREAS, problems) if present(root / AREAS) else None
     if not agreements:
         problems.append(f"{AGREEMENTS}/: no agreement files")
     if problems or vocabulary is None or partners is None:

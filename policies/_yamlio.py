@@ -10,6 +10,9 @@ bounded (the composer recurses) and so is a file's size.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ except ImportError:  # a PyYAML built without libyaml: its own reader, scanner a
     LIBYAML = False
 
 from puente.errors import PolicyError
-from puente.strict import TooLarge, read_bounded
+from puente.strict import TooLarge, printable, read_bounded
 
 MAX_BYTES = 8 * 1024 * 1024  # the largest policy file, areas.yaml, is a few tens of KB
 MAX_DEPTH = 40  # a policy file nests a dozen levels at most
@@ -129,6 +132,35 @@ class _PythonLoader(_StrictChecks, Reader, Scanner, Parser):
 _StrictLoader: type[_LibyamlLoader] | type[_PythonLoader] = _LibyamlLoader if LIBYAML else _PythonLoader
 
 
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISFIFO(mode):
+        return "pipe"
+    return "socket" if stat.S_ISSOCK(mode) else "special file"
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why ``path`` is no policy file, from its directory entry alone (nothing is opened, so a device is
+    never read): ``missing``, ``missing: a link to X, which does not exist``, ``not a regular file: a
+    folder`` or ``not a regular file: a link to the device /dev/zero``; None for a regular file or a link
+    to one. A link to a device must not read as a file that is not there: the operator would look for it."""
+    link = path.is_symlink()
+    try:
+        mode = path.stat().st_mode  # follows links
+    except FileNotFoundError:
+        return f"missing: a link to {printable(os.readlink(path))}, which does not exist" if link else "missing"
+    except OSError as exc:  # a loop of links, a folder that may not be searched
+        return f"cannot read: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return None
+    if link:
+        return f"not a regular file: a link to the {_kind(mode)} {printable(os.path.realpath(path))}"
+    return f"not a regular file: a {_kind(mode)}"
+
+
 def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
     """The data of one YAML file and its node tree; any problem raises PolicyError naming file and line."""
     try:
@@ -136,7 +168,9 @@ def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
     except TooLarge:
         raise PolicyError(f"{label}: larger than {MAX_BYTES // (1024 * 1024)} MiB; not a policy file") from None
     except OSError as exc:
-        raise PolicyError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+        # open_regular refuses a folder or a device (EINVAL): say which, as for a file that is not there
+        problem = not_a_file(path) if exc.errno in (errno.EINVAL, errno.ENOENT) else None
+        raise PolicyError(f"{label}: {problem or f'cannot read: {exc.strerror or exc}'}") from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

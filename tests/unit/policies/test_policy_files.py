@@ -170,3 +170,63 @@ def test_a_suite_time_needs_an_offset(policy_copy: Any, capsys: pytest.CaptureFi
     assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 3
     line = policy_copy.line_of("agreements/combifron.tests.yaml", new)
     assert f"agreements/combifron.tests.yaml:{line}: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("relative", ["partners.yaml", "vocabulary.yaml", "agreements/combifron.yaml", "areas.yaml"])
+def test_a_policy_file_linked_to_a_device_is_named_as_such_not_missing(policy_copy: Any, relative: str) -> None:
+    """A policy file that is a link to a device is refused, unread, as not a regular file, naming the device;
+    it is not reported missing, which would send the operator looking for a file that is there."""
+    path = policy_copy.root / relative
+    path.unlink()
+    path.symlink_to("/dev/null")
+    with pytest.raises(PolicyError) as caught:
+        policy_copy.load()
+    assert f"{relative}: not a regular file: a link to the device /dev/null" in str(caught.value).splitlines()
+    assert "missing" not in str(caught.value)
+
+
+def test_a_policy_file_that_is_a_folder_or_a_link_to_one_is_named_as_such(policy_copy: Any, tmp_path: Path) -> None:
+    """A folder in a policy file's place, or a link to one, is named a folder, with where the link leads."""
+    (policy_copy.root / "partners.yaml").unlink()
+    (policy_copy.root / "partners.yaml").mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (policy_copy.root / "agreements/combifron.yaml").unlink()
+    (policy_copy.root / "agreements/combifron.yaml").symlink_to(elsewhere)
+    with pytest.raises(PolicyError) as caught:
+        policy_copy.load()
+    lines = str(caught.value).splitlines()
+    assert "partners.yaml: not a regular file: a folder" in lines
+    assert f"agreements/combifron.yaml: not a regular file: a link to the folder {elsewhere.resolve()}" in lines
+
+
+def test_a_missing_policy_file_or_a_link_to_nothing_is_still_missing(policy_copy: Any, tmp_path: Path) -> None:
+    """A file that is not there is "missing"; a link to nothing says so and where it leads."""
+    (policy_copy.root / "partners.yaml").unlink()
+    (policy_copy.root / "vocabulary.yaml").unlink()
+    (policy_copy.root / "vocabulary.yaml").symlink_to(tmp_path / "gone.yaml")
+    with pytest.raises(PolicyError) as caught:
+        policy_copy.load()
+    lines = str(caught.value).splitlines()
+    assert "partners.yaml: missing" in lines
+    assert f"vocabulary.yaml: missing: a link to {tmp_path / 'gone.yaml'}, which does not exist" in lines
+
+
+def test_read_yaml_names_a_link_to_a_device_and_reads_nothing(tmp_path: Path) -> None:
+    """The reader itself (fixtures, suites, areas for the adapters) names what the path is rather than
+    "cannot read"; open_regular refuses the device before any byte is read."""
+    (tmp_path / "policy.yaml").symlink_to("/dev/null")
+    with pytest.raises(PolicyError, match=r"^policy\.yaml: not a regular file: a link to the device /dev/null$"):
+        read_yaml(tmp_path / "policy.yaml", "policy.yaml")
+    with pytest.raises(PolicyError, match=r"^gone\.yaml: missing$"):
+        read_yaml(tmp_path / "gone.yaml", "gone.yaml")
+
+
+def test_policy_test_names_fixtures_linked_to_a_device(policy_copy: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """`policy test` with fixtures.yaml a link to a device fails on that file (one line), instead of skipping
+    it and failing every case on a fixture it cannot find."""
+    (policy_copy.root / "fixtures.yaml").unlink()
+    (policy_copy.root / "fixtures.yaml").symlink_to("/dev/null")
+    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 3
+    err = capsys.readouterr().err
+    assert err == "puente: error: fixtures.yaml: not a regular file: a link to the device /dev/null\n"
