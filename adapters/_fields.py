@@ -34,7 +34,9 @@ INVALID_DATE, FUTURE, OUT_OF_REGION, NEGATIVE, UNKNOWN_CODE, TOO_LONG, INVALID =
     "invalid-date", "future-date", "out-of-region", "negative-quantity", "unknown-code", "too-long", "invalid-value")
 SCHEMA, CONFLICT = "schema-violation", "conflict"
 DUPLICATE_KEY = "duplicate-key"  # a key given twice: which value was meant cannot be known
-INVISIBLE = "invisible-character"  # a format character (bidi override, zero-width...) that hides or reorders text
+# A character that hides or reorders text, or makes equal-looking names differ: a format character (bidi override,
+# zero-width...), one drawn as nothing, an unassigned or private-use one, or a run of combining marks (unseen_mark).
+INVISIBLE = "invisible-character"
 LOCATION_MISMATCH = "location-mismatch"  # the coordinates lie in another province than the one labelled
 
 OLDEST_EVENT = date(2000, 1, 1)  # older events are typing errors (a year of 0025, 1925), not archives
@@ -114,7 +116,7 @@ def text(value: Any, field: str, limit: int, *, required: bool = False, multilin
     # breaks); only when it fails, even without the line breaks free text keeps, are characters looked at
     if not clean.isprintable() and not (multiline and clean.replace("\n", "").isprintable()):
         _refuse_hidden(clean, field)
-    if (mark := unseen_mark(clean)) is not None:  # printable, yet drawn as nothing; or unassigned
+    if (mark := unseen_mark(clean)) is not None:  # drawn as nothing, unassigned, private-use, or stacked marks
         raise fail(INVISIBLE, f"{field} contains {mark}, which can hide text or make equal names differ")
     if len(clean) > limit:
         raise fail(TOO_LONG, f"{field} has {len(clean):,} characters; at most {limit:,} are accepted")
@@ -128,7 +130,8 @@ def _refuse_hidden(clean: str, field: str) -> None:
     character is invisible: a right-to-left override shows 'Pérez' to one reader and another
     name to the next, a zero-width space makes two equal names compare unequal, so a watchlist
     match or a partner's filter silently misses. A UTF-8 byte-order mark at the start of a file
-    is not part of any value (the readers drop it); anywhere else it is one of these.
+    is not part of any value (the readers drop it); anywhere else it is one of these. Unassigned and
+    private-use characters (not printable either) pass here to ``unseen_mark``, which names them.
     """
     for char in clean:
         if char.isprintable() or char == "\n":

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from adapters._codes import norm_key
 from policies import Areas, load_policy_set
 from puente.errors import ConfigError
-from puente.strict import TooLarge, read_bounded
+from puente.strict import TooLarge, known_zone, read_bounded
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "agencies.yaml"
 # Older and local names still typed in reports (San Blas and Kuna Yala are Guna Yala's former names).
@@ -95,10 +95,12 @@ class AgencyProfile(_Frozen):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        # An allow-list (known_zone): ZoneInfo also loads Factory, localtime (this host's zone, another on the
+        # next) and the posix/ and right/ copies, none of them the zone of the place where an agency reports.
+        if not known_zone(value):
+            raise ValueError(f"unknown IANA time zone {value[:60]!r}: name the zone of a place, such as "
+                             "America/Panama, or UTC (Factory, localtime, posixrules and the posix/ and right/ "
+                             "copies are no place)")
         return value
 
     @field_validator("encoding")

@@ -17,12 +17,10 @@ shows it; a later recall sends it again).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import re
 import unicodedata
-import zoneinfo
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -34,7 +32,7 @@ from broker.lifecycle import MAX_VERSION, RECALL, AlertState, lifecycle_problem
 from broker.topology import Slots, key_partition
 from puente import wire
 from puente.errors import CodecError, ConfigError, CryptoError, OriginError, PuenteError
-from puente.strict import unseen_mark
+from puente.strict import known_zone, unseen_mark
 from puente.wire import Record, iso_utc
 from schemas import AlertCodec
 
@@ -638,15 +636,19 @@ _FORMAT_BYTES = re.compile(
 _ESCAPE = re.compile(rb"\\[bfrtu]")
 # What is left once printable ASCII is deleted holds every other character whole (UTF-8 sequences are
 # all non-ASCII bytes): DEL, the C1 controls (U+0080 to U+009F) and the format characters are looked for
-# in those few bytes, with the line and paragraph separators (U+2028, U+2029).
+# in those few bytes, with the line and paragraph separators (U+2028, U+2029); the rest (drawn as nothing,
+# unassigned, private-use, runs of combining marks) by ``unseen_mark`` on those bytes decoded. Deleting can
+# only join runs of marks, never split one, so a run is never missed; marks that each follow an ASCII letter
+# (decomposed accents) may look like a run there, and the walk of the strings clears that.
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 _HIDDEN_UTF8 = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]|" + _FORMAT_BYTES.pattern)
 
 
 def hidden_char(alert: dict[str, Any]) -> str | None:
     """The first character in any string of ``alert`` that no one typed and that can disguise what a
-    reader sees, as ``a control character`` or ``the invisible formatting character U+XXXX NAME``
-    (never the text around it); None when there is none. Line feeds are text (remarks span lines).
+    reader sees, as ``a control character``, ``the invisible formatting character U+XXXX NAME`` or what
+    ``unseen_mark`` says (a character drawn as nothing, unassigned or for private use, a run of combining
+    marks), never the text around it; None when there is none. Line feeds are text (remarks span lines).
 
     Control characters (category Cc: escape sequences that rewrite a terminal or forge a line in a
     log, NULs that cut a string short in C readers) and format characters (Cf: bidirectional
@@ -670,7 +672,7 @@ def hidden_char(alert: dict[str, Any]) -> str | None:
 def _hidden_in(value: Any) -> str | None:
     if isinstance(value, str):
         if value.isprintable():
-            return unseen_mark(value)  # printable, yet drawn as nothing, or unassigned
+            return unseen_mark(value)  # printable, yet drawn as nothing, or a run of combining marks
         for char in value:
             kind = unicodedata.category(char)
             if kind == "Cc" and char != "\n":
@@ -680,7 +682,7 @@ def _hidden_in(value: Any) -> str | None:
             if kind in ("Cf", "Cs"):
                 name = unicodedata.name(char, "FORMAT CHARACTER")
                 return f"the invisible formatting character U+{ord(char):04X} {name}"
-        return unseen_mark(value)
+        return unseen_mark(value)  # what is left: unassigned (Cn) or private-use (Co), say, named as such
     items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     for item in items:
         found = _hidden_in(item)
@@ -710,16 +712,6 @@ _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]*")
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # no alert reports an event older; year 1 is a broken clock
 
 
-@functools.lru_cache(maxsize=256)
-def _known_zone(name: str) -> bool:
-    """Whether ``name`` is an IANA time zone this machine knows (bounded cache: names are the agencies')."""
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return False
-    return True
-
-
 def _escaped(text: str) -> str:
     """``text`` with every character that is not printable written as its Python escape (``\\x1b``)."""
     return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
@@ -741,8 +733,9 @@ def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
             return f"{name} is before 1900"
     if alert["reported_at"] < alert["occurred_at"] - MAX_FUTURE_SKEW:
         return "reported_at is before occurred_at"
-    if not _known_zone(alert["source_timezone"]):
-        return "source_timezone is not an IANA time zone"
+    if not known_zone(alert["source_timezone"]):
+        return ("source_timezone is not an IANA time zone of a place (such as America/Panama, or UTC); Factory, "
+                "localtime and the posix/ and right/ copies are not")
     loc = alert.get("location") or {}
     lat, lon = loc.get("latitude"), loc.get("longitude")
     for name, value, bound in (("latitude", lat, 90.0), ("longitude", lon, 180.0)):

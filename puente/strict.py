@@ -4,16 +4,19 @@
 or in a key file that silently changes what a document means. Every reader of JSON that comes
 from outside Puente (agency exports, alert files, key files) uses ``unique_keys`` and
 ``no_constants`` here, and every file a person names is opened by ``open_regular``
-(``read_bounded``). Bottom layer: no Puente imports.
+(``read_bounded``). Text that hides what it says is found by ``unseen_mark``, and a time zone that
+is no place's refused by ``known_zone``. Bottom layer: no Puente imports.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import stat
 import unicodedata
+import zoneinfo
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,25 +24,140 @@ from typing import Any, BinaryIO
 # characters, which are refused as such: the combining grapheme joiner, the Hangul fillers, the Khmer
 # inherent vowels, the Mongolian variation selectors and the variation selectors. They print as nothing, yet
 # make two equal names compare unequal ("Pére\u034fz" is not "Pérez" to a watchlist match).
-_IGNORABLE = re.compile("[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0f\uffa0"
-                        "\U000e0100-\U000e01ef]")
+_IGNORABLE = ("\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0f\uffa0"
+              "\U000e0100-\U000e01ef")
+_IGNORABLE_CHAR = re.compile(f"[{_IGNORABLE}]")
+# The most combining marks (categories Mn and Me) one character may carry in a row. Names in the scripts
+# people write stack at most four: a Vietnamese letter two even decomposed (none after NFC), a Hebrew
+# letter with shin dot, dagesh, vowel and a cantillation mark four, Devanagari and Arabic three. "Zalgo"
+# text stacks dozens, drawn over the lines above and below to hide or overlay the text there. Unicode's
+# Stream-Safe Text Format (UAX #15) bounds a run at 30, a bound made for buffers and far too many to keep
+# one name from covering another. Only rare Sanskrit stacks written in Tibetan reach five.
+MAX_MARKS = 4
+
+
+def _plain_bmp() -> str:
+    """A regular-expression class body, as ranges, of the characters of the Basic Multilingual Plane that are neither
+    combining marks (Mn, Me) nor drawn as nothing: read from this Python's Unicode (a scan of the
+    65,536 code points)."""
+    every = "".join(map(chr, range(0x10000)))
+    suspect = sorted({code for code, kind in enumerate(map(unicodedata.category, every)) if kind in ("Mn", "Me")}
+                     | {ord(char) for char in _IGNORABLE_CHAR.findall(every)})
+    gaps = ((after + 1, before - 1) for after, before in zip([-1, *suspect], [*suspect, 0x10000], strict=True)
+            if before > after + 1)
+    return "".join(re.escape(chr(a)) + ("" if a == b else "-" + re.escape(chr(b))) for a, b in gaps)
+
+
+# A character that is not in _plain_bmp() is suspect: a combining mark, one drawn as nothing, or any character
+# beyond the BMP (marks there lie in planes 1 and 14; the text of names hardly goes there). Written so, the class
+# is a single table lookup a character, faster than the old list of the ignorables; exact ranges of plane 1
+# would be a comparison each, a character, and made plain Spanish twice as slow to search. ``_suspect`` finds
+# where what ``unseen_mark`` refuses may start: a character drawn as nothing, or a suspect followed by at least
+# MAX_MARKS more (a hit is confirmed by ``_confirmed``). Built on the first text that is not ASCII, not at
+# import: the scan and the compiling take some 30 ms, which every command would pay.
+_suspect: re.Pattern[str] | None = None
+
+
+def _build_suspect() -> re.Pattern[str]:
+    global _suspect
+    char = f"[^{_plain_bmp()}]"
+    _suspect = re.compile(f"{char}(?:(?<=[{_IGNORABLE}])|{char}{{{MAX_MARKS},}})")
+    return _suspect
 
 
 def unseen_mark(text: str) -> str | None:
-    """The first character of ``text`` that is drawn as nothing though not a format or control character
-    (``_IGNORABLE``), or that no version of Unicode this Python knows assigns (Cn), described as
-    ``the invisible character U+XXXX NAME`` or ``the unassigned character U+XXXX``; None when there is none.
-    (Control, format and surrogate characters are each reader's own to name.)"""
-    found = _IGNORABLE.search(text)
-    first = found.start() if found is not None else len(text)
+    """The first thing in ``text`` that no one typed and that disguises what a reader sees, described without the
+    text; None when there is none:
+
+    - a character drawn as nothing though not a format or control character (``_IGNORABLE``):
+      ``the invisible character U+XXXX NAME``;
+    - one no version of Unicode this Python knows assigns (Cn): ``the unassigned character U+XXXX``;
+    - a private-use character (Co: U+E000 to U+F8FF, planes 15 and 16): ``the private-use character U+XXXX``.
+      Each vendor draws it as a glyph of its own or a box, no agency's staff typed it, and it makes two
+      equal-looking names differ;
+    - more than ``MAX_MARKS`` combining marks in a row, stacked to overlay the text around them:
+      ``a run of N combining marks on one character``.
+
+    (Control, format and surrogate characters are each reader's own to name.) This runs on every adapter text
+    field and on the non-ASCII part of every alert the broker admits: ASCII returns at once, other text costs one
+    regular-expression scan, and only text that is not printable (Cn and Co are not) is walked character by
+    character."""
+    if text.isascii():
+        return None
+    hit = (_suspect or _build_suspect()).search(text)
+    if hit is None and text.isprintable():  # the common case: two scans in C
+        return None
+    return _first_unseen(text, hit)
+
+
+def _first_unseen(text: str, hit: re.Match[str] | None) -> str | None:
+    """``unseen_mark`` once the quick scans found something: each hit of ``_suspect`` confirmed in turn, then any
+    unassigned or private-use character before the first confirmed one."""
+    first, found = len(text), None
+    while hit is not None:
+        first, found = _confirmed(text, hit.start(), hit.end())
+        if found is not None:
+            break
+        # a run of other characters beyond the BMP (emoji, say): look on after it
+        first, hit = len(text), (_suspect or _build_suspect()).search(text, hit.end())
     if not text.isprintable():
         for char in text[:first]:
-            if not char.isprintable() and unicodedata.category(char) == "Cn":
-                return f"the unassigned character U+{ord(char):04X}"
-    if found is None:
-        return None
-    char = found.group()
-    return f"the invisible character U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
+            if not char.isprintable() and (what := _unusable(char)) is not None:
+                return what
+    return found
+
+
+def _confirmed(text: str, start: int, end: int) -> tuple[int, str | None]:
+    """The first of ``text[start:end]`` (a hit of ``_suspect``, which takes every character beyond the BMP for a
+    possible mark) that ``unseen_mark`` refuses, with its index; (end, None) when the hit was no more than a run of
+    such characters (emoji, say). A run of marks ends inside the hit, which is as long as the suspects go."""
+    run = 0
+    for index in range(start, end):
+        char = text[index]
+        if _IGNORABLE_CHAR.match(char):
+            return index, f"the invisible character U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
+        if unicodedata.category(char) in ("Mn", "Me"):
+            run += 1
+            continue
+        if run > MAX_MARKS:
+            return index - run, f"a run of {run} combining marks on one character"
+        if (what := _unusable(char)) is not None:
+            return index, what
+        run = 0
+    if run > MAX_MARKS:
+        return end - run, f"a run of {run} combining marks on one character"
+    return end, None
+
+
+def _unusable(char: str) -> str | None:
+    """``char`` described when it is unassigned (Cn) or for private use (Co), else None."""
+    kind = unicodedata.category(char)
+    if kind == "Cn":
+        return f"the unassigned character U+{ord(char):04X}"
+    if kind == "Co":
+        return f"the private-use character U+{ord(char):04X}"
+    return None
+
+
+_NOT_PLACES = frozenset({"Factory", "localtime", "posixrules"})
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    """The IANA zone names of places on this machine: the tz database's list (a scan of its files, so read once),
+    less ``Factory`` (no place: its abbreviation is "-00"), ``localtime`` (whatever this host's zone is, which
+    differs from machine to machine), ``posixrules`` and the ``posix/`` and ``right/`` copies (the same zones
+    again, the latter counting leap seconds, which no clock an agency reads does)."""
+    return frozenset(name for name in zoneinfo.available_timezones()
+                     if name not in _NOT_PLACES and not name.startswith(("posix/", "right/")))
+
+
+def known_zone(name: str) -> bool:
+    """Whether ``name`` is the IANA time zone of a place (``America/Panama``), or ``UTC`` or an ``Etc/`` zone,
+    which are real offsets. An allow-list, not "does ``zoneinfo.ZoneInfo`` load it": that loads ``Factory``,
+    ``localtime`` (a different zone on each host) and any file under the zone folders. An alert's
+    ``source_timezone`` and an agency's configured ``timezone`` are both checked here."""
+    return name in _zones()
 
 
 class DuplicateKey(ValueError):

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from adapters import _fields as f
 from adapters._readers import Item, csv_rows, json_documents, json_lines, parse_json
-from adapters.config import AdaptersConfig, Context, load_config, make_context
+from adapters.config import AdaptersConfig, AgencyProfile, Context, load_config, make_context
 from adapters.core import Adapter, Result, convert
 from adapters.registry import ADAPTERS
 from puente.errors import AdapterError, ConfigError
@@ -180,6 +181,55 @@ def test_text_refuses_characters_drawn_as_nothing_and_unassigned_ones(point: int
     its code point, never the value."""
     err = _error(f.text, f"Pére{chr(point)}z Gómez", "Apellidos", 100, multiline=True)
     assert err.reason == f.INVISIBLE and f"U+{point:04X}" in str(err) and "Pére" not in str(err)
+
+
+@pytest.mark.parametrize("point", [0xE000, 0xF8FF, 0xF0000, 0x10FFFD])
+@pytest.mark.parametrize("multiline", [False, True])
+def test_text_refuses_private_use_characters(point: int, multiline: bool) -> None:
+    """A private-use character is drawn as a vendor's glyph or a box and makes two equal-looking names differ; no
+    agency's staff typed it. Refused as invisible-character, named as private-use by code point, never the value."""
+    err = _error(f.text, f"Pére{chr(point)}z Gómez", "Apellidos", 100, multiline=multiline)
+    assert err.reason == f.INVISIBLE and f"the private-use character U+{point:04X}" in str(err)
+    assert "Apellidos" in str(err) and "Pére" not in str(err) and chr(point) not in str(err)
+
+
+@pytest.mark.parametrize("count", [5, 9, 30])
+def test_text_refuses_a_stack_of_combining_marks(count: int) -> None:
+    """Five or more combining marks on one letter (zalgo text) draw over the text around it: invisible-character,
+    said by the run's length, never the value."""
+    marks = ("\u0300\u0303\u0304\u0306\u0308" * 6)[:count]
+    err = _error(f.text, f"Pérez Gómez{marks}", "Apellidos", 100)
+    assert err.reason == f.INVISIBLE and f"a run of {count} combining marks on one character" in str(err)
+    assert "Pérez" not in str(err)
+
+
+@pytest.mark.parametrize("value", [
+    "Qq\u0300z",
+    "Qq\u0300\u0303\u0304\u0306z",  # four marks on one letter (a q: none composes with it in NFC): the most accepted
+    "Nguyễn Thị Phượng",
+    "שָּׁ֖לוֹם",  # Hebrew: shin dot, dagesh, qamats, cantillation on one letter
+    "क़ुँवर",
+])
+def test_text_takes_up_to_four_combining_marks_and_real_scripts(value: str) -> None:
+    """Vietnamese, Hebrew and Devanagari names, and up to four marks on one letter, are text."""
+    assert f.text(value, "Apellidos", 100) == unicodedata.normalize("NFC", value)
+
+
+@pytest.mark.parametrize("zone", ["Factory", "localtime", "posixrules", "posix/America/Panama", "right/UTC"])
+def test_a_time_zone_that_is_no_place_is_refused_in_the_configuration(zone: str) -> None:
+    """An agency's timezone must be the zone of a place: Factory, this host's localtime, posixrules and the posix/
+    and right/ copies load with zoneinfo yet are refused, as an unknown IANA time zone that is no place."""
+    snm = load_config().agencies["SNM"].model_dump()
+    with pytest.raises(ValidationError) as caught:
+        AgencyProfile.model_validate({**snm, "timezone": zone})
+    assert "unknown IANA time zone" in str(caught.value) and "no place" in str(caught.value)
+
+
+@pytest.mark.parametrize("zone", ["America/Panama", "UTC", "Etc/GMT+5"])
+def test_the_time_zone_of_a_place_or_utc_is_taken_in_the_configuration(zone: str) -> None:
+    """America/Panama, UTC and Etc/GMT+5 are agencies' time zones."""
+    snm = load_config().agencies["SNM"].model_dump()
+    assert AgencyProfile.model_validate({**snm, "timezone": zone}).timezone == zone
 
 
 def test_text_still_takes_accents_and_line_breaks_in_free_text() -> None:

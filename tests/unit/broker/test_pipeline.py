@@ -278,6 +278,43 @@ def test_characters_drawn_as_nothing_or_unassigned_are_dead_lettered(char: str, 
     assert not _admitted(_set(path, "Pérez\u00a0Núñez\u3000Peña")).dead_reason
 
 
+@pytest.mark.parametrize("point", [0xE000, 0xF8FF, 0xF0000, 0x10FFFD])
+@pytest.mark.parametrize("path", ["summary", "payload.person.surnames", "markings.originator.unit"])
+def test_private_use_characters_are_dead_lettered_as_such(point: int, path: str) -> None:
+    """A private-use character, a vendor's glyph or a box that makes two equal-looking names differ, is dead-lettered
+    as the adapters refuse it; the detail names it as private-use, by code point, never the text."""
+    out = _admitted(_set(path, f"Pére{chr(point)}z"))
+    assert out.dead_reason == "invalid" and not out.feeds
+    assert f"the private-use character U+{point:04X}" in out.entry["detail"] and "Pére" not in out.entry["detail"]
+
+
+@pytest.mark.parametrize("path", ["summary", "payload.person.surnames"])
+def test_a_stack_of_combining_marks_is_dead_lettered(path: str) -> None:
+    """Five or more combining marks on one letter (zalgo text, drawn over the text around it) are dead-lettered,
+    said by the run's length; four, and Vietnamese or Hebrew names, go."""
+    out = _admitted(_set(path, "Pe" + "\u0301\u0300\u0303\u0304\u0306" * 2 + "rez"))
+    assert out.dead_reason == "invalid" and "a run of 10 combining marks on one character" in out.entry["detail"]
+    assert not out.feeds and "rez" not in out.entry["detail"]
+    decomposed = "a\u0301 e\u0301 i\u0301 o\u0301 u\u0301 n\u0303"  # a run in the fast search only: cleared by the walk
+    for fine in ("Pe\u0301\u0300\u0303\u0304rez", "Nguyễn Thị Phượng", "שָּׁ֖לוֹם", decomposed):
+        assert not _admitted(_set(path, fine)).dead_reason, fine
+
+
+def test_the_walk_of_the_strings_names_private_use_characters_and_runs_of_marks() -> None:
+    """When the JSON form holds an escape (a literal backslash before t), the strings are walked one by one: a
+    private-use character or a run of marks is still found there, and named as what it is."""
+    assert hidden_char({"a": ["C:\\temp", "Pé\ue000z"]}) == "the private-use character U+E000"
+    assert hidden_char({"a": ["C:\\temp", "Pe" + "\u0301" * 5]}) == "a run of 5 combining marks on one character"
+    assert hidden_char({"a": ["C:\\temp", "Pe\u0301\u0301\u0301\u0301z"]}) is None
+
+
+@pytest.mark.parametrize("zone", ["America/Panama", "UTC", "Etc/GMT+5"])
+def test_the_time_zones_of_places_and_utc_are_admitted(zone: str) -> None:
+    """An IANA zone of a place, UTC or an Etc/ offset is a sound source_timezone."""
+    out = _admitted(_set("source_timezone", zone))
+    assert out.dead_reason is None and out.feeds
+
+
 def _admitted(change: Callable[[dict[str, Any]], None], agency: str = "SNM", key: str | None = None) -> Any:
     """Process one generated alert of ``agency`` after ``change``, with a valid origin and placement."""
     alert = next(a for a in generate(60, seed=5, now=NOW) if a["agency"] == agency)
@@ -331,6 +368,8 @@ def test_line_feeds_and_backslashes_are_text(text: str) -> None:
     ("SNM", "payload.encountered_at", datetime(9000, 1, 1, tzinfo=UTC), "encountered_at is before 1900 or in the"),
     ("SNM", "source_timezone", "Mars/Olympus_Mons", "source_timezone is not an IANA time zone"),
     ("SNM", "source_timezone", "../../etc/passwd", "source_timezone is not an IANA time zone"),
+    *[("SNM", "source_timezone", zone, "source_timezone is not an IANA time zone of a place")
+      for zone in ("Factory", "localtime", "posixrules", "posix/America/Panama", "right/UTC")],
     ("SNM", "occurred_at", datetime(1, 1, 1, tzinfo=UTC), "occurred_at is before 1900"),
     ("SNM", "reported_at", NOW + timedelta(days=30), "reported_at is in the future"),
 ])
@@ -390,13 +429,14 @@ _IGNORABLE_POINTS = {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x1
 
 
 def test_the_hidden_character_search_finds_exactly_control_and_format_characters() -> None:
-    """hidden_char flags a string holding any character of category Cc (but the line feed), Cf, Cs, Zl, Zp or Cn
-    (unassigned) in this Python's Unicode, or one drawn as nothing (Default_Ignorable_Code_Point), between other
-    text, and no other character: its fast scans of the JSON form miss none."""
+    """hidden_char flags a string holding any character of category Cc (but the line feed), Cf, Cs, Zl, Zp, Cn
+    (unassigned) or Co (private use) in this Python's Unicode, or one drawn as nothing
+    (Default_Ignorable_Code_Point), between other text, and no other character: its fast scans of the JSON form
+    miss none."""
     missed, extra = [], []
     for code in range(sys.maxunicode + 1):
         char = chr(code)
-        hidden = ((unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp", "Cn") and char != "\n")
+        hidden = ((unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp", "Cn", "Co") and char != "\n")
                   or code in _IGNORABLE_POINTS)
         if (hidden_char({"a": [f"Pé{char}z"]}) is not None) != hidden:
             (missed if hidden else extra).append(f"U+{code:04X}")

@@ -1,0 +1,90 @@
+"""unseen_mark refuses what disguises text (private-use characters, stacks of combining marks) and leaves real
+scripts alone; known_zone takes only the time zones of places."""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+
+import pytest
+
+from puente.strict import MAX_MARKS, known_zone, unseen_mark
+
+ACUTE, GRAVE, TILDE, MACRON, BREVE = "\u0301", "\u0300", "\u0303", "\u0304", "\u0306"
+
+
+@pytest.mark.parametrize("point", [0xE000, 0xE8D5, 0xF8FF, 0xF0000, 0xFFFFD, 0x100000, 0x10FFFD])
+def test_private_use_characters_are_named_as_such(point: int) -> None:
+    """A private-use character (the BMP's area, planes 15 and 16) is refused as one, by code point, without the text."""
+    said = unseen_mark(f"Pére{chr(point)}z Gómez")
+    assert said == f"the private-use character U+{point:04X}"
+
+
+@pytest.mark.parametrize("count", [5, 6, 12, 30])
+def test_more_than_four_combining_marks_in_a_row_are_refused(count: int) -> None:
+    """Zalgo text, a letter under a stack of marks drawn over its neighbours, is refused with the run's length."""
+    marks = (ACUTE + GRAVE + TILDE + MACRON + BREVE) * 6
+    assert unseen_mark(f"Pérez Z{marks[:count]}algo") == f"a run of {count} combining marks on one character"
+
+
+def test_enclosing_marks_count_as_combining_marks() -> None:
+    """Enclosing marks (Me, such as U+20DD COMBINING ENCLOSING CIRCLE) stack like the others."""
+    assert unseen_mark("x" + "\u20dd" * 5) == "a run of 5 combining marks on one character"
+    assert unseen_mark("x" + "\u20dd" * 4) is None
+
+
+@pytest.mark.parametrize("count", range(1, MAX_MARKS + 1))
+def test_up_to_four_combining_marks_in_a_row_are_text(count: int) -> None:
+    """One to four marks on a letter are what real scripts write; MAX_MARKS is four."""
+    assert unseen_mark("Pe" + (ACUTE + GRAVE + TILDE + MACRON)[:count] + "rez") is None
+
+
+@pytest.mark.parametrize("text", [
+    "Nguyễn Thị Phượng",  # Vietnamese, composed (NFC)
+    unicodedata.normalize("NFD", "Nguyễn Thị Phượng"),  # and decomposed: two marks on a letter
+    "שָּׁ֖לוֹם בְּרֵאשִׁ֖ית",  # Hebrew: shin dot, dagesh, qamats and a cantillation mark on one letter
+    "क़ुँवर हिन्दी",  # Devanagari: nukta, vowel sign, candrabindu
+    "الْعَرَبِيَّة",  # Arabic with its vowel marks
+    "Ñame, Güiro y Peña",
+    "😀😀😀😀😀😀 🇵🇦🇵🇦🇵🇦",  # characters beyond the BMP that are no marks: the search's false alarms, cleared
+    "𝐇𝐞𝐥𝐥𝐨 𝐖𝐨𝐫𝐥𝐝",
+])
+def test_real_scripts_are_text(text: str) -> None:
+    """Vietnamese, Hebrew, Devanagari and Arabic names, and runs of emoji, pass."""
+    assert unseen_mark(text) is None
+
+
+def test_the_first_thing_refused_is_the_one_named() -> None:
+    """A private-use character before a run of marks is named, and the other way round; so is an ignorable one
+    that ends a run too short to be refused."""
+    assert unseen_mark("a\ue000b" + ACUTE * 6) == "the private-use character U+E000"
+    assert unseen_mark("b" + ACUTE * 6 + "a\ue000") == "a run of 6 combining marks on one character"
+    assert unseen_mark("b" + ACUTE * 3 + "\ufe0f") == "the invisible character U+FE0F VARIATION SELECTOR-16"
+    assert unseen_mark("😀" * 5 + "\U000f0000") == "the private-use character U+F0000"
+    assert unseen_mark("😀" * 5 + ACUTE * 5) == "a run of 5 combining marks on one character"
+
+
+def test_the_search_misses_no_combining_mark() -> None:
+    """Every combining mark (Mn, Me) of this Python's Unicode, in any plane, is found in a run of five: the quick
+    search takes the BMP's marks from the Unicode data and everything beyond the BMP as a possible one."""
+    missed = []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if unicodedata.category(char) in ("Mn", "Me") and unseen_mark("a" + char * 5) is None:
+            missed.append(f"U+{code:04X}")
+    assert missed == []
+
+
+@pytest.mark.parametrize("name", ["Factory", "localtime", "posixrules", "posix/America/Panama", "right/UTC",
+                                  "right/America/Panama", "", "Mars/Olympus_Mons", "../../etc/passwd",
+                                  "america/panama"])
+def test_zones_that_are_no_place_are_unknown(name: str) -> None:
+    """Factory (abbreviated "-00"), localtime (each host's own), posixrules and the posix/ and right/ copies load
+    with zoneinfo where the tz files are, yet name no place: unknown, like names that are no zone at all."""
+    assert not known_zone(name)
+
+
+@pytest.mark.parametrize("name", ["America/Panama", "America/Bogota", "UTC", "Etc/UTC", "Etc/GMT+5"])
+def test_the_zones_of_places_and_utc_are_known(name: str) -> None:
+    """IANA names of places, UTC and the Etc/ offsets are known."""
+    assert known_zone(name)
