@@ -481,9 +481,13 @@ class Pipeline:
         )
         # The record's key as sent, which no check has passed: its unprintable characters escaped, so an
         # escape sequence in it never reaches a terminal through the audit (the dead letter keeps it whole).
+        # Its Kafka time no later than the clock allows: a block's newest ingress time sets the slot's replay
+        # window when it loads again, and one ahead of the clock is refused then (``worker.head_ahead``); a
+        # record refused for a time ahead must not put that time into the chain.
         entry = {"kind": "DEAD_LETTER", "alert_id": _escaped(key[:200]) or None, "reason": reason,
                  "detail": detail[: wire.DLQ_DETAIL_MAX],
-                 "ingress": where, "ingress_ms": record.timestamp_ms, "at": at}
+                 "ingress": where,
+                 "ingress_ms": min(record.timestamp_ms, int(now.timestamp() * 1000) + MAX_FUTURE_SKEW_MS), "at": at}
         cut = dead_letter_body(record.key or b"", record.value or b"")
         if cut is None:
             return Outcome(entry=entry, dead_letter=headers, dead_reason=reason)

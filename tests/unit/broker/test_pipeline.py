@@ -25,6 +25,7 @@ from broker.pipeline import (
     seen_key,
 )
 from broker.topology import Slots, TopicNames, key_partition
+from broker.worker import head_ahead
 from puente.dev.synthetic import generate
 from puente.wire import Record
 from schemas import alert_codec
@@ -536,3 +537,16 @@ def test_a_kafka_time_ahead_of_the_workers_clock_is_dead_lettered(ahead_ms: int,
     assert (out.dead_reason is None) is ok
     if not ok:
         assert out.dead_reason == "stale" and "ahead of this worker's clock" in out.entry["detail"]
+
+
+def test_a_record_dead_lettered_for_a_time_ahead_leaves_no_time_ahead_in_the_chain() -> None:
+    """A dead letter's entry records its Kafka time no later than the clock allows: a slot's audit head with a time
+    far ahead is refused when the slot loads again (``head_ahead``), so a record refused for such a time (or any
+    record dead-lettered, its time whatever a producer set) must not leave one there."""
+    record, _ = _record(NOW_MS + 400 * DAY_MS, NOW_MS + 400 * DAY_MS)
+    out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
+    assert out.dead_reason == "stale" and out.entry["ingress_ms"] == NOW_MS + MAX_FUTURE_SKEW_MS
+    assert head_ahead({"kind": "BLOCK", "entries": [out.entry]}, NOW_MS) is None
+    honest, alert = _record(NOW_MS - DAY_MS, NOW_MS - 5)
+    replay = _pipeline({}).process(honest, {alert["alert_id"]}, NOW)
+    assert replay.dead_reason == "replay" and replay.entry["ingress_ms"] == NOW_MS - 5  # kept as Kafka gave it
