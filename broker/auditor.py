@@ -23,7 +23,7 @@ from typing import Any
 from broker.access import denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
-from broker.audit.receipts import UNVOUCHED_IN_ALL, UNVOUCHED_PER_CHAIN, Unvouched, match_receipt, sent_records
+from broker.audit.receipts import UNVOUCHED_BYTES, UNVOUCHED_IN_ALL, UNVOUCHED_PER_CHAIN, Unvouched, match_receipt, sent_records
 from broker.audit.verify import (
     FeedEnds,
     Finding,
@@ -168,7 +168,7 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
                 if last_ingress(doc) is not None:
                     last, last_at = doc, rec.offset
                 unmatched.extend(Finding(walk.topic, walk.partition, at, why)
-                                 for at, why in delivered.check(doc, rec.offset))
+                                 for at, why in delivered.check(doc, rec.offset, len(rec.value or b"")))
 
     delivered.begin()
     await walk_from(None)
@@ -290,7 +290,7 @@ class _Delivered(Spill):
         for chain in chains:
             self._waiting.pop(chain)
 
-    def check(self, doc: dict[str, Any], offset: int) -> list[tuple[int, str]]:
+    def check(self, doc: dict[str, Any], offset: int, size: int = 0) -> list[tuple[int, str]]:
         """Take in the sound record at ``offset``: a block's deliveries; a receipt, held until a checkpoint
         of its chain vouches for it; a checkpoint, whose chain's receipts are then matched to the deliveries
         they name and bound to their places, in order (``match_receipt``). Returns (offset, why) of each of
@@ -307,10 +307,10 @@ class _Delivered(Spill):
         if not isinstance(chain, str):
             return []
         if kind == "RECEIPT":
-            return self._given_up([at for at, _ in self._waiting.add(chain, offset, doc)])
+            return self._given_up([at for at, _ in self._waiting.add(chain, offset, doc, size)])
         if kind != "CHECKPOINT":
             return []
-        vouched = self._waiting.pop(chain)
+        vouched = self._waiting.pop(chain, vouched=True)
         if not self.known:
             return []
         book = SqlReceiptBook(self.conn, self._SENT)
@@ -340,7 +340,7 @@ class _Delivered(Spill):
 
 
 _GIVEN_UP = (f"no checkpoint of its chain vouched for it within the {UNVOUCHED_PER_CHAIN:,} receipts held per "
-             f"chain ({UNVOUCHED_IN_ALL:,} in all): matched to no delivery")
+             f"chain ({UNVOUCHED_IN_ALL:,} or {UNVOUCHED_BYTES // 2**20} MiB in all): matched to no delivery")
 _LISTED = 100
 _INT64 = (-(2**63), 2**63 - 1)  # what SQLite holds: a version beyond it is none a receipt can name
 
@@ -407,21 +407,21 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                     if doc is None or found:
                         dropped += 1
                         continue
-                    unmatched = {at for at, _ in delivered.check(doc, rec.offset)}
+                    unmatched = {at for at, _ in delivered.check(doc, rec.offset, len(rec.value or b""))}
                     chain = doc.get("chain")
                     if chain is not None and holds != "queries":
                         # A receipt chain: its rows count once a checkpoint vouches for them, and the receipt
                         # matches a delivery (checked then).
                         if doc["kind"] == "CHECKPOINT":
-                            for at, rows in waiting.pop(chain):
+                            for at, rows in waiting.pop(chain, vouched=True):
                                 if at in unmatched:
                                     dropped += 1
                                     continue
                                 for row in rows:
                                     yield row
                         else:
-                            dropped += len(waiting.add(chain, rec.offset, [r for r in flatten(doc)
-                                                                           if flt.accepts(r)]))
+                            dropped += len(waiting.add(chain, rec.offset, [r for r in flatten(doc) if flt.accepts(r)],
+                                                       len(rec.value or b"")))
                         continue
                     for row in flatten(doc):
                         if flt.accepts(row):

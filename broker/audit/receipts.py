@@ -46,6 +46,7 @@ T = TypeVar("T")
 
 UNVOUCHED_PER_CHAIN = 10 * RECEIPTS_PER_CHECKPOINT
 UNVOUCHED_IN_ALL = 40 * RECEIPTS_PER_CHECKPOINT
+UNVOUCHED_BYTES = 32 * 1024 * 1024  # of the receipts' records: a genuine receipt is a few hundred bytes
 
 
 class Unvouched(Generic[T]):
@@ -53,53 +54,72 @@ class Unvouched(Generic[T]):
     offset order, bounded.
 
     Anyone with write access to a receipts topic can append receipts no checkpoint will ever vouch for,
-    in one chain or in a million; held without a bound they would fill the auditor's memory. A genuine
-    chain holds at most ``RECEIPTS_PER_CHECKPOINT`` before its checkpoint, so a chain holding more than
-    ``UNVOUCHED_PER_CHAIN`` gives up its oldest, and once all chains hold ``UNVOUCHED_IN_ALL`` the chain
-    waiting longest gives up its oldest. What is given up is returned by ``add`` as unvouched: a finding,
-    never a row (a genuine receipt pushed out by such a flood is reported, never silently kept or lost).
+    in one chain or in a million, each as large as Kafka takes; held without a bound they would fill the
+    auditor's memory. A genuine chain holds at most ``RECEIPTS_PER_CHECKPOINT`` before its checkpoint, so
+    a chain holding more than ``UNVOUCHED_PER_CHAIN`` gives up its oldest. Once all chains hold more than
+    ``UNVOUCHED_IN_ALL`` receipts or ``UNVOUCHED_BYTES`` of records, a chain gives up its oldest: the one
+    waiting longest among those no checkpoint has vouched for yet in this walk (a flood's: no one can sign
+    its checkpoints), and only when every chain held has been vouched for, the one waiting longest. What
+    is given up is returned by ``add`` as unvouched: a finding, never a row (a genuine receipt pushed out
+    by a flood is reported, never silently kept or lost).
     """
 
-    def __init__(self, per_chain: int = UNVOUCHED_PER_CHAIN, in_all: int = UNVOUCHED_IN_ALL) -> None:
-        self._per_chain, self._in_all = per_chain, in_all
-        self._held: dict[str, deque[tuple[int, T]]] = {}
-        self._count = 0
+    def __init__(self, per_chain: int = UNVOUCHED_PER_CHAIN, in_all: int = UNVOUCHED_IN_ALL,
+                 in_bytes: int = UNVOUCHED_BYTES) -> None:
+        self._per_chain, self._in_all, self._in_bytes = per_chain, in_all, in_bytes
+        self._held: dict[str, deque[tuple[int, T, int]]] = {}  # oldest chain first: a chain popped goes last
+        self._vouched: set[str] = set()  # chains a checkpoint has vouched for (``pop(..., vouched=True)``)
+        self._count = self._bytes = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def add(self, chain: str, offset: int, item: T) -> list[tuple[int, T]]:
-        """Hold ``item`` (the receipt at ``offset``) for ``chain``; returns what was given up to make room."""
+    def add(self, chain: str, offset: int, item: T, size: int = 0) -> list[tuple[int, T]]:
+        """Hold ``item`` (the receipt at ``offset``, a record of ``size`` bytes) for ``chain``; returns what was
+        given up to make room, oldest first per chain."""
         held = self._held.get(chain)
         if held is None:
             held = self._held[chain] = deque()
-        held.append((offset, item))
+        held.append((offset, item, size))
         self._count += 1
+        self._bytes += size
         out: list[tuple[int, T]] = []
         if len(held) > self._per_chain:
-            out.append(held.popleft())
-            self._count -= 1
-        while self._count > self._in_all:
-            first = next(iter(self._held))  # the chain waiting longest
-            oldest = self._held[first]
-            out.append(oldest.popleft())
-            self._count -= 1
-            if not oldest:
-                del self._held[first]
+            out.append(self._give_up(chain))
+        while self._count > self._in_all or self._bytes > self._in_bytes:
+            out.append(self._give_up(self._victim()))
         return out
 
-    def pop(self, chain: str) -> list[tuple[int, T]]:
-        """``chain``'s held items, in offset order, no longer held (its checkpoint came, or it was cut)."""
+    def _victim(self) -> str:
+        """The chain waiting longest that no checkpoint vouched for yet, or else the chain waiting longest."""
+        return next((chain for chain in self._held if chain not in self._vouched), next(iter(self._held)))
+
+    def _give_up(self, chain: str) -> tuple[int, T]:
+        held = self._held[chain]
+        offset, item, size = held.popleft()
+        self._count -= 1
+        self._bytes -= size
+        if not held:
+            del self._held[chain]
+        return offset, item
+
+    def pop(self, chain: str, *, vouched: bool = False) -> list[tuple[int, T]]:
+        """``chain``'s held items, in offset order, no longer held: its checkpoint came (``vouched``: the chain
+        is then the last to give up what it holds), or it was cut off."""
+        if vouched:
+            self._vouched.add(chain)
         held = self._held.pop(chain, None)
         if not held:
             return []
         self._count -= len(held)
-        return list(held)
+        self._bytes -= sum(size for _, _, size in held)
+        return [(offset, item) for offset, item, _ in held]
 
     def clear(self) -> int:
-        """Drop everything held; returns how many items that was."""
-        count, self._count = self._count, 0
+        """Drop everything held (a new partition's walk: no chain is vouched for yet); returns how many items."""
+        count, self._count, self._bytes = self._count, 0, 0
         self._held.clear()
+        self._vouched.clear()
         return count
 
 

@@ -284,6 +284,24 @@ def test_unvouched_receipts_are_held_within_bounds_and_what_is_given_up_is_retur
     assert held.add("C", 20, "c0") == [] and held.clear() == 3 and len(held) == 0 and held.pop("B") == []
 
 
+def test_a_flood_gives_up_its_own_receipts_before_those_of_a_chain_a_checkpoint_vouched_for() -> None:
+    """Over the bound in all, the chain waiting longest that no checkpoint vouched for yet gives up its oldest, so a
+    flood of chains no one signs cannot push out a genuine chain's held receipts; the bound counts the records'
+    bytes too (a few large receipts), and a new partition (clear) vouches for no chain."""
+    held: Unvouched[str] = Unvouched(per_chain=10, in_all=4, in_bytes=1_000)
+    held.add("COL", 0, "c0")
+    assert held.pop("COL", vouched=True) == [(0, "c0")]  # its checkpoint came
+    assert held.add("COL", 1, "c1") == []
+    assert [held.add(f"x{i}", 10 + i, f"x{i}") for i in range(3)] == [[], [], []]
+    assert held.add("x3", 13, "x3") == [(10, "x0")]  # five in all: not COL's, though it waited longest
+    assert held.add("x4", 14, "big", size=990) == [(11, "x1")]
+    assert held.add("x5", 15, "x5", size=20) == [(12, "x2"), (13, "x3"), (14, "big")]  # over 1,000 bytes in all
+    assert held.pop("COL") == [(1, "c1")] and len(held) == 1
+    held.clear()
+    held.add("COL", 20, "c2")
+    assert held.add("y", 21, "y0", size=2_000) == [(20, "c2"), (21, "y0")]  # no chain vouched for any more
+
+
 def test_a_flood_of_receipts_no_checkpoint_vouches_for_is_given_up_and_reported(tmp_path: Path) -> None:
     """Anyone may write a receipts topic: receipts no checkpoint vouches for are held only up to a bound per chain
     (and in all), so a flood cannot fill an auditor's memory. Each given up is a finding, the first hundred of a
