@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from policies._model import Effect
 # "<rule>" when it releases and "<rule>.<condition>" when a condition fails.
 ALERT_MALFORMED = "alert.malformed"
 ALERT_EXPIRED = "alert.expired"
+ALERT_REVIEW_OVERDUE = "alert.review_overdue"
 TIME_NAIVE = "time.naive"
 UNKNOWN_PARTNER = "unknown.partner"
 UNKNOWN_ALERT_TYPE = "unknown.alert_type"
@@ -159,6 +160,7 @@ class _Facts:
     origin: str
     origin_known: bool
     expired_fail: tuple[str, str] | None
+    review_notice: tuple[str, str] | None  # not a fail: a delivery records it (``_with_review``)
 
 
 def _unknown(values: list[Any], known: AbstractSet[str]) -> list[Any]:
@@ -193,6 +195,16 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
     expired_fail = None
     if expires is not None and expires <= now:
         expired_fail = (ALERT_EXPIRED, f"the alert expired at {expires.isoformat()}")
+    # review_at is when the partner must review its copy (vocabulary.yaml), not a deletion date: expires_at
+    # is that, and withholds above. An alert already past its review date is delivered as any other, and
+    # the delivery records it, so an audit shows why a partner got an alert already due (its store lists
+    # it: ``puente store list --due``). Null is no review date; a missing key, like a missing expiry, is
+    # malformed. The text quotes the date only, nothing of the alert's content.
+    review = m["review_at"]
+    review_notice = None
+    if review is not None and review <= now:
+        review_notice = (ALERT_REVIEW_OVERDUE, f"review_overdue: the alert was due for review at "
+                                               f"{review.isoformat()}; the partner's store lists it as due")
     origin = m["originator"]["country"]
     code = m["handling_code"]
     effect = ps.handling_effects.get(code)
@@ -200,7 +212,7 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
         m, cls, ps.class_rank.get(cls, -1), rel_rank, cred_rank, grading_fail, consent, consent_fail,
         tuple([(c, ps.caveat_effects.get(c)) for c in caveats]), code,
         "" if effect is None else "handling." + code,  # a rule id only for a known code
-        effect, rel, releasable_fail, origin, origin in ps.known_countries, expired_fail,
+        effect, rel, releasable_fail, origin, origin in ps.known_countries, expired_fail, review_notice,
     )  # fmt: skip
 
 
@@ -324,8 +336,25 @@ def _decide_for(alert: Mapping[str, Any], partner: PartnerInfo, ps: PolicySet, n
     for cover in covers:
         _check_cover(cover, alert, partner, f, fails)
     if fails:
-        return _withhold(ps, partner.id, considered, fails)
-    return _deliver(ps, partner, covers, notices)
+        return _withhold(ps, partner.id, considered, fails)  # a withheld alert needs no review notice
+    decision = _deliver(ps, partner, covers, notices)
+    if f.review_notice is not None:
+        decision = _with_review(decision, f.review_notice)
+    return decision
+
+
+def _with_review(decision: Decision, notice: tuple[str, str]) -> Decision:
+    """The delivery with the review notice last among its rules and reasons.
+
+    Kept out of ``_deliver``'s memo on purpose: the notice quotes each alert's own review date, so keyed
+    there every overdue alert would be an entry of its own (bounded by MEMO_LIMIT/MEMO_BYTES, but a backlog
+    of overdue alerts would keep filling and clearing the memo, and with it the decisions every other
+    alert shares). The memo keeps the decision without it, shared as before; an overdue alert pays one
+    uncached Decision, what a memo miss costs. Nor is it among ``notices``: it says nothing of consent,
+    so it leaves onward sharing as the covers and the other notices set it.
+    """
+    rule, reason = notice
+    return replace(decision, rule_ids=(*decision.rule_ids, rule), reasons=(*decision.reasons, reason))
 
 
 def decide(alert: Mapping[str, Any], partner_id: str, policy_set: PolicySet, now: datetime) -> Decision:

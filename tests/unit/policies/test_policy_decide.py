@@ -153,6 +153,18 @@ def test_h1_notice_travels_with_the_delivery(policy_set: PolicySet, make_alert: 
     assert any("evidence" in r for r in decision.reasons)
 
 
+def test_review_overdue_notice_travels_with_the_delivery(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime
+) -> None:
+    """A review date already past does not withhold (expiry does); the delivery names alert.review_overdue and
+    the date. More in test_policy_review.py."""
+    decision = decide(make_alert("darien_sighting", {"markings.review_at": "2025-06-01T00:00:00Z"}), "COL",
+                      policy_set, now)
+    assert decision.delivers
+    assert decision.rule_ids == ("COMBIFRON-BORDER", "alert.review_overdue")
+    assert "2025-06-01T00:00:00+00:00" in decision.reasons[-1]
+
+
 def test_validity_is_judged_in_panama_time(policy_set: PolicySet, make_alert: MakeAlert) -> None:
     """COMBIFRON ends 2027-02-28 in Panama: 04:59Z on 1 March is in force, 05:00Z is not."""
     alert = make_alert()

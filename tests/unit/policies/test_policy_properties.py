@@ -44,6 +44,7 @@ def _alert(data: st.DataObject, bases: dict[str, Alert], ps: PolicySet) -> Alert
     m["information_credibility"] = data.draw(st.sampled_from(sorted(ps.credibility_rank)))
     m["originator"]["country"] = data.draw(st.sampled_from(["PAN", "PAN", "COL", "USA", "CRI"]))
     m["expires_at"] = data.draw(st.none() | TIMES)
+    m["review_at"] = data.draw(st.none() | TIMES)
     if alert["location"] is not None:
         alert["location"]["province"] = data.draw(st.sampled_from(PROVINCES))
         alert["location"]["border_sector"] = data.draw(st.sampled_from(SECTORS))
@@ -207,6 +208,29 @@ def test_deciding_for_every_partner_at_once_equals_deciding_one_by_one(
         del alert["markings"]
     partners = [*sorted(policy_set.partners), "NOBODY"]
     assert decide_many(alert, partners, policy_set, now) == [decide(alert, p, policy_set, now) for p in partners]
+
+
+@SETTINGS
+@given(data=st.data(), now=TIMES)
+def test_a_review_date_never_changes_who_gets_an_alert(
+    policy_set: PolicySet, bases: dict[str, Alert], data: st.DataObject, now: datetime
+) -> None:
+    """review_at only adds a notice: with or without it, the same partners get the alert, the same way, and a
+    delivery names alert.review_overdue exactly when the date is not after the decision time."""
+    from policies._decide import ALERT_REVIEW_OVERDUE
+
+    alert = _alert(data, bases, policy_set)
+    review = alert["markings"]["review_at"]
+    without = copy.deepcopy(alert)
+    without["markings"]["review_at"] = None
+    for partner in policy_set.partners:
+        got, base = decide(alert, partner, policy_set, now), decide(without, partner, policy_set, now)
+        overdue = got.delivers and review is not None and review <= now
+        event(f"review overdue: {overdue}")
+        assert (got.outcome, got.agreement_ids, got.redactions, got.onward_sharing) == (
+            base.outcome, base.agreement_ids, base.redactions, base.onward_sharing)
+        assert got.rule_ids == ((*base.rule_ids, ALERT_REVIEW_OVERDUE) if overdue else base.rule_ids)
+        assert got.reasons[: len(base.reasons)] == base.reasons
 
 
 def test_a_partner_id_of_the_wrong_type_is_withheld_by_decide_many_as_by_decide(
