@@ -162,14 +162,22 @@ def not_a_file(path: Path) -> str | None:
 
 
 def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
-    """The data of one YAML file and its node tree; any problem raises PolicyError naming file and line."""
+    """The data of one YAML file and its node tree; any problem raises PolicyError naming file and line.
+
+    Only a regular file (or a link to one) is read: a policy folder is given, not a stream, so a pipe
+    is refused by name before anything opens it (a FIFO with no writer would read as empty, and the
+    error would be a schema message about an empty document)."""
+    problem = not_a_file(path)
+    if problem is not None:
+        raise PolicyError(f"{label}: {problem}")
     try:
         raw = read_bounded(path, MAX_BYTES)
     except TooLarge:
         raise PolicyError(f"{label}: larger than {MAX_BYTES // (1024 * 1024)} MiB; not a policy file") from None
     except OSError as exc:
-        # open_regular refuses a folder or a device (EINVAL): say which, as for a file that is not there
-        problem = not_a_file(path) if exc.errno in (errno.EINVAL, errno.ENOENT) else None
+        # replaced since the check above (a race): open_regular refuses a device (EINVAL), Python's open a
+        # folder (EISDIR); say which, as for a file that is not there
+        problem = not_a_file(path) if exc.errno in (errno.EINVAL, errno.EISDIR, errno.ENOENT) else None
         raise PolicyError(f"{label}: {problem or f'cannot read: {exc.strerror or exc}'}") from exc
     try:
         text = raw.decode("utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import date
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from policies import _yamlio
 from policies._yamlio import MAX_BYTES, read_yaml
+from puente import strict
 from puente.cli import main
 from puente.errors import PolicyError
 
@@ -230,3 +232,79 @@ def test_policy_test_names_fixtures_linked_to_a_device(policy_copy: Any, capsys:
     assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 3
     err = capsys.readouterr().err
     assert err == "puente: error: fixtures.yaml: not a regular file: a link to the device /dev/null\n"
+
+
+def _fifo_or_folder(path: Path, kind: str) -> None:
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    if kind == "pipe":
+        os.mkfifo(path)  # no writer: opened for reading it would block, or read as empty
+    else:
+        path.mkdir()
+
+
+@pytest.mark.timeout(30)  # a FIFO opened for reading without a writer blocks: fail, never hang
+@pytest.mark.parametrize("kind", ["pipe", "folder"])
+@pytest.mark.parametrize("relative", ["fixtures.yaml", "agreements/combifron.tests.yaml"])
+def test_policy_test_names_a_fixtures_or_suite_file_that_is_a_pipe_or_a_folder(
+    policy_copy: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, relative: str, kind: str
+) -> None:
+    """`policy test` with fixtures.yaml or a suite file that is a FIFO or a folder fails on that file, in one
+    line saying what it is, without opening it: not with a schema message about an empty document (a FIFO
+    read as empty) nor "cannot read: Is a directory"."""
+    path = policy_copy.root / relative
+    _fifo_or_folder(path, kind)
+    opened: list[Path] = []
+    real_open = strict.open_regular
+
+    def spy(p: Path) -> Any:
+        opened.append(Path(p))
+        return real_open(p)
+
+    monkeypatch.setattr(strict, "open_regular", spy)
+    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 3
+    err = capsys.readouterr().err
+    assert err == f"puente: error: {relative}: not a regular file: a {kind}\n"
+    assert path not in opened
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["pipe", "folder"])
+def test_read_yaml_refuses_a_pipe_or_a_folder_unopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Every reader of policy YAML gets the refusal: a policy folder is given, not a stream."""
+    path = tmp_path / "policy.yaml"
+    _fifo_or_folder(path, kind)
+    monkeypatch.setattr(strict, "open_regular", lambda p: pytest.fail(f"opened {p}"))
+    with pytest.raises(PolicyError, match=rf"^policy\.yaml: not a regular file: a {kind}$"):
+        read_yaml(path, "policy.yaml")
+
+
+@pytest.mark.parametrize("kind", ["folder", "device"])
+def test_read_yaml_names_a_file_replaced_after_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A file replaced by a folder or a device between the check and the open (a race) is still named, not
+    "cannot read: Is a directory"."""
+    path = tmp_path / "policy.yaml"
+    path.write_text("a: 1\n")
+    real_check = _yamlio.not_a_file
+    calls: list[Path] = []
+
+    def check_then_replace(p: Path) -> str | None:
+        calls.append(p)
+        if len(calls) == 1:
+            problem = real_check(p)
+            path.unlink()
+            if kind == "folder":
+                path.mkdir()
+            else:
+                path.symlink_to("/dev/null")
+            return problem
+        return real_check(p)
+
+    monkeypatch.setattr(_yamlio, "not_a_file", check_then_replace)
+    expected = "a folder" if kind == "folder" else "a link to the device /dev/null"
+    with pytest.raises(PolicyError, match=rf"^policy\.yaml: not a regular file: {expected}$"):
+        read_yaml(path, "policy.yaml")
