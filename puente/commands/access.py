@@ -12,6 +12,7 @@ from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
 from puente.settings import PuenteSettings
+from puente.strict import printable
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -30,7 +31,11 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     plan_users = verbs.add_parser("plan", help="show what `users apply` would create, keep or delete (exit 1 when "
                                                "it would change anything); changes nothing",
                                   parents=[kafka_options()])
-    plan_users.set_defaults(func=_users, dry_run=True, rotate=False, prune=True)
+    plan_users.add_argument("--prune", action="store_true",
+                            help="plan `users apply --prune`: the login of every agency- or partner- user no longer "
+                                 "named is one to remove, and counts as a change (without it it is listed as "
+                                 "former, as `users apply` leaves it)")
+    plan_users.set_defaults(func=_users, dry_run=True, rotate=False)
 
     acls = sub.add_parser("acls", help="Kafka ACLs derived from the agreements and the topology")
     verbs = acls.add_subparsers(dest="verb", required=True)
@@ -54,30 +59,46 @@ def _users(args: argparse.Namespace) -> int:
         # Deleting a login also deletes the password its party holds: a policy folder named by mistake (a
         # partial partners.yaml) would cut partners off until each is handed a new one. So only --prune deletes;
         # without it the former parties' logins are found the way a plan finds them, and listed.
+        if args.dry_run:  # one look serves: a plan without --prune lists as former what it would remove
+            found = await apply_users(admin, cfg.login_root, principals, prune=True, dry_run=True)
+            if args.prune:
+                return found, []
+            return ([login for login in found if login.action != "removed"],
+                    [login for login in found if login.action == "removed"])
         former = [] if args.prune else [login for login in await apply_users(
             admin, cfg.login_root, principals, dry_run=True) if login.action == "removed"]
-        done = await apply_users(admin, cfg.login_root, principals, rotate=args.rotate, prune=args.prune,
-                                 dry_run=args.dry_run)
+        done = await apply_users(admin, cfg.login_root, principals, rotate=args.rotate, prune=args.prune)
         return done, former
 
     logins, former = run(go())
     planned = {"created": "create", "kept": "keep", "rotated": "rotate", "removed": "remove"}
     for login in logins:
         action = planned.get(login.action, login.action) if args.dry_run else login.action
-        print(f"{login.principal:<22} {action:<8} {login.config}")
+        print(f"{_shown(login.principal):<22} {action:<8} {_shown(str(login.config))}")
     for login in former:
-        print(f"{login.principal:<22} {'former':<8} {login.config}")
+        print(f"{_shown(login.principal):<22} {'former':<8} {_shown(str(login.config))}")
+    parties_ = f"{len(former)} former part{'y' if len(former) == 1 else 'ies'} not named any more"
     if args.dry_run:
         changes = sum(1 for login in logins if login.action != "kept")
-        print(f"{len(logins)} logins, {changes} to change; nothing was changed (`puente users apply` does it; "
-              "`--prune` for the ones to remove)")
+        print(f"{len(logins)} logins, {changes} to change; nothing was changed "
+              f"(`puente users apply{' --prune' if args.prune else ''}` does it)")
+        if former:  # not a change: `users apply` without --prune leaves them, so a plan after it is clean
+            one = len(former) == 1
+            print(f"{parties_}, left in place by `puente users apply`: `--prune` would remove "
+                  f"{'its login' if one else 'their logins'} (`puente users plan --prune` counts "
+                  f"{'it as a change' if one else 'them as changes'})")
         return 1 if changes else 0
     print(f"{len(logins)} logins; hand each client.properties to its party only")
     if former:
-        print(f"{len(former)} former part{'y' if len(former) == 1 else 'ies'} not named any more, left in place: "
-              "each login still authenticates (`puente acls apply` takes its rights); `puente users apply --prune` "
-              "deletes them")
+        print(f"{parties_}, left in place: each login still authenticates (`puente acls apply` takes its rights); "
+              "`puente users apply --prune` deletes them")
     return 0
+
+
+def _shown(text: str) -> str:
+    """A user name (a former party's comes from the cluster) or a path on one line, nothing in it reaching the
+    terminal as a control character."""
+    return printable(text).replace("\n", "\\n")
 
 
 async def _changes(cfg: PuenteSettings, admin: Admin) -> tuple[AclChanges, list[str]]:

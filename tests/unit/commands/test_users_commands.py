@@ -1,5 +1,6 @@
 """`puente users apply` and `users plan` with the cluster's SCRAM logins standing in for Kafka: a former party's
-login is deleted only with `--prune`; without it it is listed, kept, and the way to delete it is named."""
+login is deleted only with `--prune`; without it it is listed, kept, and the way to delete it is named. A plan
+counts it as a change only with `--prune`, so a plan after `users apply` is clean."""
 
 from __future__ import annotations
 
@@ -77,11 +78,72 @@ def test_apply_with_nothing_to_prune_says_nothing_of_it(cluster: dict[str, Any],
     assert capsys.readouterr().out.splitlines()[-1].endswith("logins; hand each client.properties to its party only")
 
 
-def test_plan_still_shows_the_removal_and_changes_nothing(cluster: dict[str, Any],
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """`users plan` names the former login as one to remove (exit 1) and points at --prune."""
-    assert _puente("users", "plan") == 1
+def test_plan_without_prune_lists_a_former_login_without_counting_it(cluster: dict[str, Any],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """After `users apply` without --prune, `users plan` is clean (exit 0): the former login `apply` left is
+    listed as former, not as a change, and the footer says --prune would remove it."""
+    assert _puente("users", "apply") == 0
+    capsys.readouterr()
+    cluster["calls"].clear()
+    assert _puente("users", "plan") == 0
     assert FORMER in cluster["users"] and all(call["dry_run"] for call in cluster["calls"])
     out = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in out if FORMER in line and "former" in line.split()[:2]] == [
+        [FORMER, "former"]]
+    assert not any(line.split()[1:2] == ["remove"] for line in out if line.split())
+    assert out[-2].endswith(" 0 to change; nothing was changed (`puente users apply` does it)")
+    assert out[-1] == ("1 former party not named any more, left in place by `puente users apply`: `--prune` would "
+                       "remove its login (`puente users plan --prune` counts it as a change)")
+
+
+def test_plan_without_prune_still_counts_other_changes(cluster: dict[str, Any],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A login to create is a change with or without --prune: exit 1, the former login still not counted."""
+    assert _puente("users", "plan") == 1
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in out if FORMER in line.split()[:1]] == [[FORMER, "former"]]
+    created = sum(1 for line in out if line.split()[1:2] == ["create"])
+    assert created and f" {created} to change;" in out[-2]
+
+
+def test_plan_with_nothing_former_says_nothing_of_it(cluster: dict[str, Any],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """No former login: the plan ends on its summary, with no line about --prune."""
+    cluster["users"] = set()
+    assert _puente("users", "apply") == 0
+    capsys.readouterr()
+    assert _puente("users", "plan") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].endswith(" 0 to change; nothing was changed (`puente users apply` does it)")
+    assert not any(line.split()[1:2] == ["former"] for line in out)  # the tmp_path in each line names "former"
+
+
+def test_plan_with_prune_shows_the_removal_and_changes_nothing(cluster: dict[str, Any],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`users plan --prune` names the former login as one to remove and counts it (exit 1), changing nothing;
+    after `users apply --prune` it is clean."""
+    assert _puente("users", "apply") == 0
+    capsys.readouterr()
+    assert _puente("users", "plan", "--prune") == 1
+    assert FORMER in cluster["users"] and all(call["dry_run"] for call in cluster["calls"][-1:])
+    out = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in out if FORMER in line] == [[FORMER, "remove"]]
-    assert out[-1].endswith("nothing was changed (`puente users apply` does it; `--prune` for the ones to remove)")
+    assert not any(line.split()[1:2] == ["former"] for line in out)
+    assert out[-1].endswith(" 1 to change; nothing was changed (`puente users apply --prune` does it)")
+    assert _puente("users", "apply", "--prune") == 0
+    capsys.readouterr()
+    assert _puente("users", "plan", "--prune") == 0
+    assert not any(FORMER in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_a_former_user_name_from_the_cluster_reaches_the_terminal_escaped(cluster: dict[str, Any],
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A user name the cluster gives is printed with its control characters escaped, on one line."""
+    hostile = "partner-X\x1b]0;owned\x07\nforged line"
+    cluster["users"] = {hostile}
+    for argv in (("users", "plan"), ("users", "plan", "--prune"), ("users", "apply")):
+        assert _puente(*argv) in (0, 1)
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and "\x07" not in out
+        assert not any(line.startswith("forged line") for line in out.splitlines())  # one line, not two
+        assert "partner-X\\x1b]0;owned\\x07\\nforged line" in out
