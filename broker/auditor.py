@@ -23,7 +23,14 @@ from typing import Any
 from broker.access import denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
-from broker.audit.receipts import UNVOUCHED_BYTES, UNVOUCHED_IN_ALL, UNVOUCHED_PER_CHAIN, Unvouched, match_receipt, sent_records
+from broker.audit.receipts import (
+    UNVOUCHED_BYTES,
+    UNVOUCHED_IN_ALL,
+    UNVOUCHED_PER_CHAIN,
+    Unvouched,
+    match_receipt,
+    sent_records,
+)
 from broker.audit.verify import (
     FeedEnds,
     Finding,
