@@ -32,17 +32,20 @@ _IGNORABLE_CHAR = re.compile(f"[{_IGNORABLE}]")
 # letter with shin dot, dagesh, vowel and a cantillation mark four, Devanagari and Arabic three. "Zalgo"
 # text stacks dozens, drawn over the lines above and below to hide or overlay the text there. Unicode's
 # Stream-Safe Text Format (UAX #15) bounds a run at 30, a bound made for buffers and far too many to keep
-# one name from covering another. Only rare Sanskrit stacks written in Tibetan reach five.
+# one name from covering another. Only rare Sanskrit stacks written in Tibetan reach five. A run is counted in
+# its canonical decomposition (NFD): a few marks stand for two (U+0344 COMBINING GREEK DIALYTIKA TONOS is U+0308
+# U+0301; Tibetan vowel signs such as U+0F73 and subjoined letters such as U+0F93; U+0C48 TELUGU VOWEL SIGN AI;
+# two Chakma vowel signs), are drawn as both, and most are undone by NFC, so four of them are eight marks to a
+# reader and to the adapters, which normalise text to NFC before they look. Counted as written they would stack
+# eight marks past a broker that counts one each.
 MAX_MARKS = 4
+_MARKS = ("Mn", "Me")
 
 
-def _plain_bmp() -> str:
-    """A regular-expression class body, as ranges, of the characters of the Basic Multilingual Plane that are neither
-    combining marks (Mn, Me) nor drawn as nothing: read from this Python's Unicode (a scan of the
-    65,536 code points)."""
-    every = "".join(map(chr, range(0x10000)))
-    suspect = sorted({code for code, kind in enumerate(map(unicodedata.category, every)) if kind in ("Mn", "Me")}
-                     | {ord(char) for char in _IGNORABLE_CHAR.findall(every)})
+def _plain_bmp(every: str, marks: list[str]) -> str:
+    """A regular-expression class body, as ranges, of the characters of the Basic Multilingual Plane (``every``, its
+    65,536 code points in order) that are neither combining marks (``marks``, the BMP's) nor drawn as nothing."""
+    suspect = sorted(set(map(ord, marks)) | {ord(char) for char in _IGNORABLE_CHAR.findall(every)})
     gaps = ((after + 1, before - 1) for after, before in zip([-1, *suspect], [*suspect, 0x10000], strict=True)
             if before > after + 1)
     return "".join(re.escape(chr(a)) + ("" if a == b else "-" + re.escape(chr(b))) for a, b in gaps)
@@ -52,16 +55,36 @@ def _plain_bmp() -> str:
 # beyond the BMP (marks there lie in planes 1 and 14; the text of names hardly goes there). Written so, the class
 # is a single table lookup a character, faster than the old list of the ignorables; exact ranges of plane 1
 # would be a comparison each, a character, and made plain Spanish twice as slow to search. ``_suspect`` finds
-# where what ``unseen_mark`` refuses may start: a character drawn as nothing, or a suspect followed by at least
-# MAX_MARKS more (a hit is confirmed by ``_confirmed``). Built on the first text that is not ASCII, not at
-# import: the scan and the compiling take some 30 ms, which every command would pay.
+# where what ``unseen_mark`` refuses may start: a character drawn as nothing, a mark that decomposes into several
+# (``_multiple_marks``: a run of two of them may already be too long), or a suspect followed by at least MAX_MARKS
+# more (a hit is confirmed by ``_confirmed``, on the whole run of marks around it). The lookbehind is tried only
+# on a suspect, so ordinary text pays nothing for it. Built on the first text that is not ASCII, not at import:
+# the scans and the compiling take some 45 ms, which every command would pay.
 _suspect: re.Pattern[str] | None = None
+
+
+def _multiple_marks(bmp_marks: list[str]) -> str:
+    """The combining marks (Mn, Me) whose canonical decomposition is several characters, as a regular-expression
+    class body: those of ``bmp_marks`` (the BMP's), and those of plane 1, the only other plane with marks that
+    decompose (planes 2 and 3 hold ideographs, 14 tags and variation selectors, 15 and 16 private use; a unit test
+    checks every code point). Plane 1 is read 256 code points at a time, and only a block that NFD lengthens is
+    read one character at a time (a handful of blocks): some 8 ms, where the BMP's scan costs twice that."""
+    plane = "".join(map(chr, range(0x10000, 0x20000)))
+    found = [char for char in bmp_marks if len(unicodedata.normalize("NFD", char)) > 1]
+    for at in range(0, len(plane), 256):
+        block = plane[at:at + 256]
+        if len(unicodedata.normalize("NFD", block)) > len(block):
+            found += (char for char in block
+                      if unicodedata.category(char) in _MARKS and len(unicodedata.normalize("NFD", char)) > 1)
+    return "".join(map(re.escape, found))
 
 
 def _build_suspect() -> re.Pattern[str]:
     global _suspect
-    char = f"[^{_plain_bmp()}]"
-    _suspect = re.compile(f"{char}(?:(?<=[{_IGNORABLE}])|{char}{{{MAX_MARKS},}})")
+    every = "".join(map(chr, range(0x10000)))  # the BMP's marks, read from this Python's Unicode
+    marks = [char for char, kind in zip(every, map(unicodedata.category, every), strict=True) if kind in _MARKS]
+    char = f"[^{_plain_bmp(every, marks)}]"
+    _suspect = re.compile(f"{char}(?:(?<=[{_IGNORABLE}{_multiple_marks(marks)}])|{char}{{{MAX_MARKS},}})")
     return _suspect
 
 
@@ -76,12 +99,15 @@ def unseen_mark(text: str) -> str | None:
       Each vendor draws it as a glyph of its own or a box, no agency's staff typed it, and it makes two
       equal-looking names differ;
     - more than ``MAX_MARKS`` combining marks in a row, stacked to overlay the text around them:
-      ``a run of N combining marks on one character``.
+      ``a run of N combining marks on one character``, N counted in the run's canonical decomposition (NFD), so
+      that text in NFC or not, as the broker may receive it, counts the same.
 
     (Control, format and surrogate characters are each reader's own to name.) This runs on every adapter text
     field and on the non-ASCII part of every alert the broker admits: ASCII returns at once, other text costs one
-    regular-expression scan, and only text that is not printable (Cn and Co are not) is walked character by
-    character."""
+    regular-expression scan, and only text that is not printable (Cn and Co are not) or in which the scan finds
+    something is walked character by character. What it finds is mostly what is refused, but also runs of
+    characters beyond the BMP, which it takes for possible marks: five emoji in a row are walked in Python
+    (several microseconds) and cleared, as are a mark that decomposes into two and the short run around it."""
     if text.isascii():
         return None
     hit = (_suspect or _build_suspect()).search(text)
@@ -98,8 +124,8 @@ def _first_unseen(text: str, hit: re.Match[str] | None) -> str | None:
         first, found = _confirmed(text, hit.start(), hit.end())
         if found is not None:
             break
-        # a run of other characters beyond the BMP (emoji, say): look on after it
-        first, hit = len(text), (_suspect or _build_suspect()).search(text, hit.end())
+        # a run of other characters beyond the BMP (emoji, say), or a short run of marks: look on after it
+        first, hit = len(text), (_suspect or _build_suspect()).search(text, first)
     if not text.isprintable():
         for char in text[:first]:
             if not char.isprintable() and (what := _unusable(char)) is not None:
@@ -108,25 +134,36 @@ def _first_unseen(text: str, hit: re.Match[str] | None) -> str | None:
 
 
 def _confirmed(text: str, start: int, end: int) -> tuple[int, str | None]:
-    """The first of ``text[start:end]`` (a hit of ``_suspect``, which takes every character beyond the BMP for a
-    possible mark) that ``unseen_mark`` refuses, with its index; (end, None) when the hit was no more than a run of
-    such characters (emoji, say). A run of marks ends inside the hit, which is as long as the suspects go."""
-    run = 0
-    for index in range(start, end):
+    """The first thing from ``text[start:end]`` (a hit of ``_suspect``, which takes every character beyond the BMP
+    for a possible mark) that ``unseen_mark`` refuses, with its index; (where to look on from, None) when there is
+    none: the hit was no more than a run of such characters (emoji, say), or a run of marks short enough.
+
+    A run of marks is taken whole, from its first mark before the hit (a hit on a mark that decomposes into several
+    is that one character) to its last after it, and counted in its canonical decomposition (NFD); a character drawn
+    as nothing in it is named first, as the one a reader cannot see."""
+    index = start
+    while index and unicodedata.category(text[index - 1]) in _MARKS:
+        index -= 1  # the hit began inside a run: from its first mark
+    while index < end:
         char = text[index]
+        if unicodedata.category(char) in _MARKS:
+            after = index + 1
+            while after < len(text) and unicodedata.category(text[after]) in _MARKS:
+                after += 1
+            run = text[index:after]
+            if (unseen := _IGNORABLE_CHAR.search(run)) is not None:
+                index, char = index + unseen.start(), unseen.group()
+                return index, f"the invisible character U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
+            if (count := len(unicodedata.normalize("NFD", run))) > MAX_MARKS:
+                return index, f"a run of {count} combining marks on one character"
+            index = after
+            continue
         if _IGNORABLE_CHAR.match(char):
             return index, f"the invisible character U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
-        if unicodedata.category(char) in ("Mn", "Me"):
-            run += 1
-            continue
-        if run > MAX_MARKS:
-            return index - run, f"a run of {run} combining marks on one character"
         if (what := _unusable(char)) is not None:
             return index, what
-        run = 0
-    if run > MAX_MARKS:
-        return end - run, f"a run of {run} combining marks on one character"
-    return end, None
+        index += 1
+    return index, None
 
 
 def _unusable(char: str) -> str | None:
@@ -154,9 +191,14 @@ def _zones() -> frozenset[str]:
 
 def known_zone(name: str) -> bool:
     """Whether ``name`` is the IANA time zone of a place (``America/Panama``), or ``UTC`` or an ``Etc/`` zone,
-    which are real offsets. An allow-list, not "does ``zoneinfo.ZoneInfo`` load it": that loads ``Factory``,
-    ``localtime`` (a different zone on each host) and any file under the zone folders. An alert's
-    ``source_timezone`` and an agency's configured ``timezone`` are both checked here."""
+    which are real offsets. Also accepted: the tz database's legacy names of rules rather than places (``EST``,
+    ``MST``, ``HST``, ``EST5EDT``, ``CST6CDT``, ``MST7MDT``, ``PST8PDT``, ``CET``, ``MET``, ``EET``, ``WET``) and
+    the other names of UTC (``GMT0``, ``GMT+0``, ``Greenwich``, ``UCT``, ``Universal``, ``Zulu``). Each names an
+    offset, or an offset and its daylight-saving rule, that a clock follows and that is the same on every host, so
+    a local time read in it is one instant, as in the zone of a place; ``Factory`` (no offset at all, "-00") and
+    ``localtime`` (whatever zone this host has) name none, and are refused. An allow-list, not "does
+    ``zoneinfo.ZoneInfo`` load it": that loads ``Factory``, ``localtime`` and any file under the zone folders. An
+    alert's ``source_timezone`` and an agency's configured ``timezone`` are both checked here."""
     return name in _zones()
 
 

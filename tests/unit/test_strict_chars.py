@@ -75,6 +75,64 @@ def test_the_search_misses_no_combining_mark() -> None:
     assert missed == []
 
 
+# Marks that decompose into two (and NFC leaves decomposed, but for U+0C48 and the Chakma ones): drawn as both.
+DIALYTIKA_TONOS, TIBETAN_II = "\u0344", "\u0f73"
+
+
+@pytest.mark.parametrize("text, count", [
+    ("a" + DIALYTIKA_TONOS * 4, 8),  # four code points, eight marks drawn
+    ("\u0f40" + TIBETAN_II * 4, 8),
+    ("a" + DIALYTIKA_TONOS * 2 + ACUTE, 5),
+    ("a" + ACUTE + DIALYTIKA_TONOS * 2, 5),  # the hit, on the first that decomposes, reaches back to the run's start
+    ("Pérez a" + DIALYTIKA_TONOS * 3 + "z", 6),
+    ("x" + "\U0001112e" * 3, 6),  # CHAKMA VOWEL SIGN O, beyond the BMP
+    ("\u0c15" + "\u0c48" * 3, 6),  # TELUGU VOWEL SIGN AI, which NFC keeps whole
+])
+def test_a_run_of_marks_is_counted_in_its_canonical_decomposition(text: str, count: int) -> None:
+    """A mark that decomposes into two counts as two, as it is drawn and as the adapters see it after NFC: four
+    U+0344 are refused as eight, not passed as four; and so are shorter runs the quick search alone would miss."""
+    assert unseen_mark(text) == f"a run of {count} combining marks on one character"
+
+
+@pytest.mark.parametrize("text", [
+    "a" + DIALYTIKA_TONOS * 2,  # four marks, decomposed
+    "a" + DIALYTIKA_TONOS + ACUTE + GRAVE,
+    "\u0f40" + TIBETAN_II + " \u0f40" + TIBETAN_II * 2 + "\u0f40" + TIBETAN_II,  # short runs, each cleared in turn
+    unicodedata.normalize("NFD", "José Luis Pérez Gómez, Ñame, Güiro y Peña"),  # Spanish not in NFC
+    "Pe\u0301rez",
+    unicodedata.normalize("NFD", "Nguyễn Thị Phượng Trần Ngọc Ánh"),  # Vietnamese not in NFC: two marks a letter
+])
+def test_text_not_in_nfc_with_up_to_four_marks_a_letter_is_text(text: str) -> None:
+    """Decomposed accents, Spanish or Vietnamese, and up to four marks after decomposition, pass."""
+    assert unseen_mark(text) is None
+
+
+def test_the_search_misses_no_mark_that_decomposes_into_several() -> None:
+    """Every combining mark of this Python's Unicode whose NFD is several characters, in any plane, is found in a run
+    of three (six marks or more), which the search for five suspects in a row alone would miss."""
+    missed = []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        several = unicodedata.category(char) in ("Mn", "Me") and len(unicodedata.normalize("NFD", char)) > 1
+        if several and (unseen_mark("a" + char * 3) is None or unseen_mark("a" + char) is not None):
+            missed.append(f"U+{code:04X}")
+    assert missed == []
+
+
+def test_an_invisible_character_in_a_run_is_named_before_the_runs_length() -> None:
+    """A character drawn as nothing that is itself a mark (a variation selector, the grapheme joiner) in a run that
+    is too long is named as what it is, as before: the one a reader cannot see."""
+    assert unseen_mark("b" + ACUTE * 6 + "\u034f") == "the invisible character U+034F COMBINING GRAPHEME JOINER"
+    assert unseen_mark("b" + DIALYTIKA_TONOS + "\ufe0f") == "the invisible character U+FE0F VARIATION SELECTOR-16"
+
+
+@pytest.mark.parametrize("name", ["EST", "EST5EDT", "PST8PDT", "CST6CDT", "MST", "CET", "GMT0", "Zulu"])
+def test_the_legacy_names_of_rules_and_of_utc_are_known(name: str) -> None:
+    """The tz database's names of rules a clock follows (EST, EST5EDT, PST8PDT...) and of UTC (GMT0, Zulu) are the
+    same offsets on every host: known, as the docstring of known_zone says."""
+    assert known_zone(name)
+
+
 @pytest.mark.parametrize("name", ["Factory", "localtime", "posixrules", "posix/America/Panama", "right/UTC",
                                   "right/America/Panama", "", "Mars/Olympus_Mons", "../../etc/passwd",
                                   "america/panama"])

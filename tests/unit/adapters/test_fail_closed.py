@@ -390,3 +390,19 @@ def test_positions_at_sea_are_not_held_against_their_zone(one: Callable[..., dic
     sample = next((SAMPLES / "senan").glob("*.json"))
     first = sample.read_bytes().split(b"\n{")[0]
     assert one("senan", first)["location"] is not None
+
+
+@pytest.mark.parametrize("value, count", [("q" + "\u0344" * 4, 8), ("\u0f40" + "\u0f73" * 4, 8),
+                                          ("q" + "\u0344" * 2 + "\u0301", 5), ("\u0c15" + "\u0c48" * 3, 6)])
+def test_text_counts_a_run_of_marks_in_its_decomposition(value: str, count: int) -> None:
+    """A mark that decomposes into two counts as two, whether NFC undoes it (U+0344, U+0F73) or keeps it whole
+    (U+0C48 TELUGU VOWEL SIGN AI): the adapters and the broker count a run alike (on a q, with which no mark
+    composes)."""
+    err = _error(f.text, f"Pérez {value}", "Apellidos", 100)
+    assert err.reason == f.INVISIBLE and f"a run of {count} combining marks on one character" in str(err)
+
+
+@pytest.mark.parametrize("value", ["q\u0344\u0344", "Pe\u0301rez", unicodedata.normalize("NFD", "Nguyễn Thị Phượng")])
+def test_text_takes_decomposed_accents_and_four_marks_after_decomposition(value: str) -> None:
+    """Four marks after decomposition, and decomposed Spanish or Vietnamese, are text (given back in NFC)."""
+    assert f.text(value, "Apellidos", 100) == unicodedata.normalize("NFC", value)

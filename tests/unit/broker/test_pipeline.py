@@ -550,3 +550,30 @@ def test_a_record_dead_lettered_for_a_time_ahead_leaves_no_time_ahead_in_the_cha
     honest, alert = _record(NOW_MS - DAY_MS, NOW_MS - 5)
     replay = _pipeline({}).process(honest, {alert["alert_id"]}, NOW)
     assert replay.dead_reason == "replay" and replay.entry["ingress_ms"] == NOW_MS - 5  # kept as Kafka gave it
+
+
+@pytest.mark.parametrize("path", ["summary", "payload.person.surnames"])
+@pytest.mark.parametrize("marks, count", [("\u0344" * 4, 8), ("\u0f73" * 4, 8), ("\u0344" * 2 + "\u0301", 5),
+                                          ("\u0301" + "\u0344" * 2, 5)])
+def test_a_run_of_marks_that_decompose_is_dead_lettered_by_its_decomposition(marks: str, count: int,
+                                                                             path: str) -> None:
+    """A mark that decomposes into two (U+0344 COMBINING GREEK DIALYTIKA TONOS, U+0F73 TIBETAN VOWEL SIGN II) counts
+    as two, as it is drawn and as the adapters count it after NFC: four of them on one letter are eight marks and
+    dead-lettered, though four code points; so is a run the byte search's five suspects in a row would not find."""
+    base = "\u0f40" if "\u0f73" in marks else "a"
+    out = _admitted(_set(path, f"Pérez {base}{marks}z"))
+    assert out.dead_reason == "invalid" and not out.feeds
+    assert f"a run of {count} combining marks on one character" in out.entry["detail"]
+    assert "Pérez" not in out.entry["detail"]
+    walked = hidden_char({"a": ["C:\\temp", f"Pérez {base}{marks}z"]})  # the walk of the strings counts the same
+    assert walked == f"a run of {count} combining marks on one character"
+
+
+@pytest.mark.parametrize("path", ["summary", "payload.person.surnames"])
+@pytest.mark.parametrize("fine", ["a\u0344\u0344 y \u0f40\u0f73", "Pe\u0301rez Go\u0301mez Pen\u0303a",
+                                  unicodedata.normalize("NFD", "Nguyễn Thị Phượng")])
+def test_decomposed_text_with_up_to_four_marks_a_letter_is_admitted(fine: str, path: str) -> None:
+    """Four marks after decomposition, and Spanish or Vietnamese not in NFC (as a publisher other than the adapters
+    may send them), are admitted."""
+    out = _admitted(_set(path, fine))
+    assert out.dead_reason is None and out.feeds
