@@ -16,12 +16,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from policies._model import Number, OptionalWholeNumber, WholeNumber
+
 # Matched as written (no whitespace stripping): ``"DARIEN "`` is refused, not made a second ``DARIEN``
 # whose outline would replace the real one.
 AreaCode = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 _Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
-Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+# A number as YAML reads it (not `true`, not "9.1"), finite, within bounds.
+Latitude = Annotated[Number, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[Number, Field(ge=-180, le=180, allow_inf_nan=False)]
 Ring = Annotated[list[tuple[Latitude, Longitude]], Field(min_length=3, max_length=5000)]
 Kind = Literal["province", "border sector"]
 _FAR = 1e12  # beyond any coordinate, in degrees or in the units of a test's polygon
@@ -40,7 +43,7 @@ class AreaEntry(_Frozen):
 
     name: _Text
     note: _Text | None = None
-    precision_km: int | None = Field(default=None, ge=1, le=100)  # when coarser than the file's
+    precision_km: OptionalWholeNumber = Field(default=None, ge=1, le=100)  # when coarser than the file's
     outline: list[Ring] = Field(min_length=1, max_length=100)
 
     @field_validator("outline")
@@ -56,7 +59,7 @@ class AreasFile(_Frozen):
     """areas.yaml: the outline of every province and border sector code an agreement's area may name."""
 
     source: _Text
-    precision_km: int = Field(ge=1, le=100)
+    precision_km: WholeNumber = Field(ge=1, le=100)
     provinces: dict[AreaCode, AreaEntry] = {}
     border_sectors: dict[AreaCode, AreaEntry] = {}
 

@@ -7,6 +7,7 @@ partner, a schema field) is checked against the whole set in ``_check``.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
@@ -22,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 
 def _int_to_str(value: Any) -> Any:
@@ -30,6 +32,87 @@ def _int_to_str(value: Any) -> Any:
         return str(value)
     return value
 
+
+def _read_as(value: Any) -> tuple[str, str]:
+    """What YAML read ``value`` as, and the value as the file would show it (empty for a list or mapping)."""
+    if isinstance(value, bool):
+        return "a boolean", "true" if value else "false"
+    if value is None:
+        return "null", "no value"
+    if isinstance(value, int):
+        text = str(value)
+        return "a whole number", text if len(text) <= 40 else text[:40] + "..."
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN, not a number", ".nan"
+        if math.isinf(value):
+            return "infinity", ".inf" if value > 0 else "-.inf"
+        return "a decimal number", repr(value)
+    if isinstance(value, str):
+        return "text", repr(value if len(value) <= 40 else value[:40] + "...")
+    if isinstance(value, datetime):
+        return "a date and time", value.isoformat()
+    if isinstance(value, date):
+        return "a date", value.isoformat()
+    if isinstance(value, list | tuple):
+        return "a list", ""
+    if isinstance(value, dict):
+        return "a mapping", ""
+    return type(value).__name__, ""
+
+
+def _wrong(value: Any, want: str) -> PydanticCustomError:
+    """A one-line error for a scalar of the wrong kind: ``YAML read this as text ('180'); give a whole number``."""
+    kind, shown = _read_as(value)
+    # the values are the template's context, never part of it: a brace in the file stays a brace
+    return PydanticCustomError(
+        "yaml_kind",
+        "YAML read this as {kind}{shown}; give {want}",
+        {"kind": kind, "shown": f" ({shown})" if shown else "", "want": want},
+    )
+
+
+def _whole(value: Any) -> Any:
+    # Not a bool (`true` is no number of days), not text ("180"), not a decimal (180.0).
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _wrong(value, "a whole number, unquoted")
+
+
+def _number(value: Any) -> Any:
+    # An int or a finite float; not a bool, not text ("0.01", which YAML also makes of 1e-3).
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        raise _wrong(value, "a finite number")
+    if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+[eE][-+]?[0-9]+", value):
+        raise _wrong(value, "a number with a decimal point (YAML reads 1e-3 as text, 1.0e-3 as a number)")
+    raise _wrong(value, "a number, unquoted")
+
+
+def _flag(value: Any) -> Any:
+    # Only true or false (the loader refuses yes/no/on/off); not "off", not 1.
+    if isinstance(value, bool):
+        return value
+    raise _wrong(value, "true or false, unquoted")
+
+
+def _or_none(check: Any) -> Any:
+    def checked(value: Any) -> Any:
+        return None if value is None else check(value)
+
+    return checked
+
+
+# Scalars as YAML reads them, and nothing pydantic would convert to them: an int field takes a YAML
+# integer only, a float field an integer or a finite decimal, a bool field true or false.
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
+Number = Annotated[float, BeforeValidator(_number)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+OptionalWholeNumber = Annotated[int | None, BeforeValidator(_or_none(_whole))]
+OptionalNumber = Annotated[float | None, BeforeValidator(_or_none(_number))]
 
 # No whitespace stripping: a code is matched as written, so ``"H2 "`` is refused rather than made
 # ``H2``, where it would silently replace the real entry of a map keyed by codes.
@@ -129,8 +212,8 @@ class Grading(_Model):
 class ViewSettings(_Model):
     mask: Annotated[str, StringConstraints(min_length=1, max_length=16)] = "■■■"
     pseudonym_prefix: Annotated[str, StringConstraints(min_length=1, max_length=8)] = "ps:"
-    pseudonym_length: int = Field(default=16, ge=12, le=52)
-    grid: float = Field(default=0.1, gt=0, le=10)
+    pseudonym_length: WholeNumber = Field(default=16, ge=12, le=52)
+    grid: Number = Field(default=0.1, gt=0, le=10)
 
 
 class Envelope(_Model):
@@ -210,7 +293,7 @@ def _bare_action(value: Any) -> Any:
 
 class FieldRule(_Model):
     action: Action
-    grid: float | None = Field(default=None, gt=0, le=10)  # generalise a number to this grid
+    grid: OptionalNumber = Field(default=None, gt=0, le=10)  # generalise a number to this grid
     to: Literal["year", "day", "hour"] | None = None  # generalise a date or a timestamp
     domain: Code | None = None  # pseudonymise: values in the same domain get the same pseudonym
     why: Text | None = None
@@ -239,7 +322,7 @@ class Area(_Model):
 
 class WatchlistCondition(_Model):
     risk_levels: list[Code] = Field(min_length=1)
-    or_own_list: bool = False  # also release hits on the partner's own lists, whatever their risk
+    or_own_list: Flag = False  # also release hits on the partner's own lists, whatever their risk
 
 
 class When(_Model):
@@ -279,13 +362,13 @@ class Agreement(_Model):
     valid_until: CalendarDate
     max_classification: Code
     min_grading: MinGrading | None = None
-    onward_sharing: bool
-    retention_days: int = Field(ge=1, le=36500)
+    onward_sharing: Flag
+    retention_days: WholeNumber = Field(ge=1, le=36500)
     # How long a partner has, after the broker sends it a recall notice, to acknowledge the recall
     # with a signed RECALLED receipt (its software deletes its copy and says so). Auditors check
     # each recall notice against it. A year bounds it: a deadline longer than that is none at all;
     # `puente policy lint` is the place to question anything over 30 days.
-    recall_ack_hours: int = Field(default=72, ge=1, le=8760)
+    recall_ack_hours: WholeNumber = Field(default=72, ge=1, le=8760)
     covers: list[Cover] = Field(min_length=1)
 
     @model_validator(mode="after")

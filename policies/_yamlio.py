@@ -6,16 +6,27 @@ file that would let a second ``payload.person.surnames: keep`` undo a
 are refused too: a few lines of aliases can stand for billions of values
 (the "billion laughs"), and a policy file has no need of them. Nesting is
 bounded (the composer recurses) and so is a file's size.
+
+Every mapping key must be a plain or quoted string: a key YAML reads as
+something else (``yes`` a boolean, ``1`` a number, ``2026-01-01`` a date,
+``~`` null, ``!!binary ...`` bytes) would be made a string by validation
+after the duplicate check above had compared it as read, and could then
+silently replace the entry a reader of the file sees. Explicit tags
+(``!!binary``, ``!!set``, ``!!omap``, ``!!str``...) are refused wherever they
+are, and so are YAML 1.1's other spellings of booleans (``yes``, ``off``)
+and of integers (``010``, ``0x10``, ``1_000``, ``1:30``): a policy file says
+``true``, ``false`` and ``180`` as its reader would read them.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.composer import Composer
@@ -39,6 +50,17 @@ from puente.strict import TooLarge, printable, read_bounded
 
 MAX_BYTES = 8 * 1024 * 1024  # the largest policy file, areas.yaml, is a few tens of KB
 MAX_DEPTH = 40  # a policy file nests a dozen levels at most
+_STR = "tag:yaml.org,2002:str"
+_BOOL_TEXT = frozenset({"true", "false", "True", "False", "TRUE", "FALSE"})  # YAML 1.2's spellings
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+_KEY_KINDS = {  # what YAML reads a plain key as, by the tag its resolver gives it
+    "tag:yaml.org,2002:bool": "a boolean",
+    "tag:yaml.org,2002:int": "a whole number",
+    "tag:yaml.org,2002:float": "a decimal number",
+    "tag:yaml.org,2002:null": "null",
+    "tag:yaml.org,2002:timestamp": "a date",
+    "tag:yaml.org,2002:value": "YAML's value indicator",
+}
 
 
 class _Refused(Exception):
@@ -50,10 +72,18 @@ class _Refused(Exception):
         self.problem = problem
 
 
+def _short_tag(tag: object) -> str:
+    """``tag:yaml.org,2002:binary`` -> ``!!binary``, at most 40 characters."""
+    text = str(tag)
+    text = "!!" + text[len("tag:yaml.org,2002:") :] if text.startswith("tag:yaml.org,2002:") else text
+    return printable(text[:40])
+
+
 class _StrictChecks(Composer, SafeConstructor, Resolver):
-    """SafeLoader's composing and constructing, refusing duplicate mapping keys, anchors, aliases and
-    deep nesting. The parser comes from the loaders below; PyYAML's own composer (first in their
-    method order) builds the node tree, so every node passes ``compose_node`` here."""
+    """SafeLoader's composing and constructing, refusing duplicate mapping keys, anchors, aliases,
+    explicit tags, booleans and integers in YAML 1.1's other spellings, and deep nesting. The parser
+    comes from the loaders below; PyYAML's own composer (first in their method order) builds the node
+    tree, so every node passes ``compose_node`` here."""
 
     _depth = 0
     BYTE_POSITIONS = False
@@ -69,6 +99,13 @@ class _StrictChecks(Composer, SafeConstructor, Resolver):
             )
         if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
             raise _Refused(line, f"anchor &{event.anchor[:40]} refused: policy files may not use anchors or aliases")
+        tag = getattr(event, "tag", None)  # set only when the file writes one (`!!binary`, `!`, `!foo`)
+        if isinstance(event, yaml.NodeEvent) and tag is not None:
+            raise _Refused(
+                line,
+                f"tag {_short_tag(tag)} refused: policy files may not use YAML tags; "
+                "write the value plainly (quote it if it is text)",
+            )
         if self._depth >= MAX_DEPTH:
             raise _Refused(line, f"nested deeper than {MAX_DEPTH} levels")
         self._depth += 1
@@ -87,21 +124,83 @@ class _StrictChecks(Composer, SafeConstructor, Resolver):
             why = f": {str(exc)[:80]}" if isinstance(exc, ValueError | OverflowError) else ""  # not Python's internals
             raise yaml.constructor.ConstructorError(None, None, f"not a valid {kind}{why}", node.start_mark) from None
 
+    def construct_yaml_bool(self, node: ScalarNode) -> bool:
+        value = bool(super().construct_yaml_bool(node))
+        if node.value not in _BOOL_TEXT:  # yes, No, on, OFF...
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{printable(str(node.value)[:40])} is read by YAML as a boolean ({str(value).lower()}); "
+                "write true or false, or quote it if it is text",
+                node.start_mark,
+            )
+        return value
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        value = int(super().construct_yaml_int(node))
+        if not _DECIMAL.fullmatch(str(node.value)):  # 010 (octal), 0x10, 0b10, 1_000, 1:30 (base 60)
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{printable(str(node.value)[:40])} is read by YAML as the number {str(value)[:40]}; "
+                "write it in plain decimal digits, or quote it if it is text",
+                node.start_mark,
+            )
+        return value
+
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
-            try:
-                first = seen.get(key)
-            except TypeError:  # an unhashable key; the base class reports it properly
-                continue
+            if not (isinstance(key_node, ScalarNode) and key_node.tag == _STR):  # read_yaml's key check came first
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key on line {line} is not text", key_node.start_mark
+                )
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key on line {line} is not text", key_node.start_mark
+                )
+            first = seen.get(key)
             if first is not None:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (first on line {first})", key_node.start_mark
                 )
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+    # SafeConstructor's table, with this class's booleans and integers (a copy: SafeLoader's stays as it is)
+    yaml_constructors: ClassVar[dict[Any, Any]] = {
+        **SafeConstructor.yaml_constructors,
+        "tag:yaml.org,2002:bool": construct_yaml_bool,
+        "tag:yaml.org,2002:int": construct_yaml_int,
+    }
+
+
+def _check_keys(node: Node, path: tuple[int | str, ...] = ()) -> None:
+    """Refuse, with where it is and what to write, a mapping key that YAML does not read as text."""
+    if isinstance(node, SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_keys(item, (*path, index))
+        return
+    if not isinstance(node, MappingNode):
+        return
+    where = f"{dotted(path)}: " if path else ""
+    for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
+        if isinstance(key_node, SequenceNode | MappingNode):
+            kind = "a list" if isinstance(key_node, SequenceNode) else "a mapping"
+            raise _Refused(line, f"{where}the key on line {line} is {kind}; a key must be a name")
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            raise _Refused(
+                line,
+                f"{where}merge key << on line {line} refused: policy files may not use merge keys; write each key out",
+            )
+        if key_node.tag != _STR:
+            kind = _KEY_KINDS.get(str(key_node.tag), _short_tag(key_node.tag))
+            text = printable(str(key_node.value)[:40]) or "an empty key"
+            raise _Refused(line, f"{where}the key on line {line} is read by YAML as {kind} ({text}); quote it")
+        _check_keys(value_node, (*path, str(key_node.value)))
 
 
 class _LibyamlLoader(_StrictChecks, CParser):
@@ -190,6 +289,8 @@ def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
         raise _unreadable(label, raw, text, exc, _StrictLoader.BYTE_POSITIONS) from exc
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _check_keys(node)
         data = loader.construct_document(node) if node is not None else None
     except _Refused as exc:
         raise PolicyError(f"{label}:{exc.line}: {exc.problem}") from None

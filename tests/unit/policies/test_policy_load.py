@@ -279,8 +279,9 @@ def test_a_code_with_whitespace_is_refused_not_made_a_twin(policy_copy: Any, pat
 
 
 def test_codes_that_read_the_same_are_refused(policy_copy: Any) -> None:
-    """YAML's ``1`` and ``"1"`` are two keys to the reader and one code to the policy: refused, not merged."""
+    """YAML's ``1`` and ``"1"`` are two keys to the reader and one code to the policy: refused, not merged (the
+    unquoted one first, as a key YAML reads as a number)."""
     policy_copy.replace("vocabulary.yaml", "  H2:\n", '  1:\n    effect: none\n    description: one\n'
                                                      '  "1":\n    effect: needs_consent\n    description: one again\n'
                                                      "  H2:\n")
-    assert "code '1' is given twice" in _error(policy_copy)
+    assert "read by YAML as a whole number (1); quote it" in _error(policy_copy)

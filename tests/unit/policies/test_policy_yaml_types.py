@@ -1,0 +1,253 @@
+"""What YAML reads a key or a value as is what the policy holds: no key a reader sees as one thing and the
+loader as another, no scalar converted to a kind the file does not show, one line saying what to write."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies import load_policy_set
+from policies._yamlio import read_yaml
+from puente.errors import PolicyError
+
+AGREEMENT = "agreements/combifron.yaml"
+REMARKS = "      payload.remarks: {action: drop, why: free text from patrol reports may name sources}"
+HEADCOUNT = "      payload.headcount: keep"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _problem(policy_copy: Any) -> str:
+    """The one problem line of a policy that does not load (the heading names the directory)."""
+    with pytest.raises(PolicyError) as caught:
+        policy_copy.load()
+    heading, *problems = str(caught.value).splitlines()
+    assert "do not validate" in heading
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def _read(tmp_path: Path, body: str) -> Any:
+    path = tmp_path / "policy.yaml"
+    path.write_text(body, encoding="utf-8")
+    return read_yaml(path, "policy.yaml")[0]
+
+
+# ---- a !!binary key cannot stand in for a written one ----------------------------------------------------------
+
+
+def test_a_binary_key_cannot_undo_a_field_rule(policy_copy: Any) -> None:
+    """``!!binary cGF5bG9hZC5yZW1hcmtz: keep`` is bytes to the duplicate check and ``payload.remarks`` once
+    validated: it would keep the field a grep of the file shows dropped. Refused, naming file and line."""
+    policy_copy.replace(AGREEMENT, REMARKS, f"{REMARKS}\n      !!binary {_b64('payload.remarks')}: keep")
+    line = policy_copy.line_of(AGREEMENT, "!!binary")
+    assert _problem(policy_copy) == (
+        f"{AGREEMENT}:{line}: tag !!binary refused: policy files may not use YAML tags; "
+        "write the value plainly (quote it if it is text)"
+    )
+
+
+def test_a_binary_key_cannot_replace_a_caveat(policy_copy: Any) -> None:
+    """``!!binary T1JDT04=:`` would replace ORCON's entry (needs consent) with one of effect none."""
+    policy_copy.replace(
+        "vocabulary.yaml", "  LES:\n", f"  !!binary {_b64('ORCON')}:\n    effect: none\n    description: x\n  LES:\n"
+    )
+    line = policy_copy.line_of("vocabulary.yaml", "!!binary")
+    assert _problem(policy_copy).startswith(f"vocabulary.yaml:{line}: tag !!binary refused")
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "!!binary",
+        "!!set",
+        "!!omap",
+        "!!pairs",
+        "!!str",
+        "!!float",
+        "!!int",
+        "!!map",
+        "!!timestamp",
+        "!",
+        "!custom",
+        "!!python/name:os.system",
+    ],
+)
+def test_every_explicit_tag_is_refused(tmp_path: Path, tag: str) -> None:
+    with pytest.raises(PolicyError, match=rf"^policy\.yaml:2: tag {tag[:2]}\S* refused: policy files may not use"):
+        _read(tmp_path, f"a: 1\nb: {tag} {{}}\n" if tag in ("!!set", "!!map") else f"a: 1\nb: {tag} x\n")
+
+
+# ---- a key YAML does not read as text --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        ("yes", "a boolean (yes)"),
+        ("true", "a boolean (true)"),
+        ("Off", "a boolean (Off)"),
+        ("1", "a whole number (1)"),
+        ("0x1F", "a whole number (0x1F)"),
+        ("1.5", "a decimal number (1.5)"),
+        (".nan", "a decimal number (.nan)"),
+        ("2026-01-01", "a date (2026-01-01)"),
+        ("null", "null (null)"),
+        ("~", "null (~)"),
+        ("=", "YAML's value indicator (=)"),
+    ],
+)
+def test_a_key_read_as_no_text_is_refused_with_what_to_do(policy_copy: Any, key: str, kind: str) -> None:
+    """``yes: keep`` among the field rules is the key True to YAML and "True" to validation: refused, saying
+    what YAML read and to quote it, naming the file, the line and where in the file."""
+    policy_copy.replace(AGREEMENT, HEADCOUNT, f"      {key}: keep")
+    line = policy_copy.line_of(AGREEMENT, f"      {key}: keep")
+    assert _problem(policy_copy) == (
+        f"{AGREEMENT}:{line}: covers[0].fields: the key on line {line} is read by YAML as {kind}; quote it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("a: 1\n? \n: x\n", "policy.yaml:2: the key on line 2 is read by YAML as null (an empty key); quote it"),
+        ("a:\n  ? [x, y]\n  : 1\n", "policy.yaml:2: a: the key on line 2 is a list; a key must be a name"),
+        ("a:\n  ? {x: 1}\n  : 1\n", "policy.yaml:2: a: the key on line 2 is a mapping; a key must be a name"),
+        ("a:\n  <<: {b: 1}\n", "policy.yaml:2: a: merge key << on line 2 refused: policy files may not use merge keys"),
+        (
+            "a:\n  - b: 1\n    2025-06-01T10:00:00Z: 2\n",
+            "policy.yaml:3: a[0]: the key on line 3 is read by YAML as a date (2025-06-01T10:00:00Z); quote it",
+        ),
+    ],
+)
+def test_keys_that_are_no_names_are_refused_anywhere(tmp_path: Path, body: str, expected: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _read(tmp_path, body)
+    assert str(caught.value).startswith(expected)
+
+
+def test_quoted_keys_are_text_and_still_compared_as_written(tmp_path: Path) -> None:
+    """Quoting is the way to write such a key; a quoted key equal to a plain one is a duplicate."""
+    assert _read(tmp_path, '"yes": 1\n"1": 2\n\'2026-01-01\': 3\n"~": 4\n') == {
+        "yes": 1,
+        "1": 2,
+        "2026-01-01": 3,
+        "~": 4,
+    }
+    with pytest.raises(PolicyError, match=r"^policy\.yaml:2: duplicate key 'payload\.remarks' \(first on line 1\)"):
+        _read(tmp_path, 'payload.remarks: drop\n"payload.remarks": keep\n')
+
+
+# ---- booleans and integers only as a reader reads them ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("yes", "yes is read by YAML as a boolean (true); write true or false, or quote it if it is text"),
+        ("No", "No is read by YAML as a boolean (false); write true or false"),
+        ("ON", "ON is read by YAML as a boolean (true)"),
+        ("010", "010 is read by YAML as the number 8; write it in plain decimal digits, or quote it if it is text"),
+        ("0b11", "0b11 is read by YAML as the number 3"),
+        ("1_000", "1_000 is read by YAML as the number 1000"),
+        ("1:30", "1:30 is read by YAML as the number 90"),
+    ],
+)
+def test_yaml_1_1_spellings_of_booleans_and_integers_are_refused(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _read(tmp_path, f"a: 1\nb: [x, {text}]\n")
+    assert str(caught.value).startswith(f"policy.yaml:2: {expected}")
+    assert "\n" not in str(caught.value)
+
+
+def test_plain_booleans_and_integers_still_read(tmp_path: Path) -> None:
+    assert _read(tmp_path, "a: [true, false, True, FALSE, 0, 180, -5, +7, 0.01, 1.0e-3, '010', 'yes']\n") == {
+        "a": [True, False, True, False, 0, 180, -5, 7, 0.01, 0.001, "010", "yes"]
+    }
+
+
+# ---- scalars of the wrong kind, field by field ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("relative", "old", "new", "expected"),
+    [
+        (AGREEMENT, "retention_days: 180", "retention_days: true",
+         "retention_days: YAML read this as a boolean (true); give a whole number, unquoted"),
+        (AGREEMENT, "retention_days: 180", 'retention_days: "180"',
+         "retention_days: YAML read this as text ('180'); give a whole number, unquoted"),
+        (AGREEMENT, "retention_days: 180", "retention_days: 180.0",
+         "retention_days: YAML read this as a decimal number (180.0); give a whole number, unquoted"),
+        (AGREEMENT, "retention_days: 180", "retention_days: !!str 180",
+         "tag !!str refused: policy files may not use YAML tags; write the value plainly (quote it if it is text)"),
+        (AGREEMENT, "retention_days: 180", "retention_days: 0x10",
+         "0x10 is read by YAML as the number 16; write it in plain decimal digits, or quote it if it is text"),
+        (AGREEMENT, "recall_ack_hours: 72", "recall_ack_hours: 72.5",
+         "recall_ack_hours: YAML read this as a decimal number (72.5); give a whole number, unquoted"),
+        (AGREEMENT, "onward_sharing: false", 'onward_sharing: "off"',
+         "onward_sharing: YAML read this as text ('off'); give true or false, unquoted"),
+        (AGREEMENT, "onward_sharing: false", "onward_sharing: 0",
+         "onward_sharing: YAML read this as a whole number (0); give true or false, unquoted"),
+        (AGREEMENT, "onward_sharing: false", "onward_sharing: yes",
+         "yes is read by YAML as a boolean (true); write true or false, or quote it if it is text"),
+        (AGREEMENT, "onward_sharing: false", "onward_sharing: off",
+         "off is read by YAML as a boolean (false); write true or false, or quote it if it is text"),
+        (AGREEMENT, "or_own_list: true", 'or_own_list: "true"',
+         "covers[2].when.watchlist.or_own_list: YAML read this as text ('true'); give true or false, unquoted"),
+        (AGREEMENT, "grid: 0.01, why", 'grid: "0.01", why',
+         "covers[0].fields.location.latitude.grid: YAML read this as text ('0.01'); give a number, unquoted"),
+        (AGREEMENT, "grid: 0.01, why", "grid: true, why",
+         "covers[0].fields.location.latitude.grid: YAML read this as a boolean (true); give a number, unquoted"),
+        (AGREEMENT, "grid: 0.01, why", "grid: .nan, why",
+         "covers[0].fields.location.latitude.grid: YAML read this as NaN, not a number (.nan); give a finite number"),
+        (AGREEMENT, "grid: 0.01, why", "grid: -.inf, why",
+         "covers[0].fields.location.latitude.grid: YAML read this as infinity (-.inf); give a finite number"),
+        (AGREEMENT, "grid: 0.01, why", "grid: 1e-3, why",
+         "grid: YAML read this as text ('1e-3'); give a number with a decimal point (YAML reads 1e-3 as text, "
+         "1.0e-3 as a number)"),
+        ("vocabulary.yaml", "pseudonym_length: 16", "pseudonym_length: true",
+         "view.pseudonym_length: YAML read this as a boolean (true); give a whole number, unquoted"),
+        ("vocabulary.yaml", "grid: 0.1 ", 'grid: "0.1" ',
+         "view.grid: YAML read this as text ('0.1'); give a number, unquoted"),
+        ("vocabulary.yaml", "grid: 0.1 ", "grid: .NaN ",
+         "view.grid: YAML read this as NaN, not a number (.nan); give a finite number"),
+        ("areas.yaml", "precision_km: 10", "precision_km: 10.0",
+         "precision_km: YAML read this as a decimal number (10.0); give a whole number, unquoted"),
+        ("areas.yaml", "precision_km: 10", "precision_km: false",
+         "precision_km: YAML read this as a boolean (false); give a whole number, unquoted"),
+    ],
+)  # fmt: skip
+def test_a_scalar_of_the_wrong_kind_is_one_line_naming_file_line_and_field(
+    policy_copy: Any, relative: str, old: str, new: str, expected: str
+) -> None:
+    """``retention_days: true`` is no 1, ``"180"`` no 180, ``"off"`` no false, ``"0.01"`` no grid: each is one
+    line saying what YAML read and what to give, at the file and line of the value."""
+    policy_copy.replace(relative, old, new)
+    line = policy_copy.line_of(relative, new.strip())
+    problem = _problem(policy_copy)
+    assert problem.startswith(f"{relative}:{line}: ")
+    assert problem.endswith(expected)
+
+
+def test_an_area_coordinate_must_be_a_number(policy_copy: Any) -> None:
+    """A latitude of ``true`` is no 1.0, nor ``"9.54"`` 9.54."""
+    policy_copy.replace("areas.yaml", "      - [[9.54, -82.95]", '      - [[true, "-82.95"]')
+    line = policy_copy.line_of("areas.yaml", "[[true")
+    with pytest.raises(PolicyError) as caught:
+        policy_copy.load()
+    assert str(caught.value).splitlines()[1:] == [
+        f"areas.yaml:{line}: provinces.BOCAS_DEL_TORO.outline[0][0][0]: YAML read this as a boolean (true); "
+        "give a number, unquoted",
+        f"areas.yaml:{line}: provinces.BOCAS_DEL_TORO.outline[0][0][1]: YAML read this as text ('-82.95'); "
+        "give a number, unquoted",
+    ]
+
+
+def test_the_shipped_policy_still_reads_its_numbers_and_flags() -> None:
+    policy = load_policy_set()
+    assert policy.version.startswith("sha256:")
