@@ -8,6 +8,7 @@ quietly decide differently from what its author meant.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -93,7 +94,56 @@ def _check_feeds(doc: Doc[PartnersFile]) -> Iterator[Finding]:
                           f"would share one feed; give {p.id} a feed of its own")
 
 
+# The vocabulary's codes are read by people (on a marking, in an agreement) and matched by the code exactly:
+# two codes a reader takes for one would mean two things to the policy. "orcon" beside ORCON (effect none)
+# would release what ORCON withholds, a second "secreto" low on the scale what SECRETO protects. So a code
+# is written in capitals, digits and '_', as markings carry them, and is unique in its name space whatever
+# its case, separators ('_', '-', '.') or look-alike characters (0 and O, 1, I and l).
+VOCABULARY_CODE = re.compile(r"[A-Z0-9]+(?:_[A-Z0-9]+)*")
+_LOOKALIKES = str.maketrans({"0": "o", "1": "i", "l": "i", "-": "_", ".": "_"})
+
+
+def code_key(code: str) -> str:
+    """What tells ``code`` apart from another code as a reader sees it: ``Orcon``, ``0RCON``, ``ORCON`` are one."""
+    return code.casefold().translate(_LOOKALIKES)
+
+
+def _check_codes(src: PolicySources) -> Iterator[Finding]:
+    """Every vocabulary code is a capitals identifier, unique in its name space under ``code_key``."""
+    doc, vocab = src.vocabulary, src.vocabulary.model
+    # (name space, what a message calls a code, [(code, location in the file)])
+    spaces: list[tuple[str, str, list[tuple[str, tuple[str | int, ...]]]]] = [
+        ("classification", "level", [(c, ("classification", "scale", i))
+                                     for i, c in enumerate(vocab.classification.scale)]),
+        # One name space: a marking's caveats and handling code sit side by side, and both name their
+        # checks by code (caveat.H2 and handling.H2 would read as one restriction).
+        ("caveats and handling codes", "code", [*((c, ("caveats", c)) for c in vocab.caveats),
+                                                *((c, ("handling_codes", c)) for c in vocab.handling_codes)]),
+        ("reliability grades", "grade", [(c, ("grading", "reliability", i))
+                                         for i, c in enumerate(vocab.grading.reliability)]),
+        ("credibility grades", "grade", [(c, ("grading", "credibility", i))
+                                         for i, c in enumerate(vocab.grading.credibility)]),
+        ("home", "country", [(vocab.home.country, ("home", "country"))]),
+    ]
+    for space, noun, codes in spaces:
+        seen: dict[str, tuple[int, str]] = {}
+        for i, (code, loc) in enumerate(codes):
+            where = doc.where(*loc)
+            if not VOCABULARY_CODE.fullmatch(code):
+                fixed = code.upper()
+                hint = f" ({fixed})" if VOCABULARY_CODE.fullmatch(fixed) else ""
+                yield Finding(where, "invalid", f"{space}: {noun} {code} must be written in capitals, digits and "
+                                                f"'_'{hint}, as markings carry it")
+            j, other = seen.setdefault(code_key(code), (i, code))
+            if j != i:
+                yield Finding(where, "invalid",
+                              f"{space}: {noun} {code} and {noun} {other} differ only in case, separators or "
+                              f"look-alike characters (0/O, 1/I/l): a reader takes them for one {noun}, the policy "
+                              f"for two; keep one and remove or rename the other")
+
+
 def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
+    yield from _check_codes(src)
     vocab, doc = src.vocabulary.model, src.partners
     scale = set(vocab.classification.scale)
     # Ids are told apart as a person reads them: "usa" and "USA" are one name, whatever the case; and as Kafka
@@ -103,6 +153,16 @@ def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
             yield Finding(doc.where("partners"), "invalid", f"partner id {name} appears {count} times "
                                                             "(ids differing only in case, or in '.' against '_', "
                                                             "are one id)")
+    # ... and as a reader tells them apart on a marking: "C0L" (a zero) beside COL would be two partners to the
+    # policy and one to whoever writes "REL TO C0L".
+    looks: dict[str, tuple[str, str]] = {}  # code_key -> (the key above, the id)
+    for i, p in enumerate(doc.model.partners):
+        exact = p.id.casefold().replace(".", "_")
+        other_exact, other = looks.setdefault(code_key(p.id), (exact, p.id))
+        if other_exact != exact:  # (the same key above is reported above)
+            yield Finding(doc.where("partners", i, "id"), "invalid",
+                          f"partner id {p.id} and partner id {other} differ only in look-alike characters (0/O, "
+                          "1/I/l) or separators: markings naming one would be read as naming the other; rename one")
     yield from _check_feeds(doc)
     # Markings name a partner by its id or its country (releasable_to, consent): the two name spaces
     # meet, so an id must never be another country's code, in any case, or "REL TO COL" (an agency's
