@@ -49,12 +49,14 @@ def plan_fields(fields: Mapping[str, FieldInfo], cover: Cover, envelope: Collect
     Fields nothing names are planned as unnamed drops, even one that has no empty value
     (a required enum without a default): ``_check`` refuses such a plan at load. ``reviewed``
     holds the alert type's field paths in the release the policy was reviewed against: a
-    ``keep`` on a record keeps only those below it, and a newer field there is planned as an
+    ``keep`` on a record keeps only those below it, at any depth, and a newer field there is planned as an
     unnamed drop (``Planned.unreviewed``) until a rule names it or the policy names a release
     holding it. None only where every kept field is named (the recall notice).
     """
     named = cover.fields
     above = {a for path in (*named, *envelope) for a in ancestors(path)}
+    # Fields holding a field the reviewed release lacks, at any depth: keeping one keeps only what was reviewed.
+    stale = set() if reviewed is None else {a for path in fields if path not in reviewed for a in ancestors(path)}
     kids = children(fields)
     out: list[Planned] = []
 
@@ -70,11 +72,14 @@ def plan_fields(fields: Mapping[str, FieldInfo], cover: Cover, envelope: Collect
         elif path not in above:
             newer = kept and reviewed is not None and path not in reviewed
             if kept and not newer:
-                return  # kept with what holds it, and no rule below
-            info = fields[path]
-            if info.kind != "record" or info.nullable:
-                out.append(Planned(path, _DROP, False, newer))
-                return
+                if path not in stale:
+                    return  # kept with what holds it, and no rule below or newer field under it
+                # reviewed, but something newer is under it: keep it and look further down
+            else:
+                info = fields[path]
+                if info.kind != "record" or info.nullable:
+                    out.append(Planned(path, _DROP, False, newer))
+                    return
         for child in kids.get(path, ()):  # a required record nothing keeps: drop its fields one by one
             walk(child, kept)
 
