@@ -22,7 +22,7 @@ from policies._fields import EPOCH, FieldInfo
 from policies._model import Action, Agreement, Cover, Effect, Envelope, FieldRule, Partner, ViewSettings, Vocabulary
 from policies._plan import plan_fields
 from policies._source import PolicySources
-from policies._view import Step, compile_step
+from policies._view import Fits, Step, compile_fits, compile_step
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,7 @@ class CompiledCover:
     steps: tuple[Step, ...]
     redactions: tuple[Redaction, ...]
     release_reason: str
+    fits: Fits  # what an alert of the type may hold (``_view.Fits``): a view is built only of one that fits
     pseudonymises: bool = False  # a field rule pseudonymises: a view needs the agreement's pseudonym key
 
 
@@ -195,7 +196,7 @@ def _detail(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> str:
 
 def _cover(
     cover: Cover, agreement: CompiledAgreement, fields: Mapping[str, FieldInfo], vocab: Vocabulary, areas: Areas,
-    reviewed: Collection[str],
+    reviewed: Collection[str], fits: Fits,
 ) -> CompiledCover:
     steps: list[Step] = []
     redactions: list[Redaction] = []
@@ -217,7 +218,7 @@ def _cover(
     )
     pseudonymises = any(r.action == Action.PSEUDONYMISE.value for r in redactions)
     return CompiledCover(cover.rule, cover.alert_type, agreement, conditions, tuple(steps), tuple(redactions), reason,
-                         pseudonymises)
+                         fits, pseudonymises)
 
 
 def compile_policy(
@@ -234,11 +235,12 @@ def compile_policy(
     covers: dict[str, CompiledCover] = {}
     covers_for: dict[tuple[str, str], tuple[CompiledCover, ...]] = {}
     areas = compile_areas(sources.areas.model if sources.areas is not None else None)
+    fits = {alert_type: compile_fits(f) for alert_type, f in fields.items()}
     for doc in sources.agreements:
         agreement = agreements[doc.model.id] = _agreement(doc.model, sources, partners)
         for cover in doc.model.covers:
             compiled = covers[cover.rule] = _cover(cover, agreement, fields[cover.alert_type], vocab, areas,
-                                                    reviewed.get(cover.alert_type, ()))
+                                                    reviewed.get(cover.alert_type, ()), fits[cover.alert_type])
             for pid in agreement.partner_ids:
                 covers_for[(pid, cover.alert_type)] = (*covers_for.get((pid, cover.alert_type), ()), compiled)
     return PolicySet(

@@ -23,7 +23,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from policies._decision import Decision, Outcome
-from policies._fields import FieldInfo
+from policies._fields import FieldInfo, children, parent_path
 from policies._model import Action, FieldRule, ViewSettings
 from puente.errors import PolicyError
 
@@ -244,6 +244,52 @@ def compile_step(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> St
     return None if leaf is None else _walk(info.path.split("."), leaf)
 
 
+Fits = Callable[[Mapping[Any, Any]], bool]
+"""Whether a record holds only keys its schema names, at every depth, with a record (a dict) or an array of
+records (a list of dicts) wherever the schema has one: what ``build_view`` lets through, as an allow-list.
+Values are the codec's to check: a step empties a value it cannot apply to, and the codec refuses a view
+that does not fit the schema."""
+
+
+def compile_fits(fields: Mapping[str, FieldInfo]) -> Fits:
+    """The allow-list of an alert of the type whose fields are ``fields`` (its payload the type's own branch)."""
+    kids = children(fields)
+
+    def fits(paths: list[str]) -> Fits:
+        keys = frozenset(p.rsplit(".", 1)[-1] for p in paths)
+        records, arrays = [], []
+        for path in paths:
+            info, name = fields[path], path.rsplit(".", 1)[-1]
+            if info.kind == "record":
+                records.append((name, fits(kids.get(path, []))))
+            elif info.kind == "array" and info.items == "record":
+                arrays.append((name, fits(kids.get(path, []))))
+        if not records and not arrays:
+            return keys.issuperset  # (a record of plain fields: no Python frame per record)
+        nested, lists = tuple(records), tuple(arrays)
+
+        def check(rec: Mapping[Any, Any]) -> bool:
+            if not keys.issuperset(rec):
+                return False
+            for name, sub in nested:
+                value = rec.get(name)
+                if value is not None and not (isinstance(value, dict) and sub(value)):
+                    return False
+            for name, sub in lists:
+                items = rec.get(name)
+                if items is not None:
+                    if type(items) is not list:
+                        return False
+                    for item in items:
+                        if not (isinstance(item, dict) and sub(item)):
+                            return False
+            return True
+
+        return check
+
+    return fits([p for p in fields if parent_path(p) is None])
+
+
 PseudonymKeys = Callable[[str], bytes]
 """agreement id -> that agreement's pseudonym key (raising when it has none)."""
 
@@ -262,7 +308,9 @@ def build_view(
     policy set or for another alert type, is a programming error and raises
     PolicyError: a view is only ever built for a delivery. An alert that does
     not have the shape of the schema raises PolicyError too, naming the kind of
-    fault only: the message of the error underneath may quote alert content.
+    fault only: the message of the error underneath may quote alert content. So
+    does one holding a key its type's schema lacks, at any depth, or another
+    type's payload: a view is an allow-list, never a copy of whatever came.
     """
     if decision.outcome is Outcome.WITHHOLD:
         raise PolicyError("a withheld alert has no partner view")
@@ -297,6 +345,12 @@ def _apply(
         if cover.alert_type != alert_type:
             shown = alert_type if alert_type in policy_set.alert_types else "an alert of an unknown type"
             raise PolicyError(f"decision is for {cover.alert_type} alerts, not {shown}")
+    # An allow-list: an alert holding a key its type's schema lacks, or another type's payload, has no view
+    # (the codec never decodes one; a dict built elsewhere might hold anything). Checked, not filtered: what
+    # passes is copied as it is, so a view costs no more than the changes its rules make.
+    if not covers[0].fits(alert):
+        raise PolicyError(f"no view: the alert holds fields the {alert_type} schema lacks, or is not shaped as a "
+                          f"{alert_type} alert; nothing is released until it is fixed")
     view = dict(alert)  # the steps copy what they change below the top level
     for cover in covers:  # several agreements in force: each one's changes apply, the strictest prevails
         ctx = ViewContext(keys.get(cover.agreement.id), decision.partner_id, policy_set.view_settings)
