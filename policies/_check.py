@@ -407,14 +407,19 @@ def check_sources(
         found.append(Finding(src.vocabulary.where("reviewed_schema"), "invalid",
                              f"reviewed_schema {label} is not a release of the alert schema (releases: {known})"))
     found.extend(_check_envelope(src, fields))
-    for name, count in Counter(d.model.id for d in src.agreements).items():
-        if count > 1:
-            found.append(Finding("agreements/", "invalid", f"agreement id {name} is used by {count} files"))
-    rules = Counter(c.rule for d in src.agreements for c in d.model.covers)
+    # Agreement and rule ids name why a partner got a field, in every decision an auditor reads: two that read
+    # the same (COMBIFRON-BORDER and Combifron-Border, or with a 0 for an O) would be one to that reader.
+    ids = Counter(code_key(d.model.id) for d in src.agreements)
+    for doc in src.agreements:
+        if ids[code_key(doc.model.id)] > 1:
+            found.append(Finding(doc.where("id"), "invalid", f"agreement id {doc.model.id} is used by another file "
+                                 "too (ids differing only in case, separators or look-alike characters are one)"))
+    rules = Counter(code_key(c.rule) for d in src.agreements for c in d.model.covers)
     for doc in src.agreements:
         for i, cover in enumerate(doc.model.covers):
-            if rules[cover.rule] > 1:
-                found.append(Finding(doc.where("covers", i, "rule"), "invalid", f"rule id {cover.rule} is not unique"))
+            if rules[code_key(cover.rule)] > 1:
+                found.append(Finding(doc.where("covers", i, "rule"), "invalid", f"rule id {cover.rule} is not unique "
+                                     "(ids differing only in case, separators or look-alike characters are one)"))
             if "." in cover.rule:  # (see the note at the top)
                 found.append(Finding(doc.where("covers", i, "rule"), "invalid",
                                      f"rule id {cover.rule} has a dot: ids with one name the policy's own checks "

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from policies import load_policy_set
+from policies._check import code_key
 from puente.errors import PolicyError
 
 
@@ -52,8 +53,6 @@ def test_codes_differing_only_in_case_are_refused(policy_copy: Any, old: str, ne
 
 def test_look_alike_codes_and_separators_are_refused(policy_copy: Any) -> None:
     """0RCON (a zero) is ORCON to a reader; PANAMA_0NLY too; a code is unique under code_key."""
-    from policies._check import code_key  # (here: before it existed, the other tests could still run)
-
     policy_copy.replace("vocabulary.yaml", "  LES:\n", "  0RCON:\n    effect: none\n    description: x\n  LES:\n")
     line = policy_copy.line_of("vocabulary.yaml", "  0RCON:")
     message = _error(policy_copy)
@@ -97,3 +96,22 @@ def test_partner_ids_that_look_alike_are_refused(policy_copy: Any) -> None:
 def test_the_shipped_vocabulary_passes() -> None:
     ps = load_policy_set()
     assert set(ps.caveat_effects) == {"PANAMA_ONLY", "ORCON", "LES", "PII"}
+
+
+def test_agreement_ids_that_read_the_same_are_refused(policy_copy: Any) -> None:
+    """An agreement id names why a partner got a field in every decision: a second agreement whose id differs only
+    in case or look-alikes from another's is refused, naming both files' ids."""
+    policy_copy.write("agreements/combifron2.yaml",
+                      policy_copy.text("agreements/combifron.yaml").replace("id: COMBIFRON", "id: C0mbifron", 1)
+                      .replace("rule: COMBIFRON-", "rule: OTHER-"))
+    message = _error(policy_copy)
+    assert len(_lines(message, "is used by another file too")) == 2, message
+    assert _lines(message, "agreement id C0mbifron") and _lines(message, "agreement id COMBIFRON"), message
+
+
+def test_rule_ids_that_read_the_same_are_refused(policy_copy: Any) -> None:
+    """Rule ids likewise: COMBIFRON-BORDER beside Combifron_Border is one rule to a reader of the audit."""
+    policy_copy.replace("agreements/fean.yaml", "rule: FEAN-BORDER", "rule: Combifron_Border")
+    message = _error(policy_copy)
+    assert _lines(message, "rule id Combifron_Border is not unique"), message
+    assert _lines(message, "rule id COMBIFRON-BORDER is not unique"), message
