@@ -315,8 +315,13 @@ async def test_the_acl_plan_follows_the_partners(env: Env, tmp_path: Path) -> No
     kept = subprocess.run(cli("users", "apply"), env=variables, capture_output=True, text=True, timeout=120,
                           check=False)
     assert kept.returncode == 0, kept.stdout + kept.stderr  # without --prune a former party's login stays
-    assert [line.split()[:2] for line in kept.stdout.splitlines() if " former" in line] == [["partner-CRI", "former"]]
+    assert _former(kept.stdout) == ["partner-CRI"]
+    assert "1 former party not named any more, left in place" in kept.stdout
     assert "--prune" in kept.stdout and env.config("partner-CRI").exists()
+    clean = subprocess.run(cli("users", "plan"), env=variables, capture_output=True, text=True, timeout=120,
+                           check=False)  # what apply left is no change to a plan without --prune
+    assert clean.returncode == 0 and "0 to change" in clean.stdout, clean.stdout + clean.stderr
+    assert _former(clean.stdout) == ["partner-CRI"]
     await Admin(connection_from_properties(old_login, timeout_s=10)).call(
         "logging in", lambda c: c.list_topics(timeout=10))
     users = subprocess.run(cli("users", "apply", "--prune"), env=variables, capture_output=True, text=True,
@@ -338,6 +343,12 @@ async def test_the_acl_plan_follows_the_partners(env: Env, tmp_path: Path) -> No
         connection_from_properties(old_login).password
     assert isinstance(await _refused(env.login("partner-CRI"), "read", topic=env.feed("USA")),
                       TopicAuthorizationFailedError)  # it logs in again, with its new password only
+
+
+def _former(stdout: str) -> list[str]:
+    """The logins `users apply` / `users plan` list as former (a line per login: user, action, file)."""
+    return [words[0] for words in map(str.split, stdout.splitlines())
+            if len(words) == 3 and words[1] == "former" and words[0].startswith(("agency-", "partner-"))]
 
 
 async def test_a_broad_grant_to_a_party_is_drift_that_apply_removes(env: Env) -> None:
