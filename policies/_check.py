@@ -100,12 +100,15 @@ def _check_feeds(doc: Doc[PartnersFile]) -> Iterator[Finding]:
 # is written in capitals, digits and '_', as markings carry them, and is unique in its name space whatever
 # its case, separators ('_', '-', '.') or look-alike characters (0 and O, 1, I and l).
 VOCABULARY_CODE = re.compile(r"[A-Z0-9]+(?:_[A-Z0-9]+)*")
-_LOOKALIKES = str.maketrans({"0": "o", "1": "i", "l": "i", "-": "_", ".": "_"})
+_LOOKALIKES = str.maketrans({"0": "O", "1": "I", "-": None, ".": None, "_": None})
 
 
 def code_key(code: str) -> str:
-    """What tells ``code`` apart from another code as a reader sees it: ``Orcon``, ``0RCON``, ``ORCON`` are one."""
-    return code.casefold().translate(_LOOKALIKES)
+    """What tells ``code`` apart from another code as a reader sees it: ``Orcon``, ``0RCON``, ``ORCON``, ``OR_CON``
+    and ``OR-CON`` are one, and so are ``N1C`` and ``NIC``. Separators are dropped, not made one. A lower-case
+    ``l`` is read as the L it is (``col`` is COL): mapped to I as well, ``ALA`` (Åland) and ``AIA`` (Anguilla)
+    would be one, and an ``l`` that stands for an I is refused anyway where codes must be capitals."""
+    return code.translate(_LOOKALIKES).casefold()
 
 
 def _check_codes(src: PolicySources) -> Iterator[Finding]:
@@ -138,7 +141,7 @@ def _check_codes(src: PolicySources) -> Iterator[Finding]:
             if j != i:
                 yield Finding(where, "invalid",
                               f"{space}: {noun} {code} and {noun} {other} differ only in case, separators or "
-                              f"look-alike characters (0/O, 1/I/l): a reader takes them for one {noun}, the policy "
+                              f"look-alike characters (0/O, 1/I): a reader takes them for one {noun}, the policy "
                               f"for two; keep one and remove or rename the other")
 
 
@@ -162,17 +165,17 @@ def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
         if other_exact != exact:  # (the same key above is reported above)
             yield Finding(doc.where("partners", i, "id"), "invalid",
                           f"partner id {p.id} and partner id {other} differ only in look-alike characters (0/O, "
-                          "1/I/l) or separators: markings naming one would be read as naming the other; rename one")
+                          "1/I) or separators: markings naming one would be read as naming the other; rename one")
     yield from _check_feeds(doc)
     # Markings name a partner by its id or its country (releasable_to, consent): the two name spaces
     # meet, so an id must never be another country's code, in any case, or "REL TO COL" (an agency's
     # "col") would reach it.
-    countries = {c.casefold() for c in {p.country for p in doc.model.partners} | {vocab.home.country} | ISO_ALPHA3}
+    countries = {code_key(c) for c in {p.country for p in doc.model.partners} | {vocab.home.country} | ISO_ALPHA3}
     for i, p in enumerate(doc.model.partners):
-        if p.id != p.country and p.id.casefold() in countries:
+        if p.id != p.country and code_key(p.id) in countries:  # N1C is NIC to a reader
             yield Finding(doc.where("partners", i, "id"), "invalid",
                           f"partner id {p.id} is a country code but {p.id}'s country is {p.country}: markings naming "
-                          f"{p.id} would reach it; use {p.country} or an id that is no country code")
+                          f"{p.id} would reach it; use {p.country} or an id that is no country code (nor reads as one)")
         if p.country != p.country.upper():
             yield Finding(doc.where("partners", i, "country"), "invalid",
                           f"{p.id}: country {p.country} must be written in capitals, as markings name it (ISO 3166)")

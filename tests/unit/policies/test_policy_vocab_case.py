@@ -59,8 +59,24 @@ def test_look_alike_codes_and_separators_are_refused(policy_copy: Any) -> None:
     # (a code's line is where its entry's value starts: the line of the key, or the next)
     assert any(f"vocabulary.yaml:{n}: [invalid] caveats and handling codes: code 0RCON and code ORCON" in message
                for n in (line, line + 1)), message
-    assert code_key("PANAMA-ONLY") == code_key("panama_0nly") == code_key("PANAMA.ONLY")
+    assert code_key("PANAMA-ONLY") == code_key("panama_0nly") == code_key("PANAMA.ONLY") == code_key("PANAMAONLY")
+    assert code_key("N1C") == code_key("NIC") and code_key("col") == code_key("COL")
     assert code_key("H1") != code_key("H2") and code_key("A") != code_key("B")
+    assert code_key("ALA") != code_key("AIA")  # Åland and Anguilla: an L is no I
+
+
+def test_a_code_that_differs_only_by_a_separator_is_refused(policy_copy: Any) -> None:
+    """NO_FORN beside NOFORN (with effect none) would let an agency writing NO_FORN avoid the restriction:
+    separators are dropped when codes are compared, not made one."""
+    policy_copy.replace("vocabulary.yaml", "  LES:\n", "  NO_FORN:\n    effect: none\n    description: x\n  LES:\n")
+    policy_copy.replace("vocabulary.yaml", "  LES:\n", "  NOFORN:\n    effect: none\n    description: y\n  LES:\n")
+    assert "code NOFORN and code NO_FORN differ only in case, separators" in _error(policy_copy)
+
+
+def test_a_partner_id_that_reads_as_a_country_code_is_refused(policy_copy: Any) -> None:
+    """N1C (a one) reads as NIC, Nicaragua's code: markings naming NIC would be read as naming it."""
+    policy_copy.replace("partners.yaml", "  - id: CRI\n", "  - id: N1C\n")
+    assert "partner id N1C is a country code but N1C's country is CRI" in _error(policy_copy)
 
 
 def test_a_caveat_may_not_be_named_as_a_handling_code(policy_copy: Any) -> None:
