@@ -53,6 +53,8 @@ MAX_DEPTH = 40  # a policy file nests a dozen levels at most
 _STR = "tag:yaml.org,2002:str"
 _BOOL_TEXT = frozenset({"true", "false", "True", "False", "TRUE", "FALSE"})  # YAML 1.2's spellings
 _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
 _KEY_KINDS = {  # what YAML reads a plain key as, by the tag its resolver gives it
     "tag:yaml.org,2002:bool": "a boolean",
     "tag:yaml.org,2002:int": "a whole number",
@@ -169,11 +171,24 @@ class _StrictChecks(Composer, SafeConstructor, Resolver):
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
-    # SafeConstructor's table, with this class's booleans and integers (a copy: SafeLoader's stays as it is)
+    def construct_yaml_float(self, node: ScalarNode) -> float:
+        value = float(super().construct_yaml_float(node))
+        if not _FLOAT.fullmatch(str(node.value)):  # 1_0.0, 0:0.5 (base 60); .nan and .inf are the models' to refuse
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{printable(str(node.value)[:40])} is read by YAML as the number {str(value)[:40]}; "
+                "write it in plain decimal digits, or quote it if it is text",
+                node.start_mark,
+            )
+        return value
+
+    # SafeConstructor's table, with this class's booleans and numbers (a copy: SafeLoader's stays as it is)
     yaml_constructors: ClassVar[dict[Any, Any]] = {
         **SafeConstructor.yaml_constructors,
         "tag:yaml.org,2002:bool": construct_yaml_bool,
         "tag:yaml.org,2002:int": construct_yaml_int,
+        "tag:yaml.org,2002:float": construct_yaml_float,
     }
 
 

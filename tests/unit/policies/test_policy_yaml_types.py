@@ -156,6 +156,9 @@ def test_quoted_keys_are_text_and_still_compared_as_written(tmp_path: Path) -> N
         ("0b11", "0b11 is read by YAML as the number 3"),
         ("1_000", "1_000 is read by YAML as the number 1000"),
         ("1:30", "1:30 is read by YAML as the number 90"),
+        ("1_0.0", "1_0.0 is read by YAML as the number 10.0; write it in plain decimal digits"),
+        ("0.0_1", "0.0_1 is read by YAML as the number 0.01"),
+        ("0:0.5", "0:0.5 is read by YAML as the number 0.5"),
     ],
 )
 def test_yaml_1_1_spellings_of_booleans_and_integers_are_refused(tmp_path: Path, text: str, expected: str) -> None:
@@ -166,8 +169,9 @@ def test_yaml_1_1_spellings_of_booleans_and_integers_are_refused(tmp_path: Path,
 
 
 def test_plain_booleans_and_integers_still_read(tmp_path: Path) -> None:
-    assert _read(tmp_path, "a: [true, false, True, FALSE, 0, 180, -5, +7, 0.01, 1.0e-3, '010', 'yes']\n") == {
-        "a": [True, False, True, False, 0, 180, -5, 7, 0.01, 0.001, "010", "yes"]
+    text = "a: [true, false, True, FALSE, 0, 180, -5, +7, 0.01, 1.0e-3, -77.5, .5, '010', 'yes']\n"
+    assert _read(tmp_path, text) == {
+        "a": [True, False, True, False, 0, 180, -5, 7, 0.01, 0.001, -77.5, 0.5, "010", "yes"]
     }
 
 
