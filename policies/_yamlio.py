@@ -26,7 +26,7 @@ import re
 import stat
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from yaml.composer import Composer
@@ -52,6 +52,7 @@ MAX_BYTES = 8 * 1024 * 1024  # the largest policy file, areas.yaml, is a few ten
 MAX_DEPTH = 40  # a policy file nests a dozen levels at most
 _STR = "tag:yaml.org,2002:str"
 _BOOL_TEXT = frozenset({"true", "false", "True", "False", "TRUE", "FALSE"})  # YAML 1.2's spellings
+_N = TypeVar("_N", int, float)
 _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
                     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
@@ -139,16 +140,8 @@ class _StrictChecks(Composer, SafeConstructor, Resolver):
         return value
 
     def construct_yaml_int(self, node: ScalarNode) -> int:
-        value = int(super().construct_yaml_int(node))
-        if not _DECIMAL.fullmatch(str(node.value)):  # 010 (octal), 0x10, 0b10, 1_000, 1:30 (base 60)
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"{printable(str(node.value)[:40])} is read by YAML as the number {str(value)[:40]}; "
-                "write it in plain decimal digits, or quote it if it is text",
-                node.start_mark,
-            )
-        return value
+        # 010 (octal), 0x10, 0b10, 1_000, 1:30 (base 60)
+        return _plainly(node, int(super().construct_yaml_int(node)), _DECIMAL)
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, int] = {}
@@ -172,16 +165,8 @@ class _StrictChecks(Composer, SafeConstructor, Resolver):
         return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_float(self, node: ScalarNode) -> float:
-        value = float(super().construct_yaml_float(node))
-        if not _FLOAT.fullmatch(str(node.value)):  # 1_0.0, 0:0.5 (base 60); .nan and .inf are the models' to refuse
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"{printable(str(node.value)[:40])} is read by YAML as the number {str(value)[:40]}; "
-                "write it in plain decimal digits, or quote it if it is text",
-                node.start_mark,
-            )
-        return value
+        # 1_0.0, 0:0.5 (base 60); .nan and .inf are the models' to refuse
+        return _plainly(node, float(super().construct_yaml_float(node)), _FLOAT)
 
     # SafeConstructor's table, with this class's booleans and numbers (a copy: SafeLoader's stays as it is)
     yaml_constructors: ClassVar[dict[Any, Any]] = {
@@ -190,6 +175,20 @@ class _StrictChecks(Composer, SafeConstructor, Resolver):
         "tag:yaml.org,2002:int": construct_yaml_int,
         "tag:yaml.org,2002:float": construct_yaml_float,
     }
+
+
+def _plainly(node: ScalarNode, value: _N, spelling: re.Pattern[str]) -> _N:
+    """``value``, the number YAML read from ``node``, if the file writes it in plain decimal (``spelling``); else
+    refused, saying what YAML read: a reader of the file must see the number the policy holds."""
+    if not spelling.fullmatch(str(node.value)):
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"{printable(str(node.value)[:40])} is read by YAML as the number {str(value)[:40]}; "
+            "write it in plain decimal digits, or quote it if it is text",
+            node.start_mark,
+        )
+    return value
 
 
 def _check_keys(node: Node, path: tuple[int | str, ...] = ()) -> None:
