@@ -20,6 +20,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any, BinaryIO
 
+
 # Characters Unicode says to draw as nothing (Default_Ignorable_Code_Point) that are not format (Cf)
 # characters, which are refused as such: the combining grapheme joiner, the Hangul fillers, the Khmer
 # inherent vowels, the Mongolian variation selectors and the variation selectors. They print as nothing, yet
@@ -37,7 +38,8 @@ _IGNORABLE_CHAR = re.compile(f"[{_IGNORABLE}]")
 # U+0301; Tibetan vowel signs such as U+0F73 and subjoined letters such as U+0F93; U+0C48 TELUGU VOWEL SIGN AI;
 # two Chakma vowel signs), are drawn as both, and most are undone by NFC, so four of them are eight marks to a
 # reader and to the adapters, which normalise text to NFC before they look. Counted as written they would stack
-# eight marks past a broker that counts one each.
+# eight marks past a broker that counts one each. For the same reason the marks of the letter a run follows count
+# too: ``ệ`` is ``e`` with two marks, and four more on it draw six, as the same text decomposed does.
 MAX_MARKS = 4
 _MARKS = ("Mn", "Me")
 
@@ -56,35 +58,47 @@ def _plain_bmp(every: str, marks: list[str]) -> str:
 # is a single table lookup a character, faster than the old list of the ignorables; exact ranges of plane 1
 # would be a comparison each, a character, and made plain Spanish twice as slow to search. ``_suspect`` finds
 # where what ``unseen_mark`` refuses may start: a character drawn as nothing, a mark that decomposes into several
-# (``_multiple_marks``: a run of two of them may already be too long), or a suspect followed by at least MAX_MARKS
-# more (a hit is confirmed by ``_confirmed``, on the whole run of marks around it). The lookbehind is tried only
-# on a suspect, so ordinary text pays nothing for it. Built on the first text that is not ASCII, not at import:
-# the scans and the compiling take some 45 ms, which every command would pay.
+# (``_decomposing``: a run of two of them may already be too long), a mark right after a letter that holds marks
+# (``ệ``: a run of three after it may be too long; NFC text hardly has one), or a suspect followed by at least
+# MAX_MARKS more (a hit is confirmed by ``_confirmed``, on the whole run of marks around it). The lookbehinds are
+# tried only on a suspect, so ordinary text pays nothing for them. Built on the first text that is not ASCII, not
+# at import: the scans and the compiling take some 60 ms, which every command would pay.
 _suspect: re.Pattern[str] | None = None
 
 
-def _multiple_marks(bmp_marks: list[str]) -> str:
-    """The combining marks (Mn, Me) whose canonical decomposition is several characters, as a regular-expression
-    class body: those of ``bmp_marks`` (the BMP's), and those of plane 1, the only other plane with marks that
-    decompose (planes 2 and 3 hold ideographs, 14 tags and variation selectors, 15 and 16 private use; a unit test
-    checks every code point). Plane 1 is read 256 code points at a time, and only a block that NFD lengthens is
-    read one character at a time (a handful of blocks): some 8 ms, where the BMP's scan costs twice that."""
-    plane = "".join(map(chr, range(0x10000, 0x20000)))
-    found = [char for char in bmp_marks if len(unicodedata.normalize("NFD", char)) > 1]
-    for at in range(0, len(plane), 256):
-        block = plane[at:at + 256]
-        if len(unicodedata.normalize("NFD", block)) > len(block):
-            found += (char for char in block
-                      if unicodedata.category(char) in _MARKS and len(unicodedata.normalize("NFD", char)) > 1)
-    return "".join(map(re.escape, found))
+def _decomposing(bmp_marks: list[str]) -> tuple[list[str], list[str]]:
+    """The combining marks (Mn, Me) whose canonical decomposition is several characters, and the other characters
+    whose decomposition holds a mark (``ệ`` is ``e`` and two marks, drawn as such under any marks that follow it).
+    Read from ``bmp_marks`` (the BMP's marks) and the BMP and plane 1, the only planes with such characters (planes
+    2 and 3 hold ideographs, whose decompositions hold none, 14 tags and variation selectors, 15 and 16 private use;
+    unit tests check every code point). A block of 256 code points is read one character at a time only when NFD
+    lengthens it: some 10 ms in all, where the BMP's scan of marks costs twice that."""
+    several = [char for char in bmp_marks if len(unicodedata.normalize("NFD", char)) > 1]
+    marked = []
+    for at in range(0, 0x20000, 256):
+        block = "".join(map(chr, range(at, at + 256)))
+        if len(unicodedata.normalize("NFD", block)) == len(block):
+            continue
+        for char in block:
+            parts = unicodedata.normalize("NFD", char)
+            if len(parts) == 1:
+                continue
+            if unicodedata.category(char) in _MARKS:
+                several += [char] if at >= 0x10000 else []
+            elif any(unicodedata.category(part) in _MARKS for part in parts):
+                marked.append(char)
+    return several, marked
 
 
 def _build_suspect() -> re.Pattern[str]:
     global _suspect
     every = "".join(map(chr, range(0x10000)))  # the BMP's marks, read from this Python's Unicode
     marks = [char for char, kind in zip(every, map(unicodedata.category, every), strict=True) if kind in _MARKS]
+    several, marked = _decomposing(marks)
     char = f"[^{_plain_bmp(every, marks)}]"
-    _suspect = re.compile(f"{char}(?:(?<=[{_IGNORABLE}{_multiple_marks(marks)}])|{char}{{{MAX_MARKS},}})")
+    several_class, marked_class = "".join(map(re.escape, several)), "".join(map(re.escape, marked))
+    _suspect = re.compile(f"{char}(?:(?<=[{_IGNORABLE}{several_class}])|(?<=[{marked_class}]{char})"
+                          f"|{char}{{{MAX_MARKS},}})")
     return _suspect
 
 
@@ -99,8 +113,9 @@ def unseen_mark(text: str) -> str | None:
       Each vendor draws it as a glyph of its own or a box, no agency's staff typed it, and it makes two
       equal-looking names differ;
     - more than ``MAX_MARKS`` combining marks in a row, stacked to overlay the text around them:
-      ``a run of N combining marks on one character``, N counted in the run's canonical decomposition (NFD), so
-      that text in NFC or not, as the broker may receive it, counts the same.
+      ``a run of N combining marks on one character``, N counted in the run's canonical decomposition (NFD) with
+      the marks of the letter it follows, so that text in NFC or not, as the broker may receive it, counts the
+      same.
 
     (Control, format and surrogate characters are each reader's own to name.) This runs on every adapter text
     field and on the non-ASCII part of every alert the broker admits: ASCII returns at once, other text costs one
@@ -139,8 +154,8 @@ def _confirmed(text: str, start: int, end: int) -> tuple[int, str | None]:
     none: the hit was no more than a run of such characters (emoji, say), or a run of marks short enough.
 
     A run of marks is taken whole, from its first mark before the hit (a hit on a mark that decomposes into several
-    is that one character) to its last after it, and counted in its canonical decomposition (NFD); a character drawn
-    as nothing in it is named first, as the one a reader cannot see."""
+    is that one character) to its last after it, and counted in its canonical decomposition (NFD) with the marks of
+    the letter before it; a character drawn as nothing in it is named first, as the one a reader cannot see."""
     index = start
     while index and unicodedata.category(text[index - 1]) in _MARKS:
         index -= 1  # the hit began inside a run: from its first mark
@@ -154,7 +169,8 @@ def _confirmed(text: str, start: int, end: int) -> tuple[int, str | None]:
             if (unseen := _IGNORABLE_CHAR.search(run)) is not None:
                 index, char = index + unseen.start(), unseen.group()
                 return index, f"the invisible character U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
-            if (count := len(unicodedata.normalize("NFD", run))) > MAX_MARKS:
+            count = len(unicodedata.normalize("NFD", run)) + _marks_of(text[index - 1] if index else "")
+            if count > MAX_MARKS:
                 return index, f"a run of {count} combining marks on one character"
             index = after
             continue
@@ -164,6 +180,13 @@ def _confirmed(text: str, start: int, end: int) -> tuple[int, str | None]:
             return index, what
         index += 1
     return index, None
+
+
+def _marks_of(base: str) -> int:
+    """How many combining marks ``base``, the character a run of marks follows, holds in its decomposition (two for
+    ``ệ``): they are drawn in the same stack."""
+    parts = unicodedata.normalize("NFD", base)
+    return 0 if len(parts) < 2 else sum(unicodedata.category(part) in _MARKS for part in parts)
 
 
 def _unusable(char: str) -> str | None:

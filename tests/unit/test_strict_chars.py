@@ -146,3 +146,37 @@ def test_zones_that_are_no_place_are_unknown(name: str) -> None:
 def test_the_zones_of_places_and_utc_are_known(name: str) -> None:
     """IANA names of places, UTC and the Etc/ offsets are known."""
     assert known_zone(name)
+
+
+# ---- the marks of the letter a run follows ------------------------------------------------------------------------
+@pytest.mark.parametrize("text, count", [
+    ("\u1ec7" + ACUTE * 3, 5),  # ệ is e with two marks: three more draw five
+    ("Nguy\u1ec7" + ACUTE * 3 + "n", 5),
+    ("\u01d8" + GRAVE * 3, 5),  # ǘ: u, diaeresis, acute
+    ("\u1ec7" + DIALYTIKA_TONOS * 2, 6),
+])
+def test_the_marks_of_the_letter_a_run_follows_count(text: str, count: int) -> None:
+    """A precomposed letter under a run of marks draws its own marks in the same stack: counted, as the same text
+    decomposed is (which the broker may receive, and which NFC in the adapters turns back into this)."""
+    assert unseen_mark(text) == f"a run of {count} combining marks on one character"
+    assert unseen_mark(unicodedata.normalize("NFD", text)) == unseen_mark(text)
+
+
+def test_every_letter_that_holds_marks_counts_them() -> None:
+    """Every character that is not a mark but whose canonical decomposition holds marks, in any plane, counts them
+    under a run that follows it: refused one mark past MAX_MARKS in all, and admitted at MAX_MARKS."""
+    wrong = []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        parts = unicodedata.normalize("NFD", char)
+        if len(parts) < 2 or unicodedata.category(char) in ("Mn", "Me"):
+            continue
+        held = sum(unicodedata.category(part) in ("Mn", "Me") for part in parts)
+        if held == 0 or held > MAX_MARKS:
+            continue
+        over = unseen_mark("x" + char + ACUTE * (MAX_MARKS - held + 1) + "y")
+        at = unseen_mark("x" + char + ACUTE * (MAX_MARKS - held) + "y")
+        if over != f"a run of {MAX_MARKS + 1} combining marks on one character" or at is not None:
+            wrong.append(f"U+{code:04X}")
+    assert wrong == []
+
