@@ -25,7 +25,7 @@ from typing import Any
 
 from adapters._codes import COUNTRY_NAMES, ISO_ALPHA3, country, norm_key
 from puente.errors import AdapterError
-from puente.strict import unseen_mark
+from puente.strict import emoji_unglued, unseen_mark
 
 # Reason codes, as they appear in the dead-letter header puente-dlq-reason.
 ENCODING, SYNTAX, TRUNCATED, MISSING_COLUMN, MISSING_FIELD = (
@@ -113,10 +113,12 @@ def text(value: Any, field: str, limit: int, *, required: bool = False, multilin
             raise _missing(field)
         return None
     # isprintable() is a fast C check (False for controls, format characters, surrogates, line
-    # breaks); only when it fails, even without the line breaks free text keeps, are characters looked at
-    if not clean.isprintable() and not (multiline and clean.replace("\n", "").isprintable()):
-        _refuse_hidden(clean, field)
-    if (mark := unseen_mark(clean)) is not None:  # drawn as nothing, unassigned, private-use, or stacked marks
+    # breaks); only when it fails, even without the line breaks free text keeps, are characters looked at.
+    # The joiners and selectors inside emoji sequences (❤️, 👨‍👩‍👧) are no disguise: they are left out of the check.
+    checked = emoji_unglued(clean)
+    if not checked.isprintable() and not (multiline and checked.replace("\n", "").isprintable()):
+        _refuse_hidden(checked, field)
+    if (mark := unseen_mark(checked)) is not None:  # drawn as nothing, unassigned, private-use, or stacked marks
         raise fail(INVISIBLE, f"{field} contains {mark}, which can hide text or make equal names differ")
     if len(clean) > limit:
         raise fail(TOO_LONG, f"{field} has {len(clean):,} characters; at most {limit:,} are accepted")

@@ -32,7 +32,7 @@ from broker.lifecycle import MAX_VERSION, RECALL, AlertState, lifecycle_problem
 from broker.topology import Slots, key_partition
 from puente import wire
 from puente.errors import CodecError, ConfigError, CryptoError, OriginError, PuenteError
-from puente.strict import known_zone, unseen_mark
+from puente.strict import emoji_unglued, known_zone, unseen_mark
 from puente.wire import Record, iso_utc
 from schemas import AlertCodec
 
@@ -659,7 +659,8 @@ def hidden_char(alert: dict[str, Any]) -> str | None:
     overrides, zero-width characters that make two equal names compare unequal) are what the
     adapters refuse; a record published another way must not bring them past the broker. Looked for
     in the alert's JSON form with C-speed scans (a few microseconds, where a walk of every string
-    takes several times that) and confirmed on the strings only on a hit."""
+    takes several times that) and confirmed on the strings only on a hit. The joiners, selectors and tags inside
+    the emoji sequences Unicode recommends (``puente.strict.emoji_unglued``) are emoji, not disguises."""
     try:
         text = orjson.dumps(alert)
     except orjson.JSONEncodeError:  # a lone surrogate, say: the walk names it
@@ -675,6 +676,7 @@ def hidden_char(alert: dict[str, Any]) -> str | None:
 
 def _hidden_in(value: Any) -> str | None:
     if isinstance(value, str):
+        value = emoji_unglued(value)  # the joiners and selectors of emoji sequences (❤️, 👨‍👩‍👧) disguise nothing
         if value.isprintable():
             return unseen_mark(value)  # printable, yet drawn as nothing, or a run of combining marks
         for char in value:

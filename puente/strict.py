@@ -4,8 +4,9 @@
 or in a key file that silently changes what a document means. Every reader of JSON that comes
 from outside Puente (agency exports, alert files, key files) uses ``unique_keys`` and
 ``no_constants`` here, and every file a person names is opened by ``open_regular``
-(``read_bounded``). Text that hides what it says is found by ``unseen_mark``, and a time zone that
-is no place's refused by ``known_zone``. Bottom layer: no Puente imports.
+(``read_bounded``). Text that hides what it says is found by ``unseen_mark``, less the glue of real emoji
+(``emoji_unglued``), and a time zone that is no place's refused by ``known_zone``. Bottom layer: no Puente
+imports.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import emoji
 
 # Characters Unicode says to draw as nothing (Default_Ignorable_Code_Point) that are not format (Cf)
 # characters, which are refused as such: the combining grapheme joiner, the Hangul fillers, the Khmer
@@ -197,6 +199,45 @@ def _unusable(char: str) -> str | None:
     if kind == "Co":
         return f"the private-use character U+{ord(char):04X}"
     return None
+
+
+# What holds an emoji sequence together and is drawn as nothing on its own: the zero-width joiner (a format
+# character), the text and emoji presentation selectors (VS15, VS16) and the tag characters of the subdivision
+# flags (format characters too, and the "ASCII smuggling" of text no one sees when they stand elsewhere).
+_GLUE = re.compile("[\u200d\ufe0e\ufe0f\U000e0020-\U000e007f]")
+_text_bases: re.Pattern[str] | None = None
+
+
+def _text_presentation() -> re.Pattern[str]:
+    """VS15 (U+FE0E) after a character Unicode gives an emoji variation sequence (U+2764 HEAVY BLACK HEART...):
+    the pair is drawn as the character's text form, as visible as its emoji form with VS16."""
+    global _text_bases
+    bases = sorted({key[0] for key in emoji.EMOJI_DATA if len(key) == 2 and key[1] == "\ufe0f"})
+    _text_bases = re.compile(f"(?<=[{''.join(map(re.escape, bases))}])\ufe0e")
+    return _text_bases
+
+
+def emoji_unglued(text: str) -> str:
+    """``text`` less the joiners, presentation selectors and tags (``_GLUE``) inside the emoji sequences Unicode
+    recommends (RGI: ❤️, 1️⃣, 👨‍👩‍👧, the flag of Scotland) or a text presentation sequence (❤︎): what a reader
+    of such text must check for hidden characters, so that ordinary emoji are not refused as disguises.
+
+    An allow-list, by the data of the ``emoji`` package (Unicode's emoji-test.txt): the same characters anywhere
+    else, between two letters of a name, after a character no sequence starts with, between emoji that form
+    no recommended sequence, or tags that spell anything but a listed flag, stay in the result, for the reader
+    to refuse. The emoji themselves are kept (they are visible); only the result is checked, never stored.
+    ASCII text, and text holding none of these characters, is returned as it is after one scan."""
+    if text.isascii() or _GLUE.search(text) is None:
+        return text
+    text = (_text_bases or _text_presentation()).sub("", text)  # ("❤️︎" keeps its VS15: it follows VS16)
+    parts: list[str] = []
+    at = 0
+    for found in emoji.emoji_list(text):
+        start, end = found["match_start"], found["match_end"]
+        parts += (text[at:start], _GLUE.sub("", text[start:end]))
+        at = end
+    parts.append(text[at:])
+    return "".join(parts)
 
 
 _NOT_PLACES = frozenset({"Factory", "localtime", "posixrules"})

@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from puente.strict import MAX_MARKS, known_zone, unseen_mark
+from puente.strict import MAX_MARKS, emoji_unglued, known_zone, unseen_mark
 
 ACUTE, GRAVE, TILDE, MACRON, BREVE = "\u0301", "\u0300", "\u0303", "\u0304", "\u0306"
 
@@ -180,3 +180,35 @@ def test_every_letter_that_holds_marks_counts_them() -> None:
             wrong.append(f"U+{code:04X}")
     assert wrong == []
 
+
+# ---- emoji sequences --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", [
+    "\u2764\ufe0f", "\u26a0\ufe0f peligro", "1\ufe0f\u20e3", "#\ufe0f\u20e3",  # VS16, keycaps
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467 familia",  # a family: two zero-width joiners
+    "\U0001f469\U0001f3fd\u200d\U0001f692",  # a woman firefighter, with a skin tone
+    "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",  # the flag of Scotland: tags
+    "\u2764\ufe0e",  # the heart's text presentation (VS15)
+    "Llegó \u2764\ufe0f a Jaqué, \U0001f1f5\U0001f1e6",
+])
+def test_the_glue_of_emoji_sequences_unicode_recommends_is_no_disguise(text: str) -> None:
+    """The joiners, presentation selectors and tags inside a recommended emoji sequence are left out of the check,
+    and what is left is printable text with nothing unseen: ordinary emoji are not refused."""
+    checked = emoji_unglued(text)
+    assert checked.isprintable() and unseen_mark(checked) is None
+
+
+@pytest.mark.parametrize("text, glue", [
+    ("P\u200d\u00e9rez", "\u200d"),  # a joiner between letters
+    ("Pe\ufe0frez", "\ufe0f"), ("x\ufe0e", "\ufe0e"),  # a selector after a letter no sequence starts with
+    ("\ufe0fhola", "\ufe0f"),
+    ("\u2764\ufe0f\ufe0f", "\ufe0f"), ("\u2764\ufe0f\ufe0e", "\ufe0e"),  # a second selector
+    ("\U0001f98a\u200d\U0001f431", "\u200d"),  # a fox joined to a cat: no recommended sequence
+    ("\U0001f468\u200d\U0001f469\u200d", "\u200d"), ("\u200d\U0001f469", "\u200d"),  # a joiner at either end
+    ("\U0001f468\u200dP\u00e9rez", "\u200d"),
+    ("\U0001f3f4\U000e0041\U000e0042\U000e007f", "\U000e0041"),  # tags that spell no flag: text smuggled unseen
+    ("abc\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", "\U000e0067"),  # a flag's tags, no flag
+])
+def test_the_same_characters_anywhere_else_stay_for_the_reader_to_refuse(text: str, glue: str) -> None:
+    """Outside a recommended sequence a joiner, selector or tag is what it always was, a character drawn as nothing:
+    emoji_unglued keeps it, so the reader refuses it."""
+    assert glue in emoji_unglued(text)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -22,6 +22,7 @@ from adapters.config import AdaptersConfig, AgencyProfile, Context, load_config,
 from adapters.core import Adapter, Result, convert
 from adapters.registry import ADAPTERS
 from puente.errors import AdapterError, ConfigError
+from puente.strict import emoji_unglued
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "samples"
@@ -167,11 +168,26 @@ def test_text_refuses_bidi_overrides_zero_width_characters_and_soft_hyphens(poin
 @settings(max_examples=100, deadline=None)
 @given(char=st.characters(categories=["Cf"]), before=st.text(max_size=8), after=st.text(max_size=8))
 def test_text_refuses_every_format_character(char: str, before: str, after: str) -> None:
-    """Any Unicode Cf character anywhere in a value is refused (or, before it, a control character is)."""
+    """Any Unicode Cf character anywhere in a value is refused (or, before it, a control character is), but for the
+    joiners and tags inside an emoji sequence Unicode recommends (next test)."""
+    assume(char in emoji_unglued(f"a{before}{char}{after}z"))
     err = _error(f.text, f"a{before}{char}{after}z", "x", 100)
     assert err.reason in {f.INVISIBLE, f.INVALID}
     if err.reason == f.INVALID:
         assert any(unicodedata.category(c) in {"Cc", "Cs"} for c in before)
+
+
+@pytest.mark.parametrize("multiline", [False, True])
+def test_text_keeps_emoji_sequences_and_refuses_their_glue_elsewhere(multiline: bool) -> None:
+    """Emoji with a presentation selector, a keycap, a zero-width joiner or a flag's tags are text, kept as written;
+    the same joiner between letters, or a selector after a letter, is refused as invisible, named, never quoted."""
+    emoji = ("\u26a0\ufe0f Jaqu\u00e9 1\ufe0f\u20e3 \U0001f468\u200d\U0001f469\u200d\U0001f467 "
+             "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f")
+    assert f.text(emoji, "Observaciones", 200, multiline=multiline) == emoji
+    for value, point in (("P\u200d\u00e9rez \U0001f468", 0x200D), ("P\u00e9re\ufe0fz \u2764\ufe0f", 0xFE0F),
+                         ("\U0001f98a\u200d\U0001f431 P\u00e9rez", 0x200D)):
+        err = _error(f.text, value, "Observaciones", 200, multiline=multiline)
+        assert err.reason == f.INVISIBLE and f"U+{point:04X}" in str(err) and "P\u00e9r" not in str(err)
 
 
 @pytest.mark.parametrize("point", [0x034F, 0x115F, 0x3164, 0xFE0F, 0xFFA0, 0x180B, 0xE0100, 0x0378, 0xFFFF])

@@ -301,6 +301,22 @@ def test_a_stack_of_combining_marks_is_dead_lettered(path: str) -> None:
         assert not _admitted(_set(path, fine)).dead_reason, fine
 
 
+@pytest.mark.parametrize("path", ["summary", "payload.person.surnames"])
+def test_emoji_sequences_are_admitted_and_their_glue_elsewhere_dead_lettered(path: str) -> None:
+    """Emoji with a presentation selector, a keycap or a zero-width joiner go, as the adapters keep them; a joiner
+    between letters, a selector after a letter or a joiner between emoji that form no recommended sequence is
+    dead-lettered and named, as the adapters refuse it. A selector that ends one string and an emoji that begins the
+    next do not make a sequence: each string is checked alone."""
+    for fine in ("\u26a0\ufe0f P\u00e9rez 1\ufe0f\u20e3", "\U0001f468\u200d\U0001f469\u200d\U0001f467 familia"):
+        assert not _admitted(_set(path, fine)).dead_reason, fine
+    for bad, point in (("P\u200d\u00e9rez \u2764\ufe0f", 0x200D), ("P\u00e9re\ufe0fz", 0xFE0F),
+                       ("\U0001f98a\u200d\U0001f431", 0x200D), ("\ufe0fP\u00e9rez", 0xFE0F)):
+        out = _admitted(_set(path, bad))
+        assert out.dead_reason == "invalid" and f"U+{point:04X}" in out.entry["detail"] and not out.feeds, bad
+    assert hidden_char({"a": ["\u2764", "\ufe0f"]}) == "the invisible character U+FE0F VARIATION SELECTOR-16"
+    assert hidden_char({"a": ["\u2764\ufe0f", "\U0001f468\u200d\U0001f469\u200d\U0001f467"]}) is None
+
+
 def test_the_walk_of_the_strings_names_private_use_characters_and_runs_of_marks() -> None:
     """When the JSON form holds an escape (a literal backslash before t), the strings are walked one by one: a
     private-use character or a run of marks is still found there, and named as what it is."""
