@@ -245,10 +245,15 @@ def compile_step(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> St
 
 
 Fits = Callable[[Mapping[Any, Any]], bool]
-"""Whether a record holds only keys its schema names, at every depth, with a record (a dict) or an array of
-records (a list of dicts) wherever the schema has one: what ``build_view`` lets through, as an allow-list.
-Values are the codec's to check: a step empties a value it cannot apply to, and the codec refuses a view
-that does not fit the schema."""
+"""Whether a record holds only keys its schema names, at every depth, with a record (a plain dict) or an array of
+records (a list of plain dicts) wherever the schema has one, an array (a list) of values wherever it has an array,
+and a value (text, a number, a date or time, a flag or None) wherever it has a field: what ``build_view`` lets
+through, as an allow-list of shapes. Whether a value suits its field is the codec's to check: a step empties a
+value it cannot apply to, and the codec refuses a view that does not fit the schema. A dict subclass is refused:
+its own ``__iter__`` or ``keys`` could show the check other keys than a copy takes."""
+
+# The types a decoded field holds (the codec's, and what the adapters build): never a container.
+_VALUES = frozenset({str, int, float, bool, type(None), date, datetime})
 
 
 def compile_fits(fields: Mapping[str, FieldInfo]) -> Fits:
@@ -257,32 +262,36 @@ def compile_fits(fields: Mapping[str, FieldInfo]) -> Fits:
 
     def fits(paths: list[str]) -> Fits:
         keys = frozenset(p.rsplit(".", 1)[-1] for p in paths)
-        records, arrays = [], []
+        plain, lists, records, arrays = [], [], [], []
         for path in paths:
             info, name = fields[path], path.rsplit(".", 1)[-1]
             if info.kind == "record":
                 records.append((name, fits(kids.get(path, []))))
             elif info.kind == "array" and info.items == "record":
                 arrays.append((name, fits(kids.get(path, []))))
-        if not records and not arrays:
-            return keys.issuperset  # (a record of plain fields: no Python frame per record)
-        nested, lists = tuple(records), tuple(arrays)
+            elif info.kind == "array":
+                lists.append(name)
+            else:
+                plain.append(name)
+        values, nested, of_values, of_records = tuple(plain), tuple(records), tuple(lists), tuple(arrays)
 
         def check(rec: Mapping[Any, Any]) -> bool:
-            if not keys.issuperset(rec):
+            # The common case in C: the keys, and the types of the plain fields (a missing one reads as None).
+            if type(rec) is not dict or not keys.issuperset(rec) or not _VALUES.issuperset(
+                    map(type, map(rec.get, values))):
                 return False
+            for name in of_values:
+                items = rec.get(name)
+                if items is not None and (type(items) is not list or not _VALUES.issuperset(map(type, items))):
+                    return False
             for name, sub in nested:
                 value = rec.get(name)
-                if value is not None and not (isinstance(value, dict) and sub(value)):
+                if value is not None and not sub(value):
                     return False
-            for name, sub in lists:
+            for name, sub in of_records:
                 items = rec.get(name)
-                if items is not None:
-                    if type(items) is not list:
-                        return False
-                    for item in items:
-                        if not (isinstance(item, dict) and sub(item)):
-                            return False
+                if items is not None and (type(items) is not list or not all(map(sub, items))):
+                    return False
             return True
 
         return check
