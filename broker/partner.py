@@ -15,7 +15,10 @@ them). The store's transaction for a batch
 commits before the batch's Kafka transaction: a crash between the two redelivers the batch, and
 the version rule makes that harmless (a record applied already gets the status it first had, its
 first receipt having been aborted), and a RECALLED receipt is sent only once the deleted text is
-gone from the store's files (else the batch's Kafka transaction is aborted). An optional
+gone from the store's files (else the batch's Kafka transaction is aborted). The store notes the feed
+offsets it applied up to in the same transaction: one restored from a backup, or a new ``--store``, is
+behind the group's committed offsets, and the records in between are read into it again, with a note,
+never skipped (``resume_at``). An optional
 JSON-lines copy (``out``) gets every view the store took (RECEIVED) and every recall notice
 (RECALLED), never one it refused or already held, and is the reader's to honour: nothing can
 recall a line once written, so the store marks each alert it wrote there, and a recall of a marked
@@ -214,8 +217,13 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
                                     "may receive this subscriber's last batch again")
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Nothing to do: a new assignment starts at the group's committed offsets (where the group has
-        none, at the partition's first record; where the feed no longer holds that record, ``_gap``)."""
+        """A new assignment starts at the group's committed offsets (where the group has none, at the partition's
+        first record; where the feed no longer holds that record, ``_gap``), or where the store stands when it is
+        behind them (``Subscriber._resume``)."""
+        try:
+            await self.subscriber._resume(self.feed, set(assigned))
+        except Exception as exc:  # noqa: BLE001 - aiokafka would log it and go on: the run stops instead
+            self.subscriber._resume_failed = exc
 
 
 class Subscriber:
@@ -249,6 +257,8 @@ class Subscriber:
         self._stopping = asyncio.Event()
         self._committed: dict[TopicPartition, int] = {}
         """The feed offsets this subscriber committed last, by partition."""
+        self._resume_failed: Exception | None = None
+        """Why the store's feed offsets could not be compared with the group's on an assignment: the run stops."""
 
     def close(self) -> None:
         """Close the store (the Kafka clients are closed by ``run``)."""
@@ -397,6 +407,8 @@ class Subscriber:
                 async with self._busy:  # no revocation while the gap is judged (an error the fetcher kept may
                     await self._gap(feed, exc.args[0])  # be of a partition revoked since: ``_gap`` skips those)
                 continue
+            if self._resume_failed is not None:
+                raise self._resume_failed  # nothing of the assignment was read: the next run compares again
             generation = self._generation  # no await since getmany: its records are this assignment's
             if not batch:
                 if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
@@ -411,6 +423,34 @@ class Subscriber:
             if unread is not None:
                 return unread
         return None
+
+    async def _resume(self, feed: Consumer, assigned: set[TopicPartition]) -> None:
+        """Where each newly assigned feed partition is read from when the store is behind the group's committed
+        offset there (``resume_at``): the records the group read since were applied to a store that is gone (a
+        backup restored, a new ``--store``), and would otherwise never reach this one; their recalls and
+        corrections neither. Reading them again is harmless (the version rule) and gives each a second receipt in
+        this chain, which auditors match to the same delivery."""
+        store = self.store
+        if store is None:
+            return
+        fresh = store.fresh()
+        for tp in sorted(assigned):
+            stored = store.feed_offset(tp.topic, tp.partition)
+            committed = await feed.committed(tp)
+            start = (await feed.beginning_offsets([tp]))[tp] if stored is None and fresh and committed else None
+            at = resume_at(stored, committed, start)
+            if at is None or tp not in feed.assignment():
+                continue
+            feed.seek(tp, at)
+            where = f"{tp.topic}[{tp.partition}]"
+            if committed is None:
+                self.on_note(f"{where}: the group {self.group_id} has no committed offset; reading on from offset "
+                             f"{at}, where {store.path} stands")
+            else:
+                whose = "is new" if stored is None else f"stands at offset {at}"
+                self.on_note(f"{where}: {store.path} {whose}, behind the group's committed offset {committed}; "
+                             f"reading {committed - at} record(s) again into it (a store restored from a backup, or "
+                             "another --store, misses them)")
 
     async def _gap(self, feed: Consumer, positions: dict[TopicPartition, int]) -> None:
         """The feed no longer holds the record this subscriber would read next: stop (FeedGapError), or with
@@ -451,6 +491,9 @@ class Subscriber:
                              f"({type(exc).__name__}); the next reader meets the gap again")
             else:
                 self._committed[tp] = start
+                if self.store is not None:  # the store reads on from here too (``_resume``)
+                    with self.store.transaction():
+                        self.store.keep_feed_offsets({(tp.topic, tp.partition): start})
 
     async def _hand_over(self, feed: Consumer, revoked: set[TopicPartition]) -> None:
         """Before the group takes ``revoked`` partitions away (a rebalance among instances): let the
@@ -507,6 +550,8 @@ class Subscriber:
                         offsets[tp] = OffsetAndMetadata(msg.offset + 1, "")
                     if unread is not None:
                         break
+                if self.store is not None and offsets:  # committed with what was applied, before the receipts
+                    self.store.keep_feed_offsets({(tp.topic, tp.partition): at.offset for tp, at in offsets.items()})
                 # The partner vouches for its chain so far, batch by batch.
                 signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
                 sent = await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
@@ -610,6 +655,23 @@ class Subscriber:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} refused: its "
                          f"originator recalled it (version {applied.held_version})")
         return applied.outcome.value, applied.passed_on
+
+
+def resume_at(stored: int | None, committed: int | None, start: int | None) -> int | None:
+    """Where to read a newly assigned feed partition from, or None for the group's committed offset (``committed``,
+    None when the group has none there), given the store's noted offset (``stored``, None when it noted none) and,
+    when the store is fresh (``PartnerStore.fresh``), the offset of the partition's first record (``start``).
+
+    - The store behind the group, or the group without an offset: from the store's offset. (The store ahead of the
+      group is a crash between the store's commit and Kafka's: the batch comes again from the group's offset, and
+      its receipts, aborted with the crashed transaction, are written then.)
+    - A fresh store and a group that read past the partition's first record: from that record.
+    - Otherwise (a store from a Puente that kept no offsets, say): from the group's offset."""
+    if stored is not None:
+        return stored if committed is None or stored < committed else None
+    if start is not None and committed is not None and committed > start:
+        return start
+    return None
 
 
 def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, int | None] | None) -> str | None:

@@ -318,6 +318,7 @@ CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms);
 _ALERT_COLUMNS = ("alert_id, alert_type, version, state, action, view, first_ms, received_ms, feed, agreement, "
                   "expires_ms, recall_reason, recalled_ms, passed_on, review_ms")  # layout 3's (purged_ms came in 5)
 _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint of a receipt chain
+_FEED_KEY = "feed-offset:"  # meta key prefix: the next feed offset of a partition, as the store applied it
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
             "recall_reason, recalled_ms, review_ms, purged_ms")
 
@@ -483,6 +484,37 @@ class PartnerStore:
         with self._sql("keeping the receipt chain's head"):
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (_CHAIN_KEY + chain, value))
+
+    def feed_offset(self, topic: str, partition: int) -> int | None:
+        """The offset of the next record of feed partition ``topic[partition]`` this store has not applied (one
+        past the last it applied, as :meth:`keep_feed_offsets` noted it), or None when it noted none."""
+        with self._sql("reading the feed offsets"):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?",
+                                     (f"{_FEED_KEY}{topic}[{partition}]",)).fetchone()
+        if row is None:
+            return None
+        if not row[0].isdigit() or len(row[0]) > 19:
+            raise StoreError(f"{self.path}: the kept offset of feed partition {topic[:200]}[{partition}] is damaged")
+        return int(row[0])
+
+    def keep_feed_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Note, for each feed partition (topic, partition), the offset of the next record not yet applied: in the
+        transaction that applied the records before it, so the two cannot part. A subscriber resumes from here
+        when the group's committed offset is further on (``broker.partner.resume_at``): the store was restored
+        from a backup, say, and the records in between were applied to a copy that is gone."""
+        rows = [(f"{_FEED_KEY}{topic}[{partition}]", str(at)) for (topic, partition), at in offsets.items()]
+        with self._sql("keeping the feed offsets"):
+            self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
+                                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value", rows)
+
+    def fresh(self) -> bool:
+        """Whether this store holds nothing yet: no alert, no feed offset and no receipt chain's head noted. (A store
+        that holds alerts but no feed offsets was written by a Puente that kept none.)"""
+        with self._sql("reading"):
+            alert = self._conn.execute("SELECT 1 FROM alerts LIMIT 1").fetchone()
+            noted = self._conn.execute("SELECT 1 FROM meta WHERE key LIKE ? OR key LIKE ? LIMIT 1",
+                                       (f"{_FEED_KEY}%", f"{_CHAIN_KEY}%")).fetchone()
+        return alert is None and noted is None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -229,3 +229,53 @@ async def test_a_recall_of_an_alert_an_earlier_run_passed_on_is_not_acknowledged
     assert later.returncode == 0, later.stderr[-2000:]
     got = {r["feed"]: r["status"] for r in await _receipts(env, PARTNER) if r["kind"] == "RECEIPT"}
     assert [got[n] for n in notices] == ["RECALL_PASSED_ON", "RECALLED"]
+
+
+async def test_a_store_restored_from_a_backup_reads_again_what_the_group_read_since(env: Env,
+                                                                                    tmp_path: Path) -> None:
+    """The group's committed offsets are past what a store restored from a backup applied: the subscriber reads
+    the records in between again into it, saying so, so the recall it missed deletes the text the backup brought
+    back. A new, empty --store reads everything the feed holds. Nothing is skipped in either."""
+    sighting, flow = _view("darien-armed-group-sighting"), _view("paso-canoas-migrant-flow")
+    seizure = _view("senan-gofast-seizure", summary=f"Lancha rápida, capitán {SECRET}")
+    store_path, backup = tmp_path / "partner" / "feed.sqlite", tmp_path / "backup"
+    async with Feed(env, PARTNER) as feed:
+        await feed.send(sighting)
+        await feed.send(seizure)
+    first = _subscribe(env, "--store", str(store_path))
+    assert first.returncode == 0, first.stderr[-2000:]
+    backup.mkdir()
+    for part in store_path.parent.glob(store_path.name + "*"):
+        (backup / part.name).write_bytes(part.read_bytes())
+    async with Feed(env, PARTNER) as feed:
+        recall = await feed.send(recall_notice(seizure, 2, "SOURCE_PROTECTION"), "RECALL")
+        await feed.send(flow)
+    second = _subscribe(env, "--store", str(store_path))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert SECRET.encode() not in _store_bytes(store_path)
+
+    for part in store_path.parent.glob(store_path.name + "*"):  # the backup comes back: the secret with it
+        part.unlink()
+    for part in backup.iterdir():
+        (store_path.parent / part.name).write_bytes(part.read_bytes())
+        (store_path.parent / part.name).chmod(0o600)
+    assert SECRET.encode() in _store_bytes(store_path)
+    restored = _subscribe(env, "--store", str(store_path))
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert "behind the group's committed offset" in restored.stderr and "reading 2 record(s) again" in restored.stderr
+    with PartnerStore.open(store_path, PARTNER, create=False) as store:
+        gone = store.show(seizure["alert_id"])
+        assert (gone.state, gone.view) == ("RECALLED", None)
+        assert store.show(flow["alert_id"]).state == "HELD"
+    assert SECRET.encode() not in _store_bytes(store_path)
+    statuses = [r["status"] for r in await _receipts(env, PARTNER) if r.get("feed") == recall]
+    assert statuses == ["RECALLED", "RECALLED"]  # a second receipt for the same feed record: one delivery
+
+    new_store = tmp_path / "elsewhere" / "feed.sqlite"
+    fresh = _subscribe(env, "--store", str(new_store))
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert f"{new_store} is new, behind the group's committed offset" in fresh.stderr
+    with PartnerStore.open(new_store, PARTNER, create=False) as store:
+        assert store.show(sighting["alert_id"]).state == "HELD" and store.show(flow["alert_id"]).state == "HELD"
+        assert store.show(seizure["alert_id"]).state == "RECALLED"
+    assert SECRET.encode() not in _store_bytes(new_store)
