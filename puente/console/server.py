@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import h11
 import uvicorn
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import IndexRun, audit_topics, group_ends, index_topics, signature_checks
@@ -40,6 +42,56 @@ from puente.settings import PuenteSettings
 from puente.strict import TooLarge, printable, read_bounded
 
 CatchUp = Callable[[], Awaitable[object]]
+
+REQUEST_DEADLINE_S = 10.0  # the longest a client may take to send one whole request (head and body)
+MAX_CONNECTIONS = 100  # open connections and requests in hand beyond which a new request is answered 503
+
+
+class DeadlineProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline on receiving each request, head and body.
+
+    uvicorn arms no timer until its first response, and its keep-alive timer restarts on every byte: a client
+    that opens a connection and sends nothing, or a header line every few seconds ("slowloris"), holds the
+    connection, and a few hundred of them take every file descriptor the console has, without a login. Here
+    each request must arrive whole within ``deadline_s`` of the connection opening or of the previous response
+    ending, or the connection is closed. A page that takes longer to answer is not cut: the deadline ends once
+    the request is in. (Limits per address are a reverse proxy's to set.)"""
+
+    deadline_s = REQUEST_DEADLINE_S
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.deadline_s, self._expire)
+
+    def _disarm(self) -> None:
+        deadline = getattr(self, "_deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self.conn.their_state not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED) and not self.transport.is_closing():
+            self.transport.close()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.conn.their_state is h11.DONE:  # the request is in: answering it may take what it takes
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request on this connection has its own deadline
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
 
 
 @dataclass(frozen=True)
@@ -233,7 +285,7 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
             create_app(config), host=listen.host, port=listen.port, log_level="warning", access_log=False,
             ssl_certfile=str(listen.tls_cert) if listen.tls_cert else None,
             ssl_keyfile=str(listen.tls_key) if listen.tls_key else None, lifespan="off", server_header=False,
-            proxy_headers=False))
+            proxy_headers=False, http=DeadlineProtocol, limit_concurrency=MAX_CONNECTIONS))
         if started is not None:
             started(server)
         task = asyncio.create_task(refresher(catch_up, refresh_s)) if catch_up and refresh_s > 0 else None
