@@ -169,16 +169,19 @@ def check_tls(cert: Path, key: Path, now: datetime) -> None:
     key_pem = _pem(key, "key")
     c, k = printable(str(cert)), printable(str(key))
     try:
-        leaf = x509.load_pem_x509_certificates(pem)[0]
+        chain = x509.load_pem_x509_certificates(pem)
     except ValueError:
         raise ConfigError(f"the TLS certificate {c} holds no PEM certificate: give the server's certificate "
                           "(-----BEGIN CERTIFICATE-----), then any intermediate ones") from None
-    if leaf.not_valid_after_utc < now:
-        raise ConfigError(f"the TLS certificate {c} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC "
-                          "(notAfter): renew it")
-    if leaf.not_valid_before_utc > now:
-        raise ConfigError(f"the TLS certificate {c} is valid only from {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} "
-                          "UTC (notBefore): check this machine's clock, or the certificate")
+    leaf = chain[0]
+    for number, cert_n in enumerate(chain):  # an intermediate out of its validity fails every client as the leaf does
+        which = f"the TLS certificate {c}" if number == 0 else f"certificate {number + 1} (an intermediate) in {c}"
+        if cert_n.not_valid_after_utc < now:
+            raise ConfigError(f"{which} expired on {cert_n.not_valid_after_utc:%Y-%m-%d %H:%M} UTC (notAfter): "
+                              "renew it")
+        if cert_n.not_valid_before_utc > now:
+            raise ConfigError(f"{which} is valid only from {cert_n.not_valid_before_utc:%Y-%m-%d %H:%M} UTC "
+                              "(notBefore): check this machine's clock, or the certificate")
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=_no_password)
     except _Encrypted:

@@ -88,6 +88,17 @@ def test_an_expired_certificate_is_refused_naming_its_date(make_pair: Pair) -> N
                                    "renew it")
 
 
+def test_an_expired_intermediate_in_the_chain_is_refused_naming_it(make_pair: Pair, tmp_path: Path) -> None:
+    """The certificate file holds the server's certificate, then intermediates: one past its notAfter fails every
+    client as an expired leaf does, and is refused by its place in the file and its date."""
+    cert, key = make_pair()
+    old_cert, _ = make_pair("old", not_after=datetime(2024, 3, 1, 12, 0, tzinfo=UTC))
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(cert.read_bytes() + old_cert.read_bytes())
+    assert _refused(chain, key) == (f"certificate 2 (an intermediate) in {chain} expired on 2024-03-01 12:00 UTC "
+                                    "(notAfter): renew it")
+
+
 def test_the_certificate_given_as_the_key_is_refused(make_pair: Pair) -> None:
     """--tls-key naming the certificate file (an easy slip) says so."""
     cert, _ = make_pair()
