@@ -26,16 +26,24 @@ and each agency's adapter dead letters have a topic of their own. ``plan`` gives
 policy implies; ``broker.kafka.acls`` compares it with the cluster's and makes them equal. The plan
 is an allow-list for Puente's principals: every rule the cluster holds for one of them (``managed``),
 whatever its resource, name, pattern, operation, permission or host, is either in the plan or removed.
+
+``plan`` fails closed (``check_grants``): its names come from settings and policy files, so it refuses,
+naming the setting to check, a name that is a wildcard or holds characters Kafka's names do not, and a
+group, transactional id or written topic of one party that matches (literally, or through a prefix)
+one of another party; agencies and partners are kept from each other's topics altogether.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from broker.topology import TopicNames
 from policies import PolicySet
+from puente.errors import ConfigError
+from puente.strict import printable
 
 # What ``plan`` makes. A rule read from the cluster may hold any of Kafka's values (CLUSTER, ALL,
 # ALTER_CONFIGS, a DENY, a host, UNKNOWN for one the client cannot name): ``Acl`` keeps them as text.
@@ -108,56 +116,142 @@ def console_transaction(names: TopicNames) -> str:
 
 
 def plan(policy_set: PolicySet, names: TopicNames, agencies: Iterable[str], broker_group: str) -> set[Acl]:
-    """Every ACL the policy and the topology imply, and no other."""
-    acls: set[Acl] = set()
+    """Every ACL the policy and the topology imply, and no other; ``ConfigError`` naming the setting to check
+    when a name it would grant is unsafe (``check_grants``), rather than a plan an operator would apply.
+
+    The names come from settings and policy files an operator edits (``PUENTE_GROUP_ID``,
+    ``PUENTE_TOPIC_PREFIX``, ``PUENTE_AGENCIES``, partners.yaml): the settings check each, and this checks
+    again what they combine into, so no path to ``acls apply`` can grant a wildcard or another party's group."""
+    return set(_grants(policy_set, names, tuple(agencies), broker_group))
+
+
+_PREFIX = "PUENTE_TOPIC_PREFIX"
+_GROUP = "PUENTE_GROUP_ID"
+
+
+def _grants(policy_set: PolicySet, names: TopicNames, agencies: tuple[str, ...], broker_group: str) -> dict[Acl, str]:
+    """``plan``'s rules, each with the setting its name comes from (what a refusal tells the operator to check)."""
+    grants: dict[Acl, str] = {}
+
+    def grant(source: str, acls: Iterable[Acl]) -> None:
+        for acl in acls:
+            grants.setdefault(acl, source)
+
     for agency in agencies:
-        who = agency_principal(agency)
-        acls.update(_topic(who, names.ingress(agency), ("WRITE", "READ", "DESCRIBE")))
-        acls.update(_topic(who, names.adapter_deadletter(agency), ("WRITE", "READ", "DESCRIBE")))
-    acls.update(_topic(BROKER, f"{names.prefix}.ingress.", ("READ", "DESCRIBE"), "PREFIXED"))
-    acls.add(Acl(BROKER, "GROUP", broker_group, "LITERAL", "READ"))
-    acls.update(_topic(BROKER, names.feeds, ("WRITE", "DESCRIBE"), "PREFIXED"))
-    acls.update(_topic(BROKER, names.decisions, ("WRITE", "READ", "DESCRIBE")))
-    acls.update(_topic(BROKER, names.lifecycle, ("WRITE", "READ", "DESCRIBE")))
-    acls.update(_topic(BROKER, names.deadletter, ("WRITE", "DESCRIBE")))
-    acls.update(Acl(BROKER, "TRANSACTIONAL_ID", f"{broker_group}-slot-", "PREFIXED", op)
-                for op in ("WRITE", "DESCRIBE"))
-    acls.update(_topic(BROKER, names.denials, ("WRITE", "READ", "DESCRIBE")))
-    acls.update(Acl(BROKER, "TRANSACTIONAL_ID", denials_transaction(names), "LITERAL", op)
-                for op in ("WRITE", "DESCRIBE"))
+        who, source = agency_principal(agency), f"PUENTE_AGENCIES (agency {agency})"
+        grant(source, _topic(who, names.ingress(agency), ("WRITE", "READ", "DESCRIBE")))
+        grant(source, _topic(who, names.adapter_deadletter(agency), ("WRITE", "READ", "DESCRIBE")))
+    grant(_PREFIX, _topic(BROKER, f"{names.prefix}.ingress.", ("READ", "DESCRIBE"), "PREFIXED"))
+    grant(_GROUP, [Acl(BROKER, "GROUP", broker_group, "LITERAL", "READ")])
+    grant(_PREFIX, _topic(BROKER, names.feeds, ("WRITE", "DESCRIBE"), "PREFIXED"))
+    grant(_PREFIX, _topic(BROKER, names.decisions, ("WRITE", "READ", "DESCRIBE")))
+    grant(_PREFIX, _topic(BROKER, names.lifecycle, ("WRITE", "READ", "DESCRIBE")))
+    grant(_PREFIX, _topic(BROKER, names.deadletter, ("WRITE", "DESCRIBE")))
+    grant(_GROUP, (Acl(BROKER, "TRANSACTIONAL_ID", f"{broker_group}-slot-", "PREFIXED", op)
+                   for op in ("WRITE", "DESCRIBE")))
+    grant(_PREFIX, _topic(BROKER, names.denials, ("WRITE", "READ", "DESCRIBE")))
+    grant(_PREFIX, (Acl(BROKER, "TRANSACTIONAL_ID", denials_transaction(names), "LITERAL", op)
+                    for op in ("WRITE", "DESCRIBE")))
     # Every partner partners.yaml lists, not only those an agreement names: the broker sends recall
     # and correction notices to every listed partner holding an alert, also once its last agreement
     # is gone, and the partner must be able to read them and acknowledge each with a receipt. What
     # may reach its feed is the decisions' business: with no agreement, only notices do.
     for partner in sorted(policy_set.partners):
         info = policy_set.partners[partner]
-        who = partner_principal(partner)
+        who, source = partner_principal(partner), f"partners.yaml of PUENTE_POLICY_DIR (partner {partner})"
         feed = names.feed(info.feed_topic)
+        if not feed.startswith(names.feeds) or feed == names.feeds:
+            # The broker writes feeds under this prefix only; a feed named elsewhere (another party's
+            # receipts, the decisions) would give the partner READ on what is not its own.
+            raise ConfigError(f"partner {partner[:40]}'s feed_topic {feed[:80]!r} is not under {names.feeds}: check "
+                              f"its feed_topic in partners.yaml of PUENTE_POLICY_DIR, and PUENTE_TOPIC_PREFIX")
         receipts = names.receipts(partner)
-        acls.update(_topic(who, feed, ("READ", "DESCRIBE")))
-        acls.add(Acl(who, "GROUP", subscriber_group(feed), "LITERAL", "READ"))
-        acls.update(_topic(who, receipts, ("WRITE", "READ", "DESCRIBE")))
-        acls.update(Acl(who, "TRANSACTIONAL_ID", subscriber_transactions(receipts, partner), "PREFIXED", op)
-                    for op in ("WRITE", "DESCRIBE"))
+        grant(source, _topic(who, feed, ("READ", "DESCRIBE")))
+        grant(source, [Acl(who, "GROUP", subscriber_group(feed), "LITERAL", "READ")])
+        grant(source, _topic(who, receipts, ("WRITE", "READ", "DESCRIBE")))
+        grant(source, (Acl(who, "TRANSACTIONAL_ID", subscriber_transactions(receipts, partner), "PREFIXED", op)
+                       for op in ("WRITE", "DESCRIBE")))
     for reader in (AUDITOR, CONSOLE):
-        acls.update(_topic(reader, names.decisions, ("READ", "DESCRIBE")))
-        acls.update(_topic(reader, names.all_receipts, ("READ", "DESCRIBE"), "PREFIXED"))
-        acls.update(_topic(reader, names.denials, ("READ", "DESCRIBE")))
-        acls.update(_topic(reader, names.queries, ("READ", "DESCRIBE")))
+        grant(_PREFIX, _topic(reader, names.decisions, ("READ", "DESCRIBE")))
+        grant(_PREFIX, _topic(reader, names.all_receipts, ("READ", "DESCRIBE"), "PREFIXED"))
+        grant(_PREFIX, _topic(reader, names.denials, ("READ", "DESCRIBE")))
+        grant(_PREFIX, _topic(reader, names.queries, ("READ", "DESCRIBE")))
     for checker in (AUDITOR, CONSOLE):  # `audit verify`, and the index the console keeps (`audit index`)
         # The broker group's committed ingress offsets, which each decision chain's end must reach:
         # DESCRIBE on the group and on the ingress topics is what OffsetFetch needs. It shows offsets
         # and the group's members, never a record: reading the ingress topics stays refused.
-        acls.add(Acl(checker, "GROUP", broker_group, "LITERAL", "DESCRIBE"))
-        acls.update(_topic(checker, f"{names.prefix}.ingress.", ("DESCRIBE",), "PREFIXED"))
+        grant(_GROUP, [Acl(checker, "GROUP", broker_group, "LITERAL", "DESCRIBE")])
+        grant(_PREFIX, _topic(checker, f"{names.prefix}.ingress.", ("DESCRIBE",), "PREFIXED"))
         # Likewise the partners' subscriber groups' committed feed offsets, which their receipts must
         # reach: DESCRIBE on every feed topic and on the groups named after them (``subscriber_group``).
-        acls.add(Acl(checker, "GROUP", names.feeds, "PREFIXED", "DESCRIBE"))
-        acls.update(_topic(checker, names.feeds, ("DESCRIBE",), "PREFIXED"))
-    acls.update(_topic(CONSOLE, names.queries, ("WRITE",)))
-    acls.update(Acl(CONSOLE, "TRANSACTIONAL_ID", console_transaction(names), "LITERAL", op)
-                for op in ("WRITE", "DESCRIBE"))
-    return acls
+        grant(_PREFIX, [Acl(checker, "GROUP", names.feeds, "PREFIXED", "DESCRIBE")])
+        grant(_PREFIX, _topic(checker, names.feeds, ("DESCRIBE",), "PREFIXED"))
+    grant(_PREFIX, _topic(CONSOLE, names.queries, ("WRITE",)))
+    grant(_PREFIX, (Acl(CONSOLE, "TRANSACTIONAL_ID", console_transaction(names), "LITERAL", op)
+                    for op in ("WRITE", "DESCRIBE")))
+    check_grants(grants)
+    return grants
+
+
+# Kafka's legal topic characters; a transactional id also holds the ``:`` of ``subscriber_transactions``.
+# Nothing else: ``*`` as a LITERAL name is Kafka's wildcard (every topic, group or id), and a newline or a
+# space would make a rule no one can read back as it was meant.
+_LEGAL = {"TOPIC": re.compile(r"[A-Za-z0-9._-]{1,249}"), "GROUP": re.compile(r"[A-Za-z0-9._-]{1,255}"),
+          "TRANSACTIONAL_ID": re.compile(r"[A-Za-z0-9._:-]{1,255}")}
+
+
+def _exclusive(acl: Acl) -> bool:
+    """Whether a rule uses a resource only one party may use so: joining a consumer group (a second member
+    would take its partitions), a transactional id (a second producer fences the first), writing a topic
+    (an audit chain has one writer). Reading a topic another writes and describing a group are shared by
+    design (the broker reads the ingress topics an agency writes; auditors describe every group)."""
+    return ((acl.resource == "GROUP" and acl.operation == "READ") or acl.resource == "TRANSACTIONAL_ID"
+            or (acl.resource == "TOPIC" and acl.operation == "WRITE"))
+
+
+def _isolated(principal: str) -> bool:
+    """Agencies and partners: no one of them may reach a topic another of them is granted."""
+    return principal.startswith(("agency-", "partner-"))
+
+
+def overlaps(a: Acl, b: Acl) -> bool:
+    """Whether two rules' resource patterns can match one name (a PREFIXED pattern matches every name
+    and every prefix that starts with it)."""
+    if a.resource != b.resource:
+        return False
+    if a.pattern == b.pattern == "LITERAL":
+        return a.name == b.name
+    if a.pattern == "PREFIXED" and b.pattern == "PREFIXED":
+        return a.name.startswith(b.name) or b.name.startswith(a.name)
+    prefixed, literal = (a, b) if a.pattern == "PREFIXED" else (b, a)
+    return literal.name.startswith(prefixed.name)
+
+
+def _shown(acl: Acl, most: int) -> str:
+    """A rule on one line of a terminal, whatever its name holds (a newline, an escape sequence)."""
+    return printable(str(acl)).replace("\n", "\\n")[:most]
+
+
+def check_grants(grants: Mapping[Acl, str]) -> None:
+    """Fail closed on a plan that would grant more than each party's own: ``ConfigError``, one line naming the
+    rule and the setting (the value of ``grants``) to check, when a name is empty, a wildcard or holds a
+    character outside Kafka's legal set, or when an exclusive rule (``_exclusive``) of one party overlaps
+    (``overlaps``) one of the same kind of another, or a topic of one agency or partner overlaps another's."""
+    for acl, source in grants.items():
+        legal = _LEGAL.get(acl.resource)
+        if acl.permission != "ALLOW" or acl.host != "*" or legal is None or not legal.fullmatch(acl.name):
+            raise ConfigError(f"refusing the ACL plan: {_shown(acl, 160)} names a {acl.resource.lower()} "
+                              f"that is empty, a wildcard or holds characters outside [A-Za-z0-9._-]: check {source}")
+    rules = sorted(grants)
+    for i, a in enumerate(rules):
+        for b in rules[i + 1:]:
+            if a.principal == b.principal or not overlaps(a, b):
+                continue
+            if (_exclusive(a) and _exclusive(b)) or (a.resource == "TOPIC" and _isolated(a.principal)
+                                                     and _isolated(b.principal)):
+                either = grants[a] if grants[a] == grants[b] else f"{grants[a]} and {grants[b]}"
+                raise ConfigError(f"refusing the ACL plan: {_shown(a, 120)} overlaps another party's "
+                                  f"{_shown(b, 120)}: check {either}")
 
 
 def parties(policy_set: PolicySet, agencies: Iterable[str]) -> list[str]:

@@ -54,8 +54,14 @@ class PuenteSettings(BaseSettings):
     min_insync: int | None = Field(None, ge=1, description="min.insync.replicas; default: 2 when replication >= 3")
     ingress_partitions: int = Field(3, ge=1, le=64)
     feed_partitions: int = Field(3, ge=1, le=64)
-    topic_prefix: str = Field("puente", pattern=r"^[a-zA-Z0-9_.-]+$")
-    group_id: str | None = Field(None, description="the broker consumer group; default: <topic_prefix>-broker")
+    # Names every topic, and the ACLs on them: Kafka's topic characters only, and a letter or digit first
+    # ("." and ".." are no topic names; "_" begins Kafka's own).
+    topic_prefix: str = Field("puente", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    # Named in ACLs (the broker's READ on it, its transactional ids <group_id>-slot-N): the same rule as
+    # the other identifiers, so no "*" (Kafka's wildcard: every group) and no newline reaches a rule.
+    group_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$", description=(
+        "the broker consumer group; default: <topic_prefix>-broker. Not under <topic_prefix>.: that is "
+        "where the partners' subscriber groups live (<topic_prefix>.feed.<P>.subscriber)"))
     # Each agency names a folder of the keystore, a login and a topic: the keystore's own id rule.
     agencies: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")], ...] = Field(
         AGENCIES, min_length=1, description="the agencies whose ingress topics the broker reads, in slot order (JSON)")
@@ -133,6 +139,18 @@ class PuenteSettings(BaseSettings):
             raise ValueError(f"names {', '.join(a[:40] for a in strangers)}, not among "
                              f"PUENTE_AGENCIES ({', '.join(agencies)}): check the spelling")
         return countries
+
+    @model_validator(mode="after")
+    def _group_of_its_own(self) -> PuenteSettings:
+        """The broker group outside every other party's names: under <topic_prefix>. are the partners'
+        subscriber groups and the auditors' DESCRIBE prefix, so a group there would give the broker READ on
+        a partner's group (joining it takes the partner's partitions) or share one with it."""
+        group = self.group_id
+        if group is not None and group.startswith(f"{self.topic_prefix}."):
+            raise ValueError(f"PUENTE_GROUP_ID {group[:80]} lies in another party's names ({self.topic_prefix}.* "
+                             f"are the partners' subscriber groups): unset it, or choose one outside them, "
+                             f"e.g. {self.topic_prefix}-broker")
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_within_session(self) -> PuenteSettings:
