@@ -88,6 +88,18 @@ class TopicNames:
         return roles
 
 
+INVARIANTS: Mapping[str, str] = {
+    # Deletion by age only: compaction keeps the latest record of each key, and audit records share
+    # keys (every receipt of a partner is keyed by its id), so a compacted audit topic loses its chain.
+    "cleanup.policy": "delete",
+    # A replica that was out of sync must never lead: it would drop records already acknowledged, a
+    # hole in an audit chain or a lost alert.
+    "unclean.leader.election.enable": "false",
+}
+"""Topic settings every topic Puente plans carries, whatever its ``TopicSpec.config`` leaves out: the
+cluster's defaults, or an operator's hand, must not decide them (``TopicSpec.owned``)."""
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """One topic as it should be."""
@@ -99,6 +111,17 @@ class TopicSpec:
     role: str = ""
     fixed: bool = False
     """Whether the partition count carries meaning (ingress slots, receipt chains): never changed once made."""
+
+    @property
+    def owned(self) -> dict[str, str]:
+        """Every setting Puente owns on this topic: ``config`` over ``INVARIANTS``, and, where the plan
+        keeps records by age (``retention.ms``), no size limit (``retention.bytes=-1``), which would delete
+        audit records long before their time. ``topics apply`` sets each on create and sets back any
+        drift; the cluster's defaults and an operator's other settings decide the rest."""
+        owned = {**INVARIANTS, **self.config}
+        if "retention.ms" in self.config:
+            owned.setdefault("retention.bytes", "-1")
+        return owned
 
 
 @dataclass(frozen=True)

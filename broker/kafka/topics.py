@@ -1,20 +1,27 @@
-"""``topics apply``: make Kafka's topics what the plan says, change only what Puente owns, check every result.
+"""``topics plan`` and ``topics apply``: make Kafka's topics what the plan says, change only what Puente owns,
+check every result.
 
-Idempotent and incremental. A missing topic is created with its partitions, replication and the
-settings Puente owns (``TopicSpec.config``); an existing one gets only those settings changed,
-one by one (IncrementalAlterConfigs), so a setting an operator changed by hand on a key Puente
-does not own is left as it is. Every create and alter has its own result, and each is checked:
-a topic Kafka refused (a replication factor larger than the cluster, an ACL) is reported as
-failed, never as created.
+Idempotent and incremental. A missing topic is created with its partitions, replication and every
+setting Puente owns (``TopicSpec.owned``: the plan's retention and min ISR, and the invariants
+every topic carries: deletion by age only, no size limit, no unclean leader election). An existing
+one gets only those settings changed, one by one (IncrementalAlterConfigs), so a setting an
+operator changed by hand on a key Puente does not own is left as it is; one it owns that drifted
+is set back, and named with the value it had. Every create and alter has its own result, and each
+is checked: a topic Kafka refused (a replication factor larger than the cluster, an ACL) is
+reported as failed, never as created. ``plan`` (``dry_run``) looks the same way and changes nothing.
 
-Partition counts: a topic whose partitions carry meaning (``TopicSpec.fixed``: an ingress
-partition is a slot, with its replay window and its audit chain; a receipts partition holds
-whole receipt chains) is never grown or shrunk by apply, which refuses and explains instead.
-Others grow to the planned count; Kafka cannot remove partitions, so more than planned is kept.
+What apply cannot change it refuses, and says so: a replication factor other than the plan's
+(Kafka changes one only by reassigning partitions, an operator's decision), and the partition
+count of a topic whose partitions carry meaning (``TopicSpec.fixed``: an ingress partition is a
+slot, with its replay window and its audit chain; a receipts partition holds whole receipt chains).
+A refused topic still has its drifted settings set back: compaction or a size limit left in force
+deletes audit records while the operator reassigns. Other topics grow to the planned count; Kafka
+cannot remove partitions, so more than planned is kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,12 +33,13 @@ from policies import PolicySet
 from puente.errors import KafkaError
 from puente.settings import PuenteSettings
 
-Action = Literal["created", "updated", "unchanged", "failed", "refused"]
+Action = Literal["created", "updated", "unchanged", "failed", "refused", "to create", "to update"]
 
 
 @dataclass(frozen=True)
 class TopicResult:
-    """What ``apply`` did to one topic, and the details a person needs (keys changed, or why it failed)."""
+    """What ``apply`` did to one topic (or, planning, would do), and the details a person needs (settings
+    set back and what they were, or why it failed or was refused)."""
 
     spec: TopicSpec
     action: Action
@@ -40,7 +48,7 @@ class TopicResult:
 
     @property
     def ok(self) -> bool:
-        return self.action in ("created", "updated", "unchanged")
+        return self.action not in ("failed", "refused")
 
 
 def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSpec]:
@@ -82,24 +90,37 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
     return specs
 
 
-async def apply_topics(admin: Admin, specs: list[TopicSpec]) -> list[TopicResult]:
-    """Create or update every topic in ``specs``; one result each, in the order given."""
+async def apply_topics(admin: Admin, specs: list[TopicSpec], *, dry_run: bool = False) -> list[TopicResult]:
+    """Create or update every topic in ``specs``; one result each, in the order given. With ``dry_run``,
+    what it would do ("to create", "to update", "refused"), changing nothing."""
     timeout = admin.conn.timeout_s
     metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=timeout))
-    existing = {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
+    existing = {name: t for name, t in metadata.topics.items() if t.error is None}
     missing = [s for s in specs if s.name not in existing]
     results: dict[str, TopicResult] = {}
-    if missing:
+    if missing and dry_run:
+        results.update({s.name: TopicResult(s, "to create", _made(s)) for s in missing})
+    elif missing:
         results.update(await _create(admin, missing))
     present = [s for s in specs if s.name in existing]
     if present:
-        results.update(await _update(admin, present, existing))
+        shapes = {s.name: (len(existing[s.name].partitions), _replicas(existing[s.name])) for s in present}
+        results.update(await _update(admin, present, shapes, dry_run))
     return [results[s.name] for s in specs]
+
+
+def _replicas(topic: Any) -> tuple[int, ...]:
+    """Each replica count a topic's partitions have (one value when all agree)."""
+    return tuple(sorted({len(p.replicas) for p in topic.partitions.values()}))
+
+
+def _made(spec: TopicSpec) -> str:
+    return f"{spec.partitions} partitions, replication {spec.replication}"
 
 
 async def _create(admin: Admin, specs: list[TopicSpec]) -> dict[str, TopicResult]:
     timeout = admin.conn.timeout_s
-    new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication, config=dict(s.config))
+    new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication, config=s.owned)
            for s in specs]
     futures = await admin.call("creating topics", lambda c: c.create_topics(new, operation_timeout=timeout,
                                                                            request_timeout=timeout))
@@ -110,63 +131,107 @@ async def _create(admin: Admin, specs: list[TopicSpec]) -> dict[str, TopicResult
         if isinstance(outcome, KafkaError):
             out[spec.name] = TopicResult(spec, "failed", _short(outcome))
         else:
-            made = f"{spec.partitions} partitions, replication {spec.replication}"
-            out[spec.name] = TopicResult(spec, "created", made)
+            out[spec.name] = TopicResult(spec, "created", _made(spec))
     return out
 
 
-async def _update(admin: Admin, specs: list[TopicSpec], partitions: dict[str, int]) -> dict[str, TopicResult]:
+def drift(spec: TopicSpec, current: Mapping[str, str | None]) -> list[tuple[str, str | None, str]]:
+    """Each setting Puente owns (``TopicSpec.owned``) whose value on the topic differs from the plan, as
+    (key, value found, value planned). ``cleanup.policy`` is a list: its order does not count."""
+    out = []
+    for key, want in spec.owned.items():
+        have = current.get(key)
+        if key == "cleanup.policy" and have is not None and _policies(have) == _policies(want):
+            continue
+        if have != want:
+            out.append((key, have, want))
+    return out
+
+
+def _policies(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(","))
+
+
+def _drift_text(drifted: list[tuple[str, str | None, str]]) -> str:
+    return ", ".join(f"{key}={want} (was {'unset' if have is None else have})" for key, have, want in drifted)
+
+
+async def _update(admin: Admin, specs: list[TopicSpec], shapes: dict[str, tuple[int, tuple[int, ...]]],
+                  dry_run: bool) -> dict[str, TopicResult]:
     timeout = admin.conn.timeout_s
     resources = {s.name: ConfigResource(ConfigResource.Type.TOPIC, s.name) for s in specs}
     described = await admin.results("describing topic settings", await admin.call(
         "describing topic settings", lambda c: c.describe_configs(list(resources.values()), request_timeout=timeout)))
     out: dict[str, TopicResult] = {}
-    alters: dict[str, list[str]] = {}
+    alters: dict[str, list[tuple[str, str | None, str]]] = {}
     grow: dict[str, int] = {}
     notes: dict[str, str] = {}
+    refusals: dict[str, str] = {}
     for spec in specs:
-        have = partitions[spec.name]
+        have, replicas = shapes[spec.name]
         current = described.get(resources[spec.name])
         if isinstance(current, KafkaError):
             out[spec.name] = TopicResult(spec, "failed", _short(current))
             continue
-        if have != spec.partitions and (spec.fixed or have < spec.partitions):
+        if replicas and replicas != (spec.replication,):
+            refusals[spec.name] = _replication_reason(spec, replicas)
+        elif have != spec.partitions and (spec.fixed or have < spec.partitions):
             if spec.fixed:
-                out[spec.name] = TopicResult(spec, "refused", _fixed_reason(spec, have))
-                continue
-            grow[spec.name] = spec.partitions
+                refusals[spec.name] = _fixed_reason(spec, have)
+            else:
+                grow[spec.name] = spec.partitions
         elif have > spec.partitions:
             notes[spec.name] = f"keeps its {have} partitions (planned {spec.partitions}; Kafka cannot remove any)"
-        values = {name: entry.value for name, entry in (current or {}).items()}
-        changed = [k for k, v in spec.config.items() if values.get(k) != v]
-        if changed:
-            alters[spec.name] = changed
-    if alters:
-        by_spec = {s.name: s for s in specs}
+        drifted = drift(spec, {name: entry.value for name, entry in (current or {}).items()})
+        if drifted:
+            alters[spec.name] = drifted
+    by_spec = {s.name: s for s in specs}
+    if alters and not dry_run:
         requests = [ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
-            ConfigEntry(k, by_spec[name].config[k], incremental_operation=AlterConfigOpType.SET) for k in keys])
-            for name, keys in alters.items()]
+            ConfigEntry(key, want, incremental_operation=AlterConfigOpType.SET) for key, _, want in drifted])
+            for name, drifted in alters.items()]
         done = await admin.results("changing topic settings", await admin.call(
             "changing topic settings", lambda c: c.incremental_alter_configs(requests, request_timeout=timeout)))
         for resource, outcome in done.items():
             if isinstance(outcome, KafkaError):
-                out[resource.name] = TopicResult(by_spec[resource.name], "failed", _short(outcome))
-    if grow:
+                names = ", ".join(key for key, _, _ in alters[resource.name])
+                out[resource.name] = TopicResult(by_spec[resource.name], "failed",
+                                                 f"setting {names}: {_short(outcome)}")
+    if grow and not dry_run:
         wanted = [NewPartitions(name, count) for name, count in grow.items()]
         done = await admin.results("adding partitions", await admin.call(
             "adding partitions", lambda c: c.create_partitions(wanted, request_timeout=timeout)))
         for name, outcome in done.items():
             if isinstance(outcome, KafkaError):
-                out[name] = TopicResult(next(s for s in specs if s.name == name), "failed", _short(outcome))
+                out[name] = TopicResult(by_spec[name], "failed", _short(outcome))
     for spec in specs:
-        if spec.name in out:
-            continue
-        keys = tuple(alters.get(spec.name, ()))
-        parts = ([f"partitions {partitions[spec.name]} -> {grow[spec.name]}"] if spec.name in grow else [])
-        parts += [f"{k}={spec.config[k]}" for k in keys]
-        action: Action = "updated" if parts else "unchanged"
-        out[spec.name] = TopicResult(spec, action, ", ".join(parts) or notes.get(spec.name, ""), keys)
+        if spec.name not in out:
+            out[spec.name] = _outcome(spec, shapes[spec.name][0], grow.get(spec.name), alters.get(spec.name, []),
+                                      refusals.get(spec.name), notes.get(spec.name, ""), dry_run)
     return out
+
+
+def _outcome(spec: TopicSpec, have: int, grow: int | None, drifted: list[tuple[str, str | None, str]],
+             refusal: str | None, note: str, dry_run: bool) -> TopicResult:
+    """One existing topic's result, once its changes are made (or, with ``dry_run``, planned)."""
+    keys = tuple(key for key, _, _ in drifted)
+    settings = _drift_text(drifted)
+    if refusal is not None:
+        if settings:  # still set back: compaction or a size limit would go on deleting audit records
+            refusal += f"; {'would set back' if dry_run else 'set back'} {settings}"
+        return TopicResult(spec, "refused", refusal, keys)
+    parts = ([f"partitions {have} -> {grow}"] if grow is not None else []) + ([settings] if settings else [])
+    if not parts:
+        return TopicResult(spec, "unchanged", note, keys)
+    return TopicResult(spec, "to update" if dry_run else "updated", ", ".join(parts), keys)
+
+
+def _replication_reason(spec: TopicSpec, replicas: tuple[int, ...]) -> str:
+    found = "/".join(str(n) for n in replicas)
+    return (f"has {found} {'replica' if found == '1' else 'replicas'} per partition, the settings say "
+            f"{spec.replication}; refused: topics apply does "
+            f"not change a replication factor. Reassign its partitions to {spec.replication} replicas "
+            "(kafka-reassign-partitions.sh), or check PUENTE_REPLICATION")
 
 
 def _fixed_reason(spec: TopicSpec, have: int) -> str:

@@ -55,6 +55,7 @@ def _puente(keys: Path, *args: str, **env: str | None) -> subprocess.CompletedPr
 
 COMMANDS = [
     ("topics", "apply"),
+    ("topics", "plan"),
     ("broker", "run"),
     ("publish", "--count", "3"),
     ("audit", "verify"),
@@ -105,6 +106,9 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
     ({}, ("broker", "run", "--group-instance-id", "two words"), 3, "--group-instance-id (PUENTE_GROUP_INSTANCE_ID)"),
     ({}, ("broker", "run", "--group-instance-id", ".."), 3, "--group-instance-id"),
     ({"PUENTE_GROUP_INSTANCE_ID": "x" * 201}, ("broker", "run"), 3, "PUENTE_GROUP_INSTANCE_ID"),
+    # A LITERAL * in an ACL is every group; a partner's subscriber group would be the broker's to join.
+    ({"PUENTE_GROUP_ID": "*"}, ("acls", "plan"), 3, "PUENTE_GROUP_ID"),
+    ({"PUENTE_GROUP_ID": "puente.feed.COL.subscriber"}, ("acls", "apply"), 3, "lies in another party's names"),
     # A misspelt setting would be ignored and its default used (the shipped policy, or COMBIFRON of Panama).
     ({"PUENTE_POLICY_DIRECTORY": "/srv/policy"}, ("policy", "lint"), 3, "did you mean PUENTE_POLICY_DIR?"),
     ({"PUENTE_AGENCY_COUNTRIES": '{"COMBIFRN": "COL"}'}, ("policy", "lint"), 3, "names COMBIFRN, not among"),

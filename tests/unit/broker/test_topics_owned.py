@@ -1,0 +1,176 @@
+"""`broker.kafka.topics`: Puente owns the settings that carry its invariants on every topic it plans (deletion by age
+only, no size limit, no unclean leader election, the planned min ISR and retention, LogAppendTime on ingress). They
+are set on create and set back on apply, each named with what it was; a replication factor other than the plan's is
+refused, never adopted as unchanged; a plan (dry run) shows the same and changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from types import SimpleNamespace as NS
+from typing import Any
+
+import pytest
+
+from broker.kafka.topics import TopicResult, apply_topics, drift, plan_topics
+from broker.topology import DAY_MS, INVARIANTS, TopicSpec
+from policies import PolicySet, load_policy_set
+from puente.settings import PuenteSettings
+
+AUDIT = {"min.insync.replicas": "2", "retention.ms": str(3650 * DAY_MS)}
+RECEIPTS = TopicSpec("puente.receipts.COL", 1, 3, AUDIT, "receipts", fixed=True)
+# What Kafka describes for a topic made without settings: the cluster's defaults.
+DEFAULTS = {"cleanup.policy": "delete", "retention.bytes": "-1", "unclean.leader.election.enable": "false",
+            "min.insync.replicas": "1", "retention.ms": str(7 * DAY_MS), "message.timestamp.type": "CreateTime",
+            "max.message.bytes": "1048588"}
+
+
+@dataclass
+class Cluster:
+    """Kafka's admin client, standing in: topics as (replicas of each partition, settings); what was asked of it."""
+
+    topics: dict[str, tuple[list[int], dict[str, str]]] = field(default_factory=dict)
+    created: list[Any] = field(default_factory=list)
+    altered: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def list_topics(self, timeout: float) -> Any:
+        return NS(topics={name: NS(error=None, partitions={i: NS(replicas=list(range(n))) for i, n in
+                                                         enumerate(replicas)})
+                          for name, (replicas, _) in self.topics.items()})
+
+    def describe_configs(self, resources: list[Any], request_timeout: float) -> dict[Any, Any]:
+        return {r: {k: NS(value=v) for k, v in self.topics[r.name][1].items()} for r in resources}
+
+    def incremental_alter_configs(self, resources: list[Any], request_timeout: float) -> dict[Any, Any]:
+        for r in resources:
+            changes = {e.name: e.value for e in r.incremental_configs}
+            self.altered[r.name] = changes
+            self.topics[r.name][1].update(changes)
+        return {r: None for r in resources}
+
+    def create_topics(self, new: list[Any], operation_timeout: float, request_timeout: float) -> dict[str, Any]:
+        self.created += new
+        for t in new:
+            self.topics[t.topic] = ([t.replication_factor] * t.num_partitions, {**DEFAULTS, **t.config})
+        return {t.topic: None for t in new}
+
+    def create_partitions(self, wanted: list[Any], request_timeout: float) -> dict[str, Any]:
+        return {w.topic: None for w in wanted}
+
+
+@dataclass
+class FakeAdmin:
+    cluster: Cluster
+    conn: Any = field(default_factory=lambda: NS(timeout_s=5))
+
+    async def call(self, what: str, fn: Any) -> Any:
+        return fn(self.cluster)
+
+    async def results(self, what: str, futures: Any) -> dict[Any, Any]:
+        return dict(futures)
+
+
+def _apply(cluster: Cluster, specs: list[TopicSpec], dry_run: bool = False) -> list[TopicResult]:
+    return asyncio.run(apply_topics(FakeAdmin(cluster), specs, dry_run=dry_run))  # type: ignore[arg-type]
+
+
+def _compacted_receipts(replicas: int) -> Cluster:
+    """An existing receipts topic of `replicas` replicas, compacted, with a size limit and unclean elections."""
+    return Cluster({RECEIPTS.name: ([replicas], {**DEFAULTS, **AUDIT, "cleanup.policy": "compact",
+                                                 "retention.bytes": "1024",
+                                                 "unclean.leader.election.enable": "true"})})
+
+
+def test_a_replication_factor_other_than_the_plans_is_refused_not_unchanged() -> None:
+    """1 replica where 3 are planned: refused, one line naming both counts and what to do; its settings that
+    would go on deleting receipts (compaction, a size limit, unclean elections) are set back meanwhile."""
+    cluster = _compacted_receipts(1)
+    [result] = _apply(cluster, [RECEIPTS])
+    assert result.action == "refused" and not result.ok
+    assert "has 1 replica per partition, the settings say 3" in result.detail
+    assert "kafka-reassign-partitions" in result.detail and "\n" not in result.detail
+    assert cluster.altered[RECEIPTS.name] == {"cleanup.policy": "delete", "retention.bytes": "-1",
+                                              "unclean.leader.election.enable": "false"}
+    assert "cleanup.policy=delete (was compact)" in result.detail
+
+
+def test_replicas_that_differ_between_partitions_are_refused() -> None:
+    """A topic whose partitions have 3 and 1 replicas is not what the plan says either."""
+    cluster = Cluster({"puente.deadletter": ([3, 1, 3], {**DEFAULTS, **AUDIT})})
+    [result] = _apply(cluster, [TopicSpec("puente.deadletter", 3, 3, AUDIT, "dead-letter")])
+    assert result.action == "refused" and "has 1/3 replicas per partition" in result.detail
+
+
+def test_drifted_invariants_are_set_back_and_named() -> None:
+    """With the planned replication, a compacted, size-limited receipts topic is updated: each setting set back,
+    named with the value it had; a setting Puente does not own is left as it is."""
+    cluster = _compacted_receipts(3)
+    cluster.topics[RECEIPTS.name][1]["max.message.bytes"] = "2000000"
+    [result] = _apply(cluster, [RECEIPTS])
+    assert result.action == "updated"
+    assert set(result.changed) == {"cleanup.policy", "retention.bytes", "unclean.leader.election.enable"}
+    assert "retention.bytes=-1 (was 1024)" in result.detail and "unclean.leader.election.enable=false" in result.detail
+    assert cluster.topics[RECEIPTS.name][1]["max.message.bytes"] == "2000000"
+    assert _apply(cluster, [RECEIPTS])[0].action == "unchanged"
+
+
+def test_a_plan_shows_the_drift_and_changes_nothing() -> None:
+    """dry_run: "refused" or "to update" with the same details, "to create" for a missing topic; nothing asked of
+    Kafka but to look."""
+    cluster = _compacted_receipts(1)
+    missing = TopicSpec("puente.audit.denials", 1, 3, AUDIT, "denials", fixed=True)
+    refused, made = _apply(cluster, [RECEIPTS, missing], dry_run=True)
+    assert refused.action == "refused" and "would set back cleanup.policy=delete (was compact)" in refused.detail
+    assert made.action == "to create" and made.ok
+    assert cluster.altered == {} and cluster.created == []
+    cluster = _compacted_receipts(3)
+    [planned] = _apply(cluster, [RECEIPTS], dry_run=True)
+    assert planned.action == "to update" and "cleanup.policy=delete (was compact)" in planned.detail
+    assert cluster.altered == {}
+
+
+def test_a_topic_is_created_with_every_setting_puente_owns() -> None:
+    """Create sets the invariants too, not only the spec's own settings: the cluster's defaults decide none of them."""
+    cluster = Cluster()
+    [result] = _apply(cluster, [RECEIPTS])
+    assert result.action == "created"
+    assert cluster.created[0].config == {**INVARIANTS, **AUDIT, "retention.bytes": "-1"}
+
+
+def test_the_lifecycle_keeps_its_compaction_in_any_order() -> None:
+    """The lifecycle topic is planned compact,delete: Kafka's "delete,compact" is the same list, no drift; its
+    unclean elections are still Puente's."""
+    spec = TopicSpec("puente.lifecycle", 3, 1, {"cleanup.policy": "compact,delete", "retention.ms": "1"}, "lifecycle")
+    have = {**DEFAULTS, "cleanup.policy": "delete,compact", "retention.ms": "1"}
+    assert drift(spec, have) == []
+    assert drift(spec, {**have, "unclean.leader.election.enable": "true"}) == [
+        ("unclean.leader.election.enable", "true", "false")]
+
+
+@pytest.fixture(scope="module")
+def policy() -> PolicySet:
+    return load_policy_set()
+
+
+def test_every_planned_topic_carries_the_invariants_and_ingress_its_append_time(policy: PolicySet) -> None:
+    """Each topic the plan makes owns cleanup.policy, retention.bytes and unclean elections; the ingress topics
+    own LogAppendTime, so an ingress topic made with CreateTime is set back (the replay window reads it)."""
+    cfg = PuenteSettings(replication=3)
+    specs = plan_topics(cfg, policy)
+    for spec in specs:
+        owned = spec.owned
+        assert owned["unclean.leader.election.enable"] == "false" and owned["retention.bytes"] == "-1"
+        assert owned["min.insync.replicas"] == "2"
+        assert owned["cleanup.policy"] == ("compact,delete" if spec.role == "lifecycle" else "delete")
+    ingress = next(s for s in specs if s.role == "ingress")
+    assert drift(ingress, {**DEFAULTS, **ingress.config, "message.timestamp.type": "CreateTime"}) == [
+        ("message.timestamp.type", "CreateTime", "LogAppendTime")]
+
+
+def test_a_second_apply_after_create_reads_unchanged(policy: PolicySet) -> None:
+    """What apply creates, a second apply finds as planned: every topic unchanged (as the integration test expects
+    of a real Kafka)."""
+    cluster = Cluster()
+    specs = plan_topics(PuenteSettings(), policy)
+    assert {r.action for r in _apply(cluster, specs)} == {"created"}
+    assert {r.action for r in _apply(cluster, specs)} == {"unchanged"}
