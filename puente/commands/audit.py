@@ -319,7 +319,7 @@ def _rows(docs: Iterable[dict[str, Any]], longest_alert_id: int) -> None:
         version = d.get("version", 1 if d.get("kind") in ("DECISION", "RECEIPT") else None)
         print(f"{_text(d.get('at'))[:23]:<24} {_text(d.get('kind'))[:11]:<11} {_text(d.get('alert_id')):<{width}} "
               f"{_text(version)[:3]:>3} {_text(d.get('partner'))[:7]:<7} {_text(_outcome(d))[:16]:<16} "
-              f"{_text(d.get('agreement'))[:14]:<14} {_why(d)[:160]}")
+              f"{_text(d.get('agreement'))[:14]:<14} {_text(_why(d))[:160]}")
 
 
 def _text(value: Any) -> str:
@@ -333,6 +333,9 @@ def _outcome(d: dict[str, Any]) -> Any:
 
 
 def _why(d: dict[str, Any]) -> str:
+    """The reason column, put together from a record's values as they are: ``_rows`` prints it through ``_text``,
+    so a value that holds an escape sequence or a line break (a denial's principal, a query's parameters) is
+    escaped there, whichever kind of record it comes from."""
     if d.get("kind") == "DECISION":
         action = d.get("action")
         life = (f"{action}{' (' + str(d['reason']) + ')' if d.get('reason') else ''}: "
@@ -349,4 +352,4 @@ def _why(d: dict[str, Any]) -> str:
         return f"{d.get('auditor')} ({d.get('scope')}) looked at {d.get('page')} {d.get('params')}: {d.get('results')}"
     if d.get("kind") == "DENIAL":
         return f"{d.get('principal')} refused {d.get('operation')} on {d.get('resource')} ({d.get('request')})"
-    return _text(d.get("detail") or d.get("feed"))
+    return str(d.get("detail") or d.get("feed") or "")

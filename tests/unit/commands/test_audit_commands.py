@@ -4,6 +4,7 @@ column and whole alert ids, rows in time order through the spill, and `audit ver
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -281,3 +282,21 @@ def test_a_log_since_after_until_is_a_usage_error(service: dict[str, Any],
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and "--since 2026-01-01T00:00:00Z is after --until 2025-01-01T00:00:00Z" in errors[0]
     assert _puente("audit", "log", "--since", "2026-11-03T10:00:00Z", "--until", "2026-11-03T10:00:00Z") == 0
+
+
+def test_values_in_the_why_column_cannot_drive_the_terminal(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A denial's principal and resource and a decision's reasons are printed escaped: an escape sequence or a
+    line break in any of them stays visible text on its row, whichever kind of record."""
+    hostile = "\x1b[2J\x1b]0;owned\x07\nforged line"
+    rows = [
+        {"kind": "DENIAL", "at": "2026-03-01T12:00:00Z", "principal": f"User:{hostile}", "operation": "READ",
+         "resource": f"TOPIC:{hostile}", "request": "Fetch"},
+        {"kind": "DECISION", "at": "2026-03-01T12:00:02Z", "alert_id": "SNM:1", "partner": "COL",
+         "decision": "WITHHOLD", "reasons": [hostile]},
+    ]
+    monkeypatch.setattr(sys.modules[__name__], "ROWS", rows)
+    assert _puente("audit", "log") == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and len(out.splitlines()) == 1 + len(rows)
+    assert out.count("\\x1b[2J") == 3  # the principal, the resource, the reason
