@@ -23,14 +23,7 @@ from typing import Any
 from broker.access import denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
-from broker.audit.receipts import (
-    UNVOUCHED_BYTES,
-    UNVOUCHED_IN_ALL,
-    UNVOUCHED_PER_CHAIN,
-    Unvouched,
-    match_receipt,
-    sent_records,
-)
+from broker.audit.receipts import Unvouched, given_up, match_receipt, sent_records
 from broker.audit.verify import (
     FeedEnds,
     Finding,
@@ -334,21 +327,13 @@ class _Delivered(Spill):
         return unmatched
 
     def _given_up(self, offsets: list[int]) -> list[tuple[int, str]]:
-        """Findings for receipts given up unvouched: the first ``_LISTED`` of a partition one by one, then one
-        line saying more follow unlisted (a flood must not grow the findings as it would have the memory)."""
-        out = []
-        for at in offsets:
-            self._gave_up += 1
-            if self._gave_up <= _LISTED:
-                out.append((at, _GIVEN_UP))
-            elif self._gave_up == _LISTED + 1:
-                out.append((at, f"{_GIVEN_UP}; more such receipts in this partition are not listed one by one"))
+        """Findings for receipts given up unvouched (``receipts.given_up``: the first of a partition one by one,
+        then one line saying more follow unlisted, as the audit index has them)."""
+        out = given_up(self._gave_up, offsets)
+        self._gave_up += len(offsets)
         return out
 
 
-_GIVEN_UP = (f"no checkpoint of its chain vouched for it within the {UNVOUCHED_PER_CHAIN:,} receipts held per "
-             f"chain ({UNVOUCHED_IN_ALL:,} or {UNVOUCHED_BYTES // 2**20} MiB in all): matched to no delivery")
-_LISTED = 100
 _INT64 = (-(2**63), 2**63 - 1)  # what SQLite holds: a version beyond it is none a receipt can name
 
 

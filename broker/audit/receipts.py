@@ -26,6 +26,7 @@ never sent count as received.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -74,6 +75,11 @@ class Unvouched(Generic[T]):
     def __len__(self) -> int:
         return self._count
 
+    def __contains__(self, chain: object) -> bool:
+        """Whether ``chain`` holds anything (a chain added to when it holds nothing goes last in the order
+        of giving up: what a reader that saves this order across runs needs to know)."""
+        return chain in self._held
+
     def add(self, chain: str, offset: int, item: T, size: int = 0) -> list[tuple[int, T]]:
         """Hold ``item`` (the receipt at ``offset``, a record of ``size`` bytes) for ``chain``; returns what was
         given up to make room, oldest first per chain."""
@@ -121,6 +127,26 @@ class Unvouched(Generic[T]):
         self._held.clear()
         self._vouched.clear()
         return count
+
+
+GIVEN_UP = (f"no checkpoint of its chain vouched for it within the {UNVOUCHED_PER_CHAIN:,} receipts held per "
+            f"chain ({UNVOUCHED_IN_ALL:,} or {UNVOUCHED_BYTES // 2**20} MiB in all): matched to no delivery")
+"""The finding at a receipt ``Unvouched`` gave up (``audit verify``'s and the audit index's alike)."""
+GIVEN_UP_LISTED = 100
+"""Receipts given up that a partition's findings list one by one; one more line says more follow."""
+
+
+def given_up(before: int, offsets: Iterable[int]) -> list[tuple[int, str]]:
+    """(offset, why) of the findings for receipts given up at ``offsets``, ``before`` of the partition's
+    given up already: the first ``GIVEN_UP_LISTED`` one by one, then one line saying more follow unlisted
+    (a flood must not grow the findings as it would have the memory)."""
+    out = []
+    for count, at in enumerate(offsets, start=before + 1):
+        if count <= GIVEN_UP_LISTED:
+            out.append((at, GIVEN_UP))
+        elif count == GIVEN_UP_LISTED + 1:
+            out.append((at, f"{GIVEN_UP}; more such receipts in this partition are not listed one by one"))
+    return out
 
 
 FeedPlace = tuple[str, int, int]

@@ -12,7 +12,9 @@ sound ones. It can always be rebuilt from offset 0 (``rebuilding``: built beside
 What is indexed (the same rule as ``audit log``): a record verification reports (edited, out of
 place, badly or wrongly signed, not an audit record) is a finding, and none of its rows are
 indexed; a receipt becomes a row only once a checkpoint of its chain vouches for it (until then
-it waits in ``pending_receipts``), and a receipt that names no audited delivery at the feed record
+it waits in ``pending_receipts``, bounded and given up as ``audit verify`` bounds and gives up what
+it holds, ``broker.audit.receipts.Unvouched``: a receipt given up is a finding with the same text),
+and a receipt that names no audited delivery at the feed record
 it names is a finding, not a row (``broker.audit.receipts``: the same alert, feed and version sent,
 dated after it, at a feed record that holds that delivery alone). A receipt row acknowledges the
 one delivery it was bound to (``decision_id``), and only when its partner opened the record.
@@ -43,7 +45,10 @@ of an alert only what that partner's view kept. A decision that delivered nothin
 of the alert (type, agency, sector, markings, publication); one that delivered shows besides
 ``DELIVERY_FIELDS`` and each of ``VIEW_COLUMNS`` (type, agency, sector... each keyed to the alert field
 it is copied from) whose field no change of that view covers (``scoped``). Filters outside
-``ANY_ROW_FILTERS``, search choices and indicators on those descriptions see those values only.
+``ANY_ROW_FILTERS``, search choices and indicators on those descriptions see those values only. Of
+the decision chains, which hold every partner's blocks, it reads each one's state and problem count
+only (``AuditIndex.integrity``: an allow-list of chain fields per scope), never their size,
+checkpoints or position: those grow with what other partners were sent.
 """
 
 from broker.audit_index._index import (

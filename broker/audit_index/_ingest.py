@@ -13,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from broker.audit.chain import chain_owner, flatten, last_ingress
-from broker.audit.receipts import match_receipt, sent_version
+from broker.audit.receipts import Unvouched, given_up, match_receipt, sent_version
 from broker.audit.verify import (
     ChainState,
     Finding,
@@ -104,6 +106,32 @@ class PartitionIngest:
         self._at: tuple[str | None, int | None] = (None, None)
         self._next_id: int | None = None  # the next decision id (the one writer numbers them itself)
         self._book = SqlReceiptBook(conn, _SENT_SQL)
+        # The receipts no checkpoint has vouched for yet, bounded by the rule ``audit verify`` applies
+        # (``Unvouched``): each held as its chain key, restored from ``pending_receipts`` as it stood.
+        self._waiting: Unvouched[str] = Unvouched()
+        self._given_up = 0  # receipts of this partition given up unvouched (the first few are listed)
+        self._seq = 0  # the last chain to begin holding receipts, numbered (``pending_receipts.seq``)
+        self._began: dict[str, int] = {}  # each chain holding receipts: the number it began holding at
+        self._vouched: set[str] = set()  # chains a checkpoint vouched for in this partition (the last to give up)
+        if holds == "receipts":
+            self._restore_waiting()
+
+    def _restore_waiting(self) -> None:
+        """``_waiting`` as the last commit left it: the chains vouched for, then every pending receipt in the
+        order its chain began holding and by offset, so the next to give up is the one a walk over the whole
+        partition would give up (a catch-up that continues finds what `audit verify` finds)."""
+        row = self._conn.execute("SELECT vouched, given_up FROM unvouched WHERE topic = ? AND partition = ?",
+                                 (self.topic, self.partition)).fetchone()
+        if row is not None:
+            self._vouched, self._given_up = set(json.loads(row[0])), int(row[1])
+            for key in sorted(self._vouched):
+                self._waiting.pop(key, vouched=True)  # holds nothing yet: only marks it vouched for
+        for key, offset, size, seq in _batches(self._conn.execute(
+                "SELECT chain_key, \"offset\", size, seq FROM pending_receipts WHERE topic = ? AND partition = ? "
+                "ORDER BY seq, \"offset\"", (self.topic, self.partition))):
+            self._waiting.add(key, offset, key, size)  # within the bounds as committed: nothing is given up here
+            self._began[key] = seq
+            self._seq = max(self._seq, seq)
 
     # ---- the run ------------------------------------------------------------------------------
     def add(self, offset: int, value: bytes) -> None:
@@ -126,6 +154,8 @@ class PartitionIngest:
         before = self.rows
         doc, found = self._walk.feed(offset, value)
         for chain in self._walk.cut:  # receipts cut off from their chain: no checkpoint will vouch for them
+            self._waiting.pop(chain_key(chain))
+            self._began.pop(chain_key(chain), None)
             self._conn.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
                                (self.topic, self.partition, chain_key(chain)))
         placed = []  # a sound receipt naming a place its partner cannot have read (``ReceiptReach.take``)
@@ -135,10 +165,12 @@ class PartitionIngest:
         if doc is not None and not found:
             if self.holds == "decisions" and (where := last_ingress(doc)) is not None:
                 self._end = (f"{where[0]}:{where[1]}", where[2], offset)
-            found = self._rows(offset, doc)
-            unmatched = 1  # the only findings ``_rows`` gives: receipts for no audited delivery
+            found = self._rows(offset, doc, len(value))
+            unmatched = 1  # the only findings ``_rows`` gives: receipts for no audited delivery or given up unvouched
         for f, flag in [*((f, unmatched) for f in found), *((f, 0) for f in placed)]:
-            key = UNKNOWN_CHAIN if doc is None else chain_key(doc.get("chain"))
+            # A receipt given up is a finding of its own chain, which may not be this record's.
+            key = f.chain if isinstance(f, _ChainFinding) else UNKNOWN_CHAIN if doc is None else chain_key(
+                doc.get("chain"))
             self._conn.execute("INSERT INTO findings (topic, partition, \"offset\", chain_key, problem, unmatched) "
                                "VALUES (?, ?, ?, ?, ?, ?)", (f.topic, f.partition, f.offset, key, f.problem, flag))
         self.found += len(found) + len(placed)
@@ -184,6 +216,10 @@ class PartitionIngest:
                       "\"offset\" = excluded.\"offset\"", (self.topic, self.partition, *self._end))
         if self._reach is not None:
             self._commit_reach(self._reach)
+        if self.holds == "receipts":
+            c.execute("INSERT INTO unvouched (topic, partition, vouched, given_up) VALUES (?, ?, ?, ?) ON CONFLICT "
+                      "(topic, partition) DO UPDATE SET vouched = excluded.vouched, given_up = excluded.given_up",
+                      (self.topic, self.partition, json_text(sorted(self._vouched)), self._given_up))
         c.execute("COMMIT")
         self._open = False
         self._since_commit = 0
@@ -213,18 +249,15 @@ class PartitionIngest:
                 self._conn.execute("ROLLBACK")
 
     # ---- rows ---------------------------------------------------------------------------------
-    def _rows(self, offset: int, doc: dict[str, Any]) -> list[Finding]:
-        """Store the rows of a sound record; findings it turns out to have (a receipt for no delivery)."""
+    def _rows(self, offset: int, doc: dict[str, Any], size: int = 0) -> list[Finding]:
+        """Store the rows of a sound record of ``size`` bytes; findings it turns out to have (a receipt for
+        no delivery, receipts given up unvouched)."""
         kind, chain = doc.get("kind"), doc.get("chain")
         if chain is not None and self.holds == "receipts":
             if kind == "CHECKPOINT":
                 return self._vouch(chain_key(chain))
             if kind == "RECEIPT":
-                # Matched to its delivery only once a checkpoint vouches for it (``_vouch``): anyone may write a
-                # receipts topic, and a receipt no one signs must not bind a delivery's place before the real one.
-                self._conn.execute("INSERT INTO pending_receipts (topic, partition, chain_key, \"offset\", row, "
-                                   "decision_id) VALUES (?, ?, ?, ?, ?, NULL)",
-                                   (self.topic, self.partition, chain_key(chain), offset, json_text(flatten(doc)[0])))
+                return self._hold(offset, chain_key(chain), json_text(flatten(doc)[0]), size)
             return []
         if kind == "QUERY":
             self._query(offset, doc)
@@ -322,17 +355,40 @@ class PartitionIngest:
              _text(doc.get("at")), self._time(doc.get("at"))))
         self.rows += 1
 
+    def _hold(self, offset: int, key: str, row: str, size: int) -> list[Finding]:
+        """A sound receipt waits in ``pending_receipts`` for a checkpoint of its chain (``_vouch``): anyone may
+        write a receipts topic, and a receipt no one signs must not bind a delivery's place before the real
+        one. What waits is bounded as `audit verify` bounds it (``Unvouched``, the same rule and order): a
+        receipt given up to make room leaves the table and is a finding with `audit verify`'s text."""
+        if key not in self._waiting:  # the chain begins holding: it goes last in the order of giving up
+            self._seq += 1
+            self._began[key] = self._seq
+        self._conn.execute("INSERT INTO pending_receipts (topic, partition, chain_key, \"offset\", row, decision_id, "
+                           "size, seq) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
+                           (self.topic, self.partition, key, offset, row, size, self._began[key]))
+        out = self._waiting.add(key, offset, key, size)
+        for gone in {k for _, k in out if k not in self._waiting}:
+            del self._began[gone]
+        self._conn.executemany("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ? "
+                               "AND \"offset\" = ?", [(self.topic, self.partition, k, at) for at, k in out])
+        chains = dict(out)
+        listed = given_up(self._given_up, [at for at, _ in out])
+        self._given_up += len(out)
+        return [_ChainFinding(self.topic, self.partition, at, why, chains[at]) for at, why in listed]
+
     def _vouch(self, key: str) -> list[Finding]:
         """A sound checkpoint of a receipt chain: its pending receipts, in offset order, are matched to the
         deliveries they name (``match_receipt``, then bound to their places) and become rows; the findings of
-        those that match none."""
+        those that match none. Read in batches: what waits is bounded, but by tens of thousands."""
         c = self._conn
+        self._waiting.pop(key, vouched=True)
+        self._began.pop(key, None)
+        self._vouched.add(key)
         pending = c.execute("SELECT \"offset\", row FROM pending_receipts WHERE topic = ? AND "
-                            "partition = ? AND chain_key = ? ORDER BY \"offset\"",
-                            (self.topic, self.partition, key)).fetchall()
+                            "partition = ? AND chain_key = ? ORDER BY \"offset\"", (self.topic, self.partition, key))
         partner = chain_owner(chain_name(key) or "")
         found: list[Finding] = []
-        for offset, text in pending:
+        for offset, text in _batches(pending):
             row = json.loads(text)
             delivery = None  # the delivery it acknowledges
             if self.check_receipts:
@@ -355,10 +411,22 @@ class PartitionIngest:
                 c.execute("UPDATE decisions SET receipt_at_ms = ? WHERE id = ? AND decision IN (?, ?) AND went = 1 "
                           "AND (receipt_at_ms IS NULL OR receipt_at_ms > ?)", (when, delivery, *DELIVERS, when))
             self.rows += 1
-        if pending:
-            c.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
-                      (self.topic, self.partition, key))
+        c.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
+                  (self.topic, self.partition, key))
         return found
+
+
+def _batches(cursor: sqlite3.Cursor, size: int = 1000) -> Iterator[Any]:
+    """``cursor``'s rows, read ``size`` at a time (never all at once)."""
+    while batch := cursor.fetchmany(size):
+        yield from batch
+
+
+@dataclass(frozen=True)
+class _ChainFinding(Finding):
+    """A finding at a receipt of ``chain`` (its key), which need not be the chain of the record being added."""
+
+    chain: str = ""
 
 
 def _source(ingress: str | None) -> str | None:

@@ -21,7 +21,7 @@ from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 7  # PRAGMA user_version of the layout below (7: receipts bound only once vouched for)
+SCHEMA_VERSION = 8  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -55,6 +55,10 @@ INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
 # policy says of whose feed it is (read with the policy at hand); ``receipts_waiting``, the receipts no
 # checkpoint vouches for yet, for the next catch-up; meta ``ends``, the offsets the last catch-up read;
 # ``lost``, the partitions Kafka ended before what the index had read, at the last catch-up.
+# ``pending_receipts`` holds a receipts partition's receipts no checkpoint has vouched for yet, bounded as
+# ``audit verify`` bounds them (``broker.audit.receipts.Unvouched``): ``size``, the record's bytes; ``seq``,
+# when its chain last began to hold receipts (the order chains give up theirs); ``unvouched``, per
+# partition, the chains a checkpoint vouched for (JSON) and how many receipts were given up (``given_up``).
 _LAYOUT = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, holds TEXT NOT NULL, owner TEXT);
@@ -109,7 +113,11 @@ CREATE INDEX IF NOT EXISTS receipts_by_decision ON receipts (decision_id);
 CREATE INDEX IF NOT EXISTS receipts_by_partner ON receipts (partner, at_ms);
 CREATE TABLE IF NOT EXISTS pending_receipts (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, chain_key TEXT NOT NULL, "offset" INTEGER NOT NULL,
-    row TEXT NOT NULL, decision_id INTEGER, PRIMARY KEY (topic, partition, chain_key, "offset"));
+    row TEXT NOT NULL, decision_id INTEGER, size INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic, partition, chain_key, "offset"));
+CREATE TABLE IF NOT EXISTS unvouched (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, vouched TEXT NOT NULL, given_up INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition));
 CREATE TABLE IF NOT EXISTS chain_ends (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, source TEXT NOT NULL, last INTEGER NOT NULL,
     "offset" INTEGER NOT NULL, PRIMARY KEY (topic, partition));
