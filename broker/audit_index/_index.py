@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sqlite3
@@ -207,6 +208,24 @@ def _decision_row(r: tuple[Any, ...]) -> dict[str, Any]:
         if not isinstance(row.get(name), list):
             row[name] = []
     return row
+
+
+CHAIN_FIELDS = ("topic", "partition", "chain", "records", "signed", "unsigned_tail", "last_checkpoint_at",
+                "last_checkpoint_seq", "last_checkpoint_offset", "problems", "state")
+"""What ``integrity`` gives of a chain whose problems the auditor reads: a national auditor's every chain,
+a scoped auditor's own receipts chains."""
+COUNTED_CHAIN_FIELDS = ("topic", "partition", "chain", "problems", "state")
+"""What ``integrity`` gives a scoped auditor of a chain it may count but not read (the decision chains): its
+state only. Their records, signatures, checkpoint sequence, offset and time grow with every block about any
+partner, so they would tell a partner's auditor how much the broker decided for others (as ``_scope`` keeps
+record and block out of its rows)."""
+
+
+def _chain_row(readable: bool, chain: dict[str, Any]) -> dict[str, Any]:
+    """``chain`` (every field of ``CHAIN_FIELDS`` but ``state``) cut to what the auditor may see of it, with its
+    ``state``: "sound" or "has problems"."""
+    full = {**chain, "state": "has problems" if chain["problems"] else "sound"}
+    return {k: full[k] for k in (CHAIN_FIELDS if readable else COUNTED_CHAIN_FIELDS)}
 
 
 def _end_row(report: PartitionReport) -> dict[str, Any]:
@@ -560,6 +579,32 @@ class AuditIndex:
         where, args = self._where(scope, q)
         return int(self._one(f"SELECT COUNT(*) FROM decisions WHERE {where}", args) or 0)
 
+    def counted_export(self, scope: Scope, q: Query) -> tuple[int, Iterator[dict[str, Any]]]:
+        """``count`` and ``export`` read from one snapshot of the index: a read transaction begins before the
+        count and ends once the rows are all read (or the iterator is closed). A catch-up that commits
+        between the two would otherwise make the oversight log record one number and the CSV hold another."""
+        try:
+            self._conn.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise translated(exc, self.path, "reading") from None
+        try:
+            total = self.count(scope, q)
+        except BaseException:
+            self._end_snapshot()
+            raise
+        return total, self._in_snapshot(self.export(scope, q))
+
+    def _in_snapshot(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        try:
+            yield from rows
+        finally:
+            self._end_snapshot()
+
+    def _end_snapshot(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # nothing was written: ending the read is all there is to do
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+
     def export(self, scope: Scope, q: Query) -> Iterator[dict[str, Any]]:
         """Every decision row matching ``q`` within ``scope``, newest first, streamed (for CSV)."""
         where, args = self._where(scope, q)
@@ -693,7 +738,8 @@ class AuditIndex:
     def integrity(self, scope: Scope, limit: int = MAX_FINDINGS) -> dict[str, Any]:
         """Each chain's state and problems, problems first; the findings' texts (at most ``limit`` of
         them, first by place; ``findings_total`` counts them all). A scoped auditor sees the decisions'
-        chains (state and problem counts) and its own receipts' chains (with texts)."""
+        chains' state and problem counts only (``COUNTED_CHAIN_FIELDS``) and its own receipts' chains whole
+        (``CHAIN_FIELDS``, with texts and positions)."""
         topics = self._topics()
         chains_seen, repeated = self._chain_states(scope, topics)
         readable = self._visible(scope, topics, texts=True)
@@ -722,25 +768,27 @@ class AuditIndex:
                     findings.append({"topic": topic, "partition": part, "offset": s.tail_first or 0, "problem": (
                         f"chain {name[:60]}: {s.tail} receipt record(s) from here on that no checkpoint of the "
                         "partner's vouches for")})
-            chains.append({"topic": topic, "partition": part, "chain": name, "records": s.records, "signed": s.signed,
-                           "unsigned_tail": s.tail, "last_checkpoint_at": s.signed_at,
-                           "last_checkpoint_seq": s.signed_seq, "last_checkpoint_offset": s.signed_offset,
-                           "problems": problems})
+            chains.append(_chain_row(texts(topic), {
+                "topic": topic, "partition": part, "chain": name, "records": s.records, "signed": s.signed,
+                "unsigned_tail": s.tail, "last_checkpoint_at": s.signed_at, "last_checkpoint_seq": s.signed_seq,
+                "last_checkpoint_offset": s.signed_offset, "problems": problems}))
         for (topic, part, key), n in counts.items():  # problems at records that name no readable chain
             name = None if key == UNKNOWN_CHAIN else chain_name(key)
-            chains.append({"topic": topic, "partition": part, "chain": name,
-                           "records": 0, "signed": 0, "unsigned_tail": 0, "last_checkpoint_at": None,
-                           "last_checkpoint_seq": None, "last_checkpoint_offset": None, "problems": n})
+            chains.append(_chain_row(texts(topic), {
+                "topic": topic, "partition": part, "chain": name, "records": 0, "signed": 0, "unsigned_tail": 0,
+                "last_checkpoint_at": None, "last_checkpoint_seq": None, "last_checkpoint_offset": None,
+                "problems": n}))
         chains.sort(key=lambda c: (c["problems"] == 0, c["topic"], c["partition"], str(c["chain"])))
         ends = self.end_reports(scope)
         for f in (f for r in ends.reports for f in r.findings):
             total += 1
             findings.append({"topic": f.topic, "partition": f.partition, "offset": f.offset, "problem": f.problem})
         findings.sort(key=lambda f: (f["topic"], f["partition"], f["offset"]))
-        seen = self._visible(scope, topics, texts=False)
+        # Where the index stands in a chain grows with every block, whoever it is about: a scoped auditor
+        # reads it only for the topics whose texts it reads (its own receipts).
         positions = [{"topic": t, "partition": p, "next_offset": n} for t, p, n in
                      self._all("SELECT topic, partition, next_offset FROM positions ORDER BY topic, partition")
-                     if seen is None or t in seen]
+                     if texts(t)]
         return {"chains": chains, "findings": findings[:max(0, limit)], "findings_total": total,
                 "positions": positions, "indexed_at": self._one("SELECT value FROM meta WHERE key = 'indexed_at'"),
                 "ends": [_end_row(r) for r in ends.reports if r.end is not None], "end_problems": ends.problems,

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from broker.audit_index import MAX_FINDINGS, Query, Scope
@@ -120,22 +120,30 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         if isinstance(given, Response):
             return given
         session, (query, typed) = given
-        scope_of = Scope(session.account.partner)
+        held: list[IndexReader] = []  # the export's own connection, until its stream ends
 
-        def rows() -> Iterator[list[Any]]:
-            index = console.config.open_index()
+        def rows(index: IndexReader, found: Iterator[dict[str, Any]]) -> Iterator[list[Any]]:
             try:
-                for row in index.export(scope_of, query):
+                for row in found:
                     yield [row.get(c) for c in SEARCH_COLUMNS]
             finally:
                 index.close()
 
-        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
-            # The log records what the export streams: every matching row, not the search page's capped count.
-            total = index.count(scope, query)
-            return total, lambda: csv_response("puente-decisions.csv", csv_lines(list(SEARCH_COLUMNS), rows()))
+        def work(_: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            # The log records what the export streams: every matching row, not the search page's capped count,
+            # counted and streamed from one read snapshot that stays open until the stream ends (the index
+            # ``answer`` opens is closed once ``work`` returns, and a catch-up may commit before the stream).
+            index = console.config.open_index()
+            held.append(index)
+            total, found = index.counted_export(scope, query)
+            return total, lambda: csv_response("puente-decisions.csv", csv_lines(list(SEARCH_COLUMNS),
+                                                                                 rows(index, found)))
 
-        return await console.answer(request, session, "search.csv", typed, work)
+        answered = await console.answer(request, session, "search.csv", typed, work)
+        if not isinstance(answered, StreamingResponse):  # refused or failed: no stream will close the snapshot
+            for index in held:
+                index.close()
+        return answered
 
     async def timeline(request: Request) -> Response:
         session = await gate(request)

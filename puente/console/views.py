@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 # What a spreadsheet may run as a formula when a cell starts with it, after any spaces (full-width forms too).
 _FORMULA = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _CONTROL = ("\t", "\r")
+
+
+def segment(value: Any) -> str:
+    """``value`` percent-encoded as one URL path segment: every character outside letters, digits and
+    ``-._~`` is encoded, ``/`` included. Ids are chosen by agencies: Jinja's ``urlencode`` keeps ``/``, so
+    ``x/../../dead-letters`` in ``/alerts/...`` made a link a browser resolves to another page. The routes
+    decode it back (``{alert_id:path}`` takes a decoded ``/``)."""
+    return quote("" if value is None else str(value), safe="")
 
 
 def when(value: Any) -> str:

@@ -78,6 +78,9 @@ class FakeIndex:
     def export(self, scope: Scope, q: Query) -> Iterator[dict[str, Any]]:
         yield from self._match(scope, q)
 
+    def counted_export(self, scope: Scope, q: Query) -> tuple[int, Iterator[dict[str, Any]]]:
+        return self.count(scope, q), self.export(scope, q)
+
     def facets(self, scope: Scope) -> dict[str, list[str]]:
         seen = self._seen(scope)
         return {"partners": sorted({r["partner"] for r in seen}), "decisions": sorted({r["decision"] for r in seen})}
