@@ -8,6 +8,7 @@ import contextlib
 import json
 import math
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -169,6 +170,7 @@ class Page:
 
 
 _FACETS: dict[tuple[str, str | None, int], dict[str, list[str]]] = {}  # see AuditIndex.facets
+_FACETS_LOCK = threading.Lock()  # the console answers pages from worker threads, each with its own AuditIndex
 
 # The partial indexes' conditions (``_store``), word for word: SQLite uses such an index only where
 # the query's WHERE clause implies the index's, and a bound parameter implies nothing.
@@ -624,12 +626,14 @@ class AuditIndex:
         search page shows them: they are kept per index file, scope and read position, so they are
         read again only once the index has taken in new records."""
         key = (str(self.path), scope.partner, self._generation())
-        cached = _FACETS.get(key)
+        with _FACETS_LOCK:
+            cached = _FACETS.get(key)
         if cached is None:
-            cached = self._facets(scope)
-            if len(_FACETS) >= 64:
-                _FACETS.pop(next(iter(_FACETS)))
-            _FACETS[key] = cached
+            cached = self._facets(scope)  # outside the lock: another page's facets need not wait for these
+            with _FACETS_LOCK:
+                while len(_FACETS) >= 64:
+                    _FACETS.pop(next(iter(_FACETS)))
+                _FACETS[key] = cached
         return {name: list(values) for name, values in cached.items()}
 
     def _generation(self) -> int:
