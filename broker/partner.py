@@ -394,6 +394,9 @@ class Subscriber:
         idle_since = time.monotonic()
         while not self._stopping.is_set() and (limit is None or self.stats.received + self.stats.rejected < limit):
             self.purge()
+            # Read before the fetch: a revocation while getmany waits (its callback runs meanwhile) moves it on,
+            # and the batch it returns, fetched under the old assignment, is then not handled.
+            generation = self._generation
             try:
                 batch = await feed.getmany(timeout_ms=500, max_records=RECEIPTS_PER_CHECKPOINT)
             except NoCommittedOffset as exc:
@@ -409,7 +412,6 @@ class Subscriber:
                 continue
             if self._resume_failed is not None:
                 raise self._resume_failed  # nothing of the assignment was read: the next run compares again
-            generation = self._generation  # no await since getmany: its records are this assignment's
             if not batch:
                 if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                     break

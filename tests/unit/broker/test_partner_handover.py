@@ -83,3 +83,32 @@ async def test_a_revocation_of_partitions_it_never_committed_does_not_ask_kafka(
     group = Group(error=AssertionError("asked"))
     await _subscriber(notes)._hand_over(group, {TP})  # type: ignore[arg-type]
     assert group.asked == 0 and notes == []
+
+
+async def test_a_batch_fetched_while_a_revocation_ran_is_not_handled() -> None:
+    """getmany waits, the group revokes meanwhile (the callback runs while it waits) and then getmany returns what
+    it fetched under the old assignment: that batch is dropped (its records come again from the committed offsets,
+    to whoever owns them now), never receipted and committed after the hand-over."""
+    notes: list[str] = []
+    sub = _subscriber(notes)
+    handled: list[Any] = []
+
+    class Feed:
+        calls = 0
+
+        async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+            Feed.calls += 1
+            if Feed.calls == 1:
+                await asyncio.sleep(0)
+                sub._generation += 1  # what _hand_over does first, as a revocation begins
+                return {TP: ["a record of the revoked partition"]}
+            sub.stop()
+            return {}
+
+    async def batch(*args: Any) -> tuple[None, None]:
+        handled.append(args)
+        return None, None
+
+    sub._batch = batch  # type: ignore[method-assign, assignment]
+    assert await sub._follow(Feed(), None, object(), object(), 0, None, None) is None  # type: ignore[arg-type]
+    assert handled == [] and Feed.calls == 2
