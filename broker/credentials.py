@@ -6,11 +6,18 @@ of the keystore, where it keeps its keys: ``<keys>/agencies/<A>``, ``<keys>/brok
 ``<keys>/partners/<P>``, ``<keys>/auditor``, ``<keys>/console``. The file is ``client.properties`` in the Java client's
 names, so Kafka's own console tools take it as they are (``--consumer.config``, ``--command-config``),
 and Puente reads it through ``PUENTE_CLIENT_CONFIG`` or ``--command-config``. It holds the password:
-it is written 0600, in a 0700 folder.
+it is written 0600, whole or not at all and never through a link, in a 0700 folder; a party's folder
+that exists already but others may write is refused before anything changes, on the cluster or on disk.
+Every value is written so that Kafka's Java tools and Puente read it back alike, or refused
+(``client_properties``): a CA path from a folder whose name holds a newline would otherwise add a
+setting of its own, such as one turning hostname checking off.
 
 ``apply_users`` sets every party's SCRAM credential on the cluster and writes its file. A party
 whose file exists and whose login the cluster holds keeps its password (the credential is set again
-to it), so running it twice changes nothing; ``rotate`` gives every party a new one. A party the
+to it), so running it twice changes nothing; ``rotate`` gives every party a new one. A password is
+kept only from a file that passed every check of a secret file (``broker.private_files``: this
+user's, 0600, not a link, in a folder only its owner writes): one others could read or have planted
+is never adopted, and the party gets a new password. A party the
 cluster holds no login for gets a new password even when an old file is there: a partner removed
 and added again under its id never gets back the password it had. The login of a party that is
 no more (an ``agency-`` or ``partner-`` user the policy and settings no longer name) is deleted
@@ -22,13 +29,16 @@ login left behind would still authenticate.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from broker.access import AUDITOR, BROKER, CONSOLE, puentes
 from broker.kafka import Admin, KafkaConnection, connection_from_properties
 from broker.kafka.acls import SCRAM_MECHANISM, delete_users, new_password, scram_users, upsert_users
-from broker.keystore import Holder, holder_path, private_folder, write_atomic
+from broker.kafka.connection import unsafe_value
+from broker.keystore import Holder, holder_path
+from broker.private_files import check_folder, private_folder, write_atomic
 from puente.errors import ConfigError, KafkaAuthError, KeyMaterialError
 
 CLIENT_CONFIG = "client.properties"
@@ -60,13 +70,29 @@ def scram_jaas(username: str, password: str) -> str:
 
 
 def client_properties(bootstrap: str, ca_file: Path | None, username: str, password: str) -> str:
-    """A client configuration in the Java client's property names: SASL_SSL with SCRAM-SHA-512."""
+    """A client configuration in the Java client's property names: SASL_SSL with SCRAM-SHA-512.
+
+    ConfigError (naming the setting, never its value) when a value would not read back as written, by
+    Kafka's Java tools and by Puente alike (``broker.kafka.connection.unsafe_value``): a newline in the CA's
+    path, say, would start a setting of its own. Refused rather than escaped, since a value Java unescapes
+    is one Puente's reader would read otherwise."""
+    jaas = scram_jaas(username, password)
+    for setting, value in (("bootstrap.servers (the admin's, or PUENTE_BOOTSTRAP)", bootstrap),
+                           ("the username", username),
+                           ("the password in sasl.jaas.config", password),
+                           ("sasl.jaas.config", jaas),
+                           ("ssl.truststore.location (the CA file's path)", "" if ca_file is None else str(ca_file))):
+        problem = unsafe_value(value)
+        if problem is not None:
+            whose = f" of {username}" if unsafe_value(username) is None else ""
+            raise ConfigError(f"cannot write the client configuration{whose}: {setting} cannot be written as a Java "
+                              f"property ({problem}); change it")
     lines = [
         f"# Kafka client configuration of {username}: hand it to Puente (--command-config) or to Kafka's tools.",
         f"bootstrap.servers={bootstrap}",
         "security.protocol=SASL_SSL",
         "sasl.mechanism=SCRAM-SHA-512",
-        f"sasl.jaas.config={scram_jaas(username, password)}",
+        f"sasl.jaas.config={jaas}",
     ]
     if ca_file is not None:
         lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={ca_file}"]
@@ -102,11 +128,12 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     out = []
     for principal in principals:
         path = party_folder(keys, principal) / CLIENT_CONFIG
+        check_folder(path.parent)  # before anything changes: an open folder is refused, never written into
         existing = None
-        if path.exists() and not rotate and SCRAM_MECHANISM in on_cluster.get(principal, ()):
-            try:
+        if os.path.lexists(path) and not rotate and SCRAM_MECHANISM in on_cluster.get(principal, ()):
+            try:  # every check of a secret file: a password others may know is never kept
                 kept = connection_from_properties(path)
-            except ConfigError:  # unreadable: the party gets a new password, and former parties still go
+            except ConfigError:  # unreadable or exposed: the party gets a new password, and former parties still go
                 kept = None
             if kept is not None and kept.username == principal and kept.password:
                 existing = kept.password.get_secret_value()

@@ -9,10 +9,11 @@ halves cross between those folders.
 On disk a keystore is a folder of ``<key_id>.json`` files (the format is ``broker.crypto.keys``).
 Files holding a secret are written 0600 (and refused when group- or world-readable, as ssh
 does), in folders made 0700 whatever the umask (and a key in a folder others may write is
-refused); a key file must be a regular file in the keystore folder itself (a link is refused, and
-never followed); every file is written to a temporary name, fsynced and renamed, so a crash never
-leaves half a key. A keystore holds a public half under one owner's key id only, and the broker's
-holds no partner's or agency's private half (``load_public``, ``agency_mac_lookup``).
+refused, as is writing into an existing folder others may write: ``broker.private_files`` holds
+these checks for every secret file); a key file must be a regular file in the keystore folder
+itself (a link is refused, and never followed); every file is written to a temporary name, fsynced
+and renamed, so a crash never leaves half a key. A keystore holds a public half under one owner's
+key id only, and the broker's holds no partner's or agency's private half (``load_public``, ``agency_mac_lookup``).
 
 When several generations of one owner's key exist, the newest ``created_at`` is current (the key a
 holder signs or seals with); older ones stay loadable, and a reader verifies or decrypts with every
@@ -22,11 +23,9 @@ records made before a rotation still open.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import os
 import re
-import secrets
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -53,6 +52,9 @@ from broker.crypto.keys import (
 )
 from broker.crypto.pem import public_from_pem, public_pem
 from broker.crypto.signing import checker
+from broker.private_files import folder_problem, read_regular, secret_problem
+from broker.private_files import private_folder as private_folder  # re-exported: where callers have found it
+from broker.private_files import write_atomic as write_atomic
 from policies import load_policy_set
 from puente.errors import KeyMaterialError
 from puente.settings import PuenteSettings
@@ -63,100 +65,48 @@ def load_key_file(path: Path | str) -> KeyRecord:
 
     The name must be a regular file itself, never a link: the folder checked is the one the name
     sits in, and a link would let whoever may write that folder point it at a file kept elsewhere.
+    A file holding a secret passes the checks of every secret file (``broker.private_files``: this
+    user's, 0600, in a folder only its owner writes); a public half may be read by others, but not
+    written, nor its folder: whoever may write either may swap it for their own.
     """
     path = Path(path)
     key_id = path.name.removesuffix(".json")
-    data, mode = _read_key_file(path, key_id)
+    data, info = _read_key_file(path, key_id)
     if len(data) > MAX_KEY_FILE:
         raise KeyMaterialError(f"key {key_id}: {path} is too large to be a key file")
     record = record_from_json(data, key_id=key_id)
-    if record.secret is not None and stat.S_IMODE(mode) & 0o077:
-        raise KeyMaterialError(
-            f"key {key_id}: {path} holds a secret but is readable by others "
-            f"(mode {stat.S_IMODE(mode):04o}); run chmod 600 on it"
-        )
-    if stat.S_IMODE(mode) & 0o022:
+    if record.secret is not None:
+        problem = secret_problem(path, info)
+        if problem is not None:
+            raise KeyMaterialError(f"key {key_id}: {path}: {problem}")
+        return record
+    if stat.S_IMODE(info.st_mode) & 0o022:
         # A public half others may write is one they may swap for their own (a verify key, say).
         raise KeyMaterialError(
-            f"key {key_id}: {path} is writable by others (mode {stat.S_IMODE(mode):04o}); run chmod 644 on it"
+            f"key {key_id}: {path} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}); run chmod 644 on it"
         )
     try:
         # The folder the name is in, as given: not wherever a link in it might lead.
-        folder = stat.S_IMODE(os.stat(path.parent).st_mode)
-    except OSError:
-        folder = 0
-    if folder & 0o022:
-        # Whoever may write the folder may swap the key file for their own, secret or public half.
-        raise KeyMaterialError(
-            f"key {key_id}: its folder {path.parent} is writable by others (mode {folder:04o}); run chmod 700 on it"
-        )
+        problem = folder_problem(path.parent)
+    except OSError as exc:
+        problem = f"cannot reach its folder {path.parent}: {exc.strerror}"
+    if problem is not None:
+        raise KeyMaterialError(f"key {key_id}: {problem}")
     return record
 
 
-def _read_key_file(path: Path, key_id: str) -> tuple[bytes, int]:
-    """The first ``MAX_KEY_FILE + 1`` bytes of the regular file ``path`` and its mode; a link is refused."""
+def _read_key_file(path: Path, key_id: str) -> tuple[bytes, os.stat_result]:
+    """The first ``MAX_KEY_FILE + 1`` bytes of the regular file ``path`` and its status; a link is refused."""
+
+    def refuse(message: str) -> KeyMaterialError:
+        return KeyMaterialError(f"key {key_id}: {message}")
+
     try:
-        named = os.lstat(path)
-        if not stat.S_ISREG(named.st_mode):
-            raise KeyMaterialError(
-                f"key {key_id}: {path} is {'a symbolic link' if stat.S_ISLNK(named.st_mode) else 'not a regular file'}"
-                "; a key file must be a regular file in the keystore folder itself: check who made it and where "
-                "it leads, remove it and put the key file itself there"
-            )
-        # O_NOFOLLOW: a link swapped in after the lstat is refused too; O_NONBLOCK: a FIFO cannot hang the read.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_regular(path, MAX_KEY_FILE, refuse)
     except FileNotFoundError:
         raise KeyMaterialError(f"key {key_id}: no key file at {path}") from None
     except OSError as exc:
         raise KeyMaterialError(f"key {key_id}: cannot read {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "rb") as fh:
-            opened = os.fstat(fh.fileno())
-            if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino) or not stat.S_ISREG(opened.st_mode):
-                raise KeyMaterialError(f"key {key_id}: {path} changed while it was read; check who else writes "
-                                       "the keystore folder")
-            return fh.read(MAX_KEY_FILE + 1), opened.st_mode
-    except OSError as exc:
-        raise KeyMaterialError(f"key {key_id}: cannot read {path}: {exc.strerror}") from None
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``path`` whole or not at all, with ``mode`` whatever the umask: a new file of a random name
-    beside it (O_EXCL: never one planted there first, nor a link followed), synced, then renamed over it."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)  # the umask may have changed the mode os.open gave
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
-def private_folder(path: Path) -> None:
-    """Create ``path`` and any missing folder above it as 0700, whatever the umask.
-
-    ``Path.mkdir(parents=True)`` gives the folders above the last the umask's default mode, and
-    under a permissive umask (0) those are world-writable: anyone could then replace a key file.
-    """
-    missing = []
-    at = path
-    while not at.exists():
-        missing.append(at)
-        at = at.parent
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask; this is not
 
 
 class Holder(StrEnum):
@@ -281,7 +231,7 @@ class Keystore:
         target = self.path / f"{record.key_id}.json"
         mode = 0o600 if record.secret is not None else 0o644
         try:
-            private_folder(self.path)
+            private_folder(self.path, error=KeyMaterialError)
             write_atomic(target, record_to_json(record), mode)
         except OSError as exc:
             raise KeyMaterialError(f"key {record.key_id}: cannot write {target}: {exc.strerror}") from None

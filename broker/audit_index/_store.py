@@ -211,7 +211,7 @@ def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connec
                              "`puente audit index --rebuild`")
         return conn
     if not INDEX_FILE.exists(path):
-        private_folder(path.parent)
+        private_folder(path.parent, error=StoreError)
         INDEX_FILE.check_folder(path, missing_ok=False)
         INDEX_FILE.create(path)
     INDEX_FILE.check(path)
@@ -262,7 +262,7 @@ def rebuilding(path: Path) -> Iterator[Path]:
     old index until the new one is whole, never a half-built one. Hold ``writer_lock(path)`` around it.
     A block that fails leaves ``path`` as it was and the temporary file deleted."""
     path = Path(path)
-    private_folder(path.parent)
+    private_folder(path.parent, error=StoreError)
     INDEX_FILE.check_folder(path, missing_ok=False)
     if os.path.lexists(path):
         _check_is_index(path)  # a rebuild replaces the file: never a partner store or the accounts
@@ -351,7 +351,7 @@ def check_index_path(path: Path) -> None:
     if info is None and not os.path.isdir(path.parent):
         if os.path.lexists(path.parent):
             raise StoreError(f"the audit index's folder {path.parent} is not a folder: check --index")
-        private_folder(path.parent)  # made 0700, as the default place is
+        private_folder(path.parent, error=StoreError)  # made 0700, as the default place is
     INDEX_FILE.check_folder(path, missing_ok=False)
     if info is not None:
         _check_is_index(path)

@@ -26,23 +26,35 @@ print, and no error quotes them. Nor does an error quote any other text of the f
 wrapped onto a line of its own, or a JAAS value split without a ``\\``, reads as a key, so a
 message gives the line number and names only settings Puente knows ("did you mean ...?").
 
+The file is read as Kafka's Java tools read it, or refused: lines end at ``\n``, ``\r`` or ``\r\n``
+only (``java.util.Properties``), and a line holding any other control, format or separator character
+(U+2028, U+0085, a vertical tab, a form feed, ...) is refused, since Python's ``splitlines`` would end a
+line there and Java would not: ``good:9093\u2028ssl.endpoint.identification.algorithm=none`` would turn
+hostname checking off for Puente only. ``unsafe_value`` is the writer's side of the same rule.
+
+The file is opened without following a link and must be a regular file that others cannot write, in a
+folder others cannot write (whoever can may point the party at their own servers or CA). One holding a
+password passes every check of a secret file (``broker.private_files``): this user's, 0600.
+
 Pure but for reading the properties file: no Kafka here (``broker.kafka.clients`` makes clients).
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import ssl
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from broker.private_files import folder_problem, read_regular, secret_problem
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
-from puente.strict import TooLarge, read_bounded
 
 Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -194,6 +206,43 @@ _PROPERTY = re.compile(r"^(?P<key>[^=:\s]+)\s*[=:]\s*(?P<value>.*)$")
 _OPTION = re.compile(r"(\w+)\s*=\s*\"((?:[^\"\\]|\\.)*)\"")
 
 
+# java.util.Properties ends a line at \n, \r or \r\n only, and its whitespace is space, tab and form feed.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_JAVA_SPACE = " \t"  # the form feed is refused with the other control characters
+
+
+def _unsafe_char(text: str) -> str | None:
+    """The Unicode category of the first character of ``text`` that Java and Python would not read alike
+    (a control character other than tab, a format character, a line or paragraph separator, a space
+    other than U+0020); None when there is none. Never the character itself: it may sit in a password."""
+    for char in text:
+        if char in (" ", "\t") or " " < char < "\x7f":
+            continue
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cf", "Zl", "Zp", "Zs", "Co", "Cs", "Cn"):
+            return category
+    return None
+
+
+def unsafe_value(value: str) -> str | None:
+    """Why ``value`` cannot be written as a property value that Kafka's Java tools and Puente both read back
+    as written, in words fit for an error; None when it can. Never quotes ``value``.
+
+    Refused rather than escaped: a control, format or separator character (a newline would start a setting
+    of its own); a backslash (Java reads it as an escape, Puente as itself); whitespace at either end
+    (Java drops the leading, Puente both); any character outside printable ASCII (Kafka's tools read the
+    file as ISO-8859-1, Puente as UTF-8)."""
+    if _unsafe_char(value) is not None or "\t" in value:
+        return "it holds a control, format or line-separator character"
+    if "\\" in value:
+        return "it holds a backslash, which Kafka's Java tools would read as an escape"
+    if value != value.strip(" "):
+        return "it begins or ends with a space, which Kafka's Java tools and Puente would read differently"
+    if not value.isascii():
+        return "it holds a character outside printable ASCII, which Kafka's Java tools would read as ISO-8859-1"
+    return None
+
+
 class Entry(NamedTuple):
     """One setting of a properties file: its value and the line it starts on (for messages, which never quote)."""
 
@@ -210,16 +259,23 @@ def _did_you_mean(given: str, known: Iterable[str]) -> str:
 def read_properties(text: str, source: str) -> dict[str, Entry]:
     """A client properties file's keys and values (``key=value`` or ``key: value``, ``#`` and ``!``
     comments, ``\\`` continuation lines), each with its line. Only the keys Puente knows are admitted,
-    and a key given twice is refused: the last would silently win.
+    and a key given twice is refused: the last would silently win. Lines are split as
+    ``java.util.Properties`` splits them, and a line holding another control or separator character
+    is refused (module docstring).
 
     No message quotes the file: what reads as an unknown key may be a password wrapped onto a line
     of its own, or the rest of a JAAS value split without a ``\\``. It says the line and, for a
     near miss, the name meant."""
     out: dict[str, Entry] = {}
     logical, first = "", 0
-    lines = text.splitlines()
+    lines = _LINE_END.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()  # the text after the last line end
     for number, line in enumerate(lines, 1):
-        stripped = line.strip()
+        if _unsafe_char(line) is not None:  # the line is not quoted: it may hold a password
+            raise ConfigError(f"{source}:{number}: the line holds a control, format or separator character; only "
+                              "\\n, \\r and \\r\\n end a line (as Kafka's Java tools read the file): remove it")
+        stripped = line.strip(_JAVA_SPACE)
         if not logical and (not stripped or stripped[0] in "#!"):
             continue
         if not logical:
@@ -266,11 +322,12 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
     """The connection a client properties file describes; ``bootstrap`` fills in when the file has none."""
     source = str(path)
     try:
-        raw = read_bounded(path, _MAX_FILE)
-    except TooLarge:
-        raise ConfigError(f"{source} is too large to be a client configuration") from None
+        raw, info = read_regular(path, _MAX_FILE, ConfigError)
     except OSError as exc:
         raise ConfigError(f"cannot read the client configuration {source}: {exc.strerror}") from None
+    if len(raw) > _MAX_FILE:
+        raise ConfigError(f"{source} is too large to be a client configuration")
+    _check_not_swappable(path, info)
     try:
         props = read_properties(raw.decode("utf-8"), source)
     except UnicodeDecodeError:
@@ -305,6 +362,8 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
         else:
             fields[_NAMES[key]] = value
     if bootstrap and "bootstrap" not in fields:
+        if unsafe_value(bootstrap) is not None:
+            raise ConfigError(f"PUENTE_BOOTSTRAP cannot fill in for {source}: {unsafe_value(bootstrap)}; check it")
         fields["bootstrap"] = bootstrap
     if "bootstrap" not in fields:
         raise ConfigError(f"{source}: no bootstrap.servers, and PUENTE_BOOTSTRAP is not set")
@@ -324,7 +383,27 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
         # The client's default would be PLAINTEXT: in clear, unauthenticated, whoever answers at that address.
         raise ConfigError(f"{source}: no security.protocol: say SASL_SSL (security.protocol=PLAINTEXT only for a "
                           "Kafka without security)")
-    return conn.check()
+    conn.check()
+    if conn.password is not None or conn.key_password is not None:
+        problem = secret_problem(path, info)  # a password others may read is theirs too; one they may write, theirs
+        if problem is not None:
+            raise ConfigError(f"{source}: {problem}")
+    return conn
+
+
+def _check_not_swappable(path: Path, info: os.stat_result) -> None:
+    """Refuse a client configuration others may write, or in a folder others may write: whoever can may point
+    the party at servers or a CA of their own, or turn hostname checking off, even when it holds no password."""
+    mode = info.st_mode & 0o777
+    if mode & 0o022:
+        raise ConfigError(f"{path}: the client configuration is writable by others (mode {mode:04o}); run chmod "
+                          "600 on it")
+    try:
+        problem = folder_problem(path.parent)
+    except OSError as exc:
+        problem = f"cannot reach its folder {path.parent}: {exc.strerror}"
+    if problem is not None:
+        raise ConfigError(f"{path}: {problem}")
 
 
 def connection(settings: PuenteSettings, name: str | None = None) -> KafkaConnection:

@@ -14,9 +14,13 @@ addresses and paths::
     deploy/kafka-<n>/data/, logs/       the node's storage and its logs (authorizer.log: denials)
     deploy/admin/admin.properties       the operator's login, mounted only by the one-shot ``setup``
 
-Every file holding a password or key is 0600 in a 0700 folder; containers run as the invoking
-user (``PUENTE_UID``/``PUENTE_GID``) so they can read them. Running it again keeps the CA, the
-certificates and the passwords, and rewrites the rest. A ministry's deployment uses its own CA
+Every file holding a password or key is 0600 in a 0700 folder, written whole under a new name and
+renamed into place (a link planted at its name is replaced, never followed); containers run as the
+invoking user (``PUENTE_UID``/``PUENTE_GID``) so they can read them. Running it again keeps the CA,
+the certificates and the passwords, and rewrites the rest; what it keeps must pass the checks of a
+secret file (``broker.private_files``: this user's, 0600, not a link), and a folder of the deployment
+that exists but others may write is refused (chmod 700), never used: a ``secrets.json`` someone else
+put there would otherwise become the admin's password. A ministry's deployment uses its own CA
 and its own secret store; this is a trial deployment on one host.
 """
 
@@ -27,15 +31,15 @@ import json
 import os
 import secrets
 import shlex
-import shutil
 import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from broker.credentials import client_properties
-from broker.keystore import private_folder
+from broker.private_files import check_folder, private_folder, read_regular, read_secret, write_atomic
 from puente.dev import pki
+from puente.dev.localkafka._cluster import read_passwords
 from puente.dev.localkafka._nodeconf import (
     ADMIN_PRINCIPAL,
     FIRST_LOGINS,
@@ -45,6 +49,7 @@ from puente.dev.localkafka._nodeconf import (
     render,
     secured_properties,
 )
+from puente.errors import ConfigError
 
 NODES = 3
 FORMAT_LOGINS = "format-logins.args"  # the storage tool's argument file with the first SCRAM logins
@@ -74,17 +79,20 @@ def host(node_id: int) -> str:
     return f"kafka-{node_id}"
 
 
+_MAX_SECRET_FILE = 64 * 1024  # the node's key, at most
+
+
 def _private(path: Path, text: str, mode: int = 0o600) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as fh:
-        os.fchmod(fh.fileno(), mode)
-        fh.write(text)
+    write_atomic(path, text.encode("utf-8"), mode)
 
 
 def _passwords(folder: Path) -> dict[str, str]:
+    """The first logins' passwords, made once and kept in ``secrets.json``. A kept file must pass every check
+    of a secret file and name a password for every first login: one someone else could have put there, or
+    read, never becomes the admin's password."""
     path = folder / "secrets.json"
-    if path.exists():
-        return dict(json.loads(path.read_text()))
+    if os.path.lexists(path):  # a link is there too: read_passwords refuses it
+        return read_passwords(path, "the deployment's passwords")
     made = {name: secrets.token_urlsafe(24) for name in FIRST_LOGINS}
     _private(path, json.dumps(made))
     return made
@@ -92,9 +100,20 @@ def _passwords(folder: Path) -> dict[str, str]:
 
 def _cluster_id(folder: Path) -> str:
     path = folder / "cluster.id"
-    if not path.exists():
-        path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
-    return path.read_text().strip()
+    if not os.path.lexists(path):
+        write_atomic(path, (base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n").encode(),
+                     0o644)
+    data, _ = read_regular(path, 256, ConfigError)
+    return data.decode("ascii", "replace").strip()
+
+
+def _copy(source: Path, dest: Path, mode: int) -> None:
+    """Copy ``source`` (a secret file when ``mode`` is 0600: checked as one) to ``dest``, never through a link."""
+    if mode & 0o077:
+        data, _ = read_regular(source, _MAX_SECRET_FILE, ConfigError)
+    else:
+        data = read_secret(source, _MAX_SECRET_FILE, ConfigError, "the node's key")
+    write_atomic(dest, data, mode)
 
 
 def node_conf(node_id: int, nodes: int = NODES) -> NodeConf:
@@ -124,9 +143,13 @@ def _start_script(cluster_id: str) -> str:
 
 
 def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
-    """Write (or refresh) every file compose.yaml mounts under ``folder``."""
+    """Write (or refresh) every file compose.yaml mounts under ``folder``. ConfigError, before anything is
+    written there, when ``folder`` or one of its own folders exists but others may write it."""
     private_folder(folder)
     tls = folder / "tls"
+    for sub in (tls, folder / "admin", *(folder / host(n) / part for n in range(1, nodes + 1)
+                                         for part in ("", "config", "data", "logs"))):
+        check_folder(sub)  # an open one is refused before any password is made (a missing one is made 0700)
     passwords = _passwords(folder)
     cluster_id = _cluster_id(folder)
     made = ComposeFiles(folder, nodes)
@@ -138,9 +161,8 @@ def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
         config = base / "config"
         for sub in (base, config, base / "data", base / "logs"):
             private_folder(sub)
-        shutil.copyfile(tls / f"{name}.pem", config / "node.pem")
-        os.chmod(config / "node.pem", 0o600)
-        shutil.copyfile(tls / "ca.pem", config / "ca.pem")
+        _copy(tls / f"{name}.pem", config / "node.pem", 0o600)
+        _copy(tls / "ca.pem", config / "ca.pem", 0o644)
         _private(config / "server.properties", render(secured_properties(node_conf(node_id, nodes),
                                                                          passwords[NODE_PRINCIPAL])))
         log4j = resources.files("puente.dev.localkafka").joinpath("log4j2.properties").read_text()

@@ -304,6 +304,7 @@ async def test_the_acl_plan_follows_the_partners(env: Env, tmp_path: Path) -> No
     # Its login goes too: with no ACL it could still authenticate, and an id added again must not get it back.
     old_login = tmp_path / "cri-client.properties"
     shutil.copyfile(env.config("partner-CRI"), old_login)
+    old_login.chmod(0o600)  # it holds the password: as `users apply` wrote it
     planned = subprocess.run(cli("users", "plan", "--prune"), env=variables, capture_output=True, text=True,
                              timeout=120, check=False)
     assert planned.returncode == 1, planned.stdout + planned.stderr  # a change to make, and none made

@@ -13,6 +13,12 @@ loaded). Everyone else gets exactly the ACLs ``puente acls apply`` derives from 
 What a client needs is written beside the nodes: ``tls/ca.pem`` to trust, and ``admin.properties``,
 the admin's client configuration (``puente kafka env`` points ``PUENTE_CLIENT_CONFIG`` at it).
 Denials go to each node's ``logs/authorizer.log``.
+
+The passwords (``secrets.json``), the admin's configuration and each node's ``server.properties`` are
+0600 in 0700 folders, written whole under a new name and renamed into place (a link planted at the
+name is replaced, never followed). Kept passwords are read only from a file that passes every check of
+a secret file (``broker.private_files``), and a folder of the local Kafka that exists but others may
+write is refused (chmod 700), never used.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from pathlib import Path
 
 from broker.credentials import client_properties
 from broker.kafka import Admin, KafkaConnection, apply_topics, connection_from_properties
-from broker.keystore import private_folder
+from broker.private_files import check_folder, private_folder, read_regular, read_secret, write_atomic
 from broker.topology import TopicSpec
 from puente.dev import pki
 from puente.dev.localkafka._fetch import KAFKA_VERSION, fetch_kafka
@@ -59,7 +65,8 @@ from puente.dev.localkafka._ready import (
     quorum_problem,
     read_quorum,
 )
-from puente.errors import KafkaSetupError
+from puente.errors import ConfigError, KafkaSetupError
+from puente.strict import DuplicateKey, unique_keys
 
 SHAPES = ("single", "cluster")
 _BASE_PORT = {"single": 19092, "cluster": 29092}
@@ -92,6 +99,25 @@ class NodeStatus:
 
 def _state_root() -> Path:
     return Path(os.environ.get("PUENTE_HOME", ".puente")).resolve() / "kafka"
+
+
+_MAX_SECRETS = 64 * 1024
+
+
+def read_passwords(path: Path, what: str) -> dict[str, str]:
+    """The first logins' passwords kept in a ``secrets.json`` (this module's and ``compose``'s), after every
+    check of a secret file (``read_secret``): ConfigError naming the file (never a password) when it fails
+    one, or does not name a password for every first login."""
+    raw = read_secret(path, _MAX_SECRETS, ConfigError, what)
+    try:
+        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
+    except (UnicodeDecodeError, ValueError, DuplicateKey):
+        doc = None
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(name), str) for name in FIRST_LOGINS) \
+            or not all(isinstance(v, str) for v in doc.values()):
+        raise ConfigError(f"{what} {path} is not a JSON object with a password for each of "
+                          f"{', '.join(FIRST_LOGINS)}: remove it and run again for new ones")
+    return dict(doc)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -166,14 +192,13 @@ class LocalKafka:
         return self.folder / "admin.properties"
 
     def _secrets(self) -> dict[str, str]:
-        """The admin's and the nodes' SCRAM passwords, made once and kept (0600)."""
+        """The admin's and the nodes' SCRAM passwords, made once and kept (0600). A kept file must pass every
+        check of a secret file: one someone else could have put there never becomes the admin's password."""
         path = self.folder / "secrets.json"
-        if path.exists():
-            return dict(json.loads(path.read_text()))
+        if os.path.lexists(path):
+            return read_passwords(path, "the local Kafka's passwords")
         made = {name: secrets.token_urlsafe(24) for name in FIRST_LOGINS}
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(made, fh)
+        write_atomic(path, json.dumps(made).encode("utf-8"), 0o600)
         return made
 
     def admin_connection(self, timeout_s: float = 15.0) -> KafkaConnection:
@@ -182,10 +207,7 @@ class LocalKafka:
 
     def _write_admin_config(self, password: str) -> None:
         text = client_properties(self.bootstrap, self.ca_file, ADMIN_PRINCIPAL, password)
-        fd = os.open(self.admin_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write(text)
+        write_atomic(self.admin_config, text.encode("utf-8"), 0o600)
 
     def _properties(self, node: NodeSpec, keys: dict[str, str]) -> str:
         conf = NodeConf(
@@ -227,22 +249,22 @@ class LocalKafka:
     def _prepare(self) -> None:
         """Make the CA, node certificates, passwords and each node's properties; format storage on first use."""
         private_folder(self.folder)
+        for folder in (self.tls_folder, *(f for n in self.nodes for f in (n.folder, n.folder / "logs"))):
+            check_folder(folder)  # an open one is refused before any password is made (a missing one is made 0700)
         keys = self._secrets()
         for node in self.nodes:
             if not (self.tls_folder / f"node{node.node_id}.pem").exists():
                 pki.issue(self.tls_folder, f"node{node.node_id}", ["127.0.0.1", "localhost"], common="kafka-node")
         self._write_admin_config(keys[ADMIN_PRINCIPAL])
         cid_file = self.folder / "cluster.id"
-        if not cid_file.exists():
-            cid_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
-        cluster_id = cid_file.read_text().strip()
+        if not os.path.lexists(cid_file):
+            write_atomic(cid_file, (base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n").encode(),
+                         0o644)
+        cluster_id = read_regular(cid_file, 256, ConfigError)[0].decode("ascii", "replace").strip()
         for node in self.nodes:
-            (node.folder / "logs").mkdir(parents=True, exist_ok=True)
+            private_folder(node.folder / "logs")  # the node's folder too: its server.properties holds passwords
             props = node.folder / "server.properties"
-            fd = os.open(props, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds passwords
-            with os.fdopen(fd, "w") as fh:
-                os.fchmod(fh.fileno(), 0o600)
-                fh.write(self._properties(node, keys))
+            write_atomic(props, self._properties(node, keys).encode("utf-8"), 0o600)
             logins = node.folder / "format-logins.args"
             logins.unlink(missing_ok=True)  # one a killed format left behind
             if (node.folder / "data" / "meta.properties").exists():
@@ -255,10 +277,7 @@ class LocalKafka:
             cmd = self._java(node, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props),
                              f"@{logins}")
             try:
-                fd = os.open(logins, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    os.fchmod(fh.fileno(), 0o600)
-                    fh.write(text)
+                write_atomic(logins, text.encode("utf-8"), 0o600)
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             finally:
                 logins.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ SECRET = 'pa"ss\\word-9f3e'  # a quote and a backslash: the JAAS escaping is exe
 def _write(folder: Path, text: str, name: str = "client.properties") -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)  # it may hold a password: as `puente users apply` writes it
     return path
 
 

@@ -1,0 +1,140 @@
+"""The local Kafka's and the compose deployment's secret files are trusted only as found by the checks of every
+secret file: a passwords file others could have planted or read is never adopted, an open folder is refused,
+and a link planted where a secret file goes is replaced, never followed."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from puente.dev import compose
+from puente.dev.localkafka import LocalKafka
+from puente.dev.localkafka._nodeconf import FIRST_LOGINS
+from puente.errors import ConfigError
+
+PLANTED = "planted-by-other-user"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def _plant(folder: Path, *, folder_mode: int, file_mode: int) -> None:
+    folder.mkdir(parents=True)
+    folder.chmod(folder_mode)
+    path = folder / "secrets.json"
+    path.write_text(json.dumps({name: PLANTED for name in FIRST_LOGINS}))
+    path.chmod(file_mode)
+
+
+def _stolen(tmp_path: Path) -> Path:
+    target = tmp_path / "stolen"
+    target.write_text("theirs\n")
+    return target
+
+
+@pytest.fixture
+def no_java(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The local runner without Kafka: the storage tool 'runs' and succeeds."""
+    monkeypatch.setattr("puente.dev.localkafka._cluster.fetch_kafka", lambda version: tmp_path / "classpath")
+    monkeypatch.setattr("puente.dev.localkafka._cluster.subprocess.run",
+                        lambda cmd, **_: subprocess.CompletedProcess(cmd, 0, "", ""))
+
+
+def test_compose_refuses_an_open_deploy_folder_before_writing(tmp_path: Path) -> None:
+    """The reviewer's probe: a 0777 deploy folder holding a planted secrets.json and admin/admin.properties
+    linked to a file elsewhere. compose-files refuses in one line naming the folder and chmod 700, adopts no
+    password, and leaves the link's target as it was."""
+    deploy = tmp_path / "deploy"
+    _plant(deploy, folder_mode=0o777, file_mode=0o644)
+    (deploy / "admin").mkdir()
+    target = _stolen(tmp_path)
+    (deploy / "admin" / "admin.properties").symlink_to(target)
+    with pytest.raises(ConfigError) as caught:
+        compose.write(deploy, nodes=1)
+    message = str(caught.value)
+    assert "\n" not in message and str(deploy) in message and "chmod 700" in message
+    assert target.read_text() == "theirs\n" and _mode(deploy) == 0o777
+    assert not (deploy / "kafka-1").exists()
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o666, 0o640], ids=oct)
+def test_compose_never_adopts_a_passwords_file_others_may_read(tmp_path: Path, mode: int) -> None:
+    """A secrets.json others may read or write, in a private folder, is refused, naming it and chmod 600 and
+    never a password: it is not made the admin's."""
+    deploy = tmp_path / "deploy"
+    _plant(deploy, folder_mode=0o700, file_mode=mode)
+    with pytest.raises(ConfigError) as caught:
+        compose.write(deploy, nodes=1)
+    message = str(caught.value)
+    assert "secrets.json" in message and "chmod 600" in message and PLANTED not in message
+    assert not (deploy / "admin" / "admin.properties").exists()
+
+
+def test_compose_replaces_a_link_at_a_secret_file_instead_of_writing_through_it(tmp_path: Path) -> None:
+    """In a private deploy folder, a link planted at admin/admin.properties (or a node's server.properties) is
+    replaced by a 0600 file; where it led is left as it was."""
+    deploy = tmp_path / "deploy"
+    compose.write(deploy, nodes=1)
+    target = _stolen(tmp_path)
+    for secret in (deploy / "admin" / "admin.properties", deploy / "kafka-1" / "config" / "server.properties",
+                   deploy / "kafka-1" / "config" / "node.pem"):
+        secret.unlink()
+        secret.symlink_to(target)
+    compose.write(deploy, nodes=1)
+    for secret in (deploy / "admin" / "admin.properties", deploy / "kafka-1" / "config" / "server.properties",
+                   deploy / "kafka-1" / "config" / "node.pem"):
+        assert not secret.is_symlink() and _mode(secret) == 0o600
+    assert target.read_text() == "theirs\n"
+
+
+def test_compose_files_pass_their_own_checks_under_the_usual_umask(tmp_path: Path) -> None:
+    """Written under umask 022 from nothing, then written again, the deployment's folders and secret files pass
+    the checks they are read with: the second run keeps the passwords."""
+    old = os.umask(0o022)
+    try:
+        compose.write(tmp_path / "deploy", nodes=1)
+        first = json.loads((tmp_path / "deploy" / "secrets.json").read_text())
+        compose.write(tmp_path / "deploy", nodes=1)
+    finally:
+        os.umask(old)
+    assert json.loads((tmp_path / "deploy" / "secrets.json").read_text()) == first
+    assert _mode(tmp_path / "deploy") == _mode(tmp_path / "deploy" / "admin") == 0o700
+
+
+def test_the_local_kafka_refuses_a_planted_passwords_file(tmp_path: Path, no_java: None) -> None:
+    """`puente kafka up` never takes the admin's password from a secrets.json others may read, nor from one in a
+    folder others may write: each is refused in one line with the chmod to run."""
+    local = LocalKafka("single", root=tmp_path)
+    _plant(local.folder, folder_mode=0o700, file_mode=0o644)
+    with pytest.raises(ConfigError, match="chmod 600") as caught:
+        local._prepare()
+    assert PLANTED not in str(caught.value) and not local.admin_config.exists()
+    (local.folder / "secrets.json").chmod(0o600)
+    local.folder.chmod(0o777)
+    with pytest.raises(ConfigError, match="chmod 700"):
+        local._prepare()
+    assert not local.admin_config.exists()
+
+
+def test_the_local_kafka_replaces_a_link_at_its_admin_login(tmp_path: Path, no_java: None) -> None:
+    """A link planted at the local Kafka's admin.properties or a node's server.properties is replaced by a 0600
+    file of its own: the file it led to is not truncated. What `_prepare` makes passes its own checks."""
+    local = LocalKafka("single", root=tmp_path)
+    local._prepare()
+    first = json.loads((local.folder / "secrets.json").read_text())
+    target = _stolen(tmp_path)
+    for secret in (local.admin_config, local.nodes[0].folder / "server.properties"):
+        secret.unlink()
+        secret.symlink_to(target)
+    local._prepare()
+    for secret in (local.admin_config, local.nodes[0].folder / "server.properties"):
+        assert not secret.is_symlink() and _mode(secret) == 0o600
+    assert target.read_text() == "theirs\n"
+    assert json.loads((local.folder / "secrets.json").read_text()) == first
+    assert local.admin_connection().username == "admin"
