@@ -274,6 +274,11 @@ def compile_fits(fields: Mapping[str, FieldInfo]) -> Fits:
             else:
                 plain.append(name)
         values, nested, of_values, of_records = tuple(plain), tuple(records), tuple(lists), tuple(arrays)
+        if not nested and not of_values and not of_records:
+            def leaf(rec: Mapping[Any, Any]) -> bool:  # a record of plain fields: every value it holds is one
+                return type(rec) is dict and keys.issuperset(rec) and _VALUES.issuperset(map(type, rec.values()))
+
+            return leaf
 
         def check(rec: Mapping[Any, Any]) -> bool:
             # The common case in C: the keys, and the types of the plain fields (a missing one reads as None).
