@@ -26,8 +26,10 @@ import emoji
 # Characters Unicode says to draw as nothing (Default_Ignorable_Code_Point) that are not format (Cf)
 # characters, which are refused as such: the combining grapheme joiner, the Hangul fillers, the Khmer
 # inherent vowels, the Mongolian variation selectors and the variation selectors. They print as nothing, yet
-# make two equal names compare unequal ("Pére\u034fz" is not "Pérez" to a watchlist match).
-_IGNORABLE = ("\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0f\uffa0"
+# make two equal names compare unequal ("Pére\u034fz" is not "Pérez" to a watchlist match). With them U+2800
+# BRAILLE PATTERN BLANK, which Unicode does not list so but every font draws as a blank that is no space:
+# "Pérez\u2800Gómez" looks like "Pérez Gómez" and matches nothing that has it.
+_IGNORABLE = ("\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
               "\U000e0100-\U000e01ef")
 _IGNORABLE_CHAR = re.compile(f"[{_IGNORABLE}]")
 # The most combining marks (categories Mn and Me) one character may carry in a row. Names in the scripts
