@@ -42,6 +42,9 @@ MAX_FUTURE_SKEW = timedelta(hours=1)
 MAX_FUTURE_SKEW_MS = int(MAX_FUTURE_SKEW.total_seconds() * 1000)
 DAY_MS = 24 * 3600 * 1000
 FED_LIMIT = 50_000  # delivered decisions' audit fields kept for sharing
+MAX_INGRESS_RECORD = 1_048_576
+"""The most bytes an ingress record's value may hold: Kafka's default max.message.bytes, so the most a producer
+sends uncompressed. Anything larger arrived compressed, and is dead-lettered unread (``too-large``)."""
 # A sealed view larger than this is withheld: Kafka's default record limit is 1 MiB, headers included.
 MAX_FEED_RECORD = 900_000
 # A dead letter's key and value together (its headers come on top, under 1 KiB): below the
@@ -374,6 +377,12 @@ class Pipeline:
         agency = self.slots.agency_of(record.topic)
         if agency is None:
             raise _Reject("unknown-topic", "record on a topic that is not an ingress topic")
+        if len(record.value or b"") > MAX_INGRESS_RECORD:
+            # Before anything reads it: Kafka bounds a compressed batch, not what it holds, so a small batch can
+            # carry hundreds of megabytes that would take every slot of this process minutes to check.
+            raise _Reject("too-large", f"the record holds {len(record.value or b''):,} bytes, over the "
+                                       f"{MAX_INGRESS_RECORD:,} an alert may take (no producer sends more "
+                                       "uncompressed); nothing of it was read")
         try:
             proven, published_ms = self.origin(record.headers, record.value, key)
         except OriginError as exc:

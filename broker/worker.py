@@ -85,6 +85,9 @@ LAG_EVERY_S = 1.0
 # and outcomes, about a tenth of the worker's CPU. Larger thresholds collect the same garbage less
 # often; reference counting frees most of it anyway (bench/RESULTS.md has the runs).
 GC_THRESHOLDS = (50_000, 50, 100)
+WORK_SLICE_S = 0.02
+"""The longest a batch's records are worked out without letting the event loop run (heartbeats, commits, the
+other slots): by time, not by count, since one record may take a thousand times another (a megabyte of emoji)."""
 NAME_CHECK_S = 5.0  # the longest a static worker asks Kafka who holds its group.instance.id
 
 
@@ -1011,10 +1014,12 @@ class BrokerWorker:
         if type(msgs[0]) is GapMark:  # a batch of its own (``_drain``)
             return [Outcome(entry=msgs[0].entry)], pending, pending_states
         process = self.pipeline.process
-        for i, msg in enumerate(msgs):
-            if i % 64 == 63:
+        slice_ends = time.monotonic() + WORK_SLICE_S
+        for msg in msgs:
+            if time.monotonic() >= slice_ends:
                 await asyncio.sleep(0)  # let heartbeats, commits and other slots run during a long batch
                 now = datetime.now(UTC)
+                slice_ends = time.monotonic() + WORK_SLICE_S
             rec: Record = record(msg)
             outcome = process(rec, seen, now, lookup)
             outcomes.append(outcome)

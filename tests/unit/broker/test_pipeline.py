@@ -17,6 +17,7 @@ from broker.pipeline import (
     DAY_MS,
     MAX_DEAD_LETTER,
     MAX_FUTURE_SKEW_MS,
+    MAX_INGRESS_RECORD,
     WITHHOLD,
     MissingDeliveryKey,
     Originator,
@@ -214,6 +215,27 @@ def test_an_unexpected_failure_while_admitting_is_a_dead_letter() -> None:
     pipe = Pipeline(FakePolicy(), alert_codec(), {}, broken, SLOTS, originators=ORIGINATORS)  # type: ignore[arg-type]
     out = pipe.process(record, set(), NOW)
     assert out.dead_reason == "internal" and "MemoryError" in out.entry["detail"]
+
+
+def test_an_ingress_record_over_the_limit_is_dead_lettered_unread() -> None:
+    """A value larger than any producer sends uncompressed (a small compressed batch can carry hundreds of
+    megabytes) is dead-lettered as too-large before its origin is checked or anything of it decoded; the detail
+    gives its size, never its content. One at the limit goes on to the usual checks."""
+    record, _ = _record(NOW_MS)
+    padded = record.value + b"Zaqueo" * ((MAX_INGRESS_RECORD - len(record.value)) // 6 + 1)
+    checked: list[bytes] = []
+
+    def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
+        checked.append(value)
+        return key.split(":", 1)[0], NOW_MS
+
+    pipeline = Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()}, origin, SLOTS,  # type: ignore[arg-type]
+                        replay_window_days=7, originators=ORIGINATORS)
+    out = pipeline.process(record._replace(value=padded), set(), NOW)
+    assert out.dead_reason == "too-large" and checked == [] and not out.feeds
+    assert f"{len(padded):,} bytes" in out.entry["detail"] and "Zaqueo" not in out.entry["detail"]
+    at_limit = pipeline.process(record._replace(value=padded[:MAX_INGRESS_RECORD]), set(), NOW)
+    assert at_limit.dead_reason != "too-large" and checked
 
 
 class HugeSealer:

@@ -7,6 +7,7 @@ not Kafka: the integration tests run the same loop on the real broker.
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,7 +19,7 @@ from broker.kafka import KafkaConnection
 from broker.pipeline import Outcome
 from broker.replay import ReplayWindow
 from broker.topology import Slots, TopicNames
-from broker.worker import BrokerWorker, GapMark, SlotState, WorkerConfig
+from broker.worker import WORK_SLICE_S, BrokerWorker, GapMark, SlotState, WorkerConfig
 
 CONN = KafkaConnection(bootstrap="unused:9092")
 TP = TopicPartition("t.ingress.SENAN", 0)
@@ -172,3 +173,33 @@ async def test_a_gap_is_taken_only_where_the_slot_stands() -> None:
     await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
     assert producer.committed == [3, 8] and state.next_offset == 8
     assert worker.metrics.value("puente_ingress_skipped_records_total", topic=TP.topic) == 5
+
+
+async def test_a_batch_of_slow_records_lets_the_loop_run_between_them() -> None:
+    """Working a batch out yields to the event loop by time, not by count: three records that each take longer
+    than a slice (a megabyte of emoji to check, say) let heartbeats and other slots run between them, where a
+    yield every 64 records would hold the loop for the whole batch."""
+    ran_between: list[int] = []
+
+    class Slow(Pipeline):
+        def process(self, record: Any, seen: Any, now: Any, states: Any = None) -> Outcome:
+            time.sleep(WORK_SLICE_S * 1.5)
+            ran_between.append(ticks)
+            return super().process(record, seen, now, states)
+
+    worker, _, state = _slot(Slow())
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        outcomes, _, _ = await worker._work_out(state, _msgs(0, 3), {}, {})
+    finally:
+        task.cancel()
+    assert len(outcomes) == 3 and ran_between[0] < ran_between[1] < ran_between[2]
