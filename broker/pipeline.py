@@ -294,11 +294,12 @@ class Pipeline:
                         routed = {**routed, "supersedes": was}
                 elif was is not None:
                     # Entitled, but the new version could not be sent: the old one must not stay,
-                    # since this version may correct or restrict it. Pulled back instead.
-                    decisions.append(routed)
+                    # since this version may correct or restrict it. Pulled back instead, and that recall is
+                    # the partner's one decision for this input, its reasons saying why the version did not go.
+                    out.decisions.pop()  # the withhold ``_route`` just counted for this partner
                     routed = self._notice(alert, version, None, partner, topic, decision.policy_version, was,
-                                          [f"held version {was}; version {version} could not be delivered, so what "
-                                           "it holds is pulled back"], now, out)
+                                          [*routed["reasons"], f"held version {was}; version {version} could not be "
+                                           "delivered, so what it holds is pulled back"], now, out)
                     if routed.get("sent") is False:
                         holders[partner] = was
             decisions.append(routed)

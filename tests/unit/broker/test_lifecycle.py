@@ -376,7 +376,8 @@ def test_an_update_that_cannot_reach_a_holder_pulls_back_what_it_holds() -> None
     run.sealers["COL"] = Refusing()
     out = run.send(_next(first, "UPDATE"))
     col = [d for d in out.entry["decisions"] if d["partner"] == "COL"]
-    assert [d["decision"] for d in col] == [WITHHOLD, "RECALL"] and _headers(out) == {"COL": "RECALL"}
+    assert [d["decision"] for d in col] == ["RECALL"] and _headers(out) == {"COL": "RECALL"}
+    assert any(r == "withheld at delivery: ValueError" for r in col[0]["reasons"])  # why version 2 did not go
     assert out.state == AlertState(2, {})
 
 
@@ -405,3 +406,30 @@ def test_murmur2_places_keys_as_kafkas_own_clients_do() -> None:
     for size in range(0, 70):
         key = bytes((i * 37 + size) % 256 for i in range(size))
         assert murmur2(key) & 0x7FFFFFFF == kafkas_murmur2(key) & 0x7FFFFFFF
+
+
+class _SizeSealer(Sealer):
+    """Seals to about the plaintext's size, as the real sealer does (so a large view is too large sealed)."""
+
+    def seal(self, plaintext: bytes, **kw: Any) -> bytes:
+        super().seal(plaintext, **kw)
+        return b"s" * (len(plaintext) + 100)
+
+
+def test_a_version_too_large_to_send_is_one_recall_decision_for_each_holder() -> None:
+    """A later version a holder is entitled to but that cannot be sent (its view is over the feed's record limit)
+    pulls the held version back: one RECALL decision for that partner, whose reasons say why the version did
+    not go, never a WITHHOLD and a RECALL for one input (the per-partner counts would no longer add up)."""
+    run = Run()
+    run.sealers["COL"] = run.pipeline.sealers["COL"] = _SizeSealer()
+    first = _first()
+    assert run.send(first).state == AlertState(1, {"COL": 1})
+    huge = _next(first, "UPDATE")
+    huge["summary"] = "Actualización " + "y" * 950_000  # the view alone is over MAX_FEED_RECORD
+    out = run.send(huge)
+    assert [d["partner"] for d in out.entry["decisions"]] == ["COL", "USA"]
+    col = _by_partner(out)["COL"]
+    assert col["decision"] == "RECALL" and col["recalls"] == 1
+    assert any("ViewTooLarge" in r for r in col["reasons"]) and "pulled back" in col["reasons"][-1]
+    assert sorted(out.decisions) == [("COL", "RECALL"), ("USA", WITHHOLD)]
+    assert out.state == AlertState(2, {})
