@@ -25,8 +25,16 @@ A key file is JSON (``record_to_json`` / ``record_from_json``)::
      "public": "<base64>", "secret": "<base64>"}
 
 ``public`` is present for X25519 and Ed25519 keys, ``secret`` wherever this holder has the
-secret. Secrets are handed out as ``SecretBytes``, whose repr and str never show the bytes, and
-every error names the key id and the problem, never the material.
+secret. Those five fields are all a key file may hold (``KEY_FILE_FIELDS``): any other field is
+refused by name, since a reader could take one (``"revoked": true``, ``"algorithm"``...) to mean
+something Puente does not enforce.
+
+An Ed25519 public half is checked wherever it enters (a key file, a PEM, a record built by hand):
+one of small order or not canonically encoded is refused (``check_ed25519_public``), since under it
+anyone can make signatures that verify (``broker.crypto.edwards``).
+
+Secrets are handed out as ``SecretBytes``, whose repr and str never show the bytes, and every
+error names the key id and the problem, never the material.
 """
 
 from __future__ import annotations
@@ -46,12 +54,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from broker.crypto.edwards import strong_point
 from puente.errors import KeyMaterialError
 from puente.strict import DuplicateKey, no_constants, unique_keys
 
 KEY_LEN = 32
 BROKER_OWNER = "broker"
 MAX_KEY_FILE = 64 * 1024  # a key file is a few hundred bytes; anything bigger is not one
+KEY_FILE_FIELDS = ("key_id", "kind", "created_at", "public", "secret")  # all that record_to_json writes
 
 
 class KeyKind(StrEnum):
@@ -208,8 +218,8 @@ class KeyRecord:
         return Ed25519PrivateKey.from_private_bytes(self._secret(self._signing_kind()).reveal())
 
     def ed25519_public(self) -> Ed25519PublicKey:
-        """A verify key: the broker's, or a partner's for its receipts."""
-        return Ed25519PublicKey.from_public_bytes(self._public(self._signing_kind()))
+        """A verify key: the broker's, or a partner's for its receipts (checked by ``ed25519_public_key``)."""
+        return ed25519_public_key(self.key_id, self._public(self._signing_kind()))
 
     def agreement_private(self) -> X25519PrivateKey:
         """This holder's private key-agreement key (an agency's, or the broker's)."""
@@ -250,6 +260,22 @@ def check_x25519_public(key_id: str, public: bytes) -> None:
     except ValueError:
         raise KeyMaterialError(f"key {key_id}: not an X25519 public key") from None
     x25519_exchange(X25519PrivateKey.generate(), key, key_id=key_id)
+
+
+def check_ed25519_public(key_id: str, public: bytes) -> None:
+    """Refuse (KeyMaterialError, naming ``key_id``) an Ed25519 public half that is not the canonical
+    encoding of a curve point, or whose point has small order: under such a key anyone can make a
+    signature that verifies, with no private key (``broker.crypto.edwards``)."""
+    if not strong_point(public):
+        raise KeyMaterialError(f"key {key_id}: small-order or non-canonical Ed25519 key, under which anyone could "
+                               "forge signatures; ask its owner for the public half of a freshly generated key")
+
+
+def ed25519_public_key(key_id: str, public: bytes) -> Ed25519PublicKey:
+    """The verify key ``key_id`` from its raw 32 bytes, checked by ``check_ed25519_public``: the one
+    place Puente turns bytes into an Ed25519 public key."""
+    check_ed25519_public(key_id, public)
+    return Ed25519PublicKey.from_public_bytes(public)
 
 
 def new_key(kind: KeyKind, owner: str, generation: str, now: datetime) -> KeyRecord:
@@ -317,6 +343,11 @@ def record_from_json(data: bytes, *, key_id: str) -> KeyRecord:
         raise KeyMaterialError(f"key {key_id}: file is not valid JSON") from None
     if not isinstance(doc, dict):
         raise KeyMaterialError(f"key {key_id}: file is not a JSON object")
+    unknown = [f for f in doc if f not in KEY_FILE_FIELDS]
+    if unknown:
+        # The name only, cut and escaped: a value could be secret, and a name could hold anything.
+        raise KeyMaterialError(f"key {key_id}: unknown field {unknown[0][:40]!r} in the key file (a key file "
+                               f"holds only {', '.join(KEY_FILE_FIELDS)})")
     missing = [f for f in ("key_id", "kind", "created_at") if f not in doc]
     if missing:
         raise KeyMaterialError(f"key {key_id}: file lacks {', '.join(missing)}")
@@ -351,6 +382,8 @@ def _check_halves(key_id: str, kind: KeyKind, public: bytes | None, secret: byte
             # Only an imported half can be low-order (one derived from a secret never is); refused at load,
             # so a bad key stops start-up instead of every seal to it failing later.
             check_x25519_public(key_id, public)
+        if kind in _SIGNING_KINDS:
+            check_ed25519_public(key_id, public)
     else:
         if secret is None:
             raise KeyMaterialError(f"key {key_id}: a {kind} key file must have a secret")

@@ -10,8 +10,10 @@ name; the id's role says which key type the PEM must hold:
     pseudo        none: a pseudonym key has no public half and never leaves the broker
 
 Anything else is refused with one line naming the file: another key type, a private key (of any
-PEM flavour), more than one PEM block, text that is not PEM, or an X25519 public key of low order
-(nothing could be sealed to it or agreed with it). Messages never quote the input.
+PEM flavour), more than one PEM block, text that is not PEM, an X25519 public key of low order
+(nothing could be sealed to it or agreed with it), or an Ed25519 public key of small order or not
+canonically encoded (anyone could forge signatures under it: ``broker.crypto.edwards``). Messages
+never quote the input.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from broker.crypto.keys import KeyRecord, check_x25519_public, parse_key_id
+from broker.crypto.keys import KeyRecord, check_ed25519_public, check_x25519_public, ed25519_public_key, parse_key_id
 from puente.errors import KeyMaterialError
 
 _BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
@@ -43,7 +45,7 @@ def public_pem(record: KeyRecord) -> bytes:
     if record.kind.algorithm == "X25519":
         key: X25519PublicKey | Ed25519PublicKey = X25519PublicKey.from_public_bytes(public)
     else:
-        key = Ed25519PublicKey.from_public_bytes(public)
+        key = ed25519_public_key(record.key_id, public)
     return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -75,9 +77,11 @@ def public_from_pem(data: bytes, *, key_id: str, created_at: datetime, source: s
         raise KeyMaterialError(f"{source}: holds a public key of type {got}, but {key_id} is a {kind} key, "
                                f"which must be {expected}")
     raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-    if isinstance(key, X25519PublicKey):
-        try:
+    try:
+        if isinstance(key, X25519PublicKey):
             check_x25519_public(key_id, raw)
-        except KeyMaterialError as exc:
-            raise KeyMaterialError(f"{source}: {exc}") from None
+        else:
+            check_ed25519_public(key_id, raw)
+    except KeyMaterialError as exc:
+        raise KeyMaterialError(f"{source}: {exc}") from None
     return KeyRecord(key_id, kind, created_at, raw, None)

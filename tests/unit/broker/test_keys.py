@@ -14,11 +14,14 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker.crypto.keys import (
+    KEY_FILE_FIELDS,
     KeyKind,
     KeyRecord,
     SecretBytes,
     new_key,
     parse_key_id,
+    record_from_json,
+    record_to_json,
 )
 from broker.keystore import Keystore, load_key_file
 from puente.errors import KeyMaterialError
@@ -422,3 +425,28 @@ def test_a_key_file_with_a_duplicate_field_is_refused(tmp_path: Path) -> None:
     path.write_text(forged)
     with pytest.raises(KeyMaterialError, match="'public' appears twice"):
         load_key_file(path)
+
+
+def test_a_key_file_with_a_field_the_writer_never_writes_is_refused() -> None:
+    """Fields beyond key_id, kind, created_at, public and secret ("revoked", "algorithm"...) are refused by name,
+    never quietly loaded as if they meant something."""
+    record = new_key(KeyKind.BROKER_SIGNING, "broker", "2026a", NOW)
+    doc = json.loads(record_to_json(record))
+    assert set(doc) == set(KEY_FILE_FIELDS)  # the allow-list is what the writer writes
+    for extra in ({"algorithm": "RSA-PSS"}, {"not_after": "2020-01-01T00:00:00+00:00"}, {"revoked": True},
+                  {"owner": "COL"}):
+        with pytest.raises(KeyMaterialError, match=f"broker-sign-2026a: unknown field {next(iter(extra))!r}") as info:
+            record_from_json(json.dumps({**doc, **extra}).encode(), key_id="broker-sign-2026a")
+        assert doc["secret"] not in str(info.value)
+
+
+def test_an_unknown_field_name_is_shown_cut_and_escaped_never_its_value() -> None:
+    """A hostile field name is cut to 40 characters and escaped; its value never appears."""
+    record = new_key(KeyKind.PARTNER_ENCRYPTION, "COL", "2026a", NOW)
+    doc = json.loads(record_to_json(record.public_only()))
+    name = "\x1b[31m" + "x" * 100
+    with pytest.raises(KeyMaterialError) as info:
+        record_from_json(json.dumps({**doc, name: "VALUE-NEVER-SHOWN"}).encode(), key_id="COL-enc-2026a")
+    message = str(info.value)
+    assert "\x1b" not in message and "x" * 41 not in message and "VALUE-NEVER-SHOWN" not in message
+    assert "\\x1b[31m" in message and "\n" not in message
