@@ -36,6 +36,7 @@ from broker.audit.chain import (
     unresolved_decisions,
 )
 from broker.crypto.keys import BROKER_OWNER, KeyKind, parse_key_id
+from broker.crypto.signing import SIGNATURE_LEN
 from puente.errors import KeyMaterialError
 
 
@@ -533,6 +534,19 @@ def form_problem(value: bytes, doc: dict[str, Any], claimed: str) -> str | None:
     return None
 
 
+# A record's signature is exactly the lowercase hex its writer made (``chain.ChainWriter``): bytes.fromhex
+# also takes capitals and spaces, so one signature would fit many records, each with its own hash.
+_SIGNATURE_HEX = re.compile(f"[0-9a-f]{{{2 * SIGNATURE_LEN}}}", re.ASCII)
+
+
+def signature_bytes(sig: object) -> bytes | None:
+    """The signature bytes a record's ``sig`` field holds, or None unless it is exactly
+    ``2 * SIGNATURE_LEN`` lowercase hex digits: the one spelling of a signature its writer makes."""
+    if not isinstance(sig, str) or _SIGNATURE_HEX.fullmatch(sig) is None:
+        return None
+    return bytes.fromhex(sig)
+
+
 def head_problem(topic: str, partition: int, value: bytes, chain: str | None, verify: VerifyFn) -> str | None:
     """Why the last record of a chain may not be extended, or None when it may.
 
@@ -555,8 +569,9 @@ def head_problem(topic: str, partition: int, value: bytes, chain: str | None, ve
         return f"its last record (seq {seq}, {_shown(kind)}) is unsigned: its owner always ends with a signed record"
     if not isinstance(signer, str) or not may_sign(chain, signer):
         return f"its last record (seq {seq}) is signed by {_shown(signer)}, which may not vouch for this chain"
+    raw = signature_bytes(sig)
     try:
-        good = isinstance(sig, str) and verify(signer, checkpoint_payload(topic, partition, doc), bytes.fromhex(sig))
+        good = raw is not None and verify(signer, checkpoint_payload(topic, partition, doc), raw)
     except (ValueError, TypeError):
         good = False
     return None if good else f"its last record (seq {seq}) has a signature that does not verify with {plain(signer)}"
@@ -706,10 +721,10 @@ class PartitionWalk:
             return
         state.signed += 1
         what = plain(doc["kind"], 40).lower()
-        signer, sig = doc.get("signer"), doc.get("sig")
+        signer, raw = doc.get("signer"), signature_bytes(doc.get("sig"))
         try:
-            good = (isinstance(signer, str) and isinstance(sig, str)
-                    and self.verify(signer, checkpoint_payload(self.topic, self.partition, doc), bytes.fromhex(sig)))
+            good = (isinstance(signer, str) and raw is not None
+                    and self.verify(signer, checkpoint_payload(self.topic, self.partition, doc), raw))
         except (KeyError, ValueError, TypeError):
             good = False
         if not good:

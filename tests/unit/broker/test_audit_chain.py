@@ -5,19 +5,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker.audit import ChainHead, ChainWriter, flatten, seal, verify_partition
 from broker.audit.chain import checkpoint_payload, shrink, unresolved_decisions
 from broker.audit.receipts import sent_records
-from broker.audit.verify import Holds
+from broker.audit.verify import Holds, head_problem, signature_bytes
+from broker.crypto import checker, sign_checkpoint
 
 KEY = b"k" * 32
 
 
 def _sign(payload: bytes) -> bytes:
-    return hmac.new(KEY, payload, hashlib.sha256).digest()
+    # 64 bytes, as an Ed25519 signature: a record's sig must be exactly 128 lowercase hex digits
+    return hmac.new(KEY, payload, hashlib.sha512).digest()
 
 
 def _verify(signer: str, payload: bytes, sig: bytes) -> bool:
@@ -90,7 +94,7 @@ def test_checkpoint_signed_by_someone_else_fails() -> None:
     """A checkpoint whose signature does not verify is reported."""
     writer = ChainWriter("audit", 0, chain="COL")
     values = [writer.append("RECEIPT", _receipt(0)),
-              writer.checkpoint("COL-rcpt-test", lambda p: b"\0" * 32, "t")]
+              writer.checkpoint("COL-rcpt-test", lambda p: b"\0" * 64, "t")]
     assert any("signature" in f.problem for f in _walk(values).findings)
 
 
@@ -415,3 +419,41 @@ def test_a_shrunk_entry_still_says_which_notices_were_not_sent() -> None:
         assert (small[0]["sent"], small[0]["recalls"]) == (False, 1), limit
         assert small[1]["supersedes"] == 1
         assert "sent" not in small[2] and "recalls" not in small[2]  # only booleans and integers are kept
+
+
+def _respelled_checkpoint(respell: Callable[[str], str]) -> tuple[bytes, Callable[[str, bytes, bytes], bool]]:
+    key = Ed25519PrivateKey.generate()
+    writer = ChainWriter("t", 0, chain="COL")
+    doc = json.loads(writer.checkpoint("COL-rcpt-2026a", lambda p: sign_checkpoint(key, p), "2026-12-01T00:00:00Z"))
+    doc["sig"] = respell(doc["sig"])
+    return seal(doc), checker({"COL-rcpt-2026a": key.public_key()})
+
+
+@pytest.mark.parametrize("respell", [
+    str.upper,
+    lambda h: " ".join(h[i:i + 2] for i in range(0, len(h), 2)),
+    lambda h: " " + h,
+    lambda h: h + "\n",
+    lambda h: h[:64].upper() + h[64:],
+], ids=["upper", "spaced", "leading-space", "trailing-newline", "half-upper"])
+def test_a_signature_respelled_in_other_hex_is_invalid(respell: Callable[[str], str]) -> None:
+    """The same signature bytes spelt other than as 128 lowercase hex digits (a record with another hash) do not
+    verify: one signature vouches for one record only."""
+    value, check = _respelled_checkpoint(respell)
+    assert any("invalid signature" in f.problem
+               for f in verify_partition("t", 0, [(0, value)], check, holds="receipts", owner="COL").findings)
+    assert "does not verify" in (head_problem("t", 0, value, "COL", check) or "")
+
+
+def test_a_signature_as_its_writer_spells_it_is_valid() -> None:
+    """The lowercase hex the writer makes verifies, in the walk and as a chain's head."""
+    value, check = _respelled_checkpoint(lambda h: h)
+    report = verify_partition("t", 0, [(0, value)], check, holds="receipts", owner="COL")
+    assert report.ok and report.checkpoints == 1
+    assert head_problem("t", 0, value, "COL", check) is None
+
+
+@pytest.mark.parametrize("sig", ["ab" * 64, "AB" * 64, "ab" * 63, "ab" * 65, " " + "ab" * 64, 5, None])
+def test_signature_bytes_takes_only_128_lowercase_hex_digits(sig: object) -> None:
+    """Exactly 128 lowercase hex digits give 64 bytes; anything else gives None."""
+    assert signature_bytes(sig) == (bytes.fromhex(sig) if sig == "ab" * 64 else None)  # type: ignore[arg-type]

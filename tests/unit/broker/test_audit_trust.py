@@ -26,7 +26,8 @@ KEY = b"k" * 32
 
 
 def _sign(payload: bytes) -> bytes:
-    return hmac.new(KEY, payload, hashlib.sha256).digest()
+    # 64 bytes, as an Ed25519 signature: a record's sig must be exactly 128 lowercase hex digits
+    return hmac.new(KEY, payload, hashlib.sha512).digest()
 
 
 def _verify(signer: str, payload: bytes, sig: bytes) -> bool:
@@ -61,7 +62,7 @@ def test_a_head_signed_by_another_partner_or_badly_is_refused() -> None:
     other = writer.checkpoint("USA-rcpt-2026a", _sign, "t")
     assert "may not vouch" in (head_problem("access", 0, other, "COL", _verify) or "")
     writer2, _ = _receipts()
-    bad = writer2.checkpoint("COL-rcpt-2026a", lambda p: b"\0" * 32, "t")
+    bad = writer2.checkpoint("COL-rcpt-2026a", lambda p: b"\0" * 64, "t")
     assert "does not verify" in (head_problem("access", 0, bad, "COL", _verify) or "")
 
 
@@ -115,7 +116,7 @@ def _slipped_in(bad_checkpoint: bool = False) -> list[bytes]:
     forged = ChainWriter("access", 0, ChainHead.after(json.loads(values[-1])), checkpoint_every=1 << 62, chain="COL")
     values.append(forged.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:forged", "status": "RECALLED"}))
     if bad_checkpoint:
-        values.append(forged.checkpoint("COL-rcpt-2026a", lambda payload: b"\0" * 32, "t"))
+        values.append(forged.checkpoint("COL-rcpt-2026a", lambda payload: b"\0" * 64, "t"))
     values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:next", "status": "RECEIVED"}))
     values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
     return values
@@ -619,7 +620,7 @@ def test_a_checkpoint_that_does_not_verify_vouches_for_no_receipt(
     writer = ChainWriter("receipts", 0, checkpoint_every=1 << 62, chain="COL")
     good = _feed_receipts([0, 1], writer=writer)
     forged = _feed_receipts([2, 3], writer=writer, signed=False)
-    forged.append(writer.checkpoint("COL-rcpt-2026a", lambda payload: b"\x00" * 32, "t"))
+    forged.append(writer.checkpoint("COL-rcpt-2026a", lambda payload: b"\x00" * 64, "t"))
     audit_topics["receipts"] = good + forged
     receipts, end = _receipt_ends(monkeypatch, {(FEED, 0): 4})[0]
     assert end.end is not None and end.end.last == 1 and end.end.short and end.ok

@@ -32,7 +32,8 @@ NEW, OLD = "broker-sign-2026b", "broker-sign-2026a"
 
 
 def _sign(payload: bytes) -> bytes:
-    return hmac.new(KEY, payload, hashlib.sha256).digest()
+    # 64 bytes, as an Ed25519 signature: a record's sig must be exactly 128 lowercase hex digits
+    return hmac.new(KEY, payload, hashlib.sha512).digest()
 
 
 def _verify(signer: str, payload: bytes, sig: bytes) -> bool:
