@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import re
@@ -276,6 +277,29 @@ def ed25519_public_key(key_id: str, public: bytes) -> Ed25519PublicKey:
     place Puente turns bytes into an Ed25519 public key."""
     check_ed25519_public(key_id, public)
     return Ed25519PublicKey.from_public_bytes(public)
+
+
+FINGERPRINT_PREFIX = "sha256:"
+_FINGERPRINT_TEXT = re.compile(r"\s*(?:[sS][hH][aA]256:)?\s*((?:[0-9a-fA-F]{2}[\s:]?){31}[0-9a-fA-F]{2})\s*", re.ASCII)
+
+
+def fingerprint(public: bytes) -> str:
+    """The fingerprint of a raw public half, e.g. ``sha256:ab12 cd34 ...`` (SHA-256 of the raw 32
+    bytes, lowercase hex in groups of four): what two parties read to each other, over a channel
+    other than the one the key came by, to know a public half is the one its owner made."""
+    digest = hashlib.sha256(public).hexdigest()
+    return FINGERPRINT_PREFIX + " ".join(digest[i:i + 4] for i in range(0, len(digest), 4))
+
+
+def parse_fingerprint(text: str) -> str | None:
+    """``text`` as a fingerprint in the form ``fingerprint`` writes, or None if it is none: the
+    ``sha256:`` prefix is optional, the case of the hex digits free, and spaces or colons may
+    separate them, so an operator may type what was read out, or paste the colon form."""
+    match = _FINGERPRINT_TEXT.fullmatch(text)
+    if match is None:
+        return None
+    digits = re.sub(r"[\s:]", "", match[1]).lower()
+    return FINGERPRINT_PREFIX + " ".join(digits[i:i + 4] for i in range(0, len(digits), 4))
 
 
 def new_key(kind: KeyKind, owner: str, generation: str, now: datetime) -> KeyRecord:

@@ -9,6 +9,11 @@ SubjectPublicKeyInfo (``export-public`` on one side, ``import-public`` on the ot
                                              to agencies; keeps its pseudonym keys
 
 ``init`` does all of that at once for a site kept on one machine, each party in its own folder.
+
+A PEM can be swapped on its way, so ``export-public`` and ``import-public`` each print the key's
+fingerprint (``sha256:ab12 cd34 ...``, SHA-256 of the raw public half): the two parties compare
+them over another channel (a call, a signed letter), and ``import-public --fingerprint`` refuses a
+key whose fingerprint is not the one its owner read out, storing nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from broker.crypto import KeyKind, KeyRecord, parse_key_id
-from broker.crypto.keys import BROKER_OWNER
+from broker.crypto import KeyKind, KeyRecord, parse_key_id, public_from_pem
+from broker.crypto.keys import BROKER_OWNER, fingerprint, parse_fingerprint
 from broker.keystore import (
     KEY_GENERATION,
     Holder,
@@ -77,6 +82,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                      help="its key id: owner, role (enc, kex: X25519; sign, rcpt: Ed25519) and generation")
     imp.add_argument("--dir", type=Path, help="the receiving keystore (default for a partner's or an agency's key: "
                                               "the broker's folder under PUENTE_KEYS; a broker key needs --dir)")
+    imp.add_argument("--fingerprint", metavar="SHA256",
+                     help="the fingerprint its owner read out (as export-public prints it, sha256:ab12 cd34 ...; "
+                          "colons or no spaces also do): a key with another is refused and nothing is stored")
     imp.set_defaults(func=_import_public)
 
     text = "one site on one machine: every party generates in its own folder; only public halves cross"
@@ -106,7 +114,8 @@ def _generate(args: argparse.Namespace) -> int:
             continue
         print(f"  {record.key_id} to {receiver}:\n"
               f"    puente keys export-public {record.key_id} --dir {store.path} --out {record.key_id}.pem")
-    print("each receiver stores one with: puente keys import-public KEY_ID.pem --id KEY_ID [--dir ITS_KEYSTORE]")
+    print("each receiver stores one with: puente keys import-public KEY_ID.pem --id KEY_ID [--dir ITS_KEYSTORE] "
+          "--fingerprint FP, FP being what export-public printed, read to it over another channel")
     print(f"and import here ({store.path}) the public halves you get: {_NEEDS[holder]}")
     return 0
 
@@ -130,9 +139,14 @@ def _owner_folder(root: Path, key_id: str) -> Path:
 
 def _export_public(args: argparse.Namespace) -> int:
     folder = args.dir if args.dir is not None else _owner_folder(settings(args).keys, args.key_id)
-    pem = Keystore(folder).public_pem(args.key_id)
+    store = Keystore(folder)
+    pem = store.public_pem(args.key_id)
+    public = store.load(args.key_id).public or b""  # public_pem refused a key without one
     if args.out is None:
         sys.stdout.write(pem.decode("ascii"))
+        # On standard error, so standard output stays one PEM a pipe can take as it is.
+        print(f"{args.key_id} fingerprint {fingerprint(public)}: read it to the receiver over another channel",
+              file=sys.stderr)
         return 0
     try:
         # A new file renamed over the name: a link planted at --out is replaced, never written through.
@@ -140,7 +154,9 @@ def _export_public(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"--out {args.out}: cannot write: {exc.strerror}") from None
     print(f"wrote the public half of {args.key_id} to {args.out}; give it to the other side, who runs: "
-          f"puente keys import-public {args.out} --id {args.key_id}")
+          f"puente keys import-public {args.out} --id {args.key_id} --fingerprint '{fingerprint(public)}'\n"
+          f"  read the receiver that fingerprint over another channel than the file's (a call, say): it shows the "
+          "file is the one you wrote")
     return 0
 
 
@@ -153,12 +169,31 @@ def _import_public(args: argparse.Namespace) -> int:
                           "--dir (e.g. <keys>/partners/<P> or <keys>/agencies/<A>)")
     else:
         folder = holder_path(settings(args).keys, Holder.BROKER, BROKER_OWNER)
+    expected = _expected_fingerprint(args)
     pem = _read_pem(args.pem)
-    record, written = Keystore(folder).import_public(pem, args.key_id, source=str(args.pem), now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    found = fingerprint(public_from_pem(pem, key_id=args.key_id, created_at=now, source=str(args.pem)).public or b"")
+    if expected is not None and found != expected:
+        raise KeyMaterialError(f"{args.pem}: key {args.key_id} has fingerprint {found}, not the {expected} given "
+                               "with --fingerprint: not the key its owner made; nothing stored")
+    record, written = Keystore(folder).import_public(pem, args.key_id, source=str(args.pem), now=now)
     where = Path(folder) / f"{record.key_id}.json"
     print(f"stored {record.key_id} ({record.kind}, public half only) in {where}" if written
           else f"{record.key_id}: the same public half is already in {where}; nothing changed")
+    checked = ("matches --fingerprint" if expected is not None
+               else "compare it with the one its owner reads out over another channel")
+    print(f"  fingerprint {found}: {checked}")
     return 0
+
+
+def _expected_fingerprint(args: argparse.Namespace) -> str | None:
+    if args.fingerprint is None:
+        return None
+    expected = parse_fingerprint(args.fingerprint)
+    if expected is None:  # the text is not quoted back: it could be anything pasted
+        raise ConfigError("--fingerprint: expected a fingerprint as export-public prints it: sha256: and 64 hex "
+                          "digits (spaces or colons between them may stay)")
+    return expected
 
 
 def _read_pem(path: Path) -> bytes:

@@ -1,14 +1,19 @@
-"""`puente keys export-public --out`: the PEM goes to a file of its own, never through a link planted there."""
+"""`puente keys export-public` / `import-public`: the PEM goes to a file of its own, never through a link planted
+there, and both print the key's fingerprint, which `import-public --fingerprint` holds the key to."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from broker.crypto.keys import KeyKind
+import pytest
+
+from broker.crypto.keys import KeyKind, fingerprint
 from broker.keystore import Keystore
-from puente.commands.keys import _export_public
+from puente.commands.keys import _export_public, _import_public
+from puente.errors import ConfigError, KeyMaterialError
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
@@ -26,3 +31,67 @@ def test_export_public_out_replaces_a_planted_link_without_writing_through_it(tm
     assert victim.read_text() == "important config\n"
     assert not out.is_symlink() and out.read_bytes() == store.public_pem("broker-sign-2026a")
     assert out.stat().st_mode & 0o777 == 0o644
+
+
+def _exported(tmp_path: Path) -> tuple[Path, str]:
+    """The broker's signing key exported to a PEM file, and its fingerprint as export-public printed it."""
+    store = Keystore(tmp_path / "broker")
+    record = store.generate(KeyKind.BROKER_SIGNING, "broker", generation="2026a", now=NOW)
+    assert record.public is not None
+    return tmp_path / "broker-sign-2026a.pem", fingerprint(record.public)
+
+
+def _import(pem: Path, folder: Path, given: str | None) -> int:
+    return _import_public(argparse.Namespace(pem=pem, key_id="broker-sign-2026a", dir=folder, fingerprint=given))
+
+
+def test_export_public_prints_the_fingerprint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """export-public names the key's SHA-256 fingerprint: beside --out, or on stderr when the PEM is on stdout."""
+    pem, fp = _exported(tmp_path)
+    assert fp.startswith("sha256:") and len(fp.split()) == 16
+    _export_public(argparse.Namespace(key_id="broker-sign-2026a", dir=tmp_path / "broker", out=pem))
+    assert fp in capsys.readouterr().out
+    _export_public(argparse.Namespace(key_id="broker-sign-2026a", dir=tmp_path / "broker", out=None))
+    out, err = capsys.readouterr()
+    assert out.encode() == pem.read_bytes() and fp in err
+
+
+def test_import_public_prints_the_fingerprint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """import-public names the fingerprint of the key it stored, for comparing with the owner's."""
+    pem, fp = _exported(tmp_path)
+    _export_public(argparse.Namespace(key_id="broker-sign-2026a", dir=tmp_path / "broker", out=pem))
+    capsys.readouterr()
+    assert _import(pem, tmp_path / "COL", None) == 0
+    assert fp in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spell", [lambda fp: fp, lambda fp: fp.upper(), lambda fp: fp.replace(" ", ""),
+                                   lambda fp: ":".join(fp[7:].replace(" ", "")[i:i + 2] for i in range(0, 64, 2))],
+                         ids=["as-printed", "upper", "no-spaces", "colons"])
+def test_import_public_with_the_owners_fingerprint_stores_the_key(tmp_path: Path, spell: Callable[[str], str]) -> None:
+    """--fingerprint as export-public printed it (or respaced, or in capitals, or the colon form) lets the key in."""
+    pem, fp = _exported(tmp_path)
+    _export_public(argparse.Namespace(key_id="broker-sign-2026a", dir=tmp_path / "broker", out=pem))
+    assert _import(pem, tmp_path / "COL", spell(fp)) == 0
+    assert (tmp_path / "COL" / "broker-sign-2026a.json").exists()
+
+
+def test_import_public_with_another_fingerprint_stores_nothing(tmp_path: Path) -> None:
+    """A key whose fingerprint is not the one given (a swapped PEM) is refused in one line, and nothing is stored."""
+    pem, fp = _exported(tmp_path)
+    _export_public(argparse.Namespace(key_id="broker-sign-2026a", dir=tmp_path / "broker", out=pem))
+    other = fingerprint(bytes(32))
+    with pytest.raises(KeyMaterialError, match=f"has fingerprint {fp}, not the {other} given") as info:
+        _import(pem, tmp_path / "COL", other)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "COL" / "broker-sign-2026a.json").exists()
+
+
+@pytest.mark.parametrize("given", ["", "sha256:abcd", "md5:" + "ab" * 32, "ab" * 33, "zz" * 32])
+def test_import_public_refuses_a_fingerprint_that_is_none(tmp_path: Path, given: str) -> None:
+    """--fingerprint text that is not 64 hex digits is a configuration error, not quoted back; nothing is stored."""
+    pem, _ = _exported(tmp_path)
+    _export_public(argparse.Namespace(key_id="broker-sign-2026a", dir=tmp_path / "broker", out=pem))
+    with pytest.raises(ConfigError, match="--fingerprint: expected a fingerprint"):
+        _import(pem, tmp_path / "COL", given)
+    assert not (tmp_path / "COL" / "broker-sign-2026a.json").exists()
