@@ -74,7 +74,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -93,6 +93,7 @@ from broker.kafka import (
     Producer,
     ProducerFenced,
     TopicPartition,
+    committed_with_metadata,
     consumer,
     last_chain_record,
     offsets_visible,
@@ -219,11 +220,18 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """A new assignment starts at the group's committed offsets (where the group has none, at the partition's
         first record; where the feed no longer holds that record, ``_gap``), or where the store stands when it is
-        behind them (``Subscriber._resume``)."""
+        behind them (``Subscriber._resume``). The partitions are paused first, before anything awaits: aiokafka
+        lets the fetcher run while this listener does, and a batch applied before the store's offsets are
+        compared would move the store on and hide the gap. (No record of the new assignment can have been
+        returned yet: its positions are fetched only after this listener begins.)"""
+        self.feed.pause(*assigned)
         try:
-            await self.subscriber._resume(self.feed, set(assigned))
+            async with self.subscriber._busy:
+                await self.subscriber._resume(self.feed, set(assigned))
         except Exception as exc:  # noqa: BLE001 - aiokafka would log it and go on: the run stops instead
             self.subscriber._resume_failed = exc
+        finally:
+            self.feed.resume(*(set(assigned) & self.feed.assignment()))
 
 
 class Subscriber:
@@ -259,6 +267,9 @@ class Subscriber:
         """The feed offsets this subscriber committed last, by partition."""
         self._resume_failed: Exception | None = None
         """Why the store's feed offsets could not be compared with the group's on an assignment: the run stops."""
+        self.commit_tag = f"{instance}|{store.store_id if store is not None else ''}"
+        """The metadata of every feed offset this subscriber commits: its instance and its store's id, so the next
+        owner of a partition knows whether the records before were applied to its own store (``resume_at``)."""
 
     def close(self) -> None:
         """Close the store (the Kafka clients are closed by ``run``)."""
@@ -413,7 +424,9 @@ class Subscriber:
             if self._resume_failed is not None:
                 raise self._resume_failed  # nothing of the assignment was read: the next run compares again
             if not batch:
-                if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                if feed.paused() & feed.assignment():
+                    idle_since = time.monotonic()  # still setting where the assignment starts: not idle yet
+                elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                     break
                 continue
             idle_since = time.monotonic()
@@ -427,20 +440,25 @@ class Subscriber:
         return None
 
     async def _resume(self, feed: Consumer, assigned: set[TopicPartition]) -> None:
-        """Where each newly assigned feed partition is read from when the store is behind the group's committed
-        offset there (``resume_at``): the records the group read since were applied to a store that is gone (a
-        backup restored, a new ``--store``), and would otherwise never reach this one; their recalls and
-        corrections neither. Reading them again is harmless (the version rule) and gives each a second receipt in
-        this chain, which auditors match to the same delivery."""
+        """Set where each newly assigned feed partition is read from (``resume_at``; the caller has paused them and
+        holds the batch lock). When the records the group read last were applied by this instance to a store
+        that is not this one as it stands (a backup restored, a new ``--store``), they would otherwise never reach
+        it, and their recalls and corrections neither: they are read again, which the version rule makes
+        harmless, each with a second receipt in this chain that auditors match to the same delivery. Records
+        another instance read went to that instance's store: not read again."""
         store = self.store
         if store is None:
             return
-        fresh = store.fresh()
         for tp in sorted(assigned):
+            if tp not in feed.assignment():
+                continue  # revoked meanwhile
+            found = await committed_with_metadata(feed, tp)
+            committed, tag = found if found is not None else (None, "")
+            owner: Owner = ("store" if tag == self.commit_tag else
+                            "instance" if tag.startswith(f"{self.instance}|") else "other")
             stored = store.feed_offset(tp.topic, tp.partition)
-            committed = await feed.committed(tp)
-            start = (await feed.beginning_offsets([tp]))[tp] if stored is None and fresh and committed else None
-            at = resume_at(stored, committed, start)
+            start = (await feed.beginning_offsets([tp]))[tp] if stored is None and owner == "instance" else None
+            at = resume_at(stored, committed, start, owner)
             if at is None or tp not in feed.assignment():
                 continue
             feed.seek(tp, at)
@@ -449,7 +467,7 @@ class Subscriber:
                 self.on_note(f"{where}: the group {self.group_id} has no committed offset; reading on from offset "
                              f"{at}, where {store.path} stands")
             else:
-                whose = "is new" if stored is None else f"stands at offset {at}"
+                whose = "is new to this instance" if stored is None else f"stands at offset {at}"
                 self.on_note(f"{where}: {store.path} {whose}, behind the group's committed offset {committed}; "
                              f"reading {committed - at} record(s) again into it (a store restored from a backup, or "
                              "another --store, misses them)")
@@ -487,7 +505,7 @@ class Subscriber:
             # run would meet the same gap. No batch is in flight (this holds ``_busy``). Should the group
             # refuse it (a rebalance began), the next owner or run meets the gap again: nothing is lost.
             try:
-                await feed.commit({tp: OffsetAndMetadata(start, "")})
+                await feed.commit({tp: OffsetAndMetadata(start, self.commit_tag)})
             except ClientError as exc:
                 self.on_note(f"{tp.topic}[{tp.partition}]: the offset past the gap was not committed "
                              f"({type(exc).__name__}); the next reader meets the gap again")
@@ -549,7 +567,7 @@ class Subscriber:
                                                     chain, part, now)
                         if unread is not None:
                             break
-                        offsets[tp] = OffsetAndMetadata(msg.offset + 1, "")
+                        offsets[tp] = OffsetAndMetadata(msg.offset + 1, self.commit_tag)
                     if unread is not None:
                         break
                 if self.store is not None and offsets:  # committed with what was applied, before the receipts
@@ -659,21 +677,33 @@ class Subscriber:
         return applied.outcome.value, applied.passed_on
 
 
-def resume_at(stored: int | None, committed: int | None, start: int | None) -> int | None:
-    """Where to read a newly assigned feed partition from, or None for the group's committed offset (``committed``,
-    None when the group has none there), given the store's noted offset (``stored``, None when it noted none) and,
-    when the store is fresh (``PartnerStore.fresh``), the offset of the partition's first record (``start``).
+Owner = Literal["store", "instance", "other"]
+"""Who committed a feed partition's offset, by the metadata committed with it (``Subscriber.commit_tag``): this
+very store (a copy restored from a backup is the same store), this instance with another store, or anyone else
+(another instance, with its own store; or a Puente that tagged no commits)."""
 
-    - The store behind the group, or the group without an offset: from the store's offset. (The store ahead of the
-      group is a crash between the store's commit and Kafka's: the batch comes again from the group's offset, and
-      its receipts, aborted with the crashed transaction, are written then.)
-    - A fresh store and a group that read past the partition's first record: from that record.
-    - Otherwise (a store from a Puente that kept no offsets, say): from the group's offset."""
+
+def resume_at(stored: int | None, committed: int | None, start: int | None, owner: Owner) -> int | None:
+    """Where to read a newly assigned feed partition from, or None for the group's committed offset (``committed``,
+    None when the group has none there), given the store's noted offset (``stored``, None when it noted none), who
+    committed the group's offset (``owner``) and the offset of the partition's first record (``start``, asked only
+    when this instance's other store read the records and this one has none).
+
+    - The group has no offset: from the store's (a new group), else the group's rule (offset 0).
+    - This store committed it and stands behind it (restored from a backup): from the store's offset.
+    - This instance committed it from another store (a new or another ``--store``): from the store's offset, or,
+      when it has none, from the partition's first record.
+    - Another instance committed it: from the group's offset. Its store holds those records; this store's offset
+      is from when it last owned the partition, and reading on from there would read them twice.
+    - A store ahead of the group (a crash between its commit and Kafka's): from the group's, so the batch's aborted
+      receipts are written again."""
+    if committed is None:
+        return stored
+    if owner == "other" or (owner == "store" and stored is None):
+        return None
     if stored is not None:
-        return stored if committed is None or stored < committed else None
-    if start is not None and committed is not None and committed > start:
-        return start
-    return None
+        return stored if stored < committed else None
+    return start if start is not None and committed > start else None
 
 
 def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, int | None] | None) -> str | None:

@@ -80,7 +80,9 @@ alert ids, never content.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -423,6 +425,9 @@ class PartnerStore:
                     version = 5
                 if c.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                # Who this store is, for the feed offsets its subscriber commits (``broker.partner.resume_at``):
+                # a backup restored is the same store, another file another one.
+                c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store-id', ?)", (uuid.uuid4().hex,))
                 row = c.execute("SELECT value FROM meta WHERE key = 'partner'").fetchone()
                 if row is None or row[0] != self.partner:
                     owner = "no partner" if row is None else f"partner {str(row[0])[:64]}"
@@ -485,6 +490,16 @@ class PartnerStore:
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (_CHAIN_KEY + chain, value))
 
+    @property
+    def store_id(self) -> str:
+        """This store's own random id (32 hex digits), made when it was created or first opened by a Puente that
+        names stores: a copy restored from a backup keeps it, another store file has its own."""
+        with self._sql("reading the store's id"):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'store-id'").fetchone()
+        if row is None or not re.fullmatch(r"[0-9a-f]{32}", str(row[0])):
+            raise StoreError(f"{self.path}: the store's id is damaged")
+        return str(row[0])
+
     def feed_offset(self, topic: str, partition: int) -> int | None:
         """The offset of the next record of feed partition ``topic[partition]`` this store has not applied (one
         past the last it applied, as :meth:`keep_feed_offsets` noted it), or None when it noted none."""
@@ -493,7 +508,7 @@ class PartnerStore:
                                      (f"{_FEED_KEY}{topic}[{partition}]",)).fetchone()
         if row is None:
             return None
-        if not row[0].isdigit() or len(row[0]) > 19:
+        if not re.fullmatch(r"[0-9]{1,19}", str(row[0])):
             raise StoreError(f"{self.path}: the kept offset of feed partition {topic[:200]}[{partition}] is damaged")
         return int(row[0])
 
@@ -506,15 +521,6 @@ class PartnerStore:
         with self._sql("keeping the feed offsets"):
             self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", rows)
-
-    def fresh(self) -> bool:
-        """Whether this store holds nothing yet: no alert, no feed offset and no receipt chain's head noted. (A store
-        that holds alerts but no feed offsets was written by a Puente that kept none.)"""
-        with self._sql("reading"):
-            alert = self._conn.execute("SELECT 1 FROM alerts LIMIT 1").fetchone()
-            noted = self._conn.execute("SELECT 1 FROM meta WHERE key LIKE ? OR key LIKE ? LIMIT 1",
-                                       (f"{_FEED_KEY}%", f"{_CHAIN_KEY}%")).fetchone()
-        return alert is None and noted is None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

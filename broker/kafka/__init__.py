@@ -39,6 +39,7 @@ from broker.kafka.clients import (
 from broker.kafka.connection import KafkaConnection, connection, connection_from_properties
 from broker.kafka.io import (
     StillOpen,
+    committed_with_metadata,
     last_chain_record,
     last_records,
     offsets_visible,
@@ -69,6 +70,7 @@ __all__ = [
     "TopicPartition",
     "TopicResult",
     "apply_topics",
+    "committed_with_metadata",
     "connection",
     "connection_from_properties",
     "consumer",

@@ -77,6 +77,15 @@ async def settle(conn: KafkaConnection, tps: Collection[TopicPartition], *, time
             await asyncio.sleep(0.05)
 
 
+async def committed_with_metadata(consumer: AIOKafkaConsumer, tp: TopicPartition) -> tuple[int, str] | None:
+    """The group's committed offset of ``tp`` with the metadata committed with it, or None when the group has
+    none there. (``AIOKafkaConsumer.committed`` answers the offset alone; the metadata says who committed it.)"""
+    found = (await consumer._coordinator.fetch_committed_offsets([tp])).get(tp)
+    if found is None or found.offset < 0:
+        return None
+    return int(found.offset), str(found.metadata or "")
+
+
 async def offsets_visible(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], *,
                           timeout_s: float) -> bool:
     """Wait until ``consumer``'s group answers each partition's committed offset with at least the

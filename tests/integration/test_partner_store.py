@@ -228,7 +228,7 @@ async def test_a_recall_of_an_alert_an_earlier_run_passed_on_is_not_acknowledged
     later = _subscribe(env)
     assert later.returncode == 0, later.stderr[-2000:]
     got = {r["feed"]: r["status"] for r in await _receipts(env, PARTNER) if r["kind"] == "RECEIPT"}
-    assert [got[n] for n in notices] == ["RECALL_PASSED_ON", "RECALLED"]
+    assert [got.get(n) for n in notices] == ["RECALL_PASSED_ON", "RECALLED"], later.stderr[-3000:]
 
 
 async def test_a_store_restored_from_a_backup_reads_again_what_the_group_read_since(env: Env,
@@ -274,8 +274,9 @@ async def test_a_store_restored_from_a_backup_reads_again_what_the_group_read_si
     new_store = tmp_path / "elsewhere" / "feed.sqlite"
     fresh = _subscribe(env, "--store", str(new_store))
     assert fresh.returncode == 0, fresh.stderr[-2000:]
-    assert f"{new_store} is new, behind the group's committed offset" in fresh.stderr
+    assert f"{new_store} is new to this instance, behind the group's committed offset" in fresh.stderr
     with PartnerStore.open(new_store, PARTNER, create=False) as store:
+        assert [e.alert_id for e in store.recent()] and store.counts().held == 2, fresh.stderr[-3000:]
         assert store.show(sighting["alert_id"]).state == "HELD" and store.show(flow["alert_id"]).state == "HELD"
         assert store.show(seizure["alert_id"]).state == "RECALLED"
     assert SECRET.encode() not in _store_bytes(new_store)

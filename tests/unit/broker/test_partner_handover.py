@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
 from aiokafka import errors as aiokafka_errors
+from aiokafka.structs import OffsetAndMetadata
 
 from broker.kafka import KafkaConnection, offsets_visible
-from broker.partner import Subscriber
+from broker.partner import Subscriber, _Handover
+from broker.partner_store import PartnerStore
 
 TP = TopicPartition("t.feed.COL", 1)
 
@@ -96,6 +100,12 @@ async def test_a_batch_fetched_while_a_revocation_ran_is_not_handled() -> None:
     class Feed:
         calls = 0
 
+        def assignment(self) -> set[TopicPartition]:
+            return {TP}
+
+        def paused(self) -> set[TopicPartition]:
+            return set()
+
         async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
             Feed.calls += 1
             if Feed.calls == 1:
@@ -112,3 +122,102 @@ async def test_a_batch_fetched_while_a_revocation_ran_is_not_handled() -> None:
     sub._batch = batch  # type: ignore[method-assign, assignment]
     assert await sub._follow(Feed(), None, object(), object(), 0, None, None) is None  # type: ignore[arg-type]
     assert handled == [] and Feed.calls == 2
+
+
+TP0 = TopicPartition("t.feed.COL", 0)
+
+
+class _Group:
+    """The group's committed offsets and their metadata, answered after a round trip, as OffsetFetch does."""
+
+    def __init__(self, committed: dict[TopicPartition, tuple[int, str]]) -> None:
+        self.committed = committed
+
+    async def fetch_committed_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
+        await asyncio.sleep(0.01)
+        return {tp: OffsetAndMetadata(*self.committed[tp]) for tp in tps if tp in self.committed}
+
+
+class _Feed:
+    """A feed consumer owning ``assigned``: where each partition is sought, and one early batch of TP's records."""
+
+    def __init__(self, group: _Group, assigned: set[TopicPartition], sub: Subscriber) -> None:
+        self._coordinator, self.assigned, self.sub = group, assigned, sub
+        self.seeks: dict[TopicPartition, int] = {}
+        self.held: set[TopicPartition] = set()
+        self.calls = 0
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.held |= set(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.held -= set(tps)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.held)
+
+    def seek(self, tp: TopicPartition, at: int) -> None:
+        self.seeks[tp] = at
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: 0 for tp in tps}
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        self.calls += 1
+        if self.calls == 1:  # the fetcher, at the group's offsets, would return TP's next record meanwhile
+            await asyncio.sleep(0.005)
+            return {} if TP in self.held else {TP: [SimpleNamespace(offset=50)]}
+        self.sub.stop()
+        return {}
+
+
+def _with_store(tmp_path: Path, instance: str = "default") -> tuple[Subscriber, PartnerStore]:
+    store = PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL")
+    with store.transaction():  # a backup restored: the store stands at 10 on both partitions
+        store.keep_feed_offsets({(TP0.topic, 0): 10, (TP.topic, 1): 10})
+    notes: list[str] = []
+    sub = Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", "t.feed.COL", "t.receipts.COL",
+                     object(), object(), signer=object(), on_note=notes.append, store=store,  # type: ignore[arg-type]
+                     instance=instance)
+    return sub, store
+
+
+async def test_no_batch_is_handled_before_the_store_is_compared_with_the_group(tmp_path: Path) -> None:
+    """aiokafka lets the fetcher run while the assignment listener awaits Kafka: a batch of a partition fetched
+    from the group's offset before the listener set where it starts is not applied (it would move the store to
+    the group's offset and hide the gap); the partition is sought back to the store's offset, records 10 to 49
+    are read again, and no batch reaches the store before that."""
+    sub, store = _with_store(tmp_path)
+    group = _Group({TP0: (50, sub.commit_tag), TP: (50, sub.commit_tag)})
+    feed = _Feed(group, {TP0, TP}, sub)
+    applied: list[Any] = []
+
+    async def batch(*args: Any) -> tuple[None, None]:
+        applied.append(args[0])
+        return None, None
+
+    sub._batch = batch  # type: ignore[method-assign, assignment]
+    sub._keep_head = lambda *a: None  # type: ignore[method-assign]
+    sub.purge = lambda force=False: None  # type: ignore[method-assign]
+    listener = _Handover(sub, feed)  # type: ignore[arg-type]
+    await asyncio.gather(listener.on_partitions_assigned({TP0, TP}),
+                         sub._follow(feed, None, object(), object(), 0, None, None))  # type: ignore[arg-type]
+    assert sub._resume_failed is None and applied == [] and feed.held == set()
+    assert feed.seeks == {TP0: 10, TP: 10} and store.feed_offset(TP.topic, 1) == 10
+    store.close()
+
+
+async def test_a_partition_another_instance_read_on_is_not_read_again(tmp_path: Path) -> None:
+    """Instance B gets back a partition instance A read on since B last owned it: B's store stands where B left it,
+    but A's store holds what A read. B reads on from the group's offset, not from its own (which would read A's
+    records twice, or stop at a gap retention made); its own store restored behind its own commits does go back."""
+    sub, store = _with_store(tmp_path, instance="b")
+    group = _Group({TP0: (50, "a|" + "0" * 32), TP: (50, sub.commit_tag)})
+    feed = _Feed(group, {TP0, TP}, sub)
+    await _Handover(sub, feed).on_partitions_assigned({TP0, TP})  # type: ignore[arg-type]
+    assert sub._resume_failed is None and feed.seeks == {TP: 10} and feed.held == set()
+    assert sub.commit_tag == f"b|{store.store_id}"
+    store.close()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from recall_views import recall_notice, updated
 
-from broker.partner import Subscriber, _older_than_kept, resume_at
+from broker.partner import Owner, Subscriber, _older_than_kept, resume_at
 from broker.partner_store import (
     Delivery,
     Held,
@@ -914,51 +914,59 @@ def test_an_empty_file_is_a_new_store_only_when_one_may_be_made(tmp_path: Path) 
 # ---- where a subscriber resumes: the store's feed offsets against the group's ---------------------------------------
 def test_the_store_notes_feed_offsets_with_what_it_applied(store: PartnerStore) -> None:
     """The offsets are noted per feed partition in the batch's own transaction: rolled back with it, never apart."""
-    assert store.fresh() and store.feed_offset("t.feed.col", 0) is None
+    assert store.feed_offset("t.feed.col", 0) is None
     with pytest.raises(RuntimeError), store.transaction():
         store.apply(_at(_view(), 4), T0)
         store.keep_feed_offsets({("t.feed.col", 0): 5})
         raise RuntimeError("the batch failed")
-    assert store.feed_offset("t.feed.col", 0) is None and store.fresh()
+    assert store.feed_offset("t.feed.col", 0) is None
     with store.transaction():
         store.apply(_at(_view(), 4), T0)
         store.keep_feed_offsets({("t.feed.col", 0): 5, ("t.feed.col", 2): 9})
     assert (store.feed_offset("t.feed.col", 0), store.feed_offset("t.feed.col", 2)) == (5, 9)
     assert store.feed_offset("t.feed.col", 1) is None and store.feed_offset("t.feed.usa", 0) is None
-    assert not store.fresh()
 
 
-def test_a_store_with_only_a_chain_head_or_only_alerts_is_not_fresh(tmp_path: Path) -> None:
-    """Fresh means nothing at all: an alert held, or a receipt chain's head noted, is a store that was used."""
-    with PartnerStore.open(tmp_path / "a.sqlite", "COL") as used:
-        used.keep_chain_head("t.receipts.col[0]/COL", 3, "ab" * 32, 17)
-        assert not used.fresh()
-    with PartnerStore.open(tmp_path / "b.sqlite", "COL") as used, used.transaction():
-        used.apply(_at(_view(), 4), T0)
-    with PartnerStore.open(tmp_path / "b.sqlite", "COL") as used:
-        assert not used.fresh()
+def test_a_store_keeps_its_id_and_a_copy_of_it_has_the_same(tmp_path: Path) -> None:
+    """A store's id is made once; a copy of its file (a backup restored) is the same store, another file another."""
+    first = tmp_path / "a" / "feed.sqlite"
+    with PartnerStore.open(first, "COL") as one:
+        made = one.store_id
+    with PartnerStore.open(first, "COL") as again:
+        assert again.store_id == made and len(made) == 32
+    copy = tmp_path / "b" / "feed.sqlite"
+    copy.parent.mkdir(mode=0o700)
+    copy.write_bytes(first.read_bytes())
+    copy.chmod(0o600)
+    with PartnerStore.open(copy, "COL") as restored, PartnerStore.open(tmp_path / "c.sqlite", "COL") as other:
+        assert restored.store_id == made and other.store_id != made
 
 
-def test_a_damaged_feed_offset_is_refused(store: PartnerStore) -> None:
+@pytest.mark.parametrize("damaged", ["-3", "\u00b2", "1" * 20, ""])
+def test_a_damaged_feed_offset_is_refused(store: PartnerStore, damaged: str) -> None:
     """A kept offset that is not a whole number stops the subscriber (StoreError), rather than reading from 0."""
-    store._conn.execute("INSERT INTO meta (key, value) VALUES ('feed-offset:t.feed.col[0]', '-3')")
+    store._conn.execute("INSERT INTO meta (key, value) VALUES ('feed-offset:t.feed.col[0]', ?)", (damaged,))
     with pytest.raises(StoreError, match="damaged"):
         store.feed_offset("t.feed.col", 0)
 
 
-@pytest.mark.parametrize(("stored", "committed", "start", "expected"), [
-    (40, 40, None, None),  # in step: the group's offset
-    (45, 40, None, None),  # the store ahead: a crash between its commit and Kafka's; the batch comes again
-    (12, 40, None, 12),  # the store behind (a backup restored): read the records in between again
-    (12, None, None, 12),  # the group has no offset (a new group): where the store stands
-    (None, 40, 0, 0),  # a fresh store and a group that read on: everything the feed still holds
-    (None, 40, 25, 25),
-    (None, 40, 40, None),  # the feed holds nothing before the group's offset: nothing to read again
-    (None, None, None, None),  # a new group and a fresh store: from the first record (NoCommittedOffset)
-    (None, 40, None, None),  # a store of a Puente that kept no offsets: the group's offset
+@pytest.mark.parametrize(("stored", "committed", "start", "owner", "expected"), [
+    (40, 40, None, "store", None),  # in step: the group's offset
+    (45, 40, None, "store", None),  # the store ahead: a crash between its commit and Kafka's; the batch comes again
+    (12, 40, None, "store", 12),  # this store behind its own commits (a backup restored): read them again
+    (12, None, None, "other", 12),  # the group has no offset (a new group): where the store stands
+    (None, None, None, "other", None),  # a new group and a new store: from offset 0 (NoCommittedOffset)
+    (None, 40, 0, "instance", 0),  # this instance read them into another store: everything the feed holds
+    (None, 40, 25, "instance", 25),
+    (None, 40, 40, "instance", None),  # nothing before the group's offset is left to read again
+    (12, 40, None, "instance", 12),  # another store of this instance, which stands at 12
+    (12, 40, None, "other", None),  # another instance read them into its own store: not read twice
+    (None, 40, None, "other", None),
+    (None, 40, None, "store", None),
 ])
-def test_a_subscriber_resumes_where_the_store_stands_when_it_is_behind(
-        stored: int | None, committed: int | None, start: int | None, expected: int | None) -> None:
-    """A store restored from a backup, or a new --store, is behind the group: the records the group read since
-    reach it again (harmless by the version rule), never skipped; a store ahead waits for the batch to come again."""
-    assert resume_at(stored, committed, start) == expected
+def test_a_subscriber_resumes_where_its_own_store_stands_when_it_is_behind(
+        stored: int | None, committed: int | None, start: int | None, owner: Owner, expected: int | None) -> None:
+    """A store restored from a backup, or a new --store of the same instance, is behind the group: the records the
+    group read since reach it again (harmless by the version rule), never skipped. What another instance read went
+    to that instance's store and is not read again; a store ahead waits for the batch to come again."""
+    assert resume_at(stored, committed, start, owner) == expected
