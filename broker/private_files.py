@@ -198,15 +198,20 @@ class PrivateFile:
             os.close(fd)
 
     def check_folder(self, path: Path, *, missing_ok: bool = True) -> None:
-        """Refuse a folder of ``path`` that others may write (a missing one is made 0700 on creation)."""
+        """Refuse a folder of ``path`` that others may write or that is another user's (its owner may replace what
+        it holds, whatever its mode); a missing one is made 0700 on creation."""
         try:
-            folder = stat.S_IMODE(os.stat(path.parent).st_mode)
+            info = os.stat(path.parent)
+            folder = stat.S_IMODE(info.st_mode)
         except FileNotFoundError:
             if missing_ok:
                 return
             raise StoreError(f"cannot reach {self.folder} {path.parent}: it does not exist") from None
         except OSError as exc:
             raise StoreError(f"cannot reach {self.folder} {path.parent}: {exc.strerror}") from None
+        if info.st_uid not in (os.geteuid(), 0):
+            raise StoreError(f"{self.folder} {path.parent} belongs to another user (uid {info.st_uid}), who may "
+                             "replace what it holds: use a folder of your own (mkdir -m 700)")
         if folder & 0o022:
             raise StoreError(f"{self.folder} {path.parent} is writable by others (mode {folder:04o}): "
                              f"{self.folder_advice}")

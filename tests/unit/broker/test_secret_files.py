@@ -19,7 +19,8 @@ from broker.kafka import KafkaConnection, connection_from_properties
 from broker.kafka.acls import SCRAM_MECHANISM
 from broker.kafka.connection import read_properties
 from broker.keystore import Keystore, load_key_file, private_folder, write_atomic
-from puente.errors import ConfigError, KeyMaterialError
+from broker.partner_store import PartnerStore
+from puente.errors import ConfigError, KeyMaterialError, StoreError
 
 PLANTED = "attacker-knows-this-one"
 JAAS = ('sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required '
@@ -178,6 +179,17 @@ def test_a_folder_or_secret_of_another_user_is_refused(tmp_path: Path) -> None:
     os.chown(path, 4321, 4321)
     with pytest.raises(KeyMaterialError, match="another user"):
         load_key_file(path)
+
+
+@ROOT_ONLY
+def test_a_store_in_a_folder_of_another_user_is_refused(tmp_path: Path) -> None:
+    """An existing partner store (or index, or accounts file) in a folder another user owns is refused, however
+    closed the folder's mode: its owner may replace the file or its write-ahead log."""
+    path = tmp_path / "col" / "feed.sqlite"
+    PartnerStore.open(path, "COL").close()
+    os.chown(path.parent, 4321, 4321)
+    with pytest.raises(StoreError, match="belongs to another user"):
+        PartnerStore.open(path, "COL")
 
 
 def test_a_secret_file_is_written_without_following_a_link(tmp_path: Path) -> None:
