@@ -80,6 +80,7 @@ def host(node_id: int) -> str:
 
 
 _MAX_SECRET_FILE = 64 * 1024  # the node's key, at most
+_MAX_PUBLIC_FILE = 4 * 1024 * 1024  # a certificate chain or CA bundle, at most (a ministry's may be long)
 
 
 def _private(path: Path, text: str, mode: int = 0o600) -> None:
@@ -109,8 +110,10 @@ def _cluster_id(folder: Path) -> str:
 
 def _copy(source: Path, dest: Path, mode: int) -> None:
     """Copy ``source`` (a secret file when ``mode`` is 0600: checked as one) to ``dest``, never through a link."""
-    if mode & 0o077:
-        data, _ = read_regular(source, _MAX_SECRET_FILE, ConfigError)
+    if mode & 0o077:  # a certificate or a CA bundle: public, but cut short it would be another file
+        data, _ = read_regular(source, _MAX_PUBLIC_FILE, ConfigError)
+        if len(data) > _MAX_PUBLIC_FILE:
+            raise ConfigError(f"{source} is larger than {_MAX_PUBLIC_FILE // 2**20} MiB: not a certificate file")
     else:
         data = read_secret(source, _MAX_SECRET_FILE, ConfigError, "the node's key")
     write_atomic(dest, data, mode)

@@ -138,3 +138,17 @@ def test_the_local_kafka_replaces_a_link_at_its_admin_login(tmp_path: Path, no_j
     assert target.read_text() == "theirs\n"
     assert json.loads((local.folder / "secrets.json").read_text()) == first
     assert local.admin_connection().username == "admin"
+
+
+def test_compose_copies_a_long_ca_bundle_whole(tmp_path: Path) -> None:
+    """A ministry's CA bundle can run past 64 KiB: each node gets it whole, never cut short without a word; one
+    too large to be a certificate file is refused."""
+    compose.write(tmp_path / "deploy", nodes=1)
+    ca = tmp_path / "deploy" / "tls" / "ca.pem"
+    bundle = ca.read_bytes() * (100_000 // len(ca.read_bytes()) + 1)
+    ca.write_bytes(bundle)
+    compose.write(tmp_path / "deploy", nodes=1)
+    assert (tmp_path / "deploy" / "kafka-1" / "config" / "ca.pem").read_bytes() == bundle
+    ca.write_bytes(b"x" * (5 * 2**20))
+    with pytest.raises(ConfigError, match="larger than 4 MiB"):
+        compose.write(tmp_path / "deploy", nodes=1)
