@@ -24,16 +24,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from broker.keystore import private_folder
+from broker.keystore import private_folder, write_atomic
+from broker.private_files import read_secret
+from puente.errors import ConfigError
 
 VALID_DAYS = 365
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fh.fileno(), mode)
-        fh.write(data)
+    """Whole or not at all, and never through a link planted at the name (``write_atomic``): the CA's key is
+    among what this writes."""
+    write_atomic(path, data, mode)
 
 
 def _name(common: str) -> x509.Name:
@@ -45,7 +46,7 @@ def ensure_ca(folder: Path, now: datetime | None = None) -> tuple[Path, Path]:
     """The CA in ``folder`` (made on first use): (certificate, key)."""
     private_folder(folder)
     cert_path, key_path = folder / "ca.pem", folder / "ca-key.pem"
-    if cert_path.exists() and key_path.exists():
+    if os.path.lexists(cert_path) and os.path.lexists(key_path):  # the key is checked where it is read (issue)
         return cert_path, key_path
     now = now or datetime.now(UTC)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -73,7 +74,7 @@ def issue(folder: Path, name: str, hosts: list[str], *, common: str, not_after: 
     which Kafka maps to the principal of a client using this certificate."""
     cert_path, key_path = ensure_ca(folder)
     ca_cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    ca_key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    ca_key = serialization.load_pem_private_key(read_secret(key_path, 64 * 1024, ConfigError, "the CA's key"), None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     now = now or datetime.now(UTC)
     key = ec.generate_private_key(ec.SECP256R1())

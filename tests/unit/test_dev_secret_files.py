@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from puente.dev import compose
+from puente.dev import compose, pki
 from puente.dev.localkafka import LocalKafka
 from puente.dev.localkafka._nodeconf import FIRST_LOGINS
 from puente.errors import ConfigError
@@ -152,3 +152,20 @@ def test_compose_copies_a_long_ca_bundle_whole(tmp_path: Path) -> None:
     ca.write_bytes(b"x" * (5 * 2**20))
     with pytest.raises(ConfigError, match="larger than 4 MiB"):
         compose.write(tmp_path / "deploy", nodes=1)
+
+
+def test_the_trial_ca_key_is_read_as_a_secret_and_written_past_a_link(tmp_path: Path) -> None:
+    """The CA's key is read only from a private regular file (a link or a file others may read is refused), and
+    a certificate is written in place of a link planted at its name, never through it."""
+    folder = tmp_path / "tls"
+    pki.ensure_ca(folder)
+    key = folder / "ca-key.pem"
+    key.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"ca-key\.pem"):
+        pki.issue(folder, "node1", ["127.0.0.1"], common="kafka-node")
+    key.chmod(0o600)
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("untouched")
+    (folder / "node1.pem").symlink_to(target)
+    pki.issue(folder, "node1", ["127.0.0.1"], common="kafka-node")
+    assert target.read_text() == "untouched" and not (folder / "node1.pem").is_symlink()
