@@ -267,9 +267,15 @@ class Subscriber:
         """The feed offsets this subscriber committed last, by partition."""
         self._resume_failed: Exception | None = None
         """Why the store's feed offsets could not be compared with the group's on an assignment: the run stops."""
-        self.commit_tag = f"{instance}|{store.store_id if store is not None else ''}"
+        self._tag: tuple[PartnerStore | None, str] | None = None
+
+    @property
+    def commit_tag(self) -> str:
         """The metadata of every feed offset this subscriber commits: its instance and its store's id, so the next
         owner of a partition knows whether the records before were applied to its own store (``resume_at``)."""
+        if self._tag is None or self._tag[0] is not self.store:
+            self._tag = (self.store, f"{self.instance}|{self.store.store_id if self.store is not None else ''}")
+        return self._tag[1]
 
     def close(self) -> None:
         """Close the store (the Kafka clients are closed by ``run``)."""
@@ -405,9 +411,6 @@ class Subscriber:
         idle_since = time.monotonic()
         while not self._stopping.is_set() and (limit is None or self.stats.received + self.stats.rejected < limit):
             self.purge()
-            # Read before the fetch: a revocation while getmany waits (its callback runs meanwhile) moves it on,
-            # and the batch it returns, fetched under the old assignment, is then not handled.
-            generation = self._generation
             try:
                 batch = await feed.getmany(timeout_ms=500, max_records=RECEIPTS_PER_CHECKPOINT)
             except NoCommittedOffset as exc:
@@ -423,6 +426,10 @@ class Subscriber:
                 continue
             if self._resume_failed is not None:
                 raise self._resume_failed  # nothing of the assignment was read: the next run compares again
+            # Read after the fetch, with no await since: a revocation that begins from here on drops the batch
+            # (its records come again from the committed offsets); one that ran while getmany waited left records
+            # of partitions this instance may still hold, which are not to be dropped (see below).
+            generation = self._generation
             if not batch:
                 if feed.paused() & feed.assignment():
                     idle_since = time.monotonic()  # still setting where the assignment starts: not idle yet
@@ -433,6 +440,13 @@ class Subscriber:
             async with self._busy:
                 if generation != self._generation:
                     continue  # revoked meanwhile: the records come again from the committed offsets
+                # Records of partitions no longer assigned (getmany may return while a revocation's callback
+                # runs) are their new owner's, from the committed offsets: handled here they would get a second
+                # receipt in another chain. Those of partitions still assigned are this instance's: dropping them
+                # would lose them, since the fetcher has moved past them.
+                batch = {tp: msgs for tp, msgs in batch.items() if tp in feed.assignment()}
+                if not batch:
+                    continue
                 unread, offset = await self._batch(batch, out, receipts, chain, part)
                 self._keep_head(chain, part, offset)  # committed: only now may a restart rely on it
             if unread is not None:

@@ -89,19 +89,21 @@ async def test_a_revocation_of_partitions_it_never_committed_does_not_ask_kafka(
     assert group.asked == 0 and notes == []
 
 
-async def test_a_batch_fetched_while_a_revocation_ran_is_not_handled() -> None:
-    """getmany waits, the group revokes meanwhile (the callback runs while it waits) and then getmany returns what
-    it fetched under the old assignment: that batch is dropped (its records come again from the committed offsets,
-    to whoever owns them now), never receipted and committed after the hand-over."""
+async def test_a_batch_returned_across_a_revocation_keeps_only_partitions_still_held() -> None:
+    """getmany waits, the group revokes meanwhile (the callback runs while it waits), and getmany then returns
+    records of a partition given away and of one this instance still holds: the first are the new owner's (from the
+    committed offsets), never receipted here; the second are handled, not dropped (the fetcher is past them)."""
     notes: list[str] = []
     sub = _subscriber(notes)
     handled: list[Any] = []
+    kept = TopicPartition("t.feed.COL", 2)
+    held = {TP, kept}
 
     class Feed:
         calls = 0
 
         def assignment(self) -> set[TopicPartition]:
-            return {TP}
+            return set(held)
 
         def paused(self) -> set[TopicPartition]:
             return set()
@@ -111,17 +113,18 @@ async def test_a_batch_fetched_while_a_revocation_ran_is_not_handled() -> None:
             if Feed.calls == 1:
                 await asyncio.sleep(0)
                 sub._generation += 1  # what _hand_over does first, as a revocation begins
-                return {TP: ["a record of the revoked partition"]}
+                held.discard(TP)  # TP is given away; ``kept`` stays
+                return {TP: ["a record of the revoked partition"], kept: ["a record of a partition still held"]}
             sub.stop()
             return {}
 
-    async def batch(*args: Any) -> tuple[None, None]:
-        handled.append(args)
+    async def batch(got: dict[TopicPartition, list[Any]], *args: Any) -> tuple[None, None]:
+        handled.append(got)
         return None, None
 
     sub._batch = batch  # type: ignore[method-assign, assignment]
     assert await sub._follow(Feed(), None, object(), object(), 0, None, None) is None  # type: ignore[arg-type]
-    assert handled == [] and Feed.calls == 2
+    assert handled == [{kept: ["a record of a partition still held"]}] and Feed.calls == 2
 
 
 TP0 = TopicPartition("t.feed.COL", 0)
