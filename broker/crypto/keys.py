@@ -265,11 +265,12 @@ def check_x25519_public(key_id: str, public: bytes) -> None:
 
 def check_ed25519_public(key_id: str, public: bytes) -> None:
     """Refuse (KeyMaterialError, naming ``key_id``) an Ed25519 public half that is not the canonical
-    encoding of a curve point, or whose point has small order: under such a key anyone can make a
-    signature that verifies, with no private key (``broker.crypto.edwards``)."""
+    encoding of a curve point, or whose point has small order (under such a key anyone can make a
+    signature that verifies, with no private key) or a small-order component (``broker.crypto.edwards``)."""
     if not strong_point(public):
-        raise KeyMaterialError(f"key {key_id}: small-order or non-canonical Ed25519 key, under which anyone could "
-                               "forge signatures; ask its owner for the public half of a freshly generated key")
+        raise KeyMaterialError(f"key {key_id}: small-order or non-canonical Ed25519 key, or one with a small-order "
+                               "component, under which signatures are forgeable or ambiguous; ask its owner for the "
+                               "public half of a freshly generated key")
 
 
 def ed25519_public_key(key_id: str, public: bytes) -> Ed25519PublicKey:

@@ -9,10 +9,12 @@ NUL, and a NUL separates label from payload, so the signed message is
 unambiguous.
 
 Verification is strict, and every signature Puente checks goes through ``verify_with_context``:
-besides the RFC 8032 equation OpenSSL checks, the verify key must be a canonical point of large
-order, the signature's ``R`` too, and its ``S`` below the group order. A small-order key or ``R``
-lets anyone forge (``broker.crypto.edwards``); a non-canonical ``R`` or an ``S + L`` is a second
-signature for the same message, which an audit record would hash differently.
+besides the RFC 8032 equation OpenSSL checks, the verify key must be a canonical point of prime order
+(no small-order component), the signature's ``R`` a canonical point not of small order, and its
+``S`` below the group order. A small-order key or ``R`` lets anyone forge, and a mixed-order key
+makes a signature's validity depend on the verifier's equation (``broker.crypto.edwards``); a
+non-canonical ``R`` or an ``S + L`` is a second signature for the same message, which an audit
+record would hash differently.
 
 Pure: no I/O, no clock.
 """
@@ -58,8 +60,9 @@ def verify_with_context(
     if len(signature) != SIGNATURE_LEN:
         raise SignatureError(f"{what} signature has {len(signature)} bytes, expected {SIGNATURE_LEN}")
     if not _strong_key(verify_key.public_bytes_raw()):
-        raise SignatureError(f"{what}: the verify key is a small-order or non-canonical Ed25519 key, under which "
-                             "anyone could forge; replace it with the public half of a freshly generated key")
+        raise SignatureError(f"{what}: the verify key is a small-order or non-canonical Ed25519 key, or has a "
+                             "small-order component, under which signatures are forgeable or ambiguous; replace it "
+                             "with the public half of a freshly generated key")
     if not (strict_r(signature[:POINT_LEN]) and canonical_scalar(signature[POINT_LEN:])):
         raise SignatureError(f"{what} signature is not in strict form (its R a small-order or non-canonical "
                              "point, or its S not below the group order): forged or altered")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from broker.audit.chain import ChainWriter
 from broker.audit.verify import verify_partition
-from broker.crypto import FeedOpener, FeedSealer, checker, public_from_pem
+from broker.crypto import FeedOpener, FeedSealer, checker, edwards, public_from_pem
 from broker.crypto.edwards import (
     L,
     P,
@@ -191,3 +192,70 @@ def test_a_signatures_r_is_checked_against_the_computed_torsion_points() -> None
     for seed in range(20):
         key = Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
         assert strict_r(key.sign(b"alert %d" % seed)[:32])
+
+
+def _affine_add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    """Twisted Edwards addition in affine form (a = -1), written out apart from the code under test."""
+    d = -121665 * pow(121666, P - 2, P) % P
+    t = d * a[0] * b[0] * a[1] * b[1] % P
+    x = (a[0] * b[1] + a[1] * b[0]) * pow(1 + t, P - 2, P) % P
+    y = (a[1] * b[1] + a[0] * b[0]) * pow(1 - t, P - 2, P) % P
+    return x, y
+
+
+def _encode(point: tuple[int, int]) -> bytes:
+    return (point[1] | ((point[0] & 1) << 255)).to_bytes(32, "little")
+
+
+def _mixed(public: bytes, torsion: bytes) -> bytes:
+    point, small = decode_point(public), decode_point(torsion)
+    assert point is not None and small is not None
+    return _encode(_affine_add(point, small))
+
+
+@pytest.mark.parametrize("torsion", [t for t in SMALL_ORDER if t != IDENTITY and decode_point(t) is not None],
+                         ids=lambda b: b.hex()[:8] + b.hex()[-2:])
+def test_a_key_with_a_small_order_component_is_refused(torsion: bytes) -> None:
+    """A real key's point plus a point of small order is neither of small order nor in the prime-order subgroup:
+    such a "mixed-order" key is refused where keys enter, and by verification."""
+    public = Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key().public_bytes_raw()
+    mixed = _mixed(public, torsion)
+    point = decode_point(mixed)
+    assert point is not None and on_curve(*point) and not has_small_order(*point)
+    assert strong_point(public) and not strong_point(mixed)
+    with pytest.raises(KeyMaterialError, match="small-order component"):
+        check_ed25519_public("col-receipts", mixed)
+    with pytest.raises(SignatureError, match="verify key"):
+        verify_with_context(Ed25519PublicKey.from_public_bytes(mixed), CHECKPOINT_CONTEXT, b"x", bytes(64),
+                            what="checkpoint")
+
+
+def test_a_signature_openssl_accepts_under_a_mixed_order_key_is_refused() -> None:
+    """Why mixed-order keys matter: under ``A + T`` (``T`` of order 8) the key owner's signature passes OpenSSL's
+    cofactorless check only when the challenge ``k`` is a multiple of 8, and a cofactored verifier would accept it
+    always; Puente refuses the key, so no signature under it counts, whichever check another auditor uses."""
+    seed = bytes(range(32))
+    digest = hashlib.sha512(seed).digest()
+    scalar = int.from_bytes(digest[:32], "little")
+    scalar &= (1 << 254) - 8
+    scalar |= 1 << 254
+    base_y = 4 * pow(5, P - 2, P) % P
+    base = decode_point(base_y.to_bytes(32, "little"))
+    assert base is not None
+    base_point = (base[0], base[1], 1, base[0] * base[1] % P)
+    order8 = next(t for t in SMALL_ORDER if (p := decode_point(t)) is not None and p[0] and p[1])
+    mixed = _mixed(_encode(edwards._affine(edwards._times(base_point, scalar))), order8)
+    for nonce in range(1, 400):
+        r_bytes = _encode(edwards._affine(edwards._times(base_point, nonce)))
+        message = b"\x00" + b"receipt %d" % nonce
+        challenge = int.from_bytes(hashlib.sha512(r_bytes + mixed + CHECKPOINT_CONTEXT + message).digest(),
+                                   "little") % L
+        if challenge % 8 == 0:
+            break
+    else:
+        pytest.fail("no challenge divisible by 8 in 400 tries")
+    signature = r_bytes + ((nonce + challenge * scalar) % L).to_bytes(32, "little")
+    key = Ed25519PublicKey.from_public_bytes(mixed)
+    key.verify(signature, CHECKPOINT_CONTEXT + message)  # OpenSSL accepts it
+    with pytest.raises(SignatureError):
+        verify_with_context(key, CHECKPOINT_CONTEXT, message[1:], signature, what="checkpoint")
