@@ -569,7 +569,7 @@ class Subscriber:
         fails before the Kafka commit, the store's transaction is rolled back first, or, if it had
         committed, the batch comes again and the version rule makes that harmless.
         """
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        next_offsets: dict[TopicPartition, int] = {}
         unread: UnreadableFeedError | None = None
         now = self.clock()
         lines: list[str] = []  # the --out copy's, written once the store has committed their marks
@@ -581,9 +581,11 @@ class Subscriber:
                                                     chain, part, now)
                         if unread is not None:
                             break
-                        offsets[tp] = OffsetAndMetadata(msg.offset + 1, self.commit_tag)
+                        next_offsets[tp] = msg.offset + 1
                     if unread is not None:
                         break
+                tag = self.commit_tag
+                offsets = {tp: OffsetAndMetadata(at, tag) for tp, at in next_offsets.items()}
                 if self.store is not None and offsets:  # committed with what was applied, before the receipts
                     self.store.keep_feed_offsets({(tp.topic, tp.partition): at.offset for tp, at in offsets.items()})
                 # The partner vouches for its chain so far, batch by batch.
