@@ -70,7 +70,7 @@ import re
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,6 +141,7 @@ class SubscribeStats:
     outcomes: dict[str, int] = field(default_factory=dict)
     purged: int = 0
     skipped: int = 0  # records the feed no longer held, read past with accept_gaps
+    given_up: int = 0  # records that did not open, read past because ``skip`` named them (counted in rejected)
 
 
 def receipt_partition(partner: str, partitions: int) -> int:
@@ -242,7 +243,8 @@ class Subscriber:
                  codec: AlertCodec, *, signer: ReceiptSigner, group_id: str | None = None,
                  instance: str = DEFAULT_INSTANCE, on_error: Callable[[str], None] | None = None,
                  on_note: Callable[[str], None] | None = None, store: PartnerStore | None = None,
-                 clock: Callable[[], datetime] | None = None, accept_gaps: bool = False) -> None:
+                 clock: Callable[[], datetime] | None = None, accept_gaps: bool = False,
+                 skip: Collection[str] = ()) -> None:
         self.conn, self.partner, self.feed_topic, self.access_topic = conn, partner, feed_topic, access_topic
         self.opener, self.codec = opener, codec
         self.group_id = group_id or subscriber_group(feed_topic)
@@ -257,6 +259,11 @@ class Subscriber:
         self.stats = SubscribeStats()
         self.accept_gaps = accept_gaps
         """Read on past records the feed no longer holds (a note names them) instead of stopping (``_gap``)."""
+        self.skip = frozenset(skip)
+        """Feed records (``topic:partition:offset``, as the stop names them) to give up if they do not open: each
+        gets its REJECTED receipt as before, and is committed past instead of stopping the run. An allow-list of
+        exact places an operator chose: a record that opens is applied as usual, and any other that does not
+        still stops the run."""
         self._purged_at: float | None = None
         self._busy = asyncio.Lock()
         """Held by a batch from its check to its commit, and by a revocation (see ``_hand_over``)."""
@@ -647,9 +654,15 @@ class Subscriber:
                      "--verify-key")
             if "unsupported format version" in str(exc):  # not a key problem: an older or newer broker wrote it
                 check = "this subscriber reads only feed records of the format it names: run the broker's version"
-            unread = UnreadableFeedError(
-                f"{self.partner}'s subscriber stopped at {where} (alert {alert_id or '?'}): {exc}. Nothing past it "
-                f"was committed, so it stays for a subscriber that can read it: {check}")
+            if where in self.skip:
+                self.stats.given_up += 1
+                self.on_error(f"puente subscribe: gave up {where} (alert {alert_id or '?'}) as --skip named it; its "
+                              "REJECTED receipt tells auditors it was never applied")
+            else:
+                unread = UnreadableFeedError(
+                    f"{self.partner}'s subscriber stopped at {where} (alert {alert_id or '?'}): {exc}. Nothing past "
+                    f"it was committed, so it stays for a subscriber that can read it: {check}; or, to give this "
+                    f"one record up for good, run again with --skip {where}")
         else:
             self.stats.received += 1
             version = delivery.version
@@ -834,7 +847,7 @@ _INSTANCE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: str, key_file: Path,
                    verify_files: Path | Sequence[Path] | None = None, sign_file: Path | None = None,
                    instance: str = DEFAULT_INSTANCE, store_path: Path | None = None,
-                   accept_gaps: bool = False) -> Subscriber:
+                   accept_gaps: bool = False, skip: Collection[str] = ()) -> Subscriber:
     """A subscriber for ``partner_id`` as the policy and settings describe it, its keys checked first,
     applying its feed to the store at ``store_path`` (made when missing) with the retention of the
     partner's agreements. Close it (``Subscriber.close``) when done."""
@@ -850,4 +863,5 @@ def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: 
     store = None if store_path is None else PartnerStore.open(
         store_path, partner.id, retention=Retention.for_partner(policy_set, partner.id))
     return Subscriber(conn, partner.id, names.feed(partner.feed_topic), names.receipts(partner.id), opener,
-                      alert_codec(), instance=instance, signer=signer, store=store, accept_gaps=accept_gaps)
+                      alert_codec(), instance=instance, signer=signer, store=store, accept_gaps=accept_gaps,
+                      skip=skip)

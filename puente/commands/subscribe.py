@@ -7,6 +7,7 @@ the two read and write the same store, and ``puente.cli`` stays one registration
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -42,6 +43,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     subs.add_argument("--accept-gap", action="store_true",
                       help="when the feed no longer holds records this partner had not read (deleted by retention), "
                            "read on from its first record, naming what was skipped; default: stop (exit 1)")
+    subs.add_argument("--skip", action="append", default=[], metavar="TOPIC:PARTITION:OFFSET", type=_place,
+                      help="give up this one feed record if it does not open, as a stop named it: it keeps its "
+                           "REJECTED receipt and is committed past (repeatable); default: stop at it (exit 1)")
     subs.add_argument("--instance", default=DEFAULT_INSTANCE,
                       help="this subscriber's name (default main): subscribers of one partner that run at once "
                            "need different names; starting one with a name in use stops the other")
@@ -52,6 +56,17 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
 # The --out copy holds every decrypted view, like the store: kept as privately as the store is.
 _OUT = PrivateFile("the --out file", "the --out file's folder", "holds decrypted alerts but others may read it",
                    "write it in a folder only you can write (or pass --out -)")
+
+
+_PLACE = re.compile(r"[A-Za-z0-9._-]{1,249}:(0|[1-9][0-9]{0,9}):(0|[1-9][0-9]{0,18})", re.ASCII)
+
+
+def _place(text: str) -> str:
+    """A feed record's place as a subscriber's stop names it: a Kafka topic name, a partition and an offset."""
+    if not _PLACE.fullmatch(text):
+        raise argparse.ArgumentTypeError("expected TOPIC:PARTITION:OFFSET as the subscriber's stop named it, "
+                                         "e.g. puente.feed.COL:0:1234")
+    return text
 
 
 async def _follow(sub: Subscriber, out: TextIO | None, follow: bool) -> None:
@@ -69,7 +84,7 @@ def _subscribe(args: argparse.Namespace) -> int:
         _OUT.prepare(args.out, create=True, missing="")  # checked before anything is read or connected
     sub = subscriber_for(cfg, kafka(cfg, f"puente-subscriber-{args.partner}"), args.partner, args.key,
                          args.verify_key, args.sign_key, args.instance, store_path=store,
-                         accept_gaps=args.accept_gap)
+                         accept_gaps=args.accept_gap, skip=args.skip)
     out: TextIO | None = None
     try:
         if args.out is not None:
@@ -80,7 +95,9 @@ def _subscribe(args: argparse.Namespace) -> int:
             out.close()
         sub.close()
         outcomes = ", ".join(f"{n} {status.lower()}" for status, n in sorted(sub.stats.outcomes.items()))
-        stopped = ", stopped at a record it could not open" if sub.stats.rejected else ""
+        stopped = ", stopped at a record it could not open" if sub.stats.rejected > sub.stats.given_up else ""
+        if sub.stats.given_up:
+            stopped += f", {sub.stats.given_up} record(s) that did not open given up as --skip named"
         if sub.stats.skipped:
             stopped += f", {sub.stats.skipped} record(s) the feed no longer held skipped"
         print(f"{sub.partner}: {sub.stats.received} feed record(s) opened{f' ({outcomes})' if outcomes else ''}"

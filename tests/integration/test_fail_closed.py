@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -44,7 +45,9 @@ def _verify(env: Env) -> subprocess.CompletedProcess[str]:
 
 async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_path: Path) -> None:
     """A key file named as the partner's but holding another partner's key stops at the first record, commits
-    nothing past it, and says so in one line; the correctly configured subscriber then receives every alert."""
+    nothing past it, and says so in one line, naming the --skip that would give that record up; given up, the next
+    record stops the run (--skip names exact places). The correctly configured subscriber then receives every
+    alert but those given up."""
     partner, want, _ = await delivered_most(env, 200, seed=41)
     other = next(p for p in env.policy.partners if p != partner)
     disguised = tmp_path / "disguised"
@@ -64,6 +67,23 @@ async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_p
     error = [line for line in wrong.stderr.splitlines() if line.startswith("puente: error:")]
     assert len(error) == 1 and "stopped at" in error[0] and "Nothing past it was committed" in error[0]
     assert (tmp_path / "w").read_text() == ""
+    # The stop names the --skip that gives that one record up. Given up, with every other partition's first
+    # record (each place named exactly), the next record stops the run instead.
+    place = re.search(r"--skip (\S+)$", error[0])
+    assert place is not None and place[1].endswith(":0")
+    topic = place[1].rsplit(":", 2)[0]
+    firsts = [f"{topic}:{p}:0" for p in range(16)]
+    skipped = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(fake), "--sign-key", str(sign_key),
+                                 "--verify-key", str(own / "broker-sign-2026a.json"),
+                                 *(arg for first in firsts for arg in ("--skip", first))),
+                             env=env.env_vars(f"partner-{partner}"), capture_output=True, text=True, timeout=120,
+                             check=False)
+    assert skipped.returncode == 1, skipped.stderr[-2000:]
+    gave_up = dict(re.findall(r"gave up (\S+) \(alert (\S+)\)", skipped.stderr))
+    assert place[1] in gave_up and set(gave_up) <= set(firsts)
+    again = [line for line in skipped.stderr.splitlines() if line.startswith("puente: error:")]
+    stop = re.search(r"--skip (\S+)$", again[0]) if len(again) == 1 else None
+    assert stop is not None and stop[1] not in firsts and stop[1].startswith(topic + ":")
 
     right = subprocess.run(cli("subscribe", "--partner", partner, "--key", str(env.key_file(partner)),
                                "--out", str(tmp_path / "r")),
@@ -71,10 +91,11 @@ async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_p
                            check=False)
     assert right.returncode == 0, right.stderr[-2000:]
     got = [json.loads(line)["alert_id"] for line in (tmp_path / "r").read_text().splitlines()]
-    assert sorted(got) == sorted(want)
     receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts(partner))]
+    assert sorted(got) == sorted(set(want) - set(gave_up.values()))  # those given up, and no other
     statuses = Counter(r["status"].split(":")[0] for r in receipts if r.get("kind") == "RECEIPT")
-    assert statuses == {"RECEIVED": len(want), "REJECTED": 1}  # the stop is on the record, for auditors
+    # Each stop and each record given up has its REJECTED receipt, for auditors.
+    assert statuses == {"RECEIVED": len(want) - len(gave_up), "REJECTED": 2 + len(gave_up)}
     verify = _verify(env)
     assert verify.returncode == 0, verify.stdout[-2000:]
 

@@ -1,0 +1,120 @@
+"""``--skip``: an operator gives up exactly the feed records a stop named; every other unreadable record still stops."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from broker.audit import ChainWriter
+from broker.kafka import KafkaConnection
+from broker.partner import Subscriber
+from puente.cli import build_parser
+from puente.errors import UnreadableFeedError
+from puente.wire import Record
+
+TP = TopicPartition("t.feed.COL", 0)
+
+
+class _Signer:
+    key_id = "COL-receipts-2026a"
+
+    def sign(self, payload: bytes) -> bytes:
+        return bytes(64)
+
+
+class _Sent:
+    offset = 7
+
+    def __await__(self) -> Any:
+        yield from ()
+        return self
+
+
+class _Producer:
+    """The receipts producer as a batch uses it: what was sent, and the offsets committed with the transaction."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.offsets: dict[TopicPartition, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> _Sent:
+        self.sent.append(json.loads(value))
+        return _Sent()
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any], group: str) -> None:
+        self.offsets = {tp: at.offset for tp, at in offsets.items()}
+
+
+def _junk(offset: int) -> Record:
+    """A record that does not open: no schema header, as a forged or damaged one might be."""
+    return Record(TP.topic, TP.partition, offset, b"A-1", b"junk", (("puente-alert-id", b"A-%d" % offset),), 0)
+
+
+def _subscriber(skip: list[str], errors: list[str]) -> Subscriber:
+    return Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", TP.topic, "t.receipts.COL",
+                      object(), object(), signer=_Signer(), on_error=errors.append,  # type: ignore[arg-type]
+                      skip=skip)
+
+
+class _Msg:
+    def __init__(self, rec: Record) -> None:
+        self.topic, self.partition, self.offset = rec.topic, rec.partition, rec.offset
+        self.key, self.value, self.headers, self.timestamp = rec.key, rec.value, rec.headers, 0
+
+
+async def test_a_named_record_is_given_up_and_committed_past_with_its_rejected_receipt() -> None:
+    errors: list[str] = []
+    sub = _subscriber([f"{TP.topic}:0:3"], errors)
+    producer = _Producer()
+    unread, _ = await sub._batch({TP: [_Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
+                                 ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert unread is None and producer.offsets == {TP: 4}
+    receipts = [r for r in producer.sent if r["kind"] == "RECEIPT"]
+    assert [r["status"] for r in receipts] == ["REJECTED: CodecError"] and receipts[0]["feed"] == f"{TP.topic}:0:3"
+    assert sub.stats.rejected == 1 and sub.stats.given_up == 1
+    assert len(errors) == 2 and errors[0].startswith("puente subscribe: rejected t.feed.COL:0:3")
+    assert "gave up t.feed.COL:0:3" in errors[1] and not any("junk" in line for line in errors)
+
+
+async def test_an_unnamed_record_still_stops_and_names_the_skip_that_would_give_it_up() -> None:
+    """--skip names one place: the record after it, unreadable too, stops the run with nothing committed past it."""
+    errors: list[str] = []
+    sub = _subscriber([f"{TP.topic}:0:3"], errors)
+    producer = _Producer()
+    unread, _ = await sub._batch({TP: [_Msg(_junk(3)), _Msg(_junk(4))]}, None, producer,  # type: ignore[arg-type]
+                                 ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert isinstance(unread, UnreadableFeedError)
+    assert producer.offsets == {TP: 4}  # past the given-up record, not past the one that stopped the run
+    assert f"--skip {TP.topic}:0:4" in str(unread)
+    assert sub.stats.given_up == 1 and sub.stats.rejected == 2
+
+
+async def test_without_skip_the_first_unreadable_record_stops_the_run() -> None:
+    sub = _subscriber([], [])
+    producer = _Producer()
+    unread, _ = await sub._batch({TP: [_Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
+                                 ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert isinstance(unread, UnreadableFeedError) and producer.offsets == {}
+
+
+@pytest.mark.parametrize("place", ["t.feed.COL", "t.feed.COL:0", "t.feed.COL:-1:3", "t.feed.COL:0:03", "a b:0:1",
+                                   "t.feed.COL:0:1:2", "*:0:1", "t.feed.COL:0:99999999999999999999"])
+def test_skip_takes_only_a_place_as_a_stop_names_it(place: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["subscribe", "--partner", "COL", "--key", "k.json", "--skip", place])
+    assert exc.value.code == 2 and "TOPIC:PARTITION:OFFSET" in capsys.readouterr().err
+
+
+def test_skip_is_repeatable() -> None:
+    args = build_parser().parse_args(["subscribe", "--partner", "COL", "--key", "k.json", "--skip", "t.feed.COL:0:3",
+                                      "--skip", "t.feed.COL:1:0"])
+    assert args.skip == ["t.feed.COL:0:3", "t.feed.COL:1:0"]
