@@ -44,6 +44,7 @@ from puente.strict import TooLarge, printable, read_bounded
 CatchUp = Callable[[], Awaitable[object]]
 
 REQUEST_DEADLINE_S = 10.0  # the longest a client may take to send one whole request (head and body)
+READ_STALL_S = 30.0  # the longest a client may read nothing of an answer waiting for it (nginx's send_timeout)
 MAX_CONNECTIONS = 100  # open connections and requests in hand beyond which a new request is answered 503
 
 
@@ -55,13 +56,23 @@ class DeadlineProtocol(H11Protocol):
     connection, and a few hundred of them take every file descriptor the console has, without a login. Here
     each request must arrive whole within ``deadline_s`` of the connection opening or of the previous response
     ending, or the connection is closed. A page that takes longer to answer is not cut: the deadline ends once
-    the request is in. (Limits per address are a reverse proxy's to set.)"""
+    the request is in.
+
+    The other end too: a client that sends its request and then does not read the answer fills the socket's
+    buffers, and uvicorn's response waits for room with no timer, holding the connection (and a page's worth of
+    data) for good. So when writing pauses (the transport's buffer over its high-water mark) and does not resume
+    within ``stall_s`` (the client read too little to bring it under the low-water mark), the connection is
+    dropped: aborted, since a close would wait to flush what the client does not read. As nginx's
+    ``send_timeout``, this bounds the wait between two writes, not the whole answer, so a slow link that keeps
+    reading is never cut. (Limits per address are a reverse proxy's to set.)"""
 
     deadline_s = REQUEST_DEADLINE_S
+    stall_s = READ_STALL_S
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
+        self._stall: asyncio.TimerHandle | None = None
         self._arm()
 
     def _arm(self) -> None:
@@ -89,8 +100,26 @@ class DeadlineProtocol(H11Protocol):
         if not self.transport.is_closing():
             self._arm()  # the next request on this connection has its own deadline
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall is None:
+            self._stall = self.loop.call_later(self.stall_s, self._unread)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _unread(self) -> None:
+        self._stall = None
+        self.transport.abort()  # also when closing: a close would wait for the unread answer to flush
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
         super().connection_lost(exc)
 
 

@@ -73,3 +73,61 @@ async def test_a_client_that_sends_nothing_or_a_trickle_is_cut_off_and_others_ar
     finally:
         server.should_exit = True
         await task
+
+
+class _Impatient(DeadlineProtocol):
+    stall_s = 0.5
+
+
+async def test_a_client_that_never_reads_its_answer_is_dropped_and_a_reader_gets_all_of_it() -> None:
+    """A request for a large answer, then nothing read: writing pauses, and past the stall limit the connection is
+    aborted, which ends the page's wait (its send returns); a client that reads gets every byte, however long."""
+    ended: list[str] = []
+    size = 16 * 1024 * 1024  # far over what the kernel's and the transport's buffers hold
+
+    async def big(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(size).encode())]})
+        chunk = b"x" * (1024 * 1024)
+        for _ in range(size // len(chunk)):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        ended.append(scope["path"])
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(big, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                                           http=_Impatient))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        _, idle = await asyncio.open_connection("127.0.0.1", port, limit=1024)
+        idle.transport.pause_reading()  # the client asks and reads nothing
+        idle.write(b"GET /unread HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(100):
+            if ended:
+                break
+            await asyncio.sleep(0.1)
+        assert ended == ["/unread"] and not server.server_state.connections  # dropped, and the page let go
+        idle.close()
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /read HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        got = 0
+        while got < size:
+            piece = await asyncio.wait_for(reader.read(1 << 20), 10)
+            assert piece
+            got += len(piece)
+            await asyncio.sleep(0.02)  # a slow reader, but one that keeps reading
+        assert got == size and ended == ["/unread", "/read"]
+        writer.close()
+    finally:
+        server.should_exit = True
+        await task
