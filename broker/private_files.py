@@ -2,19 +2,31 @@
 
 A secret file (a Kafka client configuration with its password, a key file's private half, the local
 Kafka's passwords, a partner's store, the audit index, the console's accounts) is trusted only when no one
-else could have read it or put it there: a regular file, never a link (opened with ``O_NOFOLLOW``, so
-one swapped in after the check is refused too), owned by this user, with no permission for group or
-others (``mode & 0o077 == 0``), in a folder others cannot write and that belongs to this user or root
-(whoever may write the folder may swap the file). These are ssh's rules for its keys; ``read_regular``,
-``secret_problem`` and ``folder_problem`` state them once, and every reader of a secret file uses them.
+else could have read it or put it there. These are OpenSSH's rules for its keys (StrictModes), stated once in
+``read_regular``, ``secret_problem`` and ``folder_problem``, and every reader of a secret file uses them:
 
-A folder meant to hold secrets (``private_folder``) is made 0700 whatever the umask; one that exists
-already is checked, never silently used nor silently changed: one others may write is refused with the
-chmod to run. Secret files are written whole or not at all (``write_atomic``): a new file of a random
+- the file is a regular file owned by this user or root (root may read anything anyway, and is who mounts
+  Docker's ``/run/secrets`` and Kubernetes' secret volumes), with no permission for group or others
+  (``mode & 0o077 == 0``: a mounted secret sets compose's ``mode:`` or Kubernetes' ``defaultMode`` to 0400);
+- the folder its name is in belongs to this user or root and others cannot write it (whoever may write the
+  folder may swap the file), by its mode or because its file system is mounted read-only (Kubernetes mounts
+  a secret volume read-only, in a folder of mode 1777);
+- a symbolic link is followed only when the link and every folder on the way from the link's folder to the
+  file belong to this user or root and others cannot write them: no one else could have planted the link
+  nor swapped what it leads through (Kubernetes' ``name -> ..data/name``, ``..data -> ..2026_...``).
+  The walk opens each folder and checks the folder it opened, and the file is opened ``O_NOFOLLOW`` from
+  the last folder and checked as opened, so nothing swapped in after a check is trusted.
+
+Everything else is refused, in one line naming the file and the chmod, chown or setting to fix.
+
+Only reads follow links. A folder meant to hold secrets (``private_folder``) is made 0700 whatever the umask;
+one that exists already is checked, never silently used nor silently changed: one others may write is refused
+with the chmod to run. Secret files are written whole or not at all (``write_atomic``): a new file of a random
 name, then renamed over the old name, so a link planted at that name is replaced, never followed.
 
 :class:`PrivateFile` applies the same checks to the SQLite files (a partner's store, the audit index,
-the console's accounts), naming each kind in its errors (:class:`StoreError` with the fix).
+the console's accounts), which are written as well as read: never a link, and this user's own; it names each
+kind in its errors (:class:`StoreError` with the fix).
 Bottom of the keystore layer: imports no other Puente module but the error tree.
 """
 
@@ -26,7 +38,7 @@ import secrets
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from puente.errors import ConfigError, PuenteError, StoreError
 
@@ -34,35 +46,68 @@ from puente.errors import ConfigError, PuenteError, StoreError
 Refusal = Callable[[str], PuenteError]
 
 
-def folder_problem(folder: Path) -> str | None:
-    """Why ``folder`` cannot hold a secret file, in words fit for an error; None when it can.
+def _trusted(uid: int) -> bool:
+    """Whether what ``uid`` owns may lead to or hold a secret: this user's own, or root's (root may read or
+    change any file anyway, so trusting it trusts no one more; it is who mounts Docker's and Kubernetes' secrets)."""
+    return uid in (os.geteuid(), 0)
 
-    The folder a link leads to is the one checked (a keystore may be reached through a link to a private
-    folder). It must be a folder, belong to this user or root, and not be writable by group or others.
-    OSError (FileNotFoundError for a missing one) as ``os.stat`` raises it."""
-    info = os.stat(folder)
+
+def _read_only(fs: os.statvfs_result) -> bool:
+    """Whether the file system ``fs`` describes is mounted read-only: no one (short of root remounting it) can
+    add, remove or re-point anything in its folders, whatever their modes say. Kubernetes mounts a secret volume
+    so, in a folder of mode 1777."""
+    return bool(fs.f_flag & os.ST_RDONLY)
+
+
+def _folder_info_problem(folder: Path, info: os.stat_result, kind: str, advice: str, *,
+                         read_only: bool = False) -> str | None:
+    """``folder_problem`` for the folder whose status is ``info`` (as found, or as opened); ``read_only``: it
+    is on a read-only mount (``_read_only``), so a mode that lets others write it lets them write nothing."""
     mode = stat.S_IMODE(info.st_mode)
     if not stat.S_ISDIR(info.st_mode):
         return f"{folder} is not a folder"
-    if info.st_uid not in (os.geteuid(), 0):
-        return (f"the folder {folder} belongs to another user (uid {info.st_uid}), who may replace what it holds: "
+    if not _trusted(info.st_uid):
+        return (f"{kind} {folder} belongs to another user (uid {info.st_uid}), who may replace what it holds: "
                 "use a folder of your own (mkdir -m 700)")
-    if mode & 0o022:
-        return f"the folder {folder} is writable by others (mode {mode:04o}): run chmod 700 on it"
+    if mode & 0o022 and not read_only:
+        return f"{kind} {folder} is writable by others (mode {mode:04o}): {advice}"
     return None
 
 
-def check_folder(folder: Path, error: Refusal = ConfigError, *, missing_ok: bool = True) -> None:
-    """Raise ``error`` (one line naming the folder and the fix) when ``folder`` exists but cannot hold a
-    secret file (``folder_problem``); a missing one passes when ``missing_ok`` (``private_folder`` makes it 0700)."""
+def folder_problem(folder: Path, *, kind: str = "the folder", advice: str = "run chmod 700 on it") -> str | None:
+    """Why ``folder`` cannot hold a secret file, in words fit for an error; None when it can.
+
+    The folder a link leads to is the one checked (a keystore may be reached through a link to a private
+    folder). It must be a folder, belong to this user or root, and not be writable by group or others unless
+    it is on a read-only mount (``_read_only``).
+    ``kind`` names it ("the store's folder") and ``advice`` is the fix for one others may write, so each
+    caller's message says what the folder is for. OSError (FileNotFoundError for a missing one) as
+    ``os.stat`` raises it."""
+    return _folder_info_problem(folder, os.stat(folder), kind, advice, read_only=_read_only(os.statvfs(folder)))
+
+
+def folder_refusal(folder: Path) -> str | None:
+    """``folder_problem`` of the folder a file is in, with a folder that cannot be reached a problem too rather
+    than an OSError: the words a reader of that file puts after the file's name; None when the folder is fit."""
     try:
-        problem = folder_problem(folder)
+        return folder_problem(folder)
+    except OSError as exc:
+        return f"cannot reach its folder {folder}: {exc.strerror}"
+
+
+def check_folder(folder: Path, error: Refusal = ConfigError, *, missing_ok: bool = True,
+                 kind: str = "the folder", advice: str = "run chmod 700 on it") -> None:
+    """Raise ``error`` (one line naming the folder and the fix) when ``folder`` exists but cannot hold a
+    secret file (``folder_problem``, with ``kind`` and ``advice``); a missing one passes when ``missing_ok``
+    (``private_folder`` makes it 0700)."""
+    try:
+        problem = folder_problem(folder, kind=kind, advice=advice)
     except FileNotFoundError:
         if missing_ok:
             return
-        raise error(f"the folder {folder} does not exist") from None
+        raise error(f"{kind} {folder} does not exist") from None
     except OSError as exc:
-        raise error(f"cannot reach the folder {folder}: {exc.strerror}") from None
+        raise error(f"cannot reach {kind} {folder}: {exc.strerror}") from None
     if problem is not None:
         raise error(problem)
 
@@ -111,19 +156,94 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
         os.close(dir_fd)
 
 
+_MAX_LINKS = 40  # the kernel's own limit on the links followed for one name (ELOOP)
+# O_PATH: a folder on the way needs only search permission, as when the kernel walks a name itself.
+_FOLDER = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _open_file(path: Path, error: Refusal) -> tuple[int, os.stat_result]:
+    """A descriptor open for reading on the file ``path`` names, and the status of the name that was opened.
+
+    The folder ``path`` is in is opened as given (links in it followed, as ``folder_problem`` follows them).
+    The name is walked one part at a time from an open folder, never by path: a link is followed only when
+    it and the folder holding it are trusted (this user's or root's, not writable by others), and each folder
+    entered after it is checked as opened, so no one else could have planted or re-pointed anything on the
+    way. ``error`` for a refusal, OSError otherwise."""
+    at = os.open(path.parent, _FOLDER)
+    where = path.parent  # the folder ``at`` is, as walked: what messages name
+    pending = [path.name]  # the parts still to walk, the next one last
+    links = 0
+    try:
+        while True:
+            name = pending.pop()
+            if name in ("", "."):
+                continue
+            found = os.stat(name, dir_fd=at, follow_symlinks=False)
+            if stat.S_ISLNK(found.st_mode):
+                if links == 0:  # the name's own folder: any other was checked as it was entered
+                    _check_linked_folder(path, where, at, error)
+                links += 1
+                if links > _MAX_LINKS:
+                    raise error(f"{path} leads through more than {_MAX_LINKS} symbolic links: check where it leads")
+                if not _trusted(found.st_uid):
+                    raise error(f"{path} leads through the symbolic link {where / name} of another user "
+                                f"(uid {found.st_uid}), who may point it anywhere: check where it leads, then "
+                                "remove it or chown -h it to yourself or root")
+                target = PurePosixPath(os.readlink(name, dir_fd=at))
+                parts = list(target.parts)
+                if target.is_absolute():
+                    at, where = _replace(at, _enter(path, at, "/", Path("/"), error)), Path("/")
+                    parts = parts[1:]
+                pending.extend(reversed(parts))
+                continue
+            if pending:  # a folder on the way to the file
+                at, where = _replace(at, _enter(path, at, name, where / name, error)), where / name
+                continue
+            if not stat.S_ISREG(found.st_mode):
+                what = f"leads to {where / name}, which is" if links else "is"
+                raise error(f"{path} {what} not a regular file: put the file itself there")
+            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=at), found
+    finally:
+        os.close(at)
+
+
+def _replace(old: int, new: int) -> int:
+    """``new``, once the descriptor ``old`` it replaces is closed."""
+    os.close(old)
+    return new
+
+
+def _enter(path: Path, at: int, name: str, folder: Path, error: Refusal) -> int:
+    """Open the folder ``name`` of the open folder ``at`` without following a link, and check the folder
+    opened: one on the way a link leads, which no one but this user or root may change."""
+    opened = os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=at)
+    try:
+        _check_linked_folder(path, folder, opened, error)
+    except BaseException:
+        os.close(opened)
+        raise
+    return opened
+
+
+def _check_linked_folder(path: Path, folder: Path, fd: int, error: Refusal) -> None:
+    """Raise ``error`` when the folder ``folder`` (open as ``fd``), on the way a link in ``path`` leads, is another
+    user's or writable by others on a mount that is not read-only: whoever may write it may swap what the link
+    leads to."""
+    info = os.fstat(fd)
+    # A sticky folder others may write (/tmp) is theirs to fill: no chmod fixes that, a link elsewhere does.
+    advice = "make the link lead elsewhere" if info.st_mode & stat.S_ISVTX else "run chmod go-w on it"
+    problem = _folder_info_problem(folder, info, "the folder", advice, read_only=_read_only(os.fstatvfs(fd)))
+    if problem is not None:
+        raise error(f"{path} is a symbolic link, followed only through folders no one else may change: {problem}")
+
+
 def read_regular(path: Path, limit: int, error: Refusal) -> tuple[bytes, os.stat_result]:
-    """The first ``limit + 1`` bytes of the regular file ``path`` and its status, read without following
-    a link: ``error`` for a link or anything but a regular file (the name must be the file itself: the folder
-    checked is the one the name sits in, and a link would lead to a file kept elsewhere); OSError as
-    ``os.open`` gives it otherwise (FileNotFoundError for a missing file). Opened O_NONBLOCK: a FIFO cannot
-    hang the read. The caller checks the length and the status (``secret_problem``)."""
-    named = os.lstat(path)
-    if not stat.S_ISREG(named.st_mode):
-        what = "a symbolic link" if stat.S_ISLNK(named.st_mode) else "not a regular file"
-        raise error(f"{path} is {what}; it must be the file itself, in its own folder: check who made it and "
-                    "where it leads, remove it and put the file itself there")
-    # O_NOFOLLOW: a link swapped in after the lstat is refused too.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    """The first ``limit + 1`` bytes of the regular file ``path`` and its status as opened: ``error`` for
+    anything but a regular file, or a symbolic link this module's docstring does not trust (one of another
+    user, or leading through a folder others may change: ``_open_file``); OSError as ``os.open`` gives it
+    otherwise (FileNotFoundError for a missing file). Opened O_NONBLOCK: a FIFO cannot hang the read. The
+    caller checks the length and the status (``secret_problem``) and the folder the name is in."""
+    fd, named = _open_file(path, error)
     with os.fdopen(fd, "rb") as fh:
         opened = os.fstat(fh.fileno())
         if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino) or not stat.S_ISREG(opened.st_mode):
@@ -133,18 +253,19 @@ def read_regular(path: Path, limit: int, error: Refusal) -> tuple[bytes, os.stat
 
 def secret_problem(path: Path, info: os.stat_result) -> str | None:
     """Why the file ``path`` (``info``, its status as opened) cannot be trusted with a secret, in words that
-    follow its name in an error; None when it can: it must be this user's, with no permission for group or
-    others, in a folder fit for it (``folder_problem``: the folder the name is in, as given)."""
+    follow its name in an error; None when it can: it must be this user's or root's, with no permission for
+    group or others, in a folder fit for it (``folder_refusal``: the folder the name is in, as given)."""
     mode = stat.S_IMODE(info.st_mode)
-    if info.st_uid != os.geteuid():
+    if not _trusted(info.st_uid):
         return (f"holds a secret but belongs to another user (uid {info.st_uid}), who may know or change it: make "
                 "a new one of your own")
     if mode & 0o077:
-        return f"holds a secret but others may read or write it (mode {mode:04o}); run chmod 600 on it"
-    try:
-        return folder_problem(path.parent)
-    except OSError as exc:
-        return f"cannot reach its folder {path.parent}: {exc.strerror}"
+        # A file of root's, or reached through a link, is most likely a mounted secret: chmod cannot fix that.
+        mounted = info.st_uid != os.geteuid() or os.path.islink(path)
+        fix = ("set its mode to 0400 where it is mounted (compose's secrets mode:, Kubernetes' defaultMode) or run "
+               "chmod 600 on it") if mounted else "run chmod 600 on it"
+        return f"holds a secret but others may read or write it (mode {mode:04o}); {fix}"
+    return folder_refusal(path.parent)
 
 
 def read_secret(path: Path, limit: int, error: Refusal, what: str) -> bytes:
@@ -199,22 +320,8 @@ class PrivateFile:
 
     def check_folder(self, path: Path, *, missing_ok: bool = True) -> None:
         """Refuse a folder of ``path`` that others may write or that is another user's (its owner may replace what
-        it holds, whatever its mode); a missing one is made 0700 on creation."""
-        try:
-            info = os.stat(path.parent)
-            folder = stat.S_IMODE(info.st_mode)
-        except FileNotFoundError:
-            if missing_ok:
-                return
-            raise StoreError(f"cannot reach {self.folder} {path.parent}: it does not exist") from None
-        except OSError as exc:
-            raise StoreError(f"cannot reach {self.folder} {path.parent}: {exc.strerror}") from None
-        if info.st_uid not in (os.geteuid(), 0):
-            raise StoreError(f"{self.folder} {path.parent} belongs to another user (uid {info.st_uid}), who may "
-                             "replace what it holds: use a folder of your own (mkdir -m 700)")
-        if folder & 0o022:
-            raise StoreError(f"{self.folder} {path.parent} is writable by others (mode {folder:04o}): "
-                             f"{self.folder_advice}")
+        it holds, whatever its mode), naming it as this kind's folder; a missing one is made 0700 on creation."""
+        check_folder(path.parent, StoreError, missing_ok=missing_ok, kind=self.folder, advice=self.folder_advice)
 
     def check(self, path: Path) -> None:
         """Refuse ``path`` unless it is a regular file others cannot read, in a folder others cannot write."""

@@ -18,10 +18,10 @@ Every file holding a password or key is 0600 in a 0700 folder, written whole und
 renamed into place (a link planted at its name is replaced, never followed); containers run as the
 invoking user (``PUENTE_UID``/``PUENTE_GID``) so they can read them. Running it again keeps the CA,
 the certificates and the passwords, and rewrites the rest; what it keeps must pass the checks of a
-secret file (``broker.private_files``: this user's, 0600, not a link), and a folder of the deployment
-that exists but others may write is refused (chmod 700), never used: a ``secrets.json`` someone else
-put there would otherwise become the admin's password. A ministry's deployment uses its own CA
-and its own secret store; this is a trial deployment on one host.
+secret file (``broker.private_files``: this user's or root's, 0600, a link only through folders no one
+else may change), and a folder of the deployment that exists but others may write is refused (chmod 700),
+never used: a ``secrets.json`` someone else put there would otherwise become the admin's password. A
+ministry's deployment uses its own CA and its own secret store; this is a trial deployment on one host.
 """
 
 from __future__ import annotations

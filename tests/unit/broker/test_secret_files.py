@@ -1,5 +1,6 @@
-"""Files holding a secret are trusted only as found by one set of checks: a regular file (never a link), this
-user's, 0600, in a folder others cannot write; an existing folder others may write is refused, never used;
+"""Files holding a secret are trusted only as found by one set of checks: a regular file (a link only through
+folders no one else may change), this user's or root's, 0600, in a folder others cannot write; an existing
+folder others may write is refused, never used;
 a client configuration reads and writes as Kafka's Java tools read it, or is refused."""
 
 from __future__ import annotations
@@ -216,20 +217,21 @@ def test_a_client_configuration_with_a_password_others_may_read_is_refused(tmp_p
     _one_line(caught, str(path), "chmod 600")
 
 
-def test_a_client_configuration_in_an_open_folder_or_linked_is_refused(tmp_path: Path) -> None:
-    """A 0600 login in a folder others may write, or a link to one kept elsewhere, is refused in one line."""
+def test_a_client_configuration_in_an_open_folder_or_linked_through_one_is_refused(tmp_path: Path) -> None:
+    """A 0600 login in a folder others may write, or a link to one there, is refused in one line."""
     path = _login(tmp_path / "open")
     path.parent.chmod(0o777)
     with pytest.raises(ConfigError) as caught:
         connection_from_properties(path)
     _one_line(caught, str(path.parent), "chmod 700")
-    path.parent.chmod(0o700)
     link = tmp_path / "link.properties"
-    link.symlink_to(path)
+    link.symlink_to("open/client.properties")
     with pytest.raises(ConfigError) as caught:
         connection_from_properties(link)
-    _one_line(caught, str(link), "symbolic link")
+    _one_line(caught, str(link), "symbolic link", str(path.parent), "chmod go-w")
+    path.parent.chmod(0o700)
     assert connection_from_properties(path).password is not None
+    assert connection_from_properties(link).password is not None
 
 
 def test_a_configuration_without_a_secret_may_be_read_by_others_but_not_written(tmp_path: Path) -> None:
