@@ -10,8 +10,9 @@ On disk a keystore is a folder of ``<key_id>.json`` files (the format is ``broke
 Files holding a secret are written 0600 (and refused when group- or world-readable, as ssh
 does), in folders made 0700 whatever the umask (and a key in a folder others may write is
 refused, as is writing into an existing folder others may write: ``broker.private_files`` holds
-these checks for every secret file); a key file must be a regular file in the keystore folder
-itself (a link is refused, and never followed); every file is written to a temporary name, fsynced
+these checks for every secret file); a key file must be a regular file, reached through a link
+only when no one but this user or root could have made or changed it (``broker.private_files``: a
+mounted secret); every file is written to a temporary name, fsynced
 and renamed, so a crash never leaves half a key. A keystore holds a public half under one owner's
 key id only, and the broker's holds no partner's or agency's private half (``load_public``, ``agency_mac_lookup``).
 
@@ -52,7 +53,7 @@ from broker.crypto.keys import (
 )
 from broker.crypto.pem import public_from_pem, public_pem
 from broker.crypto.signing import checker
-from broker.private_files import folder_problem, read_regular, secret_problem
+from broker.private_files import folder_refusal, read_regular, secret_problem
 from broker.private_files import private_folder as private_folder  # re-exported: where callers have found it
 from broker.private_files import write_atomic as write_atomic
 from policies import load_policy_set
@@ -63,10 +64,10 @@ from puente.settings import PuenteSettings
 def load_key_file(path: Path | str) -> KeyRecord:
     """Load one key file, e.g. the partner's private key given as ``--key FILE``.
 
-    The name must be a regular file itself, never a link: the folder checked is the one the name
-    sits in, and a link would let whoever may write that folder point it at a file kept elsewhere.
-    A file holding a secret passes the checks of every secret file (``broker.private_files``: this
-    user's, 0600, in a folder only its owner writes); a public half may be read by others, but not
+    The name must be a regular file, or a link followed only through folders no one but this user or
+    root may change (``broker.private_files.read_regular``: a mounted secret). A file holding a secret
+    passes the checks of every secret file (``broker.private_files``: this user's or root's, no
+    permission for others, in a folder only its owner writes); a public half may be read by others, but not
     written, nor its folder: whoever may write either may swap it for their own.
     """
     path = Path(path)
@@ -85,18 +86,15 @@ def load_key_file(path: Path | str) -> KeyRecord:
         raise KeyMaterialError(
             f"key {key_id}: {path} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}); run chmod 644 on it"
         )
-    try:
-        # The folder the name is in, as given: not wherever a link in it might lead.
-        problem = folder_problem(path.parent)
-    except OSError as exc:
-        problem = f"cannot reach its folder {path.parent}: {exc.strerror}"
+    problem = folder_refusal(path.parent)  # the folder the name is in, as given
     if problem is not None:
         raise KeyMaterialError(f"key {key_id}: {problem}")
     return record
 
 
 def _read_key_file(path: Path, key_id: str) -> tuple[bytes, os.stat_result]:
-    """The first ``MAX_KEY_FILE + 1`` bytes of the regular file ``path`` and its status; a link is refused."""
+    """The first ``MAX_KEY_FILE + 1`` bytes of the regular file ``path`` and its status as opened; a link only
+    as ``broker.private_files.read_regular`` trusts it."""
 
     def refuse(message: str) -> KeyMaterialError:
         return KeyMaterialError(f"key {key_id}: {message}")

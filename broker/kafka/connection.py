@@ -32,9 +32,10 @@ only (``java.util.Properties``), and a line holding any other control, format or
 line there and Java would not: ``good:9093\u2028ssl.endpoint.identification.algorithm=none`` would turn
 hostname checking off for Puente only. ``unsafe_value`` is the writer's side of the same rule.
 
-The file is opened without following a link and must be a regular file that others cannot write, in a
-folder others cannot write (whoever can may point the party at their own servers or CA). One holding a
-password passes every check of a secret file (``broker.private_files``): this user's, 0600.
+The file must be a regular file that others cannot write, in a folder others cannot write (whoever can may
+point the party at their own servers or CA), reached through a link only when no one but this user or root
+could have made or changed it (``broker.private_files.read_regular``). One holding a password passes every
+check of a secret file (``broker.private_files``): this user's or root's, no permission for others.
 
 Pure but for reading the properties file: no Kafka here (``broker.kafka.clients`` makes clients).
 """
@@ -52,7 +53,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from broker.private_files import folder_problem, read_regular, secret_problem
+from broker.private_files import folder_refusal, read_regular, secret_problem
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
 
@@ -398,10 +399,7 @@ def _check_not_swappable(path: Path, info: os.stat_result) -> None:
     if mode & 0o022:
         raise ConfigError(f"{path}: the client configuration is writable by others (mode {mode:04o}); run chmod "
                           "600 on it")
-    try:
-        problem = folder_problem(path.parent)
-    except OSError as exc:
-        problem = f"cannot reach its folder {path.parent}: {exc.strerror}"
+    problem = folder_refusal(path.parent)
     if problem is not None:
         raise ConfigError(f"{path}: {problem}")
 
