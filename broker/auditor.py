@@ -76,7 +76,8 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
 
     ``topics`` maps each topic to what it holds (``"decisions"``, ``"receipts"``, ``"denials"``,
     ``"queries"``); ``owners`` maps a receipts topic to its partner, whose chains alone it may hold.
-    When the decisions are among them (give them first), every receipt is also checked against them:
+    When the decisions are among them (give them first), every receipt is also checked against them,
+    even when they hold no record (a receipt then names a delivery never made):
     a receipt that names no delivery to that partner at the feed record it names (another alert, feed
     or version, a time before it, a record another receipt put another delivery at) is reported
     (``broker.audit.receipts``). ``ends``, the
@@ -95,6 +96,7 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     silent: set[str] = set()
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
+        delivered.reads(topics)
         receipts = {t: [TopicPartition(t, p) for p in await partitions_of(consumer, t)]
                     for t, holds in topics.items() if holds == "receipts"} if reach is not None else {}
         if feed_ends is not None and any(o > 0 for o in feed_ends.committed.values()):
@@ -104,7 +106,7 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
             unsettled = await settle(conn, [tp for tps in receipts.values() for tp in tps], timeout_s=END_SETTLE_S)
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
-                walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
+                walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True)
                 if reach is not None and holds == "receipts":
                     reach.begin(walk.owner)
                 reports.append(await _verify_partition(conn, consumer, walk, delivered,
@@ -160,9 +162,12 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
             offset = rec.offset
             report.records += 1
             doc, found = walk.feed(rec.offset, rec.value)
-            report.findings += found
+            report.findings += found + walk.settled
             delivered.cut(walk.cut)
-            if reach is not None and (why := reach.take(doc, not found, walk.cut)) is not None:
+            delivered.prune(walk.pruned)
+            # The reach holds a chain's waiting receipts as one lot: a fork settled cuts them there (its end
+            # may then read short, never long with a forger's receipts).
+            if reach is not None and (why := reach.take(doc, not found, [*walk.cut, *walk.pruned])) is not None:
                 report.findings.append(Finding(walk.topic, walk.partition, rec.offset, why))
             if doc is not None and not found:
                 if last_ingress(doc) is not None:
@@ -258,8 +263,11 @@ async def subscriber_ends(conn: KafkaConnection, prefix: str, feeds: Iterable[st
 class _Delivered(Spill):
     """The feed records sound decision records say went out, and the check of receipts against them.
 
-    Receipts are checked only once some decisions topic was walked: on its own, a receipts
-    topic cannot say what was delivered. Call ``check`` with every sound record in order.
+    Receipts are matched once the walk reads decisions (``known``): a decisions topic among those walked
+    (``reads``), even one that holds no record, or a sound block seen. An empty decisions topic delivered
+    nothing, so a receipt claiming a delivery is then a finding, never passed unchecked. Only a walk of
+    no decisions topic at all (receipts alone, which cannot say what was delivered) leaves them unmatched.
+    Call ``check`` with every sound record in order.
     A receipt may come any time after its delivery, so every delivery (alert, partner, feed topic,
     version sent, time) is needed until the walk ends, and so is the feed record each partner's
     receipts bound each to (``broker.audit.receipts.match_receipt``): they grow with the whole audit
@@ -280,6 +288,13 @@ class _Delivered(Spill):
         self._waiting: Unvouched[dict[str, Any]] = Unvouched()
         self._gave_up = 0  # receipts given up in the partition being walked
 
+    def reads(self, topics: Mapping[str, Holds]) -> None:
+        """The walk reads ``topics``: with a decisions topic among them, receipts are matched from the first one
+        vouched for, whatever that topic holds (nothing, say) and wherever it comes (give it first: receipts
+        walked before it are matched against no delivery, findings, never passed)."""
+        if "decisions" in topics.values():
+            self.known = True
+
     def begin(self) -> None:
         """A partition's walk begins: receipts left waiting in the one before will never be vouched for."""
         self._waiting.clear()
@@ -289,6 +304,11 @@ class _Delivered(Spill):
         """Chains the walk cut off: no checkpoint will vouch for their waiting receipts."""
         for chain in chains:
             self._waiting.pop(chain)
+
+    def prune(self, pruned: Mapping[str, Iterable[int]]) -> None:
+        """Receipts a signed record's path does not run through (``PartitionWalk.pruned``): never vouched for."""
+        for chain, offsets in pruned.items():
+            self._waiting.drop(chain, offsets)
 
     def check(self, doc: dict[str, Any], offset: int, size: int = 0) -> list[tuple[int, str]]:
         """Take in the sound record at ``offset``: a block's deliveries; a receipt, held until a checkpoint
@@ -384,9 +404,10 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     """
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
+        delivered.reads(topics)
         for topic, holds in topics.items():
             for partition in await partitions_of(consumer, topic):
-                walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic))
+                walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True)
                 dropped = 0
                 # Per receipt chain: the records waiting for a checkpoint (offset, their rows that pass ``flt``).
                 waiting: Unvouched[list[dict[str, Any]]] = Unvouched()
@@ -394,8 +415,11 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
                     doc, found = walk.feed(rec.offset, rec.value)
                     delivered.cut(walk.cut)
+                    delivered.prune(walk.pruned)
                     for cut in walk.cut:  # cut off from the chain: no checkpoint will vouch for them
                         dropped += len(waiting.pop(cut))
+                    for chain_name, offsets in walk.pruned.items():  # a fork its signed record settled against
+                        dropped += waiting.drop(chain_name, offsets)
                     if doc is None or found:
                         dropped += 1
                         continue
@@ -497,7 +521,6 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
         for topic, holds, partition in parts:
             tp = TopicPartition(topic, partition)
             ingest = index.partition(topic, partition, holds, verify, owner=(owners or {}).get(topic),
-                                     check_receipts=holds == "receipts" and index.has_decisions(),
                                      batch_rows=batch_rows, feeds=ends.feeds.feeds)
             try:
                 if ingest.start < last[tp]:

@@ -121,6 +121,22 @@ class Unvouched(Generic[T]):
         self._bytes -= sum(size for _, _, size in held)
         return [(offset, item) for offset, item, _ in held]
 
+    def drop(self, chain: str, offsets: Iterable[int]) -> int:
+        """Stop holding ``chain``'s items at ``offsets`` (records a signed record's path does not run through: a
+        fork it settled against, ``PartitionWalk.pruned``), keeping the rest in order; returns how many."""
+        held, gone = self._held.get(chain), set(offsets)
+        if not held or not gone:
+            return 0
+        kept = deque(entry for entry in held if entry[0] not in gone)
+        dropped = len(held) - len(kept)
+        self._count -= dropped
+        self._bytes -= sum(size for at, _, size in held if at in gone)
+        if kept:
+            self._held[chain] = kept
+        else:
+            del self._held[chain]
+        return dropped
+
     def clear(self) -> int:
         """Drop everything held (a new partition's walk: no chain is vouched for yet); returns how many items."""
         count, self._count, self._bytes = self._count, 0, 0

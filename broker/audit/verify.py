@@ -586,14 +586,33 @@ def moved_back(signers: list[str], signer: str) -> str | None:
     newest key, and a worker or subscriber started before a rotation cannot verify the newer key's records
     (it refuses to continue them). So a key signing again after its successor has is a retired key in use,
     which a leak of it would look like; it is reported, and the chain's owner will not sign over it."""
-    if signers and signers[-1] == signer:
+    return _moved_past(signers, signer, "this chain", "")
+
+
+def retired(keys: list[str], signer: str, owner: str) -> str | None:
+    """Why ``signer`` may not vouch for any of ``owner``'s receipt chains, whose sound records ``keys`` signed
+    in this partition (in the order each first did, all chains together), or None; a new key is noted.
+
+    A partner's receipt key retires for the partner, not for a chain: once a newer generation has signed
+    any of its chains, the older one signing again (in that chain, another, or a chain never seen before)
+    is a retired key in use, which a leak of it would look like. Its subscribers rotate together (one
+    keystore's newest key), so no genuine chain starts or goes on with a key another chain moved past; an
+    instance still running on the old key after another moved on is reported too, as the rotation
+    unfinished."""
+    return _moved_past(keys, signer, plain(owner), " in this partition")
+
+
+def _moved_past(order: list[str], signer: str, whose: str, where: str) -> str | None:
+    """``moved_back`` and ``retired``: why ``signer`` comes after its successor in ``order`` (keys in the order
+    each first signed), or None, noting a new key at the end (the last ``MAX_SIGNERS`` kept)."""
+    if order and order[-1] == signer:
         return None
-    if signer in signers:
-        after = signers[signers.index(signer) + 1]
-        return (f"is signed by {plain(signer)}, a key this chain had moved on from ({plain(after)} signed after "
-                "it): a retired key in use")
-    signers.append(signer)
-    del signers[:-MAX_SIGNERS]
+    if signer in order:
+        after = order[order.index(signer) + 1]
+        return (f"is signed by {plain(signer)}, a key {whose} had moved on from ({plain(after)} signed after "
+                f"it{where}): a retired key in use")
+    order.append(signer)
+    del order[:-MAX_SIGNERS]
     return None
 
 
@@ -624,6 +643,17 @@ class ChainState:
     signers: list[str] = field(default_factory=list)
     """The keys that signed its sound records, in the order each first did: the last is the one in use.
     A key rotates forward only; one the chain moved on from signing again is a retired key in use."""
+    keys: list[str] = field(default_factory=list)
+    """Receipt chains: the keys that signed sound records of any of its owner's chains in the partition, in
+    the order each first did (one list, shared by the owner's chains): a key retires for the partner, not
+    for one chain, so a retired key vouches for no chain of its owner, a new one included."""
+    anchor: str = GENESIS  # receipt chains: the hash the waiting records hang from (last signed or break)
+    anchor_seq: int = -1  # its seq
+    nodes: dict[str, list[Any]] = field(default_factory=dict)
+    """Receipt chains: the waiting records tracked, hash -> [seq, prev, offset, on a side branch (0/1)]:
+    what a record claiming a place already taken can fork from, and what a signed record's path runs
+    back through (``PartitionWalk``, forks). Bounded (``TRACKED_PER_CHAIN``, ``TRACKED_IN_ALL``)."""
+    untracked: bool = False  # more waiting records than tracked: no fork can then be settled for a side
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -631,6 +661,20 @@ class ChainState:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ChainState:
         return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+
+
+TRACKED_PER_CHAIN = 20_000
+"""The most waiting records a receipt chain's walk tracks by hash (``ChainState.nodes``), forks included: a
+genuine chain has at most 5,000 receipts before its checkpoint (``receipts.RECEIPTS_PER_CHECKPOINT``), so
+this leaves room for the forks a forger adds; past it, a record forking the chain is a finding, never kept."""
+TRACKED_IN_ALL = 200_000
+"""The same, for all chains of a partition together: a flood in many chains stays bounded too."""
+FORKS_LISTED = 100
+"""Branches one signed record settles that are listed one by one; one more line says more follow."""
+
+Place = Literal["main", "side", "break"]
+"""Where a record stands in its chain: continuing the newest record (``main``), continuing an earlier
+waiting record or the anchor at a place another record holds (``side``: a fork), or neither."""
 
 
 class PartitionWalk:
@@ -642,23 +686,65 @@ class PartitionWalk:
     previous walk left to continue after the records it walked, and the findings are those a walk
     over the whole partition would give. ``tail_findings`` are the problems of the partition's end
     as it stands (receipts no checkpoint vouches for yet), which a later record may mend.
+
+    Forks. Anyone who may write a receipts topic can append a record continuing a receipt chain's
+    newest record, hash and seq right (SHA-256 is unkeyed), before the partner's own record at that
+    seq: two records then claim one place. Which is the chain is the one a sound signed record's hash
+    path runs back through, never the one seen first: until a signed record settles it, each branch's
+    records wait (they are sound so far, and vouched for by nothing); when one does, the records on
+    its path are vouched for and every other branch is a finding (its chain, seq and offset, never its
+    content), its records ``pruned``. A reader that holds waiting records per offset (``prunes``) drops
+    exactly those; for any other reader the chain is ``cut`` and the findings are given at the signed
+    record, so it takes none of the chain's waiting records rather than a forger's.
     """
 
     def __init__(self, topic: str, partition: int, verify: VerifyFn, holds: Holds | None = None,
-                 owner: str | None = None, chains: dict[str | None, ChainState] | None = None) -> None:
+                 owner: str | None = None, chains: dict[str | None, ChainState] | None = None, *,
+                 prunes: bool = False, tracked: tuple[int, int] = (TRACKED_PER_CHAIN, TRACKED_IN_ALL)) -> None:
         self.topic, self.partition, self.verify, self.holds, self.owner = topic, partition, verify, holds, owner
         self.chains: dict[str | None, ChainState] = chains if chains is not None else {}
         self.cut: list[str] = []  # receipt chains only: see ``feed``
+        self.pruned: dict[str, list[int]] = {}  # receipt chains only, with ``prunes``: see ``feed``
+        self.settled: list[Finding] = []  # with ``prunes``: the forks the record settled (at their own offsets)
+        self.prunes = prunes
+        self._per_chain, self._in_all = tracked
+        self._tracked = sum(len(s.nodes) for s in self.chains.values())
+        # Each owner's key order, shared by its chains' states (so an index saving them keeps it).
+        self._keys: dict[str, list[str]] = {}
+        for name, state in self.chains.items():
+            if name is not None:
+                held = self._keys.setdefault(chain_owner(name), state.keys)
+                if len(state.keys) > len(held):
+                    self._keys[chain_owner(name)] = state.keys
+        for name, state in self.chains.items():
+            if name is not None:
+                state.keys = self._keys[chain_owner(name)]
+
+    def _state(self, chain: str | None) -> ChainState:
+        state = self.chains.get(chain)
+        if state is None:
+            state = self.chains[chain] = ChainState()
+            if chain is not None:
+                state.keys = self._keys.setdefault(chain_owner(chain), [])
+        return state
+
+    def _forks(self, chain: str | None) -> bool:
+        """Whether ``chain`` is a receipt chain, whose waiting records a later checkpoint vouches for."""
+        return chain is not None and self.holds != "queries"
 
     def feed(self, offset: int, value: bytes) -> tuple[dict[str, Any] | None, list[Finding]]:
         """Check the record at ``offset``; its document and the findings at it.
 
         ``cut`` then names the chains whose unsigned records waiting for a checkpoint this record
         cut off (it breaks the chain after them): a reader holding those records for the chain's
-        next checkpoint drops them, since no checkpoint will vouch for them.
+        next checkpoint drops them, since no checkpoint will vouch for them. With ``prunes``,
+        ``pruned`` maps a chain to the offsets of its waiting records that a signed record just
+        settled a fork against (off its path: the reader drops those, then takes the record), and
+        ``settled`` holds those forks' findings, at the offsets where they began.
         """
         found: list[Finding] = []
         self.cut.clear()
+        self.pruned, self.settled = {}, []
 
         def flag(problem: str) -> None:
             found.append(Finding(self.topic, self.partition, offset, problem))
@@ -670,19 +756,86 @@ class PartitionWalk:
             return None, found
         seq, prev, claimed = fields
         chain = doc.get("chain")
-        state = self.chains.get(chain)
-        if state is None:
-            state = self.chains[chain] = ChainState()
+        state = self._state(chain)
         state.records += 1
         label = f"chain {plain(chain)} " if chain is not None else ""
         signed = "sig" in doc or doc.get("kind") in _SIGNED_KINDS
+        place = self._place(state, chain, seq, prev, claimed)
         try:
-            self._check(doc, value, seq, prev, claimed, chain, state, signed, flag)
+            self._check(doc, value, seq, prev, claimed, chain, state, signed, flag, place)
         except (RecursionError, TypeError, ValueError, OverflowError) as exc:
             # A backstop: whatever in a record a check did not expect, it is that record's finding.
             flag(f"{label}record seq {seq} could not be checked ({type(exc).__name__}): not as its writer sealed it")
         sound = not found
-        if not sound and state.tail and chain is not None and self.holds != "queries":  # a receipt chain
+        if place == "side":
+            self._side(offset, doc, seq, prev, claimed, str(chain), state, signed, sound, flag)
+        else:
+            self._main(offset, doc, seq, prev, claimed, chain, state, signed, sound, flag)
+        if self.pruned and not self.prunes:
+            # A reader that holds a chain's waiting records as one lot cannot tell the branches apart: it
+            # takes none of them (the chain is cut) and the forks are findings at the settling record.
+            self.cut.extend(c for c in self.pruned if c not in self.cut)
+            found.extend(self.settled)
+            self.pruned, self.settled = {}, []
+        return doc, found
+
+    def _place(self, state: ChainState, chain: str | None, seq: int, prev: str, claimed: str) -> Place:
+        """Where a record of ``seq``, continuing ``prev``, stands in its chain (``Place``)."""
+        if seq == state.seq and prev == state.prev:
+            return "main"
+        if not self._forks(chain) or claimed in state.nodes or claimed == state.anchor:
+            return "break"  # a copy of a record already walked is a repeat, never a branch
+        parent = state.nodes.get(prev)
+        if (prev == state.anchor and seq == state.anchor_seq + 1) or (parent is not None and parent[0] == seq - 1):
+            return "side"
+        return "break"
+
+    def _track(self, state: ChainState, claimed: str, seq: int, prev: str, offset: int, side: bool) -> bool:
+        """Track a waiting record by its hash, within the bounds; False when they are reached."""
+        if state.untracked or len(state.nodes) >= self._per_chain or self._tracked >= self._in_all:
+            return False
+        state.nodes[claimed] = [seq, prev, offset, int(side)]
+        self._tracked += 1
+        return True
+
+    def _forget(self, state: ChainState, anchor: str, anchor_seq: int) -> None:
+        """The chain's waiting records are settled or cut off: what follows hangs from ``anchor``."""
+        self._tracked -= len(state.nodes)
+        state.nodes = {}
+        state.anchor, state.anchor_seq, state.untracked = anchor, anchor_seq, False
+
+    def _side(self, offset: int, doc: dict[str, Any], seq: int, prev: str, claimed: str, chain: str,
+              state: ChainState, signed: bool, sound: bool, flag: Callable[[str], None]) -> None:
+        """A record at a place another waiting record holds (a fork): it waits on its own branch, or, signed
+        and sound, settles the fork for its branch. It never moves the chain's newest record, and one not
+        sound is reported and followed by nothing (it cuts nothing: it is off the line)."""
+        label = f"chain {plain(chain)} "
+        if not sound:
+            return
+        if signed:
+            self._settle(chain, state, prev, seq, offset)
+            self._forget(state, claimed, seq)
+            state.tail, state.tail_first = 0, None
+            at = doc.get("at")
+            state.signed_seq, state.signed_offset = seq, offset
+            state.signed_at = at if isinstance(at, str) else None
+            state.seq, state.prev = seq + 1, claimed
+            return
+        if not self._track(state, claimed, seq, prev, offset, side=True):
+            flag(f"{label}record seq {seq} forks the chain while more records wait for a checkpoint than are "
+                 f"tracked ({self._per_chain:,} per chain, {self._in_all:,} in all): no checkpoint can vouch for it")
+            return
+        if state.tail == 0:
+            state.tail_first = offset
+        state.tail += 1
+
+    def _main(self, offset: int, doc: dict[str, Any], seq: int, prev: str, claimed: str, chain: str | None,
+              state: ChainState, signed: bool, sound: bool, flag: Callable[[str], None]) -> None:
+        """A record continuing the chain's newest record, or breaking it: as a linear chain, and for a receipt
+        chain the waiting records tracked, settled or cut off with it."""
+        label = f"chain {plain(chain)} " if chain is not None else ""
+        forks = self._forks(chain)
+        if not sound and state.tail and forks:
             # A record of the chain that is not sound (a break, someone else's record, a signature
             # that fails) after unsigned records: only a sound signed record vouches for those, and
             # a later one's hash path runs through this record, which its owner never wrote that
@@ -691,7 +844,14 @@ class PartitionWalk:
             flag(f"{label}{state.tail} unsigned record(s) from offset {state.tail_first} on are cut off from the "
                  "chain by this record: no later checkpoint vouches for them")
             state.tail, state.tail_first = 0, None
-            self.cut.append(chain)
+            self.cut.append(str(chain))
+        if forks and (not sound or signed):
+            if sound:
+                self._settle(str(chain), state, None, seq, offset)
+            self._forget(state, claimed, seq)
+        elif forks and not state.untracked and not self._track(state, claimed, seq, prev, offset, side=False):
+            state.untracked = True
+            self._give_up_sides(str(chain), state)
         if signed and sound:
             state.tail, state.tail_first = 0, None
             at = doc.get("at")
@@ -702,17 +862,77 @@ class PartitionWalk:
                 state.tail_first = offset
             state.tail += 1
         state.seq, state.prev = seq + 1, claimed
-        return doc, found
+
+    def _give_up_sides(self, chain: str, state: ChainState) -> None:
+        """Too many records wait for this chain to track them all: no signed record could be shown to run
+        back through a side branch, so each is given up now (pruned, and a finding), never kept."""
+        sides = {h: n for h, n in state.nodes.items() if n[3]}
+        if not sides:
+            return
+        self._report(chain, sides, "no checkpoint came while the chain's waiting records were within the bounds "
+                                   "tracked: none is vouched for")
+        for h in sides:
+            del state.nodes[h]
+        self._tracked -= len(sides)
+
+    def _settle(self, chain: str, state: ChainState, top: str | None, seq: int, offset: int) -> None:
+        """A sound signed record (seq ``seq``) settles the chain's waiting records: those on its hash path
+        (back from ``top``, the record it continues; None: the newest record, the main line) are vouched
+        for, every other branch is pruned and reported as a fork."""
+        if top is None:
+            off = {h: n for h, n in state.nodes.items() if n[3]}
+        else:
+            path = set()
+            at: str | None = top
+            while at is not None and at in state.nodes and at not in path:
+                path.add(at)
+                at = state.nodes[at][1]
+            off = {h: n for h, n in state.nodes.items() if h not in path}
+        if off:
+            self._report(chain, off, f"the signed record at offset {offset} (seq {seq}) vouches for the other branch")
+
+    def _report(self, chain: str, off: dict[str, list[Any]], why: str) -> None:
+        """Prune the records ``off`` (hash -> node) of ``chain``, with a finding per branch, where it began."""
+        roots: dict[str, str] = {}  # each record off the path -> the first record of its branch
+
+        def root(h: str) -> str:
+            trail = []
+            while h not in roots and off[h][1] in off:
+                trail.append(h)
+                h = off[h][1]
+            top = roots.get(h, h)
+            for t in (*trail, h):
+                roots[t] = top
+            return top
+
+        sizes: dict[str, int] = {}
+        for h in off:
+            r = root(h)
+            sizes[r] = sizes.get(r, 0) + 1
+        self.pruned.setdefault(chain, []).extend(sorted(int(n[2]) for n in off.values()))
+        branches = sorted(sizes, key=lambda r: int(off[r][2]))
+        for count, r in enumerate(branches, start=1):
+            seq, at = int(off[r][0]), int(off[r][2])
+            if count > FORKS_LISTED:
+                self.settled.append(Finding(self.topic, self.partition, at, (
+                    f"chain {plain(chain)}: {len(branches) - FORKS_LISTED} more fork(s) settled by the same signed "
+                    "record are not listed one by one")))
+                break
+            self.settled.append(Finding(self.topic, self.partition, at, (
+                f"chain {plain(chain)} fork at seq {seq}: {sizes[r]} record(s) from offset {at} on hold places in the "
+                f"chain that other records hold, and {why}: no signature vouches for them")))
 
     def _check(self, doc: dict[str, Any], value: bytes, seq: int, prev: str, claimed: str, chain: str | None,
-               state: ChainState, signed: bool, flag: Callable[[str], None]) -> None:
+               state: ChainState, signed: bool, flag: Callable[[str], None], place: Place = "main") -> None:
         """The checks of one record (``feed``), each finding given to ``flag``."""
         label = f"chain {plain(chain)} " if chain is not None else ""
         if (why := misplaced(chain, doc, self.holds, self.owner)) is not None:
             flag(f"seq {seq}: {why}")
         if (why := form_problem(value, doc, claimed)) is not None:
             flag(f"{label}record seq {seq} {why}")
-        if seq != state.seq:
+        if place == "side":
+            pass  # a branch of the waiting records: a signed record's path settles it (``_settle``)
+        elif seq != state.seq:
             kind = "gap: records missing" if seq > state.seq else "reordered or repeated record"
             flag(f"{label}{kind} (expected seq {state.seq}, found {seq})")
         elif prev != state.prev:
@@ -732,10 +952,15 @@ class PartitionWalk:
         elif not may_sign(chain, str(signer)):
             whose = "the broker's decisions" if chain is None else f"{plain(chain)}'s receipts"
             flag(f"{label}{what} seq {seq} is signed by {plain(str(signer))}, which may not vouch for {whose}")
-        elif (why := moved_back(state.signers, str(signer))) is not None:
-            flag(f"{label}{what} seq {seq} {why}")
+        else:
+            why = moved_back(state.signers, str(signer))
+            if why is None and chain is not None:  # and a key its owner retired, in whichever chain
+                why = retired(state.keys, str(signer), chain_owner(chain))
+            if why is not None:
+                flag(f"{label}{what} seq {seq} {why}")
         if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
             flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
+
 
     def vouched(self) -> list[Vouched]:
         """Each chain's last signed record found sound, as walked so far (``PartitionReport.vouched``)."""
@@ -772,10 +997,11 @@ def verify_partition(
     written them. (A :class:`PartitionWalk` over every record; ``records`` is read once, as a stream.)
     """
     report = PartitionReport(topic, partition)
-    walk = PartitionWalk(topic, partition, verify, holds, owner)
+    walk = PartitionWalk(topic, partition, verify, holds, owner, prunes=True)
     for offset, value in records:
         report.records += 1
         report.findings += walk.feed(offset, value)[1]
+        report.findings += walk.settled
     report.checkpoints = sum(s.signed for s in walk.chains.values())
     report.unsigned_tail = walk.unsigned_tail
     report.findings += walk.tail_findings()

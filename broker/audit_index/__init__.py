@@ -16,7 +16,12 @@ it waits in ``pending_receipts``, bounded and given up as ``audit verify`` bound
 it holds, ``broker.audit.receipts.Unvouched``: a receipt given up is a finding with the same text),
 and a receipt that names no audited delivery at the feed record
 it names is a finding, not a row (``broker.audit.receipts``: the same alert, feed and version sent,
-dated after it, at a feed record that holds that delivery alone). A receipt row acknowledges the
+dated after it, at a feed record that holds that delivery alone). Such a receipt is matched against the
+decisions indexed when it is vouched for, whether or not any are indexed yet (a receipts topic alone
+vouches for no delivery), and held in ``unmatched_receipts`` (bounded as what waits for a checkpoint) to
+be matched again at each later catch-up that indexes decisions of its alert for its partner: decisions
+read after the receipts (a topic read while empty, written later) then make it a row, and until they do
+it is a finding with `audit verify`'s text, never a row shown as received. A receipt row acknowledges the
 one delivery it was bound to (``decision_id``), and only when its partner opened the record.
 
 Why SQLite (the standard library's ``sqlite3``), not DuckDB:

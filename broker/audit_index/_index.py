@@ -287,22 +287,17 @@ class AuditIndex:
             raise translated(exc, self.path, "registering the audit topics") from None
 
     def partition(self, topic: str, partition: int, holds: Holds, verify: VerifyFn, *, owner: str | None = None,
-                  check_receipts: bool = True, batch_rows: int = 5_000, feeds: str | None = None) -> PartitionIngest:
+                  batch_rows: int = 5_000, feeds: str | None = None) -> PartitionIngest:
         """An ingest of ``topic[partition]`` from its stored position (``.start``): ``add`` each record
-        from there in offset order, then ``commit`` (``abort`` on failure). ``check_receipts``: check
-        receipts against the decisions indexed (only once the decisions are indexed: a receipts topic
-        alone cannot say what was delivered). ``feeds``: what every feed topic's name starts with, to
-        count how far a receipts partition's receipts reach into the feeds (``end_reports``)."""
+        from there in offset order, then ``commit`` (``abort`` on failure). Every vouched receipt is matched
+        against the decisions indexed, and one they do not match (none indexed yet, say: a receipts topic
+        alone cannot say what was delivered) is a finding, held and matched again at later catch-ups, never
+        a row unchecked. ``feeds``: what every feed topic's name starts with, to count how far a receipts
+        partition's receipts reach into the feeds (``end_reports``)."""
         try:
-            return PartitionIngest(self._conn, topic, partition, holds, owner, verify, check_receipts, batch_rows,
-                                   self.path, feeds)
+            return PartitionIngest(self._conn, topic, partition, holds, owner, verify, batch_rows, self.path, feeds)
         except sqlite3.Error as exc:
             raise translated(exc, self.path, f"reading where {topic}[{partition}] stands") from None
-
-    def has_decisions(self) -> bool:
-        """Whether any decisions topic has been read (receipts are checked against it from then on)."""
-        return bool(self._one("SELECT 1 FROM positions p JOIN topics t ON t.topic = p.topic "
-                              "WHERE t.holds = 'decisions' AND p.next_offset > 0 LIMIT 1"))
 
     def _set_meta(self, key: str, value: str, doing: str) -> None:
         try:

@@ -21,7 +21,16 @@ from typing import Any
 import orjson
 
 from broker.audit.chain import chain_owner, flatten, last_ingress
-from broker.audit.receipts import Unvouched, given_up, match_receipt, sent_version
+from broker.audit.receipts import (
+    UNVOUCHED_BYTES,
+    UNVOUCHED_IN_ALL,
+    UNVOUCHED_PER_CHAIN,
+    ReceiptMatch,
+    Unvouched,
+    given_up,
+    match_receipt,
+    sent_version,
+)
 from broker.audit.verify import (
     ChainState,
     Finding,
@@ -47,6 +56,9 @@ DELIVERS = ("DELIVER", "DELIVER_REDACTED")  # a view went out (a RECALL is a not
 _SENT_SQL = ("SELECT id AS k, feed, sent_version AS version, at_ms FROM decisions WHERE alert_id = ? AND partner = ? "
              "AND went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL')")
 VOUCHING = ("RECEIVED", "DUPLICATE")  # receipt statuses that say the partner holds the version
+# What a receipts partition holds in ``unmatched_receipts`` to match again, bounded as ``Unvouched`` bounds what
+# waits for a checkpoint (the same figures): past them the oldest held is matched no more, its finding final.
+HELD_PER_CHAIN, HELD_IN_ALL, HELD_BYTES = UNVOUCHED_PER_CHAIN, UNVOUCHED_IN_ALL, UNVOUCHED_BYTES
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what an SQLite INTEGER holds
 
 
@@ -77,17 +89,19 @@ class PartitionIngest:
     """One partition's records into the index (module docstring). Made by ``AuditIndex.partition``."""
 
     def __init__(self, conn: sqlite3.Connection, topic: str, partition: int, holds: Holds, owner: str | None,
-                 verify: VerifyFn, check_receipts: bool, batch_rows: int = 5_000, path: Path | None = None,
+                 verify: VerifyFn, batch_rows: int = 5_000, path: Path | None = None,
                  feeds: str | None = None) -> None:
         self._conn, self.topic, self.partition, self.holds = conn, topic, partition, holds
         self.path = path or Path("(the audit index)")
-        self.check_receipts, self.batch_rows = check_receipts, batch_rows
+        self.batch_rows = batch_rows
         row = conn.execute("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
                            (topic, partition)).fetchone()
         self.start = self.next_offset = int(row[0]) if row else 0
         chains = {chain_name(key): ChainState.from_json(json.loads(state)) for key, state in conn.execute(
             "SELECT chain_key, state FROM chains WHERE topic = ? AND partition = ?", (topic, partition))}
-        self._walk = PartitionWalk(topic, partition, verify, holds, owner, chains)
+        # ``prunes``: the index holds each waiting receipt by offset (``pending_receipts``), so a fork a signed
+        # record settles drops exactly the branch off its path, as `audit verify` does (``_prune``).
+        self._walk = PartitionWalk(topic, partition, verify, holds, owner, chains, prunes=True)
         # Where the chain ends, for the check against the groups' committed offsets (``AuditIndex.end_reports``):
         # a decisions partition's newest sound block naming an ingress record; how far a receipts
         # partition's sound receipts reach into feeds (``feeds``: what every feed topic's name starts
@@ -113,17 +127,22 @@ class PartitionIngest:
         self._seq = 0  # the last chain to begin holding receipts, numbered (``pending_receipts.seq``)
         self._began: dict[str, int] = {}  # each chain holding receipts: the number it began holding at
         self._vouched: set[str] = set()  # chains a checkpoint vouched for in this partition (the last to give up)
+        # The vouched receipts no indexed delivery matched (``unmatched_receipts``): how many, their bytes, per
+        # chain; the newest decision id they were matched against; whether this ingest matched them again.
+        self._held, self._held_bytes, self._held_chains = 0, 0, dict[str, int]()
+        self._matched_to, self._rechecked = 0, False
         if holds == "receipts":
             self._restore_waiting()
+            self._restore_held()
 
     def _restore_waiting(self) -> None:
         """``_waiting`` as the last commit left it: the chains vouched for, then every pending receipt in the
         order its chain began holding and by offset, so the next to give up is the one a walk over the whole
         partition would give up (a catch-up that continues finds what `audit verify` finds)."""
-        row = self._conn.execute("SELECT vouched, given_up FROM unvouched WHERE topic = ? AND partition = ?",
-                                 (self.topic, self.partition)).fetchone()
+        row = self._conn.execute("SELECT vouched, given_up, matched_to FROM unvouched WHERE topic = ? AND "
+                                 "partition = ?", (self.topic, self.partition)).fetchone()
         if row is not None:
-            self._vouched, self._given_up = set(json.loads(row[0])), int(row[1])
+            self._vouched, self._given_up, self._matched_to = set(json.loads(row[0])), int(row[1]), int(row[2])
             for key in sorted(self._vouched):
                 self._waiting.pop(key, vouched=True)  # holds nothing yet: only marks it vouched for
         for key, offset, size, seq in _batches(self._conn.execute(
@@ -132,6 +151,16 @@ class PartitionIngest:
             self._waiting.add(key, offset, key, size)  # within the bounds as committed: nothing is given up here
             self._began[key] = seq
             self._seq = max(self._seq, seq)
+
+    def _restore_held(self) -> None:
+        """The counts of ``unmatched_receipts`` as the last commit left them (one row per chain: the bound needs
+        no receipt in memory)."""
+        for key, count, size in self._conn.execute(
+                "SELECT chain_key, COUNT(*), COALESCE(SUM(size), 0) FROM unmatched_receipts WHERE topic = ? AND "
+                "partition = ? GROUP BY chain_key", (self.topic, self.partition)):
+            self._held_chains[key] = int(count)
+            self._held += int(count)
+            self._held_bytes += int(size)
 
     # ---- the run ------------------------------------------------------------------------------
     def add(self, offset: int, value: bytes) -> None:
@@ -147,10 +176,18 @@ class PartitionIngest:
             return translated(exc, self.path, doing)
         return StoreError(f"the audit index {self.path} failed while {doing}: {str(exc)[:200]}")
 
-    def _add(self, offset: int, value: bytes) -> None:
+    def _begin(self) -> None:
+        """Open the transaction rows go in; in a receipts partition, first (once per ingest) match again the
+        receipts held unmatched (``_recheck``): before any receipt after them, as a walk from offset 0 would."""
         if not self._open:
             self._conn.execute("BEGIN IMMEDIATE")
             self._open = True
+        if self.holds == "receipts" and not self._rechecked:
+            self._rechecked = True
+            self._recheck()
+
+    def _add(self, offset: int, value: bytes) -> None:
+        self._begin()
         before = self.rows
         doc, found = self._walk.feed(offset, value)
         for chain in self._walk.cut:  # receipts cut off from their chain: no checkpoint will vouch for them
@@ -158,8 +195,16 @@ class PartitionIngest:
             self._began.pop(chain_key(chain), None)
             self._conn.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
                                (self.topic, self.partition, chain_key(chain)))
-        placed = []  # a sound receipt naming a place its partner cannot have read (``ReceiptReach.take``)
-        if self._reach is not None and (why := self._reach.take(doc, not found, self._walk.cut)) is not None:
+        for chain, offsets in self._walk.pruned.items():  # a fork the record settled: its branch off the path
+            self._prune(chain_key(chain), offsets)
+        # The forks it settled, at the offsets where they began (`audit verify`'s findings, word for word).
+        own = chain_key((doc or {}).get("chain"))
+        placed: list[Finding] = [_ChainFinding(f.topic, f.partition, f.offset, f.problem, own)
+                                 for f in self._walk.settled]
+        # A sound receipt naming a place its partner cannot have read (``ReceiptReach.take``); the reach holds a
+        # chain's waiting receipts as one lot, so a fork settled cuts them there, as in `audit verify`.
+        cut = [*self._walk.cut, *self._walk.pruned]
+        if self._reach is not None and (why := self._reach.take(doc, not found, cut)) is not None:
             placed.append(Finding(self.topic, self.partition, offset, why))
         unmatched = 0
         if doc is not None and not found:
@@ -185,18 +230,20 @@ class PartitionIngest:
         aborted records and transaction markers after the last record)."""
         if end > self.next_offset:
             self.next_offset = end
-            if not self._open:
-                try:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.Error as exc:
-                    raise self._failed(exc, f"indexing {self.topic}[{self.partition}]") from None
-                self._open = True
+            try:
+                self._begin()
+            except (sqlite3.Error, OverflowError) as exc:
+                raise self._failed(exc, f"indexing {self.topic}[{self.partition}]") from None
 
     def commit(self) -> None:
-        """Commit the rows added so far with the position and chain states they lead to."""
-        if not self._open:
-            return
+        """Commit the rows added so far with the position and chain states they lead to. A receipts partition
+        with no record to add still has its receipts held unmatched matched again once decisions were indexed
+        since (the decisions may come after the receipts: read while empty, or written later)."""
         try:
+            if not self._open and self._recheck_due():
+                self._begin()
+            if not self._open:
+                return
             self._commit()
         except (sqlite3.Error, OverflowError) as exc:
             raise self._failed(exc, f"committing {self.topic}[{self.partition}]") from None
@@ -217,9 +264,11 @@ class PartitionIngest:
         if self._reach is not None:
             self._commit_reach(self._reach)
         if self.holds == "receipts":
-            c.execute("INSERT INTO unvouched (topic, partition, vouched, given_up) VALUES (?, ?, ?, ?) ON CONFLICT "
-                      "(topic, partition) DO UPDATE SET vouched = excluded.vouched, given_up = excluded.given_up",
-                      (self.topic, self.partition, json_text(sorted(self._vouched)), self._given_up))
+            c.execute("INSERT INTO unvouched (topic, partition, vouched, given_up, matched_to) VALUES (?, ?, ?, ?, ?) "
+                      "ON CONFLICT (topic, partition) DO UPDATE SET vouched = excluded.vouched, given_up = "
+                      "excluded.given_up, matched_to = excluded.matched_to",
+                      (self.topic, self.partition, json_text(sorted(self._vouched)), self._given_up,
+                       self._matched_to))
         c.execute("COMMIT")
         self._open = False
         self._since_commit = 0
@@ -376,44 +425,135 @@ class PartitionIngest:
         self._given_up += len(out)
         return [_ChainFinding(self.topic, self.partition, at, why, chains[at]) for at, why in listed]
 
+    def _prune(self, key: str, offsets: list[int]) -> None:
+        """Chain ``key``'s waiting receipts at ``offsets``, on a branch a signed record settled a fork against
+        (``PartitionWalk.pruned``): never vouched for, so they leave ``pending_receipts`` and what waits
+        (``Unvouched.drop``), and the rest of the chain's waiting receipts stay. (None of them is in
+        ``unmatched_receipts``: only receipts a checkpoint vouched for are held there, and a settled fork's
+        branch holds only records no signed record vouched for yet.)"""
+        self._waiting.drop(key, offsets)
+        if key not in self._waiting:  # it holds nothing now: it goes last in the order of giving up
+            self._began.pop(key, None)
+        self._conn.executemany("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ? "
+                               "AND \"offset\" = ?", [(self.topic, self.partition, key, at) for at in offsets])
+
     def _vouch(self, key: str) -> list[Finding]:
         """A sound checkpoint of a receipt chain: its pending receipts, in offset order, are matched to the
-        deliveries they name (``match_receipt``, then bound to their places) and become rows; the findings of
-        those that match none. Read in batches: what waits is bounded, but by tens of thousands."""
+        deliveries they name (``match_receipt``, then bound to their places) and become rows; one that matches
+        no delivery the index holds is no row but a finding, held to be matched again (``_unmatched``).
+        Always matched: a receipts topic read while the decisions are not (yet) indexed cannot vouch for the
+        deliveries it names. Read in batches: what waits is
+        bounded, but by tens of thousands."""
         c = self._conn
         self._waiting.pop(key, vouched=True)
         self._began.pop(key, None)
         self._vouched.add(key)
-        pending = c.execute("SELECT \"offset\", row FROM pending_receipts WHERE topic = ? AND "
+        pending = c.execute("SELECT \"offset\", row, size FROM pending_receipts WHERE topic = ? AND "
                             "partition = ? AND chain_key = ? ORDER BY \"offset\"", (self.topic, self.partition, key))
-        partner = chain_owner(chain_name(key) or "")
-        found: list[Finding] = []
-        for offset, text in _batches(pending):
+        for offset, text, size in _batches(pending):
             row = json.loads(text)
-            delivery = None  # the delivery it acknowledges
-            if self.check_receipts:
-                match = match_receipt(row, self._book)
-                if isinstance(match, str):
-                    found.append(Finding(self.topic, self.partition, offset, match))
-                    continue
-                self._book.bind(match)
-                delivery = match.key
-            cols = ("alert_id", "status", "at", "feed", "detail")
-            extra = {k: v for k, v in row.items() if k not in (*cols, "version", "partner", "kind", "chain")}
-            when = at_ms(row.get("at"))
-            alert, version, status = _text(row.get("alert_id")), _int(row.get("version")), _text(row.get("status"))
-            c.execute("INSERT INTO receipts (topic, partition, \"offset\", chain, partner, alert_id, version, status, "
-                      "at, at_ms, feed, detail, decision_id, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (self.topic, self.partition, offset, chain_name(key), partner, alert, version, status,
-                       _text(row.get("at")), when, _text(row.get("feed")), _text(row.get("detail")), delivery,
-                       json_text(extra)))
-            if status in VOUCHING and delivery is not None and when is not None:
-                c.execute("UPDATE decisions SET receipt_at_ms = ? WHERE id = ? AND decision IN (?, ?) AND went = 1 "
-                          "AND (receipt_at_ms IS NULL OR receipt_at_ms > ?)", (when, delivery, *DELIVERS, when))
-            self.rows += 1
+            match = match_receipt(row, self._book)
+            if isinstance(match, str):
+                self._unmatched(offset, key, row, text, int(size), match)
+            else:
+                self._receipt(offset, key, row, match)
         c.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
                   (self.topic, self.partition, key))
-        return found
+        return []
+
+    def _receipt(self, offset: int, key: str, row: dict[str, Any], match: ReceiptMatch) -> None:
+        """The row of a vouched receipt matched to ``match`` (bound to its place here), acknowledging its
+        delivery when its partner opened the record (``match.key``)."""
+        c = self._conn
+        self._book.bind(match)
+        delivery = match.key
+        cols = ("alert_id", "status", "at", "feed", "detail")
+        extra = {k: v for k, v in row.items() if k not in (*cols, "version", "partner", "kind", "chain")}
+        when = at_ms(row.get("at"))
+        alert, version, status = _text(row.get("alert_id")), _int(row.get("version")), _text(row.get("status"))
+        c.execute("INSERT INTO receipts (topic, partition, \"offset\", chain, partner, alert_id, version, status, "
+                  "at, at_ms, feed, detail, decision_id, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  (self.topic, self.partition, offset, chain_name(key), chain_owner(chain_name(key) or ""), alert,
+                   version, status, _text(row.get("at")), when, _text(row.get("feed")), _text(row.get("detail")),
+                   delivery, json_text(extra)))
+        if status in VOUCHING and delivery is not None and when is not None:
+            c.execute("UPDATE decisions SET receipt_at_ms = ? WHERE id = ? AND decision IN (?, ?) AND went = 1 "
+                      "AND (receipt_at_ms IS NULL OR receipt_at_ms > ?)", (when, delivery, *DELIVERS, when))
+        self.rows += 1
+
+    def _unmatched(self, offset: int, key: str, row: dict[str, Any], text: str, size: int, why: str) -> None:
+        """A vouched receipt that matched no delivery the index holds: a finding (``why``, `audit verify`'s text)
+        and held in ``unmatched_receipts`` to be matched again once decisions of its alert for its partner are
+        indexed (``_recheck``), never a row meanwhile. Held within ``HELD_*`` (``Unvouched``'s figures): past
+        them the oldest held is no longer matched again, and its finding stays."""
+        c = self._conn
+        found = c.execute("INSERT INTO findings (topic, partition, \"offset\", chain_key, problem, unmatched) "
+                          "VALUES (?, ?, ?, ?, ?, 1)", (self.topic, self.partition, offset, key, why)).lastrowid
+        self.found += 1
+        c.execute("INSERT INTO unmatched_receipts (topic, partition, chain_key, \"offset\", alert_id, partner, row, "
+                  "size, finding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  (self.topic, self.partition, key, offset, _text(row.get("alert_id")),
+                   chain_owner(chain_name(key) or ""), text, size, found))
+        self._held_chains[key] = self._held_chains.get(key, 0) + 1
+        self._held += 1
+        self._held_bytes += size
+        if self._held_chains[key] > HELD_PER_CHAIN:
+            self._let_go(key)
+        while self._held > HELD_IN_ALL or self._held_bytes > HELD_BYTES:
+            self._let_go(None)
+
+    def _let_go(self, key: str | None) -> None:
+        """Stop holding the oldest receipt held unmatched (of chain ``key``, or of any): its finding stays."""
+        c = self._conn
+        chain, args = ("AND chain_key = ? ", [key]) if key is not None else ("", [])
+        offset, held_key, size = c.execute(
+            f"SELECT \"offset\", chain_key, size FROM unmatched_receipts WHERE topic = ? AND partition = ? {chain}"
+            "ORDER BY \"offset\" LIMIT 1", [self.topic, self.partition, *args]).fetchone()
+        self._drop_held(offset, held_key, size)
+
+    def _drop_held(self, offset: int, key: str, size: int) -> None:
+        self._conn.execute("DELETE FROM unmatched_receipts WHERE topic = ? AND partition = ? AND \"offset\" = ?",
+                           (self.topic, self.partition, offset))
+        self._held -= 1
+        self._held_bytes -= size
+        self._held_chains[key] -= 1
+        if not self._held_chains[key]:
+            del self._held_chains[key]
+
+    def _newest(self) -> int:
+        """The newest decision id indexed (0: none)."""
+        return int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM decisions").fetchone()[0])
+
+    def _recheck_due(self) -> bool:
+        return (self.holds == "receipts" and not self._rechecked and self._held > 0
+                and self._newest() > self._matched_to)
+
+    def _recheck(self) -> None:
+        """Match again, in offset order, each receipt held unmatched whose alert has decisions for its partner
+        indexed since it was last matched (no other can match now: places bound only accumulate). One that
+        matches becomes a row and its finding goes; one that does not keeps its finding, in today's words.
+        Read in batches of a thousand, from the table, never all at once."""
+        newest = self._newest()
+        if not self._held or newest <= self._matched_to:
+            self._matched_to = max(self._matched_to, newest)
+            return
+        c, last = self._conn, -1
+        while batch := c.execute(
+                "SELECT \"offset\", chain_key, row, size, finding FROM unmatched_receipts h WHERE topic = ? AND "
+                "partition = ? AND \"offset\" > ? AND EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = h.alert_id "
+                "AND d.partner = h.partner AND d.id > ?) ORDER BY \"offset\" LIMIT 1000",
+                (self.topic, self.partition, last, self._matched_to)).fetchall():
+            for offset, key, text, size, found in batch:
+                last = offset
+                row = json.loads(text)
+                match = match_receipt(row, self._book)
+                if isinstance(match, str):
+                    c.execute("UPDATE findings SET problem = ? WHERE id = ?", (match, found))
+                    continue
+                self._receipt(offset, key, row, match)
+                c.execute("DELETE FROM findings WHERE id = ?", (found,))
+                self._drop_held(offset, key, int(size))
+        self._matched_to = newest
 
 
 def _batches(cursor: sqlite3.Cursor, size: int = 1000) -> Iterator[Any]:

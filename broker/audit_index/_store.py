@@ -21,7 +21,8 @@ from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 8  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify)
+SCHEMA_VERSION = 9  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
+# 9: receipts matched to no indexed delivery held in ``unmatched_receipts`` and matched again, never rows unchecked)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -59,6 +60,10 @@ INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
 # ``audit verify`` bounds them (``broker.audit.receipts.Unvouched``): ``size``, the record's bytes; ``seq``,
 # when its chain last began to hold receipts (the order chains give up theirs); ``unvouched``, per
 # partition, the chains a checkpoint vouched for (JSON) and how many receipts were given up (``given_up``).
+# ``unmatched_receipts`` holds the vouched receipts that matched no delivery the index held when they were
+# checked (each a finding, ``finding``: its id), matched again once decisions for their alert and partner are
+# indexed, bounded as ``pending_receipts`` is; ``unvouched.matched_to``, the newest decision id they were
+# checked against.
 _LAYOUT = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, holds TEXT NOT NULL, owner TEXT);
@@ -117,7 +122,12 @@ CREATE TABLE IF NOT EXISTS pending_receipts (
     PRIMARY KEY (topic, partition, chain_key, "offset"));
 CREATE TABLE IF NOT EXISTS unvouched (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, vouched TEXT NOT NULL, given_up INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition));
+    matched_to INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS unmatched_receipts (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, chain_key TEXT NOT NULL, "offset" INTEGER NOT NULL,
+    alert_id TEXT, partner TEXT NOT NULL, row TEXT NOT NULL, size INTEGER NOT NULL, finding INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition, "offset"));
+CREATE INDEX IF NOT EXISTS unmatched_by_chain ON unmatched_receipts (topic, partition, chain_key, "offset");
 CREATE TABLE IF NOT EXISTS chain_ends (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, source TEXT NOT NULL, last INTEGER NOT NULL,
     "offset" INTEGER NOT NULL, PRIMARY KEY (topic, partition));

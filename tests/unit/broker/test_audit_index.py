@@ -94,7 +94,7 @@ def _ingest(index: AuditIndex, topics: Mapping[str, Iterable[bytes]], upto: dict
     index.register({t: HOLDS[t] for t in topics}, OWNERS)  # type: ignore[misc]
     for topic, values in topics.items():
         ingest = index.partition(topic, 0, HOLDS[topic], VERIFY, owner=OWNERS.get(topic),  # type: ignore[arg-type]
-                                 check_receipts=HOLDS[topic] == "receipts" and index.has_decisions(), batch_rows=2)
+                                 batch_rows=2)
         for offset, value in enumerate(values):
             if offset >= ingest.start and offset < (upto or {}).get(topic, 1 << 30):
                 ingest.add(offset, value)

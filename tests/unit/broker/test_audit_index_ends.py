@@ -68,7 +68,7 @@ def _catch_up(index: AuditIndex, topics: Mapping[str, Iterable[bytes]], ends: Gr
     index.register({t: HOLDS[t] for t in topics}, OWNERS)  # type: ignore[misc]
     for topic, values in topics.items():
         ingest = index.partition(topic, 0, HOLDS[topic], VERIFY, owner=OWNERS.get(topic),  # type: ignore[arg-type]
-                                 check_receipts=False, batch_rows=2, feeds="t.feed.")
+                                 batch_rows=2, feeds="t.feed.")
         for offset, value in enumerate(values):
             if ingest.start <= offset < (upto or {}).get(topic, 1 << 30):
                 ingest.add(offset, value)
@@ -138,11 +138,14 @@ def test_receipts_vouched_in_a_later_catch_up_reach_as_far_as_verify_says(tmp_pa
     of the whole topic counts them (``ReceiptReach`` over the same records); short of the committed offset,
     the receipts missing from the end are one problem."""
     records = _receipts("COL", ["t.feed.COL:0:0", "t.feed.COL:0:1", "t.feed.COL:0:2"])
+    topics = {DECISIONS: _decisions(range(3)), COL_RCPT: records}  # the deliveries the receipts acknowledge
+    decided = {"t.ingress.SNM:0": "reaches"}
     with AuditIndex(tmp_path / "index.sqlite") as index:
-        _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 3}), upto={COL_RCPT: 3})
-        assert _states(index) == {"t.feed.COL:0": "short"}  # nothing vouched yet: the receipts are unvouched
-        _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 3}))
-        assert _states(index) == {"t.feed.COL:0": "reaches"} and index.problems() == 0
+        _catch_up(index, topics, _ends({SNM0: 3}, feeds={COL0: 3}), upto={COL_RCPT: 3})
+        # nothing vouched yet: the receipts are unvouched
+        assert _states(index) == {**decided, "t.feed.COL:0": "short"}
+        _catch_up(index, topics, _ends({SNM0: 3}, feeds={COL0: 3}))
+        assert _states(index) == {**decided, "t.feed.COL:0": "reaches"} and index.problems() == 0
 
         walk, reach = PartitionWalk(COL_RCPT, 0, VERIFY, "receipts", "COL"), ReceiptReach(READERS, "t.feed.")
         reach.begin("COL")
@@ -150,27 +153,31 @@ def test_receipts_vouched_in_a_later_catch_up_reach_as_far_as_verify_says(tmp_pa
             doc, found = walk.feed(offset, value)
             reach.take(doc, not found, walk.cut)
         whole = receipt_ends(reach, {COL0: 3}, frozenset(READERS), lambda t: f"{t}.subscriber", set(), set())
-        assert [r.end for r in index.end_reports().reports] == [r.end for r in whole]
+        assert [r.end for r in index.end_reports().reports if r.topic != DECISIONS] == [r.end for r in whole]
 
-        _catch_up(index, {COL_RCPT: records}, _ends(feeds={COL0: 6}))
+        _catch_up(index, topics, _ends({SNM0: 3}, feeds={COL0: 6}))
         found = index.integrity(Scope())
-        assert [e["state"] for e in found["ends"]] == ["short"] and found["end_problems"] == 1
+        assert [e["state"] for e in found["ends"]] == ["reaches", "short"] and found["end_problems"] == 1
         assert any("receipts of the feed records from offset 3 to 5 are missing" in f["problem"]
                    for f in found["findings"])
 
 
 def test_another_partners_receipts_never_stand_in_and_naming_its_feed_is_a_problem(tmp_path: Path) -> None:
     """USA's sound receipts naming COL's feed do not reach COL's committed offset for it, and are a problem at USA's
-    receipts partition (one per feed partition they name: `audit verify` names each receipt)."""
-    topics = {COL_RCPT: _receipts("COL", ["t.feed.COL:0:0"]),
+    receipts partition (one per feed partition they name: `audit verify` names each receipt); matching no delivery
+    to USA, each of those receipts is a finding as well."""
+    topics = {DECISIONS: _decisions(range(1)), COL_RCPT: _receipts("COL", ["t.feed.COL:0:0"]),
               USA_RCPT: _receipts("USA", ["t.feed.COL:0:1", "t.feed.COL:0:2"])}
     with AuditIndex(tmp_path / "index.sqlite") as index:
-        _catch_up(index, topics, _ends(feeds={COL0: 3}))
+        _catch_up(index, topics, _ends({SNM0: 1}, feeds={COL0: 3}))
         found = index.integrity(Scope())
-        assert _states(index) == {"t.feed.COL:0": "short"}
+        assert _states(index) == {"t.ingress.SNM:0": "reaches", "t.feed.COL:0": "short"}
         placed = [f for f in found["findings"] if "which the policy gives COL, not USA" in f["problem"]]
-        assert [f["topic"] for f in placed] == [USA_RCPT] and index.problems() == 2  # and COL's end short
-        assert index.integrity(Scope("USA"))["findings"] == placed and index.integrity(Scope("COL"))["end_problems"]
+        never = [f for f in found["findings"] if "never delivered to USA" in f["problem"]]
+        assert [f["topic"] for f in placed] == [USA_RCPT] and [f["offset"] for f in never] == [0, 1]
+        assert index.problems() == 4  # and COL's end short
+        assert index.integrity(Scope("USA"))["findings"] == sorted(placed + never, key=lambda f: f["offset"])
+        assert index.integrity(Scope("COL"))["end_problems"]
 
 
 def _verify_says(topics: Mapping[str, list[bytes]], committed: Mapping[tuple[str, int], int],
@@ -231,11 +238,11 @@ def test_a_partners_auditor_counts_the_decision_chains_end_problems_and_reads_on
               USA_RCPT: _receipts("USA", ["t.feed.USA:0:0"])}
     with AuditIndex(tmp_path / "index.sqlite") as index:
         _catch_up(index, topics, _ends({SNM0: 9}, {COL0: 1, USA0: 4}))
-        assert index.problems() == 2
+        assert index.problems() == 3  # the two ends, and USA's receipt: no delivery to USA was decided
         usa = Scope("USA")
         found = index.integrity(usa)
         assert _states(index, usa) == {"t.feed.USA:0": "short"}
-        assert found["end_problems"] == 2 and index.problems(usa) == 2
+        assert found["end_problems"] == 2 and index.problems(usa) == 3
         assert all("t.ingress" not in f["problem"] and f["topic"] != DECISIONS for f in found["findings"])
         assert _states(index, Scope("COL")) == {"t.feed.COL:0": "reaches"}
 

@@ -322,3 +322,22 @@ def test_a_flood_of_receipts_no_checkpoint_vouches_for_is_given_up_and_reported(
         assert delivered.check({"kind": "CHECKPOINT", "chain": "COL"}, 10**6) == []  # COL's own still matches
         delivered.begin()  # a new partition: its findings are listed one by one again
         assert len(delivered._waiting) == 0
+
+
+def test_receipts_are_checked_against_a_decisions_topic_that_holds_no_record(
+        audit_topics: dict[str, list[bytes]], scratch: Path) -> None:
+    """A decisions topic walked while empty delivered nothing: COL's receipts, vouched for by its checkpoint, each
+    claim a delivery never made, so `audit verify` reports each and `audit log` leaves each out, never passing them
+    unchecked (as the audit index holds them: findings, no rows)."""
+    audit_topics["p.decisions"] = []
+    audit_topics["p.receipts.COL"] = _receipts(["SNM:1", "SNM:2"])
+    roles: dict[str, Any] = {"p.decisions": "decisions", "p.receipts.COL": "receipts"}
+    reports = asyncio.run(verify_topics(None, roles, _verify, {"p.receipts.COL": "COL"}))  # type: ignore[arg-type]
+    assert [(r.topic, r.records) for r in reports] == [("p.decisions", 0), ("p.receipts.COL", 3)]
+    assert [(f.offset, "never delivered to COL" in f.problem) for f in reports[1].findings] == [(0, True), (1, True)]
+    left_out: list[int] = []
+    with TimeSorted() as docs:
+        asyncio.run(docs.fill(read_log(None, roles, LogFilter(kinds=frozenset({"RECEIPT"})),  # type: ignore[arg-type]
+                                       _verify, left_out, {"p.receipts.COL": "COL"})))
+        assert len(docs) == 0
+    assert sum(left_out) == 2 and list(scratch.iterdir()) == []
