@@ -584,7 +584,10 @@ async def audit_topics(conn: KafkaConnection, prefix: str) -> AuditTopics:
     partner they belong to); ConfigError when there is none.
 
     Nothing to verify where audit topics were expected is not "no problems": it is a wrong
-    prefix, a wrong cluster, or topics never made.
+    prefix, a wrong cluster, or topics never made. Nor are receipts without the decisions topic:
+    a receipt is checked against the deliveries the decisions record, and a login that cannot see
+    that topic (its ACL, a wrong prefix) would leave every receipt unchecked, so that is a
+    ConfigError too, naming the topic.
     """
     names = TopicNames(prefix)
     async with running(reader(conn, "puente-auditor"), conn, "listing the audit topics") as consumer:
@@ -604,6 +607,10 @@ async def audit_topics(conn: KafkaConnection, prefix: str) -> AuditTopics:
         raise ConfigError(f"no audit topics under prefix {prefix!r} at {conn.bootstrap} ({names.decisions}, "
                           f"{names.all_receipts}*): check PUENTE_TOPIC_PREFIX and PUENTE_BOOTSTRAP, or run "
                           "`puente topics apply`")
+    if receipts and names.decisions not in present:
+        raise ConfigError(f"receipts topics under prefix {prefix!r} but not the decisions topic {names.decisions} at "
+                          f"{conn.bootstrap}: receipts cannot be checked against deliveries without it; check that "
+                          "this login may read it (`puente acl plan`) and PUENTE_TOPIC_PREFIX")
     return AuditTopics(roles, owners, [t for t in present if t.startswith(names.feeds)])
 
 
