@@ -317,7 +317,8 @@ class Pipeline:
                 "partner": partner, "decision": RECALL, "agreement": None, "rules": ["lifecycle.recall"],
                 "reasons": [f"held version {held[partner]}; version {version} cannot reach it: the policy no longer "
                             "names this partner, so there is no key to seal a recall notice with"],
-                "redacted": [], "policy_version": self.policy.version, "recalls": held[partner], "sent": False})
+                "redacted": [], "policy_version": self.policy.version, "recalls": held[partner],
+                "notice_version": version, "sent": False})
 
     def _recall(self, alert: dict[str, Any], version: int, reason: str | None, prior: AlertState | None,
                 now: datetime, out: Outcome) -> None:
@@ -344,10 +345,14 @@ class Pipeline:
 
     def _notice(self, alert: dict[str, Any], version: int, reason: str | None, partner: str, topic: str,
                 policy_version: str, was: int, reasons: list[str], now: datetime, out: Outcome) -> dict[str, Any]:
-        """Send ``partner`` the recall notice of what it holds; its audit entry."""
+        """Send ``partner`` the recall notice of what it holds, at ``version``; its audit entry.
+
+        The entry names the notice's version (``notice_version``), which the partner's RECALLED receipt
+        names back: for an officer's recall it may be above the entry's own ``version`` (see ``process``),
+        and ``audit recalls`` orders a partner's notices and matches its acknowledgements by it."""
         entry: dict[str, Any] = {"partner": partner, "decision": RECALL, "agreement": None,
                                  "rules": ["lifecycle.recall"], "reasons": reasons, "redacted": [],
-                                 "policy_version": policy_version, "recalls": was}
+                                 "policy_version": policy_version, "recalls": was, "notice_version": version}
         try:
             sealer = self.sealers.get(partner)
             if sealer is None:

@@ -2,7 +2,16 @@
 
 A recall reaches a partner as a notice on its feed (a RECALL decision in the audit, naming the
 version it held); the partner's subscriber deletes its copy and acknowledges with a receipt of
-status RECALLED, signed like every receipt. An agreement sets how long a partner has to do that
+status RECALLED, signed like every receipt, naming the version the notice carried.
+
+That version is the notice's, not the recall record's: an officer's recall may reuse an older
+version, and its notice goes out above every version a partner holds (``broker.pipeline``). The
+pipeline records it in each RECALL decision as ``notice_version``; a decision written before that
+field existed gives it by the pipeline's rule (``receipts.sent_version``). Notices to one partner
+about one alert are ordered by it (it only grows), and an acknowledgement counts only for a notice
+whose version it names or passes: keyed by the record's version, an officer's recall reusing
+version 2 would sort below an earlier pull-back at version 3, and that one's acknowledgement would
+be reported for a recall the partner never acknowledged. An agreement sets how long a partner has to do that
 (``recall_ack_hours``). ``recall_status`` matches the two from audit rows (``flatten``'s) and says,
 for every recall, whether it is acknowledged, outstanding, outstanding past its deadline, or
 failed: the notice could not be sent at all (no key to seal it with), so the partner still holds
@@ -16,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from broker.audit.receipts import CLOCK_SKEW
+from broker.audit.receipts import CLOCK_SKEW, sent_version
 from broker.audit.verify import when
 
 ACKNOWLEDGED = "acknowledged"
@@ -34,6 +43,7 @@ class RecallRow:
     alert_id: str
     partner: str
     version: int
+    """The version the notice carried (``notice_version``), which the partner's RECALLED receipt names."""
     sent_at: datetime
     deadline: datetime
     acknowledged_at: datetime | None
@@ -46,7 +56,8 @@ class RecallRow:
 
 def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], now: datetime) -> list[RecallRow]:
     """Every recall: failed ones first, then overdue (longest overdue first), outstanding, and
-    acknowledged (latest first); for each (alert, partner) the latest notice counts. ``ack_hours``
+    acknowledged (latest first); for each (alert, partner) the latest notice counts, the one of the
+    highest notice version (``notice_version``), then the latest sent. ``ack_hours``
     gives each partner's deadline in hours (the shortest any of its agreements sets); a partner it
     does not name gets the default. A row whose ``at`` is no time with an offset (``verify.when``)
     counts for nothing: a time without one is never compared as if it were UTC."""
@@ -59,21 +70,22 @@ def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], 
         at = when(row.get("at"))
         if at is None or not _MIN < at < _MAX:  # beyond them, a deadline or the clock skew would overflow
             continue
-        version = row.get("version", 1)
-        version = version if type(version) is int else 1
         if kind == "DECISION" and row.get("decision") == "RECALL":
+            version = notice_version(row)
             previous = sent.get((alert, partner))
             if previous is None or (version, at) >= (previous[0], previous[1]):
                 reason = row.get("reason") or row.get("action")  # a recall's category, or what pulled it back
                 sent[(alert, partner)] = (version, at, reason if isinstance(reason, str) else None,
                                           row.get("sent") is not False)
         elif kind == "RECEIPT" and row.get("status") == "RECALLED":
+            version = row.get("version", 1)
+            version = version if type(version) is int else 1
             acks.setdefault((alert, partner), []).append((version, at))
     out = []
     for (alert, partner), (version, at, reason, went) in sent.items():
         deadline = at + timedelta(hours=ack_hours.get(partner, DEFAULT_ACK_HOURS))
-        # Only an acknowledgement of this notice's version or a later one, made after it was sent
-        # (give or take the clock skew allowed between parties).
+        # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
+        # made after it was sent (give or take the clock skew allowed between parties).
         acked = sorted(a for v, a in acks.get((alert, partner), []) if v >= version and a >= at - CLOCK_SKEW)
         acknowledged_at = acked[0] if acked and went else None
         waiting = OVERDUE if now > deadline else OUTSTANDING
@@ -87,3 +99,11 @@ def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], 
         return (rank[r.state], r.deadline.timestamp(), r.alert_id, r.partner)  # longest overdue first
 
     return sorted(out, key=order)
+
+
+def notice_version(row: dict[str, Any]) -> int:
+    """The version the recall notice of RECALL decision ``row`` carried (``receipts.sent_version``: its
+    ``notice_version``, or the pipeline's rule for a decision written before that field); 1 when the row
+    states no integer version, as for any version a row does not state."""
+    version = sent_version(row)
+    return version if version is not None else 1

@@ -171,9 +171,13 @@ FeedPlace = tuple[str, int, int]
 
 def sent_version(row: dict[str, Any]) -> int | None:
     """The version the feed record of decision ``row`` (a row as ``flatten`` gives it) carries, which a
-    receipt of it names: the alert's version, but for a recall notice sent for the originator's RECALL,
-    above any version a partner holds, as ``broker.pipeline`` makes it (``max(version, previous_version
-    + 1)``: an officer's recall may reuse an older version). None when the row's version is no integer."""
+    receipt of it names: the alert's version, but for a recall notice the version the notice carried,
+    which the pipeline records as ``notice_version`` (an officer's recall may reuse an older version,
+    and its notice goes out above any version a partner holds); in a decision written before that
+    field, the pipeline's rule gives it (``max(version, previous_version + 1)``). None when the row's
+    version is no integer."""
+    if row.get("decision") == "RECALL" and type(notice := row.get("notice_version")) is int:
+        return notice
     version = row.get("version", 1)
     if type(version) is not int:
         return None

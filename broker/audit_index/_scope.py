@@ -57,7 +57,7 @@ adds later, is blanked (None)."""
 
 DELIVERY_FIELDS = UNDELIVERED_FIELDS | {
     "redacted", "truncated", "hidden",  # what the view changed (paths, actions, rules), and whether the list is whole
-    "supersedes", "recalls", "previous_version",  # versions: what it replaced, what the partner held
+    "supersedes", "recalls", "previous_version", "notice_version",  # versions: replaced, held, a notice's
     "ingress_ms",  # when the alert was published to Puente (the latency indicators' start)
 }
 """What a partner's auditor may read of a decision whose view went to its partner, besides the

@@ -98,7 +98,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     collect.set_defaults(func=_collect)
     text = ("every recall notice for a partner and whether its subscriber acknowledged it (a signed RECALLED receipt) "
             "within the deadline its agreements set (recall_ack_hours): failed (never sent) and overdue ones first; "
-            "exit 1 when any is failed or overdue")
+            "v (version) is the version the notice carried, which the receipt must name: for an officer's recall "
+            "it may be above the recall's own version; exit 1 when any is failed or overdue")
     recalls = audit.add_parser("recalls", help="recalls acknowledged and outstanding", description=text,
                                parents=[kafka_options()])
     recalls.add_argument("--partner")
