@@ -11,9 +11,19 @@ per slot, like the audit; ``TopicNames.lifecycle``) and written in the same tran
 decisions it follows from, so it is exactly as durable as they are. A slot's new owner reads its
 partition back whole. The topic keeps an alert's state for as long as an agreement lets a partner
 keep the alert (``topology.lifecycle_retention_days``); after that there is nothing left to
-update or recall. A state is written whenever a version changes something: a first version that
-reached at least one partner, and every later version. An alert that reached no partner has no
-state, which means exactly what it should: no holder.
+update or recall.
+
+A recalled state ages out like any other, and with it the refusal of the alert's later versions.
+So the pipeline refuses a later version of an alert it holds no state for once the alert's event
+is older than the retention ("forgotten", ``Pipeline._forgettable``), rather than take it for one
+that never reached anyone. (Keeping recalled states for good, re-written before they age out or
+in a compact-only topic, would need the worker to write and load more than a batch's states; the
+age check costs one comparison, on rare paths, and covers any state lost, not only recalled ones.)
+
+A state is written whenever a version changes something: a first version that reached at least
+one partner, or is about an event older than half the retention (so that its next version, even
+a late one, finds it), and every later version. An alert that reached no partner otherwise has
+no state, which means exactly what it should: no holder.
 
 Values are JSON, bounded, and read strictly: a state that does not parse stops the slot (the
 broker will not guess who holds an alert).

@@ -7,12 +7,14 @@ It never raises for bad input and never logs payloads; the worker does the I/O.
 
 Fail closed at every step: a record that does not prove its agency, does not
 decode, names another agency, reuses an alert id, reached Kafka too long after it was
-published (beyond the replay window, where alert ids are no longer remembered), or fails
-a sanity check is dead-lettered. Nothing is sent in clear: an alert the policy delivers to a
-partner without a sealer raises ``MissingDeliveryKey`` (configuration, not input), so the worker stops
-before committing it, rather than record a WITHHOLD that would be final. A recall notice that
-cannot be sealed is recorded as not sent, and the partner stays a holder (``audit recalls``
-shows it; a later recall sends it again).
+published (beyond the replay window, where alert ids are no longer remembered), fails
+a sanity check, or is a later version of an alert whose lifecycle state may have aged out
+(``Pipeline._forgettable``: it may have been recalled for good) is dead-lettered. Nothing
+is sent in clear: an alert the policy delivers to a partner without a sealer raises
+``MissingDeliveryKey`` (configuration, not input), so the worker stops before committing it,
+rather than record a WITHHOLD that would be final. A recall notice that cannot be sealed is
+recorded as not sent, and the partner stays a holder (``audit recalls`` shows it; a later recall
+sends it again).
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ MAX_FEED_RECORD = 900_000
 # producer's 1 MiB request limit, so no ingress record can make its dead letter unsendable.
 MAX_DEAD_LETTER = 900_000
 MAX_DEAD_LETTER_KEY = 1_024
+# How much sooner than the lifecycle topic's retention a state is taken for possibly forgotten: clocks
+# (the workers', Kafka's) and the event's allowed skew differ by less than this.
+_FORGET_MARGIN = timedelta(days=1)
 
 
 class DecisionLike(Protocol):
@@ -190,9 +195,13 @@ class Pipeline:
         replay_window_days: int = 7,
         *,
         originators: Mapping[str, Originator] | None = None,
+        lifecycle_retention_days: int | None = None,
     ) -> None:
         """``originators``: per agency, the originator its alerts may name (``Originator``); an
-        agency without an entry (all of them when None) has every alert dead-lettered."""
+        agency without an entry (all of them when None) has every alert dead-lettered.
+        ``lifecycle_retention_days``: how long the lifecycle topic keeps a state
+        (``topology.lifecycle_retention_days``); None: the replay window, the least it ever keeps one,
+        so a pipeline told nothing takes a state for forgotten sooner, never later (``_forgettable``)."""
         self.policy = policy
         self.originators = dict(originators or {})
         self.codec = codec
@@ -200,6 +209,7 @@ class Pipeline:
         self.origin = origin
         self.slots = slots
         self.replay_window_ms = replay_window_days * DAY_MS
+        self.lifecycle_retention = timedelta(days=lifecycle_retention_days or replay_window_days)
         self._partners = list(policy.partners())
         self._partner_ids = [p for p, _ in self._partners]
         self._schema_hex = codec.fingerprint.hex().encode()
@@ -272,7 +282,9 @@ class Pipeline:
                 decisions.append(routed)
                 if routed["decision"] != WITHHOLD:
                     holders[partner] = version
-            if holders:
+            if holders or self._forgettable(alert, now, self.lifecycle_retention / 2):
+                # Withheld from everyone, an alert about an old event is remembered all the same: its next
+                # version, if it comes late, must find a state, or ``_admit`` takes it for one forgotten.
                 out.state = AlertState(version, holders)
             return out
         held = prior.holders if prior is not None else {}
@@ -443,6 +455,13 @@ class Pipeline:
                          and prior.version == MAX_VERSION and bool(prior.holders))
         if not again_at_last and seen_key(alert_id, version, recall) in seen:
             raise _Reject("replay", f"this alert id's version {version} was already processed")
+        if prior is None and version > 1 and not recall and self._forgettable(alert, now, _FORGET_MARGIN):
+            days = self.lifecycle_retention.days
+            raise _Reject("forgotten", f"version {version} of an alert id the broker holds no state for, about an "
+                                       f"event older than the {days} days the lifecycle topic keeps a state: its "
+                                       "state (who holds it, whether it was recalled for good) may have aged out, "
+                                       "so it cannot be told from an alert that never reached anyone; publish a "
+                                       "new alert instead")
         if prior is not None:
             if prior.recalled and not (recall and prior.holders and (version > prior.version or again_at_last)):
                 # A recall again is taken only while some partner still holds the alert (its notice
@@ -464,6 +483,22 @@ class Pipeline:
                 raise _Reject("stale", f"version {version} of this alert id is older than version "
                                        f"{prior.version}, already processed")
         return alert, prior
+
+    def _forgettable(self, alert: dict[str, Any], now: datetime, margin: timedelta) -> bool:
+        """Whether a state written for ``alert`` may have aged out of the lifecycle topic by ``now``,
+        give or take ``margin``: its event is older than the topic's retention, less ``margin``.
+
+        Why this holds: the lifecycle topic is ``compact,delete``, and Kafka deletes a record only once
+        it is older than the retention; every state of an alert is written when one of its versions is
+        processed, which is never before its event (``_sanity`` refuses an ``occurred_at`` more than
+        ``MAX_FUTURE_SKEW`` ahead). So while the event is younger than the retention, a state written
+        for the alert is still there, and a missing one means none was written (the first version
+        reached no one): what ``_admit`` relies on to refuse a later version it cannot place, rather
+        than deliver it as a first publication when it may be one recalled for good. The originator's
+        ``occurred_at`` is taken as it is signed; a later version that moved it later by more than the
+        retention would escape the check (stated limit)."""
+        occurred = alert.get("occurred_at")
+        return isinstance(occurred, datetime) and occurred < now - self.lifecycle_retention + margin
 
     def _originator_problem(self, agency: str, originator: dict[str, Any]) -> str | None:
         """Why the alert's originator is not one ``agency`` may name, or None. The policy applies the

@@ -21,7 +21,7 @@ from broker.kafka import Admin, KafkaConnection
 from broker.keystore import Keystore, signature_check
 from broker.metrics import Metrics, serve_metrics
 from broker.pipeline import MissingDeliveryKey, Originator, Pipeline
-from broker.topology import Slots, TopicNames, slots_for
+from broker.topology import Slots, TopicNames, lifecycle_retention_days, slots_for
 from broker.worker import BrokerWorker, WorkerConfig
 from policies import Decision, PolicySet, build_view, decide, decide_many, load_policy_set, recall_notice
 from puente import logs
@@ -278,7 +278,8 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     originators = {a: Originator.of(a, settings.agency_countries.get(a, policy_set.home_country),
                                     policy_set.home_country) for a in settings.agencies}
     pipeline = Pipeline(PolicyAdapter(policy_set, keystore, names), alert_codec(), dict(sealers), origin, slots,
-                        replay_window_days=settings.replay_window_days, originators=originators)
+                        replay_window_days=settings.replay_window_days, originators=originators,
+                        lifecycle_retention_days=lifecycle_retention_days(policy_set, settings.replay_window_days))
     signing = keystore.load_signing_key()
     signer_id = keystore.current("broker", KeyKind.BROKER_SIGNING).key_id
 

@@ -1,0 +1,131 @@
+"""'Recalled for good' outlives the lifecycle topic's retention: once an alert's state may have aged out, a
+later version of it is dead-lettered ("forgotten"), never delivered as if it were a first publication;
+within the retention, and for alerts that reached no one, nothing changes."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from broker.lifecycle import AlertState, LifecycleBook
+from broker.pipeline import Outcome, Pipeline
+from broker.topology import key_partition
+from puente.wire import Record
+from tests.unit.broker.test_lifecycle import CODEC, NOW, ORIGINATORS, SLOTS, Policy, Sealer, _first, _headers, _next
+
+RETENTION = 365
+
+
+class Clocked:
+    """One slot's pipeline, fed version after version at the times given; Kafka's retention and the replay
+    window are played by ``age_out``."""
+
+    def __init__(self, retention: int | None = RETENTION) -> None:
+        self.sealers = {"COL": Sealer(), "USA": Sealer()}
+        self.now = NOW
+
+        def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
+            return key.split(":", 1)[0], int(self.now.timestamp() * 1000)
+
+        self.pipeline = Pipeline(Policy(), CODEC, self.sealers, origin, SLOTS, originators=ORIGINATORS,  # type: ignore[arg-type]
+                                 lifecycle_retention_days=retention)
+        self.book = LifecycleBook()
+        self.seen: set[str] = set()
+        self.offset = 0
+
+    def send(self, alert: dict[str, Any], at: datetime) -> Outcome:
+        self.now, self.offset = at, self.offset + 1
+        key = alert["alert_id"].encode()
+        rec = Record("t.ingress.SNM", key_partition(key, 3), self.offset, key, CODEC.encode(alert), (),
+                     int(at.timestamp() * 1000))
+        out = self.pipeline.process(rec, self.seen, at, self.book.get)
+        if out.seen_id:
+            self.seen.add(out.seen_id)
+        if out.state is not None:
+            self.book.put(alert["alert_id"], out.state)
+        return out
+
+    def age_out(self) -> None:
+        """The lifecycle topic's retention and the replay window have passed: every state and id is gone."""
+        self.book = LifecycleBook()
+        self.seen.clear()
+
+
+def _old(alert: dict[str, Any], days: int) -> dict[str, Any]:
+    """``alert`` about an event ``days`` before NOW."""
+    older = copy.deepcopy(alert)
+    older["occurred_at"] = NOW - timedelta(days=days)
+    older["reported_at"] = NOW - timedelta(days=days) + timedelta(hours=1)
+    return older
+
+
+def test_a_later_version_of_a_recalled_alert_whose_state_aged_out_is_dead_lettered() -> None:
+    """Recalled, then past the retention: an UPDATE of the id is dead-lettered as forgotten, nothing sent."""
+    run = Clocked()
+    first = _first()
+    run.send(first, NOW)
+    recall = _next(first, "RECALL", reason="ERROR")
+    assert run.send(recall, NOW + timedelta(days=1)).state == AlertState(2, {}, recalled=True)
+    run.age_out()
+    out = run.send(_next(recall, "UPDATE"), NOW + timedelta(days=RETENTION + 1))
+    assert out.entry["kind"] == "DEAD_LETTER" and out.entry["reason"] == "forgotten"
+    assert out.feeds == [] and out.state is None
+    assert f"{RETENTION} days" in out.entry["detail"] and "new alert" in out.entry["detail"]
+
+
+def test_within_the_retention_a_version_of_an_alert_that_reached_no_one_is_a_first_delivery() -> None:
+    """v1 withheld from everyone (no state), v2 days later: delivered as before, and remembered from then."""
+    run = Clocked()
+    first = _first("SECRETO")
+    out = run.send(first, NOW)
+    assert out.feeds == [] and out.state is None
+    out = run.send(_next(first, "RECLASSIFY", classification="RESTRINGIDO"), NOW + timedelta(days=RETENTION - 10))
+    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2})
+
+
+def test_an_update_within_the_retention_is_unchanged() -> None:
+    """A held alert updated months later, its state kept: the holder gets the new version."""
+    run = Clocked()
+    first = _first()
+    run.send(first, NOW)
+    out = run.send(_next(first, "UPDATE"), NOW + timedelta(days=RETENTION - 30))
+    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2})
+
+
+def test_a_first_version_about_an_old_event_is_remembered_though_it_reached_no_one() -> None:
+    """An alert about an event over half the retention old, withheld from everyone, gets a state, so that a
+    later version, even past the event's retention age, is still decided rather than taken for forgotten."""
+    run = Clocked()
+    first = _old(_first("SECRETO"), RETENTION // 2 + 2)
+    out = run.send(first, NOW)
+    assert out.feeds == [] and out.state == AlertState(1, {})
+    out = run.send(_next(first, "RECLASSIFY", classification="RESTRINGIDO"), NOW + timedelta(days=RETENTION // 2))
+    assert _headers(out) == {"COL": "DELIVER"} and out.entry["previous_version"] == 1
+    young = _first("SECRETO")
+    young["alert_id"] = "SNM:OTHER-1"
+    assert run.send(young, NOW).state is None  # the common case writes nothing more
+
+
+def test_the_check_follows_the_event_time_and_the_configured_retention() -> None:
+    """No state: an UPDATE about an event younger than the retention (less a day) is decided; an older one
+    is forgotten; a pipeline told no retention takes the replay window, the least the topic ever keeps."""
+    run = Clocked()
+    assert _headers(run.send(_next(_old(_first(), RETENTION - 2), "UPDATE"), NOW)) == {"COL": "DELIVER"}
+    other = _old(_first(), RETENTION)
+    other["alert_id"] = "SNM:OTHER-2"
+    assert run.send(_next(other, "UPDATE"), NOW).entry["reason"] == "forgotten"
+    default = Clocked(retention=None)
+    assert default.send(_next(_old(_first(), 10), "UPDATE"), NOW).entry["reason"] == "forgotten"
+    assert _headers(default.send(_next(_first(), "UPDATE"), NOW)) == {"COL": "DELIVER"}
+
+
+def test_a_recall_of_a_forgotten_alert_is_taken_and_remembered_for_good() -> None:
+    """A recall needs no state to be safe (it delivers nothing): taken, and its recalled state refuses what
+    follows."""
+    run = Clocked()
+    recall = _next(_old(_first(), RETENTION + 5), "RECALL", reason="LEGAL")
+    out = run.send(recall, NOW)
+    assert out.entry["kind"] == "ALERT" and out.feeds == [] and out.state == AlertState(2, {}, recalled=True)
+    assert run.send(_next(recall, "UPDATE"), NOW).entry["reason"] == "recalled"
