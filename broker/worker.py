@@ -45,6 +45,7 @@ from broker.kafka import (
     ClientError,
     Consumer,
     ConsumerRebalanceListener,
+    FetchView,
     KafkaConnection,
     NoCommittedOffset,
     OffsetAndMetadata,
@@ -72,7 +73,7 @@ from broker.lifecycle import AlertState, LifecycleBook
 from broker.metrics import Metrics
 from broker.pipeline import MAX_FUTURE_SKEW_MS, Outcome, Pipeline, seen_key
 from broker.replay import ReplayWindow
-from broker.stall import StallWatch, WorkerView
+from broker.stall import SlotView, StallWatch, WorkerView
 from broker.topology import Slots, TopicNames
 from puente import logs
 from puente.errors import AuditChainError, ConfigError, FeedGapError, KafkaError, KafkaUnavailableError
@@ -229,8 +230,7 @@ class BrokerWorker:
         # sooner and let the slots waiting gather larger batches; more overlap their round trips.
         self._permits = asyncio.Semaphore(config.max_concurrent_txns)
         self._joining = True  # until the group hands this worker its partitions, and again at each rebalance
-        self._progress = 0  # transactions committed and joins completed: what the stall watch counts as moving
-        self._seen_progress = 0
+        self._joins = 0  # joins completed: the join's progress for the stall watch (a slot's is its progress_at)
         self._commits = 0  # transactions committed, for the restart count ("in a row": none committed since)
         self._stall = StallWatch(config.stall_warning_s, time.monotonic())
         self._group: Consumer | None = None  # the group consumer of the run under way, to pause what is loading
@@ -352,7 +352,7 @@ class BrokerWorker:
     def _joined(self, kept: int, loaded: int, began: float, took: dict[str, float]) -> None:
         self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
         self._joining = False
-        self._progress += 1
+        self._joins += 1
         # How long taking the fresh slots took, by step: the part of a rebalance's stall the worker owns.
         log.info("partitions assigned", owned=sorted(f"{t.topic}[{t.partition}]" for t in self._owned),
                  kept=kept, loaded=loaded, took_s=round(time.monotonic() - began, 3),
@@ -860,7 +860,10 @@ class BrokerWorker:
                 return
 
     def _watch(self, consumer: Consumer) -> None:
-        """Each owned partition's lag, then whether the worker has stalled (``broker.stall``).
+        """Each owned partition's lag, then whether a slot, or the worker's join, has stalled (``broker.stall``).
+
+        Each slot is watched on its own clock (its last commit): another slot's commits never hide a slot
+        whose transaction or records wait. A stalled slot is named in ``waiting_for``.
 
         Lag: committed records not processed yet (up to the last stable offset: the worker reads
         read_committed), and how long the oldest of them has waited (since its Kafka timestamp when
@@ -870,41 +873,43 @@ class BrokerWorker:
         self._note_member()
         now = time.monotonic()
         wall = time.time()
-        behind_total = 0
-        answered: list[float] = []
+        slots: list[SlotView] = []
         for tp, state in self._owned.items():
             seen = fetch_view(consumer, tp)
-            if seen is None or seen.end is None:
-                continue
-            if seen.answered_at is not None:
-                answered.append(now - (wall - seen.answered_at))
-            done_to = state.next_offset
-            if not state.busy and seen.position is not None:
-                # Nothing queued or in flight: all before the position is processed or is a
-                # transaction marker (an offset but no record), which would otherwise count as lag.
-                done_to = max(done_to or 0, seen.position)
-            if done_to is None:
-                continue
-            behind = max(0, seen.end - done_to)
-            behind_total += behind
-            if not behind:
-                waited = 0.0
-            elif state.queue:
-                waited = max(0.0, wall - state.queue[0].timestamp / 1000)
+            behind, answered = self._lag(tp, state, seen, now, wall)
+            slots.append(SlotView(state.slot, state.progress_at, state.txn_began, state.busy, len(state.queue),
+                                  behind, answered))
+        for note in self._stall.observe(now, WorkerView(self._joining, self._joins, slots)):
+            if note.recovered:
+                log.warning("worker moving again", stalled_s=round(note.stalled_s, 1), was_waiting_for=note.waiting,
+                            group=self.config.group_id, client=self.config.client_id)
             else:
-                waited = now - state.progress_at
-            self.metrics.lag(tp.topic, tp.partition, behind, waited)
-        view = WorkerView(self._joining, [(s.slot, s.txn_began) for s in self._owned.values()
-                                          if s.txn_began is not None],
-                          behind_total, max(answered) if answered else None)
-        progressed, self._seen_progress = self._progress != self._seen_progress, self._progress
-        note = self._stall.observe(now, progressed, view)
-        if note is not None and note.recovered:
-            log.warning("worker moving again", stalled_s=round(note.stalled_s, 1), was_waiting_for=note.waiting,
-                        group=self.config.group_id, client=self.config.client_id)
-        elif note is not None:
-            log.warning("worker stalled", waiting_for=note.waiting, stalled_s=round(note.stalled_s, 1),
-                        group=self.config.group_id, client=self.config.client_id)
+                log.warning("worker stalled", waiting_for=note.waiting, stalled_s=round(note.stalled_s, 1),
+                            group=self.config.group_id, client=self.config.client_id)
+
+    def _lag(self, tp: TopicPartition, state: SlotState, seen: FetchView | None, now: float,
+             wall: float) -> tuple[int, float | None]:
+        """Report one slot's lag to the metrics; (records behind, when Kafka last answered a fetch for it
+        on the monotonic clock), (0, None) when the consumer knows neither yet."""
+        if seen is None or seen.end is None:
+            return 0, None
+        answered = None if seen.answered_at is None else now - (wall - seen.answered_at)
+        done_to = state.next_offset
+        if not state.busy and seen.position is not None:
+            # Nothing queued or in flight: all before the position is processed or is a
+            # transaction marker (an offset but no record), which would otherwise count as lag.
+            done_to = max(done_to or 0, seen.position)
+        if done_to is None:
+            return 0, answered
+        behind = max(0, seen.end - done_to)
+        if not behind:
+            waited = 0.0
+        elif state.queue:
+            waited = max(0.0, wall - state.queue[0].timestamp / 1000)
+        else:
+            waited = now - state.progress_at
+        self.metrics.lag(tp.topic, tp.partition, behind, waited)
+        return behind, answered
 
     @property
     def ready(self) -> bool:
@@ -1057,7 +1062,6 @@ class BrokerWorker:
         self.metrics.transaction(time.monotonic() - started)
         state.next_offset = msgs[-1].offset + 1
         state.progress_at = time.monotonic()
-        self._progress += 1
         self._commits += 1
         return True
 

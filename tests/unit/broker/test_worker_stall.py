@@ -18,7 +18,7 @@ from broker.audit import ChainHead, ChainWriter
 from broker.kafka import FetchView, KafkaConnection
 from broker.lifecycle import LifecycleBook
 from broker.replay import ReplayWindow
-from broker.stall import StallNote, StallWatch, WorkerView, waiting_for
+from broker.stall import JOINING, SlotView, StallNote, StallWatch, WorkerView, slot_waiting_for
 from broker.topology import Slots, TopicNames
 from broker.worker import BrokerWorker, SlotState, WorkerConfig
 from puente.errors import (
@@ -48,48 +48,60 @@ def _msgs(first: int, count: int, partition: int = 0) -> list[Any]:
 
 
 
-BEHIND = WorkerView(joining=False, behind=40, last_fetch_at=0.0)
+BEHIND = WorkerView(joining=False, slots=[SlotView(0, committed_at=0.0, behind=40, last_fetch_at=0.0)])
+
+
+def _committed(at: float) -> WorkerView:
+    return WorkerView(joining=False, slots=[SlotView(0, committed_at=at, behind=40, last_fetch_at=0.0)])
 
 
 def test_an_idle_worker_never_stalls() -> None:
     """No work (joined, nothing behind, nothing open) is never a stall, however long it lasts."""
     watch = StallWatch(10.0, since=0.0)
-    idle = WorkerView(joining=False, last_fetch_at=0.0)
-    assert all(watch.observe(t, False, idle) is None for t in range(0, 120))
+    idle = WorkerView(joining=False, slots=[SlotView(0, committed_at=0.0, last_fetch_at=0.0)])
+    assert all(watch.observe(t, idle) == [] for t in range(0, 120))
 
 
 def test_a_stall_is_warned_once_per_interval_then_its_end_once() -> None:
     """Work without progress warns at the threshold, again each interval, and notes the recovery once."""
     watch = StallWatch(10.0, since=0.0)
-    notes = {t: watch.observe(float(t), False, BEHIND) for t in range(1, 31)}
-    warned = {t: n for t, n in notes.items() if n is not None}
+    notes = {t: watch.observe(float(t), BEHIND) for t in range(1, 31)}
+    warned = {t: n for t, n in notes.items() if n}
     assert sorted(warned) == [10, 20, 30]
-    assert warned[10] == StallNote("Kafka, unreachable: no fetch answered for 10s with 40 records to process", 10.0)
-    assert warned[30].stalled_s == 30.0
-    moved = watch.observe(31.0, True, BEHIND)
-    assert moved == StallNote(warned[30].waiting, 31.0, recovered=True)
-    assert watch.observe(32.0, True, BEHIND) is None  # the recovery is said once
-    assert all(watch.observe(float(t), False, BEHIND) is None for t in range(33, 41))  # a new clock from 31
+    silent = "Kafka, unreachable: no fetch answered for 10s with 40 records to process in slot 0"
+    assert warned[10] == [StallNote(silent, 10.0, slot=0)]
+    assert warned[30][0].stalled_s == 30.0
+    moved = watch.observe(31.0, _committed(31.0))
+    assert moved == [StallNote(warned[30][0].waiting, 31.0, recovered=True, slot=0)]
+    assert watch.observe(32.0, _committed(31.0)) == []  # the recovery is said once
+    assert all(watch.observe(float(t), _committed(31.0)) == [] for t in range(33, 41))  # a new clock from 31
 
 
 def test_progress_before_the_threshold_says_nothing() -> None:
-    """A worker that commits now and then while it has work is not stalled, whatever its lag."""
+    """A slot that commits now and then while it has work is not stalled, whatever its lag."""
     watch = StallWatch(10.0, since=0.0)
-    assert all(watch.observe(float(t), t % 9 == 0, BEHIND) is None for t in range(1, 100))
+    assert all(watch.observe(float(t), _committed(float(t // 9 * 9))) == [] for t in range(1, 100))
+
+
+def test_a_join_that_lasts_is_a_stall_of_the_worker() -> None:
+    """Joining the group past the threshold warns, naming no slot; a completed join ends it, even if another began."""
+    watch = StallWatch(10.0, since=0.0)
+    notes = [n for t in range(1, 16) for n in watch.observe(float(t), WorkerView(joining=True, joins=0))]
+    assert notes == [StallNote(JOINING, 10.0)]
+    assert watch.observe(16.0, WorkerView(joining=True, joins=1)) == [StallNote(JOINING, 16.0, recovered=True)]
 
 
 @pytest.mark.parametrize(("view", "expected"), [
-    (WorkerView(joining=True, open_txns=[(3, 0.0)], behind=5), "joining the consumer group"),
-    (WorkerView(joining=False, open_txns=[(7, 4.0), (3, 2.0)], behind=5),
-     "the commit of slot 3's transaction (open 18s)"),
-    (WorkerView(joining=False, behind=5, last_fetch_at=19.0), "fetching: 5 records to process"),
-    (WorkerView(joining=False, behind=5, last_fetch_at=None), "Kafka, unreachable: no fetch answered with 5"),
-    (WorkerView(joining=False, behind=5, last_fetch_at=8.0), "Kafka, unreachable: no fetch answered for 12s"),
-    (WorkerView(joining=False, behind=0, last_fetch_at=None), None),
+    (SlotView(7, 0.0, txn_began=4.0, taken=True, queued=3, behind=5), "the commit of slot 7's transaction (open 16s)"),
+    (SlotView(2, 0.0, taken=True, queued=3, behind=5), "slot 2's next transaction to begin (3 records queued;"),
+    (SlotView(1, 0.0, behind=5, last_fetch_at=19.0), "fetching: 5 records to process in slot 1"),
+    (SlotView(1, 0.0, behind=5, last_fetch_at=None), "Kafka, unreachable: no fetch answered with 5 records"),
+    (SlotView(1, 0.0, behind=5, last_fetch_at=8.0), "Kafka, unreachable: no fetch answered for 12s"),
+    (SlotView(1, 0.0, behind=0, last_fetch_at=None), None),
 ])
-def test_the_warning_names_what_the_worker_waits_for(view: WorkerView, expected: str | None) -> None:
-    """Joining first, then the oldest open transaction, then Kafka silent or slow to fetch."""
-    found = waiting_for(view, 20.0, unreachable_after_s=5.0)
+def test_the_warning_names_the_slot_and_what_it_waits_for(view: SlotView, expected: str | None) -> None:
+    """The open transaction first, then records taken, then Kafka silent or slow to fetch; the slot named in each."""
+    found = slot_waiting_for(view, 20.0, unreachable_after_s=5.0)
     assert found == expected if expected is None else found is not None and found.startswith(expected)
 
 
@@ -121,7 +133,7 @@ async def test_a_worker_keeps_at_most_its_permitted_transactions_open() -> None:
     assert second.committed == [] and first.in_flight == 1
     first.gate.set()
     await asyncio.wait_for(asyncio.gather(a.task, b.task), 5)  # type: ignore[arg-type]
-    assert worker.metrics.inputs == 4 and worker._progress == 2
+    assert worker.metrics.inputs == 4 and worker._commits == 2
 
 
 async def test_records_a_slot_committed_already_are_not_processed_again() -> None:
@@ -193,7 +205,7 @@ def test_the_worker_logs_a_stall_once_then_its_recovery(monkeypatch: pytest.Monk
     worker = _worker()
     worker._joining = False
     state = _slot(worker, TP, 0, HeldProducer())
-    state.next_offset, state.txn_began = 10, 0.0
+    state.next_offset, state.txn_began, state.progress_at = 10, 0.0, 0.0
     _watched(worker, monkeypatch, {TP: FetchView(position=12, end=12, answered_at=None)})
     lines: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr("broker.worker.log", SimpleNamespace(warning=lambda event, **kw: lines.append((event, kw))))
@@ -201,8 +213,7 @@ def test_the_worker_logs_a_stall_once_then_its_recovery(monkeypatch: pytest.Monk
     for t in (5.0, 11.0, 12.0, 13.0):
         monkeypatch.setattr("broker.worker.time.monotonic", lambda t=t: t)
         worker._watch(SimpleNamespace())  # type: ignore[arg-type]
-    worker._progress += 1
-    state.txn_began = None
+    state.txn_began, state.progress_at = None, 13.5  # the slot committed
     monkeypatch.setattr("broker.worker.time.monotonic", lambda: 14.0)
     worker._watch(SimpleNamespace())  # type: ignore[arg-type]
     assert [event for event, _ in lines] == ["worker stalled", "worker moving again"]
