@@ -10,7 +10,8 @@ Unsigned: auditors hold no signing key. Kafka's ACLs keep everyone but the audit
 writing the topic, and the chain shows an edit or a gap. One console writes the chain: its
 transactional id (``broker.access.console_transaction``) fences any earlier one, and it extends the
 chain only from a sound head (the last record a QUERY of the ``console`` chain, sealed as written,
-following the one before it). Each query is its own transaction, committed before the page is
+following the one before it; where the partition has lost no offset and holds few records, every record
+read back from the genesis on: ``head_problem``). Each query is its own transaction, committed before the page is
 answered; when that fails the caller answers no data (the console: 503).
 """
 
@@ -20,11 +21,11 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from broker.access import console_transaction
 from broker.audit.chain import GENESIS, ChainHead, ChainWriter
-from broker.audit.verify import form_problem, parse_record
+from broker.audit.verify import chain_fields, form_problem, parse_record
 from broker.kafka import (
     KafkaConnection,
     Producer,
@@ -52,42 +53,59 @@ class QueryLogError(PuenteError):
     retriable = True
 
 
-def head_problem(records: list[Record]) -> str | None:
+class Tail(NamedTuple):
+    """The last committed records of a partition (oldest first), and whether they are all of them: the read
+    reached offset 0 of a partition that has lost none, so the first is where the chain must start."""
+
+    records: list[Record]
+    whole: bool
+
+
+def head_problem(records: list[Record], *, whole: bool) -> str | None:
     """Why the queries chain, whose last records are ``records`` (oldest first), may not be extended,
-    or None. Pure."""
-    if not records:
-        return None
-    docs = []
-    for rec in records[-2:]:
+    or None. Pure.
+
+    Each record read must be a QUERY of the ``console`` chain, sealed as written, with a plain integer
+    ``seq`` (0 or more) and ``since_checkpoint``, and follow the one before it. The last two are checked
+    when ``whole`` is False (what came before is gone or not read: ``puente audit verify`` walks it);
+    every record when it is True, the first starting the chain (seq 0, the genesis prev), so a head that
+    follows nothing at the start of the partition is refused rather than extended."""
+    checked = records if whole else records[-2:]
+    before: tuple[int, str] | None = None  # (seq, hash) of the record checked before
+    for rec in checked:
         doc = parse_record(rec.value)
         if doc is None or doc.get("chain") != CHAIN or doc.get("kind") != KIND:
             return f"its record at offset {rec.offset} is not a QUERY record of the {CHAIN} chain"
-        try:
-            seq, claimed = int(doc["seq"]), str(doc["hash"])
-        except (KeyError, TypeError, ValueError, OverflowError):
-            return f"its record at offset {rec.offset} lacks its seq or hash"
+        fields = chain_fields(doc)
+        since = doc.get("since_checkpoint")
+        if fields is None or fields[0] < 0 or type(since) is not int or since < 0:
+            return (f"its record at offset {rec.offset} is malformed: seq and since_checkpoint must be plain "
+                    "integers (0 or more), prev and hash strings")
+        seq, prev, claimed = fields
         if (why := form_problem(rec.value, doc, claimed)) is not None:
             return f"its record at offset {rec.offset} (seq {seq}) {why}"
-        docs.append(doc)
-    if len(docs) == 2:
-        before, last = docs
-        if int(last["seq"]) != int(before["seq"]) + 1 or last.get("prev") != before["hash"]:
-            return f"its last record (seq {last['seq']}) does not follow the one before it (seq {before['seq']})"
-    elif int(docs[0]["seq"]) == 0 and docs[0].get("prev") != GENESIS:
-        return "its first record does not start the chain"
+        if before is None:
+            if (whole or seq == 0) and (seq != 0 or prev != GENESIS):
+                return (f"its first record (offset {rec.offset}, seq {seq}) does not start the chain"
+                        + (" though the partition has lost no offset" if whole else ""))
+        elif seq != before[0] + 1 or prev != before[1]:
+            return f"its record at offset {rec.offset} (seq {seq}) does not follow the one before it (seq {before[0]})"
+        before = (seq, claimed)
     return None
 
 
 async def last_records(topic: str, begin: int, end: int,
-                       read_from: Callable[[int], Awaitable[list[Record]]]) -> list[Record]:
+                       read_from: Callable[[int], Awaitable[list[Record]]]) -> Tail:
     """The last committed records of a partition holding offsets ``begin`` to ``end`` (at least two where
     it holds two; none only when it holds none), read with ``read_from(offset)`` (every committed record
-    from ``offset`` to the end). Aborted transactions and their markers take offsets but hold no record:
-    the window read back widens until it holds two records or reaches ``begin``. AuditChainError when the
-    partition has lost its earliest offsets (``begin`` > 0) and what is left holds no committed record:
-    the chain's head is gone, and starting it again would fork it."""
+    from ``offset`` to the end), and whether they are all the partition ever held (``Tail.whole``: the
+    read reached offset 0, so ``head_problem`` checks the chain from its start). Aborted transactions and
+    their markers take offsets but hold no record: the window read back widens until it holds two records
+    or reaches ``begin``. AuditChainError when the partition has lost its earliest offsets (``begin`` > 0)
+    and what is left holds no committed record: the chain's head is gone, and starting it again would
+    fork it."""
     if begin >= end:
-        return []  # no record at all: a new chain
+        return Tail([], begin == 0)  # no record at all: a new chain (or, begin > 0, one whose head is gone)
     back = _BACK
     while True:
         first = max(begin, end - back)
@@ -98,7 +116,7 @@ async def last_records(topic: str, begin: int, end: int,
     if not records and begin > 0:
         raise AuditChainError(f"{topic} cannot be continued: it holds no committed record from offset {begin} "
                               f"to {end} but has lost offsets before {begin}; run `puente audit verify`")
-    return records
+    return Tail(records, first == 0)
 
 
 def query_body(auditor: str, scope: str, page: str, params: Mapping[str, Any], results: int,
@@ -151,14 +169,18 @@ class QueryLog:
             async def read_from(first: int) -> list[Record]:
                 return [r async for r in read_range(consumer, self.tp, first)]
 
-            records = await last_records(self.tp.topic, begin, end, read_from)
-        problem = head_problem(records)
+            tail = await last_records(self.tp.topic, begin, end, read_from)
+        problem = head_problem(tail.records, whole=tail.whole)
         if problem is not None:
             raise AuditChainError(f"{self.tp.topic} cannot be continued: {problem}; run `puente audit verify`")
-        if not records:
+        if not tail.records:
             return ChainHead()
-        last = parse_record(records[-1].value)
-        return ChainHead.after(last)
+        try:  # head_problem checked these fields' types; a failure here is a malformed head all the same
+            return ChainHead.after(parse_record(tail.records[-1].value))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise AuditChainError(f"{self.tp.topic} cannot be continued: its chain head (offset "
+                                  f"{tail.records[-1].offset}) is malformed ({type(exc).__name__}); "
+                                  "run `puente audit verify`") from None
 
     async def record(self, auditor: str, scope: str, page: str, params: Mapping[str, Any], results: int,
                      now: datetime | None = None) -> None:

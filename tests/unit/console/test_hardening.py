@@ -63,17 +63,17 @@ async def test_the_head_is_found_behind_more_than_a_window_of_aborted_offsets() 
     instead of taking the chain for empty (and starting it again at seq 0, a fork)."""
     part = _Partition(0, 502, _committed([0, 1]))
     found = await last_records(TOPIC, part.begin, part.end, part.read_from)
-    assert [r.offset for r in found] == [0, 1]
+    assert [r.offset for r in found.records] == [0, 1] and found.whole
     assert part.reads[0] == 502 - 64 and part.reads[-1] == 0
     one = _Partition(0, 400, _committed([0]))
-    assert [r.offset for r in await last_records(TOPIC, 0, 400, one.read_from)] == [0]
+    assert [r.offset for r in (await last_records(TOPIC, 0, 400, one.read_from)).records] == [0]
 
 
 async def test_only_a_partition_without_any_committed_record_starts_a_chain() -> None:
     """No offsets at all, or nothing committed since offset 0: a new chain. Offsets lost to retention and
     nothing committed in what is left: the head is gone, refused."""
-    assert await last_records(TOPIC, 5, 5, _Partition(5, 5, []).read_from) == []
-    assert await last_records(TOPIC, 0, 300, _Partition(0, 300, []).read_from) == []
+    assert (await last_records(TOPIC, 5, 5, _Partition(5, 5, []).read_from)).records == []
+    assert (await last_records(TOPIC, 0, 300, _Partition(0, 300, []).read_from)).records == []
     with pytest.raises(AuditChainError, match="no committed record"):
         await last_records(TOPIC, 100, 300, _Partition(100, 300, []).read_from)
 
