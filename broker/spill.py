@@ -15,15 +15,18 @@ import shutil
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
 import orjson
 
+from broker.audit.verify import when
 from puente.errors import StoreError
 
 SPILL_CACHE_KIB = 8_192  # SQLite's page cache for one spill file: the most a spill holds in memory
 SPILL_BATCH = 1_000  # rows buffered between two writes to a spill file
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @contextlib.contextmanager
@@ -56,6 +59,19 @@ def spill_file(what: str, folder: Path | None = None) -> Iterator[sqlite3.Connec
 def spill_error(what: str, exc: Exception, folder: Path | None = None) -> StoreError:
     return StoreError(f"the temporary file for {what} (in {folder or tempfile.gettempdir()}) failed: {exc}; "
                       "set TMPDIR to a private folder with room")
+
+
+UNREADABLE_TIME = 2**63 - 1  # past any time's key (year 9999 is about 2.5e17): SQLite's largest integer
+
+
+def sort_key(at: object) -> int:
+    """Where a row stating time ``at`` goes in time order: whole microseconds since the epoch, UTC, of
+    the instant it states (read as ``broker.audit.verify.when`` reads times: ISO 8601 with an offset), or
+    ``UNREADABLE_TIME`` when it states none, so such a row comes after every row with a time."""
+    instant = when(at)
+    if instant is None:
+        return UNREADABLE_TIME
+    return (instant - EPOCH) // timedelta(microseconds=1)
 
 
 class Spill:
@@ -117,10 +133,15 @@ class TimeSorted(Spill):
     stays flat: one batch of rows and SQLite's page cache. The file keeps the rows in an index on
     (time, arrival), so reading them back walks that index: no sort, no temporary file elsewhere.
     Use it as a context manager: the file and its folder are removed when the block ends.
+
+    Time order is the order of the instants ``at`` states (``sort_key``), never of its text: a time
+    on a whole second is written without a fraction (``...12:00:00Z``), which sorts as text after
+    ``...12:00:00.5Z``, and receipts may say ``+00:00``. Rows whose ``at`` states no time come last,
+    in the order they were added: the walk keeps them, and shows them where none is taken for a time.
     """
 
     _what = "sorting the audit rows by time"
-    _schema = ("CREATE TABLE rows (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, doc BLOB NOT NULL)",
+    _schema = ("CREATE TABLE rows (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, doc BLOB NOT NULL)",
                "CREATE INDEX rows_by_time ON rows (at, seq)")
     READ = "SELECT doc FROM rows ORDER BY at, seq"
 
@@ -135,7 +156,7 @@ class TimeSorted(Spill):
 
     def add(self, doc: dict[str, Any]) -> None:
         """Take in one row: a JSON object, as ``read_log`` gives them."""
-        self._batch.append((self.count, str(doc.get("at", "")), orjson.dumps(doc)))
+        self._batch.append((self.count, sort_key(doc.get("at")), orjson.dumps(doc)))
         self.count += 1
         if doc.get("alert_id") is not None:
             self.longest_alert_id = max(self.longest_alert_id, len(str(doc["alert_id"])))

@@ -12,6 +12,7 @@ import stat
 import tempfile
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ import pytest
 from broker.audit import ChainWriter
 from broker.audit.receipts import UNVOUCHED_PER_CHAIN, Unvouched
 from broker.auditor import LogFilter, _Delivered, read_log, verify_topics
-from broker.spill import TimeSorted
+from broker.spill import TimeSorted, sort_key
 from puente.errors import StoreError
+from puente.wire import iso_utc
 
 KEY = b"k" * 32
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _sign(payload: bytes) -> bytes:
@@ -52,13 +55,13 @@ def _sorted(docs: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
 
 
 def test_rows_come_back_in_time_order_and_ties_in_arrival_order(tmp_path: Path) -> None:
-    """Rows come back oldest first; rows of one time (and rows without one, first) keep the order they came in,
-    exactly as a stable sort on `at` gives them."""
+    """Rows come back oldest first; rows of one time (and rows without one, last) keep the order they came in,
+    exactly as a stable sort on the instant `at` states gives them."""
     docs: list[dict[str, Any]] = [{"at": "2026-03-02T10:00:00Z", "n": 0}, {"at": "2026-03-01T09:00:00Z", "n": 1},
             {"at": "2026-03-02T10:00:00Z", "n": 2}, {"n": 3}, {"at": "2026-03-01T09:00:00Z", "n": 4},
             {"at": "2026-03-02T10:00:00Z", "n": 5}, {"at": "2026-01-01T00:00:00Z", "n": 6, "kind": "ñandú ✓"}]
-    assert _sorted(docs, tmp_path) == sorted(docs, key=lambda d: str(d.get("at", "")))
-    assert [d["n"] for d in _sorted(docs, tmp_path)] == [3, 6, 1, 4, 0, 2, 5]
+    assert _sorted(docs, tmp_path) == sorted(docs, key=lambda d: sort_key(d.get("at")))
+    assert [d["n"] for d in _sorted(docs, tmp_path)] == [6, 1, 4, 0, 2, 5, 3]
 
 
 def test_rows_come_back_as_they_went_in(tmp_path: Path) -> None:
@@ -76,7 +79,7 @@ def test_many_rows_sort_without_being_held_in_memory(tmp_path: Path) -> None:
 
     def rows() -> Iterator[dict[str, Any]]:
         for i in range(count):  # times out of order: descending, in runs of ten ties
-            yield {"at": f"2026-01-01T{(count - i) // 10:08d}", "i": i,
+            yield {"at": iso_utc(T0 + timedelta(milliseconds=(count - i) // 10)), "i": i,
                    "kind": "DECISION", "alert_id": f"SNM:PTY-{i:08d}", "reasons": ["withheld by rule r-7"] * 3}
 
     tracemalloc.start()
@@ -85,10 +88,10 @@ def test_many_rows_sort_without_being_held_in_memory(tmp_path: Path) -> None:
             for row in rows():
                 spill.add(row)
             assert len(spill) == count and spill.longest_alert_id == len("SNM:PTY-00000000")
-            previous: tuple[str, int] = ("", -1)
+            previous: tuple[int, int] = (-1, -1)
             seen = 0
             for doc in spill:
-                key = (doc["at"], doc["i"])
+                key = (sort_key(doc["at"]), doc["i"])
                 assert key > previous
                 previous, seen = key, seen + 1
             assert seen == count
@@ -143,11 +146,11 @@ def test_fill_takes_an_async_stream(tmp_path: Path) -> None:
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         for i in (3, 1, 2):
-            yield {"at": str(i)}
+            yield {"at": f"2026-01-01T00:00:0{i}Z"}
 
     with TimeSorted(tmp_path) as spill:
         assert asyncio.run(spill.fill(stream())) == 3
-        assert [d["at"] for d in spill] == ["1", "2", "3"]
+        assert [d["at"][-2] for d in spill] == ["1", "2", "3"]
 
 
 def _block(alerts: list[str], partner: str = "COL", version: int = 1) -> bytes:
