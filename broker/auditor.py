@@ -54,7 +54,7 @@ from broker.kafka import (
     wait_settled,
 )
 from broker.keystore import Keystore, load_key_file, signature_check
-from broker.spill import Spill, spill_error
+from broker.spill import Spill, sort_key, spill_error
 from broker.topology import TopicNames, feed_readers
 from policies import PolicySet, load_policy_set
 from puente.errors import AuditChainError, ConfigError, KafkaAccessError, KafkaOperationError
@@ -685,7 +685,7 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
         async with running(reader(conn, "puente-auditor"), conn, f"reading {names.denials}") as consumer:
             head, seen = await _denials_head(consumer, tp, verify)
         fresh = sorted({e["line_sha256"]: e for e in entries if e["line_sha256"] not in seen}.values(),
-                       key=lambda e: e["at"])
+                       key=lambda e: sort_key(e["at"]))  # the instant, not the text (``sort_key``)
         if not fresh:
             return 0
         chain = ChainWriter(tp.topic, 0, head)

@@ -277,6 +277,18 @@ def test_collect_denials_continues_only_a_chain_that_verifies(
         assert "\n" not in str(err.value)
 
 
+def test_collected_denials_are_in_time_order_within_a_second(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, audit_topics: dict[str, list[bytes]]) -> None:
+    """A denial on a whole second is written without a fraction (``...:05Z``), which sorts as text after
+    ``...:05.500000Z``: the block lists them by the instant, the whole second first."""
+    audit_topics[NAMES.denials] = []
+    half = LINE.format(s=5).replace(":05.000Z]", ":05.500Z]")
+    added, sent = _collect(monkeypatch, tmp_path, [half, LINE.format(s=5)])
+    assert added == 2
+    entries = json.loads(sent[0])["entries"]
+    assert [e["at"] for e in entries] == ["2026-12-01T11:50:05Z", "2026-12-01T11:50:05.500000Z"]
+
+
 def _slot_blocks(offsets: list[list[int]]) -> list[bytes]:
     """A slot's decision blocks, one per batch, each entry naming the ingress record it decided."""
     writer = ChainWriter("decisions", 0)
