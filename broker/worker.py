@@ -73,7 +73,7 @@ from broker.lifecycle import AlertState, LifecycleBook
 from broker.metrics import Metrics
 from broker.pipeline import MAX_FUTURE_SKEW_MS, Outcome, Pipeline, seen_key
 from broker.replay import ReplayWindow
-from broker.stall import SlotView, StallWatch, WorkerView
+from broker.stall import SlotView, StallNote, StallWatch, WorkerView
 from broker.topology import Slots, TopicNames
 from puente import logs
 from puente.errors import AuditChainError, ConfigError, FeedGapError, KafkaError, KafkaUnavailableError
@@ -202,6 +202,21 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 - handed to the main loop, which raises it
             self.worker._fail(exc)
 
+
+
+STALLS_LISTED = 3  # stalls a log line spells out; it counts the rest
+
+
+def _listed(notes: list[StallNote]) -> str:
+    """What the stalled slots (or the join) wait for, in one line: the first few spelled out, the rest counted."""
+    shown = "; ".join(n.waiting for n in notes[:STALLS_LISTED])
+    more = len(notes) - STALLS_LISTED
+    return shown if more <= 0 else f"{shown}; and {more} more slot(s)"
+
+
+def _slots_of(notes: list[StallNote]) -> list[int | str]:
+    """The slots the notes name, "join" for the worker's own join."""
+    return ["join" if n.slot is None else n.slot for n in notes]
 
 class BrokerWorker:
     """One worker of the consumer group. Several share the ingress partitions."""
@@ -879,13 +894,17 @@ class BrokerWorker:
             behind, answered = self._lag(tp, state, seen, now, wall)
             slots.append(SlotView(state.slot, state.progress_at, state.txn_began, state.busy, len(state.queue),
                                   behind, answered))
-        for note in self._stall.observe(now, WorkerView(self._joining, self._joins, slots)):
-            if note.recovered:
-                log.warning("worker moving again", stalled_s=round(note.stalled_s, 1), was_waiting_for=note.waiting,
-                            group=self.config.group_id, client=self.config.client_id)
-            else:
-                log.warning("worker stalled", waiting_for=note.waiting, stalled_s=round(note.stalled_s, 1),
-                            group=self.config.group_id, client=self.config.client_id)
+        notes = self._stall.observe(now, WorkerView(self._joining, self._joins, slots))
+        # One line of each kind per look, however many slots it names: when Kafka is out of reach every slot
+        # stalls at once, and a line per slot per interval would bury everything else in the log.
+        if moving := [n for n in notes if n.recovered]:
+            log.warning("worker moving again", stalled_s=round(max(n.stalled_s for n in moving), 1),
+                        was_waiting_for=_listed(moving), slots=_slots_of(moving), group=self.config.group_id,
+                        client=self.config.client_id)
+        if stalled := [n for n in notes if not n.recovered]:
+            log.warning("worker stalled", waiting_for=_listed(stalled),
+                        stalled_s=round(max(n.stalled_s for n in stalled), 1), slots=_slots_of(stalled),
+                        group=self.config.group_id, client=self.config.client_id)
 
     def _lag(self, tp: TopicPartition, state: SlotState, seen: FetchView | None, now: float,
              wall: float) -> tuple[int, float | None]:

@@ -120,3 +120,38 @@ async def test_the_worker_names_a_hung_slot_while_its_other_slot_commits(monkeyp
     look(16.0)
     assert [event for event, _ in lines] == ["worker stalled", "worker moving again"]
     assert lines[1][1]["was_waiting_for"] == "the commit of slot 1's transaction (open 11s)"
+
+
+async def test_slots_stalled_at_once_make_one_line_per_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kafka out of reach stalls every slot at once: one `worker stalled` line per look names them all (the first
+    few spelled out, the rest counted), and one `worker moving again` line when they move."""
+    config = WorkerConfig(KafkaConnection(bootstrap="unused:9092"), "g", Slots(("SENAN",), 5, TopicNames("t")),
+                          max_batch=10)
+    worker = BrokerWorker(config, Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
+    worker._joining = False
+    tps = [TopicPartition(TOPIC, n) for n in range(5)]
+    states = [SlotState(tp, n, HeldProducer(), ChainWriter("t.audit", n), ReplayWindow(7))  # type: ignore[arg-type]
+              for n, tp in enumerate(tps)]
+    worker._owned = dict(zip(tps, states, strict=True))
+    behind = {"end": 7}
+    monkeypatch.setattr("broker.worker.fetch_view",
+                        lambda consumer, tp: FetchView(position=0, end=behind["end"], answered_at=None))
+    lines: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr("broker.worker.log", SimpleNamespace(warning=lambda event, **kw: lines.append((event, kw))))
+    began = time.monotonic()
+    for state in states:
+        state.next_offset, state.progress_at = 0, began
+    worker._stall = StallWatch(10.0, since=began)
+    for at in (11.0, 15.0, 22.0):
+        with monkeypatch.context() as m:
+            m.setattr("broker.worker.time.monotonic", lambda at=at: began + at)
+            worker._watch(SimpleNamespace())  # type: ignore[arg-type]
+    assert [event for event, _ in lines] == ["worker stalled", "worker stalled"]
+    assert lines[0][1]["slots"] == [0, 1, 2, 3, 4] and lines[0][1]["waiting_for"].endswith("; and 2 more slot(s)")
+    assert lines[0][1]["waiting_for"].count("Kafka, unreachable") == 3
+    behind["end"] = 0
+    with monkeypatch.context() as m:
+        m.setattr("broker.worker.time.monotonic", lambda: began + 23.0)
+        worker._watch(SimpleNamespace())  # type: ignore[arg-type]
+    assert [event for event, _ in lines][-1] == "worker moving again" and len(lines) == 3
+    assert lines[-1][1]["slots"] == [0, 1, 2, 3, 4]
