@@ -59,12 +59,15 @@ class DeadlineProtocol(H11Protocol):
     the request is in.
 
     The other end too: a client that sends its request and then does not read the answer fills the socket's
-    buffers, and uvicorn's response waits for room with no timer, holding the connection (and a page's worth of
-    data) for good. So when writing pauses (the transport's buffer over its high-water mark) and does not resume
-    within ``stall_s`` (the client read too little to bring it under the low-water mark), the connection is
-    dropped: aborted, since a close would wait to flush what the client does not read. As nginx's
-    ``send_timeout``, this bounds the wait between two writes, not the whole answer, so a slow link that keeps
-    reading is never cut. (Limits per address are a reverse proxy's to set.)"""
+    buffers. uvicorn's response then waits for room with no timer, and once the answer is complete, a close
+    (keep-alive's, the deadline's, ``Connection: close``) waits with no timer for the transport to flush what
+    the client never reads: either holds the connection (and a page's worth of data) for good. So whenever the
+    console waits on the client to take what is buffered for it (writing paused at the high-water mark, an
+    answer complete with bytes unsent, a close with bytes unsent), the buffer is looked at every ``stall_s``:
+    gone, the watch ends; smaller, it goes on; no smaller, the connection is dropped (aborted, since a close
+    would wait for the flush). As nginx's ``send_timeout``, this bounds the wait between two writes, not the
+    whole answer, so a slow link that keeps reading is never cut. (Limits per address are a reverse proxy's to
+    set.)"""
 
     deadline_s = REQUEST_DEADLINE_S
     stall_s = READ_STALL_S
@@ -73,6 +76,8 @@ class DeadlineProtocol(H11Protocol):
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._stall: asyncio.TimerHandle | None = None
+        self._unsent = 0  # bytes buffered for the client at the last look (``_watch_flush``)
+        self._resumed = False  # writing resumed since the last look: the client read down to the low-water mark
         self._arm()
 
     def _arm(self) -> None:
@@ -89,6 +94,7 @@ class DeadlineProtocol(H11Protocol):
         self._deadline = None
         if self.conn.their_state not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED) and not self.transport.is_closing():
             self.transport.close()
+            self._watch_flush()
 
     def handle_events(self) -> None:
         super().handle_events()
@@ -97,23 +103,39 @@ class DeadlineProtocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._watch_flush()  # whatever closes the connection next waits for this answer's tail to go
         if not self.transport.is_closing():
             self._arm()  # the next request on this connection has its own deadline
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        if self._stall is None:
-            self._stall = self.loop.call_later(self.stall_s, self._unread)
+        self._watch_flush()
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self._stall is not None:
-            self._stall.cancel()
-            self._stall = None
+        self._resumed = True
 
-    def _unread(self) -> None:
+    def _watch_flush(self) -> None:
+        """Look again in ``stall_s`` at what is buffered for the client, unless a look is due already or
+        nothing is buffered (``_flushing``)."""
+        unsent = self.transport.get_write_buffer_size()
+        if self._stall is None and unsent > 0:
+            self._unsent, self._resumed = unsent, False
+            self._stall = self.loop.call_later(self.stall_s, self._flushing)
+
+    def _flushing(self) -> None:
+        """All sent: the watch ends. Less buffered than at the last look, or writing resumed since (the answer's
+        next part may have filled the buffer again): the client reads, look again. Neither: it took nothing
+        for ``stall_s``, and the connection is aborted (a close would wait for it)."""
         self._stall = None
-        self.transport.abort()  # also when closing: a close would wait for the unread answer to flush
+        unsent = self.transport.get_write_buffer_size()
+        if unsent == 0:
+            return
+        if unsent < self._unsent or self._resumed:
+            self._unsent, self._resumed = unsent, False
+            self._stall = self.loop.call_later(self.stall_s, self._flushing)
+            return
+        self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

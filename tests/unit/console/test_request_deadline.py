@@ -129,3 +129,38 @@ async def test_a_client_that_never_reads_its_answer_is_dropped_and_a_reader_gets
             await asyncio.sleep(0.02)  # a slow reader, but one that keeps reading
         assert got == size and ended == ["/unread", "/read"]
         writer.close()
+
+
+class _Roomy(_Impatient):
+    """Writing never pauses (a high-water mark above any answer here): the whole answer is taken into the
+    transport's buffer and completes unsent, as an answer's tail under the usual mark does."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        transport.set_write_buffer_limits(high=64 * 1024 * 1024)
+
+
+async def test_an_answer_complete_but_unread_does_not_hold_its_connection() -> None:
+    """The answer is complete, so uvicorn's keep-alive timer (or a Connection: close) closes the connection, and
+    that close waits for the flush: the client reads nothing, and the connection is dropped all the same."""
+    size = 8 * 1024 * 1024
+
+    async def sized(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(size).encode())]})
+        await send({"type": "http.response.body", "body": b"x" * size})
+
+    async with _serving(sized, _Roomy) as (server, port):
+        _, idle = await asyncio.open_connection("127.0.0.1", port, limit=1024)
+        idle.transport.pause_reading()
+        idle.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for _ in range(300):
+            await asyncio.sleep(0.1)
+            if not server.server_state.connections:
+                break
+        assert not server.server_state.connections
+        idle.close()
