@@ -5,12 +5,13 @@ Kafka's passwords, a partner's store, the audit index, the console's accounts) i
 else could have read it or put it there. These are OpenSSH's rules for its keys (StrictModes), stated once in
 ``read_regular``, ``secret_problem`` and ``folder_problem``, and every reader of a secret file uses them:
 
-- the file is a regular file owned by this user or root (root may read anything anyway, and is who mounts
-  Docker's ``/run/secrets`` and Kubernetes' secret volumes), with no permission for group or others
+- every file read this way (a secret, a public key half, a client configuration) is a regular file owned by
+  this user or root, whose owner alone may rewrite it (root may read anything anyway, and is who mounts
+  Docker's ``/run/secrets`` and Kubernetes' secret volumes); a secret with no permission for group or others
   (``mode & 0o077 == 0``: a mounted secret sets compose's ``mode:`` or Kubernetes' ``defaultMode`` to 0400);
 - the folder its name is in belongs to this user or root and others cannot write it (whoever may write the
-  folder may swap the file), by its mode or because its file system is mounted read-only (Kubernetes mounts
-  a secret volume read-only, in a folder of mode 1777);
+  folder may swap the file), by its mode, or sticky on a read-only mount (Kubernetes mounts a secret volume
+  read-only, in a folder of mode 1777: others could at most add entries, by another path, never replace one);
 - a symbolic link is followed only when the link and every folder on the way from the link's folder to the
   file belong to this user or root and others cannot write them: no one else could have planted the link
   nor swapped what it leads through (Kubernetes' ``name -> ..data/name``, ``..data -> ..2026_...``).
@@ -53,23 +54,26 @@ def _trusted(uid: int) -> bool:
 
 
 def _read_only(fs: os.statvfs_result) -> bool:
-    """Whether the file system ``fs`` describes is mounted read-only: no one (short of root remounting it) can
-    add, remove or re-point anything in its folders, whatever their modes say. Kubernetes mounts a secret volume
-    so, in a folder of mode 1777."""
+    """Whether the mount ``fs`` describes is read-only, as Kubernetes mounts a secret volume (in a folder of mode
+    1777). That says nothing through this mount can change, not that nothing can: the same folder may be
+    writable by another path (a read-only bind of a writable folder), so ``_folder_info_problem`` takes it
+    only with the sticky bit, where others may add entries but never rename or remove one they do not own."""
     return bool(fs.f_flag & os.ST_RDONLY)
 
 
 def _folder_info_problem(folder: Path, info: os.stat_result, kind: str, advice: str, *,
                          read_only: bool = False) -> str | None:
     """``folder_problem`` for the folder whose status is ``info`` (as found, or as opened); ``read_only``: it
-    is on a read-only mount (``_read_only``), so a mode that lets others write it lets them write nothing."""
+    is on a read-only mount (``_read_only``). Then a sticky folder others may write is taken: through another
+    path they could at most add an entry, never replace this user's or root's, and an entry of theirs (a link,
+    a folder, the file) is refused where it is met (``_open_file``, ``read_regular``)."""
     mode = stat.S_IMODE(info.st_mode)
     if not stat.S_ISDIR(info.st_mode):
         return f"{folder} is not a folder"
     if not _trusted(info.st_uid):
         return (f"{kind} {folder} belongs to another user (uid {info.st_uid}), who may replace what it holds: "
                 "use a folder of your own (mkdir -m 700)")
-    if mode & 0o022 and not read_only:
+    if mode & 0o022 and not (read_only and mode & stat.S_ISVTX):
         return f"{kind} {folder} is writable by others (mode {mode:04o}): {advice}"
     return None
 
@@ -239,15 +243,20 @@ def _check_linked_folder(path: Path, folder: Path, fd: int, error: Refusal) -> N
 
 def read_regular(path: Path, limit: int, error: Refusal) -> tuple[bytes, os.stat_result]:
     """The first ``limit + 1`` bytes of the regular file ``path`` and its status as opened: ``error`` for
-    anything but a regular file, or a symbolic link this module's docstring does not trust (one of another
-    user, or leading through a folder others may change: ``_open_file``); OSError as ``os.open`` gives it
-    otherwise (FileNotFoundError for a missing file). Opened O_NONBLOCK: a FIFO cannot hang the read. The
-    caller checks the length and the status (``secret_problem``) and the folder the name is in."""
+    anything but a regular file, a file of another user (not this user's nor root's: its owner may rewrite
+    it whatever its mode, swapping in their own verify key, servers or CA), or a symbolic link this module's
+    docstring does not trust (one of another user, or leading through a folder others may change:
+    ``_open_file``); OSError as ``os.open`` gives it otherwise (FileNotFoundError for a missing file).
+    Opened O_NONBLOCK: a FIFO cannot hang the read. The caller checks the length and the status
+    (``secret_problem``: who may read it) and the folder the name is in."""
     fd, named = _open_file(path, error)
     with os.fdopen(fd, "rb") as fh:
         opened = os.fstat(fh.fileno())
         if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino) or not stat.S_ISREG(opened.st_mode):
             raise error(f"{path} changed while it was read; check who else writes its folder")
+        if not _trusted(opened.st_uid):
+            raise error(f"{path} belongs to another user (uid {opened.st_uid}), who may rewrite it whatever its mode: "
+                        "use a copy of your own (or root's)")
         return fh.read(limit + 1), opened
 
 

@@ -18,7 +18,7 @@ from broker.kafka import connection_from_properties
 from broker.keystore import Keystore, load_key_file
 from broker.partner_store import PartnerStore
 from broker.private_files import folder_refusal, read_secret
-from puente.errors import ConfigError, StoreError
+from puente.errors import ConfigError, KeyMaterialError, StoreError
 from tests.unit.broker.test_secret_files import PLANTED, _one_line
 
 LOGIN = ("bootstrap.servers=kafka:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
@@ -170,15 +170,62 @@ def _read_only_mounts(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("folder", ["volume", f"volume/{STAMP}"])
 def test_a_secret_volume_of_mode_1777_on_a_read_only_mount_is_read(tmp_path: Path, folder: str,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Kubernetes mounts a secret volume read-only in a root-owned folder of mode 1777: no one can add or re-point
-    anything there, whatever the mode says, so its links are followed; the same folder on a writable mount is
-    refused (above), and so is one of another user's even when read-only (below)."""
+    """Kubernetes mounts a secret volume read-only in a root-owned folder of mode 1777: nothing changes through
+    that mount, and by any other path others could at most add entries (sticky), which are refused where they
+    are met; so its links are followed. The same folder on a writable mount is refused (above), and so are one
+    of another user's and one that is not sticky even when read-only (below)."""
     path = _kubernetes(tmp_path, "client.properties", LOGIN)
     (tmp_path / folder).chmod(0o1777)
     with pytest.raises(ConfigError):
         connection_from_properties(path)
     _read_only_mounts(monkeypatch)
     assert connection_from_properties(path).bootstrap == "kafka:9093"
+
+
+@pytest.mark.usefixtures("as_user")
+def test_a_read_only_mount_does_not_make_a_folder_others_may_write_trusted_without_the_sticky_bit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only mount is no promise that the folder cannot change (a read-only bind of a writable folder stays
+    writable by its other path), and in a folder of mode 0777 another user may rename or remove what is there."""
+    path = _kubernetes(tmp_path, "client.properties", LOGIN)
+    (tmp_path / "volume").chmod(0o777)
+    _read_only_mounts(monkeypatch)
+    with pytest.raises(ConfigError) as caught:
+        connection_from_properties(path)
+    _one_line(caught, str(path), "writable by others")
+
+
+@ROOT_ONLY
+@pytest.mark.usefixtures("as_user")
+@pytest.mark.parametrize("what", ["verify key", "client configuration"])
+@pytest.mark.parametrize("linked", [True, False], ids=["through a trusted link", "in a trusted folder"])
+def test_a_public_file_of_another_user_is_refused_whatever_its_mode(tmp_path: Path, what: str,
+                                                                     linked: bool) -> None:
+    """A public key half or a client configuration without a password may be readable by all, but its owner may
+    rewrite it whatever its mode (a verify key of their own, their servers, their CA): another user's is refused,
+    reached through a trusted link or not."""
+    shared = _folder(tmp_path / "srv")
+    if what == "verify key":
+        key_id, _ = _key_bytes(tmp_path)
+        record = Keystore(tmp_path / "made").load(key_id).public_only()
+        name, data = f"{key_id}.json", record_to_json(record)
+    else:
+        name, data = "client.properties", b"bootstrap.servers=evil:9093\nsecurity.protocol=SSL\n"
+    target = shared / name
+    target.write_bytes(data)
+    target.chmod(0o644)
+    os.chown(target, OTHER, OTHER)
+    path = target
+    if linked:
+        mine = _folder(tmp_path / "mine", 0o700)
+        os.chown(mine, ME, ME)
+        path = mine / name
+        path.symlink_to(Path("..") / "srv" / name)
+        os.chown(path, ME, ME, follow_symlinks=False)
+    read = load_key_file if what == "verify key" else connection_from_properties
+    with pytest.raises((ConfigError, KeyMaterialError)) as caught:
+        read(path)
+    _one_line(caught, str(path), f"another user (uid {OTHER})")
 
 
 @ROOT_ONLY
