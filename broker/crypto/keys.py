@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -253,6 +254,11 @@ def x25519_exchange(private: X25519PrivateKey, public: X25519PublicKey, *, key_i
                                "secret); ask its owner for the public half of a freshly generated key") from None
 
 
+# A key's point check costs about 2 ms (``edwards.in_prime_subgroup``) and depends on its 32 bytes alone: the
+# same keys are loaded again and again (each ``ed25519_public``, every reader's keystore walk).
+_strong = functools.lru_cache(maxsize=1024)(strong_point)
+
+
 def check_x25519_public(key_id: str, public: bytes) -> None:
     """Refuse (KeyMaterialError) an X25519 public half nothing can be sealed to or agreed with: one trial
     exchange with a fresh private key, which fails for every low-order point and only for those."""
@@ -267,7 +273,7 @@ def check_ed25519_public(key_id: str, public: bytes) -> None:
     """Refuse (KeyMaterialError, naming ``key_id``) an Ed25519 public half that is not the canonical
     encoding of a curve point, or whose point has small order (under such a key anyone can make a
     signature that verifies, with no private key) or a small-order component (``broker.crypto.edwards``)."""
-    if not strong_point(public):
+    if not _strong(public):
         raise KeyMaterialError(f"key {key_id}: small-order or non-canonical Ed25519 key, or one with a small-order "
                                "component, under which signatures are forgeable or ambiguous; ask its owner for the "
                                "public half of a freshly generated key")

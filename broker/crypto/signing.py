@@ -36,7 +36,7 @@ KEY_BLOCK_CONTEXT = b"puente/feed-key-block/v2"  # v2: the signed bytes changed 
 SIGNATURE_LEN = 64
 
 # A verifier checks the same few keys again and again; the answer depends on the public bytes alone.
-_strong_key = lru_cache(maxsize=256)(strong_point)
+_strong_key = lru_cache(maxsize=1024)(strong_point)
 
 
 def _message(context: bytes, payload: bytes) -> bytes:
