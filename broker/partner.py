@@ -261,7 +261,7 @@ class Subscriber:
         """Read on past records the feed no longer holds (a note names them) instead of stopping (``_gap``)."""
         self.skip = frozenset(skip)
         """Feed records (``topic:partition:offset``, as the stop names them) to give up if they do not open: each
-        gets its REJECTED receipt as before, and is committed past instead of stopping the run. An allow-list of
+        gets a REJECTED receipt saying "given up", and is committed past instead of stopping the run. An allow-list of
         exact places an operator chose: a record that opens is applied as usual, and any other that does not
         still stops the run."""
         self._purged_at: float | None = None
@@ -655,6 +655,7 @@ class Subscriber:
             if "unsupported format version" in str(exc):  # not a key problem: an older or newer broker wrote it
                 check = "this subscriber reads only feed records of the format it names: run the broker's version"
             if where in self.skip:
+                status += "; given up"  # auditors tell the record given up from a stop at it
                 self.stats.given_up += 1
                 self.on_error(f"puente subscribe: gave up {where} (alert {alert_id or '?'}) as --skip named it; its "
                               "REJECTED receipt tells auditors it was never applied")

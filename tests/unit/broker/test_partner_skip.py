@@ -79,7 +79,8 @@ async def test_a_named_record_is_given_up_and_committed_past_with_its_rejected_r
                                  ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
     assert unread is None and producer.offsets == {TP: 4}
     receipts = [r for r in producer.sent if r["kind"] == "RECEIPT"]
-    assert [r["status"] for r in receipts] == ["REJECTED: CodecError"] and receipts[0]["feed"] == f"{TP.topic}:0:3"
+    assert [r["status"] for r in receipts] == ["REJECTED: CodecError; given up"]
+    assert receipts[0]["feed"] == f"{TP.topic}:0:3"
     assert sub.stats.rejected == 1 and sub.stats.given_up == 1
     assert len(errors) == 2 and errors[0].startswith("puente subscribe: rejected t.feed.COL:0:3")
     assert "gave up t.feed.COL:0:3" in errors[1] and not any("junk" in line for line in errors)
