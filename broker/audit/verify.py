@@ -813,7 +813,17 @@ class PartitionWalk:
         if not sound:
             return
         if signed:
-            self._settle(chain, state, prev, seq, offset)
+            if state.untracked:
+                # Records past the tracking bounds are held by the readers but not in ``nodes``: a forger's may
+                # be among them, neither on this record's path nor prunable. None of the waiting records is
+                # vouched for (the chain is cut), rather than one the signature does not cover.
+                self.cut.append(chain)
+                self.settled.append(Finding(self.topic, self.partition, offset, (
+                    f"chain {plain(chain)}: the signed record at offset {offset} (seq {seq}) settles a fork while "
+                    f"more records waited than are tracked ({self._per_chain:,} per chain, {self._in_all:,} in "
+                    "all): none of the chain's waiting records is vouched for")))
+            else:
+                self._settle(chain, state, prev, seq, offset)
             self._forget(state, claimed, seq)
             state.tail, state.tail_first = 0, None
             at = doc.get("at")
