@@ -652,7 +652,8 @@ class ChainState:
     nodes: dict[str, list[Any]] = field(default_factory=dict)
     """Receipt chains: the waiting records tracked, hash -> [seq, prev, offset, on a side branch (0/1)]:
     what a record claiming a place already taken can fork from, and what a signed record's path runs
-    back through (``PartitionWalk``, forks). Bounded (``TRACKED_PER_CHAIN``, ``TRACKED_IN_ALL``)."""
+    back through (``PartitionWalk``, forks); records that are not sound start branches of their own.
+    Bounded (``TRACKED_PER_CHAIN``, ``TRACKED_IN_ALL``)."""
     untracked: bool = False  # more waiting records than tracked: no fork can then be settled for a side
 
     def to_json(self) -> dict[str, Any]:
@@ -695,7 +696,9 @@ class PartitionWalk:
     its path are vouched for and every other branch is a finding (its chain, seq and offset, never its
     content), its records ``pruned``. A reader that holds waiting records per offset (``prunes``) drops
     exactly those; for any other reader the chain is ``cut`` and the findings are given at the signed
-    record, so it takes none of the chain's waiting records rather than a forger's.
+    record, so it takes none of the chain's waiting records rather than a forger's. A record that is not
+    sound (a failed signature, a gap, an edit) is reported and starts a branch of its own in the same way:
+    it never becomes the newest record, so it cuts off nothing the partner's next checkpoint vouches for.
     """
 
     def __init__(self, topic: str, partition: int, verify: VerifyFn, holds: Holds | None = None,
@@ -767,6 +770,17 @@ class PartitionWalk:
             # A backstop: whatever in a record a check did not expect, it is that record's finding.
             flag(f"{label}record seq {seq} could not be checked ({type(exc).__name__}): not as its writer sealed it")
         sound = not found
+        if not sound and self._forks(chain) and place != "side":
+            # A receipt chain's record that is not sound (a signature that fails, a gap, a record not following
+            # the newest) never moves the chain's newest record, nor cuts off the receipts waiting for the
+            # partner's checkpoint: anyone who may write the receipts topic can put one there. It is reported,
+            # and waits as the start of a branch of its own (unless it copies a record walked), so the partner's
+            # next checkpoint settles which line is the chain (``_settle``): the partner's own line, or, where
+            # its signature runs back through this record (the first record of a partition its retention cut
+            # short, say), the branch this record starts.
+            if not (claimed in state.nodes or claimed == state.anchor):
+                self._track(state, claimed, seq, prev, offset, side=True)
+            return doc, found
         if place == "side":
             self._side(offset, doc, seq, prev, claimed, str(chain), state, signed, sound, flag)
         else:
@@ -810,7 +824,8 @@ class PartitionWalk:
         and sound, settles the fork for its branch. It never moves the chain's newest record, and one not
         sound is reported and followed by nothing (it cuts nothing: it is off the line)."""
         label = f"chain {plain(chain)} "
-        if not sound:
+        if not sound:  # reported; waits on its branch (``feed``), vouched for only by a signature over it
+            self._track(state, claimed, seq, prev, offset, side=True)
             return
         if signed:
             if state.untracked:
@@ -843,21 +858,9 @@ class PartitionWalk:
               state: ChainState, signed: bool, sound: bool, flag: Callable[[str], None]) -> None:
         """A record continuing the chain's newest record, or breaking it: as a linear chain, and for a receipt
         chain the waiting records tracked, settled or cut off with it."""
-        label = f"chain {plain(chain)} " if chain is not None else ""
-        forks = self._forks(chain)
-        if not sound and state.tail and forks:
-            # A record of the chain that is not sound (a break, someone else's record, a signature
-            # that fails) after unsigned records: only a sound signed record vouches for those, and
-            # a later one's hash path runs through this record, which its owner never wrote that
-            # way. None will vouch for them: they are reported here, and readers holding them drop
-            # them (``cut``).
-            flag(f"{label}{state.tail} unsigned record(s) from offset {state.tail_first} on are cut off from the "
-                 "chain by this record: no later checkpoint vouches for them")
-            state.tail, state.tail_first = 0, None
-            self.cut.append(str(chain))
-        if forks and (not sound or signed):
-            if sound:
-                self._settle(str(chain), state, None, seq, offset)
+        forks = self._forks(chain)  # a receipt chain's record comes here sound (``feed``)
+        if forks and signed:
+            self._settle(str(chain), state, None, seq, offset)
             self._forget(state, claimed, seq)
         elif forks and not state.untracked and not self._track(state, claimed, seq, prev, offset, side=False):
             state.untracked = True

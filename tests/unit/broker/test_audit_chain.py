@@ -232,10 +232,8 @@ def test_a_partner_signs_its_own_receipt_chains_and_no_one_elses() -> None:
 
     assert walk(_receipts("COL", "COL-rcpt-2026a")) == []
     assert walk(_receipts("COL/backup", "COL-rcpt-2026a")) == []
-    assert walk(_receipts("COL", "USA-rcpt-2026a")) == [  # and the receipts it claimed to vouch for wait for none
-        "chain COL checkpoint seq 3 is signed by USA-rcpt-2026a, which may not vouch for COL's receipts",
-        "chain COL 3 unsigned record(s) from offset 0 on are cut off from the chain by this record: no later "
-        "checkpoint vouches for them"]
+    assert walk(_receipts("COL", "USA-rcpt-2026a")) == [  # the receipts it claimed to vouch for wait for COL's own
+        "chain COL checkpoint seq 3 is signed by USA-rcpt-2026a, which may not vouch for COL's receipts"]
     assert walk(_receipts("COL", "broker-sign-2026a")) != []
     assert walk(_receipts("COL", "not a key id")) != []
     writer = ChainWriter("audit", 0)

@@ -126,14 +126,17 @@ def _slipped_in(bad_checkpoint: bool = False) -> list[bytes]:
 def test_a_checkpoint_does_not_vouch_for_a_receipt_its_hash_path_does_not_reach(
         tmp_path: Path, audit_topics: dict[str, list[bytes]], bad_checkpoint: bool) -> None:
     """The checkpoint vouches only for what its hash path runs back through: a receipt slipped in at the place of
-    COL's next one is a fork the checkpoint settles against (COL's own receipt counts), and one slipped in before a
-    checkpoint of the intruder's that does not verify is cut off; the forged one is never counted."""
+    COL's next one is a fork the checkpoint settles against (COL's own receipt counts), and so is one followed by a
+    checkpoint of the intruder's that does not verify (reported, and never the chain's newest record: it cuts off
+    none of COL's receipts); the forged one is never counted."""
     values = _slipped_in(bad_checkpoint)
     report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
     problems = [(f.offset, f.problem) for f in report.findings]
     if bad_checkpoint:
-        assert (5, "chain COL 1 unsigned record(s) from offset 4 on are cut off from the chain by this record: no "
-                   "later checkpoint vouches for them") in problems
+        assert problems == [(5, "checkpoint seq 5 has an invalid signature"),
+                            (4, "chain COL fork at seq 4: 2 record(s) from offset 4 on hold places in the chain that "
+                                "other records hold, and the signed record at offset 7 (seq 5) vouches for the other "
+                                "branch: no signature vouches for them")]
     else:
         assert problems == [(4, "chain COL fork at seq 4: 1 record(s) from offset 4 on hold places in the chain that "
                                 "other records hold, and the signed record at offset 6 (seq 5) vouches for the other "
@@ -150,17 +153,69 @@ def test_a_checkpoint_does_not_vouch_for_a_receipt_its_hash_path_does_not_reach(
         assert index._all("SELECT alert_id FROM receipts") == []
         held = [r[0] for r in index._all("SELECT alert_id FROM unmatched_receipts ORDER BY \"offset\"")]
         chain_findings = index._all("SELECT \"offset\", problem FROM findings WHERE unmatched = 0 ORDER BY 1, 2")
-    assert held == ["SNM:0", "SNM:1", "SNM:2", *([] if bad_checkpoint else ["SNM:next"])]
+    assert held == ["SNM:0", "SNM:1", "SNM:2", "SNM:next"]
     assert chain_findings == sorted(problems)
 
     audit_topics["access"] = values
     left: list[int] = []
     found = asyncio.run(_rows(auditor.read_log(None, {"access": "receipts"}, auditor.LogFilter(),  # type: ignore[arg-type]
                                                _verify, left, {"access": "COL"})))
-    if bad_checkpoint:
-        assert [r["alert_id"] for r in found] == ["SNM:0", "SNM:1", "SNM:2"] and left == [3]
-    else:
-        assert [r["alert_id"] for r in found] == ["SNM:0", "SNM:1", "SNM:2", "SNM:next"] and left == [1]
+    assert [r["alert_id"] for r in found] == ["SNM:0", "SNM:1", "SNM:2", "SNM:next"]
+    assert left == [2 if bad_checkpoint else 1]
+
+
+def _intruded(intruder: str) -> tuple[list[bytes], int]:
+    """COL's chain: a checkpoint, two receipts, an intruder's record, COL's third receipt and its checkpoint; and
+    the intruder's offset. The intruder has COL's write access to the receipts topic, never its key."""
+    writer, values = _receipts()
+    values += [writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:w{i}", "status": "RECEIVED"})
+               for i in range(2)]
+    newest = json.loads(values[-1])
+    at_next = ChainWriter("access", 0, ChainHead.after(newest), checkpoint_every=1 << 62, chain="COL")
+    ahead = ChainWriter("access", 0, ChainHead(seq=newest["seq"] + 1000, prev="ab" * 32), checkpoint_every=1 << 62,
+                        chain="COL")
+    bad = {"at-next-bad-signature": lambda: at_next.checkpoint("COL-rcpt-2026a", lambda payload: b"\0" * 64, "t"),
+           "at-next-edited": lambda: at_next.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:x",
+                                                                "status": "RECEIVED"}).replace(b"SNM:x", b"SNM:y"),
+           "replay-of-the-newest": lambda: values[-1],
+           "replay-of-an-old-one": lambda: values[1],
+           "gap-ahead": lambda: ahead.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:z", "status": "RECEIVED"}),
+           "gap-ahead-signed-badly": lambda: ahead.checkpoint("COL-rcpt-2026a", lambda payload: b"\1" * 64, "t")}
+    values.append(bad[intruder]())
+    values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:w2", "status": "RECEIVED"}))
+    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    return values, 6
+
+
+@pytest.mark.parametrize("intruder", ["at-next-bad-signature", "at-next-edited", "replay-of-the-newest",
+                                      "replay-of-an-old-one", "gap-ahead", "gap-ahead-signed-badly"])
+def test_a_record_that_is_not_sound_cuts_off_none_of_the_receipts_waiting_for_the_partners_checkpoint(
+        tmp_path: Path, audit_topics: dict[str, list[bytes]], intruder: str) -> None:
+    """Whoever may write a partner's receipts topic can put a record that is not sound among the receipts waiting for
+    the partner's next checkpoint: one at the chain's next place whose signature fails or that was edited, a copy of
+    the partner's own record, one ahead of the chain. It is reported at its offset, and never becomes the chain's
+    newest record: the partner's checkpoint then vouches for every receipt of its own, in `audit verify`, the index
+    and `audit log` alike; the intruder's record is never counted."""
+    values, at = _intruded(intruder)
+    report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
+    assert report.findings and {f.offset for f in report.findings} == {at}, report.findings
+    assert not any("cut off" in f.problem for f in report.findings)
+    own = ["SNM:0", "SNM:1", "SNM:2", "SNM:w0", "SNM:w1", "SNM:w2"]
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        index.register({"access": "receipts"}, {"access": "COL"})
+        ingest = index.partition("access", 0, "receipts", _verify, owner="COL")
+        for offset, value in enumerate(values):
+            ingest.add(offset, value)
+        ingest.commit()
+        held = [r[0] for r in index._all("SELECT alert_id FROM unmatched_receipts ORDER BY \"offset\"")]
+        chain_findings = index._all("SELECT \"offset\", problem FROM findings WHERE unmatched = 0 ORDER BY 1, 2")
+    assert held == own
+    assert chain_findings == sorted((f.offset, f.problem) for f in report.findings)
+    audit_topics["access"] = values
+    left: list[int] = []
+    found = asyncio.run(_rows(auditor.read_log(None, {"access": "receipts"}, auditor.LogFilter(),  # type: ignore[arg-type]
+                                               _verify, left, {"access": "COL"})))
+    assert [r["alert_id"] for r in found] == own and left == [1]
 
 
 async def _rows(rows: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
