@@ -655,6 +655,7 @@ class ChainState:
     back through (``PartitionWalk``, forks); records that are not sound start branches of their own.
     Bounded (``TRACKED_PER_CHAIN``, ``TRACKED_IN_ALL``)."""
     untracked: bool = False  # more waiting records than tracked: no fork can then be settled for a side
+    strays: int = 0  # records not sound tracked since the last signed record (``STRAYS_TRACKED``)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -670,6 +671,10 @@ genuine chain has at most 5,000 receipts before its checkpoint (``receipts.RECEI
 this leaves room for the forks a forger adds; past it, a record forking the chain is a finding, never kept."""
 TRACKED_IN_ALL = 200_000
 """The same, for all chains of a partition together: a flood in many chains stays bounded too."""
+STRAYS_TRACKED = 100
+"""The most records that are not sound a receipt chain tracks between its signed records (``PartitionWalk``):
+a genuine chain has one at most (the first record walked after retention), so a flood of them never takes the
+room ``TRACKED_PER_CHAIN`` keeps for the partner's records and the forks a forger adds."""
 FORKS_LISTED = 100
 """Branches one signed record settles that are listed one by one; one more line says more follow."""
 
@@ -710,6 +715,7 @@ class PartitionWalk:
         self.pruned: dict[str, list[int]] = {}  # receipt chains only, with ``prunes``: see ``feed``
         self.settled: list[Finding] = []  # with ``prunes``: the forks the record settled (at their own offsets)
         self.prunes = prunes
+        self._owners_ahead = False  # ``feed``: this record is a break signed with a key that may sign its chain
         self._per_chain, self._in_all = tracked
         self._tracked = sum(len(s.nodes) for s in self.chains.values())
         # Each owner's key order, shared by its chains' states (so an index saving them keeps it).
@@ -746,6 +752,7 @@ class PartitionWalk:
         ``settled`` holds those forks' findings, at the offsets where they began.
         """
         found: list[Finding] = []
+        self._owners_ahead = False
         self.cut.clear()
         self.pruned, self.settled = {}, []
 
@@ -774,12 +781,17 @@ class PartitionWalk:
             # A receipt chain's record that is not sound (a signature that fails, a gap, a record not following
             # the newest) never moves the chain's newest record, nor cuts off the receipts waiting for the
             # partner's checkpoint: anyone who may write the receipts topic can put one there. It is reported,
-            # and waits as the start of a branch of its own (unless it copies a record walked), so the partner's
-            # next checkpoint settles which line is the chain (``_settle``): the partner's own line, or, where
-            # its signature runs back through this record (the first record of a partition its retention cut
-            # short, say), the branch this record starts.
-            if not (claimed in state.nodes or claimed == state.anchor):
-                self._track(state, claimed, seq, prev, offset, side=True)
+            # and (sealed as written, and not a copy of a record walked) waits as the start of a branch of its
+            # own, so the partner's next checkpoint settles which line is the chain (``_settle``): the partner's
+            # own line, or, where its signature runs back through this record (the first record of a partition
+            # its retention cut short, say), the branch this record starts. Only the partner's own signed record
+            # ahead of the chain (records before it deleted, or too many forks to track) breaks it as before.
+            if self._owners_ahead and seq >= state.seq:
+                self._main(offset, doc, seq, prev, claimed, chain, state, signed, sound, flag)
+            elif (state.strays < STRAYS_TRACKED and not (claimed in state.nodes or claimed == state.anchor)
+                    and form_problem(value, doc, claimed) is None
+                    and self._track(state, claimed, seq, prev, offset, side=True, stray=True)):
+                state.strays += 1
             return doc, found
         if place == "side":
             self._side(offset, doc, seq, prev, claimed, str(chain), state, signed, sound, flag)
@@ -804,11 +816,16 @@ class PartitionWalk:
             return "side"
         return "break"
 
-    def _track(self, state: ChainState, claimed: str, seq: int, prev: str, offset: int, side: bool) -> bool:
-        """Track a waiting record by its hash, within the bounds; False when they are reached."""
+    def _track(self, state: ChainState, claimed: str, seq: int, prev: str, offset: int, side: bool,
+               stray: bool = False) -> bool:
+        """Track a waiting record by its hash, within the bounds; False when they are reached. A record that is
+        not sound (``stray``) is marked 2: it is reported already, and no reader holds it to drop."""
+        if claimed in state.nodes:  # a stray under a sound record's hash: the sound record's place
+            state.nodes[claimed] = [seq, prev, offset, 2 if stray else int(side)]
+            return True
         if state.untracked or len(state.nodes) >= self._per_chain or self._tracked >= self._in_all:
             return False
-        state.nodes[claimed] = [seq, prev, offset, int(side)]
+        state.nodes[claimed] = [seq, prev, offset, 2 if stray else int(side)]
         self._tracked += 1
         return True
 
@@ -816,7 +833,7 @@ class PartitionWalk:
         """The chain's waiting records are settled or cut off: what follows hangs from ``anchor``."""
         self._tracked -= len(state.nodes)
         state.nodes = {}
-        state.anchor, state.anchor_seq, state.untracked = anchor, anchor_seq, False
+        state.anchor, state.anchor_seq, state.untracked, state.strays = anchor, anchor_seq, False, 0
 
     def _side(self, offset: int, doc: dict[str, Any], seq: int, prev: str, claimed: str, chain: str,
               state: ChainState, signed: bool, sound: bool, flag: Callable[[str], None]) -> None:
@@ -824,8 +841,7 @@ class PartitionWalk:
         and sound, settles the fork for its branch. It never moves the chain's newest record, and one not
         sound is reported and followed by nothing (it cuts nothing: it is off the line)."""
         label = f"chain {plain(chain)} "
-        if not sound:  # reported; waits on its branch (``feed``), vouched for only by a signature over it
-            self._track(state, claimed, seq, prev, offset, side=True)
+        if not sound:  # reported, and off the line (``feed``)
             return
         if signed:
             if state.untracked:
@@ -858,9 +874,18 @@ class PartitionWalk:
               state: ChainState, signed: bool, sound: bool, flag: Callable[[str], None]) -> None:
         """A record continuing the chain's newest record, or breaking it: as a linear chain, and for a receipt
         chain the waiting records tracked, settled or cut off with it."""
-        forks = self._forks(chain)  # a receipt chain's record comes here sound (``feed``)
-        if forks and signed:
-            self._settle(str(chain), state, None, seq, offset)
+        forks = self._forks(chain)  # a receipt chain's record comes here sound, or the owner's own (``feed``)
+        if not sound and state.tail and forks:
+            # The partner's own signed record ahead of the chain: the records waiting are cut off from it (a
+            # later checkpoint's hash path runs through this record, not through them). They are reported
+            # here, and readers holding them drop them (``cut``).
+            flag(f"chain {plain(str(chain))} {state.tail} unsigned record(s) from offset {state.tail_first} on are cut "
+                 "off from the chain by this record: no later checkpoint vouches for them")
+            state.tail, state.tail_first = 0, None
+            self.cut.append(str(chain))
+        if forks and (signed or not sound):
+            if sound:
+                self._settle(str(chain), state, None, seq, offset)
             self._forget(state, claimed, seq)
         elif forks and not state.untracked and not self._track(state, claimed, seq, prev, offset, side=False):
             state.untracked = True
@@ -909,8 +934,10 @@ class PartitionWalk:
         roots: dict[str, str] = {}  # each record off the path -> the first record of its branch
 
         def root(h: str) -> str:
-            trail = []
-            while h not in roots and off[h][1] in off:
+            trail: list[str] = []
+            seen: set[str] = set()
+            while h not in roots and off[h][1] in off and h not in seen:  # hashes are real: a loop is a backstop
+                seen.add(h)
                 trail.append(h)
                 h = off[h][1]
             top = roots.get(h, h)
@@ -922,7 +949,9 @@ class PartitionWalk:
         for h in off:
             r = root(h)
             sizes[r] = sizes.get(r, 0) + 1
-        self.pruned.setdefault(chain, []).extend(sorted(int(n[2]) for n in off.values()))
+        held = sorted(int(n[2]) for n in off.values() if n[3] != 2)  # strays: held by no reader
+        if held:
+            self.pruned.setdefault(chain, []).extend(held)
         branches = sorted(sizes, key=lambda r: int(off[r][2]))
         for count, r in enumerate(branches, start=1):
             seq, at = int(off[r][0]), int(off[r][2])
@@ -971,6 +1000,8 @@ class PartitionWalk:
                 why = retired(state.keys, str(signer), chain_owner(chain))
             if why is not None:
                 flag(f"{label}{what} seq {seq} {why}")
+            else:  # the owner's signature, with a key in use, whatever else is wrong (``feed``)
+                self._owners_ahead = place == "break" and chain is not None
         if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
             flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
 

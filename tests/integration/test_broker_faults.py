@@ -365,8 +365,8 @@ async def test_audit_log_lists_only_what_verifies_and_verify_names_each_forgery(
     verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
                             check=False)
     assert verify.returncode == 1 and "Traceback" not in verify.stderr
-    for problem in (f"chain {other}/x in {partner}'s receipts topic", f"chain {other}/x: 1 receipt record(s)",
-                    f"'BLOCK' record in {partner}'s receipt chain", "not an audit record", "has an invalid signature"):
+    for problem in (f"chain {other}/x in {partner}'s receipts topic", f"'BLOCK' record in {partner}'s receipt chain",
+                    "not an audit record", "has an invalid signature"):
         assert problem in verify.stdout, problem
     log = subprocess.run(cli("audit", "log", "--json"), env=env.env_vars("auditor"), capture_output=True, text=True,
                          check=False)

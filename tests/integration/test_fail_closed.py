@@ -113,7 +113,8 @@ async def test_a_forged_receipt_is_reported_and_never_signed_over(env: Env, tmp_
     head = ChainHead.after(json.loads(mine[-1].value))
     victim = sorted(withheld)[0]
     forged = ChainWriter(env.names.receipts(partner), part, head, checkpoint_every=1 << 62, chain=partner).append(
-        "RECEIPT", {"partner": partner, "alert_id": victim, "status": "RECEIVED", "feed": "x", "at": "t"})
+        "RECEIPT", {"partner": partner, "alert_id": victim, "status": "RECEIVED", "feed": "x",
+                    "at": "2026-12-01T00:00:00Z"})
     producer = AIOKafkaProducer(**env.conn.aiokafka())
     await producer.start()
     try:

@@ -54,14 +54,17 @@ def test_untouched_chain_verifies() -> None:
 
 
 def test_edited_field_is_found() -> None:
-    """Changing one field of one record is reported as an edit at that offset."""
+    """Changing one field of one record is reported as an edit at that offset; the record after it, which follows
+    a hash the edited record no longer has, does not follow a record sealed as written. The next checkpoint
+    vouches for the chain again."""
     values = _chain(10)
     doc = json.loads(values[5])  # the first record after a checkpoint: no unsigned ones before it to cut off
     doc["status"] = "REJECTED"
     values[5] = json.dumps(doc).encode()
     report = _walk(values)
-    assert [f.offset for f in report.findings] == [5]
+    assert [f.offset for f in report.findings] == [5, 6]
     assert "edited" in report.findings[0].problem
+    assert [v.seq for v in report.vouched] == [9]
 
 
 def test_removed_record_is_a_gap() -> None:

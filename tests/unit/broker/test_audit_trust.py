@@ -15,6 +15,7 @@ import pytest
 
 from broker import auditor
 from broker.audit import ChainHead, ChainWriter, last_ingress, verify_partition
+from broker.audit.chain import canonical, sealed
 from broker.audit.receipts import sent_records
 from broker.audit.verify import ChainState, PartitionWalk, ReceiptReach, feed_place, head_problem
 from broker.audit_index import AuditIndex
@@ -216,6 +217,69 @@ def test_a_record_that_is_not_sound_cuts_off_none_of_the_receipts_waiting_for_th
     found = asyncio.run(_rows(auditor.read_log(None, {"access": "receipts"}, auditor.LogFilter(),  # type: ignore[arg-type]
                                                _verify, left, {"access": "COL"})))
     assert [r["alert_id"] for r in found] == own and left == [1]
+
+
+def _stray(seq: int, prev: str, claimed: str | None = None) -> bytes:
+    """A receipt of COL's chain at ``seq`` after ``prev``, sealed right, or claiming the hash ``claimed``."""
+    body = canonical({"v": 1, "seq": seq, "prev": prev, "kind": "RECEIPT", "chain": "COL", "partner": "COL",
+                      "alert_id": "SNM:stray", "status": "RECEIVED"})
+    return sealed(body, claimed or hashlib.sha256(body).hexdigest())
+
+
+def test_records_whose_claimed_hashes_loop_never_hang_a_reader() -> None:
+    """Records that are not sound claim any hash and follow any hash: one following its own, two following each
+    other. They are reported, and COL's next checkpoint vouches for its receipts, without the walk going round."""
+    writer, values = _receipts()
+    values += [_stray(50, "ab" * 32, "ab" * 32), _stray(60, "cd" * 32, "ef" * 32), _stray(61, "ef" * 32, "cd" * 32),
+               writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:3", "status": "RECEIVED"}),
+               writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
+    assert {f.offset for f in report.findings} == {4, 5, 6}
+    assert [v.seq for v in report.vouched] == [json.loads(values[-1])["seq"]]
+
+
+def test_a_flood_of_strays_and_forks_never_keeps_the_partners_chain_from_its_next_checkpoints() -> None:
+    """Records ahead of the chain fill what a walk tracks, a forged receipt holds the chain's next place, and COL's
+    own receipt after them cannot be tracked: that batch is lost, reported, and COL's own signed checkpoint (ahead
+    of the chain as the walk knows it) breaks the chain there, so every later batch is vouched for again."""
+    writer, values = _receipts()
+    forger = ChainWriter("access", 0, ChainHead.after(json.loads(values[-1])), checkpoint_every=1 << 62, chain="COL")
+    values.append(forger.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:forged", "status": "RECEIVED"}))
+    values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:3", "status": "RECEIVED"}))
+    values += [_stray(900 + i, "cd" * 32) for i in range(4)]
+    values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:4", "status": "RECEIVED"}))
+    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    later = len(values)
+    for i in range(3):
+        values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:b{i}", "status": "RECEIVED"}))
+        values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True, tracked=(6, 100))
+    found = [(offset, walk.feed(offset, value)[1]) for offset, value in enumerate(values)]
+    assert all(not problems for offset, problems in found if offset >= later)
+    assert [v.seq for v in walk.vouched()] == [json.loads(values[-1])["seq"]]
+    assert any("cut off" in f.problem for _, problems in found for f in problems)
+
+
+def test_a_stray_settled_away_leaves_the_partners_reach_whole() -> None:
+    """The feed offsets COL's receipts reach count every receipt its checkpoint vouches for: records that are not
+    sound among them (one edited, one ahead of the chain), reported and settled away, are held by no reader, so
+    they cut nothing from what the end check sees."""
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+
+    def receipt(n: int) -> bytes:
+        return writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:{n}", "feed": f"p.feed.COL:0:{n}",
+                                         "status": "RECEIVED", "at": "2026-01-01T00:00:00Z"})
+
+    values = [receipt(0), writer.checkpoint("COL-rcpt-2026a", _sign, "t"), receipt(1), receipt(2),
+              _stray(99, "cd" * 32, "ee" * 32), _stray(99, "cd" * 32), receipt(3),
+              writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True)
+    reach = ReceiptReach({"p.feed.COL": "COL"}, "p.feed.")
+    reach.begin("COL")
+    for offset, value in enumerate(values):
+        doc, found = walk.feed(offset, value)
+        reach.take(doc, not found, [*walk.cut, *walk.pruned])
+    assert reach.sound == {("p.feed.COL", 0): 3}
 
 
 async def _rows(rows: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
