@@ -27,6 +27,7 @@ OTHER_VARIABLES = frozenset({
     "PUENTE_HOME", "PUENTE_KAFKA_PORT", "PUENTE_KAFKA_CLUSTER_PORT", "PUENTE_CACHE",  # puente kafka (local Kafka)
     "PUENTE_UID", "PUENTE_GID",  # compose.yaml's service user
     "PUENTE_CHAOS", "PUENTE_CHROMIUM", "PUENTE_SCREENSHOT", "PUENTE_TEST_LOGINS",  # the tests
+    "PUENTE_TEST_WORKERS", "PUENTE_TEST_KAFKAS",  # make test's parallel workers (scripts/test.sh)
 })
 
 

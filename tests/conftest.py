@@ -14,6 +14,43 @@ from broker.kafka import Admin, KafkaConnection, connection_from_properties
 from puente.dev.localkafka import LocalKafka
 
 
+def _own_kafka() -> tuple[str, str] | None:
+    """This pytest-xdist worker's own local Kafka (its PUENTE_HOME and port), when it has one: worker gw<n>
+    (n from 1) takes the n-th entry of ``PUENTE_TEST_KAFKAS`` ("<port>:<home>;..."), which scripts/test.sh
+    sets after starting them; the first worker (gw0) uses the Kafka named as usual."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    entries = [e for e in os.environ.get("PUENTE_TEST_KAFKAS", "").split(";") if e]
+    index = int(worker[2:]) if worker[:2] == "gw" and worker[2:].isdigit() else 0
+    if index == 0 or index > len(entries):
+        return None
+    port, home = entries[index - 1].split(":", 1)
+    return home, port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under `make test`'s parallel run each worker but the first uses its own local Kafka (``_own_kafka``):
+    its tests, and the CLI processes they start. Logins and cluster-wide ACLs are one per cluster, so two
+    workers sharing one Kafka would change each other's parties mid-test."""
+    own = _own_kafka()
+    if own:
+        os.environ["PUENTE_HOME"], os.environ["PUENTE_KAFKA_PORT"] = own
+        local = LocalKafka("single")
+        os.environ["PUENTE_CLIENT_CONFIG"] = str(local.admin_config)
+        os.environ["PUENTE_BOOTSTRAP"] = local.bootstrap
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests of the 3-node local cluster run on one worker, one after another: the cluster has fixed ports."""
+    for item in items:
+        if item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.xdist_group("kafka-cluster"))
+
+
+def _shared_by_workers() -> bool:
+    """Whether this is a pytest-xdist worker past the first without a Kafka of its own (`pytest -n` by hand)."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0" and _own_kafka() is None
+
+
 def _reachable(conn: KafkaConnection) -> str | None:
     """None when Kafka answers a metadata request as ``conn``, else what went wrong."""
     admin = Admin(conn)
@@ -36,6 +73,9 @@ def kafka_admin() -> KafkaConnection:
     Integration tests need a real, secured broker. When it is unreachable the test fails with
     instructions; it never skips (CI=true or not), so a missing Kafka cannot pass as green.
     """
+    if _shared_by_workers():
+        pytest.fail("parallel workers each need a Kafka of their own: run the suite with `make test` "
+                    "(PUENTE_TEST_WORKERS sets how many), or without -n", pytrace=False)
     config = os.environ.get("PUENTE_CLIENT_CONFIG")
     if config:
         conn = connection_from_properties(Path(config), bootstrap=os.environ.get("PUENTE_BOOTSTRAP") or None)
