@@ -210,6 +210,7 @@ class Pipeline:
         self.slots = slots
         self.replay_window_ms = replay_window_days * DAY_MS
         self.lifecycle_retention = timedelta(days=lifecycle_retention_days or replay_window_days)
+        self._half_retention = self.lifecycle_retention / 2  # ``_forgettable``'s margin for an alert withheld from all
         self._partners = list(policy.partners())
         self._partner_ids = [p for p, _ in self._partners]
         self._schema_hex = codec.fingerprint.hex().encode()
@@ -282,7 +283,7 @@ class Pipeline:
                 decisions.append(routed)
                 if routed["decision"] != WITHHOLD:
                     holders[partner] = version
-            if holders or self._forgettable(alert, now, self.lifecycle_retention / 2):
+            if holders or self._forgettable(alert, now, self._half_retention):
                 # Withheld from everyone, an alert about an old event is remembered all the same: its next
                 # version, if it comes late, must find a state, or ``_admit`` takes it for one forgotten.
                 out.state = AlertState(version, holders)
