@@ -49,7 +49,7 @@ from puente.strict import printable
 # ALTER_CONFIGS, a DENY, a host, UNKNOWN for one the client cannot name): ``Acl`` keeps them as text.
 ResourceType = Literal["TOPIC", "GROUP", "TRANSACTIONAL_ID", "CLUSTER"]
 Pattern = Literal["LITERAL", "PREFIXED"]
-Operation = Literal["READ", "WRITE", "DESCRIBE", "IDEMPOTENT_WRITE"]
+Operation = Literal["READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "IDEMPOTENT_WRITE"]
 
 BROKER = "broker"
 AUDITOR = "auditor"
@@ -145,7 +145,8 @@ def _grants(policy_set: PolicySet, names: TopicNames, agencies: tuple[str, ...],
     grant(_GROUP, [Acl(BROKER, "GROUP", broker_group, "LITERAL", "READ")])
     grant(_PREFIX, _topic(BROKER, names.feeds, ("WRITE", "DESCRIBE"), "PREFIXED"))
     grant(_PREFIX, _topic(BROKER, names.decisions, ("WRITE", "READ", "DESCRIBE")))
-    grant(_PREFIX, _topic(BROKER, names.lifecycle, ("WRITE", "READ", "DESCRIBE")))
+    # DESCRIBE_CONFIGS: the broker checks at start that the topic keeps states as long as the agreements need.
+    grant(_PREFIX, _topic(BROKER, names.lifecycle, ("WRITE", "READ", "DESCRIBE", "DESCRIBE_CONFIGS")))
     grant(_PREFIX, _topic(BROKER, names.deadletter, ("WRITE", "DESCRIBE")))
     grant(_GROUP, (Acl(BROKER, "TRANSACTIONAL_ID", f"{broker_group}-slot-", "PREFIXED", op)
                    for op in ("WRITE", "DESCRIBE")))

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from broker.crypto import FeedSealer, KeyKind, sign_checkpoint, verify_ingress
-from broker.kafka import Admin, KafkaConnection
+from broker.kafka import Admin, KafkaConnection, topic_settings
 from broker.keystore import Keystore, signature_check
 from broker.metrics import Metrics, serve_metrics
 from broker.pipeline import MissingDeliveryKey, Originator, Pipeline
-from broker.topology import Slots, TopicNames, lifecycle_retention_days, slots_for
+from broker.topology import DAY_MS, Slots, TopicNames, lifecycle_retention_days, slots_for
 from broker.worker import BrokerWorker, WorkerConfig
 from policies import Decision, PolicySet, build_view, decide, decide_many, load_policy_set, recall_notice
 from puente import logs
-from puente.errors import ConfigError, KeyMaterialError, OriginError
+from puente.errors import ConfigError, KafkaAccessError, KeyMaterialError, OriginError
 from puente.settings import PuenteSettings
 from schemas import alert_codec
 
@@ -301,15 +301,19 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
 
 async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy_set: PolicySet | None = None) -> None:
     """Refuse to start unless every topic the broker reads or writes exists, with the ingress
-    partitions the settings give. Idling on a missing topic would hide a wrong prefix or a
-    forgotten ``topics apply``: the operator would see a running broker that routes nothing.
+    partitions the settings give, and the lifecycle topic keeps states as long as the agreements
+    need. Idling on a missing topic would hide a wrong prefix or a forgotten ``topics apply``: the
+    operator would see a running broker that routes nothing. A lifecycle topic that deletes states
+    sooner (``retention.ms`` shortened, or a ``retention.bytes`` limit) would let an alert recalled
+    for good come back as a first publication: the pipeline takes a missing state for an alert no
+    partner ever held unless its event is older than the retention it is told (``Pipeline``).
     ``policy_set``: as for ``build_worker``."""
     names = TopicNames(settings.topic_prefix)
     admin = Admin(conn)
     metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=conn.timeout_s))
     have = {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
     policy_set = load_policy_set(settings.policy_dir) if policy_set is None else policy_set
-    wanted = [names.ingress(a) for a in settings.agencies] + [names.decisions, names.deadletter]
+    wanted = [names.ingress(a) for a in settings.agencies] + [names.decisions, names.deadletter, names.lifecycle]
     wanted += sorted({names.feed(p.feed_topic) for p in policy_set.partners.values()})
     missing = [t for t in wanted if t not in have]
     if missing:
@@ -321,6 +325,27 @@ async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy
         if count != settings.ingress_partitions:
             raise ConfigError(f"{names.ingress(agency)} has {count} partitions but PUENTE_INGRESS_PARTITIONS is "
                               f"{settings.ingress_partitions}: each partition is a slot; use the topics' count")
+    await _check_lifecycle_retention(admin, names.lifecycle,
+                                     lifecycle_retention_days(policy_set, settings.replay_window_days))
+
+
+async def _check_lifecycle_retention(admin: Admin, topic: str, days: int) -> None:
+    """ConfigError unless ``topic`` keeps every record at least ``days`` days (``check_topology``)."""
+    try:
+        held = await topic_settings(admin, topic)
+    except KafkaAccessError:
+        raise ConfigError(f"the broker's login may not read {topic}'s settings, which it checks before it starts: "
+                          "run `puente acls apply`") from None
+    kept_ms, limit = held.get("retention.ms"), held.get("retention.bytes")
+    try:
+        short = kept_ms is None or (int(kept_ms) != -1 and int(kept_ms) < days * DAY_MS)
+        capped = limit is not None and int(limit) != -1
+    except ValueError:
+        short = capped = True
+    if short or capped:
+        kept = "by size (retention.bytes)" if capped and not short else f"for retention.ms={str(kept_ms)[:20]}"
+        raise ConfigError(f"{topic} keeps alert states {kept}, but the agreements need them kept {days} days (the "
+                          "longest any lets a partner keep an alert): run `puente topics apply`")
 
 
 async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: int, *,

@@ -51,7 +51,7 @@ from broker.kafka.io import (
     settle,
     wait_settled,
 )
-from broker.kafka.topics import TopicResult, apply_topics, plan_topics
+from broker.kafka.topics import TopicResult, apply_topics, plan_topics, topic_settings
 
 __all__ = [
     "Admin",
@@ -93,6 +93,7 @@ __all__ = [
     "running",
     "settle",
     "start",
+    "topic_settings",
     "translate",
     "tune_transactions",
     "wait_settled",

@@ -245,5 +245,18 @@ def _fixed_reason(spec: TopicSpec, have: int) -> str:
             f"{have}, or move to new topics under another PUENTE_TOPIC_PREFIX")
 
 
+async def topic_settings(admin: Admin, topic: str) -> dict[str, str | None]:
+    """``topic``'s settings as Kafka holds them (``retention.ms`` and the like); the Puente error the description
+    failed with is raised (KafkaAccessError when the login may not describe them)."""
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    what = f"describing {topic}'s settings"
+    described = await admin.results(what, await admin.call(
+        what, lambda c: c.describe_configs([resource], request_timeout=admin.conn.timeout_s)))
+    outcome = described[resource]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return {name: entry.value for name, entry in outcome.items()}
+
+
 def _short(error: Any) -> str:
     return str(error)[:300]

@@ -7,7 +7,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin import (
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourcePatternType,
+    ResourceType,
+)
 from puente_testing import Env, cli
 
 from broker.kafka import Admin, KafkaConnection
@@ -134,3 +143,44 @@ async def test_the_metrics_endpoint_of_a_running_broker_parses(env: Env, tmp_pat
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+async def test_the_broker_will_not_start_on_a_lifecycle_topic_that_forgets_states_too_soon(env: Env) -> None:
+    """The lifecycle topic must keep an alert's state as long as any agreement lets a partner keep the alert:
+    shortened (retention.ms) or capped by size (retention.bytes), `broker run` refuses to start with one line
+    naming the topic and `puente topics apply`, which restores it; then the broker starts."""
+    admin = Admin(env.conn)
+    topic = env.names.lifecycle
+
+    async def setting(name: str, value: str) -> None:
+        change = [ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)])]
+        await admin.results("altering", await admin.call("altering", lambda c: c.incremental_alter_configs(change)))
+
+    def broker() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"),
+                              capture_output=True, text=True, timeout=180, check=False)
+
+    await setting("retention.ms", str(86_400_000))
+    short = broker()
+    assert short.returncode == 3 and "Traceback" not in short.stderr, short.stderr
+    assert f"{topic} keeps alert states for retention.ms=86400000" in short.stderr
+    assert "run `puente topics apply`" in short.stderr and len(short.stderr.strip().splitlines()) == 1
+    applied = subprocess.run(cli("topics", "apply"), env=env.env_vars(), capture_output=True, text=True,
+                             timeout=180, check=False)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    await setting("retention.bytes", str(1 << 30))
+    capped = broker()
+    assert capped.returncode == 3 and f"{topic} keeps alert states by size (retention.bytes)" in capped.stderr
+    assert subprocess.run(cli("topics", "apply"), env=env.env_vars(), capture_output=True, text=True, timeout=180,
+                          check=False).returncode == 0
+    started = broker()
+    assert started.returncode == 0, started.stderr[-2000:]
+
+    # A deployment whose ACLs predate the check: one line saying to apply them.
+    grant = AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:broker", "*",
+                             AclOperation.DESCRIBE_CONFIGS, AclPermissionType.ALLOW)
+    await admin.results("removing", await admin.call("removing", lambda c: c.delete_acls([grant])))
+    refused = broker()
+    assert refused.returncode == 3 and "Traceback" not in refused.stderr, refused.stderr
+    assert f"may not read {topic}'s settings" in refused.stderr and "`puente acls apply`" in refused.stderr
