@@ -109,6 +109,20 @@ def test_blocks_always_fit_and_the_chain_still_verifies() -> None:
     assert shrunk and all(len(d["reasons"]) <= 20 for d in shrunk)
 
 
+def _indexed(tmp_path: Path, values: list[bytes]) -> tuple[list[str], list[tuple[int, str]]]:
+    """COL's receipts ``values`` indexed alone: the receipts held unmatched (a receipts topic alone vouches for no
+    delivery: no row), and the chain findings."""
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        index.register({"access": "receipts"}, {"access": "COL"})
+        ingest = index.partition("access", 0, "receipts", _verify, owner="COL")
+        for offset, value in enumerate(values):
+            ingest.add(offset, value)
+        ingest.commit()
+        assert index._all("SELECT alert_id FROM receipts") == []
+        held = [r[0] for r in index._all("SELECT alert_id FROM unmatched_receipts ORDER BY \"offset\"")]
+        return held, index._all("SELECT \"offset\", problem FROM findings WHERE unmatched = 0 ORDER BY 1, 2")
+
+
 def _slipped_in(bad_checkpoint: bool = False) -> list[bytes]:
     """COL's chain with a receipt someone else slipped in after a checkpoint, continuing it (and, with
     ``bad_checkpoint``, a checkpoint of theirs whose signature fails), before COL's next batch (whose writer goes
@@ -142,18 +156,10 @@ def test_a_checkpoint_does_not_vouch_for_a_receipt_its_hash_path_does_not_reach(
         assert problems == [(4, "chain COL fork at seq 4: 1 record(s) from offset 4 on hold places in the chain that "
                                 "other records hold, and the signed record at offset 6 (seq 5) vouches for the other "
                                 "branch: no signature vouches for them")]
-    with AuditIndex(tmp_path / "index.sqlite") as index:
-        index.register({"access": "receipts"}, {"access": "COL"})
-        ingest = index.partition("access", 0, "receipts", _verify, owner="COL")
-        for offset, value in enumerate(values):
-            ingest.add(offset, value)
-        ingest.commit()
-        # A receipts topic alone vouches for no delivery: what a checkpoint vouched for waits, unmatched, for the
-        # decisions (a finding each, never a row). The index keeps the signed path as `audit verify` does: COL's
-        # own receipt after the fork is vouched for, the forged one never; its chain findings are verify's.
-        assert index._all("SELECT alert_id FROM receipts") == []
-        held = [r[0] for r in index._all("SELECT alert_id FROM unmatched_receipts ORDER BY \"offset\"")]
-        chain_findings = index._all("SELECT \"offset\", problem FROM findings WHERE unmatched = 0 ORDER BY 1, 2")
+    # A receipts topic alone vouches for no delivery: what a checkpoint vouched for waits, unmatched, for the
+    # decisions (a finding each, never a row). The index keeps the signed path as `audit verify` does: COL's
+    # own receipt after the fork is vouched for, the forged one never; its chain findings are verify's.
+    held, chain_findings = _indexed(tmp_path, values)
     assert held == ["SNM:0", "SNM:1", "SNM:2", "SNM:next"]
     assert chain_findings == sorted(problems)
 
@@ -202,14 +208,7 @@ def test_a_record_that_is_not_sound_cuts_off_none_of_the_receipts_waiting_for_th
     assert report.findings and {f.offset for f in report.findings} == {at}, report.findings
     assert not any("cut off" in f.problem for f in report.findings)
     own = ["SNM:0", "SNM:1", "SNM:2", "SNM:w0", "SNM:w1", "SNM:w2"]
-    with AuditIndex(tmp_path / "index.sqlite") as index:
-        index.register({"access": "receipts"}, {"access": "COL"})
-        ingest = index.partition("access", 0, "receipts", _verify, owner="COL")
-        for offset, value in enumerate(values):
-            ingest.add(offset, value)
-        ingest.commit()
-        held = [r[0] for r in index._all("SELECT alert_id FROM unmatched_receipts ORDER BY \"offset\"")]
-        chain_findings = index._all("SELECT \"offset\", problem FROM findings WHERE unmatched = 0 ORDER BY 1, 2")
+    held, chain_findings = _indexed(tmp_path, values)
     assert held == own
     assert chain_findings == sorted((f.offset, f.problem) for f in report.findings)
     audit_topics["access"] = values
