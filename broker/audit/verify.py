@@ -785,10 +785,12 @@ class PartitionWalk:
             # own, so the partner's next checkpoint settles which line is the chain (``_settle``): the partner's
             # own line, or, where its signature runs back through this record (the first record of a partition
             # its retention cut short, say), the branch this record starts. Only the partner's own signed record
-            # ahead of the chain (records before it deleted, or too many forks to track) breaks it as before.
-            if self._owners_ahead and seq >= state.seq:
+            # that must be new (``_owners_break``) breaks the chain there. Every record the walk holds has a seq
+            # past the anchor, so a copy of an old record, signed or not, never starts a branch nor settles one.
+            if self._owners_ahead and self._owners_break(state, seq):
                 self._main(offset, doc, seq, prev, claimed, chain, state, signed, sound, flag)
-            elif (state.strays < STRAYS_TRACKED and not (claimed in state.nodes or claimed == state.anchor)
+            elif (state.strays < STRAYS_TRACKED and seq > state.anchor_seq
+                    and not (claimed in state.nodes or claimed == state.anchor)
                     and form_problem(value, doc, claimed) is None
                     and self._track(state, claimed, seq, prev, offset, side=True, stray=True)):
                 state.strays += 1
@@ -804,6 +806,16 @@ class PartitionWalk:
             found.extend(self.settled)
             self.pruned, self.settled = {}, []
         return doc, found
+
+    @staticmethod
+    def _owners_break(state: ChainState, seq: int) -> bool:
+        """Whether the partner's own signed record at ``seq``, continuing no record the walk holds, is one it wrote
+        after every record walked, so the chain breaks there (the records waiting are cut off) rather than a copy of
+        an old one (reported, and nothing more). Ahead of the chain it is new. Past the anchor it is too, once the
+        walk has anchored at a signed record of the partner's (the anchor is its newest signed record: a copy has a
+        seq at or below it) or holds more records than it tracks (before any anchor, a flood of records continuing
+        the chain must not keep the partner's next checkpoints from vouching for its receipts)."""
+        return seq >= state.seq or (seq > state.anchor_seq and (state.anchor_seq >= 0 or state.untracked))
 
     def _place(self, state: ChainState, chain: str | None, seq: int, prev: str, claimed: str) -> Place:
         """Where a record of ``seq``, continuing ``prev``, stands in its chain (``Place``)."""
@@ -865,6 +877,9 @@ class PartitionWalk:
         if not self._track(state, claimed, seq, prev, offset, side=True):
             flag(f"{label}record seq {seq} forks the chain while more records wait for a checkpoint than are "
                  f"tracked ({self._per_chain:,} per chain, {self._in_all:,} in all): no checkpoint can vouch for it")
+            if not state.untracked:  # as for the main line (``_main``): no fork can now be settled for a side
+                state.untracked = True
+                self._give_up_sides(chain, state)
             return
         if state.tail == 0:
             state.tail_first = offset

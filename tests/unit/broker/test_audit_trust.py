@@ -281,6 +281,64 @@ def test_a_stray_settled_away_leaves_the_partners_reach_whole() -> None:
     assert reach.sound == {("p.feed.COL", 0): 3}
 
 
+@pytest.mark.parametrize("replayed", [slice(2, 4), slice(0, 4), slice(3, 4)],
+                         ids=["an-old-receipt-and-its-checkpoint", "a-whole-old-batch", "an-old-checkpoint"])
+def test_a_copy_of_an_old_batch_settles_nothing_and_counts_for_nothing(
+        tmp_path: Path, audit_topics: dict[str, list[bytes]], replayed: slice) -> None:
+    """Whoever may write COL's receipts topic can copy COL's own old records, its signed checkpoints included, after
+    a later checkpoint. The copies are reported where they stand; none starts a branch that a copied checkpoint then
+    settles (which would prune COL's receipts waiting for its next checkpoint, or count a copied receipt twice):
+    `audit verify`, the index and `audit log` all count each of COL's receipts once."""
+    writer, values = _receipts()
+    values += [writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:3", "status": "RECEIVED"}),
+               writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    values += [writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:w{i}", "status": "RECEIVED"})
+               for i in range(2)]
+    copies = values[replayed]
+    first = len(values)
+    values += copies
+    values += [writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:w2", "status": "RECEIVED"}),
+               writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
+    assert {f.offset for f in report.findings} == set(range(first, first + len(copies))), report.findings
+    assert not any("cut off" in f.problem or "fork" in f.problem for f in report.findings)
+    assert [v.seq for v in report.vouched] == [json.loads(values[-1])["seq"]]
+    own = ["SNM:0", "SNM:1", "SNM:2", "SNM:3", "SNM:w0", "SNM:w1", "SNM:w2"]
+    held, chain_findings = _indexed(tmp_path, values)
+    assert held == own
+    assert chain_findings == sorted((f.offset, f.problem) for f in report.findings)
+    audit_topics["access"] = values
+    found = asyncio.run(_rows(auditor.read_log(None, {"access": "receipts"}, auditor.LogFilter(),  # type: ignore[arg-type]
+                                               _verify, [], {"access": "COL"})))
+    assert [r["alert_id"] for r in found] == own
+
+
+@pytest.mark.parametrize("before_any_checkpoint", [False, True])
+def test_a_flood_continuing_the_chain_past_the_bounds_never_stops_the_partners_later_checkpoints(
+        before_any_checkpoint: bool) -> None:
+    """A forger continues COL's chain, hashes right, with more receipts than a walk tracks (here 6; by default
+    20,000), ahead of COL's own next batch: that batch is lost and reported, and COL's own checkpoint, behind the
+    flood as the walk knows the chain, breaks it there, so every later batch of COL's is vouched for again."""
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+    values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:0", "status": "RECEIVED"})]
+    if not before_any_checkpoint:
+        values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    forger = ChainWriter("access", 0, ChainHead.after(json.loads(values[-1])), checkpoint_every=1 << 62, chain="COL")
+    values += [forger.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:f{i}", "status": "RECEIVED"})
+               for i in range(10)]
+    values += [writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:1", "status": "RECEIVED"}),
+               writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    later = len(values)
+    for i in range(3):
+        values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:b{i}", "status": "RECEIVED"}))
+        values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True, tracked=(6, 100))
+    found = [(offset, walk.feed(offset, value)[1]) for offset, value in enumerate(values)]
+    assert all(not problems for offset, problems in found if offset >= later), found[later:]
+    assert [v.seq for v in walk.vouched()] == [json.loads(values[-1])["seq"]]
+    assert any(problems for offset, problems in found if offset < later)
+
+
 async def _rows(rows: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row async for row in rows]
 
