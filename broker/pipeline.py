@@ -34,7 +34,7 @@ from broker.lifecycle import MAX_VERSION, RECALL, AlertState, lifecycle_problem
 from broker.topology import Slots, key_partition
 from puente import wire
 from puente.errors import CodecError, ConfigError, CryptoError, OriginError, PuenteError
-from puente.strict import emoji_unglued, known_zone, unseen_mark
+from puente.strict import emoji_unglued, known_zone, prepare_unseen_mark, unseen_mark
 from puente.wire import Record, iso_utc
 from schemas import AlertCodec
 
@@ -216,6 +216,7 @@ class Pipeline:
         self._schema_hex = codec.fingerprint.hex().encode()
         self._at: tuple[datetime | None, str] = (None, "")
         self._fed: dict[int, tuple[dict[str, Any], str, dict[str, Any]]] = {}
+        prepare_unseen_mark()  # every record's text is scanned (``hidden_char``): built now, not in a batch
 
     def process(self, record: Record, seen: Container[str], now: datetime,
                 states: StateLookup = _no_states) -> Outcome:

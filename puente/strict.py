@@ -65,8 +65,8 @@ def _plain_bmp(every: str, marks: list[str]) -> str:
 # (``_decomposing``: a run of two of them may already be too long), a mark right after a letter that holds marks
 # (``ệ``: a run of three after it may be too long; NFC text hardly has one), or a suspect followed by at least
 # MAX_MARKS more (a hit is confirmed by ``_confirmed``, on the whole run of marks around it). The lookbehinds are
-# tried only on a suspect, so ordinary text pays nothing for them. Built on the first text that is not ASCII, not
-# at import: the scans and the compiling take some 60 ms, which every command would pay.
+# tried only on a suspect, so ordinary text pays nothing for them. Built on the first text that is not ASCII (or
+# by ``prepare_unseen_mark``), not at import: the scans and compiling take some 60 ms, which every command would pay.
 _suspect: re.Pattern[str] | None = None
 
 
@@ -104,6 +104,13 @@ def _build_suspect() -> re.Pattern[str]:
     _suspect = re.compile(f"{char}(?:(?<=[{_IGNORABLE}{several_class}])|(?<=[{marked_class}]{char})"
                           f"|{char}{{{MAX_MARKS},}})")
     return _suspect
+
+
+def prepare_unseen_mark() -> None:
+    """Build ``unseen_mark``'s scan now rather than on the first text that is not ASCII: a service that checks every
+    record calls this as it starts, so the 60 ms fall on its start-up, not on the batch its first such record is in."""
+    if _suspect is None:
+        _build_suspect()
 
 
 def unseen_mark(text: str) -> str | None:

@@ -27,6 +27,7 @@ from broker.pipeline import (
 )
 from broker.topology import Slots, TopicNames, key_partition
 from broker.worker import head_ahead
+from puente import strict
 from puente.dev.synthetic import generate
 from puente.wire import Record
 from schemas import alert_codec
@@ -92,6 +93,14 @@ def _record(published_ms: int, appended_ms: int = NOW_MS) -> tuple[Record, dict[
     headers = (("published", str(published_ms).encode()),)
     key = alert["alert_id"].encode()
     return Record("t.ingress.SNM", key_partition(key, 3), 7, key, value, headers, appended_ms), alert
+
+
+def test_the_text_scan_is_built_with_the_pipeline_not_in_its_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan for characters drawn as nothing takes some 60 ms to build: a worker builds it as its pipeline is
+    made, so no batch (and no alert's latency) pays for it."""
+    monkeypatch.setattr(strict, "_suspect", None)
+    _pipeline({})
+    assert strict._suspect is not None
 
 
 def test_a_delivery_to_a_partner_without_a_sealer_raises_rather_than_withhold() -> None:
