@@ -585,7 +585,9 @@ def moved_back(signers: list[str], signer: str) -> str | None:
     did), or None; a new signer is noted. A chain's key only ever rotates forward: its owner signs with its
     newest key, and a worker or subscriber started before a rotation cannot verify the newer key's records
     (it refuses to continue them). So a key signing again after its successor has is a retired key in use,
-    which a leak of it would look like; it is reported, and the chain's owner will not sign over it."""
+    which a leak of it would look like; it is reported, and the chain's owner will not sign over it. A key is
+    noted (``note_key``) only once a record it signed is taken into the chain: a copy of an old record, signed
+    with a key retention has since deleted every record of, must not make the key in use look retired."""
     return _moved_past(signers, signer, "this chain", "")
 
 
@@ -598,22 +600,26 @@ def retired(keys: list[str], signer: str, owner: str) -> str | None:
     is a retired key in use, which a leak of it would look like. Its subscribers rotate together (one
     keystore's newest key), so no genuine chain starts or goes on with a key another chain moved past; an
     instance still running on the old key after another moved on is reported too, as the rotation
-    unfinished."""
+    unfinished. Noted as ``moved_back``'s are."""
     return _moved_past(keys, signer, plain(owner), " in this partition")
 
 
 def _moved_past(order: list[str], signer: str, whose: str, where: str) -> str | None:
     """``moved_back`` and ``retired``: why ``signer`` comes after its successor in ``order`` (keys in the order
-    each first signed), or None, noting a new key at the end (the last ``MAX_SIGNERS`` kept)."""
-    if order and order[-1] == signer:
+    each first signed), or None."""
+    if (order and order[-1] == signer) or signer not in order:
         return None
-    if signer in order:
-        after = order[order.index(signer) + 1]
-        return (f"is signed by {plain(signer)}, a key {whose} had moved on from ({plain(after)} signed after "
-                f"it{where}): a retired key in use")
-    order.append(signer)
-    del order[:-MAX_SIGNERS]
-    return None
+    after = order[order.index(signer) + 1]
+    return (f"is signed by {plain(signer)}, a key {whose} had moved on from ({plain(after)} signed after "
+            f"it{where}): a retired key in use")
+
+
+def note_key(order: list[str], signer: str) -> None:
+    """Note ``signer`` at the end of ``order`` if it is new (the last ``MAX_SIGNERS`` kept): a record it signed,
+    found in use by ``moved_back`` and ``retired``, was taken into its chain."""
+    if signer not in order:
+        order.append(signer)
+        del order[:-MAX_SIGNERS]
 
 
 def chain_fields(doc: dict[str, Any]) -> tuple[int, str, str] | None:
@@ -670,7 +676,9 @@ TRACKED_PER_CHAIN = 20_000
 genuine chain has at most 5,000 receipts before its checkpoint (``receipts.RECEIPTS_PER_CHECKPOINT``), so
 this leaves room for the forks a forger adds; past it, a record forking the chain is a finding, never kept."""
 TRACKED_IN_ALL = 200_000
-"""The same, for all chains of a partition together: a flood in many chains stays bounded too."""
+"""The same, for all chains of a partition together that no signed record of their owner's has anchored yet: a flood
+in many chains stays bounded too. An anchored chain is bounded by ``TRACKED_PER_CHAIN`` alone: only its owner's key
+anchors one, so a forger's chains, which never settle, cannot spend the room its owner's chains need for good."""
 STRAYS_TRACKED = 100
 """The most records that are not sound a receipt chain tracks between its signed records (``PartitionWalk``):
 a genuine chain has one at most (the first record walked after retention), so a flood of them never takes the
@@ -716,7 +724,14 @@ class PartitionWalk:
         self.settled: list[Finding] = []  # with ``prunes``: the forks the record settled (at their own offsets)
         self.prunes = prunes
         self._owners_ahead = False  # ``feed``: this record is a break signed with a key that may sign its chain
+        self._signer: str | None = None  # ``feed``: the key that signed this record, good and in use
         self._per_chain, self._in_all = tracked
+        for state in self.chains.values():
+            if state.anchor_seq >= 0 and any(node[0] <= state.anchor_seq for node in state.nodes.values()):
+                # A state an earlier version saved may hold a copy of an old record at or below the anchor, which
+                # this one never tracks (``feed``): a copy of an old checkpoint could settle its branch.
+                state.nodes = {h: node for h, node in state.nodes.items() if node[0] > state.anchor_seq}
+                state.strays = sum(1 for node in state.nodes.values() if node[3] == 2)
         self._tracked = sum(len(s.nodes) for s in self.chains.values())
         # Each owner's key order, shared by its chains' states (so an index saving them keeps it).
         self._keys: dict[str, list[str]] = {}
@@ -753,6 +768,7 @@ class PartitionWalk:
         """
         found: list[Finding] = []
         self._owners_ahead = False
+        self._signer = None
         self.cut.clear()
         self.pruned, self.settled = {}, []
 
@@ -811,11 +827,18 @@ class PartitionWalk:
     def _owners_break(state: ChainState, seq: int) -> bool:
         """Whether the partner's own signed record at ``seq``, continuing no record the walk holds, is one it wrote
         after every record walked, so the chain breaks there (the records waiting are cut off) rather than a copy of
-        an old one (reported, and nothing more). Ahead of the chain it is new. Past the anchor it is too, once the
-        walk has anchored at a signed record of the partner's (the anchor is its newest signed record: a copy has a
-        seq at or below it) or holds more records than it tracks (before any anchor, a flood of records continuing
-        the chain must not keep the partner's next checkpoints from vouching for its receipts)."""
-        return seq >= state.seq or (seq > state.anchor_seq and (state.anchor_seq >= 0 or state.untracked))
+        an old one (reported, and nothing more). Once the walk has anchored at a signed record of the partner's,
+        past the anchor is new: the anchor is its newest signed record, and a copy has a seq at or below it. Before
+        any anchor (the walk began where retention cut the partition, say), a copy of a checkpoint retention
+        deleted is older than the records it would cut off: new is ahead of the chain and of every record the walk
+        holds. Where the walk holds more records than it tracks (a flood of records continuing the chain, or of
+        strays), past the anchor is new again: the flood must not keep the partner's next checkpoints from
+        vouching for its receipts, and what a copy then cuts off is reported."""
+        if seq <= state.anchor_seq:
+            return False
+        if state.anchor_seq >= 0 or state.untracked or state.strays >= STRAYS_TRACKED:
+            return True
+        return seq >= state.seq and all(seq > node[0] for node in state.nodes.values())
 
     def _place(self, state: ChainState, chain: str | None, seq: int, prev: str, claimed: str) -> Place:
         """Where a record of ``seq``, continuing ``prev``, stands in its chain (``Place``)."""
@@ -835,7 +858,8 @@ class PartitionWalk:
         if claimed in state.nodes:  # a stray under a sound record's hash: the sound record's place
             state.nodes[claimed] = [seq, prev, offset, 2 if stray else int(side)]
             return True
-        if state.untracked or len(state.nodes) >= self._per_chain or self._tracked >= self._in_all:
+        if (state.untracked or len(state.nodes) >= self._per_chain
+                or (self._tracked >= self._in_all and state.anchor_seq < 0)):
             return False
         state.nodes[claimed] = [seq, prev, offset, 2 if stray else int(side)]
         self._tracked += 1
@@ -867,6 +891,7 @@ class PartitionWalk:
                     "all): none of the chain's waiting records is vouched for")))
             else:
                 self._settle(chain, state, prev, seq, offset)
+            self._take_signer(chain, state)
             self._forget(state, claimed, seq)
             state.tail, state.tail_first = 0, None
             at = doc.get("at")
@@ -890,6 +915,7 @@ class PartitionWalk:
         """A record continuing the chain's newest record, or breaking it: as a linear chain, and for a receipt
         chain the waiting records tracked, settled or cut off with it."""
         forks = self._forks(chain)  # a receipt chain's record comes here sound, or the owner's own (``feed``)
+        self._take_signer(chain, state)
         if not sound and state.tail and forks:
             # The partner's own signed record ahead of the chain: the records waiting are cut off from it (a
             # later checkpoint's hash path runs through this record, not through them). They are reported
@@ -915,6 +941,14 @@ class PartitionWalk:
                 state.tail_first = offset
             state.tail += 1
         state.seq, state.prev = seq + 1, claimed
+
+    def _take_signer(self, chain: str | None, state: ChainState) -> None:
+        """The record ``feed`` checks is taken into its chain: the key that signed it, if good and in use, is noted
+        as the chain's (and for a receipt chain its owner's) newest."""
+        if self._signer is not None:
+            note_key(state.signers, self._signer)
+            if chain is not None:
+                note_key(state.keys, self._signer)
 
     def _give_up_sides(self, chain: str, state: ChainState) -> None:
         """Too many records wait for this chain to track them all: no signed record could be shown to run
@@ -1017,6 +1051,7 @@ class PartitionWalk:
                 flag(f"{label}{what} seq {seq} {why}")
             else:  # the owner's signature, with a key in use, whatever else is wrong (``feed``)
                 self._owners_ahead = place == "break" and chain is not None
+                self._signer = str(signer)  # noted if the record is taken (``_take_signer``)
         if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
             flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
 

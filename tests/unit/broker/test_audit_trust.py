@@ -22,6 +22,7 @@ from broker.audit_index import AuditIndex
 from broker.kafka import StillOpen
 from broker.topology import TopicNames
 from puente.errors import AuditChainError, KafkaUnavailableError
+from tests.unit.broker.test_receipt_forks import _receipt as _receipt_of
 
 KEY = b"k" * 32
 
@@ -337,6 +338,99 @@ def test_a_flood_continuing_the_chain_past_the_bounds_never_stops_the_partners_l
     assert all(not problems for offset, problems in found if offset >= later), found[later:]
     assert [v.seq for v in walk.vouched()] == [json.loads(values[-1])["seq"]]
     assert any(problems for offset, problems in found if offset < later)
+
+
+def _vouched_receipts(values: list[bytes], **kw: Any) -> list[str]:
+    """The receipts a reader that prunes takes as vouched for, walking ``values`` (``PartitionWalk(prunes=True)``)."""
+    walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True, **kw)
+    waiting: list[tuple[int, str]] = []
+    taken: list[str] = []
+    for offset, value in enumerate(values):
+        doc, found = walk.feed(offset, value)
+        if walk.cut:
+            waiting = []
+        dropped = set(walk.pruned.get("COL", []))
+        waiting = [(at, alert) for at, alert in waiting if at not in dropped]
+        if doc is not None and not found:
+            if doc["kind"] == "RECEIPT":
+                waiting.append((offset, doc["alert_id"]))
+            elif doc["kind"] == "CHECKPOINT":
+                taken += [alert for _, alert in waiting]
+                waiting = []
+    return taken
+
+
+def test_a_copy_of_a_checkpoint_signed_with_a_key_retention_deleted_does_not_retire_the_key_in_use() -> None:
+    """Retention deleted every record COL signed with its old key; a copy of one of them, appended now, is reported,
+    and does not make COL's key in use look retired: its later checkpoints vouch for its receipts."""
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+    old = [_receipt_of(writer, "SNM:old"), writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    values = [_receipt_of(writer, "SNM:0"), writer.checkpoint("COL-rcpt-2026b", _sign, "t"), old[1]]
+    for i in range(3):
+        values += [_receipt_of(writer, f"SNM:b{i}"), writer.checkpoint("COL-rcpt-2026b", _sign, "t")]
+    report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
+    assert {f.offset for f in report.findings} == {0, 2}, report.findings  # the first record walked, and the copy
+    assert [v.seq for v in report.vouched] == [json.loads(values[-1])["seq"]]
+    assert _vouched_receipts(values) == ["SNM:b0", "SNM:b1", "SNM:b2"]
+
+
+def test_before_any_checkpoint_a_copy_of_one_retention_deleted_cuts_off_nothing() -> None:
+    """The walk begins where retention cut COL's partition, inside a batch; a copy of COL's deleted checkpoint is
+    older than the receipts walked after the cut: it is reported and cuts none of them off."""
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+    for i in range(3):
+        _receipt_of(writer, f"SNM:old{i}")
+    deleted = writer.checkpoint("COL-rcpt-2026a", _sign, "t")
+    values = [_receipt_of(writer, "SNM:a"), _receipt_of(writer, "SNM:b"), _receipt_of(writer, "SNM:c"), deleted,
+              writer.checkpoint("COL-rcpt-2026a", _sign, "t"), _receipt_of(writer, "SNM:d"),
+              writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    without = [v for v in values if v is not deleted]
+    assert _vouched_receipts(values) == _vouched_receipts(without) == ["SNM:b", "SNM:c", "SNM:d"]
+    report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
+    assert not any("cut off" in f.problem for f in report.findings)
+
+
+def test_chains_that_never_checkpoint_do_not_keep_the_partners_own_chain_from_settling_forks() -> None:
+    """Chains of COL's that no signed record ever anchors (a forger's, COL/e1 and COL/e2) fill the records tracked
+    for a whole partition (here 8; by default 200,000) once and for good; COL's own chain, anchored by its
+    checkpoints, still settles each later fork, so one forged receipt at its next place loses no batch."""
+    values: list[bytes] = []
+    for name in ("COL/e1", "COL/e2"):
+        junk = ChainWriter("access", 0, checkpoint_every=1 << 62, chain=name)
+        values += [_receipt_of(junk, f"X{name}{i}") for i in range(4)]
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+    values += [_receipt_of(writer, "SNM:0"), writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    own = ["SNM:0"]
+    for b in range(3):
+        forger = ChainWriter("access", 0, ChainHead.after(json.loads(values[-1])), checkpoint_every=1 << 62,
+                             chain="COL")
+        values.append(_receipt_of(forger, f"X{b}"))
+        values += [_receipt_of(writer, f"SNM:b{b}"), _receipt_of(writer, f"SNM:c{b}"),
+                   writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+        own += [f"SNM:b{b}", f"SNM:c{b}"]
+    assert [a for a in _vouched_receipts(values, tracked=(4, 8)) if not a.startswith("XCOL")] == own
+
+
+def test_a_state_saved_with_a_copy_at_or_below_its_anchor_is_cleaned_when_a_walk_resumes_from_it() -> None:
+    """An index written by an earlier version may have saved a copy of an old receipt as a record waiting at or below
+    the anchor; a walk resuming from that state drops it, so a copy of the old checkpoint after it settles nothing."""
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+    values = [_receipt_of(writer, "SNM:0"), _receipt_of(writer, "SNM:1"),
+              writer.checkpoint("COL-rcpt-2026a", _sign, "t"), _receipt_of(writer, "SNM:2"),
+              writer.checkpoint("COL-rcpt-2026a", _sign, "t"), _receipt_of(writer, "SNM:w0")]
+    first = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True)
+    for offset, value in enumerate(values):
+        first.feed(offset, value)
+    saved = first.chains["COL"].to_json()
+    copy = json.loads(values[1])
+    saved["nodes"][copy["hash"]] = [copy["seq"], copy["prev"], len(values), 2]  # as the earlier version kept it
+    resumed = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True,
+                            chains={"COL": ChainState.from_json(saved)})
+    assert copy["hash"] not in resumed.chains["COL"].nodes and resumed._tracked == 1
+    later = [values[2], _receipt_of(writer, "SNM:w1"), writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    found = [resumed.feed(offset, value)[1] for offset, value in enumerate(later, start=len(values) + 1)]
+    assert found[0] and not found[1] and not found[2] and not resumed.settled
+    assert resumed.vouched()[0].seq == json.loads(later[-1])["seq"]
 
 
 async def _rows(rows: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
