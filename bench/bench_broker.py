@@ -35,7 +35,8 @@ generator, Avro single-object encoded, with the ingress MAC headers, published b
    transaction per poll, as above); a read_committed consumer of its output notes when each
    copy becomes visible. The report gives both p50/p99 and Puente's ratio to raw. Last, for
    reference, the same again through the raw *txn per partition* pass-through (Puente's
-   transaction shape and nothing else of Puente's).
+   transaction shape and nothing else of Puente's), and through the raw transactional one with
+   librdkafka's clients and KIP-447 group metadata (``_raw_rdkafka``: what the client limits).
 4. Peak RSS of each measured process (its ``VmHWM``: see ``rss_mib`` for why not ``ru_maxrss``).
 
 Each measured side runs in its own process (spawned), one at a time, so that its
@@ -212,8 +213,66 @@ class Clock:
 def raw_child(pipe: Any, kafka: KafkaConnection, topics: list[str], out_topic: str, group: str, mode: str,
               expect: int, max_batch: int, deadline_s: float, done: Any = None, index: int = 0,
               owned: Any = None, stop: Any = None) -> None:
+    if mode == "rdkafka":
+        pipe.send(_raw_rdkafka(kafka, topics, out_topic, group, max_batch, deadline_s, stop))
+        return
     pipe.send(asyncio.run(_raw(kafka, topics, out_topic, group, mode, expect, max_batch, deadline_s,
                                done, index, owned, stop)))
+
+
+def _raw_rdkafka(kafka: KafkaConnection, topics: list[str], out_topic: str, group: str, max_batch: int,
+                 deadline_s: float, stop: Any) -> dict[str, Any]:
+    """Mode "rdkafka", in the latency phase only: the "tx" pass-through (one transactional producer, one
+    transaction per poll) with librdkafka's clients (confluent-kafka, which Puente already uses for
+    administration), its offsets sent with the consumer's group metadata (KIP-447, which aiokafka cannot
+    send: without it Puente fences a slot's zombie with a producer per ingress partition). A reference for
+    what a C client with that fencing reaches on the same machine and Kafka, in the same run; its producer
+    retries after Puente's slot backoff (librdkafka's default, 100 ms, is the wait a transaction meets while
+    the last one's markers are written), and Nagle's algorithm is off, as aiokafka has it."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    quiet_logs()
+    conf = {**kafka.librdkafka(), "socket.nagle.disable": True}
+    backoff = PuenteSettings().producer_retry_backoff_ms
+    consumer = Consumer({**conf, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "isolation.level": "read_committed", "fetch.wait.max.ms": 50})
+    producer = Producer({**conf, "transactional.id": f"{group}-rd", "enable.idempotence": True, "acks": "all",
+                         "linger.ms": 0, "retry.backoff.ms": backoff, "retry.backoff.max.ms": max(backoff, 20)})
+    began = time.monotonic()
+    producer.init_transactions(max(kafka.timeout_s, 30))
+    consumer.subscribe(topics)
+    clock = Clock()
+    first_batch_at: float | None = None
+    timed_out = False
+    try:
+        while not stop.is_set():
+            if time.monotonic() - began > deadline_s:
+                timed_out = True
+                break
+            head = consumer.poll(0.2)  # then what else is already fetched, without waiting for more
+            if head is None:
+                continue
+            msgs = [m for m in (head, *consumer.consume(max_batch - 1, timeout=0)) if m.error() is None]
+            if not msgs:
+                continue
+            started = time.monotonic()
+            first_batch_at = first_batch_at or started
+            producer.begin_transaction()
+            offsets: dict[tuple[str, int], int] = {}
+            for m in msgs:
+                producer.produce(out_topic, m.value(), m.key(), headers=m.headers())
+                topic, partition, offset = m.topic(), m.partition(), m.offset()
+                if topic is not None and partition is not None and offset is not None:  # set on every record
+                    offsets[(topic, partition)] = offset + 1
+            producer.send_offsets_to_transaction([TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                                 consumer.consumer_group_metadata())
+            producer.commit_transaction()
+            clock.batch(len(msgs), started)
+    finally:
+        consumer.close()
+    out = clock.result()
+    out.update(startup_s=(first_batch_at or began) - began, timed_out=timed_out, rss_mib=rss_mib())
+    return out
 
 
 async def _raw(kafka: KafkaConnection, topics: list[str], out_topic: str, group: str, mode: str, expect: int,
@@ -507,9 +566,12 @@ async def latency_phase(cfg: PuenteSettings, kafka: KafkaConnection, update: dic
     # how much of Puente's latency that shape alone accounts for.
     raw = await raw_run("tx", "rlat")
     raw_slots = await raw_run("slots", "rlats")
+    # And the baseline's shape with librdkafka's clients and KIP-447 (``_raw_rdkafka``): what the client limits.
+    raw_rdkafka = await raw_run("rdkafka", "rlatr")
     return {
         **puente, "commit_p50_ms": pct(own, 50), "commit_p99_ms": pct(own, 99),
         "value_bytes_avg": sum(sizes) / len(sizes), "worker": worker, "raw": raw, "raw_slots": raw_slots,
+        "raw_rdkafka": raw_rdkafka,
     }
 
 
@@ -960,6 +1022,12 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         f"{raw_slots_lat['observed']}/{raw_slots_lat['measured']} seen")
     row("raw txn per partition latency p99", f1(raw_slots_lat["p99_ms"]), "ms",
         f"p90 {f1(raw_slots_lat['p90_ms'])} ms, max {f1(raw_slots_lat['max_ms'])} ms")
+    rd_lat = lat["raw_rdkafka"]
+    row("raw transactional, librdkafka, p50", f1(rd_lat["p50_ms"]), "ms",
+        "for reference: the baseline's shape with confluent-kafka's clients and KIP-447 group metadata; "
+        f"{rd_lat['observed']}/{rd_lat['measured']} seen")
+    row("raw transactional, librdkafka, p99", f1(rd_lat["p99_ms"]), "ms",
+        f"p90 {f1(rd_lat['p90_ms'])} ms, max {f1(rd_lat['max_ms'])} ms")
     row("peak RSS, Puente worker process (largest)", f1(rss), "MiB",
         f"throughput run {pu['rss_mib']:.0f} MiB, latency run {lat['worker']['rss_mib']:.0f} MiB")
     row("peak RSS, raw transactional process", f1(tx["rss_mib"]), "MiB", "for reference")
@@ -973,7 +1041,8 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
     print(f"    latency run CPU per alert at {lat['rate_target']:,.0f}/s: Puente "
           f"{f1(lat['worker']['cpu_us_per_record'])} µs, raw transactional "
           f"{f1(raw_lat['cpu_us_per_record'])} µs, raw txn per partition "
-          f"{f1(raw_slots_lat['cpu_us_per_record'])} µs (client process only)")
+          f"{f1(raw_slots_lat['cpu_us_per_record'])} µs, librdkafka {f1(rd_lat['cpu_us_per_record'])} µs "
+          "(client process only)")
     print(f"    latency, worker side: ingress timestamp -> its commit p50 {f1(lat['commit_p50_ms'])} ms, "
           f"p99 {f1(lat['commit_p99_ms'])} ms; slot transactions p50 {f1(lat['worker']['txn_ms_p50'])} ms, "
           f"p99 {f1(lat['worker']['txn_ms_p99'])} ms; worker ready {lat['ready_s']:.1f}s after start")
@@ -986,7 +1055,8 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         print(f"  WARNING Puente processed {pu['inputs']} of {n} inputs before its deadline")
     if any(res["timed_out"] for res in (tx, plain, slots)):
         print("  WARNING a raw pass-through run hit its deadline")
-    for side, res in (("Puente", lat), ("raw", raw_lat), ("raw txn per partition", raw_slots_lat)):
+    for side, res in (("Puente", lat), ("raw", raw_lat), ("raw txn per partition", raw_slots_lat),
+                      ("raw librdkafka", rd_lat)):
         if not res["drained"]:
             print(f"  WARNING latency, {side}: {res['measured'] - res['observed']} measured alerts were not seen "
                   "within 30 s")
@@ -1027,13 +1097,15 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         "latency_raw_observed": raw_lat["observed"], "latency_raw_rate_achieved": round(raw_lat["rate_achieved"], 1),
         "latency_raw_slots_p50_ms": r2(raw_slots_lat["p50_ms"]),
         "latency_raw_slots_p99_ms": r2(raw_slots_lat["p99_ms"]),
+        "latency_raw_rdkafka_p50_ms": r2(rd_lat["p50_ms"]), "latency_raw_rdkafka_p99_ms": r2(rd_lat["p99_ms"]),
         "latency_ratio_p50": r2(None if lat["p50_ms"] is None or not raw_lat["p50_ms"]
                                 else lat["p50_ms"] / raw_lat["p50_ms"]),
         "latency_ratio_p99": r2(None if lat["p99_ms"] is None or not raw_lat["p99_ms"]
                                 else lat["p99_ms"] / raw_lat["p99_ms"]),
         "latency_cpu_us_per_alert": {"puente": r2(lat["worker"]["cpu_us_per_record"]),
                                      "raw_tx": r2(raw_lat["cpu_us_per_record"]),
-                                     "raw_slots": r2(raw_slots_lat["cpu_us_per_record"])},
+                                     "raw_slots": r2(raw_slots_lat["cpu_us_per_record"]),
+                                     "raw_rdkafka": r2(rd_lat["cpu_us_per_record"])},
         "peak_rss_mib_puente": round(rss, 1), "peak_rss_mib_raw_tx": round(tx["rss_mib"], 1),
         "delivered": dict(delivered), "withheld": dict(withheld), "dead_letters": pu["dead_letters"],
         "key_problems": pu["problems"],
