@@ -1016,18 +1016,15 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         f"rate achieved {raw_lat['rate_achieved']:,.0f}/s")
     row("latency ratio Puente / raw, p50 and p99", f"{times(lat['p50_ms'], raw_lat['p50_ms'])}",
         f"{times(lat['p99_ms'], raw_lat['p99_ms'])}", "p50 ratio, then p99 ratio")
-    raw_slots_lat = lat["raw_slots"]
-    row("raw txn per partition latency p50", f1(raw_slots_lat["p50_ms"]), "ms",
-        "for reference: Puente's transaction shape (a transaction per ingress partition), nothing else; "
-        f"{raw_slots_lat['observed']}/{raw_slots_lat['measured']} seen")
-    row("raw txn per partition latency p99", f1(raw_slots_lat["p99_ms"]), "ms",
-        f"p90 {f1(raw_slots_lat['p90_ms'])} ms, max {f1(raw_slots_lat['max_ms'])} ms")
-    rd_lat = lat["raw_rdkafka"]
-    row("raw transactional, librdkafka, p50", f1(rd_lat["p50_ms"]), "ms",
-        "for reference: the baseline's shape with confluent-kafka's clients and KIP-447 group metadata; "
-        f"{rd_lat['observed']}/{rd_lat['measured']} seen")
-    row("raw transactional, librdkafka, p99", f1(rd_lat["p99_ms"]), "ms",
-        f"p90 {f1(rd_lat['p90_ms'])} ms, max {f1(rd_lat['max_ms'])} ms")
+    def reference(name: str, res: dict[str, Any], what: str) -> None:
+        row(f"{name} p50", f1(res["p50_ms"]), "ms", f"for reference: {what}; {res['observed']}/{res['measured']} seen")
+        row(f"{name} p99", f1(res["p99_ms"]), "ms", f"p90 {f1(res['p90_ms'])} ms, max {f1(res['max_ms'])} ms")
+
+    raw_slots_lat, rd_lat = lat["raw_slots"], lat["raw_rdkafka"]
+    reference("raw txn per partition latency", raw_slots_lat,
+              "Puente's transaction shape (a transaction per ingress partition), nothing else")
+    reference("raw transactional, librdkafka,", rd_lat,
+              "the baseline's shape with confluent-kafka's clients and KIP-447 group metadata")
     row("peak RSS, Puente worker process (largest)", f1(rss), "MiB",
         f"throughput run {pu['rss_mib']:.0f} MiB, latency run {lat['worker']['rss_mib']:.0f} MiB")
     row("peak RSS, raw transactional process", f1(tx["rss_mib"]), "MiB", "for reference")

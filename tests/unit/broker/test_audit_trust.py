@@ -249,15 +249,23 @@ def test_a_flood_of_strays_and_forks_never_keeps_the_partners_chain_from_its_nex
     values += [_stray(900 + i, "cd" * 32) for i in range(4)]
     values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:4", "status": "RECEIVED"}))
     values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    found = _later_batches_vouched(writer, values)
+    assert any("cut off" in f.problem for _, problems in found for f in problems)
+
+
+def _later_batches_vouched(writer: ChainWriter, values: list[bytes]) -> list[tuple[int, list[Any]]]:
+    """Three more batches of COL's (a receipt and its checkpoint each) after ``values``, walked with small bounds (6
+    records per chain, 100 in all): they have no finding and COL's last checkpoint is vouched for. The findings of
+    the records before them, per offset."""
     later = len(values)
     for i in range(3):
         values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:b{i}", "status": "RECEIVED"}))
         values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
     walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True, tracked=(6, 100))
     found = [(offset, walk.feed(offset, value)[1]) for offset, value in enumerate(values)]
-    assert all(not problems for offset, problems in found if offset >= later)
+    assert all(not problems for offset, problems in found if offset >= later), found[later:]
     assert [v.seq for v in walk.vouched()] == [json.loads(values[-1])["seq"]]
-    assert any("cut off" in f.problem for _, problems in found for f in problems)
+    return found[:later]
 
 
 def test_a_stray_settled_away_leaves_the_partners_reach_whole() -> None:
@@ -329,15 +337,7 @@ def test_a_flood_continuing_the_chain_past_the_bounds_never_stops_the_partners_l
                for i in range(10)]
     values += [writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:1", "status": "RECEIVED"}),
                writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
-    later = len(values)
-    for i in range(3):
-        values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:b{i}", "status": "RECEIVED"}))
-        values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
-    walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True, tracked=(6, 100))
-    found = [(offset, walk.feed(offset, value)[1]) for offset, value in enumerate(values)]
-    assert all(not problems for offset, problems in found if offset >= later), found[later:]
-    assert [v.seq for v in walk.vouched()] == [json.loads(values[-1])["seq"]]
-    assert any(problems for offset, problems in found if offset < later)
+    assert any(problems for _, problems in _later_batches_vouched(writer, values))
 
 
 def _vouched_receipts(values: list[bytes], **kw: Any) -> list[str]:
