@@ -805,13 +805,22 @@ class PartitionWalk:
             # past the anchor, so a copy of an old record, signed or not, never starts a branch nor settles one.
             if self._owners_ahead and self._owners_break(state, seq):
                 self._main(offset, doc, seq, prev, claimed, chain, state, signed, sound, flag)
-            elif (state.strays < STRAYS_TRACKED and seq > state.anchor_seq
-                    and not (claimed in state.nodes or claimed == state.anchor)
-                    and form_problem(value, doc, claimed) is None
-                    and self._track(state, claimed, seq, prev, offset, side=True, stray=True)):
-                state.strays += 1
-            return doc, found
-        if place == "side":
+            elif (seq > state.anchor_seq and not (claimed in state.nodes or claimed == state.anchor)
+                    and form_problem(value, doc, claimed) is None):
+                if state.strays >= STRAYS_TRACKED:
+                    pass  # past its bound: ``_owners_break`` takes the partner's next signed record as new
+                elif self._track(state, claimed, seq, prev, offset, side=True, stray=True):
+                    state.strays += 1
+                elif not state.untracked:
+                    # The tracking bounds are full: the partner's own line may run through this record, so the walk
+                    # now holds less than the chain has (as ``_main`` and ``_side`` mark it): the partner's next
+                    # signed record breaks the chain rather than wait for a path no one can show.
+                    flag(f"{label}record seq {seq} starts a branch while more records wait for a checkpoint than "
+                         f"are tracked ({self._per_chain:,} per chain, {self._in_all:,} in all): no checkpoint can "
+                         "vouch for it")
+                    state.untracked = True
+                    self._give_up_sides(str(chain), state)
+        elif place == "side":
             self._side(offset, doc, seq, prev, claimed, str(chain), state, signed, sound, flag)
         else:
             self._main(offset, doc, seq, prev, claimed, chain, state, signed, sound, flag)

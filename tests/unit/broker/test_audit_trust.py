@@ -411,6 +411,27 @@ def test_chains_that_never_checkpoint_do_not_keep_the_partners_own_chain_from_se
     assert [a for a in _vouched_receipts(values, tracked=(4, 8)) if not a.startswith("XCOL")] == own
 
 
+def test_a_stray_far_ahead_and_a_flood_to_the_bound_never_keep_the_partners_checkpoints_out() -> None:
+    """Retention cut COL's partition inside a batch; the first record walked is a forger's, far ahead of the chain,
+    and a forged line from genesis fills the records tracked per chain (here 6). COL's own records, arriving as gaps,
+    cannot be tracked: that is reported, and COL's next checkpoint breaks the chain there, so its later batches are
+    vouched for."""
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+    for i in range(4):
+        _receipt_of(writer, f"SNM:old{i}")
+    writer.checkpoint("COL-rcpt-2026a", _sign, "t")  # deleted by retention, with the receipts before it
+    values = [_stray(10**12, "ab" * 32)]
+    forger = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+    values += [_receipt_of(forger, f"X{i}") for i in range(5)]
+    for b in range(4):
+        values += [_receipt_of(writer, f"SNM:{b}a"), _receipt_of(writer, f"SNM:{b}b"),
+                   writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    assert _vouched_receipts(values, tracked=(6, 100)) == [f"SNM:{b}{x}" for b in range(1, 4) for x in "ab"]
+    walk = PartitionWalk("access", 0, _verify, "receipts", "COL", tracked=(6, 100))
+    found = [f.problem for offset, value in enumerate(values) for f in walk.feed(offset, value)[1]]
+    assert any("than are tracked" in problem for problem in found)
+
+
 def test_a_state_saved_with_a_copy_at_or_below_its_anchor_is_cleaned_when_a_walk_resumes_from_it() -> None:
     """An index written by an earlier version may have saved a copy of an old receipt as a record waiting at or below
     the anchor; a walk resuming from that state drops it, so a copy of the old checkpoint after it settles nothing."""
