@@ -582,7 +582,7 @@ MAX_SIGNERS = 64  # key generations remembered per chain (a rotation a month for
 
 def moved_back(signers: list[str], signer: str) -> str | None:
     """Why ``signer`` may not sign a chain whose sound records ``signers`` signed (in the order each first
-    did), or None; a new signer is noted. A chain's key only ever rotates forward: its owner signs with its
+    did), or None. A chain's key only ever rotates forward: its owner signs with its
     newest key, and a worker or subscriber started before a rotation cannot verify the newer key's records
     (it refuses to continue them). So a key signing again after its successor has is a retired key in use,
     which a leak of it would look like; it is reported, and the chain's owner will not sign over it. A key is
@@ -668,7 +668,13 @@ class ChainState:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ChainState:
-        return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+        state = cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+        if state.anchor_seq >= 0 and any(node[0] <= state.anchor_seq for node in state.nodes.values()):
+            # A state an earlier version saved may hold a copy of an old record at or below the anchor, which this
+            # one never tracks (``PartitionWalk.feed``): a copy of an old checkpoint could settle its branch.
+            state.nodes = {h: node for h, node in state.nodes.items() if node[0] > state.anchor_seq}
+            state.strays = sum(1 for node in state.nodes.values() if node[3] == 2)
+        return state
 
 
 TRACKED_PER_CHAIN = 20_000
@@ -726,12 +732,6 @@ class PartitionWalk:
         self._owners_ahead = False  # ``feed``: this record is a break signed with a key that may sign its chain
         self._signer: str | None = None  # ``feed``: the key that signed this record, good and in use
         self._per_chain, self._in_all = tracked
-        for state in self.chains.values():
-            if state.anchor_seq >= 0 and any(node[0] <= state.anchor_seq for node in state.nodes.values()):
-                # A state an earlier version saved may hold a copy of an old record at or below the anchor, which
-                # this one never tracks (``feed``): a copy of an old checkpoint could settle its branch.
-                state.nodes = {h: node for h, node in state.nodes.items() if node[0] > state.anchor_seq}
-                state.strays = sum(1 for node in state.nodes.values() if node[3] == 2)
         self._tracked = sum(len(s.nodes) for s in self.chains.values())
         # Each owner's key order, shared by its chains' states (so an index saving them keeps it).
         self._keys: dict[str, list[str]] = {}
@@ -805,21 +805,18 @@ class PartitionWalk:
             # past the anchor, so a copy of an old record, signed or not, never starts a branch nor settles one.
             if self._owners_ahead and self._owners_break(state, seq):
                 self._main(offset, doc, seq, prev, claimed, chain, state, signed, sound, flag)
-            elif (seq > state.anchor_seq and not (claimed in state.nodes or claimed == state.anchor)
+            elif (state.strays < STRAYS_TRACKED and seq > state.anchor_seq
+                    and not (claimed in state.nodes or claimed == state.anchor)
                     and form_problem(value, doc, claimed) is None):
-                if state.strays >= STRAYS_TRACKED:
-                    pass  # past its bound: ``_owners_break`` takes the partner's next signed record as new
-                elif self._track(state, claimed, seq, prev, offset, side=True, stray=True):
+                if self._track(state, claimed, seq, prev, offset, side=True, stray=True):
                     state.strays += 1
                 elif not state.untracked:
-                    # The tracking bounds are full: the partner's own line may run through this record, so the walk
-                    # now holds less than the chain has (as ``_main`` and ``_side`` mark it): the partner's next
-                    # signed record breaks the chain rather than wait for a path no one can show.
+                    # The bounds are full: the partner's own line may run through this record, so the partner's
+                    # next signed record breaks the chain rather than wait for a path no one can show.
                     flag(f"{label}record seq {seq} starts a branch while more records wait for a checkpoint than "
                          f"are tracked ({self._per_chain:,} per chain, {self._in_all:,} in all): no checkpoint can "
                          "vouch for it")
-                    state.untracked = True
-                    self._give_up_sides(str(chain), state)
+                    self._untrack(str(chain), state)
         elif place == "side":
             self._side(offset, doc, seq, prev, claimed, str(chain), state, signed, sound, flag)
         else:
@@ -911,9 +908,7 @@ class PartitionWalk:
         if not self._track(state, claimed, seq, prev, offset, side=True):
             flag(f"{label}record seq {seq} forks the chain while more records wait for a checkpoint than are "
                  f"tracked ({self._per_chain:,} per chain, {self._in_all:,} in all): no checkpoint can vouch for it")
-            if not state.untracked:  # as for the main line (``_main``): no fork can now be settled for a side
-                state.untracked = True
-                self._give_up_sides(chain, state)
+            self._untrack(chain, state)
             return
         if state.tail == 0:
             state.tail_first = offset
@@ -938,8 +933,7 @@ class PartitionWalk:
                 self._settle(str(chain), state, None, seq, offset)
             self._forget(state, claimed, seq)
         elif forks and not state.untracked and not self._track(state, claimed, seq, prev, offset, side=False):
-            state.untracked = True
-            self._give_up_sides(str(chain), state)
+            self._untrack(str(chain), state)
         if signed and sound:
             state.tail, state.tail_first = 0, None
             at = doc.get("at")
@@ -958,6 +952,14 @@ class PartitionWalk:
             note_key(state.signers, self._signer)
             if chain is not None:
                 note_key(state.keys, self._signer)
+
+    def _untrack(self, chain: str, state: ChainState) -> None:
+        """The bounds kept a record of ``chain`` from being tracked: the walk holds less than the chain has, so no
+        fork can be settled for a side (``_give_up_sides``), and the partner's next signed record breaks the chain
+        (``_owners_break``)."""
+        if not state.untracked:
+            state.untracked = True
+            self._give_up_sides(chain, state)
 
     def _give_up_sides(self, chain: str, state: ChainState) -> None:
         """Too many records wait for this chain to track them all: no signed record could be shown to run
