@@ -9,6 +9,14 @@ feed records, the audit block (in the slot's own audit partition, so each audit
 chain has one writer), the dead letters and the consumer offsets. A crash at any
 point leaves either all of them or none.
 
+The audit block is also where the slot stands. Its entries name the ingress records the batch took, so the
+offset a slot reads on from is read from its last block (``resume_offset``), not from the consumer group:
+the offsets are not in the transaction (``send_offsets_to_transaction`` cost two of its four round trips,
+AddOffsetsToTxn and TxnOffsetCommit, and about half the worker's CPU at 1,000 alerts/s). The worker commits
+its slots' positions to the group outside the transactions, a little behind (``COMMIT_EVERY_S``, and at each
+revocation and stop), for the tools that read a group's lag and for the check a new owner makes of the
+head (``head_behind``); a committed offset is never past the head.
+
 The audit block is also the slot's replay state: a new owner rebuilds the set of
 alert ids processed within the replay window by reading the slot's audit partition
 back over that window, so no separate changelog is written per alert. What the
@@ -90,6 +98,9 @@ WORK_SLICE_S = 0.02
 """The longest a batch's records are worked out without letting the event loop run (heartbeats, commits, the
 other slots): by time, not by count, since one record may take a thousand times another (a megabyte of emoji)."""
 NAME_CHECK_S = 5.0  # the longest a static worker asks Kafka who holds its group.instance.id
+COMMIT_EVERY_S = 0.2
+"""How often a worker commits its slots' positions to its group (outside the transactions: see the module's doc)."""
+COMMIT_WAIT_S = 5.0  # the longest a commit of positions at a revocation or a stop may take
 
 
 @dataclass
@@ -110,6 +121,11 @@ class SlotState:
     paused: bool = False
     next_offset: int | None = None
     """The next offset to process: after the last committed batch (None until the first commit or fetch)."""
+    done_to: int | None = None
+    """The offset after the last record a committed transaction of this slot took (its audit head): the
+    position committed to the group (None: none known)."""
+    group_has: int | None = None
+    """The position last committed to the group for this slot."""
     progress_at: float = field(default_factory=time.monotonic)
     """When the slot last committed (or was taken), for the lag of a slot that waits on nothing queued."""
     txn_began: float | None = None
@@ -315,7 +331,8 @@ class BrokerWorker:
         async def start_producer(slot: int) -> None:
             producers[slot] = await self._producer(slot)
 
-        async def load() -> tuple[dict[int, tuple[ChainHead, ReplayWindow]], dict[int, LifecycleBook]]:
+        async def load() -> tuple[dict[int, tuple[ChainHead, ReplayWindow]], dict[int, LifecycleBook],
+                                  dict[TopicPartition, int | None]]:
             # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
             # A fetch reaching a partition's end long-polled 500 ms (the default) for nothing, twice
             # per load (audit, then lifecycle): half the stall a rebalance or restart cost a slot.
@@ -331,18 +348,18 @@ class BrokerWorker:
                     if isinstance(outcome, BaseException):
                         raise outcome
                 took["producers_s"] = time.monotonic() - began
-                offsets = await self._start_at_committed([tp for tp, _ in fresh])
+                offsets = await self._committed_now([tp for tp, _ in fresh])
                 states = await self._read_state(audit, [slot for _, slot in fresh],
                                                 {slot: offsets.get(tp) for tp, slot in fresh})
                 self._check_empty_slots(fresh, states, offsets)
                 took["audit_s"] = time.monotonic() - began - sum(took.values())
                 books = await self._read_books(audit, [slot for _, slot in fresh])
                 took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
-                return states, books
+                return states, books, offsets
 
         try:
             try:
-                states, books = await asyncio.wait_for(load(), self.config.load_timeout_s)
+                states, books, offsets = await asyncio.wait_for(load(), self.config.load_timeout_s)
             except TimeoutError:
                 raise KafkaUnavailableError(
                     f"loading {len(fresh)} slot(s) (their producers, audit and lifecycle state) took longer than "
@@ -353,7 +370,9 @@ class BrokerWorker:
                     for tp, slot in fresh:  # the slots own their producers now
                         head, seen = states[slot]
                         chain = ChainWriter(self.names.decisions, slot, head)
-                        self._owned[tp] = SlotState(tp, slot, producers.pop(slot), chain, seen, books[slot])
+                        state = SlotState(tp, slot, producers.pop(slot), chain, seen, books[slot])
+                        self._start_slot(state, head.resume, offsets.get(tp))
+                        self._owned[tp] = state
                     if self._group is not None:
                         self._group.resume(*(tp for tp, _ in fresh))
                     self._joined(kept, len(fresh), began, took)
@@ -379,10 +398,15 @@ class BrokerWorker:
         if loading is not None:
             await asyncio.gather(loading, return_exceptions=True)
 
-    async def _retire_all(self) -> None:
+    async def _retire_all(self, group: Consumer | None = None) -> None:
         """Every slot finishes its transaction in flight (commits or aborts) and stops; queued records
-        wait for the next owner."""
+        wait for the next owner. With ``group``, the positions reached are committed to it first."""
         async with self._lock:
+            if group is not None:
+                owned = list(self._owned.values())
+                for state in owned:
+                    await self._settle(state)
+                await self._commit_positions(group, owned, COMMIT_WAIT_S)
             self._retiring.extend([*self._owned.values(), *self._parked.values()])
             self._owned.clear()
             self._parked.clear()
@@ -396,8 +420,7 @@ class BrokerWorker:
         committed: its last transaction finished before it was parked, and none failed (a failure
         anywhere retires every parked slot, and the worker starts again). Its partition starts
         where the slot knows it committed up to: the offset aiokafka fetches for the new assignment
-        may predate that last commit, whose markers Kafka writes after it answers (see
-        ``_start_at_committed``), and the batch would be read again as replays. Had another worker owned
+        trails it (see ``_start_slot``), and the batch would be read again as replays. Had another worker owned
         the slot meanwhile (this worker dropped from the group and back), that owner's producer,
         started with the slot's transactional id, fenced this one: its next transaction is refused
         before it writes anything, and the worker starts again, reading every slot back from Kafka.
@@ -408,7 +431,7 @@ class BrokerWorker:
             for tp in assigned:
                 state = parked.pop(tp, None)
                 if state is not None:
-                    state.paused = False  # a new assignment starts unpaused, at the committed offset
+                    state.paused = False  # a new assignment starts unpaused
                     state.progress_at = time.monotonic()
                     if state.next_offset is not None and self._group is not None:
                         self._group.seek(tp, state.next_offset)
@@ -488,30 +511,33 @@ class BrokerWorker:
             log.info("replay windows loaded", slots=len(slots), alert_ids=loaded)
         return {slot: (ChainHead.after(heads[tp]), windows[slot]) for slot, tp in tps.items()}
 
-    async def _start_at_committed(self, tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
-        """Ask Kafka for each fresh slot's committed offset now, and start its partition there
-        (from offset 0 when none is committed). Returns the offsets.
-
-        aiokafka fetches the positions of an assignment as soon as it is made, while the slots'
-        producers still fence the previous owner. A commit that owner's producer had just seen
-        complete may not be visible yet then: Kafka writes the transaction's markers after it
-        answers, and an OffsetFetch without ``require_stable`` (KIP-447, which aiokafka does not
-        send) returns the offset before it. Started there, the new owner read the batch again and
-        dead-lettered every record of it as a replay (one input counted twice). The producers have
-        started now, so every earlier transaction of the slot is complete, markers included: the
-        offsets read now are the settled ones. The partitions are paused until the load ends, so
-        nothing has been fetched from the stale positions."""
+    async def _committed_now(self, tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """Each fresh slot's offset committed to the group, asked now: after the slots' producers fenced
+        the previous owner, so nothing it commits later moves it (a commit of a member that left is
+        refused). Only checked against the head (``head_behind``, ``_check_empty_slots``): where a slot
+        reads on from is its head's (``_start_slot``)."""
         group = self._group
         if group is None or not tps:
             return {}
         found = await asyncio.gather(*(group.committed(tp) for tp in tps))
-        offsets = dict(zip(tps, found, strict=True))
-        for tp, offset in offsets.items():
-            if tp not in group.assignment():
-                continue  # the consumer is stopping: the load installs nothing
-            # None committed: from offset 0, where ``_gap`` meets any records retention deleted first.
-            group.seek(tp, 0 if offset is None else offset)
-        return offsets
+        return dict(zip(tps, found, strict=True))
+
+    def _start_slot(self, state: SlotState, resume: int | None, committed: int | None) -> None:
+        """Set a freshly loaded slot's partition to where its audit head says it stands.
+
+        The head's last block took the records up to ``resume`` - 1 in the same transaction as their
+        feed records (``resume_offset``); the group's committed offset trails it (``COMMIT_EVERY_S``),
+        so it is used only for a partition with no block yet (then it is None or 0: ``_check_empty_slots``),
+        and from offset 0 when there is neither, where ``_gap`` meets any records retention deleted
+        first. aiokafka may still set the position it fetched for the assignment (the committed one,
+        older) after this seek: ``_dispatch`` drops the records before ``next_offset``, so a record the
+        head took is never taken twice."""
+        start = resume if resume is not None else (committed or 0)
+        state.next_offset = state.done_to = start
+        state.group_has = committed
+        group = self._group
+        if group is not None and state.tp in group.assignment():
+            group.seek(state.tp, start)
 
     def _check_empty_slots(self, fresh: list[tuple[TopicPartition, int]],
                            states: dict[int, tuple[ChainHead, ReplayWindow]],
@@ -521,10 +547,10 @@ class BrokerWorker:
         agency moved onto slots that never held records), and loading it empty would forget every
         alert state and replay id it had. ``slot_mismatch`` catches a move onto slots with records.
 
-        The audit block and the offsets of a batch commit in one transaction, which the slot's
-        producer has seen completed before ``offsets`` and the audit were read (it fenced the
-        previous owner): a committed offset above 0 therefore means the slot's own partition holds
-        blocks."""
+        A slot's offsets are committed to the group only after the transaction of the block that took
+        those records committed, and the slot's producer fenced the previous owner before ``offsets``
+        and the audit were read: a committed offset above 0 therefore means the slot's own partition
+        holds blocks."""
         for tp, slot in fresh:
             committed = offsets.get(tp)
             if states[slot][0].seq == 0 and committed:
@@ -586,9 +612,10 @@ class BrokerWorker:
         return await start(made, self.config.conn, f"starting slot {slot}'s transactional producer")
 
     async def _release(self, revoked: list[TopicPartition]) -> None:
-        # Waiting for the slot's transaction in flight means its offsets are committed by their
-        # owner before another worker takes the slot. Records queued but not yet in a transaction
-        # are dropped: the next owner reads them again from the committed offset. The slot is then
+        # Waiting for the slot's transaction in flight means its last block is committed by its
+        # owner before another worker takes the slot, and its position then goes to the group.
+        # Records queued but not yet in a transaction are dropped: the next owner reads them
+        # again from where that block leaves the slot. The slot is then
         # parked, producer open: if the assignment that follows gives it back, it is kept as it is
         # (``_unpark``), with no new producer and no audit read back; else it is retired then.
         log.info("partitions revoked", count=len(revoked))
@@ -597,12 +624,16 @@ class BrokerWorker:
         await self._loaded()  # slots still loading are taken first, then parked like the others
         self._joining = True
         async with self._lock:
+            settled = []
             for tp in revoked:
                 state = self._owned.pop(tp, None)
                 if state is not None:
                     await self._settle(state)
                     self._parked[tp] = state
+                    settled.append(state)
                 self.metrics.forget(tp.topic, tp.partition)
+            if self._group is not None:  # still this generation's: the next owner sees where they stand
+                await self._commit_positions(self._group, settled, COMMIT_WAIT_S)
             await self._retire_leftovers()
 
     def _note_member(self) -> None:
@@ -692,8 +723,8 @@ class BrokerWorker:
         A retriable Kafka error (a fenced producer after a rebalance, a broker failing over, Kafka
         out of reach for a while) aborts the transaction in flight; the worker then leaves the
         group (a static member keeps its place: its new consumer takes it back under the same
-        ``group.instance.id``, with the same slots), drops every slot and starts again from the
-        committed offsets, reloading each slot's state from Kafka. After ``max_restarts`` such
+        ``group.instance.id``, with the same slots), drops every slot and starts again where each
+        slot's audit head stands, reloading each slot's state from Kafka. After ``max_restarts`` such
         failures in a row (a run that made progress starts the count again) it gives up and raises.
         An error that trying again cannot mend (refused credentials or access, a chain it will not
         extend, bad configuration) is raised at once.
@@ -754,6 +785,7 @@ class BrokerWorker:
         await start(group, self.config.conn, f"joining the broker group {self.config.group_id}")
         idle_since = time.monotonic()
         watcher: asyncio.Task[None] | None = None
+        committer: asyncio.Task[None] | None = None
         try:
             # Know every topic's partitions before joining, or the first join sees some topics
             # without partitions and a second rebalance follows at once.
@@ -761,6 +793,7 @@ class BrokerWorker:
             self._group = group
             group.subscribe(topics, listener=_Rebalance(self))
             watcher = asyncio.create_task(self._watch_every(group))
+            committer = asyncio.create_task(self._commit_every(group))
             while not self._stopping.is_set() and self._taken is None:
                 if self._failure is not None:
                     raise self._failure
@@ -773,7 +806,10 @@ class BrokerWorker:
                     # retention deleted; so such records meet ``_gap`` too, never skipped in silence.
                     for tp in exc.args:
                         if tp in group.assignment():  # revoked meanwhile: its new owner reads it
-                            group.seek(tp, 0)
+                            # A slot loaded meanwhile stands where its head says (``_start_slot``).
+                            state = self._owned.get(tp)
+                            group.seek(tp, state.next_offset if state is not None and state.next_offset is not None
+                                       else 0)
                     continue
                 except OffsetOutOfRange as exc:
                     await self._gap(group, exc.args[0])
@@ -790,10 +826,13 @@ class BrokerWorker:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if committer is not None:
+                committer.cancel()
+                await asyncio.gather(committer, return_exceptions=True)
             # Stopping the consumer may complete a join under way, whose assignment must load nothing.
             self._closing = True
             await self._loaded()
-            await self._retire_all()
+            await self._retire_all(group)
             with contextlib.suppress(ClientError):
                 await group.stop()
             await self._loaded()
@@ -812,8 +851,8 @@ class BrokerWorker:
         (``GapMark``). Kafka's own reset would skip those alerts in silence: neither decided, nor withheld,
         nor dead-lettered, and no auditor told.
 
-        Nothing is committed here: a slot's offsets commit only with the audit block of the records they
-        pass (``head_behind`` refuses a chain that ends short of them). The mark's own transaction writes
+        Nothing is committed here: a slot moves past records only with the audit block of the records it
+        passes (``head_behind`` refuses a chain that ends short of them). The mark's own transaction writes
         the GAP entry and moves the offset past the gap together (``_accept_gap``)."""
         # An error the fetcher kept may be of a partition revoked since: its new owner meets the gap.
         positions = {tp: at for tp, at in positions.items() if tp in group.assignment()}
@@ -824,8 +863,8 @@ class BrokerWorker:
             start = starts[tp]
             what = (f"records {at}-{start - 1} of {tp.topic}[{tp.partition}] were deleted (the ingress retention) "
                     "before the broker read them" if at < start else
-                    f"{tp.topic}[{tp.partition}] ends before the committed offset {at}: the topic was made anew, and "
-                    "what it held before is gone")
+                    f"{tp.topic}[{tp.partition}] ends before offset {at}, where the broker stands: the topic was "
+                    "made anew, and what it held before is gone")
             if not self.config.accept_gaps:
                 raise FeedGapError(f"{what}; their alerts were never decided. Nothing was skipped: have the agency "
                                    "publish them again, or run `puente broker run --accept-gap` to read on from the "
@@ -855,7 +894,7 @@ class BrokerWorker:
         entry: dict[str, Any] = {"kind": "GAP", "reason": "deleted" if at < start else "topic-remade",
                                  "detail": what, "from_offset": at, "next_offset": start, "skipped": skipped,
                                  "at": now.isoformat().replace("+00:00", "Z")}
-        if start > 0:  # the chain then ends at the last record skipped, as the committed offset says
+        if start > 0:  # the chain then ends at the last record skipped: the slot reads on after it (``resume_offset``)
             entry["ingress"] = f"{tp.topic}:{tp.partition}:{start - 1}"
         # The slot's newest append time, so that a new owner whose chain ends with this block still reads the
         # replay window back (``_latest_ingress_ms``); the slot is idle, so every record it took is in ``seen``.
@@ -863,6 +902,36 @@ class BrokerWorker:
             entry["ingress_ms"] = state.seen.latest
         self._enqueue(group, state, [GapMark(start - 1, int(now.timestamp() * 1000), skipped, entry)])
         group.seek(tp, start)
+
+    async def _commit_every(self, group: Consumer) -> None:
+        """Every ``COMMIT_EVERY_S``, the owned slots' positions to the group, where they moved."""
+        while True:
+            await asyncio.sleep(COMMIT_EVERY_S)
+            await self._commit_positions(group, list(self._owned.values()), None)
+
+    async def _commit_positions(self, group: Consumer, states: list[SlotState], wait_s: float | None) -> None:
+        """Commit to the group the offset each of ``states`` stands at (``done_to``), where it moved since
+        its last commit. Not in a transaction, and not needed for exactly once (the audit head is where a
+        slot stands): a commit refused (a rebalance under way, a member that left the group, Kafka out of
+        reach) is logged and left to the next one, or to the slot's next owner. Skipped after a failure:
+        whatever the worker holds then may be fenced."""
+        if self._failure is not None:
+            return
+        assigned = group.assignment()
+        due = {state.tp: state.done_to for state in states
+               if state.done_to is not None and state.done_to != state.group_has and state.tp in assigned}
+        if not due:
+            return
+        try:
+            commit = group.commit({tp: OffsetAndMetadata(at, "") for tp, at in due.items()})
+            await (asyncio.wait_for(commit, wait_s) if wait_s is not None else commit)
+        except (ClientError, TimeoutError) as exc:
+            log.info("positions not committed to the group; the next commit carries them",
+                     count=len(due), error=type(exc).__name__)
+            return
+        for state in states:
+            if state.tp in due and state.done_to == due[state.tp]:
+                state.group_has = due[state.tp]
 
     async def _watch_every(self, consumer: Consumer) -> None:
         """Every ``LAG_EVERY_S``, whatever the main loop is doing: the lag, and the stall watch."""
@@ -1079,13 +1148,12 @@ class BrokerWorker:
         else:
             self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs], state.tp.topic)
         self.metrics.transaction(time.monotonic() - started)
-        state.next_offset = msgs[-1].offset + 1
+        state.next_offset = state.done_to = msgs[-1].offset + 1
         state.progress_at = time.monotonic()
         self._commits += 1
         return True
 
     async def _transaction(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome]) -> None:
-        tp = state.tp
         producer = state.producer
         async with producer.transaction():
             # Feed, lifecycle and audit records go in one record batch per partition
@@ -1106,10 +1174,9 @@ class BrokerWorker:
             for block in state.chain.blocks([o.entry for o in outcomes], self.config.signer_id, self.sign, at):
                 await batches.add(self.names.decisions, state.slot, None, block)
             sends.extend(await batches.submit())
-            # The offsets join the transaction while its records are still in flight (one round
-            # trip fewer per batch); every send must succeed before the commit, or all is aborted.
-            offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}
-            await producer.send_offsets_to_transaction(offsets, self.config.group_id)
+            # No consumer offsets in the transaction: the audit block names the records it took, and is
+            # where the slot stands (``resume_offset``). Every send must succeed before the commit, or all
+            # is aborted.
             await asyncio.gather(*sends)
 
     async def _choose_feed_partition(self, state: SlotState, topic: str) -> int:
@@ -1166,13 +1233,13 @@ def head_behind(last: dict[str, Any] | None, committed: int | None) -> str | Non
     """Why the last block of a slot's audit partition is older than the slot's committed ingress
     offset, or None.
 
-    A batch's block and its offsets commit in one transaction, so once they are settled (the
-    slot's producer has fenced the previous owner) the last entry of the last block is the record
-    just before the committed offset. A block that ends earlier is an older block of the broker's
-    own written again after the head: it verifies (it is signed), and extending it would fork the
-    chain and set the replay window back. Or the group's offsets were moved forward, past records
-    never decided. Either way the slot does not load. (A head past the committed offset passes:
-    offsets moved back make records come again, and the replay window dead-letters them.)
+    The broker commits a slot's offset to its group only after the block that took the records before it
+    committed, so once the slot is settled (its producer has fenced the previous owner) the last entry of
+    the last block is at or past the record just before the committed offset. A block that ends earlier
+    is an older block of the broker's own written again after the head: it verifies (it is signed), and
+    extending it would fork the chain and set the slot and its replay window back. Or the group's offsets
+    were moved forward, past records never decided. Either way the slot does not load. (A head past the
+    committed offset passes: the group's offset trails the head, and the slot reads on from the head.)
     """
     found = last_ingress(last)
     if found is None or not falls_short(found[2], committed):

@@ -16,6 +16,7 @@ from broker.audit.chain import (
     last_ingress,
     listed,
     record_hash,
+    resume_offset,
     seal,
 )
 from broker.audit.verify import (
@@ -50,6 +51,7 @@ __all__ = [
     "last_ingress",
     "listed",
     "record_hash",
+    "resume_offset",
     "seal",
     "verify_partition",
 ]

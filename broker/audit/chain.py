@@ -88,6 +88,9 @@ class ChainHead:
     seq: int = 0
     prev: str = GENESIS
     since_checkpoint: int = 0
+    resume: int | None = None
+    """For a slot's decision chain read back: the ingress offset after the records its last block took
+    (``resume_offset``); None when not known (an empty partition, or a head the writer moved on)."""
 
     @classmethod
     def after(cls, last: dict[str, Any] | None) -> ChainHead:
@@ -95,7 +98,8 @@ class ChainHead:
         if last is None:
             return cls()
         since = 0 if last.get("kind") == "CHECKPOINT" else int(last.get("since_checkpoint", 1))
-        return cls(seq=int(last["seq"]) + 1, prev=str(last["hash"]), since_checkpoint=since)
+        return cls(seq=int(last["seq"]) + 1, prev=str(last["hash"]), since_checkpoint=since,
+                   resume=resume_offset(last))
 
 
 @dataclass
@@ -291,11 +295,28 @@ def last_ingress(doc: dict[str, Any] | None) -> tuple[str, int, int] | None:
     """The newest ingress record a block's entries name: (topic, partition, offset), or None when none does.
 
     A slot's blocks hold the entries of one ingress partition, one entry per record it took (decided
-    or dead-lettered), and a batch's block commits with that partition's offsets: the newest entry of
-    a slot's last block is the record just before the broker group's committed offset."""
+    or dead-lettered): the newest entry of a slot's last block is the last record the slot took, where it
+    reads on from (``resume_offset``), and at or past the record before the broker group's committed offset."""
     found = [where for entry in listed((doc or {}).get("entries")) if isinstance(entry, dict)
              if (where := ingress_of(entry.get("ingress"))) is not None]
     return max(found, key=lambda w: w[2]) if found else None
+
+
+def resume_offset(doc: dict[str, Any] | None) -> int | None:
+    """The ingress offset a slot reads on from when ``doc`` is the last block of its audit partition, or
+    None when it is no such block.
+
+    A slot's block holds one entry per ingress record it took, and commits in the same transaction as
+    the feed records and alert states of those records: the block, not the group's committed offset, is
+    where the slot stands. It reads on past the newest record the entries name; after a gap at a topic
+    made anew (a ``GAP`` entry that names no record) from the entry's ``next_offset``, 0."""
+    found = last_ingress(doc)
+    if found is not None:
+        return found[2] + 1
+    for entry in listed((doc or {}).get("entries")):
+        if isinstance(entry, dict) and entry.get("kind") == "GAP" and entry.get("next_offset") == 0:
+            return 0
+    return None
 
 
 def chain_owner(chain: str) -> str:

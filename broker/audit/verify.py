@@ -4,8 +4,10 @@ What a walk cannot see from the topic alone: records dropped from the *end* of a
 last signed record, leave no trace there (the chain that remains is whole). A report therefore
 names, per chain, the last signed record it found sound (``PartitionReport.vouched``): that is how
 far the topic vouches for itself. For the broker's decision chains, Kafka keeps a witness elsewhere:
-a slot's block commits in one transaction with the broker group's offset of the ingress partition
-it decided, so the chain must reach the record just before that offset (``end_check``).
+the broker commits its group's offset of an ingress partition only once the block that took the records
+before it has committed, so the chain must reach the record just before that offset (``end_check``).
+The offset trails the chain by what the broker took since its last commit (``broker.worker.COMMIT_EVERY_S``;
+nothing once it stopped cleanly): records lost from within that stretch of the end are not seen.
 
 No record is read with ``str``/``repr`` of its values or iterated before its type is checked: a
 record someone else wrote may hold anything JSON can (``entries: 5``, a signer nested a thousand
@@ -71,7 +73,7 @@ def falls_short(last: int, committed: int | None) -> bool:
     """Whether a chain whose newest entry names offset ``last`` (-1: none) ends before the record just
     below ``committed``, the group offset that committed with it (None: not known, so not short).
 
-    A chain's records and its group's offsets commit in one transaction, so a whole chain reaches
+    A group's offset is committed only after the chain's records before it, so a whole chain reaches
     ``committed - 1``. Ending earlier means records dropped from its end, or offsets moved forward past
     records never handled; ending later is not short (offsets moved back make records come again).
     The one rule the broker applies to a slot's head before extending it (``broker.worker.head_behind``)
@@ -81,7 +83,7 @@ def falls_short(last: int, committed: int | None) -> bool:
 
 @dataclass(frozen=True)
 class EndCheck:
-    """A chain's end against the consumer group offset that committed with it: a decision chain's last
+    """A chain's end against the consumer group offset committed after it: a decision chain's last
     block against the broker group's committed offset of the ingress partition it decided
     (``end_check``), or a partner's receipts against its subscriber group's committed offset of a feed
     partition (``receipt_ends``)."""
@@ -138,6 +140,9 @@ class EndCheck:
                     "open on the chain's partition did not end: end not checked (run verify again)")
         if self.short:
             return f"{where}, short of {self._who()}'s committed offset {self.committed}"
+        if self.committed is not None and self.last + 1 > self.committed:
+            # The broker commits its group's offsets a little behind its blocks (``broker.worker.COMMIT_EVERY_S``).
+            return f"{where}, at or past {self._who()}'s committed offset {self.committed}, which trails it"
         return f"{where}, as {self._who()}'s committed offset {self.committed} says"
 
 
@@ -145,11 +150,12 @@ def end_check(last: dict[str, Any] | None, committed: Mapping[tuple[str, int], i
     """How a decisions partition's last block (``last``, its newest record naming an ingress record)
     compares with the broker group's committed ingress offsets; None when no block names one.
 
-    A batch's block and its ingress offsets commit in one transaction, so a whole chain reaches the
-    record just before the committed offset. One that ends earlier lost records from its end, which
-    the walk itself cannot see, or the offsets were moved forward past records never decided: either
-    way alerts have no decision on record. One that ends later is not short: offsets moved back make
-    records come again, and the broker dead-letters them as replays."""
+    The broker commits an ingress offset only after the block that took the records before it
+    committed, so a whole chain reaches the record just before the committed offset. One that ends
+    earlier lost records from its end, which the walk itself cannot see, or the offsets were moved
+    forward past records never decided: either way alerts have no decision on record. One that ends
+    later is not short: the offset trails the chain by what the broker took since its last commit of
+    offsets (or they were moved back, and the broker reads on from its chain's head all the same)."""
     found = last_ingress(last)
     if found is None:
         return None

@@ -9,6 +9,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
+
+from broker.audit import resume_offset
 from broker.pipeline import Outcome
 
 
@@ -24,20 +27,26 @@ class _Batch:
 
 
 class HeldProducer:
-    """Counts open transactions and records the offset each committed one moves to; a transaction's
-    offsets (so its commit) wait for ``gate``."""
+    """Counts open transactions and records the offset each committed one moves to (the one its last
+    audit block names: ``resume_offset``); a transaction's commit waits for ``gate``."""
 
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.committed: list[int] = []
         self.in_flight = 0
         self.batched: list[tuple[str, int, int]] = []  # (topic, partition, records) of each batch sent
+        self._blocks: list[bytes] = []
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         self.in_flight += 1
+        self._blocks = []
         try:
             yield
+            await self.gate.wait()
+            at = resume_offset(orjson.loads(self._blocks[-1])) if self._blocks else None
+            if at is not None:
+                self.committed.append(at)
         finally:
             self.in_flight -= 1
 
@@ -51,11 +60,8 @@ class HeldProducer:
 
     async def send_batch(self, batch: _Batch, topic: str, *, partition: int) -> asyncio.Future[None]:
         self.batched.append((topic, partition, len(batch.records)))
+        self._blocks.extend(value for _, value, _ in batch.records if value.startswith(b'{"') and b'"BLOCK"' in value)
         return await self.send(topic)
-
-    async def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: str) -> None:
-        await self.gate.wait()
-        self.committed.append(next(iter(offsets.values())).offset)  # one slot, one partition per transaction
 
 
 class Pipeline:
@@ -63,7 +69,8 @@ class Pipeline:
 
     def process(self, record: Any, seen: Any, now: Any, states: Any = None) -> Outcome:
         alert_id = record.key.decode()
-        return Outcome(entry={"kind": "ALERT", "alert_id": alert_id, "decisions": []}, seen_id=alert_id)
+        return Outcome(entry={"kind": "ALERT", "alert_id": alert_id, "decisions": [],
+                              "ingress": f"{record.topic}:{record.partition}:{record.offset}"}, seen_id=alert_id)
 
 
 async def settle() -> None:

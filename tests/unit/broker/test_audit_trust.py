@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from broker import auditor
-from broker.audit import ChainHead, ChainWriter, last_ingress, verify_partition
+from broker.audit import ChainHead, ChainWriter, last_ingress, resume_offset, verify_partition
 from broker.audit.chain import canonical, sealed
 from broker.audit.receipts import sent_records
 from broker.audit.verify import ChainState, PartitionWalk, ReceiptReach, feed_place, head_problem
@@ -593,8 +593,8 @@ def _slot_blocks(offsets: list[list[int]]) -> list[bytes]:
 def test_a_decision_chains_end_is_checked_against_the_broker_groups_committed_offset(
         audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch, committed: int, short: bool) -> None:
     """The walk cannot see blocks dropped from a chain's end (what remains is whole); the broker group's committed
-    offset, which commits with each block, can: a chain ending before the record just before it is a finding,
-    naming the missing offsets. A chain past it (offsets moved back) is not short."""
+    offset, committed after each block, can: a chain ending before the record just before it is a finding,
+    naming the missing offsets. A chain past it (the broker's commit trails its blocks) is not short, and says so."""
     async def settled(conn: object, tp: object, *, timeout_s: float) -> None:
         return None
 
@@ -608,6 +608,8 @@ def test_a_decision_chains_end_is_checked_against_the_broker_groups_committed_of
         assert finding.offset == 1 and "offsets 6 to 8 are missing from the chain's end" in finding.problem
     else:
         assert report.ok
+        trails = "at or past the broker group's committed offset 4, which trails it"
+        assert (trails in report.end.describe()) == (committed == 4)
 
 
 def test_with_no_decisions_topic_every_ingress_partition_committed_past_is_unnamed(
@@ -675,6 +677,25 @@ def test_an_entry_cut_to_fit_its_block_keeps_its_ingress_whole() -> None:
     doc = json.loads(value)
     assert len(value) <= 8192 and len(doc["entries"][0]["alert_id"]) == 200
     assert last_ingress(doc) == (topic, 2, 41)
+    assert resume_offset(doc) == 42 and ChainHead.after(doc).resume == 42
+
+
+def test_a_slot_resumes_after_the_newest_record_its_last_block_names() -> None:
+    """Where a slot reads on from is its last block's: after the newest ingress record its entries name (records
+    and dead letters alike, in any order), after a gap's last skipped record, at 0 after a gap at a topic made
+    anew (which names no record); nothing known from an empty partition or a block that names no record."""
+    def block(*entries: dict[str, object]) -> dict[str, object]:
+        return {"kind": "BLOCK", "seq": 3, "hash": "h", "entries": list(entries)}
+
+    assert resume_offset(block({"kind": "ALERT", "ingress": "t.ingress.SNM:1:7"},
+                               {"kind": "DEAD_LETTER", "ingress": "t.ingress.SNM:1:9"},
+                               {"kind": "ALERT", "ingress": "t.ingress.SNM:1:8"})) == 10
+    assert resume_offset(block({"kind": "GAP", "from_offset": 4, "next_offset": 10,
+                                "ingress": "t.ingress.SNM:1:9"})) == 10
+    assert resume_offset(block({"kind": "GAP", "reason": "topic-remade", "from_offset": 50, "next_offset": 0})) == 0
+    assert resume_offset(block({"kind": "GAP", "next_offset": 7})) is None  # a gap past records names its last one
+    assert resume_offset(block({"kind": "ALERT", "ingress": "not an ingress"})) is None
+    assert resume_offset(None) is None and ChainHead.after(None).resume is None
 
 
 def test_an_ingress_partition_committed_past_with_no_chain_naming_it_is_a_finding(

@@ -139,7 +139,8 @@ async def test_a_gap_goes_in_its_own_transaction_between_the_records_around_it()
     assert worker.metrics.value("puente_ingress_skipped_records_total", topic=TP.topic) == 7
     assert chain.head.seq == 3  # three blocks: the records, the gap, the records
 
-    worker._enqueue(consumer, state, [GapMark(19, 6_000, 7, {**entry, "from_offset": 12})])  # type: ignore[arg-type]
+    later = {**entry, "from_offset": 12, "next_offset": 20, "ingress": f"{TP.topic}:0:19"}  # as ``_accept_gap`` has it
+    worker._enqueue(consumer, state, [GapMark(19, 6_000, 7, later)])  # type: ignore[arg-type]
     await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
     assert producer.committed == [3, 10, 12, 20] and not state.queue
 

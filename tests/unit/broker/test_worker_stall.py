@@ -394,6 +394,10 @@ class GroupConsumer:
         self.calls: list[tuple[str, tuple[TopicPartition, ...]]] = []
         self.offsets = offsets or {}  # none by default: a slot loading empty is a new one (_check_empty_slots)
         self.positions: dict[TopicPartition, int | str] = {}
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        self.commits.append({tp: at.offset for tp, at in offsets.items()})
 
     def pause(self, *tps: TopicPartition) -> None:
         self.calls.append(("pause", tps))
@@ -494,6 +498,31 @@ async def test_a_fresh_slot_starts_at_the_offset_committed_once_its_producer_has
     assert all(group.calls.index(("committed", (tp,))) < resumed for tp in (TP, tp1))
 
 
+async def test_a_fresh_slot_starts_where_its_audit_head_stands_not_at_the_group_offset(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The offsets are not in the slot's transactions: its last audit block names the records it took, and the
+    group's committed offset trails it. The slot starts after its head's records (the group's offset is only
+    checked against it), drops anything fetched before that, and commits its position at the revocation."""
+    worker, group, gate, _ = _loading_worker(monkeypatch)
+    head = {"seq": 6, "hash": "h", "kind": "BLOCK", "entries": [
+        {"kind": "ALERT", "ingress": f"{TP.topic}:0:10"}, {"kind": "ALERT", "ingress": f"{TP.topic}:0:11"}]}
+
+    async def read_state(consumer: Any, slots: list[int], committed: Any) -> dict[int, Any]:
+        return {slot: (ChainHead.after(head), ReplayWindow(7)) for slot in slots}
+
+    monkeypatch.setattr(worker, "_read_state", read_state)
+    group.offsets = {TP: 9}  # committed by the previous owner before its last two records' commit
+    gate.set()
+    await worker._acquire([TP])
+    await worker._loaded()
+    state = worker._owned[TP]
+    assert worker._failure is None and group.positions == {TP: 12} and state.next_offset == 12
+    worker._dispatch(group, {TP: [SimpleNamespace(offset=o) for o in (10, 11)]})  # type: ignore[arg-type]
+    assert not state.queue  # aiokafka's own position (the group's, older) brings nothing taken twice
+    await worker._release([TP])
+    assert group.commits == [{TP: 12}]
+
+
 async def test_a_kept_slot_starts_where_it_last_committed(monkeypatch: pytest.MonkeyPatch) -> None:
     """A slot parked by a revocation and assigned back starts at the offset after its last commit, which it knows,
     not at what aiokafka fetched for the new assignment (which may predate that commit's markers)."""
@@ -501,10 +530,11 @@ async def test_a_kept_slot_starts_where_it_last_committed(monkeypatch: pytest.Mo
     gate.set()
     await worker._acquire([TP])
     await worker._loaded()
-    worker._owned[TP].next_offset = 42  # committed up to here since the load
+    worker._owned[TP].next_offset = worker._owned[TP].done_to = 42  # committed up to here since the load
     await worker._release([TP])
     await worker._acquire([TP])
     assert worker._owned[TP].next_offset == 42 and group.positions[TP] == 42
+    assert group.commits == [{TP: 42}]  # its position, to the group, at the revocation
 
 
 async def test_an_empty_slot_with_committed_offsets_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
