@@ -471,7 +471,7 @@ async def _puente(kafka: KafkaConnection, update: dict[str, Any], expect: int | 
         inputs=metrics.inputs, problems=problems,
         decisions=[[p, d, n] for (p, d), n in sorted(decisions.items())],
         dead_letters=dict(dead_letters), committed=committed,
-        txn_ms_p50=pct(sorted(txn_ms), 50), txn_ms_p99=pct(sorted(txn_ms), 99),
+        txn_ms_p50=pct(sorted(txn_ms), 50), txn_ms_p99=pct(sorted(txn_ms), 99), transactions=len(txn_ms),
     )
     return out
 
@@ -1057,7 +1057,8 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
           "(client process only)")
     print(f"    latency, worker side: ingress timestamp -> its commit p50 {f1(lat['commit_p50_ms'])} ms, "
           f"p99 {f1(lat['commit_p99_ms'])} ms; slot transactions p50 {f1(lat['worker']['txn_ms_p50'])} ms, "
-          f"p99 {f1(lat['worker']['txn_ms_p99'])} ms; worker ready {lat['ready_s']:.1f}s after start")
+          f"p99 {f1(lat['worker']['txn_ms_p99'])} ms, {lat['worker']['transactions']:,} of them for "
+          f"{lat['worker']['inputs']:,} alerts; worker ready {lat['ready_s']:.1f}s after start")
     print("    Puente decisions: " + ", ".join(f"{p} {delivered[p]} delivered/{withheld[p]} withheld"
                                              for p in partners)
           + f"; dead letters {sum(pu['dead_letters'].values())}; ingress values {lat['value_bytes_avg']:.0f} B avg")
