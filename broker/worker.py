@@ -100,7 +100,9 @@ other slots): by time, not by count, since one record may take a thousand times 
 NAME_CHECK_S = 5.0  # the longest a static worker asks Kafka who holds its group.instance.id
 COMMIT_EVERY_S = 0.2
 """How often a worker commits its slots' positions to its group (outside the transactions: see the module's doc)."""
-COMMIT_WAIT_S = 5.0  # the longest a commit of positions at a revocation or a stop may take
+COMMIT_WAIT_S = 1.0
+"""The longest a commit of positions at a revocation or a stop may take: a revocation holds the whole group's
+rebalance, and the commit is not needed for exactly once (a coordinator failing over would hold it seconds)."""
 
 
 @dataclass
