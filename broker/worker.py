@@ -100,6 +100,7 @@ other slots): by time, not by count, since one record may take a thousand times 
 NAME_CHECK_S = 5.0  # the longest a static worker asks Kafka who holds its group.instance.id
 COMMIT_EVERY_S = 0.2
 """How often a worker commits its slots' positions to its group (outside the transactions: see the module's doc)."""
+COMMIT_EVERY_WAIT_S = 10.0  # the longest a periodic commit of positions may take before it is logged as failed
 COMMIT_WAIT_S = 1.0
 """The longest a commit of positions at a revocation or a stop may take: a revocation holds the whole group's
 rebalance, and the commit is not needed for exactly once (a coordinator failing over would hold it seconds)."""
@@ -435,6 +436,11 @@ class BrokerWorker:
                 if state is not None:
                     state.paused = False  # a new assignment starts unpaused
                     state.progress_at = time.monotonic()
+                    if state.done_to is not None:
+                        # Where its last commit left it: a gap's mark queued but dropped by the revocation
+                        # had moved ``next_offset`` past records no block names (``_accept_gap``); read
+                        # from here, the gap is met again and recorded.
+                        state.next_offset = state.done_to
                     if state.next_offset is not None and self._group is not None:
                         self._group.seek(tp, state.next_offset)
                     self._owned[tp] = state
@@ -906,10 +912,14 @@ class BrokerWorker:
         group.seek(tp, start)
 
     async def _commit_every(self, group: Consumer) -> None:
-        """Every ``COMMIT_EVERY_S``, the owned slots' positions to the group, where they moved."""
-        while True:
-            await asyncio.sleep(COMMIT_EVERY_S)
-            await self._commit_positions(group, list(self._owned.values()), None)
+        """Every ``COMMIT_EVERY_S``, the owned slots' positions to the group, where they moved; each commit
+        bounded (``COMMIT_EVERY_WAIT_S``), so one that cannot go through is logged, not waited on unseen."""
+        try:
+            while True:
+                await asyncio.sleep(COMMIT_EVERY_S)
+                await self._commit_positions(group, list(self._owned.values()), COMMIT_EVERY_WAIT_S)
+        except Exception as exc:  # noqa: BLE001 - handed to the main loop, which raises it
+            self._fail(exc)
 
     async def _commit_positions(self, group: Consumer, states: list[SlotState], wait_s: float | None) -> None:
         """Commit to the group the offset each of ``states`` stands at (``done_to``), where it moved since
@@ -1147,6 +1157,7 @@ class BrokerWorker:
                 state.txn_began = None
         if type(msgs[0]) is GapMark:
             self.metrics.skipped(state.tp.topic, msgs[0].skipped)
+            state.group_has = msgs[-1].offset + 1
         else:
             self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs], state.tp.topic)
         self.metrics.transaction(time.monotonic() - started)
@@ -1177,8 +1188,13 @@ class BrokerWorker:
                 await batches.add(self.names.decisions, state.slot, None, block)
             sends.extend(await batches.submit())
             # No consumer offsets in the transaction: the audit block names the records it took, and is
-            # where the slot stands (``resume_offset``). Every send must succeed before the commit, or all
-            # is aborted.
+            # where the slot stands (``resume_offset``). But for a gap's mark: a topic made anew sets the
+            # offsets back, and a group offset of the old topic left above the new head would have the next
+            # owner refuse it as a head behind (``head_behind``), so its offset commits with its block.
+            # Every send must succeed before the commit, or all is aborted.
+            if type(msgs[0]) is GapMark:
+                await producer.send_offsets_to_transaction(
+                    {state.tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}, self.config.group_id)
             await asyncio.gather(*sends)
 
     async def _choose_feed_partition(self, state: SlotState, topic: str) -> int:

@@ -6,8 +6,9 @@ names, per chain, the last signed record it found sound (``PartitionReport.vouch
 far the topic vouches for itself. For the broker's decision chains, Kafka keeps a witness elsewhere:
 the broker commits its group's offset of an ingress partition only once the block that took the records
 before it has committed, so the chain must reach the record just before that offset (``end_check``).
-The offset trails the chain by what the broker took since its last commit (``broker.worker.COMMIT_EVERY_S``;
-nothing once it stopped cleanly): records lost from within that stretch of the end are not seen.
+The offset trails the chain by what the broker took since its last commit of offsets that went through
+(``broker.worker.COMMIT_EVERY_S``, and at each stop): records lost from within that stretch of the end are
+not seen.
 
 No record is read with ``str``/``repr`` of its values or iterated before its type is checked: a
 record someone else wrote may hold anything JSON can (``entries: 5``, a signer nested a thousand
@@ -71,7 +72,7 @@ class Vouched:
 
 def falls_short(last: int, committed: int | None) -> bool:
     """Whether a chain whose newest entry names offset ``last`` (-1: none) ends before the record just
-    below ``committed``, the group offset that committed with it (None: not known, so not short).
+    below ``committed``, the group offset committed after it (None: not known, so not short).
 
     A group's offset is committed only after the chain's records before it, so a whole chain reaches
     ``committed - 1``. Ending earlier means records dropped from its end, or offsets moved forward past
@@ -140,7 +141,7 @@ class EndCheck:
                     "open on the chain's partition did not end: end not checked (run verify again)")
         if self.short:
             return f"{where}, short of {self._who()}'s committed offset {self.committed}"
-        if self.committed is not None and self.last + 1 > self.committed:
+        if not self.of_receipts and self.committed is not None and self.last + 1 > self.committed:
             # The broker commits its group's offsets a little behind its blocks (``broker.worker.COMMIT_EVERY_S``).
             return f"{where}, at or past {self._who()}'s committed offset {self.committed}, which trails it"
         return f"{where}, as {self._who()}'s committed offset {self.committed} says"

@@ -36,6 +36,7 @@ class HeldProducer:
         self.in_flight = 0
         self.batched: list[tuple[str, int, int]] = []  # (topic, partition, records) of each batch sent
         self._blocks: list[bytes] = []
+        self.offsets_sent: list[int] = []  # offsets a transaction carried (a gap's mark's only)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -57,6 +58,9 @@ class HeldProducer:
 
     def create_batch(self) -> _Batch:
         return _Batch()
+
+    async def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: str) -> None:
+        self.offsets_sent.append(next(iter(offsets.values())).offset)  # one slot, one partition per transaction
 
     async def send_batch(self, batch: _Batch, topic: str, *, partition: int) -> asyncio.Future[None]:
         self.batched.append((topic, partition, len(batch.records)))

@@ -135,6 +135,8 @@ async def test_a_gap_goes_in_its_own_transaction_between_the_records_around_it()
     producer.gate.set()
     await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
     assert producer.committed == [3, 10, 12] and state.gaps_queued == 0 and state.next_offset == 12
+    # Only the gap's transaction carries the group offset (a topic made anew sets it back: ``_transaction``).
+    assert producer.offsets_sent == [10] and state.group_has == 10
     assert worker.metrics.inputs == 5
     assert worker.metrics.value("puente_ingress_skipped_records_total", topic=TP.topic) == 7
     assert chain.head.seq == 3  # three blocks: the records, the gap, the records

@@ -537,6 +537,22 @@ async def test_a_kept_slot_starts_where_it_last_committed(monkeypatch: pytest.Mo
     assert group.commits == [{TP: 42}]  # its position, to the group, at the revocation
 
 
+async def test_a_kept_slot_starts_where_its_last_transaction_left_it_not_past_a_dropped_gap_mark(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gap's mark moves ``next_offset`` past the gap as it is queued (``_accept_gap``); a revocation that drops
+    the mark before its transaction must not leave the kept slot reading on past records no block names: it
+    starts where its last commit left it, and meets the gap again."""
+    worker, group, gate, _ = _loading_worker(monkeypatch)
+    gate.set()
+    await worker._acquire([TP])
+    await worker._loaded()
+    state = worker._owned[TP]
+    state.done_to, state.next_offset = 5, 9  # committed up to 5; a mark for records 5-8 queued, then dropped
+    await worker._release([TP])
+    await worker._acquire([TP])
+    assert worker._owned[TP].next_offset == 5 and group.positions[TP] == 5
+
+
 async def test_an_empty_slot_with_committed_offsets_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """An empty audit partition under a committed ingress offset holds another slot's history: the load fails
     with a configuration error naming both, and installs nothing."""
