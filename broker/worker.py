@@ -12,7 +12,7 @@ point leaves either all of them or none.
 The audit block is also where the slot stands. Its entries name the ingress records the batch took, so the
 offset a slot reads on from is read from its last block (``resume_offset``), not from the consumer group:
 the offsets are not in the transaction (``send_offsets_to_transaction`` cost two of its four round trips,
-AddOffsetsToTxn and TxnOffsetCommit, and about half the worker's CPU at 1,000 alerts/s). The worker commits
+AddOffsetsToTxn and TxnOffsetCommit, one after the other). The worker commits
 its slots' positions to the group outside the transactions, a little behind (``COMMIT_EVERY_S``, and at each
 revocation and stop), for the tools that read a group's lag and for the check a new owner makes of the
 head (``head_behind``); a committed offset is never past the head.
@@ -921,7 +921,7 @@ class BrokerWorker:
         except Exception as exc:  # noqa: BLE001 - handed to the main loop, which raises it
             self._fail(exc)
 
-    async def _commit_positions(self, group: Consumer, states: list[SlotState], wait_s: float | None) -> None:
+    async def _commit_positions(self, group: Consumer, states: list[SlotState], wait_s: float) -> None:
         """Commit to the group the offset each of ``states`` stands at (``done_to``), where it moved since
         its last commit. Not in a transaction, and not needed for exactly once (the audit head is where a
         slot stands): a commit refused (a rebalance under way, a member that left the group, Kafka out of
@@ -935,8 +935,7 @@ class BrokerWorker:
         if not due:
             return
         try:
-            commit = group.commit({tp: OffsetAndMetadata(at, "") for tp, at in due.items()})
-            await (asyncio.wait_for(commit, wait_s) if wait_s is not None else commit)
+            await asyncio.wait_for(group.commit({tp: OffsetAndMetadata(at, "") for tp, at in due.items()}), wait_s)
         except (ClientError, TimeoutError) as exc:
             log.info("positions not committed to the group; the next commit carries them",
                      count=len(due), error=type(exc).__name__)
