@@ -236,9 +236,11 @@ def _raw_rdkafka(kafka: KafkaConnection, topics: list[str], out_topic: str, grou
 
     quiet_logs()
     conf = {**kafka.librdkafka(), "socket.nagle.disable": True}
-    backoff = PuenteSettings().producer_retry_backoff_ms
+    worker_cfg = PuenteSettings()
+    backoff = worker_cfg.producer_retry_backoff_ms
     consumer = Consumer({**conf, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "isolation.level": "read_committed", "fetch.wait.max.ms": 50})
+                         "isolation.level": "read_committed", "fetch.wait.max.ms": worker_cfg.fetch_max_wait_ms,
+                         "fetch.min.bytes": worker_cfg.fetch_min_bytes})
     producer = Producer({**conf, "transactional.id": f"{group}-rd", "enable.idempotence": True, "acks": "all",
                          "linger.ms": 0, "retry.backoff.ms": backoff, "retry.backoff.max.ms": max(backoff, 20)})
     began = time.monotonic()
@@ -301,7 +303,8 @@ async def _raw(kafka: KafkaConnection, topics: list[str], out_topic: str, group:
     from broker.worker import COMMIT_EVERY_S
 
     quiet_logs()
-    retry_backoff_ms = PuenteSettings().producer_retry_backoff_ms  # what a Puente slot producer uses
+    worker_cfg = PuenteSettings()  # this process's environment is the bench's: the settings a Puente worker has
+    retry_backoff_ms = worker_cfg.producer_retry_backoff_ms  # what a Puente slot producer uses
     # The transaction retry backoff a Puente worker sets when it starts (a process-wide aiokafka
     # setting): the baseline gains what Puente gains, so the ratio compares the work, not the setting.
     tune_transactions()
@@ -319,7 +322,8 @@ async def _raw(kafka: KafkaConnection, topics: list[str], out_topic: str, group:
     consumer = AIOKafkaConsumer(
         **client, group_id=group, client_id=f"bench-{mode}", enable_auto_commit=False,
         auto_offset_reset="earliest", isolation_level="read_committed", max_poll_records=max_batch,
-        fetch_max_bytes=16 * 1024 * 1024, fetch_max_wait_ms=50,  # as a Puente worker's consumer
+        fetch_max_bytes=16 * 1024 * 1024,  # and its fetches gather records as a Puente worker's do
+        fetch_max_wait_ms=worker_cfg.fetch_max_wait_ms, fetch_min_bytes=worker_cfg.fetch_min_bytes,
     )
     await consumer.start()
     await consumer.topics()

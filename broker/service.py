@@ -293,6 +293,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
         generations=tuple(r.key_id for r in keystore.generations("broker", KeyKind.BROKER_SIGNING)),
         max_concurrent_txns=settings.max_concurrent_txns, retry_backoff_ms=settings.producer_retry_backoff_ms,
         session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms, fetch_min_bytes=settings.fetch_min_bytes,
         stall_warning_s=settings.stall_warning_s, group_instance_id=group_instance_id, accept_gaps=accept_gaps,
     )
     topics = [names.ingress(a) for a in settings.agencies]

@@ -161,6 +161,10 @@ class WorkerConfig:
     """A slot producer's wait before retrying a refused request (``PUENTE_PRODUCER_RETRY_BACKOFF_MS``)."""
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 2000
+    fetch_max_wait_ms: int = 15
+    fetch_min_bytes: int = 16384
+    """How the consumer's fetches gather records (``PUENTE_FETCH_MAX_WAIT_MS``, ``PUENTE_FETCH_MIN_BYTES``):
+    a fetch answered at its first record costs as much as one of a hundred."""
     group_instance_id: str | None = None
     """Kafka's ``group.instance.id``: static membership, so a restart within the session keeps the slots."""
     stall_warning_s: float = 10.0
@@ -777,8 +781,10 @@ class BrokerWorker:
             max_partition_fetch_bytes=256 * 1024,
             fetch_max_bytes=8 * 1024 * 1024,
             # A partition resumed after a pause joins the next fetch, which waits for the one in flight:
-            # with the default 500 ms long poll over empty partitions, the CPU sat idle that long.
-            fetch_max_wait_ms=50,
+            # with the default 500 ms long poll over empty partitions, the CPU sat idle that long. With
+            # one byte, at a steady rate every fetch came back with a record or two (settings module).
+            fetch_max_wait_ms=self.config.fetch_max_wait_ms,
+            fetch_min_bytes=self.config.fetch_min_bytes,
             # A worker that dies silently holds its slots this long; its heartbeats also tell it of a
             # rebalance, so the others rejoin within one interval.
             session_timeout_ms=self.config.session_timeout_ms,

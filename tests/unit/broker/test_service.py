@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+import broker.worker
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore, Keystores
 from broker.service import (
@@ -136,3 +138,30 @@ def test_building_a_worker_refuses_when_a_partner_in_force_has_no_usable_key(tmp
     (made.broker.path / f"{partner}-enc-2026a.json").unlink()
     with pytest.raises(ConfigError, match=rf"{partner} \(agreement {', '.join(agreements)} in force delivers to it\)"):
         build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
+
+
+class _Built(Exception):
+    """Raised by the stand-in for the consumer's constructor: the worker got as far as making it."""
+
+
+def test_the_fetch_settings_reach_the_workers_consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PUENTE_FETCH_MAX_WAIT_MS and PUENTE_FETCH_MIN_BYTES are what the worker's group consumer is made with (Kafka's
+    fetch.max.wait.ms and fetch.min.bytes), not only what its config holds; out-of-range values are refused."""
+    made = Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
+                              generation="2026a")
+    cfg = PuenteSettings(keys=made.root, fetch_max_wait_ms=7, fetch_min_bytes=4096)
+    worker, topics, _ = build_worker(cfg, KafkaConnection(bootstrap="unused:9092"))
+    seen: dict[str, object] = {}
+
+    def made_consumer(*args: object, **options: object) -> None:
+        seen.update(options)
+        raise _Built
+
+    monkeypatch.setattr(broker.worker, "consumer", made_consumer)
+    with pytest.raises(_Built):
+        asyncio.run(worker._run_once(topics, None))
+    assert (seen["fetch_max_wait_ms"], seen["fetch_min_bytes"]) == (7, 4096)
+    assert (PuenteSettings().fetch_max_wait_ms, PuenteSettings().fetch_min_bytes) == (15, 16384)
+    for bad in ({"fetch_max_wait_ms": -1}, {"fetch_max_wait_ms": 501}, {"fetch_min_bytes": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            PuenteSettings(**bad)  # type: ignore[arg-type]
