@@ -95,14 +95,16 @@ class PuenteSettings(BaseSettings):
         "means more retries, each a request, while Kafka fails over"))
     # A slot's work comes from the worker's one consumer. Kafka answers a fetch as soon as it holds
     # fetch.min.bytes, or when fetch.max.wait.ms has passed: with one byte (Kafka's default) a worker at
-    # 1,000 alerts/s fetched a record or two at a time, several hundred fetches a second, each a TLS
-    # request and a response parsed in Python, and the slot transactions waited behind them. Measured
-    # on the 2-core machine at 1,000 alerts/s (bench/RESULTS.md, session 27): 50 ms and one byte gave
-    # p50/p99 42-45/74-90 ms; 16 KiB with 15 ms, 28/49 ms; 20 ms, 32/51 ms at 28 % less CPU; 30 ms
-    # and 64 KiB, 40/62 ms. A backlog fills 16 KiB at once, so throughput does not wait.
-    fetch_max_wait_ms: int = Field(15, ge=0, le=500, description=(
+    # a steady 1,000 alerts/s fetched a record or two at a time, several hundred fetches a second, each
+    # a TLS request and a response parsed in Python, and its slot transactions waited behind them on
+    # the event loop. A backlog fills 16 KiB at once, so throughput does not wait; at a low rate each
+    # fetch waits the whole fetch.max.wait.ms. bench/RESULTS.md (session 27) has the runs that chose
+    # 15 ms: 10 ms did about as well, 5 ms no better than 50, and 20 ms or more saved CPU at some
+    # latency; the differences between 10 and 20 ms are within this machine's noise.
+    fetch_max_wait_ms: int = Field(15, ge=1, le=500, description=(
         "Kafka's fetch.max.wait.ms for the worker's consumer: the longest a fetch waits for "
-        "fetch.min.bytes; it is the most a quiet period adds to an alert's latency"))
+        "fetch.min.bytes; it is the most a quiet period adds to an alert's latency (at least 1: with 0, "
+        "a worker with nothing to read would fetch without pause)"))
     fetch_min_bytes: int = Field(16384, ge=1, le=1024 * 1024, description=(
         "Kafka's fetch.min.bytes for the worker's consumer: what a fetch waits to hold before Kafka "
         "answers it (or fetch.max.wait.ms has passed); 1 answers every fetch at once, which at a steady "
