@@ -72,6 +72,7 @@ from broker.kafka import (
     reader,
     record,
     running,
+    set_fetching,
     start,
     translate,
     tune_transactions,
@@ -100,6 +101,13 @@ other slots): by time, not by count, since one record may take a thousand times 
 NAME_CHECK_S = 5.0  # the longest a static worker asks Kafka who holds its group.instance.id
 COMMIT_EVERY_S = 0.2
 """How often a worker commits its slots' positions to its group (outside the transactions: see the module's doc)."""
+QUIET_AFTER_S = 1.0
+QUIET_FETCH_WAIT_MS = 100
+"""A worker that has read nothing for ``QUIET_AFTER_S`` long-polls instead of gathering: its fetches wait up to
+this long (or ``fetch.max.wait.ms``, if longer), and Kafka answers one at its first byte, so the first alert after
+a quiet spell waits for no fetch, and an idle worker fetches a few times a second rather than every 15 ms. Its
+first batch sets the gathering back. (Longer would save little more, and a partition resumed after a pause waits
+for the fetch in flight to return: a slot loaded after a rebalance while the worker was quiet.)"""
 COMMIT_EVERY_WAIT_S = 10.0  # the longest a periodic commit of positions may take before it is logged as failed
 COMMIT_WAIT_S = 1.0
 """The longest a commit of positions at a revocation or a stop may take: a revocation holds the whole group's
@@ -808,6 +816,7 @@ class BrokerWorker:
             group.subscribe(topics, listener=_Rebalance(self))
             watcher = asyncio.create_task(self._watch_every(group))
             committer = asyncio.create_task(self._commit_every(group))
+            gathering = True  # as the consumer was made (``fetch_max_wait_ms``, ``fetch_min_bytes``)
             while not self._stopping.is_set() and self._taken is None:
                 if self._failure is not None:
                     raise self._failure
@@ -837,6 +846,9 @@ class BrokerWorker:
                 elif (idle_exit_s is not None and self._joined_at is not None
                       and time.monotonic() - max(idle_since, self._joined_at) > idle_exit_s):
                     break
+                if gathering == (not batch and time.monotonic() - idle_since > QUIET_AFTER_S):
+                    gathering = not gathering  # quiet now, or records again after a quiet spell
+                    self._fetching(group, gathering)
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -857,6 +869,14 @@ class BrokerWorker:
             raise ConfigError(self._taken)
         if self._failure is not None:
             raise self._failure
+
+    def _fetching(self, group: Consumer, gathering: bool) -> None:
+        """Set how the group consumer's next fetches wait: gathering records while they come (the settings), or a
+        long poll answered at the first byte once the worker is quiet (``QUIET_FETCH_WAIT_MS``)."""
+        if gathering:
+            set_fetching(group, max_wait_ms=self.config.fetch_max_wait_ms, min_bytes=self.config.fetch_min_bytes)
+        else:
+            set_fetching(group, max_wait_ms=max(self.config.fetch_max_wait_ms, QUIET_FETCH_WAIT_MS), min_bytes=1)
 
     async def _gap(self, group: Consumer, positions: dict[TopicPartition, int]) -> None:
         """The ingress no longer holds the record this worker would read next (retention deleted it before

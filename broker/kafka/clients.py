@@ -30,6 +30,7 @@ from aiokafka.producer import sender as _aiokafka_sender
 from broker.kafka.admin import Admin
 from broker.kafka.connection import KafkaConnection
 from puente.errors import (
+    ConfigError,
     KafkaAccessError,
     KafkaAuthError,
     KafkaError,
@@ -86,6 +87,22 @@ def fetch_view(consumer: AIOKafkaConsumer, tp: TopicPartition) -> FetchView | No
     return FetchView(state.position if state.has_valid_position else None,
                      lso if lso is not None and lso >= 0 else high,
                      polled / 1000 if polled is not None else None)
+
+
+def set_fetching(consumer: AIOKafkaConsumer, *, max_wait_ms: int, min_bytes: int) -> None:
+    """Have ``consumer``'s next fetch requests wait up to ``max_wait_ms`` for ``min_bytes`` (Kafka's
+    ``fetch.max.wait.ms`` and ``fetch.min.bytes``), changed while it runs: aiokafka reads both when it
+    builds each request and offers no way to change them. A fetch already sent keeps its own.
+    ConfigError when the consumer has not started, or this aiokafka keeps them elsewhere (nothing
+    would change, and a worker would then fetch in silence as it was not told to)."""
+    fetcher = consumer._fetcher
+    if fetcher is None:
+        raise ConfigError("set_fetching: the consumer has not started")
+    if not hasattr(fetcher, "_fetch_max_wait_ms") or not hasattr(fetcher, "_fetch_min_bytes"):
+        raise ConfigError("this aiokafka's consumer does not keep fetch.max.wait.ms and fetch.min.bytes where "
+                          "Puente sets them: install the aiokafka version pyproject.toml names")
+    fetcher._fetch_max_wait_ms = max_wait_ms
+    fetcher._fetch_min_bytes = min_bytes
 
 
 def membership(consumer: AIOKafkaConsumer) -> tuple[int, str]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from puente_testing import (
@@ -109,6 +111,56 @@ async def test_payload_is_encrypted_on_the_feed_topic(env: Env) -> None:
             assert alert_codec().encode(alert)[10:60] not in blob
             if alert.get("summary"):
                 assert alert["summary"].encode() not in blob
+
+
+async def test_a_quiet_worker_long_polls_and_gathers_again_when_alerts_come(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that has read nothing for QUIET_AFTER_S long-polls (its fetches answered at the first byte), so an
+    idle worker does not fetch every 15 ms; the first alert after the quiet spell is decided, and the worker gathers
+    again with its settings. The settings reach aiokafka's fetcher itself, which builds the requests from them."""
+    from adapters.publisher import IngressPublisher
+    from broker import worker as worker_module
+    from broker.service import build_worker
+
+    # Each change: how many inputs the worker had decided, what it set, and what the fetcher then held.
+    calls: list[tuple[int, tuple[int, int], tuple[int, int]]] = []
+    real = worker_module.set_fetching
+
+    def spy(consumer: Any, *, max_wait_ms: int, min_bytes: int) -> None:
+        real(consumer, max_wait_ms=max_wait_ms, min_bytes=min_bytes)
+        fetcher = consumer._fetcher
+        calls.append((worker.metrics.inputs, (max_wait_ms, min_bytes),
+                      (fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes)))
+
+    monkeypatch.setattr(worker_module, "set_fetching", spy)
+    quiet = (max(env.cfg.fetch_max_wait_ms, worker_module.QUIET_FETCH_WAIT_MS), 1)
+    gathering = (env.cfg.fetch_max_wait_ms, env.cfg.fetch_min_bytes)
+    assert quiet != gathering
+    alert = next(a for a in _synthetic(200, 41) if a["agency"] == "SENAN")
+    mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
+    worker, topics, _ = build_worker(env.cfg, env.login("broker"), client_suffix="-quiet")
+    running = asyncio.create_task(worker.run(topics))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    try:
+        while not (worker._owned and calls and calls[-1][1] == quiet) and loop.time() < deadline:
+            await asyncio.sleep(0.05)  # joined, holding its slots, and quiet
+        assert calls and calls[-1][1:] == (quiet, quiet)
+        async with IngressPublisher(env.login("agency-SENAN"), "SENAN", mac.key_id, mac, env.names) as pub:
+            await pub.send_raw(*pub.frame(alert))
+            await pub.flush()
+        while worker.metrics.inputs < 1 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert worker.metrics.inputs == 1
+    finally:
+        worker.stop()
+        await running
+    # Back to gathering when the alert came (before it was decided), and never twice the same in a row.
+    after = [c for c in calls if c[1] == gathering]
+    assert after and after[0][0] == 0 and after[0][2] == gathering
+    assert all(a[1] != b[1] for a, b in itertools.pairwise(calls))
+    docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
+    assert Counter(d["alert_id"] for d in docs) == {alert["alert_id"]: len(env.policy.partners)}
 
 
 async def test_alerts_that_trickle_in_while_the_worker_commits_are_all_processed(env: Env) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import broker.worker
-from broker.kafka import KafkaConnection
+from broker.kafka import KafkaConnection, set_fetching
 from broker.keystore import Keystore, Keystores
 from broker.service import (
     agreements_in_force,
@@ -167,3 +167,24 @@ def test_the_fetch_settings_reach_the_workers_consumer(tmp_path: Path, monkeypat
     for bad in ({"fetch_max_wait_ms": 0}, {"fetch_max_wait_ms": 501}, {"fetch_min_bytes": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             PuenteSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_fetching_is_changed_only_where_aiokafka_builds_its_requests_from() -> None:
+    """set_fetching refuses, with a line naming what to check, a consumer that has not started and an aiokafka that
+    keeps the two values elsewhere: a worker would otherwise fetch, in silence, not as it was told."""
+
+    class Fetcher:
+        _fetch_max_wait_ms, _fetch_min_bytes = 15, 16384
+
+    class Consumer:
+        _fetcher: object = None
+
+    made = Consumer()
+    with pytest.raises(ConfigError, match="has not started"):
+        set_fetching(made, max_wait_ms=100, min_bytes=1)  # type: ignore[arg-type]
+    made._fetcher = Fetcher()
+    set_fetching(made, max_wait_ms=100, min_bytes=1)  # type: ignore[arg-type]
+    assert (made._fetcher._fetch_max_wait_ms, made._fetcher._fetch_min_bytes) == (100, 1)  # type: ignore[attr-defined]
+    made._fetcher = object()
+    with pytest.raises(ConfigError, match=r"install the aiokafka version pyproject\.toml names"):
+        set_fetching(made, max_wait_ms=100, min_bytes=1)  # type: ignore[arg-type]
