@@ -98,13 +98,15 @@ class PuenteSettings(BaseSettings):
     # a steady 1,000 alerts/s fetched a record or two at a time, several hundred fetches a second, each
     # a TLS request and a response parsed in Python, and its slot transactions waited behind them on
     # the event loop. A backlog fills 16 KiB at once, so throughput does not wait; at a low rate each
-    # fetch waits the whole fetch.max.wait.ms. bench/RESULTS.md (session 27) has the runs that chose
-    # 15 ms: 10 ms did about as well, 5 ms no better than 50, and 20 ms or more saved CPU at some
-    # latency; the differences between 10 and 20 ms are within this machine's noise.
+    # fetch waits the whole fetch.max.wait.ms, until the worker is quiet (``broker.worker.QUIET_AFTER_S``).
+    # bench/RESULTS.md (session 27) has the runs that chose 15 ms: 10 ms did about as well, 5 ms no
+    # better than 50, and 20 ms or more saved CPU at some latency; the differences between 10 and 20 ms
+    # are within this machine's noise.
     fetch_max_wait_ms: int = Field(15, ge=1, le=500, description=(
         "Kafka's fetch.max.wait.ms for the worker's consumer: the longest a fetch waits for "
-        "fetch.min.bytes; it is the most a quiet period adds to an alert's latency (at least 1: with 0, "
-        "a worker with nothing to read would fetch without pause)"))
+        "fetch.min.bytes; it is the most a slow stream adds to an alert's latency (a worker quiet for a "
+        "second long-polls instead, answered at the first byte; at least 1: with 0, a worker with nothing "
+        "to read would fetch without pause)"))
     fetch_min_bytes: int = Field(16384, ge=1, le=1024 * 1024, description=(
         "Kafka's fetch.min.bytes for the worker's consumer: what a fetch waits to hold before Kafka "
         "answers it (or fetch.max.wait.ms has passed); 1 answers every fetch at once, which at a steady "
