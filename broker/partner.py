@@ -80,6 +80,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broker.access import subscriber_group
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
+from broker.audit.chain import INSTANCE
 from broker.audit.receipts import RECEIPTS_PER_CHECKPOINT
 from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, checker, parse_key_id, peek_key_block, sign_checkpoint
 from broker.kafka import (
@@ -162,7 +163,11 @@ SETTLE_TIMEOUT_S = 1.5 * RECEIPT_TXN_TIMEOUT_S
 
 def receipt_chain(partner: str, instance: str = DEFAULT_INSTANCE) -> str:
     """The receipt chain a subscriber instance writes: the partner's id, with the instance's name
-    after a slash unless it is the default one."""
+    after a slash unless it is the default one. A name no walk of the audit keeps a chain for
+    (``broker.audit.chain.INSTANCE``) is refused before anything is written."""
+    if INSTANCE.fullmatch(instance) is None:
+        raise ConfigError(f"subscriber instance name {instance[:80]!r} is not one Puente takes: 1 to 64 letters, "
+                          "digits, '.', '_' or '-', starting with a letter or digit (check --instance)")
     return partner if instance == DEFAULT_INSTANCE else f"{partner}/{instance}"
 
 

@@ -29,6 +29,7 @@ plain records; the CHECKPOINT kind signs a plain chain's head after the fact.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -317,6 +318,13 @@ def resume_offset(doc: dict[str, Any] | None) -> int | None:
         if isinstance(entry, dict) and entry.get("kind") == "GAP" and entry.get("next_offset") == 0:
             return 0
     return None
+
+
+INSTANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A subscriber instance's name, as its receipt chain and transactional id carry it."""
+MAX_CHAIN_NAME = 64 + 1 + 64
+"""The longest receipt chain name a subscriber writes: a partner's id (a policy code, at most 64
+characters), a slash and its instance's name (``INSTANCE``)."""
 
 
 def chain_owner(chain: str) -> str:

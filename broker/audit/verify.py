@@ -28,6 +28,7 @@ import orjson
 
 from broker.audit.chain import (
     GENESIS,
+    MAX_CHAIN_NAME,
     MAX_OFFSET,
     MAX_PARTITION,
     canonical,
@@ -51,6 +52,13 @@ class Finding:
     partition: int
     offset: int
     problem: str
+
+
+@dataclass(frozen=True)
+class ChainFinding(Finding):
+    """A finding about chain ``chain``, given at one of its records rather than at the record being walked."""
+
+    chain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -526,6 +534,21 @@ def misplaced(chain: str | None, doc: dict[str, Any], holds: Holds | None,
     return None
 
 
+def unheld(chain: str | None, doc: dict[str, Any], holds: Holds | None, owner: str | None = None) -> str | None:
+    """Why a record's ``chain`` can be no chain of a topic that ``holds`` decisions, receipts, denials or queries
+    (``owner``: the partner whose receipts topic it is), or None. Such a record is reported and nothing more: a walk
+    keeps no state for its chain, so records naming a new chain each (a name as long as Kafka takes, another
+    partner's, a chain in the broker's own topic) cost a walk, and an index saving its states, nothing they keep."""
+    if chain is not None and len(chain) > MAX_CHAIN_NAME:
+        return (f"chain name of {len(chain):,} characters, longer than any subscriber writes "
+                f"(at most {MAX_CHAIN_NAME})")
+    if ((holds in ("decisions", "denials") and chain is not None)
+            or (holds == "queries" and chain != QUERY_CHAIN)
+            or (holds == "receipts" and (chain is None or (owner is not None and chain_owner(chain) != owner)))):
+        return misplaced(chain, doc, holds, owner)
+    return None
+
+
 def form_problem(value: bytes, doc: dict[str, Any], claimed: str) -> str | None:
     """Why a record is not as its writer sealed it, or None: its content must hash to its ``hash``
     and its bytes must be exactly the canonical form (see ``chain.sealed``), so a duplicate key or
@@ -669,6 +692,7 @@ class ChainState:
     Bounded (``TRACKED_PER_CHAIN``, ``TRACKED_IN_ALL``)."""
     untracked: bool = False  # more waiting records than tracked: no fork can then be settled for a side
     strays: int = 0  # records not sound tracked since the last signed record (``STRAYS_TRACKED``)
+    last: int = -1  # the offset of its newest record walked: the chain written least recently is given up first
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -696,6 +720,12 @@ STRAYS_TRACKED = 100
 """The most records that are not sound a receipt chain tracks between its signed records (``PartitionWalk``):
 a genuine chain has one at most (the first record walked after retention), so a flood of them never takes the
 room ``TRACKED_PER_CHAIN`` keeps for the partner's records and the forks a forger adds."""
+MAX_CHAINS = 1_000
+"""The most chains one partition's walk keeps a state for (``PartitionWalk``). A partner's chains are its subscriber
+instances, a handful; records naming a new chain each would otherwise grow the walk, and every save of an index's,
+without end. Past it, the chain written least recently is given up: reported, its waiting records cut off (no
+checkpoint vouches for them), and a record of it after that starts it anew (a gap, until its partner's next
+checkpoint). Only the partner's own account writes its receipts topic: a flood of chains costs its own chains."""
 FORKS_LISTED = 100
 """Branches one signed record settles that are listed one by one; one more line says more follow."""
 
@@ -725,17 +755,30 @@ class PartitionWalk:
     record, so it takes none of the chain's waiting records rather than a forger's. A record that is not
     sound (a failed signature, a gap, an edit) is reported and starts a branch of its own in the same way:
     it never becomes the newest record, so it cuts off nothing the partner's next checkpoint vouches for.
+
+    Bounds. A record naming a chain its topic cannot hold (``unheld``) is reported and kept nowhere; the walk keeps
+    at most ``max_chains`` chain states (``MAX_CHAINS``), giving up the chain written least recently.
     """
 
     def __init__(self, topic: str, partition: int, verify: VerifyFn, holds: Holds | None = None,
                  owner: str | None = None, chains: dict[str | None, ChainState] | None = None, *,
-                 prunes: bool = False, tracked: tuple[int, int] = (TRACKED_PER_CHAIN, TRACKED_IN_ALL)) -> None:
+                 prunes: bool = False, tracked: tuple[int, int] = (TRACKED_PER_CHAIN, TRACKED_IN_ALL),
+                 max_chains: int = MAX_CHAINS) -> None:
         self.topic, self.partition, self.verify, self.holds, self.owner = topic, partition, verify, holds, owner
         self.chains: dict[str | None, ChainState] = chains if chains is not None else {}
+        # Written least recently first (``_state`` moves a chain last at each of its records): the order chains are
+        # given up in, kept across a save of the states by their ``last`` offset.
+        order = sorted(self.chains.items(), key=lambda kv: kv[1].last)
+        self.chains.clear()
+        self.chains.update(order)
         self.cut: list[str] = []  # receipt chains only: see ``feed``
         self.pruned: dict[str, list[int]] = {}  # receipt chains only, with ``prunes``: see ``feed``
-        self.settled: list[Finding] = []  # with ``prunes``: the forks the record settled (at their own offsets)
+        # Findings at other records than the one fed: the forks it settled (with ``prunes``, at their own offsets),
+        # and the chain given up to make room for its chain (``ChainFinding``, at that chain's records).
+        self.settled: list[Finding] = []
+        self.given_up: list[str] = []  # the chain whose state was dropped at this record (``MAX_CHAINS``)
         self.prunes = prunes
+        self._max_chains = max(2, max_chains)
         self._owners_ahead = False  # ``feed``: this record is a break signed with a key that may sign its chain
         self._signer: str | None = None  # ``feed``: the key that signed this record, good and in use
         self._per_chain, self._in_all = tracked
@@ -751,13 +794,33 @@ class PartitionWalk:
             if name is not None:
                 state.keys = self._keys[chain_owner(name)]
 
-    def _state(self, chain: str | None) -> ChainState:
-        state = self.chains.get(chain)
+    def _state(self, chain: str | None, offset: int) -> ChainState:
+        """``chain``'s state, new if the walk holds none, moved last in ``chains`` (written most recently)."""
+        state = self.chains.pop(chain, None)
         if state is None:
-            state = self.chains[chain] = ChainState()
+            if len(self.chains) >= self._max_chains:
+                self._give_up()
+            state = ChainState()
             if chain is not None:
                 state.keys = self._keys.setdefault(chain_owner(chain), [])
+        self.chains[chain] = state
+        state.last = offset
         return state
+
+    def _give_up(self) -> None:
+        """Drop the state of the chain written least recently (``MAX_CHAINS``): a finding at its newest record, or
+        at the first of its records waiting for a checkpoint, which are cut off (``cut``)."""
+        name = next(c for c in self.chains if c is not None)
+        state = self.chains.pop(name)
+        self._tracked -= len(state.nodes)
+        self.cut.append(name)
+        self.given_up.append(name)
+        waiting = (f"; its {state.tail:,} receipt record(s) from here on are vouched for by no checkpoint"
+                   if state.tail and state.tail_first is not None else "")
+        at = state.tail_first if waiting and state.tail_first is not None else state.last
+        self.settled.append(ChainFinding(self.topic, self.partition, at, (
+            f"chain {plain(name)} is given up: more than {self._max_chains:,} chains are written in this partition "
+            f"and it was written least recently{waiting}; a record of it after that starts it anew"), name))
 
     def _forks(self, chain: str | None) -> bool:
         """Whether ``chain`` is a receipt chain, whose waiting records a later checkpoint vouches for."""
@@ -777,7 +840,7 @@ class PartitionWalk:
         self._owners_ahead = False
         self._signer = None
         self.cut.clear()
-        self.pruned, self.settled = {}, []
+        self.pruned, self.settled, self.given_up = {}, [], []
 
         def flag(problem: str) -> None:
             found.append(Finding(self.topic, self.partition, offset, problem))
@@ -789,7 +852,10 @@ class PartitionWalk:
             return None, found
         seq, prev, claimed = fields
         chain = doc.get("chain")
-        state = self._state(chain)
+        if (why := unheld(chain, doc, self.holds, self.owner)) is not None:
+            flag(f"seq {seq}: {why}")
+            return doc, found
+        state = self._state(chain, offset)
         state.records += 1
         label = f"chain {plain(chain)} " if chain is not None else ""
         signed = "sig" in doc or doc.get("kind") in _SIGNED_KINDS
@@ -832,8 +898,8 @@ class PartitionWalk:
             # A reader that holds a chain's waiting records as one lot cannot tell the branches apart: it
             # takes none of them (the chain is cut) and the forks are findings at the settling record.
             self.cut.extend(c for c in self.pruned if c not in self.cut)
-            found.extend(self.settled)
-            self.pruned, self.settled = {}, []
+            found.extend(f for f in self.settled if not isinstance(f, ChainFinding))
+            self.pruned, self.settled = {}, [f for f in self.settled if isinstance(f, ChainFinding)]
         return doc, found
 
     @staticmethod

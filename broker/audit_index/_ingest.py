@@ -32,6 +32,7 @@ from broker.audit.receipts import (
     sent_version,
 )
 from broker.audit.verify import (
+    ChainFinding,
     ChainState,
     Finding,
     Holds,
@@ -195,11 +196,16 @@ class PartitionIngest:
             self._began.pop(chain_key(chain), None)
             self._conn.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
                                (self.topic, self.partition, chain_key(chain)))
+        for chain in self._walk.given_up:  # a chain the walk holds no state for any more (``MAX_CHAINS``)
+            self._conn.execute("DELETE FROM chains WHERE topic = ? AND partition = ? AND chain_key = ?",
+                               (self.topic, self.partition, chain_key(chain)))
         for chain, offsets in self._walk.pruned.items():  # a fork the record settled: its branch off the path
             self._prune(chain_key(chain), offsets)
-        # The forks it settled, at the offsets where they began (`audit verify`'s findings, word for word).
+        # The forks it settled, at the offsets where they began, and a chain given up, at its own records (`audit
+        # verify`'s findings, word for word).
         own = chain_key((doc or {}).get("chain"))
-        placed: list[Finding] = [_ChainFinding(f.topic, f.partition, f.offset, f.problem, own)
+        placed: list[Finding] = [_ChainFinding(f.topic, f.partition, f.offset, f.problem,
+                                               chain_key(f.chain) if isinstance(f, ChainFinding) else own)
                                  for f in self._walk.settled]
         # A sound receipt naming a place its partner cannot have read (``ReceiptReach.take``); the reach holds a
         # chain's waiting receipts as one lot, so a fork settled cuts them there, as in `audit verify`.
