@@ -151,6 +151,7 @@ def receipt_partition(partner: str, partitions: int) -> int:
 
 
 DEFAULT_INSTANCE = "main"
+INSTANCE_RULE = "--instance must be 1-64 letters, digits, '-', '_' or '.'"
 # The receipt status of a recall applied to the store while an --out copy keeps earlier lines: not
 # an acknowledgement, since the text still exists outside the store.
 RECALL_PASSED_ON = "RECALL_PASSED_ON"
@@ -166,8 +167,7 @@ def receipt_chain(partner: str, instance: str = DEFAULT_INSTANCE) -> str:
     after a slash unless it is the default one. A name no walk of the audit keeps a chain for
     (``broker.audit.chain.INSTANCE``) is refused before anything is written."""
     if INSTANCE.fullmatch(instance) is None:
-        raise ConfigError(f"subscriber instance name {instance[:80]!r} is not one Puente takes: 1 to 64 letters, "
-                          "digits, '.', '_' or '-', starting with a letter or digit (check --instance)")
+        raise ConfigError(INSTANCE_RULE)
     return partner if instance == DEFAULT_INSTANCE else f"{partner}/{instance}"
 
 
@@ -847,9 +847,6 @@ def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> Rece
     return ReceiptSigner(key.key_id, sign, checker(own), generations)
 
 
-_INSTANCE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
 def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: str, key_file: Path,
                    verify_files: Path | Sequence[Path] | None = None, sign_file: Path | None = None,
                    instance: str = DEFAULT_INSTANCE, store_path: Path | None = None,
@@ -861,8 +858,8 @@ def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: 
     partner = policy_set.partners.get(partner_id)
     if partner is None:
         raise ConfigError(f"unknown partner {partner_id[:40]!r}; known: {', '.join(sorted(policy_set.partners))}")
-    if not _INSTANCE.fullmatch(instance):
-        raise ConfigError("--instance must be 1-64 letters, digits, '-', '_' or '.'")
+    if not INSTANCE.fullmatch(instance):
+        raise ConfigError(INSTANCE_RULE)
     names = TopicNames(settings.topic_prefix)
     opener = opener_for(partner.id, key_file, verify_files, partner.encryption_key_id)
     signer = receipt_signer(partner.id, key_file, sign_file)

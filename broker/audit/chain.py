@@ -320,7 +320,7 @@ def resume_offset(doc: dict[str, Any] | None) -> int | None:
     return None
 
 
-INSTANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+INSTANCE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 """A subscriber instance's name, as its receipt chain and transactional id carry it."""
 MAX_CHAIN_NAME = 64 + 1 + 64
 """The longest receipt chain name a subscriber writes: a partner's id (a policy code, at most 64

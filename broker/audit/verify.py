@@ -723,9 +723,11 @@ room ``TRACKED_PER_CHAIN`` keeps for the partner's records and the forks a forge
 MAX_CHAINS = 1_000
 """The most chains one partition's walk keeps a state for (``PartitionWalk``). A partner's chains are its subscriber
 instances, a handful; records naming a new chain each would otherwise grow the walk, and every save of an index's,
-without end. Past it, the chain written least recently is given up: reported, its waiting records cut off (no
-checkpoint vouches for them), and a record of it after that starts it anew (a gap, until its partner's next
-checkpoint). Only the partner's own account writes its receipts topic: a flood of chains costs its own chains."""
+without end. Past it, the chain written least recently that no signed record of its partner's has anchored yet is
+given up: reported, its waiting records cut off (no checkpoint vouches for them), and a record of it after that
+starts it anew. Anyone holding the partner's Kafka login can write such chains, so an anchored chain is never given
+up: its anchor is what keeps a copy of its old records from being taken again, and only its partner's key makes
+one. When every chain held is anchored, a record of a new chain is reported and not checked."""
 FORKS_LISTED = 100
 """Branches one signed record settles that are listed one by one; one more line says more follow."""
 
@@ -757,7 +759,8 @@ class PartitionWalk:
     it never becomes the newest record, so it cuts off nothing the partner's next checkpoint vouches for.
 
     Bounds. A record naming a chain its topic cannot hold (``unheld``) is reported and kept nowhere; the walk keeps
-    at most ``max_chains`` chain states (``MAX_CHAINS``), giving up the chain written least recently.
+    at most ``max_chains`` chain states (``MAX_CHAINS``), giving up the chain written least recently that no signed
+    record of its partner's anchored: a writer without the partner's key can cost a chain its first batch at most.
     """
 
     def __init__(self, topic: str, partition: int, verify: VerifyFn, holds: Holds | None = None,
@@ -776,9 +779,10 @@ class PartitionWalk:
         # Findings at other records than the one fed: the forks it settled (with ``prunes``, at their own offsets),
         # and the chain given up to make room for its chain (``ChainFinding``, at that chain's records).
         self.settled: list[Finding] = []
-        self.given_up: list[str] = []  # the chain whose state was dropped at this record (``MAX_CHAINS``)
+        self.given_up: list[str] = []  # the chains whose states were dropped at this record (``MAX_CHAINS``)
         self.prunes = prunes
         self._max_chains = max(2, max_chains)
+        self._owned: dict[str, int] = {}  # chains held per owner: an owner none is held for keeps no key order
         self._owners_ahead = False  # ``feed``: this record is a break signed with a key that may sign its chain
         self._signer: str | None = None  # ``feed``: the key that signed this record, good and in use
         self._per_chain, self._in_all = tracked
@@ -793,26 +797,40 @@ class PartitionWalk:
         for name, state in self.chains.items():
             if name is not None:
                 state.keys = self._keys[chain_owner(name)]
+                self._owned[chain_owner(name)] = self._owned.get(chain_owner(name), 0) + 1
 
-    def _state(self, chain: str | None, offset: int) -> ChainState:
-        """``chain``'s state, new if the walk holds none, moved last in ``chains`` (written most recently)."""
+    def _state(self, chain: str | None, offset: int) -> ChainState | None:
+        """``chain``'s state, new if the walk holds none, moved last in ``chains`` (written most recently); None
+        when the walk holds as many chains as it keeps and none of them may be given up (``MAX_CHAINS``)."""
         state = self.chains.pop(chain, None)
         if state is None:
-            if len(self.chains) >= self._max_chains:
-                self._give_up()
+            while len(self.chains) >= self._max_chains:
+                if not self._give_up():
+                    return None
             state = ChainState()
             if chain is not None:
-                state.keys = self._keys.setdefault(chain_owner(chain), [])
+                owner = chain_owner(chain)
+                state.keys = self._keys.setdefault(owner, [])
+                self._owned[owner] = self._owned.get(owner, 0) + 1
         self.chains[chain] = state
         state.last = offset
         return state
 
-    def _give_up(self) -> None:
-        """Drop the state of the chain written least recently (``MAX_CHAINS``): a finding at its newest record, or
-        at the first of its records waiting for a checkpoint, which are cut off (``cut``)."""
-        name = next(c for c in self.chains if c is not None)
+    def _give_up(self) -> bool:
+        """Drop the state of the chain written least recently that no signed record of its partner's anchored
+        (``MAX_CHAINS``): a finding at its newest record, or at the first of its records waiting for a checkpoint,
+        which are cut off (``cut``). False when every chain held is anchored (or the broker's)."""
+        name = next((c for c, s in self.chains.items() if c is not None and s.anchor_seq < 0), None)
+        if name is None:
+            return False
         state = self.chains.pop(name)
         self._tracked -= len(state.nodes)
+        owner = chain_owner(name)
+        self._owned[owner] -= 1
+        if not self._owned[owner]:
+            del self._owned[owner]
+            if not self._keys.get(owner):  # a key order is noted only by an anchoring record: none to forget
+                self._keys.pop(owner, None)
         self.cut.append(name)
         self.given_up.append(name)
         waiting = (f"; its {state.tail:,} receipt record(s) from here on are vouched for by no checkpoint"
@@ -820,7 +838,9 @@ class PartitionWalk:
         at = state.tail_first if waiting and state.tail_first is not None else state.last
         self.settled.append(ChainFinding(self.topic, self.partition, at, (
             f"chain {plain(name)} is given up: more than {self._max_chains:,} chains are written in this partition "
-            f"and it was written least recently{waiting}; a record of it after that starts it anew"), name))
+            "and it is the one written least recently that no checkpoint of its partner's anchored"
+            f"{waiting}; a record of it after that starts it anew"), name))
+        return True
 
     def _forks(self, chain: str | None) -> bool:
         """Whether ``chain`` is a receipt chain, whose waiting records a later checkpoint vouches for."""
@@ -856,6 +876,11 @@ class PartitionWalk:
             flag(f"seq {seq}: {why}")
             return doc, found
         state = self._state(chain, offset)
+        if state is None:
+            flag(f"chain {plain(str(chain))} record seq {seq} is not checked: this partition holds "
+                 f"{self._max_chains:,} chains, each anchored by a checkpoint of its partner's, and no more are kept; "
+                 "none of its records is vouched for")
+            return doc, found
         state.records += 1
         label = f"chain {plain(chain)} " if chain is not None else ""
         signed = "sig" in doc or doc.get("kind") in _SIGNED_KINDS

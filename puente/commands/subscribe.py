@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from broker.audit.chain import INSTANCE
 from broker.partner import DEFAULT_INSTANCE, Subscriber, subscriber_for
 from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
@@ -47,7 +46,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     subs.add_argument("--skip", action="append", default=[], metavar="TOPIC:PARTITION:OFFSET", type=_place,
                       help="give up this one feed record if it does not open, as a stop named it: it keeps its "
                            "REJECTED receipt and is committed past (repeatable); default: stop at it (exit 1)")
-    subs.add_argument("--instance", default=DEFAULT_INSTANCE, type=_instance,
+    subs.add_argument("--instance", default=DEFAULT_INSTANCE,
                       help="this subscriber's name (default main): subscribers of one partner that run at once "
                            "need different names; starting one with a name in use stops the other")
     subs.set_defaults(func=_subscribe)
@@ -60,13 +59,6 @@ _OUT = PrivateFile("the --out file", "the --out file's folder", "holds decrypted
 
 
 _PLACE = re.compile(r"[A-Za-z0-9._-]{1,249}:(0|[1-9][0-9]{0,9}):(0|[1-9][0-9]{0,18})", re.ASCII)
-
-
-def _instance(text: str) -> str:
-    """A subscriber instance's name, refused before anything is opened if its receipt chain could not be kept."""
-    if not INSTANCE.fullmatch(text):
-        raise argparse.ArgumentTypeError("1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-    return text
 
 
 def _place(text: str) -> str:

@@ -104,7 +104,7 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
     ({}, ("subscribe", "--partner", "XX", "--key", "k.json"), 3, "unknown partner"),
     ({}, ("audit", "log", "--since", "yesterday"), 2, "ISO 8601"),
     # The instance names a receipt chain: a name no audit walk keeps a chain for is refused before anything opens.
-    ({}, ("subscribe", "--partner", "COL", "--key", "k.json", "--instance", "a/b"), 2, "argument --instance"),
+    ({}, ("subscribe", "--partner", "COL", "--key", "k.json", "--instance", "a/b"), 3, "--instance must be 1-64"),
     ({}, ("broker", "run", "--group-instance-id", "two words"), 3, "--group-instance-id (PUENTE_GROUP_INSTANCE_ID)"),
     ({}, ("broker", "run", "--group-instance-id", ".."), 3, "--group-instance-id"),
     ({"PUENTE_GROUP_INSTANCE_ID": "x" * 201}, ("broker", "run"), 3, "PUENTE_GROUP_INSTANCE_ID"),
