@@ -229,6 +229,12 @@ class GroupEnds:
     refused: tuple[str, ...] = ()
 
 
+MAX_PLACES = 1_024
+"""The most feed partitions a walk follows one partner's receipts into (``ReceiptReach``), all its feeds together: a
+partner reads a feed or two of tens of partitions. A receipt names its place itself, any topic and partition Kafka
+could have; noted without a bound, a flood of receipts naming a new place each would grow every walk, and the audit
+index's reach rows, without end. A place past it is noted nowhere: a sound receipt naming one is a finding."""
+
 Waiting = dict[str, dict[tuple[str, int], tuple[int, int]]]
 """Receipts no checkpoint vouches for yet, per chain: (feed topic, partition) -> (newest, newest accepted)."""
 
@@ -244,10 +250,13 @@ class ReceiptReach:
     committed past). ``seen`` has the newest offset any receipt names, sound or not, in its own
     partner's topic. A subscriber's batch commits its receipts, its checkpoint and its feed offsets
     in one transaction, so the sound receipts reach the record just before the subscriber group's
-    committed offset of each feed partition (``receipt_ends``)."""
+    committed offset of each feed partition (``receipt_ends``). At most ``max_places`` places are noted per
+    partner (``MAX_PLACES``), sound or not, waiting or vouched for, in the order receipts first name them."""
 
-    def __init__(self, feeds: Mapping[str, str], prefix: str) -> None:
+    def __init__(self, feeds: Mapping[str, str], prefix: str, *, max_places: int = MAX_PLACES) -> None:
         self.feeds, self.prefix = feeds, prefix
+        self._max_places = max_places
+        self._places: dict[str | None, set[tuple[str, int]]] = {}  # per partner: the places noted
         self.sound: dict[tuple[str, int], int] = {}
         self.accepted: dict[tuple[str, int], int] = {}
         self.seen: dict[tuple[str, int], int] = {}
@@ -269,6 +278,22 @@ class ReceiptReach:
         for a walk that continues from there (the audit index's)."""
         self._owner = owner
         self._waiting = {chain: dict(places) for chain, places in (waiting or {}).items()}
+        self._places.setdefault(owner, set()).update(tp for places in self._waiting.values() for tp in places)
+
+    def noted(self, owner: str | None, places: Iterable[tuple[str, int]]) -> None:
+        """``places`` were noted for ``owner`` by a walk of earlier records (the audit index's stored reach): they
+        count toward its ``MAX_PLACES`` as they did then."""
+        self._places.setdefault(owner, set()).update(places)
+
+    def _room(self, place: tuple[str, int]) -> bool:
+        """Whether ``place`` is noted for the partition's partner: already, or now, within ``MAX_PLACES``."""
+        held = self._places.setdefault(self._owner, set())
+        if place in held:
+            return True
+        if len(held) >= self._max_places:
+            return False
+        held.add(place)
+        return True
 
     @property
     def waiting(self) -> Waiting:
@@ -306,6 +331,10 @@ class ReceiptReach:
                     f"{plain(owner)}: {plain(owner)} signed a receipt for a record it cannot have read")
         if reader is not None and reader != owner:
             return None
+        if not self._room((topic, partition)):
+            return (f"receipt names feed partition {plain(topic, 120)}:{partition}, past the {self._max_places:,} "
+                    f"feed partitions {plain(owner)}'s receipts are followed into: it counts for no end"
+                    if sound else None)
         if owner == self._owner:
             self.seen[(topic, partition)] = max(self.seen.get((topic, partition), -1), offset)
         if sound:

@@ -114,6 +114,10 @@ class PartitionIngest:
             row = conn.execute("SELECT waiting FROM receipts_waiting WHERE topic = ? AND partition = ?",
                                (topic, partition)).fetchone()
             self._reach.begin(owner, _waiting(json.loads(row[0])) if row else None)
+            # The places the partner's receipts were followed into by earlier ingests of its topic count toward
+            # ``MAX_PLACES`` as in a walk of the whole topic (`audit verify`'s).
+            self._reach.noted(owner, conn.execute("SELECT DISTINCT feed, feed_partition FROM receipt_reach WHERE "
+                                                  "topic = ?", (topic,)))
         self._open = False
         self._since_commit = 0
         self.records = self.rows = 0

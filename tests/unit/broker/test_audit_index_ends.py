@@ -319,3 +319,36 @@ def test_an_end_below_the_index_counts_as_lost_only_once_it_stays_there(monkeypa
 
 async def _no_wait(_: float) -> None:
     return None
+
+
+def test_receipts_naming_a_new_feed_partition_each_are_followed_into_a_bounded_number_of_places(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A receipt names its own place: a flood naming a new feed partition each (here 30 sound receipts, and 30 that
+    continue nothing) is followed into ``MAX_PLACES`` places at most (here 8; default 1,024), by `audit verify` and
+    by the index over several catch-ups alike; each sound receipt past it is a finding, and counts for no end."""
+    monkeypatch.setitem(ReceiptReach.__init__.__kwdefaults__, "max_places", 8)
+    stray = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL")
+    strays = [stray.append("RECEIPT", {"partner": "COL", "alert_id": f"J:{i}", "version": 1, "status": "RECEIVED",
+                                       "feed": f"t.feed.COL:{100 + i}:0", "at": iso_utc(T0)}) for i in range(30)]
+    records = [*_receipts("COL", ["t.feed.COL:0:0", *(f"t.feed.COL:{p}:0" for p in range(1, 30))]), *strays[1:]]
+    topics = {DECISIONS: _decisions(range(1)), COL_RCPT: records}
+
+    walk, reach = PartitionWalk(COL_RCPT, 0, VERIFY, "receipts", "COL"), ReceiptReach(READERS, "t.feed.")
+    reach.begin("COL")
+    past = []
+    for offset, value in enumerate(records):
+        doc, found = walk.feed(offset, value)
+        if (why := reach.take(doc, not found, walk.cut)) is not None:
+            past.append((offset, why))
+    assert len(set(reach.seen) | set(reach.sound)) == 8
+    assert [at for at, _ in past] == list(range(8, 30))
+    assert all("past the 8 feed partitions COL's receipts are followed into" in why for _, why in past)
+    whole = receipt_ends(reach, {COL0: 1}, frozenset(READERS), lambda t: f"{t}.subscriber", set(), set())
+
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        for upto in (5, 12, 40, len(records)):  # catch-ups that each go a little further
+            _catch_up(index, topics, _ends({SNM0: 1}, feeds={COL0: 1}), upto={COL_RCPT: upto})
+            assert index._all("SELECT count(*) FROM receipt_reach")[0][0] <= 8
+        placed = index._all("SELECT \"offset\" FROM findings WHERE problem LIKE '%are followed into%' ORDER BY 1")
+        assert [row[0] for row in placed] == list(range(8, 30))
+        assert [r.end for r in index.end_reports().reports if r.topic != DECISIONS] == [r.end for r in whole]
