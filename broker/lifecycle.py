@@ -31,6 +31,7 @@ broker will not guess who holds an alert).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,10 +89,20 @@ class AlertState:
 
 
 class LifecycleBook:
-    """One slot's alert states, committed ones only; a batch in the works overlays its own."""
+    """One slot's alert states, committed ones only; a batch in the works overlays its own.
 
-    def __init__(self) -> None:
+    ``retention_ms``: how long the lifecycle topic keeps a state (``topology.lifecycle_retention_days``).
+    ``prune`` forgets, as the topic does, each state written longer ago than that, so a worker that runs for
+    months holds what a new owner of the slot would read back, not every state it ever wrote: states are
+    written for alerts each agency chooses, and held in every worker's memory. Forgetting is safe for the
+    same reason the topic's deletion is: a state is written no earlier than its alert's event, less
+    ``pipeline.MAX_FUTURE_SKEW``, so an alert whose state is forgotten has an event older than the retention,
+    less that skew, and ``Pipeline._forgettable`` refuses its later versions. None: every state is kept."""
+
+    def __init__(self, retention_ms: int | None = None) -> None:
         self._states: dict[str, AlertState] = {}
+        self._written: dict[str, int] = {}  # alert id -> when its state was written (ms), oldest first
+        self._retention_ms = retention_ms
 
     def __len__(self) -> int:
         return len(self._states)
@@ -99,18 +110,38 @@ class LifecycleBook:
     def get(self, alert_id: str) -> AlertState | None:
         return self._states.get(alert_id)
 
-    def put(self, alert_id: str, state: AlertState) -> None:
+    def put(self, alert_id: str, state: AlertState, written_ms: int = 0) -> None:
+        """``state`` is ``alert_id``'s from now on, written (committed) at ``written_ms``."""
         self._states[alert_id] = state
+        self._written.pop(alert_id, None)
+        self._written[alert_id] = written_ms
 
-    def load(self, key: bytes | None, value: bytes | None) -> None:
-        """One record of the slot's lifecycle partition, read back in order (a later one wins)."""
+    def prune(self, now_ms: int) -> int:
+        """Forget the states written longer than the retention before ``now_ms``; how many. Written in time
+        order, so the oldest are first: a state behind a younger one (a clock set back) waits for it."""
+        if self._retention_ms is None:
+            return 0
+        cutoff, gone = now_ms - self._retention_ms, 0
+        for written in self._written.values():
+            if written >= cutoff:
+                break
+            gone += 1
+        for alert_id in list(itertools.islice(self._written, gone)):
+            del self._written[alert_id]
+            del self._states[alert_id]
+        return gone
+
+    def load(self, key: bytes | None, value: bytes | None, written_ms: int = 0) -> None:
+        """One record of the slot's lifecycle partition, read back in order (a later one wins), written at
+        ``written_ms`` (its Kafka timestamp)."""
         if key is None:
             raise LifecycleStateError("a lifecycle state record has no key")
         alert_id = key.decode("utf-8", "replace")
         if value is None:  # a tombstone: nothing left to remember
             self._states.pop(alert_id, None)
+            self._written.pop(alert_id, None)
             return
-        self._states[alert_id] = AlertState.decode(alert_id, value)
+        self.put(alert_id, AlertState.decode(alert_id, value), written_ms)
 
 
 def lifecycle_problem(alert: dict[str, Any]) -> str | None:

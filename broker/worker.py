@@ -582,13 +582,17 @@ class BrokerWorker:
         """Each slot's alert states, from its partition of the lifecycle topic, read back whole
         (compacted: one record per alert it remembers). Only the slot's producer writes there, and
         it has fenced the previous owner, so what is committed is all there is."""
-        books = {slot: LifecycleBook() for slot in slots}
+        retention_ms = int(self.pipeline.lifecycle_retention.total_seconds() * 1000)
+        books = {slot: LifecycleBook(retention_ms) for slot in slots}
         by_tp = {TopicPartition(self.names.lifecycle, slot): books[slot] for slot in slots}
 
         def load(rec: Record) -> None:
-            by_tp[TopicPartition(rec.topic, rec.partition)].load(rec.key, rec.value)
+            by_tp[TopicPartition(rec.topic, rec.partition)].load(rec.key, rec.value, rec.timestamp_ms)
 
         await read_many(consumer, list(by_tp), starts=dict.fromkeys(by_tp, 0), each=load)
+        now_ms = int(time.time() * 1000)
+        for book in books.values():
+            book.prune(now_ms)  # what the topic holds past its retention, not deleted yet
         loaded = sum(len(book) for book in books.values())
         if loaded:
             log.info("lifecycle states loaded", slots=len(slots), alerts=loaded)
@@ -1166,8 +1170,10 @@ class BrokerWorker:
         for alert_id, appended in ids.items():
             state.seen.add(alert_id, appended)
         state.seen.prune()
+        now_ms = int(time.time() * 1000)
         for alert_id, alert_state in states.items():
-            state.book.put(alert_id, alert_state)
+            state.book.put(alert_id, alert_state, now_ms)
+        state.book.prune(now_ms)
 
     async def _transact(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome], started: float) -> bool:
         """One transaction: the batch's feed records, dead letters, audit block and offsets; False

@@ -129,3 +129,44 @@ def test_a_recall_of_a_forgotten_alert_is_taken_and_remembered_for_good() -> Non
     out = run.send(recall, NOW)
     assert out.entry["kind"] == "ALERT" and out.feeds == [] and out.state == AlertState(2, {}, recalled=True)
     assert run.send(_next(recall, "UPDATE"), NOW).entry["reason"] == "recalled"
+
+
+def test_a_worker_forgets_states_as_the_topic_does_and_a_later_version_is_then_refused() -> None:
+    """The book forgets each state written longer ago than the retention (a worker running for months holds what a
+    new owner would read back, not every state it wrote): an alert recalled a day after its event, then updated
+    once its state is forgotten, is dead-lettered as forgotten; a state written a day later is still held."""
+    run = Clocked()
+    run.book = LifecycleBook(RETENTION * 86_400_000)
+
+    def send(alert: dict[str, Any], at: datetime) -> Outcome:
+        out = run.send(alert, at)  # puts the state written now; the worker prunes at each commit
+        at_ms = int(at.timestamp() * 1000)
+        if out.state is not None:
+            run.book.put(alert["alert_id"], out.state, at_ms)
+        run.book.prune(at_ms)
+        return out
+
+    first = _first()
+    send(first, NOW)
+    recall = _next(first, "RECALL", reason="ERROR")
+    send(recall, NOW + timedelta(days=1))
+    other = _first()
+    other["alert_id"] = "SNM:OTHER-3"
+    send(other, NOW + timedelta(days=2))
+    assert len(run.book) == 2
+    send(_first("SECRETO"), NOW + timedelta(days=RETENTION + 1, hours=1))  # prunes the recalled alert's state
+    assert run.book.get(first["alert_id"]) is None and run.book.get(other["alert_id"]) is not None
+    out = send(_next(recall, "UPDATE"), NOW + timedelta(days=RETENTION + 1, hours=2))
+    assert out.entry["kind"] == "DEAD_LETTER" and out.entry["reason"] == "forgotten" and out.feeds == []
+
+
+def test_the_book_prunes_the_oldest_writes_first_and_a_rewrite_moves_a_state_last() -> None:
+    book = LifecycleBook(1_000)
+    for i, at in enumerate((0, 10, 20)):
+        book.put(f"A{i}", AlertState(1, {"COL": 1}), at)
+    book.put("A0", AlertState(2, {"COL": 2}), 30)  # written again: young again
+    assert book.prune(1_015) == 1 and book.get("A1") is None and book.get("A0") == AlertState(2, {"COL": 2})
+    assert book.prune(1_025) == 1 and len(book) == 1
+    book.load(b"A0", None, 40)  # a tombstone
+    assert len(book) == 0 and book.prune(10**9) == 0
+    assert LifecycleBook().prune(10**12) == 0  # no retention: every state is kept
