@@ -151,7 +151,7 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
     of its receipts taken into ``reach`` when given."""
     tp = TopicPartition(walk.topic, walk.partition)
     report = PartitionReport(walk.topic, walk.partition)
-    unmatched: list[Finding] = []
+    unmatched = PartitionReport(walk.topic, walk.partition)  # receipts for no delivery, bounded as findings are
     last: dict[str, Any] | None = None  # the newest sound record naming an ingress record
     last_at = -1  # its offset
     offset = -1
@@ -162,18 +162,19 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
             offset = rec.offset
             report.records += 1
             doc, found = walk.feed(rec.offset, rec.value)
-            report.findings += found + walk.settled
+            report.add(found)
+            report.add(walk.settled)
             delivered.cut(walk.cut)
             delivered.prune(walk.pruned)
             # The reach holds a chain's waiting receipts as one lot: a fork settled cuts them there (its end
             # may then read short, never long with a forger's receipts).
             if reach is not None and (why := reach.take(doc, not found, [*walk.cut, *walk.pruned])) is not None:
-                report.findings.append(Finding(walk.topic, walk.partition, rec.offset, why))
+                report.add([Finding(walk.topic, walk.partition, rec.offset, why)])
             if doc is not None and not found:
                 if last_ingress(doc) is not None:
                     last, last_at = doc, rec.offset
-                unmatched.extend(Finding(walk.topic, walk.partition, at, why)
-                                 for at, why in delivered.check(doc, rec.offset, len(rec.value or b"")))
+                unmatched.add(Finding(walk.topic, walk.partition, at, why)
+                              for at, why in delivered.check(doc, rec.offset, len(rec.value or b"")))
 
     delivered.begin()
     await walk_from(None)
@@ -191,15 +192,17 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
                 report.end = end_check(last, ends)
         # Unsound records after the last sound one are findings already, and the end may be among them:
         # the chain is then not called short as well.
-        if report.end is not None and report.end.short and not any(f.offset > last_at for f in report.findings):
-            report.findings.append(Finding(walk.topic, walk.partition, offset, report.end.problem()))
+        if report.end is not None and report.end.short and not report.newest > last_at:
+            report.add([Finding(walk.topic, walk.partition, offset, report.end.problem())])
     report.checkpoints = sum(c.signed for c in walk.chains.values())
     report.unsigned_tail = walk.unsigned_tail
     report.vouched = walk.vouched()
     tail = walk.tail_findings()
-    report.findings += tail
-    # A receipt already reported as unvouched is not reported again as unmatched.
-    report.findings += [f for f in unmatched if f.offset not in {t.offset for t in tail}]
+    report.add(tail)
+    # A receipt already reported as unvouched is not reported again as unmatched (among those listed; past
+    # ``MAX_LISTED`` they are counted as they came).
+    report.add(f for f in unmatched.findings if f.offset not in {t.offset for t in tail})
+    report.unlisted += unmatched.unlisted
     return report
 
 

@@ -54,6 +54,10 @@ class Finding:
     problem: str
 
 
+MAX_LISTED = 1_000
+"""The most findings a walk lists per partition (``PartitionReport.add``); past it they are counted."""
+
+
 @dataclass(frozen=True)
 class ChainFinding(Finding):
     """A finding about chain ``chain``, given at one of its records rather than at the record being walked."""
@@ -404,13 +408,31 @@ class PartitionReport:
     records: int = 0
     checkpoints: int = 0  # signed records: checkpoints and blocks
     unsigned_tail: int = 0
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # the first ``MAX_LISTED`` taken with ``add``
     vouched: list[Vouched] = field(default_factory=list)  # per chain: its last sound signed record
     end: EndCheck | None = None  # a chain's end against its group's committed offsets, when checked
+    unlisted: int = 0  # findings past ``MAX_LISTED``: counted, not kept
+    newest: int = -1  # the highest offset of any finding, listed or not
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        return not self.findings and not self.unlisted
+
+    @property
+    def problems(self) -> int:
+        """How many findings the walk made, listed or not."""
+        return len(self.findings) + self.unlisted
+
+    def add(self, findings: Iterable[Finding]) -> None:
+        """Take ``findings``: listed up to ``MAX_LISTED``, counted past it. A partition's records are whatever
+        anyone who may write it wrote, a finding each at worst: kept whole, a flood of them would hold a report,
+        and the walk's memory, without bound, and list nothing a person could read."""
+        for found in findings:
+            self.newest = max(self.newest, found.offset)
+            if len(self.findings) < MAX_LISTED:
+                self.findings.append(found)
+            else:
+                self.unlisted += 1
 
     def vouched_text(self) -> str:
         """What this partition's signatures vouch for, one line: each chain's last sound signed record, or
@@ -1232,10 +1254,10 @@ def verify_partition(
     walk = PartitionWalk(topic, partition, verify, holds, owner, prunes=True)
     for offset, value in records:
         report.records += 1
-        report.findings += walk.feed(offset, value)[1]
-        report.findings += walk.settled
+        report.add(walk.feed(offset, value)[1])
+        report.add(walk.settled)
     report.checkpoints = sum(s.signed for s in walk.chains.values())
     report.unsigned_tail = walk.unsigned_tail
-    report.findings += walk.tail_findings()
+    report.add(walk.tail_findings())
     report.vouched = walk.vouched()
     return report

@@ -123,7 +123,8 @@ def _verify(args: argparse.Namespace) -> int:
         return await verify_topics(conn, found.roles, check, found.owners, ends.ingress, ends.feeds)
 
     reports = run(walk())
-    problems = [f for r in reports for f in r.findings]
+    problems = [f for r in reports for f in r.findings]  # listed: the first MAX_LISTED of each partition
+    counted = sum(r.problems for r in reports)
     unchecked = sum(1 for r in reports if r.end is not None and not r.end.checked)
     why = "; ".join(refused) if refused else (
         f"no settled committed offset of the broker group {cfg.broker_group} or of the partner's subscriber group "
@@ -132,9 +133,10 @@ def _verify(args: argparse.Namespace) -> int:
         f"were read from {cfg.policy_dir or 'the shipped sample policy'})")
     if args.json:
         print(json.dumps({
-            "records": sum(r.records for r in reports), "problems": len(problems),
+            "records": sum(r.records for r in reports), "problems": counted,
             "chains": [{"topic": r.topic, "partition": r.partition, "records": r.records, "signed": r.checkpoints,
-                        "unsigned_tail": r.unsigned_tail, "ok": r.ok,
+                        "unsigned_tail": r.unsigned_tail, "ok": r.ok, "problems": r.problems,
+                        "problems_not_listed": r.unlisted,
                         "signed_up_to": [{"chain": v.chain, "seq": v.seq, "at": v.at, "offset": v.offset}
                                          for v in r.vouched],
                         "end": None if r.end is None else _end_json(r.end)} for r in reports],
@@ -142,7 +144,7 @@ def _verify(args: argparse.Namespace) -> int:
                          for f in problems],
             "ends_not_checked": {"chains": unchecked, "why": why} if unchecked else None},
             ensure_ascii=False, indent=2))
-        return _verify_status(len(problems), unchecked)
+        return _verify_status(counted, unchecked)
     _table(reports)
     for r in reports:
         if r.records:
@@ -151,13 +153,17 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"END     {r.topic}[{r.partition}]: {r.end.describe()}")
     for f in problems:
         print(f"PROBLEM {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
+    for r in reports:
+        if r.unlisted:
+            print(f"PROBLEM {r.topic}[{r.partition}]: {r.unlisted} more problem(s), up to offset {r.newest}, not "
+                  f"listed (the first {len(r.findings):,} of a partition are)")
     chains = sum(1 for r in reports if r.records)
     total = sum(r.records for r in reports)
     print(f"audit verify: {total} records in {chains} chains, "
-          + ("no problems" if not problems else f"{len(problems)} problem(s)")
+          + ("no problems" if not counted else f"{counted} problem(s)")
           + ("" if total else " (the audit topics exist but hold no records yet)")
           + (f"; {unchecked} end(s) not checked: {why}" if unchecked else ""))
-    return _verify_status(len(problems), unchecked)
+    return _verify_status(counted, unchecked)
 
 
 def _end_json(end: EndCheck) -> dict[str, Any]:
@@ -179,7 +185,7 @@ def _table(reports: Sequence[PartitionReport]) -> None:
     print(f"{'topic':<32} {'part':>4} {'records':>8} {'signed':>8} {'unsigned tail':>13}  state")
     for r in reports:
         if r.records:
-            state = "ok" if r.ok else f"{len(r.findings)} problem(s)"
+            state = "ok" if r.ok else f"{r.problems} problem(s)"
             print(f"{r.topic:<32} {r.partition:>4} {r.records:>8} {r.checkpoints:>8} {r.unsigned_tail:>13}  {state}")
 
 

@@ -469,7 +469,7 @@ def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],
     ends_ok = all(any(e.of_receipts == r for e in ends) for r in (False, True)) and all(
         e.checked and not e.short for e in ends)
     print(f"  audit verify: {records} records in {chains} chains, {checkpoints} of them signed, "
-          + ("no problems" if not problems else f"{len(problems)} PROBLEM(S)"))
+          + ("no problems" if not problems else f"{sum(r.problems for r in reports)} PROBLEM(S)"))
     for of_receipts, what in ((False, "decision chains reaching the broker group's committed ingress offsets"),
                               (True, "feed partitions whose receipts reach the partner's committed offset")):
         these = [e for e in ends if e.of_receipts == of_receipts]

@@ -12,7 +12,7 @@ import pytest
 from broker import auditor
 from broker.audit import ChainWriter, verify_partition
 from broker.audit.chain import MAX_CHAIN_NAME
-from broker.audit.verify import PartitionWalk
+from broker.audit.verify import MAX_LISTED, PartitionWalk
 from broker.audit_index import AuditIndex
 from broker.partner import receipt_chain
 from puente.errors import ConfigError
@@ -175,3 +175,12 @@ def test_a_subscriber_instance_name_no_walk_keeps_a_chain_for_is_refused(name: s
         receipt_chain("COL", name)
     assert receipt_chain("COL", "_backup-2.a_b") == "COL/_backup-2.a_b"
     assert len(receipt_chain("C" * 64, "x" * 64)) == MAX_CHAIN_NAME
+
+
+def test_a_flood_of_junk_records_is_counted_past_the_findings_a_report_lists() -> None:
+    """Every junk record is a finding; a report lists the first MAX_LISTED (here as many as the default) and
+    counts the rest, so a flood holds no more of `audit verify`'s memory than that."""
+    values = [b"junk %d" % i for i in range(MAX_LISTED + 250)]
+    report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
+    assert len(report.findings) == MAX_LISTED and report.unlisted == 250 and report.problems == len(values)
+    assert report.newest == len(values) - 1 and not report.ok

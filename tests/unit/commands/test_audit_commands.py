@@ -16,7 +16,7 @@ import pytest
 import broker.auditor as auditor
 import puente.commands.audit as audit
 from broker.audit import Finding, PartitionReport
-from broker.audit.verify import EndCheck
+from broker.audit.verify import MAX_LISTED, EndCheck
 from broker.auditor import AuditTopics, FeedEnds, LogFilter
 from puente.cli import build_parser
 from puente.errors import EXIT_UNCHECKED, KafkaAccessError, KafkaUnavailableError
@@ -157,9 +157,9 @@ def test_verify_json_is_one_document_of_chains_and_findings(
     assert doc == {
         "records": 14, "problems": 1,
         "chains": [{"topic": "p.decisions", "partition": 0, "records": 5, "signed": 2, "unsigned_tail": 0,
-                    "ok": True, "signed_up_to": [], "end": None},
+                    "ok": True, "problems": 0, "problems_not_listed": 0, "signed_up_to": [], "end": None},
                    {"topic": "p.receipts.COL", "partition": 0, "records": 9, "signed": 1, "unsigned_tail": 1,
-                    "ok": False, "signed_up_to": [], "end": None}],
+                    "ok": False, "problems": 1, "problems_not_listed": 0, "signed_up_to": [], "end": None}],
         "findings": [{"topic": "p.receipts.COL", "partition": 0, "offset": 7, "problem": problem.problem}],
         "ends_not_checked": None}
 
@@ -300,3 +300,24 @@ def test_values_in_the_why_column_cannot_drive_the_terminal(
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and len(out.splitlines()) == 1 + len(rows)
     assert out.count("\\x1b[2J") == 3  # the principal, the resource, the reason
+
+
+def test_verify_counts_the_problems_a_partition_lists_no_more_of(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A flood of findings in one partition: the first MAX_LISTED are listed, the rest counted, in the total, the
+    table, one line naming how many and how far, and the JSON; exit 1."""
+    report = PartitionReport("p.receipts.COL", 0, records=MAX_LISTED + 500)
+    report.add(Finding("p.receipts.COL", 0, i, "not an audit record") for i in range(MAX_LISTED + 500))
+    assert (len(report.findings), report.unlisted, report.problems, report.ok) == (MAX_LISTED, 500, MAX_LISTED + 500,
+                                                                                   False)
+    service["reports"] = [report]
+    assert _puente("audit", "verify") == 1
+    out = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("PROBLEM p.receipts.COL[0] offset") for line in out) == MAX_LISTED
+    assert f"PROBLEM p.receipts.COL[0]: 500 more problem(s), up to offset {MAX_LISTED + 499}, not listed" in out[-2]
+    assert out[-1].endswith(f"{MAX_LISTED + 500} problem(s)")
+    assert any(line.split()[-2:] == [str(MAX_LISTED + 500), "problem(s)"] for line in out[:3])  # the table
+    assert _puente("audit", "verify", "--json") == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["problems"] == MAX_LISTED + 500 and len(doc["findings"]) == MAX_LISTED
+    assert doc["chains"][0]["problems_not_listed"] == 500
