@@ -656,9 +656,15 @@ def _authorizer_lines(path: Path) -> Iterator[str]:
             yield from log_lines(raw.removesuffix(b"\n").decode("utf-8", "replace"))
 
 
+DENIALS_PER_TRANSACTION = 10_000
+"""Denials ``collect_denials`` holds and writes in one transaction: a log of any size is read in runs of this many, so
+a flood of denied requests (any login can make them) neither fills the collector's memory nor outlasts a
+transaction's timeout."""
+
+
 async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[Path], principals: frozenset[str],
                           signer_id: str, sign: Callable[[bytes], bytes], verify: VerifyFn,
-                          since: datetime | None = None) -> int:
+                          since: datetime | None = None, *, per_transaction: int = DENIALS_PER_TRANSACTION) -> int:
     """Append the denials in Kafka's authorizer ``logs`` that concern this deployment (from ``since``
     on, when given), and are not yet collected, to its denials topic as broker-signed blocks; how
     many were added.
@@ -668,34 +674,46 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
     of it verifies as `audit verify` would find it (``_denials_head``), never from a head that merely
     carries a good signature (an old block replayed at the end does). Log lines are read as
     ``denials.log_lines`` and ``denials.denial`` take them: whole lines only, split at newlines only.
+    The logs are read as a stream, ``per_transaction`` new denials at a time, each run in time order and
+    committed in its own transaction: what a failure leaves unwritten is collected by the next run (each
+    line once, by its hash).
     """
-    entries = []
-    for path in logs:
-        try:
-            for line in _authorizer_lines(path):
-                entry = denial(line)
-                if entry is None or not concerns(entry, names.prefix, principals):
-                    continue
-                at = when(entry["at"])
-                if since is None or (at is not None and at >= since):
-                    entries.append(entry)
-        except OSError as exc:
-            raise ConfigError(f"cannot read the authorizer log {path}: {exc.strerror}") from None
     tp = TopicPartition(names.denials, 0)
     writer = producer(conn, "puente-denials", transactional_id=denials_transaction(names), enable_idempotence=True,
                       acks="all")
+    added = 0
     async with running(writer, conn, f"writing {names.denials}"):
         async with running(reader(conn, "puente-auditor"), conn, f"reading {names.denials}") as consumer:
             head, seen = await _denials_head(consumer, tp, verify)
-        fresh = sorted({e["line_sha256"]: e for e in entries if e["line_sha256"] not in seen}.values(),
-                       key=lambda e: sort_key(e["at"]))  # the instant, not the text (``sort_key``)
-        if not fresh:
-            return 0
         chain = ChainWriter(tp.topic, 0, head)
-        async with writer.transaction():
-            for block in chain.blocks(fresh, signer_id, sign, iso_utc(datetime.now(UTC))):
-                await writer.send(tp.topic, block, partition=0)
-    return len(fresh)
+        fresh: dict[str, dict[str, Any]] = {}
+
+        async def write() -> None:
+            nonlocal added
+            run = sorted(fresh.values(), key=lambda e: sort_key(e["at"]))  # the instant, not the text (``sort_key``)
+            async with writer.transaction():
+                for block in chain.blocks(run, signer_id, sign, iso_utc(datetime.now(UTC))):
+                    await writer.send(tp.topic, block, partition=0)
+            seen.update(fresh)
+            added += len(run)
+            fresh.clear()
+
+        for path in logs:
+            try:
+                for line in _authorizer_lines(path):
+                    entry = denial(line)
+                    if entry is None or entry["line_sha256"] in seen or not concerns(entry, names.prefix, principals):
+                        continue
+                    at = when(entry["at"])
+                    if since is None or (at is not None and at >= since):
+                        fresh[entry["line_sha256"]] = entry
+                        if len(fresh) >= per_transaction:
+                            await write()
+            except OSError as exc:
+                raise ConfigError(f"cannot read the authorizer log {path}: {exc.strerror}") from None
+        if fresh:
+            await write()
+    return added
 
 
 async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn) -> tuple[ChainHead, set[str]]:

@@ -526,9 +526,11 @@ LINE = ("[2026-12-01T11:50:{s:02d}.000Z] INFO Principal = User:partner-COL is De
 class _Producer:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
+        self.transactions = 0
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
+        self.transactions += 1
         yield None
 
     async def send(self, topic: str, value: bytes, partition: int) -> None:
@@ -566,6 +568,27 @@ def test_collect_denials_continues_only_a_chain_that_verifies(
         with pytest.raises(AuditChainError, match=r"cannot be continued: .*run `puente audit verify`") as err:
             _collect(monkeypatch, tmp_path, [LINE.format(s=4)])
         assert "\n" not in str(err.value)
+
+
+def test_a_long_log_is_collected_in_bounded_transactions_each_line_once(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, audit_topics: dict[str, list[bytes]]) -> None:
+    """A flood of denied requests is read as a stream and written ``per_transaction`` denials at a time (here 4;
+    default 10,000): the chain verifies, each line is collected once, and a run again adds nothing."""
+    monkeypatch.setitem(auditor.collect_denials.__kwdefaults__, "per_transaction", 4)
+    audit_topics[NAMES.denials] = []
+    lines = [LINE.format(s=s) for s in range(10)]
+    out = _Producer()
+    monkeypatch.setattr(auditor, "producer", lambda *args, **kwargs: out)
+    log = tmp_path / "authorizer.log"
+    log.write_text("".join(line + "\n" for line in [*lines, *lines[:3]]))  # repeats, in this run and the next
+    added = asyncio.run(auditor.collect_denials(None, NAMES, [log], frozenset({"partner-COL"}),  # type: ignore[arg-type]
+                                                "broker-sign-2026a", _sign, _verify))
+    assert added == 10 and out.transactions == 3
+    assert verify_partition(NAMES.denials, 0, enumerate(out.sent), _verify, "denials").ok
+    entries = [e for block in out.sent for e in json.loads(block)["entries"]]
+    assert len({e["line_sha256"] for e in entries}) == len(entries) == 10
+    audit_topics[NAMES.denials] = list(out.sent)
+    assert _collect(monkeypatch, tmp_path, lines) == (0, [])
 
 
 def test_collected_denials_are_in_time_order_within_a_second(
