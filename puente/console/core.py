@@ -116,14 +116,37 @@ class LoginThrottle:
     ``overall`` from all together in any ``window_s`` seconds. Only attempts let through count, so it
     holds at most ``overall`` of them. Refused attempts are recorded in the audit up to ``overall`` in
     a window too: past that a flood is answered without writing each attempt down (it would fill the
-    query log, and its one writer would keep the auditors' own queries waiting)."""
+    query log, and its one writer would keep the auditors' own queries waiting).
+
+    The overall limit keeps a flood from taking every core for Argon2; spent by a few addresses, it would
+    also keep every auditor out. So an address an auditor signed in from in the last ``known_s`` seconds
+    (``signed_in``; the ``KNOWN_ADDRESSES`` most recent) is held to its own limit only: a flood from
+    elsewhere does not lock the auditors out, and one from a known address is still ``per_address``."""
+
+    KNOWN_ADDRESSES = 1_024
 
     def __init__(self, per_address: int, overall: int, window_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, known_s: float = 12 * 3600.0) -> None:
         self.per_address, self.overall, self.window_s, self.clock = per_address, overall, window_s, clock
+        self.known_s = known_s
         self._all: deque[tuple[float, str]] = deque()
         self._by_address: dict[str, int] = {}
         self._refused: deque[float] = deque()
+        self._known: dict[str, float] = {}  # address -> when an auditor last signed in from it, oldest first
+
+    def signed_in(self, address: str) -> None:
+        """An auditor signed in from ``address`` (its password checked): the overall limit no longer holds it."""
+        self._known.pop(address, None)
+        self._known[address] = self.clock()
+        while len(self._known) > self.KNOWN_ADDRESSES:
+            del self._known[next(iter(self._known))]
+
+    def _is_known(self, address: str, now: float) -> bool:
+        at = self._known.get(address)
+        if at is not None and at <= now - self.known_s:
+            del self._known[address]
+            return False
+        return at is not None
 
     def _forget(self, now: float) -> None:
         while self._all and self._all[0][0] <= now - self.window_s:
@@ -141,7 +164,7 @@ class LoginThrottle:
         self._forget(now)
         if self._by_address.get(address, 0) >= self.per_address:
             return "address"
-        if len(self._all) >= self.overall:
+        if len(self._all) >= self.overall and not self._is_known(address, now):
             return "all"
         self._all.append((now, address))
         self._by_address[address] = self._by_address.get(address, 0) + 1
@@ -300,7 +323,8 @@ class Console:
         return response
 
     async def login(self, request: Request) -> Response:
-        throttled = self.throttle.admit(request.client.host if request.client else "-")
+        address = request.client.host if request.client else "-"
+        throttled = self.throttle.admit(address)
         if throttled is not None:
             if not self.throttle.record_refusal():
                 return _throttled()
@@ -326,6 +350,7 @@ class Console:
             error = ("Sign-in refused. After repeated failures an account is locked for a while; "
                      "ask a national auditor if it persists.")
             return self.html("login.html", request, None, 401, next=target, form_token=expected, error=error)
+        self.throttle.signed_in(address)
         session = await run_in_threadpool(self.config.accounts.start_session, result.account, self.config.clock())
         previous = request.cookies.get(self.config.cookie)
         if not await self.record(session, "sign-in", {"previous_session": "ended"} if previous else {}, 1):

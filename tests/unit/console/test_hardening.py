@@ -197,6 +197,23 @@ def test_the_throttle_limits_each_address_and_all_together() -> None:
     assert [throttle.record_refusal() for _ in range(4)] == [True, True, True, False]
 
 
+def test_a_flood_from_elsewhere_does_not_keep_out_an_address_an_auditor_signed_in_from() -> None:
+    """The overall budget spent by a flood: an address an auditor signed in from lately is held to its own
+    limit only, until that is long past; the addresses remembered are bounded."""
+    now = [0.0]
+    throttle = LoginThrottle(per_address=2, overall=2, window_s=60, clock=lambda: now[0], known_s=3600)
+    throttle.signed_in("auditor")
+    assert throttle.admit("x") is None and throttle.admit("y") is None and throttle.admit("z") == "all"
+    assert throttle.admit("auditor") is None and throttle.admit("auditor") is None
+    assert throttle.admit("auditor") == "address"  # its own limit still holds
+    now[0] = 3700.0
+    assert throttle.admit("x") is None and throttle.admit("y") is None
+    assert throttle.admit("auditor") == "all"  # signed in too long ago
+    for i in range(LoginThrottle.KNOWN_ADDRESSES + 10):
+        throttle.signed_in(f"a{i}")
+    assert len(throttle._known) == LoginThrottle.KNOWN_ADDRESSES and "a0" not in throttle._known
+
+
 def _token(client: TestClient) -> str:
     return client.get("/login").text.split('name="form_token" value="', 1)[1].split('"', 1)[0]
 
@@ -217,6 +234,23 @@ def test_too_many_attempts_from_one_address_are_answered_429_and_recorded(accoun
     assert sink.records[-1]["page"] == "sign-in throttled" and sink.records[-1]["params"] == {"limit": "address"}
     sink.failing = True
     assert client.post("/login", data=form).status_code == 503
+
+
+def test_an_auditor_signs_in_again_from_a_known_address_while_a_flood_spends_the_overall_limit(
+        accounts: ConsoleAccounts, sink: Any) -> None:
+    """The console end to end: ana signs in from her address; a flood from two others spends the overall limit
+    (a third address is refused 429); ana, from hers, still signs in."""
+    app = create_app(ConsoleConfig(_no_index, accounts, sink, login_per_address=5, login_overall=4))
+
+    def attempt(address: str, password: str) -> int:
+        client = TestClient(app, follow_redirects=False, client=(address, 5000))
+        form = {"name": "ana", "password": password, "form_token": _token(client)}
+        return client.post("/login", data=form).status_code
+
+    assert attempt("10.0.0.5", PASSWORD) == 303
+    assert [attempt(a, "wrong password!") for a in ("10.9.9.1", "10.9.9.1", "10.9.9.2")] == [401, 401, 401]
+    assert attempt("10.9.9.3", "wrong password!") == 429
+    assert attempt("10.0.0.5", PASSWORD) == 303
 
 
 async def test_argon2_checks_run_two_at_a_time(accounts: ConsoleAccounts, sink: Any,
