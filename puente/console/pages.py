@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,6 +65,16 @@ class RefreshStatus:
 
 T = TypeVar("T")
 
+EXPORT_DEADLINE_S = 900.0
+"""The longest a CSV export streams. It reads one snapshot of the index, held until its stream ends, and a snapshot
+held keeps SQLite from folding the catch-ups' writes back into the file: a client reading a byte at a time (the
+server cuts one that reads nothing for a while, not one that reads slowly) would hold it for as long as it liked.
+Past the deadline the stream stops short and the download fails, never passes for whole."""
+
+
+class ExportTooSlow(Exception):
+    """An export ran past ``EXPORT_DEADLINE_S``: its stream is cut."""
+
 REFRESH = RefreshStatus()
 """The refresh status of the console this process serves."""
 
@@ -123,8 +134,11 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         held: list[IndexReader] = []  # the export's own connection, until its stream ends
 
         def rows(index: IndexReader, found: Iterator[dict[str, Any]]) -> Iterator[list[Any]]:
+            deadline = time.monotonic() + EXPORT_DEADLINE_S
             try:
                 for row in found:
+                    if time.monotonic() > deadline:
+                        raise ExportTooSlow(f"the export ran past {EXPORT_DEADLINE_S:.0f} s: cut short")
                     yield [row.get(c) for c in SEARCH_COLUMNS]
             finally:
                 index.close()

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from broker.audit import ChainWriter
 from broker.audit_index import AuditIndex, Query, Scope
 from broker.console_accounts import ConsoleAccounts
-from puente.console import ConsoleConfig, create_app
+from puente.console import ConsoleConfig, create_app, pages
 from puente.console.views import segment
 from tests.unit.broker.test_audit_index import DECISIONS, _alert, _ingest, _signer
 from tests.unit.broker.test_audit_index import _decision as _indexed_decision
@@ -112,3 +112,24 @@ def test_a_refused_export_closes_its_snapshot(tmp_path: Path, accounts: ConsoleA
     opened_before = len(closed)
     assert client.get("/search.csv").status_code == 503
     assert len(closed) - opened_before == 2  # the page's index and the export's
+
+
+def test_an_export_past_its_deadline_is_cut_short_and_closes_its_snapshot(
+        accounts: ConsoleAccounts, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client reading an export slowly holds the index's snapshot no longer than ``EXPORT_DEADLINE_S``: past it the
+    stream stops with an error (the download fails, never passes for whole) and the export's connection closes."""
+    closed: list[bool] = []
+
+    class Tracked(FakeIndex):
+        def close(self) -> None:
+            closed.append(True)
+
+    rows = [_decision(i, f"SNM:{i}", "USA", "DELIVER") for i in range(3)]
+    client = TestClient(create_app(ConsoleConfig(lambda: Tracked(rows), accounts, Sink())), follow_redirects=False)
+    assert _sign_in(client, "ana").status_code == 303
+    assert len(client.get("/search.csv").text.strip().splitlines()) == 4  # within the deadline: whole
+    monkeypatch.setattr(pages, "EXPORT_DEADLINE_S", -1.0)
+    before = len(closed)
+    with pytest.raises(pages.ExportTooSlow):
+        client.get("/search.csv")
+    assert len(closed) - before == 2  # the page's index and the export's
