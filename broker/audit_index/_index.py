@@ -170,6 +170,11 @@ class Page:
 
 
 _FACETS: dict[tuple[str, str | None, int], dict[str, list[str]]] = {}  # see AuditIndex.facets
+MAX_CHOICES = 200
+"""The most values a search field offers as choices (``AuditIndex.facets``). An agency that relays for units names
+each alert's originator itself (``<prefix><unit>``), so a field's values can grow with every alert; past this the
+field is named under ``TOO_MANY`` and typed in instead, and no page renders, nor the cache keeps, a list that long."""
+TOO_MANY = "too_many"  # the facet listing the fields with more than ``MAX_CHOICES`` values
 _FACETS_LOCK = threading.Lock()  # the console answers pages from worker threads, each with its own AuditIndex
 
 # The partial indexes' conditions (``_store``), word for word: SQLite uses such an index only where
@@ -640,16 +645,23 @@ class AuditIndex:
         only the values of rows delivered to its partner whose view kept it, as its rows show them; the
         others list every value of the partner's rows (WITHHOLD among the decisions, say)."""
         where, args = ("partner = ?", [scope.partner]) if scope.partner else ("1 = 1", [])
-        out = {}
+        out: dict[str, list[str]] = {TOO_MANY: []}
+
+        def listed(name: str, sql: str) -> None:
+            values = [v for (v,) in self._all(f"{sql} LIMIT {MAX_CHOICES + 1}", args)]
+            if len(values) > MAX_CHOICES:
+                out[TOO_MANY].append(name)
+                values = []
+            out[name] = values
+
         for name, column in (("partners", "partner"), ("agencies", "originator"), ("agreements", "agreement"),
                              ("decisions", "decision"), ("alert_types", "alert_type")):
             only = "" if scope.national or column in UNDELIVERED_FIELDS else f" AND {_DELIVERED}"
             if not scope.national and column in VIEW_COLUMNS:
                 only += f" AND (hidden & {bit(column)}) = 0"
-            out[name] = [v for (v,) in self._all(f"SELECT DISTINCT {column} FROM decisions WHERE {where}{only} AND "
-                                                 f"{column} IS NOT NULL ORDER BY 1", args)]
-        out["rules"] = [v for (v,) in self._all(f"SELECT DISTINCT rule FROM decision_rules WHERE {where} ORDER BY 1",
-                                                 args)]
+            listed(name, f"SELECT DISTINCT {column} FROM decisions WHERE {where}{only} AND {column} IS NOT NULL "
+                         "ORDER BY 1")
+        listed("rules", f"SELECT DISTINCT rule FROM decision_rules WHERE {where} ORDER BY 1")
         return out
 
     def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None:
