@@ -92,12 +92,18 @@ class LifecycleBook:
     """One slot's alert states, committed ones only; a batch in the works overlays its own.
 
     ``retention_ms``: how long the lifecycle topic keeps a state (``topology.lifecycle_retention_days``).
-    ``prune`` forgets, as the topic does, each state written longer ago than that, so a worker that runs for
-    months holds what a new owner of the slot would read back, not every state it ever wrote: states are
-    written for alerts each agency chooses, and held in every worker's memory. Forgetting is safe for the
-    same reason the topic's deletion is: a state is written no earlier than its alert's event, less
-    ``pipeline.MAX_FUTURE_SKEW``, so an alert whose state is forgotten has an event older than the retention,
-    less that skew, and ``Pipeline._forgettable`` refuses its later versions. None: every state is kept."""
+    ``prune`` forgets, as the topic does, each state written longer ago than that and ``PRUNE_SLACK_MS``
+    more, so a worker that runs for months holds what a new owner of the slot would read back, not every
+    state it ever wrote: states are written for alerts each agency chooses, and held in every worker's
+    memory. Times are Kafka's (the ingress records' append times, ``worker``), never the worker's own
+    clock: a clock set ahead for a moment would otherwise forget states the topic still holds, and a later
+    version of an alert recalled for good would find none once the clock is right again. Forgetting is
+    safe for the same reason the topic's deletion is: a state is written no earlier than its alert's
+    event, less ``pipeline.MAX_FUTURE_SKEW``, so an alert whose state is forgotten has an event older than
+    the retention and the slack, less that skew, and ``Pipeline._forgettable`` refuses its later versions
+    (the slack covers a worker clock up to about half a day off Kafka's). None: every state is kept."""
+
+    PRUNE_SLACK_MS = 86_400_000
 
     def __init__(self, retention_ms: int | None = None) -> None:
         self._states: dict[str, AlertState] = {}
@@ -117,11 +123,12 @@ class LifecycleBook:
         self._written[alert_id] = written_ms
 
     def prune(self, now_ms: int) -> int:
-        """Forget the states written longer than the retention before ``now_ms``; how many. Written in time
-        order, so the oldest are first: a state behind a younger one (a clock set back) waits for it."""
+        """Forget the states written longer than the retention (and ``PRUNE_SLACK_MS``) before ``now_ms``, a
+        Kafka time; how many. Written in time order, so the oldest are first: a state behind a younger one (a
+        time out of order) waits for it."""
         if self._retention_ms is None:
             return 0
-        cutoff, gone = now_ms - self._retention_ms, 0
+        cutoff, gone = now_ms - self._retention_ms - self.PRUNE_SLACK_MS, 0
         for written in self._written.values():
             if written >= cutoff:
                 break

@@ -590,9 +590,6 @@ class BrokerWorker:
             by_tp[TopicPartition(rec.topic, rec.partition)].load(rec.key, rec.value, rec.timestamp_ms)
 
         await read_many(consumer, list(by_tp), starts=dict.fromkeys(by_tp, 0), each=load)
-        now_ms = int(time.time() * 1000)
-        for book in books.values():
-            book.prune(now_ms)  # what the topic holds past its retention, not deleted yet
         loaded = sum(len(book) for book in books.values())
         if loaded:
             log.info("lifecycle states loaded", slots=len(slots), alerts=loaded)
@@ -1170,10 +1167,14 @@ class BrokerWorker:
         for alert_id, appended in ids.items():
             state.seen.add(alert_id, appended)
         state.seen.prune()
-        now_ms = int(time.time() * 1000)
+        if not ids:
+            return
+        # Kafka's time, not this worker's clock: the newest append time of the batch's ingress records (a state is
+        # only ever left by a record taken, whose id is among ``ids``). ``LifecycleBook`` says why.
+        kafka_ms = max(ids.values())
         for alert_id, alert_state in states.items():
-            state.book.put(alert_id, alert_state, now_ms)
-        state.book.prune(now_ms)
+            state.book.put(alert_id, alert_state, kafka_ms)
+        state.book.prune(kafka_ms)
 
     async def _transact(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome], started: float) -> bool:
         """One transaction: the batch's feed records, dead letters, audit block and offsets; False

@@ -7,11 +7,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
+from broker import worker as worker_module
 from broker.lifecycle import AlertState, LifecycleBook
 from broker.pipeline import Outcome, Pipeline
 from broker.topology import key_partition
+from broker.worker import BrokerWorker
 from puente.wire import Record
 from tests.unit.broker.test_lifecycle import CODEC, NOW, ORIGINATORS, SLOTS, Policy, Sealer, _first, _headers, _next
 
@@ -154,19 +157,39 @@ def test_a_worker_forgets_states_as_the_topic_does_and_a_later_version_is_then_r
     other["alert_id"] = "SNM:OTHER-3"
     send(other, NOW + timedelta(days=2))
     assert len(run.book) == 2
-    send(_first("SECRETO"), NOW + timedelta(days=RETENTION + 1, hours=1))  # prunes the recalled alert's state
+    # The retention and the book's slack (a day) past the recall: its state is forgotten, the younger one held.
+    send(_first("SECRETO"), NOW + timedelta(days=RETENTION + 2, hours=1))
     assert run.book.get(first["alert_id"]) is None and run.book.get(other["alert_id"]) is not None
-    out = send(_next(recall, "UPDATE"), NOW + timedelta(days=RETENTION + 1, hours=2))
+    out = send(_next(recall, "UPDATE"), NOW + timedelta(days=RETENTION + 2, hours=2))
     assert out.entry["kind"] == "DEAD_LETTER" and out.entry["reason"] == "forgotten" and out.feeds == []
 
 
 def test_the_book_prunes_the_oldest_writes_first_and_a_rewrite_moves_a_state_last() -> None:
     book = LifecycleBook(1_000)
+    after = 1_000 + LifecycleBook.PRUNE_SLACK_MS  # the retention and the slack
     for i, at in enumerate((0, 10, 20)):
         book.put(f"A{i}", AlertState(1, {"COL": 1}), at)
     book.put("A0", AlertState(2, {"COL": 2}), 30)  # written again: young again
-    assert book.prune(1_015) == 1 and book.get("A1") is None and book.get("A0") == AlertState(2, {"COL": 2})
-    assert book.prune(1_025) == 1 and len(book) == 1
+    assert book.prune(after + 5) == 0
+    assert book.prune(after + 15) == 1 and book.get("A1") is None and book.get("A0") == AlertState(2, {"COL": 2})
+    assert book.prune(after + 25) == 1 and len(book) == 1
     book.load(b"A0", None, 40)  # a tombstone
     assert len(book) == 0 and book.prune(10**9) == 0
     assert LifecycleBook().prune(10**12) == 0  # no retention: every state is kept
+
+
+def test_the_worker_ages_states_by_kafkas_append_times_not_its_own_clock(monkeypatch: Any) -> None:
+    """After each commit the worker puts the batch's states and prunes at the newest append time of its ingress
+    records (Kafka's clock): its own clock set years ahead forgets nothing the topic still holds."""
+    class _Seen:
+        def add(self, alert_id: str, appended: int) -> None: ...
+        def prune(self) -> None: ...
+
+    day = 86_400_000
+    state = SimpleNamespace(seen=_Seen(), book=LifecycleBook(RETENTION * day))
+    monkeypatch.setattr(worker_module.time, "time", lambda: 4_000_000_000.0)  # the year 2096
+    BrokerWorker._committed(state, {"A|1": 1_000 * day}, {"A": AlertState(1, {"COL": 1})})  # type: ignore[arg-type]
+    BrokerWorker._committed(state, {"B|1": 1_001 * day}, {"B": AlertState(1, {"COL": 1})})  # type: ignore[arg-type]
+    assert len(state.book) == 2
+    BrokerWorker._committed(state, {"C|1": (1_000 + RETENTION + 2) * day}, {})  # type: ignore[arg-type]
+    assert state.book.get("A") is None and state.book.get("B") is not None
