@@ -237,7 +237,10 @@ MAX_PLACES = 1_024
 """The most feed partitions a walk follows one partner's receipts into (``ReceiptReach``), all its feeds together: a
 partner reads a feed or two of tens of partitions. A receipt names its place itself, any topic and partition Kafka
 could have; noted without a bound, a flood of receipts naming a new place each would grow every walk, and the audit
-index's reach rows, without end. A place past it is noted nowhere: a sound receipt naming one is a finding."""
+index's reach rows, without end. A place counts toward it only once a checkpoint of the partner's vouches for a
+receipt naming it, so only the partner's own key can spend it (anyone with its Kafka login can write receipts; no one
+else can sign them). Past it, a place is followed no further, and the checkpoint that names it is a finding. A
+chain's receipts waiting for a checkpoint name at most as many places (one more is a finding at that receipt)."""
 
 Waiting = dict[str, dict[tuple[str, int], tuple[int, int]]]
 """Receipts no checkpoint vouches for yet, per chain: (feed topic, partition) -> (newest, newest accepted)."""
@@ -254,8 +257,10 @@ class ReceiptReach:
     committed past). ``seen`` has the newest offset any receipt names, sound or not, in its own
     partner's topic. A subscriber's batch commits its receipts, its checkpoint and its feed offsets
     in one transaction, so the sound receipts reach the record just before the subscriber group's
-    committed offset of each feed partition (``receipt_ends``). At most ``max_places`` places are noted per
-    partner (``MAX_PLACES``), sound or not, waiting or vouched for, in the order receipts first name them."""
+    committed offset of each feed partition (``receipt_ends``). At most ``max_places`` places are followed per
+    partner (``MAX_PLACES``): those its checkpoints vouched for first, each checkpoint's in sorted order, whatever
+    the policy says of them, so the audit index, which reads the policy later, follows the same ones. ``seen``
+    notes only places followed."""
 
     def __init__(self, feeds: Mapping[str, str], prefix: str, *, max_places: int = MAX_PLACES) -> None:
         self.feeds, self.prefix = feeds, prefix
@@ -267,6 +272,10 @@ class ReceiptReach:
         self.claims: dict[str, set[str]] = {}  # a feed no partner in the policy reads: whose sound receipts name it
         self._owner: str | None = None
         self._waiting: Waiting = {}  # per chain, the receipts no checkpoint vouches for yet
+        # Per chain, every place its waiting sound receipts name in this deployment's feeds, whoever's the policy
+        # says each is (what a checkpoint spends ``MAX_PLACES`` on): the places of ``_waiting`` and, in `audit
+        # verify`, those of other partners' feeds, which the index, reading no policy, keeps in ``_waiting`` too.
+        self._named: dict[str, set[tuple[str, int]]] = {}
 
     def reader(self, topic: str) -> str | None:
         """The partner whose receipts count for ``topic``: the policy's, or for a feed the policy gives no
@@ -282,7 +291,7 @@ class ReceiptReach:
         for a walk that continues from there (the audit index's)."""
         self._owner = owner
         self._waiting = {chain: dict(places) for chain, places in (waiting or {}).items()}
-        self._places.setdefault(owner, set()).update(tp for places in self._waiting.values() for tp in places)
+        self._named = {chain: set(places) for chain, places in self._waiting.items()}
 
     def noted(self, owner: str | None, places: Iterable[tuple[str, int]]) -> None:
         """``places`` were noted for ``owner`` by a walk of earlier records (the audit index's stored reach): they
@@ -290,7 +299,7 @@ class ReceiptReach:
         self._places.setdefault(owner, set()).update(places)
 
     def _room(self, place: tuple[str, int]) -> bool:
-        """Whether ``place`` is noted for the partition's partner: already, or now, within ``MAX_PLACES``."""
+        """Whether ``place`` is followed for the partition's partner: already, or now, within ``MAX_PLACES``."""
         held = self._places.setdefault(self._owner, set())
         if place in held:
             return True
@@ -311,17 +320,25 @@ class ReceiptReach:
         partner's feed, or a topic outside the deployment's feeds (its own key signed it)."""
         for gone in cut:
             self._waiting.pop(gone, None)
+            self._named.pop(gone, None)
         chain = doc.get("chain") if doc is not None else None
         if doc is None or not isinstance(chain, str):
             return None
         kind = doc.get("kind")
         if kind == "CHECKPOINT" and sound:
+            over = [tp for tp in sorted(self._named.pop(chain, set())) if not self._room(tp)]
             for tp, (newest, accepted) in self._waiting.pop(chain, {}).items():
+                if tp in over:
+                    continue
                 self.sound[tp] = max(self.sound.get(tp, -1), newest)
                 if accepted >= 0:
                     self.accepted[tp] = max(self.accepted.get(tp, -1), accepted)
                 if tp[0] not in self.feeds:
                     self.claims.setdefault(tp[0], set()).add(chain_owner(chain))
+            if over:
+                return (f"checkpoint vouches for receipts naming {len(over):,} feed partition(s) past the "
+                        f"{self._max_places:,} {plain(chain_owner(chain))}'s receipts are followed into (the first "
+                        f"{plain(over[0][0], 120)}:{over[0][1]}): they count for no end")
             return None
         if kind != "RECEIPT" or (place := feed_place(doc.get("feed"))) is None:
             return None
@@ -330,16 +347,19 @@ class ReceiptReach:
         if sound and not topic.startswith(self.prefix):
             return (f"receipt names {plain(topic, 120)}, which is no feed of this deployment "
                     f"({plain(self.prefix)}*): {plain(owner)} signed a receipt for a record it cannot have read")
+        if sound:
+            named = self._named.setdefault(chain, set())
+            if (topic, partition) not in named and len(named) >= self._max_places:
+                return (f"receipt names feed partition {plain(topic, 120)}:{partition}, one more than the "
+                        f"{self._max_places:,} its chain's receipts waiting for a checkpoint may name: it counts "
+                        "for no end")
+            named.add((topic, partition))
         if sound and reader is not None and reader != owner:
             return (f"receipt names feed {plain(topic, 120)}, which the policy gives {plain(reader)}, not "
                     f"{plain(owner)}: {plain(owner)} signed a receipt for a record it cannot have read")
         if reader is not None and reader != owner:
             return None
-        if not self._room((topic, partition)):
-            return (f"receipt names feed partition {plain(topic, 120)}:{partition}, past the {self._max_places:,} "
-                    f"feed partitions {plain(owner)}'s receipts are followed into: it counts for no end"
-                    if sound else None)
-        if owner == self._owner:
+        if owner == self._owner and (topic, partition) in self._places.get(owner, ()):
             self.seen[(topic, partition)] = max(self.seen.get((topic, partition), -1), offset)
         if sound:
             status = doc.get("status")

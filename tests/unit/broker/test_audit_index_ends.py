@@ -5,7 +5,7 @@ the offsets the last catch-up read before its reads. Records dropped from a chai
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -321,34 +321,66 @@ async def _no_wait(_: float) -> None:
     return None
 
 
-def test_receipts_naming_a_new_feed_partition_each_are_followed_into_a_bounded_number_of_places(
-        tmp_path: Path, monkeypatch: Any) -> None:
-    """A receipt names its own place: a flood naming a new feed partition each (here 30 sound receipts, and 30 that
-    continue nothing) is followed into ``MAX_PLACES`` places at most (here 8; default 1,024), by `audit verify` and
-    by the index over several catch-ups alike; each sound receipt past it is a finding, and counts for no end."""
-    monkeypatch.setitem(ReceiptReach.__init__.__kwdefaults__, "max_places", 8)
-    stray = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL")
-    strays = [stray.append("RECEIPT", {"partner": "COL", "alert_id": f"J:{i}", "version": 1, "status": "RECEIVED",
-                                       "feed": f"t.feed.COL:{100 + i}:0", "at": iso_utc(T0)}) for i in range(30)]
-    records = [*_receipts("COL", ["t.feed.COL:0:0", *(f"t.feed.COL:{p}:0" for p in range(1, 30))]), *strays[1:]]
-    topics = {DECISIONS: _decisions(range(1)), COL_RCPT: records}
+def _batches(partner: str, batches: list[list[str]], open_batch: Sequence[str] = ()) -> list[bytes]:
+    """``partner``'s chain: each batch's receipts (one per place) and its checkpoint; then ``open_batch``'s
+    receipts, no checkpoint yet."""
+    writer = ChainWriter(f"t.receipts.{partner}", 0, checkpoint_every=1 << 62, chain=partner)
+    out = []
+    for n, places in enumerate([*batches, open_batch]):
+        out += [writer.append("RECEIPT", {"partner": partner, "alert_id": f"SNM:{n}-{i}", "version": 1,
+                                          "status": "RECEIVED", "feed": place, "at": iso_utc(T0)})
+                for i, place in enumerate(places)]
+        if n < len(batches):
+            out.append(writer.checkpoint(f"{partner}-rcpt-2026a", _sign(f"{partner}-rcpt-2026a"), iso_utc(T0)))
+    return out
 
+
+def _reach_of(records: list[bytes]) -> tuple[ReceiptReach, list[tuple[int, str]]]:
     walk, reach = PartitionWalk(COL_RCPT, 0, VERIFY, "receipts", "COL"), ReceiptReach(READERS, "t.feed.")
     reach.begin("COL")
-    past = []
+    said = []
     for offset, value in enumerate(records):
         doc, found = walk.feed(offset, value)
         if (why := reach.take(doc, not found, walk.cut)) is not None:
-            past.append((offset, why))
-    assert len(set(reach.seen) | set(reach.sound)) == 8
-    assert [at for at, _ in past] == list(range(8, 30))
-    assert all("past the 8 feed partitions COL's receipts are followed into" in why for _, why in past)
+            said.append((offset, why))
+    return reach, said
+
+
+def test_only_a_partners_own_checkpoints_spend_the_places_its_receipts_are_followed_into(monkeypatch: Any) -> None:
+    """Anyone with COL's Kafka login can write receipts naming a new feed partition each (here 40, in a chain of
+    their own, never vouched for): none of them spends ``MAX_PLACES`` (here 8; default 1,024), and COL's own
+    receipts, vouched for by its checkpoint after the flood, still reach their ends."""
+    monkeypatch.setitem(ReceiptReach.__init__.__kwdefaults__, "max_places", 8)
+    junk = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL/junk")
+    flood = [junk.append("RECEIPT", {"partner": "COL", "alert_id": f"J:{i}", "version": 1, "status": "RECEIVED",
+                                     "feed": f"t.feed.COL:{100 + i % 8}:{i}", "at": iso_utc(T0)}) for i in range(40)]
+    reach, said = _reach_of([*flood, *_batches("COL", [["t.feed.COL:0:0", "t.feed.COL:1:0"]])])
+    assert said == [(f, s) for f, s in said if "one more than the 8" in s]  # only the flood's own findings
+    assert reach.sound == {COL0: 0, ("t.feed.COL", 1): 0} and set(reach.seen) <= {COL0, ("t.feed.COL", 1)}
+
+
+def test_receipts_naming_a_new_feed_partition_each_are_followed_into_a_bounded_number_of_places(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """COL's own checkpoints vouching for receipts in 30 feed partitions: the first 8 (``MAX_PLACES`` here; default
+    1,024) are followed, each checkpoint past them is a finding, and `audit verify` and the index over several
+    catch-ups follow the same places and give the same ends; a chain naming more than 8 places before its checkpoint
+    is told so at the receipt."""
+    monkeypatch.setitem(ReceiptReach.__init__.__kwdefaults__, "max_places", 8)
+    batches = [[f"t.feed.COL:{p}:0" for p in range(start, start + 3)] for start in range(0, 30, 3)]
+    records = _batches("COL", batches, [f"t.feed.COL:{50 + p}:0" for p in range(9)])
+    topics = {DECISIONS: _decisions(range(1)), COL_RCPT: records}
+    reach, said = _reach_of(records)
+    assert set(reach.sound) == {("t.feed.COL", p) for p in range(8)}
+    over = [at for at, why in said if "past the 8 COL's receipts are followed into" in why]
+    assert over == [11, 15, 19, 23, 27, 31, 35, 39] and "1 feed partition(s)" in said[0][1]
+    assert [why for at, why in said if at >= 40] == [said[-1][1]] and "one more than the 8" in said[-1][1]
     whole = receipt_ends(reach, {COL0: 1}, frozenset(READERS), lambda t: f"{t}.subscriber", set(), set())
 
     with AuditIndex(tmp_path / "index.sqlite") as index:
-        for upto in (5, 12, 40, len(records)):  # catch-ups that each go a little further
+        for upto in (5, 12, 21, 40, len(records)):  # catch-ups that each go a little further
             _catch_up(index, topics, _ends({SNM0: 1}, feeds={COL0: 1}), upto={COL_RCPT: upto})
             assert index._all("SELECT count(*) FROM receipt_reach")[0][0] <= 8
-        placed = index._all("SELECT \"offset\" FROM findings WHERE problem LIKE '%are followed into%' ORDER BY 1")
-        assert [row[0] for row in placed] == list(range(8, 30))
+        placed = index._all("SELECT \"offset\" FROM findings WHERE problem LIKE '%are followed into%' OR "
+                            "problem LIKE '%one more than the%' ORDER BY 1")
+        assert [row[0] for row in placed] == [*over, 48]
         assert [r.end for r in index.end_reports().reports if r.topic != DECISIONS] == [r.end for r in whole]

@@ -1039,7 +1039,10 @@ def test_receipts_waiting_in_one_partition_are_not_vouched_by_a_checkpoint_in_an
     reach.begin("COL")
     reach.take({"kind": "RECEIPT", "chain": "COL", "feed": f"{FEED}:0:3", "status": "RECEIVED"}, True, [])
     reach.take({"kind": "CHECKPOINT", "chain": "COL"}, True, [])
-    assert reach.sound == {(FEED, 0): 3} and reach.seen == {(FEED, 0): 99}
+    # ``seen`` notes only places followed: (FEED, 0) is, from the checkpoint on (``MAX_PLACES``).
+    assert reach.sound == {(FEED, 0): 3} and reach.seen == {}
+    reach.take({"kind": "RECEIPT", "chain": "COL", "feed": f"{FEED}:0:120", "status": "RECEIVED"}, True, [])
+    assert reach.sound == {(FEED, 0): 3} and reach.seen == {(FEED, 0): 120}
 
 
 def test_a_key_the_chain_moved_on_from_signing_again_is_reported(tmp_path: Path) -> None:
