@@ -203,6 +203,7 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
     # ``MAX_LISTED`` they are counted as they came).
     report.add(f for f in unmatched.findings if f.offset not in {t.offset for t in tail})
     report.unlisted += unmatched.unlisted
+    report.newest = max(report.newest, unmatched.newest)
     return report
 
 
@@ -698,22 +699,33 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
             added += len(run)
             fresh.clear()
 
-        for path in logs:
-            try:
-                for line in _authorizer_lines(path):
-                    entry = denial(line)
-                    if entry is None or entry["line_sha256"] in seen or not concerns(entry, names.prefix, principals):
-                        continue
-                    at = when(entry["at"])
-                    if since is None or (at is not None and at >= since):
-                        fresh[entry["line_sha256"]] = entry
-                        if len(fresh) >= per_transaction:
-                            await write()
-            except OSError as exc:
-                raise ConfigError(f"cannot read the authorizer log {path}: {exc.strerror}") from None
+        for line in _lines_of(logs):
+            entry = denial(line)
+            if entry is None or entry["line_sha256"] in seen or not concerns(entry, names.prefix, principals):
+                continue
+            at = when(entry["at"])
+            if since is None or (at is not None and at >= since):
+                fresh[entry["line_sha256"]] = entry
+                if len(fresh) >= per_transaction:
+                    await write()
         if fresh:
             await write()
     return added
+
+
+def _lines_of(logs: list[Path]) -> Iterator[str]:
+    """Every line of the authorizer ``logs`` in turn (``_authorizer_lines``); a log that cannot be read is a
+    ConfigError naming it (only the reading: an OSError of Kafka's, a timeout say, is not the log's)."""
+    for path in logs:
+        lines = _authorizer_lines(path)
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration:
+                break
+            except OSError as exc:
+                raise ConfigError(f"cannot read the authorizer log {path}: {exc.strerror}") from None
+            yield line
 
 
 async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn) -> tuple[ChainHead, set[str]]:

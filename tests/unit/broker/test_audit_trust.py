@@ -21,7 +21,7 @@ from broker.audit.verify import ChainState, PartitionWalk, ReceiptReach, feed_pl
 from broker.audit_index import AuditIndex
 from broker.kafka import StillOpen
 from broker.topology import TopicNames
-from puente.errors import AuditChainError, KafkaUnavailableError
+from puente.errors import AuditChainError, ConfigError, KafkaUnavailableError
 from tests.unit.broker.test_receipt_forks import _receipt as _receipt_of
 
 KEY = b"k" * 32
@@ -589,6 +589,29 @@ def test_a_long_log_is_collected_in_bounded_transactions_each_line_once(
     assert len({e["line_sha256"] for e in entries}) == len(entries) == 10
     audit_topics[NAMES.denials] = list(out.sent)
     assert _collect(monkeypatch, tmp_path, lines) == (0, [])
+
+
+def test_a_log_that_cannot_be_read_is_named_and_a_kafka_timeout_is_not_taken_for_one(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, audit_topics: dict[str, list[bytes]]) -> None:
+    audit_topics[NAMES.denials] = []
+    out = _Producer()
+    monkeypatch.setattr(auditor, "producer", lambda *args, **kwargs: out)
+    missing = tmp_path / "gone.log"
+    with pytest.raises(ConfigError, match=f"cannot read the authorizer log {missing}"):
+        asyncio.run(auditor.collect_denials(None, NAMES, [missing], frozenset({"partner-COL"}),  # type: ignore[arg-type]
+                                            "broker-sign-2026a", _sign, _verify))
+
+    class _TimesOut(_Producer):
+        async def send(self, topic: str, value: bytes, partition: int) -> None:
+            raise TimeoutError
+
+    monkeypatch.setattr(auditor, "producer", lambda *args, **kwargs: _TimesOut())
+    monkeypatch.setitem(auditor.collect_denials.__kwdefaults__, "per_transaction", 1)  # written while reading
+    log = tmp_path / "authorizer.log"
+    log.write_text(LINE.format(s=1) + "\n")
+    with pytest.raises(TimeoutError):
+        asyncio.run(auditor.collect_denials(None, NAMES, [log], frozenset({"partner-COL"}),  # type: ignore[arg-type]
+                                            "broker-sign-2026a", _sign, _verify))
 
 
 def test_collected_denials_are_in_time_order_within_a_second(
