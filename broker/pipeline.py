@@ -497,8 +497,10 @@ class Pipeline:
         for the alert is still there, and a missing one means none was written (the first version
         reached no one): what ``_admit`` relies on to refuse a later version it cannot place, rather
         than deliver it as a first publication when it may be one recalled for good. The originator's
-        ``occurred_at`` is taken as it is signed; a later version that moved it later by more than the
-        retention would escape the check (stated limit)."""
+        ``occurred_at`` is taken as it is signed, and the check reads the version at hand: once the
+        alert's state is gone, a later version whose ``occurred_at`` is more than about a day after that
+        state was written escapes it (stated limit: only the originator, with its own ingress key, can do
+        this, and it could as well publish under a new alert id)."""
         occurred = alert.get("occurred_at")
         return isinstance(occurred, datetime) and occurred < now - self.lifecycle_retention + margin
 
