@@ -1167,14 +1167,13 @@ class BrokerWorker:
         for alert_id, appended in ids.items():
             state.seen.add(alert_id, appended)
         state.seen.prune()
-        if not ids:
-            return
         # Kafka's time, not this worker's clock: the newest append time of the batch's ingress records (a state is
         # only ever left by a record taken, whose id is among ``ids``). ``LifecycleBook`` says why.
-        kafka_ms = max(ids.values())
+        kafka_ms = max(ids.values(), default=None)
         for alert_id, alert_state in states.items():
-            state.book.put(alert_id, alert_state, kafka_ms)
-        state.book.prune(kafka_ms)
+            state.book.put(alert_id, alert_state, kafka_ms if kafka_ms is not None else int(time.time() * 1000))
+        if kafka_ms is not None:
+            state.book.prune(kafka_ms)
 
     async def _transact(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome], started: float) -> bool:
         """One transaction: the batch's feed records, dead letters, audit block and offsets; False

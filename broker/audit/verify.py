@@ -327,8 +327,9 @@ class ReceiptReach:
         kind = doc.get("kind")
         if kind == "CHECKPOINT" and sound:
             over = [tp for tp in sorted(self._named.pop(chain, set())) if not self._room(tp)]
+            unfollowed = set(over)
             for tp, (newest, accepted) in self._waiting.pop(chain, {}).items():
-                if tp in over:
+                if tp in unfollowed:
                     continue
                 self.sound[tp] = max(self.sound.get(tp, -1), newest)
                 if accepted >= 0:

@@ -114,9 +114,10 @@ class ConsoleConfig:
 class LoginThrottle:
     """How many sign-in attempts are let through: at most ``per_address`` from one client address and
     ``overall`` from all together in any ``window_s`` seconds. Only attempts let through count, so it
-    holds at most ``overall`` of them. Refused attempts are recorded in the audit up to ``overall`` in
-    a window too: past that a flood is answered without writing each attempt down (it would fill the
-    query log, and its one writer would keep the auditors' own queries waiting).
+    holds at most ``overall`` of them, and ``per_address`` more per known address (below). Refused
+    attempts are recorded in the audit up to ``overall`` in a window too: past that a flood is answered
+    without writing each attempt down (it would fill the query log, and its one writer would keep the
+    auditors' own queries waiting).
 
     The overall limit keeps a flood from taking every core for Argon2; spent by a few addresses, it would
     also keep every auditor out. So an address an auditor signed in from in the last ``known_s`` seconds
