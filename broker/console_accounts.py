@@ -8,7 +8,16 @@ made, and an account whose partner the policy has since dropped cannot sign in: 
 
 Signing in (:meth:`ConsoleAccounts.sign_in`) takes as long for an unknown name as for a known one
 (a dummy hash is checked), and after ``MAX_FAILURES`` failures in a row an account is locked for
-``LOCK_MINUTES`` whatever password comes next. A session is a random 32-byte token given to the
+``LOCK_MINUTES`` whatever password comes next.
+
+That lock bounds guessing from everywhere at once, but anyone who knows a name could keep its auditor out
+with it. So a browser that signed in gets a device token (OWASP's "device cookie"; the file keeps only its
+SHA-256, ``MAX_DEVICES`` per account, for ``DEVICE_DAYS``): a sign-in that brings one for its account is not
+held by the account's lock, and its failures count against that device alone, which ``MAX_FAILURES`` of
+them end. A guesser without one meets the lock as before; the auditor's own browser does not. A device
+token proves nothing by itself: it opens no session and skips no password.
+
+A session is a random 32-byte token given to the
 browser once; the file keeps only its SHA-256, so a copy of the file opens no session. A session
 ends after ``SESSION_HOURS`` in all, after ``IDLE_MINUTES`` unused, on sign-out, or when its
 account is removed or its password changed.
@@ -45,6 +54,8 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 MAX_FAILURES = 5
 LOCK_MINUTES = 15
+MAX_DEVICES = 8
+DEVICE_DAYS = 30
 SESSION_HOURS = 8
 IDLE_MINUTES = 30
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -63,6 +74,12 @@ CREATE TABLE IF NOT EXISTS sessions (
     name TEXT NOT NULL REFERENCES accounts (name) ON DELETE CASCADE,
     created_ms INTEGER NOT NULL,
     seen_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    token_sha256 TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL REFERENCES accounts (name) ON DELETE CASCADE,
+    created_ms INTEGER NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -100,6 +117,8 @@ class SignIn:
     account: Account | None
     known: bool
     locked: bool = False
+    device: str | None = None
+    """On success, the browser's new device token (module docstring), given here once and never stored."""
 
 
 @dataclass(frozen=True)
@@ -228,25 +247,29 @@ class ConsoleAccounts:
                 raise ConfigError(f"no account {name[:64]!r}")
 
     def set_password(self, name: str, password: str) -> None:
-        """Change a password, unlock the account and end its sessions."""
+        """Change a password, unlock the account, and end its sessions and its devices."""
         hashed = self._hasher.hash(_check_password(password))
         with self._write() as c:
             done = c.execute("UPDATE accounts SET hash = ?, failures = 0, locked_until_ms = 0 WHERE name = ?",
                              (hashed, name)).rowcount
             c.execute("DELETE FROM sessions WHERE name = ?", (name,))
+            c.execute("DELETE FROM devices WHERE name = ?", (name,))
         if done == 0:
             raise ConfigError(f"no account {name[:64]!r}")
 
     # signing in ----------------------------------------------------------------------------------
 
-    def sign_in(self, name: str, password: str, now: datetime | None = None) -> SignIn:
+    def sign_in(self, name: str, password: str, now: datetime | None = None, device: str | None = None) -> SignIn:
         """Check a name and password. The same work is done for an unknown name; a locked account is
-        refused whatever the password; ``MAX_FAILURES`` failures in a row lock it.
+        refused whatever the password, unless ``device`` is a live device token of this account (module
+        docstring); ``MAX_FAILURES`` failures in a row lock it, or end the device that brought them.
 
         Argon2 runs outside any transaction; what it decided is then applied in one write transaction
         that reads the account again: a failure is counted in the file (``failures + 1``, so parallel
         failures all count), and a right password opens nothing when the account was locked, or its
-        password changed, while it was being checked."""
+        password changed, while it was being checked. A success through a device leaves the account's
+        count and lock as they were (a guesser elsewhere gets no fresh tries from it); any other success
+        clears them."""
         name, when = name[:64], now or datetime.now(UTC)
         at = _ms(when)
         with self._sql() as c:
@@ -263,8 +286,16 @@ class ConsoleAccounts:
             if now_row is None:
                 return SignIn(None, known=True)  # removed while its password was being checked
             current, locked_ms = now_row
-            if locked_ms > at:
+            held = _live_device(c, device, at)
+            trusted = held is not None and held[0] == name
+            if locked_ms > at and not trusted:
                 return SignIn(None, known=True, locked=True)
+            if not good and trusted:
+                # The device's own count: MAX_FAILURES end it, and its browser meets the account's lock.
+                c.execute("DELETE FROM devices WHERE token_sha256 = ? AND failures + 1 >= ?",
+                          (_digest(device or ""), MAX_FAILURES))
+                c.execute("UPDATE devices SET failures = failures + 1 WHERE token_sha256 = ?", (_digest(device or ""),))
+                return SignIn(None, known=True)
             if not good:
                 # Locking starts the count again: the next MAX_FAILURES failures lock it again.
                 c.execute("UPDATE accounts SET failures = CASE WHEN failures + 1 >= ? THEN 0 ELSE failures + 1 END, "
@@ -279,8 +310,28 @@ class ConsoleAccounts:
                 return SignIn(None, known=True)  # the policy no longer names its partner: fail closed
             if rehashed is not None:
                 c.execute("UPDATE accounts SET hash = ? WHERE name = ?", (rehashed, name))
-            c.execute("UPDATE accounts SET failures = 0, locked_until_ms = 0 WHERE name = ?", (name,))
-        return SignIn(Account(name, scope, _time(created_ms)), known=True)
+            if trusted:
+                c.execute("DELETE FROM devices WHERE token_sha256 = ?", (_digest(device or ""),))  # one use each
+            else:
+                c.execute("UPDATE accounts SET failures = 0, locked_until_ms = 0 WHERE name = ?", (name,))
+            fresh = self._new_device(c, name, at)
+        return SignIn(Account(name, scope, _time(created_ms)), known=True, device=fresh)
+
+    def _new_device(self, c: sqlite3.Connection, name: str, at: int) -> str:
+        """A new device token for ``name``; the account keeps its ``MAX_DEVICES`` newest, and tokens past
+        ``DEVICE_DAYS`` go, anyone's."""
+        token = secrets.token_urlsafe(32)
+        c.execute("DELETE FROM devices WHERE created_ms < ?", (at - DEVICE_DAYS * 86_400_000,))
+        c.execute("INSERT INTO devices (token_sha256, name, created_ms) VALUES (?, ?, ?)", (_digest(token), name, at))
+        c.execute("DELETE FROM devices WHERE name = ? AND token_sha256 NOT IN (SELECT token_sha256 FROM devices "
+                  "WHERE name = ? ORDER BY created_ms DESC, rowid DESC LIMIT ?)", (name, name, MAX_DEVICES))
+        return token
+
+    def device(self, token: str | None, now: datetime | None = None) -> str | None:
+        """The account whose live device token ``token`` is, or None (unknown, ended, or too old)."""
+        with self._sql() as c:
+            held = _live_device(c, token, _ms(now or datetime.now(UTC)))
+        return None if held is None else held[0]
 
     # sessions ------------------------------------------------------------------------------------
 
@@ -361,6 +412,15 @@ def _identify(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
                      "check --accounts")
 
 
+def _live_device(c: sqlite3.Connection, token: str | None, at: int) -> tuple[str, int] | None:
+    """(account name, failures) of the device token ``token``, when it is one and not past ``DEVICE_DAYS``."""
+    if not token or len(token) > 100:
+        return None
+    row = c.execute("SELECT name, failures FROM devices WHERE token_sha256 = ? AND created_ms >= ?",
+                    (_digest(token), at - DEVICE_DAYS * 86_400_000)).fetchone()
+    return None if row is None else (str(row[0]), int(row[1]))
+
+
 def _verify(hasher: PasswordHasher, hashed: str, password: str) -> bool:
     try:
         return hasher.verify(hashed, password)
@@ -379,14 +439,6 @@ def _check_password(password: str) -> str:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise ConfigError(f"a console password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
     return password
-
-
-
-
-
-
-
-
 
 
 _PRIVATE = PrivateFile("the console accounts", "the console accounts' folder",

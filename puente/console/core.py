@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from broker.audit_index import AlwaysKept, Query, Scope
-from broker.console_accounts import ConsoleAccounts, Session
+from broker.console_accounts import DEVICE_DAYS, ConsoleAccounts, Session
 from puente import logs
 from puente.console import views
 from puente.errors import PuenteError
@@ -110,63 +110,62 @@ class ConsoleConfig:
     def login_cookie(self) -> str:
         return "__Host-puente-login" if self.tls else "puente-login"
 
+    @property
+    def device_cookie(self) -> str:
+        """The browser's device token (``broker.console_accounts``): kept across sign-outs, by design."""
+        return "__Host-puente-device" if self.tls else "puente-device"
+
 
 class LoginThrottle:
     """How many sign-in attempts are let through: at most ``per_address`` from one client address and
     ``overall`` from all together in any ``window_s`` seconds. Only attempts let through count, so it
-    holds at most ``overall`` of them, and ``per_address`` more per known address (below). Refused
+    holds at most ``overall`` of them, and ``per_address`` more per live device token (below). Refused
     attempts are recorded in the audit up to ``overall`` in a window too: past that a flood is answered
     without writing each attempt down (it would fill the query log, and its one writer would keep the
     auditors' own queries waiting).
 
     The overall limit keeps a flood from taking every core for Argon2; spent by a few addresses, it would
-    also keep every auditor out. So an address an auditor signed in from in the last ``known_s`` seconds
-    (``signed_in``; the ``KNOWN_ADDRESSES`` most recent) is held to its own limit only: a flood from
-    elsewhere does not lock the auditors out, and one from a known address is still ``per_address``."""
-
-    KNOWN_ADDRESSES = 1_024
+    also keep every auditor out. So an attempt that brings a live device token (one an auditor's browser
+    was given at a sign-in: ``ConsoleAccounts.device``) is held past that limit to ``per_address`` for
+    its token: a flood from elsewhere does not keep out an auditor's own browser, and what the tokens can
+    add is bounded by the accounts (``MAX_DEVICES`` each, made only by signing in), not by how many
+    addresses a client can take."""
 
     def __init__(self, per_address: int, overall: int, window_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic, known_s: float = 12 * 3600.0) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.per_address, self.overall, self.window_s, self.clock = per_address, overall, window_s, clock
-        self.known_s = known_s
         self._all: deque[tuple[float, str]] = deque()
         self._by_address: dict[str, int] = {}
+        self._past: deque[tuple[float, str]] = deque()  # attempts let past the overall limit by a device
+        self._by_device: dict[str, int] = {}
         self._refused: deque[float] = deque()
-        self._known: dict[str, float] = {}  # address -> when an auditor last signed in from it, oldest first
 
-    def signed_in(self, address: str) -> None:
-        """An auditor signed in from ``address`` (its password checked): the overall limit no longer holds it."""
-        self._known.pop(address, None)
-        self._known[address] = self.clock()
-        while len(self._known) > self.KNOWN_ADDRESSES:
-            del self._known[next(iter(self._known))]
-
-    def _is_known(self, address: str, now: float) -> bool:
-        at = self._known.get(address)
-        if at is not None and at <= now - self.known_s:
-            del self._known[address]
-            return False
-        return at is not None
+    @staticmethod
+    def _expire(log: deque[tuple[float, str]], counts: dict[str, int], before: float) -> None:
+        while log and log[0][0] <= before:
+            _, key = log.popleft()
+            counts[key] -= 1
+            if not counts[key]:
+                del counts[key]
 
     def _forget(self, now: float) -> None:
-        while self._all and self._all[0][0] <= now - self.window_s:
-            _, address = self._all.popleft()
-            self._by_address[address] -= 1
-            if not self._by_address[address]:
-                del self._by_address[address]
+        self._expire(self._all, self._by_address, now - self.window_s)
+        self._expire(self._past, self._by_device, now - self.window_s)
         while self._refused and self._refused[0] <= now - self.window_s:
             self._refused.popleft()
 
-    def admit(self, address: str) -> str | None:
+    def admit(self, address: str, device: str | None = None) -> str | None:
         """None when an attempt from ``address`` may go on (it is counted); else which limit refused it:
-        ``address`` or ``all``."""
+        ``address`` or ``all``. ``device`` is the live device token the attempt brought, or None."""
         now = self.clock()
         self._forget(now)
         if self._by_address.get(address, 0) >= self.per_address:
             return "address"
-        if len(self._all) >= self.overall and not self._is_known(address, now):
-            return "all"
+        if len(self._all) >= self.overall:
+            if device is None or self._by_device.get(device, 0) >= self.per_address:
+                return "all"
+            self._past.append((now, device))
+            self._by_device[device] = self._by_device.get(device, 0) + 1
         self._all.append((now, address))
         self._by_address[address] = self._by_address.get(address, 0) + 1
         return None
@@ -325,7 +324,10 @@ class Console:
 
     async def login(self, request: Request) -> Response:
         address = request.client.host if request.client else "-"
-        throttled = self.throttle.admit(address)
+        device = request.cookies.get(self.config.device_cookie)
+        if device and await run_in_threadpool(self.config.accounts.device, device, self.config.clock()) is None:
+            device = None  # not a live device token: this browser is held like any other
+        throttled = self.throttle.admit(address, device)
         if throttled is not None:
             if not self.throttle.record_refusal():
                 return _throttled()
@@ -343,7 +345,8 @@ class Console:
             return await self.refuse(request, None, "sign-in refused", {"form": "expired"}, 400,
                                      "This sign-in form has expired: open the sign-in page again.", "(not checked)")
         async with self._verifying:  # Argon2 takes memory and a core: a flood waits here, not in the threads
-            result = await run_in_threadpool(self.config.accounts.sign_in, name, password, self.config.clock())
+            result = await run_in_threadpool(self.config.accounts.sign_in, name, password, self.config.clock(),
+                                             device)
         if result.account is None:
             who = name if result.known else "(unknown name)"
             if not await self.record(None, "sign-in refused", {"locked": "yes" if result.locked else None}, 0, who):
@@ -351,7 +354,6 @@ class Console:
             error = ("Sign-in refused. After repeated failures an account is locked for a while; "
                      "ask a national auditor if it persists.")
             return self.html("login.html", request, None, 401, next=target, form_token=expected, error=error)
-        self.throttle.signed_in(address)
         session = await run_in_threadpool(self.config.accounts.start_session, result.account, self.config.clock())
         previous = request.cookies.get(self.config.cookie)
         if not await self.record(session, "sign-in", {"previous_session": "ended"} if previous else {}, 1):
@@ -362,6 +364,8 @@ class Console:
         await run_in_threadpool(self.config.accounts.end_session, previous)
         done = RedirectResponse(target, status_code=303)
         self._cookie(done, self.config.cookie, session.token)
+        if result.device is not None:
+            self._cookie(done, self.config.device_cookie, result.device, max_age=DEVICE_DAYS * 86_400)
         done.delete_cookie(self.config.login_cookie, secure=self.config.tls, httponly=True, samesite="strict")
         return done
 

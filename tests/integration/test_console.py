@@ -308,6 +308,9 @@ def test_the_console_over_https_sets_host_only_secure_cookies_and_refuses_plain_
                 assert "__Host-puente-console" in cookies and "puente-console" not in cookies
                 session = cookies["__Host-puente-console"]
                 assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Strict"
+                device = cookies["__Host-puente-device"]  # kept past the session: the lock's way round for ana
+                assert device["secure"] and device["httpOnly"] and device["sameSite"] == "Strict"
+                assert device["expires"] > session["expires"] and "puente-device" not in cookies
                 answer = page.goto(console.url + "search?partner=COL")
                 assert answer is not None and answer.status == 200
                 assert answer.headers["strict-transport-security"] == "max-age=31536000"

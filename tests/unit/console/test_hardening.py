@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 import broker.oversight as oversight
 from broker.audit.chain import ChainHead, ChainWriter
-from broker.console_accounts import MAX_FAILURES, ConsoleAccounts, SignIn
+from broker.console_accounts import MAX_DEVICES, MAX_FAILURES, ConsoleAccounts, SignIn
 from broker.kafka import KafkaConnection
 from broker.oversight import CHAIN, KIND, QueryLog, last_records, query_body
 from broker.topology import TopicNames
@@ -197,21 +197,63 @@ def test_the_throttle_limits_each_address_and_all_together() -> None:
     assert [throttle.record_refusal() for _ in range(4)] == [True, True, True, False]
 
 
-def test_a_flood_from_elsewhere_does_not_keep_out_an_address_an_auditor_signed_in_from() -> None:
-    """The overall budget spent by a flood: an address an auditor signed in from lately is held to its own
-    limit only, until that is long past; the addresses remembered are bounded."""
+def test_a_flood_from_elsewhere_does_not_keep_out_a_browser_with_a_device_token() -> None:
+    """The overall budget spent by a flood: an attempt bringing a live device token is held to its own
+    limit for that token, wherever it comes from; without one it is refused."""
     now = [0.0]
-    throttle = LoginThrottle(per_address=2, overall=2, window_s=60, clock=lambda: now[0], known_s=3600)
-    throttle.signed_in("auditor")
+    throttle = LoginThrottle(per_address=2, overall=2, window_s=60, clock=lambda: now[0])
     assert throttle.admit("x") is None and throttle.admit("y") is None and throttle.admit("z") == "all"
-    assert throttle.admit("auditor") is None and throttle.admit("auditor") is None
-    assert throttle.admit("auditor") == "address"  # its own limit still holds
-    now[0] = 3700.0
-    assert throttle.admit("x") is None and throttle.admit("y") is None
-    assert throttle.admit("auditor") == "all"  # signed in too long ago
-    for i in range(LoginThrottle.KNOWN_ADDRESSES + 10):
-        throttle.signed_in(f"a{i}")
-    assert len(throttle._known) == LoginThrottle.KNOWN_ADDRESSES and "a0" not in throttle._known
+    assert throttle.admit("a1", "dev") is None and throttle.admit("a2", "dev") is None
+    assert throttle.admit("a3", "dev") == "all"  # the token's own limit, whatever the address
+    assert throttle.admit("a3", "other") is None
+    assert throttle.admit("x", "dev2") is None
+    assert throttle.admit("x", "dev2") == "address"  # the address limit holds first
+    now[0] = 61.0
+    assert throttle.admit("a3", "dev") is None and not throttle._by_device.get("other")
+
+
+def test_a_device_token_lets_its_own_account_past_the_lock_and_nobody_else(tmp_path: Path) -> None:
+    """A guesser locks ana's account; her browser's device token still signs her in (and the lock stays for
+    everyone else); the token is used once, and is no use for another account, after a password change, or
+    after DEVICE_DAYS; MAX_FAILURES failures through it end it."""
+    accounts, _ = _accounts(tmp_path)
+    with accounts:
+        accounts.add("ben", "USA", PASSWORD)
+        first = accounts.sign_in("ana", PASSWORD, T0)
+        assert first.account is not None and first.device and accounts.device(first.device, T0) == "ana"
+        for _ in range(MAX_FAILURES):
+            accounts.sign_in("ana", "wrong password!", T0)
+        assert accounts.sign_in("ana", PASSWORD, T0).locked
+        again = accounts.sign_in("ana", PASSWORD, T0, first.device)
+        assert again.account is not None and again.device and again.device != first.device
+        assert accounts.device(first.device, T0) is None  # used once
+        assert accounts.sign_in("ana", PASSWORD, T0, first.device).locked
+        assert accounts.list()[0].locked_until is not None  # the lock holds for everyone else
+        assert accounts.sign_in("ben", "wrong password!", T0).account is None
+        assert accounts.sign_in("ben", PASSWORD, T0, again.device).account is not None  # ben's lock not held
+        for _ in range(MAX_FAILURES):
+            accounts.sign_in("ben", "wrong password!", T0)
+        assert accounts.sign_in("ben", PASSWORD, T0, again.device).locked  # ana's token is not ben's
+        # Failures through the token count against it alone, and end it.
+        token = again.device
+        for _ in range(MAX_FAILURES - 1):
+            assert not accounts.sign_in("ana", "wrong password!", T0, token).locked
+        assert accounts.device(token, T0) == "ana"
+        assert accounts.sign_in("ana", "wrong password!", T0, token).account is None
+        assert accounts.device(token, T0) is None and accounts.sign_in("ana", PASSWORD, T0, token).locked
+        # Too old, or the password changed: no longer a device.
+        late = accounts.sign_in("ana", PASSWORD, T0 + timedelta(minutes=20)).device
+        assert accounts.device(late, T0 + timedelta(days=31)) is None
+        accounts.set_password("ana", "a new password here")
+        assert accounts.device(late, T0 + timedelta(minutes=21)) is None
+
+
+def test_an_account_keeps_its_newest_devices_only(tmp_path: Path) -> None:
+    accounts, _ = _accounts(tmp_path)
+    with accounts:
+        tokens = [accounts.sign_in("ana", PASSWORD, T0 + timedelta(seconds=i)).device for i in range(MAX_DEVICES + 3)]
+        live = [t for t in tokens if accounts.device(t, T0) == "ana"]
+        assert live == tokens[-MAX_DEVICES:]
 
 
 def _token(client: TestClient) -> str:
@@ -236,21 +278,31 @@ def test_too_many_attempts_from_one_address_are_answered_429_and_recorded(accoun
     assert client.post("/login", data=form).status_code == 503
 
 
-def test_an_auditor_signs_in_again_from_a_known_address_while_a_flood_spends_the_overall_limit(
+def test_an_auditor_signs_in_with_her_browser_while_others_flood_and_lock_her_account(
         accounts: ConsoleAccounts, sink: Any) -> None:
-    """The console end to end: ana signs in from her address; a flood from two others spends the overall limit
-    (a third address is refused 429); ana, from hers, still signs in."""
-    app = create_app(ConsoleConfig(_no_index, accounts, sink, login_per_address=5, login_overall=4))
+    """The console end to end: ana signs in and her browser keeps a device token; a flood from other
+    addresses spends the overall limit and locks her account; another browser is refused, 429 or locked;
+    ana, with her browser, from a new address, still signs in, and the page says nothing of tokens."""
+    app = create_app(ConsoleConfig(_no_index, accounts, sink, login_per_address=6, login_overall=7))
+    browser = TestClient(app, follow_redirects=False, client=("10.0.0.5", 5000))
 
-    def attempt(address: str, password: str) -> int:
-        client = TestClient(app, follow_redirects=False, client=(address, 5000))
+    def attempt(client: TestClient, password: str) -> int:
         form = {"name": "ana", "password": password, "form_token": _token(client)}
         return client.post("/login", data=form).status_code
 
-    assert attempt("10.0.0.5", PASSWORD) == 303
-    assert [attempt(a, "wrong password!") for a in ("10.9.9.1", "10.9.9.1", "10.9.9.2")] == [401, 401, 401]
-    assert attempt("10.9.9.3", "wrong password!") == 429
-    assert attempt("10.0.0.5", PASSWORD) == 303
+    assert attempt(browser, PASSWORD) == 303
+    assert browser.cookies.get("puente-device")
+    flood = [TestClient(app, follow_redirects=False, client=(f"10.9.9.{i}", 5000)) for i in range(3)]
+    assert [attempt(c, "wrong password!") for c in flood for _ in range(2)] == [401] * 6
+    assert sink.records[-1]["params"] == {"locked": "yes"}
+    stranger = TestClient(app, follow_redirects=False, client=("10.9.9.9", 5000))
+    assert attempt(stranger, PASSWORD) == 429
+    browser_elsewhere = TestClient(app, follow_redirects=False, client=("192.0.2.7", 5000),
+                                   cookies={"puente-device": browser.cookies["puente-device"]})
+    assert attempt(browser_elsewhere, PASSWORD) == 303
+    # A made-up token is no device.
+    forged = TestClient(app, follow_redirects=False, client=("10.9.9.8", 5000), cookies={"puente-device": "x" * 43})
+    assert attempt(forged, PASSWORD) == 429
 
 
 async def test_argon2_checks_run_two_at_a_time(accounts: ConsoleAccounts, sink: Any,
