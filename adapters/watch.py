@@ -10,17 +10,26 @@ the move fails, the file is remembered for as long as the watcher runs, and a re
 read it again harmlessly: the run is idempotent. The move never replaces a file already in
 ``done/``: agencies reuse export names (one per month, one per day), and the earlier export's
 copy is the record of what was read; the later one gets a numbered name beside it.
+
+Whoever may write the drop folder is not trusted with what the adapter itself may read: only regular
+files are taken, never through a symbolic link (one to the adapter's keys, or to /proc/self/environ,
+would otherwise come back whole in a dead letter). A file is read up to the size it had when opened,
+and archived only if it is still that file, unchanged: one written to, or replaced, while it was read
+is left for the next poll, which reads it again (the ledger publishes only what is missing).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import io
 import os
+import stat
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, BinaryIO, TextIO
 
 from adapters.run import AdapterRun, Tally
 from puente.errors import ConfigError
@@ -29,20 +38,89 @@ IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 
 
 def _signature(path: Path) -> tuple[int, float] | None:
-    """Size and modification time, or None when the file has gone (moved away between two looks)."""
+    """Size and modification time of a regular file (not followed if a link), or None when it is something
+    else or has gone (moved away between two looks)."""
     try:
-        st = path.stat()
+        st = path.lstat()
     except OSError:
         return None
-    return st.st_size, st.st_mtime
+    return (st.st_size, st.st_mtime) if stat.S_ISREG(st.st_mode) else None
 
 
 def pending(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
-    """Files in ``folder`` (not below it) matching the adapter's patterns, oldest first."""
+    """Regular files in ``folder`` (not below it, not symbolic links) matching the adapter's patterns,
+    oldest first."""
     found = {p for pattern in patterns for p in folder.glob(pattern)}
-    ready = {p: sig for p in found if p.is_file() and not p.name.startswith(".")
+    ready = {p: sig for p in found if not p.name.startswith(".")
              and not p.name.endswith(IGNORED_SUFFIXES) and (sig := _signature(p)) is not None}
     return sorted(ready, key=lambda p: (ready[p][1], p.name))
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def open_dropped(path: Path) -> tuple[BinaryIO, tuple[int, int, int, int]]:
+    """A dropped file opened for reading, seen as it is now (the first ``size`` bytes only), with its
+    identity (device, inode, size, modification time) for ``unchanged``. OSError when it is a symbolic link
+    (never followed) or not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symbolic link (never followed in a drop folder)", str(path)) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        raw = io.FileIO(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return io.BufferedReader(_Prefix(raw, st.st_size), 1 << 16), _identity(st)  # type: ignore[return-value]
+
+
+def unchanged(path: Path, stream: BinaryIO, identity: tuple[int, int, int, int]) -> bool:
+    """Whether ``path`` is still the file ``stream`` read, as it was when opened."""
+    try:
+        return _identity(os.fstat(stream.fileno())) == identity == _identity(path.lstat())
+    except OSError:
+        return False
+
+
+class _Prefix(io.RawIOBase):
+    """The first ``size`` bytes of a file: what was there when it was opened, whatever is written after."""
+
+    def __init__(self, raw: io.FileIO, size: int) -> None:
+        super().__init__()
+        self._raw, self._size = raw, size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_END:
+            return self._raw.seek(self._size + offset)
+        return self._raw.seek(offset, whence)
+
+    def readinto(self, buffer: Any) -> int:
+        room = max(0, self._size - self._raw.tell())
+        view = memoryview(buffer).cast("B")[:room]
+        return self._raw.readinto(view) or 0 if room else 0
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def archive(path: Path, done: Path) -> Path:
@@ -92,14 +170,22 @@ async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_ex
                 continue
             handled.add((path, *sig))  # tried once per content: an unreadable file is not retried every poll
             try:
-                with open(path, "rb") as stream:
+                stream, identity = open_dropped(path)
+                with stream:
                     tally = await run.run(stream, str(path))
+                    same = unchanged(path, stream, identity)
             except OSError as exc:  # unreadable, or gone: one file must not stop the watcher
                 print(f"{run.adapter.name}: cannot read {path.name}: {exc.strerror or exc}; left in place",
                       file=run.err, flush=True)
                 continue
             total.add(tally)
             print(f"{run.adapter.name} {path.name}: {tally.line()}", file=out, flush=True)
+            if not same:  # written to or replaced meanwhile: read again once it is still (what was read is kept)
+                print(f"{run.adapter.name}: {path.name} changed while it was read; left in place to be read "
+                      "again", file=run.err, flush=True)
+                sizes.pop(path, None)
+                handled.discard((path, *sig))
+                continue
             try:
                 moved = archive(path, done_dir)
             except OSError as exc:

@@ -17,7 +17,7 @@ from adapters.config import Context
 from adapters.core import Result
 from adapters.registry import ADAPTERS, get
 from adapters.run import Tally, check, dead_key
-from adapters.watch import pending, watch
+from adapters.watch import open_dropped, pending, watch
 from puente.commands.adapt import register
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
@@ -117,6 +117,54 @@ def test_the_watcher_takes_finished_files_once_and_moves_them(tmp_path: Path) ->
     assert (tmp_path / "done" / "a.jsonl").exists() and not (tmp_path / "a.jsonl").exists()
     assert [p.name for p in pending(tmp_path, ("*.jsonl",))] == []
     assert "snm a.jsonl: read 1, published 1" in out.getvalue()
+
+
+def test_the_watcher_never_follows_a_symbolic_link(tmp_path: Path) -> None:
+    """A link in the drop folder (to the adapter's keys, say) is neither read nor moved: whoever may write
+    the folder cannot have the adapter read a file for them. A link swapped in after the poll is refused
+    at the open."""
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"secret": "x"}\n')
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.jsonl").symlink_to(secret)
+    (drop / "b.jsonl").write_text("{}\n")
+    fake = _FakeRun()
+    asyncio.run(watch(fake, drop, interval=0.05, idle_exit=0.4, out=io.StringIO()))  # type: ignore[arg-type]
+    assert fake.seen == ["b.jsonl"] and (drop / "a.jsonl").is_symlink()
+    assert [p.name for p in pending(drop, ("*.jsonl",))] == []
+    with pytest.raises(OSError, match="symbolic link"):
+        open_dropped(drop / "a.jsonl")
+
+
+def test_a_file_written_to_while_it_is_read_is_read_again_before_it_is_moved(tmp_path: Path) -> None:
+    """Lines appended while a run reads (its Kafka flush, say) are not archived unread: the run sees the
+    file as it was opened, the file stays, and the next run reads it whole; one replaced meanwhile stays
+    too."""
+    class _Growing(_FakeRun):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[int] = []
+
+        async def run(self, stream: Any, source: str) -> Tally:
+            data = stream.read()
+            self.lines.append(len(data.splitlines()))
+            if len(self.lines) == 1:
+                with open(source, "ab") as f:
+                    f.write(b'{"late": 1}\n')
+            elif len(self.lines) == 2:
+                other = Path(source).with_name("c.tmp")
+                other.write_text("{}\n{}\n{}\n")
+                other.replace(source)
+            return Tally(read=len(data.splitlines()), published=len(data.splitlines()))
+
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    fake = _Growing()
+    err_out = io.StringIO()
+    asyncio.run(watch(fake, tmp_path, interval=0.05, idle_exit=0.5, out=err_out))  # type: ignore[arg-type]
+    assert fake.lines == [1, 2, 3]
+    assert len((tmp_path / "done" / "a.jsonl").read_text().splitlines()) == 3
+    assert fake.err.getvalue().count("changed while it was read; left in place") == 2
 
 
 def test_unreadable_files_stop_the_run_before_kafka_naming_each(tmp_path: Path) -> None:
