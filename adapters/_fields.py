@@ -90,7 +90,9 @@ def key_name(key: str) -> str:
 def text(value: Any, field: str, limit: int, *, required: bool = False, multiline: bool = False) -> str | None:
     """Trimmed text in NFC (accents composed, so 'Núñez' compares equal however it was typed).
 
-    Empty means absent. Whitespace runs collapse to one space, except in multi-line free text,
+    Empty means absent. A JSON whole number is taken as its digits; any other number is refused (``1.0``
+    and ``1e3`` are not what anyone typed for a name or a reference, and two of them can read alike).
+    Whitespace runs collapse to one space, except in multi-line free text,
     where line breaks are kept. Control characters are refused: they are binary junk or a
     wrong encoding, never something staff typed.
     """
@@ -99,8 +101,9 @@ def text(value: Any, field: str, limit: int, *, required: bool = False, multilin
             if required:
                 raise _missing(field)
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fail(INVALID, f"{field} must be text, got {type(value).__name__}")
+        if type(value) is not int:  # a whole number typed without quotes (a document number) reads as its digits
+            kind = "a number with a fraction or an exponent" if isinstance(value, float) else type(value).__name__
+            raise fail(INVALID, f"{field} must be text, got {kind}")
         value = str(value)
     if not unicodedata.is_normalized("NFC", value):
         value = unicodedata.normalize("NFC", value)

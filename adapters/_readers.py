@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from adapters._fields import DUPLICATE_KEY, ENCODING, INVALID, SYNTAX, TOO_LONG, TRUNCATED, fail
 from puente.errors import AdapterError
-from puente.strict import DuplicateKey, no_constants, unique_keys
+from puente.strict import DuplicateKey, finite_float, no_constants, unique_keys
 
 BOM = codecs.BOM_UTF8
 
@@ -105,7 +105,7 @@ def _is_utf8(raw: bytes) -> bool:
 
 
 # One decoder for every record: json.loads with arguments builds a new one per call.
-_DECODER = json.JSONDecoder(parse_constant=no_constants, object_pairs_hook=unique_keys)
+_DECODER = json.JSONDecoder(parse_constant=no_constants, parse_float=finite_float, object_pairs_hook=unique_keys)
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]', re.DOTALL)
 
 

@@ -17,7 +17,8 @@ starting with '{' at the beginning of a line (a folder may also hold one per fil
       "marcado": {"clasificacion": "CONFIDENCIAL", "difusion": ["COL", "USA"], "manejo": "H0", "calificacion": "B2"}
     }
 
-Crew members with ``"detenido": false`` (rescued, released at sea) are not detainees.
+Crew members with ``"detenido": false`` (rescued, released at sea) are not detainees; ``true`` or no
+``detenido`` means detained, and any other value (``"no"``, ``0``, null) refuses the document.
 
 Those are the keys the adapter reads (``KEYS``), at every level; any other key refuses the
 document, naming it, unless ``agencies.yaml`` lists its path under SENAN's ``ignored_keys``
@@ -76,6 +77,18 @@ def crew_member(c: Any, i: int, ctx: Context) -> dict[str, Any]:
                      seq(c, "documentos", f"{field}.documentos", limit=5), field, ctx)
 
 
+def _detained(c: Any, i: int) -> bool:
+    """Whether crew member ``i`` is a detainee: ``"detenido"`` true, or absent (the export's default); false
+    leaves them out. Anything else refuses the document: "no", 0 or "false" read as true would send a rescued
+    person's name and documents to partners as a detainee's."""
+    if not isinstance(c, dict):
+        return True  # crew_member refuses it, by position
+    flag = c.get("detenido", True)
+    if type(flag) is not bool:
+        raise f.fail(f.INVALID, f"tripulacion[{i}].detenido must be true or false (JSON), got {type(flag).__name__}")
+    return flag
+
+
 def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """One interdiction document -> a SEIZURE alert (pure)."""
     zone, limits = ctx.profile.zone, ctx.limits
@@ -92,8 +105,7 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
              for i, c in enumerate(seq(doc, "carga", "carga", required=True))]
     vessel = obj(doc, "embarcacion", "embarcacion")
     crew = seq(doc, "tripulacion", "tripulacion", limit=60)
-    detained = [crew_member(c, i, ctx) for i, c in enumerate(crew) if not (isinstance(c, dict)
-                                                                          and c.get("detenido") is False)]
+    detained = [crew_member(c, i, ctx) for i, c in enumerate(crew) if _detained(c, i)]
     # The summary keeps the agency's words for the first item, as cleaned when they were checked above (control
     # characters and odd line breaks that text() folds as whitespace must not come back raw).
     first = seq(doc, "carga", "carga")[0]

@@ -2,8 +2,8 @@
 
 ``json.loads`` keeps the last of two equal keys and reads ``NaN`` and ``Infinity``; on a marking
 or in a key file that silently changes what a document means. Every reader of JSON that comes
-from outside Puente (agency exports, alert files, key files) uses ``unique_keys`` and
-``no_constants`` here, and every file a person names is opened by ``open_regular``
+from outside Puente (agency exports, alert files, key files) uses ``unique_keys``,
+``no_constants`` and ``finite_float`` here, and every file a person names is opened by ``open_regular``
 (``read_bounded``). Text that hides what it says is found by ``unseen_mark``, less the glue of real emoji
 (``emoji_unglued``), and a time zone that is no place's refused by ``known_zone``. Bottom layer: no Puente
 imports.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import math
 import os
 import re
 import stat
@@ -323,6 +324,15 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def no_constants(name: str) -> Any:
     """``parse_constant``: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON numbers."""
     raise ValueError(f"{name} is not a JSON number")
+
+
+def finite_float(text: str) -> float:
+    """``parse_float``: a number too large for a float (``1e999``) is refused, not read as infinity (which
+    would then pass for a value: the text "inf", a quantity no bound compares). The message has no digits."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number too large to be read")
+    return value
 
 
 class TooLarge(ValueError):

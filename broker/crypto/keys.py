@@ -58,7 +58,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker.crypto.edwards import strong_point
 from puente.errors import KeyMaterialError
-from puente.strict import DuplicateKey, no_constants, unique_keys
+from puente.strict import DuplicateKey, finite_float, no_constants, unique_keys
 
 KEY_LEN = 32
 BROKER_OWNER = "broker"
@@ -367,7 +367,7 @@ def record_to_json(record: KeyRecord) -> bytes:
 def record_from_json(data: bytes, *, key_id: str) -> KeyRecord:
     """Parse and check a key file's contents that should hold ``key_id``."""
     try:
-        doc = json.loads(data, object_pairs_hook=unique_keys, parse_constant=no_constants)
+        doc = json.loads(data, object_pairs_hook=unique_keys, parse_constant=no_constants, parse_float=finite_float)
     except DuplicateKey as dup:
         raise KeyMaterialError(f"key {key_id}: field {dup.key[:40]!r} appears twice in the file") from None
     except (UnicodeDecodeError, ValueError):

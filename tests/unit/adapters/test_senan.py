@@ -86,3 +86,33 @@ def test_cargo_must_be_known_and_positive(reason: Callable[..., str]) -> None:
     assert reason("senan", cargo(cantidad=-5)) == f.NEGATIVE
     assert reason("senan", cargo(cantidad=0)) == f.INVALID
     assert reason("senan", _docs(dict(DOC, carga=[]))) == f.MISSING_FIELD
+
+
+def test_detenido_is_a_json_boolean_or_absent(one: Callable[..., dict[str, Any]], reason: Callable[..., str],
+                                               run: Callable[..., list[Any]]) -> None:
+    """"no", 0, "false" or null would have read as detained, sending a rescued person's name and documents to
+    partners as a detainee's: each refuses the document, naming the field, never the value."""
+    crew = DOC["tripulacion"]
+    assert one("senan", _docs(DOC))["payload"]["persons_detained"] == 1
+    assert one("senan", _docs(dict(DOC, tripulacion=[crew[0], {**crew[1], "detenido": True}])))[
+        "payload"]["persons_detained"] == 2
+    for flag in ("no", 0, "false", None, "sí"):
+        results = run("senan", _docs(dict(DOC, tripulacion=[crew[0], {**crew[1], "detenido": flag}])))
+        assert results[0].error is not None and results[0].error.reason == f.INVALID
+        assert "tripulacion[1].detenido must be true or false" in str(results[0].error)
+
+
+def test_a_number_too_large_for_a_float_is_refused_not_read_as_inf(run: Callable[..., list[Any]]) -> None:
+    """1e999 was read as infinity, then as the text "inf": two records with 1e999 and 2e400 for their
+    reference got one alert id. A number where text is wanted is taken only as a whole number's digits."""
+    raw = json.dumps(dict(DOC, numero_operacion="X")).replace('"X"', "1e999").encode() + b"\n"
+    results = run("senan", raw)
+    assert results[0].error is not None and results[0].error.reason == f.SYNTAX
+    assert "too large" in str(results[0].error) and "999" not in str(results[0].error)
+    for number in ("12.5", "1e3"):
+        raw = json.dumps(dict(DOC, numero_operacion="X")).replace('"X"', number).encode() + b"\n"
+        results = run("senan", raw)
+        assert results[0].error is not None and results[0].error.reason == f.INVALID
+        assert "numero_operacion must be text, got a number with a fraction or an exponent" in str(results[0].error)
+    whole = run("senan", json.dumps(dict(DOC, numero_operacion=20261103)).encode() + b"\n")
+    assert whole[0].alert is not None and whole[0].alert["alert_id"] == "SENAN:20261103"
