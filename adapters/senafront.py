@@ -24,7 +24,7 @@ from adapters import _fields as f
 from adapters._codes import norm_key
 from adapters._readers import Item, csv_rows
 from adapters.config import Context
-from adapters.core import Adapter, alert, alert_id, location, lookup, markings
+from adapters.core import Adapter, alert, alert_id, location, lookup, markings, names
 from puente.errors import AdapterError
 
 # Canonical column -> the headers battalions write for it (in norm_key form).
@@ -171,7 +171,8 @@ def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
     release = (row.get("release") or "").strip()
     if norm_key(release) in DOMESTIC:
         over["releasable_to"] = []
-        over["caveats"] = [*(over["caveats"] or ctx.profile.markings.caveats), "PANAMA_ONLY"]
+        given = names(over["caveats"], "caveats", ctx.vocab.caveats)  # a cell "LES;NOFORN": codes, not letters
+        over["caveats"] = [*(ctx.profile.markings.caveats if given is None else given), "PANAMA_ONLY"]
     elif release:
         over["releasable_to"] = release
     label = LABELS[event] + (f" de {headcount} personas" if headcount else "")

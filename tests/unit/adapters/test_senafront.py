@@ -48,6 +48,9 @@ def test_marking_columns_override_and_solo_panama_adds_the_caveat(one: Callable[
         "CONFIDENCIAL", ["COL", "USA"], "H1")
     domestic = one("senafront", _csv(ROW[:-4] + ";;SOLO PANAMÁ;;"))["markings"]
     assert domestic["releasable_to"] == [] and domestic["caveats"] == ["LES", "PANAMA_ONLY"]
+    # A caveat cell beside it is read as codes (it was taken letter by letter, and the report refused).
+    both = one("senafront", _csv(ROW[:-4] + ";;SOLO PANAMÁ;;;LES, ORCON", header=HEADER + ";Advertencias"))
+    assert both["markings"]["caveats"] == ["LES", "ORCON", "PANAMA_ONLY"]
 
 
 def test_report_date_without_time_is_not_before_the_event(one: Callable[..., dict[str, Any]]) -> None:
