@@ -78,7 +78,7 @@ def open_dropped(path: Path) -> tuple[BinaryIO, tuple[int, int, int, int]]:
     except BaseException:
         os.close(fd)
         raise
-    return io.BufferedReader(_Prefix(raw, st.st_size), 1 << 16), _identity(st)  # type: ignore[return-value]
+    return io.BufferedReader(_Prefix(raw, st.st_size), 1 << 16), _identity(st)
 
 
 def unchanged(path: Path, stream: BinaryIO, identity: tuple[int, int, int, int]) -> bool:
