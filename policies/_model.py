@@ -157,7 +157,23 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 
 class _Model(BaseModel):
+    """Every policy document's shape: unknown keys refused, and a key given no value refused too.
+
+    YAML reads ``area:`` with nothing after it as null, and null is what "no condition" is made of: a
+    file that seems to restrict (``area:  # DARIEN only``, ``min_grading:  # pending the annex``) would
+    restrict nothing. A key left out means its default; a key present must say something."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_blank_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if value is None and key in cls.model_fields:
+                    raise ValueError(f"{key} has no value: give one, or leave the key out (an empty key is "
+                                     "not read as 'no condition')")
+        return data
 
 
 class Effect(StrEnum):
@@ -342,6 +358,13 @@ class Cover(_Model):
     # it with a message that says what to write instead.
     others: Literal["keep", "drop"] = "drop"
     fields: dict[str, Annotated[FieldRule, BeforeValidator(_bare_action)]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _when_says_something(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("when") == {}:
+            raise ValueError("when has no condition: give one, or leave when out (the cover then has none)")
+        return data
 
 
 class MinGrading(_Model):

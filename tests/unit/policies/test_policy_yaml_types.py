@@ -255,3 +255,24 @@ def test_an_area_coordinate_must_be_a_number(policy_copy: Any) -> None:
 def test_the_shipped_policy_still_reads_its_numbers_and_flags() -> None:
     policy = load_policy_set()
     assert policy.version.startswith("sha256:")
+
+
+@pytest.mark.parametrize(("old", "new", "key"), [
+    ("      area:\n        provinces: [DARIEN, GUNA_YALA, EMBERA_WOUNAAN]\n"
+     "        border_sectors: [DARIEN_PUERTO_OBALDIA, DARIEN_JAQUE, DARIEN_PALO_DE_LAS_LETRAS, GUNA_YALA_LA_MIEL]\n",
+     "      area:   # DARIEN, GUNA_YALA only (annex II)\n", "area"),
+    ("min_grading: {reliability: C, credibility: 3}", "min_grading:   # pending the annex", "min_grading"),
+    ("      categories: [DRUGS, ARMS, AMMUNITION, CASH]", "      categories:   # to be agreed", "categories"),
+    ("      watchlist: {risk_levels: [HIGH, CRITICAL], or_own_list: true}", "      watchlist: ~", "watchlist"),
+    ("    when:\n      area:\n        provinces: [DARIEN, GUNA_YALA, EMBERA_WOUNAAN]\n"
+     "        border_sectors: [DARIEN_PUERTO_OBALDIA, DARIEN_JAQUE, DARIEN_PALO_DE_LAS_LETRAS, GUNA_YALA_LA_MIEL]\n"
+     "      event_types: [CROSSING, MIGRANT_FLOW, ARMED_GROUP_SIGHTING, CLASH, CLANDESTINE_AIRSTRIP]\n",
+     "    when: {}   # annex II areas only\n", "when"),
+])
+def test_a_key_given_no_value_is_refused_not_read_as_no_condition(policy_copy: Any, old: str, new: str,
+                                                                   key: str) -> None:
+    """YAML reads a key with nothing after it as null, and null is what "no condition" is made of: a file
+    that seems to restrict (a comment where the list was) would deliver everything. Refused, naming the key."""
+    policy_copy.replace(AGREEMENT, old, new)
+    problem = _problem(policy_copy)
+    assert f"{key} has no value" in problem or f"{key} has no condition" in problem
