@@ -156,6 +156,11 @@ CalendarDate = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 
 
+MIN_GRID = 0.001
+"""The finest grid ``generalise`` may round a number to (a coordinate: about 110 m). A finer one would hand
+over the value as it was while the decision, the audit and ``policy explain`` all said it was coarsened."""
+
+
 class _Model(BaseModel):
     """Every policy document's shape: unknown keys refused, and a key given no value refused too.
 
@@ -229,7 +234,7 @@ class ViewSettings(_Model):
     mask: Annotated[str, StringConstraints(min_length=1, max_length=16)] = "■■■"
     pseudonym_prefix: Annotated[str, StringConstraints(min_length=1, max_length=8)] = "ps:"
     pseudonym_length: WholeNumber = Field(default=16, ge=12, le=52)
-    grid: Number = Field(default=0.1, gt=0, le=10)
+    grid: Number = Field(default=0.1, ge=MIN_GRID, le=10)
 
 
 class Envelope(_Model):
@@ -309,7 +314,7 @@ def _bare_action(value: Any) -> Any:
 
 class FieldRule(_Model):
     action: Action
-    grid: OptionalNumber = Field(default=None, gt=0, le=10)  # generalise a number to this grid
+    grid: OptionalNumber = Field(default=None, ge=MIN_GRID, le=10)  # generalise a number to this grid
     to: Literal["year", "day", "hour"] | None = None  # generalise a date or a timestamp
     domain: Code | None = None  # pseudonymise: values in the same domain get the same pseudonym
     why: Text | None = None

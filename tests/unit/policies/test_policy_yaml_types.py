@@ -276,3 +276,11 @@ def test_a_key_given_no_value_is_refused_not_read_as_no_condition(policy_copy: A
     policy_copy.replace(AGREEMENT, old, new)
     problem = _problem(policy_copy)
     assert f"{key} has no value" in problem or f"{key} has no condition" in problem
+
+
+def test_a_grid_finer_than_the_floor_is_refused(policy_copy: Any) -> None:
+    """grid: 0.0000001 kept the patrol's exact position while the audit said "generalise": refused."""
+    policy_copy.replace(AGREEMENT, "location.latitude: {action: generalise, grid: 0.01,",
+                        "location.latitude: {action: generalise, grid: 0.0000001,")
+    problem = _problem(policy_copy)
+    assert "grid" in problem and "0.001" in problem
