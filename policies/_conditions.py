@@ -89,14 +89,16 @@ def _event_types(types: frozenset[str]) -> Condition:
 
 def _watchlist(levels: frozenset[str], own_list: bool) -> Condition:
     """A hit at one of ``levels``, or (``own_list``) on a list the partner itself keeps: one its
-    ``watchlists`` name. Not a list its country keeps: two partners of one country keep their own
-    lists, and ``list_owner`` is what the publishing agency says (PAN for any national list)."""
+    ``watchlists`` name, and whose keeper the publishing agency gives as the partner's country
+    (``list_owner``). Both, because neither alone says it: two partners of one country keep their own
+    lists, and partners.yaml is another file than the agreement, edited by others: a partner naming
+    INTERPOL's list, or Panama's, must not widen "high and critical only" to every hit on it."""
 
     def check(alert: Mapping[str, Any], partner: PartnerLike) -> str | None:
         hit = alert["payload"]
         if hit["risk_level"] in levels:
             return None
-        if own_list and hit["list_name"] in partner.watchlists:
+        if own_list and hit["list_name"] in partner.watchlists and hit.get("list_owner") == partner.country:
             return None
         tail = " and the list is not the partner's own" if own_list else ""
         return f"risk {hit['risk_level']} is below the agreed levels{tail}"
