@@ -23,7 +23,9 @@ JSON-lines copy (``out``) gets every view the store took (RECEIVED) and every re
 (RECALLED), never one it refused or already held, and is the reader's to honour: nothing can
 recall a line once written, so the store marks each alert it wrote there, and a recall of a marked
 alert (whichever run, with or without ``out``, receives it) says ``RECALL_PASSED_ON``, which is no
-acknowledgement.
+acknowledgement. Nor is ``RECALL_NOT_HELD``: a recall of an alert the store never held, on a feed partition
+it took over mid-stream from another store (another instance's, or one left under another ``--instance``),
+which may hold it.
 The store is purged (expiry, the agreements' retention) when the subscriber starts and at most
 every ``PURGE_EVERY_S`` after.
 
@@ -155,6 +157,9 @@ INSTANCE_RULE = "--instance must be 1-64 letters, digits, '-', '_' or '.'"
 # The receipt status of a recall applied to the store while an --out copy keeps earlier lines: not
 # an acknowledgement, since the text still exists outside the store.
 RECALL_PASSED_ON = "RECALL_PASSED_ON"
+# The receipt status of a recall of an alert this store never held, on a feed partition it took over from another
+# store mid-stream: that store may hold the alert, so this is no acknowledgement either.
+RECALL_NOT_HELD = "RECALL_NOT_HELD"
 _PASSED_ON = frozenset({Outcome.RECEIVED.value, Outcome.RECALLED.value})  # what --out gets
 PURGE_EVERY_S = 300.0  # the store is purged at start and then at most this often
 RECEIPT_TXN_TIMEOUT_S = 60.0  # a crashed subscriber's open receipts are aborted by Kafka after this
@@ -483,6 +488,10 @@ class Subscriber:
             owner: Owner = ("store" if tag == self.commit_tag else
                             "instance" if tag.startswith(f"{self.instance}|") else "other")
             stored = store.feed_offset(tp.topic, tp.partition)
+            if owner == "other" and committed is not None and (stored is None or stored < committed):
+                # What came before the group's offset went to another store: its alerts' recalls are not ours to
+                # acknowledge (``_apply``).
+                store.note_taken_over(tp.topic, tp.partition, committed)
             start = (await feed.beginning_offsets([tp]))[tp] if stored is None and owner == "instance" else None
             at = resume_at(stored, committed, start, owner)
             if at is None or tp not in feed.assignment():
@@ -696,6 +705,13 @@ class Subscriber:
         if self.store is None:
             return Outcome.RECEIVED.value, False
         applied = self.store.apply(delivery, now)
+        if applied.outcome is Outcome.RECALLED and applied.held_version is None:
+            topic, partition, _ = delivery.feed.rsplit(":", 2)
+            if self.store.taken_over(topic, int(partition)):
+                self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} recalled, but this store never held "
+                             f"it and took {topic}[{partition}] over from another store, which may: "
+                             f"{RECALL_NOT_HELD}, no acknowledgement (apply the recall there)")
+                return RECALL_NOT_HELD, applied.passed_on
         if applied.outcome is Outcome.SUPERSEDED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} is older than "
                          f"version {applied.held_version}, already received; ignored")

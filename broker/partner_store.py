@@ -321,6 +321,7 @@ _ALERT_COLUMNS = ("alert_id, alert_type, version, state, action, view, first_ms,
                   "expires_ms, recall_reason, recalled_ms, passed_on, review_ms")  # layout 3's (purged_ms came in 5)
 _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint of a receipt chain
 _FEED_KEY = "feed-offset:"  # meta key prefix: the next feed offset of a partition, as the store applied it
+_PARTIAL_KEY = "feed-partial:"  # meta key prefix: a partition this store took over mid-stream, and from where
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
             "recall_reason, recalled_ms, review_ms, purged_ms")
 
@@ -521,6 +522,22 @@ class PartnerStore:
         with self._sql("keeping the feed offsets"):
             self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", rows)
+
+    def note_taken_over(self, topic: str, partition: int, at: int) -> None:
+        """Remember for good that this store read feed partition ``topic[partition]`` from offset ``at`` on after
+        another store had read what came before (a partition handed over by another subscriber instance, or the
+        group's offsets committed under another ``--instance``). Alerts delivered there before ``at`` are in that
+        store, not this one: a recall of one this store never held is not this store's to acknowledge
+        (``taken_over``). The first offset noted stays."""
+        with self._sql("noting a feed partition taken over"):
+            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                               (f"{_PARTIAL_KEY}{topic}[{partition}]", str(at)))
+
+    def taken_over(self, topic: str, partition: int) -> bool:
+        """Whether this store ever read ``topic[partition]`` from where another store left it (``note_taken_over``)."""
+        with self._sql("reading the feed offsets"):
+            return self._conn.execute("SELECT 1 FROM meta WHERE key = ?",
+                                      (f"{_PARTIAL_KEY}{topic}[{partition}]",)).fetchone() is not None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,8 +15,8 @@ from aiokafka import errors as aiokafka_errors
 from aiokafka.structs import OffsetAndMetadata
 
 from broker.kafka import KafkaConnection, offsets_visible
-from broker.partner import Subscriber, _Handover
-from broker.partner_store import PartnerStore
+from broker.partner import RECALL_NOT_HELD, Subscriber, _Handover
+from broker.partner_store import Delivery, PartnerStore
 
 TP = TopicPartition("t.feed.COL", 1)
 
@@ -223,4 +224,29 @@ async def test_a_partition_another_instance_read_on_is_not_read_again(tmp_path: 
     await _Handover(sub, feed).on_partitions_assigned({TP0, TP})  # type: ignore[arg-type]
     assert sub._resume_failed is None and feed.seeks == {TP: 10} and feed.held == set()
     assert sub.commit_tag == f"b|{store.store_id}"
+    assert store.taken_over(TP0.topic, 0) and not store.taken_over(TP.topic, 1)
+    store.close()
+
+
+def test_a_recall_of_an_alert_another_store_may_hold_is_not_acknowledged(tmp_path: Path) -> None:
+    """On a partition taken over from another instance's store, a recall of an alert this store never held says
+    RECALL_NOT_HELD (that store may hold it), not RECALLED; one of an alert it held, or on a partition it read
+    whole, is RECALLED as before."""
+    sub, store = _with_store(tmp_path, instance="b")
+    notes: list[str] = []
+    sub.on_note = notes.append
+    store.note_taken_over(TP0.topic, 0, 50)
+    now = datetime.now(UTC)
+
+    def recall(alert_id: str, feed: str) -> str:
+        d = Delivery(alert_id, "SEIZURE", 2, "RECALL", "ERROR", feed, None, None, None)
+        with store.transaction():
+            return sub._apply(d, now)[0]
+
+    assert recall("SNM:A", f"{TP0.topic}:0:60") == RECALL_NOT_HELD
+    assert "never held it and took t.feed.COL[0] over from another store" in notes[-1]
+    assert recall("SNM:B", f"{TP.topic}:1:60") == "RECALLED"
+    with store.transaction():
+        store.apply(Delivery("SNM:C", "SEIZURE", 1, None, None, f"{TP0.topic}:0:61", None, None, "{}"), now)
+    assert recall("SNM:C", f"{TP0.topic}:0:62") == "RECALLED"
     store.close()
