@@ -47,8 +47,9 @@ Receipt chains of several partners
 share the access topic's partitions: a subscriber reads its chain's head only once every
 transaction open on its partition has ended, so another writer's open transaction never hides
 its own last receipts (see ``wait_settled``). What is written to the JSON-lines copy is at least
-once: a crash after writing a batch and before its commit writes those alerts again on restart
-(with one receipt each, as before).
+once: each batch's lines are synced to disk before its Kafka commit, and a crash after writing a
+batch and before its commit writes those alerts again on restart (with one receipt each, as
+before), after cutting off a last line the crash cut short (``open_copy``).
 
 Fail closed. A subscriber extends its chain only from a head it can verify as its own (a
 checkpoint signed by one of the partner's receipt keys): receipts someone else appended are never
@@ -68,7 +69,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
+import stat
 import sys
 import time
 import zlib
@@ -619,6 +622,7 @@ class Subscriber:
             if out is not None and lines:
                 out.write("".join(lines))
                 out.flush()
+                durable(out)  # a power cut after the Kafka commit must not lose lines never to come again
             # The store has committed; what it deleted must be gone from its files before a RECALLED
             # receipt says so. If a reader keeps the WAL from being cleared, the Kafka transaction is
             # aborted instead: the batch comes again, and the version rule makes that harmless.
@@ -726,6 +730,42 @@ class Subscriber:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} refused: its "
                          f"originator recalled it (version {applied.held_version})")
         return applied.outcome.value, applied.passed_on
+
+
+def open_copy(path: Path, on_note: Callable[[str], None]) -> TextIO:
+    """The ``--out`` copy at ``path``, opened to append (made 0600 when missing). A line a crash cut short at its
+    end is cut off first, with a note: its batch was never committed, so it comes again whole (each line is
+    written, flushed and synced before its batch's Kafka commit: ``durable``)."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        end = size
+        while end > 0:  # back to the last newline, a block at a time
+            block = os.pread(fd, min(end, 1 << 16), max(0, end - (1 << 16)))
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                end = end - len(block) + cut + 1
+                break
+            end -= len(block)
+        if end < size:
+            os.ftruncate(fd, end)
+            os.fsync(fd)
+            on_note(f"{path}: its last {size - end} byte(s) were a line a crash cut short; cut off (that batch was "
+                    "never committed, so its lines come again)")
+        return open(fd, "a", encoding="utf-8", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def durable(out: TextIO) -> None:
+    """Sync ``out`` to disk when it is a file (standard output, a pipe, is the reader's to keep)."""
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.fsync(fd)
 
 
 Owner = Literal["store", "instance", "other"]

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from broker.partner import DEFAULT_INSTANCE, Subscriber, subscriber_for
+from broker.partner import DEFAULT_INSTANCE, Subscriber, open_copy, subscriber_for
 from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
 from puente import logs
@@ -88,7 +88,7 @@ def _subscribe(args: argparse.Namespace) -> int:
     out: TextIO | None = None
     try:
         if args.out is not None:
-            out = sys.stdout if str(args.out) == "-" else open(args.out, "a", encoding="utf-8")  # noqa: SIM115
+            out = sys.stdout if str(args.out) == "-" else open_copy(args.out, sub.on_note)
         run(_follow(sub, out, args.follow))
     finally:
         if out is not None and out is not sys.stdout:
