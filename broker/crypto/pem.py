@@ -10,7 +10,8 @@ name; the id's role says which key type the PEM must hold:
     pseudo        none: a pseudonym key has no public half and never leaves the broker
 
 Anything else is refused with one line naming the file: another key type, a private key (of any
-PEM flavour), more than one PEM block, text that is not PEM, an X25519 public key of low order
+PEM flavour), more than one PEM block (whatever its label or case), text before or after the block
+(a line ending in CRLF is fine), a block that is not the DER encoding of one key, an X25519 public key of low order
 (nothing could be sealed to it or agreed with it), or an Ed25519 public key of small order or not
 canonically encoded (anyone could forge signatures under it: ``broker.crypto.edwards``). Messages
 never quote the input.
@@ -18,6 +19,7 @@ never quote the input.
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import datetime
 
@@ -27,13 +29,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     PublicFormat,
-    load_pem_public_key,
+    load_der_public_key,
 )
 
 from broker.crypto.keys import KeyRecord, check_ed25519_public, check_x25519_public, ed25519_public_key, parse_key_id
 from puente.errors import KeyMaterialError
 
-_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_BEGIN = re.compile(rb"-----\s*BEGIN\s*([^-\r\n]{0,40})-----", re.IGNORECASE)  # any label, any case: counted
+_PUBLIC = re.compile(rb"-----BEGIN PUBLIC KEY-----\n((?:[^-\n][^\n]*\n)+)-----END PUBLIC KEY-----")
 _TYPES = {"X25519": X25519PublicKey, "Ed25519": Ed25519PublicKey}
 
 
@@ -58,15 +61,22 @@ def public_from_pem(data: bytes, *, key_id: str, created_at: datetime, source: s
     expected = kind.algorithm
     if expected is None:
         raise KeyMaterialError(f"{source}: key {key_id} is a {kind} key, which has no public half to import")
-    blocks = [m.group(1).decode("ascii") for m in _BEGIN.finditer(data)]
-    if any("PRIVATE" in label for label in blocks):
+    blocks = [m.group(1).decode("ascii", "replace") for m in _BEGIN.finditer(data)]
+    if any("PRIVATE" in label.upper() for label in blocks):
         raise KeyMaterialError(f"{source}: holds a private key; import only the other side's public half "
                                "(PEM SubjectPublicKeyInfo, BEGIN PUBLIC KEY), and keep private keys where they are")
-    if blocks != ["PUBLIC KEY"]:
-        found = "no PEM block" if not blocks else f"PEM block(s) {', '.join(repr(b[:30]) for b in blocks[:3])}"
-        raise KeyMaterialError(f"{source}: expected one PEM 'PUBLIC KEY' block (SubjectPublicKeyInfo), found {found}")
+    whole = _PUBLIC.fullmatch(data.replace(b"\r\n", b"\n").strip())
+    if blocks != ["PUBLIC KEY"] or whole is None:
+        found = ("no PEM block" if not blocks else
+                 f"PEM block(s) {', '.join(repr(b[:30]) for b in blocks[:3])}" if blocks != ["PUBLIC KEY"] else
+                 "text before or after the block")
+        raise KeyMaterialError(f"{source}: expected one PEM 'PUBLIC KEY' block (SubjectPublicKeyInfo) and nothing "
+                               f"else, found {found}")
     try:
-        key = load_pem_public_key(data)
+        der = base64.b64decode(b"".join(whole.group(1).split()), validate=True)
+        key = load_der_public_key(der)
+        if key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) != der:
+            raise ValueError("not DER")  # one key, one encoding: nothing rides along inside the block
     except (ValueError, TypeError):  # from None: the failing input stays out of the chain
         raise KeyMaterialError(f"{source}: not a valid PEM public key (SubjectPublicKeyInfo)") from None
     except UnsupportedAlgorithm:

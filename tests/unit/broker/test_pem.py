@@ -50,6 +50,12 @@ def test_a_public_half_round_trips_through_pem(kind: KeyKind, owner: str) -> Non
         record.key_id, kind, record.public, None, LATER)
 
 
+def test_a_pem_with_windows_line_ends_or_blank_lines_around_it_still_imports() -> None:
+    for data in (X_PEM.replace(b"\n", b"\r\n"), b"\n\n" + X_PEM + b"\n  \n"):
+        assert public_from_pem(data, key_id="COL-enc-2026a", created_at=NOW, source="f.pem").public == \
+            public_from_pem(X_PEM, key_id="COL-enc-2026a", created_at=NOW, source="f.pem").public
+
+
 def test_a_pseudonym_key_has_nothing_to_export_or_import() -> None:
     """A pseudonym key has no public half: exporting or importing one is refused, naming the key."""
     with pytest.raises(KeyMaterialError, match="PAN-USA-pseudo-2026a: a pseudonym key has no public half"):
@@ -87,6 +93,14 @@ def _private_pems() -> list[bytes]:
         ("COL-enc-2026a", X_PEM[:40] + X_PEM[50:], "not a valid PEM public key"),
         ("COL-enc-2026a", X_PEM.replace(_body(X_PEM)[5:9].encode(), b"AAAA"), "not a valid PEM public key"),
         *(("COL-enc-2026a", pem, "holds a private key") for pem in _private_pems()),
+        # Text around the block, or a second block the label pattern did not see: the file is the key, nothing else.
+        ("COL-enc-2026a", b"trailing garbage\n" + X_PEM, "found text before or after the block"),
+        ("COL-enc-2026a", X_PEM + b"#!/bin/sh\n", "found text before or after the block"),
+        ("COL-enc-2026a", X_PEM + ED_PEM.replace(b"PUBLIC KEY", b"public key"), "expected one PEM 'PUBLIC KEY' block"),
+        ("COL-enc-2026a", X_PEM + ED_PEM.replace(b"PUBLIC KEY", b"PUBLIC-KEY"), "expected one PEM 'PUBLIC KEY' block"),
+        ("COL-enc-2026a", X_PEM + ED_PEM.replace(b"PUBLIC KEY", b"PUBLIC\tKEY"), "expected one PEM 'PUBLIC KEY' block"),
+        ("COL-enc-2026a", X_PEM + b"-----begin private key-----\nAAAA\n-----end private key-----\n",
+         "holds a private key"),
     ],
 )
 def test_wrong_files_are_refused_naming_the_file_never_the_key(key_id: str, data: bytes, problem: str) -> None:
