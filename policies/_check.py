@@ -223,6 +223,10 @@ def _check_when(doc: Doc[Agreement], i: int, cover: Cover, fields: Mapping[str, 
             yield Finding(where, "invalid", f"{cover.rule}: {', '.join(unknown)} not in the schema's {path} values")
 
 
+GRID_FIELDS = frozenset({"location.latitude", "location.longitude"})
+"""The numbers ``generalise`` rounds to a grid: positions, in degrees, no finer than ``MIN_GRID``."""
+
+
 def rule_problem(info: FieldInfo, rule: FieldRule, envelope: Envelope) -> str | None:
     """Why a field rule cannot apply to a field of this kind, or None when it can."""
     action, path = rule.action, info.path
@@ -240,6 +244,11 @@ def rule_problem(info: FieldInfo, rule: FieldRule, envelope: Envelope) -> str | 
         return f"{path} holds {info.kind} values; only text can be {action.past}"
     if action is Action.GENERALISE:
         if info.kind in ("double", "float"):
+            if path not in GRID_FIELDS:
+                # A grid is in degrees, and MIN_GRID is set for a position: on a score or a quantity the same
+                # floor can hand over the value exactly while the audit says it was coarsened.
+                return (f"{path}: only a coordinate ({', '.join(sorted(GRID_FIELDS))}) is generalised to a grid "
+                        "(degrees); keep or drop this field")
             return "a coordinate is generalised with grid, not to" if rule.to else None
         if info.kind == "date":
             if rule.grid is not None or rule.to not in (None, "year"):

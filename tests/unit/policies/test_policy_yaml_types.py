@@ -284,3 +284,14 @@ def test_a_grid_finer_than_the_floor_is_refused(policy_copy: Any) -> None:
                         "location.latitude: {action: generalise, grid: 0.0000001,")
     problem = _problem(policy_copy)
     assert "grid" in problem and "0.001" in problem
+
+
+def test_only_a_coordinate_generalises_to_a_grid(policy_copy: Any) -> None:
+    """A match score of 0.87 on a grid of 0.001 goes out as it is while the audit says "generalise": a grid is
+    for positions, in degrees; any other number is kept or dropped."""
+    policy_copy.replace("agreements/pan-usa.yaml", "payload.match_score: keep",
+                        "payload.match_score: {action: generalise, grid: 0.001}")
+    with pytest.raises(PolicyError) as caught:
+        policy_copy.load()
+    assert "payload.match_score: only a coordinate (location.latitude, location.longitude) is generalised to a " \
+           "grid" in str(caught.value)
