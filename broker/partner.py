@@ -496,6 +496,8 @@ class Subscriber:
                 # acknowledge (``_apply``).
                 store.note_taken_over(tp.topic, tp.partition, committed)
             start = (await feed.beginning_offsets([tp]))[tp] if stored is None and owner == "instance" else None
+            if start:  # this instance's other store read what retention has deleted since: the same, from there
+                store.note_taken_over(tp.topic, tp.partition, start)
             at = resume_at(stored, committed, start, owner)
             if at is None or tp not in feed.assignment():
                 continue
@@ -703,19 +705,32 @@ class Subscriber:
                             partition=part)
         return unread
 
+    def _held_elsewhere(self, delivery: Delivery, held_version: int | None) -> bool:
+        """Whether a recall the store took is another store's to acknowledge: one of an alert found so before (the
+        same record read again, a second recall), or of one this store holds nothing of, on a feed partition it
+        took over mid-stream (``PartnerStore.note_taken_over``)."""
+        store = self.store
+        if store is None:
+            return False
+        if store.held_elsewhere(delivery.alert_id):
+            return True
+        if held_version is not None:
+            return False
+        topic, partition, _ = delivery.feed.rsplit(":", 2)
+        return store.taken_over(topic, int(partition))
+
     def _apply(self, delivery: Delivery, now: datetime) -> tuple[str, bool]:
         """The receipt status of one opened record: what the store made of it (RECEIVED without a store),
         and whether a copy of its alert went beyond the store before (``PartnerStore.mark_passed_on``)."""
         if self.store is None:
             return Outcome.RECEIVED.value, False
         applied = self.store.apply(delivery, now)
-        if applied.outcome is Outcome.RECALLED and applied.held_version is None:
-            topic, partition, _ = delivery.feed.rsplit(":", 2)
-            if self.store.taken_over(topic, int(partition)):
-                self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} recalled, but this store never held "
-                             f"it and took {topic}[{partition}] over from another store, which may: "
-                             f"{RECALL_NOT_HELD}, no acknowledgement (apply the recall there)")
-                return RECALL_NOT_HELD, applied.passed_on
+        if applied.outcome is Outcome.RECALLED and self._held_elsewhere(delivery, applied.held_version):
+            self.store.mark_held_elsewhere(delivery.alert_id)
+            self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} recalled, but this store never held it, "
+                         f"and took the partition over from another store, which may: {RECALL_NOT_HELD}, no "
+                         "acknowledgement (apply the recall there)")
+            return RECALL_NOT_HELD, applied.passed_on
         if applied.outcome is Outcome.SUPERSEDED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} is older than "
                          f"version {applied.held_version}, already received; ignored")

@@ -322,6 +322,7 @@ _ALERT_COLUMNS = ("alert_id, alert_type, version, state, action, view, first_ms,
 _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint of a receipt chain
 _FEED_KEY = "feed-offset:"  # meta key prefix: the next feed offset of a partition, as the store applied it
 _PARTIAL_KEY = "feed-partial:"  # meta key prefix: a partition this store took over mid-stream, and from where
+_ELSEWHERE_KEY = "recall-elsewhere:"  # meta key prefix: an alert whose recall this store could not acknowledge
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
             "recall_reason, recalled_ms, review_ms, purged_ms")
 
@@ -533,6 +534,22 @@ class PartnerStore:
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                                (f"{_PARTIAL_KEY}{topic}[{partition}]", str(at)))
 
+    def held_elsewhere(self, alert_id: str) -> bool:
+        """Whether a recall of ``alert_id`` was found to be another store's to acknowledge (``mark_held_elsewhere``),
+        and this store has taken no view of it since."""
+        with self._sql("reading the alerts held elsewhere"):
+            return self._conn.execute("SELECT 1 FROM meta WHERE key = ?",
+                                      (f"{_ELSEWHERE_KEY}{alert_id}",)).fetchone() is not None
+
+    def mark_held_elsewhere(self, alert_id: str) -> None:
+        """Remember, in the caller's transaction, that ``alert_id`` was recalled here without this store ever
+        holding it, on a partition taken over from another store: the same record read again, or a second recall,
+        must not acknowledge it either. A view of it this store takes later ends the mark (``_write``); the purge
+        drops the marks of alerts it forgets."""
+        with self._sql("marking an alert held elsewhere"):
+            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO NOTHING",
+                               (f"{_ELSEWHERE_KEY}{alert_id}",))
+
     def taken_over(self, topic: str, partition: int) -> bool:
         """Whether this store ever read ``topic[partition]`` from where another store left it (``note_taken_over``)."""
         with self._sql("reading the feed offsets"):
@@ -668,6 +685,7 @@ class PartnerStore:
     def _write(self, held: Held | None, d: Delivery, outcome: Outcome, now_ms: int) -> None:
         c = self._conn
         if outcome is Outcome.RECEIVED:
+            c.execute("DELETE FROM meta WHERE key = ?", (f"{_ELSEWHERE_KEY}{d.alert_id}",))  # held here from now on
             fresh = held is None or held.recalled  # a holding starts again after a recall without reason
             c.execute(
                 "INSERT INTO alerts (alert_id, alert_type, version, state, action, view, first_ms, received_ms, "
@@ -727,6 +745,8 @@ class PartnerStore:
             kept = now_ms - longest * _DAY_MS - SEALING_MARGIN_MS - CLOCK_SKEW_MS
             tombstones = c.execute("DELETE FROM alerts WHERE (state = 'RECALLED' AND recalled_ms <= ?) "
                                    "OR (state = 'EXPIRED' AND received_ms <= ?)", (kept, kept)).rowcount
+            c.execute("DELETE FROM meta WHERE key >= ? AND key < ? AND substr(key, ?) NOT IN (SELECT alert_id FROM "
+                      "alerts)", (_ELSEWHERE_KEY, _ELSEWHERE_KEY[:-1] + ";", len(_ELSEWHERE_KEY) + 1))
             # The text goes (secure_delete zeroes it); the row remembers the version (module docstring).
             gone = "UPDATE alerts SET view = NULL, state = 'EXPIRED', review_ms = NULL, purged_ms = ? WHERE "
             expired = c.execute(gone + "state = 'HELD' AND expires_ms IS NOT NULL AND expires_ms <= ?",

@@ -970,3 +970,15 @@ def test_a_subscriber_resumes_where_its_own_store_stands_when_it_is_behind(
     group read since reach it again (harmless by the version rule), never skipped. What another instance read went
     to that instance's store and is not read again; a store ahead waits for the batch to come again."""
     assert resume_at(stored, committed, start, owner) == expected
+
+
+def test_the_purge_forgets_the_held_elsewhere_mark_with_the_tombstone(store: PartnerStore) -> None:
+    """A recall another store was to acknowledge leaves a mark beside its tombstone; the purge that drops the
+    tombstone drops the mark, and only that one."""
+    for alert_id in ("SNM:GONE", "SNM:KEPT"):
+        with store.transaction():
+            store.apply(Delivery(alert_id, "SEIZURE", 2, "RECALL", None, "t:0:1", None, None, None),
+                        T0 if alert_id == "SNM:GONE" else T0 + timedelta(days=300))
+            store.mark_held_elsewhere(alert_id)
+    store.purge(T0 + timedelta(days=200))
+    assert not store.held_elsewhere("SNM:GONE") and store.held_elsewhere("SNM:KEPT")
