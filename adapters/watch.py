@@ -12,9 +12,10 @@ read it again harmlessly: the run is idempotent. The move never replaces a file 
 copy is the record of what was read; the later one gets a numbered name beside it.
 
 Whoever may write the drop folder is not trusted with what the adapter itself may read: only regular
-files are taken, never through a symbolic link (one to the adapter's keys, or to /proc/self/environ,
-would otherwise come back whole in a dead letter). A file is read up to the size it had when opened,
-and archived only if it is still that file, unchanged: one written to, or replaced, while it was read
+files with no other name are taken, never through a symbolic link or a hard link (one to the adapter's
+keys, or to /proc/self/environ, would otherwise come back whole in a dead letter), and ``done/`` must be a
+folder, not a link to another. A file is read up to the size it had when opened, and archived only if
+it is still that file, unchanged: one written to, or replaced, while it was read or before it was moved
 is left for the next poll, which reads it again (the ledger publishes only what is missing).
 """
 
@@ -74,6 +75,9 @@ def open_dropped(path: Path) -> tuple[BinaryIO, tuple[int, int, int, int]]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if st.st_nlink != 1:  # another name for a file elsewhere, which the dropper may not be allowed to read
+            raise OSError(errno.EMLINK, "a file with other names (hard links): copy it into the folder instead",
+                          str(path))
         raw = io.FileIO(fd, "rb", closefd=True)
     except BaseException:
         os.close(fd)
@@ -123,29 +127,58 @@ class _Prefix(io.RawIOBase):
         super().close()
 
 
-def archive(path: Path, done: Path) -> Path:
+def archive(path: Path, done: Path, identity: tuple[int, int, int, int] | None = None) -> Path | None:
     """Move ``path`` into ``done`` under its own name, or 'name.1.ext', 'name.2.ext'... if taken; never replaces one.
 
     A hard link is made under the new name and then the original removed, since a link, unlike
     a rename, fails when the name is taken (no window between looking and moving). Where links
-    are not supported (some network shares), a name no file has is renamed to instead.
+    are not supported (some network shares), a name no file has is renamed to instead. ``done`` must be a
+    folder, not a symbolic link (whoever may write the drop folder could otherwise have the adapter put files
+    where it may write). With ``identity`` (``open_dropped``'s), only that file is moved: None when ``path``
+    is another file by now (replaced after it was read), which is left for the next poll.
     """
     done.mkdir(exist_ok=True)
+    try:
+        folder = os.open(done, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(exc.errno, "done/ is not a folder of its own (a symbolic link?)", str(done)) from None
+        raise
+    try:
+        return _archive(path, done, folder, identity)
+    finally:
+        os.close(folder)
+
+
+def _same(st: os.stat_result, identity: tuple[int, int, int, int] | None) -> bool:
+    return identity is None or (st.st_dev, st.st_ino) == identity[:2]
+
+
+def _archive(path: Path, done: Path, folder: int, identity: tuple[int, int, int, int] | None) -> Path | None:
     n = 0
     while True:
-        target = done / (path.name if n == 0 else f"{path.stem}.{n}{path.suffix}")
+        name = path.name if n == 0 else f"{path.stem}.{n}{path.suffix}"
         n += 1
         try:
-            os.link(path, target)
+            os.link(path, name, dst_dir_fd=folder, follow_symlinks=False)
         except FileExistsError:
             continue
         except OSError:  # no hard links here: look, then rename (the watcher is done/'s only writer)
-            if target.exists() or target.is_symlink():
+            try:
+                os.stat(name, dir_fd=folder, follow_symlinks=False)
                 continue
-            path.rename(target)
-            return target
-        path.unlink()
-        return target
+            except FileNotFoundError:
+                pass
+            if not _same(path.lstat(), identity):
+                return None
+            os.rename(path, name, dst_dir_fd=folder)
+            return done / name
+        if not _same(os.stat(name, dir_fd=folder, follow_symlinks=False), identity):
+            os.unlink(name, dir_fd=folder)  # what was linked is a file put there after the read: not archived
+            return None
+        if _same(path.lstat(), identity):
+            path.unlink()
+        return done / name
 
 
 async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_exit: float | None = None,
@@ -187,11 +220,15 @@ async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_ex
                 handled.discard((path, *sig))
                 continue
             try:
-                moved = archive(path, done_dir)
+                moved = archive(path, done_dir, identity)
             except OSError as exc:
                 print(f"{run.adapter.name}: could not move {path.name} to done/: {exc.strerror}", file=run.err)
             else:
-                if moved.name != path.name:
+                if moved is None:  # replaced after the read: the new file is read at a later poll
+                    print(f"{run.adapter.name}: {path.name} was replaced after it was read; the new one is left "
+                          "in place to be read", file=run.err, flush=True)
+                    handled.discard((path, *sig))
+                elif moved.name != path.name:
                     print(f"{run.adapter.name}: done/{path.name} exists (an earlier export of that name); "
                           f"this one is kept as done/{moved.name}", file=run.err, flush=True)
             sizes.pop(path, None)

@@ -167,6 +167,35 @@ def test_a_file_written_to_while_it_is_read_is_read_again_before_it_is_moved(tmp
     assert fake.err.getvalue().count("changed while it was read; left in place") == 2
 
 
+def test_done_must_be_a_folder_and_only_the_file_read_is_moved(tmp_path: Path) -> None:
+    """done/ as a link to another folder (another agency's drop folder, say) is refused; a file replaced after it
+    was read is not moved (nor the new one lost); a file with other names (hard links) is not read."""
+    from adapters.watch import archive
+
+    drop, elsewhere = tmp_path / "drop", tmp_path / "elsewhere"
+    drop.mkdir()
+    elsewhere.mkdir()
+    (drop / "done").symlink_to(elsewhere)
+    (drop / "a.jsonl").write_text("{}\n")
+    with pytest.raises(OSError, match="done/ is not a folder of its own"):
+        archive(drop / "a.jsonl", drop / "done")
+    assert list(elsewhere.iterdir()) == [] and (drop / "a.jsonl").exists()
+
+    (drop / "done").unlink()
+    stream, identity = open_dropped(drop / "a.jsonl")
+    stream.close()
+    (drop / "b.tmp").write_text("{}\n{}\n")
+    (drop / "b.tmp").replace(drop / "a.jsonl")  # replaced after the read
+    assert archive(drop / "a.jsonl", drop / "done", identity) is None
+    assert (drop / "a.jsonl").read_text() == "{}\n{}\n" and list((drop / "done").iterdir()) == []
+
+    secret = tmp_path / "key.json"
+    secret.write_text("{}\n")
+    os.link(secret, drop / "c.jsonl")
+    with pytest.raises(OSError, match="hard links"):
+        open_dropped(drop / "c.jsonl")
+
+
 def test_unreadable_files_stop_the_run_before_kafka_naming_each(tmp_path: Path) -> None:
     """`puente adapt` with a missing file and a folder among good ones fails at once, naming both, without Kafka."""
     import os
@@ -388,7 +417,7 @@ def test_the_archive_never_replaces_an_earlier_export_of_the_same_name(tmp_path:
         "export.jsonl": "first", "export.1.jsonl": "second", "export.2.jsonl": "third"}
     assert not (tmp_path / "export.jsonl").exists()
 
-    def no_links(src: object, dst: object) -> None:
+    def no_links(src: object, dst: object, **_: object) -> None:
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr("adapters.watch.os.link", no_links)
