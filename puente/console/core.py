@@ -170,6 +170,11 @@ class LoginThrottle:
         self._by_address[address] = self._by_address.get(address, 0) + 1
         return None
 
+    def spent(self) -> bool:
+        """Whether the overall limit is reached now: an attempt let through now is let past it."""
+        self._forget(self.clock())
+        return len(self._all) >= self.overall
+
     def record_refusal(self) -> bool:
         """Whether this refusal is to be written to the audit (at most ``overall`` a window)."""
         now = self.clock()
@@ -325,20 +330,20 @@ class Console:
     async def login(self, request: Request) -> Response:
         address = request.client.host if request.client else "-"
         device = request.cookies.get(self.config.device_cookie)
-        if device and await run_in_threadpool(self.config.accounts.device, device, self.config.clock()) is None:
+        holder = await run_in_threadpool(self.config.accounts.device, device, self.config.clock()) if device else None
+        if holder is None:
             device = None  # not a live device token: this browser is held like any other
+        past = device is not None and self.throttle.spent()  # let past the overall limit by its device alone
         throttled = self.throttle.admit(address, device)
         if throttled is not None:
-            if not self.throttle.record_refusal():
-                return _throttled()
-            if not await self.record(None, "sign-in throttled", {"limit": throttled}, 0, "(not checked)"):
-                return self.problem(request, None, 503, UNRECORDED)
-            return _throttled()
+            return await self._throttle_refusal(request, throttled)
         form = await small_form(request)
         if form is None:
             return await self.refuse(request, None, "sign-in refused", {"form": "unreadable"}, 400,
                                      "This sign-in could not be read: use the sign-in page.", "(not checked)")
         name, password = form.get("name", "")[:64], form.get("password", "")
+        if past and name != holder:  # a device lets its own account past the overall limit, no other
+            return await self._throttle_refusal(request, "all")
         target = views.local_path(form.get("next", ""))
         expected = request.cookies.get(self.config.login_cookie)
         if not expected or not same_token(expected, form.get("form_token", "")):
@@ -358,7 +363,10 @@ class Console:
         previous = request.cookies.get(self.config.cookie)
         if not await self.record(session, "sign-in", {"previous_session": "ended"} if previous else {}, 1):
             await run_in_threadpool(self.config.accounts.end_session, session.token)
-            return self.problem(request, None, 503, UNRECORDED)
+            failed = self.problem(request, None, 503, UNRECORDED)
+            if result.device is not None:  # the browser's token was used up: it keeps the new one all the same
+                self._cookie(failed, self.config.device_cookie, result.device, max_age=DEVICE_DAYS * 86_400)
+            return failed
         # A session this browser held before ends with this sign-in: its token, replaced in the cookie,
         # would otherwise stay valid until it expired (whoever had copied it could go on using it).
         await run_in_threadpool(self.config.accounts.end_session, previous)
@@ -368,6 +376,14 @@ class Console:
             self._cookie(done, self.config.device_cookie, result.device, max_age=DEVICE_DAYS * 86_400)
         done.delete_cookie(self.config.login_cookie, secure=self.config.tls, httponly=True, samesite="strict")
         return done
+
+    async def _throttle_refusal(self, request: Request, limit: str) -> Response:
+        """429 for a sign-in over a limit, recorded in the audit while refusals themselves are under it."""
+        if not self.throttle.record_refusal():
+            return _throttled()
+        if not await self.record(None, "sign-in throttled", {"limit": limit}, 0, "(not checked)"):
+            return self.problem(request, None, 503, UNRECORDED)
+        return _throttled()
 
     async def logout(self, request: Request) -> Response:
         session = await run_in_threadpool(self.session, request)

@@ -299,10 +299,25 @@ def test_an_auditor_signs_in_with_her_browser_while_others_flood_and_lock_her_ac
     assert attempt(stranger, PASSWORD) == 429
     browser_elsewhere = TestClient(app, follow_redirects=False, client=("192.0.2.7", 5000),
                                    cookies={"puente-device": browser.cookies["puente-device"]})
-    assert attempt(browser_elsewhere, PASSWORD) == 303
+    form = {"name": "ana", "password": PASSWORD, "form_token": _token(browser_elsewhere)}
+    answer = browser_elsewhere.post("/login", data=form)
+    assert answer.status_code == 303
+    token = answer.cookies["puente-device"]
     # A made-up token is no device.
     forged = TestClient(app, follow_redirects=False, client=("10.9.9.8", 5000), cookies={"puente-device": "x" * 43})
     assert attempt(forged, PASSWORD) == 429
+    # Ana's token lets ana past the overall limit, not guesses at another account.
+    accounts.add("ben", "USA", PASSWORD)
+    other = TestClient(app, follow_redirects=False, client=("192.0.2.9", 5000), cookies={"puente-device": token})
+    form = {"name": "ben", "password": "wrong password!", "form_token": _token(other)}
+    assert other.post("/login", data=form).status_code == 429
+    assert sink.records[-1]["page"] == "sign-in throttled" and sink.records[-1]["params"] == {"limit": "all"}
+    # A sign-in that cannot be recorded is refused, but the browser keeps the token it was given for the one used.
+    sink.failing = True
+    again = TestClient(app, follow_redirects=False, client=("192.0.2.8", 5000), cookies={"puente-device": token})
+    answer = again.post("/login", data={"name": "ana", "password": PASSWORD, "form_token": _token(again)})
+    assert answer.status_code == 503 and answer.cookies["puente-device"] != token
+    assert accounts.device(answer.cookies["puente-device"]) == "ana" and accounts.device(token) is None
 
 
 async def test_argon2_checks_run_two_at_a_time(accounts: ConsoleAccounts, sink: Any,
