@@ -11,10 +11,10 @@ name; the id's role says which key type the PEM must hold:
 
 Anything else is refused with one line naming the file: another key type, a private key (of any
 PEM flavour), more than one PEM block (whatever its label or case), text before or after the block
-(a line ending in CRLF is fine), a block that is not the DER encoding of one key, an X25519 public key of low order
-(nothing could be sealed to it or agreed with it), or an Ed25519 public key of small order or not
-canonically encoded (anyone could forge signatures under it: ``broker.crypto.edwards``). Messages
-never quote the input.
+(CRLF line ends and a UTF-8 byte-order mark are fine), a block that is not the DER encoding of one
+key, an X25519 public key of low order (nothing could be sealed to it or agreed with it), or an
+Ed25519 public key of small order or not canonically encoded (anyone could forge signatures under
+it: ``broker.crypto.edwards``). Messages never quote the input.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from broker.crypto.keys import KeyRecord, check_ed25519_public, check_x25519_pub
 from puente.errors import KeyMaterialError
 
 _BEGIN = re.compile(rb"-----\s*BEGIN\s*([^-\r\n]{0,40})-----", re.IGNORECASE)  # any label, any case: counted
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, which some editors put first: not text around the key
 _PUBLIC = re.compile(rb"-----BEGIN PUBLIC KEY-----\n((?:[^-\n][^\n]*\n)+)-----END PUBLIC KEY-----")
 _TYPES = {"X25519": X25519PublicKey, "Ed25519": Ed25519PublicKey}
 
@@ -65,7 +66,7 @@ def public_from_pem(data: bytes, *, key_id: str, created_at: datetime, source: s
     if any("PRIVATE" in label.upper() for label in blocks):
         raise KeyMaterialError(f"{source}: holds a private key; import only the other side's public half "
                                "(PEM SubjectPublicKeyInfo, BEGIN PUBLIC KEY), and keep private keys where they are")
-    whole = _PUBLIC.fullmatch(data.replace(b"\r\n", b"\n").strip())
+    whole = _PUBLIC.fullmatch(data.removeprefix(_BOM).replace(b"\r\n", b"\n").strip())
     if blocks != ["PUBLIC KEY"] or whole is None:
         found = ("no PEM block" if not blocks else
                  f"PEM block(s) {', '.join(repr(b[:30]) for b in blocks[:3])}" if blocks != ["PUBLIC KEY"] else

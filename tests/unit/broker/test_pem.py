@@ -50,8 +50,8 @@ def test_a_public_half_round_trips_through_pem(kind: KeyKind, owner: str) -> Non
         record.key_id, kind, record.public, None, LATER)
 
 
-def test_a_pem_with_windows_line_ends_or_blank_lines_around_it_still_imports() -> None:
-    for data in (X_PEM.replace(b"\n", b"\r\n"), b"\n\n" + X_PEM + b"\n  \n"):
+def test_a_pem_with_windows_line_ends_blank_lines_or_a_bom_still_imports() -> None:
+    for data in (X_PEM.replace(b"\n", b"\r\n"), b"\n\n" + X_PEM + b"\n  \n", b"\xef\xbb\xbf" + X_PEM):
         assert public_from_pem(data, key_id="COL-enc-2026a", created_at=NOW, source="f.pem").public == \
             public_from_pem(X_PEM, key_id="COL-enc-2026a", created_at=NOW, source="f.pem").public
 
