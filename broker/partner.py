@@ -751,8 +751,15 @@ def open_copy(path: Path, on_note: Callable[[str], None]) -> TextIO:
     """The ``--out`` copy at ``path``, opened to append (made 0600 when missing). A line a crash cut short at its
     end is cut off first, with a note: its batch was never committed, so it comes again whole (each line is
     written, flushed and synced before its batch's Kafka commit: ``durable``)."""
+    made = not os.path.lexists(path)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
+        if made:  # the new name itself must outlive a power cut, or the synced lines go with it
+            folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
         size = os.fstat(fd).st_size
         end = size
         while end > 0:  # back to the last newline, a block at a time
