@@ -287,3 +287,14 @@ def managed(acl: Acl, principals: Iterable[str]) -> bool:
 def wildcard(acl: Acl) -> bool:
     """Whether an ACL grants something to every user (``User:*``), Puente's parties included."""
     return acl.principal == "*" and acl.permission == "ALLOW"
+
+
+def reaches(acl: Acl, planned: Iterable[Acl]) -> bool:
+    """Whether an ALLOW rule matches a resource the plan grants (one of this deployment's topics, groups or
+    transactional ids: ``overlaps``, a LITERAL ``*`` being Kafka's wildcard). For a principal that is none of
+    Puente's parties, such a rule lets a login no policy names read a feed, write an audit topic or take a
+    party's group or transactional id: ``acls plan`` reports it, however it came there."""
+    if acl.permission != "ALLOW":
+        return False
+    return any(w.resource == acl.resource and ((acl.pattern == "LITERAL" and acl.name == "*") or overlaps(acl, w))
+               for w in planned)

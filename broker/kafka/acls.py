@@ -3,7 +3,8 @@
 ``acl_changes`` compares the plan with the ACLs the cluster holds: what to add, and what to remove
 among the ACLs Puente manages (every rule of one of its parties, whatever its resource, name,
 pattern, operation, permission or host: ``broker.access.managed``); other principals' rules on a
-shared cluster are left alone, and listed. ``apply_acls`` makes the change and checks each result. Users are
+shared cluster are left alone, and listed; those that reach one of Puente's resources are drift
+(``broker.access.reaches``). ``apply_acls`` makes the change and checks each result. Users are
 SCRAM-SHA-512 credentials (``upsert_users``, ``delete_users``, listed by ``scram_users``), set
 through the admin API as Kafka's own ``kafka-configs`` tool does.
 """
@@ -31,7 +32,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from broker.access import Acl, managed, wildcard
+from broker.access import Acl, managed, puentes, reaches, wildcard
 from broker.kafka.admin import Admin
 from broker.topology import TopicNames
 from puente.errors import KafkaError, KafkaOperationError
@@ -52,6 +53,10 @@ class AclChanges:
     everyone: tuple[Acl, ...] = ()
     """Among ``others``, ALLOW rules for every user (``User:*``): they reach Puente's parties too, so the
     cluster grants them more than the plan, but they may be another application's to remove."""
+    strangers: tuple[Acl, ...] = ()
+    """Among ``others``, ALLOW rules of principals no policy names on a resource of the plan (``reaches``): a
+    leftover login, another application's, a name differing from a party's only in case. Not removed here (they
+    may be another application's to remove), but the cluster grants more than the policy names."""
 
     @property
     def empty(self) -> bool:
@@ -59,8 +64,8 @@ class AclChanges:
 
     @property
     def drift(self) -> bool:
-        """Whether Puente's parties may do anything other than what the plan names."""
-        return not self.empty or bool(self.everyone)
+        """Whether anyone may do with Puente's resources, or Puente's parties with any, more than the plan names."""
+        return not self.empty or bool(self.everyone) or bool(self.strangers)
 
 
 # Kafka's CLUSTER resource is librdkafka's BROKER (both are resource type 4).
@@ -140,8 +145,11 @@ def acl_changes(current: Iterable[Acl], wanted: Iterable[Acl], names: TopicNames
     have, want = set(current), set(wanted)
     who = list(principals)
     others = tuple(sorted(a for a in have if not managed(a, who)))
+    everyone = tuple(a for a in others if wildcard(a))
     return AclChanges(tuple(sorted(want - have)), tuple(sorted(a for a in have - want if managed(a, who))),
-                      others, tuple(a for a in others if wildcard(a)))
+                      others, everyone,
+                      tuple(a for a in others if a not in everyone and not puentes(a.principal, who)
+                            and reaches(a, want)))
 
 
 async def apply_acls(admin: Admin, changes: AclChanges) -> list[str]:

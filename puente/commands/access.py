@@ -110,15 +110,19 @@ async def _changes(cfg: PuenteSettings, admin: Admin) -> tuple[AclChanges, list[
 
 
 def _print(changes: AclChanges, others: list[str]) -> None:
-    """The change (``+``, ``-``), rules for every user (``!``: they reach Puente's parties too, and only
-    an operator may judge and remove them) and other principals' rules (``?``), then a summary."""
+    """The change (``+``, ``-``), rules for every user and rules of logins no policy names on Puente's resources
+    (``!``: only an operator may judge and remove them), other principals' rules (``?``), then a summary."""
     for acl in changes.add:
         print(f"+ {acl}")
     for acl in changes.remove:
         print(f"- {acl}")
     for acl in changes.everyone:
         print(f"! for every user, Puente's parties included; not removed here, remove it if it is not needed: {acl}")
-    for line in [*(str(a) for a in changes.others if a not in changes.everyone), *others]:
+    for acl in changes.strangers:
+        print(f"! a login no policy names, on this deployment's {acl.resource.lower().replace('_', ' ')}s; not removed "
+              f"here, remove it if it is not needed: {acl}")
+    flagged = {*changes.everyone, *changes.strangers}
+    for line in [*(str(a) for a in changes.others if a not in flagged), *others]:
         print(f"? not Puente's to manage, left as it is: {line}")
     if not changes.drift:
         print("no change: the cluster's ACLs are what the policy implies")
@@ -126,6 +130,8 @@ def _print(changes: AclChanges, others: list[str]) -> None:
     summary = f"{len(changes.add)} to add, {len(changes.remove)} to remove"
     if changes.everyone:
         summary += f"; {len(changes.everyone)} rule(s) for every user left to the operator"
+    if changes.strangers:
+        summary += f"; {len(changes.strangers)} rule(s) of logins no policy names left to the operator"
     print(summary)
 
 
@@ -148,4 +154,4 @@ def _apply(args: argparse.Namespace) -> int:
     _print(changes, others)
     for line in failed:
         print(f"FAILED {line}")
-    return 1 if failed or changes.everyone else 0
+    return 1 if failed or changes.everyone or changes.strangers else 0

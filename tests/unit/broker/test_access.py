@@ -59,9 +59,20 @@ STRAYS = [
 FOREIGN = [
     # A party's DENY only takes rights away (an operator's block on a compromised partner): never removed.
     Acl("partner-COL", "TOPIC", "puente.feed.COL", "LITERAL", "READ", "DENY"),
-    Acl("admin", "TOPIC", "*", "LITERAL", "ALL"),
-    Acl("billing", "TOPIC", "puente.feed.COL", "LITERAL", "READ"),
+    Acl("admin", "TOPIC", "ops.", "PREFIXED", "ALL"),
+    Acl("billing", "TOPIC", "orders", "LITERAL", "READ"),
     Acl("billing", "CLUSTER", "kafka-cluster", "LITERAL", "IDEMPOTENT_WRITE"),
+    Acl("other", "TOPIC", "puente2.", "PREFIXED", "ALL"),  # another deployment's prefix: none of this one's names
+]
+# Rules of logins no policy names that reach this deployment's topics, groups or transactional ids.
+STRANGERS = [
+    Acl("eve", "TOPIC", "puente.feed.USA", "LITERAL", "READ"),
+    Acl("admin", "TOPIC", "*", "LITERAL", "ALL"),
+    Acl("broker2", "TOPIC", "puente", "PREFIXED", "ALL"),
+    Acl("ops", "TOPIC", "", "PREFIXED", "READ"),
+    Acl("Partner-USA", "TOPIC", "puente.audit.decisions", "LITERAL", "WRITE"),
+    Acl("svc-col", "GROUP", "puente.feed.COL.subscriber", "LITERAL", "READ"),
+    Acl("svc-col", "TRANSACTIONAL_ID", "puente-subscriber:", "PREFIXED", "WRITE"),
 ]
 
 
@@ -82,6 +93,15 @@ def test_other_principals_rules_are_listed_and_left_alone(policy: PolicySet) -> 
     assert changes.empty and not changes.drift
     assert set(changes.others) == set(FOREIGN) and changes.everyone == ()
     assert not any(managed(a, parties(policy, AGENCIES)) for a in FOREIGN)
+
+
+@pytest.mark.parametrize("stranger", STRANGERS, ids=str)
+def test_a_login_no_policy_names_on_a_resource_of_the_plan_is_drift(policy: PolicySet, stranger: Acl) -> None:
+    """A leftover login, another application's, a name differing from a party's only in case: reading a feed,
+    writing the audit, taking a party's group or transactional ids. Reported (drift), not removed."""
+    want = plan(policy, NAMES, AGENCIES, GROUP)
+    changes = acl_changes(want | {stranger}, want, NAMES, parties(policy, AGENCIES))
+    assert changes.empty and changes.strangers == (stranger,) and changes.drift
 
 
 def test_a_rule_for_every_user_is_drift_left_to_the_operator(policy: PolicySet) -> None:

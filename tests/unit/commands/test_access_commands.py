@@ -22,7 +22,7 @@ STRAYS = [
     Acl("broker", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER_CONFIGS"),
     Acl("auditor", "TOPIC", "puente.audit.decisions", "LITERAL", "CREATE"),
 ]
-FOREIGN = [Acl("admin", "TOPIC", "*", "LITERAL", "ALL"), Acl("billing", "TOPIC", "orders", "LITERAL", "WRITE"),
+FOREIGN = [Acl("admin", "TOPIC", "ops.m", "LITERAL", "ALL"), Acl("billing", "TOPIC", "orders", "LITERAL", "WRITE"),
            # An operator's block on a party only takes rights away: listed, never removed, no drift.
            Acl("partner-COL", "TOPIC", "puente.feed.COL", "LITERAL", "READ", "DENY")]
 
@@ -99,3 +99,19 @@ def test_a_rule_for_every_user_fails_plan_and_apply_but_stays(cluster: dict[str,
            f"{everyone}" in out
     assert _puente("acls", "apply") == 1
     assert everyone in cluster["acls"]
+
+
+def test_a_login_no_policy_names_reading_a_feed_fails_plan_and_apply_but_stays(
+        cluster: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A rule for a login no policy names on one of this deployment's topics: flagged (`!`), exit 1, never
+    "no change"; left for the operator to judge."""
+    eve = Acl("eve", "TOPIC", "puente.feed.USA", "LITERAL", "READ")
+    cluster["acls"].add(eve)
+    assert _puente("acls", "plan") == 1
+    out = capsys.readouterr().out
+    assert f"! a login no policy names, on this deployment's topics; not removed here, remove it if it is not " \
+           f"needed: {eve}" in out
+    assert "no change" not in out and out.splitlines()[-1].endswith("1 rule(s) of logins no policy names left to "
+                                                                     "the operator")
+    assert _puente("acls", "apply") == 1
+    assert eve in cluster["acls"]
