@@ -8,8 +8,9 @@ It never raises for bad input and never logs payloads; the worker does the I/O.
 Fail closed at every step: a record that does not prove its agency, does not
 decode, names another agency, reuses an alert id, reached Kafka too long after it was
 published (beyond the replay window, where alert ids are no longer remembered), fails
-a sanity check, or is a later version of an alert whose lifecycle state may have aged out
-(``Pipeline._forgettable``: it may have been recalled for good) is dead-lettered. Nothing
+a sanity check, or is about an event so old that a lifecycle state of its alert may have aged out
+while none is held (``Pipeline._forgettable``: it may have been recalled for good; a first version
+too, since one republished would otherwise go out again as new) is dead-lettered. Nothing
 is sent in clear: an alert the policy delivers to a partner without a sealer raises
 ``MissingDeliveryKey`` (configuration, not input), so the worker stops before committing it,
 rather than record a WITHHOLD that would be final. A recall notice that cannot be sealed is
@@ -457,13 +458,16 @@ class Pipeline:
                          and prior.version == MAX_VERSION and bool(prior.holders))
         if not again_at_last and seen_key(alert_id, version, recall) in seen:
             raise _Reject("replay", f"this alert id's version {version} was already processed")
-        if prior is None and version > 1 and not recall and self._forgettable(alert, now, _FORGET_MARGIN):
+        if prior is None and not recall and self._forgettable(alert, now, _FORGET_MARGIN):
+            # A first version too: one republished after its alert's state aged out (recalled for good, say) would
+            # otherwise go to every partner again as new.
             days = self.lifecycle_retention.days
             raise _Reject("forgotten", f"version {version} of an alert id the broker holds no state for, about an "
                                        f"event older than the {days} days the lifecycle topic keeps a state: its "
                                        "state (who holds it, whether it was recalled for good) may have aged out, "
-                                       "so it cannot be told from an alert that never reached anyone; publish a "
-                                       "new alert instead")
+                                       "so it cannot be told from an alert that never reached anyone; "
+                                       + ("publish a new alert instead" if version > 1 else
+                                          "an event this old is not shared"))
         if prior is not None:
             if prior.recalled and not (recall and prior.holders and (version > prior.version or again_at_last)):
                 # A recall again is taken only while some partner still holds the alert (its notice

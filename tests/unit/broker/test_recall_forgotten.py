@@ -78,6 +78,25 @@ def test_a_later_version_of_a_recalled_alert_whose_state_aged_out_is_dead_letter
     assert f"{RETENTION} days" in out.entry["detail"] and "new alert" in out.entry["detail"]
 
 
+def test_the_first_version_of_a_recalled_alert_republished_after_its_state_aged_out_is_dead_lettered() -> None:
+    """Recalled for good, then past the retention: the same version 1 published again (an adapter run over an old
+    export gives the same id) is not a new alert for every partner: dead-lettered as forgotten, nothing sent. A
+    first version about an event younger than the retention is delivered as ever."""
+    run = Clocked()
+    first = _first()
+    run.send(first, NOW)
+    run.send(_next(first, "RECALL", reason="ERROR"), NOW + timedelta(days=1))
+    run.age_out()
+    out = run.send(first, NOW + timedelta(days=RETENTION + 1))
+    assert out.entry["kind"] == "DEAD_LETTER" and out.entry["reason"] == "forgotten"
+    assert out.feeds == [] and out.state is None and "an event this old is not shared" in out.entry["detail"]
+    fresh = _first()
+    fresh["alert_id"] = fresh["alert_id"] + "-B"
+    fresh["occurred_at"] = NOW + timedelta(days=RETENTION - 2)
+    fresh["reported_at"] = NOW + timedelta(days=RETENTION - 2)
+    assert _headers(run.send(fresh, NOW + timedelta(days=RETENTION + 1))) == {"COL": "DELIVER"}
+
+
 def test_within_the_retention_a_version_of_an_alert_that_reached_no_one_is_a_first_delivery() -> None:
     """v1 withheld from everyone (no state), v2 days later: delivered as before, and remembered from then."""
     run = Clocked()
