@@ -324,3 +324,24 @@ def test_a_password_the_argument_file_cannot_carry_is_refused_naming_only_the_lo
         format_logins_argfile({"admin": password, "kafka-node": "fine-1"})
     assert not password or password not in str(caught.value)
     assert "name=admin,password=a!b~#@$%" in format_logins_argfile({"admin": "a!b~#@$%", "kafka-node": "k"})
+
+
+def test_only_a_node_certificates_whole_name_maps_to_the_node_principal() -> None:
+    """The controller listener's principal comes from the client certificate's name (RFC 2253, as Kafka gives
+    it): CN=kafka-node with the one O the local CA puts there is the super user; a name the same CA signed with
+    kafka-node as a later CN, or inside another attribute, is not (a greedy rule took the last CN), and no other
+    CN becomes a short name (CN=admin was the admin)."""
+    import re
+
+    rule = secured_properties(NodeConf(0, "", "", "", "", "", "", 3, 2), "x")["ssl.principal.mapping.rules"]
+    pattern, replacement = re.fullmatch(r"RULE:(.*)/(.*)/,DEFAULT", rule).groups()  # type: ignore[union-attr]
+
+    def principal(dn: str) -> str | None:
+        found = re.search(pattern, dn)
+        return found.expand(replacement.replace("$1", r"\1")) if found else None
+
+    assert principal("CN=kafka-node,O=Puente (local)") == "kafka-node"
+    for hostile in ("CN=alice,CN=kafka-node,O=Ministry", "CN=alice,OU=ACN=kafka-node,O=Ministry",
+                    "CN=alice,O=Ministry,CN=kafka-node", "OU=x,CN=kafka-node,O=Ministry", "CN=admin,O=Ministry",
+                    "CN=broker,O=Ministry"):
+        assert principal(hostile) is None, hostile  # its whole name, then: no ACL names it

@@ -74,7 +74,10 @@ def secured_properties(node: NodeConf, node_password: str) -> dict[str, str]:
         "ssl.truststore.location": node.truststore,
         "ssl.endpoint.identification.algorithm": "https",
         "listener.name.controller.ssl.client.auth": "required",
-        "ssl.principal.mapping.rules": "RULE:^.*CN=([A-Za-z0-9._-]+).*$/$1/,DEFAULT",
+        # Only a node's name maps to a short principal, and only as a whole: CN=kafka-node, then one O. A greedy
+        # ".*CN=(...)" took the last CN of any name the CA signed (CN=alice,CN=kafka-node,O=...: a super user),
+        # and any CN=admin. Every other certificate is its whole name, which no ACL names.
+        "ssl.principal.mapping.rules": f"RULE:^CN=({NODE_PRINCIPAL}),O=[^,=]+$/$1/,DEFAULT",
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found": "false",
         "super.users": f"User:{ADMIN_PRINCIPAL};User:{NODE_PRINCIPAL}",
