@@ -141,7 +141,9 @@ def _grants(policy_set: PolicySet, names: TopicNames, agencies: tuple[str, ...],
         who, source = agency_principal(agency), f"PUENTE_AGENCIES (agency {agency})"
         grant(source, _topic(who, names.ingress(agency), ("WRITE", "READ", "DESCRIBE")))
         grant(source, _topic(who, names.adapter_deadletter(agency), ("WRITE", "READ", "DESCRIBE")))
-    grant(_PREFIX, _topic(BROKER, f"{names.prefix}.ingress.", ("READ", "DESCRIBE"), "PREFIXED"))
+    # DESCRIBE_CONFIGS: the broker checks at start that each ingress topic stamps LogAppendTime (the replay window's
+    # clock, which a producer must not set).
+    grant(_PREFIX, _topic(BROKER, f"{names.prefix}.ingress.", ("READ", "DESCRIBE", "DESCRIBE_CONFIGS"), "PREFIXED"))
     grant(_GROUP, [Acl(BROKER, "GROUP", broker_group, "LITERAL", "READ")])
     grant(_PREFIX, _topic(BROKER, names.feeds, ("WRITE", "DESCRIBE"), "PREFIXED"))
     grant(_PREFIX, _topic(BROKER, names.decisions, ("WRITE", "READ", "DESCRIBE")))

@@ -302,9 +302,9 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
 
 async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy_set: PolicySet | None = None) -> None:
     """Refuse to start unless every topic the broker reads or writes exists, with the ingress
-    partitions the settings give, and the lifecycle topic keeps states as long as the agreements
-    need. Idling on a missing topic would hide a wrong prefix or a forgotten ``topics apply``: the
-    operator would see a running broker that routes nothing. A lifecycle topic that deletes states
+    partitions the settings give and stamping Kafka's append time, and the lifecycle topic keeps states
+    as long as the agreements need. Idling on a missing topic would hide a wrong prefix or a forgotten
+    ``topics apply``: the operator would see a running broker that routes nothing. A lifecycle topic that deletes states
     sooner (``retention.ms`` shortened, or a ``retention.bytes`` limit) would let an alert recalled
     for good come back as a first publication: the pipeline takes a missing state for an alert no
     partner ever held unless its event is older than the retention it is told (``Pipeline``).
@@ -326,8 +326,26 @@ async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy
         if count != settings.ingress_partitions:
             raise ConfigError(f"{names.ingress(agency)} has {count} partitions but PUENTE_INGRESS_PARTITIONS is "
                               f"{settings.ingress_partitions}: each partition is a slot; use the topics' count")
+    for agency in settings.agencies:
+        await _check_append_time(admin, names.ingress(agency))
     await _check_lifecycle_retention(admin, names.lifecycle,
                                      lifecycle_retention_days(policy_set, settings.replay_window_days))
+
+
+async def _check_append_time(admin: Admin, topic: str) -> None:
+    """ConfigError unless ingress ``topic`` stamps each record with Kafka's append time (``check_topology``). The
+    replay window and the ``stale`` check measure a record's signed publication time against that stamp: on a
+    topic that keeps the producer's own time (CreateTime), whoever may write it could replay an agency's signed
+    record of months ago with a fresh stamp, and once its alert's state had aged out it would go out again."""
+    try:
+        held = await topic_settings(admin, topic)
+    except KafkaAccessError:
+        raise ConfigError(f"the broker's login may not read {topic}'s settings, which it checks before it starts: "
+                          "run `puente acls apply`") from None
+    if held.get("message.timestamp.type") != "LogAppendTime":
+        found = str(held.get("message.timestamp.type"))[:40]
+        raise ConfigError(f"{topic} keeps the producers' own times (message.timestamp.type={found}), but the replay "
+                          "checks need Kafka's append time: run `puente topics apply`")
 
 
 async def _check_lifecycle_retention(admin: Admin, topic: str, days: int) -> None:

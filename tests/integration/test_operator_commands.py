@@ -174,6 +174,18 @@ async def test_the_broker_will_not_start_on_a_lifecycle_topic_that_forgets_state
     assert capped.returncode == 3 and f"{topic} keeps alert states by size (retention.bytes)" in capped.stderr
     assert subprocess.run(cli("topics", "apply"), env=env.env_vars(), capture_output=True, text=True, timeout=180,
                           check=False).returncode == 0
+    # An ingress topic that keeps the producers' own times would let a writer replay a signed record with a
+    # fresh stamp: refused the same way, and `topics apply` restores it.
+    ingress = env.names.ingress(env.cfg.agencies[0])
+    change = [ConfigResource(ConfigResource.Type.TOPIC, ingress, incremental_configs=[
+        ConfigEntry("message.timestamp.type", "CreateTime", incremental_operation=AlterConfigOpType.SET)])]
+    await admin.results("altering", await admin.call("altering", lambda c: c.incremental_alter_configs(change)))
+    stamped = broker()
+    assert stamped.returncode == 3 and "Traceback" not in stamped.stderr, stamped.stderr
+    assert f"{ingress} keeps the producers' own times (message.timestamp.type=CreateTime)" in stamped.stderr
+    assert len(stamped.stderr.strip().splitlines()) == 1
+    assert subprocess.run(cli("topics", "apply"), env=env.env_vars(), capture_output=True, text=True, timeout=180,
+                          check=False).returncode == 0
     started = broker()
     assert started.returncode == 0, started.stderr[-2000:]
 
