@@ -169,8 +169,11 @@ class Originator(NamedTuple):
     def names(self, originator_agency: Any) -> bool:
         if originator_agency == self.agency:
             return True
+        # The unit is a code (COL-DIJIN), as the adapters write it: free text there would reach the audit and every
+        # partner's envelope, which no agreement may redact.
         return (self.prefix is not None and isinstance(originator_agency, str)
-                and len(originator_agency) > len(self.prefix) and originator_agency.startswith(self.prefix))
+                and originator_agency.startswith(self.prefix)
+                and _AREA_CODE.fullmatch(originator_agency, len(self.prefix)) is not None)
 
     @classmethod
     def of(cls, agency: str, country: str, home_country: str) -> Originator:
@@ -773,6 +776,8 @@ def _codec_reason(exc: CodecError) -> str:
 # An alert id's reference, after ``AGENCY:``: what the adapters write (``adapters.core.alert_id``). No
 # ':', no space (the replay window's keys add `` v<n>`` to an id: ``seen_key``), no control character.
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]*")
+# A province, a border sector or an originator's unit: a code of the adapters' tables (DARIEN_JAQUE, DIJIN).
+_AREA_CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,63}")
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # no alert reports an event older; year 1 is a broken clock
 
 
@@ -801,6 +806,12 @@ def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
         return ("source_timezone is not an IANA time zone of a place (such as America/Panama, or UTC); Factory, "
                 "localtime and the posix/ and right/ copies are not")
     loc = alert.get("location") or {}
+    for name in ("province", "border_sector"):
+        # Codes, as the adapters write them (a table's): free text there (a name, a document number) would reach
+        # the audit's sector column, the indicators and every partner's view that keeps the field.
+        value = loc.get(name)
+        if value is not None and not _AREA_CODE.fullmatch(value):
+            return f"location.{name} must be a code: capitals, digits and _, at most 64"
     lat, lon = loc.get("latitude"), loc.get("longitude")
     for name, value, bound in (("latitude", lat, 90.0), ("longitude", lon, 180.0)):
         if value is not None and (not math.isfinite(value) or abs(value) > bound):

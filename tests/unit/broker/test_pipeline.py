@@ -539,9 +539,26 @@ def test_a_relaying_agency_names_its_countrys_services() -> None:
                     _pipeline({}).origin, SLOTS, originators={**ORIGINATORS, "SNM": relay})
     ok = pipe.process(_snm_record(originator_agency="COL-DIJIN", originator_country="COL"), set(), NOW)
     assert ok.dead_reason is None
-    for agency, country in (("COL-DIJIN", "PAN"), ("COL-", "COL"), ("SNM", "PAN")):
+    for agency, country in (("COL-DIJIN", "PAN"), ("COL-", "COL"), ("SNM", "PAN"),
+                            # the unit is a code: free text (a source's name and document) is no unit
+                            ("COL-Fuente Juan Perez CC 80123456", "COL"), ("COL-dijin", "COL"), ("COL-DIJIN\n", "COL")):
         out = pipe.process(_snm_record(originator_agency=agency, originator_country=country), set(), NOW)
         assert out.dead_reason == "originator", (agency, country)
+        assert "Juan" not in out.entry.get("detail", "")
+
+
+def test_a_province_or_border_sector_that_is_no_code_is_dead_lettered() -> None:
+    """Free text where a code goes would reach the audit's sector column and the indicators: refused, naming the
+    field, never the value."""
+    for name in ("province", "border_sector"):
+        alert = next(a for a in generate(30, seed=5, now=NOW) if a["agency"] == "SNM")
+        alert["location"] = {**(alert.get("location") or {}), name: "Juan Perez Gomez CC 80123456"}
+        value = alert_codec().encode(alert)
+        rec = Record("t.ingress.SNM", key_partition(alert["alert_id"].encode(), 3), 7, alert["alert_id"].encode(),
+                     value, (("published", str(NOW_MS).encode()),), NOW_MS)
+        out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(rec, set(), NOW)
+        assert out.dead_reason == "invalid" and f"location.{name} must be a code" in out.entry["detail"]
+        assert "Juan" not in out.entry["detail"]
 
 
 def test_an_agency_without_a_configured_originator_is_dead_lettered() -> None:
