@@ -413,6 +413,12 @@ class Pipeline:
             raise _Reject("origin", str(exc)) from exc
         if proven != agency:
             raise _Reject("origin", f"record proves agency {proven} but arrived on {agency}'s ingress topic")
+        if record.append_time is False:
+            # Stamped by its producer: checked on every record, since the topic's setting may have been changed
+            # while the broker ran, and records appended meanwhile keep the times their producers chose.
+            raise _Reject("stale", "the record's Kafka time is its producer's (CreateTime), not an append time: its "
+                                   "age cannot be checked (an ingress topic must use "
+                                   "message.timestamp.type=LogAppendTime; `puente topics apply`)")
         if record.timestamp_ms < _EARLIEST_APPEND_MS:
             # Kafka's append time (LogAppendTime) is never that early: a producer's own time, on a topic left on
             # CreateTime, would set the age check (and the replay window) to whatever it chose.

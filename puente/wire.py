@@ -60,6 +60,9 @@ class Record(NamedTuple):
     value: bytes
     headers: Headers
     timestamp_ms: int
+    append_time: bool | None = None
+    """Whether ``timestamp_ms`` is Kafka's append time (LogAppendTime), not its producer's; None for a record
+    not read from Kafka (``broker.kafka.io.record`` always says)."""
 
     def header(self, name: str) -> bytes | None:
         """The first value of header ``name``, or None."""

@@ -15,11 +15,13 @@ from broker.kafka.connection import KafkaConnection
 from puente.errors import PuenteError
 from puente.wire import Record
 
+LOG_APPEND_TIME = 1  # a record batch's timestamp type: 0 the producer's time (CreateTime), 1 Kafka's
+
 
 def record(msg: Any) -> Record:
     """An aiokafka ConsumerRecord as Puente's ``Record``."""
     return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"", tuple(msg.headers or ()),
-                  msg.timestamp)
+                  msg.timestamp, msg.timestamp_type == LOG_APPEND_TIME)
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:

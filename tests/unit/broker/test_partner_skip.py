@@ -68,7 +68,7 @@ def _subscriber(skip: list[str], errors: list[str]) -> Subscriber:
 class _Msg:
     def __init__(self, rec: Record) -> None:
         self.topic, self.partition, self.offset = rec.topic, rec.partition, rec.offset
-        self.key, self.value, self.headers, self.timestamp = rec.key, rec.value, rec.headers, 0
+        self.key, self.value, self.headers, self.timestamp, self.timestamp_type = rec.key, rec.value, rec.headers, 0, 1
 
 
 async def test_a_named_record_is_given_up_and_committed_past_with_its_rejected_receipt() -> None:

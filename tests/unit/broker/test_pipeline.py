@@ -641,3 +641,21 @@ def test_decomposed_text_with_up_to_four_marks_a_letter_is_admitted(fine: str, p
     may send them), are admitted."""
     out = _admitted(_set(path, fine))
     assert out.dead_reason is None and out.feeds
+
+
+def test_a_record_stamped_by_its_producer_is_stale_whatever_its_time() -> None:
+    """An ingress record whose time is its producer's (CreateTime: a topic switched while the broker ran, or
+    records appended before it was set back) cannot have its age checked: dead-lettered, however fresh it says it
+    is. ``record`` says which a Kafka record is."""
+    from types import SimpleNamespace
+
+    from broker.kafka.io import record
+
+    rec = _snm_record()
+    out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(rec._replace(append_time=False), set(), NOW)
+    assert out.dead_reason == "stale" and "its producer's (CreateTime)" in out.entry["detail"]
+    assert _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(
+        rec._replace(append_time=True), set(), NOW).dead_reason is None
+    msg = SimpleNamespace(topic="t", partition=0, offset=1, key=None, value=b"", headers=[], timestamp=5)
+    assert record(SimpleNamespace(**vars(msg), timestamp_type=0)).append_time is False
+    assert record(SimpleNamespace(**vars(msg), timestamp_type=1)).append_time is True

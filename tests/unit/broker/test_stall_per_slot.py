@@ -72,7 +72,7 @@ def test_the_stalled_slot_recovers_once_when_it_commits_or_is_no_longer_owned() 
 
 def _msgs(first: int, count: int) -> list[Any]:
     return [SimpleNamespace(topic=TOPIC, partition=0, offset=o, key=f"SENAN:{o}".encode(), value=b"v", headers=[],
-                            timestamp=1_000 + o) for o in range(first, first + count)]
+                            timestamp=1_000 + o, timestamp_type=1) for o in range(first, first + count)]
 
 
 class Consumer:

@@ -34,7 +34,7 @@ class Consumer:
 
 def _msgs(first: int, count: int) -> list[Any]:
     return [SimpleNamespace(topic=TP.topic, partition=0, offset=o, key=f"SENAN:{o}".encode(), value=b"v",
-                            headers=[], timestamp=1_000 + o) for o in range(first, first + count)]
+                            headers=[], timestamp=1_000 + o, timestamp_type=1) for o in range(first, first + count)]
 
 
 

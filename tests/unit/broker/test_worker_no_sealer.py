@@ -67,7 +67,8 @@ def _msgs(count: int) -> list[Any]:
     alerts = [a for a in generate(40, seed=3, now=now) if a["agency"] == "SNM"][:count]
     ms = int(now.timestamp() * 1000)
     return [SimpleNamespace(topic=TP.topic, partition=0, offset=i, key=a["alert_id"].encode(),
-                            value=alert_codec().encode(a), headers=[("published", str(ms).encode())], timestamp=ms)
+                            value=alert_codec().encode(a), headers=[("published", str(ms).encode())], timestamp=ms,
+                            timestamp_type=1)
             for i, a in enumerate(alerts)]
 
 

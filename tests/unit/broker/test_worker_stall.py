@@ -44,7 +44,7 @@ class Consumer:
 
 def _msgs(first: int, count: int, partition: int = 0) -> list[Any]:
     return [SimpleNamespace(topic=TP.topic, partition=partition, offset=o, key=f"SENAN:{o}".encode(), value=b"v",
-                            headers=[], timestamp=1_000 + o) for o in range(first, first + count)]
+                            headers=[], timestamp=1_000 + o, timestamp_type=1) for o in range(first, first + count)]
 
 
 
