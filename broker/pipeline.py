@@ -166,14 +166,14 @@ class Originator(NamedTuple):
     prefix: str | None = None
     agency: str = ""
 
-    def names(self, originator_agency: Any) -> bool:
+    def names(self, originator_agency: Any, codes: bool = True) -> bool:
         if originator_agency == self.agency:
             return True
         # The unit is a code (COL-DIJIN), as the adapters write it: free text there would reach the audit and every
-        # partner's envelope, which no agreement may redact.
+        # partner's envelope, which no agreement may redact. (``codes`` False: a recall, whose content goes nowhere.)
         return (self.prefix is not None and isinstance(originator_agency, str)
-                and originator_agency.startswith(self.prefix)
-                and _AREA_CODE.fullmatch(originator_agency, len(self.prefix)) is not None)
+                and len(originator_agency) > len(self.prefix) and originator_agency.startswith(self.prefix)
+                and (not codes or _AREA_CODE.fullmatch(originator_agency, len(self.prefix)) is not None))
 
     @classmethod
     def of(cls, agency: str, country: str, home_country: str) -> Originator:
@@ -252,7 +252,7 @@ class Pipeline:
             "alert_id": alert["alert_id"],
             "alert_type": alert["alert_type"],
             # Marking values are the agency's strings: bounded, so no input can swell an audit block.
-            "originator": _bounded(m["originator"]["agency"]),
+            "originator": _coded(m["originator"]["agency"]),
             "originator_country": _bounded(m["originator"]["country"]),
             "classification": _bounded(m["classification"]),
             # The border sector (a coarse area code, no coordinates): the follow-up indicators count by it.
@@ -445,7 +445,10 @@ class Pipeline:
         if alert["agency"] != agency:
             named = alert["agency"] if alert["agency"] in self.slots.agencies else "another agency"
             raise _Reject("agency-mismatch", f"alert names {named} as its agency on {agency}'s topic")
-        problem = self._originator_problem(agency, alert["markings"]["originator"])
+        # A recall's content is never used, and it must reach an alert published before the code rules below
+        # (``_sanity``, ``Originator.names``): those hold for versions with content.
+        content = not _is_recall(alert.get("lifecycle"))
+        problem = self._originator_problem(agency, alert["markings"]["originator"], content)
         if problem:
             raise _Reject("originator", problem)
         if alert["alert_id"] != key:
@@ -456,7 +459,7 @@ class Pipeline:
             # another partition than its key's would meet neither.
             raise _Reject("misrouted", f"the record is in partition {record.partition} but its key belongs in "
                                        f"partition {placed}; publish with Kafka's default partitioner")
-        problem = _sanity(alert, now) or lifecycle_problem(alert)
+        problem = _sanity(alert, now, codes=content) or lifecycle_problem(alert)
         if problem:
             raise _Reject("invalid", problem)
         alert_id, version = alert["alert_id"], alert.get("version", 1)
@@ -517,7 +520,7 @@ class Pipeline:
         occurred = alert.get("occurred_at")
         return isinstance(occurred, datetime) and occurred < now - self.lifecycle_retention + margin
 
-    def _originator_problem(self, agency: str, originator: dict[str, Any]) -> str | None:
+    def _originator_problem(self, agency: str, originator: dict[str, Any], codes: bool = True) -> str | None:
         """Why the alert's originator is not one ``agency`` may name, or None. The policy applies the
         originator country's restrictions (a third country only on its consent): an agency naming
         another country's originator, or its own country in place of a foreign one, would move
@@ -527,7 +530,7 @@ class Pipeline:
             return f"no originator is configured for agency {agency}: set PUENTE_AGENCY_COUNTRIES"
         if originator["country"] != allowed.country:
             return f"{agency}'s alerts must name originator country {allowed.country}; this one names another"
-        if not allowed.names(originator["agency"]):
+        if not allowed.names(originator["agency"], codes):
             whom = f"{agency}" if allowed.prefix is None else f"{agency} or {allowed.prefix}<unit>"
             return f"{agency}'s alerts must name {whom} as originator agency; this one names another"
         return None
@@ -678,7 +681,13 @@ def _sector(alert: dict[str, Any]) -> str | None:
     """The alert's border sector code as the audit records it, or None when it names none."""
     location = alert.get("location")
     sector = location.get("border_sector") if isinstance(location, dict) else None
-    return _bounded(sector) if sector is not None else None
+    return _coded(sector) if sector is not None else None
+
+
+def _coded(value: Any) -> str:
+    """A code as the audit records it (an originator, a sector); anything else, which only a recall of an alert
+    published before codes were required can carry (``_sanity``), as ``(not a code)``: free text never."""
+    return value if isinstance(value, str) and _AUDIT_CODE.fullmatch(value) else "(not a code)"
 
 
 def _bounded(value: Any, limit: int = 64) -> str:
@@ -784,6 +793,7 @@ def _codec_reason(exc: CodecError) -> str:
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]*")
 # A province, a border sector or an originator's unit: a code of the adapters' tables (DARIEN_JAQUE, DIJIN).
 _AREA_CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,63}")
+_AUDIT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # an area code, an originator (SNM, COL-DIJIN)
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # no alert reports an event older; year 1 is a broken clock
 
 
@@ -792,7 +802,7 @@ def _escaped(text: str) -> str:
     return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
+def _sanity(alert: dict[str, Any], now: datetime, *, codes: bool = True) -> str | None:
     """Checks the schema cannot express, an allow-list of sound values: what the adapters refuse, refused
     again for records published another way; a problem here is a schema violation, not a crash.
     Messages name the field and the rule, never the value."""
@@ -812,7 +822,7 @@ def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
         return ("source_timezone is not an IANA time zone of a place (such as America/Panama, or UTC); Factory, "
                 "localtime and the posix/ and right/ copies are not")
     loc = alert.get("location") or {}
-    for name in ("province", "border_sector"):
+    for name in ("province", "border_sector") if codes else ():
         # Codes, as the adapters write them (a table's): free text there (a name, a document number) would reach
         # the audit's sector column, the indicators and every partner's view that keeps the field.
         value = loc.get(name)

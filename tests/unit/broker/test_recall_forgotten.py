@@ -212,3 +212,20 @@ def test_the_worker_ages_states_by_kafkas_append_times_not_its_own_clock(monkeyp
     assert len(state.book) == 2
     BrokerWorker._committed(state, {"C|1": (1_000 + RETENTION + 2) * day}, {})  # type: ignore[arg-type]
     assert state.book.get("A") is None and state.book.get("B") is not None
+
+
+def test_a_recall_reaches_an_alert_whose_areas_are_no_codes_and_the_audit_keeps_no_free_text() -> None:
+    """An alert published before areas had to be codes (a province written out, an agency's free text): its recall
+    still goes out (a recall's content is never used), and the audit entry records "(not a code)", not the text."""
+    run = Clocked()
+    first = _first()
+    run.send(first, NOW)
+    recall = _next(first, "RECALL", reason="ERROR")
+    recall["location"] = {**(recall.get("location") or {}), "province": "Darién", "border_sector": "Juan Perez CC 80"}
+    out = run.send(recall, NOW + timedelta(hours=1))
+    assert out.entry["kind"] == "ALERT" and _headers(out) == {"COL": "RECALL"}
+    assert out.entry["sector"] == "(not a code)" and "Juan" not in str(out.entry)
+    update = _next(recall, "UPDATE")
+    update["lifecycle"] = {"action": "UPDATE", "reason": None, "partners": []}
+    dead = run.send(update, NOW + timedelta(hours=2)).entry  # content again: codes needed, checked first
+    assert dead["kind"] == "DEAD_LETTER" and dead["reason"] == "invalid" and "must be a code" in dead["detail"]
