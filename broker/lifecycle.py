@@ -14,10 +14,10 @@ keep the alert (``topology.lifecycle_retention_days``); after that there is noth
 update or recall.
 
 A recalled state ages out like any other, and with it the refusal of the alert's later versions.
-So the pipeline refuses a later version of an alert it holds no state for once the alert's event
-is older than the retention ("forgotten", ``Pipeline._forgettable``), rather than take it for one
-that never reached anyone. (Keeping recalled states for good, re-written before they age out or
-in a compact-only topic, would need the worker to write and load more than a batch's states; the
+So the pipeline refuses any version (a first one republished too) of an alert it holds no state
+for once the alert's event is older than the retention ("forgotten", ``Pipeline._forgettable``),
+rather than take it for one that never reached anyone. (Keeping recalled states for good, re-written
+before they age out or in a compact-only topic, would need the worker to write and load more than a batch's states; the
 age check costs one comparison, on rare paths, and covers any state lost, not only recalled ones.)
 
 A state is written whenever a version changes something: a first version that reached at least
@@ -100,8 +100,8 @@ class LifecycleBook:
     version of an alert recalled for good would find none once the clock is right again. Forgetting is
     safe for the same reason the topic's deletion is: a state is written no earlier than its alert's
     event, less ``pipeline.MAX_FUTURE_SKEW``, so an alert whose state is forgotten has an event older than
-    the retention and the slack, less that skew, and ``Pipeline._forgettable`` refuses its later versions
-    (the slack covers a worker clock up to about half a day off Kafka's). None: every state is kept."""
+    the retention and the slack, less that skew, and ``Pipeline._forgettable`` refuses its versions (the
+    slack covers a worker clock up to about half a day off Kafka's). None: every state is kept."""
 
     PRUNE_SLACK_MS = 86_400_000
 

@@ -477,9 +477,8 @@ class Pipeline:
             raise _Reject("forgotten", f"version {version} of an alert id the broker holds no state for, about an "
                                        f"event older than the {days} days the lifecycle topic keeps a state: its "
                                        "state (who holds it, whether it was recalled for good) may have aged out, "
-                                       "so it cannot be told from an alert that never reached anyone; "
-                                       + ("publish a new alert instead" if version > 1 else
-                                          "an event this old is not shared"))
+                                       "so it cannot be told from an alert that never reached anyone; an event "
+                                       "this old is not shared (a new alert about it is refused the same way)")
         if prior is not None:
             if prior.recalled and not (recall and prior.holders and (version > prior.version or again_at_last)):
                 # A recall again is taken only while some partner still holds the alert (its notice

@@ -75,7 +75,7 @@ def test_a_later_version_of_a_recalled_alert_whose_state_aged_out_is_dead_letter
     out = run.send(_next(recall, "UPDATE"), NOW + timedelta(days=RETENTION + 1))
     assert out.entry["kind"] == "DEAD_LETTER" and out.entry["reason"] == "forgotten"
     assert out.feeds == [] and out.state is None
-    assert f"{RETENTION} days" in out.entry["detail"] and "new alert" in out.entry["detail"]
+    assert f"{RETENTION} days" in out.entry["detail"] and "an event this old is not shared" in out.entry["detail"]
 
 
 def test_the_first_version_of_a_recalled_alert_republished_after_its_state_aged_out_is_dead_lettered() -> None:
