@@ -150,6 +150,24 @@ def archive(path: Path, done: Path, identity: tuple[int, int, int, int] | None =
         os.close(folder)
 
 
+def finish_move(path: Path, done: Path) -> bool:
+    """Whether ``path`` was a file ``archive`` had linked into ``done`` when the watcher stopped, before it removed
+    the name in the drop folder; if so the move is finished (the name removed). Such a file has two names, which
+    ``open_dropped`` refuses, and it was read in full before it was linked."""
+    try:
+        st = path.lstat()
+        if st.st_nlink != 2 or not stat.S_ISREG(st.st_mode) or done.is_symlink() or not done.is_dir():
+            return False
+        with os.scandir(done) as entries:
+            linked = any(e.inode() == st.st_ino and e.stat(follow_symlinks=False).st_dev == st.st_dev
+                         for e in entries if e.is_file(follow_symlinks=False))
+    except OSError:
+        return False
+    if linked:
+        path.unlink()
+    return linked
+
+
 def _same(st: os.stat_result, identity: tuple[int, int, int, int] | None) -> bool:
     return identity is None or (st.st_dev, st.st_ino) == identity[:2]
 
@@ -202,6 +220,10 @@ async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_ex
                 sizes[path] = sig  # seen for the first time, or still changing: wait one more poll
                 continue
             handled.add((path, *sig))  # tried once per content: an unreadable file is not retried every poll
+            if finish_move(path, done_dir):
+                print(f"{run.adapter.name}: {path.name} was already in done/ (a move a stop cut short); "
+                      "finished moving it", file=run.err, flush=True)
+                continue
             try:
                 stream, identity = open_dropped(path)
                 with stream:

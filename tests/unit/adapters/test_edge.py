@@ -196,6 +196,19 @@ def test_done_must_be_a_folder_and_only_the_file_read_is_moved(tmp_path: Path) -
         open_dropped(drop / "c.jsonl")
 
 
+def test_a_move_a_stop_cut_short_is_finished_not_refused(tmp_path: Path) -> None:
+    """The watcher stopped between linking a file into done/ and removing its drop-folder name: the next run
+    finishes the move (the file was read before it was linked) instead of refusing a file with two names."""
+    drop = tmp_path / "drop"
+    (drop / "done").mkdir(parents=True)
+    (drop / "a.jsonl").write_text("{}\n")
+    os.link(drop / "a.jsonl", drop / "done" / "a.jsonl")
+    fake = _FakeRun()
+    asyncio.run(watch(fake, drop, interval=0.05, idle_exit=0.3, out=io.StringIO()))  # type: ignore[arg-type]
+    assert fake.seen == [] and not (drop / "a.jsonl").exists() and (drop / "done" / "a.jsonl").exists()
+    assert "finished moving it" in fake.err.getvalue()
+
+
 def test_unreadable_files_stop_the_run_before_kafka_naming_each(tmp_path: Path) -> None:
     """`puente adapt` with a missing file and a folder among good ones fails at once, naming both, without Kafka."""
     import os
