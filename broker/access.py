@@ -292,11 +292,18 @@ def wildcard(acl: Acl) -> bool:
 
 
 def reaches(acl: Acl, planned: Iterable[Acl]) -> bool:
-    """Whether an ALLOW rule matches a resource the plan grants (one of this deployment's topics, groups or
-    transactional ids: ``overlaps``, a LITERAL ``*`` being Kafka's wildcard). For a principal that is none of
+    """Whether an ALLOW rule to do more than describe matches a resource the plan grants (one of this deployment's
+    topics, groups or transactional ids: ``overlaps``, a LITERAL ``*`` being Kafka's wildcard), or gives power over
+    the cluster itself (ALTER: its ACLs; CLUSTER_ACTION: a node's). For a principal that is none of
     Puente's parties, such a rule lets a login no policy names read a feed, write an audit topic or take a
     party's group or transactional id: ``acls plan`` reports it, however it came there."""
-    if acl.permission != "ALLOW":
-        return False
+    if acl.permission != "ALLOW" or acl.operation in _LOOK_ONLY:
+        return False  # a monitoring login (lag exporters, Burrow) describes topics and groups: no data, no rights
+    if acl.resource == "CLUSTER":
+        return acl.operation in _CLUSTER_POWERS  # it may change the ACLs, or act as a node: it reaches everything
     return any(w.resource == acl.resource and ((acl.pattern == "LITERAL" and acl.name == "*") or overlaps(acl, w))
                for w in planned)
+
+
+_LOOK_ONLY = frozenset({"DESCRIBE", "DESCRIBE_CONFIGS"})
+_CLUSTER_POWERS = frozenset({"ALL", "ALTER", "ALTER_CONFIGS", "CLUSTER_ACTION"})

@@ -63,6 +63,9 @@ FOREIGN = [
     Acl("billing", "TOPIC", "orders", "LITERAL", "READ"),
     Acl("billing", "CLUSTER", "kafka-cluster", "LITERAL", "IDEMPOTENT_WRITE"),
     Acl("other", "TOPIC", "puente2.", "PREFIXED", "ALL"),  # another deployment's prefix: none of this one's names
+    # A monitoring login (a lag exporter) describes topics and groups: no data, no rights over them.
+    Acl("exporter", "TOPIC", "*", "LITERAL", "DESCRIBE"),
+    Acl("burrow", "GROUP", "*", "LITERAL", "DESCRIBE"),
 ]
 # Rules of logins no policy names that reach this deployment's topics, groups or transactional ids.
 STRANGERS = [
@@ -73,6 +76,7 @@ STRANGERS = [
     Acl("Partner-USA", "TOPIC", "puente.audit.decisions", "LITERAL", "WRITE"),
     Acl("svc-col", "GROUP", "puente.feed.COL.subscriber", "LITERAL", "READ"),
     Acl("svc-col", "TRANSACTIONAL_ID", "puente-subscriber:", "PREFIXED", "WRITE"),
+    Acl("ops", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER"),  # may change the ACLs: reaches everything
 ]
 
 
