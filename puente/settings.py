@@ -136,10 +136,19 @@ class PuenteSettings(BaseSettings):
     @field_validator("agencies")
     @classmethod
     def _agencies_distinct(cls, agencies: tuple[str, ...]) -> tuple[str, ...]:
-        """Each agency once: two slots would read one ingress topic, each with its own audit chain."""
+        """Each agency once: two slots would read one ingress topic, each with its own audit chain. Once ignoring
+        case and ``.`` against ``_`` too: Kafka refuses a second topic whose name differs from another's only in
+        ``.`` and ``_`` (its metrics cannot tell them apart), and a keystore folder or login file named only by
+        case is one file where names are not case-sensitive."""
         twice = sorted({a for a in agencies if agencies.count(a) > 1})
         if twice:
             raise ValueError(f"names {', '.join(twice)} more than once")
+        seen: dict[str, str] = {}
+        for agency in agencies:
+            other = seen.setdefault(agency.casefold().replace(".", "_"), agency)
+            if other != agency:
+                raise ValueError(f"names {other} and {agency}, which differ only in case or in . against _: "
+                                 "their topics, folders or logins would be one")
         return agencies
 
     @field_validator("agency_countries")

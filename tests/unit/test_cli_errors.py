@@ -117,6 +117,9 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
     # An agency names a keystore folder and a login: one that climbs out of its folder, or comes twice, is refused.
     ({"PUENTE_AGENCIES": '["SNM", "../broker"]'}, ("policy", "lint"), 3, "PUENTE_AGENCIES (entry 2)"),
     ({"PUENTE_AGENCIES": '["SNM", "PN", "SNM"]'}, ("policy", "lint"), 3, "names SNM more than once"),
+    # Kafka would refuse the second topic (PN.X against PN_X); a folder or login by case alone is one file.
+    ({"PUENTE_AGENCIES": '["SNM", "PN.X", "PN_X"]'}, ("policy", "lint"), 3, "names PN.X and PN_X, which differ"),
+    ({"PUENTE_AGENCIES": '["SNM", "PN", "pn"]'}, ("policy", "lint"), 3, "names PN and pn, which differ only in case"),
 ])
 def test_configuration_and_usage_errors_have_their_own_status(keys: Path, env: dict[str, str], args: tuple[str, ...],
                                                              code: int, words: str) -> None:
