@@ -26,6 +26,7 @@ import contextlib
 import errno
 import io
 import os
+import re
 import stat
 import sys
 import time
@@ -151,21 +152,26 @@ def archive(path: Path, done: Path, identity: tuple[int, int, int, int] | None =
 
 
 def finish_move(path: Path, done: Path) -> bool:
-    """Whether ``path`` was a file ``archive`` had linked into ``done`` when the watcher stopped, before it removed
-    the name in the drop folder; if so the move is finished (the name removed). Such a file has two names, which
-    ``open_dropped`` refuses, and it was read in full before it was linked."""
+    """Whether ``path`` was a file ``archive`` had linked into ``done`` (under its own name, or a numbered one) when
+    the watcher stopped, before it removed the name in the drop folder; if so the move is finished (the name
+    removed). Such a file has two names, which ``open_dropped`` refuses, and it was read in full before it was
+    linked. A link to another archived file (an operator re-dropping one) is not taken for one: refused as ever."""
+    names = re.compile(re.escape(path.stem) + r"(?:\.[0-9]+)?" + re.escape(path.suffix))  # what archive names it
     try:
         st = path.lstat()
         if st.st_nlink != 2 or not stat.S_ISREG(st.st_mode) or done.is_symlink() or not done.is_dir():
             return False
         with os.scandir(done) as entries:
-            linked = any(e.inode() == st.st_ino and e.stat(follow_symlinks=False).st_dev == st.st_dev
+            linked = any(names.fullmatch(e.name) and e.inode() == st.st_ino
+                         and e.stat(follow_symlinks=False).st_dev == st.st_dev
                          for e in entries if e.is_file(follow_symlinks=False))
+        again = path.lstat()  # still that file: one renamed over it meanwhile is a new export, to be read
+        if not linked or (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
+            return False
     except OSError:
         return False
-    if linked:
-        path.unlink()
-    return linked
+    path.unlink()
+    return True
 
 
 def _same(st: os.stat_result, identity: tuple[int, int, int, int] | None) -> bool:

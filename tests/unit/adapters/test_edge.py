@@ -207,6 +207,11 @@ def test_a_move_a_stop_cut_short_is_finished_not_refused(tmp_path: Path) -> None
     asyncio.run(watch(fake, drop, interval=0.05, idle_exit=0.3, out=io.StringIO()))  # type: ignore[arg-type]
     assert fake.seen == [] and not (drop / "a.jsonl").exists() and (drop / "done" / "a.jsonl").exists()
     assert "finished moving it" in fake.err.getvalue()
+    # A link to another archived file (an operator dropping one again) is no move cut short: refused, kept.
+    os.link(drop / "done" / "a.jsonl", drop / "redo.jsonl")
+    fake = _FakeRun()
+    asyncio.run(watch(fake, drop, interval=0.05, idle_exit=0.3, out=io.StringIO()))  # type: ignore[arg-type]
+    assert (drop / "redo.jsonl").exists() and "hard links" in fake.err.getvalue()
 
 
 def test_unreadable_files_stop_the_run_before_kafka_naming_each(tmp_path: Path) -> None:
