@@ -77,6 +77,7 @@ STRANGERS = [
     Acl("svc-col", "GROUP", "puente.feed.COL.subscriber", "LITERAL", "READ"),
     Acl("svc-col", "TRANSACTIONAL_ID", "puente-subscriber:", "PREFIXED", "WRITE"),
     Acl("ops", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER"),  # may change the ACLs: reaches everything
+    Acl("ops", "CLUSTER", "kafka-cluster", "LITERAL", "CREATE"),  # may make a Puente topic first, wrongly
 ]
 
 
