@@ -14,11 +14,12 @@ keep the alert (``topology.lifecycle_retention_days``); after that there is noth
 update or recall.
 
 A recalled state ages out like any other, and with it the refusal of the alert's later versions.
-So the pipeline refuses any version (a first one republished too) of an alert it holds no state
-for once the alert's event is older than the retention ("forgotten", ``Pipeline._forgettable``),
-rather than take it for one that never reached anyone. (Keeping recalled states for good, re-written
-before they age out or in a compact-only topic, would need the worker to write and load more than a batch's states; the
-age check costs one comparison, on rare paths, and covers any state lost, not only recalled ones.)
+So the pipeline refuses any version with content (a first one republished too) of an alert it
+holds no state for once the alert's event is older than the retention ("forgotten",
+``Pipeline._forgettable``), rather than take it for one that never reached anyone. (Keeping
+recalled states for good, re-written before they age out or in a compact-only topic, would need
+the worker to write and load more than a batch's states; the age check costs one comparison, on
+rare paths, and covers any state lost, not only recalled ones.)
 
 A state is written whenever a version changes something: a first version that reached at least
 one partner, or is about an event older than half the retention (so that its next version, even

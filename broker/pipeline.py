@@ -792,7 +792,7 @@ def _codec_reason(exc: CodecError) -> str:
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]*")
 # A province, a border sector or an originator's unit: a code of the adapters' tables (DARIEN_JAQUE, DIJIN).
 _AREA_CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,63}")
-_AUDIT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # an area code, an originator (SNM, COL-DIJIN)
+_AUDIT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,67}")  # an area code, an originator (SNM, COL-DIJIN)
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # no alert reports an event older; year 1 is a broken clock
 
 
