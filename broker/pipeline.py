@@ -447,7 +447,8 @@ class Pipeline:
             raise _Reject("agency-mismatch", f"alert names {named} as its agency on {agency}'s topic")
         # A recall's content is never used, and it must reach an alert published before the code rules below
         # (``_sanity``, ``Originator.names``): those hold for versions with content.
-        content = not _is_recall(alert.get("lifecycle"))
+        recall = _is_recall(alert.get("lifecycle"))
+        content = not recall
         problem = self._originator_problem(agency, alert["markings"]["originator"], content)
         if problem:
             raise _Reject("originator", problem)
@@ -463,7 +464,6 @@ class Pipeline:
         if problem:
             raise _Reject("invalid", problem)
         alert_id, version = alert["alert_id"], alert.get("version", 1)
-        recall = _is_recall(alert.get("lifecycle"))
         prior = states(alert_id)
         # A recall again at the last version reuses it (there is no higher one): its id was seen.
         again_at_last = (recall and version == MAX_VERSION and prior is not None and prior.recalled
