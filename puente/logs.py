@@ -8,7 +8,9 @@ frame) in JSON and plain text on a console, and never show a frame's local varia
 records, payloads and keys (structlog's default renderers print them). A line a library repeats
 (aiokafka's "Unable connect to node" while a node is down, once per retry of every client) is
 written once per ``REPEAT_S`` with the count of the same text left out. ``PUENTE_LOG_LEVEL`` and
-``PUENTE_LOG_FORMAT`` choose level and form.
+``PUENTE_LOG_FORMAT`` choose level and form; a library's debug lines are never written, whatever the level
+(``LIBRARY_FLOOR``): their free text carries what Puente's fields keep out (aiokafka's debug lines print every
+request it sends, the SASL password and each record's bytes among them).
 """
 
 from __future__ import annotations
@@ -43,12 +45,15 @@ def _allow_listed(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
 
 
 REPEAT_S = 5.0
+# The lowest level of a line from outside Puente that is written: below it, a library's text is not Puente's to
+# vouch for (an allow-list of loggers: only Puente's own lines may be debug lines).
+LIBRARY_FLOOR = logging.INFO
 
 
 class _Repeats(logging.Filter):
     """Let a library's line through once per ``REPEAT_S`` for each (logger, message text); the
-    next one let through carries ``repeated``, how many were left out meanwhile. Puente's own lines
-    (structlog's) always pass: each is written on purpose."""
+    next one let through carries ``repeated``, how many were left out meanwhile; never one below
+    ``LIBRARY_FLOOR``. Puente's own lines (structlog's) always pass: each is written on purpose."""
 
     def __init__(self, every_s: float = REPEAT_S) -> None:
         super().__init__()
@@ -56,8 +61,10 @@ class _Repeats(logging.Filter):
         self._last: dict[tuple[str, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, dict) or record.name.startswith("puente"):
+        if isinstance(record.msg, dict) or record.name == "puente" or record.name.startswith("puente."):
             return True  # one of Puente's own lines (structlog hands the formatter an event dict)
+        if record.levelno < LIBRARY_FLOOR:
+            return False
         try:
             text = record.getMessage()
         except (TypeError, ValueError):  # a library's malformed arguments: let logging report it

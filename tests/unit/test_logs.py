@@ -109,6 +109,22 @@ def test_aiokafka_lines_go_through_the_same_pipeline(monkeypatch: pytest.MonkeyP
 
 
 
+def test_at_debug_a_librarys_debug_lines_are_never_written(monkeypatch: pytest.MonkeyPatch,
+                                                           stream: io.StringIO) -> None:
+    """PUENTE_LOG_LEVEL=debug gives Puente's own debug lines, never a library's: aiokafka's print each request it
+    sends (a SASL password, a record's bytes) in free text no field allow-list sees. Its info lines still pass, and
+    a logger that only starts with "puente" is not Puente's."""
+    _configured(monkeypatch, stream, PUENTE_LOG_LEVEL="debug", PUENTE_LOG_FORMAT="json")
+    logging.getLogger("aiokafka.conn").debug("%s Request 3: %s", "<conn>", "sasl_auth_bytes=b'x\\x00Hunter2'")
+    logging.getLogger("aiokafka.producer.sender").debug("Sending (key=%r value=%r)", b"k", b"PA1234567")
+    logging.getLogger("confluent_kafka").debug("rdkafka debug line")
+    logging.getLogger("puentex").debug("not Puente's")
+    logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group %s", "g")
+    logs.get("puente.test.debug").debug("a debug line of Puente's")
+    assert [(line["logger"], line["level"]) for line in _lines(stream)] == [
+        ("aiokafka.consumer.group_coordinator", "info"), ("puente.test.debug", "debug")]
+    assert "Hunter2" not in stream.getvalue() and "PA1234567" not in stream.getvalue()
+
 def test_every_field_a_log_call_names_is_in_the_allow_list() -> None:
     """A keyword a Puente log call passes but ``FIELDS`` does not name reaches the log as a marker, silently: the
     stall warning's ``stalled_s`` and the rebalance's ``kept``/``loaded`` once did. Every log call in the
