@@ -160,6 +160,29 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
         os.close(dir_fd)
 
 
+def write_new(path: Path, data: bytes, mode: int) -> None:
+    """Write ``path`` whole or not at all, as ``write_atomic`` does, but only as a new name: when anything
+    exists there (a file, a link, a folder), nothing is written and ``FileExistsError`` is raised. For a
+    file a person names on the command line, where replacing what is there could destroy a private key
+    or a store: the new file is linked into place, which the kernel refuses over an existing name."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path, follow_symlinks=False)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
 _MAX_LINKS = 40  # the kernel's own limit on the links followed for one name (ELOOP)
 # O_PATH: a folder on the way needs only search permission, as when the kernel walks a name itself.
 _FOLDER = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC

@@ -31,8 +31,8 @@ from broker.keystore import (
     Keystore,
     holder_path,
     provision_all,
-    write_atomic,
 )
+from broker.private_files import write_new
 from policies import load_policy_set
 from puente.commands._common import Subparsers, settings
 from puente.errors import ConfigError, KeyMaterialError
@@ -149,8 +149,11 @@ def _export_public(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 0
     try:
-        # A new file renamed over the name: a link planted at --out is replaced, never written through.
-        write_atomic(args.out, pem, 0o644)
+        # Only a new name: what is there may be the private key being exported, a store or a login.
+        write_new(args.out, pem, 0o644)
+    except FileExistsError:
+        raise ConfigError(f"--out {args.out}: something is already there; nothing was written (name a new file, "
+                          "or remove the old one first if it is an old export)") from None
     except OSError as exc:
         raise ConfigError(f"--out {args.out}: cannot write: {exc.strerror}") from None
     print(f"wrote the public half of {args.key_id} to {args.out}; give it to the other side, who runs: "

@@ -18,17 +18,28 @@ from puente.errors import ConfigError, KeyMaterialError
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
-def test_export_public_out_replaces_a_planted_link_without_writing_through_it(tmp_path: Path) -> None:
-    """A link planted at --out pointing at another file: that file is untouched and --out becomes a regular file
-    holding the PEM."""
+def test_export_public_out_never_replaces_what_is_there(tmp_path: Path) -> None:
+    """--out names only a new file: run in the key folder with the private key's own name, a store's, or a link
+    planted there, it refuses, writing nothing and leaving what was there as it was (0600 private key included);
+    a new name gets the PEM, 0644."""
     store = Keystore(tmp_path / "broker")
     store.generate(KeyKind.BROKER_SIGNING, "broker", generation="2026a", now=NOW)
+    private = store.path / "broker-sign-2026a.json"
+    before = private.read_bytes()
     victim = tmp_path / "victim.conf"
     victim.write_text("important config\n")
+    link = tmp_path / "link.pem"
+    link.symlink_to(victim)
+    dangling = tmp_path / "dangling.pem"
+    dangling.symlink_to(tmp_path / "nowhere")
+    for out in (private, victim, link, dangling, tmp_path):
+        with pytest.raises(ConfigError, match="already there; nothing was written"):
+            _export_public(argparse.Namespace(key_id="broker-sign-2026a", dir=store.path, out=out))
+    assert private.read_bytes() == before and private.stat().st_mode & 0o777 == 0o600
+    assert victim.read_text() == "important config\n" and link.is_symlink() and not (tmp_path / "nowhere").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broker", "dangling.pem", "link.pem", "victim.conf"]
     out = tmp_path / "broker-sign-2026a.pem"
-    out.symlink_to(victim)
     _export_public(argparse.Namespace(key_id="broker-sign-2026a", dir=store.path, out=out))
-    assert victim.read_text() == "important config\n"
     assert not out.is_symlink() and out.read_bytes() == store.public_pem("broker-sign-2026a")
     assert out.stat().st_mode & 0o777 == 0o644
 
