@@ -259,10 +259,14 @@ class Keystore:
         """Every generation of the broker's signing key held here, by key id, newest first (partner
         side): a feed key block does not name the key that signed it, and records the broker signed
         before it rotated its key stay in the feed, so a subscriber verifies with all of them.
-        Only ``broker-sign-<g>`` keys: no other party's key may sign for the broker."""
+        Only ``broker-sign-<g>`` keys: no other party's key may sign for the broker. One held with its
+        private half is refused: only the broker holds that, and a copy in a partner's folder is a leak
+        to be removed, not a key to use."""
         found = self.generations(BROKER_OWNER, KeyKind.BROKER_SIGNING)
         if not found:
             raise KeyMaterialError(f"no {KeyKind.BROKER_SIGNING} key for {BROKER_OWNER!r} in keystore {self.path}")
+        for record in found:
+            self.refuse_private(record)
         return {record.key_id: record.ed25519_public() for record in found}
 
     def load_decryption_keys(self, partner_id: str) -> dict[str, X25519PrivateKey]:

@@ -895,6 +895,7 @@ def _broker_verify_keys(verify_files: Path | Sequence[Path] | None, folder: Keys
         if broker_key.kind is not KeyKind.BROKER_SIGNING or broker_key.owner != BROKER_OWNER:
             raise KeyMaterialError(f"key {broker_key.key_id} ({broker_key.kind}) is not the broker's signing key; "
                                    "pass the broker's public key (broker-sign-...) with --verify-key")
+        Keystore(path.parent).refuse_private(broker_key)  # only the broker holds its private half
         keys[broker_key.key_id] = broker_key.ed25519_public()
     return keys
 

@@ -164,3 +164,17 @@ def test_subscribe_takes_verify_key_more_than_once(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ConfigError, match="stop here"):
         args.func(args)
     assert seen["verify"] == [Path("a.json"), Path("b.json")]
+
+
+def test_a_partner_refuses_the_brokers_private_signing_key(site: Site) -> None:
+    """The broker's signing key with its private half, copied into COL's folder or given as --verify-key, is a leak
+    to remove, not a key to verify with: refused at start, naming the file, whichever way it comes."""
+    leaked = site.broker.path / "broker-sign-2026a.json"
+    with pytest.raises(KeyMaterialError, match="which only broker may hold"):
+        opener_for("COL", site.file("COL-enc-2026a"), [leaked])
+    (site.col.path / "broker-sign-2026a.json").write_bytes(leaked.read_bytes())
+    (site.col.path / "broker-sign-2026a.json").chmod(0o600)
+    with pytest.raises(KeyMaterialError, match="which only broker may hold"):
+        site.col.load_verify_keys()
+    with pytest.raises(KeyMaterialError, match="which only broker may hold"):
+        opener_for("COL", site.file("COL-enc-2026a"), None)
