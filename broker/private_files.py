@@ -202,6 +202,8 @@ def _open_file(path: Path, error: Refusal) -> tuple[int, os.stat_result]:
     links = 0
     try:
         while True:
+            if not pending:  # the name, or a link on the way, ends in a folder: ``/``, ``.``, a link to ``.``
+                raise error(f"{path} names a folder, not a file: name the file itself")
             name = pending.pop()
             if name in ("", "."):
                 continue

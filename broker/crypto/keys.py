@@ -372,6 +372,8 @@ def record_from_json(data: bytes, *, key_id: str) -> KeyRecord:
         raise KeyMaterialError(f"key {key_id}: field {dup.key[:40]!r} appears twice in the file") from None
     except (UnicodeDecodeError, ValueError):
         raise KeyMaterialError(f"key {key_id}: file is not valid JSON") from None
+    except RecursionError:  # lists or objects nested thousands deep: no key file is
+        raise KeyMaterialError(f"key {key_id}: file is not a key file (nested too deeply)") from None
     if not isinstance(doc, dict):
         raise KeyMaterialError(f"key {key_id}: file is not a JSON object")
     unknown = [f for f in doc if f not in KEY_FILE_FIELDS]

@@ -215,7 +215,7 @@ async def last_chain_record(consumer: AIOKafkaConsumer, tp: TopicPartition, chai
                 continue
             try:
                 doc = json.loads(rec.value)
-            except ValueError:
+            except (ValueError, RecursionError):  # not a chain record: anyone's, however nested
                 continue
             if isinstance(doc, dict) and doc.get("chain") == chain:
                 last = rec

@@ -326,3 +326,32 @@ def test_puente_bootstrap_filling_in_is_checked_too(tmp_path: Path) -> None:
     _one_line(caught, "PUENTE_BOOTSTRAP")
 
 
+
+
+def test_a_name_that_ends_in_a_folder_is_refused_in_one_line(tmp_path: Path) -> None:
+    """`--key .`, `--verify-key /`, a link to `.`: no file is named, and the refusal says so in one line (it was an
+    IndexError, an internal error, before)."""
+    folder = tmp_path / "keys"
+    folder.mkdir(mode=0o700)
+    (folder / "here").symlink_to(".")
+    for name in (Path("."), Path("/"), folder / "here", folder / ".", folder / "here" / "."):
+        with pytest.raises(KeyMaterialError) as caught:
+            load_key_file(name)
+        message = str(caught.value)
+        assert ("names a folder, not a file" in message or "is not a regular file" in message) and "\n" not in message
+    with pytest.raises(ConfigError, match="names a folder, not a file"):
+        connection_from_properties(folder / "here")
+
+
+def test_a_key_file_nested_thousands_deep_is_refused_not_a_crash(tmp_path: Path) -> None:
+    """A 0600 key file of 60,000 nested lists is no key file: a one-line refusal, not a RecursionError that would
+    stop a broker walking its keystore."""
+    folder = tmp_path / "keys"
+    folder.mkdir(mode=0o700)
+    path = folder / "COL-enc-2026a.json"
+    path.write_text("[" * 60_000)
+    path.chmod(0o600)
+    with pytest.raises(KeyMaterialError, match="nested too deeply"):
+        load_key_file(path)
+    with pytest.raises(KeyMaterialError, match="nested too deeply"):
+        Keystore(folder).key_ids() and Keystore(folder).load("COL-enc-2026a")
