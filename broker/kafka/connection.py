@@ -60,6 +60,7 @@ from puente.settings import PuenteSettings
 Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 _MAX_FILE = 64 * 1024
+_MAX_TLS_FILE = 4 * 1024 * 1024  # a CA bundle (the system's is some 200 KiB), a certificate chain or a key
 
 
 class KafkaConnection(BaseModel):
@@ -124,9 +125,8 @@ class KafkaConnection(BaseModel):
                            ("cert_file", "ssl.keystore.location or ssl.certificate.location"),
                            ("key_file", "ssl.keystore.location or ssl.key.location")):
             path = getattr(self, name)
-            if path is not None and not Path(path).is_file():  # the path is not quoted: it is the file's text
-                raise ConfigError(f"{where}: the {name.replace('_', ' ')} does not exist or is not a file: check "
-                                  f"{keys} (a relative path is taken from the client properties file's folder)")
+            if path is not None:
+                _check_tls_file(Path(path), where, name.replace("_", " "), keys, secret=name == "key_file")
         return self
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -138,8 +138,11 @@ class KafkaConnection(BaseModel):
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.check_hostname = self.check_hostname
             if self.cert_file is not None:
-                password = self.key_password.get_secret_value() if self.key_password else None
+                password = self.key_password.get_secret_value() if self.key_password else _no_key_password
+                # A callable, never None: OpenSSL would ask for an encrypted key's pass phrase on the terminal.
                 context.load_cert_chain(str(self.cert_file), str(self.key_file), password)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.source}: {exc}") from None
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"{self.source}: the TLS files cannot be used ({type(exc).__name__}: "
                               f"{getattr(exc, 'strerror', None) or exc.args[-1] if exc.args else exc}); "
@@ -390,6 +393,35 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
         if problem is not None:
             raise ConfigError(f"{source}: {problem}")
     return conn
+
+
+def _no_key_password() -> str:
+    """The pass phrase of an encrypted client key when the configuration gives none: a refusal naming the setting."""
+    raise ConfigError("the client key is encrypted and no ssl.key.password is set: set it in the client "
+                      "configuration, or use an unencrypted key file kept 0600")
+
+
+def _check_tls_file(path: Path, where: str, what: str, keys: str, *, secret: bool) -> None:
+    """Refuse a TLS file a client could not trust, naming the setting (never the path: it is the file's text, so
+    no more than a setting's value may be quoted). Every one: a regular file of this user's or root's, reached
+    only through links and folders no one else may change (``read_regular``), not writable by others nor in a
+    folder others may write: whoever may write the CA may answer as Kafka and take the login that follows. The
+    client key also passes the checks of a secret (``secret_problem``): it is the login itself."""
+    try:
+        _, info = read_regular(path, _MAX_TLS_FILE, ConfigError)
+    except OSError:
+        raise ConfigError(f"{where}: the {what} does not exist or cannot be read: check {keys} (a relative path is "
+                          "taken from the client properties file's folder)") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: the {what} (set by {keys}) cannot be trusted: {exc}") from None
+    if secret:
+        problem = secret_problem(path, info)
+    elif info.st_mode & 0o022:
+        problem = f"writable by others (mode {info.st_mode & 0o777:04o}); run chmod go-w on it"
+    else:
+        problem = folder_refusal(path.parent)
+    if problem is not None:
+        raise ConfigError(f"{where}: the {what} (set by {keys}): {problem}")
 
 
 def _check_not_swappable(path: Path, info: os.stat_result) -> None:

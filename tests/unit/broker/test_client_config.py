@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from broker.kafka import connection_from_properties
 from puente.dev import pki
@@ -133,3 +134,56 @@ def test_a_file_must_say_how_it_is_secured_and_say_it_once(tmp_path: Path, ca: P
     checked_by_own_ca = (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}"
                          "ssl.endpoint.identification.algorithm=\n")
     assert not connection_from_properties(_write(tmp_path, checked_by_own_ca)).check_hostname
+
+
+def _mtls(tmp_path: Path, extra: str = "") -> Path:
+    pki.issue(tmp_path / "tls", "client", ["localhost"], common="partner-USA")
+    return _write(tmp_path / "tls", "bootstrap.servers=k1:9093\nsecurity.protocol=SSL\n"
+                                    "ssl.keystore.type=PEM\nssl.keystore.location=client.pem\n"
+                                    f"ssl.truststore.type=PEM\nssl.truststore.location=ca.pem\n{extra}")
+
+
+@pytest.mark.parametrize(("name", "mode", "named"), [
+    ("client.pem", 0o644, "others may read or write it"),  # the client key is the login: a secret's checks
+    ("client.pem", 0o640, "others may read or write it"),
+    ("ca.pem", 0o666, "writable by others"),  # whoever may write the CA may answer as Kafka
+    ("ca.pem", 0o664, "writable by others"),
+])
+def test_a_tls_file_others_may_read_or_rewrite_is_refused_by_its_setting(tmp_path: Path, name: str, mode: int,
+                                                                         named: str) -> None:
+    config = _mtls(tmp_path)
+    (tmp_path / "tls" / name).chmod(mode)
+    with pytest.raises(ConfigError) as caught:
+        connection_from_properties(config)
+    message = str(caught.value)
+    assert named in message and ("ssl.keystore.location" in message or "ssl.truststore.location" in message)
+    assert "BEGIN" not in message and "\n" not in message
+
+
+def test_a_ca_in_a_folder_others_may_write_is_refused(tmp_path: Path, ca: Path) -> None:
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o777)
+    (open_folder / "ca.pem").write_bytes(ca.read_bytes())
+    config = _write(tmp_path, "bootstrap.servers=k1:9093\nsecurity.protocol=SSL\n"
+                              f"ssl.ca.location={open_folder}/ca.pem\n")
+    with pytest.raises(ConfigError, match=r"ssl\.truststore\.location or ssl\.ca\.location"):
+        connection_from_properties(config)
+
+
+def test_an_encrypted_client_key_without_its_password_is_refused_never_prompted(tmp_path: Path) -> None:
+    """OpenSSL asks for an encrypted key's pass phrase on the terminal when it is given none: the connection gives
+    it a callable that refuses instead, naming ssl.key.password; with the password it loads."""
+    config = _mtls(tmp_path)
+    pem = (tmp_path / "tls" / "client.pem").read_bytes()
+    key = serialization.load_pem_private_key(pem, None)
+    certs = pem[pem.index(b"-----BEGIN CERTIFICATE-----"):]
+    encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.BestAvailableEncryption(b"k3y-pass"))
+    (tmp_path / "tls" / "client.pem").write_bytes(encrypted + certs)
+    with pytest.raises(ConfigError) as caught:
+        connection_from_properties(config).ssl_context()
+    assert "ssl.key.password" in str(caught.value) and str(config) in str(caught.value)
+    config = _mtls(tmp_path / "again", "ssl.key.password=k3y-pass\n")
+    (tmp_path / "again" / "tls" / "client.pem").write_bytes(encrypted + certs)
+    assert connection_from_properties(config).ssl_context() is not None
