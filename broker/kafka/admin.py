@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from broker.kafka.connection import KafkaConnection
 from puente.errors import (
+    ConfigError,
     KafkaAccessError,
     KafkaAuthError,
     KafkaError,
@@ -58,7 +59,14 @@ class Admin:
         config: dict[str, Any] = {**conn.librdkafka(), "logger": _LOG, "client.id": conn.client_id or "puente-admin",
                                   "socket.timeout.ms": int(conn.timeout_s * 1000), "error_cb": self._note,
                                   "log_level": 2, "log.connection.close": False}
-        self.client = AdminClient(config)
+        conn.ssl_context()  # the TLS files checked as every client checks them: a refusal names the setting
+        try:
+            self.client = AdminClient(config)
+        except KafkaException as exc:  # a setting librdkafka refuses as it starts
+            # Its code only: librdkafka's text may quote a setting's value, and a value may be a password.
+            code = exc.args[0].name() if exc.args and isinstance(exc.args[0], RdKafkaError) else "refused"
+            raise ConfigError(f"{conn.source}: the admin client cannot start with this configuration ({code}); "
+                              "check its TLS files, ssl.key.password and SASL settings") from None
 
     def _note(self, error: RdKafkaError) -> None:
         if error.code() in _AUTH:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import KafkaException
 from cryptography.hazmat.primitives import serialization
 
-from broker.kafka import connection_from_properties
+from broker.kafka import admin, connection_from_properties
 from puente.dev import pki
 from puente.errors import ConfigError
 
@@ -187,3 +189,31 @@ def test_an_encrypted_client_key_without_its_password_is_refused_never_prompted(
     config = _mtls(tmp_path / "again", "ssl.key.password=k3y-pass\n")
     (tmp_path / "again" / "tls" / "client.pem").write_bytes(encrypted + certs)
     assert connection_from_properties(config).ssl_context() is not None
+
+
+def test_the_admin_client_refuses_a_configuration_in_one_line_without_its_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The admin commands (`topics`, `users`, `acls`) start librdkafka's client: a wrong ssl.key.password is refused
+    by the same check as every client's, and a setting librdkafka refuses as it starts is a ConfigError naming what
+    to check and librdkafka's code, never its text (which may quote a value: a password)."""
+    config = _mtls(tmp_path, "ssl.key.password=wrong\n")
+    pem = (tmp_path / "tls" / "client.pem").read_bytes()
+    key = serialization.load_pem_private_key(pem, None)
+    certs = pem[pem.index(b"-----BEGIN CERTIFICATE-----"):]
+    (tmp_path / "tls" / "client.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"right")) + certs)
+    with pytest.raises(ConfigError) as caught:
+        admin.Admin(connection_from_properties(config))
+    assert "TLS files cannot be used" in str(caught.value) and "wrong" not in str(caught.value)
+
+    def refusing(config: dict[str, object]) -> None:
+        raise KafkaException(RdKafkaError(RdKafkaError._INVALID_ARG, f"Invalid value {SECRET!r} for sasl.password"))
+
+    monkeypatch.setattr(admin, "AdminClient", refusing)
+    login = _write(tmp_path, f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+                             f"sasl.username=u\nsasl.password={SECRET}\n")
+    with pytest.raises(ConfigError) as caught:
+        admin.Admin(connection_from_properties(login))
+    message = str(caught.value)
+    assert "_INVALID_ARG" in message and str(login) in message and SECRET not in message and "\n" not in message
