@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -131,7 +132,8 @@ class PuenteSettings(BaseSettings):
         "a worker with work that makes no progress for this long logs what it waits for, and again "
         "every such interval until it moves"))
     metrics_port: int | None = Field(None, ge=1, le=65535, description="port of the /metrics endpoint")
-    metrics_address: str = Field("127.0.0.1", description="address the /metrics endpoint binds to")
+    metrics_address: str = Field("127.0.0.1", description=(
+        "IP address the /metrics endpoint binds to (0.0.0.0: every IPv4 address, :: every address)"))
 
     @field_validator("agencies")
     @classmethod
@@ -150,6 +152,17 @@ class PuenteSettings(BaseSettings):
                 raise ValueError(f"names {other} and {agency}, which differ only in case or in . against _: "
                                  "their topics, folders or logins would be one")
         return agencies
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _an_ip_address(cls, address: str) -> str:
+        """An IP address, written out: a name would be resolved by the server at start, and every address is
+        only ever asked for as such (0.0.0.0 or ::), never by a value left empty."""
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ValueError("is not an IP address (127.0.0.1 by default; 0.0.0.0 for every IPv4 address)") from None
+        return address
 
     @field_validator("agency_countries")
     @classmethod
@@ -208,9 +221,33 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return sorted(name for name in environ if name.upper().startswith("PUENTE_") and name.upper() not in known)
 
 
+# The PUENTE_* variables that are a switch: 0 or 1, nothing else (``PUENTE_DEBUG=yes`` would be ignored unseen).
+SWITCHES = frozenset({"PUENTE_DEBUG", "PUENTE_NATIVE_AVRO"})
+
+
+def variable_problem(environ: Mapping[str, str]) -> str | None:
+    """Why the ``PUENTE_*`` variables in ``environ`` cannot be read as they are, or None: one set to nothing (an
+    empty PUENTE_KEYS would be the current folder, an empty address every address: a value left out is never a
+    setting), one given under two spellings (names are read without regard to case, so which one wins would be
+    chance), or a switch (``SWITCHES``) other than 0 or 1. Names only, never a value."""
+    spellings: dict[str, list[str]] = {}
+    for name in sorted(environ):
+        if name.upper().startswith("PUENTE_"):
+            spellings.setdefault(name.upper(), []).append(name)
+    for upper, names in spellings.items():
+        if len(names) > 1:
+            return (f"{' and '.join(n[:60] for n in names)} are one setting (its name is read whatever its case): "
+                    "keep one")
+        if not environ[names[0]].strip():
+            return f"{names[0][:60]} is set to nothing: give it a value, or unset it for its default"
+        if upper in SWITCHES and environ[names[0]] not in ("0", "1"):
+            return f"{names[0][:60]} is a switch: 0 or 1"
+    return None
+
+
 def load_settings(**overrides: object) -> PuenteSettings:
-    """The settings from ``PUENTE_*`` variables (and ``overrides``); one clear line when one is invalid, or
-    when a ``PUENTE_*`` variable is no setting (``unknown_variables``)."""
+    """The settings from ``PUENTE_*`` variables (and ``overrides``); one clear line when one is invalid, when a
+    ``PUENTE_*`` variable is no setting (``unknown_variables``), or cannot be read as it is (``variable_problem``)."""
     strangers = unknown_variables(os.environ)
     if strangers:
         known = [f"PUENTE_{name.upper()}" for name in PuenteSettings.model_fields]
@@ -218,6 +255,9 @@ def load_settings(**overrides: object) -> PuenteSettings:
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(f"{strangers[0][:60]} is not a Puente setting{hint}: check its spelling, or unset it; "
                           "a misspelt setting would leave its default in force")
+    problem = variable_problem(os.environ)
+    if problem is not None:
+        raise ConfigError(problem)
     try:
         return PuenteSettings(**overrides)  # type: ignore[arg-type]
     except SettingsError as exc:  # a value that does not parse at all (JSON for a list): never quoted
