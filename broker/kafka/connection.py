@@ -51,7 +51,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from broker.private_files import folder_refusal, read_regular, secret_problem
 from puente.errors import ConfigError
@@ -61,6 +61,10 @@ Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 _MAX_FILE = 64 * 1024
 _MAX_TLS_FILE = 4 * 1024 * 1024  # a CA bundle (the system's is some 200 KiB), a certificate chain or a key
+
+
+_SERVER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252}))"
+                     r":(?P<port>[0-9]{1,5})")
 
 
 class KafkaConnection(BaseModel):
@@ -82,6 +86,19 @@ class KafkaConnection(BaseModel):
     timeout_s: float = Field(15.0, gt=0, le=600)
     source: str = "settings"
     """Where this connection came from (a file name, or the settings), for error messages."""
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _servers(cls, bootstrap: str) -> str:
+        """``host:port`` entries, comma-separated (an IPv6 host in brackets), each port 1-65535: what the Java
+        client and librdkafka both take. A malformed one was reported as Kafka unavailable, or as the client
+        library's ValueError; it is a setting to fix. The message never quotes the value."""
+        for number, entry in enumerate(bootstrap.split(","), 1):
+            found = _SERVER.fullmatch(entry.strip())
+            if found is None or not 1 <= int(found["port"]) <= 65535:
+                raise ValueError(f"entry {number} is not host:port with a port from 1 to 65535 (servers are "
+                                 "host:port,host:port; an IPv6 address goes in brackets: [::1]:19093)")
+        return bootstrap
 
     @property
     def uses_sasl(self) -> bool:

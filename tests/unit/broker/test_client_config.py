@@ -217,3 +217,21 @@ def test_the_admin_client_refuses_a_configuration_in_one_line_without_its_values
         admin.Admin(connection_from_properties(login))
     message = str(caught.value)
     assert "_INVALID_ARG" in message and str(login) in message and SECRET not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("servers", ["host:notaport", "k1:99999", "k1", ":9093", "k1:9093,", "k1:9093,,k2:9093",
+                                     "k1:0", "::1:9093", "k1:9093 k2:9093", "k_1:-1"])
+def test_bootstrap_servers_must_be_host_and_port_entries(tmp_path: Path, servers: str) -> None:
+    """A malformed bootstrap.servers is a setting to fix (exit 3, its line named), not Kafka unavailable nor the
+    client library's ValueError; the value is never quoted."""
+    config = _write(tmp_path, f"bootstrap.servers={servers}\nsecurity.protocol=PLAINTEXT\n")
+    with pytest.raises(ConfigError) as caught:
+        connection_from_properties(config)
+    message = str(caught.value)
+    assert f"{config}:1: bootstrap.servers" in message and "host:port" in message and servers not in message
+
+
+def test_bootstrap_servers_take_names_addresses_and_bracketed_ipv6(tmp_path: Path) -> None:
+    servers = "kafka-1:9093,10.0.0.7:9093,[::1]:19092,kafka_2.internal.example:65535"
+    config = _write(tmp_path, f"bootstrap.servers={servers}\nsecurity.protocol=PLAINTEXT\n")
+    assert connection_from_properties(config).bootstrap == servers
