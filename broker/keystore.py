@@ -17,9 +17,10 @@ and renamed, so a crash never leaves half a key. A keystore holds a public half 
 key id only, and the broker's holds no partner's or agency's private half (``load_public``, ``agency_mac_lookup``).
 
 When several generations of one owner's key exist, the newest ``created_at`` is current (the key a
-holder signs or seals with); older ones stay loadable, and a reader verifies or decrypts with every
-generation it holds (``load_verify_keys``, ``load_decryption_keys``, ``signature_check``), so
-records made before a rotation still open.
+holder signs or seals with), except an agency's key-agreement key, which the agency names (``in-use``,
+``agency_key_in_use``), since the broker refuses what a key it does not hold yet MACed. Older ones stay
+loadable, and a reader verifies or decrypts with every generation it holds (``load_verify_keys``,
+``load_decryption_keys``, ``signature_check``), so records made before a rotation still open.
 """
 
 from __future__ import annotations
@@ -105,6 +106,10 @@ def _read_key_file(path: Path, key_id: str) -> tuple[bytes, os.stat_result]:
         raise KeyMaterialError(f"key {key_id}: no key file at {path}") from None
     except OSError as exc:
         raise KeyMaterialError(f"key {key_id}: cannot read {path}: {exc.strerror}") from None
+
+
+# In an agency's folder: the id of its key-agreement key in use, once it holds more than one generation.
+IN_USE = "in-use"
 
 
 class Holder(StrEnum):
@@ -282,10 +287,70 @@ class Keystore:
         """The partner's current receipt-signing key (partner side: with its private half)."""
         return self.current(partner_id, KeyKind.PARTNER_SIGNING)
 
+    def agency_key_in_use(self, agency: str) -> KeyRecord:
+        """The agency's own key-agreement key its adapter MACs with: the one generation held, or, once there
+        are several, the one ``in-use`` names (``use_agency_key``; ``puente keys use``), never simply the
+        newest. The broker verifies only with agency keys whose public half it has imported, and refuses
+        (dead-letters, for good) whatever an unknown key MACed: a new generation goes into use only once
+        the agency says the broker holds it. Several generations and no choice is refused, naming them."""
+        held = self.generations(agency, KeyKind.KEY_AGREEMENT)
+        if not held:
+            raise KeyMaterialError(f"no {KeyKind.KEY_AGREEMENT} key for {agency!r} in keystore {self.path}")
+        chosen = self._in_use()
+        if chosen is None:
+            if len(held) == 1:
+                return held[0]
+            raise KeyMaterialError(
+                f"keystore {self.path} holds {len(held)} generations of {agency}'s key-agreement key "
+                f"({', '.join(r.key_id for r in held)}) and names none in use: once the broker holds the public "
+                f"half of the one to use, run `puente keys use KEY_ID --dir {self.path}`")
+        for record in held:
+            if record.key_id == chosen:
+                return record
+        raise KeyMaterialError(f"{self.path / IN_USE} names {chosen}, which is not one of {agency}'s key-agreement "
+                               f"keys here ({', '.join(r.key_id for r in held)}): run `puente keys use KEY_ID "
+                               f"--dir {self.path}`")
+
+    def _in_use(self) -> str | None:
+        """The key id the ``in-use`` file names, or None without one; refused as a public file is when others
+        may rewrite it (whoever may could switch the adapter to a key the broker does not hold)."""
+        path = self.path / IN_USE
+        if not os.path.lexists(path):
+            return None
+        try:
+            data, info = read_regular(path, 200, KeyMaterialError)
+        except OSError as exc:
+            raise KeyMaterialError(f"cannot read {path}: {exc.strerror}") from None
+        problem = (f"writable by others (mode {stat.S_IMODE(info.st_mode):04o}); run chmod 644 on it"
+                   if stat.S_IMODE(info.st_mode) & 0o022 else folder_refusal(path.parent))
+        if problem is not None:
+            raise KeyMaterialError(f"{path}: {problem}")
+        text = data.decode("ascii", "replace").strip()
+        if len(data) > 200 or not KEY_ID_PATTERN.fullmatch(text):
+            raise KeyMaterialError(f"{path} does not hold one key id: run `puente keys use KEY_ID --dir {self.path}`")
+        return text
+
+    def use_agency_key(self, key_id: str) -> KeyRecord:
+        """Name ``key_id``, one of this folder's agency key-agreement keys with its private half, as the one
+        the adapter MACs with from its next start (``agency_key_in_use``), and return it."""
+        parsed = parse_key_id(key_id)
+        if parsed.kind is not KeyKind.KEY_AGREEMENT or parsed.owner == BROKER_OWNER:
+            raise KeyMaterialError(f"key {key_id} is not an agency's key-agreement key (<AGENCY>-kex-<generation>)")
+        record = self.load(key_id, KeyKind.KEY_AGREEMENT)
+        if record.secret is None:
+            raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds only its public half; the agency "
+                                   f"uses a key from the folder where it keeps its own keys")
+        try:
+            write_atomic(self.path / IN_USE, f"{key_id}\n".encode("ascii"), 0o644)
+        except OSError as exc:
+            raise KeyMaterialError(f"cannot write {self.path / IN_USE}: {exc.strerror}") from None
+        return record
+
     def load_agency_mac(self, agency: str) -> SecretBytes:
-        """The agency's ingress MAC key (adapter side), derived from its own current key-agreement key
-        and the broker's current public half; its ``key_id``, the pair id, goes in the headers."""
-        own = self.current(agency, KeyKind.KEY_AGREEMENT)
+        """The agency's ingress MAC key (adapter side), derived from its key-agreement key in use
+        (``agency_key_in_use``) and the broker's current public half; its ``key_id``, the pair id, goes
+        in the headers."""
+        own = self.agency_key_in_use(agency)
         if own.secret is None:
             raise KeyMaterialError(f"key {own.key_id}: keystore {self.path} holds only its public half; "
                                    f"the adapter of {agency} needs the folder where {agency} keeps its own keys")
@@ -391,6 +456,10 @@ class Keystore:
         if present and not keep_existing:
             raise KeyMaterialError(f"{', '.join(present)} already in {self.path}: a key is never replaced; "
                                    "choose a new generation (--generation)")
+        if holder is Holder.AGENCY and not present and self._in_use() is None:
+            held = self.generations(ident, KeyKind.KEY_AGREEMENT)
+            if held:  # a new generation: the adapter keeps MACing with the one the broker holds until told
+                self.use_agency_key(held[0].key_id)
         made = []
         for key_id, (kind, owner) in zip(ids, wanted, strict=True):
             if key_id not in present:

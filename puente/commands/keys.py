@@ -26,6 +26,7 @@ from pathlib import Path
 from broker.crypto import KeyKind, KeyRecord, parse_key_id, public_from_pem
 from broker.crypto.keys import BROKER_OWNER, fingerprint, parse_fingerprint
 from broker.keystore import (
+    IN_USE,
     KEY_GENERATION,
     Holder,
     Keystore,
@@ -87,6 +88,13 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                           "colons or no spaces also do): a key with another is refused and nothing is stored")
     imp.set_defaults(func=_import_public)
 
+    text = ("an agency: MAC with this generation of its key-agreement key from the adapter's next start (once the "
+            "broker has imported its public half)")
+    use = keys.add_parser("use", help=text, description=text)
+    use.add_argument("key_id", metavar="KEY_ID", help="the agency's own key, e.g. SENAN-kex-2026b")
+    use.add_argument("--dir", type=Path, help="the agency's keystore (default: <keys>/agencies/<AGENCY>)")
+    use.set_defaults(func=_use)
+
     text = "one site on one machine: every party generates in its own folder; only public halves cross"
     init = keys.add_parser("init", help=text, description=text)
     init.set_defaults(func=_init)
@@ -117,6 +125,22 @@ def _generate(args: argparse.Namespace) -> int:
     print("each receiver stores one with: puente keys import-public KEY_ID.pem --id KEY_ID [--dir ITS_KEYSTORE] "
           "--fingerprint FP, FP being what export-public printed, read to it over another channel")
     print(f"and import here ({store.path}) the public halves you get: {_NEEDS[holder]}")
+    if holder is Holder.AGENCY:
+        in_use = store.agency_key_in_use(ident)
+        if all(in_use.key_id != record.key_id for record in made):
+            print(f"{ident}'s adapter keeps MACing with {in_use.key_id} (the broker would dead-letter what a key it "
+                  f"does not hold MACed): once the broker has imported the new public half, run\n"
+                  f"  puente keys use {made[0].key_id} --dir {store.path}")
+    return 0
+
+
+def _use(args: argparse.Namespace) -> int:
+    parsed = parse_key_id(args.key_id)
+    store = Keystore(args.dir if args.dir is not None else holder_path(settings(args).keys, Holder.AGENCY,
+                                                                         parsed.owner))
+    record = store.use_agency_key(args.key_id)
+    print(f"{parsed.owner}'s adapter MACs with {record.key_id} from its next start (named in {store.path / IN_USE}); "
+          f"the broker dead-letters what it cannot verify, so it must already hold this key's public half")
     return 0
 
 

@@ -145,6 +145,7 @@ def test_only_versions_the_agency_signed_count_and_the_latest_wins(tmp_path: Pat
     snm = site.agencies["SNM"]
     old = snm.load_agency_mac("SNM")
     snm.generate(KeyKind.KEY_AGREEMENT, "SNM", generation="2026b", now=datetime(2026, 6, 1, tzinfo=UTC))
+    snm.use_agency_key("SNM-kex-2026b")
     new = snm.load_agency_mac("SNM")
     assert new.key_id != old.key_id
     pn = site.agencies["PN"].load_agency_mac("PN")

@@ -301,3 +301,41 @@ def test_a_verify_key_that_is_not_the_brokers_signing_key_is_refused(tmp_path: P
     with pytest.raises(KeyMaterialError, match="is not the broker's signing key"):
         opener_for("COL", col / "COL-enc-2026a.json", usa_receipt_key)
     assert opener_for("COL", col / "COL-enc-2026a.json", col / "broker-sign-2026a.json") is not None
+
+
+def test_an_agency_rotates_its_key_without_its_alerts_being_dead_lettered(tmp_path: Path) -> None:
+    """An agency makes a new generation of its key-agreement key before the broker holds its public half: its
+    adapter keeps MACing with the generation the broker holds (the broker would dead-letter the rest, for good),
+    says how to switch, and switches only on `keys use`, once the broker has imported the new half. Two generations
+    and no choice are refused by the adapter, naming them."""
+    keys = tmp_path / "keys"
+    assert puente(keys, "keys", "init").returncode == 0
+    agency, broker = Keystore(keys / "agencies" / "SENAN"), Keystore(keys / "broker")
+
+    def verified() -> str:
+        mac = agency.load_agency_mac("SENAN")
+        headers = sign_ingress("SENAN", mac.key_id, mac, b"alert", "SENAN-1")
+        return verify_ingress(headers, b"alert", broker.agency_mac_lookup()).key_id
+
+    made = puente(keys, "keys", "generate", "--for", "agency", "SENAN", "--generation", "2026b")
+    assert made.returncode == 0, made.stderr
+    assert "keeps MACing with SENAN-kex-2026a" in made.stdout and "puente keys use SENAN-kex-2026b" in made.stdout
+    assert verified() == "SENAN-kex-2026a+broker-kex-2026a"  # the broker holds it: nothing dead-lettered
+    (agency.path / "in-use").unlink()
+    with pytest.raises(KeyMaterialError, match=r"2 generations .* names none in use"):
+        agency.load_agency_mac("SENAN")
+    pem = tmp_path / "SENAN-kex-2026b.pem"
+    assert puente(keys, "keys", "export-public", "SENAN-kex-2026b", "--out", str(pem)).returncode == 0
+    assert puente(keys, "keys", "import-public", str(pem), "--id", "SENAN-kex-2026b").returncode == 0
+    switched = puente(keys, "keys", "use", "SENAN-kex-2026b")
+    assert switched.returncode == 0 and "SENAN-kex-2026b" in switched.stdout, switched.stderr
+    assert verified() == "SENAN-kex-2026b+broker-kex-2026a"
+    for wrong in ("broker-kex-2026a", "SENAN-kex-2026c", "COL-enc-2026a"):
+        refused = puente(keys, "keys", "use", wrong, "--dir", str(agency.path))
+        assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    (agency.path / "in-use").write_text("SENAN-kex-2026z\n")
+    with pytest.raises(KeyMaterialError, match="names SENAN-kex-2026z, which is not one of"):
+        agency.load_agency_mac("SENAN")
+    (agency.path / "in-use").chmod(0o666)
+    with pytest.raises(KeyMaterialError, match="writable by others"):
+        agency.load_agency_mac("SENAN")

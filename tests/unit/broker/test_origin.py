@@ -266,10 +266,12 @@ def test_the_key_id_header_names_both_key_agreement_keys(tmp_path: Path) -> None
 
 
 def test_an_agency_key_the_broker_never_imported_does_not_verify(tmp_path: Path) -> None:
-    """An agency's new generation, not yet handed to the broker, gives records the broker refuses."""
+    """An agency's new generation, not yet handed to the broker but put in use all the same (`keys use`), gives
+    records the broker refuses."""
     site = _site(tmp_path)
     senan = site.agencies["SENAN"]
     senan.generate(KeyKind.KEY_AGREEMENT, "SENAN", generation="2026b", now=datetime(2026, 6, 1, tzinfo=UTC))
+    senan.use_agency_key("SENAN-kex-2026b")
     key = senan.load_agency_mac("SENAN")
     assert key.key_id == "SENAN-kex-2026b+broker-kex-2026a"
     headers = sign_ingress("SENAN", key.key_id, key, VALUE, "SENAN:OP-1")
@@ -285,6 +287,7 @@ def test_both_generations_verify_after_an_agency_rotates(tmp_path: Path) -> None
     new_half = senan.generate(KeyKind.KEY_AGREEMENT, "SENAN", generation="2026b", now=datetime(2026, 6, 1, tzinfo=UTC))
     site.broker.import_public(senan.public_pem(new_half.key_id), new_half.key_id, source="test",
                               now=datetime(2026, 6, 1, tzinfo=UTC))
+    senan.use_agency_key(new_half.key_id)
     new = senan.load_agency_mac("SENAN")
     assert new.key_id != old.key_id and new.reveal() != old.reveal()
     lookup = site.broker.agency_mac_lookup()
