@@ -194,6 +194,7 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
         # the chain is then not called short as well.
         if report.end is not None and report.end.short and not report.newest > last_at:
             report.add([Finding(walk.topic, walk.partition, offset, report.end.problem())])
+    report.chains = len(walk.chains)
     report.checkpoints = sum(c.signed for c in walk.chains.values())
     report.unsigned_tail = walk.unsigned_tail
     report.vouched = walk.vouched()

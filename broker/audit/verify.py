@@ -427,6 +427,7 @@ class PartitionReport:
     topic: str
     partition: int
     records: int = 0
+    chains: int = 0  # the chains its records were walked in (a receipts partition holds one per subscriber instance)
     checkpoints: int = 0  # signed records: checkpoints and blocks
     unsigned_tail: int = 0
     findings: list[Finding] = field(default_factory=list)  # the first ``MAX_LISTED`` taken with ``add``
@@ -1277,6 +1278,7 @@ def verify_partition(
         report.records += 1
         report.add(walk.feed(offset, value)[1])
         report.add(walk.settled)
+    report.chains = len(walk.chains)
     report.checkpoints = sum(s.signed for s in walk.chains.values())
     report.unsigned_tail = walk.unsigned_tail
     report.add(walk.tail_findings())

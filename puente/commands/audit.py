@@ -157,7 +157,7 @@ def _verify(args: argparse.Namespace) -> int:
         if r.unlisted:
             print(f"PROBLEM {r.topic}[{r.partition}]: {r.unlisted} more problem(s), up to offset {r.newest}, not "
                   f"listed (the first {len(r.findings):,} of a partition are)")
-    chains = sum(1 for r in reports if r.records)
+    chains = sum(r.chains for r in reports)  # a receipts partition holds a chain per subscriber instance
     total = sum(r.records for r in reports)
     print(f"audit verify: {total} records in {chains} chains, "
           + ("no problems" if not counted else f"{counted} problem(s)")

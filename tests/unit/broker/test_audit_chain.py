@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -10,6 +11,7 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import broker.auditor as auditor
 from broker.audit import ChainHead, ChainWriter, flatten, seal, verify_partition
 from broker.audit.chain import checkpoint_payload, shrink, unresolved_decisions
 from broker.audit.receipts import sent_records
@@ -458,3 +460,27 @@ def test_a_signature_as_its_writer_spells_it_is_valid() -> None:
 def test_signature_bytes_takes_only_128_lowercase_hex_digits(sig: object) -> None:
     """Exactly 128 lowercase hex digits give 64 bytes; anything else gives None."""
     assert signature_bytes(sig) == (bytes.fromhex(sig) if sig == "ab" * 64 else None)  # type: ignore[arg-type]
+
+
+def test_a_report_counts_the_chains_walked_not_the_partition() -> None:
+    """A receipts partition holding three subscriber instances' chains reports three chains; a broker's partition
+    one; an empty partition none."""
+    values = []
+    for name in ("COL/a", "COL/b", "COL/c"):
+        writer = ChainWriter("audit", 0, checkpoint_every=1 << 62, chain=name)
+        values += [writer.append("RECEIPT", _receipt(1)), writer.checkpoint("COL-rcpt-test", _sign, "t")]
+    assert verify_partition("audit", 0, enumerate(values), _verify, "receipts", "COL").chains == 3
+    block = ChainWriter("audit", 0).block([{"kind": "ALERT", "alert_id": "A1", "decisions": []}],
+                                          "broker-sign-test", _sign, "2026-11-01T00:00:00Z")
+    assert verify_partition("audit", 0, [(0, block)], _verify, "decisions").chains == 1
+    assert verify_partition("audit", 0, [], _verify, "decisions").chains == 0
+
+
+def test_the_auditors_walk_counts_the_chains_too(audit_topics: dict[str, list[bytes]]) -> None:
+    """`verify_topics`, which `audit verify` prints the count of, counts chains as ``verify_partition`` does."""
+    for name in ("COL/a", "COL/b"):
+        writer = ChainWriter("p.receipts.COL", 0, checkpoint_every=1 << 62, chain=name)
+        audit_topics.setdefault("p.receipts.COL", []).extend(
+            [writer.append("RECEIPT", _receipt(1)), writer.checkpoint("COL-rcpt-test", _sign, "t")])
+    reports = asyncio.run(auditor.verify_topics(None, {"p.receipts.COL": "receipts"}, _verify))  # type: ignore[arg-type]
+    assert [r.chains for r in reports] == [2]

@@ -166,12 +166,21 @@ def test_verify_json_is_one_document_of_chains_and_findings(
 
 def test_verify_json_of_a_sound_audit_exits_0(service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     """A sound audit is a document with no problems and no findings, and exit 0; the table form says the same."""
-    service["reports"] = [PartitionReport("p.decisions", 0, records=3, checkpoints=1)]
+    service["reports"] = [PartitionReport("p.decisions", 0, records=3, chains=1, checkpoints=1)]
     assert _puente("audit", "verify", "--json") == 0
     doc = json.loads(capsys.readouterr().out)
     assert (doc["records"], doc["problems"], doc["findings"], [c["ok"] for c in doc["chains"]]) == (3, 0, [], [True])
     assert _puente("audit", "verify") == 0
     assert capsys.readouterr().out.splitlines()[-1] == "audit verify: 3 records in 1 chains, no problems"
+
+
+def test_verify_counts_chains_not_partitions(service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """The summary's chain count is the chains walked: three subscriber instances in one receipts partition are
+    three chains, beside the decisions partition's one."""
+    service["reports"] = [PartitionReport("p.decisions", 0, records=1, chains=1, checkpoints=1),
+                          PartitionReport("p.receipts.COL", 0, records=6, chains=3, checkpoints=3)]
+    assert _puente("audit", "verify") == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "audit verify: 7 records in 4 chains, no problems"
 
 
 def test_verify_checks_each_decision_chains_end_against_the_broker_groups_offsets(
@@ -181,8 +190,8 @@ def test_verify_checks_each_decision_chains_end_against_the_broker_groups_offset
     what to check, never passed over silently."""
     reached = EndCheck("p.ingress.SNM:0", 3, 4)
     unseen = EndCheck("p.ingress.PN:1", 8, None)
-    service["reports"] = [PartitionReport("p.decisions", 0, records=3, checkpoints=1, end=reached),
-                          PartitionReport("p.decisions", 1, records=2, checkpoints=1, end=unseen)]
+    service["reports"] = [PartitionReport("p.decisions", 0, records=3, chains=1, checkpoints=1, end=reached),
+                          PartitionReport("p.decisions", 1, records=2, chains=1, checkpoints=1, end=unseen)]
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     out = capsys.readouterr().out.splitlines()
     assert service["group"] == "p-broker" and service["ends_given"] == {("p.ingress.SNM", 0): 4}
