@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broker.access import subscriber_group
+from broker.audit.chain import MAX_CHAIN_NAME
 from broker.audit.verify import (
     ChainState,
     EndCheck,
@@ -233,6 +234,13 @@ def _chain_row(readable: bool, chain: dict[str, Any]) -> dict[str, Any]:
     ``state``: "sound" or "has problems"."""
     full = {**chain, "state": "has problems" if chain["problems"] else "sound"}
     return {k: full[k] for k in (CHAIN_FIELDS if readable else COUNTED_CHAIN_FIELDS)}
+
+
+def _named(chain: str | None) -> str | None:
+    """A chain's name as ``integrity`` shows it: whole, its unprintable characters escaped (``plain``). The name is
+    whatever a record written to a receipts topic says, and a page showing it raw would let an escape sequence or a
+    right-to-left mark pass for something else."""
+    return plain(chain, MAX_CHAIN_NAME) if chain is not None else None
 
 
 def _end_row(report: PartitionReport) -> dict[str, Any]:
@@ -777,16 +785,16 @@ class AuditIndex:
                 if texts(topic):
                     total += 1
                     findings.append({"topic": topic, "partition": part, "offset": s.tail_first or 0, "problem": (
-                        f"chain {name[:60]}: {s.tail} receipt record(s) from here on that no checkpoint of the "
+                        f"chain {plain(name)}: {s.tail} receipt record(s) from here on that no checkpoint of the "
                         "partner's vouches for")})
             chains.append(_chain_row(texts(topic), {
-                "topic": topic, "partition": part, "chain": name, "records": s.records, "signed": s.signed,
+                "topic": topic, "partition": part, "chain": _named(name), "records": s.records, "signed": s.signed,
                 "unsigned_tail": s.tail, "last_checkpoint_at": s.signed_at, "last_checkpoint_seq": s.signed_seq,
                 "last_checkpoint_offset": s.signed_offset, "problems": problems}))
         for (topic, part, key), n in counts.items():  # problems at records that name no readable chain
             name = None if key == UNKNOWN_CHAIN else chain_name(key)
             chains.append(_chain_row(texts(topic), {
-                "topic": topic, "partition": part, "chain": name, "records": 0, "signed": 0, "unsigned_tail": 0,
+                "topic": topic, "partition": part, "chain": _named(name), "records": 0, "signed": 0, "unsigned_tail": 0,
                 "last_checkpoint_at": None, "last_checkpoint_seq": None, "last_checkpoint_offset": None,
                 "problems": n}))
         chains.sort(key=lambda c: (c["problems"] == 0, c["topic"], c["partition"], str(c["chain"])))

@@ -55,3 +55,20 @@ def test_a_national_auditor_keeps_every_chain_field(tmp_path: Path) -> None:
     assert decided["records"] == 4 and decided["signed"] == 4 and decided["state"] == "sound"
     assert {"last_checkpoint_seq", "last_checkpoint_offset", "last_checkpoint_at"} <= decided.keys()
     assert {p["topic"] for p in found["positions"]} == {DECISIONS, USA_RCPT}
+
+
+def test_a_hostile_chain_name_reaches_the_integrity_page_escaped(tmp_path: Path) -> None:
+    """A receipt chain named with an escape sequence and a right-to-left mark shows, in its unvouched-receipts
+    finding and its chain row, as visible escapes, for the partner's auditor and the national one alike."""
+    name = "USA/\x1b[31mred\u202e"
+    writer = ChainWriter(USA_RCPT, 0, checkpoint_every=1 << 62, chain=name)
+    waiting = writer.append("RECEIPT", {"partner": "USA", "alert_id": "U:1", "version": 1, "status": "RECEIVED",
+                                        "feed": "t.feed.USA:0:0", "at": "2026-03-01T12:05:00Z"})
+    index = AuditIndex(tmp_path / "index.sqlite")
+    _ingest(index, {USA_RCPT: [waiting]})
+    for scope in (Scope("USA"), Scope()):
+        found = index.integrity(scope)
+        texts = [f["problem"] for f in found["findings"]] + [str(c["chain"]) for c in found["chains"]]
+        assert any("USA/\\x1b[31mred\\u202e" in t for t in texts if "receipt record(s)" in t)
+        assert "USA/\\x1b[31mred\\u202e" in [c["chain"] for c in found["chains"]]
+        assert all(t.isprintable() for t in texts)
