@@ -57,7 +57,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     text = ("check every audit chain for gaps, edits, reordering, bad or misplaced signatures and receipts no "
             "delivery matches, and each decision chain's end against the broker group's committed ingress offsets; "
             "exit 1 with problems, 3 when there are no audit topics to check, 5 when every chain verifies but some "
-            "decision chain's end could not be checked")
+            "chain's end could not be checked, or the groups' offsets or the policy the ends are checked against "
+            "could not be read")
     verify = audit.add_parser("verify", help="check every audit chain", description=text, parents=[kafka_options()])
     verify.add_argument("--verify-key", type=Path, action="append", help=keys_help)
     verify.add_argument("--json", action="store_true", help="one JSON document: chains and problems")
@@ -126,6 +127,9 @@ def _verify(args: argparse.Namespace) -> int:
     problems = [f for r in reports for f in r.findings]  # listed: the first MAX_LISTED of each partition
     counted = sum(r.problems for r in reports)
     unchecked = sum(1 for r in reports if r.end is not None and not r.end.checked)
+    # Offsets refused, or a policy unread, may leave no end to call unchecked (no block names an ingress
+    # partition, say): what was not read is still not checked, and is said, never passed as sound.
+    not_checked = bool(unchecked or refused)
     why = "; ".join(refused) if refused else (
         f"no settled committed offset of the broker group {cfg.broker_group} or of the partner's subscriber group "
         "there, a transaction that did not end, or a feed whose partner is unknown (see each END line; run it again; "
@@ -142,9 +146,9 @@ def _verify(args: argparse.Namespace) -> int:
                         "end": None if r.end is None else _end_json(r.end)} for r in reports],
             "findings": [{"topic": f.topic, "partition": f.partition, "offset": f.offset, "problem": f.problem}
                          for f in problems],
-            "ends_not_checked": {"chains": unchecked, "why": why} if unchecked else None},
+            "ends_not_checked": {"chains": unchecked, "why": why} if not_checked else None},
             ensure_ascii=False, indent=2))
-        return _verify_status(counted, unchecked)
+        return _verify_status(counted, not_checked)
     _table(reports)
     for r in reports:
         if r.records:
@@ -162,8 +166,8 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"audit verify: {total} records in {chains} chains, "
           + ("no problems" if not counted else f"{counted} problem(s)")
           + ("" if total else " (the audit topics exist but hold no records yet)")
-          + (f"; {unchecked} end(s) not checked: {why}" if unchecked else ""))
-    return _verify_status(counted, unchecked)
+          + (f"; {unchecked or 'chain'} end(s) not checked: {why}" if not_checked else ""))
+    return _verify_status(counted, not_checked)
 
 
 def _end_json(end: EndCheck) -> dict[str, Any]:
@@ -173,9 +177,10 @@ def _end_json(end: EndCheck) -> dict[str, Any]:
             "checked": end.checked}
 
 
-def _verify_status(problems: int, unchecked: int) -> int:
-    """1 with problems; else 5 (``EXIT_UNCHECKED``) when a chain's end could not be checked, so
-    that a script or a schedule reading the status alone never takes an unchecked end for a sound one."""
+def _verify_status(problems: int, unchecked: bool) -> int:
+    """1 with problems; else 5 (``EXIT_UNCHECKED``) when anything could not be checked (a chain's end, the
+    groups' offsets or the policy they are checked against), so that a script or a schedule reading the
+    status alone never takes what was not checked for sound."""
     if problems:
         return EXIT_PROBLEMS
     return EXIT_UNCHECKED if unchecked else 0

@@ -223,6 +223,21 @@ def test_verify_refused_the_broker_groups_offsets_walks_every_chain_and_says_why
     assert doc["ends_not_checked"]["chains"] == 1 and "refused auditor access" in doc["ends_not_checked"]["why"]
 
 
+def test_verify_refused_the_offsets_is_never_clean_even_with_no_end_to_check(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """Decisions partitions that hold no block name no ingress partition, so no end reads "not checked"; with the
+    broker group's offsets refused, the chains that may be missing could not be checked either: exit 5 with Kafka's
+    refusal, in text and JSON, never "no problems" and exit 0."""
+    service["refuse"] = True
+    service["reports"] = [PartitionReport("p.decisions", 0), PartitionReport("p.decisions", 1)]
+    assert _puente("audit", "verify") == EXIT_UNCHECKED
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "end(s) not checked: " in last and "Group authorization failed" in last
+    assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ends_not_checked"]["chains"] == 0 and "refused auditor access" in doc["ends_not_checked"]["why"]
+
+
 def test_verify_with_every_end_checked_exits_0_and_a_problem_outranks_an_unchecked_end(
         service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     """Exit 0 needs every decision chain's end checked; exit 1 (problems) wins over 5 (an end not checked)."""
