@@ -34,6 +34,7 @@ from broker.audit.verify import (
     ReceiptReach,
     VerifyFn,
     end_check,
+    missing_topic,
     receipt_ends,
     unnamed_ingress,
     when,
@@ -75,7 +76,8 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     """Walk every partition of every audit topic, oldest record first, and report what is wrong.
 
     ``topics`` maps each topic to what it holds (``"decisions"``, ``"receipts"``, ``"denials"``,
-    ``"queries"``); ``owners`` maps a receipts topic to its partner, whose chains alone it may hold.
+    ``"queries"``); ``owners`` maps a receipts topic to its partner, whose chains alone it may hold. A
+    topic given that the cluster does not hold is a finding (``missing_topic``), never an empty walk.
     When the decisions are among them (give them first), every receipt is also checked against them,
     even when they hold no record (a receipt then names a delivery never made):
     a receipt that names no delivery to that partner at the feed record it names (another alert, feed
@@ -105,7 +107,10 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
             # (within a settle time of its own: the decision chains' ends still have theirs).
             unsettled = await settle(conn, [tp for tps in receipts.values() for tp in tps], timeout_s=END_SETTLE_S)
         for topic, holds in topics.items():
-            for partition in await partitions_of(consumer, topic):
+            partitions = await partitions_of(consumer, topic)
+            if not partitions:
+                reports.append(missing_topic(topic, holds))
+            for partition in partitions:
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True)
                 if reach is not None and holds == "receipts":
                     reach.begin(walk.owner)
@@ -452,11 +457,6 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                     left_out.append(dropped)
 
 
-def queries_topic(names: TopicNames) -> str:
-    """The auditors' queries topic (``<prefix>.audit.queries``)."""
-    return str(getattr(names, "queries", f"{names.prefix}.audit.queries"))
-
-
 @dataclass(frozen=True)
 class IndexProgress:
     """How far an indexing run is, as ``index_topics`` reports it to its ``progress`` callback."""
@@ -517,6 +517,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
         starts = await log_starts(consumer, [TopicPartition(t, p) for t, holds, p in parts if holds == "receipts"])
         last = await consumer.end_offsets([TopicPartition(t, p) for t, _, p in parts]) if parts else {}
         index.record_lost(await _lost(consumer, index.positions(), last), datetime.now(UTC))
+        missing = [topic for topic in topics if all(t != topic for t, _, _ in parts)]
 
         def report(now_rows: int = 0, now_findings: int = 0) -> None:
             if progress is not None:
@@ -546,7 +547,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
             done += 1
             report()
     index.record_ends(ends, {(tp.topic, tp.partition) for tp in unsettled},
-                      {tp.topic for tp, at in starts.items() if at > 0})
+                      {tp.topic for tp, at in starts.items() if at > 0}, missing)
     index.finish(now() if now is not None else datetime.now(UTC))
     ends_now = index.end_reports()
     return IndexRun(records, rows, findings, index.problems(given=ends_now), len(parts), time.monotonic() - began,
@@ -585,8 +586,10 @@ class AuditTopics:
 
 
 async def audit_topics(conn: KafkaConnection, prefix: str) -> AuditTopics:
-    """The audit topics under ``prefix``, found in the cluster's metadata (receipts topics whatever
-    partner they belong to); ConfigError when there is none.
+    """The audit topics under ``prefix``: the deployment's planned ones (``TopicNames.audit_roles``), with
+    the receipts topics found in the cluster's metadata whatever partner they belong to; ConfigError when
+    the cluster holds none of them. A planned one the cluster does not hold stays in ``roles``, for the
+    walk to report (``missing_topic``).
 
     Nothing to verify where audit topics were expected is not "no problems": it is a wrong
     prefix, a wrong cluster, or topics never made. Nor are receipts without the decisions topic:
@@ -599,16 +602,11 @@ async def audit_topics(conn: KafkaConnection, prefix: str) -> AuditTopics:
         present = sorted(await consumer.topics())
     receipts = [t for t in present if t.startswith(names.all_receipts)]
     owners = {t: t[len(names.all_receipts):] for t in receipts}
-    roles: dict[str, Holds] = {}
-    if names.decisions in present:
-        roles[names.decisions] = "decisions"
-    roles.update({t: "receipts" for t in receipts})
-    if names.denials in present:
-        roles[names.denials] = "denials"
-    queries = queries_topic(names)
-    if queries in present:
-        roles[queries] = "queries"
-    if not roles:
+    # Every audit topic the deployment plans, present or not: one missing is a finding of the walk
+    # (``missing_topic``), so the auditors' queries or the collected denials deleted outright never pass
+    # as "no problems". (A partner's receipts topic deleted shows at its feed's end, ``receipt_ends``.)
+    roles = names.audit_roles(owners.values())
+    if not any(t in present for t in roles):
         raise ConfigError(f"no audit topics under prefix {prefix!r} at {conn.bootstrap} ({names.decisions}, "
                           f"{names.all_receipts}*): check PUENTE_TOPIC_PREFIX and PUENTE_BOOTSTRAP, or run "
                           "`puente topics apply`")

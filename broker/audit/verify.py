@@ -193,6 +193,17 @@ def unnamed_ingress(reports: list[PartitionReport], ends: Mapping[tuple[str, int
     return out
 
 
+def missing_topic(topic: str, holds: str) -> PartitionReport:
+    """A report, with one finding, for an audit topic the deployment plans that the cluster does not hold
+    (``TopicNames.audit_roles``): deleted outright, never made, or hidden from this login. None of its
+    records can be checked, and nothing else would say so: an absent topic walks as no partition at all."""
+    report = PartitionReport(topic, 0)
+    report.findings.append(Finding(topic, 0, 0, (
+        f"this audit topic (it holds the {holds}) is not in the cluster: deleted, never made, or not visible to "
+        "this login, so none of its records can be checked; check `puente topics plan` and `puente acls plan`")))
+    return report
+
+
 _FEED_PLACE = re.compile(r"([A-Za-z0-9._-]{1,249}):(\d{1,9}):(\d{1,19})", re.ASCII)  # Kafka's topic names
 
 

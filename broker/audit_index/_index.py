@@ -9,7 +9,7 @@ import json
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ from broker.audit.verify import (
     PartitionReport,
     ReceiptReach,
     VerifyFn,
+    missing_topic,
     plain,
     receipt_ends,
     unnamed_ingress,
@@ -321,10 +322,12 @@ class AuditIndex:
             raise translated(exc, self.path, doing) from None
 
     def positions(self) -> dict[tuple[str, int], int]:
-        """Where the index stands in each decisions and receipts partition it has read (the next offset)."""
+        """Where the index stands in each audit partition it has read (the next offset): every kind, the
+        auditors' queries and the collected denials too, so that one Kafka now ends before it (emptied, or
+        deleted and made again) is a finding (``record_lost``), never a chain read on from a stale place."""
         return {(t, p): n for t, p, n in self._all(
             "SELECT p.topic, p.partition, p.next_offset FROM positions p JOIN topics t ON t.topic = p.topic "
-            "WHERE t.holds IN ('decisions', 'receipts') AND p.next_offset > 0")}
+            "WHERE p.next_offset > 0")}
 
     def record_lost(self, lost: Mapping[tuple[str, int], tuple[int, int]], now: datetime) -> None:
         """Note, as of this catch-up, each partition Kafka ends before what the index read of it (``lost``:
@@ -341,16 +344,18 @@ class AuditIndex:
         except sqlite3.Error as exc:
             raise translated(exc, self.path, "noting partitions Kafka lost") from None
 
-    def record_ends(self, ends: GroupEnds, unsettled: set[tuple[str, int]], trimmed: set[str]) -> None:
+    def record_ends(self, ends: GroupEnds, unsettled: set[tuple[str, int]], trimmed: set[str],
+                    missing: Iterable[str] = ()) -> None:
         """Keep the groups' committed offsets this catch-up read before its reads (``end_reports`` checks
         the chains' ends against them), the audit partitions whose open transactions did not end before
-        it read (``unsettled``) and the receipts topics records were deleted from (``trimmed``)."""
+        it read (``unsettled``), the receipts topics records were deleted from (``trimmed``) and the
+        planned audit topics the cluster did not hold (``missing``: each a finding, ``missing_topic``)."""
         feeds = ends.feeds
         self._set_meta("ends", json_text({
             "ingress": [[t, p, c] for (t, p), c in sorted(ends.ingress.items())],
             "feeds": [[t, p, c] for (t, p), c in sorted(feeds.committed.items())], "asked": sorted(feeds.asked),
             "prefix": feeds.feeds, "readers": feeds.readers, "refused": list(ends.refused),
-            "unsettled": sorted([t, p] for t, p in unsettled), "trimmed": sorted(trimmed),
+            "unsettled": sorted([t, p] for t, p in unsettled), "trimmed": sorted(trimmed), "missing": sorted(missing),
             "read_at": iso_utc(datetime.now(UTC))}), "keeping the groups' offsets")
 
     def finish(self, now: datetime) -> None:
@@ -428,6 +433,7 @@ class AuditIndex:
                 "--rebuild`")))
             gone.append(report)
         decided += [r for r in gone if topics.get(r.topic, ("", None))[0] != "receipts"]
+        decided += [missing_topic(t, topics[t][0]) for t in snap.get("missing", []) if t in topics]
         if scope.national:
             out.reports += decided
         else:

@@ -38,8 +38,11 @@ def test_receipts_without_the_decisions_topic_are_refused_naming_it(monkeypatch:
     assert "p.audit.decisions" in message and "acl plan" in message and "\n" not in message
 
 
-def test_the_audit_topics_present_are_walked_decisions_first(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_audit_topics_are_walked_decisions_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decisions first, the receipts topics present, then the planned denials and queries (present or not:
+    one missing is the walk's finding); another prefix's topics are not among them."""
     _present(monkeypatch, {"p.receipts.COL", "p.audit.decisions", "p.feed.COL", "other.audit.decisions"})
     found = asyncio.run(auditor.audit_topics(KafkaConnection(bootstrap="k:9093"), "p"))
-    assert list(found.roles.items()) == [("p.audit.decisions", "decisions"), ("p.receipts.COL", "receipts")]
+    assert list(found.roles.items()) == [("p.audit.decisions", "decisions"), ("p.receipts.COL", "receipts"),
+                                         ("p.audit.denials", "denials"), ("p.audit.queries", "queries")]
     assert found.owners == {"p.receipts.COL": "COL"}
