@@ -25,6 +25,7 @@ from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, li
 from broker.audit.denials import concerns, denial, log_lines
 from broker.audit.receipts import Unvouched, given_up, match_receipt, sent_records
 from broker.audit.verify import (
+    ChainState,
     FeedEnds,
     Finding,
     GroupEnds,
@@ -36,6 +37,7 @@ from broker.audit.verify import (
     end_check,
     missing_topic,
     receipt_ends,
+    retired_keys,
     unnamed_ingress,
     when,
 )
@@ -87,7 +89,9 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     decisions partition's end checked against them (``end_check``), and ``feed_ends``, the partners'
     subscriber groups' committed feed offsets (``subscriber_ends``, fetched before the walk too), has
     the receipts checked against them (``receipt_ends``): records dropped from a chain's end are a
-    finding. Records are verified as they stream in: what is held is one partition's findings and
+    finding. The broker's key order holds across all its chains (``retired_keys``): a block signed by a
+    key it had moved on from in another partition is a finding too, given once every chain is walked.
+    Records are verified as they stream in: what is held is one partition's findings and
     chain states, never its records; the deliveries, and the feed records receipts bound them to, go
     to a temporary file (``_Delivered``).
     """
@@ -96,6 +100,7 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     reach = ReceiptReach(feed_ends.readers, feed_ends.feeds) if feed_ends is not None else None
     unsettled: set[TopicPartition] = set()
     silent: set[str] = set()
+    broker_chains: list[tuple[str, int, ChainState]] = []  # one key order across them all (``retired_keys``)
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
         delivered.reads(topics)
@@ -117,12 +122,16 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                 reports.append(await _verify_partition(conn, consumer, walk, delivered,
                                                        ends if holds == "decisions" else None, budget,
                                                        reach if holds == "receipts" else None))
+                if holds in ("decisions", "denials") and None in walk.chains:
+                    broker_chains.append((topic, partition, walk.chains[None]))
         if receipts:
             # A receipts topic that never held a record (nothing written, nothing deleted): its partner
             # reads with a reader of its own, which writes no receipts.
             starts = await log_starts(consumer, [tp for tps in receipts.values() for tp in tps])
             written = {r.topic for r in reports if r.records} | {tp.topic for tp, at in starts.items() if at > 0}
             silent = {(owners or {}).get(t) or "" for t in receipts if t not in written}
+    for found in retired_keys(broker_chains):
+        next(r for r in reports if (r.topic, r.partition) == (found.topic, found.partition)).add([found])
     if ends is not None:  # with no decisions topic at all, every committed ingress partition is unnamed
         reports += unnamed_ingress(reports, ends)
     if reach is not None and feed_ends is not None:

@@ -728,6 +728,61 @@ def _moved_past(order: list[str], signer: str, whose: str, where: str) -> str | 
             f"it{where}): a retired key in use")
 
 
+def note_dated(dated: dict[str, dict[str, Any]], signer: str, at: Any, seq: int, offset: int) -> None:
+    """Note in ``dated`` (``ChainState.dated``) that ``signer`` signed the sound block at ``offset`` (``seq``),
+    dated ``at``: its earliest and newest time in the chain. A block stating no readable time is not noted."""
+    when_ = when(at)
+    if when_ is None:
+        return
+    ms = int(when_.timestamp() * 1000)
+    held = dated.get(signer)
+    if held is None:
+        dated[signer] = {"first": ms, "first_at": at, "last": ms, "last_at": at, "seq": seq, "offset": offset}
+        return
+    if ms < held["first"]:
+        held.update(first=ms, first_at=at)
+    if ms >= held["last"]:
+        held.update(last=ms, last_at=at, seq=seq, offset=offset)
+
+
+def retired_keys(chains: Iterable[tuple[str, int, ChainState]]) -> list[Finding]:
+    """The blocks the broker signed with a key it had moved on from in another of its chains: one key order
+    across all the broker's chains (every decisions partition and the collected denials, ``chains`` given as
+    (topic, partition, the broker's chain's state)), as a partner's receipt key has across its chains
+    (``retired``).
+
+    Within a chain its offsets give the order (``moved_back``, at each record). Across chains nothing orders
+    records but the time each block states, so: a key is newer than another when it first signed later,
+    in any chain; a block signed by the older one and dated after the newer one first signed in another
+    chain is a retired key in use. A leak of the key looks like that; so does a worker still signing with it
+    after another worker had moved on, the rotation unfinished, which is the same finding a partner's
+    subscriber left on its old key gives, and nothing worse: the block's signature is good, so it stays
+    sound (its deliveries, its chain's end) and the finding is the key's alone. One finding per chain and
+    retired key, at the newest such block (a chain keeps each key's earliest and newest time, not every
+    block's: ``ChainState.dated``). The times are the workers' own clocks: a block dated a moment after a
+    rotation by a worker whose clock runs ahead is reported too, and says when each block is dated."""
+    held = [(topic, partition, state.dated) for topic, partition, state in chains if state.dated]
+    first: dict[str, int] = {}  # each key: the earliest block it signed, in any chain
+    for _, _, dated in held:
+        for key, d in dated.items():
+            first[key] = min(first.get(key, d["first"]), d["first"])
+    out = []
+    for topic, partition, dated in held:
+        for key, d in dated.items():
+            newer = [(o[k]["first"], k, t, p, str(o[k]["first_at"])) for t, p, o in held
+                     if (t, p) != (topic, partition) for k in o
+                     if k != key and first[k] > first[key] and o[k]["first"] < d["last"]]
+            if not newer:
+                continue
+            _, successor, t, p, since = min(newer)
+            out.append(Finding(topic, partition, d["offset"], (
+                f"block seq {d['seq']} is signed by {plain(key)}, a key the broker had moved on from "
+                f"({plain(successor)} signed a block of {t}[{p}] dated {plain(since, 40)}, before this one's "
+                f"{plain(str(d['last_at']), 40)}): a retired key in use, or a worker still on it while a rotation "
+                "was unfinished (this chain's newest such block)")))
+    return out
+
+
 def note_key(order: list[str], signer: str) -> None:
     """Note ``signer`` at the end of ``order`` if it is new (the last ``MAX_SIGNERS`` kept): a record it signed,
     found in use by ``moved_back`` and ``retired``, was taken into its chain."""
@@ -767,6 +822,11 @@ class ChainState:
     """Receipt chains: the keys that signed sound records of any of its owner's chains in the partition, in
     the order each first did (one list, shared by the owner's chains): a key retires for the partner, not
     for one chain, so a retired key vouches for no chain of its owner, a new one included."""
+    dated: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The broker's chains: per key that signed its sound blocks, the earliest and the newest time they state
+    (``first``/``last`` in ms, ``first_at``/``last_at`` as stated) and the newest one's ``seq`` and ``offset``:
+    what the one key order across all the broker's chains is checked with (``retired_keys``). Only keys a
+    signature verifies with are noted: the keystore's, a handful."""
     anchor: str = GENESIS  # receipt chains: the hash the waiting records hang from (last signed or break)
     anchor_seq: int = -1  # its seq
     nodes: dict[str, list[Any]] = field(default_factory=dict)
@@ -1121,6 +1181,8 @@ class PartitionWalk:
             at = doc.get("at")
             state.signed_seq, state.signed_offset = seq, offset
             state.signed_at = at if isinstance(at, str) else None
+            if chain is None and self._signer is not None:
+                note_dated(state.dated, self._signer, at, seq, offset)
         else:  # unsigned, or signed but not sound: vouches for nothing, and waits like a receipt
             if state.tail == 0:
                 state.tail_first = offset

@@ -29,6 +29,7 @@ from broker.audit.verify import (
     missing_topic,
     plain,
     receipt_ends,
+    retired_keys,
     unnamed_ingress,
 )
 from broker.audit_index._ingest import DELIVERS, PartitionIngest, json_text
@@ -41,7 +42,7 @@ from broker.audit_index._scope import (
     mask_columns,
     scoped,
 )
-from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_name, connect, iso_ms, translated
+from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, connect, iso_ms, translated
 from puente.wire import iso_utc
 
 if TYPE_CHECKING:
@@ -383,8 +384,18 @@ class AuditIndex:
         where, args = self._findings_where(scope, topics, repeated, texts=False)
         tails = sum(1 for t, _, key, s in chains if topics.get(t, ("", None))[0] == "receipts"
                     and chain_name(key) is not None and s.tail)
+        seen = self._visible(scope, topics, texts=False)
+        retired = sum(1 for f in self._retired(topics) if seen is None or f.topic in seen)
         ends = (given if given is not None else self.end_reports(scope)).problems
-        return int(self._one(f"SELECT COUNT(*) FROM findings WHERE {where}", args) or 0) + tails + ends
+        return int(self._one(f"SELECT COUNT(*) FROM findings WHERE {where}", args) or 0) + tails + retired + ends
+
+    def _retired(self, topics: Mapping[str, tuple[str, str | None]]) -> list[Finding]:
+        """The broker's blocks signed by a key it had moved on from in another of its chains (``retired_keys``),
+        from the chain states the index holds, all of the broker's chains together whatever the scope: a later
+        catch-up of one partition can make a key retired in every other, so this is read, never stored."""
+        return retired_keys((t, p, ChainState.from_json(json.loads(text))) for t, p, text in self._all(
+            "SELECT topic, partition, state FROM chains WHERE chain_key = ? ORDER BY topic, partition",
+            [chain_key(None)]) if topics.get(t, ("", None))[0] in ("decisions", "denials"))
 
     def end_reports(self, scope: Scope = _NATIONAL) -> ChainEnds:
         """Each chain's end against the offset its group committed with it, as ``audit verify`` checks them
@@ -782,6 +793,15 @@ class AuditIndex:
         findings = [{"topic": t, "partition": p, "offset": o, "problem": problem} for t, p, o, problem in self._all(
             f"SELECT topic, partition, \"offset\", problem FROM findings WHERE {where} "
             "ORDER BY topic, partition, \"offset\", id LIMIT ?", [*args, max(0, limit)])]
+        broker = chain_key(None)
+        seen = {(t, p) for t, p, k, _ in chains_seen if k == broker}
+        for f in self._retired(topics):  # the broker's key order across its chains: a finding of that chain
+            if (f.topic, f.partition) in seen:
+                counts[(f.topic, f.partition, broker)] = counts.get((f.topic, f.partition, broker), 0) + 1
+                if texts(f.topic):
+                    total += 1
+                    findings.append({"topic": f.topic, "partition": f.partition, "offset": f.offset,
+                                     "problem": f.problem})
         chains = []
         for topic, part, key, s in chains_seen:
             problems = counts.pop((topic, part, key), 0)
