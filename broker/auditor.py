@@ -89,7 +89,9 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     decisions partition's end checked against them (``end_check``), and ``feed_ends``, the partners'
     subscriber groups' committed feed offsets (``subscriber_ends``, fetched before the walk too), has
     the receipts checked against them (``receipt_ends``): records dropped from a chain's end are a
-    finding. The broker's key order holds across all its chains (``retired_keys``): a block signed by a
+    finding. Each partition's walk knows where its log starts (``log_starts``): a chain whose first
+    records retention deleted is vouched for from its first record held, not called a gap
+    (``PartitionWalk``). The broker's key order holds across all its chains (``retired_keys``): a block signed by a
     key it had moved on from in another partition is a finding too, given once every chain is walked.
     Records are verified as they stream in: what is held is one partition's findings and
     chain states, never its records; the deliveries, and the feed records receipts bound them to, go
@@ -104,7 +106,10 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
         delivered.reads(topics)
-        receipts = {t: [TopicPartition(t, p) for p in await partitions_of(consumer, t)]
+        parts = {topic: await partitions_of(consumer, topic) for topic in topics}
+        # Where each partition's log starts: a chain whose first records retention deleted starts there.
+        starts = await log_starts(consumer, [TopicPartition(t, p) for t, ps in parts.items() for p in ps])
+        receipts = {t: [TopicPartition(t, p) for p in parts[t]]
                     for t, holds in topics.items() if holds == "receipts"} if reach is not None else {}
         if feed_ends is not None and any(o > 0 for o in feed_ends.committed.values()):
             # A subscriber's receipts commit with its feed offsets, whose markers Kafka may write on the
@@ -112,11 +117,11 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
             # (within a settle time of its own: the decision chains' ends still have theirs).
             unsettled = await settle(conn, [tp for tps in receipts.values() for tp in tps], timeout_s=END_SETTLE_S)
         for topic, holds in topics.items():
-            partitions = await partitions_of(consumer, topic)
-            if not partitions:
+            if not parts[topic]:
                 reports.append(missing_topic(topic, holds))
-            for partition in partitions:
-                walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True)
+            for partition in parts[topic]:
+                walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
+                                     log_start=starts.get(TopicPartition(topic, partition), 0))
                 if reach is not None and holds == "receipts":
                     reach.begin(walk.owner)
                 reports.append(await _verify_partition(conn, consumer, walk, delivered,
@@ -127,7 +132,6 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
         if receipts:
             # A receipts topic that never held a record (nothing written, nothing deleted): its partner
             # reads with a reader of its own, which writes no receipts.
-            starts = await log_starts(consumer, [tp for tps in receipts.values() for tp in tps])
             written = {r.topic for r in reports if r.records} | {tp.topic for tp, at in starts.items() if at > 0}
             silent = {(owners or {}).get(t) or "" for t in receipts if t not in written}
     for found in retired_keys(broker_chains):
@@ -523,7 +527,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
         parts = [(topic, holds, p) for topic, holds in topics.items() for p in await partitions_of(consumer, topic)]
         watched = [TopicPartition(t, p) for t, holds, p in parts if holds in ("decisions", "receipts")]
         unsettled = await settle(conn, watched, timeout_s=END_SETTLE_S)
-        starts = await log_starts(consumer, [TopicPartition(t, p) for t, holds, p in parts if holds == "receipts"])
+        starts = await log_starts(consumer, [TopicPartition(t, p) for t, _, p in parts])
         last = await consumer.end_offsets([TopicPartition(t, p) for t, _, p in parts]) if parts else {}
         index.record_lost(await _lost(consumer, index.positions(), last), datetime.now(UTC))
         missing = [topic for topic in topics if all(t != topic for t, _, _ in parts)]
@@ -536,7 +540,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
         for topic, holds, partition in parts:
             tp = TopicPartition(topic, partition)
             ingest = index.partition(topic, partition, holds, verify, owner=(owners or {}).get(topic),
-                                     batch_rows=batch_rows, feeds=ends.feeds.feeds)
+                                     batch_rows=batch_rows, feeds=ends.feeds.feeds, log_start=starts.get(tp, 0))
             try:
                 if ingest.start < last[tp]:
                     async for rec in read_range(consumer, tp, ingest.start):
@@ -556,7 +560,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
             done += 1
             report()
     index.record_ends(ends, {(tp.topic, tp.partition) for tp in unsettled},
-                      {tp.topic for tp, at in starts.items() if at > 0}, missing)
+                      {tp.topic for tp, at in starts.items() if at > 0 and topics[tp.topic] == "receipts"}, missing)
     index.finish(now() if now is not None else datetime.now(UTC))
     ends_now = index.end_reports()
     return IndexRun(records, rows, findings, index.problems(given=ends_now), len(parts), time.monotonic() - began,

@@ -10,6 +10,13 @@ The offset trails the chain by what the broker took since its last commit of off
 (``broker.worker.COMMIT_EVERY_S``, and at each stop): records lost from within that stretch of the end are
 not seen.
 
+Nor can a walk tell retention from a deletion at a chain's *start*: Kafka deletes a partition's oldest
+records (``audit_retention_days``, or an admin's DeleteRecords) and its log then starts above offset 0.
+A walk told where the log starts (``PartitionWalk``'s ``log_start``) takes each chain's first record held
+there as where the chain now starts, and says so in what it vouches for (``Vouched.since``); with the log
+starting at 0, a chain that does not start at seq 0 is a gap. Telling retention from a deletion would take
+each record's time against the topic's retention setting, which the walk does not read.
+
 No record is read with ``str``/``repr`` of its values or iterated before its type is checked: a
 record someone else wrote may hold anything JSON can (``entries: 5``, a signer nested a thousand
 deep), and that is a finding at that record, never a crash of the walk.
@@ -74,12 +81,16 @@ class Vouched:
     seq: int
     at: str | None  # the time it states, when it states one
     offset: int
+    since: int = 0  # the seq of its first record held: above 0 where the log starts after its first records
 
     def describe(self) -> str:
-        """``signed up to seq 41 (2026-11-01T10:00:00Z)``, one line whatever the record says."""
+        """``signed up to seq 41 (2026-11-01T10:00:00Z)``, one line whatever the record says; ``, from seq 12
+        ...`` when the chain's first records are no longer held (``ChainState.first_seq``)."""
         stated = f" ({plain(self.at, 40)})" if self.at is not None else ""
         whose = f"chain {plain(self.chain)} " if self.chain is not None else ""
-        return f"{whose}signed up to seq {self.seq}{stated}"
+        cut = (f", from seq {self.since} on, where the partition's log now starts (its older records expired or were "
+               "deleted)") if self.since else ""
+        return f"{whose}signed up to seq {self.seq}{stated}{cut}"
 
 
 def falls_short(last: int, committed: int | None) -> bool:
@@ -815,6 +826,9 @@ class ChainState:
     signed_seq: int | None = None  # the last signed record: seq, time and offset
     signed_at: str | None = None
     signed_offset: int | None = None
+    first_seq: int = 0
+    """The seq of its first record held: above 0 when the partition's log starts after the chain's first
+    records (``PartitionWalk``'s ``log_start``), which a walk then starts from rather than report as a gap."""
     signers: list[str] = field(default_factory=list)
     """The keys that signed its sound records, in the order each first did: the last is the one in use.
     A key rotates forward only; one the chain moved on from signing again is a retired key in use."""
@@ -905,13 +919,20 @@ class PartitionWalk:
     Bounds. A record naming a chain its topic cannot hold (``unheld``) is reported and kept nowhere; the walk keeps
     at most ``max_chains`` chain states (``MAX_CHAINS``), giving up the chain written least recently that no signed
     record of its partner's anchored: a writer without the partner's key can cost a chain its first batch at most.
+
+    Retention. ``log_start`` is the partition's first offset Kafka still holds (its beginning offset). Above 0,
+    records before it were deleted, so a chain the walk holds no state for may have had its first records there:
+    its first record held starts it, at whatever seq (``ChainState.first_seq``), and is no gap. The first record
+    held need not sit at ``log_start`` itself (a transaction's marker or an aborted record may), so the rule is
+    per chain, not per offset. At 0 nothing was deleted, and a chain not starting at seq 0 is a gap.
     """
 
     def __init__(self, topic: str, partition: int, verify: VerifyFn, holds: Holds | None = None,
                  owner: str | None = None, chains: dict[str | None, ChainState] | None = None, *,
                  prunes: bool = False, tracked: tuple[int, int] = (TRACKED_PER_CHAIN, TRACKED_IN_ALL),
-                 max_chains: int = MAX_CHAINS) -> None:
+                 max_chains: int = MAX_CHAINS, log_start: int = 0) -> None:
         self.topic, self.partition, self.verify, self.holds, self.owner = topic, partition, verify, holds, owner
+        self.log_start = log_start
         self.chains: dict[str | None, ChainState] = chains if chains is not None else {}
         # Written least recently first (``_state`` moves a chain last at each of its records): the order chains are
         # given up in, kept across a save of the states by their ``last`` offset.
@@ -1025,6 +1046,9 @@ class PartitionWalk:
                  f"{self._max_chains:,} chains, each anchored by a checkpoint of its partner's, and no more are kept; "
                  "none of its records is vouched for")
             return doc, found
+        if self.log_start > 0 and state.records == 0 and state.seq == 0 and seq > 0:
+            # Records before the log start were deleted (retention): the chain now starts here (class docstring).
+            state.seq, state.prev, state.first_seq = seq, prev, seq
         state.records += 1
         label = f"chain {plain(chain)} " if chain is not None else ""
         signed = "sig" in doc or doc.get("kind") in _SIGNED_KINDS
@@ -1313,7 +1337,8 @@ class PartitionWalk:
 
     def vouched(self) -> list[Vouched]:
         """Each chain's last signed record found sound, as walked so far (``PartitionReport.vouched``)."""
-        return [Vouched(chain, s.signed_seq, s.signed_at, s.signed_offset if s.signed_offset is not None else 0)
+        return [Vouched(chain, s.signed_seq, s.signed_at, s.signed_offset if s.signed_offset is not None else 0,
+                        s.first_seq)
                 for chain, s in sorted(self.chains.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
                 if s.signed_seq is not None]
 
@@ -1335,7 +1360,7 @@ class PartitionWalk:
 
 def verify_partition(
     topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn,
-    holds: Holds | None = None, owner: str | None = None,
+    holds: Holds | None = None, owner: str | None = None, log_start: int = 0,
 ) -> PartitionReport:
     """Check one partition's records, given in offset order as (offset, value).
 
@@ -1343,10 +1368,12 @@ def verify_partition(
     when given), ``"denials"`` or ``"queries"``: a record of another sort there is reported (None:
     any may be). In a topic of receipts, receipts that no checkpoint of their partner's vouches for
     are reported too: a subscriber signs every batch it commits, so only someone else can have
-    written them. (A :class:`PartitionWalk` over every record; ``records`` is read once, as a stream.)
+    written them. ``log_start``: the partition's first offset Kafka still holds (``PartitionWalk``: a chain
+    whose first records were before it starts where it is held). (A :class:`PartitionWalk` over every record;
+    ``records`` is read once, as a stream.)
     """
     report = PartitionReport(topic, partition)
-    walk = PartitionWalk(topic, partition, verify, holds, owner, prunes=True)
+    walk = PartitionWalk(topic, partition, verify, holds, owner, prunes=True, log_start=log_start)
     for offset, value in records:
         report.records += 1
         report.add(walk.feed(offset, value)[1])

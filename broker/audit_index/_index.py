@@ -302,15 +302,18 @@ class AuditIndex:
             raise translated(exc, self.path, "registering the audit topics") from None
 
     def partition(self, topic: str, partition: int, holds: Holds, verify: VerifyFn, *, owner: str | None = None,
-                  batch_rows: int = 5_000, feeds: str | None = None) -> PartitionIngest:
+                  batch_rows: int = 5_000, feeds: str | None = None, log_start: int = 0) -> PartitionIngest:
         """An ingest of ``topic[partition]`` from its stored position (``.start``): ``add`` each record
         from there in offset order, then ``commit`` (``abort`` on failure). Every vouched receipt is matched
         against the decisions indexed, and one they do not match (none indexed yet, say: a receipts topic
         alone cannot say what was delivered) is a finding, held and matched again at later catch-ups, never
         a row unchecked. ``feeds``: what every feed topic's name starts with, to count how far a receipts
-        partition's receipts reach into the feeds (``end_reports``)."""
+        partition's receipts reach into the feeds (``end_reports``). ``log_start``: the partition's first offset
+        Kafka still holds: a chain the index holds nothing of whose first records were before it starts where
+        it is held (``PartitionWalk``); one it holds, whose next records were deleted unread, shows the gap."""
         try:
-            return PartitionIngest(self._conn, topic, partition, holds, owner, verify, batch_rows, self.path, feeds)
+            return PartitionIngest(self._conn, topic, partition, holds, owner, verify, batch_rows, self.path, feeds,
+                                   log_start)
         except sqlite3.Error as exc:
             raise translated(exc, self.path, f"reading where {topic}[{partition}] stands") from None
 

@@ -141,8 +141,9 @@ def _verify(args: argparse.Namespace) -> int:
             "chains": [{"topic": r.topic, "partition": r.partition, "records": r.records, "signed": r.checkpoints,
                         "unsigned_tail": r.unsigned_tail, "ok": r.ok, "problems": r.problems,
                         "problems_not_listed": r.unlisted,
-                        "signed_up_to": [{"chain": v.chain, "seq": v.seq, "at": v.at, "offset": v.offset}
-                                         for v in r.vouched],
+                        # from_seq: above 0 where the log starts after the chain's first records (retention)
+                        "signed_up_to": [{"chain": v.chain, "seq": v.seq, "at": v.at, "offset": v.offset,
+                                          "from_seq": v.since} for v in r.vouched],
                         "end": None if r.end is None else _end_json(r.end)} for r in reports],
             "findings": [{"topic": f.topic, "partition": f.partition, "offset": f.offset, "problem": f.problem}
                          for f in problems],

@@ -16,7 +16,7 @@ import pytest
 import broker.auditor as auditor
 import puente.commands.audit as audit
 from broker.audit import Finding, PartitionReport
-from broker.audit.verify import MAX_LISTED, EndCheck
+from broker.audit.verify import MAX_LISTED, EndCheck, Vouched
 from broker.auditor import AuditTopics, FeedEnds, LogFilter
 from puente.cli import build_parser
 from puente.errors import EXIT_UNCHECKED, KafkaAccessError, KafkaUnavailableError
@@ -181,6 +181,18 @@ def test_verify_counts_chains_not_partitions(service: dict[str, Any], capsys: py
                           PartitionReport("p.receipts.COL", 0, records=6, chains=3, checkpoints=3)]
     assert _puente("audit", "verify") == 0
     assert capsys.readouterr().out.splitlines()[-1] == "audit verify: 7 records in 4 chains, no problems"
+
+
+def test_verify_says_from_which_seq_a_chain_cut_by_retention_is_vouched(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A chain whose first records expired is sound, and its VOUCHED line and JSON say the seq it is vouched from."""
+    service["reports"] = [PartitionReport("p.decisions", 0, records=3, chains=1, checkpoints=3,
+                                          vouched=[Vouched(None, 4, "2026-03-05T12:00:00Z", 4, since=2)])]
+    assert _puente("audit", "verify") == 0
+    assert "from seq 2 on, where the partition's log now starts" in capsys.readouterr().out
+    assert _puente("audit", "verify", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["chains"][0]["signed_up_to"] == [
+        {"chain": None, "seq": 4, "at": "2026-03-05T12:00:00Z", "offset": 4, "from_seq": 2}]
 
 
 def test_verify_checks_each_decision_chains_end_against_the_broker_groups_offsets(

@@ -1,0 +1,114 @@
+"""A chain whose oldest records retention deleted is vouched for from where the partition's log now starts, not
+reported as damaged on every run; records missing that the log start does not explain stay a gap."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import broker.auditor as auditor
+from broker.audit import ChainWriter, verify_partition
+from broker.audit.verify import Holds
+from broker.audit_index import AuditIndex, Scope
+from tests.unit.broker.test_audit_chain import _sign, _verify
+
+DECISIONS, RECEIPTS = "t.audit.decisions", "t.receipts.COL"
+
+
+def _blocks(n: int) -> list[bytes]:
+    writer = ChainWriter(DECISIONS, 0)
+    return [writer.block([{"kind": "ALERT", "alert_id": f"A{i}", "ingress": f"t.ingress.SNM:0:{i}", "decisions": []}],
+                         "broker-sign-test", _sign, f"2026-03-0{1 + i}T12:00:00Z") for i in range(n)]
+
+
+def _cut(values: list[bytes], start: int) -> list[tuple[int, bytes]]:
+    """What Kafka still holds once records before offset ``start`` were deleted."""
+    return list(enumerate(values))[start:]
+
+
+def test_a_decision_chain_cut_by_retention_is_vouched_for_from_the_log_start() -> None:
+    """Offsets 0-1 expired, the log starts at 2: the chain verifies from seq 2, and what it vouches for says so."""
+    report = verify_partition(DECISIONS, 0, _cut(_blocks(5), 2), _verify, "decisions", log_start=2)
+    assert report.ok and report.chains == 1
+    [vouched] = report.vouched
+    assert (vouched.seq, vouched.since) == (4, 2)
+    assert report.vouched_text() == ("signed up to seq 4 (2026-03-05T12:00:00Z), from seq 2 on, where the "
+                                     "partition's log now starts (its older records expired or were deleted)")
+
+
+def test_records_missing_that_the_log_start_does_not_explain_stay_a_gap() -> None:
+    """With the log starting at 0 a chain starting at seq 2 lost records no retention deleted; with it starting at
+    2, a record missing after the first one held is a gap all the same."""
+    blocks = _blocks(5)
+    report = verify_partition(DECISIONS, 0, _cut(blocks, 2), _verify, "decisions", log_start=0)
+    assert [f.problem for f in report.findings] == ["gap: records missing (expected seq 0, found 2)"]
+    held = [(2, blocks[2]), (4, blocks[4])]
+    report = verify_partition(DECISIONS, 0, held, _verify, "decisions", log_start=2)
+    assert [f.problem for f in report.findings] == ["gap: records missing (expected seq 3, found 4)"]
+
+
+def test_each_receipt_chain_of_a_cut_partition_starts_where_it_is_held() -> None:
+    """Two subscriber instances' chains in one receipts partition, its oldest records expired: each chain's first
+    record held starts it (a marker or another chain's record may sit at the log start itself), and the partner's
+    checkpoints vouch for both."""
+    a = ChainWriter(RECEIPTS, 0, checkpoint_every=1 << 62, chain="COL/a")
+    b = ChainWriter(RECEIPTS, 0, checkpoint_every=1 << 62, chain="COL/b")
+    values = []
+    for i in range(3):
+        for w in (a, b):
+            values += [w.append("RECEIPT", {"partner": "COL", "alert_id": f"A{i}", "status": "RECEIVED"}),
+                       w.checkpoint("COL-rcpt-test", _sign, "t")]
+    report = verify_partition(RECEIPTS, 0, _cut(values, 5), _verify, "receipts", "COL", log_start=5)
+    assert report.ok, [f.problem for f in report.findings]
+    assert {(v.chain, v.seq, v.since) for v in report.vouched} == {("COL/a", 5, 3), ("COL/b", 5, 2)}
+
+
+def test_verify_topics_walks_each_partition_from_where_its_log_starts(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`audit verify` reads each partition's beginning offset and gives it to the walk: a decisions partition cut by
+    retention verifies, and `--json` gives the seq it is vouched from."""
+    blocks = _blocks(5)
+    audit_topics[DECISIONS] = []  # the partition is there; what it still holds is read below
+
+    async def log_starts(consumer: Any, tps: list[Any]) -> dict[Any, int]:
+        return dict.fromkeys(tps, 2)
+
+    async def read_range(consumer: Any, tp: Any, start: int | None = None) -> Any:
+        for offset, value in _cut(blocks, 2):
+            if start is None or offset >= start:
+                yield SimpleNamespace(offset=offset, value=value)
+
+    monkeypatch.setattr(auditor, "log_starts", log_starts)
+    monkeypatch.setattr(auditor, "read_range", read_range)
+    roles: dict[str, Holds] = {DECISIONS: "decisions"}
+    [report] = asyncio.run(auditor.verify_topics(None, roles, _verify))  # type: ignore[arg-type]
+    assert report.ok and report.records == 3 and [(v.seq, v.since) for v in report.vouched] == [(4, 2)]
+
+
+def test_the_index_starts_a_new_chain_at_the_log_start_and_keeps_a_gap_it_never_read(tmp_path: Path) -> None:
+    """An index built after retention cut the partition starts the chain at its first record held; an index that
+    held the chain at seq 2 when Kafka deleted seq 2-3 unread reports the gap (it never verified them)."""
+    blocks = _blocks(6)
+    with AuditIndex(tmp_path / "new.sqlite") as index:
+        index.register({DECISIONS: "decisions"})
+        ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=2)
+        for offset, value in _cut(blocks, 2):
+            ingest.add(offset, value)
+        ingest.commit()
+        assert index.problems() == 0 and index.integrity(Scope())["chains"][0]["last_checkpoint_seq"] == 5
+    with AuditIndex(tmp_path / "old.sqlite") as index:
+        index.register({DECISIONS: "decisions"})
+        ingest = index.partition(DECISIONS, 0, "decisions", _verify)
+        for offset, value in _cut(blocks, 0)[:2]:
+            ingest.add(offset, value)
+        ingest.commit()
+        ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=4)
+        for offset, value in _cut(blocks, 4):
+            ingest.add(offset, value)
+        ingest.commit()
+        assert [f["problem"] for f in index.integrity(Scope())["findings"]] == [
+            "gap: records missing (expected seq 2, found 4)"]
