@@ -458,7 +458,7 @@ def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],
         consistent &= (got == d + r + n and signed == got and acks == n and stats[p].rejected == 0)
         print(f"  {p:<8} {d:>9} {r:>9} {w:>9} {n:>9} {got:>7} {signed:>9} {acks:>5} {counts.held:>6} "
               f"{counts.recalled:>7}")
-    chains = sum(1 for r in reports if r.records)
+    chains = sum(r.chains for r in reports)  # a receipts partition holds a chain per subscriber instance
     records = sum(r.records for r in reports)
     checkpoints = sum(r.checkpoints for r in reports)
     print()
