@@ -26,6 +26,10 @@ one partner, or is about an event older than half the retention (so that its nex
 a late one, finds it), and every later version. An alert that reached no partner otherwise has
 no state, which means exactly what it should: no holder.
 
+A state also names the alert's originator (``AlertState.originator``), and a later version naming
+another is dead-lettered: an agency that relays several foreign units (COMBIFRON) may name any of
+them, and without this one unit's version 2 would update, re-mark or recall another's alert.
+
 Values are JSON, bounded, and read strictly: a state that does not parse stops the slot (the
 broker will not guess who holds an alert).
 """
@@ -44,6 +48,9 @@ from puente.errors import PuenteError
 MAX_VERSION = 1_000_000
 MAX_STATE_BYTES = 64 * 1024
 _PARTNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# An originator as the pipeline admits one for a version with content: an agency (as settings allow its name)
+# or a foreign unit it relays (COL-DIJIN, ``pipeline.Originator``).
+_ORIGINATOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,67}")
 ACTIONS = ("UPDATE", "RECLASSIFY", "CONSENT", "RECALL")
 RECALL = "RECALL"
 
@@ -62,11 +69,22 @@ class AlertState:
     """Partner -> the version it holds: delivered and neither superseded nor recalled since."""
     recalled: bool = False
     """Recalled by its originator: for good, later versions are refused."""
+    originator: str | None = None
+    """``markings.originator.agency`` of the first version the broker processed (the agency, or the foreign
+    unit it relays: COL-ARC); every later version, a recall too, must name the same (``Pipeline._admit``).
+    None in a state written before the broker recorded it: its alert's later versions are held only to what
+    their agency may name, as before, and the state stays without one, since a later version's originator
+    is not proof of the first's (such states age out with the lifecycle topic's retention)."""
 
     def encode(self, alert_id: str, at: str) -> bytes:
-        """The state record's value (its key is the alert id)."""
-        return orjson.dumps({"alert_id": alert_id, "version": self.version, "holders": self.holders,
-                             "recalled": self.recalled, "at": at}, option=orjson.OPT_SORT_KEYS)
+        """The state record's value (its key is the alert id). ``originator`` only when known, so a state
+        that has none is written as before."""
+        doc: dict[str, Any] = {"alert_id": alert_id, "version": self.version, "holders": self.holders,
+               "recalled": self.recalled,
+               "at": at}
+        if self.originator is not None:
+            doc["originator"] = self.originator
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
     def decode(cls, alert_id: str, value: bytes) -> AlertState:
@@ -86,7 +104,10 @@ class AlertState:
                 isinstance(p, str) and _PARTNER.fullmatch(p) and type(v) is int and 1 <= v <= version
                 for p, v in holders.items()):
             raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has invalid holders")
-        return cls(version, dict(holders), recalled)
+        originator = doc.get("originator")  # absent from a state written before it was recorded
+        if originator is not None and not (isinstance(originator, str) and _ORIGINATOR.fullmatch(originator)):
+            raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has an invalid originator")
+        return cls(version, dict(holders), recalled, originator)
 
 
 class LifecycleBook:

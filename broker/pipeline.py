@@ -186,6 +186,16 @@ def _no_states(alert_id: str) -> AlertState | None:
     return None
 
 
+def _first_originator(alert: dict[str, Any], prior: AlertState | None) -> str | None:
+    """The originator a later version's state records: the prior state's (None there stays None: a later
+    version's originator is no proof of the first's); with no prior state (no version reached anyone, so
+    none was written), this version's, when it is a code (a recall's is not checked for one)."""
+    if prior is not None:
+        return prior.originator
+    name = alert["markings"]["originator"]["agency"]
+    return name if isinstance(name, str) and _AUDIT_CODE.fullmatch(name) else None
+
+
 class Pipeline:
     """Applies the policies to one ingress record at a time."""
 
@@ -291,7 +301,7 @@ class Pipeline:
             if holders or self._forgettable(alert, now, self._half_retention):
                 # Withheld from everyone, an alert about an old event is remembered all the same: its next
                 # version, if it comes late, must find a state, or ``_admit`` takes it for one forgotten.
-                out.state = AlertState(version, holders)
+                out.state = AlertState(version, holders, originator=m["originator"]["agency"])
             return out
         held = prior.holders if prior is not None else {}
         holders = {}
@@ -322,7 +332,7 @@ class Pipeline:
                         holders[partner] = was
             decisions.append(routed)
         self._orphans(held, version, holders, out)
-        out.state = AlertState(version, holders)
+        out.state = AlertState(version, holders, originator=_first_originator(alert, prior))
         return out
 
     def _orphans(self, held: dict[str, int], version: int, holders: dict[str, int], out: Outcome) -> None:
@@ -359,7 +369,7 @@ class Pipeline:
                 holders[partner] = was
             out.entry["decisions"].append(routed)
         self._orphans(held, version, holders, out)
-        out.state = AlertState(version, holders, recalled=True)
+        out.state = AlertState(version, holders, recalled=True, originator=_first_originator(alert, prior))
 
     def _notice(self, alert: dict[str, Any], version: int, reason: str | None, partner: str, topic: str,
                 policy_version: str, was: int, reasons: list[str], now: datetime, out: Outcome) -> dict[str, Any]:
@@ -480,6 +490,12 @@ class Pipeline:
                                        "so it cannot be told from an alert that never reached anyone; an event "
                                        "this old is not shared (a new alert about it is refused the same way)")
         if prior is not None:
+            if prior.originator is not None and alert["markings"]["originator"]["agency"] != prior.originator:
+                # An agency relaying several foreign units may name any of them: one unit's version must not
+                # update, re-mark or recall another's alert.
+                raise _Reject("originator", f"this alert id's first version names originator {prior.originator}; "
+                                            f"version {version} names another, and only an alert's originator may "
+                                            "update, re-mark or recall it (check the message's id and entity)")
             if prior.recalled and not (recall and prior.holders and (version > prior.version or again_at_last)):
                 # A recall again is taken only while some partner still holds the alert (its notice
                 # could not be sent): it sends the notices again.

@@ -129,7 +129,8 @@ async def test_every_lifecycle_path_reaches_the_partners_it_should(env: Env) -> 
 
     states = {r.key.decode(): AlertState.decode(r.key.decode(), r.value)
               for r in await read_topic(env.conn, env.names.lifecycle)}
-    assert states[corrected["alert_id"]] == AlertState(3, {}, recalled=True)
+    assert states[corrected["alert_id"]] == AlertState(3, {}, recalled=True,
+                                                       originator=corrected["markings"]["originator"]["agency"])
     assert "COL" not in states[upgraded["alert_id"]].holders
     assert states[downgraded["alert_id"]].holders.get("CRI") == 2
     assert states[consented["alert_id"]].holders.get("USA") == 2

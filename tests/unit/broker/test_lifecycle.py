@@ -131,7 +131,7 @@ def _headers(out: Outcome) -> dict[str, str]:
 def test_a_first_version_that_reaches_someone_is_remembered_and_one_that_reaches_no_one_is_not() -> None:
     run = Run()
     out = run.send(_first())
-    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(1, {"COL": 1})
+    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(1, {"COL": 1}, originator="SNM")
     assert "version" not in out.entry  # a first publication's audit entry is as before versions
     secret = _first("SECRETO")
     secret["alert_id"] = "SNM:OTHER-1"
@@ -146,7 +146,7 @@ def test_an_update_supersedes_what_a_holder_has_and_is_audited_as_such() -> None
     assert _headers(out) == {"COL": "DELIVER"}
     col = _by_partner(out)["COL"]
     assert col["supersedes"] == 1 and out.entry["version"] == 2 and out.entry["action"] == "UPDATE"
-    assert out.entry["previous_version"] == 1 and out.state == AlertState(2, {"COL": 2})
+    assert out.entry["previous_version"] == 1 and out.state == AlertState(2, {"COL": 2}, originator="SNM")
     assert CODEC.decode(run.sealers["COL"].sealed[-1])["version"] == 2
 
 
@@ -158,7 +158,7 @@ def test_an_upgrade_pulls_the_alert_back_with_a_notice_that_carries_nothing() ->
     assert _headers(out) == {"COL": "RECALL"}
     col = _by_partner(out)["COL"]
     assert col["decision"] == "RECALL" and col["recalls"] == 1 and col["feed"] == "t.feed.COL"
-    assert out.state == AlertState(2, {})
+    assert out.state == AlertState(2, {}, originator="SNM")
     notice = CODEC.decode(run.sealers["COL"].sealed[-1])
     assert notice["lifecycle"]["action"] == "RECALL" and notice["version"] == 2
     assert notice["alert_id"] == first["alert_id"] and notice["markings"]["classification"] == ""
@@ -172,7 +172,7 @@ def test_a_consent_delivers_to_the_partner_it_names_for_the_first_time() -> None
     out = run.send(_next(first, "CONSENT", partners=["USA"], originator_consent=["USA"]))
     assert _headers(out) == {"COL": "DELIVER", "USA": "DELIVER"}
     usa = _by_partner(out)["USA"]
-    assert "supersedes" not in usa and out.state == AlertState(2, {"COL": 2, "USA": 2})
+    assert "supersedes" not in usa and out.state == AlertState(2, {"COL": 2, "USA": 2}, originator="SNM")
 
 
 def test_a_downgrade_reaches_a_partner_that_never_had_it() -> None:
@@ -180,7 +180,7 @@ def test_a_downgrade_reaches_a_partner_that_never_had_it() -> None:
     first = _first("SECRETO")
     assert run.send(first).feeds == []
     out = run.send(_next(first, "RECLASSIFY", classification="RESTRINGIDO"))
-    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2})
+    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2}, originator="SNM")
 
 
 def test_a_recall_notifies_every_holder_and_no_one_else_and_is_for_good() -> None:
@@ -193,7 +193,7 @@ def test_a_recall_notifies_every_holder_and_no_one_else_and_is_for_good() -> Non
     out = run.send(recall)
     assert _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
     assert out.entry["action"] == "RECALL" and out.entry["reason"] == "ERROR"
-    assert out.state == AlertState(3, {}, recalled=True)
+    assert out.state == AlertState(3, {}, recalled=True, originator="SNM")
     for partner in ("COL", "USA"):
         notice = CODEC.decode(run.sealers[partner].sealed[-1])
         assert notice["lifecycle"] == {"action": "RECALL", "reason": "ERROR", "partners": []}
@@ -250,10 +250,10 @@ def test_the_last_version_is_kept_for_a_recall_so_no_notice_or_state_goes_above_
     out = run.send(top)
     assert out.dead_reason == "invalid" and "kept for a recall" in out.entry["detail"]
     near = {**_next(first, "UPDATE"), "version": MAX_VERSION - 1}
-    assert run.send(near).state == AlertState(MAX_VERSION - 1, {"COL": MAX_VERSION - 1})
+    assert run.send(near).state == AlertState(MAX_VERSION - 1, {"COL": MAX_VERSION - 1}, originator="SNM")
     recall = {**_next(first, "RECALL", reason="ERROR"), "version": 2}  # built on an older copy
     out = run.send(recall)
-    assert out.state == AlertState(MAX_VERSION, {}, recalled=True)
+    assert out.state == AlertState(MAX_VERSION, {}, recalled=True, originator="SNM")
     assert CODEC.decode(run.sealers["COL"].sealed[-1])["version"] == MAX_VERSION
     LifecycleBook().load(first["alert_id"].encode(), out.state.encode(first["alert_id"], "2026-11-22T12:00:00Z"))
     again = run.send({**recall, "version": MAX_VERSION})
@@ -307,7 +307,7 @@ def test_a_recall_may_reuse_a_version_and_its_notices_still_supersede_what_is_he
     out = run.send(late)
     assert _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
     assert {CODEC.decode(run.sealers[p].sealed[-1])["version"] for p in ("COL", "USA")} == {3}
-    assert run.book.get(first["alert_id"]) == AlertState(3, {}, recalled=True)
+    assert run.book.get(first["alert_id"]) == AlertState(3, {}, recalled=True, originator="SNM")
     assert run.send(_next(late, "RECALL", reason="LEGAL")).dead_reason == "recalled"  # nothing left to pull back
 
 
@@ -321,10 +321,10 @@ def test_a_notice_that_cannot_be_sealed_leaves_the_holder_and_a_second_recall_re
     usa_entry = _by_partner(out)["USA"]
     assert usa_entry["decision"] == "RECALL" and usa_entry["sent"] is False and "could not be sent" in \
         usa_entry["reasons"][-1]
-    assert out.state == AlertState(2, {"USA": 1}, recalled=True)
+    assert out.state == AlertState(2, {"USA": 1}, recalled=True, originator="SNM")
     run.sealers["USA"] = usa
     again = run.send(_next(recall, "RECALL", reason="ERROR"))
-    assert _headers(again) == {"USA": "RECALL"} and again.state == AlertState(3, {}, recalled=True)
+    assert _headers(again) == {"USA": "RECALL"} and again.state == AlertState(3, {}, recalled=True, originator="SNM")
 
 
 def test_a_recall_at_the_last_version_that_missed_a_holder_is_repeated_at_that_version() -> None:
@@ -339,10 +339,11 @@ def test_a_recall_at_the_last_version_that_missed_a_holder_is_repeated_at_that_v
     usa = run.sealers.pop("USA")
     recall = {**_next(first, "RECALL", reason="ERROR"), "version": MAX_VERSION}
     out = run.send(recall)
-    assert out.state == AlertState(MAX_VERSION, {"USA": MAX_VERSION - 1}, recalled=True)
+    assert out.state == AlertState(MAX_VERSION, {"USA": MAX_VERSION - 1}, recalled=True, originator="SNM")
     run.sealers["USA"] = usa
     again = run.send(recall)
-    assert _headers(again) == {"USA": "RECALL"} and again.state == AlertState(MAX_VERSION, {}, recalled=True)
+    assert _headers(again) == {"USA": "RECALL"}
+    assert again.state == AlertState(MAX_VERSION, {}, recalled=True, originator="SNM")
     assert CODEC.decode(run.sealers["USA"].sealed[-1])["version"] == MAX_VERSION
     assert run.send(recall).dead_reason == "replay"  # nothing left to pull back: the seen id refuses it
     update = {**_next(first, "UPDATE"), "version": MAX_VERSION}
@@ -358,7 +359,8 @@ def test_a_repeat_recall_at_the_last_version_is_only_for_a_recall_already_there(
     run.send(first)
     recall = {**_next(first, "RECALL", reason="ERROR"), "version": MAX_VERSION}
     out = run.send(recall)
-    assert _headers(out) == {"COL": "RECALL"} and out.state == AlertState(MAX_VERSION, {}, recalled=True)
+    assert _headers(out) == {"COL": "RECALL"}
+    assert out.state == AlertState(MAX_VERSION, {}, recalled=True, originator="SNM")
     assert run.send(recall).dead_reason == "replay"
 
 
@@ -378,7 +380,7 @@ def test_an_update_that_cannot_reach_a_holder_pulls_back_what_it_holds() -> None
     col = [d for d in out.entry["decisions"] if d["partner"] == "COL"]
     assert [d["decision"] for d in col] == ["RECALL"] and _headers(out) == {"COL": "RECALL"}
     assert any(r == "withheld at delivery: ValueError" for r in col[0]["reasons"])  # why version 2 did not go
-    assert out.state == AlertState(2, {})
+    assert out.state == AlertState(2, {}, originator="SNM")
 
 
 def test_a_holder_the_policy_no_longer_names_is_kept_and_reported() -> None:
@@ -423,7 +425,7 @@ def test_a_version_too_large_to_send_is_one_recall_decision_for_each_holder() ->
     run = Run()
     run.sealers["COL"] = run.pipeline.sealers["COL"] = _SizeSealer()
     first = _first()
-    assert run.send(first).state == AlertState(1, {"COL": 1})
+    assert run.send(first).state == AlertState(1, {"COL": 1}, originator="SNM")
     huge = _next(first, "UPDATE")
     huge["summary"] = "Actualización " + "y" * 950_000  # the view alone is over MAX_FEED_RECORD
     out = run.send(huge)
@@ -432,4 +434,4 @@ def test_a_version_too_large_to_send_is_one_recall_decision_for_each_holder() ->
     assert col["decision"] == "RECALL" and col["recalls"] == 1
     assert any("ViewTooLarge" in r for r in col["reasons"]) and "pulled back" in col["reasons"][-1]
     assert sorted(out.decisions) == [("COL", "RECALL"), ("USA", WITHHOLD)]
-    assert out.state == AlertState(2, {})
+    assert out.state == AlertState(2, {}, originator="SNM")

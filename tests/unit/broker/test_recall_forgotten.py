@@ -70,7 +70,7 @@ def test_a_later_version_of_a_recalled_alert_whose_state_aged_out_is_dead_letter
     first = _first()
     run.send(first, NOW)
     recall = _next(first, "RECALL", reason="ERROR")
-    assert run.send(recall, NOW + timedelta(days=1)).state == AlertState(2, {}, recalled=True)
+    assert run.send(recall, NOW + timedelta(days=1)).state == AlertState(2, {}, recalled=True, originator="SNM")
     run.age_out()
     out = run.send(_next(recall, "UPDATE"), NOW + timedelta(days=RETENTION + 1))
     assert out.entry["kind"] == "DEAD_LETTER" and out.entry["reason"] == "forgotten"
@@ -104,7 +104,7 @@ def test_within_the_retention_a_version_of_an_alert_that_reached_no_one_is_a_fir
     out = run.send(first, NOW)
     assert out.feeds == [] and out.state is None
     out = run.send(_next(first, "RECLASSIFY", classification="RESTRINGIDO"), NOW + timedelta(days=RETENTION - 10))
-    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2})
+    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2}, originator="SNM")
 
 
 def test_an_update_within_the_retention_is_unchanged() -> None:
@@ -113,7 +113,7 @@ def test_an_update_within_the_retention_is_unchanged() -> None:
     first = _first()
     run.send(first, NOW)
     out = run.send(_next(first, "UPDATE"), NOW + timedelta(days=RETENTION - 30))
-    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2})
+    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2}, originator="SNM")
 
 
 def test_a_first_version_about_an_old_event_is_remembered_though_it_reached_no_one() -> None:
@@ -122,7 +122,7 @@ def test_a_first_version_about_an_old_event_is_remembered_though_it_reached_no_o
     run = Clocked()
     first = _old(_first("SECRETO"), RETENTION // 2 + 2)
     out = run.send(first, NOW)
-    assert out.feeds == [] and out.state == AlertState(1, {})
+    assert out.feeds == [] and out.state == AlertState(1, {}, originator="SNM")
     out = run.send(_next(first, "RECLASSIFY", classification="RESTRINGIDO"), NOW + timedelta(days=RETENTION // 2))
     assert _headers(out) == {"COL": "DELIVER"} and out.entry["previous_version"] == 1
     young = _first("SECRETO")
@@ -149,7 +149,8 @@ def test_a_recall_of_a_forgotten_alert_is_taken_and_remembered_for_good() -> Non
     run = Clocked()
     recall = _next(_old(_first(), RETENTION + 5), "RECALL", reason="LEGAL")
     out = run.send(recall, NOW)
-    assert out.entry["kind"] == "ALERT" and out.feeds == [] and out.state == AlertState(2, {}, recalled=True)
+    assert out.entry["kind"] == "ALERT" and out.feeds == []
+    assert out.state == AlertState(2, {}, recalled=True, originator="SNM")
     assert run.send(_next(recall, "UPDATE"), NOW).entry["reason"] == "recalled"
 
 

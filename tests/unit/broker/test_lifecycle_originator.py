@@ -1,0 +1,143 @@
+"""Originator control across versions: an alert's later versions (update, re-marking, consent, recall) must
+name the originator of its first version, so one foreign unit relayed by COMBIFRON cannot change or withdraw
+another's alert; states written before the originator was recorded still load and keep working as before."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from broker.lifecycle import AlertState, LifecycleBook, LifecycleStateError
+from broker.pipeline import Originator, Outcome, Pipeline
+from broker.topology import Slots, TopicNames, key_partition
+from puente.wire import Record
+from tests.unit.broker.test_lifecycle import CODEC, NOW, NOW_MS, Policy, Sealer, _first, _headers, _next
+
+SLOTS = Slots(("COMBIFRON",), 3, TopicNames("t"))
+ORIGINATORS = {"COMBIFRON": Originator.of("COMBIFRON", "COL", "PAN")}
+
+
+class Relay:
+    """COMBIFRON's slot: a pipeline with its committed states, fed version after version."""
+
+    def __init__(self) -> None:
+        self.sealers = {"COL": Sealer(), "USA": Sealer()}
+
+        def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
+            return key.split(":", 1)[0], NOW_MS
+
+        self.pipeline = Pipeline(Policy(), CODEC, self.sealers, origin, SLOTS,  # type: ignore[arg-type]
+                                 originators=ORIGINATORS)
+        self.book = LifecycleBook()
+        self.seen: set[str] = set()
+        self.offset = 0
+
+    def send(self, alert: dict[str, Any]) -> Outcome:
+        self.offset += 1
+        key = alert["alert_id"].encode()
+        rec = Record("t.ingress.COMBIFRON", key_partition(key, 3), self.offset, key, CODEC.encode(alert), (), NOW_MS)
+        out = self.pipeline.process(rec, self.seen, NOW, self.book.get)
+        if out.seen_id:
+            self.seen.add(out.seen_id)
+        if out.state is not None:
+            self.book.put(alert["alert_id"], out.state)
+        return out
+
+
+def _colombian(unit: str = "ARC", alert_id: str = "COMBIFRON:COL-ARC-2026-00412",
+               classification: str = "RESTRINGIDO") -> dict[str, Any]:
+    alert = copy.deepcopy(_first(classification))
+    alert["agency"], alert["alert_id"] = "COMBIFRON", alert_id
+    alert["markings"]["originator"] = {"agency": f"COL-{unit}", "unit": "Colombia", "country": "COL"}
+    return alert
+
+
+def _as(alert: dict[str, Any], unit: str) -> dict[str, Any]:
+    """``alert`` as another Colombian unit would send it: same id, its own originator."""
+    other = copy.deepcopy(alert)
+    other["markings"]["originator"]["agency"] = f"COL-{unit}"
+    return other
+
+
+def test_the_first_versions_originator_is_remembered() -> None:
+    """The state of a first version names its originator, and a later version's state keeps it."""
+    run = Relay()
+    first = _colombian()
+    assert run.send(first).state == AlertState(1, {"COL": 1}, originator="COL-ARC")
+    assert run.send(_next(first, "UPDATE")).state == AlertState(2, {"COL": 2}, originator="COL-ARC")
+
+
+@pytest.mark.parametrize("action", ["UPDATE", "RECLASSIFY", "RECALL"])
+def test_a_later_version_naming_another_originator_is_dead_lettered(action: str) -> None:
+    """DIJIN's version of ARC's alert (an update, a re-marking, a recall) is dead-lettered as ``originator``:
+    nothing goes to any partner, ARC's state is untouched, and ARC's own next version is still taken."""
+    run = Relay()
+    first = _colombian()
+    run.send(first)
+    later = _as(_next(first, action, reason="ERROR" if action == "RECALL" else None), "DIJIN")
+    if action == "RECLASSIFY":
+        later["markings"]["classification"] = "SECRETO"
+    out = run.send(later)
+    assert out.dead_reason == "originator" and out.feeds == [] and out.state is None
+    assert "first version names originator COL-ARC" in out.entry["detail"]
+    assert run.book.get(first["alert_id"]) == AlertState(1, {"COL": 1}, originator="COL-ARC")
+    own = run.send(_next(first, "UPDATE"))
+    assert _headers(own) == {"COL": "DELIVER"} and own.state == AlertState(2, {"COL": 2}, originator="COL-ARC")
+
+
+def test_a_recall_again_must_name_the_first_originator_too() -> None:
+    """A recall whose notice could not be sealed may be repeated, but only by the alert's originator."""
+    run = Relay()
+    first = _colombian()
+    run.send(first)
+    col = run.sealers.pop("COL")
+    recall = _next(first, "RECALL", reason="ERROR")
+    assert run.send(recall).state == AlertState(2, {"COL": 1}, recalled=True, originator="COL-ARC")
+    run.sealers["COL"] = col
+    assert run.send(_as(_next(recall, "RECALL", reason="ERROR"), "DIJIN")).dead_reason == "originator"
+    assert _headers(run.send(_next(recall, "RECALL", reason="ERROR"))) == {"COL": "RECALL"}
+
+
+def test_with_no_state_the_first_version_processed_sets_the_originator() -> None:
+    """A first version that reached no one leaves no state: the next version the broker processes is the first
+    it knows, and its originator is the one later versions must name."""
+    run = Relay()
+    first = _colombian(classification="SECRETO")
+    assert run.send(first).state is None
+    down = _next(first, "RECLASSIFY", classification="RESTRINGIDO")
+    assert run.send(down).state == AlertState(2, {"COL": 2}, originator="COL-ARC")
+    assert run.send(_as(_next(down, "UPDATE"), "DIJIN")).dead_reason == "originator"
+
+
+def test_a_state_written_before_originators_were_recorded_loads_and_keeps_the_old_rule() -> None:
+    """A state without the field loads (originator None); its alert's later versions are held only to the
+    originators the agency may name, as before, and the state written after them still names none: a later
+    version's originator is no proof of the first's."""
+    legacy = b'{"alert_id":"COMBIFRON:COL-ARC-2026-00412","at":"2026-11-22T12:00:00Z","holders":{"COL":1},' \
+             b'"recalled":false,"version":1}'
+    run = Relay()
+    run.book.load(b"COMBIFRON:COL-ARC-2026-00412", legacy)
+    assert run.book.get("COMBIFRON:COL-ARC-2026-00412") == AlertState(1, {"COL": 1})
+    first = _colombian()
+    out = run.send(_as(_next(first, "UPDATE"), "DIJIN"))
+    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2})
+    assert out.state.encode(first["alert_id"], "2026-11-22T12:00:00Z") == legacy.replace(b'"COL":1', b'"COL":2') \
+        .replace(b'"version":1', b'"version":2')
+
+
+def test_a_state_with_an_originator_is_read_back_and_a_bad_one_stops_the_slot() -> None:
+    """The originator round-trips (up to the longest an agency may name, COL- and a 64-character unit); anything
+    but such a code stops the slot like any other unreadable state."""
+    longest = "COL-" + "U" * 64
+    for name in ("SNM", "COL-ARC", longest):
+        state = AlertState(2, {"COL": 1}, recalled=True, originator=name)
+        book = LifecycleBook()
+        book.load(b"A:1", state.encode("A:1", "t"))
+        assert book.get("A:1") == state
+    good = AlertState(1, {}, originator="COL-ARC").encode("A:1", "t")
+    for bad in (b'"COL ARC"', b"7", b'""', b'"COL-\\u001b"', b'"' + b"X" * 69 + b'"'):
+        with pytest.raises(LifecycleStateError, match="invalid originator"):
+            LifecycleBook().load(b"A:1", good.replace(b'"COL-ARC"', bad))
