@@ -10,6 +10,13 @@ One message per line (JSON Lines), in Spanish, version 1.x of the agreed envelop
                        "consentimiento": ["FEAN"], "advertencias": [], "calificacion": "B2"},
      "resumen": "...", "contenido": {...}}
 
+``id_mensaje`` is numbered by each entity in its own series, starting ``COL-<entidad>-`` (the entity's
+originator code and a hyphen), and the alert id is ``COMBIFRON:<id_mensaje>`` for every revision. A
+message whose id_mensaje does not start with its own entity's code is refused: without that rule one
+entity's message carrying another's number would be a later version of the other's alert (the broker
+refuses it too, as naming another originator than the first version's, but only once that one reached
+a partner).
+
 ``tipo`` is EVENTO_FRONTERA (-> BORDER_EVENT), INCAUTACION (-> SEIZURE) or ALERTA_MIGRATORIA
 (-> WATCHLIST_HIT); ``contenido`` holds that type's fields in the same Spanish keys the
 Panamanian agencies use. The alert is published by agency COMBIFRON, but its originator is
@@ -205,13 +212,19 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
         payload, title = _seizure(content, ctx)
     else:
         payload, title = _watchlist(content, ctx, occurred)
-    over = marking_overrides(doc, "restricciones") | {"originator_agency": f"COL-{entity}"}
+    originator = f"COL-{entity}"
+    over = marking_overrides(doc, "restricciones") | {"originator_agency": originator}
     unit = f.text(doc.get("dependencia"), "dependencia", limits.unit) or ctx.profile.originators[entity]
     marks = markings(ctx, over, unit)
     marks["originator_consent"] = list(dict.fromkeys([*marks["originator_consent"], *consented]))
+    ident = alert_id(ctx, doc.get("id_mensaje"), "id_mensaje")
+    if not ident.startswith(f"{ctx.agency}:{originator}-"):
+        raise f.fail(f.INVALID, f"id_mensaje must start with {originator}- (the entidad's own series): the id "
+                                "is the alert's for every revision, and another entity's number would make this "
+                                "message a revision of that entity's alert")
     return alert(
         ctx,
-        alert_id=alert_id(ctx, doc.get("id_mensaje"), "id_mensaje"),
+        alert_id=ident,
         alert_type=kind,
         occurred_at=occurred,
         reported_at=sent,

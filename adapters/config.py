@@ -35,6 +35,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "agencies.yaml"
 _PROVINCE_ALIASES = {"SAN_BLAS": "GUNA_YALA", "KUNA_YALA": "GUNA_YALA", "EMBERA": "EMBERA_WOUNAAN",
                      "NGOBE_BUGLE": "NGABE_BUGLE", "PANAMA_CENTRO": "PANAMA", "BOCAS": "BOCAS_DEL_TORO"}
 # An ignored_keys path: keys joined by '.', '[]' after a key whose value is an array of objects; it ends at a key.
+_UNIT = re.compile(r"[A-Z0-9][A-Z0-9_]{0,63}")  # an originator code, as the broker admits one (``pipeline._AREA_CODE``)
 _PATH = re.compile(r"(?:[^.\[\]]+(?:\[\])?\.)*[^.\[\]]+")
 
 
@@ -82,6 +83,16 @@ class AgencyProfile(_Frozen):
             if not _PATH.fullmatch(path):
                 raise ValueError(f"{path[:60]!r} is not a key path such as 'sistema', 'embarcacion.motores' or "
                                  "'carga[].peso_kg' (keys joined by '.', '[]' after an array's key)")
+        return value
+
+    @field_validator("originators")
+    @classmethod
+    def _units(cls, value: dict[str, str]) -> dict[str, str]:
+        # The broker admits a foreign unit only as such a code (COL-DIJIN), and a message's id starts with it and a
+        # hyphen (COL-DIJIN-...): with no hyphen inside a code, no entity's ids can be taken for another's.
+        for entity in value:
+            if not _UNIT.fullmatch(entity):
+                raise ValueError(f"originator {entity[:60]!r} is not a code of capitals, digits and _ (at most 64)")
         return value
 
     @field_validator("ignored_columns")

@@ -6,7 +6,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from adapters import _fields as f
+from adapters.config import AgencyProfile, load_config
 
 ENVELOPE: dict[str, Any] = {
     "version": "1.0", "id_mensaje": "COL-ARC-2026-00412", "entidad": "ARC", "dependencia": "Fuerza Naval del Pacífico",
@@ -21,7 +25,7 @@ SEIZURE = {"tipo": "INCAUTACION", "contenido": {
     "elementos": [{"tipo": "droga", "descripcion": "clorhidrato de cocaína", "cantidad": 1100, "unidad": "kg"}],
     "medio": {"tipo": "semisumergible", "bandera": "COL"},
     "capturados": [{"nombres": "Yeison", "apellidos": "Murillo Palacios", "nacionalidades": ["COL"]}]}}
-WATCH = {"tipo": "ALERTA_MIGRATORIA", "entidad": "MIGRACION",
+WATCH = {"tipo": "ALERTA_MIGRATORIA", "entidad": "MIGRACION", "id_mensaje": "COL-MIGRACION-2026-00412",
          "ubicacion": {"provincia": "Guna Yala", "sector": "Puerto Obaldía", "lugar": "Puerto Obaldía"},
          "contenido": {"persona": {"nombres": "Yeison", "apellidos": "Murillo Palacios", "nacionalidades": ["COL"]},
                        "lista": "COL_PARTNER", "riesgo": "alto", "puesto": "PUERTO_OBALDIA", "accion": "detenido"}}
@@ -37,7 +41,8 @@ def test_every_alert_type_arrives_from_colombia(one: Callable[..., dict[str, Any
     for body in (BORDER, SEIZURE, WATCH):
         alert = one("combifron", _line(body))
         kinds[alert["alert_type"]] = alert
-        assert alert["agency"] == "COMBIFRON" and alert["alert_id"] == "COMBIFRON:COL-ARC-2026-00412"
+        entity = alert["markings"]["originator"]["agency"]
+        assert alert["agency"] == "COMBIFRON" and alert["alert_id"] == f"COMBIFRON:{entity}-2026-00412"
         assert alert["markings"]["originator"]["country"] == "COL"
         assert alert["source_timezone"] == "America/Bogota"
     assert kinds["BORDER_EVENT"]["payload"]["event_type"] == "ARMED_GROUP_SIGHTING"
@@ -78,3 +83,23 @@ def test_consent_names_partners_not_countries(reason: Callable[..., str]) -> Non
     assert reason("combifron", _line({**BORDER, "restricciones": restricted})) == f.UNKNOWN_CODE
     assert reason("combifron", _line({**BORDER, "restricciones": {**restricted, "consentimiento": ["GTM"]}})) == (
         f.UNKNOWN_CODE)
+
+
+def test_each_entity_numbers_its_own_messages(reason: Callable[..., str], one: Callable[..., dict[str, Any]]) -> None:
+    """An id_mensaje not in the entity's own series (COL-<entidad>-...) is refused: the alert id is the message's,
+    so DIJIN's message with ARC's number would otherwise be a revision of ARC's alert; DIJIN's own is taken."""
+    assert reason("combifron", _line({**BORDER, "entidad": "DIJIN"})) == f.INVALID
+    for number in ("2026-00412", "COL-ARCX-1", "COL-ARC", "ARC-2026-1"):
+        assert reason("combifron", _line({**BORDER, "id_mensaje": number})) == f.INVALID
+    own = one("combifron", _line({**BORDER, "entidad": "DIJIN", "id_mensaje": "COL-DIJIN-2026-00412"}))
+    assert own["alert_id"] == "COMBIFRON:COL-DIJIN-2026-00412"
+    assert own["markings"]["originator"]["agency"] == "COL-DIJIN"
+
+
+@pytest.mark.parametrize("entity", ["ARC-NORTE", "arc", "ARC NORTE", ""])
+def test_an_originator_code_must_be_one_the_broker_admits(entity: str) -> None:
+    """COMBIFRON's entities are codes of capitals, digits and _: no hyphen, so COL-<entidad>- starts one entity's
+    message ids only, and COL-<entidad> is an originator the broker admits."""
+    combifron = load_config().agencies["COMBIFRON"].model_dump()
+    with pytest.raises(ValidationError, match="capitals, digits and _"):
+        AgencyProfile.model_validate({**combifron, "originators": {**combifron["originators"], entity: "X"}})
