@@ -449,16 +449,18 @@ class Pipeline:
             alert = self.codec.decode(record.value)
         except CodecError as exc:
             raise _Reject(_codec_reason(exc), str(exc)) from exc
-        if (char := hidden_char(alert)) is not None:
+        # A recall's content is never used: its notices carry its id, type, version and lifecycle, its audit entry
+        # what ``_recall_audited`` names besides (coded or checked). Only those are checked, so a recall built on
+        # any copy of the alert (``puente recall`` takes the latest on the topic, one dead-lettered too) is taken,
+        # and one of an alert published before the code rules below (``_sanity``, ``Originator.names``) too.
+        recall = _is_recall(alert.get("lifecycle"))
+        content = not recall
+        if (char := hidden_char(alert if content else _recall_audited(alert))) is not None:
             raise _Reject("invalid", f"a text field holds {char}, which can disguise what a partner reads or "
                                      "what a log shows; the adapters refuse these")
         if alert["agency"] != agency:
             named = alert["agency"] if alert["agency"] in self.slots.agencies else "another agency"
             raise _Reject("agency-mismatch", f"alert names {named} as its agency on {agency}'s topic")
-        # A recall's content is never used, and it must reach an alert published before the code rules below
-        # (``_sanity``, ``Originator.names``): those hold for versions with content.
-        recall = _is_recall(alert.get("lifecycle"))
-        content = not recall
         problem = self._originator_problem(agency, alert["markings"]["originator"], content)
         if problem:
             raise _Reject("originator", problem)
@@ -470,7 +472,7 @@ class Pipeline:
             # another partition than its key's would meet neither.
             raise _Reject("misrouted", f"the record is in partition {record.partition} but its key belongs in "
                                        f"partition {placed}; publish with Kafka's default partitioner")
-        problem = _sanity(alert, now, codes=content) or lifecycle_problem(alert)
+        problem = (_sanity(alert, now) if content else _id_problem(alert)) or lifecycle_problem(alert)
         if problem:
             raise _Reject("invalid", problem)
         alert_id, version = alert["alert_id"], alert.get("version", 1)
@@ -700,8 +702,8 @@ def _sector(alert: dict[str, Any]) -> str | None:
 
 
 def _coded(value: Any) -> str:
-    """A code as the audit records it (an originator, a sector); anything else, which only a recall of an alert
-    published before codes were required can carry (``_sanity``), as ``(not a code)``: free text never."""
+    """A code as the audit records it (an originator, a sector); anything else, which only a recall can carry (it
+    is held to no content rule: ``Pipeline._admit``), as ``(not a code)``: free text never."""
     return value if isinstance(value, str) and _AUDIT_CODE.fullmatch(value) else "(not a code)"
 
 
@@ -817,15 +819,33 @@ def _escaped(text: str) -> str:
     return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _sanity(alert: dict[str, Any], now: datetime, *, codes: bool = True) -> str | None:
-    """Checks the schema cannot express, an allow-list of sound values: what the adapters refuse, refused
-    again for records published another way; a problem here is a schema violation, not a crash.
-    Messages name the field and the rule, never the value."""
+def _id_problem(alert: dict[str, Any]) -> str | None:
+    """Why the alert id is not ``AGENCY:reference`` as the adapters write it (``_REFERENCE``), or None."""
     prefix, alert_id = alert["agency"] + ":", alert["alert_id"]
     if (not alert_id.startswith(prefix) or len(alert_id) > 200
             or not _REFERENCE.fullmatch(alert_id, len(prefix))):
         return (f"alert id must be {prefix!r} and a reference of letters, digits and . _ / # -, at most 200 "
                 "characters in all")
+    return None
+
+
+def _recall_audited(alert: dict[str, Any]) -> dict[str, Any]:
+    """What of a recall reaches a partner or the audit as the record has it, for ``hidden_char``: its id (also held
+    to ``_id_problem``), its classification and its originator's country (``process``'s entry; the country is
+    also held to the configured one). Its originator and sector reach the audit only coded (``_coded``), its
+    lifecycle is enums, and its notices empty everything else (``policies.recall_notice``)."""
+    m = alert["markings"]
+    return {"alert_id": alert["alert_id"], "classification": m["classification"],
+            "country": m["originator"]["country"]}
+
+
+def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
+    """Checks the schema cannot express, an allow-list of sound values: what the adapters refuse, refused
+    again for records published another way; a problem here is a schema violation, not a crash.
+    Messages name the field and the rule, never the value. For versions whose content is delivered: a recall
+    is held to ``_id_problem`` alone."""
+    if (problem := _id_problem(alert)) is not None:
+        return problem
     for name in ("occurred_at", "reported_at"):
         if alert[name] > now + MAX_FUTURE_SKEW:
             return f"{name} is in the future"
@@ -837,7 +857,7 @@ def _sanity(alert: dict[str, Any], now: datetime, *, codes: bool = True) -> str 
         return ("source_timezone is not an IANA time zone of a place (such as America/Panama, or UTC); Factory, "
                 "localtime and the posix/ and right/ copies are not")
     loc = alert.get("location") or {}
-    for name in ("province", "border_sector") if codes else ():
+    for name in ("province", "border_sector"):
         # Codes, as the adapters write them (a table's): free text there (a name, a document number) would reach
         # the audit's sector column, the indicators and every partner's view that keeps the field.
         value = loc.get(name)
