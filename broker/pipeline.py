@@ -498,12 +498,16 @@ class Pipeline:
                 raise _Reject("originator", f"this alert id's first version names originator {prior.originator}; "
                                             f"version {version} names another, and only an alert's originator may "
                                             "update, re-mark or recall it (check the message's id and entity)")
-            if prior.recalled and not (recall and prior.holders and (version > prior.version or again_at_last)):
-                # A recall again is taken only while some partner still holds the alert (its notice
-                # could not be sent): it sends the notices again.
-                raise _Reject("recalled", f"this alert id was recalled at version {prior.version}, for good; "
-                                          "publish a new alert instead")
-            if again_at_last:
+            if prior.recalled:
+                # A recall again is taken only while some partner still holds the alert (its notice could not be
+                # sent): it sends the notices again, at its own version. That version may equal the state's: a
+                # recall that reused a version raised the state one above the agency's count (``process``), and
+                # the agency's next recall (``puente recall``: its latest on the topic, plus one) lands on it.
+                # Only the holders left are sent a notice, and none of them got one at that version (theirs were
+                # the ones not sent); a content version is refused whatever its number, so nothing comes back.
+                if not (recall and prior.holders and version >= prior.version):
+                    raise _Reject("recalled", f"this alert id was recalled at version {prior.version}, for good; "
+                                              "publish a new alert instead")
                 return alert, prior
             if recall and not prior.recalled:
                 # A recall carries no content, so its version need not be new: an officer's recall
