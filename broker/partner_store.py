@@ -54,9 +54,14 @@ The version rule, applied per alert id by :meth:`PartnerStore.apply` (decided by
 
 Retention (:meth:`PartnerStore.purge`): an alert's text is deleted once its ``markings.expires_at``
 has passed, or once the retention of the agreement that delivered it has passed since the partner
-first received it (a correction does not extend how long the partner keeps what it first
-learnt; an agreement the policy no longer names gets the shortest retention of the partner's
-agreements). What the purge leaves is a content-free EXPIRED row (``purged_ms`` set) that remembers the
+first received it, or since the broker sealed what it first received if that is earlier (a partner
+that reads its feed late keeps the alert no longer than the broker remembers that it holds it: the
+broker's lifecycle state, through which a recall reaches the partner, lasts that retention from the
+delivery; a correction does not extend how long the partner keeps what it first learnt; an
+agreement the policy no longer names gets the shortest retention of the partner's agreements). The
+sealing time is the record's verified key block's ``created_at`` (``Delivery.sealed_ms``), kept with
+the alert (``sealed_ms``); a row stored before the store kept it (layout 5) counts from its first
+receipt alone, as it did. What the purge leaves is a content-free EXPIRED row (``purged_ms`` set) that remembers the
 version and when the partner first received the alert: the feed still holds the alert's genuine
 records, and one written to it again (or read again after the partner rewinds its group) would
 otherwise find nothing held and be stored anew, a superseded text or one past its retention back in
@@ -101,8 +106,8 @@ from schemas import to_json
 STORE_FILE = "feed.sqlite"
 WIPE_WAIT_MS = 200  # how long one checkpoint waits for readers to let go
 # PRAGMA user_version of the layout below (1: without passed_on, 2: without review_ms, 3: without the EXPIRED
-# state, 4: without purged_ms; see _setup)
-SCHEMA_VERSION = 5
+# state, 4: without purged_ms, 5: without sealed_ms; see _setup)
+SCHEMA_VERSION = 6
 MAX_VERSION = 1_000_000
 RECALL = "RECALL"
 HELD, RECALLED_STATE, EXPIRED_STATE = "HELD", "RECALLED", "EXPIRED"
@@ -191,7 +196,9 @@ class Held:
     final: bool  # recalled with a reason: withdrawn by its originator for good
     feed: str
     expired: bool = False  # content-free: this version arrived already expired, or its text was purged
-    first_ms: int | None = None  # when the partner first received the alert; None: no retention counts from it
+    since_ms: int | None = None
+    """When the retention of what the partner holds (or held) started: its first receipt, or when the broker
+    sealed what it first received if earlier (``PartnerStore.purge``); None: no retention counts from it."""
 
 
 def judge(held: Held | None, d: Delivery) -> Outcome:
@@ -312,6 +319,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     passed_on INTEGER NOT NULL DEFAULT 0,
     review_ms INTEGER,
     purged_ms INTEGER,
+    sealed_ms INTEGER,
     CHECK ((state = 'HELD') = (view IS NOT NULL)),
     CHECK ((state = 'RECALLED') = (recalled_ms IS NOT NULL))
 );
@@ -421,10 +429,13 @@ class PartnerStore:
                     c.execute("DROP TABLE alerts_layout3")  # secure_delete zeroes its pages; the WAL is wiped
                     c.execute("CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms)")
                     self._wipe_due = True
-                    version = 5  # the new table has purged_ms already
+                    version = 6  # the new table has purged_ms and sealed_ms already
                 if version == 4:  # no purged_ms yet: every EXPIRED row so far arrived expired
                     c.execute("ALTER TABLE alerts ADD COLUMN purged_ms INTEGER")
                     version = 5
+                if version == 5:  # no sealed_ms yet: the rows so far count their retention from the first receipt
+                    c.execute("ALTER TABLE alerts ADD COLUMN sealed_ms INTEGER")
+                    version = 6
                 if c.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 # Who this store is, for the feed offsets its subscriber commits (``broker.partner.resume_at``):
@@ -605,13 +616,13 @@ class PartnerStore:
                 return self.apply(d, now)
         with self._sql("applying a feed record"):
             row = self._conn.execute(
-                "SELECT version, state, recall_reason, feed, passed_on, first_ms, purged_ms FROM alerts "
-                "WHERE alert_id = ?", (d.alert_id,)).fetchone()
+                "SELECT version, state, recall_reason, feed, passed_on, MIN(first_ms, COALESCE(sealed_ms, first_ms)), "
+                "purged_ms FROM alerts WHERE alert_id = ?", (d.alert_id,)).fetchone()
             held = None if row is None else Held(
                 row[0], row[1] == RECALLED_STATE, row[1] == RECALLED_STATE and row[2] is not None, row[3],
                 row[1] == EXPIRED_STATE,
-                # Retention counts from the first receipt of what the partner held (or holds): not across a
-                # recall, after which a holding starts again, nor from a version that arrived expired.
+                # Retention counts from the first receipt (or sealing) of what the partner held (or holds): not
+                # across a recall, after which a holding starts again, nor from a version that arrived expired.
                 row[5] if row[1] == HELD or row[6] is not None else None)
             outcome = judge(held, d)
             replay = held is not None and held.feed == d.feed and held.version == d.version
@@ -648,7 +659,9 @@ class PartnerStore:
         reader meets this. The sealing time is the verified key block's created_at, up to a data
         key's lifetime (an hour) before the record was sealed: that and a clock-skew allowance are
         added, so a record sealed within the retention is never refused. The agreement is the
-        broker's (the record's associated data binds it)."""
+        broker's (the record's associated data binds it). What is stored, :meth:`purge` deletes at that
+        retention from the key block's time itself (or from the first receipt, if earlier): up to that
+        margin early, never late."""
         r = self.retention
         if r is None or d.sealed_ms is None:
             return False
@@ -657,13 +670,14 @@ class PartnerStore:
 
     def _kept_too_long(self, held: Held | None, d: Delivery, now_ms: int) -> bool:
         """Whether a later version of what the partner held comes after the retention since it first received
-        the alert: a correction does not extend how long the partner keeps what it first learnt, so it is not
-        stored (the purge would delete it at once, or has already deleted what it corrects)."""
+        the alert (or since the broker sealed it, if earlier: ``Held.since_ms``): a correction does not extend
+        how long the partner keeps what it first learnt, so it is not stored (the purge would delete it at once,
+        or has already deleted what it corrects)."""
         r = self.retention
-        if r is None or held is None or held.first_ms is None:
+        if r is None or held is None or held.since_ms is None:
             return False
         days = r.of(d.agreement)
-        return now_ms - held.first_ms >= days * _DAY_MS
+        return now_ms - held.since_ms >= days * _DAY_MS
 
     def _expired(self, held: Held | None, d: Delivery, now_ms: int) -> None:
         c = self._conn
@@ -687,17 +701,21 @@ class PartnerStore:
         if outcome is Outcome.RECEIVED:
             c.execute("DELETE FROM meta WHERE key = ?", (f"{_ELSEWHERE_KEY}{d.alert_id}",))  # held here from now on
             fresh = held is None or held.recalled  # a holding starts again after a recall without reason
+            # The sealing time kept is that of what the partner first received in this holding (the earliest), or,
+            # when that one came without it, of the first version that had one.
             c.execute(
                 "INSERT INTO alerts (alert_id, alert_type, version, state, action, view, first_ms, received_ms, "
-                "feed, agreement, expires_ms, review_ms) VALUES (?, ?, ?, 'HELD', ?, ?, ?, ?, ?, ?, ?, ?) "
+                "feed, agreement, expires_ms, review_ms, sealed_ms) "
+                "VALUES (?, ?, ?, 'HELD', ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (alert_id) DO UPDATE SET alert_type = excluded.alert_type, version = excluded.version, "
                 "state = 'HELD', action = excluded.action, view = excluded.view, "
                 "first_ms = CASE WHEN ? THEN excluded.first_ms ELSE first_ms END, "
+                "sealed_ms = CASE WHEN ? THEN excluded.sealed_ms ELSE COALESCE(sealed_ms, excluded.sealed_ms) END, "
                 "received_ms = excluded.received_ms, feed = excluded.feed, agreement = excluded.agreement, "
                 "expires_ms = excluded.expires_ms, review_ms = excluded.review_ms, recall_reason = NULL, "
                 "recalled_ms = NULL, purged_ms = NULL",
                 (d.alert_id, d.alert_type, d.version, d.action, d.view_json, now_ms, now_ms, d.feed, d.agreement,
-                 d.expires_ms, d.review_ms, fresh))
+                 d.expires_ms, d.review_ms, d.sealed_ms, fresh, fresh))
         elif outcome is Outcome.RECALLED:
             if held is None:
                 c.execute(
@@ -757,8 +775,10 @@ class PartnerStore:
                 days = r.of(agreement)
                 cutoff = now_ms - days * _DAY_MS
                 same = "agreement IS ?" if agreement is None else "agreement = ?"
-                retention += c.execute(gone + f"{same} AND state = 'HELD' AND first_ms <= ?",
-                                       (now_ms, agreement, cutoff)).rowcount
+                # From the first receipt, or the sealing if earlier: a late reader keeps it no longer than the
+                # broker remembers it as a holder (module docstring).
+                retention += c.execute(gone + f"{same} AND state = 'HELD' AND MIN(first_ms, COALESCE(sealed_ms, "
+                                       "first_ms)) <= ?", (now_ms, agreement, cutoff)).rowcount
             if expired + retention + tombstones:
                 self._wipe_due = True
         return Purged(expired, retention, tombstones)

@@ -649,17 +649,17 @@ def _older_layout(tmp_path: Path, version: int, *missing: str) -> Path:
 
 def test_a_store_of_the_first_layout_is_brought_up_to_date(tmp_path: Path) -> None:
     """A store written before passed_on existed opens: the column is added, nothing marked, its alerts kept."""
-    path = _older_layout(tmp_path, 1, "passed_on", "review_ms")
+    path = _older_layout(tmp_path, 1, "passed_on", "review_ms", "purged_ms", "sealed_ms")
     with PartnerStore.open(path, "COL", retention=RETENTION) as store:
         assert store.counts().held == 1
         assert not store.apply(_at(recall_notice(_view(), 2, "ERROR"), 2), T0).passed_on
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == 5
+    assert version == 6
 
 
 def test_a_store_of_the_second_layout_gets_review_dates(tmp_path: Path) -> None:
     """A store with passed_on but no review dates opens and learns them from the next version."""
-    path = _older_layout(tmp_path, 2, "review_ms")
+    path = _older_layout(tmp_path, 2, "review_ms", "purged_ms", "sealed_ms")
     with PartnerStore.open(path, "COL", retention=RETENTION) as store:
         assert store.due_count(T0) == 0 and store.counts().held == 1
         markings = _view()["markings"]
@@ -728,7 +728,7 @@ def test_a_store_of_the_third_layout_takes_the_expired_state(tmp_path: Path) -> 
         assert store.apply(_at(late, 2), T0).outcome is Outcome.EXPIRED
         assert store.show(_view()["alert_id"]).state == "EXPIRED"
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 6
     assert "EXPIRED" in check.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts'").fetchone()[0]
     assert [r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE "
                                         "'sqlite_%'")] == ["alerts_by_received"]
@@ -828,13 +828,13 @@ def test_a_correction_after_the_retention_is_not_stored_even_before_the_purge(st
 def test_a_store_of_the_fourth_layout_learns_which_rows_were_purged(tmp_path: Path) -> None:
     """A store without purged_ms opens: the column is added, its alerts kept, and its next purge remembers
     what it deleted."""
-    path = _older_layout(tmp_path, 4, "purged_ms")
+    path = _older_layout(tmp_path, 4, "purged_ms", "sealed_ms")
     with PartnerStore.open(path, "COL", retention=RETENTION) as store:
         assert store.counts().held == 1
         store.apply(_at(_view("senan-gofast-seizure"), 2, "SHORT"), T0)
         assert store.purge(T0 + timedelta(days=11)).retention == 1
         assert (store.counts().held, store.counts().purged) == (1, 1)
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 5
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 6
 
 
 def test_store_commands_name_a_purged_alert(tmp_path: Path) -> None:
