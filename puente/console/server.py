@@ -16,10 +16,12 @@ import os
 import ssl
 import stat
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import h11
 import uvicorn
@@ -45,7 +47,11 @@ CatchUp = Callable[[], Awaitable[object]]
 
 REQUEST_DEADLINE_S = 10.0  # the longest a client may take to send one whole request (head and body)
 READ_STALL_S = 30.0  # the longest a client may read nothing of an answer waiting for it (nginx's send_timeout)
-MAX_CONNECTIONS = 100  # open connections and requests in hand beyond which a new request is answered 503
+MAX_CONNECTIONS = 100  # open connections; a new one past it closes the idle one used longest ago (``Gate``)
+MAX_PER_ADDRESS = 16  # of those, from one client address (a browser opens six to a server)
+# Requests being answered, their client gone or not (uvicorn's ``limit_concurrency``): past it, 503. Above
+# MAX_CONNECTIONS, since uvicorn counts the open connections against the same limit and ``Gate`` bounds those.
+MAX_REQUESTS = 128
 
 
 class DeadlineProtocol(H11Protocol):
@@ -66,19 +72,41 @@ class DeadlineProtocol(H11Protocol):
     answer complete with bytes unsent, a close with bytes unsent), the buffer is looked at every ``stall_s``:
     gone, the watch ends; smaller, it goes on; no smaller, the connection is dropped (aborted, since a close
     would wait for the flush). As nginx's ``send_timeout``, this bounds the wait between two writes, not the
-    whole answer, so a slow link that keeps reading is never cut. (Limits per address are a reverse proxy's to
-    set.)"""
+    whole answer, so a slow link that keeps reading is never cut.
+
+    How many connections are open at once is the ``gate``'s to bound (``Gate``; a subclass per server, made by
+    ``console_protocol``): a connection it does not admit is closed before anything is read."""
 
     deadline_s = REQUEST_DEADLINE_S
     stall_s = READ_STALL_S
+    gate: ClassVar[Gate | None] = None  # one server's connections (``console_protocol``); None: not bounded here
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._stall: asyncio.TimerHandle | None = None
         self._unsent = 0  # bytes buffered for the client at the last look (``_watch_flush``)
         self._resumed = False  # writing resumed since the last look: the client read down to the low-water mark
+        self._serving = False  # uvicorn's side was told of the connection (and will be of its loss)
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else "-"
+        if self.gate is not None and not self.gate.admit(self):
+            transport.abort()  # every connection under the cap has a request in hand
+            return
+        super().connection_made(transport)
+        self._serving = True
         self._arm()
+
+    def idle(self) -> bool:
+        """Whether no request is in hand: none begun or one only partly sent (the deadline's to bound), or the last
+        one answered and all of its answer sent. Such a connection may be closed for a new one (``Gate``)."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False
+        return self.transport.get_write_buffer_size() == 0
+
+    def evict(self) -> None:
+        """Close at once, for a new connection (``Gate``): nothing is in hand, so nothing is cut."""
+        self._disarm()
+        self.transport.abort()
 
     def _arm(self) -> None:
         self._disarm()
@@ -103,6 +131,8 @@ class DeadlineProtocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self.gate is not None:
+            self.gate.used(self)
         self._watch_flush()  # whatever closes the connection next waits for this answer's tail to go
         if not self.transport.is_closing():
             self._arm()  # the next request on this connection has its own deadline
@@ -142,7 +172,72 @@ class DeadlineProtocol(H11Protocol):
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
-        super().connection_lost(exc)
+        if self.gate is not None:
+            self.gate.leave(self)
+        if self._serving:
+            super().connection_lost(exc)
+
+
+class Gate:
+    """The connections one console server keeps open: at most ``overall``, and ``per_address`` from one client
+    address.
+
+    uvicorn's own limit (``limit_concurrency``) counts every open connection, idle or not, and answers 503 past
+    it: whoever could reach the port held it with connections that sent nothing, opened again as the request
+    deadline closed them, and every auditor's request was refused. Here a connection without a request in hand
+    (``DeadlineProtocol.idle``) gives way: when a new connection finds a cap reached, the idle connection under
+    that cap (of the same address, for ``per_address``) used longest ago is closed for it; only when every one
+    has a request in hand is the new connection closed instead. So idle connections never keep a request out,
+    one address's new connections displace its own before anyone else's, and a request in hand is never cut:
+    those are bounded by uvicorn's ``limit_concurrency`` (``MAX_REQUESTS``)."""
+
+    def __init__(self, overall: int = MAX_CONNECTIONS, per_address: int = MAX_PER_ADDRESS) -> None:
+        self.overall, self.per_address = overall, per_address
+        self._open: dict[DeadlineProtocol, None] = {}  # in the order last used: the longest ago first
+        self._by_address: Counter[str] = Counter()
+
+    def admit(self, conn: DeadlineProtocol) -> bool:
+        """Whether ``conn`` may be served (it then counts), having closed an idle connection for it where a cap
+        was reached; False when every connection under that cap has a request in hand."""
+        if self._by_address[conn.peer] >= self.per_address and not self._evict(conn.peer):
+            return False
+        if len(self._open) >= self.overall and not self._evict(None):
+            return False
+        self._open[conn] = None
+        self._by_address[conn.peer] += 1
+        return True
+
+    def used(self, conn: DeadlineProtocol) -> None:
+        """``conn`` has answered a request: it is the last to be closed for a new one."""
+        if conn in self._open:
+            del self._open[conn]
+            self._open[conn] = None
+
+    def leave(self, conn: DeadlineProtocol) -> None:
+        """``conn`` is closed, or closing: it no longer counts."""
+        if conn in self._open:
+            del self._open[conn]
+            self._by_address[conn.peer] -= 1
+            if not self._by_address[conn.peer]:
+                del self._by_address[conn.peer]
+
+    def _evict(self, peer: str | None) -> bool:
+        """Close the idle connection used longest ago (of ``peer``, when given); False when there is none."""
+        found = next((c for c in self._open if (peer is None or c.peer == peer) and c.idle()), None)
+        if found is None:
+            return False
+        self.leave(found)
+        found.evict()
+        return True
+
+
+def console_protocol(caps: Gate) -> type[DeadlineProtocol]:
+    """``DeadlineProtocol`` for one server, its connections bounded by ``caps``."""
+
+    class ConsoleProtocol(DeadlineProtocol):
+        gate = caps
+
+    return ConsoleProtocol
 
 
 @dataclass(frozen=True)
@@ -339,7 +434,7 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
             create_app(config), host=listen.host, port=listen.port, log_level="warning", access_log=False,
             ssl_certfile=str(listen.tls_cert) if listen.tls_cert else None,
             ssl_keyfile=str(listen.tls_key) if listen.tls_key else None, lifespan="off", server_header=False,
-            proxy_headers=False, http=DeadlineProtocol, limit_concurrency=MAX_CONNECTIONS))
+            proxy_headers=False, http=console_protocol(Gate()), limit_concurrency=MAX_REQUESTS))
         if started is not None:
             started(server)
         task = asyncio.create_task(refresher(catch_up, refresh_s)) if catch_up and refresh_s > 0 else None

@@ -1,0 +1,160 @@
+"""The console's server keeps its connections for requests: connections without a request in hand, however many
+and from wherever, never keep a request out; a request in hand is never cut for a new connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from broker.console_accounts import ConsoleAccounts
+from puente.console import ConsoleConfig
+from puente.console.server import MAX_CONNECTIONS, MAX_PER_ADDRESS, DeadlineProtocol, Gate, Listen, serve
+
+from .conftest import FakeIndex, Sink
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class _Log:
+    """What ``serve`` needs of the query log: a sink with nothing to start or stop."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.record = sink.record
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def console(accounts: ConsoleAccounts, sink: Sink, cert: Path | None = None,
+                  key: Path | None = None) -> AsyncIterator[int]:
+    """The console served by ``serve`` on a free loopback port (over TLS with ``cert`` and ``key``), until the
+    block ends."""
+    port = _free_port()
+    servers: list[uvicorn.Server] = []
+    config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, tls=cert is not None)
+    log: Any = _Log(sink)
+    task = asyncio.create_task(serve(Listen("127.0.0.1", port, cert, key), config, log, started=servers.append))
+    try:
+        while not (servers and servers[0].started):
+            assert not task.done(), task
+            await asyncio.sleep(0.05)
+        yield port
+    finally:
+        if servers:
+            servers[0].should_exit = True
+        await task
+
+
+async def connect(port: int, source: str = "127.0.0.1") -> Streams:
+    """A connection to ``port`` from the loopback address ``source`` (any of 127.0.0.0/8 is this machine)."""
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+
+
+async def status(port: int, source: str = "127.0.0.1") -> bytes:
+    """The status line answered to a GET of the sign-in page on a new connection from ``source``."""
+    reader, writer = await connect(port, source)
+    writer.write(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+    try:
+        return await asyncio.wait_for(reader.readline(), 5)
+    finally:
+        writer.close()
+
+
+async def closed(reader: asyncio.StreamReader, within_s: float = 0.5) -> bool:
+    """Whether the server closed the connection (EOF or a reset, nothing answered) within ``within_s``."""
+    try:
+        return await asyncio.wait_for(reader.read(), within_s) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+async def test_idle_connections_from_many_addresses_do_not_keep_a_request_out(accounts: ConsoleAccounts,
+                                                                              sink: Sink) -> None:
+    """Past MAX_CONNECTIONS silent connections (ten from each of eleven addresses), a request is answered 200, not
+    503: the oldest idle connections were closed for the new ones, so no more than MAX_CONNECTIONS are open."""
+    async with console(accounts, sink) as port:
+        idle = [await connect(port, f"127.0.0.{2 + i % 11}") for i in range(MAX_CONNECTIONS + 10)]
+        await asyncio.sleep(0.2)
+        assert (await status(port)).startswith(b"HTTP/1.1 200")
+        cut = await asyncio.gather(*(closed(reader, 0.2) for reader, _ in idle))
+        assert sum(cut) >= len(idle) + 1 - MAX_CONNECTIONS and all(cut[:10])
+        for _, writer in idle:
+            writer.close()
+
+
+async def test_one_address_displaces_its_own_idle_connections_first(accounts: ConsoleAccounts, sink: Sink) -> None:
+    """One address holds at most MAX_PER_ADDRESS connections: its new ones close its own oldest idle ones, another
+    address's stay open, and a request from either is answered."""
+    async with console(accounts, sink) as port:
+        other = await connect(port, "127.0.0.9")
+        mine = [await connect(port, "127.0.0.2") for _ in range(MAX_PER_ADDRESS + 3)]
+        await asyncio.sleep(0.2)
+        cut = await asyncio.gather(*(closed(reader, 0.2) for reader, _ in mine))
+        assert cut == [True] * 3 + [False] * MAX_PER_ADDRESS and not await closed(other[0], 0.2)
+        assert (await status(port, "127.0.0.2")).startswith(b"HTTP/1.1 200")
+        assert (await status(port, "127.0.0.9")).startswith(b"HTTP/1.1 200")
+        for _, writer in [other, *mine]:
+            writer.close()
+
+
+class _Gated(DeadlineProtocol):
+    gate = Gate(overall=3, per_address=2)
+
+
+async def _slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    if scope["path"] == "/slow":
+        await asyncio.sleep(1.0)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def test_a_request_in_hand_is_never_cut_for_a_new_connection() -> None:
+    """With both of an address's places taken by requests being answered, a third connection from it is closed
+    and both requests are answered whole; once they are, a new connection displaces the one used longest ago."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(_slow, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                                           http=_Gated))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        busy = [await connect(port) for _ in range(2)]
+        for _, writer in busy:  # the first is answered first, so it is the one used longest ago after
+            writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.sleep(0.2)
+        third = await connect(port)
+        assert await closed(third[0], 0.5)
+        for reader, _ in busy:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200") and await reader.readexactly(2) == b"ok"
+        fourth = await connect(port)
+        fourth[1].write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await asyncio.wait_for(fourth[0].readline(), 5)).startswith(b"HTTP/1.1 200")
+        assert await closed(busy[0][0]) and not await closed(busy[1][0])
+        for _, writer in [*busy, fourth]:
+            writer.close()
+    finally:
+        server.should_exit = True
+        await task
