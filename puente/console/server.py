@@ -75,11 +75,17 @@ class DeadlineProtocol(H11Protocol):
     whole answer, so a slow link that keeps reading is never cut.
 
     How many connections are open at once is the ``gate``'s to bound (``Gate``; a subclass per server, made by
-    ``console_protocol``): a connection it does not admit is closed before anything is read."""
+    ``console_protocol``): a connection it does not admit is closed before anything is read.
+
+    Over TLS the handshake is run here (``tls``), not by the server: asyncio's server would run it before the
+    protocol hears of the connection, for up to 60 s (its ``ssl_handshake_timeout``, which uvicorn does not set),
+    outside the deadline and outside the gate's count. Here the connection counts from the moment it is made,
+    and the deadline runs from then too: handshake, head and body, all within ``deadline_s``."""
 
     deadline_s = REQUEST_DEADLINE_S
     stall_s = READ_STALL_S
     gate: ClassVar[Gate | None] = None  # one server's connections (``console_protocol``); None: not bounded here
+    tls: ClassVar[ssl.SSLContext | None] = None  # the server's certificate and key; None: plain HTTP
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._deadline: asyncio.TimerHandle | None = None
@@ -87,18 +93,54 @@ class DeadlineProtocol(H11Protocol):
         self._unsent = 0  # bytes buffered for the client at the last look (``_watch_flush``)
         self._resumed = False  # writing resumed since the last look: the client read down to the low-water mark
         self._serving = False  # uvicorn's side was told of the connection (and will be of its loss)
+        self._handshake: asyncio.Task[None] | None = None
+        self._early = b""  # the request's first bytes, when they came with the handshake's last (``data_received``)
+        self.raw = transport  # the socket's own transport, beneath any TLS
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else "-"
         if self.gate is not None and not self.gate.admit(self):
             transport.abort()  # every connection under the cap has a request in hand
             return
+        self._arm()
+        if self.tls is None:
+            self._serve(transport)
+        else:
+            transport.pause_reading()  # what the client sends is the handshake's to read (``_secure``)
+            self._handshake = self.loop.create_task(self._secure(transport, self.tls))
+
+    def _serve(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
         self._serving = True
-        self._arm()
+
+    async def _secure(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
+        """The TLS handshake, then the connection is served; one that fails, or is cut by the deadline or the gate,
+        only closes the connection."""
+        try:
+            secure = await self.loop.start_tls(raw, self, context, server_side=True,
+                                               ssl_handshake_timeout=self.deadline_s)
+        except OSError:  # refused by OpenSSL, timed out, reset
+            secure = None
+        self._handshake = None
+        if secure is None or secure.is_closing():  # None: the connection was lost during the handshake
+            raw.abort()
+            self._ended()
+            return
+        self._serve(secure)
+        if self._early:
+            early, self._early = self._early, b""
+            self.data_received(early)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._serving:  # the TLS layer passes on what followed the handshake before ``_secure`` resumes
+            self._early += data
+            return
+        super().data_received(data)
 
     def idle(self) -> bool:
         """Whether no request is in hand: none begun or one only partly sent (the deadline's to bound), or the last
         one answered and all of its answer sent. Such a connection may be closed for a new one (``Gate``)."""
+        if not self._serving:
+            return True  # still in its TLS handshake
         if self.cycle is not None and not self.cycle.response_complete:
             return False
         return self.transport.get_write_buffer_size() == 0
@@ -106,7 +148,7 @@ class DeadlineProtocol(H11Protocol):
     def evict(self) -> None:
         """Close at once, for a new connection (``Gate``): nothing is in hand, so nothing is cut."""
         self._disarm()
-        self.transport.abort()
+        self.raw.abort()
 
     def _arm(self) -> None:
         self._disarm()
@@ -120,6 +162,9 @@ class DeadlineProtocol(H11Protocol):
 
     def _expire(self) -> None:
         self._deadline = None
+        if not self._serving:  # the TLS handshake is not done
+            self.raw.abort()
+            return
         if self.conn.their_state not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED) and not self.transport.is_closing():
             self.transport.close()
             self._watch_flush()
@@ -168,14 +213,20 @@ class DeadlineProtocol(H11Protocol):
         self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._ended()
+        if self._handshake is not None:  # lost before the handshake began (the gate's refusal, say)
+            self._handshake.cancel()
+        if self._serving:
+            super().connection_lost(exc)
+
+    def _ended(self) -> None:
+        """The connection is closed: no timer, and it no longer counts."""
         self._disarm()
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
         if self.gate is not None:
             self.gate.leave(self)
-        if self._serving:
-            super().connection_lost(exc)
 
 
 class Gate:
@@ -231,11 +282,12 @@ class Gate:
         return True
 
 
-def console_protocol(caps: Gate) -> type[DeadlineProtocol]:
-    """``DeadlineProtocol`` for one server, its connections bounded by ``caps``."""
+def console_protocol(caps: Gate, context: ssl.SSLContext | None = None) -> type[DeadlineProtocol]:
+    """``DeadlineProtocol`` for one server: its connections bounded by ``caps``, over TLS with ``context``."""
 
     class ConsoleProtocol(DeadlineProtocol):
         gate = caps
+        tls = context
 
     return ConsoleProtocol
 
@@ -269,6 +321,14 @@ class Listen:
             raise ConfigError(f"refusing to serve the console on {self.host} without TLS: pass --tls-cert and "
                               "--tls-key, or listen on 127.0.0.1")
         return self
+
+    def context(self) -> ssl.SSLContext | None:
+        """The server's TLS context, from files ``check`` has passed; None for plain HTTP."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.tls_cert, self.tls_key, password=_no_password)
+        return context
 
 
 MAX_PEM_BYTES = 1024 * 1024  # a certificate chain is a few KB
@@ -432,9 +492,8 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
                 note(f"the index could not be caught up ({_one_line(exc)}); serving it as it stands")
         server = uvicorn.Server(uvicorn.Config(
             create_app(config), host=listen.host, port=listen.port, log_level="warning", access_log=False,
-            ssl_certfile=str(listen.tls_cert) if listen.tls_cert else None,
-            ssl_keyfile=str(listen.tls_key) if listen.tls_key else None, lifespan="off", server_header=False,
-            proxy_headers=False, http=console_protocol(Gate()), limit_concurrency=MAX_REQUESTS))
+            lifespan="off", server_header=False, proxy_headers=False,
+            http=console_protocol(Gate(), listen.context()), limit_concurrency=MAX_REQUESTS))
         if started is not None:
             started(server)
         task = asyncio.create_task(refresher(catch_up, refresh_s)) if catch_up and refresh_s > 0 else None

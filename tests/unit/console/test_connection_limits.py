@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
+import ssl
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig
@@ -153,8 +161,72 @@ async def test_a_request_in_hand_is_never_cut_for_a_new_connection() -> None:
         fourth[1].write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await asyncio.wait_for(fourth[0].readline(), 5)).startswith(b"HTTP/1.1 200")
         assert await closed(busy[0][0]) and not await closed(busy[1][0])
-        for _, writer in [*busy, fourth]:
+        for _, writer in [*busy, third, fourth]:
             writer.close()
     finally:
         server.should_exit = True
         await task
+
+
+# TLS: the handshake is within the request deadline and the caps --------------------------------------------------
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1, and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    names = x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1)).add_extension(names, critical=False)
+            .sign(key, hashes.SHA256()))  # fmt: skip
+    cert_path, key_path = tmp_path / "console.crt.pem", tmp_path / "console.key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+async def tls_status(port: int, source: str = "127.0.0.1") -> bytes:
+    """As ``status``, over TLS (the certificate is not checked: it is the test's own)."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0), ssl=context)
+    writer.write(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+    try:
+        return await asyncio.wait_for(reader.readline(), 5)
+    finally:
+        writer.close()
+
+
+async def test_an_unfinished_tls_handshake_ends_at_the_request_deadline(
+        accounts: ConsoleAccounts, sink: Sink, tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection that sends nothing, or half a ClientHello, is closed when the request deadline passes (not at
+    asyncio's 60 s handshake timeout); a whole handshake and request is answered."""
+    monkeypatch.setattr(DeadlineProtocol, "deadline_s", 0.5)
+    async with console(accounts, sink, *tls_files) as port:
+        silent = await connect(port)
+        half = await connect(port)
+        half[1].write(b"\x16\x03\x01\x02\x00")  # a TLS record header announcing a ClientHello that never comes
+        assert await closed(silent[0], 5) and await closed(half[0], 5)
+        assert (await tls_status(port)).startswith(b"HTTP/1.1 200")
+        for _, writer in (silent, half):
+            writer.close()
+
+
+async def test_tls_handshakes_count_against_the_caps(accounts: ConsoleAccounts, sink: Sink,
+                                                     tls_files: tuple[Path, Path]) -> None:
+    """Connections still in their handshake count: past MAX_PER_ADDRESS from one address, its oldest are closed,
+    and a request from it over TLS is answered."""
+    async with console(accounts, sink, *tls_files) as port:
+        mine = [await connect(port, "127.0.0.2") for _ in range(MAX_PER_ADDRESS + 2)]
+        await asyncio.sleep(0.2)
+        cut = await asyncio.gather(*(closed(reader, 0.2) for reader, _ in mine))
+        assert cut == [True] * 2 + [False] * MAX_PER_ADDRESS
+        assert (await tls_status(port, "127.0.0.2")).startswith(b"HTTP/1.1 200")
+        for _, writer in mine:
+            writer.close()
