@@ -55,5 +55,10 @@ def create_app(config: ConsoleConfig) -> Starlette:
         return await console.refuse(request, session, "not found", {"path": request.url.path}, 404,
                                     "Nothing here: no such record in the audit you may see.")
 
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=config.tls)],
-                     exception_handlers={404: missing, 405: missing})
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=config.tls)],
+                    exception_handlers={404: missing, 405: missing})
+    # Starlette would answer a path with a trailing slash by a redirect to the path without it, an absolute URL
+    # built from the Host header, before any handler: unrecorded, and pointing wherever that header says. Such a
+    # path is a page that is not there (``missing``).
+    app.router.redirect_slashes = False
+    return app

@@ -132,6 +132,18 @@ def test_a_signed_in_auditors_request_for_no_such_page_is_recorded(ana: TestClie
     assert len(sink.records) == before
 
 
+def test_a_path_with_a_trailing_slash_is_not_found_and_recorded_never_redirected(ana: TestClient, sink: Any,
+                                                                                make_client: Callable[..., TestClient]
+                                                                                ) -> None:
+    """No redirect to the path without its slash (Starlette's would name the Host header's host, unrecorded): a
+    404 like any page that is not there, recorded for a signed-in auditor."""
+    for path in ("/queries/", "/search/", "/login/"):
+        answer = ana.get(path, headers={"host": "evil.example"})
+        assert answer.status_code == 404 and "location" not in answer.headers, path
+        assert sink.records[-1]["page"] == "not found" and sink.records[-1]["params"] == {"path": path}
+    assert make_client().get("/dead-letters/").status_code == 404
+
+
 def test_a_scoped_auditor_finds_no_other_partners_rows_by_search_or_csv(sam: TestClient) -> None:
     """Whatever the filters, a USA auditor's search and CSV hold only USA rows."""
     for params in ({}, {"partner": "COL"}, {"alert": "A-COL-ONLY"}):
