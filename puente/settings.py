@@ -32,6 +32,9 @@ OTHER_VARIABLES = frozenset({
 })
 
 
+_HOST = r"^(\*\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?$"
+
+
 class PuenteSettings(BaseSettings):
     """Where Kafka is, how topics are shaped, where keys and policies live. Frozen once read."""
 
@@ -132,6 +135,12 @@ class PuenteSettings(BaseSettings):
         "a worker with work that makes no progress for this long logs what it waits for, and again "
         "every such interval until it moves"))
     metrics_port: int | None = Field(None, ge=1, le=65535, description="port of the /metrics endpoint")
+    # Compared whole with the Host header a browser sends: a name or an address and a port, never a URL.
+    console_hosts: tuple[Annotated[str, StringConstraints(pattern=_HOST)], ...] = Field((), description=(
+        "Host header values the auditors' console answers under besides those it takes from where it listens "
+        "(loopback names on a loopback address, the certificate's DNS and IP names over TLS, each with the port), "
+        "as JSON ([\"console.example\"]): a name or address as the browser sends it, with the port unless it is "
+        "the scheme's own (a reverse proxy's 443, say); *.name stands for one label. Any other is refused (400)"))
     metrics_address: str = Field("127.0.0.1", description=(
         "IP address the /metrics endpoint binds to (0.0.0.0: every IPv4 address, :: every address)"))
 

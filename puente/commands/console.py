@@ -30,7 +30,9 @@ def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ig
     """Add ``serve`` and ``users`` to ``puente audit``."""
     text = ("serve the auditors' console: search, timelines, why, integrity, dead letters, receipts and indicators "
             "over the audit index, read-only; every query is written to the audit before it is answered. Runs as "
-            "the auditor's Kafka login; refuses a non-loopback address without TLS")
+            "the auditor's Kafka login; refuses a non-loopback address without TLS. Answers only under its own names: "
+            "loopback ones on a loopback address, its certificate's over TLS, with the port; PUENTE_CONSOLE_HOSTS "
+            "adds others (a reverse proxy's)")
     srv = audit.add_parser("serve", help="serve the auditors' web console", description=text,
                            parents=[kafka_options()])
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -157,7 +159,7 @@ def index_path(args: argparse.Namespace) -> Path:
 
 def _serve(args: argparse.Namespace) -> int:
     cfg = settings(args)
-    listen = Listen(args.host, args.port, args.tls_cert, args.tls_key).check()
+    listen = Listen(args.host, args.port, args.tls_cert, args.tls_key, cfg.console_hosts).check()
     index = index_path(args)
     policy_set = load_policy_set(cfg.policy_dir)
     accounts = _accounts(args, cfg, create=False, policy_set=policy_set)

@@ -19,6 +19,8 @@ parameters, how many results) is written to the audit through the ``QuerySink``;
 the answer is 503 and holds no data. (One exception, against floods: past 60 throttled sign-ins a
 minute, the 429 refusals themselves are no longer each recorded; they hold no data.) Pages are
 Jinja2 templates with autoescaping; no script runs in them, and the headers say so (``core.SECURITY_HEADERS``).
+Served (``server.serve``), the console answers only under its own names: a request with any other Host header is
+refused before all of this (``core.HostCheck``), unrecorded.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import secrets
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
 
@@ -49,6 +49,7 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
 }
 UNRECORDED = "cannot record this query in the audit: check Kafka"
+MISNAMED = "This console does not answer under that name (the Host header): open it at its own address."
 THROTTLED = "Too many sign-in attempts: wait a minute and try again."
 # The sign-in and sign-out forms: a name, a password, two tokens and a path. Anything larger, or with more fields,
 # is refused before it is read whole: these forms are posted before anyone is known.
@@ -222,6 +223,35 @@ class SecurityHeaders:
                                "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
                 await sending({"type": "http.response.body", "body": b"Internal Server Error"})
             raise
+
+
+class HostCheck:
+    """Refuses (400, one line, no page) a request whose Host header is not one of ``hosts`` (``server.Listen.hosts``),
+    before any page or sign-in; ``*.name`` among them stands for one label.
+
+    A DNS-rebinding page, at a name of its own that it then resolves to the console's address, is same-origin with
+    whatever answers there: through an auditor's browser it could guess passwords, lock accounts out, and sign in
+    and read the audit. What it cannot choose is the Host header, which is its own name, not one the console is
+    served under. The refusal is not written to the audit: no one is known yet, it holds no data, and a flood of
+    them would fill the query log (as with throttled sign-ins past their limit)."""
+
+    def __init__(self, app: ASGIApp, hosts: Collection[str]) -> None:
+        self.app, self.hosts = app, frozenset(host.lower() for host in hosts)
+
+    def allows(self, host: str) -> bool:
+        host = host.lower()
+        if host in self.hosts:
+            return True
+        label, dot, rest = host.partition(".")
+        return bool(label and dot) and "[" not in label and f"*.{rest}" in self.hosts
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = next((value.decode("latin-1") for key, value in scope["headers"] if key == b"host"), "")
+            if not self.allows(host):
+                await PlainTextResponse(MISNAMED + "\n", 400, headers=SECURITY_HEADERS)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def templates() -> Environment:

@@ -37,7 +37,7 @@ from broker.kafka import KafkaConnection
 from broker.keystore import auditor_path
 from broker.oversight import QueryLog
 from puente.console.app import create_app
-from puente.console.core import ConsoleConfig
+from puente.console.core import ConsoleConfig, HostCheck
 from puente.console.pages import REFRESH, RefreshStatus
 from puente.errors import ConfigError, PuenteError
 from puente.settings import PuenteSettings
@@ -294,12 +294,14 @@ def console_protocol(caps: Gate, context: ssl.SSLContext | None = None) -> type[
 
 @dataclass(frozen=True)
 class Listen:
-    """Where the console listens, and its TLS files (both or neither)."""
+    """Where the console listens, its TLS files (both or neither), and the Host header values it answers under
+    besides those it takes from the first two (``hosts``)."""
 
     host: str = "127.0.0.1"
     port: int = 8443
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    names: tuple[str, ...] = ()  # PUENTE_CONSOLE_HOSTS
 
     @property
     def tls(self) -> bool:
@@ -321,6 +323,29 @@ class Listen:
             raise ConfigError(f"refusing to serve the console on {self.host} without TLS: pass --tls-cert and "
                               "--tls-key, or listen on 127.0.0.1")
         return self
+
+    def hosts(self) -> frozenset[str]:
+        """The Host header values the console answers under (``core.HostCheck``), lowercase: the loopback names when
+        it listens on a loopback address, the DNS names and IP addresses its certificate is for over TLS (its
+        subject alternative names: browsers ignore the subject's CN), and the address it listens on unless it is a
+        wildcard one, each with the port and, where the port is the scheme's own, without it too (as browsers send
+        it); then ``names`` as given. Call it once ``check`` has passed."""
+        found = {"localhost", "127.0.0.1", "::1"} if is_loopback(self.host) else set()
+        try:
+            address = ipaddress.ip_address(self.host)
+        except ValueError:
+            found.add(self.host)  # a name the operator gave to listen on
+        else:
+            if not address.is_unspecified:
+                found.add(str(address))
+        if self.tls_cert is not None:
+            found |= _certificate_names(self.tls_cert)
+        bare = self.port == (443 if self.tls else 80)
+        hosts = {name.lower() for name in self.names}
+        for name in found:
+            name = f"[{name}]" if ":" in name else name
+            hosts |= {f"{name}:{self.port}".lower(), *([name.lower()] if bare else [])}
+        return frozenset(hosts)
 
     def context(self) -> ssl.SSLContext | None:
         """The server's TLS context, from files ``check`` has passed; None for plain HTTP."""
@@ -361,6 +386,16 @@ def _pem(path: Path, what: str) -> bytes:
         raise ConfigError(f"the TLS {what} {printable(str(path))} is larger than 1 MiB: not a PEM file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read the TLS {what} {printable(str(path))}: {exc.strerror}") from None
+
+
+def _certificate_names(cert: Path) -> set[str]:
+    """The DNS names and IP addresses the certificate at ``cert`` is for (its subject alternative names)."""
+    leaf = x509.load_pem_x509_certificates(_pem(cert, "certificate"))[0]
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {*names.get_values_for_type(x509.DNSName), *(str(ip) for ip in names.get_values_for_type(x509.IPAddress))}
 
 
 def _link(path: Path) -> str:
@@ -476,9 +511,9 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
                 index: Path | None = None, refresh_s: float = 0, ready: Callable[[str], None] | None = None,
                 started: Callable[[uvicorn.Server], None] | None = None,
                 note: Callable[[str], None] = _note) -> None:
-    """Serve until stopped (Ctrl-C, or ``server.should_exit`` through ``started``). ``config.queries``
-    should be ``log``; it is started here, before the first page. A first catch-up that fails is
-    fatal only when there is no ``index`` yet to serve from."""
+    """Serve until stopped (Ctrl-C, or ``server.should_exit`` through ``started``), under the names
+    ``listen.hosts`` gives only. ``config.queries`` should be ``log``; it is started here, before the first
+    page. A first catch-up that fails is fatal only when there is no ``index`` yet to serve from."""
     listen.check()
     await log.start()
     try:
@@ -491,8 +526,8 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
                 REFRESH.failed(datetime.now(UTC), _one_line(exc))
                 note(f"the index could not be caught up ({_one_line(exc)}); serving it as it stands")
         server = uvicorn.Server(uvicorn.Config(
-            create_app(config), host=listen.host, port=listen.port, log_level="warning", access_log=False,
-            lifespan="off", server_header=False, proxy_headers=False,
+            HostCheck(create_app(config), listen.hosts()), host=listen.host, port=listen.port, log_level="warning",
+            access_log=False, lifespan="off", server_header=False, proxy_headers=False,
             http=console_protocol(Gate(), listen.context()), limit_concurrency=MAX_REQUESTS))
         if started is not None:
             started(server)

@@ -1,19 +1,30 @@
-"""Fixtures of the console's unit tests: accounts with a cheap hasher, a fake index, a recording sink."""
+"""Fixtures of the console's unit tests: accounts with a cheap hasher, a fake index, a recording sink, the console
+served on a loopback port."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import asyncio
+import contextlib
+import ipaddress
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from argon2 import PasswordHasher
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from starlette.testclient import TestClient
 
 from broker.audit_index import Page, Query, Scope, scoped
 from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
+from puente.console.server import Listen, serve
 from puente.errors import PuenteError
 
 PARTNERS = ("COL", "CRI", "USA")
@@ -149,6 +160,74 @@ class Sink:
                              "results": results})
         if self.events is not None:
             self.events.append("record")
+
+
+def tls_pair(folder: Path, dns: tuple[str, ...] = ("localhost",), ips: tuple[str, ...] = ("127.0.0.1",)) -> tuple[
+        Path, Path]:
+    """A self-signed certificate for the names ``dns`` and addresses ``ips`` (its subject alternative names), and its
+    key, as PEM files in ``folder``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "puente-console.test")])
+    now = datetime.now(UTC)
+    names = x509.SubjectAlternativeName([*(x509.DNSName(d) for d in dns),
+                                         *(x509.IPAddress(ipaddress.ip_address(i)) for i in ips)])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1)).add_extension(names, critical=False)
+            .sign(key, hashes.SHA256()))  # fmt: skip
+    cert_path, key_path = folder / "console.crt.pem", folder / "console.key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for localhost and 127.0.0.1, and its key (``tls_pair``)."""
+    return tls_pair(tmp_path)
+
+
+class _Log:
+    """What ``serve`` needs of the query log: a sink with nothing to start or stop."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.record = sink.record
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def served(accounts: ConsoleAccounts, sink: Sink, cert: Path | None = None, key: Path | None = None,
+                 names: tuple[str, ...] = ()) -> AsyncIterator[int]:
+    """The console over the fake index, served by ``serve`` on a free port of 127.0.0.1 (over TLS with ``cert``
+    and ``key``; answering under ``names`` too), until the block ends."""
+    port = free_port()
+    servers: list[uvicorn.Server] = []
+    config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, tls=cert is not None)
+    log: Any = _Log(sink)
+    listen = Listen("127.0.0.1", port, cert, key, names)
+    task = asyncio.create_task(serve(listen, config, log, started=servers.append))
+    try:
+        while not (servers and servers[0].started):
+            assert not task.done(), task
+            await asyncio.sleep(0.05)
+        yield port
+    finally:
+        if servers:
+            servers[0].should_exit = True
+        await task
 
 
 @pytest.fixture

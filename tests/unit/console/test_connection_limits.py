@@ -4,69 +4,19 @@ and from wherever, never keep a request out; a request in hand is never cut for 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
-import socket
 import ssl
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from broker.console_accounts import ConsoleAccounts
-from puente.console import ConsoleConfig
-from puente.console.server import MAX_CONNECTIONS, MAX_PER_ADDRESS, DeadlineProtocol, Gate, Listen, serve
+from puente.console.server import MAX_CONNECTIONS, MAX_PER_ADDRESS, DeadlineProtocol, Gate
 
-from .conftest import FakeIndex, Sink
+from .conftest import Sink, free_port, served
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-class _Log:
-    """What ``serve`` needs of the query log: a sink with nothing to start or stop."""
-
-    def __init__(self, sink: Sink) -> None:
-        self.record = sink.record
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def console(accounts: ConsoleAccounts, sink: Sink, cert: Path | None = None,
-                  key: Path | None = None) -> AsyncIterator[int]:
-    """The console served by ``serve`` on a free loopback port (over TLS with ``cert`` and ``key``), until the
-    block ends."""
-    port = _free_port()
-    servers: list[uvicorn.Server] = []
-    config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, tls=cert is not None)
-    log: Any = _Log(sink)
-    task = asyncio.create_task(serve(Listen("127.0.0.1", port, cert, key), config, log, started=servers.append))
-    try:
-        while not (servers and servers[0].started):
-            assert not task.done(), task
-            await asyncio.sleep(0.05)
-        yield port
-    finally:
-        if servers:
-            servers[0].should_exit = True
-        await task
 
 
 async def connect(port: int, source: str = "127.0.0.1") -> Streams:
@@ -98,7 +48,7 @@ async def test_idle_connections_from_many_addresses_do_not_keep_a_request_out(ac
                                                                               sink: Sink) -> None:
     """Past MAX_CONNECTIONS silent connections (ten from each of eleven addresses), a request is answered 200, not
     503: the oldest idle connections were closed for the new ones, so no more than MAX_CONNECTIONS are open."""
-    async with console(accounts, sink) as port:
+    async with served(accounts, sink) as port:
         idle = [await connect(port, f"127.0.0.{2 + i % 11}") for i in range(MAX_CONNECTIONS + 10)]
         await asyncio.sleep(0.2)
         assert (await status(port)).startswith(b"HTTP/1.1 200")
@@ -111,7 +61,7 @@ async def test_idle_connections_from_many_addresses_do_not_keep_a_request_out(ac
 async def test_one_address_displaces_its_own_idle_connections_first(accounts: ConsoleAccounts, sink: Sink) -> None:
     """One address holds at most MAX_PER_ADDRESS connections: its new ones close its own oldest idle ones, another
     address's stay open, and a request from either is answered."""
-    async with console(accounts, sink) as port:
+    async with served(accounts, sink) as port:
         other = await connect(port, "127.0.0.9")
         mine = [await connect(port, "127.0.0.2") for _ in range(MAX_PER_ADDRESS + 3)]
         await asyncio.sleep(0.2)
@@ -141,7 +91,7 @@ async def _slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def test_a_request_in_hand_is_never_cut_for_a_new_connection() -> None:
     """With both of an address's places taken by requests being answered, a third connection from it is closed
     and both requests are answered whole; once they are, a new connection displaces the one used longest ago."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(_slow, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
                                            http=_Gated))
     task = asyncio.create_task(server.serve())
@@ -171,26 +121,6 @@ async def test_a_request_in_hand_is_never_cut_for_a_new_connection() -> None:
 # TLS: the handshake is within the request deadline and the caps --------------------------------------------------
 
 
-@pytest.fixture
-def tls_files(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1, and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    names = x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=1)).add_extension(names, critical=False)
-            .sign(key, hashes.SHA256()))  # fmt: skip
-    cert_path, key_path = tmp_path / "console.crt.pem", tmp_path / "console.key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o600)
-    return cert_path, key_path
-
-
 async def tls_status(port: int, source: str = "127.0.0.1") -> bytes:
     """As ``status``, over TLS (the certificate is not checked: it is the test's own)."""
     context = ssl.create_default_context()
@@ -208,7 +138,7 @@ async def test_an_unfinished_tls_handshake_ends_at_the_request_deadline(
     """A connection that sends nothing, or half a ClientHello, is closed when the request deadline passes (not at
     asyncio's 60 s handshake timeout); a whole handshake and request is answered."""
     monkeypatch.setattr(DeadlineProtocol, "deadline_s", 0.5)
-    async with console(accounts, sink, *tls_files) as port:
+    async with served(accounts, sink, *tls_files) as port:
         silent = await connect(port)
         half = await connect(port)
         half[1].write(b"\x16\x03\x01\x02\x00")  # a TLS record header announcing a ClientHello that never comes
@@ -222,7 +152,7 @@ async def test_tls_handshakes_count_against_the_caps(accounts: ConsoleAccounts, 
                                                      tls_files: tuple[Path, Path]) -> None:
     """Connections still in their handshake count: past MAX_PER_ADDRESS from one address, its oldest are closed,
     and a request from it over TLS is answered."""
-    async with console(accounts, sink, *tls_files) as port:
+    async with served(accounts, sink, *tls_files) as port:
         mine = [await connect(port, "127.0.0.2") for _ in range(MAX_PER_ADDRESS + 2)]
         await asyncio.sleep(0.2)
         cut = await asyncio.gather(*(closed(reader, 0.2) for reader, _ in mine))
