@@ -420,7 +420,10 @@ class Console:
         if session is not None:  # without one, nothing is read: there is nothing to end
             form = await small_form(request)
             if form is None or not same_token(session.csrf, form.get("csrf", "")):
-                return self.problem(request, session, 400, "This form has expired: reload the page and try again.")
+                # Recorded as every refusal is, or 503: a forged sign-out is an attempt on a session.
+                return await self.refuse(request, session, "sign-out refused",
+                                         {"form": "unreadable" if form is None else "expired"}, 400,
+                                         "This form has expired: reload the page and try again.")
             await self.record(session, "sign-out", {}, 0)  # signing out happens whether or not it is recorded
             await run_in_threadpool(self.config.accounts.end_session, session.token)
         response = RedirectResponse("/login", status_code=303)

@@ -223,8 +223,14 @@ def test_a_bad_time_is_a_400_not_a_crash(ana: TestClient) -> None:
 
 
 def test_signing_out_needs_the_sessions_form_token_and_ends_it(ana: TestClient, sink: Any) -> None:
-    """Logout without the form token is refused; with it the session ends and later pages need sign-in."""
+    """Logout without the form token is refused, and the refusal recorded (503 when it cannot be); with the token
+    the session ends and later pages need sign-in."""
     assert ana.post("/logout", data={"csrf": "forged"}).status_code == 400
+    assert sink.records[-1] == {"auditor": "ana", "scope": "national", "page": "sign-out refused",
+                                "params": {"form": "expired"}, "results": 0}
+    sink.failing = True
+    assert ana.post("/logout", data={"csrf": "forged"}).status_code == 503
+    sink.failing = False
     token = ana.get("/").text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
     assert ana.post("/logout", data={"csrf": token}).status_code == 303
     assert sink.records[-1]["page"] == "sign-out"
