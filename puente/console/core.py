@@ -279,9 +279,10 @@ class Console:
     def html(self, name: str, request: Request, session: Session | None, status: int = 200,
              **context: Any) -> HTMLResponse:
         account = session.account if session else None
+        # The deployment (its topic prefix) says where the audit lives: for auditors, not for whoever reaches the port.
         body = self.env.get_template(name).render(
             request=request, account=account, csrf=session.csrf if session else "", path=request.url.path,
-            deployment=self.config.deployment, **context)
+            deployment=self.config.deployment if account else "", **context)
         return HTMLResponse(body, status_code=status)
 
     def problem(self, request: Request, session: Session | None, status: int, message: str) -> HTMLResponse:

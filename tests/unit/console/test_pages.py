@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from broker.console_accounts import ConsoleAccounts
+from puente.console import ConsoleConfig, create_app
 from puente.console.core import Console
 
-from .conftest import FakeIndex
+from .conftest import FakeIndex, _sign_in
 
 PASSWORD = "correct horse battery"
 
@@ -142,6 +144,17 @@ def test_a_path_with_a_trailing_slash_is_not_found_and_recorded_never_redirected
         assert answer.status_code == 404 and "location" not in answer.headers, path
         assert sink.records[-1]["page"] == "not found" and sink.records[-1]["params"] == {"path": path}
     assert make_client().get("/dead-letters/").status_code == 404
+
+
+def test_the_deployments_name_is_shown_only_to_a_signed_in_auditor(accounts: ConsoleAccounts, sink: Any) -> None:
+    """The deployment (its topic prefix) names where the audit lives: not on the sign-in page or an anonymous 404,
+    only in the pages of a signed-in auditor."""
+    config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, deployment="pa-prod-minseg")
+    client = TestClient(create_app(config), follow_redirects=False)
+    for path in ("/login", "/no-such-page"):
+        assert "pa-prod-minseg" not in client.get(path).text, path
+    assert _sign_in(client, "ana").status_code == 303
+    assert "pa-prod-minseg" in client.get("/").text and "pa-prod-minseg" in client.get("/no-such-page").text
 
 
 def test_a_scoped_auditor_finds_no_other_partners_rows_by_search_or_csv(sam: TestClient) -> None:
