@@ -4,7 +4,8 @@ An account is a name, a scope and an Argon2id password hash (argon2-cffi's ``Pas
 whose defaults are RFC 9106's second recommended profile). The scope is ``national`` (the
 oversight body: everything) or a partner id the policy names (a joint-oversight auditor of that
 country: only what concerns it). A scope the policy does not name is refused when the account is
-made, and an account whose partner the policy has since dropped cannot sign in: fail closed.
+made, and an account whose partner the policy has since dropped cannot sign in: fail closed. A
+policy that names a partner ``national`` is refused outright: the two scopes would be one.
 
 Signing in (:meth:`ConsoleAccounts.sign_in`) takes as long for an unknown name as for a known one
 (a dummy hash is checked), and after ``MAX_FAILURES`` failures in a row an account is locked for
@@ -165,7 +166,12 @@ class ConsoleAccounts:
     def open(cls, path: Path, partners: Collection[str], *, create: bool = True,
              hasher: PasswordHasher | None = None) -> ConsoleAccounts:
         """The accounts at ``path`` (made 0600 in a 0700 folder when missing and ``create``); ``partners``
-        are the partner ids the policy names, the only scopes besides ``national``."""
+        are the partner ids the policy names, the only scopes besides ``national``. A policy that names a partner
+        ``national`` is refused (ConfigError) before the file is touched: that partner's joint-oversight auditors
+        would be national ones, seeing every partner."""
+        if NATIONAL in partners:
+            raise ConfigError(f"the policy names a partner {NATIONAL!r}, the console's scope for national auditors "
+                              "(who see every partner): rename that partner in the policy")
         path = Path(path)
         _PRIVATE.prepare(path, create=create, missing=f"no console accounts at {path}: add one with `puente audit "
                          "users add NAME --scope national`")

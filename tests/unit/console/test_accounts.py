@@ -153,3 +153,12 @@ def test_an_empty_file_is_laid_out_only_when_one_may_be_made(tmp_path: Path) -> 
         accounts.add("ana", "national", PASSWORD)
     with ConsoleAccounts.open(path, ("COL",), create=False, hasher=_hasher()) as accounts:
         assert [a.name for a in accounts.list()] == ["ana"]
+
+
+def test_a_partner_named_as_the_national_scope_is_refused_before_the_file_is_touched(tmp_path: Path) -> None:
+    """A policy whose partner id is ``national`` would make that partner's joint-oversight accounts national ones
+    (seeing every partner): the accounts are not opened at all, in one line, and no file is made."""
+    path = tmp_path / "auditor" / "accounts.sqlite"
+    with pytest.raises(ConfigError, match="names a partner 'national'") as refused:
+        _open(path, ("national", "USA"))
+    assert "\n" not in str(refused.value) and not path.exists()
