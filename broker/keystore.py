@@ -449,6 +449,12 @@ class Keystore:
         existing key is loaded and kept instead (what ``provision`` does on a second run).
         """
         wanted = own_kinds(holder, ident, agreements)
+        # A pseudonym key is made once per agreement, never with a new generation of the broker's own keys: the
+        # newest is the one views use, so a new one would change every pseudonym partners already hold, and
+        # workers restarted at different times would give one subject two pseudonyms meanwhile.
+        wanted = [(kind, owner) for kind, owner in wanted
+                  if kind is not KeyKind.PSEUDONYM or not self.generations(owner, KeyKind.PSEUDONYM)
+                  or (self.path / f"{KeyId(owner, kind, generation)}.json").exists()]
         ids = [str(KeyId(owner, kind, generation)) for kind, owner in wanted]
         for key_id in ids:
             parse_key_id(key_id)  # an owner or generation that cannot be a file name stops here

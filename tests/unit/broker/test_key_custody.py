@@ -339,3 +339,21 @@ def test_an_agency_rotates_its_key_without_its_alerts_being_dead_lettered(tmp_pa
     (agency.path / "in-use").chmod(0o666)
     with pytest.raises(KeyMaterialError, match="writable by others"):
         agency.load_agency_mac("SENAN")
+
+
+def test_a_new_broker_generation_keeps_the_agreements_pseudonym_keys(tmp_path: Path) -> None:
+    """`keys generate --for broker --generation 2026b` makes new signing and key-agreement keys, not new pseudonym
+    keys: views use the newest, so a new one would change every pseudonym partners hold (and give one subject two
+    while workers restart one by one). An agreement with none yet gets one."""
+    keys = tmp_path / "keys"
+    assert puente(keys, "keys", "init").returncode == 0
+    broker = Keystore(keys / "broker")
+    before = {agreement: broker.load_pseudonym_key(agreement).reveal() for agreement in ("PAN-USA", "COMBIFRON")}
+    (keys / "broker" / "COMBIFRON-pseudo-2026a.json").unlink()
+    made = puente(keys, "keys", "generate", "--for", "broker", "--generation", "2026b")
+    assert made.returncode == 0, made.stderr
+    ids = set(broker.key_ids())
+    assert {"broker-sign-2026b", "broker-kex-2026b", "COMBIFRON-pseudo-2026b"} <= ids
+    assert "PAN-USA-pseudo-2026b" not in ids and "PAN-USA-pseudo-2026b" not in made.stdout
+    assert broker.load_pseudonym_key("PAN-USA").reveal() == before["PAN-USA"]
+    assert broker.load_pseudonym_key("COMBIFRON").reveal() != before["COMBIFRON"]
