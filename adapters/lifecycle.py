@@ -78,10 +78,13 @@ class Published:
 
 @dataclass
 class Found:
-    """What the ingress topic holds under one alert id: its latest verified version, and what did not verify."""
+    """What the ingress topic holds under one alert id: its latest verified version, its first (whose originator
+    the broker holds every later version to), and what did not verify."""
 
     alert: dict[str, Any] | None = None
     rank: tuple[int, int] = (-1, -1)  # (version, offset): the latest version wins, and of one version the later copy
+    first: dict[str, Any] | None = None
+    first_rank: tuple[int, int] | None = None  # the earliest version, and of one version the earlier copy
     unverified: int = 0
 
 
@@ -228,6 +231,8 @@ def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Calla
     rank = (int(alert.get("version") or 1), rec.offset)
     if rank > found.rank:
         found.alert, found.rank = alert, rank
+    if found.first_rank is None or rank < found.first_rank:
+        found.first, found.first_rank = alert, rank
 
 
 async def find_latest(conn: KafkaConnection, topic: str, alert_id: str, agency: str,
@@ -236,6 +241,19 @@ async def find_latest(conn: KafkaConnection, topic: str, alert_id: str, agency: 
     found, codec = Found(), alert_codec()
     await scan(conn, topic, lambda rec: collect(found, rec, alert_id, agency, lookup, codec))
     return found
+
+
+def next_of(found: Found, change: Change) -> dict[str, Any]:
+    """The next version of the alert ``found`` holds for a checked ``change`` (``next_version`` on its latest
+    version). A recall names the first version's originator: the latest copy may be one the broker refused (naming
+    another unit, say), and the broker holds every later version to the first's originator; nothing else of a
+    recall is read, so it withdraws the alert whatever copy it was built on."""
+    if found.alert is None:
+        raise ValueError("next_of needs a version found")
+    new = next_version(found.alert, change)
+    if change.action == "RECALL" and found.first is not None:
+        new["markings"]["originator"] = copy.deepcopy(found.first["markings"]["originator"])
+    return new
 
 
 def _not_found(alert_id: str, topic: str, found: Found, cfg: PuenteSettings, keystore: Keystore) -> ConfigError:
@@ -264,7 +282,7 @@ async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str
     found = await find_latest(conn, topic, alert_id, agency, own_mac_lookup(keystore, agency))
     if found.alert is None:
         raise _not_found(alert_id, topic, found, cfg, keystore)
-    new = next_version(found.alert, checked)
+    new = next_of(found, checked)
     async with IngressPublisher(conn, agency, mac.key_id, mac, names) as publisher:
         await publisher.publish([new])
     life = new["lifecycle"]

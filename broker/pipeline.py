@@ -166,14 +166,14 @@ class Originator(NamedTuple):
     prefix: str | None = None
     agency: str = ""
 
-    def names(self, originator_agency: Any, codes: bool = True) -> bool:
+    def names(self, originator_agency: Any) -> bool:
         if originator_agency == self.agency:
             return True
         # The unit is a code (COL-DIJIN), as the adapters write it: free text there would reach the audit and every
-        # partner's envelope, which no agreement may redact. (``codes`` False: a recall, whose content goes nowhere.)
+        # partner's envelope, which no agreement may redact.
         return (self.prefix is not None and isinstance(originator_agency, str)
                 and len(originator_agency) > len(self.prefix) and originator_agency.startswith(self.prefix)
-                and (not codes or _AREA_CODE.fullmatch(originator_agency, len(self.prefix)) is not None))
+                and _AREA_CODE.fullmatch(originator_agency, len(self.prefix)) is not None)
 
     @classmethod
     def of(cls, agency: str, country: str, home_country: str) -> Originator:
@@ -257,21 +257,26 @@ class Pipeline:
         decisions: list[dict[str, Any]] = []
         version: int = alert.get("version", 1)
         life = alert.get("lifecycle")
+        recall = _is_recall(life)
         out = Outcome(entry={
             "kind": "ALERT",
             "alert_id": alert["alert_id"],
             "alert_type": alert["alert_type"],
-            # Marking values are the agency's strings: bounded, so no input can swell an audit block.
-            "originator": _coded(m["originator"]["agency"]),
-            "originator_country": _bounded(m["originator"]["country"]),
-            "classification": _bounded(m["classification"]),
+            # Marking values are the agency's strings: bounded, so no input can swell an audit block. A recall's
+            # markings are whatever copy it was built on, checked for nothing (``_admit``): the audit takes the
+            # alert's first originator from its state, the country the agency's alerts name, and codes only.
+            "originator": _coded(prior.originator if recall and prior is not None and prior.originator is not None
+                                 else m["originator"]["agency"]),
+            "originator_country": (self._country(alert["agency"], m["originator"]["country"]) if recall
+                                   else _bounded(m["originator"]["country"])),
+            "classification": _coded(m["classification"]) if recall else _bounded(m["classification"]),
             # The border sector (a coarse area code, no coordinates): the follow-up indicators count by it.
             "sector": _sector(alert),
             "ingress": where,
             "ingress_ms": record.timestamp_ms,
             "at": self._iso(now),
             "decisions": decisions,
-        }, seen_id=seen_key(alert["alert_id"], version, _is_recall(life)))
+        }, seen_id=seen_key(alert["alert_id"], version, recall))
         if version > 1 or prior is not None:
             out.entry["version"] = version
             if life is not None:
@@ -449,19 +454,20 @@ class Pipeline:
             alert = self.codec.decode(record.value)
         except CodecError as exc:
             raise _Reject(_codec_reason(exc), str(exc)) from exc
-        # A recall's content is never used: its notices carry its id, type, version and lifecycle, its audit entry
-        # what ``_recall_audited`` names besides (coded or checked). Only those are checked, so a recall built on
-        # any copy of the alert (``puente recall`` takes the latest on the topic, one dead-lettered too) is taken,
-        # and one of an alert published before the code rules below (``_sanity``, ``Originator.names``) too.
+        # A recall's content is never used: its notices carry its id, type, version and lifecycle, and its audit entry
+        # takes its markings from the state or coded (``process``). Only its id is checked, so a recall built on any
+        # copy of the alert (``puente recall`` takes the latest on the topic, one dead-lettered too) is taken, and
+        # one of an alert published before the code rules below (``_sanity``, ``Originator.names``) too. Its
+        # originator is still held to the first version's (below): one unit may not recall another's alert.
         recall = _is_recall(alert.get("lifecycle"))
         content = not recall
-        if (char := hidden_char(alert if content else _recall_audited(alert))) is not None:
+        if (char := hidden_char(alert if content else {"alert_id": alert["alert_id"]})) is not None:
             raise _Reject("invalid", f"a text field holds {char}, which can disguise what a partner reads or "
                                      "what a log shows; the adapters refuse these")
         if alert["agency"] != agency:
             named = alert["agency"] if alert["agency"] in self.slots.agencies else "another agency"
             raise _Reject("agency-mismatch", f"alert names {named} as its agency on {agency}'s topic")
-        problem = self._originator_problem(agency, alert["markings"]["originator"], content)
+        problem = self._originator_problem(agency, alert["markings"]["originator"]) if content else None
         if problem:
             raise _Reject("originator", problem)
         if alert["alert_id"] != key:
@@ -541,7 +547,13 @@ class Pipeline:
         occurred = alert.get("occurred_at")
         return isinstance(occurred, datetime) and occurred < now - self.lifecycle_retention + margin
 
-    def _originator_problem(self, agency: str, originator: dict[str, Any], codes: bool = True) -> str | None:
+    def _country(self, agency: str, given: Any) -> str:
+        """The originator country an audit entry of a recall records: the one ``agency``'s alerts name, as
+        configured, never the recall's own (unchecked) value; coded when none is configured."""
+        allowed = self.originators.get(agency)
+        return allowed.country if allowed is not None else _coded(given)
+
+    def _originator_problem(self, agency: str, originator: dict[str, Any]) -> str | None:
         """Why the alert's originator is not one ``agency`` may name, or None. The policy applies the
         originator country's restrictions (a third country only on its consent): an agency naming
         another country's originator, or its own country in place of a foreign one, would move
@@ -551,7 +563,7 @@ class Pipeline:
             return f"no originator is configured for agency {agency}: set PUENTE_AGENCY_COUNTRIES"
         if originator["country"] != allowed.country:
             return f"{agency}'s alerts must name originator country {allowed.country}; this one names another"
-        if not allowed.names(originator["agency"], codes):
+        if not allowed.names(originator["agency"]):
             whom = f"{agency}" if allowed.prefix is None else f"{agency} or {allowed.prefix}<unit>"
             return f"{agency}'s alerts must name {whom} as originator agency; this one names another"
         return None
@@ -831,16 +843,6 @@ def _id_problem(alert: dict[str, Any]) -> str | None:
         return (f"alert id must be {prefix!r} and a reference of letters, digits and . _ / # -, at most 200 "
                 "characters in all")
     return None
-
-
-def _recall_audited(alert: dict[str, Any]) -> dict[str, Any]:
-    """What of a recall reaches a partner or the audit as the record has it, for ``hidden_char``: its id (also held
-    to ``_id_problem``), its classification and its originator's country (``process``'s entry; the country is
-    also held to the configured one). Its originator and sector reach the audit only coded (``_coded``), its
-    lifecycle is enums, and its notices empty everything else (``policies.recall_notice``)."""
-    m = alert["markings"]
-    return {"alert_id": alert["alert_id"], "classification": m["classification"],
-            "country": m["originator"]["country"]}
 
 
 def _sanity(alert: dict[str, Any], now: datetime) -> str | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from adapters.lifecycle import Change, Found, next_of
 from broker.lifecycle import AlertState, LifecycleBook, LifecycleStateError
 from broker.pipeline import Originator, Outcome, Pipeline
 from broker.topology import Slots, TopicNames, key_partition
@@ -141,3 +142,19 @@ def test_a_state_with_an_originator_is_read_back_and_a_bad_one_stops_the_slot() 
     for bad in (b'"COL ARC"', b"7", b'""', b'"COL-\\u001b"', b'"' + b"X" * 69 + b'"'):
         with pytest.raises(LifecycleStateError, match="invalid originator"):
             LifecycleBook().load(b"A:1", good.replace(b'"COL-ARC"', bad))
+
+
+def test_a_recall_built_on_a_refused_version_of_another_unit_still_withdraws_the_alert() -> None:
+    """v2 on the topic names another unit (the broker refused it): `puente recall` builds on the latest copy, v2,
+    but names the first version's originator (``next_of``), so the recall is taken and the holder told, however
+    often the poisoned copy is the latest."""
+    relay = Relay()
+    first = _colombian()
+    assert relay.send(first).state is not None
+    poisoned = _as(_next(first, "UPDATE"), "DIJIN")
+    assert relay.send(poisoned).dead_reason == "originator"
+    found = Found(alert=poisoned, rank=(2, 2), first=first, first_rank=(1, 1))
+    recall = next_of(found, Change("RECALL", reason="ERROR"))
+    assert recall["markings"]["originator"]["agency"] == "COL-ARC" and recall["version"] == 3
+    out = relay.send(recall)
+    assert out.dead_reason is None and out.feeds and out.state is not None and out.state.recalled

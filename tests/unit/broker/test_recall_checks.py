@@ -56,10 +56,15 @@ def test_a_recall_built_on_a_refused_version_withdraws_the_alert(flaw: str) -> N
 
 @pytest.mark.parametrize(("field", "value"), [("classification", "RESTRINGIDO\x1b[2J"),
                                               ("classification", "RESTRINGIDO\u202e"),
-                                              ("country", "PAN\x00")])
-def test_a_recall_with_a_hidden_character_in_what_the_audit_records_is_dead_lettered(field: str, value: str) -> None:
-    """What of a recall reaches the audit as it is (its classification, its originator's country) is still
-    looked at for hidden characters: such a recall is dead-lettered, nothing sent."""
+                                              ("classification", "RESTRINGIDO\u200b"),
+                                              ("country", "PAN\x00"),
+                                              ("country", "COL")])
+def test_a_recall_withdraws_the_alert_whatever_its_markings_and_the_audit_never_takes_them_as_they_are(
+        field: str, value: str) -> None:
+    """A recall's markings are whatever copy it was built on (``puente recall`` copies the latest on the topic, one
+    the broker refused too): they are never read for a decision, so they cannot stop it, and the audit records the
+    state's originator, the country the agency's alerts name (as configured) and the classification as a code only
+    (``(not a code)`` otherwise): a hidden character or a foreign country in the recall reaches no one."""
     run = Run()
     first = _first()
     run.send(first)
@@ -69,8 +74,12 @@ def test_a_recall_with_a_hidden_character_in_what_the_audit_records_is_dead_lett
     else:
         recall["markings"][field] = value
     out = run.send(recall)
-    assert out.dead_reason == "invalid" and out.feeds == []
-    assert "a text field holds" in out.entry["detail"]
+    assert out.dead_reason is None and [f.topic for f in out.feeds] == ["t.feed.COL"]  # a notice to its holder
+    assert out.state is not None and out.state.recalled and out.state.holders == {}
+    assert out.entry["originator_country"] == "PAN" and out.entry["originator"] == "SNM"
+    expected = "(not a code)" if field == "classification" else first["markings"]["classification"]
+    assert out.entry["classification"] == expected
+    assert value == "COL" or value not in orjson.dumps(out.entry).decode()
 
 
 def test_a_recall_is_still_held_to_its_id_agency_and_lifecycle() -> None:
