@@ -179,7 +179,7 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
         async for rec in read_range(consumer, tp, start):
             offset = rec.offset
             report.records += 1
-            doc, found = walk.feed(rec.offset, rec.value)
+            doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms)
             report.add(found)
             report.add(walk.settled)
             delivered.cut(walk.cut)
@@ -436,7 +436,7 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 waiting: Unvouched[list[dict[str, Any]]] = Unvouched()
                 delivered.begin()
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
-                    doc, found = walk.feed(rec.offset, rec.value)
+                    doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms)
                     delivered.cut(walk.cut)
                     delivered.prune(walk.pruned)
                     for cut in walk.cut:  # cut off from the chain: no checkpoint will vouch for them
@@ -546,7 +546,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
                     async for rec in read_range(consumer, tp, ingest.start):
                         if rec.offset >= last[tp]:
                             break
-                        ingest.add(rec.offset, rec.value)
+                        ingest.add(rec.offset, rec.value, rec.appended_ms)
                         records += 1
                         if records % PROGRESS_EVERY == 0:
                             report(ingest.rows, ingest.found)
@@ -754,7 +754,7 @@ async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn) -> 
     problems = 0
     first: Finding | None = None
     async for rec in read_range(consumer, tp):
-        doc, found = walk.feed(rec.offset, rec.value)
+        doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms)
         if found:
             problems += len(found)
             first = first or found[0]

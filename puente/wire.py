@@ -64,6 +64,11 @@ class Record(NamedTuple):
     """Whether ``timestamp_ms`` is Kafka's append time (LogAppendTime), not its producer's; None for a record
     not read from Kafka (``broker.kafka.io.record`` always says)."""
 
+    @property
+    def appended_ms(self) -> int | None:
+        """``timestamp_ms`` if it is Kafka's append time (a time no producer chose), else None."""
+        return self.timestamp_ms if self.append_time else None
+
     def header(self, name: str) -> bytes | None:
         """The first value of header ``name``, or None."""
         for key, value in self.headers:

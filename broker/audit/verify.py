@@ -49,6 +49,7 @@ from broker.audit.chain import (
 from broker.crypto.keys import BROKER_OWNER, KeyKind, parse_key_id
 from broker.crypto.signing import SIGNATURE_LEN
 from puente.errors import KeyMaterialError
+from puente.wire import iso_utc
 
 
 @dataclass(frozen=True)
@@ -739,13 +740,20 @@ def _moved_past(order: list[str], signer: str, whose: str, where: str) -> str | 
             f"it{where}): a retired key in use")
 
 
-def note_dated(dated: dict[str, dict[str, Any]], signer: str, at: Any, seq: int, offset: int) -> None:
+# How long after a newer broker key first signed in one chain an older one may still sign in another: the workers
+# of a deployment move to a new key as each restarts, one after another. Past it, the older key signing is a
+# retired key in use (a leak, or a worker never restarted).
+ROTATION_GRACE_MS = 3_600_000
+
+
+def note_dated(dated: dict[str, dict[str, Any]], signer: str, appended_ms: int | None, seq: int, offset: int) -> None:
     """Note in ``dated`` (``ChainState.dated``) that ``signer`` signed the sound block at ``offset`` (``seq``),
-    dated ``at``: its earliest and newest time in the chain. A block stating no readable time is not noted."""
-    when_ = when(at)
-    if when_ is None:
+    which Kafka appended at ``appended_ms``: its earliest and newest time in the chain. Kafka's append time
+    (the audit topics use LogAppendTime), never the time the block states, which whoever signed it chose: a
+    block with no append time (written while the topic stamped its producers' times) is not noted."""
+    if appended_ms is None:
         return
-    ms = int(when_.timestamp() * 1000)
+    ms, at = appended_ms, iso_utc(datetime.fromtimestamp(appended_ms / 1000, UTC))
     held = dated.get(signer)
     if held is None:
         dated[signer] = {"first": ms, "first_at": at, "last": ms, "last_at": at, "seq": seq, "offset": offset}
@@ -763,15 +771,15 @@ def retired_keys(chains: Iterable[tuple[str, int, ChainState]]) -> list[Finding]
     (``retired``).
 
     Within a chain its offsets give the order (``moved_back``, at each record). Across chains nothing orders
-    records but the time each block states, so: a key is newer than another when it first signed later,
-    in any chain; a block signed by the older one and dated after the newer one first signed in another
-    chain is a retired key in use. A leak of the key looks like that; so does a worker still signing with it
-    after another worker had moved on, the rotation unfinished, which is the same finding a partner's
-    subscriber left on its old key gives, and nothing worse: the block's signature is good, so it stays
-    sound (its deliveries, its chain's end) and the finding is the key's alone. One finding per chain and
-    retired key, at the newest such block (a chain keeps each key's earliest and newest time, not every
-    block's: ``ChainState.dated``). The times are the workers' own clocks: a block dated a moment after a
-    rotation by a worker whose clock runs ahead is reported too, and says when each block is dated."""
+    records but when Kafka appended them (``note_dated``: LogAppendTime, which no signer chooses), so: a key is
+    newer than another when it first signed later, in any chain; a block signed by the older one appended more
+    than ``ROTATION_GRACE_MS`` after the newer one first signed in another chain is a retired key in use. A
+    leak of the key looks like that; so does a worker left on it long after the others moved on, which is the
+    same finding a partner's subscriber left on its old key gives, and nothing worse: the block's signature is
+    good, so it stays sound (its deliveries, its chain's end) and the finding is the key's alone. Workers
+    restarted one after another within the grace give none. One finding per chain and retired key, at the
+    newest such block (a chain keeps each key's earliest and newest time, not every block's:
+    ``ChainState.dated``)."""
     held = [(topic, partition, state.dated) for topic, partition, state in chains if state.dated]
     first: dict[str, int] = {}  # each key: the earliest block it signed, in any chain
     for _, _, dated in held:
@@ -782,15 +790,15 @@ def retired_keys(chains: Iterable[tuple[str, int, ChainState]]) -> list[Finding]
         for key, d in dated.items():
             newer = [(o[k]["first"], k, t, p, str(o[k]["first_at"])) for t, p, o in held
                      if (t, p) != (topic, partition) for k in o
-                     if k != key and first[k] > first[key] and o[k]["first"] < d["last"]]
+                     if k != key and first[k] > first[key] and o[k]["first"] + ROTATION_GRACE_MS < d["last"]]
             if not newer:
                 continue
             _, successor, t, p, since = min(newer)
             out.append(Finding(topic, partition, d["offset"], (
                 f"block seq {d['seq']} is signed by {plain(key)}, a key the broker had moved on from "
-                f"({plain(successor)} signed a block of {t}[{p}] dated {plain(since, 40)}, before this one's "
-                f"{plain(str(d['last_at']), 40)}): a retired key in use, or a worker still on it while a rotation "
-                "was unfinished (this chain's newest such block)")))
+                f"({plain(successor)} signed a block of {t}[{p}] Kafka appended at {plain(since, 40)}, more than "
+                f"{ROTATION_GRACE_MS // 60_000} minutes before this one's {plain(str(d['last_at']), 40)}): a retired "
+                "key in use, or a worker left on it (this chain's newest such block)")))
     return out
 
 
@@ -837,8 +845,8 @@ class ChainState:
     the order each first did (one list, shared by the owner's chains): a key retires for the partner, not
     for one chain, so a retired key vouches for no chain of its owner, a new one included."""
     dated: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """The broker's chains: per key that signed its sound blocks, the earliest and the newest time they state
-    (``first``/``last`` in ms, ``first_at``/``last_at`` as stated) and the newest one's ``seq`` and ``offset``:
+    """The broker's chains: per key that signed its sound blocks, the earliest and the newest time Kafka appended
+    them (``first``/``last`` in ms, ``first_at``/``last_at`` in ISO 8601) and the newest one's ``seq`` and ``offset``:
     what the one key order across all the broker's chains is checked with (``retired_keys``). Only keys a
     signature verifies with are noted: the keystore's, a handful."""
     anchor: str = GENESIS  # receipt chains: the hash the waiting records hang from (last signed or break)
@@ -950,6 +958,7 @@ class PartitionWalk:
         self._owned: dict[str, int] = {}  # chains held per owner: an owner none is held for keeps no key order
         self._owners_ahead = False  # ``feed``: this record is a break signed with a key that may sign its chain
         self._signer: str | None = None  # ``feed``: the key that signed this record, good and in use
+        self._appended_ms: int | None = None  # ``feed``: when Kafka appended this record, if its time is Kafka's
         self._per_chain, self._in_all = tracked
         self._tracked = sum(len(s.nodes) for s in self.chains.values())
         # Each owner's key order, shared by its chains' states (so an index saving them keeps it).
@@ -1011,8 +1020,11 @@ class PartitionWalk:
         """Whether ``chain`` is a receipt chain, whose waiting records a later checkpoint vouches for."""
         return chain is not None and self.holds != "queries"
 
-    def feed(self, offset: int, value: bytes) -> tuple[dict[str, Any] | None, list[Finding]]:
-        """Check the record at ``offset``; its document and the findings at it.
+    def feed(self, offset: int, value: bytes, appended_ms: int | None = None) -> tuple[dict[str, Any] | None,
+                                                                                      list[Finding]]:
+        """Check the record at ``offset``; its document and the findings at it. ``appended_ms``: when Kafka
+        appended it, if its time is Kafka's (LogAppendTime; None otherwise): what dates a broker block
+        across chains (``note_dated``).
 
         ``cut`` then names the chains whose unsigned records waiting for a checkpoint this record
         cut off (it breaks the chain after them): a reader holding those records for the chain's
@@ -1024,6 +1036,7 @@ class PartitionWalk:
         found: list[Finding] = []
         self._owners_ahead = False
         self._signer = None
+        self._appended_ms = appended_ms
         self.cut.clear()
         self.pruned, self.settled, self.given_up = {}, [], []
 
@@ -1206,7 +1219,7 @@ class PartitionWalk:
             state.signed_seq, state.signed_offset = seq, offset
             state.signed_at = at if isinstance(at, str) else None
             if chain is None and self._signer is not None:
-                note_dated(state.dated, self._signer, at, seq, offset)
+                note_dated(state.dated, self._signer, self._appended_ms, seq, offset)
         else:  # unsigned, or signed but not sound: vouches for nothing, and waits like a receipt
             if state.tail == 0:
                 state.tail_first = offset

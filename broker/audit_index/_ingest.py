@@ -168,11 +168,12 @@ class PartitionIngest:
             self._held_bytes += int(size)
 
     # ---- the run ------------------------------------------------------------------------------
-    def add(self, offset: int, value: bytes) -> None:
-        """Verify and index the record at ``offset`` (records come in offset order, from ``start``).
-        StoreError (naming the index file) when SQLite fails."""
+    def add(self, offset: int, value: bytes, appended_ms: int | None = None) -> None:
+        """Verify and index the record at ``offset`` (records come in offset order, from ``start``), which Kafka
+        appended at ``appended_ms`` if its time is Kafka's (``PartitionWalk.feed``). StoreError (naming the
+        index file) when SQLite fails."""
         try:
-            self._add(offset, value)
+            self._add(offset, value, appended_ms)
         except (sqlite3.Error, OverflowError) as exc:
             raise self._failed(exc, f"indexing {self.topic}[{self.partition}] offset {offset}") from None
 
@@ -191,10 +192,10 @@ class PartitionIngest:
             self._rechecked = True
             self._recheck()
 
-    def _add(self, offset: int, value: bytes) -> None:
+    def _add(self, offset: int, value: bytes, appended_ms: int | None = None) -> None:
         self._begin()
         before = self.rows
-        doc, found = self._walk.feed(offset, value)
+        doc, found = self._walk.feed(offset, value, appended_ms)
         for chain in self._walk.cut:  # receipts cut off from their chain: no checkpoint will vouch for them
             self._waiting.pop(chain_key(chain))
             self._began.pop(chain_key(chain), None)

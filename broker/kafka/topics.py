@@ -72,7 +72,10 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
     ]
     audit = {**base, "retention.ms": str(settings.audit_retention_days * DAY_MS)}
     dead = {**base, "retention.ms": str(settings.deadletter_retention_days * DAY_MS)}
-    specs += [TopicSpec(names.decisions, slots, rf, audit, "decisions")]
+    # LogAppendTime: the broker's blocks are dated across its chains by when Kafka appended them, which no holder
+    # of a (retired) signing key can choose (``broker.audit.verify.retired_keys``).
+    broker_audit = {**audit, "message.timestamp.type": "LogAppendTime"}
+    specs += [TopicSpec(names.decisions, slots, rf, broker_audit, "decisions")]
     # Compacted: the latest state of each alert, for as long as a partner may hold it.
     lifecycle_days = lifecycle_retention_days(policy_set, settings.replay_window_days)
     specs += [TopicSpec(names.lifecycle, slots, rf, {**base, "cleanup.policy": "compact,delete",
@@ -81,7 +84,7 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
     # One partition per partner's receipts: its chains stay whole, and only it may write there.
     specs += [TopicSpec(names.receipts(p), 1, rf, audit, "receipts", fixed=True) for p in sorted(policy_set.partners)]
     specs += [
-        TopicSpec(names.denials, 1, rf, audit, "denials", fixed=True),
+        TopicSpec(names.denials, 1, rf, broker_audit, "denials", fixed=True),
         # One chain, written by the one console of a deployment (its transactional id fences another).
         TopicSpec(names.queries, 1, rf, audit, "queries", fixed=True),
         TopicSpec(names.deadletter, settings.ingress_partitions, rf, dead, "dead-letter"),

@@ -16,6 +16,7 @@ import broker.auditor as auditor
 class _Rec:
     offset: int
     value: bytes
+    appended_ms: int | None = None
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ ROTATED = T0 + timedelta(hours=1)  # NEW signs slot 0 from here on
 class _Rec:
     offset: int
     value: bytes
+    appended_ms: int | None = None
 
 
 class _Slot:
@@ -41,20 +42,24 @@ class _Slot:
     def __init__(self, partition: int) -> None:
         self.partition, self.writer, self.next = partition, ChainWriter(DECISIONS, partition), 0
         self.blocks: list[bytes] = []
+        self.appended: list[int] = []
 
-    def block(self, kid: str, at: datetime, jump: int = 0) -> _Slot:
+    def block(self, kid: str, at: datetime, jump: int = 0, stated: str | None = None) -> _Slot:
+        """A block Kafka appended at ``at``, stating ``stated`` as its time (default ``at``: an honest worker's)."""
         self.next += jump
         alert = {"kind": "ALERT", "alert_id": f"SNM:{self.partition}-{self.next}", "at": iso_utc(at),
                  "ingress": f"t.ingress.SNM:{self.partition}:{self.next}", "decisions": []}
-        self.blocks.append(self.writer.block([alert], kid, lambda p: sign_checkpoint(KEYS[kid], p), iso_utc(at)))
+        self.blocks.append(self.writer.block([alert], kid, lambda p: sign_checkpoint(KEYS[kid], p),
+                                             iso_utc(at) if stated is None else stated))
+        self.appended.append(int(at.timestamp() * 1000))
         self.next += 1
         return self
 
 
 @pytest.fixture
-def kafka(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, int], list[bytes]]:
-    """The decisions partitions `verify_topics` reads: (topic, partition) -> records."""
-    held: dict[tuple[str, int], list[bytes]] = {}
+def kafka(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, int], _Slot]:
+    """The decisions partitions `verify_topics` reads: (topic, partition) -> the slot whose records they are."""
+    held: dict[tuple[str, int], _Slot] = {}
 
     class Consumer:
         async def beginning_offsets(self, tps: list[Any]) -> dict[Any, int]:
@@ -68,9 +73,10 @@ def kafka(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, int], list[bytes]]
         return sorted(p for t, p in held if t == topic)
 
     async def read_range(consumer: Any, tp: Any, start: int | None = None) -> AsyncIterator[_Rec]:
-        for offset, value in enumerate(held[(tp.topic, tp.partition)]):
+        slot = held[(tp.topic, tp.partition)]
+        for offset, (value, appended) in enumerate(zip(slot.blocks, slot.appended, strict=True)):
             if start is None or offset >= start:
-                yield _Rec(offset, value)
+                yield _Rec(offset, value, appended)
 
     monkeypatch.setattr(auditor, "reader", lambda conn, name: None)
     monkeypatch.setattr(auditor, "running", running)
@@ -79,9 +85,9 @@ def kafka(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, int], list[bytes]]
     return held
 
 
-def _verify(held: dict[tuple[str, int], list[bytes]], slots: list[_Slot],
+def _verify(held: dict[tuple[str, int], _Slot], slots: list[_Slot],
             ends: dict[tuple[str, int], int] | None = None) -> list[PartitionReport]:
-    held.update({(DECISIONS, s.partition): s.blocks for s in slots})
+    held.update({(DECISIONS, s.partition): s for s in slots})
     roles: dict[str, Holds] = {DECISIONS: "decisions"}
     return asyncio.run(auditor.verify_topics(None, roles, VERIFY, ends=ends))  # type: ignore[arg-type]
 
@@ -91,7 +97,7 @@ def _problems(reports: list[PartitionReport]) -> list[tuple[int, int, str]]:
 
 
 def test_a_retired_key_vouches_for_no_later_block_in_another_partition(
-        kafka: dict[tuple[str, int], list[bytes]]) -> None:
+        kafka: dict[tuple[str, int], _Slot]) -> None:
     """Slot 0 moved on to NEW at 13:00; a block signed by OLD in quiet slot 1 days later (a leaked key jumping the
     slot's ingress offset ahead) is one finding there, naming both keys and both times; slot 1's block from before
     the rotation is none."""
@@ -100,34 +106,53 @@ def test_a_retired_key_vouches_for_no_later_block_in_another_partition(
     problems = _problems(_verify(kafka, [slot0, slot1], {("t.ingress.SNM", 0): 2, ("t.ingress.SNM", 1): 1}))
     assert problems == [(1, 1, (
         f"block seq 1 is signed by {OLD}, a key the broker had moved on from ({NEW} signed a block of "
-        f"{DECISIONS}[0] dated 2026-03-01T13:00:00Z, before this one's 2026-03-04T12:00:00Z): a retired key in use, "
-        "or a worker still on it while a rotation was unfinished (this chain's newest such block)"))]
+        f"{DECISIONS}[0] Kafka appended at 2026-03-01T13:00:00Z, more than 60 minutes before this one's "
+        "2026-03-04T12:00:00Z): a retired key in use, or a worker left on it (this chain's newest such block)"))]
 
 
-def test_a_rotation_every_chain_follows_is_no_finding(kafka: dict[tuple[str, int], list[bytes]]) -> None:
+@pytest.mark.parametrize("stated", ["2026-03-01T12:30:00Z", "2026-03-04T12:00:00", "later", ""])
+def test_the_time_a_forged_block_states_does_not_date_it(kafka: dict[tuple[str, int], _Slot], stated: str) -> None:
+    """Whoever holds a retired key chooses the time its block states (before the rotation, without an offset,
+    unreadable): the block is dated by when Kafka appended it, days after the rotation, and is a finding all the
+    same."""
+    slot0 = _Slot(0).block(OLD, T0).block(NEW, ROTATED)
+    slot1 = _Slot(1).block(OLD, T0).block(OLD, T0 + timedelta(days=3), jump=100_000, stated=stated)
+    problems = _problems(_verify(kafka, [slot0, slot1]))
+    assert [(p, o) for p, o, _ in problems] == [(1, 1)] and "a retired key in use" in problems[0][2]
+
+
+def test_a_rotation_every_chain_follows_is_no_finding(kafka: dict[tuple[str, int], _Slot]) -> None:
     """Every slot signing with OLD until the rotation and with NEW after it, in any partition order, is sound."""
     slot0 = _Slot(0).block(OLD, T0).block(NEW, ROTATED + timedelta(minutes=5))
     slot1 = _Slot(1).block(OLD, T0 + timedelta(minutes=59)).block(NEW, ROTATED)
     assert _problems(_verify(kafka, [slot0, slot1])) == []
 
 
-def test_a_worker_left_on_the_old_key_is_the_rotation_unfinished_and_nothing_worse(
-        kafka: dict[tuple[str, int], list[bytes]]) -> None:
-    """A worker still signing slot 1 with OLD minutes after slot 0's worker moved on: one retired-key finding at
+def test_workers_restarted_one_after_another_are_no_finding(kafka: dict[tuple[str, int], _Slot]) -> None:
+    """A rolling restart: slot 1's worker keeps signing with OLD for 50 minutes after slot 0's moved on. Within
+    ``ROTATION_GRACE_MS`` that is no finding: a routine rotation must not read as an incident for as long as the
+    audit keeps those blocks."""
+    slot0 = _Slot(0).block(OLD, T0).block(NEW, ROTATED)
+    slot1 = _Slot(1).block(OLD, ROTATED + timedelta(minutes=1)).block(OLD, ROTATED + timedelta(minutes=50))
+    assert _problems(_verify(kafka, [slot0, slot1])) == []
+
+
+def test_a_worker_left_on_the_old_key_is_one_finding_and_nothing_worse(kafka: dict[tuple[str, int], _Slot]) -> None:
+    """A worker still signing slot 1 with OLD two hours after slot 0's worker moved on: one retired-key finding at
     its newest such block, as a partner's subscriber left on its old key gets; its blocks stay sound, so slot 1's
     chain is vouched to its end and its end reaches the broker group's offset (no missing-records finding)."""
     slot0 = _Slot(0).block(OLD, T0).block(NEW, ROTATED)
-    slot1 = _Slot(1).block(OLD, ROTATED + timedelta(minutes=1)).block(OLD, ROTATED + timedelta(minutes=2))
+    slot1 = _Slot(1).block(OLD, ROTATED + timedelta(minutes=1)).block(OLD, ROTATED + timedelta(hours=2))
     reports = _verify(kafka, [slot0, slot1], {("t.ingress.SNM", 0): 2, ("t.ingress.SNM", 1): 2})
     problems = _problems(reports)
-    assert len(problems) == 1 and problems[0][:2] == (1, 1) and "a retired key in use, or a worker still on it" in \
+    assert len(problems) == 1 and problems[0][:2] == (1, 1) and "a retired key in use, or a worker left on it" in \
         problems[0][2]
     lagging = next(r for r in reports if r.partition == 1)
     assert [v.seq for v in lagging.vouched] == [1] and lagging.end is not None and lagging.end.checked \
         and not lagging.end.short
 
 
-def test_within_one_chain_the_order_of_records_rules_not_the_clock(kafka: dict[tuple[str, int], list[bytes]]) -> None:
+def test_within_one_chain_the_order_of_records_rules_not_the_clock(kafka: dict[tuple[str, int], _Slot]) -> None:
     """A slot handed from OLD's worker to NEW's, whose clock runs behind, dates NEW's first block before OLD's last:
     offsets order a chain's own blocks (``moved_back``), so that is no finding."""
     slot0 = _Slot(0).block(OLD, ROTATED + timedelta(seconds=2)).block(NEW, ROTATED)
@@ -144,8 +169,8 @@ def test_the_index_finds_the_retired_key_across_partitions_whatever_order_it_cau
         for slot in (slot1, slot0):
             assert index.problems() == 0
             ingest = index.partition(DECISIONS, slot.partition, "decisions", VERIFY)
-            for offset, value in enumerate(slot.blocks):
-                ingest.add(offset, value)
+            for offset, (value, appended) in enumerate(zip(slot.blocks, slot.appended, strict=True)):
+                ingest.add(offset, value, appended)
             ingest.commit()
         found = index.integrity(Scope())
         assert index.problems() == 1 and found["findings_total"] == 1

@@ -35,6 +35,7 @@ ENDS = GroupEnds({("t.ingress.SNM", 0): 1}, FeedEnds({}, frozenset(), "t.feed.",
 class _Rec:
     offset: int
     value: bytes
+    appended_ms: int | None = None
 
 
 def _decisions() -> list[bytes]:
