@@ -302,7 +302,8 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
 
 async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy_set: PolicySet | None = None) -> None:
     """Refuse to start unless every topic the broker reads or writes exists, with the ingress
-    partitions the settings give and stamping Kafka's append time, and the lifecycle topic keeps states
+    partitions the settings give and stamping Kafka's append time, a decisions and a lifecycle partition
+    for each slot, and the lifecycle topic keeps states
     as long as the agreements need. Idling on a missing topic would hide a wrong prefix or a forgotten
     ``topics apply``: the operator would see a running broker that routes nothing. A lifecycle topic that deletes states
     sooner (``retention.ms`` shortened, or a ``retention.bytes`` limit) would let an alert recalled
@@ -326,6 +327,14 @@ async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy
         if count != settings.ingress_partitions:
             raise ConfigError(f"{names.ingress(agency)} has {count} partitions but PUENTE_INGRESS_PARTITIONS is "
                               f"{settings.ingress_partitions}: each partition is a slot; use the topics' count")
+    slots = slots_for(settings.agencies, settings.ingress_partitions, settings.topic_prefix).count
+    for topic in (names.decisions, names.lifecycle):
+        # A partition per slot: a slot past the end (an agency added, `topics apply` not run since) would have
+        # no audit chain or lifecycle states to load, and its worker would fail and restart until it gave up.
+        if have[topic] < slots:
+            raise ConfigError(f"{topic} has {have[topic]} partitions but the {len(settings.agencies)} agencies' "
+                              f"ingress partitions make {slots} slots, one partition each: run `puente topics "
+                              "apply`, or check PUENTE_AGENCIES and PUENTE_INGRESS_PARTITIONS")
     for agency in settings.agencies:
         await _check_append_time(admin, names.ingress(agency))
     await _check_lifecycle_retention(admin, names.lifecycle,

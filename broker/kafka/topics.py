@@ -76,11 +76,12 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
     # of a (retired) signing key can choose (``broker.audit.verify.retired_keys``).
     broker_audit = {**audit, "message.timestamp.type": "LogAppendTime"}
     specs += [TopicSpec(names.decisions, slots, rf, broker_audit, "decisions")]
-    # Compacted: the latest state of each alert, for as long as a partner may hold it.
+    # Compacted: the latest state of each alert, for as long as a partner may hold it. One partition per slot, as
+    # the decisions topic: an agency added at the end of PUENTE_AGENCIES adds slots, and both grow with them.
     lifecycle_days = lifecycle_retention_days(policy_set, settings.replay_window_days)
     specs += [TopicSpec(names.lifecycle, slots, rf, {**base, "cleanup.policy": "compact,delete",
                                                       "retention.ms": str(lifecycle_days * DAY_MS)},
-                        "lifecycle", fixed=True)]
+                        "lifecycle")]
     # One partition per partner's receipts: its chains stay whole, and only it may write there.
     specs += [TopicSpec(names.receipts(p), 1, rf, audit, "receipts", fixed=True) for p in sorted(policy_set.partners)]
     specs += [

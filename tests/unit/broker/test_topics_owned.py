@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+import broker.service as service
 from broker.kafka.topics import TopicResult, apply_topics, drift, plan_topics
 from broker.topology import DAY_MS, INVARIANTS, TopicSpec
 from policies import PolicySet, load_policy_set
+from puente.errors import ConfigError
 from puente.settings import PuenteSettings
 
 AUDIT = {"min.insync.replicas": "2", "retention.ms": str(3650 * DAY_MS)}
@@ -174,3 +176,32 @@ def test_a_second_apply_after_create_reads_unchanged(policy: PolicySet) -> None:
     specs = plan_topics(PuenteSettings(), policy)
     assert {r.action for r in _apply(cluster, specs)} == {"created"}
     assert {r.action for r in _apply(cluster, specs)} == {"unchanged"}
+
+
+def test_an_agency_added_at_the_end_grows_decisions_and_lifecycle_and_the_broker_checks_both(
+        policy: PolicySet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agency added at the end of PUENTE_AGENCIES adds slots: `topics apply` grows the decisions and the lifecycle
+    topic alike (one partition per slot; the lifecycle topic was refused before, and the broker then started with
+    slots that had no lifecycle partition, failing until it gave up), and the broker refuses to start while either
+    has fewer partitions than slots, naming `topics apply`."""
+    before = PuenteSettings(agencies=("SENAFRONT", "SENAN"), agency_countries={})
+    after = PuenteSettings(agencies=("SENAFRONT", "SENAN", "PN"), agency_countries={})
+    cluster = Cluster()
+    _apply(cluster, plan_topics(before, policy))
+    grown: list[tuple[str, int]] = []
+
+    def grow(wanted: list[Any], request_timeout: float) -> dict[str, Any]:
+        grown.extend((w.topic, w.new_total_count) for w in wanted)
+        return {w.topic: None for w in wanted}
+
+    cluster.create_partitions = grow  # type: ignore[method-assign]
+    planned = plan_topics(after, policy)
+    refused = [r.spec.name for r in _apply(cluster, planned) if r.action == "refused"]
+    assert refused == [] and sorted(grown) == [("puente.audit.decisions", 9), ("puente.lifecycle", 9)]
+    monkeypatch.setattr(service, "Admin", lambda conn: FakeAdmin(cluster))
+    for topic in ("puente.audit.decisions", "puente.lifecycle"):
+        with pytest.raises(ConfigError, match=r"has 6 partitions but the 3 agencies' ingress partitions make 9 slots"):
+            asyncio.run(service.check_topology(after, NS(timeout_s=5), policy))  # type: ignore[arg-type]
+        replicas, config = cluster.topics[topic]
+        cluster.topics[topic] = (replicas + replicas[:1] * 3, config)  # as Kafka grows it
+    asyncio.run(service.check_topology(after, NS(timeout_s=5), policy))  # type: ignore[arg-type]
