@@ -125,6 +125,9 @@ class SlotState:
     seen: ReplayWindow
     book: LifecycleBook = field(default_factory=LifecycleBook)
     """The slot's committed alert states (who holds which version of each alert)."""
+    states: int = 0
+    """An offset the slot's lifecycle partition reaches at least, as its last block says (``ChainHead.states``):
+    each transaction adds its states to it and writes the sum in its blocks."""
     queue: deque[Any] = field(default_factory=deque)
     """Records fetched for this slot and not yet in a transaction (at most about two batches)."""
     task: asyncio.Task[None] | None = None
@@ -369,6 +372,7 @@ class BrokerWorker:
                 self._check_empty_slots(fresh, states, offsets)
                 took["audit_s"] = time.monotonic() - began - sum(took.values())
                 books = await self._read_books(audit, [slot for _, slot in fresh])
+                await self._check_books(audit, states)
                 took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
                 return states, books, offsets
 
@@ -385,7 +389,8 @@ class BrokerWorker:
                     for tp, slot in fresh:  # the slots own their producers now
                         head, seen = states[slot]
                         chain = ChainWriter(self.names.decisions, slot, head)
-                        state = SlotState(tp, slot, producers.pop(slot), chain, seen, books[slot])
+                        state = SlotState(tp, slot, producers.pop(slot), chain, seen, books[slot],
+                                          states=head.states)
                         self._start_slot(state, head.resume, offsets.get(tp))
                         self._owned[tp] = state
                     if self._group is not None:
@@ -594,6 +599,31 @@ class BrokerWorker:
         if loaded:
             log.info("lifecycle states loaded", slots=len(slots), alerts=loaded)
         return books
+
+    async def _check_books(self, consumer: Consumer, states: dict[int, tuple[ChainHead, ReplayWindow]]) -> None:
+        """Refuse a slot whose lifecycle partition ends before the offset its last block says it reached at least
+        (``ChainHead.states``): the topic was made anew or emptied, and the states it held (who holds which
+        version of each alert) are gone, so a recall would reach no one and an update pull nothing back. Read
+        on only with ``accept_gaps``, logged, the slot's count set back to what the partition holds (its next
+        block says so: the auditors see the count fall)."""
+        tps = {TopicPartition(self.names.lifecycle, slot): head for slot, (head, _) in states.items() if head.states}
+        if not tps:
+            return
+        ends = await consumer.end_offsets(list(tps))
+        for tp, head in sorted(tps.items()):
+            end = ends[tp]
+            if end >= head.states:
+                continue
+            what = (f"lifecycle partition {tp.topic}[{tp.partition}] ends at offset {end}, but the slot's audit "
+                    f"says it reached {head.states}: the topic was made anew or emptied, and the alert states it "
+                    "held (who holds which version of each alert) are gone")
+            if not self.config.accept_gaps:
+                raise FeedGapError(f"{what}. Nothing was read: restore the topic, or run `puente broker run "
+                                   "--accept-gap` to read on (recalls and updates of the alerts it held then reach "
+                                   "no partner)")
+            log.warning("lifecycle states lost; reading on (--accept-gap)", topic=tp.topic, partition=tp.partition,
+                        offset=end)
+            head.states = end
 
     def _verified_head(self, tp: TopicPartition, rec: Record | None) -> dict[str, Any] | None:
         """The last record of a slot's audit partition, once it is known to be the broker's own.
@@ -1210,12 +1240,15 @@ class BrokerWorker:
                     if dead is not None:
                         sends.append(dead)
             at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            reached = state.states
             for outcome in outcomes:
                 if outcome.state is not None:
                     alert_id = str(outcome.entry["alert_id"])
                     await batches.add(self.names.lifecycle, state.slot, alert_id.encode(),
                                       outcome.state.encode(alert_id, at))
-            for block in state.chain.blocks([o.entry for o in outcomes], self.config.signer_id, self.sign, at):
+                    reached += 1
+            for block in state.chain.blocks([o.entry for o in outcomes], self.config.signer_id, self.sign, at,
+                                            states=reached):
                 await batches.add(self.names.decisions, state.slot, None, block)
             sends.extend(await batches.submit())
             # No consumer offsets in the transaction: the audit block names the records it took, and is
@@ -1227,7 +1260,7 @@ class BrokerWorker:
                 await producer.send_offsets_to_transaction(
                     {state.tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}, self.config.group_id)
             await asyncio.gather(*sends)
-
+        state.states = reached  # committed: the partition reaches at least that far now
     async def _choose_feed_partition(self, state: SlotState, topic: str) -> int:
         """The feed partition a slot delivers to: one per slot, so a feed keeps each ingress
         partition's order, and the slots spread over the feed's partitions. (Choosing it here also

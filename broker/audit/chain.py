@@ -92,6 +92,9 @@ class ChainHead:
     resume: int | None = None
     """For a slot's decision chain read back: the ingress offset after the records its last block took
     (``resume_offset``); None when not known (an empty partition, or a head the writer moved on)."""
+    states: int = 0
+    """For a slot's decision chain read back: how far its lifecycle partition reached at least when the last
+    block committed (the block's ``states``; 0 for a block without one)."""
 
     @classmethod
     def after(cls, last: dict[str, Any] | None) -> ChainHead:
@@ -99,8 +102,9 @@ class ChainHead:
         if last is None:
             return cls()
         since = 0 if last.get("kind") == "CHECKPOINT" else int(last.get("since_checkpoint", 1))
+        states = last.get("states")
         return cls(seq=int(last["seq"]) + 1, prev=str(last["hash"]), since_checkpoint=since,
-                   resume=resume_offset(last))
+                   resume=resume_offset(last), states=states if type(states) is int and states >= 0 else 0)
 
 
 @dataclass
@@ -142,8 +146,11 @@ class ChainWriter:
         doc = {**self._start("CHECKPOINT"), "signer": signer_id, "at": at, "covers": self.head.since_checkpoint}
         return self._signed(doc, signer_id, sign)
 
-    def block(self, entries: list[dict[str, Any]], signer_id: str, sign: Callable[[bytes], bytes], at: str) -> bytes:
-        """A signed BLOCK record holding ``entries``, vouching for itself and the chain before it.
+    def block(self, entries: list[dict[str, Any]], signer_id: str, sign: Callable[[bytes], bytes], at: str,
+              states: int | None = None) -> bytes:
+        """A signed BLOCK record holding ``entries``, vouching for itself and the chain before it; with
+        ``states``, the offset its slot's lifecycle partition reaches at least once the block commits
+        (``ChainHead.states``: a slot refuses a lifecycle partition that ends short of it).
 
         Each decision an entry lists is written once per block, in its ``decision_table``, and
         the entry refers to it by index: the same decision (same partner, outcome, rules and
@@ -168,10 +175,12 @@ class ChainWriter:
                 refs.append(i)
             out.append({**entry, "decisions": refs})
         doc = {**self._start("BLOCK"), "signer": signer_id, "at": at, "decision_table": table, "entries": out}
+        if states is not None:
+            doc["states"] = states
         return self._signed(doc, signer_id, sign)
 
     def blocks(self, entries: list[dict[str, Any]], signer_id: str, sign: Callable[[bytes], bytes], at: str,
-               max_bytes: int = MAX_BLOCK_BYTES) -> list[bytes]:
+               max_bytes: int = MAX_BLOCK_BYTES, states: int | None = None) -> list[bytes]:
         """``entries`` as signed blocks of at most ``BLOCK_ALERTS`` entries and ``max_bytes`` each.
 
         Kafka refuses a record over its size limit, and a refused audit block aborts the whole
@@ -181,23 +190,23 @@ class ChainWriter:
         """
         out: list[bytes] = []
         for first in range(0, len(entries), BLOCK_ALERTS):
-            self._fit(entries[first:first + BLOCK_ALERTS], signer_id, sign, at, max_bytes, out)
+            self._fit(entries[first:first + BLOCK_ALERTS], signer_id, sign, at, max_bytes, out, states)
         return out
 
     def _fit(self, entries: list[dict[str, Any]], signer_id: str, sign: Callable[[bytes], bytes], at: str,
-             max_bytes: int, out: list[bytes]) -> None:
+             max_bytes: int, out: list[bytes], states: int | None = None) -> None:
         head = self.head
-        data = self.block(entries, signer_id, sign, at)
+        data = self.block(entries, signer_id, sign, at, states)
         if len(data) <= max_bytes:
             out.append(data)
             return
         self.head = head
         if len(entries) > 1:
             half = len(entries) // 2
-            self._fit(entries[:half], signer_id, sign, at, max_bytes, out)
-            self._fit(entries[half:], signer_id, sign, at, max_bytes, out)
+            self._fit(entries[:half], signer_id, sign, at, max_bytes, out, states)
+            self._fit(entries[half:], signer_id, sign, at, max_bytes, out, states)
             return
-        out.append(self.block([shrink(entries[0], max_bytes)], signer_id, sign, at))
+        out.append(self.block([shrink(entries[0], max_bytes)], signer_id, sign, at, states))
 
     def _signed(self, doc: dict[str, Any], signer_id: str, sign: Callable[[bytes], bytes]) -> bytes:
         doc["signer"] = signer_id

@@ -1,0 +1,110 @@
+"""A slot's lifecycle partition made anew or emptied under its audit chain: the worker refuses it, rather than
+load an empty book and have a recall of an alert a partner holds reach no one, committed for good."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import UTC, datetime
+from types import SimpleNamespace as NS
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+from worker_fakes import HeldProducer, settle
+
+from broker.audit import ChainHead, ChainWriter
+from broker.kafka import KafkaConnection
+from broker.pipeline import Pipeline
+from broker.replay import ReplayWindow
+from broker.topology import key_partition
+from broker.worker import BrokerWorker, SlotState, WorkerConfig
+from puente.dev.synthetic import generate
+from puente.errors import FeedGapError
+from tests.unit.broker.test_lifecycle import CODEC, ORIGINATORS, SLOTS, Policy, Sealer
+
+NOW = datetime.now(UTC)
+NOW_MS = int(NOW.timestamp() * 1000)
+
+
+class KeepingProducer(HeldProducer):
+    """A slot producer that commits at once and keeps what it was given: (topic, partition, key, value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate.set()
+        self.records: list[tuple[str, int, bytes | None, bytes]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        self.records += [(topic, partition, k, v) for k, v, _ in batch.records]
+        return await super().send_batch(batch, topic, partition=partition)
+
+
+def _worker(accept_gaps: bool = False) -> BrokerWorker:
+    def origin(headers: Any, value: bytes, key: str) -> tuple[str, int]:
+        return "SNM", NOW_MS
+
+    pipeline = Pipeline(Policy(), CODEC, {"COL": Sealer(), "USA": Sealer()}, origin, SLOTS,  # type: ignore[arg-type]
+                        originators=ORIGINATORS)
+    config = WorkerConfig(KafkaConnection(bootstrap="x:1"), "g", SLOTS, max_batch=10, accept_gaps=accept_gaps)
+    return BrokerWorker(config, pipeline, lambda payload: b"s")
+
+
+class _Ends:
+    """The audit reader, as far as ``_check_books`` asks: each lifecycle partition's end offset."""
+
+    def __init__(self, end: int) -> None:
+        self.end = end
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, self.end)
+
+
+def test_a_lifecycle_partition_ending_short_of_what_the_audit_says_is_refused() -> None:
+    """A block says how far its slot's lifecycle partition reaches at least (``states``). Read back with the
+    partition made anew (end 0), the slot is refused in one line naming the partition and --accept-gap; with
+    the partition intact it loads; with --accept-gap it reads on and its count falls to what the partition holds,
+    which its next block says."""
+    alert = copy.deepcopy(next(a for a in generate(40, seed=3, now=NOW) if a["agency"] == "SNM"))
+    alert["markings"].update(classification="RESTRINGIDO", originator_consent=[], expires_at=None)
+    key = alert["alert_id"].encode()
+    part = key_partition(key, 3)
+    tp = TopicPartition("t.ingress.SNM", part)
+    worker, producer = _worker(), KeepingProducer()
+    state = SlotState(tp, part, producer, ChainWriter("t.audit.decisions", part), ReplayWindow(7))  # type: ignore[arg-type]
+
+    class Group:
+        def pause(self, tp: TopicPartition) -> None: ...
+        def resume(self, tp: TopicPartition) -> None: ...
+        def assignment(self) -> set[TopicPartition]:
+            return {tp}
+
+    async def first_version() -> None:
+        worker._owned[tp] = state
+        msg = NS(topic=tp.topic, partition=part, offset=0, key=key, value=CODEC.encode(alert), headers=[],
+                 timestamp=NOW_MS, timestamp_type=1)
+        worker._dispatch(Group(), {tp: [msg]})  # type: ignore[arg-type]
+        await settle()
+        assert state.task is not None
+        await asyncio.wait_for(state.task, 5)
+        assert worker._failure is None
+
+    asyncio.run(first_version())
+    written = sum(topic == "t.lifecycle" for topic, *_ in producer.records)
+    block = orjson.loads([v for topic, _, _, v in producer.records if topic == "t.audit.decisions"][-1])
+    assert written == 1 and block["states"] == 1 and state.states == 1
+    lifecycle = TopicPartition("t.lifecycle", part)
+    for end in (1, 2):  # intact (a transaction marker may follow the record)
+        asyncio.run(_worker()._check_books(_Ends(end), {part: (ChainHead.after(block), ReplayWindow(7))}))  # type: ignore[arg-type]
+    with pytest.raises(FeedGapError) as caught:
+        asyncio.run(_worker()._check_books(_Ends(0), {part: (ChainHead.after(block), ReplayWindow(7))}))  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert f"{lifecycle.topic}[{part}] ends at offset 0" in message and "--accept-gap" in message
+    assert "\n" not in message
+    head = ChainHead.after(block)
+    asyncio.run(_worker(accept_gaps=True)._check_books(_Ends(0), {part: (head, ReplayWindow(7))}))  # type: ignore[arg-type]
+    assert head.states == 0
