@@ -427,6 +427,8 @@ class BrokerWorker:
                 for state in owned:
                     await self._settle(state)
                 await self._commit_positions(group, owned, COMMIT_WAIT_S)
+            for tp in [*self._owned, *self._parked]:
+                self.metrics.forget(tp.topic, tp.partition)  # a restart may never get it back: no frozen lag
             self._retiring.extend([*self._owned.values(), *self._parked.values()])
             self._owned.clear()
             self._parked.clear()

@@ -39,6 +39,9 @@ class KeepingProducer(HeldProducer):
     async def partitions_for(self, topic: str) -> set[int]:
         return {0}
 
+    async def stop(self) -> None:
+        pass
+
     async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
         self.records += [(topic, partition, k, v) for k, v, _ in batch.records]
         return await super().send_batch(batch, topic, partition=partition)
@@ -108,3 +111,18 @@ def test_a_lifecycle_partition_ending_short_of_what_the_audit_says_is_refused() 
     head = ChainHead.after(block)
     asyncio.run(_worker(accept_gaps=True)._check_books(_Ends(0), {part: (head, ReplayWindow(7))}))  # type: ignore[arg-type]
     assert head.states == 0
+
+
+def test_a_worker_retiring_every_slot_stops_reporting_their_lag() -> None:
+    """A worker that retires all its slots (a restart, a stop) forgets their lag gauges, as a revocation does: a
+    restarted worker may never get those slots back, and a frozen lag for partitions another worker owns would
+    read as a stall there."""
+    worker = _worker()
+    tp = TopicPartition("t.ingress.SNM", 1)
+    state = SlotState(tp, 1, KeepingProducer(), ChainWriter("t.audit.decisions", 1), ReplayWindow(7))  # type: ignore[arg-type]
+    worker._owned[tp] = state
+    worker.metrics.lag(tp.topic, tp.partition, 5000, 12.0)
+    assert worker.metrics.value("puente_consumer_lag_records", topic=tp.topic, partition="1") == 5000
+    asyncio.run(worker._retire_all())
+    assert worker.metrics.registry.get_sample_value("puente_consumer_lag_records",
+                                                    {"topic": tp.topic, "partition": "1"}) is None
