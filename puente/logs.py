@@ -61,8 +61,8 @@ class _Repeats(logging.Filter):
         self._last: dict[tuple[str, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, dict) or record.name == "puente" or record.name.startswith("puente."):
-            return True  # one of Puente's own lines (structlog hands the formatter an event dict)
+        if hasattr(record, "_logger") or record.name == "puente" or record.name.startswith("puente."):
+            return True  # one of Puente's own lines (structlog's wrap_for_formatter marks them), never by its type
         if record.levelno < LIBRARY_FLOOR:
             return False
         try:

@@ -119,6 +119,7 @@ def test_at_debug_a_librarys_debug_lines_are_never_written(monkeypatch: pytest.M
     logging.getLogger("aiokafka.producer.sender").debug("Sending (key=%r value=%r)", b"k", b"PA1234567")
     logging.getLogger("confluent_kafka").debug("rdkafka debug line")
     logging.getLogger("puentex").debug("not Puente's")
+    logging.getLogger("aiokafka.conn").debug({"sasl_plain_password": "Hunter2"})  # a dict is no mark of Puente's
     logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group %s", "g")
     logs.get("puente.test.debug").debug("a debug line of Puente's")
     assert [(line["logger"], line["level"]) for line in _lines(stream)] == [
