@@ -34,6 +34,7 @@ Bottom of the keystore layer: imports no other Puente module but the error tree.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -164,7 +165,9 @@ def write_new(path: Path, data: bytes, mode: int) -> None:
     """Write ``path`` whole or not at all, as ``write_atomic`` does, but only as a new name: when anything
     exists there (a file, a link, a folder), nothing is written and ``FileExistsError`` is raised. For a
     file a person names on the command line, where replacing what is there could destroy a private key
-    or a store: the new file is linked into place, which the kernel refuses over an existing name."""
+    or a store: the new file is linked into place, which the kernel refuses over an existing name. Where
+    the file system has no hard links (vfat, exFAT: the USB stick a public key is handed over on), the
+    name itself is created (O_EXCL: never over anything) and written, and removed again if the write fails."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
@@ -173,7 +176,12 @@ def write_new(path: Path, data: bytes, mode: int) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.link(tmp, path, follow_symlinks=False)
+        try:
+            os.link(tmp, path, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+            _write_in_place(path, data, mode)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -182,6 +190,24 @@ def write_new(path: Path, data: bytes, mode: int) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _write_in_place(path: Path, data: bytes, mode: int) -> None:
+    """``write_new`` without a hard link: create ``path`` (never over anything, never through a link), write and
+    sync it; a write that fails removes the part written."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with contextlib.suppress(OSError):  # a file system without modes (vfat) refuses this; it keeps none
+                os.fchmod(fh.fileno(), mode)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+
 
 _MAX_LINKS = 40  # the kernel's own limit on the links followed for one name (ELOOP)
 # O_PATH: a folder on the way needs only search permission, as when the kernel walks a name itself.

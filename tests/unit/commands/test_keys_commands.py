@@ -4,6 +4,8 @@ there, and both print the key's fingerprint, which `import-public --fingerprint`
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,3 +108,24 @@ def test_import_public_refuses_a_fingerprint_that_is_none(tmp_path: Path, given:
     with pytest.raises(ConfigError, match="--fingerprint: expected a fingerprint"):
         _import(pem, tmp_path / "COL", given)
     assert not (tmp_path / "COL" / "broker-sign-2026a.json").exists()
+
+
+def test_export_public_out_writes_where_there_are_no_hard_links(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a file system without hard links (vfat, exFAT: a USB stick), --out still writes a new file, leaves no
+    temporary one, and still never replaces what is there."""
+    store = Keystore(tmp_path / "broker")
+    store.generate(KeyKind.BROKER_SIGNING, "broker", generation="2026a", now=NOW)
+
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    out = stick / "broker-sign-2026a.pem"
+    _export_public(argparse.Namespace(key_id="broker-sign-2026a", dir=store.path, out=out))
+    assert out.read_bytes() == store.public_pem("broker-sign-2026a") and [p.name for p in stick.iterdir()] == [out.name]
+    with pytest.raises(ConfigError, match="already there; nothing was written"):
+        _export_public(argparse.Namespace(key_id="broker-sign-2026a", dir=store.path, out=out))
+    assert [p.name for p in stick.iterdir()] == [out.name]
