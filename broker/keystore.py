@@ -25,10 +25,12 @@ loadable, and a reader verifies or decrypts with every generation it holds (``lo
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import re
 import stat
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -400,6 +402,28 @@ class Keystore:
 
         def lookup(agency: str, key_id: str) -> SecretBytes | None:
             return table.get((agency, key_id))  # exact pair ids only: no parsing, no guessing
+
+        return lookup
+
+    def fresh_agency_mac_lookup(self, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                                ) -> Callable[[str, str], SecretBytes | None]:
+        """``agency_mac_lookup`` that reads the keystore again, at most once per ``every_s``, when asked for a pair
+        it does not hold: a running broker takes an agency's new key (imported, then put in use with `keys use`)
+        and its own new key-agreement key (which agencies use as soon as they import it) without a restart,
+        rather than dead-letter, for good, what they MACed meanwhile. A keystore that no longer reads (a bad file
+        since) keeps the pairs it had: the next start names the file."""
+        table = self.agency_mac_lookup()
+        last = clock()
+
+        def lookup(agency: str, key_id: str) -> SecretBytes | None:
+            nonlocal table, last
+            found = table(agency, key_id)
+            if found is None and clock() - last >= every_s:
+                last = clock()
+                with contextlib.suppress(KeyMaterialError):
+                    table = self.agency_mac_lookup()
+                found = table(agency, key_id)
+            return found
 
         return lookup
 

@@ -267,7 +267,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     started = datetime.now(UTC)
     problems = require_sealers(policy_set, key_problems, keystore.path, started)
     require_pseudonym_keys(policy_set, keystore, started)
-    lookup = keystore.agency_mac_lookup()
+    lookup = keystore.fresh_agency_mac_lookup()  # a key imported while it runs is taken, not dead-lettered against
 
     def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
         proven = verify_ingress(list(headers), value, lookup)

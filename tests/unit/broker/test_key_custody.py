@@ -21,7 +21,7 @@ from broker.crypto import public_pem, sign_ingress, verify_ingress
 from broker.crypto.keys import KeyKind, new_key
 from broker.keystore import Holder, Keystore, holder_path, own_kinds, provision_all
 from broker.partner import opener_for
-from puente.errors import KeyMaterialError
+from puente.errors import KeyMaterialError, OriginError
 from puente.settings import PuenteSettings
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -357,3 +357,40 @@ def test_a_new_broker_generation_keeps_the_agreements_pseudonym_keys(tmp_path: P
     assert "PAN-USA-pseudo-2026b" not in ids and "PAN-USA-pseudo-2026b" not in made.stdout
     assert broker.load_pseudonym_key("PAN-USA").reveal() == before["PAN-USA"]
     assert broker.load_pseudonym_key("COMBIFRON").reveal() != before["COMBIFRON"]
+
+
+def test_a_running_broker_takes_keys_imported_while_it_runs(tmp_path: Path) -> None:
+    """The broker's MAC lookup is built at start; one built by ``fresh_agency_mac_lookup`` reads the keystore again
+    (at most once per interval) when a record names a pair it does not hold, so neither an agency's new key put in
+    use once the broker imported it, nor the broker's own new key-agreement key (which agencies pair with as soon as
+    they import it), has a running worker dead-letter what they MACed."""
+    keys = tmp_path / "keys"
+    assert puente(keys, "keys", "init").returncode == 0
+    agency, broker = Keystore(keys / "agencies" / "SENAN"), Keystore(keys / "broker")
+    now = [0.0]
+    lookup = broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0])
+
+    def verified() -> str | None:
+        mac = agency.load_agency_mac("SENAN")
+        try:
+            return verify_ingress(sign_ingress("SENAN", mac.key_id, mac, b"a", "SENAN-1"), b"a", lookup).key_id
+        except OriginError:
+            return None
+
+    assert verified() == "SENAN-kex-2026a+broker-kex-2026a"
+    assert puente(keys, "keys", "generate", "--for", "agency", "SENAN", "--generation", "2026b").returncode == 0
+    pem = tmp_path / "senan.pem"
+    assert puente(keys, "keys", "export-public", "SENAN-kex-2026b", "--out", str(pem)).returncode == 0
+    assert puente(keys, "keys", "import-public", str(pem), "--id", "SENAN-kex-2026b").returncode == 0
+    assert puente(keys, "keys", "use", "SENAN-kex-2026b").returncode == 0
+    now[0] = 1.0
+    assert verified() is None  # read again at most once per interval: a flood of unknown pairs reads it no more
+    now[0] = 6.0
+    assert verified() == "SENAN-kex-2026b+broker-kex-2026a"
+    assert puente(keys, "keys", "generate", "--for", "broker", "--generation", "2026b").returncode == 0
+    pem = tmp_path / "broker-kex.pem"
+    assert puente(keys, "keys", "export-public", "broker-kex-2026b", "--out", str(pem)).returncode == 0
+    assert puente(keys, "keys", "import-public", str(pem), "--id", "broker-kex-2026b", "--dir",
+                  str(agency.path)).returncode == 0
+    now[0] = 12.0
+    assert verified() == "SENAN-kex-2026b+broker-kex-2026b"
