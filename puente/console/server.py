@@ -97,7 +97,7 @@ class DeadlineProtocol(H11Protocol):
         self._early = b""  # the request's first bytes, when they came with the handshake's last (``data_received``)
         self.raw = transport  # the socket's own transport, beneath any TLS
         peer = transport.get_extra_info("peername")
-        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else "-"
+        self.peer = client_address(str(peer[0])) if isinstance(peer, tuple) and peer else "-"
         if self.gate is not None and not self.gate.admit(self):
             transport.abort()  # every connection under the cap has a request in hand
             return
@@ -236,11 +236,14 @@ class Gate:
     uvicorn's own limit (``limit_concurrency``) counts every open connection, idle or not, and answers 503 past
     it: whoever could reach the port held it with connections that sent nothing, opened again as the request
     deadline closed them, and every auditor's request was refused. Here a connection without a request in hand
-    (``DeadlineProtocol.idle``) gives way: when a new connection finds a cap reached, the idle connection under
-    that cap (of the same address, for ``per_address``) used longest ago is closed for it; only when every one
-    has a request in hand is the new connection closed instead. So idle connections never keep a request out,
-    one address's new connections displace its own before anyone else's, and a request in hand is never cut:
-    those are bounded by uvicorn's ``limit_concurrency`` (``MAX_REQUESTS``)."""
+    (``DeadlineProtocol.idle``) gives way: when a new connection finds a cap reached, an idle connection is
+    closed for it; only when none may be is the new connection closed instead. Past ``per_address``, one of its
+    own address's. Past ``overall``, one of the address holding the most connections, more than the newcomer's
+    holds (else one of the newcomer's own): a flood of new connections from a few addresses, however fast it
+    turns over, displaces its own, never those of a client holding fewer (an auditor whose request is slow to
+    arrive over a long link, or still in its TLS handshake). Of an address, the one used longest ago. So idle
+    connections never keep a request out, and a request in hand is never cut: those are bounded by uvicorn's
+    ``limit_concurrency`` (``MAX_REQUESTS``). An IPv6 client counts by its /64, which one host holds whole."""
 
     def __init__(self, overall: int = MAX_CONNECTIONS, per_address: int = MAX_PER_ADDRESS) -> None:
         self.overall, self.per_address = overall, per_address
@@ -252,7 +255,7 @@ class Gate:
         was reached; False when every connection under that cap has a request in hand."""
         if self._by_address[conn.peer] >= self.per_address and not self._evict(conn.peer):
             return False
-        if len(self._open) >= self.overall and not self._evict(None):
+        if len(self._open) >= self.overall and not self._evict_for(conn.peer):
             return False
         self._open[conn] = None
         self._by_address[conn.peer] += 1
@@ -272,6 +275,17 @@ class Gate:
             if not self._by_address[conn.peer]:
                 del self._by_address[conn.peer]
 
+    def _evict_for(self, peer: str) -> bool:
+        """Close an idle connection for a newcomer from ``peer``: of the address holding the most connections, if it
+        holds more than ``peer`` does, else of ``peer`` itself (``Gate``); False when there is none."""
+        mine = self._by_address[peer]
+        for address, held in self._by_address.most_common():
+            if held <= mine:
+                break
+            if self._evict(address):
+                return True
+        return self._evict(peer)
+
     def _evict(self, peer: str | None) -> bool:
         """Close the idle connection used longest ago (of ``peer``, when given); False when there is none."""
         found = next((c for c in self._open if (peer is None or c.peer == peer) and c.idle()), None)
@@ -280,6 +294,19 @@ class Gate:
         self.leave(found)
         found.evict()
         return True
+
+
+def client_address(address: str) -> str:
+    """What ``Gate`` counts a client by: its IP address, or for IPv6 its /64 (one host is given a whole one)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def console_protocol(caps: Gate, context: ssl.SSLContext | None = None) -> type[DeadlineProtocol]:
