@@ -71,6 +71,7 @@ from broker.kafka import (
     read_many,
     reader,
     record,
+    record_at,
     running,
     set_fetching,
     start,
@@ -350,7 +351,7 @@ class BrokerWorker:
             producers[slot] = await self._producer(slot)
 
         async def load() -> tuple[dict[int, tuple[ChainHead, ReplayWindow]], dict[int, LifecycleBook],
-                                  dict[TopicPartition, int | None]]:
+                                  dict[TopicPartition, int | None], dict[TopicPartition, str]]:
             # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
             # A fetch reaching a partition's end long-polled 500 ms (the default) for nothing, twice
             # per load (audit, then lifecycle): half the stall a rebalance or restart cost a slot.
@@ -373,12 +374,13 @@ class BrokerWorker:
                 took["audit_s"] = time.monotonic() - began - sum(took.values())
                 books = await self._read_books(audit, [slot for _, slot in fresh])
                 await self._check_books(audit, states)
+                remade = await self._remade_ingress(audit, fresh, states)
                 took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
-                return states, books, offsets
+                return states, books, offsets, remade
 
         try:
             try:
-                states, books, offsets = await asyncio.wait_for(load(), self.config.load_timeout_s)
+                states, books, offsets, remade = await asyncio.wait_for(load(), self.config.load_timeout_s)
             except TimeoutError:
                 raise KafkaUnavailableError(
                     f"loading {len(fresh)} slot(s) (their producers, audit and lifecycle state) took longer than "
@@ -393,6 +395,9 @@ class BrokerWorker:
                                           states=head.states)
                         self._start_slot(state, head.resume, offsets.get(tp))
                         self._owned[tp] = state
+                        if tp in remade and self._group is not None and head.resume is not None:
+                            # Recorded as a gap, read from the new topic's first record (``_remade_ingress``).
+                            self._accept_gap(self._group, tp, head.resume, 0, remade[tp])
                     if self._group is not None:
                         self._group.resume(*(tp for tp, _ in fresh))
                     self._joined(kept, len(fresh), began, took)
@@ -626,6 +631,31 @@ class BrokerWorker:
             log.warning("lifecycle states lost; reading on (--accept-gap)", topic=tp.topic, partition=tp.partition,
                         offset=end)
             head.states = end
+
+    async def _remade_ingress(self, consumer: Consumer, fresh: list[tuple[TopicPartition, int]],
+                              states: dict[int, tuple[ChainHead, ReplayWindow]]) -> dict[TopicPartition, str]:
+        """The fresh slots whose ingress topic was made anew and filled again past where their head stands, each
+        with what happened: the record the head took last is no longer at its offset (another, appended at
+        another time, is), so reading on from there would pass every record of the new topic before it in
+        silence, neither decided nor recorded. FeedGapError unless ``accept_gaps``, which records a gap and reads
+        the new topic from its first record (the caller: ``_accept_gap``). A record gone with retention, or a
+        partition that ends before it (the gap ``_gap`` meets), is not this."""
+        found: dict[TopicPartition, str] = {}
+        for tp, slot in fresh:
+            head = states[slot][0]
+            if head.resume is None or head.resume == 0 or head.resume_ms is None:
+                continue
+            rec = await record_at(consumer, tp, head.resume - 1)
+            if rec is None or not rec.append_time or rec.timestamp_ms == head.resume_ms:
+                continue  # gone, or a time its producer chose (which the entry may hold clamped): nothing to compare
+            what = (f"{tp.topic}[{tp.partition}] was made anew: the record at offset {head.resume - 1}, the last "
+                    "the broker took, is another now (appended at another time), so the records of the new topic "
+                    "before where the broker stands were never read")
+            if not self.config.accept_gaps:
+                raise FeedGapError(f"{what}. Nothing was skipped: run `puente broker run --accept-gap` to read the "
+                                   "new topic from its first record, recording the gap in the audit")
+            found[tp] = what
+        return found
 
     def _verified_head(self, tp: TopicPartition, rec: Record | None) -> dict[str, Any] | None:
         """The last record of a slot's audit partition, once it is known to be the broker's own.

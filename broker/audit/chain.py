@@ -95,6 +95,9 @@ class ChainHead:
     states: int = 0
     """For a slot's decision chain read back: how far its lifecycle partition reached at least when the last
     block committed (the block's ``states``; 0 for a block without one)."""
+    resume_ms: int | None = None
+    """For a slot's decision chain read back: when Kafka appended the ingress record before ``resume`` (the last
+    its last block took), as that block's entry says; None when no entry says."""
 
     @classmethod
     def after(cls, last: dict[str, Any] | None) -> ChainHead:
@@ -104,7 +107,8 @@ class ChainHead:
         since = 0 if last.get("kind") == "CHECKPOINT" else int(last.get("since_checkpoint", 1))
         states = last.get("states")
         return cls(seq=int(last["seq"]) + 1, prev=str(last["hash"]), since_checkpoint=since,
-                   resume=resume_offset(last), states=states if type(states) is int and states >= 0 else 0)
+                   resume=resume_offset(last), states=states if type(states) is int and states >= 0 else 0,
+                   resume_ms=_last_taken_ms(last))
 
 
 @dataclass
@@ -310,6 +314,18 @@ def last_ingress(doc: dict[str, Any] | None) -> tuple[str, int, int] | None:
     found = [where for entry in listed((doc or {}).get("entries")) if isinstance(entry, dict)
              if (where := ingress_of(entry.get("ingress"))) is not None]
     return max(found, key=lambda w: w[2]) if found else None
+
+
+def _last_taken_ms(doc: dict[str, Any]) -> int | None:
+    """The append time the entry naming a block's last ingress record (``last_ingress``) gives it, or None."""
+    found = last_ingress(doc)
+    if found is None:
+        return None
+    for entry in listed(doc.get("entries")):
+        if isinstance(entry, dict) and ingress_of(entry.get("ingress")) == found:
+            ms = entry.get("ingress_ms")  # a GAP entry's is the slot's newest time, not the record's
+            return ms if type(ms) is int and entry.get("kind") != "GAP" else None
+    return None
 
 
 def resume_offset(doc: dict[str, Any] | None) -> int | None:

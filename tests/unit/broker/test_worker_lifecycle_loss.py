@@ -14,6 +14,7 @@ import pytest
 from aiokafka import TopicPartition
 from worker_fakes import HeldProducer, settle
 
+import broker.worker as worker_module
 from broker.audit import ChainHead, ChainWriter
 from broker.kafka import KafkaConnection
 from broker.pipeline import Pipeline
@@ -126,3 +127,37 @@ def test_a_worker_retiring_every_slot_stops_reporting_their_lag() -> None:
     asyncio.run(worker._retire_all())
     assert worker.metrics.registry.get_sample_value("puente_consumer_lag_records",
                                                     {"topic": tp.topic, "partition": "1"}) is None
+
+
+def test_an_ingress_topic_made_anew_and_filled_past_the_head_is_a_gap_not_a_silent_skip(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The head's last block took ingress offset 999, appended at T. Read back with the topic made anew and refilled
+    past it, the record at 999 is another (appended at another time): reading on from 1,000 would pass the new
+    topic's first thousand records in silence. The slot is refused (FeedGapError naming --accept-gap), or with
+    --accept-gap marked for a gap read from offset 0; the same record, one gone with retention, or a time its
+    producer chose, is no such finding."""
+    tp = TopicPartition("t.ingress.SNM", 1)
+    appended = 1_790_000_000_000
+    entry = {"kind": "ALERT", "alert_id": "SNM:X", "ingress": f"{tp.topic}:1:999", "ingress_ms": appended}
+    head = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [entry]})
+    assert (head.resume, head.resume_ms) == (1000, appended)
+    found: list[Any] = []
+
+    async def record_at(consumer: Any, at_tp: TopicPartition, offset: int) -> Any:
+        assert (at_tp, offset) == (tp, 999)
+        return found[0]
+
+    monkeypatch.setattr(worker_module, "record_at", record_at)
+    states = {1: (head, ReplayWindow(7))}
+
+    def check(worker: BrokerWorker) -> dict[TopicPartition, str]:
+        return asyncio.run(worker._remade_ingress(None, [(tp, 1)], states))  # type: ignore[arg-type]
+
+    for same in (NS(timestamp_ms=appended, append_time=True), None, NS(timestamp_ms=5, append_time=False)):
+        found[:] = [same]
+        assert check(_worker()) == {}
+    found[:] = [NS(timestamp_ms=appended + 86_400_000, append_time=True)]
+    with pytest.raises(FeedGapError) as caught:
+        check(_worker())
+    assert "was made anew" in str(caught.value) and "--accept-gap" in str(caught.value)
+    assert list(check(_worker(accept_gaps=True))) == [tp]
