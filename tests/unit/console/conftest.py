@@ -285,3 +285,13 @@ def sam(client: TestClient) -> TestClient:
     """A joint-oversight auditor of USA, signed in."""
     assert _sign_in(client, "sam").status_code == 303
     return client
+
+
+async def closed(reader: asyncio.StreamReader, within_s: float = 0.5) -> bool:
+    """Whether the server closed the connection (EOF or a reset, nothing answered) within ``within_s``."""
+    try:
+        return await asyncio.wait_for(reader.read(), within_s) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False

@@ -14,7 +14,7 @@ import uvicorn
 from broker.console_accounts import ConsoleAccounts
 from puente.console.server import MAX_CONNECTIONS, MAX_PER_ADDRESS, DeadlineProtocol, Gate, client_address
 
-from .conftest import Sink, free_port, served
+from .conftest import Sink, closed, free_port, served
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -32,16 +32,6 @@ async def status(port: int, source: str = "127.0.0.1") -> bytes:
         return await asyncio.wait_for(reader.readline(), 5)
     finally:
         writer.close()
-
-
-async def closed(reader: asyncio.StreamReader, within_s: float = 0.5) -> bool:
-    """Whether the server closed the connection (EOF or a reset, nothing answered) within ``within_s``."""
-    try:
-        return await asyncio.wait_for(reader.read(), within_s) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
 
 
 async def test_idle_connections_from_many_addresses_do_not_keep_a_request_out(accounts: ConsoleAccounts,

@@ -13,6 +13,8 @@ import uvicorn
 
 from puente.console.server import DeadlineProtocol
 
+from .conftest import closed
+
 
 class _Quick(DeadlineProtocol):
     deadline_s = 0.5
@@ -27,16 +29,6 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await asyncio.sleep(1.5)  # longer than the deadline: the request is in, so the answer is not cut
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"ok"})
-
-
-async def _closed(reader: asyncio.StreamReader, within_s: float = 10.0) -> bool:
-    """Whether the server closed the connection (EOF or a reset) within ``within_s``."""
-    try:
-        return await asyncio.wait_for(reader.read(), within_s) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
 
 
 @contextlib.asynccontextmanager
@@ -74,7 +66,7 @@ async def test_a_client_that_sends_nothing_or_a_trickle_is_cut_off_and_others_ar
             if trickle[0].at_eof():
                 cut = True
                 break
-        assert cut and await _closed(silent[0])
+        assert cut and await closed(silent[0], 10.0)
 
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         for path in ("/slow", "/"):  # two requests on one connection, each within its own deadline
