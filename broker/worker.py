@@ -485,7 +485,7 @@ class BrokerWorker:
         """
         tps = {slot: TopicPartition(self.names.decisions, slot) for slot in slots}
         last = await last_records(consumer, list(tps.values()))
-        heads = {tp: self._verified_head(tp, rec) for tp, rec in last.items()}
+        heads = {tp: self._verified_head(tp, rec, before) for tp, (before, rec) in last.items()}
         for slot, tp in tps.items():
             problem = slot_mismatch(heads[tp], slot, self.config.slots)
             if problem is not None:
@@ -657,7 +657,8 @@ class BrokerWorker:
             found[tp] = what
         return found
 
-    def _verified_head(self, tp: TopicPartition, rec: Record | None) -> dict[str, Any] | None:
+    def _verified_head(self, tp: TopicPartition, rec: Record | None,
+                       before: Record | None = None) -> dict[str, Any] | None:
         """The last record of a slot's audit partition, once it is known to be the broker's own.
 
         A chain is never extended past a record its owner did not sign: signing the next block
@@ -674,7 +675,15 @@ class BrokerWorker:
             raise AuditChainError(
                 f"audit partition {tp.topic}[{tp.partition}] cannot be continued: {problem}. The broker "
                 "will not sign over a record it did not write; run `puente audit verify`")
-        return orjson.loads(rec.value)  # type: ignore[no-any-return]
+        head: dict[str, Any] = orjson.loads(rec.value)
+        if before is not None and not _follows(head, before.value):
+            # Signed by the broker, but not where it was written: a genuine older block appended again (by whoever
+            # holds the broker's login) would have the slot read its records again, and the chain fork there.
+            raise AuditChainError(
+                f"audit partition {tp.topic}[{tp.partition}] cannot be continued: its last block (offset {rec.offset}, "
+                f"seq {head.get('seq')}) does not follow the record before it (offset {before.offset}): a block "
+                "written again, or a fork. The broker will not sign over it; run `puente audit verify`")
+        return head
 
     async def _producer(self, slot: int) -> Producer:
         made = producer(
@@ -1387,6 +1396,17 @@ def _slot_source(slots: Slots, slot: int) -> str:
     if agency >= len(slots.agencies):
         return "no ingress partition"
     return f"{slots.names.ingress(slots.agencies[agency])}:{partition}"
+
+
+def _follows(head: dict[str, Any], before: bytes) -> bool:
+    """Whether the verified ``head`` continues the record ``before`` it in its partition: one seq on, naming its
+    hash. (Only the slot's producer writes its partition, so the two are consecutive records of one chain.)"""
+    try:
+        doc = orjson.loads(before)
+    except ValueError:
+        return False
+    return (isinstance(doc, dict) and type(doc.get("seq")) is int and head.get("seq") == doc["seq"] + 1
+            and head.get("prev") == doc.get("hash"))
 
 
 def _latest_ingress_ms(last: dict[str, Any] | None) -> int | None:

@@ -181,17 +181,19 @@ async def read_many(
     return out
 
 
-async def last_records(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, Record | None]:
-    """The last committed record of each partition (None when empty)."""
+async def last_records(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
+                       ) -> dict[TopicPartition, tuple[Record | None, Record | None]]:
+    """The last two committed records of each partition, (the one before the last, the last): None where there is
+    none, and for the one before when it is not among the last 64 offsets (what a head is checked to follow)."""
     complete: set[TopicPartition] = set()
     found = await read_many(consumer, tps, back=64, complete=complete)
-    out: dict[TopicPartition, Record | None] = {}
+    out: dict[TopicPartition, tuple[Record | None, Record | None]] = {}
     for tp, records in found.items():
         if records or tp in complete:
-            out[tp] = records[-1] if records else None
+            out[tp] = (records[-2] if len(records) > 1 else None, records[-1] if records else None)
         else:
             # Nothing in the last 64 offsets (e.g. aborted transactions only): look further back.
-            out[tp] = await last_chain_record(consumer, tp)
+            out[tp] = (None, await last_chain_record(consumer, tp))
     return out
 
 

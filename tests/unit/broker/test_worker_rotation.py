@@ -53,15 +53,20 @@ class _Consumer:
         return {tp: type("Hit", (), {"offset": 0})() for tp in since}
 
 
-def _load(monkeypatch: pytest.MonkeyPatch, signers: list[str], spoilt: int | None = None) -> None:
+def _load(monkeypatch: pytest.MonkeyPatch, signers: list[str], spoilt: int | None = None,
+          again: int | None = None) -> None:
     records = _blocks(signers)
+    if again is not None:  # a genuine block appended again at the end
+        rec = records[again]
+        records.append(Record(rec.topic, 0, len(records), None, rec.value, (), rec.timestamp_ms))
     if spoilt is not None:  # a block that names its signer, with a signature that does not verify
         rec = records[spoilt]
         records[spoilt] = Record(rec.topic, 0, rec.offset, None, rec.value.replace(b'"sig":"', b'"sig":"00', 1), (),
                                  rec.timestamp_ms)
 
-    async def last_records(consumer: Any, tps: list[TopicPartition]) -> dict[TopicPartition, Record | None]:
-        return {tp: records[-1] for tp in tps}
+    async def last_records(consumer: Any, tps: list[TopicPartition],
+                           ) -> dict[TopicPartition, tuple[Record | None, Record | None]]:
+        return {tp: (records[-2] if len(records) > 1 else None, records[-1]) for tp in tps}
 
     async def read_many(consumer: Any, tps: list[TopicPartition], *, starts: dict[TopicPartition, int],
                         each: Callable[[Record], None]) -> None:
@@ -95,3 +100,12 @@ def test_a_spoilt_newer_block_does_not_hide_a_genuine_one(monkeypatch: pytest.Mo
     """The genuine newer-key blocks are found even when the last block naming the newer key does not verify."""
     with pytest.raises(AuditChainError, match="moved on from"):
         _load(monkeypatch, [OLD, NEW, NEW, OLD], spoilt=2)
+
+
+def test_a_genuine_block_appended_again_is_not_continued(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An older block written again after the head verifies on its own; but it does not follow the record before
+    it (one seq on, naming its hash), so the slot does not continue from it (it would read its records again and
+    fork the chain there)."""
+    _load(monkeypatch, [NEW, NEW, NEW])
+    with pytest.raises(AuditChainError, match=r"does not follow the record before it \(offset 2\)"):
+        _load(monkeypatch, [NEW, NEW, NEW], again=1)
