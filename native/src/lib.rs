@@ -271,6 +271,11 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// Encoding stops (and Python falls back to fastavro) at the first value it is not sure about.
 struct Unsure;
 
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z in microseconds since the Unix epoch: what a reader's
+/// datetime holds.
+const MIN_UTC_MICROS: i64 = -62_135_596_800_000_000;
+const MAX_UTC_MICROS: i64 = 253_402_300_799_999_999;
+
 fn put_long(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
@@ -362,6 +367,12 @@ fn write(out: &mut Vec<u8>, node: &Node, v: &Bound<'_, PyAny>) -> Result<(), Uns
             let days = days_from_civil(dt.get_year() as i64, dt.get_month() as i64, dt.get_day() as i64);
             let secs = days * 86_400 + dt.get_hour() as i64 * 3600 + dt.get_minute() as i64 * 60 + dt.get_second() as i64;
             let micros = secs * 1_000_000 + dt.get_microsecond() as i64 - offset_us;
+            // Within years 1-9999 in UTC, as every reader decodes them: a local time near either end can fall
+            // outside once its offset is taken off (9999-12-31T23:00-05:00 is year 10000 in UTC). The fallback
+            // refuses it, with the field's name.
+            if !(MIN_UTC_MICROS..=MAX_UTC_MICROS).contains(&micros) {
+                return Err(Unsure);
+            }
             put_long(out, if matches!(node, Node::TimestampMillis) { micros.div_euclid(1000) } else { micros });
         }
         Node::Date => {
