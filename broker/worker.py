@@ -640,17 +640,25 @@ class BrokerWorker:
         silence, neither decided nor recorded. FeedGapError unless ``accept_gaps``, which records a gap and reads
         the new topic from its first record (the caller: ``_accept_gap``). A record gone with retention, or a
         partition that ends before it (the gap ``_gap`` meets), is not this."""
+        checks = {tp: (head.resume - 1, head.resume_ms) for tp, slot in fresh
+                  if (head := states[slot][0]).resume and head.resume_ms is not None}
+        if not checks:
+            return {}
+        # One request for every slot: where each partition holds its first record appended at or after the time
+        # the head's entry gives. The record the head took (or one of the same millisecond before it) answers
+        # in the common case; only an answer at another time, at or before it, needs the record itself read.
+        hits = await consumer.offsets_for_times({tp: ms for tp, (_, ms) in checks.items()})
         found: dict[TopicPartition, str] = {}
-        for tp, slot in fresh:
-            head = states[slot][0]
-            if head.resume is None or head.resume == 0 or head.resume_ms is None:
-                continue
-            rec = await record_at(consumer, tp, head.resume - 1)
-            if rec is None or not rec.append_time or rec.timestamp_ms == head.resume_ms:
-                continue  # gone, or a time its producer chose (which the entry may hold clamped): nothing to compare
-            what = (f"{tp.topic}[{tp.partition}] was made anew: the record at offset {head.resume - 1}, the last "
-                    "the broker took, is another now (appended at another time), so the records of the new topic "
-                    "before where the broker stands were never read")
+        for tp, (at, ms) in sorted(checks.items()):
+            hit = hits.get(tp)
+            if hit is None or hit.offset > at or hit.timestamp == ms:
+                continue  # gone with retention (or nothing since), or the record the head took
+            rec = await record_at(consumer, tp, at)
+            if rec is None or not rec.append_time or rec.timestamp_ms == ms:
+                continue  # gone, or a time its producer chose: nothing to compare
+            what = (f"{tp.topic}[{tp.partition}] was made anew: the record at offset {at}, the last the broker "
+                    "took, is another now (appended at another time), so the records of the new topic before "
+                    "where the broker stands were never read")
             if not self.config.accept_gaps:
                 raise FeedGapError(f"{what}. Nothing was skipped: run `puente broker run --accept-gap` to read the "
                                    "new topic from its first record, recording the gap in the audit")

@@ -317,14 +317,16 @@ def last_ingress(doc: dict[str, Any] | None) -> tuple[str, int, int] | None:
 
 
 def _last_taken_ms(doc: dict[str, Any]) -> int | None:
-    """The append time the entry naming a block's last ingress record (``last_ingress``) gives it, or None."""
+    """The append time the entry naming a block's last ingress record (``last_ingress``) gives it, or None. Only
+    a decided alert's entry (kind ALERT) holds the record's own time: a dead letter's is capped at the worker's
+    clock, a GAP entry's is the slot's newest."""
     found = last_ingress(doc)
     if found is None:
         return None
     for entry in listed(doc.get("entries")):
         if isinstance(entry, dict) and ingress_of(entry.get("ingress")) == found:
-            ms = entry.get("ingress_ms")  # a GAP entry's is the slot's newest time, not the record's
-            return ms if type(ms) is int and entry.get("kind") != "GAP" else None
+            ms = entry.get("ingress_ms")
+            return ms if type(ms) is int and entry.get("kind") == "ALERT" else None
     return None
 
 

@@ -141,18 +141,35 @@ def test_an_ingress_topic_made_anew_and_filled_past_the_head_is_a_gap_not_a_sile
     entry = {"kind": "ALERT", "alert_id": "SNM:X", "ingress": f"{tp.topic}:1:999", "ingress_ms": appended}
     head = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [entry]})
     assert (head.resume, head.resume_ms) == (1000, appended)
+    for kind in ("DEAD_LETTER", "GAP"):  # their times are capped, or the slot's: nothing to compare
+        other = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [{**entry, "kind": kind}]})
+        assert (other.resume, other.resume_ms) == (1000, None)
     found: list[Any] = []
 
     async def record_at(consumer: Any, at_tp: TopicPartition, offset: int) -> Any:
         assert (at_tp, offset) == (tp, 999)
+        if isinstance(found[0], BaseException):
+            raise found[0]
         return found[0]
 
     monkeypatch.setattr(worker_module, "record_at", record_at)
     states = {1: (head, ReplayWindow(7))}
+    hit: list[Any] = []
+
+    class Offsets:
+        async def offsets_for_times(self, times: dict[TopicPartition, int]) -> dict[TopicPartition, Any]:
+            assert times == {tp: appended}
+            return {tp: hit[0]}
 
     def check(worker: BrokerWorker) -> dict[TopicPartition, str]:
-        return asyncio.run(worker._remade_ingress(None, [(tp, 1)], states))  # type: ignore[arg-type]
+        return asyncio.run(worker._remade_ingress(Offsets(), [(tp, 1)], states))  # type: ignore[arg-type]
 
+    found[:] = [AssertionError("the record itself is read only when the time found differs")]
+    for answer in (NS(offset=999, timestamp=appended), NS(offset=998, timestamp=appended),  # the same, or its twin
+                   None, NS(offset=1000, timestamp=appended + 5)):  # nothing since, or gone with retention
+        hit[:] = [answer]
+        assert check(_worker()) == {}
+    hit[:] = [NS(offset=0, timestamp=appended + 86_400_000)]  # an earlier offset at another time: read it
     for same in (NS(timestamp_ms=appended, append_time=True), None, NS(timestamp_ms=5, append_time=False)):
         found[:] = [same]
         assert check(_worker()) == {}
