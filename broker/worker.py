@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -514,10 +514,18 @@ class BrokerWorker:
         rank = {key_id: i for i, key_id in enumerate(self.config.generations)}  # 0: the newest
         head_rank = {tp: rank.get(str((heads[tp] or {}).get("signer")), -1) for tp in tps.values()}
         newer: dict[TopicPartition, Record] = {}  # a block read back signed (verified) by a newer key than the head
+        # A record before the head naming its seq or a later one: the head is not the chain's newest block (one
+        # written again after it, with its predecessor too, which ``_follows`` cannot tell from the chain's own).
+        head_at = {tp: (rec.offset, int((heads[tp] or {}).get("seq", 0))) for tp, (_, rec) in last.items()
+                   if rec is not None}
+        ahead: dict[TopicPartition, Record] = {}
 
         def remember(rec: Record) -> None:  # parsed as it arrives: the audit is never held in memory
             tp = TopicPartition(rec.topic, rec.partition)
-            signer = remember_block(by_tp[tp], rec.value, ceiling[tp])
+            signer, seq = remember_block(by_tp[tp], rec.value, ceiling[tp])
+            at = head_at.get(tp)
+            if seq is not None and at is not None and rec.offset < at[0] and seq >= at[1] and tp not in ahead:
+                ahead[tp] = rec
             # A block naming a newer key than the head's is checked as it comes (rare: only a retired key's head
             # meets one), until one verifies: one that merely names the key must not hide the genuine ones.
             if (signer is not None and tp not in newer and rank.get(signer, len(rank)) < head_rank[tp]
@@ -527,6 +535,11 @@ class BrokerWorker:
         wanted = [tp for tp in tps.values() if tp in starts]
         if wanted:
             await read_many(consumer, wanted, starts=starts, each=remember)
+        for tp, rec in ahead.items():
+            raise AuditChainError(
+                f"audit partition {tp.topic}[{tp.partition}] cannot be continued: a record before its last block "
+                f"(offset {rec.offset}) names the same seq or a later one: blocks written again after the chain's "
+                "newest, or a fork. The broker will not sign over it; run `puente audit verify`")
         for tp, rec in newer.items():
             # A newer key signed a block before the head, which an older key signed: a retired one signed on.
             retired = (heads[tp] or {}).get("signer")
@@ -1424,19 +1437,28 @@ def _latest_ingress_ms(last: dict[str, Any] | None) -> int | None:
     return max(found) if found else None
 
 
-def remember_block(window: ReplayWindow, value: bytes, ceiling: int) -> str | None:
+class Remembered(NamedTuple):
+    """What ``remember_block`` found in a block besides its ids, unchecked: the signer and seq it names."""
+
+    signer: str | None = None
+    seq: int | None = None
+
+
+def remember_block(window: ReplayWindow, value: bytes, ceiling: int) -> Remembered:
     """Note in ``window`` the alert versions an audit block read back records as decided, each at its
     ingress append time but no later than ``ceiling`` (the verified head's newest): the block itself is
     not verified, and a time ahead of the head would move the window on and prune the genuine ids.
-    Returns the signer the block names (None: none), unchecked."""
+    Returns the signer and seq the block names (None: none), unchecked."""
     try:
         doc = orjson.loads(value)
     except ValueError:
-        return None
+        return Remembered()
     for alert_id, appended in _processed_ids(doc):
         window.add(alert_id, min(appended, ceiling))
-    signer = doc.get("signer") if isinstance(doc, dict) else None
-    return signer if isinstance(signer, str) else None
+    if not isinstance(doc, dict):
+        return Remembered()
+    signer, seq = doc.get("signer"), doc.get("seq")
+    return Remembered(signer if isinstance(signer, str) else None, seq if type(seq) is int else None)
 
 
 def _processed_ids(doc: Any) -> list[tuple[str, int]]:

@@ -92,4 +92,4 @@ def test_an_id_keeps_the_latest_time_any_block_gives_it() -> None:
     remember_block(window, genuine, head_ms)
     assert window.prune() == 0 and "SENAN:3" in window
     for odd in (b'{"entries": 5}', b'{"entries": {"a": 1}}', b"[1, 2]", b"not json", b'{"entries": [5, null]}'):
-        assert remember_block(window, odd, head_ms) is None
+        assert remember_block(window, odd, head_ms) == (None, None)

@@ -54,10 +54,10 @@ class _Consumer:
 
 
 def _load(monkeypatch: pytest.MonkeyPatch, signers: list[str], spoilt: int | None = None,
-          again: int | None = None) -> None:
+          again: tuple[int, ...] = (), committed: bool = True) -> None:
     records = _blocks(signers)
-    if again is not None:  # a genuine block appended again at the end
-        rec = records[again]
+    for index in again:  # genuine blocks appended again at the end
+        rec = records[index]
         records.append(Record(rec.topic, 0, len(records), None, rec.value, (), rec.timestamp_ms))
     if spoilt is not None:  # a block that names its signer, with a signature that does not verify
         rec = records[spoilt]
@@ -77,7 +77,7 @@ def _load(monkeypatch: pytest.MonkeyPatch, signers: list[str], spoilt: int | Non
     monkeypatch.setattr(worker_module, "read_many", read_many)
     config = WorkerConfig(CONN, "g", Slots(("SENAN",), 1, NAMES), verify=_verify, generations=(NEW, OLD))
     worker = BrokerWorker(config, Pipeline(), _sign)  # type: ignore[arg-type]
-    asyncio.run(worker._read_state(_Consumer(), [0], {0: len(records)}))  # type: ignore[arg-type]
+    asyncio.run(worker._read_state(_Consumer(), [0], {0: len(records) if committed else None}))  # type: ignore[arg-type]
 
 
 def test_a_rotation_is_continued(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,4 +108,12 @@ def test_a_genuine_block_appended_again_is_not_continued(monkeypatch: pytest.Mon
     fork the chain there)."""
     _load(monkeypatch, [NEW, NEW, NEW])
     with pytest.raises(AuditChainError, match=r"does not follow the record before it \(offset 2\)"):
-        _load(monkeypatch, [NEW, NEW, NEW], again=1)
+        _load(monkeypatch, [NEW, NEW, NEW], again=(1,))
+
+
+def test_blocks_appended_again_with_their_predecessor_are_not_continued(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks 0 and 1 written again after the chain's newest (5) follow each other, so the head passes ``_follows``,
+    and with the group's offset unknown (``head_behind`` has nothing to compare) nothing else stopped it; but the
+    blocks read back for the replay window include seqs at or past the head's: refused, naming the first."""
+    with pytest.raises(AuditChainError, match=r"a record before its last block \(offset 1\) names the same seq"):
+        _load(monkeypatch, [NEW] * 6, again=(0, 1), committed=False)
