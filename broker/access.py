@@ -146,7 +146,9 @@ def _grants(policy_set: PolicySet, names: TopicNames, agencies: tuple[str, ...],
     grant(_PREFIX, _topic(BROKER, f"{names.prefix}.ingress.", ("READ", "DESCRIBE", "DESCRIBE_CONFIGS"), "PREFIXED"))
     grant(_GROUP, [Acl(BROKER, "GROUP", broker_group, "LITERAL", "READ")])
     grant(_PREFIX, _topic(BROKER, names.feeds, ("WRITE", "DESCRIBE"), "PREFIXED"))
-    grant(_PREFIX, _topic(BROKER, names.decisions, ("WRITE", "READ", "DESCRIBE")))
+    # DESCRIBE_CONFIGS: the broker checks at start that its audit blocks are stamped with Kafka's append time, which
+    # dates them across its chains for the audit's key order (``broker.audit.verify.retired_keys``).
+    grant(_PREFIX, _topic(BROKER, names.decisions, ("WRITE", "READ", "DESCRIBE", "DESCRIBE_CONFIGS")))
     # DESCRIBE_CONFIGS: the broker checks at start that the topic keeps states as long as the agreements need.
     grant(_PREFIX, _topic(BROKER, names.lifecycle, ("WRITE", "READ", "DESCRIBE", "DESCRIBE_CONFIGS")))
     grant(_PREFIX, _topic(BROKER, names.deadletter, ("WRITE", "DESCRIBE")))

@@ -337,15 +337,19 @@ async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy
                               "apply`, or check PUENTE_AGENCIES and PUENTE_INGRESS_PARTITIONS")
     for agency in settings.agencies:
         await _check_append_time(admin, names.ingress(agency))
+    await _check_append_time(admin, names.decisions, "the audit dates the broker's blocks by it, to tell a retired "
+                                                     "key signing on")
     await _check_lifecycle_retention(admin, names.lifecycle,
                                      lifecycle_retention_days(policy_set, settings.replay_window_days))
 
 
-async def _check_append_time(admin: Admin, topic: str) -> None:
-    """ConfigError unless ingress ``topic`` stamps each record with Kafka's append time (``check_topology``). The
-    replay window and the ``stale`` check measure a record's signed publication time against that stamp: on a
-    topic that keeps the producer's own time (CreateTime), whoever may write it could replay an agency's signed
-    record of months ago with a fresh stamp, and once its alert's state had aged out it would go out again."""
+async def _check_append_time(admin: Admin, topic: str, why: str = "the replay checks need Kafka's append time",
+                             ) -> None:
+    """ConfigError unless ``topic`` stamps each record with Kafka's append time (``check_topology``). On an ingress
+    topic, the replay window and the ``stale`` check measure a record's signed publication time against that stamp:
+    on a topic that keeps the producer's own time (CreateTime), whoever may write it could replay an agency's signed
+    record of months ago with a fresh stamp, and once its alert's state had aged out it would go out again. On the
+    decisions topic, ``audit verify`` dates the broker's blocks by it (``broker.audit.verify.retired_keys``)."""
     try:
         held = await topic_settings(admin, topic)
     except KafkaAccessError:
@@ -353,8 +357,8 @@ async def _check_append_time(admin: Admin, topic: str) -> None:
                           "run `puente acls apply`") from None
     if held.get("message.timestamp.type") != "LogAppendTime":
         found = str(held.get("message.timestamp.type"))[:40]
-        raise ConfigError(f"{topic} keeps the producers' own times (message.timestamp.type={found}), but the replay "
-                          "checks need Kafka's append time: run `puente topics apply`")
+        raise ConfigError(f"{topic} keeps the producers' own times (message.timestamp.type={found}), but {why}: "
+                          "run `puente topics apply`")
 
 
 async def _check_lifecycle_retention(admin: Admin, topic: str, days: int) -> None:

@@ -21,9 +21,10 @@ from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 10  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
+SCHEMA_VERSION = 11  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
 # 9: receipts matched to no indexed delivery held in ``unmatched_receipts`` and matched again, never rows unchecked;
-# 10: chain states bounded per partition, ``verify.MAX_CHAINS``, none kept for a chain its topic cannot hold)
+# 10: chain states bounded per partition, ``verify.MAX_CHAINS``, none kept for a chain its topic cannot hold;
+# 11: the broker's chain states date its blocks by Kafka's append time, not the time they state)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 

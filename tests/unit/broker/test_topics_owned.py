@@ -205,3 +205,20 @@ def test_an_agency_added_at_the_end_grows_decisions_and_lifecycle_and_the_broker
         replicas, config = cluster.topics[topic]
         cluster.topics[topic] = (replicas + replicas[:1] * 3, config)  # as Kafka grows it
     asyncio.run(service.check_topology(after, NS(timeout_s=5), policy))  # type: ignore[arg-type]
+
+
+def test_the_broker_refuses_a_decisions_topic_that_keeps_producers_times(policy: PolicySet,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit dates the broker's blocks by Kafka's append time (a retired key's holder cannot choose it): a
+    decisions topic set back to CreateTime stops the broker at start, naming `topics apply`, which sets it again."""
+    settings = PuenteSettings()
+    cluster = Cluster()
+    _apply(cluster, plan_topics(settings, policy))
+    monkeypatch.setattr(service, "Admin", lambda conn: FakeAdmin(cluster))
+    asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
+    cluster.topics["puente.audit.decisions"][1]["message.timestamp.type"] = "CreateTime"
+    with pytest.raises(ConfigError, match=r"puente.audit.decisions keeps the producers' own times .* topics apply"):
+        asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
+    assert [r.action for r in _apply(cluster, plan_topics(settings, policy)) if r.spec.role == "decisions"] == [
+        "updated"]
+    asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
