@@ -407,19 +407,27 @@ class Keystore:
 
     def fresh_agency_mac_lookup(self, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
                                 ) -> Callable[[str, str], SecretBytes | None]:
-        """``agency_mac_lookup`` that reads the keystore again, at most once per ``every_s``, when asked for a pair
-        it does not hold: a running broker takes an agency's new key (imported, then put in use with `keys use`)
-        and its own new key-agreement key (which agencies use as soon as they import it) without a restart,
-        rather than dead-letter, for good, what they MACed meanwhile. A keystore that no longer reads (a bad file
-        since) keeps the pairs it had: the next start names the file."""
+        """``agency_mac_lookup`` that reads the keystore again when asked for a pair it does not hold and the
+        folder changed since it was read (a key file written or removed), or at most once per ``every_s`` else:
+        a running broker takes an agency's new key (imported, then put in use with `keys use`) and its own new
+        key-agreement key (which agencies use as soon as they import it) without a restart, rather than
+        dead-letter, for good, what they MACed meanwhile. A keystore that no longer reads (a bad file since)
+        keeps the pairs it had: the next start names the file."""
+
+        def changed() -> int | None:
+            try:
+                return os.stat(self.path).st_mtime_ns
+            except OSError:
+                return None
+
         table = self.agency_mac_lookup()
-        last = clock()
+        last, seen = clock(), changed()
 
         def lookup(agency: str, key_id: str) -> SecretBytes | None:
-            nonlocal table, last
+            nonlocal table, last, seen
             found = table(agency, key_id)
-            if found is None and clock() - last >= every_s:
-                last = clock()
+            if found is None and ((now := changed()) != seen or clock() - last >= every_s):
+                last, seen = clock(), now
                 with contextlib.suppress(KeyMaterialError):
                     table = self.agency_mac_lookup()
                 found = table(agency, key_id)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from unreachable import unreachable_kafka
 
 from broker.crypto import public_pem, sign_ingress, verify_ingress
-from broker.crypto.keys import KeyKind, new_key
+from broker.crypto.keys import KeyKind, SecretBytes, new_key
 from broker.keystore import Holder, Keystore, holder_path, own_kinds, provision_all
 from broker.partner import opener_for
 from puente.errors import KeyMaterialError, OriginError
@@ -383,14 +383,26 @@ def test_a_running_broker_takes_keys_imported_while_it_runs(tmp_path: Path) -> N
     assert puente(keys, "keys", "export-public", "SENAN-kex-2026b", "--out", str(pem)).returncode == 0
     assert puente(keys, "keys", "import-public", str(pem), "--id", "SENAN-kex-2026b").returncode == 0
     assert puente(keys, "keys", "use", "SENAN-kex-2026b").returncode == 0
-    now[0] = 1.0
-    assert verified() is None  # read again at most once per interval: a flood of unknown pairs reads it no more
-    now[0] = 6.0
+    now[0] = 1.0  # within the interval, but the folder changed (the import, then `keys use`): read again
     assert verified() == "SENAN-kex-2026b+broker-kex-2026a"
     assert puente(keys, "keys", "generate", "--for", "broker", "--generation", "2026b").returncode == 0
     pem = tmp_path / "broker-kex.pem"
     assert puente(keys, "keys", "export-public", "broker-kex-2026b", "--out", str(pem)).returncode == 0
     assert puente(keys, "keys", "import-public", str(pem), "--id", "broker-kex-2026b", "--dir",
                   str(agency.path)).returncode == 0
-    now[0] = 12.0
+    now[0] = 2.0
     assert verified() == "SENAN-kex-2026b+broker-kex-2026b"
+    reads: list[int] = []
+    original = broker.agency_mac_lookup
+
+    def counted() -> Callable[[str, str], SecretBytes | None]:
+        reads.append(1)
+        return original()
+
+    broker.agency_mac_lookup = counted  # type: ignore[method-assign]
+    unknown = SecretBytes(b"k" * 32, key_id="SENAN-kex-2026z+broker-kex-2026b")
+    headers = sign_ingress("SENAN", unknown.key_id, unknown, b"a", "SENAN-1")
+    for _ in range(50):  # a flood of an unknown pair, nothing changed: the folder is not read again for it
+        with pytest.raises(OriginError):
+            verify_ingress(headers, b"a", lookup)
+    assert reads == []
