@@ -625,7 +625,8 @@ class BrokerWorker:
         (``ChainHead.states``): the topic was made anew or emptied, and the states it held (who holds which
         version of each alert) are gone, so a recall would reach no one and an update pull nothing back. Read
         on only with ``accept_gaps``, logged, the slot's count set back to what the partition holds (its next
-        block says so: the auditors see the count fall)."""
+        block carries the lower count; ``audit verify`` does not flag the fall, nor does a GAP entry record it:
+        a stated limit)."""
         tps = {TopicPartition(self.names.lifecycle, slot): head for slot, (head, _) in states.items() if head.states}
         if not tps:
             return
