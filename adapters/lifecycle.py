@@ -42,6 +42,7 @@ from adapters.publisher import IngressPublisher
 from broker.crypto import SecretBytes, ingress_mac_key, parse_pair_key_id
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
+from broker.pipeline import Originator
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.errors import AdapterError, CodecError, ConfigError, KeyMaterialError
@@ -78,13 +79,12 @@ class Published:
 
 @dataclass
 class Found:
-    """What the ingress topic holds under one alert id: its latest verified version, its first (whose originator
-    the broker holds every later version to), and what did not verify."""
+    """What the ingress topic holds under one alert id: its latest verified version, the originator each verified
+    copy names (the broker holds every later version to its first version's), and what did not verify."""
 
     alert: dict[str, Any] | None = None
     rank: tuple[int, int] = (-1, -1)  # (version, offset): the latest version wins, and of one version the later copy
-    first: dict[str, Any] | None = None
-    first_rank: tuple[int, int] | None = None  # the earliest version, and of one version the earlier copy
+    originators: list[tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=list)  # (rank, originator)
     unverified: int = 0
 
 
@@ -231,8 +231,7 @@ def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Calla
     rank = (int(alert.get("version") or 1), rec.offset)
     if rank > found.rank:
         found.alert, found.rank = alert, rank
-    if found.first_rank is None or rank < found.first_rank:
-        found.first, found.first_rank = alert, rank
+    found.originators.append((rank, alert["markings"]["originator"]))
 
 
 async def find_latest(conn: KafkaConnection, topic: str, alert_id: str, agency: str,
@@ -243,16 +242,20 @@ async def find_latest(conn: KafkaConnection, topic: str, alert_id: str, agency: 
     return found
 
 
-def next_of(found: Found, change: Change) -> dict[str, Any]:
+def next_of(found: Found, change: Change, names: Callable[[Any], bool] | None = None) -> dict[str, Any]:
     """The next version of the alert ``found`` holds for a checked ``change`` (``next_version`` on its latest
-    version). A recall names the first version's originator: the latest copy may be one the broker refused (naming
-    another unit, say), and the broker holds every later version to the first's originator; nothing else of a
-    recall is read, so it withdraws the alert whatever copy it was built on."""
+    version). A recall names the originator of the earliest copy whose originator the broker takes (``names``, the
+    agency's ``Originator.names``; any, when not given): the latest copy may be one the broker refused (naming
+    another unit, say), and the broker holds every later version to the first accepted one's originator; nothing
+    else of a recall is read, so it withdraws the alert whatever copy it was built on."""
     if found.alert is None:
         raise ValueError("next_of needs a version found")
     new = next_version(found.alert, change)
-    if change.action == "RECALL" and found.first is not None:
-        new["markings"]["originator"] = copy.deepcopy(found.first["markings"]["originator"])
+    if change.action == "RECALL":
+        taken = [o for _, o in sorted(found.originators, key=lambda c: c[0])
+                 if isinstance(o, dict) and (names is None or names(o.get("agency")))]
+        if taken:
+            new["markings"]["originator"] = copy.deepcopy(taken[0])
     return new
 
 
@@ -282,7 +285,8 @@ async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str
     found = await find_latest(conn, topic, alert_id, agency, own_mac_lookup(keystore, agency))
     if found.alert is None:
         raise _not_found(alert_id, topic, found, cfg, keystore)
-    new = next_of(found, checked)
+    own = Originator.of(agency, cfg.agency_countries.get(agency, policy.home_country), policy.home_country)
+    new = next_of(found, checked, own.names)
     async with IngressPublisher(conn, agency, mac.key_id, mac, names) as publisher:
         await publisher.publish([new])
     life = new["lifecycle"]

@@ -24,7 +24,7 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -166,14 +166,15 @@ class Originator(NamedTuple):
     prefix: str | None = None
     agency: str = ""
 
-    def names(self, originator_agency: Any) -> bool:
+    def names(self, originator_agency: Any, codes: bool = True) -> bool:
         if originator_agency == self.agency:
             return True
         # The unit is a code (COL-DIJIN), as the adapters write it: free text there would reach the audit and every
-        # partner's envelope, which no agreement may redact.
+        # partner's envelope, which no agreement may redact. (``codes`` False: a recall, whose originator reaches
+        # the audit only coded, of an alert perhaps published before units had to be codes.)
         return (self.prefix is not None and isinstance(originator_agency, str)
                 and len(originator_agency) > len(self.prefix) and originator_agency.startswith(self.prefix)
-                and _AREA_CODE.fullmatch(originator_agency, len(self.prefix)) is not None)
+                and (not codes or _AREA_CODE.fullmatch(originator_agency, len(self.prefix)) is not None))
 
     @classmethod
     def of(cls, agency: str, country: str, home_country: str) -> Originator:
@@ -210,13 +211,17 @@ class Pipeline:
         *,
         originators: Mapping[str, Originator] | None = None,
         lifecycle_retention_days: int | None = None,
+        classifications: Collection[str] = (),
     ) -> None:
         """``originators``: per agency, the originator its alerts may name (``Originator``); an
         agency without an entry (all of them when None) has every alert dead-lettered.
         ``lifecycle_retention_days``: how long the lifecycle topic keeps a state
         (``topology.lifecycle_retention_days``); None: the replay window, the least it ever keeps one,
-        so a pipeline told nothing takes a state for forgotten sooner, never later (``_forgettable``)."""
+        so a pipeline told nothing takes a state for forgotten sooner, never later (``_forgettable``).
+        ``classifications``: the policy's classification scale, the only values a recall's audit entry records as
+        its classification (a recall's markings are checked for nothing else)."""
         self.policy = policy
+        self._levels = frozenset(classifications)
         self.originators = dict(originators or {})
         self.codec = codec
         self.sealers = sealers
@@ -269,7 +274,8 @@ class Pipeline:
                                  else m["originator"]["agency"]),
             "originator_country": (self._country(alert["agency"], m["originator"]["country"]) if recall
                                    else _bounded(m["originator"]["country"])),
-            "classification": _coded(m["classification"]) if recall else _bounded(m["classification"]),
+            "classification": ((m["classification"] if m["classification"] in self._levels else "(not a level)")
+                               if recall else _bounded(m["classification"])),
             # The border sector (a coarse area code, no coordinates): the follow-up indicators count by it.
             "sector": _sector(alert),
             "ingress": where,
@@ -470,6 +476,12 @@ class Pipeline:
         problem = self._originator_problem(agency, alert["markings"]["originator"]) if content else None
         if problem:
             raise _Reject("originator", problem)
+        if recall and not self._may_name(agency, alert["markings"]["originator"]["agency"]):
+            # Where the alert's state names its first originator, the recall is held to that (below); where it
+            # cannot (none reached anyone, or a state from before originators were kept), to those the agency may
+            # name at all: one foreign unit's, or another country's service, must not withdraw an alert.
+            raise _Reject("originator", f"a recall of {agency} must name {agency} (or the unit it relays) as "
+                                        "originator agency; this one names another")
         if alert["alert_id"] != key:
             raise _Reject("key-mismatch", "the record key is not the alert id (replays could not be detected)")
         placed = key_partition(record.key or b"", self.slots.partitions)
@@ -546,6 +558,12 @@ class Pipeline:
         this, and it could as well publish under a new alert id)."""
         occurred = alert.get("occurred_at")
         return isinstance(occurred, datetime) and occurred < now - self.lifecycle_retention + margin
+
+    def _may_name(self, agency: str, originator_agency: Any) -> bool:
+        """Whether a recall of ``agency`` may name ``originator_agency`` (``Originator.names``, a unit not held to
+        be a code; no configured originator: none)."""
+        allowed = self.originators.get(agency)
+        return allowed is not None and allowed.names(originator_agency, codes=False)
 
     def _country(self, agency: str, given: Any) -> str:
         """The originator country an audit entry of a recall records: the one ``agency``'s alerts name, as

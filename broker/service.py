@@ -279,7 +279,8 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
                                     policy_set.home_country) for a in settings.agencies}
     pipeline = Pipeline(PolicyAdapter(policy_set, keystore, names), alert_codec(), dict(sealers), origin, slots,
                         replay_window_days=settings.replay_window_days, originators=originators,
-                        lifecycle_retention_days=lifecycle_retention_days(policy_set, settings.replay_window_days))
+                        lifecycle_retention_days=lifecycle_retention_days(policy_set, settings.replay_window_days),
+                        classifications=policy_set.scale)
     signing = keystore.load_signing_key()
     signer_id = keystore.current("broker", KeyKind.BROKER_SIGNING).key_id
 

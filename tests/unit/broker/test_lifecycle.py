@@ -25,6 +25,7 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 SLOTS = Slots(("SNM",), 3, TopicNames("t"))
 ORIGINATORS = {"SNM": Originator.of("SNM", "PAN", "PAN")}
+LEVELS = ("PUBLICO", "RESTRINGIDO", "CONFIDENCIAL", "SECRETO")  # the shipped scale (vocabulary.yaml)
 CODEC = alert_codec()
 
 
@@ -86,7 +87,8 @@ class Run:
         def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
             return key.split(":", 1)[0], NOW_MS
 
-        self.pipeline = Pipeline(Policy(), CODEC, self.sealers, origin, SLOTS, originators=ORIGINATORS)  # type: ignore[arg-type]
+        self.pipeline = Pipeline(Policy(), CODEC, self.sealers, origin, SLOTS,  # type: ignore[arg-type]
+                                 originators=ORIGINATORS, classifications=LEVELS)
         self.book = LifecycleBook()
         self.seen: set[str] = set()
         self.offset = 0

@@ -153,8 +153,34 @@ def test_a_recall_built_on_a_refused_version_of_another_unit_still_withdraws_the
     assert relay.send(first).state is not None
     poisoned = _as(_next(first, "UPDATE"), "DIJIN")
     assert relay.send(poisoned).dead_reason == "originator"
-    found = Found(alert=poisoned, rank=(2, 2), first=first, first_rank=(1, 1))
-    recall = next_of(found, Change("RECALL", reason="ERROR"))
+    found = Found(alert=poisoned, rank=(2, 2), originators=[((2, 2), poisoned["markings"]["originator"]),
+                                                            ((1, 1), first["markings"]["originator"])])
+    recall = next_of(found, Change("RECALL", reason="ERROR"), ORIGINATORS["COMBIFRON"].names)
     assert recall["markings"]["originator"]["agency"] == "COL-ARC" and recall["version"] == 3
     out = relay.send(recall)
     assert out.dead_reason is None and out.feeds and out.state is not None and out.state.recalled
+
+
+def test_a_recall_names_the_first_copy_the_broker_takes_not_one_it_refused() -> None:
+    """v1 was first published naming a unit no COMBIFRON alert may name (refused), then again correctly: the recall
+    names the first copy whose originator the agency may name, so it lands, however the topic's copies run."""
+    relay = Relay()
+    first = _colombian()
+    refused = copy.deepcopy(first)
+    refused["markings"]["originator"] = {"agency": "PAN-SENAFRONT", "unit": "x", "country": "COL"}
+    assert relay.send(refused).dead_reason == "originator"
+    assert relay.send(first).state is not None
+    found = Found(alert=first, rank=(1, 2), originators=[((1, 1), refused["markings"]["originator"]),
+                                                         ((1, 2), first["markings"]["originator"])])
+    recall = next_of(found, Change("RECALL", reason="ERROR"), ORIGINATORS["COMBIFRON"].names)
+    assert recall["markings"]["originator"]["agency"] == "COL-ARC"
+    assert relay.send(recall).dead_reason is None
+
+
+def test_a_recall_without_a_state_to_hold_it_to_names_an_originator_the_agency_may_name() -> None:
+    """With no state naming the first originator (none reached anyone, or a state from before they were kept), a
+    recall is still held to the originators the agency may name at all: another country's service is refused."""
+    relay = Relay()
+    recall = _next(_colombian(), "RECALL", reason="ERROR")
+    recall["markings"]["originator"] = {"agency": "USA-DEA", "unit": "x", "country": "USA"}
+    assert relay.send(recall).dead_reason == "originator"

@@ -57,14 +57,15 @@ def test_a_recall_built_on_a_refused_version_withdraws_the_alert(flaw: str) -> N
 @pytest.mark.parametrize(("field", "value"), [("classification", "RESTRINGIDO\x1b[2J"),
                                               ("classification", "RESTRINGIDO\u202e"),
                                               ("classification", "RESTRINGIDO\u200b"),
+                                              ("classification", "Juan.Perez.Pasaporte.AB123456"),  # code-shaped
                                               ("country", "PAN\x00"),
                                               ("country", "COL")])
 def test_a_recall_withdraws_the_alert_whatever_its_markings_and_the_audit_never_takes_them_as_they_are(
         field: str, value: str) -> None:
     """A recall's markings are whatever copy it was built on (``puente recall`` copies the latest on the topic, one
     the broker refused too): they are never read for a decision, so they cannot stop it, and the audit records the
-    state's originator, the country the agency's alerts name (as configured) and the classification as a code only
-    (``(not a code)`` otherwise): a hidden character or a foreign country in the recall reaches no one."""
+    state's originator, the country the agency's alerts name (as configured) and the classification only as a level
+    of the scale (``(not a level)`` otherwise): a hidden character or a foreign country reaches no one."""
     run = Run()
     first = _first()
     run.send(first)
@@ -77,7 +78,7 @@ def test_a_recall_withdraws_the_alert_whatever_its_markings_and_the_audit_never_
     assert out.dead_reason is None and [f.topic for f in out.feeds] == ["t.feed.COL"]  # a notice to its holder
     assert out.state is not None and out.state.recalled and out.state.holders == {}
     assert out.entry["originator_country"] == "PAN" and out.entry["originator"] == "SNM"
-    expected = "(not a code)" if field == "classification" else first["markings"]["classification"]
+    expected = "(not a level)" if field == "classification" else first["markings"]["classification"]
     assert out.entry["classification"] == expected
     assert value == "COL" or value not in orjson.dumps(out.entry).decode()
 
