@@ -32,6 +32,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -317,17 +318,35 @@ def last_ingress(doc: dict[str, Any] | None) -> tuple[str, int, int] | None:
 
 
 def _last_taken_ms(doc: dict[str, Any]) -> int | None:
-    """The append time the entry naming a block's last ingress record (``last_ingress``) gives it, or None. Only
-    a decided alert's entry (kind ALERT) holds the record's own time: a dead letter's is capped at the worker's
-    clock, a GAP entry's is the slot's newest."""
+    """The append time the entry naming a block's last ingress record (``last_ingress``) gives it, or None. A
+    decided alert's entry (kind ALERT) holds the record's own time; a dead letter's is capped a little ahead of the
+    worker's clock, so it is the record's own only when it is no later than the entry's own time (``at``); a GAP
+    entry's is the slot's newest."""
     found = last_ingress(doc)
     if found is None:
         return None
     for entry in listed(doc.get("entries")):
         if isinstance(entry, dict) and ingress_of(entry.get("ingress")) == found:
-            ms = entry.get("ingress_ms")
-            return ms if type(ms) is int and entry.get("kind") == "ALERT" else None
+            ms, kind = entry.get("ingress_ms"), entry.get("kind")
+            if type(ms) is not int:
+                return None
+            if kind == "ALERT":
+                return ms
+            if kind == "DEAD_LETTER" and (at := _ms(entry.get("at"))) is not None and ms <= at:
+                return ms
+            return None
     return None
+
+
+def _ms(value: object) -> int | None:
+    """Unix milliseconds of an ISO 8601 time with its offset, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return int(parsed.timestamp() * 1000) if parsed.tzinfo is not None else None
 
 
 def resume_offset(doc: dict[str, Any] | None) -> int | None:

@@ -141,9 +141,15 @@ def test_an_ingress_topic_made_anew_and_filled_past_the_head_is_a_gap_not_a_sile
     entry = {"kind": "ALERT", "alert_id": "SNM:X", "ingress": f"{tp.topic}:1:999", "ingress_ms": appended}
     head = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [entry]})
     assert (head.resume, head.resume_ms) == (1000, appended)
-    for kind in ("DEAD_LETTER", "GAP"):  # their times are capped, or the slot's: nothing to compare
-        other = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [{**entry, "kind": kind}]})
-        assert (other.resume, other.resume_ms) == (1000, None)
+    def head_of(last: dict[str, Any]) -> ChainHead:
+        return ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [last]})
+
+    before, after = "2026-09-21T15:00:00Z", "2026-09-21T14:00:00Z"  # the entry's own time, around ``appended``
+    assert appended <= int(datetime.fromisoformat(before).timestamp() * 1000)
+    assert head_of({**entry, "kind": "DEAD_LETTER", "at": before}).resume_ms == appended  # the record's own time
+    for other in ({**entry, "kind": "DEAD_LETTER", "at": after},  # later than its entry: capped, perhaps
+                  {**entry, "kind": "DEAD_LETTER"}, {**entry, "kind": "GAP", "at": before}):  # the slot's newest
+        assert (head_of(other).resume, head_of(other).resume_ms) == (1000, None)
     found: list[Any] = []
 
     async def record_at(consumer: Any, at_tp: TopicPartition, offset: int) -> Any:
