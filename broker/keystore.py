@@ -408,7 +408,8 @@ class Keystore:
     def fresh_agency_mac_lookup(self, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
                                 ) -> Callable[[str, str], SecretBytes | None]:
         """``agency_mac_lookup`` that reads the keystore again when asked for a pair it does not hold and the
-        folder changed since it was read (a key file written or removed), or at most once per ``every_s`` else:
+        folder's modification time moved since it was read (a key file written or removed; a file system with
+        coarse times, or one caching them, falls back to the interval), or at most once per ``every_s`` else:
         a running broker takes an agency's new key (imported, then put in use with `keys use`) and its own new
         key-agreement key (which agencies use as soon as they import it) without a restart, rather than
         dead-letter, for good, what they MACed meanwhile. A keystore that no longer reads (a bad file since)
@@ -420,8 +421,9 @@ class Keystore:
             except OSError:
                 return None
 
+        seen = changed()  # before the read: a file written meanwhile makes the first miss read again
         table = self.agency_mac_lookup()
-        last, seen = clock(), changed()
+        last = clock()
 
         def lookup(agency: str, key_id: str) -> SecretBytes | None:
             nonlocal table, last, seen

@@ -686,9 +686,11 @@ class BrokerWorker:
         A chain is never extended past a record its owner did not sign: signing the next block
         would vouch for whatever someone else wrote there. (Older blocks read back for the replay
         window are not checked one by one: a forged one could only make the broker refuse an id
-        as a replay, which is a dead letter, never a delivery. Its times count no later than this
-        head's newest append time, so it cannot push the window on, and an id keeps the latest time
-        any block gives it, so an early time cannot have it forgotten: the genuine ids stay.)
+        as a replay, which is a dead letter, never a delivery, or, naming the head's seq or a later
+        one, stop the slot (``_read_state``): refused, never continued. Its times count no later than
+        this head's newest append time, so it cannot push the window on, and an id keeps the latest
+        time any block gives it, so an early time cannot have it forgotten: the genuine ids stay.
+        Only the broker's login may write the partition.)
         """
         if rec is None:
             return None
