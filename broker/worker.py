@@ -538,8 +538,8 @@ class BrokerWorker:
         for tp, rec in ahead.items():
             raise AuditChainError(
                 f"audit partition {tp.topic}[{tp.partition}] cannot be continued: a record before its last block "
-                f"(offset {rec.offset}) names the same seq or a later one: blocks written again after the chain's "
-                "newest, or a fork. The broker will not sign over it; run `puente audit verify`")
+                f"(offset {rec.offset}) names the same seq or a later one: an older block was written again after "
+                "the chain's newest, or the chain forks. The broker will not sign over it; run `puente audit verify`")
         for tp, rec in newer.items():
             # A newer key signed a block before the head, which an older key signed: a retired one signed on.
             retired = (heads[tp] or {}).get("signer")
@@ -705,8 +705,9 @@ class BrokerWorker:
             # holds the broker's login) would have the slot read its records again, and the chain fork there.
             raise AuditChainError(
                 f"audit partition {tp.topic}[{tp.partition}] cannot be continued: its last block (offset {rec.offset}, "
-                f"seq {head.get('seq')}) does not follow the record before it (offset {before.offset}): a block "
-                "written again, or a fork. The broker will not sign over it; run `puente audit verify`")
+                f"seq {head.get('seq')}) does not follow the record before it (offset {before.offset}): an older "
+                "block was written again after the head, or the chain forks. The broker will not sign over it; run "
+                "`puente audit verify`")
         return head
 
     async def _producer(self, slot: int) -> Producer:
