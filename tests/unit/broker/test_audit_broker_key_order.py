@@ -4,9 +4,7 @@ vouches for no later block in another, and a worker left on the old key reads as
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from broker.audit.verify import Holds
 from broker.audit_index import AuditIndex, Scope
 from broker.crypto import checker, sign_checkpoint
 from puente.wire import iso_utc
+from tests.unit.broker.conftest import read_audit_from
 
 DECISIONS = "t.audit.decisions"
 OLD, NEW = "broker-sign-2026a", "broker-sign-2026b"
@@ -27,13 +26,6 @@ KEYS = {kid: Ed25519PrivateKey.generate() for kid in (OLD, NEW)}
 VERIFY = checker({kid: key.public_key() for kid, key in KEYS.items()})
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ROTATED = T0 + timedelta(hours=1)  # NEW signs slot 0 from here on
-
-
-@dataclass(frozen=True)
-class _Rec:
-    offset: int
-    value: bytes
-    appended_ms: int | None = None
 
 
 class _Slot:
@@ -61,27 +53,11 @@ def kafka(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, int], _Slot]:
     """The decisions partitions `verify_topics` reads: (topic, partition) -> the slot whose records they are."""
     held: dict[tuple[str, int], _Slot] = {}
 
-    class Consumer:
-        async def beginning_offsets(self, tps: list[Any]) -> dict[Any, int]:
-            return {tp: 0 for tp in tps}
-
-    @contextlib.asynccontextmanager
-    async def running(client: Any, conn: Any, what: str) -> AsyncIterator[Any]:
-        yield Consumer()
-
-    async def partitions_of(consumer: Any, topic: str) -> list[int]:
-        return sorted(p for t, p in held if t == topic)
-
-    async def read_range(consumer: Any, tp: Any, start: int | None = None) -> AsyncIterator[_Rec]:
+    def records(tp: Any) -> Iterable[tuple[bytes, int | None]]:
         slot = held[(tp.topic, tp.partition)]
-        for offset, (value, appended) in enumerate(zip(slot.blocks, slot.appended, strict=True)):
-            if start is None or offset >= start:
-                yield _Rec(offset, value, appended)
+        return zip(slot.blocks, slot.appended, strict=True)
 
-    monkeypatch.setattr(auditor, "reader", lambda conn, name: None)
-    monkeypatch.setattr(auditor, "running", running)
-    monkeypatch.setattr(auditor, "partitions_of", partitions_of)
-    monkeypatch.setattr(auditor, "read_range", read_range)
+    read_audit_from(monkeypatch, lambda topic: sorted(p for t, p in held if t == topic), records)
     return held
 
 

@@ -4,9 +4,6 @@ one missing is a finding, and the index's lost-record check covers every audit t
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from broker.crypto import checker, sign_checkpoint
 from broker.kafka import KafkaConnection
 from broker.oversight import query_body
 from puente.wire import iso_utc
+from tests.unit.broker.conftest import AuditConsumer, read_audit_from
 
 DECISIONS, DENIALS, QUERIES = "t.audit.decisions", "t.audit.denials", "t.audit.queries"
 ROLES: dict[str, Holds] = {DECISIONS: "decisions", DENIALS: "denials", QUERIES: "queries"}
@@ -29,13 +27,6 @@ KEY = Ed25519PrivateKey.generate()
 VERIFY = checker({"broker-sign-2026a": KEY.public_key()})
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ENDS = GroupEnds({("t.ingress.SNM", 0): 1}, FeedEnds({}, frozenset(), "t.feed.", {}))
-
-
-@dataclass(frozen=True)
-class _Rec:
-    offset: int
-    value: bytes
-    appended_ms: int | None = None
 
 
 def _decisions() -> list[bytes]:
@@ -56,35 +47,18 @@ def kafka(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bytes]]:
     """The cluster: topic -> its one partition's records; a topic not in it does not exist."""
     held: dict[str, list[bytes]] = {}
 
-    class Consumer:
+    class Consumer(AuditConsumer):
         async def topics(self) -> set[str]:
             return set(held)
 
         async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
             return {tp: len(held[tp.topic]) for tp in tps if tp.topic in held}
 
-        async def beginning_offsets(self, tps: list[Any]) -> dict[Any, int]:
-            return {tp: 0 for tp in tps}
-
-    @contextlib.asynccontextmanager
-    async def running(client: Any, conn: Any, what: str) -> AsyncIterator[Any]:
-        yield Consumer()
-
-    async def partitions_of(consumer: Any, topic: str) -> list[int]:
-        return [0] if topic in held else []
-
-    async def read_range(consumer: Any, tp: Any, start: int | None = None) -> AsyncIterator[_Rec]:
-        for offset, value in enumerate(held[tp.topic]):
-            if start is None or offset >= start:
-                yield _Rec(offset, value)
-
     async def settle(conn: Any, tps: Any, timeout_s: float) -> set[Any]:
         return set()
 
-    monkeypatch.setattr(auditor, "reader", lambda conn, name: None)
-    monkeypatch.setattr(auditor, "running", running)
-    monkeypatch.setattr(auditor, "partitions_of", partitions_of)
-    monkeypatch.setattr(auditor, "read_range", read_range)
+    read_audit_from(monkeypatch, lambda topic: [0] if topic in held else [],
+                    lambda tp: ((value, None) for value in held[tp.topic]), Consumer())
     monkeypatch.setattr(auditor, "settle", settle)
     monkeypatch.setattr(auditor, "LOST_CONFIRM_S", 0.0)
     return held

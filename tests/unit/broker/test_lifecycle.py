@@ -79,16 +79,18 @@ class Sealer:
 
 
 class Run:
-    """One slot's pipeline with its committed states, fed version after version."""
+    """One slot's pipeline with its committed states, fed version after version (the first agency of ``slots``,
+    SNM's by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, slots: Slots = SLOTS, originators: dict[str, Originator] = ORIGINATORS) -> None:
         self.sealers = {"COL": Sealer(), "USA": Sealer()}
 
         def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
             return key.split(":", 1)[0], NOW_MS
 
-        self.pipeline = Pipeline(Policy(), CODEC, self.sealers, origin, SLOTS,  # type: ignore[arg-type]
-                                 originators=ORIGINATORS, classifications=LEVELS)
+        self.pipeline = Pipeline(Policy(), CODEC, self.sealers, origin, slots,  # type: ignore[arg-type]
+                                 originators=originators, classifications=LEVELS)
+        self.topic = slots.names.ingress(slots.agencies[0])
         self.book = LifecycleBook()
         self.seen: set[str] = set()
         self.offset = 0
@@ -96,7 +98,7 @@ class Run:
     def send(self, alert: dict[str, Any]) -> Outcome:
         self.offset += 1
         key = alert["alert_id"].encode()
-        rec = Record("t.ingress.SNM", key_partition(key, 3), self.offset, key, CODEC.encode(alert), (), NOW_MS)
+        rec = Record(self.topic, key_partition(key, 3), self.offset, key, CODEC.encode(alert), (), NOW_MS)
         out = self.pipeline.process(rec, self.seen, NOW, self.book.get)
         if out.seen_id:
             self.seen.add(out.seen_id)

@@ -5,47 +5,23 @@ another's alert; states written before the originator was recorded still load an
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from adapters.lifecycle import Change, Found, next_of
 from broker.lifecycle import AlertState, LifecycleBook, LifecycleStateError
-from broker.pipeline import Originator, Outcome, Pipeline
-from broker.topology import Slots, TopicNames, key_partition
-from puente.wire import Record
-from tests.unit.broker.test_lifecycle import CODEC, NOW, NOW_MS, Policy, Sealer, _first, _headers, _next
+from broker.pipeline import Originator
+from broker.topology import Slots, TopicNames
+from tests.unit.broker.test_lifecycle import Run, _first, _headers, _next
 
 SLOTS = Slots(("COMBIFRON",), 3, TopicNames("t"))
 ORIGINATORS = {"COMBIFRON": Originator.of("COMBIFRON", "COL", "PAN")}
 
 
-class Relay:
+def Relay() -> Run:
     """COMBIFRON's slot: a pipeline with its committed states, fed version after version."""
-
-    def __init__(self) -> None:
-        self.sealers = {"COL": Sealer(), "USA": Sealer()}
-
-        def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
-            return key.split(":", 1)[0], NOW_MS
-
-        self.pipeline = Pipeline(Policy(), CODEC, self.sealers, origin, SLOTS,  # type: ignore[arg-type]
-                                 originators=ORIGINATORS)
-        self.book = LifecycleBook()
-        self.seen: set[str] = set()
-        self.offset = 0
-
-    def send(self, alert: dict[str, Any]) -> Outcome:
-        self.offset += 1
-        key = alert["alert_id"].encode()
-        rec = Record("t.ingress.COMBIFRON", key_partition(key, 3), self.offset, key, CODEC.encode(alert), (), NOW_MS)
-        out = self.pipeline.process(rec, self.seen, NOW, self.book.get)
-        if out.seen_id:
-            self.seen.add(out.seen_id)
-        if out.state is not None:
-            self.book.put(alert["alert_id"], out.state)
-        return out
+    return Run(SLOTS, ORIGINATORS)
 
 
 def _colombian(unit: str = "ARC", alert_id: str = "COMBIFRON:COL-ARC-2026-00412",
