@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from policies._compile import CompiledCover, PartnerInfo, PolicySet
-from policies._decision import Decision, Outcome
+from policies._decision import Decision, Outcome, day_of
 from policies._excerpt import excerpt, excerpts
 from policies._model import Effect
 
@@ -193,8 +193,11 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
         releasable_fail = (UNKNOWN_RELEASABLE_TO, f"releasable_to names {unknown}, unknown to the policy")
     expires = m["expires_at"]  # a decoded alert always has it; a missing one must not read as "never"
     expired_fail = None
-    if expires is not None and expires <= now:
-        expired_fail = (ALERT_EXPIRED, f"the alert expired at {expires.isoformat()}")
+    # Partners' views state the expiry's day (``day_of``): an alert whose day has begun would reach a partner
+    # already expired, so it is withheld from that day's start.
+    if expires is not None and day_of(expires) <= now:
+        expired_fail = (ALERT_EXPIRED, f"the alert expired at {expires.isoformat()}" if expires <= now else
+                        f"the alert expires at {expires.isoformat()}; partners' views state its day, which has begun")
     # review_at is when the partner must review its copy (vocabulary.yaml), not a deletion date: expires_at
     # is that, and withholds above. An alert already past its review date is delivered as any other, and
     # the delivery records it, so an audit shows why a partner got an alert already due (its store lists
@@ -202,9 +205,10 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
     # malformed. The text quotes the date only, nothing of the alert's content.
     review = m["review_at"]
     review_notice = None
-    if review is not None and review <= now:
-        review_notice = (ALERT_REVIEW_OVERDUE, f"review_overdue: the alert was due for review at "
-                                               f"{review.isoformat()}; the partner's store lists it as due")
+    if review is not None and day_of(review) <= now:  # from the day partners' views state (``day_of``)
+        review_notice = (ALERT_REVIEW_OVERDUE, f"review_overdue: the alert is due for review on "
+                                               f"{review.date().isoformat()} ({review.isoformat()}); the "
+                                               "partner's store lists it as due")
     origin = m["originator"]["country"]
     code = m["handling_code"]
     effect = ps.handling_effects.get(code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -56,3 +57,12 @@ class Decision:
         with the shortest retention (``agreement_ids`` is in that order), which the partner's store keeps the
         alert by."""
         return self.agreement_ids[0] if self.agreement_ids else None
+
+
+def day_of(value: datetime) -> datetime:
+    """The start of ``value``'s day (UTC for the decoded alert): what a partner's view states of a marking time
+    an adapter derives from the event's own time (``markings.review_at``, ``markings.expires_at``: the event
+    time plus the agency's review or expiry interval). Exact, they would give the event time back to the
+    second to a partner whose agreement cuts it to the hour, or drops it. The decision compares the same day
+    (``decide``), so a partner is never sent a view its own store already holds as expired."""
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)

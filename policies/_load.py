@@ -11,7 +11,8 @@ from policies._areas import Areas, AreasFile, compile_areas
 from policies._check import Releases, check_sources
 from policies._compile import PolicySet, compile_policy
 from policies._fields import FieldInfo, alert_fields
-from policies._source import AREAS, DEFAULT_DIR, read_doc, read_sources
+from policies._source import AREAS, DEFAULT_DIR, present, read_doc, read_sources
+from policies._yamlio import not_a_file
 from puente.errors import PolicyError, SchemaError
 
 
@@ -57,11 +58,14 @@ def load_areas(directory: Path | str | None = None) -> Areas:
     """The area outlines of ``directory`` (default: the shipped ``policies/data``), for adapters and tools.
 
     A directory without ``areas.yaml`` has no outlines (``contains`` answers
-    None). Raises PolicyError, naming file and line, when the file does not validate.
+    None). Raises PolicyError, naming file and line, when the file does not validate, and naming the file
+    when it is no regular file: a link to nothing, or to a folder, is refused as ``load_policy_set`` refuses it.
     """
     root = Path(directory) if directory is not None else DEFAULT_DIR
     if not root.is_dir():
         raise PolicyError(f"{root}: no such policy directory")
-    if not (root / AREAS).exists():
+    if not present(root / AREAS):
         return compile_areas(None)
+    if (problem := not_a_file(root / AREAS)) is not None:  # a link to nothing is a mistake, not "no outlines"
+        raise PolicyError(f"{root / AREAS}: {problem}")
     return compile_areas(read_doc(AreasFile, root, AREAS).model)

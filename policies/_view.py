@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from policies._decision import Decision, Outcome
+from policies._decision import Decision, Outcome, day_of
 from policies._fields import FieldInfo, children, parent_path
 from policies._model import Action, FieldRule, ViewSettings
 from puente.errors import PolicyError
@@ -304,6 +304,8 @@ def compile_fits(fields: Mapping[str, FieldInfo]) -> Fits:
     return fits([p for p in fields if parent_path(p) is None])
 
 
+_DERIVED_TIMES = ("review_at", "expires_at")  # markings an adapter sets from the event's own time
+
 PseudonymKeys = Callable[[str], bytes]
 """agreement id -> that agreement's pseudonym key (raising when it has none)."""
 
@@ -371,6 +373,11 @@ def _apply(
         for step in cover.steps:
             step(view, ctx)
     markings = view.get("markings")
+    if isinstance(markings, dict):
+        # The review and expiry times an adapter derives from the event's time, stated to the day, so that no
+        # partner reads the event's time back from them (``day_of``); every view, whatever its rules.
+        view["markings"] = markings = {**markings, **{name: day_of(value) for name in _DERIVED_TIMES
+                                                      if isinstance(value := markings.get(name), datetime)}}
     if not decision.onward_sharing and isinstance(markings, dict):
         # The agreement forbids passing it on (or the release rests on the originator's consent, which reaches
         # this partner and no further): the view says so in the marking partners already honour, releasable to

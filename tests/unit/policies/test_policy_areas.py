@@ -133,6 +133,18 @@ def test_contains_refuses_what_is_not_a_position(areas: Areas) -> None:
         assert areas.contains("DARIEN", lat, lon) is False  # type: ignore[arg-type]
 
 
+def test_an_areas_link_to_nothing_is_refused_not_read_as_no_outlines(tmp_path: Path) -> None:
+    """A link named areas.yaml whose file moved away is a mistake to report: read as "no outlines", every
+    area condition would answer "cannot check" instead of the policy being refused, as load_policy_set does."""
+    (tmp_path / "areas.yaml").symlink_to(tmp_path / "moved.yaml")
+    with pytest.raises(PolicyError, match=r"a link to .*moved\.yaml, which does not exist"):
+        load_areas(tmp_path)
+    (tmp_path / "areas.yaml").unlink()
+    (tmp_path / "areas.yaml").mkdir()
+    with pytest.raises(PolicyError, match="not a regular file"):
+        load_areas(tmp_path)
+
+
 def test_a_directory_without_areas_has_no_outlines(tmp_path: Path) -> None:
     """Without areas.yaml every code is unknown (None): no outline, no check."""
     assert load_areas(tmp_path).contains("DARIEN", 8.155, -77.691) is None

@@ -16,6 +16,7 @@ from broker.pipeline import Originator, Outcome, Pipeline
 from broker.topology import Slots, TopicNames, key_partition
 from policies import Decision, PolicySet, build_view, decide, decide_many, explain, load_policy_set, recall_notice
 from policies._decide import ALERT_EXPIRED, ALERT_REVIEW_OVERDUE, MEMO_LIMIT
+from policies._decision import day_of
 from policies._suite import all_rules
 from puente import wire
 from puente.wire import Record
@@ -33,7 +34,8 @@ def _reviewed(make_alert: MakeAlert, name: str, review_at: datetime | None) -> d
 
 
 def _text(due: datetime) -> str:
-    return f"review_overdue: the alert was due for review at {due.isoformat()}; the partner's store lists it as due"
+    return (f"review_overdue: the alert is due for review on {due.date().isoformat()} ({due.isoformat()}); the "
+            "partner's store lists it as due")
 
 
 def _strings(value: Any) -> list[str]:
@@ -72,15 +74,16 @@ def test_an_alert_past_its_review_date_goes_where_it_would_with_the_notice(
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-@pytest.mark.parametrize("later", [timedelta(microseconds=1), timedelta(days=1), None])
+@pytest.mark.parametrize("later", [timedelta(0), timedelta(days=1), None])
 def test_a_review_date_still_ahead_or_none_changes_no_decision(
     policy_set: PolicySet, make_alert: MakeAlert, now: datetime, name: str, later: timedelta | None
 ) -> None:
-    """review_at after the decision time, or null (no review date), gives the decision the alert had without
-    one, with no notice."""
+    """review_at on a day after the decision time's (from the next day's first instant), or null (no review
+    date), gives the decision the alert had without one, with no notice."""
     base = make_alert(name)
     assert base["markings"]["review_at"] is None
-    alert = _reviewed(make_alert, name, None if later is None else now + later)
+    tomorrow = day_of(now) + timedelta(days=1)
+    alert = _reviewed(make_alert, name, None if later is None else tomorrow + later)
     partners = sorted(policy_set.partners)
     assert decide_many(alert, partners, policy_set, now) == decide_many(base, partners, policy_set, now)
     for partner in partners:
@@ -104,6 +107,27 @@ def test_a_review_date_equal_to_the_decision_time_is_overdue(
     assert decide(at_expiry, "COL", policy_set, now).rule_ids == (ALERT_EXPIRED,)
 
 
+def test_a_review_date_later_the_same_day_is_overdue_as_partners_see_it(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime
+) -> None:
+    """Partners' views state review_at and expires_at to the day (``day_of``), so the decision reads them as
+    that day too: a review later the day of the decision gives the notice, and an expiry later that day
+    withholds (a view the partner's store would hold as expired on arrival is never sent)."""
+    later = day_of(now) + timedelta(hours=23, minutes=59)
+    assert later > now
+    reviewed = decide(_reviewed(make_alert, "darien_sighting", later), "COL", policy_set, now)
+    assert reviewed.delivers
+    assert reviewed.rule_ids == ("COMBIFRON-BORDER", ALERT_REVIEW_OVERDUE)
+    assert reviewed.reasons[-1] == _text(later)
+    expiring = make_alert("darien_sighting")
+    expiring["markings"]["expires_at"] = later
+    withheld = decide(expiring, "COL", policy_set, now)
+    assert withheld.rule_ids == (ALERT_EXPIRED,)
+    assert "partners' views state its day" in withheld.reasons[0]
+    expiring["markings"]["expires_at"] = day_of(now) + timedelta(days=1)
+    assert decide(expiring, "COL", policy_set, now).delivers
+
+
 def test_the_reason_names_the_date_and_no_payload_value(
     policy_set: PolicySet, make_alert: MakeAlert, now: datetime
 ) -> None:
@@ -114,8 +138,7 @@ def test_the_reason_names_the_date_and_no_payload_value(
     decision = decide(alert, "USA", policy_set, now)
     assert decision.delivers
     reason = decision.reasons[decision.rule_ids.index(ALERT_REVIEW_OVERDUE)]
-    assert reason == (f"review_overdue: the alert was due for review at {due.isoformat()}; the partner's store "
-                      "lists it as due")
+    assert reason == _text(due)
     content = _strings(alert["payload"]) + _strings(alert["summary"]) + _strings(alert["location"])
     assert content
     for value in content:

@@ -6,7 +6,7 @@ import base64
 import copy
 import hmac
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -107,6 +107,48 @@ def test_timestamp_is_truncated_to_the_hour(
     """A generalised timestamp keeps only its hour."""
     view = _view(policy_set, make_alert("paso_canoas_flow"), "CRI", now, key)
     assert schemas.to_json(view["occurred_at"]) == "2025-06-01T19:00:00Z"
+
+
+def _times(value: Any) -> list[datetime]:
+    if isinstance(value, datetime):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _times(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _times(v)]
+    return []
+
+
+@pytest.mark.parametrize("fixture", ["darien_sighting", "paso_canoas_flow", "gofast_seizure", "tocumen_hit",
+                                     "colombia_inbound_hit"])
+def test_no_view_gives_back_an_event_time_its_agreement_cuts(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes, fixture: str
+) -> None:
+    """Adapters set review_at and expires_at to the event's time plus a number of days (``adapters.core``), so
+    exact in a view they would give the event's time back to a partner whose agreement cuts it to the hour, or
+    drops it. Every view states both to the day, and no time in a view shows the event's minutes and seconds
+    unless its occurred_at does."""
+    alert = make_alert(fixture)
+    occurred = alert["occurred_at"].replace(minute=17, second=43)
+    alert["occurred_at"] = occurred
+    alert["markings"]["review_at"] = occurred + timedelta(days=30)
+    alert["markings"]["expires_at"] = occurred + timedelta(days=400)
+    clock = (occurred.minute, occurred.second)
+    shown = 0
+    for partner in sorted(policy_set.partners):
+        decision = decide(alert, partner, policy_set, now)
+        if not decision.delivers:
+            continue
+        view = build_view(alert, decision, policy_set, key)
+        markings = view["markings"]
+        assert markings["review_at"] == datetime(*(occurred + timedelta(days=30)).timetuple()[:3], tzinfo=UTC)
+        assert markings["expires_at"] == datetime(*(occurred + timedelta(days=400)).timetuple()[:3], tzinfo=UTC)
+        if view.get("occurred_at") != occurred:
+            shown += 1
+            assert [t for t in _times(view) if (t.minute, t.second) == clock] == [], partner
+    assert alert["markings"]["review_at"] == occurred + timedelta(days=30)  # the alert itself is left alone
+    if fixture in ("paso_canoas_flow", "tocumen_hit"):
+        assert shown  # an agreement that cuts the time (CRI, COMBIFRON-WATCHLIST) is among them
 
 
 @pytest.mark.parametrize("fixture", ["darien_sighting", "paso_canoas_flow", "gofast_seizure", "tocumen_hit"])
