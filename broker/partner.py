@@ -625,24 +625,27 @@ class Subscriber:
                 out.write("".join(lines))
                 out.flush()
                 durable(out)  # a power cut after the Kafka commit must not lose lines never to come again
-            # The store has committed; what it deleted must be gone from its files before a RECALLED
-            # receipt says so. If a reader keeps the WAL from being cleared, the Kafka transaction is
-            # aborted instead: the batch comes again, and the version rule makes that harmless.
-            self._wiped()
+            # The store has committed; what it deleted (a recall) or replaced (an update) must be gone from its
+            # files before a receipt says so. If a reader keeps the WAL from being cleared, the Kafka transaction
+            # is aborted instead: the batch comes again, and the version rule makes that harmless.
+            await self._wiped()
             # The receipts commit on leaving.
         self._committed.update((tp, at.offset) for tp, at in offsets.items())
         return unread, (await sent).offset  # delivered: the transaction committed
 
-    def _wiped(self, tries: int = 20) -> None:
+    async def _wiped(self, tries: int = 20) -> None:
+        """The store's write-ahead log cleared of what the batch deleted or replaced, waiting for readers on the
+        event loop (a rebalance's callbacks and the group's heartbeats go on meanwhile); StoreBusy past ``tries``."""
         store = self.store
         if store is None or not store.wipe_pending:
             return
         for _ in range(tries):
             if store.wipe():
                 return
-            time.sleep(0.05)
-        raise StoreBusy(f"{store.path}: another program reading the store keeps recalled content in its write-ahead "
-                        "log, so no recall is acknowledged yet; close it and run the subscriber again")
+            await asyncio.sleep(0.05)
+        raise StoreBusy(f"{store.path}: another program reading the store keeps deleted or replaced content in its "
+                        "write-ahead log, so none of this batch is acknowledged yet; close it and run the subscriber "
+                        "again")
 
     @contextlib.contextmanager
     def _store_transaction(self) -> Iterator[None]:

@@ -688,12 +688,18 @@ class PartnerStore:
                        d.expires_ms))
             return
         # A text held goes now, as a purge's would: the row is a purged one (retention still counts from the first
-        # receipt); over a tombstone (a holding ended) or a row already without text, it stays what it was.
+        # receipt); over a row already without text, it stays what it was. Over a tombstone the recall ended a
+        # holding: the row starts another, as a view would (``_write``), so a later view of it is not held to the
+        # retention of what the partner held before the recall.
+        ended = held.recalled
         c.execute("UPDATE alerts SET view = NULL, state = 'EXPIRED', version = ?, action = ?, received_ms = ?, "
                   "feed = ?, agreement = COALESCE(?, agreement), expires_ms = ?, review_ms = NULL, "
                   "recall_reason = NULL, recalled_ms = NULL, "
+                  "first_ms = CASE WHEN ? THEN ? ELSE first_ms END, "
+                  "sealed_ms = CASE WHEN ? THEN ? ELSE sealed_ms END, "
                   "purged_ms = CASE WHEN state = 'HELD' THEN ? ELSE purged_ms END WHERE alert_id = ?",
-                  (d.version, d.action, now_ms, d.feed, d.agreement, d.expires_ms, now_ms, d.alert_id))
+                  (d.version, d.action, now_ms, d.feed, d.agreement, d.expires_ms, ended, now_ms, ended, d.sealed_ms,
+                   now_ms, d.alert_id))
         self._wipe_due = True  # secure_delete zeroed the text held; wipe() clears the WAL
 
     def _write(self, held: Held | None, d: Delivery, outcome: Outcome, now_ms: int) -> None:
@@ -701,6 +707,8 @@ class PartnerStore:
         if outcome is Outcome.RECEIVED:
             c.execute("DELETE FROM meta WHERE key = ?", (f"{_ELSEWHERE_KEY}{d.alert_id}",))  # held here from now on
             fresh = held is None or held.recalled  # a holding starts again after a recall without reason
+            if held is not None and not held.recalled and not held.expired:
+                self._wipe_due = True  # the text replaced, a correction's reason to be, goes from the file too
             # The sealing time kept is that of what the partner first received in this holding (the earliest), or,
             # when that one came without it, of the first version that had one.
             c.execute(

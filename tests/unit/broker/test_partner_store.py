@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -546,10 +547,10 @@ def test_no_recall_is_acknowledged_while_a_reader_keeps_the_deleted_text_in_the_
             store.apply(_at(recall_notice(view, 2, "ERROR"), 2), T0)
         assert store.wipe_pending
         with pytest.raises(StoreBusy, match="close it and run the subscriber again"):
-            Subscriber._wiped(SimpleNamespace(store=store), tries=2)  # type: ignore[arg-type]
+            asyncio.run(Subscriber._wiped(SimpleNamespace(store=store), tries=2))  # type: ignore[arg-type]
     finally:
         reader.close()
-    Subscriber._wiped(SimpleNamespace(store=store))  # type: ignore[arg-type]
+    asyncio.run(Subscriber._wiped(SimpleNamespace(store=store)))  # type: ignore[arg-type]
     assert not store.wipe_pending and SECRET.encode() not in _bytes(store.path)
 
 
@@ -576,7 +577,7 @@ def test_a_writer_that_crashed_before_its_checkpoint_leaves_the_wipe_to_the_next
             assert second.apply(notice, T0).outcome is Outcome.RECALLED  # the batch again, after the crash
         assert second.wipe_pending  # the reader still holds its snapshot: this RECALLED must not commit yet
         reader.close()
-        Subscriber._wiped(SimpleNamespace(store=second))  # type: ignore[arg-type]
+        asyncio.run(Subscriber._wiped(SimpleNamespace(store=second)))  # type: ignore[arg-type]
         assert SECRET.encode() not in _bytes(path)
     finally:
         second.close()
@@ -982,3 +983,39 @@ def test_the_purge_forgets_the_held_elsewhere_mark_with_the_tombstone(store: Par
             store.mark_held_elsewhere(alert_id)
     store.purge(T0 + timedelta(days=200))
     assert not store.held_elsewhere("SNM:GONE") and store.held_elsewhere("SNM:KEPT")
+
+
+def test_an_update_leaves_nothing_of_the_text_it_replaced_in_the_files(store: PartnerStore) -> None:
+    """A correction often exists to remove text (a watchlist hit on the wrong person): once a later version
+    replaces the view held, the earlier text is gone from the store's file and its WAL, as a recall's is."""
+    view = _view(summary=f"Avistamiento reportado por {SECRET}")
+    store.apply(_at(view, 1), T0)
+    assert SECRET.encode() in _bytes(store.path)
+    applied = store.apply(_at(updated(view, 2, summary="corregido: otra persona"), 2), T0)
+    assert applied.outcome is Outcome.RECEIVED
+    assert store.show(view["alert_id"]).view["summary"] == "corregido: otra persona"
+    assert not store.wipe_pending
+    assert SECRET.encode() not in _bytes(store.path)
+
+
+def test_a_view_that_arrives_expired_after_a_recall_starts_the_next_holding(tmp_path: Path) -> None:
+    """After a recall without reason a holding starts again (the broker found the partner entitled anew). When the
+    first view after it arrives already expired, the view after that still starts a holding of its own: its
+    retention counts from its receipt, not from what the partner held before the recall."""
+    store = PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL", retention=RETENTION)
+    day = timedelta(days=1)
+    try:
+        view = _view()
+        alert_id = view["alert_id"]
+        store.apply(_at(view, 1), T0)
+        assert store.apply(_at(recall_notice(view, 2, None), 2), T0 + day).outcome is Outcome.RECALLED
+        markings = {**view["markings"], "expires_at": T0 + 99 * day}
+        late = store.apply(_at(updated(view, 3, markings=markings), 3), T0 + 100 * day)
+        assert late.outcome is Outcome.EXPIRED
+        again = store.apply(_at(updated(view, 4), 4), T0 + 100 * day)
+        assert again.outcome is Outcome.RECEIVED
+        assert store.show(alert_id).first_received_at == T0 + 100 * day
+        store.purge(T0 + 181 * day)  # 181 days after the first holding began, 81 after this one did
+        assert store.show(alert_id).state == "HELD"
+    finally:
+        store.close()
