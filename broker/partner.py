@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import os
 import re
@@ -127,6 +128,7 @@ from puente.errors import (
     UnreadableFeedError,
 )
 from puente.settings import PuenteSettings
+from puente.strict import one_line
 from puente.wire import Record, iso_utc
 from schemas import AlertCodec, alert_codec, to_json
 
@@ -265,8 +267,9 @@ class Subscriber:
         self.chain_name = receipt_chain(partner, instance)
         self.transactional_id = f"puente-subscriber:{access_topic}:{self.chain_name}"
         self.signer = signer
-        self.on_error = on_error or (lambda msg: print(msg, file=sys.stderr))
-        self.on_note = on_note or (lambda msg: print(f"puente subscribe: {msg}", file=sys.stderr))
+        # Each message one line whatever a record's headers (never authenticated until it opens) hold.
+        self.on_error = on_error or (lambda msg: print(one_line(msg), file=sys.stderr))
+        self.on_note = on_note or (lambda msg: print(f"puente subscribe: {one_line(msg)}", file=sys.stderr))
         self.store = store
         self.clock = clock or (lambda: datetime.now(UTC))
         self.stats = SubscribeStats()
@@ -584,6 +587,17 @@ class Subscriber:
 
     async def _batch(self, batch: dict[TopicPartition, list[Any]], out: TextIO | None, producer: Producer,
                      chain: ChainWriter, part: int) -> tuple[UnreadableFeedError | None, int | None]:
+        """``_transact``, with the run's counts (``stats``) set back when the batch does not commit: they report
+        what committed, not a batch that comes again (a recall counted as acknowledged whose receipt aborted)."""
+        counted = copy.deepcopy(self.stats)
+        try:
+            return await self._transact(batch, out, producer, chain, part)
+        except BaseException:
+            self.stats = counted
+            raise
+
+    async def _transact(self, batch: dict[TopicPartition, list[Any]], out: TextIO | None, producer: Producer,
+                        chain: ChainWriter, part: int) -> tuple[UnreadableFeedError | None, int | None]:
         """One transaction: the batch's receipts, the partner's checkpoint and the feed offsets, with
         the store's own transaction for the batch committed just before it. Returns the error of the
         first record that did not open (or None), and the offset of the checkpoint that ended the batch.
@@ -659,6 +673,7 @@ class Subscriber:
                       part: int, now: datetime) -> UnreadableFeedError | None:
         where = f"{rec.topic}:{rec.partition}:{rec.offset}"
         alert_id = (rec.header(wire.ALERT_ID) or b"").decode("utf-8", "replace")[:200]
+        shown = one_line(alert_id) or "?"  # for messages: a header is anyone's text until the record opens
         agreement = (rec.header(wire.AGREEMENT) or b"").decode("utf-8", "replace")[:100] or None
         unread = None
         version: int | None = None
@@ -670,7 +685,7 @@ class Subscriber:
             reason = type(exc).__name__
             self.stats.rejected += 1
             self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
-            self.on_error(f"puente subscribe: rejected {where} (alert {alert_id or '?'}): {exc}")
+            self.on_error(f"puente subscribe: rejected {where} (alert {shown}): {exc}")
             status = f"REJECTED: {reason}"
             check = (f"check that every generation of {self.partner}'s decryption key the feed holds records for is "
                      "beside --key, and every generation of the broker's public signing key beside it or given with "
@@ -680,11 +695,11 @@ class Subscriber:
             if where in self.skip:
                 status += "; given up"  # auditors tell the record given up from a stop at it
                 self.stats.given_up += 1
-                self.on_error(f"puente subscribe: gave up {where} (alert {alert_id or '?'}) as --skip named it; its "
+                self.on_error(f"puente subscribe: gave up {where} (alert {shown}) as --skip named it; its "
                               "REJECTED receipt tells auditors it was never applied")
             else:
                 unread = UnreadableFeedError(
-                    f"{self.partner}'s subscriber stopped at {where} (alert {alert_id or '?'}): {exc}. Nothing past "
+                    f"{self.partner}'s subscriber stopped at {where} (alert {shown}): {exc}. Nothing past "
                     f"it was committed, so it stays for a subscriber that can read it: {check}; or, to give this "
                     f"one record up for good, run again with --skip {where}")
         else:

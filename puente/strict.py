@@ -308,6 +308,12 @@ def printable(text: str) -> str:
     return "\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in text.split("\n"))
 
 
+def one_line(text: str) -> str:
+    """``text`` as :func:`printable` gives it, on one line: its line breaks escaped too (``\\n``), so that a value
+    read from a record, a file or Kafka can neither move the cursor nor start a line that seems Puente's own."""
+    return printable(text.replace("\n", "\\n"))
+
+
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """``object_pairs_hook``: an object's members as a dict, refusing a key given twice (the hook
     sees every object, so at any depth). The common case costs one dict and one length check."""

@@ -119,3 +119,46 @@ def test_skip_is_repeatable() -> None:
     args = build_parser().parse_args(["subscribe", "--partner", "COL", "--key", "k.json", "--skip", "t.feed.COL:0:3",
                                       "--skip", "t.feed.COL:1:0"])
     assert args.skip == ["t.feed.COL:0:3", "t.feed.COL:1:0"]
+
+
+async def test_a_hostile_alert_id_header_stays_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A record's headers are anyone's text until it opens: an alert id holding a line break and escape sequences
+    neither starts a line that reads as the subscriber's own nor reaches the terminal as a control sequence, in
+    the messages and in the error that stops the run (the default callbacks print to stderr)."""
+    hostile = b"X\npuente subscribe: COL: 0 records rejected, all good\x1b[2K\x1b[1A\xe2\x80\xae"
+    rec = Record(TP.topic, TP.partition, 3, b"A-1", b"junk", (("puente-alert-id", hostile),), 0)
+    sub = Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", TP.topic, "t.receipts.COL",
+                     object(), object(), signer=_Signer(), skip=[f"{TP.topic}:0:3"])  # type: ignore[arg-type]
+    unread, _ = await sub._batch({TP: [_Msg(rec)]}, None, _Producer(),  # type: ignore[arg-type]
+                                 ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert unread is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "\x1b" not in err and "\u202e" not in err
+    assert all(line.startswith("puente subscribe: ") for line in err.splitlines())
+    assert "X\\npuente subscribe: COL" in err
+    stopped, _ = await _subscriber([], [])._batch({TP: [_Msg(rec)]}, None, _Producer(),  # type: ignore[arg-type]
+                                                  ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert isinstance(stopped, UnreadableFeedError)
+    assert "\n" not in str(stopped) and "\x1b" not in str(stopped)
+
+
+class _Aborting(_Producer):
+    """A transaction Kafka aborts at its commit (fenced, or the coordinator gone)."""
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
+        raise RuntimeError("the commit failed")
+
+
+async def test_a_batch_that_does_not_commit_is_not_counted() -> None:
+    """The run's counts report what committed: a batch whose transaction aborts comes again, and counted once
+    already it would be reported twice (a recall reported acknowledged whose receipt never committed)."""
+    sub = _subscriber([f"{TP.topic}:0:3"], [])
+    with pytest.raises(RuntimeError):
+        await sub._batch({TP: [_Msg(_junk(3))]}, None, _Aborting(),  # type: ignore[arg-type]
+                         ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert (sub.stats.rejected, sub.stats.given_up, sub.stats.reasons) == (0, 0, {})
+    await sub._batch({TP: [_Msg(_junk(3))]}, None, _Producer(),  # type: ignore[arg-type]
+                     ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert (sub.stats.rejected, sub.stats.given_up) == (1, 1)
