@@ -719,6 +719,10 @@ class Subscriber:
                    "version": version,
                    "policy_version": (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")[:100],
                    "at": iso_utc(datetime.now(UTC))}
+        if self.store is not None:
+            # Which store holds what it received: a recall is acknowledged once every store holding the alert
+            # answers (``broker.audit.recalls``), not by one that took its feed partition over mid-stream.
+            receipt["store"] = self.commit_tag.partition("|")[2]
         await producer.send(self.access_topic, chain.append("RECEIPT", receipt), key=self.partner.encode(),
                             partition=part)
         return unread

@@ -16,6 +16,17 @@ be reported for a recall the partner never acknowledged. An agreement sets how l
 for every recall, whether it is acknowledged, outstanding, outstanding past its deadline, or
 failed: the notice could not be sent at all (no key to seal it with), so the partner still holds
 the alert until a later recall reaches it.
+
+A partner may run several subscriber instances, each with its own store, and a feed partition may change
+hands between them mid-stream: the store that takes it over can receive an update and the recall of an
+alert whose first version another store holds, and acknowledge the recall while that store keeps the text.
+So a recall is acknowledged only once every *holder* of the alert has acknowledged it: each store that
+receipted a view of it (RECEIVED or DUPLICATE) since its own last acknowledged recall. A receipt names its
+store (``store``, the store's id); one written before receipts did, or by a subscriber without a store,
+counts under its receipt chain, or under the store that chain's other receipts name. A recall of an alert
+no receipt shows held (the receipts lost, or never written) is acknowledged by any RECALLED receipt, as
+before. What an auditor then sees outstanding is a holder that has not answered (``RecallRow.waiting_on``):
+its store still holds the alert, or was purged of it without a receipt saying so.
 """
 
 from __future__ import annotations
@@ -49,6 +60,9 @@ class RecallRow:
     acknowledged_at: datetime | None
     state: str
     reason: str | None
+    waiting_on: tuple[str, ...] = ()
+    """The holders that received a view of the alert and have not acknowledged this recall (a store's id, or a
+    receipt chain's name): set only while it is not acknowledged."""
 
     def overdue_by(self, now: datetime) -> timedelta:
         return max(timedelta(0), now - self.deadline) if self.acknowledged_at is None else timedelta(0)
@@ -62,7 +76,9 @@ def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], 
     does not name gets the default. A row whose ``at`` is no time with an offset (``verify.when``)
     counts for nothing: a time without one is never compared as if it were UTC."""
     sent: dict[tuple[str, str], tuple[int, datetime, str | None, bool]] = {}
-    acks: dict[tuple[str, str], list[tuple[int, datetime]]] = {}
+    acks: dict[tuple[str, str], list[tuple[int, datetime, str]]] = {}
+    held: dict[tuple[str, str], dict[str, int]] = {}  # each holder's highest version receipted as held
+    stores: dict[str, str] = {}  # a receipt chain's store, as its receipts that name one give it
     for row in rows:
         kind, alert, partner = row.get("kind"), row.get("alert_id"), row.get("partner")
         if not isinstance(alert, str) or not isinstance(partner, str):
@@ -77,20 +93,35 @@ def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], 
                 reason = row.get("reason") or row.get("action")  # a recall's category, or what pulled it back
                 sent[(alert, partner)] = (version, at, reason if isinstance(reason, str) else None,
                                           row.get("sent") is not False)
-        elif kind == "RECEIPT" and row.get("status") == "RECALLED":
+        elif kind == "RECEIPT" and (status := row.get("status")) in RECALL_RECEIPTS:
             version = row.get("version", 1)
             version = version if type(version) is int else 1
-            acks.setdefault((alert, partner), []).append((version, at))
+            holder = _holder(row, stores)
+            if status == "RECALLED":
+                acks.setdefault((alert, partner), []).append((version, at, holder))
+            else:
+                holders = held.setdefault((alert, partner), {})
+                holders[holder] = max(version, holders.get(holder, 0))
     out = []
     for (alert, partner), (version, at, reason, went) in sent.items():
         deadline = at + timedelta(hours=ack_hours.get(partner, DEFAULT_ACK_HOURS))
         # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
         # made after it was sent (give or take the clock skew allowed between parties).
-        acked = sorted(a for v, a in acks.get((alert, partner), []) if v >= version and a >= at - CLOCK_SKEW)
-        acknowledged_at = acked[0] if acked and went else None
+        answers = acks.get((alert, partner), [])
+        first: dict[str, datetime] = {}
+        for v, a, holder in answers:
+            holder = stores.get(holder, holder)
+            if v >= version and a >= at - CLOCK_SKEW and (holder not in first or a < first[holder]):
+                first[holder] = a
+        holding = _holding(held.get((alert, partner), {}), answers, stores)
+        waiting_on = tuple(sorted(holding - first.keys()))
+        # Acknowledged when the last holder answered (any answer, when no receipt shows who holds it).
+        times = [] if waiting_on else [first[h] for h in holding] if holding else list(first.values())
+        acknowledged_at = max(times) if times and went else None
         waiting = OVERDUE if now > deadline else OUTSTANDING
         state = FAILED if not went else ACKNOWLEDGED if acknowledged_at else waiting
-        out.append(RecallRow(alert, partner, version, at, deadline, acknowledged_at, state, reason))
+        out.append(RecallRow(alert, partner, version, at, deadline, acknowledged_at, state, reason,
+                             () if state == ACKNOWLEDGED else waiting_on))
     rank = {FAILED: 0, OVERDUE: 1, OUTSTANDING: 2}
 
     def order(r: RecallRow) -> tuple[int, float, str, str]:
@@ -99,6 +130,39 @@ def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], 
         return (rank[r.state], r.deadline.timestamp(), r.alert_id, r.partner)  # longest overdue first
 
     return sorted(out, key=order)
+
+
+_HOLDING = frozenset({"RECEIVED", "DUPLICATE"})  # the receipt statuses of a store that holds the view
+RECALL_RECEIPTS = _HOLDING | {"RECALLED"}
+"""The receipt statuses ``recall_status`` reads: a reader of the audit may pass it only receipts of these."""
+_CHAIN = "chain "  # a holder known by its receipt chain: a subscriber without a store, or before receipts named one
+
+
+def _holder(row: dict[str, Any], stores: dict[str, str]) -> str:
+    """Who a receipt speaks for: its store (``store``, noting that its chain writes for that store), else its
+    receipt chain, marked as one."""
+    chain = row.get("chain")
+    chain = f"{_CHAIN}{chain if isinstance(chain, str) else row.get('partner')}"
+    store = row.get("store")
+    if isinstance(store, str) and store:
+        stores.setdefault(chain, store)
+        return store
+    return chain
+
+
+def _holding(held: dict[str, int], answers: list[tuple[int, datetime, str]], stores: dict[str, str]) -> set[str]:
+    """The holders that still hold a view of the alert, as far as receipts tell: each that receipted one at a
+    version not below the highest it acknowledged a recall at (a later view, after a recall without reason, is
+    held again)."""
+    recalled: dict[str, int] = {}
+    for v, _, holder in answers:
+        holder = stores.get(holder, holder)
+        recalled[holder] = max(v, recalled.get(holder, 0))
+    versions: dict[str, int] = {}
+    for holder, v in held.items():
+        holder = stores.get(holder, holder)
+        versions[holder] = max(v, versions.get(holder, 0))
+    return {holder for holder, v in versions.items() if v >= recalled.get(holder, 0)}
 
 
 def notice_version(row: dict[str, Any]) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 from broker.access import parties
 from broker.audit import EndCheck, PartitionReport
-from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, recall_status
+from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, RECALL_RECEIPTS, recall_status
 from broker.audit.verify import plain
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
@@ -291,8 +291,9 @@ def _recalls(args: argparse.Namespace) -> int:
 
     async def collect() -> list[dict[str, Any]]:
         found = await audit_topics(conn, cfg.topic_prefix)
+        # The receipts of views held too: a recall is acknowledged once every store holding the alert answers.
         return [doc async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners)
-                if doc.get("decision") == "RECALL" or doc.get("status") == "RECALLED"]
+                if doc.get("decision") == "RECALL" or doc.get("status") in RECALL_RECEIPTS]
 
     now = datetime.now(UTC)
     rows = recall_status(run(collect()), ack_deadlines(policy), now)
@@ -300,7 +301,8 @@ def _recalls(args: argparse.Namespace) -> int:
         for r in rows:
             print(json.dumps({"alert_id": r.alert_id, "partner": r.partner, "version": r.version, "state": r.state,
                               "reason": r.reason, "sent_at": iso_utc(r.sent_at), "deadline": iso_utc(r.deadline),
-                              "acknowledged_at": iso_utc(r.acknowledged_at) if r.acknowledged_at else None}))
+                              "acknowledged_at": iso_utc(r.acknowledged_at) if r.acknowledged_at else None,
+                              "waiting_on": list(r.waiting_on)}))
     else:
         width = max([len(r.alert_id) for r in rows] + [5])
         print(f"{'state':<12} {'alert':<{width}} {'v':>3} {'partner':<7} {'reason':<17} {'sent (UTC)':<20} "
@@ -310,6 +312,8 @@ def _recalls(args: argparse.Namespace) -> int:
             ack = (iso_utc(r.acknowledged_at)[:19] if r.acknowledged_at else
                    "no: the notice was never sent; recall again" if r.state == FAILED else
                    f"no: {late.total_seconds() / 3600:.1f} h overdue" if r.state == OVERDUE else "not yet")
+            if r.waiting_on:
+                ack += f"; waiting on {_holders(r.waiting_on)}"
             print(f"{r.state:<12} {r.alert_id:<{width}} {r.version:>3} {r.partner[:7]:<7} {_text(r.reason)[:17]:<17} "
                   f"{iso_utc(r.sent_at)[:19]:<20} {iso_utc(r.deadline)[:19]:<20} {ack}")
     overdue = sum(1 for r in rows if r.state == OVERDUE)
@@ -320,6 +324,12 @@ def _recalls(args: argparse.Namespace) -> int:
           + (f"; {unsound} audit record(s) left out as unsound: run `puente audit verify`" if unsound else ""),
           file=sys.stderr)
     return 1 if overdue or failed else 0
+
+
+def _holders(holders: tuple[str, ...]) -> str:
+    """The holders a recall waits on, as a person reads them: stores by id, subscribers without one by chain."""
+    shown = [_text(h) if h.startswith("chain ") else f"store {_text(h)}" for h in holders[:3]]
+    return ", ".join(shown) + (f" and {len(holders) - 3} more" if len(holders) > 3 else "")
 
 
 def _rows(docs: Iterable[dict[str, Any]], longest_alert_id: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -257,13 +258,15 @@ async def test_a_recall_waits_for_an_offline_partner_and_its_plaintext_is_gone_o
     code, rows = _recalls(env)
     assert code == 0 and [(r["alert_id"], r["partner"], r["state"]) for r in rows] == [
         (alert["alert_id"], "COL", "outstanding")]
+    [holder] = rows[0]["waiting_on"]  # the store that holds it, named by its receipts
+    assert re.fullmatch("[0-9a-f]{32}", holder), rows
 
     second = _subscribe(env, store)
     assert second.returncode == 0, second.stderr
     code, rows = _recalls(env)
     assert code == 0 and [(r["alert_id"], r["state"], r["version"]) for r in rows] == [
         (alert["alert_id"], "acknowledged", 2)]
-    assert rows[0]["acknowledged_at"] is not None
+    assert rows[0]["acknowledged_at"] is not None and rows[0]["waiting_on"] == []
     assert marker.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("col.sqlite*"))
     tomb = subprocess.run(cli("store", "show", alert["alert_id"], "--partner", "COL", "--store", str(store)),
                           env=env.env_vars("partner-COL"), capture_output=True, text=True, timeout=60, check=False)

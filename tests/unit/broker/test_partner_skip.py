@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from aiokafka import TopicPartition
 from broker.audit import ChainWriter
 from broker.kafka import KafkaConnection
 from broker.partner import Subscriber
+from broker.partner_store import PartnerStore
 from puente.cli import build_parser
 from puente.errors import UnreadableFeedError
 from puente.wire import Record
@@ -162,3 +164,24 @@ async def test_a_batch_that_does_not_commit_is_not_counted() -> None:
     await sub._batch({TP: [_Msg(_junk(3))]}, None, _Producer(),  # type: ignore[arg-type]
                      ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
     assert (sub.stats.rejected, sub.stats.given_up) == (1, 1)
+
+
+async def test_each_receipt_names_the_store_that_applied_it(tmp_path: Path) -> None:
+    """With a store, each receipt names it (its id), so that a recall is acknowledged only once every store that
+    holds the alert has answered (``broker.audit.recalls``); without one, receipts name none."""
+    store = PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL")
+    try:
+        sub = Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", TP.topic, "t.receipts.COL",
+                         object(), object(), signer=_Signer(), on_error=[].append,  # type: ignore[arg-type]
+                         skip=[f"{TP.topic}:0:3"], store=store)
+        producer = _Producer()
+        await sub._batch({TP: [_Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
+                         ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+        [receipt] = [r for r in producer.sent if r["kind"] == "RECEIPT"]
+        assert receipt["store"] == store.store_id
+    finally:
+        store.close()
+    producer = _Producer()
+    await _subscriber([f"{TP.topic}:0:3"], [])._batch({TP: [_Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
+                                                      ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert "store" not in next(r for r in producer.sent if r["kind"] == "RECEIPT")

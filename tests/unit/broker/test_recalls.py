@@ -63,3 +63,71 @@ def test_a_time_without_an_offset_is_no_time_never_a_crash() -> None:
     since = LogFilter(since=NOW - timedelta(days=1), until=NOW)
     assert not since.accepts(naive) and not since.accepts(nested)
     assert since.accepts(_ack("SNM:A", "COL", 2, 1))
+
+
+def _receipt(alert: str, status: str, version: int, hours_ago: float, chain: str = "COL",
+             store: str | None = None) -> dict[str, object]:
+    """A receipt of partner COL as ``flatten`` gives it: its chain (``COL/<instance>``), and its store's id."""
+    row: dict[str, object] = {"kind": "RECEIPT", "status": status, "alert_id": alert, "partner": "COL",
+                              "version": version, "at": _at(hours_ago), "chain": chain}
+    if store is not None:
+        row["store"] = store
+    return row
+
+
+A, B = "a" * 32, "b" * 32  # two stores' ids
+
+
+def test_a_recall_waits_for_every_store_that_holds_the_alert() -> None:
+    """Store A received v1; store B took the feed partition over, received v2 and the recall, and acknowledged
+    it. A still holds v1's text: the recall is outstanding, waiting on A, until A acknowledges it too."""
+    rows = [_receipt("SNM:A", "RECEIVED", 1, 30, "COL", A), _receipt("SNM:A", "RECEIVED", 2, 20, "COL/b", B),
+            _recall("SNM:A", "COL", 3, 10), _receipt("SNM:A", "RECALLED", 3, 9, "COL/b", B)]
+    [row] = recall_status(rows, {}, NOW)
+    assert (row.state, row.waiting_on, row.acknowledged_at) == (OUTSTANDING, (A,), None)
+    [row] = recall_status([*rows, _receipt("SNM:A", "RECALLED", 3, 2, "COL", A)], {}, NOW)
+    assert (row.state, row.waiting_on, row.acknowledged_at) == (ACKNOWLEDGED, (), NOW - timedelta(hours=2))
+
+
+def test_a_store_that_never_held_the_alert_cannot_answer_for_the_one_that_does() -> None:
+    """A recall record copied into a partition another store reads (or read there after a takeover) is answered
+    RECALLED by a store that never held the alert: that answers for nothing."""
+    rows = [_receipt("SNM:A", "RECEIVED", 1, 30, "COL", A), _recall("SNM:A", "COL", 2, 10),
+            _receipt("SNM:A", "RECALLED", 2, 9, "COL/b", B)]
+    [row] = recall_status(rows, {}, NOW)
+    assert (row.state, row.waiting_on) == (OUTSTANDING, (A,))
+
+
+def test_a_store_that_acknowledged_an_earlier_recall_and_holds_nothing_since_is_not_waited_on() -> None:
+    """A held v1 and acknowledged the first recall (v2); re-entitled, the alert's v3 went to B alone, and the
+    second recall (v4) is acknowledged once B answers."""
+    rows = [_receipt("SNM:A", "RECEIVED", 1, 40, "COL", A), _recall("SNM:A", "COL", 2, 35),
+            _receipt("SNM:A", "RECALLED", 2, 34, "COL", A), _receipt("SNM:A", "RECEIVED", 3, 20, "COL/b", B),
+            _recall("SNM:A", "COL", 4, 10), _receipt("SNM:A", "RECALLED", 4, 9, "COL/b", B)]
+    [row] = recall_status(rows, {}, NOW)
+    assert (row.version, row.state, row.waiting_on) == (4, ACKNOWLEDGED, ())
+    # A received v3 again itself instead: then it is waited on for the second recall.
+    rows[3] = _receipt("SNM:A", "RECEIVED", 3, 20, "COL", A)
+    [row] = recall_status(rows, {}, NOW)
+    assert (row.state, row.waiting_on) == (OUTSTANDING, (A,))
+
+
+def test_receipts_without_a_store_count_under_their_chain_or_the_store_it_names_later() -> None:
+    """Receipts written before receipts named their store count under their chain; a chain whose later receipts
+    name a store speaks for that store, so a subscriber upgraded between delivery and recall is not waited on
+    twice. A subscriber without a store is a holder by its chain alone."""
+    rows = [_receipt("SNM:A", "RECEIVED", 1, 30, "COL"), _recall("SNM:A", "COL", 2, 10),
+            _receipt("SNM:A", "RECALLED", 2, 9, "COL", A)]
+    [row] = recall_status(rows, {}, NOW)
+    assert (row.state, row.waiting_on) == (ACKNOWLEDGED, ())
+    rows = [_receipt("SNM:A", "RECEIVED", 1, 30, "COL/x"), _recall("SNM:A", "COL", 2, 10),
+            _receipt("SNM:A", "RECALLED", 2, 9, "COL", A)]
+    [row] = recall_status(rows, {}, NOW)
+    assert (row.state, row.waiting_on) == (OUTSTANDING, ("chain COL/x",))
+
+
+def test_with_no_receipt_of_a_view_any_acknowledgement_answers() -> None:
+    """No receipt shows who holds the alert (receipts lost, or the view's receipt not read): one RECALLED of the
+    notice's version acknowledges it, as it always did."""
+    [row] = recall_status([_recall("SNM:A", "COL", 2, 10), _receipt("SNM:A", "RECALLED", 2, 9, "COL/b", B)], {}, NOW)
+    assert (row.state, row.waiting_on) == (ACKNOWLEDGED, ())
