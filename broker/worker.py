@@ -351,7 +351,7 @@ class BrokerWorker:
             producers[slot] = await self._producer(slot)
 
         async def load() -> tuple[dict[int, tuple[ChainHead, ReplayWindow]], dict[int, LifecycleBook],
-                                  dict[TopicPartition, int | None], dict[TopicPartition, str]]:
+                                  dict[TopicPartition, int | None], dict[TopicPartition, str], dict[int, str]]:
             # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
             # A fetch reaching a partition's end long-polled 500 ms (the default) for nothing, twice
             # per load (audit, then lifecycle): half the stall a rebalance or restart cost a slot.
@@ -373,14 +373,14 @@ class BrokerWorker:
                 self._check_empty_slots(fresh, states, offsets)
                 took["audit_s"] = time.monotonic() - began - sum(took.values())
                 books = await self._read_books(audit, [slot for _, slot in fresh])
-                await self._check_books(audit, states)
+                lost = await self._check_books(audit, states)
                 remade = await self._remade_ingress(audit, fresh, states)
                 took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
-                return states, books, offsets, remade
+                return states, books, offsets, remade, lost
 
         try:
             try:
-                states, books, offsets, remade = await asyncio.wait_for(load(), self.config.load_timeout_s)
+                states, books, offsets, remade, lost = await asyncio.wait_for(load(), self.config.load_timeout_s)
             except TimeoutError:
                 raise KafkaUnavailableError(
                     f"loading {len(fresh)} slot(s) (their producers, audit and lifecycle state) took longer than "
@@ -395,6 +395,8 @@ class BrokerWorker:
                                           states=head.states)
                         self._start_slot(state, head.resume, offsets.get(tp))
                         self._owned[tp] = state
+                        if slot in lost and self._group is not None:
+                            self._states_lost(self._group, state, head.resume, lost[slot])
                         if tp in remade and self._group is not None and head.resume is not None:
                             # Recorded as a gap, read from the new topic's first record (``_remade_ingress``).
                             self._accept_gap(self._group, tp, head.resume, 0, remade[tp])
@@ -620,16 +622,18 @@ class BrokerWorker:
             log.info("lifecycle states loaded", slots=len(slots), alerts=loaded)
         return books
 
-    async def _check_books(self, consumer: Consumer, states: dict[int, tuple[ChainHead, ReplayWindow]]) -> None:
+    async def _check_books(self, consumer: Consumer,
+                           states: dict[int, tuple[ChainHead, ReplayWindow]]) -> dict[int, str]:
         """Refuse a slot whose lifecycle partition ends before the offset its last block says it reached at least
         (``ChainHead.states``): the topic was made anew or emptied, and the states it held (who holds which
         version of each alert) are gone, so a recall would reach no one and an update pull nothing back. Read
         on only with ``accept_gaps``, logged, the slot's count set back to what the partition holds (its next
-        block carries the lower count; ``audit verify`` does not flag the fall, nor does a GAP entry record it:
-        a stated limit)."""
+        block carries the lower count) and the loss recorded in the slot's audit chain: the slots read on so,
+        each with what was lost (``_states_lost``). ``audit verify`` does not flag the fall itself."""
+        lost: dict[int, str] = {}
         tps = {TopicPartition(self.names.lifecycle, slot): head for slot, (head, _) in states.items() if head.states}
         if not tps:
-            return
+            return lost
         ends = await consumer.end_offsets(list(tps))
         for tp, head in sorted(tps.items()):
             end = ends[tp]
@@ -644,7 +648,24 @@ class BrokerWorker:
                                    "no partner)")
             log.warning("lifecycle states lost; reading on (--accept-gap)", topic=tp.topic, partition=tp.partition,
                         offset=end)
+            lost[tp.partition] = f"{what}; read on with --accept-gap"
             head.states = end
+        return lost
+
+    def _states_lost(self, group: Consumer, state: SlotState, resume: int | None, what: str) -> None:
+        """Queue, first in a fresh slot's queue, a GAP entry recording alert states lost and read past with
+        ``accept_gaps`` (``_check_books``): auditors then see in the slot's chain where recalls and updates of
+        the alerts it held stopped reaching partners. It skips no ingress record: its transaction commits the
+        offset the slot stands at. A slot that never took a record has no place to name, and no state to lose."""
+        if resume is None or resume <= 0:
+            return
+        now = datetime.now(UTC)
+        entry: dict[str, Any] = {"kind": "GAP", "reason": "states-lost", "detail": what, "from_offset": resume,
+                                 "next_offset": resume, "skipped": 0, "at": now.isoformat().replace("+00:00", "Z"),
+                                 "ingress": f"{state.tp.topic}:{state.tp.partition}:{resume - 1}"}
+        if state.seen.latest:
+            entry["ingress_ms"] = state.seen.latest
+        self._enqueue(group, state, [GapMark(resume - 1, int(now.timestamp() * 1000), 0, entry)])
 
     async def _remade_ingress(self, consumer: Consumer, fresh: list[tuple[TopicPartition, int]],
                               states: dict[int, tuple[ChainHead, ReplayWindow]]) -> dict[TopicPartition, str]:

@@ -16,6 +16,7 @@ from worker_fakes import HeldProducer, settle
 
 import broker.worker as worker_module
 from broker.audit import ChainHead, ChainWriter
+from broker.audit.chain import resume_offset
 from broker.kafka import KafkaConnection
 from broker.pipeline import Pipeline
 from broker.replay import ReplayWindow
@@ -110,8 +111,31 @@ def test_a_lifecycle_partition_ending_short_of_what_the_audit_says_is_refused() 
     assert f"{lifecycle.topic}[{part}] ends at offset 0" in message and "--accept-gap" in message
     assert "\n" not in message
     head = ChainHead.after(block)
-    asyncio.run(_worker(accept_gaps=True)._check_books(_Ends(0), {part: (head, ReplayWindow(7))}))  # type: ignore[arg-type]
-    assert head.states == 0
+    accepting = _worker(accept_gaps=True)
+    lost = asyncio.run(accepting._check_books(_Ends(0), {part: (head, ReplayWindow(7))}))  # type: ignore[arg-type]
+    assert head.states == 0 and list(lost) == [part] and "--accept-gap" in lost[part]
+
+    # Read on, the loss is recorded first in the slot's chain: a GAP entry naming it, which skips no record.
+    later = KeepingProducer()
+    again = SlotState(tp, part, later, ChainWriter("t.audit.decisions", part, head), ReplayWindow(7),  # type: ignore[arg-type]
+                      states=head.states)
+
+    async def read_on() -> None:
+        accepting._owned[tp] = again
+        accepting._start_slot(again, head.resume, 1)
+        accepting._states_lost(Group(), again, head.resume, lost[part])  # type: ignore[arg-type]
+        await settle()
+        assert again.task is not None
+        await asyncio.wait_for(again.task, 5)
+        assert accepting._failure is None
+
+    asyncio.run(read_on())
+    [gap_block] = [orjson.loads(v) for topic, _, _, v in later.records if topic == "t.audit.decisions"]
+    [entry] = gap_block["entries"]
+    assert (entry["kind"], entry["reason"], entry["skipped"], entry["next_offset"]) == ("GAP", "states-lost", 0, 1)
+    assert entry["ingress"] == f"{tp.topic}:{part}:0" and gap_block["states"] == 0
+    assert gap_block["seq"] == block["seq"] + 1 and gap_block["prev"] == block["hash"]
+    assert resume_offset(gap_block) == 1 and again.done_to == 1  # where the slot stood: nothing skipped
 
 
 def test_a_worker_retiring_every_slot_stops_reporting_their_lag() -> None:
