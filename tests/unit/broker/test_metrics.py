@@ -238,3 +238,32 @@ async def test_connections_beyond_the_cap_are_closed_and_scrapes_resume_after() 
         assert status.endswith("200 OK") and list(text_string_to_metric_families(body))
     finally:
         server.close()
+
+
+class _CountedRenders(Metrics):
+    def __init__(self) -> None:
+        super().__init__()
+        self.renders = 0
+
+    def render(self) -> bytes:
+        self.renders += 1
+        return super().render()
+
+
+async def test_a_flood_of_scrapes_renders_the_metrics_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many scrapes arrive within RENDER_EVERY_S, the registry is rendered once and each gets that text;
+    once it is older, the next scrape renders it again, with what was counted since."""
+    clock = [1000.0]
+    monkeypatch.setattr(metrics_module.time, "monotonic", lambda: clock[0])
+    m = _CountedRenders()
+    port = free_port()
+    server = await serve_metrics(m, "127.0.0.1", port, lambda: True)
+    try:
+        bodies = {(await _get(port, "/metrics"))[1] for _ in range(20)}
+        assert m.renders == 1 and len(bodies) == 1
+        m.transaction(0.01)
+        clock[0] += metrics_module.RENDER_EVERY_S
+        status, body = await _get(port, "/metrics")
+        assert m.renders == 2 and status.endswith("200 OK") and "puente_transactions_total 1.0" in body
+    finally:
+        server.close()
