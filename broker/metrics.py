@@ -17,8 +17,9 @@ Names follow Prometheus' conventions (base units, ``_total`` for counters, ``_se
 ``/readyz`` answers 200 once every worker has joined its group and holds its slots, 503 before
 and while it stops. The end-to-end latency histogram is bucketed a batch at a time (a sort and
 a few bisections) and exposed through its own collector: a per-record ``observe`` cost more.
-The endpoint bounds each request's time and size, and the connections it serves at once (see
-``serve_metrics``): a client cannot hold the broker's file descriptors. It serves the text it rendered
+The endpoint bounds each request's time and size, and the connections it serves at once, in all
+and from one address (see ``serve_metrics``): a client can neither hold the broker's file
+descriptors nor keep the health checks out. It serves the text it rendered
 up to ``RENDER_EVERY_S`` ago: the endpoint shares the workers' event loop, and rendering costs about
 half a millisecond, so a client asking as fast as it can must not decide how much of the loop goes to it.
 The worker sets the lag gauges every second from its consumer's state, whether records arrive or
@@ -52,6 +53,7 @@ from prometheus_client import (
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from broker.gate import Gate, client_address
 from puente import __version__, logs
 from puente.errors import ConfigError
 from schemas import alert_codec
@@ -186,7 +188,8 @@ def _versions() -> dict[str, str]:
 
 # The endpoint's bounds (see ``serve_metrics``).
 REQUEST_DEADLINE_S = 5.0  # to read the whole request head, and again to write the answer and close
-MAX_CONNECTIONS = 64  # served at once; more are closed on arrival
+MAX_CONNECTIONS = 64  # open at once; past it a new one closes an idle one, or is closed (``serve_metrics``)
+MAX_PER_ADDRESS = 8  # of those, from one client address (Prometheus opens one per scrape, a health check one)
 MAX_HEAD_BYTES = 16 * 1024  # the request line and headers together (also the longest line read)
 MAX_HEADERS = 100
 REFUSALS_LOGGED_EVERY_S = 60.0
@@ -214,7 +217,7 @@ class _BadRequest(Exception):
 
 async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callable[[], bool], *,
                         deadline_s: float = REQUEST_DEADLINE_S,
-                        max_connections: int = MAX_CONNECTIONS,
+                        max_connections: int = MAX_CONNECTIONS, max_per_address: int = MAX_PER_ADDRESS,
                         render_every_s: float = RENDER_EVERY_S) -> asyncio.Server:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``address:port``; a port in use is a ConfigError.
 
@@ -222,17 +225,22 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
     request head (request line and headers) must arrive within ``deadline_s``, and the answer
     must be written and the connection closed within ``deadline_s`` again, else the connection is
     dropped; the head is at most ``MAX_HEAD_BYTES`` and ``MAX_HEADERS`` lines, else it is answered
-    400 (a line longer than that too, instead of an uncaught ValueError); at most
-    ``max_connections`` are served at once, and one beyond is closed on arrival without reading.
-    Why: a per-line timeout let a client sending a header line every few seconds hold a
-    connection for ever, and a few hundred such connections used up the process's file
-    descriptors, so the workers' own Kafka connections failed. Refused connections are counted
-    and reported in one warning per ``REFUSALS_LOGGED_EVERY_S`` at most, never a line each.
+    400 (a line longer than that too, instead of an uncaught ValueError). Why: a per-line timeout
+    let a client sending a header line every few seconds hold a connection for ever, and a few
+    hundred such connections used up the process's file descriptors, so the workers' own Kafka
+    connections failed.
+    At most ``max_connections`` are open at once, ``max_per_address`` of them from one client
+    address (an IPv6 one by its /64), kept by ``broker.gate.Gate`` as the console's are: a new
+    connection past a cap closes an idle one (its request head still to come) of its own address,
+    or of the address holding the most; only when none is idle is the new one closed on arrival.
+    Why: one pool for every client let one of them hold all 64 places with slow heads, and every
+    /readyz health check was refused. Refused connections are counted and reported in one warning
+    per ``REFUSALS_LOGGED_EVERY_S`` at most, never a line each.
     ``/metrics`` answers with the text rendered at most ``render_every_s`` ago (``_Rendered``): the
     endpoint runs on the workers' event loop, and a render per request let a flood of scrapes take
     most of it (a stand-in worker lost 92% of its batches).
     """
-    slots = asyncio.Semaphore(max_connections)
+    gate = Gate(max_connections, max_per_address)
     rendered = _Rendered(metrics.render, render_every_s)
     refusals = _Refusals()
 
@@ -246,34 +254,38 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
         return request
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if slots.locked():
+        conn = _Connection(writer)
+        if not gate.admit(conn):
             writer.transport.abort()
             refusals.note(address, port)
             return
-        async with slots:
+        try:
             try:
-                try:
-                    async with asyncio.timeout(deadline_s):
-                        request: bytes | None = await read_head(reader)
-                except (_BadRequest, ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
-                    request = None  # ValueError: a line over the reader's limit
-                if request is None:
-                    body, status, kind = b"request head too large or malformed\n", b"400 Bad Request", _TEXT
-                else:
-                    path = request.split(b" ")[1] if request.count(b" ") >= 2 else b""
-                    body, status, kind = _answer(path, rendered, ready)
-                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode()
-                             + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
                 async with asyncio.timeout(deadline_s):
-                    await writer.drain()
-                    writer.close()
-                    await writer.wait_closed()
-            except (TimeoutError, OSError):
-                pass  # too slow, or gone: dropped below
-            except asyncio.CancelledError:
-                pass  # the loop is stopping; nobody awaits this task (3.11 would log its cancellation)
-            finally:
-                writer.transport.abort()  # nothing if closed already; else drop what is unsent
+                    request: bytes | None = await read_head(reader)
+            except (_BadRequest, ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
+                request = None  # ValueError: a line over the reader's limit
+            if conn.evicted:
+                return  # closed for a newer connection while its head was still coming
+            conn.reading = False  # a request in hand: the gate no longer closes it for another
+            if request is None:
+                body, status, kind = b"request head too large or malformed\n", b"400 Bad Request", _TEXT
+            else:
+                path = request.split(b" ")[1] if request.count(b" ") >= 2 else b""
+                body, status, kind = _answer(path, rendered, ready)
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode()
+                         + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+            async with asyncio.timeout(deadline_s):
+                await writer.drain()
+                writer.close()
+                await writer.wait_closed()
+        except (TimeoutError, OSError):
+            pass  # too slow, or gone: dropped below
+        except asyncio.CancelledError:
+            pass  # the loop is stopping; nobody awaits this task (3.11 would log its cancellation)
+        finally:
+            gate.leave(conn)
+            writer.transport.abort()  # nothing if closed already; else drop what is unsent
 
     try:
         # The listen backlog is the cap too: asyncio accepts up to ``backlog`` connections per wake-up, so
@@ -282,6 +294,23 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}; choose another "
                           "--metrics-port or PUENTE_METRICS_ADDRESS") from None
+
+
+class _Connection:
+    """One connection to the endpoint, as ``Gate`` sees it: idle while its request head is still coming."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.peer = client_address(str(peer[0])) if isinstance(peer, tuple) and peer else "-"
+        self.reading, self.evicted = True, False
+
+    def idle(self) -> bool:
+        return self.reading
+
+    def evict(self) -> None:
+        self.evicted = True
+        self.writer.transport.abort()
 
 
 class _Refusals:

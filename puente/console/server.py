@@ -16,7 +16,6 @@ import os
 import ssl
 import stat
 import sys
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import IndexRun, audit_topics, group_ends, index_topics, signature_checks
+from broker.gate import Gate, client_address
 from broker.kafka import KafkaConnection
 from broker.keystore import auditor_path
 from broker.oversight import QueryLog
@@ -227,86 +227,6 @@ class DeadlineProtocol(H11Protocol):
             self._stall = None
         if self.gate is not None:
             self.gate.leave(self)
-
-
-class Gate:
-    """The connections one console server keeps open: at most ``overall``, and ``per_address`` from one client
-    address.
-
-    uvicorn's own limit (``limit_concurrency``) counts every open connection, idle or not, and answers 503 past
-    it: whoever could reach the port held it with connections that sent nothing, opened again as the request
-    deadline closed them, and every auditor's request was refused. Here a connection without a request in hand
-    (``DeadlineProtocol.idle``) gives way: when a new connection finds a cap reached, an idle connection is
-    closed for it; only when none may be is the new connection closed instead. Past ``per_address``, one of its
-    own address's. Past ``overall``, one of the address holding the most connections, more than the newcomer's
-    holds (else one of the newcomer's own): a flood of new connections from a few addresses, however fast it
-    turns over, displaces its own, never those of a client holding fewer (an auditor whose request is slow to
-    arrive over a long link, or still in its TLS handshake). Of an address, the one used longest ago. So idle
-    connections never keep a request out, and a request in hand is never cut: those are bounded by uvicorn's
-    ``limit_concurrency`` (``MAX_REQUESTS``). An IPv6 client counts by its /64, which one host holds whole."""
-
-    def __init__(self, overall: int = MAX_CONNECTIONS, per_address: int = MAX_PER_ADDRESS) -> None:
-        self.overall, self.per_address = overall, per_address
-        self._open: dict[DeadlineProtocol, None] = {}  # in the order last used: the longest ago first
-        self._by_address: Counter[str] = Counter()
-
-    def admit(self, conn: DeadlineProtocol) -> bool:
-        """Whether ``conn`` may be served (it then counts), having closed an idle connection for it where a cap
-        was reached; False when every connection under that cap has a request in hand."""
-        if self._by_address[conn.peer] >= self.per_address and not self._evict(conn.peer):
-            return False
-        if len(self._open) >= self.overall and not self._evict_for(conn.peer):
-            return False
-        self._open[conn] = None
-        self._by_address[conn.peer] += 1
-        return True
-
-    def used(self, conn: DeadlineProtocol) -> None:
-        """``conn`` has answered a request: it is the last to be closed for a new one."""
-        if conn in self._open:
-            del self._open[conn]
-            self._open[conn] = None
-
-    def leave(self, conn: DeadlineProtocol) -> None:
-        """``conn`` is closed, or closing: it no longer counts."""
-        if conn in self._open:
-            del self._open[conn]
-            self._by_address[conn.peer] -= 1
-            if not self._by_address[conn.peer]:
-                del self._by_address[conn.peer]
-
-    def _evict_for(self, peer: str) -> bool:
-        """Close an idle connection for a newcomer from ``peer``: of the address holding the most connections, if it
-        holds more than ``peer`` does, else of ``peer`` itself (``Gate``); False when there is none."""
-        mine = self._by_address[peer]
-        for address, held in self._by_address.most_common():
-            if held <= mine:
-                break
-            if self._evict(address):
-                return True
-        return self._evict(peer)
-
-    def _evict(self, peer: str | None) -> bool:
-        """Close the idle connection used longest ago (of ``peer``, when given); False when there is none."""
-        found = next((c for c in self._open if (peer is None or c.peer == peer) and c.idle()), None)
-        if found is None:
-            return False
-        self.leave(found)
-        found.evict()
-        return True
-
-
-def client_address(address: str) -> str:
-    """What ``Gate`` counts a client by: its IP address, or for IPv6 its /64 (one host is given a whole one)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
 
 
 def console_protocol(caps: Gate, context: ssl.SSLContext | None = None) -> type[DeadlineProtocol]:
@@ -555,7 +475,8 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
         server = uvicorn.Server(uvicorn.Config(
             HostCheck(create_app(config), listen.hosts()), host=listen.host, port=listen.port, log_level="warning",
             access_log=False, lifespan="off", server_header=False, proxy_headers=False,
-            http=console_protocol(Gate(), listen.context()), limit_concurrency=MAX_REQUESTS))
+            http=console_protocol(Gate(MAX_CONNECTIONS, MAX_PER_ADDRESS), listen.context()),
+            limit_concurrency=MAX_REQUESTS))
         if started is not None:
             started(server)
         task = asyncio.create_task(refresher(catch_up, refresh_s)) if catch_up and refresh_s > 0 else None

@@ -7,6 +7,7 @@ import bisect
 import contextlib
 import logging
 import socket
+from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,6 +22,7 @@ from broker.metrics import BUCKETS_S, Metrics, serve_metrics
 from puente.errors import ConfigError
 
 NOW_S = 1_800_000_000.0
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 def _outcome(decisions: list[tuple[str, str]], dead: str | None = None) -> Any:
@@ -212,31 +214,78 @@ async def test_a_head_with_too_many_headers_is_refused() -> None:
         server.close()
 
 
-async def test_connections_beyond_the_cap_are_closed_and_scrapes_resume_after() -> None:
-    """Past the cap on connections served at once, a new connection is closed without being read,
-    however it dribbles; once the held connections go, a scrape is answered again."""
+async def test_past_the_cap_a_new_connection_closes_the_oldest_idle_one() -> None:
+    """Past the cap on open connections, a new one closes the idle one (its head still coming) opened longest
+    ago, however it dribbles, and is answered; the other held one stays open."""
     port = free_port()
     server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True, deadline_s=60, max_connections=2)
     held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+    dribbling = [asyncio.create_task(_dribble(writer, 0.2)) for _, writer in held]
     try:
         for _, writer in held:
-            writer.write(b"GET /metrics HTTP/1.1\r\n")  # and no more: each holds its slot
-            await writer.drain()
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /metrics HTTP/1.1\r\n")
-        dribbling = asyncio.create_task(_dribble(writer, 0.2))
-        try:
-            assert await _until_closed(reader, 10) == b""
-        finally:
-            dribbling.cancel()
-            writer.close()
-    finally:
-        for _, writer in held:
-            writer.close()
-    try:
-        status, body = await _scrape_soon(port)
+            writer.write(b"GET /metrics HTTP/1.1\r\n")  # and no more than a header now and then
+        await asyncio.sleep(0.1)
+        status, body = await _get(port, "/metrics")
         assert status.endswith("200 OK") and list(text_string_to_metric_families(body))
+        assert await _until_closed(held[0][0], 10) == b""
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(held[1][0].read()), 0.3)
     finally:
+        for task in dribbling:
+            task.cancel()
+        for _, writer in held:
+            writer.close()
+        server.close()
+
+
+async def _hold(port: int, source: str) -> Streams:
+    """A connection from the loopback address ``source`` whose request head never ends."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write(b"GET /readyz HTTP/1.1\r\n")
+    await writer.drain()
+    return reader, writer
+
+
+async def _closed_soon(reader: asyncio.StreamReader) -> bool:
+    """Whether the server has closed the connection (or does within a moment)."""
+    try:
+        await asyncio.wait_for(reader.read(), 0.05)
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        pass
+    return True
+
+
+async def _status_from(port: int, source: str, path: str = "/readyz") -> str:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    try:
+        return (await asyncio.wait_for(reader.readline(), 5)).decode().strip()
+    except ConnectionError:
+        return "closed"
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("holders", [["127.0.0.2"], [f"127.0.0.{2 + i}" for i in range(8)]])
+async def test_clients_holding_every_place_do_not_keep_the_health_checks_out(holders: list[str]) -> None:
+    """Slow request heads from one address, or from eight, on every place the endpoint has: an address holds
+    MAX_PER_ADDRESS at most, and a health check is answered, from this machine's own address and from an address
+    that holds connections itself."""
+    port = free_port()
+    server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True, deadline_s=60)
+    held = [await _hold(port, holders[i % len(holders)]) for i in range(metrics_module.MAX_CONNECTIONS)]
+    try:
+        await asyncio.sleep(0.2)
+        assert await _status_from(port, "127.0.0.1") == "HTTP/1.1 200 OK"
+        assert await _status_from(port, holders[0]) == "HTTP/1.1 200 OK"
+        closed = await asyncio.gather(*(_closed_soon(reader) for reader, _ in held))
+        still = Counter(w.get_extra_info("sockname")[0] for (_, w), gone in zip(held, closed, strict=True) if not gone)
+        assert still and max(still.values()) <= metrics_module.MAX_PER_ADDRESS
+    finally:
+        for _, writer in held:
+            writer.close()
         server.close()
 
 
