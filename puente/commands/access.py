@@ -109,30 +109,34 @@ async def _changes(cfg: PuenteSettings, admin: Admin) -> tuple[AclChanges, list[
     return acl_changes(current, wanted, names, parties(policy, cfg.agencies)), others
 
 
-def _print(changes: AclChanges, others: list[str]) -> None:
+def _print(changes: AclChanges, others: list[str], failed: list[str] | None = None) -> None:
     """The change (``+``, ``-``), rules for every user and rules of logins no policy names on Puente's resources
-    (``!``: only an operator may judge and remove them), other principals' rules (``?``), then a summary."""
-    for acl in changes.add:
-        print(f"+ {acl}")
-    for acl in changes.remove:
-        print(f"- {acl}")
-    for acl in changes.everyone:
-        print(f"! for every user, Puente's parties included; not removed here, remove it if it is not needed: {acl}")
-    for acl in changes.strangers:
-        print(f"! a login no policy names, on this deployment's {acl.resource.lower().replace('_', ' ')}s; not removed "
-              f"here, remove it if it is not needed: {acl}")
+    (``!``: only an operator may judge and remove them), other principals' rules (``?``), then a summary, then
+    each change that ``failed``. Every line goes out through ``_shown``: principals, resource names and hosts are
+    the cluster's, and Kafka lets them hold any character, an escape sequence or a line break too."""
+    lines = _lines(changes, others)
+    lines += [f"FAILED {line}" for line in failed or ()]
+    for line in lines:
+        print(_shown(line))
+
+
+def _lines(changes: AclChanges, others: list[str]) -> list[str]:
+    lines = [*(f"+ {acl}" for acl in changes.add), *(f"- {acl}" for acl in changes.remove)]
+    lines += [f"! for every user, Puente's parties included; not removed here, remove it if it is not needed: {acl}"
+              for acl in changes.everyone]
+    lines += [f"! a login no policy names, on this deployment's {acl.resource.lower().replace('_', ' ')}s; not "
+              f"removed here, remove it if it is not needed: {acl}" for acl in changes.strangers]
     flagged = {*changes.everyone, *changes.strangers}
-    for line in [*(str(a) for a in changes.others if a not in flagged), *others]:
-        print(f"? not Puente's to manage, left as it is: {line}")
+    lines += [f"? not Puente's to manage, left as it is: {line}"
+              for line in [*(str(a) for a in changes.others if a not in flagged), *others]]
     if not changes.drift:
-        print("no change: the cluster's ACLs are what the policy implies")
-        return
+        return [*lines, "no change: the cluster's ACLs are what the policy implies"]
     summary = f"{len(changes.add)} to add, {len(changes.remove)} to remove"
     if changes.everyone:
         summary += f"; {len(changes.everyone)} rule(s) for every user left to the operator"
     if changes.strangers:
         summary += f"; {len(changes.strangers)} rule(s) of logins no policy names left to the operator"
-    print(summary)
+    return [*lines, summary]
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -151,7 +155,5 @@ def _apply(args: argparse.Namespace) -> int:
         return changes, others, await apply_acls(admin, changes)
 
     changes, others, failed = run(go())
-    _print(changes, others)
-    for line in failed:
-        print(f"FAILED {line}")
+    _print(changes, others, failed)
     return 1 if failed or changes.everyone or changes.strangers else 0

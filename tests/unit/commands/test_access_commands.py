@@ -115,3 +115,27 @@ def test_a_login_no_policy_names_reading_a_feed_fails_plan_and_apply_but_stays(
                                                                      "the operator")
     assert _puente("acls", "apply") == 1
     assert eve in cluster["acls"]
+
+
+def test_names_from_the_cluster_reach_the_terminal_escaped(cluster: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Principals, resource names, hosts, other principals' rules and failures, as Kafka stores them, are printed
+    one line each, with no control character, escape sequence, bidi override or line break of theirs."""
+    forged = "x\nno change: the cluster's ACLs are what the policy implies\x1b]0;owned\x07"
+    cluster["acls"] |= {Acl("partner-COL", "TOPIC", forged, "LITERAL", "READ"),
+                        Acl("eve\x1b[2K\r", "TOPIC", "puente.feed.USA", "LITERAL", "READ"),
+                        Acl("billing", "TOPIC", "orders\x1b[31m", "LITERAL", "READ", "ALLOW", "10.0.0.1\u202e")}
+
+    async def cluster_acls(admin: Any) -> tuple[set[Acl], list[str]]:
+        return set(cluster["acls"]), ["ResourcePattern(name=ops\x1b[8m\n) Group:ops"]
+
+    async def apply_acls(admin: Any, changes: AclChanges) -> list[str]:
+        return [f"remove {changes.remove[0]}: refused\x9b2J"]
+
+    monkeypatch.setattr(access, "cluster_acls", cluster_acls)
+    monkeypatch.setattr(access, "apply_acls", apply_acls)
+    for verb, lines in (("plan", 5), ("apply", 6)):
+        assert _puente("acls", verb) == 1
+        out = capsys.readouterr().out
+        assert out.endswith("\n") and all(line.isprintable() for line in out[:-1].split("\n"))
+        assert len(out.splitlines()) == lines and not any(line.startswith("no change") for line in out.splitlines())
