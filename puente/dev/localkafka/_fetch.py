@@ -1,4 +1,11 @@
-"""Fetch Apache Kafka's runtime class path with Maven into the cache folder."""
+"""Fetch Apache Kafka's runtime class path with Maven into the cache folder.
+
+Every node runs ``java -cp <cache>/kafka-<v>/classpath/*`` with its passwords and keys: whoever can put
+a jar in that folder runs code as the node. So the cache root, ``kafka-<v>`` and ``classpath`` are made
+0700 by the fetch, and each must be a folder of this user (or root) that others may not write before
+the class path is trusted (``check_folder``); the jars' SHA-256 are recorded when Maven has fetched
+them (``DIGESTS``) and checked whenever the class path is handed out, before each node starts.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,13 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from broker.private_files import check_folder, private_folder, read_regular, write_atomic
 from puente.errors import KafkaSetupError
 
 KAFKA_VERSION = "4.1.1"
 _MARKER = "READY"
+DIGESTS = "classpath.sha256"  # beside READY: "<sha256>  <file name>" for each file of the class path
+_MAX_DIGESTS_BYTES = 1024 * 1024  # a few hundred lines
 
 
 def cache_root() -> Path:
@@ -35,7 +45,9 @@ def fetch_kafka(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
     """Return the class-path folder for ``version``, fetching it on first use.
 
     The folder is only marked ready after Maven succeeds, so an interrupted
-    fetch is retried rather than used half-done.
+    fetch is retried rather than used half-done. A ready folder is handed out only
+    while the cache's folders are private and the class path holds exactly the files
+    fetched, with the digests they had (KafkaSetupError otherwise).
     """
     home = kafka_home(version)
     classpath = home / "classpath"
@@ -43,17 +55,20 @@ def fetch_kafka(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
     # The marker names what was fetched: the version and the pom's digest, so that a pom that asks
     # for more (Kafka's console tools, say) fetches again instead of using an older class path.
     ready = f"{version} {hashlib.sha256(pom.encode()).hexdigest()[:16]}\n"
-    if (home / _MARKER).exists() and classpath.is_dir() and (home / _MARKER).read_text() == ready:
+    _check_folders(home)
+    if _marked(home, ready) and classpath.is_dir() and (home / DIGESTS).exists():
+        _check_digests(home)
         return classpath
     mvn = shutil.which("mvn")
     if mvn is None:
         raise KafkaSetupError("Maven ('mvn') is not on PATH; it is needed once to fetch Kafka")
     if shutil.which("java") is None:
         raise KafkaSetupError("Java ('java', 17 or newer) is not on PATH; Kafka needs it")
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "pom.xml").write_text(pom)
+    (home / _MARKER).unlink(missing_ok=True)
     if classpath.exists():
         shutil.rmtree(classpath)
+    private_folder(classpath, error=KafkaSetupError)  # and the folders above it: Maven copies into it
+    (home / "pom.xml").write_text(pom)
     if not quiet:
         print(f"Fetching Apache Kafka {version} with Maven into {home} (first run only)...", file=sys.stderr)
     cmd = [mvn, "-B", "-q", f"-Dkafka.version={version}", "-Dclasspath.dir=" + str(classpath), "package"]
@@ -61,5 +76,56 @@ def fetch_kafka(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
     if proc.returncode != 0 or not any(classpath.glob("kafka_2.13-*.jar")):
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise KafkaSetupError(f"Maven could not fetch Kafka {version} (exit {proc.returncode}):\n{tail}")
-    (home / _MARKER).write_text(ready)
+    _check_folders(home)
+    write_atomic(home / DIGESTS, "".join(f"{d}  {n}\n" for n, d in _digests(classpath).items()).encode(), 0o600)
+    write_atomic(home / _MARKER, ready.encode(), 0o600)
     return classpath
+
+
+def _check_folders(home: Path) -> None:
+    """KafkaSetupError unless the cache root, ``home`` and its class path, where they exist, are folders of this
+    user (or root) that others may not write."""
+    for folder in (home.parent, home, home / "classpath"):
+        check_folder(folder, KafkaSetupError, kind="the Kafka cache folder",
+                     advice="others could have planted a jar that Kafka's nodes would run with their secrets: remove "
+                            "it and run `puente kafka fetch` again, which makes it 0700 (or point PUENTE_CACHE at a "
+                            "folder of your own)")
+
+
+def _marked(home: Path, ready: str) -> bool:
+    try:
+        return (home / _MARKER).read_text() == ready
+    except FileNotFoundError:
+        return False
+
+
+def _digests(classpath: Path) -> dict[str, str]:
+    """Each entry of the class path folder by name, with the SHA-256 of its bytes (KafkaSetupError for one that is
+    not a regular file: a link or a folder could lead anywhere)."""
+    found = {}
+    for entry in sorted(classpath.iterdir()):
+        if entry.is_symlink() or not entry.is_file():
+            raise KafkaSetupError(f"{entry} in Kafka's class path is not a regular file; remove "
+                                  f"{classpath.parent} and run `puente kafka fetch` again")
+        digest = hashlib.sha256()
+        with entry.open("rb") as fh:
+            while chunk := fh.read(1024 * 1024):
+                digest.update(chunk)
+        found[entry.name] = digest.hexdigest()
+    return found
+
+
+def _check_digests(home: Path) -> None:
+    """KafkaSetupError unless the class path holds exactly the files recorded when it was fetched, with the same
+    SHA-256 each."""
+    raw, _ = read_regular(home / DIGESTS, _MAX_DIGESTS_BYTES, KafkaSetupError)
+    recorded = {}
+    for line in raw.decode(errors="replace").splitlines():
+        digest, _, name = line.partition("  ")
+        recorded[name] = digest
+    found = _digests(home / "classpath")
+    changed = sorted(n for n in recorded.keys() | found.keys() if recorded.get(n) != found.get(n))
+    if changed:
+        names = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise KafkaSetupError(f"Kafka's class path in {home / 'classpath'} is not what was fetched ({names} added, "
+                              f"removed or changed since): remove {home} and run `puente kafka fetch` again")
