@@ -15,8 +15,9 @@ Names follow Prometheus' conventions (base units, ``_total`` for counters, ``_se
 
 ``GET /metrics`` serves them; ``/healthz`` answers 200 while the process runs its event loop;
 ``/readyz`` answers 200 once every worker has joined its group and holds its slots, 503 before
-and while it stops. The end-to-end latency histogram is bucketed a batch at a time (a sort and
-a few bisections) and exposed through its own collector: a per-record ``observe`` cost more.
+and while it stops (each path with any query string; HEAD as GET, without the body). The
+end-to-end latency histogram is bucketed a batch at a time (a sort and a few bisections) and
+exposed through its own collector: a per-record ``observe`` cost more.
 The endpoint bounds each request's time and size, and the connections it serves at once, in all
 and from one address (see ``serve_metrics``): a client can neither hold the broker's file
 descriptors nor keep the health checks out. It serves the text it rendered
@@ -268,13 +269,15 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
             if conn.evicted:
                 return  # closed for a newer connection while its head was still coming
             conn.reading = False  # a request in hand: the gate no longer closes it for another
+            method, path = _target(request or b"")
             if request is None:
                 body, status, kind = b"request head too large or malformed\n", b"400 Bad Request", _TEXT
             else:
-                path = request.split(b" ")[1] if request.count(b" ") >= 2 else b""
                 body, status, kind = _answer(path, rendered, ready)
+            # A HEAD is answered as its GET, without the body (RFC 9110, 9.3.2): Content-Length still says its size.
             writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode()
-                         + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+                         + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                         + (b"" if method == b"HEAD" else body))
             async with asyncio.timeout(deadline_s):
                 await writer.drain()
                 writer.close()
@@ -332,9 +335,18 @@ class _Refusals:
 _TEXT = "text/plain; charset=utf-8"
 
 
+def _target(request: bytes) -> tuple[bytes, bytes]:
+    """The method and the path of a request line, the path without its query (``/healthz?x`` is ``/healthz``, as
+    ``/metrics?x`` is ``/metrics``); a line without both is an empty path, answered 404."""
+    parts = request.split(b" ")
+    if len(parts) < 3:
+        return (parts[0] if parts else b""), b""
+    return parts[0], parts[1].split(b"?")[0]
+
+
 def _answer(path: bytes, rendered: Callable[[], bytes], ready: Callable[[], bool]) -> tuple[bytes, bytes, str]:
     text = _TEXT
-    if path.split(b"?")[0] == b"/metrics":
+    if path == b"/metrics":
         return rendered(), b"200 OK", CONTENT_TYPE_LATEST
     if path == b"/healthz":
         return b"ok\n", b"200 OK", text

@@ -316,3 +316,31 @@ async def test_a_flood_of_scrapes_renders_the_metrics_once_per_interval(monkeypa
         assert m.renders == 2 and status.endswith("200 OK") and "puente_transactions_total 1.0" in body
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/healthz", "/readyz", "/nope"])
+async def test_a_head_is_answered_as_its_get_without_the_body(path: str) -> None:
+    """HEAD gets the status and headers GET gets, Content-Length included, and no body."""
+    port = free_port()
+    server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True)
+    try:
+        head, _, body = (await _answer_to(port, f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())).partition(
+            b"\r\n\r\n")
+        status, got = await _get(port, path)
+        assert head.decode().splitlines()[0] == status and body == b""
+        assert f"Content-Length: {len(got.encode())}" in head.decode() and got
+    finally:
+        server.close()
+
+
+async def test_a_query_string_is_ignored_on_every_path() -> None:
+    """/healthz?x and /readyz?x answer as /healthz and /readyz do, as /metrics?x answers as /metrics."""
+    port = free_port()
+    server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: False)
+    try:
+        assert (await _get(port, "/metrics?x"))[0].endswith("200 OK")
+        assert (await _get(port, "/healthz?x=1"))[0].endswith("200 OK")
+        assert (await _get(port, "/readyz?probe"))[0].endswith("503 Service Unavailable")
+        assert (await _get(port, "/nope?metrics"))[0].endswith("404 Not Found")
+    finally:
+        server.close()
