@@ -112,6 +112,9 @@ def _read_key_file(path: Path, key_id: str) -> tuple[bytes, os.stat_result]:
 
 # In an agency's folder: the id of its key-agreement key in use, once it holds more than one generation.
 IN_USE = "in-use"
+# A running broker's MAC table is read again at the latest every this many checks of a pair it holds
+# (``fresh_agency_mac_lookup``), even when the folder's modification time never moved.
+REREAD_HELD = 12
 
 
 class Holder(StrEnum):
@@ -232,15 +235,29 @@ class Keystore:
         return found[0]
 
     def put(self, record: KeyRecord) -> Path:
-        """Write ``record`` (replacing any file of the same id), 0600 if it holds a secret."""
+        """Write ``record`` (replacing any file of the same id), 0600 if it holds a secret. A public half is never
+        written over a file of the same id that holds the private one: exporting a key into its own folder
+        destroyed the key (``export_public``)."""
         target = self.path / f"{record.key_id}.json"
         mode = 0o600 if record.secret is not None else 0o644
+        if record.secret is None and os.path.lexists(target) and self._holds_secret(target):
+            raise KeyMaterialError(f"key {record.key_id}: {target} holds its private half, which a public half is "
+                                   "never written over: give another folder")
         try:
             private_folder(self.path, error=KeyMaterialError)
             write_atomic(target, record_to_json(record), mode)
         except OSError as exc:
             raise KeyMaterialError(f"key {record.key_id}: cannot write {target}: {exc.strerror}") from None
         return target
+
+    @staticmethod
+    def _holds_secret(path: Path) -> bool:
+        """Whether the key file at ``path`` holds a private half; one that does not read counts as holding one (the
+        caller refuses to write over it)."""
+        try:
+            return load_key_file(path).secret is not None
+        except (KeyMaterialError, OSError):
+            return True
 
     def generate(self, kind: KeyKind, owner: str, *, generation: str, now: datetime) -> KeyRecord:
         """Create, store and return a new key; refuses to replace an existing one."""
@@ -412,7 +429,10 @@ class Keystore:
         coarse times, or one caching them, falls back to the interval), or at most once per ``every_s`` else:
         a running broker takes an agency's new key (imported, then put in use with `keys use`) and its own new
         key-agreement key (which agencies use as soon as they import it) without a restart, rather than
-        dead-letter, for good, what they MACed meanwhile. A keystore that no longer reads (a bad file since)
+        dead-letter, for good, what they MACed meanwhile. A pair it holds is checked too: once ``every_s`` has
+        passed, a moved modification time reads the keystore again (at the latest every ``REREAD_HELD`` such
+        intervals whatever the time says), so a key file removed to revoke it (``agency_mac_lookup``) stops
+        verifying within about that, not at the next restart. A keystore that no longer reads (a bad file since)
         keeps the pairs it had: the next start names the file."""
 
         def changed() -> int | None:
@@ -423,16 +443,21 @@ class Keystore:
 
         seen = changed()  # before the read: a file written meanwhile makes the first miss read again
         table = self.agency_mac_lookup()
-        last = clock()
+        last = read_at = clock()
 
         def lookup(agency: str, key_id: str) -> SecretBytes | None:
-            nonlocal table, last, seen
+            nonlocal table, last, seen, read_at
             found = table(agency, key_id)
-            if found is None and ((now := changed()) != seen or clock() - last >= every_s):
-                last, seen = clock(), now
-                with contextlib.suppress(KeyMaterialError):
-                    table = self.agency_mac_lookup()
-                found = table(agency, key_id)
+            now_s = clock()
+            if found is None or now_s - last >= every_s:  # a hit costs one clock reading until the interval
+                moved = (now := changed()) != seen
+                due = now_s - last >= every_s if found is None else now_s - read_at >= every_s * REREAD_HELD
+                last, seen = now_s, now
+                if moved or due:
+                    read_at = now_s
+                    with contextlib.suppress(KeyMaterialError):
+                        table = self.agency_mac_lookup()
+                    found = table(agency, key_id)
             return found
 
         return lookup

@@ -312,7 +312,11 @@ def parse_fingerprint(text: str) -> str | None:
 def new_key(kind: KeyKind, owner: str, generation: str, now: datetime) -> KeyRecord:
     """Fresh random key material of ``kind`` for ``owner`` (not yet written anywhere)."""
     key_id = str(KeyId(owner, kind, generation))
-    parse_key_id(key_id)  # reject owners and generations that would not survive as file names
+    # Reject owners and generations that would not survive as file names, and any whose id reads back as
+    # another key's: a generation holding a role (``x-enc-y``) would give COL's key the id of owner COL-enc-x.
+    if parse_key_id(key_id) != KeyId(owner, kind, generation):
+        raise KeyMaterialError(f"{key_id[:80]!r} does not read back as {owner[:64]}'s {kind.value} key of generation "
+                               f"{generation[:20]!r}: a generation is 1-16 letters and digits")
     public: bytes | None = None
     if kind in _X25519_KINDS:
         x_priv = X25519PrivateKey.generate()

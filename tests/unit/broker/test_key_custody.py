@@ -19,7 +19,7 @@ from unreachable import unreachable_kafka
 
 from broker.crypto import public_pem, sign_ingress, verify_ingress
 from broker.crypto.keys import KeyKind, SecretBytes, new_key
-from broker.keystore import Holder, Keystore, holder_path, own_kinds, provision_all
+from broker.keystore import REREAD_HELD, Holder, Keystore, holder_path, own_kinds, provision_all
 from broker.partner import opener_for
 from puente.errors import KeyMaterialError, OriginError
 from puente.settings import PuenteSettings
@@ -406,3 +406,67 @@ def test_a_running_broker_takes_keys_imported_while_it_runs(tmp_path: Path) -> N
         with pytest.raises(OriginError):
             verify_ingress(headers, b"a", lookup)
     assert reads == []
+
+
+def test_a_running_broker_stops_taking_a_key_removed_to_revoke_it(tmp_path: Path) -> None:
+    """Removing an agency's key file revokes it (``agency_mac_lookup``): a running broker's lookup checks the pairs
+    it holds too, once per interval, so records MACed with the leaked key stop verifying within it, not at the
+    next restart. Within the interval a pair held costs no look at the folder."""
+    keys = tmp_path / "keys"
+    assert puente(keys, "keys", "init").returncode == 0
+    agency, broker = Keystore(keys / "agencies" / "SENAN"), Keystore(keys / "broker")
+    now = [0.0]
+    lookup = broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0])
+    mac = agency.load_agency_mac("SENAN")
+
+    def verified() -> str | None:
+        try:
+            return verify_ingress(sign_ingress("SENAN", mac.key_id, mac, b"a", "SENAN-1"), b"a", lookup).key_id
+        except OriginError:
+            return None
+
+    assert verified() == "SENAN-kex-2026a+broker-kex-2026a"
+    (broker.path / "SENAN-kex-2026a.json").unlink()
+    now[0] = 1.0
+    assert verified() == "SENAN-kex-2026a+broker-kex-2026a"  # within the interval: not looked at yet
+    now[0] = 5.0
+    assert verified() is None
+    now[0] = 60.0
+    assert verified() is None
+
+
+def test_a_held_pair_is_read_again_even_when_the_folder_time_never_moves(tmp_path: Path) -> None:
+    """A file system that caches or coarsens modification times must not keep a revoked key for good: a pair held is
+    read again at the latest every ``REREAD_HELD`` intervals whatever the time says."""
+    keys = tmp_path / "keys"
+    assert puente(keys, "keys", "init").returncode == 0
+    agency, broker = Keystore(keys / "agencies" / "SENAN"), Keystore(keys / "broker")
+    now = [0.0]
+    lookup = broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0])
+    mac = agency.load_agency_mac("SENAN")
+    headers = sign_ingress("SENAN", mac.key_id, mac, b"a", "SENAN-1")
+    verify_ingress(headers, b"a", lookup)
+    stamp = os.stat(broker.path)
+    (broker.path / "SENAN-kex-2026a.json").unlink()
+    os.utime(broker.path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # as if the removal never showed
+    for step in range(1, REREAD_HELD):
+        now[0] = 5.0 * step
+        verify_ingress(headers, b"a", lookup)  # the time did not move: held
+    now[0] = 5.0 * REREAD_HELD
+    with pytest.raises(OriginError):
+        verify_ingress(headers, b"a", lookup)
+
+
+@pytest.mark.parametrize("generation", ["x-enc-y", "x-rcpt-y", "x-kex-y", "2026-b", "a" * 17, "", "2026_b"])
+def test_a_generation_that_would_give_the_key_another_id_is_refused(tmp_path: Path, generation: str) -> None:
+    """A key's id is its owner, role and generation: a generation holding a role (``x-enc-y``) gave COL's key the
+    id of an owner ``COL-enc-x``, and a broker one whose id read as another kind could not start. It is refused
+    before any key is made, in one line."""
+    keys = tmp_path / "keys"
+    assert puente(keys, "keys", "init").returncode == 0
+    before = sorted(p.name for p in (keys / "broker").iterdir())
+    with pytest.raises(KeyMaterialError, match=r"a generation is 1-16 letters and digits|is not a key id"):
+        new_key(KeyKind.PARTNER_ENCRYPTION, "COL", generation, datetime.now(UTC))
+    made = puente(keys, "keys", "generate", "--for", "broker", "--generation", generation)
+    assert made.returncode == 3 and made.stderr.count("\n") == 1, made.stderr
+    assert sorted(p.name for p in (keys / "broker").iterdir()) == before

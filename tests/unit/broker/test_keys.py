@@ -264,6 +264,19 @@ def test_export_public_writes_no_secret(tmp_path: Path) -> None:
     assert mode(path) == 0o644
 
 
+def test_export_into_the_keys_own_folder_leaves_the_private_key_alone(tmp_path: Path) -> None:
+    """Exporting a key's public half into the folder that holds the key would have written the public half over
+    the private one (the key lost for good): refused, and the key is still there."""
+    store = Keystore(tmp_path / "partner")
+    store.generate(KeyKind.PARTNER_ENCRYPTION, "COL", generation="2026a", now=NOW)
+    with pytest.raises(KeyMaterialError, match="holds its private half"):
+        store.export_public("COL-enc-2026a", store.path)
+    assert store.load("COL-enc-2026a").secret is not None
+    assert mode(store.path / "COL-enc-2026a.json") == 0o600
+    exported = store.export_public("COL-enc-2026a", tmp_path / "out")
+    assert Keystore(tmp_path / "out").export_public("COL-enc-2026a", tmp_path / "out") == exported  # public again
+
+
 def test_export_of_a_symmetric_key_is_refused(tmp_path: Path) -> None:
     """A pseudonym key has no public half, so exporting it is an error, not a leak."""
     store = Keystore(tmp_path)
