@@ -71,6 +71,12 @@ def too_long(what: str, limit: int) -> AdapterError:
     return fail(TOO_LONG, f"{what} is longer than {limit:,} bytes and was not read")
 
 
+def cut_line(line_no: int) -> AdapterError:
+    """A last line without its line end: the file stops within it (cut short, or still being written)."""
+    return fail(TRUNCATED, f"line {line_no} has no line end: the file stops within it (cut short, or still "
+                           "being written)")
+
+
 def decode(raw: bytes, encoding: str, what: str) -> str:
     """The text of ``raw``; a byte sequence invalid in ``encoding`` is refused, never guessed.
 

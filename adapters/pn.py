@@ -12,8 +12,13 @@ A case is its S line and the I and P lines after it; a bad I or P line refuses t
 case (a seizure without one of its items would be published as smaller than it was).
 Trailing spaces may have been trimmed by a transfer tool, so short lines are padded;
 longer ones are refused, since every field after the extra character would be shifted.
-A file without its trailer was cut short: the cases read are published, and a dead letter
-says the file is incomplete.
+
+A case is complete only once the next S, T or H line has been read: nothing else says that
+its last I or P line was its last. A file cut short (or still being written) thus never
+publishes its last case smaller than it is: at the end of a file the open case is refused as
+``truncated``, and a dead letter says the file has no trailer; a final line without its line
+end was cut (its missing characters are not trimmed spaces) and is refused as ``truncated``
+too, with the case it belongs to. The complete export, read later, publishes that case.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, BinaryIO
 
 from adapters import _fields as f
 from adapters import _shared as sh
-from adapters._readers import Item, decode, physical_lines, too_long
+from adapters._readers import Item, cut_line, decode, physical_lines, too_long
 from adapters.config import Context
 from adapters.core import Adapter, alert, alert_id, location, markings
 from puente.errors import AdapterError
@@ -115,6 +120,8 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
         try:
             if long:
                 raise too_long(f"line {line_no}", 4096)
+            if not raw.endswith(b"\n"):  # only the last line can lack its end: the file stops within it
+                raise cut_line(line_no)
             text = decode(raw.rstrip(b"\r\n"), enc, f"line {line_no}")
             fields: dict[str, str] | None = split(text, line_no)
             error = None
@@ -140,7 +147,9 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
             number += 1
             yield Item(number, line_no, raw.rstrip(b"\r\n"), error=error or f.fail(
                 f.INVALID, f"line {line_no}: a {kind} line outside a case (or not the header's first line)"))
-    if case is not None:
+    if case is not None:  # no line after it says it is complete
+        case.error = case.error or f.fail(f.TRUNCATED, f"the case at line {case.line_no} is the file's last and no "
+                                                       "T trailer follows it: the export may be cut within it")
         yield case.item(number + 1)
     yield from _trailer_check(trailer, cases, last)
 

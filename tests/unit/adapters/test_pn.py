@@ -80,10 +80,15 @@ def test_a_utf8_export_is_refused_as_a_wrong_encoding(reason: Callable[..., str]
     assert reason("pn", _file(_line("S", **CASE), *ITEMS, PERSON, encoding="utf-8")) == f.ENCODING
 
 
-def test_a_missing_trailer_publishes_the_cases_and_flags_the_file(run: Callable[..., list[Any]]) -> None:
-    """The cases read are good; a file-level dead letter says the export may be incomplete."""
-    results = run("pn", _file(_line("S", **CASE), *ITEMS, trailer=None))
-    assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, "ok"), (0, f.TRUNCATED)]
+def test_a_missing_trailer_refuses_the_open_case_and_flags_the_file(run: Callable[..., list[Any]]) -> None:
+    """The cases another S line closed are good; the last one, which no line closes, may be cut after any of its
+    lines and is refused; a file-level dead letter says the export may be incomplete."""
+    second = {**CASE, "case": "DIJ-26-0000413"}
+    results = run("pn", _file(_line("S", **CASE), *ITEMS, _line("S", **second),
+                              ITEMS[0].replace("0000412", "0000413"), trailer=None))
+    assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [
+        (1, "ok"), (2, f.TRUNCATED), (0, f.TRUNCATED)]
+    assert "the case at line 5 is the file's last and no T trailer follows it" in str(results[1].error)
 
 
 def test_a_trailer_count_that_is_not_ascii_digits_is_a_bad_trailer(run: Callable[..., list[Any]]) -> None:
@@ -94,6 +99,25 @@ def test_a_trailer_count_that_is_not_ascii_digits_is_a_bad_trailer(run: Callable
         results = run("pn", body)
         assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, "ok"), (0, f.TRUNCATED)]
         assert results[1].error is not None and "case count is not a number" in str(results[1].error)
+
+
+def test_the_complete_export_publishes_the_case_a_cut_one_refused(run: Callable[..., list[Any]]) -> None:
+    """An export cut (or read while written) after a case's first item does not publish the case without its
+    other items, which would then make the complete export's case a conflict: the complete file publishes it."""
+    whole = _file(_line("S", **CASE), *ITEMS, PERSON)
+    cut = whole[:whole.index(ITEMS[1].encode())]
+    assert [r.error.reason if r.error else "ok" for r in run("pn", cut)] == [f.TRUNCATED, f.TRUNCATED]
+    assert [len(r.alert["payload"]["items"]) for r in run("pn", whole)] == [2]
+
+
+def test_a_last_line_without_its_line_end_is_cut_not_trimmed(run: Callable[..., list[Any]]) -> None:
+    """A final line that stops short is not padded as if trailing spaces were trimmed: an item or a detainee cut
+    within it refuses its case; a trailer cut within its count is no trailer (the case before it had ended)."""
+    for last in (ITEMS[1][:40], PERSON[:55]):
+        data = _file(_line("S", **CASE), ITEMS[0], trailer=None) + last.encode("cp1252")
+        assert [r.error.reason if r.error else "ok" for r in run("pn", data)] == [f.TRUNCATED, f.TRUNCATED], last
+    ended = _file(_line("S", **CASE), *ITEMS)
+    assert [r.error.reason if r.error else "ok" for r in run("pn", ended[:-3])] == ["ok", f.TRUNCATED, f.TRUNCATED]
 
 
 def test_the_summary_takes_the_item_labels_as_cleaned(one: Callable[..., dict[str, Any]]) -> None:
