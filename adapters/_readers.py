@@ -307,7 +307,10 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
     """(line, raw, fields or error) for each CSV record; the delimiter (';', ',' or tab) comes from the first.
 
     A quoted field may span lines (remarks typed with Alt+Enter in a spreadsheet), so physical
-    lines are joined while a quoted field is open.
+    lines are joined while a quoted field is open. A last record without its line end is refused as
+    ``truncated``: a file cut within it (or still being written) may have lost its last cells, and a cell
+    lost just after a delimiter reads as empty, which the markings fill with a default (a wider release).
+    JSON needs no such rule: an object cut anywhere lacks its closing brace and does not parse.
     """
     delimiter: bytes | None = None
     parts: list[bytes] = []
@@ -346,6 +349,9 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
         parts = []
         if long:
             yield start, record[:limit], too_long(f"the record at line {start}", limit)
+            continue
+        if not raw.endswith(b"\n"):  # only the last line can lack its end: the file stops within it
+            yield start, record, cut_line(line_no)
             continue
         fields: list[str] | AdapterError
         try:

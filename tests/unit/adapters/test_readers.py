@@ -131,3 +131,15 @@ def test_json_documents_read_back_what_was_written(docs: list[dict[str, object]]
     """Any objects written pretty-printed one after another are read back, in order."""
     data = b"".join(json.dumps(d, indent=2, ensure_ascii=False).encode() + b"\n" for d in docs)
     assert [i.parsed for i in _docs(data, limit=100_000)] == docs
+
+
+def test_a_record_cut_anywhere_is_never_given_out_whole() -> None:
+    """A file cut at any byte of its last record (or read while written) never yields that record as good: a CSV
+    row without its line end is truncated, and a JSON object cut before its closing brace does not parse."""
+    row, obj = b'a;"b\nc";d;\r\n', '{"k": "ñ", "n": [1, 2]}\n'.encode()
+    for cut in range(1, len(row) - 1):
+        last = _csv(b"h1;h2;h3;h4\r\n" + row[:cut])[-1][2]
+        assert isinstance(last, AdapterError) and last.reason == f.TRUNCATED, cut
+    for cut in range(1, len(obj) - 1):
+        for items in (list(json_lines(io.BytesIO(obj + obj[:cut]), "utf-8", 100)), _docs(obj + obj[:cut])):
+            assert items[-1].error is not None, cut

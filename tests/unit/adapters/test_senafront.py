@@ -15,7 +15,7 @@ ROW = ("IP-DAR-2026-000412;03/11/2026;06:40;Darién;Bajo Chiquito;Bajo Chiquito;
 
 
 def _csv(*rows: str, header: str = HEADER) -> bytes:
-    return "\r\n".join([header, *rows]).encode("utf-8-sig")
+    return ("\r\n".join([header, *rows]) + "\r\n").encode("utf-8-sig")
 
 
 def test_a_patrol_report_becomes_a_border_event(one: Callable[..., dict[str, Any]]) -> None:
@@ -72,3 +72,16 @@ def test_row_with_missing_fields_is_refused_alone(run: Callable[..., list[Any]])
     results = run("senafront", _csv(ROW, "IP-2;03/11/2026;06:40", ROW.replace("000412", "000413")))
     assert [r.error.reason if r.error else "ok" for r in results] == ["ok", f.MISSING_COLUMN, "ok"]
     assert [r.item.line for r in results] == [2, 4, 5]  # the quoted remark spans lines 2 and 3
+
+
+def test_a_file_cut_after_a_delimiter_is_refused_not_given_default_markings(
+        run: Callable[..., list[Any]]) -> None:
+    """A last row without its line end was cut (or is still being written): its last cells may be lost, and one
+    lost just after a delimiter would read as empty and take the default markings, a wider release. It is
+    refused as truncated; the complete file publishes the row with its own markings."""
+    whole = _csv(ROW, ROW.replace("000412", "000413")[:-4] + ";Confidencial;SOLO PANAMÁ;H1;C3")
+    for cut in (whole[:whole.rindex(b";") + 1], whole[:-2]):
+        assert [r.error.reason if r.error else "ok" for r in run("senafront", cut)] == ["ok", f.TRUNCATED]
+    results = run("senafront", whole)
+    assert [r.alert["markings"]["releasable_to"] if r.alert else None for r in results] == [
+        ["COL", "CRI", "USA", "FEAN"], []]
