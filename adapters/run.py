@@ -52,7 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from adapters._fields import CONFLICT
+from adapters._fields import CONFLICT, TRUNCATED
 from adapters.config import Context
 from adapters.core import Adapter, Result, check_ignored, convert
 from adapters.ledger import Ledger, Verdict, digest, read_ledger, scan
@@ -81,6 +81,9 @@ class Tally:
     duplicates: int = 0
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    # The file's last record came back truncated: it ends within a record (cut short, or still being
+    # written). A watcher leaves such a file in place and reads it again once it changes.
+    cut: bool = False
 
     def add(self, other: Tally) -> None:
         self.read += other.read
@@ -88,6 +91,7 @@ class Tally:
         self.duplicates += other.duplicates
         self.rejected += other.rejected
         self.reasons.update(other.reasons)
+        self.cut = self.cut or other.cut
 
     def line(self, valid: str = "published") -> str:
         why = ", ".join(f"{r} {n}" for r, n in sorted(self.reasons.items()))
@@ -213,6 +217,7 @@ class AdapterRun:
         records = io.BufferedReader(hashing, 1 << 16) if hashing else stream
         for result in convert(self.adapter, records, ctx):
             tally.read += 1
+            tally.cut = result.error is not None and result.error.reason == TRUNCATED
             bad = await self._publish(result, pending, tally)
             if bad is not None and bad.error is not None:
                 await self._dead_letter(bad, bad.error, source, ctx.now, tally,

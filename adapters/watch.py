@@ -17,6 +17,11 @@ keys, or to /proc/self/environ, would otherwise come back whole in a dead letter
 folder, not a link to another. A file is read up to the size it had when opened, and archived only if
 it is still that file, unchanged: one written to, or replaced, while it was read or before it was moved
 is left for the next poll, which reads it again (the ledger publishes only what is missing).
+
+Two polls without change do not prove a file complete: an exporter may pause (a slow query, a stalled
+share) longer than that. A file whose last record came back truncated (it ends within a record) is
+therefore not archived: it is left in place, and read again once it changes; what the first read
+published is then a duplicate, and the records after the cut are published.
 """
 
 from __future__ import annotations
@@ -175,7 +180,8 @@ def finish_move(path: Path, done: Path) -> bool:
 
 
 def _same(st: os.stat_result, identity: tuple[int, int, int, int] | None) -> bool:
-    return identity is None or (st.st_dev, st.st_ino) == identity[:2]
+    """Whether ``st`` is the file ``identity`` names, as it was read: the same file, neither grown nor rewritten."""
+    return identity is None or _identity(st) == identity
 
 
 def _archive(path: Path, done: Path, folder: int, identity: tuple[int, int, int, int] | None) -> Path | None:
@@ -247,14 +253,19 @@ async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_ex
                 sizes.pop(path, None)
                 handled.discard((path, *sig))
                 continue
+            if tally.cut:  # still being written, or cut short: read again once it changes (handled keeps it till then)
+                print(f"{run.adapter.name}: {path.name} ends within a record (cut short, or still being written); "
+                      "left in place, to be read again when it changes", file=run.err, flush=True)
+                idle_since = time.monotonic()
+                continue
             try:
                 moved = archive(path, done_dir, identity)
             except OSError as exc:
                 print(f"{run.adapter.name}: could not move {path.name} to done/: {exc.strerror}", file=run.err)
             else:
-                if moved is None:  # replaced after the read: the new file is read at a later poll
-                    print(f"{run.adapter.name}: {path.name} was replaced after it was read; the new one is left "
-                          "in place to be read", file=run.err, flush=True)
+                if moved is None:  # changed or replaced after the read: read again at a later poll
+                    print(f"{run.adapter.name}: {path.name} changed or was replaced after it was read; it is left "
+                          "in place to be read again", file=run.err, flush=True)
                     handled.discard((path, *sig))
                 elif moved.name != path.name:
                     print(f"{run.adapter.name}: done/{path.name} exists (an earlier export of that name); "

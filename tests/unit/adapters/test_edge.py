@@ -455,3 +455,57 @@ def test_the_watcher_keeps_both_exports_of_one_name(tmp_path: Path) -> None:
     assert {p.name: p.read_text() for p in (tmp_path / "done").iterdir()} == {"a.jsonl": "{}\n",
                                                                               "a.1.jsonl": "{}\n{}\n"}
     assert "kept as done/a.1.jsonl" in fake.err.getvalue()
+
+
+def _offline_run(ctx_for: Callable[[str], Context], name: str, kafka: _FakeKafka) -> Any:
+    """A real AdapterRun whose Kafka producers are ``kafka``: the watcher drives it as it drives the real one."""
+    from types import SimpleNamespace
+
+    from adapters.run import AdapterRun
+
+    adapter = get(name)
+    offline: Any = SimpleNamespace(topic_prefix="t")
+    adapter_run = AdapterRun(offline, None, adapter, ctx_for(adapter.agency), err=io.StringIO())
+    adapter_run._publisher, adapter_run._dlq = kafka, kafka
+    return adapter_run
+
+
+def test_a_file_that_ends_within_a_record_is_read_again_not_archived(tmp_path: Path,
+                                                                     ctx_for: Callable[[str], Context]) -> None:
+    """An export written in place that pauses within a record (longer than two polls) is not archived with its
+    later records unread: it is left, said so, and read whole once it changes; what was published is not again."""
+    lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:6]
+    kafka = _FakeKafka()
+    adapter_run = _offline_run(ctx_for, "snm", kafka)
+    export = tmp_path / "hits.jsonl"
+    export.write_bytes(b"".join(lines[:3]) + lines[3][:50])
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(watch(adapter_run, tmp_path, interval=0.05, stop=stop, out=io.StringIO()))
+        await asyncio.sleep(0.5)
+        assert export.exists() and kafka.published == 3
+        with export.open("ab") as f:
+            f.write(lines[3][50:] + b"".join(lines[4:]))
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+
+    asyncio.run(go())
+    assert kafka.published == 6 and not export.exists()
+    assert (tmp_path / "done" / "hits.jsonl").read_bytes() == b"".join(lines)
+    assert adapter_run.err.getvalue().count("hits.jsonl ends within a record (cut short, or still being written); "
+                                            "left in place, to be read again when it changes") == 1
+
+
+def test_a_file_grown_after_it_was_read_is_not_archived(tmp_path: Path) -> None:
+    """The archive moves only the file as it was read: one grown since (same file, same name) stays to be read."""
+    from adapters.watch import archive
+
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    stream, identity = open_dropped(tmp_path / "a.jsonl")
+    stream.close()
+    with (tmp_path / "a.jsonl").open("a") as f:
+        f.write("{}\n")
+    assert archive(tmp_path / "a.jsonl", tmp_path / "done", identity) is None
+    assert (tmp_path / "a.jsonl").read_text() == "{}\n{}\n" and list((tmp_path / "done").iterdir()) == []
