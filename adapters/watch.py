@@ -18,6 +18,12 @@ folder, not a link to another. A file is read up to the size it had when opened,
 it is still that file, unchanged: one written to, or replaced, while it was read or before it was moved
 is left for the next poll, which reads it again (the ledger publishes only what is missing).
 
+One folder has one watcher: SNM's and COMBIFRON's both take ``*.jsonl``, and SNM's would read
+Colombia's messages as its own bad records, into its own dead-letter topic. A watcher holds an exclusive
+lock (``flock``) on ``.puente-watch.lock`` in the folder for as long as it runs, the file naming it; a
+second one stops at the start, naming the folder and the holder. The lock goes with the process, so a
+watcher killed leaves none behind.
+
 Two polls without change do not prove a file complete: an exporter may pause (a slow query, a stalled
 share) longer than that. A file whose last record came back truncated (it ends within a record) is
 therefore not archived: it is left in place, and read again once it changes; what the first read
@@ -29,19 +35,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import io
 import os
 import re
 import stat
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from adapters.run import AdapterRun, Tally
 from puente.errors import ConfigError
+from puente.strict import printable
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+LOCK_NAME = ".puente-watch.lock"  # hidden: never taken for an export
 
 
 def _signature(path: Path) -> tuple[int, float] | None:
@@ -211,12 +221,46 @@ def _archive(path: Path, done: Path, folder: int, identity: tuple[int, int, int,
         return done / name
 
 
+@contextlib.contextmanager
+def folder_lock(folder: Path, holder: str) -> Iterator[None]:
+    """Hold the folder's watch lock, naming ``holder`` in it; ConfigError, naming the folder and the holder, when
+    another watcher holds it. The lock file is never followed if a link, and never written unless it is the
+    folder's own (one name, a regular file): whoever may write the folder must not have it overwrite another."""
+    path = folder / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the watch lock {printable(str(path))}: {exc.strerror or exc} "
+                          "(remove it if it is a link)") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise ConfigError(f"the watch lock {printable(str(path))} is not a plain file of the folder's own; "
+                              "remove it")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another watcher"
+            raise ConfigError(f"{printable(str(folder))} is watched already by {printable(other)}: give each adapter "
+                              "a drop folder of its own") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{holder} (process {os.getpid()})\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays, naming the last holder
+
+
 async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_exit: float | None = None,
                 stop: asyncio.Event | None = None, out: TextIO | None = None) -> Tally:
     """Adapt files as they arrive until ``stop`` is set, or until nothing arrived for ``idle_exit`` seconds."""
-    out = out or sys.stdout
     if not folder.is_dir():
-        raise ConfigError(f"{folder} is not a folder")
+        raise ConfigError(f"{printable(str(folder))} is not a folder")
+    with folder_lock(folder, f"the {run.adapter.name} adapter"):
+        return await _watch(run, folder, interval, idle_exit, stop, out or sys.stdout)
+
+
+async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: float | None,
+                 stop: asyncio.Event | None, out: TextIO) -> Tally:
     stop = stop or asyncio.Event()
     done_dir = folder / "done"
     total = Tally()

@@ -509,3 +509,48 @@ def test_a_file_grown_after_it_was_read_is_not_archived(tmp_path: Path) -> None:
         f.write("{}\n")
     assert archive(tmp_path / "a.jsonl", tmp_path / "done", identity) is None
     assert (tmp_path / "a.jsonl").read_text() == "{}\n{}\n" and list((tmp_path / "done").iterdir()) == []
+
+
+def test_one_folder_has_one_watcher(tmp_path: Path, ctx_for: Callable[[str], Context]) -> None:
+    """SNM's and COMBIFRON's watchers both take *.jsonl: the second on a folder stops at the start, naming the
+    folder and the holder, so that Colombia's messages are not read as SNM's bad records; once the first stops,
+    the folder can be watched again, and the lock file is never read as an export."""
+    from puente.errors import ConfigError
+
+    snm, combifron = _FakeKafka(), _FakeKafka()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        first = asyncio.create_task(watch(_offline_run(ctx_for, "snm", snm), tmp_path, interval=0.05, stop=stop,
+                                          out=io.StringIO()))
+        await asyncio.sleep(0.01)
+        with pytest.raises(ConfigError, match=f"^{tmp_path} is watched already by the snm adapter "
+                                              r"\(process [0-9]+\): give each adapter a drop folder of its own$"):
+            await watch(_offline_run(ctx_for, "combifron", combifron), tmp_path, interval=0.05, idle_exit=0.3)
+        stop.set()
+        await first
+
+    asyncio.run(go())
+    (tmp_path / "colombia.jsonl").write_bytes((SAMPLES / "combifron" / "mensajes-colombia-2026-11.jsonl").read_bytes())
+    asyncio.run(watch(_offline_run(ctx_for, "combifron", combifron), tmp_path, interval=0.05, idle_exit=0.3,
+                      out=io.StringIO()))
+    assert combifron.published > 0 and combifron.dead == [] and (tmp_path / ".puente-watch.lock").exists()
+
+
+def test_the_watch_lock_is_never_a_link(tmp_path: Path) -> None:
+    """A lock name that is a link (to the adapter's keys, say) is neither followed nor written: the watch stops."""
+    from puente.errors import ConfigError
+
+    secret = tmp_path / "secret"
+    secret.write_text("key")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / ".puente-watch.lock").symlink_to(secret)
+    with pytest.raises(ConfigError, match="cannot open the watch lock"):
+        asyncio.run(watch(_FakeRun(), drop, interval=0.05, idle_exit=0.1))  # type: ignore[arg-type]
+    os.link(secret, drop / "hard")
+    (drop / ".puente-watch.lock").unlink()
+    (drop / "hard").rename(drop / ".puente-watch.lock")
+    with pytest.raises(ConfigError, match="is not a plain file of the folder's own"):
+        asyncio.run(watch(_FakeRun(), drop, interval=0.05, idle_exit=0.1))  # type: ignore[arg-type]
+    assert secret.read_text() == "key"
