@@ -109,16 +109,23 @@ def dead_key(adapter: str, source: str, result: Result, file_hash: bytes) -> byt
     see ``file_digest``), the record's number, raw bytes and reason; and for a failure of the file as a
     whole (record 0: no trailer, a trailer miscount, a file unreadable after line N, a bad header),
     which has no bytes of its own, its detail too. Two exports of one name cut at different lines,
-    or holding other records, thus get dead letters of their own, each record's and the file's.
+    or holding other records, thus get dead letters of their own, each record's and the file's. The name
+    is taken as the bytes the file system holds: a name that is not UTF-8 (a Latin-1 'ñ') is a name too.
     """
     h = hashlib.blake2b(digest_size=16)
-    parts = [Path(source).name.encode(), file_hash, str(result.item.number).encode(), result.item.raw,
+    parts = [os.fsencode(Path(source).name), file_hash, str(result.item.number).encode(), result.item.raw,
              (result.error.reason if result.error else "").encode()]
     if result.item.number == 0:
         parts.append(str(result.error).encode())
     for part in parts:
         h.update(len(part).to_bytes(8, "big") + part)
     return f"adapter:{adapter}:{h.hexdigest()}".encode()
+
+
+def header_text(text: str) -> bytes:
+    """A header's UTF-8 text; a file name's bytes that are not UTF-8 (decoded by Python as lone surrogates) are
+    written as escapes (``\\udcf1``), so that a reader of the topic can decode every header."""
+    return text.encode("utf-8", "backslashreplace")
 
 
 def file_digest(stream: BinaryIO) -> bytes | None:
@@ -275,11 +282,11 @@ class AdapterRun:
         headers = [
             (wire.DLQ_REASON, reason.encode()),
             (wire.DLQ_DETAIL, detail.encode()),
-            (wire.DLQ_SOURCE, where.encode()),
+            (wire.DLQ_SOURCE, header_text(where)),
             (wire.DLQ_AT, wire.iso_utc(now).encode()),
             (wire.DLQ_ADAPTER, self.adapter.name.encode()),
             (wire.AGENCY, self.adapter.agency.encode()),
-            (wire.DLQ_FILE, source.encode()),
+            (wire.DLQ_FILE, header_text(source)),
             (wire.DLQ_LINE, str(result.item.line).encode()),
             (wire.DLQ_RECORD, str(result.item.number).encode()),
         ]

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from adapters.run import AdapterRun, Tally
-from puente.errors import ConfigError
+from puente.errors import ConfigError, PuenteError
 from puente.strict import printable
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
@@ -288,6 +288,13 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             except OSError as exc:  # unreadable, or gone: one file must not stop the watcher
                 print(f"{run.adapter.name}: cannot read {path.name}: {exc.strerror or exc}; left in place",
                       file=run.err, flush=True)
+                continue
+            except PuenteError:  # Kafka or keys failing fail every file: stop (a re-run is safe)
+                raise
+            except Exception as exc:  # noqa: BLE001 - a fault met in one file must not stop the others
+                # named by its kind only: a message of a third party's may quote the file's content
+                print(f"{run.adapter.name}: reading {path.name} in {folder} failed ({type(exc).__name__}); left "
+                      "in place, and the other files go on", file=run.err, flush=True)
                 continue
             total.add(tally)
             print(f"{run.adapter.name} {path.name}: {tally.line()}", file=out, flush=True)

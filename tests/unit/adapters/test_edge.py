@@ -326,6 +326,7 @@ class _FakeKafka:
 
     def __init__(self) -> None:
         self.dead: list[bytes] = []
+        self.headers: list[dict[str, bytes]] = []
         self.published = 0
 
     @staticmethod
@@ -343,6 +344,7 @@ class _FakeKafka:
 
     async def send(self, topic: str, value: bytes, *, key: bytes, headers: Any) -> asyncio.Future[Any]:
         self.dead.append(key)
+        self.headers.append(dict(headers))
         return self._done()
 
     async def flush(self) -> None:
@@ -554,3 +556,38 @@ def test_the_watch_lock_is_never_a_link(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not a plain file of the folder's own"):
         asyncio.run(watch(_FakeRun(), drop, interval=0.05, idle_exit=0.1))  # type: ignore[arg-type]
     assert secret.read_text() == "key"
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_dead_lettered(tmp_path: Path,
+                                                                ctx_for: Callable[[str], Context]) -> None:
+    """A name in Latin-1 ('ñ' as one byte) does not stop the watcher on every restart: the file's bad record is
+    dead-lettered under a key of the name's bytes, with headers every reader can decode, and the next file goes
+    on."""
+    lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)
+    (tmp_path / os.fsdecode(b"alertas-\xf1-nov.jsonl")).write_bytes(lines[0] + b'{"broken" 1}\n')
+    (tmp_path / "later.jsonl").write_bytes(lines[1])
+    kafka = _FakeKafka()
+    asyncio.run(watch(_offline_run(ctx_for, "snm", kafka), tmp_path, interval=0.05, idle_exit=0.4,
+                      out=io.StringIO()))
+    assert kafka.published == 2 and len(kafka.dead) == 1
+    headers = {k: v.decode("utf-8") for k, v in kafka.headers[0].items()}
+    assert headers["puente-dlq-source"] == "adapter:snm:alertas-\\udcf1-nov.jsonl:2"
+    assert sorted(os.listdir(tmp_path / "done")) == ["alertas-\udcf1-nov.jsonl", "later.jsonl"]
+
+
+def test_a_fault_in_one_file_is_reported_and_the_others_go_on(tmp_path: Path) -> None:
+    """Whatever fails while one file is read, the watcher says which file in which folder, by the fault's kind (a
+    message of its own might quote the content), leaves it in place and goes on with the next."""
+    class _Faulty(_FakeRun):
+        async def run(self, stream: Any, source: str) -> Tally:
+            if Path(source).name == "a.jsonl":
+                raise ValueError("the content 'SECRET' is bad")
+            return await super().run(stream, source)
+
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    (tmp_path / "b.jsonl").write_text("{}\n")
+    fake = _Faulty()
+    asyncio.run(watch(fake, tmp_path, interval=0.05, idle_exit=0.4, out=io.StringIO()))  # type: ignore[arg-type]
+    assert fake.seen == ["b.jsonl"] and (tmp_path / "a.jsonl").exists()
+    assert fake.err.getvalue() == (f"snm: reading a.jsonl in {tmp_path} failed (ValueError); left in place, and the "
+                                   "other files go on\n")
