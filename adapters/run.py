@@ -65,6 +65,7 @@ from broker.topology import TopicNames
 from puente import wire
 from puente.errors import AdapterError, ConfigError
 from puente.settings import PuenteSettings
+from puente.strict import printable
 from puente.wire import Record
 from schemas import alert_codec
 
@@ -216,7 +217,7 @@ class AdapterRun:
     async def run(self, stream: BinaryIO, source: str) -> Tally:
         """Adapt one export; returns its tally. Kafka failures raise KafkaSetupError (a re-run is safe)."""
         ctx = self.ctx.at(datetime.now(UTC))
-        tally, shown = Tally(), 0
+        tally, shown, name = Tally(), 0, printable(source, one_line=True)
         pending: list[asyncio.Future[Any]] = []
         started = last = time.monotonic()
         whole = file_digest(stream)
@@ -231,12 +232,12 @@ class AdapterRun:
                                         hashing.digest() if hashing else whole or b"")
                 if shown < SHOW_REJECTS:
                     shown += 1
-                    print(f"  {source}:{bad.item.line}: {bad.error.reason}: {bad.error}", file=self.err)
+                    print(f"  {name}:{bad.item.line}: {bad.error.reason}: {bad.error}", file=self.err)
             if tally.read % 1000 == 0:
                 await asyncio.sleep(0)  # let the producers' send tasks run between batches
                 if time.monotonic() - last >= self.progress_every:
                     last = time.monotonic()
-                    self._progress(source, tally, len(pending), last - started)
+                    self._progress(name, tally, len(pending), last - started)
         await self._publisher.flush()
         tally.published += await _drain(pending, self.conn)
         await self._dlq.flush()
@@ -263,8 +264,8 @@ class AdapterRun:
             tally.published += await _drain(pending, self.conn)
         return None
 
-    def _progress(self, source: str, tally: Tally, queued: int, elapsed: float) -> None:
-        print(f"{self.adapter.name}: {source}: {tally.read:,} records ({tally.read / elapsed:,.0f}/s), "
+    def _progress(self, name: str, tally: Tally, queued: int, elapsed: float) -> None:
+        print(f"{self.adapter.name}: {name}: {tally.read:,} records ({tally.read / elapsed:,.0f}/s), "
               f"{tally.published + queued:,} sent, {tally.duplicates:,} duplicates, {tally.rejected:,} rejected",
               file=self.err, flush=True)
 
@@ -340,7 +341,7 @@ def check(adapter: Adapter, ctx: Context, stream: BinaryIO, source: str, err: Te
         reason = result.error.reason if result.error else "invalid"
         tally.reasons[reason] += 1
         if tally.rejected <= show:
-            print(f"  {source}:{result.item.line}: {reason}: {result.error}", file=err)
+            print(f"  {printable(source, one_line=True)}:{result.item.line}: {reason}: {result.error}", file=err)
     return tally
 
 

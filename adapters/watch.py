@@ -227,22 +227,22 @@ def folder_lock(folder: Path, holder: str) -> Iterator[None]:
     another watcher holds it. The lock file is never followed if a link, and never written unless it is the
     folder's own (one name, a regular file): whoever may write the folder must not have it overwrite another."""
     path = folder / LOCK_NAME
+    shown = printable(str(path), one_line=True)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise ConfigError(f"cannot open the watch lock {printable(str(path))}: {exc.strerror or exc} "
+        raise ConfigError(f"cannot open the watch lock {shown}: {exc.strerror or type(exc).__name__} "
                           "(remove it if it is a link)") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-            raise ConfigError(f"the watch lock {printable(str(path))} is not a plain file of the folder's own; "
-                              "remove it")
+            raise ConfigError(f"the watch lock {shown} is not a plain file of the folder's own; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            other = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another watcher"
-            raise ConfigError(f"{printable(str(folder))} is watched already by {printable(other)}: give each adapter "
-                              "a drop folder of its own") from None
+            other = printable(os.pread(fd, 200, 0).decode("utf-8", "replace").strip(), one_line=True)
+            raise ConfigError(f"{printable(str(folder), one_line=True)} is watched already by "
+                              f"{other or 'another watcher'}: give each adapter a drop folder of its own") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{holder} (process {os.getpid()})\n".encode(), 0)
         yield
@@ -254,7 +254,7 @@ async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_ex
                 stop: asyncio.Event | None = None, out: TextIO | None = None) -> Tally:
     """Adapt files as they arrive until ``stop`` is set, or until nothing arrived for ``idle_exit`` seconds."""
     if not folder.is_dir():
-        raise ConfigError(f"{printable(str(folder))} is not a folder")
+        raise ConfigError(f"{printable(str(folder), one_line=True)} is not a folder")
     with folder_lock(folder, f"the {run.adapter.name} adapter"):
         return await _watch(run, folder, interval, idle_exit, stop, out or sys.stdout)
 
@@ -263,6 +263,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                  stop: asyncio.Event | None, out: TextIO) -> Tally:
     stop = stop or asyncio.Event()
     done_dir = folder / "done"
+    where = printable(str(folder), one_line=True)
     total = Tally()
     sizes: dict[Path, tuple[int, float]] = {}
     handled: set[tuple[Path, int, float]] = set()
@@ -276,8 +277,9 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 sizes[path] = sig  # seen for the first time, or still changing: wait one more poll
                 continue
             handled.add((path, *sig))  # tried once per content: an unreadable file is not retried every poll
+            name = printable(path.name, one_line=True)  # whoever names a file must not write the terminal's lines
             if finish_move(path, done_dir):
-                print(f"{run.adapter.name}: {path.name} was already in done/ (a move a stop cut short); "
+                print(f"{run.adapter.name}: {name} was already in done/ (a move a stop cut short); "
                       "finished moving it", file=run.err, flush=True)
                 continue
             try:
@@ -286,41 +288,42 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                     tally = await run.run(stream, str(path))
                     same = unchanged(path, stream, identity)
             except OSError as exc:  # unreadable, or gone: one file must not stop the watcher
-                print(f"{run.adapter.name}: cannot read {path.name}: {exc.strerror or exc}; left in place",
+                print(f"{run.adapter.name}: cannot read {name}: {exc.strerror or type(exc).__name__}; left in place",
                       file=run.err, flush=True)
                 continue
             except PuenteError:  # Kafka or keys failing fail every file: stop (a re-run is safe)
                 raise
             except Exception as exc:  # noqa: BLE001 - a fault met in one file must not stop the others
                 # named by its kind only: a message of a third party's may quote the file's content
-                print(f"{run.adapter.name}: reading {path.name} in {folder} failed ({type(exc).__name__}); left "
-                      "in place, and the other files go on", file=run.err, flush=True)
+                print(f"{run.adapter.name}: reading {name} in {where} failed ({type(exc).__name__}); left in place, "
+                      "and the other files go on", file=run.err, flush=True)
                 continue
             total.add(tally)
-            print(f"{run.adapter.name} {path.name}: {tally.line()}", file=out, flush=True)
+            print(f"{run.adapter.name} {name}: {tally.line()}", file=out, flush=True)
             if not same:  # written to or replaced meanwhile: read again once it is still (what was read is kept)
-                print(f"{run.adapter.name}: {path.name} changed while it was read; left in place to be read "
+                print(f"{run.adapter.name}: {name} changed while it was read; left in place to be read "
                       "again", file=run.err, flush=True)
                 sizes.pop(path, None)
                 handled.discard((path, *sig))
                 continue
             if tally.cut:  # still being written, or cut short: read again once it changes (handled keeps it till then)
-                print(f"{run.adapter.name}: {path.name} ends within a record (cut short, or still being written); "
+                print(f"{run.adapter.name}: {name} ends within a record (cut short, or still being written); "
                       "left in place, to be read again when it changes", file=run.err, flush=True)
                 idle_since = time.monotonic()
                 continue
             try:
                 moved = archive(path, done_dir, identity)
             except OSError as exc:
-                print(f"{run.adapter.name}: could not move {path.name} to done/: {exc.strerror}", file=run.err)
+                print(f"{run.adapter.name}: could not move {name} to done/: {exc.strerror}", file=run.err)
             else:
                 if moved is None:  # changed or replaced after the read: read again at a later poll
-                    print(f"{run.adapter.name}: {path.name} changed or was replaced after it was read; it is left "
+                    print(f"{run.adapter.name}: {name} changed or was replaced after it was read; it is left "
                           "in place to be read again", file=run.err, flush=True)
                     handled.discard((path, *sig))
                 elif moved.name != path.name:
-                    print(f"{run.adapter.name}: done/{path.name} exists (an earlier export of that name); "
-                          f"this one is kept as done/{moved.name}", file=run.err, flush=True)
+                    kept = printable(moved.name, one_line=True)
+                    print(f"{run.adapter.name}: done/{name} exists (an earlier export of that name); "
+                          f"this one is kept as done/{kept}", file=run.err, flush=True)
             sizes.pop(path, None)
             idle_since = time.monotonic()
         if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:

@@ -298,14 +298,16 @@ class DuplicateKey(ValueError):
         self.key = key
 
 
-def printable(text: str) -> str:
+def printable(text: str, *, one_line: bool = False) -> str:
     """``text`` for a terminal: each character that is not printable escaped as Python writes it (``\x1b``,
     ``\u202e``), but for the line breaks between its lines. An escape sequence, a C1 control or a bidi override
     in a name a person or a file gave must not reach the terminal as one (it could clear the screen, retitle
-    it, or reorder what a line appears to say)."""
+    it, or reorder what a line appears to say). With ``one_line`` (a file name, an id: something that is never
+    several lines) line breaks are escaped too, so that the text cannot forge a line of its own."""
     if text.isprintable():
         return text
-    return "\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in text.split("\n"))
+    shown = "\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in text.split("\n"))
+    return shown.replace("\n", "\\n") if one_line else shown
 
 
 def one_line(text: str) -> str:

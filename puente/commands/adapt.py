@@ -24,6 +24,7 @@ from puente import logs
 from puente.commands._common import Subparsers, kafka, kafka_options, run, seconds, settings, stop_on_signals
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
+from puente.strict import printable
 
 _EPILOG = ("Summary on stdout; rejected records, with file, line and reason, and progress on large files on "
            "stderr. Running the same file again publishes nothing new. Exit 0: all published or already "
@@ -73,7 +74,7 @@ def _adapt(args: argparse.Namespace) -> int:
         return run(_watch(cfg, conn, adapter, ctx, args))
 
     def show(source: str, tally: Tally) -> None:  # as each file ends: a later failure leaves these lines
-        print(f"{adapter.name} {source}: {tally.line()}", flush=True)
+        print(f"{adapter.name} {printable(source, one_line=True)}: {tally.line()}", flush=True)
 
     results = run(adapt_paths(cfg, conn, adapter, ctx, args.files, done=show))
     total = Tally()
@@ -97,7 +98,8 @@ def _check(adapter: Adapter, ctx: Context, files: list[str]) -> int:
             if stream is not sys.stdin.buffer:
                 stream.close()
         rejected += tally.rejected
-        print(f"{adapter.name} {source} (check only, nothing sent): {tally.line(valid='valid')}", flush=True)
+        print(f"{adapter.name} {printable(source, one_line=True)} (check only, nothing sent): "
+              f"{tally.line(valid='valid')}", flush=True)
     return 1 if rejected else 0
 
 
@@ -105,8 +107,9 @@ async def _watch(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, c
                  args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop.set)
-    print(f"{adapter.name}: watching {args.watch} every {args.interval:g}s (SIGTERM or Ctrl-C stops)", file=sys.stderr)
+    folder = printable(str(args.watch), one_line=True)
+    print(f"{adapter.name}: watching {folder} every {args.interval:g}s (SIGTERM or Ctrl-C stops)", file=sys.stderr)
     async with AdapterRun(cfg, conn, adapter, ctx) as adapter_run:
         total = await watch(adapter_run, args.watch, interval=args.interval, idle_exit=args.exit_when_idle, stop=stop)
-    print(f"{adapter.name} watched {args.watch}: {total.line()}")
+    print(f"{adapter.name} watched {folder}: {total.line()}")
     return 1 if total.rejected else 0

@@ -591,3 +591,17 @@ def test_a_fault_in_one_file_is_reported_and_the_others_go_on(tmp_path: Path) ->
     assert fake.seen == ["b.jsonl"] and (tmp_path / "a.jsonl").exists()
     assert fake.err.getvalue() == (f"snm: reading a.jsonl in {tmp_path} failed (ValueError); left in place, and the "
                                    "other files go on\n")
+
+
+def test_a_file_name_cannot_write_the_terminals_lines(tmp_path: Path, ctx_for: Callable[[str], Context]) -> None:
+    """A dropped file's name reaches the terminal escaped, line breaks included: it can neither send escape
+    sequences nor forge a summary line of its own, in the watcher's lines or in the run's rejection lines."""
+    name = "hits\x1b[2J\x07\nsnm ok.jsonl: read 1, published 1, duplicates 0, rejected 0\r.jsonl"
+    (tmp_path / name).write_bytes(b'{"broken" 1}\n')
+    out = io.StringIO()
+    adapter_run = _offline_run(ctx_for, "snm", _FakeKafka())
+    asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.4, out=out))
+    shown = "hits\\x1b[2J\\x07\\nsnm ok.jsonl: read 1, published 1, duplicates 0, rejected 0\\r.jsonl"
+    assert out.getvalue() == f"snm {shown}: read 1, published 0, duplicates 0, rejected 1 (syntax 1)\n"
+    assert adapter_run.err.getvalue().startswith(f"  {tmp_path}/{shown}:1: syntax: ")
+    assert adapter_run.err.getvalue().count("\n") == 1 and "\x1b" not in adapter_run.err.getvalue()
