@@ -379,7 +379,9 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> 
     ``over`` may hold classification, releasable_to, caveats, handling_code, handling_text,
     originator_consent, grading ('B2'), originator_agency; absent or None keeps the default.
     Every code is checked against the policy vocabulary, so a typo is refused here with its
-    reason instead of withholding the alert from every partner downstream.
+    reason instead of withholding the alert from every partner downstream. A handling text the
+    record states is refused unless the code is H3, the one code that carries one (as
+    ``lifecycle`` refuses it on a reclassification): the restriction must not be dropped.
     """
     d, v, limits = ctx.profile.markings, ctx.vocab, ctx.limits
     cls = d.classification
@@ -390,7 +392,11 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> 
     caveats = names(over.get("caveats"), "caveats", v.caveats)
     consent = names(over.get("originator_consent"), "originator_consent", v.partners)
     handling = code(over.get("handling_code"), "handling code", v.handling_codes, required=False) or d.handling_code
-    handling_text = text(over.get("handling_text"), "handling text", limits.handling_text) or d.handling_text
+    stated = text(over.get("handling_text"), "handling text", limits.handling_text)
+    if stated and handling != "H3":  # dropped, the restriction it states would not travel: a wider use
+        raise fail(INVALID, f"the record states a handling text but its handling code is {handling}: only H3 "
+                            "carries a restriction in text; mark it H3, or leave the text empty")
+    handling_text = stated or d.handling_text
     if handling == "H3" and not handling_text:
         raise fail(MISSING_FIELD, "handling code H3 needs its restriction stated in the handling text")
     grading = (text(over.get("grading"), "grading", 4) or d.grading).upper()

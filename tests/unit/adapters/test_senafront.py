@@ -85,3 +85,9 @@ def test_a_file_cut_after_a_delimiter_is_refused_not_given_default_markings(
     results = run("senafront", whole)
     assert [r.alert["markings"]["releasable_to"] if r.alert else None for r in results] == [
         ["COL", "CRI", "USA", "FEAN"], []]
+
+
+def test_a_handling_text_column_needs_handling_code_h3(reason: Callable[..., str]) -> None:
+    """A restriction stated in the handling-text column with the Manejo column empty (H0) is refused, not dropped."""
+    assert reason("senafront", _csv(ROW + ";Consultar a SENAFRONT antes de usar",
+                                    header=HEADER + ";Texto de manejo")) == f.INVALID

@@ -60,3 +60,15 @@ def test_bad_hits_say_why(reason: Callable[..., str]) -> None:
     assert reason("snm", _lines(dict(HIT, coincidencia={"lista": "LISTA_PRIVADA"}))) == f.UNKNOWN_CODE
     assert reason("snm", _lines(dict(HIT, coincidencia={**HIT["coincidencia"], "puntaje": 93}))) == f.INVALID
     assert reason("snm", _lines(dict(HIT, viajero={**HIT["viajero"], "nombres": "J0sé"}))) == f.INVALID
+
+
+def test_a_handling_text_needs_handling_code_h3(one: Callable[..., dict[str, Any]],
+                                                reason: Callable[..., str]) -> None:
+    """A stated restriction is never dropped: with no handling code (the default H0) or another code than H3 the
+    record is refused, since its text would not travel and partners would use the alert more widely; with H3 it
+    is kept."""
+    text = "No difundir a CRI sin consulta previa"
+    for marks in ({"texto_manejo": text}, {"manejo": "H2", "texto_manejo": text}):
+        assert reason("snm", _lines({**HIT, "marcado": marks})) == f.INVALID
+    kept = one("snm", _lines({**HIT, "marcado": {"manejo": "H3", "texto_manejo": text}}))["markings"]
+    assert (kept["handling_code"], kept["handling_text"]) == ("H3", text)
