@@ -217,10 +217,20 @@ def integer(value: Any, field: str, *, maximum: int = 1_000_000, required: bool 
     return value
 
 
-def quantity(value: Any, field: str, *, maximum: float = 1e10) -> float:
-    """A positive amount; '1250.5' or '1250,5' (a decimal comma when there is no point)."""
+def quantity(value: Any, field: str, *, maximum: float = 1e10, whole: bool = False) -> float:
+    """A positive amount; '1250.5' or '1250,5' (a decimal comma when there is no point); with ``whole``, a count.
+
+    One separator before exactly three digits ('1.250', '1,250') is refused: a thousands separator
+    (1250) and a decimal one (1.25) write it alike, and the agencies use both; which was meant cannot
+    be known, and guessing makes a seizure a thousand times smaller or larger. A leading 0 ('0.250')
+    or four digits before it ('1250.500') cannot be thousands, and are read.
+    """
     if isinstance(value, str):
         raw = value.strip()
+        if _GROUPED.fullmatch(raw):
+            raise fail(INVALID, f"{field} has one separator before three digits, which may be a thousands or a "
+                                "decimal separator: write it without a thousands separator, and with a decimal "
+                                "one only for a fraction")
         if "," in raw and "." not in raw and raw.count(",") == 1:
             raw = raw.replace(",", ".")
         try:
@@ -239,7 +249,12 @@ def quantity(value: Any, field: str, *, maximum: float = 1e10) -> float:
         raise fail(NEGATIVE, f"{field} is negative; a seized quantity cannot be")
     if amount == 0 or amount > maximum:
         raise fail(INVALID, f"{field} must be more than 0 and at most {maximum:g}")
+    if whole and not amount.is_integer():
+        raise fail(INVALID, f"{field} counts whole things (its unit is counted), and is not a whole number")
     return amount
+
+
+_GROUPED = re.compile(r"[1-9][0-9]{0,2}[.,][0-9]{3}")  # '1.250', '12,500': thousands, or a decimal?
 
 
 # ---- dates and times ---------------------------------------------------------------------

@@ -50,6 +50,7 @@ UNITS = {
     "USD": "USD", "DOLARES": "USD", "EUR": "EUR", "COP": "COP", "PAB": "PAB", "GALONES": "GALLONS",
     **{c: c for c in ("PACKAGES", "UNITS", "ROUNDS", "GALLONS")},
 }
+COUNTED = frozenset({"PACKAGES", "UNITS", "ROUNDS"})  # units that count whole things: no fraction of one
 CONVEYANCES = {
     "LANCHA_RAPIDA": "GO_FAST", "GO_FAST": "GO_FAST", "SEMISUMERGIBLE": "SEMI_SUBMERSIBLE",
     "BARCO_PESQUERO": "FISHING_VESSEL", "PESQUERO": "FISHING_VESSEL", "BUQUE_DE_CARGA": "CARGO_VESSEL",
@@ -133,13 +134,16 @@ def _not_object(field: str) -> dict[str, Any]:
 
 
 def item(category: Any, kind: Any, amount: Any, unit: Any, field: str) -> dict[str, Any]:
-    """One seized item; the kind must be one known for its category, the quantity more than 0."""
+    """One seized item; the kind must be one known for its category, the quantity more than 0, and whole when
+    its unit counts things (UNITS, ROUNDS, PACKAGES)."""
     cat = f.code(category, f"{field} tipo", CATEGORIES) or "OTHER"
+    kind_code = f.code(kind, f"{field} descripción ({cat.lower()})", KINDS[cat]) or ""
+    unit_code = f.code(unit, f"{field} unidad", UNITS) or ""
     return {
         "category": cat,
-        "kind": f.code(kind, f"{field} descripción ({cat.lower()})", KINDS[cat]) or "",
-        "quantity": f.quantity(amount, f"{field} cantidad"),
-        "unit": f.code(unit, f"{field} unidad", UNITS) or "",
+        "kind": kind_code,
+        "quantity": f.quantity(amount, f"{field} cantidad", whole=unit_code in COUNTED),
+        "unit": unit_code,
     }
 
 

@@ -195,7 +195,8 @@ def pn(rng: Rng, seq: int, base: datetime, prefix: str = "") -> dict[str, Any]:
     province, place, lat, lon = rng.choice(PN_SITES)
     when = _when(rng, base)
     drug = rng.choice(["COCAINA", "COCAINA", "MARIHUANA", "HEROINA"])
-    items = [("DR", drug, f"{rng.randint(1, 900)}.{rng.randint(0, 9)}", rng.choice(["KG", "PAQ"]))]
+    amount, unit = (rng.randint(1, 900), rng.randint(0, 9)), rng.choice(["KG", "PAQ"])
+    items = [("DR", drug, f"{amount[0]}.{amount[1]}" if unit == "KG" else str(amount[0]), unit)]  # whole packages
     if rng.random() < 0.3:
         items.append(("AR", rng.choice(["PISTOLA", "FUSIL", "REVOLVER"]), str(rng.randint(1, 5)), "UNI"))
     if rng.random() < 0.2:

@@ -103,3 +103,28 @@ def test_an_originator_code_must_be_one_the_broker_admits(entity: str) -> None:
     combifron = load_config().agencies["COMBIFRON"].model_dump()
     with pytest.raises(ValidationError, match="capitals, digits and _"):
         AgencyProfile.model_validate({**combifron, "originators": {**combifron["originators"], entity: "X"}})
+
+
+def _seizure(amount: Any, unit: str) -> bytes:
+    item = {"tipo": "droga", "descripcion": "clorhidrato de cocaína", "cantidad": amount, "unidad": unit}
+    return _line({**SEIZURE, "contenido": {**SEIZURE["contenido"], "elementos": [item]}})
+
+
+def test_a_quantity_with_a_thousands_separator_is_refused_not_read_as_decimals(
+        one: Callable[..., dict[str, Any]], reason: Callable[..., str]) -> None:
+    """'1.250' and '1,250' kg may be 1250 or 1.25: refused as ambiguous, never read a thousand times smaller;
+    '1250', '1250,5', '0,250' and '1250.500' have one reading, and are read."""
+    for amount in ("1.250", "1,250", "12.500", "999,999"):
+        assert reason("combifron", _seizure(amount, "kg")) == f.INVALID, amount
+    for amount, read in (("1250", 1250.0), ("1250,5", 1250.5), ("0,250", 0.25), ("1250.500", 1250.5), (1.25, 1.25)):
+        assert one("combifron", _seizure(amount, "kg"))["payload"]["items"][0]["quantity"] == read, amount
+
+
+def test_a_counted_unit_takes_whole_numbers_only(one: Callable[..., dict[str, Any]],
+                                                 reason: Callable[..., str]) -> None:
+    """Packages, units and rounds are counted: 2.5 of them is a typing error, refused; kilograms take fractions."""
+    for unit in ("paquetes", "unidades", "cartuchos"):
+        assert reason("combifron", _seizure("2,5", unit)) == f.INVALID, unit
+        assert reason("combifron", _seizure(2.5, unit)) == f.INVALID, unit
+        assert one("combifron", _seizure(3, unit))["payload"]["items"][0]["quantity"] == 3.0
+    assert one("combifron", _seizure("2,5", "kg"))["payload"]["items"][0]["quantity"] == 2.5
