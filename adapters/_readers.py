@@ -208,7 +208,7 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
     start = True  # before the file's first bytes: a byte-order mark there is dropped
     while True:
         cut = buf.find(b"\n{", off)
-        if cut < 0 and not eof and len(buf) - off <= limit:
+        if cut < 0 and not eof and _within(buf, off, limit):
             block = stream.read(1 << 20)
             eof = not block
             buf, off = buf[off:] + block, 0  # compacting here keeps the buffer near one block
@@ -245,6 +245,14 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
                 yield Item(number, first, raw[:limit], error=exc)
         if cut < 0:
             return
+
+
+def _within(buf: bytes, off: int, limit: int) -> bool:
+    """Whether what ``buf`` holds from ``off`` may still be one document of at most ``limit`` bytes: the blank
+    lines after a document are not part of it (the last one in a file of exactly the limit is not too long),
+    but memory stays bounded, at twice the limit, however many there are."""
+    size = len(buf) - off
+    return size <= limit or (size <= 2 * limit and len(buf[off:].rstrip()) <= limit)
 
 
 def _inside_quotes(line: bytes, delimiter: int, inside: bool) -> bool:

@@ -143,3 +143,13 @@ def test_a_record_cut_anywhere_is_never_given_out_whole() -> None:
     for cut in range(1, len(obj) - 1):
         for items in (list(json_lines(io.BytesIO(obj + obj[:cut]), "utf-8", 100)), _docs(obj + obj[:cut])):
             assert items[-1].error is not None, cut
+
+
+def test_blank_lines_after_a_document_of_the_limit_do_not_make_it_too_long() -> None:
+    """A document of exactly the limit is read, last in the file or not, whatever blank lines follow it; one
+    byte more is too long."""
+    doc = json.dumps({"a": "x" * 10}, indent=1)
+    doc = (doc[:-2] + " " * (1024 - len(doc)) + doc[-2:]).encode()
+    for tail in (b"", b"\n", b"\n\n\n", b"\r\n\r\n", b"\n\n" + b'{"next": 1}\n'):
+        assert [i.error for i in _docs(b'{"first": 1}\n' + doc + tail, 1024)] == [None] * (3 if b"next" in tail else 2)
+    assert _docs(b'{"first": 1}\n' + doc[:-1] + b' }\n\n', 1024)[1].error is not None
