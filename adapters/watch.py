@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import fnmatch
 import io
 import os
 import re
@@ -65,12 +66,36 @@ def _signature(path: Path) -> tuple[int, float] | None:
 
 
 def pending(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
-    """Regular files in ``folder`` (not below it, not symbolic links) matching the adapter's patterns,
-    oldest first."""
-    found = {p for pattern in patterns for p in folder.glob(pattern)}
-    ready = {p: sig for p in found if not p.name.startswith(".")
-             and not p.name.endswith(IGNORED_SUFFIXES) and (sig := _signature(p)) is not None}
-    return sorted(ready, key=lambda p: (ready[p][1], p.name))
+    """Regular files in ``folder`` (not below it, not symbolic links) matching the adapter's patterns whatever
+    the case of their names ('INCAU1125.TXT' is a '*.txt'), oldest first."""
+    return scan(folder, patterns)[0]
+
+
+def scan(folder: Path, patterns: tuple[str, ...]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """``pending``'s files, and the regular files and links in ``folder`` it will not take, each with why.
+
+    Hidden and temporary names (a writer's file not finished yet) are neither: they are left alone, unsaid.
+    """
+    wanted = [pattern.lower() for pattern in patterns]
+    ready: dict[Path, tuple[int, float]] = {}
+    refused: list[tuple[Path, str]] = []
+    for name in os.listdir(folder):
+        if name.startswith(".") or name.lower().endswith(IGNORED_SUFFIXES):
+            continue
+        path = folder / name
+        try:
+            mode = path.lstat().st_mode
+        except OSError:  # gone since the listing
+            continue
+        if stat.S_ISLNK(mode):
+            refused.append((path, "a symbolic link (never followed in a drop folder): copy the file in instead"))
+        elif not stat.S_ISREG(mode):
+            continue  # done/, and any other folder: not files
+        elif not any(fnmatch.fnmatchcase(name.lower(), pattern) for pattern in wanted):
+            refused.append((path, f"its name does not match {', '.join(patterns)}"))
+        elif (sig := _signature(path)) is not None:
+            ready[path] = sig
+    return sorted(ready, key=lambda p: (ready[p][1], p.name)), refused
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -268,8 +293,15 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     sizes: dict[Path, tuple[int, float]] = {}
     handled: set[tuple[Path, int, float]] = set()
     idle_since = time.monotonic()
+    told: set[tuple[Path, str]] = set()  # each file not taken is reported once
     while not stop.is_set():
-        for path in pending(folder, run.adapter.patterns):
+        ready, refused = scan(folder, run.adapter.patterns)
+        for path, why in refused:
+            if (path, why) not in told:
+                told.add((path, why))
+                print(f"{run.adapter.name}: {printable(path.name, one_line=True)} is not taken: {why}", file=run.err,
+                      flush=True)
+        for path in ready:
             sig = _signature(path)
             if sig is None:
                 continue

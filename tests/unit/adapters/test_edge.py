@@ -605,3 +605,20 @@ def test_a_file_name_cannot_write_the_terminals_lines(tmp_path: Path, ctx_for: C
     assert out.getvalue() == f"snm {shown}: read 1, published 0, duplicates 0, rejected 1 (syntax 1)\n"
     assert adapter_run.err.getvalue().startswith(f"  {tmp_path}/{shown}:1: syntax: ")
     assert adapter_run.err.getvalue().count("\n") == 1 and "\x1b" not in adapter_run.err.getvalue()
+
+
+def test_names_match_whatever_their_case_and_what_is_not_taken_is_said_once(tmp_path: Path) -> None:
+    """A legacy export named in capitals ('HITS.JSONL') is taken; a file of another kind and a link are each
+    reported once, however many polls pass, and hidden, temporary and folder names are left unsaid."""
+    (tmp_path / "HITS.JSONL").write_text("{}\n")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "linked.jsonl").symlink_to(tmp_path / "notes.txt")
+    (tmp_path / "c.jsonl.PART").write_text("{}\n")
+    (tmp_path / ".hidden.jsonl").write_text("{}\n")
+    (tmp_path / "sub").mkdir()
+    fake = _FakeRun()
+    asyncio.run(watch(fake, tmp_path, interval=0.05, idle_exit=0.4, out=io.StringIO()))  # type: ignore[arg-type]
+    assert fake.seen == ["HITS.JSONL"] and (tmp_path / "done" / "HITS.JSONL").exists()
+    assert sorted(fake.err.getvalue().splitlines()) == [
+        "snm: linked.jsonl is not taken: a symbolic link (never followed in a drop folder): copy the file in instead",
+        "snm: notes.txt is not taken: its name does not match *.jsonl, *.ndjson"]
