@@ -13,6 +13,14 @@ first publication). For a record about to be published, ``Ledger.judge`` says:
                put an older copy after a newer one
     RECALLED   the id was recalled by an earlier version: dead-letter it. A recall is for good (the
                broker refuses any later version), so new content needs a new alert
+    UNDOES     a later version whose markings differ from those the latest RECLASSIFY or CONSENT of
+               the id set (an officer's ``puente reclassify``, a partner's RECLASIFICACION): dead-letter
+               it. An export's next revision carries the markings its system had, which never saw the
+               reclassification; published, it would undo it (a restriction lifted, a consent
+               withdrawn). Its markings are not replaced by the reclassification's either: the export
+               may have changed them for a reason of its own (raised them, say), and which of two
+               markings is the stricter is the policy's to say, not the adapter's. Exported with the
+               markings the reclassification set, or as a RECLASSIFY or CONSENT itself, it is published
 
 Content is compared by a digest of the value as the current schema writes it. A record on the
 topic written with an earlier schema (v1 has no version: it reads as 1) is decoded and encoded
@@ -52,6 +60,12 @@ class Verdict(StrEnum):
     CONFLICT = "conflict"
     OLDER = "older"
     RECALLED = "recalled"
+    UNDOES = "undoes-reclassification"
+
+
+# What a RECLASSIFY or a CONSENT sets, and a later version must keep unless it is one itself.
+CHANGING = ("RECLASSIFY", "CONSENT")
+HELD_MARKINGS = ("classification", "releasable_to", "caveats", "handling_code", "handling_text", "originator_consent")
 
 
 class Entry(NamedTuple):
@@ -61,6 +75,18 @@ class Entry(NamedTuple):
     version: int
     content: bytes  # digest of the value as the current schema writes it
     recalled: bool = False  # this version is a RECALL
+    held: tuple[Any, ...] | None = None  # the markings this version sets, when it is a RECLASSIFY or a CONSENT
+
+
+def markings_of(alert: dict[str, Any]) -> tuple[Any, ...]:
+    """The markings a RECLASSIFY or a CONSENT sets, comparable (lists as tuples)."""
+    marks = alert["markings"]
+    return tuple(tuple(v) if isinstance(v, list) else v for v in (marks.get(k) for k in HELD_MARKINGS))
+
+
+def held(alert: dict[str, Any]) -> tuple[Any, ...] | None:
+    """``markings_of(alert)`` when the alert is a RECLASSIFY or a CONSENT, else None."""
+    return markings_of(alert) if (alert.get("lifecycle") or {}).get("action") in CHANGING else None
 
 
 def digest(value: bytes) -> bytes:
@@ -87,7 +113,8 @@ def _decoded(codec: AlertCodec, key: bytes | None, value: bytes) -> tuple[Entry,
     if not isinstance(alert_id, str) or key != alert_id.encode():
         return None
     life = alert.get("lifecycle") or {}
-    entry = Entry(alert_id, int(alert.get("version") or 1), digest(canonical), life.get("action") == "RECALL")
+    entry = Entry(alert_id, int(alert.get("version") or 1), digest(canonical), life.get("action") == "RECALL",
+                  held(alert))
     return entry, alert
 
 
@@ -109,6 +136,7 @@ class Ledger:
         self._seen: dict[tuple[str, int], bytes] = {}
         self._latest: dict[str, int] = {}
         self._recalled: dict[str, int] = {}  # id -> the version that recalled it
+        self._held: dict[str, tuple[int, tuple[Any, ...]]] = {}  # id -> its latest RECLASSIFY/CONSENT and markings
         self.unverified = 0  # records read from the topic that did not prove the agency's origin: left out
 
     def __len__(self) -> int:
@@ -129,9 +157,23 @@ class Ledger:
             return Verdict.OLDER
         return Verdict.NEW
 
-    def add(self, alert_id: str, version: int, content: bytes, recalled: bool = False) -> None:
-        """Record (``alert_id``, ``version``) as published with digest ``content``; ``recalled``: it is a RECALL."""
+    def judge_alert(self, alert: dict[str, Any], content: bytes) -> Verdict:
+        """``judge`` for an alert about to be published, and UNDOES when, NEW, it would undo the markings the
+        latest RECLASSIFY or CONSENT of its id set."""
+        alert_id, version = alert["alert_id"], alert["version"]
+        verdict = self.judge(alert_id, version, content)
+        last = self._held.get(alert_id)
+        if verdict is Verdict.NEW and last is not None and held(alert) is None and markings_of(alert) != last[1]:
+            return Verdict.UNDOES
+        return verdict
+
+    def add(self, alert_id: str, version: int, content: bytes, recalled: bool = False,
+            held: tuple[Any, ...] | None = None) -> None:
+        """Record (``alert_id``, ``version``) as published with digest ``content``; ``recalled``: it is a RECALL;
+        ``held``: the markings it sets as a RECLASSIFY or a CONSENT."""
         self._seen[(alert_id, version)] = content
+        if held is not None and version >= self._held.get(alert_id, (0, ()))[0]:
+            self._held[alert_id] = (version, held)
         if version > self._latest.get(alert_id, 0):
             self._latest[alert_id] = version
         if recalled:
@@ -143,6 +185,11 @@ class Ledger:
         if verdict is Verdict.CONFLICT:
             return (f"version {version} of this record's alert id was already published with other content; "
                     "the broker takes one content per version, so a correction needs a higher revision")
+        if verdict is Verdict.UNDOES:
+            by = self._held[alert_id][0]
+            return (f"version {by} of this record's alert id reclassified it (or recorded a consent); version "
+                    f"{version} has other markings and would undo that: export it with the markings version {by} "
+                    "set, or have them changed by another reclassification")
         if verdict is Verdict.RECALLED:
             return (f"this record's alert id was recalled in version {self._recalled.get(alert_id)}, for good; "
                     "new content needs a new record number")

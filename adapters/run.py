@@ -55,7 +55,7 @@ from typing import Any, BinaryIO, TextIO
 from adapters._fields import CONFLICT, TRUNCATED
 from adapters.config import Context
 from adapters.core import Adapter, Result, check_ignored, convert
-from adapters.ledger import Ledger, Verdict, digest, read_ledger, scan
+from adapters.ledger import Ledger, Verdict, digest, held, read_ledger, scan
 from adapters.lifecycle import own_mac_lookup
 from adapters.publisher import IngressPublisher
 from broker.kafka import ClientError, KafkaConnection, producer, start
@@ -251,7 +251,7 @@ class AdapterRun:
         if result.error is not None or result.alert is None or result.value is None:
             return result
         alert_id, version, mine = result.alert["alert_id"], result.alert["version"], digest(result.value)
-        verdict = self.ledger.judge(alert_id, version, mine)
+        verdict = self.ledger.judge_alert(result.alert, mine)
         if verdict is Verdict.DUPLICATE:
             tally.duplicates += 1
             return None
@@ -259,7 +259,7 @@ class AdapterRun:
             return Result(result.item, error=AdapterError(self.ledger.why(verdict, alert_id, version), CONFLICT))
         key, headers = self._publisher.sign(alert_id, result.value)
         pending.append(await self._publisher.send_framed(key, result.value, headers))
-        self.ledger.add(alert_id, version, mine, recalled=_recalls(result.alert))
+        self.ledger.add(alert_id, version, mine, recalled=_recalls(result.alert), held=held(result.alert))
         if len(pending) >= DRAIN_EVERY:
             tally.published += await _drain(pending, self.conn)
         return None
@@ -328,12 +328,12 @@ def check(adapter: Adapter, ctx: Context, stream: BinaryIO, source: str, err: Te
         tally.read += 1
         if result.error is None and result.alert is not None and result.value is not None:
             alert_id, version, mine = result.alert["alert_id"], result.alert["version"], digest(result.value)
-            verdict = ledger.judge(alert_id, version, mine)
+            verdict = ledger.judge_alert(result.alert, mine)
             if verdict is Verdict.DUPLICATE:
                 tally.duplicates += 1
                 continue
             if verdict is Verdict.NEW:
-                ledger.add(alert_id, version, mine, recalled=_recalls(result.alert))
+                ledger.add(alert_id, version, mine, recalled=_recalls(result.alert), held=held(result.alert))
                 tally.published += 1  # "would publish"
                 continue
             result = Result(result.item, error=AdapterError(ledger.why(verdict, alert_id, version), CONFLICT))

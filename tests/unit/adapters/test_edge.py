@@ -622,3 +622,51 @@ def test_names_match_whatever_their_case_and_what_is_not_taken_is_said_once(tmp_
     assert sorted(fake.err.getvalue().splitlines()) == [
         "snm: linked.jsonl is not taken: a symbolic link (never followed in a drop folder): copy the file in instead",
         "snm: notes.txt is not taken: its name does not match *.jsonl, *.ndjson"]
+
+
+def test_an_export_revision_does_not_undo_a_reclassification(tmp_path: Path,
+                                                             ctx_for: Callable[[str], Context]) -> None:
+    """An officer restricts a hit (v2, SECRETO, released to no one); the screening system's next revision (v3)
+    arrives with the markings it always had, and is dead-lettered rather than publish them again; a revision
+    with the officer's markings is published, and so is a later reclassification."""
+    import json
+
+    from adapters.ledger import published_entry
+    from adapters.lifecycle import Change, check_change, next_version
+    from schemas import alert_codec
+
+    codec, ctx = alert_codec(), ctx_for("SNM")
+    base = json.loads((SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines()[0])
+    kafka = _FakeKafka()
+    adapter_run = _offline_run(ctx_for, "snm", kafka)
+
+    def export(name: str, **fields: Any) -> Path:
+        (tmp_path / name).write_text(json.dumps({**base, **fields}, ensure_ascii=False) + "\n", "utf-8")
+        return tmp_path / name
+
+    async def go(path: Path) -> Tally:
+        with path.open("rb") as stream:
+            return await adapter_run.run(stream, str(path))
+
+    assert asyncio.run(go(export("v1.jsonl"))).published == 1
+    v1 = codec.decode(codec.encode(next(iter(run_alerts(ctx_for, export("v1.jsonl"))))))
+    change = check_change(Change("RECLASSIFY", markings={"classification": "SECRETO", "releasable_to": []}), ctx,
+                          ctx.vocab.partners)
+    v2 = next_version(v1, change)
+    adapter_run.ledger.add(*published_entry(codec, v2["alert_id"].encode(), codec.encode(v2)))  # read from the topic
+
+    undone = asyncio.run(go(export("v3.jsonl", revision=3, riesgo="medio")))
+    assert (undone.published, undone.reasons) == (0, {"conflict": 1})
+    assert "version 2 of this record's alert id reclassified it" in adapter_run.err.getvalue()
+    kept = asyncio.run(go(export("v4.jsonl", revision=4, riesgo="medio",
+                                 marcado={"clasificacion": "SECRETO", "difusion": []})))
+    assert (kept.published, kept.rejected) == (1, 0)
+
+
+def run_alerts(ctx_for: Callable[[str], Context], path: Path) -> list[dict[str, Any]]:
+    """The alerts an export maps to, without Kafka."""
+    from adapters.core import convert
+
+    adapter = get("snm")
+    with path.open("rb") as stream:
+        return [r.alert for r in convert(adapter, stream, ctx_for(adapter.agency)) if r.alert is not None]

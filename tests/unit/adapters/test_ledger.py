@@ -82,13 +82,13 @@ def test_a_record_on_the_topic_is_read_back_with_its_version(one: Callable[..., 
     alert = one("snm", _line())
     value = codec.encode(alert)
     key = alert["alert_id"].encode()
-    assert published_entry(codec, key, value) == (alert["alert_id"], 1, digest(value), False)
+    assert published_entry(codec, key, value) == (alert["alert_id"], 1, digest(value), False, None)
     v1 = AlertCodec(releases()[0]).encode({k: v for k, v in alert.items() if k not in ("version", "lifecycle")})
     assert v1 != value
-    assert published_entry(codec, key, v1) == (alert["alert_id"], 1, digest(value), False)
+    assert published_entry(codec, key, v1) == (alert["alert_id"], 1, digest(value), False, None)
     later = one("snm", _line(revision=2, estado="ANULADO", motivo_anulacion="ERROR"))
     assert published_entry(codec, key, codec.encode(later)) == (alert["alert_id"], 2, digest(codec.encode(later)),
-                                                                True)
+                                                                True, None)
 
 
 def test_what_the_broker_would_refuse_is_not_in_the_ledger(one: Callable[..., dict[str, Any]]) -> None:
