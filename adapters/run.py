@@ -65,7 +65,7 @@ from broker.topology import TopicNames
 from puente import wire
 from puente.errors import AdapterError, ConfigError
 from puente.settings import PuenteSettings
-from puente.strict import printable
+from puente.strict import one_line
 from puente.wire import Record
 from schemas import alert_codec
 
@@ -217,7 +217,7 @@ class AdapterRun:
     async def run(self, stream: BinaryIO, source: str) -> Tally:
         """Adapt one export; returns its tally. Kafka failures raise KafkaSetupError (a re-run is safe)."""
         ctx = self.ctx.at(datetime.now(UTC))
-        tally, shown, name = Tally(), 0, printable(source, one_line=True)
+        tally, shown, name = Tally(), 0, one_line(source)
         pending: list[asyncio.Future[Any]] = []
         started = last = time.monotonic()
         whole = file_digest(stream)
@@ -341,7 +341,7 @@ def check(adapter: Adapter, ctx: Context, stream: BinaryIO, source: str, err: Te
         reason = result.error.reason if result.error else "invalid"
         tally.reasons[reason] += 1
         if tally.rejected <= show:
-            print(f"  {printable(source, one_line=True)}:{result.item.line}: {reason}: {result.error}", file=err)
+            print(f"  {one_line(source)}:{result.item.line}: {reason}: {result.error}", file=err)
     return tally
 
 

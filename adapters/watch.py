@@ -49,7 +49,7 @@ from typing import Any, BinaryIO, TextIO
 
 from adapters.run import AdapterRun, Tally
 from puente.errors import ConfigError, PuenteError
-from puente.strict import printable
+from puente.strict import one_line
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 LOCK_NAME = ".puente-watch.lock"  # hidden: never taken for an export
@@ -252,7 +252,7 @@ def folder_lock(folder: Path, holder: str) -> Iterator[None]:
     another watcher holds it. The lock file is never followed if a link, and never written unless it is the
     folder's own (one name, a regular file): whoever may write the folder must not have it overwrite another."""
     path = folder / LOCK_NAME
-    shown = printable(str(path), one_line=True)
+    shown = one_line(str(path))
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
     except OSError as exc:
@@ -265,8 +265,8 @@ def folder_lock(folder: Path, holder: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            other = printable(os.pread(fd, 200, 0).decode("utf-8", "replace").strip(), one_line=True)
-            raise ConfigError(f"{printable(str(folder), one_line=True)} is watched already by "
+            other = one_line(os.pread(fd, 200, 0).decode("utf-8", "replace").strip())
+            raise ConfigError(f"{one_line(str(folder))} is watched already by "
                               f"{other or 'another watcher'}: give each adapter a drop folder of its own") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{holder} (process {os.getpid()})\n".encode(), 0)
@@ -279,7 +279,7 @@ async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_ex
                 stop: asyncio.Event | None = None, out: TextIO | None = None) -> Tally:
     """Adapt files as they arrive until ``stop`` is set, or until nothing arrived for ``idle_exit`` seconds."""
     if not folder.is_dir():
-        raise ConfigError(f"{printable(str(folder), one_line=True)} is not a folder")
+        raise ConfigError(f"{one_line(str(folder))} is not a folder")
     with folder_lock(folder, f"the {run.adapter.name} adapter"):
         return await _watch(run, folder, interval, idle_exit, stop, out or sys.stdout)
 
@@ -288,7 +288,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                  stop: asyncio.Event | None, out: TextIO) -> Tally:
     stop = stop or asyncio.Event()
     done_dir = folder / "done"
-    where = printable(str(folder), one_line=True)
+    where = one_line(str(folder))
     total = Tally()
     sizes: dict[Path, tuple[int, float]] = {}
     handled: set[tuple[Path, int, float]] = set()
@@ -299,7 +299,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
         for path, why in refused:
             if (path, why) not in told:
                 told.add((path, why))
-                print(f"{run.adapter.name}: {printable(path.name, one_line=True)} is not taken: {why}", file=run.err,
+                print(f"{run.adapter.name}: {one_line(path.name)} is not taken: {why}", file=run.err,
                       flush=True)
         for path in ready:
             sig = _signature(path)
@@ -309,7 +309,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 sizes[path] = sig  # seen for the first time, or still changing: wait one more poll
                 continue
             handled.add((path, *sig))  # tried once per content: an unreadable file is not retried every poll
-            name = printable(path.name, one_line=True)  # whoever names a file must not write the terminal's lines
+            name = one_line(path.name)  # whoever names a file must not write the terminal's lines
             if finish_move(path, done_dir):
                 print(f"{run.adapter.name}: {name} was already in done/ (a move a stop cut short); "
                       "finished moving it", file=run.err, flush=True)
@@ -353,7 +353,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                           "in place to be read again", file=run.err, flush=True)
                     handled.discard((path, *sig))
                 elif moved.name != path.name:
-                    kept = printable(moved.name, one_line=True)
+                    kept = one_line(moved.name)
                     print(f"{run.adapter.name}: done/{name} exists (an earlier export of that name); "
                           f"this one is kept as done/{kept}", file=run.err, flush=True)
             sizes.pop(path, None)

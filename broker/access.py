@@ -43,7 +43,7 @@ from typing import Literal
 from broker.topology import TopicNames
 from policies import PolicySet
 from puente.errors import ConfigError
-from puente.strict import printable
+from puente.strict import one_line
 
 # What ``plan`` makes. A rule read from the cluster may hold any of Kafka's values (CLUSTER, ALL,
 # ALTER_CONFIGS, a DENY, a host, UNKNOWN for one the client cannot name): ``Acl`` keeps them as text.
@@ -234,7 +234,7 @@ def overlaps(a: Acl, b: Acl) -> bool:
 
 def _shown(acl: Acl, most: int) -> str:
     """A rule on one line of a terminal, whatever its name holds (a newline, an escape sequence)."""
-    return printable(str(acl)).replace("\n", "\\n")[:most]
+    return one_line(str(acl))[:most]
 
 
 def check_grants(grants: Mapping[Acl, str]) -> None:

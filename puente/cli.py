@@ -20,7 +20,7 @@ from typing import NoReturn, cast
 from puente import __version__, logs
 from puente.commands._common import Subparsers
 from puente.errors import EXIT_CONFIG, PuenteError
-from puente.strict import printable
+from puente.strict import one_line, printable
 
 # Each command's module under puente.commands, by the names it registers, in the order `puente --help`
 # lists them. Only the module of the command typed is imported: `puente broker run` starts without
@@ -82,7 +82,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {_printable(message)}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = args.func(args)
     except PuenteError as exc:
         _trace()
-        print(f"puente: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"puente: error: {_message(exc)}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # e.g. `puente audit log | head`: the reader left; that is not an error
         sys.stderr.close()
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as exc:  # a file or a socket the command itself opened
         _trace()
-        where = f" ({_printable(str(exc.filename))})" if exc.filename else ""
+        where = f" ({one_line(str(exc.filename))})" if exc.filename else ""
         print(f"puente: error: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
         return EXIT_CONFIG
     except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback or the error's text
@@ -123,15 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a fault in Puente, not in what it was given
 
 
-def _one_line(exc: PuenteError) -> str:
+def _message(exc: PuenteError) -> str:
     # Policy files list every problem on its own line: that is the one place several lines help. Each line
     # has its control characters escaped: a path or an id given on the command line reaches the terminal.
     return printable(str(exc).strip() or type(exc).__name__)
-
-
-def _printable(text: str) -> str:
-    """``text`` on one line, every character that is not printable escaped, line breaks included."""
-    return printable(text.replace("\n", "\\n"))
 
 
 def _trace() -> None:

@@ -298,21 +298,20 @@ class DuplicateKey(ValueError):
         self.key = key
 
 
-def printable(text: str, *, one_line: bool = False) -> str:
+def printable(text: str) -> str:
     """``text`` for a terminal: each character that is not printable escaped as Python writes it (``\x1b``,
     ``\u202e``), but for the line breaks between its lines. An escape sequence, a C1 control or a bidi override
     in a name a person or a file gave must not reach the terminal as one (it could clear the screen, retitle
-    it, or reorder what a line appears to say). With ``one_line`` (a file name, an id: something that is never
-    several lines) line breaks are escaped too, so that the text cannot forge a line of its own."""
+    it, or reorder what a line appears to say)."""
     if text.isprintable():
         return text
-    shown = "\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in text.split("\n"))
-    return shown.replace("\n", "\\n") if one_line else shown
+    return "\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in text.split("\n"))
 
 
 def one_line(text: str) -> str:
-    """``text`` as :func:`printable` gives it, on one line: its line breaks escaped too (``\\n``), so that a value
-    read from a record, a file or Kafka can neither move the cursor nor start a line that seems Puente's own."""
+    """``text`` as :func:`printable` gives it, on one line: its line breaks escaped too (``\\n``), for what is
+    never several lines (a file name, an id, a value read from a record, a file or Kafka), so that it can neither
+    move the cursor nor start a line that seems Puente's own."""
     return printable(text.replace("\n", "\\n"))
 
 

@@ -12,7 +12,7 @@ from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
 from puente.settings import PuenteSettings
-from puente.strict import printable
+from puente.strict import one_line
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -74,9 +74,9 @@ def _users(args: argparse.Namespace) -> int:
     planned = {"created": "create", "kept": "keep", "rotated": "rotate", "removed": "remove"}
     for login in logins:
         action = planned.get(login.action, login.action) if args.dry_run else login.action
-        print(f"{_shown(login.principal):<22} {action:<8} {_shown(str(login.config))}")
+        print(f"{one_line(login.principal):<22} {action:<8} {one_line(str(login.config))}")
     for login in former:
-        print(f"{_shown(login.principal):<22} {'former':<8} {_shown(str(login.config))}")
+        print(f"{one_line(login.principal):<22} {'former':<8} {one_line(str(login.config))}")
     parties_ = f"{len(former)} former part{'y' if len(former) == 1 else 'ies'} not named any more"
     if args.dry_run:
         changes = sum(1 for login in logins if login.action != "kept")
@@ -95,12 +95,6 @@ def _users(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shown(text: str) -> str:
-    """A user name (a former party's comes from the cluster) or a path on one line, nothing in it reaching the
-    terminal as a control character."""
-    return printable(text).replace("\n", "\\n")
-
-
 async def _changes(cfg: PuenteSettings, admin: Admin) -> tuple[AclChanges, list[str]]:
     policy = load_policy_set(cfg.policy_dir)
     names = TopicNames(cfg.topic_prefix)
@@ -112,12 +106,12 @@ async def _changes(cfg: PuenteSettings, admin: Admin) -> tuple[AclChanges, list[
 def _print(changes: AclChanges, others: list[str], failed: list[str] | None = None) -> None:
     """The change (``+``, ``-``), rules for every user and rules of logins no policy names on Puente's resources
     (``!``: only an operator may judge and remove them), other principals' rules (``?``), then a summary, then
-    each change that ``failed``. Every line goes out through ``_shown``: principals, resource names and hosts are
+    each change that ``failed``. Every line goes out through ``one_line``: principals, resource names and hosts are
     the cluster's, and Kafka lets them hold any character, an escape sequence or a line break too."""
     lines = _lines(changes, others)
     lines += [f"FAILED {line}" for line in failed or ()]
     for line in lines:
-        print(_shown(line))
+        print(one_line(line))
 
 
 def _lines(changes: AclChanges, others: list[str]) -> list[str]:

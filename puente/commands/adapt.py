@@ -24,7 +24,7 @@ from puente import logs
 from puente.commands._common import Subparsers, kafka, kafka_options, run, seconds, settings, stop_on_signals
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
-from puente.strict import printable
+from puente.strict import one_line
 
 _EPILOG = ("Summary on stdout; rejected records, with file, line and reason, and progress on large files on "
            "stderr. Running the same file again publishes nothing new. Exit 0: all published or already "
@@ -74,7 +74,7 @@ def _adapt(args: argparse.Namespace) -> int:
         return run(_watch(cfg, conn, adapter, ctx, args))
 
     def show(source: str, tally: Tally) -> None:  # as each file ends: a later failure leaves these lines
-        print(f"{adapter.name} {printable(source, one_line=True)}: {tally.line()}", flush=True)
+        print(f"{adapter.name} {one_line(source)}: {tally.line()}", flush=True)
 
     results = run(adapt_paths(cfg, conn, adapter, ctx, args.files, done=show))
     total = Tally()
@@ -98,7 +98,7 @@ def _check(adapter: Adapter, ctx: Context, files: list[str]) -> int:
             if stream is not sys.stdin.buffer:
                 stream.close()
         rejected += tally.rejected
-        print(f"{adapter.name} {printable(source, one_line=True)} (check only, nothing sent): "
+        print(f"{adapter.name} {one_line(source)} (check only, nothing sent): "
               f"{tally.line(valid='valid')}", flush=True)
     return 1 if rejected else 0
 
@@ -107,7 +107,7 @@ async def _watch(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, c
                  args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop.set)
-    folder = printable(str(args.watch), one_line=True)
+    folder = one_line(str(args.watch))
     print(f"{adapter.name}: watching {folder} every {args.interval:g}s (SIGTERM or Ctrl-C stops)", file=sys.stderr)
     async with AdapterRun(cfg, conn, adapter, ctx) as adapter_run:
         total = await watch(adapter_run, args.watch, interval=args.interval, idle_exit=args.exit_when_idle, stop=stop)

@@ -8,7 +8,7 @@ import argparse
 from broker.kafka import Admin, TopicResult, apply_topics, plan_topics
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
-from puente.strict import printable
+from puente.strict import one_line
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -49,6 +49,6 @@ def _print(results: list[TopicResult]) -> None:
     print(f"{'topic':<{width}} {'role':<11} {'parts':>5} {'rf':>3} {'retention':>10}  action     detail")
     for r in results:
         days = int(r.spec.config.get("retention.ms", "0")) // 86_400_000
-        detail = printable(r.detail).replace("\n", "\\n")  # a value read from Kafka stays on its line
+        detail = one_line(r.detail)  # a value read from Kafka stays on its line
         print(f"{r.spec.name:<{width}} {r.spec.role:<11} {r.spec.partitions:>5} {r.spec.replication:>3} "
               f"{days:>8} d  {r.action:<9}  {detail}")

@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from puente.strict import MAX_MARKS, emoji_unglued, known_zone, printable, unseen_mark
+from puente.strict import MAX_MARKS, emoji_unglued, known_zone, one_line, printable, unseen_mark
 
 ACUTE, GRAVE, TILDE, MACRON, BREVE = "\u0301", "\u0300", "\u0303", "\u0304", "\u0306"
 
@@ -217,5 +217,5 @@ def test_the_same_characters_anywhere_else_stay_for_the_reader_to_refuse(text: s
 def test_printable_keeps_lines_unless_the_text_is_one_line() -> None:
     """Text of several lines keeps its line breaks; a name (one_line) has them escaped, with every control."""
     assert printable("a\x1b[2J\nb") == "a\\x1b[2J\nb"
-    assert printable("a\x1b[2J\nb\udcf1", one_line=True) == "a\\x1b[2J\\nb\\udcf1"
-    assert printable("año.jsonl", one_line=True) == "año.jsonl"
+    assert one_line("a\x1b[2J\nb\udcf1") == "a\\x1b[2J\\nb\\udcf1"
+    assert one_line("año.jsonl") == "año.jsonl"
