@@ -443,21 +443,28 @@ class Keystore:
 
         seen = changed()  # before the read: a file written meanwhile makes the first miss read again
         table = self.agency_mac_lookup()
-        last = read_at = clock()
+        read_at = checked = clock()  # when the keystore was last read; when a held pair last looked at the folder
 
         def lookup(agency: str, key_id: str) -> SecretBytes | None:
-            nonlocal table, last, seen, read_at
+            nonlocal table, seen, read_at, checked
             found = table(agency, key_id)
             now_s = clock()
-            if found is None or now_s - last >= every_s:  # a hit costs one clock reading until the interval
-                moved = (now := changed()) != seen
-                due = now_s - last >= every_s if found is None else now_s - read_at >= every_s * REREAD_HELD
-                last, seen = now_s, now
-                if moved or due:
-                    read_at = now_s
-                    with contextlib.suppress(KeyMaterialError):
-                        table = self.agency_mac_lookup()
-                    found = table(agency, key_id)
+            if found is None:
+                # A miss reads again when the folder moved, or once ``every_s`` has passed since the last read:
+                # its clock is the read's alone, so a stream of unknown pairs neither delays the next read nor
+                # holds back the check of the pairs held.
+                due = now_s - read_at >= every_s
+            elif now_s - checked >= every_s:  # a hit costs one clock reading until the interval
+                checked = now_s
+                due = now_s - read_at >= every_s * REREAD_HELD
+            else:
+                return found
+            now = changed()
+            if now != seen or due:
+                seen, read_at = now, now_s
+                with contextlib.suppress(KeyMaterialError):
+                    table = self.agency_mac_lookup()
+                found = table(agency, key_id)
             return found
 
         return lookup

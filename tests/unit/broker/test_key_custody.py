@@ -470,3 +470,29 @@ def test_a_generation_that_would_give_the_key_another_id_is_refused(tmp_path: Pa
     made = puente(keys, "keys", "generate", "--for", "broker", "--generation", generation)
     assert made.returncode == 3 and made.stderr.count("\n") == 1, made.stderr
     assert sorted(p.name for p in (keys / "broker").iterdir()) == before
+
+
+def test_a_stream_of_unknown_pairs_neither_keeps_a_revoked_key_nor_hides_a_new_one(tmp_path: Path) -> None:
+    """Records naming a pair no one holds, a few seconds apart, must not hold back the reads that revocation and a
+    new key wait for (a miss once moved the clock of both): with the folder's time never moving, a key removed
+    stops verifying, and a key imported starts, within a read interval or two."""
+    keys = tmp_path / "keys"
+    assert puente(keys, "keys", "init").returncode == 0
+    agency, broker = Keystore(keys / "agencies" / "SENAN"), Keystore(keys / "broker")
+    now = [0.0]
+    lookup = broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0])
+    mac = agency.load_agency_mac("SENAN")
+    good = sign_ingress("SENAN", mac.key_id, mac, b"a", "SENAN-1")
+    unknown = SecretBytes(b"k" * 32, key_id="SENAN-kex-2026z+broker-kex-2026a")
+    junk = sign_ingress("SENAN", unknown.key_id, unknown, b"a", "SENAN-2")
+    verify_ingress(good, b"a", lookup)
+    stamp = os.stat(broker.path)
+    (broker.path / "SENAN-kex-2026a.json").unlink()
+    os.utime(broker.path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    for step in range(1, 4):
+        now[0] = 4.0 * step
+        with pytest.raises(OriginError):
+            verify_ingress(junk, b"a", lookup)
+    now[0] = 12.5
+    with pytest.raises(OriginError):
+        verify_ingress(good, b"a", lookup)
