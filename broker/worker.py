@@ -395,11 +395,8 @@ class BrokerWorker:
                                           states=head.states)
                         self._start_slot(state, head.resume, offsets.get(tp))
                         self._owned[tp] = state
-                        if slot in lost and self._group is not None:
-                            self._states_lost(self._group, state, head.resume, lost[slot])
-                        if tp in remade and self._group is not None and head.resume is not None:
-                            # Recorded as a gap, read from the new topic's first record (``_remade_ingress``).
-                            self._accept_gap(self._group, tp, head.resume, 0, remade[tp])
+                        if self._group is not None:
+                            self._mark_losses(self._group, state, head.resume, remade.get(tp), lost.get(slot))
                     if self._group is not None:
                         self._group.resume(*(tp for tp, _ in fresh))
                     self._joined(kept, len(fresh), began, took)
@@ -652,17 +649,30 @@ class BrokerWorker:
             head.states = end
         return lost
 
+    def _mark_losses(self, group: Consumer, state: SlotState, resume: int | None, remade: str | None,
+                     states_lost: str | None) -> None:
+        """Record in a fresh slot's chain, first in its queue, what its load accepted as lost (``accept_gaps``): an
+        ingress topic made anew (``_remade_ingress``: a gap, read from the new topic's first record), its alert
+        states (``_check_books``), or both, in one entry: a mark of its own for the states, first, would leave
+        the slot busy, and the gap unread and unrecorded."""
+        if remade is not None and resume is not None:
+            self._accept_gap(group, state.tp, resume, 0, remade, states_lost)
+        elif states_lost is not None:
+            self._states_lost(group, state, resume, states_lost)
+
     def _states_lost(self, group: Consumer, state: SlotState, resume: int | None, what: str) -> None:
         """Queue, first in a fresh slot's queue, a GAP entry recording alert states lost and read past with
         ``accept_gaps`` (``_check_books``): auditors then see in the slot's chain where recalls and updates of
         the alerts it held stopped reaching partners. It skips no ingress record: its transaction commits the
-        offset the slot stands at. A slot that never took a record has no place to name, and no state to lose."""
-        if resume is None or resume <= 0:
+        offset the slot stands at; at 0 (its head a gap at a topic made anew) it names no record, as that gap
+        does (``resume_offset`` reads both so). A slot whose audit holds no block has no state to lose."""
+        if resume is None:
             return
         now = datetime.now(UTC)
         entry: dict[str, Any] = {"kind": "GAP", "reason": "states-lost", "detail": what, "from_offset": resume,
-                                 "next_offset": resume, "skipped": 0, "at": now.isoformat().replace("+00:00", "Z"),
-                                 "ingress": f"{state.tp.topic}:{state.tp.partition}:{resume - 1}"}
+                                 "next_offset": resume, "skipped": 0, "at": now.isoformat().replace("+00:00", "Z")}
+        if resume > 0:
+            entry["ingress"] = f"{state.tp.topic}:{state.tp.partition}:{resume - 1}"
         if state.seen.latest:
             entry["ingress_ms"] = state.seen.latest
         self._enqueue(group, state, [GapMark(resume - 1, int(now.timestamp() * 1000), 0, entry)])
@@ -1025,12 +1035,14 @@ class BrokerWorker:
             async with self._lock:  # a join in progress finishes loading (or releasing) the slots first
                 self._accept_gap(group, tp, at, start, what)
 
-    def _accept_gap(self, group: Consumer, tp: TopicPartition, at: int, start: int, what: str) -> None:
+    def _accept_gap(self, group: Consumer, tp: TopicPartition, at: int, start: int, what: str,
+                    states_lost: str | None = None) -> None:
         """Queue a gap's mark for its slot and read on past it, only if the slot still stands where the fetcher
         met the gap: owned, idle (what it read before has committed) and expecting offset ``at`` next. A slot
         released and kept while the offsets were asked has dropped its queue and been set back to its last
         commit: a mark committing ``start`` then would pass records never decided. Anything else is left for
-        the fetcher to raise again, from wherever the slot stands then."""
+        the fetcher to raise again, from wherever the slot stands then. ``states_lost``: the slot's alert states
+        were lost too (``_check_books``), said in the same entry."""
         state = self._owned.get(tp)
         if (tp not in group.assignment() or state is None or state.busy
                 or state.next_offset not in (None, at)):
@@ -1046,6 +1058,8 @@ class BrokerWorker:
         entry: dict[str, Any] = {"kind": "GAP", "reason": "deleted" if at < start else "topic-remade",
                                  "detail": what, "from_offset": at, "next_offset": start, "skipped": skipped,
                                  "at": now.isoformat().replace("+00:00", "Z")}
+        if states_lost is not None:
+            entry["states_lost"] = states_lost
         if start > 0:  # the chain then ends at the last record skipped: the slot reads on after it (``resume_offset``)
             entry["ingress"] = f"{tp.topic}:{tp.partition}:{start - 1}"
         # The slot's newest append time, so that a new owner whose chain ends with this block still reads the

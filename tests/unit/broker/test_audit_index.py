@@ -797,6 +797,21 @@ def test_records_never_read_are_counted_beside_the_dead_letters(tmp_path: Path) 
     assert index.dead_letters(USA) == []
 
 
+def test_alert_states_lost_are_named_as_such_not_as_records_never_read(tmp_path: Path) -> None:
+    """A GAP entry recording alert states lost (``states-lost``, read on with --accept-gap) skips no ingress record:
+    the dead-letters page names it for what it is and counts the entries, not "never read" with a count of 0."""
+    lost = {"kind": "GAP", "reason": "states-lost", "detail": "t.lifecycle[0] ends at offset 0", "from_offset": 10,
+            "next_offset": 10, "skipped": 0, "ingress": "t.ingress.SNM:0:9", "at": iso_utc(T0)}
+    chain = ChainWriter(DECISIONS, 0)
+    values = [chain.block(b, "broker-sign-2026a", _signer("broker-sign-2026a"), iso_utc(T0))
+              for b in ([_alert("SNM:1", 9, [COL_DROP])], [lost])]
+    index = AuditIndex(tmp_path / "audit" / "index.sqlite")
+    _ingest(index, {DECISIONS: values})
+    assert index.problems() == 0
+    assert index.dead_letters(Scope()) == [{"reason": "alert states lost (who holds what)", "source": "t.ingress.SNM",
+                                            "count": 1, "first_at": iso_utc(T0), "last_at": iso_utc(T0)}]
+
+
 def test_an_index_made_before_gap_entries_still_lists_its_dead_letters(index: AuditIndex) -> None:
     """The console reads an index without writing: one made before the gaps table lists its dead letters
     all the same, rather than failing on the missing table."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace as NS
 from typing import Any
@@ -208,3 +209,73 @@ def test_an_ingress_topic_made_anew_and_filled_past_the_head_is_a_gap_not_a_sile
         check(_worker())
     assert "was made anew" in str(caught.value) and "--accept-gap" in str(caught.value)
     assert list(check(_worker(accept_gaps=True))) == [tp]
+
+
+class _Seeking:
+    """The group as a slot's load uses it: where it was told to read from."""
+
+    def __init__(self, tp: TopicPartition) -> None:
+        self.tp, self.seeks = tp, []  # type: list[int]
+
+    def pause(self, *tps: TopicPartition) -> None: ...
+    def resume(self, *tps: TopicPartition) -> None: ...
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.tp}
+
+    def seek(self, tp: TopicPartition, at: int) -> None:
+        self.seeks.append(at)
+
+
+def _loaded(head: ChainHead, committed: int | None) -> tuple[BrokerWorker, SlotState, KeepingProducer, _Seeking]:
+    tp = TopicPartition("t.ingress.SNM", 1)
+    worker, producer, group = _worker(accept_gaps=True), KeepingProducer(), _Seeking(tp)
+    worker._group = group  # type: ignore[assignment]
+    state = SlotState(tp, 1, producer, ChainWriter("t.audit.decisions", 1, head), ReplayWindow(7),  # type: ignore[arg-type]
+                      states=head.states)
+    worker._start_slot(state, head.resume, committed)
+    worker._owned[tp] = state
+    return worker, state, producer, group
+
+
+def _gaps(worker: BrokerWorker, state: SlotState, producer: KeepingProducer,
+          mark: Callable[[], None]) -> list[dict[str, Any]]:
+    """The audit entries the slot writes once ``mark`` (a ``_mark_losses`` call) has run on the event loop."""
+    async def drained() -> None:
+        mark()
+        await settle()
+        assert state.task is not None
+        await asyncio.wait_for(state.task, 5)
+        assert worker._failure is None
+
+    asyncio.run(drained())
+    return [e for topic, _, _, v in producer.records if topic == "t.audit.decisions"
+            for e in orjson.loads(v)["entries"]]
+
+
+def test_states_lost_with_the_ingress_topic_made_anew_is_one_gap_read_from_the_new_topics_start() -> None:
+    """Both topics made anew: the slot's lifecycle partition ends short, and its ingress partition holds another
+    record where the head stands. One GAP entry records both, and the slot reads the new topic from its first
+    record: a mark of its own for the states, first, left the slot busy, so the gap was neither recorded nor read
+    (the new topic's first records passed in silence)."""
+    entry = {"kind": "ALERT", "alert_id": "SNM:X", "ingress": "t.ingress.SNM:1:999", "ingress_ms": NOW_MS}
+    head = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [entry], "states": 0})
+    worker, state, producer, group = _loaded(head, 1000)
+    [gap] = _gaps(worker, state, producer, lambda: worker._mark_losses(
+        group, state, head.resume, "t.ingress.SNM[1] was made anew", "lifecycle states lost"))  # type: ignore[arg-type]
+    assert group.seeks[-1] == 0 and state.next_offset == 0
+    assert (gap["reason"], gap["from_offset"], gap["next_offset"]) == ("topic-remade", 1000, 0)
+    assert gap["states_lost"] == "lifecycle states lost"
+
+
+def test_states_lost_at_a_head_that_is_a_gap_at_a_topic_made_anew_is_still_recorded() -> None:
+    """A head whose last entry is a gap at a topic made anew stands at offset 0 and names no record; states lost
+    there are recorded all the same, in an entry that names no record either."""
+    gap_entry = {"kind": "GAP", "reason": "topic-remade", "from_offset": 40, "next_offset": 0, "skipped": 0}
+    head = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [gap_entry], "states": 0})
+    assert head.resume == 0
+    worker, state, producer, group = _loaded(head, None)
+    [gap] = _gaps(worker, state, producer, lambda: worker._mark_losses(
+        group, state, head.resume, None, "lifecycle states lost"))  # type: ignore[arg-type]
+    assert (gap["reason"], gap["next_offset"], gap["skipped"]) == ("states-lost", 0, 0) and "ingress" not in gap
+    assert state.next_offset == 0
