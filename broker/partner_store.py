@@ -690,15 +690,16 @@ class PartnerStore:
         # A text held goes now, as a purge's would: the row is a purged one (retention still counts from the first
         # receipt); over a row already without text, it stays what it was. Over a tombstone the recall ended a
         # holding: the row starts another, as a view would (``_write``), so a later view of it is not held to the
-        # retention of what the partner held before the recall.
+        # retention of what the partner held before the recall. No sealing time: this version's (one sealed too
+        # long ago, perhaps) is not what the partner holds; the first view stored gives it, as over nothing.
         ended = held.recalled
         c.execute("UPDATE alerts SET view = NULL, state = 'EXPIRED', version = ?, action = ?, received_ms = ?, "
                   "feed = ?, agreement = COALESCE(?, agreement), expires_ms = ?, review_ms = NULL, "
                   "recall_reason = NULL, recalled_ms = NULL, "
                   "first_ms = CASE WHEN ? THEN ? ELSE first_ms END, "
-                  "sealed_ms = CASE WHEN ? THEN ? ELSE sealed_ms END, "
+                  "sealed_ms = CASE WHEN ? THEN NULL ELSE sealed_ms END, "
                   "purged_ms = CASE WHEN state = 'HELD' THEN ? ELSE purged_ms END WHERE alert_id = ?",
-                  (d.version, d.action, now_ms, d.feed, d.agreement, d.expires_ms, ended, now_ms, ended, d.sealed_ms,
+                  (d.version, d.action, now_ms, d.feed, d.agreement, d.expires_ms, ended, now_ms, ended,
                    now_ms, d.alert_id))
         self._wipe_due = True  # secure_delete zeroed the text held; wipe() clears the WAL
 

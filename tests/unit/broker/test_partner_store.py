@@ -1019,3 +1019,19 @@ def test_a_view_that_arrives_expired_after_a_recall_starts_the_next_holding(tmp_
         assert store.show(alert_id).state == "HELD"
     finally:
         store.close()
+
+
+def test_a_view_sealed_too_long_ago_after_a_recall_lends_its_sealing_time_to_no_later_view(
+        store: PartnerStore) -> None:
+    """Re-entitled after a recall without reason, a view sealed longer ago than its agreement's retention is EXPIRED;
+    the next view, sealed now, starts the holding with its own sealing time: it is kept, not purged at once as if
+    sealed when that old one was."""
+    day = timedelta(days=1)
+    view = _view()
+    store.apply(_sealed(view, 1, T0), T0)
+    assert store.apply(_sealed(recall_notice(view, 2, None), 2, T0), T0).outcome is Outcome.RECALLED
+    now = T0 + 40 * day
+    assert store.apply(_sealed(updated(view, 3), 3, now - 30 * day), now).outcome is Outcome.EXPIRED
+    assert store.apply(_sealed(updated(view, 4), 4, now), now).outcome is Outcome.RECEIVED
+    store.purge(now + timedelta(hours=1))
+    assert store.show(view["alert_id"]).state == "HELD"
