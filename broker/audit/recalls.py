@@ -26,7 +26,9 @@ store (``store``, the store's id); one written before receipts did, or by a subs
 counts under its receipt chain, or under the store that chain's other receipts name. A recall of an alert
 no receipt shows held (the receipts lost, or never written) is acknowledged by any RECALLED receipt, as
 before. What an auditor then sees outstanding is a holder that has not answered (``RecallRow.waiting_on``):
-its store still holds the alert, or was purged of it without a receipt saying so.
+its store still holds the alert, or was purged of it without a receipt saying so. (Receipts written before
+receipts named their store count under their chain: if that store has since run under another ``--instance``
+only, its old chain never names it, and the recall waits on the old chain until that instance runs once.)
 """
 
 from __future__ import annotations
@@ -69,72 +71,100 @@ class RecallRow:
 
 
 def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], now: datetime) -> list[RecallRow]:
-    """Every recall: failed ones first, then overdue (longest overdue first), outstanding, and
-    acknowledged (latest first); for each (alert, partner) the latest notice counts, the one of the
-    highest notice version (``notice_version``), then the latest sent. ``ack_hours``
-    gives each partner's deadline in hours (the shortest any of its agreements sets); a partner it
-    does not name gets the default. A row whose ``at`` is no time with an offset (``verify.when``)
-    counts for nothing: a time without one is never compared as if it were UTC."""
-    sent: dict[tuple[str, str], tuple[int, datetime, str | None, bool]] = {}
-    acks: dict[tuple[str, str], list[tuple[int, datetime, str]]] = {}
-    held: dict[tuple[str, str], dict[str, int]] = {}  # each holder's highest version receipted as held
-    stores: dict[str, str] = {}  # a receipt chain's store, as its receipts that name one give it
+    """``RecallBook.status`` of ``rows`` (decisions first, as ``broker.auditor.read_log`` gives them)."""
+    book = RecallBook()
     for row in rows:
+        book.add(row)
+    return book.status(ack_hours, now)
+
+
+class RecallBook:
+    """Recalls and their answers, gathered one audit row at a time (``add``), so that a reader of the whole audit
+    keeps what recalls need and nothing else: the recall notices, the RECALLED receipts of recalled alerts, and
+    who holds each recalled alert. Receipts are kept only for an (alert, partner) a recall notice named before
+    them: give the decisions first (``read_log`` does), or a recall's holders are unknown and any answer counts.
+    A receipt chain's store, as its receipts name one, is kept for every chain (a few per partner)."""
+
+    def __init__(self) -> None:
+        self.sent: dict[tuple[str, str], tuple[int, datetime, str | None, bool]] = {}
+        self.acks: dict[tuple[str, str], list[tuple[int, datetime, str]]] = {}
+        self.held: dict[tuple[str, str], dict[str, int]] = {}  # each holder's highest version receipted as held
+        self.stores: dict[str, str] = {}  # a receipt chain's store, as its receipts that name one give it
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Take one audit row (``flatten``'s); a row of no use to recalls is dropped."""
         kind, alert, partner = row.get("kind"), row.get("alert_id"), row.get("partner")
+        if kind == "RECEIPT" and (status := row.get("status")) in RECALL_RECEIPTS:
+            holder = _holder(row, self.stores)  # noted for every chain: which store it writes for
+        elif kind == "DECISION" and row.get("decision") == "RECALL":
+            status = None
+        else:
+            return
         if not isinstance(alert, str) or not isinstance(partner, str):
-            continue
+            return
         at = when(row.get("at"))
         if at is None or not _MIN < at < _MAX:  # beyond them, a deadline or the clock skew would overflow
-            continue
-        if kind == "DECISION" and row.get("decision") == "RECALL":
+            return
+        pair = (alert, partner)
+        if status is None:
             version = notice_version(row)
-            previous = sent.get((alert, partner))
+            previous = self.sent.get(pair)
             if previous is None or (version, at) >= (previous[0], previous[1]):
                 reason = row.get("reason") or row.get("action")  # a recall's category, or what pulled it back
-                sent[(alert, partner)] = (version, at, reason if isinstance(reason, str) else None,
-                                          row.get("sent") is not False)
-        elif kind == "RECEIPT" and (status := row.get("status")) in RECALL_RECEIPTS:
-            version = row.get("version", 1)
-            version = version if type(version) is int else 1
-            holder = _holder(row, stores)
-            if status == "RECALLED":
-                acks.setdefault((alert, partner), []).append((version, at, holder))
-            else:
-                holders = held.setdefault((alert, partner), {})
-                holders[holder] = max(version, holders.get(holder, 0))
-    out = []
-    for (alert, partner), (version, at, reason, went) in sent.items():
-        deadline = at + timedelta(hours=ack_hours.get(partner, DEFAULT_ACK_HOURS))
-        # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
-        # made after it was sent (give or take the clock skew allowed between parties).
-        answers = acks.get((alert, partner), [])
-        first: dict[str, datetime] = {}
-        for v, a, holder in answers:
-            holder = stores.get(holder, holder)
-            if v >= version and a >= at - CLOCK_SKEW and (holder not in first or a < first[holder]):
-                first[holder] = a
-        holding = _holding(held.get((alert, partner), {}), answers, stores)
-        waiting_on = tuple(sorted(holding - first.keys()))
-        # Acknowledged when the last holder answered (any answer, when no receipt shows who holds it).
-        times = [] if waiting_on else [first[h] for h in holding] if holding else list(first.values())
-        acknowledged_at = max(times) if times and went else None
-        waiting = OVERDUE if now > deadline else OUTSTANDING
-        state = FAILED if not went else ACKNOWLEDGED if acknowledged_at else waiting
-        out.append(RecallRow(alert, partner, version, at, deadline, acknowledged_at, state, reason,
-                             () if state == ACKNOWLEDGED else waiting_on))
-    rank = {FAILED: 0, OVERDUE: 1, OUTSTANDING: 2}
+                self.sent[pair] = (version, at, reason if isinstance(reason, str) else None,
+                                   row.get("sent") is not False)
+            return
+        if pair not in self.sent:
+            return  # no recall of it (the decisions came first): nothing to answer
+        version = row.get("version", 1)
+        version = version if type(version) is int else 1
+        if status == "RECALLED":
+            self.acks.setdefault(pair, []).append((version, at, holder))
+        else:
+            holders = self.held.setdefault(pair, {})
+            holders[holder] = max(version, holders.get(holder, 0))
 
-    def order(r: RecallRow) -> tuple[int, float, str, str]:
-        if r.state == ACKNOWLEDGED:
-            return (3, -r.sent_at.timestamp(), r.alert_id, r.partner)
-        return (rank[r.state], r.deadline.timestamp(), r.alert_id, r.partner)  # longest overdue first
+    def status(self, ack_hours: Mapping[str, int], now: datetime) -> list[RecallRow]:
+        """Every recall: failed ones first, then overdue (longest overdue first), outstanding, and
+        acknowledged (latest first); for each (alert, partner) the latest notice counts, the one of the
+        highest notice version (``notice_version``), then the latest sent. ``ack_hours``
+        gives each partner's deadline in hours (the shortest any of its agreements sets); a partner it
+        does not name gets the default. A row whose ``at`` is no time with an offset (``verify.when``)
+        counts for nothing: a time without one is never compared as if it were UTC."""
+        stores = self.stores
+        out = []
+        for (alert, partner), (version, at, reason, went) in self.sent.items():
+            deadline = at + timedelta(hours=ack_hours.get(partner, DEFAULT_ACK_HOURS))
+            # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
+            # made after it was sent (give or take the clock skew allowed between parties).
+            answers = self.acks.get((alert, partner), [])
+            first: dict[str, datetime] = {}
+            for v, a, holder in answers:
+                holder = stores.get(holder, holder)
+                if v >= version and a >= at - CLOCK_SKEW and (holder not in first or a < first[holder]):
+                    first[holder] = a
+            holding = _holding(self.held.get((alert, partner), {}), answers, stores)
+            waiting_on = tuple(sorted(holding - first.keys()))
+            # Acknowledged when the last holder answered (any answer, when no receipt shows who holds it).
+            times = [] if waiting_on else [first[h] for h in holding] if holding else list(first.values())
+            acknowledged_at = max(times) if times and went else None
+            waiting = OVERDUE if now > deadline else OUTSTANDING
+            state = FAILED if not went else ACKNOWLEDGED if acknowledged_at else waiting
+            out.append(RecallRow(alert, partner, version, at, deadline, acknowledged_at, state, reason,
+                                 () if state == ACKNOWLEDGED else waiting_on))
+        rank = {FAILED: 0, OVERDUE: 1, OUTSTANDING: 2}
 
-    return sorted(out, key=order)
+        def order(r: RecallRow) -> tuple[int, float, str, str]:
+            if r.state == ACKNOWLEDGED:
+                return (3, -r.sent_at.timestamp(), r.alert_id, r.partner)
+            return (rank[r.state], r.deadline.timestamp(), r.alert_id, r.partner)  # longest overdue first
+
+        return sorted(out, key=order)
 
 
 _HOLDING = frozenset({"RECEIVED", "DUPLICATE"})  # the receipt statuses of a store that holds the view
 RECALL_RECEIPTS = _HOLDING | {"RECALLED"}
-"""The receipt statuses ``recall_status`` reads: a reader of the audit may pass it only receipts of these."""
+"""The receipt statuses ``RecallBook`` reads: it drops any other."""
 _CHAIN = "chain "  # a holder known by its receipt chain: a subscriber without a store, or before receipts named one
 
 

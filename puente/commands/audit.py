@@ -16,7 +16,7 @@ from typing import Any
 
 from broker.access import parties
 from broker.audit import EndCheck, PartitionReport
-from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, RECALL_RECEIPTS, recall_status
+from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, RecallBook
 from broker.audit.verify import plain
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
@@ -289,14 +289,15 @@ def _recalls(args: argparse.Namespace) -> int:
     flt = LogFilter(partner=args.partner, kinds=frozenset({"DECISION", "RECEIPT"}))
     left_out: list[int] = []
 
-    async def collect() -> list[dict[str, Any]]:
+    async def collect() -> RecallBook:
         found = await audit_topics(conn, cfg.topic_prefix)
-        # The receipts of views held too: a recall is acknowledged once every store holding the alert answers.
-        return [doc async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners)
-                if doc.get("decision") == "RECALL" or doc.get("status") in RECALL_RECEIPTS]
+        book = RecallBook()  # streamed: it keeps what recalls need, never the whole audit
+        async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners):
+            book.add(doc)
+        return book
 
     now = datetime.now(UTC)
-    rows = recall_status(run(collect()), ack_deadlines(policy), now)
+    rows = run(collect()).status(ack_deadlines(policy), now)
     if args.json:
         for r in rows:
             print(json.dumps({"alert_id": r.alert_id, "partner": r.partner, "version": r.version, "state": r.state,

@@ -36,7 +36,7 @@ from adapters.publisher import IngressPublisher
 from adapters.registry import get
 from adapters.run import Tally, adapt_paths
 from broker.access import AUDITOR, BROKER, CONSOLE, agency_principal, parties, partner_principal, plan
-from broker.audit.recalls import recall_status
+from broker.audit.recalls import RecallBook
 from broker.audit.verify import GroupEnds
 from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import (
@@ -249,9 +249,11 @@ def _sum_stats(a: Any, b: Any) -> Any:
 
 async def _recalls(cfg: PuenteSettings, conn: KafkaConnection, found: AuditTopics, policy: PolicySet) -> list[Any]:
     check = signature_checks(auditor_path(cfg.keys), None)
-    rows = [d async for d in read_log(conn, found.roles, LogFilter(kinds=frozenset({"DECISION", "RECEIPT"})), check,
-                                      owners=found.owners)]
-    return recall_status(rows, ack_deadlines(policy), datetime.now(UTC))
+    book = RecallBook()
+    async for doc in read_log(conn, found.roles, LogFilter(kinds=frozenset({"DECISION", "RECEIPT"})), check,
+                              owners=found.owners):
+        book.add(doc)
+    return book.status(ack_deadlines(policy), datetime.now(UTC))
 
 
 async def _audit_counts(cfg: PuenteSettings, conn: KafkaConnection, found: AuditTopics,

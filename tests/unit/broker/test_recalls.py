@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, recall_status
+from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, RecallBook, recall_status
 from broker.auditor import LogFilter
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -78,14 +78,19 @@ def _receipt(alert: str, status: str, version: int, hours_ago: float, chain: str
 A, B = "a" * 32, "b" * 32  # two stores' ids
 
 
+def _as_read(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """``rows`` in the order ``read_log`` gives them: the decisions topic first, then the receipts."""
+    return sorted(rows, key=lambda row: row["kind"] != "DECISION")
+
+
 def test_a_recall_waits_for_every_store_that_holds_the_alert() -> None:
     """Store A received v1; store B took the feed partition over, received v2 and the recall, and acknowledged
     it. A still holds v1's text: the recall is outstanding, waiting on A, until A acknowledges it too."""
     rows = [_receipt("SNM:A", "RECEIVED", 1, 30, "COL", A), _receipt("SNM:A", "RECEIVED", 2, 20, "COL/b", B),
             _recall("SNM:A", "COL", 3, 10), _receipt("SNM:A", "RECALLED", 3, 9, "COL/b", B)]
-    [row] = recall_status(rows, {}, NOW)
+    [row] = recall_status(_as_read(rows), {}, NOW)
     assert (row.state, row.waiting_on, row.acknowledged_at) == (OUTSTANDING, (A,), None)
-    [row] = recall_status([*rows, _receipt("SNM:A", "RECALLED", 3, 2, "COL", A)], {}, NOW)
+    [row] = recall_status(_as_read([*rows, _receipt("SNM:A", "RECALLED", 3, 2, "COL", A)]), {}, NOW)
     assert (row.state, row.waiting_on, row.acknowledged_at) == (ACKNOWLEDGED, (), NOW - timedelta(hours=2))
 
 
@@ -94,7 +99,7 @@ def test_a_store_that_never_held_the_alert_cannot_answer_for_the_one_that_does()
     RECALLED by a store that never held the alert: that answers for nothing."""
     rows = [_receipt("SNM:A", "RECEIVED", 1, 30, "COL", A), _recall("SNM:A", "COL", 2, 10),
             _receipt("SNM:A", "RECALLED", 2, 9, "COL/b", B)]
-    [row] = recall_status(rows, {}, NOW)
+    [row] = recall_status(_as_read(rows), {}, NOW)
     assert (row.state, row.waiting_on) == (OUTSTANDING, (A,))
 
 
@@ -104,11 +109,11 @@ def test_a_store_that_acknowledged_an_earlier_recall_and_holds_nothing_since_is_
     rows = [_receipt("SNM:A", "RECEIVED", 1, 40, "COL", A), _recall("SNM:A", "COL", 2, 35),
             _receipt("SNM:A", "RECALLED", 2, 34, "COL", A), _receipt("SNM:A", "RECEIVED", 3, 20, "COL/b", B),
             _recall("SNM:A", "COL", 4, 10), _receipt("SNM:A", "RECALLED", 4, 9, "COL/b", B)]
-    [row] = recall_status(rows, {}, NOW)
+    [row] = recall_status(_as_read(rows), {}, NOW)
     assert (row.version, row.state, row.waiting_on) == (4, ACKNOWLEDGED, ())
     # A received v3 again itself instead: then it is waited on for the second recall.
     rows[3] = _receipt("SNM:A", "RECEIVED", 3, 20, "COL", A)
-    [row] = recall_status(rows, {}, NOW)
+    [row] = recall_status(_as_read(rows), {}, NOW)
     assert (row.state, row.waiting_on) == (OUTSTANDING, (A,))
 
 
@@ -118,11 +123,11 @@ def test_receipts_without_a_store_count_under_their_chain_or_the_store_it_names_
     twice. A subscriber without a store is a holder by its chain alone."""
     rows = [_receipt("SNM:A", "RECEIVED", 1, 30, "COL"), _recall("SNM:A", "COL", 2, 10),
             _receipt("SNM:A", "RECALLED", 2, 9, "COL", A)]
-    [row] = recall_status(rows, {}, NOW)
+    [row] = recall_status(_as_read(rows), {}, NOW)
     assert (row.state, row.waiting_on) == (ACKNOWLEDGED, ())
     rows = [_receipt("SNM:A", "RECEIVED", 1, 30, "COL/x"), _recall("SNM:A", "COL", 2, 10),
             _receipt("SNM:A", "RECALLED", 2, 9, "COL", A)]
-    [row] = recall_status(rows, {}, NOW)
+    [row] = recall_status(_as_read(rows), {}, NOW)
     assert (row.state, row.waiting_on) == (OUTSTANDING, ("chain COL/x",))
 
 
@@ -131,3 +136,16 @@ def test_with_no_receipt_of_a_view_any_acknowledgement_answers() -> None:
     notice's version acknowledges it, as it always did."""
     [row] = recall_status([_recall("SNM:A", "COL", 2, 10), _receipt("SNM:A", "RECALLED", 2, 9, "COL/b", B)], {}, NOW)
     assert (row.state, row.waiting_on) == (ACKNOWLEDGED, ())
+
+
+def test_receipts_of_alerts_never_recalled_are_not_kept() -> None:
+    """``audit recalls`` reads the whole audit: the receipts of views held are kept only for alerts a recall named
+    (the decisions come first), so its memory follows the recalls, not every delivery."""
+    book = RecallBook()
+    book.add(_recall("SNM:A", "COL", 2, 10))
+    for n in range(1000):
+        book.add(_receipt(f"SNM:{n}", "RECEIVED", 1, 30, "COL", A))
+    book.add(_receipt("SNM:A", "RECEIVED", 1, 30, "COL", A))
+    assert list(book.held) == [("SNM:A", "COL")] and book.stores == {"chain COL": A}
+    [row] = book.status({}, NOW)
+    assert (row.state, row.waiting_on) == (OUTSTANDING, (A,))
