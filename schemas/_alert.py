@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
@@ -108,7 +109,8 @@ def _walk(value: Any, path: str, on_leaf: Any) -> Any:
 
 
 def alert_from_json(doc: dict[str, Any]) -> dict[str, Any]:
-    """An alert value from its JSON form: ISO timestamps and dates become datetime and date."""
+    """An alert value from its JSON form: ISO timestamps and dates become datetime and date, and a field
+    left out takes the schema's default (the codec refuses a record that leaves one out)."""
 
     def leaf(key: str, value: Any, path: str) -> Any:
         if value is None:
@@ -122,10 +124,48 @@ def alert_from_json(doc: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise RecordMismatchError("an alert must be a JSON object")
     out: dict[str, Any] = _walk(doc, "alert", leaf)
-    # Written before alerts had versions: the first version, as the schema's defaults say.
-    out.setdefault("version", 1)
-    out.setdefault("lifecycle", None)
+    # The JSON form leaves out what the schema's defaults say (a file written before alerts had versions is
+    # the first version); the codec writes no default unsaid, so they are filled here, where it is the rule.
+    schema = current(ALERT).parsed
+    named = schema["__named_schemas"]
+    out = _with_defaults(out, schema, named)
+    branch = PAYLOAD_TYPE.get(str(out.get("alert_type")))
+    if branch is not None and isinstance(out.get("payload"), dict):
+        out["payload"] = _with_defaults(out["payload"], named[branch], named)
     return out
+
+
+def _with_defaults(value: Any, schema: Any, named: dict[str, Any]) -> Any:
+    """``value`` with each record field it leaves out set to a copy of the field's default, where there is one.
+
+    A union is followed only where its one record branch is certain (``[null, R]``); the payload, a union
+    of several, is followed by alert_from_json through its alert_type. What does not fit is left as it
+    is, for the codec to refuse by path."""
+    if isinstance(schema, str):
+        schema = named.get(schema, schema)
+    if isinstance(schema, list):
+        records = [b for b in (named.get(b, b) if isinstance(b, str) else b for b in schema)
+                   if isinstance(b, dict) and b["type"] == "record"]
+        return _with_defaults(value, records[0], named) if len(records) == 1 and isinstance(value, dict) else value
+    if not isinstance(schema, dict):
+        return value
+    kind = schema["type"]
+    if not isinstance(kind, str):
+        return _with_defaults(value, kind, named)
+    if kind == "record" and isinstance(value, dict):
+        out = dict(value)
+        for field in schema["fields"]:
+            name = field["name"]
+            if name in out:
+                out[name] = _with_defaults(out[name], field["type"], named)
+            elif "default" in field:
+                out[name] = copy.deepcopy(field["default"])  # the schema's own list, else shared by every alert
+        return out
+    if kind == "array" and isinstance(value, list):
+        return [_with_defaults(item, schema["items"], named) for item in value]
+    if kind == "map" and isinstance(value, dict):
+        return {key: _with_defaults(item, schema["values"], named) for key, item in value.items()}
+    return value
 
 
 def to_json(value: Any) -> Any:

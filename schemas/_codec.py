@@ -422,6 +422,17 @@ class ExtraKeysError(TypeMismatch):
         return f"{self.where} holds {self.extra} key(s) that {self.expected} does not have"
 
 
+class MissingFieldError(TypeMismatch):
+    """A field left out of a record that only a null default may fill: fastavro and the native encoder's fallback
+    wrote the schema's default, and Markings' defaults (handling code H0, no caveats) are its loosest values."""
+
+    def __init__(self) -> None:
+        super().__init__("", None)
+
+    def __str__(self) -> str:
+        return f"{self.where} is missing (only a field whose default is null may be left out)"
+
+
 _Guard = Callable[[Any], None]
 _MISSING = object()
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
@@ -438,9 +449,11 @@ def type_guard(schema: Any) -> _Guard:
     datum, tagged as fastavro is about to write it: a list for an array, a str for a string and a
     known symbol for an enum, an int (not a bool) within range for int and long, a float or an int
     (not a bool) for float and double, a bool for boolean, a timezone-aware datetime for the
-    timestamp logical types, a date for date. A missing field is left to fastavro (it writes the
-    default, or names the field). At a union, fastavro's tuple notation, ``(branch name, value)``,
-    is checked against the branch it names; any other value must fit one of the branches.
+    timestamp logical types, a date for date. A field may be left out only where its default is null:
+    fastavro would write any other default unsaid, and a record's defaults are not the writer's values
+    (Markings defaults to handling code H0 and no caveats, the loosest). At a union, fastavro's tuple
+    notation, ``(branch name, value)``, is checked against the branch it names; any other value must
+    fit one of the branches.
     """
     return _GuardCompiler(schema).compile(schema)[0]
 
@@ -548,12 +561,14 @@ class _GuardCompiler:
             cell: list[_Guard] = []
             expected = f"a {name} record"
             self._done[name] = (lambda value: cell[0](value)), expected
-            cell.append(self._record([(f["name"], self.compile(f["type"])[0]) for f in schema["fields"]], expected))
+            fields = [(f["name"], self.compile(f["type"])[0]) for f in schema["fields"]]
+            omissible = frozenset(f["name"] for f in schema["fields"] if "default" in f and f["default"] is None)
+            cell.append(self._record(fields, omissible, expected))
             self._done[name] = cell[0], expected
         return self._done[name]
 
     @staticmethod
-    def _record(fields: list[tuple[str, _Guard]], expected: str) -> _Guard:
+    def _record(fields: list[tuple[str, _Guard]], omissible: frozenset[str], expected: str) -> _Guard:
         names = frozenset(name for name, _ in fields)
 
         def record(value: Any) -> None:
@@ -563,11 +578,14 @@ class _GuardCompiler:
                 raise ExtraKeysError(expected, len(set(value) - names))
             for name, guard in fields:
                 item = value.get(name, _MISSING)
-                if item is not _MISSING:  # a missing field: fastavro writes its default, or names it
-                    try:
-                        guard(item)
-                    except TypeMismatch as exc:
-                        raise exc.within(name) from None
+                if item is _MISSING:  # fastavro would write the default: only null says nothing
+                    if name not in omissible:
+                        raise MissingFieldError().within(name)
+                    continue
+                try:
+                    guard(item)
+                except TypeMismatch as exc:
+                    raise exc.within(name) from None
 
         return record
 

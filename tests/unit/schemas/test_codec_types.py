@@ -20,7 +20,7 @@ from codec_paths import NATIVE, codec_on
 
 from puente.dev.synthetic import generate
 from puente.errors import RecordMismatchError
-from schemas import alert_codec
+from schemas import alert_codec, alert_from_json, current, to_json
 
 
 def _alert(kind: str) -> dict[str, Any]:
@@ -128,3 +128,69 @@ def test_a_key_the_record_type_does_not_have_is_refused_on_every_path() -> None:
             alert_codec().encode(bad)
         assert "key(s) that" in str(caught.value) and "codee" not in str(caught.value)
     assert "markings holds 1 key(s)" in str(caught.value)
+
+
+def _defaulted(record: str) -> list[str]:
+    """The fields of ``record`` whose default is not null: what fastavro would write unsaid."""
+    fields = current().parsed["__named_schemas"][record]["fields"]
+    return [f["name"] for f in fields if f.get("default") is not None]
+
+
+@pytest.mark.parametrize("native", NATIVE)
+@pytest.mark.parametrize("field", _defaulted("puente.Markings"))
+def test_a_marking_left_out_is_refused_not_written_as_its_default(monkeypatch: pytest.MonkeyPatch, native: bool,
+                                                                   field: str) -> None:
+    """A Markings field left out was written as its default, handling code H0 and no caveats being the loosest:
+    both paths refuse it, naming it."""
+    alert = copy.deepcopy(_alert("WATCHLIST_HIT"))
+    alert["markings"]["handling_code"] = "H2"
+    alert["markings"]["caveats"] = ["PANAMA_ONLY"]
+    del alert["markings"][field]
+    with pytest.raises(RecordMismatchError, match=rf"markings\.{field} is missing"):
+        codec_on(monkeypatch, native).encode(alert)
+
+
+@pytest.mark.parametrize("native", NATIVE)
+@pytest.mark.parametrize(("kind", "path"), [("BORDER_EVENT", "source_timezone"), ("BORDER_EVENT", "version"),
+                                            ("SEIZURE", "payload.persons_detained"),
+                                            ("WATCHLIST_HIT", "payload.risk_level")])
+def test_any_field_with_a_default_other_than_null_must_be_given(monkeypatch: pytest.MonkeyPatch, native: bool,
+                                                                kind: str, path: str) -> None:
+    """Outside the markings too, a field whose default is not null is refused when left out: a default is not a value
+    the writer chose."""
+    alert = copy.deepcopy(_alert(kind))
+    *parents, last = path.split(".")
+    node = alert
+    for step in parents:
+        node = node[step]
+    del node[last]
+    with pytest.raises(RecordMismatchError, match=rf"{path.replace('.', '[.]')} is missing"):
+        codec_on(monkeypatch, native).encode(alert)
+
+
+@pytest.mark.parametrize("native", NATIVE)
+def test_a_field_whose_default_is_null_may_be_left_out(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    """Null says nothing: handling_text, review_at, summary and lifecycle may still be left out, and read as None."""
+    alert = copy.deepcopy(_alert("WATCHLIST_HIT"))
+    for name in ("summary", "lifecycle"):
+        alert.pop(name)
+    for name in ("handling_text", "review_at"):
+        alert["markings"].pop(name)
+    codec = codec_on(monkeypatch, native)
+    back = codec.decode(codec.encode(alert))
+    assert back["summary"] is None and back["lifecycle"] is None
+    assert back["markings"]["handling_text"] is None and back["markings"]["review_at"] is None
+
+
+def test_the_json_form_fills_defaults_as_copies() -> None:
+    """The JSON form as people write it takes the schema's defaults for what it leaves out, each its own copy."""
+    doc = to_json(_alert("SEIZURE"))
+    for name in ("caveats", "originator_consent"):
+        del doc["markings"][name]
+    for name in ("source_timezone", "version"):
+        del doc[name]
+    del doc["payload"]["detainees"]
+    one, two = alert_from_json(doc), alert_from_json(doc)
+    assert (one["source_timezone"], one["version"], one["markings"]["caveats"]) == ("America/Panama", 1, [])
+    assert one["payload"]["detainees"] == [] and one["markings"]["caveats"] is not two["markings"]["caveats"]
+    assert alert_codec().decode(alert_codec().encode(one))["markings"]["originator_consent"] == []
