@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,6 +19,7 @@ from schemas._fingerprint import fingerprint
 SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
 RELEASE_DIR = Path(__file__).resolve().parent / "releases"
 ALERT = "puente.Alert"
+_RELEASE = re.compile(r"v([1-9][0-9]*)")  # one name per number: v01 is not a second v1
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def current(name: str = ALERT) -> SchemaVersion:
 def releases(name: str = ALERT) -> tuple[SchemaVersion, ...]:
     """Every released version of a schema, oldest first (``schemas/releases/vN/<name>.avsc``)."""
     found = []
-    for folder in sorted(RELEASE_DIR.glob("v*"), key=lambda p: int(p.name[1:])):
+    for folder in _release_folders():
         path = folder / f"{name}.avsc"
         if path.exists():
             try:
@@ -106,6 +108,21 @@ def releases(name: str = ALERT) -> tuple[SchemaVersion, ...]:
             found.append(version_from(expanded, folder.name))
     check_distinct(found)
     return tuple(found)
+
+
+def _release_folders() -> list[Path]:
+    """The release folders, oldest first; SchemaError for any other ``v*`` entry (``v3-draft``, ``v01``, a file).
+
+    An entry that only looks like a release is refused rather than skipped: readers would start without a
+    version someone meant to release, or with one that was not."""
+    numbered = []
+    for entry in RELEASE_DIR.glob("v*"):
+        match = _RELEASE.fullmatch(entry.name)
+        if match is None or not entry.is_dir():
+            raise SchemaError(f"{RELEASE_DIR.name}/{entry.name[:60]!r} is not a release folder: releases are "
+                              f"folders named v1, v2, ... (v and a number without leading zeros)")
+        numbered.append((int(match[1]), entry))
+    return [entry for _, entry in sorted(numbered)]
 
 
 def known_writers(name: str = ALERT) -> tuple[SchemaVersion, ...]:

@@ -68,3 +68,35 @@ def test_releases_refuse_a_release_that_only_changes_a_logical_type(tmp_path: Pa
     monkeypatch.setattr(registry, "RELEASE_DIR", tmp_path)
     with pytest.raises(SchemaError, match="v1 and v2 have the same fingerprint"):
         registry.releases.__wrapped__(ALERT)
+
+
+def _release_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labels: list[str]) -> None:
+    """A releases/ folder holding today's schema under each of ``labels``, loaded in its place."""
+    for label in labels:
+        (tmp_path / label).mkdir()
+        (tmp_path / label / f"{ALERT}.avsc").write_text(json.dumps(current(ALERT).expanded))
+    monkeypatch.setattr(registry, "RELEASE_DIR", tmp_path)
+
+
+@pytest.mark.parametrize("stray", ["v3-draft", "v01", "v0", "vnext", "v\u0663", "v3 "])
+def test_an_entry_that_only_looks_like_a_release_is_a_schema_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    stray: str) -> None:
+    """A v* folder that is not v and a number without leading zeros (a draft, a second name for v1, an Arabic-Indic
+    digit) is a SchemaError naming it, not a ValueError from int() nor a release loaded under a number it lacks."""
+    _release_tree(tmp_path, monkeypatch, ["v1", stray])
+    with pytest.raises(SchemaError, match="is not a release folder"):
+        registry.releases.__wrapped__(ALERT)
+
+
+def test_a_file_named_like_a_release_is_a_schema_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file named v2 beside the release folders is refused, not skipped."""
+    _release_tree(tmp_path, monkeypatch, ["v1"])
+    (tmp_path / "v2").write_text("")
+    with pytest.raises(SchemaError, match="'v2' is not a release folder"):
+        registry.releases.__wrapped__(ALERT)
+
+
+def test_releases_are_ordered_by_number(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """v10 comes after v9 and v2, as numbers, not as text; entries not starting with v are not releases."""
+    _release_tree(tmp_path, monkeypatch, ["v10", "v2", "v9", "drafts"])
+    assert [v.label for v in registry.releases.__wrapped__(ALERT)] == ["v2", "v9", "v10"]
