@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from puente.commands._common import Subparsers
-from schemas import ALERT, current, releases
+from puente.errors import SchemaError
+from puente.strict import printable
+from schemas import ALERT, AlertCodec, current, known_writers, releases
 from schemas.compat import check_compatible
 
 
@@ -25,4 +27,11 @@ def _check(args: argparse.Namespace) -> int:
         state = "compatible both ways" if not problems else "; ".join(problems)
         failures += bool(problems)
         print(f"  {rel.label:<4} {rel.fingerprint.hex()}  {state}")
+    try:
+        # The codec the broker builds at start: it also refuses what resolution does not see (two versions with one
+        # fingerprint that differ in a default or a logicalType), and a check that passes must mean the broker starts.
+        AlertCodec(cur, known_writers(ALERT))
+    except SchemaError as exc:
+        failures += 1
+        print("  codec " + printable(str(exc).replace("\n", "\\n")))
     return 1 if failures else 0
