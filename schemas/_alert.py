@@ -73,20 +73,23 @@ def alert_codec() -> AlertCodec:
 
 
 def _parse_ts(value: Any, path: str) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    # A datetime comes from YAML, which reads an unquoted 2025-01-01 10:00:00 as one: without an offset it is
+    # refused as the same time quoted is, since its zone would be a guess (Panama is UTC-5, not UTC).
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
             raise RecordMismatchError(f"{path}: not an ISO-8601 timestamp") from exc
-        if parsed.tzinfo is None:
-            raise RecordMismatchError(f"{path}: timestamp needs a UTC offset (e.g. 'Z' or '-05:00')")
-        try:
-            return parsed.astimezone(UTC)
-        except OverflowError:  # 0001-01-01T00:00+01:00: before year 1 in UTC
-            raise RecordMismatchError(f"{path}: timestamp is outside the years 1 to 9999 in UTC") from None
-    raise RecordMismatchError(f"{path}: expected an ISO-8601 timestamp string")
+    elif isinstance(value, datetime):
+        parsed = value
+    else:
+        raise RecordMismatchError(f"{path}: expected an ISO-8601 timestamp string")
+    if parsed.utcoffset() is None:
+        raise RecordMismatchError(f"{path}: timestamp needs a UTC offset (e.g. 'Z' or '-05:00')")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00: before year 1 in UTC
+        raise RecordMismatchError(f"{path}: timestamp is outside the years 1 to 9999 in UTC") from None
 
 
 def _parse_date(value: Any, path: str) -> date:

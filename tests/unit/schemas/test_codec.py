@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -207,6 +207,29 @@ def test_json_timestamp_without_offset_is_refused(alerts: list[dict]) -> None:
     doc["occurred_at"] = "2026-11-01T10:00:00"
     with pytest.raises(RecordMismatchError, match="occurred_at"):
         alert_from_json(doc)
+
+
+@pytest.mark.parametrize("field", ["occurred_at", "reported_at"])
+def test_a_naive_datetime_is_refused_as_the_same_time_written_as_text(alerts: list[dict], field: str) -> None:
+    """YAML reads an unquoted ``2025-01-01 10:00:00`` as a naive datetime: it is refused with the message the quoted
+    text gets, instead of being taken as UTC (five hours off for a time written in Panama)."""
+    doc = to_json(alerts[0])
+    doc[field] = "2025-01-01T10:00:00"
+    with pytest.raises(RecordMismatchError) as as_text:
+        alert_from_json(doc)
+    doc[field] = datetime(2025, 1, 1, 10, 0)
+    with pytest.raises(RecordMismatchError) as as_datetime:
+        alert_from_json(doc)
+    assert str(as_datetime.value) == str(as_text.value) == f"alert.{field}: timestamp needs a UTC offset (e.g. 'Z' " \
+        "or '-05:00')"
+
+
+def test_an_aware_datetime_is_taken_in_utc(alerts: list[dict]) -> None:
+    """A datetime with an offset (YAML's unquoted ``2025-01-01 10:00:00-05:00``) is the same instant, in UTC."""
+    doc = to_json(alerts[0])
+    doc["occurred_at"] = datetime(2025, 1, 1, 10, 0, tzinfo=timezone(timedelta(hours=-5)))
+    got = alert_from_json(doc)["occurred_at"]
+    assert got == datetime(2025, 1, 1, 15, 0, tzinfo=UTC) and got.utcoffset() == timedelta(0)
 
 
 @pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
