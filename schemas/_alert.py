@@ -58,11 +58,16 @@ class AlertCodec(SingleObjectCodec):
 
     def encode(self, record: dict[str, Any]) -> bytes:
         payload = record.get("payload")
-        if isinstance(payload, dict):
-            branch = PAYLOAD_TYPE.get(str(record.get("alert_type")))
+        if isinstance(payload, (dict, tuple)):
+            alert_type = str(record.get("alert_type"))
+            branch = PAYLOAD_TYPE.get(alert_type)
             if branch is None:
                 raise RecordMismatchError(f"alert_type must be one of {', '.join(PAYLOAD_TYPE)}")
-            record = {**record, "payload": (branch, payload)}
+            if isinstance(payload, dict):
+                record = {**record, "payload": (branch, payload)}
+            elif len(payload) != 2 or payload[0] != branch:  # fastavro's tuple notation names the branch itself
+                raise RecordMismatchError(f"{self.writer.name} record's payload does not name the branch its "
+                                          f"alert_type {alert_type} names ({branch})")
         return super().encode(record)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from codec_paths import NATIVE, codec_on
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +22,7 @@ from puente.errors import (
     SchemaError,
     UnknownSchemaError,
 )
-from schemas import MARKER, alert_codec, alert_from_json, crc64_avro, current, load_expanded, to_json
+from schemas import MARKER, SingleObjectCodec, alert_codec, alert_from_json, crc64_avro, current, load_expanded, to_json
 from schemas._alert import PAYLOAD_TYPE
 from schemas._codec import HEADER_LEN, _BodyCompiler
 
@@ -129,8 +131,8 @@ def test_a_payload_of_another_alert_type_is_refused_when_read(alerts: list[dict]
                 out = BytesIO()
                 schemaless_writer(out, current().parsed, codec._tag(mixed))
                 data = MARKER + current().fingerprint + out.getvalue()
-            else:
-                data = codec.encode(mixed)
+            else:  # the plain single-object writer (native where built): AlertCodec.encode refuses it
+                data = SingleObjectCodec.encode(codec, mixed)
             if other == alert_type:
                 assert codec.decode(data)["alert_type"] == alert_type
                 continue
@@ -317,6 +319,29 @@ def test_native_decoder_refuses_bad_utf8_and_bad_indexes(alerts: list[dict]) -> 
     bad_enum = bytes(data[:enum_at]) + b"\x7e" + bytes(data[enum_at + 1:])
     with pytest.raises(CorruptRecordError):
         codec.decode(bad_enum)
+
+
+@pytest.mark.parametrize("native", NATIVE)
+def test_a_payload_naming_another_branch_is_refused_when_written(monkeypatch: pytest.MonkeyPatch,
+                                                                 alerts: list[dict], native: bool) -> None:
+    """A payload in fastavro's tuple notation is held to the branch ``alert_type`` names, as a dict payload is: a
+    seizure payload under WATCHLIST_HIT was written, and only refused by the reader."""
+    by_type = {a["alert_type"]: a for a in alerts}
+    codec = codec_on(monkeypatch, native)
+    for alert_type, alert in by_type.items():
+        for other, donor in by_type.items():
+            mixed = {**alert, "payload": (PAYLOAD_TYPE[other], donor["payload"])}
+            if other == alert_type:
+                assert codec.decode(codec.encode(mixed)) == alert
+                continue
+            named = re.escape(f"alert_type {alert_type} names ({PAYLOAD_TYPE[alert_type]})")
+            with pytest.raises(RecordMismatchError, match=named):
+                codec.encode(mixed)
+    for odd in ((PAYLOAD_TYPE["SEIZURE"],), (PAYLOAD_TYPE["SEIZURE"], by_type["SEIZURE"]["payload"], None)):
+        with pytest.raises(RecordMismatchError, match="does not name the branch"):
+            codec.encode({**by_type["SEIZURE"], "payload": odd})
+    with pytest.raises(RecordMismatchError, match="alert_type must be one of"):
+        codec.encode({**alert, "alert_type": "OTHER", "payload": (PAYLOAD_TYPE["SEIZURE"], {})})
 
 
 def _fastavro_encode(record: dict) -> bytes:
