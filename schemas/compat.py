@@ -14,7 +14,10 @@ maps and union branches. A finding is a field written that the reader does not h
 or by one of the reader field's aliases), a reader field filled from its default because the
 writer's record has no such field, an enum symbol read as the reader's default, or a change of
 logicalType, precision or scale (Avro's canonical form drops them, so the fingerprint does not
-change, but a reader misreads the value). The one change that passes is adding a field with a
+change, but a reader misreads the value), or a promotion that can change a number (a long read
+as a double loses what lies beyond 53 bits). A union branch is matched as fastavro's reader
+matches it: the first reader branch the written type fits, by name or by promotion, in the
+reader's order; the exact type later in the list is not preferred. The one change that passes is adding a field with a
 default: the new reader fills it in data written before it existed, and an older reader skips it.
 """
 
@@ -33,6 +36,9 @@ _NAMED = frozenset({"record", "error", "enum", "fixed"})
 _PROMOTIONS = {"int": ("long", "float", "double"), "long": ("float", "double"), "float": ("double",),
                "string": ("bytes",), "bytes": ("string",)}
 _MEANING = ("logicalType", "precision", "scale")  # what canonical form drops and a reader depends on
+# Promotions the reading type cannot hold every value of: float's significand has 24 bits, double's 53 (int to
+# double, int to long and float to double are exact).
+_LOSSY = frozenset({("int", "float"), ("long", "float"), ("long", "double")})
 
 
 def _resolves(writer: SchemaVersion, reader: SchemaVersion, samples: int, seed_note: str) -> str | None:
@@ -81,7 +87,7 @@ class _Meaning:
             yield from self._writer_union(w, r, path)
             return
         if isinstance(r, list):
-            branch = _match(w, [_node(b, self._named[1]) for b in r])
+            branch = _match(w, [_node(b, self._named[1]) for b in r], self._named)
             if branch is not None:  # no branch: resolution fails, and the samples say so
                 yield from self._compare(w, branch, path)
             return
@@ -92,8 +98,11 @@ class _Meaning:
                     yield (f"{path or 'the record'}: {attr} changes from {was} ({self.writer.label}) to {now} "
                            f"({self.reader.label}); the fingerprint does not see it, and readers misread the value")
         kind = _kind(w)
-        if kind != _kind(r):
-            return  # a type change: resolution fails, or promotes (int to long) without changing the value
+        if kind != _kind(r):  # a type change: resolution fails, or promotes
+            if (kind, _kind(r)) in _LOSSY:
+                yield (f"{path or 'the record'}: {self.writer.label}'s {kind} is read by {self.reader.label} as "
+                       f"{_kind(r)}, which does not hold every {kind}: readers may read another number")
+            return
         if kind in ("record", "error"):
             yield from self._record(w, r, path)
         elif kind == "enum":
@@ -108,7 +117,7 @@ class _Meaning:
         several = sum(b != "null" for b in branches) > 1
         for branch in branches:
             branch = _node(branch, self._named[0])
-            match = _match(branch, reader_branches)
+            match = _match(branch, reader_branches, self._named)
             where = f"{path}({_short(branch)})" if several else path
             if match is None:
                 yield f"{where}: {self.reader.label} has no union branch for {self.writer.label}'s {_short(branch)}"
@@ -175,16 +184,26 @@ def _short(node: Any) -> str:
     return str(node["name"]).rpartition(".")[2] if _kind(node) in _NAMED else _kind(node)
 
 
-def _names(node: dict[str, Any]) -> set[str]:
-    """A named type's full name and its aliases, qualified as the Avro specification says."""
-    space = str(node["name"]).rpartition(".")[0]
-    return {node["name"], *(a if "." in a or not space else f"{space}.{a}" for a in node.get("aliases", ()))}
+def _match(w: Any, branches: list[Any], named: tuple[dict[str, Any], dict[str, Any]]) -> Any | None:
+    """The reader branch a writer's value resolves to, as fastavro's read_union picks it: the first branch ``w``
+    fits, by name or by promotion, in the reader's order. An exact type later in the list is not preferred
+    (``[null, double, long]`` reads a long as a double)."""
+    return next((b for b in branches if _fits(w, b, named)), None)
 
 
-def _match(w: Any, branches: list[Any]) -> Any | None:
-    """The reader branch a writer's value resolves to: the first of its kind and name, else the first it promotes to."""
-    kind = _kind(w)
-    for branch in branches:
-        if _kind(branch) == kind and (kind not in _NAMED or w["name"] in _names(branch)):
-            return branch
-    return next((b for b in branches if _kind(b) in _PROMOTIONS.get(kind, ())), None)
+def _fits(w: Any, r: Any, named: tuple[dict[str, Any], dict[str, Any]]) -> bool:
+    """Whether a value written as ``w`` is read as ``r``: fastavro's match_types, whose rules these are."""
+    w, r = _node(w, named[0]), _node(r, named[1])
+    if isinstance(w, list) or isinstance(r, list):
+        return True  # a union within: its branch is matched when read
+    kind, other = _kind(w), _kind(r)
+    if kind in _NAMED and other in _NAMED:  # by unqualified name or an alias, as fastavro compares them
+        if kind == other == "fixed" and w["size"] != r["size"]:
+            return False
+        short, aliases = str(w["name"]).rpartition(".")[2], r.get("aliases", ())
+        return short == str(r["name"]).rpartition(".")[2] or w["name"] in aliases or short in aliases
+    if kind == other == "array":
+        return _fits(w["items"], r["items"], named)
+    if kind == other == "map":
+        return _fits(w["values"], r["values"], named)
+    return kind == other or other in _PROMOTIONS.get(kind, ())

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from schemas import ALERT, SCHEMA_DIR, SchemaVersion, current, load_expanded, releases, version_from
+from puente.dev.synthetic import generate
+from schemas import ALERT, SCHEMA_DIR, AlertCodec, SchemaVersion, current, load_expanded, releases, version_from
 from schemas.compat import check_compatible
 
 
@@ -141,3 +142,40 @@ def test_a_change_canonical_form_drops_is_caught(before: object, after: object) 
     problems = check_compatible(old, new, samples=5)
     assert len(problems) == 1 and problems[0].startswith("backward (v-new reading v-old): at: ")
     assert "does not see it" in problems[0]
+
+
+def _headcount(types: object, label: str) -> SchemaVersion:
+    """The current schema with the border event's headcount of ``types`` (without its null default if not a union)."""
+    def change(schema: dict) -> None:
+        border = next(b for b in _field(schema, "payload")["type"] if b["name"].endswith("BorderEvent"))
+        _field(border, "headcount")["type"] = types
+        if not isinstance(types, list):
+            del _field(border, "headcount")["default"]
+
+    return _variant(change, label)
+
+
+def test_a_union_reordered_so_a_long_reads_as_a_double_is_caught() -> None:
+    """fastavro reads a union value into the first reader branch it fits, promotions included: after
+    [null, long, double] becomes [null, double, long], a long reads as a double (2**53 + 1 as 2**53). Reported,
+    as the branch fastavro really takes."""
+    old, new = _headcount(["null", "long", "double"], "v-old"), _headcount(["null", "double", "long"], "v-new")
+    problems = check_compatible(old, new, samples=20)
+    assert problems == ["backward (v-new reading v-old): payload(BorderEvent).headcount(long): v-old's long is read "
+                        "by v-new as double, which does not hold every long: readers may read another number"]
+    alert = next(a for a in generate(30, seed=2) if a["alert_type"] == "BORDER_EVENT")
+    alert["payload"]["headcount"] = 2**53 + 1
+    assert AlertCodec(new, (old,)).decode(AlertCodec(old).encode(alert))["payload"]["headcount"] == 2.0**53
+
+
+@pytest.mark.parametrize(("before", "after", "lossy"), [
+    ("long", "double", True), ("long", "float", True), ("int", "float", True),
+    ("int", "double", False), ("int", "long", False), ("float", "double", False),
+    (["null", "long"], ["null", "double"], True),
+    (["null", "int", "long"], ["null", "long", "int"], False),  # an int read as a long is the same number
+])  # fmt: skip
+def test_a_promotion_that_can_change_a_number_is_caught(before: object, after: object, lossy: bool) -> None:
+    """A type change the reader promotes is a finding only where the new type cannot hold every old value."""
+    problems = check_compatible(_headcount(before, "v-old"), _headcount(after, "v-new"), samples=20)
+    found = [p for p in problems if p.startswith("backward") and "does not hold every" in p]
+    assert bool(found) is lossy
