@@ -17,8 +17,12 @@ logicalType, precision or scale (Avro's canonical form drops them, so the finger
 change, but a reader misreads the value), or a promotion that can change a number (a long read
 as a double loses what lies beyond 53 bits). A union branch is matched as fastavro's reader
 matches it: the first reader branch the written type fits, by name or by promotion, in the
-reader's order; the exact type later in the list is not preferred. The one change that passes is adding a field with a
-default: the new reader fills it in data written before it existed, and an older reader skips it.
+reader's order; the exact type later in the list is not preferred.
+
+The one change that passes is adding a field with a default: the new reader fills it in data
+written before it existed, and an older reader skips it. The default must read as a value of its
+type, as the codec reads it: a timestamp-millis default is a long, read as its datetime, and one
+beyond year 9999 is a finding.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.utils import generate_many
 
+from schemas._codec import default_mismatch
 from schemas._registry import SchemaVersion
 
 _NAMED = frozenset({"record", "error", "enum", "fixed"})
@@ -146,9 +151,15 @@ class _Meaning:
                 yield (f"{where}: written by {self.writer.label}, but {self.reader.label} has no such field "
                        f"(removed, or renamed without an alias)")
         for field in r["fields"]:
-            if field["name"] in read or self.backward:  # backward, a field the newer reader adds
+            if field["name"] in read:
                 continue
             where = f"{path}.{field['name']}".lstrip(".")
+            if self.backward:  # a field the newer reader adds: it fills in the default, which must read as its type
+                bad = default_mismatch(self.reader.parsed, field) if "default" in field else None
+                if bad is not None:
+                    yield (f"{where}: {self.reader.label} fills in its default where {self.writer.label} does not "
+                           f"write it, and the default is not a value of its type ({bad})")
+                continue
             got = f"reads its default, {field['default']!r}," if "default" in field else "has no default"
             yield f"{where}: {self.reader.label} {got} as {self.writer.label} does not write it (removed, or renamed)"
 

@@ -8,6 +8,9 @@ all refuse the same bytes.
 
 from __future__ import annotations
 
+import copy
+import json
+from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any
 
@@ -20,6 +23,7 @@ from puente.errors import CodecError, CorruptRecordError, RecordMismatchError
 from schemas import PAYLOAD_TYPE, AlertCodec, SchemaVersion, SingleObjectCodec, current, known_writers, releases
 from schemas import version_from as _version_from
 from schemas._fingerprint import header
+from schemas.compat import check_compatible
 
 
 def _raw(version: SchemaVersion, record: dict[str, Any]) -> bytes:
@@ -158,3 +162,51 @@ def _outcome(codec: SingleObjectCodec, data: bytes) -> str:
         return repr(codec.decode(data))  # repr: a NaN read from altered bytes equals itself
     except CodecError:
         return "refused"
+
+
+def _with_added_markings(*fields: dict[str, Any]) -> SchemaVersion:
+    """The current schema with ``fields`` added to the markings: a next release whose reader fills their defaults."""
+    schema = copy.deepcopy(current().expanded)
+    markings = next(f for f in schema["fields"] if f["name"] == "markings")["type"]
+    markings["fields"].extend(copy.deepcopy(list(fields)))
+    return _version_from(json.loads(json.dumps(schema)), "v-next")
+
+
+_DECLASSIFY = {"name": "declassify_at", "type": {"type": "long", "logicalType": "timestamp-millis"},
+               "default": 4102444800000}
+_DISSEMINATION = {"name": "dissemination", "type": {"type": "array", "items": "string"}, "default": []}
+
+
+@pytest.mark.parametrize("native", NATIVE)
+def test_defaults_an_older_writer_lacks_are_each_records_own(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    """A default fastavro fills in for an older writer's record was the schema's own list, shared by every record read
+    (appending to one changed the next): each record now holds its own copy, and the schema is untouched."""
+    monkeypatch.setenv("PUENTE_NATIVE_AVRO", "1" if native else "0")
+    reader = AlertCodec(_with_added_markings(_DISSEMINATION), (current(),))
+    data = AlertCodec(current()).encode(_alert("SEIZURE"))
+    one, two = reader.decode(data), reader.decode(data)
+    one["markings"]["dissemination"].append("PANAMA_ONLY")
+    assert two["markings"]["dissemination"] == [] and reader.decode(data)["markings"]["dissemination"] == []
+
+
+@pytest.mark.parametrize("native", NATIVE)
+def test_a_logical_default_is_read_by_its_logical_type(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    """A timestamp-millis default (a long, as Avro writes one) filled in for an older writer is read as the datetime it
+    stands for, not left an int the codec then refuses to write on."""
+    monkeypatch.setenv("PUENTE_NATIVE_AVRO", "1" if native else "0")
+    reader = AlertCodec(_with_added_markings(_DECLASSIFY), (current(),))
+    back = reader.decode(AlertCodec(current()).encode(_alert("SEIZURE")))
+    assert back["markings"]["declassify_at"] == datetime(2100, 1, 1, tzinfo=UTC)
+    assert reader.decode(reader.encode(back)) == back
+
+
+def test_a_default_beyond_its_logical_type_is_refused_by_the_check_and_the_reader() -> None:
+    """A timestamp default beyond year 9999 resolves, but no reader can hold it: check_compatible reports it, and a
+    reader built over it anyway refuses the older writer's records, naming the field, instead of passing an int on."""
+    bad = _with_added_markings({**_DECLASSIFY, "default": 10**15 * 300})
+    problems = check_compatible(current(), bad, samples=5)
+    assert len(problems) == 1 and problems[0].startswith("backward (v-next reading current): markings.declassify_at")
+    assert "default: expected a datetime within years 1-9999 in UTC" in problems[0]
+    with pytest.raises(RecordMismatchError, match=r"does not fit once resolved: markings\.declassify_at: expected"):
+        AlertCodec(bad, (current(),)).decode(AlertCodec(current()).encode(_alert("SEIZURE")))
+    assert check_compatible(current(), _with_added_markings(_DECLASSIFY, _DISSEMINATION), samples=5) == []
