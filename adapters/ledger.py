@@ -20,7 +20,9 @@ first publication). For a record about to be published, ``Ledger.judge`` says:
                withdrawn). Its markings are not replaced by the reclassification's either: the export
                may have changed them for a reason of its own (raised them, say), and which of two
                markings is the stricter is the policy's to say, not the adapter's. Exported with the
-               markings the reclassification set, or as a RECLASSIFY or CONSENT itself, it is published
+               markings the reclassification set, or as a RECLASSIFY itself, it is published; so is a
+               RECALL, whatever it carries (the broker ignores a recall's content). A CONSENT only adds
+               consents: it must keep every other marking, and every partner already consented to
 
 Content is compared by a digest of the value as the current schema writes it. A record on the
 topic written with an earlier schema (v1 has no version: it reads as 1) is decoded and encoded
@@ -86,7 +88,31 @@ def markings_of(alert: dict[str, Any]) -> tuple[Any, ...]:
 
 def held(alert: dict[str, Any]) -> tuple[Any, ...] | None:
     """``markings_of(alert)`` when the alert is a RECLASSIFY or a CONSENT, else None."""
-    return markings_of(alert) if (alert.get("lifecycle") or {}).get("action") in CHANGING else None
+    return markings_of(alert) if _action(alert) in CHANGING else None
+
+
+def keeps(alert: dict[str, Any], last: tuple[Any, ...]) -> bool:
+    """Whether ``alert`` keeps the markings ``last`` (its id's latest RECLASSIFY or CONSENT) set.
+
+    A RECALL keeps them whatever it carries: the broker ignores a recall's content. A RECLASSIFY
+    sets markings of its own. A CONSENT may add partners to ``originator_consent``, never drop one,
+    and keeps every other marking: a partner's CONSENTIMIENTO carries its own restrictions, which
+    may be those an officer's reclassification replaced. Any other version keeps them all.
+    """
+    action = _action(alert)
+    if action in ("RECALL", "RECLASSIFY"):
+        return True
+    mine = markings_of(alert)
+    if action != "CONSENT":
+        return mine == last
+    at = HELD_MARKINGS.index("originator_consent")
+    others = [i for i in range(len(HELD_MARKINGS)) if i != at]
+    return all(mine[i] == last[i] for i in others) and set(last[at] or ()) <= set(mine[at] or ())
+
+
+def _action(alert: dict[str, Any]) -> str | None:
+    action = (alert.get("lifecycle") or {}).get("action")
+    return action if isinstance(action, str) else None
 
 
 def digest(value: bytes) -> bytes:
@@ -159,11 +185,11 @@ class Ledger:
 
     def judge_alert(self, alert: dict[str, Any], content: bytes) -> Verdict:
         """``judge`` for an alert about to be published, and UNDOES when, NEW, it would undo the markings the
-        latest RECLASSIFY or CONSENT of its id set."""
+        latest RECLASSIFY or CONSENT of its id set (``keeps``)."""
         alert_id, version = alert["alert_id"], alert["version"]
         verdict = self.judge(alert_id, version, content)
         last = self._held.get(alert_id)
-        if verdict is Verdict.NEW and last is not None and held(alert) is None and markings_of(alert) != last[1]:
+        if verdict is Verdict.NEW and last is not None and not keeps(alert, last[1]):
             return Verdict.UNDOES
         return verdict
 
@@ -189,7 +215,8 @@ class Ledger:
             by = self._held[alert_id][0]
             return (f"version {by} of this record's alert id reclassified it (or recorded a consent); version "
                     f"{version} has other markings and would undo that: export it with the markings version {by} "
-                    "set, or have them changed by another reclassification")
+                    "set (a consent may only add partners to them), or have them changed by another "
+                    "reclassification")
         if verdict is Verdict.RECALLED:
             return (f"this record's alert id was recalled in version {self._recalled.get(alert_id)}, for good; "
                     "new content needs a new record number")

@@ -177,3 +177,58 @@ def test_two_byte_forms_of_one_alert_have_one_digest(one: Callable[..., dict[str
     two_blocks = one_block[:at] + b"\x02" + one_block[at + 1:at + 1 + item] + b"\x02" + one_block[at + 1 + item:]
     assert codec.decode(two_blocks) == codec.decode(one_block) and two_blocks != one_block
     assert published_entry(codec, key, two_blocks) == published_entry(codec, key, one_block)
+
+
+COMBI = json.loads((Path(__file__).resolve().parents[3] / "samples" / "combifron"
+                    / "mensajes-colombia-2026-11.jsonl").read_bytes().splitlines()[1])
+
+
+def _combi(**changes: Any) -> bytes:
+    return json.dumps({**COMBI, **changes}, ensure_ascii=False).encode() + b"\n"
+
+
+def _after(first: dict[str, Any], *later: dict[str, Any]) -> Ledger:
+    """A ledger holding ``first`` and then each of ``later`` as published (read back from the topic)."""
+    codec, ledger = alert_codec(), Ledger()
+    for alert in (first, *later):
+        entry = published_entry(codec, alert["alert_id"].encode(), codec.encode(alert))
+        assert entry is not None
+        ledger.add(*entry)
+    return ledger
+
+
+def _reclassified(alert: dict[str, Any], **markings: Any) -> dict[str, Any]:
+    """The officer's RECLASSIFY of ``alert`` as its version 2."""
+    return {**alert, "version": 2, "markings": {**alert["markings"], **markings},
+            "lifecycle": {"action": "RECLASSIFY", "reason": None, "partners": []}}
+
+
+def _judge(ledger: Ledger, alert: dict[str, Any]) -> Verdict:
+    return ledger.judge_alert(alert, digest(alert_codec().encode(alert)))
+
+
+def test_a_recall_after_a_reclassification_or_consent_is_published(one: Callable[..., dict[str, Any]]) -> None:
+    """A RECALL exported after an officer's RECLASSIFY, or after a partner's CONSENT, is published whatever
+    markings it carries: the broker ignores a recall's content, and refusing it would keep a withdrawn alert."""
+    hit = one("snm", _line())
+    recall = one("snm", _line(revision=3, estado="ANULADO", motivo_anulacion="ERROR"))
+    assert _judge(_after(hit, _reclassified(hit, classification="SECRETO", releasable_to=[])), recall) is Verdict.NEW
+    message = one("combifron", _combi())
+    consent = one("combifron", _combi(revision=2, accion="CONSENTIMIENTO", consentimiento_nuevo=["USA"]))
+    withdrawn = one("combifron", _combi(revision=3, accion="ANULACION", motivo_anulacion="ERROR"))
+    assert _judge(_after(message, consent), withdrawn) is Verdict.NEW
+
+
+def test_a_consent_keeps_the_markings_a_reclassification_set(one: Callable[..., dict[str, Any]]) -> None:
+    """A partner's CONSENT after an officer's RECLASSIFY, carrying the partner's original restrictions, would undo
+    the reclassification and is refused; one that keeps every held marking and only adds consents is published,
+    and one that drops a consent already given is refused."""
+    message = one("combifron", _combi())
+    officer = _reclassified(message, classification="SECRETO", releasable_to=[])
+    consent = one("combifron", _combi(revision=3, accion="CONSENTIMIENTO", consentimiento_nuevo=["USA"]))
+    assert _judge(_after(message, officer), consent) is Verdict.UNDOES
+    kept = {**consent, "markings": {**consent["markings"], "classification": "SECRETO", "releasable_to": []}}
+    assert _judge(_after(message, officer), kept) is Verdict.NEW
+    dropped = {**kept, "markings": {**kept["markings"], "originator_consent": ["USA"]}}
+    assert message["markings"]["originator_consent"] == ["FEAN"]
+    assert _judge(_after(message, officer), dropped) is Verdict.UNDOES
