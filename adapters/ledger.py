@@ -81,9 +81,10 @@ class Entry(NamedTuple):
 
 
 def markings_of(alert: dict[str, Any]) -> tuple[Any, ...]:
-    """The markings a RECLASSIFY or a CONSENT sets, comparable (lists as tuples)."""
+    """The markings a RECLASSIFY or a CONSENT sets, comparable: lists as sets, since the same partners, caveats or
+    consents in another order are the same markings (an export need not keep the order a consent left)."""
     marks = alert["markings"]
-    return tuple(tuple(v) if isinstance(v, list) else v for v in (marks.get(k) for k in HELD_MARKINGS))
+    return tuple(frozenset(v) if isinstance(v, list) else v for v in (marks.get(k) for k in HELD_MARKINGS))
 
 
 def held(alert: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -107,7 +108,7 @@ def keeps(alert: dict[str, Any], last: tuple[Any, ...]) -> bool:
         return mine == last
     at = HELD_MARKINGS.index("originator_consent")
     others = [i for i in range(len(HELD_MARKINGS)) if i != at]
-    return all(mine[i] == last[i] for i in others) and set(last[at] or ()) <= set(mine[at] or ())
+    return all(mine[i] == last[i] for i in others) and (last[at] or frozenset()) <= (mine[at] or frozenset())
 
 
 def _action(alert: dict[str, Any]) -> str | None:

@@ -232,3 +232,20 @@ def test_a_consent_keeps_the_markings_a_reclassification_set(one: Callable[..., 
     dropped = {**kept, "markings": {**kept["markings"], "originator_consent": ["USA"]}}
     assert message["markings"]["originator_consent"] == ["FEAN"]
     assert _judge(_after(message, officer), dropped) is Verdict.UNDOES
+
+
+def test_held_markings_in_another_order_are_the_same(one: Callable[..., dict[str, Any]]) -> None:
+    """After a CONSENT, a revision listing the same consents, partners and caveats in another order keeps the
+    markings and is published; one listing fewer consents is refused."""
+    message = one("combifron", _combi())
+    consent = one("combifron", _combi(revision=2, accion="CONSENTIMIENTO", consentimiento_nuevo=["USA"]))
+    assert consent["markings"]["originator_consent"] == ["FEAN", "USA"]
+    update = one("combifron", _combi(revision=3, accion="ACTUALIZACION", resumen="corregido",
+                                     restricciones={**COMBI["restricciones"], "consentimiento": ["USA", "FEAN"]}))
+    assert _judge(_after(message, consent), update) is Verdict.NEW
+    marks = {**consent["markings"], "releasable_to": ["FEAN", "COL"], "caveats": ["B", "A"]}
+    officer = {**_reclassified(consent, releasable_to=["COL", "FEAN"], caveats=["A", "B"]), "version": 3}
+    later = {**update, "version": 4, "markings": marks}
+    assert _judge(_after(message, consent, officer), later) is Verdict.NEW
+    fewer = one("combifron", _combi(revision=3, accion="ACTUALIZACION", resumen="corregido"))
+    assert _judge(_after(message, consent), fewer) is Verdict.UNDOES
