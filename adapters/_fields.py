@@ -38,6 +38,7 @@ DUPLICATE_KEY = "duplicate-key"  # a key given twice: which value was meant cann
 # zero-width...), one drawn as nothing, an unassigned or private-use one, or a run of combining marks (unseen_mark).
 INVISIBLE = "invisible-character"
 LOCATION_MISMATCH = "location-mismatch"  # the coordinates lie in another province than the one labelled
+TRAILER_MISMATCH = "trailer-mismatch"  # a complete file whose trailer does not count what it holds
 
 OLDEST_EVENT = date(2000, 1, 1)  # older events are typing errors (a year of 0025, 1925), not archives
 _NEAR = 0.8  # difflib's ratio for a near miss: 'COMBAT' for 'COMBATE', not 'GARCIA' for 'GARITA'

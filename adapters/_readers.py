@@ -73,8 +73,16 @@ def too_long(what: str, limit: int) -> AdapterError:
 
 def cut_line(line_no: int) -> AdapterError:
     """A last line without its line end: the file stops within it (cut short, or still being written)."""
-    return fail(TRUNCATED, f"line {line_no} has no line end: the file stops within it (cut short, or still "
-                           "being written)")
+    return AdapterError(f"line {line_no} has no line end: the file stops within it (cut short, or still being "
+                        "written)", TRUNCATED, cut=True)
+
+
+def stops_within(exc: AdapterError) -> AdapterError:
+    """``exc``, the error of a file's last record, flagged ``cut``: the file stops within that record (its last
+    line has no line end, or its document does not close), so what reads as bad syntax or a bad byte may be
+    where the file was cut, or where its writer has got to."""
+    return AdapterError(f"{exc}; the file stops within this record (cut short, or still being written)", exc.reason,
+                        cut=True)
 
 
 def decode(raw: bytes, encoding: str, what: str) -> str:
@@ -192,7 +200,10 @@ def json_lines(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item]:
                 raise too_long(f"line {line_no}", limit)
             yield Item(number, line_no, raw, parse_json(decode(raw, encoding, f"line {line_no}"), line_no))
         except AdapterError as exc:
-            yield Item(number, line_no, raw, error=exc)
+            # Without its line end the line is the file's last, and may be cut anywhere: within a number, a
+            # 'null', a character of several bytes, which read as bad syntax or a bad byte, not as a cut.
+            cut = not long and not line.endswith(b"\n")
+            yield Item(number, line_no, raw, error=stops_within(exc) if cut else exc)
 
 
 def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item]:
@@ -242,7 +253,10 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
                     raise too_long(f"the document from line {first}", limit)
                 yield Item(number, first, raw, parse_json(decode(raw, encoding, f"document at line {first}"), first))
             except AdapterError as exc:
-                yield Item(number, first, raw[:limit], error=exc)
+                # The file's last document: cut when the file stops within a line, or before the document
+                # closes (a writer flushing line by line stops at a line's end, mid-document).
+                stops = cut < 0 and exc.reason != TOO_LONG and (not doc.endswith(b"\n") or exc.reason == TRUNCATED)
+                yield Item(number, first, raw[:limit], error=stops_within(exc) if stops else exc)
         if cut < 0:
             return
 
@@ -367,8 +381,9 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
         except AdapterError as exc:
             fields = exc
         yield start, record, fields
-    if parts:
-        yield start, b"".join(parts)[:limit], fail(TRUNCATED, f"a quoted field opened at line {start} never closes")
+    if parts:  # the file stops within the quoted field
+        yield start, b"".join(parts)[:limit], AdapterError(f"a quoted field opened at line {start} never closes",
+                                                           TRUNCATED, cut=True)
 
 
 def _split_csv(text: str, delimiter: str, line: int) -> list[str]:

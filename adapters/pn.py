@@ -18,7 +18,9 @@ its last I or P line was its last. A file cut short (or still being written) thu
 publishes its last case smaller than it is: at the end of a file the open case is refused as
 ``truncated``, and a dead letter says the file has no trailer; a final line without its line
 end was cut (its missing characters are not trimmed spaces) and is refused as ``truncated``
-too, with the case it belongs to. The complete export, read later, publishes that case.
+too, with the case it belongs to. The complete export, read later, publishes that case. A trailer
+whose count is not the number of cases read is ``trailer-mismatch``: that file has its end, and
+disagrees with itself; it is not a cut one, and is not waited on.
 """
 
 from __future__ import annotations
@@ -148,22 +150,26 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
             yield Item(number, line_no, raw.rstrip(b"\r\n"), error=error or f.fail(
                 f.INVALID, f"line {line_no}: a {kind} line outside a case (or not the header's first line)"))
     if case is not None:  # no line after it says it is complete
-        case.error = case.error or f.fail(f.TRUNCATED, f"the case at line {case.line_no} is the file's last and no "
-                                                       "T trailer follows it: the export may be cut within it")
+        case.error = case.error or AdapterError(f"the case at line {case.line_no} is the file's last and no T "
+                                                "trailer follows it: the export may be cut within it", f.TRUNCATED,
+                                                cut=True)
         yield case.item(number + 1)
     yield from _trailer_check(trailer, cases, last)
 
 
 def _trailer_check(trailer: tuple[int, str] | None, cases: int, last: int) -> Iterator[Item]:
+    """The file as a whole: no trailer is a file that stops before its end (``cut``: read again once it changes); a
+    trailer that does not count the cases read is a complete file that disagrees with itself, not a cut one."""
     if trailer is None:
-        yield Item(0, last, b"", error=f.fail(f.TRUNCATED, f"the file ends at line {last} without its T trailer; "
-                                                            "the export may be incomplete"))
+        yield Item(0, last, b"", error=AdapterError(f"the file ends at line {last} without its T trailer; the "
+                                                    "export may be incomplete", f.TRUNCATED, cut=True))
     elif not (trailer[1].isascii() and trailer[1].isdigit()):  # not quoted: no count ('²' is a digit to isdigit)
-        yield Item(0, trailer[0], b"", error=f.fail(f.TRUNCATED, f"the trailer's case count is not a number; "
-                                                                 f"the file holds {cases}"))
+        yield Item(0, trailer[0], b"", error=f.fail(f.TRAILER_MISMATCH, f"the trailer's case count is not a number; "
+                                                                        f"the file holds {cases}"))
     elif int(trailer[1]) != cases:
-        yield Item(0, trailer[0], b"", error=f.fail(f.TRUNCATED, f"the trailer counts {int(trailer[1])} cases; "
-                                                                 f"the file holds {cases}"))
+        yield Item(0, trailer[0], b"", error=f.fail(f.TRAILER_MISMATCH, f"the trailer counts {int(trailer[1])} "
+                                                                        f"cases; the file holds {cases}: check the "
+                                                                        "export with the case system"))
 
 
 def _coordinate(value: str, field: str, axis: str) -> float | None:

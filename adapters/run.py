@@ -52,7 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from adapters._fields import CONFLICT, TRUNCATED
+from adapters._fields import CONFLICT
 from adapters.config import Context
 from adapters.core import Adapter, Result, check_ignored, convert
 from adapters.ledger import Ledger, Verdict, digest, held, read_ledger, scan
@@ -82,8 +82,9 @@ class Tally:
     duplicates: int = 0
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
-    # The file's last record came back truncated: it ends within a record (cut short, or still being
-    # written). A watcher leaves such a file in place and reads it again once it changes.
+    # The file's last record came back flagged ``cut`` by its reader: the file stops within a record, or
+    # before its end (cut short, or still being written), whatever its error's reason. A watcher leaves such
+    # a file in place and reads it again once it changes.
     cut: bool = False
 
     def add(self, other: Tally) -> None:
@@ -225,7 +226,7 @@ class AdapterRun:
         records = io.BufferedReader(hashing, 1 << 16) if hashing else stream
         for result in convert(self.adapter, records, ctx):
             tally.read += 1
-            tally.cut = result.error is not None and result.error.reason == TRUNCATED
+            tally.cut = result.error is not None and result.error.cut
             bad = await self._publish(result, pending, tally)
             if bad is not None and bad.error is not None:
                 await self._dead_letter(bad, bad.error, source, ctx.now, tally,

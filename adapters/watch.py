@@ -25,9 +25,10 @@ second one stops at the start, naming the folder and the holder. The lock goes w
 watcher killed leaves none behind.
 
 Two polls without change do not prove a file complete: an exporter may pause (a slow query, a stalled
-share) longer than that. A file whose last record came back truncated (it ends within a record) is
-therefore not archived: it is left in place, and read again once it changes; what the first read
-published is then a duplicate, and the records after the cut are published.
+share) longer than that. A file whose reader says it stops within a record (its last, without its line
+end, whatever error that gives: a JSON line cut within a number reads as bad syntax) or before its end
+(PN: no trailer) is therefore not archived: it is left in place, and read again once it changes; what
+the first read published is then a duplicate, and the records after the cut are published.
 """
 
 from __future__ import annotations

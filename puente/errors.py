@@ -17,7 +17,8 @@
     │   └── NotInStore               the store holds no alert with the id asked for
     ├── SchemaError                  an Avro schema is malformed or incompatible
     ├── AdapterError                 an agency's record or file that cannot become an alert;
-    │                                ``reason`` is a short code for the dead letter (e.g. invalid-date)
+    │                                ``reason`` is a short code for the dead letter (e.g. invalid-date),
+    │                                ``cut`` says the file stops within the record (or before its end)
     ├── CodecError                   bytes or values that cannot be encoded or decoded
     │   ├── NotSingleObjectError     bytes lack the single-object marker
     │   ├── UnknownSchemaError       the writer fingerprint is not a known schema
@@ -143,11 +144,16 @@ class AdapterError(PuenteError):
     ``reason`` is a short, stable code (``invalid-date``, ``out-of-region``, ``unknown-code``...)
     that the dead letter carries in a header, so that records can be counted and routed by
     kind; the message says, in words an agency's staff can act on, what was wrong and where.
+
+    ``cut`` is set by the reader that saw the file stop within the record (its last, without its
+    line end) or before its end (a trailer missing): cut short, or still being written. Whatever the
+    reason, such a file may yet grow, so a watcher reads it again rather than archive it.
     """
 
-    def __init__(self, message: str, reason: str = "invalid") -> None:
+    def __init__(self, message: str, reason: str = "invalid", *, cut: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
+        self.cut = cut
 
 
 class CodecError(PuenteError):

@@ -670,3 +670,45 @@ def run_alerts(ctx_for: Callable[[str], Context], path: Path) -> list[dict[str, 
     adapter = get("snm")
     with path.open("rb") as stream:
         return [r.alert for r in convert(adapter, stream, ctx_for(adapter.agency)) if r.alert is not None]
+
+
+@pytest.mark.parametrize("within", [b'"puntaje":0.', b'"puntaje":0', b"S\xc3"])
+def test_a_file_paused_within_a_number_or_a_character_is_read_again(tmp_path: Path, within: bytes,
+                                                                     ctx_for: Callable[[str], Context]) -> None:
+    """An export paused within a number or a character of two bytes (its last record reads as bad syntax or a bad
+    byte, not as truncated) is still left in place and read whole once it changes: its later records are not lost."""
+    lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:6]
+    at = lines[3].index(within) + len(within)
+    kafka = _FakeKafka()
+    adapter_run = _offline_run(ctx_for, "snm", kafka)
+    export = tmp_path / "hits.jsonl"
+    export.write_bytes(b"".join(lines[:3]) + lines[3][:at])
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(watch(adapter_run, tmp_path, interval=0.05, stop=stop, out=io.StringIO()))
+        await asyncio.sleep(0.5)
+        assert export.exists() and kafka.published == 3
+        with export.open("ab") as f:
+            f.write(lines[3][at:] + b"".join(lines[4:]))
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+
+    asyncio.run(go())
+    assert kafka.published == 6 and (tmp_path / "done" / "hits.jsonl").read_bytes() == b"".join(lines)
+    assert "hits.jsonl ends within a record" in adapter_run.err.getvalue()
+
+
+def test_a_complete_pn_file_whose_trailer_miscounts_is_archived(tmp_path: Path,
+                                                                ctx_for: Callable[[str], Context]) -> None:
+    """A PN export with its trailer, but a trailer counting other than the cases read, is complete: its dead
+    letter says trailer-mismatch, and the watcher moves it to done/ rather than wait for it for ever."""
+    data = (SAMPLES / "pn" / "incautaciones-2026-11.txt").read_bytes()
+    assert b"T00000040" in data
+    (tmp_path / "INCAU1125.TXT").write_bytes(data.replace(b"T00000040", b"T00000041"))
+    adapter_run = _offline_run(ctx_for, "pn", _FakeKafka())
+    asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
+    assert (tmp_path / "done" / "INCAU1125.TXT").exists() and not (tmp_path / "INCAU1125.TXT").exists()
+    assert "trailer-mismatch: the trailer counts 41 cases; the file holds 40" in adapter_run.err.getvalue()
+    assert "ends within a record" not in adapter_run.err.getvalue()

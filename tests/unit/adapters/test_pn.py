@@ -93,11 +93,12 @@ def test_a_missing_trailer_refuses_the_open_case_and_flags_the_file(run: Callabl
 
 def test_a_trailer_count_that_is_not_ascii_digits_is_a_bad_trailer(run: Callable[..., list[Any]]) -> None:
     """A count of '²' (0xB2) or other non-ASCII digits is no count: the file's dead letter says the trailer is bad
-    (truncated), not that the file could not be read."""
+    (trailer-mismatch), not that the file could not be read."""
     for count in ("²", "0000001²", "¹³"):
         body = _file(_line("S", **CASE), *ITEMS, trailer=None) + (_line("T", count=count) + "\r\n").encode("cp1252")
         results = run("pn", body)
-        assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, "ok"), (0, f.TRUNCATED)]
+        assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [
+            (1, "ok"), (0, f.TRAILER_MISMATCH)]
         assert results[1].error is not None and "case count is not a number" in str(results[1].error)
 
 
@@ -155,3 +156,14 @@ def test_a_case_past_the_size_limit_keeps_memory_and_time_bounded(ctx_for: Calla
     assert len(results[0].item.raw) <= ctx.limits.record_bytes
     assert results[0].item.raw == data[data.index(b"SDIJ"):][: len(results[0].item.raw)]  # the case's first bytes
     assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MB for one refused case"
+
+
+def test_a_trailer_that_miscounts_is_no_cut(run: Callable[..., list[Any]]) -> None:
+    """A complete file whose trailer counts other than the cases read is refused as trailer-mismatch, not as a
+    file that stops before its end (a watcher would wait for it for ever); a file without a trailer is one."""
+    [case, miscount] = run("pn", _file(_line("S", **CASE), *ITEMS, trailer=2))
+    assert case.error is None and miscount.error is not None
+    assert (miscount.error.reason, miscount.error.cut) == (f.TRAILER_MISMATCH, False)
+    assert "the trailer counts 2 cases; the file holds 1" in str(miscount.error)
+    missing = run("pn", _file(_line("S", **CASE), *ITEMS, trailer=None))
+    assert [(r.error.reason, r.error.cut) for r in missing] == [(f.TRUNCATED, True), (f.TRUNCATED, True)]

@@ -153,3 +153,32 @@ def test_blank_lines_after_a_document_of_the_limit_do_not_make_it_too_long() -> 
     for tail in (b"", b"\n", b"\n\n\n", b"\r\n\r\n", b"\n\n" + b'{"next": 1}\n'):
         assert [i.error for i in _docs(b'{"first": 1}\n' + doc + tail, 1024)] == [None] * (3 if b"next" in tail else 2)
     assert _docs(b'{"first": 1}\n' + doc[:-1] + b' }\n\n', 1024)[1].error is not None
+
+
+def test_a_file_that_stops_within_its_last_record_says_so_whatever_the_error() -> None:
+    """Cut at any byte of its last record (within a number, a 'null', a character of two bytes), the file's last
+    record is flagged ``cut``, whether it reads as truncated, bad syntax or a bad byte; a complete record that is
+    broken (its line ended, its document closed) is not, and neither is a complete last line without its end."""
+    obj = '{"k": "ñ", "n": [1, 2.5], "z": null}'.encode()
+    reasons = set()
+    for cut in range(1, len(obj)):
+        data = obj + b"\n" + obj[:cut]
+        for items in (list(json_lines(io.BytesIO(data), "utf-8", 100)), _docs(data)):
+            last = items[-1].error
+            assert last is not None and last.cut, cut
+            reasons.add(last.reason)
+    assert reasons >= {f.TRUNCATED, f.SYNTAX, f.ENCODING}
+    pretty = json.dumps(json.loads(obj), indent=2).encode()
+    for cut in (i + 1 for i, b in enumerate(pretty[:-1]) if b == ord("\n")):  # a writer flushing line by line
+        last = _docs(obj + b"\n" + pretty[:cut])[-1].error
+        assert last is not None and last.cut, cut
+    for line in (obj[:-1] + b"\n", b'{"n": 1.}\n', b'{"n": nul}\n'):
+        last = list(json_lines(io.BytesIO(line), "utf-8", 100))[-1].error
+        assert last is not None and not last.cut
+    last = _docs(b'{\n  "n": 1.,\n  "m": 2\n}\n')[-1].error
+    assert last is not None and not last.cut
+    assert [i.error for i in json_lines(io.BytesIO(obj + b"\n" + obj), "utf-8", 100)] == [None, None]
+    row = b'a;"b\nc";d;\r\n'
+    for cut in range(1, len(row) - 1):
+        last_row = _csv(b"h1;h2;h3;h4\r\n" + row[:cut])[-1][2]
+        assert isinstance(last_row, AdapterError) and last_row.cut, cut
