@@ -17,8 +17,10 @@ A case is complete only once the next S, T or H line has been read: nothing else
 its last I or P line was its last. A file cut short (or still being written) thus never
 publishes its last case smaller than it is: at the end of a file the open case is refused as
 ``truncated``, and a dead letter says the file has no trailer; a final line without its line
-end was cut (its missing characters are not trimmed spaces) and is refused as ``truncated``
-too, with the case it belongs to. The complete export, read later, publishes that case. A trailer
+end and shorter than its layout was cut (its missing characters are not trimmed spaces) and is
+refused as ``truncated`` too, with the case it belongs to; one of its layout's full width (a T
+trailer saved without a final line break) is whole, and read as any other. The complete export,
+read later, publishes that case. A trailer
 whose count is not the number of cases read is ``trailer-mismatch``: that file has its end, and
 disagrees with itself; it is not a cut one, and is not waited on.
 """
@@ -122,9 +124,12 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
         try:
             if long:
                 raise too_long(f"line {line_no}", 4096)
-            if not raw.endswith(b"\n"):  # only the last line can lack its end: the file stops within it
-                raise cut_line(line_no)
             text = decode(raw.rstrip(b"\r\n"), enc, f"line {line_no}")
+            # Only the last line can lack its end. Shorter than its layout, it may stop anywhere (its missing
+            # characters are not trimmed spaces); of its full width (a trailer saved without a final line
+            # break), nothing of it is missing.
+            if not raw.endswith(b"\n") and len(text) < WIDTHS.get(text[:1], 0):
+                raise cut_line(line_no)
             fields: dict[str, str] | None = split(text, line_no)
             error = None
         except AdapterError as exc:

@@ -167,3 +167,14 @@ def test_a_trailer_that_miscounts_is_no_cut(run: Callable[..., list[Any]]) -> No
     assert "the trailer counts 2 cases; the file holds 1" in str(miscount.error)
     missing = run("pn", _file(_line("S", **CASE), *ITEMS, trailer=None))
     assert [(r.error.reason, r.error.cut) for r in missing] == [(f.TRUNCATED, True), (f.TRUNCATED, True)]
+
+
+def test_a_full_trailer_without_a_final_line_break_ends_a_complete_file(run: Callable[..., list[Any]]) -> None:
+    """A complete export whose T trailer has no final line break is read whole (nothing of a line of its full
+    width is missing), not left waiting as cut; a trailer one digit short is still a cut."""
+    whole = _file(_line("S", **CASE), *ITEMS, PERSON).rstrip(b"\r\n")
+    assert whole.endswith(b"T00000001")
+    results = run("pn", whole)
+    assert [r.error for r in results] == [None] and len(results[0].alert["payload"]["items"]) == 2
+    short = run("pn", whole[:-1])
+    assert [(r.error.reason, r.error.cut) for r in short if r.error] == [(f.TRUNCATED, True), (f.TRUNCATED, True)]
