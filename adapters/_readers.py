@@ -72,9 +72,12 @@ def too_long(what: str, limit: int) -> AdapterError:
 
 
 def cut_line(line_no: int) -> AdapterError:
-    """A last line without its line end: the file stops within it (cut short, or still being written)."""
+    """A last line without its line end: the file stops within it (cut short, or still being written). A complete
+    export saved without a final line break (some editors save so) looks the same, and is refused too, since a
+    cell lost at the cut reads as empty: the message says how to have it read."""
     return AdapterError(f"line {line_no} has no line end: the file stops within it (cut short, or still being "
-                        "written)", TRUNCATED, cut=True)
+                        "written); if the export is complete, end its last line with a line break and drop it again",
+                        TRUNCATED, cut=True)
 
 
 def stops_within(exc: AdapterError) -> AdapterError:

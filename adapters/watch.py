@@ -341,7 +341,8 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 continue
             if tally.cut:  # still being written, or cut short: read again once it changes (handled keeps it till then)
                 print(f"{run.adapter.name}: {name} ends within a record (cut short, or still being written); "
-                      "left in place, to be read again when it changes", file=run.err, flush=True)
+                      "left in place, to be read again when it changes; if the export is complete, end its last "
+                      "line with a line break and drop it again", file=run.err, flush=True)
                 idle_since = time.monotonic()
                 continue
             try:

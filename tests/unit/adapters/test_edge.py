@@ -712,3 +712,22 @@ def test_a_complete_pn_file_whose_trailer_miscounts_is_archived(tmp_path: Path,
     assert (tmp_path / "done" / "INCAU1125.TXT").exists() and not (tmp_path / "INCAU1125.TXT").exists()
     assert "trailer-mismatch: the trailer counts 41 cases; the file holds 40" in adapter_run.err.getvalue()
     assert "ends within a record" not in adapter_run.err.getvalue()
+
+
+def test_a_csv_saved_without_a_final_line_break_says_how_to_have_it_read(tmp_path: Path,
+                                                                         ctx_for: Callable[[str], Context]) -> None:
+    """A complete CSV saved without a final line break is still refused at its last row (a cell lost at a cut reads
+    as empty) and left in place; its dead letter and the watcher's line say to end it with a line break and drop it
+    again, and so done it is read whole and archived."""
+    src = next((SAMPLES / "senafront").glob("*.csv")).read_bytes()
+    (tmp_path / "informe.csv").write_bytes(src.rstrip(b"\r\n"))
+    kafka = _FakeKafka()
+    adapter_run = _offline_run(ctx_for, "senafront", kafka)
+    asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
+    said = adapter_run.err.getvalue()
+    assert (tmp_path / "informe.csv").exists() and len(kafka.dead) == 1
+    assert said.count("if the export is complete, end its last line with a line break and drop it again") == 2
+    (tmp_path / "informe.csv").unlink()
+    (tmp_path / "informe.csv").write_bytes(src.rstrip(b"\r\n") + b"\r\n")
+    asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
+    assert (tmp_path / "done" / "informe.csv").exists() and len(kafka.dead) == 1
