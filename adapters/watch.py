@@ -251,14 +251,15 @@ def _archive(path: Path, done: Path, folder: int, identity: tuple[int, int, int,
 def folder_lock(folder: Path, holder: str) -> Iterator[None]:
     """Hold the folder's watch lock, naming ``holder`` in it; ConfigError, naming the folder and the holder, when
     another watcher holds it. The lock file is never followed if a link, and never written unless it is the
-    folder's own (one name, a regular file): whoever may write the folder must not have it overwrite another."""
+    folder's own (one name, a regular file): whoever may write the folder must not have it overwrite another.
+
+    A lock file this account may not write (left by a watcher run under another account) is opened to read
+    only: ``flock`` needs no write, so the lock holds all the same; only the holder's name is not written in
+    it. A file system that gives no locks (some network shares) is said so, in one line: without a lock, one
+    watcher per folder cannot be made sure of."""
     path = folder / LOCK_NAME
     shown = one_line(str(path))
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise ConfigError(f"cannot open the watch lock {shown}: {exc.strerror or type(exc).__name__} "
-                          "(remove it if it is a link)") from None
+    fd, writable = _open_lock(path, shown)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
@@ -269,11 +270,38 @@ def folder_lock(folder: Path, holder: str) -> Iterator[None]:
             other = one_line(os.pread(fd, 200, 0).decode("utf-8", "replace").strip())
             raise ConfigError(f"{one_line(str(folder))} is watched already by "
                               f"{other or 'another watcher'}: give each adapter a drop folder of its own") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{holder} (process {os.getpid()})\n".encode(), 0)
+        except OSError as exc:
+            if exc.errno != errno.ENOLCK:
+                raise ConfigError(f"cannot lock the watch lock {shown}: {exc.strerror or type(exc).__name__}") from None
+            raise ConfigError(f"the file system of {one_line(str(folder))} gives no file locks, so one watcher per "
+                              "folder cannot be made sure of: use a drop folder on a file system with locks (a "
+                              "local disk, or a share mounted with locking)") from None
+        if writable:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{holder} (process {os.getpid()})\n".encode(), 0)
         yield
     finally:
-        os.close(fd)  # releases the lock; the file stays, naming the last holder
+        os.close(fd)  # releases the lock; the file stays, naming the last holder that could write it
+
+
+def _open_lock(path: Path, shown: str) -> tuple[int, bool]:
+    """The lock file's descriptor, and whether it may be written: opened to read only when this account may not
+    write it (a lock file another account's watcher left, 0644). Never through a link."""
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o644), True
+    except OSError as exc:
+        if exc.errno != errno.EACCES:
+            raise ConfigError(f"cannot open the watch lock {shown}: {exc.strerror or type(exc).__name__} "
+                              "(remove it if it is a link)") from None
+    try:
+        return os.open(path, os.O_RDONLY | flags), False
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:  # no lock file, and the folder is not this account's to write
+            raise ConfigError(f"cannot create the watch lock {shown}: permission denied; let this account write "
+                              "the folder") from None
+        raise ConfigError(f"cannot open the watch lock {shown}: {exc.strerror or type(exc).__name__} "
+                          "(remove it if it is a link)") from None
 
 
 async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_exit: float | None = None,

@@ -731,3 +731,51 @@ def test_a_csv_saved_without_a_final_line_break_says_how_to_have_it_read(tmp_pat
     (tmp_path / "informe.csv").write_bytes(src.rstrip(b"\r\n") + b"\r\n")
     asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
     assert (tmp_path / "done" / "informe.csv").exists() and len(kafka.dead) == 1
+
+
+def test_a_lock_file_another_account_left_still_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock file this account may only read (another account's watcher left it, 0644) does not stop the watch:
+    it is opened to read, locked all the same (a second watcher is still refused) and left unwritten."""
+    from puente.errors import ConfigError
+
+    lock = tmp_path / ".puente-watch.lock"
+    lock.write_text("the snm adapter (process 4242)\n")
+    real_open = os.open
+
+    def as_another_account(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if Path(path) == lock and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr("adapters.watch.os.open", as_another_account)
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    fake = _FakeRun()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        first = asyncio.create_task(watch(fake, tmp_path, interval=0.05, stop=stop,  # type: ignore[arg-type]
+                                          out=io.StringIO()))
+        await asyncio.sleep(0.3)
+        with pytest.raises(ConfigError, match="is watched already by the snm adapter"):
+            await watch(_FakeRun(), tmp_path, interval=0.05, idle_exit=0.1)  # type: ignore[arg-type]
+        stop.set()
+        await first
+
+    asyncio.run(go())
+    assert fake.seen == ["a.jsonl"] and lock.read_text() == "the snm adapter (process 4242)\n"
+
+
+def test_a_folder_without_file_locks_is_said_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the file system gives no locks (ENOLCK), the watch stops saying so in one line, naming the folder."""
+    import errno
+
+    from puente.errors import ConfigError
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr("adapters.watch.fcntl.flock", no_locks)
+    with pytest.raises(ConfigError, match=f"^the file system of {tmp_path} gives no file locks, so one watcher per "
+                                          "folder cannot be made sure of: use a drop folder") as caught:
+        asyncio.run(watch(_FakeRun(), tmp_path, interval=0.05, idle_exit=0.1))  # type: ignore[arg-type]
+    assert "\n" not in str(caught.value)
