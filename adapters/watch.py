@@ -239,12 +239,23 @@ def _archive(path: Path, done: Path, folder: int, identity: tuple[int, int, int,
                 return None
             os.rename(path, name, dst_dir_fd=folder)
             return done / name
-        if not _same(os.stat(name, dir_fd=folder, follow_symlinks=False), identity):
+        linked = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        if not _same(linked, identity):
             os.unlink(name, dir_fd=folder)  # what was linked is a file put there after the read: not archived
             return None
-        if _same(path.lstat(), identity):
+        try:
+            now = path.lstat()
+        except FileNotFoundError:  # removed meanwhile: done/ holds the only name of the file read
+            return done / name
+        if _same(now, identity):
             path.unlink()
-        return done / name
+            return done / name
+        if (now.st_dev, now.st_ino) == (linked.st_dev, linked.st_ino):
+            # The file read, written to since the link: left with two names, it would be taken for a move a stop
+            # cut short (finish_move) and its new records never read. Unlinked from done/, it is read again.
+            os.unlink(name, dir_fd=folder)
+        # else replaced since the link: the file read stays in done/, and the new one is read at the next poll
+        return None
 
 
 @contextlib.contextmanager

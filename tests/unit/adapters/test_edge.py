@@ -779,3 +779,48 @@ def test_a_folder_without_file_locks_is_said_in_one_line(tmp_path: Path, monkeyp
                                           "folder cannot be made sure of: use a drop folder") as caught:
         asyncio.run(watch(_FakeRun(), tmp_path, interval=0.05, idle_exit=0.1))  # type: ignore[arg-type]
     assert "\n" not in str(caught.value)
+
+
+def test_a_file_written_to_between_link_and_check_is_not_archived(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export appended to just after the archive linked it into done/ is unlinked from done/ and left, with one
+    name, to be read again (not taken later for a move a stop cut short, its new records unread); one replaced
+    then leaves the file read in done/ and the new one in place."""
+    from adapters import watch as w
+
+    export = tmp_path / "hits.jsonl"
+    real_stat = os.stat
+
+    def archived_while(change: Callable[[], None]) -> Path | None:
+        stream, identity = open_dropped(export)
+        stream.close()
+
+        def stat_then_change(*args: Any, **kwargs: Any) -> os.stat_result:
+            st = real_stat(*args, **kwargs)
+            if kwargs.get("dir_fd") is not None:  # the archive's look at done/<name>, just after the link
+                change()
+            return st
+
+        monkeypatch.setattr(w.os, "stat", stat_then_change)
+        try:
+            return w.archive(export, tmp_path / "done", identity)
+        finally:
+            monkeypatch.setattr(w.os, "stat", real_stat)
+
+    export.write_text("{}\n{}\n")
+
+    def append() -> None:
+        with export.open("a") as f:
+            f.write("{}\n")
+
+    assert archived_while(append) is None
+    assert export.stat().st_nlink == 1 and list((tmp_path / "done").iterdir()) == []
+    assert not w.finish_move(export, tmp_path / "done") and export.read_text() == "{}\n{}\n{}\n"
+
+    def replace() -> None:
+        (tmp_path / "new.tmp").write_text("{}\n{}\n{}\n{}\n")
+        (tmp_path / "new.tmp").replace(export)
+
+    assert archived_while(replace) is None
+    assert (tmp_path / "done" / "hits.jsonl").read_text() == "{}\n{}\n{}\n"
+    assert export.read_text() == "{}\n{}\n{}\n{}\n" and export.stat().st_nlink == 1
