@@ -223,11 +223,15 @@ def quantity(value: Any, field: str, *, maximum: float = 1e10, whole: bool = Fal
 
     One separator before exactly three digits ('1.250', '1,250') is refused: a thousands separator
     (1250) and a decimal one (1.25) write it alike, and the agencies use both; which was meant cannot
-    be known, and guessing makes a seizure a thousand times smaller or larger. A leading 0 ('0.250')
-    or four digits before it ('1250.500') cannot be thousands, and are read.
+    be known, and guessing makes a seizure a thousand times smaller or larger. A 0 alone before it
+    ('0.250') or four digits ('1250.500') cannot be thousands, and are read; a sign or zeros in front
+    ('+1.250', '01,250') do not make it less ambiguous. Only the digits 0-9 are read: float() reads
+    others too ('１.２５０' as 1.25), which the check above, in 0-9, would not see.
     """
     if isinstance(value, str):
         raw = value.strip()
+        if not raw.isascii():
+            raise fail(INVALID, f"{field} must be a number written with the digits 0-9")
         if _GROUPED.fullmatch(raw):
             raise fail(INVALID, f"{field} has one separator before three digits, which may be a thousands or a "
                                 "decimal separator: write it without a thousands separator, and with a decimal "
@@ -255,7 +259,7 @@ def quantity(value: Any, field: str, *, maximum: float = 1e10, whole: bool = Fal
     return amount
 
 
-_GROUPED = re.compile(r"[1-9][0-9]{0,2}[.,][0-9]{3}")  # '1.250', '12,500': thousands, or a decimal?
+_GROUPED = re.compile(r"\+?0*[1-9][0-9]{0,2}[.,][0-9]{3}")  # '1.250', '+12,500': thousands, or a decimal?
 
 
 # ---- dates and times ---------------------------------------------------------------------

@@ -193,3 +193,14 @@ def test_dms_round_trips_to_decimal(value: float, axis: str) -> None:
     written = f"{deg}°{minutes:02d}'{tsec / 10:04.1f}\"{hemi}"
     back = f.coordinate(written, "c", axis)
     assert back is not None and abs(back - value) <= 0.05 / 3600 + 1e-6
+
+
+def test_a_thousands_separator_is_refused_whatever_is_in_front_or_the_digits() -> None:
+    """A sign or zeros in front of one separator before three digits ('+1.250', '01,250') are as ambiguous as
+    '1.250', and digits other than 0-9 ('１.２５０', which float() reads as 1.25) are no number: all refused; a
+    negative grouped amount is still negative-quantity, and '0.250' and '+1250.5' are read."""
+    for amount in ("1.250", "+1.250", "+1,250", "01,250", "001.250", "\uff11.\uff12\uff15\uff10",
+                   "\uff11\uff12\uff15\uff10", "1\u0662"):
+        assert _reason(f.quantity, amount, "q") == f.INVALID, amount
+    assert _reason(f.quantity, "-1.250", "q") == f.NEGATIVE
+    assert f.quantity("0.250", "q") == 0.25 and f.quantity("+1250.5", "q") == 1250.5 and f.quantity(" 12 ", "q") == 12
