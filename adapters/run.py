@@ -353,7 +353,7 @@ def open_source(path: str) -> tuple[BinaryIO, str]:
     try:
         return open(path, "rb"), path  # the caller closes it
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read {one_line(path)}: {exc.strerror or type(exc).__name__}") from exc
 
 
 def _unreadable(path: str) -> str | None:
@@ -376,7 +376,7 @@ def check_sources(paths: Sequence[str]) -> None:
     A run over several files publishes them one after the other; finding the third missing
     after the first two were published would leave a half-done run to untangle.
     """
-    problems = [f"{path} ({why})" for path in paths if path != "-" and (why := _unreadable(path))]
+    problems = [f"{one_line(path)} ({why})" for path in paths if path != "-" and (why := _unreadable(path))]
     if paths.count("-") > 1:
         problems.append("'-' (standard input) given more than once")
     if problems:
@@ -402,9 +402,10 @@ async def adapt_paths(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapt
             try:
                 tally = await run.run(stream, source)
             except OSError as exc:  # the file failed mid-read (a network share gone): stop, and say which
-                raise ConfigError(f"reading {source} failed: {exc.strerror or exc}; what was read before was "
-                                  "published, and running the same files again publishes only what is missing"
-                                  ) from exc
+                # strerror, not the exception: its text quotes the path as it is
+                raise ConfigError(f"reading {one_line(source)} failed: {exc.strerror or type(exc).__name__}; what "
+                                  "was read before was published, and running the same files again publishes only "
+                                  "what is missing") from exc
             finally:
                 if stream is not sys.stdin.buffer:
                     stream.close()

@@ -93,7 +93,7 @@ def _check(adapter: Adapter, ctx: Context, files: list[str]) -> int:
         try:
             tally = check(adapter, ctx, stream, source)
         except OSError as exc:  # the file failed mid-read: say which, without a traceback
-            raise ConfigError(f"reading {source} failed: {exc.strerror or exc}") from exc
+            raise ConfigError(f"reading {one_line(source)} failed: {exc.strerror or type(exc).__name__}") from exc
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()

@@ -824,3 +824,41 @@ def test_a_file_written_to_between_link_and_check_is_not_archived(tmp_path: Path
     assert archived_while(replace) is None
     assert (tmp_path / "done" / "hits.jsonl").read_text() == "{}\n{}\n{}\n"
     assert export.read_text() == "{}\n{}\n{}\n{}\n" and export.stat().st_nlink == 1
+
+
+def test_a_path_in_an_error_is_shown_on_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dropped name holding a line break (the shell passes it on as it is) cannot write a line that seems
+    Puente's own: unreadable, missing, or failing mid-read (whose OSError text quotes the path), the error is one
+    line with the break escaped."""
+    import errno
+
+    from adapters.run import adapt_paths, check_sources, open_source
+    from puente.errors import ConfigError
+
+    forged = "x.csv\npuente: senafront ok.csv: read 9, published 9, duplicates 0, rejected 0"
+    (tmp_path / forged).mkdir()
+    (tmp_path / "good.csv").write_bytes(b"x")
+    failing: list[str] = []
+
+    class _FailingRead(_FailingSecondRun):
+        async def run(self, stream: Any, source: str) -> Tally:
+            raise OSError(errno.EIO, "Input/output error", source)
+
+    def fails(call: Callable[[], Any]) -> str:
+        with pytest.raises(ConfigError) as caught:
+            call()
+        failing.append(str(caught.value))
+        return str(caught.value)
+
+    assert "x.csv\\npuente: senafront" in fails(lambda: check_sources([str(tmp_path / forged)]))
+    fails(lambda: open_source(str(tmp_path / (forged + ".missing"))))
+    monkeypatch.setattr("adapters.run.AdapterRun", _FailingRead)
+    monkeypatch.setattr("adapters.run.open_source", lambda path: (io.BytesIO(b"x"), str(tmp_path / forged)))
+    fails(lambda: asyncio.run(adapt_paths(None, None, get("senafront"), None,  # type: ignore[arg-type]
+                                          [str(tmp_path / "good.csv")])))
+    monkeypatch.setattr("puente.commands.adapt.open_source", lambda path: (io.BytesIO(b"x"), str(tmp_path / forged)))
+    monkeypatch.setattr("puente.commands.adapt.check", lambda *a, **k: (_ for _ in ()).throw(
+        OSError(errno.EIO, "Input/output error", str(tmp_path / forged))))
+    args = _parser().parse_args(["adapt", "senafront", "--check", str(tmp_path / "good.csv")])
+    fails(lambda: args.func(args))
+    assert len(failing) == 4 and all("\n" not in message and "x.csv\\npuente" in message for message in failing)
