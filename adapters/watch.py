@@ -24,6 +24,9 @@ lock (``flock``) on ``.puente-watch.lock`` in the folder for as long as it runs,
 second one stops at the start, naming the folder and the holder. The lock goes with the process, so a
 watcher killed leaves none behind.
 
+A folder that cannot be listed for a while (a network share unmounted or remounting) does not stop
+the watcher: it says so once, polls on, and says when the folder is back.
+
 Two polls without change do not prove a file complete: an exporter may pause (a slow query, a stalled
 share) longer than that. A file whose reader says it stops within a record (its last, without its line
 end, whatever error that gives: a JSON line cut within a number reads as bad syntax) or before its end
@@ -334,8 +337,19 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     handled: set[tuple[Path, int, float]] = set()
     idle_since = time.monotonic()
     told: set[tuple[Path, str]] = set()  # each file not taken is reported once
+    gone = False  # the folder could not be listed at the last poll
     while not stop.is_set():
-        ready, refused = scan(folder, run.adapter.patterns)
+        try:
+            ready, refused = scan(folder, run.adapter.patterns)
+        except OSError as exc:  # a share unmounted or remounting: said once, and polled until it is back
+            if not gone:
+                print(f"{run.adapter.name}: cannot list {where} ({exc.strerror or type(exc).__name__}); still "
+                      "watching, and going on when it is back", file=run.err, flush=True)
+            gone, ready, refused = True, [], []
+        else:
+            if gone:
+                print(f"{run.adapter.name}: {where} can be listed again; watching it", file=run.err, flush=True)
+            gone = False
         for path, why in refused:
             if (path, why) not in told:
                 told.add((path, why))

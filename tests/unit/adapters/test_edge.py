@@ -862,3 +862,31 @@ def test_a_path_in_an_error_is_shown_on_one_line(tmp_path: Path, monkeypatch: py
     args = _parser().parse_args(["adapt", "senafront", "--check", str(tmp_path / "good.csv")])
     fails(lambda: args.func(args))
     assert len(failing) == 4 and all("\n" not in message and "x.csv\\npuente" in message for message in failing)
+
+
+def test_a_folder_gone_for_a_while_does_not_stop_the_watcher(tmp_path: Path) -> None:
+    """A drop folder that cannot be listed for a few polls (a share remounting) is said once, polled on, said back
+    when it is, and a file dropped then is taken."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    fake = _FakeRun()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(watch(fake, drop, interval=0.05, stop=stop,  # type: ignore[arg-type]
+                                         out=io.StringIO()))
+        await asyncio.sleep(0.2)
+        drop.rename(tmp_path / "away")
+        await asyncio.sleep(0.3)
+        (tmp_path / "away").rename(drop)
+        (drop / "a.jsonl").write_text("{}\n")
+        await asyncio.sleep(0.4)
+        stop.set()
+        await task
+
+    asyncio.run(go())
+    said = fake.err.getvalue()
+    assert fake.seen == ["a.jsonl"] and (drop / "done" / "a.jsonl").exists()
+    assert said.count(f"snm: cannot list {drop} (No such file or directory); still watching, and going on when it "
+                      "is back") == 1
+    assert said.count(f"snm: {drop} can be listed again; watching it") == 1
