@@ -3,9 +3,11 @@ others may write, or added or changed after the fetch, is refused before any nod
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -48,16 +50,50 @@ def _plant_ready(home: Path) -> None:
 
 
 @pytest.mark.parametrize("open_folder", ["root", "home", "classpath"])
-def test_a_cache_folder_others_may_write_is_refused_before_ready_is_trusted(cache: dict[str, Any],
-                                                                            open_folder: str) -> None:
-    """A READY class path in a cache root, kafka-<v> or classpath folder others may write is refused, naming the
-    folder, and Maven is not run over it either."""
+def test_a_cache_folder_of_another_user_others_may_write_is_refused_before_ready_is_trusted(
+        cache: dict[str, Any], open_folder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A READY class path in a cache root, kafka-<v> or classpath folder others may write, and not this user's, is
+    refused, naming the folder, and Maven is not run over it either."""
     _plant_ready(cache["home"])
     folder = {"root": cache["root"], "home": cache["home"], "classpath": cache["home"] / "classpath"}[open_folder]
     os.chmod(folder, 0o777)  # noqa: S103 - the open folder (a shared CI cache, say) is what is tested
-    with pytest.raises(KafkaSetupError, match=f"{folder} is writable by others"):
+    monkeypatch.setattr(fetch.os, "getuid", lambda: os.stat(folder).st_uid + 1)  # as if another user made it
+    with pytest.raises(KafkaSetupError, match=f"{folder} is "):
         fetch.fetch_kafka()
     assert not cache["runs"]
+
+
+@pytest.mark.parametrize("open_folder", ["root", "home", "classpath"])
+def test_a_cache_folder_of_ones_own_made_open_by_the_umask_is_fetched_again_private(
+        cache: dict[str, Any], open_folder: str) -> None:
+    """An older Puente made the cache folders with the umask's mode (0775 under umask 002): such a folder of this
+    user's is made 0700 again and the build under it fetched anew, a jar planted there not kept."""
+    _plant_ready(cache["home"])
+    folder = {"root": cache["root"], "home": cache["home"], "classpath": cache["home"] / "classpath"}[open_folder]
+    os.chmod(folder, 0o775)
+    classpath = fetch.fetch_kafka(quiet=True)
+    assert len(cache["runs"]) == 1 and sorted(p.name for p in classpath.iterdir()) == sorted(JARS)
+    assert os.stat(cache["root"]).st_mode & 0o022 == 0
+    for made in (cache["home"], classpath):
+        assert os.stat(made).st_mode & 0o777 == 0o700, made
+
+
+def test_processes_asking_at_once_share_one_fetch(cache: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make test` starts a Kafka per test worker, each asking for the class path at once: one fetches (under the
+    lock, into a folder renamed into place whole), the others wait and take what it fetched; none sees a class
+    path half filled or removed under it."""
+    maven = fetch.subprocess.run
+
+    def slow(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        time.sleep(0.3)
+        return maven(cmd, **kwargs)
+
+    monkeypatch.setattr(fetch.subprocess, "run", slow)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        got = [f.result() for f in [pool.submit(fetch.fetch_kafka, quiet=True) for _ in range(3)]]
+    assert len(set(got)) == 1 and len(cache["runs"]) == 1
+    assert sorted(p.name for p in got[0].iterdir()) == sorted(JARS)
+    assert fetch.fetch_kafka() == got[0] and len(cache["runs"]) == 1
 
 
 def test_a_ready_class_path_without_recorded_digests_is_fetched_again(cache: dict[str, Any]) -> None:
@@ -86,8 +122,10 @@ def test_a_fetch_under_an_open_umask_makes_private_folders_and_is_reused(cache: 
 @pytest.mark.parametrize("change", ["planted", "changed", "removed"])
 def test_a_class_path_changed_after_the_fetch_is_refused(cache: dict[str, Any], change: str) -> None:
     """A jar added, rewritten or removed after the fetch is refused when the class path is next handed out (before
-    each node starts), naming the file."""
+    each node starts), naming the file, also after a check that found it whole (a process hashes the jars once
+    while their files stand as they did)."""
     classpath = fetch.fetch_kafka(quiet=True)
+    assert fetch.fetch_kafka() == classpath  # checked, and remembered
     if change == "planted":
         (classpath / "aaa-evil.jar").write_bytes(b"PK\x03\x04 planted")
         name = "aaa-evil.jar"
