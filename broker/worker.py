@@ -113,6 +113,12 @@ COMMIT_EVERY_WAIT_S = 10.0  # the longest a periodic commit of positions may tak
 COMMIT_WAIT_S = 1.0
 """The longest a commit of positions at a revocation or a stop may take: a revocation holds the whole group's
 rebalance, and the commit is not needed for exactly once (a coordinator failing over would hold it seconds)."""
+SETTLE_WAIT_S = 40.0
+"""The longest a slot's transaction in flight may take to end when the slot is handed over or retired: past it the
+worker gives it up and starts again (``_settle``). aiokafka's transaction commit waits without a bound for the
+coordinator's answer, and a producer fenced mid-commit by another worker's (a second worker under this one's
+--group-instance-id) was seen never to hear one: the revocation then held the rebalance, and the worker neither
+stopped nor went on. Longer than a request's timeout (30 s) and a node's failover, so a slow commit still ends."""
 
 
 @dataclass
@@ -213,10 +219,14 @@ class _Both:
         return item in self.a or item in self.b or item in self.c
 
 
-class _NameTaken(ClientError):  # type: ignore[misc]
-    """What a ``getmany`` waiting on the next assignment raises when the revocation has found this
-    worker's ``group.instance.id`` taken (``BrokerWorker._check_name``): the main loop then stops.
-    (A client error, because aiokafka's own fetch task, waiting there too, carries on past those.)"""
+class _WakeMain(ClientError):  # type: ignore[misc]
+    """What a ``getmany`` waiting on the next assignment raises when a revocation must not let the consumer join
+    again: the main loop then stops the consumer, and raises why. (A client error, because aiokafka's own fetch
+    task, waiting there too, carries on past those.)"""
+
+
+class _NameTaken(_WakeMain):
+    """The revocation found this worker's ``group.instance.id`` taken (``BrokerWorker._check_name``)."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -783,6 +793,13 @@ class BrokerWorker:
             if self._group is not None:  # still this generation's: the next owner sees where they stand
                 await self._commit_positions(self._group, settled, COMMIT_WAIT_S)
             await self._retire_leftovers()
+        group = self._group
+        if self._failure is not None and group is not None:
+            # A slot given up (``_settle``), or any failure meanwhile: the worker starts again with a consumer of
+            # its own making (or stops, its name taken), so this one must not join again meanwhile: a static
+            # member's join would take its name back from whoever holds it now.
+            wake_group_waiters(group, _WakeMain())
+            await hold_rebalance(group)
 
     def _note_member(self) -> None:
         """Remember the group's member id for this worker, as the consumer holds it now (``_name_taken``
@@ -846,13 +863,27 @@ class BrokerWorker:
         for state in retiring:
             await self._retire(state)
 
-    @staticmethod
-    async def _settle(state: SlotState) -> None:
-        """Drop what is queued and let the transaction in flight finish (commit or fail)."""
+    async def _settle(self, state: SlotState) -> None:
+        """Drop what is queued and let the transaction in flight finish (commit or fail), for at most
+        ``SETTLE_WAIT_S``: a transaction still open then is given up, the slot's loop cancelled, and the worker's
+        failure recorded, so that it starts again (or stops, when another worker took its name). Exactly once
+        holds either way: the slot's next owner fences this producer, which aborts or completes the
+        transaction on Kafka's side, before it reads where the slot stands."""
         state.queue.clear()
         state.gaps_queued = 0
-        if state.task is not None:
-            await asyncio.gather(state.task, return_exceptions=True)  # its failure is already recorded
+        task = state.task
+        if task is None:
+            return
+        done, _ = await asyncio.wait({task}, timeout=SETTLE_WAIT_S)
+        if done:
+            return  # its failure, if any, is already recorded
+        log.warning("slot transaction did not end; giving it up and starting again", topic=state.tp.topic,
+                    partition=state.tp.partition, waited_s=SETTLE_WAIT_S)
+        self._fail(KafkaUnavailableError(
+            f"slot {state.slot} ({state.tp.topic}[{state.tp.partition}]): its transaction did not end within "
+            f"{SETTLE_WAIT_S:g}s of the slot being handed over; the worker starts again"))
+        task.cancel()
+        await asyncio.wait({task}, timeout=5.0)
 
     async def _retire(self, state: SlotState) -> None:
         await self._settle(state)
@@ -950,7 +981,7 @@ class BrokerWorker:
                     raise self._failure
                 try:
                     batch = await group.getmany(timeout_ms=100, max_records=self.config.max_batch)
-                except _NameTaken:
+                except _WakeMain:
                     break  # raised below, once the consumer has stopped
                 except NoCommittedOffset as exc:
                     # Never committed in: read from offset 0, not "the beginning", which is past whatever
