@@ -114,8 +114,9 @@ COMMIT_WAIT_S = 1.0
 """The longest a commit of positions at a revocation or a stop may take: a revocation holds the whole group's
 rebalance, and the commit is not needed for exactly once (a coordinator failing over would hold it seconds)."""
 SETTLE_WAIT_S = 40.0
-"""The longest a slot's transaction in flight may take to end when the slot is handed over or retired: past it the
-worker gives it up and starts again (``_settle``). aiokafka's transaction commit waits without a bound for the
+"""The longest the slots' transactions in flight may take to end when the slots are handed over or retired (one
+deadline for all of them, and longer where ``PUENTE_KAFKA_TIMEOUT_S`` is: ``BrokerWorker.settle_wait_s``): past it
+the worker gives them up and starts again (``_settle``). aiokafka's transaction commit waits without a bound for the
 coordinator's answer, and a producer fenced mid-commit by another worker's (a second worker under this one's
 --group-instance-id) was seen never to hear one: the revocation then held the rebalance, and the worker neither
 stopped nor went on. Longer than a request's timeout (30 s) and a node's failover, so a slow commit still ends."""
@@ -438,8 +439,7 @@ class BrokerWorker:
         async with self._lock:
             if group is not None:
                 owned = list(self._owned.values())
-                for state in owned:
-                    await self._settle(state)
+                await self._settle(*owned)
                 await self._commit_positions(group, owned, COMMIT_WAIT_S)
             for tp in [*self._owned, *self._parked]:
                 self.metrics.forget(tp.topic, tp.partition)  # a restart may never get it back: no frozen lag
@@ -786,20 +786,22 @@ class BrokerWorker:
             for tp in revoked:
                 state = self._owned.pop(tp, None)
                 if state is not None:
-                    await self._settle(state)
                     self._parked[tp] = state
                     settled.append(state)
                 self.metrics.forget(tp.topic, tp.partition)
+            await self._settle(*settled)
             if self._group is not None:  # still this generation's: the next owner sees where they stand
                 await self._commit_positions(self._group, settled, COMMIT_WAIT_S)
             await self._retire_leftovers()
         group = self._group
         if self._failure is not None and group is not None:
             # A slot given up (``_settle``), or any failure meanwhile: the worker starts again with a consumer of
-            # its own making (or stops, its name taken), so this one must not join again meanwhile: a static
-            # member's join would take its name back from whoever holds it now.
+            # its own making (or stops, its name taken). A static member's consumer must not join again meanwhile:
+            # its join would take its name back from whoever holds it now. (A dynamic one's may: holding it would
+            # also keep it from leaving the group, and the others would wait out its session.)
             wake_group_waiters(group, _WakeMain())
-            await hold_rebalance(group)
+            if self.config.group_instance_id is not None:
+                await hold_rebalance(group)
 
     def _note_member(self) -> None:
         """Remember the group's member id for this worker, as the consumer holds it now (``_name_taken``
@@ -863,32 +865,47 @@ class BrokerWorker:
         for state in retiring:
             await self._retire(state)
 
-    async def _settle(self, state: SlotState) -> None:
-        """Drop what is queued and let the transaction in flight finish (commit or fail), for at most
-        ``SETTLE_WAIT_S``: a transaction still open then is given up, the slot's loop cancelled, and the worker's
-        failure recorded, so that it starts again (or stops, when another worker took its name). Exactly once
-        holds either way: the slot's next owner fences this producer, which aborts or completes the
-        transaction on Kafka's side, before it reads where the slot stands."""
-        state.queue.clear()
-        state.gaps_queued = 0
-        task = state.task
-        if task is None:
+    async def _settle(self, *states: SlotState) -> None:
+        """Drop what is queued and let the transactions in flight finish (commit or fail), for at most one
+        ``settle_wait_s`` for all of them: a transaction still open then is given up, its slot's loop cancelled
+        and forgotten (``task`` None: retiring the slot then only stops its producer), and the worker's failure
+        recorded, so that it starts again (or stops, when another worker took its name). Exactly once holds
+        either way: the slot's next owner fences this producer, which aborts or completes the transaction on
+        Kafka's side, before it reads where the slot stands."""
+        tasks = {}
+        for state in states:
+            state.queue.clear()
+            state.gaps_queued = 0
+            if state.task is not None:
+                tasks[state.task] = state
+        if not tasks:
             return
-        done, _ = await asyncio.wait({task}, timeout=SETTLE_WAIT_S)
-        if done:
-            return  # its failure, if any, is already recorded
-        log.warning("slot transaction did not end; giving it up and starting again", topic=state.tp.topic,
-                    partition=state.tp.partition, waited_s=SETTLE_WAIT_S)
-        self._fail(KafkaUnavailableError(
-            f"slot {state.slot} ({state.tp.topic}[{state.tp.partition}]): its transaction did not end within "
-            f"{SETTLE_WAIT_S:g}s of the slot being handed over; the worker starts again"))
-        task.cancel()
-        await asyncio.wait({task}, timeout=5.0)
+        wait_s = self.settle_wait_s
+        _, pending = await asyncio.wait(tasks, timeout=wait_s)
+        if not pending:
+            return  # their failures, if any, are already recorded
+        why = "the worker stops" if self._stopping.is_set() else "the slot being handed over; the worker starts again"
+        for task in pending:
+            state = tasks[task]
+            log.warning("slot transaction did not end; given up", topic=state.tp.topic, partition=state.tp.partition,
+                        waited_s=wait_s)
+            self._fail(KafkaUnavailableError(
+                f"slot {state.slot} ({state.tp.topic}[{state.tp.partition}]): its transaction did not end within "
+                f"{wait_s:g}s of {why}"))
+            task.cancel()
+            state.task = None  # given up: its abort may hang as its commit did
+        await asyncio.wait(pending, timeout=5.0)
+
+    @property
+    def settle_wait_s(self) -> float:
+        """``SETTLE_WAIT_S``, or longer where a request to Kafka may take longer (``PUENTE_KAFKA_TIMEOUT_S``): a
+        commit still retrying within its request's timeout is not given up."""
+        return max(SETTLE_WAIT_S, max(self.config.conn.timeout_s, 30.0) + 10.0)
 
     async def _retire(self, state: SlotState) -> None:
         await self._settle(state)
-        with contextlib.suppress(ClientError):
-            await state.producer.stop()
+        with contextlib.suppress(ClientError, TimeoutError):  # a producer whose transaction was given up may hang
+            await asyncio.wait_for(state.producer.stop(), self.settle_wait_s)
 
     # ---- the loop ----------------------------------------------------------------
     def stop(self) -> None:
