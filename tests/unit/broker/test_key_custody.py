@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -408,53 +409,82 @@ def test_a_running_broker_takes_keys_imported_while_it_runs(tmp_path: Path) -> N
     assert reads == []
 
 
-def test_a_running_broker_stops_taking_a_key_removed_to_revoke_it(tmp_path: Path) -> None:
-    """Removing an agency's key file revokes it (``agency_mac_lookup``): a running broker's lookup checks the pairs
-    it holds too, once per interval, so records MACed with the leaked key stop verifying within it, not at the
-    next restart. Within the interval a pair held costs no look at the folder."""
+class _Revocable(NamedTuple):
+    """A broker's running MAC lookup on a fresh keystore, its clock, and SENAN's MACed record."""
+
+    broker: Keystore
+    now: list[float]
+    lookup: Callable[[str, str], SecretBytes | None]
+    headers: list[tuple[str, bytes]]
+
+    def verified(self) -> str | None:
+        try:
+            return verify_ingress(self.headers, b"a", self.lookup).key_id
+        except OriginError:
+            return None
+
+    def revoke(self, *, time_shows: bool = True) -> None:
+        """Remove SENAN's key from the broker's keystore; without ``time_shows``, as if the folder's modification
+        time never moved (a file system that caches or coarsens it)."""
+        stamp = os.stat(self.broker.path)
+        (self.broker.path / "SENAN-kex-2026a.json").unlink()
+        if not time_shows:
+            os.utime(self.broker.path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+
+
+def _revocable(tmp_path: Path) -> _Revocable:
     keys = tmp_path / "keys"
     assert puente(keys, "keys", "init").returncode == 0
     agency, broker = Keystore(keys / "agencies" / "SENAN"), Keystore(keys / "broker")
     now = [0.0]
-    lookup = broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0])
     mac = agency.load_agency_mac("SENAN")
+    return _Revocable(broker, now, broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0]),
+                      sign_ingress("SENAN", mac.key_id, mac, b"a", "SENAN-1"))
 
-    def verified() -> str | None:
-        try:
-            return verify_ingress(sign_ingress("SENAN", mac.key_id, mac, b"a", "SENAN-1"), b"a", lookup).key_id
-        except OriginError:
-            return None
 
-    assert verified() == "SENAN-kex-2026a+broker-kex-2026a"
-    (broker.path / "SENAN-kex-2026a.json").unlink()
-    now[0] = 1.0
-    assert verified() == "SENAN-kex-2026a+broker-kex-2026a"  # within the interval: not looked at yet
-    now[0] = 5.0
-    assert verified() is None
-    now[0] = 60.0
-    assert verified() is None
+def test_a_running_broker_stops_taking_a_key_removed_to_revoke_it(tmp_path: Path) -> None:
+    """Removing an agency's key file revokes it (``agency_mac_lookup``): a running broker's lookup checks the pairs
+    it holds too, once per interval, so records MACed with the leaked key stop verifying within it, not at the
+    next restart. Within the interval a pair held costs no look at the folder."""
+    site = _revocable(tmp_path)
+    assert site.verified() == "SENAN-kex-2026a+broker-kex-2026a"
+    site.revoke()
+    site.now[0] = 1.0
+    assert site.verified() == "SENAN-kex-2026a+broker-kex-2026a"  # within the interval: not looked at yet
+    site.now[0] = 5.0
+    assert site.verified() is None
+    site.now[0] = 60.0
+    assert site.verified() is None
 
 
 def test_a_held_pair_is_read_again_even_when_the_folder_time_never_moves(tmp_path: Path) -> None:
     """A file system that caches or coarsens modification times must not keep a revoked key for good: a pair held is
     read again at the latest every ``REREAD_HELD`` intervals whatever the time says."""
-    keys = tmp_path / "keys"
-    assert puente(keys, "keys", "init").returncode == 0
-    agency, broker = Keystore(keys / "agencies" / "SENAN"), Keystore(keys / "broker")
-    now = [0.0]
-    lookup = broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0])
-    mac = agency.load_agency_mac("SENAN")
-    headers = sign_ingress("SENAN", mac.key_id, mac, b"a", "SENAN-1")
-    verify_ingress(headers, b"a", lookup)
-    stamp = os.stat(broker.path)
-    (broker.path / "SENAN-kex-2026a.json").unlink()
-    os.utime(broker.path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # as if the removal never showed
+    site = _revocable(tmp_path)
+    assert site.verified() is not None
+    site.revoke(time_shows=False)
     for step in range(1, REREAD_HELD):
-        now[0] = 5.0 * step
-        verify_ingress(headers, b"a", lookup)  # the time did not move: held
-    now[0] = 5.0 * REREAD_HELD
-    with pytest.raises(OriginError):
-        verify_ingress(headers, b"a", lookup)
+        site.now[0] = 5.0 * step
+        assert site.verified() is not None  # the time did not move: held
+    site.now[0] = 5.0 * REREAD_HELD
+    assert site.verified() is None
+
+
+def test_a_stream_of_unknown_pairs_neither_keeps_a_revoked_key_nor_hides_a_new_one(tmp_path: Path) -> None:
+    """Records naming a pair no one holds, a few seconds apart, must not hold back the reads that revocation and a
+    new key wait for (a miss once moved the clock of both): with the folder's time never moving, a key removed
+    stops verifying, and a key imported starts, within a read interval or two."""
+    site = _revocable(tmp_path)
+    unknown = SecretBytes(b"k" * 32, key_id="SENAN-kex-2026z+broker-kex-2026a")
+    junk = sign_ingress("SENAN", unknown.key_id, unknown, b"a", "SENAN-2")
+    assert site.verified() is not None
+    site.revoke(time_shows=False)
+    for step in range(1, 4):
+        site.now[0] = 4.0 * step
+        with pytest.raises(OriginError):
+            verify_ingress(junk, b"a", site.lookup)
+    site.now[0] = 12.5
+    assert site.verified() is None
 
 
 @pytest.mark.parametrize("generation", ["x-enc-y", "x-rcpt-y", "x-kex-y", "2026-b", "a" * 17, "", "2026_b"])
@@ -470,29 +500,3 @@ def test_a_generation_that_would_give_the_key_another_id_is_refused(tmp_path: Pa
     made = puente(keys, "keys", "generate", "--for", "broker", "--generation", generation)
     assert made.returncode == 3 and made.stderr.count("\n") == 1, made.stderr
     assert sorted(p.name for p in (keys / "broker").iterdir()) == before
-
-
-def test_a_stream_of_unknown_pairs_neither_keeps_a_revoked_key_nor_hides_a_new_one(tmp_path: Path) -> None:
-    """Records naming a pair no one holds, a few seconds apart, must not hold back the reads that revocation and a
-    new key wait for (a miss once moved the clock of both): with the folder's time never moving, a key removed
-    stops verifying, and a key imported starts, within a read interval or two."""
-    keys = tmp_path / "keys"
-    assert puente(keys, "keys", "init").returncode == 0
-    agency, broker = Keystore(keys / "agencies" / "SENAN"), Keystore(keys / "broker")
-    now = [0.0]
-    lookup = broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0])
-    mac = agency.load_agency_mac("SENAN")
-    good = sign_ingress("SENAN", mac.key_id, mac, b"a", "SENAN-1")
-    unknown = SecretBytes(b"k" * 32, key_id="SENAN-kex-2026z+broker-kex-2026a")
-    junk = sign_ingress("SENAN", unknown.key_id, unknown, b"a", "SENAN-2")
-    verify_ingress(good, b"a", lookup)
-    stamp = os.stat(broker.path)
-    (broker.path / "SENAN-kex-2026a.json").unlink()
-    os.utime(broker.path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
-    for step in range(1, 4):
-        now[0] = 4.0 * step
-        with pytest.raises(OriginError):
-            verify_ingress(junk, b"a", lookup)
-    now[0] = 12.5
-    with pytest.raises(OriginError):
-        verify_ingress(good, b"a", lookup)
