@@ -810,6 +810,24 @@ def note_key(order: list[str], signer: str) -> None:
         del order[:-MAX_SIGNERS]
 
 
+def states_fall(doc: dict[str, Any], before: int) -> str | None:
+    """What is wrong when a broker block states a lifecycle offset (``states``) below ``before``, the one its
+    chain's previous block stated, and records no loss of alert states: a slot's count only grows, and falls
+    only when its load found the lifecycle partition short and read on with ``--accept-gap``, which that
+    block's GAP entry records (``reason`` ``states-lost``, or ``states_lost`` beside a gap of the ingress). A
+    fall unrecorded would hide that recalls and updates of the alerts the lost states named reach no one."""
+    states = doc.get("states")
+    if doc.get("kind") != "BLOCK" or type(states) is not int or states >= before:
+        return None
+    entries = doc.get("entries")
+    if isinstance(entries, list) and any(
+            isinstance(e, dict) and e.get("kind") == "GAP" and (e.get("reason") == "states-lost" or "states_lost" in e)
+            for e in entries):
+        return None
+    return (f"states lifecycle offset {states}, below the {before} its chain's block before it stated, and records "
+            "no loss of alert states: the states between were lost without a GAP entry saying so")
+
+
 def chain_fields(doc: dict[str, Any]) -> tuple[int, str, str] | None:
     """A record's ``seq``, ``prev`` and ``hash``, or None when one is missing or not of its type (an
     integer, two strings): a record's place in its chain is read from nothing else."""
@@ -859,6 +877,11 @@ class ChainState:
     untracked: bool = False  # more waiting records than tracked: no fork can then be settled for a side
     strays: int = 0  # records not sound tracked since the last signed record (``STRAYS_TRACKED``)
     last: int = -1  # the offset of its newest record walked: the chain written least recently is given up first
+    states: int = 0
+    """The broker's chains: the lifecycle offset (``states``) its newest block with the broker's signature states, 0
+    before one does. A
+    slot's blocks only count up; a later block stating less is a loss of alert states, sound only where that block
+    records it (``states_fall``)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -1346,6 +1369,11 @@ class PartitionWalk:
                 self._signer = str(signer)  # noted if the record is taken (``_take_signer``)
         if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
             flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
+        if chain is None and self.holds in (None, "decisions") and good and type(doc.get("states")) is int:
+            # Only the broker's signature sets the reference: a forged count neither hides a fall nor makes one.
+            if (why := states_fall(doc, state.states)) is not None:
+                flag(f"block seq {seq} {why}")
+            state.states = max(0, doc["states"])
 
 
     def vouched(self) -> list[Vouched]:

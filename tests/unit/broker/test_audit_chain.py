@@ -484,3 +484,39 @@ def test_the_auditors_walk_counts_the_chains_too(audit_topics: dict[str, list[by
             [writer.append("RECEIPT", _receipt(1)), writer.checkpoint("COL-rcpt-test", _sign, "t")])
     reports = asyncio.run(auditor.verify_topics(None, {"p.receipts.COL": "receipts"}, _verify))  # type: ignore[arg-type]
     assert [r.chains for r in reports] == [2]
+
+
+def _counted(states: list[int], gap: dict[str, object] | None = None, at: int = -1) -> list[bytes]:
+    """Broker blocks stating ``states`` in turn (their slot's lifecycle offset); ``gap`` is one more entry of the
+    block at index ``at``."""
+    writer = ChainWriter("audit", 0)
+    out = []
+    for b, count in enumerate(states):
+        entries: list[dict[str, object]] = [{"kind": "ALERT", "alert_id": f"A{b}", "ingress_ms": b, "decisions": []}]
+        if gap is not None and b == at:
+            entries.insert(0, gap)
+        out.append(writer.block(entries, "broker-sign-test", _sign, "2026-11-01T00:00:00Z", states=count))
+    return out
+
+
+def test_a_fall_in_a_slots_lifecycle_offset_is_a_finding_unless_its_block_records_the_loss() -> None:
+    """A slot's blocks state how far its lifecycle partition reaches (``states``), which only grows. A block
+    stating less, with no GAP entry saying alert states were lost, is a finding: the loss of who holds which
+    version of each alert (recalls then reach no one) must be in the audit trail, not only in a log line."""
+    assert _walk(_counted([1, 3, 3, 7])).ok
+    report = _walk(_counted([1, 3, 0, 2]))
+    assert not report.ok and len(report.findings) == 1
+    finding = report.findings[0]
+    assert finding.offset == 2 and "below the 3" in finding.problem and "without a GAP entry" in finding.problem
+    lost = {"kind": "GAP", "reason": "states-lost", "detail": "x", "from_offset": 5, "next_offset": 5, "skipped": 0}
+    assert _walk(_counted([1, 3, 0, 2], lost, at=2)).ok
+    remade = {"kind": "GAP", "reason": "topic-remade", "detail": "x", "from_offset": 5, "next_offset": 0,
+              "skipped": 0, "states_lost": "y"}
+    assert _walk(_counted([1, 3, 0, 2], remade, at=2)).ok
+    # Recorded in another block than the one that falls: still a finding there.
+    assert not _walk(_counted([1, 3, 3, 0], lost, at=2)).ok
+    # A fall is flagged once, at the block that falls: the blocks after it count on from there.
+    # Only a block with the broker's signature sets the count: a forged one neither hides a fall nor makes one.
+    forged = _counted([1, 3, 5])
+    forged[1] = forged[1].replace(b'"states":3', b'"states":100')
+    assert {f.offset for f in _walk(forged).findings} == {1}
