@@ -154,6 +154,10 @@ class SlotState:
     """When the slot's transaction in flight began (None: none open), for the stall warning."""
     gaps_queued: int = 0
     """``GapMark``s in ``queue`` (almost always none: only then is a batch looked through for them)."""
+    loss: str | None = None
+    """Alert states its load found lost and read past (``_check_books``), until a block records it: a mark dropped
+    unsent (a revocation that gives the slot back, ``_unpark``) is queued again, or the slot's next block would
+    state the lower count with no GAP entry saying why."""
 
     @property
     def busy(self) -> bool:
@@ -478,6 +482,9 @@ class BrokerWorker:
                         self._group.seek(tp, state.next_offset)
                     self._owned[tp] = state
                     kept += 1
+                    if state.loss is not None and self._group is not None:
+                        # Its states-lost mark was dropped unsent: queued again, first, at where the slot stands.
+                        self._states_lost(self._group, state, state.next_offset, state.loss)
         self._retiring.extend(parked.values())
         return kept
 
@@ -636,7 +643,8 @@ class BrokerWorker:
         version of each alert) are gone, so a recall would reach no one and an update pull nothing back. Read
         on only with ``accept_gaps``, logged, the slot's count set back to what the partition holds (its next
         block carries the lower count) and the loss recorded in the slot's audit chain: the slots read on so,
-        each with what was lost (``_states_lost``). ``audit verify`` does not flag the fall itself."""
+        each with what was lost (``_states_lost``). ``audit verify`` flags a fall no GAP entry records
+        (``states_fall``)."""
         lost: dict[int, str] = {}
         tps = {TopicPartition(self.names.lifecycle, slot): head for slot, (head, _) in states.items() if head.states}
         if not tps:
@@ -678,6 +686,7 @@ class BrokerWorker:
         does (``resume_offset`` reads both so). A slot whose audit holds no block has no state to lose."""
         if resume is None:
             return
+        state.loss = what
         now = datetime.now(UTC)
         entry: dict[str, Any] = {"kind": "GAP", "reason": "states-lost", "detail": what, "from_offset": resume,
                                  "next_offset": resume, "skipped": 0, "at": now.isoformat().replace("+00:00", "Z")}
@@ -1095,6 +1104,8 @@ class BrokerWorker:
         if (tp not in group.assignment() or state is None or state.busy
                 or state.next_offset not in (None, at)):
             return
+        states_lost = states_lost or state.loss  # a states-lost mark dropped before it committed goes with this one
+        state.loss = states_lost
         if at > start:
             # Offsets go back (the topic was made anew): the new records sit below what was committed, which
             # ``_dispatch`` would drop as read already.
@@ -1410,6 +1421,9 @@ class BrokerWorker:
                     {state.tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}, self.config.group_id)
             await asyncio.gather(*sends)
         state.states = reached  # committed: the partition reaches at least that far now
+        if type(msgs[0]) is GapMark and state.loss is not None and (
+                msgs[0].entry.get("reason") == "states-lost" or "states_lost" in msgs[0].entry):
+            state.loss = None  # recorded in the block just committed
     async def _choose_feed_partition(self, state: SlotState, topic: str) -> int:
         """The feed partition a slot delivers to: one per slot, so a feed keeps each ingress
         partition's order, and the slots spread over the feed's partitions. (Choosing it here also

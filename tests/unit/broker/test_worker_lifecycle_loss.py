@@ -279,3 +279,36 @@ def test_states_lost_at_a_head_that_is_a_gap_at_a_topic_made_anew_is_still_recor
         group, state, head.resume, None, "lifecycle states lost"))  # type: ignore[arg-type]
     assert (gap["reason"], gap["next_offset"], gap["skipped"]) == ("states-lost", 0, 0) and "ingress" not in gap
     assert state.next_offset == 0
+
+
+def test_a_states_lost_mark_dropped_by_a_revocation_that_gives_the_slot_back_is_queued_again() -> None:
+    """A rebalance revokes the slot before its states-lost mark commits, and gives it straight back: the kept slot
+    (``_unpark``) queues the mark again, first. Dropped for good, the slot's next block would state the lower count
+    with no GAP entry, and the loss would be in no audit record (``audit verify`` flags such a fall)."""
+    entry = {"kind": "ALERT", "alert_id": "SNM:X", "ingress": "t.ingress.SNM:1:999", "ingress_ms": NOW_MS}
+    head = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [entry], "states": 0})
+    worker, state, producer, group = _loaded(head, 1000)
+    tp = state.tp
+
+    async def revoked_and_kept() -> None:
+        worker._mark_losses(group, state, head.resume, None, "lifecycle states lost")  # type: ignore[arg-type]
+        await worker._settle(state)  # the revocation drops what is queued, unsent
+        worker._parked = {tp: worker._owned.pop(tp)}
+        assert worker._unpark([tp]) == 1
+        await settle()
+        assert state.task is not None
+        await asyncio.wait_for(state.task, 5)
+        assert worker._failure is None
+
+    asyncio.run(revoked_and_kept())
+    blocks = [orjson.loads(v) for topic, _, _, v in producer.records if topic == "t.audit.decisions"]
+    [gap] = [e for block in blocks for e in block["entries"]]
+    assert (gap["reason"], gap["from_offset"], gap["next_offset"], gap["skipped"]) == ("states-lost", 1000, 1000, 0)
+    assert state.loss is None and state.done_to == 1000
+
+    async def kept_again() -> None:  # recorded once: a later rebalance giving the slot back queues nothing
+        worker._parked = {tp: worker._owned.pop(tp)}
+        assert worker._unpark([tp]) == 1
+        assert not state.busy
+
+    asyncio.run(kept_again())
