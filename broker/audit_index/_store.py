@@ -283,12 +283,21 @@ def rebuilding(path: Path) -> Iterator[Path]:
     try:
         yield temp
         _settle(temp)
+        # The old index's WAL and shared memory go first, for good (on disk) before the move: SQLite ties a WAL
+        # to no file, so one left beside the new file (a crash between the move and its removal) would be
+        # replayed onto it by its next writer, bringing the old index's pages back with no error. A reader that
+        # has the old file open keeps its own handles; one opening it meanwhile reads it as of its last
+        # checkpoint (what its WAL held is re-read from Kafka by any writer).
+        _unlink_wal(path)
         os.replace(temp, path)
     except BaseException:
         remove_index(temp)
         raise
-    # The old index's WAL and shared memory must not be read as the new file's (a reader that has the
-    # old file open keeps its own handles); the new file is in rollback mode until its next writer.
+    _unlink_wal(path)  # one a reader made meanwhile holds no frames, but the new file is single until its writer
+
+
+def _unlink_wal(path: Path) -> None:
+    """Delete the WAL and shared-memory files beside ``path``, and make that last (the folder synced)."""
     for suffix in ("-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}{suffix}")

@@ -104,3 +104,29 @@ def test_another_sqlite_file_is_not_laid_out_as_an_index(tmp_path: Path) -> None
     with pytest.raises(StoreError, match=r"is not an audit index \(.*accounts\): check --index"):
         AuditIndex(path)
     assert path.read_bytes() == before and _names(tmp_path) == ["accounts.sqlite"]
+
+
+def test_a_rebuild_cut_short_after_its_move_never_has_the_old_wal_replayed_onto_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite ties a WAL to no file: the old index's WAL left beside the rebuilt one (a crash right after the
+    move) was replayed by the next writer, bringing the old index's rows back with no error. The old WAL is
+    gone before the move."""
+    import broker.audit_index._store as store
+
+    path = tmp_path / "audit" / "index.sqlite"
+    with AuditIndex(path) as old:
+        old._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        old._conn.execute("INSERT INTO meta (key, value) VALUES ('whose', 'old')")
+        assert os.path.getsize(f"{path}-wal") > 0
+        replace = os.replace
+
+        def crash_after(src: str, dst: str) -> None:
+            replace(src, dst)
+            raise KeyboardInterrupt("the process dies here")
+
+        monkeypatch.setattr(store.os, "replace", crash_after)
+        with pytest.raises(KeyboardInterrupt), rebuilding(path) as temp, AuditIndex(temp) as new:
+            new._conn.execute("INSERT INTO meta (key, value) VALUES ('whose', 'new')")
+        monkeypatch.setattr(store.os, "replace", replace)
+        with AuditIndex(path) as reopened:
+            assert reopened._conn.execute("SELECT value FROM meta WHERE key = 'whose'").fetchall() == [("new",)]
