@@ -128,7 +128,7 @@ from puente.errors import (
     UnreadableFeedError,
 )
 from puente.settings import PuenteSettings
-from puente.strict import one_line
+from puente.strict import json_text, one_line
 from puente.wire import Record, iso_utc
 from schemas import AlertCodec, alert_codec, to_json
 
@@ -707,7 +707,7 @@ class Subscriber:
             version = delivery.version
             status, passed_on = self._apply(delivery, now)
             if out is not None and status in _PASSED_ON:  # what the store refused is not passed on either
-                out.append(json.dumps(to_json(view), ensure_ascii=False) + "\n")
+                out.append(json_text(to_json(view)) + "\n")
                 if self.store is not None:
                     self.store.mark_passed_on(delivery.alert_id)
             if (out is not None or passed_on) and status == Outcome.RECALLED.value:

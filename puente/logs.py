@@ -24,6 +24,8 @@ from typing import Any, TextIO
 import structlog
 import structlog.tracebacks
 
+from puente.strict import json_text
+
 # Every field a Puente log line may carry, beside the ones structlog adds.
 FIELDS = frozenset({
     "event", "level", "logger", "timestamp", "exception", "exc_info", "stack_info",
@@ -106,7 +108,7 @@ def configure(level: str = "info", form: str = "console", stream: TextIO | None 
     if form == "json":
         tracebacks = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
         tail: list[Any] = [structlog.processors.ExceptionRenderer(tracebacks),
-                           structlog.processors.JSONRenderer(ensure_ascii=False)]
+                           structlog.processors.JSONRenderer(json_text)]
     else:
         tail = [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)]
     structlog.configure(

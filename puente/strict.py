@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import math
 import os
 import re
@@ -313,6 +314,26 @@ def one_line(text: str) -> str:
     never several lines (a file name, an id, a value read from a record, a file or Kafka), so that it can neither
     move the cursor nor start a line that seems Puente's own."""
     return printable(text.replace("\n", "\\n"))
+
+
+def json_text(value: Any, **dumps: Any) -> str:
+    """``value`` as JSON (``json.dumps``'s keyword arguments), letters of every script kept as they are, but each
+    character that is not printable (a C1 control, a line or paragraph separator, a bidi override, DEL) escaped
+    as ``\\uXXXX``, as JSON allows inside any string; line breaks only where ``indent`` puts them. Text a record,
+    a partner or an agency wrote must not split a JSON line for a reader that also breaks lines at U+2028 or
+    U+0085 (Python's ``splitlines``), nor reach a terminal as a control sequence."""
+    text = json.dumps(value, ensure_ascii=False, **dumps)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else _json_escape(c) for c in text)
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from puente.errors import (
     EXIT_PROBLEMS,
     EXIT_UNCHECKED,
 )
+from puente.strict import json_text
 from puente.wire import iso_utc
 
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "gap": "GAP", "receipt": "RECEIPT",
@@ -136,7 +137,7 @@ def _verify(args: argparse.Namespace) -> int:
         "check PUENTE_GROUP_ID, the auditor's ACLs, `puente acls plan`, and PUENTE_POLICY_DIR: the feeds' partners "
         f"were read from {cfg.policy_dir or 'the shipped sample policy'})")
     if args.json:
-        print(json.dumps({
+        print(json_text({
             "records": sum(r.records for r in reports), "problems": counted,
             "chains": [{"topic": r.topic, "partition": r.partition, "records": r.records, "signed": r.checkpoints,
                         "unsigned_tail": r.unsigned_tail, "ok": r.ok, "problems": r.problems,
@@ -148,7 +149,7 @@ def _verify(args: argparse.Namespace) -> int:
             "findings": [{"topic": f.topic, "partition": f.partition, "offset": f.offset, "problem": f.problem}
                          for f in problems],
             "ends_not_checked": {"chains": unchecked, "why": why} if not_checked else None},
-            ensure_ascii=False, indent=2))
+            indent=2))
         return _verify_status(counted, not_checked)
     _table(reports)
     for r in reports:
@@ -217,7 +218,7 @@ def _log(args: argparse.Namespace) -> int:
         run(collect())
         if args.json:
             for doc in docs:
-                print(json.dumps(doc, ensure_ascii=False))
+                print(json_text(doc))
         else:
             _rows(docs, docs.longest_alert_id)
     unsound = sum(left_out)

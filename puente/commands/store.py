@@ -8,7 +8,6 @@ for; nothing else here prints a view's values.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from broker.partner_store import EXPIRED_STATE, HELD, Entry, PartnerStore, Reten
 from policies import load_policy_set
 from puente.commands._common import Subparsers, settings
 from puente.errors import ConfigError
-from puente.strict import printable
+from puente.strict import json_text, printable
 
 
 def _say(text: str = "", **kwargs: Any) -> None:
@@ -134,7 +133,7 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     _say(f"review     {_when(e.review_at)} UTC" if e.review_at else "review     not set")
     _say(f"expires    {_when(e.expires_at)} UTC" if e.expires_at else "expires    not set")
-    _say(json.dumps(e.view, ensure_ascii=False, indent=2))
+    _say(json_text(e.view, indent=2))
     return 0
 
 

@@ -3,12 +3,13 @@ scripts alone; known_zone takes only the time zones of places."""
 
 from __future__ import annotations
 
+import json
 import sys
 import unicodedata
 
 import pytest
 
-from puente.strict import MAX_MARKS, emoji_unglued, known_zone, one_line, printable, unseen_mark
+from puente.strict import MAX_MARKS, emoji_unglued, json_text, known_zone, one_line, printable, unseen_mark
 
 ACUTE, GRAVE, TILDE, MACRON, BREVE = "\u0301", "\u0300", "\u0303", "\u0304", "\u0306"
 
@@ -219,3 +220,17 @@ def test_printable_keeps_lines_unless_the_text_is_one_line() -> None:
     assert printable("a\x1b[2J\nb") == "a\\x1b[2J\nb"
     assert one_line("a\x1b[2J\nb\udcf1") == "a\\x1b[2J\\nb\\udcf1"
     assert one_line("año.jsonl") == "año.jsonl"
+
+
+@pytest.mark.parametrize("hostile", ["\u2028", "\u2029", "\x85", "\x9b31m", "\u202e", "\x7f", "\x1c", "\U000e0041"])
+def test_json_text_is_one_line_for_every_reader_and_keeps_real_scripts(hostile: str) -> None:
+    """A JSON line carrying text someone else wrote stays one line even for a reader that also breaks lines at
+    U+2028, U+0085 or U+001C (Python's ``splitlines``), with no control sequence in it; letters stay letters,
+    and the line reads back as the same value."""
+    value = {"detail": f"Panamá {hostile} Bogotá", "n": [1, "Ωμέγα"]}
+    line = json_text(value)
+    assert len(line.splitlines()) == 1 and line.isprintable() and hostile not in line
+    assert "Panamá" in line and "Ωμέγα" in line and json.loads(line) == value
+    pretty = json_text(value, indent=2)
+    assert json.loads(pretty) == value and all(part.isprintable() for part in pretty.split("\n"))
+    assert len(pretty.splitlines()) == len(pretty.split("\n"))
