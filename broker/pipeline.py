@@ -422,10 +422,14 @@ class Pipeline:
         agency = self.slots.agency_of(record.topic)
         if agency is None:
             raise _Reject("unknown-topic", "record on a topic that is not an ingress topic")
-        if len(record.value or b"") > MAX_INGRESS_RECORD:
+        if not record.value:
+            # A tombstone (no value) or an empty record: nothing to check, decode or decide. Said as what it is,
+            # before the origin check, which would take its missing bytes for a fault of Puente's own.
+            raise _Reject("empty", "the record holds no value (a tombstone or an empty record): not an alert")
+        if len(record.value) > MAX_INGRESS_RECORD:
             # Before anything reads it: Kafka bounds a compressed batch, not what it holds, so a small batch can
             # carry hundreds of megabytes that would take every slot of this process minutes to check.
-            raise _Reject("too-large", f"the record holds {len(record.value or b''):,} bytes, over the "
+            raise _Reject("too-large", f"the record holds {len(record.value):,} bytes, over the "
                                        f"{MAX_INGRESS_RECORD:,} an alert may take (no producer sends more "
                                        "uncompressed); nothing of it was read")
         try:

@@ -165,6 +165,8 @@ def verify_ingress(
     The caller should still check that the decoded alert names the same agency and
     alert id as the returned origin.
     """
+    if not isinstance(value, bytes):
+        raise OriginError("ingress record holds no value to check (a tombstone?)")
     found: dict[str, bytes] = {}
     for name, raw in headers or ():
         if name in _HEADER_SET:

@@ -88,6 +88,12 @@ def test_empty_header_counts_as_missing(empty: bytes | None) -> None:
         verify_ingress(replace_header(headers_for(), MAC_HEADER, empty), VALUE, lookup)
 
 
+def test_a_record_with_no_value_is_refused_as_such() -> None:
+    """A tombstone (value None) with good headers is an OriginError, not a TypeError from the MAC's input."""
+    with pytest.raises(OriginError, match="no value"):
+        verify_ingress(headers_for(), None, lookup)  # type: ignore[arg-type]
+
+
 def test_no_headers_at_all_fails() -> None:
     """A record with no headers (None from the client) is refused."""
     with pytest.raises(OriginError, match="lacks"):
