@@ -850,6 +850,7 @@ _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]*")
 _AREA_CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,63}")
 _AUDIT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,67}")  # an area code, an originator (SNM, COL-DIJIN)
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # no alert reports an event older; year 1 is a broken clock
+_LATEST_MARKING = timedelta(days=100 * 365)  # the furthest a review or expiry date may lie ahead
 
 
 def _escaped(text: str) -> str:
@@ -881,6 +882,13 @@ def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
             return f"{name} is before 1900"
     if alert["reported_at"] < alert["occurred_at"] - MAX_FUTURE_SKEW:
         return "reported_at is before occurred_at"
+    markings = alert["markings"]
+    for name in ("review_at", "expires_at"):
+        # Dates the partners' stores act on (a review notice, a deletion): a year-1 review date reached every
+        # partner as overdue, and a negative time in its store. Decades ahead is an agency's choice; centuries not.
+        when = markings.get(name)
+        if when is not None and not _EARLIEST <= when <= now + _LATEST_MARKING:
+            return f"markings.{name} is before 1900 or more than {_LATEST_MARKING.days // 365} years ahead"
     if not known_zone(alert["source_timezone"]):
         return ("source_timezone is not an IANA time zone of a place (such as America/Panama, or UTC); Factory, "
                 "localtime and the posix/ and right/ copies are not")

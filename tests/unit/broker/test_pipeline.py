@@ -438,6 +438,8 @@ def test_line_feeds_and_backslashes_are_text(text: str) -> None:
       for zone in ("Factory", "localtime", "posixrules", "posix/America/Panama", "right/UTC")],
     ("SNM", "occurred_at", datetime(1, 1, 1, tzinfo=UTC), "occurred_at is before 1900"),
     ("SNM", "reported_at", NOW + timedelta(days=30), "reported_at is in the future"),
+    ("SNM", "markings.review_at", datetime(1, 1, 1, tzinfo=UTC), "markings.review_at is before 1900 or more than"),
+    ("SNM", "markings.expires_at", datetime(9999, 1, 1, tzinfo=UTC), "markings.expires_at is before 1900 or more"),
 ])
 def test_impossible_values_are_dead_lettered(agency: str, path: str, value: Any, said: str) -> None:
     """Values the schema's types allow but no report holds, which the adapters refuse: dead-lettered as invalid
@@ -677,3 +679,15 @@ def test_a_record_stamped_by_its_producer_is_stale_whatever_its_time() -> None:
     msg = SimpleNamespace(topic="t", partition=0, offset=1, key=None, value=b"", headers=[], timestamp=5)
     assert record(SimpleNamespace(**vars(msg), timestamp_type=0)).append_time is False
     assert record(SimpleNamespace(**vars(msg), timestamp_type=1)).append_time is True
+
+
+@pytest.mark.parametrize("years", [1, 30, 99])
+def test_review_and_expiry_dates_decades_ahead_are_an_agencys_choice(years: int) -> None:
+    """A review or expiry date up to a century ahead is admitted: only impossible ones are refused."""
+    ahead = NOW + timedelta(days=365 * years)
+
+    def later(alert: dict[str, Any]) -> None:
+        alert["markings"].update(review_at=ahead, expires_at=ahead)
+
+    out = _admitted(later)
+    assert out.dead_reason is None and out.feeds
