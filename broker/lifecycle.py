@@ -53,6 +53,7 @@ _PARTNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ORIGINATOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,67}")
 ACTIONS = ("UPDATE", "RECLASSIFY", "CONSENT", "RECALL")
 RECALL = "RECALL"
+CONSENT = "CONSENT"
 
 
 class LifecycleStateError(PuenteError):
@@ -192,7 +193,7 @@ def lifecycle_problem(alert: dict[str, Any]) -> str | None:
         return "lifecycle.action is not one Puente knows"
     if action == RECALL and life.get("reason") is None:
         return "a recall must give its reason (lifecycle.reason)"
-    if action == "CONSENT":
+    if action == CONSENT:
         partners = life.get("partners") or []
         if not partners:
             return "a consent must name the partners it is for (lifecycle.partners)"

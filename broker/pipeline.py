@@ -31,7 +31,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from broker.lifecycle import MAX_VERSION, RECALL, AlertState, lifecycle_problem
+from broker.lifecycle import CONSENT, MAX_VERSION, RECALL, AlertState, lifecycle_problem
 from broker.topology import Slots, key_partition
 from puente import wire
 from puente.errors import CodecError, ConfigError, CryptoError, OriginError, PuenteError
@@ -342,9 +342,25 @@ class Pipeline:
                     if routed.get("sent") is False:
                         holders[partner] = was
             decisions.append(routed)
+        if life is not None and life["action"] == CONSENT:
+            self._consented(life.get("partners") or [], version, decisions, out)
         self._orphans(held, version, holders, out)
         out.state = AlertState(version, holders, originator=_first_originator(alert, prior))
         return out
+
+    def _consented(self, partners: list[Any], version: int, decisions: list[dict[str, Any]], out: Outcome) -> None:
+        """Record whom a CONSENT version consents to: consent is given per alert and per partner, and is itself on
+        the record, whatever the decision (a partner consented to may still be withheld for its clearance or its
+        agreement, and its decision's reasons then said nothing of the consent). The entry lists the partners (an
+        id the policy does not know as such, never its text); each named partner's decision says it in its
+        reasons, which that partner's auditor reads of its own decisions."""
+        named = set(partners)
+        known = sorted(named & set(self._partner_ids))
+        out.entry["consent"] = known + (["(not a partner)"] if named - set(known) else [])
+        for i, decision in enumerate(decisions):
+            if decision.get("partner") in named:
+                decisions[i] = {**decision, "reasons": [*decision.get("reasons", ()), f"the originator consented to "
+                                                        f"release it to {decision['partner']} (version {version})"]}
 
     def _orphans(self, held: dict[str, int], version: int, holders: dict[str, int], out: Outcome) -> None:
         """Holders the policy no longer names: no key to seal a notice with, so they still hold it,

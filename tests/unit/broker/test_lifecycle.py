@@ -179,6 +179,22 @@ def test_a_consent_delivers_to_the_partner_it_names_for_the_first_time() -> None
     assert "supersedes" not in usa and out.state == AlertState(2, {"COL": 2, "USA": 2}, originator="SNM")
 
 
+def test_a_consent_is_on_the_record_for_each_partner_it_names_whatever_the_decision() -> None:
+    """Consent is given per alert and per partner and is itself recorded: the entry lists whom it is for (an id the
+    policy does not know only as such), and each named partner's decision says so in its reasons, also when the
+    partner is withheld for another reason (here, a classification above its clearance)."""
+    run = Run()
+    first = _first("SECRETO")
+    run.send(first)
+    out = run.send(_next(first, "CONSENT", partners=["COL", "ZZZ-evil\nname"],
+                         originator_consent=["COL", "ZZZ-evil\nname"]))
+    assert out.entry["action"] == "CONSENT" and out.entry["consent"] == ["COL", "(not a partner)"]
+    col, usa = _by_partner(out)["COL"], _by_partner(out)["USA"]
+    assert col["decision"] == "WITHHOLD"
+    assert "the originator consented to release it to COL (version 2)" in col["reasons"]
+    assert not any("consented" in reason for reason in usa["reasons"])
+
+
 def test_a_downgrade_reaches_a_partner_that_never_had_it() -> None:
     run = Run()
     first = _first("SECRETO")
