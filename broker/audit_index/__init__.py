@@ -21,8 +21,11 @@ decisions indexed when it is vouched for, whether or not any are indexed yet (a 
 vouches for no delivery), and held in ``unmatched_receipts`` (bounded as what waits for a checkpoint) to
 be matched again at each later catch-up that indexes decisions of its alert for its partner: decisions
 read after the receipts (a topic read while empty, written later) then make it a row, and until they do
-it is a finding with `audit verify`'s text, never a row shown as received. A receipt row acknowledges the
-one delivery it was bound to (``decision_id``), and only when its partner opened the record.
+it is a finding with `audit verify`'s text, never a row shown as received. It is matched again at its
+turn (the checkpoint that vouched for it, then its offset), and its partner's receipts after it with it,
+as a rebuild and `audit verify` match them: a place or delivery a later receipt bound meanwhile is its
+again. A receipt row acknowledges the one delivery it was bound to (``decision_id``), and only when its
+partner opened the record.
 
 Why SQLite (the standard library's ``sqlite3``), not DuckDB:
 

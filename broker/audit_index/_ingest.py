@@ -14,7 +14,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,10 @@ from broker.audit.receipts import (
     UNVOUCHED_BYTES,
     UNVOUCHED_IN_ALL,
     UNVOUCHED_PER_CHAIN,
+    FeedPlace,
+    Placed,
     ReceiptMatch,
+    Sent,
     Unvouched,
     given_up,
     match_receipt,
@@ -315,7 +318,7 @@ class PartitionIngest:
         kind, chain = doc.get("kind"), doc.get("chain")
         if chain is not None and self.holds == "receipts":
             if kind == "CHECKPOINT":
-                return self._vouch(chain_key(chain))
+                return self._vouch(chain_key(chain), offset)
             if kind == "RECEIPT":
                 return self._hold(offset, chain_key(chain), json_text(flatten(doc)[0]), size)
             return []
@@ -448,8 +451,9 @@ class PartitionIngest:
         self._conn.executemany("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ? "
                                "AND \"offset\" = ?", [(self.topic, self.partition, key, at) for at in offsets])
 
-    def _vouch(self, key: str) -> list[Finding]:
-        """A sound checkpoint of a receipt chain: its pending receipts, in offset order, are matched to the
+    def _vouch(self, key: str, at: int) -> list[Finding]:
+        """A sound checkpoint (at offset ``at``) of a receipt chain: its pending receipts, in offset order (their
+        turn: ``at``, then their offsets), are matched to the
         deliveries they name (``match_receipt``, then bound to their places) and become rows; one that matches
         no delivery the index holds is no row but a finding, held to be matched again (``_unmatched``).
         Always matched: a receipts topic read while the decisions are not (yet) indexed cannot vouch for the
@@ -465,16 +469,17 @@ class PartitionIngest:
             row = json.loads(text)
             match = match_receipt(row, self._book)
             if isinstance(match, str):
-                self._unmatched(offset, key, row, text, int(size), match)
+                self._unmatched(offset, key, row, text, int(size), match, at)
             else:
-                self._receipt(offset, key, row, match)
+                self._receipt(offset, key, row, match, at, int(size))
         c.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
                   (self.topic, self.partition, key))
         return []
 
-    def _receipt(self, offset: int, key: str, row: dict[str, Any], match: ReceiptMatch) -> None:
-        """The row of a vouched receipt matched to ``match`` (bound to its place here), acknowledging its
-        delivery when its partner opened the record (``match.key``)."""
+    def _receipt(self, offset: int, key: str, row: dict[str, Any], match: ReceiptMatch, vouched: int,
+                 size: int) -> None:
+        """The row of a vouched receipt (of turn ``vouched``, a record of ``size`` bytes) matched to ``match``
+        (bound to its place here), acknowledging its delivery when its partner opened the record (``match.key``)."""
         c = self._conn
         self._book.bind(match)
         delivery = match.key
@@ -483,16 +488,30 @@ class PartitionIngest:
         when = at_ms(row.get("at"))
         alert, version, status = _text(row.get("alert_id")), _int(row.get("version")), _text(row.get("status"))
         c.execute("INSERT INTO receipts (topic, partition, \"offset\", chain, partner, alert_id, version, status, "
-                  "at, at_ms, feed, detail, decision_id, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  "at, at_ms, feed, detail, decision_id, extra, vouched, size, place) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                  "?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   (self.topic, self.partition, offset, chain_name(key), chain_owner(chain_name(key) or ""), alert,
                    version, status, _text(row.get("at")), when, _text(row.get("feed")), _text(row.get("detail")),
-                   delivery, json_text(extra)))
+                   delivery, json_text(extra), vouched, size, _place_text(match.place)))
         if status in VOUCHING and delivery is not None and when is not None:
-            c.execute("UPDATE decisions SET receipt_at_ms = ? WHERE id = ? AND decision IN (?, ?) AND went = 1 "
-                      "AND (receipt_at_ms IS NULL OR receipt_at_ms > ?)", (when, delivery, *DELIVERS, when))
+            self._acknowledged(delivery, when)
         self.rows += 1
 
-    def _unmatched(self, offset: int, key: str, row: dict[str, Any], text: str, size: int, why: str) -> None:
+    def _acknowledged(self, delivery: int, when: int) -> None:
+        """A receipt of ``delivery`` dated ``when`` (ms): its first, unless one dated earlier is bound to it."""
+        self._conn.execute("UPDATE decisions SET receipt_at_ms = ? WHERE id = ? AND decision IN (?, ?) AND went = 1 "
+                           "AND (receipt_at_ms IS NULL OR receipt_at_ms > ?)", (when, delivery, *DELIVERS, when))
+
+    def _unacknowledged(self, delivery: int | None) -> None:
+        """A receipt bound to ``delivery`` is bound to it no more: its first receipt again from the rows."""
+        if delivery is not None:
+            self._conn.execute(
+                "UPDATE decisions SET receipt_at_ms = (SELECT MIN(r.at_ms) FROM receipts r WHERE r.decision_id = "
+                "decisions.id AND r.status IN (?, ?)) WHERE id = ? AND decision IN (?, ?) AND went = 1",
+                (*VOUCHING, delivery, *DELIVERS))
+
+    def _unmatched(self, offset: int, key: str, row: dict[str, Any], text: str, size: int, why: str,
+                   vouched: int) -> None:
         """A vouched receipt that matched no delivery the index holds: a finding (``why``, `audit verify`'s text)
         and held in ``unmatched_receipts`` to be matched again once decisions of its alert for its partner are
         indexed (``_recheck``), never a row meanwhile. Held within ``HELD_*`` (``Unvouched``'s figures): past
@@ -502,9 +521,9 @@ class PartitionIngest:
                           "VALUES (?, ?, ?, ?, ?, 1)", (self.topic, self.partition, offset, key, why)).lastrowid
         self.found += 1
         c.execute("INSERT INTO unmatched_receipts (topic, partition, chain_key, \"offset\", alert_id, partner, row, "
-                  "size, finding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  "size, finding, vouched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   (self.topic, self.partition, key, offset, _text(row.get("alert_id")),
-                   chain_owner(chain_name(key) or ""), text, size, found))
+                   chain_owner(chain_name(key) or ""), text, size, found, vouched))
         self._held_chains[key] = self._held_chains.get(key, 0) + 1
         self._held += 1
         self._held_bytes += size
@@ -540,31 +559,112 @@ class PartitionIngest:
                 and self._newest() > self._matched_to)
 
     def _recheck(self) -> None:
-        """Match again, in offset order, each receipt held unmatched whose alert has decisions for its partner
-        indexed since it was last matched (no other can match now: places bound only accumulate). One that
-        matches becomes a row and its finding goes; one that does not keeps its finding, in today's words.
-        Read in batches of a thousand, from the table, never all at once."""
+        """Match again each receipt held unmatched whose alert has decisions for its partner indexed since it was
+        last matched (no other can match now). A walk of the whole audit matched it at its turn, before the
+        receipts vouched for after it, which may since have bound the place (or delivery) it names: so each of
+        their partners' receipts are matched again from the earliest such turn (``_replay``), as that walk
+        matched them, and the index a catch-up leaves is the one a rebuild gives."""
         newest = self._newest()
         if not self._held or newest <= self._matched_to:
             self._matched_to = max(self._matched_to, newest)
             return
-        c, last = self._conn, -1
-        while batch := c.execute(
-                "SELECT \"offset\", chain_key, row, size, finding FROM unmatched_receipts h WHERE topic = ? AND "
-                "partition = ? AND \"offset\" > ? AND EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = h.alert_id "
-                "AND d.partner = h.partner AND d.id > ?) ORDER BY \"offset\" LIMIT 1000",
-                (self.topic, self.partition, last, self._matched_to)).fetchall():
-            for offset, key, text, size, found in batch:
-                last = offset
-                row = json.loads(text)
-                match = match_receipt(row, self._book)
-                if isinstance(match, str):
-                    c.execute("UPDATE findings SET problem = ? WHERE id = ?", (match, found))
-                    continue
-                self._receipt(offset, key, row, match)
-                c.execute("DELETE FROM findings WHERE id = ?", (found,))
-                self._drop_held(offset, key, int(size))
+        first: dict[str, tuple[int, int]] = {}  # per partner (a few): the earliest turn due
+        for partner, vouched, offset, text, found in _batches(self._conn.execute(
+                "SELECT partner, vouched, \"offset\", row, finding FROM unmatched_receipts h WHERE topic = ? AND "
+                "partition = ? AND EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = h.alert_id AND d.partner = "
+                "h.partner AND d.id > ?)", (self.topic, self.partition, self._matched_to))):
+            # One that fails before any place is asked about (a version never sent, say) fails at any turn, in
+            # the same words: it needs no receipt after it matched again.
+            unbound = _Unbound(self._book)
+            why = match_receipt(json.loads(text), unbound)
+            if isinstance(why, str) and not unbound.asked:
+                self._conn.execute("UPDATE findings SET problem = ? WHERE id = ?", (why, found))
+            else:
+                first[partner] = min(first.get(partner, (vouched, offset)), (vouched, offset))
+        for partner in sorted(first):
+            self._replay(partner, first[partner])
         self._matched_to = newest
+
+    def _replay(self, partner: str, turn: tuple[int, int]) -> None:
+        """Match ``partner``'s vouched receipts of this partition again from ``turn`` (vouched, offset) on, in
+        turn: first the places their rows bound are bound again from the receipts before (``_rebind``), then
+        each is matched as at its turn. A row that matches no more becomes a finding, held; a held receipt
+        that matches becomes a row and its finding goes; one that still does not keeps its finding, in
+        today's words. Read a thousand at a time (what changes is at turns already passed), never all."""
+        c = self._conn
+        mine = "topic = ? AND partition = ? AND partner = ? AND (vouched, \"offset\") "
+        after = (self.topic, self.partition, partner)
+        done = None  # binding a place again twice binds it the same: only the one just bound is skipped
+        for (place,) in _batches(c.execute(f"SELECT place FROM receipts WHERE {mine}>= (?, ?) AND place IS NOT NULL "
+                                           "ORDER BY vouched, \"offset\"", (*after, *turn))):
+            if place != done:
+                self._rebind(partner, place, turn)
+                done = place
+        last, op = turn, ">="
+        while True:
+            rows = c.execute(f"SELECT vouched, \"offset\", id, chain, alert_id, version, status, at, feed, detail, "
+                             f"decision_id, extra, size FROM receipts WHERE {mine}{op} (?, ?) ORDER BY vouched, "
+                             "\"offset\" LIMIT 1000", (*after, *last)).fetchall()
+            held = c.execute(f"SELECT vouched, \"offset\", chain_key, row, size, finding FROM unmatched_receipts "
+                             f"WHERE {mine}{op} (?, ?) ORDER BY vouched, \"offset\" LIMIT 1000",
+                             (*after, *last)).fetchall()
+            if not rows and not held:
+                return
+            # Only up to where both lists are complete: past it, one may hold turns the other read none of.
+            upto = min([(INT_MAX, INT_MAX), *([rows[-1][:2]] if len(rows) == 1000 else []),
+                        *([held[-1][:2]] if len(held) == 1000 else [])])
+            for item in sorted([*rows, *held], key=lambda r: (r[0], r[1])):
+                if (item[0], item[1]) > upto:
+                    break
+                if len(item) == 13:
+                    self._rematch_row(*item)
+                else:
+                    self._rematch_held(*item)
+                last, op = (item[0], item[1]), ">"
+
+    def _rebind(self, partner: str, place: str, turn: tuple[int, int]) -> None:
+        """Bind ``place`` (text, as ``receipts.place``) as ``partner``'s receipts before ``turn`` in this
+        partition (and those of its other partitions) bound it, forgetting what receipts from ``turn`` on did."""
+        topic, part, at = place.rsplit(":", 2)
+        where: FeedPlace = (topic, int(part), int(at))
+        self._book.unbind(partner, where)
+        for alert, version, delivery in _batches(self._conn.execute(
+                "SELECT alert_id, version, decision_id FROM receipts WHERE partner = ? AND place = ? AND NOT (topic = "
+                "? AND partition = ? AND (vouched, \"offset\") >= (?, ?)) ORDER BY topic, partition, vouched, "
+                "\"offset\"", (partner, place, self.topic, self.partition, *turn))):
+            self._book.bind(ReceiptMatch(partner, where, alert, version, delivery))
+
+    def _rematch_row(self, vouched: int, offset: int, ident: int, chain: str, alert: str | None, version: int | None,
+                     status: str | None, at: str | None, feed: str | None, detail: str | None, delivery: int | None,
+                     extra: str, size: int) -> None:
+        """A receipt's row matched again at its turn (``_replay``): the receipt as its row has it, which matches
+        as the record did (what the row does not keep, a number or text it could not hold, matched as none)."""
+        row = {**json.loads(extra), "chain": chain, "alert_id": alert, "version": version, "status": status,
+               "at": at, "feed": feed, "detail": detail}
+        match = match_receipt(row, self._book)
+        if isinstance(match, str):
+            self._conn.execute("DELETE FROM receipts WHERE id = ?", (ident,))
+            self._unacknowledged(delivery)
+            self._unmatched(offset, chain_key(chain), row, json_text(row), size, match, vouched)
+            return
+        self._book.bind(match)
+        if match.key != delivery:
+            self._conn.execute("UPDATE receipts SET decision_id = ? WHERE id = ?", (match.key, ident))
+            self._unacknowledged(delivery)
+            when = at_ms(at)
+            if status in VOUCHING and match.key is not None and when is not None:
+                self._acknowledged(match.key, when)
+
+    def _rematch_held(self, vouched: int, offset: int, key: str, text: str, size: int, found: int) -> None:
+        """A receipt held unmatched, matched again at its turn (``_replay``)."""
+        row = json.loads(text)
+        match = match_receipt(row, self._book)
+        if isinstance(match, str):
+            self._conn.execute("UPDATE findings SET problem = ? WHERE id = ?", (match, found))
+            return
+        self._receipt(offset, key, row, match, vouched, int(size))
+        self._conn.execute("DELETE FROM findings WHERE id = ?", (found,))
+        self._drop_held(offset, key, int(size))
 
 
 def _batches(cursor: sqlite3.Cursor, size: int = 1000) -> Iterator[Any]:
@@ -578,6 +678,29 @@ class _ChainFinding(Finding):
     """A finding at a receipt of ``chain`` (its key), which need not be the chain of the record being added."""
 
     chain: str = ""
+
+
+class _Unbound:
+    """A ``ReceiptBook`` as if no receipt had bound any place: ``asked`` says whether a match got as far as
+    asking what a place holds (before that, what receipts bound changes nothing)."""
+
+    def __init__(self, book: SqlReceiptBook) -> None:
+        self._book, self.asked = book, False
+
+    def sent(self, partner: str, alert_id: str) -> list[Sent]:
+        return [replace(s, place=None) for s in self._book.sent(partner, alert_id)]
+
+    def placed(self, partner: str, place: FeedPlace) -> Placed | None:
+        self.asked = True
+        return None
+
+    def bind(self, match: ReceiptMatch) -> None:
+        """Keeps nothing: a match against this book is only looked at."""
+
+
+def _place_text(place: FeedPlace) -> str:
+    """A feed place as ``receipts.place`` keeps it (``topic:partition:offset``, numbers as Kafka writes them)."""
+    return f"{place[0]}:{place[1]}:{place[2]}"
 
 
 def _source(ingress: str | None) -> str | None:

@@ -52,3 +52,9 @@ class SqlReceiptBook:
             "version = COALESCE(receipt_places.version, excluded.version), "
             "decision_id = COALESCE(receipt_places.decision_id, excluded.decision_id)",
             (match.partner, *match.place, match.alert_id, match.version, match.key))
+
+    def unbind(self, partner: str, place: FeedPlace) -> None:
+        """Forget what ``partner``'s receipts bound at ``place`` (the index binds it again from the receipts
+        whose turn came before one matched again: ``PartitionIngest._replay``)."""
+        self._conn.execute("DELETE FROM receipt_places WHERE partner = ? AND feed = ? AND feed_partition = ? AND "
+                           "feed_offset = ?", (partner, *place))

@@ -21,10 +21,12 @@ from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 11  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
+SCHEMA_VERSION = 12  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
 # 9: receipts matched to no indexed delivery held in ``unmatched_receipts`` and matched again, never rows unchecked;
 # 10: chain states bounded per partition, ``verify.MAX_CHAINS``, none kept for a chain its topic cannot hold;
-# 11: the broker's chain states date its blocks by Kafka's append time, not the time they state)
+# 11: the broker's chain states date its blocks by Kafka's append time, not the time they state;
+# 12: vouched receipts keep the order they were matched in and the place they bound, so one matched again later
+# is matched as at its turn, and the receipts after it again)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -45,8 +47,11 @@ def chain_name(key: str) -> str | None:
 # receipts name (``broker.audit.receipts.sent_version``); ``receipt_at_ms``: the partner's first vouched
 # RECEIVED/DUPLICATE receipt bound to it, for the latency indicators; ``hidden``: the view columns a
 # scoped auditor reads blank in the row (``_scope.view_mask``). A receipt's ``decision_id`` is the
-# delivery it acknowledges (NULL: none, as a REJECTED one); ``receipt_places`` (``_places``) what each
-# partner's receipts bound at each feed record.
+# delivery it acknowledges (NULL: none, as a REJECTED one), ``place`` the feed record it was bound to
+# (``topic:partition:offset``, as ``receipt_places`` keys it), ``vouched`` the offset of the checkpoint that
+# vouched for it (its turn: receipts are matched by (vouched, offset), as `audit verify` matches them) and
+# ``size`` its record's bytes; ``receipt_places`` (``_places``) what each partner's receipts bound at each
+# feed record.
 INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
                          "holds the audit trail but others may read it",
                          "keep the index in a folder of its own (--index), or run chmod 700 on it")
@@ -63,9 +68,9 @@ INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
 # when its chain last began to hold receipts (the order chains give up theirs); ``unvouched``, per
 # partition, the chains a checkpoint vouched for (JSON) and how many receipts were given up (``given_up``).
 # ``unmatched_receipts`` holds the vouched receipts that matched no delivery the index held when they were
-# checked (each a finding, ``finding``: its id), matched again once decisions for their alert and partner are
-# indexed, bounded as ``pending_receipts`` is; ``unvouched.matched_to``, the newest decision id they were
-# checked against.
+# checked (each a finding, ``finding``: its id; ``vouched``: its turn, as a receipt's), matched again once
+# decisions for their alert and partner are indexed, bounded as ``pending_receipts`` is; ``unvouched.matched_to``,
+# the newest decision id they were checked against.
 _LAYOUT = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, holds TEXT NOT NULL, owner TEXT);
@@ -114,8 +119,11 @@ CREATE INDEX IF NOT EXISTS rules_by_partner ON decision_rules (partner, rule);
 CREATE TABLE IF NOT EXISTS receipts (
     id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
     chain TEXT NOT NULL, partner TEXT NOT NULL, alert_id TEXT, version INTEGER, status TEXT, at TEXT,
-    at_ms INTEGER, feed TEXT, detail TEXT, decision_id INTEGER, extra TEXT NOT NULL);
+    at_ms INTEGER, feed TEXT, detail TEXT, decision_id INTEGER, extra TEXT NOT NULL,
+    vouched INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, place TEXT);
 CREATE INDEX IF NOT EXISTS receipts_by_alert ON receipts (alert_id, partner);
+CREATE INDEX IF NOT EXISTS receipts_by_place ON receipts (partner, place);
+CREATE INDEX IF NOT EXISTS receipts_in_turn ON receipts (topic, partition, partner, vouched, "offset");
 CREATE INDEX IF NOT EXISTS receipts_by_decision ON receipts (decision_id);
 CREATE INDEX IF NOT EXISTS receipts_by_partner ON receipts (partner, at_ms);
 CREATE TABLE IF NOT EXISTS pending_receipts (
@@ -128,8 +136,9 @@ CREATE TABLE IF NOT EXISTS unvouched (
 CREATE TABLE IF NOT EXISTS unmatched_receipts (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, chain_key TEXT NOT NULL, "offset" INTEGER NOT NULL,
     alert_id TEXT, partner TEXT NOT NULL, row TEXT NOT NULL, size INTEGER NOT NULL, finding INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition, "offset"));
+    vouched INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (topic, partition, "offset"));
 CREATE INDEX IF NOT EXISTS unmatched_by_chain ON unmatched_receipts (topic, partition, chain_key, "offset");
+CREATE INDEX IF NOT EXISTS unmatched_in_turn ON unmatched_receipts (topic, partition, partner, vouched, "offset");
 CREATE TABLE IF NOT EXISTS chain_ends (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, source TEXT NOT NULL, last INTEGER NOT NULL,
     "offset" INTEGER NOT NULL, PRIMARY KEY (topic, partition));
