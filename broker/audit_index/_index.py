@@ -245,6 +245,21 @@ def _named(chain: str | None) -> str | None:
     return plain(chain, MAX_CHAIN_NAME) if chain is not None else None
 
 
+def _shared(scope: Scope, topics: Mapping[str, tuple[str, str | None]], topic: str) -> str | None:
+    """What ``scope`` may know of a problem at audit topic ``topic``: "read" (its text), "counted" (that it is
+    one), or None (nothing). An allow-list: a partner's auditor counts the decision chains' problems and reads
+    its own receipts topic's; any other topic (another partner's receipts, the denials, the queries, a kind
+    added later, one the index does not know) is neither counted nor described."""
+    if scope.national:
+        return "read"
+    holds, owner = topics.get(topic, ("", None))
+    if holds == "decisions":
+        return "counted"
+    if holds == "receipts" and owner is not None and owner == scope.partner:
+        return "read"
+    return None
+
+
 def _end_row(report: PartitionReport) -> dict[str, Any]:
     """A chain's end as ``integrity`` gives it: the audit partition (decisions) or the feed partition
     (receipts) and what its end says against the group's committed offset."""
@@ -404,7 +419,8 @@ class AuditIndex:
         """Each chain's end against the offset its group committed with it, as ``audit verify`` checks them
         (``end_check``, ``unnamed_ingress``, ``receipt_ends``), from the offsets the last catch-up read
         before its reads (``record_ends``) and the ends the index holds. A national auditor gets every
-        end; a scoped one the count of the decision chains' end problems, and its own feeds' ends."""
+        end; a scoped one the count of the decision chains' end problems, and its own feeds' and receipts
+        topic's ends, never another partner's or a national-only topic's (``_shared``)."""
         text = self._one("SELECT value FROM meta WHERE key = 'ends'")
         if text is None:
             return ChainEnds(why=["the index has not been caught up with the groups' committed offsets: run "
@@ -446,15 +462,21 @@ class AuditIndex:
                 "again), and no end check can vouch for them; run `puente audit verify` and `puente audit index "
                 "--rebuild`")))
             gone.append(report)
-        decided += [r for r in gone if topics.get(r.topic, ("", None))[0] != "receipts"]
-        decided += [missing_topic(t, topics[t][0]) for t in snap.get("missing", []) if t in topics]
+        # Partitions lost and planned topics missing, of any kind: each is shared as its topic allows (``_shared``).
+        placed = [r for r in gone if topics.get(r.topic, ("", None))[0] != "receipts"]
+        placed += [missing_topic(t, topics[t][0]) for t in snap.get("missing", []) if t in topics]
+        placed += [r for r in gone if topics.get(r.topic, ("", None))[0] == "receipts"]
         if scope.national:
-            out.reports += decided
+            out.reports += decided + placed
         else:
-            out.counted = sum(len(r.findings) for r in decided)
-            out.counted_unchecked = sum(1 for r in decided if r.end is not None and not r.end.checked)
-        lost_receipts = [r for r in gone if topics.get(r.topic, ("", None))[0] == "receipts"]
-        out.reports += [r for r in lost_receipts if scope.national or topics[r.topic][1] == scope.partner]
+            # The decision chains' own ends (and ingress partitions no decision chain records) concern every
+            # partner: counted. The rest only as its topic allows: a partner's auditor counts a decisions
+            # topic's, reads its own receipts topic's, and is told nothing of another partner's or a
+            # national-only topic's (denials, queries).
+            counted = decided + [r for r in placed if _shared(scope, topics, r.topic) == "counted"]
+            out.counted = sum(len(r.findings) for r in counted)
+            out.counted_unchecked = sum(1 for r in counted if r.end is not None and not r.end.checked)
+            out.reports += [r for r in placed if _shared(scope, topics, r.topic) == "read"]
         out.reports += self._receipt_ends(scope, snap, topics, unsettled, {(r.topic, r.partition) for r in gone})
         return out
 
@@ -511,8 +533,8 @@ class AuditIndex:
         """The topics whose problems ``scope`` may count (``texts``: read), None for all (national)."""
         if scope.national:
             return None
-        return [t for t, (holds, owner) in topics.items()
-                if (holds == "decisions" and not texts) or (holds == "receipts" and owner == scope.partner)]
+        return [t for t in topics if _shared(scope, topics, t) == "read" or
+                (not texts and _shared(scope, topics, t) == "counted")]
 
     def _chain_states(self, scope: Scope, topics: Mapping[str, tuple[str, str | None]],
                       ) -> tuple[list[tuple[str, int, str, ChainState]], list[int]]:

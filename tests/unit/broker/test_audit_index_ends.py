@@ -384,3 +384,30 @@ def test_receipts_naming_a_new_feed_partition_each_are_followed_into_a_bounded_n
                             "problem LIKE '%one more than the%' ORDER BY 1")
         assert [row[0] for row in placed] == [*over, 48]
         assert [r.end for r in index.end_reports().reports if r.topic != DECISIONS] == [r.end for r in whole]
+
+
+def test_a_partners_auditor_counts_no_problem_of_another_partners_topic_or_a_national_one(tmp_path: Path) -> None:
+    """A planned topic missing or a partition lost counts for a partner's auditor only at a decisions topic, and is
+    read at its own receipts topic: another partner's receipts, the queries and the denials are nothing to it."""
+    queries, denials = "t.audit.queries", "t.audit.denials"
+    topics = {DECISIONS: _decisions(range(5)), COL_RCPT: _receipts("COL", ["t.feed.COL:0:0"]), USA_RCPT: []}
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, topics, _ends({SNM0: 5}, {COL0: 1}))
+        index.register({queries: "queries", denials: "denials"})
+        usa, col = Scope("USA"), Scope("COL")
+        before = index.problems(usa), index.integrity(usa)["findings"]
+        index.record_ends(_ends({SNM0: 5}, {COL0: 1}), set(), set(), [COL_RCPT, queries, denials])
+        index.record_lost({(queries, 0): (1, 0), (denials, 0): (1, 0)}, T0)
+        assert index.end_reports().problems == 5  # each is a national auditor's problem
+        ends = index.end_reports(usa)
+        assert (ends.counted, ends.problems) == (0, 0) and not ends.reports
+        assert (index.problems(usa), index.integrity(usa)["findings"]) == before
+        assert index.summary(usa)["problems"] == before[0]
+        assert index.end_reports(col).counted == 0  # the queries and denials are no partner's
+        index.record_lost({}, T0)
+        index.record_ends(_ends({SNM0: 5}, {COL0: 1}), set(), set(), [DECISIONS, USA_RCPT])
+        ends = index.end_reports(usa)
+        assert ends.counted == 1 and [r.topic for r in ends.reports if r.findings] == [USA_RCPT]
+        assert "it holds the receipts" in next(r for r in ends.reports if r.findings).findings[0].problem
+        col_ends = index.end_reports(col)
+        assert col_ends.counted == 1 and not any(r.topic == USA_RCPT for r in col_ends.reports)

@@ -120,13 +120,13 @@ def test_a_query_log_wiped_and_made_again_is_a_finding_of_the_index(kafka: dict[
     assert any("this audit topic (it holds the queries) is not in the cluster" in t for t in texts)
 
 
-def test_a_missing_planned_topic_is_counted_for_a_partners_auditor_not_described(kafka: dict[str, list[bytes]],
-                                                                                  tmp_path: Path) -> None:
-    """The collected denials missing: a national auditor reads the finding; a partner's auditor has it counted
-    among the problems it may not read."""
+def test_a_missing_national_topic_is_neither_counted_nor_described_for_a_partners_auditor(
+        kafka: dict[str, list[bytes]], tmp_path: Path) -> None:
+    """The collected denials missing: a national auditor reads the finding; a partner's auditor, to whom the
+    denials are nothing, neither counts nor reads it."""
     kafka.update({DECISIONS: _decisions(), QUERIES: []})
     problems, texts, _ = _catch_up(tmp_path / "index.sqlite")
     assert problems == 1 and "(it holds the denials) is not in the cluster" in texts[0]
     with AuditIndex(tmp_path / "index.sqlite") as index:
         scoped = index.integrity(Scope("COL"))
-        assert index.problems(Scope("COL")) == 1 and scoped["findings"] == []
+        assert index.problems(Scope("COL")) == 0 and scoped["findings"] == [] and scoped["end_problems"] == 0
