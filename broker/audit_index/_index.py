@@ -499,10 +499,14 @@ class AuditIndex:
         for owner, t, p, feed, fp, sound, accepted, seen in rows:
             if (reader := readers.get(feed)) is not None and reader != owner:
                 if sound >= 0:
+                    # Which partner the policy gives that feed is the policy's word about another partner: a
+                    # partner's auditor reads that its receipts named one not its own, not whose.
+                    whose = (f"feed {plain(feed, 120)}:{fp}, which the policy gives {plain(reader)}" if scope.national
+                             else "a feed the policy gives another partner")
                     report = PartitionReport(t, p)
                     report.findings.append(Finding(t, p, self._last_offset(t, p), (
-                        f"receipts name feed {plain(feed, 120)}:{fp}, which the policy gives {plain(reader)}, not "
-                        f"{plain(owner)}: {plain(owner)} signed receipts for records it cannot have read")))
+                        f"receipts name {whose}, not {plain(owner)}: {plain(owner)} signed receipts for records it "
+                        "cannot have read")))
                     foreign.append(report)
                 continue
             for kept, value in ((reach.sound, sound), (reach.accepted, accepted), (reach.seen, seen)):

@@ -165,7 +165,7 @@ def test_receipts_vouched_in_a_later_catch_up_reach_as_far_as_verify_says(tmp_pa
 def test_another_partners_receipts_never_stand_in_and_naming_its_feed_is_a_problem(tmp_path: Path) -> None:
     """USA's sound receipts naming COL's feed do not reach COL's committed offset for it, and are a problem at USA's
     receipts partition (one per feed partition they name: `audit verify` names each receipt); matching no delivery
-    to USA, each of those receipts is a finding as well."""
+    to USA, each of those receipts is a finding as well. USA's auditor is not told whose feed it was."""
     topics = {DECISIONS: _decisions(range(1)), COL_RCPT: _receipts("COL", ["t.feed.COL:0:0"]),
               USA_RCPT: _receipts("USA", ["t.feed.COL:0:1", "t.feed.COL:0:2"])}
     with AuditIndex(tmp_path / "index.sqlite") as index:
@@ -176,7 +176,9 @@ def test_another_partners_receipts_never_stand_in_and_naming_its_feed_is_a_probl
         never = [f for f in found["findings"] if "never delivered to USA" in f["problem"]]
         assert [f["topic"] for f in placed] == [USA_RCPT] and [f["offset"] for f in never] == [0, 1]
         assert index.problems() == 4  # and COL's end short
-        assert index.integrity(Scope("USA"))["findings"] == sorted(placed + never, key=lambda f: f["offset"])
+        told = {**placed[0], "problem": "receipts name a feed the policy gives another partner, not USA: USA signed "
+                                        "receipts for records it cannot have read"}
+        assert index.integrity(Scope("USA"))["findings"] == sorted([told, *never], key=lambda f: f["offset"])
         assert index.integrity(Scope("COL"))["end_problems"]
 
 
