@@ -588,9 +588,12 @@ class AuditIndex:
         # A scoped auditor's query walks its partner's rows, never an index over every partner's (an
         # agency's, a type's): how long an answer of 0 took would tell how many rows others have. (The
         # outcome keeps its index: with the partner's, (partner, decision, at_ms) is the one it leads.)
-        others = "+" if keep_off or scope.partner else ""
-        for column, value in (("partner", scope.partner), ("partner", q.partner), ("originator", q.agency),
-                              ("agreement", q.agreement), ("decision", q.decision), ("alert_type", q.alert_type)):
+        others = "+" if keep_off or not scope.national else ""
+        if scope.partner is not None:  # the scope's own clause, never left out for a partner that tests false
+            clauses.append(f"{keep_off}partner = ?")
+            args.append(scope.partner)
+        for column, value in (("partner", q.partner), ("originator", q.agency), ("agreement", q.agreement),
+                              ("decision", q.decision), ("alert_type", q.alert_type)):
             if value:
                 clauses.append(f"{keep_off if column in ('partner', 'decision') else others}{column} = ?")
                 args.append(value)
@@ -604,7 +607,7 @@ class AuditIndex:
                 clauses.append("alert_id = ?")
                 args.append(q.alert)
         if q.rule:
-            if scope.partner:  # (the same: only its partner's rule rows)
+            if scope.partner is not None:  # (the same: only its partner's rule rows)
                 clauses.append("id IN (SELECT decision_id FROM decision_rules WHERE partner = ? AND rule = ?)")
                 args += [scope.partner, q.rule]
             else:
@@ -698,7 +701,7 @@ class AuditIndex:
         """For a scoped auditor, a column outside ``UNDELIVERED_FIELDS`` (the alert's descriptions) lists
         only the values of rows delivered to its partner whose view kept it, as its rows show them; the
         others list every value of the partner's rows (WITHHOLD among the decisions, say)."""
-        where, args = ("partner = ?", [scope.partner]) if scope.partner else ("1 = 1", [])
+        where, args = ("partner = ?", [scope.partner]) if scope.partner is not None else ("1 = 1", [])
         out: dict[str, list[str]] = {TOO_MANY: []}
 
         def listed(name: str, sql: str) -> None:
@@ -724,12 +727,13 @@ class AuditIndex:
         nothing went out), receipted, dead-lettered. None when the scope sees nothing of it: a scoped
         auditor cannot tell an alert about another partner from one that does not exist."""
         # +partner: the alert's own index, not the partner's whole history (see _where).
-        who, args = (" AND +partner = ?", [alert_id, scope.partner]) if scope.partner else ("", [alert_id])
+        who, args = ((" AND +partner = ?", [alert_id, scope.partner]) if scope.partner is not None
+                     else ("", [alert_id]))
         decisions = [scoped(scope, _decision_row(r)) for r in self._all(
             f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ?{who} ORDER BY at_ms, id", args)]
         receipts = self._all(f"SELECT partner, version, status, at, at_ms, detail, feed FROM receipts "
                              f"WHERE alert_id = ?{who} ORDER BY at_ms, id", args)
-        dead = [] if scope.partner else self._all(
+        dead = [] if not scope.national else self._all(
             "SELECT reason, detail, source, ingress_ms, at, at_ms FROM dead_letters WHERE alert_id = ? ORDER BY id",
             [alert_id])
         if not (decisions or receipts or dead):
@@ -898,7 +902,7 @@ class AuditIndex:
         at a feed record no other delivery holds), and only when its partner opened the record: a
         REJECTED receipt names no version and acknowledges nothing, and no receipt stands for another
         version's delivery or a recall notice the partner never read. Oldest first, at most ``limit``."""
-        who, args = ("AND d.partner = ?", [scope.partner]) if scope.partner else ("", [])
+        who, args = ("AND d.partner = ?", [scope.partner]) if scope.partner is not None else ("", [])
         rows = self._all(
             f"SELECT {', '.join('d.' + c.strip() for c in _ROW_COLUMNS.split(','))} FROM decisions d "
             f"WHERE d.went = 1 AND d.decision IN (?, ?, 'RECALL') AND d.at_ms <= ? {who} AND NOT EXISTS ("
@@ -951,12 +955,12 @@ class AuditIndex:
         Each percentile is one step into a sorted index (nearest rank, exact). INDEXED BY: the planner,
         sampling, preferred the outcome's index and read every row; and a query that could no longer
         use its index fails here instead of turning slow."""
-        mine, args = ("partner = ? AND ", [scope.partner]) if scope.partner else ("", [])
+        mine, args = ("partner = ? AND ", [scope.partner]) if scope.partner is not None else ("", [])
         # A scoped auditor's figures come from an index led by the partner: its time then depends on that
         # partner's rows only, not on every partner's (decisions_shared has the partner fourth).
         # (An index file written before that index existed has it from its next read-write open, its
         # catch-up; until then the general one answers.)
-        shared_index = "decisions_shared_by_partner" if scope.partner and self._has_index(
+        shared_index = "decisions_shared_by_partner" if scope.partner is not None and self._has_index(
             "decisions_shared_by_partner") else "decisions_shared"
         shared = [{"month": m, "alert_type": t, "sector": s, "partner": p, "alerts": n} for m, t, s, p, n in self._all(
             f"SELECT substr(at, 1, 7), {_shown(scope, 'alert_type')}, {_shown(scope, 'sector')}, partner, "
@@ -1017,7 +1021,7 @@ class AuditIndex:
     def summary(self, scope: Scope) -> dict[str, Any]:
         """Counts for the console's home page, within ``scope``."""
         ends = self.end_reports(scope)
-        where, args = ("partner = ?", [scope.partner]) if scope.partner else ("1 = 1", [])
+        where, args = ("partner = ?", [scope.partner]) if scope.partner is not None else ("1 = 1", [])
         by = dict(self._all(f"SELECT decision, COUNT(*) FROM decisions WHERE {where} GROUP BY decision", args))
         first, last = self._all(f"SELECT MIN(at_ms), MAX(at_ms) FROM decisions WHERE {where}", args)[0]
         out: dict[str, Any] = {

@@ -17,10 +17,14 @@ searches, choices and indicators it answers in SQL blank and match them exactly 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
+
+PARTNER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
+"""What a partner id is (the policy's ``Partner.id``): what ``Scope`` takes as a partner."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,12 @@ class Scope:
     texts) and its own receipts' (with the texts)."""
 
     partner: str | None = None
+
+    def __post_init__(self) -> None:
+        # National is ``partner is None`` and nothing else: a partner that is no partner id ("", not a string)
+        # is refused here, never read as national (or as no partner at all) by a test of its truth.
+        if self.partner is not None and not (type(self.partner) is str and PARTNER_ID.fullmatch(self.partner)):
+            raise ValueError(f"not a partner id: {str(self.partner)[:40]!r} (a national scope is Scope())")
 
     @property
     def national(self) -> bool:

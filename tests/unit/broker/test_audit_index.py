@@ -529,6 +529,28 @@ def test_the_scoped_row_is_an_allow_list_and_fails_closed() -> None:
     assert scoped(Scope(), row) == row
 
 
+@pytest.mark.parametrize("partner", ["", " ", "U SA", "USA\n", "Ü", "x" * 65, 0, b"USA"])
+def test_a_scope_refuses_a_partner_that_is_no_partner_id(partner: Any) -> None:
+    """Only None is national: an empty or malformed partner is refused, never read as every partner's rows."""
+    with pytest.raises(ValueError, match="not a partner id"):
+        Scope(partner)
+
+
+def test_the_index_reads_a_scope_as_national_only_when_its_partner_is_none(index: AuditIndex) -> None:
+    """A scope whose partner tests false (made past the check) reads that partner's rows, none, not everyone's."""
+    empty = object.__new__(Scope)
+    object.__setattr__(empty, "partner", "")
+    assert not empty.national
+    assert index.search(empty, Query()).rows == [] and index.count(empty, Query()) == 0
+    assert index.timeline(empty, "COL:only") is None and index.facets(empty)["partners"] == []
+    assert index.unreceipted(empty, timedelta(0), datetime.now(UTC)) == []
+    summary = index.summary(empty)
+    assert (summary["decisions"], summary["partners"], summary["receipts"]) == (0, [], 0)
+    assert "dead_letters" not in summary
+    assert index.indicators(empty) == {"shared_by_month": [], "withheld_by_reason": [], "latency": []}
+    assert index.search(empty, Query(rule="col.cover")).rows == []
+
+
 @pytest.fixture(scope="module")
 def big_index(tmp_path_factory: pytest.TempPathFactory) -> AuditIndex:
     """The index above with 20,000 more decisions spread over four partners, two outcomes and its agencies, and
