@@ -158,7 +158,8 @@ class ChainEnds:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of decision rows, newest first."""
+    """One page of rows: decision rows newest first (``search``), deliveries without a receipt oldest first
+    (``unreceipted_page``)."""
 
     rows: list[dict[str, Any]]
     total: int  # at most COUNT_LIMIT: past it, ``capped``
@@ -895,19 +896,18 @@ class AuditIndex:
                 for r, s, n, first, last in rows]
 
     def unreceipted(self, scope: Scope, older_than: timedelta, now: datetime,
-                    limit: int = 1000) -> list[dict[str, Any]]:
+                    limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
         """Deliveries (views and recall notices sent) at least ``older_than`` old that no vouched
         receipt of their partner acknowledges. A receipt acknowledges the one delivery it was bound to
         when indexed (``broker.audit.receipts.match_receipt``: the same alert, feed and version sent,
         at a feed record no other delivery holds), and only when its partner opened the record: a
         REJECTED receipt names no version and acknowledges nothing, and no receipt stands for another
-        version's delivery or a recall notice the partner never read. Oldest first, at most ``limit``."""
-        who, args = ("AND d.partner = ?", [scope.partner]) if scope.partner is not None else ("", [])
+        version's delivery or a recall notice the partner never read. Oldest first, at most ``limit``
+        of them after the first ``offset``."""
+        where, args = self._unreceipted_where(scope, older_than, now)
         rows = self._all(
             f"SELECT {', '.join('d.' + c.strip() for c in _ROW_COLUMNS.split(','))} FROM decisions d "
-            f"WHERE d.went = 1 AND d.decision IN (?, ?, 'RECALL') AND d.at_ms <= ? {who} AND NOT EXISTS ("
-            "SELECT 1 FROM receipts r WHERE r.decision_id = d.id) ORDER BY d.at_ms, d.id LIMIT ?",
-            [*DELIVERS, _ms(now - older_than), *args, limit])
+            f"WHERE {where} ORDER BY d.at_ms, d.id LIMIT ? OFFSET ?", [*args, max(0, limit), max(0, offset)])
         out = []
         for r in rows:
             d = scoped(scope, _decision_row(r))
@@ -915,6 +915,22 @@ class AuditIndex:
             d["waiting_ms"] = _ms(now) - when if when is not None else None
             out.append(d)
         return out
+
+    def unreceipted_page(self, scope: Scope, older_than: timedelta, now: datetime, page: int = 1,
+                         per_page: int = 50) -> Page:
+        """``unreceipted``, one page of them (oldest first), counted as ``search`` counts: up to
+        ``COUNT_LIMIT``, past it ``capped``. A page that stopped at a fixed number would pass for all of them."""
+        page, per_page = max(1, page), min(max(1, per_page), MAX_PER_PAGE)
+        where, args = self._unreceipted_where(scope, older_than, now)
+        total = int(self._one(f"SELECT COUNT(*) FROM (SELECT 1 FROM decisions d WHERE {where} LIMIT ?)",
+                              [*args, COUNT_LIMIT + 1]) or 0)
+        rows = self.unreceipted(scope, older_than, now, per_page, (page - 1) * per_page)
+        return Page(rows, min(total, COUNT_LIMIT), page, per_page, capped=total > COUNT_LIMIT)
+
+    def _unreceipted_where(self, scope: Scope, older_than: timedelta, now: datetime) -> tuple[str, list[Any]]:
+        who, args = ("AND d.partner = ?", [scope.partner]) if scope.partner is not None else ("", [])
+        return (f"d.went = 1 AND d.decision IN (?, ?, 'RECALL') AND d.at_ms <= ? {who} AND NOT EXISTS ("
+                "SELECT 1 FROM receipts r WHERE r.decision_id = d.id)", [*DELIVERS, _ms(now - older_than), *args])
 
     def indicators(self, scope: Scope, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, Any]:

@@ -254,12 +254,17 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         except ValueError:
             hours = 24
         now = console.config.clock()
+        number = _page_number(request)
+        asked: dict[str, Any] = {"hours": hours, "page": number}
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
-            rows = index.unreceipted(scope, timedelta(hours=hours), now)
-            return len(rows), lambda: console.html("receipts.html", request, session, rows=rows, hours=hours)
+            found = index.unreceipted_page(scope, timedelta(hours=hours), now, number, PER_PAGE)
+            if found.capped:  # recorded with the query (``answer`` records ``asked`` after this): a lower bound
+                asked["capped"] = "yes"
+            return found.total, lambda: console.html("receipts.html", request, session, found=found,
+                                                     pages=found.pages, hours=hours)
 
-        return await console.answer(request, session, "receipts", {"hours": hours}, work)
+        return await console.answer(request, session, "receipts", asked, work)
 
     def _period(request: Request) -> tuple[datetime | None, datetime | None, dict[str, str]]:
         since, until = time_param(request.query_params, "since"), time_param(request.query_params, "until")

@@ -124,8 +124,11 @@ class FakeIndex:
         return [] if scope.partner else [{"reason": "invalid-date", "source": "t.ingress.PN", "count": 2,
                                           "first_at": "2026-11-01T10:00:00Z", "last_at": "2026-11-01T10:01:00Z"}]
 
-    def unreceipted(self, scope: Scope, older_than: timedelta, now: datetime) -> list[dict[str, Any]]:
-        return [r for r in self._seen(scope) if r["decision"] != "WITHHOLD"]
+    def unreceipted_page(self, scope: Scope, older_than: timedelta, now: datetime, page: int = 1,
+                         per_page: int = 50) -> Page:
+        found = [r for r in self._seen(scope) if r["decision"] != "WITHHOLD"]
+        return Page(found[(page - 1) * per_page:page * per_page], min(len(found), self.cap), page, per_page,
+                    capped=len(found) > self.cap)
 
     def indicators(self, scope: Scope, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, Any]:

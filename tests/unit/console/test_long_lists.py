@@ -1,0 +1,64 @@
+"""Pages listing more than one page holds: they count what they do not show, page through it, and say so."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from broker.audit import ChainWriter
+from broker.audit_index import AuditIndex
+from broker.console_accounts import ConsoleAccounts
+from puente.console import ConsoleConfig, create_app
+from tests.unit.broker.test_audit_index import DECISIONS, _alert, _decision, _ingest, _signer
+from tests.unit.console.conftest import Sink, _sign_in
+
+
+def _undelivered_receipts(folder: Path, n: int) -> Path:
+    """An index of ``n`` deliveries to USA, none of them receipted."""
+    writer = ChainWriter(DECISIONS, 0)
+    alerts = [_alert(f"U:{i}", i % 50, [_decision("USA", "DELIVER", ["usa.cover"], feed="t.feed.USA")])
+              for i in range(n)]
+    blocks = [writer.block(alerts[i:i + 300], "broker-sign-2026a", _signer("broker-sign-2026a"), "2026-03-01T12:00:00Z")
+              for i in range(0, n, 300)]
+    path = folder / "index.sqlite"
+    with AuditIndex(path) as made:
+        _ingest(made, {DECISIONS: blocks})
+    return path
+
+
+def _client(path: Path, accounts: ConsoleAccounts, sink: Sink, who: str) -> TestClient:
+    client = TestClient(create_app(ConsoleConfig(lambda: AuditIndex(path, readonly=True), accounts, sink)),
+                        follow_redirects=False)
+    assert _sign_in(client, who).status_code == 303
+    return client
+
+
+def test_receipts_counts_every_delivery_without_a_receipt_and_pages_through_them(
+        tmp_path: Path, accounts: ConsoleAccounts) -> None:
+    """1,005 deliveries without a receipt are said and recorded as 1,005 (not the first 1,000), 50 a page."""
+    sink = Sink()
+    sam = _client(_undelivered_receipts(tmp_path, 1005), accounts, sink, "sam")
+    first = sam.get("/receipts?hours=1").text
+    assert re.search(r'id="total">1,005</strong> deliveries with no vouched receipt after 1 hours · page 1 of 21',
+                     first)
+    assert first.count("<tr><td>USA</td>") == 50 and 'rel="next" href="/receipts?hours=1&amp;page=2"' in first
+    assert (sink.records[-1]["results"], sink.records[-1]["params"]) == (1005, {"hours": 1, "page": 1})
+    last = sam.get("/receipts?hours=1&page=21").text
+    assert last.count("<tr><td>USA</td>") == 5 and 'rel="next"' not in last and 'rel="prev"' in last
+    beyond = sam.get("/receipts?hours=1&page=22").text
+    assert 'id="past-the-end"' in beyond and "has a vouched receipt" not in beyond
+
+
+def test_receipts_says_and_records_that_its_count_stopped(tmp_path: Path, accounts: ConsoleAccounts,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the count's cap the page says "N+" and the query log records the count as capped."""
+    sink = Sink()
+    sam = _client(_undelivered_receipts(tmp_path, 120), accounts, sink, "sam")
+    monkeypatch.setattr("broker.audit_index._index.COUNT_LIMIT", 100)
+    page = sam.get("/receipts?hours=1").text
+    assert re.search(r'id="total">100\+</strong> deliveries with no vouched receipt after 1 hours · page 1,', page)
+    assert (sink.records[-1]["results"], sink.records[-1]["params"]) == (100, {"hours": 1, "page": 1,
+                                                                               "capped": "yes"})
