@@ -159,7 +159,7 @@ class ChainEnds:
 @dataclass(frozen=True)
 class Page:
     """One page of rows: decision rows newest first (``search``), deliveries without a receipt oldest first
-    (``unreceipted_page``)."""
+    (``unreceipted_page``), the auditors' queries newest first (``queries_page``)."""
 
     rows: list[dict[str, Any]]
     total: int  # at most COUNT_LIMIT: past it, ``capped``
@@ -1025,14 +1025,25 @@ class AuditIndex:
                         "n": n})
         return out
 
-    def queries(self, scope: Scope, limit: int = 200) -> list[dict[str, Any]]:
-        """The auditors' own queries, newest first (national auditors only)."""
+    def queries(self, scope: Scope, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+        """The auditors' own queries, newest first, at most ``limit`` after the first ``offset`` (national
+        auditors only)."""
         if not scope.national:
             return []
         return [{"auditor": a, "scope": s, "page": p, "params": json.loads(params), "results": n, "at": at}
                 for a, s, p, params, n, at in self._all(
                     "SELECT auditor, scope, page, params, results, at FROM queries ORDER BY at_ms DESC, id DESC "
-                    "LIMIT ?", [limit])]
+                    "LIMIT ? OFFSET ?", [max(0, limit), max(0, offset)])]
+
+    def queries_page(self, scope: Scope, page: int = 1, per_page: int = 200) -> Page:
+        """``queries``, one page of them (newest first), counted as ``search`` counts (national auditors only:
+        none for a partner's)."""
+        if not scope.national:
+            return Page([], 0, 1, per_page)
+        page, per_page = max(1, page), min(max(1, per_page), MAX_PER_PAGE)
+        total = int(self._one("SELECT COUNT(*) FROM (SELECT 1 FROM queries LIMIT ?)", [COUNT_LIMIT + 1]) or 0)
+        return Page(self.queries(scope, per_page, (page - 1) * per_page), min(total, COUNT_LIMIT), page, per_page,
+                    capped=total > COUNT_LIMIT)
 
     def summary(self, scope: Scope) -> dict[str, Any]:
         """Counts for the console's home page, within ``scope``."""

@@ -28,6 +28,7 @@ INDICATOR_TABLES = {
     "latency": ("latency", ("partner", "to", "p50_ms", "p95_ms", "n")),
 }
 Work = Callable[[IndexReader, Scope], tuple[int, Callable[[], Response]]]
+QUERIES_PER_PAGE = 200
 
 
 def _query(request: Request) -> tuple[Query, dict[str, str]]:
@@ -305,7 +306,22 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await console.answer(request, session, "indicators.csv", {"table": table[:20], **typed}, work)
 
     async def queries(request: Request) -> Response:
-        return await national_rows(request, "queries", "queries.html", lambda index, scope: index.queries(scope, 200))
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
+        number = _page_number(request)
+        asked: dict[str, Any] = {"page": number}
+
+        def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            if not scope.national:
+                return 0, lambda: console.not_found(request, session)
+            found = index.queries_page(scope, number, QUERIES_PER_PAGE)
+            if found.capped:  # recorded with the query (``answer`` records ``asked`` after this): a lower bound
+                asked["capped"] = "yes"
+            return found.total, lambda: console.html("queries.html", request, session, found=found,
+                                                     pages=found.pages)
+
+        return await console.answer(request, session, "queries", asked, work)
 
     return [
         Route("/", home), Route("/search", search), Route("/search.csv", search_csv),

@@ -137,9 +137,11 @@ class FakeIndex:
                 "withheld_by_reason": [{"reason": "partner.clearance", "partner": "USA", "count": 1}],
                 "latency": [{"partner": "USA", "to": "delivery", "p50_ms": 120, "p95_ms": 900, "n": 3}]}
 
-    def queries(self, scope: Scope, limit: int = 200) -> list[dict[str, Any]]:
-        return [] if scope.partner else [{"auditor": "ana", "scope": "national", "page": "search",
-                                          "params": {"partner": "COL"}, "results": 2, "at": "2026-11-01T11:00:00Z"}]
+    def queries_page(self, scope: Scope, page: int = 1, per_page: int = 200) -> Page:
+        found = [] if not scope.national else [{"auditor": "ana", "scope": "national", "page": "search",
+                                                "params": {"partner": "COL"}, "results": 2,
+                                                "at": "2026-11-01T11:00:00Z"}]
+        return Page(found[(page - 1) * per_page:page * per_page], len(found), page, per_page)
 
     def summary(self, scope: Scope) -> dict[str, Any]:
         seen = self._seen(scope)

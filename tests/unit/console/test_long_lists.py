@@ -12,7 +12,8 @@ from broker.audit import ChainWriter
 from broker.audit_index import AuditIndex
 from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
-from tests.unit.broker.test_audit_index import DECISIONS, _alert, _decision, _ingest, _signer
+from puente.wire import iso_utc
+from tests.unit.broker.test_audit_index import DECISIONS, QUERIES, T0, _alert, _decision, _ingest, _signer
 from tests.unit.console.conftest import Sink, _sign_in
 
 
@@ -62,3 +63,24 @@ def test_receipts_says_and_records_that_its_count_stopped(tmp_path: Path, accoun
     assert re.search(r'id="total">100\+</strong> deliveries with no vouched receipt after 1 hours · page 1,', page)
     assert (sink.records[-1]["results"], sink.records[-1]["params"]) == (100, {"hours": 1, "page": 1,
                                                                                "capped": "yes"})
+
+
+def test_queries_counts_every_query_and_pages_through_them(tmp_path: Path, accounts: ConsoleAccounts) -> None:
+    """205 queries indexed: the page says 205, shows the latest 200 and links the 5 older; the log records 205."""
+    writer = ChainWriter(QUERIES, 0, checkpoint_every=1 << 62, chain="console")
+    records = [writer.append("QUERY", {"auditor": "ana", "scope": "national", "page": "search",
+                                       "params": {"alert": f"Q:{i}"}, "results": 1, "at": iso_utc(T0)})
+               for i in range(205)]
+    path = tmp_path / "index.sqlite"
+    with AuditIndex(path) as made:
+        _ingest(made, {QUERIES: records})
+    sink = Sink()
+    ana = _client(path, accounts, sink, "ana")
+    first = ana.get("/queries").text
+    assert re.search(r'id="total">205</strong> queries indexed · page 1 of 2', first)
+    assert first.count('<td class="nowrap">') == 200 and "alert=Q:204" in first and "alert=Q:4<" not in first
+    assert (sink.records[-1]["results"], sink.records[-1]["params"]) == (205, {"page": 1})
+    older = ana.get(re.search(r'rel="next" href="([^"]*)"', first).group(1).replace("&amp;", "&")).text  # type: ignore[union-attr]
+    assert older.count('<td class="nowrap">') == 5 and "alert=Q:0<" in older
+    sam = _client(path, accounts, sink, "sam")
+    assert sam.get("/queries").status_code == 404 and sink.records[-1]["results"] == 0
