@@ -777,8 +777,10 @@ class AuditIndex:
         kept field names ``envelope``'s rule when the envelope keeps it (with the policy version it
         was read from, when the decision was made under another), else every agreement rule in force:
         each one's changes apply, so each of them kept it.
-        A change to a field above ``field`` (``location`` dropped) counts for it too. Empty outside
-        the scope."""
+        A change to a field above ``field`` (``location`` dropped) counts for it too. A decision that sent
+        no view says what it was instead: "withheld" (WITHHOLD, with the first rule that withheld it),
+        "recall notice sent" or "recall notice not sent" (RECALL: a notice holds none of the alert's
+        fields), "unknown decision" (any other). Empty outside the scope."""
         if scope.partner is not None and partner != scope.partner:
             return []
         out = []
@@ -786,8 +788,13 @@ class AuditIndex:
                            "ORDER BY version, at_ms, id", [alert_id, partner]):
             d = scoped(scope, _decision_row(r))
             outcome, rule, named = "kept", d["rules"][0] if d["rules"] else None, True
-            if d.get("decision") not in DELIVERS:
+            decision = d.get("decision")
+            if decision == "WITHHOLD":
                 outcome = "withheld"  # the rule is the first that withheld it
+            elif decision == "RECALL":  # a notice holds no field of the alert: the rule is the recall's
+                outcome = "recall notice sent" if d.get("sent") is not False else "recall notice not sent"
+            elif decision not in DELIVERS:
+                outcome = "unknown decision"  # named as what it is, never passed off as a withholding
             elif not scope.national and d.get("delivered") is not True:
                 outcome = "not sent"  # what the view held is not for a partner that was never sent it
             else:

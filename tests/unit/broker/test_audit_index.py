@@ -632,6 +632,29 @@ def _lifecycle() -> list[bytes]:
     return [writer.block([e], "broker-sign-2026a", _signer("broker-sign-2026a"), iso_utc(T0)) for e in versions]
 
 
+def test_why_names_a_recall_notice_and_an_unknown_decision_never_withheld(tmp_path: Path) -> None:
+    """A recall notice is "recall notice sent" (or "not sent") under the recall's rule, an unknown decision is
+    "unknown decision": "withheld" is WITHHOLD's alone."""
+    writer = ChainWriter(DECISIONS, 0)
+    versions = [
+        _alert("X", 0, [_decision("COL", "DELIVER", ["col.cover"], feed="t.feed.COL")]),
+        _alert("X", DAY, [_decision("COL", "RECALL", ["lifecycle.recall"], feed="t.feed.COL", recalls=1)],
+               version=2, action="RECALL", previous_version=1),
+        _alert("X", 2 * DAY, [_decision("COL", "RECALL", ["lifecycle.recall"], feed="t.feed.COL", recalls=1,
+                                        sent=False)], version=3, action="RECALL", previous_version=2),
+        _alert("X", 3 * DAY, [_decision("COL", "QUARANTINE", ["future.rule"])], version=4, previous_version=3),
+        _alert("X", 4 * DAY, [_decision("COL", "WITHHOLD", ["partner.clearance"])], version=5, previous_version=4),
+    ]
+    blocks = [writer.block([e], "broker-sign-2026a", _signer("broker-sign-2026a"), iso_utc(T0)) for e in versions]
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _ingest(index, {DECISIONS: blocks})
+        for scope in (Scope(), Scope("COL")):
+            assert [(r["decision"], r["outcome"], r["rule"]) for r in index.why(scope, "X", "COL", "subject.name")] == [
+                ("DELIVER", "kept", "col.cover"), ("RECALL", "recall notice sent", "lifecycle.recall"),
+                ("RECALL", "recall notice not sent", "lifecycle.recall"),
+                ("QUARANTINE", "unknown decision", "future.rule"), ("WITHHOLD", "withheld", "partner.clearance")]
+
+
 def _col_receipts(*receipts: tuple[int | None, str, int, int], batch: int = 1 << 30) -> list[bytes]:
     """COL's receipts, each (version, status, feed offset, minutes after T0), a checkpoint vouching for every
     ``batch`` of them and for the last."""
