@@ -63,14 +63,21 @@ def text(value: Any) -> str:
 
 
 def cell(value: Any) -> str:
-    """A CSV cell: lists joined with ``; ``, and text a spreadsheet would run as a formula led by ``'``."""
+    """A CSV cell: lists joined with ``; ``, and text a spreadsheet would run as a formula led by ``'``.
+    A number (int or float; a bool as ``True``/``False``) is written as one: only text can hold a formula,
+    and a quote would make ``-1500`` text in the sheet. The ``-`` that stands for "none" is a sign alone,
+    which computes nothing: it stays as it is."""
     if value is None:
         return ""
+    if isinstance(value, (bool, int, float)):
+        return str(value)
     if isinstance(value, (list, tuple)):
         value = "; ".join(cell(v) if not isinstance(v, dict) else _change(v) for v in value)
     elif isinstance(value, dict):
         value = _change(value)
     out = str(value)
+    if out == "-":
+        return out
     return "'" + out if out.startswith(_CONTROL) or out.lstrip().startswith(_FORMULA) else out
 
 

@@ -25,7 +25,7 @@ from broker.kafka import KafkaConnection
 from broker.oversight import CHAIN, KIND, QueryLog, last_records, query_body
 from broker.topology import TopicNames
 from puente.console import ConsoleConfig, create_app
-from puente.console.core import UNRECORDED, LoginThrottle
+from puente.console.core import UNRECORDED, LoginThrottle, csv_lines
 from puente.console.views import cell
 from puente.errors import AuditChainError, PuenteError
 from puente.wire import Record
@@ -432,6 +432,19 @@ def test_a_cell_that_may_run_as_a_formula_is_led_by_a_quote(text: str) -> None:
     assert cell(text) == "'" + text
 
 
-@pytest.mark.parametrize("text", ["a=1", "1-2", "", "x@y", " plain"])
+@pytest.mark.parametrize("text", ["a=1", "1-2", "", "x@y", " plain", "-"])
 def test_other_cells_are_left_as_they_are(text: str) -> None:
     assert cell(text) == text
+
+
+@pytest.mark.parametrize(("value", "written"), [(-1500, "-1500"), (-0.5, "-0.5"), (3, "3"), (True, "True"),
+                                                (False, "False"), (float("-inf"), "-inf")])
+def test_a_number_is_written_as_a_number_never_led_by_a_quote(value: Any, written: str) -> None:
+    """Only text can hold a formula: a negative latency stays a number in the sheet."""
+    assert cell(value) == written
+
+
+def test_the_indicators_csv_writes_its_placeholder_and_negative_numbers_as_they_are() -> None:
+    """The withheld table's "-" (no rule) and a negative latency are written unquoted; a text "-1" is still quoted."""
+    lines = "".join(csv_lines(["reason", "partner", "p50_ms", "note"], iter([["-", "USA", -1500, "-1"]])))
+    assert lines.splitlines()[1] == "-,USA,-1500,'-1"
