@@ -94,16 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # connections would only bury it. Long-running commands set the level from PUENTE_LOG_LEVEL.
     logs.configure("critical")
     argv = sys.argv[1:] if argv is None else list(argv)
+    code = None
     try:
         args = build_parser(argv).parse_args(argv)
         code = args.func(args)
+        # Output held in the buffer is written here, not at exit, so a reader that left is seen below.
+        sys.stdout.flush()
     except PuenteError as exc:
         _trace()
         print(f"puente: error: {_message(exc)}", file=sys.stderr)
         return exc.exit_code
-    except BrokenPipeError:  # e.g. `puente audit log | head`: the reader left; that is not an error
-        sys.stderr.close()
-        return 0
+    except BrokenPipeError:  # e.g. `puente audit verify | head`: the reader left before the end
+        return _reader_left(code)
     except KeyboardInterrupt:
         print("puente: interrupted", file=sys.stderr)
         return 130
@@ -121,6 +123,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a fault in Puente, not in what it was given
+EXIT_SIGPIPE = 141  # 128 + SIGPIPE, as a shell reports a tool whose reader left
+
+
+def _reader_left(code: int | None) -> int:
+    """The status when standard output's reader left: never 0, since nobody read the whole output (a
+    `verify | head` that passed would hide the problems after the first lines): the command's own failure
+    when it had one, else 141, as a shell tool killed by SIGPIPE."""
+    # What is left in the buffer would fail again when Python flushes at exit (status 120, a traceback):
+    # it goes nowhere instead. A stream with no descriptor (a test's capture) has nothing to flush there.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return int(code) if code else EXIT_SIGPIPE
 
 
 def _message(exc: PuenteError) -> str:
