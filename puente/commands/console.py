@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import stat
 import sys
+import warnings
 from pathlib import Path
 
 from broker.audit_index import DEFAULT_INDEX, AlwaysKept, AuditIndex
 from broker.console_accounts import ConsoleAccounts, default_accounts_path
 from broker.oversight import QueryLog
+from broker.private_files import secret_problem
 from broker.topology import TopicNames
 from policies import PolicySet, load_policy_set
 from puente.commands._common import kafka, kafka_options, run, seconds, settings
@@ -23,7 +26,7 @@ from puente.console import ConsoleConfig, IndexReader
 from puente.console.server import Listen, catch_up_index, serve
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
-from puente.strict import TooLarge, read_bounded
+from puente.strict import open_regular
 
 
 def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -95,20 +98,44 @@ def _accounts(args: argparse.Namespace, cfg: PuenteSettings, *, create: bool,
 
 def _password(args: argparse.Namespace) -> str:
     if args.password_file is not None:
+        return _password_from(args.password_file)
+    # With no terminal, getpass would read the password from standard input with echo on, after a warning of
+    # several lines: refused instead, naming the option that works without one.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", getpass.GetPassWarning)
         try:
-            lines = read_bounded(args.password_file, 4096).decode("utf-8").splitlines()
-        except TooLarge:
-            raise ConfigError(f"the password file {args.password_file} is larger than 4 KiB: give a file holding "
-                              "the password on its first line") from None
-        except UnicodeDecodeError:  # the error names the byte, which is the password's
-            raise ConfigError(f"the password file {args.password_file} is not UTF-8 text") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read the password file {args.password_file}: {exc.strerror}") from None
-        return lines[0] if lines else ""
-    first = getpass.getpass(f"password for {args.name}: ")
-    if getpass.getpass("again: ") != first:
+            first = getpass.getpass(f"password for {args.name}: ")
+            again = getpass.getpass("again: ")
+        except getpass.GetPassWarning:
+            raise ConfigError("no terminal to ask the password on (it would echo): give it with --password-file "
+                              "FILE; nothing changed") from None
+        except EOFError:
+            raise ConfigError("no password given; nothing changed") from None
+    if again != first:
         raise ConfigError("the two passwords differ; nothing changed")
     return first
+
+
+def _password_from(path: Path) -> str:
+    """The first line of the password file ``path``: a pipe (``<(pass show x)``), or a regular file held as
+    every other secret file is (``secret_problem``: this user's, no permission for others, in a safe folder)."""
+    try:
+        with open_regular(path) as fh:
+            info = os.fstat(fh.fileno())
+            raw = fh.read(4097)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the password file {path}: {exc.strerror}") from None
+    problem = secret_problem(path, info) if stat.S_ISREG(info.st_mode) else None
+    if problem is not None:
+        raise ConfigError(f"the password file {path} {problem}; nothing changed")
+    if len(raw) > 4096:
+        raise ConfigError(f"the password file {path} is larger than 4 KiB: give a file holding "
+                          "the password on its first line")
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError:  # the error names the byte, which is the password's
+        raise ConfigError(f"the password file {path} is not UTF-8 text") from None
+    return lines[0] if lines else ""
 
 
 def _add(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli") / "keys"
     password = root.parent / "password"
     password.write_text("correct horse battery staple\n")
+    password.chmod(0o600)  # refused when others may read it, as every secret file is
     for args in (("keys", "init"), ("audit", "users", "add", "alice", "--scope", "national",
                                     "--password-file", str(password))):
         done = subprocess.run([sys.executable, "-m", "puente.cli", *args], env={**os.environ, "PUENTE_KEYS": str(root)},

@@ -78,6 +78,7 @@ def test_an_authorizer_log_is_streamed_and_a_device_refused(tmp_path: Path) -> N
 def test_a_password_file_that_is_not_utf8_never_shows_its_bytes(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_bytes(b"caf\xa1-secret\n")
+    secret.chmod(0o600)
     args = argparse.Namespace(password_file=secret, name="alice")
     with pytest.raises(ConfigError) as caught:
         console._password(args)

@@ -60,6 +60,7 @@ def test_users_add_list_passwd_remove(tmp_path: Path, capsys: pytest.CaptureFixt
     """The users verbs: a password from a file or asked twice, a scope checked against the policy."""
     secret = tmp_path / "pw"
     secret.write_text("a long enough password\n")
+    secret.chmod(0o600)  # refused when others may read it, as every secret file is
     assert _cli(tmp_path, "users", "add", "ana", "--scope", "national", "--password-file", str(secret)) == 0
     with pytest.raises(ConfigError, match="unknown scope"):
         _cli(tmp_path, "users", "add", "eve", "--scope", "ATLANTIS", "--password-file", str(secret))

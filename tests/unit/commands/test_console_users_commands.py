@@ -1,0 +1,62 @@
+"""`puente audit users add|passwd`: how the password is asked for, or read from --password-file."""
+
+from __future__ import annotations
+
+import getpass
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from puente import cli
+
+
+@pytest.fixture
+def keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A private keystore folder for the accounts file, and no other PUENTE_* setting."""
+    for name in [n for n in os.environ if n.upper().startswith("PUENTE_")]:
+        monkeypatch.delenv(name)
+    folder = tmp_path / "keys"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("PUENTE_KEYS", str(folder))
+    return folder
+
+
+def _add(capsys: pytest.CaptureFixture[str], *more: str) -> tuple[int, list[str]]:
+    code = cli.main(["audit", "users", "add", "ana", "--scope", "national", *more])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_no_terminal_is_refused_in_one_line_naming_the_password_file(keys: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """With no terminal getpass would read standard input with echo on after a multi-line warning: refused in
+    one line naming --password-file, the password never read."""
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": getpass.fallback_getpass(prompt))
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n" * 2))
+    code, err = _add(capsys)
+    assert code == 3 and len(err) == 1 and "--password-file" in err[0], err
+
+
+def test_no_password_at_all_is_a_configuration_error(keys: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """End of input where the password was asked for is "no password given", exit 3, not an internal error."""
+    def closed(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", closed)
+    code, err = _add(capsys)
+    assert code == 3 and err == ["puente: error: no password given; nothing changed"]
+
+
+def test_a_password_file_others_may_read_is_refused(keys: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A --password-file others may read is refused as every secret file is (chmod 600 named); one that is
+    private is read."""
+    secret = tmp_path / "password"
+    secret.write_text("a long enough password\n")
+    secret.chmod(0o644)
+    code, err = _add(capsys, "--password-file", str(secret))
+    assert code == 3 and len(err) == 1 and "chmod 600" in err[0] and "long enough" not in err[0], err
+    secret.chmod(0o600)
+    assert _add(capsys, "--password-file", str(secret))[0] == 0
