@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapters._codes import norm_key
-from policies import Areas, load_policy_set
+from policies import Areas, load_policy_set, yaml_problem
 from puente.errors import ConfigError
 from puente.strict import TooLarge, known_zone, read_bounded
 
@@ -247,14 +247,22 @@ def load_config(path: Path | None = None) -> AdaptersConfig:
     try:
         doc = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a safe loader
     except _Refused as exc:
-        raise ConfigError(f"{path}: line {exc.line}: {exc.problem}") from exc
+        raise ConfigError(f"{path}:{exc.line}: {exc.problem}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: cannot read adapter configuration: {exc}") from exc
+        raise ConfigError(yaml_problem(str(path), exc, text)) from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the file must be a YAML mapping (agencies:, regions: ...); not an adapter "
+                          "configuration")
     try:
         return AdaptersConfig.model_validate(doc)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors()[:5])
         raise ConfigError(f"{path}: invalid adapter configuration: {problems}") from exc
+
+
+def _problem(loc: tuple[int | str, ...], msg: str) -> str:
+    where = ".".join(str(p) for p in loc)
+    return f"{where}: {msg}" if where else msg
 
 
 def check_profile(agency: str, cfg: AdaptersConfig, vocab: Vocabulary) -> list[str]:

@@ -309,9 +309,7 @@ def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
     except _Refused as exc:
         raise PolicyError(f"{label}:{exc.line}: {exc.problem}") from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{label}:{mark.line + 1}" if mark is not None else label
-        raise PolicyError(f"{where}: {exc.problem or exc.context or 'invalid YAML'}") from exc
+        raise PolicyError(yaml_problem(label, exc, text)) from exc
     except ReaderError as exc:  # libyaml's reader checks as it goes
         raise _unreadable(label, raw, text, exc, loader.BYTE_POSITIONS) from exc
     except yaml.YAMLError as exc:
@@ -319,6 +317,18 @@ def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
     finally:
         loader.dispose()
     return data, node
+
+
+def yaml_problem(label: str, exc: yaml.YAMLError, text: str) -> str:
+    """One line for the YAML error ``exc`` in the file ``label`` whose text was ``text``: ``label:line: problem``,
+    never PyYAML's own several lines quoting the file."""
+    if isinstance(exc, ReaderError):  # a character YAML does not allow; its position counts characters of ``text``
+        return f"{label}:{text[: exc.position].count(chr(10)) + 1}: character #x{exc.character:04x}: {exc.reason}"
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{label}:{mark.line + 1}" if mark is not None else label
+        return f"{where}: {exc.problem or exc.context or 'invalid YAML'}"
+    return f"{label}: invalid YAML"
 
 
 def _unreadable(label: str, raw: bytes, text: str, exc: ReaderError, in_bytes: bool) -> PolicyError:

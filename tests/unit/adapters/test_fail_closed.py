@@ -122,7 +122,7 @@ def test_the_configuration_refuses_a_key_given_twice(tmp_path: Path) -> None:
     line = text.splitlines().index("      releasable_to: [FEAN]") + 1
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert str(path) in str(caught.value) and f"line {line}:" in str(caught.value)
+    assert f"{path}:{line}: " in str(caught.value)
     assert "'releasable_to' appears twice" in str(caught.value)
 
 
@@ -142,7 +142,25 @@ def test_the_configuration_refuses_anchors_aliases_and_merge_keys(tmp_path: Path
         message = str(caught.value)
         assert str(path) in message and ("anchors and aliases" in message or "merge keys" in message), label
         want = line or text.splitlines().index("extra: &e 1") + 1
-        assert f"line {want}:" in message, (label, message)
+        assert f"{path}:{want}: " in message, (label, message)
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("a: [1, 2\n", ":2: expected ',' or ']', but got '<stream end>'"),
+    ("a: 1\n\x01\n", ":2: character #x0001: special characters are not allowed"),
+    ("- agencies\n", ": the file must be a YAML mapping"),
+    ("", ": the file must be a YAML mapping"),
+], ids=["unclosed", "control-character", "list", "empty"])
+def test_a_configuration_that_is_no_yaml_mapping_is_one_line_with_its_line(tmp_path: Path, text: str,
+                                                                           said: str) -> None:
+    """Broken YAML is `file:line: problem` in one line, as in a policy file, never PyYAML's lines quoting the
+    file; a document that is not a mapping says so, not pydantic's message under an empty location."""
+    path = tmp_path / "agencies.yaml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}{said}") and "\n" not in message and ": :" not in message, message
 
 
 def test_the_shipped_configuration_still_loads() -> None:
