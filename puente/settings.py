@@ -254,19 +254,26 @@ def variable_problem(environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def load_settings(**overrides: object) -> PuenteSettings:
-    """The settings from ``PUENTE_*`` variables (and ``overrides``); one clear line when one is invalid, when a
-    ``PUENTE_*`` variable is no setting (``unknown_variables``), or cannot be read as it is (``variable_problem``)."""
-    strangers = unknown_variables(os.environ)
+def check_variables(environ: Mapping[str, str]) -> None:
+    """ConfigError, one line naming it, for a ``PUENTE_*`` variable in ``environ`` that is no setting
+    (``unknown_variables``) or cannot be read as it is (``variable_problem``): what every command checks first,
+    those that read no other setting (``puente kafka``) too."""
+    strangers = unknown_variables(environ)
     if strangers:
-        known = [f"PUENTE_{name.upper()}" for name in PuenteSettings.model_fields]
+        known = [f"PUENTE_{name.upper()}" for name in PuenteSettings.model_fields] + sorted(OTHER_VARIABLES)
         close = difflib.get_close_matches(strangers[0].upper(), known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(f"{strangers[0][:60]} is not a Puente setting{hint}: check its spelling, or unset it; "
                           "a misspelt setting would leave its default in force")
-    problem = variable_problem(os.environ)
+    problem = variable_problem(environ)
     if problem is not None:
         raise ConfigError(problem)
+
+
+def load_settings(**overrides: object) -> PuenteSettings:
+    """The settings from ``PUENTE_*`` variables (and ``overrides``); one clear line when one is invalid, when a
+    ``PUENTE_*`` variable is no setting (``unknown_variables``), or cannot be read as it is (``variable_problem``)."""
+    check_variables(os.environ)
     try:
         return PuenteSettings(**overrides)  # type: ignore[arg-type]
     except SettingsError as exc:  # a value that does not parse at all (JSON for a list): never quoted

@@ -5,13 +5,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from puente.commands._common import Subparsers
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, SHAPES, LocalKafka, fetch_kafka
+from puente.settings import check_variables
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -29,7 +32,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     ):
         verb = verbs.add_parser(name, help=text, description=text)
         verb.add_argument("--shape", choices=SHAPES, default="single", help="single node (default) or 3-node cluster")
-        verb.set_defaults(func=func)
+        verb.set_defaults(func=_checked(func))
     for name, func, text in (
         ("stop-node", _stop_node, "stop one node of the running local cluster (SIGTERM; --kill: SIGKILL)"),
         ("start-node", _start_node, "start one stopped node of the local cluster and wait until the cluster "
@@ -39,13 +42,22 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         verb.add_argument("node", type=int, metavar="N", help="the node's number (1-3)")
         if name == "stop-node":
             verb.add_argument("--kill", action="store_true", help="SIGKILL, as a crash would, instead of a clean stop")
-        verb.set_defaults(func=func, shape="cluster")
+        verb.set_defaults(func=_checked(func), shape="cluster")
     text = ("write the trial CA, node certificates and configurations, and the admin's login that "
             "compose.yaml mounts (kept if present)")
     files = verbs.add_parser("compose-files", help=text, description=text)
     files.add_argument("--out", type=Path, default=Path("deploy"), metavar="DIR",
                        help="where compose.yaml finds them (default: deploy, beside compose.yaml)")
-    files.set_defaults(func=_compose_files)
+    files.set_defaults(func=_checked(_compose_files))
+
+
+def _checked(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``func`` after the checks every command makes of the PUENTE_* variables: these verbs read no other
+    setting, and a misspelt PUENTE_KAFKA_PORT or PUENTE_HOME would leave its default in force unseen."""
+    def run(args: argparse.Namespace) -> int:
+        check_variables(os.environ)
+        return func(args)
+    return run
 
 
 def _fetch(args: argparse.Namespace) -> int:

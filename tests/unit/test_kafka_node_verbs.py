@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from puente import cli
 from puente.dev.localkafka import LocalKafka
 from puente.errors import KafkaSetupError
 
@@ -91,3 +92,32 @@ def test_readiness_names_the_node_that_is_not_ready(cluster: LocalKafka, sleeper
     with pytest.raises(KafkaSetupError) as failed:
         cluster.wait_ready(timeout=0)
     assert str(failed.value) == "Kafka (cluster) was not ready within 0s: node 1 does not answer on 127.0.0.1:18492 yet"
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("PUENTE_KAFKA_PORT", "abc"), ("PUENTE_KAFKA_PORT", "99999"), ("PUENTE_KAFKA_PORT", "-5"),
+    ("PUENTE_KAFKA_PORT", "65535"), ("PUENTE_KAFKA_CLUSTER_PORT", "65531"),
+])
+def test_a_first_port_that_leaves_a_port_out_of_range_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str], variable: str,
+                                                                 value: str) -> None:
+    """A first port that is no number, or leaves one of the ports the local Kafka uses outside 1 to 65535, is
+    one line naming the variable and the range (exit 3), never an internal error nor a port Kafka would refuse."""
+    monkeypatch.setenv("PUENTE_HOME", str(tmp_path))
+    monkeypatch.setenv(variable, value)
+    shape = "single" if variable == "PUENTE_KAFKA_PORT" else "cluster"
+    assert cli.main(["kafka", "env", "--shape", shape]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and variable in err[0] and "from 1 to 6553" in err[0], err
+    monkeypatch.setenv(variable, "65530")
+    assert cli.main(["kafka", "env", "--shape", shape]) == 0 and "127.0.0.1:65530" in capsys.readouterr().out
+
+
+def test_the_kafka_verbs_refuse_a_misspelt_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelt PUENTE_KAFKA_PORT is named, with the spelling meant, before a Kafka starts on the default."""
+    monkeypatch.setenv("PUENTE_HOME", str(tmp_path))
+    monkeypatch.setenv("PUENTE_KAFKA_PROT", "19192")
+    assert cli.main(["kafka", "env"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "PUENTE_KAFKA_PROT is not a Puente setting (did you mean PUENTE_KAFKA_PORT?)" in err[0]

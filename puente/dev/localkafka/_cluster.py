@@ -141,6 +141,20 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _first_port(env: str, default: int, used: int) -> int:
+    """The first of the ``used`` consecutive ports the local Kafka listens on: the variable ``env``, else
+    ``default``; ConfigError unless every one of them is a port (1 to 65535)."""
+    text = os.environ.get(env)
+    if text is None:
+        return default
+    highest = 65536 - used
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 5 else 0
+    if not 1 <= value <= highest:
+        raise ConfigError(f"{env} is the first of the {used} ports the local Kafka listens on: give a whole "
+                          f"number from 1 to {highest}")
+    return value
+
+
 class LocalKafka:
     """A local Kafka of one shape, kept under ``$PUENTE_HOME/kafka/<shape>``."""
 
@@ -151,8 +165,8 @@ class LocalKafka:
         self.folder = (root or _state_root()) / shape
         # PUENTE_KAFKA_PORT / PUENTE_KAFKA_CLUSTER_PORT move the first port when the default is taken.
         env = "PUENTE_KAFKA_PORT" if shape == "single" else "PUENTE_KAFKA_CLUSTER_PORT"
-        base = int(os.environ.get(env, _BASE_PORT[shape]))
         count = 1 if shape == "single" else 3
+        base = _first_port(env, _BASE_PORT[shape], 2 * count)
         self.nodes = [
             NodeSpec(i + 1, base + 2 * i, base + 2 * i + 1, self.folder / f"node{i + 1}")
             for i in range(count)
