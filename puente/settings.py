@@ -34,6 +34,8 @@ OTHER_VARIABLES = frozenset({
 
 _HOST = r"^(\*\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?$"
 
+_MAX_RETENTION_DAYS = (2**63 - 1) // 86_400_000  # the most days whose milliseconds fit a Java long
+
 
 class PuenteSettings(BaseSettings):
     """Where Kafka is, how topics are shaped, where keys and policies live. Frozen once read."""
@@ -55,7 +57,8 @@ class PuenteSettings(BaseSettings):
         "default: the keystore folder, beside each party's keys. `users apply` writes there, so a "
         "deployment that keeps it apart lets the admin write logins without reaching anyone's keys"))
     policy_dir: Path | None = Field(None, description="policy data folder; default: the shipped policies")
-    replication: int = Field(1, ge=1, description="replication factor of Puente's topics")
+    # Kafka's replication factor is a 16-bit number in the protocol: a larger one could not even be sent.
+    replication: int = Field(1, ge=1, le=32767, description="replication factor of Puente's topics")
     min_insync: int | None = Field(None, ge=1, description="min.insync.replicas; default: 2 when replication >= 3")
     ingress_partitions: int = Field(3, ge=1, le=64)
     feed_partitions: int = Field(3, ge=1, le=64)
@@ -77,9 +80,10 @@ class PuenteSettings(BaseSettings):
         "country relays that country's services, named <COUNTRY>-<unit>. The broker dead-letters any other "
         "originator (reason originator): the policy applies the originator country's restrictions. It "
         "replaces the default: name every agency of another country"), validate_default=True)
-    ingress_retention_days: int = Field(7, ge=1)
-    audit_retention_days: int = Field(3650, ge=1)
-    deadletter_retention_days: int = Field(30, ge=1)
+    # retention.ms is a Java long: days * 86,400,000 must fit in one, or Kafka refuses the topic's configuration.
+    ingress_retention_days: int = Field(7, ge=1, le=_MAX_RETENTION_DAYS)
+    audit_retention_days: int = Field(3650, ge=1, le=_MAX_RETENTION_DAYS)
+    deadletter_retention_days: int = Field(30, ge=1, le=_MAX_RETENTION_DAYS)
     replay_window_days: int = Field(7, ge=1, le=366, description=(
         "how long the broker remembers alert ids to refuse replays; a record reaching Kafka longer than "
         "this after its signed publication time is refused as stale"))
@@ -200,6 +204,14 @@ class PuenteSettings(BaseSettings):
             raise ValueError(f"PUENTE_GROUP_ID {group[:80]} lies in another party's names ({self.topic_prefix}.* "
                              f"are the partners' subscriber groups): unset it, or choose one outside them, "
                              f"e.g. {self.topic_prefix}-broker")
+        return self
+
+    @model_validator(mode="after")
+    def _min_insync_within_replication(self) -> PuenteSettings:
+        # More in-sync replicas required than there are replicas: every write to every topic would be refused.
+        if self.min_insync is not None and self.min_insync > self.replication:
+            raise ValueError(f"PUENTE_MIN_INSYNC ({self.min_insync}) must be at most PUENTE_REPLICATION "
+                             f"({self.replication}): Kafka would refuse every write with fewer replicas than that")
         return self
 
     @model_validator(mode="after")

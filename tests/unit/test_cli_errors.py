@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -210,3 +211,27 @@ def test_a_variable_that_cannot_be_read_as_it_is_is_refused_by_name(monkeypatch:
     monkeypatch.setenv("PUENTE_METRICS_ADDRESS", "::")
     monkeypatch.setenv("PUENTE_DEBUG", "0")
     assert load_settings().metrics_address == "::"
+
+
+@pytest.mark.parametrize(("env", "said"), [
+    ({"PUENTE_REPLICATION": "2", "PUENTE_MIN_INSYNC": "3"},
+     "PUENTE_MIN_INSYNC (3) must be at most PUENTE_REPLICATION (2)"),
+    ({"PUENTE_AUDIT_RETENTION_DAYS": str(2**63 // 86_400_000 + 1)}, "invalid setting PUENTE_AUDIT_RETENTION_DAYS"),
+    ({"PUENTE_INGRESS_RETENTION_DAYS": str(10**12)}, "invalid setting PUENTE_INGRESS_RETENTION_DAYS"),
+    ({"PUENTE_REPLICATION": "40000"}, "invalid setting PUENTE_REPLICATION"),
+], ids=["insync-over-replication", "audit-retention", "ingress-retention", "replication"])
+def test_settings_kafka_could_not_take_are_refused_by_name(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                                                           said: str) -> None:
+    """More in-sync replicas than replicas (every write refused), a retention whose milliseconds overflow a Java
+    long, a replication factor beyond the protocol's 16 bits: refused when read, naming the variables."""
+    for name in [n for n in os.environ if n.upper().startswith("PUENTE_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_settings()
+    monkeypatch.setenv("PUENTE_REPLICATION", "3")
+    monkeypatch.setenv("PUENTE_MIN_INSYNC", "3")
+    monkeypatch.delenv("PUENTE_AUDIT_RETENTION_DAYS", raising=False)
+    monkeypatch.delenv("PUENTE_INGRESS_RETENTION_DAYS", raising=False)
+    assert load_settings().effective_min_insync == 3
