@@ -395,28 +395,29 @@ class Subscriber:
                   limit: int | None = None) -> SubscribeStats:
         """Consume until idle for ``idle_exit_s`` (None: forever) or ``limit`` records."""
         self.purge(force=True)
-        feed = consumer(self.conn, f"puente-subscriber-{self.partner}", group_id=self.group_id,
-                        enable_auto_commit=False, auto_offset_reset="none", isolation_level="read_committed")
         receipts = producer(self.conn, f"puente-subscriber-{self.partner}", acks="all", enable_idempotence=True,
                             transactional_id=self.transactional_id,
                             transaction_timeout_ms=int(RECEIPT_TXN_TIMEOUT_S * 1000))
         try:
             # The producer starts first: it fences an earlier subscriber of this partner and instance,
-            # whose open receipts are aborted, never seen; only then is the chain's head read.
-            async with running(receipts, self.conn, f"writing {self.partner}'s receipts"), \
-                    running(feed, self.conn, f"reading {self.feed_topic}"):
-                chain, part = await self._chain(receipts)
-                feed.subscribe([self.feed_topic], listener=_Handover(self, feed))
-                # Leaving the group hands every partition over, as a revocation does, when the run ends
-                # (idle, a limit, stop(), a record that does not open, a cancellation: not a Kafka error).
-                try:
-                    unread = await self._follow(feed, out, receipts, chain, part, idle_exit_s, limit)
-                except (asyncio.CancelledError, FeedGapError):
+            # whose open receipts are aborted, never seen; only then is the chain's head read. The feed's
+            # consumer is made only then: one made before a producer that fails to start is never closed.
+            async with running(receipts, self.conn, f"writing {self.partner}'s receipts"):
+                feed = consumer(self.conn, f"puente-subscriber-{self.partner}", group_id=self.group_id,
+                                enable_auto_commit=False, auto_offset_reset="none", isolation_level="read_committed")
+                async with running(feed, self.conn, f"reading {self.feed_topic}"):
+                    chain, part = await self._chain(receipts)
+                    feed.subscribe([self.feed_topic], listener=_Handover(self, feed))
+                    # Leaving the group hands every partition over, as a revocation does, when the run ends
+                    # (idle, a limit, stop(), a record that does not open, a cancellation: not a Kafka error).
+                    try:
+                        unread = await self._follow(feed, out, receipts, chain, part, idle_exit_s, limit)
+                    except (asyncio.CancelledError, FeedGapError):
+                        await self._hand_over(feed, set(self._committed))
+                        raise
                     await self._hand_over(feed, set(self._committed))
-                    raise
-                await self._hand_over(feed, set(self._committed))
-                if unread is not None:
-                    raise unread
+                    if unread is not None:
+                        raise unread
         except ProducerFenced:
             raise SubscriberFenced(
                 f"another subscriber for {self.partner} (instance {self.instance!r}) has started and taken over "
