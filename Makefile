@@ -30,6 +30,9 @@ kafka-status:
 bench: setup
 	@scripts/bench.sh
 
+# Only what is rebuilt: the local Kafka, the demo's runs, the test workers' homes, the build. .puente/keys (the
+# keystore: keys, partners' stores, console accounts) and .puente/audit (the auditors' index) are kept.
 clean:
 	-@.venv/bin/puente kafka wipe 2>/dev/null
-	rm -rf .puente .venv build *.egg-info
+	-@.venv/bin/puente kafka wipe --shape cluster 2>/dev/null
+	rm -rf .puente/kafka .puente/demo .puente/test-worker* .venv build *.egg-info
