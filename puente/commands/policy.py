@@ -28,18 +28,15 @@ from policies import (
     run_suites,
     schema_fields,
 )
-from puente.commands._common import Subparsers, settings
+from puente.commands._common import Subparsers, settings, when
 from puente.errors import ConfigError, KeyMaterialError, PolicyError
 from puente.strict import printable
 
 
 def _when(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from exc
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError("give a UTC offset, e.g. 2025-06-01T10:00:00-05:00")
+    """A time as every command's time flag reads it (``_common.when``: without an offset, UTC), which every
+    offset can still express."""
+    value = when(text)
     try:  # a time every offset can still express (dates are compared in UTC and in partners' local time)
         (value - timedelta(days=2)).astimezone(UTC), (value + timedelta(days=2)).astimezone(UTC)
     except OverflowError:
@@ -59,7 +56,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                        help="the broker's keystore: check that DIR/<key id>.json is a key of the right kind for "
                             "each partner key, and that each agreement that pseudonymises has its "
                             "pseudonym key")  # fmt: skip
-    check.add_argument("--at", type=_when, help="judge expiry at this time (default: now)")
+    check.add_argument("--at", type=_when, help="judge expiry at this time, ISO 8601, UTC without an offset "
+                                                "(default: now)")
     check.set_defaults(func=_lint)
 
     text = "run the suites of expected decisions beside each agreement"
@@ -72,7 +70,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     show = verbs.add_parser("explain", help=text, description=text)
     show.add_argument("alert", type=Path, metavar="ALERT.json", help="an alert in its JSON form")
     show.add_argument("--partner", action="append", required=True, help="partner id, repeatable, or ALL")
-    show.add_argument("--at", type=_when, help="decide at this time (default: now)")
+    show.add_argument("--at", type=_when, help="decide at this time, ISO 8601, UTC without an offset (default: now)")
     show.add_argument("--dir", type=Path, help=dir_help)
     show.add_argument(
         "--key-file",

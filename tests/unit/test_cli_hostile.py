@@ -160,3 +160,16 @@ def test_explain_escapes_what_the_alert_file_says(tmp_path: Path, capsys: pytest
     code = cli.main(["policy", "explain", str(named), "--partner", "COL", "--at", "2026-11-03T12:00:00Z"])
     out = capsys.readouterr().out
     assert code == 0 and not any(c in out for c in "\x1b\x07\x9b\u202e") and "\\x1b]0;PWN\\x07" in out
+
+
+@pytest.mark.parametrize("verb", [["lint"], ["explain", "{alert}", "--partner", "ALL"]], ids=["lint", "explain"])
+def test_policy_at_reads_a_time_without_an_offset_as_utc(verb: list[str],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`policy lint|explain --at` read a time without an offset as UTC, as every other time flag does, instead
+    of refusing it as a usage error; it decides as the same time with Z."""
+    alert = Path(__file__).resolve().parents[2] / "policies" / "examples" / "senan-gofast-seizure.json"
+    args = ["policy", *[a.format(alert=alert) for a in verb]]
+    assert cli.main([*args, "--at", "2025-06-02T14:00:00"]) == 0
+    without = capsys.readouterr().out
+    assert cli.main([*args, "--at", "2025-06-02T14:00:00Z"]) == 0
+    assert capsys.readouterr().out == without
