@@ -173,3 +173,16 @@ def test_policy_at_reads_a_time_without_an_offset_as_utc(verb: list[str],
     without = capsys.readouterr().out
     assert cli.main([*args, "--at", "2025-06-02T14:00:00Z"]) == 0
     assert capsys.readouterr().out == without
+
+
+@pytest.mark.parametrize("partner", ["col", "ATLANTIS"])
+def test_policy_explain_refuses_a_partner_the_policy_does_not_name(partner: str,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown partner (or one typed in lower case) is refused in one line listing the known ones, exit 3, as
+    `store purge` does, rather than explained as denied everything with exit 0."""
+    alert = Path(__file__).resolve().parents[2] / "policies" / "examples" / "senan-gofast-seizure.json"
+    code = cli.main(["policy", "explain", str(alert), "--partner", "COL", "--partner", partner])
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert code == 3 and len(err) == 1 and f"unknown partner {partner!r}; known: " in err[0] and "COL" in err[0], err
+    assert captured.out == ""
