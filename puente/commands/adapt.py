@@ -32,6 +32,9 @@ _EPILOG = ("Summary on stdout; rejected records, with file, line and reason, and
            "4: Kafka unavailable.")
 
 
+_INTERVAL_S = 2.0  # how often --watch polls its folder by default
+
+
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     text = "turn an agency's export into signed alerts on its ingress topic"
     parser = sub.add_parser("adapt", help=text, description=text, epilog=_EPILOG)
@@ -42,15 +45,15 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         p.add_argument("files", nargs="*", metavar="FILE", help="export files to read; '-' reads standard input")
         p.add_argument("--watch", type=Path, metavar="DIR",
                        help="adapt each new file in DIR once it stops growing, then move it to DIR/done/")
-        p.add_argument("--interval", type=seconds(0.1, 3600), default=2.0, metavar="SECONDS",
-                       help="poll DIR this often")
+        p.add_argument("--interval", type=seconds(0.1, 3600), metavar="SECONDS",
+                       help=f"with --watch: poll DIR this often (default {_INTERVAL_S:g})")
         p.add_argument("--exit-when-idle", type=seconds(0, 7 * 86400), metavar="SECONDS",
                        help="with --watch: stop when no file arrived for this long (default: run until SIGTERM)")
         p.add_argument("--check", action="store_true",
                        help="map and validate only, without Kafka: print every rejected record and a summary")
         p.add_argument("--config", type=Path, metavar="YAML", help="adapter configuration (default: the shipped "
                                                                    "adapters/agencies.yaml)")
-        p.set_defaults(func=_adapt)
+        p.set_defaults(func=_adapt, parser=p)
 
 
 def _context(args: argparse.Namespace, cfg: PuenteSettings) -> tuple[Adapter, Context]:
@@ -60,10 +63,17 @@ def _context(args: argparse.Namespace, cfg: PuenteSettings) -> tuple[Adapter, Co
 
 
 def _adapt(args: argparse.Namespace) -> int:
-    if bool(args.files) == bool(args.watch):
-        raise ConfigError("give export files (or '-' for standard input), or --watch DIR, but not both")
+    if args.files and args.watch:
+        args.parser.error("give export files (or '-' for standard input) or --watch DIR, not both")
+    if not args.files and not args.watch:
+        args.parser.error("give export files to read ('-' for standard input), or --watch DIR")
     if args.check and args.watch:
-        raise ConfigError("--check reads files, not a watched folder")
+        args.parser.error("--check reads files, not a watched folder")
+    if not args.watch:
+        given = [flag for flag, value in (("--interval", args.interval), ("--exit-when-idle", args.exit_when_idle))
+                 if value is not None]
+        if given:
+            args.parser.error(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only with --watch DIR")
     cfg = settings(args)
     adapter, ctx = _context(args, cfg)
     if args.check:
@@ -108,8 +118,9 @@ async def _watch(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, c
     stop = asyncio.Event()
     stop_on_signals(stop.set)
     folder = one_line(str(args.watch))
-    print(f"{adapter.name}: watching {folder} every {args.interval:g}s (SIGTERM or Ctrl-C stops)", file=sys.stderr)
+    interval = _INTERVAL_S if args.interval is None else args.interval
+    print(f"{adapter.name}: watching {folder} every {interval:g}s (SIGTERM or Ctrl-C stops)", file=sys.stderr)
     async with AdapterRun(cfg, conn, adapter, ctx) as adapter_run:
-        total = await watch(adapter_run, args.watch, interval=args.interval, idle_exit=args.exit_when_idle, stop=stop)
+        total = await watch(adapter_run, args.watch, interval=interval, idle_exit=args.exit_when_idle, stop=stop)
     print(f"{adapter.name} watched {folder}: {total.line()}")
     return 1 if total.rejected else 0

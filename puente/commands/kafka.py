@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from puente.commands._common import Subparsers
+from puente.commands._common import Subparsers, whole
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, SHAPES, LocalKafka, fetch_kafka
 from puente.settings import check_variables
@@ -39,7 +39,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                                     "is usable again"),
     ):
         verb = verbs.add_parser(name, help=text, description=text)
-        verb.add_argument("node", type=int, metavar="N", help="the node's number (1-3)")
+        verb.add_argument("node", type=whole(1, 3), metavar="N", help="the node's number (1-3)")
         if name == "stop-node":
             verb.add_argument("--kill", action="store_true", help="SIGKILL, as a crash would, instead of a clean stop")
         verb.set_defaults(func=_checked(func), shape="cluster")

@@ -186,3 +186,21 @@ def test_policy_explain_refuses_a_partner_the_policy_does_not_name(partner: str,
     err = captured.err.strip().splitlines()
     assert code == 3 and len(err) == 1 and f"unknown partner {partner!r}; known: " in err[0] and "COL" in err[0], err
     assert captured.out == ""
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["adapt", "senan"], "give export files to read ('-' for standard input), or --watch DIR"),
+    (["adapt", "senan", "x.json", "--watch", "."], "not both"),
+    (["adapt", "senan", "--watch", ".", "--check"], "--check reads files, not a watched folder"),
+    (["adapt", "senan", "x.json", "--interval", "5"], "--interval applies only with --watch DIR"),
+    (["adapt", "senan", "x.json", "--exit-when-idle", "5"], "--exit-when-idle applies only with --watch DIR"),
+], ids=["nothing", "both", "check-watch", "interval", "idle"])
+def test_adapt_usage_mistakes_are_usage_errors(args: list[str], said: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """No files and no --watch, both, or a --watch option without --watch: exit 2 with the usage and one line
+    saying which, never exit 3 nor an option silently ignored."""
+    with pytest.raises(SystemExit) as done:
+        cli.main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert done.value.code == 2 and err[0].startswith("usage: puente adapt senan"), err
+    assert err[-1].startswith("puente adapt senan: error: ") and said in err[-1], err

@@ -46,12 +46,15 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeper: subprocess
 
 
 def test_a_node_number_outside_the_cluster_is_refused(tmp_path: Path) -> None:
-    """Node 4 of a 3-node cluster is one line naming the nodes there are, exit status of a setup error."""
-    for args in (("stop-node", "4"), ("start-node", "0"), ("stop-node", "4", "--kill")):
+    """Node 4, 0, 99 or -1 of a 3-node cluster is a usage error (exit 2) naming the nodes there are, in one line
+    after the usage."""
+    for args in (("stop-node", "4"), ("start-node", "0"), ("stop-node", "4", "--kill"), ("stop-node", "99"),
+                 ("stop-node", "-1"), ("start-node", "two")):
         done = _puente(tmp_path, *args)
-        assert done.returncode != 0 and "Traceback" not in done.stderr
-        assert done.stderr.strip().splitlines() == [
-            f"puente: error: there is no node {args[1]}: the cluster Kafka has node(s) 1, 2, 3"]
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        usage, line = done.stderr.strip().splitlines()
+        assert usage.startswith("usage: puente kafka") and line.startswith(f"puente kafka {args[0]}: error: "), line
+        assert "give a whole number from 1 to 3" in line or "not a whole number" in line, line
 
 
 def test_with_no_cluster_running_both_verbs_say_how_to_start_it(tmp_path: Path) -> None:

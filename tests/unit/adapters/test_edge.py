@@ -54,15 +54,15 @@ def test_check_mode_lists_every_rejection_without_kafka(capsys: pytest.CaptureFi
     assert "31/02/2026" not in err  # dates are never quoted: a shifted column may hold a date of birth
 
 
-def test_files_and_watch_are_exclusive(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Giving both, or neither, is a clear configuration error."""
-    from puente.errors import ConfigError
-
+def test_files_and_watch_are_exclusive(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Giving both, or neither, is a usage error (exit 2) saying which."""
     parser = _parser()
-    for argv in (["adapt", "snm"], ["adapt", "snm", "x.jsonl", "--watch", "drop"]):
+    for argv, said in ((["adapt", "snm"], "or --watch DIR"), (["adapt", "snm", "x.jsonl", "--watch", "drop"],
+                                                               "not both")):
         args = parser.parse_args(argv)
-        with pytest.raises(ConfigError, match="not both"):
+        with pytest.raises(SystemExit) as done:
             args.func(args)
+        assert done.value.code == 2 and said in capsys.readouterr().err
 
 
 def test_check_counts_repeated_ids_as_duplicates(ctx_for: Callable[[str], Context]) -> None:
