@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -41,6 +42,7 @@ from puente.commands.console import register_audit_verbs
 from puente.errors import (
     EXIT_PROBLEMS,
     EXIT_UNCHECKED,
+    ConfigError,
 )
 from puente.strict import json_text
 from puente.wire import iso_utc
@@ -269,6 +271,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
+    _check_logs(args.log)
     cfg = settings(args)
     keys = Keystore(cfg.keys / "broker")
     signing = keys.load_signing_key()
@@ -280,6 +283,20 @@ def _collect(args: argparse.Namespace) -> int:
                                 signature_checks(cfg.keys / "broker", None, signer=True), args.since))
     print(f"{added} new denial(s) collected into {TopicNames(cfg.topic_prefix).denials}")
     return 0
+
+
+def _check_logs(paths: Sequence[Path]) -> None:
+    """Refuse, before Kafka is reached, a --log that is missing, unreadable, or neither a file nor a pipe: a
+    mistyped path would otherwise be reported after the connection, or as Kafka being down."""
+    for path in paths:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            raise ConfigError(f"--log {path}: {exc.strerror}") from None
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise ConfigError(f"--log {path}: not a regular file or a pipe (give a node's authorizer.log)")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"--log {path}: cannot be read by this user")
 
 
 def _recalls(args: argparse.Namespace) -> int:

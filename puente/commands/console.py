@@ -184,10 +184,27 @@ def index_path(args: argparse.Namespace) -> Path:
     return Path(args.index or os.environ.get("PUENTE_AUDIT_INDEX") or DEFAULT_INDEX)
 
 
+def _check_index(index: Path, named: str) -> None:
+    """Refuse, before Kafka is reached, an index path that is there but is no regular file (a folder, say), or
+    whose folder is a file: the catch-up would otherwise fail only after connecting. A missing index is made."""
+    try:
+        info = os.lstat(index)
+    except FileNotFoundError:
+        parent = index.parent
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"{named} {index}: {parent} is not a folder") from None
+        return
+    except OSError as exc:
+        raise ConfigError(f"{named} {index}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{named} {index}: not a regular file (a folder or a link?); name the index's file")
+
+
 def _serve(args: argparse.Namespace) -> int:
     cfg = settings(args)
     listen = Listen(args.host, args.port, args.tls_cert, args.tls_key, cfg.console_hosts).check()
     index = index_path(args)
+    _check_index(index, "--index" if args.index else "the audit index")
     policy_set = load_policy_set(cfg.policy_dir)
     accounts = _accounts(args, cfg, create=False, policy_set=policy_set)
     if not accounts.list():

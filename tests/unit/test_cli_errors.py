@@ -235,3 +235,18 @@ def test_settings_kafka_could_not_take_are_refused_by_name(monkeypatch: pytest.M
     monkeypatch.delenv("PUENTE_AUDIT_RETENTION_DAYS", raising=False)
     monkeypatch.delenv("PUENTE_INGRESS_RETENTION_DAYS", raising=False)
     assert load_settings().effective_min_insync == 3
+
+
+@pytest.mark.parametrize(("command", "said"), [
+    (("audit", "collect-denials", "--log", "{missing}"), "--log {missing}: No such file or directory"),
+    (("audit", "collect-denials", "--log", "{folder}"), "--log {folder}: not a regular file or a pipe"),
+    (("audit", "serve", "--port", "{free_port}", "--index", "{folder}"), "--index {folder}: not a regular file"),
+], ids=["log-missing", "log-folder", "index-folder"])
+def test_a_file_named_on_the_command_line_is_checked_before_kafka(keys: Path, tmp_path: Path,
+                                                                  command: tuple[str, ...], said: str) -> None:
+    """A missing or wrong --log, or an --index that is a folder, is a configuration error naming it (exit 3),
+    found before Kafka is reached: with Kafka down it is not reported as Kafka being unavailable."""
+    names = {"missing": tmp_path / "nowhere.log", "folder": tmp_path, "free_port": closed_port()}
+    done = _puente(keys, *[part.format(**names) for part in command])
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 3 and len(lines) == 1 and said.format(**names) in lines[0], done.stderr
