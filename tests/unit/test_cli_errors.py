@@ -160,8 +160,20 @@ def test_subscribe_keeps_its_out_copy_private(keys: Path, tmp_path: Path) -> Non
         done = _puente(keys, "subscribe", "--partner", "COL", "--key", key, "--out", str(out))
         assert done.returncode == 3 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
     fresh = tmp_path / "mine" / "views.jsonl"
+    fresh.parent.mkdir(mode=0o700)
     done = _puente(keys, "subscribe", "--partner", "COL", "--key", key, "--out", str(fresh))
     assert done.returncode == 4 and (fresh.stat().st_mode & 0o777) == 0o600, done.stderr  # made, then Kafka tried
+
+
+def test_subscribe_never_makes_the_folders_of_a_mistyped_out(keys: Path, tmp_path: Path) -> None:
+    """An --out file in a folder that is not there is refused in one line naming that folder (exit 3), before
+    Kafka is tried; no folder is made."""
+    key = str(keys / "partners" / "COL" / "COL-enc-2026a.json")
+    out = tmp_path / "missing" / "dir" / "views.jsonl"
+    done = _puente(keys, "subscribe", "--partner", "COL", "--key", key, "--out", str(out))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 3 and len(lines) == 1 and f"its folder {out.parent} does not exist" in lines[0], lines
+    assert not (tmp_path / "missing").exists()
 
 
 def test_the_default_agency_countries_follow_the_agencies(monkeypatch: pytest.MonkeyPatch) -> None:
