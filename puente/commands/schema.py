@@ -1,4 +1,4 @@
-"""``puente schema check|show``: the alert schema's versions and their compatibility."""
+"""``puente schema check``: the alert schema's versions and their compatibility."""
 
 from __future__ import annotations
 

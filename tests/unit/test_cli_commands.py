@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import re
 import subprocess
 import sys
 
@@ -65,3 +67,23 @@ def test_a_service_command_leaves_the_others_unimported() -> None:
              "'puente.dev', 'broker.audit_index'))))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "['puente.commands._common', 'puente.commands.broker']"
+
+
+def test_each_commands_docstring_names_only_verbs_it_registers() -> None:
+    """A command module's docstring (``puente schema check|show``) promises no verb the command does not have."""
+    def verbs_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        found = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return dict(found[0].choices) if found else {}
+
+    commands = verbs_of(build_parser())
+    checked = 0
+    for name in sorted(set(COMMANDS.values())):
+        doc = importlib.import_module(f"puente.commands.{name}").__doc__ or ""
+        for words, verbs in re.findall(r"``puente ([a-z-]+(?: [a-z-]+)*?) ([a-z-]+(?:\|[a-z-]+)+)", doc):
+            first, *more = words.split()
+            parser = commands[first]
+            for word in more:
+                parser = verbs_of(parser)[word]
+            assert set(verbs.split("|")) <= set(verbs_of(parser)), (name, words, verbs)
+            checked += 1
+    assert checked >= 5
