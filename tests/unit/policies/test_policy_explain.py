@@ -53,13 +53,14 @@ def test_explain_withhold_for_every_partner(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_explain_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A file that is not an alert exits 2 with a clear message; a naive --at is refused by argparse."""
+    """A file that is not an alert exits 3 with a clear message; an --at that is no time is refused by argparse (one
+    without an offset is UTC, as for every time flag)."""
     bad = tmp_path / "bad.json"
     bad.write_text('{"alert_type": "SEIZURE", "colour": "red"}')
     assert main(["policy", "explain", str(bad), "--partner", "COL", "--at", AT]) == 3
     assert "lacks: colour" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["policy", "explain", str(EXAMPLES[0]), "--partner", "COL", "--at", "2025-06-02T09:00:00"])
+        main(["policy", "explain", str(EXAMPLES[0]), "--partner", "COL", "--at", "the second of June"])
 
 
 def test_explain_shows_the_envelope_and_the_fields_no_rule_names(capsys: pytest.CaptureFixture[str]) -> None:
