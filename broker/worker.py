@@ -155,9 +155,11 @@ class SlotState:
     gaps_queued: int = 0
     """``GapMark``s in ``queue`` (almost always none: only then is a batch looked through for them)."""
     loss: str | None = None
-    """Alert states its load found lost and read past (``_check_books``), until a block records it: a mark dropped
-    unsent (a revocation that gives the slot back, ``_unpark``) is queued again, or the slot's next block would
-    state the lower count with no GAP entry saying why."""
+    """What its load found lost and read past with ``accept_gaps`` (alert states, ``_check_books``; an ingress topic
+    made anew, ``_remade_ingress``), until a block records it. A slot whose mark a revocation dropped unsent is not
+    kept when the rebalance gives it back (``_unpark``) but loaded again, which finds the loss again. Kept, its next
+    block would state the lower count with no GAP entry saying why, or read on at its old offset in the new topic,
+    past records never decided."""
 
     @property
     def busy(self) -> bool:
@@ -469,8 +471,11 @@ class BrokerWorker:
         kept = 0
         if self._failure is None:
             for tp in assigned:
-                state = parked.pop(tp, None)
-                if state is not None:
+                state = parked.get(tp)
+                if state is not None and state.loss is None:
+                    # A slot whose loss (alert states lost, an ingress topic made anew) no block records yet had its
+                    # mark dropped unsent: it is not kept, but loaded again, which finds the loss again.
+                    del parked[tp]
                     state.paused = False  # a new assignment starts unpaused
                     state.progress_at = time.monotonic()
                     if state.done_to is not None:
@@ -482,9 +487,6 @@ class BrokerWorker:
                         self._group.seek(tp, state.next_offset)
                     self._owned[tp] = state
                     kept += 1
-                    if state.loss is not None and self._group is not None:
-                        # Its states-lost mark was dropped unsent: queued again, first, at where the slot stands.
-                        self._states_lost(self._group, state, state.next_offset, state.loss)
         self._retiring.extend(parked.values())
         return kept
 
@@ -1104,8 +1106,8 @@ class BrokerWorker:
         if (tp not in group.assignment() or state is None or state.busy
                 or state.next_offset not in (None, at)):
             return
-        states_lost = states_lost or state.loss  # a states-lost mark dropped before it committed goes with this one
-        state.loss = states_lost
+        if states_lost is not None or at > start:
+            state.loss = states_lost or what  # until its block commits (``_unpark``)
         if at > start:
             # Offsets go back (the topic was made anew): the new records sit below what was committed, which
             # ``_dispatch`` would drop as read already.
@@ -1421,8 +1423,7 @@ class BrokerWorker:
                     {state.tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}, self.config.group_id)
             await asyncio.gather(*sends)
         state.states = reached  # committed: the partition reaches at least that far now
-        if type(msgs[0]) is GapMark and state.loss is not None and (
-                msgs[0].entry.get("reason") == "states-lost" or "states_lost" in msgs[0].entry):
+        if type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in ("states-lost", "topic-remade"):
             state.loss = None  # recorded in the block just committed
     async def _choose_feed_partition(self, state: SlotState, topic: str) -> int:
         """The feed partition a slot delivers to: one per slot, so a feed keeps each ingress

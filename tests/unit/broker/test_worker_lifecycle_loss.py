@@ -281,34 +281,46 @@ def test_states_lost_at_a_head_that_is_a_gap_at_a_topic_made_anew_is_still_recor
     assert state.next_offset == 0
 
 
-def test_a_states_lost_mark_dropped_by_a_revocation_that_gives_the_slot_back_is_queued_again() -> None:
-    """A rebalance revokes the slot before its states-lost mark commits, and gives it straight back: the kept slot
-    (``_unpark``) queues the mark again, first. Dropped for good, the slot's next block would state the lower count
-    with no GAP entry, and the loss would be in no audit record (``audit verify`` flags such a fall)."""
+@pytest.mark.parametrize(("remade", "lost"), [(None, "lifecycle states lost"),
+                                               ("t.ingress.SNM[1] was made anew", "lifecycle states lost"),
+                                               ("t.ingress.SNM[1] was made anew", None)])
+def test_a_slot_whose_loss_mark_a_revocation_dropped_is_loaded_again_not_kept(remade: str | None,
+                                                                              lost: str | None) -> None:
+    """A rebalance revokes the slot before the mark of what its load found lost commits (alert states, an ingress
+    topic made anew, or both) and gives it straight back: the slot is not kept but retired, so its load runs again
+    and finds the loss again. Kept, its next block stated the lower count with no GAP entry, or it read on at its
+    old offset in the new topic, past the new topic's first records, never decided nor recorded."""
     entry = {"kind": "ALERT", "alert_id": "SNM:X", "ingress": "t.ingress.SNM:1:999", "ingress_ms": NOW_MS}
     head = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [entry], "states": 0})
     worker, state, producer, group = _loaded(head, 1000)
     tp = state.tp
 
-    async def revoked_and_kept() -> None:
-        worker._mark_losses(group, state, head.resume, None, "lifecycle states lost")  # type: ignore[arg-type]
+    async def revoked_and_assigned_again() -> None:
+        worker._mark_losses(group, state, head.resume, remade, lost)  # type: ignore[arg-type]
+        assert state.loss == (lost or remade)
         await worker._settle(state)  # the revocation drops what is queued, unsent
         worker._parked = {tp: worker._owned.pop(tp)}
-        assert worker._unpark([tp]) == 1
-        await settle()
-        assert state.task is not None
-        await asyncio.wait_for(state.task, 5)
-        assert worker._failure is None
+        assert worker._unpark([tp]) == 0
+        assert tp not in worker._owned and worker._retiring == [state]
 
-    asyncio.run(revoked_and_kept())
-    blocks = [orjson.loads(v) for topic, _, _, v in producer.records if topic == "t.audit.decisions"]
-    [gap] = [e for block in blocks for e in block["entries"]]
-    assert (gap["reason"], gap["from_offset"], gap["next_offset"], gap["skipped"]) == ("states-lost", 1000, 1000, 0)
-    assert state.loss is None and state.done_to == 1000
+    asyncio.run(revoked_and_assigned_again())
+    assert not [v for topic, _, _, v in producer.records if topic == "t.audit.decisions"]
 
-    async def kept_again() -> None:  # recorded once: a later rebalance giving the slot back queues nothing
+
+def test_a_slot_whose_loss_is_recorded_is_kept_across_a_rebalance() -> None:
+    """Once the block recording the loss commits, the slot holds nothing unrecorded: a rebalance giving it back
+    keeps it, with no second mark."""
+    entry = {"kind": "ALERT", "alert_id": "SNM:X", "ingress": "t.ingress.SNM:1:999", "ingress_ms": NOW_MS}
+    head = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [entry], "states": 0})
+    worker, state, producer, group = _loaded(head, 1000)
+    [gap] = _gaps(worker, state, producer, lambda: worker._mark_losses(
+        group, state, head.resume, None, "lifecycle states lost"))  # type: ignore[arg-type]
+    assert gap["reason"] == "states-lost" and state.loss is None
+    tp = state.tp
+
+    async def kept() -> None:
         worker._parked = {tp: worker._owned.pop(tp)}
         assert worker._unpark([tp]) == 1
         assert not state.busy
 
-    asyncio.run(kept_again())
+    asyncio.run(kept())
