@@ -878,10 +878,9 @@ class ChainState:
     strays: int = 0  # records not sound tracked since the last signed record (``STRAYS_TRACKED``)
     last: int = -1  # the offset of its newest record walked: the chain written least recently is given up first
     states: int = 0
-    """The broker's chains: the lifecycle offset (``states``) its newest block with the broker's signature states, 0
-    before one does. A
-    slot's blocks only count up; a later block stating less is a loss of alert states, sound only where that block
-    records it (``states_fall``)."""
+    """The broker's chains: the lifecycle offset (``states``) its newest block in place with the broker's signature
+    states (0 before one does, and after one without it). A slot's blocks only count up; a later block stating less
+    is a loss of alert states, sound only where that block records it (``states_fall``)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -1336,6 +1335,7 @@ class PartitionWalk:
             flag(f"seq {seq}: {why}")
         if (why := form_problem(value, doc, claimed)) is not None:
             flag(f"{label}record seq {seq} {why}")
+        in_place = place != "side" and seq == state.seq and prev == state.prev
         if place == "side":
             pass  # a branch of the waiting records: a signed record's path settles it (``_settle``)
         elif seq != state.seq:
@@ -1367,13 +1367,16 @@ class PartitionWalk:
             else:  # the owner's signature, with a key in use, whatever else is wrong (``feed``)
                 self._owners_ahead = place == "break" and chain is not None
                 self._signer = str(signer)  # noted if the record is taken (``_take_signer``)
+                if chain is None and in_place and self.holds in (None, "decisions") and doc.get("kind") == "BLOCK":
+                    # Only the broker's block, in its place, counts: a forged, foreign or replayed one neither hides
+                    # a fall nor makes one. A block without a count (a worker from before it) sets it to 0, as a
+                    # worker reading that head back counts from 0.
+                    if (why := states_fall(doc, state.states)) is not None:
+                        flag(f"block seq {seq} {why}")
+                    states = doc.get("states")
+                    state.states = states if type(states) is int and states >= 0 else 0
         if doc.get("kind") == "BLOCK" and (bad := unresolved_decisions(doc)):
             flag(f"block seq {seq} refers {bad} time(s) to decisions missing from its decision table")
-        if chain is None and self.holds in (None, "decisions") and good and type(doc.get("states")) is int:
-            # Only the broker's signature sets the reference: a forged count neither hides a fall nor makes one.
-            if (why := states_fall(doc, state.states)) is not None:
-                flag(f"block seq {seq} {why}")
-            state.states = max(0, doc["states"])
 
 
     def vouched(self) -> list[Vouched]:

@@ -516,7 +516,29 @@ def test_a_fall_in_a_slots_lifecycle_offset_is_a_finding_unless_its_block_record
     # Recorded in another block than the one that falls: still a finding there.
     assert not _walk(_counted([1, 3, 3, 0], lost, at=2)).ok
     # A fall is flagged once, at the block that falls: the blocks after it count on from there.
-    # Only a block with the broker's signature sets the count: a forged one neither hides a fall nor makes one.
+    # Only the broker's block in its place sets the count: a forged one neither hides a fall nor makes one.
     forged = _counted([1, 3, 5])
     forged[1] = forged[1].replace(b'"states":3', b'"states":100')
     assert {f.offset for f in _walk(forged).findings} == {1}
+
+
+def test_only_the_brokers_own_block_in_its_place_sets_the_count_a_fall_is_judged_by() -> None:
+    """A replayed genuine block, or one signed by a key that may not sign decisions, is a finding of its own and
+    sets no count: the copy is no fall, and a real fall after a foreign block is still found. A block without a
+    count (a worker from before it) counts from 0 again, as the worker reading that head back does: no fall is
+    found after it."""
+    blocks = _counted([1, 5, 7])
+    replayed = _walk([blocks[0], blocks[1], blocks[0], blocks[2]])  # a copy of the first block, out of place
+    assert not replayed.ok and not any("below" in f.problem for f in replayed.findings)
+    writer = ChainWriter("audit", 0)
+    first = writer.block([], "broker-sign-test", _sign, "2026-11-01T00:00:00Z", states=5)
+    foreign = writer.block([], "COL-rcpt-test", _sign, "2026-11-01T00:00:00Z", states=0)
+    after = writer.block([], "broker-sign-test", _sign, "2026-11-01T00:00:00Z", states=1)
+    found = _walk([first, foreign, after]).findings
+    assert any(f.offset == 1 and "may not vouch" in f.problem for f in found)
+    assert any(f.offset == 2 and "below the 5" in f.problem for f in found)
+    writer = ChainWriter("audit", 0)
+    mixed = [writer.block([], "broker-sign-test", _sign, "2026-11-01T00:00:00Z", states=5),
+             writer.block([], "broker-sign-test", _sign, "2026-11-01T00:00:00Z"),
+             writer.block([], "broker-sign-test", _sign, "2026-11-01T00:00:00Z", states=2)]
+    assert _walk(mixed).ok
