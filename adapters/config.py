@@ -59,8 +59,9 @@ class AgencyProfile(_Frozen):
     timezone: str = "America/Panama"
     encoding: str = "utf-8"
     region: str
-    review_days: int | None = Field(None, ge=1)
-    expires_days: int | None = Field(None, ge=1)
+    # At most a century after the event: the broker dead-letters a review or expiry date further ahead.
+    review_days: int | None = Field(None, ge=1, le=36_500)
+    expires_days: int | None = Field(None, ge=1, le=36_500)
     markings: MarkingDefaults
     classification_map: dict[str, str] = {}
     originators: dict[str, str] = {}

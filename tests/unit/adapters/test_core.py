@@ -175,6 +175,17 @@ def test_invalid_configuration_file_names_file_and_field(tmp_path: Path) -> None
     assert str(path) in str(caught.value) and "timezone" in str(caught.value)
 
 
+def test_review_and_expiry_days_past_a_century_are_refused_as_the_broker_would(tmp_path: Path) -> None:
+    """An agency's review or expiry interval past a century is refused at load, naming the field: the broker
+    dead-letters a date that far ahead, so what the adapters pass would never be admitted."""
+    path = tmp_path / "agencies.yaml"
+    path.write_text("agencies: {SNM: {region: panama, expires_days: 40000, markings: {classification: X}}}\n"
+                    "regions: {}\nprovinces: []\nborder_sectors: {}\nports: {}\n", "utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "expires_days" in str(caught.value)
+
+
 def test_context_needs_an_aware_utc_now(config: AdaptersConfig, vocab: Vocabulary) -> None:
     """A naive 'now' is a caller bug, refused."""
     with pytest.raises(ValueError, match="UTC"):
