@@ -353,7 +353,8 @@ class Pipeline:
         the record, whatever the decision (a partner consented to may still be withheld for its clearance or its
         agreement, and its decision's reasons then said nothing of the consent). The entry lists the partners (an
         id the policy does not know as such, never its text); each named partner's decision says it in its
-        reasons, which that partner's auditor reads of its own decisions."""
+        reasons. Both are for national auditors: a partner's auditor reads neither (``audit_index._scope``), as it
+        reads no reason of a decision and nothing of whom else the originator consented to."""
         named = set(partners)
         known = sorted(named & set(self._partner_ids))
         out.entry["consent"] = known + (["(not a partner)"] if named - set(known) else [])
