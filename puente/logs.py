@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import structlog
 import structlog.tracebacks
 
-from puente.strict import json_text
+from puente.strict import json_text, one_line
 
 # Every field a Puente log line may carry, beside the ones structlog adds.
 FIELDS = frozenset({
@@ -85,6 +85,17 @@ class _Repeats(logging.Filter):
         return True
 
 
+def _one_line(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The console form: each text value on one line, with nothing a terminal would act on (``one_line``). A
+    library's message or an error's text can quote what came from outside (a file name, a Kafka error about
+    a topic): a line break there would start a line that seems Puente's own, an escape sequence rewrite the
+    screen. (The JSON form escapes them as JSON: ``json_text``.)"""
+    for name, value in event.items():
+        if isinstance(value, str) and not value.isprintable():
+            event[name] = one_line(value)
+    return event
+
+
 def _repeats(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     record = event.get("_record")
     if record is not None and getattr(record, "repeated", None):
@@ -110,7 +121,8 @@ def configure(level: str = "info", form: str = "console", stream: TextIO | None 
         tail: list[Any] = [structlog.processors.ExceptionRenderer(tracebacks),
                            structlog.processors.JSONRenderer(json_text)]
     else:
-        tail = [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)]
+        tail = [_one_line,
+                structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)]
     structlog.configure(
         processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -325,7 +325,8 @@ def json_text(value: Any, **dumps: Any) -> str:
     text = json.dumps(value, ensure_ascii=False, **dumps)
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or c == "\n" else _json_escape(c) for c in text)
+    # A line break or tab outside a string is ``indent``'s layout: json.dumps escapes both inside strings.
+    return "".join(c if c.isprintable() or c in "\n\t" else _json_escape(c) for c in text)
 
 
 def _json_escape(char: str) -> str:

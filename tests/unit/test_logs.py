@@ -96,6 +96,20 @@ def test_the_console_form_is_not_json(monkeypatch: pytest.MonkeyPatch, stream: i
         json.loads(text.splitlines()[0])
 
 
+@pytest.mark.parametrize("form", ["console", "json"])
+def test_text_from_outside_stays_on_its_line_with_nothing_a_terminal_acts_on(
+        monkeypatch: pytest.MonkeyPatch, stream: io.StringIO, form: str) -> None:
+    """A library's message or an error's text may quote what came from outside: a line break, U+2028 or an escape
+    sequence in it reaches the log escaped, in either form, so no line seems Puente's own and no screen is
+    rewritten."""
+    _configured(monkeypatch, stream, PUENTE_LOG_FORMAT=form)
+    hostile = "topic x\n2026-12-05T00:00:00Z [error    ] forged\u2028\x1b[2J\x9b31m"
+    logging.getLogger("aiokafka.cluster").error("Topic %s is not available", hostile)
+    logs.get("puente.test.console").warning("could not read", problem=hostile)
+    text = stream.getvalue()
+    assert len(text.splitlines()) == 2 and "\x1b" not in text and "\x9b" not in text and "\u2028" not in text
+
+
 def test_aiokafka_lines_go_through_the_same_pipeline(monkeypatch: pytest.MonkeyPatch, stream: io.StringIO) -> None:
     """aiokafka's standard-library lines come out as Puente's JSON, formatted, and the level setting filters them
     (nothing Puente imported has muted or re-levelled aiokafka's loggers: an error line gets through)."""

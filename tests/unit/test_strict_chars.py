@@ -234,3 +234,4 @@ def test_json_text_is_one_line_for_every_reader_and_keeps_real_scripts(hostile: 
     pretty = json_text(value, indent=2)
     assert json.loads(pretty) == value and all(part.isprintable() for part in pretty.split("\n"))
     assert len(pretty.splitlines()) == len(pretty.split("\n"))
+    assert json.loads(json_text(value, indent="\t")) == value  # a tab of layout stays layout
