@@ -323,7 +323,7 @@ def _recalls(args: argparse.Namespace) -> int:
                               "acknowledged_at": iso_utc(r.acknowledged_at) if r.acknowledged_at else None,
                               "waiting_on": list(r.waiting_on)}))
     else:
-        width = max([len(r.alert_id) for r in rows] + [5])
+        width = max([len(_text(r.alert_id)) for r in rows] + [5])
         print(f"{'state':<12} {'alert':<{width}} {'v':>3} {'partner':<7} {'reason':<17} {'sent (UTC)':<20} "
               f"{'deadline (UTC)':<20} acknowledged")
         for r in rows:
@@ -333,7 +333,8 @@ def _recalls(args: argparse.Namespace) -> int:
                    f"no: {late.total_seconds() / 3600:.1f} h overdue" if r.state == OVERDUE else "not yet")
             if r.waiting_on:
                 ack += f"; waiting on {_holders(r.waiting_on)}"
-            print(f"{r.state:<12} {r.alert_id:<{width}} {r.version:>3} {r.partner[:7]:<7} {_text(r.reason)[:17]:<17} "
+            print(f"{r.state:<12} {_text(r.alert_id):<{width}} {r.version:>3} {_text(r.partner)[:7]:<7} "
+                  f"{_text(r.reason)[:17]:<17} "
                   f"{iso_utc(r.sent_at)[:19]:<20} {iso_utc(r.deadline)[:19]:<20} {ack}")
     overdue = sum(1 for r in rows if r.state == OVERDUE)
     failed = sum(1 for r in rows if r.state == FAILED)
