@@ -138,7 +138,7 @@ class PartitionIngest:
         # The vouched receipts no indexed delivery matched (``unmatched_receipts``): how many, their bytes, per
         # chain; the newest decision id they were matched against; whether this ingest matched them again.
         self._held, self._held_bytes, self._held_chains = 0, 0, dict[str, int]()
-        self._matched_to, self._rechecked = 0, False
+        self._matched_to, self._rechecked, self._replaying = 0, False, False
         if holds == "receipts":
             self._restore_waiting()
             self._restore_held()
@@ -527,8 +527,14 @@ class PartitionIngest:
         self._held_chains[key] = self._held_chains.get(key, 0) + 1
         self._held += 1
         self._held_bytes += size
-        if self._held_chains[key] > HELD_PER_CHAIN:
-            self._let_go(key)
+        if not self._replaying:  # a replay still has held receipts of later turns to match: bound them after it
+            self._bound_held([key])
+
+    def _bound_held(self, keys: list[str]) -> None:
+        """Let go of the oldest held (``_let_go``) until within ``HELD_*``: of chains ``keys``, then of all."""
+        for key in keys:
+            while self._held_chains.get(key, 0) > HELD_PER_CHAIN:
+                self._let_go(key)
         while self._held > HELD_IN_ALL or self._held_bytes > HELD_BYTES:
             self._let_go(None)
 
@@ -542,8 +548,11 @@ class PartitionIngest:
         self._drop_held(offset, held_key, size)
 
     def _drop_held(self, offset: int, key: str, size: int) -> None:
-        self._conn.execute("DELETE FROM unmatched_receipts WHERE topic = ? AND partition = ? AND \"offset\" = ?",
-                           (self.topic, self.partition, offset))
+        """Hold the receipt at ``offset`` no more; the counts change only if it was still held."""
+        gone = self._conn.execute("DELETE FROM unmatched_receipts WHERE topic = ? AND partition = ? AND \"offset\" = ?",
+                                  (self.topic, self.partition, offset)).rowcount
+        if gone != 1:
+            return
         self._held -= 1
         self._held_bytes -= size
         self._held_chains[key] -= 1
@@ -581,8 +590,13 @@ class PartitionIngest:
                 self._conn.execute("UPDATE findings SET problem = ? WHERE id = ?", (why, found))
             else:
                 first[partner] = min(first.get(partner, (vouched, offset)), (vouched, offset))
-        for partner in sorted(first):
-            self._replay(partner, first[partner])
+        self._replaying = True
+        try:
+            for partner in sorted(first):
+                self._replay(partner, first[partner])
+        finally:
+            self._replaying = False
+        self._bound_held(sorted(k for k, n in self._held_chains.items() if n > HELD_PER_CHAIN))
         self._matched_to = newest
 
     def _replay(self, partner: str, turn: tuple[int, int]) -> None:
@@ -656,7 +670,11 @@ class PartitionIngest:
                 self._acknowledged(match.key, when)
 
     def _rematch_held(self, vouched: int, offset: int, key: str, text: str, size: int, found: int) -> None:
-        """A receipt held unmatched, matched again at its turn (``_replay``)."""
+        """A receipt held unmatched, matched again at its turn (``_replay``), unless let go since it was read: its
+        finding is final then."""
+        if self._conn.execute("SELECT 1 FROM unmatched_receipts WHERE topic = ? AND partition = ? AND \"offset\" = ?",
+                              (self.topic, self.partition, offset)).fetchone() is None:
+            return
         row = json.loads(text)
         match = match_receipt(row, self._book)
         if isinstance(match, str):

@@ -1,0 +1,75 @@
+"""Matching held receipts again at their turn (``PartitionIngest._replay``): bounded, and never stuck.
+
+A partner writes its receipts topic: whatever it writes, a catch-up must end (a rebuild's index, or as close
+as the bounds on what is held allow), and its cost must not grow with the square of what it wrote.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.audit import ChainWriter
+from broker.audit_index import AuditIndex
+from broker.audit_index import _ingest as ingest
+from puente.wire import iso_utc
+from tests.unit.broker.test_audit_index import COL_RCPT, DECISIONS, T0, _alert, _decision, _ingest, _signer
+
+BROKER_KEY = "broker-sign-2026a"
+COL_KEY = "COL-rcpt-2026a"
+AT = iso_utc(T0 + timedelta(minutes=30))
+
+
+def _delivered(*alerts: str) -> list[bytes]:
+    """One decisions block per alert, each delivered to COL in feed t.feed.COL."""
+    writer = ChainWriter(DECISIONS, 0)
+    return [writer.block([_alert(alert, minute, [_decision("COL", "DELIVER", ["c"], feed="t.feed.COL")])],
+                         BROKER_KEY, _signer(BROKER_KEY), iso_utc(T0)) for minute, alert in enumerate(alerts)]
+
+
+def _receipt(writer: ChainWriter, alert: str, place: int, status: str = "RECEIVED", pad: int = 0) -> bytes:
+    body: dict[str, Any] = {"partner": "COL", "alert_id": alert, "status": status, "version": 1,
+                            "feed": f"t.feed.COL:0:{place}", "at": AT}
+    if pad:
+        body["detail"] = "x" * pad
+    return writer.append("RECEIPT", body)
+
+
+def _checkpoint(writer: ChainWriter) -> bytes:
+    return writer.checkpoint(COL_KEY, _signer(COL_KEY), iso_utc(T0))
+
+
+def _state(index: AuditIndex) -> dict[str, Any]:
+    return {"receipts": index._all("SELECT \"offset\", alert_id, decision_id FROM receipts ORDER BY \"offset\""),
+            "held": index._all("SELECT \"offset\" FROM unmatched_receipts ORDER BY \"offset\""),
+            "findings": index._all("SELECT \"offset\", problem FROM findings ORDER BY \"offset\", problem")}
+
+
+def test_a_receipt_held_again_in_a_replay_lets_go_of_none_the_replay_has_yet_to_match(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row a replay holds again past HELD_BYTES lets go of the oldest held only after the replay: the
+    catch-up commits, and the index is a rebuild's (before, the receipt let go matched at its turn: KeyError)."""
+    main = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL")
+    side = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL/b")
+    receipts = [_receipt(side, "SNM:X", 5),  # 0: the oldest by offset, vouched last (offset 9)
+                _receipt(main, "SNM:X", 5),  # 1: held until X's delivery is indexed
+                _receipt(main, "SNM:Z", 5, pad=10_000),  # 2: a row, until 1 takes place 5 at its turn
+                _checkpoint(main)]
+    receipts += [_receipt(main, "SNM:NOPE", 100 + i, pad=10_000) for i in range(4)]  # 4-7: held for good
+    receipts += [_checkpoint(main), _checkpoint(side)]
+    # Room for what the first catch-up holds (0, 1, 4-7), not for 2 as well.
+    monkeypatch.setattr(ingest, "HELD_BYTES", sum(len(receipts[i]) for i in (0, 1, 4, 5, 6, 7)) + 100)
+    topics = {DECISIONS: _delivered("SNM:Z", "SNM:X"), COL_RCPT: receipts}
+    index = AuditIndex(tmp_path / "catch-up" / "index.sqlite")
+    _ingest(index, topics, {DECISIONS: 1})
+    assert index._all("SELECT \"offset\" FROM receipts") == [(2,)]
+    _ingest(index, topics)
+    _ingest(index, topics)
+    rebuilt = AuditIndex(tmp_path / "rebuild" / "index.sqlite")
+    _ingest(rebuilt, topics)
+    assert _state(index) == _state(rebuilt)
+    assert [r[0] for r in _state(index)["receipts"]] == [0, 1]
+    assert _state(index)["held"] == [(4,), (5,), (6,), (7,)]
