@@ -608,12 +608,10 @@ class PartitionIngest:
         c = self._conn
         mine = "topic = ? AND partition = ? AND partner = ? AND (vouched, \"offset\") "
         after = (self.topic, self.partition, partner)
-        done = None  # binding a place again twice binds it the same: only the one just bound is skipped
-        for (place,) in _batches(c.execute(f"SELECT place FROM receipts WHERE {mine}>= (?, ?) AND place IS NOT NULL "
-                                           "ORDER BY vouched, \"offset\"", (*after, *turn))):
-            if place != done:
-                self._rebind(partner, place, turn)
-                done = place
+        # What a place is bound to depends on the turn only: each is bound again once, however often named.
+        for (place,) in _batches(c.execute(f"SELECT DISTINCT place FROM receipts WHERE {mine}>= (?, ?) AND place IS "
+                                           "NOT NULL", (*after, *turn))):
+            self._rebind(partner, place, turn)
         last, op = turn, ">="
         while True:
             rows = c.execute(f"SELECT vouched, \"offset\", id, chain, alert_id, version, status, at, feed, detail, "
@@ -642,11 +640,24 @@ class PartitionIngest:
         topic, part, at = place.rsplit(":", 2)
         where: FeedPlace = (topic, int(part), int(at))
         self._book.unbind(partner, where)
-        for alert, version, delivery in _batches(self._conn.execute(
+        if (placed := self._bound_before(partner, place, turn)) is not None:
+            self._book.bind(ReceiptMatch(partner, where, placed.alert_id, placed.version, placed.key))
+
+    def _bound_before(self, partner: str, place: str, turn: tuple[int, int]) -> Placed | None:
+        """What ``partner``'s receipts before ``turn`` in this partition (and those of its other partitions)
+        bound at ``place``, as ``SqlReceiptBook.bind`` binding each in turn leaves it: the first's alert, the
+        first version and delivery named (one read, no statement per receipt)."""
+        alert: str | None = None
+        version: int | None = None
+        delivery: int | None = None
+        for named, numbered, key in _batches(self._conn.execute(
                 "SELECT alert_id, version, decision_id FROM receipts WHERE partner = ? AND place = ? AND NOT (topic = "
                 "? AND partition = ? AND (vouched, \"offset\") >= (?, ?)) ORDER BY topic, partition, vouched, "
                 "\"offset\"", (partner, place, self.topic, self.partition, *turn))):
-            self._book.bind(ReceiptMatch(partner, where, alert, version, delivery))
+            alert = named if alert is None else alert
+            version = numbered if version is None else version
+            delivery = key if delivery is None else delivery
+        return Placed(alert, version, delivery) if alert is not None else None
 
     def _rematch_row(self, vouched: int, offset: int, ident: int, chain: str, alert: str | None, version: int | None,
                      status: str | None, at: str | None, feed: str | None, detail: str | None, delivery: int | None,

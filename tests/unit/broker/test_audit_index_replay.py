@@ -73,3 +73,37 @@ def test_a_receipt_held_again_in_a_replay_lets_go_of_none_the_replay_has_yet_to_
     assert _state(index) == _state(rebuilt)
     assert [r[0] for r in _state(index)["receipts"]] == [0, 1]
     assert _state(index)["held"] == [(4,), (5,), (6,), (7,)]
+
+
+def test_a_replay_binds_each_place_again_once_however_often_its_receipts_alternate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Receipts alternating between two places (DUPLICATEs of A and B) after a held receipt due again: the replay
+    binds each place again once, not once per receipt (each reading every receipt before: quadratic), and the
+    index is a rebuild's."""
+    pairs = 40
+    writer = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL")
+    receipts = []
+    for i in range(pairs):
+        status = "RECEIVED" if i == 0 else "DUPLICATE"
+        receipts += [_receipt(writer, "SNM:A", 1, status), _receipt(writer, "SNM:B", 2, status)]
+    receipts += [_receipt(writer, "SNM:X", 1), _checkpoint(writer)]  # held: X is not indexed yet
+    receipts += [_receipt(writer, alert, place, "DUPLICATE") for _ in range(pairs)
+                 for alert, place in (("SNM:A", 1), ("SNM:B", 2))]
+    receipts.append(_checkpoint(writer))
+    topics = {DECISIONS: _delivered("SNM:A", "SNM:B", "SNM:X"), COL_RCPT: receipts}
+    index = AuditIndex(tmp_path / "catch-up" / "index.sqlite")
+    _ingest(index, topics, {DECISIONS: 2})
+    bound: list[str] = []
+    rebind = ingest.PartitionIngest._rebind
+
+    def counted(self: ingest.PartitionIngest, partner: str, place: str, turn: tuple[int, int]) -> None:
+        bound.append(place)
+        rebind(self, partner, place, turn)
+
+    monkeypatch.setattr(ingest.PartitionIngest, "_rebind", counted)
+    _ingest(index, topics)
+    assert sorted(bound) == ["t.feed.COL:0:1", "t.feed.COL:0:2"]
+    rebuilt = AuditIndex(tmp_path / "rebuild" / "index.sqlite")
+    _ingest(rebuilt, topics)
+    assert _state(index) == _state(rebuilt)
+    assert index._all("SELECT \"offset\" FROM findings") == [(2 * pairs,)]
