@@ -571,25 +571,30 @@ class PartitionIngest:
         """Match again each receipt held unmatched whose alert has decisions for its partner indexed since it was
         last matched (no other can match now). A walk of the whole audit matched it at its turn, before the
         receipts vouched for after it, which may since have bound the place (or delivery) it names: so each of
-        their partners' receipts are matched again from the earliest such turn (``_replay``), as that walk
-        matched them, and the index a catch-up leaves is the one a rebuild gives."""
+        their partners' receipts are matched again from the earliest such turn where one now matches
+        (``_replay``), as that walk matched them, and the index a catch-up leaves is the one a rebuild gives. One
+        that still fails at its turn (``_AtTurn``) changes nothing after it: only its finding's words change, and
+        no receipt after it is matched again."""
         newest = self._newest()
         if not self._held or newest <= self._matched_to:
             self._matched_to = max(self._matched_to, newest)
             return
-        first: dict[str, tuple[int, int]] = {}  # per partner (a few): the earliest turn due
+        first: dict[str, tuple[int, int]] = {}  # per partner (a few): the earliest turn due that matches now
         for partner, vouched, offset, text, found in _batches(self._conn.execute(
                 "SELECT partner, vouched, \"offset\", row, finding FROM unmatched_receipts h WHERE topic = ? AND "
                 "partition = ? AND EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = h.alert_id AND d.partner = "
-                "h.partner AND d.id > ?)", (self.topic, self.partition, self._matched_to))):
-            # One that fails before any place is asked about (a version never sent, say) fails at any turn, in
-            # the same words: it needs no receipt after it matched again.
-            unbound = _Unbound(self._book)
-            why = match_receipt(json.loads(text), unbound)
-            if isinstance(why, str) and not unbound.asked:
+                "h.partner AND d.id > ?) ORDER BY partner, vouched, \"offset\"",
+                (self.topic, self.partition, self._matched_to))):
+            if partner in first:  # the replay from an earlier turn matches it again at its own
+                continue
+            # Matched first as at its turn (the book as the receipts before it left it, read only): one that still
+            # fails binds nothing, so no receipt after it can change; only its finding's words may. One that
+            # matches now changes what those after it found: they are matched again from its turn on.
+            why = match_receipt(json.loads(text), _AtTurn(self, (vouched, offset)))
+            if isinstance(why, str):
                 self._conn.execute("UPDATE findings SET problem = ? WHERE id = ?", (why, found))
             else:
-                first[partner] = min(first.get(partner, (vouched, offset)), (vouched, offset))
+                first[partner] = (vouched, offset)
         self._replaying = True
         try:
             for partner in sorted(first):
@@ -637,8 +642,7 @@ class PartitionIngest:
     def _rebind(self, partner: str, place: str, turn: tuple[int, int]) -> None:
         """Bind ``place`` (text, as ``receipts.place``) as ``partner``'s receipts before ``turn`` in this
         partition (and those of its other partitions) bound it, forgetting what receipts from ``turn`` on did."""
-        topic, part, at = place.rsplit(":", 2)
-        where: FeedPlace = (topic, int(part), int(at))
+        where = _feed_place(place)
         self._book.unbind(partner, where)
         if (placed := self._bound_before(partner, place, turn)) is not None:
             self._book.bind(ReceiptMatch(partner, where, placed.alert_id, placed.version, placed.key))
@@ -709,22 +713,39 @@ class _ChainFinding(Finding):
     chain: str = ""
 
 
-class _Unbound:
-    """A ``ReceiptBook`` as if no receipt had bound any place: ``asked`` says whether a match got as far as
-    asking what a place holds (before that, what receipts bound changes nothing)."""
+class _AtTurn:
+    """A ``ReceiptBook`` as the receipts before ``turn`` in ``ingest``'s partition (and those of its other
+    partitions) left it, as ``PartitionIngest._replay`` binds it again at that turn: read only, the bindings of
+    later turns ignored, nothing written (a match against it is only looked at)."""
 
-    def __init__(self, book: SqlReceiptBook) -> None:
-        self._book, self.asked = book, False
+    def __init__(self, ingest: PartitionIngest, turn: tuple[int, int]) -> None:
+        self._ingest, self._turn = ingest, turn
 
     def sent(self, partner: str, alert_id: str) -> list[Sent]:
-        return [replace(s, place=None) for s in self._book.sent(partner, alert_id)]
+        ingest = self._ingest
+        out = []
+        for s in ingest._book.sent(partner, alert_id):
+            # Where the delivery was put: the place of a receipt before the turn bound to it (every receipt bound
+            # to a delivery names the one place that delivery is at).
+            row = ingest._conn.execute(
+                "SELECT place FROM receipts WHERE partner = ? AND decision_id = ? AND place IS NOT NULL AND NOT "
+                "(topic = ? AND partition = ? AND (vouched, \"offset\") >= (?, ?)) ORDER BY topic, partition, "
+                "vouched, \"offset\" LIMIT 1", (partner, s.key, ingest.topic, ingest.partition, *self._turn)
+            ).fetchone()
+            out.append(replace(s, place=_feed_place(row[0]) if row is not None else None))
+        return list(dict.fromkeys(out))  # the book lists a delivery once per place bound to it
 
     def placed(self, partner: str, place: FeedPlace) -> Placed | None:
-        self.asked = True
-        return None
+        return self._ingest._bound_before(partner, _place_text(place), self._turn)
 
     def bind(self, match: ReceiptMatch) -> None:
         """Keeps nothing: a match against this book is only looked at."""
+
+
+def _feed_place(text: str) -> FeedPlace:
+    """A feed place from its ``receipts.place`` text (``_place_text``)."""
+    topic, part, at = text.rsplit(":", 2)
+    return (topic, int(part), int(at))
 
 
 def _place_text(place: FeedPlace) -> str:

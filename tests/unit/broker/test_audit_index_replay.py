@@ -86,7 +86,7 @@ def test_a_replay_binds_each_place_again_once_however_often_its_receipts_alterna
     for i in range(pairs):
         status = "RECEIVED" if i == 0 else "DUPLICATE"
         receipts += [_receipt(writer, "SNM:A", 1, status), _receipt(writer, "SNM:B", 2, status)]
-    receipts += [_receipt(writer, "SNM:X", 1), _checkpoint(writer)]  # held: X is not indexed yet
+    receipts += [_receipt(writer, "SNM:X", 3), _checkpoint(writer)]  # held until X is indexed, then a row
     receipts += [_receipt(writer, alert, place, "DUPLICATE") for _ in range(pairs)
                  for alert, place in (("SNM:A", 1), ("SNM:B", 2))]
     receipts.append(_checkpoint(writer))
@@ -106,4 +106,45 @@ def test_a_replay_binds_each_place_again_once_however_often_its_receipts_alterna
     rebuilt = AuditIndex(tmp_path / "rebuild" / "index.sqlite")
     _ingest(rebuilt, topics)
     assert _state(index) == _state(rebuilt)
-    assert index._all("SELECT \"offset\" FROM findings") == [(2 * pairs,)]
+    assert index._all("SELECT \"offset\" FROM receipts WHERE alert_id = 'SNM:X'") == [(2 * pairs,)]
+
+
+@pytest.mark.parametrize("rows", [30, 120])
+def test_a_held_receipt_that_still_fails_at_its_turn_replays_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    """A held receipt naming a place another alert holds is due again each time a decision of its alert is
+    indexed; it still fails at its turn, so the catch-up replays none of the receipts after it: a few statements
+    whatever their number (before: every one matched again, each catch-up), and the index is a rebuild's."""
+    receipts_writer = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL")
+    receipts = [_receipt(receipts_writer, "SNM:0", 0), _receipt(receipts_writer, "SNM:X", 0),
+                _checkpoint(receipts_writer)]
+    receipts += [_receipt(receipts_writer, f"SNM:{i}", i) for i in range(1, rows)]
+    receipts.append(_checkpoint(receipts_writer))
+    writer = ChainWriter(DECISIONS, 0)
+    decisions = [writer.block([_alert(alert, 0, [_decision("COL", "DELIVER", ["c"], feed="t.feed.COL")])
+                               for alert in [*(f"SNM:{i}" for i in range(rows)), "SNM:X"]],
+                              BROKER_KEY, _signer(BROKER_KEY), iso_utc(T0))]
+    index = AuditIndex(tmp_path / "catch-up" / "index.sqlite")
+    _ingest(index, {DECISIONS: decisions, COL_RCPT: receipts})
+    replays: list[tuple[int, int]] = []
+    statements: list[str] = []
+    replay = ingest.PartitionIngest._replay
+
+    def counted(self: ingest.PartitionIngest, partner: str, turn: tuple[int, int]) -> None:
+        replays.append(turn)
+        replay(self, partner, turn)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ingest.PartitionIngest, "_replay", counted)
+        for version in (2, 3):  # a WITHHOLD of a new version of X for COL: no receipt can match it
+            decisions.append(writer.block([_alert("SNM:X", version, [_decision("COL", "WITHHOLD", ["w"])],
+                                                  version=version)], BROKER_KEY, _signer(BROKER_KEY), iso_utc(T0)))
+            index._conn.set_trace_callback(statements.append)
+            _ingest(index, {DECISIONS: decisions, COL_RCPT: receipts})
+            index._conn.set_trace_callback(None)
+    assert replays == []
+    assert len(statements) < 120, len(statements)  # the same whatever ``rows``: a replay is several per row
+    rebuilt = AuditIndex(tmp_path / "rebuild" / "index.sqlite")
+    _ingest(rebuilt, {DECISIONS: decisions, COL_RCPT: receipts})
+    assert _state(index) == _state(rebuilt)
+    assert index._all("SELECT \"offset\" FROM unmatched_receipts") == [(1,)]
