@@ -15,12 +15,15 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
-from typing import NoReturn, cast
+from typing import TYPE_CHECKING, NoReturn, TextIO, cast
 
 from puente import __version__, logs
 from puente.commands._common import Subparsers
 from puente.errors import EXIT_CONFIG, PuenteError
 from puente.strict import one_line, printable
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 # Each command's module under puente.commands, by the names it registers, in the order `puente --help`
 # lists them. Only the module of the command typed is imported: `puente broker run` starts without
@@ -84,6 +87,14 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse drops a failed write silently: unbuffered (PYTHONUNBUFFERED), `puente --help | true` would be 0.
+        # On standard output the failure reaches main, which says 141 for a reader that left.
+        if message and file is not None and file is sys.stdout:
+            file.write(message)
+            return
+        super()._print_message(message, file)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors print one clear line to stderr and exit with their status."""
@@ -94,51 +105,100 @@ def main(argv: Sequence[str] | None = None) -> int:
     # connections would only bury it. Long-running commands set the level from PUENTE_LOG_LEVEL.
     logs.configure("critical")
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = _run(argv)
+    except SystemExit as done:  # argparse's --help, --version and usage errors
+        # What argparse printed is still in the buffer: written here too, so a reader that left is seen below.
+        raise SystemExit(_written(done.code) if isinstance(done.code, int) or done.code is None else done.code) \
+            from None
+    return _written(code)
+
+
+def _run(argv: list[str]) -> int:
     code = None
     try:
         args = build_parser(argv).parse_args(argv)
         code = args.func(args)
-        # Output held in the buffer is written here, not at exit, so a reader that left is seen below.
-        sys.stdout.flush()
     except PuenteError as exc:
         _trace()
-        print(f"puente: error: {_message(exc)}", file=sys.stderr)
+        _say(f"puente: error: {_message(exc)}")
         return exc.exit_code
     except BrokenPipeError:  # e.g. `puente audit verify | head`: the reader left before the end
         return _reader_left(code)
     except KeyboardInterrupt:
-        print("puente: interrupted", file=sys.stderr)
-        return 130
+        _say("puente: interrupted")
+        return EXIT_INTERRUPTED
     except OSError as exc:  # a file or a socket the command itself opened
         _trace()
         where = f" ({one_line(str(exc.filename))})" if exc.filename else ""
-        print(f"puente: error: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        _say(f"puente: error: {exc.strerror or type(exc).__name__}{where}")
         return EXIT_CONFIG
     except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback or the error's text
         _trace()
-        print(f"puente: error: internal error ({type(exc).__name__}); run again with PUENTE_DEBUG=1 to see where, "
-              "and report it", file=sys.stderr)
+        _say(f"puente: error: internal error ({type(exc).__name__}); run again with PUENTE_DEBUG=1 to see where, "
+             "and report it")
         return EXIT_INTERNAL
     return int(code or 0)
 
 
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a fault in Puente, not in what it was given
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a tool stopped by Ctrl-C
 EXIT_SIGPIPE = 141  # 128 + SIGPIPE, as a shell reports a tool whose reader left
+
+
+def _written(code: int | None) -> int:
+    """Write out what standard output still holds, on every way out (success, failure, argparse's exit): output
+    left in the buffer would otherwise fail at interpreter exit, as status 120 and two lines of traceback. The
+    command's own failure wins; else 141 when the reader left, 3 when the output could not be written."""
+    code = int(code or 0)
+    try:
+        if sys.stdout is not None:  # None when Python started with it closed (`puente ... >&-`)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_left(code)
+    except (OSError, ValueError) as exc:  # a full disk (`> /dev/full`); ValueError: a stream already closed
+        _discard(sys.stdout)
+        if not code:  # a command that failed has said so; a second line about its output would only bury it
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            _say(f"puente: error: cannot write the output: {reason}; check where standard output goes")
+            code = EXIT_CONFIG
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        _discard(sys.stderr)
+    return code
+
+
+def _say(line: str) -> None:
+    """Print ``line`` to standard error; when that is gone too there is nobody left to tell."""
+    try:
+        print(line, file=sys.stderr)
+    except (OSError, ValueError):
+        _discard(sys.stderr)
 
 
 def _reader_left(code: int | None) -> int:
     """The status when standard output's reader left: never 0, since nobody read the whole output (a
     `verify | head` that passed would hide the problems after the first lines): the command's own failure
     when it had one, else 141, as a shell tool killed by SIGPIPE."""
-    # What is left in the buffer would fail again when Python flushes at exit (status 120, a traceback):
-    # it goes nowhere instead. A stream with no descriptor (a test's capture) has nothing to flush there.
+    _discard(sys.stdout)
+    return int(code) if code else EXIT_SIGPIPE
+
+
+def _discard(stream: TextIO | None) -> None:
+    """Send what is left in ``stream``'s buffer nowhere: it would fail again when Python flushes at exit
+    (status 120, a traceback). A stream with no descriptor (a test's capture) has nothing to flush there."""
+    if stream is None:  # no descriptor at all: Python started with it closed
+        return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
         pass
-    return int(code) if code else EXIT_SIGPIPE
 
 
 def _message(exc: PuenteError) -> str:

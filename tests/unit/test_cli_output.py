@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import TextIO
 
 import pytest
 
 from puente import cli
 from puente.commands import policy
+from puente.errors import ConfigError
 
 
 class _Gone(io.StringIO):
@@ -52,3 +59,90 @@ def test_a_reader_that_left_after_the_last_line_is_seen_before_exit(monkeypatch:
     monkeypatch.setattr("sys.stdout", Buffered())
     monkeypatch.setattr("sys.stderr", io.StringIO())
     assert cli.main(["policy", "lint"]) == (found or cli.EXIT_SIGPIPE)
+
+
+@pytest.fixture
+def closed_pipe() -> Iterator[Callable[[], TextIO]]:
+    """Makes text streams on a pipe whose reader already left, as Python's own are: buffered, on a descriptor."""
+    made: list[TextIO] = []
+
+    def make() -> TextIO:
+        read, write = os.pipe()
+        os.close(read)
+        made.append(open(write, "w", encoding="utf-8"))  # noqa: SIM115 - closed after the test, below
+        return made[-1]
+
+    yield make
+    for stream in made:
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
+def _fails_after_output(args: argparse.Namespace) -> int:
+    print("a finding")
+    raise ConfigError("the policy folder is gone")
+
+
+def test_output_left_by_a_failing_command_is_written_before_exit(monkeypatch: pytest.MonkeyPatch,
+                                                                 closed_pipe: Callable[[], TextIO]) -> None:
+    """A command that printed and then failed keeps its own status, and its buffered output meets the reader's
+    leaving inside main: nothing is left to fail at interpreter exit (status 120, "Exception ignored")."""
+    out, err = closed_pipe(), io.StringIO()
+    monkeypatch.setattr(policy, "_lint", _fails_after_output)
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setattr("sys.stderr", err)
+    assert cli.main(["policy", "lint"]) == 3
+    assert err.getvalue() == "puente: error: the policy folder is gone\n"
+    out.flush()  # what Python does at exit: the leftover now goes nowhere, without an error
+
+
+def test_a_failure_whose_stderr_is_gone_keeps_its_status(monkeypatch: pytest.MonkeyPatch,
+                                                         closed_pipe: Callable[[], TextIO]) -> None:
+    """With standard error gone, the error line is dropped, never raised past main: the status still says what
+    failed, and nothing is left in stderr's buffer to fail at exit."""
+    err = closed_pipe()
+    monkeypatch.setattr(policy, "_lint", _fails_after_output)
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    monkeypatch.setattr("sys.stderr", err)
+    assert cli.main(["policy", "lint"]) == 3
+    err.flush()
+
+
+@pytest.mark.parametrize("option", ["--help", "--version"])
+def test_help_or_the_version_to_a_reader_that_left_is_141(option: str, monkeypatch: pytest.MonkeyPatch,
+                                                          closed_pipe: Callable[[], TextIO]) -> None:
+    """argparse's own exit goes through the same boundary: `puente --help | true` is 141, not 0 nor 120."""
+    out = closed_pipe()
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    with pytest.raises(SystemExit) as done:
+        cli.main([option])
+    assert done.value.code == cli.EXIT_SIGPIPE
+    out.flush()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_help_to_a_full_disk_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output that cannot be written (`puente --version > /dev/full`) is one line and status 3, never 0."""
+    err = io.StringIO()
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        monkeypatch.setattr("sys.stdout", full)
+        monkeypatch.setattr("sys.stderr", err)
+        with pytest.raises(SystemExit) as done:
+            cli.main(["--version"])
+        full.flush()
+    assert done.value.code == 3
+    assert err.getvalue().count("\n") == 1 and "No space left on device" in err.getvalue(), err.getvalue()
+
+
+def test_a_closed_pipe_ends_the_process_with_141_and_no_traceback() -> None:
+    """The real process, its stdout a pipe nobody reads: 141 and a silent stderr, buffered or not."""
+    for unbuffered in ("", "1"):
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            done = subprocess.run([sys.executable, "-m", "puente.cli", "--help"], stdout=write, stderr=subprocess.PIPE,
+                                  env={**os.environ, "PYTHONUNBUFFERED": unbuffered}, timeout=60, check=False)
+        finally:
+            os.close(write)
+        assert (done.returncode, done.stderr) == (cli.EXIT_SIGPIPE, b""), (unbuffered, done.stderr)
