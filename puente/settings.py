@@ -6,7 +6,7 @@ import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -251,35 +251,45 @@ def variable_problem(environ: Mapping[str, str]) -> str | None:
     empty PUENTE_KEYS would be the current folder, an empty address every address: a value left out is never a
     setting), one given under two spellings (names are read without regard to case, so which one wins would be
     chance), or a switch (``SWITCHES``) other than 0 or 1. Names only, never a value."""
+    return next((why for _, why in _unreadable(environ)), None)
+
+
+def _unreadable(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
     spellings: dict[str, list[str]] = {}
     for name in sorted(environ):
         if name.upper().startswith("PUENTE_"):
             spellings.setdefault(name.upper(), []).append(name)
     for upper, names in spellings.items():
         if len(names) > 1:
-            return (f"{' and '.join(n[:60] for n in names)} are one setting (its name is read whatever its case): "
-                    "keep one")
-        if not environ[names[0]].strip():
-            return f"{names[0][:60]} is set to nothing: give it a value, or unset it for its default"
-        if upper in SWITCHES and environ[names[0]] not in ("0", "1"):
-            return f"{names[0][:60]} is a switch: 0 or 1"
-    return None
+            yield upper, (f"{' and '.join(n[:60] for n in names)} are one setting (its name is read whatever its "
+                          "case): keep one")
+        elif not environ[names[0]].strip():
+            yield upper, f"{names[0][:60]} is set to nothing: give it a value, or unset it for its default"
+        elif upper in SWITCHES and environ[names[0]] not in ("0", "1"):
+            yield upper, f"{names[0][:60]} is a switch: 0 or 1"
+
+
+def variable_problems(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Every ``PUENTE_*`` variable in ``environ`` that ``check_variables`` refuses, first to last, as the name
+    it concerns (upper case) and one line saying why: a name that is no setting (``unknown_variables``), then
+    one that cannot be read as it is (``variable_problem``)."""
+    known = [f"PUENTE_{name.upper()}" for name in PuenteSettings.model_fields] + sorted(OTHER_VARIABLES)
+    found = []
+    for stranger in unknown_variables(environ):
+        close = difflib.get_close_matches(stranger.upper(), known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        found.append((stranger.upper(), f"{stranger[:60]} is not a Puente setting{hint}: check its spelling, or "
+                                        "unset it; a misspelt setting would leave its default in force"))
+    return found + list(_unreadable(environ))
 
 
 def check_variables(environ: Mapping[str, str]) -> None:
     """ConfigError, one line naming it, for a ``PUENTE_*`` variable in ``environ`` that is no setting
     (``unknown_variables``) or cannot be read as it is (``variable_problem``): what every command checks first,
     those that read no other setting (``puente kafka``) too."""
-    strangers = unknown_variables(environ)
-    if strangers:
-        known = [f"PUENTE_{name.upper()}" for name in PuenteSettings.model_fields] + sorted(OTHER_VARIABLES)
-        close = difflib.get_close_matches(strangers[0].upper(), known, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ConfigError(f"{strangers[0][:60]} is not a Puente setting{hint}: check its spelling, or unset it; "
-                          "a misspelt setting would leave its default in force")
-    problem = variable_problem(environ)
-    if problem is not None:
-        raise ConfigError(problem)
+    problems = variable_problems(environ)
+    if problems:
+        raise ConfigError(problems[0][1])
 
 
 def load_settings(**overrides: object) -> PuenteSettings:

@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +16,8 @@ from pathlib import Path
 from puente.commands._common import Subparsers, whole
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, SHAPES, LocalKafka, fetch_kafka
-from puente.settings import check_variables
+from puente.errors import ConfigError
+from puente.settings import check_variables, variable_problems
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -32,7 +35,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     ):
         verb = verbs.add_parser(name, help=text, description=text)
         verb.add_argument("--shape", choices=SHAPES, default="single", help="single node (default) or 3-node cluster")
-        verb.set_defaults(func=_checked(func))
+        verb.set_defaults(func=_checked(func) if name in ("fetch", "up") else _lenient(func))
     for name, func, text in (
         ("stop-node", _stop_node, "stop one node of the running local cluster (SIGTERM; --kill: SIGKILL)"),
         ("start-node", _start_node, "start one stopped node of the local cluster and wait until the cluster "
@@ -42,7 +45,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         verb.add_argument("node", type=whole(1, 3), metavar="N", help="the node's number (1-3)")
         if name == "stop-node":
             verb.add_argument("--kill", action="store_true", help="SIGKILL, as a crash would, instead of a clean stop")
-        verb.set_defaults(func=_checked(func), shape="cluster")
+        verb.set_defaults(func=_checked(func) if name == "start-node" else _lenient(func), shape="cluster")
     text = ("write the trial CA, node certificates and configurations, and the admin's login that "
             "compose.yaml mounts (kept if present)")
     files = verbs.add_parser("compose-files", help=text, description=text)
@@ -56,6 +59,27 @@ def _checked(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
     setting, and a misspelt PUENTE_KAFKA_PORT or PUENTE_HOME would leave its default in force unseen."""
     def run(args: argparse.Namespace) -> int:
         check_variables(os.environ)
+        return func(args)
+    return run
+
+
+def _lenient(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``func`` after the same checks, for a verb that stops or reports (down, wipe, status, env, stop-node): a
+    stray variable is a warning, not a refusal, so `make clean` and a script's cleanup trap still stop Kafka
+    (refused, the wipe failed unseen and the data was deleted under a running Kafka). A problem with what the
+    verb reads itself (PUENTE_HOME, the first port, or a name close to one) is still refused: acting on the
+    default place would stop or delete another Kafka than the one meant."""
+    def run(args: argparse.Namespace) -> int:
+        needed = ("PUENTE_HOME", "PUENTE_KAFKA_PORT" if args.shape == "single" else "PUENTE_KAFKA_CLUSTER_PORT")
+        problems = variable_problems(os.environ)
+        for name, why in problems:
+            if name in needed or difflib.get_close_matches(name.removeprefix("PUENTE_"),
+                                                           [n.removeprefix("PUENTE_") for n in needed], cutoff=0.7):
+                raise ConfigError(why)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            print(f"puente: warning: {problems[0][1]}{more}; going on, as `kafka {args.verb}` reads only "
+                  f"{' and '.join(needed)}", file=sys.stderr)
         return func(args)
     return run
 

@@ -124,3 +124,54 @@ def test_the_kafka_verbs_refuse_a_misspelt_variable(tmp_path: Path, monkeypatch:
     assert cli.main(["kafka", "env"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "PUENTE_KAFKA_PROT is not a Puente setting (did you mean PUENTE_KAFKA_PORT?)" in err[0]
+
+
+@pytest.mark.parametrize(("variable", "value", "verb"), [
+    ("PUENTE_FOO", "1", ["wipe"]), ("PUENTE_DEBUG", "yes", ["down"]), ("PUENTE_FOO", "1", ["status"]),
+    ("PUENTE_DEBUG", "yes", ["env", "--shape", "cluster"]), ("PUENTE_FOO", "1", ["stop-node", "2"]),
+])
+def test_a_stray_variable_is_a_warning_for_the_verbs_that_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str], variable: str,
+                                                                value: str, verb: list[str]) -> None:
+    """`kafka wipe|down|status|env|stop-node` go on past a variable they do not read, with one warning line:
+    refused, `make clean` and the scripts' cleanup traps (which hide the error) would leave Kafka running."""
+    monkeypatch.setenv("PUENTE_HOME", str(tmp_path))
+    monkeypatch.setenv(variable, value)
+    data = tmp_path / "kafka" / "single" / "node1"
+    data.mkdir(parents=True)
+    code = cli.main(["kafka", *verb])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith(f"puente: warning: {variable}") and "going on" in err[0], err
+    if verb[0] == "stop-node":  # no cluster runs here: its own error, after the warning
+        assert code == 4 and len(err) == 2 and "no local Kafka (cluster) is running" in err[1], err
+    else:
+        assert code in (0, 1) and len(err) == 1, err  # status: 1, its node is stopped
+    assert data.exists() == (verb[0] != "wipe")
+
+
+@pytest.mark.parametrize(("variable", "value"), [("PUENTE_HOMR", "/elsewhere"), ("PUENTE_HOME", " "),
+                                                 ("PUENTE_KAFKA_PROT", "19192"), ("puente_home", "x")])
+def test_a_problem_with_where_kafka_is_still_stops_a_wipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str], variable: str,
+                                                          value: str) -> None:
+    """What `kafka wipe` reads itself (PUENTE_HOME, the port), misspelt, empty or given twice, is still refused in
+    one line: wiping the default place would stop and delete another Kafka than the one meant."""
+    monkeypatch.setenv("PUENTE_HOME", str(tmp_path))
+    monkeypatch.setenv(variable, value)
+    data = tmp_path / "kafka" / "single" / "node1"
+    data.mkdir(parents=True)
+    assert cli.main(["kafka", "wipe"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("puente: error: ") and data.exists(), err
+
+
+@pytest.mark.parametrize("verb", [["up"], ["start-node", "2"], ["fetch"]])
+def test_the_verbs_that_start_kafka_refuse_a_stray_variable(verb: list[str], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A Kafka is started, or fetched, only with every PUENTE_* variable read as meant: exit 3, one line."""
+    monkeypatch.setenv("PUENTE_HOME", str(tmp_path))
+    monkeypatch.setenv("PUENTE_DEBUG", "yes")
+    assert cli.main(["kafka", *verb]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["puente: error: PUENTE_DEBUG is a switch: 0 or 1"], err
