@@ -32,7 +32,18 @@ bench: setup
 
 # Only what is rebuilt: the local Kafka, the demo's runs, the test workers' homes, the build. .puente/keys (the
 # keystore: keys, partners' stores, console accounts) and .puente/audit (the auditors' index) are kept.
+# A Kafka folder goes only after `puente kafka wipe` stopped its Kafka: deleted under a running one, that Kafka
+# would be left running with its data gone. The wipe follows PUENTE_HOME, so one set elsewhere is refused: clean
+# would stop that Kafka, yet delete only ./.puente's folders.
 clean:
-	-@.venv/bin/puente kafka wipe 2>/dev/null
-	-@.venv/bin/puente kafka wipe --shape cluster 2>/dev/null
+	@if [ -n "$$PUENTE_HOME" ] && [ "$$(realpath -m -- "$$PUENTE_HOME")" != "$$(realpath -m .puente)" ]; then \
+	  echo "make clean: PUENTE_HOME names another folder than .puente: unset it (clean cleans ./.puente)," \
+	       "or run puente kafka wipe for the Kafka there" >&2; exit 1; fi
+	@for home in .puente .puente/test-worker*; do \
+	  [ -d "$$home/kafka" ] || continue; \
+	  if ! { [ -x .venv/bin/puente ] && PUENTE_HOME=$$home .venv/bin/puente kafka wipe >/dev/null && \
+	         PUENTE_HOME=$$home .venv/bin/puente kafka wipe --shape cluster >/dev/null; }; then \
+	    echo "make clean: kept $$home/kafka and .venv: puente kafka wipe failed there, so its Kafka may still" \
+	         "run; stop it with puente kafka down, then run make clean again" >&2; exit 1; fi; \
+	done
 	rm -rf .puente/kafka .puente/demo .puente/test-worker* .venv build *.egg-info
