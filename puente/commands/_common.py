@@ -47,6 +47,16 @@ def settings(args: argparse.Namespace | None = None, **flags: object) -> PuenteS
         raise
 
 
+def given_folder(named: str, path: Path) -> None:
+    """Refuse a file named on the command line (or in a variable: ``named`` says which) whose folder is not there,
+    in one line naming it: a mistyped path is not made into folders. Only a default, which Puente names, is."""
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"{named} {path}: its folder {folder} {what}; make it first, or name a file in a folder "
+                          "that is there")
+
+
 def kafka(cfg: PuenteSettings, name: str) -> KafkaConnection:
     """The Kafka connection of this command, named ``name`` in Kafka's client ids."""
     return connection(cfg, name)

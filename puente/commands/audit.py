@@ -38,7 +38,7 @@ from broker.spill import TimeSorted
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, when
-from puente.commands.console import register_audit_verbs
+from puente.commands.console import check_index, index_path, register_audit_verbs
 from puente.errors import (
     EXIT_PROBLEMS,
     EXIT_UNCHECKED,
@@ -229,16 +229,12 @@ def _log(args: argparse.Namespace) -> int:
     return 0
 
 
-def index_path(given: Path | None) -> Path:
-    """The audit index's file: ``--index``, else ``PUENTE_AUDIT_INDEX``, else the default."""
-    return given or Path(os.environ.get("PUENTE_AUDIT_INDEX") or DEFAULT_INDEX)
-
-
 def _index(args: argparse.Namespace) -> int:
     cfg = settings(args)
+    path, named = index_path(args.index)
+    check_index(path, named)  # before Kafka: a mistyped path is named, never reported as Kafka down
     conn = kafka(cfg, "puente-auditor")
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
-    path = index_path(args.index)
     last = [time.monotonic()]
 
     def progress(p: IndexProgress) -> None:

@@ -21,7 +21,7 @@ from broker.oversight import QueryLog
 from broker.private_files import secret_problem
 from broker.topology import TopicNames
 from policies import PolicySet, load_policy_set
-from puente.commands._common import kafka, kafka_options, run, seconds, settings
+from puente.commands._common import given_folder, kafka, kafka_options, run, seconds, settings
 from puente.console import ConsoleConfig, IndexReader
 from puente.console.server import Listen, catch_up_index, serve
 from puente.errors import ConfigError
@@ -92,6 +92,8 @@ def _port(text: str) -> int:
 
 def _accounts(args: argparse.Namespace, cfg: PuenteSettings, *, create: bool,
               policy_set: PolicySet | None = None) -> ConsoleAccounts:
+    if create and args.accounts is not None:  # the default's folder is made; a mistyped one is not
+        given_folder("--accounts", args.accounts)
     partners = (policy_set or load_policy_set(cfg.policy_dir)).partners
     return ConsoleAccounts.open(args.accounts or default_accounts_path(cfg.keys), partners, create=create)
 
@@ -179,32 +181,40 @@ def _passwd(args: argparse.Namespace) -> int:
     return 0
 
 
-def index_path(args: argparse.Namespace) -> Path:
-    """The index ``--index`` names, else ``PUENTE_AUDIT_INDEX``, else the default."""
-    return Path(args.index or os.environ.get("PUENTE_AUDIT_INDEX") or DEFAULT_INDEX)
+def index_path(given: Path | None) -> tuple[Path, str | None]:
+    """The audit index's file: ``--index``, else ``PUENTE_AUDIT_INDEX``, else the default; and how it was named
+    (the option or the variable; None for the default)."""
+    if given is not None:
+        return given, "--index"
+    named = os.environ.get("PUENTE_AUDIT_INDEX")
+    return (Path(named), "PUENTE_AUDIT_INDEX") if named else (Path(DEFAULT_INDEX), None)
 
 
-def _check_index(index: Path, named: str) -> None:
+def check_index(index: Path, named: str | None) -> None:
     """Refuse, before Kafka is reached, an index path that is there but is no regular file (a folder, say), or
-    whose folder is a file: the catch-up would otherwise fail only after connecting. A missing index is made."""
+    whose folder is not there: the catch-up would otherwise fail only after connecting. A missing index is made,
+    and the default's folder (``named`` None), never a folder of a path given (``--index``, the variable)."""
+    what = f"{named} {index}" if named else f"the audit index {index}"
     try:
         info = os.lstat(index)
     except FileNotFoundError:
         parent = index.parent
         if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"{named} {index}: {parent} is not a folder") from None
+            raise ConfigError(f"{what}: {parent} is not a folder") from None
+        if named is not None:
+            given_folder(named, index)
         return
     except OSError as exc:
-        raise ConfigError(f"{named} {index}: {exc.strerror}") from None
+        raise ConfigError(f"{what}: {exc.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{named} {index}: not a regular file (a folder or a link?); name the index's file")
+        raise ConfigError(f"{what}: not a regular file (a folder or a link?); name the index's file")
 
 
 def _serve(args: argparse.Namespace) -> int:
     cfg = settings(args)
     listen = Listen(args.host, args.port, args.tls_cert, args.tls_key, cfg.console_hosts).check()
-    index = index_path(args)
-    _check_index(index, "--index" if args.index else "the audit index")
+    index, named = index_path(args.index)
+    check_index(index, named)
     policy_set = load_policy_set(cfg.policy_dir)
     accounts = _accounts(args, cfg, create=False, policy_set=policy_set)
     if not accounts.list():

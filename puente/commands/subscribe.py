@@ -17,8 +17,7 @@ from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
 from puente import logs
 from puente.commands import store as store_commands
-from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, stop_on_signals
-from puente.errors import ConfigError
+from puente.commands._common import Subparsers, given_folder, kafka, kafka_options, run, settings, stop_on_signals
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -76,23 +75,16 @@ async def _follow(sub: Subscriber, out: TextIO | None, follow: bool) -> None:
     await sub.run(out, idle_exit_s=None if follow else 5.0)
 
 
-def _out_folder(out: Path) -> None:
-    """Refuse an --out file whose folder is not there: a mistyped path is not made into folders (the store's
-    default folder, which Puente names, is)."""
-    folder = out.parent
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise ConfigError(f"--out {out}: its folder {folder} {what}; make it first, or name a file in a folder "
-                          "that is there")
-
-
 def _subscribe(args: argparse.Namespace) -> int:
     cfg = settings(args)
     if args.follow:
         logs.configure(cfg.log_level, cfg.log_format)
+    # A store or --out file named is checked here, before Kafka: the store would be made, folders and all.
+    if args.store is not None:
+        given_folder("--store", args.store)
     store = args.store or default_store_path(cfg.keys, args.partner)
     if args.out is not None and str(args.out) != "-":
-        _out_folder(args.out)
+        given_folder("--out", args.out)
         _OUT.prepare(args.out, create=True, missing="")  # checked before anything is read or connected
     sub = subscriber_for(cfg, kafka(cfg, f"puente-subscriber-{args.partner}"), args.partner, args.key,
                          args.verify_key, args.sign_key, args.instance, store_path=store,

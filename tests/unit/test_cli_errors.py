@@ -253,12 +253,35 @@ def test_settings_kafka_could_not_take_are_refused_by_name(monkeypatch: pytest.M
     (("audit", "collect-denials", "--log", "{missing}"), "--log {missing}: No such file or directory"),
     (("audit", "collect-denials", "--log", "{folder}"), "--log {folder}: not a regular file or a pipe"),
     (("audit", "serve", "--port", "{free_port}", "--index", "{folder}"), "--index {folder}: not a regular file"),
-], ids=["log-missing", "log-folder", "index-folder"])
+    (("audit", "index", "--index", "{folder}"), "--index {folder}: not a regular file"),
+    (("audit", "index", "--index", "{deep}"), "--index {deep}: its folder {typo}/deep does not exist"),
+    (("subscribe", "--partner", "COL", "--key", "{missing}", "--store", "{deep}"),
+     "--store {deep}: its folder {typo}/deep does not exist"),
+    (("audit", "users", "add", "bob", "--scope", "national", "--accounts", "{deep}"),
+     "--accounts {deep}: its folder {typo}/deep does not exist"),
+], ids=["log-missing", "log-folder", "index-folder", "audit-index-folder", "audit-index-typo", "subscribe-store-typo",
+        "accounts-typo"])
 def test_a_file_named_on_the_command_line_is_checked_before_kafka(keys: Path, tmp_path: Path,
                                                                   command: tuple[str, ...], said: str) -> None:
-    """A missing or wrong --log, or an --index that is a folder, is a configuration error naming it (exit 3),
-    found before Kafka is reached: with Kafka down it is not reported as Kafka being unavailable."""
-    names = {"missing": tmp_path / "nowhere.log", "folder": tmp_path, "free_port": closed_port()}
+    """A missing or wrong --log, an --index that is a folder, or a file named in a folder that is not there, is a
+    configuration error naming it (exit 3), found before Kafka is reached (with Kafka down it is not reported as
+    Kafka being unavailable), and a mistyped path is never made into folders."""
+    names = {"missing": tmp_path / "nowhere.log", "folder": tmp_path, "free_port": closed_port(),
+             "typo": tmp_path / "typo", "deep": tmp_path / "typo" / "deep" / "f.sqlite"}
     done = _puente(keys, *[part.format(**names) for part in command])
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 3 and len(lines) == 1 and said.format(**names) in lines[0], done.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("verb", [("audit", "index"), ("audit", "serve", "--port", "{port}")])
+def test_an_audit_index_variable_in_a_missing_folder_is_named(keys: Path, tmp_path: Path,
+                                                              verb: tuple[str, ...]) -> None:
+    """PUENTE_AUDIT_INDEX is a path given as --index is: its folder must be there, and the error names the
+    variable, so a person knows where the path came from."""
+    index = tmp_path / "typo" / "i.sqlite"
+    done = _puente(keys, *[part.format(port=closed_port()) for part in verb], PUENTE_AUDIT_INDEX=str(index))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 3 and len(lines) == 1, done.stderr
+    assert f"PUENTE_AUDIT_INDEX {index}: its folder {index.parent} does not exist" in lines[0], done.stderr
+    assert not index.parent.exists()
