@@ -74,6 +74,8 @@ def _adapt(args: argparse.Namespace) -> int:
                  if value is not None]
         if given:
             args.parser.error(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only with --watch DIR")
+    else:
+        _check_watched(args.watch)
     cfg = settings(args)
     adapter, ctx = _context(args, cfg)
     if args.check:
@@ -93,6 +95,14 @@ def _adapt(args: argparse.Namespace) -> int:
     if len(results) > 1:
         print(f"{adapter.name} total: {total.line()}")
     return 1 if total.rejected else 0
+
+
+def _check_watched(folder: Path) -> None:
+    """Refuse, before Kafka is reached, a --watch that is no folder: the watch itself finds it only after the
+    connection, so with Kafka down a mistyped folder was reported as Kafka unavailable."""
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"--watch {one_line(str(folder))} {what}: name the folder the agency's exports arrive in")
 
 
 def _check(adapter: Adapter, ctx: Context, files: list[str]) -> int:

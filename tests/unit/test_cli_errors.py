@@ -259,15 +259,18 @@ def test_settings_kafka_could_not_take_are_refused_by_name(monkeypatch: pytest.M
      "--store {deep}: its folder {typo}/deep does not exist"),
     (("audit", "users", "add", "bob", "--scope", "national", "--accounts", "{deep}"),
      "--accounts {deep}: its folder {typo}/deep does not exist"),
+    (("adapt", "snm", "--watch", "{typo}"), "--watch {typo} does not exist"),
+    (("adapt", "snm", "--watch", "{sample}"), "--watch {sample} is not a folder"),
 ], ids=["log-missing", "log-folder", "index-folder", "audit-index-folder", "audit-index-typo", "subscribe-store-typo",
-        "accounts-typo"])
+        "accounts-typo", "watch-missing", "watch-file"])
 def test_a_file_named_on_the_command_line_is_checked_before_kafka(keys: Path, tmp_path: Path,
                                                                   command: tuple[str, ...], said: str) -> None:
     """A missing or wrong --log, an --index that is a folder, or a file named in a folder that is not there, is a
     configuration error naming it (exit 3), found before Kafka is reached (with Kafka down it is not reported as
     Kafka being unavailable), and a mistyped path is never made into folders."""
     names = {"missing": tmp_path / "nowhere.log", "folder": tmp_path, "free_port": closed_port(),
-             "typo": tmp_path / "typo", "deep": tmp_path / "typo" / "deep" / "f.sqlite"}
+             "typo": tmp_path / "typo", "deep": tmp_path / "typo" / "deep" / "f.sqlite",
+             "sample": next(SAMPLE.glob("*.jsonl"))}
     done = _puente(keys, *[part.format(**names) for part in command])
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 3 and len(lines) == 1 and said.format(**names) in lines[0], done.stderr
