@@ -62,12 +62,17 @@ def _read_only(fs: os.statvfs_result) -> bool:
     return bool(fs.f_flag & os.ST_RDONLY)
 
 
-def _folder_info_problem(folder: Path, info: os.stat_result, kind: str, advice: str, *,
-                         read_only: bool = False) -> str | None:
+# The fix for a sticky folder all may write (/tmp): shared by design, so a chmod would break it for everyone else.
+_SHARED = "keep the file in a folder only you can write"
+
+
+def _folder_info_problem(folder: Path, info: os.stat_result, kind: str, advice: str, *, read_only: bool = False,
+                         shared: str = _SHARED) -> str | None:
     """``folder_problem`` for the folder whose status is ``info`` (as found, or as opened); ``read_only``: it
     is on a read-only mount (``_read_only``). Then a sticky folder others may write is taken: through another
     path they could at most add an entry, never replace this user's or root's, and an entry of theirs (a link,
-    a folder, the file) is refused where it is met (``_open_file``, ``read_regular``)."""
+    a folder, the file) is refused where it is met (``_open_file``, ``read_regular``). ``shared`` is the fix for
+    a sticky folder all may write, as /tmp: no chmod, which would break it for everyone else."""
     mode = stat.S_IMODE(info.st_mode)
     if not stat.S_ISDIR(info.st_mode):
         return f"{folder} is not a folder"
@@ -75,20 +80,24 @@ def _folder_info_problem(folder: Path, info: os.stat_result, kind: str, advice: 
         return (f"{kind} {folder} belongs to another user (uid {info.st_uid}), who may replace what it holds: "
                 "use a folder of your own (mkdir -m 700)")
     if mode & 0o022 and not (read_only and mode & stat.S_ISVTX):
+        if mode & stat.S_ISVTX and mode & 0o002:
+            return f"{kind} {folder} is shared, writable by others like /tmp (mode {mode:04o}): {shared}"
         return f"{kind} {folder} is writable by others (mode {mode:04o}): {advice}"
     return None
 
 
-def folder_problem(folder: Path, *, kind: str = "the folder", advice: str = "run chmod 700 on it") -> str | None:
+def folder_problem(folder: Path, *, kind: str = "the folder", advice: str = "run chmod 700 on it",
+                   shared: str = _SHARED) -> str | None:
     """Why ``folder`` cannot hold a secret file, in words fit for an error; None when it can.
 
     The folder a link leads to is the one checked (a keystore may be reached through a link to a private
     folder). It must be a folder, belong to this user or root, and not be writable by group or others unless
     it is on a read-only mount (``_read_only``).
-    ``kind`` names it ("the store's folder") and ``advice`` is the fix for one others may write, so each
-    caller's message says what the folder is for. OSError (FileNotFoundError for a missing one) as
-    ``os.stat`` raises it."""
-    return _folder_info_problem(folder, os.stat(folder), kind, advice, read_only=_read_only(os.statvfs(folder)))
+    ``kind`` names it ("the store's folder") and ``advice`` is the fix for one others may write (``shared``, for
+    one all may write by design, as /tmp), so each caller's message says what the folder is for. OSError
+    (FileNotFoundError for a missing one) as ``os.stat`` raises it."""
+    return _folder_info_problem(folder, os.stat(folder), kind, advice, read_only=_read_only(os.statvfs(folder)),
+                                shared=shared)
 
 
 def folder_refusal(folder: Path) -> str | None:
@@ -101,12 +110,12 @@ def folder_refusal(folder: Path) -> str | None:
 
 
 def check_folder(folder: Path, error: Refusal = ConfigError, *, missing_ok: bool = True,
-                 kind: str = "the folder", advice: str = "run chmod 700 on it") -> None:
+                 kind: str = "the folder", advice: str = "run chmod 700 on it", shared: str = _SHARED) -> None:
     """Raise ``error`` (one line naming the folder and the fix) when ``folder`` exists but cannot hold a
-    secret file (``folder_problem``, with ``kind`` and ``advice``); a missing one passes when ``missing_ok``
+    secret file (``folder_problem``, with ``kind``, ``advice`` and ``shared``); a missing one passes when ``missing_ok``
     (``private_folder`` makes it 0700)."""
     try:
-        problem = folder_problem(folder, kind=kind, advice=advice)
+        problem = folder_problem(folder, kind=kind, advice=advice, shared=shared)
     except FileNotFoundError:
         if missing_ok:
             return
@@ -286,8 +295,8 @@ def _check_linked_folder(path: Path, folder: Path, fd: int, error: Refusal) -> N
     leads to."""
     info = os.fstat(fd)
     # A sticky folder others may write (/tmp) is theirs to fill: no chmod fixes that, a link elsewhere does.
-    advice = "make the link lead elsewhere" if info.st_mode & stat.S_ISVTX else "run chmod go-w on it"
-    problem = _folder_info_problem(folder, info, "the folder", advice, read_only=_read_only(os.fstatvfs(fd)))
+    problem = _folder_info_problem(folder, info, "the folder", "run chmod go-w on it",
+                                   read_only=_read_only(os.fstatvfs(fd)), shared="make the link lead elsewhere")
     if problem is not None:
         raise error(f"{path} is a symbolic link, followed only through folders no one else may change: {problem}")
 

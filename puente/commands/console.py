@@ -129,7 +129,7 @@ def _password_from(path: Path) -> str:
         raise ConfigError(f"cannot read the password file {path}: {exc.strerror}") from None
     problem = secret_problem(path, info) if stat.S_ISREG(info.st_mode) else None
     if problem is not None:
-        raise ConfigError(f"the password file {path} {problem}; nothing changed")
+        raise ConfigError(f"the password file {path}: {problem}; nothing changed")
     if len(raw) > 4096:
         raise ConfigError(f"the password file {path} is larger than 4 KiB: give a file holding "
                           "the password on its first line")

@@ -138,3 +138,15 @@ def test_a_class_path_changed_after_the_fetch_is_refused(cache: dict[str, Any], 
     with pytest.raises(KafkaSetupError, match=f"not what was fetched \\({name}"):
         fetch.fetch_kafka()
     assert len(cache["runs"]) == 1
+
+
+def test_a_shared_cache_root_is_refused_with_advice_that_fits(tmp_path: Path) -> None:
+    """A cache root all may write by design (sticky, as /tmp) is refused saying to point PUENTE_CACHE elsewhere,
+    never to remove that folder or run chmod on it."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with pytest.raises(KafkaSetupError) as caught:
+        fetch._check_folders(shared / "kafka-x")
+    assert str(caught.value) == (f"the Kafka cache folder {shared} is shared, writable by others like /tmp "
+                                 "(mode 1777): point PUENTE_CACHE at a folder of your own")

@@ -148,7 +148,8 @@ def _check_folders(home: Path) -> None:
         check_folder(folder, KafkaSetupError, kind="the Kafka cache folder",
                      advice="others could have planted a jar that Kafka's nodes would run with their secrets: remove "
                             "it and run `puente kafka fetch` again, which makes it 0700 (or point PUENTE_CACHE at a "
-                            "folder of your own)")
+                            "folder of your own)",
+                     shared="point PUENTE_CACHE at a folder of your own")
 
 
 def _marked(home: Path, ready: str) -> bool:

@@ -321,6 +321,11 @@ def test_an_unreachable_folder_is_a_refusal_not_an_error(tmp_path: Path) -> None
     (tmp_path / "open").chmod(0o777)
     assert folder_refusal(tmp_path / "open") == (f"the folder {tmp_path / 'open'} is writable by others "
                                                  "(mode 0777): run chmod 700 on it")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared").chmod(0o1777)  # as /tmp: the advice is to keep the file elsewhere, never chmod 700
+    assert folder_refusal(tmp_path / "shared") == (f"the folder {tmp_path / 'shared'} is shared, writable by others "
+                                                   "like /tmp (mode 1777): keep the file in a folder only you can "
+                                                   "write")
 
 
 def test_a_store_folder_others_may_write_is_named_as_the_stores(tmp_path: Path) -> None:

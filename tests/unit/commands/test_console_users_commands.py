@@ -60,3 +60,19 @@ def test_a_password_file_others_may_read_is_refused(keys: Path, tmp_path: Path,
     assert code == 3 and len(err) == 1 and "chmod 600" in err[0] and "long enough" not in err[0], err
     secret.chmod(0o600)
     assert _add(capsys, "--password-file", str(secret))[0] == 0
+
+
+def test_a_password_file_in_a_shared_folder_is_refused_in_words_that_fit(keys: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A --password-file in a sticky folder others may write (as /tmp) is refused in one line that separates the
+    file from the problem, and says to keep it elsewhere: never to chmod 700 a folder everyone shares."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    secret = shared / "password"
+    secret.write_text("a long enough password\n")
+    secret.chmod(0o600)
+    code, err = _add(capsys, "--password-file", str(secret))
+    assert code == 3 and err == [f"puente: error: the password file {secret}: the folder {shared} is shared, writable "
+                                 "by others like /tmp (mode 1777): keep the file in a folder only you can write; "
+                                 "nothing changed"], err
