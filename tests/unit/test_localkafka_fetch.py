@@ -150,3 +150,15 @@ def test_a_shared_cache_root_is_refused_with_advice_that_fits(tmp_path: Path) ->
         fetch._check_folders(shared / "kafka-x")
     assert str(caught.value) == (f"the Kafka cache folder {shared} is shared, writable by others like /tmp "
                                  "(mode 1777): point PUENTE_CACHE at a folder of your own")
+
+
+def test_a_shared_cache_root_is_never_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PUENTE_CACHE naming a folder all may write (/tmp) is refused and left as it is: run by its owner (root, for
+    /tmp), the fetch once made it 0700, shutting every other user out of it."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.setenv("PUENTE_CACHE", str(shared))
+    with pytest.raises(KafkaSetupError, match="point PUENTE_CACHE at a folder of your own"):
+        fetch.fetch_kafka("0.0.0-test")
+    assert shared.stat().st_mode & 0o7777 == 0o1777

@@ -126,13 +126,15 @@ def _tighten_own(home: Path) -> None:
     """An older Puente made the cache folders with the umask's mode: 0775 under umask 002, the default of many
     systems' users. Such a folder of this user's own is made 0700 again, and the Kafka build under it removed, to
     be fetched anew (a jar someone could have put there is not kept). A folder of another user's stays, and
-    ``_check_folders`` refuses it."""
+    ``_check_folders`` refuses it, as it refuses a folder all may write by design (/tmp), left as it is."""
     opened = False
     for folder in (home.parent, home, home / "classpath"):
         try:
             info = os.lstat(folder)
         except FileNotFoundError:
             continue
+        if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX and info.st_mode & 0o002:
+            continue  # shared by design (PUENTE_CACHE=/tmp, as root its owner): never closed to everyone else
         if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o022:
             opened = True
             if folder == home.parent:
