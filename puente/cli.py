@@ -2,8 +2,10 @@
 
 Commands are thin: parse, call a service, print. Whatever goes wrong reaches a person as one line,
 ``puente: error: ...``, naming what to check, and the exit status says what kind of failure it was
-(see ``puente.errors``: 1 problems found, 2 usage, 3 configuration or input, 4 unavailable). No
-traceback and no resource warning reaches an operator; ``PUENTE_DEBUG=1`` shows the traceback.
+(``EXIT_STATUSES``, as ``puente --help`` and the README list them): 0 done, 1 problems found, 2 usage,
+3 configuration or input, 4 Kafka unavailable, 5 not everything could be checked (``puente.errors``), 70
+internal error, 130 interrupted, 141 the output's reader left. No traceback and no resource warning reaches
+an operator; ``PUENTE_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, NoReturn, TextIO, cast
 
 from puente import __version__, logs
 from puente.commands._common import Subparsers
-from puente.errors import EXIT_CONFIG, PuenteError
+from puente.errors import EXIT_CONFIG, EXIT_PROBLEMS, EXIT_UNAVAILABLE, EXIT_UNCHECKED, EXIT_USAGE, PuenteError
 from puente.strict import one_line, printable
 
 if TYPE_CHECKING:
@@ -35,6 +37,17 @@ COMMANDS: dict[str, str] = {
     "store": "subscribe", "audit": "audit", "recall": "lifecycle", "consent": "lifecycle",
     "reclassify": "lifecycle", "publish": "publish", "demo": "demo",
 }  # fmt: skip
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a fault in Puente, not in what it was given
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a tool stopped by Ctrl-C
+EXIT_SIGPIPE = 141  # 128 + SIGPIPE, as a shell reports a tool whose reader left
+# Every exit status, as `puente --help` lists it (the module docstring and the README's list say the same).
+EXIT_STATUSES: dict[int, str] = {
+    0: "done", EXIT_PROBLEMS: "problems found", EXIT_USAGE: "usage", EXIT_CONFIG: "bad configuration or input",
+    EXIT_UNAVAILABLE: "Kafka unavailable", EXIT_UNCHECKED: "no problem found, but not everything could be checked",
+    EXIT_INTERNAL: "internal error (report it)", EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_SIGPIPE: "the reader of the output left before its end (| head)",
+}
+
 # The modules of the development commands exist where puente.dev does: not in the service image.
 DEVELOPMENT = frozenset({"kafka", "publish", "demo"})
 
@@ -67,8 +80,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="puente",
         description="Puente: interagency alert sharing with agreement-based release, over Apache Kafka.",
-        epilog="Exit status: 0 done; 1 problems found; 2 usage; 3 bad configuration or input; 4 Kafka unavailable; "
-               "70 internal error.",
+        epilog="Exit status: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_STATUSES.items()) + ".",
     )
     parser.add_argument("--version", action="version", version=f"puente {__version__}")
     sub = cast("Subparsers[argparse.ArgumentParser]",
@@ -141,9 +153,6 @@ def _run(argv: list[str]) -> int:
     return int(code or 0)
 
 
-EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a fault in Puente, not in what it was given
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a tool stopped by Ctrl-C
-EXIT_SIGPIPE = 141  # 128 + SIGPIPE, as a shell reports a tool whose reader left
 
 
 def _written(code: int | None) -> int:
