@@ -177,7 +177,8 @@ def _explain(args: argparse.Namespace) -> int:
     alert = alert_value(read_alert_json(args.alert), schema_fields(), str(args.alert))
     at = args.at or datetime.now(UTC)
     key = _pseudonym_key(args.key_file) if args.key_file else DEMO_KEY
-    partners = list(ps.partners) if [p.upper() for p in args.partner] == ["ALL"] else args.partner
+    # ALL exactly, as partner ids are matched exactly: `all` accepted while `col` is refused would be a guess.
+    partners = list(ps.partners) if args.partner == ["ALL"] else args.partner
     unknown = [p for p in partners if p not in ps.partners]
     if unknown:  # a partner the policy does not name is denied everything: an answer that explains nothing
         raise ConfigError(f"unknown partner {unknown[0][:40]!r}; known: {', '.join(sorted(ps.partners))} (or ALL)")

@@ -81,3 +81,11 @@ def test_explain_shows_the_envelope_and_the_fields_no_rule_names(capsys: pytest.
     assert "payload.encounter" in own and "markings.originator.unit" not in own
     assert "markings.originator.unit" in unnamed and "payload.match_reason" in unnamed
     assert '"unit": null' in out
+
+
+@pytest.mark.parametrize("partner", ["all", "All", "col"])
+def test_partner_ids_and_all_are_matched_exactly(partner: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--partner ALL` is exact, as a partner id is: `all` is refused as `col` is, in one line offering ALL."""
+    assert main(["policy", "explain", str(EXAMPLES[0]), "--partner", partner, "--at", AT]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"unknown partner {partner!r}" in err[0] and "(or ALL)" in err[0], err
