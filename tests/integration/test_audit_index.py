@@ -39,6 +39,7 @@ async def test_audit_index_builds_catches_up_and_matches_the_log(env: Env, tmp_p
                              signer=receipt_signer(partner, env.key_file(partner), None)).run(io.StringIO(),
                                                                                               idle_exit_s=3)
     path = tmp_path / "audit" / "index.sqlite"
+    path.parent.mkdir(mode=0o700)  # a named index's folder must be there
 
     first = _run(env, "index", "--index", str(path))
     assert first.returncode == 0, first.stdout + first.stderr

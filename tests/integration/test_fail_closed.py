@@ -232,6 +232,7 @@ async def test_audit_verify_sees_receipts_missing_from_a_partners_end(env: Env, 
     nothing to check; offsets set back are no problem; a receipts partition emptied with DeleteRecords is a
     finding at each feed partition the group committed past."""
     index = tmp_path / "audit" / "index.sqlite"
+    index.parent.mkdir(mode=0o700)  # a named index's folder must be there
 
     def catch_up(*more: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(cli("audit", "index", "--index", str(index), *more), env=env.env_vars("auditor"),

@@ -153,6 +153,7 @@ async def test_a_batch_the_store_committed_before_a_crash_is_receipted_as_it_fir
     recalled = _view("colon-panama-only-seizure", summary=SECRET)
     notice = recall_notice(recalled, 2, "ERROR")
     store_path = tmp_path / "partner" / "feed.sqlite"
+    store_path.parent.mkdir(mode=0o700)  # a named store's folder must be there
     async with Feed(env, PARTNER) as feed:
         locations = [await feed.send(first), await feed.send(recalled), await feed.send(notice)]
     crashed_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)  # well within retention
@@ -176,6 +177,7 @@ async def test_records_deleted_before_the_partner_read_them_stop_the_subscriber(
     --accept-gap it reads on from the feed's first record and says how many it skipped. So too in a partition
     the subscriber never committed in, which it reads from offset 0, not from wherever the feed now starts."""
     store_path = tmp_path / "partner" / "feed.sqlite"
+    store_path.parent.mkdir(mode=0o700)  # a named store's folder must be there
     async with Feed(env, PARTNER) as feed:
         await feed.send(_view("darien-armed-group-sighting"))
         first = _subscribe(env, "--store", str(store_path))
@@ -239,6 +241,7 @@ async def test_a_store_restored_from_a_backup_reads_again_what_the_group_read_si
     sighting, flow = _view("darien-armed-group-sighting"), _view("paso-canoas-migrant-flow")
     seizure = _view("senan-gofast-seizure", summary=f"Lancha rápida, capitán {SECRET}")
     store_path, backup = tmp_path / "partner" / "feed.sqlite", tmp_path / "backup"
+    store_path.parent.mkdir(mode=0o700)  # a named store's folder must be there
     async with Feed(env, PARTNER) as feed:
         await feed.send(sighting)
         await feed.send(seizure)
@@ -272,6 +275,7 @@ async def test_a_store_restored_from_a_backup_reads_again_what_the_group_read_si
     assert statuses == ["RECALLED", "RECALLED"]  # a second receipt for the same feed record: one delivery
 
     new_store = tmp_path / "elsewhere" / "feed.sqlite"
+    new_store.parent.mkdir(mode=0o700)
     fresh = _subscribe(env, "--store", str(new_store))
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     assert f"{new_store} is new to this instance, behind the group's committed offset" in fresh.stderr

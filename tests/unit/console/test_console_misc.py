@@ -50,6 +50,7 @@ def test_views_quote_formulas_and_follow_only_local_paths() -> None:
 def _cli(tmp_path: Path, *argv: str) -> int:
     parser = argparse.ArgumentParser()
     register_audit_verbs(parser.add_subparsers(dest="verb", required=True))
+    (tmp_path / "auditor").mkdir(mode=0o700, exist_ok=True)  # a named --accounts file's folder must be there
     args = parser.parse_args([*argv, "--accounts", str(tmp_path / "auditor" / "accounts.sqlite")])
     result: int = args.func(args)
     return result
