@@ -139,6 +139,7 @@ class PartitionIngest:
         # chain; the newest decision id they were matched against; whether this ingest matched them again.
         self._held, self._held_bytes, self._held_chains = 0, 0, dict[str, int]()
         self._matched_to, self._rechecked, self._replaying = 0, False, False
+        self._unheard: set[int] = set()  # deliveries a replay took a receipt from: their first receipt, after it
         if holds == "receipts":
             self._restore_waiting()
             self._restore_held()
@@ -502,13 +503,18 @@ class PartitionIngest:
         self._conn.execute("UPDATE decisions SET receipt_at_ms = ? WHERE id = ? AND decision IN (?, ?) AND went = 1 "
                            "AND (receipt_at_ms IS NULL OR receipt_at_ms > ?)", (when, delivery, *DELIVERS, when))
 
-    def _unacknowledged(self, delivery: int | None) -> None:
-        """A receipt bound to ``delivery`` is bound to it no more: its first receipt again from the rows."""
+    def _taken(self, delivery: int | None) -> None:
+        """A receipt bound to ``delivery`` is bound to it no more: its first receipt is found again from the
+        rows once the replay ends (``_unacknowledged``; nothing matched in a replay reads it)."""
         if delivery is not None:
-            self._conn.execute(
-                "UPDATE decisions SET receipt_at_ms = (SELECT MIN(r.at_ms) FROM receipts r WHERE r.decision_id = "
-                "decisions.id AND r.status IN (?, ?)) WHERE id = ? AND decision IN (?, ?) AND went = 1",
-                (*VOUCHING, delivery, *DELIVERS))
+            self._unheard.add(delivery)
+
+    def _unacknowledged(self, delivery: int) -> None:
+        """``delivery``'s first receipt again from the rows bound to it."""
+        self._conn.execute(
+            "UPDATE decisions SET receipt_at_ms = (SELECT MIN(r.at_ms) FROM receipts r WHERE r.decision_id = "
+            "decisions.id AND r.status IN (?, ?)) WHERE id = ? AND decision IN (?, ?) AND went = 1",
+            (*VOUCHING, delivery, *DELIVERS))
 
     def _unmatched(self, offset: int, key: str, row: dict[str, Any], text: str, size: int, why: str,
                    vouched: int) -> None:
@@ -599,8 +605,12 @@ class PartitionIngest:
         try:
             for partner in sorted(first):
                 self._replay(partner, first[partner])
+            # Once per delivery, not once per receipt taken from it (each reading all of its receipts: quadratic).
+            for delivery in sorted(self._unheard):
+                self._unacknowledged(delivery)
         finally:
             self._replaying = False
+            self._unheard.clear()
         self._bound_held(sorted(k for k, n in self._held_chains.items() if n > HELD_PER_CHAIN))
         self._matched_to = newest
 
@@ -673,13 +683,13 @@ class PartitionIngest:
         match = match_receipt(row, self._book)
         if isinstance(match, str):
             self._conn.execute("DELETE FROM receipts WHERE id = ?", (ident,))
-            self._unacknowledged(delivery)
+            self._taken(delivery)
             self._unmatched(offset, chain_key(chain), row, json_text(row), size, match, vouched)
             return
         self._book.bind(match)
         if match.key != delivery:
             self._conn.execute("UPDATE receipts SET decision_id = ? WHERE id = ?", (match.key, ident))
-            self._unacknowledged(delivery)
+            self._taken(delivery)
             when = at_ms(at)
             if status in VOUCHING and match.key is not None and when is not None:
                 self._acknowledged(match.key, when)
