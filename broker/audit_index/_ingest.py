@@ -659,19 +659,38 @@ class PartitionIngest:
 
     def _bound_before(self, partner: str, place: str, turn: tuple[int, int]) -> Placed | None:
         """What ``partner``'s receipts before ``turn`` in this partition (and those of its other partitions)
-        bound at ``place``, as ``SqlReceiptBook.bind`` binding each in turn leaves it: the first's alert, the
-        first version and delivery named (one read, no statement per receipt)."""
-        alert: str | None = None
-        version: int | None = None
-        delivery: int | None = None
-        for named, numbered, key in _batches(self._conn.execute(
-                "SELECT alert_id, version, decision_id FROM receipts WHERE partner = ? AND place = ? AND NOT (topic = "
-                "? AND partition = ? AND (vouched, \"offset\") >= (?, ?)) ORDER BY topic, partition, vouched, "
-                "\"offset\"", (partner, place, self.topic, self.partition, *turn))):
-            alert = named if alert is None else alert
-            version = numbered if version is None else version
-            delivery = key if delivery is None else delivery
-        return Placed(alert, version, delivery) if alert is not None else None
+        bound at ``place``, as ``SqlReceiptBook.bind`` binding each in turn leaves it: the first's alert (every
+        row names one: ``match_receipt`` matches no other), the first version and delivery named. A few
+        steps into the indexes, whatever the number of receipts there."""
+        at, args = "WHERE partner = ? AND place = ?", (partner, place)
+        first = self._first_before("alert_id, version, decision_id", "receipts_at_place", at, args, turn)
+        if first is None:
+            return None
+        alert, version, delivery = first
+        if version is None:
+            numbered = self._first_before("version", "receipts_versioned_at_place", f"{at} AND version IS NOT NULL",
+                                          args, turn)
+            version = numbered[0] if numbered is not None else None
+        if delivery is None:
+            opened = self._first_before("decision_id", "receipts_opened_at_place", f"{at} AND decision_id IS NOT "
+                                        "NULL", args, turn)
+            delivery = opened[0] if opened is not None else None
+        return Placed(alert, version, delivery)
+
+    def _first_before(self, columns: str, index: str, where: str, args: tuple[Any, ...],
+                      turn: tuple[int, int]) -> tuple[Any, ...] | None:
+        """``columns`` of the first receipt (by topic, partition, vouched, offset) matching ``where`` that is of
+        another partition or of this one before ``turn``: the first in six ranges of ``index`` (its columns after
+        those ``where`` fixes: topic, partition, vouched, offset), each a seek. Never a range over two columns
+        (SQLite ends a row-value range by its first column only, reading this partition's receipts from
+        ``turn`` on, which a replay may have thousands of)."""
+        (topic, partition), (vouched, offset) = (self.topic, self.partition), turn
+        for before, more in _before(topic, partition, vouched, offset):
+            row = self._conn.execute(f"SELECT {columns} FROM receipts INDEXED BY {index} {where} AND {before} ORDER "
+                                     "BY topic, partition, vouched, \"offset\" LIMIT 1", (*args, *more)).fetchone()
+            if row is not None:
+                return tuple(row)
+        return None
 
     def _rematch_row(self, vouched: int, offset: int, ident: int, chain: str, alert: str | None, version: int | None,
                      status: str | None, at: str | None, feed: str | None, detail: str | None, delivery: int | None,
@@ -710,6 +729,15 @@ class PartitionIngest:
         self._drop_held(offset, key, int(size))
 
 
+def _before(topic: str, partition: int, vouched: int, offset: int) -> list[tuple[str, tuple[Any, ...]]]:
+    """The receipts of other partitions and of ``topic``'s ``partition`` before turn (``vouched``, ``offset``), as
+    ranges in turn order: (SQL, its values)."""
+    return [("topic < ?", (topic,)), ("topic = ? AND partition < ?", (topic, partition)),
+            ("topic = ? AND partition = ? AND vouched < ?", (topic, partition, vouched)),
+            ("topic = ? AND partition = ? AND vouched = ? AND \"offset\" < ?", (topic, partition, vouched, offset)),
+            ("topic = ? AND partition > ?", (topic, partition)), ("topic > ?", (topic,))]
+
+
 def _batches(cursor: sqlite3.Cursor, size: int = 1000) -> Iterator[Any]:
     """``cursor``'s rows, read ``size`` at a time (never all at once)."""
     while batch := cursor.fetchmany(size):
@@ -737,11 +765,8 @@ class _AtTurn:
         for s in ingest._book.sent(partner, alert_id):
             # Where the delivery was put: the place of a receipt before the turn bound to it (every receipt bound
             # to a delivery names the one place that delivery is at).
-            row = ingest._conn.execute(
-                "SELECT place FROM receipts WHERE partner = ? AND decision_id = ? AND place IS NOT NULL AND NOT "
-                "(topic = ? AND partition = ? AND (vouched, \"offset\") >= (?, ?)) ORDER BY topic, partition, "
-                "vouched, \"offset\" LIMIT 1", (partner, s.key, ingest.topic, ingest.partition, *self._turn)
-            ).fetchone()
+            row = ingest._first_before("place", "receipts_to_delivery", "WHERE decision_id = ? AND partner = ? AND "
+                                       "place IS NOT NULL", (s.key, partner), self._turn)
             out.append(replace(s, place=_feed_place(row[0]) if row is not None else None))
         return list(dict.fromkeys(out))  # the book lists a delivery once per place bound to it
 

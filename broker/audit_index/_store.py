@@ -70,7 +70,10 @@ INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
 # ``unmatched_receipts`` holds the vouched receipts that matched no delivery the index held when they were
 # checked (each a finding, ``finding``: its id; ``vouched``: its turn, as a receipt's), matched again once
 # decisions for their alert and partner are indexed, bounded as ``pending_receipts`` is; ``unvouched.matched_to``,
-# the newest decision id they were checked against.
+# the newest decision id they were checked against. ``receipts_*_place`` and ``receipts_to_delivery`` find
+# the first receipt before a turn at a place or bound to a delivery in one step (``PartitionIngest._bound_before``),
+# whatever the receipts after it: a writer opening an index of layout 12 made before them makes them (and drops the
+# two they replace), its rows unchanged, so the layout number stays.
 _LAYOUT = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, holds TEXT NOT NULL, owner TEXT);
@@ -122,9 +125,15 @@ CREATE TABLE IF NOT EXISTS receipts (
     at_ms INTEGER, feed TEXT, detail TEXT, decision_id INTEGER, extra TEXT NOT NULL,
     vouched INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, place TEXT);
 CREATE INDEX IF NOT EXISTS receipts_by_alert ON receipts (alert_id, partner);
-CREATE INDEX IF NOT EXISTS receipts_by_place ON receipts (partner, place);
 CREATE INDEX IF NOT EXISTS receipts_in_turn ON receipts (topic, partition, partner, vouched, "offset");
-CREATE INDEX IF NOT EXISTS receipts_by_decision ON receipts (decision_id);
+DROP INDEX IF EXISTS receipts_by_place;
+DROP INDEX IF EXISTS receipts_by_decision;
+CREATE INDEX IF NOT EXISTS receipts_at_place ON receipts (partner, place, topic, partition, vouched, "offset");
+CREATE INDEX IF NOT EXISTS receipts_versioned_at_place ON receipts (partner, place, topic, partition, vouched, "offset")
+    WHERE version IS NOT NULL;
+CREATE INDEX IF NOT EXISTS receipts_opened_at_place ON receipts (partner, place, topic, partition, vouched, "offset")
+    WHERE decision_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS receipts_to_delivery ON receipts (decision_id, topic, partition, vouched, "offset");
 CREATE INDEX IF NOT EXISTS receipts_by_partner ON receipts (partner, at_ms);
 CREATE TABLE IF NOT EXISTS pending_receipts (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, chain_key TEXT NOT NULL, "offset" INTEGER NOT NULL,
