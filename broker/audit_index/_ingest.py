@@ -580,7 +580,14 @@ class PartitionIngest:
         their partners' receipts are matched again from the earliest such turn where one now matches
         (``_replay``), as that walk matched them, and the index a catch-up leaves is the one a rebuild gives. One
         that still fails at its turn (``_AtTurn``) changes nothing after it: only its finding's words change, and
-        no receipt after it is matched again."""
+        no receipt after it is matched again.
+
+        Where a catch-up does not give a rebuild's index (``--rebuild`` does): a partner whose receipts are in
+        several partitions of its topic (an honest subscriber writes one), which a rebuild, as `audit verify`,
+        binds a partition wholly before the next, and a catch-up in the order it reads them, every other
+        partition's rows counted as before a turn; and a receipt already a row when a delivery of its alert,
+        version and feed dated before the one it names is indexed (only a broker's clock stepping back dates a
+        later decision earlier): a rebuild names that earlier one, a catch-up matches no row again for it."""
         newest = self._newest()
         if not self._held or newest <= self._matched_to:
             self._matched_to = max(self._matched_to, newest)
