@@ -126,8 +126,6 @@ CREATE TABLE IF NOT EXISTS receipts (
     vouched INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, place TEXT);
 CREATE INDEX IF NOT EXISTS receipts_by_alert ON receipts (alert_id, partner);
 CREATE INDEX IF NOT EXISTS receipts_in_turn ON receipts (topic, partition, partner, vouched, "offset");
-DROP INDEX IF EXISTS receipts_by_place;
-DROP INDEX IF EXISTS receipts_by_decision;
 CREATE INDEX IF NOT EXISTS receipts_at_place ON receipts (partner, place, topic, partition, vouched, "offset");
 CREATE INDEX IF NOT EXISTS receipts_versioned_at_place ON receipts (partner, place, topic, partition, vouched, "offset")
     WHERE version IS NOT NULL;
@@ -135,6 +133,8 @@ CREATE INDEX IF NOT EXISTS receipts_opened_at_place ON receipts (partner, place,
     WHERE decision_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS receipts_to_delivery ON receipts (decision_id, topic, partition, vouched, "offset");
 CREATE INDEX IF NOT EXISTS receipts_by_partner ON receipts (partner, at_ms);
+DROP INDEX IF EXISTS receipts_by_place;
+DROP INDEX IF EXISTS receipts_by_decision;
 CREATE TABLE IF NOT EXISTS pending_receipts (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, chain_key TEXT NOT NULL, "offset" INTEGER NOT NULL,
     row TEXT NOT NULL, decision_id INTEGER, size INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,
@@ -267,7 +267,9 @@ def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connec
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA trusted_schema = OFF")
-        conn.executescript(_LAYOUT + ";\n".join(PLACES_LAYOUT) + ";")
+        # One transaction: a reader never sees the indexes an older layout had dropped before their successors
+        # are built, nor does a writer killed meanwhile leave it so.
+        conn.executescript("BEGIN IMMEDIATE;\n" + _LAYOUT + ";\n".join(PLACES_LAYOUT) + ";\nCOMMIT;")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except sqlite3.Error as exc:
         conn.close()
