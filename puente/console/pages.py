@@ -115,9 +115,12 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             return given
         session, (query, typed) = given
         number = _page_number(request)
+        asked: dict[str, Any] = {**typed, "page": number}
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
             found = index.search(scope, query, number, PER_PAGE)
+            if found.capped:  # recorded with the query (``answer`` records ``asked`` after this): a lower bound
+                asked["capped"] = "yes"
             facets = index.facets(scope)
             pages = found.pages
             base = {k: v for k, v in typed.items() if v}
@@ -125,7 +128,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
                 "search.html", request, session, found=found, facets=facets, typed=typed, pages=pages,
                 base=base, columns=SEARCH_COLUMNS)
 
-        return await console.answer(request, session, "search", {**typed, "page": number}, work)
+        return await console.answer(request, session, "search", asked, work)
 
     async def search_csv(request: Request) -> Response:
         given = await gate_parsed(request, "search.csv", _query)

@@ -65,6 +65,20 @@ def test_receipts_says_and_records_that_its_count_stopped(tmp_path: Path, accoun
                                                                                "capped": "yes"})
 
 
+def test_search_records_that_its_count_stopped(tmp_path: Path, accounts: ConsoleAccounts,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search past the count's cap is recorded with its count as capped, as /receipts and /queries are: the
+    query log's figure is a lower bound, and says so."""
+    sink = Sink()
+    sam = _client(_undelivered_receipts(tmp_path, 120), accounts, sink, "sam")
+    monkeypatch.setattr("broker.audit_index._index.COUNT_LIMIT", 100)
+    assert sam.get("/search?partner=USA").status_code == 200
+    record = sink.records[-1]
+    assert record["results"] == 100 and record["params"].get("capped") == "yes"
+    assert sam.get("/search?partner=USA&decision=WITHHOLD").status_code == 200
+    assert "capped" not in sink.records[-1]["params"]
+
+
 def test_queries_counts_every_query_and_pages_through_them(tmp_path: Path, accounts: ConsoleAccounts) -> None:
     """205 queries indexed: the page says 205, shows the latest 200 and links the 5 older; the log records 205."""
     writer = ChainWriter(QUERIES, 0, checkpoint_every=1 << 62, chain="console")
