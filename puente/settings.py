@@ -47,8 +47,8 @@ class PuenteSettings(BaseSettings):
     client_config: Path | None = Field(None, description=(
         "a Kafka client properties file (the Java client's names, or librdkafka's): security.protocol, "
         "sasl.*, ssl.*; what --command-config gives"))
-    kafka_timeout_s: float = Field(15.0, gt=0, le=600, description="how long reaching Kafka may take before "
-                                                                   "a command reports it unavailable")
+    kafka_timeout_s: float = Field(15.0, gt=0, le=600, allow_inf_nan=False, description=(
+        "how long reaching Kafka may take before a command reports it unavailable"))
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="long-running processes")
     log_format: Literal["console", "json"] = Field("console", description="json: one JSON object per line")
     keys: Path = Field(Path(".puente/keys"), description="the keystore folder")
@@ -135,7 +135,7 @@ class PuenteSettings(BaseSettings):
         "progress does not). A restart that changes what the worker reads (PUENTE_AGENCIES) needs a new "
         "name or a stop longer than the session timeout. With --workers N the workers are <name>-0 .. "
         "<name>-N-1. Default: none (dynamic membership)"))
-    stall_warning_s: float = Field(10.0, gt=0, le=3600, description=(
+    stall_warning_s: float = Field(10.0, gt=0, le=3600, allow_inf_nan=False, description=(
         "a worker with work that makes no progress for this long logs what it waits for, and again "
         "every such interval until it moves"))
     metrics_port: int | None = Field(None, ge=1, le=65535, description="port of the /metrics endpoint")

@@ -83,7 +83,7 @@ class KafkaConnection(BaseModel):
     key_password: SecretStr | None = None
     check_hostname: bool = True
     client_id: str | None = None
-    timeout_s: float = Field(15.0, gt=0, le=600)
+    timeout_s: float = Field(15.0, gt=0, le=600, allow_inf_nan=False)
     source: str = "settings"
     """Where this connection came from (a file name, or the settings), for error messages."""
 
@@ -399,7 +399,7 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
         name = ".".join(str(p) for p in first["loc"])
         setting = given.get(name)
         where = f"{source}:{props[setting].line}: {setting}" if setting else f"{source}: {name}"
-        raise ConfigError(f"{where}: {first['msg']}") from None
+        raise ConfigError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
     if "security_protocol" not in fields:
         # The client's default would be PLAINTEXT: in clear, unauthenticated, whoever answers at that address.
         raise ConfigError(f"{source}: no security.protocol: say SASL_SSL (security.protocol=PLAINTEXT only for a "

@@ -288,3 +288,15 @@ def test_an_audit_index_variable_in_a_missing_folder_is_named(keys: Path, tmp_pa
     assert done.returncode == 3 and len(lines) == 1, done.stderr
     assert f"PUENTE_AUDIT_INDEX {index}: its folder {index.parent} does not exist" in lines[0], done.stderr
     assert not index.parent.exists()
+
+
+@pytest.mark.parametrize("name", ["PUENTE_KAFKA_TIMEOUT_S", "PUENTE_STALL_WARNING_S"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_time_setting_that_is_no_number_is_said_as_such(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                         value: str) -> None:
+    """A time in seconds given as nan or inf is refused as not a finite number, not as out of a range it is not in."""
+    for other in [n for n in os.environ if n.upper().startswith("PUENTE_")]:
+        monkeypatch.delenv(other)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"invalid setting {name}: Input should be a finite number"):
+        load_settings()
