@@ -153,8 +153,6 @@ def _run(argv: list[str]) -> int:
     return int(code or 0)
 
 
-
-
 def _written(code: int | None) -> int:
     """Write out what standard output still holds, on every way out (success, failure, argparse's exit): output
     left in the buffer would otherwise fail at interpreter exit, as status 120 and two lines of traceback. The
