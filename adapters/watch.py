@@ -416,5 +416,6 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
         if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
             break
         with contextlib.suppress(TimeoutError):  # the poll interval passed without a stop
-            await asyncio.wait_for(stop.wait(), interval)
+            async with asyncio.timeout(interval):
+                await stop.wait()
     return total

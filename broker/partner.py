@@ -572,7 +572,8 @@ class Subscriber:
         """
         self._generation += 1
         try:
-            await asyncio.wait_for(self._settle(feed, revoked), HANDOVER_WAIT_S)
+            async with asyncio.timeout(HANDOVER_WAIT_S):
+                await self._settle(feed, revoked)
         except TimeoutError:
             self.on_note(f"handing feed partitions over, this subscriber's last commit did not show within "
                          f"{HANDOVER_WAIT_S:g}s: the next owner may receive its last batch again")

@@ -397,7 +397,8 @@ class BrokerWorker:
 
         try:
             try:
-                states, books, offsets, remade, lost = await asyncio.wait_for(load(), self.config.load_timeout_s)
+                async with asyncio.timeout(self.config.load_timeout_s):
+                    states, books, offsets, remade, lost = await load()
             except TimeoutError:
                 raise KafkaUnavailableError(
                     f"loading {len(fresh)} slot(s) (their producers, audit and lifecycle state) took longer than "
@@ -857,8 +858,8 @@ class BrokerWorker:
         if name is None or not self._members:
             return None  # a process that has not been a member yet is never taking its own place
         try:  # bounded: a restart while Kafka is out of reach must not wait the admin client's timeouts
-            holder = await asyncio.wait_for(instance_holder(self.config.conn, self.config.group_id, name),
-                                            NAME_CHECK_S)
+            async with asyncio.timeout(NAME_CHECK_S):
+                holder = await instance_holder(self.config.conn, self.config.group_id, name)
         except (KafkaError, TimeoutError) as exc:
             log.warning("could not check who holds this worker's group.instance.id",
                         error=str(exc)[:300] or f"no answer within {NAME_CHECK_S:g}s")
@@ -916,7 +917,8 @@ class BrokerWorker:
     async def _retire(self, state: SlotState) -> None:
         await self._settle(state)
         with contextlib.suppress(ClientError, TimeoutError):  # a producer whose transaction was given up may hang
-            await asyncio.wait_for(state.producer.stop(), self.settle_wait_s)
+            async with asyncio.timeout(self.settle_wait_s):
+                await state.producer.stop()
 
     # ---- the loop ----------------------------------------------------------------
     def stop(self) -> None:
@@ -1154,7 +1156,8 @@ class BrokerWorker:
         if not due:
             return
         try:
-            await asyncio.wait_for(group.commit({tp: OffsetAndMetadata(at, "") for tp, at in due.items()}), wait_s)
+            async with asyncio.timeout(wait_s):
+                await group.commit({tp: OffsetAndMetadata(at, "") for tp, at in due.items()})
         except (ClientError, TimeoutError) as exc:
             log.info("positions not committed to the group; the next commit carries them",
                      count=len(due), error=type(exc).__name__)

@@ -75,7 +75,8 @@ class Admin:
     async def call(self, what: str, operation: Callable[[AdminClient], T]) -> T:
         """``operation(client)`` in a thread, with its Kafka errors made Puente's."""
         try:
-            return await asyncio.wait_for(asyncio.to_thread(operation, self.client), self.conn.timeout_s + 5)
+            async with asyncio.timeout(self.conn.timeout_s + 5):
+                return await asyncio.to_thread(operation, self.client)
         except TimeoutError:
             raise KafkaUnavailableError(f"Kafka at {self.conn.bootstrap} did not answer within "
                                         f"{self.conn.timeout_s:g}s while {what}: check PUENTE_BOOTSTRAP (or "
@@ -94,7 +95,8 @@ class Admin:
         unreached: list[KafkaError] = []  # failures of the call itself: no answer, or the login refused
         for key, future in futures.items():
             try:
-                out[key] = await asyncio.wait_for(asyncio.wrap_future(future), self.conn.timeout_s + 5)
+                async with asyncio.timeout(self.conn.timeout_s + 5):
+                    out[key] = await asyncio.wrap_future(future)
             except TimeoutError:
                 out[key] = KafkaUnavailableError(f"no answer within {self.conn.timeout_s:g}s while {what}")
                 unreached.append(out[key])

@@ -168,7 +168,8 @@ def reader(conn: KafkaConnection, name: str = "puente-reader", *, partition_fetc
 async def start(client: Client, conn: KafkaConnection, what: str) -> Client:
     """Start ``client`` within ``conn.timeout_s``; on failure it is stopped and a Puente error raised."""
     try:
-        await asyncio.wait_for(client.start(), conn.timeout_s)
+        async with asyncio.timeout(conn.timeout_s):
+            await client.start()
     except BaseException as exc:
         with contextlib.suppress(Exception):
             await client.stop()

@@ -122,9 +122,10 @@ async def test_the_metrics_endpoint_of_a_running_broker_parses(env: Env, tmp_pat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(cli("broker", "run", "--metrics-port", str(port)),
-                            env={**os.environ, **env.env_vars("broker")}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    log = tmp_path / "broker.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cli("broker", "run", "--metrics-port", str(port)),
+                                env={**os.environ, **env.env_vars("broker")}, stdout=subprocess.DEVNULL, stderr=err)
     try:
         ready = False
         for _ in range(200):
@@ -142,7 +143,14 @@ async def test_the_metrics_endpoint_of_a_running_broker_parses(env: Env, tmp_pat
         assert {"puente_decisions", "puente_build_info", "process_cpu_seconds"} <= names
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            pytest.fail("the broker did not stop within 60s of SIGTERM; its last log lines:\n" + "\n".join(tail))
+    assert proc.returncode == 0, log.read_text(errors="replace")[-2000:]
 
 
 async def test_the_broker_will_not_start_on_a_lifecycle_topic_that_forgets_states_too_soon(env: Env) -> None:
