@@ -70,11 +70,39 @@ checking a short-looking end again: Kafka writes a transaction's markers partiti
 the broker group's offset can show before the block that committed with it (for seconds while a
 node is down). A partition whose transactions do not end within it is "not checked", not short."""
 
+PROGRESS_EVERY = 2_000  # records between two progress reports
+
+
+@dataclass
+class WalkProgress:
+    """How far a walk of the audit topics is (``verify_topics``, ``read_log``): its ``report`` callback is called
+    every ``PROGRESS_EVERY`` records and after each partition, so a command can say how far a long walk is."""
+
+    report: Callable[[WalkProgress], None]
+    partitions: int = 0
+    records: int = 0
+    partitions_done: int = 0
+    began: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.began
+
+    def record(self) -> None:
+        self.records += 1
+        if self.records % PROGRESS_EVERY == 0:
+            self.report(self)
+
+    def partition_done(self) -> None:
+        self.partitions_done += 1
+        self.report(self)
+
 
 async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verify: VerifyFn,
                         owners: Mapping[str, str] | None = None,
                         ends: Mapping[tuple[str, int], int] | None = None,
-                        feed_ends: FeedEnds | None = None) -> list[PartitionReport]:
+                        feed_ends: FeedEnds | None = None,
+                        progress: Callable[[WalkProgress], None] | None = None) -> list[PartitionReport]:
     """Walk every partition of every audit topic, oldest record first, and report what is wrong.
 
     ``topics`` maps each topic to what it holds (``"decisions"``, ``"receipts"``, ``"denials"``,
@@ -95,10 +123,12 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     key it had moved on from in another partition is a finding too, given once every chain is walked.
     Records are verified as they stream in: what is held is one partition's findings and
     chain states, never its records; the deliveries, and the feed records receipts bound them to, go
-    to a temporary file (``_Delivered``).
+    to a temporary file (``_Delivered``). ``progress``, when given, hears how far the walk is
+    (``WalkProgress``).
     """
     reports = []
     budget = _Settle()
+    walked = WalkProgress(progress) if progress is not None else None
     reach = ReceiptReach(feed_ends.readers, feed_ends.feeds) if feed_ends is not None else None
     unsettled: set[TopicPartition] = set()
     silent: set[str] = set()
@@ -107,6 +137,8 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
             _Delivered() as delivered:
         delivered.reads(topics)
         parts = {topic: await partitions_of(consumer, topic) for topic in topics}
+        if walked is not None:
+            walked.partitions = sum(len(ps) for ps in parts.values())
         # Where each partition's log starts: a chain whose first records retention deleted starts there.
         starts = await log_starts(consumer, [TopicPartition(t, p) for t, ps in parts.items() for p in ps])
         receipts = {t: [TopicPartition(t, p) for p in parts[t]]
@@ -126,7 +158,9 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                     reach.begin(walk.owner)
                 reports.append(await _verify_partition(conn, consumer, walk, delivered,
                                                        ends if holds == "decisions" else None, budget,
-                                                       reach if holds == "receipts" else None))
+                                                       reach if holds == "receipts" else None, walked))
+                if walked is not None:
+                    walked.partition_done()
                 if holds in ("decisions", "denials") and None in walk.chains:
                     broker_chains.append((topic, partition, walk.chains[None]))
         if receipts:
@@ -164,7 +198,8 @@ class _Settle:
 
 async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: PartitionWalk, delivered: _Delivered,
                             ends: Mapping[tuple[str, int], int] | None, settle: _Settle,
-                            reach: ReceiptReach | None = None) -> PartitionReport:
+                            reach: ReceiptReach | None = None,
+                            walked: WalkProgress | None = None) -> PartitionReport:
     """One partition's report (``verify_topics``); its end checked against ``ends`` when given, and each
     of its receipts taken into ``reach`` when given."""
     tp = TopicPartition(walk.topic, walk.partition)
@@ -179,6 +214,8 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
         async for rec in read_range(consumer, tp, start):
             offset = rec.offset
             report.records += 1
+            if walked is not None:
+                walked.record()
             doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms)
             report.add(found)
             report.add(walk.settled)
@@ -412,7 +449,8 @@ class LogFilter:
 
 async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogFilter, verify: VerifyFn,
                    left_out: list[int] | None = None,
-                   owners: Mapping[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
+                   owners: Mapping[str, str] | None = None,
+                   progress: Callable[[WalkProgress], None] | None = None) -> AsyncIterator[dict[str, Any]]:
     """Audit rows (one per decision, dead letter, receipt, denial or query) from ``topics`` that pass ``flt``.
 
     ``topics`` maps each topic to what it holds (as for ``verify_topics``). Only what ``audit
@@ -423,19 +461,25 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     count is appended to ``left_out``, if given (one number per partition). Records stream through,
     in offset order per partition (``TimeSorted`` puts them in time order): what is held is the
     rows of receipts waiting for their chain's next checkpoint; the deliveries go to a temporary file
-    (``_Delivered``).
+    (``_Delivered``). ``progress``, when given, hears how far the walk is (``WalkProgress``).
     """
+    walked = WalkProgress(progress) if progress is not None else None
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
         delivered.reads(topics)
+        parts = {topic: await partitions_of(consumer, topic) for topic in topics}
+        if walked is not None:
+            walked.partitions = sum(len(ps) for ps in parts.values())
         for topic, holds in topics.items():
-            for partition in await partitions_of(consumer, topic):
+            for partition in parts[topic]:
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True)
                 dropped = 0
                 # Per receipt chain: the records waiting for a checkpoint (offset, their rows that pass ``flt``).
                 waiting: Unvouched[list[dict[str, Any]]] = Unvouched()
                 delivered.begin()
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
+                    if walked is not None:
+                        walked.record()
                     doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms)
                     delivered.cut(walk.cut)
                     delivered.prune(walk.pruned)
@@ -468,6 +512,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 dropped += waiting.clear()
                 if left_out is not None:
                     left_out.append(dropped)
+                if walked is not None:
+                    walked.partition_done()
 
 
 @dataclass(frozen=True)
@@ -493,9 +539,6 @@ class IndexRun:
     partitions: int
     seconds: float
     ends: ChainEnds = field(default_factory=ChainEnds)  # the chains' ends against their groups' offsets
-
-
-PROGRESS_EVERY = 2_000  # records between two progress reports
 
 
 async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verify: VerifyFn, index: AuditIndex,

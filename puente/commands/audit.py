@@ -10,7 +10,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_loc
 from broker.auditor import (
     IndexProgress,
     LogFilter,
+    WalkProgress,
     ack_deadlines,
     audit_topics,
     collect_denials,
@@ -49,7 +50,7 @@ from puente.wire import iso_utc
 
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "gap": "GAP", "receipt": "RECEIPT",
           "denial": "DENIAL", "query": "QUERY"}
-PROGRESS_S = 5.0  # seconds between two progress lines of a long `audit index`
+PROGRESS_S = 5.0  # seconds between two progress lines of a long walk (`audit verify|log|index|recalls`)
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -124,7 +125,8 @@ def _verify(args: argparse.Namespace) -> int:
         # The offsets first: what the broker commits during the walk only lengthens its chains.
         ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
         refused.extend(ends.refused)
-        return await verify_topics(conn, found.roles, check, found.owners, ends.ingress, ends.feeds)
+        return await verify_topics(conn, found.roles, check, found.owners, ends.ingress, ends.feeds,
+                                   _walk_progress("audit verify"))
 
     reports = run(walk())
     problems = [f for r in reports for f in r.findings]  # listed: the first MAX_LISTED of each partition
@@ -174,6 +176,21 @@ def _verify(args: argparse.Namespace) -> int:
     return _verify_status(counted, not_checked)
 
 
+def _walk_progress(verb: str) -> Callable[[WalkProgress], None]:
+    """A line on stderr at most every ``PROGRESS_S`` saying how far a long walk of the audit is (nothing for a walk
+    shorter than that); stdout keeps only the command's output."""
+    last = [time.monotonic()]
+
+    def say(p: WalkProgress) -> None:
+        if time.monotonic() - last[0] >= PROGRESS_S:
+            last[0] = time.monotonic()
+            rate = p.records / p.seconds if p.seconds else 0.0
+            print(f"{verb}: {p.records:,} records read ({rate:,.0f}/s), partitions {p.partitions_done}/"
+                  f"{p.partitions} done", file=sys.stderr, flush=True)
+
+    return say
+
+
 def _end_json(end: EndCheck) -> dict[str, Any]:
     """A chain end as ``--json`` gives it: ``ingress`` for a decision chain, ``feed`` and ``group`` for receipts."""
     where = {"feed": end.source, "group": end.group} if end.of_receipts else {"ingress": end.source}
@@ -215,7 +232,8 @@ def _log(args: argparse.Namespace) -> int:
 
         async def collect() -> None:
             found = await audit_topics(conn, cfg.topic_prefix)
-            await docs.fill(read_log(conn, found.roles, flt, check, left_out, found.owners))
+            await docs.fill(read_log(conn, found.roles, flt, check, left_out, found.owners,
+                                     _walk_progress("audit log")))
 
         run(collect())
         if args.json:
@@ -306,7 +324,8 @@ def _recalls(args: argparse.Namespace) -> int:
     async def collect() -> RecallBook:
         found = await audit_topics(conn, cfg.topic_prefix)
         book = RecallBook()  # streamed: it keeps what recalls need, never the whole audit
-        async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners):
+        async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners,
+                                  _walk_progress("audit recalls")):
             book.add(doc)
         return book
 

@@ -34,7 +34,8 @@ from puente_testing import (
 
 from adapters.publisher import IngressPublisher
 from broker.audit import ChainHead, ChainWriter
-from broker.auditor import verify_topics
+from broker.audit.verify import Holds
+from broker.auditor import LogFilter, WalkProgress, read_log, verify_topics
 from broker.crypto import SecretBytes, sign_ingress
 from broker.keystore import Keystore
 from broker.partner import Subscriber, opener_for, receipt_signer
@@ -395,8 +396,22 @@ async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
         {"RECEIVED": len(want)}
     # Each batch's receipts end with the partner's signature over its chain: nothing left unsigned.
     assert receipts[-1]["kind"] == "CHECKPOINT" and receipts[-1]["signer"].startswith(f"{partner}-rcpt-")
-    reports = await verify_topics(env.login("auditor"), {env.names.receipts(partner): "receipts"}, env.checks())
+    heard: list[tuple[int, int, int]] = []  # how far the walk said it was: records, partitions done, partitions
+
+    def progress(p: WalkProgress) -> None:
+        heard.append((p.records, p.partitions_done, p.partitions))
+
+    audit: dict[str, Holds] = {env.names.decisions: "decisions", env.names.receipts(partner): "receipts"}
+    reports = await verify_topics(env.login("auditor"), audit, env.checks(), progress=progress)
     assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
+    # A progress report after each partition, the last one saying the whole walk; records only grow.
+    walked = sum(r.records for r in reports)
+    assert heard[-1] == (walked, len(reports), len(reports)) and walked > 0
+    assert [h[0] for h in heard] == sorted(h[0] for h in heard)
+    heard.clear()
+    rows = [row async for row in read_log(env.login("auditor"), audit, LogFilter(kinds=frozenset({"RECEIPT"})),
+                                          env.checks(), progress=progress)]
+    assert len(rows) == len(want) and heard[-1] == (walked, len(reports), len(reports))
 
 
 async def test_sigterm_stops_a_following_subscriber_cleanly(env: Env, tmp_path: Path) -> None:
@@ -458,8 +473,22 @@ async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_rec
     mine = [r for r in receipts if r.get("chain") == partner]
     assert sorted(r["alert_id"] for r in mine if r["kind"] == "RECEIPT") == sorted(want)
     assert [r["seq"] for r in mine] == list(range(len(mine)))  # one chain, no fork, no gap
-    reports = await verify_topics(env.login("auditor"), {env.names.receipts(partner): "receipts"}, env.checks())
+    heard: list[tuple[int, int, int]] = []  # how far the walk said it was: records, partitions done, partitions
+
+    def progress(p: WalkProgress) -> None:
+        heard.append((p.records, p.partitions_done, p.partitions))
+
+    audit: dict[str, Holds] = {env.names.decisions: "decisions", env.names.receipts(partner): "receipts"}
+    reports = await verify_topics(env.login("auditor"), audit, env.checks(), progress=progress)
     assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
+    # A progress report after each partition, the last one saying the whole walk; records only grow.
+    walked = sum(r.records for r in reports)
+    assert heard[-1] == (walked, len(reports), len(reports)) and walked > 0
+    assert [h[0] for h in heard] == sorted(h[0] for h in heard)
+    heard.clear()
+    rows = [row async for row in read_log(env.login("auditor"), audit, LogFilter(kinds=frozenset({"RECEIPT"})),
+                                          env.checks(), progress=progress)]
+    assert len(rows) == len(want) and heard[-1] == (walked, len(reports), len(reports))
 
 
 async def test_two_instances_of_one_partner_hand_partitions_over_without_a_second_receipt(env: Env) -> None:

@@ -17,7 +17,7 @@ import broker.auditor as auditor
 import puente.commands.audit as audit
 from broker.audit import Finding, PartitionReport
 from broker.audit.verify import MAX_LISTED, EndCheck, Vouched
-from broker.auditor import AuditTopics, FeedEnds, LogFilter
+from broker.auditor import AuditTopics, FeedEnds, LogFilter, WalkProgress
 from puente.cli import build_parser
 from puente.errors import EXIT_UNCHECKED, KafkaAccessError, KafkaUnavailableError
 
@@ -49,18 +49,26 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         return AuditTopics({"p.decisions": "decisions"}, {}, ["p.feed.COL"])
 
     async def read_log(conn: Any, topics: Mapping[str, Any], flt: LogFilter, verify: Any,
-                       left_out: list[int] | None = None, owners: Any = None) -> AsyncIterator[dict[str, Any]]:
+                       left_out: list[int] | None = None, owners: Any = None,
+                       progress: Any = None) -> AsyncIterator[dict[str, Any]]:
+        walked = WalkProgress(progress, partitions=1)
         for row in ROWS:
+            walked.records += 1
             if flt.accepts(row):
                 yield row
             if held["fail"] is not None:
                 raise held["fail"]
         if left_out is not None:
             left_out.append(1)
+        walked.partition_done()
 
     async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None,
-                            ends: Any = None, feed_ends: Any = None) -> list[PartitionReport]:
+                            ends: Any = None, feed_ends: Any = None, progress: Any = None) -> list[PartitionReport]:
         held["ends_given"], held["feed_ends_given"] = ends, feed_ends
+        walked = WalkProgress(progress, partitions=len(held["reports"]))
+        for report in held["reports"]:
+            walked.records += report.records
+            walked.partition_done()
         return list(held["reports"])
 
     async def subscriber_ends(conn: Any, prefix: str, feeds: Any, readers: Any) -> FeedEnds:
@@ -357,3 +365,22 @@ def test_verify_counts_the_problems_a_partition_lists_no_more_of(
     doc = json.loads(capsys.readouterr().out)
     assert doc["problems"] == MAX_LISTED + 500 and len(doc["findings"]) == MAX_LISTED
     assert doc["chains"][0]["problems_not_listed"] == 500
+
+
+def test_a_long_walk_says_how_far_it_is_on_stderr_only(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`audit log`, `audit verify` and `audit recalls` say how far a walk longer than ``PROGRESS_S`` is, on
+    stderr: records read and partitions done; stdout (what a script reads) is the same with and without it."""
+    assert _puente("audit", "log", "--json") == 0
+    quiet = capsys.readouterr()
+    assert "records read" not in quiet.err  # a walk shorter than PROGRESS_S says nothing
+    monkeypatch.setattr(audit, "PROGRESS_S", 0.0)
+    assert _puente("audit", "log", "--json") == 0
+    said = capsys.readouterr()
+    assert said.out == quiet.out
+    assert f"audit log: {len(ROWS)} records read (" in said.err and "/s), partitions 1/1 done" in said.err
+    service["reports"] = [PartitionReport("p.decisions", 0, records=3), PartitionReport("p.decisions", 1, records=4)]
+    _puente("audit", "verify")
+    err = capsys.readouterr().err
+    assert "audit verify: 3 records read" in err and "partitions 1/2 done" in err
+    assert "audit verify: 7 records read" in err and "partitions 2/2 done" in err
