@@ -124,6 +124,7 @@ from puente.errors import (
     FeedGapError,
     KeyMaterialError,
     StoreBusy,
+    StoreError,
     SubscriberFenced,
     UnreadableFeedError,
 )
@@ -774,25 +775,25 @@ class Subscriber:
 def open_copy(path: Path, on_note: Callable[[str], None]) -> TextIO:
     """The ``--out`` copy at ``path``, opened to append (made 0600 when missing). A line a crash cut short at its
     end is cut off first, with a note: its batch was never committed, so it comes again whole (each line is
-    written, flushed and synced before its batch's Kafka commit: ``durable``)."""
-    made = not os.path.lexists(path)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    written, flushed and synced before its batch's Kafka commit: ``durable``).
+
+    A file that is not such a copy (its first line, its last whole line or the part after it is no JSON line of
+    an alert: a store, a key file, a document of the user's own) is refused before anything is cut or appended.
+    The folder is synced on every open: the file's name must outlive a power cut, or the synced lines go with
+    it, whoever made the file (``puente subscribe`` makes it when it checks it, before this)."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        if made:  # the new name itself must outlive a power cut, or the synced lines go with it
-            folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
+        folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
         size = os.fstat(fd).st_size
-        end = size
-        while end > 0:  # back to the last newline, a block at a time
-            block = os.pread(fd, min(end, 1 << 16), max(0, end - (1 << 16)))
-            cut = block.rfind(b"\n")
-            if cut >= 0:
-                end = end - len(block) + cut + 1
-                break
-            end -= len(block)
+        end = _line_start(fd, size)  # after the last newline
+        problem = _not_a_copy(fd, size, end)
+        if problem is not None:
+            raise StoreError(f"the --out file {path} {problem}, so it is no copy `puente subscribe` wrote: nothing "
+                             "was cut or appended; name a new file, or the copy an earlier run wrote")
         if end < size:
             os.ftruncate(fd, end)
             os.fsync(fd)
@@ -802,6 +803,51 @@ def open_copy(path: Path, on_note: Callable[[str], None]) -> TextIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _line_start(fd: int, end: int) -> int:
+    """Where the line holding the byte before ``end`` starts: just after the newline before it (0 for none)."""
+    while end > 0:  # back to the newline, a block at a time
+        block = os.pread(fd, min(end, 1 << 16), max(0, end - (1 << 16)))
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            return end - len(block) + cut + 1
+        end -= len(block)
+    return 0
+
+
+COPY_LINE_MAX = 64 << 20  # the longest line read back to check it: far above any alert's view
+
+
+def _not_a_copy(fd: int, size: int, end: int) -> str | None:
+    """Why the file is not a ``--out`` copy (``open_copy``), or None: it is empty, or it starts as a JSON line,
+    its last whole line (ending at ``end``) is one alert's JSON object and what follows starts as one too."""
+    if size == 0:
+        return None
+    if os.pread(fd, 2, 0) != b'{"':
+        return "does not start as a JSON line"
+    if end < size and (os.pread(fd, 2, end) != b'{"' or (size - end <= COPY_LINE_MAX
+                                                         and not _alert_line(os.pread(fd, size - end, end), True))):
+        return "ends in something other than a JSON line"
+    if end == 0:
+        return None  # one line a crash cut short: nothing whole to read
+    start = _line_start(fd, end - 1)
+    if end - start > COPY_LINE_MAX:
+        return "ends in a line too long to be an alert's"
+    line = os.pread(fd, end - start, start)
+    if not _alert_line(line, False):
+        return "has a last line that is no alert's JSON line"
+    return None
+
+
+def _alert_line(line: bytes, cut: bool) -> bool:
+    """Whether ``line`` is one alert's JSON object; with ``cut``, a line a crash may have cut short: whatever does
+    not parse passes (the part written of a line), what parses must be an alert's."""
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return cut
+    return isinstance(doc, dict) and isinstance(doc.get("alert_id"), str)
 
 
 def durable(out: TextIO) -> None:

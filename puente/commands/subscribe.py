@@ -93,6 +93,10 @@ def _subscribe(args: argparse.Namespace) -> int:
     try:
         if args.out is not None:
             out = sys.stdout if str(args.out) == "-" else open_copy(args.out, sub.on_note)
+    except BaseException:
+        sub.close()  # nothing was read: no summary, only the reason
+        raise
+    try:
         run(_follow(sub, out, args.follow))
     finally:
         if out is not None and out is not sys.stdout:

@@ -165,6 +165,25 @@ def test_subscribe_keeps_its_out_copy_private(keys: Path, tmp_path: Path) -> Non
     assert done.returncode == 4 and (fresh.stat().st_mode & 0o777) == 0o600, done.stderr  # made, then Kafka tried
 
 
+def test_subscribe_refuses_an_out_file_it_never_wrote_and_leaves_it_whole(keys: Path, tmp_path: Path) -> None:
+    """--out naming the partner's store, a key file or a document of one's own by mistake: refused in one line
+    (exit 3) before Kafka is tried, and not a byte of it cut or appended."""
+    key = keys / "partners" / "COL" / "COL-enc-2026a.json"
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    document = mine / "notes.json"
+    document.write_bytes(b'{"name": "my own notes"}')
+    store = mine / "feed.sqlite"
+    store.write_bytes(b"SQLite format 3\x00" + bytes(4080) + b"\n" + b"\x01" * 90)
+    for out in (document, store, key):
+        out.chmod(0o600)
+        before = out.read_bytes()
+        done = _puente(keys, "subscribe", "--partner", "COL", "--key", str(key), "--out", str(out))
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 3 and len(lines) == 1 and "is no copy `puente subscribe` wrote" in lines[0], lines
+        assert out.read_bytes() == before
+
+
 def test_subscribe_never_makes_the_folders_of_a_mistyped_out(keys: Path, tmp_path: Path) -> None:
     """An --out file in a folder that is not there is refused in one line naming that folder (exit 3), before
     Kafka is tried; no folder is made."""
