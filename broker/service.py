@@ -9,7 +9,6 @@ refuses while a partner that an agreement in force delivers to has no usable sea
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from policies import Decision, PolicySet, build_view, decide, decide_many, load_
 from puente import logs
 from puente.errors import ConfigError, KafkaAccessError, KeyMaterialError, OriginError
 from puente.settings import PuenteSettings
+from puente.signals import forget_stop_signals, on_stop_signals
 from schemas import alert_codec
 
 log = logs.get("puente.broker")
@@ -408,9 +408,7 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
         for worker, _, _ in built:
             worker.metrics = metrics
         running.extend(w for w, _, _ in built)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, _stop_all, running)
+        on_stop_signals(lambda: _stop_all(running), "the broker")
         log.info("broker starting", workers=workers, group=settings.broker_group, bootstrap=conn.bootstrap,
                  principal=conn.principal, instance=settings.group_instance_id)
         async def run_one(worker: BrokerWorker, topics: list[str]) -> None:
@@ -426,8 +424,7 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
                 if isinstance(result, BaseException):
                     raise result
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+            forget_stop_signals()
     finally:
         if server:
             server.close()

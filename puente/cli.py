@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, NoReturn, TextIO, cast
 
 from puente import __version__, logs
 from puente.commands._common import Subparsers
-from puente.errors import EXIT_CONFIG, EXIT_PROBLEMS, EXIT_UNAVAILABLE, EXIT_UNCHECKED, EXIT_USAGE, PuenteError
+from puente.errors import (
+    EXIT_CONFIG,
+    EXIT_INTERRUPTED,
+    EXIT_PROBLEMS,
+    EXIT_UNAVAILABLE,
+    EXIT_UNCHECKED,
+    EXIT_USAGE,
+    PuenteError,
+)
 from puente.strict import one_line, printable
 
 if TYPE_CHECKING:
@@ -38,7 +46,6 @@ COMMANDS: dict[str, str] = {
     "reclassify": "lifecycle", "publish": "publish", "demo": "demo",
 }  # fmt: skip
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a fault in Puente, not in what it was given
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a tool stopped by Ctrl-C
 EXIT_SIGPIPE = 141  # 128 + SIGPIPE, as a shell reports a tool whose reader left
 # Every exit status, as `puente --help` lists it (the module docstring and the README's list say the same).
 EXIT_STATUSES: dict[int, str] = {

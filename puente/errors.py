@@ -46,6 +46,7 @@ what was wrong. Each class says which exit status a command ends with (``exit_co
 from __future__ import annotations
 
 EXIT_PROBLEMS, EXIT_USAGE, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_UNCHECKED = 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a tool stopped by Ctrl-C
 
 
 class PuenteError(Exception):

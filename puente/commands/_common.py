@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
@@ -98,13 +97,6 @@ def whole(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def stop_on_signals(stop: Callable[[], None]) -> None:
-    """From now on, SIGTERM and Ctrl-C call ``stop`` (in the running loop) instead of ending the process."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

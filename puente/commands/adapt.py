@@ -21,9 +21,10 @@ from adapters.run import AdapterRun, Tally, adapt_paths, check, check_sources, o
 from adapters.watch import watch
 from broker.kafka import KafkaConnection
 from puente import logs
-from puente.commands._common import Subparsers, kafka, kafka_options, run, seconds, settings, stop_on_signals
+from puente.commands._common import Subparsers, kafka, kafka_options, run, seconds, settings
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
+from puente.signals import on_stop_signals
 from puente.strict import one_line
 
 _EPILOG = ("Summary on stdout; rejected records, with file, line and reason, and progress on large files on "
@@ -126,7 +127,7 @@ def _check(adapter: Adapter, ctx: Context, files: list[str]) -> int:
 async def _watch(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, ctx: Context,
                  args: argparse.Namespace) -> int:
     stop = asyncio.Event()
-    stop_on_signals(stop.set)
+    on_stop_signals(stop.set, f"the {adapter.name} watcher")
     folder = one_line(str(args.watch))
     interval = _INTERVAL_S if args.interval is None else args.interval
     print(f"{adapter.name}: watching {folder} every {interval:g}s (SIGTERM or Ctrl-C stops)", file=sys.stderr)

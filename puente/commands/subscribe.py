@@ -17,7 +17,8 @@ from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
 from puente import logs
 from puente.commands import store as store_commands
-from puente.commands._common import Subparsers, given_folder, kafka, kafka_options, run, settings, stop_on_signals
+from puente.commands._common import Subparsers, given_folder, kafka, kafka_options, run, settings
+from puente.signals import on_stop_signals
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -70,8 +71,9 @@ def _place(text: str) -> str:
 
 
 async def _follow(sub: Subscriber, out: TextIO | None, follow: bool) -> None:
-    """Run the subscriber; SIGTERM and Ctrl-C finish its batch in flight, hand its partitions over, and stop."""
-    stop_on_signals(sub.stop)
+    """Run the subscriber; SIGTERM and Ctrl-C finish its batch in flight, hand its partitions over, and stop (a
+    second one stops it at once: ``puente.signals``)."""
+    on_stop_signals(sub.stop, f"{sub.partner}'s subscriber")
     await sub.run(out, idle_exit_s=None if follow else 5.0)
 
 
