@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapters._codes import norm_key
-from policies import Areas, load_policy_set, yaml_problem
+from policies import Areas, load_policy_set, unseen_character, yaml_problem
 from puente.errors import ConfigError
 from puente.strict import TooLarge, known_zone, read_bounded
 
@@ -245,6 +245,9 @@ def load_config(path: Path | None = None) -> AdaptersConfig:
         raise ConfigError(f"{path}: cannot read adapter configuration: {exc.strerror or type(exc).__name__}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
+    unseen = unseen_character(text)
+    if unseen is not None:
+        raise ConfigError(f"{path}:{unseen}")
     try:
         doc = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a safe loader
     except _Refused as exc:

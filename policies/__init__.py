@@ -29,7 +29,7 @@ from policies._notice import recall_notice
 from policies._source import DEFAULT_DIR
 from policies._suite import SuiteReport, run_suites
 from policies._view import build_view, pseudonym
-from policies._yamlio import yaml_problem
+from policies._yamlio import unseen_character, yaml_problem
 
 __all__ = [
     "DEFAULT_DIR",
@@ -56,5 +56,6 @@ __all__ = [
     "recall_notice",
     "run_suites",
     "schema_fields",
+    "unseen_character",
     "yaml_problem",
 ]

@@ -274,6 +274,25 @@ def not_a_file(path: Path) -> str | None:
     return f"not a regular file: a {_kind(mode)}"
 
 
+# Characters YAML reads as a line break that git, grep and a reviewer's editor do not (NEL, LS, PS, a carriage
+# return with no line feed after it), and those that reorder how a line shows (the bidirectional controls): with
+# them, a line that shows as a comment can hold a rule.
+_UNSEEN = re.compile("[\x85\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|\r(?!\n)")
+
+
+def unseen_character(text: str) -> str | None:
+    """Why ``text`` (a YAML file's) is refused, as ``<line>: <problem>`` with the line counted as a reviewer counts
+    it (by line feeds), or None: it holds a character that makes YAML read something other than what it shows."""
+    found = _UNSEEN.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    why = ("a line break only YAML sees" if char in "\x85\u2028\u2029\r" else
+           "a control that reorders how the text shows")
+    return (f"{text.count(chr(10), 0, found.start()) + 1}: character U+{ord(char):04X} ({why}) refused: what YAML "
+            "reads there is not what a reviewer sees; remove it (end lines with a line feed)")
+
+
 def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
     """The data of one YAML file and its node tree; any problem raises PolicyError naming file and line.
 
@@ -297,6 +316,9 @@ def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise PolicyError(f"{label}:{line}: not UTF-8 text (byte {exc.start + 1})") from exc
+    unseen = unseen_character(text)
+    if unseen is not None:
+        raise PolicyError(f"{label}:{unseen}")
     try:
         loader = _StrictLoader(text)  # PyYAML's reader checks every character here
     except ReaderError as exc:

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from adapters import _fields as f
-from adapters.config import AdaptersConfig, Context, Vocabulary, check_profile, load_config, make_context
+from adapters.config import (
+    DEFAULT_CONFIG,
+    AdaptersConfig,
+    Context,
+    Vocabulary,
+    check_profile,
+    load_config,
+    make_context,
+)
 from adapters.core import Adapter, alert, alert_id, convert, finish, location, markings
 from puente.errors import AdapterError, ConfigError
 
@@ -173,6 +181,19 @@ def test_invalid_configuration_file_names_file_and_field(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(path) in str(caught.value) and "timezone" in str(caught.value)
+
+
+def test_a_line_break_only_yaml_sees_is_refused_in_the_adapters_configuration(tmp_path: Path) -> None:
+    """As in a policy file: a line that shows as a comment cannot hold a setting YAML reads."""
+    shown = DEFAULT_CONFIG.read_text("utf-8")
+    path = tmp_path / "agencies.yaml"
+    path.write_bytes(("# the shipped file\u2028" + shown).encode())
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (f"{path}:1: character U+2028 (a line break only YAML sees) refused: what YAML "
+                                 "reads there is not what a reviewer sees; remove it (end lines with a line feed)")
+    path.write_bytes(shown.encode())
+    assert load_config(path).agencies
 
 
 def test_review_and_expiry_days_past_a_century_are_refused_as_the_broker_would(tmp_path: Path) -> None:

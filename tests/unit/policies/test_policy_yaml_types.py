@@ -295,3 +295,41 @@ def test_only_a_coordinate_generalises_to_a_grid(policy_copy: Any) -> None:
         policy_copy.load()
     assert "payload.match_score: only a coordinate (location.latitude, location.longitude) is generalised to a " \
            "grid" in str(caught.value)
+
+
+# ---- what YAML reads is what a reviewer sees ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85", "\r"])
+def test_a_line_break_only_yaml_sees_cannot_hide_a_rule_in_a_comment(policy_copy: Any, char: str) -> None:
+    """git, grep and an editor show ``# note<U+2028>      payload.remarks: keep`` as one comment line; YAML reads a
+    comment and then a rule keeping the field. Refused, naming the line as a reviewer counts it."""
+    hidden = f"      # remarks are reviewed by hand{char}      payload.remarks: keep"
+    policy_copy.replace(AGREEMENT, REMARKS, f"{REMARKS}\n{hidden}")
+    line = policy_copy.line_of(AGREEMENT, REMARKS) + 1  # (the file's text is read back with universal newlines)
+    problem = _problem(policy_copy)
+    assert problem.startswith(f"{AGREEMENT}:{line}: character U+{ord(char):04X} (a line break only YAML sees)")
+
+
+def test_a_control_that_reorders_the_text_is_refused(policy_copy: Any) -> None:
+    policy_copy.replace(AGREEMENT, REMARKS, REMARKS.replace("free text", "free \u202etxet\u202c"))
+    assert "character U+202E (a control that reorders how the text shows) refused" in _problem(policy_copy)
+
+
+def test_line_feeds_and_carriage_return_line_feeds_are_plain_line_ends(policy_copy: Any) -> None:
+    body = policy_copy.text(AGREEMENT)
+    policy_copy.write(AGREEMENT, body.replace("\n", "\r\n"))
+    assert policy_copy.load() is not None
+
+
+@pytest.mark.parametrize("name", ["pan-cri-amendment.yml", "PAN-CRI.YAML", "pan-cri.yaml.bak", "old"])
+def test_an_agreement_file_under_another_name_is_refused_not_skipped(policy_copy: Any, name: str) -> None:
+    """A stricter agreement saved as ``.yml`` was never read, and the more permissive one decided alone."""
+    target = policy_copy.root / "agreements" / name
+    if name == "old":
+        target.mkdir()
+    else:
+        target.write_text(policy_copy.text("agreements/pan-cri.yaml"), encoding="utf-8")
+    assert _problem(policy_copy) == (
+        f"agreements/{name}: not an agreement file (agreements are named *.yaml, their tests *.tests.yaml): "
+        "rename it or move it out; an agreement under another name would be left out")
