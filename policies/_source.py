@@ -25,6 +25,7 @@ from policies._areas import AreasFile
 from policies._model import Agreement, PartnersFile, Vocabulary
 from policies._yamlio import dotted, locate, not_a_file, read_yaml
 from puente.errors import PolicyError
+from puente.strict import printable
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "data"
 VOCABULARY = "vocabulary.yaml"
@@ -97,6 +98,16 @@ def agreement_files(root: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.yaml") if not p.name.endswith(SUITE_SUFFIX))
 
 
+def stray_files(root: Path) -> list[str]:
+    """The names in the agreements folder that are no ``*.yaml`` file (``.yml``, ``.YAML``, a folder, a backup):
+    what ``agreement_files`` would pass over. Refused, never skipped: a stricter agreement saved under another
+    name would otherwise leave a more permissive one deciding alone, without a word."""
+    folder = root / AGREEMENTS
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".yaml"))  # (a *.yaml folder: ``_attempt``)
+
+
 def suite_files(root: Path) -> list[Path]:
     """The test suites of a policy directory, in name order."""
     return sorted((root / AGREEMENTS).glob("*" + SUITE_SUFFIX))
@@ -128,6 +139,9 @@ def read_sources(directory: Path | str | None = None) -> PolicySources:
     vocabulary = _attempt(Vocabulary, root, VOCABULARY, problems)
     partners = _attempt(PartnersFile, root, PARTNERS, problems)
     agreements = [_attempt(Agreement, root, f"{AGREEMENTS}/{p.name}", problems) for p in agreement_files(root)]
+    problems.extend(f"{AGREEMENTS}/{printable(name)}: not an agreement file (agreements are named *.yaml, their tests "
+                    f"*{SUITE_SUFFIX}): rename it or move it out; an agreement under another name would be left out"
+                    for name in stray_files(root))
     # Optional: without it every area an agreement names lacks an outline, which the checks refuse.
     areas = _attempt(AreasFile, root, AREAS, problems) if present(root / AREAS) else None
     if not agreements:
