@@ -14,7 +14,8 @@ these checks for every secret file); a key file must be a regular file, reached 
 only when no one but this user or root could have made or changed it (``broker.private_files``: a
 mounted secret); every file is written to a temporary name, fsynced
 and renamed, so a crash never leaves half a key. A keystore holds a public half under one owner's
-key id only, and the broker's holds no partner's or agency's private half (``load_public``, ``agency_mac_lookup``).
+key id only, and the broker's holds no partner's or agency's private half (``load_public``, ``agency_mac_lookup``;
+every file at the broker's start: ``broker_custody_problems``).
 
 When several generations of one owner's key exist, the newest ``created_at`` is current (the key a
 holder signs or seals with), except an agency's key-agreement key, which the agency names (``in-use``,
@@ -75,10 +76,7 @@ def load_key_file(path: Path | str) -> KeyRecord:
     """
     path = Path(path)
     key_id = path.name.removesuffix(".json")
-    data, info = _read_key_file(path, key_id)
-    if len(data) > MAX_KEY_FILE:
-        raise KeyMaterialError(f"key {key_id}: {path} is too large to be a key file")
-    record = record_from_json(data, key_id=key_id)
+    record, info = _parse_key_file(path, key_id)
     if record.secret is not None:
         problem = secret_problem(path, info)
         if problem is not None:
@@ -93,6 +91,14 @@ def load_key_file(path: Path | str) -> KeyRecord:
     if problem is not None:
         raise KeyMaterialError(f"key {key_id}: {problem}")
     return record
+
+
+def _parse_key_file(path: Path, key_id: str) -> tuple[KeyRecord, os.stat_result]:
+    """The record in the key file ``path`` and the file's status, before any check of its mode or folder."""
+    data, info = _read_key_file(path, key_id)
+    if len(data) > MAX_KEY_FILE:
+        raise KeyMaterialError(f"key {key_id}: {path} is too large to be a key file")
+    return record_from_json(data, key_id=key_id), info
 
 
 def _read_key_file(path: Path, key_id: str) -> tuple[bytes, os.stat_result]:
@@ -159,6 +165,18 @@ def own_kinds(holder: Holder, ident: str, agreements: Iterable[str] = ()) -> lis
             *((KeyKind.PSEUDONYM, agreement) for agreement in sorted(set(agreements)))]
 
 
+# The private keys the broker makes in its own name (``own_kinds``); the pseudonym keys it makes are each
+# an agreement's, so any owner goes for those.
+_BROKER_PRIVATE = frozenset({KeyKind.BROKER_SIGNING, KeyKind.KEY_AGREEMENT})
+
+
+def _broker_makes(record: KeyRecord) -> bool:
+    """Whether ``record``, held with its private half, is one the broker makes for itself."""
+    if record.kind is KeyKind.PSEUDONYM:
+        return True
+    return record.owner == BROKER_OWNER and record.kind in _BROKER_PRIVATE
+
+
 def _check_ident(holder: Holder, ident: str) -> None:
     if holder is Holder.BROKER:
         if ident != BROKER_OWNER:
@@ -206,11 +224,48 @@ class Keystore:
         """KeyMaterialError (one line) when ``record``, someone else's key, holds its private half here."""
         if record.secret is None:
             return
-        raise KeyMaterialError(
-            f"key {record.key_id}: keystore {self.path} holds {record.owner}'s private half, which only "
-            f"{record.owner} may hold: import its public half (`puente keys import-public FILE.pem --id "
-            f"{record.key_id} --dir {self.path}`) and remove {self.path / f'{record.key_id}.json'}"
-        )
+        raise KeyMaterialError(self._private_refusal(record))
+
+    def _private_refusal(self, record: KeyRecord) -> str:
+        return (f"key {record.key_id}: keystore {self.path} holds {record.owner}'s private half, which only "
+                f"{record.owner} may hold: import its public half (`puente keys import-public FILE.pem --id "
+                f"{record.key_id} --dir {self.path}`) and remove {self.path / f'{record.key_id}.json'}")
+
+    def broker_custody_problems(self) -> list[str]:
+        """Why this folder, the broker's, must not be started from: one line per key file, empty when none.
+
+        Every key file here is read, not only those the broker loads, and whatever its mode (whose key a file
+        holds does not depend on it). Refused: a private half the broker does not make for itself
+        (``own_kinds``: its signing and key-agreement keys, and a pseudonym key per agreement), since it is
+        another party's whether or not anything uses it; one public key under two owners' ids (any kinds),
+        since one of them could act as the other (an agency MAC as another, a partner read another's feed),
+        and a file copied in by hand skips ``import_public``'s check; and a file that does not read as a key
+        file, since no one can tell whose key it holds. Messages name the file, never key material.
+        """
+        problems: list[str] = []
+        owners: dict[bytes, KeyRecord] = {}
+        for key_id in self.key_ids():
+            path = self.path / f"{key_id}.json"
+            try:
+                record, _ = _parse_key_file(path, key_id)
+            except KeyMaterialError as exc:
+                problems.append(f"{exc} ({path}): the broker cannot tell whose key it holds; fix or remove it")
+                continue
+            if record.secret is not None and not _broker_makes(record):
+                problems.append(self._private_refusal(record) if record.owner != BROKER_OWNER else (
+                    f"key {key_id}: {path} holds a private {record.kind} key in the broker's name, which the broker "
+                    "never makes (`puente keys generate --for broker` makes its signing and key-agreement keys): "
+                    "remove it"))
+            if record.public is None:
+                continue
+            first = owners.setdefault(record.public, record)
+            if first.owner != record.owner:
+                problems.append(
+                    f"key {key_id}: {path} holds the same public key as {first.key_id}, {first.owner}'s, so "
+                    f"{record.owner} and {first.owner} could act as each other: compare each with its owner's "
+                    "fingerprint (`puente keys export-public` prints it), remove the file that is not its owner's "
+                    "key and import the right PEM (`puente keys import-public`)")
+        return problems
 
     def generations(self, owner: str, kind: KeyKind) -> list[KeyRecord]:
         """Every key of ``kind`` belonging to ``owner`` here, newest ``created_at`` first (then by id).

@@ -250,16 +250,29 @@ def require_pseudonym_keys(policy_set: PolicySet, keystore: Keystore, now: datet
             "was read")
 
 
+def require_custody(keystore: Keystore) -> None:
+    """Refuse (ConfigError, one line) while the broker's folder holds another party's private half, one public
+    key under two owners' ids, or a file no one can tell the owner of (``Keystore.broker_custody_problems``):
+    checked over every file, not only the keys the broker loads, since a key it holds but never loads is
+    still leaked, and one it loads under two names lets one party act as another."""
+    problems = keystore.broker_custody_problems()
+    if problems:
+        raise ConfigError(f"the broker will not start from {keystore.path}: {'; '.join(problems)}. `puente policy "
+                          f"lint --keys {keystore.path}` lists every such file; nothing was read")
+
+
 def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suffix: str = "",
                  group_instance_id: str | None = None, policy_set: PolicySet | None = None,
                  accept_gaps: bool = False) -> tuple[BrokerWorker, list[str], list[str]]:
     """A worker ready to run, the ingress topics it consumes, and key problems to report.
 
-    Refuses (ConfigError) while a partner an agreement in force delivers to has no usable sealing
-    key (``require_sealers``); the key problems returned are the other partners'.
+    Refuses (ConfigError) while the broker's folder holds a key it must not (``require_custody``), or a
+    partner an agreement in force delivers to has no usable sealing key (``require_sealers``); the key
+    problems returned are the other partners'.
     ``policy_set``: the one already loaded (``settings.policy_dir``'s), else it is read here.
     """
     keystore = Keystore(settings.keys / "broker")
+    require_custody(keystore)
     policy_set = load_policy_set(settings.policy_dir) if policy_set is None else policy_set
     slots: Slots = slots_for(settings.agencies, settings.ingress_partitions, settings.topic_prefix)
     names = slots.names

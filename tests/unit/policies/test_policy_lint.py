@@ -190,6 +190,24 @@ def test_a_partners_private_half_in_the_broker_keystore_is_found(
     assert code == 1 and len(found) == 1 and "holds COL's private half" in found[0] and "import-public" in found[0]
 
 
+def test_keys_the_policy_does_not_name_are_checked_too(
+        tmp_path: Path, keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """lint --keys finds what stops the broker's start beyond the keys the policy names: an agency's key-agreement
+    half copied in by hand as another's, and a receipt private key of a partner naming none, each with its file."""
+    doc = json.loads((keystore / "COL-enc-2026a.json").read_text("utf-8"))
+    doc["key_id"] = "SENAN-kex-2026a"
+    doc["kind"] = "key-agreement"
+    (keystore / "SENAN-kex-2026a.json").write_text(json.dumps(doc), "utf-8")
+    own = tmp_path / "keys" / "partners" / "USA" / "USA-rcpt-2026a.json"
+    (keystore / "USA-rcpt-2026a.json").write_bytes(own.read_bytes())
+    (keystore / "USA-rcpt-2026a.json").chmod(0o600)
+    code, found = _lint_keys(keystore, capsys)
+    assert code == 1 and len(found) == 2, found
+    assert found[0].startswith(f"{keystore}: [keys] key SENAN-kex-2026a: {keystore}/SENAN-kex-2026a.json holds "
+                               "the same public key as COL-enc-2026a, COL's")
+    assert found[1].startswith(f"{keystore}: [keys] key USA-rcpt-2026a: keystore {keystore} holds USA's private")
+
+
 @pytest.mark.parametrize(("named", "finding"), [
     # its own receipt-signing key, where its encryption key belongs
     ("COL-rcpt-2026a", "key COL-rcpt-2026a: kind is partner-signing, expected partner-encryption"),

@@ -1,0 +1,110 @@
+"""The broker's start refuses a folder holding another party's private half or one public key under two owners."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from broker.crypto.keys import KeyKind, new_key
+from broker.kafka import KafkaConnection
+from broker.keystore import Holder, Keystore, Keystores
+from broker.service import build_worker
+from puente.errors import ConfigError
+from puente.settings import AGENCIES, PuenteSettings
+
+PARTNERS = ["COL", "USA", "CRI", "FEAN"]
+AGREEMENTS = ["COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA"]
+NOW = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> Keystores:
+    """A site as `puente keys init` makes it: every party's keys in its own folder."""
+    return Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
+                              generation="2026a")
+
+
+def _start(made: Keystores) -> str:
+    """The one line build_worker refuses with."""
+    with pytest.raises(ConfigError) as info:
+        build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
+    message = str(info.value)
+    assert "\n" not in message and "will not start" in message
+    return message
+
+
+def _copy_as(folder: Path, source: str, key_id: str) -> None:
+    """``source``'s file copied by hand under ``key_id``, as `keys import-public` would never write it."""
+    doc = json.loads((folder / f"{source}.json").read_text("utf-8"))
+    doc["key_id"] = key_id
+    (folder / f"{key_id}.json").write_text(json.dumps(doc), "utf-8")
+
+
+def test_a_provisioned_broker_folder_has_no_custody_problem(made: Keystores) -> None:
+    """The control: the broker's own secrets (signing, key agreement, a pseudonym key per agreement) and others'
+    public halves are no problem, nor is a pseudonym key of an agreement no policy names (the broker made it)."""
+    made.broker.put(new_key(KeyKind.PSEUDONYM, "OLD-AGREEMENT", "2025a", NOW))
+    assert made.broker.broker_custody_problems() == []
+
+
+def test_two_agencies_holding_one_key_agreement_key_stop_the_start(made: Keystores) -> None:
+    """SENAFRONT's public half copied in by hand as SENAN's: the broker would take SENAFRONT's MACs as SENAN's;
+    the start stops with one line naming both key ids, and no key bytes."""
+    folder = made.broker.path
+    _copy_as(folder, "SENAFRONT-kex-2026a", "SENAN-kex-2026a")
+    message = _start(made)
+    assert "SENAN-kex-2026a" in message and "SENAFRONT-kex-2026a" in message and "same public key" in message
+    public = json.loads((folder / "SENAN-kex-2026a.json").read_text("utf-8"))["public"]
+    assert public not in message and base64.b64decode(public).hex() not in message
+
+
+def test_one_public_key_under_two_owners_of_any_kind_is_found(made: Keystores) -> None:
+    """COL's receipt key copied in as USA's: a public half under two owners is found whatever the kind."""
+    _copy_as(made.broker.path, "COL-rcpt-2026a", "USA-rcpt-2026a")
+    problems = made.broker.broker_custody_problems()
+    assert len(problems) == 1 and "USA-rcpt-2026a" in problems[0] and "COL-rcpt-2026a, COL's" in problems[0]
+
+
+def test_a_partners_receipt_private_key_in_the_broker_folder_stops_the_start(made: Keystores) -> None:
+    """COL's receipt key with its private half, which the broker never loads: still a leak, so the start stops,
+    naming the file."""
+    target = made.broker.path / "COL-rcpt-2026a.json"
+    shutil.copy(made.partners["COL"].path / "COL-rcpt-2026a.json", target)
+    target.chmod(0o600)
+    message = _start(made)
+    assert "holds COL's private half" in message and str(target) in message
+
+
+def test_the_private_key_of_a_partner_no_policy_names_stops_the_start(made: Keystores, tmp_path: Path) -> None:
+    """ZZZ, a partner no policy names, has its private encryption key in the broker's folder: refused, named."""
+    other = Keystore(tmp_path / "zzz")
+    other.generate_own(Holder.PARTNER, "ZZZ", generation="2026a", now=NOW)
+    shutil.copy(other.path / "ZZZ-enc-2026a.json", made.broker.path / "ZZZ-enc-2026a.json")
+    message = _start(made)
+    assert "holds ZZZ's private half" in message and str(made.broker.path / "ZZZ-enc-2026a.json") in message
+
+
+def test_a_private_key_in_the_brokers_name_it_never_makes_is_refused(made: Keystores) -> None:
+    """broker-enc-2026a with its secret: the broker makes no encryption key, so whose it is nothing says."""
+    made.broker.put(new_key(KeyKind.PARTNER_ENCRYPTION, "broker", "2026a", NOW))
+    problems = made.broker.broker_custody_problems()
+    assert len(problems) == 1 and "broker-enc-2026a" in problems[0] and "never makes" in problems[0]
+
+
+def test_a_file_that_is_no_key_file_is_named(made: Keystores) -> None:
+    """A key file that does not parse could hold anyone's secret: named, with what to do."""
+    (made.broker.path / "XYZ-enc-2026a.json").write_text("{", "utf-8")
+    problems = made.broker.broker_custody_problems()
+    assert len(problems) == 1 and "XYZ-enc-2026a" in problems[0] and "fix or remove it" in problems[0]
+
+
+def test_a_public_half_with_a_loose_mode_is_no_custody_problem(made: Keystores) -> None:
+    """Whose key a file holds does not depend on its mode: a group-writable public half is the sealing check's
+    problem (a warning while no agreement in force delivers to it), not a custody one."""
+    (made.broker.path / "COL-enc-2026a.json").chmod(0o664)
+    assert made.broker.broker_custody_problems() == []
