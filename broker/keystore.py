@@ -26,7 +26,6 @@ loadable, and a reader verifies or decrypts with every generation it holds (``lo
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import os
 import re
@@ -441,31 +440,53 @@ class Keystore:
         """The agreement's current pseudonymisation key."""
         return self.current(agreement, KeyKind.PSEUDONYM).symmetric(KeyKind.PSEUDONYM)
 
-    def agency_mac_lookup(self) -> Callable[[str, str], SecretBytes | None]:
+    def agency_mac_lookup(self, skip: Callable[[str], None] | None = None,
+                          ) -> Callable[[str, str], SecretBytes | None]:
         """Derive every agency's MAC key now, once per pair; return the ``lookup`` that ``verify_ingress`` wants.
 
         One key per pair of a broker key-agreement key held here (with its private half) and an
         agency's imported public half, so every generation on either side stays valid and records
         MACed before a rotation still verify; remove a key file to revoke it. ``lookup(agency,
         key_id)`` answers only for an exact pair id (``<agency>-kex-<gen>+broker-kex-<gen>``) of
-        that agency's own key. An agency's private half found here is refused: only the agency holds it.
+        that agency's own key. An agency's private half found here is refused: only the agency holds it;
+        so is one public half under two owners' ids: one of them could MAC as the other.
+
+        A key-agreement file that does not load, or is refused, refuses the whole table; with ``skip`` it is
+        left out instead and its problem (one line, naming the file) handed to ``skip``: the pairs of the
+        files that load are what a running broker's re-read must hold (``fresh_agency_mac_lookup``).
         """
-        own: list[KeyRecord] = []
-        theirs: list[KeyRecord] = []
+        problems: list[str] = []
+        loaded: list[KeyRecord] = []
         for key_id in self.key_ids():
             parsed = parse_key_id(key_id)
             if parsed.kind is not KeyKind.KEY_AGREEMENT:
                 continue
-            record = self.load(key_id, KeyKind.KEY_AGREEMENT)
-            if parsed.owner != BROKER_OWNER:
-                if record.secret is not None:
-                    raise KeyMaterialError(
-                        f"key {key_id}: keystore {self.path} holds agency {parsed.owner}'s private half, which only "
-                        "the agency may hold: delete that file and import the agency's public half instead"
-                    )
-                theirs.append(record)
-            elif record.secret is not None:
-                own.append(record)
+            try:
+                record = self.load(key_id, KeyKind.KEY_AGREEMENT)
+            except KeyMaterialError as exc:
+                problems.append(str(exc))
+                continue
+            if parsed.owner != BROKER_OWNER and record.secret is not None:
+                problems.append(
+                    f"key {key_id}: keystore {self.path} holds agency {parsed.owner}'s private half, which only "
+                    "the agency may hold: delete that file and import the agency's public half instead")
+                continue
+            loaded.append(record)
+        owners: dict[bytes, set[str]] = {}
+        for record in loaded:
+            owners.setdefault(record.public or b"", set()).add(record.owner)
+        shared = [r for r in loaded if len(owners[r.public or b""]) > 1]
+        problems += [f"key {r.key_id}: {self.path / f'{r.key_id}.json'} holds the same public key as a key-agreement "
+                     f"key of {', '.join(sorted(owners[r.public or b''] - {r.owner}))}, who could MAC as {r.owner}: "
+                     "compare each with its owner's fingerprint and remove the one that is not" for r in shared]
+        if problems:
+            if skip is None:
+                raise KeyMaterialError(problems[0])
+            for problem in problems:
+                skip(problem)
+        usable = [r for r in loaded if len(owners[r.public or b""]) == 1]
+        own = [r for r in usable if r.owner == BROKER_OWNER and r.secret is not None]
+        theirs = [r for r in usable if r.owner != BROKER_OWNER]
         table: dict[tuple[str, str], SecretBytes] = {}
         for mine in own:
             for agency_key in theirs:
@@ -478,6 +499,7 @@ class Keystore:
         return lookup
 
     def fresh_agency_mac_lookup(self, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                                on_problem: Callable[[str], None] | None = None,
                                 ) -> Callable[[str, str], SecretBytes | None]:
         """``agency_mac_lookup`` that reads the keystore again when asked for a pair it does not hold and the
         folder's modification time moved since it was read (a key file written or removed; a file system with
@@ -487,14 +509,30 @@ class Keystore:
         dead-letter, for good, what they MACed meanwhile. A pair it holds is checked too: once ``every_s`` has
         passed, a moved modification time reads the keystore again (at the latest every ``REREAD_HELD`` such
         intervals whatever the time says), so a key file removed to revoke it (``agency_mac_lookup``) stops
-        verifying within about that, not at the next restart. A keystore that no longer reads (a bad file since)
-        keeps the pairs it had: the next start names the file."""
+        verifying within about that, not at the next restart.
+
+        The first read refuses what ``agency_mac_lookup`` refuses (the start names the file). A re-read takes the
+        pairs of the files that load and leaves out the others, never keeping the old table: a bad file put in
+        the folder (a mode others may write, say) must not keep a revoked key verifying. Each such file's
+        problem goes to ``on_problem`` once, again only after it was gone from a read."""
 
         def changed() -> int | None:
             try:
                 return os.stat(self.path).st_mtime_ns
             except OSError:
                 return None
+
+        reported: set[str] = set()
+
+        def read_again() -> Callable[[str, str], SecretBytes | None]:
+            nonlocal reported
+            found: list[str] = []
+            fresh = self.agency_mac_lookup(skip=found.append)
+            for problem in found:
+                if problem not in reported and on_problem is not None:
+                    on_problem(problem)
+            reported = set(found)
+            return fresh
 
         seen = changed()  # before the read: a file written meanwhile makes the first miss read again
         table = self.agency_mac_lookup()
@@ -517,8 +555,7 @@ class Keystore:
             now = changed()
             if now != seen or due:
                 seen, read_at = now, now_s
-                with contextlib.suppress(KeyMaterialError):
-                    table = self.agency_mac_lookup()
+                table = read_again()
                 found = table(agency, key_id)
             return found
 

@@ -280,7 +280,9 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     started = datetime.now(UTC)
     problems = require_sealers(policy_set, key_problems, keystore.path, started)
     require_pseudonym_keys(policy_set, keystore, started)
-    lookup = keystore.fresh_agency_mac_lookup()  # a key imported while it runs is taken, not dead-lettered against
+    # A key imported while it runs is taken, not dead-lettered against; a key file that stops loading is left out.
+    lookup = keystore.fresh_agency_mac_lookup(
+        on_problem=lambda problem: log.warning("agency key file left out", problem=problem))
 
     def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
         proven = verify_ingress(list(headers), value, lookup)

@@ -457,6 +457,51 @@ def test_a_running_broker_stops_taking_a_key_removed_to_revoke_it(tmp_path: Path
     assert site.verified() is None
 
 
+def test_a_bad_file_in_the_folder_never_keeps_a_revoked_key(tmp_path: Path) -> None:
+    """A re-read that meets an unrelated bad key file (PN's new public half copied in group-writable) once kept the
+    whole old table, so SENAN's removed key verified for good, silently: the pairs of the files that load are
+    taken, the revoked one is gone, and the bad file is reported once, naming it, not on every read."""
+    keys = tmp_path / "keys"
+    assert puente(keys, "keys", "init").returncode == 0
+    agency, broker = Keystore(keys / "agencies" / "SENAN"), Keystore(keys / "broker")
+    now, told = [0.0], []
+    lookup = broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0], on_problem=told.append)
+    pn = Keystore(keys / "agencies" / "PN").load_agency_mac("PN")
+    mac = agency.load_agency_mac("SENAN")
+    assert lookup("SENAN", mac.key_id) == mac
+    (broker.path / "SENAN-kex-2026a.json").unlink()
+    bad = broker.path / "PN-kex-2026b.json"
+    doc = json.loads((broker.path / "PN-kex-2026a.json").read_text())
+    bad.write_text(json.dumps({**doc, "key_id": "PN-kex-2026b"}))
+    bad.chmod(0o664)
+    for step in (5.0, 60.0, 600.0, 6000.0):
+        now[0] = step
+        assert lookup("SENAN", mac.key_id) is None
+        assert lookup("PN", pn.key_id) == pn  # what still loads still verifies
+    assert len(told) == 1 and "PN-kex-2026b" in told[0] and str(bad) in told[0] and "\n" not in told[0]
+    assert doc["public"] not in told[0]
+
+
+def test_a_public_half_copied_in_as_another_agencys_stops_verifying_for_both(tmp_path: Path) -> None:
+    """SENAFRONT's public half written in by hand as SENAN's new key while the broker runs: SENAFRONT could MAC as
+    SENAN, so neither's key with that public half verifies after the re-read, and the file is reported."""
+    keys = tmp_path / "keys"
+    assert puente(keys, "keys", "init").returncode == 0
+    broker = Keystore(keys / "broker")
+    now, told = [0.0], []
+    lookup = broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0], on_problem=told.append)
+    mac = Keystore(keys / "agencies" / "SENAFRONT").load_agency_mac("SENAFRONT")
+    assert lookup("SENAFRONT", mac.key_id) == mac
+    doc = json.loads((broker.path / "SENAFRONT-kex-2026a.json").read_text())
+    (broker.path / "SENAN-kex-2026b.json").write_text(json.dumps({**doc, "key_id": "SENAN-kex-2026b"}))
+    now[0] = 5.0
+    assert lookup("SENAN", "SENAN-kex-2026b+broker-kex-2026a") is None
+    assert lookup("SENAFRONT", mac.key_id) is None
+    assert any("SENAN-kex-2026b" in line and "same public key" in line for line in told)
+    with pytest.raises(KeyMaterialError, match="same public key"):
+        broker.agency_mac_lookup()
+
+
 def test_a_held_pair_is_read_again_even_when_the_folder_time_never_moves(tmp_path: Path) -> None:
     """A file system that caches or coarsens modification times must not keep a revoked key for good: a pair held is
     read again at the latest every ``REREAD_HELD`` intervals whatever the time says."""
