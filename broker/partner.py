@@ -354,6 +354,8 @@ class Subscriber:
         # that is not one was written by someone else, and signing over it would vouch for it.
         problem = head_problem(self.access_topic, part, last.value, self.chain_name, self.signer.verify)
         if problem is None:
+            problem = self._signed_by_a_newer_key(last)
+        if problem is None:
             problem = _older_than_kept(json.loads(last.value), last.offset, kept)
         if problem is None and kept_record is not None:
             problem = self._signed_by_a_retired_key(part, last, kept_record)
@@ -364,6 +366,23 @@ class Subscriber:
                 "to begin a new chain")
         head = ChainHead.after(json.loads(last.value))
         return ChainWriter(self.access_topic, part, head, checkpoint_every=1 << 62, chain=self.chain_name), part
+
+    def _signed_by_a_newer_key(self, head: Record) -> str | None:
+        """Why this subscriber's key may not sign over ``head`` (a checkpoint of its chain that verifies), or None:
+        ``head`` is signed by a newer generation of the partner's receipt key than the one it signs with. Keys
+        rotate forward only, so signing after it would make this key a retired key in use to the auditors,
+        and every receipt it signed would not count."""
+        rank = {key_id: i for i, key_id in enumerate(self.signer.generations)}  # 0: the newest
+        try:
+            head_signer = str(json.loads(head.value).get("signer"))
+        except (ValueError, AttributeError):
+            return None
+        mine = rank.get(self.signer.key_id, len(rank))
+        if rank.get(head_signer, mine) >= mine:
+            return None
+        return (f"its last checkpoint is signed by {head_signer[:80]}, a newer generation of {self.partner}'s receipt "
+                f"key than {self.signer.key_id}, which this subscriber signs with: a retired key would be in use. "
+                f"Sign with the newest (leave --sign-key out, or pass {head_signer[:80]}.json)")
 
     def _signed_by_a_retired_key(self, part: int, head: Record, kept: Record) -> str | None:
         """Why ``head`` is signed by a key the chain had moved on from, or None: the checkpoint the store saw
@@ -972,7 +991,10 @@ def _broker_verify_keys(verify_files: Path | Sequence[Path] | None, folder: Keys
 
 def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> ReceiptSigner:
     """The partner's receipt signer: ``sign_file``, or the current receipt key beside ``key_file``;
-    it verifies with every generation of the partner's receipt keys in that key's folder."""
+    it verifies with every generation of the partner's receipt keys in that key's folder.
+
+    A ``sign_file`` that is not the newest generation held beside it is refused: keys rotate forward only, so
+    the auditors would read its receipts as signed by a retired key, and count none of them."""
     if sign_file is not None:
         key = load_key_file(sign_file)
     else:
@@ -984,6 +1006,12 @@ def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> Rece
         raise KeyMaterialError(f"key {key.key_id} is not {partner}'s receipt-signing key")
     private = key.ed25519_private()
     folder = Keystore((sign_file or key_file).parent)
+    newest = folder.current(partner, KeyKind.PARTNER_SIGNING)
+    if newest.key_id != key.key_id:
+        raise KeyMaterialError(
+            f"--sign-key {sign_file} is {key.key_id}, but {newest.key_id} beside it is a newer generation of "
+            f"{partner}'s receipt key: receipts signed with an older one are a retired key in use to the auditors "
+            f"and do not count; pass {folder.path / f'{newest.key_id}.json'} with --sign-key, or leave it out")
     own = {k: folder.load(k).ed25519_public() for k in folder.key_ids()
            if (parsed := parse_key_id(k)).kind is KeyKind.PARTNER_SIGNING and parsed.owner == partner}
     own[key.key_id] = private.public_key()

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from broker.audit import ChainWriter
 from broker.kafka import KafkaConnection
-from broker.partner import ReceiptSigner, Subscriber
+from broker.keystore import Holder, Keystore
+from broker.partner import ReceiptSigner, Subscriber, receipt_signer
+from puente.errors import KeyMaterialError
 from puente.wire import Record
 
 KEY = b"k" * 32
@@ -29,8 +35,8 @@ def _verify(signer: str, payload: bytes, sig: bytes) -> bool:
     return signer in (NEW, OLD) and hmac.compare_digest(_sign(payload), sig)
 
 
-def _subscriber() -> Subscriber:
-    signer = ReceiptSigner(NEW, _sign, _verify, (NEW, OLD))
+def _subscriber(key_id: str = NEW) -> Subscriber:
+    signer = ReceiptSigner(key_id, _sign, _verify, (NEW, OLD))
     return Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", "t.feed.COL", TOPIC,
                       object(), object(), signer=signer)  # type: ignore[arg-type]
 
@@ -56,3 +62,30 @@ def test_a_rotation_and_a_kept_record_that_is_no_checkpoint_of_the_chain_pass() 
     kept, head = _checkpoints(NEW, OLD)
     forged = Record(TOPIC, 0, kept.offset, b"COL", kept.value.replace(b'"sig":"', b'"sig":"00', 1), (), 0)
     assert _subscriber()._signed_by_a_retired_key(0, head, forged) is None  # names NEW, but NEW did not sign it
+
+
+def test_a_head_signed_by_a_newer_generation_than_the_signers_is_refused() -> None:
+    """A subscriber signing with COL-rcpt-2026a does not extend a chain whose head 2026b signed: its receipts would be
+    a retired key in use to the auditors. Signing with the newest, or over an older head, goes on."""
+    (head,) = _checkpoints(NEW)
+    problem = _subscriber(OLD)._signed_by_a_newer_key(head)
+    assert problem is not None and NEW in problem and OLD in problem and "newer generation" in problem
+    assert _subscriber(NEW)._signed_by_a_newer_key(head) is None
+    (older,) = _checkpoints(OLD)
+    assert _subscriber(NEW)._signed_by_a_newer_key(older) is None
+
+
+def test_a_sign_key_older_than_the_newest_beside_it_is_refused(tmp_path: Path) -> None:
+    """--sign-key naming COL's 2026a receipt key while 2026b is beside it is refused in one line naming the newer
+    key's file; the newest, given or by default, signs."""
+    col = Keystore(tmp_path / "COL")
+    made = datetime(2026, 1, 5, tzinfo=UTC)
+    col.generate_own(Holder.PARTNER, "COL", generation="2026a", now=made)
+    col.generate_own(Holder.PARTNER, "COL", generation="2026b", now=made + timedelta(days=90))
+    key = col.path / "COL-enc-2026b.json"
+    with pytest.raises(KeyMaterialError) as info:
+        receipt_signer("COL", key, col.path / "COL-rcpt-2026a.json")
+    message = str(info.value)
+    assert "\n" not in message and str(col.path / "COL-rcpt-2026b.json") in message and "newer generation" in message
+    assert receipt_signer("COL", key, col.path / "COL-rcpt-2026b.json").key_id == NEW
+    assert receipt_signer("COL", key, None).key_id == NEW
