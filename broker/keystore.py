@@ -19,7 +19,9 @@ every file at the broker's start: ``broker_custody_problems``).
 
 When several generations of one owner's key exist, the newest ``created_at`` is current (the key a
 holder signs or seals with), except an agency's key-agreement key, which the agency names (``in-use``,
-``agency_key_in_use``), since the broker refuses what a key it does not hold yet MACed. Older ones stay
+``agency_key_in_use``), since the broker refuses what a key it does not hold yet MACed, and the broker's
+key-agreement key an agency pairs with, the newest by its generation (``newest_generation``), since an
+imported half's ``created_at`` is only when it was imported. Older ones stay
 loadable, and a reader verifies or decrypts with every generation it holds (``load_verify_keys``,
 ``load_decryption_keys``, ``signature_check``), so records made before a rotation still open.
 """
@@ -49,6 +51,7 @@ from broker.crypto.keys import (
     KeyKind,
     KeyRecord,
     SecretBytes,
+    compare_generations,
     new_key,
     parse_key_id,
     record_from_json,
@@ -288,6 +291,23 @@ class Keystore:
             raise KeyMaterialError(f"no {kind} key for {owner!r} in keystore {self.path}")
         return found[0]
 
+    def newest_generation(self, owner: str, kind: KeyKind) -> KeyRecord:
+        """The key of ``kind`` belonging to ``owner`` whose generation is the newest (``compare_generations``):
+        for the other side's public halves, whose ``created_at`` is only when they were imported (``current``).
+        KeyMaterialError when none is held, or when the generations held do not say which is newest."""
+        found = self.generations(owner, kind)
+        if not found:
+            raise KeyMaterialError(f"no {kind} key for {owner!r} in keystore {self.path}")
+        label = {r.key_id: parse_key_id(r.key_id).generation for r in found}
+        for record in found:
+            if all(compare_generations(label[record.key_id], label[other.key_id]) == 1
+                   for other in found if other is not record):
+                return record
+        raise KeyMaterialError(
+            f"keystore {self.path} holds {', '.join(sorted(label))}, whose generations do not say which is the newest "
+            f"(an imported half's time is only when it was imported): remove from {self.path} the one {owner} no "
+            "longer uses")
+
     def put(self, record: KeyRecord) -> Path:
         """Write ``record`` (replacing any file of the same id), 0600 if it holds a secret. A public half is never
         written over a file of the same id that holds the private one: exporting a key into its own folder
@@ -421,19 +441,19 @@ class Keystore:
 
     def load_agency_mac(self, agency: str) -> SecretBytes:
         """The agency's ingress MAC key (adapter side), derived from its key-agreement key in use
-        (``agency_key_in_use``) and the broker's current public half; its ``key_id``, the pair id, goes
-        in the headers."""
+        (``agency_key_in_use``) and the broker's public half of the newest generation (``newest_generation``:
+        not the one imported last, which may be an older key handed over late, and which the broker may
+        retire); its ``key_id``, the pair id, goes in the headers."""
         own = self.agency_key_in_use(agency)
         if own.secret is None:
             raise KeyMaterialError(f"key {own.key_id}: keystore {self.path} holds only its public half; "
                                    f"the adapter of {agency} needs the folder where {agency} keeps its own keys")
-        try:
-            broker = self.current(BROKER_OWNER, KeyKind.KEY_AGREEMENT)
-        except KeyMaterialError:
+        if not self.generations(BROKER_OWNER, KeyKind.KEY_AGREEMENT):
             raise KeyMaterialError(
                 f"no broker key-agreement key in keystore {self.path}: import the broker's public half with "
                 f"puente keys import-public FILE.pem --id broker-kex-<generation> --dir {self.path}"
-            ) from None
+            )
+        broker = self.newest_generation(BROKER_OWNER, KeyKind.KEY_AGREEMENT)
         return ingress_mac_key(own, broker)
 
     def load_pseudonym_key(self, agreement: str) -> SecretBytes:

@@ -170,6 +170,32 @@ def parse_key_id(key_id: str) -> KeyId:
     return KeyId(match["owner"], kind, match["gen"])
 
 
+_GENERATION_RUNS = re.compile(r"[0-9]+|[A-Za-z]+")
+
+
+def compare_generations(a: str, b: str) -> int | None:
+    """Whether generation ``a`` is older (-1), the same as (0) or newer (1) than ``b``, or None when their labels
+    do not say. Labels are compared run by run, digits as numbers and letters alphabetically, so ``2026a`` <
+    ``2026b`` < ``2027a`` and ``9a`` < ``10a``. Runs of different sorts (``2026a``, ``spring``), letter runs of
+    different lengths (``2026z``, ``2026aa``), the same run spelt two ways (``2026A``, ``2026a``; ``01``, ``1``)
+    or one label running on past the other (``2026``, ``2026a``) say nothing: the caller refuses rather than
+    guess."""
+    runs_a, runs_b = _GENERATION_RUNS.findall(a), _GENERATION_RUNS.findall(b)
+    if len(runs_a) != len(runs_b):
+        return None
+    for x, y in zip(runs_a, runs_b, strict=True):
+        if x == y:
+            continue
+        if x.isdigit() and y.isdigit():
+            if int(x) == int(y):
+                return None  # 01 and 1
+            return -1 if int(x) < int(y) else 1
+        if x.isdigit() or y.isdigit() or len(x) != len(y) or x.lower() == y.lower():
+            return None
+        return -1 if x.lower() < y.lower() else 1
+    return 0
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     """One key as stored: its id, kind, creation time and whichever halves this holder has."""
