@@ -984,7 +984,14 @@ def _broker_verify_keys(verify_files: Path | Sequence[Path] | None, folder: Keys
         if broker_key.kind is not KeyKind.BROKER_SIGNING or broker_key.owner != BROKER_OWNER:
             raise KeyMaterialError(f"key {broker_key.key_id} ({broker_key.kind}) is not the broker's signing key; "
                                    "pass the broker's public key (broker-sign-...) with --verify-key")
-        Keystore(path.parent).refuse_private(broker_key)  # only the broker holds its private half
+        if broker_key.secret is not None:
+            # Only the broker holds its private half. The file is most likely the broker's own key, in the broker's
+            # folder: this says what to pass instead, never to remove it (that would destroy the broker's key).
+            raise KeyMaterialError(
+                f"--verify-key {path}: holds the private half of {broker_key.key_id}, which only the broker holds; "
+                f"pass its public half: on the broker's side `puente keys export-public {broker_key.key_id} --out "
+                f"FILE.pem`, then `puente keys import-public FILE.pem --id {broker_key.key_id} --dir {folder.path}` "
+                f"and pass {folder.path / f'{broker_key.key_id}.json'} (or leave --verify-key out)")
         keys[broker_key.key_id] = broker_key.ed25519_public()
     return keys
 

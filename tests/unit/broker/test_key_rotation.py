@@ -167,10 +167,10 @@ def test_subscribe_takes_verify_key_more_than_once(monkeypatch: pytest.MonkeyPat
 
 
 def test_a_partner_refuses_the_brokers_private_signing_key(site: Site) -> None:
-    """The broker's signing key with its private half, copied into COL's folder or given as --verify-key, is a leak
-    to remove, not a key to verify with: refused at start, naming the file, whichever way it comes."""
+    """The broker's signing key with its private half, copied into COL's folder or given as --verify-key, is not a
+    key to verify with: refused at start, naming the file, whichever way it comes."""
     leaked = site.broker.path / "broker-sign-2026a.json"
-    with pytest.raises(KeyMaterialError, match="which only broker may hold"):
+    with pytest.raises(KeyMaterialError, match="which only the broker holds"):
         opener_for("COL", site.file("COL-enc-2026a"), [leaked])
     (site.col.path / "broker-sign-2026a.json").write_bytes(leaked.read_bytes())
     (site.col.path / "broker-sign-2026a.json").chmod(0o600)
@@ -178,3 +178,17 @@ def test_a_partner_refuses_the_brokers_private_signing_key(site: Site) -> None:
         site.col.load_verify_keys()
     with pytest.raises(KeyMaterialError, match="which only broker may hold"):
         opener_for("COL", site.file("COL-enc-2026a"), None)
+
+
+def test_the_brokers_private_key_as_verify_key_is_never_to_be_removed(site: Site) -> None:
+    """--verify-key naming the broker's own signing key file, in the broker's folder: the one line says to pass its
+    public half, with the commands that make it, and never to remove that file (the broker's only signing key)."""
+    own = site.broker.path / "broker-sign-2026a.json"
+    with pytest.raises(KeyMaterialError) as info:
+        opener_for("COL", site.file("COL-enc-2026a"), [own])
+    message = str(info.value)
+    assert "\n" not in message and "remove" not in message and "delete" not in message
+    assert f"--verify-key {own}: holds the private half of broker-sign-2026a" in message
+    assert "puente keys export-public broker-sign-2026a" in message
+    assert f"puente keys import-public FILE.pem --id broker-sign-2026a --dir {site.col.path}" in message
+    assert own.exists()
