@@ -285,13 +285,23 @@ def x25519_exchange(private: X25519PrivateKey, public: X25519PublicKey, *, key_i
 _strong = functools.lru_cache(maxsize=1024)(strong_point)
 
 
+_FIELD_PRIME = 2**255 - 19  # X25519's u-coordinate is a number below this, in 255 bits
+
+
 def check_x25519_public(key_id: str, public: bytes) -> None:
-    """Refuse (KeyMaterialError) an X25519 public half nothing can be sealed to or agreed with: one trial
-    exchange with a fresh private key, which fails for every low-order point and only for those."""
+    """Refuse (KeyMaterialError) an X25519 public half that is not the canonical encoding of its u-coordinate (the
+    top bit set, or a number not below the field prime: X25519 ignores the one and reduces the other, so one key
+    has several encodings, and could be held under two ids with two fingerprints), or one nothing can be sealed
+    to or agreed with: one trial exchange with a fresh private key, which fails for every low-order point and
+    only for those."""
     try:
         key = X25519PublicKey.from_public_bytes(public)
     except ValueError:
         raise KeyMaterialError(f"key {key_id}: not an X25519 public key") from None
+    if int.from_bytes(public, "little") >= _FIELD_PRIME:  # the top bit set makes it 2**255 or more
+        raise KeyMaterialError(f"key {key_id}: not the canonical encoding of an X25519 public key (the top bit set, "
+                               "or a value past the field prime), so one key would read as several; ask its owner "
+                               "for the public half as its key tools export it")
     x25519_exchange(X25519PrivateKey.generate(), key, key_id=key_id)
 
 

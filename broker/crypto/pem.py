@@ -12,7 +12,8 @@ name; the id's role says which key type the PEM must hold:
 Anything else is refused with one line naming the file: another key type, a private key (of any
 PEM flavour), more than one PEM block (whatever its label or case), text before or after the block
 (CRLF line ends and a UTF-8 byte-order mark are fine), a block that is not the DER encoding of one
-key, an X25519 public key of low order (nothing could be sealed to it or agreed with it), or an
+key, an X25519 public key not canonically encoded (the top bit set, or past the field prime: one key
+would read as several) or of low order (nothing could be sealed to it or agreed with it), or an
 Ed25519 public key of small order or not canonically encoded (anyone could forge signatures under
 it: ``broker.crypto.edwards``). Messages never quote the input.
 """

@@ -1,5 +1,6 @@
 """Key material the broker must refuse at import or start-up, not trust or trip over while it runs: links in a
-keystore, low-order X25519 public halves, one public key under two owners, and partners' private halves."""
+keystore, low-order or non-canonical X25519 public halves, one public key under two owners, and partners' private
+halves."""
 
 from __future__ import annotations
 
@@ -131,6 +132,35 @@ def test_a_low_order_public_half_is_refused_when_loaded(key_id: str) -> None:
     with pytest.raises(KeyMaterialError) as info:
         record_from_json(data, key_id=key_id)
     _one_line_naming(info, key_id, "low-order")
+
+
+def _non_canonical(raw: bytes, how: str) -> bytes:
+    """``raw``'s u-coordinate spelt otherwise: with the top bit set, or plus the field prime (when that fits)."""
+    if how == "top-bit":
+        return raw[:31] + bytes([raw[31] | 0x80])
+    return (int.from_bytes(raw, "little") + 2**255 - 19).to_bytes(32, "little")
+
+
+@pytest.mark.parametrize("how", ["top-bit", "plus-prime"])
+def test_a_non_canonical_x25519_public_half_is_refused(tmp_path: Path, how: str) -> None:
+    """COL's public half with its top bit set (or u + p) is the same key to X25519 under other bytes and another
+    fingerprint: imported as USA's key, it would seal USA's feed for COL. Refused at import and at load, in one
+    line naming the file or key; the canonical encoding imports."""
+    made = _site(tmp_path)
+    raw = made.broker.load("COL-enc-2026a").public or b""
+    if how == "plus-prime":
+        raw = (5).to_bytes(32, "little")  # a small u-coordinate, so that u + p still fits in 255 bits
+    odd = _non_canonical(raw, how)
+    with pytest.raises(KeyMaterialError) as info:
+        made.broker.import_public(_pem(odd), "USA-enc-2026b", source="flip.pem", now=NOW)
+    _one_line_naming(info, "flip.pem", "USA-enc-2026b", "canonical")
+    assert not (made.broker.path / "USA-enc-2026b.json").exists()
+    data = record_to_json(KeyRecord("SENAN-kex-2026b", KeyKind.KEY_AGREEMENT, NOW, odd, None))
+    with pytest.raises(KeyMaterialError) as info:
+        record_from_json(data, key_id="SENAN-kex-2026b")
+    _one_line_naming(info, "SENAN-kex-2026b", "canonical")
+    canonical = made.broker.public_pem("COL-enc-2026a")
+    assert made.broker.import_public(canonical, "COL-enc-2026a", source="same.pem", now=NOW)[1] is False
 
 
 def test_a_low_order_partner_key_stops_start_up_instead_of_withholding_every_alert(tmp_path: Path) -> None:
