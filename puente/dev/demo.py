@@ -68,6 +68,7 @@ from puente.dev.localkafka import LocalKafka
 from puente.dev.synthetic import generate
 from puente.errors import ConfigError, KafkaError
 from puente.settings import PuenteSettings, load_settings
+from puente.strict import printable
 
 STEPS = 10
 
@@ -306,15 +307,31 @@ async def _collect(cfg: PuenteSettings, conn: KafkaConnection, policy: PolicySet
                                  signature_checks(cfg.keys / "broker", None, signer=True), since)
 
 
+def _only_local(cfg: PuenteSettings, local: LocalKafka) -> None:
+    """Refuse any Kafka but the local one (``puente kafka up``), before anything is made: the demo makes keys,
+    topics, logins with passwords and ACLs, and publishes made-up alerts, which have no place on a ministry's
+    cluster that PUENTE_BOOTSTRAP happened to name in the shell it ran from."""
+    named = []
+    if cfg.bootstrap is not None and cfg.bootstrap != local.bootstrap:
+        named.append(f"PUENTE_BOOTSTRAP names {printable(cfg.bootstrap)}")
+    if cfg.client_config is not None and cfg.client_config.resolve() != local.admin_config.resolve():
+        named.append(f"PUENTE_CLIENT_CONFIG names {printable(str(cfg.client_config))}")
+    if named:
+        raise ConfigError(f"puente demo runs on the local Kafka only ({local.bootstrap}, `puente kafka up`), but "
+                          f"{' and '.join(named)}: it makes topics, logins and ACLs and publishes made-up alerts; "
+                          "unset PUENTE_BOOTSTRAP and PUENTE_CLIENT_CONFIG (or run `make demo`)")
+
+
 async def demo(alerts: int, workers: int, seed: int) -> int:
     logs.configure("critical")  # the demo prints its own progress and checks the result; logs would drown it
     started = time.monotonic()
     began = datetime.now(UTC)
     run_id = began.strftime("%Y%m%d-%H%M%S")
     base = load_settings()
-    if base.bootstrap is None and base.client_config is None:  # the local Kafka, as its admin (as make demo runs)
-        local = LocalKafka("single")
-        base = base.model_copy(update={"bootstrap": local.bootstrap, "client_config": local.admin_config})
+    local = LocalKafka("single")
+    _only_local(base, local)
+    # the local Kafka, as its admin (as make demo runs)
+    base = base.model_copy(update={"bootstrap": local.bootstrap, "client_config": local.admin_config})
     keys = base.keys if "PUENTE_KEYS" in os.environ else Path(".puente/demo/keys")
     cfg = base.model_copy(update={"topic_prefix": f"demo-{run_id}", "keys": keys})
     admin = connection(cfg, "puente-demo")
