@@ -77,6 +77,9 @@ def _step(n: int, text: str) -> None:
     print(f"[{n}/{STEPS}] {text}", flush=True)
 
 
+DEMO_HOME = Path(".puente/demo")  # the demo's keys, logins and console: nothing of a real deployment's
+
+
 async def _bad_inputs(cfg: PuenteSettings, conn: KafkaConnection, seed: int) -> list[tuple[str, str]]:
     """Publish one record of each bad kind; return (agency, expected reason) for each."""
     names = TopicNames(cfg.topic_prefix)
@@ -118,7 +121,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"  # the repository's; t
 
 async def _adapt_all(cfg: PuenteSettings, alerts: int, run_id: str) -> dict[str, Any]:
     """Each agency's adapter reads its shipped samples, a larger export made for this run, and its bad corpus."""
-    folder = Path(".puente/demo/input") / run_id
+    folder = DEMO_HOME / "input" / run_id
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     base = now.astimezone(ZoneInfo("America/Panama")).replace(tzinfo=None) - timedelta(hours=1)
@@ -307,19 +310,25 @@ async def _collect(cfg: PuenteSettings, conn: KafkaConnection, policy: PolicySet
                                  signature_checks(cfg.keys / "broker", None, signer=True), since)
 
 
-def _only_local(cfg: PuenteSettings, local: LocalKafka) -> None:
-    """Refuse any Kafka but the local one (``puente kafka up``), before anything is made: the demo makes keys,
-    topics, logins with passwords and ACLs, and publishes made-up alerts, which have no place on a ministry's
-    cluster that PUENTE_BOOTSTRAP happened to name in the shell it ran from."""
+def _only_local(cfg: PuenteSettings, local: LocalKafka, keys_named: bool) -> None:
+    """Refuse any Kafka but the local one (``puente kafka up``), and keys or logins outside ``DEMO_HOME``, before
+    anything is made: the demo makes keys, topics, logins with passwords, ACLs and console accounts, and publishes
+    made-up alerts, which have no place on a ministry's cluster, or in its keystore, that PUENTE_BOOTSTRAP or
+    PUENTE_KEYS happened to name in the shell it ran from. ``keys_named``: PUENTE_KEYS is set."""
     named = []
     if cfg.bootstrap is not None and cfg.bootstrap != local.bootstrap:
         named.append(f"PUENTE_BOOTSTRAP names {printable(cfg.bootstrap)}")
     if cfg.client_config is not None and cfg.client_config.resolve() != local.admin_config.resolve():
         named.append(f"PUENTE_CLIENT_CONFIG names {printable(str(cfg.client_config))}")
+    home = DEMO_HOME.resolve()
+    for setting, path in (("PUENTE_KEYS", cfg.keys if keys_named else None), ("PUENTE_LOGINS", cfg.logins)):
+        if path is not None and not path.resolve().is_relative_to(home):
+            named.append(f"{setting} names {printable(str(path))}")
     if named:
-        raise ConfigError(f"puente demo runs on the local Kafka only ({local.bootstrap}, `puente kafka up`), but "
-                          f"{' and '.join(named)}: it makes topics, logins and ACLs and publishes made-up alerts; "
-                          "unset PUENTE_BOOTSTRAP and PUENTE_CLIENT_CONFIG (or run `make demo`)")
+        raise ConfigError(f"puente demo runs on the local Kafka ({local.bootstrap}, `puente kafka up`) with keys and "
+                          f"logins under {DEMO_HOME} only, but {' and '.join(named)}: it makes keys, logins, ACLs and "
+                          "console accounts and publishes made-up alerts; unset PUENTE_BOOTSTRAP, "
+                          "PUENTE_CLIENT_CONFIG, PUENTE_KEYS and PUENTE_LOGINS (or run `make demo`)")
 
 
 async def demo(alerts: int, workers: int, seed: int) -> int:
@@ -329,10 +338,10 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     run_id = began.strftime("%Y%m%d-%H%M%S")
     base = load_settings()
     local = LocalKafka("single")
-    _only_local(base, local)
+    _only_local(base, local, "PUENTE_KEYS" in os.environ)
     # the local Kafka, as its admin (as make demo runs)
     base = base.model_copy(update={"bootstrap": local.bootstrap, "client_config": local.admin_config})
-    keys = base.keys if "PUENTE_KEYS" in os.environ else Path(".puente/demo/keys")
+    keys = base.keys if "PUENTE_KEYS" in os.environ else DEMO_HOME / "keys"
     cfg = base.model_copy(update={"topic_prefix": f"demo-{run_id}", "keys": keys})
     admin = connection(cfg, "puente-demo")
     policy = load_policy_set(cfg.policy_dir)
@@ -365,7 +374,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     await _broker(cfg, party_connection(cfg.login_root, BROKER), workers, total)
     _step(5, "partners, each as its own login: verify, decrypt and decode their feed into their own store, "
              "and send signed receipts")
-    stores = Path(".puente/demo/stores") / run_id
+    stores = DEMO_HOME / "stores" / run_id
     first = await _subscribers(cfg, stores)
     _step(6, "alerts live on: officers reclassify, consent and recall; the broker re-decides every version for "
              "every partner; partners apply it and acknowledge recalls")
@@ -407,7 +416,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     return 0 if ok else 1
 
 
-CONSOLE_ENV = Path(".puente/demo/console.env")  # what `make console` serves: the last demo run's audit
+CONSOLE_ENV = DEMO_HOME / "console.env"  # what `make console` serves: the last demo run's audit
 
 
 async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTopics, policy: PolicySet,
@@ -415,7 +424,7 @@ async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTo
     """Index this run's audit as the auditor, give the console a national auditor and a USA joint-oversight
     auditor with fresh passwords, and write what `make console` needs to serve it. True when the index found
     no problem and checked every chain's end, as `audit verify` did."""
-    index_path = Path(".puente/demo/console") / run_id / "index.sqlite"
+    index_path = DEMO_HOME / "console" / run_id / "index.sqlite"
     index_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with writer_lock(index_path), AuditIndex(index_path) as index:
         done = await index_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), index,

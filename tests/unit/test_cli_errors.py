@@ -321,18 +321,25 @@ def test_a_time_setting_that_is_no_number_is_said_as_such(monkeypatch: pytest.Mo
         load_settings()
 
 
-def test_the_demo_refuses_any_kafka_but_the_local_one(keys: Path, tmp_path: Path) -> None:
-    """`puente demo` makes topics, logins and ACLs and publishes made-up alerts: with PUENTE_BOOTSTRAP or
-    PUENTE_CLIENT_CONFIG naming another Kafka (a ministry's, left in the shell), it stops in one line (exit 3)
-    before it makes any key or asks any Kafka."""
+def test_the_demo_refuses_any_kafka_keys_or_logins_but_its_own(keys: Path, tmp_path: Path) -> None:
+    """`puente demo` makes keys, logins, ACLs and console accounts and publishes made-up alerts: with
+    PUENTE_BOOTSTRAP or PUENTE_CLIENT_CONFIG naming another Kafka, or PUENTE_KEYS or PUENTE_LOGINS a folder
+    outside .puente/demo (a ministry's, left in the shell), it stops in one line (exit 3) before it makes any
+    key or asks any Kafka."""
     home = tmp_path / "home"
     home.mkdir()
     before = sorted(p.name for p in keys.rglob("*"))
-    for env in ({}, {"PUENTE_CLIENT_CONFIG": None, "PUENTE_BOOTSTRAP": "kafka.ministerio.example:9093"}):
+    cases: list[tuple[dict[str, str | None], list[str]]] = [
+        ({}, ["PUENTE_CLIENT_CONFIG names", f"PUENTE_KEYS names {keys}"]),
+        ({"PUENTE_CLIENT_CONFIG": None, "PUENTE_BOOTSTRAP": "kafka.ministerio.example:9093"},
+         ["PUENTE_BOOTSTRAP names kafka.ministerio.example:9093"]),
+        ({"PUENTE_CLIENT_CONFIG": None}, [f"PUENTE_KEYS names {keys}", f"PUENTE_LOGINS names {keys.parent}/logins"]),
+        ({"PUENTE_CLIENT_CONFIG": None, "PUENTE_KEYS": None}, [f"PUENTE_LOGINS names {keys.parent}/logins"]),
+    ]
+    for env, named in cases:
         done = _puente(keys, "demo", "--alerts", "10", PUENTE_HOME=str(home), **env)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 3 and len(lines) == 1, done.stderr
-        assert lines[0].startswith("puente: error: puente demo runs on the local Kafka only"), lines
-        named = "PUENTE_CLIENT_CONFIG names" if not env else "PUENTE_BOOTSTRAP names kafka.ministerio.example:9093"
-        assert named in lines[0]
+        assert lines[0].startswith("puente: error: puente demo runs on the local Kafka"), lines
+        assert all(n in lines[0] for n in named), (named, lines)
     assert sorted(p.name for p in keys.rglob("*")) == before and list(home.iterdir()) == []
