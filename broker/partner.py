@@ -839,33 +839,50 @@ COPY_LINE_MAX = 64 << 20  # the longest line read back to check it: far above an
 
 
 def _not_a_copy(fd: int, size: int, end: int) -> str | None:
-    """Why the file is not a ``--out`` copy (``open_copy``), or None: it is empty, or it starts as a JSON line,
-    its last whole line (ending at ``end``) is one alert's JSON object and what follows starts as one too."""
+    """Why the file is not a ``--out`` copy (``open_copy``), or None: it is empty, or its first and last whole lines
+    (the last ending at ``end``) are alerts' JSON objects and what follows is what a crash leaves of one
+    (``_cut_short``)."""
     if size == 0:
         return None
-    if os.pread(fd, 2, 0) != b'{"':
+    if end > 0 and os.pread(fd, 2, 0) != b'{"':
         return "does not start as a JSON line"
-    if end < size and (os.pread(fd, 2, end) != b'{"' or (size - end <= COPY_LINE_MAX
-                                                         and not _alert_line(os.pread(fd, size - end, end), True))):
-        return "ends in something other than a JSON line"
+    if end < size:
+        if size - end > COPY_LINE_MAX:
+            return "ends in a line too long to be an alert's"
+        if not _cut_short(os.pread(fd, size - end, end)):
+            return "ends in something other than a JSON line"
     if end == 0:
         return None  # one line a crash cut short: nothing whole to read
     start = _line_start(fd, end - 1)
     if end - start > COPY_LINE_MAX:
         return "ends in a line too long to be an alert's"
-    line = os.pread(fd, end - start, start)
-    if not _alert_line(line, False):
+    if not _alert_line(os.pread(fd, end - start, start)):
         return "has a last line that is no alert's JSON line"
     return None
 
 
-def _alert_line(line: bytes, cut: bool) -> bool:
-    """Whether ``line`` is one alert's JSON object; with ``cut``, a line a crash may have cut short: whatever does
-    not parse passes (the part written of a line), what parses must be an alert's."""
+def _cut_short(tail: bytes) -> bool:
+    """Whether ``tail`` (what follows a file's last line feed) is what a crash leaves of an alert's line: its first
+    bytes (as little as ``{``), none of it (a file system that had grown the file but not written it leaves zero
+    bytes), or a whole line but its line feed; never another JSON value that parses."""
+    written = tail.rstrip(b"\0")
+    if not written:
+        return True
+    if not b'{"'.startswith(written[:2]):
+        return False
+    try:
+        json.loads(written)
+    except (ValueError, RecursionError):
+        return True  # the part written of a line
+    return _alert_line(written)
+
+
+def _alert_line(line: bytes) -> bool:
+    """Whether ``line`` is one alert's JSON object."""
     try:
         doc = json.loads(line)
-    except ValueError:
-        return cut
+    except (ValueError, RecursionError):  # (nesting deep enough to exhaust the parser is no alert either)
+        return False
     return isinstance(doc, dict) and isinstance(doc.get("alert_id"), str)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.partner import durable, open_copy
+from broker.partner import COPY_LINE_MAX, durable, open_copy
 from puente.errors import StoreError
 
 A = b'{"alert_id": "SNM:a", "v": 1}\n'
@@ -22,6 +22,11 @@ C = '{"alert_id": "SNM:c", "v": 3}\n'
     (A + b'{"alert_id": "' + b"x" * 200_000, A),
     (A, A),
     (b"", b""),
+    (A + b"{", A),  # a power cut right after a line's first byte
+    (A + b"\0" * 4096, A),  # grown by the file system, never written
+    (A + b'{"alert_id": "SNM:c", ' + b"\0" * 100, A),
+    (A + B.rstrip(b"\n"), A),  # all of a line but its line feed
+    (A + b'{"a":' + b"[" * 200_000, A),  # the start of a line too deep to parse: cut as any other
 ])
 def test_a_line_a_crash_cut_short_is_cut_off_and_the_batch_appended_whole(tmp_path: Path, before: bytes,
                                                                           after: bytes) -> None:
@@ -49,6 +54,8 @@ def test_a_line_a_crash_cut_short_is_cut_off_and_the_batch_appended_whole(tmp_pa
     (A + b"[1, 2]\n", "has a last line that is no alert's JSON line"),
     (A + b'{"alert_id": 7}\n', "has a last line that is no alert's JSON line"),
     (A + b'{"key_id": "COL-enc-2026a"}', "ends in something other than a JSON line"),
+    (A + b'{"a":' + b"[" * 200_000 + b"\n", "has a last line that is no alert's JSON line"),
+    (b'{"name": "' + b"x" * (COPY_LINE_MAX + 10) + b'"}', "ends in a line too long to be an alert's"),
 ])
 def test_a_file_that_is_no_copy_is_refused_untouched(tmp_path: Path, before: bytes, why: str | None) -> None:
     """Whatever was at the --out path that no subscriber wrote (a store, a key file, a document) is neither cut
