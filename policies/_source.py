@@ -99,13 +99,18 @@ def agreement_files(root: Path) -> list[Path]:
 
 
 def stray_files(root: Path) -> list[str]:
-    """The names in the agreements folder that are no ``*.yaml`` file (``.yml``, ``.YAML``, a folder, a backup):
-    what ``agreement_files`` would pass over. Refused, never skipped: a stricter agreement saved under another
-    name would otherwise leave a more permissive one deciding alone, without a word."""
+    """The names in the agreements folder that are neither an agreement (``*.yaml``) nor the suite of one beside it
+    (``X.tests.yaml`` with ``X.yaml``): a ``.yml``, a ``.YAML``, a folder, a backup, a suite with no agreement (an
+    agreement saved under a suite's name). Refused, never skipped: a stricter agreement saved under another name
+    would otherwise leave a more permissive one deciding alone, without a word. Hidden files that are no ``.yaml``
+    (``.gitkeep``, an editor's swap file) are no one's agreement and are passed over."""
     folder = root / AGREEMENTS
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".yaml"))  # (a *.yaml folder: ``_attempt``)
+    names = {p.name for p in folder.iterdir()}
+    return sorted(name for name in names
+                  if (not name.endswith(".yaml") and not name.startswith("."))
+                  or (name.endswith(SUITE_SUFFIX) and name.removesuffix(SUITE_SUFFIX) + ".yaml" not in names))
 
 
 def suite_files(root: Path) -> list[Path]:
@@ -139,9 +144,9 @@ def read_sources(directory: Path | str | None = None) -> PolicySources:
     vocabulary = _attempt(Vocabulary, root, VOCABULARY, problems)
     partners = _attempt(PartnersFile, root, PARTNERS, problems)
     agreements = [_attempt(Agreement, root, f"{AGREEMENTS}/{p.name}", problems) for p in agreement_files(root)]
-    problems.extend(f"{AGREEMENTS}/{printable(name)}: not an agreement file (agreements are named *.yaml, their tests "
-                    f"*{SUITE_SUFFIX}): rename it or move it out; an agreement under another name would be left out"
-                    for name in stray_files(root))
+    problems.extend(f"{AGREEMENTS}/{printable(name)}: not an agreement file (agreements are named X.yaml, their tests "
+                    f"X{SUITE_SUFFIX} beside them): rename it or move it out; an agreement under another name would "
+                    "be left out" for name in stray_files(root))
     # Optional: without it every area an agreement names lacks an outline, which the checks refuse.
     areas = _attempt(AreasFile, root, AREAS, problems) if present(root / AREAS) else None
     if not agreements:

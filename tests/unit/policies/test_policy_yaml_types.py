@@ -322,7 +322,8 @@ def test_line_feeds_and_carriage_return_line_feeds_are_plain_line_ends(policy_co
     assert policy_copy.load() is not None
 
 
-@pytest.mark.parametrize("name", ["pan-cri-amendment.yml", "PAN-CRI.YAML", "pan-cri.yaml.bak", "old"])
+@pytest.mark.parametrize("name", ["pan-cri-amendment.yml", "PAN-CRI.YAML", "pan-cri.yaml.bak", "old",
+                                  "pan-cri-strict.tests.yaml"])
 def test_an_agreement_file_under_another_name_is_refused_not_skipped(policy_copy: Any, name: str) -> None:
     """A stricter agreement saved as ``.yml`` was never read, and the more permissive one decided alone."""
     target = policy_copy.root / "agreements" / name
@@ -331,5 +332,12 @@ def test_an_agreement_file_under_another_name_is_refused_not_skipped(policy_copy
     else:
         target.write_text(policy_copy.text("agreements/pan-cri.yaml"), encoding="utf-8")
     assert _problem(policy_copy) == (
-        f"agreements/{name}: not an agreement file (agreements are named *.yaml, their tests *.tests.yaml): "
-        "rename it or move it out; an agreement under another name would be left out")
+        f"agreements/{name}: not an agreement file (agreements are named X.yaml, their tests X.tests.yaml beside "
+        "them): rename it or move it out; an agreement under another name would be left out")
+
+
+def test_hidden_files_that_are_no_yaml_are_passed_over(policy_copy: Any) -> None:
+    """``.gitkeep`` or an editor's swap file beside the agreements is no one's agreement: the policy loads."""
+    for name in (".gitkeep", ".pan-cri.yaml.swp", ".DS_Store"):
+        (policy_copy.root / "agreements" / name).write_bytes(b"\0binary")
+    assert policy_copy.load() is not None
