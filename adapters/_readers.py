@@ -215,53 +215,69 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
     Splitting at those lines, before parsing, keeps one truncated or broken document from
     taking the rest of the file with it. The stream is read in large blocks and split with
     ``bytes.find``: a pretty-printed document has dozens of lines, and reading them one by one
-    cost more than parsing them.
+    cost more than parsing them. A document longer than the limit is read through, a block at a
+    time, keeping only what may start the next one.
     """
     buf, off, line, number, eof = b"", 0, 1, 0, False
-    skipping = False  # inside a document longer than the limit: discard up to the next one
+    skipped: Item | None = None  # the document longer than the limit being read through, refused once it ends
     start = True  # before the file's first bytes: a byte-order mark there is dropped
     while True:
         cut = buf.find(b"\n{", off)
-        if cut < 0 and not eof and _within(buf, off, limit):
-            block = stream.read(1 << 20)
-            eof = not block
-            buf, off = buf[off:] + block, 0  # compacting here keeps the buffer near one block
-            if start and (len(buf) >= len(BOM) or eof):
-                start = False
-                if buf.startswith(BOM):
-                    buf = buf[len(BOM):]
-            continue
-        if cut < 0 and not eof:  # over the limit and no end in sight: note it, keep its first bytes
-            if not skipping:
+        if skipped is not None:
+            if cut >= 0:  # the long document ends where the next one starts
+                line += buf.count(b"\n", off, cut) + 1
+                off = cut + 1
+                yield skipped
+                skipped = None
+                continue
+            if eof:  # the file ends within it: cut short, or still being written
+                yield skipped
+                return
+            # Nothing of it is kept but a last line break, which may be the start of the next document's boundary;
+            # a block is always read, so the loop moves on however long the line.
+            keep = len(buf) - 1 if buf.endswith(b"\n") else len(buf)
+            line += buf.count(b"\n", off, keep)
+            buf, off = buf[keep:], 0
+        elif cut >= 0 or eof or not _within(buf, off, limit):
+            if cut < 0 and not eof:  # over the limit and no end in sight: note it, keep its first bytes
+                body = len(buf) - len(buf[off:].lstrip())
+                first = line + buf.count(b"\n", off, body)
                 number += 1
-                yield Item(number, line, buf[off:off + limit], error=too_long(f"the document from line {line}", limit))
-            skipping = True
-            last = buf.rfind(b"\n", off)  # kept: it may be the start of the next document's boundary
-            line += buf.count(b"\n", off, max(last, off))
-            buf, off = (buf[last:] if last >= off else b""), 0
+                skipped = Item(number, first, buf[body:body + limit],
+                               error=too_long(f"the document from line {first}", limit))
+                continue
+            end = len(buf) if cut < 0 else cut
+            doc = buf[off:end]
+            body_bytes = doc.lstrip()
+            first = line + doc.count(b"\n", 0, len(doc) - len(body_bytes))
+            line += doc.count(b"\n") + (cut >= 0)
+            off = end + 1
+            if body_bytes.strip():
+                number += 1
+                yield _document(number, first, body_bytes.rstrip(), encoding, limit,
+                                last=cut < 0, ended=doc.endswith(b"\n"))
+            if cut < 0:
+                return
             continue
-        end = len(buf) if cut < 0 else cut
-        doc = buf[off:end]
-        body = doc.lstrip()
-        first = line + doc.count(b"\n", 0, len(doc) - len(body))
-        line += doc.count(b"\n") + (cut >= 0)
-        off = end + 1
-        if skipping:
-            skipping = False
-        elif body.strip():
-            number += 1
-            raw = body.rstrip()
-            try:
-                if len(raw) > limit:
-                    raise too_long(f"the document from line {first}", limit)
-                yield Item(number, first, raw, parse_json(decode(raw, encoding, f"document at line {first}"), first))
-            except AdapterError as exc:
-                # The file's last document: cut when the file stops within a line, or before the document
-                # closes (a writer flushing line by line stops at a line's end, mid-document).
-                stops = cut < 0 and exc.reason != TOO_LONG and (not doc.endswith(b"\n") or exc.reason == TRUNCATED)
-                yield Item(number, first, raw[:limit], error=stops_within(exc) if stops else exc)
-        if cut < 0:
-            return
+        block = stream.read(1 << 20)
+        eof = not block
+        buf, off = buf[off:] + block, 0  # compacting here keeps the buffer near one block
+        if start and (len(buf) >= len(BOM) or eof):
+            start = False
+            if buf.startswith(BOM):
+                buf = buf[len(BOM):]
+
+
+def _document(number: int, first: int, raw: bytes, encoding: str, limit: int, *, last: bool, ended: bool) -> Item:
+    """One document's Item. The file's last is cut when the file stops within a line, or before the document
+    closes (a writer flushing line by line stops at a line's end, mid-document)."""
+    try:
+        if len(raw) > limit:
+            raise too_long(f"the document from line {first}", limit)
+        return Item(number, first, raw, parse_json(decode(raw, encoding, f"document at line {first}"), first))
+    except AdapterError as exc:
+        stops = last and exc.reason != TOO_LONG and (not ended or exc.reason == TRUNCATED)
+        return Item(number, first, raw[:limit], error=stops_within(exc) if stops else exc)
 
 
 def _within(buf: bytes, off: int, limit: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -122,6 +123,21 @@ def test_json_documents_skip_an_oversized_document_and_go_on() -> None:
     items = _docs(b'{"a": 1}\n' + huge + b'{"d": 4}\n', limit=1000)
     assert [(i.number, i.line, i.error.reason if i.error else i.parsed) for i in items] == [
         (1, 1, {"a": 1}), (2, 2, f.TOO_LONG), (3, 600_004, {"d": 4})]
+
+
+@pytest.mark.timeout(60)  # the fault this guards against spun for ever without reading
+def test_a_long_line_across_blocks_is_read_through_and_the_documents_after_it_are_read() -> None:
+    """A document with a line longer than the limit, crossing the reader's 1 MiB block wherever its line end and
+    the next '{' fall, is refused as too long once, and the documents after it are read, with their lines; one
+    that runs to the end of the file without a line end ends the reading."""
+    head = b'{"a": 1}\n{\n  "x": "'
+    for size in [(1 << 20) - len(head) - k for k in range(6)] + [(1 << 20) + 5, 3 << 20]:
+        data = head + b"x" * size + b'"}\n{"b": 2}\n{\n  "c": 3\n}\n'
+        items = _docs(data, 1000)
+        assert [(i.number, i.line, i.error.reason if i.error else i.parsed) for i in items] == [
+            (1, 1, {"a": 1}), (2, 2, f.TOO_LONG), (3, 4, {"b": 2}), (4, 5, {"c": 3})], size
+    items = _docs(b'{\n  "x": "' + b"x" * (1 << 21), 1000)
+    assert [(i.line, i.error.reason if i.error else None) for i in items] == [(1, f.TOO_LONG)]
 
 
 @settings(max_examples=50, deadline=None)
