@@ -43,7 +43,9 @@ def physical_lines(stream: BinaryIO, limit: int,
                    rest_of: Callable[[bytes], None] | None = None) -> Iterator[tuple[int, bytes, bool]]:
     """(line number, line with its end, too long) for every line; a long line is read to its end, not kept.
 
-    Line ends are kept so that a record of several lines can be given back byte for byte. ``rest_of`` is
+    Line ends are kept so that a record of several lines can be given back byte for byte, and so that the
+    file's last line, when the file stops within it, can be told by its missing end: a long line is given as
+    its first ``limit + 1`` bytes, followed by a line break if it had one. ``rest_of`` is
     given, in order and as they are read, every part of a long line, its start included, before the line
     is yielded (a CSV reader follows the quotes through it without keeping it).
     """
@@ -61,6 +63,7 @@ def physical_lines(stream: BinaryIO, limit: int,
                 if rest_of is not None:
                     rest_of(rest)
                 if rest.endswith(b"\n"):
+                    line += b"\n"  # its start and its end: a line the file stops within has none
                     break
         if number == 1 and line.startswith(BOM):  # after the length check: the BOM was read as part of the line
             line = line[len(BOM):]
@@ -204,8 +207,9 @@ def json_lines(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item]:
             yield Item(number, line_no, raw, parse_json(decode(raw, encoding, f"line {line_no}"), line_no))
         except AdapterError as exc:
             # Without its line end the line is the file's last, and may be cut anywhere: within a number, a
-            # 'null', a character of several bytes, which read as bad syntax or a bad byte, not as a cut.
-            cut = not long and not line.endswith(b"\n")
+            # 'null', a character of several bytes, which read as bad syntax or a bad byte, not as a cut; and a
+            # line too long to be read may be one whose writer has not got to its end.
+            cut = not line.endswith(b"\n")
             yield Item(number, line_no, raw, error=stops_within(exc) if cut else exc)
 
 
@@ -230,8 +234,9 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
                 yield skipped
                 skipped = None
                 continue
-            if eof:  # the file ends within it: cut short, or still being written
-                yield skipped
+            if eof:  # no document follows it: the file may stop within it (cut short, or still being written)
+                if skipped.error is not None:
+                    yield Item(skipped.number, skipped.line, skipped.raw, error=stops_within(skipped.error))
                 return
             # Nothing of it is kept but a last line break, which may be the start of the next document's boundary;
             # a block is always read, so the loop moves on however long the line.
@@ -270,13 +275,14 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
 
 def _document(number: int, first: int, raw: bytes, encoding: str, limit: int, *, last: bool, ended: bool) -> Item:
     """One document's Item. The file's last is cut when the file stops within a line, or before the document
-    closes (a writer flushing line by line stops at a line's end, mid-document)."""
+    closes (a writer flushing line by line stops at a line's end, mid-document), or when it is too long to be
+    parsed: whether it closes is then never seen."""
     try:
         if len(raw) > limit:
             raise too_long(f"the document from line {first}", limit)
         return Item(number, first, raw, parse_json(decode(raw, encoding, f"document at line {first}"), first))
     except AdapterError as exc:
-        stops = last and exc.reason != TOO_LONG and (not ended or exc.reason == TRUNCATED)
+        stops = last and (not ended or exc.reason in (TRUNCATED, TOO_LONG))
         return Item(number, first, raw[:limit], error=stops_within(exc) if stops else exc)
 
 
@@ -388,11 +394,14 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
             continue
         record = b"".join(parts).rstrip(b"\r\n")  # the record byte for byte, line breaks in it included
         parts = []
+        if not raw.endswith(b"\n"):  # only the last line can lack its end: the file stops within it
+            if long:  # a writer may not have got to its end yet
+                yield start, record[:limit], stops_within(too_long(f"the record at line {start}", limit))
+                continue
+            yield start, record, cut_line(line_no)
+            continue
         if long:
             yield start, record[:limit], too_long(f"the record at line {start}", limit)
-            continue
-        if not raw.endswith(b"\n"):  # only the last line can lack its end: the file stops within it
-            yield start, record, cut_line(line_no)
             continue
         fields: list[str] | AdapterError
         try:

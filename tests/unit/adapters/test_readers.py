@@ -198,3 +198,20 @@ def test_a_file_that_stops_within_its_last_record_says_so_whatever_the_error() -
     for cut in range(1, len(row) - 1):
         last_row = _csv(b"h1;h2;h3;h4\r\n" + row[:cut])[-1][2]
         assert isinstance(last_row, AdapterError) and last_row.cut, cut
+
+
+def test_a_last_record_too_long_to_read_is_cut_unless_it_ended() -> None:
+    """A last record over the limit that runs to the end of the file without its line end (a JSON document:
+    with no document after it) is flagged ``cut``, so the file is read again once it grows rather than archived;
+    one whose line ended, or that a next document follows, is a complete record refused, not a cut."""
+    long = b"x" * 5000
+    jsonl = list(json_lines(io.BytesIO(b'{"a": 1}\n{"b": "' + long), "utf-8", 100))
+    csv = _csv(b"h1;h2\n1;2\n3;" + long)
+    docs = _docs(b'{"a": 1}\n{\n  "b": "' + long + b'"\n}\n')
+    for err in (jsonl[-1].error, csv[-1][2], docs[-1].error):
+        assert isinstance(err, AdapterError) and err.reason == f.TOO_LONG and err.cut
+    jsonl = list(json_lines(io.BytesIO(b'{"b": "' + long + b'"}\n'), "utf-8", 100))
+    csv = _csv(b"h1;h2\n3;" + long + b"\n")
+    docs = _docs(b'{\n  "b": "' + long + b'"\n}\n{"a": 1}\n')
+    for err in (jsonl[-1].error, csv[-1][2], docs[0].error):
+        assert isinstance(err, AdapterError) and err.reason == f.TOO_LONG and not err.cut
