@@ -83,6 +83,14 @@ def cut_line(line_no: int) -> AdapterError:
                         TRUNCATED, cut=True)
 
 
+def no_record(line: int, after: str = "") -> Item:
+    """The file as a whole when it holds no record (0 bytes, a byte-order mark, blank lines; ``after`` its header):
+    an exporter that has opened its file and not yet written looks the same, so it is ``cut``, left in place and
+    read again once it changes, never taken as a complete export. An export of nothing has nothing to send."""
+    return Item(0, line, b"", error=AdapterError(
+        f"the file holds no record{after} (empty, or still being written); nothing was read", TRUNCATED, cut=True))
+
+
 def stops_within(exc: AdapterError) -> AdapterError:
     """``exc``, the error of a file's last record, flagged ``cut``: the file stops within that record (its last
     line has no line end, or its document does not close), so what reads as bad syntax or a bad byte may be
@@ -194,8 +202,8 @@ def parse_json(text: str, first_line: int) -> dict[str, Any]:
 
 
 def json_lines(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item]:
-    """JSON Lines: one object per line; blank lines are skipped."""
-    number = 0
+    """JSON Lines: one object per line; blank lines are skipped (a file of nothing else holds no record)."""
+    number, line_no = 0, 0
     for line_no, line, long in physical_lines(stream, limit):
         raw = line.rstrip(b"\r\n")
         if not raw.strip():
@@ -211,6 +219,8 @@ def json_lines(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item]:
             # line too long to be read may be one whose writer has not got to its end.
             cut = not line.endswith(b"\n")
             yield Item(number, line_no, raw, error=stops_within(exc) if cut else exc)
+    if not number:
+        yield no_record(line_no)
 
 
 def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item]:
@@ -262,6 +272,8 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
                 yield _document(number, first, body_bytes.rstrip(), encoding, limit,
                                 last=cut < 0, ended=doc.endswith(b"\n"))
             if cut < 0:
+                if not number:
+                    yield no_record(line - (not doc or doc.endswith(b"\n")))
                 return
             continue
         block = stream.read(1 << 20)

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 from adapters import _fields as f
 from adapters._codes import norm_key
-from adapters._readers import Item, csv_rows
+from adapters._readers import Item, csv_rows, no_record
 from adapters.config import Context
 from adapters.core import Adapter, alert, alert_id, location, lookup, markings, names
 from puente.errors import AdapterError
@@ -79,11 +79,15 @@ DOMESTIC = frozenset({"SOLO_PANAMA", "PANAMA_ONLY", "NINGUNO", "NO_DIFUNDIR"})
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
-    """Records of a patrol-report CSV, as {canonical column: cell text}."""
+    """Records of a patrol-report CSV, as {canonical column: cell text}.
+
+    A file with no header (0 bytes, a byte-order mark, blank lines), or with its header and no row, holds no
+    record: it is refused as ``cut``, as an export whose writer has not got further may be.
+    """
     limit = ctx.limits.record_bytes
     rows = csv_rows(stream, ctx.profile.encoding, limit)
     columns: list[str | None] = []
-    number = 0
+    number, header = 0, 0
     for line, raw, fields in rows:
         if not columns:
             if isinstance(fields, Exception):
@@ -101,6 +105,7 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
             if error:
                 yield Item(0, line, raw, error=error)
                 return
+            header = line
             continue
         number += 1
         if isinstance(fields, Exception):
@@ -114,6 +119,11 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
                 f.MISSING_COLUMN, f"line {line} has a value in column {blank}, which has no header"))
         else:
             yield Item(number, line, raw, {c: v for c, v in zip(columns, fields, strict=False) if c})
+    if not columns:
+        yield Item(0, 0, b"", error=AdapterError("the file has no header (empty, or still being written); nothing "
+                                                 "was read", f.MISSING_COLUMN, cut=True))
+    elif not number:
+        yield no_record(header, " after its header")
 
 
 def _unknown_column(headers: list[str], columns: list[str | None], ctx: Context) -> AdapterError | None:

@@ -30,8 +30,9 @@ the watcher: it says so once, polls on, and says when the folder is back.
 Two polls without change do not prove a file complete: an exporter may pause (a slow query, a stalled
 share) longer than that. A file whose reader says it stops within a record (its last, without its line
 end, whatever error that gives: a JSON line cut within a number reads as bad syntax) or before its end
-(PN: no trailer) is therefore not archived: it is left in place, and read again once it changes; what
-the first read published is then a duplicate, and the records after the cut are published.
+(PN: no trailer), or that holds no record at all (an exporter that opened its file and has not written
+yet), is therefore not archived: it is left in place, and read again once it changes; what the first read
+published is then a duplicate, and the records after the cut are published.
 """
 
 from __future__ import annotations

@@ -440,3 +440,29 @@ def test_text_counts_a_run_of_marks_in_its_decomposition(value: str, count: int)
 def test_text_takes_decomposed_accents_and_four_marks_after_decomposition(value: str) -> None:
     """Four marks after decomposition, and decomposed Spanish or Vietnamese, are text (given back in NFC)."""
     assert f.text(value, "Apellidos", 100) == unicodedata.normalize("NFC", value)
+
+
+@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b"\n\n", b"\xef\xbb\xbf \r\n\t\r\n"],
+                         ids=["empty", "bom", "blank-lines", "bom-and-blanks"])
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+def test_a_file_with_no_record_is_refused_as_cut(name: str, data: bytes, run: Callable[..., list[Result]]) -> None:
+    """A file holding no record (0 bytes, a byte-order mark, blank lines) is one refusal of the file, flagged
+    ``cut``: an exporter that opened its file and has not written yet looks the same, so the watcher leaves it in
+    place and a run exits non-zero; SENAFRONT says it has no header."""
+    results = run(name, data)
+    assert len(results) == 1 and results[0].item.number == 0, results
+    err = results[0].error
+    assert err is not None and err.cut
+    assert err.reason == (f.MISSING_COLUMN if name == "senafront" else f.TRUNCATED), err
+    if name == "senafront":
+        assert "the file has no header" in str(err)
+    elif name != "pn":  # PN says its trailer is missing
+        assert "the file holds no record" in str(err)
+
+
+def test_a_csv_with_its_header_and_no_row_is_cut(run: Callable[..., list[Result]]) -> None:
+    """A header written and no row yet is a file still being written as far as anyone can tell: refused, cut."""
+    header = next((SAMPLES / "senafront").glob("*.csv")).read_bytes().split(b"\n")[0] + b"\n"
+    results = run("senafront", header + b"\r\n")
+    assert [(r.item.number, r.item.line, r.error.reason if r.error else None, r.error and r.error.cut)
+            for r in results] == [(0, 1, f.TRUNCATED, True)]
