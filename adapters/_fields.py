@@ -153,6 +153,16 @@ def _refuse_hidden(clean: str, field: str) -> None:
             raise fail(INVALID, f"{field} contains half of a UTF-16 surrogate pair (a broken \\u escape?)")
 
 
+def given(value: Any) -> bool:
+    """Whether an optional value is given: only None (JSON null, or the key left out) and "" are absent.
+
+    Anything else (``false``, ``0``, ``{}``, ``[]``) is given, and goes to the field's parser, which refuses a
+    wrong type by name: a truthiness test would drop it as absent, and a date, a country or an owner stated
+    in the wrong type would be lost without a word.
+    """
+    return value is not None and value != ""
+
+
 def _missing(field: str) -> AdapterError:
     return fail(MISSING_FIELD, f"{field} is required and is empty")
 

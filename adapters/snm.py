@@ -130,7 +130,7 @@ def hit(doc: dict[str, Any], ctx: Context, *, person_key: str, match: dict[str, 
     if found is None:
         raise f.fail(f.UNKNOWN_CODE, f"lista is not a known watchlist{f.did_you_mean(label, LISTS)} "
                                      f"({', '.join(sorted({c for c, _ in LISTS.values()}))})")
-    owner = f.countries([match["propietario"]], "propietario")[0] if match.get("propietario") else found[1]
+    owner = f.countries([match["propietario"]], "propietario")[0] if f.given(match.get("propietario")) else found[1]
     return {
         "person": traveller(obj(doc, person_key, person_key, required=True), person_key, ctx),
         "list_name": found[0],
@@ -182,7 +182,7 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
         alert_type="WATCHLIST_HIT",
         occurred_at=when,
         reported_at=f.iso_datetime(doc["fecha_reporte"], "fecha_reporte", ctx.profile.zone)
-        if doc.get("fecha_reporte") else None,
+        if f.given(doc.get("fecha_reporte")) else None,
         location=loc,
         markings=markings(ctx, marking_overrides(doc), f.text(doc.get("unidad"), "unidad", ctx.limits.unit)),
         summary=f"Coincidencia con {LIST_LABELS[payload['list_name']]} en {loc['place_name']}",

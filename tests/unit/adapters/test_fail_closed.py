@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import time
@@ -466,3 +467,64 @@ def test_a_csv_with_its_header_and_no_row_is_cut(run: Callable[..., list[Result]
     results = run("senafront", header + b"\r\n")
     assert [(r.item.number, r.item.line, r.error.reason if r.error else None, r.error and r.error.cut)
             for r in results] == [(0, 1, f.TRUNCATED, True)]
+
+
+# Records of each JSON format with every optional field these tests bend filled in; each maps to an alert.
+_OPTIONAL_BASES: dict[str, dict[str, Any]] = {
+    "snm": {**SNM, "fecha_reporte": "2026-11-03 22:30:00",
+            "coincidencia": {**SNM["coincidencia"], "propietario": "PAN"},
+            "viajero": {**SNM["viajero"], "documentos": [{"tipo": "pasaporte", "numero": "AX1234567", "pais": "COL",
+                                                          "vence": "2029-05-01"}]}},
+    "senan": {"numero_operacion": "FTC-2026-0311", "fecha_hora": "2026-11-03T03:40:00-05:00",
+              "fecha_hora_reporte": "2026-11-03 09:15", "unidad": "Grupo Aeronaval Oriental",
+              "posicion": {"latitud": 7.35, "longitud": -78.3},
+              "embarcacion": {"tipo": "lancha rápida", "bandera": "COL"},
+              "carga": [{"tipo": "droga", "descripcion": "cocaína", "cantidad": 1250, "unidad": "paquetes"}]},
+    "combifron": {"version": "1.0", "id_mensaje": "COL-ARC-2026-00412", "entidad": "ARC", "tipo": "INCAUTACION",
+                  "fecha_evento": "2026-11-02T05:10:00-05:00", "fecha_envio": "2026-11-02T09:00:00-05:00",
+                  "contenido": {"elementos": [{"tipo": "droga", "descripcion": "cocaína", "cantidad": 1100,
+                                               "unidad": "kg"}],
+                                "medio": {"tipo": "semisumergible", "bandera": "COL"}}},
+}
+_OPTIONAL_PATHS = [
+    ("snm", ("fecha_reporte",)), ("snm", ("coincidencia", "propietario")),
+    ("snm", ("viajero", "documentos", 0, "pais")), ("snm", ("viajero", "documentos", 0, "vence")),
+    ("senan", ("fecha_hora_reporte",)), ("senan", ("embarcacion", "bandera")),
+    ("combifron", ("fecha_envio",)), ("combifron", ("contenido", "medio", "bandera")),
+]
+
+
+def _record(name: str, path: tuple[str | int, ...] = (), value: Any = None) -> bytes:
+    doc = copy.deepcopy(_OPTIONAL_BASES[name])
+    if path:
+        at: Any = doc
+        for step in path[:-1]:
+            at = at[step]
+        at[path[-1]] = value
+    return json.dumps(doc, ensure_ascii=False).encode() + b"\n"
+
+
+@pytest.mark.parametrize("name", sorted(_OPTIONAL_BASES))
+def test_the_records_with_every_optional_field_are_valid(name: str, one: Callable[..., dict[str, Any]]) -> None:
+    """Each base record maps to an alert, so each refusal below comes from the one value bent in it."""
+    assert one(name, _record(name))["alert_id"]
+
+
+@pytest.mark.parametrize("value", [False, 0, {}, []], ids=["false", "zero", "object", "array"])
+@pytest.mark.parametrize(("name", "path"), _OPTIONAL_PATHS, ids=[".".join(map(str, p)) for _, p in _OPTIONAL_PATHS])
+def test_an_optional_value_of_the_wrong_type_is_refused_not_taken_as_absent(
+        name: str, path: tuple[str | int, ...], value: Any, run: Callable[..., list[Result]]) -> None:
+    """false, 0, {} or [] where an optional date, country or list owner belongs is refused, naming the field:
+    only null and "" are absent, and a value stated in the wrong type is never dropped as if it were not there."""
+    results = run(name, _record(name, path, value))
+    err = results[0].error
+    assert len(results) == 1 and err is not None, results[0].alert
+    assert str(path[-1]) in str(err) and "unexpected shape" not in str(err), str(err)
+
+
+@pytest.mark.parametrize(("name", "path"), _OPTIONAL_PATHS, ids=[".".join(map(str, p)) for _, p in _OPTIONAL_PATHS])
+def test_an_optional_value_left_null_or_empty_is_absent(name: str, path: tuple[str | int, ...],
+                                                        one: Callable[..., dict[str, Any]]) -> None:
+    """null and "" still mean the optional value is not given."""
+    for value in (None, ""):
+        assert one(name, _record(name, path, value))["alert_id"]
