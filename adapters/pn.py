@@ -9,7 +9,9 @@ Windows-1252 text, one line per record, its kind in the first character::
     T  trailer: how many cases the file holds (last line)
 
 A case is its S line and the I and P lines after it; a bad I or P line refuses the whole
-case (a seizure without one of its items would be published as smaller than it was).
+case (a seizure without one of its items would be published as smaller than it was). A plate
+or flag without a conveyance code, or a document type or country without a document number,
+refuses it too: those fields describe what they belong to, and would be dropped unread.
 Trailing spaces may have been trimmed by a transfer tool, so short lines are padded;
 longer ones are refused, since every field after the extra character would be shifted.
 
@@ -199,6 +201,9 @@ def to_alert(case: dict[str, Any], ctx: Context) -> dict[str, Any]:
     persons = []
     for n, p in case["persons"]:
         born = f.birth_date(p["born"], f"line {n}: date of birth", ctx.now.date(), compact=True)
+        if not p["doc_number"] and (p["doc_type"] or p["doc_country"]):  # read only with a number: never dropped
+            raise f.fail(f.MISSING_FIELD, f"line {n}: the document type or country is filled and the document "
+                                          "number is empty")
         doc = {"tipo": DOCUMENT.get(p["doc_type"], p["doc_type"]), "numero": p["doc_number"],
                "pais": p["doc_country"]} if p["doc_number"] else None
         family = sh.surnames(p["surname1"], p["surname2"], f"line {n}: apellidos", ctx)
@@ -208,6 +213,8 @@ def to_alert(case: dict[str, Any], ctx: Context) -> dict[str, Any]:
             "handling_code": s["handling"] or None, "grading": s["grading"] or None,
             "releasable_to": s["release"] or None}
     conveyance = None
+    if not s["conveyance"] and (s["plate"] or s["flag"]):  # read only with a conveyance: never dropped
+        raise f.fail(f.MISSING_FIELD, f"{at}: the conveyance plate or flag is filled and the conveyance code is empty")
     if s["conveyance"]:
         conveyance = sh.conveyance(CONVEYANCE.get(s["conveyance"], s["conveyance"]), None, s["plate"], s["flag"],
                                    f"{at}: conveyance", ctx)

@@ -213,17 +213,20 @@ def pn(rng: Rng, seq: int, base: datetime, prefix: str = "") -> dict[str, Any]:
                         "doc_number": f"{rng.randint(1, 9)}-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}",
                         "doc_country": p["nacionalidades"][0]})
     marks = rng.random()
+    # Drawn in the order they always were, so that a seed still gives the same cases.
+    # A couple of km around the place: wider, Balboa's positions crossed the canal into Panamá Oeste.
+    lat_text, lon_text = f"{lat + rng.uniform(-0.02, 0.02):+09.5f}", f"{lon + rng.uniform(-0.02, 0.02):+010.5f}"
+    unit_name = rng.choice(["DIJ COLÓN", "DIJ CHIRIQUÍ", "FEAN", "DIJ PANAMÁ NORTE", "DNIA"])
+    operation = rng.choice(["", "", "OPERACION CENTINELA", "OPERACION TORMENTA"])
+    conveyance = rng.choice(["VH", "CA", "", "LA"])
+    plate = f"{rng.choice('ABCDE')}{rng.randint(100000, 999999)}"
     return {
         "case": f"{prefix or 'DIJ'}-{when.strftime('%y')}-{seq:07d}"[-14:],
         "date": when.strftime("%Y%m%d"), "time": when.strftime("%H%M"), "province": province,
-        # A couple of km around the place: wider, Balboa's positions crossed the canal into Panamá Oeste.
-        "place": place, "lat": f"{lat + rng.uniform(-0.02, 0.02):+09.5f}",
-        "lon": f"{lon + rng.uniform(-0.02, 0.02):+010.5f}",
-        "unit": rng.choice(["DIJ COLÓN", "DIJ CHIRIQUÍ", "FEAN", "DIJ PANAMÁ NORTE", "DNIA"]),
-        "operation": rng.choice(["", "", "OPERACION CENTINELA", "OPERACION TORMENTA"]),
-        "conveyance": rng.choice(["VH", "CA", "", "LA"]),
-        "plate": f"{rng.choice('ABCDE')}{rng.randint(100000, 999999)}",
-        "flag": "PAN", "classification": "S" if marks < 0.05 else ("R" if marks < 0.2 else ""),
+        "place": place, "lat": lat_text, "lon": lon_text, "unit": unit_name, "operation": operation,
+        # a plate and a flag belong to a conveyance: a case without one has neither (the adapter refuses them alone)
+        "conveyance": conveyance, "plate": plate if conveyance else "", "flag": "PAN" if conveyance else "",
+        "classification": "S" if marks < 0.05 else ("R" if marks < 0.2 else ""),
         "handling": "H2" if marks < 0.05 else "", "grading": "A2" if marks > 0.9 else "",
         "release": "USA FEAN" if marks > 0.8 else "", "items": items, "persons": persons,
     }

@@ -178,3 +178,21 @@ def test_a_full_trailer_without_a_final_line_break_ends_a_complete_file(run: Cal
     assert [r.error for r in results] == [None] and len(results[0].alert["payload"]["items"]) == 2
     short = run("pn", whole[:-1])
     assert [(r.error.reason, r.error.cut) for r in short if r.error] == [(f.TRUNCATED, True), (f.TRUNCATED, True)]
+
+
+
+def test_a_plate_flag_or_document_detail_without_what_it_belongs_to_is_refused(run: Callable[..., list[Any]]) -> None:
+    """A plate or flag with no conveyance code, or a document type or country with no document number, was never
+    read: the case is refused, naming the line and the field, rather than published without them."""
+    bare = {**CASE, "conveyance": ""}
+    person = dict(case="DIJ-26-0000412", surname1="NÚÑEZ", given="JOSÉ", sex="M", nationality="PAN")
+    bad = [(_line("S", **bare), PERSON, 2, "conveyance"), (_line("S", **{**bare, "flag": ""}), PERSON, 2, "conveyance"),
+           (_line("S", **{**bare, "plate": ""}), PERSON, 2, "conveyance"),
+           (_line("S", **CASE), _line("P", **person, doc_type="CE"), 5, "document number"),
+           (_line("S", **CASE), _line("P", **person, doc_country="PAN"), 5, "document number")]
+    for s_line, p_line, line, field in bad:
+        err = run("pn", _file(s_line, *ITEMS, p_line))[0].error
+        assert err is not None and err.reason == f.MISSING_FIELD, err
+        assert str(err).startswith(f"line {line}:") and field in str(err), err
+    assert run("pn", _file(_line("S", **{**bare, "plate": "", "flag": ""}), *ITEMS, _line("P", **person)))[0].error \
+        is None
