@@ -163,6 +163,9 @@ def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
     zone, limits = ctx.profile.zone, ctx.limits
     occurred = f.local(f.dmy(row["date"], "Fecha"), f.clock(row["time"], "Hora"), zone)
     reported = None
+    if (row.get("report_time") or "").strip() and not (row.get("report_date") or "").strip():
+        # read only with its date: a time alone would be dropped unread
+        raise f.fail(f.MISSING_FIELD, "Hora del informe is filled and Fecha del informe is empty")
     if (row.get("report_date") or "").strip():
         day = f.dmy(row["report_date"], "Fecha del informe")
         if (row.get("report_time") or "").strip():

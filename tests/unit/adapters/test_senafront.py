@@ -60,6 +60,15 @@ def test_report_date_without_time_is_not_before_the_event(one: Callable[..., dic
     assert alert["reported_at"] == alert["occurred_at"]
 
 
+def test_a_report_time_without_its_date_is_refused_not_dropped(run: Callable[..., list[Any]]) -> None:
+    """A report time with no report date was never read, whatever it held: the row is refused, naming both."""
+    header = HEADER + ";Fecha del informe;Hora del informe"
+    for time in ("09:15", "99:99"):
+        err = run("senafront", _csv(ROW + f"; ;{time}", header=header))[0].error
+        assert err is not None and err.reason == f.MISSING_FIELD, err
+        assert "Hora del informe" in str(err) and "Fecha del informe" in str(err) and time not in str(err)
+
+
 def test_a_header_without_required_columns_refuses_the_file(run: Callable[..., list[Any]]) -> None:
     """One dead letter for the whole file (record 0), naming the missing column; no row is read."""
     results = run("senafront", _csv(ROW, header=HEADER.replace("Fecha;", "")))
