@@ -130,7 +130,12 @@ def hit(doc: dict[str, Any], ctx: Context, *, person_key: str, match: dict[str, 
     if found is None:
         raise f.fail(f.UNKNOWN_CODE, f"lista is not a known watchlist{f.did_you_mean(label, LISTS)} "
                                      f"({', '.join(sorted({c for c, _ in LISTS.values()}))})")
-    owner = f.countries([match["propietario"]], "propietario")[0] if f.given(match.get("propietario")) else found[1]
+    owner = found[1]
+    if f.given(match.get("propietario")):
+        owners = f.countries([match["propietario"]], "propietario")
+        if not owners:  # blank: no owner stated, and none may be taken from the list in its place
+            raise f.fail(f.MISSING_FIELD, "propietario is blank; leave it out (or null) for the list's own keeper")
+        owner = owners[0]
     return {
         "person": traveller(obj(doc, person_key, person_key, required=True), person_key, ctx),
         "list_name": found[0],

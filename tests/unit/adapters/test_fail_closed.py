@@ -528,3 +528,21 @@ def test_an_optional_value_left_null_or_empty_is_absent(name: str, path: tuple[s
     """null and "" still mean the optional value is not given."""
     for value in (None, ""):
         assert one(name, _record(name, path, value))["alert_id"]
+
+
+@pytest.mark.parametrize("blank", [" ", "\u00a0", "\t\n"], ids=["space", "nbsp", "tab-newline"])
+@pytest.mark.parametrize(("name", "path"), [("snm", ("coincidencia", "propietario")),
+                                            ("combifron", ("contenido", "propietario"))])
+def test_a_blank_list_owner_is_refused_by_name(name: str, path: tuple[str, ...], blank: str,
+                                               run: Callable[..., list[Result]]) -> None:
+    """A propietario of blanks is refused as missing, naming the field; it never fails as an unexpected shape."""
+    if name == "combifron":
+        doc = {"version": "1.0", "id_mensaje": "COL-MIGRACION-2026-00412", "entidad": "MIGRACION",
+               "tipo": "ALERTA_MIGRATORIA", "fecha_evento": "2026-11-02T05:10:00-05:00",
+               "ubicacion": {"provincia": "Guna Yala", "sector": "Puerto Obaldía", "lugar": "Puerto Obaldía"},
+               "contenido": {"persona": {"nombres": "Yeison", "apellidos": "Murillo Palacios"},
+                             "lista": "COL_PARTNER", "puesto": "PUERTO_OBALDIA", "propietario": blank}}
+    else:
+        doc = {**SNM, "coincidencia": {**SNM["coincidencia"], "propietario": blank}}
+    err = run(name, _line(doc).encode() + b"\n")[0].error
+    assert err is not None and err.reason == f.MISSING_FIELD and "propietario" in str(err), err
