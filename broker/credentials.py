@@ -37,11 +37,10 @@ from broker.access import AUDITOR, BROKER, CONSOLE, puentes
 from broker.kafka import Admin, KafkaConnection, connection_from_properties
 from broker.kafka.acls import SCRAM_MECHANISM, delete_users, new_password, scram_users, upsert_users
 from broker.kafka.connection import unsafe_value
+from broker.keystore import CLIENT_CONFIG as CLIENT_CONFIG  # re-exported: where callers have found it
 from broker.keystore import Holder, holder_path
 from broker.private_files import check_folder, private_folder, write_atomic
 from puente.errors import ConfigError, KafkaAuthError, KeyMaterialError
-
-CLIENT_CONFIG = "client.properties"
 
 
 def party_folder(keys: Path, principal: str) -> Path:

@@ -29,6 +29,7 @@ loadable, and a reader verifies or decrypts with every generation it holds (``lo
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import re
 import stat
@@ -65,6 +66,7 @@ from broker.private_files import write_atomic as write_atomic
 from policies import load_policy_set
 from puente.errors import KeyMaterialError
 from puente.settings import PuenteSettings
+from puente.strict import one_line
 
 
 def load_key_file(path: Path | str) -> KeyRecord:
@@ -120,6 +122,8 @@ def _read_key_file(path: Path, key_id: str) -> tuple[bytes, os.stat_result]:
 
 # In an agency's folder: the id of its key-agreement key in use, once it holds more than one generation.
 IN_USE = "in-use"
+# A party's Kafka login, kept in the folder of its keys (``broker.credentials``, which imports this module).
+CLIENT_CONFIG = "client.properties"
 # A running broker's MAC table is read again at the latest every this many checks of a pair it holds
 # (``fresh_agency_mac_lookup``), even when the folder's modification time never moved.
 REREAD_HELD = 12
@@ -135,6 +139,10 @@ class Holder(StrEnum):
 
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # the owner part of KEY_ID_PATTERN
 _RETIRED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-mac-[A-Za-z0-9]{1,16}\.json")
+# ``write_atomic``'s temporary name for ``name``, left behind by a write that crashed.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp", re.DOTALL)
+# Kubernetes' own entries in a secret volume (``..data -> ..2026_01_05_10_00_00.123``), taken on a read-only mount only.
+_KUBERNETES = re.compile(r"\.\.data|\.\.data_tmp|\.\.[0-9]{4}(_[0-9]{2}){5}\.[0-9]+")
 
 
 def holder_path(root: Path | str, holder: Holder, ident: str) -> Path:
@@ -192,6 +200,40 @@ def _check_ident(holder: Holder, ident: str) -> None:
                                "and '-', starting with a letter or digit")
 
 
+def _kept_name(name: str) -> bool:
+    """Whether the keystore itself writes ``name`` into a folder, besides its key files: a party's Kafka login, the
+    agency's ``in-use`` choice, a retired shared agency-mac key (``retired_files``), or ``write_atomic``'s
+    temporary name for any of them or for a key file, left by a write that crashed."""
+    temporary = _TEMPORARY.fullmatch(name)
+    if temporary is not None:
+        inner = temporary["name"]
+        return _kept_name(inner) or (inner.endswith(".json") and bool(KEY_ID_PATTERN.fullmatch(inner[:-5])))
+    return name in (CLIENT_CONFIG, IN_USE) or bool(_RETIRED.fullmatch(name))
+
+
+def _holds_foreign_secret(name: str, data: bytes) -> bool:
+    """Whether ``data``, read from ``name`` (a name ``_kept_name`` takes), is a key file holding a private key the
+    broker does not keep: any but a retired agency-mac key under its own name, or one of the broker's own keys
+    under the temporary name of its key file. What is not a JSON object (a login, a key id, a write cut short)
+    holds no key file."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    if not isinstance(doc, dict) or "secret" not in doc:
+        return False
+    if _RETIRED.fullmatch(name):
+        return doc.get("kind") != "agency-mac"
+    temporary = _TEMPORARY.fullmatch(name)
+    inner = "" if temporary is None else temporary["name"].removesuffix(".json")
+    if KEY_ID_PATTERN.fullmatch(inner):
+        try:
+            return not _broker_makes(record_from_json(data, key_id=inner))
+        except KeyMaterialError:
+            return True
+    return True
+
+
 class Keystore:
     """A folder of key files (see the module docstring)."""
 
@@ -234,20 +276,36 @@ class Keystore:
                 f"{record.key_id} --dir {self.path}`) and remove {self.path / f'{record.key_id}.json'}")
 
     def broker_custody_problems(self) -> list[str]:
-        """Why this folder, the broker's, must not be started from: one line per key file, empty when none.
+        """Why this folder, the broker's, must not be started from: one line per file, empty when none.
 
-        Every key file here is read, not only those the broker loads, and whatever its mode (whose key a file
-        holds does not depend on it). Refused: a private half the broker does not make for itself
+        Every entry of the folder is looked at, not only the key files the broker loads, and whatever its mode
+        (whose key a file holds does not depend on it). Refused: a private half the broker does not make for itself
         (``own_kinds``: its signing and key-agreement keys, and a pseudonym key per agreement), since it is
         another party's whether or not anything uses it; one public key under two owners' ids (any kinds),
         since one of them could act as the other (an agency MAC as another, a partner read another's feed),
-        and a file copied in by hand skips ``import_public``'s check; and a file that does not read as a key
-        file, since no one can tell whose key it holds. Messages name the file, never key material.
+        and a file copied in by hand skips ``import_public``'s check; a key file that does not read as one,
+        since no one can tell whose key it holds; and every other entry but the few the keystore writes here
+        (``_kept_name``), since a key copied in under any other name (``.bak``, ``~``, a subfolder) is as leaked
+        and no reader would look at it. Messages name the file, never key material.
         """
+        try:
+            names = sorted(entry.name for entry in os.scandir(self.path))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            return [f"{self.path}: cannot read the broker's folder: {exc.strerror}; fix its permissions"]
+        kubernetes = bool(os.statvfs(self.path).f_flag & os.ST_RDONLY)
         problems: list[str] = []
         owners: dict[bytes, KeyRecord] = {}
-        for key_id in self.key_ids():
-            path = self.path / f"{key_id}.json"
+        for name in names:
+            if kubernetes and _KUBERNETES.fullmatch(name):
+                continue  # its files show here as links, each checked under its own name
+            key_id = name.removesuffix(".json")
+            if key_id == name or not KEY_ID_PATTERN.fullmatch(key_id):
+                problem = self._stray_problem(self.path / name)
+                problems += [] if problem is None else [problem]
+                continue
+            path = self.path / name
             try:
                 record, _ = _parse_key_file(path, key_id)
             except KeyMaterialError as exc:
@@ -268,6 +326,33 @@ class Keystore:
                     "fingerprint (`puente keys export-public` prints it), remove the file that is not its owner's "
                     "key and import the right PEM (`puente keys import-public`)")
         return problems
+
+    def _stray_problem(self, path: Path) -> str | None:
+        """Why ``path``, an entry of the broker's folder whose name is no key id's, must not be there; None for one
+        the keystore writes itself (``_kept_name``) holding no private key the broker does not make."""
+        shown = one_line(str(path))
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            return None  # a temporary file renamed into place meanwhile
+        except OSError as exc:
+            return f"{shown}: cannot be read ({exc.strerror}), so no one can tell whether it holds a key: remove it"
+        if stat.S_ISDIR(info.st_mode) or not _kept_name(path.name):
+            what = "a folder" if stat.S_ISDIR(info.st_mode) else "a file"
+            return (f"{shown}: {what} the broker does not keep in its folder (only <key id>.json key files and "
+                    f"{CLIENT_CONFIG}), where a copied key would go unchecked: move it out of "
+                    f"{one_line(str(self.path))}")
+        try:
+            data, _ = read_regular(path, MAX_KEY_FILE, KeyMaterialError)
+        except FileNotFoundError:
+            return None
+        except (KeyMaterialError, OSError):
+            return (f"{shown}: cannot be read as a regular file of yours, so no one can tell whether it holds a key: "
+                    "remove it")
+        if not _holds_foreign_secret(path.name, data):
+            return None
+        return (f"{shown}: holds a private key under a name no reader checks, so no one can tell whose it is: remove "
+                "it (if it is another party's, its owner must make a new generation)")
 
     def generations(self, owner: str, kind: KeyKind) -> list[KeyRecord]:
         """Every key of ``kind`` belonging to ``owner`` here, newest ``created_at`` first (then by id).

@@ -108,3 +108,55 @@ def test_a_public_half_with_a_loose_mode_is_no_custody_problem(made: Keystores) 
     problem (a warning while no agreement in force delivers to it), not a custody one."""
     (made.broker.path / "COL-enc-2026a.json").chmod(0o664)
     assert made.broker.broker_custody_problems() == []
+
+
+def _copy_private(made: Keystores, name: str) -> Path:
+    """COL's private encryption key copied by hand into the broker's folder as ``name``."""
+    target = made.broker.path / name
+    target.parent.mkdir(mode=0o700, exist_ok=True)
+    shutil.copy(made.partners["COL"].path / "COL-enc-2026a.json", target)
+    target.chmod(0o600)
+    return target
+
+
+@pytest.mark.parametrize("name", ["COL-enc-2026a.json.bak", "backup/COL-enc-2026a.json", ".COL-enc-2026a.json",
+                                  "COL-enc-2026a.JSON", "COL-enc-2026a (copy).json", "COL-enc-2026a.json~"])
+def test_a_partners_private_key_under_another_name_stops_the_start(made: Keystores, name: str) -> None:
+    """A backup copy of COL's private key (.bak, ~, a subfolder) is as leaked as one named as a key file: the start
+    stops, naming the file or the folder holding it, whatever the name."""
+    target = _copy_private(made, name)
+    message = _start(made)
+    named = made.broker.path / name.split("/")[0]
+    assert f"{named}:" in message and "move it out" in message
+    assert json.loads(target.read_text("utf-8"))["secret"] not in message
+
+
+def test_a_partners_private_key_under_a_name_the_keystore_writes_stops_the_start(made: Keystores) -> None:
+    """COL's private key as the login file or as a crashed write's temporary file: the names the keystore writes
+    are skipped only for what they hold, never a key the broker does not make."""
+    for name in ("client.properties", ".COL-enc-2026a.json.0123456789ab.tmp", "SENAN-mac-2025a.json"):
+        target = _copy_private(made, name)
+        problems = made.broker.broker_custody_problems()
+        assert len(problems) == 1 and f"{target}:" in problems[0] and "holds a private key" in problems[0], name
+        target.unlink()
+
+
+def test_what_the_keystore_itself_writes_in_the_folder_is_no_custody_problem(made: Keystores) -> None:
+    """The control: a login, an in-use file, a retired agency-mac key and the temporary files of crashed writes
+    (one cut short, one of the broker's own key) are the keystore's own, not a stray key."""
+    folder = made.broker.path
+    (folder / "client.properties").write_text("security.protocol=SASL_SSL\n", "utf-8")
+    (folder / "in-use").write_text("broker-kex-2026a\n", "utf-8")
+    retired = {"key_id": "SENAN-mac-2025a", "kind": "agency-mac", "created_at": NOW.isoformat(),
+               "secret": base64.b64encode(bytes(32)).decode()}
+    (folder / "SENAN-mac-2025a.json").write_text(json.dumps(retired), "utf-8")
+    (folder / ".COL-enc-2026b.json.00112233aabb.tmp").write_text('{"key_id": "COL-en', "utf-8")
+    shutil.copy(folder / "broker-sign-2026a.json", folder / ".broker-sign-2026a.json.445566778899.tmp")
+    assert made.broker.broker_custody_problems() == []
+
+
+def test_a_stray_name_is_shown_on_one_line(made: Keystores) -> None:
+    """A file name holding a line break cannot split the refusal into lines that seem the broker's own."""
+    (made.broker.path / "x\nkey ok").write_text("", "utf-8")
+    problems = made.broker.broker_custody_problems()
+    assert len(problems) == 1 and "\n" not in problems[0] and "x\\nkey ok" in problems[0]

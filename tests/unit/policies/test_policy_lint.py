@@ -157,13 +157,15 @@ def test_a_complete_keystore_has_no_key_findings(keystore: Path, capsys: pytest.
 
 
 def test_a_stray_backup_is_not_the_key(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """COL-enc-2026a.json.bak is no key file: the exact <key id>.json must exist."""
+    """COL-enc-2026a.json.bak is no key file: the exact <key id>.json must exist; and the backup itself is named,
+    since the broker's folder keeps no file a reader would not check."""
     (keystore / "COL-enc-2026a.json").rename(keystore / "COL-enc-2026a.json.bak")
     code, found = _lint_keys(keystore, capsys)
     assert code == 1
-    assert found == [
+    assert found[0] == (
         f"partners.yaml:13: [keys] COL: encryption key: key COL-enc-2026a: no key file at {keystore}/COL-enc-2026a.json"
-    ]
+    )
+    assert len(found) == 2 and found[1].startswith(f"{keystore}: [keys] {keystore}/COL-enc-2026a.json.bak: ")
 
 
 def test_a_key_file_of_another_kind_is_refused(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
