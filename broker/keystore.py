@@ -554,7 +554,8 @@ class Keystore:
         MACed before a rotation still verify; remove a key file to revoke it. ``lookup(agency,
         key_id)`` answers only for an exact pair id (``<agency>-kex-<gen>+broker-kex-<gen>``) of
         that agency's own key. An agency's private half found here is refused: only the agency holds it;
-        so is one public half under two owners' ids: one of them could MAC as the other.
+        so is a key-agreement key whose public half is held under another owner's id, of any kind
+        (``_public_owners``): that owner could MAC as this one.
 
         A key-agreement file that does not load, or is refused, refuses the whole table; with ``skip`` it is
         left out instead and its problem (one line, naming the file) handed to ``skip``: the pairs of the
@@ -577,19 +578,23 @@ class Keystore:
                     "the agency may hold: delete that file and import the agency's public half instead")
                 continue
             loaded.append(record)
-        owners: dict[bytes, set[str]] = {}
+        owners = self._public_owners()
+        usable: list[KeyRecord] = []
         for record in loaded:
-            owners.setdefault(record.public or b"", set()).add(record.owner)
-        shared = [r for r in loaded if len(owners[r.public or b""]) > 1]
-        problems += [f"key {r.key_id}: {self.path / f'{r.key_id}.json'} holds the same public key as a key-agreement "
-                     f"key of {', '.join(sorted(owners[r.public or b''] - {r.owner}))}, who could MAC as {r.owner}: "
-                     "compare each with its owner's fingerprint and remove the one that is not" for r in shared]
+            others = {owner: key_id for owner, key_id in owners.get(record.public or b"", {}).items()
+                      if owner != record.owner}
+            if not others:
+                usable.append(record)
+                continue
+            problems.append(
+                f"key {record.key_id}: {self.path / f'{record.key_id}.json'} holds the same public key as "
+                f"{', '.join(sorted(others.values()))}, so {' and '.join(sorted(others))} could MAC as {record.owner}: "
+                "compare each with its owner's fingerprint and remove the one that is not")
         if problems:
             if skip is None:
                 raise KeyMaterialError(problems[0])
             for problem in problems:
                 skip(problem)
-        usable = [r for r in loaded if len(owners[r.public or b""]) == 1]
         own = [r for r in usable if r.owner == BROKER_OWNER and r.secret is not None]
         theirs = [r for r in usable if r.owner != BROKER_OWNER]
         table: dict[tuple[str, str], SecretBytes] = {}
@@ -602,6 +607,20 @@ class Keystore:
             return table.get((agency, key_id))  # exact pair ids only: no parsing, no guessing
 
         return lookup
+
+    def _public_owners(self) -> dict[bytes, dict[str, str]]:
+        """Each public half held here, of any kind, to the owners it is held under, with one key id of each: from
+        every key file that parses, whatever its mode, since whose key a file holds does not depend on it (a
+        partner's encryption half copied in as an agency's key-agreement key lets the partner MAC as the agency)."""
+        owners: dict[bytes, dict[str, str]] = {}
+        for key_id in self.key_ids():
+            try:
+                record, _ = _parse_key_file(self.path / f"{key_id}.json", key_id)
+            except KeyMaterialError:
+                continue  # a key-agreement file among them is refused by its own load
+            if record.public is not None:
+                owners.setdefault(record.public, {}).setdefault(record.owner, key_id)
+        return owners
 
     def fresh_agency_mac_lookup(self, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
                                 on_problem: Callable[[str], None] | None = None,

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from unreachable import unreachable_kafka
 
 from broker.crypto import public_pem, sign_ingress, verify_ingress
-from broker.crypto.keys import KeyKind, SecretBytes, new_key
+from broker.crypto.kex import ingress_mac_key
+from broker.crypto.keys import KeyKind, KeyRecord, SecretBytes, new_key
 from broker.keystore import REREAD_HELD, Holder, Keystore, holder_path, own_kinds, provision_all
 from broker.partner import opener_for
 from puente.errors import KeyMaterialError, OriginError
@@ -499,6 +500,30 @@ def test_a_public_half_copied_in_as_another_agencys_stops_verifying_for_both(tmp
     assert lookup("SENAFRONT", mac.key_id) is None
     assert any("SENAN-kex-2026b" in line and "same public key" in line for line in told)
     with pytest.raises(KeyMaterialError, match="same public key"):
+        broker.agency_mac_lookup()
+
+
+def test_a_partners_encryption_half_copied_in_as_an_agencys_key_never_verifies(tmp_path: Path) -> None:
+    """COL's encryption public half written in by hand as SENAN's new key-agreement key while the broker runs: COL,
+    holding that key's private half, could MAC as SENAN, so the re-read leaves the file out and reports it."""
+    made = Keystore.provision(tmp_path / "keys", partners=["COL"], agencies=["SENAN"], agreements=["COMBIFRON"],
+                              generation="2026a", now=NOW)
+    broker = made.broker
+    now, told = [0.0], []
+    lookup = broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0], on_problem=told.append)
+    doc = json.loads((broker.path / "COL-enc-2026a.json").read_text())
+    (broker.path / "SENAN-kex-2026b.json").write_text(json.dumps({**doc, "key_id": "SENAN-kex-2026b",
+                                                                  "kind": "key-agreement"}))
+    col = made.partners["COL"].load("COL-enc-2026a")
+    forged = ingress_mac_key(KeyRecord("SENAN-kex-2026b", KeyKind.KEY_AGREEMENT, NOW, col.public, col.secret),
+                             made.agencies["SENAN"].load("broker-kex-2026a"))
+    now[0] = 5.0
+    assert lookup("SENAN", forged.key_id) is None
+    senan = made.agencies["SENAN"].load_agency_mac("SENAN")
+    assert lookup("SENAN", senan.key_id) == senan  # SENAN's own key still verifies
+    assert len(told) == 1 and "SENAN-kex-2026b" in told[0] and "COL-enc-2026a" in told[0] and "\n" not in told[0]
+    assert doc["public"] not in told[0]
+    with pytest.raises(KeyMaterialError, match="COL could MAC as SENAN"):
         broker.agency_mac_lookup()
 
 
