@@ -88,7 +88,7 @@ from broker.access import subscriber_group
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
 from broker.audit.chain import INSTANCE
 from broker.audit.receipts import RECEIPTS_PER_CHECKPOINT
-from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, checker, parse_key_id, peek_key_block, sign_checkpoint
+from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, KeyRecord, checker, peek_key_block, sign_checkpoint
 from broker.kafka import (
     ClientError,
     Consumer,
@@ -1015,10 +1015,12 @@ def _broker_verify_keys(verify_files: Path | Sequence[Path] | None, folder: Keys
 
 def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> ReceiptSigner:
     """The partner's receipt signer: ``sign_file``, or the current receipt key beside ``key_file``;
-    it verifies with every generation of the partner's receipt keys in that key's folder.
+    it verifies with every generation of the partner's receipt keys in either key's folder.
 
-    A ``sign_file`` that is not the newest generation held beside it is refused: keys rotate forward only, so
-    the auditors would read its receipts as signed by a retired key, and count none of them."""
+    A ``sign_file`` that is not the newest generation held in either folder is refused: keys rotate forward only,
+    so the auditors would read its receipts as signed by a retired key, and count none of them. Both folders,
+    since a copy of an old key alone in a folder of its own would otherwise pass, and the generations the
+    subscriber ranks a chain's head by (``Subscriber._signed_by_a_newer_key``) would not know the newer one."""
     if sign_file is not None:
         key = load_key_file(sign_file)
     else:
@@ -1029,23 +1031,38 @@ def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> Rece
     if key.kind is not KeyKind.PARTNER_SIGNING or key.owner != partner:
         raise KeyMaterialError(f"key {key.key_id} is not {partner}'s receipt-signing key")
     private = key.ed25519_private()
-    folder = Keystore((sign_file or key_file).parent)
-    newest = folder.current(partner, KeyKind.PARTNER_SIGNING)
+    held = _receipt_generations(partner, [key_file.parent] + ([] if sign_file is None else [sign_file.parent]))
+    held.setdefault(key.key_id, (key, sign_file or key_file.parent / f"{key.key_id}.json"))
+    order = sorted(held.values(), key=lambda found: (found[0].created_at, found[0].key_id), reverse=True)
+    newest, where = order[0]
     if newest.key_id != key.key_id:
         raise KeyMaterialError(
-            f"--sign-key {sign_file} is {key.key_id}, but {newest.key_id} beside it is a newer generation of "
-            f"{partner}'s receipt key: receipts signed with an older one are a retired key in use to the auditors "
-            f"and do not count; pass {folder.path / f'{newest.key_id}.json'} with --sign-key, or leave it out")
-    own = {k: folder.load(k).ed25519_public() for k in folder.key_ids()
-           if (parsed := parse_key_id(k)).kind is KeyKind.PARTNER_SIGNING and parsed.owner == partner}
+            f"--sign-key {one_line(str(sign_file))} is {key.key_id}, but {one_line(str(where))} is {newest.key_id}, a "
+            f"newer generation of {partner}'s receipt key: receipts signed with an older one are a retired key in use "
+            f"to the auditors and do not count; pass {one_line(str(where))} with --sign-key, or leave it out")
+    own = {found.key_id: found.ed25519_public() for found, _ in order}
     own[key.key_id] = private.public_key()
 
     def sign(payload: bytes) -> bytes:
         return sign_checkpoint(private, payload)
 
-    made = {r.key_id: r.created_at for r in folder.generations(partner, KeyKind.PARTNER_SIGNING)}
-    generations = tuple(sorted(own, key=lambda k: (made.get(k) is not None, made.get(k), k), reverse=True))
-    return ReceiptSigner(key.key_id, sign, checker(own), generations)
+    return ReceiptSigner(key.key_id, sign, checker(own), tuple(found.key_id for found, _ in order))
+
+
+def _receipt_generations(partner: str, folders: Sequence[Path]) -> dict[str, tuple[KeyRecord, Path]]:
+    """Every generation of ``partner``'s receipt key in ``folders``, by key id, with the file it was read from. One
+    id held as two different keys is refused: which of them is the partner's, nothing here says."""
+    held: dict[str, tuple[KeyRecord, Path]] = {}
+    for folder in folders:
+        for found in Keystore(folder).generations(partner, KeyKind.PARTNER_SIGNING):
+            path = folder / f"{found.key_id}.json"
+            first, first_path = held.setdefault(found.key_id, (found, path))
+            if first.public != found.public:
+                raise KeyMaterialError(
+                    f"{one_line(str(first_path))} and {one_line(str(path))} hold two different keys as "
+                    f"{found.key_id}: keep {partner}'s own receipt key, compared with its fingerprint (`puente keys "
+                    "export-public` prints it), and remove the other")
+    return held
 
 
 def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: str, key_file: Path,

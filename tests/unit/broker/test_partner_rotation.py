@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -89,3 +90,36 @@ def test_a_sign_key_older_than_the_newest_beside_it_is_refused(tmp_path: Path) -
     assert "\n" not in message and str(col.path / "COL-rcpt-2026b.json") in message and "newer generation" in message
     assert receipt_signer("COL", key, col.path / "COL-rcpt-2026b.json").key_id == NEW
     assert receipt_signer("COL", key, None).key_id == NEW
+
+
+def test_an_old_sign_key_copied_alone_into_another_folder_is_refused(tmp_path: Path) -> None:
+    """COL's 2026a receipt key copied alone into a folder of its own, 2026b beside the decryption key: refused in
+    one line naming the newer key's file. The newest, copied alone, signs, and knows the older one in the other
+    folder, so a chain head the older key signed ranks below it."""
+    col = Keystore(tmp_path / "COL")
+    made = datetime(2026, 1, 5, tzinfo=UTC)
+    col.generate_own(Holder.PARTNER, "COL", generation="2026a", now=made)
+    col.generate_own(Holder.PARTNER, "COL", generation="2026b", now=made + timedelta(days=90))
+    key = col.path / "COL-enc-2026b.json"
+    for key_id in (OLD, NEW):
+        other = tmp_path / key_id
+        other.mkdir(mode=0o700)
+        shutil.copy(col.path / f"{key_id}.json", other / f"{key_id}.json")
+        (other / f"{key_id}.json").chmod(0o600)
+    with pytest.raises(KeyMaterialError) as info:
+        receipt_signer("COL", key, tmp_path / OLD / f"{OLD}.json")
+    message = str(info.value)
+    assert "\n" not in message and str(col.path / f"{NEW}.json") in message and "newer generation" in message
+    signer = receipt_signer("COL", key, tmp_path / NEW / f"{NEW}.json")
+    assert signer.key_id == NEW and signer.generations == (NEW, OLD)
+
+
+def test_one_receipt_key_id_held_as_two_keys_is_refused(tmp_path: Path) -> None:
+    """The --sign-key folder holding a different key under the id of one beside the decryption key: which is COL's,
+    nothing says, so neither signs."""
+    col, other = Keystore(tmp_path / "COL"), Keystore(tmp_path / "other")
+    made = datetime(2026, 1, 5, tzinfo=UTC)
+    col.generate_own(Holder.PARTNER, "COL", generation="2026a", now=made)
+    other.generate_own(Holder.PARTNER, "COL", generation="2026a", now=made)
+    with pytest.raises(KeyMaterialError, match="two different keys as COL-rcpt-2026a"):
+        receipt_signer("COL", col.path / "COL-enc-2026a.json", other.path / f"{OLD}.json")
