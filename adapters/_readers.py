@@ -230,10 +230,11 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
     taking the rest of the file with it. The stream is read in large blocks and split with
     ``bytes.find``: a pretty-printed document has dozens of lines, and reading them one by one
     cost more than parsing them. A document longer than the limit is read through, a block at a
-    time, keeping only what may start the next one.
+    time, keeping only what may start the next one and how it ends (``_ending``).
     """
     buf, off, line, number, eof = b"", 0, 1, 0, False
     skipped: Item | None = None  # the document longer than the limit being read through, refused once it ends
+    ending = b""  # of the skipped document, what tells whether it closes (``_ending``)
     start = True  # before the file's first bytes: a byte-order mark there is dropped
     while True:
         cut = buf.find(b"\n{", off)
@@ -244,14 +245,16 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
                 yield skipped
                 skipped = None
                 continue
-            if eof:  # no document follows it: the file may stop within it (cut short, or still being written)
-                if skipped.error is not None:
-                    yield Item(skipped.number, skipped.line, skipped.raw, error=stops_within(skipped.error))
+            if eof:  # no document follows it: it is complete if it closes, else the file may stop within it
+                if skipped.error is not None and not _closes(_ending(ending, buf[off:])):
+                    skipped = Item(skipped.number, skipped.line, skipped.raw, error=stops_within(skipped.error))
+                yield skipped
                 return
             # Nothing of it is kept but a last line break, which may be the start of the next document's boundary;
             # a block is always read, so the loop moves on however long the line.
             keep = len(buf) - 1 if buf.endswith(b"\n") else len(buf)
             line += buf.count(b"\n", off, keep)
+            ending = _ending(ending, buf[off:keep])
             buf, off = buf[keep:], 0
         elif cut >= 0 or eof or not _within(buf, off, limit):
             if cut < 0 and not eof:  # over the limit and no end in sight: note it, keep its first bytes
@@ -260,6 +263,7 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
                 number += 1
                 skipped = Item(number, first, buf[body:body + limit],
                                error=too_long(f"the document from line {first}", limit))
+                ending = b""
                 continue
             end = len(buf) if cut < 0 else cut
             doc = buf[off:end]
@@ -267,10 +271,12 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
             first = line + doc.count(b"\n", 0, len(doc) - len(body_bytes))
             line += doc.count(b"\n") + (cut >= 0)
             off = end + 1
-            if body_bytes.strip():
+            raw = body_bytes.rstrip()
+            if raw:
                 number += 1
-                yield _document(number, first, body_bytes.rstrip(), encoding, limit,
-                                last=cut < 0, ended=doc.endswith(b"\n"))
+                closes = len(raw) > limit and _closes(raw[-2:] + body_bytes[len(raw):])
+                yield _document(number, first, raw, encoding, limit, last=cut < 0, ended=doc.endswith(b"\n"),
+                                closes=closes)
             if cut < 0:
                 if not number:
                     yield no_record(line - (not doc or doc.endswith(b"\n")))
@@ -285,16 +291,35 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
                 buf = buf[len(BOM):]
 
 
-def _document(number: int, first: int, raw: bytes, encoding: str, limit: int, *, last: bool, ended: bool) -> Item:
+def _ending(ending: bytes, more: bytes) -> bytes:
+    """What tells whether a document closes, of its bytes up to the end of ``more`` (``ending``: up to its start).
+
+    A few bytes, however long the document: its last two bytes that are not whitespace, a line break if one
+    follows them, and the last byte of the whitespace after them (see ``_closes``)."""
+    both = ending + more
+    body = both.rstrip()
+    after = both[len(body):]
+    return body[-2:] + (b"\n" if b"\n" in after[:-1] else b"") + after[-1:]
+
+
+def _closes(ending: bytes) -> bool:
+    """Whether a document ends as a pretty-printed one closes: a '}' at the start of its last line, with a line
+    break after it. A writer stopped within a document stops at the end of an indented line, or within one."""
+    body = ending.rstrip()
+    return body.endswith(b"\n}") and b"\n" in ending[len(body):]
+
+
+def _document(number: int, first: int, raw: bytes, encoding: str, limit: int, *, last: bool, ended: bool,
+              closes: bool) -> Item:
     """One document's Item. The file's last is cut when the file stops within a line, or before the document
-    closes (a writer flushing line by line stops at a line's end, mid-document), or when it is too long to be
-    parsed: whether it closes is then never seen."""
+    closes (a writer flushing line by line stops at a line's end, mid-document), or, when it is too long to be
+    parsed, unless its last line closes it as a pretty-printed document closes (``_closes``)."""
     try:
         if len(raw) > limit:
             raise too_long(f"the document from line {first}", limit)
         return Item(number, first, raw, parse_json(decode(raw, encoding, f"document at line {first}"), first))
     except AdapterError as exc:
-        stops = last and (not ended or exc.reason in (TRUNCATED, TOO_LONG))
+        stops = last and (not ended or exc.reason == TRUNCATED or (exc.reason == TOO_LONG and not closes))
         return Item(number, first, raw[:limit], error=stops_within(exc) if stops else exc)
 
 

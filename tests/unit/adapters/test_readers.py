@@ -201,17 +201,28 @@ def test_a_file_that_stops_within_its_last_record_says_so_whatever_the_error() -
 
 
 def test_a_last_record_too_long_to_read_is_cut_unless_it_ended() -> None:
-    """A last record over the limit that runs to the end of the file without its line end (a JSON document:
-    with no document after it) is flagged ``cut``, so the file is read again once it grows rather than archived;
-    one whose line ended, or that a next document follows, is a complete record refused, not a cut."""
+    """A last record over the limit that runs to the end of the file without its end (a line break; a document's
+    closing '}' at the start of a line, then a line break) is flagged ``cut``, so the file is read again once it
+    grows rather than archived; one that ended, or that a next document follows, is a complete record refused."""
     long = b"x" * 5000
     jsonl = list(json_lines(io.BytesIO(b'{"a": 1}\n{"b": "' + long), "utf-8", 100))
     csv = _csv(b"h1;h2\n1;2\n3;" + long)
-    docs = _docs(b'{"a": 1}\n{\n  "b": "' + long + b'"\n}\n')
-    for err in (jsonl[-1].error, csv[-1][2], docs[-1].error):
+    docs = [_docs(b'{"a": 1}\n{\n  "b": "' + long + end) for end in (b'"\n}', b'",\n', b'",\n  "c": {\n  }\n')]
+    for err in (jsonl[-1].error, csv[-1][2], *(d[-1].error for d in docs)):
         assert isinstance(err, AdapterError) and err.reason == f.TOO_LONG and err.cut
     jsonl = list(json_lines(io.BytesIO(b'{"b": "' + long + b'"}\n'), "utf-8", 100))
     csv = _csv(b"h1;h2\n3;" + long + b"\n")
-    docs = _docs(b'{\n  "b": "' + long + b'"\n}\n{"a": 1}\n')
-    for err in (jsonl[-1].error, csv[-1][2], docs[0].error):
+    docs = [_docs(b'{"a": 1}\n{\n  "b": "' + long + end) for end in (b'"\n}\n', b'"\r\n}\r\n\r\n', b'"\n}  \n  ')]
+    docs.append(_docs(b'{\n  "b": "' + long + b'"\n}\n{"a": 1}\n'))
+    for err in (jsonl[-1].error, csv[-1][2], docs[-1][0].error, *(d[-1].error for d in docs[:-1])):
         assert isinstance(err, AdapterError) and err.reason == f.TOO_LONG and not err.cut
+
+
+def test_a_long_last_document_is_closed_however_it_is_read() -> None:
+    """Whether a long last document closes does not depend on where the blocks it is read in end: its closing
+    '}' and line break are seen when they fall in another block than the rest of it."""
+    for size in ((1 << 20) - 3, (1 << 20) - 2, (1 << 20) - 1, 1 << 20, (1 << 20) + 1):
+        body = b'{\n  "b": "' + b"x" * (size - 12) + b'"\n'
+        closed, open_ = _docs(body + b"}\n", 100)[-1].error, _docs(body + b"  }\n", 100)[-1].error
+        assert closed is not None and closed.reason == f.TOO_LONG and not closed.cut, size
+        assert open_ is not None and open_.reason == f.TOO_LONG and open_.cut, size
