@@ -230,11 +230,14 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
     taking the rest of the file with it. The stream is read in large blocks and split with
     ``bytes.find``: a pretty-printed document has dozens of lines, and reading them one by one
     cost more than parsing them. A document longer than the limit is read through, a block at a
-    time, keeping only what may start the next one and how it ends (``_ending``).
+    time, keeping only what may start the next one and how it ends (``_ending``). Whitespace around
+    a document is not part of it, however much of it there is: it is counted in lines, not kept.
     """
     buf, off, line, number, eof = b"", 0, 1, 0, False
     skipped: Item | None = None  # the document longer than the limit being read through, refused once it ends
     ending = b""  # of the skipped document, what tells whether it closes (``_ending``)
+    gap: int | None = None  # whitespace after the document at ``off`` was dropped from ``off + gap`` ...
+    gap_lines = 0  # ... holding this many line breaks
     start = True  # before the file's first bytes: a byte-order mark there is dropped
     while True:
         cut = buf.find(b"\n{", off)
@@ -256,32 +259,48 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
             line += buf.count(b"\n", off, keep)
             ending = _ending(ending, buf[off:keep])
             buf, off = buf[keep:], 0
-        elif cut >= 0 or eof or not _within(buf, off, limit):
-            if cut < 0 and not eof:  # over the limit and no end in sight: note it, keep its first bytes
-                body = len(buf) - len(buf[off:].lstrip())
-                first = line + buf.count(b"\n", off, body)
-                number += 1
-                skipped = Item(number, first, buf[body:body + limit],
-                               error=too_long(f"the document from line {first}", limit))
-                ending = b""
-                continue
+        elif cut >= 0 or eof:
             end = len(buf) if cut < 0 else cut
             doc = buf[off:end]
             body_bytes = doc.lstrip()
             first = line + doc.count(b"\n", 0, len(doc) - len(body_bytes))
-            line += doc.count(b"\n") + (cut >= 0)
+            line += doc.count(b"\n") + gap_lines + (cut >= 0)
             off = end + 1
             raw = body_bytes.rstrip()
-            if raw:
+            if gap is not None and doc[gap:].strip():  # content after the dropped whitespace: all of it counts
                 number += 1
-                closes = len(raw) > limit and _closes(raw[-2:] + body_bytes[len(raw):])
+                error = too_long(f"the document from line {first}", limit)
+                closes = cut >= 0 or _closes(raw[-2:] + body_bytes[len(raw):])
+                yield Item(number, first, raw[:limit], error=error if closes else stops_within(error))
+            elif raw:
+                number += 1
+                closes = len(raw) > limit and _closes(raw[-2:] + b"\n" * bool(gap_lines) + body_bytes[len(raw):])
                 yield _document(number, first, raw, encoding, limit, last=cut < 0, ended=doc.endswith(b"\n"),
                                 closes=closes)
+            gap, gap_lines = None, 0
             if cut < 0:
                 if not number:
                     yield no_record(line - (not doc or doc.endswith(b"\n")))
                 return
             continue
+        elif len(buf) - off > limit:  # no end in sight yet, and more than a document may hold
+            text = buf[off:]
+            lead = len(text) - len(text.lstrip())
+            if lead:  # blank lines before the first document: counted, not kept
+                line += buf.count(b"\n", off, off + lead)
+                off += lead
+                continue
+            content = len(text.rstrip())
+            if content > limit:  # too long (content after dropped whitespace, too): note it, keep its first bytes
+                number += 1
+                skipped = Item(number, line, text[:limit], error=too_long(f"the document from line {line}", limit))
+                line += gap_lines
+                gap, gap_lines, ending = None, 0, b""
+                continue
+            if len(text) > 2 * limit:  # a document followed by much whitespace: its first bytes and last are kept
+                gap = limit
+                gap_lines += buf.count(b"\n", off + limit, len(buf) - 1)
+                buf = buf[:off + limit] + buf[-1:]
         block = stream.read(1 << 20)
         eof = not block
         buf, off = buf[off:] + block, 0  # compacting here keeps the buffer near one block
@@ -321,14 +340,6 @@ def _document(number: int, first: int, raw: bytes, encoding: str, limit: int, *,
     except AdapterError as exc:
         stops = last and (not ended or exc.reason == TRUNCATED or (exc.reason == TOO_LONG and not closes))
         return Item(number, first, raw[:limit], error=stops_within(exc) if stops else exc)
-
-
-def _within(buf: bytes, off: int, limit: int) -> bool:
-    """Whether what ``buf`` holds from ``off`` may still be one document of at most ``limit`` bytes: the blank
-    lines after a document are not part of it (the last one in a file of exactly the limit is not too long),
-    but memory stays bounded, at twice the limit, however many there are."""
-    size = len(buf) - off
-    return size <= limit or (size <= 2 * limit and len(buf[off:].rstrip()) <= limit)
 
 
 def _inside_quotes(line: bytes, delimiter: int, inside: bool) -> bool:

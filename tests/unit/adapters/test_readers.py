@@ -226,3 +226,22 @@ def test_a_long_last_document_is_closed_however_it_is_read() -> None:
         closed, open_ = _docs(body + b"}\n", 100)[-1].error, _docs(body + b"  }\n", 100)[-1].error
         assert closed is not None and closed.reason == f.TOO_LONG and not closed.cut, size
         assert open_ is not None and open_.reason == f.TOO_LONG and open_.cut, size
+
+
+def test_whitespace_around_a_document_does_not_count_toward_its_size() -> None:
+    """Blank lines before or after a document, more of them than the limit (one block or many), leave it read
+    and the lines after it counted; whitespace with content after it, within one document, makes it too long."""
+    doc = b'{\n  "a": 1\n}\r\n'
+    for blank in (b"\r\n" * 700, b"\r\n" * 70_000, b"\n" * 3_000_000, b" " * 3_000_000 + b"\n"):
+        lines = blank.count(b"\n")
+        items = _docs(doc + blank, 1000)
+        assert [(i.line, i.error) for i in items] == [(1, None)], len(blank)
+        items = _docs(blank + doc + blank + doc, 1000)
+        assert [(i.line, i.error) for i in items] == [(lines + 1, None), (2 * lines + 4, None)], len(blank)
+    for blank in (b"\r\n" * 70_000, b" " * 3_000_000):
+        for after in (b'  "b": 2\n}\n', b'  "b": 2\n}\n{"c": 3}\n'):
+            items = _docs(b'{\n  "a": 1,\n' + blank + after, 1000)
+            err = items[0].error
+            assert err is not None and err.reason == f.TOO_LONG and not err.cut, len(blank)
+            assert items[0].raw == (b'{\n  "a": 1,\n' + blank)[:1000]
+            assert [i.error for i in items[1:]] == [None] * (len(items) - 1)
