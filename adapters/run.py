@@ -86,6 +86,10 @@ class Tally:
     # before its end (cut short, or still being written), whatever its error's reason. A watcher leaves such
     # a file in place and reads it again once it changes.
     cut: bool = False
+    # ``cut`` with no record at all (0 bytes, a byte-order mark, blank lines, a header alone): the file's one
+    # result is the file as a whole. An exporter that has opened its file and not written looks the same, and so
+    # does a complete export of a day with nothing to report, which the operator removes.
+    empty: bool = False
 
     def add(self, other: Tally) -> None:
         self.read += other.read
@@ -94,6 +98,7 @@ class Tally:
         self.rejected += other.rejected
         self.reasons.update(other.reasons)
         self.cut = self.cut or other.cut
+        self.empty = self.empty or other.empty
 
     def line(self, valid: str = "published") -> str:
         why = ", ".join(f"{r} {n}" for r, n in sorted(self.reasons.items()))
@@ -227,6 +232,7 @@ class AdapterRun:
         for result in convert(self.adapter, records, ctx):
             tally.read += 1
             tally.cut = result.error is not None and result.error.cut
+            tally.empty = tally.cut and tally.read == 1 and result.item.number == 0
             bad = await self._publish(result, pending, tally)
             if bad is not None and bad.error is not None:
                 await self._dead_letter(bad, bad.error, source, ctx.now, tally,

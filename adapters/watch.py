@@ -394,9 +394,14 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 handled.discard((path, *sig))
                 continue
             if tally.cut:  # still being written, or cut short: read again once it changes (handled keeps it till then)
-                print(f"{run.adapter.name}: {name} ends within a record (cut short, or still being written); "
-                      "left in place, to be read again when it changes; if the export is complete, end its last "
-                      "line with a line break and drop it again", file=run.err, flush=True)
+                if tally.empty:  # a line break added would not make a record: the operator decides
+                    why = ("holds no record (empty, or still being written); left in place, to be read again when "
+                           "it changes; if the export really is empty, remove it")
+                else:
+                    why = ("ends within a record (cut short, or still being written); left in place, to be read "
+                           "again when it changes; if the export is complete, end its last line with a line break "
+                           "and drop it again")
+                print(f"{run.adapter.name}: {name} {why}", file=run.err, flush=True)
                 idle_since = time.monotonic()
                 continue
             try:

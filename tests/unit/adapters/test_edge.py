@@ -700,6 +700,27 @@ def test_a_file_paused_within_a_number_or_a_character_is_read_again(tmp_path: Pa
     assert "hits.jsonl ends within a record" in adapter_run.err.getvalue()
 
 
+def test_a_file_that_holds_no_record_is_left_with_its_own_words(tmp_path: Path,
+                                                                  ctx_for: Callable[[str], Context]) -> None:
+    """An export with no record (0 bytes; a header alone, ended with CRLF: a day with nothing to report) is left in
+    place and said so once, as holding no record that the operator may remove, not as a record to end with a line
+    break; the other files are adapted and archived."""
+    data = (SAMPLES / "senafront" / "patrullas-2026-11.csv").read_bytes()
+    header = data.split(b"\n", 1)[0].rstrip(b"\r") + b"\r\n"
+    (tmp_path / "sin-novedades.csv").write_bytes(header)
+    (tmp_path / "vacio.csv").write_bytes(b"")
+    (tmp_path / "patrullas.csv").write_bytes(data)
+    adapter_run = _offline_run(ctx_for, "senafront", _FakeKafka())
+    asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.6, out=io.StringIO()))
+    assert (tmp_path / "done" / "patrullas.csv").exists()
+    assert (tmp_path / "sin-novedades.csv").exists() and (tmp_path / "vacio.csv").exists()
+    err = adapter_run.err.getvalue()
+    for name in ("sin-novedades.csv", "vacio.csv"):
+        assert err.count(f"{name} holds no record (empty, or still being written); left in place, to be read again "
+                         "when it changes; if the export really is empty, remove it") == 1, err
+    assert "ends within a record" not in err and "line break and drop it again" not in err
+
+
 def test_a_complete_pn_file_whose_trailer_miscounts_is_archived(tmp_path: Path,
                                                                 ctx_for: Callable[[str], Context]) -> None:
     """A PN export with its trailer, but a trailer counting other than the cases read, is complete: its dead
