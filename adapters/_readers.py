@@ -206,7 +206,7 @@ def json_lines(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item]:
     number, line_no = 0, 0
     for line_no, line, long in physical_lines(stream, limit):
         raw = line.rstrip(b"\r\n")
-        if not raw.strip():
+        if not raw.strip() and not long:  # a long line is not blank: only its start was looked at
             continue
         number += 1
         try:

@@ -121,7 +121,7 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
     number, cases, case, trailer, last = 0, 0, None, None, 0
     for line_no, raw, long in physical_lines(stream, 4096):
         last = line_no
-        if not raw.strip():
+        if not raw.strip() and not long:  # a long line is not blank: only its start was looked at
             continue
         try:
             if long:

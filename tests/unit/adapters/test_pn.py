@@ -121,6 +121,15 @@ def test_a_last_line_without_its_line_end_is_cut_not_trimmed(run: Callable[..., 
     assert [r.error.reason if r.error else "ok" for r in run("pn", ended[:-3])] == ["ok", f.TRUNCATED, f.TRUNCATED]
 
 
+def test_a_long_line_that_starts_blank_refuses_its_case(run: Callable[..., list[Any]]) -> None:
+    """A line longer than the layout allows whose start is blank (an item pushed right) is refused as too long, and
+    with it its case: it is never skipped as a blank line, which would publish the seizure without that item."""
+    data = _file(_line("S", **CASE), ITEMS[0], " " * 5000 + ITEMS[1])
+    results = run("pn", data)
+    assert [r.error.reason if r.error else "ok" for r in results] == [f.TOO_LONG]
+    assert "line 4 is longer than" in str(results[0].error)
+
+
 def test_the_summary_takes_the_item_labels_as_cleaned(one: Callable[..., dict[str, Any]]) -> None:
     """Control characters that text cleaning reads as whitespace let 'PASTA\\x1cBASE' match its code; the summary
     keeps the cleaned label, never the raw character."""

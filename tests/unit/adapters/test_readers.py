@@ -245,3 +245,13 @@ def test_whitespace_around_a_document_does_not_count_toward_its_size() -> None:
             assert err is not None and err.reason == f.TOO_LONG and not err.cut, len(blank)
             assert items[0].raw == (b'{\n  "a": 1,\n' + blank)[:1000]
             assert [i.error for i in items[1:]] == [None] * (len(items) - 1)
+
+
+def test_a_long_line_that_starts_blank_is_refused_not_skipped() -> None:
+    """A JSON line longer than the limit whose first bytes are whitespace is refused as too long, never dropped
+    as a blank line: only its start was looked at."""
+    for end in (b"\n", b""):
+        items = list(json_lines(io.BytesIO(b'{"a": 1}\n' + b" " * 200 + b'{"b": 2}' + end), "utf-8", 100))
+        assert [(i.number, i.line) for i in items] == [(1, 1), (2, 2)]
+        err = items[1].error
+        assert err is not None and err.reason == f.TOO_LONG and err.cut == (not end)
