@@ -360,8 +360,12 @@ def alert_id(ctx: Context, reference: Any, field: str) -> str:
 
 
 def names(value: Any, field: str, known: frozenset[str]) -> list[str] | None:
-    """Codes from a list or a text such as 'REL TO COL, USA'; None when the record is silent."""
-    if value is None:
+    """Codes from a list or a text such as 'REL TO COL, USA'; None when the record is silent.
+
+    A blank text is silent too: it is how an export writes a value it has none of, and taken as an explicit
+    "none" it would drop the agency's default caveats, or its default release (a wider one). Only an empty
+    list says "none"."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, str):
         value = re.sub(r"^\s*REL(EASABLE)?\s+TO\s*:?", "", value, flags=re.IGNORECASE)

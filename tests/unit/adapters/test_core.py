@@ -24,6 +24,7 @@ from adapters.core import Adapter, alert, alert_id, convert, finish, location, m
 from puente.errors import AdapterError, ConfigError
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 
 
 def _reason(call: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
@@ -55,6 +56,25 @@ def test_record_markings_replace_defaults_field_by_field(ctx_for: Callable[[str]
 def test_explicit_empty_release_means_none_outside_panama(ctx_for: Callable[[str], Context]) -> None:
     """releasable_to [] is kept as empty, not replaced by the default."""
     assert markings(ctx_for("SNM"), {"releasable_to": []})["releasable_to"] == []
+
+
+def test_a_blank_marking_text_keeps_the_default(ctx_for: Callable[[str], Context],
+                                               run: Callable[..., list[Any]]) -> None:
+    """A release, caveats or consent written as a blank text is silent, so the agency's default applies (its
+    caveats are not dropped, its release not widened); only an empty list says "none"."""
+    ctx = ctx_for("SNM")
+    default = markings(ctx, {})
+    for blank in ("", "   "):
+        m = markings(ctx, {"releasable_to": blank, "caveats": blank, "originator_consent": blank})
+        assert [m[k] for k in ("releasable_to", "caveats", "originator_consent")] == [
+            default[k] for k in ("releasable_to", "caveats", "originator_consent")]
+    assert default["caveats"] == ["PII"] and markings(ctx, {"caveats": []})["caveats"] == []
+    line = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines()[0]
+    for marcado in (b'{"advertencias": ""}', b'{"difusion": " "}'):
+        result = run("snm", line[:-1] + b', "marcado": ' + marcado + b"}\n")[0]
+        assert result.error is None and result.alert is not None
+        assert result.alert["markings"]["caveats"] == ["PII"]
+        assert result.alert["markings"]["releasable_to"] == default["releasable_to"]
 
 
 @pytest.mark.parametrize(("over", "reason"), [
