@@ -45,7 +45,8 @@ def physical_lines(stream: BinaryIO, limit: int,
 
     Line ends are kept so that a record of several lines can be given back byte for byte, and so that the
     file's last line, when the file stops within it, can be told by its missing end: a long line is given as
-    its first ``limit + 1`` bytes, followed by a line break if it had one. ``rest_of`` is
+    its first ``limit + 1`` bytes (``limit + 2`` when a CR there is not followed by its LF), followed by a line
+    break if it had one. A CRLF line of exactly ``limit`` bytes is not long: CR LF is its end. ``rest_of`` is
     given, in order and as they are read, every part of a long line, its start included, before the line
     is yielded (a CSV reader follows the quotes through it without keeping it).
     """
@@ -55,6 +56,8 @@ def physical_lines(stream: BinaryIO, limit: int,
         if not line:
             return
         number += 1
+        if len(line) > limit and line.endswith(b"\r"):  # a CRLF line of exactly the limit: '\r\n' is its end
+            line += stream.readline(1)
         too_long = len(line) > limit and not line.endswith(b"\n")
         if too_long:
             if rest_of is not None:

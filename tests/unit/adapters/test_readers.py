@@ -255,3 +255,18 @@ def test_a_long_line_that_starts_blank_is_refused_not_skipped() -> None:
         assert [(i.number, i.line) for i in items] == [(1, 1), (2, 2)]
         err = items[1].error
         assert err is not None and err.reason == f.TOO_LONG and err.cut == (not end)
+
+
+def test_a_line_of_exactly_the_limit_is_read_whatever_its_line_end() -> None:
+    """A JSON line of exactly the limit is read when it ends in CRLF as when it ends in LF: the '\\r' is part of
+    its end, not of it; one byte more is too long either way."""
+    for end in (b"\n", b"\r\n"):
+        exact = b'{"a": "' + b"x" * 91 + b'"}'
+        assert len(exact) == 100
+        items = list(json_lines(io.BytesIO(exact + end + exact + end), "utf-8", 100))
+        assert [(i.line, i.error, i.raw) for i in items] == [(1, None, exact), (2, None, exact)], end
+        over = b'{"a": "' + b"x" * 92 + b'"}'
+        items = list(json_lines(io.BytesIO(over + end + exact + end), "utf-8", 100))
+        err = items[0].error
+        assert err is not None and err.reason == f.TOO_LONG and not err.cut, end
+        assert [(i.line, i.error) for i in items[1:]] == [(2, None)], end
