@@ -153,13 +153,17 @@ def _refuse_hidden(clean: str, field: str) -> None:
             raise fail(INVALID, f"{field} contains half of a UTF-16 surrogate pair (a broken \\u escape?)")
 
 
-def given(value: Any) -> bool:
+def given(value: Any, field: str) -> bool:
     """Whether an optional value is given: only None (JSON null, or the key left out) and "" are absent.
 
     Anything else (``false``, ``0``, ``{}``, ``[]``) is given, and goes to the field's parser, which refuses a
     wrong type by name: a truthiness test would drop it as absent, and a date, a country or an owner stated
-    in the wrong type would be lost without a word.
+    in the wrong type would be lost without a word. A text of whitespace alone is refused here, for every
+    optional field alike: it is neither absent nor a value (a cell whose content was lost looks the same), and
+    the field's parser would call it required.
     """
+    if isinstance(value, str) and value and not value.strip():
+        raise fail(MISSING_FIELD, f"{field} is blank; leave it out or null")
     return value is not None and value != ""
 
 

@@ -101,9 +101,9 @@ def document(doc: dict[str, Any], field: str, ctx: Context) -> dict[str, Any]:
         number = number.upper().replace(" ", "")
         if not _DOC_NUMBER.fullmatch(number):
             raise f.fail(f.INVALID, f"{field}.numero may hold only letters, digits and '-'")
-    issuer = f.countries([doc["pais"]] if f.given(doc.get("pais")) else [], f"{field}.pais")
+    issuer = f.countries([doc["pais"]] if f.given(doc.get("pais"), f"{field}.pais") else [], f"{field}.pais")
     expires = doc.get("vence")
-    expiry = f.ymd(expires, f"{field}.vence") if f.given(expires) else None
+    expiry = f.ymd(expires, f"{field}.vence") if f.given(expires, f"{field}.vence") else None
     if expiry is not None and not date(1990, 1, 1) <= expiry <= date(2100, 12, 31):
         raise f.fail(f.INVALID_DATE, f"{field}.vence is not a plausible expiry date")
     return {
@@ -149,7 +149,7 @@ def item(category: Any, kind: Any, amount: Any, unit: Any, field: str) -> dict[s
 
 def conveyance(kind: Any, label: Any, identifier: Any, flag: Any, field: str, ctx: Context) -> dict[str, Any]:
     """A vessel, vehicle or aircraft."""
-    flags = f.countries([flag] if f.given(flag) else [], f"{field} bandera")
+    flags = f.countries([flag] if f.given(flag, f"{field} bandera") else [], f"{field} bandera")
     return {
         "kind": f.code(kind, f"{field} tipo", CONVEYANCES) or "OTHER",
         "name": f.text(label, f"{field} nombre", ctx.limits.name),

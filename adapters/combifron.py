@@ -199,7 +199,8 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     entity = lookup({k: k for k in ctx.profile.originators}, doc.get("entidad"), "entidad") or ""
     zone, limits = ctx.profile.zone, ctx.limits
     occurred = f.iso_datetime(doc.get("fecha_evento"), "fecha_evento", zone)
-    sent = f.iso_datetime(doc["fecha_envio"], "fecha_envio", zone) if f.given(doc.get("fecha_envio")) else None
+    sent = (f.iso_datetime(doc["fecha_envio"], "fecha_envio", zone)
+            if f.given(doc.get("fecha_envio"), "fecha_envio") else None)
     u = obj(doc, "ubicacion", "ubicacion")
     loc = location(ctx, f.coordinate(u.get("latitud"), "ubicacion.latitud", "lat"),
                    f.coordinate(u.get("longitud"), "ubicacion.longitud", "lon"), province=u.get("provincia"),

@@ -94,7 +94,7 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     zone, limits = ctx.profile.zone, ctx.limits
     occurred = f.iso_datetime(doc.get("fecha_hora"), "fecha_hora", zone)
     reported = f.iso_datetime(doc["fecha_hora_reporte"], "fecha_hora_reporte", zone) \
-        if f.given(doc.get("fecha_hora_reporte")) else None
+        if f.given(doc.get("fecha_hora_reporte"), "fecha_hora_reporte") else None
     pos = obj(doc, "posicion", "posicion", required=True)
     loc = location(ctx, f.coordinate(pos.get("latitud"), "posicion.latitud", "lat"),
                    f.coordinate(pos.get("longitud"), "posicion.longitud", "lon"),

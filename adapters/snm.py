@@ -131,7 +131,7 @@ def hit(doc: dict[str, Any], ctx: Context, *, person_key: str, match: dict[str, 
         raise f.fail(f.UNKNOWN_CODE, f"lista is not a known watchlist{f.did_you_mean(label, LISTS)} "
                                      f"({', '.join(sorted({c for c, _ in LISTS.values()}))})")
     owner = found[1]
-    if f.given(match.get("propietario")):
+    if f.given(match.get("propietario"), "propietario"):
         owners = f.countries([match["propietario"]], "propietario")
         if not owners:  # blank: no owner stated, and none may be taken from the list in its place
             raise f.fail(f.MISSING_FIELD, "propietario is blank; leave it out (or null) for the list's own keeper")
@@ -187,7 +187,7 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
         alert_type="WATCHLIST_HIT",
         occurred_at=when,
         reported_at=f.iso_datetime(doc["fecha_reporte"], "fecha_reporte", ctx.profile.zone)
-        if f.given(doc.get("fecha_reporte")) else None,
+        if f.given(doc.get("fecha_reporte"), "fecha_reporte") else None,
         location=loc,
         markings=markings(ctx, marking_overrides(doc), f.text(doc.get("unidad"), "unidad", ctx.limits.unit)),
         summary=f"Coincidencia con {LIST_LABELS[payload['list_name']]} en {loc['place_name']}",

@@ -77,6 +77,21 @@ def test_a_blank_marking_text_keeps_the_default(ctx_for: Callable[[str], Context
         assert result.alert["markings"]["releasable_to"] == default["releasable_to"]
 
 
+def test_a_blank_optional_field_is_refused_as_blank_not_as_required(run: Callable[..., list[Any]]) -> None:
+    """An optional date, country or owner written as whitespace alone is refused, each alike, saying it is blank
+    and may be left out or null: never taken as absent, never called required."""
+    line = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines()[0]
+    for old, new, field in ((b'"vence":"2027-12-01"', b'"vence":"  "', "vence"),
+                            (b'"pais":"AFG"', b'"pais":" "', "pais"),
+                            (b'"puntaje":0.86', b'"puntaje":0.86,"propietario":"  "', "propietario"),
+                            (b'"riesgo"', b'"fecha_reporte":"   ","riesgo"', "fecha_reporte")):
+        assert line.count(old) == 1
+        result = run("snm", line.replace(old, new) + b"\n")[0]
+        assert result.error is not None and result.error.reason == f.MISSING_FIELD, field
+        assert str(result.error).endswith(f"{field} is blank; leave it out or null")
+    assert run("snm", line.replace(b'"vence":"2027-12-01"', b'"vence":""') + b"\n")[0].error is None
+
+
 @pytest.mark.parametrize(("over", "reason"), [
     ({"classification": "ULTRASECRETO"}, f.UNKNOWN_CODE),
     ({"releasable_to": ["RUS"]}, f.UNKNOWN_CODE),
