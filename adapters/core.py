@@ -392,6 +392,13 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> 
     if over.get("classification") not in (None, ""):
         table = ctx.profile.classification_map or {c: c for c in v.classifications}
         cls = code(over["classification"], "classification", table) or cls
+    for name in ("releasable_to", "caveats", "originator_consent"):
+        stated = over.get(name)
+        if isinstance(stated, str) and not stated.strip():
+            # Blank is neither the default (a wider release than a lost value may have said) nor "none" (which
+            # would drop the default caveats): the record must say which.
+            raise fail(MISSING_FIELD, f"{name} is blank: leave it out (or null) for the agency's default, or give "
+                                      "[] for none")
     rel = names(over.get("releasable_to"), "releasable_to", v.names)
     caveats = names(over.get("caveats"), "caveats", v.caveats)
     consent = names(over.get("originator_consent"), "originator_consent", v.partners)

@@ -58,23 +58,24 @@ def test_explicit_empty_release_means_none_outside_panama(ctx_for: Callable[[str
     assert markings(ctx_for("SNM"), {"releasable_to": []})["releasable_to"] == []
 
 
-def test_a_blank_marking_text_keeps_the_default(ctx_for: Callable[[str], Context],
-                                               run: Callable[..., list[Any]]) -> None:
-    """A release, caveats or consent written as a blank text is silent, so the agency's default applies (its
-    caveats are not dropped, its release not widened); only an empty list says "none"."""
+def test_a_blank_marking_text_is_refused_neither_default_nor_none(ctx_for: Callable[[str], Context],
+                                                                   run: Callable[..., list[Any]]) -> None:
+    """A release, caveats or consent written as a blank text says neither: taken as the default it would widen a
+    release the lost value may have narrowed, taken as "none" it would drop the default caveats (PII). Refused,
+    naming the field; left out or null keeps the default, and only an empty list says "none"."""
     ctx = ctx_for("SNM")
     default = markings(ctx, {})
-    for blank in ("", "   "):
-        m = markings(ctx, {"releasable_to": blank, "caveats": blank, "originator_consent": blank})
-        assert [m[k] for k in ("releasable_to", "caveats", "originator_consent")] == [
-            default[k] for k in ("releasable_to", "caveats", "originator_consent")]
+    for field in ("releasable_to", "caveats", "originator_consent"):
+        for blank in ("", "   "):
+            with pytest.raises(AdapterError) as refused:
+                markings(ctx, {field: blank})
+            assert refused.value.reason == f.MISSING_FIELD and str(refused.value).startswith(f"{field} is blank")
+        assert markings(ctx, {field: None})[field] == default[field]
     assert default["caveats"] == ["PII"] and markings(ctx, {"caveats": []})["caveats"] == []
     line = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines()[0]
     for marcado in (b'{"advertencias": ""}', b'{"difusion": " "}'):
         result = run("snm", line[:-1] + b', "marcado": ' + marcado + b"}\n")[0]
-        assert result.error is None and result.alert is not None
-        assert result.alert["markings"]["caveats"] == ["PII"]
-        assert result.alert["markings"]["releasable_to"] == default["releasable_to"]
+        assert result.alert is None and result.error is not None and result.error.reason == f.MISSING_FIELD
 
 
 def test_a_blank_optional_field_is_refused_as_blank_not_as_required(run: Callable[..., list[Any]]) -> None:
