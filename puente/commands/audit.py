@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from broker.access import parties
 from broker.audit import EndCheck, PartitionReport
@@ -50,6 +50,7 @@ from puente.wire import iso_utc
 
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "gap": "GAP", "receipt": "RECEIPT",
           "denial": "DENIAL", "query": "QUERY"}
+P = TypeVar("P")
 PROGRESS_S = 5.0  # seconds between two progress lines of a long walk (`audit verify|log|index|recalls`)
 
 
@@ -176,19 +177,30 @@ def _verify(args: argparse.Namespace) -> int:
     return _verify_status(counted, not_checked)
 
 
-def _walk_progress(verb: str) -> Callable[[WalkProgress], None]:
-    """A line on stderr at most every ``PROGRESS_S`` saying how far a long walk of the audit is (nothing for a walk
+def _every(say: Callable[[P], str]) -> Callable[[P], None]:
+    """A progress callback printing ``say(progress)`` on stderr at most every ``PROGRESS_S`` (nothing for a walk
     shorter than that); stdout keeps only the command's output."""
     last = [time.monotonic()]
 
-    def say(p: WalkProgress) -> None:
+    def report(p: P) -> None:
         if time.monotonic() - last[0] >= PROGRESS_S:
             last[0] = time.monotonic()
-            rate = p.records / p.seconds if p.seconds else 0.0
-            print(f"{verb}: {p.records:,} records read ({rate:,.0f}/s), partitions {p.partitions_done}/"
-                  f"{p.partitions} done", file=sys.stderr, flush=True)
+            print(say(p), file=sys.stderr, flush=True)
 
-    return say
+    return report
+
+
+def _walk_progress(verb: str) -> Callable[[WalkProgress], None]:
+    """How far a long walk of the audit is: records read, their rate, partitions done."""
+    def line(p: WalkProgress) -> str:
+        return (f"{verb}: {p.records:,} records read ({_rate(p.records, p.seconds)}/s), partitions "
+                f"{p.partitions_done}/{p.partitions} done")
+
+    return _every(line)
+
+
+def _rate(records: int, seconds: float) -> str:
+    return f"{records / seconds if seconds else 0.0:,.0f}"
 
 
 def _end_json(end: EndCheck) -> dict[str, Any]:
@@ -253,14 +265,11 @@ def _index(args: argparse.Namespace) -> int:
     check_index(path, named)  # before Kafka: a mistyped path is named, never reported as Kafka down
     conn = kafka(cfg, "puente-auditor")
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
-    last = [time.monotonic()]
+    def line(p: IndexProgress) -> str:
+        return (f"audit index: {p.records:,} records ({_rate(p.records, p.seconds)}/s), {p.rows:,} rows, partitions "
+                f"{p.partitions_done}/{p.partitions} done")
 
-    def progress(p: IndexProgress) -> None:
-        if time.monotonic() - last[0] >= PROGRESS_S:
-            last[0] = time.monotonic()
-            rate = p.records / p.seconds if p.seconds else 0.0
-            print(f"audit index: {p.records:,} records ({rate:,.0f}/s), {p.rows:,} rows, partitions "
-                  f"{p.partitions_done}/{p.partitions} done", file=sys.stderr, flush=True)
+    progress = _every(line)
 
     # --rebuild builds beside the index and moves the new one into place once whole: a console
     # serving the index reads the old one until then, never a half-built one.
