@@ -28,6 +28,8 @@ loadable, and a reader verifies or decrypts with every generation it holds (``lo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import os
@@ -47,6 +49,7 @@ from broker.crypto.kex import ingress_mac_key
 from broker.crypto.keys import (
     BROKER_OWNER,
     KEY_ID_PATTERN,
+    KEY_LEN,
     MAX_KEY_FILE,
     KeyId,
     KeyKind,
@@ -55,6 +58,7 @@ from broker.crypto.keys import (
     compare_generations,
     new_key,
     parse_key_id,
+    possible_publics,
     record_from_json,
     record_to_json,
 )
@@ -234,6 +238,16 @@ def _holds_foreign_secret(name: str, data: bytes) -> bool:
     return True
 
 
+def _retired_secret(data: bytes) -> bytes | None:
+    """The secret of a retired agency-mac key file's contents, when it holds one of a key's length."""
+    try:
+        doc = json.loads(data)
+        secret = base64.b64decode(doc["secret"], validate=True) if isinstance(doc, dict) else None
+    except (UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError, binascii.Error):
+        return None
+    return secret if secret is not None and len(secret) == KEY_LEN else None
+
+
 class Keystore:
     """A folder of key files (see the module docstring)."""
 
@@ -286,7 +300,10 @@ class Keystore:
         and a file copied in by hand skips ``import_public``'s check; a key file that does not read as one,
         since no one can tell whose key it holds; and every other entry but the few the keystore writes here
         (``_kept_name``), since a key copied in under any other name (``.bak``, ``~``, a subfolder) is as leaked
-        and no reader would look at it. Messages name the file, never key material.
+        and no reader would look at it. A private key the broker may hold (its own, a pseudonym key, a retired MAC
+        key) whose bytes are the private half of a public key held here under another owner's id is refused too:
+        a file can call another party's private key by any kind, and only its bytes tell. Messages name the file,
+        never key material.
         """
         try:
             names = sorted(entry.name for entry in os.scandir(self.path))
@@ -297,12 +314,13 @@ class Keystore:
         kubernetes = bool(os.statvfs(self.path).f_flag & os.ST_RDONLY)
         problems: list[str] = []
         owners: dict[bytes, KeyRecord] = {}
+        held: list[tuple[Path, str, bytes]] = []  # private halves passed so far: (file, owner, secret)
         for name in names:
             if kubernetes and _KUBERNETES.fullmatch(name):
                 continue  # its files show here as links, each checked under its own name
             key_id = name.removesuffix(".json")
             if key_id == name or not KEY_ID_PATTERN.fullmatch(key_id):
-                problem = self._stray_problem(self.path / name)
+                problem = self._stray_problem(self.path / name, held)
                 problems += [] if problem is None else [problem]
                 continue
             path = self.path / name
@@ -316,6 +334,8 @@ class Keystore:
                     f"key {key_id}: {path} holds a private {record.kind} key in the broker's name, which the broker "
                     "never makes (`puente keys generate --for broker` makes its signing and key-agreement keys): "
                     "remove it"))
+            elif record.secret is not None:
+                held.append((path, record.owner, record.secret.reveal()))
             if record.public is None:
                 continue
             first = owners.setdefault(record.public, record)
@@ -325,11 +345,19 @@ class Keystore:
                     f"{record.owner} and {first.owner} could act as each other: compare each with its owner's "
                     "fingerprint (`puente keys export-public` prints it), remove the file that is not its owner's "
                     "key and import the right PEM (`puente keys import-public`)")
+        for path, owner, secret in held:
+            for public in possible_publics(secret):
+                other = owners.get(public)
+                if other is not None and other.owner != owner:
+                    problems.append(
+                        f"{one_line(str(path))} holds the private half of {other.key_id}, {other.owner}'s key, "
+                        f"whatever kind the file calls it: remove it (its owner must make a new generation)")
         return problems
 
-    def _stray_problem(self, path: Path) -> str | None:
+    def _stray_problem(self, path: Path, held: list[tuple[Path, str, bytes]]) -> str | None:
         """Why ``path``, an entry of the broker's folder whose name is no key id's, must not be there; None for one
-        the keystore writes itself (``_kept_name``) holding no private key the broker does not make."""
+        the keystore writes itself (``_kept_name``) holding no private key the broker does not make. The secret of a
+        retired MAC key passed is added to ``held`` under the agency its name gives."""
         shown = one_line(str(path))
         try:
             info = path.lstat()
@@ -350,6 +378,10 @@ class Keystore:
             return (f"{shown}: cannot be read as a regular file of yours, so no one can tell whether it holds a key: "
                     "remove it")
         if not _holds_foreign_secret(path.name, data):
+            retired = _RETIRED.fullmatch(path.name)
+            secret = _retired_secret(data) if retired is not None else None
+            if secret is not None:
+                held.append((path, path.name.rsplit("-mac-", 1)[0], secret))
             return None
         return (f"{shown}: holds a private key under a name no reader checks, so no one can tell whose it is: remove "
                 "it (if it is another party's, its owner must make a new generation)")

@@ -390,6 +390,13 @@ def _derived_public(kind: KeyKind, secret: bytes) -> bytes:
     return Ed25519PrivateKey.from_private_bytes(secret).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
+def possible_publics(secret: bytes) -> tuple[bytes, bytes]:
+    """The public halves ``secret`` would have as an X25519 and as an Ed25519 private key. A file can call a
+    private key by another kind (a pseudonym key, a retired MAC key, which have no public half to check it
+    against): comparing these with the public keys held tells whose key it really is."""
+    return (_derived_public(KeyKind.KEY_AGREEMENT, secret), _derived_public(KeyKind.BROKER_SIGNING, secret))
+
+
 def record_to_json(record: KeyRecord) -> bytes:
     """The file contents for ``record``."""
     doc: dict[str, str] = {

@@ -160,3 +160,40 @@ def test_a_stray_name_is_shown_on_one_line(made: Keystores) -> None:
     (made.broker.path / "x\nkey ok").write_text("", "utf-8")
     problems = made.broker.broker_custody_problems()
     assert len(problems) == 1 and "\n" not in problems[0] and "x\\nkey ok" in problems[0]
+
+
+def _disguised(made: Keystores, source: str, key_id: str, kind: str) -> Path:
+    """``source``'s private half (a partner's, from its own folder) rewritten by hand as a ``kind`` key named
+    ``key_id`` in the broker's folder: a kind the broker may hold the secret of, with no public half to compare."""
+    owner = source.split("-")[0]
+    doc = json.loads((made.partners[owner].path / f"{source}.json").read_text("utf-8"))
+    disguised = {"key_id": key_id, "kind": kind, "created_at": NOW.isoformat(), "secret": doc["secret"]}
+    target = made.broker.path / f"{key_id}.json"
+    target.write_text(json.dumps(disguised), "utf-8")
+    target.chmod(0o600)
+    return target
+
+
+@pytest.mark.parametrize(("source", "key_id", "kind"), [
+    ("COL-enc-2026a", "SENAN-mac-2025a", "agency-mac"),  # as a retired MAC key, under the name the keystore keeps
+    ("COL-enc-2026a", "COMBIFRON-pseudo-2024a", "pseudonym"),  # as a pseudonym key of an agreement
+    ("USA-rcpt-2026a", "PAN-USA-pseudo-2024a", "pseudonym"),  # a signing key, as a pseudonym key
+])
+def test_a_partners_private_key_called_by_another_kind_stops_the_start(made: Keystores, source: str, key_id: str,
+                                                                       kind: str) -> None:
+    """A partner's private key whose file calls it a kind the broker holds secrets of (a retired MAC key, a
+    pseudonym key) has no public half to give it away, but its bytes are the private half of the partner's public
+    key the broker holds: the start stops, naming the file and whose key it is, never the key."""
+    target = _disguised(made, source, key_id, kind)
+    message = _start(made)
+    assert f"{target} holds the private half of {source}" in message
+    assert json.loads(target.read_text("utf-8"))["secret"] not in message
+
+
+def test_a_secret_that_is_no_ones_private_half_is_no_custody_problem(made: Keystores) -> None:
+    """The control for the above: a retired MAC key and a pseudonym key of random bytes are the broker's own."""
+    made.broker.put(new_key(KeyKind.PSEUDONYM, "OLD-AGREEMENT", "2024a", NOW))
+    retired = {"key_id": "SENAN-mac-2025a", "kind": "agency-mac", "created_at": NOW.isoformat(),
+               "secret": base64.b64encode(bytes(range(32))).decode()}
+    (made.broker.path / "SENAN-mac-2025a.json").write_text(json.dumps(retired), "utf-8")
+    assert made.broker.broker_custody_problems() == []
