@@ -275,7 +275,8 @@ class ConsoleAccounts:
         failures all count), and a right password opens nothing when the account was locked, or its
         password changed, while it was being checked. A success through a device leaves the account's
         count and lock as they were (a guesser elsewhere gets no fresh tries from it); any other success
-        clears them."""
+        clears them. Until the lock is decided, a right password costs what a wrong one does: a hash made
+        under other Argon2 parameters is hashed again only once the sign-in has succeeded (``_rehash``)."""
         name, when = name[:64], now or datetime.now(UTC)
         at = _ms(when)
         with self._sql() as c:
@@ -286,7 +287,6 @@ class ConsoleAccounts:
             return SignIn(None, known=False)
         scope, hashed, created_ms = row
         good = _verify(self._hasher, hashed, password)
-        rehashed = self._hasher.hash(password) if good and self._hasher.check_needs_rehash(hashed) else None
         with self._write() as c:
             now_row = c.execute("SELECT hash, locked_until_ms FROM accounts WHERE name = ?", (name,)).fetchone()
             if now_row is None:
@@ -314,14 +314,23 @@ class ConsoleAccounts:
                 return SignIn(None, known=True)  # its password changed while this one was being checked
             if scope != NATIONAL and scope not in self.partners:
                 return SignIn(None, known=True)  # the policy no longer names its partner: fail closed
-            if rehashed is not None:
-                c.execute("UPDATE accounts SET hash = ? WHERE name = ?", (rehashed, name))
             if trusted:
                 c.execute("DELETE FROM devices WHERE token_sha256 = ?", (_digest(device or ""),))  # one use each
             else:
                 c.execute("UPDATE accounts SET failures = 0, locked_until_ms = 0 WHERE name = ?", (name,))
             fresh = self._new_device(c, name, at)
+        if self._hasher.check_needs_rehash(hashed):
+            self._rehash(name, hashed, password)
         return SignIn(Account(name, scope, _time(created_ms)), known=True, device=fresh)
+
+    def _rehash(self, name: str, hashed: str, password: str) -> None:
+        """Store ``password`` hashed with the console's current Argon2 parameters in place of ``hashed``, unless the
+        hash changed meanwhile (a new password). Only after a sign-in succeeded: the extra Argon2 run depends on the
+        password being right, so done any earlier it would time a right guess on a locked account apart from a
+        wrong one, and the lock would stop no guessing."""
+        rehashed = self._hasher.hash(password)
+        with self._sql() as c:
+            c.execute("UPDATE accounts SET hash = ? WHERE name = ? AND hash = ?", (rehashed, name, hashed))
 
     def _new_device(self, c: sqlite3.Connection, name: str, at: int) -> str:
         """A new device token for ``name``; the account keeps its ``MAX_DEVICES`` newest, and tokens past

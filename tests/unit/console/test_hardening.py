@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
 import pytest
@@ -181,6 +181,46 @@ def test_parallel_wrong_passwords_in_threads_lock_the_account(tmp_path: Path) ->
         for t in threads:
             t.join()
         assert accounts.sign_in("ana", PASSWORD, T0).locked
+
+
+class _Counting(PasswordHasher):
+    """A cheap hasher whose parameters differ from ``_Meddling``'s, counting the Argon2 runs it does."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=2, memory_cost=8, parallelism=1)
+        self.runs = 0
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        self.runs += 1
+        return super().hash(password, salt=salt)
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.runs += 1
+        return super().verify(hash, password)
+
+
+def test_a_locked_account_costs_the_same_for_a_right_password_as_for_a_wrong_one(tmp_path: Path) -> None:
+    """An account hashed under other Argon2 parameters, locked: a right password takes as many Argon2 runs as a
+    wrong one (hashing it again first timed a right guess apart); once the lock ends, signing in upgrades it."""
+    path = tmp_path / "auditor" / "a.sqlite"
+    made, _ = _accounts(tmp_path)
+    made.close()
+    hasher = _Counting()
+    with ConsoleAccounts.open(path, ("USA",), hasher=hasher) as accounts:
+        for _ in range(MAX_FAILURES):
+            accounts.sign_in("ana", "wrong password!", T0)
+        runs = []
+        for password in ("another wrong one", PASSWORD):
+            hasher.runs = 0
+            assert accounts.sign_in("ana", password, T0 + timedelta(minutes=1)).locked
+            runs.append(hasher.runs)
+        assert runs == [1, 1]
+        later = T0 + timedelta(hours=1)
+        assert accounts.sign_in("ana", PASSWORD, later).account is not None
+        with accounts._sql() as c:
+            stored = c.execute("SELECT hash FROM accounts WHERE name = 'ana'").fetchone()[0]
+        assert not hasher.check_needs_rehash(stored)
+        assert accounts.sign_in("ana", PASSWORD, later).account is not None
 
 
 # 3. sign-in floods ----------------------------------------------------------------------------------
