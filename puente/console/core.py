@@ -26,6 +26,7 @@ from starlette.types import Scope as AsgiScope
 
 from broker.audit_index import AlwaysKept, Query, Scope
 from broker.console_accounts import DEVICE_DAYS, ConsoleAccounts, Session
+from broker.gate import client_address
 from puente import logs
 from puente.console import views
 from puente.errors import PuenteError
@@ -120,7 +121,9 @@ class ConsoleConfig:
 
 class LoginThrottle:
     """How many sign-in attempts are let through: at most ``per_address`` from one client address and
-    ``overall`` from all together in any ``window_s`` seconds. Only attempts let through count, so it
+    ``overall`` from all together in any ``window_s`` seconds. A client address is counted as the connection
+    gate counts it (``broker.gate.client_address``): an IPv6 client by its /64, which one host is given whole,
+    so that it cannot spend the overall limit alone. Only attempts let through count, so it
     holds at most ``overall`` of them, and ``per_address`` more per live device token (below). Refused
     attempts are recorded in the audit up to ``overall`` in a window too: past that a flood is answered
     without writing each attempt down (it would fill the query log, and its one writer would keep the
@@ -159,7 +162,7 @@ class LoginThrottle:
     def admit(self, address: str, device: str | None = None) -> str | None:
         """None when an attempt from ``address`` may go on (it is counted); else which limit refused it:
         ``address`` or ``all``. ``device`` is the live device token the attempt brought, or None."""
-        now = self.clock()
+        now, address = self.clock(), client_address(address)
         self._forget(now)
         if self._by_address.get(address, 0) >= self.per_address:
             return "address"

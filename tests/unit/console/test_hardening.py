@@ -237,6 +237,34 @@ def test_the_throttle_limits_each_address_and_all_together() -> None:
     assert [throttle.record_refusal() for _ in range(4)] == [True, True, True, False]
 
 
+def test_the_throttle_counts_an_ipv6_client_by_its_64_as_the_gate_does() -> None:
+    """Every address of one /64 is one client (one host is given a whole /64), an IPv4-mapped one is its IPv4
+    address; another /64 is another client."""
+    throttle = LoginThrottle(per_address=2, overall=10, window_s=60, clock=lambda: 0.0)
+    assert throttle.admit("2001:db8:0:1::1") is None and throttle.admit("2001:db8:0:1::ffff:2") is None
+    assert throttle.admit("2001:db8:0:1:abcd::3") == "address"
+    assert throttle.admit("2001:db8:0:2::1") is None
+    assert throttle.admit("192.0.2.1") is None and throttle.admit("::ffff:192.0.2.1") is None
+    assert throttle.admit("192.0.2.1") == "address"
+
+
+def test_one_host_with_a_64_does_not_spend_the_overall_limit_and_keep_auditors_out(accounts: ConsoleAccounts,
+                                                                                    sink: Any) -> None:
+    """Sign-ins from many addresses of one /64 are held to the per-address limit; an auditor elsewhere, with no
+    device token, still signs in."""
+    app = create_app(ConsoleConfig(_no_index, accounts, sink, login_per_address=3, login_overall=6))
+
+    def attempt(client: TestClient, name: str, password: str) -> int:
+        return client.post("/login", data={"name": name, "password": password,
+                                           "form_token": _token(client)}).status_code
+
+    codes = [attempt(TestClient(app, follow_redirects=False, client=(f"2001:db8:0:1::{i + 1:x}", 5000)),
+                     "nobody", "wrong password!") for i in range(8)]
+    assert codes == [401] * 3 + [429] * 5
+    assert sink.records[-1]["params"] == {"limit": "address"}
+    assert attempt(TestClient(app, follow_redirects=False, client=("192.0.2.10", 5000)), "ana", PASSWORD) == 303
+
+
 def test_a_flood_from_elsewhere_does_not_keep_out_a_browser_with_a_device_token() -> None:
     """The overall budget spent by a flood: an attempt bringing a live device token is held to its own
     limit for that token, wherever it comes from; without one it is refused."""
