@@ -130,11 +130,12 @@ class LoginThrottle:
     auditors' own queries waiting).
 
     The overall limit keeps a flood from taking every core for Argon2; spent by a few addresses, it would
-    also keep every auditor out. So an attempt that brings a live device token (one an auditor's browser
-    was given at a sign-in: ``ConsoleAccounts.device``) is held past that limit to ``per_address`` for
-    its token: a flood from elsewhere does not keep out an auditor's own browser, and what the tokens can
-    add is bounded by the accounts (``MAX_DEVICES`` each, made only by signing in), not by how many
-    addresses a client can take."""
+    also keep every auditor out. The per-address limit, spent by anyone sharing the auditor's address (every
+    client behind a reverse proxy or a NAT has the same one), would too. So an attempt that brings a live
+    device token (one an auditor's browser was given at a sign-in: ``ConsoleAccounts.device``) is held past
+    either limit to ``per_address`` for its token: a flood from elsewhere, or from the same address, does not
+    keep out an auditor's own browser, and what the tokens can add is bounded by the accounts
+    (``MAX_DEVICES`` each, made only by signing in), not by how many addresses a client can take."""
 
     def __init__(self, per_address: int, overall: int, window_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -163,22 +164,25 @@ class LoginThrottle:
         """None when an attempt from ``address`` may go on (it is counted); else which limit refused it:
         ``address`` or ``all``. ``device`` is the live device token the attempt brought, or None."""
         now, address = self.clock(), client_address(address)
-        self._forget(now)
-        if self._by_address.get(address, 0) >= self.per_address:
-            return "address"
-        if len(self._all) >= self.overall:
+        limit = self.reached(address)
+        if limit is not None:
             if device is None or self._by_device.get(device, 0) >= self.per_address:
-                return "all"
+                return limit
             self._past.append((now, device))
             self._by_device[device] = self._by_device.get(device, 0) + 1
         self._all.append((now, address))
         self._by_address[address] = self._by_address.get(address, 0) + 1
         return None
 
-    def spent(self) -> bool:
-        """Whether the overall limit is reached now: an attempt let through now is let past it."""
+    def reached(self, address: str) -> str | None:
+        """The limit an attempt from ``address`` meets now, ``address`` or ``all``: one let through now is let
+        past it by its device token; None when there is none."""
         self._forget(self.clock())
-        return len(self._all) >= self.overall
+        if self._by_address.get(client_address(address), 0) >= self.per_address:
+            return "address"
+        if len(self._all) >= self.overall:
+            return "all"
+        return None
 
     def record_refusal(self) -> bool:
         """Whether this refusal is to be written to the audit (at most ``overall`` a window)."""
@@ -368,7 +372,7 @@ class Console:
         holder = await run_in_threadpool(self.config.accounts.device, device, self.config.clock()) if device else None
         if holder is None:
             device = None  # not a live device token: this browser is held like any other
-        past = device is not None and self.throttle.spent()  # let past the overall limit by its device alone
+        past = self.throttle.reached(address) if device is not None else None  # a limit its device lets it past
         throttled = self.throttle.admit(address, device)
         if throttled is not None:
             return await self._throttle_refusal(request, throttled)
@@ -377,8 +381,8 @@ class Console:
             return await self.refuse(request, None, "sign-in refused", {"form": "unreadable"}, 400,
                                      "This sign-in could not be read: use the sign-in page.", "(not checked)")
         name, password = form.get("name", "")[:64], form.get("password", "")
-        if past and name != holder:  # a device lets its own account past the overall limit, no other
-            return await self._throttle_refusal(request, "all")
+        if past is not None and name != holder:  # a device lets its own account past a limit, no other
+            return await self._throttle_refusal(request, past)
         target = views.local_path(form.get("next", ""))
         expected = request.cookies.get(self.config.login_cookie)
         if not expected or not same_token(expected, form.get("form_token", "")):

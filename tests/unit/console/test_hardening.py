@@ -274,10 +274,43 @@ def test_a_flood_from_elsewhere_does_not_keep_out_a_browser_with_a_device_token(
     assert throttle.admit("a1", "dev") is None and throttle.admit("a2", "dev") is None
     assert throttle.admit("a3", "dev") == "all"  # the token's own limit, whatever the address
     assert throttle.admit("a3", "other") is None
-    assert throttle.admit("x", "dev2") is None
-    assert throttle.admit("x", "dev2") == "address"  # the address limit holds first
+    assert throttle.admit("x", "dev2") is None and throttle.admit("x", "dev2") is None
+    assert throttle.admit("x", "dev2") == "address"  # its own limit spent, the first limit it met refuses it
     now[0] = 61.0
     assert throttle.admit("a3", "dev") is None and not throttle._by_device.get("other")
+
+
+def test_a_flood_from_the_same_address_does_not_keep_out_a_browser_with_a_device_token() -> None:
+    """Every client behind one proxy has its address: once they spend its limit, an attempt bringing a live
+    device token is held to the token's own limit; without one it is refused."""
+    throttle = LoginThrottle(per_address=2, overall=100, window_s=60, clock=lambda: 0.0)
+    assert throttle.admit("proxy") is None and throttle.admit("proxy") is None
+    assert throttle.reached("proxy") == "address" and throttle.admit("proxy") == "address"
+    assert throttle.admit("proxy", "dev") is None and throttle.admit("proxy", "dev") is None
+    assert throttle.admit("proxy", "dev") == "address"
+    assert throttle.admit("proxy", "dev2") is None and throttle.reached("elsewhere") is None
+
+
+def test_behind_a_proxy_a_guesser_does_not_keep_out_an_auditors_browser(accounts: ConsoleAccounts,
+                                                                        sink: Any) -> None:
+    """Every client has the proxy's address: wrong sign-ins spend its limit, then a browser without a device token
+    is refused 429; ana's browser with its token still signs her in, and her token lets no other name past."""
+    app = create_app(ConsoleConfig(_no_index, accounts, sink, login_per_address=3))
+    proxy = ("10.0.0.5", 5000)
+
+    def attempt(client: TestClient, name: str, password: str) -> int:
+        return client.post("/login", data={"name": name, "password": password,
+                                           "form_token": _token(client)}).status_code
+
+    browser = TestClient(app, follow_redirects=False, client=proxy)
+    assert attempt(browser, "ana", PASSWORD) == 303
+    guesser = TestClient(app, follow_redirects=False, client=proxy)
+    assert [attempt(guesser, "nobody", "wrong password!") for _ in range(2)] == [401, 401]  # ana's was the first
+    assert attempt(guesser, "ana", PASSWORD) == 429
+    assert sink.records[-1]["params"] == {"limit": "address"}
+    assert attempt(browser, "ana", PASSWORD) == 303
+    assert attempt(browser, "sam", "wrong password!") == 429
+    assert sink.records[-1]["params"] == {"limit": "address"}
 
 
 def test_a_device_token_lets_its_own_account_past_the_lock_and_nobody_else(tmp_path: Path) -> None:
