@@ -6,13 +6,14 @@ of QUERY records (``broker.audit.chain.ChainWriter``)::
     {"v": 1, "seq": n, "prev": ..., "kind": "QUERY", "chain": "console", "auditor": "ana",
      "scope": "national", "page": "search", "params": {...}, "results": 12, "at": "...Z", "hash": ...}
 
-Unsigned: auditors hold no signing key. Kafka's ACLs keep everyone but the auditor's login from
-writing the topic, and the chain shows an edit or a gap. One console writes the chain: its
-transactional id (``broker.access.console_transaction``) fences any earlier one, and it extends the
-chain only from a sound head (the last record a QUERY of the ``console`` chain, sealed as written,
-following the one before it; where the partition has lost no offset and holds few records, every record
-read back from the genesis on: ``head_problem``). Each query is its own transaction, committed before the page is
-answered; when that fails the caller answers no data (the console: 503).
+Unsigned: auditors hold no signing key. Kafka's ACLs keep everyone but the console's own login
+(``broker.access.CONSOLE``; the auditor's login only reads) from writing the topic, and the chain shows an
+edit or a gap. One console writes the chain: its transactional id (``broker.access.console_transaction``)
+fences any earlier one, and it extends the chain only from a sound head (the last record a QUERY of the
+``console`` chain, sealed as written, following the one before it; where the partition has lost no offset
+and holds few records, every record read back from the genesis on: ``head_problem``). Each query is its own
+transaction, committed before the page is answered; when that fails the caller answers no data (the console:
+503).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """``puente audit serve`` and ``puente audit users ...``: the auditors' console and its accounts.
 
-``serve`` runs the console (``puente.console``) logged in to Kafka as the auditor: it records every
+``serve`` runs the console (``puente.console``) logged in to Kafka as the console's own party (``console``,
+the only login that may write the auditors' query log; the auditor's reads it): it records every
 query in the queries topic before answering it, and catches the index up at start and every
 ``--refresh`` seconds. ``users`` manages the console's accounts (``broker.console_accounts``); no Kafka.
 """
@@ -33,9 +34,9 @@ def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ig
     """Add ``serve`` and ``users`` to ``puente audit``."""
     text = ("serve the auditors' console: search, timelines, why, integrity, dead letters, receipts and indicators "
             "over the audit index, read-only; every query is written to the audit before it is answered. Runs as "
-            "the auditor's Kafka login; refuses a non-loopback address without TLS. Answers only under its own names: "
-            "loopback ones on a loopback address, its certificate's over TLS, with the port; PUENTE_CONSOLE_HOSTS "
-            "adds others (a reverse proxy's)")
+            "the console party's own Kafka login, the only one that may write the auditors' query log; refuses a "
+            "non-loopback address without TLS. Answers only under its own names: loopback ones on a loopback "
+            "address, its certificate's over TLS, with the port; PUENTE_CONSOLE_HOSTS adds others (a reverse proxy's)")
     srv = audit.add_parser("serve", help="serve the auditors' web console", description=text,
                            parents=[kafka_options()])
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

@@ -13,8 +13,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+import broker.oversight as oversight
+import puente.commands.console as console_command
+from broker.access import CONSOLE, plan
 from broker.audit_index._store import at_ms
 from broker.console_accounts import ConsoleAccounts
+from broker.topology import TopicNames
+from policies import load_policy_set
 from puente.commands.console import register_audit_verbs
 from puente.console.charts import bar_chart
 from puente.console.core import SECURITY_HEADERS, SecurityHeaders
@@ -100,3 +105,19 @@ def test_a_page_that_fails_is_a_plain_500_with_the_security_headers() -> None:
     response = TestClient(app, raise_server_exceptions=False).get("/x")
     assert response.status_code == 500 and "secret detail" not in response.text
     assert all(response.headers.get(name) == value for name, value in SECURITY_HEADERS.items())
+
+
+def test_the_console_is_said_to_run_as_the_one_login_the_plan_lets_write_the_query_log() -> None:
+    """The access plan lets the console's login alone write the queries topic (the auditor's only reads it), and
+    `audit serve`'s help and the query log's docstring name that login, not the auditor's."""
+    names = TopicNames("puente")
+    writers = {a.principal for a in plan(load_policy_set(), names, ("PN",), "puente-broker")
+               if a.resource == "TOPIC" and a.name == names.queries and a.operation == "WRITE"}
+    assert writers == {CONSOLE}
+    verbs = argparse.ArgumentParser().add_subparsers()
+    register_audit_verbs(verbs)
+    serve = verbs.choices["serve"]
+    for text in (serve.description, oversight.__doc__, console_command.__doc__):
+        said = " ".join((text or "").split())
+        assert "console" in said and "auditor's login from" not in said and "the auditor's Kafka login" not in said
+        assert "as the auditor:" not in said
