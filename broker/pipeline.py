@@ -497,6 +497,12 @@ class Pipeline:
         problem = self._originator_problem(agency, alert["markings"]["originator"]) if content else None
         if problem:
             raise _Reject("originator", problem)
+        if not self._in_series(agency, alert["alert_id"], alert["markings"]["originator"]["agency"]):
+            # A relayed unit numbers its messages in its own series (``COMBIFRON:COL-ARC-...``): without this, one
+            # unit could publish under another's id a version the broker takes as the first it knows (the first
+            # reached no one, so no state holds its originator), and the other's own versions were then refused.
+            raise _Reject("originator", f"an alert id of {agency} relaying a unit must start with {agency}:<unit>- "
+                                        "for the unit the alert names as originator agency; this one does not")
         if recall and not self._may_name(agency, alert["markings"]["originator"]["agency"]):
             # Where the alert's state names its first originator, the recall is held to that (below); where it
             # cannot (none reached anyone, or a state from before originators were kept), to those the agency may
@@ -579,6 +585,16 @@ class Pipeline:
         this, and it could as well publish under a new alert id)."""
         occurred = alert.get("occurred_at")
         return isinstance(occurred, datetime) and occurred < now - self.lifecycle_retention + margin
+
+    def _in_series(self, agency: str, alert_id: Any, originator_agency: Any) -> bool:
+        """Whether ``alert_id`` is in the series of the unit ``originator_agency`` names, for an agency relaying
+        units (``Originator.prefix``; the COMBIFRON adapter's rule, ``<agency>:<unit>-...``); always for an agency
+        naming itself. An agency with no configured originator is refused elsewhere."""
+        allowed = self.originators.get(agency)
+        if allowed is None or allowed.prefix is None or originator_agency == allowed.agency:
+            return True
+        return (isinstance(alert_id, str) and isinstance(originator_agency, str)
+                and alert_id.startswith(f"{agency}:{originator_agency}-"))
 
     def _may_name(self, agency: str, originator_agency: Any) -> bool:
         """Whether a recall of ``agency`` may name ``originator_agency`` (``Originator.names``, a unit not held to

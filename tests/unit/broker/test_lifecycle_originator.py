@@ -59,10 +59,22 @@ def test_a_later_version_naming_another_originator_is_dead_lettered(action: str)
         later["markings"]["classification"] = "SECRETO"
     out = run.send(later)
     assert out.dead_reason == "originator" and out.feeds == [] and out.state is None
-    assert "first version names originator COL-ARC" in out.entry["detail"]
+    assert "COMBIFRON:<unit>-" in out.entry["detail"]  # DIJIN's version under ARC's series
     assert run.book.get(first["alert_id"]) == AlertState(1, {"COL": 1}, originator="COL-ARC")
     own = run.send(_next(first, "UPDATE"))
     assert _headers(own) == {"COL": "DELIVER"} and own.state == AlertState(2, {"COL": 2}, originator="COL-ARC")
+
+
+def test_a_unit_may_not_take_over_an_alert_its_agency_published_in_its_own_name() -> None:
+    """COMBIFRON names itself as originator of an alert in ARC's series (no series binds the agency's own name):
+    ARC's later version is then held to the first version's originator, and refused."""
+    run = Relay()
+    first = _colombian()
+    first["markings"]["originator"]["agency"] = "COMBIFRON"
+    first["markings"]["originator"]["country"] = "COL"
+    assert run.send(first).state == AlertState(1, {"COL": 1}, originator="COMBIFRON")
+    out = run.send(_as(_next(first, "UPDATE"), "ARC"))
+    assert out.dead_reason == "originator" and "first version names originator COMBIFRON" in out.entry["detail"]
 
 
 def test_a_recall_again_must_name_the_first_originator_too() -> None:
@@ -90,16 +102,17 @@ def test_with_no_state_the_first_version_processed_sets_the_originator() -> None
 
 
 def test_a_state_written_before_originators_were_recorded_loads_and_keeps_the_old_rule() -> None:
-    """A state without the field loads (originator None); its alert's later versions are held only to the
-    originators the agency may name, as before, and the state written after them still names none: a later
-    version's originator is no proof of the first's."""
+    """A state without the field loads (originator None); its alert's later versions are held to the originators
+    the agency may name and to the id's series (another unit's version is refused), and the state written after
+    them still names none: a later version's originator is no proof of the first's."""
     legacy = b'{"alert_id":"COMBIFRON:COL-ARC-2026-00412","at":"2026-11-22T12:00:00Z","holders":{"COL":1},' \
              b'"recalled":false,"version":1}'
     run = Relay()
     run.book.load(b"COMBIFRON:COL-ARC-2026-00412", legacy)
     assert run.book.get("COMBIFRON:COL-ARC-2026-00412") == AlertState(1, {"COL": 1})
     first = _colombian()
-    out = run.send(_as(_next(first, "UPDATE"), "DIJIN"))
+    assert run.send(_as(_next(first, "UPDATE"), "DIJIN")).dead_reason == "originator"
+    out = run.send(_next(first, "UPDATE"))
     assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2})
     assert out.state.encode(first["alert_id"], "2026-11-22T12:00:00Z") == legacy.replace(b'"COL":1', b'"COL":2') \
         .replace(b'"version":1', b'"version":2')

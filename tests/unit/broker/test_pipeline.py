@@ -511,8 +511,10 @@ def test_the_hidden_character_search_finds_exactly_control_and_format_characters
     assert (missed, extra) == ([], [])
 
 
-def _snm_record(**markings: Any) -> Record:
+def _snm_record(alert_id: str | None = None, **markings: Any) -> Record:
     alert = next(a for a in generate(30, seed=5, now=NOW) if a["agency"] == "SNM")
+    if alert_id is not None:
+        alert["alert_id"] = alert_id
     for name, value in markings.items():
         if name.startswith("originator_"):
             alert["markings"]["originator"][name.removeprefix("originator_")] = value
@@ -557,14 +559,30 @@ def test_a_relaying_agency_names_its_countrys_services() -> None:
     relay = Originator.of("SNM", "COL", "PAN")
     pipe = Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
                     _pipeline({}).origin, SLOTS, originators={**ORIGINATORS, "SNM": relay})
-    ok = pipe.process(_snm_record(originator_agency="COL-DIJIN", originator_country="COL"), set(), NOW)
+    ok = pipe.process(_snm_record("SNM:COL-DIJIN-2026-1", originator_agency="COL-DIJIN", originator_country="COL"),
+                      set(), NOW)
     assert ok.dead_reason is None
     for agency, country in (("COL-DIJIN", "PAN"), ("COL-", "COL"), ("SNM", "PAN"),
                             # the unit is a code: free text (a source's name and document) is no unit
                             ("COL-Fuente Juan Perez CC 80123456", "COL"), ("COL-dijin", "COL"), ("COL-DIJIN\n", "COL")):
-        out = pipe.process(_snm_record(originator_agency=agency, originator_country=country), set(), NOW)
+        out = pipe.process(_snm_record("SNM:COL-DIJIN-2026-1", originator_agency=agency, originator_country=country),
+                           set(), NOW)
         assert out.dead_reason == "originator", (agency, country)
         assert "Juan" not in out.entry.get("detail", "")
+
+
+def test_a_relayed_units_alert_id_must_be_in_its_own_series() -> None:
+    """A relaying agency's units number their messages in their own series (``SNM:COL-DIJIN-...``, as the
+    COMBIFRON adapter writes them): an alert naming one unit under another unit's id, or under no unit's, is
+    refused, so no unit can publish a version of another's alert; the agency naming itself is held to no series."""
+    relay = Originator.of("SNM", "COL", "PAN")
+    pipe = Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
+                    _pipeline({}).origin, SLOTS, originators={**ORIGINATORS, "SNM": relay})
+    for alert_id in ("SNM:COL-ARC-2026-1", "SNM:SCR-00000002", "SNM:COL-DIJINX-2026-1", "SNM:COL-DIJIN"):
+        out = pipe.process(_snm_record(alert_id, originator_agency="COL-DIJIN", originator_country="COL"), set(), NOW)
+        assert out.dead_reason == "originator" and "SNM:<unit>-" in out.entry["detail"], alert_id
+    own = pipe.process(_snm_record("SNM:SCR-00000002", originator_agency="SNM", originator_country="COL"), set(), NOW)
+    assert own.dead_reason is None
 
 
 def test_a_province_or_border_sector_that_is_no_code_is_dead_lettered() -> None:
