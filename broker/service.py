@@ -298,6 +298,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
                         classifications=policy_set.scale)
     signing = keystore.load_signing_key()
     signer_id = keystore.current("broker", KeyKind.BROKER_SIGNING).key_id
+    signing_keys = keystore.generations("broker", KeyKind.BROKER_SIGNING)
 
     def sign(payload: bytes) -> bytes:
         return sign_checkpoint(signing, payload)
@@ -306,7 +307,8 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
         conn=conn, group_id=settings.broker_group, slots=slots, max_batch=settings.max_batch,
         replay_window_days=settings.replay_window_days, signer_id=signer_id,
         client_id=f"puente-broker{client_suffix}", verify=signature_check(keystore, KeyKind.BROKER_SIGNING),
-        generations=tuple(r.key_id for r in keystore.generations("broker", KeyKind.BROKER_SIGNING)),
+        generations=tuple(r.key_id for r in signing_keys),
+        generations_made={r.key_id: int(r.created_at.timestamp() * 1000) for r in signing_keys},
         max_concurrent_txns=settings.max_concurrent_txns, retry_backoff_ms=settings.producer_retry_backoff_ms,
         session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
         fetch_max_wait_ms=settings.fetch_max_wait_ms, fetch_min_bytes=settings.fetch_min_bytes,

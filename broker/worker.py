@@ -32,7 +32,7 @@ import contextlib
 import gc
 import time
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -49,6 +49,7 @@ from broker.audit import (
     last_ingress,
     listed,
 )
+from broker.crypto.keys import KeyId, compare_generations, parse_key_id
 from broker.kafka import (
     ClientError,
     Consumer,
@@ -86,7 +87,14 @@ from broker.replay import ReplayWindow
 from broker.stall import SlotView, StallNote, StallWatch, WorkerView
 from broker.topology import Slots, TopicNames
 from puente import logs
-from puente.errors import AuditChainError, ConfigError, FeedGapError, KafkaError, KafkaUnavailableError
+from puente.errors import (
+    AuditChainError,
+    ConfigError,
+    FeedGapError,
+    KafkaError,
+    KafkaUnavailableError,
+    KeyMaterialError,
+)
 from puente.wire import Record
 
 log = logs.get("puente.broker")
@@ -179,7 +187,11 @@ class WorkerConfig:
     """Checks the broker's own signatures (every generation of its key) on a chain head it continues."""
     generations: tuple[str, ...] = ()
     """The broker's signing key ids ``verify`` takes, newest first: a head signed by one older than a key
-    that signed before it in the chain is a retired key in use, and is not continued."""
+    that signed before it in the chain is a retired key in use, and is not continued (``_read_state``)."""
+    generations_made: dict[str, int] = field(default_factory=dict)
+    """When each of ``generations`` was made (Unix ms, the keystore's ``created_at``): no block it signed was
+    appended earlier, so a head signed by an older key is checked against the blocks appended since its
+    successors were made (``_read_state``). One left out is taken as possibly as old as the chain."""
     max_concurrent_txns: int = 16
     """Slot transactions open at once in this worker (``PUENTE_MAX_CONCURRENT_TXNS``)."""
     retry_backoff_ms: int = 10
@@ -501,6 +513,21 @@ class BrokerWorker:
         before the newest one processed; their blocks were written no earlier than those
         append times, so reading the audit partition from that time (less the clock skew
         allowed) finds them all.
+
+        A head signed by an older generation of the broker's key than one held here is continued only if no
+        newer one signed a block before it (a retired key in use, a leaked one say, is not continued). Where to
+        look for those is never taken from the head: a forged one claims whatever ingress time it likes, and
+        would move the window's read past every block its successors signed. Each generation signs only blocks
+        appended after it was made, and the decisions topic stamps Kafka's append time, which no key holder
+        chooses (checked at start), so the read starts no later than the first block appended once the earliest
+        of the head's successors was made, less the clock skew allowed (``_successors_from``); from the
+        partition's start when one's making time is unknown. A block in that read naming a newer key than the
+        head's refuses the slot once its signature verifies; the record just before the head is checked so in
+        ``_verified_head`` too. What this costs at a start: nothing more in the common case, a head the newest key
+        signed; for a head an older one signed (the first start after a rotation, once per slot), the blocks
+        appended since the new key was made, at most the days between making it and restarting the workers,
+        usually within the window's read anyway. Blocks read back before the window's own start are checked
+        for their keys and seqs only: their ids are not held, so memory stays the window's.
         """
         tps = {slot: TopicPartition(self.names.decisions, slot) for slot in slots}
         last = await last_records(consumer, list(tps.values()))
@@ -526,12 +553,14 @@ class BrokerWorker:
             found = await consumer.offsets_for_times(since)
             starts = {tp: (hit.offset if hit is not None else -1) for tp, hit in found.items()}
             starts = {tp: off for tp, off in starts.items() if off >= 0}
+        window_from = dict(starts)  # the window's own read: the ids of the blocks from there on are noted
+        newer_keys = {tp: self._newer_keys(heads[tp]) for tp in tps.values()}
+        for tp, off in (await self._successors_from(consumer, newer_keys)).items():
+            starts[tp] = min(off, starts.get(tp, off))
         by_tp = {tp: windows[slot] for slot, tp in tps.items()}
         # The blocks read back are not checked one by one (``_verified_head``): none may move a window past
         # its verified head's newest append time, or one forged far ahead would prune every genuine id.
         ceiling = {tp: _latest_ingress_ms(heads[tp]) or 0 for tp in tps.values()}
-        rank = {key_id: i for i, key_id in enumerate(self.config.generations)}  # 0: the newest
-        head_rank = {tp: rank.get(str((heads[tp] or {}).get("signer")), -1) for tp in tps.values()}
         newer: dict[TopicPartition, Record] = {}  # a block read back signed (verified) by a newer key than the head
         # A record before the head naming its seq or a later one: the head is not the chain's newest block (one
         # written again after it, with its predecessor too, which ``_follows`` cannot tell from the chain's own).
@@ -541,13 +570,15 @@ class BrokerWorker:
 
         def remember(rec: Record) -> None:  # parsed as it arrives: the audit is never held in memory
             tp = TopicPartition(rec.topic, rec.partition)
-            signer, seq = remember_block(by_tp[tp], rec.value, ceiling[tp])
+            start = window_from.get(tp)
+            window = by_tp[tp] if start is not None and rec.offset >= start else None
+            signer, seq = remember_block(window, rec.value, ceiling[tp])
             at = head_at.get(tp)
             if seq is not None and at is not None and rec.offset < at[0] and seq >= at[1] and tp not in ahead:
                 ahead[tp] = rec
             # A block naming a newer key than the head's is checked as it comes (rare: only a retired key's head
             # meets one), until one verifies: one that merely names the key must not hide the genuine ones.
-            if (signer is not None and tp not in newer and rank.get(signer, len(rank)) < head_rank[tp]
+            if (signer is not None and tp not in newer and signer in newer_keys[tp]
                     and head_problem(tp.topic, tp.partition, rec.value, None, self.config.verify) is None):
                 newer[tp] = rec
 
@@ -574,6 +605,37 @@ class BrokerWorker:
         if loaded:
             log.info("replay windows loaded", slots=len(slots), alert_ids=loaded)
         return {slot: (ChainHead.after(heads[tp]), windows[slot]) for slot, tp in tps.items()}
+
+    def _newer_keys(self, head: dict[str, Any] | None) -> frozenset[str]:
+        """The generations of the broker's key held here newer than the one that signed ``head``
+        (``newer_generation``): none for a head the newest signed, the common case."""
+        signer = (head or {}).get("signer")
+        if not isinstance(signer, str):
+            return frozenset()
+        held = self.config.generations
+        return frozenset(key for key in held if newer_generation(key, signer, held))
+
+    async def _successors_from(self, consumer: Consumer, newer: dict[TopicPartition, frozenset[str]],
+                               ) -> dict[TopicPartition, int]:
+        """Where each audit partition whose head an older generation signed is read from, to meet every block
+        the newer ones (``newer``) signed: its first block appended once the earliest of them was made, less
+        the clock skew allowed (Kafka's append times, never a time a block states); its start when one's
+        making time is unknown. A partition with no block appended since is left out: no newer key signed it."""
+        made = self.config.generations_made
+        times: dict[TopicPartition, int] = {}
+        out: dict[TopicPartition, int] = {}
+        for tp, keys in newer.items():
+            known = [made.get(key) for key in keys]
+            if not known:
+                continue
+            if None in known:
+                out[tp] = 0
+            else:
+                times[tp] = max(0, min(m for m in known if m is not None) - MAX_FUTURE_SKEW_MS)
+        if times:
+            found = await consumer.offsets_for_times(times)
+            out.update({tp: hit.offset for tp, hit in found.items() if hit is not None})
+        return out
 
     async def _committed_now(self, tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
         """Each fresh slot's offset committed to the group, asked now: after the slots' producers fenced
@@ -744,6 +806,12 @@ class BrokerWorker:
         this head's newest append time, so it cannot push the window on, and an id keeps the latest
         time any block gives it, so an early time cannot have it forgotten: the genuine ids stay.
         Only the broker's login may write the partition.)
+
+        The record before the head is the one block read back that is checked: signed by a newer generation
+        of the broker's key than the head (``newer_generation``), with a signature that verifies, it shows
+        the head signed by a key the chain had moved on from, whatever time the head claims. (A newer key
+        merely named stops nothing: anyone who may write the topic can name one. ``_read_state`` looks
+        further back.)
         """
         if rec is None:
             return None
@@ -761,7 +829,28 @@ class BrokerWorker:
                 f"seq {head.get('seq')}) does not follow the record before it (offset {before.offset}): an older "
                 "block was written again after the head, or the chain forks. The broker will not sign over it; run "
                 "`puente audit verify`")
+        if before is not None:
+            self._refuse_retired(tp, head, before)
         return head
+
+    def _refuse_retired(self, tp: TopicPartition, head: dict[str, Any], before: Record) -> None:
+        """AuditChainError when ``before``, the record just before the verified ``head``, is signed (verifiably)
+        by a newer generation of the broker's key than the head."""
+        try:
+            prior = orjson.loads(before.value).get("signer")
+        except (ValueError, AttributeError):
+            return
+        signer = head.get("signer")
+        if (not isinstance(prior, str) or not isinstance(signer, str)
+                or not newer_generation(prior, signer, self.config.generations)
+                or head_problem(tp.topic, tp.partition, before.value, None, self.config.verify) is not None):
+            return
+        raise AuditChainError(
+            f"audit partition {tp.topic}[{tp.partition}] cannot be continued: its last block is signed by "
+            f"{signer[:80]}, a key its chain had moved on from (a newer generation, {prior[:80]}, signed the block "
+            f"before it at offset {before.offset}): a retired key in use. The broker will not sign over it; run "
+            "`puente audit verify` (a key rolled back on purpose needs a new generation instead: "
+            "`puente keys generate --generation`)")
 
     async def _producer(self, slot: int) -> Producer:
         made = producer(
@@ -1517,6 +1606,25 @@ def head_ahead(last: dict[str, Any] | None, now_ms: float) -> str | None:
             "machine's clock first)")
 
 
+def newer_generation(a: str, b: str, generations: Sequence[str]) -> bool:
+    """Whether the broker's key ``a`` is a newer generation than ``b``: by their labels where they say
+    (``compare_generations``: ``2026b`` after ``2026a``), else by ``generations``, the keystore's order (newest
+    first). Keys neither orders are newer than none."""
+    if a == b:
+        return False
+    ka: KeyId | None
+    kb: KeyId | None
+    try:
+        ka, kb = parse_key_id(a), parse_key_id(b)
+    except KeyMaterialError:
+        ka = kb = None
+    if ka is not None and kb is not None and (ka.owner, ka.kind) == (kb.owner, kb.kind):
+        order = compare_generations(ka.generation, kb.generation)
+        if order is not None:
+            return order == 1
+    return a in generations and b in generations and generations.index(a) < generations.index(b)
+
+
 def _slot_source(slots: Slots, slot: int) -> str:
     agency, partition = divmod(slot, slots.partitions)
     if agency >= len(slots.agencies):
@@ -1549,17 +1657,18 @@ class Remembered(NamedTuple):
     seq: int | None = None
 
 
-def remember_block(window: ReplayWindow, value: bytes, ceiling: int) -> Remembered:
+def remember_block(window: ReplayWindow | None, value: bytes, ceiling: int) -> Remembered:
     """Note in ``window`` the alert versions an audit block read back records as decided, each at its
     ingress append time but no later than ``ceiling`` (the verified head's newest): the block itself is
     not verified, and a time ahead of the head would move the window on and prune the genuine ids.
-    Returns the signer and seq the block names (None: none), unchecked."""
+    Returns the signer and seq the block names (None: none), unchecked. No ``window``: only those."""
     try:
         doc = orjson.loads(value)
     except ValueError:
         return Remembered()
-    for alert_id, appended in _processed_ids(doc):
-        window.add(alert_id, min(appended, ceiling))
+    if window is not None:
+        for alert_id, appended in _processed_ids(doc):
+            window.add(alert_id, min(appended, ceiling))
     if not isinstance(doc, dict):
         return Remembered()
     signer, seq = doc.get("signer"), doc.get("seq")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -117,3 +118,123 @@ def test_blocks_appended_again_with_their_predecessor_are_not_continued(monkeypa
     blocks read back for the replay window include seqs at or past the head's: refused, naming the first."""
     with pytest.raises(AuditChainError, match=r"a record before its last block \(offset 1\) names the same seq"):
         _load(monkeypatch, [NEW] * 6, again=(0, 1), committed=False)
+
+
+# A chain as Kafka holds it, dated: the blocks' append times are Kafka's (LogAppendTime), and the time each
+# block claims for its ingress records is its signer's. The fake answers as Kafka would: offsets_for_times by
+# append time, read_many from the offsets asked.
+DAY = 86_400_000
+NOW = int(time.time() * 1000) - DAY  # a head is never ahead of this machine's clock (``head_ahead``)
+
+
+def _dated(plan: list[tuple[str, int, int]]) -> list[Record]:
+    """Blocks signed by each (signer, Kafka append time, claimed ingress time) in turn, one chain."""
+    writer = ChainWriter(NAMES.decisions, 0)
+    return [Record(NAMES.decisions, 0, i, None, writer.block(
+        [{"kind": "ALERT", "alert_id": f"SENAN:{i}", "ingress": f"{NAMES.ingress('SENAN')}:0:{i}",
+          "ingress_ms": claimed, "decisions": []}], signer, _sign, "2026-11-01T10:00:00Z"), (), appended, True)
+        for i, (signer, appended, claimed) in enumerate(plan)]
+
+
+class _Kafka:
+    """The audit partition's reader: what the worker asked for is kept."""
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+        self.asked: list[dict[TopicPartition, int]] = []
+        self.starts: dict[TopicPartition, int] = {}
+
+    async def offsets_for_times(self, since: dict[TopicPartition, int]) -> dict[TopicPartition, Any]:
+        self.asked.append(dict(since))
+        hit = {tp: next((r.offset for r in self.records if r.timestamp_ms >= ms), None) for tp, ms in since.items()}
+        return {tp: None if off is None else type("Hit", (), {"offset": off})() for tp, off in hit.items()}
+
+
+def _state(monkeypatch: pytest.MonkeyPatch, records: list[Record], made: dict[str, int] | None = None,
+           ) -> tuple[_Kafka, Any]:
+    kafka = _Kafka(records)
+
+    async def last_records(consumer: Any, tps: list[TopicPartition],
+                           ) -> dict[TopicPartition, tuple[Record | None, Record | None]]:
+        return {tp: (records[-2] if len(records) > 1 else None, records[-1]) for tp in tps}
+
+    async def read_many(consumer: Any, tps: list[TopicPartition], *, starts: dict[TopicPartition, int],
+                        each: Callable[[Record], None]) -> None:
+        kafka.starts = dict(starts)
+        for rec in records:
+            if rec.offset >= starts[TopicPartition(rec.topic, rec.partition)]:
+                each(rec)
+
+    monkeypatch.setattr(worker_module, "last_records", last_records)
+    monkeypatch.setattr(worker_module, "read_many", read_many)
+    config = WorkerConfig(CONN, "g", Slots(("SENAN",), 1, NAMES), verify=_verify, generations=(NEW, OLD),
+                          generations_made=made or {})
+    worker = BrokerWorker(config, Pipeline(), _sign)  # type: ignore[arg-type]
+    return kafka, asyncio.run(worker._read_state(kafka, [0], {0: None}))  # type: ignore[arg-type]
+
+
+TP = TopicPartition(NAMES.decisions, 0)
+MADE = {OLD: NOW - 400 * DAY, NEW: NOW - 30 * DAY}
+
+
+def test_a_retired_head_claiming_a_fresh_time_is_refused_by_the_block_before_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A head a leaked retired key signed right after its successor's block, claiming a fresh ingress time (so the
+    window's read starts past every block the successor signed), is refused: the record before it is checked."""
+    records = _dated([(NEW, NOW - 10 * DAY + i, NOW - 10 * DAY + i) for i in range(3)] + [(OLD, NOW, NOW)])
+    worker = BrokerWorker(WorkerConfig(CONN, "g", Slots(("SENAN",), 1, NAMES), verify=_verify,
+                                       generations=(NEW, OLD)), Pipeline(), _sign)  # type: ignore[arg-type]
+    with pytest.raises(AuditChainError, match=r"moved on from \(a newer generation, broker-sign-2026b, signed the "
+                                              r"block before it at offset 2\)"):
+        worker._verified_head(TP, records[-1], records[-2])
+    with pytest.raises(AuditChainError, match="moved on from"):
+        _state(monkeypatch, records, MADE)
+
+
+@pytest.mark.parametrize("made", [MADE, None], ids=["made-times-known", "made-times-unknown"])
+def test_retired_blocks_claiming_fresh_times_are_refused(monkeypatch: pytest.MonkeyPatch,
+                                                         made: dict[str, int] | None) -> None:
+    """Two blocks a leaked retired key signed after its successor's, claiming fresh ingress times: the record
+    before the head is the retired key's own, and the window's read (from the head's claimed time) meets no block
+    of the successor; the read from when the successor was made (from the start when that is unknown) does."""
+    records = _dated([(OLD, NOW - 90 * DAY, NOW - 90 * DAY), (NEW, NOW - 10 * DAY, NOW - 10 * DAY),
+                      (NEW, NOW - 10 * DAY + 1, NOW - 10 * DAY + 1), (OLD, NOW - 1, NOW - 1), (OLD, NOW, NOW)])
+    with pytest.raises(AuditChainError, match=r"a newer generation signed the block at offset 1\)"):
+        _state(monkeypatch, records, made)
+
+
+def test_a_head_the_newest_key_signed_reads_back_the_window_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The common start costs what it did: a head the newest key signed is looked behind only over the window."""
+    records = _dated([(OLD, NOW - 40 * DAY, NOW - 40 * DAY)] + [(NEW, NOW - (20 - i) * DAY, NOW - (20 - i) * DAY)
+                                                                  for i in range(21)])
+    kafka, states = _state(monkeypatch, records, MADE)
+    assert len(kafka.asked) == 1
+    assert kafka.starts == {TP: 14}  # the blocks of the last 7 days (and twice the skew allowed)
+    assert states[0][0].seq == len(records)
+
+
+def test_the_first_start_after_a_rotation_reads_back_from_when_the_new_key_was_made(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A genuine head the old key signed, its successor made since: continued, after a read from the first block
+    appended once the successor was made (workers restarted one after another meanwhile), not the whole chain."""
+    records = _dated([(OLD, NOW - (30 - i) * DAY, NOW - (30 - i) * DAY) for i in range(31)])
+    kafka, states = _state(monkeypatch, records, {OLD: NOW - 400 * DAY, NEW: NOW - 10 * DAY})
+    assert kafka.asked[-1] == {TP: NOW - 10 * DAY - 3_600_000}
+    assert kafka.starts == {TP: 20}  # the window's read alone would start at 23, the last 7 days
+    assert states[0][0].seq == len(records)
+    kafka, states = _state(monkeypatch, records, {OLD: NOW - 400 * DAY, NEW: NOW - 2 * DAY})
+    assert kafka.starts == {TP: 23}  # made within the window: no more than the window's read
+    _, states = _state(monkeypatch, records, {OLD: NOW - 400 * DAY})  # the new key's making time unknown
+    assert states[0][0].seq == len(records)
+
+
+def test_generations_are_ordered_by_their_labels_first() -> None:
+    """Labels order the broker's keys where they say (2026b after 2026a, 10a after 9a); the keystore's order
+    decides only where they do not (2026a, spring); a key neither orders is newer than none."""
+    from broker.worker import newer_generation
+
+    assert newer_generation("broker-sign-10a", "broker-sign-9a", ("broker-sign-9a", "broker-sign-10a"))
+    assert not newer_generation("broker-sign-9a", "broker-sign-10a", ("broker-sign-9a", "broker-sign-10a"))
+    assert newer_generation("broker-sign-spring", "broker-sign-2026a", ("broker-sign-spring", "broker-sign-2026a"))
+    assert not newer_generation("broker-sign-2026a", "broker-sign-spring", ("broker-sign-spring",))
+    assert not newer_generation(NEW, NEW, (NEW,))
