@@ -4,8 +4,13 @@ Each slot is watched on its own, since one slot's commits say nothing of another
 transaction hangs stalls its partition, however often the other slots of the worker commit. A
 slot *has work* when it holds a transaction open, has records taken from Kafka and not committed
 (queued, being worked out, or waiting for a transaction permit), or has committed records in its
-partition it has not processed. It *progresses* when it commits. The worker itself has work while
-it joins its group, and progresses when a join completes.
+partition it has not processed, or cannot tell: no fetch of its partition answered for a while
+(``unreachable_after_s``). The records behind are counted from the partition's end as the last
+answered fetch gave it, which stops moving when Kafka stops answering (its leader gone, say): a slot
+caught up then would show none behind for ever while records pile up. The worker's consumer fetches
+every partition it holds without a pause, a long poll about every 100 ms when quiet, so a slot Kafka
+answers is never silent for seconds. It *progresses* when it commits. The worker itself has work
+while it joins its group, and progresses when a join completes.
 
 Work without progress for longer than ``after_s`` is a stall: the watch gives one warning naming
 the slot (or the join) and what it waits for, another every ``after_s`` while the stall lasts, and
@@ -38,7 +43,7 @@ class SlotView:
     behind: int = 0
     """Committed records in its partition not processed yet."""
     last_fetch_at: float | None = None
-    """When Kafka last answered a fetch for its partition (None: not yet)."""
+    """When Kafka last answered a fetch for its partition (None: not since the slot was taken)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +79,16 @@ def slot_waiting_for(view: SlotView, now: float, unreachable_after_s: float) -> 
     if view.taken:
         return (f"slot {slot}'s next transaction to begin ({view.queued} records queued; "
                 "a transaction permit, or its batch being worked out)")
+    unanswered = view.last_fetch_at is None or now - view.last_fetch_at > unreachable_after_s
+    silent = "" if view.last_fetch_at is None else f" for {now - view.last_fetch_at:.0f}s"
     if view.behind > 0:
-        if view.last_fetch_at is None or now - view.last_fetch_at > unreachable_after_s:
-            silent = "" if view.last_fetch_at is None else f" for {now - view.last_fetch_at:.0f}s"
+        if unanswered:
             return (f"Kafka, unreachable: no fetch answered{silent} with {view.behind} records "
                     f"to process in slot {slot}")
         return f"fetching: {view.behind} records to process in slot {slot}"
+    if unanswered:  # caught up as far as it last heard, which says nothing of what was appended since
+        return (f"Kafka, unreachable: slot {slot} has had no fetch answered{silent or ' since it was taken'}, "
+                "caught up as far as it last heard (records appended since are not seen)")
     return None
 
 

@@ -133,9 +133,9 @@ async def test_slots_stalled_at_once_make_one_line_per_look(monkeypatch: pytest.
     states = [SlotState(tp, n, HeldProducer(), ChainWriter("t.audit", n), ReplayWindow(7))  # type: ignore[arg-type]
               for n, tp in enumerate(tps)]
     worker._owned = dict(zip(tps, states, strict=True))
-    behind = {"end": 7}
+    behind: dict[str, Any] = {"end": 7, "answered": None}
     monkeypatch.setattr("broker.worker.fetch_view",
-                        lambda consumer, tp: FetchView(position=0, end=behind["end"], answered_at=None))
+                        lambda consumer, tp: FetchView(position=0, end=behind["end"], answered_at=behind["answered"]))
     lines: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr("broker.worker.log", SimpleNamespace(warning=lambda event, **kw: lines.append((event, kw))))
     began = time.monotonic()
@@ -149,9 +149,38 @@ async def test_slots_stalled_at_once_make_one_line_per_look(monkeypatch: pytest.
     assert [event for event, _ in lines] == ["worker stalled", "worker stalled"]
     assert lines[0][1]["slots"] == [0, 1, 2, 3, 4] and lines[0][1]["waiting_for"].endswith("; and 2 more slot(s)")
     assert lines[0][1]["waiting_for"].count("Kafka, unreachable") == 3
-    behind["end"] = 0
+    behind.update(end=0, answered=time.time())  # answered again, all processed
     with monkeypatch.context() as m:
         m.setattr("broker.worker.time.monotonic", lambda: began + 23.0)
         worker._watch(SimpleNamespace())  # type: ignore[arg-type]
     assert [event for event, _ in lines][-1] == "worker moving again" and len(lines) == 3
     assert lines[-1][1]["slots"] == [0, 1, 2, 3, 4]
+
+
+async def test_the_worker_names_a_caught_up_slot_kafka_stopped_answering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the worker's own watch: slot 0 caught up (its partition's end, as last heard, is where it stands)
+    and answered a moment ago is not named; slot 1, caught up too but last answered 30 s ago (its leader gone),
+    is named as Kafka out of reach, though it shows nothing behind."""
+    config = WorkerConfig(KafkaConnection(bootstrap="unused:9092"), "g", Slots(("SENAN",), 2, TopicNames("t")),
+                          max_batch=10)
+    worker = BrokerWorker(config, Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
+    worker._joining = False
+    tps = [TopicPartition(TOPIC, n) for n in range(2)]
+    states = [SlotState(tp, n, HeldProducer(), ChainWriter("t.audit", n), ReplayWindow(7))  # type: ignore[arg-type]
+              for n, tp in enumerate(tps)]
+    worker._owned = dict(zip(tps, states, strict=True))
+    silent_since = {tps[0]: 0.1, tps[1]: 30.0}
+    monkeypatch.setattr("broker.worker.fetch_view", lambda consumer, tp: FetchView(
+        position=5, end=5, answered_at=time.time() - silent_since[tp]))
+    lines: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr("broker.worker.log", SimpleNamespace(warning=lambda event, **kw: lines.append((event, kw))))
+    began = time.monotonic()
+    for state in states:
+        state.next_offset, state.progress_at = 5, began
+    worker._stall = StallWatch(10.0, since=began)
+    for at in (1.0, 11.0):
+        with monkeypatch.context() as m:
+            m.setattr("broker.worker.time.monotonic", lambda at=at: began + at)
+            worker._watch(SimpleNamespace())  # type: ignore[arg-type]
+    assert [(event, kw["slots"]) for event, kw in lines] == [("worker stalled", [1])]
+    assert lines[0][1]["waiting_for"].startswith("Kafka, unreachable: slot 1 has had no fetch answered for 3")

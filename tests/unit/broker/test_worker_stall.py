@@ -55,11 +55,28 @@ def _committed(at: float) -> WorkerView:
     return WorkerView(joining=False, slots=[SlotView(0, committed_at=at, behind=40, last_fetch_at=0.0)])
 
 
+def _idle(t: float) -> WorkerView:
+    """A slot with nothing to do, whose fetches Kafka answers (the worker long-polls about every 100 ms)."""
+    return WorkerView(joining=False, slots=[SlotView(0, committed_at=0.0, last_fetch_at=t - 0.1)])
+
+
 def test_an_idle_worker_never_stalls() -> None:
-    """No work (joined, nothing behind, nothing open) is never a stall, however long it lasts."""
+    """No work (joined, nothing behind, nothing open, fetches answered) is never a stall, however long it lasts."""
     watch = StallWatch(10.0, since=0.0)
-    idle = WorkerView(joining=False, slots=[SlotView(0, committed_at=0.0, last_fetch_at=0.0)])
-    assert all(watch.observe(t, idle) == [] for t in range(0, 120))
+    assert all(watch.observe(t, _idle(t)) == [] for t in range(0, 120))
+
+
+def test_a_caught_up_slot_whose_fetches_go_unanswered_stalls() -> None:
+    """A slot caught up when Kafka stopped answering its fetches shows nothing behind for ever (the partition's end
+    is the last answer's): the silence itself is the stall, warned each interval, its end noted once answered."""
+    watch = StallWatch(10.0, since=0.0)
+    assert all(watch.observe(float(t), _idle(float(t))) == [] for t in range(0, 20))
+    gone = WorkerView(joining=False, slots=[SlotView(0, committed_at=0.0, last_fetch_at=19.9)])
+    notes = {t: watch.observe(float(t), gone) for t in range(20, 50)}
+    warned = {t: n for t, n in notes.items() if n}
+    assert sorted(warned) == [34, 44]  # 10 s after the last look that found it answered (24), then each 10 s
+    assert warned[34][0].waiting.startswith("Kafka, unreachable: slot 0 has had no fetch answered for 14s, caught up")
+    assert watch.observe(50.0, _idle(50.0)) == [StallNote(warned[44][0].waiting, 26.0, recovered=True, slot=0)]
 
 
 def test_a_stall_is_warned_once_per_interval_then_its_end_once() -> None:
@@ -97,7 +114,9 @@ def test_a_join_that_lasts_is_a_stall_of_the_worker() -> None:
     (SlotView(1, 0.0, behind=5, last_fetch_at=19.0), "fetching: 5 records to process in slot 1"),
     (SlotView(1, 0.0, behind=5, last_fetch_at=None), "Kafka, unreachable: no fetch answered with 5 records"),
     (SlotView(1, 0.0, behind=5, last_fetch_at=8.0), "Kafka, unreachable: no fetch answered for 12s"),
-    (SlotView(1, 0.0, behind=0, last_fetch_at=None), None),
+    (SlotView(1, 0.0, behind=0, last_fetch_at=19.9), None),
+    (SlotView(1, 0.0, behind=0, last_fetch_at=None), "Kafka, unreachable: slot 1 has had no fetch answered since it"),
+    (SlotView(1, 0.0, behind=0, last_fetch_at=8.0), "Kafka, unreachable: slot 1 has had no fetch answered for 12s"),
 ])
 def test_the_warning_names_the_slot_and_what_it_waits_for(view: SlotView, expected: str | None) -> None:
     """The open transaction first, then records taken, then Kafka silent or slow to fetch; the slot named in each."""
