@@ -277,6 +277,13 @@ def _did_you_mean(given: str, known: Iterable[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+def _continues(line: str) -> bool:
+    """Whether ``line`` goes on on the next line, as ``java.util.Properties`` reads it: it ends in an odd number of
+    backslashes (an even number is that many halves of escaped backslashes), with nothing after them, not even a
+    blank (a backslash before a blank escapes the blank)."""
+    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
+
+
 def read_properties(text: str, source: str) -> dict[str, Entry]:
     """A client properties file's keys and values (``key=value`` or ``key: value``, ``#`` and ``!``
     comments, ``\\`` continuation lines), each with its line. Only the keys Puente knows are admitted,
@@ -301,7 +308,7 @@ def read_properties(text: str, source: str) -> dict[str, Entry]:
             continue
         if not logical:
             first = number
-        if stripped.endswith("\\") and not stripped.endswith("\\\\"):
+        if _continues(line):
             logical += stripped[:-1]
             continue
         logical += stripped

@@ -236,3 +236,32 @@ def test_bootstrap_servers_take_names_addresses_and_bracketed_ipv6(tmp_path: Pat
     servers = "kafka-1:9093,10.0.0.7:9093,[::1]:19092,kafka_2.internal.example:65535"
     config = _write(tmp_path, f"bootstrap.servers={servers}\nsecurity.protocol=PLAINTEXT\n")
     assert connection_from_properties(config).bootstrap == servers
+
+
+@pytest.mark.parametrize("slashes", [1, 3, 5])
+def test_a_line_ending_in_an_odd_number_of_backslashes_continues_as_java_reads_it(tmp_path: Path, ca: Path,
+                                                                                  slashes: int) -> None:
+    """Kafka's Java tools continue a line ending in an odd number of backslashes (three: an escaped one, then the
+    continuation), so the line after is part of its value: read as a setting of its own, it turned the server's
+    name check off for Puente while the Java tools kept it on."""
+    config = _write(tmp_path, (
+        "bootstrap.servers=k1:9093\nsecurity.protocol=SSL\n"
+        f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n"
+        "client.id=col-subscriber" + "\\" * slashes + "\n"
+        "ssl.endpoint.identification.algorithm=none\n"))
+    conn = connection_from_properties(config)
+    assert conn.check_hostname and conn.aiokafka()["ssl_context"].check_hostname
+    assert conn.librdkafka().get("ssl.endpoint.identification.algorithm", "https") == "https"
+
+
+@pytest.mark.parametrize("ending", ["\\\\", "\\\\\\\\", "\\ "])
+def test_a_line_ending_in_an_even_number_of_backslashes_or_a_blank_does_not_continue(tmp_path: Path, ca: Path,
+                                                                                     ending: str) -> None:
+    """Two backslashes are one escaped backslash, and one before a blank escapes the blank: the next line is a
+    setting of its own, as the Java tools read it."""
+    config = _write(tmp_path, (
+        "bootstrap.servers=k1:9093\nsecurity.protocol=SSL\n"
+        f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n"
+        f"client.id=col-subscriber{ending}\n"
+        "ssl.endpoint.identification.algorithm=none\n"))
+    assert not connection_from_properties(config).check_hostname
