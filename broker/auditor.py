@@ -470,9 +470,13 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
         parts = {topic: await partitions_of(consumer, topic) for topic in topics}
         if walked is not None:
             walked.partitions = sum(len(ps) for ps in parts.values())
+        # As `audit verify` walks them (``verify_topics``): a chain whose first records retention deleted starts at
+        # its first record held, whose rows are listed, rather than at a gap that would leave them out.
+        starts = await log_starts(consumer, [TopicPartition(t, p) for t, ps in parts.items() for p in ps])
         for topic, holds in topics.items():
             for partition in parts[topic]:
-                walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True)
+                walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
+                                     log_start=starts.get(TopicPartition(topic, partition), 0))
                 dropped = 0
                 # Per receipt chain: the records waiting for a checkpoint (offset, their rows that pass ``flt``).
                 waiting: Unvouched[list[dict[str, Any]]] = Unvouched()

@@ -89,6 +89,41 @@ def test_verify_topics_walks_each_partition_from_where_its_log_starts(
     assert report.ok and report.records == 3 and [(v.seq, v.since) for v in report.vouched] == [(4, 2)]
 
 
+def _held_from(monkeypatch: pytest.MonkeyPatch, values: list[bytes], start: int) -> None:
+    """Have ``broker.auditor`` read ``values`` as Kafka holds them once records before ``start`` were deleted."""
+
+    async def log_starts(consumer: Any, tps: list[Any]) -> dict[Any, int]:
+        return dict.fromkeys(tps, start)
+
+    async def read_range(consumer: Any, tp: Any, begin: int | None = None) -> Any:
+        for offset, value in _cut(values, start):
+            if begin is None or offset >= begin:
+                yield SimpleNamespace(offset=offset, value=value, appended_ms=None)
+
+    monkeypatch.setattr(auditor, "log_starts", log_starts)
+    monkeypatch.setattr(auditor, "read_range", read_range)
+
+
+def test_audit_log_lists_the_first_block_held_of_a_chain_cut_by_retention(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`audit log` walks each partition from where its log starts, as `audit verify` does: the first block held
+    after retention is listed, not left out as a gap, so its decisions stay in the log and under `--alert`."""
+    writer = ChainWriter(DECISIONS, 0)
+    blocks = [writer.block([{"kind": "ALERT", "alert_id": f"A{i}", "ingress": f"t.ingress.SNM:0:{i}",
+                             "decisions": [{"partner": "COL", "decision": "DENY"}]}],
+                           "broker-sign-test", _sign, f"2026-03-0{1 + i}T12:00:00Z") for i in range(5)]
+    audit_topics[DECISIONS] = []
+    _held_from(monkeypatch, blocks, 2)
+    left: list[int] = []
+
+    async def rows(flt: auditor.LogFilter) -> list[Any]:
+        return [row["alert_id"] async for row in auditor.read_log(
+            None, {DECISIONS: "decisions"}, flt, _verify, left)]  # type: ignore[arg-type]
+
+    assert asyncio.run(rows(auditor.LogFilter())) == ["A2", "A3", "A4"] and left == [0]
+    assert asyncio.run(rows(auditor.LogFilter(alert="A2"))) == ["A2"]
+
+
 def test_the_index_starts_a_new_chain_at_the_log_start_and_keeps_a_gap_it_never_read(tmp_path: Path) -> None:
     """An index built after retention cut the partition starts the chain at its first record held; an index that
     held the chain at seq 2 when Kafka deleted seq 2-3 unread reports the gap (it never verified them)."""
