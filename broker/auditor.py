@@ -794,9 +794,12 @@ async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn) -> 
     over everything before its new blocks, so any finding (a record someone else wrote, an old block
     replayed at the end, a gap) stops it, with one error that points to ``puente audit verify``; and
     "already collected" is taken from sound records only, so nothing written by someone else can keep
-    a denial out. AuditChainError when the chain may not be extended.
+    a denial out. AuditChainError when the chain may not be extended. The walk starts where the partition's log
+    starts (``log_starts``), as `audit verify`'s does: blocks retention deleted are no gap, and their lines, no
+    longer held, no longer count as collected.
     """
-    walk = PartitionWalk(tp.topic, tp.partition, verify, "denials")
+    starts = await log_starts(consumer, [tp])
+    walk = PartitionWalk(tp.topic, tp.partition, verify, "denials", log_start=starts.get(tp, 0))
     seen: set[str] = set()
     problems = 0
     first: Finding | None = None

@@ -4,6 +4,7 @@ reported as damaged on every run; records missing that the log start does not ex
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +15,7 @@ import broker.auditor as auditor
 from broker.audit import ChainWriter, verify_partition
 from broker.audit.verify import Holds
 from broker.audit_index import AuditIndex, Scope
+from tests.unit.broker import test_audit_trust as trust
 from tests.unit.broker.test_audit_chain import _sign, _verify
 
 DECISIONS, RECEIPTS = "t.audit.decisions", "t.receipts.COL"
@@ -122,6 +124,23 @@ def test_audit_log_lists_the_first_block_held_of_a_chain_cut_by_retention(
 
     assert asyncio.run(rows(auditor.LogFilter())) == ["A2", "A3", "A4"] and left == [0]
     assert asyncio.run(rows(auditor.LogFilter(alert="A2"))) == ["A2"]
+
+
+def test_collect_denials_continues_a_denials_chain_cut_by_retention(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The denials topic's oldest blocks expired: the collector walks it from where its log starts, as `audit
+    verify` does, so it continues the chain after its last block (no gap that `audit verify` never finds), and a
+    line a block still held lists counts as collected and is not added again."""
+    monkeypatch.setitem(auditor.collect_denials.__kwdefaults__, "per_transaction", 1)
+    audit_topics[trust.NAMES.denials] = []
+    added, blocks = trust._collect(monkeypatch, tmp_path, [trust.LINE.format(s=s) for s in range(5)])
+    assert added == len(blocks) == 5
+    _held_from(monkeypatch, blocks, 2)
+    added, more = trust._collect(monkeypatch, tmp_path, [trust.LINE.format(s=s) for s in (2, 3, 4, 9)])
+    assert added == len(more) == 1 and json.loads(more[0])["seq"] == 5
+    report = verify_partition(trust.NAMES.denials, 0, _cut([*blocks, *more], 2), trust._verify, "denials",
+                              log_start=2)
+    assert report.ok and [(v.seq, v.since) for v in report.vouched] == [(5, 2)]
 
 
 def test_the_index_starts_a_new_chain_at_the_log_start_and_keeps_a_gap_it_never_read(tmp_path: Path) -> None:
