@@ -46,7 +46,7 @@ from broker.audit.chain import (
     shown,
     unresolved_decisions,
 )
-from broker.crypto.keys import BROKER_OWNER, KeyKind, parse_key_id
+from broker.crypto.keys import BROKER_OWNER, KeyKind, compare_generations, parse_key_id
 from broker.crypto.signing import SIGNATURE_LEN
 from puente.errors import KeyMaterialError
 from puente.wire import iso_utc
@@ -713,7 +713,10 @@ def moved_back(signers: list[str], signer: str) -> str | None:
     (it refuses to continue them). So a key signing again after its successor has is a retired key in use,
     which a leak of it would look like; it is reported, and the chain's owner will not sign over it. A key is
     noted (``note_key``) only once a record it signed is taken into the chain: a copy of an old record, signed
-    with a key retention has since deleted every record of, must not make the key in use look retired."""
+    with a key retention has since deleted every record of, must not make the key in use look retired. A key the
+    chain never used is retired too when its generation is older than one that signed the chain
+    (``newer_generation``): a chain begun under the newer key (or whose records of the older expired) must not take
+    a block of the older."""
     return _moved_past(signers, signer, "this chain", "")
 
 
@@ -732,12 +735,29 @@ def retired(keys: list[str], signer: str, owner: str) -> str | None:
 
 def _moved_past(order: list[str], signer: str, whose: str, where: str) -> str | None:
     """``moved_back`` and ``retired``: why ``signer`` comes after its successor in ``order`` (keys in the order
-    each first signed), or None."""
-    if (order and order[-1] == signer) or signer not in order:
+    each first signed), or after a key of a newer generation when ``order`` does not hold it, or None."""
+    if order and order[-1] == signer:
         return None
-    after = order[order.index(signer) + 1]
-    return (f"is signed by {plain(signer)}, a key {whose} had moved on from ({plain(after)} signed after "
-            f"it{where}): a retired key in use")
+    if signer in order:
+        after = order[order.index(signer) + 1]
+        return (f"is signed by {plain(signer)}, a key {whose} had moved on from ({plain(after)} signed after "
+                f"it{where}): a retired key in use")
+    newer = next((key for key in reversed(order) if newer_generation(key, signer)), None)
+    if newer is None:
+        return None
+    return (f"is signed by {plain(signer)}, a key {whose} had moved on from ({plain(newer)}, of a newer generation, "
+            f"signed before it{where}): a retired key in use")
+
+
+def newer_generation(key: str, than: str) -> bool:
+    """Whether key id ``key`` is a newer generation of the same owner's key of the same kind as ``than``
+    (``compare_generations``: ``broker-sign-2026b`` is newer than ``broker-sign-2026a``). False when they are not
+    key ids, not the same owner's or kind, or their labels say nothing of their order."""
+    try:
+        a, b = parse_key_id(key), parse_key_id(than)
+    except KeyMaterialError:
+        return False
+    return (a.owner, a.kind) == (b.owner, b.kind) and compare_generations(a.generation, b.generation) == 1
 
 
 # How long after a newer broker key first signed in one chain an older one may still sign in another: the workers

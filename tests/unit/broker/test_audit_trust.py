@@ -1086,3 +1086,23 @@ def test_a_key_the_chain_moved_on_from_signing_again_is_reported(tmp_path: Path)
     again = PartitionWalk("decisions", 0, _verify, "decisions", chains=saved)  # an index continuing
     _, found = again.feed(3, block("broker-sign-2026a", 3))
     assert len(found) == 1 and "moved on from" in found[0].problem and "broker-sign-2026b" in found[0].problem
+
+
+def test_an_older_generation_the_chain_never_used_is_a_retired_key_in_use() -> None:
+    """A chain begun under broker-sign-2026b (or whose 2026a blocks expired) takes no block signed later by 2026a,
+    a key of an older generation it never saw (a leak): reported, by the generation order, not only by the keys seen;
+    a key whose label says nothing of its order against the chain's is not."""
+    writer = ChainWriter("decisions", 0)
+
+    def block(signer: str, n: int) -> bytes:
+        return writer.block([{"kind": "ALERT", "alert_id": f"SNM:{n}", "decisions": []}], signer, _sign,
+                            "2026-11-01T10:00:00Z")
+
+    values = [block("broker-sign-2026b", 0), block("broker-sign-2026b", 1), block("broker-sign-2026a", 2)]
+    report = verify_partition("decisions", 0, enumerate(values), _verify, "decisions")
+    assert [(f.offset, f.problem) for f in report.findings] == [(2, (
+        "block seq 2 is signed by broker-sign-2026a, a key this chain had moved on from (broker-sign-2026b, of a "
+        "newer generation, signed before it): a retired key in use"))]
+    writer = ChainWriter("decisions", 0)
+    values = [block("broker-sign-2026b", 0), block("broker-sign-spring", 1), block("broker-sign-2026c", 2)]
+    assert verify_partition("decisions", 0, enumerate(values), _verify, "decisions").ok

@@ -136,6 +136,21 @@ def test_a_retired_receipt_key_vouches_for_no_chain_a_new_one_included() -> None
     assert any("moved on from" in f.problem for f in found)
 
 
+def test_an_older_receipt_key_col_never_used_here_vouches_for_no_chain() -> None:
+    """COL's chains signed by its 2026b key only: a chain signed later by its 2026a key, which no record in the
+    partition was signed with (those expired, or it leaked unused), is reported by the generation order."""
+    main = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+    values = [_receipt(main, "SNM:0"), main.checkpoint(NEW, _sign, "t")]
+    fresh = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL/x")
+    late = [fresh.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:x", "status": "RECEIVED"}),
+            fresh.checkpoint(OLD, _sign, "t")]
+    report = verify_partition("access", 0, enumerate([*values, *late]), _verify, "receipts", "COL")
+    assert any(f.offset == 3 and "COL/x checkpoint seq 1 is signed by COL-rcpt-2026a, a key COL had moved on from "
+               "(COL-rcpt-2026b, of a newer generation, signed before it in this partition)" in f.problem
+               for f in report.findings)
+    assert [v.chain for v in report.vouched] == ["COL"]
+
+
 def test_a_rotation_across_chains_is_no_finding() -> None:
     """COL rotating forward (old, then new, in any of its chains) is sound."""
     main = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
