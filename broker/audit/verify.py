@@ -792,7 +792,8 @@ def retired_keys(chains: Iterable[tuple[str, int, ChainState]]) -> list[Finding]
 
     Within a chain its offsets give the order (``moved_back``, at each record). Across chains nothing orders
     records but when Kafka appended them (``note_dated``: LogAppendTime, which no signer chooses), so: a key is
-    newer than another when it first signed later, in any chain; a block signed by the older one appended more
+    newer than another when its generation is (``newer_generation``), or, where their labels say nothing of their
+    order, when it first signed later, in any chain; a block signed by the older one appended more
     than ``ROTATION_GRACE_MS`` after the newer one first signed in another chain is a retired key in use. A
     leak of the key looks like that; so does a worker left on it long after the others moved on, which is the
     same finding a partner's subscriber left on its old key gives, and nothing worse: the block's signature is
@@ -810,7 +811,7 @@ def retired_keys(chains: Iterable[tuple[str, int, ChainState]]) -> list[Finding]
         for key, d in dated.items():
             newer = [(o[k]["first"], k, t, p, str(o[k]["first_at"])) for t, p, o in held
                      if (t, p) != (topic, partition) for k in o
-                     if k != key and first[k] > first[key] and o[k]["first"] + ROTATION_GRACE_MS < d["last"]]
+                     if k != key and _succeeds(k, key, first) and o[k]["first"] + ROTATION_GRACE_MS < d["last"]]
             if not newer:
                 continue
             _, successor, t, p, since = min(newer)
@@ -820,6 +821,17 @@ def retired_keys(chains: Iterable[tuple[str, int, ChainState]]) -> list[Finding]
                 f"{ROTATION_GRACE_MS // 60_000} minutes before this one's {plain(str(d['last_at']), 40)}): a retired "
                 "key in use, or a worker left on it (this chain's newest such block)")))
     return out
+
+
+def _succeeds(key: str, than: str, first: Mapping[str, int]) -> bool:
+    """``retired_keys``: whether the broker's ``key`` is newer than ``than``: a newer generation, or, where their
+    labels say nothing of their order, first signed later (``first``: each key's earliest block, in any chain). A
+    chain begun under the newer key, in every partition, must not make the older look newer when it signs later."""
+    if newer_generation(key, than):
+        return True
+    if newer_generation(than, key):
+        return False
+    return first[key] > first[than]
 
 
 def note_key(order: list[str], signer: str) -> None:

@@ -86,6 +86,20 @@ def test_a_retired_key_vouches_for_no_later_block_in_another_partition(
         "2026-03-04T12:00:00Z): a retired key in use, or a worker left on it (this chain's newest such block)"))]
 
 
+def test_a_retired_key_is_older_by_its_generation_whenever_it_first_signed(
+        kafka: dict[tuple[str, int], _Slot]) -> None:
+    """Every chain held was signed by NEW from the start (OLD's blocks expired, or OLD never signed here): a block
+    of quiet slot 1 signed by OLD days later is still a retired key in use, by the generation order, though OLD first
+    signed after NEW did."""
+    slot0 = _Slot(0).block(NEW, T0).block(NEW, ROTATED)
+    slot1 = _Slot(1).block(OLD, T0 + timedelta(days=3), jump=100_000)
+    problems = _problems(_verify(kafka, [slot0, slot1]))
+    assert problems == [(1, 0, (
+        f"block seq 0 is signed by {OLD}, a key the broker had moved on from ({NEW} signed a block of "
+        f"{DECISIONS}[0] Kafka appended at 2026-03-01T12:00:00Z, more than 60 minutes before this one's "
+        "2026-03-04T12:00:00Z): a retired key in use, or a worker left on it (this chain's newest such block)"))]
+
+
 @pytest.mark.parametrize("stated", ["2026-03-01T12:30:00Z", "2026-03-04T12:00:00", "later", ""])
 def test_the_time_a_forged_block_states_does_not_date_it(kafka: dict[tuple[str, int], _Slot], stated: str) -> None:
     """Whoever holds a retired key chooses the time its block states (before the rotation, without an offset,
