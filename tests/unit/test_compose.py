@@ -107,7 +107,8 @@ def test_the_nodes_take_only_authenticated_encrypted_connections(deploy: Path) -
     local_props = dict(line.split("=", 1) for line in local._properties(local.nodes[0], {
         "admin": "x", "kafka-node": "x"}).splitlines())
     placeholder = NodeConf(0, "", "", "", "", "", "", 3, 2)
-    prefixes = ("ssl.", "sasl.", "listener.", "authorizer", "allow.", "super.", "inter.", "controller.l")
+    prefixes = ("ssl.", "sasl.", "listener.", "authorizer", "allow.", "super.", "inter.", "controller.l",
+                "connections.")
     security = [k for k in secured_properties(placeholder, "x") if k.startswith(prefixes)]
     for name in NODES:
         props = _properties(deploy / name / "config" / "server.properties")
@@ -115,6 +116,8 @@ def test_the_nodes_take_only_authenticated_encrypted_connections(deploy: Path) -
         assert props["listener.security.protocol.map"] == "CLIENT:SASL_SSL,CONTROLLER:SSL"
         assert props["allow.everyone.if.no.acl.found"] == "false"
         assert props["listener.name.controller.ssl.client.auth"] == "required"
+        # A login lasts on a connection an hour at most: a rotated or deleted password shuts its holder out.
+        assert 0 < int(props["connections.max.reauth.ms"]) <= 3_600_000
         for key in security:
             if key.endswith(("location", "jaas.config")):
                 continue  # paths and passwords differ by design
