@@ -908,22 +908,11 @@ class ChainState:
     Bounded (``TRACKED_PER_CHAIN``, ``TRACKED_IN_ALL``)."""
     untracked: bool = False  # more waiting records than tracked: no fork can then be settled for a side
     strays: int = 0  # records not sound tracked since the last signed record (``STRAYS_TRACKED``)
-    aside_seq: int = -1
-    """The broker's chains: the place after the newest record that is not sound yet claimed the chain's next place
-    (``aside_seq``, ``aside_prev``; -1: none since the last record taken). Such a record is off the line, so the
-    next record continues the last one taken (``seq``, ``prev``); where the record was the broker's own block
-    edited, the broker's next block continues the hash it claims, and is in its place too (``PartitionWalk._main``)."""
-    aside_prev: str = GENESIS
     last: int = -1  # the offset of its newest record walked: the chain written least recently is given up first
     states: int = 0
     """The broker's chains: the lifecycle offset (``states``) its newest block in place with the broker's signature
     states (0 before one does, and after one without it). A slot's blocks only count up; a later block stating less
     is a loss of alert states, sound only where that block records it (``states_fall``)."""
-
-    def aside(self, seq: int, prev: str) -> bool:
-        """Whether a record of ``seq`` continuing ``prev`` continues the record off the line that claimed the
-        chain's next place (``aside_seq``)."""
-        return self.aside_seq >= 0 and seq == self.aside_seq and prev == self.aside_prev
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -1023,7 +1012,6 @@ class PartitionWalk:
         self._owned: dict[str, int] = {}  # chains held per owner: an owner none is held for keeps no key order
         self._owners_ahead = False  # ``feed``: this record is a break signed with a key that may sign its chain
         self._signer: str | None = None  # ``feed``: the key that signed this record, good and in use
-        self._sealed = False  # ``feed``: this record is sealed as its writer sealed it (``form_problem``)
         self._appended_ms: int | None = None  # ``feed``: when Kafka appended this record, if its time is Kafka's
         self._per_chain, self._in_all = tracked
         self._tracked = sum(len(s.nodes) for s in self.chains.values())
@@ -1102,7 +1090,6 @@ class PartitionWalk:
         found: list[Finding] = []
         self._owners_ahead = False
         self._signer = None
-        self._sealed = False
         self._appended_ms = appended_ms
         self.cut.clear()
         self.pruned, self.settled, self.given_up = {}, [], []
@@ -1265,20 +1252,6 @@ class PartitionWalk:
         """A record continuing the chain's newest record, or breaking it: as a linear chain, and for a receipt
         chain the waiting records tracked, settled or cut off with it."""
         forks = self._forks(chain)  # a receipt chain's record comes here sound, or the owner's own (``feed``)
-        # The broker's chain signs every record, so one that is not sound is off the line, as a stray is off a
-        # receipt chain's: the next record must continue the last one taken, and the broker's next block,
-        # continuing its own, stays sound whatever was written between. Only a block of the broker's own (its
-        # signature good, with a key in use, sealed as written) at or past the chain's next place moves the chain
-        # while not sound: a real gap, a fork of the broker's, or a block of its whose content is at fault, which
-        # the broker's next block continues. A copy of an old block is behind the chain and never moves it.
-        if not (sound or chain is not None or self._broker_moves(state, seq)):
-            if (seq == state.seq and prev == state.prev) or state.aside(seq, prev):
-                state.aside_seq, state.aside_prev = seq + 1, claimed
-            if state.tail == 0:
-                state.tail_first = offset
-            state.tail += 1
-            return
-        state.aside_seq, state.aside_prev = -1, GENESIS
         self._take_signer(chain, state)
         if not sound and state.tail and forks:
             # The partner's own signed record ahead of the chain: the records waiting are cut off from it (a
@@ -1306,11 +1279,6 @@ class PartitionWalk:
                 state.tail_first = offset
             state.tail += 1
         state.seq, state.prev = seq + 1, claimed
-
-    def _broker_moves(self, state: ChainState, seq: int) -> bool:
-        """Whether a record of the broker's chain (``_main``) that is not sound is the broker's own block at or past
-        the chain's next place (``state.seq``): signed with a key in use that may sign it, and sealed as written."""
-        return self._signer is not None and self._sealed and seq >= state.seq
 
     def _take_signer(self, chain: str | None, state: ChainState) -> None:
         """The record ``feed`` checks is taken into its chain: the key that signed it, if good and in use, is noted
@@ -1399,13 +1367,9 @@ class PartitionWalk:
             flag(f"seq {seq}: {why}")
         if (why := form_problem(value, doc, claimed)) is not None:
             flag(f"{label}record seq {seq} {why}")
-        else:
-            self._sealed = True
-        in_place = place != "side" and ((seq == state.seq and prev == state.prev) or state.aside(seq, prev))
+        in_place = place != "side" and seq == state.seq and prev == state.prev
         if place == "side":
             pass  # a branch of the waiting records: a signed record's path settles it (``_settle``)
-        elif in_place:
-            pass
         elif seq != state.seq:
             kind = "gap: records missing" if seq > state.seq else "reordered or repeated record"
             flag(f"{label}{kind} (expected seq {state.seq}, found {seq})")

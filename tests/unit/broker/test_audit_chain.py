@@ -177,62 +177,6 @@ def test_reforged_block_with_fresh_hash_fails_its_signature() -> None:
     assert problems and all("signature" in p for p in problems)
 
 
-def _forged_block(seq: int, prev: str) -> bytes:
-    """A block someone else wrote into the broker's chain: its seq and prev as given, a signature not the broker's."""
-    return seal({"v": 1, "seq": seq, "prev": prev, "kind": "BLOCK", "signer": "broker-sign-test", "sig": "00" * 64,
-                 "entries": [], "decision_table": [], "at": "2026-11-01T00:00:00Z"})
-
-
-def _strays(blocks: list[bytes]) -> dict[str, bytes]:
-    """Records that are not sound, each written after ``blocks[1]``, before the broker's next block."""
-    head = json.loads(blocks[1])["hash"]
-    return {"forged in place": _forged_block(2, head), "forged ahead": _forged_block(99, "f" * 64),
-            "old block again": blocks[0], "last block again": blocks[1], "garbage": b"\xff"}
-
-
-@pytest.mark.parametrize("stray", ["forged in place", "forged ahead", "old block again", "last block again", "garbage"])
-def test_a_record_off_the_line_leaves_the_brokers_next_block_sound(stray: str) -> None:
-    """A record in the broker's chain that is not sound (a signature not the broker's, a seq far ahead, a copy of a
-    block) is a finding of its own and off the line: the broker's next block, continuing its last sound one, is
-    sound, and so is every block after it."""
-    blocks = _blocks(4)
-    report = _walk([*blocks[:2], _strays(blocks)[stray], *blocks[2:]])
-    assert {f.offset for f in report.findings} == {2}, [f.problem for f in report.findings]
-    assert [v.seq for v in report.vouched] == [3]
-
-
-def test_audit_log_lists_the_brokers_block_after_a_record_off_the_line(audit_topics: dict[str, list[bytes]]) -> None:
-    """`audit log` leaves out the record that is not sound, and only it: the broker's block after it is listed."""
-    blocks = _blocks(3, per_block=1)
-    audit_topics["audit"] = [*blocks[:2], _strays(blocks)["forged in place"], blocks[2]]
-    left: list[int] = []
-
-    async def rows() -> list[str]:
-        return [row["alert_id"] async for row in auditor.read_log(
-            None, {"audit": "decisions"}, auditor.LogFilter(kinds=frozenset({"DEAD_LETTER"})), _verify,  # type: ignore[arg-type]
-            left)]
-
-    assert asyncio.run(rows()) == ["B0", "B1", "B2"] and left == [1]
-
-
-def test_off_the_line_is_no_way_past_the_checks() -> None:
-    """Blocks missing are still a gap, found at the broker's next block, from which the chain goes on; a forged
-    record continuing a forged one fails its signature as the first did; a copy of the broker's newest block is
-    still a repeat."""
-    blocks = _blocks(5)
-    report = _walk([*blocks[:2], *blocks[3:]])
-    assert [(f.offset, f.problem) for f in report.findings] == [(2, "gap: records missing (expected seq 2, found 3)")]
-    assert [v.seq for v in report.vouched] == [4]
-    first = _forged_block(2, json.loads(blocks[1])["hash"])
-    second = _forged_block(3, json.loads(first)["hash"])
-    report = _walk([*blocks[:2], first, second, *blocks[2:]])
-    assert [(f.offset, f.problem) for f in report.findings] == [
-        (2, "block seq 2 has an invalid signature"), (3, "block seq 3 has an invalid signature")]
-    report = _walk([*blocks[:3], blocks[2], *blocks[3:]])
-    assert [(f.offset, f.problem) for f in report.findings] == [
-        (3, "reordered or repeated record (expected seq 3, found 2)")]
-
-
 def test_unsigned_block_is_reported() -> None:
     """A block without a signature is a finding, not an unsigned tail."""
     values = _blocks(2)
