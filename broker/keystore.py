@@ -776,6 +776,9 @@ class Keystore:
         if present and not keep_existing:
             raise KeyMaterialError(f"{', '.join(present)} already in {self.path}: a key is never replaced; "
                                    "choose a new generation (--generation)")
+        for key_id, (kind, owner) in zip(ids, wanted, strict=True):
+            if key_id not in present:
+                self._require_after(kind, owner, generation)
         if holder is Holder.AGENCY and not present and self._in_use() is None:
             held = self.generations(ident, KeyKind.KEY_AGREEMENT)
             if held:  # a new generation: the adapter keeps MACing with the one the broker holds until told
@@ -791,6 +794,22 @@ class Keystore:
                                        f"where {owner} keeps its own private key; this folder is someone else's")
             made.append(kept)
         return made
+
+    def _require_after(self, kind: KeyKind, owner: str, generation: str) -> None:
+        """KeyMaterialError unless ``generation`` comes after every generation of ``owner``'s ``kind`` key held here
+        (``compare_generations``). Whoever reads the keys on the other side orders them by their labels (an imported
+        half's time is only when it was imported), and the broker's workers and ``audit verify`` take a block
+        signed by a generation that comes before one already used for a retired key in use: a new key whose label
+        comes before the old one's (``2026dec`` after ``2026nov``: letters compare alphabetically) would have its
+        own blocks refused, and the other side keep using the old key."""
+        for held in self.generations(owner, kind):
+            old = parse_key_id(held.key_id).generation
+            if compare_generations(generation, old) != 1:
+                raise KeyMaterialError(
+                    f"generation {generation[:40]} does not come after {old} ({held.key_id}, held in {self.path}): "
+                    "the other side takes the newest label for the key in use, and labels compare run by run, "
+                    "digits as numbers and letters alphabetically (2026a < 2026b < 2027a): choose one that comes "
+                    "after every generation held")
 
     def retired_files(self) -> list[Path]:
         """Files of the retired shared ``agency-mac`` keys (``<agency>-mac-<gen>.json``) still here."""

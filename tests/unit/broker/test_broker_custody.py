@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -197,3 +197,15 @@ def test_a_secret_that_is_no_ones_private_half_is_no_custody_problem(made: Keyst
                "secret": base64.b64encode(bytes(range(32))).decode()}
     (made.broker.path / "SENAN-mac-2025a.json").write_text(json.dumps(retired), "utf-8")
     assert made.broker.broker_custody_problems() == []
+
+
+def test_a_signing_key_made_last_whose_label_comes_before_an_older_ones_stops_the_start(made: Keystores) -> None:
+    """broker-sign-2026dec made after 2026nov (a folder filled by hand: `keys generate` refuses it): the broker
+    would sign with 2026dec while its workers and `audit verify` take 2026nov for the newer key, so every block
+    it signs would be a retired key's. The start stops in one line naming both and what to do."""
+    later = datetime.now(UTC)  # after the provisioned 2026a
+    made.broker.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2026nov", later + timedelta(days=1)))
+    made.broker.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2026dec", later + timedelta(days=2)))
+    message = _start(made)
+    assert "broker-sign-2026dec, made last" in message and "broker-sign-2026nov's generation comes after" in message
+    assert "--generation" in message

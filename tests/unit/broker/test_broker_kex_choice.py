@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.crypto.keys import compare_generations
+from broker.crypto.keys import KeyKind, compare_generations
 from broker.keystore import Holder, Keystore
 from puente.errors import KeyMaterialError
 
@@ -55,10 +55,39 @@ def test_the_broker_key_imported_last_is_not_taken_for_the_newest(tmp_path: Path
 def test_broker_generations_that_do_not_say_which_is_newest_are_refused(tmp_path: Path) -> None:
     """broker-kex-2026a and broker-kex-spring: nothing says which the broker moved to, so the adapter refuses in one
     line naming both and the agency's own folder, rather than guess from import times."""
-    broker, senan = _site(tmp_path, "2026a", "spring")
+    broker, senan = _site(tmp_path, "2026a")
+    other = Keystore(tmp_path / "broker-elsewhere")  # `keys generate` refuses spring after 2026a in one folder
+    other.generate_own(Holder.BROKER, "broker", generation="spring", now=T0 + timedelta(days=180))
     _hand_over(broker, senan, "broker-kex-2026a", 0)
-    _hand_over(broker, senan, "broker-kex-spring", 1)
+    _hand_over(other, senan, "broker-kex-spring", 1)
     with pytest.raises(KeyMaterialError) as info:
         senan.load_agency_mac("SENAN")
     message = str(info.value)
     assert "\n" not in message and "broker-kex-2026a, broker-kex-spring" in message and str(senan.path) in message
+
+
+@pytest.mark.parametrize(("held", "new"), [("2026nov", "2026dec"), ("2026b", "2026a"), ("2026a", "spring"),
+                                           ("2026a", "2026A"), ("2026b", "2026b2")])
+def test_a_new_generation_must_come_after_every_one_held(tmp_path: Path, held: str, new: str) -> None:
+    """The other side takes the newest label for the key in use, and the broker's workers and `audit verify` take a
+    block signed by a label that comes before one already used for a retired key: a new generation whose label does
+    not come after the old one's is refused in one line naming it, and nothing is written."""
+    broker = Keystore(tmp_path / "broker")
+    broker.generate_own(Holder.BROKER, "broker", generation=held, now=T0)
+    before = sorted(p.name for p in broker.path.iterdir())
+    with pytest.raises(KeyMaterialError) as info:
+        broker.generate_own(Holder.BROKER, "broker", generation=new, now=T0 + timedelta(days=30))
+    message = str(info.value)
+    assert "\n" not in message and f"generation {new} does not come after {held}" in message
+    assert sorted(p.name for p in broker.path.iterdir()) == before
+
+
+def test_a_new_generation_after_every_one_held_is_made(tmp_path: Path) -> None:
+    """The control: 2026b after 2026a, 2027a after both, 10a after 9a."""
+    broker = Keystore(tmp_path / "broker")
+    for i, generation in enumerate(("2026a", "2026b", "2027a")):
+        broker.generate_own(Holder.BROKER, "broker", generation=generation, now=T0 + timedelta(days=i))
+    partner = Keystore(tmp_path / "COL")
+    for i, generation in enumerate(("9a", "10a")):
+        partner.generate_own(Holder.PARTNER, "COL", generation=generation, now=T0 + timedelta(days=i))
+    assert broker.current("broker", KeyKind.BROKER_SIGNING).key_id == "broker-sign-2027a"
