@@ -124,7 +124,7 @@ class LoginThrottle:
     ``overall`` from all together in any ``window_s`` seconds. A client address is counted as the connection
     gate counts it (``broker.gate.client_address``): an IPv6 client by its /64, which one host is given whole,
     so that it cannot spend the overall limit alone. Only attempts let through count, so it
-    holds at most ``overall`` of them, and ``per_address`` more per live device token (below). Refused
+    holds at most ``overall`` of them, and ``per_address`` more per account holding a live device token (below). Refused
     attempts are recorded in the audit up to ``overall`` in a window too: past that a flood is answered
     without writing each attempt down (it would fill the query log, and its one writer would keep the
     auditors' own queries waiting).
@@ -133,9 +133,9 @@ class LoginThrottle:
     also keep every auditor out. The per-address limit, spent by anyone sharing the auditor's address (every
     client behind a reverse proxy or a NAT has the same one), would too. So an attempt that brings a live
     device token (one an auditor's browser was given at a sign-in: ``ConsoleAccounts.device``) is held past
-    either limit to ``per_address`` for its token: a flood from elsewhere, or from the same address, does not
-    keep out an auditor's own browser, and what the tokens can add is bounded by the accounts
-    (``MAX_DEVICES`` each, made only by signing in), not by how many addresses a client can take."""
+    either limit to ``per_address`` for its account, counted there alone: a flood from elsewhere, or from the
+    same address, does not keep out an auditor's own browser, and what the tokens can add is bounded by the
+    accounts, not by how many addresses a client can take or how many tokens its sign-ins are given."""
 
     def __init__(self, per_address: int, overall: int, window_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -160,16 +160,20 @@ class LoginThrottle:
         while self._refused and self._refused[0] <= now - self.window_s:
             self._refused.popleft()
 
-    def admit(self, address: str, device: str | None = None) -> str | None:
+    def admit(self, address: str, holder: str | None = None) -> str | None:
         """None when an attempt from ``address`` may go on (it is counted); else which limit refused it:
-        ``address`` or ``all``. ``device`` is the live device token the attempt brought, or None."""
+        ``address`` or ``all``. ``holder`` is the account whose live device token the attempt brought, or None.
+        An attempt a device lets past a limit counts against its account's own budget alone, never the limits it
+        passed: one client with its own password must not spend the overall limit for everyone else. The budget
+        is the account's, not the token's, since every sign-in gives its browser a fresh token."""
         now, address = self.clock(), client_address(address)
         limit = self.reached(address)
         if limit is not None:
-            if device is None or self._by_device.get(device, 0) >= self.per_address:
+            if holder is None or self._by_device.get(holder, 0) >= self.per_address:
                 return limit
-            self._past.append((now, device))
-            self._by_device[device] = self._by_device.get(device, 0) + 1
+            self._past.append((now, holder))
+            self._by_device[holder] = self._by_device.get(holder, 0) + 1
+            return None
         self._all.append((now, address))
         self._by_address[address] = self._by_address.get(address, 0) + 1
         return None
@@ -373,7 +377,7 @@ class Console:
         if holder is None:
             device = None  # not a live device token: this browser is held like any other
         past = self.throttle.reached(address) if device is not None else None  # a limit its device lets it past
-        throttled = self.throttle.admit(address, device)
+        throttled = self.throttle.admit(address, holder if device is not None else None)
         if throttled is not None:
             return await self._throttle_refusal(request, throttled)
         form = await small_form(request)

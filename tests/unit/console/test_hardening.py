@@ -267,15 +267,16 @@ def test_one_host_with_a_64_does_not_spend_the_overall_limit_and_keep_auditors_o
 
 def test_a_flood_from_elsewhere_does_not_keep_out_a_browser_with_a_device_token() -> None:
     """The overall budget spent by a flood: an attempt bringing a live device token is held to its own
-    limit for that token, wherever it comes from; without one it is refused."""
+    limit for its account, wherever it comes from, and counted there alone; without one it is refused."""
     now = [0.0]
     throttle = LoginThrottle(per_address=2, overall=2, window_s=60, clock=lambda: now[0])
     assert throttle.admit("x") is None and throttle.admit("y") is None and throttle.admit("z") == "all"
     assert throttle.admit("a1", "dev") is None and throttle.admit("a2", "dev") is None
-    assert throttle.admit("a3", "dev") == "all"  # the token's own limit, whatever the address
+    assert throttle.admit("a3", "dev") == "all"  # the account's own limit, whatever the address
     assert throttle.admit("a3", "other") is None
     assert throttle.admit("x", "dev2") is None and throttle.admit("x", "dev2") is None
-    assert throttle.admit("x", "dev2") == "address"  # its own limit spent, the first limit it met refuses it
+    assert throttle.admit("x", "dev2") == "all"  # its own limit spent, the first limit it met refuses it
+    assert len(throttle._all) == 2 and throttle._by_address == {"x": 1, "y": 1}  # what devices passed is not there
     now[0] = 61.0
     assert throttle.admit("a3", "dev") is None and not throttle._by_device.get("other")
 
@@ -289,6 +290,24 @@ def test_a_flood_from_the_same_address_does_not_keep_out_a_browser_with_a_device
     assert throttle.admit("proxy", "dev") is None and throttle.admit("proxy", "dev") is None
     assert throttle.admit("proxy", "dev") == "address"
     assert throttle.admit("proxy", "dev2") is None and throttle.reached("elsewhere") is None
+
+
+def test_signing_in_again_and_again_with_a_device_does_not_spend_the_overall_limit(accounts: ConsoleAccounts,
+                                                                                 sink: Any) -> None:
+    """Every sign-in gives the browser a fresh device token: the budget a device adds is its account's, so one
+    client with its own password signing in again and again is held to it, and what it spends past the limits
+    is not counted against them: an auditor elsewhere, with no device token, still signs in."""
+    app = create_app(ConsoleConfig(_no_index, accounts, sink, login_per_address=3, login_overall=6))
+
+    def attempt(client: TestClient, name: str) -> int:
+        return client.post("/login", data={"name": name, "password": PASSWORD,
+                                           "form_token": _token(client)}).status_code
+
+    sam = TestClient(app, follow_redirects=False, client=("192.0.2.9", 5000))
+    codes = [attempt(sam, "sam") for _ in range(12)]
+    assert codes == [303] * 6 + [429] * 6  # 3 under the address limit, 3 past it on the account's own budget
+    other = TestClient(app, follow_redirects=False, client=("198.51.100.7", 5000))
+    assert attempt(other, "ana") == 303
 
 
 def test_behind_a_proxy_a_guesser_does_not_keep_out_an_auditors_browser(accounts: ConsoleAccounts,
