@@ -301,7 +301,7 @@ class Keystore:
         since no one can tell whose key it holds; and every other entry but the few the keystore writes here
         (``_kept_name``), since a key copied in under any other name (``.bak``, ``~``, a subfolder) is as leaked
         and no reader would look at it. A private key the broker may hold (its own, a pseudonym key, a retired MAC
-        key) whose bytes are the private half of a public key held here under another owner's id is refused too:
+        key) whose bytes are the private half of any public key held here but its own is refused too, whoever's:
         a file can call another party's private key by any kind, and only its bytes tell. Messages name the file,
         never key material.
         """
@@ -314,7 +314,7 @@ class Keystore:
         kubernetes = bool(os.statvfs(self.path).f_flag & os.ST_RDONLY)
         problems: list[str] = []
         owners: dict[bytes, KeyRecord] = {}
-        held: list[tuple[Path, str, bytes]] = []  # private halves passed so far: (file, owner, secret)
+        held: list[tuple[Path, str | None, bytes]] = []  # private halves passed: (file, its key id if any, secret)
         for name in names:
             if kubernetes and _KUBERNETES.fullmatch(name):
                 continue  # its files show here as links, each checked under its own name
@@ -335,7 +335,7 @@ class Keystore:
                     "never makes (`puente keys generate --for broker` makes its signing and key-agreement keys): "
                     "remove it"))
             elif record.secret is not None:
-                held.append((path, record.owner, record.secret.reveal()))
+                held.append((path, record.key_id, record.secret.reveal()))
             if record.public is None:
                 continue
             first = owners.setdefault(record.public, record)
@@ -345,19 +345,19 @@ class Keystore:
                     f"{record.owner} and {first.owner} could act as each other: compare each with its owner's "
                     "fingerprint (`puente keys export-public` prints it), remove the file that is not its owner's "
                     "key and import the right PEM (`puente keys import-public`)")
-        for path, owner, secret in held:
+        for path, own_id, secret in held:
             for public in possible_publics(secret):
                 other = owners.get(public)
-                if other is not None and other.owner != owner:
+                if other is not None and other.key_id != own_id:
                     problems.append(
                         f"{one_line(str(path))} holds the private half of {other.key_id}, {other.owner}'s key, "
                         f"whatever kind the file calls it: remove it (its owner must make a new generation)")
         return problems
 
-    def _stray_problem(self, path: Path, held: list[tuple[Path, str, bytes]]) -> str | None:
+    def _stray_problem(self, path: Path, held: list[tuple[Path, str | None, bytes]]) -> str | None:
         """Why ``path``, an entry of the broker's folder whose name is no key id's, must not be there; None for one
         the keystore writes itself (``_kept_name``) holding no private key the broker does not make. The secret of a
-        retired MAC key passed is added to ``held`` under the agency its name gives."""
+        retired MAC key passed is added to ``held``, as no key's own."""
         shown = one_line(str(path))
         try:
             info = path.lstat()
@@ -381,7 +381,7 @@ class Keystore:
             retired = _RETIRED.fullmatch(path.name)
             secret = _retired_secret(data) if retired is not None else None
             if secret is not None:
-                held.append((path, path.name.rsplit("-mac-", 1)[0], secret))
+                held.append((path, None, secret))
             return None
         return (f"{shown}: holds a private key under a name no reader checks, so no one can tell whose it is: remove "
                 "it (if it is another party's, its owner must make a new generation)")
@@ -463,8 +463,24 @@ class Keystore:
         return Keystore(dest).put(self.load(key_id).public_only())
 
     def load_signing_key(self) -> Ed25519PrivateKey:
-        """The broker's current signing key (broker side)."""
-        return self.current(BROKER_OWNER, KeyKind.BROKER_SIGNING).ed25519_private()
+        """The broker's current signing key (broker side): the one made last (``current``), refused
+        (KeyMaterialError, one line) while another's generation label comes after it (``compare_generations``).
+        Its workers and ``audit verify`` order the broker's keys by label, as the other side must (an imported
+        half's time is only when it was imported), so every block it signed would be taken for a retired key's.
+        ``generate_own`` refuses such a label; a folder filled by hand may still hold one. Every signer (the
+        workers, ``audit collect-denials``) loads its key here, so none signs with it."""
+        found = self.generations(BROKER_OWNER, KeyKind.BROKER_SIGNING)
+        if not found:
+            raise KeyMaterialError(f"no {KeyKind.BROKER_SIGNING} key for {BROKER_OWNER!r} in keystore {self.path}")
+        current, label = found[0], parse_key_id(found[0].key_id).generation
+        for other in found[1:]:
+            if compare_generations(parse_key_id(other.key_id).generation, label) == 1:
+                raise KeyMaterialError(
+                    f"keystore {self.path}: the broker would sign with {current.key_id}, made last, but "
+                    f"{other.key_id}'s generation comes after it by label, so its workers and `puente audit verify` "
+                    "would take its blocks for a retired key's: make a generation whose label comes after both "
+                    "(`puente keys generate --for broker --generation <label>`)")
+        return current.ed25519_private()
 
     def load_verify_key(self) -> Ed25519PublicKey:
         """The broker's current verify key (partner or auditor side)."""

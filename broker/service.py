@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from broker.crypto import FeedSealer, KeyKind, sign_checkpoint, verify_ingress
-from broker.crypto.keys import KeyRecord, compare_generations, parse_key_id
 from broker.kafka import Admin, KafkaConnection, topic_settings
 from broker.keystore import Keystore, signature_check
 from broker.metrics import Metrics, serve_metrics
@@ -251,24 +250,6 @@ def require_pseudonym_keys(policy_set: PolicySet, keystore: Keystore, now: datet
             "was read")
 
 
-def require_signing_order(signing_keys: Sequence[KeyRecord], folder: Path) -> None:
-    """Refuse (ConfigError, one line) while the broker's signing key made last (the one it signs with,
-    ``Keystore.current``) has a generation label that comes before another's (``compare_generations``): the workers
-    and ``audit verify`` order the keys by label, so its blocks would be taken for a retired key's. ``keys generate``
-    refuses such a label; a folder filled by hand may still hold one. Labels that do not say are left to
-    ``created_at``."""
-    if not signing_keys:
-        return
-    current, label = signing_keys[0], parse_key_id(signing_keys[0].key_id).generation
-    for other in signing_keys[1:]:
-        if compare_generations(parse_key_id(other.key_id).generation, label) == 1:
-            raise ConfigError(
-                f"the broker will not start from {folder}: it would sign with {current.key_id}, made last, but "
-                f"{other.key_id}'s generation comes after it by label, so the workers and `puente audit verify` would "
-                "take its blocks for a retired key's: make a generation whose label comes after both (`puente keys "
-                "generate --for broker --generation <label>`)")
-
-
 def require_custody(keystore: Keystore) -> None:
     """Refuse (ConfigError, one line) while the broker's folder holds another party's private half, one public
     key under two owners' ids, or a file no one can tell the owner of (``Keystore.broker_custody_problems``):
@@ -318,7 +299,6 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     signing = keystore.load_signing_key()
     signer_id = keystore.current("broker", KeyKind.BROKER_SIGNING).key_id
     signing_keys = keystore.generations("broker", KeyKind.BROKER_SIGNING)
-    require_signing_order(signing_keys, keystore.path)
 
     def sign(payload: bytes) -> bytes:
         return sign_checkpoint(signing, payload)

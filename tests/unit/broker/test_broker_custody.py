@@ -14,7 +14,7 @@ from broker.crypto.keys import KeyKind, new_key
 from broker.kafka import KafkaConnection
 from broker.keystore import Holder, Keystore, Keystores
 from broker.service import build_worker
-from puente.errors import ConfigError
+from puente.errors import ConfigError, KeyMaterialError
 from puente.settings import AGENCIES, PuenteSettings
 
 PARTNERS = ["COL", "USA", "CRI", "FEAN"]
@@ -163,10 +163,12 @@ def test_a_stray_name_is_shown_on_one_line(made: Keystores) -> None:
 
 
 def _disguised(made: Keystores, source: str, key_id: str, kind: str) -> Path:
-    """``source``'s private half (a partner's, from its own folder) rewritten by hand as a ``kind`` key named
-    ``key_id`` in the broker's folder: a kind the broker may hold the secret of, with no public half to compare."""
+    """``source``'s private half (a partner's or an agency's, from its own folder) rewritten by hand as a ``kind``
+    key named ``key_id`` in the broker's folder: a kind the broker may hold the secret of, with no public half to
+    compare."""
     owner = source.split("-")[0]
-    doc = json.loads((made.partners[owner].path / f"{source}.json").read_text("utf-8"))
+    folder = made.partners[owner].path if owner in made.partners else made.agencies[owner].path
+    doc = json.loads((folder / f"{source}.json").read_text("utf-8"))
     disguised = {"key_id": key_id, "kind": kind, "created_at": NOW.isoformat(), "secret": doc["secret"]}
     target = made.broker.path / f"{key_id}.json"
     target.write_text(json.dumps(disguised), "utf-8")
@@ -176,8 +178,11 @@ def _disguised(made: Keystores, source: str, key_id: str, kind: str) -> Path:
 
 @pytest.mark.parametrize(("source", "key_id", "kind"), [
     ("COL-enc-2026a", "SENAN-mac-2025a", "agency-mac"),  # as a retired MAC key, under the name the keystore keeps
+    ("SENAN-kex-2026a", "SENAN-mac-2025a", "agency-mac"),  # an agency's own key-agreement key, under its name
     ("COL-enc-2026a", "COMBIFRON-pseudo-2024a", "pseudonym"),  # as a pseudonym key of an agreement
     ("USA-rcpt-2026a", "PAN-USA-pseudo-2024a", "pseudonym"),  # a signing key, as a pseudonym key
+    ("COL-enc-2026a", "COL-pseudo-2024a", "pseudonym"),  # under its own owner's id
+    ("COL-rcpt-2026a", "COL-pseudo-2024b", "pseudonym"),
 ])
 def test_a_partners_private_key_called_by_another_kind_stops_the_start(made: Keystores, source: str, key_id: str,
                                                                        kind: str) -> None:
@@ -202,10 +207,17 @@ def test_a_secret_that_is_no_ones_private_half_is_no_custody_problem(made: Keyst
 def test_a_signing_key_made_last_whose_label_comes_before_an_older_ones_stops_the_start(made: Keystores) -> None:
     """broker-sign-2026dec made after 2026nov (a folder filled by hand: `keys generate` refuses it): the broker
     would sign with 2026dec while its workers and `audit verify` take 2026nov for the newer key, so every block
-    it signs would be a retired key's. The start stops in one line naming both and what to do."""
+    it signs would be a retired key's. Every signer loads its key through ``load_signing_key`` (the workers,
+    `audit collect-denials`): it refuses in one line naming both and what to do, and the start stops."""
     later = datetime.now(UTC)  # after the provisioned 2026a
     made.broker.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2026nov", later + timedelta(days=1)))
     made.broker.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2026dec", later + timedelta(days=2)))
-    message = _start(made)
-    assert "broker-sign-2026dec, made last" in message and "broker-sign-2026nov's generation comes after" in message
-    assert "--generation" in message
+    with pytest.raises(KeyMaterialError) as info:
+        build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
+    message = str(info.value)
+    assert "\n" not in message and "broker-sign-2026dec, made last" in message
+    assert "broker-sign-2026nov's generation comes after" in message and "--generation" in message
+    with pytest.raises(KeyMaterialError):
+        made.broker.load_signing_key()
+    made.broker.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2027a", later + timedelta(days=3)))
+    made.broker.load_signing_key()  # a generation after both: signed with, the old ones kept for verifying
