@@ -497,12 +497,6 @@ class Pipeline:
         problem = self._originator_problem(agency, alert["markings"]["originator"]) if content else None
         if problem:
             raise _Reject("originator", problem)
-        if not self._in_series(agency, alert["alert_id"], alert["markings"]["originator"]["agency"]):
-            # A relayed unit numbers its messages in its own series (``COMBIFRON:COL-ARC-...``): without this, one
-            # unit could publish under another's id a version the broker takes as the first it knows (the first
-            # reached no one, so no state holds its originator), and the other's own versions were then refused.
-            raise _Reject("originator", f"an alert id of {agency} relaying a unit must start with {agency}:<unit>- "
-                                        "for the unit the alert names as originator agency; this one does not")
         if recall and not self._may_name(agency, alert["markings"]["originator"]["agency"]):
             # Where the alert's state names its first originator, the recall is held to that (below); where it
             # cannot (none reached anyone, or a state from before originators were kept), to those the agency may
@@ -522,6 +516,15 @@ class Pipeline:
             raise _Reject("invalid", problem)
         alert_id, version = alert["alert_id"], alert.get("version", 1)
         prior = states(alert_id)
+        if (content and (prior is None or prior.originator is None)
+                and not self._in_series(agency, alert_id, alert["markings"]["originator"]["agency"])):
+            # A relayed unit numbers its messages in its own series (``COMBIFRON:COL-ARC-...``): without this, one
+            # unit could publish under another's id a version the broker takes as the first it knows (the first
+            # reached no one, so no state holds its originator), and the other's own versions were then refused.
+            # Where the state names the originator, that holds every version to it (below), and an alert delivered
+            # off the series (published before this rule, or another way) can still be updated and recalled.
+            raise _Reject("originator", f"an alert id of {agency} relaying a unit must start with {agency}:<unit>- "
+                                        "for the unit the alert names as originator agency; this one does not")
         # A recall again at the last version reuses it (there is no higher one): its id was seen.
         again_at_last = (recall and version == MAX_VERSION and prior is not None and prior.recalled
                          and prior.version == MAX_VERSION and bool(prior.holders))

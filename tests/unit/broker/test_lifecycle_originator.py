@@ -59,7 +59,7 @@ def test_a_later_version_naming_another_originator_is_dead_lettered(action: str)
         later["markings"]["classification"] = "SECRETO"
     out = run.send(later)
     assert out.dead_reason == "originator" and out.feeds == [] and out.state is None
-    assert "COMBIFRON:<unit>-" in out.entry["detail"]  # DIJIN's version under ARC's series
+    assert "first version names originator COL-ARC" in out.entry["detail"]
     assert run.book.get(first["alert_id"]) == AlertState(1, {"COL": 1}, originator="COL-ARC")
     own = run.send(_next(first, "UPDATE"))
     assert _headers(own) == {"COL": "DELIVER"} and own.state == AlertState(2, {"COL": 2}, originator="COL-ARC")
@@ -75,6 +75,19 @@ def test_a_unit_may_not_take_over_an_alert_its_agency_published_in_its_own_name(
     assert run.send(first).state == AlertState(1, {"COL": 1}, originator="COMBIFRON")
     out = run.send(_as(_next(first, "UPDATE"), "ARC"))
     assert out.dead_reason == "originator" and "first version names originator COMBIFRON" in out.entry["detail"]
+
+
+def test_an_alert_delivered_off_its_units_series_can_still_be_updated_and_recalled() -> None:
+    """An alert whose id is not in its unit's series (published before the broker held units to theirs, or
+    another way) whose state names its originator: that unit's update and recall are taken, the state holding
+    every version to it; another unit's are refused."""
+    run = Relay()
+    first = _colombian(alert_id="COMBIFRON:OPS-2026-00412")
+    run.book.put(first["alert_id"], AlertState(1, {"COL": 1}, originator="COL-ARC"), 0)
+    assert run.send(_as(_next(first, "UPDATE"), "DIJIN")).dead_reason == "originator"
+    update = _next(first, "UPDATE")
+    assert _headers(run.send(update)) == {"COL": "DELIVER"}
+    assert _headers(run.send(_next(update, "RECALL", reason="ERROR"))) == {"COL": "RECALL"}
 
 
 def test_a_recall_again_must_name_the_first_originator_too() -> None:
