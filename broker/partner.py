@@ -61,7 +61,10 @@ REJECTED receipt for that record so auditors see it, and stops with an error; th
 for a subscriber with the right keys. So that a key rotation on either side does not turn every
 record still sealed or signed under an old key into such a stop, the subscriber holds every
 generation of the partner's decryption keys and of the broker's signing keys it is given
-(``opener_for``).
+(``opener_for``). Holding a retired broker key to read what it signed does not let it sign anew: a
+key block signed by a generation older than one that signed a block the subscriber accepted, and
+made more than an hour after that one's first, does not open (``retired_broker_key``; the store
+keeps the newest generation seen, committed with the records).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ import time
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
@@ -88,7 +91,8 @@ from broker.access import subscriber_group
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
 from broker.audit.chain import INSTANCE
 from broker.audit.receipts import RECEIPTS_PER_CHECKPOINT
-from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, KeyRecord, checker, peek_key_block, sign_checkpoint
+from broker.audit.verify import ROTATION_GRACE_MS, newer_generation
+from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, KeyRecord, Opened, checker, sign_checkpoint
 from broker.kafka import (
     ClientError,
     Consumer,
@@ -123,6 +127,7 @@ from puente.errors import (
     CryptoError,
     FeedGapError,
     KeyMaterialError,
+    SignatureError,
     StoreBusy,
     StoreError,
     SubscriberFenced,
@@ -135,8 +140,8 @@ from schemas import AlertCodec, alert_codec, to_json
 
 
 class Opener(Protocol):
-    def open(self, value: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str,
-             agreement: str) -> bytes: ...
+    def open_verified(self, value: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str,
+                      agreement: str) -> Opened: ...
 
 
 @dataclass
@@ -204,6 +209,12 @@ _FINGERPRINT = re.compile(rb"[0-9a-f]{16}")
 def open_record(rec: Record, opener: Opener, codec: AlertCodec) -> dict[str, Any]:
     """Verify, decrypt and decode one feed record; raises CryptoError or CodecError saying what failed.
     Once it has opened, its alert id, schema, policy and agreement headers are the broker's."""
+    return opened_record(rec, opener, codec)[0]
+
+
+def opened_record(rec: Record, opener: Opener, codec: AlertCodec) -> tuple[dict[str, Any], Opened]:
+    """``open_record``, with what the opener says of the record's verified key block: which broker key signed it
+    and when it was made, for the subscriber to judge (``retired_broker_key``)."""
     alert_id = (rec.header(wire.ALERT_ID) or b"").decode("utf-8", "replace")
     policy = (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")
     agreement = (rec.header(wire.AGREEMENT) or b"").decode("utf-8", "replace")
@@ -213,12 +224,12 @@ def open_record(rec: Record, opener: Opener, codec: AlertCodec) -> dict[str, Any
     if not _FINGERPRINT.fullmatch(schema_hex):  # as docs/feed-format.md has it: bytes.fromhex takes more
         raise CodecError("the record's puente-schema header is not a fingerprint (16 lowercase hex digits)")
     schema_fp = bytes.fromhex(schema_hex.decode("ascii"))
-    plain = opener.open(rec.value, alert_id=alert_id, topic=rec.topic, schema_fp=schema_fp, policy_version=policy,
-                        agreement=agreement)
-    view = codec.decode(plain)
+    opened = opener.open_verified(rec.value, alert_id=alert_id, topic=rec.topic, schema_fp=schema_fp,
+                                  policy_version=policy, agreement=agreement)
+    view = codec.decode(opened.plaintext)
     if view.get("alert_id") != alert_id:
         raise CryptoError("the decrypted alert id differs from the record's header")
-    return view
+    return view, opened
 
 
 class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -292,6 +303,8 @@ class Subscriber:
         self._resume_failed: Exception | None = None
         """Why the store's feed offsets could not be compared with the group's on an assignment: the run stops."""
         self._tag: tuple[PartnerStore | None, str] | None = None
+        self._broker_key: tuple[str, int] | None = None
+        """Without a store, what a store keeps as its ``broker_key``: for this run only."""
 
     @property
     def commit_tag(self) -> str:
@@ -611,11 +624,11 @@ class Subscriber:
                      chain: ChainWriter, part: int) -> tuple[UnreadableFeedError | None, int | None]:
         """``_transact``, with the run's counts (``stats``) set back when the batch does not commit: they report
         what committed, not a batch that comes again (a recall counted as acknowledged whose receipt aborted)."""
-        counted = copy.deepcopy(self.stats)
+        counted, broker_key = copy.deepcopy(self.stats), self._broker_key
         try:
             return await self._transact(batch, out, producer, chain, part)
         except BaseException:
-            self.stats = counted
+            self.stats, self._broker_key = counted, broker_key  # (a store rolls its own back)
             raise
 
     async def _transact(self, batch: dict[TopicPartition, list[Any]], out: TextIO | None, producer: Producer,
@@ -700,9 +713,10 @@ class Subscriber:
         unread = None
         version: int | None = None
         try:
-            view = open_record(rec, self.opener, self.codec)
+            view, opened = opened_record(rec, self.opener, self.codec)
+            self._refuse_retired_key(opened)
             # Opened: the key block's signature verified, so its created_at is the broker's.
-            delivery = Delivery.of(view, where, agreement, peek_key_block(rec.value).created_at)
+            delivery = Delivery.of(view, where, agreement, opened.created_at)
         except (CryptoError, CodecError) as exc:
             reason = type(exc).__name__
             self.stats.rejected += 1
@@ -714,6 +728,9 @@ class Subscriber:
                      "--verify-key")
             if "unsupported format version" in str(exc):  # not a key problem: an older or newer broker wrote it
                 check = "this subscriber reads only feed records of the format it names: run the broker's version"
+            elif isinstance(exc, SignatureError) and RETIRED_KEY in str(exc):
+                check = ("tell the broker's operator (a leaked key, or a worker left on it: `puente audit verify`); "
+                         "loading other keys does not help")
             if where in self.skip:
                 status += "; given up"  # auditors tell the record given up from a stop at it
                 self.stats.given_up += 1
@@ -727,6 +744,7 @@ class Subscriber:
         else:
             self.stats.received += 1
             version = delivery.version
+            self._note_broker_key(opened)
             status, passed_on = self._apply(delivery, now)
             if out is not None and status in _PASSED_ON:  # what the store refused is not passed on either
                 out.append(json_text(to_json(view)) + "\n")
@@ -748,6 +766,26 @@ class Subscriber:
         await producer.send(self.access_topic, chain.append("RECEIPT", receipt), key=self.partner.encode(),
                             partition=part)
         return unread
+
+    def _refuse_retired_key(self, opened: Opened) -> None:
+        """SignatureError when the record's key block is signed by a broker key this subscriber had moved on from
+        (``retired_broker_key``): it does not open."""
+        held = self.store.broker_key() if self.store is not None else self._broker_key
+        problem = retired_broker_key(held, opened.signer, _epoch_ms(opened.created_at))
+        if problem is not None:
+            raise SignatureError(problem)
+
+    def _note_broker_key(self, opened: Opened) -> None:
+        """Remember the broker key that verified the key block of a record accepted (``newest_broker_key``): in the
+        store, in the batch's transaction, so that it is committed with the records and outlives a restart."""
+        held = self.store.broker_key() if self.store is not None else self._broker_key
+        newest = newest_broker_key(held, opened.signer, _epoch_ms(opened.created_at))
+        if newest == held or newest is None:
+            return
+        if self.store is not None:
+            self.store.keep_broker_key(*newest)
+        else:
+            self._broker_key = newest
 
     def _held_elsewhere(self, delivery: Delivery, held_version: int | None) -> bool:
         """Whether a recall the store took is another store's to acknowledge: one of an alert found so before (the
@@ -946,6 +984,64 @@ def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, in
     return None
 
 
+RETIRED_KEY = "a retired key in use"  # the end of every refusal ``retired_broker_key`` gives
+
+
+def retired_broker_key(newest: tuple[str, int] | None, signer: str | None, made_ms: int) -> str | None:
+    """Why a feed key block the broker's key ``signer`` verified, made at ``made_ms`` (its created_at, milliseconds
+    since 1970), is a retired key's, or None. ``newest``: the newest generation (by label) that verified a key block
+    this partner accepted, and the earliest created_at of the blocks it signed (``newest_broker_key``); None before
+    any. Pure.
+
+    The broker's signing keys rotate forward only, by their labels (``broker.audit.verify.newer_generation``), as
+    ``audit verify``, the broker's workers and this subscriber's own receipt chain have it: once a newer generation
+    has signed, an older one signing again is a retired key in use. A leak of it looks like that, and its holder,
+    able to write the feed, could sign a later version of an alert that would replace the real text. The partner
+    holds the older generations only to read what they signed before the rotation. The broker's workers move to a
+    new key one after another, so an older key's block made up to ``ROTATION_GRACE_MS`` (an hour, as ``audit
+    verify`` allows) after the newer one's first is still the broker's: a rolling restart. Feed records carry no time
+    Kafka chose (the feed keeps its producers' times), so both times are the blocks' own created_at: a block of
+    the older key dated before that is taken (one read late from another partition is genuine), which leaves a
+    holder of the old key able to date a forgery back to the rotation, no further: the store refuses a view sealed
+    longer ago than its agreement's retention, and keeps versions it has seen. Key ids whose labels say nothing of
+    their order, and the one unnamed key of an opener given a single key, are never refused."""
+    if newest is None or signer is None or signer == newest[0] or not newer_generation(newest[0], signer):
+        return None
+    key, since_ms = newest
+    if made_ms <= since_ms + ROTATION_GRACE_MS:
+        return None
+    return (f"its key block is signed by {signer[:80]}, a broker key this subscriber had moved on from ({key[:80]}, a "
+            f"newer generation, signed a key block it accepted made at {_iso_ms(since_ms)}, more than "
+            f"{ROTATION_GRACE_MS // 60_000} minutes before this one's {_iso_ms(made_ms)}): {RETIRED_KEY}")
+
+
+def newest_broker_key(newest: tuple[str, int] | None, signer: str | None, made_ms: int) -> tuple[str, int] | None:
+    """``newest`` (``retired_broker_key``) once a key block ``signer`` verified, made at ``made_ms``, is accepted: the
+    signer from its first block on when it is of a newer generation (or the first key seen), the earliest block's
+    time when it is the newest already. Pure."""
+    if signer is None:
+        return newest
+    if newest is None or newer_generation(signer, newest[0]):
+        return signer, made_ms
+    if signer == newest[0] and made_ms < newest[1]:
+        return signer, made_ms
+    return newest
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_ms(when: datetime) -> int:
+    return (when - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _iso_ms(ms: int) -> str:
+    try:
+        return iso_utc(_EPOCH + timedelta(milliseconds=ms))
+    except OverflowError:
+        return f"{ms} ms after 1970"
+
+
 def opener_for(partner: str, key_file: Path, verify_files: Path | Sequence[Path] | None,
                expected_key_id: str | None = None) -> FeedOpener:
     """The partner's feed opener, holding every generation of its keys, after checking they are its own.
@@ -962,7 +1058,8 @@ def opener_for(partner: str, key_file: Path, verify_files: Path | Sequence[Path]
     public signing key, else every ``broker-sign-<g>`` key in ``key_file``'s folder. A key block
     does not name the broker key that signed it, so after the broker rotates its key the old
     records verify only under the old one; any other kind of key, or another owner's, is refused
-    (it could sign for the broker).
+    (it could sign for the broker). The opener says which one verified each block, and the subscriber
+    refuses an old generation's block made after a newer one took over (``retired_broker_key``).
 
     Wrong keys fail here, in one line, before anything is read.
     """

@@ -6,7 +6,10 @@ gives it), when it was first and last received, the feed location of the record 
 and retention: the record's associated data binds it, so once the record has opened it is the
 broker's), the alert's ``markings.expires_at`` and ``markings.review_at`` (``due`` lists what is
 held past its review date), whether a copy went beyond the store (``mark_passed_on``), and, once
-the alert is recalled, a *tombstone*: version, reason and recall time, with the view deleted.
+the alert is recalled, a *tombstone*: version, reason and recall time, with the view deleted. Beside
+the alerts it keeps what its subscriber needs to go on where it left off: feed offsets, receipt chain
+heads, and the newest generation of the broker's signing key that verified a record it took
+(``broker_key``: an older one signing long after is a retired key's, ``broker.partner``).
 
 Why SQLite (the standard library's ``sqlite3``), not JSON lines or DuckDB:
 
@@ -331,6 +334,7 @@ _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint 
 _FEED_KEY = "feed-offset:"  # meta key prefix: the next feed offset of a partition, as the store applied it
 _PARTIAL_KEY = "feed-partial:"  # meta key prefix: a partition this store took over mid-stream, and from where
 _ELSEWHERE_KEY = "recall-elsewhere:"  # meta key prefix: an alert whose recall this store could not acknowledge
+_BROKER_KEY = "broker-key"  # meta key: the newest broker signing key that verified a key block taken, and since when
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
             "recall_reason, recalled_ms, review_ms, purged_ms")
 
@@ -544,6 +548,32 @@ class PartnerStore:
         with self._sql("noting a feed partition taken over"):
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                                (f"{_PARTIAL_KEY}{topic}[{partition}]", str(at)))
+
+    def broker_key(self) -> tuple[str, int] | None:
+        """The newest generation of the broker's signing key (by label) that verified a feed key block this store's
+        subscriber accepted, and the created_at (milliseconds since 1970) of the earliest block it signed that was
+        accepted; None before any (:meth:`keep_broker_key`). A key block of an older generation made long after it
+        is a retired key's (``broker.partner.retired_broker_key``)."""
+        with self._sql("reading the broker's key in use"):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_BROKER_KEY,)).fetchone()
+        if row is None:
+            return None
+        try:
+            doc = json.loads(row[0])
+            key_id, since_ms = doc["key_id"], doc["since_ms"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(f"{self.path}: the kept broker key in use is damaged") from None
+        if not isinstance(key_id, str) or not key_id or type(since_ms) is not int:
+            raise StoreError(f"{self.path}: the kept broker key in use is damaged")
+        return key_id, since_ms
+
+    def keep_broker_key(self, key_id: str, since_ms: int) -> None:
+        """Remember ``key_id`` as :meth:`broker_key`, in the caller's transaction: with the records it verified, so
+        neither a restart nor a batch rolled back parts the two."""
+        value = json.dumps({"key_id": key_id, "since_ms": since_ms})
+        with self._sql("keeping the broker's key in use"):
+            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (_BROKER_KEY, value))
 
     def held_elsewhere(self, alert_id: str) -> bool:
         """Whether a recall of ``alert_id`` was found to be another store's to acknowledge (``mark_held_elsewhere``),

@@ -36,7 +36,7 @@ Messages name key ids and what went wrong, never plaintext or key bytes. Caller 
 
 from __future__ import annotations
 
-from broker.crypto.envelope import FeedOpener, FeedSealer, KeyBlock, peek_key_block
+from broker.crypto.envelope import FeedOpener, FeedSealer, KeyBlock, Opened, peek_key_block
 from broker.crypto.kex import ingress_mac_key, pair_key_id, parse_pair_key_id
 from broker.crypto.keys import (
     BROKER_OWNER,
@@ -59,6 +59,7 @@ __all__ = [
     "KeyBlock",
     "KeyKind",
     "KeyRecord",
+    "Opened",
     "SecretBytes",
     "checker",
     "ingress_mac_key",

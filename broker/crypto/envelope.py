@@ -58,7 +58,10 @@ format 2, whose agreement was not authenticated, included: there is no fallback)
 for another partner or that none of the opener's private keys can unwrap, altered ciphertext and
 mismatched associated data raise DecryptionError; a key block whose signature verifies under
 none of the opener's broker keys raises SignatureError. Messages never include
-plaintext or key bytes. Sealers and openers are not thread-safe: use one per task.
+plaintext or key bytes. ``open_verified`` also says which of the broker's keys verified the key block
+(``Opened.signer``) and when the block was made: the reader judges whether that key was still the
+broker's to sign with then (a generation the broker had moved on from is a retired key in use), and
+whether the time is plausible (this module has no clock). Sealers and openers are not thread-safe: use one per task.
 
 Pure: no I/O and no clock (``seal`` takes ``now``); randomness comes from ``os.urandom`` and,
 for the HPKE ephemeral key, from the library.
@@ -315,10 +318,31 @@ class FeedSealer:
         return b"".join((self._head, nonce, aead.encrypt(nonce, plaintext, aad)))
 
 
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A record ``FeedOpener.open_verified`` opened: its plaintext, and what its key block says, verified."""
+
+    plaintext: bytes
+    signer: str | None
+    """The id of the broker key its key block verified under, as the opener was given it (None: one unnamed key)."""
+    created_at: datetime
+    """The key block's created_at: when the broker made the data key, by its clock (the signature covers it)."""
+
+
 PartnerKeys: TypeAlias = X25519PrivateKey | Mapping[str, X25519PrivateKey]
 """What ``FeedOpener`` decrypts with: one private key, or every generation held, by key id."""
 BrokerKeys: TypeAlias = Ed25519PublicKey | Mapping[str, Ed25519PublicKey]
 """What ``FeedOpener`` verifies with: the broker's public signing key, or every generation held, by key id."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Unwrapped:
+    """A key block verified and unwrapped, as ``FeedOpener`` caches it by the block's exact bytes."""
+
+    key_id: bytes
+    aead: AESGCM
+    signer: str | None
+    created_at: datetime
 
 
 def _named(keys: Mapping[str, _K], what: str) -> list[tuple[str | None, _K]]:
@@ -345,7 +369,10 @@ class FeedOpener:
       signing keys it holds, by key id. The key block does not name its signer either, so it
       must verify under one of them (the one that verified the last key block first, then the
       order given); a block none of them verifies raises SignatureError. Only the broker's own
-      signing keys belong here: any key given may sign for the broker.
+      signing keys belong here: any key given may sign for the broker. Which one verified is
+      ``Opened.signer`` (``open_verified``): holding a retired generation, to read the records it
+      signed, must not let it sign new ones, and only the reader, which knows what it read before,
+      can tell (``broker.partner``).
 
     Each key block is verified and unwrapped once and the result cached by its exact bytes, so
     the extra generations cost nothing per record.
@@ -373,7 +400,7 @@ class FeedOpener:
         self._cache_size = cache_size
         # Keyed by the exact key-block bytes, not the key id alone, so a block altered in any
         # byte (even one that keeps the id) is verified afresh rather than served from cache.
-        self._cache: OrderedDict[bytes, tuple[bytes, AESGCM]] = OrderedDict()
+        self._cache: OrderedDict[bytes, _Unwrapped] = OrderedDict()
         self._prefixes: dict[tuple[bytes, str, bytes, str, str], bytes] = {}
 
     @property
@@ -386,10 +413,11 @@ class FeedOpener:
         """The ids of the partner's private keys this opener holds, as given (empty for one unnamed key)."""
         return self._key_ids
 
-    def _verify(self, signed: bytes, signature: bytes) -> None:
-        """The block verifies under one of the broker's keys held; that key is tried first next time."""
+    def _verify(self, signed: bytes, signature: bytes) -> str | None:
+        """The id of the broker's key held that the block verifies under (None: the one unnamed key); that key is
+        tried first next time."""
         failed: list[SignatureError] = []
-        for i, (_, key) in enumerate(self._verify_keys):
+        for i, (label, key) in enumerate(self._verify_keys):
             try:
                 verify_with_context(key, KEY_BLOCK_SIGNATURE_CONTEXT, signed, signature, what="feed key block")
             except SignatureError as exc:
@@ -397,7 +425,7 @@ class FeedOpener:
                 continue
             if i:
                 self._verify_keys.insert(0, self._verify_keys.pop(i))
-            return
+            return label
         if len(failed) == 1:
             raise failed[0]
         held = ", ".join(label or "?" for label, _ in self._verify_keys)
@@ -428,14 +456,14 @@ class FeedOpener:
             "decryption key it was sealed to (the one the broker's policy named when it was made)"
         )
 
-    def _data_key(self, block_bytes: bytes) -> tuple[bytes, AESGCM]:
+    def _data_key(self, block_bytes: bytes) -> _Unwrapped:
         hit = self._cache.get(block_bytes)
         if hit is not None:
             self._cache.move_to_end(block_bytes)
             return hit
         block = _parse_key_block(block_bytes)
         signed = block_bytes[:-SIGNATURE_LEN]
-        self._verify(signed, block.signature)
+        signer = self._verify(signed, block.signature)
         if block.partner_id != self._partner_id:
             raise DecryptionError(
                 f"record is not encrypted for this key: its key block is for partner {block.partner_id[:40]!r}, "
@@ -443,7 +471,7 @@ class FeedOpener:
             )
         header_end = len(signed) - ENC_LEN - WRAPPED_LEN
         data_key = self._unwrap(signed[header_end:], _INFO_PREFIX + signed[:header_end], block)
-        entry = (block.key_id, AESGCM(data_key))
+        entry = _Unwrapped(block.key_id, AESGCM(data_key), signer, block.created_at)
         self._cache[block_bytes] = entry
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -453,8 +481,16 @@ class FeedOpener:
              agreement: str) -> bytes:
         """The plaintext of a sealed record, if it verifies for exactly these alert, topic, schema, policy
         and agreement."""
+        return self.open_verified(value, alert_id=alert_id, topic=topic, schema_fp=schema_fp,
+                                  policy_version=policy_version, agreement=agreement).plaintext
+
+    def open_verified(self, value: bytes, *, alert_id: str, topic: str, schema_fp: bytes, policy_version: str,
+                      agreement: str) -> Opened:
+        """``open``, with the id of the broker key that verified the record's key block and the block's
+        created_at: whether that key was still the broker's to sign with, the caller judges (class docstring)."""
         block_bytes, pos = _split(value)
-        key_id, aead = self._data_key(block_bytes)
+        unwrapped = self._data_key(block_bytes)
+        key_id, aead = unwrapped.key_id, unwrapped.aead
         context = (key_id, topic, schema_fp, policy_version, agreement)
         prefix = self._prefixes.get(context)
         if prefix is None:
@@ -464,9 +500,10 @@ class FeedOpener:
         alert = alert_id.encode("utf-8")
         aad = prefix + _LEN.pack(len(alert)) + alert
         try:
-            return aead.decrypt(value[pos : pos + NONCE_LEN], value[pos + NONCE_LEN :], aad)
+            plaintext = aead.decrypt(value[pos : pos + NONCE_LEN], value[pos + NONCE_LEN :], aad)
         except InvalidTag as exc:
             raise DecryptionError(
                 "record does not decrypt: its ciphertext was altered, or the alert id, topic, schema "
                 "fingerprint, policy version or agreement given do not match the ones it was sealed with"
             ) from exc
+        return Opened(plaintext, unwrapped.signer, unwrapped.created_at)

@@ -1,0 +1,123 @@
+"""A partner's feed for the subscriber's unit tests: records sealed by real FeedSealers, a receipts producer that
+keeps what was sent, and one batch run through ``Subscriber._batch`` (no Kafka)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from broker.audit import ChainWriter
+from broker.crypto import FeedOpener, FeedSealer
+from broker.kafka import KafkaConnection, TopicPartition
+from broker.partner import Subscriber
+from broker.partner_store import PartnerStore
+from puente import wire
+from puente.errors import UnreadableFeedError
+from puente.wire import Record
+from schemas import alert_codec
+
+FEED = "t.feed.COL"
+RECEIPTS = "t.receipts.COL"
+CODEC = alert_codec()
+
+
+class BrokerKeys:
+    """COL's decryption key and the broker's signing keys, by key id (the first given is the one made first)."""
+
+    def __init__(self, *generations: str) -> None:
+        self.col = X25519PrivateKey.generate()
+        self.signing = {f"broker-sign-{g}": Ed25519PrivateKey.generate() for g in generations}
+
+    def sealer(self, key_id: str) -> FeedSealer:
+        return FeedSealer("COL", self.col.public_key(), self.signing[key_id])
+
+    def opener(self) -> FeedOpener:
+        """An opener holding every generation, as ``opener_for`` loads them from the partner's folder."""
+        return FeedOpener("COL", {"COL-enc-2026a": self.col},
+                          {key_id: key.public_key() for key_id, key in self.signing.items()})
+
+
+def sealed(sealer: FeedSealer, view: Mapping[str, Any], offset: int, now: datetime,
+           agreement: str = "COMBIFRON") -> Record:
+    """The feed record the broker writes for ``view``, its key block made at ``now`` (a new data key each time)."""
+    sealer.rotate(now)
+    value = sealer.seal(CODEC.encode(dict(view)), alert_id=view["alert_id"], topic=FEED, schema_fp=CODEC.fingerprint,
+                        policy_version="p1", agreement=agreement, now=now)
+    headers = ((wire.ALERT_ID, view["alert_id"].encode()), (wire.SCHEMA, CODEC.fingerprint.hex().encode()),
+               (wire.POLICY, b"p1"), (wire.AGREEMENT, agreement.encode()))
+    return Record(FEED, 0, offset, view["alert_id"].encode(), value, headers, 0)
+
+
+class _Signer:
+    key_id = "COL-rcpt-2026a"
+
+    def sign(self, payload: bytes) -> bytes:
+        return bytes(64)
+
+
+class _Sent:
+    offset = 7
+
+    def __await__(self) -> Any:
+        yield from ()
+        return self
+
+
+class Receipts:
+    """The receipts producer as a batch uses it: what was sent, and the offsets committed with the transaction."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.offsets: dict[TopicPartition, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> _Sent:
+        self.sent.append(json.loads(value))
+        return _Sent()
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any], group: str) -> None:
+        self.offsets = {tp: at.offset for tp, at in offsets.items()}
+
+    def statuses(self) -> list[str]:
+        return [r["status"] for r in self.sent if r["kind"] == "RECEIPT"]
+
+
+class _Msg:
+    def __init__(self, rec: Record) -> None:
+        self.topic, self.partition, self.offset = rec.topic, rec.partition, rec.offset
+        self.key, self.value, self.headers, self.timestamp, self.timestamp_type = rec.key, rec.value, rec.headers, 0, 1
+
+
+def subscriber(keys: BrokerKeys, store: PartnerStore | None, clock: Callable[[], datetime],
+               skip: tuple[str, ...] = (), notes: list[str] | None = None) -> Subscriber:
+    """COL's subscriber over ``store`` (or none), its clock ``clock``."""
+    said = notes if notes is not None else []
+    return Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", FEED, RECEIPTS, keys.opener(), CODEC,
+                      signer=_Signer(), store=store, clock=clock, on_error=said.append,  # type: ignore[arg-type]
+                      on_note=said.append, skip=skip)
+
+
+class FailingReceipts(Receipts):
+    """A receipts producer that fails as the batch's offsets are sent: inside the store's transaction, rolled back."""
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any], group: str) -> None:
+        raise RuntimeError("Kafka refused the offsets")
+
+
+async def run_batch(sub: Subscriber, *records: Record,
+                    receipts: Receipts | None = None) -> tuple[UnreadableFeedError | None, Receipts]:
+    """One batch of ``records`` (one partition) through the subscriber: the error it stopped at, and its receipts."""
+    receipts = receipts if receipts is not None else Receipts()
+    msgs = [_Msg(rec) for rec in records]
+    unread, _ = await sub._batch({TopicPartition(FEED, 0): msgs}, None, receipts,
+                                 ChainWriter(RECEIPTS, 0, chain="COL"), 0)
+    return unread, receipts
