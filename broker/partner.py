@@ -64,7 +64,9 @@ generation of the partner's decryption keys and of the broker's signing keys it 
 (``opener_for``). Holding a retired broker key to read what it signed does not let it sign anew: a
 key block signed by a generation older than one that signed a block the subscriber accepted, and
 made more than an hour after that one's first, does not open (``retired_broker_key``; the store
-keeps the newest generation seen, committed with the records).
+keeps the newest generation seen, committed with the records). Nor does a key block dated more than
+the clock skew allowed ahead of the subscriber's clock (``future_key_block``): the store counts an
+alert's retention from that date.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ from broker.kafka import (
     wait_settled,
 )
 from broker.keystore import Keystore, load_key_file
-from broker.partner_store import Delivery, Outcome, PartnerStore, Retention
+from broker.partner_store import CLOCK_SKEW_MS, Delivery, Outcome, PartnerStore, Retention
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente import wire
@@ -714,7 +716,7 @@ class Subscriber:
         version: int | None = None
         try:
             view, opened = opened_record(rec, self.opener, self.codec)
-            self._refuse_retired_key(opened)
+            self._trust_key_block(opened, now)
             # Opened: the key block's signature verified, so its created_at is the broker's.
             delivery = Delivery.of(view, where, agreement, opened.created_at)
         except (CryptoError, CodecError) as exc:
@@ -731,6 +733,8 @@ class Subscriber:
             elif isinstance(exc, SignatureError) and RETIRED_KEY in str(exc):
                 check = ("tell the broker's operator (a leaked key, or a worker left on it: `puente audit verify`); "
                          "loading other keys does not help")
+            elif FUTURE_BLOCK in str(exc):
+                check = "check the broker's clock and this host's (NTP); loading other keys does not help"
             if where in self.skip:
                 status += "; given up"  # auditors tell the record given up from a stop at it
                 self.stats.given_up += 1
@@ -767,11 +771,16 @@ class Subscriber:
                             partition=part)
         return unread
 
-    def _refuse_retired_key(self, opened: Opened) -> None:
-        """SignatureError when the record's key block is signed by a broker key this subscriber had moved on from
-        (``retired_broker_key``): it does not open."""
+    def _trust_key_block(self, opened: Opened, now: datetime) -> None:
+        """Whether the record's verified key block may be taken, else it does not open: CryptoError when it is dated
+        ahead of this subscriber's clock (``future_key_block``), SignatureError when a broker key this subscriber
+        had moved on from signed it (``retired_broker_key``)."""
+        made_ms = _epoch_ms(opened.created_at)
+        problem = future_key_block(made_ms, _epoch_ms(now))
+        if problem is not None:
+            raise CryptoError(problem)
         held = self.store.broker_key() if self.store is not None else self._broker_key
-        problem = retired_broker_key(held, opened.signer, _epoch_ms(opened.created_at))
+        problem = retired_broker_key(held, opened.signer, made_ms)
         if problem is not None:
             raise SignatureError(problem)
 
@@ -985,6 +994,20 @@ def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, in
 
 
 RETIRED_KEY = "a retired key in use"  # the end of every refusal ``retired_broker_key`` gives
+FUTURE_BLOCK = "dated ahead of this subscriber's clock"  # in every refusal ``future_key_block`` gives
+
+
+def future_key_block(made_ms: int, now_ms: int) -> str | None:
+    """Why a feed key block made at ``made_ms`` (its created_at, signed by the broker) is not to be taken at
+    ``now_ms`` (this subscriber's clock), or None: it is dated more than the clock skew allowed
+    (``partner_store.CLOCK_SKEW_MS``) ahead. The store counts an alert's retention from that time, and a record
+    sealed "in the future" would never be too old: once a recall's tombstone were purged, the same genuine record
+    written to the feed again would be stored anew, text and all. A broker's clock that far ahead is as wrong as a
+    block signed ahead of time. Pure."""
+    if made_ms <= now_ms + CLOCK_SKEW_MS:
+        return None
+    return (f"its key block is {FUTURE_BLOCK}: made at {_iso_ms(made_ms)}, more than {CLOCK_SKEW_MS // 60_000} "
+            f"minutes after {_iso_ms(now_ms)} (a broker clock running ahead, or a block signed ahead of time)")
 
 
 def retired_broker_key(newest: tuple[str, int] | None, signer: str | None, made_ms: int) -> str | None:

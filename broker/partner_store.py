@@ -116,7 +116,9 @@ RECALL = "RECALL"
 HELD, RECALLED_STATE, EXPIRED_STATE = "HELD", "RECALLED", "EXPIRED"
 _DAY_MS = 86_400_000
 # How much earlier than its sealing a record's key-block time may be: a data key's lifetime
-# (``broker.crypto.envelope.DEFAULT_MAX_AGE``) and 15 minutes of clock skew (see ``_too_old``).
+# (``broker.crypto.envelope.DEFAULT_MAX_AGE``) and 15 minutes of clock skew (see ``_too_old``). The skew is how far
+# the broker's clock may run ahead of the partner's: a key block dated further ahead does not open
+# (``broker.partner.future_key_block``).
 CLOCK_SKEW_MS = 15 * 60_000
 SEALING_MARGIN_MS = int(DEFAULT_MAX_AGE.total_seconds() * 1000) + CLOCK_SKEW_MS
 
@@ -696,7 +698,9 @@ class PartnerStore:
         if r is None or d.sealed_ms is None:
             return False
         days = r.of(d.agreement)
-        return now_ms - d.sealed_ms > days * _DAY_MS + SEALING_MARGIN_MS
+        # A sealing time ahead of this clock (the subscriber refuses one beyond the skew allowed) counts as now: never
+        # a negative age, which no retention would ever reach.
+        return now_ms - min(d.sealed_ms, now_ms) > days * _DAY_MS + SEALING_MARGIN_MS
 
     def _kept_too_long(self, held: Held | None, d: Delivery, now_ms: int) -> bool:
         """Whether a later version of what the partner held comes after the retention since it first received

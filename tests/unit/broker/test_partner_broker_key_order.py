@@ -142,7 +142,7 @@ async def test_a_batch_rolled_back_keeps_no_newer_generation(tmp_path: Path) -> 
         with pytest.raises(RuntimeError):
             await run_batch(sub, sealed(keys.sealer(NEW), updated(view, 2), 1, T0), receipts=FailingReceipts())
         assert store.broker_key() == (OLD, int(T0.timestamp() * 1000))
-    bare = subscriber(keys, None, lambda: T0)
+    bare = subscriber(keys, None, lambda: T0 + 24 * HOUR)
     await run_batch(bare, sealed(keys.sealer(OLD), view, 0, T0))
     with pytest.raises(RuntimeError):
         await run_batch(bare, sealed(keys.sealer(NEW), updated(view, 2), 1, T0), receipts=FailingReceipts())
