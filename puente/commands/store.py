@@ -2,7 +2,10 @@
 
 No Kafka: these read the store file the partner's subscriber writes (``broker.partner_store``),
 which they may do while it runs. ``show`` prints an alert's content, which is what the store is
-for; nothing else here prints a view's values.
+for; nothing else here prints a view's values. ``list`` and ``show`` purge the store first, with
+the retention of the partner's agreements, as the subscriber does (``_read``): the text of an alert
+past its expiry or its retention is deleted only by a purge, and a read must not show it as held
+because none has run since.
 """
 
 from __future__ import annotations
@@ -35,14 +38,16 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         parser.add_argument("--store", type=Path, metavar="FILE",
                             help="the store (default: PUENTE_KEYS/partners/<P>/feed.sqlite)")
 
-    listing = acts.add_parser("list", help="alerts held and recalled, the most recently received first")
+    listing = acts.add_parser("list", help="alerts held and recalled, the most recently received first (after "
+                                           "purging what the partner may no longer keep)")
     common(listing)
     listing.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most N rows (default 50)")
     listing.add_argument("--due", action="store_true",
                          help="only alerts held past their review date (markings.review_at), the longest overdue "
                               "first: the partner must review its copy")
     listing.set_defaults(func=_list)
-    show = acts.add_parser("show", help="one alert: its current version, or what is left of it after a recall")
+    show = acts.add_parser("show", help="one alert: its current version, or what is left of it after a recall or a "
+                                        "purge (after purging what the partner may no longer keep)")
     show.add_argument("alert_id", metavar="ALERT_ID")
     common(show)
     show.set_defaults(func=_show)
@@ -71,6 +76,23 @@ def _open(args: argparse.Namespace, *, retention: bool = False) -> PartnerStore:
     return PartnerStore.open(path, args.partner, create=False, retention=kept)
 
 
+def _read(args: argparse.Namespace, now: datetime) -> PartnerStore:
+    """The store, purged first of what the partner may no longer keep (``PartnerStore.purge``, with the partner's
+    retention): whatever the subscriber's last purge, nothing past its expiry or its agreement's retention is read
+    as held. Saying so when it deleted anything."""
+    store = _open(args, retention=True)
+    try:
+        purged = store.purge(now)
+    except BaseException:
+        store.close()
+        raise
+    if purged.total:
+        _say(f"puente store: purged {purged.total} alert(s) from {store.path} before reading: the text of "
+             f"{purged.expired} past their expiry and {purged.retention} past the agreement's retention, "
+             f"{purged.tombstones} old content-free row(s)", file=sys.stderr)
+    return store
+
+
 def _when(value: datetime | None, *, minutes: bool = True) -> str:
     if value is None:
         return "-"
@@ -87,7 +109,7 @@ def _status(e: Entry) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
-    with _open(args) as store:
+    with _read(args, now) as store:
         rows = store.due(now, args.limit) if args.due else store.recent(args.limit)
         counts = store.counts()
         due = store.due_count(now)
@@ -112,7 +134,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with _read(args, datetime.now(UTC)) as store:
         e = store.show(args.alert_id)
     _say(f"alert      {e.alert_id} ({e.alert_type}), version {e.version}")
     _say(f"status     {_status(e)}")

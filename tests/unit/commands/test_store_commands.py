@@ -1,16 +1,20 @@
-"""`puente store`: a --store that is no partner store is refused in one line and left as it was."""
+"""`puente store`: a --store that is no partner store is refused in one line and left as it was; a read never shows
+what the partner may no longer keep."""
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 import puente.commands.store as store
+from broker.partner_store import Delivery, PartnerStore, default_store_path
 from puente.cli import build_parser
 from puente.errors import StoreError
+from tests.unit.broker.test_partner_store import _view
 
 
 @pytest.mark.parametrize("kind", ["accounts", "empty"])
@@ -36,3 +40,40 @@ def test_store_list_refuses_a_file_that_is_no_store(tmp_path: Path, monkeypatch:
     assert raised.value.exit_code == 3 and "\n" not in str(raised.value)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acc.sqlite"]
+
+
+def _held_past_their_time(keys: Path) -> tuple[str, str]:
+    """A store holding two alerts no purge has run over: one past its expiry, one past its agreement's retention
+    (COMBIFRON, 180 days, from its first receipt: ten minutes ago). Their ids."""
+    now = datetime.now(UTC)
+    expired = _view(summary="EXPIRED-SECRET-TEXT")
+    expired["markings"] = {**expired["markings"], "expires_at": now - timedelta(days=1), "review_at": None}
+    kept_too_long = _view("senan-gofast-seizure", summary="RETENTION-PASSED-TEXT")
+    with PartnerStore.open(default_store_path(keys, "COL"), "COL") as held:
+        held.apply(Delivery.of(expired, "t.feed.COL:0:0", "COMBIFRON"), now - timedelta(days=2))
+        held.apply(Delivery.of(kept_too_long, "t.feed.COL:0:1", "COMBIFRON"), now - timedelta(days=180, minutes=10))
+        assert held.counts().held == 2
+    return expired["alert_id"], kept_too_long["alert_id"]
+
+
+@pytest.mark.parametrize("action", ["list", "show"])
+def test_reading_the_store_never_shows_what_should_have_been_purged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], action: str) -> None:
+    """`store list` and `store show` purge first, with the partner's retention, as the subscriber does: an alert
+    past its expiry or its agreement's retention reads as purged, never as held with its text, whenever the last
+    purge ran."""
+    keys = tmp_path / "keys"
+    monkeypatch.setattr(store, "settings", lambda args: SimpleNamespace(keys=keys, policy_dir=None))
+    ids = _held_past_their_time(keys)
+    outputs = []
+    for alert_id in ids if action == "show" else ids[:1]:
+        argv = ["store", action, "--partner", "COL"] + ([alert_id] if action == "show" else [])
+        args = build_parser().parse_args(argv)
+        assert args.func(args) == 0
+        outputs.append(capsys.readouterr())
+    out = "".join(o.out for o in outputs)
+    assert "SECRET-TEXT" not in out and "RETENTION-PASSED-TEXT" not in out and '"payload"' not in out
+    assert " held" not in out and "purged" in out
+    assert "purged 2 alert(s)" in outputs[0].err and "1 past their expiry and 1 past the agreement's" in outputs[0].err
+    with PartnerStore.open(default_store_path(keys, "COL"), "COL") as after:
+        assert (after.counts().held, after.counts().purged) == (0, 2)
