@@ -104,6 +104,7 @@ from broker.keystore import Holder, holder_path
 from broker.private_files import PrivateFile
 from policies import PolicySet
 from puente.errors import CodecError, NotInStore, StoreBusy, StoreError
+from puente.strict import one_line
 from schemas import to_json
 
 STORE_FILE = "feed.sqlite"
@@ -169,6 +170,10 @@ class Delivery:
         alert_id, alert_type, version = view.get("alert_id"), view.get("alert_type"), view.get("version")
         if not isinstance(alert_id, str) or not alert_id or not isinstance(alert_type, str):
             raise CodecError("the view has no alert id or alert type")
+        if not alert_id.isprintable():
+            # No agency writes one (a line feed, a control or a bidi character): only a bad broker signature lets one
+            # through, and kept, it would print as a row of its own wherever the store is read.
+            raise CodecError(f"the view's alert id {one_line(alert_id[:200])} is not printable text on one line")
         if type(version) is not int or not 1 <= version <= MAX_VERSION:
             raise CodecError(f"the view of {alert_id[:200]} has no version between 1 and {MAX_VERSION:,}")
         life = view.get("lifecycle")

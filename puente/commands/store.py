@@ -20,12 +20,13 @@ from broker.partner_store import EXPIRED_STATE, HELD, Entry, PartnerStore, Reten
 from policies import load_policy_set
 from puente.commands._common import Subparsers, settings
 from puente.errors import ConfigError
-from puente.strict import json_text, printable
+from puente.strict import json_text, one_line, printable
 
 
 def _say(text: str = "", **kwargs: Any) -> None:
-    """``print``, escaped for the terminal (``printable``): a store's ids and views came from a feed."""
-    print(printable(text), **kwargs)
+    """``print`` one line, escaped for the terminal (``one_line``: its line breaks too): a store's ids came from a
+    feed, and one holding a line feed must not print a row of its own."""
+    print(one_line(text), **kwargs)
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -101,10 +102,10 @@ def _when(value: datetime | None, *, minutes: bool = True) -> str:
 
 def _status(e: Entry) -> str:
     if e.state == HELD:
-        return "held" if e.action is None else f"held ({e.action.lower()})"
+        return "held" if e.action is None else f"held ({one_line(e.action.lower())})"
     if e.state == EXPIRED_STATE:
         return "purged (nothing kept)" if e.purged_at is not None else "expired on arrival (nothing kept)"
-    return f"recalled ({(e.recall_reason or 'no longer covered').lower().replace('_', ' ')})"
+    return f"recalled ({one_line((e.recall_reason or 'no longer covered').lower().replace('_', ' '))})"
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -114,14 +115,15 @@ def _list(args: argparse.Namespace) -> int:
         counts = store.counts()
         due = store.due_count(now)
     if rows:
-        width = max(len(e.alert_id) for e in rows)
+        width = max(len(one_line(e.alert_id)) for e in rows)  # as printed: escaped, on one line
         _say(f"{'RECEIVED (UTC)':<16}  {'ALERT':<{width}}  {'TYPE':<13} {'VER':>4}  {'AGREEMENT':<10} "
               f"{'REVIEW':<10}  {'EXPIRES':<10}  STATUS")
         for e in rows:
             review = _when(e.review_at, minutes=False) + ("!" if e.review_at is not None and e.review_at <= now
                                                           and e.state == HELD else "")
-            _say(f"{_when(e.received_at):<16}  {e.alert_id:<{width}}  {e.alert_type:<13} {e.version:>4}  "
-                  f"{(e.agreement or '-'):<10} {review:<10}  {_when(e.expires_at, minutes=False):<10}  {_status(e)}")
+            _say(f"{_when(e.received_at):<16}  {one_line(e.alert_id):<{width}}  {one_line(e.alert_type):<13} "
+                 f"{e.version:>4}  {one_line(e.agreement or '-'):<10} {review:<10}  "
+                 f"{_when(e.expires_at, minutes=False):<10}  {_status(e)}")
     shown = f"{len(rows)} due for review" if args.due else f"{len(rows)}"
     overdue = f"; {due} held past their review date (REVIEW marked !)" if due else ""
     expired = f", {counts.expired} expired on arrival" if counts.expired else ""
@@ -155,7 +157,7 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     _say(f"review     {_when(e.review_at)} UTC" if e.review_at else "review     not set")
     _say(f"expires    {_when(e.expires_at)} UTC" if e.expires_at else "expires    not set")
-    _say(json_text(e.view, indent=2))
+    print(printable(json_text(e.view, indent=2)))  # line breaks only where indent puts them (json_text)
     return 0
 
 

@@ -223,6 +223,17 @@ def test_the_version_rule(held: Held | None, version: int, recall: bool, expecte
     assert judge(held, d) is expected
 
 
+@pytest.mark.parametrize("alert_id", ["SNM:1\n2026-01-01 SNM:2", "SNM:1\r", "SNM:1\x1b[2K", "SNM:1\u2028",
+                                      "SNM:\u202e1", "SNM:1\t", "SNM:1\x85"])
+def test_an_alert_id_that_is_not_printable_on_one_line_is_not_a_delivery(alert_id: str) -> None:
+    """An alert id holding a line break, a control or a bidi character is refused (CodecError: the record is rejected);
+    letters of any script and spaces are not."""
+    with pytest.raises(CodecError, match="is not printable text on one line") as raised:
+        Delivery.of(_view(alert_id=alert_id), "t:0:1", "COMBIFRON")
+    assert raised.value.args[0].isprintable()
+    assert Delivery.of(_view(alert_id="SNM:Peñas Blancas-ÅÉ 7"), "t:0:1", "COMBIFRON").alert_id.endswith("ÅÉ 7")
+
+
 def test_a_view_without_a_usable_version_is_not_a_delivery() -> None:
     """A version below 1, a boolean, or a lifecycle without an action cannot be acted on: CodecError."""
     view = _view()

@@ -4,6 +4,7 @@ what the partner may no longer keep."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -77,3 +78,30 @@ def test_reading_the_store_never_shows_what_should_have_been_purged(
     assert "purged 2 alert(s)" in outputs[0].err and "1 past their expiry and 1 past the agreement's" in outputs[0].err
     with PartnerStore.open(default_store_path(keys, "COL"), "COL") as after:
         assert (after.counts().held, after.counts().purged) == (0, 2)
+
+
+FORGED_ROW = "SENAFRONT:X\n2026-12-05 10:00  SENAFRONT:BD-2025-9999  BORDER_EVENT  9  COMBIFRON  -  -  recalled (error)"
+
+
+@pytest.mark.parametrize("action", ["list", "show"])
+def test_an_id_holding_a_line_feed_prints_on_its_own_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], action: str) -> None:
+    """Every field `store list` and `store show` print stays on its line (``one_line``): an alert id or agreement
+    holding a line feed (a store written before the subscriber refused such ids) forges no row of its own."""
+    keys = tmp_path / "keys"
+    monkeypatch.setattr(store, "settings", lambda args: SimpleNamespace(keys=keys, policy_dir=None))
+    view = _view()
+    delivery = Delivery.of(view, "t.feed.COL:0:0", "COMBIFRON")
+    with PartnerStore.open(default_store_path(keys, "COL"), "COL") as held:
+        held.apply(replace(delivery, alert_id=FORGED_ROW, agreement="COMBIFRON\nX"), datetime.now(UTC))
+    args = build_parser().parse_args(["store", action, "--partner", "COL"] + ([FORGED_ROW] if action == "show" else []))
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    if action == "list":
+        assert len(out.splitlines()) == 2  # the header and one row
+    else:
+        escaped = FORGED_ROW.replace("\n", "\\n")
+        assert out.splitlines()[0] == f"alert      {escaped} (BORDER_EVENT), version 1"
+        assert "agreement  COMBIFRON\\nX" in out
+    lines = out.splitlines()
+    assert "SENAFRONT:X\\n2026-12-05" in out and not any(line.startswith("2026-12-05 10:00") for line in lines)
