@@ -703,9 +703,7 @@ class PartnerStore:
         if r is None or d.sealed_ms is None:
             return False
         days = r.of(d.agreement)
-        # A sealing time ahead of this clock (the subscriber refuses one beyond the skew allowed) counts as now: never
-        # a negative age, which no retention would ever reach.
-        return now_ms - min(d.sealed_ms, now_ms) > days * _DAY_MS + SEALING_MARGIN_MS
+        return now_ms - d.sealed_ms > days * _DAY_MS + SEALING_MARGIN_MS
 
     def _kept_too_long(self, held: Held | None, d: Delivery, now_ms: int) -> bool:
         """Whether a later version of what the partner held comes after the retention since it first received

@@ -12,7 +12,7 @@ from partner_feed import FEED, BrokerKeys, run_batch, sealed, subscriber
 from recall_views import recall_notice
 
 from broker.partner import future_key_block
-from broker.partner_store import CLOCK_SKEW_MS, Delivery, Outcome, PartnerStore, Retention
+from broker.partner_store import CLOCK_SKEW_MS, PartnerStore, Retention
 from puente.errors import UnreadableFeedError
 from tests.unit.broker.test_partner_store import _view
 
@@ -64,13 +64,3 @@ async def test_a_block_a_little_ahead_within_the_skew_is_taken(tmp_path: Path) -
                                            sealed(keys.sealer(KEY), _view(), 0, T0 + timedelta(minutes=10)))
         assert unread is None and receipts.statuses() == ["RECEIVED"]
 
-
-def test_a_sealing_time_ahead_never_makes_a_negative_age(tmp_path: Path) -> None:
-    """The store counts a sealing time ahead of its clock as now (never a negative age): a view sealed "ahead" is
-    judged as one sealed now, and one sealed longer ago than the retention is EXPIRED as before."""
-    view = _view()
-    with _store(tmp_path) as store:
-        ahead = Delivery.of(view, "t:0:1", "COMBIFRON", T0 + 730 * DAY)
-        assert store._too_old(ahead, int(T0.timestamp() * 1000)) is False
-        old = Delivery.of(_view("senan-gofast-seizure"), "t:0:2", "COMBIFRON", T0 - 200 * DAY)
-        assert store.apply(old, T0).outcome is Outcome.EXPIRED
