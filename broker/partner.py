@@ -62,11 +62,11 @@ for a subscriber with the right keys. So that a key rotation on either side does
 record still sealed or signed under an old key into such a stop, the subscriber holds every
 generation of the partner's decryption keys and of the broker's signing keys it is given
 (``opener_for``). Holding a retired broker key to read what it signed does not let it sign anew: a
-key block signed by a generation older than one that signed a block the subscriber accepted, and
-made more than an hour after that one's first, does not open (``retired_broker_key``; the store
-keeps the newest generation seen, committed with the records). Nor does a key block dated more than
-the clock skew allowed ahead of the subscriber's clock (``future_key_block``): the store counts an
-alert's retention from that date.
+key block signed by a generation older than one the subscriber had already accepted a block of, and
+made more than an hour after the subscriber first did so (by its own clock), does not open
+(``retired_broker_key``; the store keeps when each generation was first seen, committed with the
+records). Nor does a key block dated more than the clock skew allowed ahead of the subscriber's
+clock (``future_key_block``): the store counts an alert's retention from that date.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ import stat
 import sys
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -305,8 +305,8 @@ class Subscriber:
         self._resume_failed: Exception | None = None
         """Why the store's feed offsets could not be compared with the group's on an assignment: the run stops."""
         self._tag: tuple[PartnerStore | None, str] | None = None
-        self._broker_key: tuple[str, int] | None = None
-        """Without a store, what a store keeps as its ``broker_key``: for this run only."""
+        self._broker_keys_seen: Mapping[str, int] = {}
+        """Without a store, what a store keeps as its ``broker_keys_seen``: for this run only."""
 
     @property
     def commit_tag(self) -> str:
@@ -626,11 +626,11 @@ class Subscriber:
                      chain: ChainWriter, part: int) -> tuple[UnreadableFeedError | None, int | None]:
         """``_transact``, with the run's counts (``stats``) set back when the batch does not commit: they report
         what committed, not a batch that comes again (a recall counted as acknowledged whose receipt aborted)."""
-        counted, broker_key = copy.deepcopy(self.stats), self._broker_key
+        counted, keys_seen = copy.deepcopy(self.stats), self._broker_keys_seen
         try:
             return await self._transact(batch, out, producer, chain, part)
         except BaseException:
-            self.stats, self._broker_key = counted, broker_key  # (a store rolls its own back)
+            self.stats, self._broker_keys_seen = counted, keys_seen  # (a store rolls its own back)
             raise
 
     async def _transact(self, batch: dict[TopicPartition, list[Any]], out: TextIO | None, producer: Producer,
@@ -748,7 +748,7 @@ class Subscriber:
         else:
             self.stats.received += 1
             version = delivery.version
-            self._note_broker_key(opened)
+            self._note_broker_key(opened, now)
             status, passed_on = self._apply(delivery, now)
             if out is not None and status in _PASSED_ON:  # what the store refused is not passed on either
                 out.append(json_text(to_json(view)) + "\n")
@@ -779,22 +779,26 @@ class Subscriber:
         problem = future_key_block(made_ms, _epoch_ms(now))
         if problem is not None:
             raise CryptoError(problem)
-        held = self.store.broker_key() if self.store is not None else self._broker_key
-        problem = retired_broker_key(held, opened.signer, made_ms)
+        problem = retired_broker_key(self._keys_seen(), opened.signer, made_ms)
         if problem is not None:
             raise SignatureError(problem)
 
-    def _note_broker_key(self, opened: Opened) -> None:
-        """Remember the broker key that verified the key block of a record accepted (``newest_broker_key``): in the
-        store, in the batch's transaction, so that it is committed with the records and outlives a restart."""
-        held = self.store.broker_key() if self.store is not None else self._broker_key
-        newest = newest_broker_key(held, opened.signer, _epoch_ms(opened.created_at))
-        if newest == held or newest is None:
+    def _keys_seen(self) -> Mapping[str, int]:
+        return self.store.broker_keys_seen() if self.store is not None else self._broker_keys_seen
+
+    def _note_broker_key(self, opened: Opened, now: datetime) -> None:
+        """Remember the broker key that verified the key block of a record accepted, if it is the first of that key
+        (``note_broker_key``, at this batch's ``now``): in the store, in the batch's transaction, so that it is
+        committed with the records and outlives a restart; without one, for the run, set back with a batch that does
+        not commit (``_batch``)."""
+        seen = self._keys_seen()
+        noted = note_broker_key(seen, opened.signer, _epoch_ms(now))
+        if noted is seen:
             return
         if self.store is not None:
-            self.store.keep_broker_key(*newest)
+            self.store.keep_broker_keys_seen(noted)
         else:
-            self._broker_key = newest
+            self._broker_keys_seen = noted
 
     def _held_elsewhere(self, delivery: Delivery, held_version: int | None) -> bool:
         """Whether a recall the store took is another store's to acknowledge: one of an alert found so before (the
@@ -1010,45 +1014,56 @@ def future_key_block(made_ms: int, now_ms: int) -> str | None:
             f"minutes after {_iso_ms(now_ms)} (a broker clock running ahead, or a block signed ahead of time)")
 
 
-def retired_broker_key(newest: tuple[str, int] | None, signer: str | None, made_ms: int) -> str | None:
+def retired_broker_key(first_seen: Mapping[str, int], signer: str | None, made_ms: int) -> str | None:
     """Why a feed key block the broker's key ``signer`` verified, made at ``made_ms`` (its created_at, milliseconds
-    since 1970), is a retired key's, or None. ``newest``: the newest generation (by label) that verified a key block
-    this partner accepted, and the earliest created_at of the blocks it signed (``newest_broker_key``); None before
-    any. Pure.
+    since 1970), is a retired key's, or None. ``first_seen``: every generation that verified a key block this
+    subscriber accepted, and when it first accepted one, by its own clock (``note_broker_key``). Pure.
 
     The broker's signing keys rotate forward only, by their labels (``broker.audit.verify.newer_generation``), as
     ``audit verify``, the broker's workers and this subscriber's own receipt chain have it: once a newer generation
     has signed, an older one signing again is a retired key in use. A leak of it looks like that, and its holder,
     able to write the feed, could sign a later version of an alert that would replace the real text. The partner
-    holds the older generations only to read what they signed before the rotation. The broker's workers move to a
-    new key one after another, so an older key's block made up to ``ROTATION_GRACE_MS`` (an hour, as ``audit
-    verify`` allows) after the newer one's first is still the broker's: a rolling restart. Feed records carry no time
-    Kafka chose (the feed keeps its producers' times), so both times are the blocks' own created_at: a block of
-    the older key dated before that is taken (one read late from another partition is genuine), which leaves a
-    holder of the old key able to date a forgery back to the rotation, no further: the store refuses a view sealed
-    longer ago than its agreement's retention, and keeps versions it has seen. Key ids whose labels say nothing of
-    their order, and the one unnamed key of an opener given a single key, are never refused."""
-    if newest is None or signer is None or signer == newest[0] or not newer_generation(newest[0], signer):
-        return None
-    key, since_ms = newest
-    if made_ms <= since_ms + ROTATION_GRACE_MS:
-        return None
-    return (f"its key block is signed by {signer[:80]}, a broker key this subscriber had moved on from ({key[:80]}, a "
-            f"newer generation, signed a key block it accepted made at {_iso_ms(since_ms)}, more than "
-            f"{ROTATION_GRACE_MS // 60_000} minutes before this one's {_iso_ms(made_ms)}): {RETIRED_KEY}")
+    holds the older generations only to read what they signed before the rotation. So the block is refused when
+    some generation newer than ``signer`` was first seen more than ``ROTATION_GRACE_MS`` (an hour, as ``audit
+    verify`` allows) before ``made_ms``. Every newer one counts, not only the newest: after 2026a, 2026b and 2026c a
+    leaked 2026a is bounded by when 2026b came, not 2026c. The hour is the broker's rolling restart, its workers
+    moving to the new key one after another; a block of the older key dated before then is taken (one made before
+    the rotation, read late from another partition, is genuine).
 
-
-def newest_broker_key(newest: tuple[str, int] | None, signer: str | None, made_ms: int) -> tuple[str, int] | None:
-    """``newest`` (``retired_broker_key``) once a key block ``signer`` verified, made at ``made_ms``, is accepted: the
-    signer from its first block on when it is of a newer generation (or the first key seen), the earliest block's
-    time when it is the newest already. Pure."""
+    Why this subscriber's clock, not the newer key's block's created_at: that is one broker worker's clock, and one
+    restarted on the new key with its clock hours behind would date the rotation hours early, for good; the other
+    workers' genuine blocks of the rolling restart would then all be refused, stopping every partner (``--skip`` is
+    per record, and one key block serves up to 100,000). The subscriber meets the new key after the broker made it,
+    so its own time is not early (but for its clock running behind, below). The price: a subscriber that first meets
+    the new key days after the rotation (down meanwhile, or a new store reading an old feed again) takes the old
+    key's blocks dated up to then and an hour; and a holder of the old key can still date a forgery back to before
+    that, no further than the store allows: it refuses a view sealed longer ago than its agreement's retention, and
+    keeps versions it has seen. A block dated more than ``CLOCK_SKEW_MS`` ahead of the subscriber's clock is refused
+    before this, as such (``future_key_block``), so a generation first seen at ``t`` refuses nothing until the
+    subscriber's clock reads past ``t`` + 45 minutes (never in the batch that first saw it), and a subscriber's
+    clock behind the broker's, by no more than that check lets pass, shortens the hour by as much. Key ids whose
+    labels say nothing of their order, and the one unnamed key of an opener given a single key, are never refused."""
     if signer is None:
-        return newest
-    if newest is None or newer_generation(signer, newest[0]):
-        return signer, made_ms
-    if signer == newest[0] and made_ms < newest[1]:
-        return signer, made_ms
-    return newest
+        return None
+    newer = sorted((since_ms, key) for key, since_ms in first_seen.items()
+                   if made_ms > since_ms + ROTATION_GRACE_MS and newer_generation(key, signer))
+    if not newer:
+        return None
+    since_ms, key = newer[0]
+    return (f"its key block is signed by {signer[:80]}, a broker key this subscriber had moved on from ({key[:80]}, a "
+            f"newer generation, signed a key block it first accepted at {_iso_ms(since_ms)} by its own clock, more "
+            f"than {ROTATION_GRACE_MS // 60_000} minutes before this one's created_at {_iso_ms(made_ms)}): "
+            f"{RETIRED_KEY}")
+
+
+def note_broker_key(first_seen: Mapping[str, int], signer: str | None, now_ms: int) -> Mapping[str, int]:
+    """``first_seen`` (``retired_broker_key``) once a key block ``signer`` verified is accepted at ``now_ms``, this
+    subscriber's clock: with ``signer`` added at ``now_ms`` when it is not there yet (a new mapping), else
+    ``first_seen`` itself, unchanged (the first time stays). The one unnamed key of an opener given a single key is
+    not noted. Pure."""
+    if signer is None or signer in first_seen:
+        return first_seen
+    return {**first_seen, signer: now_ms}
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -1082,7 +1097,8 @@ def opener_for(partner: str, key_file: Path, verify_files: Path | Sequence[Path]
     does not name the broker key that signed it, so after the broker rotates its key the old
     records verify only under the old one; any other kind of key, or another owner's, is refused
     (it could sign for the broker). The opener says which one verified each block, and the subscriber
-    refuses an old generation's block made after a newer one took over (``retired_broker_key``).
+    refuses an old generation's block made more than an hour after it first took one of a newer
+    generation (``retired_broker_key``).
 
     Wrong keys fail here, in one line, before anything is read.
     """

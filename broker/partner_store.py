@@ -8,8 +8,9 @@ broker's), the alert's ``markings.expires_at`` and ``markings.review_at`` (``due
 held past its review date), whether a copy went beyond the store (``mark_passed_on``), and, once
 the alert is recalled, a *tombstone*: version, reason and recall time, with the view deleted. Beside
 the alerts it keeps what its subscriber needs to go on where it left off: feed offsets, receipt chain
-heads, and the newest generation of the broker's signing key that verified a record it took
-(``broker_key``: an older one signing long after is a retired key's, ``broker.partner``).
+heads, and each generation of the broker's signing key that verified a record it took, with when it first
+took one (``broker_keys_seen``: an older one signing long after a newer one was seen is a retired key's,
+``broker.partner``).
 
 Why SQLite (the standard library's ``sqlite3``), not JSON lines or DuckDB:
 
@@ -341,7 +342,7 @@ _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint 
 _FEED_KEY = "feed-offset:"  # meta key prefix: the next feed offset of a partition, as the store applied it
 _PARTIAL_KEY = "feed-partial:"  # meta key prefix: a partition this store took over mid-stream, and from where
 _ELSEWHERE_KEY = "recall-elsewhere:"  # meta key prefix: an alert whose recall this store could not acknowledge
-_BROKER_KEY = "broker-key"  # meta key: the newest broker signing key that verified a key block taken, and since when
+_BROKER_KEY = "broker-key"  # meta key: each broker signing key that verified a key block taken, first seen when
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
             "recall_reason, recalled_ms, review_ms, purged_ms")
 
@@ -556,29 +557,33 @@ class PartnerStore:
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                                (f"{_PARTIAL_KEY}{topic}[{partition}]", str(at)))
 
-    def broker_key(self) -> tuple[str, int] | None:
-        """The newest generation of the broker's signing key (by label) that verified a feed key block this store's
-        subscriber accepted, and the created_at (milliseconds since 1970) of the earliest block it signed that was
-        accepted; None before any (:meth:`keep_broker_key`). A key block of an older generation made long after it
-        is a retired key's (``broker.partner.retired_broker_key``)."""
-        with self._sql("reading the broker's key in use"):
+    def broker_keys_seen(self) -> dict[str, int]:
+        """Every generation of the broker's signing key that verified a feed key block this store's subscriber
+        accepted, by key id, and when the subscriber first accepted one (milliseconds since 1970, by the subscriber's
+        own clock, never the block's); empty before any (:meth:`keep_broker_keys_seen`). A key block of an older
+        generation made long after a newer one was first seen is a retired key's
+        (``broker.partner.retired_broker_key``). A value kept that is not that map is a StoreError: the refusals it
+        stands for are never forgotten silently."""
+        with self._sql("reading the broker's signing keys seen"):
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_BROKER_KEY,)).fetchone()
         if row is None:
-            return None
+            return {}
+        damaged = StoreError(f"{self.path}: the kept broker signing keys seen (meta {_BROKER_KEY!r}) are damaged")
         try:
             doc = json.loads(row[0])
-            key_id, since_ms = doc["key_id"], doc["since_ms"]
-        except (ValueError, KeyError, TypeError):
-            raise StoreError(f"{self.path}: the kept broker key in use is damaged") from None
-        if not isinstance(key_id, str) or not key_id or type(since_ms) is not int:
-            raise StoreError(f"{self.path}: the kept broker key in use is damaged")
-        return key_id, since_ms
+        except ValueError:
+            raise damaged from None
+        seen = doc.get("first_seen") if isinstance(doc, dict) else None
+        if not isinstance(seen, dict) or not all(
+                isinstance(key_id, str) and key_id and type(ms) is int for key_id, ms in seen.items()):
+            raise damaged
+        return seen
 
-    def keep_broker_key(self, key_id: str, since_ms: int) -> None:
-        """Remember ``key_id`` as :meth:`broker_key`, in the caller's transaction: with the records it verified, so
-        neither a restart nor a batch rolled back parts the two."""
-        value = json.dumps({"key_id": key_id, "since_ms": since_ms})
-        with self._sql("keeping the broker's key in use"):
+    def keep_broker_keys_seen(self, first_seen: Mapping[str, int]) -> None:
+        """Remember ``first_seen`` as :meth:`broker_keys_seen`, in the caller's transaction: with the records whose
+        key blocks those keys verified, so neither a restart nor a batch rolled back parts the two."""
+        value = json.dumps({"first_seen": dict(sorted(first_seen.items()))})
+        with self._sql("keeping the broker's signing keys seen"):
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (_BROKER_KEY, value))
 

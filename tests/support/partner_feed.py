@@ -113,11 +113,12 @@ class FailingReceipts(Receipts):
         raise RuntimeError("Kafka refused the offsets")
 
 
-async def run_batch(sub: Subscriber, *records: Record,
-                    receipts: Receipts | None = None) -> tuple[UnreadableFeedError | None, Receipts]:
-    """One batch of ``records`` (one partition) through the subscriber: the error it stopped at, and its receipts."""
+async def run_batch(sub: Subscriber, *records: Record, receipts: Receipts | None = None,
+                    partition: int = 0) -> tuple[UnreadableFeedError | None, Receipts]:
+    """One batch of ``records`` (one partition, ``partition``) through the subscriber: the error it stopped at, and
+    its receipts."""
     receipts = receipts if receipts is not None else Receipts()
-    msgs = [_Msg(rec) for rec in records]
-    unread, _ = await sub._batch({TopicPartition(FEED, 0): msgs}, None, receipts,
+    msgs = [_Msg(rec._replace(partition=partition)) for rec in records]
+    unread, _ = await sub._batch({TopicPartition(FEED, partition): msgs}, None, receipts,
                                  ChainWriter(RECEIPTS, 0, chain="COL"), 0)
     return unread, receipts
