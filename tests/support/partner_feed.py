@@ -54,7 +54,9 @@ def sealed(sealer: FeedSealer, view: Mapping[str, Any], offset: int, now: dateti
     return Record(FEED, 0, offset, view["alert_id"].encode(), value, headers, 0)
 
 
-class _Signer:
+class ReceiptSigner:
+    """A receipt signer that signs nothing: the subscriber's batch only needs its key id and a signature's size."""
+
     key_id = "COL-rcpt-2026a"
 
     def sign(self, payload: bytes) -> bytes:
@@ -91,7 +93,9 @@ class Receipts:
         return [r["status"] for r in self.sent if r["kind"] == "RECEIPT"]
 
 
-class _Msg:
+class Msg:
+    """A feed record as aiokafka's consumer gives it."""
+
     def __init__(self, rec: Record) -> None:
         self.topic, self.partition, self.offset = rec.topic, rec.partition, rec.offset
         self.key, self.value, self.headers, self.timestamp, self.timestamp_type = rec.key, rec.value, rec.headers, 0, 1
@@ -102,7 +106,7 @@ def subscriber(keys: BrokerKeys, store: PartnerStore | None, clock: Callable[[],
     """COL's subscriber over ``store`` (or none), its clock ``clock``."""
     said = notes if notes is not None else []
     return Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", FEED, RECEIPTS, keys.opener(), CODEC,
-                      signer=_Signer(), store=store, clock=clock, on_error=said.append,  # type: ignore[arg-type]
+                      signer=ReceiptSigner(), store=store, clock=clock, on_error=said.append,  # type: ignore[arg-type]
                       on_note=said.append, skip=skip)
 
 
@@ -118,7 +122,7 @@ async def run_batch(sub: Subscriber, *records: Record, receipts: Receipts | None
     """One batch of ``records`` (one partition, ``partition``) through the subscriber: the error it stopped at, and
     its receipts."""
     receipts = receipts if receipts is not None else Receipts()
-    msgs = [_Msg(rec._replace(partition=partition)) for rec in records]
+    msgs = [Msg(rec._replace(partition=partition)) for rec in records]
     unread, _ = await sub._batch({TopicPartition(FEED, partition): msgs}, None, receipts,
                                  ChainWriter(RECEIPTS, 0, chain="COL"), 0)
     return unread, receipts

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from partner_feed import Msg, Receipts, ReceiptSigner
 
 from broker.audit import ChainWriter
 from broker.kafka import KafkaConnection
@@ -22,40 +21,6 @@ from puente.wire import Record
 TP = TopicPartition("t.feed.COL", 0)
 
 
-class _Signer:
-    key_id = "COL-receipts-2026a"
-
-    def sign(self, payload: bytes) -> bytes:
-        return bytes(64)
-
-
-class _Sent:
-    offset = 7
-
-    def __await__(self) -> Any:
-        yield from ()
-        return self
-
-
-class _Producer:
-    """The receipts producer as a batch uses it: what was sent, and the offsets committed with the transaction."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.offsets: dict[TopicPartition, int] = {}
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        yield
-
-    async def send(self, topic: str, value: bytes, **_: Any) -> _Sent:
-        self.sent.append(json.loads(value))
-        return _Sent()
-
-    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any], group: str) -> None:
-        self.offsets = {tp: at.offset for tp, at in offsets.items()}
-
-
 def _junk(offset: int) -> Record:
     """A record that does not open: no schema header, as a forged or damaged one might be."""
     return Record(TP.topic, TP.partition, offset, b"A-1", b"junk", (("puente-alert-id", b"A-%d" % offset),), 0)
@@ -63,21 +28,15 @@ def _junk(offset: int) -> Record:
 
 def _subscriber(skip: list[str], errors: list[str]) -> Subscriber:
     return Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", TP.topic, "t.receipts.COL",
-                      object(), object(), signer=_Signer(), on_error=errors.append,  # type: ignore[arg-type]
+                      object(), object(), signer=ReceiptSigner(), on_error=errors.append,  # type: ignore[arg-type]
                       skip=skip)
-
-
-class _Msg:
-    def __init__(self, rec: Record) -> None:
-        self.topic, self.partition, self.offset = rec.topic, rec.partition, rec.offset
-        self.key, self.value, self.headers, self.timestamp, self.timestamp_type = rec.key, rec.value, rec.headers, 0, 1
 
 
 async def test_a_named_record_is_given_up_and_committed_past_with_its_rejected_receipt() -> None:
     errors: list[str] = []
     sub = _subscriber([f"{TP.topic}:0:3"], errors)
-    producer = _Producer()
-    unread, _ = await sub._batch({TP: [_Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
+    producer = Receipts()
+    unread, _ = await sub._batch({TP: [Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
                                  ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
     assert unread is None and producer.offsets == {TP: 4}
     receipts = [r for r in producer.sent if r["kind"] == "RECEIPT"]
@@ -92,8 +51,8 @@ async def test_an_unnamed_record_still_stops_and_names_the_skip_that_would_give_
     """--skip names one place: the record after it, unreadable too, stops the run with nothing committed past it."""
     errors: list[str] = []
     sub = _subscriber([f"{TP.topic}:0:3"], errors)
-    producer = _Producer()
-    unread, _ = await sub._batch({TP: [_Msg(_junk(3)), _Msg(_junk(4))]}, None, producer,  # type: ignore[arg-type]
+    producer = Receipts()
+    unread, _ = await sub._batch({TP: [Msg(_junk(3)), Msg(_junk(4))]}, None, producer,  # type: ignore[arg-type]
                                  ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
     assert isinstance(unread, UnreadableFeedError)
     assert producer.offsets == {TP: 4}  # past the given-up record, not past the one that stopped the run
@@ -103,8 +62,8 @@ async def test_an_unnamed_record_still_stops_and_names_the_skip_that_would_give_
 
 async def test_without_skip_the_first_unreadable_record_stops_the_run() -> None:
     sub = _subscriber([], [])
-    producer = _Producer()
-    unread, _ = await sub._batch({TP: [_Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
+    producer = Receipts()
+    unread, _ = await sub._batch({TP: [Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
                                  ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
     assert isinstance(unread, UnreadableFeedError) and producer.offsets == {}
 
@@ -130,21 +89,21 @@ async def test_a_hostile_alert_id_header_stays_on_one_line(capsys: pytest.Captur
     hostile = b"X\npuente subscribe: COL: 0 records rejected, all good\x1b[2K\x1b[1A\xe2\x80\xae"
     rec = Record(TP.topic, TP.partition, 3, b"A-1", b"junk", (("puente-alert-id", hostile),), 0)
     sub = Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", TP.topic, "t.receipts.COL",
-                     object(), object(), signer=_Signer(), skip=[f"{TP.topic}:0:3"])  # type: ignore[arg-type]
-    unread, _ = await sub._batch({TP: [_Msg(rec)]}, None, _Producer(),  # type: ignore[arg-type]
+                     object(), object(), signer=ReceiptSigner(), skip=[f"{TP.topic}:0:3"])  # type: ignore[arg-type]
+    unread, _ = await sub._batch({TP: [Msg(rec)]}, None, Receipts(),  # type: ignore[arg-type]
                                  ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
     assert unread is None
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "\x1b" not in err and "\u202e" not in err
     assert all(line.startswith("puente subscribe: ") for line in err.splitlines())
     assert "X\\npuente subscribe: COL" in err
-    stopped, _ = await _subscriber([], [])._batch({TP: [_Msg(rec)]}, None, _Producer(),  # type: ignore[arg-type]
+    stopped, _ = await _subscriber([], [])._batch({TP: [Msg(rec)]}, None, Receipts(),  # type: ignore[arg-type]
                                                   ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
     assert isinstance(stopped, UnreadableFeedError)
     assert "\n" not in str(stopped) and "\x1b" not in str(stopped)
 
 
-class _Aborting(_Producer):
+class _Aborting(Receipts):
     """A transaction Kafka aborts at its commit (fenced, or the coordinator gone)."""
 
     @contextlib.asynccontextmanager
@@ -158,10 +117,10 @@ async def test_a_batch_that_does_not_commit_is_not_counted() -> None:
     already it would be reported twice (a recall reported acknowledged whose receipt never committed)."""
     sub = _subscriber([f"{TP.topic}:0:3"], [])
     with pytest.raises(RuntimeError):
-        await sub._batch({TP: [_Msg(_junk(3))]}, None, _Aborting(),  # type: ignore[arg-type]
+        await sub._batch({TP: [Msg(_junk(3))]}, None, _Aborting(),  # type: ignore[arg-type]
                          ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
     assert (sub.stats.rejected, sub.stats.given_up, sub.stats.reasons) == (0, 0, {})
-    await sub._batch({TP: [_Msg(_junk(3))]}, None, _Producer(),  # type: ignore[arg-type]
+    await sub._batch({TP: [Msg(_junk(3))]}, None, Receipts(),  # type: ignore[arg-type]
                      ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
     assert (sub.stats.rejected, sub.stats.given_up) == (1, 1)
 
@@ -172,16 +131,16 @@ async def test_each_receipt_names_the_store_that_applied_it(tmp_path: Path) -> N
     store = PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL")
     try:
         sub = Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", TP.topic, "t.receipts.COL",
-                         object(), object(), signer=_Signer(), on_error=[].append,  # type: ignore[arg-type]
+                         object(), object(), signer=ReceiptSigner(), on_error=[].append,  # type: ignore[arg-type]
                          skip=[f"{TP.topic}:0:3"], store=store)
-        producer = _Producer()
-        await sub._batch({TP: [_Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
+        producer = Receipts()
+        await sub._batch({TP: [Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
                          ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
         [receipt] = [r for r in producer.sent if r["kind"] == "RECEIPT"]
         assert receipt["store"] == store.store_id
     finally:
         store.close()
-    producer = _Producer()
-    await _subscriber([f"{TP.topic}:0:3"], [])._batch({TP: [_Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
+    producer = Receipts()
+    await _subscriber([f"{TP.topic}:0:3"], [])._batch({TP: [Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
                                                       ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
     assert "store" not in next(r for r in producer.sent if r["kind"] == "RECEIPT")

@@ -122,17 +122,23 @@ async def test_the_worker_names_a_hung_slot_while_its_other_slot_commits(monkeyp
     assert lines[1][1]["was_waiting_for"] == "the commit of slot 1's transaction (open 11s)"
 
 
-async def test_slots_stalled_at_once_make_one_line_per_look(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Kafka out of reach stalls every slot at once: one `worker stalled` line per look names them all (the first
-    few spelled out, the rest counted), and one `worker moving again` line when they move."""
-    config = WorkerConfig(KafkaConnection(bootstrap="unused:9092"), "g", Slots(("SENAN",), 5, TopicNames("t")),
+def _worker_holding(slots: int) -> tuple[BrokerWorker, list[TopicPartition], list[SlotState]]:
+    """A worker past joining, holding ``slots`` slots of SENAN's ingress topic."""
+    config = WorkerConfig(KafkaConnection(bootstrap="unused:9092"), "g", Slots(("SENAN",), slots, TopicNames("t")),
                           max_batch=10)
     worker = BrokerWorker(config, Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
     worker._joining = False
-    tps = [TopicPartition(TOPIC, n) for n in range(5)]
+    tps = [TopicPartition(TOPIC, n) for n in range(slots)]
     states = [SlotState(tp, n, HeldProducer(), ChainWriter("t.audit", n), ReplayWindow(7))  # type: ignore[arg-type]
               for n, tp in enumerate(tps)]
     worker._owned = dict(zip(tps, states, strict=True))
+    return worker, tps, states
+
+
+async def test_slots_stalled_at_once_make_one_line_per_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kafka out of reach stalls every slot at once: one `worker stalled` line per look names them all (the first
+    few spelled out, the rest counted), and one `worker moving again` line when they move."""
+    worker, _, states = _worker_holding(5)
     behind: dict[str, Any] = {"end": 7, "answered": None}
     monkeypatch.setattr("broker.worker.fetch_view",
                         lambda consumer, tp: FetchView(position=0, end=behind["end"], answered_at=behind["answered"]))
@@ -161,14 +167,7 @@ async def test_the_worker_names_a_caught_up_slot_kafka_stopped_answering(monkeyp
     """Through the worker's own watch: slot 0 caught up (its partition's end, as last heard, is where it stands)
     and answered a moment ago is not named; slot 1, caught up too but last answered 30 s ago (its leader gone),
     is named as Kafka out of reach, though it shows nothing behind."""
-    config = WorkerConfig(KafkaConnection(bootstrap="unused:9092"), "g", Slots(("SENAN",), 2, TopicNames("t")),
-                          max_batch=10)
-    worker = BrokerWorker(config, Pipeline(), lambda p: b"sig")  # type: ignore[arg-type]
-    worker._joining = False
-    tps = [TopicPartition(TOPIC, n) for n in range(2)]
-    states = [SlotState(tp, n, HeldProducer(), ChainWriter("t.audit", n), ReplayWindow(7))  # type: ignore[arg-type]
-              for n, tp in enumerate(tps)]
-    worker._owned = dict(zip(tps, states, strict=True))
+    worker, tps, states = _worker_holding(2)
     silent_since = {tps[0]: 0.1, tps[1]: 30.0}
     monkeypatch.setattr("broker.worker.fetch_view", lambda consumer, tp: FetchView(
         position=5, end=5, answered_at=time.time() - silent_since[tp]))
