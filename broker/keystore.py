@@ -36,7 +36,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -238,14 +238,40 @@ def _holds_foreign_secret(name: str, data: bytes) -> bool:
     return True
 
 
+def signing_order_problem(found: Sequence[KeyRecord]) -> str | None:
+    """Why the signing key made last of ``found`` (one owner's generations of one kind, newest ``created_at`` first,
+    as ``Keystore.generations`` gives them) must not sign, or None: another's generation label comes after it
+    (``compare_generations``). Whoever checks the signatures (the broker's workers, ``audit verify``, a partner's
+    subscriber) orders the keys by label, as it must for imported halves, so everything it signed would be taken
+    for a retired key's. ``generate_own`` refuses such a label; a folder filled by hand may still hold one."""
+    if not found:
+        return None
+    current, label = found[0], parse_key_id(found[0].key_id).generation
+    for other in found[1:]:
+        if compare_generations(parse_key_id(other.key_id).generation, label) == 1:
+            owner = current.owner
+            who = "broker" if owner == BROKER_OWNER else f"partner {owner}"
+            return (f"{owner} would sign with {current.key_id}, made last, but {other.key_id}'s generation comes after "
+                    f"it by label, so whoever checks its signatures would take them for a retired key's: make a "
+                    f"generation whose label comes after both (`puente keys generate --for {who} --generation "
+                    "<label>`)")
+    return None
+
+
 def _retired_secret(data: bytes) -> bytes | None:
-    """The secret of a retired agency-mac key file's contents, when it holds one of a key's length."""
+    """The secret of a retired agency-mac key file's contents: None when it holds none, ``b""`` when it holds one
+    that does not read as a key (strict base64 of ``KEY_LEN`` bytes)."""
     try:
         doc = json.loads(data)
-        secret = base64.b64decode(doc["secret"], validate=True) if isinstance(doc, dict) else None
-    except (UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError, binascii.Error):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    return secret if secret is not None and len(secret) == KEY_LEN else None
+    if not isinstance(doc, dict) or "secret" not in doc:
+        return None
+    try:
+        secret = base64.b64decode(doc["secret"], validate=True)
+    except (ValueError, TypeError, binascii.Error):
+        return b""
+    return secret if len(secret) == KEY_LEN else b""
 
 
 class Keystore:
@@ -378,10 +404,15 @@ class Keystore:
             return (f"{shown}: cannot be read as a regular file of yours, so no one can tell whether it holds a key: "
                     "remove it")
         if not _holds_foreign_secret(path.name, data):
-            retired = _RETIRED.fullmatch(path.name)
-            secret = _retired_secret(data) if retired is not None else None
-            if secret is not None:
-                held.append((path, None, secret))
+            if _RETIRED.fullmatch(path.name) is None:
+                return None
+            secret = _retired_secret(data)
+            if secret is None:
+                return None  # no secret at all
+            if not secret:  # not compared with the keys held, so no one can tell whose it is
+                return (f"{shown}: holds a secret that does not read as a key (32 bytes, base64), so no one can tell "
+                        "whose it is: remove it")
+            held.append((path, None, secret))
             return None
         return (f"{shown}: holds a private key under a name no reader checks, so no one can tell whose it is: remove "
                 "it (if it is another party's, its owner must make a new generation)")
@@ -472,15 +503,10 @@ class Keystore:
         found = self.generations(BROKER_OWNER, KeyKind.BROKER_SIGNING)
         if not found:
             raise KeyMaterialError(f"no {KeyKind.BROKER_SIGNING} key for {BROKER_OWNER!r} in keystore {self.path}")
-        current, label = found[0], parse_key_id(found[0].key_id).generation
-        for other in found[1:]:
-            if compare_generations(parse_key_id(other.key_id).generation, label) == 1:
-                raise KeyMaterialError(
-                    f"keystore {self.path}: the broker would sign with {current.key_id}, made last, but "
-                    f"{other.key_id}'s generation comes after it by label, so its workers and `puente audit verify` "
-                    "would take its blocks for a retired key's: make a generation whose label comes after both "
-                    "(`puente keys generate --for broker --generation <label>`)")
-        return current.ed25519_private()
+        problem = signing_order_problem(found)
+        if problem is not None:
+            raise KeyMaterialError(f"keystore {self.path}: {problem}")
+        return found[0].ed25519_private()
 
     def load_verify_key(self) -> Ed25519PublicKey:
         """The broker's current verify key (partner or auditor side)."""

@@ -117,7 +117,7 @@ from broker.kafka import (
     running,
     wait_settled,
 )
-from broker.keystore import Keystore, load_key_file
+from broker.keystore import Keystore, load_key_file, signing_order_problem
 from broker.partner_store import CLOCK_SKEW_MS, Delivery, Outcome, PartnerStore, Retention
 from broker.topology import TopicNames
 from policies import load_policy_set
@@ -1170,6 +1170,9 @@ def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> Rece
     held = _receipt_generations(partner, [key_file.parent] + ([] if sign_file is None else [sign_file.parent]))
     held.setdefault(key.key_id, (key, sign_file or key_file.parent / f"{key.key_id}.json"))
     order = sorted(held.values(), key=lambda found: (found[0].created_at, found[0].key_id), reverse=True)
+    problem = signing_order_problem([found for found, _ in order])
+    if problem is not None:  # the auditors order receipt keys by label: its receipts would not count
+        raise KeyMaterialError(f"{partner}'s receipt keys: {problem}")
     newest, where = order[0]
     if newest.key_id != key.key_id:
         raise KeyMaterialError(

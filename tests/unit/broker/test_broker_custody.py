@@ -7,6 +7,7 @@ import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,23 @@ def test_a_signing_key_made_last_whose_label_comes_before_an_older_ones_stops_th
         made.broker.load_signing_key()
     made.broker.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2027a", later + timedelta(days=3)))
     made.broker.load_signing_key()  # a generation after both: signed with, the old ones kept for verifying
+
+
+@pytest.mark.parametrize("encode", [
+    lambda raw: raw.hex(),  # hex
+    lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("="),  # url-safe, unpadded
+    lambda raw: base64.b64encode(raw).decode()[:20] + "\n" + base64.b64encode(raw).decode()[20:],  # a line break in it
+    lambda raw: base64.b64encode(raw + b"\0").decode(),  # 33 bytes
+])
+def test_a_retired_mac_file_whose_secret_does_not_read_as_a_key_stops_the_start(made: Keystores, encode: Any) -> None:
+    """A retired MAC key's secret is compared with every public key held (a partner's private key called by another
+    kind); one written so that it does not read as a key (hex, url-safe base64, a line break, a byte too many) would
+    escape the comparison: refused, naming the file, never the secret."""
+    raw = base64.b64decode(json.loads((made.partners["COL"].path / "COL-enc-2026a.json").read_text("utf-8"))["secret"])
+    written = encode(raw)
+    doc = {"key_id": "SENAN-mac-2025a", "kind": "agency-mac", "created_at": NOW.isoformat(), "secret": written}
+    target = made.broker.path / "SENAN-mac-2025a.json"
+    target.write_text(json.dumps(doc), "utf-8")
+    problems = made.broker.broker_custody_problems()
+    assert len(problems) == 1 and f"{target}: holds a secret that does not read as a key" in problems[0]
+    assert written not in problems[0] and raw.hex() not in problems[0]

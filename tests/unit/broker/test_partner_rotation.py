@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from broker.audit import ChainWriter
+from broker.crypto.keys import KeyKind, new_key
 from broker.kafka import KafkaConnection
 from broker.keystore import Holder, Keystore
 from broker.partner import ReceiptSigner, Subscriber, receipt_signer
@@ -90,6 +91,24 @@ def test_a_sign_key_older_than_the_newest_beside_it_is_refused(tmp_path: Path) -
     assert "\n" not in message and str(col.path / "COL-rcpt-2026b.json") in message and "newer generation" in message
     assert receipt_signer("COL", key, col.path / "COL-rcpt-2026b.json").key_id == NEW
     assert receipt_signer("COL", key, None).key_id == NEW
+
+
+def test_a_receipt_key_made_last_whose_label_comes_before_an_older_ones_signs_nothing(tmp_path: Path) -> None:
+    """COL-rcpt-2026dec made after 2026nov (a folder filled by hand: `keys generate` refuses it): the auditors order
+    receipt keys by label, so every receipt it signed would be a retired key's and not count. The subscriber refuses
+    to sign, in one line naming both and what to do; a generation after both signs."""
+    col = Keystore(tmp_path / "COL")
+    made = datetime(2026, 1, 5, tzinfo=UTC)
+    col.generate_own(Holder.PARTNER, "COL", generation="2026nov", now=made)
+    col.put(new_key(KeyKind.PARTNER_SIGNING, "COL", "2026dec", made + timedelta(days=30)))
+    key = col.path / "COL-enc-2026nov.json"
+    with pytest.raises(KeyMaterialError) as info:
+        receipt_signer("COL", key, None)
+    message = str(info.value)
+    assert "\n" not in message and "COL-rcpt-2026dec, made last" in message
+    assert "COL-rcpt-2026nov's generation" in message and "--for partner COL" in message
+    col.put(new_key(KeyKind.PARTNER_SIGNING, "COL", "2027a", made + timedelta(days=60)))
+    assert receipt_signer("COL", key, None).key_id == "COL-rcpt-2027a"
 
 
 def test_an_old_sign_key_copied_alone_into_another_folder_is_refused(tmp_path: Path) -> None:
