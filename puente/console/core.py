@@ -142,8 +142,8 @@ class LoginThrottle:
         self.per_address, self.overall, self.window_s, self.clock = per_address, overall, window_s, clock
         self._all: deque[tuple[float, str]] = deque()
         self._by_address: dict[str, int] = {}
-        self._past: deque[tuple[float, str]] = deque()  # attempts let past the overall limit by a device
-        self._by_device: dict[str, int] = {}
+        self._past: deque[tuple[float, str]] = deque()  # attempts a device let past either limit, by account
+        self._by_holder: dict[str, int] = {}
         self._refused: deque[float] = deque()
 
     @staticmethod
@@ -156,7 +156,7 @@ class LoginThrottle:
 
     def _forget(self, now: float) -> None:
         self._expire(self._all, self._by_address, now - self.window_s)
-        self._expire(self._past, self._by_device, now - self.window_s)
+        self._expire(self._past, self._by_holder, now - self.window_s)
         while self._refused and self._refused[0] <= now - self.window_s:
             self._refused.popleft()
 
@@ -169,10 +169,10 @@ class LoginThrottle:
         now, address = self.clock(), client_address(address)
         limit = self.reached(address)
         if limit is not None:
-            if holder is None or self._by_device.get(holder, 0) >= self.per_address:
+            if holder is None or self._by_holder.get(holder, 0) >= self.per_address:
                 return limit
             self._past.append((now, holder))
-            self._by_device[holder] = self._by_device.get(holder, 0) + 1
+            self._by_holder[holder] = self._by_holder.get(holder, 0) + 1
             return None
         self._all.append((now, address))
         self._by_address[address] = self._by_address.get(address, 0) + 1

@@ -278,12 +278,12 @@ def test_a_flood_from_elsewhere_does_not_keep_out_a_browser_with_a_device_token(
     assert throttle.admit("x", "dev2") == "all"  # its own limit spent, the first limit it met refuses it
     assert len(throttle._all) == 2 and throttle._by_address == {"x": 1, "y": 1}  # what devices passed is not there
     now[0] = 61.0
-    assert throttle.admit("a3", "dev") is None and not throttle._by_device.get("other")
+    assert throttle.admit("a3", "dev") is None and not throttle._by_holder.get("other")
 
 
 def test_a_flood_from_the_same_address_does_not_keep_out_a_browser_with_a_device_token() -> None:
     """Every client behind one proxy has its address: once they spend its limit, an attempt bringing a live
-    device token is held to the token's own limit; without one it is refused."""
+    device token is held to its account's own limit; without one it is refused."""
     throttle = LoginThrottle(per_address=2, overall=100, window_s=60, clock=lambda: 0.0)
     assert throttle.admit("proxy") is None and throttle.admit("proxy") is None
     assert throttle.reached("proxy") == "address" and throttle.admit("proxy") == "address"
