@@ -70,11 +70,14 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
         TopicSpec(topic, settings.feed_partitions, rf, {**base, "retention.ms": str(days * DAY_MS)}, "feed")
         for topic, days in sorted(feed_retention(policy_set, names).items())
     ]
-    audit = {**base, "retention.ms": str(settings.audit_retention_days * DAY_MS)}
+    # LogAppendTime on every audit topic: the broker's blocks are dated across its chains by when Kafka appended
+    # them, which no holder of a (retired) signing key can choose (``broker.audit.verify.retired_keys``); and Kafka
+    # deletes a segment by its newest record's time, so a writer stamping its own (a partner's receipts dated 1970)
+    # would have its records deleted within minutes, its recall acknowledgements and refusals with them.
+    audit = {**base, "retention.ms": str(settings.audit_retention_days * DAY_MS),
+             "message.timestamp.type": "LogAppendTime"}
     dead = {**base, "retention.ms": str(settings.deadletter_retention_days * DAY_MS)}
-    # LogAppendTime: the broker's blocks are dated across its chains by when Kafka appended them, which no holder
-    # of a (retired) signing key can choose (``broker.audit.verify.retired_keys``).
-    broker_audit = {**audit, "message.timestamp.type": "LogAppendTime"}
+    broker_audit = audit
     specs += [TopicSpec(names.decisions, slots, rf, broker_audit, "decisions")]
     # Compacted: the latest state of each alert, for as long as a partner may hold it. One partition per slot, as
     # the decisions topic: an agency added at the end of PUENTE_AGENCIES adds slots, and both grow with them.
@@ -94,9 +97,18 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
     return specs
 
 
-async def apply_topics(admin: Admin, specs: list[TopicSpec], *, dry_run: bool = False) -> list[TopicResult]:
+async def apply_topics(admin: Admin, specs: list[TopicSpec], *, dry_run: bool = False,
+                       allow_weaker: bool = False) -> list[TopicResult]:
     """Create or update every topic in ``specs``; one result each, in the order given. With ``dry_run``,
-    what it would do ("to create", "to update", "refused"), changing nothing."""
+    what it would do ("to create", "to update", "refused"), changing nothing.
+
+    A setting that would keep less or guard less than the topic does now (``weakens``: a shorter retention, a
+    lower min ISR, producers' times in place of Kafka's) is not changed, and its topic is refused saying so,
+    unless ``allow_weaker``: a setting left over in a shell (``PUENTE_AUDIT_RETENTION_DAYS=1``) would otherwise
+    have Kafka delete years of audit for good. A topic refused for its shape (replication, partitions) has only
+    what stops records being deleted set back, never a weaker setting, and while any topic is refused no
+    partitions are added (Kafka cannot remove them): settings that do not describe this cluster change nothing
+    that cannot be undone."""
     timeout = admin.conn.timeout_s
     metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=timeout))
     existing = {name: t for name, t in metadata.topics.items() if t.error is None}
@@ -109,7 +121,7 @@ async def apply_topics(admin: Admin, specs: list[TopicSpec], *, dry_run: bool = 
     present = [s for s in specs if s.name in existing]
     if present:
         shapes = {s.name: (len(existing[s.name].partitions), _replicas(existing[s.name])) for s in present}
-        results.update(await _update(admin, present, shapes, dry_run))
+        results.update(await _update(admin, present, shapes, dry_run, allow_weaker))
     return [results[s.name] for s in specs]
 
 
@@ -152,6 +164,23 @@ def drift(spec: TopicSpec, current: Mapping[str, str | None]) -> list[tuple[str,
     return out
 
 
+def weakens(key: str, have: str | None, want: str) -> bool:
+    """Whether setting ``key`` from ``have`` to ``want`` keeps records for less time, or guards them less: a shorter
+    ``retention.ms`` (-1 or unset is for ever), a lower ``min.insync.replicas``, or ``message.timestamp.type``
+    moved off ``LogAppendTime``. What stops records being deleted (``cleanup.policy=delete``, ``retention.bytes=-1``,
+    no unclean leader election) never weakens."""
+    if have is None or have == want:
+        return False
+    try:
+        if key == "retention.ms":
+            return int(have) < 0 or 0 <= int(want) < int(have)
+        if key == "min.insync.replicas":
+            return int(want) < int(have)
+    except ValueError:
+        return False  # a value Kafka would not hold: set back
+    return key == "message.timestamp.type" and have == "LogAppendTime"
+
+
 def _policies(value: str) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(","))
 
@@ -161,7 +190,7 @@ def _drift_text(drifted: list[tuple[str, str | None, str]]) -> str:
 
 
 async def _update(admin: Admin, specs: list[TopicSpec], shapes: dict[str, tuple[int, tuple[int, ...]]],
-                  dry_run: bool) -> dict[str, TopicResult]:
+                  dry_run: bool, allow_weaker: bool) -> dict[str, TopicResult]:
     timeout = admin.conn.timeout_s
     resources = {s.name: ConfigResource(ConfigResource.Type.TOPIC, s.name) for s in specs}
     described = await admin.results("describing topic settings", await admin.call(
@@ -187,8 +216,18 @@ async def _update(admin: Admin, specs: list[TopicSpec], shapes: dict[str, tuple[
         elif have > spec.partitions:
             notes[spec.name] = f"keeps its {have} partitions (planned {spec.partitions}; Kafka cannot remove any)"
         drifted = drift(spec, {name: entry.value for name, entry in (current or {}).items()})
+        weaker = [d for d in drifted if weakens(*d)]
+        if weaker and (spec.name in refusals or not allow_weaker):
+            drifted = [d for d in drifted if d not in weaker]
+            if spec.name not in refusals:
+                refusals[spec.name] = _weaker_reason(weaker)
         if drifted:
             alters[spec.name] = drifted
+    if refusals and grow:
+        for name in grow:
+            notes[name] = (f"not grown to {grow[name]} partitions while another topic is refused (Kafka cannot "
+                           "remove any)")
+        grow = {}
     by_spec = {s.name: s for s in specs}
     if alters and not dry_run:
         requests = [ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
@@ -228,6 +267,16 @@ def _outcome(spec: TopicSpec, have: int, grow: int | None, drifted: list[tuple[s
     if not parts:
         return TopicResult(spec, "unchanged", note, keys)
     return TopicResult(spec, "to update" if dry_run else "updated", ", ".join(parts), keys)
+
+
+def _weaker_reason(weaker: list[tuple[str, str | None, str]]) -> str:
+    def shown(key: str, value: str | None) -> str:
+        if key == "retention.ms" and value is not None and value.lstrip("-").isdigit():
+            return "for ever" if int(value) < 0 else f"{int(value) / DAY_MS:g} d"
+        return str(value)
+    changes = ", ".join(f"{key} {shown(key, have)} -> {shown(key, want)}" for key, have, want in weaker)
+    return (f"the settings would weaken it ({changes}): left as it is; check PUENTE_* in this shell, or, if meant, "
+            "run `puente topics apply --allow-weaker`")
 
 
 def _replication_reason(spec: TopicSpec, replicas: tuple[int, ...]) -> str:

@@ -19,18 +19,21 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
             "the plan; exit 1 when any topic failed or was refused")
     apply = topics.add_parser("apply", help="create or update every topic, idempotently", description=text,
                               parents=[kafka_options()])
+    apply.add_argument("--allow-weaker", action="store_true",
+                       help="also shorten a retention, lower a min ISR or move a topic off LogAppendTime where the "
+                            "settings say so (refused without it: Kafka would delete what it keeps for good)")
     apply.set_defaults(func=_apply, dry_run=False)
     show = topics.add_parser("plan", help="show what `topics apply` would create, set back or refuse (exit 1 when "
                                           "it would change or refuse anything); changes nothing",
                              parents=[kafka_options()])
-    show.set_defaults(func=_apply, dry_run=True)
+    show.set_defaults(func=_apply, dry_run=True, allow_weaker=False)
 
 
 def _apply(args: argparse.Namespace) -> int:
     cfg = settings(args)
     conn = kafka(cfg, "puente-topics")
     specs = plan_topics(cfg, load_policy_set(cfg.policy_dir))
-    results = run(apply_topics(Admin(conn), specs, dry_run=args.dry_run))
+    results = run(apply_topics(Admin(conn), specs, dry_run=args.dry_run, allow_weaker=args.allow_weaker))
     _print(results)
     failed = [r for r in results if not r.ok]
     if args.dry_run:

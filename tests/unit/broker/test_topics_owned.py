@@ -222,3 +222,69 @@ def test_the_broker_refuses_a_decisions_topic_that_keeps_producers_times(policy:
     assert [r.action for r in _apply(cluster, plan_topics(settings, policy)) if r.spec.role == "decisions"] == [
         "updated"]
     asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
+
+
+def _deployed(**update: Any) -> tuple[Cluster, list[TopicSpec]]:
+    """A production cluster as `topics apply` made it (replication 3, min ISR 2), and the plan of a shell whose
+    settings differ by ``update``."""
+    policy = load_policy_set(PuenteSettings().policy_dir)
+    cluster = Cluster()
+    _apply(cluster, plan_topics(PuenteSettings(replication=3, min_insync=2), policy))
+    return cluster, plan_topics(PuenteSettings().model_copy(update={"replication": 3, "min_insync": 2, **update}),
+                                policy)
+
+
+@pytest.mark.parametrize(("update", "key", "was"), [
+    ({"audit_retention_days": 1}, "retention.ms", str(3650 * DAY_MS)),  # a setting left in the shell
+    ({"min_insync": 1}, "min.insync.replicas", "2"),
+])
+def test_a_setting_that_would_weaken_a_topic_is_refused_and_left_as_it_is(update: dict[str, Any], key: str,
+                                                                          was: str) -> None:
+    """Settings that would keep less (a shorter retention: Kafka deletes what is older, for good) or guard less (a
+    lower min ISR) are not applied: the topic is refused, naming the change in days and the flag that allows it,
+    and keeps its value; `--allow-weaker` applies them."""
+    cluster, specs = _deployed(**update)
+    results = _apply(cluster, specs)
+    weakened = [r for r in results if r.action == "refused"]
+    assert weakened and all("would weaken it" in r.detail and "--allow-weaker" in r.detail for r in weakened)
+    assert all(settings[key] == was for name, (_, settings) in cluster.topics.items()
+               if name in {r.spec.name for r in weakened})
+    if key == "retention.ms":
+        assert any("retention.ms 3650 d -> 1 d" in r.detail for r in weakened)
+        assert "puente.audit.decisions" in {r.spec.name for r in weakened}
+    allowed = asyncio.run(apply_topics(FakeAdmin(cluster), specs, allow_weaker=True))  # type: ignore[arg-type]
+    assert all(r.ok for r in allowed)
+    assert cluster.topics["puente.audit.decisions"][1][key] != was
+
+
+def test_a_topic_refused_for_its_replication_keeps_its_min_isr_and_nothing_grows() -> None:
+    """A shell without PUENTE_REPLICATION=3 against a cluster of three: every topic is refused for its replication
+    factor, and none has its min ISR lowered to the shell's (a write acknowledged by one replica would count as
+    committed), nor its retention changed; a size limit or compaction is still set back."""
+    cluster, _ = _deployed()
+    policy = load_policy_set(PuenteSettings().policy_dir)
+    cluster.topics["puente.audit.decisions"][1]["retention.bytes"] = "1000"
+    results = _apply(cluster, plan_topics(PuenteSettings(replication=1, min_insync=1), policy))
+    assert all(r.action == "refused" for r in results)
+    assert all(settings["min.insync.replicas"] == "2" for _, settings in cluster.topics.values())
+    assert cluster.topics["puente.audit.decisions"][1]["retention.bytes"] == "-1"  # set back all the same
+
+
+def test_no_partitions_are_added_while_another_topic_is_refused() -> None:
+    """PUENTE_INGRESS_PARTITIONS raised by mistake on a running deployment: every ingress topic is refused, and the
+    decisions, lifecycle and dead-letter topics, which would grow with it, are not grown (Kafka cannot remove a
+    partition), saying why."""
+    cluster, specs = _deployed(ingress_partitions=4)
+    grown: list[Any] = []
+    cluster.create_partitions = lambda wanted, request_timeout: grown.extend(wanted) or {}  # type: ignore[method-assign]
+    results = {r.spec.name: r for r in _apply(cluster, specs)}
+    assert results["puente.ingress.SENAN"].action == "refused" and grown == []
+    assert "not grown" in results["puente.audit.decisions"].detail
+
+
+def test_every_audit_topic_takes_kafkas_append_time() -> None:
+    """Kafka deletes a segment by its newest record's time: a partner stamping its receipts 1970 would have them
+    deleted within minutes. Receipts and the queries log take Kafka's append time, as the broker's chains do."""
+    specs = {s.role: s for s in plan_topics(PuenteSettings(), load_policy_set(PuenteSettings().policy_dir))}
+    for role in ("decisions", "receipts", "denials", "queries"):
+        assert specs[role].owned["message.timestamp.type"] == "LogAppendTime", role
