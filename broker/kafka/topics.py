@@ -30,7 +30,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from broker.kafka.admin import Admin
 from broker.topology import DAY_MS, TopicNames, TopicSpec, feed_retention, lifecycle_retention_days, slots_for
 from policies import PolicySet
-from puente.errors import KafkaError
+from puente.errors import ConfigError, KafkaError
 from puente.settings import PuenteSettings
 
 Action = Literal["created", "updated", "unchanged", "failed", "refused", "to create", "to update"]
@@ -53,7 +53,16 @@ class TopicResult:
 
 def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSpec]:
     """Every topic Puente needs, as the settings and the policy shape them (a feed's retention is the
-    shortest its partner's agreements allow)."""
+    shortest its partner's agreements allow).
+
+    Refuses (ConfigError) an audit retention shorter than the lifecycle topic's (``lifecycle_retention_days``: as
+    long as an agreement lets a partner hold an alert): the decisions and receipts must outlive what they explain,
+    or an auditor could no longer say why a partner holds an alert, nor check its recall."""
+    lifecycle_days = lifecycle_retention_days(policy_set, settings.replay_window_days)
+    if settings.audit_retention_days < lifecycle_days:
+        raise ConfigError(f"PUENTE_AUDIT_RETENTION_DAYS is {settings.audit_retention_days}, shorter than the "
+                          f"{lifecycle_days} days an agreement lets a partner hold an alert: the audit must explain "
+                          f"every delivery while it is held; set it to at least {lifecycle_days}")
     names = TopicNames(settings.topic_prefix)
     rf, isr = settings.replication, str(settings.effective_min_insync)
     base = {"min.insync.replicas": isr}
@@ -81,7 +90,6 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
     specs += [TopicSpec(names.decisions, slots, rf, broker_audit, "decisions")]
     # Compacted: the latest state of each alert, for as long as a partner may hold it. One partition per slot, as
     # the decisions topic: an agency added at the end of PUENTE_AGENCIES adds slots, and both grow with them.
-    lifecycle_days = lifecycle_retention_days(policy_set, settings.replay_window_days)
     specs += [TopicSpec(names.lifecycle, slots, rf, {**base, "cleanup.policy": "compact,delete",
                                                       "retention.ms": str(lifecycle_days * DAY_MS)},
                         "lifecycle")]

@@ -235,7 +235,7 @@ def _deployed(**update: Any) -> tuple[Cluster, list[TopicSpec]]:
 
 
 @pytest.mark.parametrize(("update", "key", "was"), [
-    ({"audit_retention_days": 1}, "retention.ms", str(3650 * DAY_MS)),  # a setting left in the shell
+    ({"audit_retention_days": 2000}, "retention.ms", str(3650 * DAY_MS)),  # a setting left in the shell
     ({"min_insync": 1}, "min.insync.replicas", "2"),
 ])
 def test_a_setting_that_would_weaken_a_topic_is_refused_and_left_as_it_is(update: dict[str, Any], key: str,
@@ -250,7 +250,7 @@ def test_a_setting_that_would_weaken_a_topic_is_refused_and_left_as_it_is(update
     assert all(settings[key] == was for name, (_, settings) in cluster.topics.items()
                if name in {r.spec.name for r in weakened})
     if key == "retention.ms":
-        assert any("retention.ms 3650 d -> 1 d" in r.detail for r in weakened)
+        assert any("retention.ms 3650 d -> 2000 d" in r.detail for r in weakened)
         assert "puente.audit.decisions" in {r.spec.name for r in weakened}
     allowed = asyncio.run(apply_topics(FakeAdmin(cluster), specs, allow_weaker=True))  # type: ignore[arg-type]
     assert all(r.ok for r in allowed)
@@ -288,3 +288,14 @@ def test_every_audit_topic_takes_kafkas_append_time() -> None:
     specs = {s.role: s for s in plan_topics(PuenteSettings(), load_policy_set(PuenteSettings().policy_dir))}
     for role in ("decisions", "receipts", "denials", "queries"):
         assert specs[role].owned["message.timestamp.type"] == "LogAppendTime", role
+
+
+def test_an_audit_retention_shorter_than_partners_may_hold_an_alert_is_refused() -> None:
+    """The decisions and receipts must outlive what they explain: an audit retention shorter than the longest
+    agreement lets a partner hold an alert is refused in one line naming the least it may be."""
+    policy = load_policy_set(PuenteSettings().policy_dir)
+    longest = max(a.retention_days for a in policy.agreements.values())
+    with pytest.raises(ConfigError) as info:
+        plan_topics(PuenteSettings(audit_retention_days=longest - 1), policy)
+    assert "\n" not in str(info.value) and f"set it to at least {longest}" in str(info.value)
+    assert plan_topics(PuenteSettings(audit_retention_days=longest), policy)
