@@ -6,7 +6,10 @@ setting Puente owns (``TopicSpec.owned``: the plan's retention and min ISR, and 
 every topic carries: deletion by age only, no size limit, no unclean leader election). An existing
 one gets only those settings changed, one by one (IncrementalAlterConfigs), so a setting an
 operator changed by hand on a key Puente does not own is left as it is; one it owns that drifted
-is set back, and named with the value it had. Every create and alter has its own result, and each
+is set back, and named with the value it had, unless that would weaken the topic (``weakens``: a shorter
+retention where the settings set it, a lower min ISR, producers' times): such a topic is refused, left as it
+is, unless ``--allow-weaker`` (a feed's and the lifecycle topic's retention follow the agreements, and go down
+with them; one kept for ever by hand, ``retention.ms=-1``, is kept). Every create and alter has its own result, and each
 is checked: a topic Kafka refused (a replication factor larger than the cluster, an ACL) is
 reported as failed, never as created. ``plan`` (``dry_run``) looks the same way and changes nothing.
 
@@ -14,9 +17,10 @@ What apply cannot change it refuses, and says so: a replication factor other tha
 (Kafka changes one only by reassigning partitions, an operator's decision), and the partition
 count of a topic whose partitions carry meaning (``TopicSpec.fixed``: an ingress partition is a
 slot, with its replay window and its audit chain; a receipts partition holds whole receipt chains).
-A refused topic still has its drifted settings set back: compaction or a size limit left in force
-deletes audit records while the operator reassigns. Other topics grow to the planned count; Kafka
-cannot remove partitions, so more than planned is kept.
+A topic refused for its shape still has what stops deletions set back (compaction or a size limit left in
+force deletes audit records while the operator reassigns), never a weaker setting. While a topic is refused
+for its shape no topic grows (the settings do not describe this cluster, and Kafka cannot remove a
+partition); otherwise topics grow to the planned count, and more than planned is kept.
 """
 
 from __future__ import annotations
@@ -60,9 +64,12 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
     or an auditor could no longer say why a partner holds an alert, nor check its recall."""
     lifecycle_days = lifecycle_retention_days(policy_set, settings.replay_window_days)
     if settings.audit_retention_days < lifecycle_days:
-        raise ConfigError(f"PUENTE_AUDIT_RETENTION_DAYS is {settings.audit_retention_days}, shorter than the "
-                          f"{lifecycle_days} days an agreement lets a partner hold an alert: the audit must explain "
-                          f"every delivery while it is held; set it to at least {lifecycle_days}")
+        floor = (f"PUENTE_REPLAY_WINDOW_DAYS ({lifecycle_days}): the broker rebuilds its replay window from the "
+                 "decisions" if lifecycle_days == settings.replay_window_days else
+                 f"the {lifecycle_days} days an agreement lets a partner hold an alert: the audit must explain every "
+                 "delivery while it is held")
+        raise ConfigError(f"PUENTE_AUDIT_RETENTION_DAYS is {settings.audit_retention_days}, shorter than {floor}; "
+                          f"set it to at least {lifecycle_days}")
     names = TopicNames(settings.topic_prefix)
     rf, isr = settings.replication, str(settings.effective_min_insync)
     base = {"min.insync.replicas": isr}
@@ -172,6 +179,11 @@ def drift(spec: TopicSpec, current: Mapping[str, str | None]) -> list[tuple[str,
     return out
 
 
+AGREED_RETENTION = ("feed", "lifecycle")
+"""Roles whose retention follows the agreements (``feed_retention``, ``lifecycle_retention_days``): a shorter one is
+what the agreements now say, applied, never a weakening (a partner's last agreement gone, its alerts go soon)."""
+
+
 def weakens(key: str, have: str | None, want: str) -> bool:
     """Whether setting ``key`` from ``have`` to ``want`` keeps records for less time, or guards them less: a shorter
     ``retention.ms`` (-1 or unset is for ever), a lower ``min.insync.replicas``, or ``message.timestamp.type``
@@ -208,6 +220,7 @@ async def _update(admin: Admin, specs: list[TopicSpec], shapes: dict[str, tuple[
     grow: dict[str, int] = {}
     notes: dict[str, str] = {}
     refusals: dict[str, str] = {}
+    shape_refused = False
     for spec in specs:
         have, replicas = shapes[spec.name]
         current = described.get(resources[spec.name])
@@ -216,22 +229,30 @@ async def _update(admin: Admin, specs: list[TopicSpec], shapes: dict[str, tuple[
             continue
         if replicas and replicas != (spec.replication,):
             refusals[spec.name] = _replication_reason(spec, replicas)
+            shape_refused = True
         elif have != spec.partitions and (spec.fixed or have < spec.partitions):
             if spec.fixed:
                 refusals[spec.name] = _fixed_reason(spec, have)
+                shape_refused = True
             else:
                 grow[spec.name] = spec.partitions
         elif have > spec.partitions:
             notes[spec.name] = f"keeps its {have} partitions (planned {spec.partitions}; Kafka cannot remove any)"
         drifted = drift(spec, {name: entry.value for name, entry in (current or {}).items()})
-        weaker = [d for d in drifted if weakens(*d)]
+        agreed = spec.role in AGREED_RETENTION
+        kept = [d for d in drifted if d[0] == "retention.ms" and not agreed and _for_ever(d[1])]
+        if kept:  # kept for ever by hand (a legal hold, say): never shortened, and no refusal
+            drifted = [d for d in drifted if d not in kept]
+            notes[spec.name] = "; ".join(filter(None, (notes.get(spec.name), "keeps retention.ms=-1 (for ever), "
+                                                                                 "set by hand")))
+        weaker = [d for d in drifted if weakens(*d) and not (agreed and d[0] == "retention.ms")]
         if weaker and (spec.name in refusals or not allow_weaker):
             drifted = [d for d in drifted if d not in weaker]
             if spec.name not in refusals:
                 refusals[spec.name] = _weaker_reason(weaker)
         if drifted:
             alters[spec.name] = drifted
-    if refusals and grow:
+    if shape_refused and grow:
         for name in grow:
             notes[name] = (f"not grown to {grow[name]} partitions while another topic is refused (Kafka cannot "
                            "remove any)")
@@ -277,10 +298,18 @@ def _outcome(spec: TopicSpec, have: int, grow: int | None, drifted: list[tuple[s
     return TopicResult(spec, "to update" if dry_run else "updated", ", ".join(parts), keys)
 
 
+def _for_ever(value: str | None) -> bool:
+    try:
+        return value is not None and int(value) < 0
+    except ValueError:
+        return False
+
+
 def _weaker_reason(weaker: list[tuple[str, str | None, str]]) -> str:
     def shown(key: str, value: str | None) -> str:
         if key == "retention.ms" and value is not None and value.lstrip("-").isdigit():
-            return "for ever" if int(value) < 0 else f"{int(value) / DAY_MS:g} d"
+            days, rest = divmod(int(value), DAY_MS)
+            return f"{days} d" if not rest else f"{int(value) / 3_600_000:.1f} h"
         return str(value)
     changes = ", ".join(f"{key} {shown(key, have)} -> {shown(key, want)}" for key, have, want in weaker)
     return (f"the settings would weaken it ({changes}): left as it is; check PUENTE_* in this shell, or, if meant, "

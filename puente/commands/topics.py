@@ -15,8 +15,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     topics = sub.add_parser("topics", help="Puente's Kafka topics").add_subparsers(dest="verb", required=True)
     text = ("create missing topics and change only the settings Puente owns on existing ones, setting back any "
             "that drifted (retention, min ISR, cleanup.policy=delete, retention.bytes=-1, no unclean leader "
-            "election); refuse a topic whose replication factor, or meaningful partition count, differs from "
-            "the plan; exit 1 when any topic failed or was refused")
+            "election, LogAppendTime on ingress and audit topics); refuse a topic whose replication factor, or "
+            "meaningful partition count, differs from the plan, and one the settings would weaken (a shorter "
+            "retention where the settings set it, a lower min ISR) unless --allow-weaker; exit 1 when any topic "
+            "failed or was refused")
     apply = topics.add_parser("apply", help="create or update every topic, idempotently", description=text,
                               parents=[kafka_options()])
     apply.add_argument("--allow-weaker", action="store_true",

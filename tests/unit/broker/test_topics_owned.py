@@ -299,3 +299,34 @@ def test_an_audit_retention_shorter_than_partners_may_hold_an_alert_is_refused()
         plan_topics(PuenteSettings(audit_retention_days=longest - 1), policy)
     assert "\n" not in str(info.value) and f"set it to at least {longest}" in str(info.value)
     assert plan_topics(PuenteSettings(audit_retention_days=longest), policy)
+
+
+def test_a_feed_retention_the_agreements_shorten_is_applied() -> None:
+    """A feed's retention follows its partner's agreements: with CRI's last agreement gone its feed keeps a week, so
+    the alerts it holds go soon. That is applied, not refused as a weakening."""
+    policy = load_policy_set(PuenteSettings().policy_dir)
+    cluster = Cluster()
+    specs = plan_topics(PuenteSettings(), policy)
+    _apply(cluster, specs)
+    feed = next(s for s in specs if s.name == "puente.feed.CRI")
+    cluster.topics[feed.name][1]["retention.ms"] = str(900 * DAY_MS)  # as a longer agreement had it
+    results = {r.spec.name: r for r in _apply(cluster, specs)}
+    assert results[feed.name].action == "updated" and cluster.topics[feed.name][1]["retention.ms"] == \
+        feed.owned["retention.ms"]
+
+
+def test_an_audit_topic_kept_for_ever_by_hand_is_kept_and_blocks_nothing() -> None:
+    """retention.ms=-1 set by hand on the decisions (a legal hold): kept, said, not refused; and a topic refused as a
+    weakening elsewhere does not stop the others growing (only a refusal of a topic's shape does)."""
+    cluster, specs = _deployed()
+    cluster.topics["puente.audit.decisions"][1]["retention.ms"] = "-1"
+    results = {r.spec.name: r for r in _apply(cluster, specs)}
+    assert results["puente.audit.decisions"].ok and "for ever" in results["puente.audit.decisions"].detail
+    assert cluster.topics["puente.audit.decisions"][1]["retention.ms"] == "-1"
+    cluster, specs = _deployed(min_insync=1)
+    grown: list[Any] = []
+    cluster.create_partitions = lambda wanted, request_timeout: grown.extend(wanted) or {}  # type: ignore[method-assign]
+    cluster.topics["puente.deadletter"] = ([3], cluster.topics["puente.deadletter"][1])  # one partition short
+    results = {r.spec.name: r for r in _apply(cluster, specs)}
+    assert results["puente.audit.decisions"].action == "refused" and [w.topic for w in grown] == ["puente.deadletter"]
+
