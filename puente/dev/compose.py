@@ -128,6 +128,13 @@ def node_conf(node_id: int, nodes: int = NODES) -> NodeConf:
                     replication=min(3, nodes), min_insync=2 if nodes >= 3 else 1)
 
 
+# What every container of compose.yaml runs first: it stops, before doing anything, when the container runs as
+# root (PUENTE_UID 0), which would let a process that breaks out of Kafka's or Puente's code change every file of
+# the deployment. compose.yaml's Puente services run the same line (with ``$$`` for compose's ``$``).
+ROOT_GUARD = ("[ \"$(id -u)\" != 0 ] || { echo 'puente: refusing to run as root: set PUENTE_UID to the user that "
+              "owns ./deploy, ./keys and ./logins' >&2; exit 78; }")
+
+
 def _start_script(cluster_id: str) -> str:
     config = f"{NODE_CONFIG}/server.properties"
     fmt = ["/opt/kafka/bin/kafka-storage.sh", "format", "--ignore-formatted", f"--cluster-id={cluster_id}",
@@ -139,6 +146,7 @@ def _start_script(cluster_id: str) -> str:
             "# never on a command line, which other users of the host could read; run compose-files again\n"
             "# after the first start and it removes that file.\n"
             "set -eu\n"
+            f"{ROOT_GUARD}\n"
             f"if [ ! -f {NODE_DATA}/meta.properties ]; then\n"
             f"  {shlex.join(fmt)} >/dev/null\n"
             "fi\n"

@@ -188,6 +188,8 @@ def test_each_broker_replica_is_a_static_member_named_after_its_container() -> N
     assert command[:2] == ["sh", "-c"]
     assert "$$(cat /etc/hostname)" in command[2]  # compose's escape for a literal $; a lone $ it refuses
     script = command[2].replace("$$", "$")
+    assert script.startswith(compose.ROOT_GUARD + "; ")
+    script = script.removeprefix(compose.ROOT_GUARD + "; ")
     assert script.startswith("exec puente ")
     argv = {}
     for host in ("c0ffee", "d00d"):
@@ -197,6 +199,60 @@ def test_each_broker_replica_is_a_static_member_named_after_its_container() -> N
     assert argv["c0ffee"].group_instance_id == "broker-c0ffee"
     assert argv["d00d"].group_instance_id == "broker-d00d"
     assert argv["c0ffee"].metrics_port == 9464
+
+
+def test_every_container_is_confined_and_named_user_set() -> None:
+    """Every container runs as the user named by PUENTE_UID/PUENTE_GID (compose stops when either is unset, rather
+    than guess a user who may not own the 0600 files), on a read-only root file system with only a private /tmp
+    in memory to write besides its mounts, with no Linux capabilities and no privilege gained through set-uid
+    programs."""
+    for name, service in _compose()["services"].items():
+        uid, gid = service["user"].split("}:")
+        assert uid.startswith("${PUENTE_UID:?") and gid.startswith("${PUENTE_GID:?") and gid.endswith("}"), name
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"] and "cap_add" not in service, name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert not service.get("privileged") and "pid" not in service and "network_mode" not in service, name
+        assert [t.split(":")[0] for t in service["tmpfs"]] == ["/tmp"], name  # noqa: S108 (the container's own)
+
+
+def _fake_bin(folder: Path, uid: int) -> dict[str, str]:
+    """A PATH whose ``id`` says ``uid`` and whose ``puente`` and Kafka scripts only say they ran."""
+    folder.mkdir(exist_ok=True)
+    for tool, body in (("id", f"echo {uid}"), ("puente", 'echo "RAN puente $*"')):
+        (folder / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / tool).chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}:/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize("uid", [0, 1000])
+def test_every_container_refuses_to_run_as_root_before_anything(deploy: Path, tmp_path: Path, uid: int) -> None:
+    """PUENTE_UID=0 would run Kafka and Puente as root, able to change every file of the deployment: each
+    container's first step stops with one line naming PUENTE_UID, before a Kafka node formats its storage or a
+    Puente command runs; as any other user each goes on."""
+    env = _fake_bin(tmp_path / "bin", uid)
+    scripts = {}
+    for name, service in _compose()["services"].items():
+        command = service["command"]
+        if command == ["/etc/puente-kafka/start.sh"]:
+            config = deploy / name / "config"
+            scripts[name] = ((config / "start.sh").read_text().replace(compose.NODE_DATA, str(tmp_path / name))
+                             .replace("/opt/kafka/bin/kafka-storage.sh", "echo RAN storage")
+                             .replace("/opt/kafka/bin/kafka-server-start.sh", "echo RAN kafka"))
+        else:
+            assert command[:2] == ["sh", "-c"], name
+            scripts[name] = command[2].replace("$$", "$")
+    assert set(scripts) == {*NODES, "setup", "broker"}
+    for name, script in scripts.items():
+        done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, check=False,
+                              timeout=30)
+        if uid == 0:
+            assert done.returncode == 78, name
+            assert "RAN" not in done.stdout, name
+            assert "refusing to run as root" in done.stderr and "PUENTE_UID" in done.stderr, name
+            assert len(done.stderr.splitlines()) == 1, name
+        else:
+            assert done.returncode == 0 and "RAN" in done.stdout and not done.stderr, (name, done.stderr)
 
 
 def test_secrets_are_private_and_kept_when_written_again(deploy: Path) -> None:
@@ -279,7 +335,7 @@ def test_the_storage_tool_with_the_passwords_runs_only_on_the_first_start(deploy
     data.mkdir()
     if formatted:
         (data / "meta.properties").write_text("version=1\n")
-    probe = (script.replace(compose.NODE_DATA, str(data))
+    probe = (script.replace(compose.NODE_DATA, str(data)).replace("$(id -u)", "1000")
              .replace("/opt/kafka/bin/kafka-storage.sh", "echo FORMAT")
              .replace("exec /opt/kafka/bin/kafka-server-start.sh", "echo START"))
     probe = probe.replace(">/dev/null", "")
