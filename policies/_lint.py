@@ -2,7 +2,8 @@
 
 Besides the checks loading enforces (``_check``: unknown names, field rules
 naming fields the schema lacks, rules that do not fit their field), lint
-reports what loads but should not stay: expired agreements, overlapping
+reports what loads but should not stay: expired agreements, a feed kept
+shorter than its partner's deadline to acknowledge a recall, overlapping
 agreements that disagree, partners without keys, field rules made moot
 by a rule on a field that contains them, and fields a kept record holds that
 the schema added after the release the policy was reviewed against (views
@@ -65,6 +66,36 @@ def _slow_recalls(src: PolicySources) -> list[Finding]:
         for d in src.agreements
         if d.model.recall_ack_hours > SLOW_RECALL_HOURS
     ]
+
+
+def _notices_outlived(src: PolicySources) -> list[Finding]:
+    """A partner's feed keeps records for the shortest ``retention_days`` of the agreements naming a partner on
+    it (``broker.topology.feed_retention``), and recall notices go through that feed: a deadline to acknowledge
+    one (the shortest ``recall_ack_hours`` of the partner's agreements, as auditors count it) that runs past the
+    feed's retention lets Kafka delete a notice before the partner has had the time it was given to read it.
+    Reported at the agreement whose retention sets the feed's."""
+    home = src.vocabulary.model.home.country
+    feeds = {p.id: p.feed_topic for p in src.partners.model.partners}
+    naming: dict[str, list[Doc[Agreement]]] = {}
+    for doc in src.agreements:
+        for pid in sorted(set(doc.model.parties) - {home}):
+            naming.setdefault(pid, []).append(doc)
+    found = []
+    for topic in sorted(set(feeds.values())):
+        docs = [d for pid, feed in feeds.items() if feed == topic for d in naming.get(pid, [])]
+        if not docs:
+            continue
+        shortest = min(docs, key=lambda d: d.model.retention_days)
+        days = shortest.model.retention_days
+        for pid in sorted(pid for pid, feed in feeds.items() if feed == topic and naming.get(pid)):
+            hours = min(d.model.recall_ack_hours for d in naming[pid])
+            if hours > days * 24:
+                found.append(Finding(
+                    shortest.where("retention_days"), "recall",
+                    f"{shortest.model.id} keeps {pid}'s feed {days} day(s), but {pid} has {hours} h to acknowledge "
+                    f"a recall: Kafka may delete a notice before its deadline; give retention_days at least "
+                    f"{-(-hours // 24)} or a shorter recall_ack_hours"))
+    return found
 
 
 def _terms(a: Agreement, alert_type: str) -> dict[str, Any]:
@@ -167,8 +198,8 @@ def lint(directory: Path | str | None = None, *, now: datetime, key_problem: Key
     today = now.astimezone(src.vocabulary.model.home.tz()).date()
     releases = schema_releases()
     found = check_sources(src, schema_fields(), releases)
-    found += (_expired(src, today) + _slow_recalls(src) + _overlaps(src) + _keys(src, key_problem)
-              + _shadowed(src.agreements) + _unreviewed(src, releases))
+    found += (_expired(src, today) + _slow_recalls(src) + _notices_outlived(src) + _overlaps(src)
+              + _keys(src, key_problem) + _shadowed(src.agreements) + _unreviewed(src, releases))
     return found
 
 

@@ -52,3 +52,31 @@ def test_lint_asks_about_a_deadline_of_over_a_month(policy_copy: Any) -> None:
     at = policy_copy.line_of("agreements/pan-cri.yaml", "recall_ack_hours:")
     found = [f for f in lint(policy_copy.root, now=datetime(2026, 6, 1, tzinfo=UTC)) if f.kind == "recall"]
     assert len(found) == 1 and f"pan-cri.yaml:{at}" in found[0].where and "1000 h" in found[0].message
+
+
+def test_lint_names_a_feed_kept_shorter_than_the_recall_deadline(policy_copy: Any) -> None:
+    """Recall notices go through the partner's feed, which keeps records for its agreement's retention_days: a
+    deadline to acknowledge longer than that lets Kafka delete a notice before its partner was due to read it.
+    Lint names the agreement, the partner and the two figures at the retention's line; equal is enough."""
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    assert not [f for f in lint(policy_copy.root, now=now) if f.kind == "recall"]
+    policy_copy.replace("agreements/pan-cri.yaml", "retention_days: 90", "retention_days: 3")
+    assert not [f for f in lint(policy_copy.root, now=now) if f.kind == "recall"]  # 72 h in 3 days
+    policy_copy.replace("agreements/pan-cri.yaml", "retention_days: 3", "retention_days: 2")
+    at = policy_copy.line_of("agreements/pan-cri.yaml", "retention_days:")
+    found = [f for f in lint(policy_copy.root, now=now) if f.kind == "recall"]
+    assert len(found) == 1 and f"pan-cri.yaml:{at}" in found[0].where
+    assert "CRI" in found[0].message and "2 day(s)" in found[0].message and "72 h" in found[0].message
+    assert "at least 3" in found[0].message
+
+
+def test_lint_counts_the_shortest_retention_of_every_partner_sharing_a_feed(policy_copy: Any) -> None:
+    """Two partners on one feed: the feed keeps the shorter of their agreements' retentions (as the topic plan
+    sets it), so the partner with the longer retention is named against the other agreement's."""
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    policy_copy.replace("partners.yaml", "feed_topic: puente.feed.CRI", "feed_topic: puente.feed.USA")
+    policy_copy.replace("agreements/pan-cri.yaml", "retention_days: 90", "retention_days: 1")
+    policy_copy.replace("agreements/pan-cri.yaml", "recall_ack_hours: 72", "recall_ack_hours: 24")
+    found = [f for f in lint(policy_copy.root, now=now) if f.kind == "recall"]
+    assert len(found) == 1 and "pan-cri.yaml" in found[0].where
+    assert "USA's feed 1 day(s)" in found[0].message and "72 h" in found[0].message
