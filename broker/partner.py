@@ -93,8 +93,9 @@ from broker.access import subscriber_group
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
 from broker.audit.chain import INSTANCE
 from broker.audit.receipts import RECEIPTS_PER_CHECKPOINT
-from broker.audit.verify import ROTATION_GRACE_MS, newer_generation
+from broker.audit.verify import ROTATION_GRACE_MS
 from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, KeyRecord, Opened, checker, sign_checkpoint
+from broker.crypto.keys import newer_generation
 from broker.kafka import (
     ClientError,
     Consumer,
@@ -1019,7 +1020,7 @@ def retired_broker_key(first_seen: Mapping[str, int], signer: str | None, made_m
     since 1970), is a retired key's, or None. ``first_seen``: every generation that verified a key block this
     subscriber accepted, and when it first accepted one, by its own clock (``note_broker_key``). Pure.
 
-    The broker's signing keys rotate forward only, by their labels (``broker.audit.verify.newer_generation``), as
+    The broker's signing keys rotate forward only, by their labels (``broker.crypto.keys.newer_generation``), as
     ``audit verify``, the broker's workers and this subscriber's own receipt chain have it: once a newer generation
     has signed, an older one signing again is a retired key in use. A leak of it looks like that, and its holder,
     able to write the feed, could sign a later version of an alert that would replace the real text. The partner

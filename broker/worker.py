@@ -32,7 +32,7 @@ import contextlib
 import gc
 import time
 from collections import deque
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -49,7 +49,7 @@ from broker.audit import (
     last_ingress,
     listed,
 )
-from broker.crypto.keys import KeyId, compare_generations, parse_key_id
+from broker.crypto.keys import newer_generation
 from broker.kafka import (
     ClientError,
     Consumer,
@@ -93,7 +93,6 @@ from puente.errors import (
     FeedGapError,
     KafkaError,
     KafkaUnavailableError,
-    KeyMaterialError,
 )
 from puente.wire import Record
 
@@ -1604,25 +1603,6 @@ def head_ahead(last: dict[str, Any] | None, now_ms: float) -> str | None:
     return (f"claims an ingress append time {ahead_h:,.1f} h ahead of this machine's clock, more than the "
             f"{MAX_FUTURE_SKEW_MS // 3_600_000} h skew allowed: a block no Kafka append time explains (check this "
             "machine's clock first)")
-
-
-def newer_generation(a: str, b: str, generations: Sequence[str]) -> bool:
-    """Whether the broker's key ``a`` is a newer generation than ``b``: by their labels where they say
-    (``compare_generations``: ``2026b`` after ``2026a``), else by ``generations``, the keystore's order (newest
-    first). Keys neither orders are newer than none."""
-    if a == b:
-        return False
-    ka: KeyId | None
-    kb: KeyId | None
-    try:
-        ka, kb = parse_key_id(a), parse_key_id(b)
-    except KeyMaterialError:
-        ka = kb = None
-    if ka is not None and kb is not None and (ka.owner, ka.kind) == (kb.owner, kb.kind):
-        order = compare_generations(ka.generation, kb.generation)
-        if order is not None:
-            return order == 1
-    return a in generations and b in generations and generations.index(a) < generations.index(b)
 
 
 def _slot_source(slots: Slots, slot: int) -> str:

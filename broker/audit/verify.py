@@ -46,7 +46,7 @@ from broker.audit.chain import (
     shown,
     unresolved_decisions,
 )
-from broker.crypto.keys import BROKER_OWNER, KeyKind, compare_generations, parse_key_id
+from broker.crypto.keys import BROKER_OWNER, KeyKind, newer_generation, parse_key_id
 from broker.crypto.signing import SIGNATURE_LEN
 from puente.errors import KeyMaterialError
 from puente.wire import iso_utc
@@ -747,17 +747,6 @@ def _moved_past(order: list[str], signer: str, whose: str, where: str) -> str | 
         return None
     return (f"is signed by {plain(signer)}, a key {whose} had moved on from ({plain(newer)}, of a newer generation, "
             f"signed before it{where}): a retired key in use")
-
-
-def newer_generation(key: str, than: str) -> bool:
-    """Whether key id ``key`` is a newer generation of the same owner's key of the same kind as ``than``
-    (``compare_generations``: ``broker-sign-2026b`` is newer than ``broker-sign-2026a``). False when they are not
-    key ids, not the same owner's or kind, or their labels say nothing of their order."""
-    try:
-        a, b = parse_key_id(key), parse_key_id(than)
-    except KeyMaterialError:
-        return False
-    return (a.owner, a.kind) == (b.owner, b.kind) and compare_generations(a.generation, b.generation) == 1
 
 
 # How long after a newer broker key first signed in one chain an older one may still sign in another: the workers

@@ -47,6 +47,7 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -194,6 +195,26 @@ def compare_generations(a: str, b: str) -> int | None:
             return None
         return -1 if x.lower() < y.lower() else 1
     return 0
+
+
+def newer_generation(key: str, than: str, order: Sequence[str] = ()) -> bool:
+    """Whether key id ``key`` is a newer generation of the same owner's key of the same kind as ``than``: by their
+    labels where they say (``compare_generations``: ``broker-sign-2026b`` is newer than ``broker-sign-2026a``),
+    else by ``order``, the keys newest first (the broker's workers pass their keystore's). False for the same key,
+    and for keys neither orders: not key ids, not the same owner's or kind, or labels that say nothing and no
+    ``order`` holding both."""
+    if key == than:
+        return False
+    try:
+        a, b = parse_key_id(key), parse_key_id(than)
+    except KeyMaterialError:
+        pass
+    else:
+        if (a.owner, a.kind) == (b.owner, b.kind):
+            by_label = compare_generations(a.generation, b.generation)
+            if by_label is not None:
+                return by_label == 1
+    return key in order and than in order and order.index(key) < order.index(than)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from broker.crypto.keys import (
     KeyRecord,
     SecretBytes,
     new_key,
+    newer_generation,
     parse_key_id,
     record_from_json,
     record_to_json,
@@ -463,3 +464,15 @@ def test_an_unknown_field_name_is_shown_cut_and_escaped_never_its_value() -> Non
     message = str(info.value)
     assert "\x1b" not in message and "x" * 41 not in message and "VALUE-NEVER-SHOWN" not in message
     assert "\\x1b[31m" in message and "\n" not in message
+
+
+def test_without_an_order_only_the_labels_make_a_key_newer() -> None:
+    """With no order given, only labels decide: a key whose label says nothing, another owner's or kind's, or no key
+    id at all is newer than none; a label that says orders as it does with an order given."""
+    assert newer_generation("broker-sign-2026b", "broker-sign-2026a")
+    assert not newer_generation("broker-sign-2026a", "broker-sign-2026b")
+    assert not newer_generation("broker-sign-spring", "broker-sign-2026a")
+    assert not newer_generation("COL-rcpt-2026b", "broker-sign-2026a")
+    assert not newer_generation("broker-kex-2026b", "broker-sign-2026a")
+    assert not newer_generation("not a key", "broker-sign-2026a")
+    assert not newer_generation("broker-sign-2026a", "broker-sign-2026b", ("broker-sign-2026a", "broker-sign-2026b"))

@@ -231,7 +231,7 @@ def test_the_first_start_after_a_rotation_reads_back_from_when_the_new_key_was_m
 def test_generations_are_ordered_by_their_labels_first() -> None:
     """Labels order the broker's keys where they say (2026b after 2026a, 10a after 9a); the keystore's order
     decides only where they do not (2026a, spring); a key neither orders is newer than none."""
-    from broker.worker import newer_generation
+    from broker.crypto.keys import newer_generation
 
     assert newer_generation("broker-sign-10a", "broker-sign-9a", ("broker-sign-9a", "broker-sign-10a"))
     assert not newer_generation("broker-sign-9a", "broker-sign-10a", ("broker-sign-9a", "broker-sign-10a"))
