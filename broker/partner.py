@@ -717,7 +717,7 @@ class Subscriber:
         version: int | None = None
         try:
             view, opened = opened_record(rec, self.opener, self.codec)
-            self._trust_key_block(opened, now)
+            keys_seen = self._trust_key_block(opened, now)
             # Opened: the key block's signature verified, so its created_at is the broker's.
             delivery = Delivery.of(view, where, agreement, opened.created_at)
         except (CryptoError, CodecError) as exc:
@@ -749,7 +749,7 @@ class Subscriber:
         else:
             self.stats.received += 1
             version = delivery.version
-            self._note_broker_key(opened, now)
+            self._note_broker_key(opened, now, keys_seen)
             status, passed_on = self._apply(delivery, now)
             if out is not None and status in _PASSED_ON:  # what the store refused is not passed on either
                 out.append(json_text(to_json(view)) + "\n")
@@ -772,27 +772,29 @@ class Subscriber:
                             partition=part)
         return unread
 
-    def _trust_key_block(self, opened: Opened, now: datetime) -> None:
+    def _trust_key_block(self, opened: Opened, now: datetime) -> Mapping[str, int]:
         """Whether the record's verified key block may be taken, else it does not open: CryptoError when it is dated
         ahead of this subscriber's clock (``future_key_block``), SignatureError when a broker key this subscriber
-        had moved on from signed it (``retired_broker_key``)."""
+        had moved on from signed it (``retired_broker_key``). Returns the broker keys seen it judged by, read once
+        per record, for ``_note_broker_key``: nothing writes them between the two."""
         made_ms = _epoch_ms(opened.created_at)
         problem = future_key_block(made_ms, _epoch_ms(now))
         if problem is not None:
             raise CryptoError(problem)
-        problem = retired_broker_key(self._keys_seen(), opened.signer, made_ms)
+        seen = self._keys_seen()
+        problem = retired_broker_key(seen, opened.signer, made_ms)
         if problem is not None:
             raise SignatureError(problem)
+        return seen
 
     def _keys_seen(self) -> Mapping[str, int]:
         return self.store.broker_keys_seen() if self.store is not None else self._broker_keys_seen
 
-    def _note_broker_key(self, opened: Opened, now: datetime) -> None:
+    def _note_broker_key(self, opened: Opened, now: datetime, seen: Mapping[str, int]) -> None:
         """Remember the broker key that verified the key block of a record accepted, if it is the first of that key
-        (``note_broker_key``, at this batch's ``now``): in the store, in the batch's transaction, so that it is
-        committed with the records and outlives a restart; without one, for the run, set back with a batch that does
-        not commit (``_batch``)."""
-        seen = self._keys_seen()
+        (``note_broker_key``, at this batch's ``now``; ``seen``, what ``_trust_key_block`` read for the record): in
+        the store, in the batch's transaction, so that it is committed with the records and outlives a restart;
+        without one, for the run, set back with a batch that does not commit (``_batch``)."""
         noted = note_broker_key(seen, opened.signer, _epoch_ms(now))
         if noted is seen:
             return

@@ -304,3 +304,23 @@ async def test_damaged_generations_seen_stop_the_subscriber(tmp_path: Path, valu
             await run_batch(subscriber(keys, store, lambda: T0), sealed(keys.sealer(OLD), _view(), 0, T0),
                             receipts=receipts)
         assert receipts.offsets == {} and store.counts().held == 0
+
+
+async def test_the_generations_seen_are_read_once_a_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's generations seen are read once for each record that opens, judged and noted from that one read, and
+    what is noted still reaches the store."""
+    keys = BrokerKeys("2026a", "2026b")
+    with _store(tmp_path) as store:
+        reads = []
+        kept = store.broker_keys_seen
+
+        def counted() -> dict[str, int]:
+            reads.append(1)
+            return kept()
+
+        monkeypatch.setattr(store, "broker_keys_seen", counted)
+        unread, receipts = await run_batch(subscriber(keys, store, lambda: T0 + MINUTE),
+                                           sealed(keys.sealer(OLD), _view(), 0, T0),
+                                           sealed(keys.sealer(NEW), _view("senan-gofast-seizure"), 1, T0))
+        assert unread is None and receipts.statuses() == ["RECEIVED", "RECEIVED"] and len(reads) == 2
+        assert kept() == {OLD: _ms(T0 + MINUTE), NEW: _ms(T0 + MINUTE)}
