@@ -495,18 +495,26 @@ class Keystore:
 
     def load_signing_key(self) -> Ed25519PrivateKey:
         """The broker's current signing key (broker side): the one made last (``current``), refused
-        (KeyMaterialError, one line) while another's generation label comes after it (``compare_generations``).
-        Its workers and ``audit verify`` order the broker's keys by label, as the other side must (an imported
-        half's time is only when it was imported), so every block it signed would be taken for a retired key's.
-        ``generate_own`` refuses such a label; a folder filled by hand may still hold one. Every signer (the
-        workers, ``audit collect-denials``) loads its key here, so none signs with it."""
+        (KeyMaterialError, one line) as ``broker_signing_keys`` refuses. Every signer (the workers, ``audit
+        collect-denials``) loads its key here or there, so none signs with a key whose label a newer one's
+        comes after."""
+        return self.broker_signing_keys()[0].ed25519_private()
+
+    def broker_signing_keys(self) -> list[KeyRecord]:
+        """Every generation of the broker's signing key here, newest ``created_at`` first (``generations``): the
+        first is the one to sign with. Refused (KeyMaterialError, one line) when there is none, or while another's
+        generation label comes after the first's (``signing_order_problem``): the broker's workers and ``audit
+        verify`` order its keys by label, as the other side must (an imported half's time is only when it was
+        imported), so every block it signed would be taken for a retired key's. ``generate_own`` refuses such a
+        label; a folder filled by hand may still hold one. For a signer that needs the generations too (the
+        workers order their chains' signers by them), so that it reads the folder once."""
         found = self.generations(BROKER_OWNER, KeyKind.BROKER_SIGNING)
         if not found:
             raise KeyMaterialError(f"no {KeyKind.BROKER_SIGNING} key for {BROKER_OWNER!r} in keystore {self.path}")
         problem = signing_order_problem(found)
         if problem is not None:
             raise KeyMaterialError(f"keystore {self.path}: {problem}")
-        return found[0].ed25519_private()
+        return found
 
     def load_verify_key(self) -> Ed25519PublicKey:
         """The broker's current verify key (partner or auditor side)."""

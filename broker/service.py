@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from broker.crypto import FeedSealer, KeyKind, sign_checkpoint, verify_ingress
 from broker.kafka import Admin, KafkaConnection, topic_settings
 from broker.keystore import Keystore, signature_check
@@ -135,15 +137,17 @@ class PolicyAdapter:
         return recall_notice(alert, version, reason)
 
 
-def build_sealers(policy_set: PolicySet, keystore: Keystore) -> tuple[dict[str, FeedSealer], dict[str, str]]:
+def build_sealers(policy_set: PolicySet, keystore: Keystore, signing: Ed25519PrivateKey | None = None,
+                  ) -> tuple[dict[str, FeedSealer], dict[str, str]]:
     """A sealer per partner whose own encryption key the keystore holds, and for every other
-    partner why not: one line naming the key id (and file) and what to check.
+    partner why not: one line naming the key id (and file) and what to check. ``signing``: the broker's
+    signing key already loaded (``build_worker``'s), else it is loaded here (``Keystore.load_signing_key``).
 
     Each sealer seals one trial record before it is handed out, so a key nothing can be sealed to
     is a start-up problem (``require_sealers``), never a WITHHOLD of every alert to that partner;
     two partners whose keys are one public key get no sealer, since each would read the other's feed.
     """
-    signing = keystore.load_signing_key()
+    signing = keystore.load_signing_key() if signing is None else signing
     sealers: dict[str, FeedSealer] = {}
     problems: dict[str, str] = {}
     holders: dict[bytes, list[tuple[str, str]]] = {}
@@ -276,7 +280,10 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     policy_set = load_policy_set(settings.policy_dir) if policy_set is None else policy_set
     slots: Slots = slots_for(settings.agencies, settings.ingress_partitions, settings.topic_prefix)
     names = slots.names
-    sealers, key_problems = build_sealers(policy_set, keystore)
+    # Read once, refused here (``broker_signing_keys``) before any sealer is built, as ``load_signing_key`` would be.
+    signing_keys = keystore.broker_signing_keys()
+    signing = signing_keys[0].ed25519_private()
+    sealers, key_problems = build_sealers(policy_set, keystore, signing)
     started = datetime.now(UTC)
     problems = require_sealers(policy_set, key_problems, keystore.path, started)
     require_pseudonym_keys(policy_set, keystore, started)
@@ -296,9 +303,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
                         replay_window_days=settings.replay_window_days, originators=originators,
                         lifecycle_retention_days=lifecycle_retention_days(policy_set, settings.replay_window_days),
                         classifications=policy_set.scale)
-    signing = keystore.load_signing_key()
-    signer_id = keystore.current("broker", KeyKind.BROKER_SIGNING).key_id
-    signing_keys = keystore.generations("broker", KeyKind.BROKER_SIGNING)
+    signer_id = signing_keys[0].key_id
 
     def sign(payload: bytes) -> bytes:
         return sign_checkpoint(signing, payload)

@@ -208,8 +208,9 @@ def test_a_secret_that_is_no_ones_private_half_is_no_custody_problem(made: Keyst
 def test_a_signing_key_made_last_whose_label_comes_before_an_older_ones_stops_the_start(made: Keystores) -> None:
     """broker-sign-2026dec made after 2026nov (a folder filled by hand: `keys generate` refuses it): the broker
     would sign with 2026dec while its workers and `audit verify` take 2026nov for the newer key, so every block
-    it signs would be a retired key's. Every signer loads its key through ``load_signing_key`` (the workers,
-    `audit collect-denials`): it refuses in one line naming both and what to do, and the start stops."""
+    it signs would be a retired key's. Every signer loads its key through ``broker_signing_keys`` (the workers,
+    and `audit collect-denials` by ``load_signing_key``): it refuses in one line naming both and what to do, and
+    the start stops."""
     later = datetime.now(UTC)  # after the provisioned 2026a
     made.broker.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2026nov", later + timedelta(days=1)))
     made.broker.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2026dec", later + timedelta(days=2)))

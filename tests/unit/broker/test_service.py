@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import broker.worker
+from broker.crypto import KeyKind, KeyRecord
 from broker.kafka import KafkaConnection, set_fetching
 from broker.keystore import Keystore, Keystores
 from broker.service import (
@@ -138,6 +139,30 @@ def test_building_a_worker_refuses_when_a_partner_in_force_has_no_usable_key(tmp
     (made.broker.path / f"{partner}-enc-2026a.json").unlink()
     with pytest.raises(ConfigError, match=rf"{partner} \(agreement {', '.join(agreements)} in force delivers to it\)"):
         build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
+
+
+def test_building_a_worker_reads_the_broker_signing_keys_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """build_worker reads the broker's signing generations from its folder once: the workers sign with the one made
+    last, the sealers sign key blocks with it too, and every generation is the workers' order."""
+    made = Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
+                              generation="2026a")
+    later = datetime.now(UTC) + timedelta(days=1)  # made after the provisioned 2026a
+    made.broker.generate(KeyKind.BROKER_SIGNING, "broker", generation="2026b", now=later)
+    reads: list[str] = []
+    generations = Keystore.generations
+
+    def counted(self: Keystore, owner: str, kind: KeyKind) -> list[KeyRecord]:
+        if kind is KeyKind.BROKER_SIGNING:
+            reads.append(owner)
+        return generations(self, owner, kind)
+
+    monkeypatch.setattr(Keystore, "generations", counted)
+    worker, _, _ = build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
+    assert reads == ["broker"]
+    assert worker.config.signer_id == "broker-sign-2026b"
+    assert worker.config.generations == ("broker-sign-2026b", "broker-sign-2026a")
+    assert worker.config.verify("broker-sign-2026b", b"payload", worker.sign(b"payload"))
+    assert not worker.config.verify("broker-sign-2026a", b"payload", worker.sign(b"payload"))
 
 
 class _Built(Exception):
