@@ -22,8 +22,8 @@ from pydantic import BaseModel, ValidationError
 from yaml.nodes import Node
 
 from policies._areas import AreasFile
-from policies._model import Agreement, PartnersFile, Vocabulary
-from policies._yamlio import dotted, locate, not_a_file, read_yaml
+from policies._model import Agreement, PartnersFile, Suite, Vocabulary
+from policies._yamlio import dotted, line_of, locate, not_a_file, read_yaml
 from puente.errors import PolicyError
 from puente.strict import printable
 
@@ -93,7 +93,8 @@ def read_doc(model: type[M], root: Path, relative: str) -> Doc[M]:
 
 
 def agreement_files(root: Path) -> list[Path]:
-    """The agreement files of a policy directory, in name order (suites beside them excluded)."""
+    """The agreement files of a policy directory, in name order (suites beside them excluded: ``read_sources``
+    reads each of those as a suite, so an agreement saved under a suite's name is refused, not left out)."""
     folder = root / AGREEMENTS
     return sorted(p for p in folder.glob("*.yaml") if not p.name.endswith(SUITE_SUFFIX))
 
@@ -102,8 +103,10 @@ def stray_files(root: Path) -> list[str]:
     """The names in the agreements folder that are neither an agreement (``*.yaml``) nor the suite of one beside it
     (``X.tests.yaml`` with ``X.yaml``): a ``.yml``, a ``.YAML``, a folder, a backup, a suite with no agreement (an
     agreement saved under a suite's name). Refused, never skipped: a stricter agreement saved under another name
-    would otherwise leave a more permissive one deciding alone, without a word. Hidden files that are no ``.yaml``
-    (``.gitkeep``, an editor's swap file) are no one's agreement and are passed over."""
+    would otherwise leave a more permissive one deciding alone, without a word. A suite beside its agreement is no
+    stray, but it is not skipped either: ``read_sources`` reads it as a suite (``check_suite``), so an agreement
+    saved as ``X.tests.yaml`` beside ``X.yaml`` is refused too. Hidden files that are no ``.yaml`` (``.gitkeep``,
+    an editor's swap file) are no one's agreement and are passed over."""
     folder = root / AGREEMENTS
     if not folder.is_dir():
         return []
@@ -135,6 +138,24 @@ def _attempt(model: type[M], root: Path, relative: str, problems: list[str]) -> 
         return None
 
 
+def check_suite(root: Path, relative: str) -> str | None:
+    """What is wrong with the suite ``relative`` beside its agreement, read as ``puente policy test`` reads it
+    (the Suite model), or None. The loader reads every ``X.tests.yaml`` as a suite, never as an agreement:
+    unchecked, an agreement saved under a suite's name would be left out without a word, a more permissive
+    agreement deciding alone. A file with neither ``suite:`` nor ``cases:`` is named in one line; a suite with
+    mistakes, by each one's line, as any policy file."""
+    try:
+        data, node = read_yaml(root / relative, relative)  # refuses a pipe or a folder by name, unopened
+        if not (isinstance(data, dict) and ("suite" in data or "cases" in data)):
+            return (f"{relative}:{line_of(node, ())}: not a test suite (no suite: or cases:); a file named "
+                    f"X{SUITE_SUFFIX} is read as the suite of X.yaml, never as an agreement: if it is an agreement, "
+                    "name it <name>.yaml")
+        validate(Suite, data, node, relative)
+    except PolicyError as exc:
+        return str(exc)
+    return None
+
+
 def read_sources(directory: Path | str | None = None) -> PolicySources:
     """Read every policy file; problems in any file are collected and raised as one PolicyError."""
     root = Path(directory) if directory is not None else DEFAULT_DIR
@@ -144,9 +165,13 @@ def read_sources(directory: Path | str | None = None) -> PolicySources:
     vocabulary = _attempt(Vocabulary, root, VOCABULARY, problems)
     partners = _attempt(PartnersFile, root, PARTNERS, problems)
     agreements = [_attempt(Agreement, root, f"{AGREEMENTS}/{p.name}", problems) for p in agreement_files(root)]
+    strays = stray_files(root)
     problems.extend(f"{AGREEMENTS}/{printable(name)}: not an agreement file (agreements are named X.yaml, their tests "
                     f"X{SUITE_SUFFIX} beside them): rename it or move it out; an agreement under another name would "
-                    "be left out" for name in stray_files(root))
+                    "be left out" for name in strays)
+    # Suites are checked when the policy loads, not only by ``puente policy test``: see ``check_suite``.
+    problems.extend(p for path in suite_files(root) if path.name not in strays
+                    and (p := check_suite(root, f"{AGREEMENTS}/{path.name}")) is not None)
     # Optional: without it every area an agreement names lacks an outline, which the checks refuse.
     areas = _attempt(AreasFile, root, AREAS, problems) if present(root / AREAS) else None
     if not agreements:

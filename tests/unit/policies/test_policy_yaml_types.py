@@ -4,12 +4,14 @@ loader as another, no scalar converted to a kind the file does not show, one lin
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from policies import load_policy_set
+from policies import lint, load_policy_set
+from policies._source import check_suite, suite_files
 from policies._yamlio import read_yaml
 from puente.errors import PolicyError
 
@@ -334,6 +336,43 @@ def test_an_agreement_file_under_another_name_is_refused_not_skipped(policy_copy
     assert _problem(policy_copy) == (
         f"agreements/{name}: not an agreement file (agreements are named X.yaml, their tests X.tests.yaml beside "
         "them): rename it or move it out; an agreement under another name would be left out")
+
+
+def test_an_agreement_saved_as_the_suite_beside_an_agreement_is_refused_not_skipped(policy_copy: Any) -> None:
+    """A stricter agreement saved as ``X.tests.yaml`` beside ``X.yaml`` was read by no one, and the more permissive
+    one decided alone: the loader reads every suite as one, and names the file and what to do in one line."""
+    stricter = policy_copy.text("agreements/pan-cri.yaml").replace("id: PAN-CRI\n", "id: PAN-CRI-2\n")
+    policy_copy.write("agreements/combifron.tests.yaml", stricter)
+    line = policy_copy.line_of("agreements/combifron.tests.yaml", "id: PAN-CRI-2")
+    assert _problem(policy_copy) == (
+        f"agreements/combifron.tests.yaml:{line}: not a test suite (no suite: or cases:); a file named X.tests.yaml "
+        "is read as the suite of X.yaml, never as an agreement: if it is an agreement, name it <name>.yaml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [("expect: {outcome: WITHHOLD, rules: [handling.H2]}", "expect: {outcome: WITHHOLD, rule: [handling.H2]}",
+      "cases[4].expect.rule: Extra inputs are not permitted"),
+     ("expect: {outcome: WITHHOLD, rules: [handling.H2]}", "expect: {outcome: WITHHELD}", "cases[4].expect.outcome: "),
+     ("suite: fean\n", "suite: fean\nsuites: fean\n", "suites: Extra inputs are not permitted")],
+)
+def test_a_suite_that_does_not_validate_refuses_the_policy(policy_copy: Any, old: str, new: str, problem: str) -> None:
+    """A suite is validated when the policy loads (and so by lint), not only by ``puente policy test``: a mistake in
+    it refuses the policy, named by file and line, rather than passing unread."""
+    suite = "agreements/fean.tests.yaml"
+    policy_copy.replace(suite, old, new)
+    line = policy_copy.line_of(suite, new.splitlines()[-1])
+    assert _problem(policy_copy).startswith(f"{suite}:{line}: {problem}")
+    with pytest.raises(PolicyError, match=f"{suite}:{line}: "):
+        lint(policy_copy.root, now=datetime(2025, 6, 2, tzinfo=UTC))
+
+
+def test_every_shipped_suite_is_a_suite(policy_copy: Any) -> None:
+    """The suites shipped beside the agreements read as suites, so the shipped policy loads with them checked."""
+    names = [p.name for p in suite_files(policy_copy.root)]
+    assert names == ["combifron.tests.yaml", "fean.tests.yaml", "pan-cri.tests.yaml", "pan-usa.tests.yaml"]
+    assert [check_suite(policy_copy.root, f"agreements/{name}") for name in names] == [None] * len(names)
+    assert policy_copy.load() is not None
 
 
 def test_hidden_files_that_are_no_yaml_are_passed_over(policy_copy: Any) -> None:
