@@ -100,8 +100,9 @@ def _deliver(ps: PolicySet, partner: PartnerInfo, covers: tuple[CompiledCover, .
         redactions,
         ps.version,
         min(days.values()),
-        # Consent releases the alert to this partner, no further: a release resting on it forbids onward sharing.
-        all(c.agreement.onward_sharing for c in covers) and not any(_consented(ps, rule) for rule, _ in notices),
+        # Consent releases the alert to this partner, no further: a release resting on it forbids onward sharing,
+        # and so does a third country's information, whoever receives it.
+        all(c.agreement.onward_sharing for c in covers) and not any(_no_onward(ps, rule) for rule, _ in notices),
     )
     _remember(ps, key, decision)
     return decision
@@ -124,9 +125,10 @@ def _restrict(
                                   "no onward sharing"))
 
 
-def _consented(ps: PolicySet, rule: str) -> bool:
-    """Whether a notice's rule id says the release rests on the originator's consent: a third country's
-    information, or a caveat's or handling code's that needed consent."""
+def _no_onward(ps: PolicySet, rule: str) -> bool:
+    """Whether a notice's rule id forbids onward sharing: a third country's information (passing it on needs
+    that country's consent, whoever received it), or a release resting on the originator's consent that a
+    caveat or handling code needed."""
     if rule == ORIGINATOR_FOREIGN:
         return True
     kind, _, code = rule.partition(".")
@@ -251,12 +253,21 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
     if origin != ps.home_country:
         if not f.origin_known:
             fails.append((UNKNOWN_ORIGINATOR, f"originator country {excerpt(origin)} is unknown to the policy"))
-        elif not (partner.internal or partner.country == origin or consented):
-            reason = f"information from {origin} goes to a third country only with its consent"
-            fails.append((ORIGINATOR_FOREIGN, reason))
-        elif not (partner.internal or partner.country == origin):  # it goes on the originator's consent
-            notices.append((ORIGINATOR_FOREIGN, f"information from {origin}: its originator consented to "
-                                                f"{partner.id}; no onward sharing"))
+        elif partner.country != origin:
+            # A third country's information: its originator's restrictions travel with it, whoever receives it.
+            # Inside Panama it may be used, but passing it on needs the originator's consent, which Puente itself
+            # asks of every third country; a foreign partner receives it only on that consent. Either way the
+            # notice (``_deliver``) forbids onward sharing, so a view never tells the partner it may pass it on.
+            if partner.internal:
+                notices.append((ORIGINATOR_FOREIGN, f"information from {origin}: {partner.id} may use it inside "
+                                                    f"{ps.home_country}; passing it on needs {origin}'s consent, "
+                                                    "so no onward sharing"))
+            elif consented:
+                notices.append((ORIGINATOR_FOREIGN, f"information from {origin}: its originator consented to "
+                                                    f"{partner.id}; no onward sharing"))
+            else:
+                reason = f"information from {origin} goes to a third country only with its consent"
+                fails.append((ORIGINATOR_FOREIGN, reason))
 
 
 def _covers(

@@ -380,7 +380,8 @@ def _apply(
                                                       if isinstance(value := markings.get(name), datetime)}}
     if not decision.onward_sharing and isinstance(markings, dict):
         # The agreement forbids passing it on (or the release rests on the originator's consent, which reaches
-        # this partner and no further): the view says so in the marking partners already honour, releasable to
+        # this partner and no further, or the information is a third country's, which goes further only on that
+        # country's consent): the view says so in the marking partners already honour, releasable to
         # this partner alone. The release only tightens: whatever the originator's list allowed (countries,
         # several partners, or [] for anyone inside Panama), it now names the one recipient.
         view["markings"] = markings = {**markings, "releasable_to": [decision.partner_id]}

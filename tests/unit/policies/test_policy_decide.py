@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from policies import Outcome, PolicySet, decide
+from policies import Outcome, PolicySet, build_view, decide, decide_many
 
 MakeAlert = Callable[..., dict[str, Any]]
 
@@ -448,3 +448,68 @@ def test_a_third_countrys_information_released_on_its_consent_forbids_onward_sha
                        policy_set, now)
     assert consented.delivers and not consented.onward_sharing and "originator.foreign" in consented.rule_ids
     assert any("its originator consented to CRI; no onward sharing" in reason for reason in consented.reasons)
+
+
+# (fixture, changes, partner, onward sharing, whether originator.foreign is a notice), under a copy of the policy
+# whose every agreement but PAN-USA allows onward sharing: only a third country's information forbids it.
+ONWARD = [
+    # A third country's information (Colombia's): inside Panama as much as abroad, no onward sharing.
+    ("colombia_inbound_hit", {}, "FEAN", False, True),
+    ("colombia_inbound_hit", {"markings.originator_consent": ["FEAN"]}, "FEAN", False, True),
+    ("paso_canoas_flow", {"markings.originator.country": "COL", "markings.originator_consent": ["CRI"]}, "CRI",
+     False, True),
+    # Panama's own information: the agreement decides, as before.
+    ("gofast_seizure", {}, "FEAN", True, False),
+    ("paso_canoas_flow", {}, "CRI", True, False),
+    ("darien_sighting", {}, "COL", True, False),
+    # The partner's own country's information: its own to share, the agreement decides.
+    ("colombia_inbound_hit", {}, "COL", True, False),
+    ("paso_canoas_flow", {"markings.originator.country": "CRI"}, "CRI", True, False),
+]  # fmt: skip
+
+
+def _many_agrees(alert: dict[str, Any], ps: PolicySet, now: datetime) -> bool:
+    """Whether ``decide_many`` for every partner gives what ``decide`` gives for each."""
+    partners = list(ps.partners)
+    return decide_many(alert, partners, ps, now) == [decide(alert, p, ps, now) for p in partners]
+
+
+@pytest.fixture
+def onward_policy(policy_copy: Any) -> PolicySet:
+    """The shipped policy with FEAN-JTF and COMBIFRON allowing onward sharing too (PAN-CRI already does)."""
+    for name in ("fean", "combifron"):
+        policy_copy.replace(f"agreements/{name}.yaml", "onward_sharing: false", "onward_sharing: true")
+    return policy_copy.load()
+
+
+@pytest.mark.parametrize(("fixture", "changes", "partner", "onward", "notice"), ONWARD)
+def test_a_third_countrys_information_is_never_shared_onward_whoever_receives_it(
+    onward_policy: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes, fixture: str,
+    changes: dict[str, Any], partner: str, onward: bool, notice: bool,
+) -> None:
+    """Information whose originator is neither Panama nor the partner's own country goes no further than the
+    partner, internal or foreign, whatever its agreement allows: the decision says why (originator.foreign) and
+    the view is releasable to the partner alone. Panama's and the partner's own country's information keep
+    the agreement's onward sharing and the originator's list."""
+    alert = make_alert(fixture, changes)
+    decision = decide(alert, partner, onward_policy, now)
+    assert decision.delivers and decision.onward_sharing is onward, decision.reasons
+    assert ("originator.foreign" in decision.rule_ids) is notice
+    assert _many_agrees(alert, onward_policy, now)
+    view = build_view(alert, decision, onward_policy, key)
+    rel = alert["markings"]["releasable_to"]
+    assert view["markings"]["releasable_to"] == (rel if onward else [partner])
+
+
+def test_an_internal_partner_is_told_why_a_third_countrys_information_goes_no_further(
+    onward_policy: PolicySet, make_alert: MakeAlert, now: datetime
+) -> None:
+    """Colombian information REL TO COL, USA reaches FEAN, but FEAN is not told it may pass it to the USA, which
+    Puente itself withholds without Colombia's consent: the reason names the originator and the consent."""
+    alert = make_alert("colombia_inbound_hit", {"payload.risk_level": "HIGH"})
+    assert decide(alert, "USA", onward_policy, now).rule_ids == ("originator.foreign",)
+    fean = decide(alert, "FEAN", onward_policy, now)
+    assert fean.delivers and not fean.onward_sharing
+    assert fean.rule_ids == ("FEAN-WATCHLIST", "originator.foreign")
+    assert fean.reasons[-1] == ("information from COL: FEAN may use it inside PAN; passing it on needs COL's "
+                                "consent, so no onward sharing")
