@@ -887,6 +887,12 @@ _AREA_CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,63}")
 _AUDIT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,67}")  # an area code, an originator (SNM, COL-DIJIN)
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # no alert reports an event older; year 1 is a broken clock
 _LATEST_MARKING = timedelta(days=100 * 365)  # the furthest a review or expiry date may lie ahead
+# A marking list's entries (a partner, a country, a caveat): codes of the policy's vocabulary (``policies``'
+# ``Code``), and no more of them than a vocabulary could name. Each unknown entry is a reason in every partner's
+# decision: a million of them in one record held the worker past its session for every agency.
+_MARKING_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_MARKING_ENTRIES = 64
+_MARKING_LISTS = ("releasable_to", "caveats", "originator_consent")
 
 
 def _escaped(text: str) -> str:
@@ -919,6 +925,8 @@ def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
     if alert["reported_at"] < alert["occurred_at"] - MAX_FUTURE_SKEW:
         return "reported_at is before occurred_at"
     markings = alert["markings"]
+    if (problem := _marking_lists_problem(markings, alert.get("lifecycle"))) is not None:
+        return problem
     for name in ("review_at", "expires_at"):
         # Dates the partners' stores act on (a review notice, a deletion): a year-1 review date reached every
         # partner as overdue, and a negative time in its store. Decades ahead is an agency's choice; centuries not.
@@ -940,6 +948,23 @@ def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
         if value is not None and (not math.isfinite(value) or abs(value) > bound):
             return f"location.{name} is outside [-{bound:g}, {bound:g}]"
     return _payload_problem(alert["alert_type"], alert["payload"], now)
+
+
+def _marking_lists_problem(markings: dict[str, Any], life: dict[str, Any] | None) -> str | None:
+    """Why a marking list (and a CONSENT version's ``lifecycle.partners``) is not at most
+    ``MAX_MARKING_ENTRIES`` codes (``_MARKING_CODE``), or None. The adapters write codes of the vocabulary's
+    tables; anything else is refused whole, before the decisions give each entry a reason per partner."""
+    lists = [(f"markings.{name}", markings.get(name)) for name in _MARKING_LISTS]
+    if life is not None:
+        lists.append(("lifecycle.partners", life.get("partners")))
+    for name, values in lists:
+        if not values:
+            continue
+        if len(values) > MAX_MARKING_ENTRIES:
+            return f"{name} has more than {MAX_MARKING_ENTRIES} entries"
+        if not all(type(v) is str and _MARKING_CODE.fullmatch(v) for v in values):
+            return f"{name} must hold codes: letters, digits and _ . -, at most 64 each"
+    return None
 
 
 def _payload_problem(alert_type: str, payload: dict[str, Any], now: datetime) -> str | None:

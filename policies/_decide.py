@@ -216,7 +216,7 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
     effect = ps.handling_effects.get(code)
     return _Facts(
         m, cls, ps.class_rank.get(cls, -1), rel_rank, cred_rank, grading_fail, consent, consent_fail,
-        tuple([(c, ps.caveat_effects.get(c)) for c in caveats]), code,
+        tuple([(c, ps.caveat_effects.get(c)) for c in dict.fromkeys(caveats)]), code,
         "" if effect is None else "handling." + code,  # a rule id only for a known code
         effect, rel, releasable_fail, origin, origin in ps.known_countries, expired_fail, review_notice,
     )  # fmt: skip
@@ -228,10 +228,14 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
     # Consent is given per alert and per partner (DOMAIN): matched on the partner's id alone, so consent for
     # one partner never reaches another of the same country.
     consented = partner.id in f.consent
+    # Each caveat once (``_facts``); the unknown ones in one reason, as releasable_to's: a reason each would let
+    # one alert's list of made-up caveats multiply every partner's decision (and its audit) without bound.
+    unknown = [caveat for caveat, effect in f.caveats if effect is None]
+    if unknown:
+        fails.append((UNKNOWN_CAVEAT, f"caveat {excerpt(unknown[0])} is unknown to the policy" if len(unknown) == 1
+                      else f"caveats {excerpts(unknown)} are unknown to the policy"))
     for caveat, effect in f.caveats:
-        if effect is None:
-            fails.append((UNKNOWN_CAVEAT, f"caveat {excerpt(caveat)} is unknown to the policy"))
-        elif effect is not Effect.NONE:
+        if effect is not None and effect is not Effect.NONE:
             _restrict(ps, partner, "caveat." + caveat, effect, consented, fails, notices)
     effect = f.handling_effect
     if effect is None:

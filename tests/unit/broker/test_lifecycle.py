@@ -186,13 +186,43 @@ def test_a_consent_is_on_the_record_for_each_partner_it_names_whatever_the_decis
     run = Run()
     first = _first("SECRETO")
     run.send(first)
-    out = run.send(_next(first, "CONSENT", partners=["COL", "ZZZ-evil\nname"],
-                         originator_consent=["COL", "ZZZ-evil\nname"]))
+    out = run.send(_next(first, "CONSENT", partners=["COL", "ZZZ-EVIL"], originator_consent=["COL", "ZZZ-EVIL"]))
     assert out.entry["action"] == "CONSENT" and out.entry["consent"] == ["COL", "(not a partner)"]
     col, usa = _by_partner(out)["COL"], _by_partner(out)["USA"]
     assert col["decision"] == "WITHHOLD"
     assert "the originator consented to release it to COL (version 2)" in col["reasons"]
     assert not any("consented" in reason for reason in usa["reasons"])
+
+
+@pytest.mark.parametrize("where", ["partners", "originator_consent", "both"])
+@pytest.mark.parametrize("names", [["COL", "ZZZ-evil\nname"], ["COL", "X Y"], ["COL", ""],
+                                   [f"Z{i}" for i in range(65)]], ids=["control", "space", "empty", "too-many"])
+def test_a_consent_naming_what_is_no_code_is_dead_lettered_whole(where: str, names: list[str]) -> None:
+    """Partners and consents are codes of the vocabulary, at most 64 of them: anything else is refused whole
+    (``invalid``), before each entry could become a reason in every partner's decision."""
+    run = Run()
+    first = _first("SECRETO")
+    run.send(first)
+    given = {"partners": ["COL"], "originator_consent": ["COL"]}
+    for name in (["partners", "originator_consent"] if where == "both" else [where]):
+        given[name] = names
+    out = run.send(_next(first, "CONSENT", **given))
+    assert out.dead_reason == "invalid" and out.feeds == []
+    assert ("more than 64" if len(names) > 64 else "must hold codes") in out.entry["detail"]
+    assert "evil" not in out.entry["detail"] and "Z64" not in out.entry["detail"]
+
+
+@pytest.mark.parametrize("name", ["caveats", "releasable_to", "originator_consent"])
+@pytest.mark.parametrize("values", [[""] * 100_000, ["ORCON"] * 65, ["PII", "PII;REL"], ["PAN ONLY"]],
+                         ids=["100k-empty", "65-known", "punctuation", "space"])
+def test_a_marking_list_of_no_codes_or_too_many_is_dead_lettered_at_once(name: str, values: list[str]) -> None:
+    """A first version too: a marking list holds at most 64 codes, or the record is refused whole (``invalid``),
+    quickly and quoting nothing of it, before each entry could be a reason in every partner's decision."""
+    alert = _first()
+    alert["markings"][name] = values
+    out = Run().send(alert)
+    assert out.dead_reason == "invalid" and out.feeds == [] and f"markings.{name}" in out.entry["detail"]
+    assert "ORCON" not in out.entry["detail"] and "PII" not in out.entry["detail"]
 
 
 def test_a_downgrade_reaches_a_partner_that_never_had_it() -> None:

@@ -513,3 +513,21 @@ def test_an_internal_partner_is_told_why_a_third_countrys_information_goes_no_fu
     assert fean.rule_ids == ("FEAN-WATCHLIST", "originator.foreign")
     assert fean.reasons[-1] == ("information from COL: FEAN may use it inside PAN; passing it on needs COL's "
                                 "consent, so no onward sharing")
+
+
+def test_a_list_of_caveats_gives_one_reason_for_its_unknown_ones_and_one_per_known(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime
+) -> None:
+    """Every unknown caveat goes in one reason (quoted a few, the rest counted), each known caveat counts once
+    however often repeated: the reasons of a decision do not grow with the list, which the broker copies into every
+    partner's audit entry."""
+    many = [f"X{i}" for i in range(10_000)] + ["ORCON"] * 10_000 + ["X1"] * 1_000
+    alert = make_alert("tocumen_hit", {"markings.caveats": many})
+    decision = decide(alert, "USA", policy_set, now)
+    assert decision.outcome is Outcome.WITHHOLD
+    assert decision.rule_ids.count("unknown.caveat") == 1 and decision.rule_ids.count("caveat.ORCON") == 1
+    quoted = decision.reasons[decision.rule_ids.index("unknown.caveat")]
+    assert "and 9997 more" in quoted and "are unknown" in quoted
+    assert len(decision.reasons) < 10 and sum(len(r) for r in decision.reasons) < 1_000
+    one = decide(make_alert("tocumen_hit", {"markings.caveats": ["NOFORN", "NOFORN"]}), "USA", policy_set, now)
+    assert one.reasons[one.rule_ids.index("unknown.caveat")] == "caveat 'NOFORN' is unknown to the policy"
