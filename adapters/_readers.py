@@ -346,10 +346,12 @@ def _document(number: int, first: int, raw: bytes, encoding: str, limit: int, *,
 
 
 def _inside_quotes(line: bytes, delimiter: int, inside: bool) -> bool:
-    """Whether a quoted field is still open at the end of ``line`` (as Python's csv reads it).
+    """Whether a quoted field is still open at the end of ``line`` (as Python's csv reads it, ``strict``).
 
-    A quote opens a field only at its start; inside, '""' is a literal quote and '"' closes it.
-    A quote in the middle of an unquoted field (8°40'12"N) is a plain character.
+    A quote opens a field only at its start; inside, '""' is a literal quote and '"' closes it. A quote in
+    the middle of an unquoted field (8°40'12"N) is a plain character. A closing quote followed by other text
+    than the delimiter or the line end makes the record invalid CSV: the rest of its line is not looked at,
+    so the record ends with that line (and is refused as ``syntax``) rather than taking the lines after it.
     """
     scan = _Quotes(delimiter, inside)
     scan.feed(line)
@@ -357,21 +359,33 @@ def _inside_quotes(line: bytes, delimiter: int, inside: bool) -> bool:
 
 
 class _Quotes:
-    """``_inside_quotes`` over a line given in parts (a long line is read in parts, and not kept)."""
+    """``_inside_quotes`` over a line given in parts (a long line is read in parts, and not kept).
+
+    The rule is strict CSV's, the one ``_split_csv`` parses by: a lenient reader takes ``"a"b`` as the text
+    ``ab`` and goes on, so a stray quote opening a remark (``"Fuente humana;SECRETO;...``) closes at the next
+    row's first quoted cell, and that row becomes remark text of the first, its markings the first row's.
+    """
 
     def __init__(self, delimiter: int, inside: bool) -> None:
         self.delimiter, self.inside = delimiter, inside
+        self.ends = (delimiter, 0x0D, 0x0A)  # what may follow a closing quote (a long line's part may end in CR)
         self.prev = -1  # the byte before the part: -1 at the line's start, a field's start
         self.pending = False  # inside, the part ended on a quote: it closes the field unless '"' follows
+        self.broken = False  # a closing quote was followed by other text: the record is invalid from there
 
     def feed(self, part: bytes) -> None:
         pos, end = 0, len(part)
+        if self.broken:
+            return
         if self.pending and end:
             self.pending = False
             if part[0] == 0x22:
                 pos = 1  # '""': a literal quote, still inside
-            else:
+            elif part[0] in self.ends:
                 self.inside = False
+            else:
+                self._break()
+                return
         while pos < end:
             if self.inside:
                 close = part.find(b'"', pos)
@@ -383,6 +397,9 @@ class _Quotes:
                 if part[close + 1] == 0x22:
                     pos = close + 2
                     continue
+                if part[close + 1] not in self.ends:
+                    self._break()
+                    return
                 self.inside, pos = False, close + 1
             quote = part.find(b'"', pos)
             if quote < 0:
@@ -393,6 +410,9 @@ class _Quotes:
             pos = quote + 1
         if end:
             self.prev = part[-1]
+
+    def _break(self) -> None:
+        self.broken, self.inside, self.pending = True, False, False
 
     def end(self) -> bool:
         """Whether a quoted field is open at the line's end (a quote ending the line closes its field)."""
@@ -466,12 +486,24 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
 
 
 def _split_csv(text: str, delimiter: str, line: int) -> list[str]:
-    """The fields of one record; the csv module's own errors become the record's, never the file's."""
+    """The fields of one record, read as strict CSV; the csv module's own errors become the record's, never the file's.
+
+    Strict, as ``_Quotes`` follows the quotes: a closing quote followed by other text than the delimiter or
+    the line end is refused, never read as text of the field, which would let one row's stray quote take the
+    next row, its markings and all, into a remark.
+    """
     try:
-        return next(csv.reader([text], delimiter=delimiter), [])
+        return next(csv.reader([text], delimiter=delimiter, strict=True), [])
     except csv.Error as exc:
         # e.g. a field over csv.field_size_limit() (131,072), which a record_bytes above it lets through
         if "field larger than field limit" in str(exc):
             raise fail(TOO_LONG, f"a field of the record at line {line} is longer than "
                                  f"{csv.field_size_limit():,} characters") from None
-        raise fail(SYNTAX, f"the record at line {line} is not valid CSV") from None
+        spans = text.count("\n")
+        where = f"the record at line {line}" + (f" (lines {line}-{line + spans})" if spans else "")
+        hint = ""
+        if "expected after" in str(exc):
+            hint = (": a closing quote is followed by other text than the delimiter or the line end (a quote "
+                    "within a quoted cell is written twice; a stray quote opening a cell takes the lines after it "
+                    "into that cell)")
+        raise fail(SYNTAX, f"{where} is not valid CSV{hint}") from None

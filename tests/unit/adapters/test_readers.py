@@ -47,6 +47,32 @@ def test_csv_unclosed_quote_is_truncated_not_swallowed() -> None:
     assert line == 3 and isinstance(err, AdapterError) and err.reason == f.TRUNCATED
 
 
+def test_csv_text_after_a_closing_quote_refuses_the_record_and_takes_no_more_lines() -> None:
+    """A closing quote followed by other text than the delimiter or the line end is invalid CSV (strict): the
+    record is refused as syntax, naming its lines, and ends with that line, so a quote opened later on it does
+    not take the next row in; a lenient reader read '"q" t' as text and went on."""
+    rows = _csv(b'a;b;c\n1;"Fuente;x\n2;"q" t;"open\n3;4;5\n')
+    assert [line for line, _, _ in rows] == [1, 2, 4]
+    err = rows[1][2]
+    assert isinstance(err, AdapterError) and err.reason == f.SYNTAX and "lines 2-3" in str(err)
+    assert "Fuente" not in str(err) and rows[2][2] == ["3", "4", "5"]
+    single = _csv(b'a;b\n"x"y;1\n2;"z" \n3;4\n')
+    assert [r[2].reason if isinstance(r[2], AdapterError) else r[2] for r in single] == [
+        ["a", "b"], f.SYNTAX, f.SYNTAX, ["3", "4"]]
+    # A quote that closes a cell at the end of a line, or before the delimiter, or is doubled, is valid as before.
+    assert [r[2] for r in _csv(b'a;b\n"x";"y"\n"p""q";"r\ns"\n')] == [["a", "b"], ["x", "y"], ['p"q', "r\ns"]]
+
+
+def test_a_long_line_follows_the_strict_rule_across_its_parts() -> None:
+    """Read in parts, a long line's closing quote is judged by what starts the next part: text there ends the
+    record with the line (refused too long), and the row after it is read on its own."""
+    # The head is read as limit + 1 bytes: its last byte is the closing quote, and the next part starts with 'x'.
+    long_row = b'1;"' + b"y" * (101 - 4) + b'"x;"open\n'
+    rows = _csv(b"a;b\n" + long_row + b"3;4\n", 100)
+    assert [line for line, _, _ in rows] == [1, 2, 3] and rows[2][2] == ["3", "4"]
+    assert isinstance(rows[1][2], AdapterError) and rows[1][2].reason == f.TOO_LONG
+
+
 def test_csv_bad_encoding_refuses_only_that_record() -> None:
     """A Windows-1252 row in a UTF-8 file is refused with a hint; the next row is read."""
     rows = _csv("a;b\nPeña;1\n".encode("cp1252") + b"ok;2\n")

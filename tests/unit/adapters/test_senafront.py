@@ -96,6 +96,18 @@ def test_a_file_cut_after_a_delimiter_is_refused_not_given_default_markings(
         ["COL", "CRI", "USA", "FEAN"], []]
 
 
+def test_a_stray_quote_refuses_its_row_with_the_next_not_publishes_one_with_the_others_markings(
+        run: Callable[..., list[Any]]) -> None:
+    """A remark typed '"Fuente humana' opens a quoted cell that the next row's first quoted cell closes: both rows
+    are refused as one syntax error, naming their lines; a lenient read published the first row with the second
+    row's empty (default, wider) marking cells and its own SECRETO as remark text, and the second row vanished."""
+    stray = ROW[:ROW.index(';"Grupo')] + ';"Fuente humana;Secreto;SOLO PANAMÁ;H2;'
+    second = ROW.replace("000412", "000413").replace('"Grupo con 31 menores.\nSe', '"Dijo ""hola"" y se fue. Se')
+    results = run("senafront", _csv(stray, second))
+    assert [(r.alert, r.error.reason if r.error else None) for r in results] == [(None, f.SYNTAX)]
+    assert "lines 2-3" in str(results[0].error) and "Fuente" not in str(results[0].error)
+
+
 def test_a_handling_text_column_needs_handling_code_h3(reason: Callable[..., str]) -> None:
     """A restriction stated in the handling-text column with the Manejo column empty (H0) is refused, not dropped."""
     assert reason("senafront", _csv(ROW + ";Consultar a SENAFRONT antes de usar",
