@@ -8,23 +8,29 @@ Windows-1252 text, one line per record, its kind in the first character::
     P  a person detained in the case above (one line each)
     T  trailer: how many cases the file holds (last line)
 
-A case is its S line and the I and P lines after it; a bad I or P line refuses the whole
-case (a seizure without one of its items would be published as smaller than it was). A plate
+A case is its S line and every I and P line after it, up to the next S line or the T trailer;
+a bad I or P line refuses the whole case (a seizure without one of its items would be published
+as smaller than it was). An I or P line whose case number is not its case's is a bad line of
+that case, not the end of it, and so is an H line among its lines: ending the case there would
+publish it without the lines still to come, and refuse those as lines of no case. A plate
 or flag without a conveyance code, or a document type or country without a document number,
 refuses it too: those fields describe what they belong to, and would be dropped unread.
 Trailing spaces may have been trimmed by a transfer tool, so short lines are padded;
 longer ones are refused, since every field after the extra character would be shifted.
 
-A case is complete only once the next S, T or H line has been read: nothing else says that
-its last I or P line was its last. A file cut short (or still being written) thus never
-publishes its last case smaller than it is: at the end of a file the open case is refused as
-``truncated``, and a dead letter says the file has no trailer; a final line without its line
-end and shorter than its layout was cut (its missing characters are not trimmed spaces) and is
-refused as ``truncated`` too, with the case it belongs to; one of its layout's full width (a T
-trailer saved without a final line break) is whole, and read as any other. The complete export,
-read later, publishes that case. A trailer
-whose count is not the number of cases read is ``trailer-mismatch``: that file has its end, and
-disagrees with itself; it is not a cut one, and is not waited on.
+A case is complete only once the next S line, or the T trailer and the line after it (if any),
+has been read: nothing else says that its last I or P line was its last. An I or P line after
+the trailer is the case's too, and refuses it: the trailer is the file's last line, so one
+among a case's lines is out of place, and ending the case there would lose the items after
+it. A file cut short (or still being written) thus never publishes its last case smaller than
+it is: at the end of a file the open case is refused as ``truncated``, and a dead letter says
+the file has no trailer; a final line without its line end and shorter than its layout was
+cut (its missing characters are not trimmed spaces) and is refused as ``truncated`` too, with
+the case it belongs to, or on its own after the case if it is the trailer; one of its layout's
+full width (a T trailer saved without a final line break) is whole, and read as any other. The
+complete export, read later, publishes that case. A trailer whose count is not the number of
+cases read is ``trailer-mismatch``: that file has its end, and disagrees with itself; it is not
+a cut one, and is not waited on.
 """
 
 from __future__ import annotations
@@ -96,6 +102,32 @@ class _Case:
         if self.size > limit:
             self.error = error or too_long(f"the case at line {line_no}", limit)
         self.doc: dict[str, Any] = {"case": fields, "items": [], "persons": [], "lines": {"S": line_no}}
+        self.trailer = 0  # the line of a T trailer read while the case is open: it is complete unless I or P follows
+        self.bad_trailer: Item | None = None  # that T line's refusal, if it is bad (cut within its count...)
+
+    def take(self, kind: str, line_no: int, raw: bytes, fields: dict[str, str] | None,
+             error: AdapterError | None) -> None:
+        """A line read while the case is open. A T trailer ends it unless an I or P line follows (a bad one too,
+        refused on its own once the case is given out); any other line is the case's, and one that is not an I
+        or P line of this case number refuses it."""
+        if kind == "T" and not self.trailer:
+            self.trailer = line_no
+            if error is not None:
+                self.bad_trailer = Item(0, line_no, raw.rstrip(b"\r\n"), error=error)
+            return
+        at = f"line {line_no}: "
+        if error is not None or fields is None:
+            pass
+        elif self.trailer:
+            error = f.fail(f.INVALID, f"{at}the {kind} line follows the T trailer at line {self.trailer}, within the "
+                                      f"case at line {self.line_no}: the trailer must be the file's last line")
+        elif kind not in ("I", "P"):  # an H line: a second T closes the case first (``read``)
+            error = f.fail(f.INVALID, f"{at}an H line within the case at line {self.line_no}: the header is the "
+                                      "file's first line only")
+        elif fields["case"] != self.case_id:
+            error = f.fail(f.INVALID, f"{at}the {kind} line's case number is not that of the case at line "
+                                      f"{self.line_no}, whose lines it is among: check the case numbers")
+        self.add(kind, line_no, raw, None if error else fields, error)
 
     def add(self, kind: str, line_no: int, raw: bytes, fields: dict[str, str] | None,
             error: AdapterError | None) -> None:
@@ -113,6 +145,13 @@ class _Case:
     def item(self, number: int) -> Item:
         raw = b"".join(self.raw).rstrip(b"\r\n")  # the case's lines byte for byte, at most the limit
         return Item(number, self.line_no, raw, None if self.error else self.doc, self.error)
+
+    def close(self, number: int) -> list[Item]:
+        """The case as record ``number + 1``, then the refusal of a bad T line that ended it, if any."""
+        done = [self.item(number + 1)]
+        if (bad := self.bad_trailer) is not None:
+            done.append(Item(number + 2, bad.line, bad.raw, error=bad.error))
+        return done
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
@@ -137,30 +176,30 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
         except AdapterError as exc:
             fields, error = None, exc
         kind = fields["kind"] if fields else raw[:1].decode("latin-1")
-        if kind in ("S", "T", "H") and case is not None:
-            number += 1
-            yield case.item(number)
+        # Only an S line ends a case, or its trailer followed by a line that is not an I or P line: every other
+        # line is the case's (``_Case.take``), and one out of place refuses it rather than cutting it short.
+        if case is not None and (kind == "S" or (case.trailer and kind not in ("I", "P"))):
+            done = case.close(number)
+            number += len(done)
+            yield from done
             case = None
+        if kind == "T" and fields:
+            trailer = (line_no, fields["count"])
         if kind == "S":
             cases += 1
             case = _Case(line_no, raw[1:15].decode("latin-1").strip(), fields, raw, limit, error)
-        elif case is not None and (fields is None or (kind in ("I", "P") and fields["case"] == case.case_id)):
-            case.add(kind, line_no, raw, fields, error)
-        elif kind == "T" and fields:
-            trailer = (line_no, fields["count"])
-        elif not (kind == "H" and line_no == 1 and fields):
-            if case is not None:  # a line of no case: the case before it has ended
-                number += 1
-                yield case.item(number)
-                case = None
+        elif case is not None:
+            case.take(kind, line_no, raw, fields, error)
+        elif not (kind == "H" and line_no == 1 and fields) and not (kind == "T" and fields):
             number += 1
             yield Item(number, line_no, raw.rstrip(b"\r\n"), error=error or f.fail(
                 f.INVALID, f"line {line_no}: a {kind} line outside a case (or not the header's first line)"))
-    if case is not None:  # no line after it says it is complete
-        case.error = case.error or AdapterError(f"the case at line {case.line_no} is the file's last and no T "
-                                                "trailer follows it: the export may be cut within it", f.TRUNCATED,
-                                                cut=True)
-        yield case.item(number + 1)
+    if case is not None:  # no line after it says it is complete, unless its trailer did
+        if not case.trailer:
+            case.error = case.error or AdapterError(f"the case at line {case.line_no} is the file's last and no T "
+                                                    "trailer follows it: the export may be cut within it",
+                                                    f.TRUNCATED, cut=True)
+        yield from case.close(number)
     yield from _trailer_check(trailer, cases, last)
 
 

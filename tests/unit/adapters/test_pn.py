@@ -75,6 +75,39 @@ def test_a_bad_item_line_refuses_its_whole_case(run: Callable[..., list[Any]]) -
     assert [r.error.reason if r.error else "ok" for r in results] == [f.NEGATIVE, "ok"]
 
 
+def test_an_item_line_of_another_case_number_refuses_its_case_not_ends_it(run: Callable[..., list[Any]]) -> None:
+    """An I or P line whose case number is mistyped is a bad line of the case it is among: the case is refused
+    whole, and the lines after it stay the case's. Ending the case there published it with fewer items, and
+    refused its later lines as lines of no case, while the trailer's count still matched."""
+    typo = ITEMS[0].replace("DIJ-26-0000412", "DIJ-26-0000421")
+    second = {**CASE, "case": "DIJ-26-0000413"}
+    results = run("pn", _file(_line("S", **CASE), ITEMS[1], typo, PERSON, _line("S", **second),
+                              ITEMS[0].replace("0000412", "0000413"), trailer=2))
+    assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, f.INVALID), (2, "ok")]
+    assert results[0].item.line == 2 and "line 4: the I line's case number" in str(results[0].error)
+    assert "0000421" not in str(results[0].error)
+
+
+def test_a_trailer_or_header_line_within_a_case_does_not_publish_it_without_its_last_items(
+        run: Callable[..., list[Any]]) -> None:
+    """S, I, T, I and S, I, H, I: the T or H line does not end the case before its last item; the case is refused
+    whole. A trailer followed by the next S line, by blank lines or by nothing ends the case, as it always did."""
+    trailer, header = _line("T", count="00000001"), _line("H", system="SIIP-DIJ", exported="20261120120000")
+    # The stray trailer is the file's only one (it counts the case); after the stray header, a trailer ends the file.
+    for stray, count, at in ((trailer, None, "follows the T trailer at line 4"),
+                             (header, 1, "an H line within the case")):
+        results = run("pn", _file(_line("S", **CASE), ITEMS[0], stray, ITEMS[1], trailer=count))
+        assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, f.INVALID)], stray
+        assert at in str(results[0].error)
+    second = {**CASE, "case": "DIJ-26-0000413"}
+    ended = _file(_line("S", **CASE), *ITEMS, trailer=1) + b"\r\n\r\n"
+    assert [len(r.alert["payload"]["items"]) for r in run("pn", ended)] == [2]
+    two = _file(_line("S", **CASE), *ITEMS, trailer=None) + (
+        "\r\n".join([_line("T", count="00000001"), _line("S", **second), ITEMS[0].replace("0000412", "0000413"),
+                      _line("T", count="00000002")]) + "\r\n").encode("cp1252")
+    assert [len(r.alert["payload"]["items"]) if r.alert else r.error for r in run("pn", two)] == [2, 1]
+
+
 def test_a_utf8_export_is_refused_as_a_wrong_encoding(reason: Callable[..., str]) -> None:
     """UTF-8 bytes where Windows-1252 is expected are an encoding problem, with the hint to re-export."""
     assert reason("pn", _file(_line("S", **CASE), *ITEMS, PERSON, encoding="utf-8")) == f.ENCODING
