@@ -23,13 +23,18 @@ Panamanian agencies use. The alert is published by agency COMBIFRON, but its ori
 the Colombian entity with country COL: the policy then applies Colombia's restrictions at
 every hop (a third country receives it only with Colombia's recorded consent), and the
 message's own markings, in Colombia's terms, are mapped onto Panama's scale by the table in
-``agencies.yaml``. Where a message is silent, the defaults are restrictive (H2: no onward
+``agencies.yaml``. Where a first message is silent, the defaults are restrictive (H2: no onward
 sharing without consent).
 
 Revisions (envelope 1.x, optional fields; a message without them is a first publication). Each
 revision of an ``id_mensaje`` is the whole message again, as it now stands, under the same
 ``id_mensaje`` and a higher ``revision``; the alert keeps its id and takes the revision as its
-version::
+version. Its ``restricciones`` too: a revision other than an ANULACION states clasificacion, difusion,
+advertencias, manejo and calificacion (``[]`` for none), or is refused as ``missing-field``. The defaults
+are for a first message only: filling a revision's gaps, they would replace what the revision before set,
+a RECLASIFICACION to SECRETA released to no one followed by an ACTUALIZACION that left it out going to
+COL and FEAN as RESTRINGIDA. An ANULACION's restricciones are not required (the broker ignores a
+recall's content)::
 
     "revision": 3                      whole number from 1 (default 1)
     "accion": "ANULACION"              ALTA (default): first publication, with revision 1 only;
@@ -82,7 +87,7 @@ from adapters.core import (
     seq,
 )
 from adapters.senafront import DIRECTIONS, EVENT_TYPES, LABELS
-from adapters.senan import MARKINGS, marking_overrides
+from adapters.senan import MARKINGS, marking_labels, marking_overrides
 from adapters.snm import LIST_LABELS, TRAVELLER, hit
 
 TYPES = {"EVENTO_FRONTERA": "BORDER_EVENT", "INCAUTACION": "SEIZURE", "ALERTA_MIGRATORIA": "WATCHLIST_HIT"}
@@ -216,7 +221,8 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     originator = f"COL-{entity}"
     over = marking_overrides(doc, "restricciones") | {"originator_agency": originator}
     unit = f.text(doc.get("dependencia"), "dependencia", limits.unit) or ctx.profile.originators[entity]
-    marks = markings(ctx, over, unit)
+    later = f"revision {version}" if version > 1 and action != "RECALL" else None
+    marks = markings(ctx, over, unit, later=later, labels=marking_labels("restricciones"))
     marks["originator_consent"] = list(dict.fromkeys([*marks["originator_consent"], *consented]))
     ident = alert_id(ctx, doc.get("id_mensaje"), "id_mensaje")
     if not ident.startswith(f"{ctx.agency}:{originator}-"):

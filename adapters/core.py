@@ -377,7 +377,13 @@ def names(value: Any, field: str, known: frozenset[str]) -> list[str] | None:
             for i, v in enumerate(value, 1)]
 
 
-def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> dict[str, Any]:
+# The markings a later version must state (``markings``'s ``later``): each one's default could be wider than
+# what an earlier version set. A consent left out is none, and a handling text is stated with H3 or not at all.
+STATED_LATER = ("classification", "releasable_to", "caveats", "handling_code", "grading")
+
+
+def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None, *, later: str | None = None,
+             labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The alert's markings: the agency's defaults, replaced field by field by what the record carries.
 
     ``over`` may hold classification, releasable_to, caveats, handling_code, handling_text,
@@ -386,7 +392,20 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> 
     reason instead of withholding the alert from every partner downstream. A handling text the
     record states is refused unless the code is H3, the one code that carries one (as
     ``lifecycle`` refuses it on a reclassification): the restriction must not be dropped.
+
+    The defaults are for a first version only. ``later`` ('revision 2') says the record is a later version
+    (other than a recall, whose markings the broker ignores): it must state each of ``STATED_LATER`` (``[]``
+    for none), or is refused as ``missing-field`` naming them as ``labels`` does ('restricciones.difusion').
+    A default there would replace what an earlier version set, often with something wider: a SECRETO alert
+    released to no one, corrected by a revision that left its block out, went to every default partner.
     """
+    if later is not None:
+        missing = [name for name in STATED_LATER
+                   if over.get(name) is None or (isinstance(over[name], str) and not over[name].strip())]
+        if missing:
+            named = ", ".join((labels or {}).get(name, name) for name in missing)
+            raise fail(MISSING_FIELD, f"{later} does not state {named}: a later version must state its markings "
+                                      "([] for none); the agency's defaults are for a first version only")
     d, v, limits = ctx.profile.markings, ctx.vocab, ctx.limits
     cls = d.classification
     if over.get("classification") not in (None, ""):
@@ -407,7 +426,7 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> 
     if stated and handling != "H3":  # dropped, the restriction it states would not travel: a wider use
         raise fail(INVALID, f"the record states a handling text but its handling code is {handling}: only H3 "
                             "carries a restriction in text; mark it H3, or leave the text empty")
-    handling_text = stated or d.handling_text
+    handling_text = stated or (None if later else d.handling_text)
     if handling == "H3" and not handling_text:
         raise fail(MISSING_FIELD, "handling code H3 needs its restriction stated in the handling text")
     grading = (text(over.get("grading"), "grading", 4) or d.grading).upper()
@@ -419,7 +438,8 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None) -> 
         "caveats": list(dict.fromkeys(d.caveats if caveats is None else caveats)),
         "handling_code": handling,
         "handling_text": handling_text if handling == "H3" else None,
-        "originator_consent": list(dict.fromkeys(d.originator_consent if consent is None else consent)),
+        "originator_consent": list(dict.fromkeys((() if later else d.originator_consent) if consent is None
+                                                 else consent)),
         "source_reliability": grading[0],
         "information_credibility": grading[1],
         "originator": {"agency": over.get("originator_agency") or ctx.agency,

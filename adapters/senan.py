@@ -65,6 +65,11 @@ def marking_overrides(doc: dict[str, Any], field: str = "marcado") -> dict[str, 
     return {ours: m.get(theirs) for theirs, ours in MARKING_KEYS.items()}
 
 
+def marking_labels(field: str = "marcado") -> dict[str, str]:
+    """How a message names each marking of the block: 'marcado.difusion' for releasable_to."""
+    return {ours: f"{field}.{theirs}" for theirs, ours in MARKING_KEYS.items()}
+
+
 def crew_member(c: Any, i: int, ctx: Context) -> dict[str, Any]:
     field = f"tripulacion[{i}]"
     if not isinstance(c, dict):

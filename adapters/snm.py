@@ -14,7 +14,12 @@ never the traveller: summaries are kept by more agreements than names are.
 
 Corrections and cancellations (optional fields; a hit without them is its first publication).
 The screening system sends the whole hit again, as it now stands, under the same
-``id_control``; the alert keeps its id and takes the revision as its version::
+``id_control``; the alert keeps its id and takes the revision as its version. A correction states
+its ``marcado`` (clasificacion, difusion, advertencias, manejo and calificacion; ``[]`` for none),
+even when the first hit left it to the defaults, or is refused as ``missing-field``: the defaults
+are for a first hit only, and in a correction they would replace what the hit had before (a
+SECRETO hit released to no one, corrected without its marcado, went to every default partner).
+A cancellation need not (the broker ignores a recall's content)::
 
     "revision": 2                      whole number from 1 (default 1)
     "estado": "ANULADO"                VIGENTE (default): in force; on a revision above 1, a correction
@@ -59,7 +64,7 @@ from adapters.core import (
     revision,
     seq,
 )
-from adapters.senan import MARKINGS, marking_overrides
+from adapters.senan import MARKINGS, marking_labels, marking_overrides
 
 # Watchlists: label -> (list code, who keeps it).
 LISTS = {
@@ -189,7 +194,9 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
         reported_at=f.iso_datetime(doc["fecha_reporte"], "fecha_reporte", ctx.profile.zone)
         if f.given(doc.get("fecha_reporte"), "fecha_reporte") else None,
         location=loc,
-        markings=markings(ctx, marking_overrides(doc), f.text(doc.get("unidad"), "unidad", ctx.limits.unit)),
+        markings=markings(ctx, marking_overrides(doc), f.text(doc.get("unidad"), "unidad", ctx.limits.unit),
+                          later=f"revision {version}" if life and life["action"] != "RECALL" else None,
+                          labels=marking_labels()),
         summary=f"Coincidencia con {LIST_LABELS[payload['list_name']]} en {loc['place_name']}",
         payload=payload,
         version=version,

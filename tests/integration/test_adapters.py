@@ -27,6 +27,9 @@ pytestmark = pytest.mark.kafka
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 BAD = SAMPLES / "bad"
 EXPECTED: dict[str, dict[str, dict[int, str]]] = yaml.safe_load((BAD / "expected.yaml").read_text("utf-8"))
+# SNM's default markings, which the first sample hit (no marcado) takes, stated as a later revision must state them.
+SNM_MARKED = {"clasificacion": "RESTRINGIDO", "difusion": ["COL", "USA", "CRI", "FEAN"], "advertencias": ["PII"],
+              "manejo": "H0", "calificacion": "A2"}
 # The CLI as the lead will wire it (puente/cli.py does not register `adapt` yet).
 async def _adapt(env: Env, name: str, paths: list[Path]) -> Tally:
     adapter = get(name)
@@ -101,10 +104,10 @@ async def test_a_version_is_published_once_and_a_changed_one_is_a_conflict(env: 
     doc = json.loads(line)
     changed = {**doc, "riesgo": "bajo" if doc["riesgo"] != "bajo" else "alto"}
     files = {"first": line.decode(), "changed": json.dumps(changed, ensure_ascii=False),
-             "revised": json.dumps({**changed, "revision": 2}, ensure_ascii=False),
+             "revised": json.dumps({**changed, "revision": 2, "marcado": SNM_MARKED}, ensure_ascii=False),
              "recalled": json.dumps({**changed, "revision": 3, "estado": "ANULADO", "motivo_anulacion": "LEGAL"},
                                     ensure_ascii=False),
-             "after": json.dumps({**changed, "revision": 4}, ensure_ascii=False)}
+             "after": json.dumps({**changed, "revision": 4, "marcado": SNM_MARKED}, ensure_ascii=False)}
     for name, text in files.items():
         (tmp_path / f"{name}.jsonl").write_text(text + "\n", "utf-8")
     assert (await _adapt(env, "snm", [tmp_path / "first.jsonl"])).published == 1
@@ -129,8 +132,8 @@ async def test_a_record_written_before_versions_is_still_a_duplicate(env: Env, t
     read again is a duplicate, not a conflict, and its revision 2 is published after it; the broker decides both."""
     line = _samples("snm")[0].read_bytes().splitlines()[0]
     (tmp_path / "first.jsonl").write_bytes(line + b"\n")
-    (tmp_path / "revised.jsonl").write_text(json.dumps({**json.loads(line), "revision": 2, "riesgo": "medio"},
-                                                       ensure_ascii=False) + "\n", "utf-8")
+    (tmp_path / "revised.jsonl").write_text(json.dumps({**json.loads(line), "revision": 2, "riesgo": "medio",
+                                                        "marcado": SNM_MARKED}, ensure_ascii=False) + "\n", "utf-8")
     adapter = get("snm")
     [result] = list(convert(adapter, io.BytesIO(line), make_context("SNM", datetime.now(UTC))))
     assert result.alert is not None

@@ -655,11 +655,14 @@ def test_an_export_revision_does_not_undo_a_reclassification(tmp_path: Path,
     v2 = next_version(v1, change)
     adapter_run.ledger.add(*published_entry(codec, v2["alert_id"].encode(), codec.encode(v2)))  # read from the topic
 
-    undone = asyncio.run(go(export("v3.jsonl", revision=3, riesgo="medio")))
+    # v1 had SNM's default markings; a later revision states them (a later version takes no defaults).
+    always = {"clasificacion": "RESTRINGIDO", "difusion": ["COL", "USA", "CRI", "FEAN"], "advertencias": ["PII"],
+              "manejo": "H0", "calificacion": "A2"}
+    undone = asyncio.run(go(export("v3.jsonl", revision=3, riesgo="medio", marcado=always)))
     assert (undone.published, undone.reasons) == (0, {"conflict": 1})
     assert "version 2 of this record's alert id reclassified it" in adapter_run.err.getvalue()
     kept = asyncio.run(go(export("v4.jsonl", revision=4, riesgo="medio",
-                                 marcado={"clasificacion": "SECRETO", "difusion": []})))
+                                 marcado={**always, "clasificacion": "SECRETO", "difusion": []})))
     assert (kept.published, kept.rejected) == (1, 0)
 
 

@@ -16,8 +16,8 @@ MESSAGE: dict[str, Any] = {
     "version": "1.0", "id_mensaje": "COL-ARC-2026-00412", "tipo": "EVENTO_FRONTERA", "entidad": "ARC",
     "fecha_evento": "2026-11-02T05:10:00-05:00", "fecha_envio": "2026-11-02T09:00:00-05:00",
     "ubicacion": {"latitud": 8.633, "longitud": -77.35, "provincia": "Chocó", "lugar": "Capurganá"},
-    "restricciones": {"clasificacion": "RESERVADA", "difusion": ["COL", "FEAN", "USA"], "manejo": "H2",
-                      "consentimiento": ["FEAN"], "calificacion": "B2"},
+    "restricciones": {"clasificacion": "RESERVADA", "difusion": ["COL", "FEAN", "USA"], "advertencias": [],
+                      "manejo": "H2", "consentimiento": ["FEAN"], "calificacion": "B2"},
     "contenido": {"tipo_evento": "GRUPO_ARMADO", "cantidad_personas": 12, "direccion": "HACIA_PANAMA"},
 }
 HIT: dict[str, Any] = {
@@ -96,11 +96,47 @@ def test_bad_revision_fields_are_refused_with_their_reason(reason: Callable[...,
     assert reason("combifron", _line(MESSAGE, **changes)) == why
 
 
+@pytest.mark.parametrize("accion", ["RECLASIFICACION", "ACTUALIZACION", "CONSENTIMIENTO"])
+def test_a_later_revision_states_its_markings_or_is_refused(run: Callable[..., list[Result]], accion: str) -> None:
+    """The agency's defaults are for a first version: a revision 2 without restricciones, or without one of the
+    markings whose default could be wider than what revision 1 set (SECRETA, released to no one), is refused
+    as missing-field naming what it leaves out, never published as RESTRINGIDO to COL and FEAN."""
+    secret = {**MESSAGE, "restricciones": {**MESSAGE["restricciones"], "clasificacion": "SECRETA", "difusion": []}}
+    extra = {"consentimiento_nuevo": ["USA"]} if accion == "CONSENTIMIENTO" else {}
+    bare = {k: v for k, v in secret.items() if k != "restricciones"}
+    partial = {**secret, "restricciones": {k: v for k, v in secret["restricciones"].items() if k != "difusion"}}
+    for later in (bare, partial):
+        results = run("combifron", _line(secret) + _line(later, revision=2, accion=accion, **extra))
+        assert results[0].alert is not None and results[0].alert["markings"]["releasable_to"] == []
+        error = results[1].error
+        assert results[1].alert is None and error is not None and error.reason == f.MISSING_FIELD
+        assert "restricciones.difusion" in str(error) and "COL-ARC" not in str(error)
+    assert "restricciones.clasificacion" in str(run("combifron", _line(bare, revision=2, accion=accion, **extra))[0]
+                                                 .error)
+    stated = run("combifron", _line(secret, revision=2, accion=accion, **extra))[0]
+    assert stated.alert is not None and stated.alert["markings"]["classification"] == "SECRETO"
+    assert run("combifron", _line(bare))[0].alert is not None  # a first version still takes the defaults
+
+
+def test_an_snm_correction_states_its_marcado_and_a_cancellation_need_not(run: Callable[..., list[Result]]) -> None:
+    """An SNM revision in force (an UPDATE) without marcado is refused as missing-field; a cancellation (a RECALL,
+    whose content and markings the broker ignores) is published without one, as refusing it would keep a hit on
+    the wrong person at the partners that received it."""
+    corrected = run("snm", _line(HIT, revision=2, riesgo="medio"))[0]
+    assert corrected.error is not None and corrected.error.reason == f.MISSING_FIELD
+    assert "marcado.clasificacion" in str(corrected.error)
+    withdrawn = run("snm", _line(HIT, revision=2, estado="ANULADO", motivo_anulacion="ERROR"))[0]
+    assert withdrawn.alert is not None and withdrawn.alert["lifecycle"]["action"] == "RECALL"
+
+
 def test_an_snm_hit_in_force_is_first_published_then_corrected(one: Callable[..., dict[str, Any]]) -> None:
     """VIGENTE (the default) is version 1 with no lifecycle; with revision 2 it is an UPDATE of the same alert id;
     the screening action taken at the post stays accion."""
     first = one("snm", _line(HIT))
-    later = one("snm", _line(HIT, revision=2, estado="vigente", riesgo="medio"))
+    marked = {"clasificacion": "RESTRINGIDO", "difusion": ["COL", "USA", "CRI", "FEAN"], "advertencias": ["PII"],
+              "manejo": "H0", "calificacion": "A2"}  # the defaults HIT took, stated: a later version takes none
+    later = one("snm", _line(HIT, revision=2, estado="vigente", riesgo="medio", marcado=marked))
+    assert later["markings"] == first["markings"]
     assert (first["version"], first["lifecycle"]) == (1, None)
     assert later["alert_id"] == first["alert_id"] and later["version"] == 2
     assert later["lifecycle"] == {"action": "UPDATE", "reason": None, "partners": []}
