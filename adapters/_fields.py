@@ -21,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from adapters._codes import COUNTRY_NAMES, ISO_ALPHA3, country, norm_key
@@ -37,6 +38,9 @@ DUPLICATE_KEY = "duplicate-key"  # a key given twice: which value was meant cann
 # A character that hides or reorders text, or makes equal-looking names differ: a format character (bidi override,
 # zero-width...), one drawn as nothing, an unassigned or private-use one, or a run of combining marks (unseen_mark).
 INVISIBLE = "invisible-character"
+# A word mixing Latin, Cyrillic and Greek letters ('Pеrez' with a Cyrillic 'е'): it looks like the Latin word and
+# does not compare equal to it, so a watchlist match or a partner's filter misses it (UTS #39's mixed-script test).
+MIXED_SCRIPT = "mixed-script"
 LOCATION_MISMATCH = "location-mismatch"  # the coordinates lie in another province than the one labelled
 TRAILER_MISMATCH = "trailer-mismatch"  # a complete file whose trailer does not count what it holds
 
@@ -95,7 +99,8 @@ def text(value: Any, field: str, limit: int, *, required: bool = False, multilin
     and ``1e3`` are not what anyone typed for a name or a reference, and two of them can read alike).
     Whitespace runs collapse to one space, except in multi-line free text,
     where line breaks are kept. Control characters are refused: they are binary junk or a
-    wrong encoding, never something staff typed.
+    wrong encoding, never something staff typed. In a one-line value (a name, a code, a place, a
+    plate), a word that mixes Latin, Cyrillic and Greek letters is refused (``mixed_script``).
     """
     if type(value) is not str:  # the common case first: this runs dozens of times per record
         if value is None:
@@ -124,9 +129,48 @@ def text(value: Any, field: str, limit: int, *, required: bool = False, multilin
         _refuse_hidden(checked, field)
     if (mark := unseen_mark(checked)) is not None:  # drawn as nothing, unassigned, private-use, or stacked marks
         raise fail(INVISIBLE, f"{field} contains {mark}, which can hide text or make equal names differ")
+    if not multiline and (mixed := mixed_script(clean)) is not None:
+        raise fail(MIXED_SCRIPT, f"{field}: {mixed}, letters that look alike: the value does not match the same "
+                                 "word written in one script; retype it in one alphabet")
     if len(clean) > limit:
         raise fail(TOO_LONG, f"{field} has {len(clean):,} characters; at most {limit:,} are accepted")
     return clean
+
+
+_LOOKALIKE = ("LATIN", "CYRILLIC", "GREEK")  # scripts with letters drawn the same: a, е (Cyrillic), ο (Greek)...
+
+
+@lru_cache(maxsize=4096)
+def _script(char: str) -> str | None:
+    """``char``'s script among ``_LOOKALIKE``, read from its Unicode name ('CYRILLIC SMALL LETTER IE'); None for
+    any other character."""
+    script = unicodedata.name(char, "").partition(" ")[0]
+    return script if script in _LOOKALIKE else None
+
+
+def mixed_script(value: str) -> str | None:
+    """'word N mixes Latin and Cyrillic' when a word of ``value`` has letters of two of ``_LOOKALIKE``'s scripts;
+    None when each word keeps to one (a name wholly in Cyrillic or Greek is a name).
+
+    A word is a run of letters, digits and combining marks, so that a mark between two letters does not split
+    them. Only the scripts are said, never a letter: the message must not give back the value. ASCII returns at
+    once, and text with no Cyrillic or Greek character (Spanish) after a look at its distinct characters.
+    """
+    if value.isascii() or not any(_script(c) in ("CYRILLIC", "GREEK") for c in set(value) if c >= "\u0370"):
+        return None
+    word, inside = 0, False
+    scripts: set[str] = set()
+    for char in value:
+        if not (char.isalnum() or unicodedata.category(char)[0] == "M"):
+            inside = False
+            continue
+        if not inside:
+            word, inside, scripts = word + 1, True, set()
+        if (script := _script(char)) is not None:
+            scripts.add(script)
+            if len(scripts) > 1:
+                return f"word {word} mixes " + " and ".join(s.title() for s in _LOOKALIKE if s in scripts)
+    return None
 
 
 def _refuse_hidden(clean: str, field: str) -> None:

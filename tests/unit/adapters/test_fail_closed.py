@@ -250,6 +250,41 @@ def test_text_takes_up_to_four_combining_marks_and_real_scripts(value: str) -> N
     assert f.text(value, "Apellidos", 100) == unicodedata.normalize("NFC", value)
 
 
+@pytest.mark.parametrize(("value", "word", "scripts"), [
+    ("P\u0435rez Cuesta", 1, "Latin and Cyrillic"),  # a Cyrillic 'е'
+    ("Pérez G\u00f3\u043cez", 2, "Latin and Cyrillic"),  # a Cyrillic 'м' after a Latin accented 'ó'
+    ("S\u03bfto", 1, "Latin and Greek"),  # a Greek omicron
+    ("AB12\u0421\u0421", 1, "Latin and Cyrillic"),  # a plate: digits do not split a word
+    ("\u0415\u0301rez", 1, "Latin and Cyrillic"),  # a combining mark does not split one either
+])
+def test_text_refuses_a_word_mixing_latin_cyrillic_and_greek(value: str, word: int, scripts: str) -> None:
+    """A one-line value (a name, a code, a plate) with a word mixing lookalike scripts reads as the Latin word and
+    does not match it: refused as mixed-script, saying which word and which scripts, never a letter of it."""
+    err = _error(f.text, value, "Apellidos", 100)
+    assert err.reason == f.MIXED_SCRIPT and f"word {word} mixes {scripts}" in str(err) and "Apellidos" in str(err)
+    assert not any(c in str(err) for c in value if not c.isascii())
+    assert "rez" not in str(err) and "AB12" not in str(err)
+
+
+@pytest.mark.parametrize("value", ["Иван Петров", "Σωκράτης Παππάς", "Иван Pérez", "Ngäbe-Buglé", "µg", "Pérez"])
+def test_text_takes_a_name_wholly_in_one_script_and_free_text(value: str) -> None:
+    """Each word in one script is a name (Cyrillic or Greek ones too, beside a Latin one); free text, which no
+    watchlist matches, keeps what it was given."""
+    assert f.text(value, "Apellidos", 100) == value
+    remark = "Se vio la lancha P\u0435rez."
+    assert f.text(remark, "Observaciones", 100, multiline=True) == remark
+
+
+def test_a_travellers_surname_with_a_cyrillic_letter_is_refused(run: Callable[..., list[Result]]) -> None:
+    """'Pеrez' with a Cyrillic 'е' looks like 'Perez' and a partner's watchlist match on it would miss: the hit is
+    refused as mixed-script, naming the field, not published."""
+    hit = json.loads((SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines()[0])
+    hit["viajero"]["primer_apellido"] = "P\u0435rez"
+    [result] = run("snm", (_line(hit) + "\n").encode())
+    assert result.alert is None and result.error is not None and result.error.reason == f.MIXED_SCRIPT
+    assert "primer apellido" in str(result.error) and "rez" not in str(result.error)
+
+
 @pytest.mark.parametrize("zone", ["Factory", "localtime", "posixrules", "posix/America/Panama", "right/UTC"])
 def test_a_time_zone_that_is_no_place_is_refused_in_the_configuration(zone: str) -> None:
     """An agency's timezone must be the zone of a place: Factory, this host's localtime, posixrules and the posix/
