@@ -9,6 +9,10 @@ part of any record, and every reader drops it; anywhere else it is a character o
 which ``_fields.text`` refuses as invisible. A JSON object that names a key twice is refused
 (``duplicate-key``): a parser would keep one of the two values, and on a marking such as
 ``clasificacion`` or ``difusion`` that choice decides who receives the alert.
+
+Lines end at LF (CRLF too). A file whose line ends are CR alone (old Mac software) would read as one
+line without its end, which looks like a file cut short: every reader refuses it once instead, as
+``syntax``, saying to export it with LF or CRLF line ends (``cr_only``, on the file's first line).
 """
 
 from __future__ import annotations
@@ -71,6 +75,20 @@ def physical_lines(stream: BinaryIO, limit: int,
         if number == 1 and line.startswith(BOM):  # after the length check: the BOM was read as part of the line
             line = line[len(BOM):]
         yield number, line, too_long
+
+
+def cr_only(first: bytes) -> AdapterError | None:
+    """The file's refusal when ``first``, its first line as ``physical_lines`` gives it, holds a CR before its end.
+
+    Old Mac software ends lines with CR alone. Lines are split at LF, so such a file reads as one line: without
+    a line end it looked cut (and a watcher left it in place for ever, advising a final line break that only
+    made it bad CSV or JSON). A CR at the end of what was read is left alone: it may be the first half of a CRLF
+    whose LF is not written yet. A CR inside a later line (in a quoted CSV remark) is the reader's to judge.
+    """
+    if b"\r" not in first.rstrip(b"\r\n"):
+        return None
+    return fail(SYNTAX, "line ends are CR only (as old Mac software writes them): export the file with LF or CRLF "
+                        "line ends; nothing was read")
 
 
 def too_long(what: str, limit: int) -> AdapterError:
@@ -208,6 +226,9 @@ def json_lines(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item]:
     """JSON Lines: one object per line; blank lines are skipped (a file of nothing else holds no record)."""
     number, line_no = 0, 0
     for line_no, line, long in physical_lines(stream, limit):
+        if line_no == 1 and (cr := cr_only(line)) is not None:
+            yield Item(0, 1, b"", error=cr)
+            return
         raw = line.rstrip(b"\r\n")
         if not raw.strip() and not long:  # a long line is not blank: only its start was looked at
             continue
@@ -311,6 +332,9 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
             start = False
             if buf.startswith(BOM):
                 buf = buf[len(BOM):]
+            if (cr := cr_only(buf[:buf.find(b"\n") + 1 or len(buf)])) is not None:
+                yield Item(0, 1, b"", error=cr)
+                return
 
 
 def _ending(ending: bytes, more: bytes) -> bytes:
@@ -447,6 +471,9 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
         long_line.feed(part.rstrip(b"\r\n") if part.endswith(b"\n") else part)
 
     for line_no, raw, line_long in physical_lines(stream, limit, rest_of=follow):
+        if line_no == 1 and (cr := cr_only(raw)) is not None:
+            yield line_no, b"", cr
+            return
         if not parts:
             start, size, long = line_no, 0, False
             if not raw.strip() and not line_long:  # a long line is not blank: only its start was looked at

@@ -41,7 +41,7 @@ from typing import Any, BinaryIO
 
 from adapters import _fields as f
 from adapters import _shared as sh
-from adapters._readers import Item, cut_line, decode, physical_lines, too_long
+from adapters._readers import Item, cr_only, cut_line, decode, physical_lines, too_long
 from adapters.config import Context
 from adapters.core import Adapter, alert, alert_id, location, markings
 from puente.errors import AdapterError
@@ -159,6 +159,9 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
     enc, limit = ctx.profile.encoding, ctx.limits.record_bytes
     number, cases, case, trailer, last = 0, 0, None, None, 0
     for line_no, raw, long in physical_lines(stream, 4096):
+        if line_no == 1 and (cr := cr_only(raw)) is not None:
+            yield Item(0, 1, b"", error=cr)
+            return
         last = line_no
         if not raw.strip() and not long:  # a long line is not blank: only its start was looked at
             continue

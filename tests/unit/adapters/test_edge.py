@@ -738,6 +738,20 @@ def test_a_complete_pn_file_whose_trailer_miscounts_is_archived(tmp_path: Path,
     assert "ends within a record" not in adapter_run.err.getvalue()
 
 
+def test_a_file_with_cr_only_line_ends_is_archived_with_its_reason(tmp_path: Path,
+                                                                   ctx_for: Callable[[str], Context]) -> None:
+    """A CSV exported with CR-only line ends is refused once, saying to export it with LF or CRLF, and moved to
+    done/: it is no file cut short, and was left in place for ever with advice to add a final line break."""
+    data = (SAMPLES / "senafront" / "patrullas-2026-11.csv").read_bytes().replace(b"\r\n", b"\r")
+    (tmp_path / "patrullas.csv").write_bytes(data)
+    adapter_run = _offline_run(ctx_for, "senafront", _FakeKafka())
+    asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
+    assert (tmp_path / "done" / "patrullas.csv").exists() and not (tmp_path / "patrullas.csv").exists()
+    err = adapter_run.err.getvalue()
+    assert "syntax: line ends are CR only" in err and "export the file with LF or CRLF line ends" in err
+    assert "line break and drop it again" not in err and "ends within a record" not in err
+
+
 def test_a_csv_saved_without_a_final_line_break_says_how_to_have_it_read(tmp_path: Path,
                                                                          ctx_for: Callable[[str], Context]) -> None:
     """A complete CSV saved without a final line break is still refused at its last row (a cell lost at a cut reads

@@ -496,6 +496,29 @@ def test_a_file_with_no_record_is_refused_as_cut(name: str, data: bytes, run: Ca
         assert "the file holds no record" in str(err)
 
 
+SAMPLE_FILES = {"senafront": "senafront/patrullas-2026-11.csv", "senan": "senan/interdicciones-2026-11.json",
+                "pn": "pn/incautaciones-2026-11.txt", "snm": "snm/alertas-migratorias-2026-11.jsonl",
+                "combifron": "combifron/mensajes-colombia-2026-11.jsonl"}
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+def test_a_file_with_cr_only_line_ends_is_refused_once_and_not_cut(name: str,
+                                                                   run: Callable[..., list[Result]]) -> None:
+    """A sample exported with CR alone as its line ends (old Mac software), with or without a final LF, is one
+    refusal of the file, syntax, saying to export with LF or CRLF; not a cut file a watcher would wait on for
+    ever. A file whose only line ends with a CR, which may be the first half of a CRLF, is read as before (a JSON
+    line whole, a CSV header or PN line cut)."""
+    lines = (SAMPLES / SAMPLE_FILES[name]).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+    for data in (lines, lines + b"\n", b"\xef\xbb\xbf" + lines):
+        results = run(name, data)
+        assert len(results) == 1 and results[0].item.number == 0, results
+        err = results[0].error
+        assert err is not None and err.reason == f.SYNTAX and not err.cut
+        assert "line ends are CR only" in str(err) and "LF or CRLF" in str(err)
+    first = lines[:lines.index(b"\r") + 1]
+    assert not any(r.error is not None and "CR only" in str(r.error) for r in run(name, first))
+
+
 def test_a_csv_with_its_header_and_no_row_is_cut(run: Callable[..., list[Result]]) -> None:
     """A header written and no row yet is a file still being written as far as anyone can tell: refused, cut."""
     header = next((SAMPLES / "senafront").glob("*.csv")).read_bytes().split(b"\n")[0] + b"\n"

@@ -73,6 +73,19 @@ def test_a_long_line_follows_the_strict_rule_across_its_parts() -> None:
     assert isinstance(rows[1][2], AdapterError) and rows[1][2].reason == f.TOO_LONG
 
 
+def test_only_a_first_line_holding_a_cr_says_the_line_ends_are_cr_only() -> None:
+    """CR-only line ends are told by the file's first line; a CR in a later quoted cell, and lines ending CR CRLF
+    (a CRLF file converted twice), are read as before."""
+    assert [r[2] for r in _csv(b'a;b\n1;"x\ry"\n')] == [["a", "b"], ["1", "x\ry"]]
+    assert [r[2] for r in _csv(b"a;b\r\r\n1;2\r\r\n")] == [["a", "b"], ["1", "2"]]
+    [(line, raw, err)] = _csv(b"a;b\r1;2\r")
+    assert isinstance(err, AdapterError) and err.reason == f.SYNTAX and not err.cut and (line, raw) == (1, b"")
+    [item] = list(json_lines(io.BytesIO(b'{"a": 1}\r{"a": 2}\r'), "utf-8", 1000))
+    assert (item.number, item.error is not None and "CR only" in str(item.error)) == (0, True)
+    [item] = _docs(b'{\r  "a": 1\r}\r{\r  "a": 2\r}\r')
+    assert (item.number, item.error is not None and "CR only" in str(item.error)) == (0, True)
+
+
 def test_csv_bad_encoding_refuses_only_that_record() -> None:
     """A Windows-1252 row in a UTF-8 file is refused with a hint; the next row is read."""
     rows = _csv("a;b\nPeña;1\n".encode("cp1252") + b"ok;2\n")
