@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
 
+from broker.audit.receipts import known_status
 from broker.audit_index import AlwaysKept, Query, Scope
 from broker.console_accounts import DEVICE_DAYS, ConsoleAccounts, Session
 from broker.gate import client_address
@@ -267,13 +268,15 @@ class HostCheck:
 
 
 def templates() -> Environment:
-    """The console's Jinja2 environment: autoescaping on for every template."""
+    """The console's Jinja2 environment: autoescaping on for every template, and every printed value's
+    unprintable characters escaped first (``views.printable``)."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, finalize=views.printable)
     env.filters["when"] = views.when
     env.filters["duration"] = views.duration
     env.filters["text"] = views.text
     env.filters["segment"] = views.segment  # every URL path segment built from data (never ``urlencode``)
+    env.tests["known_status"] = known_status  # a receipt's status as subscribers write it, not a look-alike
     return env
 
 

@@ -6,9 +6,32 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from jinja2 import Undefined
+from markupsafe import Markup
+
+from broker.audit.verify import plain
+
 # What a spreadsheet may run as a formula when a cell starts with it, after any spaces (full-width forms too).
 _FORMULA = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _CONTROL = ("\t", "\r")
+
+
+def printable(value: Any) -> Any:
+    """A value as a template prints it, with its unprintable characters escaped (``plain``: ``\\x1b``,
+    ``\\u202e``): the console's Jinja ``finalize``, so every page's every printed value passes here.
+
+    What the console shows was written by partners (a receipt's status, a checkpoint's time), agencies and
+    auditors (a query's parameters): autoescaping keeps it from making HTML, not from carrying controls and
+    bidi overrides, which reverse or hide what an auditor reads (U+202E + ``DEVIECER`` reads ``RECEIVED``).
+    Autoescaping still applies after this. ``Markup`` is HTML the console made (a macro's output, a chart),
+    whose line breaks are its layout: it is escaped line by line and stays ``Markup`` (the escapes hold no
+    character HTML gives meaning to). Numbers, None and undefined values are Jinja's to print."""
+    if isinstance(value, Markup):
+        return Markup("\n".join(plain(line, len(line)) for line in value.split("\n")))  # noqa: S704 - see above
+    if value is None or isinstance(value, (bool, int, float, Undefined)) or hasattr(value, "__html__"):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    return plain(text, len(text))
 
 
 def segment(value: Any) -> str:
