@@ -559,7 +559,8 @@ def when(value: Any) -> datetime | None:
 
 
 def utc_problem(value: Any) -> str | None:
-    """Why a receipt's ``at`` is not a time as subscribers write it (ISO 8601 in UTC), or None: absent, or one."""
+    """Why a receipt's or a checkpoint's ``at`` is not a time as subscribers write it (ISO 8601 in UTC), or None:
+    absent, or one."""
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > 64:
@@ -627,6 +628,10 @@ def misplaced(chain: str | None, doc: dict[str, Any], holds: Holds | None,
         return f"receipt for partner {_shown(doc.get('partner'))} in {plain(chain)}'s receipt chain"
     if kind == "RECEIPT" and (why := utc_problem(doc.get("at"))) is not None:
         return f"receipt in {plain(chain)}'s receipt chain: {why}"
+    if kind == "CHECKPOINT" and (why := utc_problem(doc.get("at"))) is not None:
+        # Its time is the partner's signed word as much as a receipt's, and is shown as when the chain was last
+        # vouched for (the console's Integrity page): held to the same form.
+        return f"checkpoint in {plain(chain)}'s receipt chain: {why}"
     return None
 
 

@@ -43,11 +43,13 @@ def segment(value: Any) -> str:
 
 
 def when(value: Any) -> str:
-    """An audit time (ISO text or datetime) as ``2026-11-01 10:00:05 UTC``; ``-`` when absent."""
+    """An audit time (ISO text or datetime) as ``2026-11-01 10:00:05 UTC``; ``-`` when absent; anything else as
+    ``not a readable time: '...'``."""
     if value in (None, ""):
         return "-"
-    # Times come from records others signed: one out of datetime's range (a year-1 time east of UTC,
-    # a huge number) is shown as written, cut short, never a page that fails.
+    # Times come from records others signed: one that is no time, or out of datetime's range (a year-1 time east
+    # of UTC, a huge number), is shown as written, cut short and said to be unreadable, never a page that fails nor
+    # text passed off as a time (its unprintable characters are escaped as every printed value's: ``printable``).
     try:
         if isinstance(value, (int, float)):
             at = datetime.fromtimestamp(value / 1000, UTC)
@@ -59,7 +61,7 @@ def when(value: Any) -> str:
             at = at.replace(tzinfo=UTC)
         return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (ValueError, OverflowError, OSError):
-        return str(value)[:40]
+        return f"not a readable time: '{str(value)[:40]}'"
 
 
 def duration(ms: Any) -> str:

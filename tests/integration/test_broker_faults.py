@@ -546,7 +546,8 @@ async def test_a_subscriber_waits_out_another_writers_open_transaction_before_re
         async with earlier.transaction():
             await earlier.send(topic, chain.append("RECEIPT", {
                 "partner": partner, "alert_id": "earlier", "status": "RECEIVED"}), partition=part)
-            await earlier.send(topic, chain.checkpoint(signer.key_id, signer.sign, "t"), partition=part)
+            signed = chain.checkpoint(signer.key_id, signer.sign, "2026-11-01T00:00:00Z")  # UTC, as audit verify checks
+            await earlier.send(topic, signed, partition=part)
         await earlier.stop()
         task = asyncio.ensure_future(sub.run(io.StringIO(), idle_exit_s=2))
         await asyncio.sleep(2)

@@ -151,7 +151,7 @@ async def test_a_receipt_for_an_alert_never_delivered_is_reported(env: Env) -> N
     chain = ChainWriter(env.names.receipts(partner), part, checkpoint_every=1 << 62, chain=f"{partner}/rogue")
     victim = sorted(withheld)[0]
     records = [chain.append("RECEIPT", {"partner": partner, "alert_id": victim, "status": "RECEIVED"}),
-               chain.checkpoint(signer.key_id, signer.sign, "t")]
+               chain.checkpoint(signer.key_id, signer.sign, "2026-11-01T00:00:00Z")]
     producer = AIOKafkaProducer(**env.conn.aiokafka())
     await producer.start()
     try:

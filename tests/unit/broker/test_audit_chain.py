@@ -18,6 +18,7 @@ from broker.audit.receipts import sent_records
 from broker.audit.verify import Holds, head_problem, signature_bytes
 from broker.crypto import checker, sign_checkpoint
 
+SIGNED_AT = "2026-11-01T00:00:00Z"  # a checkpoint's time: in UTC, as subscribers write it (audit verify checks it)
 KEY = b"k" * 32
 
 
@@ -99,7 +100,7 @@ def test_checkpoint_signed_by_someone_else_fails() -> None:
     """A checkpoint whose signature does not verify is reported."""
     writer = ChainWriter("audit", 0, chain="COL")
     values = [writer.append("RECEIPT", _receipt(0)),
-              writer.checkpoint("COL-rcpt-test", lambda p: b"\0" * 64, "t")]
+              writer.checkpoint("COL-rcpt-test", lambda p: b"\0" * 64, SIGNED_AT)]
     assert any("signature" in f.problem for f in _walk(values).findings)
 
 
@@ -260,7 +261,7 @@ def test_a_partner_key_vouches_only_for_receipts_naming_that_partner() -> None:
 
     writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
     claim = writer.append("RECEIPT", {"partner": "USA", "alert_id": "A", "status": "RECEIVED"})
-    signed = writer.checkpoint("COL-rcpt-2026a", _sign, "t")
+    signed = writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)
     assert walk([claim, signed]) == ["seq 0: receipt for partner 'USA' in COL's receipt chain"]
     assert flatten(json.loads(claim))[0]["partner"] == "COL"
 
@@ -391,6 +392,22 @@ def test_a_receipt_time_that_is_not_utc_is_reported() -> None:
         assert found and "receipt in COL's receipt chain: its time" in found[0], at
 
 
+def test_a_checkpoint_time_that_is_not_utc_is_reported() -> None:
+    """A checkpoint's time is held to what a receipt's is: a partner's checkpoint whose time is no time (a bidi
+    override reversing a plausible one), in another zone, or without an offset is a finding; one in UTC is not."""
+    def problems(at: object) -> list[str]:
+        writer = ChainWriter("audit", 0, checkpoint_every=1 << 62, chain="COL")
+        values = [writer.append("RECEIPT", {**_receipt(0), "at": "2026-11-01T10:00:00Z"}),
+                  writer.checkpoint("COL-rcpt-test", _sign, at)]  # type: ignore[arg-type]
+        return [f.problem for f in verify_partition("audit", 0, enumerate(values), _verify, "receipts").findings]
+
+    assert problems("2026-11-01T10:00:00Z") == [] and problems("2026-11-01T10:00:00+00:00") == []
+    for at in ("\u202eZ00:00:21T10-30-6202\x1b[2J", "2026-11-01T10:00:00", "2026-11-01T10:00:00-05:00", 5):
+        found = problems(at)
+        assert found and "checkpoint in COL's receipt chain: its time" in found[0], at
+        assert all(c.isprintable() for c in found[0])
+
+
 def test_a_report_names_the_last_signed_record_it_vouches_for() -> None:
     """What the topic vouches for ends at each chain's last sound signed record: the report names its seq and
     time, since records dropped after it leave no trace in the topic."""
@@ -468,7 +485,7 @@ def test_a_report_counts_the_chains_walked_not_the_partition() -> None:
     values = []
     for name in ("COL/a", "COL/b", "COL/c"):
         writer = ChainWriter("audit", 0, checkpoint_every=1 << 62, chain=name)
-        values += [writer.append("RECEIPT", _receipt(1)), writer.checkpoint("COL-rcpt-test", _sign, "t")]
+        values += [writer.append("RECEIPT", _receipt(1)), writer.checkpoint("COL-rcpt-test", _sign, SIGNED_AT)]
     assert verify_partition("audit", 0, enumerate(values), _verify, "receipts", "COL").chains == 3
     block = ChainWriter("audit", 0).block([{"kind": "ALERT", "alert_id": "A1", "decisions": []}],
                                           "broker-sign-test", _sign, "2026-11-01T00:00:00Z")
@@ -481,7 +498,7 @@ def test_the_auditors_walk_counts_the_chains_too(audit_topics: dict[str, list[by
     for name in ("COL/a", "COL/b"):
         writer = ChainWriter("p.receipts.COL", 0, checkpoint_every=1 << 62, chain=name)
         audit_topics.setdefault("p.receipts.COL", []).extend(
-            [writer.append("RECEIPT", _receipt(1)), writer.checkpoint("COL-rcpt-test", _sign, "t")])
+            [writer.append("RECEIPT", _receipt(1)), writer.checkpoint("COL-rcpt-test", _sign, SIGNED_AT)])
     reports = asyncio.run(auditor.verify_topics(None, {"p.receipts.COL": "receipts"}, _verify))  # type: ignore[arg-type]
     assert [r.chains for r in reports] == [2]
 

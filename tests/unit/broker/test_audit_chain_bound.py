@@ -18,6 +18,7 @@ from broker.partner import receipt_chain
 from puente.errors import ConfigError
 from tests.unit.broker.test_receipt_forks import NEW, _receipt, _sign, _verify
 
+SIGNED_AT = "2026-11-01T00:00:00Z"  # a checkpoint's time: in UTC, as subscribers write it (audit verify checks it)
 CAP = 10
 
 
@@ -30,11 +31,11 @@ def _flood(junk: int = 50) -> tuple[list[bytes], int]:
     """COL's own chain (a receipt and its checkpoint), then ``junk`` chains of one receipt each, then COL's chain
     going on (a receipt and its checkpoint, twice). The offset where COL's chain goes on."""
     col = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
-    values = [_receipt(col, "SNM:0"), col.checkpoint(NEW, _sign, "t")]
+    values = [_receipt(col, "SNM:0"), col.checkpoint(NEW, _sign, SIGNED_AT)]
     values += [_junk(i) for i in range(junk)]
     back = len(values)
     for alert in ("SNM:1", "SNM:2"):
-        values += [_receipt(col, alert), col.checkpoint(NEW, _sign, "t")]
+        values += [_receipt(col, alert), col.checkpoint(NEW, _sign, SIGNED_AT)]
     return values, back
 
 
@@ -80,8 +81,8 @@ def test_a_new_chain_given_up_in_a_flood_before_its_first_checkpoint_is_reported
     """The one thing a flood costs a genuine chain: its first batch, written before any checkpoint anchored it,
     given up and reported (never counted); from its checkpoint on it is anchored and kept."""
     col = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL/new")
-    values = [_receipt(col, "SNM:0"), *(_junk(i) for i in range(CAP)), col.checkpoint(NEW, _sign, "t")]
-    values += [*(_junk(i) for i in range(CAP, 3 * CAP)), _receipt(col, "SNM:1"), col.checkpoint(NEW, _sign, "t")]
+    values = [_receipt(col, "SNM:0"), *(_junk(i) for i in range(CAP)), col.checkpoint(NEW, _sign, SIGNED_AT)]
+    values += [*(_junk(i) for i in range(CAP, 3 * CAP)), _receipt(col, "SNM:1"), col.checkpoint(NEW, _sign, SIGNED_AT)]
     _, found, vouched, _ = _walked(values)
     assert any(at == 0 and "chain COL/new is given up" in p and "1 receipt record(s)" in p for at, p in found)
     assert 0 not in vouched and len(values) - 2 in vouched
@@ -90,10 +91,10 @@ def test_a_new_chain_given_up_in_a_flood_before_its_first_checkpoint_is_reported
 def test_copies_of_a_chains_old_records_are_never_taken_again_after_a_flood() -> None:
     """Anchored chains are never given up: a copy of COL's old records, written after a flood, is a repeat."""
     col = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
-    old = [_receipt(col, "SNM:0"), col.checkpoint(NEW, _sign, "t"), _receipt(col, "SNM:1"),
-           col.checkpoint(NEW, _sign, "t")]
+    old = [_receipt(col, "SNM:0"), col.checkpoint(NEW, _sign, SIGNED_AT), _receipt(col, "SNM:1"),
+           col.checkpoint(NEW, _sign, SIGNED_AT)]
     values = [*old, *(_junk(i) for i in range(3 * CAP)), *old[1:]]
-    values += [_receipt(col, "SNM:2"), col.checkpoint(NEW, _sign, "t")]
+    values += [_receipt(col, "SNM:2"), col.checkpoint(NEW, _sign, SIGNED_AT)]
     _, found, vouched, _ = _walked(values)
     copies = range(4 + 3 * CAP, 4 + 3 * CAP + 3)
     assert all(any(at == c and "reordered or repeated" in p for at, p in found) for c in copies)
@@ -104,8 +105,8 @@ def test_when_every_chain_held_is_anchored_a_new_chain_is_reported_and_not_check
     """Only the partner's key anchors a chain: a partner that signs more chains than a walk keeps costs itself
     the newest ones, each record a finding; the chains held go on."""
     writers = [ChainWriter("access", 0, checkpoint_every=1 << 62, chain=f"COL/i{i}") for i in range(CAP + 1)]
-    values = [v for w in writers for v in (_receipt(w, "SNM:a"), w.checkpoint(NEW, _sign, "t"))]
-    values += [_receipt(writers[0], "SNM:b"), writers[0].checkpoint(NEW, _sign, "t")]
+    values = [v for w in writers for v in (_receipt(w, "SNM:a"), w.checkpoint(NEW, _sign, SIGNED_AT))]
+    values += [_receipt(writers[0], "SNM:b"), writers[0].checkpoint(NEW, _sign, SIGNED_AT)]
     walk, found, vouched, most = _walked(values)
     assert most == CAP and "COL/i10" not in walk.chains
     last = 2 * CAP
@@ -127,7 +128,7 @@ def test_records_naming_a_chain_their_topic_cannot_hold_get_no_state() -> None:
     other = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="USA/x")
     long = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL/" + "x" * MAX_CHAIN_NAME)
     col = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
-    values = [_receipt(other, "A"), _receipt(long, "B"), _receipt(col, "C"), col.checkpoint(NEW, _sign, "t")]
+    values = [_receipt(other, "A"), _receipt(long, "B"), _receipt(col, "C"), col.checkpoint(NEW, _sign, SIGNED_AT)]
     report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
     problems = {f.offset: f.problem for f in report.findings}
     assert set(problems) == {0, 1}

@@ -19,6 +19,7 @@ from tests.unit.broker import test_audit_trust as trust
 from tests.unit.broker.test_audit_chain import _sign, _verify
 
 DECISIONS, RECEIPTS = "t.audit.decisions", "t.receipts.COL"
+SIGNED_AT = "2026-11-01T00:00:00Z"  # a checkpoint's time: in UTC, as subscribers write it (audit verify checks it)
 
 
 def _blocks(n: int) -> list[bytes]:
@@ -63,7 +64,7 @@ def test_each_receipt_chain_of_a_cut_partition_starts_where_it_is_held() -> None
     for i in range(3):
         for w in (a, b):
             values += [w.append("RECEIPT", {"partner": "COL", "alert_id": f"A{i}", "status": "RECEIVED"}),
-                       w.checkpoint("COL-rcpt-test", _sign, "t")]
+                       w.checkpoint("COL-rcpt-test", _sign, SIGNED_AT)]
     report = verify_partition(RECEIPTS, 0, _cut(values, 5), _verify, "receipts", "COL", log_start=5)
     assert report.ok, [f.problem for f in report.findings]
     assert {(v.chain, v.seq, v.since) for v in report.vouched} == {("COL/a", 5, 3), ("COL/b", 5, 2)}

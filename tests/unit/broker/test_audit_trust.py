@@ -24,6 +24,7 @@ from broker.topology import TopicNames
 from puente.errors import AuditChainError, ConfigError, KafkaUnavailableError
 from tests.unit.broker.test_receipt_forks import _receipt as _receipt_of
 
+SIGNED_AT = "2026-11-01T00:00:00Z"  # a checkpoint's time: in UTC, as subscribers write it (audit verify checks it)
 KEY = b"k" * 32
 
 
@@ -40,7 +41,7 @@ def _receipts(chain: str = "COL") -> tuple[ChainWriter, list[bytes]]:
     writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain=chain)
     values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:{i}", "status": "RECEIVED"})
               for i in range(3)]
-    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT))
     return writer, values
 
 
@@ -61,10 +62,10 @@ def test_a_forged_receipt_after_the_checkpoint_is_not_a_sound_head() -> None:
 def test_a_head_signed_by_another_partner_or_badly_is_refused() -> None:
     """A checkpoint by another partner's key, or one whose signature fails, is no sound head."""
     writer, _ = _receipts()
-    other = writer.checkpoint("USA-rcpt-2026a", _sign, "t")
+    other = writer.checkpoint("USA-rcpt-2026a", _sign, SIGNED_AT)
     assert "may not vouch" in (head_problem("access", 0, other, "COL", _verify) or "")
     writer2, _ = _receipts()
-    bad = writer2.checkpoint("COL-rcpt-2026a", lambda p: b"\0" * 64, "t")
+    bad = writer2.checkpoint("COL-rcpt-2026a", lambda p: b"\0" * 64, SIGNED_AT)
     assert "does not verify" in (head_problem("access", 0, bad, "COL", _verify) or "")
 
 
@@ -132,9 +133,9 @@ def _slipped_in(bad_checkpoint: bool = False) -> list[bytes]:
     forged = ChainWriter("access", 0, ChainHead.after(json.loads(values[-1])), checkpoint_every=1 << 62, chain="COL")
     values.append(forged.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:forged", "status": "RECALLED"}))
     if bad_checkpoint:
-        values.append(forged.checkpoint("COL-rcpt-2026a", lambda payload: b"\0" * 64, "t"))
+        values.append(forged.checkpoint("COL-rcpt-2026a", lambda payload: b"\0" * 64, SIGNED_AT))
     values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:next", "status": "RECEIVED"}))
-    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT))
     return values
 
 
@@ -182,16 +183,16 @@ def _intruded(intruder: str) -> tuple[list[bytes], int]:
     at_next = ChainWriter("access", 0, ChainHead.after(newest), checkpoint_every=1 << 62, chain="COL")
     ahead = ChainWriter("access", 0, ChainHead(seq=newest["seq"] + 1000, prev="ab" * 32), checkpoint_every=1 << 62,
                         chain="COL")
-    bad = {"at-next-bad-signature": lambda: at_next.checkpoint("COL-rcpt-2026a", lambda payload: b"\0" * 64, "t"),
+    bad = {"at-next-bad-signature": lambda: at_next.checkpoint("COL-rcpt-2026a", lambda payload: b"\0" * 64, SIGNED_AT),
            "at-next-edited": lambda: at_next.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:x",
                                                                 "status": "RECEIVED"}).replace(b"SNM:x", b"SNM:y"),
            "replay-of-the-newest": lambda: values[-1],
            "replay-of-an-old-one": lambda: values[1],
            "gap-ahead": lambda: ahead.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:z", "status": "RECEIVED"}),
-           "gap-ahead-signed-badly": lambda: ahead.checkpoint("COL-rcpt-2026a", lambda payload: b"\1" * 64, "t")}
+           "gap-ahead-signed-badly": lambda: ahead.checkpoint("COL-rcpt-2026a", lambda payload: b"\1" * 64, SIGNED_AT)}
     values.append(bad[intruder]())
     values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:w2", "status": "RECEIVED"}))
-    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT))
     return values, 6
 
 
@@ -232,7 +233,7 @@ def test_records_whose_claimed_hashes_loop_never_hang_a_reader() -> None:
     writer, values = _receipts()
     values += [_stray(50, "ab" * 32, "ab" * 32), _stray(60, "cd" * 32, "ef" * 32), _stray(61, "ef" * 32, "cd" * 32),
                writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:3", "status": "RECEIVED"}),
-               writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+               writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
     report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
     assert {f.offset for f in report.findings} == {4, 5, 6}
     assert [v.seq for v in report.vouched] == [json.loads(values[-1])["seq"]]
@@ -248,7 +249,7 @@ def test_a_flood_of_strays_and_forks_never_keeps_the_partners_chain_from_its_nex
     values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:3", "status": "RECEIVED"}))
     values += [_stray(900 + i, "cd" * 32) for i in range(4)]
     values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:4", "status": "RECEIVED"}))
-    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+    values.append(writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT))
     found = _later_batches_vouched(writer, values)
     assert any("cut off" in f.problem for _, problems in found for f in problems)
 
@@ -260,7 +261,7 @@ def _later_batches_vouched(writer: ChainWriter, values: list[bytes]) -> list[tup
     later = len(values)
     for i in range(3):
         values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:b{i}", "status": "RECEIVED"}))
-        values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+        values.append(writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT))
     walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True, tracked=(6, 100))
     found = [(offset, walk.feed(offset, value)[1]) for offset, value in enumerate(values)]
     assert all(not problems for offset, problems in found if offset >= later), found[later:]
@@ -278,9 +279,9 @@ def test_a_stray_settled_away_leaves_the_partners_reach_whole() -> None:
         return writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:{n}", "feed": f"p.feed.COL:0:{n}",
                                          "status": "RECEIVED", "at": "2026-01-01T00:00:00Z"})
 
-    values = [receipt(0), writer.checkpoint("COL-rcpt-2026a", _sign, "t"), receipt(1), receipt(2),
+    values = [receipt(0), writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT), receipt(1), receipt(2),
               _stray(99, "cd" * 32, "ee" * 32), _stray(99, "cd" * 32), receipt(3),
-              writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+              writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
     walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True)
     reach = ReceiptReach({"p.feed.COL": "COL"}, "p.feed.")
     reach.begin("COL")
@@ -300,14 +301,14 @@ def test_a_copy_of_an_old_batch_settles_nothing_and_counts_for_nothing(
     `audit verify`, the index and `audit log` all count each of COL's receipts once."""
     writer, values = _receipts()
     values += [writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:3", "status": "RECEIVED"}),
-               writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+               writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
     values += [writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:w{i}", "status": "RECEIVED"})
                for i in range(2)]
     copies = values[replayed]
     first = len(values)
     values += copies
     values += [writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:w2", "status": "RECEIVED"}),
-               writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+               writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
     report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
     assert {f.offset for f in report.findings} == set(range(first, first + len(copies))), report.findings
     assert not any("cut off" in f.problem or "fork" in f.problem for f in report.findings)
@@ -331,12 +332,12 @@ def test_a_flood_continuing_the_chain_past_the_bounds_never_stops_the_partners_l
     writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
     values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:0", "status": "RECEIVED"})]
     if not before_any_checkpoint:
-        values.append(writer.checkpoint("COL-rcpt-2026a", _sign, "t"))
+        values.append(writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT))
     forger = ChainWriter("access", 0, ChainHead.after(json.loads(values[-1])), checkpoint_every=1 << 62, chain="COL")
     values += [forger.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:f{i}", "status": "RECEIVED"})
                for i in range(10)]
     values += [writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:1", "status": "RECEIVED"}),
-               writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+               writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
     assert any(problems for _, problems in _later_batches_vouched(writer, values))
 
 
@@ -364,10 +365,10 @@ def test_a_copy_of_a_checkpoint_signed_with_a_key_retention_deleted_does_not_ret
     """Retention deleted every record COL signed with its old key; a copy of one of them, appended now, is reported,
     and does not make COL's key in use look retired: its later checkpoints vouch for its receipts."""
     writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
-    old = [_receipt_of(writer, "SNM:old"), writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
-    values = [_receipt_of(writer, "SNM:0"), writer.checkpoint("COL-rcpt-2026b", _sign, "t"), old[1]]
+    old = [_receipt_of(writer, "SNM:old"), writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
+    values = [_receipt_of(writer, "SNM:0"), writer.checkpoint("COL-rcpt-2026b", _sign, SIGNED_AT), old[1]]
     for i in range(3):
-        values += [_receipt_of(writer, f"SNM:b{i}"), writer.checkpoint("COL-rcpt-2026b", _sign, "t")]
+        values += [_receipt_of(writer, f"SNM:b{i}"), writer.checkpoint("COL-rcpt-2026b", _sign, SIGNED_AT)]
     report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
     assert {f.offset for f in report.findings} == {0, 2}, report.findings  # the first record walked, and the copy
     assert [v.seq for v in report.vouched] == [json.loads(values[-1])["seq"]]
@@ -380,10 +381,10 @@ def test_before_any_checkpoint_a_copy_of_one_retention_deleted_cuts_off_nothing(
     writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
     for i in range(3):
         _receipt_of(writer, f"SNM:old{i}")
-    deleted = writer.checkpoint("COL-rcpt-2026a", _sign, "t")
+    deleted = writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)
     values = [_receipt_of(writer, "SNM:a"), _receipt_of(writer, "SNM:b"), _receipt_of(writer, "SNM:c"), deleted,
-              writer.checkpoint("COL-rcpt-2026a", _sign, "t"), _receipt_of(writer, "SNM:d"),
-              writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+              writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT), _receipt_of(writer, "SNM:d"),
+              writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
     without = [v for v in values if v is not deleted]
     assert _vouched_receipts(values) == _vouched_receipts(without) == ["SNM:b", "SNM:c", "SNM:d"]
     report = verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL")
@@ -399,14 +400,14 @@ def test_chains_that_never_checkpoint_do_not_keep_the_partners_own_chain_from_se
         junk = ChainWriter("access", 0, checkpoint_every=1 << 62, chain=name)
         values += [_receipt_of(junk, f"X{name}{i}") for i in range(4)]
     writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
-    values += [_receipt_of(writer, "SNM:0"), writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    values += [_receipt_of(writer, "SNM:0"), writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
     own = ["SNM:0"]
     for b in range(3):
         forger = ChainWriter("access", 0, ChainHead.after(json.loads(values[-1])), checkpoint_every=1 << 62,
                              chain="COL")
         values.append(_receipt_of(forger, f"X{b}"))
         values += [_receipt_of(writer, f"SNM:b{b}"), _receipt_of(writer, f"SNM:c{b}"),
-                   writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+                   writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
         own += [f"SNM:b{b}", f"SNM:c{b}"]
     assert [a for a in _vouched_receipts(values, tracked=(4, 8)) if not a.startswith("XCOL")] == own
 
@@ -419,13 +420,13 @@ def test_a_stray_far_ahead_and_a_flood_to_the_bound_never_keep_the_partners_chec
     writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
     for i in range(4):
         _receipt_of(writer, f"SNM:old{i}")
-    writer.checkpoint("COL-rcpt-2026a", _sign, "t")  # deleted by retention, with the receipts before it
+    writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)  # deleted by retention, with the receipts before it
     values = [_stray(10**12, "ab" * 32)]
     forger = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
     values += [_receipt_of(forger, f"X{i}") for i in range(5)]
     for b in range(4):
         values += [_receipt_of(writer, f"SNM:{b}a"), _receipt_of(writer, f"SNM:{b}b"),
-                   writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+                   writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
     assert _vouched_receipts(values, tracked=(6, 100)) == [f"SNM:{b}{x}" for b in range(1, 4) for x in "ab"]
     walk = PartitionWalk("access", 0, _verify, "receipts", "COL", tracked=(6, 100))
     found = [f.problem for offset, value in enumerate(values) for f in walk.feed(offset, value)[1]]
@@ -437,8 +438,8 @@ def test_a_state_saved_with_a_copy_at_or_below_its_anchor_is_cleaned_when_a_walk
     the anchor; a walk resuming from that state drops it, so a copy of the old checkpoint after it settles nothing."""
     writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
     values = [_receipt_of(writer, "SNM:0"), _receipt_of(writer, "SNM:1"),
-              writer.checkpoint("COL-rcpt-2026a", _sign, "t"), _receipt_of(writer, "SNM:2"),
-              writer.checkpoint("COL-rcpt-2026a", _sign, "t"), _receipt_of(writer, "SNM:w0")]
+              writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT), _receipt_of(writer, "SNM:2"),
+              writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT), _receipt_of(writer, "SNM:w0")]
     first = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True)
     for offset, value in enumerate(values):
         first.feed(offset, value)
@@ -448,7 +449,7 @@ def test_a_state_saved_with_a_copy_at_or_below_its_anchor_is_cleaned_when_a_walk
     resumed = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True,
                             chains={"COL": ChainState.from_json(saved)})
     assert copy["hash"] not in resumed.chains["COL"].nodes and resumed._tracked == 1
-    later = [values[2], _receipt_of(writer, "SNM:w1"), writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    later = [values[2], _receipt_of(writer, "SNM:w1"), writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
     found = [resumed.feed(offset, value)[1] for offset, value in enumerate(later, start=len(values) + 1)]
     assert found[0] and not found[1] and not found[2] and not resumed.settled
     assert resumed.vouched()[0].seq == json.loads(later[-1])["seq"]
@@ -842,7 +843,7 @@ def _feed_receipts(places: list[int], *, chain: str = "COL", signed: bool = True
     values = [writer.append("RECEIPT", {"partner": chain.split("/")[0], "alert_id": f"SNM:{i}", "feed": f"{feed}:0:{i}",
                                         "status": status}) for i in places]
     if signed:
-        values.append(writer.checkpoint(f"{chain.split('/')[0]}-rcpt-2026a", _sign, "t"))
+        values.append(writer.checkpoint(f"{chain.split('/')[0]}-rcpt-2026a", _sign, SIGNED_AT))
     return values
 
 
@@ -1004,7 +1005,7 @@ def test_a_checkpoint_that_does_not_verify_vouches_for_no_receipt(
     writer = ChainWriter("receipts", 0, checkpoint_every=1 << 62, chain="COL")
     good = _feed_receipts([0, 1], writer=writer)
     forged = _feed_receipts([2, 3], writer=writer, signed=False)
-    forged.append(writer.checkpoint("COL-rcpt-2026a", lambda payload: b"\x00" * 64, "t"))
+    forged.append(writer.checkpoint("COL-rcpt-2026a", lambda payload: b"\x00" * 64, SIGNED_AT))
     audit_topics["receipts"] = good + forged
     receipts, end = _receipt_ends(monkeypatch, {(FEED, 0): 4})[0]
     assert end.end is not None and end.end.last == 1 and end.end.short and end.ok

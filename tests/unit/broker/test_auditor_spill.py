@@ -25,6 +25,7 @@ from broker.spill import TimeSorted, sort_key
 from puente.errors import StoreError
 from puente.wire import iso_utc
 
+SIGNED_AT = "2026-11-01T00:00:00Z"  # a checkpoint's time: in UTC, as subscribers write it (audit verify checks it)
 KEY = b"k" * 32
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -212,7 +213,7 @@ def _receipts(alerts: list[str]) -> list[bytes]:
     values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": a, "version": 1, "status": "RECEIVED",
                                         "feed": f"p.feed.COL:0:{i}", "at": f"2026-11-01T10:00:0{a[-1]}Z"})
               for i, a in enumerate(alerts)]
-    return [*values, writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+    return [*values, writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
 
 
 def test_verify_topics_reports_a_receipt_for_no_delivery_and_leaves_no_spill(
@@ -260,7 +261,7 @@ def test_verify_topics_and_read_log_hold_each_receipt_to_the_feed_record_it_name
         *(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:1", "version": version, "status": "RECEIVED",
                                     "feed": f"p.feed.COL:0:{offset}", "at": "2026-11-01T10:00:05Z"})
           for version, offset in ((1, 0), (99, 1), (2, 2), (1, 3))),
-        writer.checkpoint("COL-rcpt-2026a", _sign, "t")]
+        writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
     roles: dict[str, Any] = {"p.decisions": "decisions", "p.receipts.COL": "receipts"}
     reports = asyncio.run(verify_topics(None, roles, _verify, {"p.receipts.COL": "COL"}))  # type: ignore[arg-type]
     found = [(f.offset, f.problem) for f in reports[-1].findings]

@@ -23,6 +23,7 @@ from broker.partner import ReceiptSigner, Subscriber, receipt_signer
 from puente.errors import KeyMaterialError
 from puente.wire import Record
 
+SIGNED_AT = "2026-11-01T00:00:00Z"  # a checkpoint's time: in UTC, as subscribers write it (audit verify checks it)
 KEY = b"k" * 32
 NEW, OLD = "COL-rcpt-2026b", "COL-rcpt-2026a"
 TOPIC = "t.receipts.COL"
@@ -48,7 +49,7 @@ def _checkpoints(*signers: str) -> list[Record]:
     out = []
     for offset, signer in enumerate(signers):
         writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:{offset}", "status": "RECEIVED"})
-        out.append(Record(TOPIC, 0, offset, b"COL", writer.checkpoint(signer, _sign, "t"), (), 0))
+        out.append(Record(TOPIC, 0, offset, b"COL", writer.checkpoint(signer, _sign, SIGNED_AT), (), 0))
     return out
 
 

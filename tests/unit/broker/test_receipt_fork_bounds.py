@@ -28,6 +28,7 @@ from tests.unit.broker.test_audit_index import (
 )
 from tests.unit.broker.test_receipt_forks import NEW, _receipt, _sign, _verify
 
+SIGNED_AT = "2026-11-01T00:00:00Z"  # a checkpoint's time: in UTC, as subscribers write it (audit verify checks it)
 AT = iso_utc(T0 + timedelta(minutes=5))
 
 
@@ -76,7 +77,7 @@ def test_one_forged_record_is_not_vouched_once_the_partition_budget_is_spent() -
     values.append(_receipt(g, "SNM:genuine"))
     f = ChainWriter("access", 0, ChainHead.after(json.loads(values[-1])), checkpoint_every=1 << 62, chain="COL")
     values.append(_receipt(f, "SNM:forged"))
-    values.append(g.checkpoint(NEW, _sign, "t"))
+    values.append(g.checkpoint(NEW, _sign, SIGNED_AT))
     walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True, tracked=(20_000, 10))
     held: Unvouched[int] = Unvouched()
     vouched, findings = [], []

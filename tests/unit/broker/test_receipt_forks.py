@@ -10,6 +10,7 @@ from broker.audit import ChainHead, ChainWriter, verify_partition
 from broker.audit.receipts import Unvouched
 from broker.audit.verify import ChainState, PartitionWalk
 
+SIGNED_AT = "2026-11-01T00:00:00Z"  # a checkpoint's time: in UTC, as subscribers write it (audit verify checks it)
 KEY = b"k" * 32
 OLD, NEW = "COL-rcpt-2026a", "COL-rcpt-2026b"
 
@@ -42,7 +43,7 @@ def _walk(values: list[bytes], **kw: object) -> tuple[PartitionWalk, list[tuple[
 def _genuine_and_forger() -> tuple[ChainWriter, ChainWriter, list[bytes]]:
     """COL's chain up to a checkpoint, and a forger holding COL's Kafka login (not its key) continuing it."""
     writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
-    values = [_receipt(writer, "SNM:0"), writer.checkpoint(NEW, _sign, "t")]
+    values = [_receipt(writer, "SNM:0"), writer.checkpoint(NEW, _sign, SIGNED_AT)]
     forger = ChainWriter("access", 0, ChainHead.after(json.loads(values[-1])), checkpoint_every=1 << 62, chain="COL")
     return writer, forger, values
 
@@ -52,7 +53,7 @@ def test_a_forged_record_at_the_next_seq_does_not_push_the_signed_path_out() -> 
     COL's own receipts, on its checkpoint's path, are sound and only the forged one is pruned."""
     writer, forger, values = _genuine_and_forger()
     values += [_receipt(forger, "SNM:forged"), _receipt(writer, "SNM:1"), _receipt(writer, "SNM:2"),
-               writer.checkpoint(NEW, _sign, "t")]
+               writer.checkpoint(NEW, _sign, SIGNED_AT)]
     _, found, pruned = _walk(values)
     assert found == [(2, "chain COL fork at seq 2: 1 record(s) from offset 2 on hold places in the chain that other "
                          "records hold, and the signed record at offset 5 (seq 4) vouches for the other branch: no "
@@ -66,7 +67,7 @@ def test_a_forged_branch_written_after_the_genuine_record_is_pruned_and_cuts_not
     keeps COL's receipts; the forged branch alone is reported and pruned."""
     writer, forger, values = _genuine_and_forger()
     values += [_receipt(writer, "SNM:1"), _receipt(forger, "SNM:forged"), _receipt(forger, "SNM:forged2"),
-               _receipt(writer, "SNM:2"), writer.checkpoint(NEW, _sign, "t")]
+               _receipt(writer, "SNM:2"), writer.checkpoint(NEW, _sign, SIGNED_AT)]
     walk, found, pruned = _walk(values)
     assert [(at, problem.split(":")[0]) for at, problem in found] == [(3, "chain COL fork at seq 2")]
     assert "2 record(s) from offset 3" in found[0][1] and pruned == {"COL": [3, 4]}
@@ -77,7 +78,7 @@ def test_a_reader_that_holds_a_chain_as_one_lot_takes_none_of_a_fork() -> None:
     """Without ``prunes`` (a reader holding a chain's waiting records as one lot) a settled fork cuts the chain at
     the signed record, with the fork as its finding: the forged receipt is never vouched for."""
     writer, forger, values = _genuine_and_forger()
-    values += [_receipt(forger, "SNM:forged"), _receipt(writer, "SNM:1"), writer.checkpoint(NEW, _sign, "t")]
+    values += [_receipt(forger, "SNM:forged"), _receipt(writer, "SNM:1"), writer.checkpoint(NEW, _sign, SIGNED_AT)]
     walk = PartitionWalk("access", 0, _verify, "receipts", "COL")
     results = [(walk.feed(offset, value)[1], list(walk.cut)) for offset, value in enumerate(values)]
     last_found, last_cut = results[-1]
@@ -93,7 +94,7 @@ def test_a_flood_of_forks_stays_within_the_bounds_tracked_and_is_never_vouched()
     for i in range(20):  # twenty siblings of SNM:1, each at seq 2
         values.append(ChainWriter("access", 0, ChainHead(anchor.seq, anchor.prev), chain="COL").append(
             "RECEIPT", {"partner": "COL", "alert_id": f"SNM:f{i}", "status": "RECEIVED"}))
-    values.append(writer.checkpoint(NEW, _sign, "t"))
+    values.append(writer.checkpoint(NEW, _sign, SIGNED_AT))
     walk, found, pruned = _walk(values, tracked=(5, 8))
     untracked = [at for at, problem in found if "than are tracked" in problem]
     assert len(untracked) == 16 and len(pruned["COL"]) == 4  # four siblings tracked (with SNM:1), then refused
@@ -114,11 +115,11 @@ def test_a_retired_receipt_key_vouches_for_no_chain_a_new_one_included() -> None
     """Once COL's newer key has signed one chain, its retired key signing another chain (one it never signed
     before) is reported and vouches for nothing; an index continuing from saved states finds the same."""
     main = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
-    values = [_receipt(main, "SNM:0"), main.checkpoint(OLD, _sign, "t"),
-              _receipt(main, "SNM:1"), main.checkpoint(NEW, _sign, "t")]
+    values = [_receipt(main, "SNM:0"), main.checkpoint(OLD, _sign, SIGNED_AT),
+              _receipt(main, "SNM:1"), main.checkpoint(NEW, _sign, SIGNED_AT)]
     fresh = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL/x")
     late = [fresh.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:x", "status": "RECEIVED"}),
-            fresh.checkpoint(OLD, _sign, "t")]
+            fresh.checkpoint(OLD, _sign, SIGNED_AT)]
     report = verify_partition("access", 0, enumerate([*values, *late]), _verify, "receipts", "COL")
     problems = [f.problem for f in report.findings]
     assert any("COL/x checkpoint seq 1 is signed by COL-rcpt-2026a, a key COL had moved on from "
@@ -140,10 +141,10 @@ def test_an_older_receipt_key_col_never_used_here_vouches_for_no_chain() -> None
     """COL's chains signed by its 2026b key only: a chain signed later by its 2026a key, which no record in the
     partition was signed with (those expired, or it leaked unused), is reported by the generation order."""
     main = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
-    values = [_receipt(main, "SNM:0"), main.checkpoint(NEW, _sign, "t")]
+    values = [_receipt(main, "SNM:0"), main.checkpoint(NEW, _sign, SIGNED_AT)]
     fresh = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL/x")
     late = [fresh.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:x", "status": "RECEIVED"}),
-            fresh.checkpoint(OLD, _sign, "t")]
+            fresh.checkpoint(OLD, _sign, SIGNED_AT)]
     report = verify_partition("access", 0, enumerate([*values, *late]), _verify, "receipts", "COL")
     assert any(f.offset == 3 and "COL/x checkpoint seq 1 is signed by COL-rcpt-2026a, a key COL had moved on from "
                "(COL-rcpt-2026b, of a newer generation, signed before it in this partition)" in f.problem
@@ -155,7 +156,7 @@ def test_a_rotation_across_chains_is_no_finding() -> None:
     """COL rotating forward (old, then new, in any of its chains) is sound."""
     main = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
     other = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL/x")
-    values = [_receipt(main, "SNM:0"), main.checkpoint(OLD, _sign, "t"),
+    values = [_receipt(main, "SNM:0"), main.checkpoint(OLD, _sign, SIGNED_AT),
               other.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:1", "status": "RECEIVED"}),
-              other.checkpoint(NEW, _sign, "t"), _receipt(main, "SNM:2"), main.checkpoint(NEW, _sign, "t")]
+              other.checkpoint(NEW, _sign, SIGNED_AT), _receipt(main, "SNM:2"), main.checkpoint(NEW, _sign, SIGNED_AT)]
     assert verify_partition("access", 0, enumerate(values), _verify, "receipts", "COL").ok

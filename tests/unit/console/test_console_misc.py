@@ -88,9 +88,9 @@ def test_users_add_list_passwd_remove(tmp_path: Path, capsys: pytest.CaptureFixt
 
 @pytest.mark.parametrize("value", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", 10**20, -(10**20)])
 def test_a_time_out_of_range_is_shown_as_written_and_never_indexed(value: object) -> None:
-    """Times come from records partners sign: one datetime cannot convert is shown cut short, not a failed page,
-    and the index orders no row by it."""
-    assert when(value) == str(value)[:40]
+    """Times come from records partners sign: one datetime cannot convert is shown cut short and said unreadable,
+    not a failed page, and the index orders no row by it."""
+    assert when(value) == f"not a readable time: '{str(value)[:40]}'"
     assert at_ms(value if isinstance(value, str) else str(value)) is None
     assert when("2026-01-01T00:00:00Z") == "2026-01-01 00:00:00 UTC" and at_ms("2026-01-01T00:00:00Z") == 1767225600000
 

@@ -41,6 +41,11 @@ class HostileIndex(FakeIndex):
             return None
         return [*events, _receipt("RECEIVED", HOSTILE), *(_receipt(s) for s in self.statuses)]
 
+    def integrity(self, scope: Scope) -> dict[str, Any]:
+        found = super().integrity(scope)
+        found["chains"] = [{**c, "last_checkpoint_at": "\u202eZ00:00:21T10-30-6202\x1b[2J"} for c in found["chains"]]
+        return found
+
     def queries_page(self, scope: Scope, page: int = 1, per_page: int = 200) -> Page:
         rows = [{"auditor": "sam", "scope": "USA", "page": "search", "params": {"alert": "\u202e1:ANS\x1b[8m"},
                  "results": 0, "at": "2026-11-01T11:00:00Z"}]
@@ -74,6 +79,15 @@ def test_a_query_typed_with_a_bidi_override_is_escaped_on_the_queries_page(accou
     page = _client(accounts, HostileIndex()).get("/queries")
     assert page.status_code == 200 and not any(c in page.text for c in UNPRINTABLE)
     assert "alert=\\u202e1:ANS\\x1b[8m" in page.text
+
+
+@pytest.mark.parametrize("who", ["ana", "sam"])
+def test_a_checkpoint_time_that_is_no_time_is_escaped_and_said_unreadable(accounts: ConsoleAccounts,
+                                                                          who: str) -> None:
+    """A partner's checkpoint time reading as a time once reversed by U+202E is shown escaped, as no time."""
+    page = _client(accounts, HostileIndex(), who).get("/integrity")
+    assert page.status_code == 200 and not any(c in page.text for c in UNPRINTABLE)
+    assert "not a readable time: &#39;\\u202eZ00:00:21T10-30-6202\\x1b[2J&#39; (seq 3)" in page.text
 
 
 def test_a_receipt_status_no_subscriber_writes_is_shown_as_unknown(accounts: ConsoleAccounts) -> None:
