@@ -54,6 +54,13 @@ MAX_FEED_RECORD = 900_000
 # producer's 1 MiB request limit, so no ingress record can make its dead letter unsendable.
 MAX_DEAD_LETTER = 900_000
 MAX_DEAD_LETTER_KEY = 1_024
+ORIGIN_PROVEN = frozenset({"stale", "not-avro", "unknown-schema", "corrupt", "schema-violation", "undecodable",
+                           "invalid", "agency-mismatch", "originator", "key-mismatch", "misrouted", "replay",
+                           "forgotten", "recalled"})
+"""The dead-letter reasons given only once a record proved its origin (``Pipeline._admit``: its MAC verified for
+the agency whose ingress topic it is on, over its key). A DEAD_LETTER entry of any other reason (``origin``, one
+refused before the check, ``internal``, one this broker does not know) has an ``alert_id`` that is only the record's
+key, which whoever could write to the topic chose: ``dead_letter_source`` says so wherever it is shown."""
 # How much sooner than the lifecycle topic's retention a state is taken for possibly forgotten: clocks
 # (the workers', Kafka's) and the event's allowed skew differ by less than this.
 _FORGET_MARGIN = timedelta(days=1)
@@ -455,6 +462,7 @@ class Pipeline:
             raise _Reject("origin", str(exc)) from exc
         if proven != agency:
             raise _Reject("origin", f"record proves agency {proven} but arrived on {agency}'s ingress topic")
+        # Its origin is proven from here on: every reason below is in ORIGIN_PROVEN, and none above is.
         if record.append_time is False:
             # Stamped by its producer: checked on every record, since the topic's setting may have been changed
             # while the broker ran, and records appended meanwhile keep the times their producers chose.
@@ -893,6 +901,20 @@ _LATEST_MARKING = timedelta(days=100 * 365)  # the furthest a review or expiry d
 _MARKING_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_MARKING_ENTRIES = 64
 _MARKING_LISTS = ("releasable_to", "caveats", "originator_consent")
+
+
+def dead_letter_source(entry: Mapping[str, Any]) -> str:
+    """Where a DEAD_LETTER entry's record came from, as auditors are to read it before its detail: its ingress
+    place (``from t.ingress.PN:0:5``), led, when its origin was not proven (``ORIGIN_PROVEN``), by its alert id
+    marked as the record's unproven key (``key SNM:1 (unproven), from ...``); "" when the entry names neither.
+
+    Its ``alert_id`` is the record's key whatever the reason; unproven, it may name another agency's alert, and a
+    row listed under that alert must not read as a record of that agency's."""
+    ingress, key = entry.get("ingress"), entry.get("alert_id")
+    where = f"from {ingress}" if ingress not in (None, "") else ""
+    if entry.get("reason") in ORIGIN_PROVEN or key in (None, ""):
+        return where
+    return f"key {key} (unproven)" + (f", {where}" if where else "")
 
 
 def _escaped(text: str) -> str:

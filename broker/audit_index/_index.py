@@ -43,6 +43,7 @@ from broker.audit_index._scope import (
     scoped,
 )
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, connect, iso_ms, translated
+from broker.pipeline import dead_letter_source
 from puente.wire import iso_utc
 
 if TYPE_CHECKING:
@@ -725,8 +726,10 @@ class AuditIndex:
     def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None:
         """One alert's life as ``scope`` may see it, oldest first: published (and updated or recalled)
         per version, decided for each partner (DELIVERED, WITHHELD, RECALLED notice, or DECIDED when
-        nothing went out), receipted, dead-lettered. None when the scope sees nothing of it: a scoped
-        auditor cannot tell an alert about another partner from one that does not exist."""
+        nothing went out), receipted, dead-lettered (national scope only; its detail led by where the record came
+        from, and its id marked the record's unproven key when its origin was not proven: ``dead_letter_source``).
+        None when the scope sees nothing of it: a scoped auditor cannot tell an alert about another partner from one
+        that does not exist."""
         # +partner: the alert's own index, not the partner's whole history (see _where).
         who, args = ((" AND +partner = ?", [alert_id, scope.partner]) if scope.partner is not None
                      else ("", [alert_id]))
@@ -735,7 +738,8 @@ class AuditIndex:
         receipts = self._all(f"SELECT partner, version, status, at, at_ms, detail, feed FROM receipts "
                              f"WHERE alert_id = ?{who} ORDER BY at_ms, id", args)
         dead = [] if not scope.national else self._all(
-            "SELECT reason, detail, source, ingress_ms, at, at_ms FROM dead_letters WHERE alert_id = ? ORDER BY id",
+            "SELECT reason, detail, source, ingress, ingress_ms, at, at_ms FROM dead_letters WHERE alert_id = ? "
+            "ORDER BY id",
             [alert_id])
         if not (decisions or receipts or dead):
             return None
@@ -765,9 +769,11 @@ class AuditIndex:
                   redacted=d["redacted"], detail=None if went else "the feed record was not sent")
         for partner, version, status, at, ms, detail, feed in receipts:
             event(ms, 2, "RECEIPT", at=at, partner=partner, version=version, status=status, detail=detail or feed)
-        for reason, detail, source, ingress_ms, at, ms in dead:
+        for reason, detail, source, ingress, ingress_ms, at, ms in dead:
+            # Listed under the alert id it names, which is only its record's key: where it came from is said first.
+            came = dead_letter_source({"alert_id": alert_id, "reason": reason, "ingress": ingress or source})
             event(ms if ms is not None else ingress_ms, 1, "DEAD_LETTER", at=at, status=reason,
-                  detail=f"{detail} (from {source})" if source else detail)
+                  detail=f"{came}: {detail or ''}" if came else detail)
         return [scoped(scope, e) for _, _, e in sorted(events, key=lambda t: (t[0], t[1]))]
 
     def why(self, scope: Scope, alert_id: str, partner: str, field: str,

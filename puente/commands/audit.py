@@ -35,6 +35,7 @@ from broker.auditor import (
 )
 from broker.crypto import BROKER_OWNER, KeyKind, sign_checkpoint
 from broker.keystore import Keystore, auditor_path
+from broker.pipeline import dead_letter_source
 from broker.spill import TimeSorted
 from broker.topology import TopicNames
 from policies import load_policy_set
@@ -419,4 +420,7 @@ def _why(d: dict[str, Any]) -> str:
         return f"{d.get('auditor')} ({d.get('scope')}) looked at {d.get('page')} {d.get('params')}: {d.get('results')}"
     if d.get("kind") == "DENIAL":
         return f"{d.get('principal')} refused {d.get('operation')} on {d.get('resource')} ({d.get('request')})"
+    if d.get("kind") == "DEAD_LETTER":  # its alert id is only the record's key: where it came from comes first
+        source = dead_letter_source(d)
+        return f"{source}: {d.get('detail') or ''}" if source else str(d.get("detail") or "")
     return str(d.get("detail") or d.get("feed") or "")
