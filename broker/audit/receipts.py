@@ -15,7 +15,8 @@ to it (``match_receipt``):
   alert) at a place, any other receipt of that partner naming the place must name the same, and a
   delivery is at one place only.
 
-A receipt that fails either is a finding, never a row, and acknowledges nothing. Only a receipt of
+A receipt that fails either, or states a status no subscriber writes (``known_status``), is a finding,
+never a row, and acknowledges nothing. Only a receipt of
 a record the partner opened acknowledges the delivery it is bound to (``ReceiptMatch.key``): a
 REJECTED receipt says the partner holds nothing it could read, so its delivery stays unreceipted
 until a receipt of the same place opens it. Matching by version alone let one receipt stand for
@@ -288,6 +289,10 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook) -> ReceiptMatch | str:
     numbered = type(version) is int
     what = f"receipt for alert {shown(alert)}" + (f" version {shown(version)}" if numbered else "")
     never = f"which the audited decisions never delivered to {plain(owner)}"
+    if not known_status(status):
+        # An allow-list: a status that only looks like RECEIVED (another script's letters, a bidi override) would
+        # otherwise acknowledge the delivery as any status but REJECTED did.
+        return f"{what} states a status no subscriber writes ({shown(status, 40)}): it acknowledges nothing"
     sent = book.sent(owner, alert) if isinstance(alert, str) else []
     if not isinstance(alert, str) or not sent:
         return f"{what}, {never}"

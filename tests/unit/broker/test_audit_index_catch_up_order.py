@@ -41,14 +41,14 @@ def _receipts() -> list[bytes]:
     out = []
     for writer, alert, place, status in (
             (main, "SNM:A", 5, "RECEIVED"), (side, "SNM:D", 9, "RECEIVED"), (main, "SNM:B", 5, "RECEIVED"),
-            (main, "SNM:B", 6, "RECEIVED"), (side, "SNM:C", 7, "REJECTED"), (main, "SNM:C", 7, "RECEIVED"),
+            (main, "SNM:B", 6, "RECEIVED"), (side, "SNM:C", 7, "REJECTED: KeyError"), (main, "SNM:C", 7, "RECEIVED"),
             (side, "SNM:A", 8, "DUPLICATE"), (side, None, 0, ""), (main, "SNM:A", 9, "RECEIVED"), (main, None, 0, "")):
         if alert is None:
             out.append(writer.checkpoint("COL-rcpt-2026a", _signer("COL-rcpt-2026a"), iso_utc(T0)))
             continue
         body: dict[str, Any] = {"partner": "COL", "alert_id": alert, "status": status, "feed": f"t.feed.COL:0:{place}",
                                 "at": at}
-        if status != "REJECTED":
+        if not status.startswith("REJECTED"):
             body["version"] = 1
         out.append(writer.append("RECEIPT", body))
     return out

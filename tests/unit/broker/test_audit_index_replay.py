@@ -197,7 +197,7 @@ def _held_at_their_turn(tmp_path: Path, named: str, rows: int, held: int) -> int
     naming no version, so binding no delivery), or of X's delivery at place 1 while each names another place."""
     writer = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL")
     if named == "unnumbered":
-        receipts = [writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:A", "status": "REJECTED",
+        receipts = [writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:A", "status": "REJECTED: KeyError",
                                               "feed": "t.feed.COL:0:0", "at": AT}) for _ in range(rows)]
     else:
         alert, place = ("SNM:A", 0) if named == "place" else ("SNM:X", 1)

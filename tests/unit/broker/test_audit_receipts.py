@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,7 +85,21 @@ def test_a_rejected_receipt_acknowledges_nothing_until_the_record_opens() -> Non
     opened = book.take(_receipt(1, 0))
     assert isinstance(opened, ReceiptMatch) and opened.key == 0
     book.rows.append((3, "Y", "COL", "t.feed.COL", 1, T0))
-    assert "one feed record holds one delivery" in str(book.take(_receipt(None, 0, status="REJECTED", alert="Y")))
+    again = book.take(_receipt(None, 0, status="REJECTED: KeyError", alert="Y"))
+    assert "one feed record holds one delivery" in str(again)
+
+
+@pytest.mark.parametrize("status", ["\u202eDEVIECER", "RECЕIVED", "received", "OK", "REJECTED", "", None, 1,
+                                    "REJECTED: x; y"])
+def test_a_receipt_stating_a_status_no_subscriber_writes_acknowledges_nothing(status: object) -> None:
+    """Statuses are an allow-list (``known_status``): one that only looks like RECEIVED (a bidi override, a Cyrillic
+    letter), another spelling, or none at all is a finding, binds no place and acknowledges no delivery; the same
+    receipt saying RECEIVED then acknowledges it."""
+    book = _three()
+    problem = book.take(_receipt(1, 0, status=status))  # type: ignore[arg-type]
+    assert isinstance(problem, str) and "a status no subscriber writes" in problem and "acknowledges nothing" in problem
+    assert "\u202e" not in problem and not book.places
+    assert isinstance(found := book.take(_receipt(1, 0)), ReceiptMatch) and found.key == 0
 
 
 def test_a_receipt_naming_a_version_never_sent_is_refused() -> None:
