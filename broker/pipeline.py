@@ -446,6 +446,13 @@ class Pipeline:
         agency = self.slots.agency_of(record.topic)
         if agency is None:
             raise _Reject("unknown-topic", "record on a topic that is not an ingress topic")
+        if record.unreadable is not None:
+            # A batch Kafka took but its client cannot read (``broker.kafka.unreadable``): refused here, so its
+            # offsets end recorded and the slot reads on, rather than every fetch of the partition failing on it.
+            raise _Reject("unreadable", f"the broker's Kafka client cannot read this record batch "
+                                        f"({record.unreadable}): a producer other than Kafka's clients or Puente's "
+                                        "wrote it (a header key that is not UTF-8, a compressed batch that does not "
+                                        "inflate); none of its alerts was decided: have the agency publish them again")
         if not record.value:
             # A tombstone (no value) or an empty record: nothing to check, decode or decide. Said as what it is,
             # before the origin check, which would take its missing bytes for a fault of Puente's own.

@@ -63,6 +63,9 @@ class Record(NamedTuple):
     append_time: bool | None = None
     """Whether ``timestamp_ms`` is Kafka's append time (LogAppendTime), not its producer's; None for a record
     not read from Kafka (``broker.kafka.io.record`` always says)."""
+    unreadable: str | None = None
+    """For a record standing for a fetched batch the Kafka client could not read (``broker.kafka.unreadable``):
+    what failed and the batch's offsets; its key, value and headers are none of the batch's."""
 
     @property
     def appended_ms(self) -> int | None:

@@ -29,6 +29,7 @@ from aiokafka.producer import sender as _aiokafka_sender
 
 from broker.kafka.admin import Admin
 from broker.kafka.connection import KafkaConnection
+from broker.kafka.unreadable import guard_fetches
 from puente.errors import (
     ConfigError,
     KafkaAccessError,
@@ -146,7 +147,9 @@ def producer(conn: KafkaConnection, name: str, **options: Any) -> AIOKafkaProduc
 
 
 def consumer(conn: KafkaConnection, name: str, *topics: str, **options: Any) -> AIOKafkaConsumer:
-    """An (unstarted) consumer for ``conn``; ``options`` are aiokafka's consumer settings."""
+    """An (unstarted) consumer for ``conn``; ``options`` are aiokafka's consumer settings. A fetched batch it
+    cannot read comes out as one record saying so (``Record.unreadable``), never as an error (``guard_fetches``)."""
+    guard_fetches()
     return AIOKafkaConsumer(*topics, **conn.aiokafka(), client_id=_client_id(conn, name), **options)
 
 

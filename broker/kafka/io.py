@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from broker.kafka.clients import reader, running
 from broker.kafka.connection import KafkaConnection
+from broker.kafka.unreadable import UNREADABLE
 from puente.errors import PuenteError
 from puente.wire import Record
 
@@ -19,9 +20,12 @@ LOG_APPEND_TIME = 1  # a record batch's timestamp type: 0 the producer's time (C
 
 
 def record(msg: Any) -> Record:
-    """An aiokafka ConsumerRecord as Puente's ``Record``."""
-    return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"", tuple(msg.headers or ()),
-                  msg.timestamp, msg.timestamp_type == LOG_APPEND_TIME)
+    """An aiokafka ConsumerRecord as Puente's ``Record``; one standing for a batch the client could not read
+    (``broker.kafka.unreadable``) says what failed in ``Record.unreadable``."""
+    headers = tuple(msg.headers or ())
+    unreadable = headers[0][1].decode() if headers and headers[0][0] is UNREADABLE else None
+    return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"", headers,
+                  msg.timestamp, msg.timestamp_type == LOG_APPEND_TIME, unreadable)
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:

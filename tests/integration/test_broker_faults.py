@@ -17,6 +17,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.errors import KafkaError
+from aiokafka.producer import message_accumulator
+from aiokafka.producer import producer as aiokafka_producer
+from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 from puente_testing import (
     Env,
     Workers,
@@ -125,6 +128,50 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(env: Env
     assert decided == {good["alert_id"], d["alert_id"]}  # the replay's first copy and the good alert
     for partner in env.policy.partners:
         assert set(ids(await open_feed(env, partner))) <= decided
+
+
+class _RawKey(str):
+    """A header key as a producer other than Kafka's clients may write it: bytes that are not UTF-8."""
+
+    def encode(self, *_: Any, **__: Any) -> bytes:  # type: ignore[override]
+        return b"\xff\xfe"
+
+
+async def test_a_batch_the_kafka_client_cannot_read_is_dead_lettered_and_the_slot_reads_on(env: Env) -> None:
+    """An agency's login writes, with a producer of its own, a record whose header key is not UTF-8: Kafka takes it,
+    and aiokafka cannot read its batch (every fetch of the partition raised, and the workers stopped for every
+    agency). The broker dead-letters the batch as ``unreadable``, naming its offsets and nothing of it, decides the
+    alerts before and after it in that partition, and `audit verify` finds nothing wrong."""
+    before, after = _alerts("SENAN", 2, seed=11)
+    mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
+    topic = env.names.ingress("SENAN")
+    async with IngressPublisher(env.login("agency-SENAN"), "SENAN", mac.key_id, mac, env.names) as pub:
+        await pub.send_raw(*pub.frame(before))
+        key, value, headers = pub.frame(after)
+    with pytest.MonkeyPatch.context() as patch:  # aiokafka's pure-Python batch writer writes what encode() gives
+        patch.setattr(message_accumulator, "DefaultRecordBatchBuilder", _DefaultRecordBatchBuilderPy)
+        patch.setattr(aiokafka_producer, "DefaultRecordBatchBuilder", _DefaultRecordBatchBuilderPy)
+        raw = AIOKafkaProducer(**env.login("agency-SENAN").aiokafka())
+        await raw.start()
+        try:
+            sent = await raw.send_and_wait(topic, value, key=key, headers=[*headers, (_RawKey("XX"), b"v")])
+        finally:
+            await raw.stop()
+    async with IngressPublisher(env.login("agency-SENAN"), "SENAN", mac.key_id, mac, env.names) as pub:
+        await pub.send_raw(key, value, headers)  # the same alert again, as Kafka's clients write it
+
+    await run_broker(env)
+    dead = await read_topic(env.conn, env.names.deadletter)
+    assert [(r.header("puente-dlq-reason"), r.value) for r in dead] == [(b"unreadable", b"")]
+    docs = await audit_docs(env)
+    letters = [d for d in docs if d["kind"] == "DEAD_LETTER"]
+    assert len(letters) == 1 and letters[0]["reason"] == "unreadable"
+    assert letters[0]["ingress"] == f"{topic}:{sent.partition}:{sent.offset}"
+    assert f"UnicodeDecodeError reading records {sent.offset}-{sent.offset}" in letters[0]["detail"]
+    assert {d["alert_id"] for d in docs if d["kind"] == "DECISION"} == {before["alert_id"], after["alert_id"]}
+    verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                            check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 async def test_a_reordered_agency_list_stops_the_broker_before_any_slot_runs(env: Env) -> None:

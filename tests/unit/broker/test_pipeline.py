@@ -95,6 +95,21 @@ def _record(published_ms: int, appended_ms: int = NOW_MS) -> tuple[Record, dict[
     return Record("t.ingress.SNM", key_partition(key, 3), 7, key, value, headers, appended_ms), alert
 
 
+def test_a_batch_the_kafka_client_could_not_read_is_dead_lettered_before_anything_reads_it() -> None:
+    """The record standing for an unreadable batch (``broker.kafka.unreadable``) is refused as ``unreadable``, naming
+    what failed and its offsets, before its origin is checked: it ends recorded, and the slot reads on past it."""
+    good, _ = _record(NOW_MS)
+    checked: list[str] = []
+    pipe = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()})
+    pipe.origin = lambda *args: checked.append("origin") or ("SNM", NOW_MS)  # type: ignore[method-assign,assignment]
+    bad = good._replace(key=None, value=b"", headers=(), unreadable="UnicodeDecodeError reading records 5-7")
+    out = pipe.process(bad, set(), NOW)
+    assert out.dead_reason == "unreadable" and not out.feeds and checked == []
+    assert out.entry["kind"] == "DEAD_LETTER" and out.entry["ingress"] == f"t.ingress.SNM:{good.partition}:7"
+    detail = out.entry["detail"]
+    assert "UnicodeDecodeError reading records 5-7" in detail and "publish them again" in detail
+
+
 def test_the_text_scan_is_built_with_the_pipeline_not_in_its_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     """The scan for characters drawn as nothing takes some 60 ms to build: a worker builds it as its pipeline is
     made, so no batch (and no alert's latency) pays for it."""

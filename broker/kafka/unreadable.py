@@ -1,0 +1,101 @@
+"""A fetched record batch the client cannot read, handed out as one record saying so: never an error out of a fetch.
+
+aiokafka reads a batch's records (inflating a compressed batch, reading each header key as UTF-8) while it hands them
+out of ``getmany``, and an error there leaves the consumer's position where it was, and loses whatever that call
+had drained of other partitions: the next fetch meets the same batch again. Kafka takes what aiokafka cannot read:
+its own side reads header keys leniently, and a client other than Kafka's or Puente's (kcat, a hand-made producer)
+writes whatever bytes it likes. So one agency's login could stop the broker's workers, every agency's alerts with
+them (they restarted onto the same batch until they gave up), and one partner's login, through its receipts topic,
+the auditors' index.
+
+``guard_fetches`` gives aiokafka's per-partition reader (``PartitionRecords``) its batches through ``_Batches``: each
+data batch is read whole before its first record is handed out, and one that cannot be read becomes a single record
+at the batch's last offset, with no key and no value, whose one header is (``UNREADABLE``, what failed and the
+batch's offsets). ``UNREADABLE`` is matched by identity (``is``), never by its text: a header key a producer wrote
+is another object whatever it spells. ``broker.kafka.io.record`` reads it as ``Record.unreadable``, and what reads
+records refuses such a record with a reason (the broker: a dead letter, ``unreadable``; an audit reader: a record
+that is not a block), so the batch ends recorded, never skipped in silence, and the position moves past it.
+
+Control batches (transaction markers, which Kafka writes itself) pass untouched: aiokafka reads their marker on its
+own. A batch whose checksum fails is still aiokafka's CorruptRecordException (Kafka checks every batch's checksum
+when it is produced, so only a damaged disk gives one). What this does not bound is memory: a compressed batch that
+inflates to more than the process can hold is read whole before anything can refuse it (see the README).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.consumer import fetcher as _fetcher
+
+# The header key of the record standing for a batch that could not be read. Built at run time so that it is an
+# object of its own: no header key read from a batch is this object (``is``), whatever its text.
+UNREADABLE: str = "".join(["puente", ":unreadable-batch"])
+
+
+class _UnreadableRecord:
+    """What aiokafka's reader turns into a ConsumerRecord for a batch that could not be read: its last offset, its
+    newest time, no key, no value, one header naming the failure (never a byte of the batch)."""
+
+    __slots__ = ("headers", "offset", "timestamp", "timestamp_type")
+    key = None
+    value = None
+    checksum = None
+
+    def __init__(self, batch: Any, error: BaseException) -> None:
+        first, after = batch.base_offset, batch.next_offset
+        self.offset = after - 1
+        self.timestamp = getattr(batch, "max_timestamp", -1)
+        self.timestamp_type = getattr(batch, "timestamp_type", 0)
+        what = f"{type(error).__name__} reading records {first}-{after - 1}"
+        self.headers = [(UNREADABLE, what.encode())]
+
+
+class _Batch:
+    """One data batch, read whole when aiokafka first iterates it; anything else asked of it is the batch's."""
+
+    __slots__ = ("_batch",)
+
+    def __init__(self, batch: Any) -> None:
+        self._batch = batch
+
+    def __iter__(self) -> Any:
+        try:
+            records = list(self._batch)
+        except Exception as exc:  # noqa: BLE001 - any failure to read is the batch's, handed on as a record
+            records = [_UnreadableRecord(self._batch, exc)]
+        return iter(records)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)
+
+
+class _Batches:
+    """A fetched partition's batches (aiokafka's MemoryRecords), each data batch as a ``_Batch``."""
+
+    __slots__ = ("_records",)
+
+    def __init__(self, records: Any) -> None:
+        self._records = records
+
+    def has_next(self) -> bool:
+        return bool(self._records.has_next())
+
+    def next_batch(self, *args: Any) -> Any:
+        batch = self._records.next_batch(*args)
+        if batch is None or batch.is_control_batch:
+            return batch
+        return _Batch(batch)
+
+
+class _GuardedPartitionRecords(_fetcher.PartitionRecords):  # type: ignore[misc]
+    """aiokafka's per-partition reader, reading its batches through ``_Batches``."""
+
+    def __init__(self, tp: Any, records: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(tp, _Batches(records), *args, **kwargs)
+
+
+def guard_fetches() -> None:
+    """Have every aiokafka consumer of this process read fetched batches through ``_Batches`` (idempotent): its
+    fetcher makes a ``PartitionRecords`` for each partition's fetched data by that module name."""
+    _fetcher.PartitionRecords = _GuardedPartitionRecords

@@ -1,0 +1,92 @@
+"""A fetched batch the Kafka client cannot read comes out as one record saying so, and the broker dead-letters it.
+
+The batches are real Kafka record batches (aiokafka's own builder, the bytes Kafka stores and serves), read by
+aiokafka's own per-partition reader as a fetch hands them to it; tests/integration/test_broker_faults.py sends
+such a batch through a real Kafka to a running worker.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.consumer import fetcher
+from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.record.util import calc_crc32c
+
+from broker.kafka.io import record
+from broker.kafka.unreadable import UNREADABLE, guard_fetches
+from puente.wire import Record
+
+TP = TopicPartition("t.ingress.SENAN", 0)
+T0 = 1_780_000_000_000
+
+
+class _RawKey(str):
+    """A header key a producer other than Kafka's clients writes: bytes that are not UTF-8."""
+
+    def encode(self, *_: Any, **__: Any) -> bytes:
+        return b"\xff\xfe"
+
+
+def _batch(base: int, records: Sequence[tuple[bytes, list[tuple[str, bytes]]]], compression: int = 0) -> bytes:
+    builder = _DefaultRecordBatchBuilderPy(magic=2, compression_type=compression, is_transactional=0,
+                                           producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+    for delta, (value, headers) in enumerate(records):
+        builder.append(delta, T0 + delta, b"key", value, headers)
+    raw = bytearray(builder.build())
+    raw[0:8] = struct.pack(">q", base)  # the base offset Kafka assigns (outside the checksum)
+    return bytes(raw)
+
+
+def _recrc(raw: bytearray) -> bytes:
+    """The batch with its CRC-32C made right again (it covers everything from the attributes on)."""
+    raw[17:21] = struct.pack(">I", calc_crc32c(bytes(raw[21:])))
+    return bytes(raw)
+
+
+def _read(*batches: bytes, fetch_offset: int = 0) -> list[Record]:
+    guard_fetches()
+    reader = fetcher.PartitionRecords(TP, MemoryRecords(b"".join(batches)), [], fetch_offset, None, None, True,
+                                      fetcher.READ_UNCOMMITTED)
+    return [record(msg) for msg in reader]
+
+
+def test_a_header_key_that_is_not_utf8_gives_one_record_for_its_batch_and_the_rest_reads_on() -> None:
+    """aiokafka raised UnicodeDecodeError out of the fetch for such a batch, at the same offset on every fetch; now
+    the batch (both its records: aiokafka reads a batch whole) is one record at its last offset, saying what failed
+    and which offsets, with no key, no value and none of the batch's headers, and the batches after it read on."""
+    got = _read(_batch(0, [(b"first", [("h", b"1")])]),
+                _batch(1, [(b"secret-payload", [(_RawKey("XX"), b"v")]), (b"same-batch", [])]),
+                _batch(3, [(b"after", [])]))
+    assert [(r.offset, r.value, r.unreadable) for r in got] == [
+        (0, b"first", None), (2, b"", "UnicodeDecodeError reading records 1-2"), (3, b"after", None)]
+    bad = got[1]
+    assert bad.key is None and bad.timestamp_ms == T0 + 1 and bad.append_time is False
+    assert b"secret" not in repr(bad).encode()
+
+
+def test_a_compressed_batch_that_does_not_inflate_gives_one_record() -> None:
+    """A gzip batch whose checksum is right but whose compressed bytes are not gzip: one record, and the next batch."""
+    raw = bytearray(_batch(5, [(b"x" * 200, []), (b"y" * 200, [])], compression=1))
+    raw[-20:] = b"\x00" * 20  # inside the compressed records
+    got = _read(_recrc(raw), _batch(7, [(b"after", [])]), fetch_offset=5)
+    assert [(r.offset, r.unreadable is not None) for r in got] == [(6, True), (7, False)]
+    assert got[0].unreadable and got[0].unreadable.endswith("reading records 5-6")
+
+
+def test_a_producer_cannot_pass_a_record_off_as_the_unreadable_marker() -> None:
+    """The marker is matched by identity: a record whose header key spells the marker's text is an ordinary record."""
+    got = _read(_batch(0, [(b"v", [(str(UNREADABLE), b"UnicodeDecodeError reading records 0-0")])]))
+    assert [(r.value, r.unreadable) for r in got] == [(b"v", None)]
+
+
+def test_readable_batches_read_as_before() -> None:
+    """Records, headers and offsets as aiokafka gives them without the guard, a fetch offset inside a batch included."""
+    batches = [_batch(0, [(b"a", [("k", b"1")]), (b"b", [])]), _batch(2, [(b"c", [("k", b"2"), ("k", b"3")])])]
+    got = _read(*batches, fetch_offset=1)
+    assert [(r.offset, r.value, r.headers) for r in got] == [(1, b"b", ()), (2, b"c", (("k", b"2"), ("k", b"3")))]
+
