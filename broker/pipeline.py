@@ -449,10 +449,11 @@ class Pipeline:
         if record.unreadable is not None:
             # A batch Kafka took but its client cannot read (``broker.kafka.unreadable``): refused here, so its
             # offsets end recorded and the slot reads on, rather than every fetch of the partition failing on it.
-            raise _Reject("unreadable", f"the broker's Kafka client cannot read this record batch "
-                                        f"({record.unreadable}): a producer other than Kafka's clients or Puente's "
-                                        "wrote it (a header key that is not UTF-8, a compressed batch that does not "
-                                        "inflate); none of its alerts was decided: have the agency publish them again")
+            raise _Reject("unreadable", f"the broker does not read this record batch ({record.unreadable}): a "
+                                        "producer other than Puente's wrote it (a header key that is not UTF-8, or a "
+                                        "compressed batch: Puente's producers never compress, and no batch is inflated "
+                                        "unbounded); none of its alerts was decided: have the agency publish them "
+                                        "again with Puente's adapters")
         if not record.value:
             # A tombstone (no value) or an empty record: nothing to check, decode or decide. Said as what it is,
             # before the origin check, which would take its missing bytes for a fault of Puente's own.

@@ -95,6 +95,11 @@ INVARIANTS: Mapping[str, str] = {
     # A replica that was out of sync must never lead: it would drop records already acknowledged, a
     # hole in an audit chain or a lost alert.
     "unclean.leader.election.enable": "false",
+    # Each batch kept as its producer wrote it: Kafka then checks a compressed one as it streams, where recompressing
+    # (any other value) would inflate it whole in the node's memory first. Puente's producers never compress, and its
+    # readers refuse a compressed batch unread (``broker.kafka.unreadable``): one Kafka compressed itself would be
+    # refused too.
+    "compression.type": "producer",
 }
 """Topic settings every topic Puente plans carries, whatever its ``TopicSpec.config`` leaves out: the
 cluster's defaults, or an operator's hand, must not decide them (``TopicSpec.owned``)."""

@@ -1,4 +1,5 @@
-"""A fetched record batch the client cannot read, handed out as one record saying so: never an error out of a fetch.
+"""A fetched record batch the client cannot or will not read, handed out as one record saying so: never an error out
+of a fetch, never a batch inflated.
 
 aiokafka reads a batch's records (inflating a compressed batch, reading each header key as UTF-8) while it hands them
 out of ``getmany``, and an error there leaves the consumer's position where it was, and loses whatever that call
@@ -8,18 +9,23 @@ writes whatever bytes it likes. So one agency's login could stop the broker's wo
 them (they restarted onto the same batch until they gave up), and one partner's login, through its receipts topic,
 the auditors' index.
 
-``guard_fetches`` gives aiokafka's per-partition reader (``PartitionRecords``) its batches through ``_Batches``: each
-data batch is read whole before its first record is handed out, and one that cannot be read becomes a single record
-at the batch's last offset, with no key and no value, whose one header is (``UNREADABLE``, what failed and the
-batch's offsets). ``UNREADABLE`` is matched by identity (``is``), never by its text: a header key a producer wrote
-is another object whatever it spells. ``broker.kafka.io.record`` reads it as ``Record.unreadable``, and what reads
-records refuses such a record with a reason (the broker: a dead letter, ``unreadable``; an audit reader: a record
-that is not a block), so the batch ends recorded, never skipped in silence, and the position moves past it.
+Nor does Kafka bound what a compressed batch holds, only its compressed size: a few kilobytes of zstd inflate to
+gigabytes, all in memory before the first record is handed out. Puente's producers never compress, and its topics
+keep each batch as its producer wrote it (``compression.type=producer``, ``broker.topology.INVARIANTS``), so only a
+producer of another's making sends one: a compressed batch is refused whole, never inflated.
+
+``guard_fetches`` gives aiokafka's per-partition reader (``PartitionRecords``) its batches through ``_Batches``:
+each uncompressed data batch is read whole before its first record is handed out, and one that cannot be read, or a
+compressed one, becomes a single record at the batch's last offset, with no key and no value, whose one header is
+(``UNREADABLE``, what it is and the batch's offsets). ``UNREADABLE`` is matched by identity (``is``), never by its
+text: a header key a producer wrote is another object whatever it spells. ``broker.kafka.io.record`` reads it as
+``Record.unreadable``, and what reads records refuses such a record with a reason (the broker: a dead letter,
+``unreadable``; an audit reader: a record that is not a block), so the batch ends recorded, never skipped in
+silence, and the position moves past it.
 
 Control batches (transaction markers, which Kafka writes itself) pass untouched: aiokafka reads their marker on its
 own. A batch whose checksum fails is still aiokafka's CorruptRecordException (Kafka checks every batch's checksum
-when it is produced, so only a damaged disk gives one). What this does not bound is memory: a compressed batch that
-inflates to more than the process can hold is read whole before anything can refuse it (see the README).
+when it is produced, so only a damaged disk gives one).
 """
 
 from __future__ import annotations
@@ -42,13 +48,16 @@ class _UnreadableRecord:
     value = None
     checksum = None
 
-    def __init__(self, batch: Any, error: BaseException) -> None:
+    def __init__(self, batch: Any, what: str) -> None:
         first, after = batch.base_offset, batch.next_offset
         self.offset = after - 1
         self.timestamp = getattr(batch, "max_timestamp", -1)
         self.timestamp_type = getattr(batch, "timestamp_type", 0)
-        what = f"{type(error).__name__} reading records {first}-{after - 1}"
-        self.headers = [(UNREADABLE, what.encode())]
+        self.headers = [(UNREADABLE, f"{what}: records {first}-{after - 1}".encode())]
+
+
+# Kafka's codes for a batch's compression (the low three bits of its attributes).
+CODECS = {1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
 
 class _Batch:
@@ -63,15 +72,32 @@ class _Batch:
         try:
             records = list(self._batch)
         except Exception as exc:  # noqa: BLE001 - any failure to read is the batch's, handed on as a record
-            records = [_UnreadableRecord(self._batch, exc)]
+            records = [_UnreadableRecord(self._batch, f"{type(exc).__name__} reading it")]
         return iter(records)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._batch, name)
 
 
+class _Compressed:
+    """A compressed data batch, handed out as one record saying so without inflating it."""
+
+    __slots__ = ("_batch",)
+
+    def __init__(self, batch: Any) -> None:
+        self._batch = batch
+
+    def __iter__(self) -> Any:
+        codec = CODECS.get(self._batch.compression_type, f"codec {self._batch.compression_type}")
+        return iter([_UnreadableRecord(self._batch, f"a {codec}-compressed batch, not inflated")])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)
+
+
 class _Batches:
-    """A fetched partition's batches (aiokafka's MemoryRecords), each data batch as a ``_Batch``."""
+    """A fetched partition's batches (aiokafka's MemoryRecords), each data batch as a ``_Batch``, or, compressed,
+    a ``_Compressed``."""
 
     __slots__ = ("_records",)
 
@@ -85,7 +111,7 @@ class _Batches:
         batch = self._records.next_batch(*args)
         if batch is None or batch.is_control_batch:
             return batch
-        return _Batch(batch)
+        return _Compressed(batch) if batch.compression_type else _Batch(batch)
 
 
 class _GuardedPartitionRecords(_fetcher.PartitionRecords):  # type: ignore[misc]

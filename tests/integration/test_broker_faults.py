@@ -140,8 +140,9 @@ class _RawKey(str):
 async def test_a_batch_the_kafka_client_cannot_read_is_dead_lettered_and_the_slot_reads_on(env: Env) -> None:
     """An agency's login writes, with a producer of its own, a record whose header key is not UTF-8: Kafka takes it,
     and aiokafka cannot read its batch (every fetch of the partition raised, and the workers stopped for every
-    agency). The broker dead-letters the batch as ``unreadable``, naming its offsets and nothing of it, decides the
-    alerts before and after it in that partition, and `audit verify` finds nothing wrong."""
+    agency); and a gzip-compressed batch, which Puente never inflates (a small one may hold gigabytes). The broker
+    dead-letters each as ``unreadable``, naming its offsets and nothing of it, decides the alerts before and after
+    them in that partition, and `audit verify` finds nothing wrong."""
     before, after = _alerts("SENAN", 2, seed=11)
     mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
     topic = env.names.ingress("SENAN")
@@ -157,17 +158,25 @@ async def test_a_batch_the_kafka_client_cannot_read_is_dead_lettered_and_the_slo
             sent = await raw.send_and_wait(topic, value, key=key, headers=[*headers, (_RawKey("XX"), b"v")])
         finally:
             await raw.stop()
+    zipped = AIOKafkaProducer(**env.login("agency-SENAN").aiokafka(), compression_type="gzip")
+    await zipped.start()
+    try:
+        packed = await zipped.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await zipped.stop()
     async with IngressPublisher(env.login("agency-SENAN"), "SENAN", mac.key_id, mac, env.names) as pub:
         await pub.send_raw(key, value, headers)  # the same alert again, as Kafka's clients write it
 
     await run_broker(env)
     dead = await read_topic(env.conn, env.names.deadletter)
-    assert [(r.header("puente-dlq-reason"), r.value) for r in dead] == [(b"unreadable", b"")]
+    assert [(r.header("puente-dlq-reason"), r.value) for r in dead] == [(b"unreadable", b"")] * 2
     docs = await audit_docs(env)
-    letters = [d for d in docs if d["kind"] == "DEAD_LETTER"]
-    assert len(letters) == 1 and letters[0]["reason"] == "unreadable"
-    assert letters[0]["ingress"] == f"{topic}:{sent.partition}:{sent.offset}"
-    assert f"UnicodeDecodeError reading records {sent.offset}-{sent.offset}" in letters[0]["detail"]
+    letters = sorted((d for d in docs if d["kind"] == "DEAD_LETTER"), key=lambda d: int(d["ingress"].split(":")[-1]))
+    assert [d["reason"] for d in letters] == ["unreadable"] * 2
+    assert [d["ingress"] for d in letters] == [f"{topic}:{sent.partition}:{sent.offset}",
+                                               f"{topic}:{packed.partition}:{packed.offset}"]
+    assert f"UnicodeDecodeError reading it: records {sent.offset}-{sent.offset}" in letters[0]["detail"]
+    assert f"a gzip-compressed batch, not inflated: records {packed.offset}-{packed.offset}" in letters[1]["detail"]
     assert {d["alert_id"] for d in docs if d["kind"] == "DECISION"} == {before["alert_id"], after["alert_id"]}
     verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
                             check=False)

@@ -92,7 +92,7 @@ def test_only_the_reasons_given_after_the_origin_check_count_as_proven() -> None
     assert isinstance(body, ast.FunctionDef)
     checked = next(i for i, stmt in enumerate(body.body) if "proven != agency" in ast.unparse(stmt))
     before, after = _raised(body.body[:checked + 1]), _raised(body.body[checked + 1:])
-    assert before == {"unknown-topic", "empty", "too-large", "origin"}
+    assert before == {"unknown-topic", "unreadable", "empty", "too-large", "origin"}
     assert not before & ORIGIN_PROVEN and after <= ORIGIN_PROVEN and "internal" not in ORIGIN_PROVEN
     codec_reasons = {"not-avro", "unknown-schema", "corrupt", "schema-violation", "undecodable"}
     assert codec_reasons <= ORIGIN_PROVEN  # ``_codec_reason``'s, given once decoding (after the check) fails

@@ -24,7 +24,7 @@ RECEIPTS = TopicSpec("puente.receipts.COL", 1, 3, AUDIT, "receipts", fixed=True)
 # What Kafka describes for a topic made without settings: the cluster's defaults.
 DEFAULTS = {"cleanup.policy": "delete", "retention.bytes": "-1", "unclean.leader.election.enable": "false",
             "min.insync.replicas": "1", "retention.ms": str(7 * DAY_MS), "message.timestamp.type": "CreateTime",
-            "max.message.bytes": "1048588"}
+            "max.message.bytes": "1048588", "compression.type": "producer"}
 
 
 @dataclass
@@ -147,6 +147,7 @@ def test_the_lifecycle_keeps_its_compaction_in_any_order() -> None:
     assert drift(spec, have) == []
     assert drift(spec, {**have, "unclean.leader.election.enable": "true"}) == [
         ("unclean.leader.election.enable", "true", "false")]
+    assert drift(spec, {**have, "compression.type": "zstd"}) == [("compression.type", "zstd", "producer")]
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,7 @@ def test_every_planned_topic_carries_the_invariants_and_ingress_its_append_time(
     for spec in specs:
         owned = spec.owned
         assert owned["unclean.leader.election.enable"] == "false" and owned["retention.bytes"] == "-1"
+        assert owned["compression.type"] == "producer"  # never inflated whole in a node (broker.kafka.unreadable)
         assert owned["min.insync.replicas"] == "2"
         assert owned["cleanup.policy"] == ("compact,delete" if spec.role == "lifecycle" else "delete")
     ingress = next(s for s in specs if s.role == "ingress")

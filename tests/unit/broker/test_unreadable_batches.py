@@ -11,12 +11,14 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.consumer import fetcher
 from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.record.util import calc_crc32c
 
+from broker.kafka import unreadable
 from broker.kafka.io import record
 from broker.kafka.unreadable import UNREADABLE, guard_fetches
 from puente.wire import Record
@@ -34,9 +36,9 @@ class _RawKey(str):
 
 def _batch(base: int, records: Sequence[tuple[bytes, list[tuple[str, bytes]]]], compression: int = 0) -> bytes:
     builder = _DefaultRecordBatchBuilderPy(magic=2, compression_type=compression, is_transactional=0,
-                                           producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+                                           producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 24)
     for delta, (value, headers) in enumerate(records):
-        builder.append(delta, T0 + delta, b"key", value, headers)
+        assert builder.append(delta, T0 + delta, b"key", value, headers) is not None
     raw = bytearray(builder.build())
     raw[0:8] = struct.pack(">q", base)  # the base offset Kafka assigns (outside the checksum)
     return bytes(raw)
@@ -63,19 +65,35 @@ def test_a_header_key_that_is_not_utf8_gives_one_record_for_its_batch_and_the_re
                 _batch(1, [(b"secret-payload", [(_RawKey("XX"), b"v")]), (b"same-batch", [])]),
                 _batch(3, [(b"after", [])]))
     assert [(r.offset, r.value, r.unreadable) for r in got] == [
-        (0, b"first", None), (2, b"", "UnicodeDecodeError reading records 1-2"), (3, b"after", None)]
+        (0, b"first", None), (2, b"", "UnicodeDecodeError reading it: records 1-2"), (3, b"after", None)]
     bad = got[1]
     assert bad.key is None and bad.timestamp_ms == T0 + 1 and bad.append_time is False
     assert b"secret" not in repr(bad).encode()
 
 
-def test_a_compressed_batch_that_does_not_inflate_gives_one_record() -> None:
-    """A gzip batch whose checksum is right but whose compressed bytes are not gzip: one record, and the next batch."""
-    raw = bytearray(_batch(5, [(b"x" * 200, []), (b"y" * 200, [])], compression=1))
-    raw[-20:] = b"\x00" * 20  # inside the compressed records
-    got = _read(_recrc(raw), _batch(7, [(b"after", [])]), fetch_offset=5)
-    assert [(r.offset, r.unreadable is not None) for r in got] == [(6, True), (7, False)]
-    assert got[0].unreadable and got[0].unreadable.endswith("reading records 5-6")
+@pytest.mark.parametrize(("codec", "name"), [(1, "gzip"), (4, "zstd")])
+def test_a_compressed_batch_is_one_record_and_never_inflated(monkeypatch: pytest.MonkeyPatch, codec: int,
+                                                             name: str) -> None:
+    """Kafka bounds a compressed batch's size, not what it inflates to (a few kilobytes of zstd hold gigabytes), and
+    Puente's producers never compress: a compressed batch, sound or not, is one record saying so, and its
+    compressed bytes are never inflated (the batch's own reading would raise here)."""
+    sound = _batch(5, [(b"\x00" * 1_000_000, []), (b"\x00" * 1_000_000, [])], compression=codec)
+    broken = bytearray(_batch(9, [(b"x" * 200, [])], compression=codec))
+    broken[-20:] = b"\x00" * 20  # inside the compressed records, the checksum made right again
+    assert len(sound) < 10_000
+    seen: list[int] = []
+    reading = unreadable._Batch.__iter__
+
+    def watched(self: Any) -> Any:
+        seen.append(self.compression_type)
+        return reading(self)
+
+    monkeypatch.setattr(unreadable._Batch, "__iter__", watched)
+    got = _read(sound, _batch(7, [(b"after", [])]), _recrc(broken), fetch_offset=5)
+    assert [(r.offset, r.value, r.unreadable) for r in got] == [
+        (6, b"", f"a {name}-compressed batch, not inflated: records 5-6"), (7, b"after", None),
+        (9, b"", f"a {name}-compressed batch, not inflated: records 9-9")]
+    assert seen == [0]  # only the uncompressed batch was read
 
 
 def test_a_producer_cannot_pass_a_record_off_as_the_unreadable_marker() -> None:
