@@ -26,7 +26,6 @@ never sent count as received.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,27 +33,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from broker.audit.chain import chain_owner, flatten, shown
-from broker.audit.verify import DELIVERED, feed_place, plain, when
+from broker.audit.verify import DELIVERED, feed_place, known_status, plain, when
 
 CLOCK_SKEW = timedelta(hours=1)
 """How far a partner's clock may run behind the broker's: a receipt dated further before the delivery
 it names cannot be its receipt (nor, in ``recalls``, a recall's acknowledgement)."""
-
-RECEIPT_STATUSES = frozenset({"RECEIVED", "DUPLICATE", "SUPERSEDED", "RECALLED", "REFUSED", "EXPIRED",
-                              "RECALL_PASSED_ON", "RECALL_NOT_HELD"})
-"""The statuses a subscriber writes for a record it opened (``broker.partner_store.Outcome``, and
-``broker.partner``'s ``RECALL_PASSED_ON`` and ``RECALL_NOT_HELD``); one it could not open is ``REJECTED: <error>``,
-with ``; given up`` when ``--skip`` named it (``known_status``)."""
-_REJECTED = re.compile(r"REJECTED: [A-Za-z][A-Za-z0-9_]{0,99}(?:; given up)?", re.ASCII)
-
-
-def known_status(status: object) -> bool:
-    """Whether a receipt's ``status`` is one a subscriber writes (``RECEIPT_STATUSES``, or a REJECTED one naming
-    an error class). A partner signs whatever status it likes: one that merely looks like a known one (another
-    script's letters, a bidi override) must be shown as what it is, since what reads receipts compares the
-    exact strings and takes it for none of them."""
-    return isinstance(status, str) and (status in RECEIPT_STATUSES or _REJECTED.fullmatch(status) is not None)
-
 
 RECEIPTS_PER_CHECKPOINT = 5_000
 """The most receipts a partner's subscriber writes before a checkpoint vouches for them (one batch: the

@@ -269,6 +269,22 @@ Waiting = dict[str, dict[tuple[str, int], tuple[int, int]]]
 """Receipts no checkpoint vouches for yet, per chain: (feed topic, partition) -> (newest, newest accepted)."""
 
 
+RECEIPT_STATUSES = frozenset({"RECEIVED", "DUPLICATE", "SUPERSEDED", "RECALLED", "REFUSED", "EXPIRED",
+                              "RECALL_PASSED_ON", "RECALL_NOT_HELD"})
+"""The statuses a subscriber writes for a record it opened (``broker.partner_store.Outcome``, and
+``broker.partner``'s ``RECALL_PASSED_ON`` and ``RECALL_NOT_HELD``); one it could not open is ``REJECTED: <error>``,
+with ``; given up`` when ``--skip`` named it (``known_status``)."""
+_REJECTED = re.compile(r"REJECTED: [A-Za-z][A-Za-z0-9_]{0,99}(?:; given up)?", re.ASCII)
+
+
+def known_status(status: object) -> bool:
+    """Whether a receipt's ``status`` is one a subscriber writes (``RECEIPT_STATUSES``, or a REJECTED one naming
+    an error class). A partner signs whatever status it likes: one that merely looks like a known one (another
+    script's letters, a bidi override) must be shown as what it is, since what reads receipts compares the
+    exact strings and takes it for none of them."""
+    return isinstance(status, str) and (status in RECEIPT_STATUSES or _REJECTED.fullmatch(status) is not None)
+
+
 class ReceiptReach:
     """How far each partner's receipts reach into its own feed's partitions, as the walks of the receipts
     topics go (``begin`` each partition, then ``take`` each of its records).
@@ -387,7 +403,8 @@ class ReceiptReach:
             self.seen[(topic, partition)] = max(self.seen.get((topic, partition), -1), offset)
         if sound:
             status = doc.get("status")
-            rejected = isinstance(status, str) and status.startswith("REJECTED")
+            # Only a status a subscriber writes, and not REJECTED, says the record opened (``known_status``).
+            rejected = not known_status(status) or str(status).startswith("REJECTED")
             waiting = self._waiting.setdefault(chain, {})
             newest, accepted = waiting.get((topic, partition), (-1, -1))
             waiting[(topic, partition)] = (max(newest, offset), accepted if rejected else max(accepted, offset))

@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from broker.audit.receipts import known_status
+from broker.audit.verify import known_status
 from broker.audit_index import AlwaysKept, Query, Scope
 from broker.console_accounts import DEVICE_DAYS, ConsoleAccounts, Session
 from broker.gate import client_address

@@ -291,6 +291,27 @@ def test_a_stray_settled_away_leaves_the_partners_reach_whole() -> None:
     assert reach.sound == {("p.feed.COL", 0): 3}
 
 
+@pytest.mark.parametrize("status", ["RECЕIVED", "OK", "REJECTED: x; y", None])
+def test_a_receipt_whose_status_no_subscriber_writes_moves_no_accepted_end(status: object) -> None:
+    """``accepted`` (the offsets the subscriber is taken to have opened, checked against its group's commit) counts
+    only statuses a subscriber writes (``known_status``): a look-alike RECEIVED counts as an opened record no more
+    than a REJECTED one, whatever it is signed with."""
+    writer = ChainWriter("access", 0, checkpoint_every=1 << 62, chain="COL")
+
+    def receipt(n: int, said: object) -> bytes:
+        return writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:{n}", "feed": f"p.feed.COL:0:{n}",
+                                         "status": said, "at": "2026-01-01T00:00:00Z", "version": 1})
+
+    values = [receipt(0, "RECEIVED"), receipt(1, status), writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
+    walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True)
+    reach = ReceiptReach({"p.feed.COL": "COL"}, "p.feed.")
+    reach.begin("COL")
+    for offset, value in enumerate(values):
+        doc, found = walk.feed(offset, value)
+        reach.take(doc, not found, [*walk.cut, *walk.pruned])
+    assert reach.sound == {("p.feed.COL", 0): 1} and reach.accepted == {("p.feed.COL", 0): 0}
+
+
 @pytest.mark.parametrize("replayed", [slice(2, 4), slice(0, 4), slice(3, 4)],
                          ids=["an-old-receipt-and-its-checkpoint", "a-whole-old-batch", "an-old-checkpoint"])
 def test_a_copy_of_an_old_batch_settles_nothing_and_counts_for_nothing(

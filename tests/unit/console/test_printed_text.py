@@ -9,7 +9,7 @@ import pytest
 from markupsafe import Markup
 from starlette.testclient import TestClient
 
-from broker.audit.receipts import RECEIPT_STATUSES, known_status
+from broker.audit.verify import RECEIPT_STATUSES, known_status
 from broker.audit_index import Page, Scope
 from broker.console_accounts import ConsoleAccounts
 from broker.partner import RECALL_NOT_HELD, RECALL_PASSED_ON
