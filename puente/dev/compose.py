@@ -128,11 +128,14 @@ def node_conf(node_id: int, nodes: int = NODES) -> NodeConf:
                     replication=min(3, nodes), min_insync=2 if nodes >= 3 else 1)
 
 
-# What every container of compose.yaml runs first: it stops, before doing anything, when the container runs as
-# root (PUENTE_UID 0), which would let a process that breaks out of Kafka's or Puente's code change every file of
-# the deployment. compose.yaml's Puente services run the same line (with ``$$`` for compose's ``$``).
-ROOT_GUARD = ("[ \"$(id -u)\" != 0 ] || { echo 'puente: refusing to run as root: set PUENTE_UID to the user that "
-              "owns ./deploy, ./keys and ./logins' >&2; exit 78; }")
+# What every container of compose.yaml runs first: it stops, before doing anything, unless the container runs as
+# a user and group other than root's (PUENTE_UID or PUENTE_GID 0 would let a process that breaks out of Kafka's or
+# Puente's code change every file of the deployment, or read what root's group may). A number compared with
+# ``-gt``: an ``id`` that is missing or says nothing fails the test too. compose.yaml's Puente services run the same
+# line (with ``$$`` for compose's ``$``).
+ROOT_GUARD = ("{ [ \"$(id -u)\" -gt 0 ] && [ \"$(id -g)\" -gt 0 ]; } 2>/dev/null || { echo 'puente: refusing to run "
+              "as root (user or group 0): set PUENTE_UID and PUENTE_GID to the user and group that own ./deploy, "
+              "./keys and ./logins' >&2; exit 78; }")
 
 
 def _start_script(cluster_id: str) -> str:

@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -216,21 +217,31 @@ def test_every_container_is_confined_and_named_user_set() -> None:
         assert [t.split(":")[0] for t in service["tmpfs"]] == ["/tmp"], name  # noqa: S108 (the container's own)
 
 
-def _fake_bin(folder: Path, uid: int) -> dict[str, str]:
-    """A PATH whose ``id`` says ``uid`` and whose ``puente`` and Kafka scripts only say they ran."""
+def _fake_bin(folder: Path, uid: str | None, gid: str) -> dict[str, str]:
+    """A PATH holding only ``sh`` and what the scripts call: an ``id`` saying ``uid`` (-u) and ``gid`` (-g), or
+    none when ``uid`` is None, and ``puente`` and Kafka scripts that only say they ran."""
     folder.mkdir(exist_ok=True)
-    for tool, body in (("id", f"echo {uid}"), ("puente", 'echo "RAN puente $*"')):
+    tools = {"puente": 'echo "RAN puente $*"', "cat": 'echo c0ffee', "echo": None, "sh": None}
+    if uid is not None:
+        tools["id"] = f'[ "$1" = -g ] && echo {gid} || echo {uid}'
+    for tool, body in tools.items():
+        if body is None:
+            (folder / tool).symlink_to(shutil.which(tool) or f"/bin/{tool}")
+            continue
         (folder / tool).write_text(f"#!/bin/sh\n{body}\n")
         (folder / tool).chmod(0o755)
-    return {**os.environ, "PATH": f"{folder}:/usr/bin:/bin"}
+    return {**os.environ, "PATH": str(folder)}
 
 
-@pytest.mark.parametrize("uid", [0, 1000])
-def test_every_container_refuses_to_run_as_root_before_anything(deploy: Path, tmp_path: Path, uid: int) -> None:
-    """PUENTE_UID=0 would run Kafka and Puente as root, able to change every file of the deployment: each
-    container's first step stops with one line naming PUENTE_UID, before a Kafka node formats its storage or a
-    Puente command runs; as any other user each goes on."""
-    env = _fake_bin(tmp_path / "bin", uid)
+@pytest.mark.parametrize(("uid", "gid", "runs"), [("0", "1000", False), ("1000", "0", False), ("0", "0", False),
+                                                  (None, "1000", False), ("", "", False), ("1000", "1000", True)],
+                         ids=["root-user", "root-group", "root", "no-id", "id-says-nothing", "a-user"])
+def test_every_container_refuses_to_run_as_root_before_anything(deploy: Path, tmp_path: Path, uid: str | None,
+                                                                gid: str, runs: bool) -> None:
+    """PUENTE_UID or PUENTE_GID 0 would run Kafka and Puente as root, or in root's group: each container's first
+    step stops with one line naming both, before a Kafka node formats its storage or a Puente command runs, and so
+    it does when it cannot tell who it runs as; as any other user and group each goes on."""
+    env = _fake_bin(tmp_path / "bin", uid, gid)
     scripts = {}
     for name, service in _compose()["services"].items():
         command = service["command"]
@@ -246,10 +257,10 @@ def test_every_container_refuses_to_run_as_root_before_anything(deploy: Path, tm
     for name, script in scripts.items():
         done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, check=False,
                               timeout=30)
-        if uid == 0:
-            assert done.returncode == 78, name
+        if not runs:
+            assert done.returncode == 78, (name, done.stderr)
             assert "RAN" not in done.stdout, name
-            assert "refusing to run as root" in done.stderr and "PUENTE_UID" in done.stderr, name
+            assert "refusing to run as root" in done.stderr and "PUENTE_GID" in done.stderr, name
             assert len(done.stderr.splitlines()) == 1, name
         else:
             assert done.returncode == 0 and "RAN" in done.stdout and not done.stderr, (name, done.stderr)
@@ -335,10 +346,10 @@ def test_the_storage_tool_with_the_passwords_runs_only_on_the_first_start(deploy
     data.mkdir()
     if formatted:
         (data / "meta.properties").write_text("version=1\n")
-    probe = (script.replace(compose.NODE_DATA, str(data)).replace("$(id -u)", "1000")
+    probe = (script.replace(compose.NODE_DATA, str(data)).replace("$(id -u)", "1000").replace("$(id -g)", "1000")
              .replace("/opt/kafka/bin/kafka-storage.sh", "echo FORMAT")
              .replace("exec /opt/kafka/bin/kafka-server-start.sh", "echo START"))
-    probe = probe.replace(">/dev/null", "")
+    probe = probe.replace(" >/dev/null", "")
     out = subprocess.run(["sh", "-c", probe], capture_output=True, text=True, check=True).stdout
     assert ("FORMAT" in out) is not formatted and "START" in out
 
