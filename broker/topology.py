@@ -96,9 +96,10 @@ INVARIANTS: Mapping[str, str] = {
     # hole in an audit chain or a lost alert.
     "unclean.leader.election.enable": "false",
     # Each batch kept as its producer wrote it: Kafka then checks a compressed one as it streams, where recompressing
-    # (any other value) would inflate it whole in the node's memory first. Puente's producers never compress, and its
-    # readers refuse a compressed batch unread (``broker.kafka.unreadable``): one Kafka compressed itself would be
-    # refused too.
+    # (any other value) would build every record anew in the node's memory first. Puente's producers never compress,
+    # and its readers refuse a compressed batch unread (``broker.kafka.unreadable``): one Kafka compressed itself
+    # would be refused too. (A node may still inflate one to answer a lookup by time; the worker asks none at a
+    # batch it refused: ``broker.audit.chain._last_taken_ms``.)
     "compression.type": "producer",
 }
 """Topic settings every topic Puente plans carries, whatever its ``TopicSpec.config`` leaves out: the

@@ -320,8 +320,9 @@ def last_ingress(doc: dict[str, Any] | None) -> tuple[str, int, int] | None:
 def _last_taken_ms(doc: dict[str, Any]) -> int | None:
     """The append time the entry naming a block's last ingress record (``last_ingress``) gives it, or None. A
     decided alert's entry (kind ALERT) holds the record's own time; a dead letter's is capped a little ahead of the
-    worker's clock, so it is the record's own only when it is no later than the entry's own time (``at``); a GAP
-    entry's is the slot's newest."""
+    worker's clock, so it is the record's own only when it is no later than the entry's own time (``at``), and an
+    ``unreadable`` one's is none (the worker asks Kafka for the record at this time); a GAP entry's is the slot's
+    newest."""
     found = last_ingress(doc)
     if found is None:
         return None
@@ -332,6 +333,10 @@ def _last_taken_ms(doc: dict[str, Any]) -> int | None:
                 return None
             if kind == "ALERT":
                 return ms
+            if kind == "DEAD_LETTER" and entry.get("reason") == "unreadable":
+                # A batch the broker refused unread (``broker.kafka.unreadable``), perhaps compressed: a Kafka
+                # node asked for the first record at its time inflates the batch whole to answer.
+                return None
             if kind == "DEAD_LETTER" and (at := _ms(entry.get("at"))) is not None and ms <= at:
                 return ms
             return None

@@ -23,9 +23,11 @@ text: a header key a producer wrote is another object whatever it spells. ``brok
 ``unreadable``; an audit reader: a record that is not a block), so the batch ends recorded, never skipped in
 silence, and the position moves past it.
 
-Control batches (transaction markers, which Kafka writes itself) pass untouched: aiokafka reads their marker on its
-own. A batch whose checksum fails is still aiokafka's CorruptRecordException (Kafka checks every batch's checksum
-when it is produced, so only a damaged disk gives one).
+A batch whose records' offsets do not rise within the batch's own range (each record's offset is its producer's
+delta from the base, which Kafka does not check) is one such record too: it would make readers skip records. Control
+batches (transaction markers, which Kafka writes itself) and legacy (v0/v1) batches, which Kafka 4 takes from no
+producer, pass untouched: aiokafka reads them on its own. A batch whose checksum fails is still aiokafka's
+CorruptRecordException (Kafka checks every batch's checksum when it is produced, so only a damaged disk gives one).
 """
 
 from __future__ import annotations
@@ -69,10 +71,20 @@ class _Batch:
         self._batch = batch
 
     def __iter__(self) -> Any:
+        batch = self._batch
         try:
-            records = list(self._batch)
+            records = list(batch)
         except Exception as exc:  # noqa: BLE001 - any failure to read is the batch's, handed on as a record
-            records = [_UnreadableRecord(self._batch, f"{type(exc).__name__} reading it")]
+            return iter([_UnreadableRecord(batch, f"{type(exc).__name__} reading it")])
+        # Each record's offset is its producer's delta from the batch's base, which Kafka does not check (only the
+        # batch's last delta against its count): a record claiming offset 1,000,010 in a batch at 10-11, or two
+        # records at one offset, would make every reader skip or misplace records (a read up to an end stops at it;
+        # a slot would stand past records never decided). Offsets must rise within the batch's own range.
+        before, last = batch.base_offset - 1, batch.next_offset - 1
+        for rec in records:
+            if not before < rec.offset <= last:
+                return iter([_UnreadableRecord(batch, "its records' offsets are not the batch's")])
+            before = rec.offset
         return iter(records)
 
     def __getattr__(self, name: str) -> Any:
@@ -109,9 +121,12 @@ class _Batches:
 
     def next_batch(self, *args: Any) -> Any:
         batch = self._records.next_batch(*args)
-        if batch is None or batch.is_control_batch:
+        # A legacy (v0/v1) batch, which aiokafka's reader gives no compression_type, as before: Kafka 4 takes
+        # none from producers.
+        codec = getattr(batch, "compression_type", None)
+        if batch is None or codec is None or batch.is_control_batch:
             return batch
-        return _Compressed(batch) if batch.compression_type else _Batch(batch)
+        return _Compressed(batch) if codec else _Batch(batch)
 
 
 class _GuardedPartitionRecords(_fetcher.PartitionRecords):  # type: ignore[misc]

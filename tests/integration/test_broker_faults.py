@@ -130,6 +130,16 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(env: Env
         assert set(ids(await open_feed(env, partner))) <= decided
 
 
+class _Skewed(_DefaultRecordBatchBuilderPy):
+    """aiokafka's batch writer, writing each record but the first at a made-up offset delta (a million times its
+    own) while the batch's last delta stays honest: Kafka checks only that one against the count."""
+
+    def append(self, offset: int, *args: Any, **kwargs: Any) -> Any:
+        out = super().append(offset * 1_000_000, *args, **kwargs)
+        self._last_offset = offset
+        return out
+
+
 class _RawKey(str):
     """A header key as a producer other than Kafka's clients may write it: bytes that are not UTF-8."""
 
@@ -140,9 +150,11 @@ class _RawKey(str):
 async def test_a_batch_the_kafka_client_cannot_read_is_dead_lettered_and_the_slot_reads_on(env: Env) -> None:
     """An agency's login writes, with a producer of its own, a record whose header key is not UTF-8: Kafka takes it,
     and aiokafka cannot read its batch (every fetch of the partition raised, and the workers stopped for every
-    agency); and a gzip-compressed batch, which Puente never inflates (a small one may hold gigabytes). The broker
-    dead-letters each as ``unreadable``, naming its offsets and nothing of it, decides the alerts before and after
-    them in that partition, and `audit verify` finds nothing wrong."""
+    agency); a gzip-compressed batch, which Puente never inflates (a small one may hold gigabytes); and a batch whose
+    second record claims an offset a million on (Kafka takes it; aiokafka handed it out at that offset, and a slot
+    would have stood past every record before it). The broker dead-letters each as ``unreadable``, naming its
+    offsets and nothing of it, decides the alerts before and after them in that partition, and `audit verify` finds
+    nothing wrong."""
     before, after = _alerts("SENAN", 2, seed=11)
     mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
     topic = env.names.ingress("SENAN")
@@ -158,6 +170,16 @@ async def test_a_batch_the_kafka_client_cannot_read_is_dead_lettered_and_the_slo
             sent = await raw.send_and_wait(topic, value, key=key, headers=[*headers, (_RawKey("XX"), b"v")])
         finally:
             await raw.stop()
+        patch.setattr(message_accumulator, "DefaultRecordBatchBuilder", _Skewed)
+        patch.setattr(aiokafka_producer, "DefaultRecordBatchBuilder", _Skewed)
+        skewed = AIOKafkaProducer(**env.login("agency-SENAN").aiokafka(), linger_ms=500)
+        await skewed.start()
+        try:
+            pair = [await skewed.send(topic, value, key=key, headers=headers) for _ in range(2)]
+            shifted = [await f for f in pair]
+        finally:
+            await skewed.stop()
+    assert shifted[1].offset - shifted[0].offset == 1_000_000  # Kafka took the batch as written
     zipped = AIOKafkaProducer(**env.login("agency-SENAN").aiokafka(), compression_type="gzip")
     await zipped.start()
     try:
@@ -169,14 +191,17 @@ async def test_a_batch_the_kafka_client_cannot_read_is_dead_lettered_and_the_slo
 
     await run_broker(env)
     dead = await read_topic(env.conn, env.names.deadletter)
-    assert [(r.header("puente-dlq-reason"), r.value) for r in dead] == [(b"unreadable", b"")] * 2
+    assert [(r.header("puente-dlq-reason"), r.value) for r in dead] == [(b"unreadable", b"")] * 3
     docs = await audit_docs(env)
     letters = sorted((d for d in docs if d["kind"] == "DEAD_LETTER"), key=lambda d: int(d["ingress"].split(":")[-1]))
-    assert [d["reason"] for d in letters] == ["unreadable"] * 2
+    assert [d["reason"] for d in letters] == ["unreadable"] * 3
+    first = shifted[0].offset
     assert [d["ingress"] for d in letters] == [f"{topic}:{sent.partition}:{sent.offset}",
+                                               f"{topic}:{sent.partition}:{first + 1}",
                                                f"{topic}:{packed.partition}:{packed.offset}"]
     assert f"UnicodeDecodeError reading it: records {sent.offset}-{sent.offset}" in letters[0]["detail"]
-    assert f"a gzip-compressed batch, not inflated: records {packed.offset}-{packed.offset}" in letters[1]["detail"]
+    assert f"its records' offsets are not the batch's: records {first}-{first + 1}" in letters[1]["detail"]
+    assert f"a gzip-compressed batch, not inflated: records {packed.offset}-{packed.offset}" in letters[2]["detail"]
     assert {d["alert_id"] for d in docs if d["kind"] == "DECISION"} == {before["alert_id"], after["alert_id"]}
     verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
                             check=False)

@@ -15,6 +15,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.consumer import fetcher
 from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+from aiokafka.record.legacy_records import LegacyRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.record.util import calc_crc32c
 
@@ -34,11 +35,17 @@ class _RawKey(str):
         return b"\xff\xfe"
 
 
-def _batch(base: int, records: Sequence[tuple[bytes, list[tuple[str, bytes]]]], compression: int = 0) -> bytes:
+def _batch(base: int, records: Sequence[tuple[bytes, list[tuple[str, bytes]]]], compression: int = 0,
+           deltas: Sequence[int] | None = None) -> bytes:
+    """A batch at ``base``; ``deltas``: each record's own offset delta as its producer wrote it (Kafka checks only
+    the batch's last delta against its count, so the builder is given the true last one)."""
     builder = _DefaultRecordBatchBuilderPy(magic=2, compression_type=compression, is_transactional=0,
                                            producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 24)
     for delta, (value, headers) in enumerate(records):
-        assert builder.append(delta, T0 + delta, b"key", value, headers) is not None
+        claimed = delta if deltas is None else deltas[delta]
+        assert builder.append(claimed, T0 + delta, b"key", value, headers) is not None
+    if deltas is not None:
+        builder._last_offset = len(records) - 1  # the header's last delta stays honest
     raw = bytearray(builder.build())
     raw[0:8] = struct.pack(">q", base)  # the base offset Kafka assigns (outside the checksum)
     return bytes(raw)
@@ -108,3 +115,23 @@ def test_readable_batches_read_as_before() -> None:
     got = _read(*batches, fetch_offset=1)
     assert [(r.offset, r.value, r.headers) for r in got] == [(1, b"b", ()), (2, b"c", (("k", b"2"), ("k", b"3")))]
 
+
+
+@pytest.mark.parametrize("deltas", [[0, 1_000_000], [0, 2], [1, 1], [1, 0], [-1, 1]],
+                         ids=["far-ahead", "past-the-batch", "twice", "backwards", "before-the-base"])
+def test_a_batch_whose_records_claim_other_offsets_is_one_record(deltas: list[int]) -> None:
+    """Each record's offset is its producer's delta from the batch's base, which Kafka does not check: a record
+    claiming an offset outside the batch's range, or not after the one before it, would make a reader skip or
+    misplace records (a slot standing past records never decided). The batch is one record at its own last offset,
+    and the next batch reads on."""
+    got = _read(_batch(10, [(b"a", []), (b"b", [])], deltas=deltas), _batch(12, [(b"after", [])]), fetch_offset=10)
+    assert [(r.offset, r.value, r.unreadable) for r in got] == [
+        (11, b"", "its records' offsets are not the batch's: records 10-11"), (12, b"after", None)]
+
+
+def test_a_legacy_batch_reads_as_aiokafka_reads_it() -> None:
+    """A v0/v1 batch (Kafka 4 takes none from producers; an upgraded log may hold some) is aiokafka's to read."""
+    builder = LegacyRecordBatchBuilder(magic=1, compression_type=0, batch_size=1 << 20)
+    builder.append(0, timestamp=T0, key=b"k", value=b"old")
+    got = _read(bytes(builder.build()))
+    assert [(r.offset, r.value, r.unreadable) for r in got] == [(0, b"old", None)]

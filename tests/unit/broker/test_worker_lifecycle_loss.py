@@ -173,7 +173,9 @@ def test_an_ingress_topic_made_anew_and_filled_past_the_head_is_a_gap_not_a_sile
     assert appended <= int(datetime.fromisoformat(before).timestamp() * 1000)
     assert head_of({**entry, "kind": "DEAD_LETTER", "at": before}).resume_ms == appended  # the record's own time
     for other in ({**entry, "kind": "DEAD_LETTER", "at": after},  # later than its entry: capped, perhaps
-                  {**entry, "kind": "DEAD_LETTER"}, {**entry, "kind": "GAP", "at": before}):  # the slot's newest
+                  {**entry, "kind": "DEAD_LETTER"}, {**entry, "kind": "GAP", "at": before},  # the slot's newest
+                  # a batch refused unread: a Kafka node asked for the record at its time would inflate it whole
+                  {**entry, "kind": "DEAD_LETTER", "at": before, "reason": "unreadable"}):
         assert (head_of(other).resume, head_of(other).resume_ms) == (1000, None)
     found: list[Any] = []
 
