@@ -21,7 +21,7 @@ import codecs
 import csv
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -369,39 +369,40 @@ def _document(number: int, first: int, raw: bytes, encoding: str, limit: int, *,
         return Item(number, first, raw[:limit], error=stops_within(exc) if stops else exc)
 
 
-def _inside_quotes(line: bytes, delimiter: int, inside: bool) -> bool:
-    """Whether a quoted field is still open at the end of ``line`` (as Python's csv reads it, ``strict``).
-
-    A quote opens a field only at its start; inside, '""' is a literal quote and '"' closes it. A quote in
-    the middle of an unquoted field (8°40'12"N) is a plain character. A closing quote followed by other text
-    than the delimiter or the line end makes the record invalid CSV: the rest of its line is not looked at,
-    so the record ends with that line (and is refused as ``syntax``) rather than taking the lines after it.
-    """
-    scan = _Quotes(delimiter, inside)
-    scan.feed(line)
-    return scan.end()
-
-
 class _Quotes:
-    """``_inside_quotes`` over a line given in parts (a long line is read in parts, and not kept).
+    """The quotes of one CSV record, followed line by line, and through a long line part by part (it is not kept).
 
-    The rule is strict CSV's, the one ``_split_csv`` parses by: a lenient reader takes ``"a"b`` as the text
-    ``ab`` and goes on, so a stray quote opening a remark (``"Fuente humana;SECRETO;...``) closes at the next
-    row's first quoted cell, and that row becomes remark text of the first, its markings the first row's.
+    The rule is strict CSV's, the one ``_split_csv`` parses by. A quote opens a cell only at its start; inside,
+    '""' is a literal quote and '"' closes it. A quote in the middle of an unquoted cell (8°40'12"N) is a plain
+    character. A closing quote followed by other text than the delimiter or the line end makes the record invalid
+    from there: the rest of its line is not looked at, so the record ends with that line (and is refused as
+    ``syntax``) rather than taking the lines after it. A lenient reader takes ``"a"b`` as the text ``ab`` and goes
+    on, so a stray quote opening a remark (``"Fuente humana;SECRETO;...``) closes at the next row's first quoted
+    cell, and that row becomes remark text of the first, its markings the first row's.
+
+    ``column`` counts the delimiters outside quotes since the record's start: while a cell is open it is that
+    cell's column, which ``csv_rows`` checks against the columns that may hold line breaks. ``delimiters``
+    counts every delimiter of the current line, quoted or not: what the line would hold as a row of its own.
     """
 
-    def __init__(self, delimiter: int, inside: bool) -> None:
-        self.delimiter, self.inside = delimiter, inside
+    def __init__(self, delimiter: int) -> None:
+        self.delimiter = delimiter
         self.ends = (delimiter, 0x0D, 0x0A)  # what may follow a closing quote (a long line's part may end in CR)
-        self.prev = -1  # the byte before the part: -1 at the line's start, a field's start
-        self.pending = False  # inside, the part ended on a quote: it closes the field unless '"' follows
+        self.inside = False  # within a quoted cell
+        self.prev = -1  # the byte before the part: -1 at the line's start, a cell's start
+        self.pending = False  # inside, the part ended on a quote: it closes the cell unless '"' follows
         self.broken = False  # a closing quote was followed by other text: the record is invalid from there
+        self.column = 0
+        self.delimiters = 0
 
     def feed(self, part: bytes) -> None:
-        pos, end = 0, len(part)
+        if not part:
+            return
+        self.delimiters += part.count(self.delimiter)
         if self.broken:
             return
-        if self.pending and end:
+        pos, end = 0, len(part)
+        if self.pending:
             self.pending = False
             if part[0] == 0x22:
                 pos = 1  # '""': a literal quote, still inside
@@ -426,56 +427,74 @@ class _Quotes:
                     return
                 self.inside, pos = False, close + 1
             quote = part.find(b'"', pos)
+            self.column += part.count(self.delimiter, pos, end if quote < 0 else quote)
             if quote < 0:
                 break
             before = part[quote - 1] if quote > 0 else self.prev
             if before in (-1, self.delimiter):
                 self.inside = True
             pos = quote + 1
-        if end:
-            self.prev = part[-1]
+        self.prev = part[-1]
 
     def _break(self) -> None:
         self.broken, self.inside, self.pending = True, False, False
 
-    def end(self) -> bool:
-        """Whether a quoted field is open at the line's end (a quote ending the line closes its field)."""
+    def end_line(self) -> tuple[bool, int]:
+        """Whether a quoted cell is open at the line's end (a quote ending the line closes its cell), and the
+        line's delimiters; what follows is the next line's."""
         if self.pending:
             self.pending, self.inside = False, False
-        return self.inside
+        delimiters, self.delimiters, self.prev = self.delimiters, 0, -1
+        return self.inside, delimiters
 
 
-def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int, bytes, list[str] | AdapterError]]:
+def csv_rows(stream: BinaryIO, encoding: str, limit: int,
+             multiline: Callable[[list[str]], Iterable[int]] = lambda header: ()) -> Iterator[
+                 tuple[int, bytes, list[str] | AdapterError]]:
     """(line, raw, fields or error) for each CSV record; the delimiter (';', ',' or tab) comes from the first.
 
-    A quoted field may span lines (remarks typed with Alt+Enter in a spreadsheet), so physical
-    lines are joined while a quoted field is open. A last record without its line end is refused as
-    ``truncated``: a file cut within it (or still being written) may have lost its last cells, and a cell
-    lost just after a delimiter reads as empty, which the markings fill with a default (a wider release).
-    JSON needs no such rule: an object cut anywhere lacks its closing brace and does not parse.
+    The header is the first record read as fields. ``multiline`` names, from the header's cells, the columns
+    (from 0) whose quoted cells may span lines (remarks typed with Alt+Enter in a spreadsheet): physical lines
+    are joined while such a cell is open. Nowhere else, and in no column before the header is read, may a
+    quoted cell span lines: a stray quote opening one (``"Pérez``) ends its record at its line, refused as
+    ``syntax``, and the next row is read on its own. A cell that may span lines is still refused, as
+    ``syntax`` naming the record's lines, when a line it takes in holds as many delimiters as a row (the
+    header's columns less one): that line may be a row of its own, taken in by a stray quote and closed by a
+    quote ending a cell of it (``Tubo de 12"``) in a record of the header's width, which would be published
+    with the other row's markings. Either way the record ends where strict CSV ends it, so a line inside a
+    quoted remark is never read as a record of its own.
+
+    A last record without its line end is refused as ``truncated``: a file cut within it (or still being
+    written) may have lost its last cells, and a cell lost just after a delimiter reads as empty, which the
+    markings fill with a default (a wider release). JSON needs no such rule: an object cut anywhere lacks its
+    closing brace and does not parse.
     """
     delimiter: bytes | None = None
     parts: list[bytes] = []
-    start, size, long, inside = 0, 0, False, False
+    start, size, long = 0, 0, False
+    width, spans = 0, frozenset[int]()  # the header's: 0 and none until it is read
+    crowded = 0  # the first line the record takes in that holds as many delimiters as a row (0: none yet)
     # The quotes are followed through every byte, a long line's and a long record's too: a line inside a
     # quoted field is never read as a record of its own, however long the field (remarks can be long, and
     # whoever types them chooses what a line of them looks like).
-    long_line: _Quotes | None = None  # the quotes through the long line being read, part by part
+    scan: _Quotes | None = None  # the quotes of the record being read (None between records)
+    fed = False  # the line being read is long, and was followed part by part
 
     def follow(part: bytes) -> None:
-        nonlocal delimiter, long_line
-        if long_line is None:  # its start
-            if delimiter is None and part.strip():  # as for any line: from the first that is not blank
-                delimiter = max((b";", b",", b"\t"), key=part.count)
-            long_line = _Quotes((delimiter or b";")[0], inside)
-        long_line.feed(part.rstrip(b"\r\n") if part.endswith(b"\n") else part)
+        nonlocal delimiter, scan, fed
+        if not fed and delimiter is None and part.strip():  # at its start, as for any line: the first not blank
+            delimiter = max((b";", b",", b"\t"), key=part.count)
+        if scan is None:  # it starts a record
+            scan = _Quotes((delimiter or b";")[0])
+        fed = True
+        scan.feed(part.rstrip(b"\r\n") if part.endswith(b"\n") else part)
 
     for line_no, raw, line_long in physical_lines(stream, limit, rest_of=follow):
         if line_no == 1 and (cr := cr_only(raw)) is not None:
             yield line_no, b"", cr
             return
         if not parts:
-            start, size, long = line_no, 0, False
+            start, size, long, crowded = line_no, 0, False, 0
             if not raw.strip() and not line_long:  # a long line is not blank: only its start was looked at
                 continue
         if delimiter is None and raw.strip():
@@ -484,12 +503,17 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
             parts.append(raw)
         size += len(raw)
         long = long or line_long or size > limit
-        if long_line is not None:
-            inside, long_line = long_line.end(), None
-        else:
-            inside = _inside_quotes(raw.rstrip(b"\r\n"), (delimiter or b";")[0], inside)
-        if inside:
+        if scan is None:
+            scan = _Quotes((delimiter or b";")[0])
+        if not fed:
+            scan.feed(raw.rstrip(b"\r\n"))
+        fed = False
+        inside, delimiters = scan.end_line()
+        if line_no > start and width and delimiters >= width - 1 and not crowded:
+            crowded = line_no
+        if inside and scan.column in spans:
             continue
+        column, scan = scan.column, None
         record = b"".join(parts).rstrip(b"\r\n")  # the record byte for byte, line breaks in it included
         parts = []
         if not raw.endswith(b"\n"):  # only the last line can lack its end: the file stops within it
@@ -502,14 +526,42 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int) -> Iterator[tuple[int,
             yield start, record[:limit], too_long(f"the record at line {start}", limit)
             continue
         fields: list[str] | AdapterError
-        try:
-            fields = _split_csv(decode(record, encoding, f"line {start}"), (delimiter or b";").decode(), start)
-        except AdapterError as exc:
-            fields = exc
+        if inside:
+            fields = _open_cell(start, line_no, column, spans)
+        elif crowded:
+            fields = _crowded(start, line_no, crowded, width)
+        else:
+            try:
+                fields = _split_csv(decode(record, encoding, f"line {start}"), (delimiter or b";").decode(), start)
+            except AdapterError as exc:
+                fields = exc
+            if not width and not isinstance(fields, AdapterError):
+                width, spans = len(fields), frozenset(multiline(fields))
         yield start, record, fields
     if parts:  # the file stops within the quoted field
         yield start, b"".join(parts)[:limit], AdapterError(f"a quoted field opened at line {start} never closes",
                                                            TRUNCATED, cut=True)
+
+
+def _lines(start: int, end: int) -> str:
+    return f"the record at line {start}" + (f" (lines {start}-{end})" if end > start else "")
+
+
+def _open_cell(start: int, line: int, column: int, spans: frozenset[int]) -> AdapterError:
+    """A record ended at ``line`` with a quoted cell still open in ``column``, where no cell may span lines."""
+    may = (f"only column{'s' * (len(spans) > 1)} {', '.join(str(c + 1) for c in sorted(spans))} may hold line "
+           "breaks" if spans else "no cell may hold line breaks here")
+    return fail(SYNTAX, f"{_lines(start, line)} is not valid CSV: a quoted cell in column {column + 1} does not "
+                        f"close on line {line}, and {may} (a stray quote opening a cell would take the rows after "
+                        "it into that cell); the record ends with that line")
+
+
+def _crowded(start: int, end: int, line: int, width: int) -> AdapterError:
+    """A record whose quoted cell took in ``line``, a line that holds as many delimiters as a row."""
+    return fail(SYNTAX, f"{_lines(start, end)} is not valid here: a quoted cell takes in line {line}, which holds "
+                        f"{width - 1} delimiters or more, as a row of its own does (a stray quote opening a cell "
+                        "takes the rows after it into that cell, up to a quote that ends a cell of theirs); if the "
+                        "cell is meant to span lines, write it without so many delimiters on one line")
 
 
 def _split_csv(text: str, delimiter: str, line: int) -> list[str]:

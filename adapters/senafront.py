@@ -3,7 +3,8 @@
 The export has Spanish headers (matched without regard to accents, case or spacing, and
 under the names different battalions use), ';' or ',' as the delimiter, dates as
 dd/mm/yyyy and times as HH:MM in Panama time, positions in decimal degrees or in
-degrees-minutes-seconds with N/S and W/O, and free-text remarks that may span lines.
+degrees-minutes-seconds with N/S and W/O, and free-text remarks that may span lines (no other
+cell may: a quoted cell elsewhere that does not close on its line is refused with its row).
 Marking columns (Clasificación, Difusión, Manejo, Calificación...) are optional; an empty
 cell keeps the battalion's default from ``agencies.yaml``.
 
@@ -55,6 +56,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 REQUIRED = ("report", "date", "time", "type")
 MARKING_COLUMNS = ("classification", "release", "caveats", "handling", "handling_text", "grading")
+MULTILINE = ("remarks",)  # the only free text that may span lines; a quoted cell elsewhere closes on its line
 _BY_HEADER = {alias: name for name, aliases in COLUMNS.items() for alias in aliases}
 _UNNAMED = ""  # a column whose header cell is empty: no field, and its cells must be empty too
 
@@ -85,7 +87,7 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
     record: it is refused as ``cut``, as an export whose writer has not got further may be.
     """
     limit = ctx.limits.record_bytes
-    rows = csv_rows(stream, ctx.profile.encoding, limit)
+    rows = csv_rows(stream, ctx.profile.encoding, limit, multiline=_multiline)
     columns: list[str | None] = []
     number, header = 0, 0
     for line, raw, fields in rows:
@@ -124,6 +126,11 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
                                                  "was read", f.MISSING_COLUMN, cut=True))
     elif not number:
         yield no_record(header, " after its header")
+
+
+def _multiline(header: list[str]) -> list[int]:
+    """The columns (from 0) whose quoted cells may span lines, by the header: the remarks, typed with Alt+Enter."""
+    return [i for i, h in enumerate(header) if _BY_HEADER.get(norm_key(h)) in MULTILINE]
 
 
 def _unknown_column(headers: list[str], columns: list[str | None], ctx: Context) -> AdapterError | None:

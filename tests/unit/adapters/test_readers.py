@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Iterable
 
 import pytest
 from hypothesis import given, settings
@@ -14,8 +15,10 @@ from adapters._readers import Item, csv_rows, decode, json_documents, json_lines
 from puente.errors import AdapterError
 
 
-def _csv(data: bytes, limit: int = 1000) -> list[tuple[int, bytes, list[str] | AdapterError]]:
-    return list(csv_rows(io.BytesIO(data), "utf-8", limit))
+def _csv(data: bytes, limit: int = 1000, multiline: Callable[[list[str]], Iterable[int]] = lambda header: range(
+        len(header))) -> list[tuple[int, bytes, list[str] | AdapterError]]:
+    """The records of ``data``; by default any column's quoted cells may span lines."""
+    return list(csv_rows(io.BytesIO(data), "utf-8", limit, multiline))
 
 
 def _docs(data: bytes, limit: int = 1000) -> list[Item]:
@@ -24,9 +27,9 @@ def _docs(data: bytes, limit: int = 1000) -> list[Item]:
 
 def test_csv_quoted_field_spans_lines_and_keeps_its_quotes() -> None:
     """A remark typed with line breaks stays one record, starting at its first line."""
-    rows = _csv(b'a;b;c\n1;"uno\ndos; ""tres""";3\n\n4;5;6\n')
+    rows = _csv(b'a;b;c\n1;"uno; dos\n""tres""";3\n\n4;5;6\n')
     assert [(line, fields) for line, _, fields in rows] == [
-        (1, ["a", "b", "c"]), (2, ["1", 'uno\ndos; "tres"', "3"]), (5, ["4", "5", "6"])]
+        (1, ["a", "b", "c"]), (2, ["1", 'uno; dos\n"tres"', "3"]), (5, ["4", "5", "6"])]
 
 
 def test_csv_quote_inside_an_unquoted_field_is_a_plain_character() -> None:
@@ -61,6 +64,39 @@ def test_csv_text_after_a_closing_quote_refuses_the_record_and_takes_no_more_lin
         ["a", "b"], f.SYNTAX, f.SYNTAX, ["3", "4"]]
     # A quote that closes a cell at the end of a line, or before the delimiter, or is doubled, is valid as before.
     assert [r[2] for r in _csv(b'a;b\n"x";"y"\n"p""q";"r\ns"\n')] == [["a", "b"], ["x", "y"], ['p"q', "r\ns"]]
+
+
+def test_a_quoted_cell_spans_lines_only_in_the_columns_that_may() -> None:
+    """Only the columns ``multiline`` names from the header may hold a quoted cell across lines (none before the
+    header, none by default): elsewhere a quoted cell open at its line's end ends the record there, refused as
+    syntax naming the column, and the next row is read on its own, not taken into that cell."""
+    data = b'a;b;c\n1;"Fuente;y\n2;3;4"\n5;6;"p\nq"\n'
+    rows = _csv(data, multiline=lambda header: [header.index("c")])
+    assert [line for line, _, _ in rows] == [1, 2, 3, 4]
+    err = rows[1][2]
+    assert isinstance(err, AdapterError) and err.reason == f.SYNTAX and "column 2" in str(err)
+    assert "Fuente" not in str(err) and [r[2] for r in rows[2:]] == [["2", "3", '4"'], ["5", "6", "p\nq"]]
+    default = list(csv_rows(io.BytesIO(data), "utf-8", 1000))
+    assert [r[2].reason if isinstance(r[2], AdapterError) else r[2] for r in default][1:] == [
+        f.SYNTAX, ["2", "3", '4"'], f.SYNTAX, ['q"']]
+    [(line, _, header)] = _csv(b'"a\nb";c\n')[:1]
+    assert isinstance(header, AdapterError) and header.reason == f.SYNTAX and line == 1
+
+
+def test_a_quoted_cell_that_takes_in_a_line_holding_a_row_is_refused_naming_its_lines() -> None:
+    """A stray quote ('"Fuente;x') closed by a quote ending a cell of the next row in the same column ('12"') is
+    valid strict CSV of the header's width: the record is refused as syntax, naming its lines and no value, when
+    a line it takes in holds as many delimiters as a row (the header's columns less one); it was read as one row,
+    published with the next row's markings, and the next row vanished. Fewer delimiters there are remark text."""
+    rows = _csv(b'a;b;c;d\n1;2;"Fuente;x\n3;4;12";y\n5;6;7;8\n')
+    assert [line for line, _, _ in rows] == [1, 2, 4]
+    err = rows[1][2]
+    assert isinstance(err, AdapterError) and err.reason == f.SYNTAX and "lines 2-3" in str(err)
+    assert "Fuente" not in str(err) and "12" not in str(err) and rows[2][2] == ["5", "6", "7", "8"]
+    # A line in the middle counts as the last does; a line holding a row is ambiguous however narrow the header.
+    assert isinstance(_csv(b'a;b;c\n1;"x\n3;4;5\ny";z\n')[1][2], AdapterError)
+    assert isinstance(_csv(b'a;b;c\n1;"uno\ndos; ""tres""";3\n')[1][2], AdapterError)
+    assert _csv(b'a;b;c;d\n1;2;"x;y\nz; w";3\n')[1][2] == ["1", "2", "x;y\nz; w", "3"]
 
 
 def test_a_long_line_follows_the_strict_rule_across_its_parts() -> None:

@@ -108,6 +108,37 @@ def test_a_stray_quote_refuses_its_row_with_the_next_not_publishes_one_with_the_
     assert "lines 2-3" in str(results[0].error) and "Fuente" not in str(results[0].error)
 
 
+def test_a_stray_quote_closed_by_the_next_rows_remark_refuses_both_rows_naming_their_lines(
+        run: Callable[..., list[Any]]) -> None:
+    """A remark typed '"Fuente humana' opens a quoted cell that the next row's remark 'Tubo de 12"' closes, as
+    strict CSV allows, in a record of the header's width: it is refused as syntax naming lines 2-3 and no value,
+    since line 3 holds a row's delimiters; it was published with the second row's empty (default, wider) marking
+    cells, SECRETO and SOLO PANAMÁ sent on as remark text, and the second row vanished."""
+    plain = ROW.replace("8°02'24\"N;77°36'00\"O", "8.04;-77.6")  # no quote before the remark to end the cell
+    stray = plain[:plain.index(';"Grupo')] + ';"Fuente humana;Secreto;SOLO PANAMÁ;H2;'
+    second = plain.replace("000412", "000413")[:plain.index(';"Grupo')] + ';Tubo de 12";;;;'
+    results = run("senafront", _csv(stray, second))
+    assert [(r.alert, r.error.reason if r.error else None) for r in results] == [(None, f.SYNTAX)]
+    err = str(results[0].error)
+    assert "lines 2-3" in err and "Fuente" not in err and "Tubo" not in err
+
+
+def test_a_stray_quote_outside_the_remarks_refuses_its_row_alone(run: Callable[..., list[Any]]) -> None:
+    """Only the remarks may span lines: a place typed '"Bajo Chiquito' opens a cell that ends with its line, so
+    its row is refused as syntax, naming the column, and the next row, whose place 'Km 12"' closed that cell as
+    strict CSV allows, is read on its own and published; the two were read as one row, refused for its place
+    (the rest of the first row, a line break and the start of the second), and the second row never read."""
+    plain = ROW.replace("8°02'24\"N;77°36'00\"O", "8.04;-77.6").replace(
+        '"Grupo con 31 menores.\nSe informó al SNM.";;;;', "Sin novedad;;;;")
+    stray = plain.replace(";Bajo Chiquito;8.04", ';"Bajo Chiquito;8.04').replace(";;;;", ";Secreto;SOLO PANAMÁ;H2;")
+    second = plain.replace("000412", "000413").replace(";Bajo Chiquito;8.04", ';Km 12";8.04')
+    results = run("senafront", _csv(stray, second))
+    assert [(r.item.line, r.error.reason if r.error else None) for r in results] == [(2, f.SYNTAX), (3, None)]
+    assert "column 6" in str(results[0].error) and "Bajo" not in str(results[0].error)
+    assert results[1].alert["alert_id"] == "SENAFRONT:IP-DAR-2026-000413"
+    assert results[1].alert["location"]["place_name"] == 'Km 12"'
+
+
 def test_a_handling_text_column_needs_handling_code_h3(reason: Callable[..., str]) -> None:
     """A restriction stated in the handling-text column with the Manejo column empty (H0) is refused, not dropped."""
     assert reason("senafront", _csv(ROW + ";Consultar a SENAFRONT antes de usar",
