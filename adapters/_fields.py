@@ -38,8 +38,9 @@ DUPLICATE_KEY = "duplicate-key"  # a key given twice: which value was meant cann
 # A character that hides or reorders text, or makes equal-looking names differ: a format character (bidi override,
 # zero-width...), one drawn as nothing, an unassigned or private-use one, or a run of combining marks (unseen_mark).
 INVISIBLE = "invisible-character"
-# A word mixing Latin, Cyrillic and Greek letters ('Pеrez' with a Cyrillic 'е'): it looks like the Latin word and
-# does not compare equal to it, so a watchlist match or a partner's filter misses it (UTS #39's mixed-script test).
+# A word mixing Latin, Cyrillic or Greek letters with another script's ('Pеrez' with a Cyrillic 'е', 'Pօrez' with an
+# Armenian 'օ'), or a letter in a compatibility form ('Ｐerez', '𝐏erez'): it looks like the plain word and does not
+# compare equal to it, so a watchlist match or a partner's filter misses it (UTS #39's mixed-script test).
 MIXED_SCRIPT = "mixed-script"
 LOCATION_MISMATCH = "location-mismatch"  # the coordinates lie in another province than the one labelled
 TRAILER_MISMATCH = "trailer-mismatch"  # a complete file whose trailer does not count what it holds
@@ -100,7 +101,8 @@ def text(value: Any, field: str, limit: int, *, required: bool = False, multilin
     Whitespace runs collapse to one space, except in multi-line free text,
     where line breaks are kept. Control characters are refused: they are binary junk or a
     wrong encoding, never something staff typed. In a one-line value (a name, a code, a place, a
-    plate), a word that mixes Latin, Cyrillic and Greek letters is refused (``mixed_script``).
+    plate), a word that mixes Latin, Cyrillic or Greek letters with another script's, and a letter in a
+    compatibility form (fullwidth, mathematical...), are refused (``mixed_script``).
     """
     if type(value) is not str:  # the common case first: this runs dozens of times per record
         if value is None:
@@ -130,33 +132,72 @@ def text(value: Any, field: str, limit: int, *, required: bool = False, multilin
     if (mark := unseen_mark(checked)) is not None:  # drawn as nothing, unassigned, private-use, or stacked marks
         raise fail(INVISIBLE, f"{field} contains {mark}, which can hide text or make equal names differ")
     if not multiline and (mixed := mixed_script(clean)) is not None:
-        raise fail(MIXED_SCRIPT, f"{field}: {mixed}, letters that look alike: the value does not match the same "
-                                 "word written in one script; retype it in one alphabet")
+        raise fail(MIXED_SCRIPT, f"{field}: {mixed}: the value does not match the same word written plainly, in "
+                                 "one script; retype it in one alphabet")
     if len(clean) > limit:
         raise fail(TOO_LONG, f"{field} has {len(clean):,} characters; at most {limit:,} are accepted")
     return clean
 
 
-_LOOKALIKE = ("LATIN", "CYRILLIC", "GREEK")  # scripts with letters drawn the same: a, е (Cyrillic), ο (Greek)...
+# Scripts whose words are written in that one script: a word holding one of their letters may hold no letter or
+# digit of another script. Others mix by rule (Japanese writes Han, Hiragana and Katakana in one word).
+_ALONE = ("LATIN", "CYRILLIC", "GREEK")
+# Names' first words that name no script; a letter so named is said as of another script (it is one).
+_NO_SCRIPT = frozenset({"", "MODIFIER", "CARON", "TURNED", "ROMAN", "VERTICAL"})
 
 
 @lru_cache(maxsize=4096)
 def _script(char: str) -> str | None:
-    """``char``'s script among ``_LOOKALIKE``, read from its Unicode name ('CYRILLIC SMALL LETTER IE'); None for
-    any other character."""
-    script = unicodedata.name(char, "").partition(" ")[0]
-    return script if script in _LOOKALIKE else None
+    """The script of ``char``, a letter or digit, as the first word of its Unicode name ('ARMENIAN SMALL LETTER
+    OH'); None for one that belongs to any script (an ASCII digit, a combining mark).
+
+    Latin-1, what older exports are typed in, is Latin: its letters (ª º µ included, whose names do not say so)
+    and its digits and fractions (¹ ² ½) go with any Latin word.
+    """
+    if char <= "\xff":
+        return "LATIN" if char.isalpha() else None
+    if unicodedata.category(char)[0] == "M":
+        return None  # a diacritic, or an emoji's selector: not a letter of its own
+    return unicodedata.name(char, "").partition(" ")[0]
+
+
+@lru_cache(maxsize=4096)
+def _compatibility(char: str) -> bool:
+    """Whether ``char`` is a compatibility form of a letter or digit (fullwidth Ｐ, mathematical 𝐏, circled Ⓟ, the
+    ligature ﬁ...): NFKC gives a letter or digit for it. Latin-1's own (ª º µ ¹ ² ½) are typed as they are."""
+    if char <= "\xff":
+        return False
+    folded = unicodedata.normalize("NFKC", char)
+    return folded != char and any(c.isalnum() for c in folded)
+
+
+def _said(script: str) -> str:
+    return "another script" if script in _NO_SCRIPT else "CJK" if script == "CJK" else script.title()
 
 
 def mixed_script(value: str) -> str | None:
-    """'word N mixes Latin and Cyrillic' when a word of ``value`` has letters of two of ``_LOOKALIKE``'s scripts;
-    None when each word keeps to one (a name wholly in Cyrillic or Greek is a name).
+    """Why ``value``'s letters do not match the same word written plainly, or None when they do.
+
+    Refused: a letter or digit in a compatibility form (fullwidth, mathematical, circled: it looks like the plain
+    one, and NFKC would fold it); a word that holds a letter of Latin, Cyrillic or Greek and a letter or digit of
+    any other script ('Pօrez' with an Armenian 'օ', 'Ꮲerez' with a Cherokee 'Ꮲ'). The Latin word is an
+    allow-list: Latin letters (é, ñ, ü, with combining marks too), ASCII digits and Latin-1's letters and digits.
+    A word wholly in one other script is a name, and so are words of different scripts side by side.
 
     A word is a run of letters, digits and combining marks, so that a mark between two letters does not split
     them. Only the scripts are said, never a letter: the message must not give back the value. ASCII returns at
-    once, and text with no Cyrillic or Greek character (Spanish) after a look at its distinct characters.
+    once, and Latin-1 text (Spanish) after a look at its distinct characters.
     """
-    if value.isascii() or not any(_script(c) in ("CYRILLIC", "GREEK") for c in set(value) if c >= "\u0370"):
+    if value.isascii():
+        return None
+    wide = [c for c in set(value) if c > "\xff"]
+    if not wide:
+        return None
+    if any(_compatibility(c) for c in wide):
+        number = next(i for i, c in enumerate(value, 1) if c > "\xff" and _compatibility(c))
+        return (f"character {number} is a letter or digit in a compatibility form (fullwidth, mathematical, "
+                "circled, a ligature...), which looks like the plain one")
+    if all(_script(c) in ("LATIN", None) for c in wide if c.isalnum()):
         return None
     word, inside = 0, False
     scripts: set[str] = set()
@@ -168,8 +209,11 @@ def mixed_script(value: str) -> str | None:
             word, inside, scripts = word + 1, True, set()
         if (script := _script(char)) is not None:
             scripts.add(script)
-            if len(scripts) > 1:
-                return f"word {word} mixes " + " and ".join(s.title() for s in _LOOKALIKE if s in scripts)
+            if len(scripts) > 1 and not scripts.isdisjoint(_ALONE):
+                alone = [s for s in _ALONE if s in scripts]
+                others = sorted(scripts.difference(alone))
+                return f"word {word} mixes " + " and ".join(_said(s) for s in [*alone, *others]) + (
+                    " letters, which look alike")
     return None
 
 

@@ -285,6 +285,63 @@ def test_a_travellers_surname_with_a_cyrillic_letter_is_refused(run: Callable[..
     assert "primer apellido" in str(result.error) and "rez" not in str(result.error)
 
 
+@pytest.mark.parametrize(("value", "word", "scripts"), [
+    ("P\u0585rez", 1, "Latin and Armenian"),  # an Armenian 'օ'
+    ("Cuesta \u13e2erez", 2, "Latin and Cherokee"),  # a Cherokee 'Ꮲ'
+    ("\ua4d1erez", 1, "Latin and Lisu"),  # a Lisu 'ꓑ'
+    ("P\u0966rez", 1, "Latin and Devanagari"),  # a Devanagari zero, drawn as an 'o': a digit of another script
+    ("\u0418\u03b1\u043d", 1, "Cyrillic and Greek"),  # Cyrillic and Greek do not mix either
+])
+def test_text_refuses_a_latin_word_holding_any_other_scripts_letter(value: str, word: int, scripts: str) -> None:
+    """A Latin word may hold Latin letters only, not those of any other script drawn alike (Armenian, Cherokee,
+    Lisu, a Devanagari digit); a Cyrillic or Greek word keeps to its own script too. Refused as mixed-script,
+    saying the word and the scripts, never a letter; only Cyrillic and Greek were looked at before."""
+    err = _error(f.text, value, "Apellidos", 100)
+    assert err.reason == f.MIXED_SCRIPT and f"word {word} mixes {scripts}" in str(err)
+    assert not any(c in str(err) for c in value if not c.isascii()) and "rez" not in str(err)
+
+
+@pytest.mark.parametrize(("value", "number"), [
+    ("\uff30erez", 1),  # fullwidth 'Ｐ'
+    ("Per\uff45z", 4),  # fullwidth 'ｅ'
+    ("\U0001d40ferez", 1),  # mathematical bold '𝐏'
+    ("\u24c5erez", 1),  # circled 'Ⓟ', a symbol: no word holds it
+    ("\ufb01gueroa", 1),  # the ligature 'ﬁ'
+    ("ABC-\uff11\uff12\uff13", 5),  # a plate with fullwidth digits
+    ("\uff30\uff25\uff32\uff25\uff3a", 1),  # wholly fullwidth: one script, still not the plain word
+])
+def test_text_refuses_letters_and_digits_in_a_compatibility_form(value: str, number: int) -> None:
+    """A fullwidth, mathematical or circled letter, a ligature or a fullwidth digit looks like the plain one and
+    does not compare equal to it: refused as mixed-script, naming the character's place, never the character
+    (NFKC would fold it, but rewriting what the agency typed is not the adapter's to do)."""
+    err = _error(f.text, value, "Placa", 100)
+    assert err.reason == f.MIXED_SCRIPT and f"character {number} is a letter or digit in a compatibility form" in str(
+        err) and "Placa" in str(err)
+    assert not any(c in str(err) for c in value if not c.isascii()) and "rez" not in str(err)
+
+
+@pytest.mark.parametrize("value", [
+    "Pérez Muñoz", "Müller", "Pe\u0301rez", "Nguyễn Thị Phượng", "Հայաստան", "ᏣᎳᎩ", "山田たろう", "ꓡꓲꓢꓳ",
+    "Batallón de Darién, 3.ª compañía", "N.º 12", "2½ km", "µg",
+])
+def test_text_takes_latin_with_its_accents_latin_1_and_a_word_in_one_other_script(value: str) -> None:
+    """Latin letters with accents (composed or by combining marks), Latin-1's own letters and digits (ª, º, µ, ½),
+    and a word wholly in another script (Armenian, Cherokee, Lisu; Han beside Hiragana, as Japanese writes them)
+    are text."""
+    assert f.text(value, "Apellidos", 100) == unicodedata.normalize("NFC", value)
+
+
+def test_a_travellers_surname_with_an_armenian_letter_is_refused(run: Callable[..., list[Result]]) -> None:
+    """'Pօrez' with an Armenian 'օ' looks like 'Perez' as the Cyrillic 'е' does: the hit is refused as
+    mixed-script, naming the field, not published."""
+    hit = json.loads((SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines()[0])
+    for surname in ("P\u0585rez", "\uff30erez"):
+        hit["viajero"]["primer_apellido"] = surname
+        [result] = run("snm", (_line(hit) + "\n").encode())
+        assert result.alert is None and result.error is not None and result.error.reason == f.MIXED_SCRIPT
+        assert "primer apellido" in str(result.error) and "rez" not in str(result.error)
+
+
 @pytest.mark.parametrize("zone", ["Factory", "localtime", "posixrules", "posix/America/Panama", "right/UTC"])
 def test_a_time_zone_that_is_no_place_is_refused_in_the_configuration(zone: str) -> None:
     """An agency's timezone must be the zone of a place: Factory, this host's localtime, posixrules and the posix/
