@@ -259,7 +259,7 @@ class Pipeline:
         where = f"{record.topic}:{record.partition}:{record.offset}"
         key = (record.key or b"").decode("utf-8", "replace")
         try:
-            alert, prior = self._admit(record, key, seen, now, states)
+            alert, prior, invalid = self._admit(record, key, seen, now, states)
         except _Reject as rej:
             return self._dead(record, where, key, rej.reason, rej.detail, now)
         except Exception as exc:  # noqa: BLE001 - one record must never stop a worker; it is dead-lettered
@@ -270,6 +270,7 @@ class Pipeline:
         version: int = alert.get("version", 1)
         life = alert.get("lifecycle")
         recall = _is_recall(life)
+        unchecked = recall or invalid is not None  # content no rule passed: codes only into the audit
         out = Outcome(entry={
             "kind": "ALERT",
             "alert_id": alert["alert_id"],
@@ -279,10 +280,10 @@ class Pipeline:
             # alert's first originator from its state, the country the agency's alerts name, and codes only.
             "originator": _coded(prior.originator if recall and prior is not None and prior.originator is not None
                                  else m["originator"]["agency"]),
-            "originator_country": (self._country(alert["agency"], m["originator"]["country"]) if recall
+            "originator_country": (self._country(alert["agency"], m["originator"]["country"]) if unchecked
                                    else _bounded(m["originator"]["country"])),
             "classification": ((m["classification"] if m["classification"] in self._levels else "(not a level)")
-                               if recall else _bounded(m["classification"])),
+                               if unchecked else _bounded(m["classification"])),
             # The border sector (a coarse area code, no coordinates): the follow-up indicators count by it.
             "sector": _sector(alert),
             "ingress": where,
@@ -305,10 +306,14 @@ class Pipeline:
             notice_version = version if prior is None or prior.recalled else max(version, prior.version + 1)
             self._recall(alert, notice_version, life.get("reason"), prior, now, out)
             return out
-        try:
-            verdicts: Sequence[DecisionLike] = self.policy.decide_all(alert, self._partner_ids, now)
-        except Exception as exc:  # noqa: BLE001 - the policy must not stop a worker: withhold from everyone
-            verdicts = [_Undecided(partner, self.policy.version, exc) for partner in self._partner_ids]
+        verdicts: Sequence[DecisionLike]
+        if invalid is not None:  # a later version no rule passed: withheld from everyone, pulled back from holders
+            verdicts = [_Invalid(partner, self.policy.version, version, invalid) for partner in self._partner_ids]
+        else:
+            try:
+                verdicts = self.policy.decide_all(alert, self._partner_ids, now)
+            except Exception as exc:  # noqa: BLE001 - the policy must not stop a worker: withhold from everyone
+                verdicts = [_Undecided(partner, self.policy.version, exc) for partner in self._partner_ids]
         if prior is None and version == 1:  # the common case: a first publication
             holders: dict[str, int] = {}
             for (partner, topic), decision in zip(self._partners, verdicts, strict=True):
@@ -442,7 +447,12 @@ class Pipeline:
 
     # ---- admission: everything that dead-letters ----------------------------------------
     def _admit(self, record: Record, key: str, seen: Container[str], now: datetime,
-               states: StateLookup) -> tuple[dict[str, Any], AlertState | None]:
+               states: StateLookup) -> tuple[dict[str, Any], AlertState | None, str | None]:
+        """The decoded alert, its state as of the records before it, and, for a later version of an alert some
+        partner holds that fails a content rule (``_sanity``, a hidden character), why: its originator changed the
+        alert and no one can tell how, so ``process`` withholds it from everyone and pulls back what partners hold
+        (dead-lettered, as any other record failing a rule, they would keep the earlier version, perhaps the one
+        this version restricts). ``_Reject`` for every record to be dead-lettered."""
         agency = self.slots.agency_of(record.topic)
         if agency is None:
             raise _Reject("unknown-topic", "record on a topic that is not an ingress topic")
@@ -504,9 +514,12 @@ class Pipeline:
         # originator is still held to the first version's (below): one unit may not recall another's alert.
         recall = _is_recall(alert.get("lifecycle"))
         content = not recall
+        hidden = None
         if (char := hidden_char(alert if content else {"alert_id": alert["alert_id"]})) is not None:
-            raise _Reject("invalid", f"a text field holds {char}, which can disguise what a partner reads or "
-                                     "what a log shows; the adapters refuse these")
+            hidden = (f"a text field holds {char}, which can disguise what a partner reads or what a log shows; the "
+                      "adapters refuse these")
+            if not content:
+                raise _Reject("invalid", hidden)
         if alert["agency"] != agency:
             named = alert["agency"] if alert["agency"] in self.slots.agencies else "another agency"
             raise _Reject("agency-mismatch", f"alert names {named} as its agency on {agency}'s topic")
@@ -527,11 +540,15 @@ class Pipeline:
             # another partition than its key's would meet neither.
             raise _Reject("misrouted", f"the record is in partition {record.partition} but its key belongs in "
                                        f"partition {placed}; publish with Kafka's default partitioner")
-        problem = (_sanity(alert, now) if content else _id_problem(alert)) or lifecycle_problem(alert)
-        if problem:
-            raise _Reject("invalid", problem)
+        if content and _id_problem(alert) is not None:
+            raise _Reject("invalid", str(_id_problem(alert)))  # no id to place: nothing to pull back
+        problem = hidden or (_sanity(alert, now) if content else _id_problem(alert))
+        structural = lifecycle_problem(alert)  # its version or action: none to pull back at
         alert_id, version = alert["alert_id"], alert.get("version", 1)
         prior = states(alert_id)
+        if (problem or structural) and not (problem and not structural and content and prior is not None
+                                            and prior.holders and not prior.recalled and version > prior.version):
+            raise _Reject("invalid", str(problem or structural))
         if (content and (prior is None or prior.originator is None)
                 and not self._in_series(agency, alert_id, alert["markings"]["originator"]["agency"])):
             # A relayed unit numbers its messages in its own series (``COMBIFRON:COL-ARC-...``): without this, one
@@ -572,20 +589,20 @@ class Pipeline:
                 if not (recall and prior.holders and version >= prior.version):
                     raise _Reject("recalled", f"this alert id was recalled at version {prior.version}, for good; "
                                               "publish a new alert instead")
-                return alert, prior
+                return alert, prior, None
             if recall and not prior.recalled:
                 # A recall carries no content, so its version need not be new: an officer's recall
                 # built on the latest version the agency still has on its topic must not be lost.
                 if prior.version >= MAX_VERSION:  # its notice would go above what any reader takes
                     raise _Reject("invalid", f"this alert id is at version {prior.version:,}: no notice can go "
                                              "above it")
-                return alert, prior
+                return alert, prior, None
             if version == prior.version:
                 raise _Reject("replay", f"this alert id's version {version} was already processed")
             if version < prior.version:
                 raise _Reject("stale", f"version {version} of this alert id is older than version "
                                        f"{prior.version}, already processed")
-        return alert, prior
+        return alert, prior, problem or None
 
     def _forgettable(self, alert: dict[str, Any], now: datetime, margin: timedelta) -> bool:
         """Whether a state written for ``alert`` may have aged out of the lifecycle topic by ``now``,
@@ -781,6 +798,25 @@ class _Undecided:
         self.policy_version = policy_version
         self.reasons = (f"the policy could not decide on this alert ({type(exc).__name__}); withheld",)
         self.audit = {"partner": partner, "decision": WITHHOLD, "agreement": None, "rules": ["policy.error"],
+                      "reasons": list(self.reasons), "redacted": [], "policy_version": policy_version}
+
+
+class _Invalid:
+    """The decision for a partner on a later version that fails a content rule (``Pipeline._admit``): withhold,
+    saying which rule (never a value); a partner holding an earlier version is sent a recall notice."""
+
+    outcome = WITHHOLD
+    agreement = None
+    rules: Sequence[str] = ()
+    redactions: Sequence[tuple[str, str]] = ()
+
+    def __init__(self, partner: str, policy_version: str, version: int, problem: str) -> None:
+        self.partner = partner
+        self.policy_version = policy_version
+        self.reasons = (f"version {version} breaks a rule every alert must keep ({problem}): withheld from every "
+                        "partner, and an earlier version held is pulled back, since this one changed the alert in "
+                        "a way no one can read",)
+        self.audit = {"partner": partner, "decision": WITHHOLD, "agreement": None, "rules": ["alert.invalid"],
                       "reasons": list(self.reasons), "redacted": [], "policy_version": policy_version}
 
 

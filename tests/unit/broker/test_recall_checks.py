@@ -30,28 +30,34 @@ def _bad_content(alert: dict[str, Any], flaw: str) -> dict[str, Any]:
         bad["summary"] = "Reporte \x1b[2J\u202eoculto"
     elif flaw == "score":
         bad["payload"]["match_score"] = 7.0
+    elif flaw == "caveats":
+        bad["markings"]["caveats"] = [f"Z{i}" for i in range(1_000)]
     return bad
 
 
-@pytest.mark.parametrize("flaw", ["times", "future", "zone", "position", "hidden", "score"])
-def test_a_recall_built_on_a_refused_version_withdraws_the_alert(flaw: str) -> None:
-    """The agency's v2 is dead-lettered for its content; the officer's recall built on it (v3, the same content)
-    reaches every holder, and the notices and the audit entry carry none of that content."""
+@pytest.mark.parametrize("flaw", ["times", "future", "zone", "position", "hidden", "score", "caveats"])
+def test_a_later_version_refused_for_its_content_withdraws_the_alert_at_once(flaw: str) -> None:
+    """The agency's v2 breaks a content rule: its originator changed the alert and no one can tell how (it may
+    restrict what v1 released), so every holder is sent a recall notice at once and no one gets v2; the notices and
+    the audit entry carry none of that content. An officer's recall built on it (v3) then finds no holder."""
     run = Run()
     first = _first(consent=["USA"])
     run.send(first)
     bad = _bad_content(_next(first, "UPDATE"), flaw)
-    assert run.send(bad).dead_reason == "invalid"
-    recall = _next(bad, "RECALL", reason="ERROR")
-    out = run.send(recall)
-    assert out.entry["kind"] == "ALERT" and _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
-    assert out.state == AlertState(3, {}, recalled=True, originator="SNM")
+    out = run.send(bad)
+    assert out.dead_reason is None and out.entry["kind"] == "ALERT"
+    assert _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
+    assert out.state == AlertState(2, {}, originator="SNM")
+    assert all("breaks a rule every alert must keep" in d["reasons"][0] for d in out.entry["decisions"])
     for partner in ("COL", "USA"):
         notice = CODEC.decode(run.sealers[partner].sealed[-1])
-        assert notice["version"] == 3 and notice["summary"] is None and notice["location"] is None
-        assert notice["occurred_at"] != recall["occurred_at"] and notice["source_timezone"] != "Factory"
+        assert notice["version"] == 2 and notice["summary"] is None and notice["location"] is None
+        assert notice["occurred_at"] != bad["occurred_at"] and notice["source_timezone"] != "Factory"
     entry = orjson.dumps(out.entry)
-    assert b"oculto" not in entry and b"Factory" not in entry and b"95.0" not in entry
+    assert b"oculto" not in entry and b"95.0" not in entry and b"Z999" not in entry  # the rules' text, no value
+    recall = run.send(_next(bad, "RECALL", reason="ERROR"))
+    assert recall.feeds == [] and {d["decision"] for d in recall.entry["decisions"]} == {"WITHHOLD"}
+    assert recall.state == AlertState(3, {}, recalled=True, originator="SNM")
 
 
 @pytest.mark.parametrize(("field", "value"), [("classification", "RESTRINGIDO\x1b[2J"),
@@ -99,10 +105,11 @@ def test_a_recall_is_still_held_to_its_id_agency_and_lifecycle() -> None:
 
 
 def test_content_versions_are_still_held_to_every_content_check() -> None:
-    """An UPDATE with the flaws a recall may carry is dead-lettered as before."""
-    run = Run()
-    first = _first()
-    run.send(first)
-    for flaw in ("times", "future", "zone", "position", "hidden", "score"):
+    """An UPDATE with the flaws a recall may carry is never delivered: where no partner holds the alert (v1 withheld
+    from everyone) it is dead-lettered as before, and nothing is sent."""
+    for flaw in ("times", "future", "zone", "position", "hidden", "score", "caveats"):
+        run = Run()
+        first = _first("SECRETO")
+        assert {d["decision"] for d in run.send(first).entry["decisions"]} == {"WITHHOLD"}
         out = run.send(_bad_content(_next(first, "UPDATE"), flaw))
         assert out.dead_reason == "invalid" and out.feeds == [], flaw
