@@ -782,11 +782,15 @@ class BrokerWorker:
             if hit is None or hit.offset > at or hit.timestamp == ms:
                 continue  # gone with retention (or nothing since), or the record the head took
             rec = await record_at(consumer, tp, at)
-            if rec is None or not rec.append_time or rec.timestamp_ms == ms:
+            # Inside a batch the broker does not read, but not at its end: the broker took offset ``at`` from
+            # another batch (it takes such a batch at its last offset), so the topic is another now.
+            inside = rec is not None and rec.unreadable is not None and rec.offset != at
+            if not inside and (rec is None or not rec.append_time or rec.timestamp_ms == ms):
                 continue  # gone, or a time its producer chose: nothing to compare
             what = (f"{tp.topic}[{tp.partition}] was made anew: the record at offset {at}, the last the broker "
-                    "took, is another now (appended at another time), so the records of the new topic before "
-                    "where the broker stands were never read")
+                    "took, is another now (" + ("inside a batch the broker does not read" if inside else
+                                                "appended at another time") + "), so the records of the new topic "
+                    "before where the broker stands were never read")
             if not self.config.accept_gaps:
                 raise FeedGapError(f"{what}. Nothing was skipped: run `puente broker run --accept-gap` to read the "
                                    "new topic from its first record, recording the gap in the audit")

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from broker.kafka.clients import reader, running
 from broker.kafka.connection import KafkaConnection
-from broker.kafka.unreadable import UNREADABLE
+from broker.kafka.unreadable import UNREADABLE, batch_range
 from puente.errors import PuenteError
 from puente.wire import Record
 
@@ -136,9 +136,14 @@ async def read_range(
 
 
 async def record_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> Record | None:
-    """The committed record at ``offset`` of a partition, or None (gone with retention, or none there)."""
+    """The committed record at ``offset`` of a partition, or None (gone with retention, or none there). Where
+    ``offset`` lies in a batch the client does not read (``broker.kafka.unreadable``), the record standing for that
+    batch, at the batch's last offset: the caller must not take the record at ``offset`` for gone."""
     async for rec in read_range(consumer, tp, offset):
-        return rec if rec.offset == offset else None
+        if rec.offset == offset:
+            return rec
+        covers = batch_range(rec.unreadable) if rec.unreadable is not None else None
+        return rec if covers is not None and covers[0] <= offset <= covers[1] else None
     return None
 
 

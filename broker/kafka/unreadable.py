@@ -32,6 +32,7 @@ CorruptRecordException (Kafka checks every batch's checksum when it is produced,
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiokafka.consumer import fetcher as _fetcher
@@ -56,6 +57,16 @@ class _UnreadableRecord:
         self.timestamp = getattr(batch, "max_timestamp", -1)
         self.timestamp_type = getattr(batch, "timestamp_type", 0)
         self.headers = [(UNREADABLE, f"{what}: records {first}-{after - 1}".encode())]
+
+
+_RANGE = re.compile(r": records (\d+)-(\d+)\Z")
+
+
+def batch_range(unreadable: str) -> tuple[int, int] | None:
+    """The first and last offsets of the batch an unreadable record stands for (``Record.unreadable``, which this
+    module writes), or None."""
+    found = _RANGE.search(unreadable)
+    return (int(found[1]), int(found[2])) if found else None
 
 
 # Kafka's codes for a batch's compression (the low three bits of its attributes).

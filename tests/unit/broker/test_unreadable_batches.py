@@ -7,6 +7,7 @@ such a batch through a real Kafka to a running worker.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.record.util import calc_crc32c
 
 from broker.kafka import unreadable
-from broker.kafka.io import record
+from broker.kafka.io import record, record_at
 from broker.kafka.unreadable import UNREADABLE, guard_fetches
 from puente.wire import Record
 
@@ -135,3 +136,44 @@ def test_a_legacy_batch_reads_as_aiokafka_reads_it() -> None:
     builder.append(0, timestamp=T0, key=b"k", value=b"old")
     got = _read(bytes(builder.build()))
     assert [(r.offset, r.value, r.unreadable) for r in got] == [(0, b"old", None)]
+
+
+class _Partition:
+    """Just what ``read_range`` asks of a consumer, over fetched bytes read by aiokafka's (guarded) reader."""
+
+    def __init__(self, data: bytes, end: int) -> None:
+        self.data, self.end, self.pos = data, end, 0
+
+    def assign(self, tps: Any) -> None:
+        pass
+
+    async def end_offsets(self, tps: Any) -> dict[TopicPartition, int]:
+        return {TP: self.end}
+
+    async def beginning_offsets(self, tps: Any) -> dict[TopicPartition, int]:
+        return {TP: 0}
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.pos = offset
+
+    async def position(self, tp: Any) -> int:
+        return self.pos
+
+    async def getmany(self, *tps: Any, timeout_ms: int = 0) -> dict[TopicPartition, list[Any]]:
+        guard_fetches()
+        reader = fetcher.PartitionRecords(TP, MemoryRecords(self.data), [], self.pos, None, None, True,
+                                          fetcher.READ_COMMITTED)
+        msgs = list(reader)
+        self.pos = reader.next_fetch_offset
+        return {TP: msgs}
+
+
+def test_the_record_at_an_offset_inside_an_unreadable_batch_is_the_batch_not_gone() -> None:
+    """``record_at`` answers for an offset inside a batch the broker does not read with the record standing for
+    that batch, never None (which callers take for a record gone with retention)."""
+    data = _batch(0, [(b"a", []), (b"b", [])]) + _batch(2, [(b"c", [(_RawKey("XX"), b"v")]), (b"d", [])])
+    for offset, expected in ((1, (1, None)), (2, (3, "UnicodeDecodeError reading it: records 2-3")),
+                             (3, (3, "UnicodeDecodeError reading it: records 2-3"))):
+        found = asyncio.run(record_at(_Partition(data, 4), TP, offset))  # type: ignore[arg-type]
+        assert found is not None and (found.offset, found.unreadable) == expected, offset
+    assert asyncio.run(record_at(_Partition(data, 4), TP, 4)) is None  # past the end

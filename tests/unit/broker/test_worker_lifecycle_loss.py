@@ -203,14 +203,21 @@ def test_an_ingress_topic_made_anew_and_filled_past_the_head_is_a_gap_not_a_sile
         hit[:] = [answer]
         assert check(_worker()) == {}
     hit[:] = [NS(offset=0, timestamp=appended + 86_400_000)]  # an earlier offset at another time: read it
-    for same in (NS(timestamp_ms=appended, append_time=True), None, NS(timestamp_ms=5, append_time=False)):
+    for same in (NS(offset=999, timestamp_ms=appended, append_time=True, unreadable=None), None,
+                 NS(offset=999, timestamp_ms=5, append_time=False, unreadable=None),
+                 # the batch the head took, which the broker does not read: taken at its last offset, 999
+                 NS(offset=999, timestamp_ms=appended, append_time=True, unreadable="x: records 997-999")):
         found[:] = [same]
         assert check(_worker()) == {}
-    found[:] = [NS(timestamp_ms=appended + 86_400_000, append_time=True)]
-    with pytest.raises(FeedGapError) as caught:
-        check(_worker())
-    assert "was made anew" in str(caught.value) and "--accept-gap" in str(caught.value)
-    assert list(check(_worker(accept_gaps=True))) == [tp]
+    for other in (NS(offset=999, timestamp_ms=appended + 86_400_000, append_time=True, unreadable=None),
+                  # 999 inside a batch the broker does not read, not at its end: the broker took 999 from another
+                  # batch, so the topic is another (any agency login can write such a batch over where it stands)
+                  NS(offset=1001, timestamp_ms=appended, append_time=True, unreadable="x: records 998-1001")):
+        found[:] = [other]
+        with pytest.raises(FeedGapError) as caught:
+            check(_worker())
+        assert "was made anew" in str(caught.value) and "--accept-gap" in str(caught.value)
+        assert list(check(_worker(accept_gaps=True))) == [tp]
 
 
 class _Seeking:
