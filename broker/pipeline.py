@@ -354,7 +354,7 @@ class Pipeline:
                     if routed.get("sent") is False:
                         holders[partner] = was
             decisions.append(routed)
-        if life is not None and life["action"] == CONSENT:
+        if life is not None and life["action"] == CONSENT and invalid is None:  # an invalid one consents to nothing
             self._consented(life.get("partners") or [], version, decisions, out)
         self._orphans(held, version, holders, out)
         out.state = AlertState(version, holders, originator=_first_originator(alert, prior))

@@ -225,6 +225,20 @@ def test_a_marking_list_of_no_codes_or_too_many_is_dead_lettered_at_once(name: s
     assert "ORCON" not in out.entry["detail"] and "PII" not in out.entry["detail"]
 
 
+def test_an_invalid_consent_to_an_alert_partners_hold_pulls_it_back_and_consents_to_nothing() -> None:
+    """A CONSENT version whose partners are no codes, of an alert COL holds: withheld from everyone and pulled back
+    from COL (``alert.invalid``); the entry records no consent and no decision says the originator consented."""
+    run = Run()
+    first = _first()
+    held = run.send(first).state
+    assert held is not None and "COL" in held.holders
+    out = run.send(_next(first, "CONSENT", partners=["USA", "X Y"], originator_consent=["USA", "X Y"]))
+    assert out.dead_reason is None and "consent" not in out.entry
+    assert {d["partner"]: d["decision"] for d in out.entry["decisions"]}["COL"] == "RECALL"
+    assert not any("consented" in r for d in out.entry["decisions"] for r in d.get("reasons", ()))
+    assert out.state is not None and out.state.holders == {}
+
+
 def test_a_downgrade_reaches_a_partner_that_never_had_it() -> None:
     run = Run()
     first = _first("SECRETO")
