@@ -334,7 +334,7 @@ class Pipeline:
                 # No longer entitled: what it holds is pulled back.
                 reasons = [*decision.reasons, f"held version {was}, which this version no longer lets it keep"]
                 routed = self._notice(alert, version, None, partner, topic, decision.policy_version, was,
-                                      reasons, now, out)
+                                      reasons, now, out, ("lifecycle.recall", "alert.invalid") if invalid else None)
                 if routed.get("sent") is False:
                     holders[partner] = was  # the notice could not be sealed: it still holds it, and the audit says so
             else:
@@ -412,14 +412,15 @@ class Pipeline:
         out.state = AlertState(version, holders, recalled=True, originator=_first_originator(alert, prior))
 
     def _notice(self, alert: dict[str, Any], version: int, reason: str | None, partner: str, topic: str,
-                policy_version: str, was: int, reasons: list[str], now: datetime, out: Outcome) -> dict[str, Any]:
+                policy_version: str, was: int, reasons: list[str], now: datetime, out: Outcome,
+                rules: Sequence[str] | None = None) -> dict[str, Any]:
         """Send ``partner`` the recall notice of what it holds, at ``version``; its audit entry.
 
         The entry names the notice's version (``notice_version``), which the partner's RECALLED receipt
         names back: for an officer's recall it may be above the entry's own ``version`` (see ``process``),
         and ``audit recalls`` orders a partner's notices and matches its acknowledgements by it."""
         entry: dict[str, Any] = {"partner": partner, "decision": RECALL, "agreement": None,
-                                 "rules": ["lifecycle.recall"], "reasons": reasons, "redacted": [],
+                                 "rules": list(rules or ("lifecycle.recall",)), "reasons": reasons, "redacted": [],
                                  "policy_version": policy_version, "recalls": was, "notice_version": version}
         try:
             sealer = self.sealers.get(partner)
@@ -545,6 +546,9 @@ class Pipeline:
         problem = hidden or (_sanity(alert, now) if content else _id_problem(alert))
         structural = lifecycle_problem(alert)  # its version or action: none to pull back at
         alert_id, version = alert["alert_id"], alert.get("version", 1)
+        if problem and content and seen_key(alert_id, version, False) in seen:
+            # Processed already (an invalid version withdraws the alert once): its copy is a replay, as any other's.
+            raise _Reject("replay", f"this alert id's version {version} was already processed")
         prior = states(alert_id)
         if (problem or structural) and not (problem and not structural and content and prior is not None
                                             and prior.holders and not prior.recalled and version > prior.version):

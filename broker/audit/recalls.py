@@ -110,7 +110,11 @@ class RecallBook:
             version = notice_version(row)
             previous = self.sent.get(pair)
             if previous is None or (version, at) >= (previous[0], previous[1]):
-                reason = row.get("reason") or row.get("action")  # a recall's category, or what pulled it back
+                rules = row.get("rules")
+                # A recall's category, or what pulled it back: a version that broke a rule (``alert.invalid``)
+                # before the action it names, which it did not carry out.
+                reason = ("alert.invalid" if isinstance(rules, list) and "alert.invalid" in rules
+                          else row.get("reason") or row.get("action"))
                 self.sent[pair] = (version, at, reason if isinstance(reason, str) else None,
                                    row.get("sent") is not False)
             return

@@ -49,6 +49,8 @@ def test_a_later_version_refused_for_its_content_withdraws_the_alert_at_once(fla
     assert _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
     assert out.state == AlertState(2, {}, originator="SNM")
     assert all("breaks a rule every alert must keep" in d["reasons"][0] for d in out.entry["decisions"])
+    assert all("alert.invalid" in d["rules"] for d in out.entry["decisions"])  # holders' recalls too
+    assert run.send(bad).dead_reason == "replay"  # processed once: a copy is a replay, as any other's
     for partner in ("COL", "USA"):
         notice = CODEC.decode(run.sealers[partner].sealed[-1])
         assert notice["version"] == 2 and notice["summary"] is None and notice["location"] is None

@@ -149,3 +149,12 @@ def test_receipts_of_alerts_never_recalled_are_not_kept() -> None:
     assert list(book.held) == [("SNM:A", "COL")] and book.stores == {"chain COL": A}
     [row] = book.status({}, NOW)
     assert (row.state, row.waiting_on) == (OUTSTANDING, (A,))
+
+
+def test_a_version_pulled_back_for_breaking_a_rule_is_reported_so_not_as_its_action() -> None:
+    """A CONSENT or UPDATE version that broke a rule pulls the alert back (rule alert.invalid) without doing what
+    its action says: the recall's reason is alert.invalid, not CONSENT."""
+    rows = [_recall("SNM:A", "COL", 2, 10, action="CONSENT", rules=["lifecycle.recall", "alert.invalid"]),
+            _recall("SNM:B", "COL", 2, 10, action="CONSENT", rules=["lifecycle.recall"])]
+    assert {r.alert_id: r.reason for r in recall_status(rows, {}, NOW)} == {"SNM:A": "alert.invalid",
+                                                                           "SNM:B": "CONSENT"}
