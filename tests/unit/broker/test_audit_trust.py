@@ -269,6 +269,17 @@ def _later_batches_vouched(writer: ChainWriter, values: list[bytes]) -> list[tup
     return found[:later]
 
 
+def _reach(values: list[bytes]) -> ReceiptReach:
+    """The feed offsets COL's receipts chain ``values`` reach, walked as `audit verify` walks it."""
+    walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True)
+    reach = ReceiptReach({"p.feed.COL": "COL"}, "p.feed.")
+    reach.begin("COL")
+    for offset, value in enumerate(values):
+        doc, found = walk.feed(offset, value)
+        reach.take(doc, not found, [*walk.cut, *walk.pruned])
+    return reach
+
+
 def test_a_stray_settled_away_leaves_the_partners_reach_whole() -> None:
     """The feed offsets COL's receipts reach count every receipt its checkpoint vouches for: records that are not
     sound among them (one edited, one ahead of the chain), reported and settled away, are held by no reader, so
@@ -282,12 +293,7 @@ def test_a_stray_settled_away_leaves_the_partners_reach_whole() -> None:
     values = [receipt(0), writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT), receipt(1), receipt(2),
               _stray(99, "cd" * 32, "ee" * 32), _stray(99, "cd" * 32), receipt(3),
               writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
-    walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True)
-    reach = ReceiptReach({"p.feed.COL": "COL"}, "p.feed.")
-    reach.begin("COL")
-    for offset, value in enumerate(values):
-        doc, found = walk.feed(offset, value)
-        reach.take(doc, not found, [*walk.cut, *walk.pruned])
+    reach = _reach(values)
     assert reach.sound == {("p.feed.COL", 0): 3}
 
 
@@ -303,12 +309,7 @@ def test_a_receipt_whose_status_no_subscriber_writes_moves_no_accepted_end(statu
                                          "status": said, "at": "2026-01-01T00:00:00Z", "version": 1})
 
     values = [receipt(0, "RECEIVED"), receipt(1, status), writer.checkpoint("COL-rcpt-2026a", _sign, SIGNED_AT)]
-    walk = PartitionWalk("access", 0, _verify, "receipts", "COL", prunes=True)
-    reach = ReceiptReach({"p.feed.COL": "COL"}, "p.feed.")
-    reach.begin("COL")
-    for offset, value in enumerate(values):
-        doc, found = walk.feed(offset, value)
-        reach.take(doc, not found, [*walk.cut, *walk.pruned])
+    reach = _reach(values)
     assert reach.sound == {("p.feed.COL", 0): 1} and reach.accepted == {("p.feed.COL", 0): 0}
 
 
