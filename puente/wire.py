@@ -50,6 +50,18 @@ DLQ_DETAIL_MAX = 500
 Headers = tuple[tuple[str, bytes], ...]
 
 
+class Unreadable(NamedTuple):
+    """A fetched record batch the Kafka client could not read (``broker.kafka.unreadable``): what failed, and the
+    batch's first and last offsets (a record standing for it is at ``last``)."""
+
+    what: str
+    first: int
+    last: int
+
+    def __str__(self) -> str:
+        return f"{self.what}: records {self.first}-{self.last}"
+
+
 class Record(NamedTuple):
     """One record as read: where it was, its key, value and headers. (A tuple: cheap to build per record.)"""
 
@@ -63,9 +75,9 @@ class Record(NamedTuple):
     append_time: bool | None = None
     """Whether ``timestamp_ms`` is Kafka's append time (LogAppendTime), not its producer's; None for a record
     not read from Kafka (``broker.kafka.io.record`` always says)."""
-    unreadable: str | None = None
+    unreadable: Unreadable | None = None
     """For a record standing for a fetched batch the Kafka client could not read (``broker.kafka.unreadable``):
-    what failed and the batch's offsets; its key, value and headers are none of the batch's."""
+    what failed and the batch's offsets; its key and value are none of the batch's, and it has no headers."""
 
     @property
     def appended_ms(self) -> int | None:

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from broker.kafka.clients import reader, running
 from broker.kafka.connection import KafkaConnection
-from broker.kafka.unreadable import UNREADABLE, batch_range
+from broker.kafka.unreadable import UNREADABLE
 from puente.errors import PuenteError
 from puente.wire import Record
 
@@ -23,9 +23,11 @@ def record(msg: Any) -> Record:
     """An aiokafka ConsumerRecord as Puente's ``Record``; one standing for a batch the client could not read
     (``broker.kafka.unreadable``) says what failed in ``Record.unreadable``."""
     headers = tuple(msg.headers or ())
-    unreadable = headers[0][1].decode() if headers and headers[0][0] is UNREADABLE else None
+    if headers and headers[0][0] is UNREADABLE:
+        return Record(msg.topic, msg.partition, msg.offset, None, b"", (), msg.timestamp,
+                      msg.timestamp_type == LOG_APPEND_TIME, headers[0][1])
     return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"", headers,
-                  msg.timestamp, msg.timestamp_type == LOG_APPEND_TIME, unreadable)
+                  msg.timestamp, msg.timestamp_type == LOG_APPEND_TIME)
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
@@ -142,8 +144,8 @@ async def record_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int)
     async for rec in read_range(consumer, tp, offset):
         if rec.offset == offset:
             return rec
-        covers = batch_range(rec.unreadable) if rec.unreadable is not None else None
-        return rec if covers is not None and covers[0] <= offset <= covers[1] else None
+        covers = rec.unreadable
+        return rec if covers is not None and covers.first <= offset <= covers.last else None
     return None
 
 

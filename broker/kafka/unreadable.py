@@ -17,11 +17,11 @@ producer of another's making sends one: a compressed batch is refused whole, nev
 ``guard_fetches`` gives aiokafka's per-partition reader (``PartitionRecords``) its batches through ``_Batches``:
 each uncompressed data batch is read whole before its first record is handed out, and one that cannot be read, or a
 compressed one, becomes a single record at the batch's last offset, with no key and no value, whose one header is
-(``UNREADABLE``, what it is and the batch's offsets). ``UNREADABLE`` is matched by identity (``is``), never by its
-text: a header key a producer wrote is another object whatever it spells. ``broker.kafka.io.record`` reads it as
-``Record.unreadable``, and what reads records refuses such a record with a reason (the broker: a dead letter,
-``unreadable``; an audit reader: a record that is not a block), so the batch ends recorded, never skipped in
-silence, and the position moves past it.
+(``UNREADABLE``, a ``puente.wire.Unreadable`` naming what it is and the batch's offsets). ``UNREADABLE`` is matched
+by identity (``is``), never by its text: a header key a producer wrote is another object whatever it spells.
+``broker.kafka.io.record`` reads it as ``Record.unreadable``, and what reads records refuses such a record with a
+reason (the broker: a dead letter, ``unreadable``; an audit reader: a record that is not a block), so the batch
+ends recorded, never skipped in silence, and the position moves past it.
 
 A batch whose records' offsets do not rise within the batch's own range (each record's offset is its producer's
 delta from the base, which Kafka does not check) is one such record too: it would make readers skip records. Control
@@ -32,10 +32,11 @@ CorruptRecordException (Kafka checks every batch's checksum when it is produced,
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiokafka.consumer import fetcher as _fetcher
+
+from puente.wire import Unreadable
 
 # The header key of the record standing for a batch that could not be read. Built at run time so that it is an
 # object of its own: no header key read from a batch is this object (``is``), whatever its text.
@@ -44,7 +45,8 @@ UNREADABLE: str = "".join(["puente", ":unreadable-batch"])
 
 class _UnreadableRecord:
     """What aiokafka's reader turns into a ConsumerRecord for a batch that could not be read: its last offset, its
-    newest time, no key, no value, one header naming the failure (never a byte of the batch)."""
+    newest time, no key, no value, one header whose value is the ``Unreadable`` naming the failure and the batch's
+    offsets (never a byte of the batch)."""
 
     __slots__ = ("headers", "offset", "timestamp", "timestamp_type")
     key = None
@@ -56,17 +58,7 @@ class _UnreadableRecord:
         self.offset = after - 1
         self.timestamp = getattr(batch, "max_timestamp", -1)
         self.timestamp_type = getattr(batch, "timestamp_type", 0)
-        self.headers = [(UNREADABLE, f"{what}: records {first}-{after - 1}".encode())]
-
-
-_RANGE = re.compile(r": records (\d+)-(\d+)\Z")
-
-
-def batch_range(unreadable: str) -> tuple[int, int] | None:
-    """The first and last offsets of the batch an unreadable record stands for (``Record.unreadable``, which this
-    module writes), or None."""
-    found = _RANGE.search(unreadable)
-    return (int(found[1]), int(found[2])) if found else None
+        self.headers = [(UNREADABLE, Unreadable(what, first, after - 1))]
 
 
 # Kafka's codes for a batch's compression (the low three bits of its attributes).

@@ -29,7 +29,7 @@ from broker.topology import Slots, TopicNames, key_partition
 from broker.worker import head_ahead
 from puente import strict
 from puente.dev.synthetic import generate
-from puente.wire import Record
+from puente.wire import Record, Unreadable
 from schemas import alert_codec
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -102,12 +102,12 @@ def test_a_batch_the_kafka_client_could_not_read_is_dead_lettered_before_anythin
     checked: list[str] = []
     pipe = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()})
     pipe.origin = lambda *args: checked.append("origin") or ("SNM", NOW_MS)  # type: ignore[method-assign,assignment]
-    bad = good._replace(key=None, value=b"", headers=(), unreadable="UnicodeDecodeError reading records 5-7")
+    bad = good._replace(key=None, value=b"", headers=(), unreadable=Unreadable("UnicodeDecodeError reading it", 5, 7))
     out = pipe.process(bad, set(), NOW)
     assert out.dead_reason == "unreadable" and not out.feeds and checked == []
     assert out.entry["kind"] == "DEAD_LETTER" and out.entry["ingress"] == f"t.ingress.SNM:{good.partition}:7"
     detail = out.entry["detail"]
-    assert "UnicodeDecodeError reading records 5-7" in detail and "publish them again" in detail
+    assert "UnicodeDecodeError reading it: records 5-7" in detail and "publish them again" in detail
 
 
 def test_the_text_scan_is_built_with_the_pipeline_not_in_its_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,7 @@ from broker.topology import key_partition
 from broker.worker import BrokerWorker, SlotState, WorkerConfig
 from puente.dev.synthetic import generate
 from puente.errors import FeedGapError
+from puente.wire import Unreadable
 from tests.unit.broker.test_lifecycle import CODEC, ORIGINATORS, SLOTS, Policy, Sealer
 
 NOW = datetime.now(UTC)
@@ -206,13 +207,13 @@ def test_an_ingress_topic_made_anew_and_filled_past_the_head_is_a_gap_not_a_sile
     for same in (NS(offset=999, timestamp_ms=appended, append_time=True, unreadable=None), None,
                  NS(offset=999, timestamp_ms=5, append_time=False, unreadable=None),
                  # the batch the head took, which the broker does not read: taken at its last offset, 999
-                 NS(offset=999, timestamp_ms=appended, append_time=True, unreadable="x: records 997-999")):
+                 NS(offset=999, timestamp_ms=appended, append_time=True, unreadable=Unreadable("x", 997, 999))):
         found[:] = [same]
         assert check(_worker()) == {}
     for other in (NS(offset=999, timestamp_ms=appended + 86_400_000, append_time=True, unreadable=None),
                   # 999 inside a batch the broker does not read, not at its end: the broker took 999 from another
                   # batch, so the topic is another (any agency login can write such a batch over where it stands)
-                  NS(offset=1001, timestamp_ms=appended, append_time=True, unreadable="x: records 998-1001")):
+                  NS(offset=1001, timestamp_ms=appended, append_time=True, unreadable=Unreadable("x", 998, 1001))):
         found[:] = [other]
         with pytest.raises(FeedGapError) as caught:
             check(_worker())
