@@ -216,7 +216,7 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
             report.records += 1
             if walked is not None:
                 walked.record()
-            doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms)
+            doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms, rec.unreadable)
             report.add(found)
             report.add(walk.settled)
             delivered.cut(walk.cut)
@@ -484,7 +484,7 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
                     if walked is not None:
                         walked.record()
-                    doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms)
+                    doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms, rec.unreadable)
                     delivered.cut(walk.cut)
                     delivered.prune(walk.pruned)
                     for cut in walk.cut:  # cut off from the chain: no checkpoint will vouch for them
@@ -593,7 +593,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
                     async for rec in read_range(consumer, tp, ingest.start):
                         if rec.offset >= last[tp]:
                             break
-                        ingest.add(rec.offset, rec.value, rec.appended_ms)
+                        ingest.add(rec.offset, rec.value, rec.appended_ms, rec.unreadable)
                         records += 1
                         if records % PROGRESS_EVERY == 0:
                             report(ingest.rows, ingest.found)
@@ -804,7 +804,7 @@ async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn) -> 
     problems = 0
     first: Finding | None = None
     async for rec in read_range(consumer, tp):
-        doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms)
+        doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms, rec.unreadable)
         if found:
             problems += len(found)
             first = first or found[0]

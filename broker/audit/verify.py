@@ -49,7 +49,7 @@ from broker.audit.chain import (
 from broker.crypto.keys import BROKER_OWNER, KeyKind, newer_generation, parse_key_id
 from broker.crypto.signing import SIGNATURE_LEN
 from puente.errors import KeyMaterialError
-from puente.wire import iso_utc
+from puente.wire import Unreadable, iso_utc
 
 
 @dataclass(frozen=True)
@@ -1085,11 +1085,12 @@ class PartitionWalk:
         """Whether ``chain`` is a receipt chain, whose waiting records a later checkpoint vouches for."""
         return chain is not None and self.holds != "queries"
 
-    def feed(self, offset: int, value: bytes, appended_ms: int | None = None) -> tuple[dict[str, Any] | None,
-                                                                                      list[Finding]]:
+    def feed(self, offset: int, value: bytes, appended_ms: int | None = None,
+             unreadable: Unreadable | None = None) -> tuple[dict[str, Any] | None, list[Finding]]:
         """Check the record at ``offset``; its document and the findings at it. ``appended_ms``: when Kafka
         appended it, if its time is Kafka's (LogAppendTime; None otherwise): what dates a broker block
-        across chains (``note_dated``).
+        across chains (``note_dated``). ``unreadable``: the record stands for a batch the Kafka client did not
+        read (``Record.unreadable``): a finding that says so, as any record that is not a block is one.
 
         ``cut`` then names the chains whose unsigned records waiting for a checkpoint this record
         cut off (it breaks the chain after them): a reader holding those records for the chain's
@@ -1108,6 +1109,9 @@ class PartitionWalk:
         def flag(problem: str) -> None:
             found.append(Finding(self.topic, self.partition, offset, problem))
 
+        if unreadable is not None:
+            flag(f"not an audit record: a record batch this reader's Kafka client does not read ({unreadable})")
+            return None, found
         doc = parse_record(value)
         fields = chain_fields(doc) if doc is not None else None
         if doc is None or fields is None:

@@ -47,6 +47,7 @@ from broker.audit_index._places import SqlReceiptBook
 from broker.audit_index._scope import view_mask
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, translated
 from puente.errors import StoreError
+from puente.wire import Unreadable
 
 _DECISION_TEXT = ("alert_id", "partner", "decision", "agreement", "alert_type", "originator", "originator_country",
                   "classification", "sector", "action", "reason", "policy_version", "feed", "ingress", "at")
@@ -172,12 +173,13 @@ class PartitionIngest:
             self._held_bytes += int(size)
 
     # ---- the run ------------------------------------------------------------------------------
-    def add(self, offset: int, value: bytes, appended_ms: int | None = None) -> None:
+    def add(self, offset: int, value: bytes, appended_ms: int | None = None,
+            unreadable: Unreadable | None = None) -> None:
         """Verify and index the record at ``offset`` (records come in offset order, from ``start``), which Kafka
-        appended at ``appended_ms`` if its time is Kafka's (``PartitionWalk.feed``). StoreError (naming the
-        index file) when SQLite fails."""
+        appended at ``appended_ms`` if its time is Kafka's, or which stands for a batch the client did not read
+        (``PartitionWalk.feed``). StoreError (naming the index file) when SQLite fails."""
         try:
-            self._add(offset, value, appended_ms)
+            self._add(offset, value, appended_ms, unreadable)
         except (sqlite3.Error, OverflowError) as exc:
             raise self._failed(exc, f"indexing {self.topic}[{self.partition}] offset {offset}") from None
 
@@ -196,10 +198,11 @@ class PartitionIngest:
             self._rechecked = True
             self._recheck()
 
-    def _add(self, offset: int, value: bytes, appended_ms: int | None = None) -> None:
+    def _add(self, offset: int, value: bytes, appended_ms: int | None = None,
+             unreadable: Unreadable | None = None) -> None:
         self._begin()
         before = self.rows
-        doc, found = self._walk.feed(offset, value, appended_ms)
+        doc, found = self._walk.feed(offset, value, appended_ms, unreadable)
         for chain in self._walk.cut:  # receipts cut off from their chain: no checkpoint will vouch for them
             self._waiting.pop(chain_key(chain))
             self._began.pop(chain_key(chain), None)

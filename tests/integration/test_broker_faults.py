@@ -207,6 +207,19 @@ async def test_a_batch_the_kafka_client_cannot_read_is_dead_lettered_and_the_slo
                             check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
+    # Through a partner's receipts topic, the auditors' readers refuse such a batch as a finding naming it.
+    zipped = AIOKafkaProducer(**env.login("partner-COL").aiokafka(), compression_type="gzip")
+    await zipped.start()
+    try:
+        receipt = await zipped.send_and_wait(env.names.receipts("COL"), b"{}", key=b"COL")
+    finally:
+        await zipped.stop()
+    verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                            check=False)
+    assert verify.returncode != 0, verify.stdout + verify.stderr
+    assert (f"not an audit record: a record batch this reader's Kafka client does not read (a gzip-compressed "
+            f"batch, not inflated: records {receipt.offset}-{receipt.offset})") in verify.stdout + verify.stderr
+
 
 async def test_a_reordered_agency_list_stops_the_broker_before_any_slot_runs(env: Env) -> None:
     """The slots follow PUENTE_AGENCIES: reordered, each ingress partition would get another one's audit chain,

@@ -19,6 +19,7 @@ class AuditRec:
     offset: int
     value: bytes
     appended_ms: int | None = None
+    unreadable: None = None
 
 
 class AuditConsumer:

@@ -83,7 +83,7 @@ def test_verify_topics_walks_each_partition_from_where_its_log_starts(
     async def read_range(consumer: Any, tp: Any, start: int | None = None) -> Any:
         for offset, value in _cut(blocks, 2):
             if start is None or offset >= start:
-                yield SimpleNamespace(offset=offset, value=value, appended_ms=None)
+                yield SimpleNamespace(offset=offset, value=value, appended_ms=None, unreadable=None)
 
     monkeypatch.setattr(auditor, "log_starts", log_starts)
     monkeypatch.setattr(auditor, "read_range", read_range)
@@ -101,7 +101,7 @@ def _held_from(monkeypatch: pytest.MonkeyPatch, values: list[bytes], start: int)
     async def read_range(consumer: Any, tp: Any, begin: int | None = None) -> Any:
         for offset, value in _cut(values, start):
             if begin is None or offset >= begin:
-                yield SimpleNamespace(offset=offset, value=value, appended_ms=None)
+                yield SimpleNamespace(offset=offset, value=value, appended_ms=None, unreadable=None)
 
     monkeypatch.setattr(auditor, "log_starts", log_starts)
     monkeypatch.setattr(auditor, "read_range", read_range)

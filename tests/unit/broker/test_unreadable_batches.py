@@ -20,10 +20,11 @@ from aiokafka.record.legacy_records import LegacyRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.record.util import calc_crc32c
 
+from broker.audit.verify import PartitionWalk
 from broker.kafka import unreadable
 from broker.kafka.io import record, record_at
 from broker.kafka.unreadable import UNREADABLE, guard_fetches
-from puente.wire import Record
+from puente.wire import Record, Unreadable
 
 TP = TopicPartition("t.ingress.SENAN", 0)
 T0 = 1_780_000_000_000
@@ -182,3 +183,12 @@ def test_the_record_at_an_offset_inside_an_unreadable_batch_is_the_batch_not_gon
         assert found is not None and (found.offset, _text(found)) == expected, offset
     assert asyncio.run(record_at(_Partition(data, 4), TP, 4)) is None  # past the end
 
+
+def test_an_audit_reader_names_the_batch_it_does_not_read() -> None:
+    """An audit reader refuses the record standing for an unreadable batch as it refuses any record that is not a
+    block, and its finding says which batch and why, not "unreadable JSON"."""
+    walk = PartitionWalk("receipts.COL", 0, lambda *_: True, "receipts", "COL")  # type: ignore[arg-type]
+    doc, found = walk.feed(7, b"", None, Unreadable("a zstd-compressed batch, not inflated", 6, 7))
+    assert doc is None and [f.problem for f in found] == [
+        "not an audit record: a record batch this reader's Kafka client does not read (a zstd-compressed batch, "
+        "not inflated: records 6-7)"]
