@@ -66,10 +66,9 @@ def _area(provinces: frozenset[str], sectors: frozenset[str], areas: Areas) -> C
             if inside is None:
                 return f"{kind} {_label(label)} has no outline, so the position cannot confirm it"
             if not inside:
-                return (
-                    f"the position ({lat:.1f}, {lon:.1f}) is outside {kind} {_label(label)}: "
-                    "the coordinates disagree with the label"
-                )
+                # Never the position itself, even rounded: reasons reach the audit, and a place is the alert's
+                # content, not the policy's.
+                return f"the position is outside {kind} {_label(label)}: the coordinates disagree with the label"
         return None
 
     return check
