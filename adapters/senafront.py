@@ -136,15 +136,17 @@ def _multiline(header: list[str]) -> list[int]:
 def _unknown_column(headers: list[str], columns: list[str | None], ctx: Context) -> AdapterError | None:
     """The first header column neither read (``columns`` names it) nor listed in ignored_columns, as a file-level error.
 
-    Run only once the header has its required columns: a first row that is data, not a header,
-    is refused for that without quoting its cells, which would be the record's values.
+    The column is said by place and length, never quoted: a header line whose line end was lost runs on into the
+    first row, so a header cell may be a traveller's name or a document number (as ``adapters.core._unknown_key``
+    says a key). A near miss names the header meant instead, from the adapter's own vocabulary.
     """
     ignored = {_column_form(c) for c in ctx.profile.ignored_columns}
     for i, (header, column) in enumerate(zip(headers, columns, strict=True)):
         if column is None and _column_form(header) not in ignored:
-            return f.fail(f.UNKNOWN_CODE, f"the header has the column {f.key_name(header)} (column {i + 1}), which "
-                                          "this adapter does not read: check its spelling, or list it under "
-                                          "ignored_columns in agencies.yaml if the export adds it")
+            meant = f.did_you_mean(header, _BY_HEADER)
+            return f.fail(f.UNKNOWN_CODE, f"the header has a column this adapter does not read (column {i + 1}, "
+                                          f"{len(header):,} characters){meant}: check its spelling, or list it "
+                                          "under ignored_columns in agencies.yaml if the export adds it")
     return None
 
 

@@ -261,8 +261,22 @@ def test_a_misspelt_marking_column_refuses_the_file(run: Callable[..., list[Resu
     results = run("senafront", data)
     assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(0, f.UNKNOWN_CODE)]
     message = str(results[0].error)
-    assert "the header has the column 'Clasificación de seguridad' (column 5)" in message
-    assert "SECRETO" not in message and "ignored_columns" in message
+    assert "the header has a column this adapter does not read (column 5, 26 characters): " in message
+    assert "SECRETO" not in message and "seguridad" not in message and "ignored_columns" in message
+
+
+def test_a_header_run_on_into_the_first_row_quotes_none_of_its_cells(run: Callable[..., list[Result]]) -> None:
+    """A header line whose line end was lost runs on into the first row: its cells (a name, a passport number)
+    read as header columns. The file is refused naming the first one by place and length, never its text; a
+    near miss of a known header names the header meant."""
+    data = (f"{CSV_HEADER};Núñez Peña José Luis;PA1234567\n{CSV_ROW}\n").encode()
+    results = run("senafront", data)
+    assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(0, f.UNKNOWN_CODE)]
+    message = str(results[0].error)
+    assert "the header has a column this adapter does not read (column 5, 20 characters): " in message
+    assert not any(part in message for part in ("Núñez", "Peña", "José", "Luis", "PA1234567", "1234567"))
+    near = run("senafront", f"{CSV_HEADER};Clasificasion\n{CSV_ROW};SECRETO\n".encode())
+    assert "(column 5, 13 characters) (did you mean 'CLASIFICACION'?): " in str(near[0].error)
 
 
 def test_an_ignored_column_is_tolerated(config: AdaptersConfig, vocab: Vocabulary,
