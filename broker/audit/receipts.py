@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from broker.audit.chain import chain_owner, flatten, shown
-from broker.audit.verify import DELIVERED, feed_place, known_status, plain, when
+from broker.audit.verify import DELIVERED, feed_place, known_status, opened_status, plain, when
 
 CLOCK_SKEW = timedelta(hours=1)
 """How far a partner's clock may run behind the broker's: a receipt dated further before the delivery
@@ -303,7 +303,7 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook) -> ReceiptMatch | str:
         held = f"alert {shown(placed.alert_id)}" + (f" version {placed.version}" if placed.version is not None else "")
         return (f"{what} names feed record {where}, which {plain(owner)}'s receipts already name for {held}: one feed "
                 "record holds one delivery")
-    opened = numbered and isinstance(status, str) and not status.startswith("REJECTED")
+    opened = numbered and opened_status(status)
     if placed is not None and placed.key is not None:
         sent = [s for s in sent if s.key == placed.key]
     elif opened:

@@ -285,6 +285,12 @@ def known_status(status: object) -> bool:
     return isinstance(status, str) and (status in RECEIPT_STATUSES or _REJECTED.fullmatch(status) is not None)
 
 
+def opened_status(status: object) -> bool:
+    """Whether a receipt's ``status`` says its partner opened the record: a status a subscriber writes
+    (``known_status``) other than REJECTED. Only such a receipt acknowledges a delivery or moves an accepted end."""
+    return isinstance(status, str) and status in RECEIPT_STATUSES
+
+
 class ReceiptReach:
     """How far each partner's receipts reach into its own feed's partitions, as the walks of the receipts
     topics go (``begin`` each partition, then ``take`` each of its records).
@@ -403,8 +409,7 @@ class ReceiptReach:
             self.seen[(topic, partition)] = max(self.seen.get((topic, partition), -1), offset)
         if sound:
             status = doc.get("status")
-            # Only a status a subscriber writes, and not REJECTED, says the record opened (``known_status``).
-            rejected = not known_status(status) or str(status).startswith("REJECTED")
+            rejected = not opened_status(status)
             waiting = self._waiting.setdefault(chain, {})
             newest, accepted = waiting.get((topic, partition), (-1, -1))
             waiting[(topic, partition)] = (max(newest, offset), accepted if rejected else max(accepted, offset))
