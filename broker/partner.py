@@ -538,14 +538,15 @@ class Subscriber:
             start = (await feed.beginning_offsets([tp]))[tp] if stored is None and owner == "instance" else None
             if start:  # this instance's other store read what retention has deleted since: the same, from there
                 store.note_taken_over(tp.topic, tp.partition, start)
-            at = resume_at(stored, committed, start, owner)
+            confirmed = store.feed_offset(tp.topic, tp.partition, confirmed=True) if committed is None else None
+            at = resume_at(stored, committed, start, owner, confirmed)
             if at is None or tp not in feed.assignment():
                 continue
             feed.seek(tp, at)
             where = f"{tp.topic}[{tp.partition}]"
             if committed is None:
                 self.on_note(f"{where}: the group {self.group_id} has no committed offset; reading on from offset "
-                             f"{at}, where {store.path} stands")
+                             f"{at}, where {store.path} saw Kafka commit its receipts last")
             else:
                 whose = "is new to this instance" if stored is None else f"stands at offset {at}"
                 self.on_note(f"{where}: {store.path} {whose}, behind the group's committed offset {committed}; "
@@ -683,6 +684,8 @@ class Subscriber:
             await self._wiped()
             # The receipts commit on leaving.
         self._committed.update((tp, at.offset) for tp, at in offsets.items())
+        if self.store is not None and offsets:  # committed: a restart with no group offset may rely on them now
+            self.store.confirm_feed_offsets({(tp.topic, tp.partition): at.offset for tp, at in offsets.items()})
         return unread, (await sent).offset  # delivered: the transaction committed
 
     async def _wiped(self, tries: int = 20) -> None:
@@ -956,13 +959,19 @@ very store (a copy restored from a backup is the same store), this instance with
 (another instance, with its own store; or a Puente that tagged no commits)."""
 
 
-def resume_at(stored: int | None, committed: int | None, start: int | None, owner: Owner) -> int | None:
+def resume_at(stored: int | None, committed: int | None, start: int | None, owner: Owner,
+              confirmed: int | None = None) -> int | None:
     """Where to read a newly assigned feed partition from, or None for the group's committed offset (``committed``,
     None when the group has none there), given the store's noted offset (``stored``, None when it noted none), who
-    committed the group's offset (``owner``) and the offset of the partition's first record (``start``, asked only
-    when this instance's other store read the records and this one has none).
+    committed the group's offset (``owner``), the offset of the partition's first record (``start``, asked only
+    when this instance's other store read the records and this one has none) and, when the group has no offset,
+    the store's offset as far as Kafka is known to have committed its receipts (``confirmed``,
+    ``PartnerStore.confirm_feed_offsets``).
 
-    - The group has no offset: from the store's (a new group), else the group's rule (offset 0).
+    - The group has no offset: from the store's confirmed offset (a new group, or its offsets expired), else the
+      group's rule (offset 0). Never the store's applied offset alone: a crash between the store's commit and
+      Kafka's first commit in a partition leaves it past records whose receipts were aborted, which would then
+      never be written.
     - This store committed it and stands behind it (restored from a backup): from the store's offset.
     - This instance committed it from another store (a new or another ``--store``): from the store's offset, or,
       when it has none, from the partition's first record.
@@ -971,7 +980,7 @@ def resume_at(stored: int | None, committed: int | None, start: int | None, owne
     - A store ahead of the group (a crash between its commit and Kafka's): from the group's, so the batch's aborted
       receipts are written again."""
     if committed is None:
-        return stored
+        return confirmed
     if owner == "other" or (owner == "store" and stored is None):
         return None
     if stored is not None:

@@ -340,6 +340,7 @@ _ALERT_COLUMNS = ("alert_id, alert_type, version, state, action, view, first_ms,
                   "expires_ms, recall_reason, recalled_ms, passed_on, review_ms")  # layout 3's (purged_ms came in 5)
 _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint of a receipt chain
 _FEED_KEY = "feed-offset:"  # meta key prefix: the next feed offset of a partition, as the store applied it
+_CONFIRMED_KEY = "feed-confirmed:"  # meta key prefix: the same, once Kafka committed the batch's receipts
 _PARTIAL_KEY = "feed-partial:"  # meta key prefix: a partition this store took over mid-stream, and from where
 _ELSEWHERE_KEY = "recall-elsewhere:"  # meta key prefix: an alert whose recall this store could not acknowledge
 _BROKER_KEY = "broker-key"  # meta key: each broker signing key that verified a key block taken, first seen when
@@ -525,17 +526,25 @@ class PartnerStore:
             raise StoreError(f"{self.path}: the store's id is damaged")
         return str(row[0])
 
-    def feed_offset(self, topic: str, partition: int) -> int | None:
+    def feed_offset(self, topic: str, partition: int, *, confirmed: bool = False) -> int | None:
         """The offset of the next record of feed partition ``topic[partition]`` this store has not applied (one
-        past the last it applied, as :meth:`keep_feed_offsets` noted it), or None when it noted none."""
+        past the last it applied, as :meth:`keep_feed_offsets` noted it), or None when it noted none. With
+        ``confirmed``, the same as far as Kafka is known to have committed the receipts of what was applied
+        (:meth:`confirm_feed_offsets`): never past the applied offset."""
         with self._sql("reading the feed offsets"):
-            row = self._conn.execute("SELECT value FROM meta WHERE key = ?",
-                                     (f"{_FEED_KEY}{topic}[{partition}]",)).fetchone()
-        if row is None:
-            return None
-        if not re.fullmatch(r"[0-9]{1,19}", str(row[0])):
-            raise StoreError(f"{self.path}: the kept offset of feed partition {topic[:200]}[{partition}] is damaged")
-        return int(row[0])
+            rows = dict(self._conn.execute("SELECT key, value FROM meta WHERE key IN (?, ?)",
+                                           (f"{_FEED_KEY}{topic}[{partition}]",
+                                            f"{_CONFIRMED_KEY}{topic}[{partition}]")).fetchall())
+        found: list[int] = []
+        for prefix in (_FEED_KEY, _CONFIRMED_KEY) if confirmed else (_FEED_KEY,):
+            value = rows.get(f"{prefix}{topic}[{partition}]")
+            if value is None:
+                return None
+            if not re.fullmatch(r"[0-9]{1,19}", str(value)):
+                raise StoreError(f"{self.path}: the kept offset of feed partition {topic[:200]}[{partition}] is "
+                                 "damaged")
+            found.append(int(value))
+        return min(found)
 
     def keep_feed_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None:
         """Note, for each feed partition (topic, partition), the offset of the next record not yet applied: in the
@@ -544,6 +553,17 @@ class PartnerStore:
         from a backup, say, and the records in between were applied to a copy that is gone."""
         rows = [(f"{_FEED_KEY}{topic}[{partition}]", str(at)) for (topic, partition), at in offsets.items()]
         with self._sql("keeping the feed offsets"):
+            self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
+                                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value", rows)
+
+    def confirm_feed_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Note, after a batch's Kafka transaction committed its receipts and the group's offsets, the feed offsets
+        it committed (:meth:`keep_feed_offsets` noted them before, with what was applied). The store commits its
+        batch first: a crash before Kafka's commit leaves the applied offsets ahead of what any receipt covers,
+        and where the group has no offset of its own a subscriber resumes from the confirmed one, never past
+        records whose receipts were aborted (``broker.partner.resume_at``)."""
+        rows = [(f"{_CONFIRMED_KEY}{topic}[{partition}]", str(at)) for (topic, partition), at in offsets.items()]
+        with self._sql("confirming the feed offsets"):
             self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", rows)
 

@@ -966,7 +966,7 @@ def test_a_damaged_feed_offset_is_refused(store: PartnerStore, damaged: str) -> 
     (40, 40, None, "store", None),  # in step: the group's offset
     (45, 40, None, "store", None),  # the store ahead: a crash between its commit and Kafka's; the batch comes again
     (12, 40, None, "store", 12),  # this store behind its own commits (a backup restored): read them again
-    (12, None, None, "other", 12),  # the group has no offset (a new group): where the store stands
+    (12, None, None, "other", 12),  # the group has no offset (a new group): where the store saw Kafka commit
     (None, None, None, "other", None),  # a new group and a new store: from offset 0 (NoCommittedOffset)
     (None, 40, 0, "instance", 0),  # this instance read them into another store: everything the feed holds
     (None, 40, 25, "instance", 25),
@@ -981,7 +981,37 @@ def test_a_subscriber_resumes_where_its_own_store_stands_when_it_is_behind(
     """A store restored from a backup, or a new --store of the same instance, is behind the group: the records the
     group read since reach it again (harmless by the version rule), never skipped. What another instance read went
     to that instance's store and is not read again; a store ahead waits for the batch to come again."""
-    assert resume_at(stored, committed, start, owner) == expected
+    assert resume_at(stored, committed, start, owner, stored if committed is None else None) == expected
+
+
+@pytest.mark.parametrize(("stored", "confirmed", "expected"), [
+    (520, None, None),  # a crash in the first batch, after the store's commit, before Kafka's: from offset 0
+    (520, 491, 491),  # a crash in a later batch: from the last batch whose receipts Kafka committed
+    (520, 520, 520),  # in step (the group's offsets expired, or a new group): where the store stands
+])
+def test_with_no_group_offset_a_subscriber_resumes_where_kafka_committed_its_receipts(
+        stored: int, confirmed: int | None, expected: int | None) -> None:
+    """The store commits a batch before Kafka commits its receipts and offsets. Killed in between, in a partition
+    where the group has no offset yet, the store stood past records whose receipts were aborted: resuming from
+    there, their receipts were never written, and `audit verify` could not tell. The confirmed offset is the one
+    Kafka committed."""
+    assert resume_at(stored, None, None, "store", confirmed) == expected
+
+
+def test_the_store_confirms_feed_offsets_once_kafka_committed(store: PartnerStore) -> None:
+    """The confirmed offset is noted apart from the applied one, and never read past it."""
+    with store.transaction():
+        store.keep_feed_offsets({("t.feed.col", 0): 5})
+    assert store.feed_offset("t.feed.col", 0) == 5 and store.feed_offset("t.feed.col", 0, confirmed=True) is None
+    store.confirm_feed_offsets({("t.feed.col", 0): 5})
+    with store.transaction():
+        store.keep_feed_offsets({("t.feed.col", 0): 9})
+    assert store.feed_offset("t.feed.col", 0) == 9 and store.feed_offset("t.feed.col", 0, confirmed=True) == 5
+    store.confirm_feed_offsets({("t.feed.col", 0): 12})  # not past what the store applied
+    assert store.feed_offset("t.feed.col", 0, confirmed=True) == 9
+    store._conn.execute("UPDATE meta SET value = 'x' WHERE key = 'feed-confirmed:t.feed.col[0]'")
+    with pytest.raises(StoreError, match="damaged"):
+        store.feed_offset("t.feed.col", 0, confirmed=True)
 
 
 def test_the_purge_forgets_the_held_elsewhere_mark_with_the_tombstone(store: PartnerStore) -> None:
