@@ -86,6 +86,7 @@ class Found:
     rank: tuple[int, int] = (-1, -1)  # (version, offset): the latest version wins, and of one version the later copy
     originators: list[tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=list)  # (rank, originator)
     unverified: int = 0
+    differs: tuple[int, int] | None = None  # offsets of two copies of the latest version whose content differs
 
 
 def agency_of(alert_id: str, agencies: Iterable[str]) -> str:
@@ -229,6 +230,13 @@ def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Calla
         found.unverified += 1
         return
     rank = (int(alert.get("version") or 1), rec.offset)
+    if rank[0] > found.rank[0]:
+        found.differs = None
+    elif rank[0] == found.rank[0] and found.differs is None and alert != found.alert:
+        # Two officers changed one version at once, or an agency published a version twice: the broker acted on
+        # the first copy it accepted and refused the other as a replay, and which one that was is not for this
+        # reader to guess (``change_alert`` refuses to build on either).
+        found.differs = (found.rank[1], rec.offset)
     if rank > found.rank:
         found.alert, found.rank = alert, rank
     found.originators.append((rank, alert["markings"]["originator"]))
@@ -285,6 +293,12 @@ async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str
     found = await find_latest(conn, topic, alert_id, agency, own_mac_lookup(keystore, agency))
     if found.alert is None:
         raise _not_found(alert_id, topic, found, cfg, keystore)
+    if found.differs is not None and checked.action != "RECALL":  # a recall withdraws whichever copy was taken
+        first, other = found.differs
+        raise ConfigError(f"{alert_id}: version {found.rank[0]} is on {topic} twice with different content (offsets "
+                          f"{first} and {other}), and a change built on the copy the broker refused would undo the "
+                          f"other: see which it decided with `puente audit log --alert {alert_id}`, then publish the "
+                          "next version from the agency's own system with `puente adapt`")
     own = Originator.of(agency, cfg.agency_countries.get(agency, policy.home_country), policy.home_country)
     new = next_of(found, checked, own.names)
     async with IngressPublisher(conn, agency, mac.key_id, mac, names) as publisher:

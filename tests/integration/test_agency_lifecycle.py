@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from puente_testing import Env, cli, read_topic
 
+from adapters.lifecycle import Change, next_version
+from adapters.publisher import IngressPublisher
 from broker.crypto import verify_ingress
 from broker.keystore import Keystore
 from schemas import alert_codec
@@ -109,3 +111,28 @@ async def test_another_agencys_login_cannot_recall_the_alert(env: Env, tmp_path:
     assert len(lines) == 1 and lines[0].startswith("puente: error:"), refused.stderr
     assert "refused User:agency-PN access" in lines[0] and env.names.ingress("SNM") in lines[0]
     assert [v["version"] for v in await _versions(env, alert_id)] == [1]
+
+
+async def test_a_change_is_not_built_on_a_version_published_twice_with_different_content(env: Env,
+                                                                                         tmp_path: Path) -> None:
+    """Two officers changed version 1 at once: the broker decides the first copy of version 2 it accepts and refuses
+    the other as a replay. A third change built on the copy it refused would undo the other (a reclassification
+    to SECRETO reverted by an unrelated consent), so it is refused, naming both offsets; a recall, which
+    withdraws whichever copy was taken, is still published."""
+    line = SAMPLE.read_bytes().splitlines()[0]
+    alert_id = "SNM:" + json.loads(line)["id_control"]
+    (tmp_path / "hit.jsonl").write_bytes(line + b"\n")
+    _ok(_run(env, "agency-SNM", "adapt", "snm", str(tmp_path / "hit.jsonl")))
+    _ok(_run(env, "agency-SNM", "reclassify", alert_id, "--classification", "secreto"))
+    (v1, raised) = await _versions(env, alert_id)
+    mac = Keystore(env.cfg.keys / "agencies" / "SNM").load_agency_mac("SNM")
+    async with IngressPublisher(env.login("agency-SNM"), "SNM", mac.key_id, mac, env.names) as pub:
+        await pub.publish([next_version(v1, Change("CONSENT", partners=("FEAN",)))])  # the other officer's v2
+    refused = _run(env, "agency-SNM", "consent", "grant", alert_id, "--partner", "USA")
+    assert refused.returncode == 3, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "version 2 is on" in refused.stderr and "twice with different content" in refused.stderr
+    assert [v["version"] for v in await _versions(env, alert_id)] == [1, 2, 2]
+    assert _ok(_run(env, "agency-SNM", "recall", alert_id, "--reason", "error")) == \
+        f"{alert_id}: version 3 published (RECALL, reason ERROR)"
+    assert raised["markings"]["classification"] == "SECRETO"

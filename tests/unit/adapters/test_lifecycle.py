@@ -163,3 +163,28 @@ def test_only_versions_the_agency_signed_count_and_the_latest_wins(tmp_path: Pat
         collect(found, rec, hit["alert_id"], "SNM", lookup, codec)
     assert found.alert is not None and found.alert["version"] == 2 and found.unverified == 2
     assert lookup("PN", pn.key_id) is None and lookup("SNM", "SNM-kex-2026z+broker-kex-2026a") is None
+
+
+def test_two_copies_of_the_latest_version_with_different_content_are_noted(tmp_path: Path,
+                                                                             hit: dict[str, Any]) -> None:
+    """Two officers changed version 1 at once: the broker decided the first copy of version 2 it accepted and
+    refused the other as a replay. Which it was is not the reader's to guess, so the differing copies are noted
+    (``change_alert`` then refuses to build a change on either, which could undo the other); identical copies
+    (an agency's replay) and a later, higher version are not a conflict."""
+    site = _site(tmp_path)
+    mac = site.agencies["SNM"].load_agency_mac("SNM")
+    codec = alert_codec()
+    lookup = own_mac_lookup(site.agencies["SNM"], "SNM")
+    raised = next_version(hit, Change("RECLASSIFY", markings={"classification": "SECRETO"}))
+    consented = next_version(hit, Change("CONSENT", partners=("USA",)))
+
+    def read(*alerts: dict[str, Any]) -> Found:
+        found = Found()
+        for offset, alert in enumerate(alerts):
+            signed = sign_ingress("SNM", mac.key_id, mac, codec.encode(alert), alert["alert_id"])
+            collect(found, _record(alert, offset, signed), hit["alert_id"], "SNM", lookup, codec)
+        return found
+
+    assert read(hit, raised, consented).differs == (1, 2)
+    assert read(hit, raised, raised).differs is None
+    assert read(hit, raised, consented, next_version(raised, Change("RECALL", reason="LEGAL"))).differs is None
