@@ -68,7 +68,7 @@ from broker.private_files import folder_refusal, read_regular, secret_problem
 from broker.private_files import private_folder as private_folder  # re-exported: where callers have found it
 from broker.private_files import write_atomic as write_atomic
 from policies import load_policy_set
-from puente.errors import KeyMaterialError
+from puente.errors import KeyMaterialError, KeyUnusable
 from puente.settings import PuenteSettings
 from puente.strict import one_line
 
@@ -641,7 +641,10 @@ class Keystore:
 
         A key-agreement file that does not load, or is refused, refuses the whole table; with ``skip`` it is
         left out instead and its problem (one line, naming the file) handed to ``skip``: the pairs of the
-        files that load are what a running broker's re-read must hold (``fresh_agency_mac_lookup``).
+        files that load are what a running broker's re-read must hold (``fresh_agency_mac_lookup``). Only an
+        agency's file is left out so: one of the broker's own that stops loading (its mode widened, say) raises
+        ``KeyUnusable`` even with ``skip``, since leaving it out would refuse, for good, every record MACed with
+        it, which the start refuses to read at all; the worker stops before committing instead.
         """
         problems: list[str] = []
         loaded: list[KeyRecord] = []
@@ -652,6 +655,11 @@ class Keystore:
             try:
                 record = self.load(key_id, KeyKind.KEY_AGREEMENT)
             except KeyMaterialError as exc:
+                if skip is not None and parsed.owner == BROKER_OWNER:
+                    raise KeyUnusable(f"{exc}. The broker's own key-agreement key stopped loading while it ran, so "
+                                      "the agencies' records MACed with it could not be checked: it stopped without "
+                                      "committing the record it was checking or any after it; fix the file and "
+                                      "start it again") from None
                 problems.append(str(exc))
                 continue
             if parsed.owner != BROKER_OWNER and record.secret is not None:

@@ -13,9 +13,10 @@ while none is held (``Pipeline._forgettable``: it may have been recalled for goo
 too, since one republished would otherwise go out again as new) is dead-lettered. Nothing
 is sent in clear: an alert the policy delivers to a partner without a sealer raises
 ``MissingDeliveryKey`` (configuration, not input), so the worker stops before committing it,
-rather than record a WITHHOLD that would be final. A recall notice that cannot be sealed is
-recorded as not sent, and the partner stays a holder (``audit recalls`` shows it; a later recall
-sends it again).
+rather than record a WITHHOLD that would be final; so does a key the origin check needs that stopped
+loading (``KeyUnusable``, from the broker's own key-agreement key), rather than dead-letter the record. A
+recall notice that cannot be sealed is recorded as not sent, and the partner stays a holder (``audit
+recalls`` shows it; a later recall sends it again).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import orjson
 from broker.lifecycle import CONSENT, MAX_VERSION, RECALL, AlertState, lifecycle_problem
 from broker.topology import Slots, key_partition
 from puente import wire
-from puente.errors import CodecError, ConfigError, CryptoError, OriginError, PuenteError
+from puente.errors import CodecError, CryptoError, KeyUnusable, OriginError, PuenteError
 from puente.strict import emoji_unglued, known_zone, prepare_unseen_mark, unseen_mark
 from puente.wire import Record, iso_utc
 from schemas import AlertCodec
@@ -253,8 +254,9 @@ class Pipeline:
         ``record.timestamp_ms`` must be the time Kafka appended the record (ingress topics use
         LogAppendTime), which a replayer cannot choose.
 
-        Raises only ``MissingDeliveryKey``, when the policy delivers to a partner this pipeline has no sealer
-        for: the caller must not commit the record (see ``MissingDeliveryKey``).
+        Raises only ``KeyUnusable``: ``MissingDeliveryKey`` when the policy delivers to a partner this pipeline has
+        no sealer for, or the origin check's own when a key it needs stopped loading: the caller must not commit
+        the record (see ``MissingDeliveryKey``).
         """
         where = f"{record.topic}:{record.partition}:{record.offset}"
         key = (record.key or b"").decode("utf-8", "replace")
@@ -262,6 +264,8 @@ class Pipeline:
             alert, prior, invalid = self._admit(record, key, seen, now, states)
         except _Reject as rej:
             return self._dead(record, where, key, rej.reason, rej.detail, now)
+        except KeyUnusable:
+            raise  # configuration, not input: not a dead letter, which would be final (see MissingDeliveryKey)
         except Exception as exc:  # noqa: BLE001 - one record must never stop a worker; it is dead-lettered
             return self._dead(record, where, key, "internal", f"the record could not be checked "
                               f"({type(exc).__name__}); report it to Puente's maintainers", now)
@@ -772,7 +776,7 @@ class ViewTooLarge(PuenteError):
     """A partner's sealed view is larger than a feed record may be."""
 
 
-class MissingDeliveryKey(ConfigError):
+class MissingDeliveryKey(KeyUnusable):
     """The policy delivers an alert to a partner the broker has no key for: no sealing key for the
     partner, or no pseudonym key for an agreement whose rules pseudonymise (the policy port raises
     it from ``view``).

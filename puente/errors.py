@@ -2,7 +2,9 @@
 
     PuenteError                      root; ``retriable`` says whether trying again may help
     ├── ConfigError                  settings or policy files that do not validate
-    │   └── PolicyError              a policy file or policy set is invalid
+    │   ├── PolicyError              a policy file or policy set is invalid
+    │   └── KeyUnusable              a key the running broker needs is missing or stopped loading: configuration,
+    │                                not input, so the worker stops before committing the record it could not process
     ├── KafkaSetupError              the local Kafka could not be fetched, started or reached
     ├── KafkaError                   talking to Kafka failed (made from a client's error at one boundary)
     │   ├── KafkaUnavailableError    Kafka could not be reached within the time allowed (retriable)
@@ -62,6 +64,12 @@ class ConfigError(PuenteError):
 
 class PolicyError(ConfigError):
     """A policy file or the policy set as a whole is invalid."""
+
+
+class KeyUnusable(ConfigError):
+    """A key the running broker needs is missing, or stopped loading (a mode changed, a file damaged): not the
+    record's fault, so the record is neither dead-lettered nor withheld (either is committed, final, and the
+    alert lost once the key is fixed); the worker stops before committing it, and it waits in ingress."""
 
 
 class KafkaSetupError(PuenteError):

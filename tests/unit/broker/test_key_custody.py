@@ -23,7 +23,7 @@ from broker.crypto.kex import ingress_mac_key
 from broker.crypto.keys import KeyKind, KeyRecord, SecretBytes, new_key
 from broker.keystore import REREAD_HELD, Holder, Keystore, holder_path, own_kinds, provision_all
 from broker.partner import opener_for
-from puente.errors import KeyMaterialError, OriginError
+from puente.errors import KeyMaterialError, KeyUnusable, OriginError
 from puente.settings import PuenteSettings
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -570,3 +570,23 @@ def test_a_generation_that_would_give_the_key_another_id_is_refused(tmp_path: Pa
     made = puente(keys, "keys", "generate", "--for", "broker", "--generation", generation)
     assert made.returncode == 3 and made.stderr.count("\n") == 1, made.stderr
     assert sorted(p.name for p in (keys / "broker").iterdir()) == before
+
+
+def test_the_brokers_own_key_agreement_file_that_stops_loading_stops_the_worker(tmp_path: Path) -> None:
+    """The broker's own key-agreement file made group-readable while it runs: the start refuses that folder, so the
+    re-read must not leave the file out (every agency's record MACed with it would be dead-lettered for good as not
+    proving its origin): it raises ``KeyUnusable``, which the pipeline passes on, and the worker stops before
+    committing. An agency's file that stops loading is still left out and reported."""
+    site = _revocable(tmp_path)
+    assert site.verified() == "SENAN-kex-2026a+broker-kex-2026a"
+    (site.broker.path / "broker-kex-2026a.json").chmod(0o640)
+    site.now[0] = 600.0
+    with pytest.raises(KeyUnusable, match="broker-kex-2026a") as raised:
+        site.verified()
+    assert "stopped without committing" in str(raised.value) and "\n" not in str(raised.value)
+    with pytest.raises(KeyMaterialError):  # as the start refuses it
+        site.broker.agency_mac_lookup()
+    (site.broker.path / "broker-kex-2026a.json").chmod(0o600)
+    site.now[0] = 1200.0
+    assert site.verified() == "SENAN-kex-2026a+broker-kex-2026a"
+

@@ -29,6 +29,7 @@ from broker.topology import Slots, TopicNames, key_partition
 from broker.worker import head_ahead
 from puente import strict
 from puente.dev.synthetic import generate
+from puente.errors import KeyUnusable
 from puente.wire import Record, Unreadable
 from schemas import alert_codec
 
@@ -93,6 +94,25 @@ def _record(published_ms: int, appended_ms: int = NOW_MS) -> tuple[Record, dict[
     headers = (("published", str(published_ms).encode()),)
     key = alert["alert_id"].encode()
     return Record("t.ingress.SNM", key_partition(key, 3), 7, key, value, headers, appended_ms), alert
+
+
+def test_a_key_the_origin_check_cannot_use_is_raised_out_of_the_pipeline_not_dead_lettered() -> None:
+    """``KeyUnusable`` from the origin check (the broker's own key-agreement key stopped loading) is configuration,
+    not input: ``process`` raises it, so the worker commits nothing and the record waits in ingress; any other
+    failure of the check still dead-letters the record."""
+    record, _ = _record(NOW_MS)
+    for raised in (KeyUnusable("broker-kex-2026a: others may read it"), RuntimeError("boom")):
+        pipe = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()})
+
+        def origin(*_: Any, error: Exception = raised) -> tuple[str, int]:
+            raise error
+
+        pipe.origin = origin  # type: ignore[method-assign,assignment]
+        if isinstance(raised, KeyUnusable):
+            with pytest.raises(KeyUnusable):
+                pipe.process(record, set(), NOW)
+        else:
+            assert pipe.process(record, set(), NOW).dead_reason == "internal"
 
 
 def test_a_batch_the_kafka_client_could_not_read_is_dead_lettered_before_anything_reads_it() -> None:
