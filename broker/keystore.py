@@ -238,12 +238,21 @@ def _holds_foreign_secret(name: str, data: bytes) -> bool:
     return True
 
 
+def signers_first(found: Sequence[KeyRecord]) -> list[KeyRecord]:
+    """``found`` (one owner's generations of one kind, newest ``created_at`` first) with the generations held with
+    their private half first, each part in its order: the one to sign with is the newest held whole. A public half
+    imported only to verify what an older generation signed (its private half removed) is dated when it was
+    imported, and would otherwise rank as the key made last."""
+    return sorted(found, key=lambda record: record.secret is None)
+
+
 def signing_order_problem(found: Sequence[KeyRecord]) -> str | None:
     """Why the signing key made last of ``found`` (one owner's generations of one kind, newest ``created_at`` first,
-    as ``Keystore.generations`` gives them) must not sign, or None: another's generation label comes after it
-    (``compare_generations``). Whoever checks the signatures (the broker's workers, ``audit verify``, a partner's
-    subscriber) orders the keys by label, as it must for imported halves, so everything it signed would be taken
-    for a retired key's. ``generate_own`` refuses such a label; a folder filled by hand may still hold one."""
+    those held with their private half before the others, as ``signers_first`` gives them) must not sign, or None:
+    another's generation label comes after it (``compare_generations``). Whoever checks the signatures (the broker's
+    workers, ``audit verify``, a partner's subscriber) orders the keys by label, as it must for imported halves, so
+    everything it signed would be taken for a retired key's. ``generate_own`` refuses such a label; a folder filled
+    by hand may still hold one."""
     if not found:
         return None
     current, label = found[0], parse_key_id(found[0].key_id).generation
@@ -501,14 +510,15 @@ class Keystore:
         return self.broker_signing_keys()[0].ed25519_private()
 
     def broker_signing_keys(self) -> list[KeyRecord]:
-        """Every generation of the broker's signing key here, newest ``created_at`` first (``generations``): the
-        first is the one to sign with. Refused (KeyMaterialError, one line) when there is none, or while another's
-        generation label comes after the first's (``signing_order_problem``): the broker's workers and ``audit
-        verify`` order its keys by label, as the other side must (an imported half's time is only when it was
-        imported), so every block it signed would be taken for a retired key's. ``generate_own`` refuses such a
-        label; a folder filled by hand may still hold one. For a signer that needs the generations too (the
-        workers order their chains' signers by them), so that it reads the folder once."""
-        found = self.generations(BROKER_OWNER, KeyKind.BROKER_SIGNING)
+        """Every generation of the broker's signing key here, newest ``created_at`` first, those held with their
+        private half before the others (``signers_first``): the first is the one to sign with. Refused
+        (KeyMaterialError, one line) when there is none, or while another's generation label comes after the
+        first's (``signing_order_problem``): the broker's workers and ``audit verify`` order its keys by label, as
+        the other side must (an imported half's time is only when it was imported), so every block it signed would
+        be taken for a retired key's. ``generate_own`` refuses such a label; a folder filled by hand may still hold
+        one. For a signer that needs the generations too (the workers order their chains' signers by them), so that
+        it reads the folder once."""
+        found = signers_first(self.generations(BROKER_OWNER, KeyKind.BROKER_SIGNING))
         if not found:
             raise KeyMaterialError(f"no {KeyKind.BROKER_SIGNING} key for {BROKER_OWNER!r} in keystore {self.path}")
         problem = signing_order_problem(found)
@@ -544,8 +554,12 @@ class Keystore:
         return {record.key_id: record.x25519_private() for record in found}
 
     def load_receipt_key(self, partner_id: str) -> KeyRecord:
-        """The partner's current receipt-signing key (partner side: with its private half)."""
-        return self.current(partner_id, KeyKind.PARTNER_SIGNING)
+        """The partner's current receipt-signing key (partner side: with its private half): the newest held with
+        it (``signers_first``), so a public half imported to verify an older generation's receipts is not taken."""
+        found = signers_first(self.generations(partner_id, KeyKind.PARTNER_SIGNING))
+        if not found:
+            raise KeyMaterialError(f"no {KeyKind.PARTNER_SIGNING} key for {partner_id!r} in keystore {self.path}")
+        return found[0]
 
     def agency_key_in_use(self, agency: str) -> KeyRecord:
         """The agency's own key-agreement key its adapter MACs with: the one generation held, or, once there

@@ -368,7 +368,8 @@ class Subscriber:
                                chain=self.chain_name), part
         # Every batch this chain's subscribers committed ends with their signed checkpoint: a head
         # that is not one was written by someone else, and signing over it would vouch for it.
-        problem = head_problem(self.access_topic, part, last.value, self.chain_name, self.signer.verify)
+        problem = head_problem(self.access_topic, part, last.value, self.chain_name, self.signer.verify,
+                               self.signer.generations or None)
         if problem is None:
             problem = self._signed_by_a_newer_key(last)
         if problem is None:
@@ -1182,6 +1183,7 @@ def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> Rece
     held = _receipt_generations(partner, [key_file.parent] + ([] if sign_file is None else [sign_file.parent]))
     held.setdefault(key.key_id, (key, sign_file or key_file.parent / f"{key.key_id}.json"))
     order = sorted(held.values(), key=lambda found: (found[0].created_at, found[0].key_id), reverse=True)
+    order.sort(key=lambda found: found[0].secret is None)  # held whole first (``signers_first``)
     problem = signing_order_problem([found for found, _ in order])
     if problem is not None:  # the auditors order receipt keys by label: its receipts would not count
         raise KeyMaterialError(f"{partner}'s receipt keys: {problem}")

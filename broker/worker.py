@@ -818,7 +818,8 @@ class BrokerWorker:
         """
         if rec is None:
             return None
-        problem = head_problem(tp.topic, tp.partition, rec.value, None, self.config.verify)
+        problem = head_problem(tp.topic, tp.partition, rec.value, None, self.config.verify,
+                               self.config.generations or None)
         if problem is not None:
             raise AuditChainError(
                 f"audit partition {tp.topic}[{tp.partition}] cannot be continued: {problem}. The broker "

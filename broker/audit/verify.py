@@ -700,13 +700,16 @@ def signature_bytes(sig: object) -> bytes | None:
     return bytes.fromhex(sig)
 
 
-def head_problem(topic: str, partition: int, value: bytes, chain: str | None, verify: VerifyFn) -> str | None:
+def head_problem(topic: str, partition: int, value: bytes, chain: str | None, verify: VerifyFn,
+                 held: Container[str] | None = None) -> str | None:
     """Why the last record of a chain may not be extended, or None when it may.
 
     A chain's owner only ever ends a batch with a record it signed (the broker a BLOCK, a
     subscriber a CHECKPOINT), so a sound head is such a record: sealed as written, signed by a
     key that may vouch for ``chain`` (see ``may_sign``), with a signature that verifies. Anything
     else at the end was written by someone else, and signing over it would vouch for it.
+    ``held``: the key ids ``verify`` takes; a signer that may vouch for the chain but is not among them is
+    named as a key not held (an older generation's file removed too early), not as a signature that fails.
     """
     doc = parse_record(value)
     if doc is None or doc.get("chain") != chain:
@@ -722,6 +725,10 @@ def head_problem(topic: str, partition: int, value: bytes, chain: str | None, ve
         return f"its last record (seq {seq}, {_shown(kind)}) is unsigned: its owner always ends with a signed record"
     if not isinstance(signer, str) or not may_sign(chain, signer):
         return f"its last record (seq {seq}) is signed by {_shown(signer)}, which may not vouch for this chain"
+    if held is not None and signer not in held:
+        return (f"its last record (seq {seq}) is signed by {plain(signer)}, which this keystore does not hold, so it "
+                "cannot be told from a forgery: put that key file back (or import its public half with `puente keys "
+                "import-public`)")
     raw = signature_bytes(sig)
     try:
         good = raw is not None and verify(signer, checkpoint_payload(topic, partition, doc), raw)

@@ -225,6 +225,21 @@ def test_a_signing_key_made_last_whose_label_comes_before_an_older_ones_stops_th
     made.broker.load_signing_key()  # a generation after both: signed with, the old ones kept for verifying
 
 
+def test_an_older_signing_key_kept_as_its_public_half_only_does_not_sign(made: Keystores) -> None:
+    """broker-sign-2026c made, 2026a's private half removed and its public half imported back to verify the blocks
+    2026a signed: the imported half is dated when it was imported, yet the broker signs with 2026c (the start
+    refused it as "made last" before), and both verify."""
+    later = datetime.now(UTC)
+    made.broker.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2026c", later + timedelta(days=1)))
+    pem = made.broker.public_pem("broker-sign-2026a")
+    (made.broker.path / "broker-sign-2026a.json").unlink()
+    made.broker.import_public(pem, "broker-sign-2026a", source="backup", now=later + timedelta(days=2))
+    found = made.broker.broker_signing_keys()
+    assert [r.key_id for r in found] == ["broker-sign-2026c", "broker-sign-2026a"] and found[1].secret is None
+    made.broker.load_signing_key()
+    build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
+
+
 @pytest.mark.parametrize("encode", [
     lambda raw: raw.hex(),  # hex
     lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("="),  # url-safe, unpadded

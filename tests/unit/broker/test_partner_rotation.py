@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from broker.audit import ChainWriter
+from broker.audit.verify import head_problem
 from broker.crypto.keys import KeyKind, new_key
 from broker.kafka import KafkaConnection
 from broker.keystore import Holder, Keystore
@@ -143,3 +144,31 @@ def test_one_receipt_key_id_held_as_two_keys_is_refused(tmp_path: Path) -> None:
     other.generate_own(Holder.PARTNER, "COL", generation="2026a", now=made)
     with pytest.raises(KeyMaterialError, match="two different keys as COL-rcpt-2026a"):
         receipt_signer("COL", col.path / "COL-enc-2026a.json", other.path / f"{OLD}.json")
+
+
+def test_an_older_receipt_key_kept_as_its_public_half_only_does_not_sign(tmp_path: Path) -> None:
+    """COL made 2026b, deleted 2026a's private half and imported its public half back, to verify what 2026a signed:
+    the imported half is dated when it was imported, yet the newest key held whole signs, by default or given, and
+    the older one's checkpoints still verify."""
+    col = Keystore(tmp_path / "COL")
+    made = datetime(2026, 1, 5, tzinfo=UTC)
+    col.generate_own(Holder.PARTNER, "COL", generation="2026a", now=made)
+    col.generate_own(Holder.PARTNER, "COL", generation="2026b", now=made + timedelta(days=90))
+    pem = col.public_pem(OLD)
+    (col.path / f"{OLD}.json").unlink()
+    col.import_public(pem, OLD, source="backup", now=made + timedelta(days=120))
+    assert col.load_receipt_key("COL").key_id == NEW
+    key = col.path / "COL-enc-2026b.json"
+    for sign_file in (None, col.path / f"{NEW}.json"):
+        signer = receipt_signer("COL", key, sign_file)
+        assert signer.key_id == NEW and set(signer.generations) == {OLD, NEW}
+
+
+def test_a_chain_head_signed_by_a_key_not_held_says_so() -> None:
+    """A head signed by a generation whose key is not held (its file removed too early) is named as a key not held,
+    what to do with it, not as a signature that fails, which reads as someone else's record."""
+    (head,) = _checkpoints(OLD)
+    problem = head_problem(TOPIC, 0, head.value, "COL", _verify, (NEW,))
+    assert problem is not None and f"signed by {OLD}, which this keystore does not hold" in problem
+    assert "import-public" in problem
+    assert head_problem(TOPIC, 0, head.value, "COL", _verify, (OLD, NEW)) is None
