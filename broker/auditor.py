@@ -23,6 +23,7 @@ from typing import Any
 from broker.access import denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
+from broker.audit.recalls import deadline_hours
 from broker.audit.receipts import Unvouched, given_up, match_receipt, sent_records
 from broker.audit.verify import (
     ChainState,
@@ -824,10 +825,7 @@ async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn) -> 
 
 
 def ack_deadlines(policy: PolicySet) -> dict[str, int]:
-    """Each partner's recall deadline in hours: the shortest any of its agreements sets
-    (``recall_ack_hours``), for ``audit.recalls.recall_status``."""
-    out: dict[str, int] = {}
-    for agreement in policy.agreements.values():
-        for partner in agreement.partner_ids:
-            out[partner] = min(out.get(partner, agreement.recall_ack_hours), agreement.recall_ack_hours)
-    return out
+    """Each partner's recall deadline in hours under ``policy`` (``audit.recalls.deadline_hours``), for
+    ``audit.recalls.recall_status``: only for notices whose decision did not record the deadline in force
+    when it was sent (written before RECALL decisions recorded ``ack_hours``)."""
+    return deadline_hours(policy.agreements.values())

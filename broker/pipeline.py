@@ -107,6 +107,12 @@ class PolicyPort(Protocol):
     def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
         """The content-free recall notice of ``alert`` as of ``version`` (``policies.recall_notice``)."""
         ...
+    def recall_ack_hours(self, partner: str) -> int:
+        """How many hours ``partner`` has to acknowledge a recall notice under this policy: the shortest
+        ``recall_ack_hours`` of its agreements, a default when none names it. Never raises. Each RECALL decision
+        records it (``ack_hours``), so ``audit recalls`` judges a notice by the deadline in force when it was
+        sent, not by whatever a later policy says."""
+        ...
 
 
 class Sealer(Protocol):
@@ -390,7 +396,7 @@ class Pipeline:
                 "reasons": [f"held version {held[partner]}; version {version} cannot reach it: the policy no longer "
                             "names this partner, so there is no key to seal a recall notice with"],
                 "redacted": [], "policy_version": self.policy.version, "recalls": held[partner],
-                "notice_version": version, "sent": False})
+                "notice_version": version, "ack_hours": self.policy.recall_ack_hours(partner), "sent": False})
 
     def _recall(self, alert: dict[str, Any], version: int, reason: str | None, prior: AlertState | None,
                 now: datetime, out: Outcome) -> None:
@@ -422,10 +428,14 @@ class Pipeline:
 
         The entry names the notice's version (``notice_version``), which the partner's RECALLED receipt
         names back: for an officer's recall it may be above the entry's own ``version`` (see ``process``),
-        and ``audit recalls`` orders a partner's notices and matches its acknowledgements by it."""
+        and ``audit recalls`` tells a partner's notices apart and matches its acknowledgements by it. It also
+        names the hours the partner has to acknowledge the notice (``ack_hours``, the policy's
+        ``recall_ack_hours`` now): a later policy may change them, and the deadline is the one in force when the
+        notice was sent."""
         entry: dict[str, Any] = {"partner": partner, "decision": RECALL, "agreement": None,
                                  "rules": list(rules or ("lifecycle.recall",)), "reasons": reasons, "redacted": [],
-                                 "policy_version": policy_version, "recalls": was, "notice_version": version}
+                                 "policy_version": policy_version, "recalls": was, "notice_version": version,
+                                 "ack_hours": self.policy.recall_ack_hours(partner)}
         try:
             sealer = self.sealers.get(partner)
             if sealer is None:

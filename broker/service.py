@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from broker.audit.recalls import DEFAULT_ACK_HOURS, deadline_hours
 from broker.crypto import FeedSealer, KeyKind, sign_checkpoint, verify_ingress
 from broker.kafka import Admin, KafkaConnection, topic_settings
 from broker.keystore import Keystore, signature_check
@@ -90,6 +91,7 @@ class PolicyAdapter:
         self._pseudo: dict[str, bytes | None] = {}
         self.keystore = keystore
         self._routed: dict[int, RoutedDecision] = {}
+        self._ack_hours = deadline_hours(policy_set.agreements.values())
 
     @property
     def version(self) -> str:
@@ -135,6 +137,9 @@ class PolicyAdapter:
 
     def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
         return recall_notice(alert, version, reason)
+
+    def recall_ack_hours(self, partner: str) -> int:
+        return self._ack_hours.get(partner, DEFAULT_ACK_HOURS)
 
 
 def build_sealers(policy_set: PolicySet, keystore: Keystore, signing: Ed25519PrivateKey | None = None,

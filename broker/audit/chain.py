@@ -224,8 +224,9 @@ _KEEP_LISTED = 20  # reasons, rules and field changes a shrunk decision keeps
 
 def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     """An entry cut down to fit ``max_bytes`` in a block: each decision keeps its partner, outcome,
-    agreement and policy, whether its feed record was sent, which versions it replaced or recalled and
-    the version a recall notice carried (``_FACTS``: a recall notice not sent must never read as sent),
+    agreement and policy, whether its feed record was sent, which versions it replaced or recalled,
+    the version a recall notice carried and the hours its partner had to acknowledge it (``_FACTS``: a
+    recall notice not sent must never read as sent, nor its deadline as another policy's),
     and the first few reasons, rules and field changes, with ``truncated``
     saying how many were left out; the entry's own strings are cut short, but for ``ingress``, which the
     broker writes itself (a Kafka topic name is at most 249 characters) and which the slot and end
@@ -258,7 +259,7 @@ def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     return out
 
 
-_FACTS = ("sent", "recalls", "supersedes", "notice_version")
+_FACTS = ("sent", "recalls", "supersedes", "notice_version", "ack_hours")
 
 
 def _facts(decision: dict[str, Any]) -> dict[str, Any]:

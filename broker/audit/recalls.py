@@ -12,10 +12,15 @@ about one alert are ordered by it (it only grows), and an acknowledgement counts
 whose version it names or passes: keyed by the record's version, an officer's recall reusing
 version 2 would sort below an earlier pull-back at version 3, and that one's acknowledgement would
 be reported for a recall the partner never acknowledged. An agreement sets how long a partner has to do that
-(``recall_ack_hours``). ``recall_status`` matches the two from audit rows (``flatten``'s) and says,
-for every recall, whether it is acknowledged, outstanding, outstanding past its deadline, or
-failed: the notice could not be sent at all (no key to seal it with), so the partner still holds
-the alert until a later recall reaches it.
+(``recall_ack_hours``; a partner party to several has the shortest, ``deadline_hours``), and the deadline of a
+notice is the one in force when it was sent: the pipeline records it in each RECALL decision as ``ack_hours``,
+so a later policy (the hours raised, the agreement ended) neither clears an overdue notice nor makes a late
+acknowledgement timely. Only a decision written before that field is judged by the policy given
+(``RecallBook.status``'s ``ack_hours``). ``recall_status`` matches notices and acknowledgements from audit rows
+(``flatten``'s) and says, for every recall, whether it is acknowledged, acknowledged late (after its deadline:
+on the record for good, as a missed deadline it is), outstanding, outstanding past its deadline (overdue), or
+failed: the notice could not be sent at all (no key to seal it with), so the partner still holds the alert until
+a later recall reaches it.
 
 A partner may run several subscriber instances, each with its own store, and a feed partition may change
 hands between them mid-stream: the store that takes it over can receive an update and the recall of an
@@ -33,19 +38,22 @@ only, its old chain never names it, and the recall waits on the old chain until 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from broker.audit.receipts import CLOCK_SKEW, sent_version
 from broker.audit.verify import when
 
 ACKNOWLEDGED = "acknowledged"
+LATE = "acknowledged late"  # acknowledged, after its deadline: a deadline missed, as OVERDUE is
 OUTSTANDING = "outstanding"
 OVERDUE = "overdue"
 FAILED = "failed"  # the notice could not be sent: the partner still holds the alert
 DEFAULT_ACK_HOURS = 72
+"""A partner's deadline when no agreement names it (an agreement's ``recall_ack_hours`` default too)."""
+MAX_ACK_HOURS = 8760  # the most an agreement may set: a recorded ``ack_hours`` beyond it is not taken
 _MIN, _MAX = datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
@@ -67,7 +75,33 @@ class RecallRow:
     receipt chain's name): set only while it is not acknowledged."""
 
     def overdue_by(self, now: datetime) -> timedelta:
+        """How long past its deadline the notice is, unacknowledged at ``now`` (zero once acknowledged)."""
         return max(timedelta(0), now - self.deadline) if self.acknowledged_at is None else timedelta(0)
+
+    def late_by(self) -> timedelta:
+        """How long after its deadline the notice was acknowledged (zero when in time, or not acknowledged)."""
+        return max(timedelta(0), self.acknowledged_at - self.deadline) if self.acknowledged_at else timedelta(0)
+
+
+class AckTerms(Protocol):
+    """What ``deadline_hours`` reads of an agreement (``policies.CompiledAgreement``)."""
+
+    @property
+    def partner_ids(self) -> Sequence[str]: ...
+    @property
+    def recall_ack_hours(self) -> int: ...
+
+
+def deadline_hours(agreements: Iterable[AckTerms]) -> dict[str, int]:
+    """Each partner's recall deadline in hours: the shortest any of its agreements sets (``recall_ack_hours``).
+    A partner none names is left out (its deadline is ``DEFAULT_ACK_HOURS``). The one rule for the pipeline,
+    which records the deadline in each RECALL decision (``PolicyPort.recall_ack_hours``), and for auditors
+    reading decisions written before it did (``broker.auditor.ack_deadlines``)."""
+    out: dict[str, int] = {}
+    for agreement in agreements:
+        for partner in agreement.partner_ids:
+            out[partner] = min(out.get(partner, agreement.recall_ack_hours), agreement.recall_ack_hours)
+    return out
 
 
 def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], now: datetime) -> list[RecallRow]:
@@ -86,7 +120,8 @@ class RecallBook:
     A receipt chain's store, as its receipts name one, is kept for every chain (a few per partner)."""
 
     def __init__(self) -> None:
-        self.sent: dict[tuple[str, str], tuple[int, datetime, str | None, bool]] = {}
+        # (notice version, sent at, reason, sent, the hours to acknowledge it recorded with it)
+        self.sent: dict[tuple[str, str], tuple[int, datetime, str | None, bool, int | None]] = {}
         self.acks: dict[tuple[str, str], list[tuple[int, datetime, str]]] = {}
         self.held: dict[tuple[str, str], dict[str, int]] = {}  # each holder's highest version receipted as held
         self.stores: dict[str, str] = {}  # a receipt chain's store, as its receipts that name one give it
@@ -115,8 +150,10 @@ class RecallBook:
                 # before the action it names, which it did not carry out.
                 reason = ("alert.invalid" if isinstance(rules, list) and "alert.invalid" in rules
                           else row.get("reason") or row.get("action"))
+                hours = row.get("ack_hours")
                 self.sent[pair] = (version, at, reason if isinstance(reason, str) else None,
-                                   row.get("sent") is not False)
+                                   row.get("sent") is not False,
+                                   hours if type(hours) is int and 0 < hours <= MAX_ACK_HOURS else None)
             return
         if pair not in self.sent:
             return  # no recall of it (the decisions came first): nothing to answer
@@ -129,16 +166,18 @@ class RecallBook:
             holders[holder] = max(version, holders.get(holder, 0))
 
     def status(self, ack_hours: Mapping[str, int], now: datetime) -> list[RecallRow]:
-        """Every recall: failed ones first, then overdue (longest overdue first), outstanding, and
-        acknowledged (latest first); for each (alert, partner) the latest notice counts, the one of the
-        highest notice version (``notice_version``), then the latest sent. ``ack_hours``
-        gives each partner's deadline in hours (the shortest any of its agreements sets); a partner it
-        does not name gets the default. A row whose ``at`` is no time with an offset (``verify.when``)
+        """Every recall: those that make ``audit recalls`` fail first (failed, then overdue, longest overdue first,
+        then acknowledged late, latest sent first), then outstanding (nearest deadline first) and acknowledged
+        (latest sent first); for each (alert, partner) the latest notice counts, the one of the
+        highest notice version (``notice_version``), then the latest sent. A notice's deadline is the one its
+        decision recorded (its ``ack_hours`` field); for a decision written before it did, the argument
+        ``ack_hours`` gives each partner's deadline in hours under the policy at hand (``deadline_hours``), and
+        a partner it does not name gets the default. A row whose ``at`` is no time with an offset (``verify.when``)
         counts for nothing: a time without one is never compared as if it were UTC."""
         stores = self.stores
         out = []
-        for (alert, partner), (version, at, reason, went) in self.sent.items():
-            deadline = at + timedelta(hours=ack_hours.get(partner, DEFAULT_ACK_HOURS))
+        for (alert, partner), (version, at, reason, went, hours) in self.sent.items():
+            deadline = at + timedelta(hours=hours or ack_hours.get(partner, DEFAULT_ACK_HOURS))
             # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
             # made after it was sent (give or take the clock skew allowed between parties).
             answers = self.acks.get((alert, partner), [])
@@ -152,15 +191,19 @@ class RecallBook:
             # Acknowledged when the last holder answered (any answer, when no receipt shows who holds it).
             times = [] if waiting_on else [first[h] for h in holding] if holding else list(first.values())
             acknowledged_at = max(times) if times and went else None
-            waiting = OVERDUE if now > deadline else OUTSTANDING
-            state = FAILED if not went else ACKNOWLEDGED if acknowledged_at else waiting
+            if not went:
+                state = FAILED
+            elif acknowledged_at is not None:
+                state = LATE if acknowledged_at > deadline else ACKNOWLEDGED
+            else:
+                state = OVERDUE if now > deadline else OUTSTANDING
             out.append(RecallRow(alert, partner, version, at, deadline, acknowledged_at, state, reason,
-                                 () if state == ACKNOWLEDGED else waiting_on))
-        rank = {FAILED: 0, OVERDUE: 1, OUTSTANDING: 2}
+                                 () if acknowledged_at is not None else waiting_on))
+        rank = {FAILED: 0, OVERDUE: 1, LATE: 2, OUTSTANDING: 3, ACKNOWLEDGED: 4}
 
         def order(r: RecallRow) -> tuple[int, float, str, str]:
-            if r.state == ACKNOWLEDGED:
-                return (3, -r.sent_at.timestamp(), r.alert_id, r.partner)
+            if r.acknowledged_at is not None:
+                return (rank[r.state], -r.sent_at.timestamp(), r.alert_id, r.partner)
             return (rank[r.state], r.deadline.timestamp(), r.alert_id, r.partner)  # longest overdue first
 
         return sorted(out, key=order)

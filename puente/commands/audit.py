@@ -11,13 +11,13 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from broker.access import parties
 from broker.audit import EndCheck, PartitionReport
-from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, RecallBook
+from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, RecallBook
 from broker.audit.verify import plain
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
@@ -104,9 +104,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     collect.add_argument("--since", type=when, help="only denials from this time on (ISO 8601; UTC without offset)")
     collect.set_defaults(func=_collect)
     text = ("every recall notice for a partner and whether its subscriber acknowledged it (a signed RECALLED receipt) "
-            "within the deadline its agreements set (recall_ack_hours): failed (never sent) and overdue ones first; "
-            "v (version) is the version the notice carried, which the receipt must name: for an officer's recall "
-            "it may be above the recall's own version; exit 1 when any is failed or overdue")
+            "within the deadline its agreements set (recall_ack_hours) when the notice was sent: failed (never "
+            "sent), overdue and acknowledged late ones first; v (version) is the version the notice carried, which "
+            "the receipt must name: for an officer's recall it may be above the recall's own version; exit 1 when "
+            "any is failed, overdue or acknowledged late")
     recalls = audit.add_parser("recalls", help="recalls acknowledged and outstanding", description=text,
                                parents=[kafka_options()])
     recalls.add_argument("--partner")
@@ -349,26 +350,32 @@ def _recalls(args: argparse.Namespace) -> int:
                               "waiting_on": list(r.waiting_on)}))
     else:
         width = max([len(_text(r.alert_id)) for r in rows] + [5])
-        print(f"{'state':<12} {'alert':<{width}} {'v':>3} {'partner':<7} {'reason':<17} {'sent (UTC)':<20} "
+        print(f"{'state':<17} {'alert':<{width}} {'v':>3} {'partner':<7} {'reason':<17} {'sent (UTC)':<20} "
               f"{'deadline (UTC)':<20} acknowledged")
         for r in rows:
-            late = r.overdue_by(now)
-            ack = (iso_utc(r.acknowledged_at)[:19] if r.acknowledged_at else
+            ack = (iso_utc(r.acknowledged_at)[:19] + (f", {_hours(r.late_by())} h late" if r.state == LATE else "")
+                   if r.acknowledged_at else
                    "no: the notice was never sent; recall again" if r.state == FAILED else
-                   f"no: {late.total_seconds() / 3600:.1f} h overdue" if r.state == OVERDUE else "not yet")
+                   f"no: {_hours(r.overdue_by(now))} h overdue" if r.state == OVERDUE else "not yet")
             if r.waiting_on:
                 ack += f"; waiting on {_holders(r.waiting_on)}"
-            print(f"{r.state:<12} {_text(r.alert_id):<{width}} {r.version:>3} {_text(r.partner)[:7]:<7} "
+            print(f"{r.state:<17} {_text(r.alert_id):<{width}} {r.version:>3} {_text(r.partner)[:7]:<7} "
                   f"{_text(r.reason)[:17]:<17} "
                   f"{iso_utc(r.sent_at)[:19]:<20} {iso_utc(r.deadline)[:19]:<20} {ack}")
     overdue = sum(1 for r in rows if r.state == OVERDUE)
+    late = sum(1 for r in rows if r.state == LATE)
     failed = sum(1 for r in rows if r.state == FAILED)
     unsound = sum(left_out)
     print(f"{len(rows)} recall(s): {sum(1 for r in rows if r.state == ACKNOWLEDGED)} acknowledged, "
-          f"{sum(1 for r in rows if r.state == OUTSTANDING)} outstanding, {overdue} overdue, {failed} never sent"
+          f"{late} acknowledged late, {sum(1 for r in rows if r.state == OUTSTANDING)} outstanding, "
+          f"{overdue} overdue, {failed} never sent"
           + (f"; {unsound} audit record(s) left out as unsound: run `puente audit verify`" if unsound else ""),
           file=sys.stderr)
-    return 1 if overdue or failed else 0
+    return 1 if overdue or late or failed else 0
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span.total_seconds() / 3600:.1f}"
 
 
 def _holders(holders: tuple[str, ...]) -> str:

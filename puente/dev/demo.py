@@ -36,7 +36,7 @@ from adapters.publisher import IngressPublisher
 from adapters.registry import get
 from adapters.run import Tally, adapt_paths
 from broker.access import AUDITOR, BROKER, CONSOLE, agency_principal, parties, partner_principal, plan
-from broker.audit.recalls import RecallBook
+from broker.audit.recalls import ACKNOWLEDGED, LATE, OUTSTANDING, OVERDUE, RecallBook
 from broker.audit.verify import GroupEnds
 from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import (
@@ -491,8 +491,8 @@ def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],
     checkpoints = sum(r.checkpoints for r in reports)
     print()
     states = Counter(r.state for r in recalls)
-    print(f"  recalls: {len(recalls)} notice(s) sent, {states['acknowledged']} acknowledged, "
-          f"{states['outstanding']} outstanding, {states['overdue']} overdue")
+    print(f"  recalls: {len(recalls)} notice(s) sent, {states[ACKNOWLEDGED]} acknowledged, "
+          f"{states[LATE]} acknowledged late, {states[OUTSTANDING]} outstanding, {states[OVERDUE]} overdue")
     ends = [r.end for r in reports if r.end is not None]
     ends_ok = all(any(e.of_receipts == r for e in ends) for r in (False, True)) and all(
         e.checked and not e.short for e in ends)
@@ -505,4 +505,4 @@ def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],
     for f in problems[:10]:
         print(f"    {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
     print(f"  partner stores in {stores}/<partner>.sqlite (`puente store list --partner P --store FILE`)")
-    return adds_up and consistent and not problems and ends_ok and states["acknowledged"] == len(recalls) > 0
+    return adds_up and consistent and not problems and ends_ok and states[ACKNOWLEDGED] == len(recalls) > 0

@@ -41,6 +41,9 @@ class Decision:
     audit: dict[str, Any] = field(default_factory=dict)
 
 
+ACK_HOURS = {"COL": 72, "USA": 24}  # the hours each partner has to acknowledge a recall notice
+
+
 class Policy:
     """COL receives anything below SECRETO; USA only what the originator consented to for USA."""
 
@@ -65,6 +68,9 @@ class Policy:
 
     def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
         return recall_notice(alert, version, reason)
+
+    def recall_ack_hours(self, partner: str) -> int:
+        return ACK_HOURS.get(partner, 72)
 
 
 class Sealer:

@@ -34,6 +34,7 @@ def test_the_tools_next_recall_after_a_recall_that_reused_a_version_is_taken() -
     assert out.entry["kind"] == "ALERT" and _headers(out) == {"USA": "RECALL"}
     usa = next(d for d in out.entry["decisions"] if d["partner"] == "USA")
     assert usa["recalls"] == 2 and usa["notice_version"] == 3 and usa.get("sent") is not False
+    assert usa["ack_hours"] == 24  # USA's own deadline (the test policy's), recorded with the notice
     assert CODEC.decode(run.sealers["USA"].sealed[-1])["version"] == 3
     assert out.state == AlertState(3, {}, recalled=True, originator="SNM")
 

@@ -51,6 +51,13 @@ def test_a_recall_decision_names_the_version_its_notice_carried() -> None:
     assert [(r["version"], r["notice_version"]) for r in rows] == [(3, 3), (2, 5)]
 
 
+def test_a_recall_decision_records_the_hours_its_partner_has_to_acknowledge_it() -> None:
+    """Each notice's decision records the partner's ``recall_ack_hours`` under the policy it was decided with (the
+    policy port's), so a later policy cannot move its deadline."""
+    _, rows, _ = _reused_recall()
+    assert [(r["partner"], r["ack_hours"]) for r in rows] == [("COL", 72), ("COL", 72)]
+
+
 def test_an_acknowledged_pull_back_does_not_hide_a_later_recall_at_a_lower_record_version() -> None:
     """COL acknowledged the v3 pull-back but never the recall sent at v5: the recall is outstanding, at v5."""
     alert_id, rows, _ = _reused_recall()
@@ -73,13 +80,14 @@ def test_a_decision_written_before_notice_version_still_reads_at_its_notice_vers
 
 
 def test_a_shrunk_entry_keeps_the_notice_version() -> None:
-    """An entry cut down to fit a block keeps each recall's notice version, as it keeps ``recalls``."""
+    """An entry cut down to fit a block keeps each recall's notice version and deadline, as it keeps ``recalls``."""
     _, rows, _ = _reused_recall()
-    decision = {k: v for k, v in rows[-1].items() if k in ("partner", "decision", "recalls", "notice_version")}
+    decision = {k: v for k, v in rows[-1].items()
+                if k in ("partner", "decision", "recalls", "notice_version", "ack_hours")}
     entry = {"kind": "ALERT", "alert_id": "SNM:A", "ingress": "t:0:1", "at": "x", "version": 2,
              "decisions": [{**decision, "reasons": ["r" * 400] * 100}]}
     [small] = shrink(entry, 2_000)["decisions"]
-    assert small["notice_version"] == 5 and small["recalls"] == 4
+    assert small["notice_version"] == 5 and small["recalls"] == 4 and small["ack_hours"] == 72
 
 
 def test_the_version_a_receipt_must_name_is_the_notices_own() -> None:

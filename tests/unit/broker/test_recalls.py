@@ -1,10 +1,11 @@
-"""Recalls matched with their acknowledgements: overdue first, then outstanding, then acknowledged."""
+"""Recalls matched with their acknowledgements: failed, overdue and late first, then outstanding, then acknowledged;
+each judged by the deadline in force when its notice was sent."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from broker.audit.recalls import ACKNOWLEDGED, FAILED, OUTSTANDING, OVERDUE, RecallBook, recall_status
+from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, RecallBook, recall_status
 from broker.auditor import LogFilter
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -44,6 +45,37 @@ def test_each_recall_is_acknowledged_outstanding_or_overdue_by_its_partners_dead
     assert first.reason == "ERROR" and first.overdue_by(NOW) == timedelta(hours=28)
     assert out[3].reason == "RECLASSIFY"
     assert out[6].acknowledged_at == NOW - timedelta(hours=49) and out[6].overdue_by(NOW) == timedelta(0)
+
+
+def test_a_notice_keeps_the_deadline_recorded_when_it_was_sent_whatever_the_policy_says_later() -> None:
+    """A notice whose decision recorded 24 h is overdue after 40 h however many hours the policy at hand gives the
+    partner (72), or none (the agreement ended); only a decision written before ``ack_hours`` takes the policy's."""
+    rows = [_recall("SNM:A", "FEAN", 2, 40, ack_hours=24), _recall("SNM:B", "FEAN", 2, 40)]
+    for policy in ({"FEAN": 72}, {}):
+        out = {r.alert_id: r for r in recall_status(rows, policy, NOW)}
+        assert out["SNM:A"].state == OVERDUE and out["SNM:A"].overdue_by(NOW) == timedelta(hours=16)
+        assert out["SNM:A"].deadline == NOW - timedelta(hours=16)
+        assert out["SNM:B"].state == OUTSTANDING  # no hours recorded: the policy's 72 (or the default)
+    assert {r.alert_id: r.state for r in recall_status(rows, {"FEAN": 24}, NOW)} == {"SNM:A": OVERDUE,
+                                                                                      "SNM:B": OVERDUE}
+    # A recorded value no agreement could set is not taken: the policy's instead.
+    [row] = recall_status([_recall("SNM:A", "FEAN", 2, 40, ack_hours=10**9)], {"FEAN": 72}, NOW)
+    assert row.state == OUTSTANDING
+
+
+def test_an_acknowledgement_after_the_deadline_is_late_not_plain_acknowledged() -> None:
+    """Acknowledged 16 h past its 24 h deadline, a notice is "acknowledged late", by 16 h, and stays so; it is
+    listed after the overdue ones and before those outstanding. One acknowledged in time is acknowledged."""
+    rows = [_recall("SNM:A", "FEAN", 2, 50, ack_hours=24), _ack("SNM:A", "FEAN", 2, 10),
+            _recall("SNM:B", "FEAN", 2, 50, ack_hours=24), _ack("SNM:B", "FEAN", 2, 27),
+            _recall("SNM:C", "FEAN", 2, 30, ack_hours=24), _recall("SNM:D", "FEAN", 2, 5, ack_hours=24)]
+    out = recall_status(rows, {"FEAN": 72}, NOW)
+    assert [(r.alert_id, r.state) for r in out] == [("SNM:C", OVERDUE), ("SNM:A", LATE), ("SNM:D", OUTSTANDING),
+                                                    ("SNM:B", ACKNOWLEDGED)]
+    late = out[1]
+    assert late.acknowledged_at == NOW - timedelta(hours=10) and late.late_by() == timedelta(hours=16)
+    assert late.overdue_by(NOW) == timedelta(0) and late.waiting_on == ()
+    assert out[3].late_by() == timedelta(0) and out[0].late_by() == timedelta(0)
 
 
 def test_a_later_recall_needs_its_own_acknowledgement() -> None:

@@ -14,6 +14,7 @@ from broker.crypto import KeyKind, KeyRecord
 from broker.kafka import KafkaConnection, set_fetching
 from broker.keystore import Keystore, Keystores
 from broker.service import (
+    PolicyAdapter,
     agreements_in_force,
     build_sealers,
     build_worker,
@@ -21,6 +22,7 @@ from broker.service import (
     require_pseudonym_keys,
     require_sealers,
 )
+from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.errors import ConfigError
 from puente.settings import AGENCIES, PuenteSettings
@@ -41,6 +43,15 @@ IN_FORCE = datetime(2026, 6, 1, tzinfo=UTC)  # every shipped agreement is in for
 def _keys(tmp_path: Path) -> Keystores:
     return Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=[], agreements=AGREEMENTS,
                               generation="2026a")
+
+
+def test_the_pipeline_is_told_each_partners_recall_deadline_as_auditors_count_it(tmp_path: Path) -> None:
+    """The hours the pipeline records with a recall notice: the shortest ``recall_ack_hours`` of the partner's
+    agreements (FEAN-JTF's 24), the default (72) for a partner no agreement names."""
+    policy = load_policy_set()
+    adapter = PolicyAdapter(policy, Keystore(tmp_path), TopicNames("p"))
+    assert {p: adapter.recall_ack_hours(p) for p in PARTNERS} == {"COL": 72, "USA": 72, "CRI": 72, "FEAN": 24}
+    assert adapter.recall_ack_hours("GONE") == 72
 
 
 def test_a_partner_naming_another_partners_encryption_key_gets_no_sealer(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -38,9 +39,9 @@ ROWS: list[dict[str, Any]] = [  # as read_log gives them: in offset order, not t
 
 @pytest.fixture
 def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
-    """The command's settings, Kafka and auditor service replaced: `read_log` gives ``ROWS`` (those the filter
-    accepts) and reports one record left out; `verify_topics` gives ``held["reports"]``. The system's temporary
-    folder is this test's own, so what a spill leaves there shows."""
+    """The command's settings, Kafka and auditor service replaced: `read_log` gives ``ROWS``, or ``held["rows"]``
+    when set (those the filter accepts), and reports one record left out; `verify_topics` gives
+    ``held["reports"]``. The system's temporary folder is this test's own, so what a spill leaves there shows."""
     held: dict[str, Any] = {"reports": [], "fail": None, "tmp": tmp_path / "tmp"}
     held["tmp"].mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(held["tmp"]))
@@ -52,7 +53,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
                        left_out: list[int] | None = None, owners: Any = None,
                        progress: Any = None) -> AsyncIterator[dict[str, Any]]:
         walked = WalkProgress(progress, partitions=1)
-        for row in ROWS:
+        for row in held.get("rows", ROWS):
             walked.records += 1
             if flt.accepts(row):
                 yield row
@@ -384,3 +385,33 @@ def test_a_long_walk_says_how_far_it_is_on_stderr_only(service: dict[str, Any], 
     err = capsys.readouterr().err
     assert "audit verify: 3 records read" in err and "partitions 1/2 done" in err
     assert "audit verify: 7 records read" in err and "partitions 2/2 done" in err
+
+
+def _ago(hours: float) -> str:
+    return (datetime.now(UTC) - timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+
+
+def test_recalls_shows_a_late_acknowledgement_as_such_and_exits_1(service: dict[str, Any],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A notice FEAN had 24 h to acknowledge (recorded with it), acknowledged 40 h after it went: "acknowledged
+    late", 16 h late, counted apart in the summary, and the command exits 1 as for an overdue one (the shipped
+    policy gives COL 72 h: its notice of an hour ago is outstanding, and alone exits 0)."""
+    late = [{"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:A", "partner": "FEAN", "version": 2,
+             "notice_version": 2, "ack_hours": 24, "reason": "ERROR", "at": _ago(50)},
+            {"kind": "RECEIPT", "status": "RECALLED", "alert_id": "SNM:A", "partner": "FEAN", "version": 2,
+             "at": _ago(10)}]
+    pending = [{"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:B", "partner": "COL", "version": 2,
+                "notice_version": 2, "ack_hours": 72, "action": "RECLASSIFY", "at": _ago(1)}]
+    service["rows"] = late + pending
+    assert _puente("audit", "recalls") == 1
+    out, err = capsys.readouterr()
+    header, first, second = out.splitlines()
+    assert header.split()[:2] == ["state", "alert"]
+    assert first.startswith("acknowledged late SNM:A") and first.endswith(", 16.0 h late")
+    assert second.startswith("outstanding") and second.endswith("not yet")
+    assert err.startswith("2 recall(s): 0 acknowledged, 1 acknowledged late, 1 outstanding, 0 overdue, 0 never sent")
+    assert _puente("audit", "recalls", "--json") == 1
+    assert [json.loads(line)["state"] for line in capsys.readouterr().out.splitlines()] == ["acknowledged late",
+                                                                                           "outstanding"]
+    service["rows"] = pending
+    assert _puente("audit", "recalls") == 0

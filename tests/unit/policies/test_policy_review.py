@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from broker.audit.recalls import DEFAULT_ACK_HOURS, deadline_hours
 from broker.pipeline import Originator, Outcome, Pipeline
 from broker.topology import Slots, TopicNames, key_partition
 from policies import Decision, PolicySet, build_view, decide, decide_many, explain, load_policy_set, recall_notice
@@ -277,6 +278,9 @@ class _Policy:
 
     def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
         return recall_notice(alert, version, reason)
+
+    def recall_ack_hours(self, partner: str) -> int:
+        return deadline_hours(self.ps.agreements.values()).get(partner, DEFAULT_ACK_HOURS)
 
 
 class _Sealer:
