@@ -22,11 +22,21 @@ on the record for good, as a missed deadline it is), outstanding, outstanding pa
 failed: the notice could not be sent at all (no key to seal it with), so the partner still holds the alert until
 a later recall reaches it.
 
+Every notice stays on the record, each known by its alert, partner and version: a later notice to the partner
+about the alert (the alert delivered again, then pulled back again) replaces none, so a deadline missed before it
+is not hidden by its acknowledgement. Each notice is closed by the first acknowledgement at or above its version
+made after it was sent, whichever notice the partner answered: one that a later notice followed before its
+deadline, and that the partner answered only through the later one, is acknowledged when that answer came, late
+if that was past its own deadline. Only a failed notice gives way: once a later notice to the partner about the
+alert exists (a recall again, perhaps at the same version), that one carries the recall on and is listed instead.
+
 A partner may run several subscriber instances, each with its own store, and a feed partition may change
 hands between them mid-stream: the store that takes it over can receive an update and the recall of an
 alert whose first version another store holds, and acknowledge the recall while that store keeps the text.
 So a recall is acknowledged only once every *holder* of the alert has acknowledged it: each store that
-receipted a view of it (RECEIVED or DUPLICATE) since its own last acknowledged recall. A receipt names its
+receipted a view of it (RECEIVED or DUPLICATE) below the notice's version (a view sent before the notice: one at
+or above it went out after, and the notice does not recall it) and not below the highest version it acknowledged
+a recall at (a view received again after an earlier recall is held again). A receipt names its
 store (``store``, the store's id); one written before receipts did, or by a subscriber without a store,
 counts under its receipt chain, or under the store that chain's other receipts name. A recall of an alert
 no receipt shows held (the receipts lost, or never written) is acknowledged by any RECALLED receipt, as
@@ -41,7 +51,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from broker.audit.receipts import CLOCK_SKEW, sent_version
 from broker.audit.verify import when
@@ -64,7 +74,8 @@ class RecallRow:
     alert_id: str
     partner: str
     version: int
-    """The version the notice carried (``notice_version``), which the partner's RECALLED receipt names."""
+    """The version the notice carried (``notice_version``), which the partner's RECALLED receipt names: with the
+    alert and partner, it tells the notice apart from the partner's other notices about the alert."""
     sent_at: datetime
     deadline: datetime
     acknowledged_at: datetime | None
@@ -112,6 +123,15 @@ def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], 
     return book.status(ack_hours, now)
 
 
+class _Notice(NamedTuple):
+    """One recall notice, as its RECALL decision recorded it (``RecallBook.sent``)."""
+
+    sent_at: datetime
+    reason: str | None
+    went: bool  # False: the notice could not be sent (``sent`` False)
+    hours: int | None  # the hours to acknowledge it, as its decision recorded them (``ack_hours``)
+
+
 class RecallBook:
     """Recalls and their answers, gathered one audit row at a time (``add``), so that a reader of the whole audit
     keeps what recalls need and nothing else: the recall notices, the RECALLED receipts of recalled alerts, and
@@ -120,10 +140,10 @@ class RecallBook:
     A receipt chain's store, as its receipts name one, is kept for every chain (a few per partner)."""
 
     def __init__(self) -> None:
-        # (notice version, sent at, reason, sent, the hours to acknowledge it recorded with it)
-        self.sent: dict[tuple[str, str], tuple[int, datetime, str | None, bool, int | None]] = {}
+        # Every notice to a partner about an alert, by the version it carried (``notice_version``).
+        self.sent: dict[tuple[str, str], dict[int, _Notice]] = {}
         self.acks: dict[tuple[str, str], list[tuple[int, datetime, str]]] = {}
-        self.held: dict[tuple[str, str], dict[str, int]] = {}  # each holder's highest version receipted as held
+        self.held: dict[tuple[str, str], dict[str, set[int]]] = {}  # the versions each holder receipted as held
         self.stores: dict[str, str] = {}  # a receipt chain's store, as its receipts that name one give it
 
     def add(self, row: dict[str, Any]) -> None:
@@ -142,18 +162,19 @@ class RecallBook:
             return
         pair = (alert, partner)
         if status is None:
+            notices = self.sent.setdefault(pair, {})
             version = notice_version(row)
-            previous = self.sent.get(pair)
-            if previous is None or (version, at) >= (previous[0], previous[1]):
+            previous = notices.get(version)
+            if previous is None or at >= previous.sent_at:  # a version sent twice: the later (a recall again)
                 rules = row.get("rules")
                 # A recall's category, or what pulled it back: a version that broke a rule (``alert.invalid``)
                 # before the action it names, which it did not carry out.
                 reason = ("alert.invalid" if isinstance(rules, list) and "alert.invalid" in rules
                           else row.get("reason") or row.get("action"))
                 hours = row.get("ack_hours")
-                self.sent[pair] = (version, at, reason if isinstance(reason, str) else None,
-                                   row.get("sent") is not False,
-                                   hours if type(hours) is int and 0 < hours <= MAX_ACK_HOURS else None)
+                notices[version] = _Notice(at, reason if isinstance(reason, str) else None,
+                                           row.get("sent") is not False,
+                                           hours if type(hours) is int and 0 < hours <= MAX_ACK_HOURS else None)
             return
         if pair not in self.sent:
             return  # no recall of it (the decisions came first): nothing to answer
@@ -162,51 +183,63 @@ class RecallBook:
         if status == "RECALLED":
             self.acks.setdefault(pair, []).append((version, at, holder))
         else:
-            holders = self.held.setdefault(pair, {})
-            holders[holder] = max(version, holders.get(holder, 0))
+            self.held.setdefault(pair, {}).setdefault(holder, set()).add(version)
 
     def status(self, ack_hours: Mapping[str, int], now: datetime) -> list[RecallRow]:
-        """Every recall: those that make ``audit recalls`` fail first (failed, then overdue, longest overdue first,
-        then acknowledged late, latest sent first), then outstanding (nearest deadline first) and acknowledged
-        (latest sent first); for each (alert, partner) the latest notice counts, the one of the
-        highest notice version (``notice_version``), then the latest sent. A notice's deadline is the one its
+        """Every recall notice: those that make ``audit recalls`` fail first (failed, then overdue, longest overdue
+        first, then acknowledged late, latest sent first), then outstanding (nearest deadline first) and
+        acknowledged (latest sent first). Each notice to a partner counts on its own, a later one replacing none
+        (module docstring), but for a failed one: a later notice to the partner about the alert carries the
+        recall on, so the failed one is no longer listed. A notice's deadline is the one its
         decision recorded (its ``ack_hours`` field); for a decision written before it did, the argument
         ``ack_hours`` gives each partner's deadline in hours under the policy at hand (``deadline_hours``), and
         a partner it does not name gets the default. A row whose ``at`` is no time with an offset (``verify.when``)
         counts for nothing: a time without one is never compared as if it were UTC."""
-        stores = self.stores
         out = []
-        for (alert, partner), (version, at, reason, went, hours) in self.sent.items():
-            deadline = at + timedelta(hours=hours or ack_hours.get(partner, DEFAULT_ACK_HOURS))
-            # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
-            # made after it was sent (give or take the clock skew allowed between parties).
+        for (alert, partner), notices in self.sent.items():
+            last = max(notices)
             answers = self.acks.get((alert, partner), [])
-            first: dict[str, datetime] = {}
-            for v, a, holder in answers:
-                holder = stores.get(holder, holder)
-                if v >= version and a >= at - CLOCK_SKEW and (holder not in first or a < first[holder]):
-                    first[holder] = a
-            holding = _holding(self.held.get((alert, partner), {}), answers, stores)
-            waiting_on = tuple(sorted(holding - first.keys()))
-            # Acknowledged when the last holder answered (any answer, when no receipt shows who holds it).
-            times = [] if waiting_on else [first[h] for h in holding] if holding else list(first.values())
-            acknowledged_at = max(times) if times and went else None
-            if not went:
-                state = FAILED
-            elif acknowledged_at is not None:
-                state = LATE if acknowledged_at > deadline else ACKNOWLEDGED
-            else:
-                state = OVERDUE if now > deadline else OUTSTANDING
-            out.append(RecallRow(alert, partner, version, at, deadline, acknowledged_at, state, reason,
-                                 () if acknowledged_at is not None else waiting_on))
+            held = self.held.get((alert, partner), {})
+            for version, notice in notices.items():
+                if notice.went or version == last:
+                    hours = notice.hours or ack_hours.get(partner, DEFAULT_ACK_HOURS)
+                    out.append(self._row(alert, partner, version, notice, hours, answers, held, now))
         rank = {FAILED: 0, OVERDUE: 1, LATE: 2, OUTSTANDING: 3, ACKNOWLEDGED: 4}
 
-        def order(r: RecallRow) -> tuple[int, float, str, str]:
+        def order(r: RecallRow) -> tuple[int, float, str, str, int]:
             if r.acknowledged_at is not None:
-                return (rank[r.state], -r.sent_at.timestamp(), r.alert_id, r.partner)
-            return (rank[r.state], r.deadline.timestamp(), r.alert_id, r.partner)  # longest overdue first
+                return (rank[r.state], -r.sent_at.timestamp(), r.alert_id, r.partner, r.version)
+            return (rank[r.state], r.deadline.timestamp(), r.alert_id, r.partner, r.version)  # longest overdue first
 
         return sorted(out, key=order)
+
+    def _row(self, alert: str, partner: str, version: int, notice: _Notice, hours: int,
+             answers: list[tuple[int, datetime, str]], held: dict[str, set[int]], now: datetime) -> RecallRow:
+        """What became of one notice: acknowledged once every holder of the alert when it was sent answered it."""
+        stores, at = self.stores, notice.sent_at
+        deadline = at + timedelta(hours=hours)
+        # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
+        # made after it was sent (give or take the clock skew allowed between parties).
+        first: dict[str, datetime] = {}
+        for v, a, holder in answers:
+            holder = stores.get(holder, holder)
+            if v >= version and a >= at - CLOCK_SKEW and (holder not in first or a < first[holder]):
+                first[holder] = a
+        # Its holders received a view below its version (one at or above it went out after it: not recalled by it).
+        before = {h: max(below) for h, versions in held.items() if (below := [v for v in versions if v < version])}
+        holding = _holding(before, answers, stores)
+        waiting_on = tuple(sorted(holding - first.keys()))
+        # Acknowledged when the last holder answered (any answer, when no receipt shows who holds it).
+        times = [] if waiting_on else [first[h] for h in holding] if holding else list(first.values())
+        acknowledged_at = max(times) if times and notice.went else None
+        if not notice.went:
+            state = FAILED
+        elif acknowledged_at is not None:
+            state = LATE if acknowledged_at > deadline else ACKNOWLEDGED
+        else:
+            state = OVERDUE if now > deadline else OUTSTANDING
+        return RecallRow(alert, partner, version, at, deadline, acknowledged_at, state, notice.reason,
+                         () if acknowledged_at is not None else waiting_on)
 
 
 _HOLDING = frozenset({"RECEIVED", "DUPLICATE"})  # the receipt statuses of a store that holds the view
@@ -230,7 +263,8 @@ def _holder(row: dict[str, Any], stores: dict[str, str]) -> str:
 def _holding(held: dict[str, int], answers: list[tuple[int, datetime, str]], stores: dict[str, str]) -> set[str]:
     """The holders that still hold a view of the alert, as far as receipts tell: each that receipted one at a
     version not below the highest it acknowledged a recall at (a later view, after a recall without reason, is
-    held again)."""
+    held again). ``held``: each holder's highest version receipted as held, of those a notice recalls (below its
+    version); ``answers``: every acknowledgement of the partner's, whichever notice it answered."""
     recalled: dict[str, int] = {}
     for v, _, holder in answers:
         holder = stores.get(holder, holder)

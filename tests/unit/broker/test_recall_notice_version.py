@@ -59,12 +59,14 @@ def test_a_recall_decision_records_the_hours_its_partner_has_to_acknowledge_it()
 
 
 def test_an_acknowledged_pull_back_does_not_hide_a_later_recall_at_a_lower_record_version() -> None:
-    """COL acknowledged the v3 pull-back but never the recall sent at v5: the recall is outstanding, at v5."""
+    """COL acknowledged the v3 pull-back but never the recall sent at v5: the recall is outstanding, at v5, beside
+    the pull-back, acknowledged."""
     alert_id, rows, _ = _reused_recall()
-    [row] = recall_status([*rows, _ack(alert_id, 3, 5)], {}, NOW + timedelta(hours=49))
-    assert (row.version, row.state, row.reason) == (5, OUTSTANDING, "ERROR")
-    [row] = recall_status([*rows, _ack(alert_id, 3, 5), _ack(alert_id, 5, 60 * 48 + 3)], {}, NOW + timedelta(hours=49))
-    assert (row.version, row.state) == (5, ACKNOWLEDGED)
+    recall, pull_back = recall_status([*rows, _ack(alert_id, 3, 5)], {}, NOW + timedelta(hours=49))
+    assert (recall.version, recall.state, recall.reason) == (5, OUTSTANDING, "ERROR")
+    assert (pull_back.version, pull_back.state) == (3, ACKNOWLEDGED)
+    out = recall_status([*rows, _ack(alert_id, 3, 5), _ack(alert_id, 5, 60 * 48 + 3)], {}, NOW + timedelta(hours=49))
+    assert [(r.version, r.state) for r in out] == [(5, ACKNOWLEDGED), (3, ACKNOWLEDGED)]
 
 
 def test_a_decision_written_before_notice_version_still_reads_at_its_notice_version() -> None:

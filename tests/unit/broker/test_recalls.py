@@ -79,9 +79,59 @@ def test_an_acknowledgement_after_the_deadline_is_late_not_plain_acknowledged() 
 
 
 def test_a_later_recall_needs_its_own_acknowledgement() -> None:
+    """An acknowledged notice does not answer a later one; both stay listed."""
     rows = [_recall("SNM:A", "COL", 2, 20), _ack("SNM:A", "COL", 2, 19), _recall("SNM:A", "COL", 5, 2)]
-    [row] = recall_status(rows, {}, NOW)
-    assert row.version == 5 and row.state == OUTSTANDING
+    assert [(r.version, r.state) for r in recall_status(rows, {}, NOW)] == [(5, OUTSTANDING), (2, ACKNOWLEDGED)]
+
+
+def test_a_missed_deadline_stays_on_the_record_when_a_later_notice_follows() -> None:
+    """COL ignored the v2 pull-back for ten days; the alert went to it again (v3) and was recalled (v4), which it
+    acknowledged at once. The v2 notice is overdue until then and acknowledged late after, never hidden by v4's."""
+    rows = [_receipt("SNM:A", "RECEIVED", 1, 300, "COL", A), _recall("SNM:A", "COL", 2, 290),
+            _receipt("SNM:A", "RECEIVED", 3, 50, "COL", A), _recall("SNM:A", "COL", 4, 48)]
+    assert [(r.version, r.state, r.waiting_on) for r in recall_status(_as_read(rows), {}, NOW)] == [
+        (2, OVERDUE, (A,)), (4, OUTSTANDING, (A,))]
+    rows.append(_receipt("SNM:A", "RECALLED", 4, 47, "COL", A))
+    late, in_time = recall_status(_as_read(rows), {}, NOW)
+    assert (late.version, late.state, late.acknowledged_at) == (2, LATE, NOW - timedelta(hours=47))
+    assert late.late_by() == timedelta(hours=290 - 72 - 47) and late.waiting_on == ()
+    assert (in_time.version, in_time.state) == (4, ACKNOWLEDGED)
+
+
+def test_a_notice_superseded_before_its_deadline_is_answered_by_the_later_ones_acknowledgement() -> None:
+    """A notice followed within its deadline by another, and the later one acknowledged in time for both: both
+    acknowledged, at that time. Acknowledged after the first one's deadline (not the second's), the first is late."""
+    rows = [_recall("SNM:A", "COL", 2, 30, ack_hours=24), _recall("SNM:A", "COL", 3, 20, ack_hours=24)]
+    ack = NOW - timedelta(hours=19)
+    out = recall_status([*rows, _ack("SNM:A", "COL", 3, 19)], {}, NOW)
+    assert [(r.version, r.state, r.acknowledged_at) for r in out] == [(3, ACKNOWLEDGED, ack), (2, ACKNOWLEDGED, ack)]
+    out = recall_status([*rows, _ack("SNM:A", "COL", 3, 1)], {}, NOW)
+    assert [(r.version, r.state) for r in out] == [(2, LATE), (3, ACKNOWLEDGED)]
+    assert out[0].late_by() == timedelta(hours=5)
+
+
+def test_each_notice_waits_on_the_holders_of_the_alert_when_it_was_sent() -> None:
+    """A acknowledged the v2 recall of the v1 it held; v3 then went to B alone, which no notice has recalled since.
+    The v2 notice is acknowledged: B holds only a view sent after it, which it does not recall."""
+    rows = [_receipt("SNM:A", "RECEIVED", 1, 40, "COL", A), _recall("SNM:A", "COL", 2, 35),
+            _receipt("SNM:A", "RECALLED", 2, 34, "COL", A), _receipt("SNM:A", "RECEIVED", 3, 20, "COL/b", B)]
+    [row] = recall_status(_as_read(rows), {}, NOW)
+    assert (row.version, row.state, row.waiting_on) == (2, ACKNOWLEDGED, ())
+    # B had received v1 too, and never answered: the v2 notice waits on B, and a later v4 notice on B as well.
+    rows += [_receipt("SNM:A", "RECEIVED", 1, 39, "COL/b", B), _recall("SNM:A", "COL", 4, 10)]
+    assert [(r.version, r.state, r.waiting_on) for r in recall_status(_as_read(rows), {}, NOW)] == [
+        (2, OUTSTANDING, (B,)), (4, OUTSTANDING, (B,))]  # nearest deadline first
+
+
+def test_a_failed_notice_is_listed_until_a_later_notice_carries_the_recall_on() -> None:
+    """A notice that could not be sent is listed as failed while it is the partner's last about the alert; a later
+    notice (at a later version, or a recall again at the same one) takes its place, with its own deadline."""
+    failed = _recall("SNM:A", "USA", 3, 30, sent=False)
+    [row] = recall_status([failed], {}, NOW)
+    assert (row.version, row.state) == (3, FAILED)
+    for later in (_recall("SNM:A", "USA", 4, 2), _recall("SNM:A", "USA", 3, 2)):
+        [row] = recall_status([failed, later], {}, NOW)
+        assert (row.version, row.state, row.sent_at) == (later["version"], OUTSTANDING, NOW - timedelta(hours=2))
 
 
 def test_a_time_without_an_offset_is_no_time_never_a_crash() -> None:
@@ -141,12 +191,12 @@ def test_a_store_that_acknowledged_an_earlier_recall_and_holds_nothing_since_is_
     rows = [_receipt("SNM:A", "RECEIVED", 1, 40, "COL", A), _recall("SNM:A", "COL", 2, 35),
             _receipt("SNM:A", "RECALLED", 2, 34, "COL", A), _receipt("SNM:A", "RECEIVED", 3, 20, "COL/b", B),
             _recall("SNM:A", "COL", 4, 10), _receipt("SNM:A", "RECALLED", 4, 9, "COL/b", B)]
-    [row] = recall_status(_as_read(rows), {}, NOW)
-    assert (row.version, row.state, row.waiting_on) == (4, ACKNOWLEDGED, ())
-    # A received v3 again itself instead: then it is waited on for the second recall.
+    assert [(r.version, r.state, r.waiting_on) for r in recall_status(_as_read(rows), {}, NOW)] == [
+        (4, ACKNOWLEDGED, ()), (2, ACKNOWLEDGED, ())]
+    # A received v3 again itself instead: then it is waited on for the second recall (the first stays answered).
     rows[3] = _receipt("SNM:A", "RECEIVED", 3, 20, "COL", A)
-    [row] = recall_status(_as_read(rows), {}, NOW)
-    assert (row.state, row.waiting_on) == (OUTSTANDING, (A,))
+    assert [(r.version, r.state, r.waiting_on) for r in recall_status(_as_read(rows), {}, NOW)] == [
+        (4, OUTSTANDING, (A,)), (2, ACKNOWLEDGED, ())]
 
 
 def test_receipts_without_a_store_count_under_their_chain_or_the_store_it_names_later() -> None:
