@@ -3,7 +3,8 @@
 aiokafka's admin client has no incremental configuration, ACL or SCRAM calls, and returns raw
 protocol answers whose per-resource errors every caller would have to dig out. confluent-kafka's
 AdminClient (librdkafka) has all of them and gives one future per resource, so each result is
-checked. Its calls block: they run in a thread, each bounded by the connection's timeout.
+checked. Its calls block: each runs in a daemon thread of its own (``_off_loop``), bounded by the
+connection's timeout, so that Ctrl-C or a stop signal ends a command at once even while librdkafka waits.
 librdkafka's own critical log lines go to the standard ``logging`` logger ``confluent_kafka``, which
 Puente's logging routes like every other (``puente.logs``).
 """
@@ -11,9 +12,11 @@ Puente's logging routes like every other (``puente.logs``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -76,7 +79,7 @@ class Admin:
         """``operation(client)`` in a thread, with its Kafka errors made Puente's."""
         try:
             async with asyncio.timeout(self.conn.timeout_s + 5):
-                return await asyncio.to_thread(operation, self.client)
+                return await _off_loop(operation, self.client)
         except TimeoutError:
             raise KafkaUnavailableError(f"Kafka at {self.conn.bootstrap} did not answer within "
                                         f"{self.conn.timeout_s:g}s while {what}: check PUENTE_BOOTSTRAP (or "
@@ -141,6 +144,37 @@ class Admin:
         failure = KafkaOperationError(f"{where}: {what} failed: {text}")
         failure.retriable = bool(err is not None and err.retriable())
         return failure
+
+
+async def _off_loop(operation: Callable[[AdminClient], T], client: AdminClient) -> T:
+    """``operation(client)`` run in a daemon thread of its own, its result or error handed back to the loop.
+
+    Not asyncio's default executor (``asyncio.to_thread``): ``asyncio.run`` waits for its threads as it
+    ends, and the interpreter waits for them as it exits, so a call blocked in librdkafka (metadata from
+    a Kafka that does not answer: up to the timeout, 600 s at most) held Ctrl-C's exit status back until
+    it returned. A cancelled caller stops waiting at once; the thread, left to finish on its own, holds
+    nothing the process waits for, and what it returns then is dropped."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if done.cancelled():  # the caller stopped waiting
+            return
+        if ok:
+            done.set_result(value)
+        else:
+            done.set_exception(value)
+
+    def work() -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, operation(client))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+            outcome = (False, exc)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: no one waits for the answer any more
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=work, name="puente-kafka-admin", daemon=True).start()
+    return await done
 
 
 def _certificate_refusal(conn: KafkaConnection) -> str | None:
