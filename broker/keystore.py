@@ -905,11 +905,14 @@ class Keystore:
         only public halves, as PEM, cross to the others: each partner's encryption and receipt
         keys to the broker, the broker's signing key to each partner, each agency's key-agreement
         key to the broker and the broker's to each agency. Keys that already exist are kept, so
-        provisioning twice reuses them.
+        provisioning twice reuses them. A key its owner lost while another side holds its public half
+        is refused before anything is written (``_refuse_lost``): it is never made again under that id.
         """
         now = now or datetime.now(UTC)
         generation = generation or f"{now.year}a"
         root = Path(path)
+        partners, agencies = list(partners), list(agencies)
+        _refuse_lost(root, partners, agencies, generation)
         broker = Keystore(holder_path(root, Holder.BROKER, BROKER_OWNER))
 
         def own(store: Keystore, holder: Holder, ident: str, found: Iterable[str] = ()) -> dict[KeyKind, KeyRecord]:
@@ -939,6 +942,43 @@ class Keystore:
         for partner, store in partner_stores.items():
             hand_over(store.current(partner, KeyKind.PARTNER_SIGNING), store, auditor)
         return Keystores(root, broker, partner_stores, agency_stores, auditor)
+
+
+def _refuse_lost(root: Path, partners: list[str], agencies: list[str], generation: str) -> None:
+    """KeyMaterialError (one line, the way out named) when a key ``Keystore.provision`` would make is missing from
+    its owner's folder while a folder it is handed to holds its public half already: the owner lost it.
+
+    Made again it would be another key under the same id, which the other side refuses (``import_public``: a new
+    key needs a new generation), after the new private half was written; so each rerun wrote one more and failed
+    the same way. Checked for every party before any key is made, so a refusal leaves nothing new behind."""
+    broker = holder_path(root, Holder.BROKER, BROKER_OWNER)
+    auditor = auditor_path(root)
+    partner_folders = [holder_path(root, Holder.PARTNER, partner) for partner in partners]
+    agency_folders = [holder_path(root, Holder.AGENCY, agency) for agency in agencies]
+    # (whose, the owner's folder, the key, the folders its public half is handed to): as ``provision`` hands them
+    handed: list[tuple[tuple[Holder, str], Path, KeyId, list[Path]]] = [
+        ((Holder.BROKER, BROKER_OWNER), broker, KeyId(BROKER_OWNER, KeyKind.BROKER_SIGNING, generation),
+         [*partner_folders, auditor]),
+        ((Holder.BROKER, BROKER_OWNER), broker, KeyId(BROKER_OWNER, KeyKind.KEY_AGREEMENT, generation),
+         agency_folders)]
+    for partner, folder in zip(partners, partner_folders, strict=True):
+        handed += [((Holder.PARTNER, partner), folder, KeyId(partner, KeyKind.PARTNER_ENCRYPTION, generation),
+                    [broker]),
+                   ((Holder.PARTNER, partner), folder, KeyId(partner, KeyKind.PARTNER_SIGNING, generation),
+                    [broker, auditor])]
+    handed += [((Holder.AGENCY, agency), folder, KeyId(agency, KeyKind.KEY_AGREEMENT, generation), [broker])
+               for agency, folder in zip(agencies, agency_folders, strict=True)]
+    for (holder, ident), folder, key_id, importers in handed:
+        if (folder / f"{key_id}.json").exists():
+            continue
+        for importer in importers:
+            if (importer / f"{key_id}.json").exists():
+                whose = f"--for {holder} {ident}" if holder is not Holder.BROKER else "--for broker"
+                raise KeyMaterialError(
+                    f"{key_id} is missing from {folder}, but {importer} holds its public half: a lost key is never "
+                    f"made again under its id, so nothing was written; make the next generation with `puente keys "
+                    f"generate {whose} --generation NEW` (NEW after {generation}) and hand its public halves over "
+                    f"(`puente keys export-public`, `puente keys import-public`): `keys init` makes {generation} only")
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,45 @@ def test_provision_will_not_take_a_public_copy_for_a_partys_own_key(tmp_path: Pa
         Keystore.provision(tmp_path, partners=["COL"], agencies=[], agreements=[], now=NOW)
 
 
+def _files(root: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize(("folder", "key_id", "way_out"), [
+    ("partners/COL", "COL-enc-2026a", "--for partner COL"),
+    ("partners/COL", "COL-rcpt-2026a", "--for partner COL"),
+    ("broker", "broker-sign-2026a", "--for broker"),
+    ("broker", "broker-kex-2026a", "--for broker"),
+    ("agencies/SENAN", "SENAN-kex-2026a", "--for agency SENAN"),
+])
+def test_provision_refuses_a_lost_key_another_side_holds_and_writes_nothing(tmp_path: Path, folder: str,
+                                                                            key_id: str, way_out: str) -> None:
+    """A key lost from its owner's folder while another side holds its public half is never made again under its
+    id: provisioning refuses before writing anything (no new private half left behind), naming `keys generate`."""
+    Keystore.provision(tmp_path, partners=["COL"], agencies=["SENAN"], agreements=["PAN-CRI"], now=NOW)
+    (tmp_path / folder / f"{key_id}.json").unlink()
+    before = _files(tmp_path)
+    with pytest.raises(KeyMaterialError, match=f"{key_id} is missing from .*`puente keys generate {way_out} "
+                                               "--generation NEW`"):
+        Keystore.provision(tmp_path, partners=["COL"], agencies=["SENAN"], agreements=["PAN-CRI"], now=NOW)
+    assert _files(tmp_path) == before
+
+
+def test_keys_init_after_a_lost_key_refuses_in_one_line_and_leaves_nothing_new(tmp_path: Path) -> None:
+    """`puente keys init` after a partner's private key was lost exits 3 with one line naming the way out, and
+    writes no new private half: a rerun says the same, rather than failing after writing one more."""
+    root = tmp_path / "keys"
+    assert puente(root, "keys", "init").returncode == 0
+    (root / "partners" / "USA" / "USA-enc-2026a.json").unlink()
+    before = _files(root)
+    for _ in range(2):
+        done = puente(root, "keys", "init")
+        assert done.returncode == 3, done.stderr
+        assert done.stderr.count("\n") == 1 and "USA-enc-2026a is missing from" in done.stderr
+        assert "`puente keys generate --for partner USA --generation NEW`" in done.stderr
+        assert _files(root) == before
+
+
 def test_audit_without_verify_keys_is_one_line_naming_the_folder(tmp_path: Path) -> None:
     """An auditor whose folder holds no verify key is told which folder and how to fill it, before any
     connection: not a verification in which every record fails."""
