@@ -23,24 +23,35 @@ and added again under its id never gets back the password it had. The login of a
 no more (an ``agency-`` or ``partner-`` user the policy and settings no longer name) is deleted
 with ``prune`` (``puente users apply --prune``; without it the command only lists it), from the
 cluster, every SCRAM mechanism of it, and its file removed: its ACLs go with ``acls apply``, but a
-login left behind would still authenticate.
+login left behind would still authenticate. No password changes on the cluster unless its file can be
+written: each is written first under a hidden name and put in place once Kafka took the password, and a
+run stopped in between is completed by the next (``apply_users``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from broker.access import AUDITOR, BROKER, CONSOLE, puentes
 from broker.kafka import Admin, KafkaConnection, connection_from_properties
-from broker.kafka.acls import SCRAM_MECHANISM, delete_users, new_password, scram_users, upsert_users
+from broker.kafka.acls import (
+    SCRAM_MECHANISM,
+    ScramChangeFailed,
+    delete_users,
+    new_password,
+    scram_users,
+    upsert_users,
+)
 from broker.kafka.connection import unsafe_value
 from broker.keystore import CLIENT_CONFIG as CLIENT_CONFIG  # re-exported: where callers have found it
 from broker.keystore import Holder, holder_path
 from broker.private_files import check_folder, private_folder, write_atomic
-from puente.errors import ConfigError, KafkaAuthError, KeyMaterialError
+from puente.errors import ConfigError, KafkaAccessError, KafkaAuthError, KeyMaterialError, PuenteError
 
 
 def party_folder(keys: Path, principal: str) -> Path:
@@ -98,9 +109,24 @@ def client_properties(bootstrap: str, ca_file: Path | None, username: str, passw
     return "\n".join(lines) + "\n"
 
 
-def _write_private(path: Path, text: str) -> None:
-    private_folder(path.parent)
-    write_atomic(path, text.encode("utf-8"), 0o600)
+def _pending(path: Path) -> Path:
+    """Where ``apply_users`` writes a party's new client configuration before Kafka takes its password, beside
+    the file it replaces (a hidden name no one hands over), and where a later run finds it (``apply_users``)."""
+    return path.with_name(f".{path.name}.pending")
+
+
+def _password(path: Path, principal: str) -> str | None:
+    """``principal``'s password in the client configuration ``path``, when it exists, passes every check of a
+    secret file and names that user; else None: a password others may know is never kept."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        kept = connection_from_properties(path)
+    except ConfigError:  # unreadable or exposed: the party gets a new password, and former parties still go
+        return None
+    if kept.username == principal and kept.password:
+        return kept.password.get_secret_value()
+    return None
 
 
 @dataclass(frozen=True)
@@ -121,43 +147,137 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     The files name the same bootstrap servers and CA as the admin's own connection. ``prune=False``
     is for a cluster several Puente deployments share (the tests' one Kafka): each names only its
     own parties, and must not take the others' logins away.
+
+    No password changes on the cluster before its file can be written. Every party's folder is checked and
+    made (``private_folder``: 0700, one others may write refused) before the first Kafka call, and each new file
+    is written whole under a hidden name beside the old (``.client.properties.pending``) before the first change;
+    only once Kafka took the passwords is each renamed into place. A failure before that (a folder or file that
+    cannot be written, Kafka refusing the admin's login or rights, or refusing one user's change) removes the
+    new files of the passwords Kafka did not take, and their parties keep working with their old files; those it
+    took go into place.
+
+    Kafka's change and the renames cannot be one step. When the run stops between them, or Kafka gives no answer
+    (a timeout, Ctrl-C, the process killed), Kafka may hold passwords only the hidden files have, and those
+    parties' old files no longer log in: the hidden files are kept, and the error (a killed run prints none, nor
+    its summary) says to run ``users apply`` again; ``users plan`` shows each such party as one to rotate.
+    The next run takes up a hidden file (one passing every check of a secret file, for a
+    party the cluster holds a login for) ahead of the party's old file, sets its password again and puts it into
+    place: whatever Kafka was left holding, it ends holding the password the party's file has, so no party stays
+    locked out once a run has ended without an error. A hidden file is never removed while Kafka may hold its
+    password, as it may be the only copy; so a rotation stopped there is completed, not undone (``rotate`` gives
+    every party a new password all the same).
     """
+    paths = {principal: party_folder(keys, principal) / CLIENT_CONFIG for principal in principals}
+    for path in paths.values():
+        check_folder(path.parent)  # before anything changes: an open folder is refused, never written into
+    if not dry_run:
+        for path in paths.values():
+            try:  # made now, so that a folder that cannot be made stops the run before any Kafka call
+                private_folder(path.parent)
+            except OSError as exc:
+                raise ConfigError(f"cannot make {path.parent} for the client configuration: {exc.strerror}; "
+                                  "nothing was changed on Kafka") from None
     on_cluster = await scram_users(admin)
     passwords: dict[str, str] = {}
+    adopted: set[str] = set()  # parties whose password is a hidden file's: Kafka may hold it already
     out = []
-    for principal in principals:
-        path = party_folder(keys, principal) / CLIENT_CONFIG
-        check_folder(path.parent)  # before anything changes: an open folder is refused, never written into
-        existing = None
-        if os.path.lexists(path) and not rotate and SCRAM_MECHANISM in on_cluster.get(principal, ()):
-            try:  # every check of a secret file: a password others may know is never kept
-                kept = connection_from_properties(path)
-            except ConfigError:  # unreadable or exposed: the party gets a new password, and former parties still go
-                kept = None
-            if kept is not None and kept.username == principal and kept.password:
-                existing = kept.password.get_secret_value()
-        passwords[principal] = existing or new_password()
-        action = "kept" if existing else ("rotated" if principal in on_cluster else "created")
+    for principal, path in paths.items():
+        held = not rotate and SCRAM_MECHANISM in on_cluster.get(principal, ())
+        existing = _password(path, principal) if held else None
+        pending = _password(_pending(path), principal) if held else None
+        if pending is not None:
+            adopted.add(principal)
+        passwords[principal] = pending or existing or new_password()
+        action = ("kept" if passwords[principal] == existing else
+                  "rotated" if principal in on_cluster else "created")
         out.append(PartyLogin(principal, path, action))
     gone = {user: mechanisms for user, mechanisms in on_cluster.items()
             if user not in passwords and puentes(user, principals)} if prune else {}
     out += [PartyLogin(user, _login_path(keys, user), "removed") for user in sorted(gone)]
     if dry_run:
         return out
-    await delete_users(admin, gone)
-    await upsert_users(admin, passwords)
     conn: KafkaConnection = admin.conn
+    written: dict[str, Path] = {}  # party -> its new file, under the hidden name
+    try:
+        for principal, path in paths.items():
+            text = client_properties(conn.bootstrap, conn.ca_file, principal, passwords[principal])
+            try:
+                write_atomic(_pending(path), text.encode("utf-8"), 0o600)
+            except OSError as exc:
+                raise ConfigError(f"cannot write the client configuration of {principal} beside {path}: "
+                                  f"{exc.strerror}; nothing was changed on Kafka") from None
+            written[principal] = _pending(path)
+        await delete_users(admin, gone)
+    except BaseException:
+        _discard(written, set(written) - adopted)  # Kafka holds no password of theirs
+        raise
+    try:
+        await upsert_users(admin, passwords)
+    except ScramChangeFailed as exc:  # every other user's password was set
+        _discard(written, exc.refused - adopted)
+        _put_in_place(written, set(written) - exc.refused - exc.unanswered)
+        _say_to_run_again(exc, sorted(exc.unanswered | (exc.refused & adopted)))
+        raise
+    except (KafkaAuthError, KafkaAccessError):  # the admin's login or rights refused: nothing was set
+        _discard(written, set(written) - adopted)
+        raise
+    except BaseException as exc:  # no answer, Ctrl-C: Kafka may hold any of them, and only the new files have them
+        if isinstance(exc, PuenteError):
+            _say_to_run_again(exc, sorted(written))
+        raise
+    _put_in_place(written, set(written))
     for login in out:
-        if login.action != "removed":
-            _write_private(login.config, client_properties(conn.bootstrap, conn.ca_file, login.principal,
-                                                           passwords[login.principal]))
-        elif login.config.parent != keys:  # not the placeholder of a name no folder can have
+        if login.action == "removed" and login.config.parent != keys:  # not the placeholder of a name no folder has
             login.config.unlink(missing_ok=True)  # its password works no more
+            _pending(login.config).unlink(missing_ok=True)
     # A new credential reaches the brokers through the metadata log, a moment after the call
     # returns: wait until each changed login works, so that no one tries it before it does.
     changed = [login for login in out if login.action not in ("kept", "removed")]
     await asyncio.gather(*(_wait_usable(login.config, conn.timeout_s) for login in changed))
     return out
+
+
+def _discard(written: dict[str, Path], parties: Iterable[str]) -> None:
+    """Remove the new files of ``parties``, whose password Kafka does not hold: their old files still log in."""
+    for principal in parties:
+        with contextlib.suppress(OSError):
+            written[principal].unlink()
+
+
+def _put_in_place(written: dict[str, Path], parties: Iterable[str]) -> None:
+    """Rename the new file of each of ``parties``, whose password Kafka took, over its client configuration;
+    ConfigError naming those that could not be (their hidden file stays, for the next run to take up)."""
+    failed = []
+    for principal in sorted(parties):
+        pending = written[principal]
+        try:
+            os.replace(pending, pending.with_name(CLIENT_CONFIG))
+            _sync_folder(pending.parent)
+        except OSError as exc:
+            failed.append(f"{pending.with_name(CLIENT_CONFIG)} ({exc.strerror})")
+    if failed:
+        raise ConfigError(f"Kafka took the new passwords, but cannot put {', '.join(failed)} in place; each waits "
+                          "beside it as .client.properties.pending: run `puente users apply` again")
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _say_to_run_again(exc: BaseException, parties: list[str]) -> None:
+    """Add to ``exc``'s message that Kafka may hold the new passwords of ``parties``, which only their hidden new
+    files have, and that the next run takes those up (``apply_users``)."""
+    if parties:
+        shown = ", ".join(parties[:5]) + (f" and {len(parties) - 5} more" if len(parties) > 5 else "")
+        # Its message only: the error keeps its class, so the command ends with the status it gives.
+        exc.args = (f"{exc}; Kafka may hold new passwords of {shown}, which only their new client configurations "
+                    "have (.client.properties.pending beside each): run `puente users apply` again, which puts them "
+                    "in place", *exc.args[1:])
 
 
 def _login_path(keys: Path, principal: str) -> Path:

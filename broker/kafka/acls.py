@@ -6,7 +6,9 @@ pattern, operation, permission or host: ``broker.access.managed``); other princi
 shared cluster are left alone, and listed; those that reach one of Puente's resources are drift
 (``broker.access.reaches``). ``apply_acls`` makes the change and checks each result. Users are
 SCRAM-SHA-512 credentials (``upsert_users``, ``delete_users``, listed by ``scram_users``), set
-through the admin API as Kafka's own ``kafka-configs`` tool does.
+through the admin API as Kafka's own ``kafka-configs`` tool does. A change some users' credentials
+failed raises ``ScramChangeFailed``, a KafkaOperationError that says whose change Kafka refused and
+whose it did not answer: every other user's change was made.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from confluent_kafka.admin import (
 from broker.access import Acl, managed, puentes, reaches, wildcard
 from broker.kafka.admin import Admin
 from broker.topology import TopicNames
-from puente.errors import KafkaError, KafkaOperationError
+from puente.errors import KafkaError, KafkaOperationError, KafkaUnavailableError
 
 SCRAM_ITERATIONS = 8192  # Kafka's minimum is 4096
 SCRAM_MECHANISM = ScramMechanism.SCRAM_SHA_512.name  # the one Puente's logins use
@@ -208,13 +210,26 @@ async def upsert_users(admin: Admin, passwords: Mapping[str, str]) -> None:
         UserScramCredentialUpsertion(user, info, password.encode()) for user, password in passwords.items()])
 
 
+class ScramChangeFailed(KafkaOperationError):
+    """A SCRAM change failed for some users: ``refused``, those Kafka answered with an error (their credential
+    is as it was), and ``unanswered``, those it did not answer in time (theirs may or may not have changed).
+    Every other user's change was made."""
+
+    def __init__(self, message: str, refused: frozenset[str], unanswered: frozenset[str]) -> None:
+        super().__init__(message)
+        self.refused = refused
+        self.unanswered = unanswered
+
+
 async def _alter_scram(admin: Admin, doing: str, changes: list[UserScramCredentialAlteration]) -> None:
-    """Make the SCRAM ``changes``; KafkaOperationError naming the users whose change failed."""
+    """Make the SCRAM ``changes``; ScramChangeFailed naming the users whose change failed."""
     done = await admin.results(doing, await admin.call(
         doing, lambda c: c.alter_user_scram_credentials(changes, request_timeout=admin.conn.timeout_s)))
-    failed = [f"{user}: {outcome}" for user, outcome in done.items() if isinstance(outcome, Exception)]
+    failed = {str(user): outcome for user, outcome in done.items() if isinstance(outcome, Exception)}
     if failed:
-        raise KafkaOperationError(f"{doing} failed for " + "; ".join(failed)[:500])
+        unanswered = frozenset(user for user, outcome in failed.items() if isinstance(outcome, KafkaUnavailableError))
+        raise ScramChangeFailed(f"{doing} failed for " + "; ".join(f"{u}: {e}" for u, e in failed.items())[:500],
+                                frozenset(failed) - unanswered, unanswered)
 
 
 async def scram_users(admin: Admin) -> dict[str, frozenset[str]]:

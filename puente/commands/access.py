@@ -11,6 +11,7 @@ from broker.kafka.acls import AclChanges, acl_changes, apply_acls, cluster_acls
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
+from puente.errors import ConfigError
 from puente.settings import PuenteSettings
 from puente.strict import one_line
 
@@ -51,6 +52,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
 
 def _users(args: argparse.Namespace) -> int:
     cfg = settings(args)
+    _named_logins(cfg)
     policy = load_policy_set(cfg.policy_dir)
     admin = Admin(kafka(cfg, "puente-admin"))
     principals = parties(policy, cfg.agencies)
@@ -65,9 +67,11 @@ def _users(args: argparse.Namespace) -> int:
                 return found, []
             return ([login for login in found if login.action != "removed"],
                     [login for login in found if login.action == "removed"])
+        # The former logins are looked for after the change, which left them: the change comes first, so that
+        # each party's folder and file are known writable before the first Kafka call (``apply_users``).
+        done = await apply_users(admin, cfg.login_root, principals, rotate=args.rotate, prune=args.prune)
         former = [] if args.prune else [login for login in await apply_users(
             admin, cfg.login_root, principals, dry_run=True) if login.action == "removed"]
-        done = await apply_users(admin, cfg.login_root, principals, rotate=args.rotate, prune=args.prune)
         return done, former
 
     logins, former = run(go())
@@ -93,6 +97,17 @@ def _users(args: argparse.Namespace) -> int:
         print(f"{parties_}, left in place: each login still authenticates (`puente acls apply` takes its rights); "
               "`puente users apply --prune` deletes them")
     return 0
+
+
+def _named_logins(cfg: PuenteSettings) -> None:
+    """Refuse a PUENTE_LOGINS that is not a folder there, in one line naming it, before anything: `users apply`
+    makes each party's folder under it, so a mistyped one would get folders of its own and every party a new
+    password only that copy holds. A default (the keystore) is Puente's to make; a named one, as every other path
+    named, is not (``given_folder``)."""
+    if cfg.logins is not None and not cfg.logins.is_dir():
+        what = "is not a folder" if cfg.logins.exists() else "does not exist"
+        raise ConfigError(f"PUENTE_LOGINS {one_line(str(cfg.logins))} {what}: make it first (mkdir -m 700), or name "
+                          "the folder the logins are in")
 
 
 async def _changes(cfg: PuenteSettings, admin: Admin) -> tuple[AclChanges, list[str]]:
