@@ -49,7 +49,7 @@ from broker.kafka.acls import (
 )
 from broker.kafka.connection import unsafe_value
 from broker.keystore import CLIENT_CONFIG as CLIENT_CONFIG  # re-exported: where callers have found it
-from broker.keystore import Holder, holder_path
+from broker.keystore import PENDING_CLIENT_CONFIG, Holder, holder_path
 from broker.private_files import check_folder, private_folder, write_atomic
 from puente.errors import ConfigError, KafkaAccessError, KafkaAuthError, KeyMaterialError, PuenteError
 
@@ -112,7 +112,7 @@ def client_properties(bootstrap: str, ca_file: Path | None, username: str, passw
 def _pending(path: Path) -> Path:
     """Where ``apply_users`` writes a party's new client configuration before Kafka takes its password, beside
     the file it replaces (a hidden name no one hands over), and where a later run finds it (``apply_users``)."""
-    return path.with_name(f".{path.name}.pending")
+    return path.with_name(PENDING_CLIENT_CONFIG)
 
 
 def _password(path: Path, principal: str) -> str | None:

@@ -128,6 +128,7 @@ def _read_key_file(path: Path, key_id: str) -> tuple[bytes, os.stat_result]:
 IN_USE = "in-use"
 # A party's Kafka login, kept in the folder of its keys (``broker.credentials``, which imports this module).
 CLIENT_CONFIG = "client.properties"
+PENDING_CLIENT_CONFIG = f".{CLIENT_CONFIG}.pending"  # a new one written before Kafka took its password
 # A running broker's MAC table is read again at the latest every this many checks of a pair it holds
 # (``fresh_agency_mac_lookup``), even when the folder's modification time never moved.
 REREAD_HELD = 12
@@ -205,14 +206,15 @@ def _check_ident(holder: Holder, ident: str) -> None:
 
 
 def _kept_name(name: str) -> bool:
-    """Whether the keystore itself writes ``name`` into a folder, besides its key files: a party's Kafka login, the
+    """Whether the keystore itself writes ``name`` into a folder, besides its key files: a party's Kafka login (and
+    its next one, which ``broker.credentials.apply_users`` writes before Kafka takes its password), the
     agency's ``in-use`` choice, a retired shared agency-mac key (``retired_files``), or ``write_atomic``'s
     temporary name for any of them or for a key file, left by a write that crashed."""
     temporary = _TEMPORARY.fullmatch(name)
     if temporary is not None:
         inner = temporary["name"]
         return _kept_name(inner) or (inner.endswith(".json") and bool(KEY_ID_PATTERN.fullmatch(inner[:-5])))
-    return name in (CLIENT_CONFIG, IN_USE) or bool(_RETIRED.fullmatch(name))
+    return name in (CLIENT_CONFIG, PENDING_CLIENT_CONFIG, IN_USE) or bool(_RETIRED.fullmatch(name))
 
 
 def _holds_foreign_secret(name: str, data: bytes) -> bool:

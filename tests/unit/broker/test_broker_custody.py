@@ -225,6 +225,16 @@ def test_a_signing_key_made_last_whose_label_comes_before_an_older_ones_stops_th
     made.broker.load_signing_key()  # a generation after both: signed with, the old ones kept for verifying
 
 
+def test_a_login_users_apply_left_pending_is_no_custody_problem(made: Keystores) -> None:
+    """`users apply` writes the broker's next client configuration under a hidden name before Kafka takes its
+    password, and keeps it when stopped before it knows (``broker.credentials.apply_users``): the broker still
+    starts, rather than call it a file it does not keep."""
+    pending = made.broker.path / ".client.properties.pending"
+    pending.write_text("bootstrap.servers=127.0.0.1:9093\nsasl.username=broker\n")
+    pending.chmod(0o600)
+    assert made.broker.broker_custody_problems() == []
+
+
 def test_an_older_signing_key_kept_as_its_public_half_only_does_not_sign(made: Keystores) -> None:
     """broker-sign-2026c made, 2026a's private half removed and its public half imported back to verify the blocks
     2026a signed: the imported half is dated when it was imported, yet the broker signs with 2026c (the start
