@@ -49,8 +49,7 @@ def load_policy_set(directory: Path | str | None = None) -> PolicySet:
     releases = schema_releases()
     problems = check_sources(sources, fields, releases)
     if problems:
-        listing = "\n".join(str(p) for p in problems)
-        raise PolicyError(f"policy in {sources.root} has {len(problems)} problem(s):\n{listing}")
+        raise PolicyError(f"policy in {sources.root} has {len(problems)} problem(s):", problems=map(str, problems))
     return compile_policy(sources, fields, schemas.current(schemas.ALERT).fingerprint, releases)
 
 

@@ -83,7 +83,7 @@ def validate(model: type[M], data: object, node: Node | None, label: str) -> Doc
         for err in exc.errors()[:12]:
             line, where = _loc_text(node, err["loc"])
             lines.append(f"{label}:{line}: {where + ': ' if where else ''}{err['msg']}")
-        raise PolicyError("\n".join(lines)) from exc
+        raise PolicyError(problems=lines) from exc
 
 
 def read_doc(model: type[M], root: Path, relative: str) -> Doc[M]:
@@ -134,25 +134,25 @@ def _attempt(model: type[M], root: Path, relative: str, problems: list[str]) -> 
     try:
         return read_doc(model, root, relative)
     except PolicyError as exc:
-        problems.append(str(exc))
+        problems.extend(exc.problems or [str(exc)])
         return None
 
 
-def check_suite(root: Path, relative: str) -> str | None:
+def check_suite(root: Path, relative: str) -> tuple[str, ...] | None:
     """What is wrong with the suite ``relative`` beside its agreement, read as ``puente policy test`` reads it
-    (the Suite model), or None. The loader reads every ``X.tests.yaml`` as a suite, never as an agreement:
-    unchecked, an agreement saved under a suite's name would be left out without a word, a more permissive
-    agreement deciding alone. A file with neither ``suite:`` nor ``cases:`` is named in one line; a suite with
-    mistakes, by each one's line, as any policy file."""
+    (the Suite model), a problem a line, or None. The loader reads every ``X.tests.yaml`` as a suite, never as an
+    agreement: unchecked, an agreement saved under a suite's name would be left out without a word, a more
+    permissive agreement deciding alone. A file with neither ``suite:`` nor ``cases:`` is named in one line; a
+    suite with mistakes, by each one's line, as any policy file."""
     try:
         data, node = read_yaml(root / relative, relative)  # refuses a pipe or a folder by name, unopened
         if not (isinstance(data, dict) and ("suite" in data or "cases" in data)):
             return (f"{relative}:{line_of(node, ())}: not a test suite (no suite: or cases:); a file named "
                     f"X{SUITE_SUFFIX} is read as the suite of X.yaml, never as an agreement: if it is an agreement, "
-                    "name it <name>.yaml")
+                    "name it <name>.yaml",)
         validate(Suite, data, node, relative)
     except PolicyError as exc:
-        return str(exc)
+        return exc.problems or (str(exc),)
     return None
 
 
@@ -170,12 +170,12 @@ def read_sources(directory: Path | str | None = None) -> PolicySources:
                     f"X{SUITE_SUFFIX} beside them): rename it or move it out; an agreement under another name would "
                     "be left out" for name in strays)
     # Suites are checked when the policy loads, not only by ``puente policy test``: see ``check_suite``.
-    problems.extend(p for path in suite_files(root) if path.name not in strays
-                    and (p := check_suite(root, f"{AGREEMENTS}/{path.name}")) is not None)
+    problems.extend(problem for path in suite_files(root) if path.name not in strays
+                    for problem in check_suite(root, f"{AGREEMENTS}/{path.name}") or ())
     # Optional: without it every area an agreement names lacks an outline, which the checks refuse.
     areas = _attempt(AreasFile, root, AREAS, problems) if present(root / AREAS) else None
     if not agreements:
         problems.append(f"{AGREEMENTS}/: no agreement files")
     if problems or vocabulary is None or partners is None:
-        raise PolicyError(f"policy files in {root} do not validate:\n" + "\n".join(problems))
+        raise PolicyError(f"policy files in {root} do not validate:", problems=problems)
     return PolicySources(root, vocabulary, partners, tuple(a for a in agreements if a is not None), areas)

@@ -30,7 +30,7 @@ from puente.errors import (
     EXIT_USAGE,
     PuenteError,
 )
-from puente.strict import one_line, printable
+from puente.strict import one_line
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -216,9 +216,13 @@ def _discard(stream: TextIO | None) -> None:
 
 
 def _message(exc: PuenteError) -> str:
-    # Policy files list every problem on its own line: that is the one place several lines help. Each line
-    # has its control characters escaped: a path or an id given on the command line reaches the terminal.
-    return printable(str(exc).strip() or type(exc).__name__)
+    """The error as a person reads it after ``puente: error:``: its message on one line, then each of its
+    ``problems`` (every mistake in the policy files, say) on a line of its own: the one place several lines help.
+    Every line goes through ``one_line``, here and not at each raise site: a path, an id or a variable's value
+    holding a line break or an escape sequence would otherwise split the line, or fake a second error."""
+    if exc.problems:
+        return "\n".join(one_line(line) for line in ([exc.heading] if exc.heading else []) + list(exc.problems))
+    return one_line(str(exc).strip() or type(exc).__name__)
 
 
 def _trace() -> None:

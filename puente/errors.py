@@ -47,15 +47,33 @@ what was wrong. Each class says which exit status a command ends with (``exit_co
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 EXIT_PROBLEMS, EXIT_USAGE, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_UNCHECKED = 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a tool stopped by Ctrl-C
 
 
 class PuenteError(Exception):
-    """Root of every error Puente raises on purpose."""
+    """Root of every error Puente raises on purpose.
+
+    Its message is one line. An error about several things at once (every problem of a policy set, the last lines
+    a tool printed) gives them as ``problems``, one line each, under the message (which may then be empty): the
+    command line prints every error as one line, and each of these problems on a line of its own, each escaped for
+    the terminal, so that a name a file or a person gave can never start a line that seems Puente's own.
+    ``str(error)`` is the message and the problems, a line each.
+    """
 
     retriable: bool = False
     exit_code: int = EXIT_CONFIG
+    problems: tuple[str, ...] = ()
+    heading: str = ""  # the message above the problems, when there are any
+
+    def __init__(self, *args: object, problems: Iterable[str] = ()) -> None:
+        self.problems = tuple(problems)
+        if self.problems:
+            self.heading = str(args[0]) if args else ""
+            args = ("\n".join([self.heading, *self.problems] if self.heading else self.problems), *args[1:])
+        super().__init__(*args)
 
 
 class ConfigError(PuenteError):

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -204,3 +205,46 @@ def test_adapt_usage_mistakes_are_usage_errors(args: list[str], said: str,
     err = capsys.readouterr().err.strip().splitlines()
     assert done.value.code == 2 and err[0].startswith("usage: puente adapt senan"), err
     assert err[-1].startswith("puente adapt senan: error: ") and said in err[-1], err
+
+
+FORGED = "x\npuente: error: forged\x1b[2J"
+
+
+@pytest.mark.parametrize(("args", "env"), [
+    (["keys", "import-public", FORGED, "--id", "COL-enc-2026b", "--dir", "{tmp}/keys"], {}),
+    (["keys", "export-public", "COL-enc-2026a", "--dir", FORGED], {}),
+    (["keys", "export-public", "COL-enc-2026a", "--out", FORGED + "/y", "--dir", "{tmp}/keys"], {}),
+    (["policy", "explain", FORGED, "--partner", "COL"], {}),
+    (["policy", "lint"], {"PUENTE_POLICY_DIR": FORGED}),
+    (["policy", "lint"], {"PUENTE_AGENCY_COUNTRIES": '{"SENAN\\n\\u001b[2J": "COL"}'}),
+], ids=["pem-path", "keystore", "out-path", "alert-path", "policy-dir-variable", "variable-key"])
+def test_an_error_is_one_line_whatever_the_path_or_value_it_names(args: list[str], env: dict[str, str],
+                                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A line break or an escape sequence in a path, an id or a variable an error names is escaped by the one error
+    boundary, whatever raised it: the error stays one line and never fakes a second `puente: error:` line."""
+    assert cli.main(["keys", "generate", "--for", "partner", "COL", "--dir", str(tmp_path / "keys")]) == 0
+    capsys.readouterr()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = cli.main([a.replace("{tmp}", str(tmp_path)) for a in args])
+    err = capsys.readouterr().err
+    assert code == 3 and len(err.strip().splitlines()) == 1 and "\x1b" not in err, err
+    assert err.startswith("puente: error: ") and "\\n" in err, err
+
+
+def test_the_problems_of_a_policy_are_a_line_each_and_escaped(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """An error listing problems (a policy that does not load) prints each on a line of its own, escaped: a field
+    name holding a line break stays within its problem's line."""
+    root = tmp_path / "policy"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "policies" / "data", root)
+    agreement = root / "agreements" / "pan-cri.yaml"
+    text = agreement.read_text("utf-8")
+    assert "\n      location.latitude: generalise" in text
+    agreement.write_text(text.replace("\n      location.latitude: generalise",
+                                      '\n      "location.lat\\e]0;pwned\\a\\nFAKE": generalise'), "utf-8")
+    code = cli.main(["policy", "test", "--dir", str(root)])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 3 and len(err) == 2 and err[0].startswith("puente: error: policy in ") and "\x1b" not in err[1], err
+    assert err[1].startswith("agreements/pan-cri.yaml:") and "location.lat\\x1b]0;pwned\\x07\\nFAKE" in err[1], err

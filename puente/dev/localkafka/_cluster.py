@@ -296,8 +296,8 @@ class LocalKafka:
             finally:
                 logins.unlink(missing_ok=True)
             if proc.returncode != 0:
-                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
-                raise KafkaSetupError(f"formatting node {node.node_id} failed:\n{tail}")
+                tail = (proc.stdout + proc.stderr).strip().splitlines()[-10:]
+                raise KafkaSetupError(f"formatting node {node.node_id} failed:", problems=tail)
 
     # ---- process control -------------------------------------------------
     def _pid_file(self, node: NodeSpec) -> Path:

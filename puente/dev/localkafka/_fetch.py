@@ -90,8 +90,8 @@ def fetch_kafka(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
         cmd = [mvn, "-B", "-q", f"-Dkafka.version={version}", "-Dclasspath.dir=" + str(fresh), "package"]
         proc = subprocess.run(cmd, cwd=home, capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not any(fresh.glob("kafka_2.13-*.jar")):
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-            raise KafkaSetupError(f"Maven could not fetch Kafka {version} (exit {proc.returncode}):\n{tail}")
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+            raise KafkaSetupError(f"Maven could not fetch Kafka {version} (exit {proc.returncode}):", problems=tail)
         digests = _digests(fresh)
         (home / _MARKER).unlink(missing_ok=True)
         if classpath.exists():
