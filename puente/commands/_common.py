@@ -7,11 +7,12 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from broker.kafka import KafkaConnection, connection
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings, load_settings
+from puente.strict import one_line
 from puente.wire import parse_time
 
 T = TypeVar("T")
@@ -44,6 +45,15 @@ def settings(args: argparse.Namespace | None = None, **flags: object) -> PuenteS
             if variable in str(exc):
                 raise ConfigError(str(exc).replace(variable, f"{flag} ({variable})", 1)) from None
         raise
+
+
+def say(*lines: object, file: TextIO | None = None, flush: bool = False) -> None:
+    """Print each of ``lines`` on a line of its own, through ``one_line`` (standard output unless ``file``). What a
+    command prints names paths, ids and values that came from a file, a variable, the command line or Kafka: one
+    holding a line break or an escape sequence must neither start a line that seems Puente's own nor reach the
+    terminal as a control sequence. The error boundary (``puente.cli``) escapes errors the same way."""
+    for line in lines:
+        print(one_line(str(line)), file=file, flush=flush)
 
 
 def given_folder(named: str, path: Path) -> None:

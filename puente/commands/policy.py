@@ -28,9 +28,9 @@ from policies import (
     run_suites,
     schema_fields,
 )
-from puente.commands._common import Subparsers, settings, when
+from puente.commands._common import Subparsers, say, settings, when
 from puente.errors import ConfigError, KeyMaterialError, PolicyError
-from puente.strict import printable
+from puente.strict import one_line, printable
 
 
 def _when(text: str) -> datetime:
@@ -133,22 +133,24 @@ def _lint(args: argparse.Namespace) -> int:
         # another line names already is not named twice (its next problem shows once that one is fixed).
         findings += [f"{args.keys}: [keys] {problem}" for problem in Keystore(args.keys).broker_custody_problems()
                      if not any(problem.split(":", 1)[0] + ":" in line for line in findings)]
-    for finding in findings:
-        print(finding)
+    # Findings quote the policy files (a field name, an id): each is one escaped line.
+    say(*findings)
     where = _shown(root, origin)
-    print(f"{len(findings)} finding(s) in {where}" if findings else f"{where}: no findings")
+    say(f"{len(findings)} finding(s) in {where}" if findings else f"{where}: no findings")
     return 1 if findings else 0
 
 
 def _print_report(report: SuiteReport) -> None:
-    rows = [("suite", "case", "partner", "expected", "got", "result")]
+    """The suite report as a table, a case a row, its problems under it. Its cells come from the suite files (a
+    case's name, a partner): each is escaped before it is measured, so that the columns line up as printed."""
+    rows: list[tuple[str, ...]] = [("suite", "case", "partner", "expected", "got", "result")]
     rows += [(r.suite, r.case, r.partner, r.expected, r.got, "pass" if r.passed else "FAIL") for r in report.results]
+    rows = [tuple(one_line(cell) for cell in row) for row in rows]
     widths = [min(60, max(len(row[i]) for row in rows)) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
-        print("  ".join(cell[:60].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        say("  ".join(cell[:60].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         problems = report.results[n - 1].problems if n else ()
-        for problem in problems:
-            print(f"    - {problem}")
+        say(*(f"    - {problem}" for problem in problems))
 
 
 def _test(args: argparse.Namespace) -> int:
@@ -159,13 +161,12 @@ def _test(args: argparse.Namespace) -> int:
         raise PolicyError("no suite cases found" + (f" for {', '.join(args.suite)}" if args.suite else ""))
     _print_report(report)
     failed = len(report.failed)
-    print(f"\n{len(report.results)} cases: {len(report.results) - failed} passed, {failed} failed")
-    for suite, rules in report.exercised.items():
-        print(f"  {suite} exercises: {', '.join(rules)}")
+    say("", f"{len(report.results)} cases: {len(report.results) - failed} passed, {failed} failed")
+    say(*(f"  {suite} exercises: {', '.join(rules)}" for suite, rules in report.exercised.items()))
     gaps = () if args.suite else report.unexercised
     exercised = len(report.rules) - len(report.unexercised)
-    print(f"rules exercised: {exercised} of {len(report.rules)}" + (f"; never: {', '.join(gaps)}" if gaps else ""))
-    print(f"policy {_shown(root, origin)}, version {ps.version}")
+    say(f"rules exercised: {exercised} of {len(report.rules)}" + (f"; never: {', '.join(gaps)}" if gaps else ""))
+    say(f"policy {_shown(root, origin)}, version {ps.version}")
     return 1 if failed or gaps else 0
 
 
@@ -188,7 +189,7 @@ def _explain(args: argparse.Namespace) -> int:
     unknown = [p for p in partners if p not in ps.partners]
     if unknown:  # a partner the policy does not name is denied everything: an answer that explains nothing
         raise ConfigError(f"unknown partner {unknown[0][:40]!r}; known: {', '.join(sorted(ps.partners))} (or ALL)")
-    print(f"Policy dir {_shown(root, origin)}")
+    say(f"Policy dir {_shown(root, origin)}")
     pseudonyms = False
     for n, partner in enumerate(partners):
         decision = decide(alert, partner, ps, at)

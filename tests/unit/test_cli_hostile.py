@@ -248,3 +248,25 @@ def test_the_problems_of_a_policy_are_a_line_each_and_escaped(tmp_path: Path,
     err = capsys.readouterr().err.splitlines()
     assert code == 3 and len(err) == 2 and err[0].startswith("puente: error: policy in ") and "\x1b" not in err[1], err
     assert err[1].startswith("agreements/pan-cri.yaml:") and "location.lat\\x1b]0;pwned\\x07\\nFAKE" in err[1], err
+
+
+def test_policy_lint_and_test_print_what_the_policy_files_say_escaped(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`policy lint` findings and `policy test`'s table quote field names and case names from the policy files: an
+    escape sequence or a line break in one reaches stdout escaped, on the line of its finding or case."""
+    root = tmp_path / "policy"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "policies" / "data", root)
+    suite = root / "agreements" / "pan-cri.tests.yaml"
+    name = "  - name: migrant flow at Paso Canoas goes to CRI as numbers and places\n"
+    forged = '  - name: "\\e]0;pwned\\a\\nFAKE migrant flow"\n'
+    suite.write_text(suite.read_text("utf-8").replace(name, forged), "utf-8")
+    assert cli.main(["policy", "test", "--dir", str(root), "--suite", "pan-cri"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\nFAKE" not in out and "\\x1b]0;pwned\\x07\\nFAKE" in out, out
+    agreement = root / "agreements" / "pan-cri.yaml"
+    agreement.write_text(agreement.read_text("utf-8").replace(
+        "\n      location.latitude: generalise", '\n      "location.lat\\e[2J\\nFAKE": generalise'), "utf-8")
+    suite.unlink()  # the suite would name the field the agreement no longer has
+    assert cli.main(["policy", "lint", "--dir", str(root)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[0].startswith("agreements/pan-cri.yaml:") and "location.lat\\x1b[2J\\nFAKE" in out[0]
