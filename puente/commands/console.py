@@ -22,7 +22,7 @@ from broker.oversight import QueryLog
 from broker.private_files import secret_problem
 from broker.topology import TopicNames
 from policies import PolicySet, load_policy_set
-from puente.commands._common import given_folder, kafka, kafka_options, run, seconds, settings
+from puente.commands._common import given_folder, kafka, kafka_options, run, say, seconds, settings
 from puente.console import ConsoleConfig, IndexReader
 from puente.console.server import Listen, catch_up_index, serve
 from puente.errors import ConfigError
@@ -147,7 +147,7 @@ def _add(args: argparse.Namespace) -> int:
         accounts.check_scope(args.scope)
         account = accounts.add(args.name, args.scope, _password(args))
     scope = "national" if account.national else f"joint oversight of {account.scope}"
-    print(f"added {account.name} ({scope}) to {accounts.path}")
+    say(f"added {account.name} ({scope}) to {accounts.path}")
     return 0
 
 
@@ -160,7 +160,7 @@ def _list(args: argparse.Namespace) -> int:
     for a in rows:
         state = f"locked until {a.locked_until:%Y-%m-%d %H:%M}" if a.locked_until else "active"
         print(f"{a.name:<{width}}  {a.scope:<10}  {a.created_at:%Y-%m-%d %H:%M}  {state}")
-    print(f"{len(rows)} account(s) in {accounts.path}", file=sys.stderr)
+    say(f"{len(rows)} account(s) in {accounts.path}", file=sys.stderr)
     return 0
 
 
@@ -168,7 +168,7 @@ def _remove(args: argparse.Namespace) -> int:
     cfg = settings(args)
     with _accounts(args, cfg, create=False) as accounts:
         accounts.remove(args.name)
-    print(f"removed {args.name}; its sessions are ended")
+    say(f"removed {args.name}; its sessions are ended")
     return 0
 
 
@@ -178,7 +178,7 @@ def _passwd(args: argparse.Namespace) -> int:
         if args.name not in {a.name for a in accounts.list()}:
             raise ConfigError(f"no account {args.name[:64]!r}")
         accounts.set_password(args.name, _password(args))
-    print(f"password of {args.name} changed; its sessions are ended")
+    say(f"password of {args.name} changed; its sessions are ended")
     return 0
 
 
@@ -234,7 +234,7 @@ def _serve(args: argparse.Namespace) -> int:
     catch_up = catch_up_index(cfg, conn, index)
 
     def ready(url: str) -> None:
-        print(f"puente audit serve: the auditors' console is at {url} (index {index}; Ctrl-C stops it)", flush=True)
+        say(f"puente audit serve: the auditors' console is at {url} (index {index}; Ctrl-C stops it)", flush=True)
 
     try:
         run(serve(listen, config, log, catch_up=catch_up, index=index, refresh_s=args.refresh, ready=ready))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from puente.commands._common import Subparsers, whole
+from puente.commands._common import Subparsers, say, whole
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, SHAPES, LocalKafka, fetch_kafka
 from puente.errors import ConfigError
@@ -78,8 +78,8 @@ def _lenient(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
                 raise ConfigError(why)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            print(f"puente: warning: {problems[0][1]}{more}; going on, as `kafka {args.verb}` reads only "
-                  f"{' and '.join(needed)}", file=sys.stderr)
+            say(f"puente: warning: {problems[0][1]}{more}; going on, as `kafka {args.verb}` reads only "
+                f"{' and '.join(needed)}", file=sys.stderr)
         return func(args)
     return run
 
@@ -87,7 +87,7 @@ def _lenient(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
 def _fetch(args: argparse.Namespace) -> int:
     started = time.monotonic()
     path = fetch_kafka(KAFKA_VERSION)
-    print(f"Kafka {KAFKA_VERSION} ready in {path} ({time.monotonic() - started:.1f}s)")
+    say(f"Kafka {KAFKA_VERSION} ready in {path} ({time.monotonic() - started:.1f}s)")
     return 0
 
 
@@ -148,10 +148,10 @@ def _env(args: argparse.Namespace) -> int:
 
 def _compose_files(args: argparse.Namespace) -> int:
     made = compose.write(args.out)
-    print(f"wrote the files of a {made.nodes}-node secured Kafka under {made.folder} (secrets 0600, folders 0700):\n"
-          f"  tls/ca.pem               the CA Puente's services and partners trust (its key stays in tls/)\n"
-          f"  kafka-<n>/config/        each node's certificate, configuration and first logins\n"
-          f"  admin/admin.properties   the operator's login (a super user): only the setup service mounts it\n"
+    say(f"wrote the files of a {made.nodes}-node secured Kafka under {made.folder} (secrets 0600, folders 0700):")
+    print("  tls/ca.pem               the CA Puente's services and partners trust (its key stays in tls/)\n"
+          "  kafka-<n>/config/        each node's certificate, configuration and first logins\n"
+          "  admin/admin.properties   the operator's login (a super user): only the setup service mounts it\n"
           "next: puente keys init (each party's keys under ./keys), then\n"
           "  PUENTE_UID=$(id -u) PUENTE_GID=$(id -g) docker compose up -d")
     return 0

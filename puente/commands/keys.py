@@ -35,7 +35,7 @@ from broker.keystore import (
 )
 from broker.private_files import write_new
 from policies import load_policy_set
-from puente.commands._common import Subparsers, settings
+from puente.commands._common import Subparsers, say, settings
 from puente.errors import ConfigError, KeyMaterialError
 from puente.strict import TooLarge, read_bounded
 
@@ -111,26 +111,27 @@ def _generate(args: argparse.Namespace) -> int:
     agreements = sorted(load_policy_set(cfg.policy_dir).agreements) if holder is Holder.BROKER else []
     made = store.generate_own(holder, ident, generation=args.generation, now=datetime.now(UTC), agreements=agreements)
     whose = "the broker" if holder is Holder.BROKER else f"{holder} {ident}"
-    print(f"wrote {len(made)} private key(s) of {whose} in {store.path} (mode 0600; they never leave it):")
-    for record in made:
-        print(f"  {record.key_id}.json  {record.kind}{f' ({record.kind.algorithm})' if record.kind.algorithm else ''}")
-    print("hand over these public halves (PEM, no secret in them):")
+    # The folder is printed as typed (--dir) or as PUENTE_KEYS names it: escaped, as every line (``say``).
+    say(f"wrote {len(made)} private key(s) of {whose} in {store.path} (mode 0600; they never leave it):")
+    say(*(f"  {record.key_id}.json  {record.kind}{f' ({record.kind.algorithm})' if record.kind.algorithm else ''}"
+          for record in made))
+    say("hand over these public halves (PEM, no secret in them):")
     for record in made:
         receiver = _receiver(record)
         if receiver is None:
-            print(f"  {record.key_id}: none, a {record.kind} key has no public half and stays here")
+            say(f"  {record.key_id}: none, a {record.kind} key has no public half and stays here")
             continue
-        print(f"  {record.key_id} to {receiver}:\n"
-              f"    puente keys export-public {record.key_id} --dir {store.path} --out {record.key_id}.pem")
-    print("each receiver stores one with: puente keys import-public KEY_ID.pem --id KEY_ID [--dir ITS_KEYSTORE] "
-          "--fingerprint FP, FP being what export-public printed, read to it over another channel")
-    print(f"and import here ({store.path}) the public halves you get: {_NEEDS[holder]}")
+        say(f"  {record.key_id} to {receiver}:",
+            f"    puente keys export-public {record.key_id} --dir {store.path} --out {record.key_id}.pem")
+    say("each receiver stores one with: puente keys import-public KEY_ID.pem --id KEY_ID [--dir ITS_KEYSTORE] "
+        "--fingerprint FP, FP being what export-public printed, read to it over another channel")
+    say(f"and import here ({store.path}) the public halves you get: {_NEEDS[holder]}")
     if holder is Holder.AGENCY:
         in_use = store.agency_key_in_use(ident)
         if all(in_use.key_id != record.key_id for record in made):
-            print(f"{ident}'s adapter keeps MACing with {in_use.key_id} (the broker would dead-letter what a key it "
-                  f"does not hold MACed): once the broker has imported the new public half, run\n"
-                  f"  puente keys use {made[0].key_id} --dir {store.path}")
+            say(f"{ident}'s adapter keeps MACing with {in_use.key_id} (the broker would dead-letter what a key it "
+                f"does not hold MACed): once the broker has imported the new public half, run",
+                f"  puente keys use {made[0].key_id} --dir {store.path}")
     return 0
 
 
@@ -139,8 +140,8 @@ def _use(args: argparse.Namespace) -> int:
     store = Keystore(args.dir if args.dir is not None else holder_path(settings(args).keys, Holder.AGENCY,
                                                                          parsed.owner))
     record = store.use_agency_key(args.key_id)
-    print(f"{parsed.owner}'s adapter MACs with {record.key_id} from its next start (named in {store.path / IN_USE}); "
-          f"the broker dead-letters what it cannot verify, so it must already hold this key's public half")
+    say(f"{parsed.owner}'s adapter MACs with {record.key_id} from its next start (named in {store.path / IN_USE}); "
+        f"the broker dead-letters what it cannot verify, so it must already hold this key's public half")
     return 0
 
 
@@ -180,10 +181,10 @@ def _export_public(args: argparse.Namespace) -> int:
                           "or remove the old one first if it is an old export)") from None
     except OSError as exc:
         raise ConfigError(f"--out {args.out}: cannot write: {exc.strerror}") from None
-    print(f"wrote the public half of {args.key_id} to {args.out}; give it to the other side, who runs: "
-          f"puente keys import-public {args.out} --id {args.key_id} --fingerprint '{fingerprint(public)}'\n"
-          f"  read the receiver that fingerprint over another channel than the file's (a call, say): it shows the "
-          "file is the one you wrote")
+    say(f"wrote the public half of {args.key_id} to {args.out}; give it to the other side, who runs: "
+        f"puente keys import-public {args.out} --id {args.key_id} --fingerprint '{fingerprint(public)}'",
+        "  read the receiver that fingerprint over another channel than the file's (a call, say): it shows the "
+        "file is the one you wrote")
     return 0
 
 
@@ -205,11 +206,11 @@ def _import_public(args: argparse.Namespace) -> int:
                                "with --fingerprint: not the key its owner made; nothing stored")
     record, written = Keystore(folder).import_public(pem, args.key_id, source=str(args.pem), now=now)
     where = Path(folder) / f"{record.key_id}.json"
-    print(f"stored {record.key_id} ({record.kind}, public half only) in {where}" if written
-          else f"{record.key_id}: the same public half is already in {where}; nothing changed")
+    say(f"stored {record.key_id} ({record.kind}, public half only) in {where}" if written
+        else f"{record.key_id}: the same public half is already in {where}; nothing changed")
     checked = ("matches --fingerprint" if expected is not None
                else "compare it with the one its owner reads out over another channel")
-    print(f"  fingerprint {found}: {checked}")
+    say(f"  fingerprint {found}: {checked}")
     return 0
 
 

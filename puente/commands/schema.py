@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from puente.commands._common import Subparsers
+from puente.commands._common import Subparsers, say
 from puente.errors import SchemaError
-from puente.strict import printable
 from schemas import ALERT, AlertCodec, current, known_writers, releases
 from schemas.compat import check_compatible
 
@@ -33,5 +32,5 @@ def _check(args: argparse.Namespace) -> int:
         AlertCodec(cur, known_writers(ALERT))
     except SchemaError as exc:
         failures += 1
-        print("  codec " + printable(str(exc).replace("\n", "\\n")))
+        say("  codec " + str(exc))
     return 1 if failures else 0

@@ -18,15 +18,15 @@ from typing import Any
 
 from broker.partner_store import EXPIRED_STATE, HELD, Entry, PartnerStore, Retention, default_store_path
 from policies import load_policy_set
-from puente.commands._common import Subparsers, settings
+from puente.commands._common import Subparsers, say, settings
 from puente.errors import ConfigError
 from puente.strict import json_text, one_line, printable
 
 
 def _say(text: str = "", **kwargs: Any) -> None:
-    """``print`` one line, escaped for the terminal (``one_line``: its line breaks too): a store's ids came from a
-    feed, and one holding a line feed must not print a row of its own."""
-    print(one_line(text), **kwargs)
+    """``print`` one line, escaped for the terminal (``_common.say``: its line breaks too): a store's ids came from
+    a feed, and one holding a line feed must not print a row of its own."""
+    say(text, **kwargs)
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:

@@ -17,7 +17,7 @@ from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
 from puente import logs
 from puente.commands import store as store_commands
-from puente.commands._common import Subparsers, given_folder, kafka, kafka_options, run, settings
+from puente.commands._common import Subparsers, given_folder, kafka, kafka_options, run, say, settings
 from puente.signals import on_stop_signals
 
 
@@ -110,6 +110,6 @@ def _subscribe(args: argparse.Namespace) -> int:
             stopped += f", {sub.stats.given_up} record(s) that did not open given up as --skip named"
         if sub.stats.skipped:
             stopped += f", {sub.stats.skipped} record(s) the feed no longer held skipped"
-        print(f"{sub.partner}: {sub.stats.received} feed record(s) opened{f' ({outcomes})' if outcomes else ''}"
-              f"{stopped}; store {store}", file=sys.stderr)
+        say(f"{sub.partner}: {sub.stats.received} feed record(s) opened{f' ({outcomes})' if outcomes else ''}"
+            f"{stopped}; store {store}", file=sys.stderr)
     return 0

@@ -270,3 +270,17 @@ def test_policy_lint_and_test_print_what_the_policy_files_say_escaped(tmp_path: 
     assert cli.main(["policy", "lint", "--dir", str(root)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and out[0].startswith("agreements/pan-cri.yaml:") and "location.lat\\x1b[2J\\nFAKE" in out[0]
+
+
+def test_a_typed_folder_is_echoed_escaped_on_success(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`keys generate` and `keys import-public` say where they wrote, naming the folder as --dir gave it: an escape
+    sequence in it reaches stdout escaped, a line break never starts a line of its own."""
+    folder = tmp_path / "\x1b[31mred\nFAKE"
+    assert cli.main(["keys", "generate", "--for", "partner", "COL", "--dir", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\nFAKE" not in out and "\\x1b[31mred\\nFAKE" in out, out
+    pem = tmp_path / "COL-enc-2026a.pem"
+    assert cli.main(["keys", "export-public", "COL-enc-2026a", "--dir", str(folder), "--out", str(pem)]) == 0
+    assert cli.main(["keys", "import-public", str(pem), "--id", "COL-enc-2026a", "--dir", str(folder / "x")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\nFAKE" not in out and "\\x1b[31mred\\nFAKE" in out, out
