@@ -46,7 +46,7 @@ import stat
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -327,11 +327,13 @@ def check(adapter: Adapter, ctx: Context, stream: BinaryIO, source: str, err: Te
     """Map and validate without Kafka: every rejection is printed with its line and reason.
 
     Records are held against each other as a run holds them against the ledger (duplicates,
-    conflicts and older versions within the file), not against what Kafka already has.
+    conflicts and older versions within the file), not against what Kafka already has. A read of
+    ``stream`` that fails raises ConfigError naming ``source``; a write of the report that fails (its
+    reader left: ``| head``) is the OSError it is, never blamed on the file being read.
     """
     err = err or sys.stderr
     tally, ledger = Tally(), Ledger()
-    for result in convert(adapter, stream, ctx):
+    for result in _reading(convert(adapter, stream, ctx), source):
         tally.read += 1
         if result.error is None and result.alert is not None and result.value is not None:
             alert_id, version, mine = result.alert["alert_id"], result.alert["version"], digest(result.value)
@@ -347,9 +349,22 @@ def check(adapter: Adapter, ctx: Context, stream: BinaryIO, source: str, err: Te
         tally.rejected += 1
         reason = result.error.reason if result.error else "invalid"
         tally.reasons[reason] += 1
-        if tally.rejected <= show:
-            print(f"  {one_line(source)}:{result.item.line}: {reason}: {result.error}", file=err)
+        if tally.rejected <= show:  # the error quotes the file, so the whole line is escaped
+            print(one_line(f"  {source}:{result.item.line}: {reason}: {result.error}"), file=err)
     return tally
+
+
+def _reading(results: Iterator[Result], source: str) -> Iterator[Result]:
+    """``results`` as read from ``source``; a read that fails is raised as ConfigError naming ``source``. Only the
+    reads are wrapped: what the caller does with each result (printing it) fails as itself."""
+    while True:
+        try:
+            result = next(results)
+        except StopIteration:
+            return
+        except OSError as exc:  # the file failed mid-read: say which, without a traceback
+            raise ConfigError(f"reading {one_line(source)} failed: {exc.strerror or type(exc).__name__}") from exc
+        yield result
 
 
 def open_source(path: str) -> tuple[BinaryIO, str]:

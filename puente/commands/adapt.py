@@ -111,10 +111,8 @@ def _check(adapter: Adapter, ctx: Context, files: list[str]) -> int:
     rejected = 0
     for path in files:
         stream, source = open_source(path)
-        try:
+        try:  # a failed read is a ConfigError naming the file; a failed write of the report, the OSError it is
             tally = check(adapter, ctx, stream, source)
-        except OSError as exc:  # the file failed mid-read: say which, without a traceback
-            raise ConfigError(f"reading {one_line(source)} failed: {exc.strerror or type(exc).__name__}") from exc
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TextIO
 
 import pytest
@@ -146,3 +147,14 @@ def test_a_closed_pipe_ends_the_process_with_141_and_no_traceback() -> None:
         finally:
             os.close(write)
         assert (done.returncode, done.stderr) == (cli.EXIT_SIGPIPE, b""), (unbuffered, done.stderr)
+
+
+def test_adapt_check_whose_report_reader_left_is_141_not_the_files_fault(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`adapt --check FILE 2>&1 | head -1`: the report of rejections on standard error fails to be written, and that
+    is 141 as any reader that left, never exit 3 blaming FILE ("reading FILE failed: Broken pipe")."""
+    bad = Path(__file__).resolve().parents[2] / "samples" / "bad" / "snm" / "valores-invalidos.jsonl"
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setattr("sys.stderr", _Gone())
+    assert cli.main(["adapt", "snm", "--check", str(bad)]) == cli.EXIT_SIGPIPE
+    assert "failed" not in out.getvalue()

@@ -894,9 +894,14 @@ def test_a_path_in_an_error_is_shown_on_one_line(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr("adapters.run.open_source", lambda path: (io.BytesIO(b"x"), str(tmp_path / forged)))
     fails(lambda: asyncio.run(adapt_paths(None, None, get("senafront"), None,  # type: ignore[arg-type]
                                           [str(tmp_path / "good.csv")])))
-    monkeypatch.setattr("puente.commands.adapt.open_source", lambda path: (io.BytesIO(b"x"), str(tmp_path / forged)))
-    monkeypatch.setattr("puente.commands.adapt.check", lambda *a, **k: (_ for _ in ()).throw(
-        OSError(errno.EIO, "Input/output error", str(tmp_path / forged))))
+    class _FailingStream(io.BytesIO):  # the file fails mid-read, as check's reads meet it
+        def read(self, size: int | None = -1) -> bytes:
+            raise OSError(errno.EIO, "Input/output error")
+
+        def readline(self, size: int | None = -1) -> bytes:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("puente.commands.adapt.open_source", lambda path: (_FailingStream(), str(tmp_path / forged)))
     args = _parser().parse_args(["adapt", "senafront", "--check", str(tmp_path / "good.csv")])
     fails(lambda: args.func(args))
     assert len(failing) == 4 and all("\n" not in message and "x.csv\\npuente" in message for message in failing)
