@@ -18,9 +18,11 @@ from typing import Any
 
 from broker.partner_store import EXPIRED_STATE, HELD, Entry, PartnerStore, Retention, default_store_path
 from policies import load_policy_set
-from puente.commands._common import Subparsers, say, settings
+from puente.commands._common import Subparsers, say, settings, whole
 from puente.errors import ConfigError
 from puente.strict import json_text, one_line, printable
+
+MAX_LIMIT = 1_000_000  # rows `store list` prints at most
 
 
 def _say(text: str = "", **kwargs: Any) -> None:
@@ -42,7 +44,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     listing = acts.add_parser("list", help="alerts held and recalled, the most recently received first (after "
                                            "purging what the partner may no longer keep)")
     common(listing)
-    listing.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most N rows (default 50)")
+    # Bounded: SQLite's LIMIT takes a 64-bit integer, and a larger one was an OverflowError (exit 70).
+    listing.add_argument("--limit", type=whole(1, MAX_LIMIT), default=50, metavar="N",
+                         help=f"at most N rows (default 50, at most {MAX_LIMIT:,})")
     listing.add_argument("--due", action="store_true",
                          help="only alerts held past their review date (markings.review_at), the longest overdue "
                               "first: the partner must review its copy")
@@ -55,16 +59,6 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     purge = acts.add_parser("purge", help="delete what the partner may no longer keep (expiry, agreement retention)")
     common(purge)
     purge.set_defaults(func=_purge)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
 
 
 def _open(args: argparse.Namespace, *, retention: bool = False) -> PartnerStore:

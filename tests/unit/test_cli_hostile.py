@@ -141,8 +141,9 @@ def test_kafka_env_quotes_its_values_for_the_eval_it_is_made_for(monkeypatch: py
     ["adapt", "snm", "--watch", ".", "--interval", "inf"], ["adapt", "snm", "--watch", ".", "--interval", "0"],
     ["broker", "run", "--exit-when-idle", "nan"], ["broker", "run", "--workers", "0"],
     ["broker", "run", "--metrics-port", "70000"], ["demo", "--alerts", "-5"],
+    ["store", "list", "--partner", "COL", "--limit", "99999999999999999999999"],
 ], ids=["refresh-nan", "refresh-negative", "interval-inf", "interval-zero", "idle-nan", "no-workers", "port",
-        "demo-alerts"])
+        "demo-alerts", "store-limit"])
 def test_numbers_that_make_no_sense_are_usage_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         cli.main(args)
