@@ -25,16 +25,18 @@ class _Refused(ValueError):
     pass
 
 
+# A number refused is named by its size, never quoted: its digits are the alert's (a document number, a phone).
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise _Refused(f"{text[:40]} is too large for a number")
+        raise _Refused("a number is too large for a double (beyond about 1.8e308)")
     return value
 
 
 def _integer(text: str) -> int:
-    if len(text.lstrip("-")) > 20:  # an Avro long has 19 digits
-        raise _Refused(f"{text[:20]}... ({len(text)} digits) is too large for a number")
+    digits = len(text.lstrip("-"))
+    if digits > 20:  # an Avro long has 19 digits
+        raise _Refused(f"a number of {digits} digits is too large (an Avro long has at most 19)")
     return int(text)
 
 

@@ -285,3 +285,15 @@ def test_a_typed_folder_is_echoed_escaped_on_success(tmp_path: Path, capsys: pyt
     assert cli.main(["keys", "import-public", str(pem), "--id", "COL-enc-2026a", "--dir", str(folder / "x")]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\nFAKE" not in out and "\\x1b[31mred\\nFAKE" in out, out
+
+
+@pytest.mark.parametrize("number", ["12345678901234567890123", "-1234567890123456789e999"], ids=["long", "double"])
+def test_a_number_too_large_is_named_by_its_size_never_quoted(number: str, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`policy explain` refuses a number too large for the alert's types without quoting any of its digits: they
+    are the alert's own (a document number, say); the error names only its size."""
+    named = tmp_path / "a4.json"
+    named.write_text(f'{{"a": {number}}}', "utf-8")
+    code = cli.main(["policy", "explain", str(named), "--partner", "USA"])
+    err = capsys.readouterr().err
+    assert code == 3 and "too large" in err and "12345" not in err, err
