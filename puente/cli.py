@@ -117,6 +117,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors print one clear line to stderr and exit with their status."""
+    _stderr_somewhere()
     # A client left unclosed after a failure would print a warning nobody can act on; each
     # service closes what it opened, and this keeps the rare leftover off the operator's screen.
     warnings.simplefilter("ignore", ResourceWarning)
@@ -131,6 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(_written(done.code) if isinstance(done.code, int) or done.code is None else done.code) \
             from None
     return _written(code)
+
+
+def _stderr_somewhere() -> None:
+    """Give standard error a place when Python started with it closed (`puente ... 2>&-`): ``sys.stderr`` is then
+    None, and ``print(..., file=None)`` writes to standard output, so an error line or a note would end up in the
+    command's output (`keys export-public ... 2>&- > key.pem` would hold an error, or a fingerprint after its PEM).
+    Opened first, /dev/null also takes descriptor 2, so that no file the command opens later gets it and a
+    library's own messages to descriptor 2 never land in that file."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - the process's stderr, open to its end
 
 
 def _run(argv: list[str]) -> int:

@@ -158,3 +158,18 @@ def test_adapt_check_whose_report_reader_left_is_141_not_the_files_fault(monkeyp
     monkeypatch.setattr("sys.stderr", _Gone())
     assert cli.main(["adapt", "snm", "--check", str(bad)]) == cli.EXIT_SIGPIPE
     assert "failed" not in out.getvalue()
+
+
+def test_a_closed_stderr_never_sends_errors_or_notes_into_the_output(tmp_path: Path) -> None:
+    """Started with standard error closed (`2>&-`), a command's error line and its notes go nowhere, never into its
+    standard output: `keys export-public ID 2>&- > key.pem` holds the PEM alone, or nothing when it fails."""
+    def puente(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["sh", "-c", 'exec "$0" "$@" 2>&-', sys.executable, "-m", "puente.cli", *args],
+                              capture_output=True, timeout=60, check=False)
+
+    keys = str(tmp_path / "keys")
+    assert puente("keys", "generate", "--for", "partner", "COL", "--dir", keys).returncode == 0
+    failed = puente("keys", "export-public", "COL-enc-2099z", "--dir", keys)
+    assert (failed.returncode, failed.stdout) == (3, b""), failed
+    done = puente("keys", "export-public", "COL-enc-2026a", "--dir", keys)
+    assert done.returncode == 0 and done.stdout.endswith(b"-----END PUBLIC KEY-----\n"), done
