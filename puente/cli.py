@@ -30,6 +30,7 @@ from puente.errors import (
     EXIT_USAGE,
     PuenteError,
 )
+from puente.settings import check_variables
 from puente.strict import one_line
 
 if TYPE_CHECKING:
@@ -148,6 +149,12 @@ def _run(argv: list[str]) -> int:
     code = None
     try:
         args = build_parser(argv).parse_args(argv)
+        # Every command refuses a PUENTE_* variable that is no setting or cannot be read as it is, here, before it
+        # runs: a command that reads few settings (schema check reads only PUENTE_NATIVE_AVRO) would otherwise
+        # leave a misspelt or misread one's default in force unseen. Only `kafka`'s verbs that stop or report
+        # check for themselves, leniently (``lenient_variables``): a cleanup must still stop Kafka.
+        if not getattr(args, "lenient_variables", False):
+            check_variables(os.environ)
         code = args.func(args)
     except PuenteError as exc:
         _trace()

@@ -17,7 +17,7 @@ from puente.commands._common import Subparsers, say, whole
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, SHAPES, LocalKafka, fetch_kafka
 from puente.errors import ConfigError
-from puente.settings import check_variables, variable_problems
+from puente.settings import variable_problems
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -35,7 +35,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     ):
         verb = verbs.add_parser(name, help=text, description=text)
         verb.add_argument("--shape", choices=SHAPES, default="single", help="single node (default) or 3-node cluster")
-        verb.set_defaults(func=_checked(func) if name in ("fetch", "up") else _lenient(func))
+        verb.set_defaults(**({"func": func} if name in ("fetch", "up") else _lenient(func)))
     for name, func, text in (
         ("stop-node", _stop_node, "stop one node of the running local cluster (SIGTERM; --kill: SIGKILL)"),
         ("start-node", _start_node, "start one stopped node of the local cluster and wait until the cluster "
@@ -45,30 +45,22 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         verb.add_argument("node", type=whole(1, 3), metavar="N", help="the node's number (1-3)")
         if name == "stop-node":
             verb.add_argument("--kill", action="store_true", help="SIGKILL, as a crash would, instead of a clean stop")
-        verb.set_defaults(func=_checked(func) if name == "start-node" else _lenient(func), shape="cluster")
+        verb.set_defaults(**({"func": func} if name == "start-node" else _lenient(func)), shape="cluster")
     text = ("write the trial CA, node certificates and configurations, and the admin's login that "
             "compose.yaml mounts (kept if present)")
     files = verbs.add_parser("compose-files", help=text, description=text)
     files.add_argument("--out", type=Path, default=Path("deploy"), metavar="DIR",
                        help="where compose.yaml finds them (default: deploy, beside compose.yaml)")
-    files.set_defaults(func=_checked(_compose_files))
+    files.set_defaults(func=_compose_files)
 
 
-def _checked(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """``func`` after the checks every command makes of the PUENTE_* variables: these verbs read no other
-    setting, and a misspelt PUENTE_KAFKA_PORT or PUENTE_HOME would leave its default in force unseen."""
-    def run(args: argparse.Namespace) -> int:
-        check_variables(os.environ)
-        return func(args)
-    return run
-
-
-def _lenient(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """``func`` after the same checks, for a verb that stops or reports (down, wipe, status, env, stop-node): a
-    stray variable is a warning, not a refusal, so `make clean` and a script's cleanup trap still stop Kafka
-    (refused, the wipe failed unseen and the data was deleted under a running Kafka). A problem with what the
-    verb reads itself (PUENTE_HOME, the first port, or a name close to one) is still refused: acting on the
-    default place would stop or delete another Kafka than the one meant."""
+def _lenient(func: Callable[[argparse.Namespace], int]) -> dict[str, object]:
+    """The defaults of a verb that stops or reports (down, wipe, status, env, stop-node): ``func`` after checks of
+    the PUENTE_* variables of its own, in place of those the command line makes before every command (told so by
+    ``lenient_variables``): a stray variable is a warning, not a refusal, so `make clean` and a script's cleanup
+    trap still stop Kafka (refused, the wipe failed unseen and the data was deleted under a running Kafka). A
+    problem with what the verb reads itself (PUENTE_HOME, the first port, or a name close to one) is still
+    refused: acting on the default place would stop or delete another Kafka than the one meant."""
     def run(args: argparse.Namespace) -> int:
         needed = ("PUENTE_HOME", "PUENTE_KAFKA_PORT" if args.shape == "single" else "PUENTE_KAFKA_CLUSTER_PORT")
         problems = variable_problems(os.environ)
@@ -81,7 +73,7 @@ def _lenient(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
             say(f"puente: warning: {problems[0][1]}{more}; going on, as `kafka {args.verb}` reads only "
                 f"{' and '.join(needed)}", file=sys.stderr)
         return func(args)
-    return run
+    return {"func": run, "lenient_variables": True}
 
 
 def _fetch(args: argparse.Namespace) -> int:

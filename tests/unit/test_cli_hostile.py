@@ -297,3 +297,15 @@ def test_a_number_too_large_is_named_by_its_size_never_quoted(number: str, tmp_p
     code = cli.main(["policy", "explain", str(named), "--partner", "USA"])
     err = capsys.readouterr().err
     assert code == 3 and "too large" in err and "12345" not in err, err
+
+
+@pytest.mark.parametrize(("name", "value"), [("PUENTE_NATIVE_AVRO", "2"), ("PUENTE_NATIVE_AVRO", "off"),
+                                             ("PUENTE_DEBUG", "yes"), ("PUENTE_TYPO", "1"), ("PUENTE_KEYS", "")])
+def test_schema_check_refuses_a_variable_every_command_refuses(name: str, value: str, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`schema check` reads no setting but PUENTE_NATIVE_AVRO, yet refuses a PUENTE_* variable that is no setting or
+    cannot be read as it is, as every command does: PUENTE_NATIVE_AVRO=off must not check the native codec."""
+    monkeypatch.setenv(name, value)
+    code = cli.main(["schema", "check"])
+    captured = capsys.readouterr()
+    assert code == 3 and captured.out == "" and captured.err.startswith(f"puente: error: {name}"), captured
