@@ -45,6 +45,7 @@ def _puente(keys: Path, *args: str, **env: str | None) -> subprocess.CompletedPr
     """Run a command against a Kafka at a closed port; ``env`` adds variables, or unsets one given None."""
     # No Kafka from the environment: its client configuration or bootstrap would name a live one.
     inherited = {k: v for k, v in os.environ.items() if k not in ("PUENTE_CLIENT_CONFIG", "PUENTE_BOOTSTRAP")}
+    (keys.parent / "logins").mkdir(mode=0o700, exist_ok=True)  # a named PUENTE_LOGINS must be there
     variables: dict[str, str | None] = {
         **inherited, **unreachable_kafka(keys.parent), "PUENTE_KAFKA_TIMEOUT_S": str(TIMEOUT_S),
         "PUENTE_KEYS": str(keys), "PUENTE_LOGINS": str(keys.parent / "logins"),
