@@ -236,14 +236,14 @@ def _read_pem(path: Path) -> bytes:
 
 def _init(args: argparse.Namespace) -> int:
     made = provision_all(settings(args))
-    print(f"keys ready under {made.root}, each party's in its own folder; only public halves crossed:\n"
-          "  broker/             its signing, key-agreement and pseudonym keys; partners' and agencies' public halves\n"
-          "  partners/<id>/      each partner's decryption and receipt-signing keys; the broker's verify key\n"
-          "  agencies/<code>/    each agency's key-agreement key; the broker's key-agreement public half\n"
-          "  auditor/            public halves only: the broker's verify key and each partner's receipt key")
+    say(f"keys ready under {made.root}, each party's in its own folder; only public halves crossed:",
+        "  broker/             its signing, key-agreement and pseudonym keys; partners' and agencies' public halves",
+        "  partners/<id>/      each partner's decryption and receipt-signing keys; the broker's verify key",
+        "  agencies/<code>/    each agency's key-agreement key; the broker's key-agreement public half",
+        "  auditor/            public halves only: the broker's verify key and each partner's receipt key")
     stores = [made.broker, *made.partners.values(), *made.agencies.values()]
     retired = [path for store in stores for path in store.retired_files()]
     if retired:
-        print(f"puente: warning: {len(retired)} retired shared agency-mac key file(s) remain, e.g. {retired[0]}; "
-              "nothing uses them any more: delete them", file=sys.stderr)
+        say(f"puente: warning: {len(retired)} retired shared agency-mac key file(s) remain, e.g. {retired[0]}; "
+            "nothing uses them any more: delete them", file=sys.stderr)
     return 0

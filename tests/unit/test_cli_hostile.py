@@ -10,6 +10,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,16 @@ def test_escape_sequences_typed_never_reach_the_terminal_raw(capsys: pytest.Capt
     code = cli.main(["policy", "explain", "/nowhere/\x1b[2Jalert.json", "--partner", "COL"])
     err = capsys.readouterr().err
     assert code == 3 and "\x1b" not in err and "\\x1b[2J" in err and len(err.strip().splitlines()) == 1
+
+
+def test_keys_init_prints_a_typed_folder_escaped(tmp_path: Path) -> None:
+    """The folder `keys init` names comes from PUENTE_KEYS: an escape sequence or a line break in it is shown
+    escaped, never sent to the terminal, nor starting a line that seems Puente's own."""
+    env = {**os.environ, "PUENTE_KEYS": str(tmp_path / "a\x1b[31m\nFAKE"), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-m", "puente.cli", "keys", "init"], env=env,
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\nFAKE" not in done.stdout and "a\\x1b[31m\\nFAKE" in done.stdout
 
 
 def test_a_setting_that_does_not_parse_is_named(monkeypatch: pytest.MonkeyPatch,
