@@ -593,9 +593,10 @@ class Subscriber:
                              f"({type(exc).__name__}); the next reader meets the gap again")
             else:
                 self._committed[tp] = start
-                if self.store is not None:  # the store reads on from here too (``_resume``)
+                if self.store is not None:  # the store reads on from here too (``_resume``), confirmed: Kafka has it
                     with self.store.transaction():
                         self.store.keep_feed_offsets({(tp.topic, tp.partition): start})
+                    self.store.confirm_feed_offsets({(tp.topic, tp.partition): start})
 
     async def _hand_over(self, feed: Consumer, revoked: set[TopicPartition]) -> None:
         """Before the group takes ``revoked`` partitions away (a rebalance among instances): let the

@@ -111,8 +111,8 @@ from schemas import to_json
 STORE_FILE = "feed.sqlite"
 WIPE_WAIT_MS = 200  # how long one checkpoint waits for readers to let go
 # PRAGMA user_version of the layout below (1: without passed_on, 2: without review_ms, 3: without the EXPIRED
-# state, 4: without purged_ms, 5: without sealed_ms; see _setup)
-SCHEMA_VERSION = 6
+# state, 4: without purged_ms, 5: without sealed_ms, 6: without confirmed feed offsets; see _setup)
+SCHEMA_VERSION = 7
 MAX_VERSION = 1_000_000
 RECALL = "RECALL"
 HELD, RECALLED_STATE, EXPIRED_STATE = "HELD", "RECALLED", "EXPIRED"
@@ -449,6 +449,13 @@ class PartnerStore:
                 if version == 5:  # no sealed_ms yet: the rows so far count their retention from the first receipt
                     c.execute("ALTER TABLE alerts ADD COLUMN sealed_ms INTEGER")
                     version = 6
+                if version == 6:  # no confirmed feed offsets yet: the earlier rule trusted the applied ones
+                    # A subscriber resumes from a confirmed offset when its group has none (``resume_at``); a store
+                    # an earlier Puente kept resumed from its applied offset then, so that offset is taken as
+                    # confirmed, rather than read from offset 0 (past retention, a gap for records it holds).
+                    c.execute("INSERT OR IGNORE INTO meta (key, value) SELECT ? || substr(key, ?), value FROM meta "
+                              "WHERE key LIKE ?", (_CONFIRMED_KEY, len(_FEED_KEY) + 1, f"{_FEED_KEY}%"))
+                    version = 7
                 if c.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 # Who this store is, for the feed offsets its subscriber commits (``broker.partner.resume_at``):

@@ -16,9 +16,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from recall_views import recall_notice, updated
 
-from broker.partner import Owner, Subscriber, _older_than_kept, resume_at
+from broker.kafka import KafkaConnection
+from broker.partner import Owner, ReceiptSigner, Subscriber, _older_than_kept, resume_at
 from broker.partner_store import (
     Delivery,
     Held,
@@ -666,7 +668,7 @@ def test_a_store_of_the_first_layout_is_brought_up_to_date(tmp_path: Path) -> No
         assert store.counts().held == 1
         assert not store.apply(_at(recall_notice(_view(), 2, "ERROR"), 2), T0).passed_on
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == 6
+    assert version == 7
 
 
 def test_a_store_of_the_second_layout_gets_review_dates(tmp_path: Path) -> None:
@@ -740,7 +742,7 @@ def test_a_store_of_the_third_layout_takes_the_expired_state(tmp_path: Path) -> 
         assert store.apply(_at(late, 2), T0).outcome is Outcome.EXPIRED
         assert store.show(_view()["alert_id"]).state == "EXPIRED"
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 6
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 7
     assert "EXPIRED" in check.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts'").fetchone()[0]
     assert [r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE "
                                         "'sqlite_%'")] == ["alerts_by_received"]
@@ -846,7 +848,7 @@ def test_a_store_of_the_fourth_layout_learns_which_rows_were_purged(tmp_path: Pa
         store.apply(_at(_view("senan-gofast-seizure"), 2, "SHORT"), T0)
         assert store.purge(T0 + timedelta(days=11)).retention == 1
         assert (store.counts().held, store.counts().purged) == (1, 1)
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 6
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7
 
 
 def test_store_commands_name_a_purged_alert(tmp_path: Path) -> None:
@@ -996,6 +998,54 @@ def test_with_no_group_offset_a_subscriber_resumes_where_kafka_committed_its_rec
     there, their receipts were never written, and `audit verify` could not tell. The confirmed offset is the one
     Kafka committed."""
     assert resume_at(stored, None, None, "store", confirmed) == expected
+
+
+def test_a_store_of_the_sixth_layout_takes_its_feed_offsets_as_confirmed(tmp_path: Path) -> None:
+    """A store an earlier Puente kept resumed from its applied offset when the group had none; brought up to date,
+    that offset is taken as confirmed, so a subscriber whose group offsets expired reads on from it, not from
+    offset 0 (past retention, a gap claimed for records the store holds)."""
+    path = _older_layout(tmp_path, 6)
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store, store.transaction():
+        store.keep_feed_offsets({("t.feed.col", 0): 5000})
+    raw = sqlite3.connect(path)
+    raw.execute("DELETE FROM meta WHERE key LIKE 'feed-confirmed:%'")
+    raw.execute("PRAGMA user_version = 6")
+    raw.commit()
+    raw.close()
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        assert store.feed_offset("t.feed.col", 0, confirmed=True) == 5000
+        assert store.counts().held == 1
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7
+
+
+async def test_an_accepted_gap_is_confirmed_with_the_offset_past_it(store: PartnerStore) -> None:
+    """--accept-gap commits the offset past the gap in Kafka at once: the store confirms it too, so a subscriber
+    whose group offsets expire before the next batch reads on past the gap, not into it again."""
+    tp = TopicPartition("t.feed.COL", 0)
+    with store.transaction():
+        store.keep_feed_offsets({(tp.topic, 0): 100})
+    store.confirm_feed_offsets({(tp.topic, 0): 100})
+    commits: list[Any] = []
+    feed = SimpleNamespace(assignment=lambda: {tp}, seek=lambda *_: None,
+                           beginning_offsets=_answer({tp: 4000}), end_offsets=_answer({tp: 6000}),
+                           commit=lambda offsets: _done(commits.append(offsets)))
+    signer = ReceiptSigner("COL-rcpt-2026a", lambda p: b"", lambda *a: False, ("COL-rcpt-2026a",))
+    sub = Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", "t.feed.COL", "t.receipts.COL", object(),
+                     object(), signer=signer, store=store, on_note=lambda _: None,  # type: ignore[arg-type]
+                     accept_gaps=True)
+    await sub._gap(feed, {tp: 100})  # type: ignore[arg-type]
+    assert [{k.partition: v.offset for k, v in c.items()} for c in commits] == [{0: 4000}]
+    assert store.feed_offset(tp.topic, 0) == 4000 and store.feed_offset(tp.topic, 0, confirmed=True) == 4000
+
+
+def _answer(value: Any) -> Any:
+    async def answer(*_: Any) -> Any:
+        return value
+    return answer
+
+
+async def _done(_: Any) -> None:
+    return None
 
 
 def test_the_store_confirms_feed_offsets_once_kafka_committed(store: PartnerStore) -> None:

@@ -79,7 +79,7 @@ def test_a_store_of_the_fifth_layout_counts_its_rows_from_their_first_receipt(tm
         assert store.purge(T0 + 5 * DAY).retention == 1  # the new row: sealed 10 days before
         assert store.counts().held == 1  # the old one, received at T0 under a 180-day agreement
         assert store.purge(T0 + 180 * DAY).retention == 1
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 6
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7
 
 
 def test_a_delivery_without_its_sealing_time_counts_from_its_receipt(store: PartnerStore) -> None:
