@@ -389,13 +389,13 @@ class Subscriber:
         ``head`` is signed by a newer generation of the partner's receipt key than the one it signs with. Keys
         rotate forward only, so signing after it would make this key a retired key in use to the auditors,
         and every receipt it signed would not count."""
-        rank = {key_id: i for i, key_id in enumerate(self.signer.generations)}  # 0: the newest
         try:
             head_signer = str(json.loads(head.value).get("signer"))
         except (ValueError, AttributeError):
             return None
-        mine = rank.get(self.signer.key_id, len(rank))
-        if rank.get(head_signer, mine) >= mine:
+        # By label first, as the auditors rank receipt keys (an imported half's time is only when it was imported),
+        # then by the generations' order where labels say nothing.
+        if not newer_generation(head_signer, self.signer.key_id, self.signer.generations):
             return None
         return (f"its last checkpoint is signed by {head_signer[:80]}, a newer generation of {self.partner}'s receipt "
                 f"key than {self.signer.key_id}, which this subscriber signs with: a retired key would be in use. "
@@ -406,12 +406,11 @@ class Subscriber:
         committed last (``kept``, earlier in the chain) is signed by a newer generation of the partner's
         receipt key, with a signature that verifies. Keys rotate forward only (a subscriber signs with its
         newest), so an older key signing after it is a retired key in use: a leaked one, say."""
-        rank = {key_id: i for i, key_id in enumerate(self.signer.generations)}  # 0: the newest
         try:
             head_signer, kept_signer = json.loads(head.value).get("signer"), json.loads(kept.value).get("signer")
         except (ValueError, AttributeError):
             return None
-        if rank.get(str(kept_signer), len(rank)) >= rank.get(str(head_signer), -1):
+        if not newer_generation(str(kept_signer), str(head_signer), self.signer.generations):  # as above
             return None
         if head_problem(self.access_topic, part, kept.value, self.chain_name, self.signer.verify) is not None:
             return None  # not this chain's signed record: it tells nothing of the keys

@@ -17,6 +17,7 @@ import pytest
 
 from broker.audit import ChainWriter
 from broker.audit.verify import head_problem
+from broker.crypto import sign_checkpoint
 from broker.crypto.keys import KeyKind, new_key
 from broker.kafka import KafkaConnection
 from broker.keystore import Holder, Keystore
@@ -172,3 +173,36 @@ def test_a_chain_head_signed_by_a_key_not_held_says_so() -> None:
     assert problem is not None and f"signed by {OLD}, which this keystore does not hold" in problem
     assert "import-public" in problem
     assert head_problem(TOPIC, 0, head.value, "COL", _verify, (OLD, NEW)) is None
+
+
+def test_receipt_keys_rank_by_label_whatever_halves_are_held(tmp_path: Path) -> None:
+    """2026a kept whole, 2026b's private half removed and its public half imported back, 2026c signing: the keys
+    rank by label (as the auditors rank them), not by which halves are held, so a leaked 2026a signing after
+    2026b's checkpoint is a retired key in use, and an honest rotation from 2026a to 2026b is not."""
+    col = Keystore(tmp_path / "COL")
+    made = datetime(2026, 1, 5, tzinfo=UTC)
+    for i, generation in enumerate(("2026a", "2026b", "2026c")):
+        col.generate_own(Holder.PARTNER, "COL", generation=generation, now=made + timedelta(days=90 * i))
+    a, b = "COL-rcpt-2026a", "COL-rcpt-2026b"
+    private = {k: col.load(k, KeyKind.PARTNER_SIGNING).ed25519_private() for k in (a, b)}
+    pem = col.public_pem(b)
+    (col.path / f"{b}.json").unlink()
+    col.import_public(pem, b, source="backup", now=made + timedelta(days=300))
+    signer = receipt_signer("COL", col.path / "COL-enc-2026c.json", None)
+    sub = Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", "t.feed.COL", TOPIC, object(), object(),
+                     signer=signer)  # type: ignore[arg-type]
+
+    def chain(*signers: str) -> list[Record]:
+        writer = ChainWriter(TOPIC, 0, checkpoint_every=1 << 62, chain="COL")
+        out = []
+        for offset, key_id in enumerate(signers):
+            writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:{offset}", "status": "RECEIVED"})
+            signed = writer.checkpoint(key_id, lambda p, k=key_id: sign_checkpoint(private[k], p), SIGNED_AT)
+            out.append(Record(TOPIC, 0, offset, b"COL", signed, (), 0))
+        return out
+
+    kept, head = chain(b, a)
+    assert "moved on from" in (sub._signed_by_a_retired_key(0, head, kept) or "")
+    kept, head = chain(a, b)
+    assert sub._signed_by_a_retired_key(0, head, kept) is None
+    assert sub._signed_by_a_newer_key(head) is None and signer.key_id == "COL-rcpt-2026c"
