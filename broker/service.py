@@ -318,7 +318,9 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
         replay_window_days=settings.replay_window_days, signer_id=signer_id,
         client_id=f"puente-broker{client_suffix}", verify=signature_check(keystore, KeyKind.BROKER_SIGNING),
         generations=tuple(r.key_id for r in signing_keys),
-        generations_made={r.key_id: int(r.created_at.timestamp() * 1000) for r in signing_keys},
+        # Only keys made here: an imported half is dated when it was imported, and a key left out is taken as
+        # possibly as old as the chain (``WorkerConfig.generations_made``).
+        generations_made={r.key_id: int(r.created_at.timestamp() * 1000) for r in signing_keys if r.secret},
         max_concurrent_txns=settings.max_concurrent_txns, retry_backoff_ms=settings.producer_retry_backoff_ms,
         session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
         fetch_max_wait_ms=settings.fetch_max_wait_ms, fetch_min_bytes=settings.fetch_min_bytes,

@@ -247,7 +247,11 @@ def test_an_older_signing_key_kept_as_its_public_half_only_does_not_sign(made: K
     found = made.broker.broker_signing_keys()
     assert [r.key_id for r in found] == ["broker-sign-2026c", "broker-sign-2026a"] and found[1].secret is None
     made.broker.load_signing_key()
-    build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
+    worker = build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))[0]
+    # The imported half is dated when it was imported: the workers take it as possibly as old as the chain, so a
+    # head a leaked 2026a signed is checked against every block since, not only those after its import.
+    assert set(worker.config.generations) == {"broker-sign-2026c", "broker-sign-2026a"}
+    assert set(worker.config.generations_made) == {"broker-sign-2026c"}
 
 
 @pytest.mark.parametrize("encode", [
