@@ -692,6 +692,12 @@ class Keystore:
             if not others:
                 usable.append(record)
                 continue
+            if skip is not None and record.owner == BROKER_OWNER:  # as a file of its own that stops loading
+                raise KeyUnusable(
+                    f"key {record.key_id}: {self.path} now also holds its public key as "
+                    f"{', '.join(sorted(others.values()))}, so that file's owner could MAC as any agency; the broker "
+                    "stopped without committing the record it was checking or any after it: compare that file with "
+                    "its owner's fingerprint, remove it, and start the broker again")
             problems.append(
                 f"key {record.key_id}: {self.path / f'{record.key_id}.json'} holds the same public key as "
                 f"{', '.join(sorted(others.values()))}, so {' and '.join(sorted(others))} could MAC as {record.owner}: "

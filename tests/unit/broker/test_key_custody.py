@@ -629,3 +629,17 @@ def test_the_brokers_own_key_agreement_file_that_stops_loading_stops_the_worker(
     site.now[0] = 1200.0
     assert site.verified() == "SENAN-kex-2026a+broker-kex-2026a"
 
+
+
+def test_the_brokers_key_agreement_half_copied_in_as_an_agencys_stops_the_worker(tmp_path: Path) -> None:
+    """The broker's own key-agreement public half written in by hand as PN's new key while it runs: the start refuses
+    that folder, and the re-read must not drop the broker's own key with the copy (every agency's record would be
+    dead-lettered for good): it raises ``KeyUnusable``, naming the copy."""
+    site = _revocable(tmp_path)
+    assert site.verified() == "SENAN-kex-2026a+broker-kex-2026a"
+    doc = json.loads((site.broker.path / "broker-kex-2026a.json").read_text())
+    copy = {"key_id": "PN-kex-2099a", "kind": doc["kind"], "created_at": doc["created_at"], "public": doc["public"]}
+    (site.broker.path / "PN-kex-2099a.json").write_text(json.dumps(copy))
+    site.now[0] = 600.0
+    with pytest.raises(KeyUnusable, match="PN-kex-2099a"):
+        site.verified()
