@@ -12,6 +12,7 @@ All of them stream: no partition is ever held in memory. What a walk must keep f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -462,7 +463,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     count is appended to ``left_out``, if given (one number per partition). Records stream through,
     in offset order per partition (``TimeSorted`` puts them in time order): what is held is the
     rows of receipts waiting for their chain's next checkpoint; the deliveries go to a temporary file
-    (``_Delivered``). ``progress``, when given, hears how far the walk is (``WalkProgress``).
+    (``_Delivered``). ``progress``, when given, hears how far the walk is (``WalkProgress``). A receipt's row
+    carries when Kafka appended it and the checkpoint that signs it (``appended_at``), a time no partner chooses.
     """
     walked = WalkProgress(progress) if progress is not None else None
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
@@ -479,8 +481,9 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
                                      log_start=starts.get(TopicPartition(topic, partition), 0))
                 dropped = 0
-                # Per receipt chain: the records waiting for a checkpoint (offset, their rows that pass ``flt``).
-                waiting: Unvouched[list[dict[str, Any]]] = Unvouched()
+                # Per receipt chain: the records waiting for a checkpoint (offset, when Kafka appended them, their
+                # rows that pass ``flt``).
+                waiting: Unvouched[tuple[int | None, list[dict[str, Any]]]] = Unvouched()
                 delivered.begin()
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
                     if walked is not None:
@@ -501,14 +504,15 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                         # A receipt chain: its rows count once a checkpoint vouches for them, and the receipt
                         # matches a delivery (checked then).
                         if doc["kind"] == "CHECKPOINT":
-                            for at, rows in waiting.pop(chain, vouched=True):
+                            for at, (appended, rows) in waiting.pop(chain, vouched=True):
                                 if at in unmatched:
                                     dropped += 1
                                     continue
                                 for row in rows:
-                                    yield row
+                                    yield appended_at(row, appended, rec.appended_ms)
                         else:
-                            dropped += len(waiting.add(chain, rec.offset, [r for r in flatten(doc) if flt.accepts(r)],
+                            rows = [r for r in flatten(doc) if flt.accepts(r)]
+                            dropped += len(waiting.add(chain, rec.offset, (rec.appended_ms, rows),
                                                        len(rec.value or b"")))
                         continue
                     for row in flatten(doc):
@@ -519,6 +523,28 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                     left_out.append(dropped)
                 if walked is not None:
                     walked.partition_done()
+
+
+def appended_at(row: dict[str, Any], *appended_ms: int | None) -> dict[str, Any]:
+    """``row``, a receipt's, with ``appended_at``: when Kafka had appended both the receipt and the checkpoint that
+    signs it (the later of ``appended_ms``, Kafka's append times of the two records, ISO 8601 in UTC as the audit
+    writes times); a row of another kind as it is.
+
+    A receipt's ``at`` is the partner's word, written by its own clock; its append time is Kafka's (a receipts
+    topic keeps ``LogAppendTime``), which no partner chooses, so ``audit recalls`` counts an acknowledgement no
+    earlier than it (``broker.audit.recalls``): a partner that back-dates a late one is caught. The checkpoint's
+    time counts too: a receipt no checkpoint signs counts for nothing (anyone may have appended it), so a partner
+    acknowledges when it signs, not when it appends a receipt it may never sign. A subscriber writes both in one
+    transaction, seconds apart. A time that is not Kafka's (None: a topic
+    with ``CreateTime``) gives none; then, and always, a field of that name the partner wrote itself is dropped."""
+    if row.get("kind") != "RECEIPT":
+        return row
+    out = {k: v for k, v in row.items() if k != "appended_at"}
+    known = [ms for ms in appended_ms if ms is not None]
+    if known:
+        with contextlib.suppress(OverflowError, OSError, ValueError):  # no time Kafka writes: give none
+            out["appended_at"] = iso_utc(datetime.fromtimestamp(max(known) / 1000, UTC))
+    return out
 
 
 @dataclass(frozen=True)

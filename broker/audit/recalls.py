@@ -30,6 +30,13 @@ deadline, and that the partner answered only through the later one, is acknowled
 if that was past its own deadline. Only a failed notice gives way: once a later notice to the partner about the
 alert exists (a recall again, perhaps at the same version), that one carries the recall on and is listed instead.
 
+An acknowledgement's time is the later of the time its receipt states (``at``, written by the partner's clock)
+and the time Kafka appended it and the checkpoint that signs it (``appended_at``: ``broker.auditor.read_log`` gives
+every receipt's row read from a topic with ``LogAppendTime``, as receipts topics are). A partner chooses the first and
+not the second: one that dated a late acknowledgement before its deadline would have it reported on time, and
+its clock running ahead only makes its own acknowledgements later. A row without ``appended_at`` (from a topic that
+keeps its producers' times) is taken at its word, as before.
+
 A partner may run several subscriber instances, each with its own store, and a feed partition may change
 hands between them mid-stream: the store that takes it over can receive an update and the recall of an
 alert whose first version another store holds, and acknowledge the recall while that store keeps the text.
@@ -147,7 +154,9 @@ class RecallBook:
         self.stores: dict[str, str] = {}  # a receipt chain's store, as its receipts that name one give it
 
     def add(self, row: dict[str, Any]) -> None:
-        """Take one audit row (``flatten``'s); a row of no use to recalls is dropped."""
+        """Take one audit row (``flatten``'s, or ``read_log``'s); a row of no use to recalls is dropped. A RECALLED
+        receipt acknowledges at the later of its ``at`` (the partner's clock) and its ``appended_at`` (Kafka's,
+        which ``read_log`` gives it; module docstring)."""
         kind, alert, partner = row.get("kind"), row.get("alert_id"), row.get("partner")
         if kind == "RECEIPT" and (status := row.get("status")) in RECALL_RECEIPTS:
             holder = _holder(row, self.stores)  # noted for every chain: which store it writes for
@@ -181,6 +190,10 @@ class RecallBook:
         version = row.get("version", 1)
         version = version if type(version) is int else 1
         if status == "RECALLED":
+            # Acknowledged no earlier than Kafka appended it (``appended_at``), whatever time the partner wrote.
+            appended = when(row.get("appended_at"))
+            if appended is not None and _MIN < appended < _MAX:
+                at = max(at, appended)
             self.acks.setdefault(pair, []).append((version, at, holder))
         else:
             self.held.setdefault(pair, {}).setdefault(holder, set()).add(version)

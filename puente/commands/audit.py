@@ -78,7 +78,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     log.add_argument("--until", type=when, help="ISO 8601; without an offset, UTC")
     log.add_argument("--kind", choices=sorted(_KINDS), action="append",
                      help="repeat for several; default: all but the auditors' own queries")
-    log.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    log.add_argument("--json", action="store_true",
+                     help="JSON lines instead of a table: each record's fields as written; a receipt's also has "
+                          "appended_at, when Kafka appended it and the checkpoint signing it (its at is the "
+                          "partner's clock)")
     log.add_argument("--verify-key", type=Path, action="append",
                      help="as for `audit verify`: what is not soundly signed is left out of the log")
     log.set_defaults(func=_log, parser=log)

@@ -3,10 +3,20 @@ each judged by the deadline in force when its notice was sent."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
+
+from broker import auditor
+from broker.audit import ChainWriter
 from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, RecallBook, recall_status
 from broker.auditor import LogFilter
+from tests.unit.broker.conftest import read_audit_from
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -240,3 +250,62 @@ def test_a_version_pulled_back_for_breaking_a_rule_is_reported_so_not_as_its_act
             _recall("SNM:B", "COL", 2, 10, action="CONSENT", rules=["lifecycle.recall"])]
     assert {r.alert_id: r.reason for r in recall_status(rows, {}, NOW)} == {"SNM:A": "alert.invalid",
                                                                            "SNM:B": "CONSENT"}
+
+
+def _ms(hours_ago: float) -> int:
+    return int((NOW - timedelta(hours=hours_ago)).timestamp() * 1000)
+
+
+def test_an_acknowledgement_counts_from_when_kafka_appended_it_not_the_time_the_partner_wrote() -> None:
+    """A RECALLED receipt Kafka appended ten days after its 24 h notice but dated an hour after it is acknowledged
+    late, when Kafka appended it; one dated after Kafka appended it (its partner's clock ahead) counts at its own
+    time; an append time that is no time (no offset) leaves the receipt's own."""
+    rows = [_recall("SNM:A", "FEAN", 2, 240, ack_hours=24), _ack("SNM:A", "FEAN", 2, 239) | {"appended_at": _at(0)},
+            _recall("SNM:B", "FEAN", 2, 240, ack_hours=24), _ack("SNM:B", "FEAN", 2, 200) | {"appended_at": _at(235)},
+            _recall("SNM:C", "FEAN", 2, 240, ack_hours=24),
+            _ack("SNM:C", "FEAN", 2, 239) | {"appended_at": "2026-12-01T12:00:00"}]
+    out = {r.alert_id: r for r in recall_status(rows, {}, NOW)}
+    assert (out["SNM:A"].state, out["SNM:A"].acknowledged_at) == (LATE, NOW)
+    assert out["SNM:A"].late_by() == timedelta(hours=240 - 24)
+    assert (out["SNM:B"].state, out["SNM:B"].acknowledged_at) == (LATE, NOW - timedelta(hours=200))
+    assert (out["SNM:C"].state, out["SNM:C"].acknowledged_at) == (ACKNOWLEDGED, NOW - timedelta(hours=239))
+
+
+def _hmac(payload: bytes) -> bytes:
+    return hmac.new(b"k" * 32, payload, hashlib.sha512).digest()  # 64 bytes, as an Ed25519 signature
+
+
+def test_read_log_gives_a_receipt_kafkas_append_time_of_it_and_its_checkpoint(monkeypatch: pytest.MonkeyPatch,
+                                                                            ) -> None:
+    """Through ``read_log``: a back-dated RECALLED receipt's row carries ``appended_at``, the later of when Kafka
+    appended it and the checkpoint that signs it, and ``audit recalls``' book reports it late; from a topic that
+    keeps its producers' times (no append time) a row carries none, not even one the partner wrote itself."""
+    writer = ChainWriter("receipts", 0, checkpoint_every=1 << 62, chain="FEAN")
+    values = [writer.append("RECEIPT", {"partner": "FEAN", "alert_id": "SNM:A", "version": 2, "status": "RECALLED",
+                                        "feed": "t.feed.FEAN:0:7", "at": _at(239), "appended_at": _at(239)}),
+              writer.checkpoint("FEAN-rcpt-2026a", _hmac, _at(239))]
+    appended: list[int | None] = [_ms(3), _ms(2)]  # the receipt, then its checkpoint: days after the notice
+    read_audit_from(monkeypatch, lambda topic: [0], lambda tp: zip(values, appended, strict=True))
+
+    def check(signer: str, payload: bytes, sig: bytes) -> bool:
+        return hmac.compare_digest(_hmac(payload), sig)
+
+    def rows() -> list[dict[str, Any]]:
+        return asyncio.run(_listed(auditor.read_log(None, {"receipts": "receipts"}, LogFilter(),  # type: ignore[arg-type]
+                                                    check, None, {"receipts": "FEAN"})))
+
+    [row] = rows()
+    assert row["at"] == _at(239) and row["appended_at"] == _at(2)
+    book = RecallBook()
+    book.add(_recall("SNM:A", "FEAN", 2, 240, ack_hours=24))
+    book.add(row)
+    [recall] = book.status({}, NOW)
+    assert (recall.state, recall.acknowledged_at) == (LATE, NOW - timedelta(hours=2))
+
+    appended[:] = [None, None]
+    [row] = rows()
+    assert "appended_at" not in row and row["at"] == _at(239)
+
+
+async def _listed(rows: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [row async for row in rows]
