@@ -39,7 +39,7 @@ from broker.pipeline import dead_letter_source
 from broker.spill import TimeSorted
 from broker.topology import TopicNames
 from policies import load_policy_set
-from puente.commands._common import Subparsers, kafka, kafka_options, run, settings, when
+from puente.commands._common import Subparsers, kafka, kafka_options, run, say, settings, when
 from puente.commands.console import check_index, index_path, register_audit_verbs
 from puente.errors import (
     EXIT_PROBLEMS,
@@ -164,21 +164,22 @@ def _verify(args: argparse.Namespace) -> int:
     _table(reports)
     for r in reports:
         if r.records:
-            print(f"VOUCHED {r.topic}[{r.partition}]: {r.vouched_text()}")
+            say(f"VOUCHED {r.topic}[{r.partition}]: {r.vouched_text()}")
         if r.end is not None:
-            print(f"END     {r.topic}[{r.partition}]: {r.end.describe()}")
+            say(f"END     {r.topic}[{r.partition}]: {r.end.describe()}")
     for f in problems:
-        print(f"PROBLEM {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
+        say(f"PROBLEM {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
     for r in reports:
         if r.unlisted:
-            print(f"PROBLEM {r.topic}[{r.partition}]: {r.unlisted} more problem(s), up to offset {r.newest}, not "
-                  f"listed (the first {len(r.findings):,} of a partition are)")
+            say(f"PROBLEM {r.topic}[{r.partition}]: {r.unlisted} more problem(s), up to offset {r.newest}, not "
+                f"listed (the first {len(r.findings):,} of a partition are)")
     chains = sum(r.chains for r in reports)  # a receipts partition holds a chain per subscriber instance
     total = sum(r.records for r in reports)
-    print(f"audit verify: {total} records in {chains} chains, "
-          + ("no problems" if not counted else f"{counted} problem(s)")
-          + ("" if total else " (the audit topics exist but hold no records yet)")
-          + (f"; {unchecked or 'chain'} end(s) not checked: {why}" if not_checked else ""))
+    # ``why`` names PUENTE_POLICY_DIR's folder, or what refused the offsets: a value from a variable or Kafka.
+    say(f"audit verify: {total} records in {chains} chains, "
+        + ("no problems" if not counted else f"{counted} problem(s)")
+        + ("" if total else " (the audit topics exist but hold no records yet)")
+        + (f"; {unchecked or 'chain'} end(s) not checked: {why}" if not_checked else ""))
     return _verify_status(counted, not_checked)
 
 
@@ -289,12 +290,13 @@ def _index(args: argparse.Namespace) -> int:
 
         done = run(catch_up())
     rate = done.records / done.seconds if done.seconds else 0.0
-    print(f"audit index {path}: {done.records:,} new record(s) read in {done.seconds:.1f}s ({rate:,.0f}/s), "
-          f"{done.rows:,} row(s) indexed from {done.partitions} partition(s); "
-          + (f"{done.problems} problem(s) in the audit (run `puente audit verify`)" if done.problems
-             else "no problems")
-          + (f"; {done.ends.unchecked} chain end(s) not checked: {'; '.join(done.ends.why)}"
-             if not done.ends.all_checked else ""))
+    # The path comes from --index or PUENTE_AUDIT_INDEX, the reasons from the index and Kafka: one line, escaped.
+    say(f"audit index {path}: {done.records:,} new record(s) read in {done.seconds:.1f}s ({rate:,.0f}/s), "
+        f"{done.rows:,} row(s) indexed from {done.partitions} partition(s); "
+        + (f"{done.problems} problem(s) in the audit (run `puente audit verify`)" if done.problems
+           else "no problems")
+        + (f"; {done.ends.unchecked} chain end(s) not checked: {'; '.join(done.ends.why)}"
+           if not done.ends.all_checked else ""))
     return _verify_status(done.problems, not done.ends.all_checked)
 
 
@@ -309,7 +311,7 @@ def _collect(args: argparse.Namespace) -> int:
                                 frozenset(parties(policy, cfg.agencies)), signer_id,
                                 lambda payload: sign_checkpoint(signing, payload),
                                 signature_checks(cfg.keys / "broker", None, signer=True), args.since))
-    print(f"{added} new denial(s) collected into {TopicNames(cfg.topic_prefix).denials}")
+    say(f"{added} new denial(s) collected into {TopicNames(cfg.topic_prefix).denials}")
     return 0
 
 

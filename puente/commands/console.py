@@ -27,7 +27,7 @@ from puente.console import ConsoleConfig, IndexReader
 from puente.console.server import Listen, catch_up_index, serve
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
-from puente.strict import open_regular
+from puente.strict import one_line, open_regular
 
 
 def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -155,11 +155,13 @@ def _list(args: argparse.Namespace) -> int:
     cfg = settings(args)
     with _accounts(args, cfg, create=False) as accounts:
         rows = accounts.list()
-    width = max([len(a.name) for a in rows] + [4])
-    print(f"{'NAME':<{width}}  {'SCOPE':<10}  {'CREATED (UTC)':<16}  STATE")
-    for a in rows:
+    # Names and scopes are read from the accounts database, a file: shown escaped, the column as wide as that.
+    names = [one_line(a.name) for a in rows]
+    width = max([len(n) for n in names] + [4])
+    say(f"{'NAME':<{width}}  {'SCOPE':<10}  {'CREATED (UTC)':<16}  STATE")
+    for a, name in zip(rows, names, strict=True):
         state = f"locked until {a.locked_until:%Y-%m-%d %H:%M}" if a.locked_until else "active"
-        print(f"{a.name:<{width}}  {a.scope:<10}  {a.created_at:%Y-%m-%d %H:%M}  {state}")
+        say(f"{name:<{width}}  {one_line(a.scope):<10}  {a.created_at:%Y-%m-%d %H:%M}  {state}")
     say(f"{len(rows)} account(s) in {accounts.path}", file=sys.stderr)
     return 0
 

@@ -5,19 +5,24 @@ echoed raw to the terminal, no value of a failing call's own error text."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from broker.audit_index import ChainEnds
 from broker.auditor import _authorizer_lines
 from puente import cli
-from puente.commands import console, policy
+from puente.commands import audit, console, policy
 from puente.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(60)  # a FIFO read would hang: the test fails instead
@@ -320,3 +325,54 @@ def test_schema_check_refuses_a_variable_every_command_refuses(name: str, value:
     code = cli.main(["schema", "check"])
     captured = capsys.readouterr()
     assert code == 3 and captured.out == "" and captured.err.startswith(f"puente: error: {name}"), captured
+
+
+@pytest.fixture
+def no_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No PUENTE_* setting but a private keystore folder (returned)."""
+    for name in [n for n in os.environ if n.upper().startswith("PUENTE_")]:
+        monkeypatch.delenv(name)
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    monkeypatch.setenv("PUENTE_KEYS", str(keys))
+    return keys
+
+
+def test_audit_index_names_a_typed_index_path_and_its_reasons_escaped(no_settings: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`audit index` says which index it caught up, as --index gave it, and why chain ends were not checked: an
+    escape sequence or a line break in either is shown escaped, never sent to the terminal, nor starting a line
+    that seems Puente's own."""
+    def caught_up(coro: Any) -> SimpleNamespace:
+        coro.close()  # the catch-up itself is Kafka's: only its summary line is checked here
+        return SimpleNamespace(records=0, seconds=0.0, rows=0, partitions=0, problems=0,
+                               ends=ChainEnds(why=["offsets of \x1b]0;T\x07\nFAKE group"]))
+
+    monkeypatch.setattr(audit, "kafka", lambda cfg, name: None)
+    monkeypatch.setattr(audit, "signature_checks", lambda *a, **k: None)
+    monkeypatch.setattr(audit, "run", caught_up)
+    index = tmp_path / "a\npuente: error: FORGED LINE\x1b[31m.sqlite"
+    assert cli.main(["audit", "index", "--index", str(index)]) == 5
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and len(out.strip().splitlines()) == 1, out
+    assert "a\\npuente: error: FORGED LINE\\x1b[31m.sqlite" in out and "\\x1b]0;T\\x07\\nFAKE group" in out
+
+
+def test_audit_users_list_shows_what_the_accounts_file_holds_escaped(no_settings: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`audit users list` reads names and scopes from the accounts file, which anyone with write access to it
+    may have edited: shown escaped, one line per account."""
+    secret = tmp_path / "password"
+    secret.write_text("a long enough password\n")
+    secret.chmod(0o600)
+    accounts = tmp_path / "accounts.sqlite"
+    assert cli.main(["audit", "users", "add", "ana", "--scope", "national", "--password-file", str(secret),
+                     "--accounts", str(accounts)]) == 0
+    with contextlib.closing(sqlite3.connect(accounts)) as db, db:
+        db.execute("UPDATE accounts SET name = ?, scope = ?", ("ana\x1b[2J\nFAKE", "nat\x1b]0;T\x07"))
+    capsys.readouterr()
+    assert cli.main(["audit", "users", "list", "--accounts", str(accounts)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and len(out.strip().splitlines()) == 2, out
+    assert "ana\\x1b[2J\\nFAKE" in out and "nat\\x1b]0;T\\x07" in out
