@@ -146,3 +146,14 @@ def local_cluster() -> Iterator[LocalKafka]:
         yield cluster
     finally:
         cluster.wipe()
+
+
+@pytest.fixture
+def bare_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A private keystore folder (PUENTE_KEYS, returned), and no other PUENTE_* setting."""
+    for name in [n for n in os.environ if n.upper().startswith("PUENTE_")]:
+        monkeypatch.delenv(name)
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    monkeypatch.setenv("PUENTE_KEYS", str(keys))
+    return keys

@@ -327,18 +327,9 @@ def test_schema_check_refuses_a_variable_every_command_refuses(name: str, value:
     assert code == 3 and captured.out == "" and captured.err.startswith(f"puente: error: {name}"), captured
 
 
-@pytest.fixture
-def no_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No PUENTE_* setting but a private keystore folder (returned)."""
-    for name in [n for n in os.environ if n.upper().startswith("PUENTE_")]:
-        monkeypatch.delenv(name)
-    keys = tmp_path / "keys"
-    keys.mkdir(mode=0o700)
-    monkeypatch.setenv("PUENTE_KEYS", str(keys))
-    return keys
 
 
-def test_audit_index_names_a_typed_index_path_and_its_reasons_escaped(no_settings: Path, tmp_path: Path,
+def test_audit_index_names_a_typed_index_path_and_its_reasons_escaped(bare_keys: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """`audit index` says which index it caught up, as --index gave it, and why chain ends were not checked: an
@@ -359,7 +350,7 @@ def test_audit_index_names_a_typed_index_path_and_its_reasons_escaped(no_setting
     assert "a\\npuente: error: FORGED LINE\\x1b[31m.sqlite" in out and "\\x1b]0;T\\x07\\nFAKE group" in out
 
 
-def test_audit_users_list_shows_what_the_accounts_file_holds_escaped(no_settings: Path, tmp_path: Path,
+def test_audit_users_list_shows_what_the_accounts_file_holds_escaped(bare_keys: Path, tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """`audit users list` reads names and scopes from the accounts file, which anyone with write access to it
     may have edited: shown escaped, one line per account."""

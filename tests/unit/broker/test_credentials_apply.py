@@ -5,7 +5,6 @@ stub recording the passwords it holds; the command-line tests point at a port no
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -13,57 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scram_cluster import ScramCluster, apply
 
 import broker.credentials as credentials
-from broker.kafka import KafkaConnection, connection_from_properties
-from broker.kafka.acls import SCRAM_MECHANISM, ScramChangeFailed
+from broker.kafka import connection_from_properties
+from broker.kafka.acls import ScramChangeFailed
 from puente.errors import ConfigError, KafkaAccessError, KafkaUnavailableError
 
 ROOT = Path(__file__).resolve().parents[3]
 PARTIES = ["broker", "partner-COL"]
 
 
-class _Cluster:
-    """Kafka's side of ``apply_users``: the password it holds per user, and the calls it got. ``fail`` is raised by
-    the next upsert, after the passwords of ``taken`` (None: all) were set."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, held: dict[str, str] | None = None) -> None:
-        self.held: dict[str, str] = dict(held or {})
-        self.calls: list[str] = []
-        self.fail: BaseException | None = None
-        self.taken: set[str] | None = None
-
-        async def scram_users(admin: Any) -> dict[str, frozenset[str]]:
-            self.calls.append("list")
-            return {user: frozenset({SCRAM_MECHANISM}) for user in self.held}
-
-        async def upsert(admin: Any, passwords: dict[str, str]) -> None:
-            self.calls.append("upsert")
-            self.held.update({u: p for u, p in passwords.items() if self.taken is None or u in self.taken})
-            fail, self.fail, self.taken = self.fail, None, None
-            if fail is not None:
-                raise fail
-
-        async def delete(admin: Any, users: Any) -> None:
-            self.calls.append("delete")
-
-        async def nothing(*args: Any) -> None:
-            return None
-
-        monkeypatch.setattr(credentials, "scram_users", scram_users)
-        monkeypatch.setattr(credentials, "upsert_users", upsert)
-        monkeypatch.setattr(credentials, "delete_users", delete)
-        monkeypatch.setattr(credentials, "_wait_usable", nothing)
-
-
-class _Admin:
-    conn = KafkaConnection(bootstrap="kafka:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-                           username="admin", password="x")
-
-
 def _apply(keys: Path, **options: Any) -> list[credentials.PartyLogin]:
-    return asyncio.run(credentials.apply_users(_Admin(), keys, PARTIES, prune=False,  # type: ignore[arg-type]
-                                               **options))
+    return apply(keys, PARTIES, prune=False, **options)
 
 
 def _file_password(keys: Path, principal: str) -> str | None:
@@ -82,7 +43,7 @@ def _pending(keys: Path) -> list[Path]:
 def test_a_folder_that_cannot_be_made_is_refused_before_any_kafka_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """A party folder that cannot be made (here under /proc) stops the run with one line naming it before Kafka is
     asked anything: no party's password changes."""
-    cluster = _Cluster(monkeypatch, {"broker": "old", "partner-COL": "old"})
+    cluster = ScramCluster(monkeypatch, {"broker": "old", "partner-COL": "old"})
     with pytest.raises(ConfigError, match=r"cannot make /proc/self/.* nothing was changed on Kafka"):
         _apply(Path("/proc/self/puente-logins"))
     assert cluster.calls == [] and cluster.held == {"broker": "old", "partner-COL": "old"}
@@ -93,7 +54,7 @@ def test_kafka_refusing_one_users_change_keeps_its_old_file_and_puts_the_others_
     """When Kafka refuses one user's new password, that party keeps its old file (which still logs in) and no new
     file of it is left; every other party's new file, whose password Kafka took, is in place."""
     keys = tmp_path / "keys"
-    cluster = _Cluster(monkeypatch)
+    cluster = ScramCluster(monkeypatch)
     _apply(keys)
     before = dict(cluster.held)
     cluster.fail = ScramChangeFailed("setting SCRAM credentials failed for partner-COL: refused",
@@ -110,7 +71,7 @@ def test_the_admin_refused_leaves_every_old_file_and_nothing_new(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Kafka refusing the admin's rights changes no password: every old file stays and no new file is left."""
     keys = tmp_path / "keys"
-    cluster = _Cluster(monkeypatch)
+    cluster = ScramCluster(monkeypatch)
     _apply(keys)
     files = {p: _file_password(keys, p) for p in PARTIES}
     cluster.fail, cluster.taken = KafkaAccessError("not allowed"), set()
@@ -127,7 +88,7 @@ def test_a_run_stopped_after_kafka_took_the_passwords_is_completed_by_the_next(
     and says to run again; the next `users apply` (without --rotate) takes them up: the cluster ends holding the
     rotated passwords and every party's file has the password the cluster holds. The rotation is never undone."""
     keys = tmp_path / "keys"
-    cluster = _Cluster(monkeypatch)
+    cluster = ScramCluster(monkeypatch)
     _apply(keys)
     old = dict(cluster.held)
     cluster.fail = stop
@@ -148,8 +109,8 @@ def test_a_run_stopped_after_kafka_took_the_passwords_is_completed_by_the_next(
 
 def test_a_plan_makes_no_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`users plan` (dry_run) makes no folder and writes no file."""
-    _Cluster(monkeypatch)
-    asyncio.run(credentials.apply_users(_Admin(), tmp_path / "keys", PARTIES, dry_run=True))  # type: ignore[arg-type]
+    ScramCluster(monkeypatch)
+    apply(tmp_path / "keys", PARTIES, dry_run=True)
     assert not (tmp_path / "keys").exists()
 
 

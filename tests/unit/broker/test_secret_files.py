@@ -5,7 +5,6 @@ a client configuration reads and writes as Kafka's Java tools read it, or is ref
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 from datetime import UTC, datetime
@@ -13,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scram_cluster import ScramCluster, apply
 
 import broker.credentials as credentials
 from broker.crypto.keys import KeyKind, new_key
-from broker.kafka import KafkaConnection, connection_from_properties
-from broker.kafka.acls import SCRAM_MECHANISM
+from broker.kafka import connection_from_properties
 from broker.kafka.connection import read_properties
 from broker.keystore import Keystore, load_key_file, private_folder, write_atomic
 from broker.partner_store import PartnerStore
@@ -54,35 +53,8 @@ def _login(folder: Path, text: str = LOGIN, mode: int = 0o600) -> Path:
     return path
 
 
-class _Cluster:
-    """The cluster's side of ``apply_users``: the logins it holds, and the passwords it was given."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, users: dict[str, frozenset[str]]) -> None:
-        self.users = users
-        self.set: dict[str, str] = {}
-
-        async def scram_users(admin: Any) -> dict[str, frozenset[str]]:
-            return self.users
-
-        async def upsert(admin: Any, passwords: dict[str, str]) -> None:
-            self.set.update(passwords)
-
-        async def nothing(*args: Any) -> None:
-            return None
-
-        monkeypatch.setattr(credentials, "scram_users", scram_users)
-        monkeypatch.setattr(credentials, "upsert_users", upsert)
-        monkeypatch.setattr(credentials, "delete_users", nothing)
-        monkeypatch.setattr(credentials, "_wait_usable", nothing)
-
-
-class _Admin:
-    conn = KafkaConnection(bootstrap="kafka:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-                           username="admin", password="x")
-
-
 def _apply(keys: Path) -> list[credentials.PartyLogin]:
-    return asyncio.run(credentials.apply_users(_Admin(), keys, ["partner-COL"]))  # type: ignore[arg-type]
+    return apply(keys, ["partner-COL"])
 
 
 # 1. a password is kept only from a private file
@@ -93,32 +65,32 @@ def test_a_password_others_may_read_is_never_kept(tmp_path: Path, monkeypatch: p
                                                   mode: int) -> None:
     """`users apply` gives a party a new password when its client.properties is readable or writable by others,
     and writes the new file 0600: the password in the exposed file is never set on the cluster."""
-    cluster = _Cluster(monkeypatch, {"partner-COL": frozenset({SCRAM_MECHANISM})})
+    cluster = ScramCluster(monkeypatch, {"partner-COL": "old"})
     path = _login(tmp_path / "keys" / "partners" / "COL", mode=mode)
     [login] = _apply(tmp_path / "keys")
-    assert login.action == "rotated" and cluster.set["partner-COL"] != PLANTED
+    assert login.action == "rotated" and cluster.given["partner-COL"] != PLANTED
     assert _mode(path) == 0o600 and PLANTED not in path.read_text()
 
 
 def test_a_password_from_a_private_file_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A client.properties that passes every check keeps its password, as before: running twice changes nothing."""
-    cluster = _Cluster(monkeypatch, {"partner-COL": frozenset({SCRAM_MECHANISM})})
+    cluster = ScramCluster(monkeypatch, {"partner-COL": "old"})
     _login(tmp_path / "keys" / "partners" / "COL")
     [login] = _apply(tmp_path / "keys")
-    assert login.action == "kept" and cluster.set["partner-COL"] == PLANTED
+    assert login.action == "kept" and cluster.given["partner-COL"] == PLANTED
 
 
 def test_a_linked_client_configuration_is_never_kept_nor_written_through(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A client.properties that is a link to a file elsewhere is neither read for its password nor written
     through: the link is replaced by the party's own 0600 file and its target is left as it was."""
-    cluster = _Cluster(monkeypatch, {"partner-COL": frozenset({SCRAM_MECHANISM})})
+    cluster = ScramCluster(monkeypatch, {"partner-COL": "old"})
     elsewhere = _login(tmp_path / "elsewhere")
     folder = tmp_path / "keys" / "partners" / "COL"
     folder.mkdir(parents=True, mode=0o700)
     (folder / "client.properties").symlink_to(elsewhere)
     [login] = _apply(tmp_path / "keys")
-    assert login.action == "rotated" and cluster.set["partner-COL"] != PLANTED
+    assert login.action == "rotated" and cluster.given["partner-COL"] != PLANTED
     assert not (folder / "client.properties").is_symlink() and _mode(folder / "client.properties") == 0o600
     assert elsewhere.read_text() == LOGIN
 
@@ -127,13 +99,13 @@ def test_an_open_party_folder_is_refused_before_the_cluster_changes(tmp_path: Pa
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The reviewer's probe: a 0777 party folder holding a planted 0666 login. `users apply` refuses in one line
     naming the folder and chmod 700, sets no password on the cluster, and leaves the folder's mode alone."""
-    cluster = _Cluster(monkeypatch, {"partner-COL": frozenset({SCRAM_MECHANISM})})
+    cluster = ScramCluster(monkeypatch, {"partner-COL": "old"})
     path = _login(tmp_path / "keys" / "partners" / "COL", mode=0o666)
     path.parent.chmod(0o777)
     with pytest.raises(ConfigError) as caught:
         _apply(tmp_path / "keys")
     _one_line(caught, str(path.parent), "writable by others", "chmod 700")
-    assert cluster.set == {} and _mode(path.parent) == 0o777
+    assert cluster.given == {} and _mode(path.parent) == 0o777
 
 
 # 2. folders

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,9 @@ from puente import cli
 
 
 @pytest.fixture
-def keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def keys(bare_keys: Path) -> Path:
     """A private keystore folder for the accounts file, and no other PUENTE_* setting."""
-    for name in [n for n in os.environ if n.upper().startswith("PUENTE_")]:
-        monkeypatch.delenv(name)
-    folder = tmp_path / "keys"
-    folder.mkdir(mode=0o700)
-    monkeypatch.setenv("PUENTE_KEYS", str(folder))
-    return folder
+    return bare_keys
 
 
 def _add(capsys: pytest.CaptureFixture[str], *more: str) -> tuple[int, list[str]]:

@@ -1,0 +1,62 @@
+"""Kafka's side of ``broker.credentials.apply_users`` as the unit tests see it: no Kafka, a record of the
+passwords it holds and of the calls it got."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import broker.credentials as credentials
+from broker.kafka import KafkaConnection
+from broker.kafka.acls import SCRAM_MECHANISM
+
+
+class ScramCluster:
+    """The SCRAM logins of a cluster: ``held`` the password of each user (every one with Puente's mechanism),
+    ``given`` every password an upsert was asked to set, ``calls`` the calls in order. ``fail`` is raised by the
+    next upsert, after the passwords of ``taken`` (None: all) were set."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, held: dict[str, str] | None = None) -> None:
+        self.held: dict[str, str] = dict(held or {})
+        self.given: dict[str, str] = {}
+        self.calls: list[str] = []
+        self.fail: BaseException | None = None
+        self.taken: set[str] | None = None
+
+        async def scram_users(admin: Any) -> dict[str, frozenset[str]]:
+            self.calls.append("list")
+            return {user: frozenset({SCRAM_MECHANISM}) for user in self.held}
+
+        async def upsert(admin: Any, passwords: dict[str, str]) -> None:
+            self.calls.append("upsert")
+            self.given.update(passwords)
+            self.held.update({u: p for u, p in passwords.items() if self.taken is None or u in self.taken})
+            fail, self.fail, self.taken = self.fail, None, None
+            if fail is not None:
+                raise fail
+
+        async def delete(admin: Any, users: Any) -> None:
+            self.calls.append("delete")
+
+        async def nothing(*args: Any) -> None:
+            return None
+
+        monkeypatch.setattr(credentials, "scram_users", scram_users)
+        monkeypatch.setattr(credentials, "upsert_users", upsert)
+        monkeypatch.setattr(credentials, "delete_users", delete)
+        monkeypatch.setattr(credentials, "_wait_usable", nothing)
+
+
+class FakeAdmin:
+    """The admin connection ``apply_users`` writes each party's bootstrap servers and CA from."""
+
+    conn = KafkaConnection(bootstrap="kafka:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                           username="admin", password="x")
+
+
+def apply(keys: Path, principals: list[str], **options: Any) -> list[credentials.PartyLogin]:
+    """``apply_users`` against the stubbed cluster (``ScramCluster``)."""
+    return asyncio.run(credentials.apply_users(FakeAdmin(), keys, principals, **options))  # type: ignore[arg-type]
