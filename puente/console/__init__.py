@@ -3,6 +3,7 @@
     app       the Starlette application and its routes
     core      configuration, the answer path (index, audit, page), sign-in, security headers
     pages     the pages
+    rate      how many requests one account may make (429 past it), and the summary of those refused
     views     formatting helpers the templates use
     charts    server-rendered SVG bar charts
     server    running it with uvicorn beside the query log and the index refresher

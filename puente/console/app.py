@@ -16,8 +16,10 @@ Every page reads the index through the auditor's ``Scope``: a joint-oversight au
 answered from what concerns their partner, and anything else answers 404, the same page as
 something absent. Before any page, export or refusal is answered, the query (who, scope, page,
 parameters, how many results) is written to the audit through the ``QuerySink``; when that fails
-the answer is 503 and holds no data. (One exception, against floods: past 60 throttled sign-ins a
-minute, the 429 refusals themselves are no longer each recorded; they hold no data.) Pages are
+the answer is 503 and holds no data. (Exceptions, against floods, each a 429 that holds no data: past 60
+throttled sign-ins a minute, those refusals are no longer each recorded; and a signed-in account's requests past
+its budget, 60 a minute and 60 at once by default (``rate.PageBudget``), are refused unrecorded, each account's
+written as one summary record a minute: how many, from when until when.) Pages are
 Jinja2 templates with autoescaping; no script runs in them, and the headers say so (``core.SECURITY_HEADERS``).
 Served (``server.serve``), the console answers only under its own names: a request with any other Host header is
 refused before all of this (``core.HostCheck``), unrecorded.
@@ -54,6 +56,8 @@ def create_app(config: ConsoleConfig) -> Starlette:
         session = await run_in_threadpool(console.session, request)
         if session is None:
             return console.not_found(request, session)
+        if (over := await console.over_rate(session)) is not None:
+            return over
         return await console.refuse(request, session, "not found", {"path": request.url.path}, 404,
                                     "Nothing here: no such record in the audit you may see.")
 
@@ -63,4 +67,5 @@ def create_app(config: ConsoleConfig) -> Starlette:
     # built from the Host header, before any handler: unrecorded, and pointing wherever that header says. Such a
     # path is a page that is not there (``missing``).
     app.router.redirect_slashes = False
+    app.state.console = console  # for ``server.serve``: what it writes when it stops (``Console.stopping``)
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import math
 import secrets
 import time
 import urllib.parse
@@ -30,6 +31,7 @@ from broker.console_accounts import DEVICE_DAYS, ConsoleAccounts, Session
 from broker.gate import client_address
 from puente import logs
 from puente.console import views
+from puente.console.rate import PageBudget
 from puente.errors import PuenteError
 from puente.wire import parse_time
 
@@ -53,6 +55,8 @@ SECURITY_HEADERS = {
 UNRECORDED = "cannot record this query in the audit: check Kafka"
 MISNAMED = "This console does not answer under that name (the Host header): open it at its own address."
 THROTTLED = "Too many sign-in attempts: wait a minute and try again."
+OVER_RATE = "Too many requests from this account at once: wait {wait} s and try again."
+OVER_RATE_PAGE = "over the page rate"  # the page named in the summary record of an account's refused requests
 # The sign-in and sign-out forms: a name, a password, two tokens and a path. Anything larger, or with more fields,
 # is refused before it is read whole: these forms are posted before anyone is known.
 MAX_FORM_BYTES = 4096
@@ -104,6 +108,10 @@ class ConsoleConfig:
     """The policy's envelope rule, so that "why" names it for the fields it keeps (None: not loaded)."""
     login_per_address: int = 10  # sign-in attempts a minute from one client address
     login_overall: int = 60  # sign-in attempts a minute from all addresses together
+    page_rate: int = 60
+    """Requests a minute one signed-in account may make, sustained (``rate.PageBudget``; PUENTE_CONSOLE_PAGE_RATE)."""
+    page_burst: int = 60
+    """Requests one account may make at once, before ``page_rate`` holds it (PUENTE_CONSOLE_PAGE_BURST)."""
 
     @property
     def cookie(self) -> str:
@@ -287,7 +295,9 @@ class Console:
         self.config = config
         self.env = templates()
         self.throttle = LoginThrottle(config.login_per_address, config.login_overall)
+        self.budget = PageBudget(config.page_rate, config.page_burst)
         self._verifying = asyncio.Semaphore(VERIFYING)
+        self._summaries: dict[str, asyncio.Task[None]] = {}  # an account's summary to write when its window ends
 
     # answering -------------------------------------------------------------------------------------
 
@@ -358,11 +368,53 @@ class Console:
         return self.config.accounts.session(request.cookies.get(self.config.cookie), self.config.clock())
 
     async def signed_in(self, request: Request) -> Session | Response:
+        """The request's session, counted against its account's budget; else the sign-in form, or 429 over it."""
         found = await run_in_threadpool(self.session, request)
         if found is not None:
-            return found
+            return await self.over_rate(found) or found
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?{QueryParams({'next': target})}", status_code=303)
+
+    async def over_rate(self, session: Session) -> Response | None:
+        """None when ``session``'s account may be answered now (a request of its budget is spent: ``page_rate``,
+        ``page_burst``); else 429, unrecorded, the refusal tallied for the account's one summary record a window.
+        Every signed-in request is asked, before anything of it is read or recorded: each page, export, refusal
+        and sign-out would otherwise be a query record, and a flood of them would fill the log and keep every
+        auditor's pages waiting on its one writer."""
+        now = self.config.clock()
+        await self.summarise(now)
+        account = session.account
+        wait = self.budget.admit(account.name, account.scope, now)
+        if not wait:
+            return None
+        pending = self._summaries.get(account.name)
+        if pending is None or pending.done():  # the first refusal of a window: its summary is written at its end
+            self._summaries[account.name] = asyncio.create_task(self._summarise_after(self.budget.window_s))
+        return _over_rate(wait)
+
+    async def _summarise_after(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s + 0.1)
+        await self.summarise(self.config.clock())
+
+    async def stopping(self) -> None:
+        """Write every account's tally of refused requests, its window over or not: the console is stopping."""
+        for pending in self._summaries.values():
+            pending.cancel()
+        self._summaries.clear()
+        await self.summarise(None)
+
+    async def summarise(self, now: datetime | None) -> None:
+        """Write one record for each account whose window of refused requests has ended by ``now`` (every
+        account's, ``now`` None: the console is stopping): who, how many, from when until when. A record that
+        cannot be written is kept, to go with the account's next one. Written when a window ends, by a timer
+        the window's first refusal set, or first by whichever request comes after it."""
+        for refused in self.budget.due(now):
+            try:
+                await self.config.queries.record(refused.account, refused.scope, OVER_RATE_PAGE, refused.params(),
+                                                 0)
+            except PuenteError as exc:
+                log.warning("the refused requests of an account cannot be recorded yet", error=str(exc)[:300])
+                self.budget.restore(refused)
 
     # signing in and out ----------------------------------------------------------------------------
 
@@ -434,6 +486,8 @@ class Console:
     async def logout(self, request: Request) -> Response:
         session = await run_in_threadpool(self.session, request)
         if session is not None:  # without one, nothing is read: there is nothing to end
+            if (over := await self.over_rate(session)) is not None:
+                return over
             form = await small_form(request)
             if form is None or not same_token(session.csrf, form.get("csrf", "")):
                 # Recorded as every refusal is, or 503: a forged sign-out is an attempt on a session.
@@ -487,6 +541,13 @@ def _throttled() -> Response:
     """429, one line, no page: what a sign-in flood is answered."""
     return Response(THROTTLED + "\n", status_code=429, media_type="text/plain; charset=utf-8",
                     headers={"retry-after": "60"})
+
+
+def _over_rate(wait_s: float) -> Response:
+    """429, one line, no page: what a signed-in account's requests past its budget are answered."""
+    wait = max(1, math.ceil(wait_s))
+    return Response(OVER_RATE.format(wait=wait) + "\n", status_code=429, media_type="text/plain; charset=utf-8",
+                    headers={"retry-after": str(wait)})
 
 
 def csv_lines(header: list[str], rows: Iterator[list[Any]]) -> Iterator[str]:

@@ -472,8 +472,9 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
                     raise
                 REFRESH.failed(datetime.now(UTC), _one_line(exc))
                 note(f"the index could not be caught up ({_one_line(exc)}); serving it as it stands")
+        app = create_app(config)
         server = uvicorn.Server(uvicorn.Config(
-            HostCheck(create_app(config), listen.hosts()), host=listen.host, port=listen.port, log_level="warning",
+            HostCheck(app, listen.hosts()), host=listen.host, port=listen.port, log_level="warning",
             access_log=False, lifespan="off", server_header=False, proxy_headers=False,
             http=console_protocol(Gate(MAX_CONNECTIONS, MAX_PER_ADDRESS), listen.context()),
             limit_concurrency=MAX_REQUESTS))
@@ -489,5 +490,6 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await app.state.console.stopping()  # refused requests not yet told, while the log still runs
     finally:
         await log.stop()

@@ -1,0 +1,169 @@
+"""The per-account page budget: requests past it answer 429, unrecorded, summed up in one record a window."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from starlette.testclient import TestClient
+
+from broker.console_accounts import ConsoleAccounts
+from puente.console import ConsoleConfig, create_app
+from puente.console.rate import PageBudget
+
+from .conftest import FakeIndex, Sink, _sign_in, served
+
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A console's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _console(accounts: ConsoleAccounts, sink: Sink, clock: Clock, **limits: int) -> TestClient:
+    config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, clock=clock, **limits)  # type: ignore[arg-type]
+    return TestClient(create_app(config), follow_redirects=False)
+
+
+def test_requests_past_the_budget_answer_429_and_are_summed_up_in_one_record(accounts: ConsoleAccounts,
+                                                                             sink: Sink) -> None:
+    """Past its burst an account's pages, 404s and refusals answer 429 with Retry-After, and none is written to the
+    query log; once its window is over, one record says how many were refused, from when until when."""
+    clock = Clock()
+    client = _console(accounts, sink, clock, page_rate=6, page_burst=3)
+    assert _sign_in(client, "ana").status_code == 303
+    assert [client.get("/search", params={"partner": "COL"}).status_code for _ in range(3)] == [200] * 3
+    before = len(sink.records)
+    for path in ("/search?partner=COL", "/nope", "/indicators?since=nonsense", "/search.csv", "/queries"):
+        clock.now += timedelta(seconds=1)
+        answer = client.get(path)
+        assert answer.status_code == 429, path
+        assert 1 <= int(answer.headers["retry-after"]) <= 10  # a token every 10 s
+        assert answer.headers["content-type"].startswith("text/plain") and "Too many requests" in answer.text
+        assert answer.headers["x-frame-options"] == "DENY"
+    assert client.post("/logout", data={"csrf": "forged"}).status_code == 429
+    assert len(sink.records) == before  # none of the six written
+    clock.now = T0 + timedelta(seconds=61)  # past the window from the first refusal (T0 + 1 s)
+    assert client.get("/").status_code == 200
+    summary, page = sink.records[before:]
+    assert summary == {"auditor": "ana", "scope": "national", "page": "over the page rate",
+                       "params": {"refused": 6, "from": "2026-11-01T10:00:01Z", "until": "2026-11-01T10:00:05Z"},
+                       "results": 0}
+    assert page["page"] == "home"
+
+
+def test_a_flood_writes_one_record_a_window(accounts: ConsoleAccounts, sink: Sink) -> None:
+    """At the default budget, 200 requests at once with arbitrary parameters: the first 60 answered and recorded,
+    the other 140 refused and written as one record once the window is over; a flood over two windows, two."""
+    clock = Clock()
+    client = _console(accounts, sink, clock)
+    assert _sign_in(client, "sam").status_code == 303
+    before = len(sink.records)
+    codes = [client.get("/search", params={f"k{i}": "v" * 200}).status_code for i in range(200)]
+    assert codes == [200] * 60 + [429] * 140
+    assert len(sink.records) - before == 60
+    clock.now += timedelta(seconds=60)  # the bucket refills 60, then 60 more are refused
+    codes = [client.get("/search").status_code for _ in range(121)]
+    assert codes == [200] * 60 + [429] * 61
+    clock.now += timedelta(seconds=60)
+    assert client.get("/").status_code == 200
+    summaries = [r for r in sink.records[before:] if r["page"] == "over the page rate"]
+    assert [(r["auditor"], r["scope"], r["params"]["refused"]) for r in summaries] == [("sam", "USA", 140),
+                                                                                     ("sam", "USA", 61)]
+    assert len(sink.records) - before == 60 + 1 + 60 + 1 + 1
+
+
+def test_each_account_has_its_own_budget(accounts: ConsoleAccounts, sink: Sink) -> None:
+    """One account over its budget does not spend another's, even from the same client."""
+    clock = Clock()
+    ana = _console(accounts, sink, clock, page_rate=1, page_burst=2)
+    sam = TestClient(ana.app, follow_redirects=False)
+    assert _sign_in(ana, "ana").status_code == 303 and _sign_in(sam, "sam").status_code == 303
+    assert [ana.get("/").status_code for _ in range(4)] == [200, 200, 429, 429]
+    assert [sam.get("/").status_code for _ in range(2)] == [200, 200]
+
+
+def test_ordinary_use_within_the_default_budget_is_unchanged(accounts: ConsoleAccounts, sink: Sink) -> None:
+    """A person opening 60 pages at once (tabs), then one a second, is never refused, and every page is recorded."""
+    clock = Clock()
+    client = _console(accounts, sink, clock)
+    assert _sign_in(client, "ana").status_code == 303
+    before = len(sink.records)
+    assert all(client.get(f"/alerts/A-BOTH?partner={p}").status_code == 200 for p in ("USA", "COL") * 30)
+    for _ in range(120):
+        clock.now += timedelta(seconds=1)
+        assert client.get("/search", params={"decision": "DELIVER"}).status_code == 200
+    assert len(sink.records) - before == 180
+    assert "over the page rate" not in {r["page"] for r in sink.records}
+
+
+def test_static_files_and_the_sign_in_form_spend_no_budget(accounts: ConsoleAccounts, sink: Sink) -> None:
+    """The style sheet each page loads, and anything asked without a session, are never recorded: not counted."""
+    clock = Clock()
+    client = _console(accounts, sink, clock, page_rate=1, page_burst=1)
+    assert _sign_in(client, "ana").status_code == 303
+    before = len(sink.records)
+    assert all(client.get("/static/console.css").status_code == 200 for _ in range(5))
+    assert len(sink.records) == before
+    assert client.get("/").status_code == 200
+
+
+def test_the_budget_refills_at_its_rate_up_to_its_burst() -> None:
+    """A token bucket: ``burst`` at once, then one every 60/``per_minute`` seconds; the wait is told; a clock set
+    back takes nothing and refills nothing."""
+    budget = PageBudget(per_minute=30, burst=2)
+    assert budget.admit("ana", "national", T0) == 0 and budget.admit("ana", "national", T0) == 0
+    assert budget.admit("ana", "national", T0) == pytest.approx(2.0)
+    assert budget.admit("ana", "national", T0 + timedelta(seconds=2)) == 0
+    assert budget.admit("ana", "national", T0 - timedelta(hours=1)) == pytest.approx(2.0)
+    assert budget.admit("ana", "national", T0 + timedelta(hours=1)) == 0  # refilled to the burst, no more
+    assert budget.admit("ana", "national", T0 + timedelta(hours=1)) == 0
+    assert budget.admit("ana", "national", T0 + timedelta(hours=1)) > 0
+    assert [r.count for r in budget.due(None)] == [3]
+
+
+def test_a_summary_that_cannot_be_written_goes_with_the_next(accounts: ConsoleAccounts, sink: Sink) -> None:
+    """Kafka down when a window ends: its refusals are kept and written, with the next window's, in one record."""
+    clock = Clock()
+    client = _console(accounts, sink, clock, page_rate=1, page_burst=1)
+    assert _sign_in(client, "ana").status_code == 303
+    assert client.get("/").status_code == 200
+    assert client.get("/").status_code == 429
+    clock.now += timedelta(seconds=61)
+    sink.failing = True
+    assert client.get("/").status_code == 503  # the page itself is not recorded either: refused as ever
+    assert client.get("/").status_code == 429
+    sink.failing = False
+    clock.now += timedelta(seconds=61)
+    before = len(sink.records)
+    assert client.get("/").status_code == 200
+    assert sink.records[before]["page"] == "over the page rate" and sink.records[before]["params"]["refused"] == 2
+
+
+async def _status(port: int, path: str, cookie: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: puente-console={cookie}\r\n"
+                 "Connection: close\r\n\r\n".encode())
+    try:
+        return (await asyncio.wait_for(reader.readline(), 5)).split(b" ")[1]
+    finally:
+        writer.close()
+
+
+async def test_a_console_stopping_writes_the_refusals_not_yet_told(accounts: ConsoleAccounts, sink: Sink) -> None:
+    """Served, an account's refusals whose window has not ended are written as its summary when the console stops,
+    while the query log still runs: a flood just before a restart is not lost from the audit."""
+    ana = next(a for a in accounts.list() if a.name == "ana")
+    session = accounts.start_session(ana, datetime.now(UTC))
+    async with served(accounts, sink) as port:
+        codes = [await _status(port, "/integrity", session.token) for _ in range(70)]
+        assert codes.count(b"429") >= 9 and "over the page rate" not in {r["page"] for r in sink.records}
+    summary = sink.records[-1]
+    assert summary["page"] == "over the page rate" and summary["params"]["refused"] == codes.count(b"429")
