@@ -145,6 +145,14 @@ class PuenteSettings(BaseSettings):
         "(loopback names on a loopback address, the certificate's DNS and IP names over TLS, each with the port), "
         "as JSON ([\"console.example\"]): a name or address as the browser sends it, with the port unless it is "
         "the scheme's own (a reverse proxy's 443, say); *.name stands for one label. Any other is refused (400)"))
+    # Each request a signed-in auditor makes is one QUERY record, kept for the audit's retention and written one at a
+    # time: a person clicking, or opening a search's alerts in tabs, stays well within 60 at once and one a second.
+    console_page_rate: int = Field(60, ge=1, le=6000, description=(
+        "requests a minute one console account may make, sustained (pages, exports, refusals); past it and "
+        "PUENTE_CONSOLE_PAGE_BURST the console answers 429, records none of them, and writes one record a minute "
+        "of how many it refused"))
+    console_page_burst: int = Field(60, ge=1, le=6000, description=(
+        "requests one console account may make at once before PUENTE_CONSOLE_PAGE_RATE holds it"))
     metrics_address: str = Field("127.0.0.1", description=(
         "IP address the /metrics endpoint binds to (0.0.0.0: every IPv4 address, :: every address)"))
 

@@ -232,7 +232,8 @@ def _serve(args: argparse.Namespace) -> int:
         return AuditIndex(index, readonly=True)
 
     config = ConsoleConfig(open_index, accounts, log, tls=listen.tls, deployment=cfg.topic_prefix,
-                           envelope=AlwaysKept.of(policy_set))
+                           envelope=AlwaysKept.of(policy_set), page_rate=cfg.console_page_rate,
+                           page_burst=cfg.console_page_burst)
     catch_up = catch_up_index(cfg, conn, index)
 
     def ready(url: str) -> None:

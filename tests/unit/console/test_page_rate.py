@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
+import puente.commands.console as console_commands
 from broker.console_accounts import ConsoleAccounts
+from puente.cli import main
 from puente.console import ConsoleConfig, create_app
 from puente.console.rate import PageBudget
+from puente.settings import PuenteSettings
 
 from .conftest import FakeIndex, Sink, _sign_in, served
 
@@ -167,3 +171,33 @@ async def test_a_console_stopping_writes_the_refusals_not_yet_told(accounts: Con
         assert codes.count(b"429") >= 9 and "over the page rate" not in {r["page"] for r in sink.records}
     summary = sink.records[-1]
     assert summary["page"] == "over the page rate" and summary["params"]["refused"] == codes.count(b"429")
+
+
+def test_the_budget_is_a_setting_that_audit_serve_passes_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """PUENTE_CONSOLE_PAGE_RATE and PUENTE_CONSOLE_PAGE_BURST (60 and 60, at least 1 each) reach the console that
+    `puente audit serve` runs."""
+    fields = PuenteSettings.model_fields
+    assert (fields["console_page_rate"].default, fields["console_page_burst"].default) == (60, 60)
+    for bad in ({"console_page_rate": 0}, {"console_page_burst": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            PuenteSettings(**bad)  # type: ignore[arg-type]
+    given: list[ConsoleConfig] = []
+
+    class Accounts:
+        def list(self) -> list[str]:
+            return ["ana"]
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(console_commands, "_accounts", lambda *args, **kwargs: Accounts())
+    monkeypatch.setattr(console_commands, "kafka", lambda *args: None)
+    monkeypatch.setattr(console_commands, "QueryLog", lambda *args: None)
+    monkeypatch.setattr(console_commands, "catch_up_index", lambda *args: None)
+    monkeypatch.setattr(console_commands, "serve", lambda listen, config, *args, **kwargs: given.append(config))
+    monkeypatch.setattr(console_commands, "run", lambda _: None)
+    monkeypatch.setenv("PUENTE_AUDIT_INDEX", str(tmp_path / "index.sqlite"))
+    monkeypatch.setenv("PUENTE_CONSOLE_PAGE_RATE", "7")
+    monkeypatch.setenv("PUENTE_CONSOLE_PAGE_BURST", "9")
+    assert main(["audit", "serve"]) == 0
+    assert [(c.page_rate, c.page_burst) for c in given] == [(7, 9)]
