@@ -56,6 +56,7 @@ UNRECORDED = "cannot record this query in the audit: check Kafka"
 MISNAMED = "This console does not answer under that name (the Host header): open it at its own address."
 THROTTLED = "Too many sign-in attempts: wait a minute and try again."
 OVER_RATE = "Too many requests from this account at once: wait {wait} s and try again."
+UNKNOWN = "unknown parameters"  # how many query parameters a page does not take: counted, never quoted
 OVER_RATE_PAGE = "over the page rate"  # the page named in the summary record of an account's refused requests
 # The sign-in and sign-out forms: a name, a password, two tokens and a path. Anything larger, or with more fields,
 # is refused before it is read whole: these forms are posted before anyone is known.
@@ -318,11 +319,14 @@ class Console:
         return self.problem(request, session, 404, "Nothing here: no such record in the audit you may see.")
 
     async def answer(self, request: Request, session: Session, page: str, params: Mapping[str, Any],
-                     work: Callable[[IndexReader, Scope], tuple[int, Callable[[], Response]]]) -> Response:
+                     work: Callable[[IndexReader, Scope], tuple[int, Callable[[], Response]]],
+                     accepts: Collection[str] = ()) -> Response:
         """Run ``work`` on the index (in a worker thread), write the query to the audit, then answer.
         ``work`` gives how many results, and what to answer; nothing is answered before the query is
-        written."""
+        written. ``params`` is what the page took from the request (read after ``work``, which may add to
+        it); the query parameters it does not take, any not named in ``accepts``, are counted (``UNKNOWN``)."""
         scope = Scope(session.account.partner)
+        unknown = unknown_params(request, accepts)
 
         def run() -> tuple[int, Callable[[], Response]]:
             index = self.config.open_index()
@@ -334,21 +338,24 @@ class Console:
         try:
             results, respond = await run_in_threadpool(run)
         except PuenteError as exc:
-            if not await self.record(session, page, params, 0):  # the attempt is audited all the same
+            if not await self.record(session, page, counted(params, unknown), 0):  # audited all the same
                 return self.problem(request, session, 503, UNRECORDED)
             # The error names the index file and what failed: a national auditor reads it, a partner's
             # auditor is told that much only (the operator's log has it too).
             log.warning("the audit index cannot be read", error=str(exc)[:300])
             why = str(exc)[:300] if session.account.national else "the console's operator has the details"
             return self.problem(request, session, 503, f"the audit index cannot be read: {why}")
-        if not await self.record(session, page, params, results):
+        if not await self.record(session, page, counted(params, unknown), results):
             return self.problem(request, session, 503, UNRECORDED)
         return respond()
 
     async def refuse(self, request: Request, session: Session | None, page: str, params: Mapping[str, Any],
-                     status: int, message: str, auditor: str | None = None) -> HTMLResponse:
+                     status: int, message: str, auditor: str | None = None,
+                     accepts: Collection[str] = ()) -> HTMLResponse:
         """A refusal (``status``, ``message``: no data), recorded first as every answer is; 503 when it
-        cannot be recorded."""
+        cannot be recorded. ``params`` is what the caller chose to record, never the request's own keys: the
+        query parameters not named in ``accepts`` are counted (``UNKNOWN``)."""
+        params = counted(params, unknown_params(request, accepts))
         if not await self.record(session, page, params, 0, auditor):
             return self.problem(request, session, 503, UNRECORDED)
         return self.problem(request, session, status, message)
@@ -541,6 +548,18 @@ def _throttled() -> Response:
     """429, one line, no page: what a sign-in flood is answered."""
     return Response(THROTTLED + "\n", status_code=429, media_type="text/plain; charset=utf-8",
                     headers={"retry-after": "60"})
+
+
+def unknown_params(request: Request, accepts: Collection[str]) -> int:
+    """How many of ``request``'s query parameters are not named in ``accepts``."""
+    return sum(1 for name, _ in request.query_params.multi_items() if name not in accepts)
+
+
+def counted(params: Mapping[str, Any], unknown: int) -> Mapping[str, Any]:
+    """``params`` with how many parameters were not taken (``UNKNOWN``), when there were any. The query log keeps
+    what a page took, by the names it takes: a name anyone can choose, and its value, would let a client write
+    what it liked into the auditors' log, as many names as the request holds."""
+    return {**params, UNKNOWN: unknown} if unknown else params
 
 
 def _over_rate(wait_s: float) -> Response:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -28,6 +28,13 @@ INDICATOR_TABLES = {
     "latency": ("latency", ("partner", "to", "p50_ms", "p95_ms", "n")),
 }
 Work = Callable[[IndexReader, Scope], tuple[int, Callable[[], Response]]]
+ACCEPTS: dict[str, tuple[str, ...]] = {
+    "home": (), "search": (*FILTERS, "page"), "search.csv": FILTERS, "alert": ("partner",),
+    "why": ("alert", "partner", "field"), "integrity": (), "dead-letters": (), "receipts": ("hours", "page"),
+    "indicators": ("since", "until"), "indicators.csv": ("table", "since", "until"), "queries": ("page",),
+}
+"""The query parameters each page takes: only these are ever recorded (what the page read of them); any other is
+counted in its record (``core.UNKNOWN``), never written."""
 QUERIES_PER_PAGE = 200
 
 
@@ -88,14 +95,20 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await console.signed_in(request)
 
     async def gate_parsed(request: Request, page: str, parse: Callable[[Request], T]) -> tuple[Session, T] | Response:
-        """Signed in, and the page's parameters parsed: else the sign-in form, or a recorded 400."""
+        """Signed in, and the page's parameters parsed: else the sign-in form, or a recorded 400 (the parameters
+        the page takes, as given: what it could not read; the others counted)."""
         session = await gate(request)
         if isinstance(session, Response):
             return session
         try:
             return session, parse(request)
         except ValueError as exc:
-            return await console.refuse(request, session, page, dict(request.query_params), 400, str(exc))
+            given = {name: request.query_params[name] for name in ACCEPTS[page] if name in request.query_params}
+            return await console.refuse(request, session, page, given, 400, str(exc), accepts=ACCEPTS[page])
+
+    async def answer(request: Request, session: Session, page: str, asked: Mapping[str, Any], work: Work) -> Response:
+        """``Console.answer``, with the query parameters ``page`` takes (``ACCEPTS``)."""
+        return await console.answer(request, session, page, asked, work, accepts=ACCEPTS[page])
 
     async def home(request: Request) -> Response:
         session = await gate(request)
@@ -107,7 +120,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             problems = int(summary.get("problems") or 0)
             return 1, lambda: console.html("home.html", request, session, summary=summary, problems=problems)
 
-        return await console.answer(request, session, "home", {}, work)
+        return await answer(request, session, "home", {}, work)
 
     async def search(request: Request) -> Response:
         given = await gate_parsed(request, "search", _query)
@@ -128,7 +141,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
                 "search.html", request, session, found=found, facets=facets, typed=typed, pages=pages,
                 base=base, columns=SEARCH_COLUMNS)
 
-        return await console.answer(request, session, "search", asked, work)
+        return await answer(request, session, "search", asked, work)
 
     async def search_csv(request: Request) -> Response:
         given = await gate_parsed(request, "search.csv", _query)
@@ -157,7 +170,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             return total, lambda: csv_response("puente-decisions.csv", csv_lines(list(SEARCH_COLUMNS),
                                                                                  rows(index, found)))
 
-        answered = await console.answer(request, session, "search.csv", typed, work)
+        answered = await answer(request, session, "search.csv", typed, work)
         if not isinstance(answered, StreamingResponse):  # refused or failed: no stream will close the snapshot
             for index in held:
                 index.close()
@@ -183,7 +196,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
                 "timeline.html", request, session, alert_id=alert_id, events=events, partner=partner,
                 partners=partners, redactions=views.redactions)
 
-        return await console.answer(request, session, "alert", {"alert": alert_id, "partner": partner}, work)
+        return await answer(request, session, "alert", {"alert": alert_id, "partner": partner}, work)
 
     async def why(request: Request) -> Response:
         session = await gate(request)
@@ -201,7 +214,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             rows = index.why(scope, alert_id, partner, field, console.config.envelope)
             return len(rows), lambda: console.html("why.html", request, session, asked=asked, rows=rows)
 
-        return await console.answer(request, session, "why", asked, work)
+        return await answer(request, session, "why", asked, work)
 
     async def integrity(request: Request) -> Response:
         session = await gate(request)
@@ -228,7 +241,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
                 ends_counted=int(found.get("ends_counted") or 0),
                 ends_counted_unchecked=int(found.get("ends_counted_unchecked") or 0))
 
-        return await console.answer(request, session, "integrity", {}, work)
+        return await answer(request, session, "integrity", {}, work)
 
     async def national_rows(request: Request, page: str, template: str,
                             fetch: Callable[[IndexReader, Scope], list[Any]]) -> Response:
@@ -243,7 +256,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             rows = fetch(index, scope)
             return len(rows), lambda: console.html(template, request, session, rows=rows)
 
-        return await console.answer(request, session, page, {}, work)
+        return await answer(request, session, page, {}, work)
 
     async def dead_letters(request: Request) -> Response:
         return await national_rows(request, "dead-letters", "dead_letters.html",
@@ -268,7 +281,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             return found.total, lambda: console.html("receipts.html", request, session, found=found,
                                                      pages=found.pages, hours=hours)
 
-        return await console.answer(request, session, "receipts", asked, work)
+        return await answer(request, session, "receipts", asked, work)
 
     def _period(request: Request) -> tuple[datetime | None, datetime | None, dict[str, str]]:
         since, until = time_param(request.query_params, "since"), time_param(request.query_params, "until")
@@ -289,7 +302,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             return count, lambda: console.html("indicators.html", request, session, charts=charts, found=found,
                                                typed=typed, base=base)
 
-        return await console.answer(request, session, "indicators", typed, work)
+        return await answer(request, session, "indicators", typed, work)
 
     async def indicators_csv(request: Request) -> Response:
         given = await gate_parsed(request, "indicators.csv", _period)
@@ -306,7 +319,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             lines = csv_lines(list(columns), iter([[r.get(c) for c in columns] for r in rows]))
             return len(rows), lambda: csv_response(f"puente-{table}.csv", lines)
 
-        return await console.answer(request, session, "indicators.csv", {"table": table[:20], **typed}, work)
+        return await answer(request, session, "indicators.csv", {"table": table[:20], **typed}, work)
 
     async def queries(request: Request) -> Response:
         session = await gate(request)
@@ -324,7 +337,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             return found.total, lambda: console.html("queries.html", request, session, found=found,
                                                      pages=found.pages)
 
-        return await console.answer(request, session, "queries", asked, work)
+        return await answer(request, session, "queries", asked, work)
 
     return [
         Route("/", home), Route("/search", search), Route("/search.csv", search_csv),
