@@ -201,3 +201,12 @@ def test_the_budget_is_a_setting_that_audit_serve_passes_on(monkeypatch: pytest.
     monkeypatch.setenv("PUENTE_CONSOLE_PAGE_BURST", "9")
     assert main(["audit", "serve"]) == 0
     assert [(c.page_rate, c.page_burst) for c in given] == [(7, 9)]
+
+
+def test_a_page_names_its_icon_inline_so_a_view_is_one_recorded_request(ana: TestClient, sink: Sink) -> None:
+    """A browser asks every page's site for /favicon.ico unless the page names an icon: signed in, that is a "not
+    found" query record and a request of the budget for each page seen. Every page names an empty one inline (the
+    CSP's img-src allows data:); the style sheet, the one file a page loads, is recorded nowhere."""
+    for path in ("/", "/search", "/nope"):
+        assert '<link rel="icon" href="data:,">' in ana.get(path).text, path
+    assert "data:" in ana.get("/").headers["content-security-policy"].split("img-src", 1)[1].split(";", 1)[0]
