@@ -38,7 +38,7 @@ from puente import wire
 from puente.errors import CodecError, CryptoError, KeyUnusable, OriginError, PuenteError
 from puente.strict import emoji_unglued, known_zone, prepare_unseen_mark, unseen_mark
 from puente.wire import Record, iso_utc
-from schemas import AlertCodec
+from schemas import AlertCodec, bounds_problem
 
 WITHHOLD = "WITHHOLD"
 # How far in the future an event may claim to be before it is refused (clock skew between agencies).
@@ -464,10 +464,10 @@ class Pipeline:
     def _admit(self, record: Record, key: str, seen: Container[str], now: datetime,
                states: StateLookup) -> tuple[dict[str, Any], AlertState | None, str | None]:
         """The decoded alert, its state as of the records before it, and, for a later version of an alert some
-        partner holds that fails a content rule (``_sanity``, a hidden character), why: its originator changed the
-        alert and no one can tell how, so ``process`` withholds it from everyone and pulls back what partners hold
-        (dead-lettered, as any other record failing a rule, they would keep the earlier version, perhaps the one
-        this version restricts). ``_Reject`` for every record to be dead-lettered."""
+        partner holds that fails a content rule (``_sanity``, ``schemas.bounds``, a hidden character), why: its
+        originator changed the alert and no one can tell how, so ``process`` withholds it from everyone and pulls
+        back what partners hold (dead-lettered, as any other record failing a rule, they would keep the earlier
+        version, perhaps the one this version restricts). ``_Reject`` for every record to be dead-lettered."""
         agency = self.slots.agency_of(record.topic)
         if agency is None:
             raise _Reject("unknown-topic", "record on a topic that is not an ingress topic")
@@ -529,12 +529,18 @@ class Pipeline:
         # originator is still held to the first version's (below): one unit may not recall another's alert.
         recall = _is_recall(alert.get("lifecycle"))
         content = not recall
-        hidden = None
-        if (char := hidden_char(alert if content else {"alert_id": alert["alert_id"]})) is not None:
-            hidden = (f"a text field holds {char}, which can disguise what a partner reads or what a log shows; the "
-                      "adapters refuse these")
+        unsound = None  # a content rule broken: too much held, or a hidden character
+        # How much the alert holds, before anything reads its characters: beyond what an adapter writes
+        # (``schemas.bounds``), one record's scan and views would hold every slot's event loop for a third of a
+        # second. A recall's content is neither scanned nor viewed.
+        oversized = bounds_problem(alert) if content else None
+        if oversized is not None:
+            unsound = oversized
+        elif (char := hidden_char(alert if content else {"alert_id": alert["alert_id"]})) is not None:
+            unsound = (f"a text field holds {char}, which can disguise what a partner reads or what a log shows; the "
+                       "adapters refuse these")
             if not content:
-                raise _Reject("invalid", hidden)
+                raise _Reject("invalid", unsound)
         if alert["agency"] != agency:
             named = alert["agency"] if alert["agency"] in self.slots.agencies else "another agency"
             raise _Reject("agency-mismatch", f"alert names {named} as its agency on {agency}'s topic")
@@ -555,7 +561,7 @@ class Pipeline:
             # another partition than its key's would meet neither.
             raise _Reject("misrouted", f"the record is in partition {record.partition} but its key belongs in "
                                        f"partition {placed}; publish with Kafka's default partitioner")
-        problem = hidden or (_sanity(alert, now) if content else _id_problem(alert))
+        problem = unsound or (_sanity(alert, now) if content else _id_problem(alert))
         structural = lifecycle_problem(alert)  # its version or action: none to pull back at
         alert_id, version = alert["alert_id"], alert.get("version", 1)
         if problem and content and seen_key(alert_id, version, False) in seen:

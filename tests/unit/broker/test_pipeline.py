@@ -560,10 +560,14 @@ def _snm_record(alert_id: str | None = None, **markings: Any) -> Record:
                   value, (("published", str(NOW_MS).encode()),), NOW_MS)
 
 
-def test_huge_marking_values_are_bounded_in_the_audit_entry() -> None:
-    """An agency's marking strings are cut short in the audit entry, whatever their size."""
-    out = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()}).process(
-        _snm_record(classification="X" * 1_000_000), set(), NOW)
+def test_huge_marking_values_are_refused_and_bounded_ones_kept_short_in_the_audit_entry() -> None:
+    """A marking string longer than a code (``schemas.bounds``) is dead-lettered, naming the field and the bound,
+    never the value; one at the bound reaches the audit entry at most 64 characters long."""
+    pipe = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()})
+    out = pipe.process(_snm_record(classification="X" * 1_000_000), set(), NOW)
+    assert out.dead_reason == "invalid" and "XXX" not in out.entry["detail"]
+    assert out.entry["detail"] == "markings.classification has 1,000,000 characters; at most 64 are accepted"
+    out = pipe.process(_snm_record(classification="X" * 64), set(), NOW)
     assert out.dead_reason is None and len(out.entry["classification"]) <= 64
 
 
