@@ -29,6 +29,7 @@ from adapters._codes import norm_key
 from policies import Areas, load_policy_set, unseen_character, yaml_problem
 from puente.errors import ConfigError
 from puente.strict import TooLarge, known_zone, read_bounded
+from schemas import bounds
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "agencies.yaml"
 # Older and local names still typed in reports (San Blas and Kuna Yala are Guna Yala's former names).
@@ -146,15 +147,19 @@ class Port(_Frozen):
 
 
 class Limits(_Frozen):
-    id: int = 80
-    code: int = 40
-    name: int = 100
-    place: int = 120
-    unit: int = 120
-    summary: int = 200
-    remarks: int = 2000
-    handling_text: int = 500
-    document: int = 30
+    """The longest text each kind of field may hold; a longer value is refused, never cut. Each may be lowered,
+    never raised above the bound the broker holds every alert to (``schemas.bounds``): a longer value would be
+    published only to be dead-lettered there."""
+
+    id: int = Field(80, ge=1, le=bounds.ALERT_ID - 80)  # AGENCY: goes before it
+    code: int = Field(40, ge=1, le=bounds.PORT)
+    name: int = Field(100, ge=1, le=bounds.NAME)
+    place: int = Field(120, ge=1, le=bounds.PLACE)
+    unit: int = Field(120, ge=1, le=bounds.UNIT)
+    summary: int = Field(200, ge=1, le=bounds.SUMMARY)
+    remarks: int = Field(2000, ge=1, le=bounds.REMARKS)
+    handling_text: int = Field(500, ge=1, le=bounds.HANDLING_TEXT)
+    document: int = Field(30, ge=1, le=bounds.DOCUMENT)
     record_bytes: int = Field(65536, ge=1024, le=900_000)  # stays under Kafka's 1 MB message default
 
 

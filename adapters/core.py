@@ -34,6 +34,7 @@ from adapters._fields import (
     OLDEST_EVENT,
     OUT_OF_REGION,
     SCHEMA,
+    TOO_LONG,
     UNKNOWN_CODE,
     code,
     did_you_mean,
@@ -44,7 +45,7 @@ from adapters._fields import (
 from adapters._readers import Item
 from adapters.config import AgencyProfile, Context
 from puente.errors import AdapterError, CodecError, ConfigError
-from schemas import alert_codec
+from schemas import alert_codec, bounds_problem
 
 # The broker refuses events more than an hour in the future (clock skew between agencies);
 # refusing at the same bound here means the broker never dead-letters what an adapter publishes.
@@ -518,6 +519,11 @@ def finish(alert: dict[str, Any], ctx: Context) -> dict[str, Any]:
     if not alert["alert_id"].startswith(ctx.agency + ":") or alert["agency"] != ctx.agency:
         raise fail(INVALID, f"the alert must be {ctx.agency}'s")  # a mapping bug, never the record's fault
     check_lifecycle(alert)
+    if (too_much := bounds_problem(alert)) is not None:
+        # What the broker refuses unread (``schemas.bounds``): refused here, with the file and line, rather than
+        # published and dead-lettered there. The text bounds are these limits' own; this holds the arrays and the
+        # alert's text in all.
+        raise fail(TOO_LONG, too_much)
     m = alert["markings"]
     if ctx.profile.review_days and m["review_at"] is None:
         m["review_at"] = occurred + timedelta(days=ctx.profile.review_days)
