@@ -38,7 +38,7 @@ from puente import wire
 from puente.errors import CodecError, CryptoError, KeyUnusable, OriginError, PuenteError
 from puente.strict import emoji_unglued, known_zone, prepare_unseen_mark, unseen_mark
 from puente.wire import Record, iso_utc
-from schemas import AlertCodec, bounds_problem
+from schemas import AlertCodec, bounds, bounds_problem
 
 WITHHOLD = "WITHHOLD"
 # How far in the future an event may claim to be before it is refused (clock skew between agencies).
@@ -534,6 +534,9 @@ class Pipeline:
         # (``schemas.bounds``), one record's scan and views would hold every slot's event loop for a third of a
         # second. A recall's content is neither scanned nor viewed.
         oversized = bounds_problem(alert) if content else None
+        if not content and len(alert["alert_id"]) > bounds.ALERT_ID:  # a recall's id, before its characters are read
+            raise _Reject("invalid", f"the alert id has {len(alert['alert_id']):,} characters; at most "
+                                     f"{bounds.ALERT_ID} are accepted")
         if oversized is not None:
             unsound = oversized
         elif (char := hidden_char(alert if content else {"alert_id": alert["alert_id"]})) is not None:

@@ -162,3 +162,19 @@ def test_the_bounds_are_held_before_the_text_is_scanned(monkeypatch: pytest.Monk
     monkeypatch.setattr(pipeline, "hidden_char", scan)
     out = _admitted("SNM", _set("payload.match_reason", "a\u0344" * 100_000))
     assert out.dead_reason == "invalid" and "payload.match_reason has 200,000 characters" in out.entry["detail"]
+
+
+def test_a_recalls_id_is_held_to_its_bound_before_it_is_scanned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recall's content is neither scanned nor viewed, but its id is: an id of 330,000 combining pairs took over
+    half a second to scan before the record was refused for its key. It is refused as ``invalid`` first, its
+    characters unread."""
+    def scan(alert: Any) -> None:
+        raise AssertionError("scanned")
+
+    def recall(alert: dict[str, Any]) -> None:
+        alert["alert_id"] = "SNM:" + "a\u0344" * 300_000
+        alert["version"], alert["lifecycle"] = 2, {"action": "RECALL", "reason": "ERROR", "partners": []}
+
+    monkeypatch.setattr(pipeline, "hidden_char", scan)
+    out = _admitted("SNM", recall)
+    assert out.dead_reason == "invalid" and "at most 200 are accepted" in out.entry["detail"]
