@@ -48,7 +48,7 @@ from policies import load_policy_set
 from puente.errors import AdapterError, CodecError, ConfigError, KeyMaterialError
 from puente.settings import PuenteSettings
 from puente.wire import Record
-from schemas import AlertCodec, alert_codec
+from schemas import AlertCodec, alert_codec, bounds_problem
 
 # The markings a reclassification may change: the release markings. Grading and originator are
 # facts about the source, not markings an officer re-decides; consent has its own command.
@@ -301,6 +301,12 @@ async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str
                           "next version from the agency's own system with `puente adapt`")
     own = Originator.of(agency, cfg.agency_countries.get(agency, policy.home_country), policy.home_country)
     new = next_of(found, checked, own.names)
+    if checked.action != "RECALL" and (oversized := bounds_problem(new)) is not None:
+        # A copy published before the bounds (``schemas.bounds``): the broker would take this version for one that
+        # breaks a rule, withhold it from everyone and pull the alert back, the opposite of a consent.
+        raise ConfigError(f"{alert_id}: version {found.rank[0]} holds more than the broker now takes ({oversized}), "
+                          "so a change built on it would withdraw the alert from every partner: publish the next "
+                          "version from the agency's own system with `puente adapt`")
     async with IngressPublisher(conn, agency, mac.key_id, mac, names) as publisher:
         await publisher.publish([new])
     life = new["lifecycle"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import adapters.lifecycle as lifecycle
 from adapters.config import Context
 from adapters.lifecycle import (
     Change,
@@ -22,11 +24,12 @@ from adapters.lifecycle import (
     own_mac_lookup,
 )
 from broker.crypto import KeyKind, sign_ingress
+from broker.kafka import KafkaConnection
 from broker.keystore import Keystore, Keystores
 from puente.errors import ConfigError
-from puente.settings import AGENCIES
+from puente.settings import AGENCIES, PuenteSettings
 from puente.wire import Record
-from schemas import alert_codec
+from schemas import alert_codec, bounds
 
 PARTNERS = ("COL", "CRI", "FEAN", "USA")
 HIT: dict[str, Any] = {
@@ -188,3 +191,42 @@ def test_two_copies_of_the_latest_version_with_different_content_are_noted(tmp_p
     assert read(hit, raised, consented).differs == (1, 2)
     assert read(hit, raised, raised).differs is None
     assert read(hit, raised, consented, next_version(raised, Change("RECALL", reason="LEGAL"))).differs is None
+
+
+async def test_a_change_is_not_built_on_a_version_beyond_the_bounds(tmp_path: Path, hit: dict[str, Any],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version published before the bounds (``schemas.bounds``) holds more than the broker now takes: a consent
+    built on it would be taken for a version that breaks a rule, withheld from everyone and the alert pulled back.
+    It is refused in one line naming the bound, before anything is published; a recall is still built."""
+    _site(tmp_path / "keys")
+    big = copy.deepcopy(hit)
+    big["payload"]["match_reason"] = "x" * (bounds.PLACE + 1)
+    found = Found(alert=big, rank=(1, 0), originators=[((1, 0), big["markings"]["originator"])])
+
+    async def latest(*_: Any) -> Found:
+        return found
+
+    published: list[Any] = []
+
+    class Publisher:
+        def __init__(self, *_: Any) -> None:
+            pass
+
+        async def __aenter__(self) -> Publisher:
+            return self
+
+        async def __aexit__(self, *_: Any) -> None:
+            pass
+
+        async def publish(self, alerts: list[dict[str, Any]]) -> None:
+            published.extend(alerts)
+
+    monkeypatch.setattr(lifecycle, "find_latest", latest)
+    monkeypatch.setattr(lifecycle, "IngressPublisher", Publisher)
+    cfg = PuenteSettings(keys=tmp_path / "keys")
+    conn = KafkaConnection(bootstrap="unused:9092")
+    with pytest.raises(ConfigError, match="holds more than the broker now takes") as refused:
+        await lifecycle.change_alert(cfg, conn, hit["alert_id"], Change("CONSENT", partners=("USA",)))
+    assert "payload.match_reason" in str(refused.value) and "x" * 20 not in str(refused.value) and not published
+    done = await lifecycle.change_alert(cfg, conn, hit["alert_id"], Change("RECALL", reason="ERROR"))
+    assert done.action == "RECALL" and len(published) == 1
