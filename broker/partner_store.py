@@ -452,9 +452,13 @@ class PartnerStore:
                 if version == 6:  # no confirmed feed offsets yet: the earlier rule trusted the applied ones
                     # A subscriber resumes from a confirmed offset when its group has none (``resume_at``); a store
                     # an earlier Puente kept resumed from its applied offset then, so that offset is taken as
-                    # confirmed, rather than read from offset 0 (past retention, a gap for records it holds).
-                    c.execute("INSERT OR IGNORE INTO meta (key, value) SELECT ? || substr(key, ?), value FROM meta "
-                              "WHERE key LIKE ?", (_CONFIRMED_KEY, len(_FEED_KEY) + 1, f"{_FEED_KEY}%"))
+                    # confirmed, rather than read from offset 0 (past retention, a gap for records it holds). Not
+                    # one that confirms already (a Puente that confirmed before layout 7 said so): there an applied
+                    # offset with none confirmed is a batch whose receipts Kafka never committed.
+                    confirms = c.execute("SELECT 1 FROM meta WHERE key LIKE ? LIMIT 1", (f"{_CONFIRMED_KEY}%",))
+                    if confirms.fetchone() is None:
+                        c.execute("INSERT INTO meta (key, value) SELECT ? || substr(key, ?), value FROM meta "
+                                  "WHERE key LIKE ?", (_CONFIRMED_KEY, len(_FEED_KEY) + 1, f"{_FEED_KEY}%"))
                     version = 7
                 if c.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -1018,6 +1018,23 @@ def test_a_store_of_the_sixth_layout_takes_its_feed_offsets_as_confirmed(tmp_pat
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7
 
 
+def test_a_sixth_layout_store_that_confirms_already_keeps_what_it_did_not_confirm(tmp_path: Path) -> None:
+    """A store a Puente that confirmed offsets before layout 7 kept: an applied offset with none confirmed there is a
+    batch whose receipts Kafka never committed (a crash in a partition's first batch), and stays unconfirmed."""
+    path = _older_layout(tmp_path, 6)
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        with store.transaction():
+            store.keep_feed_offsets({("t.feed.col", 0): 500, ("t.feed.col", 1): 900})
+        store.confirm_feed_offsets({("t.feed.col", 1): 900})
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA user_version = 6")
+    raw.commit()
+    raw.close()
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        assert store.feed_offset("t.feed.col", 0, confirmed=True) is None
+        assert store.feed_offset("t.feed.col", 1, confirmed=True) == 900
+
+
 async def test_an_accepted_gap_is_confirmed_with_the_offset_past_it(store: PartnerStore) -> None:
     """--accept-gap commits the offset past the gap in Kafka at once: the store confirms it too, so a subscriber
     whose group offsets expire before the next batch reads on past the gap, not into it again."""
