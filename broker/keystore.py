@@ -671,6 +671,8 @@ class Keystore:
             try:
                 record = self.load(key_id, KeyKind.KEY_AGREEMENT)
             except KeyMaterialError as exc:
+                if skip is not None and not os.path.lexists(self.path / f"{key_id}.json"):
+                    continue  # removed since the folder was listed: revoked, as on the next read
                 if skip is not None and parsed.owner == BROKER_OWNER:
                     raise KeyUnusable(f"{exc}. The broker's own key-agreement key stopped loading while it ran, so "
                                       "the agencies' records MACed with it could not be checked: it stopped without "

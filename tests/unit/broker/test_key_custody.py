@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -643,3 +643,21 @@ def test_the_brokers_key_agreement_half_copied_in_as_an_agencys_stops_the_worker
     site.now[0] = 600.0
     with pytest.raises(KeyUnusable, match="PN-kex-2099a"):
         site.verified()
+
+
+def test_the_brokers_key_file_removed_while_read_again_is_revoked_not_fatal(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retired broker key-agreement file removed as the running broker reads its folder again (listed, then gone
+    when loaded) is dropped as a revoked key, not taken for the broker's own key stopping to load."""
+    site = _revocable(tmp_path)
+    site.broker.generate_own(Holder.BROKER, "broker", generation="2026b", now=NOW)
+    loading = Keystore.load
+
+    def load(self: Keystore, key_id: str, *args: Any, **kwargs: Any) -> Any:
+        if key_id == "broker-kex-2026a":
+            (self.path / "broker-kex-2026a.json").unlink(missing_ok=True)
+        return loading(self, key_id, *args, **kwargs)
+
+    monkeypatch.setattr(Keystore, "load", load)
+    site.now[0] = 600.0
+    assert site.verified() is None  # its pairs are gone with it; the worker goes on
