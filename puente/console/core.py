@@ -395,13 +395,22 @@ class Console:
         if not wait:
             return None
         pending = self._summaries.get(account.name)
-        if pending is None or pending.done():  # the first refusal of a window: its summary is written at its end
-            self._summaries[account.name] = asyncio.create_task(self._summarise_after(self.budget.window_s))
+        if pending is None or pending.done():  # no timer for the account: this refusal starts one
+            self._summaries[account.name] = asyncio.create_task(self._summarise_held(account.name))
         return _over_rate(wait)
 
-    async def _summarise_after(self, delay_s: float) -> None:
-        await asyncio.sleep(delay_s + 0.1)
-        await self.summarise(self.config.clock())
+    async def _summarise_held(self, account: str) -> None:
+        """Write ``account``'s tally when it is due, and each tally after it, until the account holds none.
+
+        The timer follows the tally, not the refusal that started it: a request just as a window ends writes that
+        tally and, refused, starts the next, which no timer then waited for (the account still had one running, to
+        find nothing due and end), and a flood that stopped there went unwritten until the account's next request
+        or a clean stop. Each wait is at most a window, so a clock set back delays a tally by no more than that."""
+        while (due := self.budget.due_at(account)) is not None:
+            wait = (due - self.config.clock()).total_seconds()
+            await asyncio.sleep(min(max(wait, 0.0), self.budget.window_s))
+            if not await self.summarise(self.config.clock()):
+                await asyncio.sleep(self.budget.window_s)  # the query log cannot be written: try again a window on
 
     async def stopping(self) -> None:
         """Write every account's tally of refused requests, its window over or not: the console is stopping."""
@@ -410,11 +419,12 @@ class Console:
         self._summaries.clear()
         await self.summarise(None)
 
-    async def summarise(self, now: datetime | None) -> None:
+    async def summarise(self, now: datetime | None) -> bool:
         """Write one record for each account whose window of refused requests has ended by ``now`` (every
         account's, ``now`` None: the console is stopping): who, how many, from when until when. A record that
-        cannot be written is kept, to go with the account's next one. Written when a window ends, by a timer
-        the window's first refusal set, or first by whichever request comes after it."""
+        cannot be written is kept, to go with the account's next one; False when one could not be. Written when a
+        window ends, by the account's timer (``_summarise_held``), or first by whichever request comes after it."""
+        written = True
         for refused in self.budget.due(now):
             try:
                 await self.config.queries.record(refused.account, refused.scope, OVER_RATE_PAGE, refused.params(),
@@ -422,6 +432,8 @@ class Console:
             except PuenteError as exc:
                 log.warning("the refused requests of an account cannot be recorded yet", error=str(exc)[:300])
                 self.budget.restore(refused)
+                written = False
+        return written
 
     # signing in and out ----------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ before the budget is asked, so only real accounts are ever held, and an account'
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from puente.wire import iso_utc
@@ -67,6 +67,12 @@ class PageBudget:
         self._refused[account] = (Refusals(account, scope, 1, now, now) if tally is None
                                   else replace(tally, count=tally.count + 1, last=max(tally.last, now)))
         return (1.0 - bucket.tokens) / self.rate
+
+    def due_at(self, account: str) -> datetime | None:
+        """When ``account``'s tally of refused requests is due to be written (its first refusal and ``window_s``),
+        or None: it holds none."""
+        tally = self._refused.get(account)
+        return None if tally is None else tally.first + timedelta(seconds=self.window_s)
 
     def due(self, now: datetime | None) -> list[Refusals]:
         """The tallies whose window (``window_s`` from their first refusal) has ended by ``now``, each taken out:

@@ -10,9 +10,10 @@ import pytest
 from starlette.testclient import TestClient
 
 import puente.commands.console as console_commands
-from broker.console_accounts import ConsoleAccounts
+from broker.console_accounts import Account, ConsoleAccounts, Session
 from puente.cli import main
 from puente.console import ConsoleConfig, create_app
+from puente.console.core import Console
 from puente.console.rate import PageBudget
 from puente.settings import PuenteSettings
 
@@ -149,6 +150,29 @@ def test_a_summary_that_cannot_be_written_goes_with_the_next(accounts: ConsoleAc
     before = len(sink.records)
     assert client.get("/").status_code == 200
     assert sink.records[before]["page"] == "over the page rate" and sink.records[before]["params"]["refused"] == 2
+
+
+async def test_a_tally_started_as_a_window_ends_is_written_with_no_request_after_it(sink: Sink) -> None:
+    """A request just as a window ends writes that window's tally and, refused, starts the next: the flood stopping
+    there, the next is written all the same once its own window ends, by the account's timer (it once went unwritten
+    until the account's next request, the timer of the first window finding nothing due and ending)."""
+    clock = Clock()
+    console = Console(ConsoleConfig(lambda: FakeIndex(), None, sink, clock=clock))  # type: ignore[arg-type]
+    console.budget = PageBudget(1, 1, window_s=0.1)  # a real loop's timer, at a tenth of a second's window
+    session = Session(Account("ana", "national", T0), "token")
+    assert [await console.over_rate(session) is None for _ in range(3)] == [True, False, False]
+    clock.now += timedelta(seconds=0.15)  # the window is over; before the timer wakes, one more request
+    assert await console.over_rate(session) is not None  # writes the first tally, and starts the second
+    await asyncio.sleep(0.5)  # the timer wakes, the clock standing where it was: the second is not yet due
+    clock.now += timedelta(seconds=0.2)  # now it is, and no request comes
+    async with asyncio.timeout(5):
+        while len(sink.records) < 2:
+            await asyncio.sleep(0.02)
+    assert [r["params"]["refused"] for r in sink.records] == [2, 1]
+    assert sink.records[1]["params"]["from"] == "2026-11-01T10:00:00.150000Z"
+    await asyncio.sleep(0.05)
+    assert all(task.done() for task in console._summaries.values())  # the account holds no tally: its timer ended
+    await console.stopping()
 
 
 async def _status(port: int, path: str, cookie: str) -> bytes:
