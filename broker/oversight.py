@@ -120,13 +120,55 @@ async def last_records(topic: str, begin: int, end: int,
     return Tail(records, first == 0)
 
 
+MAX_PARAMS = 20
+"""The most parameters a QUERY record keeps (the console's pages take ten at most: ``console.pages.ACCEPTS``)."""
+MAX_NAME_BYTES, MAX_VALUE_BYTES = 40, 200
+"""The most bytes a parameter's name, and its value, take in a QUERY record as written (``bounded``)."""
+MAX_QUERY_BODY_BYTES = 5_400
+"""The most bytes a QUERY record's body (``query_body``) takes as written, whatever it was given (the chain's own
+fields add under 300): ``MAX_PARAMS`` parameters at their bounds, with the auditor, scope and page at theirs."""
+CUT = "\u2026"
+"""What ends a string ``bounded`` cut short (an ellipsis)."""
+_SHORT_ESCAPES = frozenset('"\\\b\t\n\f\r')
+
+
+def _json_bytes(char: str) -> int:
+    """The bytes ``char`` takes inside a JSON string as ``chain.canonical`` writes it (orjson: UTF-8, each control
+    character escaped, six bytes as ``\\u0001`` but for the five with a two-byte escape, as ``"`` and ``\\``)."""
+    if char in _SHORT_ESCAPES:
+        return 2
+    code = ord(char)
+    return 6 if code < 0x20 else 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` whole when it takes at most ``limit`` bytes inside a JSON string as written (``_json_bytes``); else
+    its longest start that, with ``CUT`` after it, does: cut between two characters, never inside one's UTF-8 or
+    its escape. A bound in characters was none in bytes: ``\\x01`` takes six, an emoji four."""
+    if len(text) * 6 <= limit:
+        return text  # no character takes more than six bytes
+    keep, used, end = limit - _json_bytes(CUT), 0, 0
+    for i, char in enumerate(text):  # at most limit + 1 characters: each takes a byte at least
+        used += _json_bytes(char)
+        if used > limit:
+            return text[:end] + CUT
+        if used <= keep:
+            end = i + 1
+    return text
+
+
 def query_body(auditor: str, scope: str, page: str, params: Mapping[str, Any], results: int,
                at: datetime) -> dict[str, Any]:
     """The body of one QUERY record: who, with what scope, which page with which parameters, how many
-    results, when. Parameters are cut short: they are what an auditor typed, not data."""
-    kept = {str(k)[:40]: (str(v)[:200] if v is not None else None) for k, v in list(params.items())[:20]}
-    return {"auditor": auditor[:64], "scope": scope[:64], "page": page[:60], "params": kept,
-            "results": int(results), "at": iso_utc(at)}
+    results, when. What was given is cut short (``bounded``, marked ``CUT``): the auditor and scope at 64 bytes
+    as written, the page at 60, the first ``MAX_PARAMS`` parameters, each name at ``MAX_NAME_BYTES`` and each
+    value at ``MAX_VALUE_BYTES`` (a value other than text as its text; None kept): they are what an auditor typed,
+    not data. So a body takes at most ``MAX_QUERY_BODY_BYTES`` as written, whatever the characters; a page's
+    record at most about 250 bytes for each parameter it takes (search's ten: under 2.6 KB with its chain fields)."""
+    kept = {bounded(str(k), MAX_NAME_BYTES): (bounded(str(v), MAX_VALUE_BYTES) if v is not None else None)
+            for k, v in list(params.items())[:MAX_PARAMS]}
+    return {"auditor": bounded(auditor, 64), "scope": bounded(scope, 64), "page": bounded(page, 60),
+            "params": kept, "results": int(results), "at": iso_utc(at)}
 
 
 class QueryLog:

@@ -41,5 +41,5 @@ def test_a_query_body_names_who_what_and_how_many_but_cuts_what_was_typed() -> N
     """Auditor, scope, page, parameters (cut short) and result count, with the time."""
     body = query_body("ana", "USA", "search", {"alert": "x" * 500, "page": 2}, 7, AT)
     assert body == {"auditor": "ana", "scope": "USA", "page": "search",
-                    "params": {"alert": "x" * 200, "page": "2"}, "results": 7, "at": "2026-11-01T10:00:00Z"}
+                    "params": {"alert": "x" * 197 + "\u2026", "page": "2"}, "results": 7, "at": "2026-11-01T10:00:00Z"}
     assert canonical(body)  # JSON-serialisable as the chain writes it

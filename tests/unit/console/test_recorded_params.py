@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from starlette.testclient import TestClient
 
-from broker.audit.chain import canonical
-from broker.oversight import query_body
+from broker.audit.chain import ChainHead, ChainWriter, canonical
+from broker.oversight import CHAIN, CUT, KIND, MAX_PARAMS, MAX_QUERY_BODY_BYTES, MAX_VALUE_BYTES, bounded, query_body
 from puente.console.pages import ACCEPTS, FILTERS
 
 from .conftest import Sink
@@ -59,3 +60,36 @@ def test_a_query_record_stays_small_whatever_the_request(ana: TestClient, sink: 
         assert set(record["params"]) <= {*ACCEPTS[page], "alert", "capped", "unknown parameters"}
         assert _size(record) < 2500, page
     assert len(ACCEPTS["search"]) == len(FILTERS) + 1  # the largest: nine filters and the page number
+
+
+def test_a_recorded_value_is_bounded_in_bytes_as_written_whatever_its_characters() -> None:
+    """Control characters (six bytes each as JSON escapes them), emoji, accents, quotes and long names: each value
+    takes at most its bound as written, cut between characters and marked, and a body of twenty parameters at
+    their worst stays under ``MAX_QUERY_BODY_BYTES`` (control characters once made a search record of 12.5 KB)."""
+    worst = ("\x01", "\U0001f600", "\u00e9", "\u2028", '"', "\\", "\n", "a", "a\x01", "\x01\U0001f600a")
+    for char in worst:
+        for size in (1, 33, 199, 200, 201, 1000):
+            text = (char * size)[:size]
+            kept = bounded(text, MAX_VALUE_BYTES)
+            assert len(orjson.dumps(kept)) - 2 <= MAX_VALUE_BYTES, (char, size)
+            assert kept == text or (kept.endswith(CUT) and text.startswith(kept[:-1])), (char, size)
+            assert kept != text or len(orjson.dumps(text)) - 2 <= MAX_VALUE_BYTES  # kept whole only when it fits
+        params = {f"{i:02}" + char * 300: char * 1000 for i in range(MAX_PARAMS + 5)}
+        body = query_body(char * 100, char * 100, char * 100, params, 2**63 - 1, T0)
+        assert len(body["params"]) == MAX_PARAMS and len(canonical(body)) <= MAX_QUERY_BODY_BYTES, char
+        record = ChainWriter("t.audit.queries", 0, ChainHead(seq=10**18), chain=CHAIN).append(KIND, body)
+        assert len(record) <= MAX_QUERY_BODY_BYTES + 300, char
+    sample = [*range(0x800), 0x2028, 0x202E, 0xFEFF, 0xFFFF, 0x1F600, 0x10FFFF]
+    assert all(len(orjson.dumps(bounded(chr(c) * 300, 20))) - 2 <= 20 for c in sample)
+
+
+def test_a_search_with_control_characters_in_every_filter_writes_a_small_record(ana: TestClient, sink: Sink) -> None:
+    """Seven filters of 200 control characters each: answered, recorded cut and marked, the record under 2.6 KB as
+    written (it was 8.8 KB)."""
+    params = {k: "\x01" * 200 for k in FILTERS if k not in ("since", "until")}
+    assert ana.get("/search", params=params).status_code == 200
+    record = sink.records[-1]
+    assert record["page"] == "search"
+    written = query_body(record["auditor"], record["scope"], record["page"], record["params"], record["results"], T0)
+    assert all(v == "\x01" * 32 + CUT for k, v in written["params"].items() if k != "page")
+    assert len(ChainWriter("t.audit.queries", 0, ChainHead(), chain=CHAIN).append(KIND, written)) < 2600
