@@ -12,7 +12,6 @@ All of them stream: no partition is ever held in memory. What a walk must keep f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -25,7 +24,7 @@ from broker.access import denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
 from broker.audit.recalls import deadline_hours
-from broker.audit.receipts import Unvouched, given_up, match_receipt, sent_records
+from broker.audit.receipts import Unvouched, appended_at, given_up, match_receipt, sent_records
 from broker.audit.verify import (
     ChainState,
     FeedEnds,
@@ -523,28 +522,6 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                     left_out.append(dropped)
                 if walked is not None:
                     walked.partition_done()
-
-
-def appended_at(row: dict[str, Any], *appended_ms: int | None) -> dict[str, Any]:
-    """``row``, a receipt's, with ``appended_at``: when Kafka had appended both the receipt and the checkpoint that
-    signs it (the later of ``appended_ms``, Kafka's append times of the two records, ISO 8601 in UTC as the audit
-    writes times); a row of another kind as it is.
-
-    A receipt's ``at`` is the partner's word, written by its own clock; its append time is Kafka's (a receipts
-    topic keeps ``LogAppendTime``), which no partner chooses, so ``audit recalls`` counts an acknowledgement no
-    earlier than it (``broker.audit.recalls``): a partner that back-dates a late one is caught. The checkpoint's
-    time counts too: a receipt no checkpoint signs counts for nothing (anyone may have appended it), so a partner
-    acknowledges when it signs, not when it appends a receipt it may never sign. A subscriber writes both in one
-    transaction, seconds apart. A time that is not Kafka's (None: a topic
-    with ``CreateTime``) gives none; then, and always, a field of that name the partner wrote itself is dropped."""
-    if row.get("kind") != "RECEIPT":
-        return row
-    out = {k: v for k, v in row.items() if k != "appended_at"}
-    known = [ms for ms in appended_ms if ms is not None]
-    if known:
-        with contextlib.suppress(OverflowError, OSError, ValueError):  # no time Kafka writes: give none
-            out["appended_at"] = iso_utc(datetime.fromtimestamp(max(known) / 1000, UTC))
-    return out
 
 
 @dataclass(frozen=True)

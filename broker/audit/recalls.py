@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from broker.audit.receipts import CLOCK_SKEW, sent_version
+from broker.audit.receipts import CLOCK_SKEW, acknowledged, sent_version
 from broker.audit.verify import when
 
 ACKNOWLEDGED = "acknowledged"
@@ -191,9 +191,9 @@ class RecallBook:
         version = version if type(version) is int else 1
         if status == "RECALLED":
             # Acknowledged no earlier than Kafka appended it (``appended_at``), whatever time the partner wrote.
-            appended = when(row.get("appended_at"))
-            if appended is not None and _MIN < appended < _MAX:
-                at = max(at, appended)
+            acked = acknowledged(row)
+            if acked is not None and acked < _MAX:
+                at = acked
             self.acks.setdefault(pair, []).append((version, at, holder))
         else:
             self.held.setdefault(pair, {}).setdefault(holder, set()).add(version)

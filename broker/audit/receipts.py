@@ -26,6 +26,7 @@ never sent count as received.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from broker.audit.chain import chain_owner, flatten, shown
 from broker.audit.verify import DELIVERED, feed_place, known_status, opened_status, plain, when
+from puente.wire import iso_utc
 
 CLOCK_SKEW = timedelta(hours=1)
 """How far a partner's clock may run behind the broker's: a receipt dated further before the delivery
@@ -164,6 +166,42 @@ def given_up(before: int, offsets: Iterable[int]) -> list[tuple[int, str]]:
         elif count == GIVEN_UP_LISTED + 1:
             out.append((at, f"{GIVEN_UP}; more such receipts in this partition are not listed one by one"))
     return out
+
+
+def appended_at(row: dict[str, Any], *appended_ms: int | None) -> dict[str, Any]:
+    """``row``, a receipt's, with ``appended_at``: when Kafka had appended both the receipt and the checkpoint that
+    signs it (the later of ``appended_ms``, Kafka's append times of the two records, ISO 8601 in UTC as the audit
+    writes times); a row of another kind as it is.
+
+    A receipt's ``at`` is the partner's word, written by its own clock; its append time is Kafka's (a receipts
+    topic keeps ``LogAppendTime``), which no partner chooses, so what dates an acknowledgement takes it no
+    earlier than that (``acknowledged``): a partner that back-dates a late one is caught. The checkpoint's
+    time counts too: a receipt no checkpoint signs counts for nothing (anyone may have appended it), so a partner
+    acknowledges when it signs, not when it appends a receipt it may never sign. A subscriber writes both in one
+    transaction, seconds apart. A time that is not Kafka's (None: a topic with ``CreateTime``) gives none; then,
+    and always, a field of that name the partner wrote itself is dropped. ``broker.auditor.read_log`` and the
+    audit index (``broker.audit_index``) both give a vouched receipt its time by this one rule."""
+    if row.get("kind") != "RECEIPT":
+        return row
+    out = {k: v for k, v in row.items() if k != "appended_at"}
+    known = [ms for ms in appended_ms if ms is not None]
+    if known:
+        with contextlib.suppress(OverflowError, OSError, ValueError):  # no time Kafka writes: give none
+            out["appended_at"] = iso_utc(datetime.fromtimestamp(max(known) / 1000, UTC))
+    return out
+
+
+def acknowledged(row: dict[str, Any]) -> datetime | None:
+    """When receipt ``row`` (one ``appended_at`` gave its Kafka time) acknowledges: the later of the time it states
+    (``at``, the partner's clock) and ``appended_at`` (Kafka's). A partner chooses the first and not the second, so
+    a back-dated receipt is taken at Kafka's time, and a clock running ahead only makes its own receipts later.
+    None when ``at`` states no time (``verify.when``): such a receipt dates nothing, whatever Kafka's time. Give it
+    receipts' rows only: of another kind, an ``appended_at`` is no time ``appended_at`` gave."""
+    at = when(row.get("at"))
+    if at is None:
+        return at
+    appended = when(row.get("appended_at"))
+    return at if appended is None else max(at, appended)
 
 
 FeedPlace = tuple[str, int, int]
