@@ -726,7 +726,8 @@ class AuditIndex:
     def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None:
         """One alert's life as ``scope`` may see it, oldest first: published (and updated or recalled)
         per version, decided for each partner (DELIVERED, WITHHELD, RECALLED notice, or DECIDED when
-        nothing went out), receipted, dead-lettered (national scope only; its detail led by where the record came
+        nothing went out), receipted (when the receipt acknowledges: no earlier than Kafka appended it, its partner's
+        earlier time in its detail), dead-lettered (national scope only; its detail led by where the record came
         from, and its id marked the record's unproven key when its origin was not proven: ``dead_letter_source``).
         None when the scope sees nothing of it: a scoped auditor cannot tell an alert about another partner from one
         that does not exist."""
@@ -768,7 +769,12 @@ class AuditIndex:
                   decision=outcome, agreement=d.get("agreement"), rules=d["rules"], reasons=d["reasons"],
                   redacted=d["redacted"], detail=None if went else "the feed record was not sent")
         for partner, version, status, at, ms, detail, feed in receipts:
-            event(ms, 2, "RECEIPT", at=at, partner=partner, version=version, status=status, detail=detail or feed)
+            # Placed and dated when it acknowledges (``at_ms``: no earlier than Kafka appended it and its checkpoint,
+            # whatever its partner's clock said), the time the partner stated beside it when that is earlier.
+            stated = at_ms(at)
+            dated = f"dated {at} by {partner}" if ms is not None and stated is not None and stated < ms else None
+            event(ms, 2, "RECEIPT", at=iso_ms(ms) if ms is not None else at, partner=partner, version=version,
+                  status=status, detail="; ".join(x for x in (dated, detail or feed) if x) or None)
         for reason, detail, source, ingress, ingress_ms, at, ms in dead:
             # Listed under the alert id it names, which is only its record's key: where it came from is said first.
             came = dead_letter_source({"alert_id": alert_id, "reason": reason, "ingress": ingress or source})
@@ -956,7 +962,9 @@ class AuditIndex:
           where the reason texts quote values);
         - ``latency``: per partner, publication (the ingress record's Kafka time) to delivery (the
           decision, which commits with the feed record) and to the partner's first vouched
-          RECEIVED/DUPLICATE receipt bound to that delivery: p50 and p95 by nearest rank, exact, and n.
+          RECEIVED/DUPLICATE receipt bound to that delivery, taken when it acknowledges (no earlier than
+          Kafka appended it and its checkpoint: a partner's clock cannot shorten it): p50 and p95 by
+          nearest rank, exact, and n.
         """
         if since is None and until is None:
             return self._indicators_indexed(scope)

@@ -30,6 +30,8 @@ from broker.audit.receipts import (
     ReceiptMatch,
     Sent,
     Unvouched,
+    acknowledged,
+    appended_at,
     given_up,
     match_receipt,
     sent_version,
@@ -45,7 +47,7 @@ from broker.audit.verify import (
 )
 from broker.audit_index._places import SqlReceiptBook
 from broker.audit_index._scope import view_mask
-from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, translated
+from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, instant_ms, translated
 from puente.errors import StoreError
 from puente.wire import Unreadable
 
@@ -228,7 +230,7 @@ class PartitionIngest:
         if doc is not None and not found:
             if self.holds == "decisions" and (where := last_ingress(doc)) is not None:
                 self._end = (f"{where[0]}:{where[1]}", where[2], offset)
-            found = self._rows(offset, doc, len(value))
+            found = self._rows(offset, doc, len(value), appended_ms)
             unmatched = 1  # the only findings ``_rows`` gives: receipts for no audited delivery or given up unvouched
         for f, flag in [*((f, unmatched) for f in found), *((f, 0) for f in placed)]:
             # A receipt given up is a finding of its own chain, which may not be this record's.
@@ -316,15 +318,18 @@ class PartitionIngest:
                 self._conn.execute("ROLLBACK")
 
     # ---- rows ---------------------------------------------------------------------------------
-    def _rows(self, offset: int, doc: dict[str, Any], size: int = 0) -> list[Finding]:
-        """Store the rows of a sound record of ``size`` bytes; findings it turns out to have (a receipt for
-        no delivery, receipts given up unvouched)."""
+    def _rows(self, offset: int, doc: dict[str, Any], size: int = 0, appended_ms: int | None = None) -> list[Finding]:
+        """Store the rows of a sound record of ``size`` bytes, which Kafka appended at ``appended_ms`` (None: a
+        time not Kafka's); findings it turns out to have (a receipt for no delivery, receipts given up
+        unvouched)."""
         kind, chain = doc.get("kind"), doc.get("chain")
         if chain is not None and self.holds == "receipts":
             if kind == "CHECKPOINT":
-                return self._vouch(chain_key(chain), offset)
+                return self._vouch(chain_key(chain), offset, appended_ms)
             if kind == "RECEIPT":
-                return self._hold(offset, chain_key(chain), json_text(flatten(doc)[0]), size)
+                # Without an ``appended_at`` of the partner's: only Kafka's is kept (``_vouch``).
+                return self._hold(offset, chain_key(chain), json_text(appended_at(flatten(doc)[0])), size,
+                                  appended_ms)
             return []
         if kind == "QUERY":
             self._query(offset, doc)
@@ -422,8 +427,9 @@ class PartitionIngest:
              _text(doc.get("at")), self._time(doc.get("at"))))
         self.rows += 1
 
-    def _hold(self, offset: int, key: str, row: str, size: int) -> list[Finding]:
-        """A sound receipt waits in ``pending_receipts`` for a checkpoint of its chain (``_vouch``): anyone may
+    def _hold(self, offset: int, key: str, row: str, size: int, appended_ms: int | None = None) -> list[Finding]:
+        """A sound receipt (appended by Kafka at ``appended_ms``, kept with it) waits in ``pending_receipts`` for a
+        checkpoint of its chain (``_vouch``): anyone may
         write a receipts topic, and a receipt no one signs must not bind a delivery's place before the real
         one. What waits is bounded as `audit verify` bounds it (``Unvouched``, the same rule and order): a
         receipt given up to make room leaves the table and is a finding with `audit verify`'s text."""
@@ -431,8 +437,8 @@ class PartitionIngest:
             self._seq += 1
             self._began[key] = self._seq
         self._conn.execute("INSERT INTO pending_receipts (topic, partition, chain_key, \"offset\", row, decision_id, "
-                           "size, seq) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
-                           (self.topic, self.partition, key, offset, row, size, self._began[key]))
+                           "size, seq, appended_ms) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                           (self.topic, self.partition, key, offset, row, size, self._began[key], appended_ms))
         out = self._waiting.add(key, offset, key, size)
         for gone in {k for _, k in out if k not in self._waiting}:
             del self._began[gone]
@@ -455,11 +461,13 @@ class PartitionIngest:
         self._conn.executemany("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ? "
                                "AND \"offset\" = ?", [(self.topic, self.partition, key, at) for at in offsets])
 
-    def _vouch(self, key: str, at: int) -> list[Finding]:
-        """A sound checkpoint (at offset ``at``) of a receipt chain: its pending receipts, in offset order (their
-        turn: ``at``, then their offsets), are matched to the
+    def _vouch(self, key: str, at: int, appended_ms: int | None = None) -> list[Finding]:
+        """A sound checkpoint (at offset ``at``, appended by Kafka at ``appended_ms``) of a receipt chain: its
+        pending receipts, in offset order (their turn: ``at``, then their offsets), are matched to the
         deliveries they name (``match_receipt``, then bound to their places) and become rows; one that matches
-        no delivery the index holds is no row but a finding, held to be matched again (``_unmatched``).
+        no delivery the index holds is no row but a finding, held to be matched again (``_unmatched``). Each
+        gets its ``appended_at``, the later of its own and the checkpoint's append time (``appended_at``, as
+        ``audit log`` gives it): what dates its acknowledgement no earlier than Kafka did (``_receipt``).
         Always matched: a receipts topic read while the decisions are not (yet) indexed cannot vouch for the
         deliveries it names. Read in batches: what waits is
         bounded, but by tens of thousands."""
@@ -467,13 +475,13 @@ class PartitionIngest:
         self._waiting.pop(key, vouched=True)
         self._began.pop(key, None)
         self._vouched.add(key)
-        pending = c.execute("SELECT \"offset\", row, size FROM pending_receipts WHERE topic = ? AND "
+        pending = c.execute("SELECT \"offset\", row, size, appended_ms FROM pending_receipts WHERE topic = ? AND "
                             "partition = ? AND chain_key = ? ORDER BY \"offset\"", (self.topic, self.partition, key))
-        for offset, text, size in _batches(pending):
-            row = json.loads(text)
+        for offset, text, size, appended in _batches(pending):
+            row = appended_at(json.loads(text), appended, appended_ms)
             match = match_receipt(row, self._book)
             if isinstance(match, str):
-                self._unmatched(offset, key, row, text, int(size), match, at)
+                self._unmatched(offset, key, row, json_text(row), int(size), match, at)
             else:
                 self._receipt(offset, key, row, match, at, int(size))
         c.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
@@ -487,22 +495,24 @@ class PartitionIngest:
         c = self._conn
         self._book.bind(match)
         delivery = match.key
-        cols = ("alert_id", "status", "at", "feed", "detail")
+        # ``appended_at``: Kafka's time (``_vouch``), its own column; a partner's went before it waited (``_rows``).
+        cols = ("alert_id", "status", "at", "feed", "detail", "appended_at")
         extra = {k: v for k, v in row.items() if k not in (*cols, "version", "partner", "kind", "chain")}
-        when = at_ms(row.get("at"))
+        when = _acknowledged_ms(row)
         alert, version, status = _text(row.get("alert_id")), _int(row.get("version")), _text(row.get("status"))
         c.execute("INSERT INTO receipts (topic, partition, \"offset\", chain, partner, alert_id, version, status, "
-                  "at, at_ms, feed, detail, decision_id, extra, vouched, size, place) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-                  "?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  "at, at_ms, feed, detail, decision_id, extra, vouched, size, place, appended_at) VALUES (?, ?, ?, ?, "
+                  "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   (self.topic, self.partition, offset, chain_name(key), chain_owner(chain_name(key) or ""), alert,
                    version, status, _text(row.get("at")), when, _text(row.get("feed")), _text(row.get("detail")),
-                   delivery, json_text(extra), vouched, size, _place_text(match.place)))
+                   delivery, json_text(extra), vouched, size, _place_text(match.place), _text(row.get("appended_at"))))
         if status in VOUCHING and delivery is not None and when is not None:
             self._acknowledged(delivery, when)
         self.rows += 1
 
     def _acknowledged(self, delivery: int, when: int) -> None:
-        """A receipt of ``delivery`` dated ``when`` (ms): its first, unless one dated earlier is bound to it."""
+        """A receipt of ``delivery`` acknowledging at ``when`` (ms, ``_acknowledged_ms``): its first, unless one
+        acknowledging earlier is bound to it."""
         self._conn.execute("UPDATE decisions SET receipt_at_ms = ? WHERE id = ? AND decision IN (?, ?) AND went = 1 "
                            "AND (receipt_at_ms IS NULL OR receipt_at_ms > ?)", (when, delivery, *DELIVERS, when))
 
@@ -641,7 +651,8 @@ class PartitionIngest:
         last, op = turn, ">="
         while True:
             rows = c.execute(f"SELECT vouched, \"offset\", id, chain, alert_id, version, status, at, feed, detail, "
-                             f"decision_id, extra, size FROM receipts WHERE {mine}{op} (?, ?) ORDER BY vouched, "
+                             f"decision_id, extra, size, appended_at FROM receipts WHERE {mine}{op} (?, ?) ORDER BY "
+                             "vouched, "
                              "\"offset\" LIMIT 1000", (*after, *last)).fetchall()
             held = c.execute(f"SELECT vouched, \"offset\", chain_key, row, size, finding FROM unmatched_receipts "
                              f"WHERE {mine}{op} (?, ?) ORDER BY vouched, \"offset\" LIMIT 1000",
@@ -654,7 +665,7 @@ class PartitionIngest:
             for item in sorted([*rows, *held], key=lambda r: (r[0], r[1])):
                 if (item[0], item[1]) > upto:
                     break
-                if len(item) == 13:
+                if len(item) == 14:
                     self._rematch_row(*item)
                 else:
                     self._rematch_held(*item)
@@ -705,11 +716,14 @@ class PartitionIngest:
 
     def _rematch_row(self, vouched: int, offset: int, ident: int, chain: str, alert: str | None, version: int | None,
                      status: str | None, at: str | None, feed: str | None, detail: str | None, delivery: int | None,
-                     extra: str, size: int) -> None:
+                     extra: str, size: int, appended: str | None) -> None:
         """A receipt's row matched again at its turn (``_replay``): the receipt as its row has it, which matches
-        as the record did (what the row does not keep, a number or text it could not hold, matched as none)."""
+        as the record did (what the row does not keep, a number or text it could not hold, matched as none), with
+        the Kafka time it was given when vouched for (``appended``)."""
         row = {**json.loads(extra), "chain": chain, "alert_id": alert, "version": version, "status": status,
                "at": at, "feed": feed, "detail": detail}
+        if appended is not None:
+            row["appended_at"] = appended
         match = match_receipt(row, self._book)
         if isinstance(match, str):
             self._conn.execute("DELETE FROM receipts WHERE id = ?", (ident,))
@@ -720,7 +734,7 @@ class PartitionIngest:
         if match.key != delivery:
             self._conn.execute("UPDATE receipts SET decision_id = ? WHERE id = ?", (match.key, ident))
             self._taken(delivery)
-            when = at_ms(at)
+            when = _acknowledged_ms(row)
             if status in VOUCHING and match.key is not None and when is not None:
                 self._acknowledged(match.key, when)
 
@@ -738,6 +752,14 @@ class PartitionIngest:
         self._receipt(offset, key, row, match, vouched, int(size))
         self._conn.execute("DELETE FROM findings WHERE id = ?", (found,))
         self._drop_held(offset, key, int(size))
+
+
+def _acknowledged_ms(row: dict[str, Any]) -> int | None:
+    """When vouched receipt ``row`` acknowledges (ms): the later of the time it states and Kafka's ``appended_at``
+    (``broker.audit.receipts.acknowledged``, the rule ``audit recalls`` and ``audit log`` apply), so a partner
+    cannot date its receipts, and so the latency to receipt, as it likes; None when it states no time."""
+    acked = acknowledged(row)
+    return None if acked is None else instant_ms(acked)
 
 
 def _before(topic: str, partition: int, vouched: int, offset: int) -> list[tuple[str, tuple[Any, ...]]]:

@@ -21,12 +21,14 @@ from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 12  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
+SCHEMA_VERSION = 13  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
 # 9: receipts matched to no indexed delivery held in ``unmatched_receipts`` and matched again, never rows unchecked;
 # 10: chain states bounded per partition, ``verify.MAX_CHAINS``, none kept for a chain its topic cannot hold;
 # 11: the broker's chain states date its blocks by Kafka's append time, not the time they state;
 # 12: vouched receipts keep the order they were matched in and the place they bound, so one matched again later
-# is matched as at its turn, and the receipts after it again)
+# is matched as at its turn, and the receipts after it again;
+# 13: a receipt is dated no earlier than Kafka appended it and its checkpoint, ``receipts.appended_at``, and a
+# partner-written ``appended_at`` is kept nowhere)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -45,13 +47,18 @@ def chain_name(key: str) -> str | None:
 # (reasons, rules, field changes) and anything else the row holds in ``extra`` (JSON). ``went``: a
 # feed record (or recall notice) was sent; ``sent_version``: the version that record carries, which its
 # receipts name (``broker.audit.receipts.sent_version``); ``receipt_at_ms``: the partner's first vouched
-# RECEIVED/DUPLICATE receipt bound to it, for the latency indicators; ``hidden``: the view columns a
-# scoped auditor reads blank in the row (``_scope.view_mask``). A receipt's ``decision_id`` is the
-# delivery it acknowledges (NULL: none, as a REJECTED one), ``place`` the feed record it was bound to
-# (``topic:partition:offset``, as ``receipt_places`` keys it), ``vouched`` the offset of the checkpoint that
-# vouched for it (its turn: receipts are matched by (vouched, offset), as `audit verify` matches them) and
-# ``size`` its record's bytes; ``receipt_places`` (``_places``) what each partner's receipts bound at each
-# feed record.
+# RECEIVED/DUPLICATE receipt bound to it (by its ``at_ms``), for the latency indicators; ``hidden``: the view
+# columns a scoped auditor reads blank in the row (``_scope.view_mask``). A receipt's ``at`` is the time it
+# states (the partner's clock), ``appended_at`` when Kafka had appended it and the checkpoint that vouched for it
+# (``broker.audit.receipts.appended_at``; NULL from a topic with CreateTime), and ``at_ms`` when it acknowledges,
+# the later of the two (``broker.audit.receipts.acknowledged``): a partner chooses its ``at``, never Kafka's
+# time, so a back-dated receipt neither shortens the latency to receipt nor goes earlier in a timeline; a
+# ``pending_receipts`` row keeps its record's append time (``appended_ms``) until then. A receipt's
+# ``decision_id`` is the delivery it acknowledges (NULL: none, as a REJECTED one), ``place`` the feed record it
+# was bound to (``topic:partition:offset``, as ``receipt_places`` keys it), ``vouched`` the offset of the
+# checkpoint that vouched for it (its turn: receipts are matched by (vouched, offset), as `audit verify` matches
+# them) and ``size`` its record's bytes; ``receipt_places`` (``_places``) what each partner's receipts bound at
+# each feed record.
 INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
                          "holds the audit trail but others may read it",
                          "keep the index in a folder of its own (--index), or run chmod 700 on it")
@@ -72,8 +79,8 @@ INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
 # decisions for their alert and partner are indexed, bounded as ``pending_receipts`` is; ``unvouched.matched_to``,
 # the newest decision id they were checked against. ``receipts_*_place`` and ``receipts_to_delivery`` find
 # the first receipt before a turn at a place or bound to a delivery in one step (``PartitionIngest._bound_before``),
-# whatever the receipts after it: a writer opening an index of layout 12 made before them makes them (and drops the
-# two they replace), its rows unchanged, so the layout number stays.
+# whatever the receipts after it (added in layout 12 without a new number: its writer made them, dropping the two
+# they replace; an index of layout 12 now asks for --rebuild all the same, for layout 13).
 _LAYOUT = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, holds TEXT NOT NULL, owner TEXT);
@@ -123,7 +130,7 @@ CREATE TABLE IF NOT EXISTS receipts (
     id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
     chain TEXT NOT NULL, partner TEXT NOT NULL, alert_id TEXT, version INTEGER, status TEXT, at TEXT,
     at_ms INTEGER, feed TEXT, detail TEXT, decision_id INTEGER, extra TEXT NOT NULL,
-    vouched INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, place TEXT);
+    vouched INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, place TEXT, appended_at TEXT);
 CREATE INDEX IF NOT EXISTS receipts_by_alert ON receipts (alert_id, partner);
 CREATE INDEX IF NOT EXISTS receipts_in_turn ON receipts (topic, partition, partner, vouched, "offset");
 CREATE INDEX IF NOT EXISTS receipts_at_place ON receipts (partner, place, topic, partition, vouched, "offset");
@@ -138,7 +145,7 @@ DROP INDEX IF EXISTS receipts_by_decision;
 CREATE TABLE IF NOT EXISTS pending_receipts (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, chain_key TEXT NOT NULL, "offset" INTEGER NOT NULL,
     row TEXT NOT NULL, decision_id INTEGER, size INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (topic, partition, chain_key, "offset"));
+    appended_ms INTEGER, PRIMARY KEY (topic, partition, chain_key, "offset"));
 CREATE TABLE IF NOT EXISTS unvouched (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, vouched TEXT NOT NULL, given_up INTEGER NOT NULL,
     matched_to INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (topic, partition));
@@ -196,8 +203,14 @@ def at_ms(value: Any) -> int | None:
         return None
     try:
         when = datetime.fromisoformat(value)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+    return instant_ms(when if when.tzinfo is not None else when.replace(tzinfo=UTC))
+
+
+def instant_ms(when: datetime) -> int | None:
+    """Milliseconds since the epoch of an instant (with its offset), or None outside what the index keeps."""
+    try:
         ms = int(when.timestamp() * 1000)
     except (ValueError, OverflowError):
         return None
