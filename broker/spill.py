@@ -21,6 +21,7 @@ from typing import Any, Self
 
 import orjson
 
+from broker.audit.receipts import acknowledged
 from broker.audit.verify import when
 from puente.errors import StoreError
 
@@ -72,6 +73,18 @@ def sort_key(at: object) -> int:
     if instant is None:
         return UNREADABLE_TIME
     return (instant - EPOCH) // timedelta(microseconds=1)
+
+
+def row_time(doc: dict[str, Any]) -> Any:
+    """The time audit row ``doc`` is placed and shown at: its ``at``; a receipt's, when it acknowledges
+    (``broker.audit.receipts.acknowledged``): its ``appended_at``, Kafka's time (``read_log`` gives it), when
+    that is later than the ``at`` its partner wrote with its own clock. A partner that back-dates a receipt
+    would otherwise have it listed before what it answers, and its receipts read as prompt."""
+    at = doc.get("at")
+    if doc.get("kind") != "RECEIPT":
+        return at
+    acked = acknowledged(doc)
+    return doc.get("appended_at") if acked is not None and acked != when(at) else at
 
 
 class Spill:
@@ -134,10 +147,10 @@ class TimeSorted(Spill):
     (time, arrival), so reading them back walks that index: no sort, no temporary file elsewhere.
     Use it as a context manager: the file and its folder are removed when the block ends.
 
-    Time order is the order of the instants ``at`` states (``sort_key``), never of its text: a time
-    on a whole second is written without a fraction (``...12:00:00Z``), which sorts as text after
-    ``...12:00:00.5Z``, and receipts may say ``+00:00``. Rows whose ``at`` states no time come last,
-    in the order they were added: the walk keeps them, and shows them where none is taken for a time.
+    Time order is the order of the instants ``at`` states (``sort_key``; a receipt's ``row_time``), never
+    of its text: a time on a whole second is written without a fraction (``...12:00:00Z``), which sorts as
+    text after ``...12:00:00.5Z``, and receipts may say ``+00:00``. Rows whose ``at`` states no time come
+    last, in the order they were added: the walk keeps them, and shows them where none is taken for a time.
     """
 
     _what = "sorting the audit rows by time"
@@ -156,7 +169,7 @@ class TimeSorted(Spill):
 
     def add(self, doc: dict[str, Any]) -> None:
         """Take in one row: a JSON object, as ``read_log`` gives them."""
-        self._batch.append((self.count, sort_key(doc.get("at")), orjson.dumps(doc)))
+        self._batch.append((self.count, sort_key(row_time(doc)), orjson.dumps(doc)))
         self.count += 1
         if doc.get("alert_id") is not None:
             self.longest_alert_id = max(self.longest_alert_id, len(str(doc["alert_id"])))

@@ -36,7 +36,7 @@ from broker.auditor import (
 from broker.crypto import BROKER_OWNER, KeyKind, sign_checkpoint
 from broker.keystore import Keystore, auditor_path
 from broker.pipeline import dead_letter_source
-from broker.spill import TimeSorted
+from broker.spill import TimeSorted, row_time
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, say, settings, when
@@ -81,7 +81,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     log.add_argument("--json", action="store_true",
                      help="JSON lines instead of a table: each record's fields as written; a receipt's also has "
                           "appended_at, when Kafka appended it and the checkpoint signing it (its at is the "
-                          "partner's clock)")
+                          "partner's clock; in either form a receipt is placed at the later of the two)")
     log.add_argument("--verify-key", type=Path, action="append",
                      help="as for `audit verify`: what is not soundly signed is left out of the log")
     log.set_defaults(func=_log, parser=log)
@@ -391,13 +391,14 @@ def _holders(holders: tuple[str, ...]) -> str:
 
 def _rows(docs: Iterable[dict[str, Any]], longest_alert_id: int) -> None:
     """One line per row: the alert id whole (``longest_alert_id``: the longest among ``docs``), and the
-    reason a person needs (why withheld, what was changed)."""
+    reason a person needs (why withheld, what was changed). A receipt is at the time it acknowledges
+    (``row_time``: no earlier than Kafka appended it), the time its partner wrote, when earlier, in ``why``."""
     width = max(longest_alert_id, 5)
     print(f"{'time (UTC)':<24} {'kind':<11} {'alert':<{width}} {'v':>3} {'partner':<7} {'outcome':<16} "
           f"{'agreement':<14} why")
     for d in docs:
         version = d.get("version", 1 if d.get("kind") in ("DECISION", "RECEIPT") else None)
-        print(f"{_text(d.get('at'))[:23]:<24} {_text(d.get('kind'))[:11]:<11} {_text(d.get('alert_id')):<{width}} "
+        print(f"{_text(row_time(d))[:23]:<24} {_text(d.get('kind'))[:11]:<11} {_text(d.get('alert_id')):<{width}} "
               f"{_text(version)[:3]:>3} {_text(d.get('partner'))[:7]:<7} {_text(_outcome(d))[:16]:<16} "
               f"{_text(d.get('agreement'))[:14]:<14} {_text(_why(d))[:160]}")
 
@@ -435,4 +436,7 @@ def _why(d: dict[str, Any]) -> str:
     if d.get("kind") == "DEAD_LETTER":  # its alert id is only the record's key: where it came from comes first
         source = dead_letter_source(d)
         return f"{source}: {d.get('detail') or ''}" if source else str(d.get("detail") or "")
-    return str(d.get("detail") or d.get("feed") or "")
+    what = str(d.get("detail") or d.get("feed") or "")
+    if d.get("kind") == "RECEIPT" and row_time(d) != d.get("at"):  # shown at Kafka's time: the partner's beside it
+        return f"dated {d.get('at')} by {d.get('partner')}; {what}"
+    return what

@@ -64,3 +64,14 @@ def test_rows_come_back_as_a_stable_sort_on_their_instants(tmp_path_factory: Any
     expected = [d["n"] for d in sorted(docs, key=lambda d: d["instant"])]
     rows = [{"n": d["n"], "at": d["at"]} for d in docs]
     assert _order(rows, tmp_path_factory.mktemp("spill")) == expected
+
+
+def test_a_receipt_is_placed_no_earlier_than_kafka_appended_it(tmp_path: Path) -> None:
+    """A receipt's place is the later of its `at` and `appended_at` (Kafka's time, which `read_log` gives it); another
+    kind's `appended_at` counts for nothing, and a receipt stating no time stays last."""
+    docs = [{"n": "receipt", "kind": "RECEIPT", "at": iso_utc(T0), "appended_at": iso_utc(T0 + timedelta(hours=2))},
+            {"n": "decision", "kind": "DECISION", "at": iso_utc(T0 + timedelta(hours=1)),
+             "appended_at": iso_utc(T0 + timedelta(hours=3))},
+            {"n": "unread", "kind": "RECEIPT", "at": "yesterday", "appended_at": iso_utc(T0)},
+            {"n": "ahead", "kind": "RECEIPT", "at": iso_utc(T0 + timedelta(hours=4)), "appended_at": iso_utc(T0)}]
+    assert _order(docs, tmp_path) == ["decision", "receipt", "ahead", "unread"]

@@ -415,3 +415,27 @@ def test_recalls_shows_a_late_acknowledgement_as_such_and_exits_1(service: dict[
                                                                                            "outstanding"]
     service["rows"] = pending
     assert _puente("audit", "recalls") == 0
+
+
+def test_a_back_dated_receipt_is_listed_when_kafka_appended_it(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A receipt its partner dated before the delivery, which Kafka appended (with its checkpoint) later, is listed
+    after what came before then, at Kafka's time, its partner's time in `why`; `--json` keeps that order and each
+    row whole. A receipt dated after Kafka's time stays at its own."""
+    service["rows"] = [
+        {"kind": "RECEIPT", "at": "2026-11-03T09:00:00Z", "appended_at": "2026-11-03T11:00:00Z", "alert_id": "A:1",
+         "partner": "COL", "status": "RECEIVED", "feed": "p.feed.COL:0:0"},
+        {"kind": "DECISION", "at": "2026-11-03T10:00:00Z", "alert_id": "A:1", "version": 1, "partner": "COL",
+         "decision": "DELIVER", "agreement": "PTY-COL-2026"},
+        {"kind": "RECEIPT", "at": "2026-11-03T10:30:00Z", "appended_at": "2026-11-03T10:20:00Z", "alert_id": "A:2",
+         "partner": "COL", "status": "RECEIVED", "feed": "p.feed.COL:0:1"},
+    ]
+    assert _puente("audit", "log") == 0
+    _, *lines = capsys.readouterr().out.splitlines()
+    assert [(line.split()[0], line.split()[2]) for line in lines] == [
+        ("2026-11-03T10:00:00Z", "A:1"), ("2026-11-03T10:30:00Z", "A:2"), ("2026-11-03T11:00:00Z", "A:1")]
+    assert lines[2].endswith("dated 2026-11-03T09:00:00Z by COL; p.feed.COL:0:0")
+    assert lines[1].endswith(" p.feed.COL:0:1")
+    assert _puente("audit", "log", "--json") == 0
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert docs == [service["rows"][1], service["rows"][2], service["rows"][0]]
