@@ -24,7 +24,7 @@ from broker.access import denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
 from broker.audit.recalls import deadline_hours
-from broker.audit.receipts import Unvouched, appended_at, given_up, match_receipt, sent_records
+from broker.audit.receipts import Unvouched, acknowledged, appended_at, given_up, match_receipt, sent_records
 from broker.audit.verify import (
     ChainState,
     FeedEnds,
@@ -429,7 +429,9 @@ class LogFilter:
     until: datetime | None = None
     kinds: frozenset[str] = frozenset({"DECISION", "DEAD_LETTER", "GAP", "RECEIPT", "DENIAL"})
 
-    def accepts(self, doc: dict[str, Any]) -> bool:
+    def accepts(self, doc: dict[str, Any], *, timed: bool = True) -> bool:
+        """Whether row ``doc`` passes the filter; without ``timed``, all but its time window: a receipt held for its
+        checkpoint is placed in time only once that vouches for it (``in_window``)."""
         kind = doc.get("kind")
         if not isinstance(kind, str) or kind not in self.kinds:
             return False
@@ -441,11 +443,17 @@ class LogFilter:
             return False
         if self.agreement and doc.get("agreement") != self.agreement:
             return False
-        if self.since or self.until:
-            at = when(doc.get("at"))  # None: no time, or one without an offset, which is no time either
-            if at is None or (self.since and at < self.since) or (self.until and at > self.until):
-                return False
-        return True
+        return not timed or self.in_window(doc)
+
+    def in_window(self, doc: dict[str, Any]) -> bool:
+        """Whether row ``doc`` falls within ``since`` and ``until``, by the time it is listed at: a receipt's when it
+        acknowledges (``receipts.acknowledged``: never earlier than Kafka appended it, whatever its partner wrote),
+        any other row's its ``at``."""
+        if not (self.since or self.until):
+            return True
+        # None: no time, or one without an offset, which is no time either
+        at = acknowledged(doc) if doc.get("kind") == "RECEIPT" else when(doc.get("at"))
+        return at is not None and not (self.since and at < self.since) and not (self.until and at > self.until)
 
 
 async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogFilter, verify: VerifyFn,
@@ -508,9 +516,10 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                                     dropped += 1
                                     continue
                                 for row in rows:
-                                    yield appended_at(row, appended, rec.appended_ms)
+                                    if flt.in_window(timed := appended_at(row, appended, rec.appended_ms)):
+                                        yield timed
                         else:
-                            rows = [r for r in flatten(doc) if flt.accepts(r)]
+                            rows = [r for r in flatten(doc) if flt.accepts(r, timed=False)]
                             dropped += len(waiting.add(chain, rec.offset, (rec.appended_ms, rows),
                                                        len(rec.value or b"")))
                         continue

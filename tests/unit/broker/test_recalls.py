@@ -307,5 +307,27 @@ def test_read_log_gives_a_receipt_kafkas_append_time_of_it_and_its_checkpoint(mo
     assert "appended_at" not in row and row["at"] == _at(239)
 
 
+def test_read_log_windows_a_receipt_by_when_it_acknowledges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`audit log --since/--until` places a back-dated receipt where it is listed: at Kafka's time, not the time its
+    partner wrote. Before, it was picked by its stated time, so it left the window it arrived in and showed, outside
+    its own, in the window it claimed."""
+    writer = ChainWriter("receipts", 0, checkpoint_every=1 << 62, chain="FEAN")
+    values = [writer.append("RECEIPT", {"partner": "FEAN", "alert_id": "SNM:A", "version": 2, "status": "RECALLED",
+                                        "feed": "t.feed.FEAN:0:7", "at": _at(239)}),
+              writer.checkpoint("FEAN-rcpt-2026a", _hmac, _at(239))]
+    read_audit_from(monkeypatch, lambda topic: [0], lambda tp: zip(values, [_ms(3), _ms(2)], strict=True))
+
+    def check(signer: str, payload: bytes, sig: bytes) -> bool:
+        return hmac.compare_digest(_hmac(payload), sig)
+
+    def rows(since: int, until: int) -> list[dict[str, Any]]:
+        flt = LogFilter(since=NOW - timedelta(hours=since), until=NOW - timedelta(hours=until))
+        return asyncio.run(_listed(auditor.read_log(None, {"receipts": "receipts"}, flt,  # type: ignore[arg-type]
+                                                    check, None, {"receipts": "FEAN"})))
+
+    assert [r["alert_id"] for r in rows(3, 1)] == ["SNM:A"]  # when Kafka appended it and its checkpoint
+    assert rows(240, 238) == []  # the time it states
+
+
 async def _listed(rows: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row async for row in rows]
