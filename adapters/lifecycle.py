@@ -42,13 +42,13 @@ from adapters.publisher import IngressPublisher
 from broker.crypto import SecretBytes, ingress_mac_key, parse_pair_key_id
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
-from broker.pipeline import Originator
+from broker.pipeline import Originator, content_problem
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.errors import AdapterError, CodecError, ConfigError, KeyMaterialError
 from puente.settings import PuenteSettings
 from puente.wire import Record
-from schemas import AlertCodec, alert_codec, bounds_problem
+from schemas import AlertCodec, alert_codec
 
 # The markings a reclassification may change: the release markings. Grading and originator are
 # facts about the source, not markings an officer re-decides; consent has its own command.
@@ -301,12 +301,13 @@ async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str
                           "next version from the agency's own system with `puente adapt`")
     own = Originator.of(agency, cfg.agency_countries.get(agency, policy.home_country), policy.home_country)
     new = next_of(found, checked, own.names)
-    if checked.action != "RECALL" and (oversized := bounds_problem(new)) is not None:
-        # A copy published before the bounds (``schemas.bounds``): the broker would take this version for one that
-        # breaks a rule, withhold it from everyone and pull the alert back, the opposite of a consent.
-        raise ConfigError(f"{alert_id}: version {found.rank[0]} holds more than the broker now takes ({oversized}), "
-                          "so a change built on it would withdraw the alert from every partner: publish the next "
-                          "version from the agency's own system with `puente adapt`")
+    if checked.action != "RECALL" and (unsound := content_problem(new, datetime.now(UTC))) is not None:
+        # A copy published before a content rule (``schemas.bounds``, the hidden characters, the sanity rules): the
+        # broker would take this version for one that breaks it, withhold it from everyone and pull the alert back,
+        # the opposite of a consent.
+        raise ConfigError(f"{alert_id}: version {found.rank[0]} breaks a rule the broker now holds alerts to "
+                          f"({unsound}), so a change built on it would withdraw the alert from every partner: publish "
+                          "the next version from the agency's own system with `puente adapt`")
     async with IngressPublisher(conn, agency, mac.key_id, mac, names) as publisher:
         await publisher.publish([new])
     life = new["lifecycle"]

@@ -529,21 +529,15 @@ class Pipeline:
         # originator is still held to the first version's (below): one unit may not recall another's alert.
         recall = _is_recall(alert.get("lifecycle"))
         content = not recall
-        unsound = None  # a content rule broken: too much held, or a hidden character
-        # How much the alert holds, before anything reads its characters: beyond what an adapter writes
-        # (``schemas.bounds``), one record's scan and views would hold every slot's event loop for a third of a
-        # second. A recall's content is neither scanned nor viewed.
-        oversized = bounds_problem(alert) if content else None
-        if not content and len(alert["alert_id"]) > bounds.ALERT_ID:  # a recall's id, before its characters are read
-            raise _Reject("invalid", f"the alert id has {len(alert['alert_id']):,} characters; at most "
-                                     f"{bounds.ALERT_ID} are accepted")
-        if oversized is not None:
-            unsound = oversized
-        elif (char := hidden_char(alert if content else {"alert_id": alert["alert_id"]})) is not None:
-            unsound = (f"a text field holds {char}, which can disguise what a partner reads or what a log shows; the "
-                       "adapters refuse these")
-            if not content:
-                raise _Reject("invalid", unsound)
+        # A content rule broken (``content_problem``): too much held, a hidden character, an unsound value. A
+        # recall's content is neither scanned nor viewed: only its id, held to its length before it is read.
+        unsound = content_problem(alert, now) if content else None
+        if not content:
+            if len(alert["alert_id"]) > bounds.ALERT_ID:
+                raise _Reject("invalid", f"the alert id has {len(alert['alert_id']):,} characters; at most "
+                                         f"{bounds.ALERT_ID} are accepted")
+            if (char := hidden_char({"alert_id": alert["alert_id"]})) is not None:
+                raise _Reject("invalid", _hidden(char))
         if alert["agency"] != agency:
             named = alert["agency"] if alert["agency"] in self.slots.agencies else "another agency"
             raise _Reject("agency-mismatch", f"alert names {named} as its agency on {agency}'s topic")
@@ -564,7 +558,7 @@ class Pipeline:
             # another partition than its key's would meet neither.
             raise _Reject("misrouted", f"the record is in partition {record.partition} but its key belongs in "
                                        f"partition {placed}; publish with Kafka's default partitioner")
-        problem = unsound or (_sanity(alert, now) if content else _id_problem(alert))
+        problem = unsound if content else _id_problem(alert)
         structural = lifecycle_problem(alert)  # its version or action: none to pull back at
         alert_id, version = alert["alert_id"], alert.get("version", 1)
         if problem and content and seen_key(alert_id, version, False) in seen:
@@ -989,6 +983,25 @@ def dead_letter_source(entry: Mapping[str, Any]) -> str:
 def _escaped(text: str) -> str:
     """``text`` with every character that is not printable written as its Python escape (``\\x1b``)."""
     return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def content_problem(alert: dict[str, Any], now: datetime) -> str | None:
+    """Why the content of ``alert`` (any version but a recall) breaks a rule every alert must keep, or None: more
+    than an adapter writes (``schemas.bounds``, checked first, before a character is read: one record's scan and
+    views would otherwise hold every slot's event loop for a third of a second), a hidden character, or a value no
+    adapter writes (``_sanity``). The broker withholds or dead-letters such a version (``Pipeline._admit``); an
+    officer's change built on an older copy is held to the same rules before it is published
+    (``adapters.lifecycle.change_alert``), or it would withdraw the alert instead."""
+    if (oversized := bounds_problem(alert)) is not None:
+        return oversized
+    if (char := hidden_char(alert)) is not None:
+        return _hidden(char)
+    return _sanity(alert, now)
+
+
+def _hidden(char: str) -> str:
+    return f"a text field holds {char}, which can disguise what a partner reads or what a log shows; the adapters " \
+           "refuse these"
 
 
 def _id_problem(alert: dict[str, Any]) -> str | None:

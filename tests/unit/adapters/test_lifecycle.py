@@ -193,11 +193,12 @@ def test_two_copies_of_the_latest_version_with_different_content_are_noted(tmp_p
     assert read(hit, raised, consented, next_version(raised, Change("RECALL", reason="LEGAL"))).differs is None
 
 
-async def test_a_change_is_not_built_on_a_version_beyond_the_bounds(tmp_path: Path, hit: dict[str, Any],
+async def test_a_change_is_not_built_on_a_version_that_breaks_a_content_rule(tmp_path: Path, hit: dict[str, Any],
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """A version published before the bounds (``schemas.bounds``) holds more than the broker now takes: a consent
-    built on it would be taken for a version that breaks a rule, withheld from everyone and the alert pulled back.
-    It is refused in one line naming the bound, before anything is published; a recall is still built."""
+    """A version published before a content rule (the bounds, ``schemas.bounds``; hidden characters) breaks it: a
+    consent or reclassification built on it would be taken for a version that breaks a rule, withheld from everyone
+    and the alert pulled back. It is refused in one line naming the rule, before anything is published; a recall is
+    still built."""
     _site(tmp_path / "keys")
     big = copy.deepcopy(hit)
     big["payload"]["match_reason"] = "x" * (bounds.PLACE + 1)
@@ -225,8 +226,14 @@ async def test_a_change_is_not_built_on_a_version_beyond_the_bounds(tmp_path: Pa
     monkeypatch.setattr(lifecycle, "IngressPublisher", Publisher)
     cfg = PuenteSettings(keys=tmp_path / "keys")
     conn = KafkaConnection(bootstrap="unused:9092")
-    with pytest.raises(ConfigError, match="holds more than the broker now takes") as refused:
+    with pytest.raises(ConfigError, match="breaks a rule the broker now holds alerts to") as refused:
         await lifecycle.change_alert(cfg, conn, hit["alert_id"], Change("CONSENT", partners=("USA",)))
     assert "payload.match_reason" in str(refused.value) and "x" * 20 not in str(refused.value) and not published
+    hidden = copy.deepcopy(hit)  # a version published before hidden characters were refused
+    hidden["payload"]["match_reason"] = "caso \u202eodnum"
+    found.alert = hidden
+    with pytest.raises(ConfigError, match="RIGHT-TO-LEFT OVERRIDE"):
+        await lifecycle.change_alert(cfg, conn, hit["alert_id"], Change("RECLASSIFY", markings={"caveats": []}))
+    assert not published
     done = await lifecycle.change_alert(cfg, conn, hit["alert_id"], Change("RECALL", reason="ERROR"))
     assert done.action == "RECALL" and len(published) == 1
