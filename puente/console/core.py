@@ -405,7 +405,8 @@ class Console:
         The timer follows the tally, not the refusal that started it: a request just as a window ends writes that
         tally and, refused, starts the next, which no timer then waited for (the account still had one running, to
         find nothing due and end), and a flood that stopped there went unwritten until the account's next request
-        or a clean stop. Each wait is at most a window, so a clock set back delays a tally by no more than that."""
+        or a clean stop. Each wait is at most a window, and a clock set back makes a tally due at once
+        (``PageBudget.due``)."""
         while (due := self.budget.due_at(account)) is not None:
             wait = (due - self.config.clock()).total_seconds()
             await asyncio.sleep(min(max(wait, 0.0), self.budget.window_s))
@@ -413,9 +414,13 @@ class Console:
                 await asyncio.sleep(self.budget.window_s)  # the query log cannot be written: try again a window on
 
     async def stopping(self) -> None:
-        """Write every account's tally of refused requests, its window over or not: the console is stopping."""
-        for pending in self._summaries.values():
+        """Write every account's tally of refused requests, its window over or not: the console is stopping. The
+        timers are cancelled and waited for first: one cancelled in the middle of a write puts its tally back
+        (``summarise``), to be written here."""
+        timers = list(self._summaries.values())
+        for pending in timers:
             pending.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)
         self._summaries.clear()
         await self.summarise(None)
 
@@ -433,6 +438,9 @@ class Console:
                 log.warning("the refused requests of an account cannot be recorded yet", error=str(exc)[:300])
                 self.budget.restore(refused)
                 written = False
+            except BaseException:  # cancelled mid-write (the console stopping): kept, for ``stopping`` to write
+                self.budget.restore(refused)
+                raise
         return written
 
     # signing in and out ----------------------------------------------------------------------------

@@ -77,8 +77,10 @@ class PageBudget:
     def due(self, now: datetime | None) -> list[Refusals]:
         """The tallies whose window (``window_s`` from their first refusal) has ended by ``now``, each taken out:
         the caller writes them. ``now`` None: every tally (the console is stopping)."""
+        # A clock set back (now before the first refusal) makes every tally due: waiting for it to come round
+        # again could hold a tally for hours, to be lost with an unclean exit.
         ended = [name for name, tally in self._refused.items()
-                 if now is None or (now - tally.first).total_seconds() >= self.window_s]
+                 if now is None or now < tally.first or (now - tally.first).total_seconds() >= self.window_s]
         return [self._refused.pop(name) for name in ended]
 
     def restore(self, refusals: Refusals) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -173,6 +174,48 @@ async def test_a_tally_started_as_a_window_ends_is_written_with_no_request_after
     await asyncio.sleep(0.05)
     assert all(task.done() for task in console._summaries.values())  # the account holds no tally: its timer ended
     await console.stopping()
+
+
+async def test_a_tally_is_written_when_the_clock_is_set_back(sink: Sink) -> None:
+    """A wall clock stepped back (an hour, say) makes a tally due at once, rather than held until the clock passes
+    its first refusal and a window again, to be lost with an unclean exit meanwhile."""
+    clock = Clock()
+    console = Console(ConsoleConfig(lambda: FakeIndex(), None, sink, clock=clock))  # type: ignore[arg-type]
+    console.budget = PageBudget(1, 1, window_s=0.1)
+    session = Session(Account("ana", "national", T0), "token")
+    for _ in range(3):
+        await console.over_rate(session)
+    clock.now -= timedelta(hours=1)
+    async with asyncio.timeout(5):
+        while not sink.records:
+            await asyncio.sleep(0.02)
+    assert [r["params"]["refused"] for r in sink.records] == [2]
+    await console.stopping()
+
+
+async def test_a_console_stopping_while_a_tally_is_written_keeps_it(sink: Sink) -> None:
+    """The console stopping while an account's timer is writing its tally (the write cancelled half way) puts the
+    tally back and writes it as it stops: a flood just before a restart is not lost from the audit."""
+    clock = Clock()
+    slow = asyncio.Event()
+    recording = sink.record
+
+    async def record(*args: Any) -> None:
+        slow.set()
+        await asyncio.sleep(0.5)
+        await recording(*args)
+
+    sink.record = record  # type: ignore[method-assign]
+    console = Console(ConsoleConfig(lambda: FakeIndex(), None, sink, clock=clock))  # type: ignore[arg-type]
+    console.budget = PageBudget(1, 1, window_s=0.1)
+    session = Session(Account("ana", "national", T0), "token")
+    for _ in range(5):
+        await console.over_rate(session)
+    clock.now += timedelta(seconds=0.2)
+    async with asyncio.timeout(5):
+        await slow.wait()  # the timer is inside the write
+    await console.stopping()
+    assert [r["params"]["refused"] for r in sink.records] == [4]
 
 
 async def _status(port: int, path: str, cookie: str) -> bytes:
