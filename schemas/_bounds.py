@@ -59,32 +59,56 @@ class _TooMuch(Exception):
     """One bound exceeded: its message names the field and the bound, never the value."""
 
 
-class _Walk:
-    """The characters counted so far, each field held to its bound as it is counted."""
+# Each record's string fields and their bounds. One table and one loop per record, not a call per field: the walk
+# runs on every alert the broker takes, and what it costs is its calls. A field name is put together only for the
+# message of a bound exceeded.
+_ALERT = (("alert_id", ALERT_ID), ("agency", CODE), ("source_timezone", CODE), ("summary", SUMMARY))
+_LOCATION = (("province", CODE), ("border_sector", CODE), ("place_name", PLACE))
+_MARKINGS = (("classification", CODE), ("handling_code", CODE), ("source_reliability", CODE),
+             ("information_credibility", CODE), ("handling_text", HANDLING_TEXT))
+_ORIGINATOR = (("agency", ORIGINATOR_AGENCY), ("unit", UNIT), ("country", CODE))
+# The three payload records share no field name but these, so each field is looked for whatever the type.
+_PAYLOAD = (("direction", CODE), ("patrol_unit", UNIT), ("remarks", REMARKS), ("operation_name", NAME),
+            ("list_name", CODE), ("list_owner", CODE), ("match_reason", PLACE), ("port_of_entry", PORT),
+            ("encounter", PLACE), ("action_taken", CODE))
+_ITEM = (("kind", CODE), ("unit", CODE))
+_CONVEYANCE = (("name", NAME), ("identifier", DOCUMENT), ("flag_country", CODE))
+_PERSON = (("given_names", NAME), ("surnames", NAME), ("sex", CODE))
+_DOCUMENT = (("document_type", CODE), ("number", DOCUMENT), ("issuing_country", CODE))
 
-    __slots__ = ("used",)
 
-    def __init__(self) -> None:
-        self.used = 0
-
-    def text(self, value: Any, field: str, limit: int) -> None:
+def _strings(record: Any, fields: tuple[tuple[str, int], ...], where: str) -> int:
+    """The characters of ``record``'s string ``fields`` (a record that is not a dict, as the codec and the adapters
+    give records, holds none), each held to its bound; ``where`` is the record's path, for the message."""
+    if not isinstance(record, dict):
+        return 0
+    used = 0
+    for key, limit in fields:
+        value = record.get(key)
         if isinstance(value, str):
             if len(value) > limit:
-                raise _TooMuch(f"{field} has {len(value):,} characters; at most {limit:,} are accepted")
-            self.used += len(value)
-
-    def texts(self, values: Any, field: str, entries: int, limit: int) -> None:
-        items = _entries(values, field, entries)
-        for value in items:
-            self.text(value, f"{field}[]", limit)
+                raise _TooMuch(f"{where}{key} has {len(value):,} characters; at most {limit:,} are accepted")
+            used += len(value)
+    return used
 
 
-def _entries(values: Any, field: str, limit: int) -> list[Any]:
+def _entries(values: Any, where: str, key: str, limit: int) -> list[Any]:
     if not isinstance(values, list):
         return []
     if len(values) > limit:
-        raise _TooMuch(f"{field} has {len(values):,} entries; at most {limit:,} are accepted")
+        raise _TooMuch(f"{where}{key} has {len(values):,} entries; at most {limit:,} are accepted")
     return values
+
+
+def _codes(values: Any, where: str, key: str, entries: int) -> int:
+    """The characters of a list of codes, its length held to ``entries`` before any is looked at."""
+    used = 0
+    for value in _entries(values, where, key, entries):
+        if isinstance(value, str):
+            if len(value) > CODE:
+                raise _TooMuch(f"{where}{key}[] has {len(value):,} characters; at most {CODE:,} are accepted")
+            used += len(value)
+    return used
 
 
 def bounds_problem(alert: Mapping[str, Any]) -> str | None:
@@ -92,90 +116,57 @@ def bounds_problem(alert: Mapping[str, Any]) -> str | None:
     the bound and never the value; None when it does not. Every array's length is checked before its entries are
     looked at, so the walk costs at most the bounded fields' count (a millisecond at the bounds), and the total
     text (``TEXT_BUDGET``) last. A field that is not there is not judged: the schema's own checks say so."""
-    walk = _Walk()
     try:
-        _alert(alert, walk)
+        used = _alert(alert)
     except _TooMuch as exc:
         return str(exc)
-    if walk.used > TEXT_BUDGET:
-        return (f"the alert's text fields hold {walk.used:,} characters in all; at most {TEXT_BUDGET:,} are "
-                "accepted")
+    if used > TEXT_BUDGET:
+        return f"the alert's text fields hold {used:,} characters in all; at most {TEXT_BUDGET:,} are accepted"
     return None
 
 
-def _alert(alert: Mapping[str, Any], walk: _Walk) -> None:
-    walk.text(alert.get("alert_id"), "alert_id", ALERT_ID)
-    walk.text(alert.get("agency"), "agency", CODE)
-    walk.text(alert.get("source_timezone"), "source_timezone", CODE)
-    walk.text(alert.get("summary"), "summary", SUMMARY)
-    location = alert.get("location")
-    if isinstance(location, Mapping):
-        walk.text(location.get("province"), "location.province", CODE)
-        walk.text(location.get("border_sector"), "location.border_sector", CODE)
-        walk.text(location.get("place_name"), "location.place_name", PLACE)
+def _alert(alert: Mapping[str, Any]) -> int:
+    used = _strings(alert, _ALERT, "")
+    used += _strings(alert.get("location"), _LOCATION, "location.")
     markings = alert.get("markings")
-    if isinstance(markings, Mapping):
-        _markings(markings, walk)
+    if isinstance(markings, dict):
+        used += _strings(markings, _MARKINGS, "markings.")
+        for name in _MARKING_LISTS:
+            if name in markings:
+                used += _codes(markings[name], "markings.", name, MAX_MARKING_ENTRIES)
+        used += _strings(markings.get("originator"), _ORIGINATOR, "markings.originator.")
     life = alert.get("lifecycle")
-    if isinstance(life, Mapping):
-        walk.texts(life.get("partners"), "lifecycle.partners", MAX_MARKING_ENTRIES, CODE)
+    if isinstance(life, dict):
+        used += _codes(life.get("partners"), "lifecycle.", "partners", MAX_MARKING_ENTRIES)
     payload = alert.get("payload")
-    if isinstance(payload, Mapping):
-        _payload(payload, walk)
+    if isinstance(payload, dict):
+        used += _payload(payload)
+    return used
 
 
-def _markings(m: Mapping[str, Any], walk: _Walk) -> None:
-    for name in ("classification", "handling_code", "source_reliability", "information_credibility"):
-        walk.text(m.get(name), f"markings.{name}", CODE)
-    walk.text(m.get("handling_text"), "markings.handling_text", HANDLING_TEXT)
-    for name in _MARKING_LISTS:
-        walk.texts(m.get(name), f"markings.{name}", MAX_MARKING_ENTRIES, CODE)
-    originator = m.get("originator")
-    if isinstance(originator, Mapping):
-        walk.text(originator.get("agency"), "markings.originator.agency", ORIGINATOR_AGENCY)
-        walk.text(originator.get("unit"), "markings.originator.unit", UNIT)
-        walk.text(originator.get("country"), "markings.originator.country", CODE)
-
-
-def _payload(p: Mapping[str, Any], walk: _Walk) -> None:
-    # The three payload records share no field name but these, so each field is looked for whatever the type.
-    walk.text(p.get("direction"), "payload.direction", CODE)
-    walk.texts(p.get("nationalities_observed"), "payload.nationalities_observed", MAX_NATIONALITIES_OBSERVED, CODE)
-    walk.text(p.get("patrol_unit"), "payload.patrol_unit", UNIT)
-    walk.text(p.get("remarks"), "payload.remarks", REMARKS)
-    items = _entries(p.get("items"), "payload.items", MAX_ITEMS)
-    detainees = _entries(p.get("detainees"), "payload.detainees", MAX_PERSONS)
-    for item in items:
-        if isinstance(item, Mapping):
-            walk.text(item.get("kind"), "payload.items[].kind", CODE)
-            walk.text(item.get("unit"), "payload.items[].unit", CODE)
-    conveyance = p.get("conveyance")
-    if isinstance(conveyance, Mapping):
-        walk.text(conveyance.get("name"), "payload.conveyance.name", NAME)
-        walk.text(conveyance.get("identifier"), "payload.conveyance.identifier", DOCUMENT)
-        walk.text(conveyance.get("flag_country"), "payload.conveyance.flag_country", CODE)
-    walk.text(p.get("operation_name"), "payload.operation_name", NAME)
-    for person in detainees:
-        _person(person, "payload.detainees[]", walk)
+def _payload(p: Mapping[str, Any]) -> int:
+    used = _strings(p, _PAYLOAD, "payload.")
+    if "nationalities_observed" in p:
+        used += _codes(p["nationalities_observed"], "payload.", "nationalities_observed", MAX_NATIONALITIES_OBSERVED)
+    for item in _entries(p.get("items"), "payload.", "items", MAX_ITEMS):
+        used += _strings(item, _ITEM, "payload.items[].")
+    used += _strings(p.get("conveyance"), _CONVEYANCE, "payload.conveyance.")
+    for person in _entries(p.get("detainees"), "payload.", "detainees", MAX_PERSONS):
+        used += _person(person, "payload.detainees[].")
     if "person" in p:
-        _person(p["person"], "payload.person", walk)
-    walk.text(p.get("list_name"), "payload.list_name", CODE)
-    walk.text(p.get("list_owner"), "payload.list_owner", CODE)
-    walk.text(p.get("match_reason"), "payload.match_reason", PLACE)
-    walk.text(p.get("port_of_entry"), "payload.port_of_entry", PORT)
-    walk.text(p.get("encounter"), "payload.encounter", PLACE)
-    walk.text(p.get("action_taken"), "payload.action_taken", CODE)
+        used += _person(p["person"], "payload.person.")
+    return used
 
 
-def _person(person: Any, field: str, walk: _Walk) -> None:
-    if not isinstance(person, Mapping):
-        return
-    walk.text(person.get("given_names"), f"{field}.given_names", NAME)
-    walk.text(person.get("surnames"), f"{field}.surnames", NAME)
-    walk.text(person.get("sex"), f"{field}.sex", CODE)
-    walk.texts(person.get("nationalities"), f"{field}.nationalities", MAX_NATIONALITIES, CODE)
-    for doc in _entries(person.get("documents"), f"{field}.documents", MAX_DOCUMENTS):
-        if isinstance(doc, Mapping):
-            walk.text(doc.get("document_type"), f"{field}.documents[].document_type", CODE)
-            walk.text(doc.get("number"), f"{field}.documents[].number", DOCUMENT)
-            walk.text(doc.get("issuing_country"), f"{field}.documents[].issuing_country", CODE)
+def _person(person: Any, where: str) -> int:
+    if not isinstance(person, dict):
+        return 0
+    used = _strings(person, _PERSON, where)
+    if "nationalities" in person:
+        used += _codes(person["nationalities"], where, "nationalities", MAX_NATIONALITIES)
+    documents = _entries(person.get("documents"), where, "documents", MAX_DOCUMENTS)
+    if documents:
+        inner = f"{where}documents[]."
+        for doc in documents:
+            used += _strings(doc, _DOCUMENT, inner)
+    return used

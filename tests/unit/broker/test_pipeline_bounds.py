@@ -131,10 +131,9 @@ def _budget(extra: int) -> Callable[[dict[str, Any]], None]:
     def change(alert: dict[str, Any]) -> None:
         person = copy.deepcopy(alert["payload"]["detainees"][0])
         alert["payload"]["detainees"] = []
-        walk = bounds._Walk()  # the count the bound is held to, without names
-        person["given_names"] = person["surnames"] = None
-        bounds._alert({**alert, "payload": {**alert["payload"], "detainees": [person] * 200}}, walk)
-        left = bounds.TEXT_BUDGET + extra - walk.used
+        person["given_names"] = person["surnames"] = None  # the count the bound is held to, without names
+        used = bounds._alert({**alert, "payload": {**alert["payload"], "detainees": [person] * 200}})
+        left = bounds.TEXT_BUDGET + extra - used
         people = []
         for _ in range(200):
             given, family = min(left, bounds.NAME), min(max(left - bounds.NAME, 0), bounds.NAME)
