@@ -370,15 +370,31 @@ def locate(node: Node | None, loc: Sequence[int | str]) -> tuple[int, tuple[int 
     matched: list[int | str] = []
     for part in loc:
         if isinstance(node, MappingNode):
-            for key_node, value_node in node.value:
-                if isinstance(key_node, ScalarNode) and key_node.value == str(part):
-                    node = value_node
-                    matched.append(part)
-                    break
+            found = _keys(node).get(str(part))
+            if found is not None:
+                node = found
+                matched.append(part)
         elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
             node = node.value[part]
             matched.append(part)
     return int(node.start_mark.line) + 1, tuple(matched)
+
+
+_KEYS = "_puente_keys"  # a composed mapping node's index of its text keys (``_keys``)
+
+
+def _keys(node: MappingNode) -> dict[str, Node]:
+    """Each text key of ``node`` to its value node (the first, as a walk of its pairs finds it), made at the first
+    lookup and kept on the node: a check locates every field of a mapping, and a walk of the pairs for each one
+    took a policy of thousands of entries minutes to load. Composed nodes are never changed afterwards."""
+    index: dict[str, Node] | None = getattr(node, _KEYS, None)
+    if index is None:
+        index = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode):
+                index.setdefault(key_node.value, value_node)
+        setattr(node, _KEYS, index)
+    return index
 
 
 def line_of(node: Node | None, loc: Sequence[int | str]) -> int:
