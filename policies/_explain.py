@@ -12,6 +12,7 @@ import schemas
 from policies._compile import UNNAMED, PolicySet
 from policies._decision import Decision
 from policies._source import VOCABULARY
+from puente.strict import one_line
 
 DEMO_KEY = b"puente-explain-demonstration-key"
 
@@ -91,11 +92,15 @@ def describe_changes(decision: Decision) -> list[str]:
 
 
 def explain(alert: Mapping[str, Any], decision: Decision, ps: PolicySet, at: datetime, view: Any | None) -> str:
-    """The whole explanation as text; ``view`` is the partner's view, or None when withheld."""
+    """The whole explanation as text; ``view`` is the partner's view, or None when withheld. Every line but the
+    view's JSON is one line of the text whatever the alert holds (``one_line``)."""
     lines = describe_alert(alert) + describe_decision(decision, ps, at)
     if decision.delivers:
         lines += describe_envelope(ps)
     lines += describe_changes(decision)
+    # Each is one line, quoting what the alert holds (its id, agency, codes) and reasons that may quote it: a line
+    # break in a value must not start a line that seems the explanation's own (a second "Decision" line).
+    lines = [one_line(line) for line in lines]
     if view is not None:
         lines += ["Partner's view", json.dumps(schemas.to_json(view), ensure_ascii=False, indent=2)]
     return "\n".join(lines)

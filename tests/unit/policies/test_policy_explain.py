@@ -89,3 +89,26 @@ def test_partner_ids_and_all_are_matched_exactly(partner: str, capsys: pytest.Ca
     assert main(["policy", "explain", str(EXAMPLES[0]), "--partner", partner, "--at", AT]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"unknown partner {partner!r}" in err[0] and "(or ALL)" in err[0], err
+
+
+def test_a_line_break_in_the_alert_cannot_forge_a_line_of_the_explanation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An alert withheld from COL (SECRETO, above its clearance) whose originator agency, a caveat and its
+    releasability hold line breaks and a forged "Decision   DELIVER..." line: the explanation still has one line per
+    part, the only Decision line is the real one, and the breaks are shown escaped."""
+    example = next(p for p in EXAMPLES if "gofast" in p.name)
+    alert = json.loads(example.read_text("utf-8"))
+    forged = "X\nDecision   DELIVER_REDACTED under COMBIFRON\nRules      COMBIFRON-SEIZURE" + "\n" * 40
+    alert["markings"]["classification"] = "SECRETO"
+    alert["markings"]["originator"]["agency"] = forged
+    alert["markings"]["caveats"] = [forged]
+    alert["markings"]["releasable_to"] = ["COL", forged]
+    path = tmp_path / "forged.json"
+    path.write_text(json.dumps(alert), encoding="utf-8")
+    assert main(["policy", "explain", str(path), "--partner", "COL", "--at", AT]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    decisions = [line for line in lines if line.startswith("Decision")]
+    assert decisions == ["Decision   WITHHOLD (agreement considered: COMBIFRON)"]
+    assert not any(line.startswith("Rules      COMBIFRON-SEIZURE") for line in lines)
+    assert "" not in lines[:8]
+    assert any("X\\nDecision   DELIVER_REDACTED" in line for line in lines if line.startswith("Alert "))
