@@ -25,7 +25,9 @@ _Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 # A number as YAML reads it (not `true`, not "9.1"), finite, within bounds.
 Latitude = Annotated[Number, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[Number, Field(ge=-180, le=180, allow_inf_nan=False)]
-Ring = Annotated[list[tuple[Latitude, Longitude]], Field(min_length=3, max_length=5000)]
+MAX_CORNERS = 1_000  # in one outline, all its rings together: coarse outlines (``precision_km``) take a few dozen
+MAX_BAND_EDGES = 128  # edges of one outline filed under one latitude band (``_banded``): what a lookup tests at most
+Ring = Annotated[list[tuple[Latitude, Longitude]], Field(min_length=3, max_length=MAX_CORNERS)]
 Kind = Literal["province", "border sector"]
 _FAR = 1e12  # beyond any coordinate, in degrees or in the units of a test's polygon
 
@@ -49,9 +51,22 @@ class AreaEntry(_Frozen):
     @field_validator("outline")
     @classmethod
     def _rings_enclose(cls, rings: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+        """Each ring encloses an area, and the outline is one a lookup answers in a bounded time: at most
+        ``MAX_CORNERS`` corners, and at most ``MAX_BAND_EDGES`` edges in any latitude band (``_banded``). A lookup
+        tests one band's edges, and whether two outlines meet looks up every corner of each in the other: a saw
+        tooth of long edges across the whole outline, each filed in every band, made one decision take an hour."""
         for i, ring in enumerate(rings):
             if abs(_twice_area(ring)) < 1e-9:
                 raise ValueError(f"ring {i} encloses no area (its points lie on one line)")
+        corners = sum(len(ring) for ring in rings)
+        if corners > MAX_CORNERS:
+            raise ValueError(f"has {corners:,} corners in all its rings; at most {MAX_CORNERS:,} (outlines are coarse: "
+                             "simplify it to the file's precision)")
+        bands = _banded(tuple(tuple((float(a), float(b)) for a, b in ring) for ring in rings))[1]
+        crowded = max(len(band) for band in bands)
+        if crowded > MAX_BAND_EDGES:
+            raise ValueError(f"has {crowded:,} edges crossing one narrow band of latitude; at most {MAX_BAND_EDGES} "
+                             "(a saw tooth of long edges, say): simplify it")
         return rings
 
 
@@ -90,7 +105,7 @@ def point_in_polygon(lat: float, lon: float, ring: Sequence[tuple[float, float]]
 
 
 Edge = tuple[float, float, float, float]  # lat, lon of one end, lat, lon of the other
-_BANDS = 32  # horizontal bands an outline's edges are filed under: a lookup tests a few edges, not all
+_BANDS = 32  # the fewest horizontal bands an outline's edges are filed under: a lookup tests a few edges, not all
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +130,8 @@ class Outline:
         south, north, west, east = self.box
         if not (south <= lat <= north and west <= lon <= east):  # NaN fails this too
             return False
-        band = min(int((lat - south) / (north - south) * _BANDS), _BANDS - 1)
+        count = len(self.bands)
+        band = min(int((lat - south) / (north - south) * count), count - 1)
         inside = False
         for y0, x0, y1, x1 in self.bands[band]:
             if (y1 > lat) != (y0 > lat) and lon < x1 + (lat - y1) * (x0 - x1) / (y0 - y1):
@@ -192,11 +208,21 @@ def _is_number(value: object) -> bool:
 
 def _compile(code: str, kind: Kind, entry: AreaEntry, precision_km: int) -> Outline:
     rings = tuple(tuple((float(lat), float(lon)) for lat, lon in ring) for ring in entry.outline)
+    box, bands = _banded(rings)
+    return Outline(code, kind, entry.name, entry.precision_km or precision_km, rings, box, bands)
+
+
+def _banded(rings: tuple[tuple[tuple[float, float], ...], ...]
+            ) -> tuple[tuple[float, float, float, float], tuple[tuple[Edge, ...], ...]]:
+    """The rings' bounding box (south, north, west, east) and their edges filed by latitude band: ``_BANDS``
+    bands, or one per four corners for an outline of more, so that a band holds a few edges of a detailed outline
+    as of a coarse one."""
     lats = [p[0] for ring in rings for p in ring]
     lons = [p[1] for ring in rings for p in ring]
     south, north = min(lats), max(lats)
-    height = (north - south) / _BANDS
-    bands: list[list[Edge]] = [[] for _ in range(_BANDS)]
+    count = max(_BANDS, len(lats) // 4)
+    height = (north - south) / count
+    bands: list[list[Edge]] = [[] for _ in range(count)]
     for ring in rings:
         for (y0, x0), (y1, x1) in zip((ring[-1], *ring[:-1]), ring, strict=True):
             if y0 == y1:
@@ -204,11 +230,10 @@ def _compile(code: str, kind: Kind, entry: AreaEntry, precision_km: int) -> Outl
             # File the edge under every band its latitudes meet (bounds included, so that a point
             # on a band's limit finds every edge it could cross).
             low = int((min(y0, y1) - south) / height)
-            high = min(int((max(y0, y1) - south) / height), _BANDS - 1)
+            high = min(int((max(y0, y1) - south) / height), count - 1)
             for n in range(max(low - 1, 0), high + 1):
                 bands[n].append((y0, x0, y1, x1))
-    box = (south, north, min(lons), max(lons))
-    return Outline(code, kind, entry.name, entry.precision_km or precision_km, rings, box, tuple(map(tuple, bands)))
+    return (south, north, min(lons), max(lons)), tuple(map(tuple, bands))
 
 
 def compile_areas(doc: AreasFile | None) -> Areas:

@@ -172,6 +172,51 @@ def test_loader_errors_name_file_line_and_field(tmp_path: Path, old: str, new: s
     assert expected in str(caught.value)
 
 
+def _ring(corners: list[tuple[float, float]]) -> str:
+    return "[" + ", ".join(f"[{lat:.6f}, {lon:.6f}]" for lat, lon in corners) + "]"
+
+
+def _saw(teeth: int) -> list[tuple[float, float]]:
+    """A ring of long edges each spanning nearly the whole height: every one crosses every latitude band."""
+    return [(1.0 if i % 2 == 0 else 0.05, i / teeth) for i in range(teeth)] + [(0.0, 1.0), (0.0, 0.0)]
+
+
+def _circle(corners: int, lat: float = 0.5, lon: float = 0.5, radius: float = 0.5) -> list[tuple[float, float]]:
+    return [(lat + radius * math.sin(2 * math.pi * i / corners), lon + radius * math.cos(2 * math.pi * i / corners))
+            for i in range(corners)]
+
+
+@pytest.mark.parametrize(("rings", "expected"), [
+    ([_saw(200)], "has 201 edges crossing one narrow band of latitude; at most 128"),
+    ([_circle(600), _circle(600, radius=0.25)], "has 1,200 corners in all its rings; at most 1,000"),
+])
+def test_an_outline_a_lookup_cannot_answer_quickly_is_refused(tmp_path: Path, rings: list[list[tuple[float, float]]],
+                                                              expected: str) -> None:
+    """Whether two outlines meet (an alert's province and sector with no position) looks up every corner of each
+    in the other, and a lookup tests the edges of one latitude band: a saw tooth of 200 long edges, each in every
+    band, and an outline of more than 1,000 corners are refused, naming the outline's line. A saw tooth of some
+    100,000 corners passed, and the first decision naming it took an hour."""
+    body = VALID.replace("[[0, 0], [0, 1], [1, 1], [1, 0]]", "\n      - ".join(_ring(r) for r in rings), 1)
+    with pytest.raises(PolicyError) as caught:
+        load_areas(_areas_file(tmp_path, body))
+    assert f"areas.yaml:7: provinces.BOX.outline: Value error, {expected}" in str(caught.value)
+
+
+def test_a_detailed_outline_is_filed_in_more_bands_and_answers_as_the_plain_walk(tmp_path: Path) -> None:
+    """An outline of 1,000 corners (a circle, in two rings: an annulus) loads, its edges filed in one band per four
+    corners, a few edges each, and every lookup agrees with point_in_polygon over its rings."""
+    outer, inner = _circle(800), _circle(200, radius=0.25)
+    body = VALID.replace("      - [[0, 0], [0, 1], [1, 1], [1, 0]]",
+                         f"      - {_ring(outer)}\n      - {_ring(inner)}", 1)
+    outline = load_areas(_areas_file(tmp_path, body)).outlines["BOX"]
+    assert len(outline.bands) == 250 and max(len(band) for band in outline.bands) <= 128
+    for n in range(2_000):
+        lat, lon = (n * 0.618034) % 1.0, (n * 0.414214) % 1.0
+        expected = sum(point_in_polygon(lat, lon, ring) for ring in outline.rings) % 2 == 1
+        assert outline.contains(lat, lon) is expected
+    assert outline.contains(0.5, 0.5) is False and outline.contains(0.5, 0.9) is True
+
+
 def test_loader_refuses_a_missing_directory(tmp_path: Path) -> None:
     """load_areas of a directory that does not exist is a PolicyError, not an empty answer."""
     with pytest.raises(PolicyError, match="no such policy directory"):
