@@ -107,8 +107,17 @@ def _generate(args: argparse.Namespace) -> int:
         raise ConfigError(f"keys generate --for {holder}: give the {holder}'s id, e.g. "
                           f"{'COL' if holder is Holder.PARTNER else 'SENAN'}")
     cfg = settings(args)
+    policy = load_policy_set(cfg.policy_dir)
+    # Named exactly as the policy (a partner) or PUENTE_AGENCIES (an agency) name it: a key made for `snm` or a
+    # misspelt id is named for no one, and every later step (its import, the broker's lookup) refuses it.
+    known = sorted(policy.partners) if holder is Holder.PARTNER else sorted(cfg.agencies) \
+        if holder is Holder.AGENCY else [BROKER_OWNER]
+    if ident not in known:
+        where = "the policy's partners.yaml" if holder is Holder.PARTNER else "PUENTE_AGENCIES"
+        raise ConfigError(f"keys generate --for {holder}: {ident[:60]!r} names no {holder} of {where} "
+                          f"(ids are exact, case included): {', '.join(known)}")
     store = Keystore(args.dir if args.dir is not None else holder_path(cfg.keys, holder, ident))
-    agreements = sorted(load_policy_set(cfg.policy_dir).agreements) if holder is Holder.BROKER else []
+    agreements = sorted(policy.agreements) if holder is Holder.BROKER else []
     made = store.generate_own(holder, ident, generation=args.generation, now=datetime.now(UTC), agreements=agreements)
     whose = "the broker" if holder is Holder.BROKER else f"{holder} {ident}"
     # The folder is printed as typed (--dir) or as PUENTE_KEYS names it: escaped, as every line (``say``).

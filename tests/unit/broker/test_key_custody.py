@@ -661,3 +661,21 @@ def test_the_brokers_key_file_removed_while_read_again_is_revoked_not_fatal(tmp_
     monkeypatch.setattr(Keystore, "load", load)
     site.now[0] = 600.0
     assert site.verified() is None  # its pairs are gone with it; the worker goes on
+
+
+@pytest.mark.parametrize(("holder", "ident", "known"), [
+    ("agency", "snm", "COMBIFRON, PN, SENAFRONT, SENAN, SNM"),
+    ("agency", "FOO", "COMBIFRON, PN, SENAFRONT, SENAN, SNM"),
+    ("partner", "ZZZ", "COL, CRI, FEAN, USA"),
+    ("partner", "col", "COL, CRI, FEAN, USA"),
+    ("broker", "other", "broker"),
+])
+def test_keys_generate_refuses_a_party_no_one_names(tmp_path: Path, holder: str, ident: str, known: str) -> None:
+    """Keys made for `snm` or a misspelt id are named for no party: their import and the broker's lookup would refuse
+    them later. `keys generate` refuses such an id in one line naming the ids it takes, and writes nothing."""
+    keys = tmp_path / "keys"
+    done = puente(keys, "keys", "generate", "--for", holder, ident)
+    assert done.returncode == 3
+    assert done.stderr.count("\n") == 1 and f"{ident!r} names no {holder} of" in done.stderr
+    assert f"(ids are exact, case included): {known}" in done.stderr
+    assert not keys.exists() or not any(p.is_file() for p in keys.rglob("*"))
