@@ -25,7 +25,11 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from broker.access import console_transaction
+
+# CUT and bounded, re-exported: they live beside ``shown``, as the audit index and recalls cut text with them too.
+from broker.audit.chain import CUT as CUT
 from broker.audit.chain import GENESIS, ChainHead, ChainWriter
+from broker.audit.chain import bounded as bounded
 from broker.audit.verify import chain_fields, form_problem, parse_record
 from broker.kafka import (
     KafkaConnection,
@@ -127,34 +131,6 @@ MAX_NAME_BYTES, MAX_VALUE_BYTES = 40, 200
 MAX_QUERY_BODY_BYTES = 5_400
 """The most bytes a QUERY record's body (``query_body``) takes as written, whatever it was given (the chain's own
 fields add under 300): ``MAX_PARAMS`` parameters at their bounds, with the auditor, scope and page at theirs."""
-CUT = "\u2026"
-"""What ends a string ``bounded`` cut short (an ellipsis)."""
-_SHORT_ESCAPES = frozenset('"\\\b\t\n\f\r')
-
-
-def _json_bytes(char: str) -> int:
-    """The bytes ``char`` takes inside a JSON string as ``chain.canonical`` writes it (orjson: UTF-8, each control
-    character escaped, six bytes as ``\\u0001`` but for the five with a two-byte escape, as ``"`` and ``\\``)."""
-    if char in _SHORT_ESCAPES:
-        return 2
-    code = ord(char)
-    return 6 if code < 0x20 else 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
-
-
-def bounded(text: str, limit: int) -> str:
-    """``text`` whole when it takes at most ``limit`` bytes inside a JSON string as written (``_json_bytes``); else
-    its longest start that, with ``CUT`` after it, does: cut between two characters, never inside one's UTF-8 or
-    its escape. A bound in characters was none in bytes: ``\\x01`` takes six, an emoji four."""
-    if len(text) * 6 <= limit:
-        return text  # no character takes more than six bytes
-    keep, used, end = limit - _json_bytes(CUT), 0, 0
-    for i, char in enumerate(text):  # at most limit + 1 characters: each takes a byte at least
-        used += _json_bytes(char)
-        if used > limit:
-            return text[:end] + CUT
-        if used <= keep:
-            end = i + 1
-    return text
 
 
 def query_body(auditor: str, scope: str, page: str, params: Mapping[str, Any], results: int,

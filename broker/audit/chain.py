@@ -282,6 +282,36 @@ def shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+CUT = "\u2026"
+"""What ends a string ``bounded`` cut short (an ellipsis)."""
+_SHORT_ESCAPES = frozenset('"\\\b\t\n\f\r')
+
+
+def _json_bytes(char: str) -> int:
+    """The bytes ``char`` takes inside a JSON string as ``canonical`` writes it (orjson: UTF-8, each control
+    character escaped, six bytes as ``\\u0001`` but for the five with a two-byte escape, as ``"`` and ``\\``)."""
+    if char in _SHORT_ESCAPES:
+        return 2
+    code = ord(char)
+    return 6 if code < 0x20 else 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` whole when it takes at most ``limit`` bytes inside a JSON string as written (``_json_bytes``); else
+    its longest start that, with ``CUT`` after it, does: cut between two characters, never inside one's UTF-8 or
+    its escape. A bound in characters was none in bytes: ``\\x01`` takes six, an emoji four."""
+    if len(text) * 6 <= limit:
+        return text  # no character takes more than six bytes
+    keep, used, end = limit - _json_bytes(CUT), 0, 0
+    for i, char in enumerate(text):  # at most limit + 1 characters: each takes a byte at least
+        used += _json_bytes(char)
+        if used > limit:
+            return text[:end] + CUT
+        if used <= keep:
+            end = i + 1
+    return text
+
+
 def listed(value: Any) -> list[Any]:
     """``value`` when it is a list, else no items: a record's ``entries`` or ``decisions`` may be anything
     (``audit verify`` reports a block whose are not lists; readers of such a record skip them)."""
