@@ -25,7 +25,9 @@ it is a finding with `audit verify`'s text, never a row shown as received. It is
 turn (the checkpoint that vouched for it, then its offset), and its partner's receipts after it with it,
 as a rebuild and `audit verify` match them: a place or delivery a later receipt bound meanwhile is its
 again. A receipt row acknowledges the one delivery it was bound to (``decision_id``), and only when its
-partner opened the record.
+partner opened the record. What a receipt row keeps of the partner's own text, its ``detail`` and any
+other field it wrote, is cut (``RECEIPT_DETAIL_BYTES``, ``RECEIPT_FIELDS``): a partner signs whatever its
+receipts hold.
 
 Why SQLite (the standard library's ``sqlite3``), not DuckDB:
 
@@ -70,7 +72,13 @@ from broker.audit_index._index import (
     Page,
     Query,
 )
-from broker.audit_index._ingest import PartitionIngest
+from broker.audit_index._ingest import (
+    RECEIPT_DETAIL_BYTES,
+    RECEIPT_FIELDS,
+    RECEIPT_VALUE_BYTES,
+    UNKEPT,
+    PartitionIngest,
+)
 from broker.audit_index._places import PLACES_LAYOUT, SqlReceiptBook
 from broker.audit_index._scope import (
     DELIVERY_FIELDS,
@@ -90,7 +98,11 @@ __all__ = [
     "MAX_FINDINGS",
     "MAX_PER_PAGE",
     "PLACES_LAYOUT",
+    "RECEIPT_DETAIL_BYTES",
+    "RECEIPT_FIELDS",
+    "RECEIPT_VALUE_BYTES",
     "UNDELIVERED_FIELDS",
+    "UNKEPT",
     "VIEW_COLUMNS",
     "AlwaysKept",
     "AuditIndex",

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from broker.audit.chain import chain_owner, flatten, last_ingress
+from broker.audit.chain import bounded, chain_owner, flatten, last_ingress
 from broker.audit.receipts import (
     UNVOUCHED_BYTES,
     UNVOUCHED_IN_ALL,
@@ -67,6 +67,16 @@ VOUCHING = ("RECEIVED", "DUPLICATE")  # receipt statuses that say the partner ho
 # waits for a checkpoint (the same figures): past them the oldest held is matched no more, its finding final.
 HELD_PER_CHAIN, HELD_IN_ALL, HELD_BYTES = UNVOUCHED_PER_CHAIN, UNVOUCHED_IN_ALL, UNVOUCHED_BYTES
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what an SQLite INTEGER holds
+RECEIPT_DETAIL_BYTES = 500
+"""The most bytes a receipt row's ``detail`` takes as written (``bounded``, ending in ``CUT`` when cut). A partner
+signs whatever its receipts hold, as long as Kafka takes (no subscriber of Puente's writes a ``detail``), and the
+console's timeline shows it: kept whole, a partner's receipts grew the index and every page view by their size."""
+RECEIPT_FIELDS, RECEIPT_NAME_BYTES, RECEIPT_VALUE_BYTES = 16, 40, 200
+"""What a receipt row keeps of the receipt's other fields (``extra``): the first ``RECEIPT_FIELDS``, each name cut at
+``RECEIPT_NAME_BYTES`` and each value at ``RECEIPT_VALUE_BYTES`` (text, or a list's or object's JSON text), and
+the number of those past them under ``UNKEPT``. A subscriber writes seven (its chain's ``v``, ``seq``, ``prev``,
+``hash``, ``since_checkpoint``, ``policy_version``, ``store``), none over 100 bytes: each stays whole."""
+UNKEPT = "fields_not_kept"
 
 
 def _text(value: Any) -> str | None:
@@ -85,6 +95,30 @@ def json_text(value: Any) -> str:
         return orjson.dumps(value, default=str).decode()
     except orjson.JSONEncodeError:  # an int beyond 64 bits, say: the standard library writes any
         return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def receipt_detail(value: Any) -> str | None:
+    """A receipt's ``detail`` as its row keeps it: text cut at ``RECEIPT_DETAIL_BYTES``, else None."""
+    return bounded(value, RECEIPT_DETAIL_BYTES) if isinstance(value, str) else None
+
+
+def receipt_extra(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of receipt ``row`` outside ``columns`` as its row keeps them (``RECEIPT_FIELDS``): a number, a
+    boolean or None as it is, anything else cut as text; past the first ``RECEIPT_FIELDS``, only how many."""
+    kept: dict[str, Any] = {}
+    unkept = 0
+    for name, value in row.items():
+        if name in columns:
+            continue
+        if len(kept) >= RECEIPT_FIELDS:
+            unkept += 1
+            continue
+        if not (value is None or isinstance(value, (bool, int, float))):  # (a record's int fits 64 bits: orjson)
+            value = bounded(value if isinstance(value, str) else json_text(value), RECEIPT_VALUE_BYTES)
+        kept[bounded(name, RECEIPT_NAME_BYTES)] = value
+    if unkept:
+        kept[UNKEPT] = unkept
+    return kept
 
 
 def _waiting(stored: Any) -> dict[str, dict[tuple[str, int], tuple[int, int]]]:
@@ -496,16 +530,18 @@ class PartitionIngest:
         self._book.bind(match)
         delivery = match.key
         # ``appended_at``: Kafka's time (``_vouch``), its own column; a partner's went before it waited (``_rows``).
-        cols = ("alert_id", "status", "at", "feed", "detail", "appended_at")
-        extra = {k: v for k, v in row.items() if k not in (*cols, "version", "partner", "kind", "chain")}
+        # What else the partner wrote, ``detail`` and the other fields, is kept cut (``RECEIPT_*``): it signs any.
+        extra = receipt_extra(row, ("alert_id", "status", "at", "feed", "detail", "appended_at", "version", "partner",
+                                    "kind", "chain"))
         when = _acknowledged_ms(row)
         alert, version, status = _text(row.get("alert_id")), _int(row.get("version")), _text(row.get("status"))
         c.execute("INSERT INTO receipts (topic, partition, \"offset\", chain, partner, alert_id, version, status, "
                   "at, at_ms, feed, detail, decision_id, extra, vouched, size, place, appended_at) VALUES (?, ?, ?, ?, "
                   "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   (self.topic, self.partition, offset, chain_name(key), chain_owner(chain_name(key) or ""), alert,
-                   version, status, _text(row.get("at")), when, _text(row.get("feed")), _text(row.get("detail")),
-                   delivery, json_text(extra), vouched, size, _place_text(match.place), _text(row.get("appended_at"))))
+                   version, status, _text(row.get("at")), when, _text(row.get("feed")),
+                   receipt_detail(row.get("detail")), delivery, json_text(extra), vouched, size,
+                   _place_text(match.place), _text(row.get("appended_at"))))
         if status in VOUCHING and delivery is not None and when is not None:
             self._acknowledged(delivery, when)
         self.rows += 1

@@ -21,14 +21,15 @@ from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 13  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
+SCHEMA_VERSION = 14  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
 # 9: receipts matched to no indexed delivery held in ``unmatched_receipts`` and matched again, never rows unchecked;
 # 10: chain states bounded per partition, ``verify.MAX_CHAINS``, none kept for a chain its topic cannot hold;
 # 11: the broker's chain states date its blocks by Kafka's append time, not the time they state;
 # 12: vouched receipts keep the order they were matched in and the place they bound, so one matched again later
 # is matched as at its turn, and the receipts after it again;
 # 13: a receipt is dated no earlier than Kafka appended it and its checkpoint, ``receipts.appended_at``, and a
-# partner-written ``appended_at`` is kept nowhere)
+# partner-written ``appended_at`` is kept nowhere;
+# 14: a receipt row keeps its partner's free text cut, ``_ingest.RECEIPT_*``: an index of 13 may hold it whole)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 

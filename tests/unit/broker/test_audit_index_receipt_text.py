@@ -1,0 +1,70 @@
+"""What a partner's signed receipts may put into the audit index and its timeline: text cut, receipts listed to a
+bound per partner and alert, the rest counted."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from broker.audit import ChainWriter
+from broker.audit_index import (
+    RECEIPT_DETAIL_BYTES,
+    RECEIPT_FIELDS,
+    RECEIPT_VALUE_BYTES,
+    UNKEPT,
+    AuditIndex,
+)
+from broker.oversight import CUT
+from puente.wire import iso_utc
+from tests.unit.broker.test_audit_index import COL_RCPT, DECISIONS, T0, _decisions_topic, _ingest, _signer
+
+BIG = "A" * 900_000
+
+
+def _flood(count: int, **more: Any) -> list[bytes]:
+    """COL's signed receipts of SNM:1 (sent to it at t.feed.COL:0:0): RECEIVED, then DUPLICATE ``count - 1`` times,
+    each holding ``more``, all vouched for by its checkpoints."""
+    writer = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL")
+    out = []
+    for i in range(count):
+        out.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:1", "version": 1,
+                                             "status": "RECEIVED" if i == 0 else "DUPLICATE",
+                                             "feed": "t.feed.COL:0:0",
+                                             "at": iso_utc(T0 + timedelta(minutes=5, seconds=i)), **more}))
+    out.append(writer.checkpoint("COL-rcpt-2026a", _signer("COL-rcpt-2026a"), iso_utc(T0 + timedelta(minutes=30))))
+    return out
+
+
+def _indexed(tmp_path: Path, receipts: list[bytes]) -> AuditIndex:
+    index = AuditIndex(tmp_path / "audit" / "index.sqlite")
+    _ingest(index, {DECISIONS: _decisions_topic(), COL_RCPT: receipts})
+    assert index.problems() == 0
+    return index
+
+
+def test_a_receipts_free_text_is_cut_when_indexed(tmp_path: Path) -> None:
+    """A receipt's 900 KB detail is kept cut, marked, and its other fields are the first few, each cut, with the
+    number of the rest: the row takes a few KB whatever the partner signed."""
+    fields = {f"f{i:03d}" + "n" * 100: "v" * 5_000 for i in range(40)}
+    index = _indexed(tmp_path, _flood(1, detail=BIG, a_nested=[BIG[:5_000], {"x": 1}], **fields))
+    detail, extra, size = index._all("SELECT detail, extra, size FROM receipts")[0]
+    assert size > 1_000_000
+    assert detail.endswith(CUT) and len(detail.encode()) <= RECEIPT_DETAIL_BYTES
+    kept = json.loads(extra)
+    # the chain's five fields and the partner's 41 (a record's keys come sorted): sixteen kept, the rest counted
+    assert len(kept) == RECEIPT_FIELDS + 1 and kept[UNKEPT] == 5 + 41 - RECEIPT_FIELDS
+    assert kept["a_nested"].startswith('["AAA') and kept["a_nested"].endswith(CUT)
+    assert all(len(str(v).encode()) <= RECEIPT_VALUE_BYTES for v in kept.values())
+    assert len(extra) < 5_000
+
+
+def test_a_subscribers_receipt_is_kept_whole(tmp_path: Path) -> None:
+    """A receipt as a subscriber writes it keeps every field it wrote, uncut."""
+    index = _indexed(tmp_path, _flood(1, policy_version="p1", store="0123456789abcdef0123456789abcdef"))
+    detail, extra = index._all("SELECT detail, extra FROM receipts")[0]
+    kept = json.loads(extra)
+    assert detail is None and UNKEPT not in kept
+    assert kept["store"] == "0123456789abcdef0123456789abcdef" and kept["policy_version"] == "p1"
+    assert set(kept) == {"v", "seq", "prev", "hash", "since_checkpoint", "policy_version", "store"}
