@@ -50,6 +50,11 @@ if TYPE_CHECKING:
     from policies import PolicySet
 
 MAX_PER_PAGE = 500
+TIMELINE_RECEIPTS = 100
+"""The most receipts of one partner an alert's timeline lists (``AuditIndex.timeline``): the first, by when they
+acknowledge, then a ``NOT_SHOWN`` event counting the rest. A subscriber writes a few per version it is sent (and a
+store it runs); a partner signs as many as it likes, and listed whole they made one page hundreds of megabytes."""
+NOT_SHOWN = "RECEIPTS_NOT_SHOWN"  # the kind of that event
 MAX_FINDINGS = 500  # finding texts ``integrity`` gives at most (it counts them all)
 _ROW_COLUMNS = ("id, topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
                 "alert_type, originator, originator_country, classification, sector, action, reason, supersedes, "
@@ -727,17 +732,17 @@ class AuditIndex:
         """One alert's life as ``scope`` may see it, oldest first: published (and updated or recalled)
         per version, decided for each partner (DELIVERED, WITHHELD, RECALLED notice, or DECIDED when
         nothing went out), receipted (when the receipt acknowledges: no earlier than Kafka appended it, its partner's
-        earlier time in its detail), dead-lettered (national scope only; its detail led by where the record came
-        from, and its id marked the record's unproven key when its origin was not proven: ``dead_letter_source``).
-        None when the scope sees nothing of it: a scoped auditor cannot tell an alert about another partner from one
-        that does not exist."""
+        earlier time in its detail; of each partner the first ``TIMELINE_RECEIPTS``, then a ``NOT_SHOWN`` event with
+        the number of the rest, ``not_shown``, and ``capped`` when past ``COUNT_LIMIT``), dead-lettered (national
+        scope only; its detail led by where the record came from, and its id marked the record's unproven key when
+        its origin was not proven: ``dead_letter_source``). None when the scope sees nothing of it: a scoped auditor
+        cannot tell an alert about another partner from one that does not exist."""
         # +partner: the alert's own index, not the partner's whole history (see _where).
         who, args = ((" AND +partner = ?", [alert_id, scope.partner]) if scope.partner is not None
                      else ("", [alert_id]))
         decisions = [scoped(scope, _decision_row(r)) for r in self._all(
             f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ?{who} ORDER BY at_ms, id", args)]
-        receipts = self._all(f"SELECT partner, version, status, at, at_ms, detail, feed FROM receipts "
-                             f"WHERE alert_id = ?{who} ORDER BY at_ms, id", args)
+        receipts, unshown = self._timeline_receipts(scope, alert_id)
         dead = [] if not scope.national else self._all(
             "SELECT reason, detail, source, ingress, ingress_ms, at, at_ms FROM dead_letters WHERE alert_id = ? "
             "ORDER BY id",
@@ -775,12 +780,45 @@ class AuditIndex:
             dated = f"dated {at} by {partner}" if ms is not None and stated is not None and stated < ms else None
             event(ms, 2, "RECEIPT", at=iso_ms(ms) if ms is not None else at, partner=partner, version=version,
                   status=status, detail="; ".join(x for x in (dated, detail or feed) if x) or None)
+        for partner, (more, capped, ms) in unshown.items():  # where the first receipt not listed would be
+            count = f"more than {more:,}" if capped else f"{more:,}"
+            event(ms, 2, NOT_SHOWN, at=iso_ms(ms) if ms is not None else None, partner=partner, not_shown=more,
+                  capped=capped, detail=f"{count} more receipt{'s' if more != 1 or capped else ''} from {partner} "
+                  f"not shown: a timeline lists the first {TIMELINE_RECEIPTS} of a partner's")
         for reason, detail, source, ingress, ingress_ms, at, ms in dead:
             # Listed under the alert id it names, which is only its record's key: where it came from is said first.
             came = dead_letter_source({"alert_id": alert_id, "reason": reason, "ingress": ingress or source})
             event(ms if ms is not None else ingress_ms, 1, "DEAD_LETTER", at=at, status=reason,
                   detail=f"{came}: {detail or ''}" if came else detail)
         return [scoped(scope, e) for _, _, e in sorted(events, key=lambda t: (t[0], t[1]))]
+
+    def _timeline_receipts(self, scope: Scope, alert_id: str) -> tuple[list[tuple[Any, ...]],
+                                                                        dict[str, tuple[int, bool, int | None]]]:
+        """The receipts of ``alert_id`` a timeline lists, of each partner in ``scope`` its first ``TIMELINE_RECEIPTS``
+        by when they acknowledge (partner, version, status, at, at_ms, detail, feed), by that time; and per partner
+        with more, how many more (counted up to ``COUNT_LIMIT``: past it, capped) and when the first of them
+        acknowledges. A few seeks into ``receipts_by_alert_time`` per partner, whatever the number of receipts."""
+        partners = [scope.partner] if scope.partner is not None else []
+        if scope.partner is None:  # each partner with receipts of it, one seek each (a few: one per receipts topic)
+            last = self._one("SELECT MIN(partner) FROM receipts WHERE alert_id = ?", [alert_id])
+            while last is not None:
+                partners.append(last)
+                last = self._one("SELECT MIN(partner) FROM receipts WHERE alert_id = ? AND partner > ?",
+                                 [alert_id, last])
+        rows: list[tuple[Any, ...]] = []
+        unshown: dict[str, tuple[int, bool, int | None]] = {}
+        for partner in partners:
+            got = self._all("SELECT id, partner, version, status, at, at_ms, detail, feed FROM receipts INDEXED BY "
+                            "receipts_by_alert_time WHERE alert_id = ? AND partner = ? ORDER BY at_ms, id LIMIT ?",
+                            [alert_id, partner, TIMELINE_RECEIPTS + 1])
+            if len(got) > TIMELINE_RECEIPTS:
+                total = int(self._one("SELECT COUNT(*) FROM (SELECT 1 FROM receipts WHERE alert_id = ? AND partner = "
+                                      "? LIMIT ?)", [alert_id, partner, COUNT_LIMIT + 1]) or 0)
+                unshown[partner] = (min(total, COUNT_LIMIT) - TIMELINE_RECEIPTS, total > COUNT_LIMIT, got[-1][5])
+                got = got[:TIMELINE_RECEIPTS]
+            rows += got
+        rows.sort(key=lambda r: (r[5] is not None, r[5] or 0, r[0]))  # as ORDER BY at_ms, id: no time first
+        return [r[1:] for r in rows], unshown
 
     def why(self, scope: Scope, alert_id: str, partner: str, field: str,
             envelope: AlwaysKept | None = None) -> list[dict[str, Any]]:

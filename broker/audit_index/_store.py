@@ -29,7 +29,8 @@ SCHEMA_VERSION = 14  # PRAGMA user_version of the layout below (8: unvouched rec
 # is matched as at its turn, and the receipts after it again;
 # 13: a receipt is dated no earlier than Kafka appended it and its checkpoint, ``receipts.appended_at``, and a
 # partner-written ``appended_at`` is kept nowhere;
-# 14: a receipt row keeps its partner's free text cut, ``_ingest.RECEIPT_*``: an index of 13 may hold it whole)
+# 14: a receipt row keeps its partner's free text cut, ``_ingest.RECEIPT_*``: an index of 13 may hold it whole;
+# and ``receipts_by_alert_time`` lists a timeline's first receipts of each partner without reading the others)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -132,7 +133,8 @@ CREATE TABLE IF NOT EXISTS receipts (
     chain TEXT NOT NULL, partner TEXT NOT NULL, alert_id TEXT, version INTEGER, status TEXT, at TEXT,
     at_ms INTEGER, feed TEXT, detail TEXT, decision_id INTEGER, extra TEXT NOT NULL,
     vouched INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, place TEXT, appended_at TEXT);
-CREATE INDEX IF NOT EXISTS receipts_by_alert ON receipts (alert_id, partner);
+CREATE INDEX IF NOT EXISTS receipts_by_alert_time ON receipts (alert_id, partner, at_ms);
+DROP INDEX IF EXISTS receipts_by_alert;
 CREATE INDEX IF NOT EXISTS receipts_in_turn ON receipts (topic, partition, partner, vouched, "offset");
 CREATE INDEX IF NOT EXISTS receipts_at_place ON receipts (partner, place, topic, partition, vouched, "offset");
 CREATE INDEX IF NOT EXISTS receipts_versioned_at_place ON receipts (partner, place, topic, partition, vouched, "offset")

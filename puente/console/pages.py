@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from broker.audit_index import MAX_FINDINGS, Query, Scope
+from broker.audit_index import MAX_FINDINGS, NOT_SHOWN, TIMELINE_RECEIPTS, Query, Scope
 from broker.console_accounts import Session
 from puente.console import views
 from puente.console.charts import bar_chart
@@ -192,9 +192,11 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             if events is None:
                 return 0, lambda: console.not_found(request, session)
             partners = sorted({str(e["partner"]) for e in events if e.get("partner")})
+            # Each partner's receipts past the first the index lists: said at the top, not only where they begin.
+            unlisted = [e for e in events if e.get("kind") == NOT_SHOWN]
             return len(events), lambda: console.html(
                 "timeline.html", request, session, alert_id=alert_id, events=events, partner=partner,
-                partners=partners, redactions=views.redactions)
+                partners=partners, redactions=views.redactions, unlisted=unlisted, listed=TIMELINE_RECEIPTS)
 
         return await answer(request, session, "alert", {"alert": alert_id, "partner": partner}, work)
 

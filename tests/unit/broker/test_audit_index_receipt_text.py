@@ -10,11 +10,14 @@ from typing import Any
 
 from broker.audit import ChainWriter
 from broker.audit_index import (
+    NOT_SHOWN,
     RECEIPT_DETAIL_BYTES,
     RECEIPT_FIELDS,
     RECEIPT_VALUE_BYTES,
+    TIMELINE_RECEIPTS,
     UNKEPT,
     AuditIndex,
+    Scope,
 )
 from broker.oversight import CUT
 from puente.wire import iso_utc
@@ -68,3 +71,31 @@ def test_a_subscribers_receipt_is_kept_whole(tmp_path: Path) -> None:
     assert detail is None and UNKEPT not in kept
     assert kept["store"] == "0123456789abcdef0123456789abcdef" and kept["policy_version"] == "p1"
     assert set(kept) == {"v", "seq", "prev", "hash", "since_checkpoint", "policy_version", "store"}
+
+
+def _receipt_events(events: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [e for e in events or [] if e["kind"] in ("RECEIPT", NOT_SHOWN)]
+
+
+def test_a_timeline_lists_a_partners_first_receipts_and_counts_the_rest(tmp_path: Path) -> None:
+    """Of COL's 130 receipts of one alert, its timeline lists the first TIMELINE_RECEIPTS, then one event counting the
+    other 30, for a national auditor and COL's alike; text read stays a few KB per receipt."""
+    count = TIMELINE_RECEIPTS + 30
+    index = _indexed(tmp_path, _flood(count, detail="d" * 5_000))
+    for scope in (Scope(), Scope("COL")):
+        events = _receipt_events(index.timeline(scope, "SNM:1"))
+        assert [e["kind"] for e in events] == ["RECEIPT"] * TIMELINE_RECEIPTS + [NOT_SHOWN]
+        assert [e["status"] for e in events[:2]] == ["RECEIVED", "DUPLICATE"]  # the first, in order
+        last = events[-1]
+        assert (last["partner"], last["not_shown"], last["capped"]) == ("COL", 30, False)
+        assert last["detail"].startswith("30 more receipts from COL not shown")
+        assert last["at"] == iso_utc(T0 + timedelta(minutes=5, seconds=TIMELINE_RECEIPTS))  # the first not listed
+        assert sum(len(e["detail"] or "") for e in events) < TIMELINE_RECEIPTS * (RECEIPT_DETAIL_BYTES + 200)
+    assert _receipt_events(index.timeline(Scope("USA"), "SNM:1")) == []
+
+
+def test_a_timeline_within_the_bound_lists_every_receipt(tmp_path: Path) -> None:
+    """At TIMELINE_RECEIPTS receipts, each is listed and nothing is said not shown."""
+    index = _indexed(tmp_path, _flood(TIMELINE_RECEIPTS))
+    events = _receipt_events(index.timeline(Scope(), "SNM:1"))
+    assert [e["kind"] for e in events] == ["RECEIPT"] * TIMELINE_RECEIPTS

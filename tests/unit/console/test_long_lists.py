@@ -9,12 +9,23 @@ import pytest
 from starlette.testclient import TestClient
 
 from broker.audit import ChainWriter
-from broker.audit_index import AuditIndex
+from broker.audit_index import TIMELINE_RECEIPTS, AuditIndex
 from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 from puente.wire import iso_utc
-from tests.unit.broker.test_audit_index import DECISIONS, QUERIES, T0, _alert, _decision, _ingest, _signer
-from tests.unit.console.conftest import Sink, _sign_in
+from tests.unit.broker.test_audit_index import (
+    COL_RCPT,
+    DECISIONS,
+    QUERIES,
+    T0,
+    _alert,
+    _decision,
+    _decisions_topic,
+    _ingest,
+    _signer,
+)
+from tests.unit.broker.test_audit_index_receipt_text import _flood
+from tests.unit.console.conftest import PASSWORD, Sink, _sign_in
 
 
 def _undelivered_receipts(folder: Path, n: int) -> Path:
@@ -98,3 +109,30 @@ def test_queries_counts_every_query_and_pages_through_them(tmp_path: Path, accou
     assert older.count('<td class="nowrap">') == 5 and "alert=Q:0<" in older
     sam = _client(path, accounts, sink, "sam")
     assert sam.get("/queries").status_code == 404 and sink.records[-1]["results"] == 0
+
+
+def test_a_timeline_says_how_many_receipts_of_a_partner_it_does_not_list(
+        tmp_path: Path, accounts: ConsoleAccounts) -> None:
+    """An alert COL sent 130 receipts of lists the first TIMELINE_RECEIPTS and says, at the top and where they
+    begin, that 30 more are not shown: to a national auditor, to COL's, and under ?partner=COL."""
+    path = tmp_path / "index.sqlite"
+    with AuditIndex(path) as made:
+        _ingest(made, {DECISIONS: _decisions_topic(), COL_RCPT: _flood(TIMELINE_RECEIPTS + 30)})
+    accounts.add("cole", "COL", PASSWORD)
+    sink = Sink()
+    for who, url in (("ana", "/alerts/SNM:1"), ("cole", "/alerts/SNM:1"), ("ana", "/alerts/SNM:1?partner=COL")):
+        page = _client(path, accounts, sink, who).get(url).text
+        assert page.count('<li class="event receipt">') == TIMELINE_RECEIPTS
+        assert re.search(r'id="not-shown">Not shown: 30 receipts from COL\. A timeline lists the first '
+                         rf'{TIMELINE_RECEIPTS} receipts of each partner', page)
+        assert page.count('<li class="event receipts_not_shown">') == 1
+        assert f"30 more receipts from COL not shown: a timeline lists the first {TIMELINE_RECEIPTS}" in page
+
+
+def test_a_timeline_within_the_bound_says_nothing_is_left_out(tmp_path: Path, accounts: ConsoleAccounts) -> None:
+    """An alert with few receipts shows no "not shown" line."""
+    path = tmp_path / "index.sqlite"
+    with AuditIndex(path) as made:
+        _ingest(made, {DECISIONS: _decisions_topic(), COL_RCPT: _flood(3)})
+    page = _client(path, accounts, Sink(), "ana").get("/alerts/SNM:1").text
+    assert page.count('<li class="event receipt">') == 3 and 'id="not-shown"' not in page
