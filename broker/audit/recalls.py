@@ -51,6 +51,16 @@ before. What an auditor then sees outstanding is a holder that has not answered 
 its store still holds the alert, or was purged of it without a receipt saying so. (Receipts written before
 receipts named their store count under their chain: if that store has since run under another ``--instance``
 only, its old chain never names it, and the recall waits on the old chain until that instance runs once.)
+
+What a partner's receipts name is the partner's word, signed as often as it likes: ``RecallBook`` keeps, per
+recalled (alert, partner), at most ``MAX_HOLDERS`` holders and ``MAX_ANSWERS`` acknowledgements, each holder's text
+cut at ``MAX_HOLDER_BYTES`` (a store's id is 32 hex digits), and the store of at most ``MAX_CHAIN_STORES`` chains. A
+receipt past those bounds is counted (``RecallRow.unlisted``), never kept, and the judgement fails closed: a recall
+of an alert whose partner's receipts were not all kept is never acknowledged (outstanding, or overdue past its
+deadline), whatever the holders listed answered, since a holder not listed may hold the alert still and an answer
+not kept may be all that closed it otherwise. Only the partner can cause this (its receipts count once its own key
+signs them, and matched to what it was sent), and only against itself: no subscriber writes that many for one
+alert.
 """
 
 from __future__ import annotations
@@ -60,6 +70,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
+from broker.audit.chain import bounded
 from broker.audit.receipts import CLOCK_SKEW, acknowledged, sent_version
 from broker.audit.verify import when
 
@@ -72,6 +83,16 @@ DEFAULT_ACK_HOURS = 72
 """A partner's deadline when no agreement names it (an agreement's ``recall_ack_hours`` default too)."""
 MAX_ACK_HOURS = 8760  # the most an agreement may set: a recorded ``ack_hours`` beyond it is not taken
 _MIN, _MAX = datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+MAX_HOLDERS = 32
+"""The most holders ``RecallBook`` keeps per (alert, partner): a partner runs a few subscriber instances, each with
+a store (module docstring)."""
+MAX_ANSWERS = 256
+"""The most acknowledgements (RECALLED receipts) ``RecallBook`` keeps per (alert, partner): one per notice and
+holder, a few more when a feed record is read twice."""
+MAX_HOLDER_BYTES = 64
+"""The most bytes of a receipt's ``store`` a holder is known by (``bounded``): a subscriber's is 32 hex digits."""
+MAX_CHAIN_STORES = 1_024
+"""The most receipt chains whose store ``RecallBook`` notes (a chain's receipts past it count under the chain)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,9 @@ class RecallRow:
     waiting_on: tuple[str, ...] = ()
     """The holders that received a view of the alert and have not acknowledged this recall (a store's id, or a
     receipt chain's name): set only while it is not acknowledged."""
+    unlisted: int = 0
+    """The partner's receipts of the alert not kept (naming a holder past ``MAX_HOLDERS``, or an acknowledgement past
+    ``MAX_ANSWERS``): while any, the recall is not acknowledged, whatever those listed say (module docstring)."""
 
     def overdue_by(self, now: datetime) -> timedelta:
         """How long past its deadline the notice is, unacknowledged at ``now`` (zero once acknowledged)."""
@@ -144,7 +168,8 @@ class RecallBook:
     keeps what recalls need and nothing else: the recall notices, the RECALLED receipts of recalled alerts, and
     who holds each recalled alert. Receipts are kept only for an (alert, partner) a recall notice named before
     them: give the decisions first (``read_log`` does), or a recall's holders are unknown and any answer counts.
-    A receipt chain's store, as its receipts name one, is kept for every chain (a few per partner)."""
+    A receipt chain's store, as its receipts name one, is kept for every chain (a few per partner). What it keeps
+    per (alert, partner) is bounded, the rest counted in ``unlisted`` (module docstring)."""
 
     def __init__(self) -> None:
         # Every notice to a partner about an alert, by the version it carried (``notice_version``).
@@ -152,6 +177,8 @@ class RecallBook:
         self.acks: dict[tuple[str, str], list[tuple[int, datetime, str]]] = {}
         self.held: dict[tuple[str, str], dict[str, set[int]]] = {}  # the versions each holder receipted as held
         self.stores: dict[str, str] = {}  # a receipt chain's store, as its receipts that name one give it
+        self.named: dict[tuple[str, str], set[str]] = {}  # the holders kept, held or answering (``MAX_HOLDERS``)
+        self.unlisted: dict[tuple[str, str], int] = {}  # receipts not kept, past ``MAX_HOLDERS``, ``MAX_ANSWERS``
 
     def add(self, row: dict[str, Any]) -> None:
         """Take one audit row (``flatten``'s, or ``read_log``'s); a row of no use to recalls is dropped. A RECALLED
@@ -187,6 +214,12 @@ class RecallBook:
             return
         if pair not in self.sent:
             return  # no recall of it (the decisions came first): nothing to answer
+        named = self.named.setdefault(pair, set())
+        if (holder not in named and len(named) >= MAX_HOLDERS) or (
+                status == "RECALLED" and len(self.acks.get(pair, ())) >= MAX_ANSWERS):
+            self.unlisted[pair] = self.unlisted.get(pair, 0) + 1  # counted, never kept: the recall fails closed
+            return
+        named.add(holder)
         version = row.get("version", 1)
         version = version if type(version) is int else 1
         if status == "RECALLED":
@@ -216,7 +249,8 @@ class RecallBook:
             for version, notice in notices.items():
                 if notice.went or version == last:
                     hours = notice.hours or ack_hours.get(partner, DEFAULT_ACK_HOURS)
-                    out.append(self._row(alert, partner, version, notice, hours, answers, held, now))
+                    out.append(self._row(alert, partner, version, notice, hours, answers, held, now,
+                                         self.unlisted.get((alert, partner), 0)))
         rank = {FAILED: 0, OVERDUE: 1, LATE: 2, OUTSTANDING: 3, ACKNOWLEDGED: 4}
 
         def order(r: RecallRow) -> tuple[int, float, str, str, int]:
@@ -227,8 +261,10 @@ class RecallBook:
         return sorted(out, key=order)
 
     def _row(self, alert: str, partner: str, version: int, notice: _Notice, hours: int,
-             answers: list[tuple[int, datetime, str]], held: dict[str, set[int]], now: datetime) -> RecallRow:
-        """What became of one notice: acknowledged once every holder of the alert when it was sent answered it."""
+             answers: list[tuple[int, datetime, str]], held: dict[str, set[int]], now: datetime,
+             unlisted: int = 0) -> RecallRow:
+        """What became of one notice: acknowledged once every holder of the alert when it was sent answered it, and
+        never while ``unlisted`` receipts of the partner's about the alert were not kept."""
         stores, at = self.stores, notice.sent_at
         deadline = at + timedelta(hours=hours)
         # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
@@ -244,7 +280,7 @@ class RecallBook:
         waiting_on = tuple(sorted(holding - first.keys()))
         # Acknowledged when the last holder answered (any answer, when no receipt shows who holds it).
         times = [] if waiting_on else [first[h] for h in holding] if holding else list(first.values())
-        acknowledged_at = max(times) if times and notice.went else None
+        acknowledged_at = max(times) if times and notice.went and not unlisted else None
         if not notice.went:
             state = FAILED
         elif acknowledged_at is not None:
@@ -252,7 +288,7 @@ class RecallBook:
         else:
             state = OVERDUE if now > deadline else OUTSTANDING
         return RecallRow(alert, partner, version, at, deadline, acknowledged_at, state, notice.reason,
-                         () if acknowledged_at is not None else waiting_on)
+                         () if acknowledged_at is not None else waiting_on, unlisted)
 
 
 _HOLDING = frozenset({"RECEIVED", "DUPLICATE"})  # the receipt statuses of a store that holds the view
@@ -262,13 +298,16 @@ _CHAIN = "chain "  # a holder known by its receipt chain: a subscriber without a
 
 
 def _holder(row: dict[str, Any], stores: dict[str, str]) -> str:
-    """Who a receipt speaks for: its store (``store``, noting that its chain writes for that store), else its
-    receipt chain, marked as one."""
+    """Who a receipt speaks for: its store (``store``, cut at ``MAX_HOLDER_BYTES``; noting that its chain writes for
+    that store, for at most ``MAX_CHAIN_STORES`` chains), else its receipt chain, marked as one (a chain's name is
+    at most ``chain.MAX_CHAIN_NAME`` characters in a sound record)."""
     chain = row.get("chain")
     chain = f"{_CHAIN}{chain if isinstance(chain, str) else row.get('partner')}"
     store = row.get("store")
     if isinstance(store, str) and store:
-        stores.setdefault(chain, store)
+        store = bounded(store, MAX_HOLDER_BYTES)
+        if chain in stores or len(stores) < MAX_CHAIN_STORES:
+            stores.setdefault(chain, store)
         return store
     return chain
 

@@ -352,7 +352,7 @@ def _recalls(args: argparse.Namespace) -> int:
             print(json.dumps({"alert_id": r.alert_id, "partner": r.partner, "version": r.version, "state": r.state,
                               "reason": r.reason, "sent_at": iso_utc(r.sent_at), "deadline": iso_utc(r.deadline),
                               "acknowledged_at": iso_utc(r.acknowledged_at) if r.acknowledged_at else None,
-                              "waiting_on": list(r.waiting_on)}))
+                              "waiting_on": list(r.waiting_on), "receipts_not_kept": r.unlisted}))
     else:
         width = max([len(_text(r.alert_id)) for r in rows] + [5])
         print(f"{'state':<17} {'alert':<{width}} {'v':>3} {'partner':<7} {'reason':<17} {'sent (UTC)':<20} "
@@ -364,6 +364,9 @@ def _recalls(args: argparse.Namespace) -> int:
                    f"no: {_hours(r.overdue_by(now))} h overdue" if r.state == OVERDUE else "not yet")
             if r.waiting_on:
                 ack += f"; waiting on {_holders(r.waiting_on)}"
+            if r.unlisted:  # holders or answers past what is kept: not judged acknowledged (``broker.audit.recalls``)
+                ack += (f"; {r.unlisted} receipt(s) of {_text(r.partner)[:7]} naming more holders or answers than "
+                        "are kept: not acknowledged")
             print(f"{r.state:<17} {_text(r.alert_id):<{width}} {r.version:>3} {_text(r.partner)[:7]:<7} "
                   f"{_text(r.reason)[:17]:<17} "
                   f"{iso_utc(r.sent_at)[:19]:<20} {iso_utc(r.deadline)[:19]:<20} {ack}")

@@ -17,6 +17,7 @@ import pytest
 import broker.auditor as auditor
 import puente.commands.audit as audit
 from broker.audit import Finding, PartitionReport
+from broker.audit.recalls import MAX_HOLDERS
 from broker.audit.verify import MAX_LISTED, EndCheck, Vouched
 from broker.auditor import AuditTopics, FeedEnds, LogFilter, WalkProgress
 from puente.cli import build_parser
@@ -415,6 +416,27 @@ def test_recalls_shows_a_late_acknowledgement_as_such_and_exits_1(service: dict[
                                                                                            "outstanding"]
     service["rows"] = pending
     assert _puente("audit", "recalls") == 0
+
+
+def test_recalls_says_how_many_receipts_naming_holders_were_not_kept(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """COL's receipts of a recalled alert naming more stores than are kept: every store kept answered, yet the
+    recall is outstanding, its line and its JSON say how many receipts were not kept."""
+    stores = [f"{i:032x}" for i in range(MAX_HOLDERS + 2)]
+    service["rows"] = [
+        {"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:B", "partner": "COL", "version": 2,
+         "notice_version": 2, "ack_hours": 72, "action": "RECLASSIFY", "at": _ago(2)},
+        *({"kind": "RECEIPT", "status": "RECEIVED", "alert_id": "SNM:B", "partner": "COL", "version": 1,
+           "chain": "COL", "store": s, "at": _ago(3)} for s in stores),
+        *({"kind": "RECEIPT", "status": "RECALLED", "alert_id": "SNM:B", "partner": "COL", "version": 2,
+           "chain": "COL", "store": s, "at": _ago(1)} for s in stores)]
+    assert _puente("audit", "recalls") == 0
+    _, line = capsys.readouterr().out.splitlines()
+    assert line.startswith("outstanding") and line.endswith(
+        "not yet; 4 receipt(s) of COL naming more holders or answers than are kept: not acknowledged")
+    _puente("audit", "recalls", "--json")
+    row = json.loads(capsys.readouterr().out)
+    assert (row["state"], row["waiting_on"], row["receipts_not_kept"]) == ("outstanding", [], 4)
 
 
 def test_a_back_dated_receipt_is_listed_when_kafka_appended_it(
