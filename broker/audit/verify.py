@@ -263,7 +263,22 @@ could have; noted without a bound, a flood of receipts naming a new place each w
 index's reach rows, without end. A place counts toward it only once a checkpoint of the partner's vouches for a
 receipt naming it, so only the partner's own key can spend it (anyone with its Kafka login can write receipts; no one
 else can sign them). Past it, a place is followed no further, and the checkpoint that names it is a finding. A
-chain's receipts waiting for a checkpoint name at most as many places (one more is a finding at that receipt)."""
+chain's receipts waiting for a checkpoint name at most as many places (one more is a finding at that receipt), and
+all the chains' of one receipts partition together at most ``WAITING_PLACES``."""
+
+WAITING_PLACES = 4 * MAX_PLACES
+"""The most feed partitions the receipts waiting for a checkpoint in one receipts partition name, all its chains
+together (``ReceiptReach``). ``MAX_PLACES`` bounds one chain's, but a partition holds up to ``MAX_CHAINS`` chains:
+anyone with a partner's Kafka login could have a thousand chains name a thousand places each, a million held (and
+saved by the audit index at every commit) for checkpoints that never come. A partner's few subscriber chains name a
+few feed partitions each between checkpoints. Past it, the waiting receipts of a whole chain are given up, by
+``receipts.Unvouched``'s rule: the chain waiting longest that no checkpoint vouched for yet in the partition (a
+flood's: only the partner's key signs its checkpoints), or, when every chain waiting was, the chain waiting longest.
+They count for no end: a finding at the receipt that went past, and their chain's next checkpoint vouches only for
+its receipts after it."""
+LOTS_LISTED = 100
+"""Records at which chains' waiting receipts were given up (``WAITING_PLACES``) that a partition's findings list one
+by one; one more line says more follow."""
 
 Waiting = dict[str, dict[tuple[str, int], tuple[int, int]]]
 """Receipts no checkpoint vouches for yet, per chain: (feed topic, partition) -> (newest, newest accepted)."""
@@ -305,11 +320,13 @@ class ReceiptReach:
     committed offset of each feed partition (``receipt_ends``). At most ``max_places`` places are followed per
     partner (``MAX_PLACES``): those its checkpoints vouched for first, each checkpoint's in sorted order, whatever
     the policy says of them, so the audit index, which reads the policy later, follows the same ones. ``seen``
-    notes only places followed."""
+    notes only places followed. The receipts waiting for a checkpoint name at most ``max_places`` places per chain
+    and ``waiting_places`` in all per partition (``WAITING_PLACES``): past that, a chain's are given up."""
 
-    def __init__(self, feeds: Mapping[str, str], prefix: str, *, max_places: int = MAX_PLACES) -> None:
+    def __init__(self, feeds: Mapping[str, str], prefix: str, *, max_places: int = MAX_PLACES,
+                 waiting_places: int = WAITING_PLACES) -> None:
         self.feeds, self.prefix = feeds, prefix
-        self._max_places = max_places
+        self._max_places, self._waiting_places = max_places, waiting_places
         self._places: dict[str | None, set[tuple[str, int]]] = {}  # per partner: the places noted
         self.sound: dict[tuple[str, int], int] = {}
         self.accepted: dict[tuple[str, int], int] = {}
@@ -320,7 +337,12 @@ class ReceiptReach:
         # Per chain, every place its waiting sound receipts name in this deployment's feeds, whoever's the policy
         # says each is (what a checkpoint spends ``MAX_PLACES`` on): the places of ``_waiting`` and, in `audit
         # verify`, those of other partners' feeds, which the index, reading no policy, keeps in ``_waiting`` too.
+        # The chain waiting longest first (one vouched for, or cut off, goes last when it waits again): the order
+        # chains give up theirs in (``WAITING_PLACES``), the same in `audit verify` and the index.
         self._named: dict[str, set[tuple[str, int]]] = {}
+        self._held = 0  # the places ``_named`` holds, all chains together
+        self._vouched: set[str] = set()  # chains a sound checkpoint vouched for in this partition: the last to give up
+        self.given_up = 0  # records of this partition at which chains' waiting receipts were given up
 
     def reader(self, topic: str) -> str | None:
         """The partner whose receipts count for ``topic``: the policy's, or for a feed the policy gives no
@@ -330,13 +352,18 @@ class ReceiptReach:
         claims = self.claims.get(topic, set())
         return next(iter(claims)) if len(claims) == 1 else None
 
-    def begin(self, owner: str | None, waiting: Waiting | None = None) -> None:
+    def begin(self, owner: str | None, waiting: Waiting | None = None, *, vouched: Iterable[str] = (),
+              given_up: int = 0) -> None:
         """A new partition, of ``owner``'s receipts topic: receipts left waiting in the last one stay
-        unvouched. ``waiting``: what a walk of this partition's earlier records left waiting (``waiting``),
-        for a walk that continues from there (the audit index's)."""
+        unvouched. For a walk that continues from earlier records of this partition (the audit index's), what
+        the walk of those left: ``waiting`` (``waiting``, in its order), the chains a sound checkpoint of theirs
+        vouched for (``vouched``) and ``given_up``."""
         self._owner = owner
         self._waiting = {chain: dict(places) for chain, places in (waiting or {}).items()}
         self._named = {chain: set(places) for chain, places in self._waiting.items()}
+        self._held = sum(len(places) for places in self._named.values())
+        self._vouched = set(vouched)
+        self.given_up = given_up
 
     def noted(self, owner: str | None, places: Iterable[tuple[str, int]]) -> None:
         """``places`` were noted for ``owner`` by a walk of earlier records (the audit index's stored reach): they
@@ -355,37 +382,24 @@ class ReceiptReach:
 
     @property
     def waiting(self) -> Waiting:
-        """The partition's receipts no checkpoint vouches for yet, for ``begin`` of a walk that continues."""
+        """The partition's receipts no checkpoint vouches for yet, in the order their chains give them up, for
+        ``begin`` of a walk that continues."""
         return {chain: dict(places) for chain, places in self._waiting.items()}
 
     def take(self, doc: dict[str, Any] | None, sound: bool, cut: Iterable[str]) -> str | None:
         """One record as ``PartitionWalk.feed`` gave it: its document, whether it had no finding, and the
         chains it cut off (``PartitionWalk.cut``), whose waiting receipts no checkpoint will vouch for.
         A problem when it is a sound receipt naming a place its partner cannot have read: another
-        partner's feed, or a topic outside the deployment's feeds (its own key signed it)."""
+        partner's feed, or a topic outside the deployment's feeds (its own key signed it); or when
+        chains' waiting receipts were given up to hold its own (``WAITING_PLACES``)."""
         for gone in cut:
-            self._waiting.pop(gone, None)
-            self._named.pop(gone, None)
+            self._drop(gone)
         chain = doc.get("chain") if doc is not None else None
         if doc is None or not isinstance(chain, str):
             return None
         kind = doc.get("kind")
         if kind == "CHECKPOINT" and sound:
-            over = [tp for tp in sorted(self._named.pop(chain, set())) if not self._room(tp)]
-            unfollowed = set(over)
-            for tp, (newest, accepted) in self._waiting.pop(chain, {}).items():
-                if tp in unfollowed:
-                    continue
-                self.sound[tp] = max(self.sound.get(tp, -1), newest)
-                if accepted >= 0:
-                    self.accepted[tp] = max(self.accepted.get(tp, -1), accepted)
-                if tp[0] not in self.feeds:
-                    self.claims.setdefault(tp[0], set()).add(chain_owner(chain))
-            if over:
-                return (f"checkpoint vouches for receipts naming {len(over):,} feed partition(s) past the "
-                        f"{self._max_places:,} {plain(chain_owner(chain))}'s receipts are followed into (the first "
-                        f"{plain(over[0][0], 120)}:{over[0][1]}): they count for no end")
-            return None
+            return self._vouch(chain)
         if kind != "RECEIPT" or (place := feed_place(doc.get("feed"))) is None:
             return None
         (topic, partition), offset = place
@@ -393,27 +407,84 @@ class ReceiptReach:
         if sound and not topic.startswith(self.prefix):
             return (f"receipt names {plain(topic, 120)}, which is no feed of this deployment "
                     f"({plain(self.prefix)}*): {plain(owner)} signed a receipt for a record it cannot have read")
+        gave = None
         if sound:
-            named = self._named.setdefault(chain, set())
-            if (topic, partition) not in named and len(named) >= self._max_places:
+            if (topic, partition) not in (named := self._named.get(chain, ())) and len(named) >= self._max_places:
                 return (f"receipt names feed partition {plain(topic, 120)}:{partition}, one more than the "
                         f"{self._max_places:,} its chain's receipts waiting for a checkpoint may name: it counts "
                         "for no end")
-            named.add((topic, partition))
+            gave = self._name(chain, (topic, partition))
         if sound and reader is not None and reader != owner:
-            return (f"receipt names feed {plain(topic, 120)}, which the policy gives {plain(reader)}, not "
-                    f"{plain(owner)}: {plain(owner)} signed a receipt for a record it cannot have read")
+            why = (f"receipt names feed {plain(topic, 120)}, which the policy gives {plain(reader)}, not "
+                   f"{plain(owner)}: {plain(owner)} signed a receipt for a record it cannot have read")
+            return f"{why}; {gave}" if gave else why
         if reader is not None and reader != owner:
             return None
         if owner == self._owner and (topic, partition) in self._places.get(owner, ()):
             self.seen[(topic, partition)] = max(self.seen.get((topic, partition), -1), offset)
-        if sound:
+        if sound and (topic, partition) in self._named.get(chain, ()):  # not given up to make room for itself
             status = doc.get("status")
             rejected = not opened_status(status)
             waiting = self._waiting.setdefault(chain, {})
             newest, accepted = waiting.get((topic, partition), (-1, -1))
             waiting[(topic, partition)] = (max(newest, offset), accepted if rejected else max(accepted, offset))
+        return gave
+
+    def _vouch(self, chain: str) -> str | None:
+        """A sound checkpoint of ``chain``: its waiting receipts count, in the places followed (``MAX_PLACES``)."""
+        self._vouched.add(chain)
+        named = self._named.pop(chain, set())
+        self._held -= len(named)
+        over = [tp for tp in sorted(named) if not self._room(tp)]
+        unfollowed = set(over)
+        for tp, (newest, accepted) in self._waiting.pop(chain, {}).items():
+            if tp in unfollowed:
+                continue
+            self.sound[tp] = max(self.sound.get(tp, -1), newest)
+            if accepted >= 0:
+                self.accepted[tp] = max(self.accepted.get(tp, -1), accepted)
+            if tp[0] not in self.feeds:
+                self.claims.setdefault(tp[0], set()).add(chain_owner(chain))
+        if over:
+            return (f"checkpoint vouches for receipts naming {len(over):,} feed partition(s) past the "
+                    f"{self._max_places:,} {plain(chain_owner(chain))}'s receipts are followed into (the first "
+                    f"{plain(over[0][0], 120)}:{over[0][1]}): they count for no end")
         return None
+
+    def _drop(self, chain: str) -> int:
+        """Forget ``chain``'s waiting receipts (cut off, or given up); how many places they named."""
+        self._waiting.pop(chain, None)
+        count = len(self._named.pop(chain, ()))
+        self._held -= count
+        return count
+
+    def _name(self, chain: str, place: tuple[str, int]) -> str | None:
+        """Note that ``chain``'s waiting sound receipts name ``place``; past ``WAITING_PLACES`` in all, give up whole
+        chains' waiting receipts (``receipts.Unvouched``'s order) until within, this chain's included if it is
+        the one: a finding at this record, listed for the first ``LOTS_LISTED`` records of the partition."""
+        named = self._named.setdefault(chain, set())
+        if place in named:
+            return None
+        named.add(place)
+        self._held += 1
+        lots: list[tuple[str, int]] = []
+        while self._held > self._waiting_places:
+            victim = next((c for c in self._named if c not in self._vouched), None)
+            victim = next(iter(self._named)) if victim is None else victim
+            lots.append((victim, self._drop(victim)))
+        if not lots:
+            return None
+        self.given_up += 1
+        if self.given_up > LOTS_LISTED + 1:
+            return None
+        whose = (f"chain {plain(lots[0][0])}" if len(lots) == 1 else
+                 f"{len(lots):,} chains (the first {plain(lots[0][0])})")
+        why = (f"receipts of {whose} waiting for a checkpoint, naming {sum(n for _, n in lots):,} feed partition(s), "
+               f"are given up: the receipts waiting in this partition may name {self._waiting_places:,} in all; they "
+               "count for no end")
+        if self.given_up > LOTS_LISTED:
+            why += "; more such receipts given up in this partition are not listed one by one"
+        return why
 
 
 def receipt_ends(reach: ReceiptReach, committed: Mapping[tuple[str, int], int], asked: Container[str],

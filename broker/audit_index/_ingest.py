@@ -121,9 +121,10 @@ def receipt_extra(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, An
     return kept
 
 
-def _waiting(stored: Any) -> dict[str, dict[tuple[str, int], tuple[int, int]]]:
-    """``ReceiptReach.waiting`` back from what ``_commit_reach`` stored (the index's own JSON)."""
-    return {chain: {(t, p): (newest, accepted) for t, p, newest, accepted in places} for chain, places in stored}
+def _waiting(stored: Any) -> tuple[dict[str, dict[tuple[str, int], tuple[int, int]]], int]:
+    """``ReceiptReach.waiting`` and ``given_up`` back from what ``_commit_reach`` stored (the index's own JSON)."""
+    return ({chain: {(t, p): (newest, accepted) for t, p, newest, accepted in places}
+             for chain, places in stored["waiting"]}, int(stored["given_up"]))
 
 
 class PartitionIngest:
@@ -150,14 +151,6 @@ class PartitionIngest:
         # policy's word, applied when the index is read, as `audit verify` applies the policy at hand.
         self._end: tuple[str, int, int] | None = None  # (ingress "topic:partition", its offset, the block's offset)
         self._reach = ReceiptReach({}, feeds) if holds == "receipts" and feeds is not None else None
-        if self._reach is not None:
-            row = conn.execute("SELECT waiting FROM receipts_waiting WHERE topic = ? AND partition = ?",
-                               (topic, partition)).fetchone()
-            self._reach.begin(owner, _waiting(json.loads(row[0])) if row else None)
-            # The places the partner's receipts were followed into by earlier ingests of its topic count toward
-            # ``MAX_PLACES`` as in a walk of the whole topic (`audit verify`'s).
-            self._reach.noted(owner, conn.execute("SELECT DISTINCT feed, feed_partition FROM receipt_reach WHERE "
-                                                  "topic = ?", (topic,)))
         self._open = False
         self._since_commit = 0
         self.records = self.rows = 0
@@ -180,6 +173,22 @@ class PartitionIngest:
         if holds == "receipts":
             self._restore_waiting()
             self._restore_held()
+        if self._reach is not None:
+            self._restore_reach(self._reach, owner)
+
+    def _restore_reach(self, reach: ReceiptReach, owner: str | None) -> None:
+        """``reach`` as the last commit left it: what waits, in its order, with the chains vouched for (those
+        ``_waiting`` was told of: the same sound checkpoints), so it gives up what a walk of the whole partition
+        would (``WAITING_PLACES``)."""
+        row = self._conn.execute("SELECT waiting FROM receipts_waiting WHERE topic = ? AND partition = ?",
+                                 (self.topic, self.partition)).fetchone()
+        waiting, given_up = _waiting(json.loads(row[0])) if row else ({}, 0)
+        vouched = [name for name in map(chain_name, sorted(self._vouched)) if name is not None]
+        reach.begin(owner, waiting, vouched=vouched, given_up=given_up)
+        # The places the partner's receipts were followed into by earlier ingests of its topic count toward
+        # ``MAX_PLACES`` as in a walk of the whole topic (`audit verify`'s).
+        reach.noted(owner, self._conn.execute("SELECT DISTINCT feed, feed_partition FROM receipt_reach WHERE "
+                                              "topic = ?", (self.topic,)))
 
     def _restore_waiting(self) -> None:
         """``_waiting`` as the last commit left it: the chains vouched for, then every pending receipt in the
@@ -329,7 +338,7 @@ class PartitionIngest:
 
     def _commit_reach(self, reach: ReceiptReach) -> None:
         """The reach this ingest's receipts add (each a maximum: a crash that re-reads adds nothing twice)
-        and what waits for a checkpoint in this partition."""
+        and what waits for a checkpoint in this partition (bounded, ``WAITING_PLACES``: its JSON too)."""
         c = self._conn
         places = set(reach.sound) | set(reach.accepted) | set(reach.seen)
         c.executemany("INSERT INTO receipt_reach (topic, partition, feed, feed_partition, sound, accepted, seen) "
@@ -340,9 +349,10 @@ class PartitionIngest:
                         reach.seen.get((t, p), -1)) for t, p in sorted(places)])
         c.execute("INSERT INTO receipts_waiting (topic, partition, waiting) VALUES (?, ?, ?) ON CONFLICT (topic, "
                   "partition) DO UPDATE SET waiting = excluded.waiting",
-                  (self.topic, self.partition, json_text([[chain, [[t, p, newest, accepted]
-                                                              for (t, p), (newest, accepted) in places.items()]]
-                                                      for chain, places in reach.waiting.items()])))
+                  (self.topic, self.partition, json_text({
+                      "waiting": [[chain, [[t, p, newest, accepted] for (t, p), (newest, accepted) in places.items()]]
+                                  for chain, places in reach.waiting.items()],
+                      "given_up": reach.given_up})))
 
     def abort(self) -> None:
         """Forget what was added since the last commit (the next run reads it again)."""

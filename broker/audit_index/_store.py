@@ -21,7 +21,7 @@ from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 14  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
+SCHEMA_VERSION = 15  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
 # 9: receipts matched to no indexed delivery held in ``unmatched_receipts`` and matched again, never rows unchecked;
 # 10: chain states bounded per partition, ``verify.MAX_CHAINS``, none kept for a chain its topic cannot hold;
 # 11: the broker's chain states date its blocks by Kafka's append time, not the time they state;
@@ -30,7 +30,9 @@ SCHEMA_VERSION = 14  # PRAGMA user_version of the layout below (8: unvouched rec
 # 13: a receipt is dated no earlier than Kafka appended it and its checkpoint, ``receipts.appended_at``, and a
 # partner-written ``appended_at`` is kept nowhere;
 # 14: a receipt row keeps its partner's free text cut, ``_ingest.RECEIPT_*``: an index of 13 may hold it whole;
-# and ``receipts_by_alert_time`` lists a timeline's first receipts of each partner without reading the others)
+# and ``receipts_by_alert_time`` lists a timeline's first receipts of each partner without reading the others;
+# 15: ``receipts_waiting`` holds at most ``verify.WAITING_PLACES`` places, as `audit verify` does, with how many
+# records gave up a chain's: an older one may hold a million)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -70,7 +72,8 @@ INDEX_FILE = PrivateFile("the audit index", "the audit index's folder",
 # ingress record; ``receipt_reach``, per receipts partition (so per partner) and feed partition, the
 # newest feed offset its vouched receipts name (``ReceiptReach``: sound, accepted, seen), whatever the
 # policy says of whose feed it is (read with the policy at hand); ``receipts_waiting``, the receipts no
-# checkpoint vouches for yet, for the next catch-up; meta ``ends``, the offsets the last catch-up read;
+# checkpoint vouches for yet, for the next catch-up (JSON: ``waiting``, per chain in the order they give up theirs,
+# and ``given_up``, ``ReceiptReach``'s); meta ``ends``, the offsets the last catch-up read;
 # ``lost``, the partitions Kafka ended before what the index had read, at the last catch-up.
 # ``pending_receipts`` holds a receipts partition's receipts no checkpoint has vouched for yet, bounded as
 # ``audit verify`` bounds them (``broker.audit.receipts.Unvouched``): ``size``, the record's bytes; ``seq``,

@@ -413,3 +413,71 @@ def test_a_partners_auditor_counts_no_problem_of_another_partners_topic_or_a_nat
         assert "it holds the receipts" in next(r for r in ends.reports if r.findings).findings[0].problem
         col_ends = index.end_reports(col)
         assert col_ends.counted == 1 and not any(r.topic == USA_RCPT for r in col_ends.reports)
+
+
+def _flood_beside_col(chains: int, places: int) -> list[bytes]:
+    """COL's chain: a batch vouched for, then two receipts waiting for its next checkpoint; then ``chains`` chains of
+    receipts no one signs, in turn, each naming ``places`` feed partitions of its own; then COL's checkpoint."""
+    col = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL")
+    flood = [ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain=f"COL/f{c}") for c in range(chains)]
+
+    def receipt(writer: ChainWriter, place: str) -> bytes:
+        return writer.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:0", "version": 1, "status": "RECEIVED",
+                                         "feed": place, "at": iso_utc(T0)})
+
+    def checkpoint() -> bytes:
+        return col.checkpoint("COL-rcpt-2026a", _sign("COL-rcpt-2026a"), iso_utc(T0))
+
+    out = [receipt(col, "t.feed.COL:0:0"), checkpoint(), receipt(col, "t.feed.COL:0:1"), receipt(col, "t.feed.COL:1:2")]
+    out += [receipt(w, f"t.feed.COL:{100 + c * places + p}:{p}") for p in range(places) for c, w in enumerate(flood)]
+    return [*out, checkpoint()]
+
+
+def _waiting_places(reach: ReceiptReach) -> int:
+    return sum(len(places) for places in reach.waiting.values())
+
+
+def test_chains_waiting_for_a_checkpoint_name_a_bounded_number_of_places_in_all(monkeypatch: Any) -> None:
+    """Ten chains no one signs naming four feed partitions each stay within each chain's bound, not within the
+    partition's: past ``WAITING_PLACES`` (here 16; default 4,096) the receipts of the chain waiting longest that no
+    checkpoint vouched for are given up, a finding at the receipt that went past (listed for the first
+    ``LOTS_LISTED`` records, here 3, then one line more); COL's own chain, vouched for, keeps its receipts, which its
+    checkpoint then counts."""
+    monkeypatch.setitem(ReceiptReach.__init__.__kwdefaults__, "waiting_places", 16)
+    monkeypatch.setattr("broker.audit.verify.LOTS_LISTED", 3, raising=False)
+    records = _flood_beside_col(10, 4)
+    walk, reach = PartitionWalk(COL_RCPT, 0, VERIFY, "receipts", "COL"), ReceiptReach(READERS, "t.feed.")
+    reach.begin("COL")
+    said, held = [], []
+    for offset, value in enumerate(records):
+        doc, found = walk.feed(offset, value)
+        if (why := reach.take(doc, not found, walk.cut)) is not None:
+            said.append((offset, why))
+        held.append(_waiting_places(reach))
+    assert max(held) == 16 and held[-2] == 16
+    assert len(said) == 4  # LOTS_LISTED, then one line more
+    assert "receipts of chain COL/f0 waiting for a checkpoint, naming 2 feed partition(s), are given up" in said[0][1]
+    assert "may name 16 in all; they count for no end" in said[0][1] and "not listed" in said[3][1]
+    assert reach.given_up > 4
+    assert reach.sound == {COL0: 1, ("t.feed.COL", 1): 2} and _waiting_places(reach) == 14
+
+
+def test_the_index_holds_and_saves_what_waits_as_verify_bounds_it(tmp_path: Path, monkeypatch: Any) -> None:
+    """The audit index, over several catch-ups, gives up the same chains' waiting receipts at the same records as one
+    walk of the whole partition (``ReceiptReach``, ``WAITING_PLACES`` here 16), saves no more than 16 places between
+    catch-ups however many the flood names, and gives the same ends."""
+    monkeypatch.setitem(ReceiptReach.__init__.__kwdefaults__, "waiting_places", 16)
+    records = _flood_beside_col(10, 4)
+    topics = {DECISIONS: _decisions(range(1)), COL_RCPT: records}
+    reach, said = _reach_of(records)
+    committed = {COL0: 2, ("t.feed.COL", 1): 3}
+    whole = receipt_ends(reach, committed, frozenset(READERS), lambda t: f"{t}.subscriber", set(), set())
+    assert [(r.end.checked, r.end.short) for r in whole if r.end is not None] == [(True, False)] * 2
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        for upto in (3, 11, 20, 27, 33, len(records)):  # catch-ups that each go a little further
+            _catch_up(index, topics, _ends({SNM0: 1}, feeds=committed), upto={COL_RCPT: upto})
+            stored = index._all("SELECT waiting FROM receipts_waiting")[0][0]
+            assert stored.count('"t.feed.COL"') <= 16  # one per place saved
+        placed = index._all("SELECT \"offset\", problem FROM findings WHERE problem LIKE '%are given up%' ORDER BY 1")
+        assert [tuple(row) for row in placed] == said and len(said) > 5
+        assert [r.end for r in index.end_reports().reports if r.topic != DECISIONS] == [r.end for r in whole]
