@@ -20,11 +20,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from broker.access import denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
 from broker.audit.recalls import deadline_hours
-from broker.audit.receipts import Unvouched, acknowledged, appended_at, given_up, match_receipt, sent_records
+from broker.audit.receipts import (
+    Unvouched,
+    acknowledged,
+    appended_at,
+    given_up,
+    held_receipt,
+    match_receipt,
+    sent_records,
+)
 from broker.audit.verify import (
     ChainState,
     FeedEnds,
@@ -37,6 +47,7 @@ from broker.audit.verify import (
     VerifyFn,
     end_check,
     missing_topic,
+    parse_record,
     receipt_ends,
     retired_keys,
     unnamed_ingress,
@@ -345,8 +356,9 @@ class _Delivered(Spill):
     def __init__(self, folder: Path | None = None) -> None:
         super().__init__(folder)
         self.known = False
-        # The partition being walked's receipts no checkpoint has vouched for yet, per chain, in offset order.
-        self._waiting: Unvouched[dict[str, Any]] = Unvouched()
+        # The partition being walked's receipts no checkpoint has vouched for yet, per chain, in offset order: what
+        # ``match_receipt`` reads of each, as bytes (``held_receipt``), never the parsed record (``UNVOUCHED_BYTES``).
+        self._waiting: Unvouched[bytes] = Unvouched()
         self._gave_up = 0  # receipts given up in the partition being walked
 
     def reads(self, topics: Mapping[str, Holds]) -> None:
@@ -372,8 +384,8 @@ class _Delivered(Spill):
             self._waiting.drop(chain, offsets)
 
     def check(self, doc: dict[str, Any], offset: int, size: int = 0) -> list[tuple[int, str]]:
-        """Take in the sound record at ``offset``: a block's deliveries; a receipt, held until a checkpoint
-        of its chain vouches for it; a checkpoint, whose chain's receipts are then matched to the deliveries
+        """Take in the sound record at ``offset`` (of ``size`` bytes): a block's deliveries; a receipt, held until a
+        checkpoint of its chain vouches for it; a checkpoint, whose chain's receipts are then matched to the deliveries
         they name and bound to their places, in order (``match_receipt``). Returns (offset, why) of each of
         those receipts that matches none. Anyone may write a receipts topic: a receipt no checkpoint vouches
         for binds nothing, so it cannot take a delivery's place before the partner's own receipt does. What
@@ -388,7 +400,7 @@ class _Delivered(Spill):
         if not isinstance(chain, str):
             return []
         if kind == "RECEIPT":
-            return self._given_up([at for at, _ in self._waiting.add(chain, offset, doc, size)])
+            return self._given_up([at for at, _ in self._waiting.add(chain, offset, held_receipt(doc), size)])
         if kind != "CHECKPOINT":
             return []
         vouched = self._waiting.pop(chain, vouched=True)
@@ -398,7 +410,7 @@ class _Delivered(Spill):
         unmatched = []
         try:
             for at, receipt in vouched:
-                match = match_receipt(receipt, book)
+                match = match_receipt(orjson.loads(receipt), book)
                 if isinstance(match, str):
                     unmatched.append((at, match))
                 else:
@@ -488,9 +500,9 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
                                      log_start=starts.get(TopicPartition(topic, partition), 0))
                 dropped = 0
-                # Per receipt chain: the records waiting for a checkpoint (offset, when Kafka appended them, their
-                # rows that pass ``flt``).
-                waiting: Unvouched[tuple[int | None, list[dict[str, Any]]]] = Unvouched()
+                # Per receipt chain: the records waiting for a checkpoint (offset, when Kafka appended them, the
+                # record, None if none of its rows passes ``flt``): its bytes, never its rows (``UNVOUCHED_BYTES``).
+                waiting: Unvouched[tuple[int | None, bytes | None]] = Unvouched()
                 delivered.begin()
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
                     if walked is not None:
@@ -511,16 +523,16 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                         # A receipt chain: its rows count once a checkpoint vouches for them, and the receipt
                         # matches a delivery (checked then).
                         if doc["kind"] == "CHECKPOINT":
-                            for at, (appended, rows) in waiting.pop(chain, vouched=True):
+                            for at, (appended, value) in waiting.pop(chain, vouched=True):
                                 if at in unmatched:
                                     dropped += 1
                                     continue
-                                for row in rows:
+                                for row in _rows(value, flt):
                                     if flt.in_window(timed := appended_at(row, appended, rec.appended_ms)):
                                         yield timed
                         else:
-                            rows = [r for r in flatten(doc) if flt.accepts(r, timed=False)]
-                            dropped += len(waiting.add(chain, rec.offset, (rec.appended_ms, rows),
+                            kept = rec.value if any(flt.accepts(r, timed=False) for r in flatten(doc)) else None
+                            dropped += len(waiting.add(chain, rec.offset, (rec.appended_ms, kept),
                                                        len(rec.value or b"")))
                         continue
                     for row in flatten(doc):
@@ -531,6 +543,12 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                     left_out.append(dropped)
                 if walked is not None:
                     walked.partition_done()
+
+
+def _rows(value: bytes | None, flt: LogFilter) -> list[dict[str, Any]]:
+    """The rows of the sound record ``value`` that pass ``flt`` but for its time window (``LogFilter.accepts``)."""
+    doc = parse_record(value) if value is not None else None
+    return [] if doc is None else [r for r in flatten(doc) if flt.accepts(r, timed=False)]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
+import orjson
+
 from broker.audit.chain import chain_owner, flatten, shown
 from broker.audit.verify import DELIVERED, feed_place, known_status, opened_status, plain, when
 from puente.wire import iso_utc
@@ -51,11 +53,15 @@ T = TypeVar("T")
 UNVOUCHED_PER_CHAIN = 10 * RECEIPTS_PER_CHECKPOINT
 UNVOUCHED_IN_ALL = 40 * RECEIPTS_PER_CHECKPOINT
 UNVOUCHED_BYTES = 32 * 1024 * 1024  # of the receipts' records: a genuine receipt is a few hundred bytes
+"""The bounds of ``Unvouched``. The bytes are the records' as written, and the same figures in `audit verify` and
+the audit index, so both give up the same receipts; what a reader holds in memory for a receipt must then be no
+larger than its record: bytes (``held_receipt``, or the record itself), never the parsed JSON, which may take twenty
+times as many (``[{},{},...]``: 3 bytes written, 72 parsed, each)."""
 
 
 class Unvouched(Generic[T]):
-    """Receipts (or what a reader keeps of them) waiting for a checkpoint of their chain, per chain, in
-    offset order, bounded.
+    """Receipts (or what a reader keeps of them: bytes no larger than the record, ``UNVOUCHED_BYTES``) waiting for
+    a checkpoint of their chain, per chain, in offset order, bounded.
 
     Anyone with write access to a receipts topic can append receipts no checkpoint will ever vouch for,
     in one chain or in a million, each as large as Kafka takes; held without a bound they would fill the
@@ -300,6 +306,19 @@ def _iso(ms: int) -> str:
 
 def _where(place: FeedPlace) -> str:
     return f"{plain(place[0], 120)}:{place[1]}:{place[2]}"
+
+
+MATCHED_FIELDS = ("chain", "alert_id", "version", "status", "feed", "at")
+"""What ``match_receipt`` reads of a receipt."""
+
+
+def held_receipt(doc: dict[str, Any]) -> bytes:
+    """What ``match_receipt`` reads of receipt ``doc`` (``MATCHED_FIELDS``), as compact JSON: what a reader holds while
+    the receipt waits for a checkpoint (``Unvouched``), to match once one vouches for it (``orjson.loads`` gives it
+    back). No larger than the record but for a number's digits: a value that is a list or an object is held as an
+    empty one, which ``match_receipt`` takes as it takes any (no string, no number: shown by its kind alone)."""
+    return orjson.dumps({k: v if v is None or isinstance(v, (str, int, float)) else type(v)()
+                         for k in MATCHED_FIELDS if k in doc for v in (doc[k],)})
 
 
 def match_receipt(doc: dict[str, Any], book: ReceiptBook) -> ReceiptMatch | str:

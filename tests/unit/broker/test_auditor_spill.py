@@ -345,3 +345,57 @@ def test_receipts_are_checked_against_a_decisions_topic_that_holds_no_record(
                                        _verify, left_out, {"p.receipts.COL": "COL"})))
         assert len(docs) == 0
     assert sum(left_out) == 2 and list(scratch.iterdir()) == []
+
+
+def _inflating(chain: str, count: int, items: int) -> list[bytes]:
+    """``count`` receipts of ``chain`` no checkpoint vouches for, each padded with ``items`` empty objects: 3 bytes each
+    as JSON, some 70 each parsed."""
+    writer = ChainWriter("p.receipts.COL", 0, checkpoint_every=1 << 62, chain=chain)
+    pad = [{} for _ in range(items)]
+    return [writer.append("RECEIPT", {"partner": "COL", "alert_id": f"SNM:{i}", "version": 1, "status": "RECEIVED",
+                                      "feed": f"p.feed.COL:0:{i}", "at": SIGNED_AT, "pad": pad}) for i in range(count)]
+
+
+def test_what_waits_for_a_checkpoint_takes_no_more_memory_than_its_records_bytes(tmp_path: Path) -> None:
+    """Receipts whose JSON swells when parsed (lists of empty objects) wait in no more memory than their records' bytes,
+    which is what ``Unvouched`` counts (``UNVOUCHED_BYTES``), not twenty times as much; once a checkpoint vouches for
+    them they are matched as before (here to no delivery)."""
+    values = _inflating("COL", 20, 20_000)
+    written = sum(len(v) for v in values)
+    with _Delivered(tmp_path) as delivered:
+        delivered.known = True
+        tracemalloc.start()
+        try:
+            before, _ = tracemalloc.get_traced_memory()
+            for offset, value in enumerate(values):
+                assert delivered.check(json.loads(value), offset, len(value)) == []
+            held, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert held - before < written / 4, f"{(held - before) / 1e6:.1f} MB held for {written / 1e6:.1f} MB written"
+        found = delivered.check({"kind": "CHECKPOINT", "chain": "COL"}, len(values))
+        assert [at for at, _ in found] == list(range(20)) and all("never delivered" in why for _, why in found)
+
+
+def test_read_log_holds_waiting_receipts_as_their_records_bytes(
+        audit_topics: dict[str, list[bytes]], scratch: Path) -> None:
+    """`audit log` holds a receipt waiting for its checkpoint as its record's bytes, not its parsed rows: a flood of
+    receipts that swell when parsed, never vouched for, peaks near one parsed record plus the bytes written, not at
+    twenty times them; each is left out."""
+    values = _inflating("COL/flood", 60, 10_000)
+    written = sum(len(v) for v in values)
+    audit_topics["p.decisions"] = [_block(["SNM:1"])]
+    audit_topics["p.receipts.COL"] = values
+    roles: dict[str, Any] = {"p.decisions": "decisions", "p.receipts.COL": "receipts"}
+    left_out: list[int] = []
+    tracemalloc.start()
+    try:
+        with TimeSorted() as docs:
+            asyncio.run(docs.fill(read_log(None, roles, LogFilter(kinds=frozenset({"RECEIPT"})),  # type: ignore[arg-type]
+                                           _verify, left_out, {"p.receipts.COL": "COL"})))
+            assert len(docs) == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sum(left_out) == 60
+    assert peak < 6 * written, f"peak {peak / 1e6:.1f} MB for {written / 1e6:.1f} MB written"
