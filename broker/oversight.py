@@ -14,6 +14,13 @@ fences any earlier one, and it extends the chain only from a sound head (the las
 and holds few records, every record read back from the genesis on: ``head_problem``). Each query is its own
 transaction, committed before the page is answered; when that fails the caller answers no data (the console:
 503).
+
+Fenced (another console started under the same transactional id, or Kafka aborted a transaction of this one that
+outlived its timeout, which fences it the same way), the log can never write again: the producer is dead for good,
+and every query after would be answered 503 while the console looked alive. So the first commit refused as fenced
+raises ``QueryLogFenced``, every later ``record`` raises it at once without Kafka, and ``taken_over`` wakes whoever
+serves the log (``puente.console.server.serve``), which stops: one writer per deployment, and the one that lost the
+role says so and exits, rather than a second console quietly breaking the first.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from broker.audit.verify import chain_fields, form_problem, parse_record
 from broker.kafka import (
     KafkaConnection,
     Producer,
+    ProducerFenced,
     TopicPartition,
     producer,
     read_range,
@@ -44,7 +52,7 @@ from broker.kafka import (
     wait_settled,
 )
 from broker.topology import TopicNames
-from puente.errors import AuditChainError, KafkaError, PuenteError
+from puente.errors import EXIT_PROBLEMS, AuditChainError, KafkaError, PuenteError
 from puente.wire import Record, iso_utc
 
 CHAIN = "console"
@@ -56,6 +64,13 @@ class QueryLogError(PuenteError):
     """The query could not be written to the audit: the console must not answer it."""
 
     retriable = True
+
+
+class QueryLogFenced(QueryLogError):
+    """Another console took over the query log (module docstring): this one can never write it again, and stops."""
+
+    retriable = False
+    exit_code = EXIT_PROBLEMS
 
 
 class Tail(NamedTuple):
@@ -157,6 +172,8 @@ class QueryLog:
         self._chain: ChainWriter | None = None
         self._lock = asyncio.Lock()
         self._broken: str | None = None  # why the chain's head is no longer known; re-read before writing
+        self.fenced: QueryLogFenced | None = None  # set once another console took the log over: final
+        self._taken = asyncio.Event()
 
     async def start(self) -> None:
         """Take over the chain: fence any earlier console, then read and check the head. AuditChainError
@@ -170,6 +187,22 @@ class QueryLog:
         except BaseException:
             await self.stop()
             raise
+
+    async def taken_over(self) -> QueryLogFenced:
+        """Wait until another console has taken the log over (found at the first commit refused as fenced: nothing
+        tells a producer sooner), and give the error this console stops with."""
+        await self._taken.wait()
+        assert self.fenced is not None
+        return self.fenced
+
+    def _fence(self) -> QueryLogFenced:
+        """This log fenced, for good: ``fenced`` set, and ``taken_over`` woken."""
+        if self.fenced is None:
+            self.fenced = QueryLogFenced(
+                "another console took over the auditors' query log under the same transactional id "
+                f"({console_transaction(self.names)}), so this one stops: run one `puente audit serve` per deployment")
+            self._taken.set()
+        return self.fenced
 
     async def stop(self) -> None:
         made, self._producer = self._producer, None
@@ -207,6 +240,8 @@ class QueryLog:
         body = query_body(auditor, scope, page, params, results, now or datetime.now(UTC))
         async with self._lock:
             made = self._producer
+            if self.fenced is not None:  # its producer can write nothing again: Kafka is not asked
+                raise QueryLogFenced(str(self.fenced))
             if made is None or self._chain is None:
                 raise QueryLogError("cannot record this query in the audit: the query log is not running")
             try:
@@ -229,6 +264,8 @@ class QueryLog:
                 raise QueryLogError(f"cannot record this query in the audit: check Kafka ({exc})") from exc
             except PuenteError:
                 raise
+            except ProducerFenced:  # aiokafka's name for a refused epoch too (INVALID_PRODUCER_EPOCH)
+                raise self._fence() from None
             except Exception as exc:
                 error = translate(exc, self.conn, f"writing {self.tp.topic}")
                 raise QueryLogError(f"cannot record this query in the audit: check Kafka ({error})") from exc

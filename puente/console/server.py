@@ -5,6 +5,10 @@ chain's head): without it no page can be answered, so a console that cannot reac
 start. The index is then caught up once, and every ``refresh_s`` seconds after; a failed refresh is
 reported and the console keeps answering from the index as it stands (its pages say when it last
 caught up).
+
+A console whose query log another console has since taken over (``QueryLog.taken_over``) stops serving and
+``serve`` raises ``QueryLogFenced``: the command ends with that one line and a non-zero status. Answering 503 to
+every page for good, alive to a supervisor and to a browser, would hide that its one writer role is gone.
 """
 
 from __future__ import annotations
@@ -460,7 +464,8 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
                 note: Callable[[str], None] = _note) -> None:
     """Serve until stopped (Ctrl-C, or ``server.should_exit`` through ``started``), under the names
     ``listen.hosts`` gives only. ``config.queries`` should be ``log``; it is started here, before the first
-    page. A first catch-up that fails is fatal only when there is no ``index`` yet to serve from."""
+    page. A first catch-up that fails is fatal only when there is no ``index`` yet to serve from.
+    QueryLogFenced once another console has taken the query log over: served no more."""
     listen.check()
     await log.start()
     try:
@@ -481,15 +486,29 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
         if started is not None:
             started(server)
         task = asyncio.create_task(refresher(catch_up, refresh_s)) if catch_up and refresh_s > 0 else None
+        taken = asyncio.create_task(_stop_when_taken_over(log, server))
         if ready is not None:
             ready(listen.url)
         try:
             await server.serve()
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await app.state.console.stopping()  # refused requests not yet told, while the log still runs
+            for pending in (task, taken):
+                if pending is not None:
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pending
+            # Refused requests not yet told, while the log still runs; fenced, it can write them nowhere (the
+            # console that took over writes its own), and each would be one more line about the same loss.
+            if log.fenced is None:
+                await app.state.console.stopping()
+        if log.fenced is not None:
+            raise log.fenced
     finally:
         await log.stop()
+
+
+async def _stop_when_taken_over(log: QueryLog, server: uvicorn.Server) -> None:
+    """Stop ``server`` once another console has taken ``log`` over: it could answer nothing again (module docstring).
+    What it is answering already was recorded, and is finished."""
+    await log.taken_over()
+    server.should_exit = True

@@ -195,7 +195,9 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 class _Log:
-    """What ``serve`` needs of the query log: a sink with nothing to start or stop."""
+    """What ``serve`` needs of the query log: a sink with nothing to start or stop, never taken over."""
+
+    fenced = None
 
     def __init__(self, sink: Sink) -> None:
         self.record = sink.record
@@ -205,6 +207,9 @@ class _Log:
 
     async def stop(self) -> None:
         pass
+
+    async def taken_over(self) -> None:
+        await asyncio.Event().wait()
 
 
 def free_port() -> int:
