@@ -1,10 +1,11 @@
 """Running the console: uvicorn on one event loop with the query log and the index refresher.
 
-The query log starts first (it fences any other console of the deployment and checks the queries
-chain's head): without it no page can be answered, so a console that cannot reach Kafka does not
-start. The index is then caught up once, and every ``refresh_s`` seconds after; a failed refresh is
-reported and the console keeps answering from the index as it stands (its pages say when it last
-caught up).
+The console's port is bound first (``Listen.bind``), before anything reaches Kafka: starting the query log fences
+any other console of the deployment, so a second console that then found its port taken (the first one's, say)
+would have broken the first for nothing. The query log starts next (it fences any other console and checks the
+queries chain's head): without it no page can be answered, so a console that cannot reach Kafka does not start.
+The index is then caught up once, and every ``refresh_s`` seconds after; a failed refresh is reported and the
+console keeps answering from the index as it stands (its pages say when it last caught up).
 
 A console whose query log another console has since taken over (``QueryLog.taken_over``) stops serving and
 ``serve`` raises ``QueryLogFenced``: the command ends with that one line and a non-zero status. Answering 503 to
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import os
+import socket
 import ssl
 import stat
 import sys
@@ -298,6 +301,34 @@ class Listen:
             hosts |= {f"{name}:{self.port}".lower(), *([name.lower()] if bare else [])}
         return frozenset(hosts)
 
+    def bind(self) -> list[socket.socket]:
+        """Sockets listening on ``host`` and ``port`` now, one for each address the host has (as uvicorn would bind
+        them), for ``uvicorn.Server.serve``. ConfigError, in one line, when the port is taken or the address is not
+        this machine's: called before the query log starts, so that such a console stops having reached no Kafka
+        (starting the log would fence the console that holds the port). A client that connects meanwhile waits in the
+        backlog until the console serves, rather than being refused."""
+        made: list[socket.socket] = []
+        where = self.url.split("://", 1)[1].rstrip("/")
+        try:
+            found = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            for family, kind, proto, _, address in dict.fromkeys(found):
+                sock = socket.socket(family, kind, proto)
+                made.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:  # as asyncio does: an IPv6 socket takes no IPv4 client
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+                sock.listen(2048)  # uvicorn's backlog; listening now, so that no other process can take the port
+        except OSError as exc:
+            for sock in made:
+                sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"cannot listen on {where}: the address is in use (another console, or another "
+                                  "program, listens there): stop it, or give --port") from None
+            why = exc.strerror or str(exc) or type(exc).__name__
+            raise ConfigError(f"cannot listen on {where}: {why}; check --host and --port") from None
+        return made
+
     def context(self) -> ssl.SSLContext | None:
         """The server's TLS context, from files ``check`` has passed; None for plain HTTP."""
         if self.tls_cert is None or self.tls_key is None:
@@ -463,12 +494,13 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
                 started: Callable[[uvicorn.Server], None] | None = None,
                 note: Callable[[str], None] = _note) -> None:
     """Serve until stopped (Ctrl-C, or ``server.should_exit`` through ``started``), under the names
-    ``listen.hosts`` gives only. ``config.queries`` should be ``log``; it is started here, before the first
-    page. A first catch-up that fails is fatal only when there is no ``index`` yet to serve from.
-    QueryLogFenced once another console has taken the query log over: served no more."""
+    ``listen.hosts`` gives only. The port is bound first, then ``log`` started (module docstring);
+    ``config.queries`` should be ``log``. A first catch-up that fails is fatal only when there is no ``index``
+    yet to serve from. QueryLogFenced once another console has taken the query log over: served no more."""
     listen.check()
-    await log.start()
+    sockets = listen.bind()
     try:
+        await log.start()
         if catch_up is not None:
             try:
                 await catch_up()
@@ -490,7 +522,7 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
         if ready is not None:
             ready(listen.url)
         try:
-            await server.serve()
+            await server.serve(sockets=sockets)
         finally:
             for pending in (task, taken):
                 if pending is not None:
@@ -504,6 +536,8 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
         if log.fenced is not None:
             raise log.fenced
     finally:
+        for sock in sockets:  # uvicorn closes them when it served; not when it failed first
+            sock.close()
         await log.stop()
 
 

@@ -344,3 +344,18 @@ def test_the_demo_refuses_any_kafka_keys_or_logins_but_its_own(keys: Path, tmp_p
         assert lines[0].startswith("puente: error: puente demo runs on the local Kafka"), lines
         assert all(n in lines[0] for n in named), (named, lines)
     assert sorted(p.name for p in keys.rglob("*")) == before and list(home.iterdir()) == []
+
+
+def test_a_console_whose_port_is_taken_stops_before_kafka(keys: Path) -> None:
+    """`audit serve` on a port another program listens on (the running console's): one `puente: error:` line naming
+    the address, exit 3, nothing on standard output, and Kafka (unreachable here) never reached: starting the query
+    log would fence the console that holds the port."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        done = _puente(keys, "audit", "serve", "--port", str(port))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 3 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"puente: error: cannot listen on 127.0.0.1:{port}: the address is in use"), lines
+    assert done.stdout == ""

@@ -1,12 +1,12 @@
-"""One console per deployment: a console whose query log another has taken over stops, in one error, rather than
-answer 503 for good."""
+"""One console per deployment: a second one whose port is taken stops before it reaches Kafka (and so fences no
+one), and a console whose query log another has taken over stops, in one error, rather than answer 503 for good."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import httpx2
@@ -20,6 +20,7 @@ from broker.oversight import CHAIN, QueryLog, QueryLogError, QueryLogFenced
 from broker.topology import TopicNames
 from puente.console import ConsoleConfig
 from puente.console.server import Listen, serve
+from puente.errors import ConfigError
 
 from .conftest import FakeIndex, Sink, free_port
 
@@ -55,6 +56,15 @@ class _TakenLog:
         return self.fenced
 
 
+@contextlib.contextmanager
+def _held_port() -> Iterator[int]:
+    """A loopback port another program listens on, until the block ends."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield int(other.getsockname()[1])
+
+
 @contextlib.asynccontextmanager
 async def _serving(accounts: ConsoleAccounts, log: _TakenLog, port: int) -> AsyncIterator[asyncio.Task[None]]:
     servers: list[uvicorn.Server] = []
@@ -70,6 +80,18 @@ async def _serving(accounts: ConsoleAccounts, log: _TakenLog, port: int) -> Asyn
             servers[0].should_exit = True
         with contextlib.suppress(QueryLogFenced):
             await asyncio.wait_for(task, 10)
+
+
+async def test_a_console_whose_port_is_taken_stops_before_its_query_log_starts(accounts: ConsoleAccounts,
+                                                                              sink: Sink) -> None:
+    """A second console on a port another listens on is refused in one ConfigError naming the address, before its
+    query log starts: starting it would fence the console that holds the port."""
+    log = _TakenLog(sink)
+    with _held_port() as port:
+        config = ConsoleConfig(lambda: FakeIndex(), accounts, log)
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}: the address is in use"):
+            await serve(Listen("127.0.0.1", port), config, log)  # type: ignore[arg-type]
+    assert not log.started
 
 
 async def test_a_console_whose_query_log_is_taken_over_stops_with_one_error(accounts: ConsoleAccounts,
