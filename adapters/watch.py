@@ -321,11 +321,24 @@ def _open_lock(path: Path, shown: str) -> tuple[int, bool]:
 
 async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_exit: float | None = None,
                 stop: asyncio.Event | None = None, out: TextIO | None = None) -> Tally:
-    """Adapt files as they arrive until ``stop`` is set, or until nothing arrived for ``idle_exit`` seconds."""
+    """Adapt files as they arrive until ``stop`` is set, or until nothing arrived for ``idle_exit`` seconds, holding
+    the folder's lock (``folder_lock``) meanwhile. A caller that must know the folder is its own before it says
+    anything or reaches Kafka (``puente adapt --watch``) takes the lock itself, then calls ``watching``."""
     if not folder.is_dir():
         raise ConfigError(f"{one_line(str(folder))} is not a folder")
-    with folder_lock(folder, f"the {run.adapter.name} adapter"):
-        return await _watch(run, folder, interval, idle_exit, stop, out or sys.stdout)
+    with folder_lock(folder, watcher(run.adapter.name)):
+        return await watching(run, folder, interval=interval, idle_exit=idle_exit, stop=stop, out=out)
+
+
+def watcher(adapter: str) -> str:
+    """How a watch lock names the ``adapter``'s watcher holding it (the process is added)."""
+    return f"the {adapter} adapter"
+
+
+async def watching(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_exit: float | None = None,
+                   stop: asyncio.Event | None = None, out: TextIO | None = None) -> Tally:
+    """``watch``, the folder's lock held by the caller already (``folder_lock``)."""
+    return await _watch(run, folder, interval, idle_exit, stop, out or sys.stdout)
 
 
 async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: float | None,

@@ -18,7 +18,7 @@ from adapters.config import Context, Vocabulary, load_config, make_context
 from adapters.core import Adapter
 from adapters.registry import ADAPTERS, get
 from adapters.run import AdapterRun, Tally, adapt_paths, check, check_sources, open_source
-from adapters.watch import watch
+from adapters.watch import folder_lock, watcher, watching
 from broker.kafka import KafkaConnection
 from puente import logs
 from puente.commands._common import Subparsers, kafka, kafka_options, run, seconds, settings
@@ -128,8 +128,12 @@ async def _watch(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, c
     on_stop_signals(stop.set, f"the {adapter.name} watcher")
     folder = one_line(str(args.watch))
     interval = _INTERVAL_S if args.interval is None else args.interval
-    print(f"{adapter.name}: watching {folder} every {interval:g}s (SIGTERM or Ctrl-C stops)", file=sys.stderr)
-    async with AdapterRun(cfg, conn, adapter, ctx) as adapter_run:
-        total = await watch(adapter_run, args.watch, interval=interval, idle_exit=args.exit_when_idle, stop=stop)
+    # The lock first: a second watcher of the folder stops in one line, having said it watches nothing and reached
+    # no Kafka (its producers would start, and its ledger be read, for a watch that never runs).
+    with folder_lock(args.watch, watcher(adapter.name)):
+        print(f"{adapter.name}: watching {folder} every {interval:g}s (SIGTERM or Ctrl-C stops)", file=sys.stderr)
+        async with AdapterRun(cfg, conn, adapter, ctx) as adapter_run:
+            total = await watching(adapter_run, args.watch, interval=interval, idle_exit=args.exit_when_idle,
+                                   stop=stop)
     print(f"{adapter.name} watched {folder}: {total.line()}")
     return 1 if total.rejected else 0

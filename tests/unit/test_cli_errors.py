@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import socket
@@ -358,4 +359,22 @@ def test_a_console_whose_port_is_taken_stops_before_kafka(keys: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 3 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f"puente: error: cannot listen on 127.0.0.1:{port}: the address is in use"), lines
+    assert done.stdout == ""
+
+
+def test_a_second_watcher_of_a_folder_stops_before_it_says_anything_or_reaches_kafka(keys: Path,
+                                                                                     tmp_path: Path) -> None:
+    """`adapt --watch DIR` while another watcher holds DIR's lock: one `puente: error:` line naming the folder and
+    the holder, exit 3, before any "watching" line and before Kafka (unreachable here, which would be exit 4)."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    with open(drop / ".puente-watch.lock", "w+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write(b"the snm adapter (process 1)\n")
+        held.flush()
+        done = _puente(keys, "adapt", "combifron", "--watch", str(drop))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 3 and len(lines) == 1, done.stderr
+    assert lines[0] == (f"puente: error: {drop} is watched already by the snm adapter (process 1): give each adapter "
+                        "a drop folder of its own"), lines
     assert done.stdout == ""
