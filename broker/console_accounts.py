@@ -120,6 +120,17 @@ class SignIn:
     locked: bool = False
     device: str | None = None
     """On success, the browser's new device token (module docstring), given here once and never stored."""
+    failure: Failure | None = None
+    """A wrong password checked with ``count=False``: to count once the attempt is recorded (``count_failure``)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A wrong password for a known account that ``sign_in`` did not count: ``ConsoleAccounts.count_failure`` counts it
+    (against ``device``, the account's live device token it brought, when there was one)."""
+
+    name: str
+    device: str | None
 
 
 @dataclass(frozen=True)
@@ -265,7 +276,8 @@ class ConsoleAccounts:
 
     # signing in ----------------------------------------------------------------------------------
 
-    def sign_in(self, name: str, password: str, now: datetime | None = None, device: str | None = None) -> SignIn:
+    def sign_in(self, name: str, password: str, now: datetime | None = None, device: str | None = None, *,
+                count: bool = True) -> SignIn:
         """Check a name and password. The same work is done for an unknown name; a locked account is
         refused whatever the password, unless ``device`` is a live device token of this account (module
         docstring); ``MAX_FAILURES`` failures in a row lock it, or end the device that brought them.
@@ -276,7 +288,11 @@ class ConsoleAccounts:
         password changed, while it was being checked. A success through a device leaves the account's
         count and lock as they were (a guesser elsewhere gets no fresh tries from it); any other success
         clears them. Until the lock is decided, a right password costs what a wrong one does: a hash made
-        under other Argon2 parameters is hashed again only once the sign-in has succeeded (``_rehash``)."""
+        under other Argon2 parameters is hashed again only once the sign-in has succeeded (``_rehash``).
+
+        With ``count`` False a wrong password is not counted: the SignIn holds it (``failure``) for ``count_failure``,
+        and says ``locked`` when counting it would lock the account as the file stands now. The console counts it
+        only once the attempt is in the audit, so that every failure the lock counts is one the audit shows."""
         name, when = name[:64], now or datetime.now(UTC)
         at = _ms(when)
         with self._sql() as c:
@@ -296,20 +312,12 @@ class ConsoleAccounts:
             trusted = held is not None and held[0] == name
             if locked_ms > at and not trusted:
                 return SignIn(None, known=True, locked=True)
-            if not good and trusted:
-                # The device's own count: MAX_FAILURES end it, and its browser meets the account's lock.
-                c.execute("DELETE FROM devices WHERE token_sha256 = ? AND failures + 1 >= ?",
-                          (_digest(device or ""), MAX_FAILURES))
-                c.execute("UPDATE devices SET failures = failures + 1 WHERE token_sha256 = ?", (_digest(device or ""),))
-                return SignIn(None, known=True)
+            if not good and not count:
+                failures = c.execute("SELECT failures FROM accounts WHERE name = ?", (name,)).fetchone()[0]
+                return SignIn(None, known=True, locked=not trusted and failures + 1 >= MAX_FAILURES,
+                              failure=Failure(name, device if trusted else None))
             if not good:
-                # Locking starts the count again: the next MAX_FAILURES failures lock it again.
-                c.execute("UPDATE accounts SET failures = CASE WHEN failures + 1 >= ? THEN 0 ELSE failures + 1 END, "
-                          "locked_until_ms = CASE WHEN failures + 1 >= ? THEN ? ELSE locked_until_ms END "
-                          "WHERE name = ?",
-                          (MAX_FAILURES, MAX_FAILURES, _ms(when + timedelta(minutes=LOCK_MINUTES)), name))
-                locked = c.execute("SELECT locked_until_ms FROM accounts WHERE name = ?", (name,)).fetchone()[0]
-                return SignIn(None, known=True, locked=locked > at)
+                return SignIn(None, known=True, locked=_count(c, name, device if trusted else None, when))
             if current != hashed:
                 return SignIn(None, known=True)  # its password changed while this one was being checked
             if scope != NATIONAL and scope not in self.partners:
@@ -322,6 +330,22 @@ class ConsoleAccounts:
         if self._hasher.check_needs_rehash(hashed):
             self._rehash(name, hashed, password)
         return SignIn(Account(name, scope, _time(created_ms)), known=True, device=fresh)
+
+    def count_failure(self, failure: Failure, now: datetime | None = None) -> bool:
+        """Count a wrong password ``sign_in`` did not (``count=False``), as it would have; whether the account is locked
+        after it. Not counted when the account is gone, or was locked meanwhile (a locked account's attempts never
+        count), unless the failure came through a device token of the account still live."""
+        when = now or datetime.now(UTC)
+        at = _ms(when)
+        with self._write() as c:
+            row = c.execute("SELECT locked_until_ms FROM accounts WHERE name = ?", (failure.name,)).fetchone()
+            if row is None:
+                return False
+            held = _live_device(c, failure.device, at)
+            device = failure.device if held is not None and held[0] == failure.name else None
+            if row[0] > at and device is None:
+                return True
+            return _count(c, failure.name, device, when)
 
     def _rehash(self, name: str, hashed: str, password: str) -> None:
         """Store ``password`` hashed with the console's current Argon2 parameters in place of ``hashed``, unless the
@@ -425,6 +449,23 @@ def _identify(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
     named = ", ".join(t[:40] for t in tables[:4]) + (", ..." if len(tables) > 4 else "")
     raise StoreError(f"{path} is not a console accounts file (an SQLite database with tables {named}): "
                      "check --accounts")
+
+
+def _count(c: sqlite3.Connection, name: str, device: str | None, when: datetime) -> bool:
+    """Count a wrong password for ``name`` in the write transaction ``c``: against ``device`` (a live device token of
+    the account) alone when given, else against the account; whether the account is locked after it."""
+    if device is not None:
+        # The device's own count: MAX_FAILURES end it, and its browser meets the account's lock.
+        c.execute("DELETE FROM devices WHERE token_sha256 = ? AND failures + 1 >= ?", (_digest(device), MAX_FAILURES))
+        c.execute("UPDATE devices SET failures = failures + 1 WHERE token_sha256 = ?", (_digest(device),))
+        return False
+    # Locking starts the count again: the next MAX_FAILURES failures lock it again.
+    c.execute("UPDATE accounts SET failures = CASE WHEN failures + 1 >= ? THEN 0 ELSE failures + 1 END, "
+              "locked_until_ms = CASE WHEN failures + 1 >= ? THEN ? ELSE locked_until_ms END "
+              "WHERE name = ?",
+              (MAX_FAILURES, MAX_FAILURES, _ms(when + timedelta(minutes=LOCK_MINUTES)), name))
+    locked = c.execute("SELECT locked_until_ms FROM accounts WHERE name = ?", (name,)).fetchone()[0]
+    return bool(locked > _ms(when))
 
 
 def _live_device(c: sqlite3.Connection, token: str | None, at: int) -> tuple[str, int] | None:

@@ -476,11 +476,16 @@ class Console:
                                      "This sign-in form has expired: open the sign-in page again.", "(not checked)")
         async with self._verifying:  # Argon2 takes memory and a core: a flood waits here, not in the threads
             result = await run_in_threadpool(self.config.accounts.sign_in, name, password, self.config.clock(),
-                                             device)
+                                             device, count=False)
         if result.account is None:
             who = name if result.known else "(unknown name)"
+            # A wrong password counts toward the lock only once the audit holds it: a lock must be one the audit
+            # explains. One that cannot be recorded is answered 503 and counts for nothing, which gives a guesser
+            # nothing either: a right password that cannot be recorded is answered the same 503, with no cookie.
             if not await self.record(None, "sign-in refused", {"locked": "yes" if result.locked else None}, 0, who):
                 return self.problem(request, None, 503, UNRECORDED)
+            if result.failure is not None:
+                await run_in_threadpool(self.config.accounts.count_failure, result.failure, self.config.clock())
             error = ("Sign-in refused. After repeated failures an account is locked for a while; "
                      "ask a national auditor if it persists.")
             return self.html("login.html", request, None, 401, next=target, form_token=expected, error=error)
@@ -489,7 +494,10 @@ class Console:
         if not await self.record(session, "sign-in", {"previous_session": "ended"} if previous else {}, 1):
             await run_in_threadpool(self.config.accounts.end_session, session.token)
             failed = self.problem(request, None, 503, UNRECORDED)
-            if result.device is not None:  # the browser's token was used up: it keeps the new one all the same
+            # A browser that brought its device token (used up) keeps the new one all the same. One that brought none
+            # is given none: a cookie only a right password sets would tell a guesser, on a 503 the failures of which
+            # are not counted, which password was right.
+            if result.device is not None and device is not None:
                 self._cookie(failed, self.config.device_cookie, result.device, max_age=DEVICE_DAYS * 86_400)
             return failed
         # A session this browser held before ends with this sign-in: its token, replaced in the cookie,

@@ -447,13 +447,13 @@ async def test_argon2_checks_run_two_at_a_time(accounts: ConsoleAccounts, sink: 
     lock = threading.Lock()
     real = accounts.sign_in
 
-    def sign_in(*args: Any) -> SignIn:
+    def sign_in(*args: Any, **kwargs: Any) -> SignIn:
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
         time.sleep(0.05)
         try:
-            return real(*args)
+            return real(*args, **kwargs)
         finally:
             with lock:
                 running[0] -= 1
