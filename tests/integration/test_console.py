@@ -16,11 +16,15 @@ import hashlib
 import io
 import json
 import os
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -320,3 +324,81 @@ def test_the_console_over_https_sets_host_only_secure_cookies_and_refuses_plain_
                 assert "Published" in page.inner_text("#timeline")
             finally:
                 browser.close()
+
+
+def _console(env: Env, tmp_path: Path, port: int) -> subprocess.Popen[str]:
+    """`puente audit serve` on ``port`` as the console's own login, over an index made at start."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "puente", "audit", "serve", "--port", str(port), "--refresh", "0",
+         "--index", str(tmp_path / "index.sqlite"), "--accounts", str(tmp_path / "accounts.sqlite")],
+        env=env.env_vars("console"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _listening(port: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError("the console did not start listening")
+
+
+def _signed_in(url: str) -> urllib.request.OpenerDirector:
+    """A client of the console at ``url``, signed in as ana."""
+    client = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with client.open(url + "login", timeout=10) as form:
+        token = form.read().decode().split('name="form_token" value="', 1)[1].split('"', 1)[0]
+    body = urllib.parse.urlencode({"name": "ana", "password": PASSWORD, "form_token": token, "next": "/"}).encode()
+    with client.open(url + "login", body, timeout=10) as answer:  # the redirect is followed: the home page
+        assert answer.status == 200
+    return client
+
+
+def _status(client: urllib.request.OpenerDirector, url: str) -> int:
+    try:
+        with client.open(url, timeout=30) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+def test_a_second_console_takes_the_query_log_over_and_the_first_stops_saying_so(env: Env, tmp_path: Path) -> None:
+    """Under the console's one login: a second `audit serve` on the running one's port stops in one line before it
+    reaches Kafka, and the first serves on; a second on another port takes the query log over, and the first
+    answers its next page 503 and exits 1 with one line naming the takeover, while the second serves."""
+    accounts = ConsoleAccounts.open(tmp_path / "accounts.sqlite", env.policy.partners)
+    accounts.add("ana", "national", PASSWORD)
+    accounts.close()
+    first_port, second_port = free_port(), free_port()
+    first = _console(env, tmp_path, first_port)
+    second: subprocess.Popen[str] | None = None
+    try:
+        _listening(first_port, first)
+        url = f"http://127.0.0.1:{first_port}/"
+        ana = _signed_in(url)
+        assert _status(ana, url + "search") == 200
+
+        same_port = _console(env, tmp_path, first_port)
+        out, err = same_port.communicate(timeout=60)
+        assert same_port.returncode == 3 and out == "", err
+        assert err.strip() == (f"puente: error: cannot listen on 127.0.0.1:{first_port}: the address is in use "
+                               "(another console, or another program, listens there): stop it, or give --port")
+        assert _status(ana, url + "search") == 200  # nothing fenced it
+
+        second = _console(env, tmp_path, second_port)
+        _listening(second_port, second)
+        assert _status(ana, url + "search") == 503
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 1, err
+        said = [line for line in err.splitlines() if "puente" in line]
+        assert said == [f"puente: error: another console took over the auditors' query log under the same "
+                        f"transactional id ({env.cfg.topic_prefix}.console), so this one stops: run one "
+                        "`puente audit serve` per deployment"], err
+        assert _status(_signed_in(f"http://127.0.0.1:{second_port}/"), f"http://127.0.0.1:{second_port}/search") == 200
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                process.communicate(timeout=60)
