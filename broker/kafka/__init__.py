@@ -6,6 +6,7 @@
     topics      the topic plan and ``topics apply``
     batches     one transaction's records, one record batch per partition
     io          readers over partitions: ranges, many partitions at once, chain heads, settled transactions
+    quotas      each user's client quotas: read and set (Kafka's AlterClientQuotas, which no client library has)
 
 Services use the names below and never a Kafka client library directly: one place to add
 security, one place that turns a client's failure into Puente's error tree.
@@ -24,6 +25,7 @@ from broker.kafka.admin import Admin, group_offsets, instance_holder
 from broker.kafka.batches import PartitionBatches
 from broker.kafka.clients import (
     FetchView,
+    admin_session,
     consumer,
     fetch_view,
     hold_rebalance,
@@ -52,9 +54,11 @@ from broker.kafka.io import (
     settle,
     wait_settled,
 )
+from broker.kafka.quotas import DEFAULT_USER, set_user_quotas, user_quotas
 from broker.kafka.topics import TopicResult, apply_topics, plan_topics, topic_settings
 
 __all__ = [
+    "DEFAULT_USER",
     "Admin",
     "ClientError",
     "Consumer",
@@ -70,6 +74,7 @@ __all__ = [
     "StillOpen",
     "TopicPartition",
     "TopicResult",
+    "admin_session",
     "apply_topics",
     "committed_with_metadata",
     "connection",
@@ -93,11 +98,13 @@ __all__ = [
     "record_at",
     "running",
     "set_fetching",
+    "set_user_quotas",
     "settle",
     "start",
     "topic_settings",
     "translate",
     "tune_transactions",
+    "user_quotas",
     "wait_settled",
     "wake_group_waiters",
 ]

@@ -7,6 +7,10 @@ users) uses confluent-kafka's AdminClient, because aiokafka's admin client has n
 incremental-configuration calls and returns raw protocol answers whose errors each caller would
 have to dig out.
 
+Client quotas are the exception: neither library has AlterClientQuotas, so ``broker.kafka.quotas``
+sends Kafka's own request through aiokafka's admin client, which ``admin_session`` makes here from
+the same connection.
+
 ``running(client, conn, what)`` starts a client within ``conn.timeout_s`` and always stops it,
 so no "Unclosed AIOKafka..." warning is left behind; ``translate(exc, conn, what)`` is the one
 mapping from a third-party error to Puente's tree (see ``puente.errors``): unreachable, refused
@@ -25,6 +29,7 @@ from typing import Any, TypeVar
 
 import aiokafka.errors as aiokafka_errors
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.producer import sender as _aiokafka_sender
 
 from broker.kafka.admin import Admin
@@ -176,13 +181,46 @@ async def start(client: Client, conn: KafkaConnection, what: str) -> Client:
     except BaseException as exc:
         with contextlib.suppress(Exception):
             await client.stop()
-        if isinstance(exc, Exception) and not isinstance(exc, PuenteError):
-            error = translate(exc, conn, what)
-            if isinstance(error, KafkaUnavailableError) and (conn.uses_sasl or conn.uses_tls):
-                error = await _why_unreachable(conn, what) or error
-            raise error from exc
-        raise
+        if exc is (failure := await _start_failure(exc, conn, what)):
+            raise
+        raise failure from exc
     return client
+
+
+async def _start_failure(exc: BaseException, conn: KafkaConnection, what: str) -> BaseException:
+    """What to raise for a client that did not start: Puente's error for a third-party one, else ``exc`` itself."""
+    if isinstance(exc, Exception) and not isinstance(exc, PuenteError):
+        error = translate(exc, conn, what)
+        if isinstance(error, KafkaUnavailableError) and (conn.uses_sasl or conn.uses_tls):
+            error = await _why_unreachable(conn, what) or error
+        return error
+    return exc
+
+
+@contextlib.asynccontextmanager
+async def admin_session(conn: KafkaConnection, what: str,
+                        name: str = "puente-admin") -> AsyncIterator[AIOKafkaAdminClient]:
+    """aiokafka's admin client for ``conn``, started within ``conn.timeout_s`` and always closed; Kafka errors
+    raised inside the block become Puente's (``translate``). For the requests neither library offers a call for
+    (``broker.kafka.quotas``): every other administration goes through ``Admin``."""
+    client = AIOKafkaAdminClient(**conn.aiokafka(), client_id=_client_id(conn, name),
+                                 request_timeout_ms=int(max(conn.timeout_s, 30) * 1000))
+    try:
+        async with asyncio.timeout(conn.timeout_s):
+            await client.start()
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await client.close()
+        if exc is (failure := await _start_failure(exc, conn, what)):
+            raise
+        raise failure from exc
+    try:
+        yield client
+    except aiokafka_errors.KafkaError as exc:
+        raise translate(exc, conn, what) from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await client.close()
 
 
 async def _why_unreachable(conn: KafkaConnection, what: str) -> KafkaError | None:
