@@ -31,6 +31,11 @@ whatever its resource, name, pattern, operation, permission or host, is either i
 naming the setting to check, a name that is a wildcard or holds characters Kafka's names do not, and a
 group, transactional id or written topic of one party that matches (literally, or through a prefix)
 one of another party; agencies and partners are kept from each other's topics altogether.
+
+What a party may cost the node every party shares is bounded too: ``quota_plan`` gives each agency,
+partner, the auditor and the console Kafka client quotas (bytes written and read a second, a share
+of the request handlers' time), and ``quota_changes`` makes them exactly the plan's, with the same
+allow-list: any other quota of one of Puente's parties (the broker's, a former party's) is removed.
 """
 
 from __future__ import annotations
@@ -311,3 +316,103 @@ def reaches(acl: Acl, planned: Iterable[Acl]) -> bool:
 
 _LOOK_ONLY = frozenset({"DESCRIBE", "DESCRIBE_CONFIGS"})
 _CLUSTER_POWERS = frozenset({"ALL", "ALTER", "ALTER_CONFIGS", "CLUSTER_ACTION", "CREATE"})
+
+
+# ---- client quotas ---------------------------------------------------------------------------------------
+# What one party's login may cost the node every party shares. Kafka throttles a client past its quota (it holds
+# back the answers), never refuses it: a quota only delays a party that does more than its work needs, so that
+# one hostile or broken login (junk written at 100 MiB/s, a flood of costly lookups) cannot slow the others.
+MiB = 1024 * 1024
+QUOTA_KEYS = ("producer_byte_rate", "consumer_byte_rate", "request_percentage")
+"""Kafka's per-user quotas: bytes a second written, bytes a second fetched, and percent of one request handler
+thread's time over the quota window (a client's share of the node's work, whatever its requests cost)."""
+
+_QUOTAS: dict[str, tuple[float, float, float]] = {
+    # producer_byte_rate, consumer_byte_rate, request_percentage
+    # An adapter publishes its agency's alerts (a few KiB each; 4 MiB/s is a thousand a second, a large backlog
+    # at a steady pace) and reads its whole ingress topic back when it starts (its idempotence ledger): that read
+    # may be long, hence 16 MiB/s. Half a handler thread is far beyond what its batches ask of the node.
+    "agency": (4 * MiB, 16 * MiB, 50),
+    # A partner writes only its receipts (small, one per alert): 1 MiB/s. It reads its feed, and a new subscriber
+    # reads it from the start: 16 MiB/s. Half a thread: enough for its fetches, commits and transactions, and far
+    # below what a flood of costly requests (offset lookups by time, each inflating a batch) would take.
+    "partner": (1 * MiB, 16 * MiB, 50),
+    # The auditor writes nothing, the console only its queries log: 1 MiB/s. Both read every decision and receipt
+    # (`audit verify`, the console's index catching up): 32 MiB/s. A whole thread: they describe every group and
+    # ask offsets of every partition, and few people run them, all trusted with the whole audit.
+    "reader": (1 * MiB, 32 * MiB, 100),
+}
+
+
+def quota_plan(policy_set: PolicySet, agencies: Iterable[str]) -> dict[str, dict[str, float]]:
+    """Each party's client quotas (``_QUOTAS``): every agency and every partner partners.yaml lists, the auditor
+    and the console. Not the broker, the one trusted service whose pace every party's alerts wait on, nor the
+    admin, the super user who must be able to mend the cluster whatever load it is under."""
+    def role(kind: str) -> dict[str, float]:
+        return {key: float(value) for key, value in zip(QUOTA_KEYS, _QUOTAS[kind], strict=True)}
+    out = {agency_principal(a): role("agency") for a in agencies}
+    out.update({partner_principal(p): role("partner") for p in sorted(policy_set.partners)})
+    out.update({AUDITOR: role("reader"), CONSOLE: role("reader")})
+    return out
+
+
+@dataclass(frozen=True, order=True)
+class Quota:
+    """One quota of one user: ``key`` (a ``QUOTA_KEYS`` one, or another of Kafka's) at ``value``."""
+
+    principal: str
+    key: str
+    value: float
+
+    @property
+    def amount(self) -> str:
+        """The value as an operator gives it to Kafka's ``kafka-configs``: a whole number without a fraction."""
+        return str(int(self.value) if self.value.is_integer() and abs(self.value) < 2**63 else self.value)
+
+    def __str__(self) -> str:
+        return f"User:{self.principal} {self.key}={self.amount}"
+
+
+@dataclass(frozen=True)
+class QuotaChanges:
+    """What must change on the cluster for the parties' quotas to be the plan's, and the quotas of other users."""
+
+    set: tuple[Quota, ...]
+    """Quotas to set: missing, or holding another value (``replaced``)."""
+    remove: tuple[Quota, ...]
+    """Quotas of Puente's parties the plan does not name, as the cluster holds them."""
+    replaced: tuple[Quota, ...] = ()
+    """The values ``set`` overwrites, as the cluster holds them."""
+    others: tuple[Quota, ...] = ()
+    """Quotas of users that are not Puente's parties (the admin, another application's, the default for every user
+    written as ``<default>``): left as they are."""
+
+    @property
+    def empty(self) -> bool:
+        return not self.set and not self.remove
+
+    def requests(self) -> dict[str, dict[str, float | None]]:
+        """The changes per user, as ``broker.kafka.quotas.set_user_quotas`` takes them (None: remove the key)."""
+        out: dict[str, dict[str, float | None]] = {}
+        for quota in self.remove:
+            out.setdefault(quota.principal, {})[quota.key] = None
+        for quota in self.set:
+            out.setdefault(quota.principal, {})[quota.key] = quota.value
+        return out
+
+
+def quota_changes(current: Mapping[str, Mapping[str, float]], wanted: Mapping[str, Mapping[str, float]],
+                  principals: Iterable[str]) -> QuotaChanges:
+    """What makes every Puente party's quotas exactly ``wanted``'s (``quota_plan``): an allow-list, as for the
+    ACLs (``managed``). Every quota of one of Puente's parties (``puentes``: the broker's, and any ``agency-`` or
+    ``partner-`` login's, a former party's too) that the plan does not name, whatever its key, is removed; one
+    the plan names at another value is set. Another user's quotas are left, and listed."""
+    who = list(principals)
+    have = {Quota(user, key, float(value)) for user, values in current.items() for key, value in values.items()}
+    want = {Quota(user, key, float(value)) for user, values in wanted.items() for key, value in values.items()}
+    planned = {(q.principal, q.key) for q in want}
+    mine = {q for q in have if puentes(q.principal, who) or q.principal in wanted}
+    return QuotaChanges(tuple(sorted(want - have)),
+                        tuple(sorted(q for q in mine if (q.principal, q.key) not in planned)),
+                        tuple(sorted(q for q in mine - want if (q.principal, q.key) in planned)),
+                        tuple(sorted(have - mine)))
