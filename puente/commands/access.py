@@ -1,12 +1,13 @@
-"""``puente users apply`` and ``puente acls plan|apply``: each party's Kafka login, and what it may do."""
+"""``puente users apply`` and ``puente acls plan|apply``: each party's Kafka login, what it may do, and what it may
+cost the node (its client quotas)."""
 
 from __future__ import annotations
 
 import argparse
 
-from broker.access import parties, plan
+from broker.access import QuotaChanges, parties, plan, quota_changes, quota_plan
 from broker.credentials import PartyLogin, apply_users
-from broker.kafka import Admin
+from broker.kafka import DEFAULT_USER, Admin, KafkaConnection, set_user_quotas, user_quotas
 from broker.kafka.acls import AclChanges, acl_changes, apply_acls, cluster_acls
 from broker.topology import TopicNames
 from policies import load_policy_set
@@ -38,14 +39,16 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                                  "former, as `users apply` leaves it)")
     plan_users.set_defaults(func=_users, dry_run=True, rotate=False)
 
-    acls = sub.add_parser("acls", help="Kafka ACLs derived from the agreements and the topology")
+    acls = sub.add_parser("acls", help="Kafka ACLs derived from the agreements and the topology, and each party's "
+                                       "client quotas")
     verbs = acls.add_subparsers(dest="verb", required=True)
-    show = verbs.add_parser("plan", help="show what the cluster's ACLs lack and hold beyond the plan for Puente's "
-                                         "parties, whatever the resource, pattern or operation (exit 1 when they "
-                                         "differ)", parents=[kafka_options()])
+    show = verbs.add_parser("plan", help="show what the cluster's ACLs and client quotas lack and hold beyond the "
+                                         "plan for Puente's parties, whatever the resource, pattern, operation or "
+                                         "quota (exit 1 when they differ)", parents=[kafka_options()])
     show.set_defaults(func=_plan)
-    make = verbs.add_parser("apply", help="add what the plan names and remove every other rule of Puente's parties "
-                                          "(exit 1 when one failed or a rule for every user remains)",
+    make = verbs.add_parser("apply", help="add what the plan names and remove every other rule of Puente's parties, "
+                                          "then make their client quotas the plan's (exit 1 when a change failed or "
+                                          "a rule for every user remains)",
                             parents=[kafka_options()])
     make.set_defaults(func=_apply)
 
@@ -110,26 +113,40 @@ def _named_logins(cfg: PuenteSettings) -> None:
                           "the folder the logins are in")
 
 
-async def _changes(cfg: PuenteSettings, admin: Admin) -> tuple[AclChanges, list[str]]:
+async def _changes(cfg: PuenteSettings, conn: KafkaConnection) -> tuple[AclChanges, list[str], QuotaChanges]:
     policy = load_policy_set(cfg.policy_dir)
     names = TopicNames(cfg.topic_prefix)
     wanted = plan(policy, names, cfg.agencies, cfg.broker_group)
-    current, others = await cluster_acls(admin)
-    return acl_changes(current, wanted, names, parties(policy, cfg.agencies)), others
+    principals = parties(policy, cfg.agencies)
+    current, others = await cluster_acls(Admin(conn))
+    quotas = quota_changes(await user_quotas(conn), quota_plan(policy, cfg.agencies), principals)
+    return acl_changes(current, wanted, names, principals), others, quotas
 
 
-def _print(changes: AclChanges, others: list[str], failed: list[str] | None = None) -> None:
+def _print(changes: AclChanges, others: list[str], quotas: QuotaChanges, failed: list[str] | None = None) -> None:
     """The change (``+``, ``-``), rules for every user and rules of logins no policy names on Puente's resources
-    (``!``: only an operator may judge and remove them), other principals' rules (``?``), then a summary, then
-    each change that ``failed``. Every line goes out through ``one_line``: principals, resource names and hosts are
-    the cluster's, and Kafka lets them hold any character, an escape sequence or a line break too."""
-    lines = _lines(changes, others)
+    (``!``: only an operator may judge and remove them), other principals' rules (``?``), the same for the client
+    quotas, then a summary, then each change that ``failed``. Every line goes out through ``one_line``: principals,
+    resource names and hosts are the cluster's, and Kafka lets them hold any character, an escape sequence or a line
+    break too."""
+    lines = _lines(changes, others, quotas)
     lines += [f"FAILED {line}" for line in failed or ()]
     for line in lines:
         print(one_line(line))
 
 
-def _lines(changes: AclChanges, others: list[str]) -> list[str]:
+def _quota_lines(quotas: QuotaChanges) -> list[str]:
+    was = {(q.principal, q.key): q for q in quotas.replaced}
+    lines = [f"+ quota {q}" + (f" (now {was[q.principal, q.key].amount})" if (q.principal, q.key) in was else "")
+             for q in quotas.set]
+    lines += [f"- quota {q}" for q in quotas.remove]
+    lines += [f"? not Puente's to manage, left as it is: quota {q}"
+              + (" (the default of every user without one of its own: the broker's and the admin's too)"
+                 if q.principal == DEFAULT_USER else "") for q in quotas.others]
+    return lines
+
+
+def _lines(changes: AclChanges, others: list[str], quotas: QuotaChanges) -> list[str]:
     lines = [*(f"+ {acl}" for acl in changes.add), *(f"- {acl}" for acl in changes.remove)]
     lines += [f"! for every user, Puente's parties included; not removed here, remove it if it is not needed: {acl}"
               for acl in changes.everyone]
@@ -138,31 +155,36 @@ def _lines(changes: AclChanges, others: list[str]) -> list[str]:
     flagged = {*changes.everyone, *changes.strangers}
     lines += [f"? not Puente's to manage, left as it is: {line}"
               for line in [*(str(a) for a in changes.others if a not in flagged), *others]]
-    if not changes.drift:
-        return [*lines, "no change: the cluster's ACLs are what the policy implies"]
+    lines += _quota_lines(quotas)
+    if not changes.drift and quotas.empty:
+        return [*lines, "no change: the cluster's ACLs and client quotas are what the policy implies"]
     summary = f"{len(changes.add)} to add, {len(changes.remove)} to remove"
     if changes.everyone:
         summary += f"; {len(changes.everyone)} rule(s) for every user left to the operator"
     if changes.strangers:
         summary += f"; {len(changes.strangers)} rule(s) of logins no policy names left to the operator"
+    if not quotas.empty:
+        summary += f"; client quotas: {len(quotas.set)} to set, {len(quotas.remove)} to remove"
     return [*lines, summary]
 
 
 def _plan(args: argparse.Namespace) -> int:
     cfg = settings(args)
-    changes, others = run(_changes(cfg, Admin(kafka(cfg, "puente-admin"))))
-    _print(changes, others)
-    return 1 if changes.drift else 0
+    changes, others, quotas = run(_changes(cfg, kafka(cfg, "puente-admin")))
+    _print(changes, others, quotas)
+    return 1 if changes.drift or not quotas.empty else 0
 
 
 def _apply(args: argparse.Namespace) -> int:
     cfg = settings(args)
-    admin = Admin(kafka(cfg, "puente-admin"))
+    conn = kafka(cfg, "puente-admin")
 
-    async def go() -> tuple[AclChanges, list[str], list[str]]:
-        changes, others = await _changes(cfg, admin)
-        return changes, others, await apply_acls(admin, changes)
+    async def go() -> tuple[AclChanges, list[str], QuotaChanges, list[str]]:
+        changes, others, quotas = await _changes(cfg, conn)
+        failed = await apply_acls(Admin(conn), changes)
+        refused = await set_user_quotas(conn, quotas.requests())
+        return changes, others, quotas, failed + [f"quota User:{user}: {why}" for user, why in sorted(refused.items())]
 
-    changes, others, failed = run(go())
-    _print(changes, others, failed)
+    changes, others, quotas, failed = run(go())
+    _print(changes, others, quotas, failed)
     return 1 if failed or changes.everyone or changes.strangers else 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from broker.access import parties, plan
+from broker.access import parties, plan, quota_changes, quota_plan
 from broker.audit import flatten
 from broker.auditor import signature_checks
 from broker.credentials import CLIENT_CONFIG, apply_users, party_connection, party_folder
@@ -35,6 +35,8 @@ from broker.kafka import (
     read_range,
     reader,
     running,
+    set_user_quotas,
+    user_quotas,
 )
 from broker.kafka.acls import acl_changes, apply_acls, cluster_acls
 from broker.keystore import auditor_path, provision_all
@@ -161,6 +163,11 @@ async def make_env(admin: KafkaConnection, tmp: Path, **overrides: Any) -> Env:
     _keep_logins(cfg.login_root, _logins(admin))
     acls = acl_changes(set(), plan(policy, names, cfg.agencies, cfg.broker_group), names, [])
     assert await apply_acls(kafka, acls) == []
+    # The parties' client quotas, as `acls apply` sets them: every test runs with them in force. They are the
+    # logins' (cluster-wide), the same for every environment, so they stay when one ends.
+    quotas = quota_changes(await user_quotas(kafka.conn), quota_plan(policy, cfg.agencies),
+                           parties(policy, cfg.agencies))
+    assert await set_user_quotas(kafka.conn, quotas.requests()) == {}
     return Env(cfg, policy)
 
 

@@ -1,6 +1,7 @@
-"""`puente acls plan` and `acls apply` with the cluster's ACLs standing in for Kafka: a rule of one of Puente's parties
-that the plan does not name is drift (plan exits 1) whatever its resource, pattern or operation, and apply removes it;
-other principals' rules are listed as not Puente's and change nothing."""
+"""`puente acls plan` and `acls apply` with the cluster's ACLs and client quotas standing in for Kafka: a rule of one of
+Puente's parties that the plan does not name is drift (plan exits 1) whatever its resource, pattern or operation, and
+apply removes it; other principals' rules are listed as not Puente's and change nothing. The same for the parties'
+client quotas, shown and counted beside the rules and applied after them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from stray_acls import STRAYS as COMMON_STRAYS
 
 import puente.commands.access as access
-from broker.access import Acl, parties, plan
+from broker.access import Acl, parties, plan, quota_plan
 from broker.kafka.acls import AclChanges
 from broker.topology import TopicNames
 from policies import load_policy_set
@@ -34,8 +35,11 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     cfg = PuenteSettings(topic_prefix="puente")
     policy = load_policy_set(cfg.policy_dir)
     wanted = plan(policy, TopicNames("puente"), cfg.agencies, cfg.broker_group)
+    quotas = quota_plan(policy, cfg.agencies)
     held: dict[str, Any] = {"acls": set(wanted), "applied": [], "wanted": wanted,
-                            "parties": parties(policy, cfg.agencies)}
+                            "parties": parties(policy, cfg.agencies), "quota_plan": quotas,
+                            "quotas": {user: dict(values) for user, values in quotas.items()}, "quotas_set": [],
+                            "quota_refusals": {}}
 
     async def cluster_acls(admin: Any) -> tuple[set[Acl], list[str]]:
         return set(held["acls"]), ["ResourcePattern(...) Group:ops"]
@@ -45,7 +49,24 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         held["acls"] = (held["acls"] | set(changes.add)) - set(changes.remove)
         return []
 
+    async def user_quotas(conn: Any) -> dict[str, dict[str, float]]:
+        return {user: dict(values) for user, values in held["quotas"].items()}
+
+    async def set_user_quotas(conn: Any, changes: dict[str, dict[str, float | None]]) -> dict[str, str]:
+        held["quotas_set"].append(changes)
+        for user, ops in changes.items():
+            if user in held["quota_refusals"]:
+                continue
+            for key, value in ops.items():
+                if value is None:
+                    held["quotas"].get(user, {}).pop(key, None)
+                else:
+                    held["quotas"].setdefault(user, {})[key] = value
+        return dict(held["quota_refusals"])
+
     monkeypatch.setattr(access, "settings", lambda args: cfg)
+    monkeypatch.setattr(access, "user_quotas", user_quotas)
+    monkeypatch.setattr(access, "set_user_quotas", set_user_quotas)
     monkeypatch.setattr(access, "kafka", lambda cfg, name: None)
     monkeypatch.setattr(access, "Admin", lambda conn: None)
     monkeypatch.setattr(access, "cluster_acls", cluster_acls)
@@ -62,7 +83,7 @@ def test_a_cluster_as_planned_is_no_change(cluster: dict[str, Any], capsys: pyte
     cluster["acls"] |= set(FOREIGN)
     assert _puente("acls", "plan") == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[-1] == "no change: the cluster's ACLs are what the policy implies"
+    assert out.splitlines()[-1] == "no change: the cluster's ACLs and client quotas are what the policy implies"
     assert all(f"? not Puente's to manage, left as it is: {a}" in out for a in FOREIGN)
     assert "Group:ops" in out and "- " not in out
 
@@ -139,3 +160,70 @@ def test_names_from_the_cluster_reach_the_terminal_escaped(cluster: dict[str, An
         out = capsys.readouterr().out
         assert out.endswith("\n") and all(line.isprintable() for line in out[:-1].split("\n"))
         assert len(out.splitlines()) == lines and not any(line.startswith("no change") for line in out.splitlines())
+
+
+def test_a_partys_hand_set_quota_is_drift_that_apply_sets_back(cluster: dict[str, Any],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A partner's rate raised by hand and a key the plan does not name, and the broker's quota: `acls plan` shows
+    each (`+ quota`, `- quota`), counts them and exits 1; `acls apply` makes them the plan's, after the ACLs."""
+    cluster["quotas"]["partner-COL"].update(producer_byte_rate=100 * 1048576, connection_creation_rate=5.0)
+    cluster["quotas"]["broker"] = {"request_percentage": 10.0}
+    assert _puente("acls", "plan") == 1
+    out = capsys.readouterr().out.splitlines()
+    assert "+ quota User:partner-COL producer_byte_rate=1048576 (now 104857600)" in out
+    assert "- quota User:partner-COL connection_creation_rate=5" in out
+    assert "- quota User:broker request_percentage=10" in out
+    assert out[-1] == "0 to add, 0 to remove; client quotas: 1 to set, 2 to remove"
+    assert _puente("acls", "apply") == 0
+    assert cluster["quotas_set"] == [{"partner-COL": {"producer_byte_rate": 1048576.0,
+                                                      "connection_creation_rate": None},
+                                      "broker": {"request_percentage": None}}]
+    assert cluster["quotas"] == {**cluster["quota_plan"], "broker": {}}
+    capsys.readouterr()
+    assert _puente("acls", "plan") == 0
+
+
+def test_a_cluster_without_quotas_gets_every_partys(cluster: dict[str, Any],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """No quota yet (a cluster from before quotas): every party's is to set, and apply sets them."""
+    cluster["quotas"] = {}
+    assert _puente("acls", "plan") == 1
+    out = capsys.readouterr().out.splitlines()
+    count = sum(len(values) for values in cluster["quota_plan"].values())
+    assert len([line for line in out if line.startswith("+ quota ")]) == count
+    assert out[-1] == f"0 to add, 0 to remove; client quotas: {count} to set, 0 to remove"
+    assert _puente("acls", "apply") == 0
+    assert cluster["quotas"] == cluster["quota_plan"]
+
+
+def test_other_users_quotas_are_listed_and_left(cluster: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """The admin's and the default's quotas are not Puente's: listed with `?`, no drift, never changed."""
+    cluster["quotas"].update({"admin": {"request_percentage": 300.0}, "<default>": {"producer_byte_rate": 10.0}})
+    assert _puente("acls", "plan") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "? not Puente's to manage, left as it is: quota User:admin request_percentage=300" in out
+    assert ("? not Puente's to manage, left as it is: quota User:<default> producer_byte_rate=10 (the default of "
+            "every user without one of its own: the broker's and the admin's too)") in out
+    assert _puente("acls", "apply") == 0 and cluster["quotas_set"] == [{}]
+
+
+def test_a_refused_quota_change_fails_apply(cluster: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A user whose quota change Kafka refused is reported as FAILED, and apply exits 1."""
+    cluster["quotas"]["partner-COL"]["producer_byte_rate"] = 1.0
+    cluster["quota_refusals"] = {"partner-COL": "INVALID_REQUEST: refused\x1b[2J"}
+    assert _puente("acls", "apply") == 1
+    out = capsys.readouterr().out
+    assert "FAILED quota User:partner-COL: INVALID_REQUEST: refused\\x1b[2J" in out.splitlines()
+    assert all(line.isprintable() for line in out.splitlines())
+
+
+def test_user_names_from_the_cluster_reach_the_terminal_escaped(cluster: dict[str, Any],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A user name holding a line break or an escape sequence is printed on one line, escaped, in every quota line."""
+    cluster["quotas"]["partner-X\nno change: forged\x1b[2K"] = {"producer_byte_rate": 1.0}
+    cluster["quotas"]["ops\u202e\n"] = {"producer_byte_rate": 1.0}
+    for verb in ("plan", "apply"):
+        _puente("acls", verb)
+        out = capsys.readouterr().out
+        assert all(line.isprintable() for line in out.splitlines())
+        assert not any(line.startswith("no change") for line in out.splitlines())
