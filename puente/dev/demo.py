@@ -35,7 +35,17 @@ from adapters.lifecycle import Change, change_alert, find_latest, own_mac_lookup
 from adapters.publisher import IngressPublisher
 from adapters.registry import get
 from adapters.run import Tally, adapt_paths
-from broker.access import AUDITOR, BROKER, CONSOLE, agency_principal, parties, partner_principal, plan
+from broker.access import (
+    AUDITOR,
+    BROKER,
+    CONSOLE,
+    agency_principal,
+    parties,
+    partner_principal,
+    plan,
+    quota_changes,
+    quota_plan,
+)
 from broker.audit.recalls import ACKNOWLEDGED, LATE, OUTSTANDING, OVERDUE, RecallBook
 from broker.audit.verify import GroupEnds
 from broker.audit_index import AuditIndex, writer_lock
@@ -54,7 +64,17 @@ from broker.auditor import (
 from broker.console_accounts import ConsoleAccounts, default_accounts_path
 from broker.credentials import apply_users, party_connection
 from broker.crypto import BROKER_OWNER, KeyKind, SecretBytes, sign_checkpoint, sign_ingress
-from broker.kafka import Admin, KafkaConnection, apply_topics, connection, consumer, plan_topics, running
+from broker.kafka import (
+    Admin,
+    KafkaConnection,
+    apply_topics,
+    connection,
+    consumer,
+    plan_topics,
+    running,
+    set_user_quotas,
+    user_quotas,
+)
 from broker.kafka.acls import acl_changes, apply_acls, cluster_acls
 from broker.keystore import Keystore, auditor_path, provision_all
 from broker.partner import subscriber_for
@@ -361,7 +381,14 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     problems_acl = await apply_acls(Admin(admin), acl_changes(current, wanted, names, parties(policy, cfg.agencies)))
     if problems_acl:
         raise ConfigError(f"acls apply failed: {problems_acl[0]}")
-    print(f"      {len(applied)} topics, {len(logins)} logins, {len(wanted)} ACL rules; nothing else is allowed")
+    # As `acls apply` does: each party's quotas in force, so the demo runs as a deployment would.
+    quotas = quota_plan(policy, cfg.agencies)
+    refused = await set_user_quotas(admin, quota_changes(await user_quotas(admin), quotas,
+                                                         parties(policy, cfg.agencies)).requests())
+    if refused:
+        raise ConfigError(f"acls apply failed: the quotas of {min(refused)}: {refused[min(refused)]}")
+    print(f"      {len(applied)} topics, {len(logins)} logins, {len(wanted)} ACL rules; nothing else is allowed; "
+          f"{len(quotas)} logins' client quotas bound what each may cost the node")
     _step(3, "adapters, each as its agency, turn their own files (samples, a fresh export, a bad corpus) into "
              "signed alerts")
     tallies = await _adapt_all(cfg, alerts, run_id)
