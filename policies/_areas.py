@@ -26,7 +26,7 @@ _Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Latitude = Annotated[Number, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[Number, Field(ge=-180, le=180, allow_inf_nan=False)]
 MAX_CORNERS = 1_000  # in one outline, all its rings together: coarse outlines (``precision_km``) take a few dozen
-MAX_BAND_EDGES = 128  # edges of one outline filed under one latitude band (``_banded``): what a lookup tests at most
+MAX_FILED = 200_000  # edges the outlines of one file file in their latitude bands in all (``_banded``): memory
 Ring = Annotated[list[tuple[Latitude, Longitude]], Field(min_length=3, max_length=MAX_CORNERS)]
 Kind = Literal["province", "border sector"]
 _FAR = 1e12  # beyond any coordinate, in degrees or in the units of a test's polygon
@@ -52,9 +52,10 @@ class AreaEntry(_Frozen):
     @classmethod
     def _rings_enclose(cls, rings: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
         """Each ring encloses an area, and the outline is one a lookup answers in a bounded time: at most
-        ``MAX_CORNERS`` corners, and at most ``MAX_BAND_EDGES`` edges in any latitude band (``_banded``). A lookup
-        tests one band's edges, and whether two outlines meet looks up every corner of each in the other: a saw
-        tooth of long edges across the whole outline, each filed in every band, made one decision take an hour."""
+        ``MAX_CORNERS`` corners: a lookup tests at most one band's edges, so at most that many, and whether two
+        outlines meet looks up every corner of each in the other, so at most a million edges tested, once for each
+        pair. A saw tooth of long edges across an outline of 170,000 corners made one decision take an hour.
+        What its bands hold in all is bounded with the file's other outlines (``AreasFile``)."""
         for i, ring in enumerate(rings):
             if abs(_twice_area(ring)) < 1e-9:
                 raise ValueError(f"ring {i} encloses no area (its points lie on one line)")
@@ -62,11 +63,6 @@ class AreaEntry(_Frozen):
         if corners > MAX_CORNERS:
             raise ValueError(f"has {corners:,} corners in all its rings; at most {MAX_CORNERS:,} (outlines are coarse: "
                              "simplify it to the file's precision)")
-        bands = _banded(tuple(tuple((float(a), float(b)) for a, b in ring) for ring in rings))[1]
-        crowded = max(len(band) for band in bands)
-        if crowded > MAX_BAND_EDGES:
-            raise ValueError(f"has {crowded:,} edges crossing one narrow band of latitude; at most {MAX_BAND_EDGES} "
-                             "(a saw tooth of long edges, say): simplify it")
         return rings
 
 
@@ -83,6 +79,21 @@ class AreasFile(_Frozen):
         both = sorted(set(self.provinces) & set(self.border_sectors))
         if both:
             raise ValueError(f"{', '.join(both)} cannot be both a province and a border sector")
+        return self
+
+    @model_validator(mode="after")
+    def _bands_bounded(self) -> AreasFile:
+        """What the outlines' latitude bands hold in all (``_banded``), at most ``MAX_FILED`` edges: an edge is
+        filed in every band its latitudes cross, so long edges across much of an outline's height (a saw tooth)
+        are filed hundreds of times each, and a file of them would take gigabytes. A coarse map files each edge
+        a few times; so does a row of islands."""
+        filed = {code: sum(len(band) for band in _banded(_floats(entry.outline))[1])
+                 for code, entry in (*self.provinces.items(), *self.border_sectors.items())}
+        if sum(filed.values()) > MAX_FILED:
+            most = max(filed, key=lambda code: filed[code])
+            raise ValueError(f"the outlines' edges cross {sum(filed.values()):,} latitude bands in all, at most "
+                             f"{MAX_FILED:,}: long edges across much of an outline's height (a saw tooth, say; "
+                             f"the most in {most}, {filed[most]:,}): simplify them")
         return self
 
 
@@ -130,8 +141,7 @@ class Outline:
         south, north, west, east = self.box
         if not (south <= lat <= north and west <= lon <= east):  # NaN fails this too
             return False
-        count = len(self.bands)
-        band = min(int((lat - south) / (north - south) * count), count - 1)
+        band = _band(lat, south, north, len(self.bands))
         inside = False
         for y0, x0, y1, x1 in self.bands[band]:
             if (y1 > lat) != (y0 > lat) and lon < x1 + (lat - y1) * (x0 - x1) / (y0 - y1):
@@ -206,8 +216,12 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and -_FAR < value < _FAR
 
 
+def _floats(outline: Sequence[Sequence[tuple[float, float]]]) -> tuple[tuple[tuple[float, float], ...], ...]:
+    return tuple(tuple((float(lat), float(lon)) for lat, lon in ring) for ring in outline)
+
+
 def _compile(code: str, kind: Kind, entry: AreaEntry, precision_km: int) -> Outline:
-    rings = tuple(tuple((float(lat), float(lon)) for lat, lon in ring) for ring in entry.outline)
+    rings = _floats(entry.outline)
     box, bands = _banded(rings)
     return Outline(code, kind, entry.name, entry.precision_km or precision_km, rings, box, bands)
 
@@ -221,19 +235,25 @@ def _banded(rings: tuple[tuple[tuple[float, float], ...], ...]
     lons = [p[1] for ring in rings for p in ring]
     south, north = min(lats), max(lats)
     count = max(_BANDS, len(lats) // 4)
-    height = (north - south) / count
     bands: list[list[Edge]] = [[] for _ in range(count)]
     for ring in rings:
         for (y0, x0), (y1, x1) in zip((ring[-1], *ring[:-1]), ring, strict=True):
             if y0 == y1:
                 continue  # a horizontal edge never crosses the eastward ray
-            # File the edge under every band its latitudes meet (bounds included, so that a point
-            # on a band's limit finds every edge it could cross).
-            low = int((min(y0, y1) - south) / height)
-            high = min(int((max(y0, y1) - south) / height), count - 1)
-            for n in range(max(low - 1, 0), high + 1):
+            # File the edge under every band its latitudes meet, by the lookup's own rule (``_band``), and one band
+            # more on each side: a point on a band's limit, or one a rounding puts in the next band, finds every
+            # edge it could cross.
+            low = _band(min(y0, y1), south, north, count)
+            high = _band(max(y0, y1), south, north, count)
+            for n in range(max(low - 1, 0), min(high + 1, count - 1) + 1):
                 bands[n].append((y0, x0, y1, x1))
     return (south, north, min(lons), max(lons)), tuple(map(tuple, bands))
+
+
+def _band(lat: float, south: float, north: float, count: int) -> int:
+    """The band of ``count`` between ``south`` and ``north`` that ``lat`` (within them) is filed and looked up in:
+    one expression for both, so that a rounding never puts a point in a band its edges were not filed in."""
+    return min(int((lat - south) / (north - south) * count), count - 1)
 
 
 def compile_areas(doc: AreasFile | None) -> Areas:

@@ -186,20 +186,39 @@ def _circle(corners: int, lat: float = 0.5, lon: float = 0.5, radius: float = 0.
             for i in range(corners)]
 
 
-@pytest.mark.parametrize(("rings", "expected"), [
-    ([_saw(200)], "has 201 edges crossing one narrow band of latitude; at most 128"),
-    ([_circle(600), _circle(600, radius=0.25)], "has 1,200 corners in all its rings; at most 1,000"),
-])
-def test_an_outline_a_lookup_cannot_answer_quickly_is_refused(tmp_path: Path, rings: list[list[tuple[float, float]]],
-                                                              expected: str) -> None:
-    """Whether two outlines meet (an alert's province and sector with no position) looks up every corner of each
-    in the other, and a lookup tests the edges of one latitude band: a saw tooth of 200 long edges, each in every
-    band, and an outline of more than 1,000 corners are refused, naming the outline's line. A saw tooth of some
-    100,000 corners passed, and the first decision naming it took an hour."""
-    body = VALID.replace("[[0, 0], [0, 1], [1, 1], [1, 0]]", "\n      - ".join(_ring(r) for r in rings), 1)
+def test_an_outline_of_more_than_a_thousand_corners_is_refused(tmp_path: Path) -> None:
+    """A lookup tests one latitude band's edges, and whether two outlines meet (an alert's province and sector with
+    no position) looks up every corner of each in the other: an outline of more than 1,000 corners in all its rings
+    is refused, naming its line. A saw tooth of some 170,000 corners passed, and the first decision naming it took
+    an hour."""
+    rings = "\n      - ".join(_ring(r) for r in (_circle(600), _circle(600, radius=0.25)))
+    with pytest.raises(PolicyError) as caught:
+        load_areas(_areas_file(tmp_path, VALID.replace("[[0, 0], [0, 1], [1, 1], [1, 0]]", rings, 1)))
+    assert ("areas.yaml:7: provinces.BOX.outline: Value error, has 1,200 corners in all its rings; at most 1,000"
+            in str(caught.value))
+
+
+def test_outlines_whose_bands_would_hold_too_much_are_refused(tmp_path: Path) -> None:
+    """An edge is filed in every latitude band it crosses: two saw teeth of 900 long edges each would file some
+    400,000 edges. The file is refused, naming the outline that files most; one saw tooth of 200 loads."""
+    body = VALID.replace("[[0, 0], [0, 1], [1, 1], [1, 0]]", _ring(_saw(900)), 1)
+    body = body.replace("[[0, 0], [0, 0.5], [0.5, 0.5], [0.5, 0]]", _ring(_saw(898)), 1)
     with pytest.raises(PolicyError) as caught:
         load_areas(_areas_file(tmp_path, body))
-    assert f"areas.yaml:7: provinces.BOX.outline: Value error, {expected}" in str(caught.value)
+    assert "at most 200,000: long edges across much of an outline's height (a saw tooth, say; the most in BOX" \
+        in str(caught.value)
+    load_areas(_areas_file(tmp_path, VALID.replace("[[0, 0], [0, 1], [1, 1], [1, 0]]", _ring(_saw(200)), 1)))
+
+
+def test_a_row_of_islands_loads(tmp_path: Path) -> None:
+    """70 small islands side by side at one latitude (280 corners, each edge across the outline's whole height): a
+    coarse archipelago, accepted, and answered as the plain walk answers it."""
+    islands = [[(9.50, -79.0 + i * 0.02), (9.52, -79.0 + i * 0.02), (9.52, -78.99 + i * 0.02),
+                (9.50, -78.99 + i * 0.02)] for i in range(70)]
+    body = VALID.replace("      - [[0, 0], [0, 1], [1, 1], [1, 0]]",
+                         "\n".join(f"      - {_ring(r)}" for r in islands), 1)
+    outline = load_areas(_areas_file(tmp_path, body)).outlines["BOX"]
+    assert outline.contains(9.51, -78.995) is True and outline.contains(9.51, -78.985) is False
 
 
 def test_a_detailed_outline_is_filed_in_more_bands_and_answers_as_the_plain_walk(tmp_path: Path) -> None:
@@ -215,6 +234,25 @@ def test_a_detailed_outline_is_filed_in_more_bands_and_answers_as_the_plain_walk
         expected = sum(point_in_polygon(lat, lon, ring) for ring in outline.rings) % 2 == 1
         assert outline.contains(lat, lon) is expected
     assert outline.contains(0.5, 0.5) is False and outline.contains(0.5, 0.9) is True
+
+
+def test_a_point_next_to_a_corner_is_looked_up_in_a_band_its_edges_were_filed_in(tmp_path: Path) -> None:
+    """With a band count that is no power of two, filing an edge and looking a point up once rounded the band
+    differently: a point one step below a corner at latitude 1.553 was looked up in a band that edge was not filed
+    in, and read inside an outline 1.5 degrees away. Every vertex latitude, one and two steps either side, at
+    several longitudes, now answers as point_in_polygon does."""
+    south, north, corner = -2.5, 1.7000000000000002, 1.553
+    ring = [(south, 0.0), (corner, 2.0), (north, 4.0), (north, 6.0), (south, 6.0)]
+    ring += [(south, 6.0 - (i + 1) * 5.0 / 800) for i in range(800 - len(ring))]
+    outline = load_areas(_areas_file(tmp_path, VALID.replace("[[0, 0], [0, 1], [1, 1], [1, 0]]",
+                                                             _ring(ring), 1))).outlines["BOX"]
+    assert len(outline.bands) == 200
+    assert outline.contains(1.5529999999999997, 0.5) is False
+    for lat in sorted({y for y, _ in outline.rings[0]}):
+        for near in (lat, math.nextafter(lat, -math.inf), math.nextafter(math.nextafter(lat, -math.inf), -math.inf),
+                     math.nextafter(lat, math.inf)):
+            for lon in (0.5, 1.0, 3.0, 5.0):
+                assert outline.contains(near, lon) is point_in_polygon(near, lon, outline.rings[0]), (near, lon)
 
 
 def test_loader_refuses_a_missing_directory(tmp_path: Path) -> None:
