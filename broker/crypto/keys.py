@@ -105,8 +105,10 @@ _SIGNING_KINDS = (KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
 _X25519_KINDS = (KeyKind.PARTNER_ENCRYPTION, KeyKind.KEY_AGREEMENT)
 # Key ids become file names: a tight alphabet and an alphanumeric first character keep
 # them out of path traversal and away from the dot-files used for atomic writes.
+_OWNER = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+KEY_OWNER = re.compile(_OWNER)  # a party's name as key ids hold it (``KEY_ID_PATTERN``'s owner)
 KEY_ID_PATTERN = re.compile(
-    r"(?P<owner>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(?P<role>enc|sign|kex|pseudo|rcpt)-(?P<gen>[A-Za-z0-9]{1,16})"
+    rf"(?P<owner>{_OWNER})-(?P<role>enc|sign|kex|pseudo|rcpt)-(?P<gen>[A-Za-z0-9]{{1,16}})"
 )
 
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from broker.crypto import KeyKind, KeyRecord, parse_key_id, public_from_pem
-from broker.crypto.keys import BROKER_OWNER, fingerprint, parse_fingerprint
+from broker.crypto.keys import BROKER_OWNER, KEY_OWNER, fingerprint, parse_fingerprint
 from broker.keystore import (
     IN_USE,
     KEY_GENERATION,
@@ -36,7 +36,8 @@ from broker.keystore import (
 from broker.private_files import write_new
 from policies import load_policy_set
 from puente.commands._common import Subparsers, say, settings
-from puente.errors import ConfigError, KeyMaterialError
+from puente.errors import ConfigError, KeyMaterialError, PolicyError
+from puente.settings import PuenteSettings
 from puente.strict import TooLarge, read_bounded
 
 MAX_PEM_FILE = 16 * 1024  # a public key PEM is about 120 bytes
@@ -100,6 +101,33 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     init.set_defaults(func=_init)
 
 
+def _check_id(holder: Holder, ident: str, cfg: PuenteSettings) -> None:
+    """Refuse (ConfigError, one line) an id keys would be made for and no one named by: an agency PUENTE_AGENCIES
+    does not name exactly (``snm``), the broker under another name, a partner id that is no key owner's name or
+    differs only in case from one the policy names (``col``). A partner the policy does not name yet may make its
+    keys: it makes them on its own side, often before the ministry adds it (with these keys' ids) to
+    partners.yaml, and needs no copy of the ministry's policy to do so."""
+    what = f"keys generate --for {holder}: {ident[:60]!r}"
+    if holder is Holder.AGENCY and ident not in cfg.agencies:
+        raise ConfigError(f"{what} names no agency of PUENTE_AGENCIES (ids are exact, case included): "
+                          f"{', '.join(sorted(cfg.agencies))}")
+    if holder is Holder.BROKER and ident != BROKER_OWNER:
+        raise ConfigError(f"{what}: the broker's keys take no id (or {BROKER_OWNER!r})")
+    if holder is not Holder.PARTNER:
+        return
+    if not KEY_OWNER.fullmatch(ident):
+        raise ConfigError(f"{what} is no partner id: letters, digits, '.', '_' and '-', at most 64, a letter or "
+                          "digit first")
+    try:
+        named = load_policy_set(cfg.policy_dir).partners
+    except PolicyError:  # a partner's own machine may hold no policy: the case check below needs one
+        return
+    near = sorted(p for p in named if p != ident and p.casefold() == ident.casefold())
+    if near:
+        raise ConfigError(f"{what} names no partner of partners.yaml; did you mean {near[0]}? (ids are exact, case "
+                          "included)")
+
+
 def _generate(args: argparse.Namespace) -> int:
     holder = Holder(args.holder)
     ident = args.ident if args.ident is not None else (BROKER_OWNER if holder is Holder.BROKER else None)
@@ -107,17 +135,9 @@ def _generate(args: argparse.Namespace) -> int:
         raise ConfigError(f"keys generate --for {holder}: give the {holder}'s id, e.g. "
                           f"{'COL' if holder is Holder.PARTNER else 'SENAN'}")
     cfg = settings(args)
-    policy = load_policy_set(cfg.policy_dir)
-    # Named exactly as the policy (a partner) or PUENTE_AGENCIES (an agency) name it: a key made for `snm` or a
-    # misspelt id is named for no one, and every later step (its import, the broker's lookup) refuses it.
-    known = sorted(policy.partners) if holder is Holder.PARTNER else sorted(cfg.agencies) \
-        if holder is Holder.AGENCY else [BROKER_OWNER]
-    if ident not in known:
-        where = "the policy's partners.yaml" if holder is Holder.PARTNER else "PUENTE_AGENCIES"
-        raise ConfigError(f"keys generate --for {holder}: {ident[:60]!r} names no {holder} of {where} "
-                          f"(ids are exact, case included): {', '.join(known)}")
+    _check_id(holder, ident, cfg)
     store = Keystore(args.dir if args.dir is not None else holder_path(cfg.keys, holder, ident))
-    agreements = sorted(policy.agreements) if holder is Holder.BROKER else []
+    agreements = sorted(load_policy_set(cfg.policy_dir).agreements) if holder is Holder.BROKER else []
     made = store.generate_own(holder, ident, generation=args.generation, now=datetime.now(UTC), agreements=agreements)
     whose = "the broker" if holder is Holder.BROKER else f"{holder} {ident}"
     # The folder is printed as typed (--dir) or as PUENTE_KEYS names it: escaped, as every line (``say``).

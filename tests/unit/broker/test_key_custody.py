@@ -663,19 +663,33 @@ def test_the_brokers_key_file_removed_while_read_again_is_revoked_not_fatal(tmp_
     assert site.verified() is None  # its pairs are gone with it; the worker goes on
 
 
-@pytest.mark.parametrize(("holder", "ident", "known"), [
-    ("agency", "snm", "COMBIFRON, PN, SENAFRONT, SENAN, SNM"),
-    ("agency", "FOO", "COMBIFRON, PN, SENAFRONT, SENAN, SNM"),
-    ("partner", "ZZZ", "COL, CRI, FEAN, USA"),
-    ("partner", "col", "COL, CRI, FEAN, USA"),
-    ("broker", "other", "broker"),
+@pytest.mark.parametrize(("holder", "ident", "said"), [
+    ("agency", "snm", " names no agency of PUENTE_AGENCIES (ids are exact, case included): COMBIFRON, PN, SENAFRONT, "
+                      "SENAN, SNM"),
+    ("agency", "FOO", " names no agency of PUENTE_AGENCIES"),
+    ("partner", "col", " names no partner of partners.yaml; did you mean COL? (ids are exact, case included)"),
+    ("partner", "../COL", " is no partner id: letters, digits"),
+    ("broker", "other", ": the broker's keys take no id (or 'broker')"),
 ])
-def test_keys_generate_refuses_a_party_no_one_names(tmp_path: Path, holder: str, ident: str, known: str) -> None:
-    """Keys made for `snm` or a misspelt id are named for no party: their import and the broker's lookup would refuse
-    them later. `keys generate` refuses such an id in one line naming the ids it takes, and writes nothing."""
+def test_keys_generate_refuses_an_id_no_one_is_named_by(tmp_path: Path, holder: str, ident: str, said: str) -> None:
+    """Keys made for `snm`, a misspelt agency or `col` are named for no party: their import and the broker's lookup
+    would refuse them later. `keys generate` refuses such an id in one line saying what it takes, and writes
+    nothing."""
     keys = tmp_path / "keys"
     done = puente(keys, "keys", "generate", "--for", holder, ident)
     assert done.returncode == 3
-    assert done.stderr.count("\n") == 1 and f"{ident!r} names no {holder} of" in done.stderr
-    assert f"(ids are exact, case included): {known}" in done.stderr
+    assert done.stderr.count("\n") == 1 and f"{ident!r}{said}" in done.stderr
     assert not keys.exists() or not any(p.is_file() for p in keys.rglob("*"))
+
+
+def test_a_partner_the_policy_does_not_name_yet_makes_its_keys_without_the_policy(tmp_path: Path) -> None:
+    """A partner makes its keys on its own side, often before the ministry adds it to partners.yaml (with these
+    keys' ids), and holds no copy of the ministry's policy: GTM's keys are made with PUENTE_POLICY_DIR naming no
+    folder at all, and so are an agency's."""
+    keys = tmp_path / "keys"
+    for args in (("partner", "GTM"), ("agency", "SENAN")):
+        done = subprocess.run([sys.executable, "-m", "puente.cli", "keys", "generate", "--for", *args],
+                              capture_output=True, text=True, check=False,
+                              env={**os.environ, "PUENTE_KEYS": str(keys), "PUENTE_POLICY_DIR": str(tmp_path / "none")})
+        assert done.returncode == 0, done.stderr
+    assert {"GTM-enc-2026a", "GTM-rcpt-2026a"} <= set(Keystore(keys / "partners" / "GTM").key_ids())
