@@ -75,7 +75,8 @@ RECEIPT_FIELDS, RECEIPT_NAME_BYTES, RECEIPT_VALUE_BYTES = 16, 40, 200
 """What a receipt row keeps of the receipt's other fields (``extra``): the first ``RECEIPT_FIELDS``, each name cut at
 ``RECEIPT_NAME_BYTES`` and each value at ``RECEIPT_VALUE_BYTES`` (text, or a list's or object's JSON text), and
 the number of those past them under ``UNKEPT``. A subscriber writes seven (its chain's ``v``, ``seq``, ``prev``,
-``hash``, ``since_checkpoint``, ``policy_version``, ``store``), none over 100 bytes: each stays whole."""
+``hash``, ``since_checkpoint``, ``policy_version``, ``store``), none over 100 bytes: each stays whole. The name
+``UNKEPT`` is the index's: a partner's own field of that name is one not kept (``receipt_row``)."""
 UNKEPT = "fields_not_kept"
 
 
@@ -102,13 +103,26 @@ def receipt_detail(value: Any) -> str | None:
     return bounded(value, RECEIPT_DETAIL_BYTES) if isinstance(value, str) else None
 
 
+def receipt_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Receipt ``row`` as the index holds it from its record: without an ``appended_at`` of the partner's (only
+    Kafka's is kept: ``_vouch``), and with a field the partner named ``UNKEPT`` counted as one not kept, never
+    kept: past here that name is only ever the index's count, which ``receipt_extra`` carries forward."""
+    row = appended_at(row)
+    if UNKEPT in row:
+        row = {**{k: v for k, v in row.items() if k != UNKEPT}, UNKEPT: 1}
+    return row
+
+
 def receipt_extra(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
-    """The fields of receipt ``row`` outside ``columns`` as its row keeps them (``RECEIPT_FIELDS``): a number, a
-    boolean or None as it is, anything else cut as text; past the first ``RECEIPT_FIELDS``, only how many."""
+    """The fields of receipt ``row`` (``receipt_row``'s) outside ``columns`` as its row keeps them
+    (``RECEIPT_FIELDS``): a number, a boolean or None as it is, anything else cut as text; past the first
+    ``RECEIPT_FIELDS``, only how many. Idempotent: a row rebuilt from its columns (``_rematch_row``) is cut again
+    as it was, the count it holds under ``UNKEPT`` carried forward, not counted as a field."""
     kept: dict[str, Any] = {}
-    unkept = 0
+    carried = row.get(UNKEPT)
+    unkept = carried if type(carried) is int and carried > 0 else 0
     for name, value in row.items():
-        if name in columns:
+        if name in columns or name == UNKEPT:
             continue
         if len(kept) >= RECEIPT_FIELDS:
             unkept += 1
@@ -371,8 +385,7 @@ class PartitionIngest:
             if kind == "CHECKPOINT":
                 return self._vouch(chain_key(chain), offset, appended_ms)
             if kind == "RECEIPT":
-                # Without an ``appended_at`` of the partner's: only Kafka's is kept (``_vouch``).
-                return self._hold(offset, chain_key(chain), json_text(appended_at(flatten(doc)[0])), size,
+                return self._hold(offset, chain_key(chain), json_text(receipt_row(flatten(doc)[0])), size,
                                   appended_ms)
             return []
         if kind == "QUERY":

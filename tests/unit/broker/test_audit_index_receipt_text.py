@@ -19,6 +19,7 @@ from broker.audit_index import (
     AuditIndex,
     Scope,
 )
+from broker.audit_index import _ingest as ingest
 from broker.oversight import CUT
 from puente.wire import iso_utc
 from tests.unit.broker.test_audit_index import COL_RCPT, DECISIONS, T0, _decisions_topic, _ingest, _signer
@@ -71,6 +72,29 @@ def test_a_subscribers_receipt_is_kept_whole(tmp_path: Path) -> None:
     assert detail is None and UNKEPT not in kept
     assert kept["store"] == "0123456789abcdef0123456789abcdef" and kept["policy_version"] == "p1"
     assert set(kept) == {"v", "seq", "prev", "hash", "since_checkpoint", "policy_version", "store"}
+
+
+def test_a_partners_field_named_as_the_index_count_is_a_field_not_kept(tmp_path: Path) -> None:
+    """A receipt's own field named UNKEPT is never kept: it counts as one field not kept, so the name in a row is
+    only ever the index's count (before: the partner's 999 was kept as if the index had counted 999)."""
+    index = _indexed(tmp_path, _flood(1, fields_not_kept=999, store="ab" * 16))
+    kept = json.loads(index._one("SELECT extra FROM receipts"))
+    assert kept[UNKEPT] == 1 and kept["store"] == "ab" * 16
+
+
+def test_a_receipt_row_cut_again_is_cut_as_it_was() -> None:
+    """A row rebuilt from its columns (as a replay rebuilds one), held as text and matched again, keeps the extra
+    its record gave it: the count of fields not kept is carried forward, not counted as one more (before: 20
+    extra fields read 4 not kept, then 1)."""
+    columns = ("alert_id", "status", "at", "feed", "detail", "appended_at", "version", "partner", "kind", "chain")
+    record = {"kind": "RECEIPT", "chain": "COL", "partner": "COL", "alert_id": "SNM:1", "version": 1,
+              "status": "DUPLICATE", "feed": "t.feed.COL:0:0", "at": iso_utc(T0),
+              **{f"f{i:02d}": "x" * 300 for i in range(RECEIPT_FIELDS + 4)}}
+    first = ingest.receipt_extra(record, columns)
+    assert first[UNKEPT] == 4
+    rebuilt = {**json.loads(ingest.json_text(first)), **{k: record[k] for k in columns if k in record}}
+    again = ingest.receipt_extra(json.loads(ingest.json_text(rebuilt)), columns)
+    assert again == first
 
 
 def _receipt_events(events: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
