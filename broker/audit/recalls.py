@@ -54,7 +54,8 @@ only, its old chain never names it, and the recall waits on the old chain until 
 
 What a partner's receipts name is the partner's word, signed as often as it likes: ``RecallBook`` keeps, per
 recalled (alert, partner), at most ``MAX_HOLDERS`` holders and ``MAX_ANSWERS`` acknowledgements, each holder's text
-cut at ``MAX_HOLDER_BYTES`` (a store's id is 32 hex digits), and the store of at most ``MAX_CHAIN_STORES`` chains. A
+cut at ``MAX_HOLDER_BYTES`` (a store's id is 32 hex digits), and the store of at most ``MAX_CHAIN_STORES`` of the
+partner's chains (its own bound: one partner's chains never take another's room). A
 receipt past those bounds is counted (``RecallRow.unlisted``), never kept, and the judgement fails closed: a recall
 of an alert whose partner's receipts were not all kept is never acknowledged (outstanding, or overdue past its
 deadline), whatever the holders listed answered, since a holder not listed may hold the alert still and an answer
@@ -92,7 +93,8 @@ holder, a few more when a feed record is read twice."""
 MAX_HOLDER_BYTES = 64
 """The most bytes of a receipt's ``store`` a holder is known by (``bounded``): a subscriber's is 32 hex digits."""
 MAX_CHAIN_STORES = 1_024
-"""The most receipt chains whose store ``RecallBook`` notes (a chain's receipts past it count under the chain)."""
+"""The most receipt chains of one partner whose store ``RecallBook`` notes (a subscriber writes one chain per
+instance): a chain's receipts past it count under the chain, which only that partner's own recalls can wait on."""
 
 
 @dataclass(frozen=True)
@@ -168,15 +170,17 @@ class RecallBook:
     keeps what recalls need and nothing else: the recall notices, the RECALLED receipts of recalled alerts, and
     who holds each recalled alert. Receipts are kept only for an (alert, partner) a recall notice named before
     them: give the decisions first (``read_log`` does), or a recall's holders are unknown and any answer counts.
-    A receipt chain's store, as its receipts name one, is kept for every chain (a few per partner). What it keeps
-    per (alert, partner) is bounded, the rest counted in ``unlisted`` (module docstring)."""
+    A receipt chain's store, as its receipts name one, is noted per partner, for at most ``MAX_CHAIN_STORES`` of
+    its chains, first come first kept: a partner's receipts never change which of another's chains are noted.
+    What it keeps per (alert, partner) is bounded, the rest counted in ``unlisted`` (module docstring)."""
 
     def __init__(self) -> None:
         # Every notice to a partner about an alert, by the version it carried (``notice_version``).
         self.sent: dict[tuple[str, str], dict[int, _Notice]] = {}
         self.acks: dict[tuple[str, str], list[tuple[int, datetime, str]]] = {}
         self.held: dict[tuple[str, str], dict[str, set[int]]] = {}  # the versions each holder receipted as held
-        self.stores: dict[str, str] = {}  # a receipt chain's store, as its receipts that name one give it
+        # Per partner, a receipt chain's store, as its receipts that name one give it (``MAX_CHAIN_STORES``).
+        self.stores: dict[str, dict[str, str]] = {}
         self.named: dict[tuple[str, str], set[str]] = {}  # the holders kept, held or answering (``MAX_HOLDERS``)
         self.unlisted: dict[tuple[str, str], int] = {}  # receipts not kept, past ``MAX_HOLDERS``, ``MAX_ANSWERS``
 
@@ -186,7 +190,10 @@ class RecallBook:
         which ``read_log`` gives it; module docstring)."""
         kind, alert, partner = row.get("kind"), row.get("alert_id"), row.get("partner")
         if kind == "RECEIPT" and (status := row.get("status")) in RECALL_RECEIPTS:
-            holder = _holder(row, self.stores)  # noted for every chain: which store it writes for
+            if not isinstance(partner, str):
+                return
+            # Noted for every chain of the partner's, whatever the alert: which store it writes for.
+            holder = _holder(row, self.stores.setdefault(partner, {}))
         elif kind == "DECISION" and row.get("decision") == "RECALL":
             status = None
         else:
@@ -265,7 +272,7 @@ class RecallBook:
              unlisted: int = 0) -> RecallRow:
         """What became of one notice: acknowledged once every holder of the alert when it was sent answered it, and
         never while ``unlisted`` receipts of the partner's about the alert were not kept."""
-        stores, at = self.stores, notice.sent_at
+        stores, at = self.stores.get(partner, {}), notice.sent_at
         deadline = at + timedelta(hours=hours)
         # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
         # made after it was sent (give or take the clock skew allowed between parties).
@@ -298,9 +305,9 @@ _CHAIN = "chain "  # a holder known by its receipt chain: a subscriber without a
 
 
 def _holder(row: dict[str, Any], stores: dict[str, str]) -> str:
-    """Who a receipt speaks for: its store (``store``, cut at ``MAX_HOLDER_BYTES``; noting that its chain writes for
-    that store, for at most ``MAX_CHAIN_STORES`` chains), else its receipt chain, marked as one (a chain's name is
-    at most ``chain.MAX_CHAIN_NAME`` characters in a sound record)."""
+    """Who a receipt speaks for: its store (``store``, cut at ``MAX_HOLDER_BYTES``; noting in ``stores``, its
+    partner's, that its chain writes for that store, for at most ``MAX_CHAIN_STORES`` chains), else its receipt
+    chain, marked as one (a chain's name is at most ``chain.MAX_CHAIN_NAME`` characters in a sound record)."""
     chain = row.get("chain")
     chain = f"{_CHAIN}{chain if isinstance(chain, str) else row.get('partner')}"
     store = row.get("store")

@@ -36,7 +36,7 @@ def test_holders_past_the_bound_are_counted_not_kept_and_cut() -> None:
     book = _book(500, 0, size=900_000)
     assert len(book.held[PAIR]) == MAX_HOLDERS and book.unlisted[PAIR] == 500 - MAX_HOLDERS
     assert all(len(h.encode()) <= MAX_HOLDER_BYTES for h in book.held[PAIR])
-    assert sum(len(h) for h in book.stores.values()) <= MAX_HOLDER_BYTES
+    assert sum(len(h) for h in book.stores["COL"].values()) <= MAX_HOLDER_BYTES
     [row] = book.status({}, NOW)
     assert (row.state, len(row.waiting_on), row.unlisted) == (OUTSTANDING, MAX_HOLDERS, 500 - MAX_HOLDERS)
 
@@ -70,4 +70,22 @@ def test_the_stores_of_chains_are_noted_for_a_bounded_number_of_chains() -> None
     for i in range(MAX_CHAIN_STORES + 5):
         book.add(_receipt(f"SNM:{i}", "RECEIVED", 1, 30, f"COL/{i}", f"{i:032x}"))
     book.add(_ack("SNM:0", "COL", 1, 1))
-    assert len(book.stores) == MAX_CHAIN_STORES
+    assert len(book.stores["COL"]) == MAX_CHAIN_STORES
+
+
+def test_one_partners_chains_never_take_the_room_of_anothers() -> None:
+    """COL's MAX_CHAIN_STORES chains, then CRI's, each naming a store, before USA's chain names the store its older
+    receipts were written for: USA's chain is still noted, and its recall, answered by that store, is acknowledged
+    (before: the bound was for all partners together, USA's chain went unnoted and the recall read overdue)."""
+    book = RecallBook()
+    book.add(_recall("SNM:U", "USA", 2, 10))
+    for i in range(MAX_CHAIN_STORES):
+        book.add(_receipt("SNM:7", "DUPLICATE", 1, 30, f"COL/i{i}", f"{i:032x}"))
+    for i in range(24):
+        book.add({**_receipt("SNM:8", "RECEIVED", 1, 30, f"CRI/i{i}", f"{i:032x}"), "partner": "CRI"})
+    usa = {"alert_id": "SNM:U", "partner": "USA", "chain": "USA"}
+    book.add({**_receipt("SNM:U", "RECEIVED", 1, 20), **usa})  # written before receipts named their store
+    book.add({**_receipt("SNM:U", "RECALLED", 2, 9, store="ab" * 16), **usa})
+    [row] = book.status({}, NOW)
+    assert (row.partner, row.state, row.waiting_on) == ("USA", ACKNOWLEDGED, ())
+    assert book.stores["USA"] == {"chain USA": "ab" * 16} and len(book.stores["COL"]) == MAX_CHAIN_STORES

@@ -238,7 +238,7 @@ def test_receipts_of_alerts_never_recalled_are_not_kept() -> None:
     for n in range(1000):
         book.add(_receipt(f"SNM:{n}", "RECEIVED", 1, 30, "COL", A))
     book.add(_receipt("SNM:A", "RECEIVED", 1, 30, "COL", A))
-    assert list(book.held) == [("SNM:A", "COL")] and book.stores == {"chain COL": A}
+    assert list(book.held) == [("SNM:A", "COL")] and book.stores == {"COL": {"chain COL": A}}
     [row] = book.status({}, NOW)
     assert (row.state, row.waiting_on) == (OUTSTANDING, (A,))
 
