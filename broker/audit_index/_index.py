@@ -51,9 +51,12 @@ if TYPE_CHECKING:
 
 MAX_PER_PAGE = 500
 TIMELINE_RECEIPTS = 100
-"""The most receipts of one partner an alert's timeline lists (``AuditIndex.timeline``): the first, by when they
-acknowledge, then a ``NOT_SHOWN`` event counting the rest. A subscriber writes a few per version it is sent (and a
-store it runs); a partner signs as many as it likes, and listed whole they made one page hundreds of megabytes."""
+"""The most receipts of one partner an alert's timeline lists beside the first of each delivery it was sent
+(``AuditIndex.timeline``): the first of the others (more at one delivery, or bound to none), by when they
+acknowledge, then a ``NOT_SHOWN`` event counting the rest. A subscriber writes one per version it is sent, and
+another when a store reads one again; a partner signs as many as it likes, and listed whole they made one page
+hundreds of megabytes. The first of each delivery is always listed: the broker's decisions bound their number, and
+a partner's later acknowledgement (of a recall, say) is never pushed off the page by its earlier receipts."""
 NOT_SHOWN = "RECEIPTS_NOT_SHOWN"  # the kind of that event
 MAX_FINDINGS = 500  # finding texts ``integrity`` gives at most (it counts them all)
 _ROW_COLUMNS = ("id, topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
@@ -732,8 +735,9 @@ class AuditIndex:
         """One alert's life as ``scope`` may see it, oldest first: published (and updated or recalled)
         per version, decided for each partner (DELIVERED, WITHHELD, RECALLED notice, or DECIDED when
         nothing went out), receipted (when the receipt acknowledges: no earlier than Kafka appended it, its partner's
-        earlier time in its detail; of each partner the first ``TIMELINE_RECEIPTS``, then a ``NOT_SHOWN`` event with
-        the number of the rest, ``not_shown``, and ``capped`` when past ``COUNT_LIMIT``), dead-lettered (national
+        earlier time in its detail; of each partner the first of each delivery and the first ``TIMELINE_RECEIPTS`` of
+        the others, then a ``NOT_SHOWN`` event with the number of the rest, ``not_shown``, and ``capped`` when past
+        ``COUNT_LIMIT``), dead-lettered (national
         scope only; its detail led by where the record came from, and its id marked the record's unproven key when
         its origin was not proven: ``dead_letter_source``). None when the scope sees nothing of it: a scoped auditor
         cannot tell an alert about another partner from one that does not exist."""
@@ -784,7 +788,8 @@ class AuditIndex:
             count = f"more than {more:,}" if capped else f"{more:,}"
             event(ms, 2, NOT_SHOWN, at=iso_ms(ms) if ms is not None else None, partner=partner, not_shown=more,
                   capped=capped, detail=f"{count} more receipt{'s' if more != 1 or capped else ''} from {partner} "
-                  f"not shown: a timeline lists the first {TIMELINE_RECEIPTS} of a partner's")
+                  f"not shown: a timeline lists the first receipt of each delivery and the first "
+                  f"{TIMELINE_RECEIPTS} of a partner's others")
         for reason, detail, source, ingress, ingress_ms, at, ms in dead:
             # Listed under the alert id it names, which is only its record's key: where it came from is said first.
             came = dead_letter_source({"alert_id": alert_id, "reason": reason, "ingress": ingress or source})
@@ -794,10 +799,12 @@ class AuditIndex:
 
     def _timeline_receipts(self, scope: Scope, alert_id: str) -> tuple[list[tuple[Any, ...]],
                                                                         dict[str, tuple[int, bool, int | None]]]:
-        """The receipts of ``alert_id`` a timeline lists, of each partner in ``scope`` its first ``TIMELINE_RECEIPTS``
-        by when they acknowledge (partner, version, status, at, at_ms, detail, feed), by that time; and per partner
-        with more, how many more (counted up to ``COUNT_LIMIT``: past it, capped) and when the first of them
-        acknowledges. A few seeks into ``receipts_by_alert_time`` per partner, whatever the number of receipts."""
+        """The receipts of ``alert_id`` a timeline lists (partner, version, status, at, at_ms, detail, feed), by when
+        they acknowledge: of each partner in ``scope``, the first of each delivery it was sent, and the first
+        ``TIMELINE_RECEIPTS`` of its others (``TIMELINE_RECEIPTS``); and per partner with more, how many more
+        (counted up to ``COUNT_LIMIT``: past it, capped) and when the first of them acknowledges. A seek per
+        delivery into ``receipts_by_delivery_time`` and a few per partner into ``receipts_by_alert_time``, whatever
+        the number of receipts."""
         partners = [scope.partner] if scope.partner is not None else []
         if scope.partner is None:  # each partner with receipts of it, one seek each (a few: one per receipts topic)
             last = self._one("SELECT MIN(partner) FROM receipts WHERE alert_id = ?", [alert_id])
@@ -805,18 +812,30 @@ class AuditIndex:
                 partners.append(last)
                 last = self._one("SELECT MIN(partner) FROM receipts WHERE alert_id = ? AND partner > ?",
                                  [alert_id, last])
+        columns = "id, partner, version, status, at, at_ms, detail, feed"
         rows: list[tuple[Any, ...]] = []
         unshown: dict[str, tuple[int, bool, int | None]] = {}
         for partner in partners:
-            got = self._all("SELECT id, partner, version, status, at, at_ms, detail, feed FROM receipts INDEXED BY "
-                            "receipts_by_alert_time WHERE alert_id = ? AND partner = ? ORDER BY at_ms, id LIMIT ?",
-                            [alert_id, partner, TIMELINE_RECEIPTS + 1])
-            if len(got) > TIMELINE_RECEIPTS:
+            # A receipt is bound only to a delivery of its alert to its partner (``_ingest._SENT_SQL``).
+            firsts = self._all(
+                f"SELECT {', '.join('r.' + c for c in columns.split(', '))} FROM decisions d JOIN receipts r ON r.id "
+                "= (SELECT id FROM receipts INDEXED BY receipts_by_delivery_time WHERE decision_id = d.id ORDER BY "
+                "at_ms, id LIMIT 1) WHERE d.alert_id = ? AND d.partner = ? AND d.went = 1 AND r.partner = d.partner",
+                [alert_id, partner])
+            listed = {r[0] for r in firsts}
+            # The first TIMELINE_RECEIPTS + 1 of the others are among the first that many and the firsts.
+            others = [r for r in self._all(
+                f"SELECT {columns} FROM receipts INDEXED BY receipts_by_alert_time WHERE alert_id = ? AND partner = ? "
+                "ORDER BY at_ms, id LIMIT ?", [alert_id, partner, len(listed) + TIMELINE_RECEIPTS + 1])
+                if r[0] not in listed]
+            if len(others) > TIMELINE_RECEIPTS:
                 total = int(self._one("SELECT COUNT(*) FROM (SELECT 1 FROM receipts WHERE alert_id = ? AND partner = "
-                                      "? LIMIT ?)", [alert_id, partner, COUNT_LIMIT + 1]) or 0)
-                unshown[partner] = (min(total, COUNT_LIMIT) - TIMELINE_RECEIPTS, total > COUNT_LIMIT, got[-1][5])
-                got = got[:TIMELINE_RECEIPTS]
-            rows += got
+                                      "? LIMIT ?)", [alert_id, partner, len(listed) + COUNT_LIMIT + 1]) or 0)
+                rest = total - len(listed)
+                unshown[partner] = (min(rest, COUNT_LIMIT) - TIMELINE_RECEIPTS, rest > COUNT_LIMIT,
+                                    others[TIMELINE_RECEIPTS][5])
+                others = others[:TIMELINE_RECEIPTS]
+            rows += firsts + others
         rows.sort(key=lambda r: (r[5] is not None, r[5] or 0, r[0]))  # as ORDER BY at_ms, id: no time first
         return [r[1:] for r in rows], unshown
 

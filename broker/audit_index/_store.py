@@ -21,7 +21,7 @@ from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 15  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
+SCHEMA_VERSION = 16  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
 # 9: receipts matched to no indexed delivery held in ``unmatched_receipts`` and matched again, never rows unchecked;
 # 10: chain states bounded per partition, ``verify.MAX_CHAINS``, none kept for a chain its topic cannot hold;
 # 11: the broker's chain states date its blocks by Kafka's append time, not the time they state;
@@ -32,7 +32,9 @@ SCHEMA_VERSION = 15  # PRAGMA user_version of the layout below (8: unvouched rec
 # 14: a receipt row keeps its partner's free text cut, ``_ingest.RECEIPT_*``: an index of 13 may hold it whole;
 # and ``receipts_by_alert_time`` lists a timeline's first receipts of each partner without reading the others;
 # 15: ``receipts_waiting`` holds at most ``verify.WAITING_PLACES`` places, as `audit verify` does, with how many
-# records gave up a chain's: an older one may hold a million)
+# records gave up a chain's: an older one may hold a million;
+# 16: ``receipts_by_delivery_time`` lists a timeline's first receipt of each delivery however many follow it; an
+# index of 15 may also keep a partner's own ``fields_not_kept`` as the index's count, ``_ingest.receipt_row``)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -145,6 +147,7 @@ CREATE INDEX IF NOT EXISTS receipts_versioned_at_place ON receipts (partner, pla
 CREATE INDEX IF NOT EXISTS receipts_opened_at_place ON receipts (partner, place, topic, partition, vouched, "offset")
     WHERE decision_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS receipts_to_delivery ON receipts (decision_id, topic, partition, vouched, "offset");
+CREATE INDEX IF NOT EXISTS receipts_by_delivery_time ON receipts (decision_id, at_ms);
 CREATE INDEX IF NOT EXISTS receipts_by_partner ON receipts (partner, at_ms);
 DROP INDEX IF EXISTS receipts_by_place;
 DROP INDEX IF EXISTS receipts_by_decision;

@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from broker.audit import ChainWriter
 from broker.audit_index import (
     NOT_SHOWN,
@@ -22,7 +24,16 @@ from broker.audit_index import (
 from broker.audit_index import _ingest as ingest
 from broker.oversight import CUT
 from puente.wire import iso_utc
-from tests.unit.broker.test_audit_index import COL_RCPT, DECISIONS, T0, _decisions_topic, _ingest, _signer
+from tests.unit.broker.test_audit_index import (
+    COL_RCPT,
+    DECISIONS,
+    T0,
+    _alert,
+    _decision,
+    _decisions_topic,
+    _ingest,
+    _signer,
+)
 
 BIG = "A" * 900_000
 
@@ -102,24 +113,69 @@ def _receipt_events(events: list[dict[str, Any]] | None) -> list[dict[str, Any]]
 
 
 def test_a_timeline_lists_a_partners_first_receipts_and_counts_the_rest(tmp_path: Path) -> None:
-    """Of COL's 130 receipts of one alert, its timeline lists the first TIMELINE_RECEIPTS, then one event counting the
-    other 30, for a national auditor and COL's alike; text read stays a few KB per receipt."""
+    """Of COL's 130 receipts at its one delivery of an alert, its timeline lists the delivery's first and the first
+    TIMELINE_RECEIPTS of the others, then one event counting the other 29, for a national auditor and COL's alike;
+    text read stays a few KB per receipt."""
     count = TIMELINE_RECEIPTS + 30
     index = _indexed(tmp_path, _flood(count, detail="d" * 5_000))
     for scope in (Scope(), Scope("COL")):
         events = _receipt_events(index.timeline(scope, "SNM:1"))
-        assert [e["kind"] for e in events] == ["RECEIPT"] * TIMELINE_RECEIPTS + [NOT_SHOWN]
+        assert [e["kind"] for e in events] == ["RECEIPT"] * (TIMELINE_RECEIPTS + 1) + [NOT_SHOWN]
         assert [e["status"] for e in events[:2]] == ["RECEIVED", "DUPLICATE"]  # the first, in order
         last = events[-1]
-        assert (last["partner"], last["not_shown"], last["capped"]) == ("COL", 30, False)
-        assert last["detail"].startswith("30 more receipts from COL not shown")
-        assert last["at"] == iso_utc(T0 + timedelta(minutes=5, seconds=TIMELINE_RECEIPTS))  # the first not listed
-        assert sum(len(e["detail"] or "") for e in events) < TIMELINE_RECEIPTS * (RECEIPT_DETAIL_BYTES + 200)
+        assert (last["partner"], last["not_shown"], last["capped"]) == ("COL", 29, False)
+        assert last["detail"].startswith("29 more receipts from COL not shown")
+        assert last["at"] == iso_utc(T0 + timedelta(minutes=5, seconds=TIMELINE_RECEIPTS + 1))  # the first not listed
+        assert sum(len(e["detail"] or "") for e in events) < (TIMELINE_RECEIPTS + 1) * (RECEIPT_DETAIL_BYTES + 200)
     assert _receipt_events(index.timeline(Scope("USA"), "SNM:1")) == []
 
 
 def test_a_timeline_within_the_bound_lists_every_receipt(tmp_path: Path) -> None:
-    """At TIMELINE_RECEIPTS receipts, each is listed and nothing is said not shown."""
-    index = _indexed(tmp_path, _flood(TIMELINE_RECEIPTS))
+    """At a delivery's first receipt and TIMELINE_RECEIPTS more, each is listed and nothing is said not shown."""
+    index = _indexed(tmp_path, _flood(TIMELINE_RECEIPTS + 1))
     events = _receipt_events(index.timeline(Scope(), "SNM:1"))
-    assert [e["kind"] for e in events] == ["RECEIPT"] * TIMELINE_RECEIPTS
+    assert [e["kind"] for e in events] == ["RECEIPT"] * (TIMELINE_RECEIPTS + 1)
+
+
+def _versions_then_recalled(versions: int, duplicates: int) -> dict[str, list[bytes]]:
+    """SNM:T sent to COL in ``versions`` versions, then recalled; COL's receipts: one RECEIVED per version, the
+    first followed by ``duplicates`` DUPLICATEs of it, and the RECALLED of the notice, all vouched for."""
+    writer = ChainWriter(DECISIONS, 0)
+    blocks = [writer.block([_alert("SNM:T", v, [_decision("COL", "DELIVER", ["c"], feed="t.feed.COL")], version=v)],
+                           "broker-sign-2026a", _signer("broker-sign-2026a"), iso_utc(T0 + timedelta(minutes=v)))
+              for v in range(1, versions + 1)]
+    notice = _decision("COL", "RECALL", ["c"], feed="t.feed.COL", action="RECALL", notice_version=versions + 1)
+    blocks.append(writer.block([_alert("SNM:T", versions + 1, [notice], version=versions, action="RECALL")],
+                               "broker-sign-2026a", _signer("broker-sign-2026a"),
+                               iso_utc(T0 + timedelta(minutes=versions + 1))))
+    receipts = ChainWriter(COL_RCPT, 0, checkpoint_every=1 << 62, chain="COL")
+
+    def receipt(version: int, status: str, second: int) -> bytes:
+        return receipts.append("RECEIPT", {"partner": "COL", "alert_id": "SNM:T", "version": version,
+                                           "status": status, "feed": f"t.feed.COL:0:{version}",
+                                           "at": iso_utc(T0 + timedelta(minutes=version, seconds=second))})
+
+    out = [receipt(1, "RECEIVED", 5)] + [receipt(1, "DUPLICATE", 6) for _ in range(duplicates)]
+    out += [receipt(v, "RECEIVED" if v <= versions else "RECALLED", 5) for v in range(2, versions + 2)]
+    out.append(receipts.checkpoint("COL-rcpt-2026a", _signer("COL-rcpt-2026a"),
+                                   iso_utc(T0 + timedelta(minutes=versions + 2))))
+    return {DECISIONS: blocks, COL_RCPT: out}
+
+
+@pytest.mark.parametrize("duplicates", [0, 3 * TIMELINE_RECEIPTS])
+def test_a_timeline_lists_the_first_receipt_of_every_delivery(tmp_path: Path, duplicates: int) -> None:
+    """An alert updated past TIMELINE_RECEIPTS versions, then recalled: the receipt of every version and the recall's
+    acknowledgement are listed, the newest too, however many DUPLICATEs of v1 came before them; only DUPLICATEs past
+    TIMELINE_RECEIPTS are counted (before: the first TIMELINE_RECEIPTS receipts of all, the newest not shown)."""
+    versions = TIMELINE_RECEIPTS + 30
+    index = AuditIndex(tmp_path / "audit" / "index.sqlite")
+    _ingest(index, _versions_then_recalled(versions, duplicates))
+    assert index.problems() == 0
+    for scope in (Scope(), Scope("COL")):
+        events = _receipt_events(index.timeline(scope, "SNM:T"))
+        listed = [(e["version"], e["status"]) for e in events if e["kind"] == "RECEIPT"]
+        assert {v for v, status in listed if status == "RECEIVED"} == set(range(1, versions + 1))
+        assert listed[-1] == (versions + 1, "RECALLED")
+        assert len(listed) == versions + 1 + min(duplicates, TIMELINE_RECEIPTS)
+        not_shown = [e["not_shown"] for e in events if e["kind"] == NOT_SHOWN]
+        assert not_shown == ([duplicates - TIMELINE_RECEIPTS] if duplicates > TIMELINE_RECEIPTS else [])

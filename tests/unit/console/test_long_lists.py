@@ -113,8 +113,9 @@ def test_queries_counts_every_query_and_pages_through_them(tmp_path: Path, accou
 
 def test_a_timeline_says_how_many_receipts_of_a_partner_it_does_not_list(
         tmp_path: Path, accounts: ConsoleAccounts) -> None:
-    """An alert COL sent 130 receipts of lists the first TIMELINE_RECEIPTS and says, at the top and where they
-    begin, that 30 more are not shown: to a national auditor, to COL's, and under ?partner=COL."""
+    """An alert COL sent 130 receipts of, at its one delivery, lists the first and the first TIMELINE_RECEIPTS of the
+    others, and says, at the top and where they begin, that 29 more are not shown: to a national auditor, to
+    COL's, and under ?partner=COL."""
     path = tmp_path / "index.sqlite"
     with AuditIndex(path) as made:
         _ingest(made, {DECISIONS: _decisions_topic(), COL_RCPT: _flood(TIMELINE_RECEIPTS + 30)})
@@ -122,11 +123,12 @@ def test_a_timeline_says_how_many_receipts_of_a_partner_it_does_not_list(
     sink = Sink()
     for who, url in (("ana", "/alerts/SNM:1"), ("cole", "/alerts/SNM:1"), ("ana", "/alerts/SNM:1?partner=COL")):
         page = _client(path, accounts, sink, who).get(url).text
-        assert page.count('<li class="event receipt">') == TIMELINE_RECEIPTS
-        assert re.search(r'id="not-shown">Not shown: 30 receipts from COL\. A timeline lists the first '
-                         rf'{TIMELINE_RECEIPTS} receipts of each partner', page)
+        assert page.count('<li class="event receipt">') == TIMELINE_RECEIPTS + 1
+        assert re.search(r'id="not-shown">Not shown: 29 receipts from COL\. A timeline lists each partner.s first '
+                         rf'receipt of each delivery and its first {TIMELINE_RECEIPTS} other receipts', page)
         assert page.count('<li class="event receipts_not_shown">') == 1
-        assert f"30 more receipts from COL not shown: a timeline lists the first {TIMELINE_RECEIPTS}" in page
+        assert ("29 more receipts from COL not shown: a timeline lists the first receipt of each delivery and the "
+                f"first {TIMELINE_RECEIPTS} of a partner") in page
 
 
 def test_a_timeline_within_the_bound_says_nothing_is_left_out(tmp_path: Path, accounts: ConsoleAccounts) -> None:
