@@ -11,6 +11,13 @@ Signing in (:meth:`ConsoleAccounts.sign_in`) takes as long for an unknown name a
 (a dummy hash is checked), and after ``MAX_FAILURES`` failures in a row an account is locked for
 ``LOCK_MINUTES`` whatever password comes next.
 
+The console signs in in two steps, so that the lock and the audit agree: :meth:`ConsoleAccounts.check` counts a
+wrong password at once (every check after it sees the count, and the one that reaches ``MAX_FAILURES`` locks
+the account then, in order) and :meth:`ConsoleAccounts.withdraw` takes back exactly that count when the attempt
+cannot be recorded; a right password changes nothing until :meth:`ConsoleAccounts.confirm`, once the audit holds
+the sign-in, clears the failures it saw and gives the browser its device token. Each failure is a row of its own
+(``failed_attempts``), so that taking one back, or clearing those a sign-in saw, touches no other.
+
 That lock bounds guessing from everywhere at once, but anyone who knows a name could keep its auditor out
 with it. So a browser that signed in gets a device token (OWASP's "device cookie"; the file keeps only its
 SHA-256, ``MAX_DEVICES`` per account, for ``DEVICE_DAYS``): a sign-in that brings one for its account is not
@@ -67,8 +74,14 @@ CREATE TABLE IF NOT EXISTS accounts (
     scope TEXT NOT NULL,
     hash TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
-    failures INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0, -- no longer used: kept 0, its counts moved to failed_attempts (_setup)
     locked_until_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS failed_attempts (
+    -- AUTOINCREMENT: an id is never used again, so a late withdraw cannot take back another failure
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL REFERENCES accounts (name) ON DELETE CASCADE,
+    lock_ms INTEGER -- NULL: counting toward the next lock, else the locked_until_ms of the lock they made
 );
 CREATE TABLE IF NOT EXISTS sessions (
     token_sha256 TEXT PRIMARY KEY NOT NULL,
@@ -120,17 +133,33 @@ class SignIn:
     locked: bool = False
     device: str | None = None
     """On success, the browser's new device token (module docstring), given here once and never stored."""
-    failure: Failure | None = None
-    """A wrong password checked with ``count=False``: to count once the attempt is recorded (``count_failure``)."""
+    counted: Counted | None = None
+    """A wrong password ``check`` counted: ``withdraw`` takes it back."""
+    checked: Checked | None = None
+    """A right password ``check`` left for ``confirm``: until then the account is not signed in."""
 
 
 @dataclass(frozen=True)
-class Failure:
-    """A wrong password for a known account that ``sign_in`` did not count: ``ConsoleAccounts.count_failure`` counts it
-    (against ``device``, the account's live device token it brought, when there was one)."""
+class Counted:
+    """A wrong password counted by ``check``: its ``failed_attempts`` row, or the device token it counted against
+    (``row`` None), and, when it locked the account, the lock it set and the one before (locked_until_ms each)."""
 
     name: str
+    row: int | None
+    device: str | None = None
+    lock: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A right password ``check`` changed nothing for: the hash it matched, the live device token it came through,
+    and the account's newest failure row and lock as they were then (what ``confirm`` clears)."""
+
+    name: str
+    hashed: str
     device: str | None
+    newest_failure: int
+    locked_ms: int
 
 
 @dataclass(frozen=True)
@@ -267,8 +296,9 @@ class ConsoleAccounts:
         """Change a password, unlock the account, and end its sessions and its devices."""
         hashed = self._hasher.hash(_check_password(password))
         with self._write() as c:
-            done = c.execute("UPDATE accounts SET hash = ?, failures = 0, locked_until_ms = 0 WHERE name = ?",
+            done = c.execute("UPDATE accounts SET hash = ?, locked_until_ms = 0 WHERE name = ?",
                              (hashed, name)).rowcount
+            c.execute("DELETE FROM failed_attempts WHERE name = ?", (name,))
             c.execute("DELETE FROM sessions WHERE name = ?", (name,))
             c.execute("DELETE FROM devices WHERE name = ?", (name,))
         if done == 0:
@@ -276,23 +306,28 @@ class ConsoleAccounts:
 
     # signing in ----------------------------------------------------------------------------------
 
-    def sign_in(self, name: str, password: str, now: datetime | None = None, device: str | None = None, *,
-                count: bool = True) -> SignIn:
+    def sign_in(self, name: str, password: str, now: datetime | None = None, device: str | None = None) -> SignIn:
+        """Check a name and password, and sign a right one in at once (``check`` then ``confirm``): for a caller with
+        no audit to write first."""
+        result = self.check(name, password, now, device)
+        if result.checked is None:
+            return result
+        fresh = self.confirm(result.checked, password, now)
+        if fresh is None:
+            return SignIn(None, known=True)
+        return SignIn(result.account, known=True, device=fresh)
+
+    def check(self, name: str, password: str, now: datetime | None = None, device: str | None = None) -> SignIn:
         """Check a name and password. The same work is done for an unknown name; a locked account is
         refused whatever the password, unless ``device`` is a live device token of this account (module
         docstring); ``MAX_FAILURES`` failures in a row lock it, or end the device that brought them.
 
         Argon2 runs outside any transaction; what it decided is then applied in one write transaction
-        that reads the account again: a failure is counted in the file (``failures + 1``, so parallel
-        failures all count), and a right password opens nothing when the account was locked, or its
-        password changed, while it was being checked. A success through a device leaves the account's
-        count and lock as they were (a guesser elsewhere gets no fresh tries from it); any other success
-        clears them. Until the lock is decided, a right password costs what a wrong one does: a hash made
-        under other Argon2 parameters is hashed again only once the sign-in has succeeded (``_rehash``).
-
-        With ``count`` False a wrong password is not counted: the SignIn holds it (``failure``) for ``count_failure``,
-        and says ``locked`` when counting it would lock the account as the file stands now. The console counts it
-        only once the attempt is in the audit, so that every failure the lock counts is one the audit shows."""
+        that reads the account again. A wrong password is counted there and then (a row of its own, so parallel
+        failures all count, and the one that reaches ``MAX_FAILURES`` says ``locked``): ``counted``, for ``withdraw``
+        when the attempt cannot be recorded. A right password changes nothing: it is refused when the account was
+        locked, or its password changed, while it was being checked; otherwise the SignIn names the account and
+        holds ``checked``, which ``confirm`` makes a sign-in once the audit holds it."""
         name, when = name[:64], now or datetime.now(UTC)
         at = _ms(when)
         with self._sql() as c:
@@ -312,40 +347,60 @@ class ConsoleAccounts:
             trusted = held is not None and held[0] == name
             if locked_ms > at and not trusted:
                 return SignIn(None, known=True, locked=True)
-            if not good and not count:
-                failures = c.execute("SELECT failures FROM accounts WHERE name = ?", (name,)).fetchone()[0]
-                return SignIn(None, known=True, locked=not trusted and failures + 1 >= MAX_FAILURES,
-                              failure=Failure(name, device if trusted else None))
             if not good:
-                return SignIn(None, known=True, locked=_count(c, name, device if trusted else None, when))
+                counted = _count(c, name, device if trusted else None, when, locked_ms)
+                return SignIn(None, known=True, locked=counted.lock is not None, counted=counted)
             if current != hashed:
                 return SignIn(None, known=True)  # its password changed while this one was being checked
             if scope != NATIONAL and scope not in self.partners:
                 return SignIn(None, known=True)  # the policy no longer names its partner: fail closed
-            if trusted:
-                c.execute("DELETE FROM devices WHERE token_sha256 = ?", (_digest(device or ""),))  # one use each
-            else:
-                c.execute("UPDATE accounts SET failures = 0, locked_until_ms = 0 WHERE name = ?", (name,))
-            fresh = self._new_device(c, name, at)
-        if self._hasher.check_needs_rehash(hashed):
-            self._rehash(name, hashed, password)
-        return SignIn(Account(name, scope, _time(created_ms)), known=True, device=fresh)
+            newest = c.execute("SELECT COALESCE(MAX(id), 0) FROM failed_attempts WHERE name = ?",
+                               (name,)).fetchone()[0]
+        checked = Checked(name, hashed, device if trusted else None, int(newest), int(locked_ms))
+        return SignIn(Account(name, scope, _time(created_ms)), known=True, checked=checked)
 
-    def count_failure(self, failure: Failure, now: datetime | None = None) -> bool:
-        """Count a wrong password ``sign_in`` did not (``count=False``), as it would have; whether the account is locked
-        after it. Not counted when the account is gone, or was locked meanwhile (a locked account's attempts never
-        count), unless the failure came through a device token of the account still live."""
-        when = now or datetime.now(UTC)
-        at = _ms(when)
+    def confirm(self, checked: Checked, password: str, now: datetime | None = None) -> str | None:
+        """Sign in the right ``password`` ``check`` held, once the audit holds the sign-in: the browser's new device
+        token, or None when the account was removed or its password changed meanwhile (no sign-in then).
+
+        A sign-in through a device token uses it up and leaves the account's failures and lock as they were (a
+        guesser elsewhere gets no fresh tries from it). Any other clears the failures counted before it was checked,
+        and the lock when none was set since: failures counted while its record was being written stay counted,
+        and a lock they made stays (its record is in the audit). Until the lock is decided, a right password costs
+        what a wrong one does: a hash made under other Argon2 parameters is hashed again only here (``_rehash``)."""
+        at = _ms(now or datetime.now(UTC))
         with self._write() as c:
-            row = c.execute("SELECT locked_until_ms FROM accounts WHERE name = ?", (failure.name,)).fetchone()
-            if row is None:
-                return False
-            held = _live_device(c, failure.device, at)
-            device = failure.device if held is not None and held[0] == failure.name else None
-            if row[0] > at and device is None:
-                return True
-            return _count(c, failure.name, device, when)
+            row = c.execute("SELECT hash, locked_until_ms FROM accounts WHERE name = ?", (checked.name,)).fetchone()
+            if row is None or row[0] != checked.hashed:
+                return None
+            if checked.device is not None:
+                c.execute("DELETE FROM devices WHERE token_sha256 = ?", (_digest(checked.device),))  # one use each
+            else:
+                c.execute("DELETE FROM failed_attempts WHERE name = ? AND id <= ?",
+                          (checked.name, checked.newest_failure))
+                if row[1] == checked.locked_ms:
+                    c.execute("UPDATE accounts SET locked_until_ms = 0 WHERE name = ?", (checked.name,))
+            fresh = self._new_device(c, checked.name, at)
+        if self._hasher.check_needs_rehash(checked.hashed):
+            self._rehash(checked.name, checked.hashed, password[:MAX_PASSWORD])
+        return fresh
+
+    def withdraw(self, counted: Counted) -> None:
+        """Take back the failure ``check`` counted, the attempt not being in the audit, so that it counts for nothing;
+        and the lock it set, unless the lock has since been lifted or replaced. No other failure is touched."""
+        with self._write() as c:
+            if counted.row is None:
+                c.execute("UPDATE devices SET failures = failures - 1 WHERE token_sha256 = ? AND failures > 0",
+                          (_digest(counted.device or ""),))
+                return
+            c.execute("DELETE FROM failed_attempts WHERE id = ?", (counted.row,))
+            if counted.lock is None:
+                return
+            until, before = counted.lock
+            if c.execute("UPDATE accounts SET locked_until_ms = ? WHERE name = ? AND locked_until_ms = ?",
+                         (before, counted.name, until)).rowcount:
+                c.execute("UPDATE failed_attempts SET lock_ms = NULL WHERE name = ? AND lock_ms = ?",
+                          (counted.name, until))
 
     def _rehash(self, name: str, hashed: str, password: str) -> None:
         """Store ``password`` hashed with the console's current Argon2 parameters in place of ``hashed``, unless the
@@ -358,9 +413,10 @@ class ConsoleAccounts:
 
     def _new_device(self, c: sqlite3.Connection, name: str, at: int) -> str:
         """A new device token for ``name``; the account keeps its ``MAX_DEVICES`` newest, and tokens past
-        ``DEVICE_DAYS`` go, anyone's."""
+        ``DEVICE_DAYS`` or ended by failures go, anyone's."""
         token = secrets.token_urlsafe(32)
-        c.execute("DELETE FROM devices WHERE created_ms < ?", (at - DEVICE_DAYS * 86_400_000,))
+        c.execute("DELETE FROM devices WHERE created_ms < ? OR failures >= ?",
+                  (at - DEVICE_DAYS * 86_400_000, MAX_FAILURES))
         c.execute("INSERT INTO devices (token_sha256, name, created_ms) VALUES (?, ?, ?)", (_digest(token), name, at))
         c.execute("DELETE FROM devices WHERE name = ? AND token_sha256 NOT IN (SELECT token_sha256 FROM devices "
                   "WHERE name = ? ORDER BY created_ms DESC, rowid DESC LIMIT ?)", (name, name, MAX_DEVICES))
@@ -426,6 +482,7 @@ def _setup(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
             for statement in _LAYOUT.split(";"):  # executescript would commit the transaction first
                 if statement.strip():
                     conn.execute(statement)
+            _move_counts(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -433,6 +490,16 @@ def _setup(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
             raise
     except sqlite3.Error as exc:
         raise _translated(exc, path) from None
+
+
+def _move_counts(conn: sqlite3.Connection) -> None:
+    """Failures an older Puente counted in ``accounts.failures`` become rows of ``failed_attempts``, as they are now
+    counted (nothing once done)."""
+    moved = conn.execute("SELECT name, failures FROM accounts WHERE failures > 0").fetchall()
+    for name, failures in moved:
+        conn.executemany("INSERT INTO failed_attempts (name) VALUES (?)", [(name,)] * min(failures, MAX_FAILURES))
+    if moved:
+        conn.execute("UPDATE accounts SET failures = 0 WHERE failures > 0")
 
 
 def _identify(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
@@ -451,29 +518,36 @@ def _identify(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
                      "check --accounts")
 
 
-def _count(c: sqlite3.Connection, name: str, device: str | None, when: datetime) -> bool:
+def _count(c: sqlite3.Connection, name: str, device: str | None, when: datetime, locked_ms: int) -> Counted:
     """Count a wrong password for ``name`` in the write transaction ``c``: against ``device`` (a live device token of
-    the account) alone when given, else against the account; whether the account is locked after it."""
+    the account) alone when given, else against the account, whose lock until now is ``locked_ms``."""
     if device is not None:
-        # The device's own count: MAX_FAILURES end it, and its browser meets the account's lock.
-        c.execute("DELETE FROM devices WHERE token_sha256 = ? AND failures + 1 >= ?", (_digest(device), MAX_FAILURES))
+        # The device's own count: MAX_FAILURES end it (``_live_device``), and its browser meets the account's lock.
+        # The token stays in the file, ended, so that withdrawing the count that ended it brings it back.
         c.execute("UPDATE devices SET failures = failures + 1 WHERE token_sha256 = ?", (_digest(device),))
-        return False
-    # Locking starts the count again: the next MAX_FAILURES failures lock it again.
-    c.execute("UPDATE accounts SET failures = CASE WHEN failures + 1 >= ? THEN 0 ELSE failures + 1 END, "
-              "locked_until_ms = CASE WHEN failures + 1 >= ? THEN ? ELSE locked_until_ms END "
-              "WHERE name = ?",
-              (MAX_FAILURES, MAX_FAILURES, _ms(when + timedelta(minutes=LOCK_MINUTES)), name))
-    locked = c.execute("SELECT locked_until_ms FROM accounts WHERE name = ?", (name,)).fetchone()[0]
-    return bool(locked > _ms(when))
+        return Counted(name, None, device)
+    row = int(c.execute("INSERT INTO failed_attempts (name) VALUES (?)", (name,)).lastrowid or 0)
+    (counting,) = c.execute("SELECT COUNT(*) FROM failed_attempts WHERE name = ? AND lock_ms IS NULL",
+                            (name,)).fetchone()
+    if counting < MAX_FAILURES:
+        return Counted(name, row)
+    # Locking starts the count again: the failures it counted are marked with it (the next MAX_FAILURES lock it
+    # again), kept so that withdrawing this one, the lock's, gives them back to the count. Those of an earlier lock
+    # go: past taking back.
+    until = _ms(when + timedelta(minutes=LOCK_MINUTES))
+    c.execute("DELETE FROM failed_attempts WHERE name = ? AND lock_ms IS NOT NULL", (name,))
+    c.execute("UPDATE failed_attempts SET lock_ms = ? WHERE name = ? AND lock_ms IS NULL", (until, name))
+    c.execute("UPDATE accounts SET locked_until_ms = ? WHERE name = ?", (until, name))
+    return Counted(name, row, lock=(until, locked_ms))
 
 
 def _live_device(c: sqlite3.Connection, token: str | None, at: int) -> tuple[str, int] | None:
-    """(account name, failures) of the device token ``token``, when it is one and not past ``DEVICE_DAYS``."""
+    """(account name, failures) of the device token ``token``, when it is one, not past ``DEVICE_DAYS`` and not ended
+    by ``MAX_FAILURES`` failures."""
     if not token or len(token) > 100:
         return None
-    row = c.execute("SELECT name, failures FROM devices WHERE token_sha256 = ? AND created_ms >= ?",
-                    (_digest(token), at - DEVICE_DAYS * 86_400_000)).fetchone()
+    row = c.execute("SELECT name, failures FROM devices WHERE token_sha256 = ? AND created_ms >= ? AND failures < ?",
+                    (_digest(token), at - DEVICE_DAYS * 86_400_000, MAX_FAILURES)).fetchone()
     return None if row is None else (str(row[0]), int(row[1]))
 
 

@@ -55,6 +55,8 @@ SECURITY_HEADERS = {
 UNRECORDED = "cannot record this query in the audit: check Kafka"
 MISNAMED = "This console does not answer under that name (the Host header): open it at its own address."
 THROTTLED = "Too many sign-in attempts: wait a minute and try again."
+SIGN_IN_REFUSED = ("Sign-in refused. After repeated failures an account is locked for a while; "
+                   "ask a national auditor if it persists.")
 OVER_RATE = "Too many requests from this account at once: wait {wait} s and try again."
 UNKNOWN = "unknown parameters"  # how many query parameters a page does not take: counted, never quoted
 OVER_RATE_PAGE = "over the page rate"  # the page named in the summary record of an account's refused requests
@@ -475,38 +477,35 @@ class Console:
             return await self.refuse(request, None, "sign-in refused", {"form": "expired"}, 400,
                                      "This sign-in form has expired: open the sign-in page again.", "(not checked)")
         async with self._verifying:  # Argon2 takes memory and a core: a flood waits here, not in the threads
-            result = await run_in_threadpool(self.config.accounts.sign_in, name, password, self.config.clock(),
-                                             device, count=False)
-        if result.account is None:
+            result = await run_in_threadpool(self.config.accounts.check, name, password, self.config.clock(), device)
+        # The lock and the audit agree. A wrong password is counted as it is checked, so that every check after it
+        # sees it and the lock is decided in order, however slow the record; one that cannot be recorded is taken
+        # back, and counts for nothing. A right password changes nothing until its record is written: one that
+        # cannot be is answered the same 503, sets no cookie, and leaves the failures, the lock and the devices.
+        if result.account is None or result.checked is None:
             who = name if result.known else "(unknown name)"
-            # A wrong password counts toward the lock only once the audit holds it: a lock must be one the audit
-            # explains. One that cannot be recorded is answered 503 and counts for nothing, which gives a guesser
-            # nothing either: a right password that cannot be recorded is answered the same 503, with no cookie.
             if not await self.record(None, "sign-in refused", {"locked": "yes" if result.locked else None}, 0, who):
+                if result.counted is not None:
+                    await run_in_threadpool(self.config.accounts.withdraw, result.counted)
                 return self.problem(request, None, 503, UNRECORDED)
-            if result.failure is not None:
-                await run_in_threadpool(self.config.accounts.count_failure, result.failure, self.config.clock())
-            error = ("Sign-in refused. After repeated failures an account is locked for a while; "
-                     "ask a national auditor if it persists.")
-            return self.html("login.html", request, None, 401, next=target, form_token=expected, error=error)
+            return self.html("login.html", request, None, 401, next=target, form_token=expected, error=SIGN_IN_REFUSED)
         session = await run_in_threadpool(self.config.accounts.start_session, result.account, self.config.clock())
         previous = request.cookies.get(self.config.cookie)
         if not await self.record(session, "sign-in", {"previous_session": "ended"} if previous else {}, 1):
             await run_in_threadpool(self.config.accounts.end_session, session.token)
-            failed = self.problem(request, None, 503, UNRECORDED)
-            # A browser that brought its device token (used up) keeps the new one all the same. One that brought none
-            # is given none: a cookie only a right password sets would tell a guesser, on a 503 the failures of which
-            # are not counted, which password was right.
-            if result.device is not None and device is not None:
-                self._cookie(failed, self.config.device_cookie, result.device, max_age=DEVICE_DAYS * 86_400)
-            return failed
+            return self.problem(request, None, 503, UNRECORDED)
+        fresh = await run_in_threadpool(self.config.accounts.confirm, result.checked, password, self.config.clock())
+        if fresh is None:
+            # Its password changed, or it was removed, while the sign-in was being recorded: the session ends, as
+            # the change would have ended it a moment later, and the browser is given no device token.
+            await run_in_threadpool(self.config.accounts.end_session, session.token)
+            return self.html("login.html", request, None, 401, next=target, form_token=expected, error=SIGN_IN_REFUSED)
         # A session this browser held before ends with this sign-in: its token, replaced in the cookie,
         # would otherwise stay valid until it expired (whoever had copied it could go on using it).
         await run_in_threadpool(self.config.accounts.end_session, previous)
         done = RedirectResponse(target, status_code=303)
         self._cookie(done, self.config.cookie, session.token)
-        if result.device is not None:
-            self._cookie(done, self.config.device_cookie, result.device, max_age=DEVICE_DAYS * 86_400)
+        self._cookie(done, self.config.device_cookie, fresh, max_age=DEVICE_DAYS * 86_400)
         done.delete_cookie(self.config.login_cookie, secure=self.config.tls, httponly=True, samesite="strict")
         return done
 

@@ -88,6 +88,19 @@ def test_sign_in_refuses_wrong_and_unknown_alike_and_locks_after_repeated_failur
         assert accounts.sign_in("ana", PASSWORD, T0 + timedelta(hours=1)).account is not None
 
 
+def test_failures_an_older_file_counted_still_count(tmp_path: Path) -> None:
+    """A file whose account holds MAX_FAILURES - 1 failures in its old column: opened now, one more locks it."""
+    path = tmp_path / "a.sqlite"
+    with _open(path) as accounts:
+        accounts.add("ana", "national", PASSWORD)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE accounts SET failures = ?", (MAX_FAILURES - 1,))
+    conn.close()
+    with _open(path) as accounts:
+        assert accounts.sign_in("ana", "wrong password!", T0).locked
+        assert accounts.sign_in("ana", PASSWORD, T0).locked
+
+
 def test_sessions_are_stored_hashed_and_expire_when_idle_or_old(tmp_path: Path) -> None:
     """The token is never stored; a session ends after IDLE_MINUTES unused or SESSION_HOURS in all."""
     path = tmp_path / "a.sqlite"
