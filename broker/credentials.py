@@ -149,7 +149,8 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     own parties, and must not take the others' logins away.
 
     No password changes on the cluster before its file can be written. Every party's folder is checked and
-    made (``private_folder``: 0700, one others may write refused) before the first Kafka call, and each new file
+    made (``private_folder``: 0700, one others may write refused) before the first Kafka call (the first checks
+    that the login is the admin's: ``Admin.require_admin``), and each new file
     is written whole under a hidden name beside the old (``.client.properties.pending``) before the first change;
     only once Kafka took the passwords is each renamed into place. A failure before that (a folder or file that
     cannot be written, Kafka refusing the admin's login or rights, or refusing one user's change) removes the
@@ -177,6 +178,9 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
             except OSError as exc:
                 raise ConfigError(f"cannot make {path.parent} for the client configuration: {exc.strerror}; "
                                   "nothing was changed on Kafka") from None
+    # Another party's login is refused here, in one line, before any SCRAM call: a refused
+    # DescribeUserScramCredentials aborts the process inside librdkafka.
+    await admin.require_admin("planning the parties' logins" if dry_run else "setting the parties' logins")
     on_cluster = await scram_users(admin)
     passwords: dict[str, str] = {}
     adopted: set[str] = set()  # parties whose password is a hidden file's: Kafka may hold it already

@@ -123,6 +123,7 @@ def every_acl_filter() -> AclBindingFilter:
 
 async def cluster_acls(admin: Admin) -> tuple[set[Acl], list[str]]:
     """Every ACL on the cluster of a user principal, and a line for each other one (never Puente's)."""
+    await admin.require_admin("listing the cluster's ACLs")
     everything = every_acl_filter()
     future = await admin.call("listing ACLs", lambda c: c.describe_acls(everything,
                                                                          request_timeout=admin.conn.timeout_s))
@@ -161,6 +162,7 @@ async def apply_acls(admin: Admin, changes: AclChanges) -> list[str]:
     returns: this waits until the cluster lists the change, so that a party started right after
     is not refused by a rule that is still on its way.
     """
+    await admin.require_admin("changing the cluster's ACLs")
     failed = await _make(admin, changes)
     if not failed:
         await _settled(admin, changes)
@@ -223,6 +225,7 @@ class ScramChangeFailed(KafkaOperationError):
 
 async def _alter_scram(admin: Admin, doing: str, changes: list[UserScramCredentialAlteration]) -> None:
     """Make the SCRAM ``changes``; ScramChangeFailed naming the users whose change failed."""
+    await admin.require_admin(doing)
     done = await admin.results(doing, await admin.call(
         doing, lambda c: c.alter_user_scram_credentials(changes, request_timeout=admin.conn.timeout_s)))
     failed = {str(user): outcome for user, outcome in done.items() if isinstance(outcome, Exception)}
@@ -234,7 +237,9 @@ async def _alter_scram(admin: Admin, doing: str, changes: list[UserScramCredenti
 
 async def scram_users(admin: Admin) -> dict[str, frozenset[str]]:
     """Every user the cluster holds a SCRAM credential for, with the names of the mechanisms it has one
-    for (``SCRAM_MECHANISM`` is Puente's)."""
+    for (``SCRAM_MECHANISM`` is Puente's). Asked only of the admin: librdkafka aborts the process when Kafka
+    refuses this call (``Admin.require_admin``)."""
+    await admin.require_admin("listing the SCRAM users")
     future = await admin.call("listing SCRAM users", lambda c: c.describe_user_scram_credentials(
         request_timeout=admin.conn.timeout_s))
     found = (await admin.results("listing SCRAM users", {"users": cast("Future[Any]", future)}))["users"]

@@ -48,6 +48,10 @@ _ACCESS = {RdKafkaError.TOPIC_AUTHORIZATION_FAILED, RdKafkaError.CLUSTER_AUTHORI
            RdKafkaError.GROUP_AUTHORIZATION_FAILED, RdKafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
            RdKafkaError.SECURITY_DISABLED}
 
+# What the cluster's admin may do on the CLUSTER resource and no party may: ALTER is changing its ACLs and logins
+# (whoever may grants itself the rest), DESCRIBE reading them (``Admin.require_admin``).
+ADMINISTER = frozenset({"ALTER", "DESCRIBE"})
+
 
 class Admin:
     """An admin connection for one task; ``call`` runs one AdminClient operation within the timeout."""
@@ -57,6 +61,7 @@ class Admin:
         # librdkafka answers a refused login or certificate with "transport failure" and tells the real
         # reason only to the error callback: kept here, so that the error says what to check.
         self._refused: RdKafkaError | None = None
+        self._administers = False  # ``require_admin`` found that this login may administer the cluster
         # Its log lines at "error" repeat what the error callback gets, once per retry: only critical
         # ones are logged (log_level is syslog's scale); the failure itself reaches the caller once.
         config: dict[str, Any] = {**conn.librdkafka(), "logger": _LOG, "client.id": conn.client_id or "puente-admin",
@@ -113,6 +118,34 @@ class Admin:
         if out and len(unreached) == len(out):
             raise unreached[0]
         return out
+
+    async def require_admin(self, doing: str) -> None:
+        """Refuse, in one line naming the login and what to use instead, unless this login may administer the
+        cluster: ALTER and DESCRIBE on the CLUSTER resource (``ADMINISTER``), as the admin, a super user, has and
+        no party has. ``doing`` says what needed it ("planning the parties' logins"). Asked once per ``Admin``.
+
+        Every administration service asks it before its first call, as what another login gets is worse than a
+        refusal: a refused DescribeUserScramCredentials aborts the process inside librdkafka (confluent-kafka
+        2.16.1: ``munmap_chunk(): invalid pointer``), a refused DescribeAcls comes back as an empty list (a plan
+        that can never remove a rule), and metadata leaves out the topics a login may not describe (a plan to
+        create every topic). DescribeCluster itself is answered to every login that authenticates: one that may
+        not describe the cluster gets no operations (None), never an error."""
+        if self._administers:
+            return
+        what = "checking that this login may administer the cluster"
+        found = await self.call(what, lambda c: c.describe_cluster(include_authorized_operations=True,
+                                                                     request_timeout=self.conn.timeout_s))
+        cluster = (await self.results(what, {"cluster": found}))["cluster"]
+        if isinstance(cluster, BaseException):
+            raise cluster
+        may = {op.name for op in cluster.authorized_operations or ()}
+        if not may >= ADMINISTER:
+            held = ", ".join(sorted(may)) or "none"
+            raise KafkaAccessError(f"{self.conn.principal} (the login in {self.conn.source}) may not administer "
+                                   f"the Kafka cluster at {self.conn.bootstrap} (its operations on the cluster: "
+                                   f"{held}), and {doing} needs the admin's login: name the admin's client.properties "
+                                   "in PUENTE_CLIENT_CONFIG or --command-config")
+        self._administers = True
 
     def error(self, exc: KafkaException, what: str) -> KafkaError:
         """The Puente error for a librdkafka failure while doing ``what``."""

@@ -124,6 +124,8 @@ async def apply_topics(admin: Admin, specs: list[TopicSpec], *, dry_run: bool = 
     what stops records being deleted set back, never a weaker setting, and while any topic is refused no
     partitions are added (Kafka cannot remove them): settings that do not describe this cluster change nothing
     that cannot be undone."""
+    # Another login's metadata leaves out every topic it may not describe: a plan to create them all.
+    await admin.require_admin("planning topics" if dry_run else "creating and updating topics")
     timeout = admin.conn.timeout_s
     metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=timeout))
     existing = {name: t for name, t in metadata.topics.items() if t.error is None}

@@ -56,6 +56,9 @@ class FakeAdmin:
     conn = KafkaConnection(bootstrap="kafka:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
                            username="admin", password="x")
 
+    async def require_admin(self, doing: str) -> None:
+        """The admin's login: it may administer the cluster."""
+
 
 def apply(keys: Path, principals: list[str], **options: Any) -> list[credentials.PartyLogin]:
     """``apply_users`` against the stubbed cluster (``ScramCluster``)."""

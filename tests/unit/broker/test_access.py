@@ -197,6 +197,9 @@ class _Admin:
     async def results(self, what: str, futures: dict[Any, Any]) -> dict[Any, Any]:
         return dict(futures)
 
+    async def require_admin(self, doing: str) -> None:
+        """The admin's login: it may administer the cluster."""
+
 
 def _raw(principal: str, restype: ResourceType, name: str, pattern: ResourcePatternType, operation: AclOperation,
          permission: AclPermissionType = AclPermissionType.ALLOW, host: str = "*") -> AclBinding:

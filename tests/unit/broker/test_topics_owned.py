@@ -71,6 +71,9 @@ class FakeAdmin:
     async def results(self, what: str, futures: Any) -> dict[Any, Any]:
         return dict(futures)
 
+    async def require_admin(self, doing: str) -> None:
+        """The admin's login: it may administer the cluster."""
+
 
 def _apply(cluster: Cluster, specs: list[TopicSpec], dry_run: bool = False) -> list[TopicResult]:
     return asyncio.run(apply_topics(FakeAdmin(cluster), specs, dry_run=dry_run))  # type: ignore[arg-type]

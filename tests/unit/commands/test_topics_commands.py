@@ -49,6 +49,9 @@ class FakeAdmin:
     async def results(self, what: str, futures: Any) -> dict[Any, Any]:
         return dict(futures)
 
+    async def require_admin(self, doing: str) -> None:
+        """The admin's login: it may administer the cluster."""
+
 
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> Cluster:
