@@ -312,3 +312,19 @@ def party_connection(keys: Path, principal: str, timeout_s: float = 15.0) -> Kaf
     if not path.exists():
         raise ConfigError(f"no client configuration for {principal} at {path}: run `puente users apply`")
     return connection_from_properties(path, timeout_s=timeout_s).model_copy(update={"client_id": principal})
+
+
+def require_party(conn: KafkaConnection, command: str, *parties: str) -> None:
+    """Refuse, in one line naming both, a login that is another of Puente's parties than ``parties`` (the one a
+    command runs as: ``broker`` for ``broker run``), before anything is read, printed or written.
+
+    Kafka's answer to the wrong party's login misleads: metadata leaves out every topic it may not describe, so
+    ``broker run`` said its topics did not exist and to run ``topics apply``, and ``audit verify`` as the broker
+    reported chain ends it could not check as problems. The check is by name, without Kafka: a SASL username
+    that is none of the parties' (the admin, a certificate, a deployment's own names) is left to Kafka's ACLs."""
+    user = conn.username if conn.uses_sasl else None
+    if user is None or user in parties or not puentes(user, (BROKER, AUDITOR, CONSOLE)):
+        return
+    wanted = " or ".join(f"User:{party}" for party in parties)
+    raise ConfigError(f"`{command}` runs as {wanted}, but the login in {conn.source} is User:{user}, another "
+                      f"party's: name {parties[0]}'s client.properties in PUENTE_CLIENT_CONFIG or --command-config")

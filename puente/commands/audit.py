@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from broker.access import parties
+from broker.access import AUDITOR, BROKER, CONSOLE, parties
 from broker.audit import EndCheck, PartitionReport
 from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, RecallBook
 from broker.audit.verify import plain
@@ -33,7 +33,9 @@ from broker.auditor import (
     signature_checks,
     verify_topics,
 )
+from broker.credentials import require_party
 from broker.crypto import BROKER_OWNER, KeyKind, sign_checkpoint
+from broker.kafka import KafkaConnection
 from broker.keystore import Keystore, auditor_path
 from broker.pipeline import dead_letter_source
 from broker.spill import TimeSorted, row_time
@@ -46,6 +48,7 @@ from puente.errors import (
     EXIT_UNCHECKED,
     ConfigError,
 )
+from puente.settings import PuenteSettings
 from puente.strict import json_text
 from puente.wire import iso_utc
 
@@ -119,9 +122,17 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     recalls.set_defaults(func=_recalls)
 
 
+def _reader(cfg: PuenteSettings, command: str) -> KafkaConnection:
+    """The connection of a command that reads the audit: the auditor's login, or the console's, which reads what
+    the auditor reads (``broker.access``); another party's is refused by name (``require_party``)."""
+    conn = kafka(cfg, "puente-auditor")
+    require_party(conn, command, AUDITOR, CONSOLE)
+    return conn
+
+
 def _verify(args: argparse.Namespace) -> int:
     cfg = settings(args)
-    conn = kafka(cfg, "puente-auditor")
+    conn = _reader(cfg, "puente audit verify")
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
 
     refused: list[str] = []
@@ -239,7 +250,7 @@ def _log(args: argparse.Namespace) -> int:
         args.parser.error(f"--since {iso_utc(args.since)} is after --until {iso_utc(args.until)}: nothing can "
                           "match; swap them")
     cfg = settings(args)
-    conn = kafka(cfg, "puente-auditor")
+    conn = _reader(cfg, "puente audit log")
     flt = LogFilter(args.partner, args.alert, args.agreement, args.since, args.until,
                     frozenset(_KINDS[k] for k in args.kind) if args.kind else LogFilter.kinds)
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
@@ -269,7 +280,7 @@ def _index(args: argparse.Namespace) -> int:
     cfg = settings(args)
     path, named = index_path(args.index)
     check_index(path, named)  # before Kafka: a mistyped path is named, never reported as Kafka down
-    conn = kafka(cfg, "puente-auditor")
+    conn = _reader(cfg, "puente audit index")
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
     def line(p: IndexProgress) -> str:
         return (f"audit index: {p.records:,} records ({_rate(p.records, p.seconds)}/s), {p.rows:,} rows, partitions "
@@ -307,7 +318,9 @@ def _collect(args: argparse.Namespace) -> int:
     signing = keys.load_signing_key()
     signer_id = keys.current(BROKER_OWNER, KeyKind.BROKER_SIGNING).key_id
     policy = load_policy_set(cfg.policy_dir)
-    added = run(collect_denials(kafka(cfg, "puente-denials"), TopicNames(cfg.topic_prefix), args.log,
+    conn = kafka(cfg, "puente-denials")
+    require_party(conn, "puente audit collect-denials", BROKER)  # it appends under the broker's transactional id
+    added = run(collect_denials(conn, TopicNames(cfg.topic_prefix), args.log,
                                 frozenset(parties(policy, cfg.agencies)), signer_id,
                                 lambda payload: sign_checkpoint(signing, payload),
                                 signature_checks(cfg.keys / "broker", None, signer=True), args.since))
@@ -331,7 +344,7 @@ def _check_logs(paths: Sequence[Path]) -> None:
 
 def _recalls(args: argparse.Namespace) -> int:
     cfg = settings(args)
-    conn = kafka(cfg, "puente-auditor")
+    conn = _reader(cfg, "puente audit recalls")
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
     policy = load_policy_set(cfg.policy_dir)
     flt = LogFilter(partner=args.partner, kinds=frozenset({"DECISION", "RECEIPT"}))

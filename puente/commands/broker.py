@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from broker.access import BROKER
+from broker.credentials import require_party
 from broker.service import run_broker
 from puente import logs
 from puente.commands._common import Subparsers, kafka, kafka_options, run, seconds, settings, whole
@@ -31,7 +33,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     cfg = settings(args, group_instance_id=args.group_instance_id)
+    conn = kafka(cfg, "puente-broker")
+    require_party(conn, "puente broker run", BROKER)
     logs.configure(cfg.log_level, cfg.log_format)
-    run(run_broker(cfg, kafka(cfg, "puente-broker"), args.workers, exit_when_idle=args.exit_when_idle,
+    run(run_broker(cfg, conn, args.workers, exit_when_idle=args.exit_when_idle,
                    metrics_port=args.metrics_port or cfg.metrics_port, accept_gaps=args.accept_gap))
     return 0

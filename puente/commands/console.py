@@ -16,8 +16,10 @@ import sys
 import warnings
 from pathlib import Path
 
+from broker.access import CONSOLE
 from broker.audit_index import DEFAULT_INDEX, AlwaysKept, AuditIndex
 from broker.console_accounts import ConsoleAccounts, default_accounts_path
+from broker.credentials import require_party
 from broker.oversight import QueryLog
 from broker.private_files import secret_problem
 from broker.topology import TopicNames
@@ -225,6 +227,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"no auditor accounts in {accounts.path}: add one with `puente audit users add NAME "
                           "--scope national`")
     conn = kafka(cfg, "puente-console")
+    require_party(conn, "puente audit serve", CONSOLE)  # the one login that may write the auditors' query log
     names = TopicNames(cfg.topic_prefix)
     log = QueryLog(conn, names)
 

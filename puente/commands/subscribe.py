@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from broker.access import partner_principal
+from broker.credentials import require_party
 from broker.partner import DEFAULT_INSTANCE, Subscriber, open_copy, subscriber_for
 from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
@@ -79,6 +81,8 @@ async def _follow(sub: Subscriber, out: TextIO | None, follow: bool) -> None:
 
 def _subscribe(args: argparse.Namespace) -> int:
     cfg = settings(args)
+    conn = kafka(cfg, f"puente-subscriber-{args.partner}")
+    require_party(conn, f"puente subscribe --partner {args.partner}", partner_principal(args.partner))
     if args.follow:
         logs.configure(cfg.log_level, cfg.log_format)
     # A store or --out file named is checked here, before Kafka: the store would be made, folders and all.
@@ -88,7 +92,7 @@ def _subscribe(args: argparse.Namespace) -> int:
     if args.out is not None and str(args.out) != "-":
         given_folder("--out", args.out)
         _OUT.prepare(args.out, create=True, missing="")  # checked before anything is read or connected
-    sub = subscriber_for(cfg, kafka(cfg, f"puente-subscriber-{args.partner}"), args.partner, args.key,
+    sub = subscriber_for(cfg, conn, args.partner, args.key,
                          args.verify_key, args.sign_key, args.instance, store_path=store,
                          accept_gaps=args.accept_gap, skip=args.skip)
     out: TextIO | None = None

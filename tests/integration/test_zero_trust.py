@@ -179,11 +179,30 @@ def test_an_administration_command_with_a_partys_login_is_one_line_naming_it(env
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize(("login", "command", "party"), [
+    ("partner-COL", ("broker", "run", "--exit-when-idle", "1"), "User:broker"),
+    ("broker", ("audit", "verify"), "User:auditor or User:console"),
+    ("partner-COL", ("subscribe", "--partner", "USA", "--key", "{key}"), "User:partner-USA"),
+])
+def test_a_service_run_with_another_partys_login_names_both(env: Env, login: str, command: tuple[str, ...],
+                                                            party: str) -> None:
+    """A service run with another party's login exits 3 with one line naming the party it runs as and the login,
+    and prints nothing else: not "topics do not exist, run `puente topics apply`" (what the broker saw of a
+    partner's metadata), nor audit problems, nor "USA: 0 feed record(s) opened"."""
+    args = [part.format(key=env.key_file("USA")) for part in command]
+    done = subprocess.run(cli(*args), env=env.env_vars(login), capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    [line] = done.stderr.splitlines()
+    assert f"runs as {party}, but the login in {env.config(login)} is User:{login}" in line, line
+    assert done.stdout == ""
+
+
 async def test_an_unknown_ca_is_one_clear_line(env: Env, tmp_path: Path) -> None:
     """A client that trusts another CA gets a one-line error naming the CA file to check."""
     other = tmp_path / "other-ca"
     ca, _ = pki.ensure_ca(other)
-    text = env.config("broker").read_text().replace(str(env.conn.ca_file), str(ca))
+    text = env.config("auditor").read_text().replace(str(env.conn.ca_file), str(ca))
     config = tmp_path / "client.properties"
     config.write_text(text)
     config.chmod(0o600)

@@ -21,9 +21,12 @@ import pytest
 
 from broker.audit_index import ChainEnds
 from broker.auditor import _authorizer_lines
+from broker.kafka import KafkaConnection
 from puente import cli
 from puente.commands import audit, console, policy
 from puente.errors import ConfigError
+
+NO_KAFKA = KafkaConnection(bootstrap="kafka:9092")  # commands reach no Kafka here: every call is stubbed
 
 pytestmark = pytest.mark.timeout(60)  # a FIFO read would hang: the test fails instead
 
@@ -340,7 +343,7 @@ def test_audit_index_names_a_typed_index_path_and_its_reasons_escaped(bare_keys:
         return SimpleNamespace(records=0, seconds=0.0, rows=0, partitions=0, problems=0,
                                ends=ChainEnds(why=["offsets of \x1b]0;T\x07\nFAKE group"]))
 
-    monkeypatch.setattr(audit, "kafka", lambda cfg, name: None)
+    monkeypatch.setattr(audit, "kafka", lambda cfg, name: NO_KAFKA)
     monkeypatch.setattr(audit, "signature_checks", lambda *a, **k: None)
     monkeypatch.setattr(audit, "run", caught_up)
     index = tmp_path / "a\npuente: error: FORGED LINE\x1b[31m.sqlite"

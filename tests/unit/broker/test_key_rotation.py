@@ -16,10 +16,13 @@ import pytest
 
 import puente.commands.subscribe as subscribe_command
 from broker.crypto import FeedSealer, KeyKind
+from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
 from broker.partner import opener_for
 from puente.cli import build_parser
 from puente.errors import ConfigError, DecryptionError, KeyMaterialError, SignatureError
+
+NO_KAFKA = KafkaConnection(bootstrap="kafka:9092")  # commands reach no Kafka here: every call is stubbed
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CONTEXT = {"topic": "t.feed.COL", "schema_fp": b"12345678", "policy_version": "p", "agreement": "COMBIFRON"}
@@ -157,7 +160,7 @@ def test_subscribe_takes_verify_key_more_than_once(monkeypatch: pytest.MonkeyPat
         raise ConfigError("stop here")
 
     monkeypatch.setattr(subscribe_command, "subscriber_for", subscriber_for)
-    monkeypatch.setattr(subscribe_command, "kafka", lambda cfg, name: None)
+    monkeypatch.setattr(subscribe_command, "kafka", lambda cfg, name: NO_KAFKA)
     monkeypatch.setenv("PUENTE_KEYS", str(tmp_path))
     args: argparse.Namespace = build_parser().parse_args(
         ["subscribe", "--partner", "COL", "--key", "k.json", "--verify-key", "a.json", "--verify-key", "b.json"])

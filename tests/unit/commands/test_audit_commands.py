@@ -20,8 +20,11 @@ from broker.audit import Finding, PartitionReport
 from broker.audit.recalls import MAX_HOLDERS
 from broker.audit.verify import MAX_LISTED, EndCheck, Vouched
 from broker.auditor import AuditTopics, FeedEnds, LogFilter, WalkProgress
+from broker.kafka import KafkaConnection
 from puente.cli import build_parser
 from puente.errors import EXIT_UNCHECKED, KafkaAccessError, KafkaUnavailableError
+
+NO_KAFKA = KafkaConnection(bootstrap="kafka:9092")  # commands reach no Kafka here: every call is stubbed
 
 LONG_ID = "SNM:PTY-20261103-00231-" + "x" * 40  # longer than any column a table would cut it to
 
@@ -92,7 +95,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
                                                                         broker_group="p-broker", policy_dir=None))
     monkeypatch.setattr(auditor, "broker_ends", broker_ends)  # what `group_ends` reads, as the command calls it
     monkeypatch.setattr(auditor, "subscriber_ends", subscriber_ends)
-    monkeypatch.setattr(audit, "kafka", lambda cfg, name: None)
+    monkeypatch.setattr(audit, "kafka", lambda cfg, name: NO_KAFKA)
     monkeypatch.setattr(audit, "signature_checks", lambda keys, files: lambda *a: True)
     monkeypatch.setattr(audit, "audit_topics", audit_topics)
     monkeypatch.setattr(audit, "read_log", read_log)

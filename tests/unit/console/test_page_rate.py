@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 import puente.commands.console as console_commands
 from broker.console_accounts import Account, ConsoleAccounts, Session
+from broker.kafka import KafkaConnection
 from puente.cli import main
 from puente.console import ConsoleConfig, create_app
 from puente.console.core import Console
@@ -19,6 +20,8 @@ from puente.console.rate import PageBudget
 from puente.settings import PuenteSettings
 
 from .conftest import FakeIndex, Sink, _sign_in, served
+
+NO_KAFKA = KafkaConnection(bootstrap="kafka:9092")  # commands reach no Kafka here: every call is stubbed
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
@@ -258,7 +261,7 @@ def test_the_budget_is_a_setting_that_audit_serve_passes_on(monkeypatch: pytest.
             pass
 
     monkeypatch.setattr(console_commands, "_accounts", lambda *args, **kwargs: Accounts())
-    monkeypatch.setattr(console_commands, "kafka", lambda *args: None)
+    monkeypatch.setattr(console_commands, "kafka", lambda *args: NO_KAFKA)
     monkeypatch.setattr(console_commands, "QueryLog", lambda *args: None)
     monkeypatch.setattr(console_commands, "catch_up_index", lambda *args: None)
     monkeypatch.setattr(console_commands, "serve", lambda listen, config, *args, **kwargs: given.append(config))
