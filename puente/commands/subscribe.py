@@ -20,6 +20,7 @@ from broker.private_files import PrivateFile
 from puente import logs
 from puente.commands import store as store_commands
 from puente.commands._common import Subparsers, given_folder, kafka, kafka_options, run, say, settings
+from puente.errors import PuenteError
 from puente.signals import on_stop_signals
 
 
@@ -102,18 +103,32 @@ def _subscribe(args: argparse.Namespace) -> int:
     except BaseException:
         sub.close()  # nothing was read: no summary, only the reason
         raise
+    failed = False
     try:
         run(_follow(sub, out, args.follow))
+    except PuenteError:
+        failed = True
+        raise
     finally:
         if out is not None and out is not sys.stdout:
             out.close()
         sub.close()
-        outcomes = ", ".join(f"{n} {status.lower()}" for status, n in sorted(sub.stats.outcomes.items()))
-        stopped = ", stopped at a record it could not open" if sub.stats.rejected > sub.stats.given_up else ""
-        if sub.stats.given_up:
-            stopped += f", {sub.stats.given_up} record(s) that did not open given up as --skip named"
-        if sub.stats.skipped:
-            stopped += f", {sub.stats.skipped} record(s) the feed no longer held skipped"
-        say(f"{sub.partner}: {sub.stats.received} feed record(s) opened{f' ({outcomes})' if outcomes else ''}"
-            f"{stopped}; store {store}", file=sys.stderr)
+        _summary(sub, store, failed)
     return 0
+
+
+def _summary(sub: Subscriber, store: Path, failed: bool) -> None:
+    """What the run did, on standard error; nothing when it ``failed`` (an error of Puente's) before any record was
+    read or given up (Kafka refused the login or its rights): "0 feed record(s) opened" above the error would read
+    as an empty feed."""
+    stats = sub.stats
+    if failed and not (stats.received or stats.rejected or stats.skipped or stats.given_up):
+        return
+    outcomes = ", ".join(f"{n} {status.lower()}" for status, n in sorted(stats.outcomes.items()))
+    stopped = ", stopped at a record it could not open" if stats.rejected > stats.given_up else ""
+    if stats.given_up:
+        stopped += f", {stats.given_up} record(s) that did not open given up as --skip named"
+    if stats.skipped:
+        stopped += f", {stats.skipped} record(s) the feed no longer held skipped"
+    say(f"{sub.partner}: {stats.received} feed record(s) opened{f' ({outcomes})' if outcomes else ''}"
+        f"{stopped}; store {store}", file=sys.stderr)

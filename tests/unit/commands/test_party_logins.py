@@ -77,6 +77,16 @@ def test_another_partys_login_is_refused_by_name_before_kafka(keys: Path, user: 
     assert done.stdout == ""
 
 
+def test_a_subscriber_kafka_refuses_prints_no_summary_of_nothing(keys: Path) -> None:
+    """Its own login, Kafka unreachable: the error line, without "COL: 0 feed record(s) opened" above it."""
+    done = _puente(keys, "partner-COL", "subscribe", "--partner", "COL", "--key",
+                   str(keys / "partners" / "COL" / "COL-enc-2026a.json"))
+    assert done.returncode == 4, done.stderr
+    assert "feed record(s) opened" not in done.stderr, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if "error" in line]
+    assert line.startswith("puente: error:") and "could not be reached" in line
+
+
 def _conn(user: str | None) -> KafkaConnection:
     if user is None:
         return KafkaConnection(bootstrap="kafka:9093", source="/etc/puente/client.properties")
