@@ -704,7 +704,7 @@ async def audit_topics(conn: KafkaConnection, prefix: str) -> AuditTopics:
     if receipts and names.decisions not in present:
         raise ConfigError(f"receipts topics under prefix {prefix!r} but not the decisions topic {names.decisions} at "
                           f"{conn.bootstrap}: receipts cannot be checked against deliveries without it; check that "
-                          "this login may read it (`puente acl plan`) and PUENTE_TOPIC_PREFIX")
+                          "this login may read it (`puente acls plan`) and PUENTE_TOPIC_PREFIX")
     return AuditTopics(roles, owners, [t for t in present if t.startswith(names.feeds)])
 
 

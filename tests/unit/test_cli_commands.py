@@ -7,6 +7,7 @@ import importlib
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,43 @@ def test_each_commands_docstring_names_only_verbs_it_registers() -> None:
             assert set(verbs.split("|")) <= set(verbs_of(parser)), (name, words, verbs)
             checked += 1
     assert checked >= 5
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# What Puente tells a person to run: its messages, docstrings and documents (bench/ records past runs as they were).
+_TOLD = [*ROOT.glob("broker/**/*.py"), *ROOT.glob("puente/**/*.py"), *ROOT.glob("adapters/**/*.py"),
+         *ROOT.glob("policies/**/*.py"), *ROOT.glob("docs/**/*.md"), *ROOT.glob("scripts/*"), ROOT / "README.md",
+         ROOT / "compose.yaml", ROOT / "Makefile"]
+# `puente acls plan`, or a command with a verb and no `puente` (`acls plan`), as messages often name them.
+_MENTION = re.compile(r"`(?:puente ((?:[a-z][a-z0-9-]* ?)+)|((?:kafka|schema|policy|keys|topics|users|acls|broker|"
+                      r"store|audit|consent) [a-z][a-z0-9-]*(?: [a-z][a-z0-9-]*)*))")
+
+
+def _unknown(words: list[str]) -> str | None:
+    """The first of ``words`` that is not a command or verb where the parser expects one; None when they resolve
+    (a word after a command without verbs is an argument)."""
+    parser = build_parser([])
+    for word in words:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None:
+            return None
+        if word not in sub.choices:
+            return word
+        parser = sub.choices[word]
+    return None
+
+
+def test_every_command_puente_tells_a_person_to_run_exists() -> None:
+    """A `puente ...` named in a message, docstring or document is a real command and verb (`audit verify` once said
+    `puente acl plan`, which argparse refuses)."""
+    wrong = []
+    for path in _TOLD:
+        if not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for found in _MENTION.finditer(line):
+                words = (found.group(1) or found.group(2)).split()
+                word = _unknown(words)
+                if word is not None:
+                    wrong.append(f"{path.relative_to(ROOT)}:{number}: `puente {' '.join(words)}` ({word!r})")
+    assert wrong == []

@@ -35,7 +35,7 @@ def test_receipts_without_the_decisions_topic_are_refused_naming_it(monkeypatch:
     with pytest.raises(ConfigError) as caught:
         asyncio.run(auditor.audit_topics(KafkaConnection(bootstrap="k:9093"), "p"))
     message = str(caught.value)
-    assert "p.audit.decisions" in message and "acl plan" in message and "\n" not in message
+    assert "p.audit.decisions" in message and "`puente acls plan`" in message and "\n" not in message
 
 
 def test_the_audit_topics_are_walked_decisions_first(monkeypatch: pytest.MonkeyPatch) -> None:
