@@ -322,9 +322,29 @@ class Keystore:
         raise KeyMaterialError(self._private_refusal(record))
 
     def _private_refusal(self, record: KeyRecord) -> str:
+        # Never "remove": the file may be its owner's only copy (a partner's folder named for the broker's), and
+        # without it that party could never decrypt or sign again. Moved out, it is its owner's to keep.
         return (f"key {record.key_id}: keystore {self.path} holds {record.owner}'s private half, which only "
-                f"{record.owner} may hold: import its public half (`puente keys import-public FILE.pem --id "
-                f"{record.key_id} --dir {self.path}`) and remove {self.path / f'{record.key_id}.json'}")
+                f"{record.owner} may hold: move {self.path / f'{record.key_id}.json'} out to {record.owner}'s own "
+                f"keystore (it may be {record.owner}'s only copy), then import its public half here (`puente keys "
+                f"import-public FILE.pem --id {record.key_id} --dir {self.path}`)")
+
+    def own_folder_of(self) -> str | None:
+        """The party whose own keystore this folder looks like, or None: every private half it holds is that one
+        party's, and none is one the broker makes for itself (``_broker_makes``). Such a folder is no broker's
+        folder another party's key leaked into but that party's own, named where the broker's was meant
+        (``policy lint --keys keys/partners/COL``): its keys are to be left where they are."""
+        owners: set[str] = set()
+        for key_id in self.key_ids():
+            try:
+                record = self.load(key_id)
+            except KeyMaterialError:
+                continue  # ``broker_custody_problems`` names it
+            if record.secret is not None and _broker_makes(record):
+                return None
+            if record.secret is not None:
+                owners.add(record.owner)
+        return owners.pop() if len(owners) == 1 else None
 
     def broker_custody_problems(self) -> list[str]:
         """Why this folder, the broker's, must not be started from: one line per file, empty when none.
@@ -364,13 +384,14 @@ class Keystore:
             try:
                 record, _ = _parse_key_file(path, key_id)
             except KeyMaterialError as exc:
-                problems.append(f"{exc} ({path}): the broker cannot tell whose key it holds; fix or remove it")
+                problems.append(f"{exc} ({path}): the broker cannot tell whose key it holds; fix it, or move it out "
+                                f"of {self.path}")
                 continue
             if record.secret is not None and not _broker_makes(record):
                 problems.append(self._private_refusal(record) if record.owner != BROKER_OWNER else (
                     f"key {key_id}: {path} holds a private {record.kind} key in the broker's name, which the broker "
                     "never makes (`puente keys generate --for broker` makes its signing and key-agreement keys): "
-                    "remove it"))
+                    f"move it out of {self.path}"))
             elif record.secret is not None:
                 held.append((path, record.key_id, record.secret.reveal()))
             if record.public is None:
@@ -388,7 +409,8 @@ class Keystore:
                 if other is not None and other.key_id != own_id:
                     problems.append(
                         f"{one_line(str(path))} holds the private half of {other.key_id}, {other.owner}'s key, "
-                        f"whatever kind the file calls it: remove it (its owner must make a new generation)")
+                        f"whatever kind the file calls it: move it out of {one_line(str(self.path))} (its owner must "
+                        "make a new generation)")
         return problems
 
     def _stray_problem(self, path: Path, held: list[tuple[Path, str | None, bytes]]) -> str | None:
@@ -401,7 +423,8 @@ class Keystore:
         except FileNotFoundError:
             return None  # a temporary file renamed into place meanwhile
         except OSError as exc:
-            return f"{shown}: cannot be read ({exc.strerror}), so no one can tell whether it holds a key: remove it"
+            return (f"{shown}: cannot be read ({exc.strerror}), so no one can tell whether it holds a key: move it out "
+                    f"of {one_line(str(self.path))}")
         if stat.S_ISDIR(info.st_mode) or not _kept_name(path.name):
             what = "a folder" if stat.S_ISDIR(info.st_mode) else "a file"
             return (f"{shown}: {what} the broker does not keep in its folder (only <key id>.json key files and "
@@ -413,7 +436,7 @@ class Keystore:
             return None
         except (KeyMaterialError, OSError):
             return (f"{shown}: cannot be read as a regular file of yours, so no one can tell whether it holds a key: "
-                    "remove it")
+                    f"move it out of {one_line(str(self.path))}")
         if not _holds_foreign_secret(path.name, data):
             if _RETIRED.fullmatch(path.name) is None:
                 return None
@@ -422,11 +445,11 @@ class Keystore:
                 return None  # no secret at all
             if not secret:  # not compared with the keys held, so no one can tell whose it is
                 return (f"{shown}: holds a secret that does not read as a key (32 bytes, base64), so no one can tell "
-                        "whose it is: remove it")
+                        f"whose it is: move it out of {one_line(str(self.path))}")
             held.append((path, None, secret))
             return None
-        return (f"{shown}: holds a private key under a name no reader checks, so no one can tell whose it is: remove "
-                "it (if it is another party's, its owner must make a new generation)")
+        return (f"{shown}: holds a private key under a name no reader checks, so no one can tell whose it is: move it "
+                f"out of {one_line(str(self.path))} (if it is another party's, its owner must make a new generation)")
 
     def generations(self, owner: str, kind: KeyKind) -> list[KeyRecord]:
         """Every key of ``kind`` belonging to ``owner`` here, newest ``created_at`` first (then by id).

@@ -127,8 +127,17 @@ def _lint(args: argparse.Namespace) -> int:
     now = args.at or datetime.now(UTC)
     root, origin = _policy_dir(args)
     key_problem = _keystore_check(args.keys) if args.keys is not None else None
+    owner = Keystore(args.keys).own_folder_of() if args.keys is not None else None
+    if owner is not None:
+        # A party's own folder named for the broker's: each of its private keys would be "another party's private
+        # half" to move out, and following that would take the party's own keys away. One finding says so instead.
+        key_problem = None
     findings = [str(finding) for finding in lint(root, now=now, key_problem=key_problem)]
-    if args.keys is not None:
+    if owner is not None:
+        findings.append(f"{args.keys}: [keys] holds {owner}'s private keys and none of the broker's: it looks like "
+                        f"{owner}'s own keystore, not the broker's, which --keys names (PUENTE_KEYS/broker); leave "
+                        f"{owner}'s keys where they are")
+    elif args.keys is not None:
         # What stops the broker's start beyond the keys the policy names. Each problem starts "key <id>:"; a key
         # another line names already is not named twice (its next problem shows once that one is fixed).
         findings += [f"{args.keys}: [keys] {problem}" for problem in Keystore(args.keys).broker_custody_problems()

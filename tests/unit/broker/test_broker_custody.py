@@ -101,7 +101,7 @@ def test_a_file_that_is_no_key_file_is_named(made: Keystores) -> None:
     """A key file that does not parse could hold anyone's secret: named, with what to do."""
     (made.broker.path / "XYZ-enc-2026a.json").write_text("{", "utf-8")
     problems = made.broker.broker_custody_problems()
-    assert len(problems) == 1 and "XYZ-enc-2026a" in problems[0] and "fix or remove it" in problems[0]
+    assert len(problems) == 1 and "XYZ-enc-2026a" in problems[0] and "fix it, or move it out of" in problems[0]
 
 
 def test_a_public_half_with_a_loose_mode_is_no_custody_problem(made: Keystores) -> None:

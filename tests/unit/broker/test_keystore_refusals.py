@@ -232,14 +232,16 @@ def test_two_partners_with_one_encryption_public_key_get_no_sealer(tmp_path: Pat
 
 def test_a_partners_private_encryption_key_in_the_brokers_keystore_is_refused(tmp_path: Path) -> None:
     """COL's private decryption key copied into the broker's folder: COL gets no sealer, and the one-line problem
-    says to import the public half and remove the private file."""
+    says to move the private file out to COL (it may be COL's only copy) and import the public half; never to
+    remove it."""
     made = _site(tmp_path)
     made.broker.put(made.partners["COL"].load("COL-enc-2026a"))
     sealers, problems = build_sealers(load_policy_set(), made.broker)
     assert "COL" not in sealers
     assert "\n" not in problems["COL"] and "COL's private half" in problems["COL"]
     assert "puente keys import-public" in problems["COL"]
-    assert f"remove {made.broker.path / 'COL-enc-2026a.json'}" in problems["COL"]
+    assert f"move {made.broker.path / 'COL-enc-2026a.json'} out to COL's own keystore" in problems["COL"]
+    assert "remove" not in problems["COL"]
 
 
 def test_a_partners_private_receipt_key_is_refused_by_the_signature_check(tmp_path: Path) -> None:

@@ -190,6 +190,24 @@ def test_a_partners_private_half_in_the_broker_keystore_is_found(
     (keystore / "COL-enc-2026a.json").chmod(0o600)
     code, found = _lint_keys(keystore, capsys)
     assert code == 1 and len(found) == 1 and "holds COL's private half" in found[0] and "import-public" in found[0]
+    assert f"move {keystore}/COL-enc-2026a.json out to COL's own keystore" in found[0] and "remove" not in found[0]
+
+
+@pytest.mark.parametrize("party", ["partners/COL", "agencies/SENAN"])
+def test_a_partys_own_folder_is_named_as_such_and_never_told_to_give_up_its_keys(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], party: str) -> None:
+    """lint --keys pointed at a party's own folder (its private keys, none of the broker's) says, in one finding,
+    that it looks like that party's keystore and to leave its keys: never to remove or move its private keys,
+    which would take away the party's only way to decrypt or sign."""
+    Keystore.provision(tmp_path / "keys", partners=["COL"], agencies=["SENAN"], agreements=[], generation="2026a")
+    folder = tmp_path / "keys" / party
+    owner = party.split("/")[1]
+    code, found = _lint_keys(folder, capsys)
+    assert code == 1 and len(found) == 1, found
+    assert found[0].startswith(f"{folder}: [keys] holds {owner}'s private keys and none of the broker's: it looks "
+                               f"like {owner}'s own keystore"), found[0]
+    assert f"leave {owner}'s keys where they are" in found[0]
+    assert "remove" not in found[0] and "move " not in found[0]
 
 
 def test_keys_the_policy_does_not_name_are_checked_too(
