@@ -66,6 +66,11 @@ class QueryLogError(PuenteError):
     retriable = True
 
 
+class QueryLogUncertain(QueryLogError):
+    """The query's commit was sent and its outcome is unknown: it may be in the audit. What the console does on a
+    refusal it may take back (a wrong password's count) stays done: the audit may show it."""
+
+
 class QueryLogFenced(QueryLogError):
     """Another console took over the query log (module docstring): this one can never write it again, and stops."""
 
@@ -236,8 +241,14 @@ class QueryLog:
 
     async def record(self, auditor: str, scope: str, page: str, params: Mapping[str, Any], results: int,
                      now: datetime | None = None) -> None:
-        """Write one query and commit it; QueryLogError when it is not certainly written."""
+        """Write one query and commit it; QueryLogError when it is not certainly written: QueryLogUncertain when its
+        commit was sent and failed, so that it may be written all the same."""
         body = query_body(auditor, scope, page, params, results, now or datetime.now(UTC))
+        committing = False
+
+        def failed(message: str) -> QueryLogError:
+            return QueryLogUncertain(message) if committing else QueryLogError(message)
+
         async with self._lock:
             made = self._producer
             if self.fenced is not None:  # its producer can write nothing again: Kafka is not asked
@@ -253,6 +264,7 @@ class QueryLog:
                 try:
                     async with made.transaction():
                         await made.send_and_wait(self.tp.topic, value, partition=0)
+                        committing = True  # from here, a failure is the commit's: it may have landed
                 except BaseException:
                     self._chain.head = head
                     # A commit whose outcome is unknown may or may not have landed: read the head again.
@@ -261,11 +273,11 @@ class QueryLog:
             except AuditChainError as exc:
                 raise QueryLogError(f"cannot record this query in the audit: {exc}") from exc
             except KafkaError as exc:
-                raise QueryLogError(f"cannot record this query in the audit: check Kafka ({exc})") from exc
+                raise failed(f"cannot record this query in the audit: check Kafka ({exc})") from exc
             except PuenteError:
                 raise
             except ProducerFenced:  # aiokafka's name for a refused epoch too (INVALID_PRODUCER_EPOCH)
                 raise self._fence() from None
             except Exception as exc:
                 error = translate(exc, self.conn, f"writing {self.tp.topic}")
-                raise QueryLogError(f"cannot record this query in the audit: check Kafka ({error})") from exc
+                raise failed(f"cannot record this query in the audit: check Kafka ({error})") from exc

@@ -29,6 +29,7 @@ from broker.audit.verify import known_status
 from broker.audit_index import AlwaysKept, Query, Scope
 from broker.console_accounts import DEVICE_DAYS, ConsoleAccounts, Session
 from broker.gate import client_address
+from broker.oversight import QueryLogUncertain
 from puente import logs
 from puente.console import views
 from puente.console.rate import PageBudget
@@ -363,12 +364,16 @@ class Console:
         return self.problem(request, session, status, message)
 
     async def record(self, session: Session | None, page: str, params: Mapping[str, Any], results: int,
-                     auditor: str | None = None) -> bool:
+                     auditor: str | None = None) -> bool | None:
+        """True once the query is in the audit; False when it certainly is not; None when its commit's outcome is
+        unknown (``QueryLogUncertain``): it may be. Both of the last are not written, for whoever answers the page."""
         name = auditor if auditor is not None else (session.account.name if session else "")
         scope = session.account.scope if session else "-"
         try:
             given = {k: v for k, v in params.items() if v not in (None, "")}
             await self.config.queries.record(name, scope, page, given, results)
+        except QueryLogUncertain:
+            return None
         except PuenteError:
             return False
         return True
@@ -484,8 +489,11 @@ class Console:
         # cannot be is answered the same 503, sets no cookie, and leaves the failures, the lock and the devices.
         if result.account is None or result.checked is None:
             who = name if result.known else "(unknown name)"
-            if not await self.record(None, "sign-in refused", {"locked": "yes" if result.locked else None}, 0, who):
-                if result.counted is not None:
+            written = await self.record(None, "sign-in refused", {"locked": "yes" if result.locked else None}, 0, who)
+            if not written:
+                # Taken back only when certainly not in the audit: a commit whose outcome is unknown may have
+                # landed, and a failure the audit shows must count.
+                if result.counted is not None and written is False:
                     await run_in_threadpool(self.config.accounts.withdraw, result.counted)
                 return self.problem(request, None, 503, UNRECORDED)
             return self.html("login.html", request, None, 401, next=target, form_token=expected, error=SIGN_IN_REFUSED)

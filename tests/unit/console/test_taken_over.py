@@ -16,11 +16,11 @@ import uvicorn
 from broker.audit.chain import ChainHead, ChainWriter
 from broker.console_accounts import ConsoleAccounts
 from broker.kafka import KafkaConnection, ProducerFenced
-from broker.oversight import CHAIN, QueryLog, QueryLogError, QueryLogFenced
+from broker.oversight import CHAIN, QueryLog, QueryLogError, QueryLogFenced, QueryLogUncertain
 from broker.topology import TopicNames
 from puente.console import ConsoleConfig
 from puente.console.server import Listen, serve
-from puente.errors import ConfigError
+from puente.errors import ConfigError, KafkaUnavailableError
 
 from .conftest import FakeIndex, Sink, free_port
 
@@ -145,3 +145,31 @@ async def test_a_commit_refused_as_fenced_fences_the_query_log_for_good() -> Non
         await log.record("ana", "national", "search", {}, 0)
     assert producer.asked == 1
     assert isinstance(log.fenced, QueryLogError) and not log.fenced.retriable and log.fenced.exit_code == 1
+
+
+class _FailingProducer:
+    """A transactional producer whose send (``at="send"``) or commit (``at="commit"``) fails as Kafka unreachable."""
+
+    def __init__(self, at: str) -> None:
+        self.at = at
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
+        if self.at == "commit":
+            raise KafkaUnavailableError("Kafka at x could not be reached")
+
+    async def send_and_wait(self, *args: Any, **kwargs: Any) -> None:
+        if self.at == "send":
+            raise KafkaUnavailableError("Kafka at x could not be reached")
+
+
+@pytest.mark.parametrize(("at", "uncertain"), [("send", False), ("commit", True)])
+async def test_a_record_whose_commit_failed_may_be_written(at: str, uncertain: bool) -> None:
+    """A record whose send failed is certainly not in the audit (its transaction aborts): QueryLogError; one whose
+    commit was sent and failed may be: QueryLogUncertain, so that what a refusal counted stays counted."""
+    log = QueryLog(KafkaConnection(bootstrap="unused:9092"), TopicNames("t"))
+    log._producer, log._chain = _FailingProducer(at), ChainWriter("t.audit.queries", 0, ChainHead(), chain=CHAIN)  # type: ignore[assignment]
+    with pytest.raises(QueryLogError, match="check Kafka") as caught:
+        await log.record("ana", "national", "sign-in refused", {}, 0)
+    assert isinstance(caught.value, QueryLogUncertain) is uncertain

@@ -13,6 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from broker.console_accounts import MAX_DEVICES, MAX_FAILURES, ConsoleAccounts, Counted
+from broker.oversight import QueryLogUncertain
 from puente.console import ConsoleConfig, create_app
 from puente.errors import PuenteError
 
@@ -56,6 +57,7 @@ class HeldLog:
         self.records: list[dict[str, Any]] = []
         self.asked = 0
         self.failing = failing
+        self.uncertain = False  # the failing ones fail at their commit, whose outcome is unknown
         self.gate = asyncio.Event()
         self._turn = asyncio.Lock()
         self._arrived = asyncio.Condition()
@@ -68,7 +70,7 @@ class HeldLog:
         async with self._turn:
             await self.gate.wait()
             if number in self.failing:
-                raise PuenteError("Kafka at x could not be reached")
+                raise (QueryLogUncertain if self.uncertain else PuenteError)("Kafka at x could not be reached")
             self.records.append({"auditor": auditor, "page": page, "params": dict(params)})
 
     async def asked_for(self, count: int) -> None:
@@ -128,6 +130,21 @@ async def test_a_wrong_password_answered_503_takes_back_its_own_count_and_lock(h
     assert log.records[-1]["params"] == {"locked": "yes"}  # the right password was refused as locked
     assert accounts.list()[0].locked_until is None
     assert (await attempt("one more guess")).status_code == 401 and log.records[-1]["params"] == {"locked": "yes"}
+
+
+async def test_a_wrong_password_whose_record_may_have_landed_keeps_its_count(held_console: Any,
+                                                                              accounts: ConsoleAccounts) -> None:
+    """A failure's record whose commit was sent and failed (``QueryLogUncertain``) may be in the audit: answered 503,
+    its count and the lock it made stay, so the audit never shows more failures than the lock counted; a right
+    password after it is refused as locked."""
+    log, attempt = held_console
+    log.gate.set()
+    for i in range(MAX_FAILURES - 1):
+        assert (await attempt(f"wrong guess number {i}")).status_code == 401
+    log.failing, log.uncertain = (MAX_FAILURES,), True
+    assert (await attempt("the locking guess")).status_code == 503
+    assert accounts.list()[0].locked_until is not None
+    assert (await attempt(PASSWORD)).status_code == 401 and log.records[-1]["params"] == {"locked": "yes"}
 
 
 def test_a_right_password_answered_503_uses_nothing_up_and_clears_nothing(
