@@ -411,7 +411,9 @@ def quota_changes(current: Mapping[str, Mapping[str, float]], wanted: Mapping[st
     have = {Quota(user, key, float(value)) for user, values in current.items() for key, value in values.items()}
     want = {Quota(user, key, float(value)) for user, values in wanted.items() for key, value in values.items()}
     planned = {(q.principal, q.key) for q in want}
-    mine = {q for q in have if puentes(q.principal, who) or q.principal in wanted}
+    # A key names a user, or a user and a client id (``broker.kafka.quotas.FOR_CLIENT``): one for a client id of a
+    # party's login outranks the party's own quota in Kafka, and the plan names none, so it is removed.
+    mine = {q for q in have if puentes(q.principal.partition("/client-id=")[0], who) or q.principal in wanted}
     return QuotaChanges(tuple(sorted(want - have)),
                         tuple(sorted(q for q in mine if (q.principal, q.key) not in planned)),
                         tuple(sorted(q for q in mine - want if (q.principal, q.key) in planned)),

@@ -12,8 +12,11 @@ aiokafka's admin client, made in ``broker.kafka.clients`` (``admin_session``) fr
 ``KafkaConnection``. aiokafka defines DescribeClientQuotas (API key 48 v0) already.
 
 Reading asks for every entity (no component, not strict: Kafka's ``ClientQuotaFilter.all()``) and
-keeps those of a user alone: a user by name, and the default for every user (``DEFAULT_USER``).
-Quotas of a client id, an IP, or a user and client id together are not read here.
+keeps those of a user: a user by name, the default for every user (``DEFAULT_USER``), and a user's for one
+client id or its default client id, keyed ``<user>/client-id=<id>`` (``FOR_CLIENT``): Kafka takes the most
+specific quota first (user and client id, then user and default client id, then the user alone), so one of
+those set on a party's login would replace the party's own, and the plan must see it to remove it.
+Quotas of a client id alone or an IP are not a user's, and not read here.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ DEFAULT_USER = "<default>"
 it (``kafka-configs --entity-default``, and the name it was stored under in ZooKeeper)."""
 
 USER = "user"
+CLIENT_ID = "client-id"
+FOR_CLIENT = "/client-id="
+"""Between a user and a client id in the key of a quota of both (``user_entity``): no party's name holds a '/'."""
 ALTER_CLIENT_QUOTAS, DESCRIBE_CLIENT_QUOTAS = 49, 48
 
 
@@ -86,8 +92,24 @@ class AlterClientQuotasRequest(Request[AlterClientQuotasRequestStruct]):  # type
 
 
 def user_entity(user: str) -> Entity:
-    """The entity of one user's own quotas; ``DEFAULT_USER``: the default for every user."""
-    return [(USER, None if user == DEFAULT_USER else user)]
+    """The entity of one key ``users_described`` gives: a user's own quotas (``DEFAULT_USER``: the default for every
+    user), or a user's for one client id (``<user>/client-id=<id>``, ``<default>`` for its default client id)."""
+    name, sep, client = user.rpartition(FOR_CLIENT) if FOR_CLIENT in user else (user, "", "")
+    entity: Entity = [(USER, None if name == DEFAULT_USER else name)]
+    if sep:
+        entity.append((CLIENT_ID, None if client == DEFAULT_USER else client))
+    return entity
+
+
+def entity_key(entity: Entity) -> str | None:
+    """The key ``users_described`` gives ``entity``: a user's, alone or with a client id; None for any other."""
+    kinds = dict(entity)
+    if USER not in kinds or len(entity) != len(kinds) or not set(kinds) <= {USER, CLIENT_ID}:
+        return None
+    user = DEFAULT_USER if kinds[USER] is None else kinds[USER]
+    if CLIENT_ID not in kinds:
+        return user
+    return f"{user}{FOR_CLIENT}{DEFAULT_USER if kinds[CLIENT_ID] is None else kinds[CLIENT_ID]}"
 
 
 def alter_request(changes: Mapping[str, Mapping[str, float | None]]) -> AlterClientQuotasRequest:
@@ -104,16 +126,16 @@ def describe_request() -> DescribeClientQuotasRequest:
 
 
 def users_described(response: Response, conn: KafkaConnection, what: str) -> dict[str, dict[str, float]]:
-    """The quotas of each user alone in a DescribeClientQuotas answer (``DEFAULT_USER`` for the default); the
+    """The quotas of each user in a DescribeClientQuotas answer, alone or for a client id (``entity_key``); the
     answer's error raised as Puente's (``answer_error``)."""
     if response.error_code:
         raise answer_error(response.error_code, response.error_message, conn, what)
     out: dict[str, dict[str, float]] = {}
     for entity, values in response.entries:
-        if len(entity) != 1 or entity[0][0] != USER:
-            continue  # a client id's, an IP's, or a user's for one client id: not read here (module docstring)
-        name = entity[0][1]
-        out[DEFAULT_USER if name is None else name] = {key: float(value) for key, value in values}
+        key = entity_key([(kind, name) for kind, name in entity])
+        if key is None:
+            continue  # a client id's alone, or an IP's: no user's (module docstring)
+        out.setdefault(key, {}).update({name: float(value) for name, value in values})
     return out
 
 
@@ -127,8 +149,7 @@ def alter_failures(response: Response, conn: KafkaConnection, what: str) -> dict
         error = answer_error(code, message, conn, what)
         if isinstance(error, KafkaAccessError):
             raise error
-        users = [name for kind, name in entity if kind == USER]
-        user = (DEFAULT_USER if users[0] is None else users[0]) if users else repr(entity)[:80]
+        user = entity_key([(kind, name) for kind, name in entity]) or repr(entity)[:80]
         failed[user] = _reason(code, message)
     return failed
 

@@ -76,3 +76,18 @@ async def test_a_partner_may_neither_set_nor_read_quotas(env: Env) -> None:
         await user_quotas(login)
     found = await user_quotas(env.conn)
     assert found["partner-COL"] == quota_plan(env.policy, env.cfg.agencies)["partner-COL"]
+
+
+async def test_a_quota_for_a_client_id_of_a_partys_login_is_drift_that_apply_removes(env: Env) -> None:
+    """Kafka takes a user's quota for its default client id before the user's own: one set by hand on partner-COL's
+    login would lift the plan's bounds. `acls plan` exits 1 naming it, and `acls apply` removes it."""
+    key = "partner-COL/client-id=<default>"
+    assert await set_user_quotas(env.conn, {key: {"request_percentage": 10_000.0}}) == {}
+    assert (await user_quotas(env.conn))[key] == {"request_percentage": 10_000.0}
+    plan = _acls(env, "plan")
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert f"- quota User:{key} request_percentage=10000" in plan.stdout.splitlines()
+    apply = _acls(env, "apply")
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    assert key not in await user_quotas(env.conn)
+    assert _acls(env, "plan").returncode == 0

@@ -97,6 +97,19 @@ def test_any_quota_on_the_broker_or_a_former_party_is_removed(policy: PolicySet,
     assert changes.requests() == {user: {"producer_byte_rate": None, "request_percentage": None}}
 
 
+@pytest.mark.parametrize("client", ["c1", "<default>"])
+def test_a_quota_on_a_partys_login_for_a_client_id_is_removed(policy: PolicySet, wanted: dict[str, dict[str, float]],
+                                                               client: str) -> None:
+    """Kafka takes a user's quota for a client id (or its default client id) before the user's own: one on a party's
+    login would replace the plan's. The plan names none, so each is removed; another user's is left and listed."""
+    key, other = f"partner-COL/client-id={client}", f"someone/client-id={client}"
+    current = {**{u: dict(v) for u, v in wanted.items()}, key: {"producer_byte_rate": 1e12}, other: {"x": 1.0}}
+    changes = _changes(policy, current)
+    assert not changes.set and changes.remove == (Quota(key, "producer_byte_rate", 1e12),)
+    assert changes.others == (Quota(other, "x", 1.0),)
+    assert changes.requests() == {key: {"producer_byte_rate": None}}
+
+
 def test_other_users_quotas_are_left_and_listed(policy: PolicySet, wanted: dict[str, dict[str, float]]) -> None:
     """The admin's, another application's and the default for every user are not Puente's: listed, never changed."""
     foreign = {ADMIN: {"request_percentage": 200.0}, "billing": {"producer_byte_rate": 5.0},

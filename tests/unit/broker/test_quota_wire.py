@@ -125,15 +125,23 @@ def _described(users: dict[str | None, dict[str, float]], extra: list[Any] | Non
     return DescribeClientQuotasResponse_v0(0, 0, None, entries).encode()
 
 
-def test_reading_keeps_each_user_and_the_default_and_no_other_entity(node: Callable[..., _Node]) -> None:
-    """Every entity is asked for (no component, not strict); a user's own and the default's are kept, a client id's
-    or a user's for one client id are not."""
+def test_reading_keeps_each_users_quotas_and_no_other_entity(node: Callable[..., _Node]) -> None:
+    """Every entity is asked for (no component, not strict); a user's own, the default's, and a user's for one client
+    id or its default client id (which Kafka takes before the user's own) are kept, each under its key; a client
+    id's alone and an IP's are not a user's, and not kept. Each key names its entity back."""
     made = node(lambda _: _described({"partner-COL": {"producer_byte_rate": 1048576.0}, None: {"x": 1.0}}, [
         ([("client-id", "c1")], [("producer_byte_rate", 5.0)]),
-        ([("user", "partner-COL"), ("client-id", "c1")], [("producer_byte_rate", 9.0)])]))
+        ([("ip", "10.0.0.1")], [("connection_creation_rate", 5.0)]),
+        ([("user", "partner-COL"), ("client-id", "c1")], [("producer_byte_rate", 9.0)]),
+        ([("client-id", None), ("user", "partner-COL")], [("request_percentage", 1e4)])]))
     found = asyncio.run(user_quotas(CONN))
-    assert found == {"partner-COL": {"producer_byte_rate": 1048576.0}, "<default>": {"x": 1.0}}
+    assert found == {"partner-COL": {"producer_byte_rate": 1048576.0}, "<default>": {"x": 1.0},
+                     "partner-COL/client-id=c1": {"producer_byte_rate": 9.0},
+                     "partner-COL/client-id=<default>": {"request_percentage": 1e4}}
     assert made.sent[0].to_object() == {"components": [], "strict": False}
+    assert [quotas.user_entity(key) for key in found] == [
+        [("user", "partner-COL")], [("user", None)], [("user", "partner-COL"), ("client-id", "c1")],
+        [("user", "partner-COL"), ("client-id", None)]]
 
 
 def test_a_refused_read_is_an_access_error(node: Callable[..., _Node]) -> None:
