@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -175,16 +175,23 @@ def reader(conn: KafkaConnection, name: str = "puente-reader", *, partition_fetc
 
 async def start(client: Client, conn: KafkaConnection, what: str) -> Client:
     """Start ``client`` within ``conn.timeout_s``; on failure it is stopped and a Puente error raised."""
+    await _start_within(client.start, client.stop, conn, what)
+    return client
+
+
+async def _start_within(begin: Callable[[], Awaitable[Any]], end: Callable[[], Awaitable[Any]],
+                        conn: KafkaConnection, what: str) -> None:
+    """``begin()`` within ``conn.timeout_s``; on failure ``end()`` (its errors ignored), then Puente's error raised
+    for a third-party one (``_start_failure``)."""
     try:
         async with asyncio.timeout(conn.timeout_s):
-            await client.start()
+            await begin()
     except BaseException as exc:
         with contextlib.suppress(Exception):
-            await client.stop()
+            await end()
         if exc is (failure := await _start_failure(exc, conn, what)):
             raise
         raise failure from exc
-    return client
 
 
 async def _start_failure(exc: BaseException, conn: KafkaConnection, what: str) -> BaseException:
@@ -205,15 +212,7 @@ async def admin_session(conn: KafkaConnection, what: str,
     (``broker.kafka.quotas``): every other administration goes through ``Admin``."""
     client = AIOKafkaAdminClient(**conn.aiokafka(), client_id=_client_id(conn, name),
                                  request_timeout_ms=int(max(conn.timeout_s, 30) * 1000))
-    try:
-        async with asyncio.timeout(conn.timeout_s):
-            await client.start()
-    except BaseException as exc:
-        with contextlib.suppress(Exception):
-            await client.close()
-        if exc is (failure := await _start_failure(exc, conn, what)):
-            raise
-        raise failure from exc
+    await _start_within(client.start, client.close, conn, what)
     try:
         yield client
     except aiokafka_errors.KafkaError as exc:
