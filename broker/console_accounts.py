@@ -361,7 +361,8 @@ class ConsoleAccounts:
 
     def confirm(self, checked: Checked, password: str, now: datetime | None = None) -> str | None:
         """Sign in the right ``password`` ``check`` held, once the audit holds the sign-in: the browser's new device
-        token, or None when the account was removed or its password changed meanwhile (no sign-in then).
+        token, or None when the account was removed or its password changed meanwhile, or the device token it came
+        through was used up or ended meanwhile (no sign-in then).
 
         A sign-in through a device token uses it up and leaves the account's failures and lock as they were (a
         guesser elsewhere gets no fresh tries from it). Any other clears the failures counted before it was checked,
@@ -373,8 +374,10 @@ class ConsoleAccounts:
             row = c.execute("SELECT hash, locked_until_ms FROM accounts WHERE name = ?", (checked.name,)).fetchone()
             if row is None or row[0] != checked.hashed:
                 return None
-            if checked.device is not None:
-                c.execute("DELETE FROM devices WHERE token_sha256 = ?", (_digest(checked.device),))  # one use each
+            if checked.device is not None:  # one use each: a second check through it, made meanwhile, signs no one in
+                if not c.execute("DELETE FROM devices WHERE token_sha256 = ? AND failures < ?",
+                                 (_digest(checked.device), MAX_FAILURES)).rowcount:
+                    return None
             else:
                 c.execute("DELETE FROM failed_attempts WHERE name = ? AND id <= ?",
                           (checked.name, checked.newest_failure))

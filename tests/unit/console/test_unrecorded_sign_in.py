@@ -213,3 +213,17 @@ def test_a_device_ended_by_a_failure_withdrawn_comes_back(accounts: ConsoleAccou
     accounts.withdraw(made[-1])
     assert accounts.device(token, AT) == "ana"
     assert [accounts.check("ana", WRONG, AT).locked for _ in range(MAX_FAILURES)][-1]
+
+
+def test_one_device_token_signs_in_once_however_many_checks_hold_it(accounts: ConsoleAccounts) -> None:
+    """Two right passwords checked through the same device token while the account is locked, both before either is
+    confirmed (each waiting on its record): the first signs in and uses the token up; the second signs no one in."""
+    device = accounts.sign_in("ana", PASSWORD, AT).device
+    assert device is not None
+    for _ in range(MAX_FAILURES):
+        accounts.check("ana", WRONG, AT)
+    assert accounts.list()[0].locked_until is not None
+    first, second = (accounts.check("ana", PASSWORD, AT, device) for _ in range(2))
+    assert first.checked is not None and second.checked is not None
+    assert accounts.confirm(first.checked, PASSWORD, AT) is not None
+    assert accounts.confirm(second.checked, PASSWORD, AT) is None
