@@ -47,6 +47,7 @@ from puente.errors import (
 
 Client = TypeVar("Client", AIOKafkaProducer, AIOKafkaConsumer)
 E = TypeVar("E", bound=BaseException)
+T = TypeVar("T")
 
 # A transactional producer that begins its next transaction right after a commit finds the
 # broker still writing the previous one's markers: AddPartitionsToTxn is refused with
@@ -204,22 +205,14 @@ async def _start_failure(exc: BaseException, conn: KafkaConnection, what: str) -
     return exc
 
 
-@contextlib.asynccontextmanager
-async def admin_session(conn: KafkaConnection, what: str,
-                        name: str = "puente-admin") -> AsyncIterator[AIOKafkaAdminClient]:
+def admin_session(conn: KafkaConnection, what: str,
+                  name: str = "puente-admin") -> contextlib.AbstractAsyncContextManager[AIOKafkaAdminClient]:
     """aiokafka's admin client for ``conn``, started within ``conn.timeout_s`` and always closed; Kafka errors
     raised inside the block become Puente's (``translate``). For the requests neither library offers a call for
     (``broker.kafka.quotas``): every other administration goes through ``Admin``."""
     client = AIOKafkaAdminClient(**conn.aiokafka(), client_id=_client_id(conn, name),
                                  request_timeout_ms=int(max(conn.timeout_s, 30) * 1000))
-    await _start_within(client.start, client.close, conn, what)
-    try:
-        yield client
-    except aiokafka_errors.KafkaError as exc:
-        raise translate(exc, conn, what) from exc
-    finally:
-        with contextlib.suppress(Exception):
-            await client.close()
+    return _held(client, client.start, client.close, conn, what)
 
 
 async def _why_unreachable(conn: KafkaConnection, what: str) -> KafkaError | None:
@@ -236,20 +229,27 @@ async def _why_unreachable(conn: KafkaConnection, what: str) -> KafkaError | Non
     return None
 
 
-@contextlib.asynccontextmanager
-async def running(client: Client, conn: KafkaConnection, what: str) -> AsyncIterator[Client]:
+def running(client: Client, conn: KafkaConnection, what: str) -> contextlib.AbstractAsyncContextManager[Client]:
     """``async with running(consumer(...), conn, "reading the audit") as c:`` started, then always stopped.
 
     Kafka errors raised inside the block become Puente's (see ``translate``).
     """
-    await start(client, conn, what)
+    return _held(client, client.start, client.stop, conn, what)
+
+
+@contextlib.asynccontextmanager
+async def _held(client: T, begin: Callable[[], Awaitable[Any]], end: Callable[[], Awaitable[Any]],
+                conn: KafkaConnection, what: str) -> AsyncIterator[T]:
+    """``client`` begun within ``conn.timeout_s`` (``_start_within``) and always ended; Kafka errors raised inside
+    the block become Puente's (``translate``)."""
+    await _start_within(begin, end, conn, what)
     try:
         yield client
     except aiokafka_errors.KafkaError as exc:
         raise translate(exc, conn, what) from exc
     finally:
         with contextlib.suppress(Exception):
-            await client.stop()
+            await end()
 
 
 _ACCESS = (
