@@ -401,6 +401,11 @@ class QuotaChanges:
         return out
 
 
+FOR_CLIENT = "/client-id="
+"""Between a user and a client id in the key of a quota of both (``broker.kafka.quotas.user_entity``): no party's
+name holds a '/'."""
+
+
 def quota_changes(current: Mapping[str, Mapping[str, float]], wanted: Mapping[str, Mapping[str, float]],
                   principals: Iterable[str]) -> QuotaChanges:
     """What makes every Puente party's quotas exactly ``wanted``'s (``quota_plan``): an allow-list, as for the
@@ -411,9 +416,9 @@ def quota_changes(current: Mapping[str, Mapping[str, float]], wanted: Mapping[st
     have = {Quota(user, key, float(value)) for user, values in current.items() for key, value in values.items()}
     want = {Quota(user, key, float(value)) for user, values in wanted.items() for key, value in values.items()}
     planned = {(q.principal, q.key) for q in want}
-    # A key names a user, or a user and a client id (``broker.kafka.quotas.FOR_CLIENT``): one for a client id of a
-    # party's login outranks the party's own quota in Kafka, and the plan names none, so it is removed.
-    mine = {q for q in have if puentes(q.principal.partition("/client-id=")[0], who) or q.principal in wanted}
+    # A key names a user, or a user and a client id (``FOR_CLIENT``): one for a client id of a party's login outranks
+    # the party's own quota in Kafka, and the plan names none, so it is removed.
+    mine = {q for q in have if puentes(q.principal.partition(FOR_CLIENT)[0], who) or q.principal in wanted}
     return QuotaChanges(tuple(sorted(want - have)),
                         tuple(sorted(q for q in mine if (q.principal, q.key) not in planned)),
                         tuple(sorted(q for q in mine - want if (q.principal, q.key) in planned)),

@@ -31,6 +31,7 @@ from aiokafka.protocol.admin import DescribeClientQuotasRequest
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Boolean, Float64, Int16, Int32, Schema, String
 
+from broker.access import FOR_CLIENT
 from broker.kafka.clients import admin_session, translate
 from broker.kafka.connection import KafkaConnection
 from puente.errors import KafkaAccessError, KafkaError, KafkaOperationError
@@ -41,8 +42,6 @@ it (``kafka-configs --entity-default``, and the name it was stored under in ZooK
 
 USER = "user"
 CLIENT_ID = "client-id"
-FOR_CLIENT = "/client-id="
-"""Between a user and a client id in the key of a quota of both (``user_entity``): no party's name holds a '/'."""
 ALTER_CLIENT_QUOTAS, DESCRIBE_CLIENT_QUOTAS = 49, 48
 
 
