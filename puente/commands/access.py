@@ -12,7 +12,7 @@ from broker.kafka.acls import AclChanges, acl_changes, apply_acls, cluster_acls
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
-from puente.errors import ConfigError
+from puente.errors import ConfigError, PuenteError
 from puente.settings import PuenteSettings
 from puente.strict import one_line
 
@@ -135,6 +135,17 @@ def _print(changes: AclChanges, others: list[str], quotas: QuotaChanges, failed:
         print(one_line(line))
 
 
+def _print_acls_only(changes: AclChanges, others: list[str], quotas: QuotaChanges, failed: list[str]) -> None:
+    """What `acls apply` did to the ACLs when its quota step then stopped on an error: the ACL changes stand on the
+    cluster, so the operator is shown them before the error, and told that the quotas were not set."""
+    lines = _lines(changes, others, QuotaChanges(set=(), remove=()))[:-1]
+    lines += [f"FAILED {line}" for line in failed]
+    lines.append(f"ACLs: the changes above were made ({len(failed)} failed); the client quotas were not set "
+                 f"({len(quotas.set)} to set, {len(quotas.remove)} to remove): `puente acls plan` shows them")
+    for line in lines:
+        print(one_line(line))
+
+
 def _quota_lines(quotas: QuotaChanges) -> list[str]:
     was = {(q.principal, q.key): q for q in quotas.replaced}
     lines = [f"+ quota {q}" + (f" (now {was[q.principal, q.key].amount})" if (q.principal, q.key) in was else "")
@@ -182,7 +193,11 @@ def _apply(args: argparse.Namespace) -> int:
     async def go() -> tuple[AclChanges, list[str], QuotaChanges, list[str]]:
         changes, others, quotas = await _changes(cfg, conn)
         failed = await apply_acls(Admin(conn), changes)
-        refused = await set_user_quotas(conn, quotas.requests())
+        try:
+            refused = await set_user_quotas(conn, quotas.requests())
+        except PuenteError:
+            _print_acls_only(changes, others, quotas, failed)
+            raise
         return changes, others, quotas, failed + [f"quota User:{user}: {why}" for user, why in sorted(refused.items())]
 
     changes, others, quotas, failed = run(go())

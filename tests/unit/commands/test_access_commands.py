@@ -16,6 +16,7 @@ from broker.kafka.acls import AclChanges
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.cli import build_parser
+from puente.errors import KafkaUnavailableError
 from puente.settings import PuenteSettings
 
 STRAYS = [
@@ -227,3 +228,24 @@ def test_user_names_from_the_cluster_reach_the_terminal_escaped(cluster: dict[st
         out = capsys.readouterr().out
         assert all(line.isprintable() for line in out.splitlines())
         assert not any(line.startswith("no change") for line in out.splitlines())
+
+
+def test_apply_shows_the_acl_changes_made_when_the_quota_step_fails(cluster: dict[str, Any],
+                                                                    capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ACL changes stand on the cluster when the quota step then stops on an error: apply prints them, and that
+    the quotas were not set, before the error reaches the person."""
+    cluster["acls"] |= {*STRAYS}
+    cluster["quotas"]["partner-COL"]["producer_byte_rate"] = 1.0
+
+    async def unreachable(conn: Any, changes: dict[str, dict[str, float | None]]) -> dict[str, str]:
+        raise KafkaUnavailableError("Kafka at 127.0.0.1:1 did not answer")
+
+    monkeypatch.setattr(access, "set_user_quotas", unreachable)
+    with pytest.raises(KafkaUnavailableError):
+        _puente("acls", "apply")
+    out = capsys.readouterr().out.splitlines()
+    assert {f"- {acl}" for acl in STRAYS} <= set(out)
+    assert out[-1] == ("ACLs: the changes above were made (0 failed); the client quotas were not set (1 to set, 0 to "
+                       "remove): `puente acls plan` shows them")
+    assert not any(line.startswith("+ quota") for line in out)
