@@ -135,6 +135,10 @@ def _env(args: argparse.Namespace) -> int:
     # The admin's login: what operator commands (topics, users, acls) run as. Each party's own is
     # written by `puente users apply` into its folder; services run with that one.
     print(f"export PUENTE_CLIENT_CONFIG={shlex.quote(str(kafka.admin_config))}")
+    if not kafka.admin_config.is_file():  # on standard error: the eval this output is made for stays as it is
+        up = "puente kafka up" + ("" if args.shape == "single" else f" --shape {args.shape}")
+        say(f"puente kafka env: no local Kafka is made under {kafka.folder} yet, so PUENTE_CLIENT_CONFIG names a "
+            f"file that does not exist: run `{up}` first", file=sys.stderr)
     return 0
 
 

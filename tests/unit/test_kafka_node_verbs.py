@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -144,6 +145,8 @@ def test_a_stray_variable_is_a_warning_for_the_verbs_that_stop(tmp_path: Path, m
     assert err[0].startswith(f"puente: warning: {variable}") and "going on" in err[0], err
     if verb[0] == "stop-node":  # no cluster runs here: its own error, after the warning
         assert code == 4 and len(err) == 2 and "no local Kafka (cluster) is running" in err[1], err
+    elif verb[0] == "env":  # no cluster is made here: the note that its client configuration is not made yet
+        assert code == 0 and len(err) == 2 and "does not exist" in err[1], err
     else:
         assert code in (0, 1) and len(err) == 1, err  # status: 1, its node is stopped
     assert data.exists() == (verb[0] != "wipe")
@@ -175,3 +178,20 @@ def test_the_verbs_that_start_kafka_refuse_a_stray_variable(verb: list[str], tmp
     assert cli.main(["kafka", *verb]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["puente: error: PUENTE_DEBUG is a switch: 0 or 1"], err
+
+
+def test_kafka_env_before_kafka_up_says_the_file_it_names_is_not_made_yet(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before `kafka up` the admin's client configuration does not exist: env still prints what to eval (standard
+    output unchanged), and says on standard error that the file is not made yet and which command makes it."""
+    monkeypatch.setenv("PUENTE_HOME", str(tmp_path))
+    assert cli.main(["kafka", "env", "--shape", "cluster"]) == 0
+    captured = capsys.readouterr()
+    assert [line.split("=")[0] for line in captured.out.splitlines()] == ["export PUENTE_BOOTSTRAP",
+                                                                          "export PUENTE_CLIENT_CONFIG"]
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0] and "`puente kafka up --shape cluster` first" in err[0], err
+    config = Path(shlex.split(captured.out.splitlines()[1])[1].split("=", 1)[1])
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("made by `kafka up`\n")
+    assert cli.main(["kafka", "env", "--shape", "cluster"]) == 0 and capsys.readouterr().err == ""
