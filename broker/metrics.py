@@ -32,10 +32,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import ipaddress
 import platform
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from importlib import metadata
 from itertools import chain
 from typing import Protocol
@@ -221,7 +222,7 @@ class _BadRequest(Exception):
 async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callable[[], bool], *,
                         deadline_s: float = REQUEST_DEADLINE_S,
                         max_connections: int = MAX_CONNECTIONS, max_per_address: int = MAX_PER_ADDRESS,
-                        render_every_s: float = RENDER_EVERY_S) -> asyncio.Server:
+                        render_every_s: float = RENDER_EVERY_S, hosts: Collection[str] = ()) -> asyncio.Server:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``address:port``; a port in use is a ConfigError.
 
     The endpoint is bounded so that no client can take the broker's resources with it: the whole
@@ -242,19 +243,31 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
     ``/metrics`` answers with the text rendered at most ``render_every_s`` ago (``_Rendered``): the
     endpoint runs on the workers' event loop, and a render per request let a flood of scrapes take
     most of it (a stand-in worker lost 92% of its batches).
+    A request is answered only under a Host that names this endpoint (``host_allowed``: an IP address, localhost,
+    or one of ``hosts``), and only for GET and HEAD (405 else). Why: the per-partner decision counts are the
+    audit's to show, and a DNS-rebinding page, at a name of its own resolved to this address, read them through
+    the browser of anyone on the broker's host or network; it cannot choose the Host header, which is its name.
     """
     gate = Gate(max_connections, max_per_address)
+    names = frozenset(name.lower() for name in hosts)
     rendered = _Rendered(metrics.render, render_every_s)
     refusals = _Refusals()
 
-    async def read_head(reader: asyncio.StreamReader) -> bytes:
+    async def read_head(reader: asyncio.StreamReader) -> tuple[bytes, bytes | None]:
+        """The request line and the one Host header's value (None when there is none); _BadRequest past the
+        bounds, or for a second Host header (which of two a proxy or a client believed is unknowable)."""
         request = await reader.readline()
-        size, count = len(request), 0
+        size, count, host = len(request), 0, None
         while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
             size, count = size + len(line), count + 1
             if size > MAX_HEAD_BYTES or count > MAX_HEADERS:
                 raise _BadRequest
-        return request
+            name, colon, value = line.partition(b":")
+            if colon and name.strip().lower() == b"host":
+                if host is not None:
+                    raise _BadRequest
+                host = value.strip()
+        return request, host
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(writer)
@@ -263,22 +276,30 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
             refusals.note(address, port)
             return
         try:
+            host: bytes | None = None
             try:
                 async with asyncio.timeout(deadline_s):
-                    request: bytes | None = await read_head(reader)
+                    request: bytes | None
+                    request, host = await read_head(reader)
             except (_BadRequest, ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
                 request = None  # ValueError: a line over the reader's limit
             if conn.evicted:
                 return  # closed for a newer connection while its head was still coming
             conn.reading = False  # a request in hand: the gate no longer closes it for another
             method, path = _target(request or b"")
+            allow = b""
             if request is None:
                 body, status, kind = b"request head too large or malformed\n", b"400 Bad Request", _TEXT
+            elif not host_allowed(host, names):
+                body, status, kind = MISNAMED, b"400 Bad Request", _TEXT
+            elif method not in (b"GET", b"HEAD"):
+                body, status, kind = b"only GET and HEAD are answered here\n", b"405 Method Not Allowed", _TEXT
+                allow = b"Allow: GET, HEAD\r\n"
             else:
                 body, status, kind = _answer(path, rendered, ready)
             # A HEAD is answered as its GET, without the body (RFC 9110, 9.3.2): Content-Length still says its size.
-            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode()
-                         + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode() + b"\r\n" + allow
+                         + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                          + (b"" if method == b"HEAD" else body))
             async with asyncio.timeout(deadline_s):
                 await writer.drain()
@@ -335,6 +356,39 @@ class _Refusals:
 
 
 _TEXT = "text/plain; charset=utf-8"
+MISNAMED = (b"this Host is not one the metrics endpoint answers under: use its IP address, localhost, or a name "
+            b"PUENTE_METRICS_HOSTS lists\n")
+
+
+def host_allowed(host: bytes | None, names: Collection[str]) -> bool:
+    """Whether a request's Host header names this endpoint: an IP address (v4, or v6 in brackets), ``localhost``,
+    or one of ``names`` (lower case), each with or without a port. A page can only be same-origin with an IP
+    address's or localhost's answers if it was served from there itself, so those cannot be rebound; any other
+    name must be one the operator listed (Prometheus' target). None (no Host: HTTP/1.1 requires one, and every
+    browser sends it) is refused with the rest."""
+    if host is None:
+        return False
+    try:
+        text = host.decode("ascii").lower()
+    except UnicodeDecodeError:
+        return False
+    if text.startswith("["):
+        inner, bracket, port = text[1:].partition("]")
+        return bool(bracket) and _port(port) and _ip(inner, 6)
+    name, colon, port = text.partition(":")  # a name or an IPv4 address holds none; a bare IPv6 one is refused
+    return _port(colon + port) and (_ip(name, 4) or name == "localhost" or name in names)
+
+
+def _port(text: str) -> bool:
+    """Nothing, or ':' and a port number."""
+    return text == "" or (text[:1] == ":" and text[1:].isascii() and text[1:].isdigit() and 0 < int(text[1:]) < 65536)
+
+
+def _ip(text: str, version: int) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
 
 
 def _target(request: bytes) -> tuple[bytes, bytes]:

@@ -422,7 +422,8 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
         # Local configuration fails before anything remote is tried: a port in use is reported at once,
         # not after a Kafka timeout. /readyz answers 503 until the workers exist and have joined.
         server = await serve_metrics(metrics, settings.metrics_address, metrics_port,
-                                     lambda: bool(running) and all(w.ready for w in running))
+                                     lambda: bool(running) and all(w.ready for w in running),
+                                     hosts=settings.metrics_hosts)
     try:
         # Read once for the check and every worker: reading the policy files is most of a start's own work.
         policy_set = load_policy_set(settings.policy_dir)

@@ -32,6 +32,7 @@ OTHER_VARIABLES = frozenset({
 })
 
 
+_NAME = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$"
 _HOST = r"^(\*\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?$"
 
 _MAX_RETENTION_DAYS = (2**63 - 1) // 86_400_000  # the most days whose milliseconds fit a Java long
@@ -155,6 +156,9 @@ class PuenteSettings(BaseSettings):
         "requests one console account may make at once before PUENTE_CONSOLE_PAGE_RATE holds it"))
     metrics_address: str = Field("127.0.0.1", description=(
         "IP address the /metrics endpoint binds to (0.0.0.0: every IPv4 address, :: every address)"))
+    metrics_hosts: tuple[Annotated[str, StringConstraints(pattern=_NAME)], ...] = Field((), description=(
+        "names the /metrics endpoint answers under besides IP addresses and localhost, as JSON ([\"broker-1\"]): "
+        "the name Prometheus scrapes it by; a request under any other Host is refused (400)"))
 
     @field_validator("agencies")
     @classmethod

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from puente_testing import free_port
 
 import broker.metrics as metrics_module
-from broker.metrics import BUCKETS_S, Metrics, serve_metrics
+from broker.metrics import BUCKETS_S, Metrics, host_allowed, serve_metrics
 from puente.errors import ConfigError
 
 NOW_S = 1_800_000_000.0
@@ -90,7 +90,7 @@ def test_a_released_partition_leaves_no_stale_lag() -> None:
 
 async def _get(port: int, path: str) -> tuple[str, str]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     await writer.drain()
     raw = (await reader.read()).decode()
     writer.close()
@@ -259,7 +259,7 @@ async def _closed_soon(reader: asyncio.StreamReader) -> bool:
 
 async def _status_from(port: int, source: str, path: str = "/readyz") -> str:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     try:
         return (await asyncio.wait_for(reader.readline(), 5)).decode().strip()
     except ConnectionError:
@@ -324,8 +324,8 @@ async def test_a_head_is_answered_as_its_get_without_the_body(path: str) -> None
     port = free_port()
     server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True)
     try:
-        head, _, body = (await _answer_to(port, f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())).partition(
-            b"\r\n\r\n")
+        answer = await _answer_to(port, f"HEAD {path} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
+        head, _, body = answer.partition(b"\r\n\r\n")
         status, got = await _get(port, path)
         assert head.decode().splitlines()[0] == status and body == b""
         assert f"Content-Length: {len(got.encode())}" in head.decode() and got
@@ -342,5 +342,54 @@ async def test_a_query_string_is_ignored_on_every_path() -> None:
         assert (await _get(port, "/healthz?x=1"))[0].endswith("200 OK")
         assert (await _get(port, "/readyz?probe"))[0].endswith("503 Service Unavailable")
         assert (await _get(port, "/nope?metrics"))[0].endswith("404 Not Found")
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(("host", "allowed"), [
+    (b"127.0.0.1", True), (b"127.0.0.1:9464", True), (b"10.1.2.3:9464", True), (b"[::1]:9464", True), (b"[::1]", True),
+    (b"localhost:9464", True), (b"LOCALHOST", True), (b"broker-1:9464", True), (b"Broker-1", True),
+    (None, False), (b"", False), (b"rebound.attacker.example:9464", False), (b"broker-2:9464", False),
+    (b"localhost.attacker.example", False), (b"127.0.0.1.nip.io:9464", False), (b"::1", False), (b"[::1", False),
+    (b"[localhost]:9464", False), (b"127.0.0.1:", False), (b"127.0.0.1:0", False), (b"127.0.0.1:99999", False),
+    (b"127.0.0.1:94x", False), (b"[::1]:9464:1", False), (b"broker-1\xff", False), (b"127.0.0.1 :9464", False),
+])
+def test_a_host_names_the_endpoint_only_as_an_address_localhost_or_a_listed_name(host: bytes | None,
+                                                                                   allowed: bool) -> None:
+    """Only an IP address, localhost, or a listed name (any case, with or without a valid port) passes: a name of
+    anyone else's, which a DNS-rebinding page would send, never does."""
+    assert host_allowed(host, frozenset({"broker-1"})) is allowed
+
+
+@pytest.mark.parametrize("host", ["Host: rebound.attacker.example:{port}", "", "Host: 127.0.0.1\r\nHost: evil"])
+async def test_a_request_under_a_name_not_its_own_gets_no_metrics(host: str) -> None:
+    """A DNS-rebinding page (its own name, resolved to the broker's address), a request without a Host, or one with
+    two, is answered 400 on every path, with none of the per-partner counts; one under the listed name is served."""
+    port = free_port()
+    m = Metrics()
+    m.count_batch([_outcome([("USA", "WITHHOLD")])], [int(NOW_S * 1000)], "pa.ingress.SENAFRONT")
+    server = await serve_metrics(m, "127.0.0.1", port, lambda: True, hosts=("broker-1",))
+    try:
+        for path in ("/metrics", "/readyz", "/healthz"):
+            head = host.format(port=port)
+            answer = await _answer_to(port, f"GET {path} HTTP/1.1\r\n{head + chr(13) + chr(10) if head else ''}\r\n"
+                                      .encode())
+            assert answer.startswith(b"HTTP/1.1 400 ") and b"puente_" not in answer, answer[:200]
+        answer = await _answer_to(port, f"GET /metrics HTTP/1.1\r\nHost: broker-1:{port}\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 200 ") and b'partner="USA"' in answer
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE", "PUT", "OPTIONS", "TRACE", "PATCH"])
+async def test_only_get_and_head_are_answered(method: str) -> None:
+    """Any other method is 405 with an Allow header, and no metrics."""
+    port = free_port()
+    server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True)
+    try:
+        answer = await _answer_to(port, f"{method} /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        head = answer.partition(b"\r\n\r\n")[0].decode().splitlines()
+        assert head[0] == "HTTP/1.1 405 Method Not Allowed" and "Allow: GET, HEAD" in head
+        assert b"puente_" not in answer
     finally:
         server.close()
