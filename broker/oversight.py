@@ -43,6 +43,7 @@ from broker.kafka import (
     Producer,
     ProducerFenced,
     TopicPartition,
+    broken_for_good,
     producer,
     read_range,
     reader,
@@ -179,19 +180,38 @@ class QueryLog:
         self._broken: str | None = None  # why the chain's head is no longer known; re-read before writing
         self.fenced: QueryLogFenced | None = None  # set once another console took the log over: final
         self._taken = asyncio.Event()
+        self._renew = False  # its producer stopped for good (``_given_up``): the next record makes a new one
 
     async def start(self) -> None:
         """Take over the chain: fence any earlier console, then read and check the head. AuditChainError
         when the chain ends with what a console did not write; a Kafka error when it cannot be reached."""
-        made = producer(self.conn, "puente-console", transactional_id=console_transaction(self.names),
-                        enable_idempotence=True, acks="all")
-        await start(made, self.conn, f"writing {self.names.queries}")
-        self._producer = made
+        await self._open()
         try:
             self._chain = ChainWriter(self.tp.topic, 0, await self._head(), chain=CHAIN)
         except BaseException:
             await self.stop()
             raise
+
+    async def _open(self) -> None:
+        made = producer(self.conn, "puente-console", transactional_id=console_transaction(self.names),
+                        enable_idempotence=True, acks="all")
+        await start(made, self.conn, f"writing {self.names.queries}")
+        self._producer = made
+
+    async def _given_up(self, made: Producer) -> None:
+        """After a failed write: when ``made`` can never write again (``broken_for_good``), fence the log if
+        another console took it over, else drop the producer, so that the next ``record`` makes a new one. Why:
+        such a producer (its transactional id refused for a while, a sequence Kafka lost) failed every later query
+        on an assertion, and the console answered 503 until it was restarted, whatever Kafka's state."""
+        failure = broken_for_good(made)
+        if failure is None:
+            return
+        if isinstance(failure, ProducerFenced):
+            raise self._fence() from None
+        self._producer, self._renew = None, True
+        self._broken = "its producer stopped for good"
+        with contextlib.suppress(Exception):
+            await made.stop()
 
     async def taken_over(self) -> QueryLogFenced:
         """Wait until another console has taken the log over (found at the first commit refused as fenced: nothing
@@ -250,9 +270,15 @@ class QueryLog:
             return QueryLogUncertain(message) if committing else QueryLogError(message)
 
         async with self._lock:
-            made = self._producer
             if self.fenced is not None:  # its producer can write nothing again: Kafka is not asked
                 raise QueryLogFenced(str(self.fenced))
+            if self._renew and self._chain is not None:
+                try:
+                    await self._open()
+                except PuenteError as exc:
+                    raise QueryLogError(f"cannot record this query in the audit: check Kafka ({exc})") from exc
+                self._renew = False
+            made = self._producer
             if made is None or self._chain is None:
                 raise QueryLogError("cannot record this query in the audit: the query log is not running")
             try:
@@ -273,11 +299,13 @@ class QueryLog:
             except AuditChainError as exc:
                 raise QueryLogError(f"cannot record this query in the audit: {exc}") from exc
             except KafkaError as exc:
+                await self._given_up(made)
                 raise failed(f"cannot record this query in the audit: check Kafka ({exc})") from exc
             except PuenteError:
                 raise
             except ProducerFenced:  # aiokafka's name for a refused epoch too (INVALID_PRODUCER_EPOCH)
                 raise self._fence() from None
             except Exception as exc:
+                await self._given_up(made)
                 error = translate(exc, self.conn, f"writing {self.tp.topic}")
                 raise failed(f"cannot record this query in the audit: check Kafka ({error})") from exc

@@ -26,6 +26,7 @@ from broker.kafka.batches import PartitionBatches
 from broker.kafka.clients import (
     FetchView,
     admin_session,
+    broken_for_good,
     consumer,
     fetch_view,
     hold_rebalance,
@@ -76,6 +77,7 @@ __all__ = [
     "TopicResult",
     "admin_session",
     "apply_topics",
+    "broken_for_good",
     "committed_with_metadata",
     "connection",
     "connection_from_properties",

@@ -152,6 +152,22 @@ def producer(conn: KafkaConnection, name: str, **options: Any) -> AIOKafkaProduc
                             request_timeout_ms=int(max(conn.timeout_s, 30) * 1000), **options)
 
 
+def broken_for_good(made: AIOKafkaProducer) -> BaseException | None:
+    """The error that left transactional producer ``made`` unable to write again, or None while it can.
+
+    aiokafka stops a producer's sender for good on a fenced epoch, a refused transactional id
+    (TransactionalIdAuthorizationFailed), an out-of-order sequence or an unexpected error, and marks its
+    transaction manager FATAL_ERROR; every transaction after fails on an assertion, whatever Kafka's state.
+    Only a new producer (a new InitProducerId) writes again, and only when the cause was not that another
+    took the transactional id over: the caller tells them apart by the error given (ProducerFenced)."""
+    manager = getattr(made, "_txn_manager", None)  # None: not transactional (or a stand-in in a test)
+    if manager is None or not manager.is_fatal_error():
+        return None
+    waiter = manager._transaction_waiter
+    failure = waiter.exception() if waiter is not None and waiter.done() else None
+    return failure if isinstance(failure, BaseException) else aiokafka_errors.KafkaError("stopped for good")
+
+
 def consumer(conn: KafkaConnection, name: str, *topics: str, **options: Any) -> AIOKafkaConsumer:
     """An (unstarted) consumer for ``conn``; ``options`` are aiokafka's consumer settings. A fetched batch it
     cannot read comes out as one record saying so (``Record.unreadable``), never as an error (``guard_fetches``)."""
