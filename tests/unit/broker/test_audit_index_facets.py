@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
 from broker.audit import ChainWriter
 from broker.audit_index import Scope, _index
@@ -17,7 +16,7 @@ from broker.audit_index._index import AuditIndex
 from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 from tests.unit.broker.test_audit_index import DECISIONS, _alert, _decision, _ingest, _signer
-from tests.unit.console.conftest import PARTNERS, PASSWORD, Sink, _sign_in, cheap_hasher
+from tests.unit.console.conftest import PARTNERS, PASSWORD, Sink, _sign_in, cheap_hasher, local_client
 
 
 class _Index:
@@ -89,8 +88,8 @@ def test_a_field_with_more_values_than_a_form_lists_is_typed_in(tmp_path: Path,
     assert facets["agencies"] == [] and facets["too_many"] == ["agencies"] and facets["partners"] == ["COL"]
     accounts = ConsoleAccounts.open(tmp_path / "auditor" / "accounts.sqlite", PARTNERS, hasher=cheap_hasher())
     accounts.add("ana", "national", PASSWORD)
-    client = TestClient(create_app(ConsoleConfig(lambda: AuditIndex(path, readonly=True), accounts, Sink())),
-                        follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(lambda: AuditIndex(path, readonly=True), accounts, Sink())),
+                          follow_redirects=False)
     assert _sign_in(client, "ana").status_code == 303
     page = client.get("/search").text
     assert '<input name="agency"' in page and '<select name="partner">' in page

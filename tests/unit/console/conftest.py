@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp
 
 from broker.audit_index import Page, Query, Scope, scoped
 from broker.console_accounts import ConsoleAccounts
@@ -254,9 +255,19 @@ def sink() -> Sink:
     return Sink()
 
 
+# The console's one plain-HTTP origin is a loopback name (where `make console` serves). Under any other name, the
+# TestClient's own "testserver" among them, it sets only Secure cookies, which a client over http never sends back.
+LOCAL = "http://127.0.0.1:8443"
+
+
+def local_client(app: ASGIApp, **options: Any) -> TestClient:
+    """A client of ``app`` at the plain loopback origin (``LOCAL``)."""
+    return TestClient(app, base_url=LOCAL, **options)
+
+
 def _make_client(accounts: ConsoleAccounts, sink: Sink, *, tls: bool = False) -> TestClient:
     config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, tls=tls)
-    base = "https://testserver" if tls else "http://testserver"
+    base = "https://testserver" if tls else LOCAL
     return TestClient(create_app(config), base_url=base, follow_redirects=False)
 
 

@@ -30,6 +30,8 @@ from puente.console.views import cell
 from puente.errors import AuditChainError, PuenteError
 from puente.wire import Record
 
+from .conftest import LOCAL, local_client
+
 PASSWORD = "correct horse battery"
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 AT = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -258,11 +260,11 @@ def test_one_host_with_a_64_does_not_spend_the_overall_limit_and_keep_auditors_o
         return client.post("/login", data={"name": name, "password": password,
                                            "form_token": _token(client)}).status_code
 
-    codes = [attempt(TestClient(app, follow_redirects=False, client=(f"2001:db8:0:1::{i + 1:x}", 5000)),
+    codes = [attempt(local_client(app, follow_redirects=False, client=(f"2001:db8:0:1::{i + 1:x}", 5000)),
                      "nobody", "wrong password!") for i in range(8)]
     assert codes == [401] * 3 + [429] * 5
     assert sink.records[-1]["params"] == {"limit": "address"}
-    assert attempt(TestClient(app, follow_redirects=False, client=("192.0.2.10", 5000)), "ana", PASSWORD) == 303
+    assert attempt(local_client(app, follow_redirects=False, client=("192.0.2.10", 5000)), "ana", PASSWORD) == 303
 
 
 def test_a_flood_from_elsewhere_does_not_keep_out_a_browser_with_a_device_token() -> None:
@@ -303,10 +305,10 @@ def test_signing_in_again_and_again_with_a_device_does_not_spend_the_overall_lim
         return client.post("/login", data={"name": name, "password": PASSWORD,
                                            "form_token": _token(client)}).status_code
 
-    sam = TestClient(app, follow_redirects=False, client=("192.0.2.9", 5000))
+    sam = local_client(app, follow_redirects=False, client=("192.0.2.9", 5000))
     codes = [attempt(sam, "sam") for _ in range(12)]
     assert codes == [303] * 6 + [429] * 6  # 3 under the address limit, 3 past it on the account's own budget
-    other = TestClient(app, follow_redirects=False, client=("198.51.100.7", 5000))
+    other = local_client(app, follow_redirects=False, client=("198.51.100.7", 5000))
     assert attempt(other, "ana") == 303
 
 
@@ -321,9 +323,9 @@ def test_behind_a_proxy_a_guesser_does_not_keep_out_an_auditors_browser(accounts
         return client.post("/login", data={"name": name, "password": password,
                                            "form_token": _token(client)}).status_code
 
-    browser = TestClient(app, follow_redirects=False, client=proxy)
+    browser = local_client(app, follow_redirects=False, client=proxy)
     assert attempt(browser, "ana", PASSWORD) == 303
-    guesser = TestClient(app, follow_redirects=False, client=proxy)
+    guesser = local_client(app, follow_redirects=False, client=proxy)
     assert [attempt(guesser, "nobody", "wrong password!") for _ in range(2)] == [401, 401]  # ana's was the first
     assert attempt(guesser, "ana", PASSWORD) == 429
     assert sink.records[-1]["params"] == {"limit": "address"}
@@ -386,8 +388,8 @@ def _no_index() -> Any:
 
 def test_too_many_attempts_from_one_address_are_answered_429_and_recorded(accounts: ConsoleAccounts,
                                                                           sink: Any) -> None:
-    client = TestClient(create_app(ConsoleConfig(_no_index, accounts, sink, login_per_address=3)),
-                        follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(_no_index, accounts, sink, login_per_address=3)),
+                          follow_redirects=False)
     token = _token(client)
     form = {"name": "ana", "password": "wrong password!", "form_token": token}
     assert [client.post("/login", data=form).status_code for _ in range(3)] == [401, 401, 401]
@@ -404,7 +406,7 @@ def test_an_auditor_signs_in_with_her_browser_while_others_flood_and_lock_her_ac
     addresses spends the overall limit and locks her account; another browser is refused, 429 or locked;
     ana, with her browser, from a new address, still signs in, and the page says nothing of tokens."""
     app = create_app(ConsoleConfig(_no_index, accounts, sink, login_per_address=6, login_overall=7))
-    browser = TestClient(app, follow_redirects=False, client=("10.0.0.5", 5000))
+    browser = local_client(app, follow_redirects=False, client=("10.0.0.5", 5000))
 
     def attempt(client: TestClient, password: str) -> int:
         form = {"name": "ana", "password": password, "form_token": _token(client)}
@@ -412,29 +414,29 @@ def test_an_auditor_signs_in_with_her_browser_while_others_flood_and_lock_her_ac
 
     assert attempt(browser, PASSWORD) == 303
     assert browser.cookies.get("puente-device")
-    flood = [TestClient(app, follow_redirects=False, client=(f"10.9.9.{i}", 5000)) for i in range(3)]
+    flood = [local_client(app, follow_redirects=False, client=(f"10.9.9.{i}", 5000)) for i in range(3)]
     assert [attempt(c, "wrong password!") for c in flood for _ in range(2)] == [401] * 6
     assert sink.records[-1]["params"] == {"locked": "yes"}
-    stranger = TestClient(app, follow_redirects=False, client=("10.9.9.9", 5000))
+    stranger = local_client(app, follow_redirects=False, client=("10.9.9.9", 5000))
     assert attempt(stranger, PASSWORD) == 429
-    browser_elsewhere = TestClient(app, follow_redirects=False, client=("192.0.2.7", 5000),
-                                   cookies={"puente-device": browser.cookies["puente-device"]})
+    browser_elsewhere = local_client(app, follow_redirects=False, client=("192.0.2.7", 5000),
+                                     cookies={"puente-device": browser.cookies["puente-device"]})
     form = {"name": "ana", "password": PASSWORD, "form_token": _token(browser_elsewhere)}
     answer = browser_elsewhere.post("/login", data=form)
     assert answer.status_code == 303
     token = answer.cookies["puente-device"]
     # A made-up token is no device.
-    forged = TestClient(app, follow_redirects=False, client=("10.9.9.8", 5000), cookies={"puente-device": "x" * 43})
+    forged = local_client(app, follow_redirects=False, client=("10.9.9.8", 5000), cookies={"puente-device": "x" * 43})
     assert attempt(forged, PASSWORD) == 429
     # Ana's token lets ana past the overall limit, not guesses at another account.
     accounts.add("ben", "USA", PASSWORD)
-    other = TestClient(app, follow_redirects=False, client=("192.0.2.9", 5000), cookies={"puente-device": token})
+    other = local_client(app, follow_redirects=False, client=("192.0.2.9", 5000), cookies={"puente-device": token})
     form = {"name": "ben", "password": "wrong password!", "form_token": _token(other)}
     assert other.post("/login", data=form).status_code == 429
     assert sink.records[-1]["page"] == "sign-in throttled" and sink.records[-1]["params"] == {"limit": "all"}
     # A sign-in that cannot be recorded is refused and uses nothing up: the browser's token still works.
     sink.failing = True
-    again = TestClient(app, follow_redirects=False, client=("192.0.2.8", 5000), cookies={"puente-device": token})
+    again = local_client(app, follow_redirects=False, client=("192.0.2.8", 5000), cookies={"puente-device": token})
     answer = again.post("/login", data={"name": "ana", "password": PASSWORD, "form_token": _token(again)})
     assert answer.status_code == 503 and "set-cookie" not in answer.headers and accounts.device(token) == "ana"
 
@@ -459,7 +461,7 @@ async def test_argon2_checks_run_two_at_a_time(accounts: ConsoleAccounts, sink: 
 
     monkeypatch.setattr(accounts, "check", sign_in)
     app = create_app(ConsoleConfig(_no_index, accounts, sink))
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://testserver") as client:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=LOCAL) as client:
         page = (await client.get("/login")).text
         token = page.split('name="form_token" value="', 1)[1].split('"', 1)[0]
         form = {"name": "nobody", "password": "wrong password!", "form_token": token}
@@ -471,12 +473,12 @@ async def test_argon2_checks_run_two_at_a_time(accounts: ConsoleAccounts, sink: 
 # 5. refusals are recorded, or 503 -------------------------------------------------------------------
 
 def test_an_index_failure_that_cannot_be_recorded_says_so(accounts: ConsoleAccounts, sink: Any) -> None:
-    client = TestClient(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
     form = {"name": "ana", "password": PASSWORD, "form_token": _token(client)}
     assert client.post("/login", data=form).status_code == 303
     assert client.get("/").status_code == 503 and "being rebuilt" in client.get("/").text
     # A partner's auditor is not shown the index's own error (it names the file): only that it failed.
-    scoped = TestClient(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
+    scoped = local_client(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
     assert scoped.post("/login", data={**form, "name": "sam", "form_token": _token(scoped)}).status_code == 303
     answer = scoped.get("/")
     assert answer.status_code == 503 and "being rebuilt" not in answer.text
@@ -487,7 +489,7 @@ def test_an_index_failure_that_cannot_be_recorded_says_so(accounts: ConsoleAccou
 
 
 def test_an_expired_sign_in_form_is_recorded_or_503(accounts: ConsoleAccounts, sink: Any) -> None:
-    client = TestClient(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
     _token(client)
     form = {"name": "ana", "password": PASSWORD, "form_token": "not the form's"}
     assert client.post("/login", data=form).status_code == 400
@@ -502,7 +504,7 @@ def test_sign_in_and_sign_out_forms_are_read_only_small_and_as_utf8(accounts: Co
     says), too many fields, a multipart body (whose parts name their own charset: UTF-7 makes lone surrogates) or
     bytes that are not UTF-8 are refused before they are read whole; a sign-in so refused is recorded, and a
     sign-out without a session reads nothing. A token of any text compares (no 500, the attempt recorded)."""
-    client = TestClient(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(_no_index, accounts, sink)), follow_redirects=False)
     token = _token(client)
     form = {"name": "ana", "password": "wrong password!!", "form_token": token}
     refused = {"auditor": "(not checked)", "scope": "-", "page": "sign-in refused", "params": {"form": "unreadable"},

@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from starlette.testclient import TestClient
-
 from broker.audit_index import AuditIndex
 from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 from tests.unit.broker.test_audit_index import DECISIONS
 from tests.unit.broker.test_audit_index_integrity_scope import _index
-from tests.unit.console.conftest import Sink, _sign_in
+from tests.unit.console.conftest import Sink, _sign_in, local_client
 
 
 def _chain_rows(page: str) -> dict[str, str]:
@@ -25,12 +23,12 @@ def test_the_usa_auditor_sees_the_decision_chain_state_only(tmp_path: Path, acco
     """The decision chain's row says "sound" and shows no record count; the national auditor's row shows it."""
     _index(tmp_path, 7).close()
     config = ConsoleConfig(lambda: AuditIndex(tmp_path / "index.sqlite", readonly=True), accounts, Sink())
-    sam = TestClient(create_app(config), follow_redirects=False)
+    sam = local_client(create_app(config), follow_redirects=False)
     assert _sign_in(sam, "sam").status_code == 303
     row = _chain_rows(sam.get("/integrity").text)[DECISIONS]
     assert "counted-only" in row and "sound" in row and not re.search(r'class="num">\d', row.replace(
         '<td class="num">0</td>', ""))
-    ana = TestClient(create_app(config), follow_redirects=False)
+    ana = local_client(create_app(config), follow_redirects=False)
     assert _sign_in(ana, "ana").status_code == 303
     row = _chain_rows(ana.get("/integrity").text)[DECISIONS]
     assert '<td class="num">8</td>' in row and "counted-only" not in row

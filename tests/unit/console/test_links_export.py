@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import unquote, urljoin
 
 import pytest
-from starlette.testclient import TestClient
 
 from broker.audit import ChainWriter
 from broker.audit_index import AuditIndex, Query, Scope
@@ -17,7 +16,7 @@ from puente.console import ConsoleConfig, create_app, pages
 from puente.console.views import segment
 from tests.unit.broker.test_audit_index import DECISIONS, _alert, _ingest, _signer
 from tests.unit.broker.test_audit_index import _decision as _indexed_decision
-from tests.unit.console.conftest import FakeIndex, Sink, _decision, _sign_in
+from tests.unit.console.conftest import LOCAL, FakeIndex, Sink, _decision, _sign_in, local_client
 
 # An id an agency may choose (letters, digits and . _ / # -): as a link, it must not climb out of /alerts/.
 CLIMBING = "SENAN:x/../../../dead-letters"
@@ -36,15 +35,15 @@ def test_segment_encodes_every_slash_and_reserved_character() -> None:
 def test_alert_links_resolve_under_alerts_and_reach_the_alert(accounts: ConsoleAccounts, page: str) -> None:
     """Every link a page builds from an alert id stays under /alerts/ as a browser resolves it, and opens the alert."""
     rows = [_decision(1, CLIMBING, "USA", "DELIVER")]
-    client = TestClient(create_app(ConsoleConfig(lambda: FakeIndex(rows), accounts, Sink())), follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(lambda: FakeIndex(rows), accounts, Sink())), follow_redirects=False)
     assert _sign_in(client, "ana").status_code == 303
     answer = client.get(page)
     assert answer.status_code == 200
     links = re.findall(r'href="(/alerts/[^"]*)"', answer.text)
     assert links
     for href in links:
-        resolved = urljoin("http://testserver" + page, href.replace("&amp;", "&"))
-        assert resolved.startswith("http://testserver/alerts/SENAN%3Ax%2F"), resolved
+        resolved = urljoin(LOCAL + page, href.replace("&amp;", "&"))
+        assert resolved.startswith(f"{LOCAL}/alerts/SENAN%3Ax%2F"), resolved
         assert client.get(resolved).status_code == 200
 
 
@@ -87,7 +86,7 @@ def test_csv_export_streams_the_rows_the_log_recorded(tmp_path: Path, accounts: 
         opened.append(CatchUpAfterCount(path, readonly=True))
         return opened[-1]
 
-    client = TestClient(create_app(ConsoleConfig(open_index, accounts, sink)), follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(open_index, accounts, sink)), follow_redirects=False)
     assert _sign_in(client, "ana").status_code == 303
     answer = client.get("/search.csv")
     streamed = len(answer.text.strip().splitlines()) - 1
@@ -106,7 +105,7 @@ def test_a_refused_export_closes_its_snapshot(tmp_path: Path, accounts: ConsoleA
             closed.append(True)
 
     sink = Sink()
-    client = TestClient(create_app(ConsoleConfig(Tracked, accounts, sink)), follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(Tracked, accounts, sink)), follow_redirects=False)
     assert _sign_in(client, "ana").status_code == 303
     sink.failing = True
     opened_before = len(closed)
@@ -125,7 +124,7 @@ def test_an_export_past_its_deadline_is_cut_short_and_closes_its_snapshot(
             closed.append(True)
 
     rows = [_decision(i, f"SNM:{i}", "USA", "DELIVER") for i in range(3)]
-    client = TestClient(create_app(ConsoleConfig(lambda: Tracked(rows), accounts, Sink())), follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(lambda: Tracked(rows), accounts, Sink())), follow_redirects=False)
     assert _sign_in(client, "ana").status_code == 303
     assert len(client.get("/search.csv").text.strip().splitlines()) == 4  # within the deadline: whole
     monkeypatch.setattr(pages, "EXPORT_DEADLINE_S", -1.0)

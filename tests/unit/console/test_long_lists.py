@@ -25,7 +25,7 @@ from tests.unit.broker.test_audit_index import (
     _signer,
 )
 from tests.unit.broker.test_audit_index_receipt_text import _flood
-from tests.unit.console.conftest import PASSWORD, Sink, _sign_in
+from tests.unit.console.conftest import PASSWORD, Sink, _sign_in, local_client
 
 
 def _undelivered_receipts(folder: Path, n: int) -> Path:
@@ -42,8 +42,8 @@ def _undelivered_receipts(folder: Path, n: int) -> Path:
 
 
 def _client(path: Path, accounts: ConsoleAccounts, sink: Sink, who: str) -> TestClient:
-    client = TestClient(create_app(ConsoleConfig(lambda: AuditIndex(path, readonly=True), accounts, sink)),
-                        follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(lambda: AuditIndex(path, readonly=True), accounts, sink)),
+                          follow_redirects=False)
     assert _sign_in(client, who).status_code == 303
     return client
 

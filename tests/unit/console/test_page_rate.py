@@ -19,7 +19,7 @@ from puente.console.core import Console
 from puente.console.rate import PageBudget
 from puente.settings import PuenteSettings
 
-from .conftest import FakeIndex, Sink, _sign_in, served
+from .conftest import FakeIndex, Sink, _sign_in, local_client, served
 
 NO_KAFKA = KafkaConnection(bootstrap="kafka:9092")  # commands reach no Kafka here: every call is stubbed
 
@@ -38,7 +38,7 @@ class Clock:
 
 def _console(accounts: ConsoleAccounts, sink: Sink, clock: Clock, **limits: int) -> TestClient:
     config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, clock=clock, **limits)  # type: ignore[arg-type]
-    return TestClient(create_app(config), follow_redirects=False)
+    return local_client(create_app(config), follow_redirects=False)
 
 
 def test_requests_past_the_budget_answer_429_and_are_summed_up_in_one_record(accounts: ConsoleAccounts,
@@ -93,7 +93,7 @@ def test_each_account_has_its_own_budget(accounts: ConsoleAccounts, sink: Sink) 
     """One account over its budget does not spend another's, even from the same client."""
     clock = Clock()
     ana = _console(accounts, sink, clock, page_rate=1, page_burst=2)
-    sam = TestClient(ana.app, follow_redirects=False)
+    sam = local_client(ana.app, follow_redirects=False)
     assert _sign_in(ana, "ana").status_code == 303 and _sign_in(sam, "sam").status_code == 303
     assert [ana.get("/").status_code for _ in range(4)] == [200, 200, 429, 429]
     assert [sam.get("/").status_code for _ in range(2)] == [200, 200]

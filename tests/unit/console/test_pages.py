@@ -12,7 +12,7 @@ from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 from puente.console.core import Console
 
-from .conftest import FakeIndex, _sign_in
+from .conftest import FakeIndex, _sign_in, local_client
 
 PASSWORD = "correct horse battery"
 
@@ -150,7 +150,7 @@ def test_the_deployments_name_is_shown_only_to_a_signed_in_auditor(accounts: Con
     """The deployment (its topic prefix) names where the audit lives: not on the sign-in page or an anonymous 404,
     only in the pages of a signed-in auditor."""
     config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, deployment="pa-prod-minseg")
-    client = TestClient(create_app(config), follow_redirects=False)
+    client = local_client(create_app(config), follow_redirects=False)
     for path in ("/login", "/no-such-page"):
         assert "pa-prod-minseg" not in client.get(path).text, path
     assert _sign_in(client, "ana").status_code == 303

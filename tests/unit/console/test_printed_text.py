@@ -18,7 +18,7 @@ from puente.console import ConsoleConfig, create_app
 from puente.console.core import templates
 from puente.console.views import printable
 
-from .conftest import FakeIndex, Sink, _sign_in
+from .conftest import FakeIndex, Sink, _sign_in, local_client
 
 HOSTILE = "\x1b]0;PWNED\x07\x1b[2J\u202eLIAM\r<script>alert(1)</script>"
 UNPRINTABLE = ("\x1b", "\x07", "\r", "\u202e")
@@ -53,8 +53,7 @@ class HostileIndex(FakeIndex):
 
 
 def _client(accounts: ConsoleAccounts, index: FakeIndex, who: str = "ana") -> TestClient:
-    client = TestClient(create_app(ConsoleConfig(lambda: index, accounts, Sink())), base_url="http://testserver",
-                        follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(lambda: index, accounts, Sink())), follow_redirects=False)
     assert _sign_in(client, who).status_code == 303
     return client
 

@@ -23,7 +23,7 @@ from puente.console import ConsoleConfig, create_app
 from puente.console.pages import REFRESH, RefreshStatus
 from puente.console.server import refresher
 
-from .conftest import FakeIndex, Sink, _sign_in
+from .conftest import FakeIndex, Sink, _sign_in, local_client
 
 
 def test_a_partner_auditor_reads_rules_not_reasons(sam: TestClient) -> None:
@@ -45,7 +45,7 @@ class _ManyFindings(FakeIndex):
 
 
 def test_the_integrity_page_lists_at_most_500_findings(accounts: ConsoleAccounts, sink: Sink) -> None:
-    client = TestClient(create_app(ConsoleConfig(lambda: _ManyFindings(), accounts, sink)), follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(lambda: _ManyFindings(), accounts, sink)), follow_redirects=False)
     _sign_in(client, "ana")
     page = client.get("/integrity").text
     assert page.count('class="finding"') == 500 and "1,200 problems" not in page and "1200 problems" in page
@@ -74,7 +74,7 @@ def test_a_failing_refresh_keeps_serving_and_is_shown(ana: TestClient, accounts:
         page = ana.get("/").text
         assert "could not be refreshed since 2026-11-01 12:00:00 UTC: the audit index x failed" in page
         # The reason may name other partners' topics and offsets: a scoped auditor is told only since when.
-        sam = TestClient(create_app(ConsoleConfig(lambda: FakeIndex(), accounts, sink)), follow_redirects=False)
+        sam = local_client(create_app(ConsoleConfig(lambda: FakeIndex(), accounts, sink)), follow_redirects=False)
         _sign_in(sam, "sam")
         scoped = sam.get("/").text
         assert 'id="refresh-failed"' in scoped and "2026-11-01 12:00:00 UTC" in scoped
@@ -99,7 +99,7 @@ def test_a_scoped_auditor_is_told_of_problems_it_may_count_but_not_read(accounts
     """The integrity banner counts every chain's problems: a USA auditor, given the decisions' chain's
     counts without their texts, reads "2 problems" and that the details are for national auditors, never
     "No problem found"; the query records that count."""
-    client = TestClient(create_app(ConsoleConfig(lambda: _UntoldProblems(), accounts, sink)), follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(lambda: _UntoldProblems(), accounts, sink)), follow_redirects=False)
     _sign_in(client, "sam")
     page = client.get("/integrity").text
     assert 'id="no-findings"' not in page and "No problem found" not in page
@@ -158,8 +158,8 @@ def test_a_partner_auditor_reads_nothing_of_an_alert_withheld_from_it(real_index
     decision about W:1 (alert id, decision, rule, time) but not W:1's type, agency, sector, markings or
     publication, and filtering withheld decisions by agency or type finds nothing; a national auditor reads
     them all."""
-    client = TestClient(create_app(ConsoleConfig(lambda: AuditIndex(real_index, readonly=True), accounts, sink)),
-                        follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(lambda: AuditIndex(real_index, readonly=True), accounts, sink)),
+                          follow_redirects=False)
     _sign_in(client, "sam")
     search = client.get("/search").text
     assert "W:1" in search and "WITHHOLD" in search and "partner.clearance" in search
@@ -203,8 +203,8 @@ def test_a_partner_auditor_reads_no_border_sector_its_view_dropped(tmp_path: Pat
         ingest = index.partition("t.audit.decisions", 0, "decisions", checker({"broker-sign-2026a": _KEY.public_key()}))
         ingest.add(0, block)
         ingest.commit()
-    client = TestClient(create_app(ConsoleConfig(lambda: AuditIndex(path, readonly=True), accounts, sink)),
-                        follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(lambda: AuditIndex(path, readonly=True), accounts, sink)),
+                          follow_redirects=False)
     _sign_in(client, "sam")
     pages = [client.get(p).text for p in ("/indicators", "/indicators.csv?table=shared", "/search", "/search.csv",
                                           "/alerts/S:1")]
@@ -219,14 +219,14 @@ def test_signing_in_again_ends_the_browsers_previous_session(accounts: ConsoleAc
     """A browser that signs in again gets a new session token, and the one it held before stops working: whoever
     had copied it cannot go on with it."""
     config = ConsoleConfig(lambda: FakeIndex(), accounts, sink)
-    browser = TestClient(create_app(config), follow_redirects=False)
+    browser = local_client(create_app(config), follow_redirects=False)
     _sign_in(browser, "ana")
-    old = browser.cookies[config.cookie]
+    old = browser.cookies["puente-console"]
     _sign_in(browser, "ana")
     assert sink.records[-1]["page"] == "sign-in" and sink.records[-1]["params"] == {"previous_session": "ended"}
-    assert browser.cookies[config.cookie] != old and browser.get("/").status_code == 200
-    thief = TestClient(create_app(config), follow_redirects=False)
-    thief.cookies.set(config.cookie, old)
+    assert browser.cookies["puente-console"] != old and browser.get("/").status_code == 200
+    thief = local_client(create_app(config), follow_redirects=False)
+    thief.cookies.set("puente-console", old)
     assert thief.get("/").status_code == 303  # to the sign-in page
 
 
@@ -270,7 +270,7 @@ def test_the_integrity_page_shows_every_chain_end_and_never_calls_an_unchecked_o
     the banner counts, and an end not checked (or none checked at all) turns "No problem found" into a banner
     that says records dropped from a chain's end would not show."""
     fake = type("Fake", (_Ends,), {"ends": ends, "counted": counted, "read_at": read_at})
-    client = TestClient(create_app(ConsoleConfig(lambda: fake(), accounts, sink)), follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(lambda: fake(), accounts, sink)), follow_redirects=False)
     _sign_in(client, "sam")
     page = client.get("/integrity").text
     assert banner in page
@@ -298,7 +298,7 @@ def test_the_summary_says_whole_to_the_end_only_when_every_end_was_checked(
                 found["ends_all_checked"] = all_checked
             return found
 
-    client = TestClient(create_app(ConsoleConfig(lambda: Whole(), accounts, sink)), follow_redirects=False)
+    client = local_client(create_app(ConsoleConfig(lambda: Whole(), accounts, sink)), follow_redirects=False)
     _sign_in(client, "ana")
     page = client.get("/").text
     assert shown in page and absent not in page
