@@ -38,7 +38,8 @@ def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ig
             "over the audit index, read-only; every query is written to the audit before it is answered. Runs as "
             "the console party's own Kafka login, the only one that may write the auditors' query log; refuses a "
             "non-loopback address without TLS. Answers only under its own names: loopback ones on a loopback "
-            "address, its certificate's over TLS, with the port; PUENTE_CONSOLE_HOSTS adds others (a reverse proxy's)")
+            "address, its certificate's over TLS, with the port; PUENTE_CONSOLE_HOSTS adds others (a reverse proxy's, "
+            "reached over https: under any but a loopback name its cookies are Secure and HSTS is sent)")
     srv = audit.add_parser("serve", help="serve the auditors' web console", description=text,
                            parents=[kafka_options()])
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

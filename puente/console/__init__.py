@@ -2,6 +2,7 @@
 
     app       the Starlette application and its routes
     core      configuration, the answer path (index, audit, page), sign-in, security headers
+    origin    whether a request's browser is at an https origin: its cookies' names, Secure, HSTS
     pages     the pages
     rate      how many requests one account may make (429 past it), and the summary of those refused
     views     formatting helpers the templates use

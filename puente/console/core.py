@@ -32,6 +32,7 @@ from broker.gate import client_address
 from broker.oversight import QueryLogUncertain
 from puente import logs
 from puente.console import views
+from puente.console.origin import Origin, host_header
 from puente.console.rate import PageBudget
 from puente.errors import PuenteError
 from puente.wire import parse_time
@@ -106,6 +107,8 @@ class ConsoleConfig:
     accounts: ConsoleAccounts
     queries: QuerySink
     tls: bool = False
+    """Whether the console terminates TLS itself (``server.Listen.tls``): every request's origin is then https. Without
+    it, a request's origin is decided by the name it came under (``origin``)."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     deployment: str = ""
     envelope: AlwaysKept | None = None
@@ -116,20 +119,6 @@ class ConsoleConfig:
     """Requests a minute one signed-in account may make, sustained (``rate.PageBudget``; PUENTE_CONSOLE_PAGE_RATE)."""
     page_burst: int = 60
     """Requests one account may make at once, before ``page_rate`` holds it (PUENTE_CONSOLE_PAGE_BURST)."""
-
-    @property
-    def cookie(self) -> str:
-        # __Host-: the browser keeps it only from a secure origin, for this host and path "/".
-        return "__Host-puente-console" if self.tls else "puente-console"
-
-    @property
-    def login_cookie(self) -> str:
-        return "__Host-puente-login" if self.tls else "puente-login"
-
-    @property
-    def device_cookie(self) -> str:
-        """The browser's device token (``broker.console_accounts``): kept across sign-outs, by design."""
-        return "__Host-puente-device" if self.tls else "puente-device"
 
 
 class LoginThrottle:
@@ -212,7 +201,8 @@ class LoginThrottle:
 
 
 class SecurityHeaders:
-    """Adds ``SECURITY_HEADERS`` (and HSTS over TLS) to every response, whatever made it."""
+    """Adds ``SECURITY_HEADERS`` to every response, whatever made it, and HSTS to each one to an https origin
+    (``origin``: over TLS, or under a reverse proxy's name)."""
 
     def __init__(self, app: ASGIApp, tls: bool) -> None:
         self.app, self.tls = app, tls
@@ -222,11 +212,13 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        secure = Origin.of(host_header(scope), self.tls).secure
+
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() not in SECURITY_HEADERS]
                 headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-                if self.tls:
+                if secure:
                     headers.append((b"strict-transport-security", b"max-age=31536000"))
                 message = {**message, "headers": headers}
             await send(message)
@@ -271,11 +263,9 @@ class HostCheck:
         return bool(label and dot) and "[" not in label and f"*.{rest}" in self.hosts
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            host = next((value.decode("latin-1") for key, value in scope["headers"] if key == b"host"), "")
-            if not self.allows(host):
-                await PlainTextResponse(MISNAMED + "\n", 400, headers=SECURITY_HEADERS)(scope, receive, send)
-                return
+        if scope["type"] == "http" and not self.allows(host_header(scope)):
+            await PlainTextResponse(MISNAMED + "\n", 400, headers=SECURITY_HEADERS)(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
@@ -378,8 +368,12 @@ class Console:
             return False
         return True
 
+    def origin(self, request: Request) -> Origin:
+        """The browser's origin for ``request``, which names the cookies read and set in answering it."""
+        return Origin.of(request.headers.get("host", ""), self.config.tls)
+
     def session(self, request: Request) -> Session | None:
-        return self.config.accounts.session(request.cookies.get(self.config.cookie), self.config.clock())
+        return self.config.accounts.session(request.cookies.get(self.origin(request).session), self.config.clock())
 
     async def signed_in(self, request: Request) -> Session | Response:
         """The request's session, counted against its account's budget; else the sign-in form, or 429 over it."""
@@ -456,12 +450,14 @@ class Console:
         token = secrets.token_urlsafe(24)
         response = self.html("login.html", request, None, next=views.local_path(request.query_params.get("next")),
                              form_token=token, error="")
-        self._cookie(response, self.config.login_cookie, token, max_age=1800)
+        origin = self.origin(request)
+        _cookie(response, origin, origin.login, token, max_age=1800)
         return response
 
     async def login(self, request: Request) -> Response:
         address = request.client.host if request.client else "-"
-        device = request.cookies.get(self.config.device_cookie)
+        origin = self.origin(request)
+        device = request.cookies.get(origin.device)
         holder = await run_in_threadpool(self.config.accounts.device, device, self.config.clock()) if device else None
         if holder is None:
             device = None  # not a live device token: this browser is held like any other
@@ -477,7 +473,7 @@ class Console:
         if past is not None and name != holder:  # a device lets its own account past a limit, no other
             return await self._throttle_refusal(request, past)
         target = views.local_path(form.get("next", ""))
-        expected = request.cookies.get(self.config.login_cookie)
+        expected = request.cookies.get(origin.login)
         if not expected or not same_token(expected, form.get("form_token", "")):
             return await self.refuse(request, None, "sign-in refused", {"form": "expired"}, 400,
                                      "This sign-in form has expired: open the sign-in page again.", "(not checked)")
@@ -498,7 +494,7 @@ class Console:
                 return self.problem(request, None, 503, UNRECORDED)
             return self.html("login.html", request, None, 401, next=target, form_token=expected, error=SIGN_IN_REFUSED)
         session = await run_in_threadpool(self.config.accounts.start_session, result.account, self.config.clock())
-        previous = request.cookies.get(self.config.cookie)
+        previous = request.cookies.get(origin.session)
         if not await self.record(session, "sign-in", {"previous_session": "ended"} if previous else {}, 1):
             await run_in_threadpool(self.config.accounts.end_session, session.token)
             return self.problem(request, None, 503, UNRECORDED)
@@ -512,9 +508,9 @@ class Console:
         # would otherwise stay valid until it expired (whoever had copied it could go on using it).
         await run_in_threadpool(self.config.accounts.end_session, previous)
         done = RedirectResponse(target, status_code=303)
-        self._cookie(done, self.config.cookie, session.token)
-        self._cookie(done, self.config.device_cookie, fresh, max_age=DEVICE_DAYS * 86_400)
-        done.delete_cookie(self.config.login_cookie, secure=self.config.tls, httponly=True, samesite="strict")
+        _cookie(done, origin, origin.session, session.token)
+        _cookie(done, origin, origin.device, fresh, max_age=DEVICE_DAYS * 86_400)
+        done.delete_cookie(origin.login, secure=origin.secure, httponly=True, samesite="strict")
         return done
 
     async def _throttle_refusal(self, request: Request, limit: str) -> Response:
@@ -539,12 +535,15 @@ class Console:
             await self.record(session, "sign-out", {}, 0)  # signing out happens whether or not it is recorded
             await run_in_threadpool(self.config.accounts.end_session, session.token)
         response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(self.config.cookie, secure=self.config.tls, httponly=True, samesite="strict")
+        origin = self.origin(request)
+        response.delete_cookie(origin.session, secure=origin.secure, httponly=True, samesite="strict")
         return response
 
-    def _cookie(self, response: Response, name: str, value: str, max_age: int | None = None) -> None:
-        response.set_cookie(name, value, max_age=max_age, path="/", secure=self.config.tls, httponly=True,
-                            samesite="strict")
+
+def _cookie(response: Response, origin: Origin, name: str, value: str, max_age: int | None = None) -> None:
+    """Set a cookie of the console's for ``origin``: for this host and path "/" alone, Secure over https."""
+    response.set_cookie(name, value, max_age=max_age, path="/", secure=origin.secure, httponly=True,
+                        samesite="strict")
 
 
 async def small_form(request: Request) -> dict[str, str] | None:

@@ -45,6 +45,7 @@ from broker.keystore import auditor_path
 from broker.oversight import QueryLog
 from puente.console.app import create_app
 from puente.console.core import ConsoleConfig, HostCheck
+from puente.console.origin import is_loopback
 from puente.console.pages import REFRESH, RefreshStatus
 from puente.errors import ConfigError, PuenteError
 from puente.settings import PuenteSettings
@@ -434,16 +435,6 @@ def _refused(c: str, k: str, leaf: x509.Certificate, key_pem: bytes, exc: Except
         return f"the TLS key {k} does not match the certificate {c}: give the key the certificate was issued for"
     reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
     return f"the TLS certificate {c} and key {k} cannot be served ({reason}): check both files"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names only this machine (``localhost`` or a loopback address)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _note(text: str) -> None:

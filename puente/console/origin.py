@@ -1,0 +1,79 @@
+"""Whether a browser reached the console over https, which decides the cookies it is given and whether HSTS is sent.
+
+The console terminates TLS itself (``--tls-cert``), or is served in plain HTTP on a loopback address: alone, for a
+browser on the same machine (``make console``), or behind a reverse proxy that terminates TLS for it under a public
+name (PUENTE_CONSOLE_HOSTS). Whether the console terminates TLS says nothing of the scheme the browser used: behind
+the proxy the browser is at https://name/ while the console sees plain HTTP. So the origin is decided per request,
+from the Host header it came under (``HostCheck`` has already matched it with the console's names): a request over
+TLS is https; so is one under any name but a loopback one, which can only be a proxy's public name (a ministry
+deploys no plain-http console); a loopback name without TLS is the one plain-http origin. No forwarded header is
+read: behind a proxy it would be believed from whoever can reach the port.
+
+Over https the cookies are Secure, so that the browser never sends them in clear (to a proxy's redirect from port
+80, or after a planted http:// link), and ``__Host-`` prefixed: the browser keeps such a cookie only from a secure
+origin, for that host alone and path "/", so that no other host of the site can plant one (a sign-in form token,
+for a login CSRF) or shadow it. HSTS is sent too. Each origin's cookies have their own names, read, set and deleted
+under the origin of the request at hand: a cookie set for the plain loopback origin is never taken under a public
+name, nor the other way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from starlette.types import Scope
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (``localhost`` or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(host: str) -> str:
+    """The name or address in a Host header value, lowercase, without its port and an IPv6 address's brackets."""
+    host = host.lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, colon, port = host.rpartition(":")
+    return name if colon and port.isdigit() else host
+
+
+def host_header(scope: Scope) -> str:
+    """An HTTP request's Host header (the first, as ``HostCheck`` reads it), or "" when it has none."""
+    return next((value.decode("latin-1") for key, value in scope["headers"] if key == b"host"), "")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The browser's origin as far as the console's cookies go: https (``secure``) or the plain loopback one."""
+
+    secure: bool
+
+    @classmethod
+    def of(cls, host: str, tls: bool) -> Origin:
+        """The origin of a request that came under the Host header ``host``, to a console serving TLS or not."""
+        return cls(tls or not is_loopback(host_name(host)))
+
+    def _named(self, name: str) -> str:
+        return f"__Host-{name}" if self.secure else name
+
+    @property
+    def session(self) -> str:
+        """The session cookie."""
+        return self._named("puente-console")
+
+    @property
+    def login(self) -> str:
+        """The sign-in form's token, for the form posted back (a double-submit cookie)."""
+        return self._named("puente-login")
+
+    @property
+    def device(self) -> str:
+        """The browser's device token (``broker.console_accounts``): kept across sign-outs, by design."""
+        return self._named("puente-device")
