@@ -146,8 +146,8 @@ class PuenteSettings(BaseSettings):
         "(loopback names on a loopback address, the certificate's DNS and IP names over TLS, each with the port), "
         "as JSON ([\"console.example\"]): a name or address as the browser sends it, with the port unless it is "
         "the scheme's own (a reverse proxy's 443, say); *.name stands for one label. Any other is refused (400). "
-        "Every name here but a loopback one is taken to be reached over https (a proxy terminating TLS): the "
-        "console's cookies under it are Secure and __Host- named, and HSTS is sent"))
+        "Naming any is taken to mean a proxy terminating TLS: every request is then taken as https (its Host may "
+        "be the proxy's upstream address), the console's cookies are Secure and __Host- named, and HSTS is sent"))
     # Each request a signed-in auditor makes is one QUERY record, kept for the audit's retention and written one at a
     # time: a person clicking, or opening a search's alerts in tabs, stays well within 60 at once and one a second.
     console_page_rate: int = Field(60, ge=1, le=6000, description=(

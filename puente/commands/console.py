@@ -26,6 +26,7 @@ from broker.topology import TopicNames
 from policies import PolicySet, load_policy_set
 from puente.commands._common import given_folder, kafka, kafka_options, run, say, seconds, settings
 from puente.console import ConsoleConfig, IndexReader
+from puente.console.origin import every_origin_https
 from puente.console.server import Listen, catch_up_index, serve
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
@@ -235,7 +236,8 @@ def _serve(args: argparse.Namespace) -> int:
     def open_index() -> IndexReader:
         return AuditIndex(index, readonly=True)
 
-    config = ConsoleConfig(open_index, accounts, log, tls=listen.tls, deployment=cfg.topic_prefix,
+    config = ConsoleConfig(open_index, accounts, log, tls=every_origin_https(listen.tls, cfg.console_hosts),
+                           deployment=cfg.topic_prefix,
                            envelope=AlwaysKept.of(policy_set), page_rate=cfg.console_page_rate,
                            page_burst=cfg.console_page_burst)
     catch_up = catch_up_index(cfg, conn, index)

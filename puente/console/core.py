@@ -107,8 +107,9 @@ class ConsoleConfig:
     accounts: ConsoleAccounts
     queries: QuerySink
     tls: bool = False
-    """Whether the console terminates TLS itself (``server.Listen.tls``): every request's origin is then https. Without
-    it, a request's origin is decided by the name it came under (``origin``)."""
+    """Whether every request's origin is https (``origin.every_origin_https``: the console terminates TLS itself, or is
+    served behind a proxy's public names). Without it, a request's origin is decided by the name it came under
+    (``origin``)."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     deployment: str = ""
     envelope: AlwaysKept | None = None

@@ -20,6 +20,7 @@ name, nor the other way.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from starlette.types import Scope
@@ -47,6 +48,16 @@ def host_name(host: str) -> str:
 def host_header(scope: Scope) -> str:
     """An HTTP request's Host header (the first, as ``HostCheck`` reads it), or "" when it has none."""
     return next((value.decode("latin-1") for key, value in scope["headers"] if key == b"host"), "")
+
+
+def every_origin_https(tls: bool, proxy_names: Collection[str]) -> bool:
+    """Whether every request the console answers is to be taken as https, whatever name it came under: when it
+    terminates TLS itself, and when it names a proxy's public names (PUENTE_CONSOLE_HOSTS). Why the latter: a proxy
+    may pass its own upstream address as the Host (nginx does unless told ``proxy_set_header Host $host``), so the
+    browser's https requests come under a loopback name, and would be given plain cookies it sends in clear to
+    the proxy's port 80. A browser on the console's own machine still signs in at http://127.0.0.1: browsers take a
+    loopback origin as secure, and keep Secure and ``__Host-`` cookies from it."""
+    return tls or bool(proxy_names)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
-from puente.console.origin import Origin, host_name
+from puente.console.origin import Origin, every_origin_https, host_name
 
 from .conftest import PASSWORD, FakeIndex, Sink, local_client, served
 
@@ -65,6 +65,18 @@ def test_a_requests_origin_is_plain_only_under_a_loopback_name_without_tls(host:
     assert (origin.session, origin.login, origin.device) == (
         ("__Host-puente-console", "__Host-puente-login", "__Host-puente-device") if secure else
         ("puente-console", "puente-login", "puente-device"))
+
+
+@pytest.mark.parametrize(("tls", "proxy_names", "every"), [
+    (False, (), False), (True, (), True), (False, ("console.example",), True), (True, ("console.example",), True),
+])
+def test_a_console_behind_a_proxys_names_takes_every_request_as_https(tls: bool, proxy_names: tuple[str, ...],
+                                                                      every: bool) -> None:
+    """Named proxy hosts mean a proxy terminates TLS: every request is https, those the proxy passes under its own
+    upstream (loopback) address too (nginx's default Host), so no cookie is ever given out plain."""
+    assert every_origin_https(tls, proxy_names) is every
+    origin = Origin.of("127.0.0.1:8443", every_origin_https(tls, proxy_names))
+    assert origin.secure is every and origin.session == ("__Host-puente-console" if every else "puente-console")
 
 
 def test_a_host_name_is_read_without_its_port_or_brackets() -> None:
