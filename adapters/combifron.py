@@ -89,6 +89,7 @@ from adapters.core import (
 from adapters.senafront import DIRECTIONS, EVENT_TYPES, LABELS
 from adapters.senan import MARKINGS, marking_labels, marking_overrides
 from adapters.snm import LIST_LABELS, TRAVELLER, hit
+from puente.wire import series_unit
 
 TYPES = {"EVENTO_FRONTERA": "BORDER_EVENT", "INCAUTACION": "SEIZURE", "ALERTA_MIGRATORIA": "WATCHLIST_HIT"}
 # accion -> the schema's LifecycleAction (ALTA, a first publication, has none).
@@ -225,7 +226,7 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     marks = markings(ctx, over, unit, later=later, labels=marking_labels("restricciones"))
     marks["originator_consent"] = list(dict.fromkeys([*marks["originator_consent"], *consented]))
     ident = alert_id(ctx, doc.get("id_mensaje"), "id_mensaje")
-    if not ident.startswith(f"{ctx.agency}:{originator}-"):
+    if series_unit(ident, ctx.agency, "COL-") != originator:
         raise f.fail(f.INVALID, f"id_mensaje must start with {originator}- (the entidad's own series): the id "
                                 "is the alert's for every revision, and another entity's number would make this "
                                 "message a revision of that entity's alert")

@@ -190,6 +190,13 @@ class Originator(NamedTuple):
                 and len(originator_agency) > len(self.prefix) and originator_agency.startswith(self.prefix)
                 and (not codes or _AREA_CODE.fullmatch(originator_agency, len(self.prefix)) is not None))
 
+    def in_series(self, alert_id: Any, originator_agency: Any) -> bool:
+        """Whether ``alert_id`` is in the series of the unit ``originator_agency`` names (``wire.series_unit``, the
+        COMBIFRON adapter's rule); always for an agency naming itself, or one relaying no units."""
+        if self.prefix is None or originator_agency == self.agency:
+            return True
+        return bool(wire.series_unit(alert_id, self.agency, self.prefix) == originator_agency)
+
     @classmethod
     def of(cls, agency: str, country: str, home_country: str) -> Originator:
         """An agency of the home country names itself; one of another country relays that country's
@@ -646,10 +653,7 @@ class Pipeline:
         units (``Originator.prefix``; the COMBIFRON adapter's rule, ``<agency>:<unit>-...``); always for an agency
         naming itself. An agency with no configured originator is refused elsewhere."""
         allowed = self.originators.get(agency)
-        if allowed is None or allowed.prefix is None or originator_agency == allowed.agency:
-            return True
-        return (isinstance(alert_id, str) and isinstance(originator_agency, str)
-                and alert_id.startswith(f"{agency}:{originator_agency}-"))
+        return allowed is None or allowed.in_series(alert_id, originator_agency)
 
     def _may_name(self, agency: str, originator_agency: Any) -> bool:
         """Whether a recall of ``agency`` may name ``originator_agency`` (``Originator.names``, a unit not held to

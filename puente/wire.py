@@ -15,6 +15,10 @@ Headers
         the adapters add ``DLQ_ADAPTER``, ``AGENCY``, ``DLQ_FILE``, ``DLQ_LINE``, ``DLQ_RECORD``; the broker
         adds ``DLQ_CUT`` (the original sizes and the value's SHA-256) to a record too large to keep whole.
 
+Alert ids are ``AGENCY:reference``. An agency relaying another country's units (COMBIFRON for Colombia's) has
+each unit number its alerts in its own series, ``AGENCY:UNIT-...`` (``series_unit``): the adapter writes them so,
+and the broker and the officer's commands hold every version to it.
+
 Times on the wire and in the audit are UTC ISO 8601 with a ``Z`` (``iso_utc``). Times typed by a
 person (``--since``, ``--at``) are read by ``parse_time``: ISO 8601, and without an offset they
 are UTC; a date alone is its midnight UTC.
@@ -90,6 +94,17 @@ class Record(NamedTuple):
             if key == name:
                 return value
         return None
+
+
+def series_unit(alert_id: object, agency: str, prefix: str) -> str | None:
+    """The relayed unit whose own series ``alert_id`` is in: ``AGENCY:<prefix><CODE>-...`` is unit
+    ``<prefix><CODE>``'s (``COMBIFRON:COL-ARC-2026-00412`` is COL-ARC's). A unit's code holds no hyphen, so an id is
+    in one unit's series at most (never also COL-ARC-2026's); None for an id in none."""
+    head = f"{agency}:{prefix}"
+    if not isinstance(alert_id, str) or not alert_id.startswith(head):
+        return None
+    code, sep, _ = alert_id[len(head):].partition("-")
+    return f"{prefix}{code}" if sep and code else None
 
 
 def iso_utc(value: datetime) -> str:

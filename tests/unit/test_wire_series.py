@@ -1,0 +1,28 @@
+"""The alert-id series of a relayed unit (``puente.wire.series_unit``): the one rule the adapter, the broker and
+the officer's commands apply."""
+
+from __future__ import annotations
+
+from broker.pipeline import Originator
+from puente.wire import series_unit
+
+
+def test_an_id_is_in_one_units_series_at_most() -> None:
+    """``COMBIFRON:COL-ARC-2026-1`` is COL-ARC's only: not a longer name's (COL-ARC-2026, a hyphenated "unit"), not
+    a shorter one's, and an id with no unit code, or no hyphen after it, or of another agency, is in none."""
+    assert series_unit("COMBIFRON:COL-ARC-2026-1", "COMBIFRON", "COL-") == "COL-ARC"
+    for alert_id in ("COMBIFRON:COL-ARC", "COMBIFRON:COL--1", "COMBIFRON:OPS-2026-1", "SNM:COL-ARC-1",
+                     "COMBIFRONX:COL-ARC-1", 7, None):
+        assert series_unit(alert_id, "COMBIFRON", "COL-") is None, alert_id
+
+
+def test_the_broker_holds_a_unit_to_its_series_and_the_agency_to_none() -> None:
+    """A relaying agency's unit is in series only under its own code; a name with a hyphen (a recall's originator is
+    not held to a code) never passes for the unit whose series it starts; the agency itself, and an agency relaying
+    no units, are held to no series."""
+    relay = Originator.of("COMBIFRON", "COL", "PAN")
+    assert relay.in_series("COMBIFRON:COL-ARC-2026-1", "COL-ARC")
+    for name in ("COL-ARC-2026", "COL-AR", "COL-DIJIN", None, 3):
+        assert not relay.in_series("COMBIFRON:COL-ARC-2026-1", name), name
+    assert relay.in_series("COMBIFRON:COL-ARC-2026-1", "COMBIFRON")
+    assert Originator.of("SNM", "PAN", "PAN").in_series("SNM:COL-ARC-1", "SNM")
