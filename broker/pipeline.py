@@ -211,7 +211,9 @@ def _no_states(alert_id: str) -> AlertState | None:
 def _first_originator(alert: dict[str, Any], prior: AlertState | None) -> str | None:
     """The originator a later version's state records: the prior state's (None there stays None: a later
     version's originator is no proof of the first's); with no prior state (no version reached anyone, so
-    none was written), this version's, when it is a code (a recall's is not checked for one)."""
+    none was written), this version's, when it is a code (a recall's is not checked for one). Either way it
+    passed ``Pipeline._admit``'s series check, a recall's too: with no state, no unit's name is recorded
+    for an alert in another unit's series."""
     if prior is not None:
         return prior.originator
     name = alert["markings"]["originator"]["agency"]
@@ -554,7 +556,8 @@ class Pipeline:
         if recall and not self._may_name(agency, alert["markings"]["originator"]["agency"]):
             # Where the alert's state names its first originator, the recall is held to that (below); where it
             # cannot (none reached anyone, or a state from before originators were kept), to those the agency may
-            # name at all: one foreign unit's, or another country's service, must not withdraw an alert.
+            # name at all, and to the id's series (below): one foreign unit's, or another country's service, must
+            # not withdraw an alert.
             raise _Reject("originator", f"a recall of {agency} must name {agency} (or the unit it relays) as "
                                         "originator agency; this one names another")
         if alert["alert_id"] != key:
@@ -575,11 +578,13 @@ class Pipeline:
         if (problem or structural) and not (problem and not structural and content and prior is not None
                                             and prior.holders and not prior.recalled and version > prior.version):
             raise _Reject("invalid", str(problem or structural))
-        if (content and (prior is None or prior.originator is None)
+        if ((prior is None or prior.originator is None)
                 and not self._in_series(agency, alert_id, alert["markings"]["originator"]["agency"])):
             # A relayed unit numbers its messages in its own series (``COMBIFRON:COL-ARC-...``): without this, one
             # unit could publish under another's id a version the broker takes as the first it knows (the first
             # reached no one, so no state holds its originator), and the other's own versions were then refused.
+            # A recall too: one unit's recall of another's alert would pull it back from a state that names no
+            # originator, or, with no state, be kept for good as the recalled state naming that unit.
             # Where the state names the originator, that holds every version to it (below), and an alert delivered
             # off the series (published before this rule, or another way) can still be updated and recalled.
             raise _Reject("originator", f"an alert id of {agency} relaying a unit must start with {agency}:<unit>- "

@@ -186,3 +186,45 @@ def test_a_recall_without_a_state_to_hold_it_to_names_an_originator_the_agency_m
     recall = _next(_colombian(), "RECALL", reason="ERROR")
     recall["markings"]["originator"] = {"agency": "USA-DEA", "unit": "x", "country": "USA"}
     assert relay.send(recall).dead_reason == "originator"
+
+
+def test_with_no_state_a_units_recall_of_another_units_alert_is_refused_and_records_nothing() -> None:
+    """DIJIN recalls ARC's alert before any version of it reached a partner (none published yet, or the first
+    withheld from everyone): refused as ``originator``, no recalled state is written, and ARC's own first version,
+    or its downgrade that releases the alert, is then taken."""
+    run = Relay()
+    first = _colombian()
+    out = run.send(_as(_next(first, "RECALL", reason="ERROR"), "DIJIN"))
+    assert out.dead_reason == "originator" and out.state is None and "COMBIFRON:<unit>-" in out.entry["detail"]
+    assert run.book.get(first["alert_id"]) is None
+    assert run.send(first).state == AlertState(1, {"COL": 1}, originator="COL-ARC")
+    withheld = Relay()
+    secret = _colombian(classification="SECRETO")
+    assert withheld.send(secret).state is None
+    assert withheld.send(_as(_next(secret, "RECALL", reason="ERROR"), "DIJIN")).dead_reason == "originator"
+    down = _next(secret, "RECLASSIFY", classification="RESTRINGIDO")
+    assert _headers(withheld.send(down)) == {"COL": "DELIVER"}
+
+
+def test_with_a_state_naming_no_originator_a_units_recall_is_held_to_the_ids_series() -> None:
+    """A state from before originators were kept, ARC's alert held by COL: DIJIN's recall is refused as its update
+    is (the id is ARC's), COL keeps the alert, and ARC's own recall still pulls it back."""
+    legacy = b'{"alert_id":"COMBIFRON:COL-ARC-2026-00412","at":"2026-11-22T12:00:00Z","holders":{"COL":1},' \
+             b'"recalled":false,"version":1}'
+    run = Relay()
+    run.book.load(b"COMBIFRON:COL-ARC-2026-00412", legacy)
+    recall = _next(_colombian(), "RECALL", reason="ERROR")
+    out = run.send(_as(recall, "DIJIN"))
+    assert out.dead_reason == "originator" and out.feeds == []
+    assert run.book.get(recall["alert_id"]) == AlertState(1, {"COL": 1})
+    assert _headers(run.send(recall)) == {"COL": "RECALL"}
+
+
+def test_a_recall_naming_a_longer_name_is_not_in_the_units_series() -> None:
+    """A recall's originator is not held to a code, so it may hold a hyphen: ``COL-ARC-2026`` names no unit whose
+    series ``COMBIFRON:COL-ARC-2026-...`` is, and is refused, recording nothing."""
+    run = Relay()
+    recall = _next(_colombian(), "RECALL", reason="ERROR")
+    recall["markings"]["originator"]["agency"] = "COL-ARC-2026"
+    out = run.send(recall)
+    assert out.dead_reason == "originator" and run.book.get(recall["alert_id"]) is None
