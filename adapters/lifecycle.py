@@ -6,7 +6,11 @@ id's prefix: ``SNM:PTY-...`` is SNM's) on its own ingress topic, as its adapter 
 1. Find the alert's latest version on the ingress topic, read from its beginning as the ledger is
    (``adapters.ledger.scan``). Only records that prove the agency's origin with the agency's own
    keys count: those are the ones the broker accepts, and a version built on a record anyone
-   else wrote would launder it under the agency's MAC.
+   else wrote would launder it under the agency's MAC. Of those, only copies naming an originator
+   the broker may take for the id count (``Originator.may_take``: the units COMBIFRON relays share
+   its keys, and one unit's copy of another's alert, in that unit's series, is refused), and of
+   those only the first copy's originator's (``Found.own``): the broker holds every later version
+   to it, so a change built on, or a recall naming, another's copy would be dead-lettered.
 2. Make version + 1 (``next_version``, pure): the content as it stands, the lifecycle set, and
    for a CONSENT the partners added to ``markings.originator_consent`` (which holds every consent
    given, and is what the policy reads) and named in ``lifecycle.partners``; for a RECLASSIFY the
@@ -18,8 +22,9 @@ Refused before anything is read, each in one line naming what to check: an id wh
 agency; a partner the policy does not know; a marking the policy does not know; a reclassification
 with no change. Refused after reading: an alert not on the topic (never published there, or older
 than the topic's retention: the agency can republish it from its own system with ``puente adapt``);
-an alert already recalled (a recall is for good); a partner already consented; a reclassification
-that leaves the markings as they are. Kafka itself refuses another agency's login.
+copies that all name an originator the broker refuses for the id; an alert already recalled (a recall is
+for good); a partner already consented; a reclassification that leaves the markings as they are. Kafka
+itself refuses another agency's login.
 
 Limit, stated: two officers changing one alert at the same moment could both publish the same
 version; the broker keeps the first and dead-letters the second as a replay. Changes to one
@@ -79,14 +84,49 @@ class Published:
 
 @dataclass
 class Found:
-    """What the ingress topic holds under one alert id: its latest verified version, the originator each verified
-    copy names (the broker holds every later version to its first version's), and what did not verify."""
+    """What the ingress topic holds under one alert id: every copy that proves the agency's origin and names an
+    originator the broker may take for the id (``Originator.may_take``: another unit's copy of a unit's alert is
+    not one), and how many did not.
 
-    alert: dict[str, Any] | None = None
-    rank: tuple[int, int] = (-1, -1)  # (version, offset): the latest version wins, and of one version the later copy
-    originators: list[tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=list)  # (rank, originator)
-    unverified: int = 0
-    differs: tuple[int, int] | None = None  # offsets of two copies of the latest version whose content differs
+    The broker holds every later version to the originator of the first version it takes, so only the copies naming
+    the first copy's originator count (``own``): the latest of them is what a change builds on, never a copy of
+    another originator the broker refused."""
+
+    copies: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (offset, alert), as read
+    unverified: int = 0  # carry the id but do not prove the agency's origin with its keys
+    refused: int = 0  # prove it, but name an originator the broker refuses for this id
+
+    def own(self) -> list[tuple[tuple[int, int], dict[str, Any]]]:
+        """The copies naming the first copy's originator, each with its rank (version, offset), in rank order."""
+        if not self.copies:
+            return []
+        first = min(self.copies, key=lambda c: c[0])[1]["markings"]["originator"]["agency"]
+        return sorted(((int(a.get("version") or 1), o), a) for o, a in self.copies
+                      if a["markings"]["originator"]["agency"] == first)
+
+    @property
+    def alert(self) -> dict[str, Any] | None:
+        """The latest version of the first originator's copies (of one version, the later copy); None: none."""
+        own = self.own()
+        return own[-1][1] if own else None
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """The (version, offset) of ``alert``; (-1, -1): none."""
+        own = self.own()
+        return own[-1][0] if own else (-1, -1)
+
+    @property
+    def differs(self) -> tuple[int, int] | None:
+        """Offsets of two copies of the latest version whose content differs, or None. Two officers changed one
+        version at once, or an agency published a version twice: the broker acted on the first copy it accepted
+        and refused the other as a replay, and which one that was is not for this reader to guess."""
+        own = self.own()
+        if not own:
+            return None
+        version, last = own[-1][0][0], own[-1][1]
+        other = next(((r[1], a) for r, a in own if r[0] == version and a != last), None)
+        return None if other is None else (other[0], own[-1][0][1])
 
 
 def agency_of(alert_id: str, agencies: Iterable[str]) -> str:
@@ -216,9 +256,15 @@ def own_mac_lookup(keystore: Keystore, agency: str) -> Callable[[str, str], Secr
     return lookup
 
 
+def own_originator(cfg: PuenteSettings, agency: str, home_country: str) -> Originator:
+    """The originator ``agency``'s alerts may name, as the broker configures it (``PUENTE_AGENCY_COUNTRIES``)."""
+    return Originator.of(agency, cfg.agency_countries.get(agency, home_country), home_country)
+
+
 def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Callable[[str, str], SecretBytes | None],
-            codec: AlertCodec) -> None:
-    """Take ``rec`` into ``found`` if it is a version of ``alert_id`` that proves ``agency``'s origin."""
+            codec: AlertCodec, origin: Originator) -> None:
+    """Take ``rec`` into ``found`` if it is a version of ``alert_id`` that proves ``agency``'s origin and names an
+    originator the broker may take for it (``origin``: the agency's ``Originator``)."""
     if rec.key != alert_id.encode():
         return
     try:
@@ -229,45 +275,44 @@ def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Calla
     if alert["alert_id"] != alert_id or not proves(rec, alert, agency, lookup):
         found.unverified += 1
         return
-    rank = (int(alert.get("version") or 1), rec.offset)
-    if rank[0] > found.rank[0]:
-        found.differs = None
-    elif rank[0] == found.rank[0] and found.differs is None and alert != found.alert:
-        # Two officers changed one version at once, or an agency published a version twice: the broker acted on
-        # the first copy it accepted and refused the other as a replay, and which one that was is not for this
-        # reader to guess (``change_alert`` refuses to build on either).
-        found.differs = (found.rank[1], rec.offset)
-    if rank > found.rank:
-        found.alert, found.rank = alert, rank
-    found.originators.append((rank, alert["markings"]["originator"]))
+    take(found, rec.offset, alert, origin)
+
+
+def take(found: Found, offset: int, alert: dict[str, Any], origin: Originator) -> None:
+    """Keep a verified copy of the alert, at ``offset``, if it names an originator the broker may take for its id
+    (``origin``: the agency's ``Originator``); count it refused otherwise."""
+    recall = (alert.get("lifecycle") or {}).get("action") == "RECALL"
+    if not origin.may_take(alert["alert_id"], alert["markings"]["originator"], recall):
+        # Another unit's copy of this unit's alert (the units of a relaying agency share its keys), or a name the
+        # agency may not give: the broker refused it, so no change is built on it nor names its originator.
+        found.refused += 1
+        return
+    found.copies.append((offset, alert))
 
 
 async def find_latest(conn: KafkaConnection, topic: str, alert_id: str, agency: str,
-                      lookup: Callable[[str, str], SecretBytes | None]) -> Found:
-    """The latest version of ``alert_id`` on ``topic`` that proves ``agency``'s origin."""
+                      lookup: Callable[[str, str], SecretBytes | None], origin: Originator) -> Found:
+    """The copies of ``alert_id`` on ``topic`` that prove ``agency``'s origin and name an originator the broker may
+    take for it (``collect``)."""
     found, codec = Found(), alert_codec()
-    await scan(conn, topic, lambda rec: collect(found, rec, alert_id, agency, lookup, codec))
+    await scan(conn, topic, lambda rec: collect(found, rec, alert_id, agency, lookup, codec, origin))
     return found
 
 
-def next_of(found: Found, change: Change, names: Callable[[Any], bool] | None = None) -> dict[str, Any]:
-    """The next version of the alert ``found`` holds for a checked ``change`` (``next_version`` on its latest
-    version). A recall names the originator of the earliest copy whose originator the broker takes (``names``, the
-    agency's ``Originator.names``; any, when not given): the latest copy may be one the broker refused (naming
-    another unit, say), and the broker holds every later version to the first accepted one's originator; nothing
-    else of a recall is read, so it withdraws the alert whatever copy it was built on."""
-    if found.alert is None:
+def next_of(found: Found, change: Change) -> dict[str, Any]:
+    """The next version of the alert ``found`` holds for a checked ``change``: ``next_version`` on the latest of the
+    first originator's copies (``Found.own``), so it names the originator the broker holds the alert to."""
+    latest = found.alert
+    if latest is None:
         raise ValueError("next_of needs a version found")
-    new = next_version(found.alert, change)
-    if change.action == "RECALL":
-        taken = [o for _, o in sorted(found.originators, key=lambda c: c[0])
-                 if isinstance(o, dict) and (names is None or names(o.get("agency")))]
-        if taken:
-            new["markings"]["originator"] = copy.deepcopy(taken[0])
-    return new
+    return next_version(latest, change)
 
 
 def _not_found(alert_id: str, topic: str, found: Found, cfg: PuenteSettings, keystore: Keystore) -> ConfigError:
+    if found.refused:
+        return ConfigError(f"{alert_id}: {found.refused} record(s) on {topic} carry this id, but each names an "
+                           "originator the broker refuses for it (another unit's, or one the agency may not name): "
+                           "there is no version of the alert's own originator to change; check the id")
     if found.unverified:
         return ConfigError(f"{alert_id}: {found.unverified} record(s) on {topic} carry this id but none proves the "
                            f"agency's origin with its keys in {keystore.path} (a key generation removed, or records "
@@ -290,7 +335,8 @@ async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str
     mac = keystore.load_agency_mac(agency)
     names = TopicNames(cfg.topic_prefix)
     topic = names.ingress(agency)
-    found = await find_latest(conn, topic, alert_id, agency, own_mac_lookup(keystore, agency))
+    found = await find_latest(conn, topic, alert_id, agency, own_mac_lookup(keystore, agency),
+                              own_originator(cfg, agency, policy.home_country))
     if found.alert is None:
         raise _not_found(alert_id, topic, found, cfg, keystore)
     if found.differs is not None and checked.action != "RECALL":  # a recall withdraws whichever copy was taken
@@ -299,8 +345,7 @@ async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str
                           f"{first} and {other}), and a change built on the copy the broker refused would undo the "
                           f"other: see which it decided with `puente audit log --alert {alert_id}`, then publish the "
                           "next version from the agency's own system with `puente adapt`")
-    own = Originator.of(agency, cfg.agency_countries.get(agency, policy.home_country), policy.home_country)
-    new = next_of(found, checked, own.names)
+    new = next_of(found, checked)
     if checked.action != "RECALL" and (unsound := content_problem(new, datetime.now(UTC))) is not None:
         # A copy published before a content rule (``schemas.bounds``, the hidden characters, the sanity rules): the
         # broker would take this version for one that breaks it, withhold it from everyone and pull the alert back,

@@ -31,7 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from adapters.config import make_context
-from adapters.lifecycle import Change, change_alert, find_latest, own_mac_lookup
+from adapters.lifecycle import Change, change_alert, find_latest, own_mac_lookup, own_originator
 from adapters.publisher import IngressPublisher
 from adapters.registry import get
 from adapters.run import Tally, adapt_paths
@@ -217,13 +217,13 @@ def _only(rows: list[dict[str, Any]], partner: str, phrases: tuple[str, ...], ta
     raise ConfigError(f"the demo found no alert withheld from {partner} only because {' or '.join(phrases)}")
 
 
-async def _latest(cfg: PuenteSettings, alert_id: str) -> dict[str, Any]:
+async def _latest(cfg: PuenteSettings, policy: PolicySet, alert_id: str) -> dict[str, Any]:
     """The alert as its agency's officer sees it: its latest version on the agency's own ingress topic."""
     agency = alert_id.split(":", 1)[0]
     keystore = Keystore(cfg.keys / "agencies" / agency)
     found = await find_latest(party_connection(cfg.login_root, agency_principal(agency)),
                               TopicNames(cfg.topic_prefix).ingress(agency), alert_id, agency,
-                              own_mac_lookup(keystore, agency))
+                              own_mac_lookup(keystore, agency), own_originator(cfg, agency, policy.home_country))
     if found.alert is None:
         raise ConfigError(f"the demo could not read {alert_id} back from its agency's ingress topic")
     return found.alert
@@ -249,7 +249,7 @@ async def _officers(cfg: PuenteSettings, auditor: KafkaConnection, policy: Polic
     # An H2 alert (handling code: release needs its originator's consent), held back from USA for that alone.
     consent = _only(rows, "USA", ("H2 needs the originator's consent for USA",), taken)
     lowest_for_cri = policy.agreements["PAN-CRI"].max_classification
-    releasable = sorted({*(await _latest(cfg, downgrade))["markings"]["releasable_to"], "CRI"})
+    releasable = sorted({*(await _latest(cfg, policy, downgrade))["markings"]["releasable_to"], "CRI"})
     changes = [
         (upgrade, Change("RECLASSIFY", markings={"classification": top}), f"raised to {top}"),
         (downgrade, Change("RECLASSIFY", markings={"classification": lowest_for_cri, "releasable_to": releasable}),

@@ -26,12 +26,14 @@ from adapters.lifecycle import (
 from broker.crypto import KeyKind, sign_ingress
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore, Keystores
+from broker.pipeline import Originator
 from puente.errors import ConfigError
 from puente.settings import AGENCIES, PuenteSettings
 from puente.wire import Record
 from schemas import alert_codec, bounds
 
 PARTNERS = ("COL", "CRI", "FEAN", "USA")
+SNM = Originator.of("SNM", "PAN", "PAN")
 HIT: dict[str, Any] = {
     "id_control": "PTY-20261103-00231", "puesto": "PTY", "fecha_hora": "2026-11-03 22:15:03",
     "viajero": {"nombres": "José Luis", "primer_apellido": "Pérez", "fecha_nacimiento": "1988-03-02"},
@@ -163,7 +165,7 @@ def test_only_versions_the_agency_signed_count_and_the_latest_wins(tmp_path: Pat
     for rec in (_record(hit, 0, signed(hit, old)), _record(second, 1, signed(second, new)),
                 _record(third, 2, signed(third, pn, "PN")), _record(third, 3, []),
                 _record(hit, 4, signed(hit, new), key="SNM:OTHER")):
-        collect(found, rec, hit["alert_id"], "SNM", lookup, codec)
+        collect(found, rec, hit["alert_id"], "SNM", lookup, codec, SNM)
     assert found.alert is not None and found.alert["version"] == 2 and found.unverified == 2
     assert lookup("PN", pn.key_id) is None and lookup("SNM", "SNM-kex-2026z+broker-kex-2026a") is None
 
@@ -185,7 +187,7 @@ def test_two_copies_of_the_latest_version_with_different_content_are_noted(tmp_p
         found = Found()
         for offset, alert in enumerate(alerts):
             signed = sign_ingress("SNM", mac.key_id, mac, codec.encode(alert), alert["alert_id"])
-            collect(found, _record(alert, offset, signed), hit["alert_id"], "SNM", lookup, codec)
+            collect(found, _record(alert, offset, signed), hit["alert_id"], "SNM", lookup, codec, SNM)
         return found
 
     assert read(hit, raised, consented).differs == (1, 2)
@@ -202,7 +204,7 @@ async def test_a_change_is_not_built_on_a_version_that_breaks_a_content_rule(tmp
     _site(tmp_path / "keys")
     big = copy.deepcopy(hit)
     big["payload"]["match_reason"] = "x" * (bounds.PLACE + 1)
-    found = Found(alert=big, rank=(1, 0), originators=[((1, 0), big["markings"]["originator"])])
+    found = Found(copies=[(0, big)])
 
     async def latest(*_: Any) -> Found:
         return found
@@ -231,7 +233,7 @@ async def test_a_change_is_not_built_on_a_version_that_breaks_a_content_rule(tmp
     assert "payload.match_reason" in str(refused.value) and "x" * 20 not in str(refused.value) and not published
     hidden = copy.deepcopy(hit)  # a version published before hidden characters were refused
     hidden["payload"]["match_reason"] = "caso \u202eodnum"
-    found.alert = hidden
+    found.copies = [(0, hidden)]
     with pytest.raises(ConfigError, match="RIGHT-TO-LEFT OVERRIDE"):
         await lifecycle.change_alert(cfg, conn, hit["alert_id"], Change("RECLASSIFY", markings={"caveats": []}))
     assert not published

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.lifecycle import Change, Found, next_of
+from adapters.lifecycle import Change, Found, next_of, take
 from broker.lifecycle import AlertState, LifecycleBook, LifecycleStateError
 from broker.pipeline import Originator
 from broker.topology import Slots, TopicNames
@@ -146,19 +146,26 @@ def test_a_state_with_an_originator_is_read_back_and_a_bad_one_stops_the_slot() 
             LifecycleBook().load(b"A:1", good.replace(b'"COL-ARC"', bad))
 
 
+def _found(*copies: dict[str, Any]) -> Found:
+    """What ``puente recall`` reads back: ``copies`` at offsets 0, 1, ..., each proving COMBIFRON's origin."""
+    found = Found()
+    for offset, alert in enumerate(copies):
+        take(found, offset, alert, ORIGINATORS["COMBIFRON"])
+    return found
+
+
 def test_a_recall_built_on_a_refused_version_of_another_unit_still_withdraws_the_alert() -> None:
-    """v2 on the topic names another unit (the broker refused it): `puente recall` builds on the latest copy, v2,
-    but names the first version's originator (``next_of``), so the recall is taken and the holder told, however
-    often the poisoned copy is the latest."""
+    """v2 on the topic names another unit (the broker refused it): `puente recall` builds on ARC's own latest copy,
+    v1, naming ARC, so the recall is taken and the holder told, however often the poisoned copy is the latest."""
     relay = Relay()
     first = _colombian()
     assert relay.send(first).state is not None
     poisoned = _as(_next(first, "UPDATE"), "DIJIN")
     assert relay.send(poisoned).dead_reason == "originator"
-    found = Found(alert=poisoned, rank=(2, 2), originators=[((2, 2), poisoned["markings"]["originator"]),
-                                                            ((1, 1), first["markings"]["originator"])])
-    recall = next_of(found, Change("RECALL", reason="ERROR"), ORIGINATORS["COMBIFRON"].names)
-    assert recall["markings"]["originator"]["agency"] == "COL-ARC" and recall["version"] == 3
+    found = _found(first, poisoned)
+    assert found.refused == 1
+    recall = next_of(found, Change("RECALL", reason="ERROR"))
+    assert recall["markings"]["originator"]["agency"] == "COL-ARC" and recall["version"] == 2
     out = relay.send(recall)
     assert out.dead_reason is None and out.feeds and out.state is not None and out.state.recalled
 
@@ -172,9 +179,7 @@ def test_a_recall_names_the_first_copy_the_broker_takes_not_one_it_refused() -> 
     refused["markings"]["originator"] = {"agency": "PAN-SENAFRONT", "unit": "x", "country": "COL"}
     assert relay.send(refused).dead_reason == "originator"
     assert relay.send(first).state is not None
-    found = Found(alert=first, rank=(1, 2), originators=[((1, 1), refused["markings"]["originator"]),
-                                                         ((1, 2), first["markings"]["originator"])])
-    recall = next_of(found, Change("RECALL", reason="ERROR"), ORIGINATORS["COMBIFRON"].names)
+    recall = next_of(_found(refused, first), Change("RECALL", reason="ERROR"))
     assert recall["markings"]["originator"]["agency"] == "COL-ARC"
     assert relay.send(recall).dead_reason is None
 
