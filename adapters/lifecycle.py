@@ -22,9 +22,10 @@ Refused before anything is read, each in one line naming what to check: an id wh
 agency; a partner the policy does not know; a marking the policy does not know; a reclassification
 with no change. Refused after reading: an alert not on the topic (never published there, or older
 than the topic's retention: the agency can republish it from its own system with ``puente adapt``);
-copies that all name an originator the broker refuses for the id; an alert already recalled (a recall is
-for good); a partner already consented; a reclassification that leaves the markings as they are. Kafka
-itself refuses another agency's login.
+copies that all name an originator the broker refuses for the id; an alert already recalled (any of its
+originator's copies a recall, even one a later version follows: a recall is for good); a partner already
+consented; a reclassification that leaves the markings as they are. Kafka itself refuses another
+agency's login.
 
 Limit, stated: two officers changing one alert at the same moment could both publish the same
 version; the broker keeps the first and dead-letters the second as a replay. Changes to one
@@ -127,6 +128,12 @@ class Found:
         version, last = own[-1][0][0], own[-1][1]
         other = next(((r[1], a) for r, a in own if r[0] == version and a != last), None)
         return None if other is None else (other[0], own[-1][0][1])
+
+    @property
+    def recall(self) -> tuple[int, int] | None:
+        """The rank (version, offset) of the first of the originator's copies that is a recall, or None: the broker
+        refuses anything after one, whatever its version or place on the topic."""
+        return next((r for r, a in self.own() if (a.get("lifecycle") or {}).get("action") == "RECALL"), None)
 
 
 def agency_of(alert_id: str, agencies: Iterable[str]) -> str:
@@ -301,10 +308,16 @@ async def find_latest(conn: KafkaConnection, topic: str, alert_id: str, agency: 
 
 def next_of(found: Found, change: Change) -> dict[str, Any]:
     """The next version of the alert ``found`` holds for a checked ``change``: ``next_version`` on the latest of the
-    first originator's copies (``Found.own``), so it names the originator the broker holds the alert to."""
+    first originator's copies (``Found.own``), so it names the originator the broker holds the alert to. A change
+    other than a recall is refused once any of those copies is a recall, even one a later version follows (the
+    broker refused that version as recalled)."""
     latest = found.alert
     if latest is None:
         raise ValueError("next_of needs a version found")
+    recalled = found.recall
+    if recalled is not None and change.action != "RECALL":
+        raise ConfigError(f"{latest['alert_id']} was recalled in version {recalled[0]} (offset {recalled[1]}); a "
+                          "recall is for good, so it takes no further change")
     return next_version(latest, change)
 
 

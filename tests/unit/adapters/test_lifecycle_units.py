@@ -121,3 +121,18 @@ async def test_a_change_with_only_other_units_copies_is_refused(tmp_path: Path,
         assert "\n" not in str(refused.value)
     assert topic.published == []
 
+
+@pytest.mark.parametrize("change", [Change("CONSENT", partners=("USA",)),
+                                    Change("RECLASSIFY", markings={"classification": "SECRETO"})])
+async def test_a_change_after_a_recall_is_refused_even_if_a_later_version_follows_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: Change) -> None:
+    """ARC recalled its alert, and a producer other than Puente's then wrote a version 3: the broker refuses anything
+    after a recall, so a consent or reclassification is refused, naming the recall, and nothing is published."""
+    topic = _Topic(tmp_path, monkeypatch)
+    arc = _colombian()
+    recall = _next(arc, "RECALL", reason="ERROR")
+    later = _next(recall, "UPDATE")
+    topic.put(arc, recall, later)
+    with pytest.raises(ConfigError, match="recalled in version 2"):
+        await topic.change(change)
+    assert topic.published == []
