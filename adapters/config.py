@@ -187,13 +187,15 @@ class Vocabulary:
     # Partner ids: what consent may name. Consent is given per partner; a country in it names no one,
     # and the policy withholds such an alert from every partner, for good.
     partners: frozenset[str] = frozenset()
+    # The policy's own country: an agency of another relays that country's units (``broker.pipeline.Originator``).
+    home_country: str | None = None
 
     @classmethod
     def from_policy(cls, ps: Any) -> Vocabulary:
         """From a loaded ``policies.PolicySet``."""
         return cls(tuple(ps.scale), frozenset(ps.caveat_effects), frozenset(ps.handling_effects),
                    frozenset(ps.reliability_rank), frozenset(ps.credibility_rank), frozenset(ps.known_names),
-                   frozenset(ps.known_countries), ps.areas, frozenset(ps.partners))
+                   frozenset(ps.known_countries), ps.areas, frozenset(ps.partners), ps.home_country)
 
     @classmethod
     def load(cls, policy_dir: Path | None = None) -> Vocabulary:

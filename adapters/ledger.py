@@ -32,7 +32,11 @@ decode, or whose key is not its alert id, is left out: the broker dead-letters i
 never published. So is a record that does not prove the agency's origin with the agency's own
 keys (``adapters.lifecycle.own_mac_lookup``), as ``adapters.lifecycle`` leaves it out: the broker
 refuses it too, and counting it would let anyone who can write the topic recall, supersede or
-conflict with the agency's genuine records. Such records are counted in ``Ledger.unverified``.
+conflict with the agency's genuine records. Such records are counted in ``Ledger.unverified``. Nor
+does a record naming an originator the broker refuses for its id (``Originator.may_take``): the units
+COMBIFRON relays share its keys, and one unit's copy of another's alert (in that unit's series) must
+not make the other's genuine records look recalled, conflicting or older either; such records are
+counted in ``Ledger.refused``.
 
 Why the topic and not a local state file: the topic is the truth (a state file can be lost,
 copied or disagree with Kafka after a crash), and a crash mid-file needs no recovery step. The
@@ -49,6 +53,7 @@ from typing import Any, NamedTuple
 
 from broker.crypto import SecretBytes, verify_ingress
 from broker.kafka import Admin, KafkaConnection, TopicPartition, partitions_of, reader, record, running
+from broker.pipeline import Originator
 from puente.errors import CodecError, ConfigError, CryptoError, KafkaAccessError, PuenteError
 from puente.wire import Record
 from schemas import AlertCodec
@@ -165,6 +170,7 @@ class Ledger:
         self._recalled: dict[str, int] = {}  # id -> the version that recalled it
         self._held: dict[str, tuple[int, tuple[Any, ...]]] = {}  # id -> its latest RECLASSIFY/CONSENT and markings
         self.unverified = 0  # records read from the topic that did not prove the agency's origin: left out
+        self.refused = 0  # records that proved it, but name an originator the broker refuses for the id: left out
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -267,19 +273,24 @@ async def _why_unreadable(conn: KafkaConnection, topic: str) -> PuenteError:
 
 
 async def read_ledger(conn: KafkaConnection, topic: str, codec: AlertCodec, agency: str,
-                      lookup: Callable[[str, str], SecretBytes | None]) -> Ledger:
+                      lookup: Callable[[str, str], SecretBytes | None], origin: Originator | None) -> Ledger:
     """The ledger of ``agency``'s ingress topic, read from its beginning: only the records that prove its origin
-    with ``lookup``, which answers with the agency's own keys (``adapters.lifecycle.own_mac_lookup``)."""
+    with ``lookup``, which answers with the agency's own keys (``adapters.lifecycle.own_mac_lookup``), and name an
+    originator the broker may take for their id (``origin``, the agency's; None: any)."""
     ledger = Ledger()
 
     def keep(rec: Record) -> None:
         decoded = _decoded(codec, rec.key, rec.value)
         if decoded is None:
             return  # the broker dead-letters it: never published
-        if proves(rec, decoded[1], agency, lookup):
-            ledger.add(*decoded[0])
-        else:
+        entry, alert = decoded
+        if not proves(rec, alert, agency, lookup):
             ledger.unverified += 1
+        elif origin is not None and not origin.may_take(entry.alert_id, alert["markings"]["originator"],
+                                                         entry.recalled):
+            ledger.refused += 1
+        else:
+            ledger.add(*entry)
 
     await scan(conn, topic, keep)
     return ledger

@@ -56,7 +56,7 @@ from adapters._fields import CONFLICT
 from adapters.config import Context
 from adapters.core import Adapter, Result, check_ignored, convert
 from adapters.ledger import Ledger, Verdict, digest, held, read_ledger, scan
-from adapters.lifecycle import own_mac_lookup
+from adapters.lifecycle import own_mac_lookup, own_originator
 from adapters.publisher import IngressPublisher
 from broker.kafka import ClientError, KafkaConnection, producer, start
 from broker.kafka import translate as kafka_error
@@ -196,9 +196,12 @@ class AdapterRun:
         mac = keystore.load_agency_mac(agency)
         try:
             # Only records the agency's own MAC proves count as published: a forged one must not make
-            # its genuine record look recalled, conflicting or older.
+            # its genuine record look recalled, conflicting or older. Nor one naming an originator the
+            # broker refuses for its id: another unit's copy of a relayed unit's alert.
+            home = self.ctx.vocab.home_country
             self.ledger = await read_ledger(self.conn, self.names.ingress(agency), alert_codec(), agency,
-                                            own_mac_lookup(keystore, agency))
+                                            own_mac_lookup(keystore, agency),
+                                            None if home is None else own_originator(self.cfg, agency, home))
             await scan(self.conn, self.dead_topic, self._known_dead)
             self._publisher = IngressPublisher(self.conn, agency, mac.key_id, mac, self.names)
             await self._publisher.__aenter__()

@@ -18,8 +18,11 @@ from adapters.registry import get
 from adapters.run import check
 from broker.crypto import sign_ingress
 from broker.keystore import Keystore
+from broker.pipeline import Originator
 from puente.wire import Record
 from schemas import AlertCodec, alert_codec, releases
+from tests.unit.broker.test_lifecycle import _next
+from tests.unit.broker.test_lifecycle_originator import _as, _colombian
 
 HIT: dict[str, Any] = {
     "id_control": "PTY-20261103-00231", "puesto": "PTY", "fecha_hora": "2026-11-03 22:15:03",
@@ -138,12 +141,46 @@ async def test_only_records_that_prove_the_agencys_origin_enter_the_ledger(
 
     monkeypatch.setattr("adapters.ledger.scan", scan)
     ledger = await read_ledger(None, "t.ingress.SNM", codec, "SNM",  # type: ignore[arg-type]
-                               own_mac_lookup(site.agencies["SNM"], "SNM"))
+                               own_mac_lookup(site.agencies["SNM"], "SNM"), Originator.of("SNM", "PAN", "PAN"))
     assert len(ledger) == 1 and ledger.latest(alert_id) == 1
     assert ledger.judge(alert_id, 1, digest(value)) is Verdict.DUPLICATE
     assert ledger.judge(alert_id, 2, b"an update") is Verdict.NEW
     assert ledger.judge(alert_id, 3, b"another") is Verdict.NEW
     assert ledger.unverified == 4  # the undecodable record was never published: left out, not counted
+
+
+async def test_another_units_copies_of_a_units_alert_are_not_in_the_ledger(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The units COMBIFRON relays share its keys: DIJIN's copies of ARC's id (a version 1 of other content, a recall,
+    a version 5), which the broker refuses as ``originator``, are left out and counted as refused, so ARC's own
+    version 1 is new, not a conflict, and its version 2 new, neither recalled nor older."""
+    site = Keystore.provision(tmp_path, partners=[], agencies=["COMBIFRON"], agreements=[], generation="2026a",
+                              now=datetime(2026, 1, 5, tzinfo=UTC))
+    mac = site.agencies["COMBIFRON"].load_agency_mac("COMBIFRON")
+    codec = alert_codec()
+    arc = _colombian()
+    alert_id = arc["alert_id"]
+    later = _next(arc, "UPDATE")
+    later["version"] = 5
+    dijin = [_as(dict(arc, summary="otro"), "DIJIN"), _as(_next(arc, "RECALL", reason="ERROR"), "DIJIN"),
+             _as(later, "DIJIN")]
+    topic = []
+    for offset, alert in enumerate(dijin):
+        value = codec.encode(alert)
+        topic.append(Record("t.ingress.COMBIFRON", 0, offset, alert_id.encode(), value,
+                            tuple(sign_ingress("COMBIFRON", mac.key_id, mac, value, alert_id)), 0))
+
+    async def scan(conn: Any, name: str, keep: Callable[[Record], Any]) -> None:
+        for rec in topic:
+            keep(rec)
+
+    monkeypatch.setattr("adapters.ledger.scan", scan)
+    ledger = await read_ledger(None, "t.ingress.COMBIFRON", codec, "COMBIFRON",  # type: ignore[arg-type]
+                               own_mac_lookup(site.agencies["COMBIFRON"], "COMBIFRON"),
+                               Originator.of("COMBIFRON", "COL", "PAN"))
+    assert len(ledger) == 0 and ledger.refused == 3 and ledger.unverified == 0
+    assert ledger.judge(alert_id, 1, digest(codec.encode(arc))) is Verdict.NEW
+    assert ledger.judge(alert_id, 2, b"an update") is Verdict.NEW
 
 
 @pytest.mark.parametrize(("lines", "counts", "reasons"), [
