@@ -18,7 +18,9 @@ first receipt having been aborted), and a RECALLED receipt is sent only once the
 gone from the store's files (else the batch's Kafka transaction is aborted). The store notes the feed
 offsets it applied up to in the same transaction: one restored from a backup, or a new ``--store``, is
 behind the group's committed offsets, and the records in between are read into it again, with a note,
-never skipped (``resume_at``). An optional
+never skipped (``resume_at``). Where the group has no offset (it expired, or the feed topic was deleted, which drops
+them), it reads on from the offset the store saw Kafka commit, once the record before it is the one the store read
+there (the store keeps a mark of it): a topic made anew stops the run (``Subscriber._remade``). An optional
 JSON-lines copy (``out``) gets every view the store took (RECEIVED) and every recall notice
 (RECALLED), never one it refused or already held, and is the reader's to honour: nothing can
 recall a line once written, so the store marks each alert it wrote there, and a recall of a marked
@@ -74,6 +76,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hashlib
 import json
 import os
 import re
@@ -542,8 +545,10 @@ class Subscriber:
             at = resume_at(stored, committed, start, owner, confirmed)
             if at is None or tp not in feed.assignment():
                 continue
-            feed.seek(tp, at)
             where = f"{tp.topic}[{tp.partition}]"
+            if committed is None and await self._remade(feed, tp, at, store):
+                continue
+            feed.seek(tp, at)
             if committed is None:
                 self.on_note(f"{where}: the group {self.group_id} has no committed offset; reading on from offset "
                              f"{at}, where {store.path} saw Kafka commit its receipts last")
@@ -552,6 +557,51 @@ class Subscriber:
                 self.on_note(f"{where}: {store.path} {whose}, behind the group's committed offset {committed}; "
                              f"reading {committed - at} record(s) again into it (a store restored from a backup, or "
                              "another --store, misses them)")
+
+    async def _remade(self, feed: Consumer, tp: TopicPartition, at: int, store: PartnerStore) -> bool:
+        """Before a partition the group has no offset in is read on from the store's confirmed offset ``at``: whether
+        the topic is still the one the store read (the record before ``at`` is the one it read there, by the mark
+        kept with the offset: ``remade_feed``). Kafka drops a deleted topic's committed offsets, so a feed topic
+        deleted and made again comes here, and reading the new one on from the old one's offset would pass every
+        record before it unread, neither stored nor receipted. FeedGapError when it is not known to be the same,
+        unless ``accept_gaps``: then the partition is read from its first record (True), as ``_gap`` reads on
+        after a topic made anew; records the store holds already come again, which the version rule makes
+        harmless. False: read on from ``at``."""
+        begin = (await feed.beginning_offsets([tp]))[tp]
+        end = (await feed.end_offsets([tp]))[tp]
+        mark = store.feed_mark(tp.topic, tp.partition)
+        rec = None
+        if begin < at <= end and mark is not None and mark[0] == at - 1 and mark[1] is not None:
+            rec = await self._record_at(tp, at - 1)
+        problem = remade_feed(mark, at, begin, end, rec)
+        if problem is None:
+            return False
+        where = f"{tp.topic}[{tp.partition}]"
+        what = (f"{where}: the group {self.group_id} has no committed offset, and {store.path} read this partition up "
+                f"to offset {at}, but {problem}. A feed topic deleted and made again loses the group's offsets too: "
+                f"reading on from {at} would pass the records {begin}-{at - 1} it holds unread")
+        if not self.accept_gaps:
+            raise FeedGapError(
+                f"{what}. Nothing was skipped: ask the broker's operator whether the topic was made anew, then "
+                f"subscribe with --accept-gap to read it from its first record ({begin}); records the store holds "
+                "already come again harmlessly (the version rule), each with another receipt")
+        if tp not in feed.assignment():
+            return True  # revoked while the offsets were asked: its new owner judges it
+        self.on_note(f"{what}; reading it from its first record, {begin} (--accept-gap)")
+        feed.seek(tp, begin)
+        # The store stands there too, so that a run ending before the first batch commits reads from there again
+        # rather than meet the old offset's mark anew.
+        with store.transaction():
+            store.keep_feed_offsets({(tp.topic, tp.partition): begin})
+        store.confirm_feed_offsets({(tp.topic, tp.partition): begin}, {(tp.topic, tp.partition): None})
+        return True
+
+    async def _record_at(self, tp: TopicPartition, offset: int) -> Record | None:
+        """The committed record at ``offset`` of a feed partition, read by a reader of its own (the feed's consumer
+        is the group's: assigning it by hand would leave the group)."""
+        async with running(reader(self.conn, "puente-subscriber-feed-check"), self.conn,
+                           f"reading {tp.topic}[{tp.partition}]") as check:
+            return await record_at(check, tp, offset)
 
     async def _gap(self, feed: Consumer, positions: dict[TopicPartition, int]) -> None:
         """The feed no longer holds the record this subscriber would read next: stop (FeedGapError), or with
@@ -595,7 +645,8 @@ class Subscriber:
                 if self.store is not None:  # the store reads on from here too (``_resume``), confirmed: Kafka has it
                     with self.store.transaction():
                         self.store.keep_feed_offsets({(tp.topic, tp.partition): start})
-                    self.store.confirm_feed_offsets({(tp.topic, tp.partition): start})
+                    # No record before ``start`` is held: the mark says so (``remade_feed``).
+                    self.store.confirm_feed_offsets({(tp.topic, tp.partition): start}, {(tp.topic, tp.partition): None})
 
     async def _hand_over(self, feed: Consumer, revoked: set[TopicPartition]) -> None:
         """Before the group takes ``revoked`` partitions away (a rebalance among instances): let the
@@ -650,6 +701,7 @@ class Subscriber:
         committed, the batch comes again and the version rule makes that harmless.
         """
         next_offsets: dict[TopicPartition, int] = {}
+        last: dict[TopicPartition, Record] = {}  # the record before each next offset: its mark is kept (``_remade``)
         unread: UnreadableFeedError | None = None
         now = self.clock()
         lines: list[str] = []  # the --out copy's, written once the store has committed their marks
@@ -657,11 +709,12 @@ class Subscriber:
             with self._store_transaction():
                 for tp, msgs in batch.items():
                     for msg in msgs:
-                        unread = await self._handle(record(msg), lines if out is not None else None, producer,
-                                                    chain, part, now)
+                        rec = record(msg)
+                        unread = await self._handle(rec, lines if out is not None else None, producer, chain, part,
+                                                    now)
                         if unread is not None:
                             break
-                        next_offsets[tp] = msg.offset + 1
+                        next_offsets[tp], last[tp] = msg.offset + 1, rec
                     if unread is not None:
                         break
                 tag = self.commit_tag
@@ -686,7 +739,8 @@ class Subscriber:
             # The receipts commit on leaving.
         self._committed.update((tp, at.offset) for tp, at in offsets.items())
         if self.store is not None and offsets:  # committed: a restart with no group offset may rely on them now
-            self.store.confirm_feed_offsets({(tp.topic, tp.partition): at.offset for tp, at in offsets.items()})
+            self.store.confirm_feed_offsets({(tp.topic, tp.partition): at.offset for tp, at in offsets.items()},
+                                            {(tp.topic, tp.partition): record_mark(last[tp]) for tp in offsets})
         return unread, (await sent).offset  # delivered: the transaction committed
 
     async def _wiped(self, tries: int = 20) -> None:
@@ -969,8 +1023,9 @@ def resume_at(stored: int | None, committed: int | None, start: int | None, owne
     the store's offset as far as Kafka is known to have committed its receipts (``confirmed``,
     ``PartnerStore.confirm_feed_offsets``).
 
-    - The group has no offset: from the store's confirmed offset (a new group, or its offsets expired), else the
-      group's rule (offset 0). Never the store's applied offset alone: a crash between the store's commit and
+    - The group has no offset: from the store's confirmed offset (a new group, or its offsets expired; the caller
+      checks that the topic is still the one the store read: ``Subscriber._remade``), else the group's rule
+      (offset 0). Never the store's applied offset alone: a crash between the store's commit and
       Kafka's first commit in a partition leaves it past records whose receipts were aborted, which would then
       never be written.
     - This store committed it and stands behind it (restored from a backup): from the store's offset.
@@ -987,6 +1042,40 @@ def resume_at(stored: int | None, committed: int | None, start: int | None, owne
     if stored is not None:
         return stored if stored < committed else None
     return start if start is not None and committed > start else None
+
+
+def record_mark(rec: Record) -> str:
+    """What identifies a feed record for ``remade_feed``: the SHA-256 of its value (a sealed envelope, under a
+    data key and nonce of its own, so no other record has it), and of the batch's offsets for one standing for a
+    batch the client cannot read (``Record.unreadable``), which has no value. Pure."""
+    digest = hashlib.sha256(rec.value)
+    if rec.unreadable is not None:
+        digest.update(f"\0unreadable {rec.unreadable.first}-{rec.unreadable.last}".encode())
+    return digest.hexdigest()
+
+
+def remade_feed(mark: tuple[int, str | None] | None, at: int, begin: int, end: int, rec: Record | None) -> str | None:
+    """Why a feed partition that holds records ``begin`` to ``end - 1`` may not be read on from ``at`` (the store's
+    confirmed offset; the group has none), or None. ``mark``: what the store kept of the record before ``at``
+    (``PartnerStore.feed_mark``: its offset and ``record_mark``, or None where it held none), ``rec``: the record
+    at ``at - 1`` now (read only when the mark names one to compare). Pure.
+
+    Nothing can be passed when the partition holds nothing before ``at`` (reading from ``at`` is reading from its
+    first record, or ``_gap`` meets retention's gap), nor when it ends before ``at`` (``_gap`` meets a topic made
+    anew shorter). Otherwise the record before ``at`` must be the one the store read there: another, or one where
+    the store read past none, is another topic, made anew and filled past ``at``; and with no mark of that offset
+    (a store an earlier Puente kept) nothing tells, and it is not taken on trust."""
+    if begin >= at or end < at:
+        return None
+    if mark is None or mark[0] != at - 1:
+        return (f"it keeps no mark of the record at offset {at - 1} (kept by an earlier Puente), so nothing tells "
+                "whether the topic is still the one it read")
+    if mark[1] is None:
+        return (f"the partition holds a record at offset {at - 1}, where it held none when the store read past it: "
+                "the topic is another")
+    if rec is None or rec.offset != at - 1 or record_mark(rec) != mark[1]:
+        return f"the record at offset {at - 1} is not the one the store read there: the topic is another"
+    return None
 
 
 def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, int | None] | None) -> str | None:

@@ -7,7 +7,8 @@ and retention: the record's associated data binds it, so once the record has ope
 broker's), the alert's ``markings.expires_at`` and ``markings.review_at`` (``due`` lists what is
 held past its review date), whether a copy went beyond the store (``mark_passed_on``), and, once
 the alert is recalled, a *tombstone*: version, reason and recall time, with the view deleted. Beside
-the alerts it keeps what its subscriber needs to go on where it left off: feed offsets, receipt chain
+the alerts it keeps what its subscriber needs to go on where it left off: feed offsets (with a mark of the record
+before each one Kafka confirmed, so a topic made anew is not read on from the old one's offset), receipt chain
 heads, and each generation of the broker's signing key that verified a record it took, with when it first
 took one (``broker_keys_seen``: an older one signing long after a newer one was seen is a retired key's,
 ``broker.partner``).
@@ -93,7 +94,7 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -341,6 +342,7 @@ _ALERT_COLUMNS = ("alert_id, alert_type, version, state, action, view, first_ms,
 _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint of a receipt chain
 _FEED_KEY = "feed-offset:"  # meta key prefix: the next feed offset of a partition, as the store applied it
 _CONFIRMED_KEY = "feed-confirmed:"  # meta key prefix: the same, once Kafka committed the batch's receipts
+_MARK_KEY = "feed-mark:"  # meta key prefix: what identifies the record just before a partition's confirmed offset
 _PARTIAL_KEY = "feed-partial:"  # meta key prefix: a partition this store took over mid-stream, and from where
 _ELSEWHERE_KEY = "recall-elsewhere:"  # meta key prefix: an alert whose recall this store could not acknowledge
 _BROKER_KEY = "broker-key"  # meta key: each broker signing key that verified a key block taken, first seen when
@@ -567,16 +569,50 @@ class PartnerStore:
             self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", rows)
 
-    def confirm_feed_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None:
+    def confirm_feed_offsets(self, offsets: Mapping[tuple[str, int], int],
+                             marks: Mapping[tuple[str, int], str | None] | None = None) -> None:
         """Note, after a batch's Kafka transaction committed its receipts and the group's offsets, the feed offsets
         it committed (:meth:`keep_feed_offsets` noted them before, with what was applied). The store commits its
         batch first: a crash before Kafka's commit leaves the applied offsets ahead of what any receipt covers,
         and where the group has no offset of its own a subscriber resumes from the confirmed one, never past
-        records whose receipts were aborted (``broker.partner.resume_at``)."""
+        records whose receipts were aborted (``broker.partner.resume_at``).
+
+        ``marks``: for a partition, what identifies the record just before its offset (``broker.partner.record_mark``;
+        None: there was none, a gap read past), noted with the offset in one transaction (:meth:`feed_mark`). Kafka
+        drops a deleted topic's committed offsets: the subscriber then resumes from the confirmed offset, and
+        checks by the mark that the topic there is still the one the store read, not one made anew."""
         rows = [(f"{_CONFIRMED_KEY}{topic}[{partition}]", str(at)) for (topic, partition), at in offsets.items()]
-        with self._sql("confirming the feed offsets"):
+        rows += [(f"{_MARK_KEY}{topic}[{partition}]", json.dumps({"offset": offsets[topic, partition] - 1,
+                                                                  "sha256": mark}))
+                 for (topic, partition), mark in (marks or {}).items() if (topic, partition) in offsets]
+        with self._sql("confirming the feed offsets"), ExitStack() as stack:
+            if not self._conn.in_transaction:  # an offset and its mark are never kept apart
+                stack.enter_context(self.transaction())
             self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", rows)
+
+    def feed_mark(self, topic: str, partition: int) -> tuple[int, str | None] | None:
+        """What identifies the record of ``topic[partition]`` that the store read last before a confirmed offset
+        (:meth:`confirm_feed_offsets`): its offset and the digest the subscriber made of it
+        (``broker.partner.record_mark``; None: the partition held no record there, a gap read past), or None when
+        none was kept (a store an earlier Puente kept). The mark of an older confirmed offset than the one kept
+        (an earlier Puente confirmed on without one) names an offset other than the one just before it: the
+        caller compares the two. A value kept that is not such a mark is a StoreError."""
+        key = f"{_MARK_KEY}{topic}[{partition}]"
+        with self._sql("reading the feed offsets"):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        damaged = StoreError(f"{self.path}: the kept mark of feed partition {topic[:200]}[{partition}] is damaged")
+        try:
+            doc = json.loads(row[0])
+        except (ValueError, TypeError):
+            raise damaged from None
+        offset, digest = (doc.get("offset"), doc.get("sha256")) if isinstance(doc, dict) else (None, None)
+        if type(offset) is not int or not -1 <= offset < 1 << 63 or not (
+                digest is None or (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest))):
+            raise damaged
+        return offset, digest
 
     def note_taken_over(self, topic: str, partition: int, at: int) -> None:
         """Remember for good that this store read feed partition ``topic[partition]`` from offset ``at`` on after

@@ -1,0 +1,194 @@
+"""A feed topic deleted and made again: Kafka drops the group's offsets with it, and a subscriber resuming from its
+store's confirmed offset checks that the record before it is the one the store read there, never reading the new
+topic on from the old one's offset (its records before that would be passed unread, unstored, unreceipted)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from partner_feed import FEED, BrokerKeys, run_batch, sealed, subscriber
+
+import broker.partner as partner
+from broker.kafka import TopicPartition
+from broker.partner import Subscriber, record_mark, remade_feed
+from broker.partner_store import PartnerStore, Retention
+from puente.errors import FeedGapError, StoreError
+from puente.wire import Record, Unreadable
+from tests.unit.broker.test_partner_store import _view
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+KEY = "broker-sign-2026a"
+TP = TopicPartition(FEED, 0)
+RETENTION = Retention({"COMBIFRON": 180}, fallback_days=10)
+
+
+class _Feed:
+    """The feed's group consumer as ``_resume`` uses it: a partition holding records ``begin`` to ``end - 1``."""
+
+    def __init__(self, begin: int, end: int) -> None:
+        self.begin, self.end = begin, end
+        self.seeks: list[int] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.begin for tp in tps}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.end for tp in tps}
+
+    def seek(self, tp: TopicPartition, at: int) -> None:
+        self.seeks.append(at)
+
+
+async def _no_group_offset(consumer: Any, tp: TopicPartition) -> None:
+    return None
+
+
+def _reading(sub: Subscriber, found: Record | None, asked: list[int]) -> None:
+    """The subscriber's own reader finds ``found`` wherever it is asked (and notes where)."""
+    async def record_at(tp: TopicPartition, offset: int) -> Record | None:
+        asked.append(offset)
+        return found
+    sub._record_at = record_at  # type: ignore[method-assign]
+
+
+async def _store_that_read(tmp_path: Path, keys: BrokerKeys) -> tuple[PartnerStore, Record]:
+    """A store that read the old feed topic's records 0-4 (one batch, committed): confirmed at 5."""
+    store = PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL", retention=RETENTION)
+    records = [sealed(keys.sealer(KEY), _view(alert_id=f"SENAFRONT:BD-{n}"), n, T0) for n in range(5)]
+    unread, _ = await run_batch(subscriber(keys, store, lambda: T0), *records)
+    assert unread is None and store.feed_offset(FEED, 0, confirmed=True) == 5
+    return store, records[-1]
+
+
+async def test_a_topic_made_anew_and_filled_past_the_store_stops_the_subscriber(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group has no offset (the topic was deleted), the new topic holds 0-7999: its record at 4 is another one,
+    so the subscriber stops (FeedGapError naming --accept-gap), never seeking to 5 past the new records 0-4."""
+    monkeypatch.setattr(partner, "committed_with_metadata", _no_group_offset)
+    keys = BrokerKeys("2026a")
+    store, _ = await _store_that_read(tmp_path, keys)
+    notes: list[str] = []
+    sub = subscriber(keys, store, lambda: T0, notes=notes)
+    another = sealed(keys.sealer(KEY), _view(alert_id="SENAFRONT:BD-NEW"), 4, T0 + timedelta(days=1))
+    asked: list[int] = []
+    _reading(sub, another, asked)
+    feed = _Feed(0, 8000)
+    with pytest.raises(FeedGapError) as stop:
+        await sub._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [] and asked == [4]
+    assert "the record at offset 4 is not the one the store read there" in str(stop.value)
+    assert "--accept-gap" in str(stop.value) and "records 0-4" in str(stop.value) and "\n" not in str(stop.value)
+    store.close()
+
+
+async def test_the_same_topic_is_read_on_from_the_confirmed_offset(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group's offsets expired, the topic is the same: the record before the confirmed offset is the one the store
+    read, and the subscriber reads on from there, as before."""
+    monkeypatch.setattr(partner, "committed_with_metadata", _no_group_offset)
+    keys = BrokerKeys("2026a")
+    store, last = await _store_that_read(tmp_path, keys)
+    notes: list[str] = []
+    sub = subscriber(keys, store, lambda: T0, notes=notes)
+    _reading(sub, last, [])
+    feed = _Feed(0, 9)
+    await sub._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [5] and "reading on from offset 5" in notes[-1]
+    store.close()
+
+
+async def test_with_accept_gap_a_topic_made_anew_is_read_from_its_first_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--accept-gap reads the new topic from its first record, with a note, and the store stands there too, so a run
+    that ends before its first batch commits starts there again rather than at the old topic's offset."""
+    monkeypatch.setattr(partner, "committed_with_metadata", _no_group_offset)
+    keys = BrokerKeys("2026a")
+    store, _ = await _store_that_read(tmp_path, keys)
+    notes: list[str] = []
+    sub = subscriber(keys, store, lambda: T0, notes=notes)
+    sub.accept_gaps = True
+    _reading(sub, None, [])
+    feed = _Feed(0, 8000)
+    await sub._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [0] and "reading it from its first record, 0 (--accept-gap)" in notes[-1]
+    assert store.feed_offset(FEED, 0, confirmed=True) == 0 and store.feed_mark(FEED, 0) == (-1, None)
+    store.close()
+
+
+async def test_a_store_with_no_mark_is_not_taken_on_trust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store kept by an earlier Puente has a confirmed offset and no mark: with the group's offsets gone, nothing
+    tells the topic is the same, so the subscriber stops rather than read on from 5000 (the reviewer's probe)."""
+    monkeypatch.setattr(partner, "committed_with_metadata", _no_group_offset)
+    store = PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL", retention=RETENTION)
+    with store.transaction():
+        store.keep_feed_offsets({(FEED, 0): 5000})
+    store.confirm_feed_offsets({(FEED, 0): 5000})
+    sub = subscriber(BrokerKeys("2026a"), store, lambda: T0)
+    asked: list[int] = []
+    _reading(sub, None, asked)
+    feed = _Feed(0, 8000)
+    with pytest.raises(FeedGapError, match="keeps no mark of the record at offset 4999"):
+        await sub._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [] and asked == []
+    store.close()
+
+
+def _record(offset: int, value: bytes = b"sealed") -> Record:
+    return Record(FEED, 0, offset, None, value, (), 0)
+
+
+@pytest.mark.parametrize(("mark", "at", "begin", "end", "found", "refused"), [
+    ((4, record_mark(_record(4))), 5, 0, 9, _record(4), False),  # the same record
+    ((4, record_mark(_record(4))), 5, 0, 9, _record(4, b"other"), True),  # another record there
+    ((4, record_mark(_record(4))), 5, 0, 9, None, True),  # none there now (a transaction marker, say)
+    ((4, record_mark(_record(4))), 5, 5, 9, None, False),  # gone with retention: nothing before 5 is held
+    ((4, record_mark(_record(4))), 5, 0, 3, None, False),  # ends before 5: ``_gap`` meets a topic made anew
+    ((4, None), 5, 5, 9, None, False),  # read past a gap at 5, and still nothing before it
+    ((4, None), 5, 0, 9, _record(4), True),  # read past a gap, and now a record there: another topic
+    (None, 5, 0, 9, None, True),  # no mark (an earlier Puente kept the store)
+    ((2, record_mark(_record(2))), 5, 0, 9, _record(4), True),  # a mark of an older offset: none of this one
+    (None, 5, 5, 9, None, False),  # nothing before 5 held: nothing to pass
+    (None, 0, 0, 9, None, False),
+])
+def test_what_a_store_resumed_from_its_confirmed_offset_can_tell(
+        mark: tuple[int, str | None] | None, at: int, begin: int, end: int, found: Record | None,
+        refused: bool) -> None:
+    """``remade_feed`` refuses reading on from ``at`` when the partition holds records before it and the one at
+    ``at - 1`` is not known to be the one the store read there; with nothing held before ``at``, nothing is passed."""
+    assert (remade_feed(mark, at, begin, end, found) is not None) == refused
+
+
+def test_a_batch_the_client_cannot_read_is_marked_by_its_offsets() -> None:
+    """A record standing for an unreadable batch has no value: its mark names the batch's offsets, so another such
+    batch at the same place is not taken for it."""
+    one = Record(FEED, 0, 19, None, b"", (), 0, True, Unreadable("gzip", 10, 19))
+    other = one._replace(unreadable=Unreadable("gzip", 15, 19))
+    assert record_mark(one) != record_mark(other) != record_mark(_record(19, b""))
+
+
+@pytest.mark.parametrize("damaged", ["x", "[]", '{"offset": "4", "sha256": null}', '{"offset": 4, "sha256": "AB"}',
+                                     '{"offset": -2, "sha256": null}', '{"sha256": null}'])
+def test_a_damaged_mark_is_refused(tmp_path: Path, damaged: str) -> None:
+    """A kept mark that is not an offset and a digest stops the subscriber (StoreError), never read as no mark."""
+    with PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL") as store:
+        store.confirm_feed_offsets({(FEED, 0): 5}, {(FEED, 0): None})
+        assert store.feed_mark(FEED, 0) == (4, None) and store.feed_mark(FEED, 1) is None
+        store._conn.execute("UPDATE meta SET value = ? WHERE key = 'feed-mark:t.feed.COL[0]'", (damaged,))
+        with pytest.raises(StoreError, match=r"mark of feed partition t\.feed\.COL\[0\] is damaged"):
+            store.feed_mark(FEED, 0)
+
+
+def test_an_offset_and_its_mark_are_confirmed_together(tmp_path: Path) -> None:
+    """The confirmed offset and its mark are written in one transaction: a failure leaves neither."""
+    with PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL") as store:
+        store._conn.execute("CREATE TRIGGER no_marks BEFORE INSERT ON meta WHEN NEW.key LIKE 'feed-mark:%' "
+                            "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        with pytest.raises(StoreError):
+            store.confirm_feed_offsets({(FEED, 0): 5}, {(FEED, 0): "0" * 64})
+        assert store._conn.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'feed-%'").fetchone()[0] == 0
