@@ -141,7 +141,7 @@ from puente.errors import (
 )
 from puente.settings import PuenteSettings
 from puente.strict import json_text, one_line
-from puente.wire import Record, iso_utc
+from puente.wire import Record, Unreadable, iso_utc
 from schemas import AlertCodec, alert_codec, to_json
 
 
@@ -297,7 +297,8 @@ class Subscriber:
         """Feed records (``topic:partition:offset``, as the stop names them) to give up if they do not open: each
         gets a REJECTED receipt saying "given up", and is committed past instead of stopping the run. An allow-list of
         exact places an operator chose: a record that opens is applied as usual, and any other that does not
-        still stops the run."""
+        still stops the run. A batch the client cannot read is named whole, ``topic:partition:first-last``
+        (``_unreadable``)."""
         self._purged_at: float | None = None
         self._busy = asyncio.Lock()
         """Held by a batch from its check to its commit, and by a revocation (see ``_hand_over``)."""
@@ -767,6 +768,8 @@ class Subscriber:
 
     async def _handle(self, rec: Record, out: list[str] | None, producer: Producer, chain: ChainWriter,
                       part: int, now: datetime) -> UnreadableFeedError | None:
+        if rec.unreadable is not None:
+            return await self._unreadable(rec, rec.unreadable, producer, chain, part)
         where = f"{rec.topic}:{rec.partition}:{rec.offset}"
         alert_id = (rec.header(wire.ALERT_ID) or b"").decode("utf-8", "replace")[:200]
         shown = one_line(alert_id) or "?"  # for messages: a header is anyone's text until the record opens
@@ -818,17 +821,62 @@ class Subscriber:
                 # subscriber cannot take back: passed on, not acknowledged (auditors keep the recall outstanding).
                 status = RECALL_PASSED_ON
             self.stats.outcomes[status] = self.stats.outcomes.get(status, 0) + 1
-        receipt = {"partner": self.partner, "alert_id": alert_id or None, "feed": where, "status": status,
-                   "version": version,
-                   "policy_version": (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")[:100],
-                   "at": iso_utc(datetime.now(UTC))}
+        await self._receipt(producer, chain, part, where, status, alert_id or None, version,
+                            (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")[:100])
+        return unread
+
+    async def _receipt(self, producer: Producer, chain: ChainWriter, part: int, where: str, status: str,
+                       alert_id: str | None, version: int | None, policy_version: str) -> None:
+        receipt = {"partner": self.partner, "alert_id": alert_id, "feed": where, "status": status,
+                   "version": version, "policy_version": policy_version, "at": iso_utc(datetime.now(UTC))}
         if self.store is not None:
             # Which store holds what it received: a recall is acknowledged once every store holding the alert
             # answers (``broker.audit.recalls``), not by one that took its feed partition over mid-stream.
             receipt["store"] = self.commit_tag.partition("|")[2]
         await producer.send(self.access_topic, chain.append("RECEIPT", receipt), key=self.partner.encode(),
                             partition=part)
-        return unread
+
+    async def _unreadable(self, rec: Record, batch: Unreadable, producer: Producer, chain: ChainWriter,
+                          part: int) -> UnreadableFeedError | None:
+        """A record standing for a batch this Kafka client cannot read (``broker.kafka.unreadable``: a compressed
+        one, say): every record of the batch, ``batch.first`` to ``batch.last`` (the offset it stands at), at once.
+        It stops the run, nothing of the batch committed, with one REJECTED receipt (at its last offset, where it
+        stands), unless ``skip`` names the whole batch (``TOPIC:PARTITION:FIRST-LAST``, as the stop names it):
+        then each of its records is given up with a REJECTED receipt of its own, so auditors see every delivery
+        given up, not one of them. A skip naming one offset of it gives up nothing; nor does one of a batch of
+        more records than one transaction's receipts (``RECEIPTS_PER_CHECKPOINT``), which no feed batch the
+        broker writes holds."""
+        count = batch.last - batch.first + 1
+        tp = f"{rec.topic}:{rec.partition}"
+        place = f"{tp}:{batch.first}-{batch.last}" if count > 1 else f"{tp}:{batch.last}"
+        what = (f"{tp} records {batch.first}-{batch.last} ({count} record(s)) are one batch this Kafka client "
+                f"cannot read ({one_line(batch.what)[:200]})")
+        reason = "UnreadableBatch"
+        self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+        self.on_error(f"puente subscribe: rejected {place}: {what}")
+        if place in self.skip and count <= RECEIPTS_PER_CHECKPOINT:
+            self.stats.rejected += count
+            self.stats.given_up += count
+            self.on_error(f"puente subscribe: gave up {place}, all {count} record(s) of the batch, as --skip named "
+                          "it; each has a REJECTED receipt telling auditors it was never applied")
+            for offset in range(batch.first, batch.last + 1):
+                await self._receipt(producer, chain, part, f"{tp}:{offset}", f"REJECTED: {reason}; given up", None,
+                                    None, "")
+            return None
+        self.stats.rejected += 1
+        if count > RECEIPTS_PER_CHECKPOINT:
+            skip = (f"--skip cannot give up a batch of more than {RECEIPTS_PER_CHECKPOINT:,} records (no feed batch "
+                    "the broker writes holds so many)")
+        else:
+            named = (f" (--skip {rec.topic}:{rec.partition}:{batch.last} names one record of it: a batch is given up "
+                     "whole or not at all)" if count > 1 and f"{tp}:{batch.last}" in self.skip else "")
+            skip = f"or, to give up all {count} record(s) of it for good, run again with --skip {place}{named}"
+        await self._receipt(producer, chain, part, f"{tp}:{batch.last}", f"REJECTED: {reason}", None, None, "")
+        return UnreadableFeedError(
+            f"{self.partner}'s subscriber stopped at {tp}:{batch.first}: {what}. Nothing of it was committed. The "
+            "broker never compresses the feed, and its topics keep each batch as its producer wrote it "
+            "(compression.type=producer): ask the broker's operator to check the feed topic's compression.type "
+            "(`puente topics plan`) and who else may write to it; other keys do not help; " + skip)
 
     def _trust_key_block(self, opened: Opened, now: datetime) -> Mapping[str, int]:
         """Whether the record's verified key block may be taken, else it does not open: CryptoError when it is dated

@@ -49,7 +49,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                            "read on from its first record, naming what was skipped; default: stop (exit 1)")
     subs.add_argument("--skip", action="append", default=[], metavar="TOPIC:PARTITION:OFFSET", type=_place,
                       help="give up this one feed record if it does not open, as a stop named it: it keeps its "
-                           "REJECTED receipt and is committed past (repeatable); default: stop at it (exit 1)")
+                           "REJECTED receipt and is committed past (repeatable); a batch the client cannot read is "
+                           "named whole, TOPIC:PARTITION:FIRST-LAST; default: stop at it (exit 1)")
     subs.add_argument("--instance", default=DEFAULT_INSTANCE,
                       help="this subscriber's name (default main): subscribers of one partner that run at once "
                            "need different names; starting one with a name in use stops the other")
@@ -62,14 +63,17 @@ _OUT = PrivateFile("the --out file", "the --out file's folder", "holds decrypted
                    "write it in a folder only you can write (or pass --out -)")
 
 
-_PLACE = re.compile(r"[A-Za-z0-9._-]{1,249}:(0|[1-9][0-9]{0,9}):(0|[1-9][0-9]{0,18})", re.ASCII)
+_OFFSET = r"(0|[1-9][0-9]{0,18})"
+_PLACE = re.compile(rf"[A-Za-z0-9._-]{{1,249}}:(0|[1-9][0-9]{{0,9}}):{_OFFSET}(-{_OFFSET})?", re.ASCII)
 
 
 def _place(text: str) -> str:
-    """A feed record's place as a subscriber's stop names it: a Kafka topic name, a partition and an offset."""
-    if not _PLACE.fullmatch(text):
-        raise argparse.ArgumentTypeError("expected TOPIC:PARTITION:OFFSET as the subscriber's stop named it, "
-                                         "e.g. puente.feed.COL:0:1234")
+    """A feed record's place as a subscriber's stop names it: a Kafka topic name, a partition and an offset, or, for
+    a batch the client cannot read, its first and last offsets."""
+    found = _PLACE.fullmatch(text)
+    if not found or (found.group(4) is not None and int(found.group(4)) <= int(found.group(2))):
+        raise argparse.ArgumentTypeError("expected TOPIC:PARTITION:OFFSET (or TOPIC:PARTITION:FIRST-LAST for a batch) "
+                                         "as the subscriber's stop named it, e.g. puente.feed.COL:0:1234")
     return text
 
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from aiokafka import TopicPartition
 from partner_feed import Msg, Receipts, ReceiptSigner
 
 from broker.audit import ChainWriter
+from broker.audit.receipts import RECEIPTS_PER_CHECKPOINT
 from broker.kafka import KafkaConnection
+from broker.kafka.unreadable import UNREADABLE
 from broker.partner import Subscriber
 from broker.partner_store import PartnerStore
 from puente.cli import build_parser
 from puente.errors import UnreadableFeedError
-from puente.wire import Record
+from puente.wire import Record, Unreadable
 
 TP = TopicPartition("t.feed.COL", 0)
 
@@ -144,3 +147,78 @@ async def test_each_receipt_names_the_store_that_applied_it(tmp_path: Path) -> N
     await _subscriber([f"{TP.topic}:0:3"], [])._batch({TP: [Msg(_junk(3))]}, None, producer,  # type: ignore[arg-type]
                                                       ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
     assert "store" not in next(r for r in producer.sent if r["kind"] == "RECEIPT")
+
+
+def _unreadable_batch(first: int, last: int) -> SimpleNamespace:
+    """The record aiokafka's reader hands out for a batch the client cannot read (``broker.kafka.unreadable``): at
+    its last offset, no key or value, one header naming the batch."""
+    return SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=last, key=None, value=None, timestamp=0,
+                           timestamp_type=1,
+                           headers=[(UNREADABLE, Unreadable("a gzip-compressed batch, not inflated", first, last))])
+
+
+async def test_a_batch_the_client_cannot_read_stops_the_run_naming_the_whole_batch() -> None:
+    """Not a record lacking headers: the stop names the batch's records, the topic's compression as what to check,
+    and a --skip of the whole range; nothing of the batch is committed."""
+    errors: list[str] = []
+    producer = Receipts()
+    sub = _subscriber([], errors)
+    unread, _ = await sub._batch({TP: [(_unreadable_batch(10, 19))]}, None, producer,  # type: ignore[arg-type]
+                                 ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert isinstance(unread, UnreadableFeedError) and producer.offsets == {}
+    text = str(unread)
+    assert "records 10-19 (10 record(s))" in text and "compression.type" in text
+    assert f"--skip {TP.topic}:0:10-19" in text and "puente-alert-id" not in text and "decryption key" not in text
+    assert producer.statuses() == ["REJECTED: UnreadableBatch"]
+
+
+async def test_a_skip_of_one_offset_of_an_unreadable_batch_gives_nothing_up() -> None:
+    """A skip naming the batch's last offset (where its stand-in record is) would commit past every record of it:
+    it gives nothing up, and the stop says the batch is given up whole or not at all."""
+    sub = _subscriber([f"{TP.topic}:0:19"], [])
+    producer = Receipts()
+    unread, _ = await sub._batch({TP: [(_unreadable_batch(10, 19))]}, None, producer,  # type: ignore[arg-type]
+                                 ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert isinstance(unread, UnreadableFeedError) and producer.offsets == {}
+    assert "given up whole or not at all" in str(unread) and sub.stats.given_up == 0
+
+
+async def test_a_skip_of_the_whole_batch_gives_up_each_record_with_a_receipt_of_its_own() -> None:
+    """Named whole, the batch is given up: each of its records has a REJECTED receipt, so auditors see every
+    delivery given up, and the run counts them all."""
+    errors: list[str] = []
+    sub = _subscriber([f"{TP.topic}:0:10-19"], errors)
+    producer = Receipts()
+    unread, _ = await sub._batch({TP: [(_unreadable_batch(10, 19))]}, None, producer,  # type: ignore[arg-type]
+                                 ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert unread is None and producer.offsets == {TP: 20}
+    receipts = [r for r in producer.sent if r["kind"] == "RECEIPT"]
+    assert [r["feed"] for r in receipts] == [f"{TP.topic}:0:{n}" for n in range(10, 20)]
+    assert {r["status"] for r in receipts} == {"REJECTED: UnreadableBatch; given up"}
+    assert sub.stats.given_up == 10 and sub.stats.rejected == 10
+    assert "all 10 record(s) of the batch" in errors[-1]
+
+
+async def test_a_batch_of_more_records_than_one_transaction_receipts_is_not_given_up() -> None:
+    """No batch the broker writes holds more records than a transaction's receipts: one that claims to is refused
+    even when named whole, rather than write millions of receipts."""
+    last = 10 + RECEIPTS_PER_CHECKPOINT
+    sub = _subscriber([f"{TP.topic}:0:10-{last}"], [])
+    producer = Receipts()
+    unread, _ = await sub._batch({TP: [(_unreadable_batch(10, last))]}, None, producer,  # type: ignore[arg-type]
+                                 ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert isinstance(unread, UnreadableFeedError) and producer.offsets == {} and sub.stats.given_up == 0
+    assert "cannot give up a batch of more than" in str(unread)
+
+
+@pytest.mark.parametrize(("place", "taken"), [("t.feed.COL:0:10-19", True), ("t.feed.COL:0:19-10", False),
+                                              ("t.feed.COL:0:10-10", False), ("t.feed.COL:0:10-", False),
+                                              ("t.feed.COL:0:-19", False)])
+def test_skip_takes_a_batch_as_its_first_and_last_offsets(place: str, taken: bool) -> None:
+    """A batch is named by its first and last offsets, the first below the last."""
+    argv = ["subscribe", "--partner", "COL", "--key", "k.json", "--skip", place]
+    if taken:
+        assert build_parser().parse_args(argv).skip == [place]
+    else:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
