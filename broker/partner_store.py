@@ -727,12 +727,7 @@ class PartnerStore:
             row = self._conn.execute(
                 "SELECT version, state, recall_reason, feed, passed_on, MIN(first_ms, COALESCE(sealed_ms, first_ms)), "
                 "purged_ms FROM alerts WHERE alert_id = ?", (d.alert_id,)).fetchone()
-            held = None if row is None else Held(
-                row[0], row[1] == RECALLED_STATE, row[1] == RECALLED_STATE and row[2] is not None, row[3],
-                row[1] == EXPIRED_STATE,
-                # Retention counts from the first receipt (or sealing) of what the partner held (or holds): not
-                # across a recall, after which a holding starts again, nor from a version that arrived expired.
-                row[5] if row[1] == HELD or row[6] is not None else None)
+            held = None if row is None else _held(row, _Row(self.path, d.alert_id))
             outcome = judge(held, d)
             replay = held is not None and held.feed == d.feed and held.version == d.version
             now_ms = _ms(now)
@@ -907,7 +902,7 @@ class PartnerStore:
             rows = self._conn.execute(
                 f"SELECT {_COLUMNS}, NULL FROM alerts ORDER BY received_ms DESC, alert_id LIMIT ?",  # noqa: S608
                 (-1 if limit is None else limit,)).fetchall()
-        return [_entry(row) for row in rows]
+        return [_entry(row, self.path) for row in rows]
 
     def due(self, now: datetime, limit: int | None = None) -> list[Entry]:
         """Alerts held past their markings.review_at, the longest overdue first (without their views): the
@@ -918,7 +913,7 @@ class PartnerStore:
                 f"SELECT {_COLUMNS}, NULL FROM alerts WHERE state = 'HELD' AND review_ms IS NOT NULL "  # noqa: S608
                 "AND review_ms <= ? ORDER BY review_ms, alert_id LIMIT ?",
                 (_ms(now), -1 if limit is None else limit)).fetchall()
-        return [_entry(row) for row in rows]
+        return [_entry(row, self.path) for row in rows]
 
     def due_count(self, now: datetime) -> int:
         """How many alerts are held past their review date (``due``)."""
@@ -934,7 +929,7 @@ class PartnerStore:
         if row is None:
             raise NotInStore(f"no alert {alert_id[:200]} in {self.partner}'s store ({self.path}): `puente store "
                              f"list --partner {self.partner}` shows what it holds")
-        return _entry(row)
+        return _entry(row, self.path)
 
     def counts(self) -> Counts:
         with self._sql("reading"):
@@ -942,16 +937,91 @@ class PartnerStore:
                 "SELECT COALESCE(SUM(state = 'HELD'), 0), COALESCE(SUM(state = 'RECALLED'), 0), MAX(received_ms), "
                 "COALESCE(SUM(state = 'EXPIRED' AND purged_ms IS NULL), 0), "
                 "COALESCE(SUM(state = 'EXPIRED' AND purged_ms IS NOT NULL), 0) FROM alerts").fetchone()
+        if last is not None and (type(last) is not int or not _MS_MIN <= last <= _MS_MAX):
+            raise StoreError(f"{self.path}: a row's received_ms is damaged: it is not a time; `puente store list` "
+                             "names the alert, or restore the store from a backup")
         return Counts(int(held), int(recalled), None if last is None else _time(last), int(expired), int(purged))
 
 
-def _entry(row: tuple[Any, ...]) -> Entry:
+def _held(row: tuple[Any, ...], row_of: _Row) -> Held:
+    """What ``PartnerStore.apply`` reads of an alert's row (version, state, recall_reason, feed, passed_on, the
+    retention's start, purged_ms), each value checked (``_Row``)."""
+    version, state = row_of.version(row[0]), row_of.state(row[1])
+    reason, feed = row_of.text("recall_reason", row[2], none=True), row_of.text("feed", row[3])
+    if type(row[4]) is not int:
+        raise row_of.damaged("passed_on", "is not a whole number")
+    since, purged = row_of.ms("first_ms or sealed_ms", row[5]), row_of.ms("purged_ms", row[6], none=True)
+    # Retention counts from the first receipt (or sealing) of what the partner held (or holds): not across a
+    # recall, after which a holding starts again, nor from a version that arrived expired.
+    return Held(version, state == RECALLED_STATE, state == RECALLED_STATE and reason is not None, feed,
+                state == EXPIRED_STATE, since if state == HELD or purged is not None else None)
+
+
+def _entry(row: tuple[Any, ...], path: Path) -> Entry:
     (alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, reason,
      recalled_ms, review_ms, purged_ms, view) = row
-    return Entry(alert_id, alert_type, version, state, action, _time(first_ms), _time(received_ms), feed, agreement,
-                 None if expires_ms is None else _time(expires_ms), reason,
-                 None if recalled_ms is None else _time(recalled_ms), None if review_ms is None else _time(review_ms),
-                 None if view is None else json.loads(view), None if purged_ms is None else _time(purged_ms))
+    row_of = _Row(path, alert_id)
+    when = row_of.time
+    text = row_of.text
+    return Entry(text("alert_id", alert_id), text("alert_type", alert_type), row_of.version(version),
+                 row_of.state(state), text("action", action, none=True), when("first_ms", first_ms),
+                 when("received_ms", received_ms), text("feed", feed), text("agreement", agreement, none=True),
+                 when("expires_ms", expires_ms, none=True), text("recall_reason", reason, none=True),
+                 when("recalled_ms", recalled_ms, none=True), when("review_ms", review_ms, none=True),
+                 row_of.view(view), when("purged_ms", purged_ms, none=True))
+
+
+class _Row:
+    """The values of one alert's row as read back, each checked against what the store writes: a file edited or
+    damaged outside Puente (any SQLite tool writes it; SQLite keeps text in an INTEGER column) is a StoreError
+    naming the alert and the column, never another error out of whatever reads the value."""
+
+    def __init__(self, path: Path, alert_id: object) -> None:
+        self.path, self.alert_id = path, alert_id
+
+    def damaged(self, column: str, what: str) -> StoreError:
+        shown = one_line(self.alert_id[:200]) if isinstance(self.alert_id, str) else "(its id is not text)"
+        return StoreError(f"{self.path}: the row of alert {shown} is damaged: its {column} {what}; restore the store "
+                          "from a backup")
+
+    def text(self, column: str, value: object, *, none: bool = False) -> Any:
+        if value is None and none:
+            return None
+        if not isinstance(value, str) or (not value and column in {"alert_id", "feed"}):
+            raise self.damaged(column, "is not text" if not isinstance(value, str) else "is empty")
+        return value
+
+    def version(self, value: object) -> int:
+        if type(value) is not int or not 1 <= value <= MAX_VERSION:
+            raise self.damaged("version", f"is not a whole number from 1 to {MAX_VERSION:,}")
+        return value
+
+    def state(self, value: object) -> str:
+        if value not in (HELD, RECALLED_STATE, EXPIRED_STATE):
+            raise self.damaged("state", f"is none of {HELD}, {RECALLED_STATE}, {EXPIRED_STATE}")
+        return str(value)
+
+    def ms(self, column: str, value: object, *, none: bool = False) -> Any:
+        if value is None and none:
+            return None
+        if type(value) is not int or not _MS_MIN <= value <= _MS_MAX:
+            raise self.damaged(column, "is not a time (milliseconds since 1970, within years 1 to 9999)")
+        return value
+
+    def time(self, column: str, value: object, *, none: bool = False) -> Any:
+        ms = self.ms(column, value, none=none)
+        return None if ms is None else _time(ms)
+
+    def view(self, value: object) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        try:
+            doc = json.loads(value) if isinstance(value, str) else None
+        except (ValueError, RecursionError):
+            doc = None
+        if not isinstance(doc, dict):
+            raise self.damaged("view", "is not a JSON object")
+        return doc
 
 
 def _ms(when: datetime) -> int:
@@ -965,6 +1035,8 @@ def _time(ms: int) -> datetime:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS_MIN = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)  # what a datetime can hold
+_MS_MAX = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
 
