@@ -73,7 +73,8 @@ class QueryLogUncertain(QueryLogError):
 
 
 class QueryLogFenced(QueryLogError):
-    """Another console took over the query log (module docstring): this one can never write it again, and stops."""
+    """This console can never write the query log again, and stops: another console took it over (module docstring),
+    or its producer stopped for good for another reason (``QueryLog._given_up``)."""
 
     retriable = False
     exit_code = EXIT_PROBLEMS
@@ -180,38 +181,36 @@ class QueryLog:
         self._broken: str | None = None  # why the chain's head is no longer known; re-read before writing
         self.fenced: QueryLogFenced | None = None  # set once another console took the log over: final
         self._taken = asyncio.Event()
-        self._renew = False  # its producer stopped for good (``_given_up``): the next record makes a new one
 
     async def start(self) -> None:
         """Take over the chain: fence any earlier console, then read and check the head. AuditChainError
         when the chain ends with what a console did not write; a Kafka error when it cannot be reached."""
-        await self._open()
+        made = producer(self.conn, "puente-console", transactional_id=console_transaction(self.names),
+                        enable_idempotence=True, acks="all")
+        await start(made, self.conn, f"writing {self.names.queries}")
+        self._producer = made
         try:
             self._chain = ChainWriter(self.tp.topic, 0, await self._head(), chain=CHAIN)
         except BaseException:
             await self.stop()
             raise
 
-    async def _open(self) -> None:
-        made = producer(self.conn, "puente-console", transactional_id=console_transaction(self.names),
-                        enable_idempotence=True, acks="all")
-        await start(made, self.conn, f"writing {self.names.queries}")
-        self._producer = made
-
-    async def _given_up(self, made: Producer) -> None:
-        """After a failed write: when ``made`` can never write again (``broken_for_good``), fence the log if
-        another console took it over, else drop the producer, so that the next ``record`` makes a new one. Why:
-        such a producer (its transactional id refused for a while, a sequence Kafka lost) failed every later query
-        on an assertion, and the console answered 503 until it was restarted, whatever Kafka's state."""
+    def _given_up(self, made: Producer) -> None:
+        """After a failed write: when ``made`` can never write again (``broken_for_good``), the log ends as fenced
+        (``serve`` stops, exit 1), naming why. Why: such a producer (its transactional id refused for a while, a
+        sequence Kafka lost) failed every later query on an assertion, and the console answered 503 for good while
+        it looked alive. It is not made anew here: a new InitProducerId would fence a newer console that took the
+        log over meanwhile, unseen by a producer that writes nothing again; started again, this console is the
+        newest, as the rule "the console started last writes" wants."""
         failure = broken_for_good(made)
         if failure is None:
             return
         if isinstance(failure, ProducerFenced):
             raise self._fence() from None
-        self._producer, self._renew = None, True
-        self._broken = "its producer stopped for good"
-        with contextlib.suppress(Exception):
-            await made.stop()
+        raise self._fence(
+            f"the auditors' query log can no longer be written by this console: its producer stopped for good "
+            f"({type(failure).__name__}); check the console's login and ACLs (`puente acls plan`), then start "
+            "`puente audit serve` again") from None
 
     async def taken_over(self) -> QueryLogFenced:
         """Wait until another console has taken the log over (found at the first commit refused as fenced: nothing
@@ -220,12 +219,13 @@ class QueryLog:
         assert self.fenced is not None
         return self.fenced
 
-    def _fence(self) -> QueryLogFenced:
-        """This log fenced, for good: ``fenced`` set, and ``taken_over`` woken."""
+    def _fence(self, why: str | None = None) -> QueryLogFenced:
+        """This log fenced, for good: ``fenced`` set (``why``, else that another console took the log over), and
+        ``taken_over`` woken."""
         if self.fenced is None:
-            self.fenced = QueryLogFenced(
+            self.fenced = QueryLogFenced(why or (
                 "another console took over the auditors' query log under the same transactional id "
-                f"({console_transaction(self.names)}), so this one stops: run one `puente audit serve` per deployment")
+                f"({console_transaction(self.names)}), so this one stops: run one `puente audit serve` per deployment"))
             self._taken.set()
         return self.fenced
 
@@ -272,12 +272,6 @@ class QueryLog:
         async with self._lock:
             if self.fenced is not None:  # its producer can write nothing again: Kafka is not asked
                 raise QueryLogFenced(str(self.fenced))
-            if self._renew and self._chain is not None:
-                try:
-                    await self._open()
-                except PuenteError as exc:
-                    raise QueryLogError(f"cannot record this query in the audit: check Kafka ({exc})") from exc
-                self._renew = False
             made = self._producer
             if made is None or self._chain is None:
                 raise QueryLogError("cannot record this query in the audit: the query log is not running")
@@ -299,13 +293,13 @@ class QueryLog:
             except AuditChainError as exc:
                 raise QueryLogError(f"cannot record this query in the audit: {exc}") from exc
             except KafkaError as exc:
-                await self._given_up(made)
+                self._given_up(made)
                 raise failed(f"cannot record this query in the audit: check Kafka ({exc})") from exc
             except PuenteError:
                 raise
             except ProducerFenced:  # aiokafka's name for a refused epoch too (INVALID_PRODUCER_EPOCH)
                 raise self._fence() from None
             except Exception as exc:
-                await self._given_up(made)
+                self._given_up(made)
                 error = translate(exc, self.conn, f"writing {self.tp.topic}")
                 raise failed(f"cannot record this query in the audit: check Kafka ({error})") from exc

@@ -1,6 +1,6 @@
 """A console whose query-log producer stopped for good (its transactional id refused for a while, a sequence Kafka
-lost) makes a new one at the next query, rather than answering 503 until it is restarted; one fenced by another
-console stops, as before."""
+lost) stops, naming why, rather than answering 503 until it is restarted; it never makes a new producer itself,
+which would fence a newer console that took the log over meanwhile."""
 
 from __future__ import annotations
 
@@ -24,14 +24,8 @@ class _Producer(AIOKafkaProducer):
     def __init__(self, fail: BaseException | None) -> None:
         super().__init__(bootstrap_servers="127.0.0.1:1", transactional_id="t.console", enable_idempotence=True)
         self._txn_manager.set_pid_and_epoch(1, 0)
-        self.fail, self.sent, self.stopped = fail, [], False
+        self.fail, self.sent = fail, []
         self._closed = True  # it never connects: nothing to close
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        self.stopped = True
 
     async def send_and_wait(self, topic: str, value: Any = None, **kwargs: Any) -> None:  # type: ignore[override]
         if self.fail is not None:
@@ -43,47 +37,65 @@ class _Producer(AIOKafkaProducer):
         self._txn_manager.committing_transaction()
         self._txn_manager.complete_transaction()
 
+    async def abort_transaction(self) -> None:
+        self._txn_manager.aborting_transaction()
+        self._txn_manager.complete_transaction()
 
-def _log(first: _Producer, made: list[_Producer], monkeypatch: pytest.MonkeyPatch) -> QueryLog:
+
+def _log(first: _Producer, made: list[Any], monkeypatch: pytest.MonkeyPatch) -> QueryLog:
     log = QueryLog(KafkaConnection(bootstrap="127.0.0.1:1"), TopicNames("t"))
     log._producer, log._chain = first, ChainWriter("t.audit.queries", 0, ChainHead(), chain=CHAIN)
+    monkeypatch.setattr(oversight, "producer", lambda *args, **kwargs: made.append(args) or _Producer(None))
 
-    def new_producer(*args: Any, **kwargs: Any) -> _Producer:
-        made.append(_Producer(None))
-        return made[-1]
+    async def head() -> ChainHead:  # the head read back after a failed write: the one the log held
+        assert log._chain is not None
+        return log._chain.head
 
-    async def head() -> ChainHead:
-        return log._chain.head if log._chain else ChainHead()
-
-    monkeypatch.setattr(oversight, "producer", new_producer)
     monkeypatch.setattr(log, "_head", head)
     return log
 
 
 @pytest.mark.parametrize("cause", [TransactionalIdAuthorizationFailed("t.console"), OutOfOrderSequenceNumber()])
-async def test_a_producer_stopped_for_good_is_made_anew_at_the_next_query(cause: BaseException,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The query that met the failure is refused (503); the producer is stopped, and the next queries are written
-    through a new one (before, every later query failed on aiokafka's assertion until the console restarted)."""
-    first, made = _Producer(cause), []
-    log = _log(first, made, monkeypatch)
-    with pytest.raises(QueryLogError, match="check Kafka"):
+async def test_a_producer_stopped_for_good_ends_the_log_naming_why(cause: BaseException,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The query that met the failure is refused, the log ends (``taken_over`` woken: ``serve`` stops, exit 1) with
+    one line naming the cause and what to check; no new producer is made, and later queries are refused at once
+    (before, every later query failed on aiokafka's assertion, 503 until the console was restarted)."""
+    made: list[Any] = []
+    log = _log(_Producer(cause), made, monkeypatch)
+    with pytest.raises(QueryLogFenced, match=f"stopped for good \\({type(cause).__name__}\\); check the console's"):
         await log.record("ana", "national", "search", {}, 0)
-    assert broken_for_good(first) is cause and first.stopped and not made
-    await log.record("ana", "national", "search", {}, 1)
-    await log.record("ana", "national", "search", {}, 2)
-    assert len(made) == 1 and len(made[0].sent) == 2 and log.fenced is None
+    assert log.fenced is not None and (await log.taken_over()) is log.fenced
+    assert not log.fenced.retriable and log.fenced.exit_code == 1
+    with pytest.raises(QueryLogFenced):
+        await log.record("ana", "national", "search", {}, 1)
+    assert not made
 
 
 async def test_a_producer_stopped_by_a_takeover_fences_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stopped for good because another console took the transactional id: the log is fenced, no producer made."""
+    """Stopped for good because another console took the transactional id: fenced as such, no producer made."""
     first, made = _Producer(ProducerFenced()), []
     log = _log(first, made, monkeypatch)
-    with pytest.raises(QueryLogFenced):
-        await log.record("ana", "national", "search", {}, 0)
-    with pytest.raises(QueryLogFenced):
+    with pytest.raises(QueryLogFenced, match="another console took over"):
         await log.record("ana", "national", "search", {}, 0)
     assert not made and isinstance(broken_for_good(first), ProducerFenced)  # read: never logged at collection
+
+
+async def test_a_write_that_failed_with_the_producer_still_sound_is_only_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure that leaves the producer able to write (Kafka away for a moment) refuses that query alone."""
+    class _Away(_Producer):
+        async def send_and_wait(self, topic: str, value: Any = None, **kwargs: Any) -> None:  # type: ignore[override]
+            if not self.sent:
+                self.sent.append(None)
+                raise OSError("connection reset")
+            self.sent.append(value)
+
+    log = _log(_Away(None), [], monkeypatch)
+    with pytest.raises(QueryLogError, match="check Kafka") as caught:
+        await log.record("ana", "national", "search", {}, 0)
+    assert not isinstance(caught.value, QueryLogFenced) and log.fenced is None
+    await log.record("ana", "national", "search", {}, 1)
 
 
 async def test_a_producer_that_can_still_write_is_not_broken() -> None:
