@@ -63,7 +63,7 @@ configuration says: Colombia's restrictions must never be lost to a misspelling.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from adapters import _fields as f
@@ -106,10 +106,17 @@ _CONTENT = {
     "WATCHLIST_HIT": Keys("lista", "propietario", "motivo", "puntaje", "riesgo", "vuelo", "cruce", "accion", "puesto",
                           persona=TRAVELLER),
 }
+
+
+def kind(doc: Mapping[str, Any]) -> str:
+    """The alert type ``tipo`` names: what the mapping builds, and so whose keys ``contenido`` may hold (``KEYS``)."""
+    return lookup(TYPES, doc.get("tipo"), "tipo") or ""
+
+
 KEYS = Keys("version", "id_mensaje", "tipo", "entidad", "dependencia", "fecha_evento", "fecha_envio", "resumen",
             "revision", "accion", "motivo_anulacion", "consentimiento_nuevo",
             ubicacion=Keys("latitud", "longitud", "provincia", "sector", "lugar"), restricciones=MARKINGS,
-            contenido=ByKind("tipo", {label: _CONTENT[kind] for label, kind in TYPES.items()}))
+            contenido=ByKind(kind, _CONTENT))
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
@@ -201,7 +208,7 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     if not envelope.startswith("1."):
         raise f.fail(f.UNKNOWN_CODE, "format version is not 1.x, the agreed version")
     version, action, reason, consented = _revision(doc, ctx)
-    kind = lookup(TYPES, doc.get("tipo"), "tipo") or ""
+    alert_type = kind(doc)
     entity = lookup({k: k for k in ctx.profile.originators}, doc.get("entidad"), "entidad") or ""
     zone, limits = ctx.profile.zone, ctx.limits
     occurred = f.iso_datetime(doc.get("fecha_evento"), "fecha_evento", zone)
@@ -213,9 +220,9 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
                    sector=u.get("sector"), place=u.get("lugar"), where="ubicacion",
                    labels=("ubicacion.provincia", "ubicacion.sector", "ubicacion.lugar"))
     content = obj(doc, "contenido", "contenido", required=True)
-    if kind == "BORDER_EVENT":
+    if alert_type == "BORDER_EVENT":
         payload, title = _border(content, ctx)
-    elif kind == "SEIZURE":
+    elif alert_type == "SEIZURE":
         payload, title = _seizure(content, ctx)
     else:
         payload, title = _watchlist(content, ctx, occurred)
@@ -233,7 +240,7 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     return alert(
         ctx,
         alert_id=ident,
-        alert_type=kind,
+        alert_type=alert_type,
         occurred_at=occurred,
         reported_at=sent,
         location=loc,

@@ -20,7 +20,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import Any, BinaryIO
 
 from adapters._codes import norm_key
@@ -106,7 +105,7 @@ class Keys:
             elif deeper and not many and isinstance(node, Keys):
                 out.nested[name] = node.tolerating(deeper)
             elif deeper and not many and isinstance(node, ByKind):
-                out.nested[name] = ByKind(node.by, {kind: keys.tolerating(deeper) for kind, keys in node.kinds.items()})
+                out.nested[name] = ByKind(node.kind, {k: keys.tolerating(deeper) for k, keys in node.kinds.items()})
         return out
 
 
@@ -119,21 +118,23 @@ class Each:
 
 @dataclass(frozen=True, eq=False)
 class ByKind:
-    """An object whose keys depend on the record's kind: the record's top-level key ``by``, in norm_key form,
-    picks one of ``kinds``. An unknown kind, which the mapping refuses anyway, is held against all of them."""
+    """An object whose keys depend on the record's kind: ``kind`` reads the kind from the whole record and picks
+    one of ``kinds``.
 
-    by: str
+    ``kind`` is the mapping's own reading of the kind (one function for both), so the keys admitted are those of
+    the type the mapping builds: a kind read one way here and another there ('tipo' padded with blanks, which the
+    mapping trims) would admit one type's keys and map another, whose mapping never reads them. A kind that cannot
+    be read refuses the record, with the mapping's own error: no kind admits every type's keys.
+    """
+
+    kind: Callable[[Mapping[str, Any]], str]
     kinds: Mapping[str, Keys]
 
-    @cached_property
-    def any(self) -> Keys:
-        merged = Keys(**{key: node for keys in self.kinds.values() for key, node in keys.fields.items()})
-        merged.names = merged.names.union(*(keys.names for keys in self.kinds.values()))
-        return merged
-
     def pick(self, record: Mapping[str, Any]) -> Keys:
-        kind = record.get(self.by)
-        return (self.kinds.get(norm_key(kind[:80])) if isinstance(kind, str) else None) or self.any
+        keys = self.kinds.get(self.kind(record))  # raises the mapping's AdapterError for a kind it refuses
+        if keys is None:  # a kind the mapping reads and no keys are listed for: the adapter's fault, never admitted
+            raise fail(INVALID, "the record's kind has no list of the keys it may hold (an adapter fault)")
+        return keys
 
 
 Node = Keys | Each | ByKind | None
@@ -155,7 +156,7 @@ def check_keys(doc: Any, keys: Keys) -> None:
     The message says where the key is, never a value; nor the key itself, which may be data (a
     record keyed by a traveller's name, documents keyed by passport number): only a known key it
     nearly matches is named. A value of the wrong type (an array where an object belongs) is left
-    to the mapping to refuse.
+    to the mapping to refuse; a kind a :class:`ByKind` cannot read refuses the record here, as the mapping would.
     """
     if not isinstance(doc, dict):  # JSON objects, as the readers parse them
         return

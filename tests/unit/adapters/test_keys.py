@@ -152,6 +152,26 @@ def test_contenido_holds_only_its_own_types_keys(run: Callable[..., list[Result]
         == f.UNKNOWN_CODE
 
 
+@pytest.mark.parametrize("tipo", [" " * 80 + "INCAUTACION", "INCAUTACION" + " " * 80, "\tincautación ",
+                                  "  INCAUTACION  "])
+def test_contenido_is_held_to_the_type_the_mapping_reads(tipo: str, run: Callable[..., list[Result]]) -> None:
+    """A tipo padded with blanks is the type the mapping reads once trimmed: an INCAUTACION's contenido holding a
+    border event's keys (remarks) is refused, not mapped as a seizure with the remarks dropped."""
+    doc = _with(_with(SEIZURE, ("contenido",), "observaciones", SECRET), (), "tipo", tipo)
+    error = _refused(run("combifron", _json(doc)))
+    assert error.reason == f.UNKNOWN_CODE and str(error).startswith("contenido has an unexpected key (")
+
+
+def test_a_tipo_the_mapping_refuses_admits_no_contenido_keys(run: Callable[..., list[Result]]) -> None:
+    """An unknown or blank tipo is refused as the mapping refuses it, whatever contenido holds: no type's keys,
+    nor all types' together, are admitted for it."""
+    for tipo in ("INCAUTACIONES", " " * 81, "", None):
+        doc = _with(_with(SEIZURE, ("contenido",), "observaciones", SECRET), (), "tipo", tipo)
+        error = _refused(run("combifron", _json(doc)))
+        assert error.reason in (f.UNKNOWN_CODE, f.MISSING_FIELD) and str(error).startswith("tipo ")
+        assert SECRET not in str(error)
+
+
 def test_a_key_that_is_no_near_miss_is_not_shown_at_all(run: Callable[..., list[Result]]) -> None:
     """A key hiding a control character, or a very long one, is not shown: only its place and its length."""
     error = _refused(run("snm", _json(_with(SNM, (), "mar\u202ecado" + "x" * 100))))
