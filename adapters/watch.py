@@ -370,6 +370,8 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 print(f"{run.adapter.name}: {one_line(path.name)} is not taken: {why}", file=run.err,
                       flush=True)
         for path in ready:
+            if stop.is_set():  # a backlog can hold thousands of files: a stop waits for the one in flight, no more
+                break
             sig = _signature(path)
             if sig is None:
                 continue

@@ -119,6 +119,25 @@ def test_the_watcher_takes_finished_files_once_and_moves_them(tmp_path: Path) ->
     assert "snm a.jsonl: read 1, published 1" in out.getvalue()
 
 
+def test_a_stop_ends_the_watch_after_the_file_in_flight_not_the_backlog(tmp_path: Path) -> None:
+    """SIGTERM (the stop event) with many files ready: the file being read is finished and archived, and the watch
+    returns before the next one, leaving the rest in place for the next run."""
+    for i in range(20):
+        (tmp_path / f"f{i:02d}.jsonl").write_text("{}\n")
+    stop = asyncio.Event()
+
+    class _Stopped(_FakeRun):
+        async def run(self, stream: Any, source: str) -> Tally:
+            stop.set()  # the signal arrives while this file is read
+            return await super().run(stream, source)
+
+    fake = _Stopped()
+    total = asyncio.run(watch(fake, tmp_path, interval=0.05, stop=stop, out=io.StringIO()))  # type: ignore[arg-type]
+    assert len(fake.seen) == 1 and total.read == 1
+    assert [p.name for p in (tmp_path / "done").iterdir()] == fake.seen
+    assert len(pending(tmp_path, ("*.jsonl",))) == 19
+
+
 def test_the_watcher_never_follows_a_symbolic_link(tmp_path: Path) -> None:
     """A link in the drop folder (to the adapter's keys, say) is neither read nor moved: whoever may write
     the folder cannot have the adapter read a file for them. A link swapped in after the poll is refused
