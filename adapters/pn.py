@@ -30,7 +30,10 @@ the case it belongs to, or on its own after the case if it is the trailer; one o
 full width (a T trailer saved without a final line break) is whole, and read as any other. The
 complete export, read later, publishes that case. A trailer whose count is not the number of
 cases read is ``trailer-mismatch``: that file has its end, and disagrees with itself; it is not
-a cut one, and is not waited on.
+a cut one, and is not waited on. So is a trailer that any line but a blank one follows, whatever the
+last trailer counts: the trailer is the file's last line, and one within the file (two exports joined,
+a count typed in) says the file ended where it did not, and counts only part of it; the cases are read
+as any others.
 """
 
 from __future__ import annotations
@@ -158,6 +161,7 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
     """Cases, each as {"case": S fields, "items": [(line, I fields)], "persons": [(line, P fields)]}."""
     enc, limit = ctx.profile.encoding, ctx.limits.record_bytes
     number, cases, case, trailer, last = 0, 0, None, None, 0
+    ended, misplaced = 0, list[tuple[int, int]]()  # the last T line read; each T line and the line after it
     for line_no, raw, long in physical_lines(stream, 4096):
         if line_no == 1 and (cr := cr_only(raw)) is not None:
             yield Item(0, 1, b"", error=cr)
@@ -179,6 +183,9 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
         except AdapterError as exc:
             fields, error = None, exc
         kind = fields["kind"] if fields else raw[:1].decode("latin-1")
+        if ended:  # a line after a trailer, whatever it is: that trailer was not the file's last line
+            misplaced.append((ended, line_no))
+        ended = line_no if kind == "T" else 0
         # Only an S line ends a case, or its trailer followed by a line that is not an I or P line: every other
         # line is the case's (``_Case.take``), and one out of place refuses it rather than cutting it short.
         if case is not None and (kind == "S" or (case.trailer and kind not in ("I", "P"))):
@@ -203,12 +210,17 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
                                                     "trailer follows it: the export may be cut within it",
                                                     f.TRUNCATED, cut=True)
         yield from case.close(number)
+    for at, after in misplaced:
+        yield Item(0, at, b"", error=f.fail(f.TRAILER_MISMATCH, f"line {at}: the T trailer is not the file's last "
+                                                                f"line (line {after} follows it): a trailer ends the "
+                                                                "file; check the export with the case system"))
     yield from _trailer_check(trailer, cases, last)
 
 
 def _trailer_check(trailer: tuple[int, str] | None, cases: int, last: int) -> Iterator[Item]:
     """The file as a whole: no trailer is a file that stops before its end (``cut``: read again once it changes); a
-    trailer that does not count the cases read is a complete file that disagrees with itself, not a cut one."""
+    trailer that does not count the cases read is a complete file that disagrees with itself, not a cut one. The
+    last trailer is the one held against the cases; any before it is refused on its own (``read``)."""
     if trailer is None:
         yield Item(0, last, b"", error=AdapterError(f"the file ends at line {last} without its T trailer; the "
                                                     "export may be incomplete", f.TRUNCATED, cut=True))

@@ -91,13 +91,15 @@ def test_an_item_line_of_another_case_number_refuses_its_case_not_ends_it(run: C
 def test_a_trailer_or_header_line_within_a_case_does_not_publish_it_without_its_last_items(
         run: Callable[..., list[Any]]) -> None:
     """S, I, T, I and S, I, H, I: the T or H line does not end the case before its last item; the case is refused
-    whole. A trailer followed by the next S line, by blank lines or by nothing ends the case, as it always did."""
+    whole (and the stray trailer, not the file's last line, with the file). A trailer followed by the next S line,
+    by blank lines or by nothing ends the case, as it always did."""
     trailer, header = _line("T", count="00000001"), _line("H", system="SIIP-DIJ", exported="20261120120000")
     # The stray trailer is the file's only one (it counts the case); after the stray header, a trailer ends the file.
-    for stray, count, at in ((trailer, None, "follows the T trailer at line 4"),
-                             (header, 1, "an H line within the case")):
+    for stray, count, at, file_level in ((trailer, None, "follows the T trailer at line 4", [(0, f.TRAILER_MISMATCH)]),
+                                         (header, 1, "an H line within the case", [])):
         results = run("pn", _file(_line("S", **CASE), ITEMS[0], stray, ITEMS[1], trailer=count))
-        assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, f.INVALID)], stray
+        assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(1, f.INVALID),
+                                                                                          *file_level], stray
         assert at in str(results[0].error)
     second = {**CASE, "case": "DIJ-26-0000413"}
     ended = _file(_line("S", **CASE), *ITEMS, trailer=1) + b"\r\n\r\n"
@@ -105,7 +107,25 @@ def test_a_trailer_or_header_line_within_a_case_does_not_publish_it_without_its_
     two = _file(_line("S", **CASE), *ITEMS, trailer=None) + (
         "\r\n".join([_line("T", count="00000001"), _line("S", **second), ITEMS[0].replace("0000412", "0000413"),
                       _line("T", count="00000002")]) + "\r\n").encode("cp1252")
-    assert [len(r.alert["payload"]["items"]) if r.alert else r.error for r in run("pn", two)] == [2, 1]
+    assert [len(r.alert["payload"]["items"]) if r.alert else r.error.reason for r in run("pn", two)] == [
+        2, 1, f.TRAILER_MISMATCH]
+
+
+def test_a_trailer_within_the_file_is_refused_whatever_it_counts(run: Callable[..., list[Any]]) -> None:
+    """A T line that any line but a blank one follows is not the file's end: it is refused with the file, naming its
+    line, whether it counts the cases before it or not (only the last trailer's count was held against the file);
+    the cases are read as any others."""
+    second = {**CASE, "case": "DIJ-26-0000413"}
+    other = ITEMS[0].replace("0000412", "0000413")
+    for count, after, last in (("00000007", [_line("S", **second), other], 2),  # the reviewer's: 7, then 2
+                               ("00000001", [_line("S", **second), other], 2),  # each counts its part
+                               ("00000001", ["", _line("T", count="00000001")], None),  # the trailer twice
+                               ("00000001", [_line("H", system="SIIP-DIJ")], None)):  # a second export's header
+        results = run("pn", _file(_line("S", **CASE), *ITEMS, _line("T", count=count), *after, trailer=last))
+        refused = [r for r in results if r.item.number == 0]
+        assert [(r.item.line, r.error.reason) for r in refused if r.error] == [(5, f.TRAILER_MISMATCH)], after
+        assert "line 5: the T trailer is not the file's last line" in str(refused[0].error)
+        assert results[0].alert is not None and len(results[0].alert["payload"]["items"]) == 2
 
 
 def test_a_utf8_export_is_refused_as_a_wrong_encoding(reason: Callable[..., str]) -> None:
