@@ -604,7 +604,18 @@ def alert(ctx: Context, *, alert_id: str, alert_type: str, occurred_at: datetime
           location: dict[str, Any] | None, markings: dict[str, Any], summary: str | None,
           payload: dict[str, Any], version: int = 1, lifecycle: dict[str, Any] | None = None) -> dict[str, Any]:
     """An alert dict in the schema's shape (keyword-only so that no mapping swaps two fields).
-    ``version`` and ``lifecycle`` are set by formats that carry later versions of a record."""
+    ``version`` and ``lifecycle`` are set by formats that carry later versions of a record.
+
+    A summary longer than the agency's ``limits.summary`` is refused, never cut, as every other text is: the
+    summaries adapters write hold the record's own words and numbers, and a cut one passes as whole ('Flujo
+    migratorio de 15' for 1534 people). In practice only a limit lowered in agencies.yaml is met (a place is at most
+    120 characters, and the longest summary an adapter writes around one fits in the shipped 200), so the message
+    says which setting to raise.
+    """
+    if summary and len(summary) > ctx.limits.summary:  # not quoted: it holds the record's places and numbers
+        raise fail(TOO_LONG, f"the alert's summary has {len(summary):,} characters; limits.summary in agencies.yaml "
+                             f"allows {ctx.limits.summary:,}: a summary is refused, never cut (a cut number changes "
+                             "its meaning); raise the limit")
     return {
         "alert_id": alert_id,
         "alert_type": alert_type,
@@ -614,7 +625,7 @@ def alert(ctx: Context, *, alert_id: str, alert_type: str, occurred_at: datetime
         "source_timezone": ctx.profile.timezone,
         "location": location,
         "markings": markings,
-        "summary": summary[: ctx.limits.summary] if summary else None,
+        "summary": summary or None,
         "payload": payload,
         "version": version,
         "lifecycle": lifecycle,

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
 from adapters import _fields as f
 from adapters._codes import ISO_ALPHA3
-from adapters.config import Context, Limits
-from adapters.core import convert
+from adapters.config import AdaptersConfig, Context, Limits, Vocabulary, make_context
+from adapters.core import Result, convert
 from adapters.registry import get
 from schemas import bounds
 
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 HEADER = ("N° Informe;Fecha;Hora;Provincia;Sector;Lugar;Latitud;Longitud;Tipo de evento;Cantidad de personas;"
           "Dirección;Nacionalidades;Unidad;Observaciones;Clasificación;Difusión;Manejo;Calificación")
 
@@ -57,3 +59,25 @@ def test_the_shipped_limits_are_within_the_brokers() -> None:
     assert (limits.remarks, limits.name, limits.place, limits.unit) == (bounds.REMARKS, bounds.NAME, bounds.PLACE,
                                                                         bounds.UNIT)
     assert limits.summary <= bounds.SUMMARY and limits.document <= bounds.DOCUMENT and limits.code <= bounds.PORT
+
+
+def test_a_summary_over_a_lowered_limit_is_refused_never_cut(config: AdaptersConfig, vocab: Vocabulary) -> None:
+    """The summary an adapter writes ('Flujo migratorio de 1534 personas en Yaviza') over a limits.summary lowered in
+    agencies.yaml is refused as too-long, saying the setting, never cut to 'Flujo migratorio de 15'; at its length
+    it is published whole."""
+    data = "N° Informe;Fecha;Hora;Lugar;Tipo de evento;Cantidad de personas\r\nIP-1;14/11/2026;20:54;Yaviza;" \
+           "Flujo migratorio;1534\r\n".encode()
+    whole = "Flujo migratorio de 1534 personas en Yaviza"
+
+    def summary(limit: int) -> Result:
+        changed = config.model_copy(update={"limits": config.limits.model_copy(update={"summary": limit})})
+        [result] = convert(get("senafront"), io.BytesIO(data), make_context("SENAFRONT", NOW, changed, vocab))
+        return result
+
+    published = summary(len(whole)).alert
+    assert published is not None and published["summary"] == whole
+    for limit in (20, len(whole) - 1):
+        refused = summary(limit)
+        assert refused.alert is None and refused.error is not None and refused.error.reason == f.TOO_LONG
+        assert f"limits.summary in agencies.yaml allows {limit}" in str(refused.error)
+        assert "Yaviza" not in str(refused.error) and "1534" not in str(refused.error)
