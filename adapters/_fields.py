@@ -96,7 +96,8 @@ def key_name(key: str) -> str:
 def text(value: Any, field: str, limit: int, *, required: bool = False, multiline: bool = False) -> str | None:
     """Trimmed text in NFC (accents composed, so 'Núñez' compares equal however it was typed).
 
-    Empty means absent. A JSON whole number is taken as its digits; any other number is refused (``1.0``
+    Empty text (or None) means absent; text of blanks only is refused as blank (``given``), required or not. A
+    JSON whole number is taken as its digits; any other number is refused (``1.0``
     and ``1e3`` are not what anyone typed for a name or a reference, and two of them can read alike).
     Whitespace runs collapse to one space, except in multi-line free text,
     where line breaks are kept. Control characters are refused: they are binary junk or a
@@ -120,6 +121,8 @@ def text(value: Any, field: str, limit: int, *, required: bool = False, multilin
     else:
         clean = " ".join(value.split())  # collapses every run of whitespace: staff did not mean them
     if not clean:
+        if value:  # blanks only: neither absent nor a value (a value whose content was lost looks the same)
+            raise _blank(field)
         if required:
             raise _missing(field)
         return None
@@ -247,16 +250,21 @@ def given(value: Any, field: str) -> bool:
     Anything else (``false``, ``0``, ``{}``, ``[]``) is given, and goes to the field's parser, which refuses a
     wrong type by name: a truthiness test would drop it as absent, and a date, a country or an owner stated
     in the wrong type would be lost without a word. A text of whitespace alone is refused here, for every
-    optional field alike: it is neither absent nor a value (a cell whose content was lost looks the same), and
-    the field's parser would call it required.
+    optional field alike, as ``text`` and every parser built on it refuse it: it is neither absent nor a value (a
+    cell whose content was lost looks the same), and a field taken as absent falls back to its default. A
+    fixed-width field of spaces is empty: its layout pads every field so (``adapters.pn`` strips them first).
     """
     if isinstance(value, str) and value and not value.strip():
-        raise fail(MISSING_FIELD, f"{field} is blank; leave it out or null")
+        raise _blank(field)
     return value is not None and value != ""
 
 
 def _missing(field: str) -> AdapterError:
     return fail(MISSING_FIELD, f"{field} is required and is empty")
+
+
+def _blank(field: str) -> AdapterError:
+    return fail(MISSING_FIELD, f"{field} is blank; leave it empty, out or null")
 
 
 def code(value: Any, field: str, table: Mapping[str, str] | Iterable[str], *, required: bool = True) -> str | None:
@@ -297,7 +305,7 @@ def countries(values: Any, field: str) -> list[str]:
 
 def integer(value: Any, field: str, *, maximum: int = 1_000_000, required: bool = False) -> int | None:
     """A whole number from 0 to ``maximum``; a negative one is refused with its own reason."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if not given(value, field):
         if required:
             raise fail(MISSING_FIELD, f"{field} is required and is empty")
         return None
@@ -425,7 +433,7 @@ def iso_datetime(value: Any, field: str, zone: tzinfo) -> datetime:
 
 def birth_date(value: Any, field: str, today: date, *, compact: bool = False) -> date | None:
     """A date of birth: not in the future, not before 1900."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if not given(value, field):
         return None
     born = ymd(value, field, compact=compact)
     if not date(1900, 1, 1) <= born <= today:
@@ -444,7 +452,7 @@ def coordinate(value: Any, field: str, axis: str) -> float | None:
 
     Without a hemisphere letter the sign decides; with one, a sign is refused as ambiguous.
     """
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if not given(value, field):
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value) if abs(value) <= 1e300 else math.inf  # float() of a huge integer overflows

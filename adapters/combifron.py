@@ -189,7 +189,7 @@ def _revision(doc: dict[str, Any], ctx: Context) -> tuple[int, str | None, str |
     reason = None
     if action == "RECALL":
         reason = sh.recall_reason(doc.get("motivo_anulacion"), "accion ANULACION")
-    elif doc.get("motivo_anulacion") not in (None, ""):
+    elif f.given(doc.get("motivo_anulacion"), "motivo_anulacion"):
         raise f.fail(f.INVALID, "motivo_anulacion goes only with accion ANULACION")
     partners: list[str] = []
     if action == "CONSENT":
@@ -197,7 +197,7 @@ def _revision(doc: dict[str, Any], ctx: Context) -> tuple[int, str | None, str |
         if not partners:
             raise f.fail(f.MISSING_FIELD, "accion CONSENTIMIENTO needs consentimiento_nuevo: the partners it "
                                           "consents to")
-    elif doc.get("consentimiento_nuevo") not in (None, "", []):
+    elif f.given(doc.get("consentimiento_nuevo"), "consentimiento_nuevo") and doc["consentimiento_nuevo"] != []:
         raise f.fail(f.INVALID, "consentimiento_nuevo goes only with accion CONSENTIMIENTO")
     return version, action, reason, partners
 

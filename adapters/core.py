@@ -38,6 +38,7 @@ from adapters._fields import (
     code,
     did_you_mean,
     fail,
+    given,
     key_name,
     text,
 )
@@ -364,10 +365,10 @@ def alert_id(ctx: Context, reference: Any, field: str) -> str:
 def names(value: Any, field: str, known: frozenset[str]) -> list[str] | None:
     """Codes from a list or a text such as 'REL TO COL, USA'; None when the record is silent.
 
-    A blank text is silent too: it is how an export writes a value it has none of, and taken as an explicit
-    "none" it would drop the agency's default caveats, or its default release (a wider one). Only an empty
-    list says "none"."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    Empty text is silent too. A text of blanks only is refused as blank (``given``): it says neither, and taken as
+    silent it would widen a release a lost value may have narrowed, taken as "none" it would drop the agency's
+    default caveats. Only an empty list says "none"."""
+    if not given(value, field):
         return None
     if isinstance(value, str):
         value = re.sub(r"^\s*REL(EASABLE)?\s+TO\s*:?", "", value, flags=re.IGNORECASE)
@@ -664,13 +665,15 @@ def either(doc: Mapping[str, Any], field: str, *keys: str) -> Any:
     """The value under whichever of ``keys`` (alternative names of one field) the record fills; None if none.
 
     Two of them filled is refused as a duplicate key rather than one picked: as with a JSON key
-    given twice, which one the agency meant cannot be known.
+    given twice, which one the agency meant cannot be known. One of blanks only is refused as blank (``given``),
+    never taken as unfilled.
     """
-    given = [k for k in keys if doc.get(k) not in (None, "")]
-    if len(given) > 1:
-        raise fail(DUPLICATE_KEY, f"{field} is given twice, as {key_name(given[0])} and {key_name(given[1])}; "
+    where = field.rpartition(".")[0]  # 'tripulacion[0]' of 'tripulacion[0].apellidos', to name a blank one
+    filled = [k for k in keys if given(doc.get(k), f"{where}.{k}" if where else k)]  # blanks only are refused
+    if len(filled) > 1:
+        raise fail(DUPLICATE_KEY, f"{field} is given twice, as {key_name(filled[0])} and {key_name(filled[1])}; "
                                   "give one of them")
-    return doc[given[0]] if given else None
+    return doc[filled[0]] if filled else None
 
 
 def lookup(table: Mapping[str, str], value: Any, field: str, *, required: bool = True) -> str | None:

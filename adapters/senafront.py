@@ -6,7 +6,12 @@ dd/mm/yyyy and times as HH:MM in Panama time, positions in decimal degrees or in
 degrees-minutes-seconds with N/S and W/O, and free-text remarks that may span lines (no other
 cell may: a quoted cell elsewhere that does not close on its line is refused with its row).
 Marking columns (Clasificación, Difusión, Manejo, Calificación...) are optional; an empty
-cell keeps the battalion's default from ``agencies.yaml``.
+cell keeps the battalion's default from ``agencies.yaml``. Empty is a cell with nothing in it
+(or ``""``); a cell of blanks only (spaces, a tab) in a column the adapter reads is refused as
+blank, as JSON text of blanks is: a spreadsheet writes an empty cell as nothing, and a blank one
+says neither a value nor none (a Difusión of spaces taken as empty would give the battalion's
+default release, often wider). Cells no field is read from (under no header, or past the
+header's last column) are only held to be empty or blank.
 
 A header without a required column makes the file unreadable: one dead letter for the
 file, naming the columns, rather than one per row. So does a header column the adapter does
@@ -172,12 +177,13 @@ def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
     zone, limits = ctx.profile.zone, ctx.limits
     occurred = f.local(f.dmy(row["date"], "Fecha"), f.clock(row["time"], "Hora"), zone)
     reported = None
-    if (row.get("report_time") or "").strip() and not (row.get("report_date") or "").strip():
-        # read only with its date: a time alone would be dropped unread
+    report_date = f.given(row.get("report_date"), "Fecha del informe")
+    report_time = f.given(row.get("report_time"), "Hora del informe")
+    if report_time and not report_date:  # read only with its date: a time alone would be dropped unread
         raise f.fail(f.MISSING_FIELD, "Hora del informe is filled and Fecha del informe is empty")
-    if (row.get("report_date") or "").strip():
+    if report_date:
         day = f.dmy(row["report_date"], "Fecha del informe")
-        if (row.get("report_time") or "").strip():
+        if report_time:
             reported = f.local(day, f.clock(row["report_time"], "Hora del informe"), zone)
         else:  # a date alone: the report came that day, and not before the event
             reported = max(occurred, f.local(day, f.clock("00:00", ""), zone))
@@ -190,7 +196,8 @@ def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
     over: dict[str, Any] = {"classification": row.get("classification"), "handling_code": row.get("handling"),
                             "handling_text": row.get("handling_text"), "grading": row.get("grading"),
                             "caveats": row.get("caveats") or None}
-    release = (row.get("release") or "").strip()
+    release = row.get("release") or ""
+    f.given(release, "Difusión")  # blanks only say neither the default release nor none: refused
     if norm_key(release) in DOMESTIC:
         over["releasable_to"] = []
         given = names(over["caveats"], "caveats", ctx.vocab.caveats)  # a cell "LES;NOFORN": codes, not letters

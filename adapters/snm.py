@@ -107,7 +107,7 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
 def traveller(v: dict[str, Any], field: str, ctx: Context) -> dict[str, Any]:
     """The person screened: two surnames joined, several nationalities, documents."""
     born = f.birth_date(v.get("fecha_nacimiento"), f"{field}.fecha_nacimiento", ctx.now.date())
-    if v.get("apellidos") not in (None, ""):
+    if f.given(v.get("apellidos"), f"{field}.apellidos"):
         # both surnames in one field, or each in its own: one way or the other, never both
         either(v, f"{field}.apellidos", "apellidos", "primer_apellido", "segundo_apellido")
         family = sh.surnames(v["apellidos"], None, f"{field}.apellidos", ctx)
@@ -173,7 +173,7 @@ def state(doc: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
     reason = None
     if withdrawn:
         reason = sh.recall_reason(doc.get("motivo_anulacion"), "estado ANULADO")
-    elif doc.get("motivo_anulacion") not in (None, ""):
+    elif f.given(doc.get("motivo_anulacion"), "motivo_anulacion"):
         raise f.fail(f.INVALID, "motivo_anulacion goes only with estado ANULADO")
     action = "RECALL" if withdrawn else ("UPDATE" if version > 1 else None)
     return version, lifecycle(version, action, reason=reason)

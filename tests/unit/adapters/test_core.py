@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,8 +90,35 @@ def test_a_blank_optional_field_is_refused_as_blank_not_as_required(run: Callabl
         assert line.count(old) == 1
         result = run("snm", line.replace(old, new) + b"\n")[0]
         assert result.error is not None and result.error.reason == f.MISSING_FIELD, field
-        assert str(result.error).endswith(f"{field} is blank; leave it out or null")
+        assert str(result.error).endswith(f"{field} is blank; leave it empty, out or null")
     assert run("snm", line.replace(b'"vence":"2027-12-01"', b'"vence":""') + b"\n")[0].error is None
+
+
+@pytest.mark.parametrize(("path", "field"), [
+    (("viajero", "nombres"), "viajero nombres"), (("viajero", "segundo_apellido"), "(segundo apellido)"),
+    (("viajero", "sexo"), "viajero sexo"), (("unidad",), "unidad"), (("vuelo",), "vuelo"),
+    (("coincidencia", "motivo"), "motivo"), (("riesgo",), "riesgo"), (("accion",), "accion"),
+    (("marcado", "manejo"), "handling code"), (("marcado", "calificacion"), "grading"),
+    (("marcado", "texto_manejo"), "handling text"), (("marcado", "clasificacion"), "classification"),
+    (("viajero", "documentos", 0, "numero"), "documento.numero"),
+])
+def test_a_blank_text_anywhere_is_refused_never_taken_as_absent(path: tuple[Any, ...], field: str,
+                                                                 run: Callable[..., list[Any]]) -> None:
+    """Names, unit, flight, reason, risk, action and markings written as blanks are refused as blank: taken as
+    absent, each fell back to its default (risk UNKNOWN, the agency's unit, the default handling code)."""
+    line = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines()[0]
+    for blank in (" ", "   ", "\t"):
+        doc = json.loads(line)
+        target = doc
+        for step in path[:-1]:
+            target = target[step] if isinstance(target, list) else target.setdefault(step, {})
+        target[path[-1]] = blank
+        result = run("snm", json.dumps(doc).encode() + b"\n")[0]
+        assert result.alert is None and result.error is not None and result.error.reason == f.MISSING_FIELD, path
+        assert str(result.error).endswith(f"{field} is blank; leave it empty, out or null"), str(result.error)
+    target[path[-1]] = ""
+    result = run("snm", json.dumps(doc).encode() + b"\n")[0]
+    assert result.error is None or path[-1] in ("numero",), (path, result.error)
 
 
 @pytest.mark.parametrize(("over", "reason"), [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,10 +38,36 @@ def test_text_keeps_line_breaks_only_in_free_text() -> None:
 
 
 def test_text_empty_is_absent_unless_required() -> None:
-    """Empty or blank text is None, or missing-field when the field is required."""
-    assert f.text("   ", "x", 10) is None
+    """Empty text or None is None, or missing-field when the field is required."""
+    assert f.text("", "x", 10) is None
     assert f.text(None, "x", 10) is None
-    assert _reason(f.text, " ", "Fecha", 10, required=True) == f.MISSING_FIELD
+    assert _reason(f.text, "", "Fecha", 10, required=True) == f.MISSING_FIELD
+
+
+@pytest.mark.parametrize("blank", [" ", "   ", "\t", "\u00a0", "\r\n", " \n \n "])
+@pytest.mark.parametrize("multiline", [False, True])
+def test_text_of_blanks_only_is_refused_as_blank_never_absent(blank: str, multiline: bool) -> None:
+    """Text of blanks only is neither absent nor a value: refused as blank, optional or required, one-line or not,
+    so that no field falls back to its default (risk UNKNOWN, the agency's unit) on a value whose content was lost."""
+    for required in (False, True):
+        with pytest.raises(AdapterError) as refused:
+            f.text(blank, "unidad", 10, required=required, multiline=multiline)
+        assert refused.value.reason == f.MISSING_FIELD
+        assert str(refused.value) == "unidad is blank; leave it empty, out or null"
+
+
+@pytest.mark.parametrize("parse", [
+    lambda v: f.integer(v, "cantidad"), lambda v: f.coordinate(v, "latitud", "lat"),
+    lambda v: f.birth_date(v, "fecha_nacimiento", date(2026, 11, 22)), lambda v: f.countries(v, "nacionalidades"),
+    lambda v: f.countries(["COL", v], "nacionalidades"),
+    lambda v: f.code(v, "riesgo", {"ALTO": "HIGH"}, required=False),
+], ids=["integer", "coordinate", "birth_date", "countries", "country-entry", "code"])
+def test_every_parser_refuses_blanks_and_takes_empty_as_absent(parse: Callable[[Any], Any]) -> None:
+    """Numbers, positions, dates of birth, countries and codes read "" and null as absent, and refuse blanks alike."""
+    assert parse(None) in (None, [], ["COL"]) and parse("") in (None, [], ["COL"])
+    with pytest.raises(AdapterError) as refused:
+        parse("  ")
+    assert refused.value.reason == f.MISSING_FIELD and "is blank" in str(refused.value)
 
 
 def test_text_refuses_control_characters_and_oversize() -> None:
@@ -57,7 +84,7 @@ def test_text_never_raises_anything_but_adapter_error(value: str) -> None:
     try:
         out = f.text(value, "x", 40, multiline=True)
     except AdapterError as exc:
-        assert exc.reason in {f.INVALID, f.INVISIBLE, f.TOO_LONG}
+        assert exc.reason in {f.INVALID, f.INVISIBLE, f.TOO_LONG, f.MISSING_FIELD}
     else:
         assert out is None or (out == out.strip() and len(out) <= 40)
 

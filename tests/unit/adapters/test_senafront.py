@@ -64,9 +64,31 @@ def test_a_report_time_without_its_date_is_refused_not_dropped(run: Callable[...
     """A report time with no report date was never read, whatever it held: the row is refused, naming both."""
     header = HEADER + ";Fecha del informe;Hora del informe"
     for time in ("09:15", "99:99"):
-        err = run("senafront", _csv(ROW + f"; ;{time}", header=header))[0].error
+        err = run("senafront", _csv(ROW + f";;{time}", header=header))[0].error
         assert err is not None and err.reason == f.MISSING_FIELD, err
         assert "Hora del informe" in str(err) and "Fecha del informe" in str(err) and time not in str(err)
+
+
+def test_a_cell_of_blanks_is_refused_as_blank_not_read_as_empty(run: Callable[..., list[Any]]) -> None:
+    """An empty cell is absent (the battalion's default, no report date); a cell of blanks only, in any column read,
+    is refused as blank, naming the column: a Difusión of spaces must not give the default release."""
+    header = HEADER + ";Fecha del informe;Hora del informe"
+    assert ROW.endswith('";;;;')  # Clasificación, Difusión, Manejo, Calificación: empty
+
+    def row(cell: int, value: str) -> str:  # the cell-th of those four and the two report cells set to value
+        cells = [""] * 6
+        cells[cell] = value
+        return ROW.removesuffix(";;;;") + ";" + ";".join(cells)
+
+    assert run("senafront", _csv(row(0, ""), header=header))[0].error is None
+    # the markings are named as markings() names them
+    for cell, column in enumerate(("classification", "Difusión", "handling code", "grading", "Fecha del informe",
+                                   "Hora del informe")):
+        for blank in (" ", "\t", "   "):
+            err = run("senafront", _csv(row(cell, blank), header=header))[0].error
+            assert err is not None and err.reason == f.MISSING_FIELD, (column, blank)
+            assert str(err) == f"{column} is blank; leave it empty, out or null"
+
 
 
 def test_a_header_without_required_columns_refuses_the_file(run: Callable[..., list[Any]]) -> None:
