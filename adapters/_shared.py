@@ -95,12 +95,16 @@ def surnames(first: Any, second: Any, field: str, ctx: Context) -> str | None:
 
 
 def document(doc: dict[str, Any], field: str, ctx: Context) -> dict[str, Any]:
-    """A travel document: type, number (upper case, no spaces), issuing country, expiry."""
-    number = f.text(doc.get("numero"), f"{field}.numero", ctx.limits.document)
-    if number is not None:
-        number = number.upper().replace(" ", "")
-        if not _DOC_NUMBER.fullmatch(number):
-            raise f.fail(f.INVALID, f"{field}.numero may hold only letters, digits and '-'")
+    """A travel document: type, number (upper case, no spaces), issuing country, expiry.
+
+    The number is required: a type, country or expiry without it describes no document a partner can match, and
+    is refused rather than kept as a document with no number (PN's layout refuses the same, ``adapters.pn``)."""
+    number = (f.text(doc.get("numero"), f"{field}.numero", ctx.limits.document) or "").upper().replace(" ", "")
+    if not number:
+        raise f.fail(f.MISSING_FIELD, f"{field}.numero is empty: a document's type, country and expiry are read "
+                                      "only with its number; give it, or leave the document out")
+    if not _DOC_NUMBER.fullmatch(number):
+        raise f.fail(f.INVALID, f"{field}.numero may hold only letters, digits and '-'")
     issuer = f.countries([doc["pais"]] if f.given(doc.get("pais"), f"{field}.pais") else [], f"{field}.pais")
     expires = doc.get("vence")
     expiry = f.ymd(expires, f"{field}.vence") if f.given(expires, f"{field}.vence") else None

@@ -121,6 +121,34 @@ def test_a_blank_text_anywhere_is_refused_never_taken_as_absent(path: tuple[Any,
     assert result.error is None or path[-1] in ("numero",), (path, result.error)
 
 
+def _first_with_documents(name: str) -> tuple[bytes, Callable[[dict[str, Any]], list[dict[str, Any]]]]:
+    """A sample record of ``name`` holding a travel document, and where its first person's documents are."""
+    if name == "senan":
+        return ((SAMPLES / "senan" / "interdicciones-2026-11.json").read_bytes().split(b"\n{")[0],
+                lambda d: d["tripulacion"][0]["documentos"])
+    if name == "snm":
+        return ((SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines()[0],
+                lambda d: d["viajero"]["documentos"])
+    lines = (SAMPLES / "combifron" / "mensajes-colombia-2026-11.jsonl").read_bytes().splitlines()
+    return (next(line for line in lines if b'"capturados"' in line and b'"documentos"' in line),
+            lambda d: d["contenido"]["capturados"][0]["documentos"])
+
+
+@pytest.mark.parametrize("name", ["snm", "senan", "combifron"])
+def test_a_document_without_its_number_is_refused_not_kept(name: str, run: Callable[..., list[Any]]) -> None:
+    """A document type, country or expiry with no number is refused (as PN refuses it), never published as a
+    document with no number; README lists 'a document type or country without its number' as refused."""
+    raw, documents = _first_with_documents(name)
+    assert run(name, json.dumps(json.loads(raw)).encode() + b"\n")[0].error is None
+    for without in ({"tipo": "pasaporte", "pais": "COL"}, {"tipo": "pasaporte", "numero": ""},
+                    {"tipo": "pasaporte", "numero": None, "vence": "2030-01-01"}):
+        doc = json.loads(raw)
+        documents(doc)[:] = [without]
+        result = run(name, json.dumps(doc).encode() + b"\n")[0]
+        assert result.alert is None and result.error is not None and result.error.reason == f.MISSING_FIELD, without
+        assert "documento.numero is empty" in str(result.error)
+
+
 @pytest.mark.parametrize(("over", "reason"), [
     ({"classification": "ULTRASECRETO"}, f.UNKNOWN_CODE),
     ({"releasable_to": ["RUS"]}, f.UNKNOWN_CODE),
