@@ -373,6 +373,9 @@ def names(value: Any, field: str, known: frozenset[str]) -> list[str] | None:
     if isinstance(value, str):
         value = re.sub(r"^\s*REL(EASABLE)?\s+TO\s*:?", "", value, flags=re.IGNORECASE)
         value = [v for v in re.split(r"[,;/\s]+", value) if v]
+        if not value:  # 'REL TO' or ',' alone names no one, and says neither "none" nor the default
+            raise fail(MISSING_FIELD, f"{field} names no code (only 'REL TO' or separators): give the codes, or "
+                                      "leave it out for the default")
     if not isinstance(value, list):
         raise fail(INVALID, f"{field} must be a list of codes")
     # a refused entry is never quoted (see adapters._fields), so the message says which one it is

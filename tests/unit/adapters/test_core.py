@@ -79,6 +79,23 @@ def test_a_blank_marking_text_is_refused_neither_default_nor_none(ctx_for: Calla
         assert result.alert is None and result.error is not None and result.error.reason == f.MISSING_FIELD
 
 
+def test_a_release_text_that_names_no_code_is_refused_not_read_as_none(ctx_for: Callable[[str], Context],
+                                                                       run: Callable[..., list[Any]]) -> None:
+    """'REL TO', ',' or 'REL TO:' alone names no partner: it is refused, never read as [] ("none"), which in a
+    SENAFRONT Difusión cell also left out the PANAMA_ONLY caveat its own "Solo Panamá" adds."""
+    ctx = ctx_for("SNM")
+    for text in ("REL TO", ",", "REL TO: ", "; /", "releasable to"):
+        for name in ("releasable_to", "caveats", "originator_consent"):
+            with pytest.raises(AdapterError) as refused:
+                markings(ctx, {name: text})
+            assert refused.value.reason == f.MISSING_FIELD and str(refused.value).startswith(f"{name} names no code")
+    assert markings(ctx, {"releasable_to": "REL TO: COL, USA"})["releasable_to"] == ["COL", "USA"]
+    header = "N° Informe;Fecha;Hora;Tipo de evento;Difusión"
+    for cell in ("REL TO", ",", '"REL TO, "'):
+        result = run("senafront", f"{header}\r\nSF-1;02/11/2026;05:15;Cruce irregular;{cell}\r\n".encode())[0]
+        assert result.alert is None and result.error is not None and result.error.reason == f.MISSING_FIELD, cell
+
+
 def test_a_blank_optional_field_is_refused_as_blank_not_as_required(run: Callable[..., list[Any]]) -> None:
     """An optional date, country or owner written as whitespace alone is refused, each alike, saying it is blank
     and may be left out or null: never taken as absent, never called required."""
