@@ -99,6 +99,30 @@ def strong_point(encoded: bytes) -> bool:
     return not has_small_order(*point) and in_prime_subgroup(*point)
 
 
+def montgomery_prime_order(encoded: bytes) -> bool:
+    """Whether ``encoded``, an X25519 public half (a little-endian u-coordinate), is the canonical encoding of the
+    u-coordinate of a point of Curve25519 of prime order ``L``: what every key X25519 makes is, since its private
+    scalars are multiples of 8. X25519 ignores a small-order component: under ``P + T`` (``T`` of order 2, 4 or
+    8), the holder of ``P``'s private half gets the same shared secret as under ``P``, and the bytes differ, so
+    one party's key would pass as another's wherever keys are compared by their bytes.
+
+    Curve25519 and Ed25519 are one group under the birational map ``y = (u - 1) / (u + 1)``, so the point is
+    checked as an Edwards point (``in_prime_subgroup``). The u-coordinate names a point and its negation, whose
+    Edwards ``x`` differ only in sign; both have the same order, so the sign ``decode_point`` picks does not
+    matter. A ``y`` with no ``x`` is a u on the quadratic twist, no curve point and no key's; ``u = -1`` is one
+    (``A - 2`` is not a square), and the map has no ``y`` for it."""
+    if len(encoded) != POINT_LEN:
+        return False
+    u = int.from_bytes(encoded, "little")
+    if u >= P or u == P - 1:
+        return False
+    y = (u - 1) * pow(u + 1, P - 2, P) % P
+    point = decode_point(y.to_bytes(POINT_LEN, "little"))
+    if point is None or not on_curve(*point):
+        return False
+    return not has_small_order(*point) and in_prime_subgroup(*point)
+
+
 def canonical_scalar(encoded: bytes) -> bool:
     """Whether the 32 bytes ``encoded`` (a signature's ``S``) are a little-endian integer below ``L``;
     ``S + L`` would verify too, giving a second signature for the same message."""
