@@ -649,11 +649,14 @@ class Keystore:
         """The agency's ingress MAC key (adapter side), derived from its key-agreement key in use
         (``agency_key_in_use``) and the broker's public half of the newest generation (``newest_generation``:
         not the one imported last, which may be an older key handed over late, and which the broker may
-        retire); its ``key_id``, the pair id, goes in the headers."""
+        retire); its ``key_id``, the pair id, goes in the headers. Refused while the folder holds any other
+        party's private half (``_refuse_foreign_private``): the broker's key-agreement half above all, from which
+        every agency's MAC key can be derived."""
         own = self.agency_key_in_use(agency)
         if own.secret is None:
             raise KeyMaterialError(f"key {own.key_id}: keystore {self.path} holds only its public half; "
                                    f"the adapter of {agency} needs the folder where {agency} keeps its own keys")
+        self._refuse_foreign_private(agency, KeyKind.KEY_AGREEMENT)
         if not self.generations(BROKER_OWNER, KeyKind.KEY_AGREEMENT):
             raise KeyMaterialError(
                 f"no broker key-agreement key in keystore {self.path}: import the broker's public half with "
@@ -661,6 +664,19 @@ class Keystore:
             )
         broker = self.newest_generation(BROKER_OWNER, KeyKind.KEY_AGREEMENT)
         return ingress_mac_key(own, broker)
+
+    def _refuse_foreign_private(self, owner: str, kind: KeyKind) -> None:
+        """KeyMaterialError (one line, ``refuse_private``'s) when a key file here holds the private half of any key
+        but ``owner``'s own of ``kind``: in an agency's folder, the broker's key-agreement half derives every
+        agency's MAC key, and another party's private half is as leaked, whether or not this reader uses it. A
+        file that does not parse is left to the load that needs it."""
+        for key_id in self.key_ids():
+            try:
+                record, _ = _parse_key_file(self.path / f"{key_id}.json", key_id)
+            except KeyMaterialError:
+                continue
+            if record.owner != owner or record.kind is not kind:
+                self.refuse_private(record)
 
     def load_pseudonym_key(self, agreement: str) -> SecretBytes:
         """The agreement's current pseudonymisation key."""
