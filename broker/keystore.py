@@ -691,18 +691,41 @@ class Keystore:
         MACed before a rotation still verify; remove a key file to revoke it. ``lookup(agency,
         key_id)`` answers only for an exact pair id (``<agency>-kex-<gen>+broker-kex-<gen>``) of
         that agency's own key. An agency's private half found here is refused: only the agency holds it;
-        so is a key-agreement key whose public half is held under another owner's id, of any kind
+        so is a key-agreement key whose public half is held under another key id, of any owner and kind
         (``_public_owners``): that owner could MAC as this one.
 
         A key-agreement file that does not load, or is refused, refuses the whole table; with ``skip`` it is
-        left out instead and its problem (one line, naming the file) handed to ``skip``: the pairs of the
-        files that load are what a running broker's re-read must hold (``fresh_agency_mac_lookup``). Only an
-        agency's file is left out so: one of the broker's own that stops loading (its mode widened, say) raises
-        ``KeyUnusable`` even with ``skip``, since leaving it out would refuse, for good, every record MACed with
-        it, which the start refuses to read at all; the worker stops before committing instead.
+        left out instead and its problem (one line, naming the file) handed to ``skip`` (``_mac_table``: what a
+        running broker's re-read does with files new since its last read).
         """
+        table, _ = self._mac_table(skip, frozenset())
+
+        def lookup(agency: str, key_id: str) -> SecretBytes | None:
+            return table.get((agency, key_id))  # exact pair ids only: no parsing, no guessing
+
+        return lookup
+
+    def _mac_table(self, skip: Callable[[str], None] | None, held: frozenset[str],
+                   ) -> tuple[dict[tuple[str, str], SecretBytes], frozenset[str]]:
+        """``agency_mac_lookup``'s table, and the ids of the key-agreement files it was made from.
+
+        With ``skip`` (a running broker's re-read; ``held``, the files the last table was made from), a file new
+        since then that does not load, or is refused, is left out, its problem handed to ``skip``: records MACed
+        with it were never verified. A file ``held`` that is still there but stopped loading raises
+        ``KeyUnusable`` instead, the broker's own or an agency's alike: leaving it out would dead-letter, for good,
+        every genuine record MACed with it, which the start refuses to read at all; the worker stops before
+        committing. Only a file removed revokes a key. One public half under several ids keeps the one ``held``
+        and leaves out the newcomers (the innocent owner's pair is not dropped for another's mistaken file); when
+        none of them was held, all are left out."""
         problems: list[str] = []
         loaded: list[KeyRecord] = []
+
+        def stopped(message: str) -> KeyUnusable:
+            return KeyUnusable(f"{message}. A key-agreement key the running broker verified with stopped loading, so "
+                               "the records MACed with it could not be checked: it stopped without committing the "
+                               "record it was checking or any after it; fix the file (or remove it to revoke the "
+                               "key) and start it again")
+
         for key_id in self.key_ids():
             parsed = parse_key_id(key_id)
             if parsed.kind is not KeyKind.KEY_AGREEMENT:
@@ -712,37 +735,30 @@ class Keystore:
             except KeyMaterialError as exc:
                 if skip is not None and not os.path.lexists(self.path / f"{key_id}.json"):
                     continue  # removed since the folder was listed: revoked, as on the next read
-                if skip is not None and parsed.owner == BROKER_OWNER:
-                    raise KeyUnusable(f"{exc}. The broker's own key-agreement key stopped loading while it ran, so "
-                                      "the agencies' records MACed with it could not be checked: it stopped without "
-                                      "committing the record it was checking or any after it; fix the file and "
-                                      "start it again") from None
+                if skip is not None and key_id in held:
+                    raise stopped(str(exc)) from None
                 problems.append(str(exc))
                 continue
             if parsed.owner != BROKER_OWNER and record.secret is not None:
-                problems.append(
-                    f"key {key_id}: keystore {self.path} holds agency {parsed.owner}'s private half, which only "
-                    "the agency may hold: delete that file and import the agency's public half instead")
+                problem = (f"key {key_id}: keystore {self.path} holds agency {parsed.owner}'s private half, which "
+                           "only the agency may hold: delete that file and import the agency's public half instead")
+                if skip is not None and key_id in held:
+                    raise stopped(problem)
+                problems.append(problem)
                 continue
             loaded.append(record)
         owners = self._public_owners()
         usable: list[KeyRecord] = []
         for record in loaded:
-            others = {owner: key_id for owner, key_id in owners.get(record.public or b"", {}).items()
-                      if owner != record.owner}
-            if not others:
-                usable.append(record)
+            same = owners.get(record.public or b"", {})
+            others = {key_id: owner for key_id, owner in same.items() if key_id != record.key_id}
+            if not others or (skip is not None and record.key_id in held and not held & others.keys()):
+                usable.append(record)  # alone, or the one the last table held, whatever was added beside it
                 continue
-            if skip is not None and record.owner == BROKER_OWNER:  # as a file of its own that stops loading
-                raise KeyUnusable(
-                    f"key {record.key_id}: {self.path} now also holds its public key as "
-                    f"{', '.join(sorted(others.values()))}, so that file's owner could MAC as any agency; the broker "
-                    "stopped without committing the record it was checking or any after it: compare that file with "
-                    "its owner's fingerprint, remove it, and start the broker again")
             problems.append(
                 f"key {record.key_id}: {self.path / f'{record.key_id}.json'} holds the same public key as "
-                f"{', '.join(sorted(others.values()))}, so {' and '.join(sorted(others))} could MAC as {record.owner}: "
-                "compare each with its owner's fingerprint and remove the one that is not")
+                f"{', '.join(sorted(others))}, so {' and '.join(sorted(set(others.values())))} could MAC as "
+                f"{record.owner}: compare each with its owner's fingerprint and remove the one that is not")
         if problems:
             if skip is None:
                 raise KeyMaterialError(problems[0])
@@ -755,14 +771,10 @@ class Keystore:
             for agency_key in theirs:
                 key = ingress_mac_key(mine, agency_key)
                 table[(agency_key.owner, key.key_id)] = key
-
-        def lookup(agency: str, key_id: str) -> SecretBytes | None:
-            return table.get((agency, key_id))  # exact pair ids only: no parsing, no guessing
-
-        return lookup
+        return table, frozenset(r.key_id for r in usable)
 
     def _public_owners(self) -> dict[bytes, dict[str, str]]:
-        """Each public half held here, of any kind, to the owners it is held under, with one key id of each: from
+        """Each public half held here, of any kind, to the ids it is held under, with their owners: from
         every key file that parses, whatever its mode, since whose key a file holds does not depend on it (a
         partner's encryption half copied in as an agency's key-agreement key lets the partner MAC as the agency)."""
         owners: dict[bytes, dict[str, str]] = {}
@@ -772,7 +784,7 @@ class Keystore:
             except KeyMaterialError:
                 continue  # a key-agreement file among them is refused by its own load
             if record.public is not None:
-                owners.setdefault(record.public, {}).setdefault(record.owner, key_id)
+                owners.setdefault(record.public, {})[key_id] = record.owner
         return owners
 
     def fresh_agency_mac_lookup(self, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
@@ -788,10 +800,12 @@ class Keystore:
         intervals whatever the time says), so a key file removed to revoke it (``agency_mac_lookup``) stops
         verifying within about that, not at the next restart.
 
-        The first read refuses what ``agency_mac_lookup`` refuses (the start names the file). A re-read takes the
-        pairs of the files that load and leaves out the others, never keeping the old table: a bad file put in
-        the folder (a mode others may write, say) must not keep a revoked key verifying. Each such file's
-        problem goes to ``on_problem`` once, again only after it was gone from a read."""
+        The first read refuses what ``agency_mac_lookup`` refuses (the start names the file). A re-read never keeps
+        the old table: a key file removed is revoked. A file it was made from that is still there but stopped
+        loading (a mode others may write, say) raises ``KeyUnusable``, so the worker stops before committing rather
+        than dead-letter that key's genuine records; a new file that does not load, or a newcomer holding a public
+        half already held under another id, is left out, the first kept (``_mac_table``). Each file left out has
+        its problem go to ``on_problem`` once, again only after it was gone from a read."""
 
         def changed() -> int | None:
             try:
@@ -800,24 +814,25 @@ class Keystore:
                 return None
 
         reported: set[str] = set()
+        held: frozenset[str] = frozenset()
 
-        def read_again() -> Callable[[str, str], SecretBytes | None]:
-            nonlocal reported
+        def read_again() -> dict[tuple[str, str], SecretBytes]:
+            nonlocal reported, held
             found: list[str] = []
-            fresh = self.agency_mac_lookup(skip=found.append)
+            pairs, held = self._mac_table(found.append, held)
             for problem in found:
                 if problem not in reported and on_problem is not None:
                     on_problem(problem)
             reported = set(found)
-            return fresh
+            return pairs
 
         seen = changed()  # before the read: a file written meanwhile makes the first miss read again
-        table = self.agency_mac_lookup()
+        table, held = self._mac_table(None, held)
         read_at = checked = clock()  # when the keystore was last read; when a held pair last looked at the folder
 
         def lookup(agency: str, key_id: str) -> SecretBytes | None:
             nonlocal table, seen, read_at, checked
-            found = table(agency, key_id)
+            found = table.get((agency, key_id))
             now_s = clock()
             if found is None:
                 # A miss reads again when the folder moved, or once ``every_s`` has passed since the last read:
@@ -833,7 +848,7 @@ class Keystore:
             if now != seen or due:
                 seen, read_at = now, now_s
                 table = read_again()
-                found = table(agency, key_id)
+                found = table.get((agency, key_id))
             return found
 
         return lookup

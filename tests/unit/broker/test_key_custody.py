@@ -522,9 +522,11 @@ def test_a_bad_file_in_the_folder_never_keeps_a_revoked_key(tmp_path: Path) -> N
     assert doc["public"] not in told[0]
 
 
-def test_a_public_half_copied_in_as_another_agencys_stops_verifying_for_both(tmp_path: Path) -> None:
+def test_a_public_half_copied_in_as_another_agencys_is_left_out_and_the_first_kept(tmp_path: Path) -> None:
     """SENAFRONT's public half written in by hand as SENAN's new key while the broker runs: SENAFRONT could MAC as
-    SENAN, so neither's key with that public half verifies after the re-read, and the file is reported."""
+    SENAN, so the copy never verifies after the re-read, and the file is reported; SENAFRONT's own key, which the
+    broker verified with before, keeps verifying (its genuine records are not dead-lettered for another's file).
+    The start refuses the folder."""
     keys = tmp_path / "keys"
     assert puente(keys, "keys", "init").returncode == 0
     broker = Keystore(keys / "broker")
@@ -536,7 +538,7 @@ def test_a_public_half_copied_in_as_another_agencys_stops_verifying_for_both(tmp
     (broker.path / "SENAN-kex-2026b.json").write_text(json.dumps({**doc, "key_id": "SENAN-kex-2026b"}))
     now[0] = 5.0
     assert lookup("SENAN", "SENAN-kex-2026b+broker-kex-2026a") is None
-    assert lookup("SENAFRONT", mac.key_id) is None
+    assert lookup("SENAFRONT", mac.key_id) == mac
     assert any("SENAN-kex-2026b" in line and "same public key" in line for line in told)
     with pytest.raises(KeyMaterialError, match="same public key"):
         broker.agency_mac_lookup()
@@ -631,18 +633,20 @@ def test_the_brokers_own_key_agreement_file_that_stops_loading_stops_the_worker(
 
 
 
-def test_the_brokers_key_agreement_half_copied_in_as_an_agencys_stops_the_worker(tmp_path: Path) -> None:
+def test_the_brokers_key_agreement_half_copied_in_as_an_agencys_is_left_out(tmp_path: Path) -> None:
     """The broker's own key-agreement public half written in by hand as PN's new key while it runs: the start refuses
     that folder, and the re-read must not drop the broker's own key with the copy (every agency's record would be
-    dead-lettered for good): it raises ``KeyUnusable``, naming the copy."""
+    dead-lettered for good): the copy, the newcomer, is left out, and the broker's own key kept."""
     site = _revocable(tmp_path)
     assert site.verified() == "SENAN-kex-2026a+broker-kex-2026a"
     doc = json.loads((site.broker.path / "broker-kex-2026a.json").read_text())
     copy = {"key_id": "PN-kex-2099a", "kind": doc["kind"], "created_at": doc["created_at"], "public": doc["public"]}
     (site.broker.path / "PN-kex-2099a.json").write_text(json.dumps(copy))
     site.now[0] = 600.0
-    with pytest.raises(KeyUnusable, match="PN-kex-2099a"):
-        site.verified()
+    assert site.verified() == "SENAN-kex-2026a+broker-kex-2026a"
+    assert site.lookup("PN", "PN-kex-2099a+broker-kex-2026a") is None
+    with pytest.raises(KeyMaterialError, match="PN-kex-2099a"):
+        site.broker.agency_mac_lookup()
 
 
 def test_the_brokers_key_file_removed_while_read_again_is_revoked_not_fatal(tmp_path: Path,

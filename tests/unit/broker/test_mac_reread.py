@@ -1,0 +1,77 @@
+"""A running broker's re-read of its MAC keys stops the worker on a key it verified with that stopped loading, and
+keeps the first of one public half under two ids, rather than dead-letter an agency's genuine records."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from broker.crypto.origin import sign_ingress, verify_ingress
+from broker.keystore import Keystore, Keystores
+from puente.errors import KeyUnusable, OriginError
+
+
+class _Site:
+    def __init__(self, tmp_path: Path) -> None:
+        self.keys: Keystores = Keystore.provision(tmp_path / "keys", partners=["COL"], agencies=["SENAN", "PN"],
+                                                  agreements=[], generation="2026a")
+        self.now = [0.0]
+        self.problems: list[str] = []
+        self.lookup = self.keys.broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: self.now[0],
+                                                               on_problem=self.problems.append)
+
+    def verified(self, agency: str = "SENAN") -> str | None:
+        mac = self.keys.agencies[agency].load_agency_mac(agency)
+        try:
+            return verify_ingress(sign_ingress(agency, mac.key_id, mac, b"a", f"{agency}-1"), b"a", self.lookup).agency
+        except OriginError:
+            return None
+
+    def later(self, seconds: float = 61.0) -> None:
+        self.now[0] += seconds
+
+
+def test_a_held_agency_key_that_stops_loading_stops_the_worker(tmp_path: Path) -> None:
+    """SENAN's key file made writable by others while the broker runs: the re-read raises KeyUnusable (the worker
+    stops before committing), as the start refuses the same file, instead of leaving SENAN's pair out and
+    dead-lettering its genuine records; fixed, SENAN's records verify again."""
+    site = _Site(tmp_path)
+    assert site.verified() == "SENAN"
+    path = site.keys.broker.path / "SENAN-kex-2026a.json"
+    os.chmod(path, 0o664)
+    site.later()
+    with pytest.raises(KeyUnusable, match="SENAN-kex-2026a"):
+        site.verified()
+    os.chmod(path, 0o644)
+    site.later()
+    assert site.verified() == "SENAN"
+
+
+def test_a_new_file_that_does_not_load_is_left_out(tmp_path: Path) -> None:
+    """A key-agreement file new since the last read that does not load is left out and reported once: nothing was
+    verified with it, so the worker carries on and the other agencies' records verify."""
+    site = _Site(tmp_path)
+    (site.keys.broker.path / "PN-kex-2026b.json").write_text("{}")
+    os.chmod(site.keys.broker.path / "PN-kex-2026b.json", 0o644)
+    site.later()
+    assert site.verified() == "SENAN" and site.verified("PN") == "PN"
+    assert len(site.problems) == 1 and "PN-kex-2026b" in site.problems[0]
+
+
+def test_a_copy_of_a_held_public_half_under_another_id_is_refused_and_the_first_kept(tmp_path: Path) -> None:
+    """SENAN's public half copied by hand as PN-kex-2026b while the broker runs: the newcomer is left out and
+    reported, and SENAN's own pair is kept, so its genuine records still verify; PN's pair under the copy is never
+    made."""
+    site = _Site(tmp_path)
+    doc = json.loads((site.keys.broker.path / "SENAN-kex-2026a.json").read_text())
+    doc["key_id"] = "PN-kex-2026b"
+    copy = site.keys.broker.path / "PN-kex-2026b.json"
+    copy.write_text(json.dumps(doc))
+    os.chmod(copy, 0o644)
+    site.later()
+    assert site.verified() == "SENAN"
+    assert site.lookup("PN", "PN-kex-2026b+broker-kex-2026a") is None
+    assert len(site.problems) == 1 and "PN-kex-2026b" in site.problems[0], site.problems
