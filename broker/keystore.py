@@ -20,8 +20,8 @@ every file at the broker's start: ``broker_custody_problems``).
 When several generations of one owner's key exist, the newest ``created_at`` is current (the key a
 holder signs or seals with), except an agency's key-agreement key, which the agency names (``in-use``,
 ``agency_key_in_use``), since the broker refuses what a key it does not hold yet MACed, and the broker's
-key-agreement key an agency pairs with, the newest by its generation (``newest_generation``), since an
-imported half's ``created_at`` is only when it was imported. Older ones stay
+key-agreement key an agency pairs with, named the same way once it holds several (``broker-in-use``,
+``broker_key_in_use``), since its id is only what was typed at import. Older ones stay
 loadable, and a reader verifies or decrypts with every generation it holds (``load_verify_keys``,
 ``load_decryption_keys``, ``signature_check``), so records made before a rotation still open.
 """
@@ -126,6 +126,8 @@ def _read_key_file(path: Path, key_id: str) -> tuple[bytes, os.stat_result]:
 
 # In an agency's folder: the id of its key-agreement key in use, once it holds more than one generation.
 IN_USE = "in-use"
+# In an agency's folder: the id of the broker's key-agreement key its adapter pairs with, once it holds more than one.
+BROKER_IN_USE = "broker-in-use"
 # A party's Kafka login, kept in the folder of its keys (``broker.credentials``, which imports this module).
 CLIENT_CONFIG = "client.properties"
 PENDING_CLIENT_CONFIG = f".{CLIENT_CONFIG}.pending"  # a new one written before Kafka took its password
@@ -397,7 +399,12 @@ class Keystore:
             if record.public is None:
                 continue
             first = owners.setdefault(record.public, record)
-            if first.owner != record.owner:
+            if first.key_id != record.key_id and first.owner == record.owner:
+                problems.append(
+                    f"key {key_id}: {path} holds the same public key as {first.key_id}: one of the two ids was "
+                    "mistyped, and what names it names a key no one else holds under that id: remove the file whose "
+                    "id is not the one its owner gave")
+            elif first.owner != record.owner:
                 problems.append(
                     f"key {key_id}: {path} holds the same public key as {first.key_id}, {first.owner}'s, so "
                     f"{record.owner} and {first.owner} could act as each other: compare each with its owner's "
@@ -472,23 +479,6 @@ class Keystore:
         if not found:
             raise KeyMaterialError(f"no {kind} key for {owner!r} in keystore {self.path}")
         return found[0]
-
-    def newest_generation(self, owner: str, kind: KeyKind) -> KeyRecord:
-        """The key of ``kind`` belonging to ``owner`` whose generation is the newest (``compare_generations``):
-        for the other side's public halves, whose ``created_at`` is only when they were imported (``current``).
-        KeyMaterialError when none is held, or when the generations held do not say which is newest."""
-        found = self.generations(owner, kind)
-        if not found:
-            raise KeyMaterialError(f"no {kind} key for {owner!r} in keystore {self.path}")
-        label = {r.key_id: parse_key_id(r.key_id).generation for r in found}
-        for record in found:
-            if all(compare_generations(label[record.key_id], label[other.key_id]) == 1
-                   for other in found if other is not record):
-                return record
-        raise KeyMaterialError(
-            f"keystore {self.path} holds {', '.join(sorted(label))}, whose generations do not say which is the newest "
-            f"(an imported half's time is only when it was imported): remove from {self.path} the one {owner} no "
-            "longer uses")
 
     def put(self, record: KeyRecord) -> Path:
         """Write ``record`` (replacing any file of the same id), 0600 if it holds a secret. A public half is never
@@ -610,10 +600,10 @@ class Keystore:
                                f"keys here ({', '.join(r.key_id for r in held)}): run `puente keys use KEY_ID "
                                f"--dir {self.path}`")
 
-    def _in_use(self) -> str | None:
-        """The key id the ``in-use`` file names, or None without one; refused as a public file is when others
-        may rewrite it (whoever may could switch the adapter to a key the broker does not hold)."""
-        path = self.path / IN_USE
+    def _in_use(self, name: str = IN_USE) -> str | None:
+        """The key id the ``in-use`` file (or ``name``) names, or None without one; refused as a public file is when
+        others may rewrite it (whoever may could switch the adapter to a key the broker does not hold)."""
+        path = self.path / name
         if not os.path.lexists(path):
             return None
         try:
@@ -631,25 +621,77 @@ class Keystore:
 
     def use_agency_key(self, key_id: str) -> KeyRecord:
         """Name ``key_id``, one of this folder's agency key-agreement keys with its private half, as the one
-        the adapter MACs with from its next start (``agency_key_in_use``), and return it."""
+        the adapter MACs with from its next start (``agency_key_in_use``), or one of the broker's key-agreement
+        public halves held here as the one it pairs with (``broker_key_in_use``), and return it."""
         parsed = parse_key_id(key_id)
-        if parsed.kind is not KeyKind.KEY_AGREEMENT or parsed.owner == BROKER_OWNER:
-            raise KeyMaterialError(f"key {key_id} is not an agency's key-agreement key (<AGENCY>-kex-<generation>)")
+        if parsed.kind is not KeyKind.KEY_AGREEMENT:
+            raise KeyMaterialError(f"key {key_id} is not a key-agreement key (<AGENCY>-kex-<generation>, or the "
+                                   "broker's broker-kex-<generation>)")
+        broker = parsed.owner == BROKER_OWNER
+        if broker and key_id not in self.key_ids():
+            held = [r.key_id for r in self.generations(BROKER_OWNER, KeyKind.KEY_AGREEMENT)]
+            raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds no such broker key (it holds "
+                                   f"{', '.join(held) or 'none'}): import the broker's PEM under the id the broker's "
+                                   "operator gave, exactly, before naming it")
         record = self.load(key_id, KeyKind.KEY_AGREEMENT)
-        if record.secret is None:
+        if broker:
+            self.refuse_private(record)
+        elif record.secret is None:
             raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds only its public half; the agency "
                                    f"uses a key from the folder where it keeps its own keys")
+        name = BROKER_IN_USE if broker else IN_USE
         try:
-            write_atomic(self.path / IN_USE, f"{key_id}\n".encode("ascii"), 0o644)
+            write_atomic(self.path / name, f"{key_id}\n".encode("ascii"), 0o644)
         except OSError as exc:
-            raise KeyMaterialError(f"cannot write {self.path / IN_USE}: {exc.strerror}") from None
+            raise KeyMaterialError(f"cannot write {self.path / name}: {exc.strerror}") from None
         return record
+
+    def broker_key_in_use(self) -> KeyRecord:
+        """The broker's key-agreement public half the agency's adapter pairs with: the one generation held, or,
+        once there are several, the one ``broker-in-use`` names (``use_agency_key``; ``puente keys use
+        broker-kex-<gen>``), never one taken by itself. The pair id names the broker's key id as it was typed at
+        import, and nothing on the agency's side can tell a mistyped id from the right one (the fingerprint is the
+        key's, not its id's): taking the newest label by itself, one import under a wrong id had the broker
+        dead-letter everything the adapter MACed. Refused: any of the broker's halves held with its secret, and
+        one public half held under two ids (``_refuse_same_key_twice``)."""
+        held = self.generations(BROKER_OWNER, KeyKind.KEY_AGREEMENT)
+        if not held:
+            raise KeyMaterialError(
+                f"no broker key-agreement key in keystore {self.path}: import the broker's public half with "
+                f"puente keys import-public FILE.pem --id broker-kex-<generation> --dir {self.path}"
+            )
+        for record in held:
+            self.refuse_private(record)
+        self._refuse_same_key_twice(held)
+        chosen = self._in_use(BROKER_IN_USE)
+        if chosen is None:
+            if len(held) == 1:
+                return held[0]
+            raise KeyMaterialError(
+                f"keystore {self.path} holds {len(held)} generations of the broker's key-agreement key "
+                f"({', '.join(sorted(r.key_id for r in held))}) and names none in use: run `puente keys use "
+                f"broker-kex-<generation> --dir {self.path}` with the id the broker's operator gave")
+        for record in held:
+            if record.key_id == chosen:
+                return record
+        raise KeyMaterialError(f"{self.path / BROKER_IN_USE} names {chosen}, which is not one of the broker's "
+                               f"key-agreement keys here ({', '.join(sorted(r.key_id for r in held))}): run `puente "
+                               f"keys use broker-kex-<generation> --dir {self.path}`")
+
+    def _refuse_same_key_twice(self, records: Sequence[KeyRecord]) -> None:
+        """KeyMaterialError (one line) when two of ``records`` hold one public key under two ids."""
+        seen: dict[bytes, str] = {}
+        for record in records:
+            first = seen.setdefault(record.public or b"", record.key_id)
+            if first != record.key_id:
+                raise KeyMaterialError(
+                    f"keystore {self.path} holds one public key as {first} and as {record.key_id}: one of them was "
+                    "imported under a wrong id; remove the one whose id is not the one its owner gave")
 
     def load_agency_mac(self, agency: str) -> SecretBytes:
         """The agency's ingress MAC key (adapter side), derived from its key-agreement key in use
-        (``agency_key_in_use``) and the broker's public half of the newest generation (``newest_generation``:
-        not the one imported last, which may be an older key handed over late, and which the broker may
-        retire); its ``key_id``, the pair id, goes in the headers. Refused while the folder holds any other
+        (``agency_key_in_use``) and the broker's public half in use (``broker_key_in_use``: the one held, or the
+        one named); its ``key_id``, the pair id, goes in the headers. Refused while the folder holds any other
         party's private half (``_refuse_foreign_private``): the broker's key-agreement half above all, from which
         every agency's MAC key can be derived."""
         own = self.agency_key_in_use(agency)
@@ -657,13 +699,7 @@ class Keystore:
             raise KeyMaterialError(f"key {own.key_id}: keystore {self.path} holds only its public half; "
                                    f"the adapter of {agency} needs the folder where {agency} keeps its own keys")
         self._refuse_foreign_private(agency, KeyKind.KEY_AGREEMENT)
-        if not self.generations(BROKER_OWNER, KeyKind.KEY_AGREEMENT):
-            raise KeyMaterialError(
-                f"no broker key-agreement key in keystore {self.path}: import the broker's public half with "
-                f"puente keys import-public FILE.pem --id broker-kex-<generation> --dir {self.path}"
-            )
-        broker = self.newest_generation(BROKER_OWNER, KeyKind.KEY_AGREEMENT)
-        return ingress_mac_key(own, broker)
+        return ingress_mac_key(own, self.broker_key_in_use())
 
     def _refuse_foreign_private(self, owner: str, kind: KeyKind) -> None:
         """KeyMaterialError (one line, ``refuse_private``'s) when a key file here holds the private half of any key
@@ -794,7 +830,7 @@ class Keystore:
         folder's modification time moved since it was read (a key file written or removed; a file system with
         coarse times, or one caching them, falls back to the interval), or at most once per ``every_s`` else:
         a running broker takes an agency's new key (imported, then put in use with `keys use`) and its own new
-        key-agreement key (which agencies use as soon as they import it) without a restart, rather than
+        key-agreement key (which agencies use once they name it, `keys use`) without a restart, rather than
         dead-letter, for good, what they MACed meanwhile. A pair it holds is checked too: once ``every_s`` has
         passed, a moved modification time reads the keystore again (at the latest every ``REREAD_HELD`` such
         intervals whatever the time says), so a key file removed to revoke it (``agency_mac_lookup``) stops
@@ -879,16 +915,20 @@ class Keystore:
         return record, True
 
     def _refuse_held_by_another(self, record: KeyRecord, source: str) -> None:
-        """Refuse a public half held here already as another owner's key: the wrong PEM picked up would
-        otherwise seal one partner's feed to another's key, or let one agency MAC as another."""
+        """Refuse a public half held here already under another key id: as another owner's key, the wrong PEM
+        picked up would otherwise seal one partner's feed to another's key, or let one agency MAC as another; as
+        another generation of the same owner's, one id is mistyped (``broker-kex-2026B`` for ``2026b``), and a
+        pair id naming it is one the broker does not hold."""
         for key_id in self.key_ids():
-            if parse_key_id(key_id).owner == record.owner:
+            if key_id == record.key_id:
                 continue
             held = self.load(key_id)
             if held.public is not None and hmac.compare_digest(held.public, record.public or b""):
+                whose = "" if held.owner != record.owner else " (the same key under two generations' ids)"
                 raise KeyMaterialError(
-                    f"{source}: keystore {self.path} already holds this public key as {key_id}, {held.owner}'s, "
-                    f"so it cannot also be {record.key_id}: check that {source} is {record.owner}'s own key"
+                    f"{source}: keystore {self.path} already holds this public key as {key_id}, {held.owner}'s{whose}, "
+                    f"so it cannot also be {record.key_id}: check that {source} is {record.owner}'s own key and "
+                    "that the id is the one its owner gave"
                 )
 
     def generate_own(self, holder: Holder, ident: str, *, generation: str, now: datetime,

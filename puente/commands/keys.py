@@ -26,6 +26,7 @@ from pathlib import Path
 from broker.crypto import KeyKind, KeyRecord, parse_key_id, public_from_pem
 from broker.crypto.keys import BROKER_OWNER, KEY_OWNER, fingerprint, parse_fingerprint
 from broker.keystore import (
+    BROKER_IN_USE,
     IN_USE,
     KEY_GENERATION,
     Holder,
@@ -90,9 +91,11 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     imp.set_defaults(func=_import_public)
 
     text = ("an agency: MAC with this generation of its key-agreement key from the adapter's next start (once the "
-            "broker has imported its public half)")
+            "broker has imported its public half), or pair with this generation of the broker's (once the agency "
+            "holds several)")
     use = keys.add_parser("use", help=text, description=text)
-    use.add_argument("key_id", metavar="KEY_ID", help="the agency's own key, e.g. SENAN-kex-2026b")
+    use.add_argument("key_id", metavar="KEY_ID", help="the agency's own key, e.g. SENAN-kex-2026b, or the broker's "
+                                                      "one it holds, e.g. broker-kex-2026b (with --dir)")
     use.add_argument("--dir", type=Path, help="the agency's keystore (default: <keys>/agencies/<AGENCY>)")
     use.set_defaults(func=_use)
 
@@ -155,6 +158,10 @@ def _generate(args: argparse.Namespace) -> int:
     say("each receiver stores one with: puente keys import-public KEY_ID.pem --id KEY_ID [--dir ITS_KEYSTORE] "
         "--fingerprint FP, FP being what export-public printed, read to it over another channel")
     say(f"and import here ({store.path}) the public halves you get: {_NEEDS[holder]}")
+    kex = [record.key_id for record in made if record.kind is KeyKind.KEY_AGREEMENT and record.owner == BROKER_OWNER]
+    if holder is Holder.BROKER and kex:
+        say(f"an agency that already holds an older broker key pairs with {kex[0]} once it has imported it and run",
+            f"  puente keys use {kex[0]} --dir ITS_KEYSTORE")
     if holder is Holder.AGENCY:
         in_use = store.agency_key_in_use(ident)
         if all(in_use.key_id != record.key_id for record in made):
@@ -166,6 +173,15 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _use(args: argparse.Namespace) -> int:
     parsed = parse_key_id(args.key_id)
+    if parsed.owner == BROKER_OWNER:
+        if args.dir is None:
+            raise ConfigError(f"keys use {args.key_id}: say which agency's keystore pairs with the broker's key with "
+                              "--dir (e.g. <keys>/agencies/<A>)")
+        store = Keystore(args.dir)
+        record = store.use_agency_key(args.key_id)
+        say(f"the adapter of {store.path} pairs with {record.key_id} from its next start (named in "
+            f"{store.path / BROKER_IN_USE}); the broker verifies only the pairs of keys it holds under these ids")
+        return 0
     store = Keystore(args.dir if args.dir is not None else holder_path(settings(args).keys, Holder.AGENCY,
                                                                          parsed.owner))
     record = store.use_agency_key(args.key_id)
@@ -240,6 +256,11 @@ def _import_public(args: argparse.Namespace) -> int:
     checked = ("matches --fingerprint" if expected is not None
                else "compare it with the one its owner reads out over another channel")
     say(f"  fingerprint {found}: {checked}")
+    if record.owner == BROKER_OWNER and record.kind is KeyKind.KEY_AGREEMENT and written:
+        held = Keystore(folder).generations(BROKER_OWNER, KeyKind.KEY_AGREEMENT)
+        if len(held) > 1:
+            say(f"  the adapter pairs with it from its next start once you run: puente keys use {record.key_id} "
+                f"--dir {folder}")
     return 0
 
 

@@ -42,28 +42,65 @@ def _hand_over(broker: Keystore, senan: Keystore, key_id: str, minutes: int) -> 
 
 def test_the_broker_key_imported_last_is_not_taken_for_the_newest(tmp_path: Path) -> None:
     """broker-kex-2026b handed over first and 2026a (still in the feed documents) second: the adapter pairs with
-    2026b, so the broker retiring 2026a by removing its file leaves the agency's records verifying."""
+    the one the agency names (2026b), so the broker retiring 2026a by removing its file leaves the agency's records
+    verifying."""
     broker, senan = _site(tmp_path, "2026a", "2026b")
     _hand_over(broker, senan, "broker-kex-2026b", 0)
     _hand_over(broker, senan, "broker-kex-2026a", 1)
+    senan.use_agency_key("broker-kex-2026b")
     mac = senan.load_agency_mac("SENAN")
     assert mac.key_id == "SENAN-kex-2026a+broker-kex-2026b"
     (broker.path / "broker-kex-2026a.json").unlink()
     assert broker.agency_mac_lookup()("SENAN", mac.key_id) == mac
 
 
-def test_broker_generations_that_do_not_say_which_is_newest_are_refused(tmp_path: Path) -> None:
-    """broker-kex-2026a and broker-kex-spring: nothing says which the broker moved to, so the adapter refuses in one
-    line naming both and the agency's own folder, rather than guess from import times."""
-    broker, senan = _site(tmp_path, "2026a")
-    other = Keystore(tmp_path / "broker-elsewhere")  # `keys generate` refuses spring after 2026a in one folder
-    other.generate_own(Holder.BROKER, "broker", generation="spring", now=T0 + timedelta(days=180))
+def test_several_broker_generations_and_none_named_are_refused(tmp_path: Path) -> None:
+    """broker-kex-2026a and broker-kex-2026b held and none named: the adapter never picks one by itself (its label
+    is only what was typed at import), so it refuses in one line naming both and the command to run, before it
+    MACs anything the broker could dead-letter."""
+    broker, senan = _site(tmp_path, "2026a", "2026b")
     _hand_over(broker, senan, "broker-kex-2026a", 0)
-    _hand_over(other, senan, "broker-kex-spring", 1)
+    _hand_over(broker, senan, "broker-kex-2026b", 1)
     with pytest.raises(KeyMaterialError) as info:
         senan.load_agency_mac("SENAN")
     message = str(info.value)
-    assert "\n" not in message and "broker-kex-2026a, broker-kex-spring" in message and str(senan.path) in message
+    assert "\n" not in message and "broker-kex-2026a, broker-kex-2026b" in message and "keys use" in message
+
+
+@pytest.mark.parametrize("typed", ["broker-kex-2026B", "broker-kex-2026c"])
+def test_a_broker_key_imported_under_a_mistyped_id_is_never_paired_with(tmp_path: Path, typed: str) -> None:
+    """The broker's rotation PEM (the right key: its fingerprint matches) imported under a mistyped id: the adapter
+    keeps pairing with nothing it was not told to (it refuses until a generation is named), naming the id the
+    broker's operator gave is refused since no such key is held, and importing it again under the right id is
+    refused as one key under two ids. No pair id the broker lacks is ever MACed with."""
+    broker, senan = _site(tmp_path, "2026a", "2026b")
+    _hand_over(broker, senan, "broker-kex-2026a", 0)
+    senan.import_public(broker.public_pem("broker-kex-2026b"), typed, source="broker-kex-2026b.pem",
+                        now=T0 + timedelta(days=181))
+    with pytest.raises(KeyMaterialError, match="names none in use"):
+        senan.load_agency_mac("SENAN")
+    with pytest.raises(KeyMaterialError, match=f"holds no such broker key .*{typed}"):
+        senan.use_agency_key("broker-kex-2026b")
+    with pytest.raises(KeyMaterialError, match=f"already holds this public key as {typed}"):
+        _hand_over(broker, senan, "broker-kex-2026b", 1)
+    (senan.path / f"{typed}.json").unlink()
+    _hand_over(broker, senan, "broker-kex-2026b", 2)
+    senan.use_agency_key("broker-kex-2026b")
+    mac = senan.load_agency_mac("SENAN")
+    assert broker.agency_mac_lookup()("SENAN", mac.key_id) == mac
+
+
+def test_one_broker_key_under_two_ids_in_an_agencys_folder_is_refused(tmp_path: Path) -> None:
+    """A file copied in by hand (skipping import's check) holding the broker's key under a second id: the adapter
+    refuses in one line naming both ids, whichever it was told to pair with."""
+    broker, senan = _site(tmp_path, "2026a")
+    _hand_over(broker, senan, "broker-kex-2026a", 0)
+    text = (senan.path / "broker-kex-2026a.json").read_text().replace("broker-kex-2026a", "broker-kex-2026b")
+    (senan.path / "broker-kex-2026b.json").write_text(text)
+    senan.use_agency_key("broker-kex-2026a")
+    with pytest.raises(KeyMaterialError) as info:
+        senan.load_agency_mac("SENAN")
+    assert "broker-kex-2026a" in str(info.value) and "broker-kex-2026b" in str(info.value)
 
 
 @pytest.mark.parametrize(("held", "new"), [("2026nov", "2026dec"), ("2026b", "2026a"), ("2026a", "spring"),
@@ -91,3 +128,15 @@ def test_a_new_generation_after_every_one_held_is_made(tmp_path: Path) -> None:
     for i, generation in enumerate(("9a", "10a")):
         partner.generate_own(Holder.PARTNER, "COL", generation=generation, now=T0 + timedelta(days=i))
     assert broker.current("broker", KeyKind.BROKER_SIGNING).key_id == "broker-sign-2027a"
+
+
+def test_one_agency_key_under_two_of_its_generations_is_refused_by_the_broker(tmp_path: Path) -> None:
+    """SENAN's public half imported again under a second generation's id is refused at import, and a copy written by
+    hand stops the broker's start (``broker_custody_problems``), naming both ids."""
+    broker, senan = _site(tmp_path, "2026a")
+    with pytest.raises(KeyMaterialError, match="already holds this public key as SENAN-kex-2026a"):
+        broker.import_public(senan.public_pem("SENAN-kex-2026a"), "SENAN-kex-2026b", source="s.pem", now=T0)
+    text = (broker.path / "SENAN-kex-2026a.json").read_text().replace("SENAN-kex-2026a", "SENAN-kex-2026b")
+    (broker.path / "SENAN-kex-2026b.json").write_text(text)
+    problems = broker.broker_custody_problems()
+    assert any("SENAN-kex-2026a" in p and "SENAN-kex-2026b" in p for p in problems), problems

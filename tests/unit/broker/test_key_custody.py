@@ -371,7 +371,7 @@ def test_an_agency_rotates_its_key_without_its_alerts_being_dead_lettered(tmp_pa
     switched = puente(keys, "keys", "use", "SENAN-kex-2026b")
     assert switched.returncode == 0 and "SENAN-kex-2026b" in switched.stdout, switched.stderr
     assert verified() == "SENAN-kex-2026b+broker-kex-2026a"
-    for wrong in ("broker-kex-2026a", "SENAN-kex-2026c", "COL-enc-2026a"):
+    for wrong in ("broker-kex-2026z", "SENAN-kex-2026c", "COL-enc-2026a"):
         refused = puente(keys, "keys", "use", wrong, "--dir", str(agency.path))
         assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
     (agency.path / "in-use").write_text("SENAN-kex-2026z\n")
@@ -403,8 +403,8 @@ def test_a_new_broker_generation_keeps_the_agreements_pseudonym_keys(tmp_path: P
 def test_a_running_broker_takes_keys_imported_while_it_runs(tmp_path: Path) -> None:
     """The broker's MAC lookup is built at start; one built by ``fresh_agency_mac_lookup`` reads the keystore again
     (at most once per interval) when a record names a pair it does not hold, so neither an agency's new key put in
-    use once the broker imported it, nor the broker's own new key-agreement key (which agencies pair with as soon as
-    they import it), has a running worker dead-letter what they MACed."""
+    use once the broker imported it, nor the broker's own new key-agreement key (which agencies pair with once they
+    import it and name it with `keys use`), has a running worker dead-letter what they MACed."""
     keys = tmp_path / "keys"
     assert puente(keys, "keys", "init").returncode == 0
     agency, broker = Keystore(keys / "agencies" / "SENAN"), Keystore(keys / "broker")
@@ -431,6 +431,10 @@ def test_a_running_broker_takes_keys_imported_while_it_runs(tmp_path: Path) -> N
     assert puente(keys, "keys", "export-public", "broker-kex-2026b", "--out", str(pem)).returncode == 0
     assert puente(keys, "keys", "import-public", str(pem), "--id", "broker-kex-2026b", "--dir",
                   str(agency.path)).returncode == 0
+    with pytest.raises(KeyMaterialError, match="names none in use"):
+        verified()  # the adapter pairs with a new broker generation only once told to
+    used = puente(keys, "keys", "use", "broker-kex-2026b", "--dir", str(agency.path))
+    assert used.returncode == 0 and "broker-in-use" in used.stdout, used.stderr
     now[0] = 2.0
     assert verified() == "SENAN-kex-2026b+broker-kex-2026b"
     reads: list[int] = []
