@@ -431,6 +431,12 @@ class ConsoleAccounts:
             held = _live_device(c, token, _ms(now or datetime.now(UTC)))
         return None if held is None else held[0]
 
+    def end_device(self, token: str | None) -> None:
+        """The device token ends, whoever holds it (nothing happens for an unknown token)."""
+        if token and len(token) <= 100:
+            with self._sql() as c:
+                c.execute("DELETE FROM devices WHERE token_sha256 = ?", (_digest(token),))
+
     # sessions ------------------------------------------------------------------------------------
 
     def start_session(self, account: Account, now: datetime | None = None) -> Session:

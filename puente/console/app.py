@@ -36,6 +36,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from puente.console import pages
+from puente.console.cleartext import PlainCookies
 from puente.console.core import HERE, Console, ConsoleConfig, SecurityHeaders
 
 
@@ -61,8 +62,11 @@ def create_app(config: ConsoleConfig) -> Starlette:
         return await console.refuse(request, session, "not found", {"path": request.url.path}, 404,
                                     "Nothing here: no such record in the audit you may see.")
 
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=config.tls)],
-                    exception_handlers={404: missing, 405: missing})
+    # Inside SecurityHeaders, so that its answers have them too; before any page, which then reads only the cookies
+    # of the request's origin.
+    middleware = [Middleware(SecurityHeaders, tls=config.tls),
+                  Middleware(PlainCookies, accounts=config.accounts, tls=config.tls)]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: missing, 405: missing})
     # Starlette would answer a path with a trailing slash by a redirect to the path without it, an absolute URL
     # built from the Host header, before any handler: unrecorded, and pointing wherever that header says. Such a
     # path is a page that is not there (``missing``).

@@ -142,13 +142,16 @@ def test_behind_a_proxy_only_the_secure_device_token_lets_its_browser_past_the_l
                                                                                      sink: Sink) -> None:
     """The device token that lets an auditor's browser past the sign-in limits is read under the proxy's name only
     as the ``__Host-`` cookie it was set as: the same token as a plain cookie (one sent in clear, or planted) is no
-    device there."""
-    app = create_app(ConsoleConfig(lambda: FakeIndex(), accounts, sink, login_per_address=1, login_overall=1))
+    device there, and is ended (``cleartext``), so that it lets no one past as the ``__Host-`` one after."""
+    app = create_app(ConsoleConfig(lambda: FakeIndex(), accounts, sink, login_per_address=2, login_overall=1))
     client = TestClient(app, base_url=PROXIED, follow_redirects=False)
     device = _value(_sign_in(client, "__Host-puente-login"), "__Host-puente-device")
     assert _sign_in(client, "__Host-puente-login").status_code == 429  # the limits are spent
+    again = _sign_in(client, "__Host-puente-login", cookies=f"__Host-puente-device={device}")
+    assert again.status_code == 303
+    device = _value(again, "__Host-puente-device")  # each sign-in through a device token gives a new one
     assert _sign_in(client, "__Host-puente-login", cookies=f"puente-device={device}").status_code == 429
-    assert _sign_in(client, "__Host-puente-login", cookies=f"__Host-puente-device={device}").status_code == 303
+    assert _sign_in(client, "__Host-puente-login", cookies=f"__Host-puente-device={device}").status_code == 429
 
 
 async def _exchange(port: int, request: str) -> tuple[str, list[str], bytes]:

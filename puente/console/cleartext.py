@@ -1,0 +1,63 @@
+"""Cookies a browser was given in clear, before the console took its origin as https: ended on sight.
+
+A console served behind a TLS-terminating proxy used to give its browsers plain cookies (``puente-console``, the
+session; ``puente-device``, the 30-day device token that lets its browser past the account lock and the sign-in
+limits; ``puente-login``). Under the https origin (``origin``) they are no longer read, but a browser keeps them,
+and sends them in clear to any http:// URL of the name until they expire; and their tokens, sniffed there, stay
+good. So a request to an https origin that brings any of them ends them (``PlainCookies``): the session and the
+device token are ended in the accounts file, whatever cookie brings them next, and the answer expires the cookies
+in the browser (a secure origin may delete cookies that are not Secure).
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from broker.console_accounts import ConsoleAccounts
+from puente.console.origin import Origin, host_header
+
+PLAIN = Origin(secure=False)
+"""The plain loopback origin, whose cookie names are those a browser was given in clear."""
+
+
+def expired(names: list[str]) -> list[tuple[bytes, bytes]]:
+    """Set-Cookie headers that delete the plain cookies ``names`` (as they were set: host-only, path "/", not
+    Secure)."""
+    answer = Response()
+    for name in names:
+        answer.delete_cookie(name, path="/", secure=False, httponly=True, samesite="strict")
+    return [(k, v) for k, v in answer.raw_headers if k == b"set-cookie"]
+
+
+class PlainCookies:
+    """Ends the plain cookies a request to an https origin brings (module docstring), before it is answered, and
+    adds their deletion to whatever answers it. A request to the plain loopback origin passes untouched."""
+
+    def __init__(self, app: ASGIApp, accounts: ConsoleAccounts, tls: bool) -> None:
+        self.app, self.accounts, self.tls = app, accounts, tls
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not Origin.of(host_header(scope), self.tls).secure:
+            await self.app(scope, receive, send)
+            return
+        cookies = HTTPConnection(scope).cookies  # read as the pages read them
+        held = [name for name in (PLAIN.session, PLAIN.device, PLAIN.login) if name in cookies]
+        if not held:
+            await self.app(scope, receive, send)
+            return
+        await run_in_threadpool(self._end, cookies.get(PLAIN.session), cookies.get(PLAIN.device))
+        deleting = expired(held)
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *deleting]}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+    def _end(self, session: str | None, device: str | None) -> None:
+        self.accounts.end_session(session)
+        self.accounts.end_device(device)
