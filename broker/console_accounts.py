@@ -30,6 +30,11 @@ browser once; the file keeps only its SHA-256, so a copy of the file opens no se
 ends after ``SESSION_HOURS`` in all, after ``IDLE_MINUTES`` unused, on sign-out, or when its
 account is removed or its password changed.
 
+Session and device tokens are each taken only from the kind of origin they were given to (``https``: the console's
+``origin``): one given to an https origin begins with ``HTTPS_MARK``, which its SHA-256 covers, and one given to a
+plain-http origin does not. A token given in clear (and so perhaps read on the way) is never taken as an https
+origin's cookie, nor the other way; a token made before tokens were marked is a plain origin's.
+
 Files: made 0600 in a folder made 0700 (``<keys>/auditor/console-accounts.sqlite`` by default);
 one others may read, or whose folder others may write, is refused. Errors are ``ConfigError``
 (a name, scope or password that cannot be used) and ``StoreError`` (the file); messages never
@@ -66,6 +71,7 @@ MAX_DEVICES = 8
 DEVICE_DAYS = 30
 SESSION_HOURS = 8
 IDLE_MINUTES = 30
+HTTPS_MARK = "s."  # begins a token given to an https origin (module docstring); never in a token_urlsafe
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 _LAYOUT = """
@@ -160,6 +166,8 @@ class Checked:
     device: str | None
     newest_failure: int
     locked_ms: int
+    https: bool = False
+    """Whether the sign-in came from an https origin: the device token ``confirm`` gives is for that kind alone."""
 
 
 @dataclass(frozen=True)
@@ -306,10 +314,11 @@ class ConsoleAccounts:
 
     # signing in ----------------------------------------------------------------------------------
 
-    def sign_in(self, name: str, password: str, now: datetime | None = None, device: str | None = None) -> SignIn:
+    def sign_in(self, name: str, password: str, now: datetime | None = None, device: str | None = None, *,
+                https: bool = False) -> SignIn:
         """Check a name and password, and sign a right one in at once (``check`` then ``confirm``): for a caller with
         no audit to write first."""
-        result = self.check(name, password, now, device)
+        result = self.check(name, password, now, device, https=https)
         if result.checked is None:
             return result
         fresh = self.confirm(result.checked, password, now)
@@ -317,10 +326,12 @@ class ConsoleAccounts:
             return SignIn(None, known=True)
         return SignIn(result.account, known=True, device=fresh)
 
-    def check(self, name: str, password: str, now: datetime | None = None, device: str | None = None) -> SignIn:
-        """Check a name and password. The same work is done for an unknown name; a locked account is
-        refused whatever the password, unless ``device`` is a live device token of this account (module
-        docstring); ``MAX_FAILURES`` failures in a row lock it, or end the device that brought them.
+    def check(self, name: str, password: str, now: datetime | None = None, device: str | None = None, *,
+              https: bool = False) -> SignIn:
+        """Check a name and password, brought from an https origin or not (``https``). The same work is done for an
+        unknown name; a locked account is refused whatever the password, unless ``device`` is a live device token of
+        this account given to the same kind of origin (module docstring); ``MAX_FAILURES`` failures in a row lock it,
+        or end the device that brought them.
 
         Argon2 runs outside any transaction; what it decided is then applied in one write transaction
         that reads the account again. A wrong password is counted there and then (a row of its own, so parallel
@@ -343,7 +354,7 @@ class ConsoleAccounts:
             if now_row is None:
                 return SignIn(None, known=True)  # removed while its password was being checked
             current, locked_ms = now_row
-            held = _live_device(c, device, at)
+            held = _live_device(c, device, at, https)
             trusted = held is not None and held[0] == name
             if locked_ms > at and not trusted:
                 return SignIn(None, known=True, locked=True)
@@ -356,7 +367,7 @@ class ConsoleAccounts:
                 return SignIn(None, known=True)  # the policy no longer names its partner: fail closed
             newest = c.execute("SELECT COALESCE(MAX(id), 0) FROM failed_attempts WHERE name = ?",
                                (name,)).fetchone()[0]
-        checked = Checked(name, hashed, device if trusted else None, int(newest), int(locked_ms))
+        checked = Checked(name, hashed, device if trusted else None, int(newest), int(locked_ms), https)
         return SignIn(Account(name, scope, _time(created_ms)), known=True, checked=checked)
 
     def confirm(self, checked: Checked, password: str, now: datetime | None = None) -> str | None:
@@ -383,7 +394,7 @@ class ConsoleAccounts:
                           (checked.name, checked.newest_failure))
                 if row[1] == checked.locked_ms:
                     c.execute("UPDATE accounts SET locked_until_ms = 0 WHERE name = ?", (checked.name,))
-            fresh = self._new_device(c, checked.name, at)
+            fresh = self._new_device(c, checked.name, at, checked.https)
         if self._hasher.check_needs_rehash(checked.hashed):
             self._rehash(checked.name, checked.hashed, password[:MAX_PASSWORD])
         return fresh
@@ -414,10 +425,10 @@ class ConsoleAccounts:
         with self._sql() as c:
             c.execute("UPDATE accounts SET hash = ? WHERE name = ? AND hash = ?", (rehashed, name, hashed))
 
-    def _new_device(self, c: sqlite3.Connection, name: str, at: int) -> str:
-        """A new device token for ``name``; the account keeps its ``MAX_DEVICES`` newest, and tokens past
-        ``DEVICE_DAYS`` or ended by failures go, anyone's."""
-        token = secrets.token_urlsafe(32)
+    def _new_device(self, c: sqlite3.Connection, name: str, at: int, https: bool) -> str:
+        """A new device token for ``name``, for an https origin or a plain one; the account keeps its ``MAX_DEVICES``
+        newest, and tokens past ``DEVICE_DAYS`` or ended by failures go, anyone's."""
+        token = _new_token(https)
         c.execute("DELETE FROM devices WHERE created_ms < ? OR failures >= ?",
                   (at - DEVICE_DAYS * 86_400_000, MAX_FAILURES))
         c.execute("INSERT INTO devices (token_sha256, name, created_ms) VALUES (?, ?, ?)", (_digest(token), name, at))
@@ -425,10 +436,11 @@ class ConsoleAccounts:
                   "WHERE name = ? ORDER BY created_ms DESC, rowid DESC LIMIT ?)", (name, name, MAX_DEVICES))
         return token
 
-    def device(self, token: str | None, now: datetime | None = None) -> str | None:
-        """The account whose live device token ``token`` is, or None (unknown, ended, or too old)."""
+    def device(self, token: str | None, now: datetime | None = None, *, https: bool = False) -> str | None:
+        """The account whose live device token ``token`` is, or None (unknown, ended, too old, or given to the other
+        kind of origin than ``https`` says it is brought from)."""
         with self._sql() as c:
-            held = _live_device(c, token, _ms(now or datetime.now(UTC)))
+            held = _live_device(c, token, _ms(now or datetime.now(UTC)), https)
         return None if held is None else held[0]
 
     def end_device(self, token: str | None) -> None:
@@ -439,9 +451,10 @@ class ConsoleAccounts:
 
     # sessions ------------------------------------------------------------------------------------
 
-    def start_session(self, account: Account, now: datetime | None = None) -> Session:
-        """A new session for a signed-in account; its token is given here once and never stored."""
-        token = secrets.token_urlsafe(32)
+    def start_session(self, account: Account, now: datetime | None = None, *, https: bool = False) -> Session:
+        """A new session for a signed-in account, at an https origin or a plain one; its token is given here once and
+        never stored."""
+        token = _new_token(https)
         at = _ms(now or datetime.now(UTC))
         with self._sql() as c:
             c.execute("DELETE FROM sessions WHERE created_ms < ? OR seen_ms < ?",
@@ -450,10 +463,11 @@ class ConsoleAccounts:
                       (_digest(token), account.name, at, at))
         return Session(account, token)
 
-    def session(self, token: str | None, now: datetime | None = None) -> Session | None:
+    def session(self, token: str | None, now: datetime | None = None, *, https: bool = False) -> Session | None:
         """The live session ``token`` proves (and it is marked used), or None: unknown, expired, idle too
-        long, or its account's scope no longer valid."""
-        if not token or len(token) > 100:
+        long, its account's scope no longer valid, or started at the other kind of origin than ``https`` says it is
+        brought from."""
+        if not token or len(token) > 100 or not _given_to(token, https):
             return None
         at = _ms(now or datetime.now(UTC))
         with self._sql() as c:
@@ -550,10 +564,20 @@ def _count(c: sqlite3.Connection, name: str, device: str | None, when: datetime,
     return Counted(name, row, lock=(until, locked_ms))
 
 
-def _live_device(c: sqlite3.Connection, token: str | None, at: int) -> tuple[str, int] | None:
-    """(account name, failures) of the device token ``token``, when it is one, not past ``DEVICE_DAYS`` and not ended
-    by ``MAX_FAILURES`` failures."""
-    if not token or len(token) > 100:
+def _new_token(https: bool) -> str:
+    """A new session or device token, for an https origin (``HTTPS_MARK``) or a plain one."""
+    return (HTTPS_MARK if https else "") + secrets.token_urlsafe(32)
+
+
+def _given_to(token: str, https: bool) -> bool:
+    """Whether ``token`` was given to the kind of origin it is brought from (module docstring)."""
+    return token.startswith(HTTPS_MARK) == https
+
+
+def _live_device(c: sqlite3.Connection, token: str | None, at: int, https: bool) -> tuple[str, int] | None:
+    """(account name, failures) of the device token ``token``, when it is one, given to the kind of origin ``https``
+    says it is brought from, not past ``DEVICE_DAYS`` and not ended by ``MAX_FAILURES`` failures."""
+    if not token or len(token) > 100 or not _given_to(token, https):
         return None
     row = c.execute("SELECT name, failures FROM devices WHERE token_sha256 = ? AND created_ms >= ? AND failures < ?",
                     (_digest(token), at - DEVICE_DAYS * 86_400_000, MAX_FAILURES)).fetchone()

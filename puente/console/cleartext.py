@@ -2,11 +2,11 @@
 
 A console served behind a TLS-terminating proxy used to give its browsers plain cookies (``puente-console``, the
 session; ``puente-device``, the 30-day device token that lets its browser past the account lock and the sign-in
-limits; ``puente-login``). Under the https origin (``origin``) they are no longer read, but a browser keeps them,
-and sends them in clear to any http:// URL of the name until they expire; and their tokens, sniffed there, stay
-good. So a request to an https origin that brings any of them ends them (``PlainCookies``): the session and the
-device token are ended in the accounts file, whatever cookie brings them next, and the answer expires the cookies
-in the browser (a secure origin may delete cookies that are not Secure).
+limits; ``puente-login``). Under the https origin (``origin``) they are no longer read, nor their tokens taken under
+any name (``broker.console_accounts``), but a browser keeps them, and sends them in clear to any http:// URL of the
+name until they expire; and the accounts file keeps their tokens live. So a request to an https origin that brings
+any of them ends them (``PlainCookies``): the session and the device token are ended in the accounts file, and the
+answer expires the cookies in the browser (a secure origin may delete cookies that are not Secure).
 """
 
 from __future__ import annotations

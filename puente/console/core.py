@@ -374,7 +374,10 @@ class Console:
         return Origin.of(request.headers.get("host", ""), self.config.tls)
 
     def session(self, request: Request) -> Session | None:
-        return self.config.accounts.session(request.cookies.get(self.origin(request).session), self.config.clock())
+        """The live session the request's cookie proves, started at the same kind of origin (``ConsoleAccounts``)."""
+        origin = self.origin(request)
+        return self.config.accounts.session(request.cookies.get(origin.session), self.config.clock(),
+                                            https=origin.secure)
 
     async def signed_in(self, request: Request) -> Session | Response:
         """The request's session, counted against its account's budget; else the sign-in form, or 429 over it."""
@@ -459,7 +462,8 @@ class Console:
         address = request.client.host if request.client else "-"
         origin = self.origin(request)
         device = request.cookies.get(origin.device)
-        holder = await run_in_threadpool(self.config.accounts.device, device, self.config.clock()) if device else None
+        holder = await run_in_threadpool(self.config.accounts.device, device, self.config.clock(),
+                                         https=origin.secure) if device else None
         if holder is None:
             device = None  # not a live device token: this browser is held like any other
         past = self.throttle.reached(address) if device is not None else None  # a limit its device lets it past
@@ -479,7 +483,8 @@ class Console:
             return await self.refuse(request, None, "sign-in refused", {"form": "expired"}, 400,
                                      "This sign-in form has expired: open the sign-in page again.", "(not checked)")
         async with self._verifying:  # Argon2 takes memory and a core: a flood waits here, not in the threads
-            result = await run_in_threadpool(self.config.accounts.check, name, password, self.config.clock(), device)
+            result = await run_in_threadpool(self.config.accounts.check, name, password, self.config.clock(), device,
+                                             https=origin.secure)
         # The lock and the audit agree. A wrong password is counted as it is checked, so that every check after it
         # sees it and the lock is decided in order, however slow the record; one that cannot be recorded is taken
         # back, and counts for nothing. A right password changes nothing until its record is written: one that
@@ -494,7 +499,8 @@ class Console:
                     await run_in_threadpool(self.config.accounts.withdraw, result.counted)
                 return self.problem(request, None, 503, UNRECORDED)
             return self.html("login.html", request, None, 401, next=target, form_token=expected, error=SIGN_IN_REFUSED)
-        session = await run_in_threadpool(self.config.accounts.start_session, result.account, self.config.clock())
+        session = await run_in_threadpool(self.config.accounts.start_session, result.account, self.config.clock(),
+                                          https=origin.secure)
         previous = request.cookies.get(origin.session)
         if not await self.record(session, "sign-in", {"previous_session": "ended"} if previous else {}, 1):
             await run_in_threadpool(self.config.accounts.end_session, session.token)

@@ -14,7 +14,8 @@ Over https the cookies are Secure, so that the browser never sends them in clear
 origin, for that host alone and path "/", so that no other host of the site can plant one (a sign-in form token,
 for a login CSRF) or shadow it. HSTS is sent too. Each origin's cookies have their own names, read, set and deleted
 under the origin of the request at hand: a cookie set for the plain loopback origin is never taken under a public
-name, nor the other way.
+name, nor the other way. The tokens themselves are bound to the kind of origin they were given to
+(``broker.console_accounts``): one given in clear is no https origin's cookie, whatever name it is sent under.
 """
 
 from __future__ import annotations

@@ -175,3 +175,19 @@ def test_a_partner_named_as_the_national_scope_is_refused_before_the_file_is_tou
     with pytest.raises(ConfigError, match="names a partner 'national'") as refused:
         _open(path, ("national", "USA"))
     assert "\n" not in str(refused.value) and not path.exists()
+
+
+@pytest.mark.parametrize("https", [True, False])
+def test_a_token_is_taken_only_from_the_kind_of_origin_it_was_given_to(tmp_path: Path, https: bool) -> None:
+    """A session or device token given to an https origin is taken from one alone, and one given to a plain origin
+    (as every token made before tokens were marked) from a plain one alone: a token given in clear is never an
+    https origin's."""
+    with _open(tmp_path / "a.sqlite") as accounts:
+        account = accounts.add("ana", "national", PASSWORD)
+        device = accounts.sign_in("ana", PASSWORD, https=https).device
+        session = accounts.start_session(account, https=https).token
+        assert device is not None and device.startswith("s.") is https and session.startswith("s.") is https
+        assert accounts.device(device, https=https) == "ana" and accounts.device(device, https=not https) is None
+        assert accounts.session(session, https=not https) is None and accounts.session(session, https=https)
+        assert accounts.sign_in("ana", PASSWORD, device=device, https=not https).account is not None
+        assert accounts.device(device, https=https) == "ana"  # not used up: it was no device there

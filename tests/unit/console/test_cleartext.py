@@ -100,3 +100,17 @@ def test_at_the_plain_loopback_origin_plain_cookies_are_left_alone(accounts: Con
     page = client.get("/", headers={"cookie": f"puente-console={session}; puente-device={device}"})
     assert page.status_code == 200 and not _set(page)
     assert accounts.session(session) is not None and accounts.device(device, datetime.now(UTC)) == "ana"
+
+
+def test_a_token_given_in_clear_is_never_taken_as_the_https_origins_cookie(accounts: ConsoleAccounts,
+                                                                          sink: Sink) -> None:
+    """A session and device token given in clear, read on the way and brought to the https origin only as its
+    ``__Host-`` cookies (never as the plain ones, which would end them), open no session and let no one past the
+    sign-in limits: a token is taken only from the kind of origin it was given to."""
+    session, device = _given_in_clear(accounts, sink)
+    client = _upgraded(accounts, sink, login_per_address=1, login_overall=1)
+    answer = client.get("/", headers={"cookie": f"__Host-puente-console={session}"})
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
+    assert _sign_in(client, "__Host-puente-login").status_code == 303  # spends the limits
+    assert _sign_in(client, "__Host-puente-login", cookies=f"__Host-puente-device={device}").status_code == 429
+    assert accounts.device(device, datetime.now(UTC)) == "ana"  # still live, at the plain origin it was given to

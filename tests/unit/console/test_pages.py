@@ -134,14 +134,14 @@ def test_a_signed_in_auditors_request_for_no_such_page_is_recorded(ana: TestClie
     assert len(sink.records) == before
 
 
-def test_a_path_with_a_trailing_slash_is_not_found_and_recorded_never_redirected(ana: TestClient, sink: Any,
-                                                                                make_client: Callable[..., TestClient]
-                                                                                ) -> None:
+def test_a_path_with_a_trailing_slash_is_not_found_and_recorded_never_redirected(
+        sink: Any, make_client: Callable[..., TestClient], sign_in: Callable[..., Any]) -> None:
     """No redirect to the path without its slash (Starlette's would name the Host header's host, unrecorded): a
     404 like any page that is not there, recorded for a signed-in auditor."""
-    session = {"cookie": f"__Host-puente-console={ana.cookies['puente-console']}"}  # as that name's origin calls it
+    ana = make_client(tls=True)  # an https origin, as any name but a loopback one is: its session is one of those
+    assert sign_in(ana, "ana").status_code == 303
     for path in ("/queries/", "/search/", "/login/"):
-        answer = ana.get(path, headers={"host": "evil.example", **session})
+        answer = ana.get(path, headers={"host": "evil.example"})
         assert answer.status_code == 404 and "location" not in answer.headers, path
         assert sink.records[-1]["page"] == "not found" and sink.records[-1]["params"] == {"path": path}
     assert make_client().get("/dead-letters/").status_code == 404
