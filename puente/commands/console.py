@@ -26,7 +26,6 @@ from broker.topology import TopicNames
 from policies import PolicySet, load_policy_set
 from puente.commands._common import given_folder, kafka, kafka_options, run, say, seconds, settings
 from puente.console import ConsoleConfig, IndexReader
-from puente.console.origin import every_origin_https
 from puente.console.server import Listen, catch_up_index, serve
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
@@ -40,7 +39,7 @@ def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ig
             "the console party's own Kafka login, the only one that may write the auditors' query log; refuses a "
             "non-loopback address without TLS. Answers only under its own names: loopback ones on a loopback "
             "address, its certificate's over TLS, with the port; PUENTE_CONSOLE_HOSTS adds others (a reverse proxy's, "
-            "reached over https: under any but a loopback name its cookies are Secure and HSTS is sent)")
+            "reached over https: with any named, every request is taken as https, its cookies Secure and HSTS sent)")
     srv = audit.add_parser("serve", help="serve the auditors' web console", description=text,
                            parents=[kafka_options()])
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -236,10 +235,9 @@ def _serve(args: argparse.Namespace) -> int:
     def open_index() -> IndexReader:
         return AuditIndex(index, readonly=True)
 
-    config = ConsoleConfig(open_index, accounts, log, tls=every_origin_https(listen.tls, cfg.console_hosts),
-                           deployment=cfg.topic_prefix,
-                           envelope=AlwaysKept.of(policy_set), page_rate=cfg.console_page_rate,
-                           page_burst=cfg.console_page_burst)
+    # Whether every request is https (TLS, or a proxy's names) is set by ``serve``, from ``listen``.
+    config = ConsoleConfig(open_index, accounts, log, deployment=cfg.topic_prefix, envelope=AlwaysKept.of(policy_set),
+                           page_rate=cfg.console_page_rate, page_burst=cfg.console_page_burst)
     catch_up = catch_up_index(cfg, conn, index)
 
     def ready(url: str) -> None:

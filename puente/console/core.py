@@ -109,7 +109,7 @@ class ConsoleConfig:
     tls: bool = False
     """Whether every request's origin is https (``origin.every_origin_https``: the console terminates TLS itself, or is
     served behind a proxy's public names). Without it, a request's origin is decided by the name it came under
-    (``origin``)."""
+    (``origin``). ``server.serve`` sets it from what it listens as."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     deployment: str = ""
     envelope: AlwaysKept | None = None

@@ -24,7 +24,7 @@ import ssl
 import stat
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -45,7 +45,7 @@ from broker.keystore import auditor_path
 from broker.oversight import QueryLog
 from puente.console.app import create_app
 from puente.console.core import ConsoleConfig, HostCheck
-from puente.console.origin import is_loopback
+from puente.console.origin import every_origin_https, is_loopback
 from puente.console.pages import REFRESH, RefreshStatus
 from puente.errors import ConfigError, PuenteError
 from puente.settings import PuenteSettings
@@ -261,6 +261,12 @@ class Listen:
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    @property
+    def every_origin_https(self) -> bool:
+        """Whether every request it answers is to be taken as https: over TLS, or under a proxy's ``names``
+        (``origin.every_origin_https``)."""
+        return every_origin_https(self.tls, self.names)
 
     @property
     def url(self) -> str:
@@ -486,9 +492,11 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
                 note: Callable[[str], None] = _note) -> None:
     """Serve until stopped (Ctrl-C, or ``server.should_exit`` through ``started``), under the names
     ``listen.hosts`` gives only. The port is bound first, then ``log`` started (module docstring);
-    ``config.queries`` should be ``log``. A first catch-up that fails is fatal only when there is no ``index``
-    yet to serve from. QueryLogFenced once another console has taken the query log over: served no more."""
+    ``config.queries`` should be ``log``; ``config.tls`` is set here, from ``listen`` (``Listen.every_origin_https``),
+    whatever it was. A first catch-up that fails is fatal only when there is no ``index`` yet to serve from.
+    QueryLogFenced once another console has taken the query log over: served no more."""
     listen.check()
+    config = replace(config, tls=listen.every_origin_https)  # one place decides, from what the console listens as
     sockets = listen.bind()
     try:
         await log.start()

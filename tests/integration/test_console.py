@@ -94,7 +94,7 @@ def _served(env: Env, tmp_path: Path, tls: tuple[Path, Path] | None = None) -> I
 
     log = QueryLog(console_login, env.names)
     listen = Listen("127.0.0.1", free_port(), *(tls or (None, None))).check()
-    config = ConsoleConfig(open_index, accounts, log, tls=listen.tls, deployment=env.cfg.topic_prefix,
+    config = ConsoleConfig(open_index, accounts, log, deployment=env.cfg.topic_prefix,
                            envelope=AlwaysKept.of(env.policy))
     servers: list[Any] = []
     failed: list[BaseException] = []

@@ -226,7 +226,7 @@ async def served(accounts: ConsoleAccounts, sink: Sink, cert: Path | None = None
     and ``key``; answering under ``names`` too), until the block ends."""
     port = free_port()
     servers: list[uvicorn.Server] = []
-    config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, tls=cert is not None)
+    config = ConsoleConfig(lambda: FakeIndex(), accounts, sink)  # its origins are ``serve``'s to set, as ever
     log: Any = _Log(sink)
     listen = Listen("127.0.0.1", port, cert, key, names)
     task = asyncio.create_task(serve(listen, config, log, started=servers.append))

@@ -181,18 +181,30 @@ async def _served_sign_in(port: int, host: str) -> tuple[list[str], list[str]]:
     return form, done
 
 
-async def test_served_in_plain_http_the_proxys_name_gets_secure_cookies_and_loopback_names_plain_ones(
+def _secure_and_hsts(headers: list[str]) -> bool:
+    """Whether an answer's cookies are all Secure ``__Host-`` ones (it sets some) and it sends HSTS."""
+    cookies = [h.split(":", 1)[1].strip() for h in headers if h.lower().startswith("set-cookie:")]
+    return bool(cookies) and all(c.startswith("__Host-puente-") and _host_only_secure(c) for c in cookies) and \
+        "strict-transport-security: max-age=31536000" in [h.lower() for h in headers]
+
+
+async def test_served_in_plain_http_behind_a_proxys_names_every_name_gets_secure_cookies(
         accounts: ConsoleAccounts, sink: Sink) -> None:
-    """``serve`` on 127.0.0.1 without TLS, answering a proxy's name too (PUENTE_CONSOLE_HOSTS): signing in under
-    that name sets only Secure ``__Host-`` cookies and sends HSTS; under a loopback name (``make console``) the
-    same console signs in with plain cookies, and no HSTS."""
+    """``serve`` on 127.0.0.1 without TLS, answering a proxy's name too (PUENTE_CONSOLE_HOSTS), wired as ``audit
+    serve`` wires it: signing in under that name, and under a loopback one (a proxy passing its upstream address as
+    the Host, or a browser on the same machine), sets only Secure ``__Host-`` cookies and sends HSTS."""
     async with served(accounts, sink, names=("console.example",)) as port:
-        form, done = await _served_sign_in(port, "console.example")
-        for headers in (form, done):
-            cookies = [h.split(":", 1)[1].strip() for h in headers if h.lower().startswith("set-cookie:")]
-            assert cookies and all(c.startswith("__Host-puente-") and _host_only_secure(c) for c in cookies)
-            assert "strict-transport-security: max-age=31536000" in [h.lower() for h in headers]
-        assert sum(h.lower().startswith("set-cookie: __host-puente-device=") for h in done) == 1
+        for host in ("console.example", f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+            form, done = await _served_sign_in(port, host)
+            assert _secure_and_hsts(form) and _secure_and_hsts(done), host
+            assert sum(h.lower().startswith("set-cookie: __host-puente-device=") for h in done) == 1, host
+
+
+async def test_served_in_plain_http_without_proxy_names_loopback_names_get_plain_cookies(
+        accounts: ConsoleAccounts, sink: Sink) -> None:
+    """``serve`` on 127.0.0.1 without TLS and no proxy names (``make console``): the one plain origin, its
+    cookies plain and no HSTS."""
+    async with served(accounts, sink) as port:
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
             form, done = await _served_sign_in(port, host)
             for headers in (form, done):
