@@ -201,9 +201,18 @@ class LoginThrottle:
         return True
 
 
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+
+
+def security_headers(secure: bool) -> list[tuple[bytes, bytes]]:
+    """``SECURITY_HEADERS`` as an answer's raw headers, and HSTS when it goes to an https origin (``secure``)."""
+    return [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()] + ([HSTS] if secure else [])
+
+
 class SecurityHeaders:
     """Adds ``SECURITY_HEADERS`` to every response, whatever made it, and HSTS to each one to an https origin
-    (``origin``: over TLS, or under a reverse proxy's name)."""
+    (``origin``: over TLS, or under a reverse proxy's name). What uvicorn answers itself is ``server``'s to give
+    them (``DeadlineProtocol.send_400_response``, ``RequestCap``)."""
 
     def __init__(self, app: ASGIApp, tls: bool) -> None:
         self.app, self.tls = app, tls
@@ -218,10 +227,7 @@ class SecurityHeaders:
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() not in SECURITY_HEADERS]
-                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-                if secure:
-                    headers.append((b"strict-transport-security", b"max-age=31536000"))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": headers + security_headers(secure)}
             await send(message)
 
         started = False

@@ -35,6 +35,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from broker.audit_index import AuditIndex, writer_lock
@@ -44,8 +45,8 @@ from broker.kafka import KafkaConnection
 from broker.keystore import auditor_path
 from broker.oversight import QueryLog
 from puente.console.app import create_app
-from puente.console.core import ConsoleConfig, HostCheck
-from puente.console.origin import every_origin_https, is_loopback
+from puente.console.core import ConsoleConfig, HostCheck, security_headers
+from puente.console.origin import Origin, every_origin_https, host_header, is_loopback
 from puente.console.pages import REFRESH, RefreshStatus
 from puente.errors import ConfigError, PuenteError
 from puente.settings import PuenteSettings
@@ -57,9 +58,10 @@ REQUEST_DEADLINE_S = 10.0  # the longest a client may take to send one whole req
 READ_STALL_S = 30.0  # the longest a client may read nothing of an answer waiting for it (nginx's send_timeout)
 MAX_CONNECTIONS = 100  # open connections; a new one past it closes the idle one used longest ago (``Gate``)
 MAX_PER_ADDRESS = 16  # of those, from one client address (a browser opens six to a server)
-# Requests being answered, their client gone or not (uvicorn's ``limit_concurrency``): past it, 503. Above
-# MAX_CONNECTIONS, since uvicorn counts the open connections against the same limit and ``Gate`` bounds those.
+# Requests being answered, their client gone or not (``RequestCap``): past it, 503. Above MAX_CONNECTIONS, as
+# uvicorn's ``limit_concurrency`` had it (it counts the open connections against the same limit; ``Gate`` bounds those).
 MAX_REQUESTS = 128
+UNAVAILABLE = "The console is answering as many requests as it may at once: try again in a moment."
 
 
 class DeadlineProtocol(H11Protocol):
@@ -94,6 +96,7 @@ class DeadlineProtocol(H11Protocol):
     stall_s = READ_STALL_S
     gate: ClassVar[Gate | None] = None  # one server's connections (``console_protocol``); None: not bounded here
     tls: ClassVar[ssl.SSLContext | None] = None  # the server's certificate and key; None: plain HTTP
+    https: ClassVar[bool] = False  # every request is taken as https (``Listen.every_origin_https``): HSTS on a 400
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._deadline: asyncio.TimerHandle | None = None
@@ -143,6 +146,17 @@ class DeadlineProtocol(H11Protocol):
             self._early += data
             return
         super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request h11 cannot read (400, then the connection closes), with the headers every
+        answer of the console's has (``core.security_headers``): uvicorn's own has none, and the app never sees it.
+        Its Host is not known: HSTS goes with it when every request is https, and then alone."""
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close"),
+                   *security_headers(self.https)]
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                      h11.Data(data=msg.encode("ascii")), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
     def idle(self) -> bool:
         """Whether no request is in hand: none begun or one only partly sent (the deadline's to bound), or the last
@@ -237,14 +251,45 @@ class DeadlineProtocol(H11Protocol):
             self.gate.leave(self)
 
 
-def console_protocol(caps: Gate, context: ssl.SSLContext | None = None) -> type[DeadlineProtocol]:
-    """``DeadlineProtocol`` for one server: its connections bounded by ``caps``, over TLS with ``context``."""
+def console_protocol(caps: Gate, context: ssl.SSLContext | None = None,
+                     every_https: bool = False) -> type[DeadlineProtocol]:
+    """``DeadlineProtocol`` for one server: its connections bounded by ``caps``, over TLS with ``context``, every
+    request taken as https or not (``every_https``)."""
 
     class ConsoleProtocol(DeadlineProtocol):
         gate = caps
         tls = context
+        https = every_https
 
     return ConsoleProtocol
+
+
+class RequestCap:
+    """Answers 503 (one line, no page, the connection closed) to a request that comes while ``limit`` are being
+    answered, their clients gone or not; in front of everything else. uvicorn's ``limit_concurrency`` did this with
+    an answer of its own, without the security headers and HSTS every answer of the console's has: this one has them
+    (``core.security_headers``; HSTS for an https origin, as ``SecurityHeaders`` decides it)."""
+
+    def __init__(self, app: ASGIApp, limit: int, tls: bool) -> None:
+        self.app, self.limit, self.tls = app, limit, tls
+        self.answering = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.answering >= self.limit:
+            secure = Origin.of(host_header(scope), self.tls).secure
+            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close"),
+                       *security_headers(secure)]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": UNAVAILABLE.encode() + b"\n"})
+            return
+        self.answering += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.answering -= 1
 
 
 @dataclass(frozen=True)
@@ -510,10 +555,9 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
                 note(f"the index could not be caught up ({_one_line(exc)}); serving it as it stands")
         app = create_app(config)
         server = uvicorn.Server(uvicorn.Config(
-            HostCheck(app, listen.hosts()), host=listen.host, port=listen.port, log_level="warning",
-            access_log=False, lifespan="off", server_header=False, proxy_headers=False,
-            http=console_protocol(Gate(MAX_CONNECTIONS, MAX_PER_ADDRESS), listen.context()),
-            limit_concurrency=MAX_REQUESTS))
+            RequestCap(HostCheck(app, listen.hosts()), MAX_REQUESTS, config.tls), host=listen.host, port=listen.port,
+            log_level="warning", access_log=False, lifespan="off", server_header=False, proxy_headers=False,
+            http=console_protocol(Gate(MAX_CONNECTIONS, MAX_PER_ADDRESS), listen.context(), config.tls)))
         if started is not None:
             started(server)
         task = asyncio.create_task(refresher(catch_up, refresh_s)) if catch_up and refresh_s > 0 else None
