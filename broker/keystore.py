@@ -134,6 +134,9 @@ PENDING_CLIENT_CONFIG = f".{CLIENT_CONFIG}.pending"  # a new one written before 
 # A running broker's MAC table is read again at the latest every this many checks of a pair it holds
 # (``fresh_agency_mac_lookup``), even when the folder's modification time never moved.
 REREAD_HELD = 12
+# Pauses (seconds) between the reads of a key file a running broker verified with that failed to load
+# (``Keystore._load_held``): a file replaced by a rename fails one read, and no read should wait long.
+_HELD_PAUSES = (0.01, 0.05, 0.2)
 
 
 class Holder(StrEnum):
@@ -750,7 +753,8 @@ class Keystore:
         with it were never verified. A file ``held`` that is still there but stopped loading raises
         ``KeyUnusable`` instead, the broker's own or an agency's alike: leaving it out would dead-letter, for good,
         every genuine record MACed with it, which the start refuses to read at all; the worker stops before
-        committing. Only a file removed revokes a key. One public half under several ids keeps the one ``held``
+        committing; one that fails a read is read again first (``_load_held``: a file replaced by a rename may fail
+        one). Only a file removed revokes a key. One public half under several ids keeps the one ``held``
         and leaves out the newcomers (the innocent owner's pair is not dropped for another's mistaken file); when
         none of them was held, all are left out."""
         problems: list[str] = []
@@ -767,7 +771,8 @@ class Keystore:
             if parsed.kind is not KeyKind.KEY_AGREEMENT:
                 continue
             try:
-                record = self.load(key_id, KeyKind.KEY_AGREEMENT)
+                record = (self._load_held(key_id) if skip is not None and key_id in held
+                          else self.load(key_id, KeyKind.KEY_AGREEMENT))
             except KeyMaterialError as exc:
                 if skip is not None and not os.path.lexists(self.path / f"{key_id}.json"):
                     continue  # removed since the folder was listed: revoked, as on the next read
@@ -808,6 +813,21 @@ class Keystore:
                 key = ingress_mac_key(mine, agency_key)
                 table[(agency_key.owner, key.key_id)] = key
         return table, frozenset(r.key_id for r in usable)
+
+    def _load_held(self, key_id: str) -> KeyRecord:
+        """The key-agreement key ``key_id``, one a running broker verified with, read again up to
+        ``len(_HELD_PAUSES)`` times while it fails to load and its name is still there: a file replaced by a rename
+        between the walk to it and its open (``write_atomic``, or Kubernetes swapping a secret volume's ``..data``
+        link) fails one read as changed or missing, and the next read finds the new file whole. Only a refusal that
+        persists is raised."""
+        for pause in _HELD_PAUSES:
+            try:
+                return self.load(key_id, KeyKind.KEY_AGREEMENT)
+            except KeyMaterialError:
+                if not os.path.lexists(self.path / f"{key_id}.json"):
+                    raise  # removed: revoked
+            time.sleep(pause)
+        return self.load(key_id, KeyKind.KEY_AGREEMENT)
 
     def _public_owners(self) -> dict[bytes, dict[str, str]]:
         """Each public half held here, of any kind, to the ids it is held under, with their owners: from

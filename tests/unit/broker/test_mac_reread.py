@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from broker.crypto.origin import sign_ingress, verify_ingress
-from broker.keystore import Keystore, Keystores
+from broker.keystore import Keystore, Keystores, write_atomic
 from puente.errors import KeyUnusable, OriginError
 
 
@@ -75,3 +75,28 @@ def test_a_copy_of_a_held_public_half_under_another_id_is_refused_and_the_first_
     assert site.verified() == "SENAN"
     assert site.lookup("PN", "PN-kex-2026b+broker-kex-2026a") is None
     assert len(site.problems) == 1 and "PN-kex-2026b" in site.problems[0], site.problems
+
+
+@pytest.mark.parametrize("times", [1, 3])
+def test_a_held_file_replaced_while_it_is_read_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              times: int) -> None:
+    """SENAN's key file replaced by a rename (``write_atomic``, a Kubernetes secret update) between the re-read's
+    walk to it and its open, once or on three reads in a row: the read that saw it change is done again, and
+    SENAN's records verify, instead of the worker stopping on a key that never stopped loading."""
+    site = _Site(tmp_path)
+    mac = site.keys.agencies["SENAN"].load_agency_mac("SENAN")
+    record = sign_ingress("SENAN", mac.key_id, mac, b"a", "SENAN-1")
+    assert verify_ingress(record, b"a", site.lookup).agency == "SENAN"
+    path = site.keys.broker.path / "SENAN-kex-2026a.json"
+    real_open, fired = os.open, []
+
+    def racing_open(name: str, flags: int, *args: int, dir_fd: int | None = None) -> int:
+        if name == path.name and dir_fd is not None and len(fired) < times:
+            fired.append(name)
+            write_atomic(path, path.read_bytes(), 0o644)
+        return real_open(name, flags, *args, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", racing_open)
+    site.later()
+    assert verify_ingress(record, b"a", site.lookup).agency == "SENAN" and len(fired) == times
+    assert site.problems == []
