@@ -737,16 +737,17 @@ class Keystore:
         left out instead and its problem (one line, naming the file) handed to ``skip`` (``_mac_table``: what a
         running broker's re-read does with files new since its last read).
         """
-        table, _ = self._mac_table(skip, frozenset())
+        table, _ = self._mac_table(skip, {})
 
         def lookup(agency: str, key_id: str) -> SecretBytes | None:
             return table.get((agency, key_id))  # exact pair ids only: no parsing, no guessing
 
         return lookup
 
-    def _mac_table(self, skip: Callable[[str], None] | None, held: frozenset[str],
-                   ) -> tuple[dict[tuple[str, str], SecretBytes], frozenset[str]]:
-        """``agency_mac_lookup``'s table, and the ids of the key-agreement files it was made from.
+    def _mac_table(self, skip: Callable[[str], None] | None, held: Mapping[str, bytes],
+                   ) -> tuple[dict[tuple[str, str], SecretBytes], dict[str, bytes]]:
+        """``agency_mac_lookup``'s table, and the ids of the key-agreement files it was made from, each with its
+        public half.
 
         With ``skip`` (a running broker's re-read; ``held``, the files the last table was made from), a file new
         since then that does not load, or is refused, is left out, its problem handed to ``skip``: records MACed
@@ -754,9 +755,10 @@ class Keystore:
         ``KeyUnusable`` instead, the broker's own or an agency's alike: leaving it out would dead-letter, for good,
         every genuine record MACed with it, which the start refuses to read at all; the worker stops before
         committing; one that fails a read is read again first (``_load_held``: a file replaced by a rename may fail
-        one). Only a file removed revokes a key. One public half under several ids keeps the one ``held``
-        and leaves out the newcomers (the innocent owner's pair is not dropped for another's mistaken file); when
-        none of them was held, all are left out."""
+        one). A file ``held`` that now holds another public half than it did counts as stopped loading too: a key
+        is never replaced under its id, and one rewritten to copy another held key must not have that key's innocent
+        owner dropped beside it. Only a file removed revokes a key. One public half under several ids keeps the one
+        ``held`` (unchanged, by then) and leaves out the newcomers; when none of them was held, all are left out."""
         problems: list[str] = []
         loaded: list[KeyRecord] = []
 
@@ -780,9 +782,8 @@ class Keystore:
                     raise stopped(str(exc)) from None
                 problems.append(str(exc))
                 continue
-            if parsed.owner != BROKER_OWNER and record.secret is not None:
-                problem = (f"key {key_id}: keystore {self.path} holds agency {parsed.owner}'s private half, which "
-                           "only the agency may hold: delete that file and import the agency's public half instead")
+            problem = self._mac_file_problem(record, held.get(key_id) if skip is not None else None)
+            if problem is not None:
                 if skip is not None and key_id in held:
                     raise stopped(problem)
                 problems.append(problem)
@@ -793,7 +794,7 @@ class Keystore:
         for record in loaded:
             same = owners.get(record.public or b"", {})
             others = {key_id: owner for key_id, owner in same.items() if key_id != record.key_id}
-            if not others or (skip is not None and record.key_id in held and not held & others.keys()):
+            if not others or (skip is not None and record.key_id in held and not held.keys() & others.keys()):
                 usable.append(record)  # alone, or the one the last table held, whatever was added beside it
                 continue
             problems.append(
@@ -812,7 +813,19 @@ class Keystore:
             for agency_key in theirs:
                 key = ingress_mac_key(mine, agency_key)
                 table[(agency_key.owner, key.key_id)] = key
-        return table, frozenset(r.key_id for r in usable)
+        return table, {r.key_id: r.public or b"" for r in usable}
+
+    def _mac_file_problem(self, record: KeyRecord, was: bytes | None) -> str | None:
+        """Why the key-agreement file of ``record`` is refused for the MAC table, or None; ``was``, the public half
+        it held when a running broker last read it, if it did."""
+        path = self.path / f"{record.key_id}.json"
+        if record.owner != BROKER_OWNER and record.secret is not None:
+            return (f"key {record.key_id}: keystore {self.path} holds agency {record.owner}'s private half, which "
+                    "only the agency may hold: delete that file and import the agency's public half instead")
+        if was is not None and record.public != was:
+            return (f"key {record.key_id}: {path} now holds another key than the one the broker verified with under "
+                    "this id (a key is never replaced: a new key needs a new generation); put the file back as it was")
+        return None
 
     def _load_held(self, key_id: str) -> KeyRecord:
         """The key-agreement key ``key_id``, one a running broker verified with, read again up to
@@ -858,7 +871,8 @@ class Keystore:
 
         The first read refuses what ``agency_mac_lookup`` refuses (the start names the file). A re-read never keeps
         the old table: a key file removed is revoked. A file it was made from that is still there but stopped
-        loading (a mode others may write, say) raises ``KeyUnusable``, so the worker stops before committing rather
+        loading (a mode others may write, say; after a read again) or now holds another key raises ``KeyUnusable``,
+        so the worker stops before committing rather
         than dead-letter that key's genuine records; a new file that does not load, or a newcomer holding a public
         half already held under another id, is left out, the first kept (``_mac_table``). Each file left out has
         its problem go to ``on_problem`` once, again only after it was gone from a read."""
@@ -870,7 +884,7 @@ class Keystore:
                 return None
 
         reported: set[str] = set()
-        held: frozenset[str] = frozenset()
+        held: Mapping[str, bytes] = {}
 
         def read_again() -> dict[tuple[str, str], SecretBytes]:
             nonlocal reported, held

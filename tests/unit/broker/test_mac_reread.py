@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from broker.crypto.keys import record_to_json
 from broker.crypto.origin import sign_ingress, verify_ingress
-from broker.keystore import Keystore, Keystores, write_atomic
+from broker.keystore import Holder, Keystore, Keystores, write_atomic
 from puente.errors import KeyUnusable, OriginError
 
 
@@ -100,3 +102,36 @@ def test_a_held_file_replaced_while_it_is_read_is_read_again(tmp_path: Path, mon
     site.later()
     assert verify_ingress(record, b"a", site.lookup).agency == "SENAN" and len(fired) == times
     assert site.problems == []
+
+
+def test_a_held_file_rewritten_to_copy_another_held_key_stops_the_worker(tmp_path: Path) -> None:
+    """PN's key file, held, rewritten in place to hold SENAN's public half under PN's id: the re-read raises
+    KeyUnusable naming PN's file, rather than drop both pairs and dead-letter SENAN's genuine records with a
+    warning; PN's file put back, both verify again."""
+    site = _Site(tmp_path)
+    assert site.verified() == "SENAN" and site.verified("PN") == "PN"
+    pn = site.keys.broker.path / "PN-kex-2026a.json"
+    original = pn.read_bytes()
+    doc = json.loads((site.keys.broker.path / "SENAN-kex-2026a.json").read_text())
+    doc["key_id"] = "PN-kex-2026a"
+    write_atomic(pn, json.dumps(doc).encode(), 0o644)
+    site.later()
+    with pytest.raises(KeyUnusable, match=r"PN-kex-2026a\.json now holds another key"):
+        site.verified()
+    write_atomic(pn, original, 0o644)
+    site.later()
+    assert site.verified() == "SENAN" and site.verified("PN") == "PN"
+
+
+def test_a_held_file_rewritten_with_another_key_under_its_id_stops_the_worker(tmp_path: Path) -> None:
+    """SENAN's key file, held, rewritten with another key under the same id (a key is never replaced: a new one
+    needs a new generation): the re-read raises KeyUnusable instead of taking the new key without a word."""
+    site = _Site(tmp_path)
+    assert site.verified() == "SENAN"
+    other = Keystore(tmp_path / "elsewhere")
+    other.generate_own(Holder.AGENCY, "SENAN", generation="2026a", now=datetime(2026, 1, 5, tzinfo=UTC))
+    write_atomic(site.keys.broker.path / "SENAN-kex-2026a.json",
+                 record_to_json(other.load("SENAN-kex-2026a").public_only()), 0o644)
+    site.later()
+    with pytest.raises(KeyUnusable, match=r"SENAN-kex-2026a\.json now holds another key"):
+        site.lookup("SENAN", "SENAN-kex-2026a+broker-kex-2026a")
