@@ -822,6 +822,11 @@ class Keystore:
         if record.owner != BROKER_OWNER and record.secret is not None:
             return (f"key {record.key_id}: keystore {self.path} holds agency {record.owner}'s private half, which "
                     "only the agency may hold: delete that file and import the agency's public half instead")
+        if record.owner == BROKER_OWNER and record.secret is None:
+            # Left out, the broker would pair with it no more, and every agency told to use it be dead-lettered.
+            return (f"key {record.key_id}: {path} holds only the public half of the broker's own key-agreement key, "
+                    "so nothing MACed with it can be verified: put its private half back, or remove the file to "
+                    "retire the key")
         if was is not None and record.public != was:
             return (f"key {record.key_id}: {path} now holds another key than the one the broker verified with under "
                     "this id (a key is never replaced: a new key needs a new generation); put the file back as it was")

@@ -13,7 +13,7 @@ import pytest
 from broker.crypto.keys import record_to_json
 from broker.crypto.origin import sign_ingress, verify_ingress
 from broker.keystore import Holder, Keystore, Keystores, write_atomic
-from puente.errors import KeyUnusable, OriginError
+from puente.errors import KeyMaterialError, KeyUnusable, OriginError
 
 
 class _Site:
@@ -135,3 +135,19 @@ def test_a_held_file_rewritten_with_another_key_under_its_id_stops_the_worker(tm
     site.later()
     with pytest.raises(KeyUnusable, match=r"SENAN-kex-2026a\.json now holds another key"):
         site.lookup("SENAN", "SENAN-kex-2026a+broker-kex-2026a")
+
+
+def test_the_brokers_key_file_without_its_private_half_is_refused(tmp_path: Path) -> None:
+    """The broker's key-agreement file replaced by its public half: a running broker's re-read raises KeyUnusable
+    and the start refuses it, naming the file, rather than drop every pair with it and dead-letter the records of
+    each agency told to use it."""
+    site = _Site(tmp_path)
+    assert site.verified() == "SENAN"
+    broker = site.keys.broker
+    write_atomic(broker.path / "broker-kex-2026a.json",
+                 record_to_json(broker.load("broker-kex-2026a").public_only()), 0o644)
+    site.later()
+    with pytest.raises(KeyUnusable, match=r"broker-kex-2026a\.json holds only the public half"):
+        site.verified()
+    with pytest.raises(KeyMaterialError, match=r"broker-kex-2026a\.json holds only the public half"):
+        broker.fresh_agency_mac_lookup()
