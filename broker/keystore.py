@@ -148,7 +148,7 @@ class Holder(StrEnum):
 
 
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # the owner part of KEY_ID_PATTERN
-_RETIRED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-mac-[A-Za-z0-9]{1,16}\.json")
+_RETIRED = re.compile(r"(?P<owner>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-mac-[A-Za-z0-9]{1,16}\.json")
 # ``write_atomic``'s temporary name for ``name``, left behind by a write that crashed.
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp", re.DOTALL)
 # Kubernetes' own entries in a secret volume (``..data -> ..2026_01_05_10_00_00.123``), taken on a read-only mount only.
@@ -210,21 +210,57 @@ def _check_ident(holder: Holder, ident: str) -> None:
                                "and '-', starting with a letter or digit")
 
 
-def _kept_name(name: str) -> bool:
-    """Whether the keystore itself writes ``name`` into a folder, besides its key files: a party's Kafka login (and
-    its next one, which ``broker.credentials.apply_users`` writes before Kafka takes its password), the
-    agency's ``in-use`` choice, a retired shared agency-mac key (``retired_files``), or ``write_atomic``'s
-    temporary name for any of them or for a key file, left by a write that crashed."""
+@dataclass(frozen=True)
+class _Custody:
+    """Whose folder a custody scan (``Keystore._custody_problems``) looks at, and what that holder keeps there: one
+    rule for the broker's folder and an agency's, each with its own allow-list."""
+
+    owner: str  # the key owner whose folder it is
+    holder: str  # as messages name it: "the broker", "agency SENAN"
+    keeps: Callable[[KeyRecord], bool]  # whether it holds this key with its private half
+    names: frozenset[str]  # what it keeps besides key files: its login, its choices of key
+    retired_owner: str | None  # whose retired shared agency-mac keys it keeps: any (None), or its own
+    makes: str  # what makes the private keys it holds, for one in its name it never makes
+    kept: str  # the entries it keeps, as a message says them
+
+
+_BROKER_CUSTODY = _Custody(
+    BROKER_OWNER, "the broker", _broker_makes, frozenset({CLIENT_CONFIG, PENDING_CLIENT_CONFIG, IN_USE}), None,
+    "`puente keys generate --for broker` makes its signing and key-agreement keys",
+    f"only <key id>.json key files and {CLIENT_CONFIG}")
+
+
+def _agency_custody(agency: str) -> _Custody:
+    """An agency's folder: its own key-agreement key is the one private half it holds, beside the broker's public
+    halves, its login, and its choices of key (``in-use``, ``broker-in-use``)."""
+    return _Custody(
+        agency, f"agency {agency}", lambda record: record.owner == agency and record.kind is KeyKind.KEY_AGREEMENT,
+        frozenset({CLIENT_CONFIG, PENDING_CLIENT_CONFIG, IN_USE, BROKER_IN_USE}), agency,
+        f"`puente keys generate --for agency {agency}` makes its key-agreement key",
+        f"only <key id>.json key files, {CLIENT_CONFIG}, {IN_USE} and {BROKER_IN_USE}")
+
+
+def _retired_kept(name: str, custody: _Custody) -> bool:
+    """Whether ``name`` is a retired shared agency-mac key's file (``retired_files``) ``custody``'s holder keeps."""
+    found = _RETIRED.fullmatch(name)
+    return found is not None and custody.retired_owner in (None, found["owner"])
+
+
+def _kept_name(name: str, custody: _Custody) -> bool:
+    """Whether the keystore itself writes ``name`` into ``custody``'s folder, besides its key files: a party's Kafka
+    login (and its next one, which ``broker.credentials.apply_users`` writes before Kafka takes its password), the
+    agency's ``in-use`` and ``broker-in-use`` choices, a retired shared agency-mac key (``retired_files``), or
+    ``write_atomic``'s temporary name for any of them or for a key file, left by a write that crashed."""
     temporary = _TEMPORARY.fullmatch(name)
     if temporary is not None:
         inner = temporary["name"]
-        return _kept_name(inner) or (inner.endswith(".json") and bool(KEY_ID_PATTERN.fullmatch(inner[:-5])))
-    return name in (CLIENT_CONFIG, PENDING_CLIENT_CONFIG, IN_USE) or bool(_RETIRED.fullmatch(name))
+        return _kept_name(inner, custody) or (inner.endswith(".json") and bool(KEY_ID_PATTERN.fullmatch(inner[:-5])))
+    return name in custody.names or _retired_kept(name, custody)
 
 
-def _holds_foreign_secret(name: str, data: bytes) -> bool:
-    """Whether ``data``, read from ``name`` (a name ``_kept_name`` takes), is a key file holding a private key the
-    broker does not keep: any but a retired agency-mac key under its own name, or one of the broker's own keys
+def _holds_foreign_secret(name: str, data: bytes, custody: _Custody) -> bool:
+    """Whether ``data``, read from ``name`` (a name ``_kept_name`` takes), is a key file holding a private key
+    ``custody``'s holder does not keep: any but a retired agency-mac key under its own name, or one of its own keys
     under the temporary name of its key file. What is not a JSON object (a login, a key id, a write cut short)
     holds no key file."""
     try:
@@ -239,7 +275,7 @@ def _holds_foreign_secret(name: str, data: bytes) -> bool:
     inner = "" if temporary is None else temporary["name"].removesuffix(".json")
     if KEY_ID_PATTERN.fullmatch(inner):
         try:
-            return not _broker_makes(record_from_json(data, key_id=inner))
+            return not custody.keeps(record_from_json(data, key_id=inner))
         except KeyMaterialError:
             return True
     return True
@@ -367,38 +403,52 @@ class Keystore:
         a file can call another party's private key by any kind, and only its bytes tell. Messages name the file,
         never key material.
         """
+        return self._custody_problems(_BROKER_CUSTODY)
+
+    def agency_custody_problems(self, agency: str) -> list[str]:
+        """Why this folder, ``agency``'s own, must not be used by its adapter: one line per file, empty when none.
+        ``broker_custody_problems``' rules over every entry, with the agency's allow-list (``_agency_custody``):
+        its own key-agreement key is the only private half it may hold (the broker's above all derives every
+        agency's MAC key), and a copy under any other name (``.bak``, no extension, another key's id) is as leaked;
+        one public half under two ids, whoever's, has the adapter pair with a key the broker does not hold, or one
+        party's key taken for another's."""
+        return self._custody_problems(_agency_custody(agency))
+
+    def _custody_problems(self, custody: _Custody) -> list[str]:
+        """``broker_custody_problems`` for the folder of ``custody``'s holder."""
         try:
             names = sorted(entry.name for entry in os.scandir(self.path))
         except FileNotFoundError:
             return []
         except OSError as exc:
-            return [f"{self.path}: cannot read the broker's folder: {exc.strerror}; fix its permissions"]
+            return [f"{self.path}: cannot read {custody.holder}'s folder: {exc.strerror}; fix its permissions"]
         kubernetes = bool(os.statvfs(self.path).f_flag & os.ST_RDONLY)
         problems: list[str] = []
         owners: dict[bytes, KeyRecord] = {}
         held: list[tuple[Path, str | None, bytes]] = []  # private halves passed: (file, its key id if any, secret)
+        claimed: dict[str, bytes | None] = {}  # the public half each of those key files gives with its secret
         for name in names:
             if kubernetes and _KUBERNETES.fullmatch(name):
                 continue  # its files show here as links, each checked under its own name
             key_id = name.removesuffix(".json")
             if key_id == name or not KEY_ID_PATTERN.fullmatch(key_id):
-                problem = self._stray_problem(self.path / name, held)
+                problem = self._stray_problem(self.path / name, held, custody)
                 problems += [] if problem is None else [problem]
                 continue
             path = self.path / name
             try:
                 record, _ = _parse_key_file(path, key_id)
             except KeyMaterialError as exc:
-                problems.append(f"{exc} ({path}): the broker cannot tell whose key it holds; fix it, or move it out "
-                                f"of {self.path}")
+                problems.append(f"{exc} ({path}): {custody.holder} cannot tell whose key it holds; fix it, or move it "
+                                f"out of {self.path}")
                 continue
-            if record.secret is not None and not _broker_makes(record):
-                problems.append(self._private_refusal(record) if record.owner != BROKER_OWNER else (
-                    f"key {key_id}: {path} holds a private {record.kind} key in the broker's name, which the broker "
-                    "never makes (`puente keys generate --for broker` makes its signing and key-agreement keys): "
-                    f"move it out of {self.path}"))
+            if record.secret is not None and not custody.keeps(record):
+                problems.append(self._private_refusal(record) if record.owner != custody.owner else (
+                    f"key {key_id}: {path} holds a private {record.kind} key in {custody.holder}'s name, which "
+                    f"{custody.holder} never makes ({custody.makes}): move it out of {self.path}"))
             elif record.secret is not None:
                 held.append((path, record.key_id, record.secret.reveal()))
+                claimed[record.key_id] = record.public
             if record.public is None:
                 continue
             first = owners.setdefault(record.public, record)
@@ -416,17 +466,19 @@ class Keystore:
         for path, own_id, secret in held:
             for public in possible_publics(secret):
                 other = owners.get(public)
-                if other is not None and other.key_id != own_id:
+                # A file's own public half held under another id too is one key under two ids, named above: the
+                # file holding the private half is its owner's, not the copy.
+                if other is not None and other.key_id != own_id and public != claimed.get(own_id or ""):
                     problems.append(
                         f"{one_line(str(path))} holds the private half of {other.key_id}, {other.owner}'s key, "
                         f"whatever kind the file calls it: move it out of {one_line(str(self.path))} (its owner must "
                         "make a new generation)")
         return problems
 
-    def _stray_problem(self, path: Path, held: list[tuple[Path, str | None, bytes]]) -> str | None:
-        """Why ``path``, an entry of the broker's folder whose name is no key id's, must not be there; None for one
-        the keystore writes itself (``_kept_name``) holding no private key the broker does not make. The secret of a
-        retired MAC key passed is added to ``held``, as no key's own."""
+    def _stray_problem(self, path: Path, held: list[tuple[Path, str | None, bytes]], custody: _Custody) -> str | None:
+        """Why ``path``, an entry of ``custody``'s holder's folder whose name is no key id's, must not be there; None
+        for one the keystore writes itself (``_kept_name``) holding no private key the holder does not keep. The
+        secret of a retired MAC key passed is added to ``held``, as no key's own."""
         shown = one_line(str(path))
         try:
             info = path.lstat()
@@ -435,11 +487,10 @@ class Keystore:
         except OSError as exc:
             return (f"{shown}: cannot be read ({exc.strerror}), so no one can tell whether it holds a key: move it out "
                     f"of {one_line(str(self.path))}")
-        if stat.S_ISDIR(info.st_mode) or not _kept_name(path.name):
+        if stat.S_ISDIR(info.st_mode) or not _kept_name(path.name, custody):
             what = "a folder" if stat.S_ISDIR(info.st_mode) else "a file"
-            return (f"{shown}: {what} the broker does not keep in its folder (only <key id>.json key files and "
-                    f"{CLIENT_CONFIG}), where a copied key would go unchecked: move it out of "
-                    f"{one_line(str(self.path))}")
+            return (f"{shown}: {what} {custody.holder} does not keep in its folder ({custody.kept}), where a copied "
+                    f"key would go unchecked: move it out of {one_line(str(self.path))}")
         try:
             data, _ = read_regular(path, MAX_KEY_FILE, KeyMaterialError)
         except FileNotFoundError:
@@ -447,7 +498,7 @@ class Keystore:
         except (KeyMaterialError, OSError):
             return (f"{shown}: cannot be read as a regular file of yours, so no one can tell whether it holds a key: "
                     f"move it out of {one_line(str(self.path))}")
-        if not _holds_foreign_secret(path.name, data):
+        if not _holds_foreign_secret(path.name, data, custody):
             if _RETIRED.fullmatch(path.name) is None:
                 return None
             secret = _retired_secret(data)
@@ -695,27 +746,17 @@ class Keystore:
         """The agency's ingress MAC key (adapter side), derived from its key-agreement key in use
         (``agency_key_in_use``) and the broker's public half in use (``broker_key_in_use``: the one held, or the
         one named); its ``key_id``, the pair id, goes in the headers. Refused while the folder holds any other
-        party's private half (``_refuse_foreign_private``): the broker's key-agreement half above all, from which
-        every agency's MAC key can be derived."""
+        party's private half under any name, one public half under two ids, or any entry it does not keep
+        (``agency_custody_problems``): the broker's key-agreement half above all, from which every agency's MAC
+        key can be derived."""
         own = self.agency_key_in_use(agency)
         if own.secret is None:
             raise KeyMaterialError(f"key {own.key_id}: keystore {self.path} holds only its public half; "
                                    f"the adapter of {agency} needs the folder where {agency} keeps its own keys")
-        self._refuse_foreign_private(agency, KeyKind.KEY_AGREEMENT)
+        problems = self.agency_custody_problems(agency)
+        if problems:
+            raise KeyMaterialError("; ".join(problems))
         return ingress_mac_key(own, self.broker_key_in_use())
-
-    def _refuse_foreign_private(self, owner: str, kind: KeyKind) -> None:
-        """KeyMaterialError (one line, ``refuse_private``'s) when a key file here holds the private half of any key
-        but ``owner``'s own of ``kind``: in an agency's folder, the broker's key-agreement half derives every
-        agency's MAC key, and another party's private half is as leaked, whether or not this reader uses it. A
-        file that does not parse is left to the load that needs it."""
-        for key_id in self.key_ids():
-            try:
-                record, _ = _parse_key_file(self.path / f"{key_id}.json", key_id)
-            except KeyMaterialError:
-                continue
-            if record.owner != owner or record.kind is not kind:
-                self.refuse_private(record)
 
     def load_pseudonym_key(self, agreement: str) -> SecretBytes:
         """The agreement's current pseudonymisation key."""
