@@ -688,6 +688,13 @@ class Keystore:
                                    f"{', '.join(held) or 'none'}): import the broker's PEM under the id the broker's "
                                    "operator gave, exactly, before naming it")
         record = self.load(key_id, KeyKind.KEY_AGREEMENT)
+        if broker and record.secret is not None and not self._holds_agency_private():
+            # Not a leak into an agency's folder (which holds the agency's own key) but the broker's folder itself:
+            # "move it out" would strip the broker of its key.
+            raise KeyMaterialError(f"key {key_id}: {self.path} is the broker's folder (it holds {key_id} with its "
+                                   "private half, and no agency's own key): the broker key an agency pairs with is "
+                                   "named in that agency's folder; give the agency's folder with --dir (e.g. "
+                                   "<keys>/agencies/<A>)")
         if broker:
             self.refuse_private(record)
         elif record.secret is None:
@@ -699,6 +706,21 @@ class Keystore:
         except OSError as exc:
             raise KeyMaterialError(f"cannot write {self.path / name}: {exc.strerror}") from None
         return record
+
+    def _holds_agency_private(self) -> bool:
+        """Whether a key file here holds an agency's key-agreement key with its private half, as an agency's own
+        folder does and the broker's never should."""
+        for key_id in self.key_ids():
+            parsed = parse_key_id(key_id)
+            if parsed.kind is not KeyKind.KEY_AGREEMENT or parsed.owner == BROKER_OWNER:
+                continue
+            try:
+                record, _ = _parse_key_file(self.path / f"{key_id}.json", key_id)
+            except KeyMaterialError:
+                continue
+            if record.secret is not None:
+                return True
+        return False
 
     def broker_key_in_use(self) -> KeyRecord:
         """The broker's key-agreement public half the agency's adapter pairs with: the one generation held, or,

@@ -140,3 +140,19 @@ def test_one_agency_key_under_two_of_its_generations_is_refused_by_the_broker(tm
     (broker.path / "SENAN-kex-2026b.json").write_text(text)
     problems = broker.broker_custody_problems()
     assert any("SENAN-kex-2026a" in p and "SENAN-kex-2026b" in p for p in problems), problems
+
+
+def test_keys_use_given_the_brokers_own_folder_says_so(tmp_path: Path) -> None:
+    """`keys use broker-kex-2026b --dir <keys>/broker`: the broker's own folder, holding its key whole, is named as
+    such and the agency's folder asked for, never "move it out" (which would strip the broker of its key); the
+    broker's private half copied into an agency's folder is still a leak to move out."""
+    broker, senan = _site(tmp_path, "2026a", "2026b")
+    with pytest.raises(KeyMaterialError) as info:
+        broker.use_agency_key("broker-kex-2026b")
+    message = str(info.value)
+    assert "the broker's folder" in message and "agency's folder with --dir" in message and "move" not in message
+    assert not (broker.path / "broker-in-use").exists()
+    (senan.path / "broker-kex-2026b.json").write_bytes((broker.path / "broker-kex-2026b.json").read_bytes())
+    (senan.path / "broker-kex-2026b.json").chmod(0o600)
+    with pytest.raises(KeyMaterialError, match=r"move .* out"):
+        senan.use_agency_key("broker-kex-2026b")
