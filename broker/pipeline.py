@@ -190,12 +190,16 @@ class Originator(NamedTuple):
                 and len(originator_agency) > len(self.prefix) and originator_agency.startswith(self.prefix)
                 and (not codes or _AREA_CODE.fullmatch(originator_agency, len(self.prefix)) is not None))
 
-    def in_series(self, alert_id: Any, originator_agency: Any) -> bool:
-        """Whether ``alert_id`` is in the series of the unit ``originator_agency`` names (``wire.series_unit``, the
-        COMBIFRON adapter's rule); always for an agency naming itself, or one relaying no units."""
+    def in_series(self, alert_id: Any, originator_agency: Any, recall: bool = False) -> bool:
+        """Whether a version of ``alert_id`` naming ``originator_agency`` keeps to the units' series
+        (``wire.series_unit``, the COMBIFRON adapter's rule): always for an agency naming itself, or one relaying no
+        units; for an id in a unit's series, that unit only; for an id in none (published before the rule, or
+        another way), only a ``recall``: nothing in the id says whose it is, so a recall is held only to the names
+        the agency may give, as before the rule, and its own unit can still withdraw it."""
         if self.prefix is None or originator_agency == self.agency:
             return True
-        return bool(wire.series_unit(alert_id, self.agency, self.prefix) == originator_agency)
+        unit = wire.series_unit(alert_id, self.agency, self.prefix)
+        return recall if unit is None else unit == originator_agency
 
     def may_take(self, alert_id: Any, originator: Any, recall: bool) -> bool:
         """Whether the broker may take a version of ``alert_id`` naming ``originator`` (its markings' originator), as
@@ -594,12 +598,15 @@ class Pipeline:
                                             and prior.holders and not prior.recalled and version > prior.version):
             raise _Reject("invalid", str(problem or structural))
         if ((prior is None or prior.originator is None)
-                and not self._in_series(agency, alert_id, alert["markings"]["originator"]["agency"])):
+                and not self._in_series(agency, alert_id, alert["markings"]["originator"]["agency"], recall)):
             # A relayed unit numbers its messages in its own series (``COMBIFRON:COL-ARC-...``): without this, one
             # unit could publish under another's id a version the broker takes as the first it knows (the first
             # reached no one, so no state holds its originator), and the other's own versions were then refused.
-            # A recall too: one unit's recall of another's alert would pull it back from a state that names no
-            # originator, or, with no state, be kept for good as the recalled state naming that unit.
+            # A recall too, of an id in a unit's series: one unit's recall of another's alert would pull it back
+            # from a state that names no originator, or, with no state, be kept for good as the recalled state
+            # naming that unit. An id in no unit's series says nothing of whose it is: its recall is held only to
+            # the names the agency may give (above), as before this rule, so a legacy alert's own unit can still
+            # withdraw it (and, where no state names its originator, so can another unit of the agency).
             # Where the state names the originator, that holds every version to it (below), and an alert delivered
             # off the series (published before this rule, or another way) can still be updated and recalled.
             raise _Reject("originator", f"an alert id of {agency} relaying a unit must start with {agency}:<unit>- "
@@ -668,12 +675,12 @@ class Pipeline:
         occurred = alert.get("occurred_at")
         return isinstance(occurred, datetime) and occurred < now - self.lifecycle_retention + margin
 
-    def _in_series(self, agency: str, alert_id: Any, originator_agency: Any) -> bool:
-        """Whether ``alert_id`` is in the series of the unit ``originator_agency`` names, for an agency relaying
-        units (``Originator.prefix``; the COMBIFRON adapter's rule, ``<agency>:<unit>-...``); always for an agency
-        naming itself. An agency with no configured originator is refused elsewhere."""
+    def _in_series(self, agency: str, alert_id: Any, originator_agency: Any, recall: bool) -> bool:
+        """Whether a version of ``alert_id`` naming ``originator_agency`` keeps to the units' series, for an agency
+        relaying units (``Originator.in_series``; the COMBIFRON adapter's rule, ``<agency>:<unit>-...``); always for
+        an agency naming itself. An agency with no configured originator is refused elsewhere."""
         allowed = self.originators.get(agency)
-        return allowed is None or allowed.in_series(alert_id, originator_agency)
+        return allowed is None or allowed.in_series(alert_id, originator_agency, recall)
 
     def _may_name(self, agency: str, originator_agency: Any) -> bool:
         """Whether a recall of ``agency`` may name ``originator_agency`` (``Originator.names``, a unit not held to

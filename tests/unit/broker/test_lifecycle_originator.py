@@ -233,3 +233,35 @@ def test_a_recall_naming_a_longer_name_is_not_in_the_units_series() -> None:
     recall["markings"]["originator"]["agency"] = "COL-ARC-2026"
     out = run.send(recall)
     assert out.dead_reason == "originator" and run.book.get(recall["alert_id"]) is None
+
+
+LEGACY_OFF_SERIES = (b'{"alert_id":"COMBIFRON:OPS-2026-00412","at":"2026-11-22T12:00:00Z","holders":{"COL":1},'
+                     b'"recalled":false,"version":1}')
+
+
+def test_a_recall_of_an_alert_in_no_units_series_with_a_state_naming_no_originator_is_taken() -> None:
+    """An id in no unit's series, published before the series rule, whose state predates originators: the recall
+    ``puente recall`` builds on its unit's copy names that unit and is taken, the notice reaching COL, where
+    another unit's content version is still refused."""
+    run = Relay()
+    run.book.load(b"COMBIFRON:OPS-2026-00412", LEGACY_OFF_SERIES)
+    first = _colombian(alert_id="COMBIFRON:OPS-2026-00412")
+    assert run.send(_as(_next(first, "UPDATE"), "DIJIN")).dead_reason == "originator"
+    found = Found()
+    take(found, 0, first, ORIGINATORS["COMBIFRON"])
+    recall = next_of(found, Change("RECALL", reason="ERROR"))
+    assert recall["markings"]["originator"]["agency"] == "COL-ARC"
+    out = run.send(recall)
+    assert out.dead_reason is None and _headers(out) == {"COL": "RECALL"}
+    assert out.state is not None and out.state.recalled
+
+
+def test_a_units_recall_of_an_alert_in_another_units_series_is_still_refused() -> None:
+    """The series still binds a recall of an id in a unit's series where no state names an originator: DIJIN's
+    recall of ``COMBIFRON:COL-ARC-...`` is refused, with a legacy state or none."""
+    legacy = LEGACY_OFF_SERIES.replace(b"OPS-2026", b"COL-ARC-2026")
+    run = Relay()
+    run.book.load(b"COMBIFRON:COL-ARC-2026-00412", legacy)
+    recall = _as(_next(_colombian(), "RECALL", reason="ERROR"), "DIJIN")
+    assert run.send(recall).dead_reason == "originator"
+    assert Relay().send(recall).dead_reason == "originator"
