@@ -10,7 +10,10 @@ id's prefix: ``SNM:PTY-...`` is SNM's) on its own ingress topic, as its adapter 
    the broker may take for the id count (``Originator.may_take``: the units COMBIFRON relays share
    its keys, and one unit's copy of another's alert, in that unit's series, is refused), and of
    those only the first copy's originator's (``Found.own``): the broker holds every later version
-   to it, so a change built on, or a recall naming, another's copy would be dead-lettered.
+   to it, so a change built on, or a recall naming, another's copy would be dead-lettered. A unit's
+   content copy of an id in no unit's series (published before the series rule) is refused, as the
+   broker refuses it where no state names that unit; a recall, which may name it, builds on such
+   copies when nothing else counts (``Found.recallable``).
 2. Make version + 1 (``next_version``, pure): the content as it stands, the lifecycle set, and
    for a CONSENT the partners added to ``markings.originator_consent`` (which holds every consent
    given, and is what the policy reads) and named in ``lifecycle.partners``; for a RECLASSIFY the
@@ -96,6 +99,11 @@ class Found:
     copies: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (offset, alert), as read
     unverified: int = 0  # carry the id but do not prove the agency's origin with its keys
     refused: int = 0  # prove it, but name an originator the broker refuses for this id
+    recallable: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    """Refused copies whose originator a recall may still name (``Originator.may_take`` as a recall): a unit's
+    content version of an id in no unit's series (one published before the broker held units to their series),
+    which the broker now refuses, but whose recall it takes. A recall is built on them when no copy counts
+    (``for_change``)."""
 
     def own(self) -> list[tuple[tuple[int, int], dict[str, Any]]]:
         """The copies naming the first copy's originator, each with its rank (version, offset), in rank order."""
@@ -104,6 +112,14 @@ class Found:
         first = min(self.copies, key=lambda c: c[0])[1]["markings"]["originator"]["agency"]
         return sorted(((int(a.get("version") or 1), o), a) for o, a in self.copies
                       if a["markings"]["originator"]["agency"] == first)
+
+    def for_change(self, action: str) -> Found:
+        """What a change of ``action`` builds on: these copies, or, for a RECALL when none counts, the refused ones
+        a recall may name the originator of (``recallable``). The broker ignores a recall's content and holds it
+        only to its originator: with no copy it takes, it holds no state naming another, so such a recall lands."""
+        if action != "RECALL" or self.copies or not self.recallable:
+            return self
+        return Found(list(self.recallable), self.unverified, self.refused - len(self.recallable))
 
     @property
     def alert(self) -> dict[str, Any] | None:
@@ -291,8 +307,11 @@ def take(found: Found, offset: int, alert: dict[str, Any], origin: Originator) -
     recall = (alert.get("lifecycle") or {}).get("action") == "RECALL"
     if not origin.may_take(alert["alert_id"], alert["markings"]["originator"], recall):
         # Another unit's copy of this unit's alert (the units of a relaying agency share its keys), or a name the
-        # agency may not give: the broker refused it, so no change is built on it nor names its originator.
+        # agency may not give: the broker refused it, so no change is built on it nor names its originator. A unit's
+        # copy of an id in no unit's series may still be recalled in that unit's name (``Found.recallable``).
         found.refused += 1
+        if not recall and origin.may_take(alert["alert_id"], alert["markings"]["originator"], True):
+            found.recallable.append((offset, alert))
         return
     found.copies.append((offset, alert))
 
@@ -311,6 +330,7 @@ def next_of(found: Found, change: Change) -> dict[str, Any]:
     first originator's copies (``Found.own``), so it names the originator the broker holds the alert to. A change
     other than a recall is refused once any of those copies is a recall, even one a later version follows (the
     broker refused that version as recalled)."""
+    found = found.for_change(change.action)
     latest = found.alert
     if latest is None:
         raise ValueError("next_of needs a version found")
@@ -324,8 +344,9 @@ def next_of(found: Found, change: Change) -> dict[str, Any]:
 def _not_found(alert_id: str, topic: str, found: Found, cfg: PuenteSettings, keystore: Keystore) -> ConfigError:
     if found.refused:
         return ConfigError(f"{alert_id}: {found.refused} record(s) on {topic} carry this id, but each names an "
-                           "originator the broker refuses for it (another unit's, or one the agency may not name): "
-                           "there is no version of the alert's own originator to change; check the id")
+                           "originator the broker refuses for it (another unit's, one the agency may not name, or, "
+                           "for an id in no unit's series, a unit, which only a recall may name): there is no "
+                           "version of the alert's own originator to change; check the id")
     if found.unverified:
         return ConfigError(f"{alert_id}: {found.unverified} record(s) on {topic} carry this id but none proves the "
                            f"agency's origin with its keys in {keystore.path} (a key generation removed, or records "
@@ -348,8 +369,8 @@ async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str
     mac = keystore.load_agency_mac(agency)
     names = TopicNames(cfg.topic_prefix)
     topic = names.ingress(agency)
-    found = await find_latest(conn, topic, alert_id, agency, own_mac_lookup(keystore, agency),
-                              own_originator(cfg, agency, policy.home_country))
+    found = (await find_latest(conn, topic, alert_id, agency, own_mac_lookup(keystore, agency),
+                               own_originator(cfg, agency, policy.home_country))).for_change(checked.action)
     if found.alert is None:
         raise _not_found(alert_id, topic, found, cfg, keystore)
     if found.differs is not None and checked.action != "RECALL":  # a recall withdraws whichever copy was taken

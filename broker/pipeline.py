@@ -203,18 +203,19 @@ class Originator(NamedTuple):
 
     def may_take(self, alert_id: Any, originator: Any, recall: bool) -> bool:
         """Whether the broker may take a version of ``alert_id`` naming ``originator`` (its markings' originator), as
-        far as that can be told without the alert's state: ``Pipeline._admit``'s rules. A content version names a
-        code this agency may name, of its country; a recall, any name it may name (``names``, codes False); either,
-        for an id in a unit's series, that unit or the agency itself (``in_series``). An id in no unit's series
-        (published another way) is held only to the originator the broker's state names, which it alone reads."""
+        far as that can be told without the alert's state: ``Pipeline._admit``'s rules, the same functions. A content
+        version names a code this agency may name, of its country; a recall, any name it may name (``names``, codes
+        False); either keeps to the units' series (``in_series``: for an id in no unit's series, a content version
+        names the agency itself). The broker holds a version to the series only where no state names the alert's
+        originator, and a state it alone reads may name a unit for an id in none (one published before the rule):
+        that unit's content versions are refused here though the broker would take them, never the reverse."""
         if not isinstance(originator, Mapping):
             return False
         name = originator.get("agency")
         if not (self.names(name, codes=False) if recall
                 else originator.get("country") == self.country and self.names(name)):
             return False
-        return (self.prefix is None or wire.series_unit(alert_id, self.agency, self.prefix) is None
-                or self.in_series(alert_id, name))
+        return self.in_series(alert_id, name, recall)
 
     @classmethod
     def of(cls, agency: str, country: str, home_country: str) -> Originator:

@@ -5,6 +5,7 @@ another's alert; states written before the originator was recorded still load an
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from adapters.lifecycle import Change, Found, next_of, take
 from broker.lifecycle import AlertState, LifecycleBook, LifecycleStateError
 from broker.pipeline import Originator
 from broker.topology import Slots, TopicNames
+from puente.errors import ConfigError
 from tests.unit.broker.test_lifecycle import Run, _first, _headers, _next
 
 SLOTS = Slots(("COMBIFRON",), 3, TopicNames("t"))
@@ -265,3 +267,54 @@ def test_a_units_recall_of_an_alert_in_another_units_series_is_still_refused() -
     recall = _as(_next(_colombian(), "RECALL", reason="ERROR"), "DIJIN")
     assert run.send(recall).dead_reason == "originator"
     assert Relay().send(recall).dead_reason == "originator"
+
+
+def test_a_unit_named_change_of_an_id_in_no_units_series_is_not_built_where_the_broker_refuses_it() -> None:
+    """ARC's content version of ``COMBIFRON:LEGACY-7`` (in no unit's series) with no state naming ARC is refused by
+    the broker, and by the rule ``puente consent`` reads copies with: no consent is built on it. A recall naming ARC,
+    which the broker takes, still is, built on that copy."""
+    run = Relay()
+    first = _colombian(alert_id="COMBIFRON:LEGACY-7")
+    assert run.send(first).dead_reason == "originator"
+    assert not ORIGINATORS["COMBIFRON"].may_take(first["alert_id"], first["markings"]["originator"], False)
+    found = _found(first)
+    assert found.alert is None and found.refused == 1
+    assert found.for_change("CONSENT").alert is None
+    recall = next_of(found, Change("RECALL", reason="ERROR"))
+    assert recall["markings"]["originator"]["agency"] == "COL-ARC"
+    assert run.send(recall).dead_reason is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_change_the_cli_builds_is_never_refused_as_originator(seed: int) -> None:
+    """Over random runs of copies of one id (in a unit's series, in none, a unit's code alone) naming units, the
+    agency or longer names, a recall or consent built as ``puente recall``/``consent`` builds it is never
+    dead-lettered ``originator``: the CLI and the broker read copies by one rule (``Originator.in_series``)."""
+    rng = random.Random(seed)
+    ids = ["COMBIFRON:COL-ARC-2026-00412", "COMBIFRON:COL-ARC", "COMBIFRON:LEGACY-7", "COMBIFRON:COL-ARC-X-1"]
+    names = ["COL-ARC", "COL-DIJIN", "COMBIFRON", "COL-ARC-2026", "COL-ARC-X"]
+    for _ in range(60):
+        alert_id, sent, current = rng.choice(ids), [], None
+        run, found = Relay(), Found()
+        for _ in range(rng.randint(1, 4)):
+            if current is None or rng.random() < 0.2:
+                alert = _colombian(alert_id=alert_id)
+            else:
+                action = rng.choice(["UPDATE", "RECALL", "RECLASSIFY"])
+                alert = _next(current, action, reason="ERROR" if action == "RECALL" else None)
+            alert["markings"]["originator"]["agency"] = rng.choice(names)
+            taken = run.send(alert).dead_reason is None
+            take(found, run.offset, alert, ORIGINATORS["COMBIFRON"])
+            sent.append(alert)
+            current = alert if taken or current is None or rng.random() < 0.5 else current
+        for change in (Change("RECALL", reason="ERROR"), Change("CONSENT", partners=("USA",))):
+            if found.for_change(change.action).alert is None:
+                continue
+            try:
+                new = next_of(found, change)
+            except ConfigError:
+                continue
+            again = Relay()
+            for alert in sent:
+                again.send(alert)
+            assert again.send(new).dead_reason != "originator", (alert_id, change.action, sent)
