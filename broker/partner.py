@@ -19,8 +19,9 @@ gone from the store's files (else the batch's Kafka transaction is aborted). The
 offsets it applied up to in the same transaction: one restored from a backup, or a new ``--store``, is
 behind the group's committed offsets, and the records in between are read into it again, with a note,
 never skipped (``resume_at``). Where the group has no offset (it expired, or the feed topic was deleted, which drops
-them), it reads on from the offset the store saw Kafka commit, once the record before it is the one the store read
-there (the store keeps a mark of it): a topic made anew stops the run (``Subscriber._remade``). An optional
+them), it reads on from the offset the store saw Kafka commit, once the last committed record before it is the one the
+store read last (the store keeps a mark of it; a transaction open across that offset is waited for first): a topic
+made anew stops the run (``Subscriber._remade``). An optional
 JSON-lines copy (``out``) gets every view the store took (RECEIVED) and every recall notice
 (RECALLED), never one it refused or already held, and is the reader's to honour: nothing can
 recall a line once written, so the store marks each alert it wrote there, and a recall of a marked
@@ -112,6 +113,7 @@ from broker.kafka import (
     TopicPartition,
     committed_with_metadata,
     consumer,
+    last_before,
     last_chain_record,
     offsets_visible,
     producer,
@@ -119,6 +121,7 @@ from broker.kafka import (
     record,
     record_at,
     running,
+    settle,
     wait_settled,
 )
 from broker.keystore import Keystore, load_key_file, signing_order_problem
@@ -447,6 +450,7 @@ class Subscriber:
                                 enable_auto_commit=False, auto_offset_reset="none", isolation_level="read_committed")
                 async with running(feed, self.conn, f"reading {self.feed_topic}"):
                     chain, part = await self._chain(receipts)
+                    await self._settle_feed()
                     feed.subscribe([self.feed_topic], listener=_Handover(self, feed))
                     # Leaving the group hands every partition over, as a revocation does, when the run ends
                     # (idle, a limit, stop(), a record that does not open, a cancellation: not a Kafka error).
@@ -561,20 +565,27 @@ class Subscriber:
 
     async def _remade(self, feed: Consumer, tp: TopicPartition, at: int, store: PartnerStore) -> bool:
         """Before a partition the group has no offset in is read on from the store's confirmed offset ``at``: whether
-        the topic is still the one the store read (the record before ``at`` is the one it read there, by the mark
+        the topic is still the one the store read (the last record before ``at`` is the one it read last, by the mark
         kept with the offset: ``remade_feed``). Kafka drops a deleted topic's committed offsets, so a feed topic
         deleted and made again comes here, and reading the new one on from the old one's offset would pass every
         record before it unread, neither stored nor receipted. FeedGapError when it is not known to be the same,
         unless ``accept_gaps``: then the partition is read from its first record (True), as ``_gap`` reads on
         after a topic made anew; records the store holds already come again, which the version rule makes
-        harmless. False: read on from ``at``."""
+        harmless. False: read on from ``at``.
+
+        Whether the partition ends before ``at`` is its high-water mark's to say, not the feed consumer's end: that
+        is read_committed, so it ends at the first record of a transaction still open, which on a topic made anew
+        may begin before ``at`` and end past it. The records before ``at`` are compared once that transaction has
+        ended (``_settle_feed`` waits for it before the group is joined: no heartbeat goes out while this runs);
+        one still open here stops the run too, never read past."""
         begin = (await feed.beginning_offsets([tp]))[tp]
-        end = (await feed.end_offsets([tp]))[tp]
+        stable = (await feed.end_offsets([tp]))[tp]
+        high = await self._high(tp) if begin < at and stable < at else stable
         mark = store.feed_mark(tp.topic, tp.partition)
         rec = None
-        if begin < at <= end and mark is not None and mark[0] == at - 1 and mark[1] is not None:
-            rec = await self._record_at(tp, at - 1)
-        problem = remade_feed(mark, at, begin, end, rec)
+        if begin < at <= stable and mark is not None and mark[0] == at - 1 and mark[1] is not None:
+            rec = await self._last_before(tp, at)
+        problem = remade_feed(mark, at, begin, high, rec, stable)
         if problem is None:
             return False
         where = f"{tp.topic}[{tp.partition}]"
@@ -597,12 +608,31 @@ class Subscriber:
         store.confirm_feed_offsets({(tp.topic, tp.partition): begin}, {(tp.topic, tp.partition): None})
         return True
 
-    async def _record_at(self, tp: TopicPartition, offset: int) -> Record | None:
-        """The committed record at ``offset`` of a feed partition, read by a reader of its own (the feed's consumer
+    async def _settle_feed(self) -> None:
+        """Before the group is joined: wait, as long as a crashed writer's transaction may stay open
+        (``SETTLE_TIMEOUT_S``, with a note), until the records before each offset the store confirmed in the feed
+        are decided, so that ``_remade`` can read the last one. Nothing waits where they are (the topic the store
+        read, whose records before that offset it read committed), nor where the partition ends before it."""
+        store = self.store
+        if store is None:
+            return
+        upto = {TopicPartition(self.feed_topic, part): at
+                for part, at in store.confirmed_feed_offsets(self.feed_topic).items()}
+        await settle(self.conn, list(upto), timeout_s=SETTLE_TIMEOUT_S, note=self.on_note, upto=upto)
+
+    async def _high(self, tp: TopicPartition) -> int:
+        """The high-water mark of a feed partition: where its records end, decided or not."""
+        async with running(reader(self.conn, "puente-subscriber-feed-check", committed=False), self.conn,
+                           f"reading {tp.topic}[{tp.partition}]") as raw:
+            return int((await raw.end_offsets([tp]))[tp])
+
+    async def _last_before(self, tp: TopicPartition, at: int) -> Record | None:
+        """The last committed record of a feed partition before offset ``at`` (``last_before``: past transaction
+        markers and aborted records, as the feed consumer read it), read by a reader of its own (the feed's consumer
         is the group's: assigning it by hand would leave the group)."""
         async with running(reader(self.conn, "puente-subscriber-feed-check"), self.conn,
                            f"reading {tp.topic}[{tp.partition}]") as check:
-            return await record_at(check, tp, offset)
+            return await last_before(check, tp, at)
 
     async def _gap(self, feed: Consumer, positions: dict[TopicPartition, int]) -> None:
         """The feed no longer holds the record this subscriber would read next: stop (FeedGapError), or with
@@ -1102,27 +1132,37 @@ def record_mark(rec: Record) -> str:
     return digest.hexdigest()
 
 
-def remade_feed(mark: tuple[int, str | None] | None, at: int, begin: int, end: int, rec: Record | None) -> str | None:
-    """Why a feed partition that holds records ``begin`` to ``end - 1`` may not be read on from ``at`` (the store's
-    confirmed offset; the group has none), or None. ``mark``: what the store kept of the record before ``at``
-    (``PartnerStore.feed_mark``: its offset and ``record_mark``, or None where it held none), ``rec``: the record
-    at ``at - 1`` now (read only when the mark names one to compare). Pure.
+def remade_feed(mark: tuple[int, str | None] | None, at: int, begin: int, end: int, rec: Record | None,
+                stable: int | None = None) -> str | None:
+    """Why a feed partition that holds records ``begin`` to ``end - 1`` (``end``: its high-water mark, decided or
+    not; ``stable``: its last stable offset, the first record of a transaction still open, ``end`` when None) may
+    not be read on from ``at`` (the store's confirmed offset; the group has none), or None. ``mark``: what the store
+    kept of the last record it read before ``at`` (``PartnerStore.feed_mark``: the offset before ``at`` and
+    ``record_mark``, or None where it read none), ``rec``: the last committed record before ``at`` now
+    (``broker.kafka.last_before``, read only when the mark names one to compare). Pure.
 
     Nothing can be passed when the partition holds nothing before ``at`` (reading from ``at`` is reading from its
     first record, or ``_gap`` meets retention's gap), nor when it ends before ``at`` (``_gap`` meets a topic made
-    anew shorter). Otherwise the record before ``at`` must be the one the store read there: another, or one where
-    the store read past none, is another topic, made anew and filled past ``at``; and with no mark of that offset
-    (a store an earlier Puente kept) nothing tells, and it is not taken on trust."""
+    anew shorter). Otherwise the last committed record before ``at`` must be the one the store read last: the
+    subscriber confirms the offset after the last record it read, which a read_committed reader hands out past
+    transaction markers and aborted records, so that record, not whatever is at ``at - 1``, is the one to compare.
+    Another, or one where the store read past none, is another topic, made anew and filled past ``at``; with no
+    mark of that offset (a store an earlier Puente kept) nothing tells, and it is not taken on trust; and while a
+    transaction open before ``at`` has not ended, the records before it cannot be read yet."""
     if begin >= at or end < at:
         return None
     if mark is None or mark[0] != at - 1:
-        return (f"it keeps no mark of the record at offset {at - 1} (kept by an earlier Puente), so nothing tells "
+        return (f"it keeps no mark of the record before offset {at} (kept by an earlier Puente), so nothing tells "
                 "whether the topic is still the one it read")
     if mark[1] is None:
-        return (f"the partition holds a record at offset {at - 1}, where it held none when the store read past it: "
+        return (f"the partition holds records before offset {at}, where it held none when the store read past it: "
                 "the topic is another")
-    if rec is None or rec.offset != at - 1 or record_mark(rec) != mark[1]:
-        return f"the record at offset {at - 1} is not the one the store read there: the topic is another"
+    if stable is not None and stable < at:
+        return (f"a transaction open on it from offset {stable} to past {at - 1} has not ended, so the records before "
+                f"{at} cannot be compared yet (a crashed writer's is aborted by Kafka within its transaction "
+                "timeout: run again once it has ended)")
+    if rec is None or rec.offset >= at or record_mark(rec) != mark[1]:
+        return f"the last record before offset {at} is not the one the store read there: the topic is another"
     return None
 
 

@@ -559,6 +559,21 @@ class PartnerStore:
             found.append(int(value))
         return min(found)
 
+    def confirmed_feed_offsets(self, topic: str) -> dict[int, int]:
+        """Every partition of feed ``topic`` this store confirmed an offset of, with that offset as
+        :meth:`feed_offset` gives it (``confirmed``)."""
+        key = f"{_CONFIRMED_KEY}{topic}["
+        with self._sql("reading the feed offsets"):
+            rows = self._conn.execute("SELECT key FROM meta WHERE substr(key, 1, ?) = ?", (len(key), key)).fetchall()
+        found: dict[int, int] = {}
+        for (name,) in rows:
+            part = str(name)[len(key):-1]
+            if re.fullmatch(r"[0-9]{1,9}", part) and str(name).endswith("]"):
+                at = self.feed_offset(topic, int(part), confirmed=True)
+                if at is not None:
+                    found[int(part)] = at
+        return found
+
     def keep_feed_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None:
         """Note, for each feed partition (topic, partition), the offset of the next record not yet applied: in the
         transaction that applied the records before it, so the two cannot part. A subscriber resumes from here

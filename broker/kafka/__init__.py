@@ -44,6 +44,7 @@ from broker.kafka.connection import KafkaConnection, connection, connection_from
 from broker.kafka.io import (
     StillOpen,
     committed_with_metadata,
+    last_before,
     last_chain_record,
     last_records,
     offsets_visible,
@@ -86,6 +87,7 @@ __all__ = [
     "group_offsets",
     "hold_rebalance",
     "instance_holder",
+    "last_before",
     "last_chain_record",
     "last_records",
     "membership",

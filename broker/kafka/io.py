@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -61,17 +62,27 @@ async def wait_settled(conn: KafkaConnection, tp: TopicPartition, *, timeout_s: 
 
 
 async def settle(conn: KafkaConnection, tps: Collection[TopicPartition], *, timeout_s: float,
-                 note: Callable[[str], None] | None = None) -> set[TopicPartition]:
+                 note: Callable[[str], None] | None = None,
+                 upto: Mapping[TopicPartition, int] | None = None) -> set[TopicPartition]:
     """``wait_settled`` for several partitions at once, with one pair of clients: the partitions where a
-    transaction open when called has not ended after ``timeout_s`` (empty: all settled)."""
+    transaction open when called has not ended after ``timeout_s`` (empty: all settled). With ``upto``, only the
+    records before ``upto[tp]`` must be decided (the last stable offset reaches it; a partition whose end is
+    before it waits for nothing): what a read_committed reader of the records before an offset needs."""
     if not tps:
         return set()
     async with running(reader(conn, "puente-settle", committed=False), conn, "reading partitions' ends") as raw, \
             running(reader(conn, "puente-settle"), conn, "reading partitions' ends") as committed:
+        if upto is not None:  # a partition that is not there (a topic deleted, made with fewer) has nothing to wait for
+            held = {topic: set(await partitions_of(raw, topic)) for topic in {tp.topic for tp in tps}}
+            tps = [tp for tp in tps if tp.partition in held[tp.topic]]
+            if not tps:
+                return set()
         high = await raw.end_offsets(list(tps))
+        if upto is not None:
+            high = {tp: upto[tp] for tp, end in high.items() if tp in upto and end >= upto[tp]}
         began = time.monotonic()
         noted = False
-        while True:
+        while high:
             stable = await committed.end_offsets(list(high))
             high = {tp: end for tp, end in high.items() if stable[tp] < end}
             waited = time.monotonic() - began
@@ -83,6 +94,7 @@ async def settle(conn: KafkaConnection, tps: Collection[TopicPartition], *, time
                      f"(a crashed writer's is aborted by Kafka within {timeout_s:.0f}s)")
                 noted = True
             await asyncio.sleep(0.05)
+        return set()
 
 
 async def committed_with_metadata(consumer: AIOKafkaConsumer, tp: TopicPartition) -> tuple[int, str] | None:
@@ -120,7 +132,7 @@ async def offsets_visible(consumer: AIOKafkaConsumer, offsets: dict[TopicPartiti
 
 async def read_range(
     consumer: AIOKafkaConsumer, tp: TopicPartition, start: int | None = None
-) -> AsyncIterator[Record]:
+) -> AsyncGenerator[Record, None]:
     """Every committed record of one partition from ``start`` (default: the beginning) to its current end."""
     consumer.assign([tp])
     end = (await consumer.end_offsets([tp]))[tp]
@@ -147,6 +159,28 @@ async def record_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int)
         covers = rec.unreadable
         return rec if covers is not None and covers.first <= offset <= covers.last else None
     return None
+
+
+async def last_before(consumer: AIOKafkaConsumer, tp: TopicPartition, at: int) -> Record | None:
+    """The last committed record of a partition before offset ``at``, or None (none between its first record and
+    ``at``). Transaction markers and aborted records are never handed out by a read_committed consumer, so this is
+    the last record such a reader read before ``at``, wherever markers put it. Reads back a window that grows until
+    one is found or the partition's start. The records before ``at`` must be decided (the last stable offset at or
+    past it: ``settle`` with ``upto``): a record of a transaction still open there is not read."""
+    consumer.assign([tp])
+    begin = (await consumer.beginning_offsets([tp]))[tp]
+    window = 64
+    while True:
+        start = max(begin, at - window)
+        last: Record | None = None
+        async with contextlib.aclosing(read_range(consumer, tp, start)) as records:
+            async for rec in records:
+                if rec.offset >= at:
+                    break
+                last = rec
+        if last is not None or start <= begin:
+            return last
+        window *= 8
 
 
 async def read_many(

@@ -7,6 +7,7 @@ redeliveries exactly; the subscriber runs as the partner's own login through ``p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,8 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
+from aiokafka.errors import TopicAlreadyExistsError
 from puente_testing import Env, cli, read_topic
 from recall_views import recall_notice, updated
 
@@ -60,6 +62,13 @@ class Feed:
 
     async def send(self, view: dict[str, Any], decision: str = "DELIVER_REDACTED", partition: int = 0) -> str:
         """Seal and send one view; returns its feed location (topic:partition:offset)."""
+        value, headers = self.sealed(view, decision)
+        sent = await self.producer.send_and_wait(self.topic, value, key=view["alert_id"].encode(),
+                                                 partition=partition, headers=headers)
+        return f"{self.topic}:{partition}:{sent.offset}"
+
+    def sealed(self, view: dict[str, Any], decision: str = "DELIVER_REDACTED") -> tuple[bytes, list[Any]]:
+        """One view's feed record as the broker writes it: its sealed value and its headers."""
         plain = self.codec.encode(view)
         policy = self.env.policy.version
         value = self.sealer.seal(plain, alert_id=view["alert_id"], topic=self.topic,
@@ -68,9 +77,7 @@ class Feed:
         headers = [(wire.ALERT_ID, view["alert_id"].encode()), (wire.SCHEMA, self.codec.fingerprint.hex().encode()),
                    (wire.POLICY, policy.encode()), (wire.DECISION, decision.encode()),
                    (wire.AGREEMENT, b"COMBIFRON")]
-        sent = await self.producer.send_and_wait(self.topic, value, key=view["alert_id"].encode(),
-                                                 partition=partition, headers=headers)
-        return f"{self.topic}:{partition}:{sent.offset}"
+        return value, headers
 
 
 async def _receipts(env: Env, partner: str) -> list[dict[str, Any]]:
@@ -288,3 +295,63 @@ async def test_a_store_restored_from_a_backup_reads_again_what_the_group_read_si
         assert store.show(sighting["alert_id"]).state == "HELD" and store.show(flow["alert_id"]).state == "HELD"
         assert store.show(seizure["alert_id"]).state == "RECALLED"
     assert SECRET.encode() not in _store_bytes(new_store)
+
+
+async def test_a_feed_made_anew_with_a_transaction_open_across_the_stores_offset_is_not_read_past(
+        env: Env, tmp_path: Path) -> None:
+    """The feed topic is deleted and made again (Kafka drops the group's offsets), and the new one holds a committed
+    record, then a transaction open from before the store's offset (3) to past it: read_committed, the feed ends
+    before 3. The subscriber waits for the transaction, compares the last committed record before 3 with the one
+    its store read, and stops (exit 1) naming --accept-gap, never reading on from 3 past the new records 0-2."""
+    store_path = tmp_path / "partner" / "feed.sqlite"
+    store_path.parent.mkdir(mode=0o700)
+    async with Feed(env, PARTNER) as feed:
+        for name in ("darien-armed-group-sighting", "senan-gofast-seizure", "paso-canoas-migrant-flow"):
+            await feed.send(_view(name))
+    first = _subscribe(env, "--store", str(store_path))
+    assert first.returncode == 0, first.stderr[-2000:]
+    with PartnerStore.open(store_path, PARTNER, create=False) as store:
+        assert store.feed_offset(env.feed(PARTNER), 0, confirmed=True) == 3
+
+    admin = AIOKafkaAdminClient(**env.conn.aiokafka())
+    await admin.start()
+    try:
+        partitions = len((await admin.describe_topics([env.feed(PARTNER)]))[0]["partitions"])
+        await admin.delete_topics([env.feed(PARTNER)])
+        for _ in range(100):
+            try:
+                await admin.create_topics([NewTopic(env.feed(PARTNER), partitions, 1)])
+                break
+            except TopicAlreadyExistsError:  # its deletion is still under way
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    writer = AIOKafkaProducer(**env.conn.aiokafka(), acks="all", enable_idempotence=True,
+                              transactional_id=f"{env.cfg.topic_prefix}-remade")
+    await writer.start()
+    try:
+        async with Feed(env, PARTNER) as feed:
+            views = [_view("tocumen-red-notice-hit", alert_id=f"SNM:NEW-{n}") for n in range(5)]
+            records = [feed.sealed(view) for view in views]
+        async with writer.transaction():  # offset 0, its commit marker at 1
+            await writer.send_and_wait(env.feed(PARTNER), records[0][0], key=b"SNM:NEW-0", partition=0,
+                                       headers=records[0][1])
+        await writer.begin_transaction()  # offsets 2-5, open
+        for n in range(1, 5):
+            await writer.send_and_wait(env.feed(PARTNER), records[n][0], key=f"SNM:NEW-{n}".encode(), partition=0,
+                                       headers=records[n][1])
+        run = subprocess.Popen(cli("subscribe", "--partner", PARTNER, "--key", str(env.key_file(PARTNER)),
+                                   "--store", str(store_path)),
+                               env=env.env_vars(f"partner-{PARTNER}"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        await asyncio.sleep(8)  # the subscriber meets the open transaction
+        await writer.commit_transaction()
+        _, stderr = await asyncio.to_thread(run.communicate, timeout=120)
+    finally:
+        await writer.stop()
+    assert run.returncode == 1, stderr[-2000:]
+    assert "waiting for another writer's open transaction" in stderr, stderr[-2000:]
+    assert "the last record before offset 3 is not the one the store read there" in stderr, stderr[-2000:]
+    assert "--accept-gap" in stderr and "Traceback" not in stderr
+    with PartnerStore.open(store_path, PARTNER, create=False) as store:
+        assert store.feed_offset(env.feed(PARTNER), 0, confirmed=True) == 3

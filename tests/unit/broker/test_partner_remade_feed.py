@@ -49,12 +49,18 @@ async def _no_group_offset(consumer: Any, tp: TopicPartition) -> None:
     return None
 
 
-def _reading(sub: Subscriber, found: Record | None, asked: list[int]) -> None:
-    """The subscriber's own reader finds ``found`` wherever it is asked (and notes where)."""
-    async def record_at(tp: TopicPartition, offset: int) -> Record | None:
-        asked.append(offset)
+def _reading(sub: Subscriber, found: Record | None, asked: list[int], high: int | None = None) -> None:
+    """The subscriber's own readers find ``found`` as the last record before wherever they are asked (and note
+    where), and the partition's high-water mark at ``high``."""
+    async def last_before(tp: TopicPartition, at: int) -> Record | None:
+        asked.append(at)
         return found
-    sub._record_at = record_at  # type: ignore[method-assign]
+
+    async def high_water(tp: TopicPartition) -> int:
+        assert high is not None, "the high-water mark was not to be asked"
+        return high
+    sub._last_before = last_before  # type: ignore[method-assign]
+    sub._high = high_water  # type: ignore[method-assign]
 
 
 async def _store_that_read(tmp_path: Path, keys: BrokerKeys) -> tuple[PartnerStore, Record]:
@@ -81,8 +87,8 @@ async def test_a_topic_made_anew_and_filled_past_the_store_stops_the_subscriber(
     feed = _Feed(0, 8000)
     with pytest.raises(FeedGapError) as stop:
         await sub._resume(feed, {TP})  # type: ignore[arg-type]
-    assert feed.seeks == [] and asked == [4]
-    assert "the record at offset 4 is not the one the store read there" in str(stop.value)
+    assert feed.seeks == [] and asked == [5]
+    assert "the last record before offset 5 is not the one the store read there" in str(stop.value)
     assert "--accept-gap" in str(stop.value) and "records 0-4" in str(stop.value) and "\n" not in str(stop.value)
     store.close()
 
@@ -133,9 +139,50 @@ async def test_a_store_with_no_mark_is_not_taken_on_trust(tmp_path: Path, monkey
     asked: list[int] = []
     _reading(sub, None, asked)
     feed = _Feed(0, 8000)
-    with pytest.raises(FeedGapError, match="keeps no mark of the record at offset 4999"):
+    with pytest.raises(FeedGapError, match="keeps no mark of the record before offset 5000"):
         await sub._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [] and asked == []
+    store.close()
+
+
+async def test_a_topic_made_anew_with_a_transaction_open_across_the_offset_is_not_read_past(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new topic holds committed records 0-4 and a transaction still open from 6 to 15: its last stable offset
+    (6) is before the store's offset 12, its high-water mark (16) past it. The subscriber stops in one line, never
+    seeking to 12 past the new records 0-11, and reads nothing it cannot compare yet."""
+    monkeypatch.setattr(partner, "committed_with_metadata", _no_group_offset)
+    store = PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL", retention=RETENTION)
+    with store.transaction():
+        store.keep_feed_offsets({(FEED, 0): 12})
+    store.confirm_feed_offsets({(FEED, 0): 12}, {(FEED, 0): record_mark(_record(11, b"old-11"))})
+    sub = subscriber(BrokerKeys("2026a"), store, lambda: T0)
+    asked: list[int] = []
+    _reading(sub, None, asked, high=16)
+    feed = _Feed(0, 6)  # read_committed: it ends at the open transaction
+    with pytest.raises(FeedGapError) as stop:
+        await sub._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [] and asked == []
+    assert "a transaction open on it from offset 6 to past 11 has not ended" in str(stop.value)
+    assert "records 0-11" in str(stop.value) and "\n" not in str(stop.value)
+    store.close()
+
+
+async def test_the_last_committed_record_before_the_offset_is_compared_past_a_marker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same topic, the store's offset 6 just past a transaction's commit marker at 5: the last committed record
+    before it (4) is the one the store read, so the subscriber reads on from 6."""
+    monkeypatch.setattr(partner, "committed_with_metadata", _no_group_offset)
+    store = PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL", retention=RETENTION)
+    with store.transaction():
+        store.keep_feed_offsets({(FEED, 0): 6})
+    store.confirm_feed_offsets({(FEED, 0): 6}, {(FEED, 0): record_mark(_record(4))})
+    notes: list[str] = []
+    sub = subscriber(BrokerKeys("2026a"), store, lambda: T0, notes=notes)
+    asked: list[int] = []
+    _reading(sub, _record(4), asked)
+    feed = _Feed(0, 9)
+    await sub._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [6] and asked == [6] and "reading on from offset 6" in notes[-1]
     store.close()
 
 
@@ -155,13 +202,26 @@ def _record(offset: int, value: bytes = b"sealed") -> Record:
     ((2, record_mark(_record(2))), 5, 0, 9, _record(4), True),  # a mark of an older offset: none of this one
     (None, 5, 5, 9, None, False),  # nothing before 5 held: nothing to pass
     (None, 0, 0, 9, None, False),
+    ((5, record_mark(_record(4))), 6, 0, 9, _record(4), False),  # a commit marker at 5: the last record is 4
+    ((5, record_mark(_record(4))), 6, 0, 9, _record(5, b"new"), True),  # at 5 another record, committed on a new topic
+    ((11, record_mark(_record(11))), 12, 0, 6, None, False),  # ends before 12 (its high-water mark): ``_gap``
 ])
 def test_what_a_store_resumed_from_its_confirmed_offset_can_tell(
         mark: tuple[int, str | None] | None, at: int, begin: int, end: int, found: Record | None,
         refused: bool) -> None:
-    """``remade_feed`` refuses reading on from ``at`` when the partition holds records before it and the one at
-    ``at - 1`` is not known to be the one the store read there; with nothing held before ``at``, nothing is passed."""
+    """``remade_feed`` refuses reading on from ``at`` when the partition holds records before it and the last
+    committed one is not known to be the one the store read last; with nothing held before ``at``, nothing is
+    passed."""
     assert (remade_feed(mark, at, begin, end, found) is not None) == refused
+
+
+def test_records_before_the_offset_still_undecided_are_not_compared() -> None:
+    """A transaction open across ``at`` (last stable offset before it, high-water mark past it) is a refusal, not a
+    pass: its records before ``at`` may yet commit; decided (the stable offset at ``at`` or past), it is compared."""
+    mark = (11, record_mark(_record(11)))
+    assert "has not ended" in str(remade_feed(mark, 12, 0, 16, None, 6))
+    assert remade_feed(mark, 12, 0, 16, _record(11), 12) is None
+    assert remade_feed(mark, 12, 0, 6, None, 6) is None  # it ends before 12: ``_gap``
 
 
 def test_a_batch_the_client_cannot_read_is_marked_by_its_offsets() -> None:
