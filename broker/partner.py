@@ -547,6 +547,8 @@ class Subscriber:
             if start:  # this instance's other store read what retention has deleted since: the same, from there
                 store.note_taken_over(tp.topic, tp.partition, start)
             confirmed = store.feed_offset(tp.topic, tp.partition, confirmed=True) if committed is None else None
+            if committed is not None and owner == "store":
+                await self._mark_kept(feed, tp, committed, store)
             at = resume_at(stored, committed, start, owner, confirmed)
             if at is None or tp not in feed.assignment():
                 continue
@@ -607,6 +609,25 @@ class Subscriber:
             store.keep_feed_offsets({(tp.topic, tp.partition): begin})
         store.confirm_feed_offsets({(tp.topic, tp.partition): begin}, {(tp.topic, tp.partition): None})
         return True
+
+    async def _mark_kept(self, feed: Consumer, tp: TopicPartition, committed: int, store: PartnerStore) -> None:
+        """Give the store the mark of its confirmed offset where it has none (a store an earlier Puente kept, which
+        confirmed offsets without one): once the group's offset, committed by this very store, is its confirmed
+        offset, the topic is the one it read (a deleted topic's offsets are gone with it), so the last record before
+        that offset is the one it read last. Without this, such a store got a mark only with its next batch, and a
+        feed idle until the group's offsets expired stopped the next honest restart (``remade_feed``: no mark). The
+        records before a committed offset are decided (a read_committed reader read them). A partition holding no
+        record before it is marked so; one whose records there are only markers or aborted ones gets no mark."""
+        mark = store.feed_mark(tp.topic, tp.partition)
+        if (store.feed_offset(tp.topic, tp.partition, confirmed=True) != committed
+                or (mark is not None and mark[0] == committed - 1)):
+            return
+        begin = (await feed.beginning_offsets([tp]))[tp]
+        rec = await self._last_before(tp, committed) if begin < committed else None
+        if rec is None and begin < committed:
+            return
+        store.confirm_feed_offsets({(tp.topic, tp.partition): committed},
+                                   {(tp.topic, tp.partition): None if rec is None else record_mark(rec)})
 
     async def _settle_feed(self) -> None:
         """Before the group is joined: wait, as long as a crashed writer's transaction may stay open

@@ -186,6 +186,45 @@ async def test_the_last_committed_record_before_the_offset_is_compared_past_a_ma
     store.close()
 
 
+async def test_a_store_an_earlier_puente_kept_gets_its_mark_while_the_group_offset_stands(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store kept by an earlier Puente (confirmed at 5, no mark) restarts with the group's offset, committed by this
+    store, at 5: the topic is the one it read, so the record before 5 is marked then, with no new record needed.
+    Once the feed has stayed idle until the group's offsets expired, the next honest restart reads on from 5. A
+    group offset past the store's (a backup restored), or another store's, proves nothing: no mark from those."""
+    keys = BrokerKeys("2026a")
+    store = PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL", retention=RETENTION)
+    with store.transaction():
+        store.keep_feed_offsets({(FEED, 0): 5})
+    store.confirm_feed_offsets({(FEED, 0): 5})
+    last = sealed(keys.sealer(KEY), _view(alert_id="SENAFRONT:BD-4"), 4, T0)
+    notes: list[str] = []
+    sub = subscriber(keys, store, lambda: T0, notes=notes)
+    asked: list[int] = []
+    _reading(sub, last, asked)
+
+    found = [(7, sub.commit_tag), (5, "main|" + "0" * 32)]
+
+    async def group_offset(consumer: Any, tp: TopicPartition) -> tuple[int, str]:
+        return found[0]
+    monkeypatch.setattr(partner, "committed_with_metadata", group_offset)
+    for _ in range(2):
+        await sub._resume(_Feed(0, 9), {TP})  # type: ignore[arg-type]
+        found.pop(0)
+    assert asked == [] and store.feed_mark(FEED, 0) is None
+    found.append((5, sub.commit_tag))
+    feed = _Feed(0, 5)
+    await sub._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [] and asked == [5] and store.feed_mark(FEED, 0) == (4, record_mark(last))
+    await sub._resume(feed, {TP})  # type: ignore[arg-type]
+    assert asked == [5]  # marked once
+
+    monkeypatch.setattr(partner, "committed_with_metadata", _no_group_offset)
+    await sub._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [5] and "reading on from offset 5" in notes[-1]
+    store.close()
+
+
 def _record(offset: int, value: bytes = b"sealed") -> Record:
     return Record(FEED, 0, offset, None, value, (), 0)
 
