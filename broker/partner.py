@@ -890,17 +890,20 @@ class Subscriber:
     async def _unreadable(self, rec: Record, batch: Unreadable, producer: Producer, chain: ChainWriter,
                           part: int) -> UnreadableFeedError | None:
         """A record standing for a batch this Kafka client cannot read (``broker.kafka.unreadable``: a compressed
-        one, say): every record of the batch, ``batch.first`` to ``batch.last`` (the offset it stands at), at once.
+        one, say): every record of the batch, ``batch.read_from`` to ``batch.last`` (the offset it stands at), at once.
         It stops the run, nothing of the batch committed, with one REJECTED receipt (at its last offset, where it
         stands), unless ``skip`` names the whole batch (``TOPIC:PARTITION:FIRST-LAST``, as the stop names it):
         then each of its records is given up with a REJECTED receipt of its own, so auditors see every delivery
         given up, not one of them. A skip naming one offset of it gives up nothing; nor does one of a batch of
         more records than one transaction's receipts (``RECEIPTS_PER_CHECKPOINT``), which no feed batch the
-        broker writes holds."""
-        count = batch.last - batch.first + 1
+        broker writes holds. Read from a position inside the batch (``Unreadable.start``: its records before were
+        deleted, or read past with ``accept_gaps``), it stands for the records from there on only: those before are
+        not this subscriber's to receipt."""
+        first = batch.read_from
+        count = batch.last - first + 1
         tp = f"{rec.topic}:{rec.partition}"
-        place = f"{tp}:{batch.first}-{batch.last}" if count > 1 else f"{tp}:{batch.last}"
-        what = (f"{tp} records {batch.first}-{batch.last} ({count} record(s)) are one batch this Kafka client "
+        place = f"{tp}:{first}-{batch.last}" if count > 1 else f"{tp}:{batch.last}"
+        what = (f"{tp} records {first}-{batch.last} ({count} record(s)) are one batch this Kafka client "
                 f"cannot read ({one_line(batch.what)[:200]})")
         reason = "UnreadableBatch"
         self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
@@ -910,7 +913,7 @@ class Subscriber:
             self.stats.given_up += count
             self.on_error(f"puente subscribe: gave up {place}, all {count} record(s) of the batch, as --skip named "
                           "it; each has a REJECTED receipt telling auditors it was never applied")
-            for offset in range(batch.first, batch.last + 1):
+            for offset in range(first, batch.last + 1):
                 await self._receipt(producer, chain, part, f"{tp}:{offset}", f"REJECTED: {reason}; given up", None,
                                     None, "")
             return None
@@ -924,7 +927,7 @@ class Subscriber:
             skip = f"or, to give up all {count} record(s) of it for good, run again with --skip {place}{named}"
         await self._receipt(producer, chain, part, f"{tp}:{batch.last}", f"REJECTED: {reason}", None, None, "")
         return UnreadableFeedError(
-            f"{self.partner}'s subscriber stopped at {tp}:{batch.first}: {what}. Nothing of it was committed. The "
+            f"{self.partner}'s subscriber stopped at {tp}:{first}: {what}. Nothing of it was committed. The "
             "broker never compresses the feed, and its topics keep each batch as its producer wrote it "
             "(compression.type=producer): ask the broker's operator to check the feed topic's compression.type "
             "(`puente topics plan`) and who else may write to it; other keys do not help; " + skip)

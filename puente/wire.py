@@ -61,9 +61,17 @@ class Unreadable(NamedTuple):
     what: str
     first: int
     last: int
+    start: int | None = None
+    """Where the reader's position stood inside the batch, past ``first`` (the records before it deleted, or read
+    past, since the batch was written), or None: at its first record or before."""
 
     def __str__(self) -> str:
         return f"{self.what}: records {self.first}-{self.last}"
+
+    @property
+    def read_from(self) -> int:
+        """The batch's first record this reader was to read: ``start``, else ``first``."""
+        return self.first if self.start is None else max(self.first, self.start)
 
 
 class Record(NamedTuple):

@@ -53,12 +53,15 @@ class _UnreadableRecord:
     value = None
     checksum = None
 
-    def __init__(self, batch: Any, what: str) -> None:
+    def __init__(self, batch: Any, what: str, position: int) -> None:
         first, after = batch.base_offset, batch.next_offset
         self.offset = after - 1
         self.timestamp = getattr(batch, "max_timestamp", -1)
         self.timestamp_type = getattr(batch, "timestamp_type", 0)
-        self.headers = [(UNREADABLE, Unreadable(what, first, after - 1))]
+        # A fetch from a position inside the batch (its records before it deleted, or read past) gets the whole
+        # batch from Kafka: what reads it is to answer only for the records from the position on.
+        start = position if first < position <= after - 1 else None
+        self.headers = [(UNREADABLE, Unreadable(what, first, after - 1, start))]
 
 
 # Kafka's codes for a batch's compression (the low three bits of its attributes).
@@ -66,19 +69,20 @@ CODECS = {1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
 
 class _Batch:
-    """One data batch, read whole when aiokafka first iterates it; anything else asked of it is the batch's."""
+    """One data batch, read whole when aiokafka first iterates it; anything else asked of it is the batch's.
+    ``position``: the offset the fetch that brought it asked for."""
 
-    __slots__ = ("_batch",)
+    __slots__ = ("_batch", "_position")
 
-    def __init__(self, batch: Any) -> None:
-        self._batch = batch
+    def __init__(self, batch: Any, position: int) -> None:
+        self._batch, self._position = batch, position
 
     def __iter__(self) -> Any:
         batch = self._batch
         try:
             records = list(batch)
         except Exception as exc:  # noqa: BLE001 - any failure to read is the batch's, handed on as a record
-            return iter([_UnreadableRecord(batch, f"{type(exc).__name__} reading it")])
+            return iter([_UnreadableRecord(batch, f"{type(exc).__name__} reading it", self._position)])
         # Each record's offset is its producer's delta from the batch's base, which Kafka does not check (only the
         # batch's last delta against its count): a record claiming offset 1,000,010 in a batch at 10-11, or two
         # records at one offset, would make every reader skip or misplace records (a read up to an end stops at it;
@@ -86,7 +90,7 @@ class _Batch:
         before, last = batch.base_offset - 1, batch.next_offset - 1
         for rec in records:
             if not before < rec.offset <= last:
-                return iter([_UnreadableRecord(batch, "its records' offsets are not the batch's")])
+                return iter([_UnreadableRecord(batch, "its records' offsets are not the batch's", self._position)])
             before = rec.offset
         return iter(records)
 
@@ -97,14 +101,14 @@ class _Batch:
 class _Compressed:
     """A compressed data batch, handed out as one record saying so without inflating it."""
 
-    __slots__ = ("_batch",)
+    __slots__ = ("_batch", "_position")
 
-    def __init__(self, batch: Any) -> None:
-        self._batch = batch
+    def __init__(self, batch: Any, position: int) -> None:
+        self._batch, self._position = batch, position
 
     def __iter__(self) -> Any:
         codec = CODECS.get(self._batch.compression_type, f"codec {self._batch.compression_type}")
-        return iter([_UnreadableRecord(self._batch, f"a {codec}-compressed batch, not inflated")])
+        return iter([_UnreadableRecord(self._batch, f"a {codec}-compressed batch, not inflated", self._position)])
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._batch, name)
@@ -112,12 +116,12 @@ class _Compressed:
 
 class _Batches:
     """A fetched partition's batches (aiokafka's MemoryRecords), each data batch as a ``_Batch``, or, compressed,
-    a ``_Compressed``."""
+    a ``_Compressed``; ``position``: the offset the fetch asked for."""
 
-    __slots__ = ("_records",)
+    __slots__ = ("_position", "_records")
 
-    def __init__(self, records: Any) -> None:
-        self._records = records
+    def __init__(self, records: Any, position: int) -> None:
+        self._records, self._position = records, position
 
     def has_next(self) -> bool:
         return bool(self._records.has_next())
@@ -129,14 +133,14 @@ class _Batches:
         codec = getattr(batch, "compression_type", None)
         if batch is None or codec is None or batch.is_control_batch:
             return batch
-        return _Compressed(batch) if codec else _Batch(batch)
+        return _Compressed(batch, self._position) if codec else _Batch(batch, self._position)
 
 
 class _GuardedPartitionRecords(_fetcher.PartitionRecords):  # type: ignore[misc]
     """aiokafka's per-partition reader, reading its batches through ``_Batches``."""
 
-    def __init__(self, tp: Any, records: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(tp, _Batches(records), *args, **kwargs)
+    def __init__(self, tp: Any, records: Any, aborted: Any, fetch_offset: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(tp, _Batches(records, fetch_offset), aborted, fetch_offset, *args, **kwargs)
 
 
 def guard_fetches() -> None:

@@ -9,17 +9,20 @@ from types import SimpleNamespace
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.consumer import fetcher
+from aiokafka.record.memory_records import MemoryRecords
 from partner_feed import Msg, Receipts, ReceiptSigner
 
 from broker.audit import ChainWriter
 from broker.audit.receipts import RECEIPTS_PER_CHECKPOINT
 from broker.kafka import KafkaConnection
-from broker.kafka.unreadable import UNREADABLE
+from broker.kafka.unreadable import UNREADABLE, guard_fetches
 from broker.partner import Subscriber
 from broker.partner_store import PartnerStore
 from puente.cli import build_parser
 from puente.errors import UnreadableFeedError
 from puente.wire import Record, Unreadable
+from tests.unit.broker.test_unreadable_batches import _batch as _raw_batch
 
 TP = TopicPartition("t.feed.COL", 0)
 
@@ -222,3 +225,22 @@ def test_skip_takes_a_batch_as_its_first_and_last_offsets(place: str, taken: boo
     else:
         with pytest.raises(SystemExit):
             build_parser().parse_args(argv)
+
+
+async def test_a_batch_read_from_inside_gives_up_only_the_records_from_the_position() -> None:
+    """The feed's position stands inside an unreadable batch (its first records deleted, or read past with
+    --accept-gap): Kafka still sends the whole batch, but the stop names the records from the position on, and a
+    skip of those gives each of them up with a receipt, none for the records before the position."""
+    guard_fetches()
+    raw = _raw_batch(10, [(b"x" * 50, []) for _ in range(10)], compression=1)
+    msgs = list(fetcher.PartitionRecords(TP, MemoryRecords(raw), [], 15, None, None, True,
+                                         fetcher.READ_UNCOMMITTED))
+    stopped = await _subscriber([], [])._batch({TP: msgs}, None, Receipts(),  # type: ignore[arg-type]
+                                               ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert isinstance(stopped[0], UnreadableFeedError) and f"--skip {TP.topic}:0:15-19" in str(stopped[0])
+    producer = Receipts()
+    sub = _subscriber([f"{TP.topic}:0:15-19"], [])
+    unread, _ = await sub._batch({TP: msgs}, None, producer,  # type: ignore[arg-type]
+                                 ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert unread is None and producer.offsets == {TP: 20} and sub.stats.given_up == 5
+    assert [r["feed"] for r in producer.sent if r["kind"] == "RECEIPT"] == [f"{TP.topic}:0:{n}" for n in range(15, 20)]
