@@ -15,7 +15,7 @@
 //! Puente then uses fastavro alone.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -37,17 +37,17 @@ enum Node {
     TimestampMillis,
     TimestampMicros,
     Date,
-    Record(Vec<(Py<PyString>, Rc<Node>)>),
+    Record(Vec<(Py<PyString>, Arc<Node>)>),
     Enum(Vec<Py<PyString>>),
-    Array(Rc<Node>),
-    Map(Rc<Node>),
-    Union(Vec<Rc<Node>>, Vec<String>),
+    Array(Arc<Node>),
+    Map(Arc<Node>),
+    Union(Vec<Arc<Node>>, Vec<String>),
     Fixed(usize),
 }
 
 struct Compiler<'py> {
     py: Python<'py>,
-    named: HashMap<String, Rc<Node>>,
+    named: HashMap<String, Arc<Node>>,
     open: Vec<String>,
 }
 
@@ -85,7 +85,7 @@ impl<'py> Compiler<'py> {
         }
     }
 
-    fn compile(&mut self, schema: &Value, namespace: &str) -> PyResult<Rc<Node>> {
+    fn compile(&mut self, schema: &Value, namespace: &str) -> PyResult<Arc<Node>> {
         match schema {
             Value::String(name) => self.primitive_or_named(name, namespace),
             Value::Array(branches) => {
@@ -95,16 +95,16 @@ impl<'py> Compiler<'py> {
                     out.push(self.compile(b, namespace)?);
                     names.push(Self::branch_name(b, namespace));
                 }
-                Ok(Rc::new(Node::Union(out, names)))
+                Ok(Arc::new(Node::Union(out, names)))
             }
             Value::Object(map) => {
                 let kind = map.get("type").ok_or_else(|| PyValueError::new_err("schema object without a type"))?;
                 if let Some(logical) = map.get("logicalType").and_then(Value::as_str) {
                     let base = kind.as_str().unwrap_or("");
                     return match (logical, base) {
-                        ("timestamp-millis", "long") => Ok(Rc::new(Node::TimestampMillis)),
-                        ("timestamp-micros", "long") => Ok(Rc::new(Node::TimestampMicros)),
-                        ("date", "int") => Ok(Rc::new(Node::Date)),
+                        ("timestamp-millis", "long") => Ok(Arc::new(Node::TimestampMillis)),
+                        ("timestamp-micros", "long") => Ok(Arc::new(Node::TimestampMicros)),
+                        ("date", "int") => Ok(Arc::new(Node::Date)),
                         _ => err(format!("logical type {logical} on {base} is not supported")),
                     };
                 }
@@ -118,19 +118,19 @@ impl<'py> Compiler<'py> {
                                 .iter()
                                 .map(|s| s.as_str().map(|s| PyString::intern(self.py, s).unbind()).ok_or_else(|| PyValueError::new_err("enum symbol is not a string")))
                                 .collect::<PyResult<Vec<_>>>()?;
-                            let node = Rc::new(Node::Enum(syms));
+                            let node = Arc::new(Node::Enum(syms));
                             self.named.insert(full, node.clone());
                             Ok(node)
                         }
                         "fixed" => {
                             let (full, _) = Self::full_name(map, namespace)?;
                             let size = map.get("size").and_then(Value::as_u64).ok_or_else(|| PyValueError::new_err("fixed without size"))?;
-                            let node = Rc::new(Node::Fixed(size as usize));
+                            let node = Arc::new(Node::Fixed(size as usize));
                             self.named.insert(full, node.clone());
                             Ok(node)
                         }
-                        "array" => Ok(Rc::new(Node::Array(self.compile(map.get("items").ok_or_else(|| PyValueError::new_err("array without items"))?, namespace)?))),
-                        "map" => Ok(Rc::new(Node::Map(self.compile(map.get("values").ok_or_else(|| PyValueError::new_err("map without values"))?, namespace)?))),
+                        "array" => Ok(Arc::new(Node::Array(self.compile(map.get("items").ok_or_else(|| PyValueError::new_err("array without items"))?, namespace)?))),
+                        "map" => Ok(Arc::new(Node::Map(self.compile(map.get("values").ok_or_else(|| PyValueError::new_err("map without values"))?, namespace)?))),
                         other => self.primitive_or_named(other, namespace),
                     },
                     nested => self.compile(nested, namespace),
@@ -140,7 +140,7 @@ impl<'py> Compiler<'py> {
         }
     }
 
-    fn record(&mut self, map: &serde_json::Map<String, Value>, namespace: &str) -> PyResult<Rc<Node>> {
+    fn record(&mut self, map: &serde_json::Map<String, Value>, namespace: &str) -> PyResult<Arc<Node>> {
         let (full, space) = Self::full_name(map, namespace)?;
         self.open.push(full.clone());
         let fields = map.get("fields").and_then(Value::as_array).ok_or_else(|| PyValueError::new_err("record without fields"))?;
@@ -151,12 +151,12 @@ impl<'py> Compiler<'py> {
             out.push((PyString::intern(self.py, name).unbind(), self.compile(ty, &space)?));
         }
         self.open.pop();
-        let node = Rc::new(Node::Record(out));
+        let node = Arc::new(Node::Record(out));
         self.named.insert(full, node.clone());
         Ok(node)
     }
 
-    fn primitive_or_named(&mut self, name: &str, namespace: &str) -> PyResult<Rc<Node>> {
+    fn primitive_or_named(&mut self, name: &str, namespace: &str) -> PyResult<Arc<Node>> {
         let node = match name {
             "null" => Node::Null,
             "boolean" => Node::Boolean,
@@ -179,7 +179,7 @@ impl<'py> Compiler<'py> {
                 return err(format!("unknown type {name}"));
             }
         };
-        Ok(Rc::new(node))
+        Ok(Arc::new(node))
     }
 }
 
@@ -290,7 +290,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-fn union_record_choice(branches: &[Rc<Node>], dict: &Bound<'_, PyDict>) -> Option<usize> {
+fn union_record_choice(branches: &[Arc<Node>], dict: &Bound<'_, PyDict>) -> Option<usize> {
     // The branch whose required fields the dict has and whose fields cover its keys (as Puente's tagger).
     for (i, b) in branches.iter().enumerate() {
         if let Node::Record(fields) = b.as_ref() {
@@ -446,9 +446,13 @@ fn write(out: &mut Vec<u8>, node: &Node, v: &Bound<'_, PyAny>) -> Result<(), Uns
     Ok(())
 }
 
-#[pyclass(unsendable)]
+/// Immutable once built (``frozen``), its schema tree shared through ``Arc``: so any thread may use the one codec
+/// a process builds (``schemas.alert_codec`` is process-wide). An ``unsendable`` class panicked when called from
+/// another thread than its builder's, and PyO3's PanicException is a BaseException that no ``except`` of
+/// Puente's catches.
+#[pyclass(frozen)]
 struct Codec {
-    root: Rc<Node>,
+    root: Arc<Node>,
     utc: Py<PyTzInfo>,
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -271,6 +272,17 @@ def test_native_decoder_is_built_where_ci_runs() -> None:
 
     if os.environ.get("CI") == "true":
         assert alert_codec()._native is not None, "the native Avro decoder is not installed (scripts/setup.sh)"
+
+
+@pytest.mark.skipif(True not in NATIVE, reason="the native codec is not built here")
+async def test_the_native_codec_works_from_another_thread(monkeypatch: pytest.MonkeyPatch,
+                                                         alerts: list[dict]) -> None:
+    """One native codec, built in this thread, encodes and decodes in a worker thread (``asyncio.to_thread``)
+    as here: it once panicked there, with a BaseException no ``except`` caught."""
+    codec = codec_on(monkeypatch, native=True)
+    data = codec.encode(alerts[0])
+    assert await asyncio.to_thread(codec.encode, alerts[0]) == data
+    assert await asyncio.to_thread(codec.decode, data) == codec.decode(data) == alerts[0]
 
 
 def test_native_and_fastavro_decode_to_the_same_values() -> None:
