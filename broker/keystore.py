@@ -639,20 +639,26 @@ class Keystore:
         held = self.generations(agency, KeyKind.KEY_AGREEMENT)
         if not held:
             raise KeyMaterialError(f"no {KeyKind.KEY_AGREEMENT} key for {agency!r} in keystore {self.path}")
-        chosen = self._in_use()
+        use = f"puente keys use KEY_ID --dir {self.path}"
+        return self._chosen(held, IN_USE, f"{agency}'s", f"once the broker holds the public half of the one to use, "
+                            f"run `{use}`", use)
+
+    def _chosen(self, held: Sequence[KeyRecord], file: str, whose: str, to_name: str, use: str) -> KeyRecord:
+        """The one of ``held`` (generations of ``whose`` key-agreement key) the ``file`` in this folder names, or the
+        only one when it names none; KeyMaterialError naming them when several are held and none is named
+        (``to_name``: what to run), or the file names one not held (``use``: the command)."""
+        chosen = self._in_use(file)
+        ids = ", ".join(sorted(r.key_id for r in held))
         if chosen is None:
             if len(held) == 1:
                 return held[0]
-            raise KeyMaterialError(
-                f"keystore {self.path} holds {len(held)} generations of {agency}'s key-agreement key "
-                f"({', '.join(r.key_id for r in held)}) and names none in use: once the broker holds the public "
-                f"half of the one to use, run `puente keys use KEY_ID --dir {self.path}`")
+            raise KeyMaterialError(f"keystore {self.path} holds {len(held)} generations of {whose} key-agreement key "
+                                   f"({ids}) and names none in use: {to_name}")
         for record in held:
             if record.key_id == chosen:
                 return record
-        raise KeyMaterialError(f"{self.path / IN_USE} names {chosen}, which is not one of {agency}'s key-agreement "
-                               f"keys here ({', '.join(r.key_id for r in held)}): run `puente keys use KEY_ID "
-                               f"--dir {self.path}`")
+        raise KeyMaterialError(f"{self.path / file} names {chosen}, which is not one of {whose} key-agreement keys "
+                               f"here ({ids}): run `{use}`")
 
     def _in_use(self, name: str = IN_USE) -> str | None:
         """The key id the ``in-use`` file (or ``name``) names, or None without one; refused as a public file is when
@@ -739,20 +745,9 @@ class Keystore:
         for record in held:
             self.refuse_private(record)
         self._refuse_same_key_twice(held)
-        chosen = self._in_use(BROKER_IN_USE)
-        if chosen is None:
-            if len(held) == 1:
-                return held[0]
-            raise KeyMaterialError(
-                f"keystore {self.path} holds {len(held)} generations of the broker's key-agreement key "
-                f"({', '.join(sorted(r.key_id for r in held))}) and names none in use: run `puente keys use "
-                f"broker-kex-<generation> --dir {self.path}` with the id the broker's operator gave")
-        for record in held:
-            if record.key_id == chosen:
-                return record
-        raise KeyMaterialError(f"{self.path / BROKER_IN_USE} names {chosen}, which is not one of the broker's "
-                               f"key-agreement keys here ({', '.join(sorted(r.key_id for r in held))}): run `puente "
-                               f"keys use broker-kex-<generation> --dir {self.path}`")
+        use = f"puente keys use broker-kex-<generation> --dir {self.path}"
+        return self._chosen(held, BROKER_IN_USE, "the broker's", f"run `{use}` with the id the broker's operator gave",
+                            use)
 
     def _refuse_same_key_twice(self, records: Sequence[KeyRecord]) -> None:
         """KeyMaterialError (one line) when two of ``records`` hold one public key under two ids."""
