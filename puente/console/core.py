@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
@@ -562,7 +562,8 @@ def _cookie(response: Response, origin: Origin, name: str, value: str, max_age: 
 async def small_form(request: Request) -> dict[str, str] | None:
     """The fields of a sign-in or sign-out form (URL-encoded, UTF-8; the first of a name given twice), or
     None when the body is not one: another content type, over ``MAX_FORM_BYTES`` (refused as it streams,
-    whatever its Content-Length says), over ``MAX_FORM_FIELDS`` fields, or not UTF-8. Starlette's own
+    whatever its Content-Length says), over ``MAX_FORM_FIELDS`` fields, not UTF-8, or cut short by the client
+    leaving (which uvicorn logged with a traceback, as often as anyone without an account liked). Starlette's own
     parser would take a thousand fields of a megabyte each, in memory, from anyone, and decode a multipart
     part in whatever charset it names (UTF-7 makes lone surrogates, which nothing downstream can encode)."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -570,10 +571,13 @@ async def small_form(request: Request) -> dict[str, str] | None:
     if kind != "application/x-www-form-urlencoded" or not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
         return None
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return None
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return None
+    except ClientDisconnect:  # gone before its whole body came: unreadable, as any cut form (never a traceback)
+        return None
     try:
         pairs = urllib.parse.parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8",
                                        errors="strict", max_num_fields=MAX_FORM_FIELDS)
