@@ -35,11 +35,13 @@ MIN_KEY_BYTES = 16
 
 @dataclass(frozen=True, slots=True)
 class ViewContext:
-    """What a field change may need besides the value: the pseudonym key and the partner."""
+    """What a field change may need besides the value: the pseudonym key, the partner and the alert's
+    pseudonym space (``pseudonym``)."""
 
     key: bytes | None  # None: the agreement pseudonymises nothing, and was given no key
     partner_id: str
     settings: ViewSettings
+    space: str = ""  # "": the home country's alerts; else the country that originated the alert
 
 
 Record = dict[str, Any]
@@ -55,12 +57,24 @@ def _normal(value: str) -> str:
 
 
 def pseudonym(value: str, domain: str, ctx: ViewContext) -> str:
-    """Keyed HMAC-SHA256 of the normalised value, per partner and domain, as truncated base32.
+    """Keyed HMAC-SHA256 of the normalised value, per partner, domain and space, as truncated base32.
 
     The partner id is in the MAC input so that two partners cannot join
     their feeds on pseudonyms; the domain lets one value (a surname, a
-    passport number) get the same pseudonym wherever it appears.
+    passport number) get the same pseudonym wherever it appears in the
+    alerts of one originating country.
+
+    The space keeps apart what the originators chose: the home country's alerts
+    take the domain as it is, a foreign originator's (Colombia's, relayed by
+    COMBIFRON) the domain qualified by that country (``person_name@COL``, which
+    no rule can name: a domain is a code, without ``@``). A foreign country
+    chooses the values of its own alerts, and knows them, as does any partner
+    it tells them to; in a shared space each such alert it receives back, or
+    has consented to another partner, would be a table of value -> pseudonym
+    that names the same people in Panama's pseudonymised alerts.
     """
+    if ctx.space:
+        domain = f"{domain}@{ctx.space}"
     # surrogatepass: a lone surrogate (which no valid text holds) gets a pseudonym too, instead of
     # raising; every other string encodes exactly as in strict UTF-8.
     msg = f"{ctx.partner_id}\x1f{domain}\x1f{_normal(value)}".encode("utf-8", "surrogatepass")
@@ -367,9 +381,10 @@ def _apply(
     if not covers[0].fits(alert):
         raise PolicyError(f"no view: the alert holds fields the {alert_type} schema lacks, or is not shaped as a "
                           f"{alert_type} alert; nothing is released until it is fixed")
+    space = _space(alert, policy_set) if keys else ""
     view = dict(alert)  # the steps copy what they change below the top level
     for cover in covers:  # several agreements in force: each one's changes apply, the strictest prevails
-        ctx = ViewContext(keys.get(cover.agreement.id), decision.partner_id, policy_set.view_settings)
+        ctx = ViewContext(keys.get(cover.agreement.id), decision.partner_id, policy_set.view_settings, space)
         for step in cover.steps:
             step(view, ctx)
     markings = view.get("markings")
@@ -394,6 +409,17 @@ def _apply(
     if isinstance(life, dict) and _others(life.get("partners"), decision.partner_id):
         view["lifecycle"] = {**life, "partners": _own(life["partners"], decision.partner_id)}
     return view
+
+
+def _space(alert: Mapping[str, Any], policy_set: PolicySet) -> str:
+    """The pseudonym space of ``alert``'s values (``pseudonym``): "" when the home country originated it, else
+    the originating country. A country the policy does not know (which ``decide`` withholds) gives no view:
+    pseudonymised in the home country's space, its values would be an oracle for whoever chose them."""
+    origin = alert["markings"]["originator"]["country"]
+    if type(origin) is not str or origin not in policy_set.known_countries:
+        raise PolicyError("no view: the alert's originator country is unknown to the policy, so its values have "
+                          "no pseudonym space; nothing is released until it is fixed")
+    return "" if origin == policy_set.home_country else origin
 
 
 def _others(names: Any, partner_id: str) -> bool:

@@ -82,6 +82,65 @@ def test_a_pseudonym_is_the_truncated_base32_of_the_hmac(key: bytes, length: int
     assert pseudonym(value, "surname", ViewContext(key, "COL", vs)) == expected
 
 
+def _from_colombia(alert: dict[str, Any]) -> dict[str, Any]:
+    """``alert`` as COMBIFRON relays it: originated in Colombia, the same values."""
+    alert["alert_id"] = "COMBIFRON:COL-PONAL-2025-000001"
+    alert["markings"]["originator"] = {"agency": "COL-PONAL", "unit": None, "country": "COL"}
+    return alert
+
+
+def test_a_partner_gets_no_pseudonym_of_panamas_data_from_its_own_alerts(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes, find: Find
+) -> None:
+    """Colombia chooses the values of its own alerts: sent back to it, they are pseudonymised in Colombia's own
+    space, so they never give it the pseudonym that names the same person in Panama's alerts (an oracle)."""
+    paths = ("payload.detainees[].surnames", "payload.detainees[].given_names",
+             "payload.detainees[].documents[].number")
+    panama = _view(policy_set, make_alert("gofast_seizure"), "COL", now, key)
+    own = _view(policy_set, _from_colombia(make_alert("gofast_seizure")), "COL", now, key)
+    for path in paths:
+        assert set(find(panama, path)).isdisjoint(find(own, path)), path
+    # Panama's alerts keep the pseudonyms partners already hold; Colombia's own still repeat among themselves.
+    vs = policy_set.view_settings
+    assert find(panama, paths[2])[0] == pseudonym("1045678912", "document_number", ViewContext(key, "COL", vs))
+    assert find(own, paths[2])[0] == pseudonym("1045678912", "document_number@COL", ViewContext(key, "COL", vs))
+    again = _view(policy_set, _from_colombia(make_alert("gofast_seizure")), "COL", now, key)
+    assert find(again, paths[0]) == find(own, paths[0])
+
+
+def test_a_third_partner_correlates_within_one_originator_never_across(
+    policy_copy: Any, make_alert: MakeAlert, now: datetime, key: bytes, find: Find
+) -> None:
+    """A partner matches one person across Panama's alerts, and across Colombia's; never between them: Colombia
+    knows its own values, and could tell them to the partner it consented its alert to (an oracle)."""
+    policy_copy.replace("agreements/pan-usa.yaml", "      payload.detainees: keep\n",
+                        "      payload.detainees[].surnames: {action: pseudonymise, domain: person_name}\n")
+    ps = policy_copy.load()
+    path = "payload.detainees[].surnames"
+    panama = find(_view(ps, make_alert("gofast_seizure"), "USA", now, key), path)
+    other = make_alert("gofast_seizure", {"alert_id": "SENAN:GLR-2025-0999", "payload.detainees[0].surnames": "MEJIA"})
+    assert find(_view(ps, other, "USA", now, key), path)[1:] == panama[1:]
+    consented = {"markings.originator_consent": ["USA"]}
+    colombia = find(_view(ps, _from_colombia(make_alert("gofast_seizure", consented)), "USA", now, key), path)
+    assert set(colombia).isdisjoint(panama)
+    again = _from_colombia(make_alert("gofast_seizure", {**consented, "payload.detainees[0].given_names": "Juan"}))
+    assert find(_view(ps, again, "USA", now, key), path) == colombia
+
+
+def test_no_pseudonyms_for_an_alert_from_a_country_the_policy_does_not_know(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """Values of an alert whose originator country is unknown have no pseudonym space: no view, rather than
+    pseudonyms in Panama's space (``decide`` withholds such an alert; a decision made for another is no way round)."""
+    alert = make_alert("gofast_seizure")
+    decision = decide(alert, "COL", policy_set, now)
+    for country in ("VEN", None, ""):
+        spoilt = copy.deepcopy(alert)
+        spoilt["markings"]["originator"]["country"] = country
+        with pytest.raises(PolicyError, match="originator country"):
+            build_view(spoilt, decision, policy_set, key)
+
+
 def test_generalise_rounds_coordinates_to_the_grid(
     policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
 ) -> None:
