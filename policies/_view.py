@@ -319,6 +319,7 @@ def compile_fits(fields: Mapping[str, FieldInfo]) -> Fits:
 
 
 _DERIVED_TIMES = ("review_at", "expires_at")  # markings an adapter sets from the event's own time
+STATED_HANDLING = "H3"  # the handling code whose restriction handling_text states (vocabulary.yaml)
 
 PseudonymKeys = Callable[[str], bytes]
 """agreement id -> that agreement's pseudonym key (raising when it has none)."""
@@ -393,6 +394,13 @@ def _apply(
         # partner reads the event's time back from them (``day_of``); every view, whatever its rules.
         view["markings"] = markings = {**markings, **{name: day_of(value) for name in _DERIVED_TIMES
                                                       if isinstance(value := markings.get(name), datetime)}}
+    if isinstance(markings, dict) and markings.get("handling_text") is not None \
+            and markings.get("handling_code") != STATED_HANDLING:
+        # The envelope keeps handling_text as the H3 restriction in words. Under any other code it restricts
+        # nothing a partner honours, and is free text no agreement redacts (one that drops the summary because
+        # it may name people would still pass it): the view holds none. (The adapters write it only with H3,
+        # and the broker dead-letters an alert that holds it with another code.)
+        view["markings"] = markings = {**markings, "handling_text": None}
     if not decision.onward_sharing and isinstance(markings, dict):
         # The agreement forbids passing it on (or the release rests on the originator's consent, which reaches
         # this partner and no further, or the information is a third country's, which goes further only on that

@@ -278,6 +278,23 @@ def test_a_partner_reads_its_own_consent_never_whom_else_the_originator_consente
     assert _view(policy_set, other, "COL", now, key)["markings"]["originator_consent"] == []
 
 
+@pytest.mark.parametrize("code", ["H0", "H1", "H2"])
+def test_a_handling_text_reaches_a_partner_only_with_handling_code_h3(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes, code: str
+) -> None:
+    """handling_text is the H3 restriction in words: with another code it is free text no agreement redacts (CRI's
+    drops the summary, which may name people), and no view holds it; with H3 the partner reads what binds it."""
+    text = "Ana Pérez Gómez, pasaporte PA1234567"
+    alert = make_alert("paso_canoas_flow", {"markings.handling_code": code, "markings.handling_text": text,
+                                            "markings.originator_consent": ["CRI"]})
+    view = _view(policy_set, alert, "CRI", now, key)
+    assert view["summary"] is None
+    assert view["markings"]["handling_code"] == code and view["markings"]["handling_text"] is None
+    assert "Pérez" not in str(view)
+    alert["markings"]["handling_code"] = "H3"
+    assert _view(policy_set, alert, "CRI", now, key)["markings"]["handling_text"] == text
+
+
 def test_no_view_for_a_withheld_alert(policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes) -> None:
     """build_view refuses a withhold decision."""
     alert = make_alert("darien_sighting", {"markings.caveats": ["PANAMA_ONLY"]})
