@@ -994,6 +994,7 @@ _LATEST_MARKING = timedelta(days=100 * 365)  # the furthest a review or expiry d
 # ``Code``), and no more of them than a vocabulary could name. Each unknown entry is a reason in every partner's
 # decision: a million of them in one record held the worker past its session for every agency.
 _MARKING_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+STATED_HANDLING = "H3"  # the handling code whose restriction markings.handling_text states, as the adapters write it
 MAX_MARKING_ENTRIES = 64
 _MARKING_LISTS = ("releasable_to", "caveats", "originator_consent")
 
@@ -1063,6 +1064,11 @@ def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
     markings = alert["markings"]
     if (problem := _marking_lists_problem(markings, alert.get("lifecycle"))) is not None:
         return problem
+    if markings.get("handling_text") and markings["handling_code"] != STATED_HANDLING:
+        # As the adapters refuse it: the text states an H3 restriction, which under another code no partner
+        # honours (views hold it only with H3), so the alert would go out wider than its originator wrote.
+        return (f"markings.handling_text is stated under handling code {_code_shown(markings['handling_code'])}: "
+                f"only {STATED_HANDLING} carries a restriction in text")
     for name in ("review_at", "expires_at"):
         # Dates the partners' stores act on (a review notice, a deletion): a year-1 review date reached every
         # partner as overdue, and a negative time in its store. Decades ahead is an agency's choice; centuries not.
@@ -1100,6 +1106,11 @@ def _marking_lists_problem(markings: dict[str, Any], life: dict[str, Any] | None
     if partners and (len(partners) > MAX_MARKING_ENTRIES or not all(map(code, partners))):
         return _list_problem("lifecycle.partners", partners)
     return None
+
+
+def _code_shown(code: Any) -> str:
+    """A marking code as a problem may name it: itself when it is a code, else "another code"."""
+    return code if isinstance(code, str) and _MARKING_CODE.fullmatch(code) else "another code"
 
 
 def _list_problem(name: str, values: list[Any]) -> str:

@@ -68,6 +68,18 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+def _text(path: str, value: str) -> Callable[[dict[str, Any]], None]:
+    """``_set``, and a handling text under H3, the one code it may be stated under."""
+    change = _set(path, value)
+    if path != "markings.handling_text":
+        return change
+
+    def stated(alert: dict[str, Any]) -> None:
+        alert["markings"]["handling_code"] = "H3"
+        change(alert)
+    return stated
+
+
 TEXTS = [
     ("SNM", "summary", bounds.SUMMARY),
     ("SNM", "markings.handling_text", bounds.HANDLING_TEXT),
@@ -85,12 +97,28 @@ TEXTS = [
 def test_a_text_field_at_its_bound_is_admitted_and_one_over_is_invalid(agency: str, path: str, limit: int) -> None:
     """A text field at its adapter's limit is delivered; one character more is dead-lettered ``invalid`` with the
     field and the limit named, never the text."""
-    assert _admitted(agency, _set(path, FILLER * limit)).dead_reason is None
-    out = _admitted(agency, _set(path, FILLER * (limit + 1)))
+    assert _admitted(agency, _text(path, FILLER * limit)).dead_reason is None
+    out = _admitted(agency, _text(path, FILLER * (limit + 1)))
     field = path.replace(".0.", "[].")
     assert out.dead_reason == "invalid" and not out.feeds
     assert out.entry["detail"] == f"{field} has {limit + 1:,} characters; at most {limit:,} are accepted"
     assert FILLER not in out.entry["detail"]
+
+
+@pytest.mark.parametrize("code", ["H0", "H1", "H2", "H9"])
+def test_a_handling_text_under_a_code_other_than_h3_is_invalid(code: str) -> None:
+    """A handling text states an H3 restriction: under another code (as the adapters refuse it) the alert is
+    dead-lettered ``invalid``, naming the code and never the text; under H3 it is admitted."""
+    def stated(handling: str) -> Callable[[dict[str, Any]], None]:
+        def change(alert: dict[str, Any]) -> None:
+            alert["markings"].update(handling_code=handling, handling_text="Ana Pérez, informante")
+        return change
+
+    out = _admitted("SNM", stated(code))
+    assert out.dead_reason == "invalid" and not out.feeds
+    assert out.entry["detail"] == (f"markings.handling_text is stated under handling code {code}: only H3 carries a "
+                                   "restriction in text")
+    assert _admitted("SNM", stated("H3")).dead_reason is None
 
 
 def _people(count: int, documents: int = 1, nationalities: int = 1) -> Callable[[dict[str, Any]], None]:
