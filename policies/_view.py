@@ -414,9 +414,23 @@ def _apply(
         view["markings"] = {**markings, "originator_consent": _own(markings["originator_consent"],
                                                                    decision.partner_id)}
     life = view.get("lifecycle")
-    if isinstance(life, dict) and _others(life.get("partners"), decision.partner_id):
+    if isinstance(life, dict) and life.get("action") == _CONSENT and not _names(life.get("partners"),
+                                                                                decision.partner_id):
+        # A consent that does not name this partner gave it nothing: read as a CONSENT (naming no one), the version
+        # would tell it that another partner now receives the alert. It reads as what it is for this partner, a
+        # later version whose content it sees unchanged, or changed where its agreement hides it.
+        view["lifecycle"] = {**life, "action": _UPDATE, "partners": []}
+    elif isinstance(life, dict) and _others(life.get("partners"), decision.partner_id):
         view["lifecycle"] = {**life, "partners": _own(life["partners"], decision.partner_id)}
     return view
+
+
+_CONSENT, _UPDATE = "CONSENT", "UPDATE"  # lifecycle actions (the LifecycleAction enum)
+
+
+def _names(names: Any, partner_id: str) -> bool:
+    """Whether ``names`` (a list of partner ids) names ``partner_id``."""
+    return isinstance(names, list) and partner_id in names
 
 
 def _space(alert: Mapping[str, Any], policy_set: PolicySet) -> str:

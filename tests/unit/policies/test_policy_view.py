@@ -278,6 +278,24 @@ def test_a_partner_reads_its_own_consent_never_whom_else_the_originator_consente
     assert _view(policy_set, other, "COL", now, key)["markings"]["originator_consent"] == []
 
 
+def test_a_consent_that_does_not_name_a_partner_reads_to_it_as_an_update(
+    policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
+) -> None:
+    """A partner that already holds the alert, re-sent a CONSENT version naming another partner, reads it as an
+    UPDATE naming no one: a CONSENT would tell it someone else now receives the alert. The partner it names reads
+    the CONSENT, naming itself."""
+    hit = make_alert("tocumen_hit", {"markings.handling_code": "H2", "markings.originator_consent": ["COL", "USA"],
+                                     "version": 2, "lifecycle": {"action": "CONSENT", "reason": None,
+                                                                 "partners": ["USA"]}})
+    col, usa = _view(policy_set, hit, "COL", now, key), _view(policy_set, hit, "USA", now, key)
+    assert col["lifecycle"] == {"action": "UPDATE", "reason": None, "partners": []}
+    assert col["markings"]["originator_consent"] == ["COL"]
+    assert usa["lifecycle"] == {"action": "CONSENT", "reason": None, "partners": ["USA"]}
+    first = make_alert("tocumen_hit", {"markings.handling_code": "H2", "markings.originator_consent": ["COL"]})
+    assert {**_view(policy_set, first, "COL", now, key), "version": 2, "lifecycle": col["lifecycle"]} == col
+    assert hit["lifecycle"]["action"] == "CONSENT"
+
+
 @pytest.mark.parametrize("code", ["H0", "H1", "H2"])
 def test_a_handling_text_reaches_a_partner_only_with_handling_code_h3(
     policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes, code: str
