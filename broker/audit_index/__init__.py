@@ -52,9 +52,12 @@ One writer at a time holds ``writer_lock``; readers open with ``readonly=True``.
 What a joint-oversight auditor reads (``Scope``): the decisions about its partner, of any outcome, but
 of an alert only what that partner's view kept. A decision that delivered nothing shows the fields
 ``UNDELIVERED_FIELDS`` names (an allow-list: alert id, partner, decision, rules, time...) and nothing
-of the alert (type, agency, sector, markings, publication); one that delivered shows besides
-``DELIVERY_FIELDS`` and each of ``VIEW_COLUMNS`` (type, agency, sector... each keyed to the alert field
-it is copied from) whose field no change of that view covers (``scoped``). Filters outside
+of the alert (type, agency, sector, markings, publication), and of an alert the partner was never sent at any
+version not even its id (``AGENCY:reference``, which names the agency and often a post and date): an alias
+instead, an HMAC of partner and id under a key only the index holds, the same on every row and page of that scope,
+by which the auditor searches and opens the alert's timeline (its id finds nothing, as an absent one's); one that
+delivered shows besides ``DELIVERY_FIELDS`` and each of ``VIEW_COLUMNS`` (type, agency, sector... each keyed to
+the alert field it is copied from) whose field no change of that view covers (``scoped``). Filters outside
 ``ANY_ROW_FILTERS``, search choices and indicators on those descriptions see those values only. Of
 the decision chains, which hold every partner's blocks, it reads each one's state and problem count
 only (``AuditIndex.integrity``: an allow-list of chain fields per scope), never their size,

@@ -34,6 +34,7 @@ from broker.audit.verify import (
 )
 from broker.audit_index._ingest import DELIVERS, PartitionIngest, json_text
 from broker.audit_index._scope import (
+    ALIAS,
     ALL_HIDDEN,
     UNDELIVERED_FIELDS,
     VIEW_COLUMNS,
@@ -62,6 +63,10 @@ MAX_FINDINGS = 500  # finding texts ``integrity`` gives at most (it counts them 
 _ROW_COLUMNS = ("id, topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
                 "alert_type, originator, originator_country, classification, sector, action, reason, supersedes, "
                 "policy_version, feed, ingress, ingress_ms, at, went, extra, hidden")
+# Whether the partner of a decision row was ever sent its alert (a view or a recall notice went, at any version): its
+# scoped auditor then reads the alert's id, else the row's alias (``_scope.scoped``). ``{t}``: the row's table.
+_HELD = ("EXISTS (SELECT 1 FROM decisions k WHERE k.alert_id = {t}.alert_id AND k.partner = {t}.partner "
+         "AND k.went = 1 AND k.decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL'))")
 _ROW_KEYS = ("alert_id", "version", "partner", "decision", "agreement", "alert_type", "originator",
              "originator_country", "classification", "sector", "action", "reason", "supersedes", "policy_version",
              "feed", "ingress", "ingress_ms", "at")
@@ -213,13 +218,22 @@ def _shown(scope: Scope, column: str) -> str:
     return column if scope.national else f"CASE WHEN hidden & {bit(column)} THEN NULL ELSE {column} END"
 
 
+def _columns(scope: Scope, table: str = "decisions") -> str:
+    """The columns of a decision row ``_decision_row`` reads, of ``table`` (a name or an alias): for a scoped
+    auditor, its ``alias`` and whether its partner held the alert besides."""
+    own = ", ".join(f"{table}.{c.strip()}" for c in _ROW_COLUMNS.split(","))
+    return own if scope.national else f"{own}, {table}.alias, {_HELD.format(t=table)}"
+
+
 def _decision_row(r: tuple[Any, ...]) -> dict[str, Any]:
     """A decision as ``flatten`` gave it, with its index ``id``, ``record`` (topic:partition:offset),
     ``delivered`` (its view went to the partner) and ``hidden`` (the ``VIEW_COLUMNS`` its view's changes
-    cover, as indexed). Those are set last: the audit record's own fields (``extra``) cannot stand in
-    for them, since ``scoped`` trusts ``delivered`` and ``hidden``."""
+    cover, as indexed), and when read for a scoped auditor (``_columns``) its ``alias`` and ``held``. Those are set
+    last: the audit record's own fields (``extra``) cannot stand in for them, since ``scoped`` trusts them."""
     own = {"kind": "DECISION", "id": r[0], "record": f"{r[1]}:{r[2]}:{r[3]}", "block": r[4],
            "delivered": r[23] == 1 and r[8] in DELIVERS, "hidden": mask_columns(int(r[25]))}
+    if len(r) > 26:
+        own.update(alias=r[26], held=r[27] == 1)
     row: dict[str, Any] = dict(own)
     row.update(zip(_ROW_KEYS, r[5:23], strict=True))
     row.update(json.loads(r[24]))
@@ -608,14 +622,22 @@ class AuditIndex:
                 clauses.append(f"{keep_off if column in ('partner', 'decision') else others}{column} = ?")
                 args.append(value)
         if q.alert:
+            # A scoped auditor names an alert its partner was never sent by its alias: its id finds nothing, as an
+            # alert that does not exist (``_resolve``), and a prefix matches such an alert's alias, never its id.
             if q.alert.endswith("*"):
                 prefix = q.alert[:-1]
-                if prefix:
+                if prefix and scope.national:
                     clauses.append("alert_id >= ? AND alert_id < ?")
                     args += [prefix, prefix + "\U0010ffff"]
+                elif prefix:
+                    held = _HELD.format(t="decisions")  # a prefix of what the auditor reads of each row
+                    clauses.append(f"CASE WHEN {held} THEN alert_id >= ? AND alert_id < ? "
+                                   "ELSE alias >= ? AND alias < ? END")
+                    args += [prefix, prefix + "\U0010ffff"] * 2
             else:
-                clauses.append("alert_id = ?")
-                args.append(q.alert)
+                resolved = self._resolve(scope, q.alert)
+                clauses.append("alert_id = ?" if resolved is not None else "0 = 1")
+                args += [resolved[0]] if resolved is not None else []
         if q.rule:
             if scope.partner is not None:  # (the same: only its partner's rule rows)
                 clauses.append("id IN (SELECT decision_id FROM decision_rules WHERE partner = ? AND rule = ?)")
@@ -631,6 +653,25 @@ class AuditIndex:
             args.append(_ms(q.until))
         return " AND ".join(clauses), args
 
+    def _resolve(self, scope: Scope, given: str) -> tuple[str, bool] | None:
+        """The alert ``given`` names in ``scope``, and whether that scope's partner held it (was sent a view or a recall
+        notice of it, at some version): a national auditor's is ``given``, held. A scoped auditor names an alert by
+        its id only once its partner held it, and otherwise by its alias in that scope (``_scope.alias``); None for
+        an id its partner never held, whether or not any such alert exists: the id of an alert withheld from the
+        partner is for national auditors only, and finding it would say that it exists."""
+        if scope.partner is None:
+            return given, True
+        if ALIAS.fullmatch(given):
+            found = self._one("SELECT alert_id FROM decisions WHERE alias = ? AND partner = ? LIMIT 1",
+                              [given, scope.partner])
+            if found is not None:
+                return str(found), self._held(scope.partner, str(found))
+        return (given, True) if self._held(scope.partner, given) else None
+
+    def _held(self, partner: str, alert_id: str) -> bool:
+        return self._one("SELECT 1 FROM decisions WHERE alert_id = ? AND partner = ? AND went = 1 AND decision IN "
+                         "('DELIVER', 'DELIVER_REDACTED', 'RECALL') LIMIT 1", [alert_id, partner]) is not None
+
     # ---- reading --------------------------------------------------------------------------------
     def search(self, scope: Scope, q: Query, page: int = 1, per_page: int = 50) -> Page:
         """Decision rows matching ``q`` within ``scope``, newest first, one page of them."""
@@ -638,7 +679,7 @@ class AuditIndex:
         where, args = self._where(scope, q)
         total = int(self._one(f"SELECT COUNT(*) FROM (SELECT 1 FROM decisions WHERE {where} LIMIT ?)",
                               [*args, COUNT_LIMIT + 1]) or 0)
-        rows = self._all(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE {where} ORDER BY at_ms DESC, id DESC "
+        rows = self._all(f"SELECT {_columns(scope)} FROM decisions WHERE {where} ORDER BY at_ms DESC, id DESC "
                          "LIMIT ? OFFSET ?", [*args, per_page, (page - 1) * per_page])
         return Page([scoped(scope, _decision_row(r)) for r in rows], min(total, COUNT_LIMIT), page, per_page,
                     capped=total > COUNT_LIMIT)
@@ -678,7 +719,7 @@ class AuditIndex:
         """Every decision row matching ``q`` within ``scope``, newest first, streamed (for CSV)."""
         where, args = self._where(scope, q)
         try:
-            cursor = self._conn.execute(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE {where} "
+            cursor = self._conn.execute(f"SELECT {_columns(scope)} FROM decisions WHERE {where} "
                                         "ORDER BY at_ms DESC, id DESC", args)
             while batch := cursor.fetchmany(1000):
                 for r in batch:
@@ -740,13 +781,19 @@ class AuditIndex:
         ``COUNT_LIMIT``), dead-lettered (national
         scope only; its detail led by where the record came from, and its id marked the record's unproven key when
         its origin was not proven: ``dead_letter_source``). None when the scope sees nothing of it: a scoped auditor
-        cannot tell an alert about another partner from one that does not exist."""
+        cannot tell an alert about another partner from one that does not exist, nor one its partner was never sent
+        from one that does not exist: it is found by its alias in that scope, not its id (``_resolve``), and shows
+        that partner's decisions alone, no receipt."""
+        resolved = self._resolve(scope, alert_id)
+        if resolved is None:
+            return None
+        alert_id, held = resolved
         # +partner: the alert's own index, not the partner's whole history (see _where).
         who, args = ((" AND +partner = ?", [alert_id, scope.partner]) if scope.partner is not None
                      else ("", [alert_id]))
         decisions = [scoped(scope, _decision_row(r)) for r in self._all(
-            f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ?{who} ORDER BY at_ms, id", args)]
-        receipts, unshown = self._timeline_receipts(scope, alert_id)
+            f"SELECT {_columns(scope)} FROM decisions WHERE alert_id = ?{who} ORDER BY at_ms, id", args)]
+        receipts, unshown = self._timeline_receipts(scope, alert_id) if held else ([], {})
         dead = [] if not scope.national else self._all(
             "SELECT reason, detail, source, ingress, ingress_ms, at, at_ms FROM dead_letters WHERE alert_id = ? "
             "ORDER BY id",
@@ -849,11 +896,16 @@ class AuditIndex:
         A change to a field above ``field`` (``location`` dropped) counts for it too. A decision that sent
         no view says what it was instead: "withheld" (WITHHOLD, with the first rule that withheld it),
         "recall notice sent" or "recall notice not sent" (RECALL: a notice holds none of the alert's
-        fields), "unknown decision" (any other). Empty outside the scope."""
+        fields), "unknown decision" (any other). Empty outside the scope (an alert the scoped partner was never sent
+        is named by its alias, ``_resolve``)."""
         if scope.partner is not None and partner != scope.partner:
             return []
+        resolved = self._resolve(scope, alert_id)
+        if resolved is None:
+            return []
+        alert_id = resolved[0]
         out = []
-        for r in self._all(f"SELECT {_ROW_COLUMNS} FROM decisions WHERE alert_id = ? AND +partner = ? "
+        for r in self._all(f"SELECT {_columns(scope)} FROM decisions WHERE alert_id = ? AND +partner = ? "
                            "ORDER BY version, at_ms, id", [alert_id, partner]):
             d = scoped(scope, _decision_row(r))
             outcome, rule, named = "kept", d["rules"][0] if d["rules"] else None, True
@@ -982,7 +1034,7 @@ class AuditIndex:
         of them after the first ``offset``."""
         where, args = self._unreceipted_where(scope, older_than, now)
         rows = self._all(
-            f"SELECT {', '.join('d.' + c.strip() for c in _ROW_COLUMNS.split(','))} FROM decisions d "
+            f"SELECT {_columns(scope, 'd')} FROM decisions d "
             f"WHERE {where} ORDER BY d.at_ms, d.id LIMIT ? OFFSET ?", [*args, max(0, limit), max(0, offset)])
         out = []
         for r in rows:

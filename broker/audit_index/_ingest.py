@@ -46,8 +46,8 @@ from broker.audit.verify import (
     VerifyFn,
 )
 from broker.audit_index._places import SqlReceiptBook
-from broker.audit_index._scope import view_mask
-from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, instant_ms, translated
+from broker.audit_index._scope import alias, view_mask
+from broker.audit_index._store import UNKNOWN_CHAIN, alias_key, at_ms, chain_key, chain_name, instant_ms, translated
 from puente.errors import StoreError
 from puente.wire import Unreadable
 
@@ -57,7 +57,7 @@ _DECISION_INT = ("block", "supersedes", "ingress_ms")
 _DECISION_COLUMNS = ("topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
                      "alert_type, originator, originator_country, classification, sector, action, reason, "
                      "supersedes, policy_version, feed, ingress, ingress_ms, at, at_ms, went, first_rule, "
-                     "sent_version, hidden, extra")
+                     "sent_version, hidden, extra, alias")
 DELIVERS = ("DELIVER", "DELIVER_REDACTED")  # a view went out (a RECALL is a notice, not a view)
 # The feed records sent, as ``SqlReceiptBook`` asks for them: views delivered and recall notices sent.
 _SENT_SQL = ("SELECT id AS k, feed, sent_version AS version, at_ms FROM decisions WHERE alert_id = ? AND partner = ? "
@@ -171,6 +171,7 @@ class PartitionIngest:
         self.found = 0  # problems found by this ingest
         self._at: tuple[str | None, int | None] = (None, None)
         self._next_id: int | None = None  # the next decision id (the one writer numbers them itself)
+        self._alias_key: bytes | None = None  # the index's aliases' key, read at the first decision
         self._book = SqlReceiptBook(conn, _SENT_SQL)
         # The receipts no checkpoint has vouched for yet, bounded by the rule ``audit verify`` applies
         # (``Unvouched``): each held as its chain key, restored from ``pending_receipts`` as it stood.
@@ -405,9 +406,15 @@ class PartitionIngest:
                 self._denial(offset, row)
         if decisions:  # one statement per record: a block's rows go in together
             self._conn.executemany(f"INSERT INTO decisions (id, {_DECISION_COLUMNS}) VALUES "
-                                   f"({', '.join('?' * 29)})", decisions)
+                                   f"({', '.join('?' * 30)})", decisions)
             self._conn.executemany("INSERT INTO decision_rules (decision_id, rule, partner) VALUES (?, ?, ?)", rules)
         return []
+
+    def _key(self) -> bytes:
+        # Read once per ingest: every row's alias in its partner's scope (``_scope.alias``).
+        if self._alias_key is None:
+            self._alias_key = alias_key(self._conn)
+        return self._alias_key
 
     def _time(self, value: Any) -> int | None:
         # A block's rows share one time: parse it once.
@@ -437,7 +444,8 @@ class PartitionIngest:
              cols["partner"], cols["decision"], cols["agreement"], cols["alert_type"], cols["originator"],
              cols["originator_country"], cols["classification"], cols["sector"], cols["action"], cols["reason"],
              cols["supersedes"], cols["policy_version"], cols["feed"], cols["ingress"], cols["ingress_ms"],
-             cols["at"], when, went, rules[0] if rules else None, sent, view_mask(row), json_text(extra)))
+             cols["at"], when, went, rules[0] if rules else None, sent, view_mask(row), json_text(extra),
+             alias(self._key(), cols["partner"] or "", cols["alert_id"] or "")))
         rules_out += [(ident, r, cols["partner"]) for r in dict.fromkeys(rules)]
         self.rows += 1
 

@@ -10,13 +10,20 @@ only what that partner's view kept. Every field of a decision row falls under on
 - ``VIEW_COLUMNS``: the alert's descriptions, each keyed to the field of the alert it was copied
   from, shown only in a row whose view went to the partner and kept that field.
 
-Anything else (a field the audit adds later, a province, the markings) is blanked. The index keeps,
+Anything else (a field the audit adds later, a province, the markings) is blanked. An alert the partner never
+held (no feed record or recall notice of it went to the partner, at any version) is named by its alias, never
+its id (``alias``): an id is ``AGENCY:reference``, and references carry content (a post, a date, a sequence).
+The index keeps,
 per row, which view columns its changes cover (``view_mask``, the ``hidden`` column), so that the
 searches, choices and indicators it answers in SQL blank and match them exactly as ``scoped`` does.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -56,7 +63,8 @@ UNDELIVERED_FIELDS = frozenset({
     # partition's, of one agency, so its place names the agency of an alert withheld from the partner, and the
     # gaps between places count the decisions about other alerts and partners.
     "kind", "delivered",
-    "alert_id", "version", "partner", "decision", "at", "sent", "feed",  # which decision, about whom, when
+    # which decision, about whom, when; the alert's id only where the partner held the alert (``scoped``)
+    "alert_id", "version", "partner", "decision", "at", "sent", "feed",
     "agreement", "policy_version", "rules", "reasons",  # under what (reasons emptied)
 })
 """What a partner's auditor may read of a decision about its partner that delivered nothing (WITHHOLD,
@@ -89,6 +97,21 @@ reads one only where the view went to its partner and no change of that view cov
 dropped, masked, pseudonymised or generalised field is not what the column holds. An allow-list: a
 descriptive column added to the audit is blanked until it is named here, with its field. The order
 numbers the bits of the index's ``hidden`` column: append, and bump the index's layout."""
+
+ALIAS_PREFIX = "withheld-"
+"""What every alias starts with: lower case, which no agency code is (``AGENCY:reference``)."""
+ALIAS = re.compile(r"withheld-[a-z2-7]{24}", re.ASCII)
+ALIAS_KEY = "alias_key"  # the index's ``meta`` key holding the aliases' HMAC key (hex)
+
+
+def alias(key: bytes, partner: str, alert_id: str) -> str:
+    """The name a joint-oversight auditor of ``partner`` reads for alert ``alert_id`` while the partner never held it:
+    an HMAC of both under the index's own key (``ALIAS_KEY``), so the same alert has the same alias on every row,
+    version and page of that scope, another in another scope (two partners' auditors cannot match what each was
+    withheld), and no one without the index file can tell which id it stands for."""
+    mac = hmac.new(key, json.dumps([partner, alert_id]).encode(), hashlib.sha256).digest()
+    return ALIAS_PREFIX + base64.b32encode(mac[:15]).decode().lower()
+
 
 _BIT = {name: 1 << i for i, name in enumerate(VIEW_COLUMNS)}
 ALL_HIDDEN = sum(_BIT.values())
@@ -149,14 +172,19 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
 
     A decision row keeps only what its allow-lists name (module docstring), every other field blanked:
     ``UNDELIVERED_FIELDS`` when it did not deliver to its partner (``delivered`` not True: fails closed),
-    so the partner's auditor sees the decision, not the alert it was never sent; when it did,
+    so the partner's auditor sees the decision, not the alert it was never sent (nor its id: unless the index
+    marked the row ``held``, the partner having been sent the alert at some version, ``alert_id`` is the row's
+    ``alias``, None without one); when it did,
     ``DELIVERY_FIELDS`` and the ``VIEW_COLUMNS`` whose field the view kept (``hidden``, as the index
     set it from the row's changes, else ``covered_columns``). Timeline events are made from rows scoped
     so, so an alert not delivered gets no publication event (its ingress time is blanked)."""
     if scope.national:
         return row
     out = dict(row)
+    held, named = out.pop("held", None), out.pop("alias", None)
     if out.get("kind") == "DECISION":
+        if held is not True and out.get("delivered") is not True:
+            out["alert_id"] = named if isinstance(named, str) and ALIAS.fullmatch(named) else None
         if out.get("delivered") is not True:
             # ``redacted`` too: a view's changed field paths say what the alert held (a passport: a person).
             out = _kept(out, UNDELIVERED_FIELDS)

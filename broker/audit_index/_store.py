@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import re
+import secrets
 import sqlite3
 import stat
 import time
@@ -15,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from broker.audit_index._places import PLACES_LAYOUT
+from broker.audit_index._scope import ALIAS_KEY
 from broker.keystore import private_folder
 from broker.private_files import PrivateFile
 from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 16  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
+SCHEMA_VERSION = 17  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
 # 9: receipts matched to no indexed delivery held in ``unmatched_receipts`` and matched again, never rows unchecked;
 # 10: chain states bounded per partition, ``verify.MAX_CHAINS``, none kept for a chain its topic cannot hold;
 # 11: the broker's chain states date its blocks by Kafka's append time, not the time they state;
@@ -34,7 +36,8 @@ SCHEMA_VERSION = 16  # PRAGMA user_version of the layout below (8: unvouched rec
 # 15: ``receipts_waiting`` holds at most ``verify.WAITING_PLACES`` places, as `audit verify` does, with how many
 # records gave up a chain's: an older one may hold a million;
 # 16: ``receipts_by_delivery_time`` lists a timeline's first receipt of each delivery however many follow it; an
-# index of 15 may also keep a partner's own ``fields_not_kept`` as the index's count, ``_ingest.receipt_row``)
+# index of 15 may also keep a partner's own ``fields_not_kept`` as the index's count, ``_ingest.receipt_row``;
+# 17: each decision keeps its ``alias`` in its partner's scope, under the index's own key, meta ``alias_key``)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -54,7 +57,9 @@ def chain_name(key: str) -> str | None:
 # feed record (or recall notice) was sent; ``sent_version``: the version that record carries, which its
 # receipts name (``broker.audit.receipts.sent_version``); ``receipt_at_ms``: the partner's first vouched
 # RECEIVED/DUPLICATE receipt bound to it (by its ``at_ms``), for the latency indicators; ``hidden``: the view
-# columns a scoped auditor reads blank in the row (``_scope.view_mask``). A receipt's ``at`` is the time it
+# columns a scoped auditor reads blank in the row (``_scope.view_mask``); ``alias``: what a scoped auditor reads for
+# the alert id while its partner never held the alert (``_scope.alias``, keyed by meta ``alias_key``, made with the
+# file and kept across a rebuild, ``rebuilding``). A receipt's ``at`` is the time it
 # states (the partner's clock), ``appended_at`` when Kafka had appended it and the checkpoint that vouched for it
 # (``broker.audit.receipts.appended_at``; NULL from a topic with CreateTime), and ``at_ms`` when it acknowledges,
 # the later of the two (``broker.audit.receipts.acknowledged``): a partner chooses its ``at``, never Kafka's
@@ -108,10 +113,12 @@ CREATE TABLE IF NOT EXISTS decisions (
     alert_type TEXT, originator TEXT, originator_country TEXT, classification TEXT, sector TEXT,
     action TEXT, reason TEXT, supersedes INTEGER, policy_version TEXT, feed TEXT,
     ingress TEXT, ingress_ms INTEGER, at TEXT, at_ms INTEGER, went INTEGER NOT NULL,
-    first_rule TEXT, receipt_at_ms INTEGER, sent_version INTEGER, hidden INTEGER NOT NULL, extra TEXT NOT NULL);
+    first_rule TEXT, receipt_at_ms INTEGER, sent_version INTEGER, hidden INTEGER NOT NULL, extra TEXT NOT NULL,
+    alias TEXT);
 CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_partner ON decisions (partner, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_alert ON decisions (alert_id, partner, version);
+CREATE INDEX IF NOT EXISTS decisions_by_alias ON decisions (alias);
 CREATE INDEX IF NOT EXISTS decisions_by_agency ON decisions (originator, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_agreement ON decisions (agreement, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_decision ON decisions (decision, at_ms);
@@ -292,6 +299,8 @@ def connect(path: Path, readonly: bool, busy_timeout_s: float) -> sqlite3.Connec
         # One transaction: a reader never sees the indexes an older layout had dropped before their successors
         # are built, nor does a writer killed meanwhile leave it so.
         conn.executescript("BEGIN IMMEDIATE;\n" + _LAYOUT + ";\n".join(PLACES_LAYOUT) + ";\nCOMMIT;")
+        # The aliases' key, made once with the file (before its version: no reader opens a file without it).
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (ALIAS_KEY, secrets.token_hex(32)))
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except sqlite3.Error as exc:
         conn.close()
@@ -323,6 +332,7 @@ def rebuilding(path: Path) -> Iterator[Path]:
     temp = path.with_name(f".{path.name}.rebuild-{os.getpid()}")
     remove_index(temp)
     try:
+        _keep_alias_key(path, temp)
         yield temp
         _settle(temp)
         # The old index's WAL and shared memory go first, for good (on disk) before the move: SQLite ties a WAL
@@ -336,6 +346,37 @@ def rebuilding(path: Path) -> Iterator[Path]:
         remove_index(temp)
         raise
     _unlink_wal(path)  # one a reader made meanwhile holds no frames, but the new file is single until its writer
+
+
+def alias_key(conn: sqlite3.Connection) -> bytes:
+    """The aliases' key the index at ``conn`` holds (``_scope.alias``)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (ALIAS_KEY,)).fetchone()
+    if row is None or not isinstance(row[0], str) or len(row[0]) != 64:
+        raise sqlite3.DatabaseError("the index holds no alias key: rebuild it")
+    return bytes.fromhex(row[0])
+
+
+def _keep_alias_key(path: Path, temp: Path) -> None:
+    """Make the index at ``temp`` with the aliases' key of the index at ``path``, when it holds one: an alias a
+    joint-oversight auditor noted stays the same alert's after a rebuild. The key is the index's own, never derived
+    from anything another file holds; delete the index to make a new one."""
+    if not os.path.lexists(path):
+        return
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        try:
+            key = alias_key(conn).hex()
+        finally:
+            conn.close()
+    except (sqlite3.Error, ValueError):
+        return  # an older layout's (or unreadable): the new index makes its own
+    conn = connect(temp, readonly=False, busy_timeout_s=30.0)
+    try:
+        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (key, ALIAS_KEY))
+    except sqlite3.Error as exc:
+        raise translated(exc, temp, "keeping the aliases' key") from None
+    finally:
+        conn.close()
 
 
 def _unlink_wal(path: Path) -> None:

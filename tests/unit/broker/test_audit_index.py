@@ -119,7 +119,8 @@ def test_a_partner_scope_never_reads_another_partners_rows(index: AuditIndex) ->
     assert index.search(USA, Query(alert="COL:*")).total == 0
     assert {r["partner"] for r in index.export(USA, Query())} == {"USA"}
     assert index.timeline(USA, "COL:only") is None
-    assert {e["partner"] for e in index.timeline(USA, "SNM:1") or [] if e["partner"]} == {"USA"}
+    withheld = next(r["alert_id"] for r in index.search(USA, Query()).rows if r["decision"] == "WITHHOLD")
+    assert {e["partner"] for e in index.timeline(USA, withheld) or [] if e["partner"]} == {"USA"}
     assert index.why(USA, "SNM:1", "COL", "subject.name") == []
     facets = index.facets(USA)
     assert facets["partners"] == ["USA"] and "col.cover" not in facets["rules"]
@@ -169,12 +170,23 @@ def _dump(index: AuditIndex) -> dict[str, list[Any]]:
     return out
 
 
+def _same_alias_key(source: AuditIndex, target: AuditIndex) -> None:
+    """Give ``target`` the aliases' key of ``source`` (as a rebuild keeps it): each index file makes its own."""
+    read, conn = sqlite3.connect(source.path), sqlite3.connect(target.path)
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'alias_key'",
+                     read.execute("SELECT value FROM meta WHERE key = 'alias_key'").fetchone())
+    read.close()
+    conn.close()
+
+
 def test_catching_up_gives_what_a_rebuild_gives(tmp_path: Path) -> None:
     """Indexing in several runs, one stopping between receipts and their checkpoint, equals one run over all."""
     topics = _topics()
     whole = AuditIndex(tmp_path / "a" / "whole.sqlite")
     _ingest(whole, topics)
     parts = AuditIndex(tmp_path / "b" / "parts.sqlite")
+    _same_alias_key(whole, parts)
     _ingest(parts, topics, upto={DECISIONS: 1, COL_RCPT: 1, USA_RCPT: 0})
     assert parts.summary(Scope())["receipts"] == 0  # COL's receipt waits for its checkpoint
     _ingest(parts, topics, upto={DECISIONS: 2})
@@ -462,7 +474,8 @@ def test_a_partner_scope_reads_nothing_descriptive_of_an_alert_it_was_not_sent(t
     reads the whole row."""
     index = _withheld_index(tmp_path)
     rows = [*index.search(USA, Query()).rows, *index.export(USA, Query())]
-    hidden = [r for r in rows if r["alert_id"].startswith("W:")]
+    hidden = [r for r in rows if r["alert_id"] != "SNM:1"]
+    assert all(r["alert_id"].startswith("withheld-") for r in hidden)  # never sent to USA: no id (``alias``)
     assert len(hidden) == 4 and {r["decision"] for r in hidden} == {"WITHHOLD", "DELIVER"}
     for row in hidden:
         assert not any(h in repr(v) for v in row.values() for h in _HIDDEN)
@@ -472,14 +485,16 @@ def test_a_partner_scope_reads_nothing_descriptive_of_an_alert_it_was_not_sent(t
     assert all({k for k, v in row.items() if v not in (None, [], False)} <= UNDELIVERED_FIELDS for row in hidden)
     sent = next(r for r in rows if r["alert_id"] == "SNM:1")
     assert (sent["alert_type"], sent["originator"], sent["sector"]) == ("SMUGGLING", "SENAFRONT", "DARIEN")
-    for alert in ("W:1", "W:2"):
+    named = {r["decision"]: r["alert_id"] for r in hidden}  # W:1 withheld, W:2 decided: each by its alias
+    w1, w2 = named["WITHHOLD"], named["DELIVER"]
+    for alert in (w1, w2):
         events = index.timeline(USA, alert) or []
         assert [e["kind"] for e in events] in (["WITHHELD"], ["DECIDED"]), events
         assert not any(h in repr(events) for h in _HIDDEN)
-    assert index.why(USA, "W:1", "USA", "subject.name")[0]["outcome"] == "withheld"
+    assert index.why(USA, w1, "USA", "subject.name")[0]["outcome"] == "withheld"
     # A view never sent: its changed paths would say what the alert held (a passport: a person).
     assert not any("passport" in repr(r) for r in hidden)
-    never_sent = index.why(USA, "W:2", "USA", "subject.passport")
+    never_sent = index.why(USA, w2, "USA", "subject.passport")
     assert [(w["outcome"], w["rule"]) for w in never_sent] == [("not sent", "usa.cover")]
     assert index.why(Scope(), "W:2", "USA", "subject.passport")[0]["outcome"] == "dropped"
     assert [e["kind"] for e in index.timeline(USA, "SNM:1") or []] == ["PUBLISHED", "DELIVERED"]
@@ -521,7 +536,8 @@ def test_the_scoped_row_is_an_allow_list_and_fails_closed() -> None:
         out = scoped(USA, given)
         assert out["future_marking"] is None and out["alert_type"] is None and out["reasons"] == []
         assert out["redacted"] == []  # the view's changed paths say what the alert held (a passport: a person)
-        assert (out["alert_id"], out["partner"], out["decision"], out["rules"]) == ("X:1", "USA", "DELIVER", ["r"])
+        assert (out["alert_id"], out["partner"], out["decision"], out["rules"]) == (None, "USA", "DELIVER", ["r"])
+        assert scoped(USA, {**given, "held": True})["alert_id"] == "X:1"  # the index says USA was sent it
     shown = scoped(USA, {**row, "delivered": True})
     assert shown["alert_type"] == "ARMS" and shown["reasons"] == [] and shown["redacted"] == changed
     # Delivered, a field no allow-list names is blanked too: it is nothing the partner's view is known to keep.

@@ -162,13 +162,15 @@ def test_a_partner_auditor_reads_nothing_of_an_alert_withheld_from_it(real_index
                           follow_redirects=False)
     _sign_in(client, "sam")
     search = client.get("/search").text
-    assert "W:1" in search and "WITHHOLD" in search and "partner.clearance" in search
+    assert "WITHHOLD" in search and "partner.clearance" in search
     assert "SENAFRONT" in search  # what USA was sent is described
-    timeline = client.get("/alerts/W:1").text
-    assert "Withheld" in timeline and "Published" not in timeline
     exported = client.get("/search.csv").text
-    withheld = [r for r in csv.DictReader(io.StringIO(exported)) if r["alert_id"] == "W:1"]
-    assert len(withheld) == 1 and withheld[0]["decision"] == "WITHHOLD" and withheld[0]["alert_type"] == ""
+    withheld = [r for r in csv.DictReader(io.StringIO(exported)) if r["decision"] == "WITHHOLD"]
+    assert len(withheld) == 1 and withheld[0]["alert_type"] == ""
+    alias = withheld[0]["alert_id"]  # W:1 was never sent to USA: its id is not USA's to read
+    assert alias.startswith("withheld-") and alias in search
+    timeline = client.get(f"/alerts/{alias}").text
+    assert "Withheld" in timeline and "Published" not in timeline
     for page in (search, timeline, exported, client.get("/search?decision=WITHHOLD").text,
                  client.get("/indicators").text, client.get("/indicators.csv?table=shared").text):
         assert not any(h in page for h in _HIDDEN), [h for h in _HIDDEN if h in page]
@@ -179,7 +181,7 @@ def test_a_partner_auditor_reads_nothing_of_an_alert_withheld_from_it(real_index
     # agency's alerts: a partner's auditor reads neither, only the agency's topic of what it was sent.
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert {(r["alert_id"], r["ingress"], r["block"]) for r in rows} == {("SNM:1", "t.ingress.SENAFRONT", ""),
-                                                                        ("W:1", "", "")}
+                                                                        (alias, "", "")}
     client.cookies.clear()
     _sign_in(client, "ana")
     national = client.get("/search", params={"alert": "W:1", "partner": "USA"}).text
@@ -302,3 +304,28 @@ def test_the_summary_says_whole_to_the_end_only_when_every_end_was_checked(
     _sign_in(client, "ana")
     page = client.get("/").text
     assert shown in page and absent not in page
+
+
+def test_a_partner_auditor_names_an_alert_never_sent_to_it_by_its_alias(real_index: Path, accounts: ConsoleAccounts,
+                                                                        sink: Sink) -> None:
+    """Over a real index, no page or export USA's auditor reaches names W:1 (withheld from USA): its rows, links,
+    timeline and "why" name an alias; W:1's timeline is "not found" as an alert that does not exist, and a search
+    by W:1 finds nothing while one by the alias finds the decision; the national auditor reads W:1."""
+    client = local_client(create_app(ConsoleConfig(lambda: AuditIndex(real_index, readonly=True), accounts, sink)),
+                          follow_redirects=False)
+    _sign_in(client, "sam")
+    alias = next(r["alert_id"] for r in csv.DictReader(io.StringIO(client.get("/search.csv").text))
+                 if r["decision"] == "WITHHOLD")
+    pages = [client.get(p).text for p in (
+        "/search", "/search.csv", "/search?decision=WITHHOLD", f"/alerts/{alias}", f"/alerts/{alias}?partner=USA",
+        f"/why?alert={alias}&partner=USA&field=subject", "/receipts?hours=1", "/indicators", "/", "/integrity")]
+    assert not any("W:1" in page or "W%3A1" in page for page in pages)
+    assert f'href="/alerts/{alias}"' in pages[0] and "Withheld" in pages[3] and "withheld" in pages[5]
+    absent, named = client.get("/alerts/NOPE:1"), client.get("/alerts/W:1")
+    assert named.status_code == absent.status_code == 404 and named.text == absent.text.replace("NOPE:1", "W:1")
+    assert client.get("/why", params={"alert": "W:1", "partner": "USA", "field": "subject"}).status_code == 404
+    assert 'id="total">0<' in client.get("/search", params={"alert": "W:1"}).text
+    assert 'id="total">1<' in client.get("/search", params={"alert": alias}).text
+    client.cookies.clear()
+    _sign_in(client, "ana")
+    assert "W:1" in client.get("/search").text and client.get(f"/alerts/{alias}").status_code == 404
