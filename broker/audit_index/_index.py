@@ -65,8 +65,10 @@ _ROW_COLUMNS = ("id, topic, partition, \"offset\", block, alert_id, version, par
                 "policy_version, feed, ingress, ingress_ms, at, went, extra, hidden")
 # Whether the partner of a decision row was ever sent its alert (a view or a recall notice went, at any version): its
 # scoped auditor then reads the alert's id, else the row's alias (``_scope.scoped``). ``{t}``: the row's table.
-_HELD = ("EXISTS (SELECT 1 FROM decisions k WHERE k.alert_id = {t}.alert_id AND k.partner = {t}.partner "
-         "AND k.went = 1 AND k.decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL'))")
+# By ``decisions_by_alert``, named: without statistics SQLite took the partner's decisions index and scanned every
+# delivery of the partner for each row (a page of a 200,000-decision index: 1.7 s; a scoped export: about 40 min).
+_HELD = ("EXISTS (SELECT 1 FROM decisions k INDEXED BY decisions_by_alert WHERE k.alert_id = {t}.alert_id "
+         "AND k.partner = {t}.partner AND k.went = 1 AND k.decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL'))")
 _ROW_KEYS = ("alert_id", "version", "partner", "decision", "agreement", "alert_type", "originator",
              "originator_country", "classification", "sector", "action", "reason", "supersedes", "policy_version",
              "feed", "ingress", "ingress_ms", "at")
@@ -669,8 +671,9 @@ class AuditIndex:
         return (given, True) if self._held(scope.partner, given) else None
 
     def _held(self, partner: str, alert_id: str) -> bool:
-        return self._one("SELECT 1 FROM decisions WHERE alert_id = ? AND partner = ? AND went = 1 AND decision IN "
-                         "('DELIVER', 'DELIVER_REDACTED', 'RECALL') LIMIT 1", [alert_id, partner]) is not None
+        return self._one("SELECT 1 FROM decisions INDEXED BY decisions_by_alert WHERE alert_id = ? AND partner = ? "
+                         "AND went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL') LIMIT 1",
+                         [alert_id, partner]) is not None
 
     # ---- reading --------------------------------------------------------------------------------
     def search(self, scope: Scope, q: Query, page: int = 1, per_page: int = 50) -> Page:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from broker.audit import ChainWriter
 from broker.audit_index import AuditIndex, Query, Scope, rebuilding
+from broker.audit_index._index import _HELD
 
 from .test_audit_index import DECISIONS, T0, _alert, _decision, _ingest, _signer
 
@@ -92,3 +93,16 @@ def test_a_rebuild_keeps_the_aliases(tmp_path: Path) -> None:
         pass
     with AuditIndex(path, readonly=True) as index:
         assert _aliases(index, USA) == before
+
+
+def test_whether_a_scoped_partner_held_an_alert_is_looked_up_by_alert(tmp_path: Path) -> None:
+    """The "held" lookup of each row a scoped auditor reads goes by ``decisions_by_alert``: without statistics
+    SQLite took the partner's decisions index, scanning every delivery of the partner for each row (a page of a
+    200,000-decision index took 1.7 s, a scoped export about 40 minutes)."""
+    index = _index(tmp_path / "a" / "index.sqlite")
+    plan = [str(row[3]) for row in index._conn.execute(
+        "EXPLAIN QUERY PLAN SELECT " + _HELD.format(t="d") + " FROM decisions d WHERE d.partner = 'USA'")]  # noqa: S608
+    held = [step for step in plan if step.startswith("SEARCH k ")]
+    assert held and all("USING INDEX decisions_by_alert " in step for step in held), plan
+    assert {r["alert_id"] for r in index.search(USA, Query(alert=LATER)).rows} == {LATER}
+
