@@ -183,6 +183,11 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     held, named = out.pop("held", None), out.pop("alias", None)
     if out.get("kind") == "DECISION":
+        if out.get("action") == "CONSENT" and not (isinstance(out.get("consent"), list)
+                                                   and out.get("partner") in out["consent"]):
+            # As the partner's feed read it (``policies.build_view``): that the originator consented to release
+            # the alert to another partner is nothing its auditor may learn, as its partner did not.
+            out["action"] = "UPDATE"
         if held is not True and out.get("delivered") is not True:
             out["alert_id"] = named if isinstance(named, str) and ALIAS.fullmatch(named) else None
         if out.get("delivered") is not True:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from broker.audit import ChainWriter
 from broker.audit_index import AuditIndex, Query, Scope, rebuilding
 from broker.audit_index._index import _HELD
+from broker.audit_index._scope import scoped
 
 from .test_audit_index import DECISIONS, T0, _alert, _decision, _ingest, _signer
 
@@ -106,3 +110,15 @@ def test_whether_a_scoped_partner_held_an_alert_is_looked_up_by_alert(tmp_path: 
     assert held and all("USING INDEX decisions_by_alert " in step for step in held), plan
     assert {r["alert_id"] for r in index.search(USA, Query(alert=LATER)).rows} == {LATER}
 
+
+@pytest.mark.parametrize(("partner", "consent", "read"), [
+    ("COL", ["USA"], "UPDATE"), ("USA", ["USA"], "CONSENT"), ("COL", None, "UPDATE"), ("COL", "USA", "UPDATE"),
+])
+def test_a_consent_to_another_partner_reads_to_a_scoped_auditor_as_an_update(partner: str, consent: Any,
+                                                                             read: str) -> None:
+    """A partner the consent does not name read that version as an UPDATE in its feed; its auditor reads the same
+    (fails closed when the record names no list), while the national auditor reads CONSENT."""
+    row = {"kind": "DECISION", "partner": partner, "action": "CONSENT", "consent": consent, "delivered": True,
+           "alert_id": "SNM:TOC-2025-3321", "decision": "DELIVER_REDACTED", "held": True, "hidden": []}
+    assert scoped(Scope(partner), row)["action"] == read
+    assert scoped(Scope(), row)["action"] == "CONSENT"
