@@ -29,7 +29,9 @@ topic written with an earlier schema (v1 has no version: it reads as 1) is decod
 again with the current one before hashing, so an alert published before a schema change is still
 a duplicate when its export is read again, not a conflict. A record on the topic that does not
 decode, or whose key is not its alert id, is left out: the broker dead-letters it, so it was
-never published. So is a record that does not prove the agency's origin with the agency's own
+never published. (One holding an array past its bound, ``schemas.bounds``, is a version, which the
+broker withdraws the alert for: its digest is that of its own bytes, since the codec does not build
+that array; see ``_decoded``.) So is a record that does not prove the agency's origin with the agency's own
 keys (``adapters.lifecycle.own_mac_lookup``), as ``adapters.lifecycle`` leaves it out: the broker
 refuses it too, and counting it would let anyone who can write the topic recall, supersede or
 conflict with the agency's genuine records. Such records are counted in ``Ledger.unverified``. Nor
@@ -54,7 +56,7 @@ from typing import Any, NamedTuple
 from broker.crypto import SecretBytes, verify_ingress
 from broker.kafka import Admin, KafkaConnection, TopicPartition, partitions_of, reader, record, running
 from broker.pipeline import Originator
-from puente.errors import CodecError, ConfigError, CryptoError, KafkaAccessError, PuenteError
+from puente.errors import BoundsExceededError, CodecError, ConfigError, CryptoError, KafkaAccessError, PuenteError
 from puente.wire import Record
 from schemas import AlertCodec
 
@@ -133,20 +135,34 @@ def published_entry(codec: AlertCodec, key: bytes | None, value: bytes) -> Entry
     return None if decoded is None else decoded[0]
 
 
+# A marking list past its bound, as the ledger holds it: equal to no list an export can carry, nor within one.
+_PAST_BOUND = frozenset({None})
+
+
 def _decoded(codec: AlertCodec, key: bytes | None, value: bytes) -> tuple[Entry, dict[str, Any]] | None:
     try:
         alert = codec.decode(value)
         # Always written again: Avro gives one value several byte forms (an array in one block or two), and
         # equal content must have an equal digest whatever form a record came in.
-        canonical = codec.encode(alert)
+        content = digest(codec.encode(alert))
+        marks = held(alert)
+    except BoundsExceededError as exc:
+        # An array past its bound (``schemas.bounds``): the broker takes it as a version all the same (and
+        # withdraws the alert), so it is one here too. The codec built none of that array's entries, so the record
+        # is known by its own bytes, which no alert within the bounds is written as, and a marking list past its
+        # bound (a RECLASSIFY's, say) by one no later export keeps: as they were when such arrays were decoded.
+        alert, content = exc.alert, digest(value)
+        past = {path.removeprefix("markings.") for path in exc.emptied}
+        marks = held(alert)
+        if marks is not None:
+            marks = tuple(_PAST_BOUND if k in past else v for k, v in zip(HELD_MARKINGS, marks, strict=True))
     except CodecError:
         return None
     alert_id = alert.get("alert_id")
     if not isinstance(alert_id, str) or key != alert_id.encode():
         return None
     life = alert.get("lifecycle") or {}
-    entry = Entry(alert_id, int(alert.get("version") or 1), digest(canonical), life.get("action") == "RECALL",
-                  held(alert))
+    entry = Entry(alert_id, int(alert.get("version") or 1), content, life.get("action") == "RECALL", marks)
     return entry, alert
 
 

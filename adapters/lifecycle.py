@@ -54,7 +54,7 @@ from broker.keystore import Keystore
 from broker.pipeline import Originator, content_problem
 from broker.topology import TopicNames
 from policies import load_policy_set
-from puente.errors import AdapterError, CodecError, ConfigError, KeyMaterialError
+from puente.errors import AdapterError, BoundsExceededError, CodecError, ConfigError, KeyMaterialError
 from puente.settings import PuenteSettings
 from puente.wire import Record
 from schemas import AlertCodec, alert_codec
@@ -99,6 +99,8 @@ class Found:
     copies: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (offset, alert), as read
     unverified: int = 0  # carry the id but do not prove the agency's origin with its keys
     refused: int = 0  # prove it, but name an originator the broker refuses for this id
+    past_bound: dict[int, str] = field(default_factory=dict)
+    """The copies, by offset, holding an array past its bound (``schemas.bounds``), decoded with it empty: why."""
     recallable: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     """Refused copies whose originator a recall may still name (``Originator.may_take`` as a recall): a unit's
     content version of an id in no unit's series (one published before the broker held units to their series),
@@ -119,7 +121,7 @@ class Found:
         only to its originator: with no copy it takes, it holds no state naming another, so such a recall lands."""
         if action != "RECALL" or self.copies or not self.recallable:
             return self
-        return Found(list(self.recallable), self.unverified, self.refused - len(self.recallable))
+        return Found(list(self.recallable), self.unverified, self.refused - len(self.recallable), self.past_bound)
 
     @property
     def alert(self) -> dict[str, Any] | None:
@@ -141,9 +143,11 @@ class Found:
         own = self.own()
         if not own:
             return None
-        version, last = own[-1][0][0], own[-1][1]
-        other = next(((r[1], a) for r, a in own if r[0] == version and a != last), None)
-        return None if other is None else (other[0], own[-1][0][1])
+        (version, at), last = own[-1]
+        # A copy with an array past its bound was decoded with that array empty: it is the same as no other copy.
+        other = next(((r[1], a) for r, a in own if r[0] == version and r[1] != at
+                      and (a != last or r[1] in self.past_bound or at in self.past_bound)), None)
+        return None if other is None else (other[0], at)
 
     @property
     def recall(self) -> tuple[int, int] | None:
@@ -290,14 +294,21 @@ def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Calla
     originator the broker may take for it (``origin``: the agency's ``Originator``)."""
     if rec.key != alert_id.encode():
         return
+    past: str | None = None
     try:
         alert = codec.decode(rec.value)
+    except BoundsExceededError as exc:
+        # A copy with an array past its bound (``schemas.bounds``), that array not built: a recall may still be built
+        # on it, any other change is refused for it (``change_alert``), as for any copy breaking a content rule.
+        alert, past = exc.alert, str(exc)
     except CodecError:
         found.unverified += 1
         return
     if alert["alert_id"] != alert_id or not proves(rec, alert, agency, lookup):
         found.unverified += 1
         return
+    if past is not None:
+        found.past_bound[rec.offset] = past
     take(found, rec.offset, alert, origin)
 
 
@@ -380,7 +391,8 @@ async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str
                           f"other: see which it decided with `puente audit log --alert {alert_id}`, then publish the "
                           "next version from the agency's own system with `puente adapt`")
     new = next_of(found, checked)
-    if checked.action != "RECALL" and (unsound := content_problem(new, datetime.now(UTC))) is not None:
+    if checked.action != "RECALL" and (unsound := (found.past_bound.get(found.rank[1])
+                                                   or content_problem(new, datetime.now(UTC)))) is not None:
         # A copy published before a content rule (``schemas.bounds``, the hidden characters, the sanity rules): the
         # broker would take this version for one that breaks it, withhold it from everyone and pull the alert back,
         # the opposite of a consent.

@@ -35,7 +35,7 @@ import orjson
 from broker.lifecycle import CONSENT, MAX_VERSION, RECALL, AlertState, lifecycle_problem
 from broker.topology import Slots, key_partition
 from puente import wire
-from puente.errors import CodecError, CryptoError, KeyUnusable, OriginError, PuenteError
+from puente.errors import BoundsExceededError, CodecError, CryptoError, KeyUnusable, OriginError, PuenteError
 from puente.strict import emoji_unglued, known_zone, prepare_unseen_mark, unseen_mark
 from puente.wire import Record, iso_utc
 from schemas import AlertCodec, bounds, bounds_problem
@@ -547,8 +547,13 @@ class Pipeline:
                                    f"the {self.replay_window_ms // DAY_MS}-day replay window; publish it again")
         if -age_ms > MAX_FUTURE_SKEW_MS:
             raise _Reject("stale", "record claims a publication time ahead of Kafka's clock")
+        over: str | None = None  # an array past its bound (``schemas.bounds``): a content problem, as below
         try:
             alert = self.codec.decode(record.value)
+        except BoundsExceededError as exc:
+            # The codec built no entry past the bound, and gives the rest of the alert (that array empty): its id,
+            # version and lifecycle still say which alert this version changes, and whom to pull it back from.
+            alert, over = exc.alert, str(exc)
         except CodecError as exc:
             raise _Reject(_codec_reason(exc), str(exc)) from exc
         # A recall's content is never used: its notices carry its id, type, version and lifecycle, and its audit entry
@@ -560,7 +565,7 @@ class Pipeline:
         content = not recall
         # A content rule broken (``content_problem``): too much held, a hidden character, an unsound value. A
         # recall's content is neither scanned nor viewed: only its id, held to its length before it is read.
-        unsound = content_problem(alert, now) if content else None
+        unsound = (over or content_problem(alert, now)) if content else None
         if not content:
             if len(alert["alert_id"]) > bounds.ALERT_ID:
                 raise _Reject("invalid", f"the alert id has {len(alert['alert_id']):,} characters; at most "

@@ -25,7 +25,9 @@
     │   ├── NotSingleObjectError     bytes lack the single-object marker
     │   ├── UnknownSchemaError       the writer fingerprint is not a known schema
     │   ├── RecordMismatchError      a value does not fit its schema
-    │   └── CorruptRecordError       the body does not decode under its writer schema
+    │   ├── CorruptRecordError       the body does not decode under its writer schema
+    │   └── BoundsExceededError      the body holds an array with more entries than its bound (``schemas.bounds``):
+    │                                ``alert`` is the rest of its value, every such array decoded as empty
     └── CryptoError                  keys, signatures, encryption
         ├── KeyMaterialError         a key is missing, unknown, malformed or of the wrong kind
         ├── SignatureError           a signature or MAC does not verify (forged or altered)
@@ -48,6 +50,7 @@ what was wrong. Each class says which exit status a command ends with (``exit_co
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 EXIT_PROBLEMS, EXIT_USAGE, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_UNCHECKED = 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a tool stopped by Ctrl-C
@@ -201,6 +204,18 @@ class RecordMismatchError(CodecError):
 
 class CorruptRecordError(CodecError):
     """The body after the header does not decode under the writer schema."""
+
+
+class BoundsExceededError(CodecError):
+    """The body holds an array (or map) with more entries than the bound the codec holds it to (an alert's:
+    ``schemas.bounds``). Its entries were read past, checked as any value is, never built: ``alert`` is the value
+    decoded with every such array empty, the paths of which are ``emptied`` (the message names the first), so that
+    the record can still be judged by what it is (the broker withdraws such a later version of an alert from its
+    holders) without building what it holds past the bound."""
+
+    def __init__(self, message: str, alert: dict[str, Any], emptied: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.alert, self.emptied = alert, emptied
 
 
 class CryptoError(PuenteError):

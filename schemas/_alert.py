@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from puente.errors import RecordMismatchError
+from schemas._bounds import ARRAY_BOUNDS
 from schemas._codec import SingleObjectCodec
 from schemas._registry import ALERT, SchemaVersion, current, known_writers
 
@@ -40,21 +41,21 @@ class AlertCodec(SingleObjectCodec):
     """Single-object codec for ``puente.Alert`` that pins the payload branch to ``alert_type``, both ways:
     an alert is written with the branch its type names, and one read whose payload is another type's is
     refused (a seizure payload under ``alert_type: WATCHLIST_HIT`` would be judged by the watchlist rules
-    while carrying what only the seizure rules may release)."""
+    while carrying what only the seizure rules may release). Each array is held to its bound
+    (``schemas.bounds.ARRAY_BOUNDS``): past it, its entries are never built, and the alert is refused with
+    BoundsExceededError, which carries the rest of it (that array empty) for the broker to judge the version by."""
 
     def __init__(self, writer: SchemaVersion, known: tuple[SchemaVersion, ...] = ()) -> None:
-        super().__init__(writer, known)
+        super().__init__(writer, known, ARRAY_BOUNDS)  # an array past its bound is never built
         self._payload_fields = payload_fields(writer)
 
-    def decode(self, data: bytes) -> dict[str, Any]:
-        value = super().decode(data)
+    def checked(self, value: dict[str, Any]) -> None:
         want = self._payload_fields.get(str(value.get("alert_type")))
         payload = value.get("payload")
         if want is None or not isinstance(payload, dict) or payload.keys() != want:
             named = str(value.get("alert_type"))[:40]
             raise RecordMismatchError(f"{self.writer.name} record's payload is not the one its alert_type {named} "
                                       f"names ({PAYLOAD_TYPE.get(named, 'none')})")
-        return value
 
     def encode(self, record: dict[str, Any]) -> bytes:
         payload = record.get("payload")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
 from typing import Any
@@ -14,6 +14,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
 from puente.errors import (
+    BoundsExceededError,
     CorruptRecordError,
     NotSingleObjectError,
     RecordMismatchError,
@@ -29,9 +30,17 @@ class SingleObjectCodec:
     Every record carries the writer's fingerprint, so no registry server is
     needed: a reader resolves old and new writers into the schema it was
     built with, and refuses fingerprints it does not know.
+
+    ``bounds`` holds arrays and maps to a most entries, by the record type
+    and field that hold them (an alert's: ``schemas.bounds.ARRAY_BOUNDS``):
+    whichever writer wrote it, an array past its bound has its entries read
+    past (checked as any value is, so that what is corrupt is refused as
+    before) but never built, and the record is refused with
+    BoundsExceededError carrying the rest of its value, that array empty.
     """
 
-    def __init__(self, writer: SchemaVersion, known: tuple[SchemaVersion, ...] = ()) -> None:
+    def __init__(self, writer: SchemaVersion, known: tuple[SchemaVersion, ...] = (),
+                 bounds: Mapping[tuple[str, str], int] | None = None) -> None:
         check_distinct((*known, writer))  # one fingerprint, two meanings: the reader could not tell them apart
         self.writer = writer
         self._header = header(writer.fingerprint)
@@ -40,10 +49,11 @@ class SingleObjectCodec:
         self._tag = union_tagger(writer.parsed)
         self._guard = type_guard(writer.parsed)
         self._settle = resolved_value(writer.parsed)
-        self._native = native_codec(writer.expanded)
+        bounds = dict(bounds or {})
+        self._native = native_codec(writer.expanded, bounds)
         # What checks a body before fastavro reads it (see body_check); the current writer's native codec
         # decodes, and so checks, by itself.
-        self._checks = {fp: body_check(v) for fp, v in self._writers.items()
+        self._checks = {fp: body_check(v, bounds) for fp, v in self._writers.items()
                         if v is not writer or self._native is None}
 
     @property
@@ -95,7 +105,23 @@ class SingleObjectCodec:
         return bytes(data[2:HEADER_LEN]), memoryview(data)[HEADER_LEN:]
 
     def decode(self, data: bytes) -> dict[str, Any]:
-        """The record in the reader (current) schema, whichever known writer wrote it."""
+        """The record in the reader (current) schema, whichever known writer wrote it.
+
+        A record with an array past its bound raises BoundsExceededError, with the record's value, every such
+        array decoded as empty, once the rest is decoded and checked (``checked``): a record refused as corrupt or
+        as not fitting is refused so whatever its arrays hold."""
+        value, over = self._decoded(data)
+        self.checked(value)
+        if over:
+            path, count, bound = over[0][:3]
+            raise BoundsExceededError(f"{path} has {count:,} entries; at most {bound:,} are accepted", value,
+                                      tuple(o[0] for o in over))
+        return value
+
+    def checked(self, value: dict[str, Any]) -> None:
+        """What a subclass holds a decoded value to (raising a CodecError), arrays past their bound emptied."""
+
+    def _decoded(self, data: bytes) -> tuple[dict[str, Any], list[Over] | None]:
         if len(data) >= HEADER_LEN and data[:2] == MARKER:  # split's checks, without building the body view
             fp = data[2:HEADER_LEN]
         else:
@@ -105,15 +131,15 @@ class SingleObjectCodec:
             raise UnknownSchemaError(f"unknown writer schema fingerprint {bytes(fp).hex()} for {self.writer.name}")
         if writer is self.writer and self._native is not None:
             try:
-                value, end = self._native.decode(data, HEADER_LEN)
+                value, end, over = self._native.decode(data, HEADER_LEN)
             except ValueError as exc:  # the native reader names the problem, never the bytes
                 raise CorruptRecordError(f"{self.writer.name} body does not decode under writer {fp.hex()}: "
                                          f"{exc}") from None
             if end != len(data):
                 raise CorruptRecordError(f"{self.writer.name} record has {len(data) - end} unexpected trailing bytes")
-            return value  # type: ignore[no-any-return]
+            return value, over
         try:
-            end = self._checks[fp](data)
+            end, over = self._checks[fp](data)
         except ValueError as exc:  # the checks name the problem, never the bytes
             raise CorruptRecordError(f"{self.writer.name} body does not decode under writer {fp.hex()}: "
                                      f"{exc}") from None
@@ -125,7 +151,9 @@ class SingleObjectCodec:
                                      f"truncated value")
         if end < len(data):
             raise CorruptRecordError(f"{self.writer.name} record has {len(data) - end} unexpected trailing bytes")
-        body = memoryview(data)[HEADER_LEN:]
+        # An array past its bound was checked by the walk, entries and all: fastavro reads it as empty (one 0, the
+        # end of an array or map, in place of its bytes), so it never builds an entry of it.
+        body = memoryview(data if over is None else _emptied(data, over))[HEADER_LEN:]
         stream = BytesIO(body)
         try:
             if writer is self.writer:
@@ -143,22 +171,45 @@ class SingleObjectCodec:
         if not isinstance(value, dict):
             raise CorruptRecordError(f"{self.writer.name} body is not a record")
         if writer is self.writer:
-            return value
+            return value, over
         try:  # resolved: fastavro filled in defaults as the schema holds them (see resolved_value)
             settled: dict[str, Any] = self._settle(value)
         except TypeMismatch as exc:
             raise RecordMismatchError(f"{self.writer.name} record of writer {fp.hex()} does not fit once "
                                       f"resolved: {exc}") from None
-        return settled
+        return settled, over
 
 
-def native_codec(expanded: dict[str, Any]) -> Any | None:
-    """Puente's native codec for this writer schema, or None (then fastavro does everything).
+# An array or map past its bound, as both decoders name it: its path (``payload.detainees[].documents``), its
+# entries, its bound, and the offsets of its bytes in the record. None lies within another.
+Over = tuple[str, int, int, int, int]
+
+
+def _emptied(data: bytes, over: list[Over]) -> bytes:
+    """``data`` with each array of ``over`` (in the order of their bytes) written as an empty one."""
+    parts: list[bytes] = []
+    at = 0
+    for _, _, _, start, end in over:
+        parts += (data[at:start], b"\x00")
+        at = end
+    parts.append(data[at:])
+    return b"".join(parts)
+
+
+# What the native module must say it is (its INTERFACE) for its codec to be used: one built from an older native/
+# (before setup.sh rebuilt it) would not hold arrays to their bounds, nor answer ``decode`` as this one does.
+_NATIVE_INTERFACE = 3
+
+
+def native_codec(expanded: dict[str, Any], bounds: Mapping[tuple[str, str], int]) -> Any | None:
+    """Puente's native codec for this writer schema, holding arrays and maps to ``bounds``, or None (then fastavro
+    does everything).
 
     The native codec (``native/``, Rust, built by ``make setup``) reads bytes directly into
     the same Python values fastavro gives, and writes the same bytes for the values it is
-    sure of, several times faster. None when it is not installed, when the schema uses
-    something it does not support, or when ``PUENTE_NATIVE_AVRO=0`` turns it off.
+    sure of, several times faster. None when it is not installed (or is a build of another
+    interface), when the schema uses something it does not support, or when
+    ``PUENTE_NATIVE_AVRO=0`` turns it off.
     """
     if os.environ.get("PUENTE_NATIVE_AVRO", "1") == "0":
         return None
@@ -166,43 +217,77 @@ def native_codec(expanded: dict[str, Any]) -> Any | None:
         import puente_avro
     except ImportError:
         return None
+    if getattr(puente_avro, "INTERFACE", None) != _NATIVE_INTERFACE:
+        return None
     try:
-        return puente_avro.Codec(json.dumps(expanded), UTC)
+        return puente_avro.Codec(json.dumps(expanded), UTC, dict(bounds))
     except ValueError:
         return None
+
+
+class _Over:
+    """An array past its bound, as the Python walk finds it: its steps (innermost first, added on the way out)."""
+
+    __slots__ = ("bound", "count", "end", "start", "steps")
+
+    def __init__(self, count: int, bound: int, start: int, end: int) -> None:
+        self.count, self.bound, self.start, self.end = count, bound, start, end
+        self.steps: list[str] = []
+
+    def named(self) -> Over:
+        where = "".join(s if s.startswith("[") else f".{s}" for s in reversed(self.steps)).lstrip(".")
+        return (where or "the record", self.count, self.bound, self.start, self.end)
 
 
 # ---- what fastavro does not check ----------------------------------------------------------------
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _NAMED = frozenset({"record", "error", "enum", "fixed"})
-_Check = Callable[[bytes, int], int]
+# A check of one value's bytes at an offset, returning the offset after it; it adds each array past its bound it
+# finds to the list it is given (one list per record checked: a codec may be used by any thread).
+_Check = Callable[[bytes, int, list[_Over]], int]
 
 
-def body_check(writer: SchemaVersion) -> Callable[[bytes], int]:
+def body_check(writer: SchemaVersion, bounds: Mapping[tuple[str, str], int]
+               ) -> Callable[[bytes], tuple[int, list[Over] | None]]:
     """A check of a single-object record's body under ``writer``, run before fastavro reads it.
 
-    It returns the offset where the body ends, and raises ValueError (or IndexError, for a body
-    cut short) naming the problem, never the bytes. fastavro reads an enum or union index and
-    indexes a Python list with it, so a negative index (a zigzag varint such as 01) takes a
-    symbol or branch from the end of the list instead of being refused, and it reads an ``int``
-    as a 64-bit long: a record no strict reader (Java's readInt) accepts would be decoded, and
-    later written on to partners. fastavro cannot be told to refuse these (its Cython reader
-    indexes lists directly), so the body is walked first, by the rules of the native decoder:
-    every enum and union index within its list, every ``int`` within 32 bits, every boolean 0
-    or 1, no negative length. Then fastavro reads what is known to be well formed, resolving
-    an older writer into the reader schema as before.
+    It returns the offset where the body ends and the arrays past their bound (``Over``, None when there are
+    none), and raises ValueError (or IndexError, for a body cut short) naming the problem, never the bytes.
+    fastavro reads an enum or union index and indexes a Python list with it, so a negative index (a zigzag
+    varint such as 01) takes a symbol or branch from the end of the list instead of being refused, and it reads
+    an ``int`` as a 64-bit long: a record no strict reader (Java's readInt) accepts would be decoded, and later
+    written on to partners. fastavro cannot be told to refuse these (its Cython reader indexes lists directly),
+    so the body is walked first, by the rules of the native decoder: every enum and union index within its list,
+    every ``int`` within 32 bits, every boolean 0 or 1, no negative length. Then fastavro reads what is known to
+    be well formed, resolving an older writer into the reader schema as before.
 
-    Where the native codec supports the writer schema, it is the check (it refuses the same
-    things; its decoded value is dropped): older writers are rare, and one Rust pass is cheaper
-    than the Python walk. Otherwise (the native codec not built, as in the container image, or
-    turned off) the walk is compiled once per writer, here, into closures over the schema.
+    An array or map past its entry in ``bounds`` is walked to its end checking too what the walk otherwise leaves
+    to fastavro, as the native decoder checks what it skips (a string or map key not UTF-8, a date or time
+    outside years 1-9999): fastavro is given it as empty (``SingleObjectCodec.decode``), so never reads it, and a
+    record is refused as corrupt for a bad value there as for one anywhere else, on either path.
+
+    Where the native codec supports the writer schema, it is the check (it refuses the same things, and names the
+    same arrays; its decoded value is dropped): older writers are rare, and one Rust pass is cheaper than the
+    Python walk. Otherwise (the native codec not built, as in the container image, or turned off) the walk is
+    compiled once per writer, here, into closures over the schema.
     """
-    native = native_codec(writer.expanded)
+    native = native_codec(writer.expanded, bounds)
     if native is not None:
         decode = native.decode
-        return lambda data: decode(data, HEADER_LEN)[1]
-    check = _BodyCompiler(writer.parsed).compile(writer.parsed)
-    return lambda data: check(data, HEADER_LEN)
+
+        def native_check(data: bytes) -> tuple[int, list[Over] | None]:
+            _, end, over = decode(data, HEADER_LEN)
+            return end, over
+
+        return native_check
+    walk = _BodyCompiler(writer.parsed, bounds).compile(writer.parsed)
+
+    def check(data: bytes) -> tuple[int, list[Over] | None]:
+        over: list[_Over] = []
+        end = walk(data, HEADER_LEN, over)
+        return end, [o.named() for o in over] or None
+
+    return check
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -241,36 +326,36 @@ def _index(buf: bytes, pos: int, count: int, what: str) -> tuple[int, int]:
     return i, pos
 
 
-def _null(buf: bytes, pos: int) -> int:
+def _null(buf: bytes, pos: int, over: list[_Over]) -> int:
     return pos
 
 
-def _boolean(buf: bytes, pos: int) -> int:
+def _boolean(buf: bytes, pos: int, over: list[_Over]) -> int:
     if buf[pos] > 1:
         raise ValueError("boolean byte is neither 0 nor 1")
     return pos + 1
 
 
-def _int(buf: bytes, pos: int) -> int:
+def _int(buf: bytes, pos: int, over: list[_Over]) -> int:
     n, pos = _varint(buf, pos)
     if not _INT_MIN <= n <= _INT_MAX:
         raise ValueError("int outside 32 bits")
     return pos
 
 
-def _long(buf: bytes, pos: int) -> int:
+def _long(buf: bytes, pos: int, over: list[_Over]) -> int:
     return _varint(buf, pos)[1]
 
 
-def _float(buf: bytes, pos: int) -> int:
+def _float(buf: bytes, pos: int, over: list[_Over]) -> int:
     return pos + 4
 
 
-def _double(buf: bytes, pos: int) -> int:
+def _double(buf: bytes, pos: int, over: list[_Over]) -> int:
     return pos + 8
 
 
-def _sized(buf: bytes, pos: int) -> int:
+def _sized(buf: bytes, pos: int, over: list[_Over]) -> int:
     b = buf[pos]
     if b < 0x80 and not b & 1:  # the usual one-byte, non-negative length, without the call
         return pos + 1 + (b >> 1)
@@ -286,34 +371,93 @@ _PRIMITIVE_CHECKS: dict[str, _Check] = {
 }
 
 
+# ---- what the native decoder refuses as it builds values, and the walk leaves to fastavro but where it skips --
+def _utf8(buf: bytes, pos: int, over: list[_Over]) -> int:
+    length, start = _varint(buf, pos)
+    if length < 0:
+        raise ValueError("negative length")
+    try:
+        buf[start:start + length].decode()
+    except UnicodeDecodeError:
+        raise ValueError("string is not UTF-8") from None
+    return start + length
+
+
+def _ranged(low: int, high: int, check: _Check, what: str) -> _Check:
+    def ranged(buf: bytes, pos: int, over: list[_Over]) -> int:
+        end = check(buf, pos, over)  # the int's own check first, as the native decoder reads it
+        if not low <= _varint(buf, pos)[0] <= high:
+            raise ValueError(what)
+        return end
+
+    return ranged
+
+
+# A logical type's values whose date falls within years 1-9999 (as a reader's datetime and date hold them).
+_MIN_DAY = date(1, 1, 1).toordinal() - date(1970, 1, 1).toordinal()
+_MAX_DAY = date(9999, 12, 31).toordinal() - date(1970, 1, 1).toordinal()
+_VALUE_CHECKS: dict[tuple[str, str], _Check] = {
+    ("timestamp-millis", "long"): _ranged(_MIN_DAY * 86_400_000, (_MAX_DAY + 1) * 86_400_000 - 1, _long,
+                                          "date outside years 1-9999"),
+    ("timestamp-micros", "long"): _ranged(_MIN_DAY * 86_400_000_000, (_MAX_DAY + 1) * 86_400_000_000 - 1, _long,
+                                          "date outside years 1-9999"),
+    ("date", "int"): _ranged(_MIN_DAY, _MAX_DAY, _int, "date outside years 1-9999"),
+}
+
+
 class _BodyCompiler:
     """Compiles a parsed (fastavro) schema into a check of its binary encoding; see body_check."""
 
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: Any, bounds: Mapping[tuple[str, str], int] | None = None, *,
+                 values: bool = False) -> None:
+        """``values``: check too what the native decoder refuses as it builds values (see body_check); such a
+        walk holds no array to a bound."""
+        self._root = root
         self._schemas: dict[str, Any] = dict(root.get("__named_schemas", {})) if isinstance(root, dict) else {}
         self._done: dict[str, _Check] = {}
+        self._bounds = {} if values else dict(bounds or {})
+        self._values = values
+        self._primitives = {**_PRIMITIVE_CHECKS, "string": _utf8} if values else _PRIMITIVE_CHECKS
+        self._strict: _BodyCompiler | None = None  # the ``values`` walk of what lies past a bound
+        self._finding: set[_Check] = set()  # the checks that may find an array past its bound
 
-    def compile(self, schema: Any) -> _Check:
+    def compile(self, schema: Any, bound: int | None = None) -> _Check:
+        """The check of ``schema``; ``bound``, a record field's, holds the array or map it is (or a union's) to it."""
         if isinstance(schema, list):
-            return self._union([self.compile(b) for b in schema])
+            return self._found(self._union([self.compile(b, bound) for b in schema]))
         if isinstance(schema, str):
-            if schema in _PRIMITIVE_CHECKS:
-                return _PRIMITIVE_CHECKS[schema]
+            if schema in self._primitives:
+                return self._primitives[schema]
             return self._named(schema)
         kind = schema["type"]
         if not isinstance(kind, str):
-            return self.compile(kind)
+            return self.compile(kind, bound)
         if kind in _NAMED:
             name = schema["name"]
             if name not in self._done:
                 self._schemas.setdefault(name, schema)
                 self._build(name, schema)
             return self._done[name]
-        if kind == "array":
-            return self._blocks(self.compile(schema["items"]), keyed=False)
-        if kind == "map":
-            return self._blocks(self.compile(schema["values"]), keyed=True)
+        if kind in ("array", "map"):
+            items = schema["items"] if kind == "array" else schema["values"]
+            key = None if kind == "array" else self._primitives["string"]
+            if bound is None:
+                return self._found(self._blocks(self.compile(items), key))
+            if self._strict is None:
+                self._strict = _BodyCompiler(self._root, values=True)
+            skip = _counted(self._strict.compile(items), None if key is None else _utf8)
+            self._finding.add(check := self._blocks(self.compile(items), key, bound, skip))
+            return check
+        if self._values and (schema.get("logicalType"), kind) in _VALUE_CHECKS:
+            return _VALUE_CHECKS[schema["logicalType"], kind]
         return self.compile(kind)  # a primitive with a logical type: its bytes are the primitive's
+
+    def _found(self, check: _Check) -> _Check:
+        """``check``, marked as one that may find an array past its bound when one of the checks it holds may."""
+        inner = getattr(check, "holds", ())
+        if any(c in self._finding for c in inner):
+            self._finding.add(check)
+        return check
 
     def _named(self, name: str) -> _Check:
         if name not in self._done:
@@ -326,27 +470,38 @@ class _BodyCompiler:
             self._done[name] = self._enum(len(schema["symbols"]))
         elif kind == "fixed":
             size = int(schema["size"])
-            self._done[name] = lambda buf, pos: pos + size
+            self._done[name] = lambda buf, pos, over: pos + size
         else:  # a record: it may hold itself, so its name answers (through `cell`) before its fields compile
             cell: list[_Check] = []
-            self._done[name] = lambda buf, pos: cell[0](buf, pos)
-            cell.append(self._record([self.compile(f["type"]) for f in schema["fields"]]))
+            self._done[name] = forward = lambda buf, pos, over: cell[0](buf, pos, over)
+            self._finding.add(forward)  # what it holds is not known yet: its steps are added, to be sure
+            fields = [(f["name"], self.compile(f["type"], self._bounds.get((name, f["name"]))))
+                      for f in schema["fields"]]
+            cell.append(self._record([(n, c, c in self._finding) for n, c in fields]))
+            if any(c in self._finding for _, c in fields):
+                self._finding.add(cell[0])
             self._done[name] = cell[0]
 
     @staticmethod
-    def _record(fields: list[_Check]) -> _Check:
-        checks = tuple(f for f in fields if f is not _null)
+    def _record(fields: list[tuple[str, _Check, bool]]) -> _Check:
+        checks = tuple((name, f, finds) for name, f, finds in fields if f is not _null)
 
-        def record(buf: bytes, pos: int) -> int:
-            for check in checks:
-                pos = check(buf, pos)
+        def record(buf: bytes, pos: int, over: list[_Over]) -> int:
+            for name, check, finds in checks:
+                if finds:  # the few fields that may hold an array past its bound add their name to its path
+                    mark = len(over)
+                    pos = check(buf, pos, over)
+                    for found in over[mark:]:
+                        found.steps.append(name)
+                else:
+                    pos = check(buf, pos, over)
             return pos
 
         return record
 
     @staticmethod
     def _enum(count: int) -> _Check:
-        def enum(buf: bytes, pos: int) -> int:
+        def enum(buf: bytes, pos: int, over: list[_Over]) -> int:
             return _index(buf, pos, count, "enum")[1]
 
         return enum
@@ -355,34 +510,80 @@ class _BodyCompiler:
     def _union(branches: list[_Check]) -> _Check:
         count = len(branches)
 
-        def union(buf: bytes, pos: int) -> int:
+        def union(buf: bytes, pos: int, over: list[_Over]) -> int:
             i, pos = _index(buf, pos, count, "union")
-            return branches[i](buf, pos)
+            return branches[i](buf, pos, over)
 
+        union.holds = tuple(branches)  # type: ignore[attr-defined]
         return union
 
     @staticmethod
-    def _blocks(item: _Check, *, keyed: bool) -> _Check:
-        def blocks(buf: bytes, pos: int) -> int:
-            while True:
-                count, pos = _varint(buf, pos)
-                if count == 0:
-                    return pos
-                size = None
-                if count < 0:
-                    count = -count
-                    size, pos = _varint(buf, pos)  # the block's size in bytes: it must be the items' own
-                if count > len(buf) - pos + 1:
-                    raise ValueError("block longer than the record")
-                start = pos
-                for _ in range(count):
-                    if keyed:
-                        pos = _sized(buf, pos)
-                    pos = item(buf, pos)
-                if size is not None and size != pos - start:
-                    raise ValueError("block size is not its items' size")
+    def _blocks(item: _Check, key: _Check | None, bound: int | None = None,
+                skip: Callable[[bytes, int], tuple[int, int]] | None = None) -> _Check:
+        """An array's blocks of ``item``s, or a map's (each item after a ``key``), held to ``bound`` entries: once
+        their counts pass it (counted before a block's entries are read, as the native decoder counts them), the
+        array is walked again from its start by ``skip`` (the strict walk: see body_check), which finds its end
+        and its entries, and it is added to ``over``, what was found within it dropped (none of it is kept)."""
+        most = sys.maxsize if bound is None else bound
 
+        def blocks(buf: bytes, pos: int, over: list[_Over]) -> int:
+            at, mark, seen = pos, len(over), 0
+            while True:
+                count, size, at = _block(buf, at)
+                if count == 0:
+                    break
+                seen += count
+                if seen > most and skip is not None:
+                    del over[mark:]
+                    end, entries = skip(buf, pos)
+                    over.append(_Over(entries, most, pos, end))
+                    return end
+                start = at
+                for _ in range(count):
+                    if key is not None:
+                        at = key(buf, at, over)
+                    at = item(buf, at, over)
+                if size is not None and size != at - start:
+                    raise ValueError("block size is not its items' size")
+            for found in over[mark:]:
+                found.steps.append("[]")
+            return at
+
+        blocks.holds = (item,)  # type: ignore[attr-defined]
         return blocks
+
+
+def _block(buf: bytes, pos: int) -> tuple[int, int | None, int]:
+    """A block's count (0: the end of its array or map), its size in bytes when given, and the offset after."""
+    count, pos = _varint(buf, pos)
+    size = None
+    if count < 0:
+        count = -count
+        size, pos = _varint(buf, pos)  # the block's size in bytes: it must be the items' own
+    if count > len(buf) - pos + 1:
+        raise ValueError("block longer than the record")
+    return count, size, pos
+
+
+def _counted(item: _Check, key: _Check | None) -> Callable[[bytes, int], tuple[int, int]]:
+    """The strict walk of an array's (or a map's) blocks: the offset after them, and their entries."""
+    def counted(buf: bytes, pos: int) -> tuple[int, int]:
+        seen: list[_Over] = []  # the strict walk holds nothing to a bound: never added to
+        entries = 0
+        while True:
+            count, size, pos = _block(buf, pos)
+            if count == 0:
+                return pos, entries
+            entries += count
+            start = pos
+            for _ in range(count):
+                if key is not None:
+                    pos = key(buf, pos, seen)
+                pos = item(buf, pos, seen)
+            if size is not None and size != pos - start:
+                raise ValueError("block size is not its items' size")
+
+    return counted
 
 
 # ---- what fastavro would coerce ------------------------------------------------------------------

@@ -293,3 +293,21 @@ def test_held_markings_in_another_order_are_the_same(one: Callable[..., dict[str
     assert _judge(_after(message, consent, officer), later) is Verdict.NEW
     fewer = one("combifron", _combi(revision=3, accion="ACTUALIZACION", resumen="corregido"))
     assert _judge(_after(message, consent), fewer) is Verdict.UNDOES
+
+
+def test_a_version_past_a_bound_is_in_the_ledger_known_by_its_own_bytes(one: Callable[..., dict[str, Any]]) -> None:
+    """An officer's RECLASSIFY carrying 65 caveats (one past their bound) is a version, as the broker takes it: its
+    digest is that of its bytes (the codec builds none of the caveats), so an export of that version is a
+    conflict, and its caveats are held as a list no later export keeps, which is refused as undoing them."""
+    codec = alert_codec()
+    message = one("combifron", _combi())
+    officer = _reclassified(message, caveats=[f"Z{i}" for i in range(65)])
+    value = codec.encode(officer)
+    entry = published_entry(codec, officer["alert_id"].encode(), value)
+    assert entry is not None and entry[:4] == (officer["alert_id"], 2, digest(value), False)
+    ledger = _after(message, officer)
+    again = one("combifron", _combi(revision=2, accion="ACTUALIZACION", resumen="corregido"))
+    assert _judge(ledger, again) is Verdict.CONFLICT
+    later = one("combifron", _combi(revision=3, accion="ACTUALIZACION", resumen="corregido"))
+    assert _judge(ledger, later) is Verdict.UNDOES
+    assert _judge(ledger, {**later, "markings": {**later["markings"], "caveats": []}}) is Verdict.UNDOES

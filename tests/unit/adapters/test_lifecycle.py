@@ -239,3 +239,48 @@ async def test_a_change_is_not_built_on_a_version_that_breaks_a_content_rule(tmp
     assert not published
     done = await lifecycle.change_alert(cfg, conn, hit["alert_id"], Change("RECALL", reason="ERROR"))
     assert done.action == "RECALL" and len(published) == 1
+
+
+async def test_a_copy_past_a_bound_takes_a_recall_and_no_other_change(tmp_path: Path, hit: dict[str, Any],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signed copy whose person holds 6 documents (one past their bound) is found, though the codec built none
+    of them: a consent built on it is refused naming the bound, as the broker would withdraw the alert for it, and
+    a recall is built and published."""
+    site = _site(tmp_path / "keys")
+    mac = site.agencies["SNM"].load_agency_mac("SNM")
+    codec, found = alert_codec(), Found()
+    big = copy.deepcopy(hit)
+    big["payload"]["person"]["documents"] = [{"document_type": "PASSPORT", "number": "X1", "issuing_country": "COL",
+                                             "expires_on": None}] * (bounds.MAX_DOCUMENTS + 1)
+    signed = sign_ingress("SNM", mac.key_id, mac, codec.encode(big), big["alert_id"])
+    collect(found, _record(big, 0, signed), hit["alert_id"], "SNM", own_mac_lookup(site.agencies["SNM"], "SNM"),
+            codec, SNM)
+    assert found.alert is not None and found.alert["payload"]["person"]["documents"] == []
+
+    async def latest(*_: Any) -> Found:
+        return found
+
+    published: list[Any] = []
+
+    class Publisher:
+        def __init__(self, *_: Any) -> None:
+            pass
+
+        async def __aenter__(self) -> Publisher:
+            return self
+
+        async def __aexit__(self, *_: Any) -> None:
+            pass
+
+        async def publish(self, alerts: list[dict[str, Any]]) -> None:
+            published.extend(alerts)
+
+    monkeypatch.setattr(lifecycle, "find_latest", latest)
+    monkeypatch.setattr(lifecycle, "IngressPublisher", Publisher)
+    cfg = PuenteSettings(keys=tmp_path / "keys")
+    conn = KafkaConnection(bootstrap="unused:9092")
+    with pytest.raises(ConfigError, match=r"payload\.person\.documents has 6 entries; at most 5 are accepted"):
+        await lifecycle.change_alert(cfg, conn, hit["alert_id"], Change("CONSENT", partners=("USA",)))
+    assert not published
+    done = await lifecycle.change_alert(cfg, conn, hit["alert_id"], Change("RECALL", reason="ERROR"))
+    assert done.action == "RECALL" and len(published) == 1

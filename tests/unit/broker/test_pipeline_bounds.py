@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from broker import pipeline
+from broker.lifecycle import AlertState
 from broker.pipeline import Originator, Pipeline
 from broker.topology import Slots, TopicNames, key_partition
 from puente.dev.synthetic import generate
 from puente.wire import Record
 from schemas import alert_codec, bounds
+from tests.unit.broker.test_lifecycle import Run, _first, _headers, _next
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -152,6 +154,59 @@ def test_an_array_at_its_bound_is_admitted_and_one_over_is_invalid(change: Calla
     out = _admitted("SENAN", change(limit + 1))
     assert out.dead_reason == "invalid" and not out.feeds
     assert out.entry["detail"] == f"{field} has {limit + 1:,} entries; at most {limit:,} are accepted"
+
+
+def test_an_array_past_its_bound_is_refused_without_being_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record of 100,000 empty detainees (7 bytes each) is dead-lettered ``invalid`` with the words of the bound,
+    the codec having read past them without building one: one of 149,743 (1 MiB) was decoded whole (0.3 s and
+    58 MB on the native path, 1 s on fastavro's) before the bounds were checked on the value."""
+    def checked(alert: Any) -> None:
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(pipeline, "bounds_problem", checked)
+    empty = {"given_names": None, "surnames": None, "date_of_birth": None, "birth_year": None, "sex": None,
+             "nationalities": [], "documents": []}
+    out = _admitted("SENAN", _set("payload.detainees", [empty] * 100_000))
+    assert out.dead_reason == "invalid" and not out.feeds
+    assert out.entry["detail"] == "payload.detainees has 100,000 entries; at most 300 are accepted"
+
+
+def _holders() -> tuple[Run, dict[str, Any]]:
+    """A slot whose alert (a watchlist hit) COL and USA hold, and that alert."""
+    run = Run()
+    first = _first(consent=["USA"])
+    assert _headers(run.send(first)) == {"COL": "DELIVER", "USA": "DELIVER"}
+    return run, first
+
+
+def test_a_later_version_past_a_bound_is_pulled_back_from_every_holder_without_being_built(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v2 whose person holds 1,000 documents breaks a rule every alert must keep: withheld from everyone and
+    pulled back from every holder (``alert.invalid``), as one over ``schemas.bounds`` always was, though the codec
+    never built its documents. (Refused as the codec read their count, its id and holders were lost, and partners
+    kept v1.)"""
+    run, first = _holders()
+    monkeypatch.setattr(pipeline, "bounds_problem", lambda alert: pytest.fail("the documents were built"))
+    bad = _next(first, "UPDATE")
+    bad["payload"]["person"]["documents"] = bad["payload"]["person"]["documents"][:1] * 1_000
+    out = run.send(bad)
+    assert out.dead_reason is None and _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
+    assert out.state == AlertState(2, {}, originator="SNM")
+    assert all("alert.invalid" in d["rules"] for d in out.entry["decisions"])
+    assert all("payload.person.documents has 1,000 entries; at most 5 are accepted" in d["reasons"][0]
+               for d in out.entry["decisions"])
+    assert run.send(bad).dead_reason == "replay"
+
+
+def test_a_recall_past_a_bound_withdraws_the_alert_as_any_recall() -> None:
+    """A recall's content is never read: one built on a copy of 1,000 caveats pulls the alert back from its holders,
+    as before the codec held arrays to their bounds (refused as it decoded, it left the alert with them)."""
+    run, first = _holders()
+    recall = _next(first, "RECALL", reason="ERROR")
+    recall["markings"]["caveats"] = [f"Z{i}" for i in range(1_000)]
+    out = run.send(recall)
+    assert out.dead_reason is None and _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
+    assert out.state == AlertState(2, {}, recalled=True, originator="SNM")
 
 
 def _budget(extra: int) -> Callable[[dict[str, Any]], None]:

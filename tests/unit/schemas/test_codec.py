@@ -407,7 +407,7 @@ def _both_refuse(data: bytes) -> list[str]:
         alert_codec().decode(data)
     said.append(str(info.value))
     with pytest.raises(ValueError) as checked:
-        _BodyCompiler(current().parsed).compile(current().parsed)(data, HEADER_LEN)
+        _BodyCompiler(current().parsed).compile(current().parsed)(data, HEADER_LEN, [])
     said.append(str(checked.value))
     return said
 
