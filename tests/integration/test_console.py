@@ -397,6 +397,8 @@ def test_a_second_console_takes_the_query_log_over_and_the_first_stops_saying_so
 
         second = _console(env, tmp_path, second_port)
         _listening(second_port, second)
+        # Its port is bound before it reaches Kafka: only once it answers a page has it taken the query log over.
+        assert _status(urllib.request.build_opener(), f"http://127.0.0.1:{second_port}/login") == 200
         assert _status(ana, url + "search") == 503
         out, err = first.communicate(timeout=60)
         assert first.returncode == 1, err
