@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,9 +175,11 @@ class LifecycleBook:
         self.put(alert_id, AlertState.decode(alert_id, value), written_ms)
 
 
-def lifecycle_problem(alert: dict[str, Any]) -> str | None:
+def lifecycle_problem(alert: dict[str, Any], emptied: Collection[str] = ()) -> str | None:
     """Why an alert's version and lifecycle do not agree (None when they do): a first version has no
-    lifecycle, every later one has one, and a recall says why."""
+    lifecycle, every later one has one, and a recall says why. ``emptied``: the paths of lists the codec emptied,
+    being past their bound (``BoundsExceededError``); a consent's lists are then not judged by what is left of them
+    (nothing), since the version is invalid for its content anyway and is withdrawn from its holders as such."""
     version, life = alert.get("version", 1), alert.get("lifecycle")
     if type(version) is not int or not 1 <= version <= MAX_VERSION:
         return f"version must be between 1 and {MAX_VERSION:,}"
@@ -193,7 +196,7 @@ def lifecycle_problem(alert: dict[str, Any]) -> str | None:
         return "lifecycle.action is not one Puente knows"
     if action == RECALL and life.get("reason") is None:
         return "a recall must give its reason (lifecycle.reason)"
-    if action == CONSENT:
+    if action == CONSENT and not {"lifecycle.partners", "markings.originator_consent"} & set(emptied):
         partners = life.get("partners") or []
         if not partners:
             return "a consent must name the partners it is for (lifecycle.partners)"

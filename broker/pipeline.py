@@ -548,12 +548,13 @@ class Pipeline:
         if -age_ms > MAX_FUTURE_SKEW_MS:
             raise _Reject("stale", "record claims a publication time ahead of Kafka's clock")
         over: str | None = None  # an array past its bound (``schemas.bounds``): a content problem, as below
+        emptied: tuple[str, ...] = ()
         try:
             alert = self.codec.decode(record.value)
         except BoundsExceededError as exc:
             # The codec built no entry past the bound, and gives the rest of the alert (that array empty): its id,
             # version and lifecycle still say which alert this version changes, and whom to pull it back from.
-            alert, over = exc.alert, str(exc)
+            alert, over, emptied = exc.alert, str(exc), exc.emptied
         except CodecError as exc:
             raise _Reject(_codec_reason(exc), str(exc)) from exc
         # A recall's content is never used: its notices carry its id, type, version and lifecycle, and its audit entry
@@ -594,7 +595,7 @@ class Pipeline:
             raise _Reject("misrouted", f"the record is in partition {record.partition} but its key belongs in "
                                        f"partition {placed}; publish with Kafka's default partitioner")
         problem = unsound if content else _id_problem(alert)
-        structural = lifecycle_problem(alert)  # its version or action: none to pull back at
+        structural = lifecycle_problem(alert, emptied)  # its version or action: none to pull back at
         alert_id, version = alert["alert_id"], alert.get("version", 1)
         if problem and content and seen_key(alert_id, version, False) in seen:
             # Processed already (an invalid version withdraws the alert once): its copy is a replay, as any other's.

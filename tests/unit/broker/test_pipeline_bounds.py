@@ -198,6 +198,22 @@ def test_a_later_version_past_a_bound_is_pulled_back_from_every_holder_without_b
     assert run.send(bad).dead_reason == "replay"
 
 
+@pytest.mark.parametrize("field", ["originator_consent", "partners"])
+def test_a_later_consent_whose_list_is_past_its_bound_is_pulled_back_from_every_holder(field: str) -> None:
+    """A CONSENT v2 naming 65 partners (in ``markings.originator_consent`` or ``lifecycle.partners``) is invalid for
+    its content and pulled back from every holder, as before the codec held arrays to their bounds: the lists it
+    emptied are not judged as a consent naming no one (which dead-lettered it, and partners kept v1)."""
+    run, first = _holders()
+    bad = _next(first, "CONSENT", partners=["USA"], originator_consent=["USA"])
+    if field == "originator_consent":
+        bad["markings"]["originator_consent"] = ["USA"] * 65
+    else:
+        bad["lifecycle"]["partners"] = ["USA"] * 65
+    out = run.send(bad)
+    assert out.dead_reason is None and _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
+    assert all("alert.invalid" in d["rules"] for d in out.entry["decisions"])
+
+
 def test_a_recall_past_a_bound_withdraws_the_alert_as_any_recall() -> None:
     """A recall's content is never read: one built on a copy of 1,000 caveats pulls the alert back from its holders,
     as before the codec held arrays to their bounds (refused as it decoded, it left the alert with them)."""
