@@ -38,6 +38,7 @@ alert are one officer's at a time, as adapter runs are one per agency.
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,6 +102,8 @@ class Found:
     refused: int = 0  # prove it, but name an originator the broker refuses for this id
     past_bound: dict[int, str] = field(default_factory=dict)
     """The copies, by offset, holding an array past its bound (``schemas.bounds``), decoded with it empty: why."""
+    past_digest: dict[int, bytes] = field(default_factory=dict)
+    """Those copies' SHA-256, by offset: the same as another copy only when its bytes are (``differs``)."""
     recallable: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     """Refused copies whose originator a recall may still name (``Originator.may_take`` as a recall): a unit's
     content version of an id in no unit's series (one published before the broker held units to their series),
@@ -121,7 +124,8 @@ class Found:
         only to its originator: with no copy it takes, it holds no state naming another, so such a recall lands."""
         if action != "RECALL" or self.copies or not self.recallable:
             return self
-        return Found(list(self.recallable), self.unverified, self.refused - len(self.recallable), self.past_bound)
+        return Found(list(self.recallable), self.unverified, self.refused - len(self.recallable), self.past_bound,
+                     self.past_digest)
 
     @property
     def alert(self) -> dict[str, Any] | None:
@@ -144,10 +148,16 @@ class Found:
         if not own:
             return None
         (version, at), last = own[-1]
-        # A copy with an array past its bound was decoded with that array empty: it is the same as no other copy.
-        other = next(((r[1], a) for r, a in own if r[0] == version and r[1] != at
-                      and (a != last or r[1] in self.past_bound or at in self.past_bound)), None)
+        other = next(((r[1], a) for r, a in own
+                      if r[0] == version and r[1] != at and not self._same(r[1], a, at, last)), None)
         return None if other is None else (other[0], at)
+
+    def _same(self, one: int, first: dict[str, Any], two: int, second: dict[str, Any]) -> bool:
+        """Whether the copies at offsets ``one`` and ``two`` hold the same version. A copy with an array past its bound
+        was decoded with that array empty: it is the same as another only byte for byte."""
+        if one in self.past_bound or two in self.past_bound:
+            return one in self.past_digest and self.past_digest.get(one) == self.past_digest.get(two)
+        return first == second
 
     @property
     def recall(self) -> tuple[int, int] | None:
@@ -309,6 +319,7 @@ def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Calla
         return
     if past is not None:
         found.past_bound[rec.offset] = past
+        found.past_digest[rec.offset] = hashlib.sha256(rec.value).digest()
     take(found, rec.offset, alert, origin)
 
 

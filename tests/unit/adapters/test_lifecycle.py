@@ -284,3 +284,28 @@ async def test_a_copy_past_a_bound_takes_a_recall_and_no_other_change(tmp_path: 
     assert not published
     done = await lifecycle.change_alert(cfg, conn, hit["alert_id"], Change("RECALL", reason="ERROR"))
     assert done.action == "RECALL" and len(published) == 1
+
+
+def test_two_copies_past_a_bound_are_the_same_only_byte_for_byte(tmp_path: Path, hit: dict[str, Any]) -> None:
+    """A version published twice, each copy with an array past its bound (decoded with it empty), is one version
+    when the copies are the same bytes, so the refusal a change meets names the bound, not two contents; copies
+    whose bytes differ differ, though what was decoded of them is the same."""
+    site = _site(tmp_path / "keys")
+    mac = site.agencies["SNM"].load_agency_mac("SNM")
+    codec = alert_codec()
+    lookup = own_mac_lookup(site.agencies["SNM"], "SNM")
+
+    def copy_with(number: str) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+        big = copy.deepcopy(hit)
+        big["payload"]["person"]["documents"] = [{"document_type": "PASSPORT", "number": number,
+                                                 "issuing_country": "COL", "expires_on": None}] * 6
+        return big, sign_ingress("SNM", mac.key_id, mac, codec.encode(big), big["alert_id"])
+
+    same, other = Found(), Found()
+    (big, signed), (changed, resigned) = copy_with("X1"), copy_with("X2")
+    collect(same, _record(big, 0, signed), hit["alert_id"], "SNM", lookup, codec, SNM)
+    collect(same, _record(big, 1, signed), hit["alert_id"], "SNM", lookup, codec, SNM)
+    collect(other, _record(big, 0, signed), hit["alert_id"], "SNM", lookup, codec, SNM)
+    collect(other, _record(changed, 1, resigned), hit["alert_id"], "SNM", lookup, codec, SNM)
+    assert len(same.past_bound) == 2 and same.differs is None
+    assert other.differs == (0, 1)
