@@ -138,6 +138,35 @@ def _site(tmp_path: Path) -> Keystores:
                               now=datetime(2026, 1, 5, tzinfo=UTC))
 
 
+def publishing(monkeypatch: pytest.MonkeyPatch, publish: Callable[[list[dict[str, Any]]], None]) -> None:
+    """The lifecycle commands' ingress publisher replaced: what they publish goes to ``publish``."""
+    class Publisher:
+        def __init__(self, *_: Any) -> None:
+            pass
+
+        async def __aenter__(self) -> Publisher:
+            return self
+
+        async def __aexit__(self, *_: Any) -> None:
+            pass
+
+        async def publish(self, alerts: list[dict[str, Any]]) -> None:
+            publish(alerts)
+
+    monkeypatch.setattr(lifecycle, "IngressPublisher", Publisher)
+
+
+def stand_ins(monkeypatch: pytest.MonkeyPatch, found: Found) -> list[dict[str, Any]]:
+    """The ingress topic read back as ``found``, and the list of what the command then publishes."""
+    async def latest(*_: Any) -> Found:
+        return found
+
+    published: list[dict[str, Any]] = []
+    monkeypatch.setattr(lifecycle, "find_latest", latest)
+    publishing(monkeypatch, published.extend)
+    return published
+
+
 def _record(hit: dict[str, Any], offset: int, headers: list[tuple[str, bytes]], key: str | None = None) -> Record:
     value = alert_codec().encode(hit)
     return Record("t.ingress.SNM", 0, offset, (key or hit["alert_id"]).encode(), value, tuple(headers), 0)
@@ -206,26 +235,7 @@ async def test_a_change_is_not_built_on_a_version_that_breaks_a_content_rule(tmp
     big["payload"]["match_reason"] = "x" * (bounds.PLACE + 1)
     found = Found(copies=[(0, big)])
 
-    async def latest(*_: Any) -> Found:
-        return found
-
-    published: list[Any] = []
-
-    class Publisher:
-        def __init__(self, *_: Any) -> None:
-            pass
-
-        async def __aenter__(self) -> Publisher:
-            return self
-
-        async def __aexit__(self, *_: Any) -> None:
-            pass
-
-        async def publish(self, alerts: list[dict[str, Any]]) -> None:
-            published.extend(alerts)
-
-    monkeypatch.setattr(lifecycle, "find_latest", latest)
-    monkeypatch.setattr(lifecycle, "IngressPublisher", Publisher)
+    published = stand_ins(monkeypatch, found)
     cfg = PuenteSettings(keys=tmp_path / "keys")
     conn = KafkaConnection(bootstrap="unused:9092")
     with pytest.raises(ConfigError, match="breaks a rule the broker now holds alerts to") as refused:
@@ -257,26 +267,7 @@ async def test_a_copy_past_a_bound_takes_a_recall_and_no_other_change(tmp_path: 
             codec, SNM)
     assert found.alert is not None and found.alert["payload"]["person"]["documents"] == []
 
-    async def latest(*_: Any) -> Found:
-        return found
-
-    published: list[Any] = []
-
-    class Publisher:
-        def __init__(self, *_: Any) -> None:
-            pass
-
-        async def __aenter__(self) -> Publisher:
-            return self
-
-        async def __aexit__(self, *_: Any) -> None:
-            pass
-
-        async def publish(self, alerts: list[dict[str, Any]]) -> None:
-            published.extend(alerts)
-
-    monkeypatch.setattr(lifecycle, "find_latest", latest)
-    monkeypatch.setattr(lifecycle, "IngressPublisher", Publisher)
+    published = stand_ins(monkeypatch, found)
     cfg = PuenteSettings(keys=tmp_path / "keys")
     conn = KafkaConnection(bootstrap="unused:9092")
     with pytest.raises(ConfigError, match=r"payload\.person\.documents has 6 entries; at most 5 are accepted"):

@@ -20,6 +20,7 @@ from puente.errors import ConfigError
 from puente.settings import PuenteSettings
 from puente.wire import Record
 from schemas import alert_codec
+from tests.unit.adapters.test_lifecycle import publishing
 from tests.unit.broker.test_lifecycle import _headers, _next
 from tests.unit.broker.test_lifecycle_originator import Relay, _as, _colombian
 
@@ -43,22 +44,12 @@ class _Topic:
             for rec in topic.records:
                 keep(rec)
 
-        class Publisher:
-            def __init__(self, *_: Any) -> None:
-                pass
-
-            async def __aenter__(self) -> Publisher:
-                return self
-
-            async def __aexit__(self, *_: Any) -> None:
-                pass
-
-            async def publish(self, alerts: list[dict[str, Any]]) -> None:
-                topic.published.extend(alerts)
-                topic.put(*alerts)
+        def publish(alerts: list[dict[str, Any]]) -> None:
+            topic.published.extend(alerts)
+            topic.put(*alerts)
 
         monkeypatch.setattr(lifecycle, "scan", scan)
-        monkeypatch.setattr(lifecycle, "IngressPublisher", Publisher)
+        publishing(monkeypatch, publish)
 
     def put(self, *alerts: dict[str, Any]) -> None:
         codec = alert_codec()
