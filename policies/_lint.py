@@ -5,9 +5,10 @@ naming fields the schema lacks, rules that do not fit their field), lint
 reports what loads but should not stay: expired agreements, a feed kept
 shorter than its partner's deadline to acknowledge a recall, overlapping
 agreements that disagree, partners without keys, field rules made moot
-by a rule on a field that contains them, and fields a kept record holds that
+by a rule on a field that contains them, fields a kept record holds that
 the schema added after the release the policy was reviewed against (views
-drop them until someone reviews them).
+drop them until someone reviews them), and a precision a rule hides that a
+field it keeps gives back (``_given_back``).
 
 With a ``key_problem`` port it also checks the keys themselves: each key a
 partner names, and the pseudonym key of each agreement with a rule that
@@ -18,7 +19,7 @@ key files itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date, datetime
 from itertools import combinations
 from pathlib import Path
@@ -26,8 +27,8 @@ from typing import Any
 
 from policies._check import Finding, Releases, check_sources
 from policies._load import schema_fields, schema_releases
-from policies._model import Action, Agreement
-from policies._plan import plan_fields, shadowed
+from policies._model import Action, Agreement, Cover, FieldRule
+from policies._plan import ancestors, plan_fields, shadowed
 from policies._source import Doc, PolicySources, read_sources
 
 # The kinds of key lint asks about, as key files name them.
@@ -199,7 +200,8 @@ def lint(directory: Path | str | None = None, *, now: datetime, key_problem: Key
     releases = schema_releases()
     found = check_sources(src, schema_fields(), releases)
     found += (_expired(src, today) + _slow_recalls(src) + _notices_outlived(src) + _overlaps(src)
-              + _keys(src, key_problem) + _shadowed(src.agreements) + _unreviewed(src, releases))
+              + _keys(src, key_problem) + _shadowed(src.agreements) + _unreviewed(src, releases)
+              + _given_back(src, releases))
     return found
 
 
@@ -225,3 +227,89 @@ def _unreviewed(src: PolicySources, releases: Releases) -> list[Finding]:
                     "rule names them or reviewed_schema names a later release",
                 ))
     return found
+
+
+# Where an alert happened and when, as its coordinates and times state them; and the fields that state either
+# again in another form: a place name or an encounter (a flight, a crossing) says where, and when; a time says
+# when; free text may say anything.
+_COORDINATES = ("location.latitude", "location.longitude")
+_TIMES = ("occurred_at", "reported_at", "payload.encountered_at")
+_SAYS_WHERE = {"location.place_name": "a place name", "payload.encounter": "an encounter (a flight, a crossing)",
+               "summary": "free text", "payload.remarks": "free text"}
+_SAYS_WHEN = {"payload.encounter": "an encounter (a flight, a crossing)", "summary": "free text",
+              "payload.remarks": "free text"}
+_COARSER = {"hour": 1, "day": 2, "year": 3}  # a time kept whole is 0; one dropped (or masked) is past them all
+_HIDDEN = 9
+
+
+def _given_back(src: PolicySources, releases: Releases) -> list[Finding]:
+    """Fields a rule keeps that give back a precision another rule of it hides: a cover that generalises or drops a
+    coordinate, yet keeps the place name (``12 millas al suroeste de Jaqué``), an encounter or free text (the
+    adapters' summaries name the place: ``Cruce irregular en Paso Canoas, trocha del cementerio``); or one that cuts
+    a time to the hour, yet keeps another time whole, or an encounter or free text. The partner would read
+    what the agreement meant to withhold. Only a precision a rule names is judged: a cover that never names
+    the coordinates (so drops them) has hidden nothing on purpose. One finding per field, at its rule."""
+    label = src.vocabulary.model.reviewed_schema
+    reviewed, fields = releases.get(label), schema_fields()
+    if reviewed is None:
+        return []  # check_sources reports it
+    envelope = src.vocabulary.model.envelope.keep
+    found = []
+    for doc in src.agreements:
+        for i, cover in enumerate(doc.model.covers):
+            if cover.alert_type not in fields:
+                continue
+            held = fields[cover.alert_type]
+            changed = {p.path: p.rule for p in plan_fields(held, cover, envelope, reviewed.get(cover.alert_type, ()))
+                       if p.rule.action is not Action.KEEP}
+            for path, why in _precision_given_back(cover, held, changed).items():
+                at = next((a for a in (path, *ancestors(path)) if a in cover.fields), None)
+                found.append(Finding(
+                    doc.where("covers", i, "fields", *((at,) if at is not None else ())), "precision",
+                    f"{cover.rule} {why}; drop it too, or share that precision",
+                ))
+    return found
+
+
+def _precision_given_back(cover: Cover, held: Collection[str], changed: dict[str, FieldRule]) -> dict[str, str]:
+    """``_given_back`` for one cover: each field of ``held`` (its alert type's) that gives a precision back, and
+    how. ``changed``: the rule that changes each field the partner's view does not keep whole (``plan_fields``)."""
+
+    def rule_of(path: str) -> FieldRule | None:
+        """The rule that changes ``path`` (or what holds it) in the view; None: it reaches the partner whole."""
+        return next((changed[a] for a in (path, *ancestors(path)) if a in changed), None)
+
+    def rank(path: str) -> int:
+        """How coarse the time ``path`` reaches the partner: 0 whole, ``_COARSER`` cut, ``_HIDDEN`` not at all."""
+        rule = rule_of(path)
+        if rule is None:
+            return 0
+        return _COARSER.get(rule.to or "", _HIDDEN) if rule.action is Action.GENERALISE else _HIDDEN
+
+    def named(path: str) -> bool:
+        """Whether a rule of the cover itself changes ``path`` (or what holds it)."""
+        return any(a in cover.fields and cover.fields[a].action is not Action.KEEP for a in (path, *ancestors(path)))
+
+    told: dict[str, str] = {}
+    where = next((c for c in _COORDINATES if c in held and named(c)), None)
+    if where is not None and (hider := rule_of(where)) is not None:
+        for path, what in _SAYS_WHERE.items():
+            if path in held and rule_of(path) is None:
+                told.setdefault(path, f"{hider.action.value}s {where} but keeps {path}: {what} can say the place the "
+                                      "coordinates hide")
+    for when in sorted((t for t in _TIMES if t in held and named(t)), key=rank, reverse=True):
+        cut = rank(when)
+        hidden = f"drops {when}" if cut == _HIDDEN else f"cuts {when} to the {_unit(cut)}"
+        for path in _TIMES:
+            if path != when and path in held and rank(path) < cut:
+                kept = "whole" if rank(path) == 0 else f"cut only to the {_unit(rank(path))}"
+                told.setdefault(path, f"{hidden} but keeps {path} {kept}: it gives that time back")
+        for path, what in _SAYS_WHEN.items():
+            if path in held and rule_of(path) is None:
+                told.setdefault(path, f"{hidden} but keeps {path}: {what} can say that time")
+    return told
+
+
+def _unit(rank: int) -> str:
+    """The unit a time cut to ``rank`` (``_COARSER``) is given in."""
+    return next(unit for unit, coarse in _COARSER.items() if coarse == rank)

@@ -332,3 +332,57 @@ def test_a_field_newer_than_the_reviewed_release_is_dropped_and_listed(
     line = policy_copy.line_of("vocabulary.yaml", "reviewed_schema: v9")
     with pytest.raises(Exception, match=rf"vocabulary.yaml:{line}: \[invalid\] reviewed_schema v9 is not a release"):
         load_policy_set(policy_copy.root)
+
+
+def test_a_place_name_kept_beside_generalised_coordinates_is_found(policy_copy: Any) -> None:
+    """A cover that generalises the coordinates and keeps the place name gives the spot back: a precision finding
+    at the place name's rule, naming both fields; the shipped CRI agreement dropped it for that reason."""
+    policy_copy.replace("agreements/pan-cri.yaml", "      location.place_name: {action: drop",
+                        "      location.place_name: {action: keep")
+    found = _kinds(policy_copy)
+    assert list(found) == ["precision"]
+    (one,) = found["precision"]
+    assert re.match(r"agreements/pan-cri\.yaml:\d+: \[precision\] CRI-MIGRATION generalises location\.latitude but "
+                    r"keeps location\.place_name: a place name", one), one
+    line = int(one.split(":")[1])
+    assert "location.place_name" in (policy_copy.root / "agreements/pan-cri.yaml").read_text().splitlines()[line - 1]
+
+
+def test_free_text_kept_by_a_record_beside_dropped_coordinates_is_found(policy_copy: Any) -> None:
+    """Coordinates dropped by name, and free text kept by a keep on the record that holds it: the finding is at
+    that record's rule. A cover that never names the coordinates has hidden no place."""
+    cri = "agreements/pan-cri.yaml"
+    policy_copy.replace(cri, "      location.latitude: generalise\n      location.longitude: generalise\n",
+                        "      location.latitude: drop\n      location.longitude: drop\n      payload: keep\n")
+    (one,) = _kinds(policy_copy)["precision"]
+    assert "CRI-MIGRATION drops location.latitude but keeps payload.remarks: free text" in one
+    line = int(one.split(":")[1])
+    assert (policy_copy.root / cri).read_text().splitlines()[line - 1].strip() == "payload: keep"
+    # without the coordinates named, the remarks are judged only against the times the cover cuts
+    policy_copy.replace(cri, "      location.latitude: drop\n      location.longitude: drop\n", "")
+    (one,) = _kinds(policy_copy)["precision"]
+    assert "CRI-MIGRATION cuts occurred_at to the hour but keeps payload.remarks: free text can say that time" in one
+
+
+def test_a_time_cut_to_the_hour_beside_another_kept_whole_is_found(policy_copy: Any) -> None:
+    """occurred_at cut to the hour while reported_at reaches the partner whole (or cut only to the hour when the
+    other is cut to the day) gives the time back; times cut alike are not a finding."""
+    policy_copy.replace("agreements/pan-cri.yaml", "      reported_at: {action: generalise, to: hour}\n",
+                        "      reported_at: keep\n")
+    (one,) = _kinds(policy_copy)["precision"]
+    assert "CRI-MIGRATION cuts occurred_at to the hour but keeps reported_at whole: it gives that time back" in one
+    policy_copy.replace("agreements/pan-cri.yaml", "      reported_at: keep\n",
+                        "      reported_at: {action: generalise, to: hour}\n")
+    policy_copy.replace("agreements/pan-cri.yaml", "      occurred_at: {action: generalise, to: hour}\n",
+                        "      occurred_at: {action: generalise, to: day}\n")
+    (one,) = _kinds(policy_copy)["precision"]
+    assert "cuts occurred_at to the day but keeps reported_at cut only to the hour" in one
+
+
+def test_an_encounter_kept_beside_a_cut_time_is_found(policy_copy: Any) -> None:
+    """COMBIFRON cuts a watchlist hit's times to the hour and drops the flight: keeping the flight would give both
+    the time and the place back."""
+    policy_copy.replace("agreements/combifron.yaml", "      payload.encounter: {action: drop, why: a flight number",
+                        "      payload.encounter: {action: keep, why: a flight number")
+    (one,) = _kinds(policy_copy)["precision"]
+    assert "COMBIFRON-WATCHLIST cuts occurred_at to the hour but keeps payload.encounter: an encounter" in one

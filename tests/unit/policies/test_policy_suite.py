@@ -44,7 +44,7 @@ def test_each_agreement_rule_is_in_the_universe(policy_set: PolicySet) -> None:
         ("alert: colombia_inbound_hit\n    partner: COL", "alert: nowhere\n    partner: COL", "no fixture"),
         ("set: {payload.event_type: OTHER}", "set: {payload.event_typo: OTHER}", "lacks: payload.event_typo"),
         ("payload.encounter: null", "payload.encounters: null", "the view has no payload.encounters"),
-        ("location.place_name: Alto Limón", "location.place_name[0]: A", "the view has no location.place_name[0]"),
+        ("location.province: DARIEN", "location.province[0]: D", "the view has no location.province[0]"),
     ],
 )
 def test_wrong_expectations_fail(policy_copy: Any, old: str, new: str, problem: str) -> None:

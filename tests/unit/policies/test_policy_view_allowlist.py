@@ -83,5 +83,5 @@ def test_an_alert_the_schema_allows_still_has_its_view(
     for other in (MappingProxyType(alert), {**alert, "payload": Record(alert["payload"])}):
         with pytest.raises(PolicyError, match="no view"):
             build_view(other, decision, policy_set, key)
-    fewer = {k: v for k, v in alert.items() if k != "summary"}
-    assert "summary" not in build_view(fewer, decision, policy_set, key)
+    fewer = {k: v for k, v in alert.items() if k != "source_timezone"}
+    assert "source_timezone" in full and "source_timezone" not in build_view(fewer, decision, policy_set, key)
