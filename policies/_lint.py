@@ -19,6 +19,7 @@ key files itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
 from datetime import date, datetime
 from itertools import combinations
@@ -45,6 +46,21 @@ agreement id: an agreement's pseudonym key is ``<agreement>-pseudo-<generation>`
 ``owner`` is the partner naming the key (the agreement, for its pseudonym key): a
 partner naming another's encryption key would have its feed sealed to that other.
 """
+
+
+LONGEST_TERM_YEARS = 10
+
+
+def _open_ended(src: PolicySources) -> list[Finding]:
+    """An agreement in force for more than ``LONGEST_TERM_YEARS``: a far ``valid_until`` (2999-12-31) reads as
+    a date but works as no end, so nothing ever asks for the agreement to be reviewed again."""
+    return [
+        Finding(d.where("valid_until"), "term", f"{d.model.id} runs from {d.model.valid_from} to "
+                f"{d.model.valid_until}, over {LONGEST_TERM_YEARS} years: give the end its text states, or renew it "
+                "when it comes")
+        for d in src.agreements
+        if (d.model.valid_until - d.model.valid_from).days > LONGEST_TERM_YEARS * 366
+    ]
 
 
 def _expired(src: PolicySources, today: date) -> list[Finding]:
@@ -199,7 +215,7 @@ def lint(directory: Path | str | None = None, *, now: datetime, key_problem: Key
     today = now.astimezone(src.vocabulary.model.home.tz()).date()
     releases = schema_releases()
     found = check_sources(src, schema_fields(), releases)
-    found += (_expired(src, today) + _slow_recalls(src) + _notices_outlived(src) + _overlaps(src)
+    found += (_expired(src, today) + _open_ended(src) + _slow_recalls(src) + _notices_outlived(src) + _overlaps(src)
               + _keys(src, key_problem) + _shadowed(src.agreements) + _unreviewed(src, releases)
               + _given_back(src, releases))
     return found
@@ -262,18 +278,21 @@ def _given_back(src: PolicySources, releases: Releases) -> list[Finding]:
             held = fields[cover.alert_type]
             changed = {p.path: p.rule for p in plan_fields(held, cover, envelope, reviewed.get(cover.alert_type, ()))
                        if p.rule.action is not Action.KEEP}
-            for path, why in _precision_given_back(cover, held, changed).items():
+            grid = src.vocabulary.model.view.grid
+            for path, why in _precision_given_back(cover, held, changed, grid).items():
                 at = next((a for a in (path, *ancestors(path)) if a in cover.fields), None)
                 found.append(Finding(
                     doc.where("covers", i, "fields", *((at,) if at is not None else ())), "precision",
-                    f"{cover.rule} {why}; drop it too, or share that precision",
+                    f"{cover.rule} {why}",
                 ))
     return found
 
 
-def _precision_given_back(cover: Cover, held: Collection[str], changed: dict[str, FieldRule]) -> dict[str, str]:
+def _precision_given_back(cover: Cover, held: Collection[str], changed: dict[str, FieldRule],
+                          grid: float) -> dict[str, str]:
     """``_given_back`` for one cover: each field of ``held`` (its alert type's) that gives a precision back, and
-    how. ``changed``: the rule that changes each field the partner's view does not keep whole (``plan_fields``)."""
+    how. ``changed``: the rule that changes each field the partner's view does not keep whole (``plan_fields``);
+    ``grid``: the vocabulary's, for a coordinate generalised without one."""
 
     def rule_of(path: str) -> FieldRule | None:
         """The rule that changes ``path`` (or what holds it) in the view; None: it reaches the partner whole."""
@@ -290,23 +309,45 @@ def _precision_given_back(cover: Cover, held: Collection[str], changed: dict[str
         """Whether a rule of the cover itself changes ``path`` (or what holds it)."""
         return any(a in cover.fields and cover.fields[a].action is not Action.KEEP for a in (path, *ancestors(path)))
 
+    def coarse(path: str) -> float:
+        """How coarse the coordinate ``path`` reaches the partner, in degrees: 0 whole, its grid, or infinite."""
+        rule = rule_of(path)
+        if rule is None:
+            return 0.0
+        return (rule.grid or grid) if rule.action is Action.GENERALISE else math.inf
+
+    def shown(path: str) -> str:
+        return "whole" if coarse(path) == 0 else f"on a {coarse(path):g}° grid"
+
     told: dict[str, str] = {}
+    # A position is as precise as its finer coordinate: one kept whole (or on a finer grid) beside the other
+    # generalised puts the event on a line, and a line crossing a border sector is nearly a point.
+    both = [c for c in _COORDINATES if c in held]
+    if len(both) == 2 and any(named(c) for c in both):
+        finer, other = sorted(both, key=coarse)
+        if coarse(finer) < coarse(other):
+            hid = rule_of(other)
+            hides = (f"{hid.action.value}s {other}" if hid is not None and hid.action is not Action.GENERALISE
+                     else f"generalises {other} to a {coarse(other):g}° grid")
+            told[finer] = (f"{hides} but keeps {finer} {shown(finer)}: it gives back part of the position; generalise "
+                           "both to one grid")
     where = next((c for c in _COORDINATES if c in held and named(c)), None)
     if where is not None and (hider := rule_of(where)) is not None:
         for path, what in _SAYS_WHERE.items():
             if path in held and rule_of(path) is None:
                 told.setdefault(path, f"{hider.action.value}s {where} but keeps {path}: {what} can say the place the "
-                                      "coordinates hide")
+                                      "coordinates hide; drop it too, or share the coordinates whole")
     for when in sorted((t for t in _TIMES if t in held and named(t)), key=rank, reverse=True):
         cut = rank(when)
         hidden = f"drops {when}" if cut == _HIDDEN else f"cuts {when} to the {_unit(cut)}"
         for path in _TIMES:
             if path != when and path in held and rank(path) < cut:
                 kept = "whole" if rank(path) == 0 else f"cut only to the {_unit(rank(path))}"
-                told.setdefault(path, f"{hidden} but keeps {path} {kept}: it gives that time back")
+                told.setdefault(path, f"{hidden} but keeps {path} {kept}: it gives that time back; cut both alike")
         for path, what in _SAYS_WHEN.items():
             if path in held and rule_of(path) is None:
-                told.setdefault(path, f"{hidden} but keeps {path}: {what} can say that time")
+                told.setdefault(path, f"{hidden} but keeps {path}: {what} can say that time; drop it too, or "
+                                      "share the time whole")
     return told
 
 

@@ -386,3 +386,27 @@ def test_an_encounter_kept_beside_a_cut_time_is_found(policy_copy: Any) -> None:
                         "      payload.encounter: {action: keep, why: a flight number")
     (one,) = _kinds(policy_copy)["precision"]
     assert "COMBIFRON-WATCHLIST cuts occurred_at to the hour but keeps payload.encounter: an encounter" in one
+
+
+@pytest.mark.parametrize(("longitude", "kept"),
+                         [("keep", "whole"), ("{action: generalise, grid: 0.001}", "on a 0.001° grid")])
+def test_one_coordinate_finer_than_the_other_is_found(policy_copy: Any, longitude: str, kept: str) -> None:
+    """A position is as precise as its finer coordinate: the latitude on a 1 km grid beside the longitude kept whole
+    (or on a 100 m grid) puts the event on a line. Both on one grid is not a finding."""
+    combifron = "agreements/combifron.yaml"
+    policy_copy.replace(combifron, "      location.longitude: {action: generalise, grid: 0.01}\n",
+                        f"      location.longitude: {longitude}\n")
+    (one,) = _kinds(policy_copy)["precision"]
+    assert (f"COMBIFRON-BORDER generalises location.latitude to a 0.01° grid but keeps location.longitude {kept}: "
+            "it gives back part of the position") in one
+    line = int(one.split(":")[1])
+    assert "location.longitude" in (policy_copy.root / combifron).read_text().splitlines()[line - 1]
+
+
+def test_an_agreement_without_a_real_end_is_found(policy_copy: Any) -> None:
+    """valid_until 2999-12-31 reads as a date but works as no end: a term finding; ten years is not one."""
+    policy_copy.replace("agreements/pan-cri.yaml", "valid_until: 2027-12-31", "valid_until: 2999-12-31")
+    (one,) = _kinds(policy_copy)["term"]
+    assert "PAN-CRI runs from 2025-01-01 to 2999-12-31, over 10 years" in one
+    policy_copy.replace("agreements/pan-cri.yaml", "valid_until: 2999-12-31", "valid_until: 2034-12-31")
+    assert "term" not in _kinds(policy_copy)
