@@ -54,7 +54,7 @@ from broker.audit.verify import (
     when,
 )
 from broker.audit_index import PLACES_LAYOUT, AuditIndex, ChainEnds, SqlReceiptBook, at_ms
-from broker.crypto import KeyKind, checker, parse_key_id
+from broker.crypto import KeyKind, checker, parse_key_id, refuse_one_key_two_ids
 from broker.kafka import (
     KafkaConnection,
     StillOpen,
@@ -714,7 +714,10 @@ def signature_checks(keys_dir: Path, verify_files: list[Path] | None, *, signer:
     folder, ``keystore.auditor_path``, which holds public halves only: a secret there is refused). A
     folder holding none is a configuration error, not a verification that fails every record.
     ``signer``: ``keys_dir`` is the broker's own folder (collecting denials), which holds its signing
-    key's secret beside the public half."""
+    key's secret beside the public half. Either way one public half under two ids is refused
+    (KeyMaterialError naming both: ``broker.crypto.keys.refuse_one_key_two_ids``), in the folder across every key
+    file of any kind and among the files given: a partner's receipt key given also as ``broker-sign-<g>`` would
+    have decisions, deliveries and recall notices its owner signed pass as the broker's."""
     if not verify_files:
         store = Keystore(keys_dir)
         kinds = (KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
@@ -728,6 +731,7 @@ def signature_checks(keys_dir: Path, verify_files: list[Path] | None, *, signer:
         if rec.secret is not None:  # an auditor verifies with public halves only; never holds a signer's secret
             raise ConfigError(f"--verify-key {path}: holds the private half of {rec.key_id}; give its public half "
                               "(`puente keys export-public` on its owner's side, then `puente keys import-public`)")
+    refuse_one_key_two_ids(records, "the --verify-key files")
     return checker({rec.key_id: rec.ed25519_public() for rec in records})
 
 

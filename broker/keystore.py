@@ -61,6 +61,7 @@ from broker.crypto.keys import (
     possible_publics,
     record_from_json,
     record_to_json,
+    refuse_one_key_two_ids,
 )
 from broker.crypto.pem import public_from_pem, public_pem
 from broker.crypto.signing import checker
@@ -919,6 +920,27 @@ class Keystore:
                 owners.setdefault(record.public, {})[key_id] = record.owner
         return owners
 
+    def parsed_keys(self) -> list[KeyRecord]:
+        """Every key file here that reads as one, of any kind and whatever its mode, sorted by id: what the checks of
+        one key under two ids compare, since whose key a file holds does not depend on its mode, nor on whether the
+        reader loads its kind. A file that does not read is left out here; whatever loads it refuses it."""
+        found: list[KeyRecord] = []
+        for key_id in self.key_ids():
+            try:
+                record, _ = _parse_key_file(self.path / f"{key_id}.json", key_id)
+            except KeyMaterialError:
+                continue
+            found.append(record)
+        return found
+
+    def refuse_one_key_two_ids(self) -> None:
+        """KeyMaterialError (one line naming both ids) when two key files here, of any kinds, hold one public half
+        (``broker.crypto.keys.refuse_one_key_two_ids``). Called by every reader that builds a verifier from this
+        folder (``signature_check``) before it loads a key: comparing only the kinds a reader loads would miss a key
+        it loads that copies one it does not (a partner's receipt key beside the broker's signing keys), and a file
+        copied in by hand skips ``import_public``'s own check."""
+        refuse_one_key_two_ids(self.parsed_keys(), f"keystore {self.path}")
+
     def fresh_agency_mac_lookup(self, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
                                 on_problem: Callable[[str], None] | None = None,
                                 ) -> Callable[[str, str], SecretBytes | None]:
@@ -1198,7 +1220,10 @@ def signature_check(keystore: Keystore, *kinds: KeyKind,
     """(signer id, payload, signature) -> valid, for every generation of the signing keys of
     ``kinds`` in ``keystore``: a chain signed before a key rotation still verifies. A partner's receipt
     key is refused with its secret; with ``public_only`` (the auditors' folder, which holds no secret at
-    all), so is any key's."""
+    all), so is any key's. Refused too: a folder holding one public half under two ids, compared over every
+    key file of any kind, not only those of ``kinds`` (``Keystore.refuse_one_key_two_ids``): a partner's
+    receipt key saved also as ``broker-sign-<g>`` would have its owner's blocks pass as the broker's."""
+    keystore.refuse_one_key_two_ids()
     records = [keystore.load(k) for k in keystore.key_ids() if parse_key_id(k).kind in kinds]
     for record in records:
         if public_only or record.kind is KeyKind.PARTNER_SIGNING:

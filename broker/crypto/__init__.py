@@ -15,7 +15,8 @@ Who calls what::
 
 Modules:
 
-    keys       KeyKind, SecretBytes, KeyRecord, the key-file format (the files: broker.keystore)
+    keys       KeyKind, SecretBytes, KeyRecord, the key-file format (the files: broker.keystore), and
+               refuse_one_key_two_ids, which every reader's set of keys passes before it verifies with them
     envelope   FeedSealer, FeedOpener: AES-256-GCM data keys sealed with HPKE (RFC 9180), signed with Ed25519
     origin     sign_ingress, verify_ingress: HMAC-SHA256 per agency on ingress records
     kex        ingress_mac_key: the MAC key an agency and the broker agree on (X25519, HKDF-SHA256)
@@ -46,6 +47,7 @@ from broker.crypto.keys import (
     parse_key_id,
     record_from_json,
     record_to_json,
+    refuse_one_key_two_ids,
 )
 from broker.crypto.origin import IngressOrigin, sign_ingress, verify_ingress
 from broker.crypto.pem import public_from_pem, public_pem
@@ -71,6 +73,7 @@ __all__ = [
     "public_pem",
     "record_from_json",
     "record_to_json",
+    "refuse_one_key_two_ids",
     "sign_checkpoint",
     "sign_ingress",
     "verify_checkpoint",

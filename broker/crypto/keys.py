@@ -47,7 +47,7 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -59,7 +59,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker.crypto.edwards import montgomery_prime_order, strong_point
 from puente.errors import KeyMaterialError
-from puente.strict import DuplicateKey, finite_float, no_constants, unique_keys
+from puente.strict import DuplicateKey, finite_float, no_constants, one_line, unique_keys
 
 KEY_LEN = 32
 BROKER_OWNER = "broker"
@@ -428,6 +428,45 @@ def possible_publics(secret: bytes) -> tuple[bytes, bytes]:
     private key by another kind (a pseudonym key, a retired MAC key, which have no public half to check it
     against): comparing these with the public keys held tells whose key it really is."""
     return (_derived_public(KeyKind.KEY_AGREEMENT, secret), _derived_public(KeyKind.BROKER_SIGNING, secret))
+
+
+def refuse_one_key_two_ids(records: Iterable[KeyRecord], where: str) -> None:
+    """KeyMaterialError (one line naming both ids, never key material) when ``records``, the keys a reader verifies
+    with or looks up by id, hold one public half under two ids, or two public halves under one id; ``where`` names
+    what they were read from (``keystore PATH``, ``the --verify-key files``).
+
+    A reader takes a key's id for its owner and generation. One key under two owners' ids lets either act as the
+    other: a partner's receipt key filed also as ``broker-sign-<g>`` signs decision blocks, deliveries and recall
+    notices the auditors take for the broker's, and names a newer broker generation so the real key looks retired.
+    Under two generations of one owner's key, one id was mistyped, and its label can retire the key in use. Two
+    keys under one id (two files given for it) leave the reader to keep whichever came last. Public halves are
+    compared as bytes whatever kind each file calls its key, as the keystore's own checks do
+    (``broker.keystore.Keystore.broker_custody_problems``): one key filed as another kind is still one key. The
+    same key under the same id twice (one file given twice) is one key, not two. Every reader that builds a
+    verifier or a lookup from a folder or a list of public halves refuses through this one check."""
+    by_public: dict[bytes, KeyRecord] = {}
+    by_id: dict[str, KeyRecord] = {}
+    shown = one_line(where)
+    for record in records:
+        same_id = by_id.setdefault(record.key_id, record)
+        if same_id.public != record.public:
+            raise KeyMaterialError(
+                f"{shown}: two different keys are given as {record.key_id}: keep {record.owner}'s own, compared with "
+                "its fingerprint (`puente keys export-public` prints it), and leave out the other")
+        if record.public is None:
+            continue  # a pseudonym key: no public half to take for another's
+        first = by_public.setdefault(record.public, record)
+        if first.key_id == record.key_id:
+            continue
+        if first.owner == record.owner:
+            raise KeyMaterialError(
+                f"{shown}: one public key is held as {first.key_id} and as {record.key_id}, two generations of "
+                f"{record.owner}'s key: one id was mistyped; remove the one whose id is not the one its owner gave")
+        raise KeyMaterialError(
+            f"{shown}: one public key is held as {first.key_id} ({first.owner}'s) and as {record.key_id} "
+            f"({record.owner}'s), so {first.owner} and {record.owner} could act as each other: compare each with its "
+            "owner's fingerprint (`puente keys export-public` prints it), remove the file that is not its owner's "
+            "key and import the right PEM (`puente keys import-public`)")
 
 
 def record_to_json(record: KeyRecord) -> bytes:
