@@ -606,7 +606,9 @@ class Keystore:
         before it rotated its key stay in the feed, so a subscriber verifies with all of them.
         Only ``broker-sign-<g>`` keys: no other party's key may sign for the broker. One held with its
         private half is refused: only the broker holds that, and a copy in a partner's folder is a leak
-        to be removed, not a key to use."""
+        to be removed, not a key to use. So is a folder holding one public half under two ids, of any kinds
+        (``refuse_one_key_two_ids``): another party's key filed also as the broker's would sign its feed."""
+        self.refuse_one_key_two_ids()
         found = self.generations(BROKER_OWNER, KeyKind.BROKER_SIGNING)
         if not found:
             raise KeyMaterialError(f"no {KeyKind.BROKER_SIGNING} key for {BROKER_OWNER!r} in keystore {self.path}")
@@ -936,9 +938,10 @@ class Keystore:
     def refuse_one_key_two_ids(self) -> None:
         """KeyMaterialError (one line naming both ids) when two key files here, of any kinds, hold one public half
         (``broker.crypto.keys.refuse_one_key_two_ids``). Called by every reader that builds a verifier from this
-        folder (``signature_check``) before it loads a key: comparing only the kinds a reader loads would miss a key
-        it loads that copies one it does not (a partner's receipt key beside the broker's signing keys), and a file
-        copied in by hand skips ``import_public``'s own check."""
+        folder (``signature_check``, ``load_verify_keys``, ``broker.partner.receipt_signer``) before it loads a key:
+        comparing only the kinds a reader loads would miss a key it loads that copies one it does not (a partner's
+        receipt key beside the broker's signing keys), and a file copied in by hand skips ``import_public``'s own
+        check."""
         refuse_one_key_two_ids(self.parsed_keys(), f"keystore {self.path}")
 
     def fresh_agency_mac_lookup(self, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic,

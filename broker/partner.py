@@ -98,7 +98,16 @@ from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
 from broker.audit.chain import INSTANCE
 from broker.audit.receipts import RECEIPTS_PER_CHECKPOINT
 from broker.audit.verify import ROTATION_GRACE_MS
-from broker.crypto import BROKER_OWNER, FeedOpener, KeyKind, KeyRecord, Opened, checker, sign_checkpoint
+from broker.crypto import (
+    BROKER_OWNER,
+    FeedOpener,
+    KeyKind,
+    KeyRecord,
+    Opened,
+    checker,
+    refuse_one_key_two_ids,
+    sign_checkpoint,
+)
 from broker.crypto.keys import newer_generation
 from broker.kafka import (
     ClientError,
@@ -1337,7 +1346,9 @@ def opener_for(partner: str, key_file: Path, verify_files: Path | Sequence[Path]
 
 
 def _broker_verify_keys(verify_files: Path | Sequence[Path] | None, folder: Keystore) -> dict[str, Ed25519PublicKey]:
-    """The broker's public signing keys a subscriber verifies with: the files given, else the folder's."""
+    """The broker's public signing keys a subscriber verifies with: the files given, else the folder's. One public
+    half under two ids is refused among the files as in the folder (``refuse_one_key_two_ids``): the same key under
+    two generations' ids has one of them mistyped, and its label can make the broker's key in use look retired."""
     if isinstance(verify_files, Path):
         verify_files = [verify_files]
     if not verify_files:
@@ -1345,7 +1356,7 @@ def _broker_verify_keys(verify_files: Path | Sequence[Path] | None, folder: Keys
             return folder.load_verify_keys()
         except KeyMaterialError as exc:
             raise KeyMaterialError(f"{exc}; pass the broker's public key with --verify-key") from exc
-    keys: dict[str, Ed25519PublicKey] = {}
+    records: list[KeyRecord] = []
     for path in verify_files:
         broker_key = load_key_file(path)
         if broker_key.kind is not KeyKind.BROKER_SIGNING or broker_key.owner != BROKER_OWNER:
@@ -1359,8 +1370,9 @@ def _broker_verify_keys(verify_files: Path | Sequence[Path] | None, folder: Keys
                 f"pass its public half: on the broker's side `puente keys export-public {broker_key.key_id} --out "
                 f"FILE.pem`, then `puente keys import-public FILE.pem --id {broker_key.key_id} --dir {folder.path}` "
                 f"and pass {folder.path / f'{broker_key.key_id}.json'} (or leave --verify-key out)")
-        keys[broker_key.key_id] = broker_key.ed25519_public()
-    return keys
+        records.append(broker_key)
+    refuse_one_key_two_ids(records, "the --verify-key files")
+    return {record.key_id: record.ed25519_public() for record in records}
 
 
 def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> ReceiptSigner:
@@ -1405,9 +1417,13 @@ def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> Rece
 
 def _receipt_generations(partner: str, folders: Sequence[Path]) -> dict[str, tuple[KeyRecord, Path]]:
     """Every generation of ``partner``'s receipt key in ``folders``, by key id, with the file it was read from. One
-    id held as two different keys is refused: which of them is the partner's, nothing here says."""
+    id held as two different keys is refused: which of them is the partner's, nothing here says. So is one public
+    half under two ids (``refuse_one_key_two_ids``), in each folder across every key file of any kind and across
+    the folders' receipt keys: one key under two generations' ids has one mistyped, and the receipts it signs
+    rank by a label that is not the key's own."""
     held: dict[str, tuple[KeyRecord, Path]] = {}
     for folder in folders:
+        Keystore(folder).refuse_one_key_two_ids()
         for found in Keystore(folder).generations(partner, KeyKind.PARTNER_SIGNING):
             path = folder / f"{found.key_id}.json"
             first, first_path = held.setdefault(found.key_id, (found, path))
@@ -1416,6 +1432,8 @@ def _receipt_generations(partner: str, folders: Sequence[Path]) -> dict[str, tup
                     f"{one_line(str(first_path))} and {one_line(str(path))} hold two different keys as "
                     f"{found.key_id}: keep {partner}'s own receipt key, compared with its fingerprint (`puente keys "
                     "export-public` prints it), and remove the other")
+    refuse_one_key_two_ids([found for found, _ in held.values()], f"{partner}'s receipt keys in "
+                           f"{' and '.join(str(folder) for folder in dict.fromkeys(folders))}")
     return held
 
 

@@ -24,6 +24,7 @@ from broker.crypto import sign_checkpoint
 from broker.crypto.keys import BROKER_OWNER, KeyKind, KeyRecord, record_from_json, record_to_json
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore, Keystores, signature_check
+from broker.partner import opener_for, receipt_signer
 from puente.console.server import catch_up_index
 from puente.errors import KeyMaterialError
 from puente.settings import PuenteSettings
@@ -184,3 +185,53 @@ def test_collect_denials_refuses_the_brokers_folder_holding_one_key_under_two_id
     _one_line(info, "USA-rcpt-2026a", "broker-sign-2025z")
     assert BROKER_OWNER in str(info.value)
 
+
+# A partner's subscriber: the broker's keys it verifies its feed with, its own receipt keys
+
+
+def test_the_subscriber_refuses_a_folder_holding_one_key_under_two_ids(tmp_path: Path) -> None:
+    """COL's folder holding its receipt key's public half also as broker-sign-2026b: the feed would verify blocks
+    signed with a key that is not the broker's; refused in one line naming both ids."""
+    made = _site(tmp_path)
+    col = made.partners["COL"]
+    _file_as(col.path, col.load("COL-rcpt-2026a"), "broker-sign-2026b", KeyKind.BROKER_SIGNING)
+    with pytest.raises(KeyMaterialError) as info:
+        opener_for("COL", col.path / "COL-enc-2026a.json", None)
+    _one_line(info, "COL-rcpt-2026a", "broker-sign-2026b")
+
+
+def test_the_subscriber_refuses_verify_key_files_holding_one_key_under_two_ids(tmp_path: Path) -> None:
+    """`subscribe --verify-key` with the broker's key given under 2026a and again as 2026b: one id was mistyped, and
+    its label would make the broker's key in use look retired; refused naming both."""
+    made = _site(tmp_path)
+    col = made.partners["COL"]
+    copy = _file_as(tmp_path / "given", col.load("broker-sign-2026a"), "broker-sign-2026b", KeyKind.BROKER_SIGNING)
+    with pytest.raises(KeyMaterialError) as info:
+        opener_for("COL", col.path / "COL-enc-2026a.json", [col.path / "broker-sign-2026a.json", copy])
+    _one_line(info, "--verify-key", "broker-sign-2026a", "broker-sign-2026b")
+
+
+def test_the_receipt_signer_refuses_its_key_under_two_generations(tmp_path: Path) -> None:
+    """COL's receipt key's public half also held as COL-rcpt-2025z beside it: the checker of COL's own chain would
+    take one key under two generations; refused naming both."""
+    made = _site(tmp_path)
+    col = made.partners["COL"]
+    _file_as(col.path, col.load("COL-rcpt-2026a"), "COL-rcpt-2025z", KeyKind.PARTNER_SIGNING)
+    with pytest.raises(KeyMaterialError) as info:
+        receipt_signer("COL", col.path / "COL-enc-2026a.json", None)
+    _one_line(info, "COL-rcpt-2025z", "COL-rcpt-2026a")
+
+
+def test_the_receipt_signer_compares_the_keys_across_both_folders(tmp_path: Path) -> None:
+    """--sign-key from another folder, its public half held beside --key as COL-rcpt-2025z: neither folder alone
+    holds one key twice, but the two together do; refused naming both."""
+    made = _site(tmp_path)
+    col = made.partners["COL"]
+    signing = col.path / "COL-rcpt-2026a.json"
+    mounted = tmp_path / "mounted"
+    mounted.mkdir(mode=0o700)
+    os.rename(signing, mounted / signing.name)
+    _file_as(col.path, Keystore(mounted).load("COL-rcpt-2026a"), "COL-rcpt-2025z", KeyKind.PARTNER_SIGNING)
+    with pytest.raises(KeyMaterialError) as info:
+        receipt_signer("COL", col.path / "COL-enc-2026a.json", mounted / signing.name)
+    _one_line(info, "COL-rcpt-2025z", "COL-rcpt-2026a")
