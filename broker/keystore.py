@@ -738,7 +738,7 @@ class Keystore:
         import, and nothing on the agency's side can tell a mistyped id from the right one (the fingerprint is the
         key's, not its id's): taking the newest label by itself, one import under a wrong id had the broker
         dead-letter everything the adapter MACed. Refused: any of the broker's halves held with its secret, and
-        one public half held under two ids (``_refuse_same_key_twice``)."""
+        one public half held under two ids (``broker.crypto.keys.refuse_one_key_two_ids``)."""
         held = self.generations(BROKER_OWNER, KeyKind.KEY_AGREEMENT)
         if not held:
             raise KeyMaterialError(
@@ -747,20 +747,10 @@ class Keystore:
             )
         for record in held:
             self.refuse_private(record)
-        self._refuse_same_key_twice(held)
+        refuse_one_key_two_ids(held, f"keystore {self.path}")
         use = f"puente keys use broker-kex-<generation> --dir {self.path}"
         return self._chosen(held, BROKER_IN_USE, "the broker's", f"run `{use}` with the id the broker's operator gave",
                             use)
-
-    def _refuse_same_key_twice(self, records: Sequence[KeyRecord]) -> None:
-        """KeyMaterialError (one line) when two of ``records`` hold one public key under two ids."""
-        seen: dict[bytes, str] = {}
-        for record in records:
-            first = seen.setdefault(record.public or b"", record.key_id)
-            if first != record.key_id:
-                raise KeyMaterialError(
-                    f"keystore {self.path} holds one public key as {first} and as {record.key_id}: one of them was "
-                    "imported under a wrong id; remove the one whose id is not the one its owner gave")
 
     def load_agency_mac(self, agency: str) -> SecretBytes:
         """The agency's ingress MAC key (adapter side), derived from its key-agreement key in use
@@ -913,13 +903,9 @@ class Keystore:
         every key file that parses, whatever its mode, since whose key a file holds does not depend on it (a
         partner's encryption half copied in as an agency's key-agreement key lets the partner MAC as the agency)."""
         owners: dict[bytes, dict[str, str]] = {}
-        for key_id in self.key_ids():
-            try:
-                record, _ = _parse_key_file(self.path / f"{key_id}.json", key_id)
-            except KeyMaterialError:
-                continue  # a key-agreement file among them is refused by its own load
+        for record in self.parsed_keys():  # a key-agreement file that does not read is refused by its own load
             if record.public is not None:
-                owners.setdefault(record.public, {})[key_id] = record.owner
+                owners.setdefault(record.public, {})[record.key_id] = record.owner
         return owners
 
     def parsed_keys(self) -> list[KeyRecord]:

@@ -235,3 +235,17 @@ def test_the_receipt_signer_compares_the_keys_across_both_folders(tmp_path: Path
     with pytest.raises(KeyMaterialError) as info:
         receipt_signer("COL", col.path / "COL-enc-2026a.json", mounted / signing.name)
     _one_line(info, "COL-rcpt-2025z", "COL-rcpt-2026a")
+
+
+# An agency's adapter: the broker's key-agreement key it pairs with
+
+
+def test_the_broker_key_an_agency_pairs_with_is_refused_under_two_ids(tmp_path: Path) -> None:
+    """The broker's key-agreement half held in SENAN's folder as broker-kex-2026a and again as broker-kex-2026b:
+    the pair id would name a key the broker may not hold under that id; refused naming both, by the shared check."""
+    made = Keystore.provision(tmp_path / "keys", partners=[], agencies=["SENAN"], agreements=[], generation="2026a")
+    senan = made.agencies["SENAN"]
+    _file_as(senan.path, senan.load("broker-kex-2026a"), "broker-kex-2026b", KeyKind.KEY_AGREEMENT)
+    with pytest.raises(KeyMaterialError) as info:
+        senan.broker_key_in_use()
+    _one_line(info, "broker-kex-2026a", "broker-kex-2026b", "mistyped")
