@@ -275,7 +275,11 @@ def changed_markings(before: Mapping[str, Any], after: Mapping[str, Any]) -> dic
 
 def own_mac_lookup(keystore: Keystore, agency: str) -> Callable[[str, str], SecretBytes | None]:
     """``lookup`` for ``verify_ingress`` from the agency's own keystore: any generation of its key-agreement key
-    still there, paired with the broker's public half named in the record; nothing for another agency."""
+    still there, paired with the broker's public half named in the record; nothing for another agency. Refused
+    (KeyMaterialError naming both ids) while the folder holds one public half under two ids
+    (``Keystore.refuse_one_key_two_ids``): another agency's key filed also as ``broker-kex-<g>`` gives a pair whose
+    MAC key that agency derives too, so its records would read as this agency's own."""
+    keystore.refuse_one_key_two_ids()
     cache: dict[str, SecretBytes | None] = {}
 
     def lookup(who: str, key_id: str) -> SecretBytes | None:

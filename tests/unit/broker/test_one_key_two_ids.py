@@ -18,9 +18,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from unreachable import unreachable_kafka
 
+from adapters.lifecycle import own_mac_lookup
 from broker.audit import ChainWriter, verify_partition
 from broker.auditor import signature_checks
-from broker.crypto import sign_checkpoint
+from broker.crypto import ingress_mac_key, sign_checkpoint
 from broker.crypto.keys import BROKER_OWNER, KeyKind, KeyRecord, record_from_json, record_to_json
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore, Keystores, signature_check
@@ -249,3 +250,22 @@ def test_the_broker_key_an_agency_pairs_with_is_refused_under_two_ids(tmp_path: 
     with pytest.raises(KeyMaterialError) as info:
         senan.broker_key_in_use()
     _one_line(info, "broker-kex-2026a", "broker-kex-2026b", "mistyped")
+
+
+def test_an_agencys_own_mac_lookup_refuses_another_agencys_key_filed_as_the_brokers(tmp_path: Path) -> None:
+    """SENAFRONT's key-agreement half in SENAN's folder under its own id and again as broker-kex-2026b: the pair
+    SENAN-kex-2026a+broker-kex-2026b has a MAC key SENAFRONT derives too, so the lookup SENAN's officer tools read
+    its own records with is refused, naming both ids."""
+    made = Keystore.provision(tmp_path / "keys", partners=[], agencies=["SENAN", "SENAFRONT"], agreements=[],
+                              generation="2026a")
+    senan, senafront = made.agencies["SENAN"], made.agencies["SENAFRONT"]
+    theirs = senafront.load("SENAFRONT-kex-2026a")
+    _file_as(senan.path, theirs, "SENAFRONT-kex-2026a", KeyKind.KEY_AGREEMENT)
+    _file_as(senan.path, theirs, "broker-kex-2026b", KeyKind.KEY_AGREEMENT)
+    with pytest.raises(KeyMaterialError) as info:
+        lookup = own_mac_lookup(senan, "SENAN")
+        # Reached only before the fix: SENAFRONT derives the MAC key SENAN's lookup takes as SENAN's own.
+        as_broker = replace(theirs, key_id="broker-kex-2026b")
+        forged = ingress_mac_key(as_broker, senan.load("SENAN-kex-2026a").public_only())
+        assert lookup("SENAN", "SENAN-kex-2026a+broker-kex-2026b") != forged
+    _one_line(info, "SENAFRONT-kex-2026a", "broker-kex-2026b")
