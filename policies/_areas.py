@@ -16,12 +16,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from policies._model import Number, OptionalWholeNumber, WholeNumber
+from policies._model import Number, OptionalWholeNumber, Prose, Text, WholeNumber
 
 # Matched as written (no whitespace stripping): ``"DARIEN "`` is refused, not made a second ``DARIEN``
 # whose outline would replace the real one.
 AreaCode = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
-_Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 # A number as YAML reads it (not `true`, not "9.1"), finite, within bounds.
 Latitude = Annotated[Number, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[Number, Field(ge=-180, le=180, allow_inf_nan=False)]
@@ -43,8 +42,8 @@ def _twice_area(ring: Sequence[tuple[float, float]]) -> float:
 class AreaEntry(_Frozen):
     """One province, comarca or border sector: its name and outline (rings of [latitude, longitude])."""
 
-    name: _Text
-    note: _Text | None = None
+    name: Text
+    note: Text | None = None
     precision_km: OptionalWholeNumber = Field(default=None, ge=1, le=100)  # when coarser than the file's
     outline: list[Ring] = Field(min_length=1, max_length=100)
 
@@ -69,7 +68,7 @@ class AreaEntry(_Frozen):
 class AreasFile(_Frozen):
     """areas.yaml: the outline of every province and border sector code an agreement's area may name."""
 
-    source: _Text
+    source: Prose
     precision_km: WholeNumber = Field(ge=1, le=100)
     provinces: dict[AreaCode, AreaEntry] = {}
     border_sectors: dict[AreaCode, AreaEntry] = {}

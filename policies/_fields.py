@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
-from puente.errors import PolicyError
+import schemas
+from puente.errors import PolicyError, SchemaError
 
 PRIMITIVES = frozenset({"string", "double", "float", "int", "long", "boolean", "bytes"})
 # Fields of the alert that carry its content; the envelope rule (vocabulary.yaml) may keep only
@@ -175,3 +177,25 @@ def children(fields: Mapping[str, FieldInfo]) -> dict[str, list[str]]:
         if parent is not None:
             out.setdefault(parent, []).append(path)
     return out
+
+
+@cache
+def schema_fields() -> Mapping[str, Mapping[str, FieldInfo]]:
+    """The current alert schema's field paths per alert type (the schema is fixed for a process)."""
+    try:
+        current = schemas.current(schemas.ALERT)
+    except SchemaError as exc:
+        raise PolicyError(f"cannot read the alert schema the policy refers to: {exc}") from exc
+    return alert_fields(current.expanded, schemas.PAYLOAD_TYPE)
+
+
+@cache
+def schema_releases() -> Mapping[str, Mapping[str, frozenset[str]]]:
+    """Each released alert schema's field paths per alert type, by release label (``v1``, ``v2``...):
+    what a policy's ``reviewed_schema`` may name."""
+    try:
+        found = schemas.releases(schemas.ALERT)
+    except SchemaError as exc:
+        raise PolicyError(f"cannot read the alert schema releases the policy refers to: {exc}") from exc
+    return {v.label: {t: frozenset(f) for t, f in alert_fields(v.expanded, schemas.PAYLOAD_TYPE).items()}
+            for v in found}

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 
 import schemas
 from policies._areas import Areas, AreasFile, compile_areas
-from policies._check import Releases, check_sources
+from policies._check import check_sources
 from policies._compile import PolicySet, compile_policy
-from policies._fields import FieldInfo, alert_fields
+from policies._fields import schema_fields as schema_fields  # named here too: _lint, _suite and tests look it up
+from policies._fields import schema_releases as schema_releases  # in this module (tests replace it here)
 from policies._source import AREAS, DEFAULT_DIR, present, read_doc, read_sources
 from policies._yamlio import not_a_file
-from puente.errors import PolicyError, SchemaError
-
-
-@cache
-def schema_fields() -> Mapping[str, Mapping[str, FieldInfo]]:
-    """The current alert schema's field paths per alert type (the schema is fixed for a process)."""
-    try:
-        current = schemas.current(schemas.ALERT)
-    except SchemaError as exc:
-        raise PolicyError(f"cannot read the alert schema the policy refers to: {exc}") from exc
-    return alert_fields(current.expanded, schemas.PAYLOAD_TYPE)
-
-
-@cache
-def schema_releases() -> Releases:
-    """Each released alert schema's field paths per alert type, by release label (``v1``, ``v2``...):
-    what a policy's ``reviewed_schema`` may name."""
-    try:
-        found = schemas.releases(schemas.ALERT)
-    except SchemaError as exc:
-        raise PolicyError(f"cannot read the alert schema releases the policy refers to: {exc}") from exc
-    return {v.label: {t: frozenset(f) for t, f in alert_fields(v.expanded, schemas.PAYLOAD_TYPE).items()}
-            for v in found}
+from puente.errors import PolicyError
 
 
 def load_policy_set(directory: Path | str | None = None) -> PolicySet:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -153,7 +154,28 @@ def _calendar_date(value: Any) -> Any:
 
 
 CalendarDate = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31)), BeforeValidator(_calendar_date)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("a line break refused: this text is one line (a title, a why, a name)")
+    return value
+
+
+class _Prose:
+    """Marks a text a policy file may write over several lines (``_source.texts_of`` reads the mark)."""
+
+    def __repr__(self) -> str:
+        return "PROSE"
+
+
+PROSE = _Prose()
+# A short text is one line, in the file and in the value: a title or a why shows in reasons and error lines, and a
+# text block under it could take in lines a reviewer reads as rules (``_yamlio.Texts``). Prose (a legal basis, a
+# purpose, a description) may run over lines; the loader refuses a line of it that reads as an entry.
+_TEXT = StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)
+Text = Annotated[str, _TEXT, AfterValidator(_one_line)]
+Prose = Annotated[str, _TEXT, PROSE]
 
 
 MIN_GRID = 0.001
@@ -192,7 +214,7 @@ class Effect(StrEnum):
 
 class Term(_Model):
     effect: Effect
-    description: Text
+    description: Prose
 
 
 class Home(_Model):
@@ -383,8 +405,8 @@ class Agreement(_Model):
     id: Code
     title: Text
     parties: list[Code] = Field(min_length=2)
-    legal_basis: Text
-    purpose: Text
+    legal_basis: Prose
+    purpose: Prose
     # Bounded far from date's own limits, where the instants a validity compiles to would overflow.
     valid_from: CalendarDate
     valid_until: CalendarDate

@@ -13,17 +13,20 @@ Layout of a policy directory::
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import Node
 
 from policies._areas import AreasFile
-from policies._model import Agreement, PartnersFile, Suite, Vocabulary
-from policies._yamlio import dotted, line_of, locate, not_a_file, read_yaml
+from policies._fields import schema_fields, schema_releases
+from policies._model import PROSE, Agreement, Fixtures, PartnersFile, Suite, Vocabulary
+from policies._yamlio import Texts, dotted, line_of, locate, not_a_file, read_yaml
 from puente.errors import PolicyError
 from puente.strict import printable
 
@@ -74,6 +77,76 @@ def _loc_text(node: Node | None, loc: Sequence[int | str]) -> tuple[int, str]:
     return line, dotted(shown)
 
 
+_FILES: tuple[type[BaseModel], ...] = (Vocabulary, PartnersFile, Agreement, Suite, Fixtures, AreasFile)
+# A line of prose that opens with a key: ``min_grading: {...}``, ``- rule: X``, ``"payload.x": keep``, ``H3:``.
+_KEYED = re.compile(r"(?:-\s+)?(['\"]?)([^\s'\"]+?)\1:(?:\s+(.*))?")
+_PATH = re.compile(r"[A-Za-z_]\w*(?:\[\])?(?:\.[A-Za-z_]\w*(?:\[\])?)+")  # a field path: payload.person.surnames
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation (``list[Cover]``, ``dict[str, Term] | None``) holds."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+
+
+def _fields_of(*roots: type[BaseModel]) -> list[tuple[str, bool]]:
+    """Every key the models ``roots`` and those within them define, each with whether its text is prose."""
+    seen: set[type[BaseModel]] = set()
+    todo, found = list(roots), []
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            prose = PROSE in info.metadata or any(PROSE in getattr(a, "__metadata__", ()) for a in
+                                                  typing.get_args(info.annotation))
+            found.append((info.alias or name, prose))
+            todo.extend(_models(info.annotation))
+    return found
+
+
+@cache
+def _entry_names() -> frozenset[str]:
+    """The names a line of the policy language opens with: every key of a policy file's models, and every field
+    path of the alert schema, current or released (``agency``, ``payload.detainees[].documents[].number``)."""
+    paths = {p for fields in schema_fields().values() for p in fields}
+    paths.update(p for release in schema_releases().values() for fields in release.values() for p in fields)
+    return frozenset({name for name, _ in _fields_of(*_FILES)} | paths)
+
+
+def reads_as_entry(line: str) -> str | None:
+    """What a line of prose reads as to a reviewer, when it reads as part of the policy rather than as text:
+    ``the entry min_grading:`` or ``a comment``; None for a line of prose.
+
+    A line reads as an entry when it opens (after its indentation and a list's ``- ``) with a name and a colon,
+    then a space or the end of the line, and the name is one the policy language uses as a key: a key of a
+    policy file's models (``min_grading``, ``why``, ``rule``), a field path of the alert schema or any dotted path
+    (``payload.detainees[].documents[].number``), or any name with a ``{...}`` or ``[...]`` after it (``H3: {effect:
+    none}``, a code of the vocabulary). Ordinary prose stays loadable: ``Note: ...``, ``Article 5: ...`` and
+    ``as follows:`` name nothing the policy knows. A line opening with ``#`` reads as a comment, though YAML reads
+    it as text."""
+    text = line.strip()
+    if text.startswith("#"):
+        return "a comment"
+    found = _KEYED.fullmatch(text)
+    if found is None:
+        return None
+    name, rest = found.group(2), found.group(3) or ""
+    if name in _entry_names() or _PATH.fullmatch(name) or rest.startswith(("{", "[")):
+        return f"the entry {name}:"
+    return None
+
+
+@cache
+def texts_of(model: type[BaseModel]) -> Texts:
+    """How a file read as ``model`` may write its texts: over several lines only under its prose keys (a legal
+    basis, a purpose, a description), and no line of those reading as an entry (``reads_as_entry``)."""
+    prose = frozenset(name for name, is_prose in _fields_of(model) if is_prose)
+    return Texts(prose, reads_as_entry)
+
+
 def validate(model: type[M], data: object, node: Node | None, label: str) -> Doc[M]:
     """Validate ``data`` as ``model``; errors raise PolicyError with ``file:line: field: problem``."""
     try:
@@ -88,7 +161,7 @@ def validate(model: type[M], data: object, node: Node | None, label: str) -> Doc
 
 def read_doc(model: type[M], root: Path, relative: str) -> Doc[M]:
     """Read and validate one file under ``root``."""
-    data, node = read_yaml(root / relative, relative)
+    data, node = read_yaml(root / relative, relative, texts_of(model))
     return validate(model, data, node, relative)
 
 
@@ -145,12 +218,14 @@ def check_suite(root: Path, relative: str) -> tuple[str, ...] | None:
     permissive agreement deciding alone. A file with neither ``suite:`` nor ``cases:`` is named in one line; a
     suite with mistakes, by each one's line, as any policy file."""
     try:
-        data, node = read_yaml(root / relative, relative)  # refuses a pipe or a folder by name, unopened
+        # Read first as an agreement may be written (its legal basis over lines), so that an agreement saved under a
+        # suite's name is named as such; a suite is then read again as a suite is written.
+        data, node = read_yaml(root / relative, relative, texts_of(Agreement))  # refuses a pipe or a folder, unopened
         if not (isinstance(data, dict) and ("suite" in data or "cases" in data)):
             return (f"{relative}:{line_of(node, ())}: not a test suite (no suite: or cases:); a file named "
                     f"X{SUITE_SUFFIX} is read as the suite of X.yaml, never as an agreement: if it is an agreement, "
                     "name it <name>.yaml",)
-        validate(Suite, data, node, relative)
+        read_doc(Suite, root, relative)
     except PolicyError as exc:
         return exc.problems or (str(exc),)
     return None

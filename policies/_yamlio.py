@@ -16,6 +16,13 @@ silently replace the entry a reader of the file sees. Explicit tags
 are, and so are YAML 1.1's other spellings of booleans (``yes``, ``off``)
 and of integers (``010``, ``0x10``, ``1_000``, ``1:30``): a policy file says
 ``true``, ``false`` and ``180`` as its reader would read them.
+
+A text runs over several lines only under the keys a file's ``Texts`` names
+(an agreement's legal basis, a term's description): a ``>`` or ``|`` block
+takes in every more-indented line after it, blank lines included, so a rule
+written below a ``why: >-`` would be the why's text while a reviewer reads a
+rule. Under those keys, a line that reads as an entry of the policy is
+refused too (``Texts.reads_as_entry``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -217,6 +225,69 @@ def _check_keys(node: Node, path: tuple[int | str, ...] = ()) -> None:
         _check_keys(value_node, (*path, str(key_node.value)))
 
 
+def _no_entry(line: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Texts:
+    """How a file may write its texts: ``prose`` names the keys whose text may run over several lines (a ``>`` or
+    ``|`` block, or a quoted or plain text continued on the next line), and ``reads_as_entry`` says what a line of
+    such a text reads as to a reviewer (``min_grading:``), or None for a line of prose. Every other text is one
+    line: the default, ``Texts()``, lets no text of the file run over lines."""
+
+    prose: frozenset[str] = frozenset()
+    reads_as_entry: Callable[[str], str | None] = _no_entry
+
+
+ONE_LINE = Texts()
+
+
+def _check_texts(node: Node, lines: Sequence[str], texts: Texts, path: tuple[int | str, ...] = ()) -> None:
+    """Refuse a text over several lines under a key ``texts`` does not name as prose, and a line of a prose text
+    that reads as an entry: in both, YAML reads as text a line a reviewer may read as part of the policy."""
+    if isinstance(node, SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_texts(item, lines, texts, (*path, index))
+    elif isinstance(node, MappingNode):
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, ScalarNode) else ""
+            _check_text(key_node, lines, ONE_LINE, path)  # a key is never prose
+            _check_texts(value_node, lines, texts, (*path, key))
+    else:
+        _check_text(node, lines, texts, path)
+
+
+def _check_text(node: Node, lines: Sequence[str], texts: Texts, path: tuple[int | str, ...]) -> None:
+    start, end = node.start_mark.line, node.end_mark.line
+    block = isinstance(node, ScalarNode) and node.style in ("|", ">")
+    if not (block or end > start):
+        return
+    # A block ends at the start of the line after it (and after the blank lines it takes in); a quoted or plain
+    # text, on its last line.
+    last = end if node.end_mark.column > 0 else end - 1
+    while last > start and last < len(lines) and not lines[last].strip():
+        last -= 1
+    key = path[-1] if path else ""
+    where = f"{dotted(path)}: " if path else ""
+    if not (isinstance(key, str) and key in texts.prose):
+        allowed = f"only {', '.join(sorted(texts.prose))} may" if texts.prose else "no text of this file may"
+        raise _Refused(
+            start + 1,
+            f"{where}a text over several lines (lines {start + 1} to {last + 1}) refused: write it on one line; "
+            f"{allowed} run over lines, since a text block takes in the indented lines below it and a reviewer "
+            "would read them as entries",
+        )
+    for number in range(start + 1, min(last, len(lines) - 1) + 1):  # the first line holds the key, not the text
+        entry = texts.reads_as_entry(lines[number])
+        if entry is not None:
+            raise _Refused(
+                number + 1,
+                f"{where}this line reads as {printable(entry[:80])}, but YAML reads it as part of the text of "
+                f"{key}: move it out of the text (outdented to where it belongs), or reword the line",
+            )
+
+
 class _LibyamlLoader(_StrictChecks, CParser):
     """libyaml scans and parses: a fifth of the pure-Python parser's time, and every command and each
     broker start reads the policy files."""
@@ -293,8 +364,11 @@ def unseen_character(text: str) -> str | None:
             "reads there is not what a reviewer sees; remove it (end lines with a line feed)")
 
 
-def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
+def read_yaml(path: Path, label: str, texts: Texts = ONE_LINE) -> tuple[Any, Node | None]:
     """The data of one YAML file and its node tree; any problem raises PolicyError naming file and line.
+
+    ``texts`` says which keys' texts may run over several lines, and which of their lines read as entries
+    (``Texts``); by default no text of the file may.
 
     Only a regular file (or a link to one) is read: a policy folder is given, not a stream, so a pipe
     is refused by name before anything opens it (a FIFO with no writer would read as empty, and the
@@ -327,6 +401,7 @@ def read_yaml(path: Path, label: str) -> tuple[Any, Node | None]:
         node = loader.get_single_node()
         if node is not None:
             _check_keys(node)
+            _check_texts(node, text.split("\n"), texts)
         data = loader.construct_document(node) if node is not None else None
     except _Refused as exc:
         raise PolicyError(f"{label}:{exc.line}: {exc.problem}") from None

@@ -325,6 +325,76 @@ def test_line_feeds_and_carriage_return_line_feeds_are_plain_line_ends(policy_co
     assert policy_copy.load() is not None
 
 
+PURPOSE_END = "  clandestine airstrips and irregular migration through the Darién gap.\n"
+MIN_GRADING = "min_grading: {reliability: C, credibility: 3}\n"
+
+
+def test_a_rule_below_a_why_block_is_refused_not_read_as_the_why(policy_copy: Any) -> None:
+    """A rule written below ``why: >-`` after a blank line was the why's text: the file showed the remarks dropped
+    while the field rule kept them. A why is one line; a text block under it is refused at the why's line."""
+    policy_copy.replace(AGREEMENT, REMARKS, "      payload.remarks:\n        action: keep\n        why: >-\n"
+                        "          reviewed by hand\n\n          payload.remarks: {action: drop}")
+    line = policy_copy.line_of(AGREEMENT, "why: >-")
+    assert _problem(policy_copy).startswith(
+        f"{AGREEMENT}:{line}: covers[0].fields.payload.remarks.why: a text over several lines (lines {line} to "
+        f"{line + 3}) refused: write it on one line; only legal_basis, purpose may run over lines")
+
+
+@pytest.mark.parametrize("value", ["'the commission's title\n  continued'", "\"the commission\n  continued\"",
+                                   "the commission\n  continued", "|\n  the commission", ">\n  the commission"])
+def test_a_short_text_is_one_line_in_the_file(policy_copy: Any, value: str) -> None:
+    """A title, a why or a name continued on the next line (quoted, plain or a block) is refused at its line."""
+    policy_copy.replace(AGREEMENT, "title: Panamá–Colombia, Comisión Binacional Fronteriza (COMBIFRON)",
+                        f"title: {value.replace(chr(39) + 's', chr(39) * 2 + 's')}")
+    line = policy_copy.line_of(AGREEMENT, "title: ")
+    assert _problem(policy_copy).startswith(f"{AGREEMENT}:{line}: title: a text over several lines (lines {line} to")
+
+
+def test_a_short_text_holds_no_line_break(policy_copy: Any) -> None:
+    """A line break written as an escape (``"a\\nb"``) is refused too: a title shows in reasons and error lines."""
+    policy_copy.replace(AGREEMENT, "title: Panamá–Colombia, Comisión Binacional Fronteriza (COMBIFRON)",
+                        'title: "COMBIFRON\\nmin_grading: none"')
+    line = policy_copy.line_of(AGREEMENT, "title: ")
+    assert _problem(policy_copy) == f"{AGREEMENT}:{line}: title: Value error, a line break refused: this text is " \
+                                    "one line (a title, a why, a name)"
+
+
+@pytest.mark.parametrize(
+    ("entry", "reads_as"),
+    [("  min_grading: {reliability: B, credibility: 3}", "the entry min_grading:"),
+     ("  payload.detainees[].documents[].number: {action: pseudonymise}", "the entry payload.detainees[].documents[]"),
+     ("  location: keep", "the entry location:"),
+     ("  - rule: COL-EXTRA", "the entry rule:"),
+     ("  'retention_days': 30", "the entry retention_days:"),
+     ("  H3: {effect: none}", "the entry H3:"),
+     ("  # min_grading removed pending the annex", "a comment")],
+)
+def test_a_line_of_prose_that_reads_as_an_entry_is_refused(policy_copy: Any, entry: str, reads_as: str) -> None:
+    """``min_grading`` written below ``purpose: >-`` after a blank line was the purpose's text, and an E5 seizure
+    went to the partner: a line of prose that reads as an entry of the policy is refused, at that line."""
+    policy_copy.replace(AGREEMENT, MIN_GRADING, "")
+    policy_copy.replace(AGREEMENT, PURPOSE_END, f"{PURPOSE_END}\n{entry}\n")
+    line = policy_copy.line_of(AGREEMENT, entry.strip())
+    assert _problem(policy_copy).startswith(f"{AGREEMENT}:{line}: purpose: this line reads as {reads_as}")
+
+
+def test_a_description_block_cannot_take_in_a_code(policy_copy: Any) -> None:
+    """The vocabulary's descriptions are prose too: a handling code swallowed by the one above it is refused."""
+    end = "      so release needs the originator's recorded consent.\n"
+    policy_copy.replace("vocabulary.yaml", end, f"{end}\n      H4: {{effect: none, description: none}}\n")
+    line = policy_copy.line_of("vocabulary.yaml", "H4: ")
+    assert _problem(policy_copy).startswith(f"vocabulary.yaml:{line}: handling_codes.H3.description: this line "
+                                            "reads as the entry H4:")
+
+
+def test_prose_over_paragraphs_with_ordinary_colons_still_loads(policy_copy: Any) -> None:
+    """Prose keeps its paragraphs and its ordinary colons: ``Note:``, ``Article 5:``, a list of purposes."""
+    policy_copy.replace(AGREEMENT, PURPOSE_END, f"{PURPOSE_END}\n  Note: the annual plan governs the indicators.\n"
+                        "  Article 5: as follows:\n  - screening at the border,\n  - seizures in Darién.\n")
+    purpose = next(a for a in policy_copy.load().sources.agreements if a.model.id == "COMBIFRON").model.purpose
+    assert "\nNote: the annual plan governs the indicators. Article 5: as follows: - screening" in purpose
+
+
 @pytest.mark.parametrize("name", ["pan-cri-amendment.yml", "PAN-CRI.YAML", "pan-cri.yaml.bak", "old",
                                   "pan-cri-strict.tests.yaml"])
 def test_an_agreement_file_under_another_name_is_refused_not_skipped(policy_copy: Any, name: str) -> None:
