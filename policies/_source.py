@@ -165,33 +165,49 @@ def read_doc(model: type[M], root: Path, relative: str) -> Doc[M]:
     return validate(model, data, node, relative)
 
 
+# The names the agreements folder's files may have: an allow-list, so a name ``ls`` does not show (``.x.yaml``), or
+# one a reviewer may not read as written (a space, a look-alike letter), is never read as an agreement or a suite.
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.yaml")
+
+
+def _named(folder: Path, pattern: str) -> list[Path]:
+    """The entries of ``folder`` matching the glob ``pattern`` whose names ``FILE_NAME`` allows, in name order."""
+    return sorted(p for p in folder.glob(pattern) if FILE_NAME.fullmatch(p.name))
+
+
 def agreement_files(root: Path) -> list[Path]:
-    """The agreement files of a policy directory, in name order (suites beside them excluded: ``read_sources``
-    reads each of those as a suite, so an agreement saved under a suite's name is refused, not left out)."""
-    folder = root / AGREEMENTS
-    return sorted(p for p in folder.glob("*.yaml") if not p.name.endswith(SUITE_SUFFIX))
+    """The agreement files of a policy directory, in name order: ``X.yaml`` with a name ``FILE_NAME`` allows
+    (``stray_files`` names every other). Suites beside them are excluded: ``read_sources`` reads each of those as a
+    suite, so an agreement saved under a suite's name is refused, not left out."""
+    return [p for p in _named(root / AGREEMENTS, "*.yaml") if not p.name.endswith(SUITE_SUFFIX)]
+
+
+def _passed_over(name: str) -> bool:
+    """A hidden file that is no YAML (``.gitkeep``, an editor's swap file, ``.DS_Store``): no one's agreement."""
+    return name.startswith(".") and not name.lower().endswith((".yaml", ".yml"))
 
 
 def stray_files(root: Path) -> list[str]:
-    """The names in the agreements folder that are neither an agreement (``*.yaml``) nor the suite of one beside it
-    (``X.tests.yaml`` with ``X.yaml``): a ``.yml``, a ``.YAML``, a folder, a backup, a suite with no agreement (an
-    agreement saved under a suite's name). Refused, never skipped: a stricter agreement saved under another name
-    would otherwise leave a more permissive one deciding alone, without a word. A suite beside its agreement is no
-    stray, but it is not skipped either: ``read_sources`` reads it as a suite (``check_suite``), so an agreement
-    saved as ``X.tests.yaml`` beside ``X.yaml`` is refused too. Hidden files that are no ``.yaml`` (``.gitkeep``,
-    an editor's swap file) are no one's agreement and are passed over."""
+    """The names in the agreements folder that are neither an agreement (``X.yaml``, named as ``FILE_NAME`` allows)
+    nor the suite of one beside it (``X.tests.yaml`` with ``X.yaml``): a ``.yml``, a ``.YAML``, a hidden
+    ``.X.yaml``, a folder, a backup, a suite with no agreement (an agreement saved under a suite's name). Refused,
+    never skipped: a stricter agreement saved under another name would otherwise leave a more permissive one
+    deciding alone, without a word, and a hidden one read would decide where no reviewer listing the folder sees
+    it. A suite beside its agreement is no stray, but it is not skipped either: ``read_sources`` reads it as a
+    suite (``check_suite``), so an agreement saved as ``X.tests.yaml`` beside ``X.yaml`` is refused too. Hidden
+    files that are no YAML (``_passed_over``) are no one's agreement and are passed over."""
     folder = root / AGREEMENTS
     if not folder.is_dir():
         return []
     names = {p.name for p in folder.iterdir()}
-    return sorted(name for name in names
-                  if (not name.endswith(".yaml") and not name.startswith("."))
-                  or (name.endswith(SUITE_SUFFIX) and name.removesuffix(SUITE_SUFFIX) + ".yaml" not in names))
+    return sorted(name for name in names if not _passed_over(name)
+                  and (not FILE_NAME.fullmatch(name)
+                       or (name.endswith(SUITE_SUFFIX) and name.removesuffix(SUITE_SUFFIX) + ".yaml" not in names)))
 
 
 def suite_files(root: Path) -> list[Path]:
-    """The test suites of a policy directory, in name order."""
-    return sorted((root / AGREEMENTS).glob("*" + SUITE_SUFFIX))
+    """The test suites of a policy directory, in name order: ``X.tests.yaml`` with a name ``FILE_NAME`` allows."""
+    return _named(root / AGREEMENTS, "*" + SUITE_SUFFIX)
 
 
 def present(path: Path) -> bool:
@@ -241,9 +257,10 @@ def read_sources(directory: Path | str | None = None) -> PolicySources:
     partners = _attempt(PartnersFile, root, PARTNERS, problems)
     agreements = [_attempt(Agreement, root, f"{AGREEMENTS}/{p.name}", problems) for p in agreement_files(root)]
     strays = stray_files(root)
-    problems.extend(f"{AGREEMENTS}/{printable(name)}: not an agreement file (agreements are named X.yaml, their tests "
-                    f"X{SUITE_SUFFIX} beside them): rename it or move it out; an agreement under another name would "
-                    "be left out" for name in strays)
+    problems.extend(f"{AGREEMENTS}/{printable(name)}: not an agreement file (agreements are named X.yaml, X of "
+                    f"letters, digits, _ . and - and not starting with a dot, their tests X{SUITE_SUFFIX} beside "
+                    "them): rename it or move it out; an agreement under another name would be left out"
+                    for name in strays)
     # Suites are checked when the policy loads, not only by ``puente policy test``: see ``check_suite``.
     problems.extend(problem for path in suite_files(root) if path.name not in strays
                     for problem in check_suite(root, f"{AGREEMENTS}/{path.name}") or ())

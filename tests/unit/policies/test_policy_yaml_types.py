@@ -405,8 +405,23 @@ def test_an_agreement_file_under_another_name_is_refused_not_skipped(policy_copy
     else:
         target.write_text(policy_copy.text("agreements/pan-cri.yaml"), encoding="utf-8")
     assert _problem(policy_copy) == (
-        f"agreements/{name}: not an agreement file (agreements are named X.yaml, their tests X.tests.yaml beside "
-        "them): rename it or move it out; an agreement under another name would be left out")
+        f"agreements/{name}: not an agreement file (agreements are named X.yaml, X of letters, digits, _ . and - and "
+        "not starting with a dot, their tests X.tests.yaml beside them): rename it or move it out; an agreement under "
+        "another name would be left out")
+
+
+@pytest.mark.parametrize("name", [".pan-cri-seizures.yaml", ".pan-cri.tests.yaml", ".pan-cri.yml", "pan cri.yaml",
+                                  "pan-crí.yaml", "-pan-cri.yaml"])
+def test_an_agreement_file_ls_does_not_show_or_a_name_not_allowed_is_refused(policy_copy: Any, name: str) -> None:
+    """A hidden ``.pan-cri-seizures.yaml`` was read as an agreement, and a seizure to Costa Rica went from withheld
+    to delivered while ``ls`` showed no such file: only names the allow-list admits are read, any other refused."""
+    (policy_copy.root / "agreements" / name).write_text(policy_copy.text("agreements/pan-cri.yaml").replace(
+        "id: PAN-CRI\n", "id: PAN-CRI-SEIZ\n"), encoding="utf-8")
+    problem = _problem(policy_copy)
+    assert problem.startswith(f"agreements/{name}: not an agreement file (agreements are named X.yaml, X of letters,")
+    with pytest.raises(PolicyError, match="not an agreement file"):
+        lint(policy_copy.root, now=datetime(2025, 6, 2, tzinfo=UTC))
+    assert all(p.name != name for p in suite_files(policy_copy.root))
 
 
 def test_an_agreement_saved_as_the_suite_beside_an_agreement_is_refused_not_skipped(policy_copy: Any) -> None:
