@@ -123,11 +123,16 @@ class PolicySet:
     areas: Areas = field(default_factory=Areas, repr=False, compare=False)  # the outlines area conditions use
 
 
-def policy_version(sources: PolicySources, schema_fingerprint: bytes) -> str:
-    """sha256 over a canonical JSON of the validated policy and the alert schema it was compiled against.
+def policy_version(
+    sources: PolicySources, schema_fingerprint: bytes, reviewed: Mapping[str, Collection[str]],
+) -> str:
+    """sha256 over a canonical JSON of the validated policy, the alert schema it was compiled against, and the field
+    lists of the release it was reviewed against (``reviewed``: each alert type's field paths there).
 
     Comments, key order, layout and spelled-out defaults do not change it;
-    any change of meaning does.
+    any change of meaning does. The reviewed release's fields are part of the meaning: a kept record keeps only
+    the fields it held there, so a release edited in place under the same label changes the views, and an audit
+    record's version must then name another policy.
     """
     doc = {
         "vocabulary": sources.vocabulary.model.model_dump(mode="json"),
@@ -135,6 +140,7 @@ def policy_version(sources: PolicySources, schema_fingerprint: bytes) -> str:
         "agreements": sorted((a.model.model_dump(mode="json") for a in sources.agreements), key=lambda a: a["id"]),
         "areas": sources.areas.model.model_dump(mode="json") if sources.areas is not None else None,
         "alert_schema": schema_fingerprint.hex(),
+        "reviewed_schema_fields": {t: sorted(paths) for t, paths in sorted(reviewed.items())},
     }
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -244,7 +250,7 @@ def compile_policy(
             for pid in agreement.partner_ids:
                 covers_for[(pid, cover.alert_type)] = (*covers_for.get((pid, cover.alert_type), ()), compiled)
     return PolicySet(
-        version=policy_version(sources, schema_fingerprint),
+        version=policy_version(sources, schema_fingerprint, reviewed),
         root=sources.root,
         home_country=vocab.home.country,
         scale=scale,

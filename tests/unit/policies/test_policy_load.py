@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import policies._load
 from policies import DEFAULT_DIR, PolicySet, load_policy_set
 from puente.errors import ConfigError, PolicyError
 
@@ -137,6 +138,21 @@ def test_version_changes_with_meaning(policy_set: PolicySet, policy_copy: Any) -
     """Any change of meaning, even one retention day, gives another version."""
     policy_copy.replace("agreements/pan-cri.yaml", "retention_days: 90", "retention_days: 91")
     assert policy_copy.load().version != policy_set.version
+
+
+def test_version_changes_with_the_reviewed_releases_fields(
+    policy_set: PolicySet, policy_copy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Release v2 edited in place (one field fewer under the same label) changes what views hold, and so the
+    version; a release the policy was not reviewed against (v1) does not."""
+    real = policies._load.schema_releases()
+    path = "payload.person.documents[].expires_on"
+    edited = {**real, "v2": {**real["v2"], "WATCHLIST_HIT": frozenset(real["v2"]["WATCHLIST_HIT"]) - {path}}}
+    monkeypatch.setattr(policies._load, "schema_releases", lambda: edited)
+    assert policy_copy.load().version != policy_set.version
+    older = {**real, "v1": {**real["v1"], "WATCHLIST_HIT": frozenset(real["v1"]["WATCHLIST_HIT"]) - {path}}}
+    monkeypatch.setattr(policies._load, "schema_releases", lambda: older)
+    assert policy_copy.load().version == policy_set.version
 
 
 def test_others_keep_is_refused_with_what_to_write_instead(policy_copy: Any) -> None:
