@@ -321,11 +321,12 @@ def _precision_given_back(cover: Cover, held: Collection[str], changed: dict[str
 
     told: dict[str, str] = {}
     # A position is as precise as its finer coordinate: one kept whole (or on a finer grid) beside the other
-    # generalised puts the event on a line, and a line crossing a border sector is nearly a point.
+    # generalised (or hidden) puts the event on a line, and a line crossing a border sector is nearly a point.
     both = [c for c in _COORDINATES if c in held]
     if len(both) == 2 and any(named(c) for c in both):
         finer, other = sorted(both, key=coarse)
-        if coarse(finer) < coarse(other):
+        # one generalised beside the other hidden shows less than both on its grid: a choice, not a leak
+        if coarse(finer) < coarse(other) and not (coarse(other) == math.inf and coarse(finer) > 0):
             hid = rule_of(other)
             hides = (f"{hid.action.value}s {other}" if hid is not None and hid.action is not Action.GENERALISE
                      else f"generalises {other} to a {coarse(other):g}° grid")

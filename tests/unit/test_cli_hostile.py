@@ -278,11 +278,12 @@ def test_policy_lint_and_test_print_what_the_policy_files_say_escaped(tmp_path: 
     shutil.copytree(Path(__file__).resolve().parents[2] / "policies" / "data", root)
     suite = root / "agreements" / "pan-cri.tests.yaml"
     name = "  - name: migrant flow at Paso Canoas goes to CRI as numbers and places\n"
-    forged = '  - name: "\\e]0;pwned\\a\\nFAKE migrant flow"\n'
+    # (a line break in a case name is refused at load: a name is one line)
+    forged = '  - name: "\\e]0;pwned\\a FAKE migrant flow"\n'
     suite.write_text(suite.read_text("utf-8").replace(name, forged), "utf-8")
     assert cli.main(["policy", "test", "--dir", str(root), "--suite", "pan-cri"]) == 0
     out = capsys.readouterr().out
-    assert "\x1b" not in out and "\x07" not in out and "\nFAKE" not in out and "\\x1b]0;pwned\\x07\\nFAKE" in out, out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b]0;pwned\\x07 FAKE" in out, out
     agreement = root / "agreements" / "pan-cri.yaml"
     agreement.write_text(agreement.read_text("utf-8").replace(
         "\n      location.latitude: generalise", '\n      "location.lat\\e[2J\\nFAKE": generalise'), "utf-8")

@@ -401,6 +401,11 @@ def test_one_coordinate_finer_than_the_other_is_found(policy_copy: Any, longitud
             "it gives back part of the position") in one
     line = int(one.split(":")[1])
     assert "location.longitude" in (policy_copy.root / combifron).read_text().splitlines()[line - 1]
+    # the latitude dropped instead: a longitude kept whole is still a line; one on a grid shows less than both would
+    policy_copy.replace(combifron, '      location.latitude: {action: generalise, grid: 0.01, why: "about 1 km: enough '
+                        'to plan a patrol, not enough to find ours"}\n', "      location.latitude: drop\n")
+    found = _kinds(policy_copy).get("precision", [])
+    assert bool(found) == (longitude == "keep"), found
 
 
 def test_an_agreement_without_a_real_end_is_found(policy_copy: Any) -> None:
