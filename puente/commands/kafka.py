@@ -28,7 +28,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         ("up", _up, "start Kafka and wait until it is usable: every node serving, one controller quorum "
                     "leader, every replica in sync"),
         ("down", _down, "stop Kafka, leaving no process behind"),
-        ("status", _status, "show each node, its process and its port"),
+        ("status", _status, "show each node, its process and its port; exit 0 only when every node runs and "
+                            "listens"),
         ("wipe", _wipe, "stop Kafka and delete its data"),
         ("env", _env, "print the PUENTE_* settings that point Puente at it, as its admin "
                       "(eval \"$(puente kafka env)\")"),
@@ -83,49 +84,75 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _noted(kafka: LocalKafka) -> None:
+    """Tell, on standard error, each stale pid file the verb removed (a process it did not take for a node)."""
+    for note in kafka.notes:
+        say(f"puente kafka: note: {note}", file=sys.stderr)
+    kafka.notes.clear()
+
+
 def _up(args: argparse.Namespace) -> int:
     kafka = LocalKafka(args.shape)
-    seconds = kafka.up()
+    try:
+        seconds = kafka.up()
+    finally:
+        _noted(kafka)
     print(f"Kafka {KAFKA_VERSION} ({args.shape}) is up at {kafka.bootstrap} after {seconds:.1f}s")
     return 0
 
 
 def _stop_node(args: argparse.Namespace) -> int:
     kafka = LocalKafka(args.shape)
-    kafka.stop_one(args.node, kill=args.kill)
+    try:
+        kafka.stop_one(args.node, kill=args.kill)
+    finally:
+        _noted(kafka)
     print(f"node {args.node} of Kafka ({args.shape}) is stopped ({'SIGKILL' if args.kill else 'clean shutdown'})")
     return 0
 
 
 def _start_node(args: argparse.Namespace) -> int:
     kafka = LocalKafka(args.shape)
-    seconds = kafka.start_one(args.node)
+    try:
+        seconds = kafka.start_one(args.node)
+    finally:
+        _noted(kafka)
     print(f"node {args.node} is back: Kafka ({args.shape}) is up at {kafka.bootstrap} after {seconds:.1f}s")
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
     kafka = LocalKafka(args.shape)
-    kafka.down()
+    try:
+        kafka.down()
+    finally:
+        _noted(kafka)
     print(f"Kafka ({args.shape}) is stopped")
     return 0
 
 
 def _wipe(args: argparse.Namespace) -> int:
-    LocalKafka(args.shape).wipe()
+    kafka = LocalKafka(args.shape)
+    try:
+        kafka.wipe()
+    finally:
+        _noted(kafka)
     print(f"Kafka ({args.shape}) is stopped and its data deleted")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
+    """Exit 0 only when every node is its Kafka process and listens: one still starting (alive, port not yet
+    open) is not usable, and a script asking `status` whether to go on must hear so."""
     kafka = LocalKafka(args.shape)
+    nodes = kafka.status()
+    _noted(kafka)
     print(f"{'node':<5} {'address':<18} {'pid':>8}  state")
-    running = 0
-    for st in kafka.status():
-        state = "running" if st.alive and st.listening else "starting" if st.alive else "stopped"
-        running += st.alive
+    for st in nodes:
+        state = ("running" if st.listening else "starting") if st.alive else \
+            "stopped; its port is taken by another process" if st.listening else "stopped"
         print(f"{st.spec.node_id:<5} {st.spec.address:<18} {st.pid or '-':>8}  {state}")
-    return 0 if running == len(kafka.nodes) else 1
+    return 0 if all(st.alive and st.listening for st in nodes) else 1
 
 
 def _env(args: argparse.Namespace) -> int:

@@ -7,13 +7,13 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from puente import cli
-from puente.dev.localkafka import LocalKafka
+from puente.dev.localkafka import LocalKafka, NodeProcess, record_of
 from puente.errors import KafkaSetupError
 
 
@@ -23,10 +23,35 @@ def _puente(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, check=False)
 
 
+# A stand-in for a node's Java process: its command line names kafka.Kafka and the node's server.properties, as
+# the real one does; it ignores SIGTERM, so only SIGKILL ends it at once. No Java is started.
+_FAKE_NODE = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+
+FakeNode = Callable[[LocalKafka, int], "subprocess.Popen[bytes]"]
+
+
 @pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    """A process standing in for node 1's Java process; it ignores SIGTERM, so only SIGKILL ends it at once."""
-    proc = subprocess.Popen(["sh", "-c", "trap '' TERM; exec sleep 60"])
+def fake_node() -> Iterator[FakeNode]:
+    """Start a stand-in for node N's Kafka and record it in the node's kafka.pid, as `kafka up` does."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(kafka: LocalKafka, node_id: int) -> subprocess.Popen[bytes]:
+        folder = kafka.nodes[node_id - 1].folder
+        proc = subprocess.Popen([sys.executable, "-c", _FAKE_NODE, "kafka.Kafka", str(folder / "server.properties")])
+        started.append(proc)
+        (folder / "kafka.pid").write_text(record_of(proc.pid).line())
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def bystander() -> Iterator[subprocess.Popen[bytes]]:
+    """A process of the same user that is no Kafka node: a pid file may come to name it once its pid is reused."""
+    proc = subprocess.Popen(["sleep", "60"])
     try:
         yield proc
     finally:
@@ -35,15 +60,26 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeper: subprocess.Popen[bytes]) -> LocalKafka:
-    """A cluster folder whose node 1 "runs": its pid file names a sleeping process (no Java is started)."""
+def empty_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalKafka:
+    """A cluster folder with no node running."""
     monkeypatch.setenv("PUENTE_HOME", str(tmp_path))
     monkeypatch.setenv("PUENTE_KAFKA_CLUSTER_PORT", "18492")
     kafka = LocalKafka("cluster")
     for node in kafka.nodes:
         node.folder.mkdir(parents=True)
-    (kafka.nodes[0].folder / "kafka.pid").write_text(f"{sleeper.pid}\n")
     return kafka
+
+
+@pytest.fixture
+def sleeper(empty_cluster: LocalKafka, fake_node: FakeNode) -> subprocess.Popen[bytes]:
+    """Node 1's stand-in process."""
+    return fake_node(empty_cluster, 1)
+
+
+@pytest.fixture
+def cluster(empty_cluster: LocalKafka, sleeper: subprocess.Popen[bytes]) -> LocalKafka:
+    """A cluster folder whose node 1 "runs": its pid file records a stand-in process (no Java is started)."""
+    return empty_cluster
 
 
 def test_a_node_number_outside_the_cluster_is_refused(tmp_path: Path) -> None:
@@ -86,12 +122,12 @@ def test_stop_node_kills_the_nodes_process_and_forgets_it(cluster: LocalKafka,
     assert [s.alive for s in cluster.status()] == [False, False, False]
 
 
-def test_readiness_names_the_node_that_is_not_ready(cluster: LocalKafka, sleeper: subprocess.Popen[bytes]) -> None:
+def test_readiness_names_the_node_that_is_not_ready(cluster: LocalKafka, fake_node: FakeNode) -> None:
     """A stopped node, then a running one that does not answer on its port, is what the wait reports, in one
     line after its timeout."""
     assert cluster.readiness() == "node 2 is not running"
     for node in cluster.nodes[1:]:
-        (node.folder / "kafka.pid").write_text(f"{sleeper.pid}\n")
+        fake_node(cluster, node.node_id)
     assert cluster.readiness() == "node 1 does not answer on 127.0.0.1:18492 yet"
     with pytest.raises(KafkaSetupError) as failed:
         cluster.wait_ready(timeout=0)
@@ -195,3 +231,75 @@ def test_kafka_env_before_kafka_up_says_the_file_it_names_is_not_made_yet(
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text("made by `kafka up`\n")
     assert cli.main(["kafka", "env", "--shape", "cluster"]) == 0 and capsys.readouterr().err == ""
+
+
+def _stale_records(kafka: LocalKafka, bystander: subprocess.Popen[bytes],
+                   sleeper: subprocess.Popen[bytes]) -> list[str]:
+    """Node 1's kafka.pid as a reused pid leaves it: a bare pid (as the reviewer's probe wrote), the bystander's
+    pid with its own start time (not a Kafka), and the node's own command line under a later start time."""
+    own = record_of(sleeper.pid)
+    return [f"{bystander.pid}\n", record_of(bystander.pid).line(), NodeProcess(own.pid, own.start - 1).line()]
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+@pytest.mark.parametrize("verb", [["down"], ["wipe"], ["stop-node", "1", "--kill"], ["status"]])
+def test_a_pid_file_naming_another_process_is_stale_never_signalled(
+        empty_cluster: LocalKafka, fake_node: FakeNode, bystander: subprocess.Popen[bytes],
+        capsys: pytest.CaptureFixture[str], verb: list[str], which: int) -> None:
+    """A kafka.pid whose pid now names a process that is not the node's Kafka (another program, or one started
+    after the record) is not the node: `down`, `wipe`, `stop-node` and `status` signal nothing, remove the file
+    with a note naming it on standard error, and `status` says stopped (exit 1)."""
+    kafka = empty_cluster
+    other = fake_node(kafka, 2)  # a stand-in under node 2's name: its start time is later than the record says
+    pid_file = kafka.nodes[0].folder / "kafka.pid"
+    record = _stale_records(kafka, bystander, other)[which]
+    pid_file.write_text(record)
+    named = int(record.split()[0])
+    (kafka.nodes[1].folder / "kafka.pid").unlink()
+    code = cli.main(["kafka", *verb, "--shape", "cluster"] if verb[0] != "stop-node" else ["kafka", *verb])
+    captured = capsys.readouterr()
+    assert bystander.poll() is None and other.poll() is None, "a process that is not the node was signalled"
+    assert not pid_file.exists()
+    notes = [line for line in captured.err.splitlines() if "note:" in line]
+    assert len(notes) == 1 and str(pid_file) in notes[0] and f"pid {named}" in notes[0] \
+        and "signalled nothing" in notes[0], captured.err
+    if verb[0] == "status":
+        assert code == 1 and " 1     127.0.0.1:18492" not in captured.out
+        assert captured.out.splitlines()[1].split()[-1] == "stopped", captured.out
+    elif verb[0] == "stop-node":
+        assert code == 4 and "no local Kafka (cluster) is running" in captured.err  # nothing else runs
+    else:
+        assert code == 0
+
+
+def test_a_stale_pid_file_is_not_a_running_node_to_start(empty_cluster: LocalKafka,
+                                                        bystander: subprocess.Popen[bytes]) -> None:
+    """`up` and `start-node` read a kafka.pid naming another process as a stopped node (so they start it), not
+    as a node that runs: the wait says the node is not running, never that it waits for it to answer."""
+    pid_file = empty_cluster.nodes[0].folder / "kafka.pid"
+    pid_file.write_text(f"{bystander.pid}\n")
+    assert empty_cluster.readiness() == "node 1 is not running"
+    assert not pid_file.exists() and [s.alive for s in empty_cluster.status()] == [False, False, False]
+    assert bystander.poll() is None
+
+
+def test_a_node_that_died_starting_is_reported_not_taken_for_stale(cluster: LocalKafka,
+                                                                   sleeper: subprocess.Popen[bytes]) -> None:
+    """A node whose recorded process has exited is one that died during start-up: the wait says so at once with
+    its log, and the record is kept for `down` to remove (it names no other process)."""
+    sleeper.kill()
+    sleeper.wait()
+    with pytest.raises(KafkaSetupError, match=r"^Kafka node 1 exited during start-up"):
+        cluster.wait_ready(timeout=30)
+    assert (cluster.nodes[0].folder / "kafka.pid").exists() and cluster.notes == []
+
+
+def test_status_exits_non_zero_while_a_node_does_not_listen(cluster: LocalKafka, fake_node: FakeNode,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Every node's process running is not enough: while one does not listen on its port, `status` says it is
+    starting and exits 1, so a script does not go on to use a Kafka that cannot serve yet."""
+    for node in cluster.nodes[1:]:
+        fake_node(cluster, node.node_id)
+    assert cli.main(["kafka", "status", "--shape", "cluster"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[-1] for line in out[1:]] == ["starting"] * 3, out

@@ -7,7 +7,8 @@ machine (replication 3, ``min.insync.replicas`` 2) for the fault tests.
 
 The public surface is :class:`LocalKafka`; ``puente kafka up|down|status`` and
 ``stop-node|start-node`` are a thin shell over it. It is "up" only when usable: ``_ready``
-says what that means, and names the node that is not.
+says what that means, and names the node that is not. A node's process is the one its ``kafka.pid``
+records, and only while ``_process`` finds it is that node's Kafka: a reused pid is never signalled.
 """
 
 from puente.dev.localkafka._cluster import (
@@ -17,12 +18,15 @@ from puente.dev.localkafka._cluster import (
     NodeStatus,
 )
 from puente.dev.localkafka._fetch import KAFKA_VERSION, fetch_kafka
+from puente.dev.localkafka._process import NodeProcess, record_of
 
 __all__ = [
     "KAFKA_VERSION",
     "SHAPES",
     "LocalKafka",
+    "NodeProcess",
     "NodeSpec",
     "NodeStatus",
     "fetch_kafka",
+    "record_of",
 ]

@@ -54,6 +54,7 @@ from puente.dev.localkafka._nodeconf import (
     render,
     secured_properties,
 )
+from puente.dev.localkafka._process import NodeProcess, identify, parse_record, record_of, still_running
 from puente.dev.localkafka._ready import (
     INTERNAL_TOPICS,
     PROBE_TOPIC,
@@ -120,21 +121,6 @@ def read_passwords(path: Path, what: str) -> dict[str, str]:
     return dict(doc)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); treat it as gone.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -171,6 +157,8 @@ class LocalKafka:
             NodeSpec(i + 1, base + 2 * i, base + 2 * i + 1, self.folder / f"node{i + 1}")
             for i in range(count)
         ]
+        # Stale pid files removed so far, one line each, for the command to tell its user.
+        self.notes: list[str] = []
 
     # ---- addresses -------------------------------------------------------
     @property
@@ -303,12 +291,36 @@ class LocalKafka:
     def _pid_file(self, node: NodeSpec) -> Path:
         return node.folder / "kafka.pid"
 
-    def _pid(self, node: NodeSpec) -> int | None:
+    def _process(self, node: NodeSpec) -> NodeProcess | None:
+        """The node's running Kafka, when its ``kafka.pid`` records one (``_process.identify``); else None.
+
+        A record naming a process that is not this node's Kafka (its pid reused by another process since,
+        or no record ``kafka up`` writes) is stale: it is removed, with a note, and that process is never
+        signalled nor taken for the node. A record whose process exited is kept: ``wait_ready`` reads it
+        as a node that died starting, and ``down`` removes it."""
+        path = self._pid_file(node)
         try:
-            pid = int(self._pid_file(node).read_text().strip())
-        except (OSError, ValueError):
+            text = path.read_text(encoding="ascii", errors="replace")
+        except OSError:
             return None
-        return pid if _pid_alive(pid) else None
+        proc = parse_record(text)
+        found = "other" if proc is None else identify(proc, node.folder / "server.properties")
+        if proc is not None and found == "node":
+            return proc
+        if found == "other":
+            path.unlink(missing_ok=True)
+            words = text.split()
+            named = f"pid {proc.pid}" if proc is not None else \
+                f"pid {words[0]} with no start time" if len(words) == 1 and words[0].isdigit() else \
+                "no pid and start time"
+            self.notes.append(f"node {node.node_id}'s {path} named {named}, which is not this node's Kafka "
+                              f"(the pid reused by another process, or a file `kafka up` did not write): "
+                              f"removed it, and signalled nothing")
+        return None
+
+    def _pid(self, node: NodeSpec) -> int | None:
+        proc = self._process(node)
+        return None if proc is None else proc.pid
 
     def node(self, node_id: int) -> NodeSpec:
         """The node numbered ``node_id``; a clear error when this shape has none."""
@@ -331,23 +343,17 @@ class LocalKafka:
             proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
-        self._pid_file(node).write_text(f"{proc.pid}\n")
+        self._pid_file(node).write_text(record_of(proc.pid).line())
 
     def stop_node(self, node_id: int, *, timeout: float = 30.0, kill: bool = False) -> None:
-        """Stop one node: SIGTERM (a clean shutdown), SIGKILL after ``timeout`` or when ``kill``."""
+        """Stop one node: SIGTERM (a clean shutdown), SIGKILL after ``timeout`` or when ``kill``. Only a process
+        that is this node's Kafka (``_process``) is signalled."""
         node = self.node(node_id)
-        pid = self._pid(node)
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                _reap(pid)
-                time.sleep(0.1)
-            if _pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-                while _pid_alive(pid):
-                    _reap(pid)
-                    time.sleep(0.05)
+        proc = self._process(node)
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):  # it exited since it was checked
+                os.kill(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            _wait_gone(proc, time.monotonic() + timeout)
         self._pid_file(node).unlink(missing_ok=True)
 
     def _require_running(self) -> None:
@@ -393,21 +399,17 @@ class LocalKafka:
         return time.monotonic() - started
 
     def down(self, *, timeout: float = 30.0) -> None:
-        """Stop every node at once (so the quorum stays until all have begun) and leave no process behind."""
-        pids = [(node, self._pid(node)) for node in self.nodes]
-        for _, pid in pids:
-            if pid is not None:
-                os.kill(pid, signal.SIGTERM)
+        """Stop every node at once (so the quorum stays until all have begun) and leave no process behind.
+        Only a process that is its node's Kafka (``_process``) is signalled."""
+        procs = [(node, self._process(node)) for node in self.nodes]
+        for _, proc in procs:
+            if proc is not None:
+                with contextlib.suppress(ProcessLookupError):  # it exited since it was checked
+                    os.kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for node, pid in pids:
-            while pid is not None and _pid_alive(pid) and time.monotonic() < deadline:
-                _reap(pid)
-                time.sleep(0.1)
-            if pid is not None and _pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-                while _pid_alive(pid):
-                    _reap(pid)
-                    time.sleep(0.05)
+        for node, proc in procs:
+            if proc is not None:
+                _wait_gone(proc, deadline)
             self._pid_file(node).unlink(missing_ok=True)
 
     def wipe(self) -> None:
@@ -430,7 +432,8 @@ class LocalKafka:
         last = "no node answers yet"
         while True:
             for node in self.nodes:
-                if self._pid(node) is None and self._pid_file(node).exists():
+                recorded = self._pid_file(node).exists()  # before _process, which removes a stale record
+                if self._process(node) is None and recorded:
                     raise KafkaSetupError(
                         f"Kafka node {node.node_id} exited during start-up; last log lines:\n"
                         + self.log_tail(node.node_id)
@@ -506,6 +509,21 @@ class LocalKafka:
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _wait_gone(proc: NodeProcess, deadline: float) -> None:
+    """Wait until the signalled node's process has gone, then SIGKILL it if it is still the same process
+    (its start time says so: never a process that took the pid meanwhile) and wait for that."""
+    while still_running(proc) and time.monotonic() < deadline:
+        _reap(proc.pid)
+        time.sleep(0.1)
+    if still_running(proc):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        while still_running(proc):
+            _reap(proc.pid)
+            time.sleep(0.05)
+    _reap(proc.pid)
 
 
 async def _broker_ids(admin: Admin) -> set[int]:
