@@ -722,9 +722,10 @@ def signature_checks(keys_dir: Path, verify_files: list[Path] | None, *, signer:
         store = Keystore(keys_dir)
         kinds = (KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
         if not any(parse_key_id(k).kind in kinds for k in store.key_ids()):
-            raise ConfigError(f"no signing keys to verify with in {keys_dir}: run `puente keys init`, or import the "
-                              "broker's broker-sign-<g> and each partner's <P>-rcpt-<g> public halves with "
-                              f"`puente keys import-public FILE.pem --id KEY_ID --dir {keys_dir}`")
+            raise ConfigError(f"no signing keys to verify with in {keys_dir}: import the broker's broker-sign-<g> "
+                              "and each partner's <P>-rcpt-<g> public halves with "
+                              f"`puente keys import-public FILE.pem --id KEY_ID --dir {keys_dir}` (on a single-site "
+                              "trial, `puente keys init` makes them)")
         return signature_check(store, *kinds, public_only=not signer)
     records = [load_key_file(path) for path in verify_files]
     for rec, path in zip(records, verify_files, strict=True):

@@ -175,6 +175,10 @@ def _compose_files(args: argparse.Namespace) -> int:
     print("  tls/ca.pem               the CA Puente's services and partners trust (its key stays in tls/)\n"
           "  kafka-<n>/config/        each node's certificate, configuration and first logins\n"
           "  admin/admin.properties   the operator's login (a super user): only the setup service mounts it\n"
-          "next: puente keys init (each party's keys under ./keys), then\n"
+          "next: the broker's own keys, and the public halves the other parties hand over (never their keys):\n"
+          "  PUENTE_KEYS=keys puente keys generate --for broker\n"
+          "  puente keys import-public P-enc-<g>.pem --id P-enc-<g> --dir keys/broker --fingerprint FP\n"
+          "    (each partner's P-enc-<g> and P-rcpt-<g>, each agency's A-kex-<g>; FP as its owner reads it out)\n"
+          "  mkdir -m 700 logins\n"
           "  PUENTE_UID=$(id -u) PUENTE_GID=$(id -g) docker compose up -d")
     return 0

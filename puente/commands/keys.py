@@ -8,7 +8,10 @@ SubjectPublicKeyInfo (``export-public`` on one side, ``import-public`` on the ot
     broker      generate --for broker        gives broker-sign-<g> to partners and auditors, broker-kex-<g>
                                              to agencies; keeps its pseudonym keys
 
-``init`` does all of that at once for a site kept on one machine, each party in its own folder.
+``init`` does all of that at once for a single-site trial or demo kept on one machine, each party in
+its own folder: it makes every party's private keys there, which a deployment never does (its parties
+make and keep their own), so it refuses a deployment's keys folder (``_deployment_shaped``) unless
+``--trial`` says the machine is a trial's.
 
 A PEM can be swapped on its way, so ``export-public`` and ``import-public`` each print the key's
 fingerprint (``sha256:ab12 cd34 ...``, SHA-256 of the raw public half): the two parties compare
@@ -99,8 +102,13 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     use.add_argument("--dir", type=Path, help="the agency's keystore (default: <keys>/agencies/<AGENCY>)")
     use.set_defaults(func=_use)
 
-    text = "one site on one machine: every party generates in its own folder; only public halves cross"
+    text = ("a single-site trial or demo: make EVERY party's private keys on this machine, each in its own folder, "
+            "only public halves crossing; a deployment has each party run `keys generate` on its own side and the "
+            "broker `keys import-public` the halves it is handed")
     init = keys.add_parser("init", help=text, description=text)
+    init.add_argument("--trial", action="store_true",
+                      help="make them even in a keys folder shaped as a deployment's (beside a compose.yaml, or "
+                           "holding the broker's own keys and no other party's folder): a trial on one machine")
     init.set_defaults(func=_init)
 
 
@@ -284,9 +292,32 @@ def _read_pem(path: Path) -> bytes:
     return data
 
 
+def _deployment_shaped(root: Path) -> str | None:
+    """Why the keys folder ``root`` looks like a deployment's, where ``init`` must not make other parties'
+    private keys, or None. Two shapes are told: the folder compose.yaml mounts (``root`` beside a
+    ``compose.yaml``), and a keystore that holds the broker's folder and no partner's or agency's, as
+    ``keys generate --for broker`` leaves one whose parties keep their own keys (``init`` would make theirs
+    beside it and import them, so the broker's host would have held every party's private keys)."""
+    beside = root.absolute().parent / "compose.yaml"
+    if beside.is_file():
+        return f"{root} is the keys folder of the deployment beside {beside}"
+    others = [holder_path(root, holder, "X").parent for holder in (Holder.PARTNER, Holder.AGENCY)]
+    if holder_path(root, Holder.BROKER, BROKER_OWNER).is_dir() and not any(p.exists() for p in others):
+        return f"{root} holds the broker's own keys and no other party's folder, as a deployment's does"
+    return None
+
+
 def _init(args: argparse.Namespace) -> int:
-    made = provision_all(settings(args))
-    say(f"keys ready under {made.root}, each party's in its own folder; only public halves crossed:",
+    cfg = settings(args)
+    problem = None if args.trial else _deployment_shaped(cfg.keys)
+    if problem is not None:
+        raise ConfigError(f"keys init makes every party's private keys on this machine, for a single-site trial: "
+                          f"{problem}; there each party runs `puente keys generate` on its own side and the broker "
+                          f"imports the public halves (`puente keys import-public`); nothing was written (--trial: "
+                          f"a trial on one machine all the same)")
+    made = provision_all(cfg)
+    say(f"keys ready under {made.root} for a single-site trial: every party's private keys were made on this machine, "
+        "each in its own folder; only public halves crossed:",
         "  broker/             its signing, key-agreement and pseudonym keys; partners' and agencies' public halves",
         "  partners/<id>/      each partner's decryption and receipt-signing keys; the broker's verify key",
         "  agencies/<code>/    each agency's key-agreement key; the broker's key-agreement public half",

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -415,3 +416,48 @@ def test_only_a_node_certificates_whole_name_maps_to_the_node_principal() -> Non
                     "CN=alice,O=Ministry,CN=kafka-node", "OU=x,CN=kafka-node,O=Ministry", "CN=admin,O=Ministry",
                     "CN=broker,O=Ministry"):
         assert principal(hostile) is None, hostile  # its whole name, then: no ACL names it
+
+
+def _puente_steps(lines: list[str]) -> list[list[str]]:
+    """The puente command lines among ``lines`` (those starting ``puente`` or ``VAR=value puente``; the prose between
+    them left out), their ``VAR=value`` prefixes and ``#`` comments dropped."""
+    steps = []
+    for line in lines:
+        if not re.match(r"\s*([A-Z_]+=\S*\s+)*puente\s", line):
+            continue
+        words = shlex.split(line, comments=True)
+        while words and "=" in words[0] and not words[0].startswith("-"):
+            words = words[1:]
+        if words and words[0] == "puente":
+            steps.append(words[1:])
+    return steps
+
+
+def _check_key_steps(steps: list[list[str]], where: str) -> None:
+    """Every step parses with Puente's own parser; no step makes another party's private keys on the broker's host:
+    no `keys init`, and `keys generate` only for the broker; public halves are imported, with their fingerprint,
+    into the folder the broker service mounts."""
+    mounted = {Path(host) for host, _ in _mounts(_compose()["services"]["broker"]).values() if "keys" in host}
+    keys = [step for step in steps if step[0] == "keys"]
+    for step in steps:
+        build_parser(step).parse_args(step)  # a verb or flag the command line does not have exits here
+    assert keys and all(step[1] != "init" for step in keys), f"{where}: `keys init` makes every party's keys"
+    generated = [step for step in keys if step[1] == "generate"]
+    assert generated and all(build_parser(s).parse_args(s).holder == "broker" for s in generated), where
+    imports = [build_parser(s).parse_args(s) for s in keys if s[1] == "import-public"]
+    assert imports and all(a.fingerprint and Path(a.dir) in mounted for a in imports), where
+
+
+def test_the_compose_steps_make_only_the_brokers_keys_and_import_public_halves(tmp_path: Path) -> None:
+    """compose.yaml's steps and `kafka compose-files`' next steps keep every party's private keys on its own side:
+    the broker generates its own, and imports the public halves it is handed, each held to its fingerprint."""
+    header = []
+    for line in (ROOT / "compose.yaml").read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line.removeprefix("#"))
+    _check_key_steps(_puente_steps(header), "compose.yaml")
+    done = subprocess.run([sys.executable, "-m", "puente.cli", "kafka", "compose-files", "--out",
+                           str(tmp_path / "deploy")], capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    _check_key_steps(_puente_steps(done.stdout.split("next:", 1)[1].splitlines()), "compose-files")

@@ -104,9 +104,49 @@ def test_keys_init_leaves_the_broker_no_one_elses_private_key(tmp_path: Path) ->
                    ["COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA"])
 
 
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+@pytest.mark.parametrize("shape", ["beside compose.yaml", "the broker's own keys only"])
+def test_keys_init_refuses_a_deployments_keys_folder(tmp_path: Path, shape: str) -> None:
+    """`keys init` makes every party's private keys on one machine, which only a trial may: in the folder compose.yaml
+    mounts, or in a keystore `keys generate --for broker` made (its parties keep their own keys), it exits 3 with one
+    line naming the folder and the way a deployment does it, writing nothing; `--trial` makes them all the same."""
+    site = tmp_path / "site"
+    root = site / "keys"
+    site.mkdir()
+    if shape == "beside compose.yaml":
+        (site / "compose.yaml").write_text("services: {}\n")
+    else:
+        assert puente(root, "keys", "generate", "--for", "broker").returncode == 0
+    before = _tree(root)
+    done = puente(root, "keys", "init")
+    assert done.returncode == 3 and done.stdout == "", done
+    line, = done.stderr.strip().splitlines()
+    assert str(root) in line and "single-site trial" in line and "keys generate" in line \
+        and "keys import-public" in line and "nothing was written" in line, line
+    assert _tree(root) == before
+    done = puente(root, "keys", "init", "--trial")
+    assert done.returncode == 0, done.stderr
+    assert (root / "partners" / "COL" / "COL-enc-2026a.json").exists()
+
+
+def test_keys_init_says_it_is_for_a_single_site_trial(tmp_path: Path) -> None:
+    """Its help and its output say that `keys init` is for a single-site trial and makes every party's private keys
+    on this machine, so no one takes it for a deployment's step."""
+    done = puente(tmp_path / "keys", "keys", "init")
+    assert done.returncode == 0, done.stderr
+    assert "single-site trial" in done.stdout and "every party's private keys were made on this machine" \
+        in done.stdout
+    helped = puente(tmp_path / "keys", "keys", "init", "--help")
+    assert "single-site trial" in helped.stdout and "EVERY party's private keys" in helped.stdout
+
+
 def test_keys_init_warns_of_retired_shared_mac_files(tmp_path: Path) -> None:
     """A shared agency-mac file left from before is named in a warning on stderr, and nothing uses it."""
     root = tmp_path / "keys"
+    assert puente(root, "keys", "init").returncode == 0  # the trial's keystore, from before the file was retired
     Keystore(root / "broker").put(new_key(KeyKind.PSEUDONYM, "SENAN", "2026a", NOW))
     (root / "broker" / "SENAN-pseudo-2026a.json").rename(root / "broker" / "SENAN-mac-2026a.json")
     done = puente(root, "keys", "init")
