@@ -87,8 +87,8 @@ class Admin:
                 return await _off_loop(operation, self.client)
         except TimeoutError:
             raise KafkaUnavailableError(f"Kafka at {self.conn.bootstrap} did not answer within "
-                                        f"{self.conn.timeout_s:g}s while {what}: check PUENTE_BOOTSTRAP (or "
-                                        "bootstrap.servers) and that Kafka is running") from None
+                                        f"{self.conn.timeout_s:g}s while {what}: check {self.conn.servers_from} and "
+                                        "that Kafka is running") from None
         except KafkaException as exc:
             self.client.poll(0)  # serves the error callback, which holds the reason a login was refused
             raise self.error(exc, what) from None
@@ -159,7 +159,7 @@ class Admin:
         where = f"Kafka at {self.conn.bootstrap}"
         if code in _UNAVAILABLE:
             return KafkaUnavailableError(f"{where} could not be reached within {self.conn.timeout_s:g}s while "
-                                         f"{what}: check PUENTE_BOOTSTRAP (or bootstrap.servers) and that Kafka is "
+                                         f"{what}: check {self.conn.servers_from} and that Kafka is "
                                          f"running ({text})")
         if code == RdKafkaError._SSL:
             reason = _certificate_refusal(self.conn) if "verif" in text else None

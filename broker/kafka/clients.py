@@ -312,7 +312,7 @@ def translate(exc: BaseException, conn: KafkaConnection, what: str) -> KafkaErro
                         aiokafka_errors.NodeNotReadyError, aiokafka_errors.RequestTimedOutError,
                         aiokafka_errors.KafkaTimeoutError)):
         return KafkaUnavailableError(f"{where} could not be reached within {conn.timeout_s:g}s while {what}: "
-                                     "check PUENTE_BOOTSTRAP (or bootstrap.servers) and that Kafka is running")
+                                     f"check {conn.servers_from} and that Kafka is running")
     text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
     error = KafkaOperationError(f"{where}: {type(exc).__name__} while {what}" + (f": {text}" if text else ""))
     error.retriable = bool(getattr(exc, "retriable", False)) or isinstance(exc, _MENDED_BY_RESTART)

@@ -86,6 +86,9 @@ class KafkaConnection(BaseModel):
     timeout_s: float = Field(15.0, gt=0, le=600, allow_inf_nan=False)
     source: str = "settings"
     """Where this connection came from (a file name, or the settings), for error messages."""
+    servers_from: str = "the bootstrap servers"
+    """Where ``bootstrap`` came from (``bootstrap.servers in FILE``, or ``PUENTE_BOOTSTRAP`` filling in for a file
+    naming none): what a person checks when Kafka cannot be reached."""
 
     @field_validator("bootstrap")
     @classmethod
@@ -345,9 +348,18 @@ def _jaas(entry: Entry, source: str) -> dict[str, str]:
     return options
 
 
+def _server_set(servers: str) -> frozenset[str]:
+    """The servers of a ``host:port,host:port`` list as a set: order, spaces and the host's case aside."""
+    return frozenset(entry.strip().lower() for entry in servers.split(",") if entry.strip())
+
+
 def connection_from_properties(path: Path, *, bootstrap: str | None = None,
                                timeout_s: float = 15.0) -> KafkaConnection:
-    """The connection a client properties file describes; ``bootstrap`` fills in when the file has none."""
+    """The connection a client properties file describes; ``bootstrap`` (``PUENTE_BOOTSTRAP``) fills in when the
+    file has none. When both name servers they must be the same ones (as a set): two sources that disagree are
+    refused, naming both, rather than one silently ignored (a command run with PUENTE_BOOTSTRAP naming the
+    production Kafka went to the file's). Which one was used is kept (``servers_from``) for the error when
+    Kafka cannot be reached."""
     source = str(path)
     try:
         raw, info = read_regular(path, _MAX_FILE, ConfigError)
@@ -389,10 +401,18 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
             fields["check_hostname"] = value.strip().lower() not in ("", "none")
         else:
             fields[_NAMES[key]] = value
-    if bootstrap and "bootstrap" not in fields:
+    if "bootstrap" in fields:
+        named = props[given["bootstrap"]]
+        if bootstrap and _server_set(bootstrap) != _server_set(named.value):
+            # Neither is quoted: the file's text is never quoted, and one line naming both says what to check.
+            raise ConfigError(f"PUENTE_BOOTSTRAP and {given['bootstrap']} in {source} (line {named.line}) name "
+                              "different servers: unset PUENTE_BOOTSTRAP, or make the two the same Kafka")
+        fields["servers_from"] = f"{given['bootstrap']} in {source}"
+    elif bootstrap:
         if unsafe_value(bootstrap) is not None:
             raise ConfigError(f"PUENTE_BOOTSTRAP cannot fill in for {source}: {unsafe_value(bootstrap)}; check it")
         fields["bootstrap"] = bootstrap
+        fields["servers_from"] = f"PUENTE_BOOTSTRAP (filling in for {source}, which names no bootstrap.servers)"
     if "bootstrap" not in fields:
         raise ConfigError(f"{source}: no bootstrap.servers, and PUENTE_BOOTSTRAP is not set")
     base = path.parent
@@ -462,7 +482,8 @@ def _check_not_swappable(path: Path, info: os.stat_result) -> None:
 
 def connection(settings: PuenteSettings, name: str | None = None) -> KafkaConnection:
     """The connection the settings describe: ``PUENTE_CLIENT_CONFIG`` (a properties file) with
-    ``PUENTE_BOOTSTRAP`` filling in. ``PUENTE_BOOTSTRAP`` alone is refused: it would connect in
+    ``PUENTE_BOOTSTRAP`` filling in (naming other servers than the file's, it is refused: see
+    ``connection_from_properties``). ``PUENTE_BOOTSTRAP`` alone is refused: it would connect in
     clear and unauthenticated, so a forgotten client configuration would pass unseen wherever Kafka
     accepts that. A Kafka without security is reached only through a file that says so
     (``security.protocol=PLAINTEXT``)."""

@@ -94,7 +94,7 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
     lines = done.stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("puente: error:")]
     assert len(errors) == 1, done.stderr
-    assert "could not be reached" in errors[0] and "PUENTE_BOOTSTRAP" in errors[0]
+    assert "could not be reached" in errors[0] and f"check bootstrap.servers in {keys.parent}" in errors[0]
     assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr and "Warning" not in done.stderr
 
 

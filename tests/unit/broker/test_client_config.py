@@ -10,9 +10,9 @@ from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException
 from cryptography.hazmat.primitives import serialization
 
-from broker.kafka import admin, connection_from_properties
+from broker.kafka import admin, connection_from_properties, translate
 from puente.dev import pki
-from puente.errors import ConfigError
+from puente.errors import ConfigError, KafkaUnavailableError
 
 SECRET = 'pa"ss\\word-9f3e'  # a quote and a backslash: the JAAS escaping is exercised
 
@@ -265,3 +265,42 @@ def test_a_line_ending_in_an_even_number_of_backslashes_or_a_blank_does_not_cont
         f"client.id=col-subscriber{ending}\n"
         "ssl.endpoint.identification.algorithm=none\n"))
     assert not connection_from_properties(config).check_hostname
+
+
+def test_puente_bootstrap_and_a_files_servers_that_differ_are_refused_naming_both(tmp_path: Path) -> None:
+    """PUENTE_BOOTSTRAP naming other servers than the file's bootstrap.servers is one line naming both sources (and
+    neither value), never one of them silently used: a command meant for one Kafka ran against the other."""
+    config = _write(tmp_path, "security.protocol=PLAINTEXT\nbootstrap.servers=k1:9093,k2:9093\n")
+    with pytest.raises(ConfigError) as caught:
+        connection_from_properties(config, bootstrap="prod-kafka.example:9093")
+    message = str(caught.value)
+    assert message.startswith("PUENTE_BOOTSTRAP and bootstrap.servers in ") and f"{config} (line 2)" in message
+    assert "prod-kafka" not in message and "k1:9093" not in message and "\n" not in message
+    with pytest.raises(ConfigError, match="name different servers"):  # one server more is another set
+        connection_from_properties(config, bootstrap="k1:9093,k2:9093,k3:9093")
+    same = connection_from_properties(config, bootstrap=" K2:9093 ,k1:9093")  # the same set: order, case, spaces
+    assert same.bootstrap == "k1:9093,k2:9093"
+
+
+class _NoClient:
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+@pytest.mark.parametrize(("text", "bootstrap", "named"), [
+    ("bootstrap.servers=k1:9093\n", None, "check bootstrap.servers in {config} and"),
+    ("bootstrap.servers=k1:9093\n", "k1:9093", "check bootstrap.servers in {config} and"),
+    ("", "k1:9093", "check PUENTE_BOOTSTRAP (filling in for {config}, which names no bootstrap.servers) and"),
+])
+def test_an_unreachable_kafka_names_where_its_servers_came_from(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, bootstrap: str | None, named: str) -> None:
+    """Kafka not reached is one line naming the one place its servers came from (the file's bootstrap.servers, or
+    PUENTE_BOOTSTRAP filling in for a file naming none), from the admin client and the others alike."""
+    config = _write(tmp_path, f"security.protocol=PLAINTEXT\n{text}")
+    conn = connection_from_properties(config, bootstrap=bootstrap)
+    monkeypatch.setattr(admin, "AdminClient", lambda config: _NoClient())
+    errors = [admin.Admin(conn).error(KafkaException(RdKafkaError(RdKafkaError._TRANSPORT, "down")), "listing"),
+              translate(TimeoutError(), conn, "listing")]
+    for error in errors:
+        assert isinstance(error, KafkaUnavailableError) and named.format(config=config) in str(error), error
+        assert "PUENTE_BOOTSTRAP (or" not in str(error)
