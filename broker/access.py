@@ -34,8 +34,11 @@ one of another party; agencies and partners are kept from each other's topics al
 
 What a party may cost the node every party shares is bounded too: ``quota_plan`` gives each agency,
 partner, the auditor and the console Kafka client quotas (bytes written and read a second, a share
-of the request handlers' time), and ``quota_changes`` makes them exactly the plan's, with the same
-allow-list: any other quota of one of Puente's parties (the broker's, a former party's) is removed.
+of the request handlers' time), and a former party's login that still exists (``users apply`` keeps it
+without ``--prune``) a trickle (``former``): it has no rights left, but it still authenticates, and a
+login without a quota may cost the node as much as it likes. ``quota_changes`` makes the quotas exactly
+the plan's, with the same allow-list: any other quota of one of Puente's parties (the broker's, that of
+a former party whose login is deleted) is removed.
 """
 
 from __future__ import annotations
@@ -341,18 +344,28 @@ _QUOTAS: dict[str, tuple[float, float, float]] = {
     # (`audit verify`, the console's index catching up): 32 MiB/s. A whole thread: they describe every group and
     # ask offsets of every partition, and few people run them, all trusted with the whole audit.
     "reader": (1 * MiB, 32 * MiB, 100),
+    # A former party (an agency or partner no longer named) whose login is kept until `users apply --prune`: `acls
+    # apply` took its rights, so Kafka refuses all it asks, but it still logs in and each request still costs the
+    # node. A trickle, 1 KiB/s each way and a hundredth of a handler thread, is room to be told "not authorized".
+    "former": (1024, 1024, 1),
 }
 
 
-def quota_plan(policy_set: PolicySet, agencies: Iterable[str]) -> dict[str, dict[str, float]]:
+def quota_plan(policy_set: PolicySet, agencies: Iterable[str], *,
+               logins: Iterable[str]) -> dict[str, dict[str, float]]:
     """Each party's client quotas (``_QUOTAS``): every agency and every partner partners.yaml lists, the auditor
-    and the console. Not the broker, the one trusted service whose pace every party's alerts wait on, nor the
-    admin, the super user who must be able to mend the cluster whatever load it is under."""
+    and the console; and every ``agency-`` or ``partner-`` login among ``logins`` (the cluster's SCRAM users) that
+    they do not name, a former party's, the ``former`` trickle until its login is deleted. Not the broker, the one
+    trusted service whose pace every party's alerts wait on, nor the admin, the super user who must be able to mend
+    the cluster whatever load it is under. ``logins`` is required: left out, a former party's login that still
+    authenticates would lose its quota and be unbounded."""
     def role(kind: str) -> dict[str, float]:
         return {key: float(value) for key, value in zip(QUOTA_KEYS, _QUOTAS[kind], strict=True)}
     out = {agency_principal(a): role("agency") for a in agencies}
     out.update({partner_principal(p): role("partner") for p in sorted(policy_set.partners)})
     out.update({AUDITOR: role("reader"), CONSOLE: role("reader")})
+    out.update({login: role("former") for login in sorted(set(logins))
+                if login not in out and login.startswith(("agency-", "partner-"))})
     return out
 
 

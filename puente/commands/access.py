@@ -8,7 +8,7 @@ import argparse
 from broker.access import QuotaChanges, parties, plan, quota_changes, quota_plan
 from broker.credentials import PartyLogin, apply_users
 from broker.kafka import DEFAULT_USER, Admin, KafkaConnection, set_user_quotas, user_quotas
-from broker.kafka.acls import AclChanges, acl_changes, apply_acls, cluster_acls
+from broker.kafka.acls import AclChanges, acl_changes, apply_acls, cluster_acls, scram_users
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
@@ -119,7 +119,9 @@ async def _changes(cfg: PuenteSettings, conn: KafkaConnection) -> tuple[AclChang
     wanted = plan(policy, names, cfg.agencies, cfg.broker_group)
     principals = parties(policy, cfg.agencies)
     current, others = await cluster_acls(Admin(conn))
-    quotas = quota_changes(await user_quotas(conn), quota_plan(policy, cfg.agencies), principals)
+    # A former party's login still there (no `users apply --prune` yet) keeps a trickle of a quota, never none.
+    logins = await scram_users(Admin(conn))
+    quotas = quota_changes(await user_quotas(conn), quota_plan(policy, cfg.agencies, logins=logins), principals)
     return acl_changes(current, wanted, names, principals), others, quotas
 
 

@@ -75,7 +75,7 @@ from broker.kafka import (
     set_user_quotas,
     user_quotas,
 )
-from broker.kafka.acls import acl_changes, apply_acls, cluster_acls
+from broker.kafka.acls import acl_changes, apply_acls, cluster_acls, scram_users
 from broker.keystore import Keystore, auditor_path, provision_all
 from broker.partner import subscriber_for
 from broker.partner_store import PartnerStore
@@ -382,7 +382,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     if problems_acl:
         raise ConfigError(f"acls apply failed: {problems_acl[0]}")
     # As `acls apply` does: each party's quotas in force, so the demo runs as a deployment would.
-    quotas = quota_plan(policy, cfg.agencies)
+    quotas = quota_plan(policy, cfg.agencies, logins=await scram_users(Admin(admin)))
     refused = await set_user_quotas(admin, quota_changes(await user_quotas(admin), quotas,
                                                          parties(policy, cfg.agencies)).requests())
     if refused:

@@ -24,7 +24,7 @@ def _acls(env: Env, verb: str) -> subprocess.CompletedProcess[str]:
 async def test_acls_apply_gives_every_party_the_plans_quotas(env: Env) -> None:
     """With every party's quotas gone, `acls plan` lists each to set (exit 1); after `acls apply` Kafka reads back
     exactly the plan's for every party, none for the broker, and `acls plan` finds no change."""
-    wanted = quota_plan(env.policy, env.cfg.agencies)
+    wanted = quota_plan(env.policy, env.cfg.agencies, logins=())
     held = await user_quotas(env.conn)
     assert await set_user_quotas(env.conn, {user: dict.fromkeys(held.get(user, {})) for user in
                                             parties(env.policy, env.cfg.agencies)}) == {}
@@ -58,7 +58,7 @@ async def test_a_quota_set_by_hand_on_a_party_is_drift_that_apply_removes(env: E
     apply = _acls(env, "apply")
     assert apply.returncode == 0, apply.stdout + apply.stderr
     found = await user_quotas(env.conn)
-    assert found["partner-COL"] == quota_plan(env.policy, env.cfg.agencies)["partner-COL"]
+    assert found["partner-COL"] == quota_plan(env.policy, env.cfg.agencies, logins=())["partner-COL"]
     assert BROKER not in found
     after = _acls(env, "plan")
     assert after.returncode == 0 and "no change" in after.stdout, after.stdout + after.stderr
@@ -75,7 +75,7 @@ async def test_a_partner_may_neither_set_nor_read_quotas(env: Env) -> None:
     with pytest.raises(KafkaAccessError, match="User:partner-COL"):
         await user_quotas(login)
     found = await user_quotas(env.conn)
-    assert found["partner-COL"] == quota_plan(env.policy, env.cfg.agencies)["partner-COL"]
+    assert found["partner-COL"] == quota_plan(env.policy, env.cfg.agencies, logins=())["partner-COL"]
 
 
 async def test_a_quota_for_a_client_id_of_a_partys_login_is_drift_that_apply_removes(env: Env) -> None:

@@ -165,7 +165,7 @@ async def make_env(admin: KafkaConnection, tmp: Path, **overrides: Any) -> Env:
     assert await apply_acls(kafka, acls) == []
     # The parties' client quotas, as `acls apply` sets them: every test runs with them in force. They are the
     # logins' (cluster-wide), the same for every environment, so they stay when one ends.
-    quotas = quota_changes(await user_quotas(kafka.conn), quota_plan(policy, cfg.agencies),
+    quotas = quota_changes(await user_quotas(kafka.conn), quota_plan(policy, cfg.agencies, logins=()),
                            parties(policy, cfg.agencies))
     assert await set_user_quotas(kafka.conn, quotas.requests()) == {}
     return Env(cfg, policy)

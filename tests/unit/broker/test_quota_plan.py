@@ -31,11 +31,11 @@ def policy() -> PolicySet:
 
 @pytest.fixture(scope="module")
 def wanted(policy: PolicySet) -> dict[str, dict[str, float]]:
-    return quota_plan(policy, AGENCIES)
+    return quota_plan(policy, AGENCIES, logins=())
 
 
 def _changes(policy: PolicySet, current: dict[str, dict[str, float]]) -> QuotaChanges:
-    return quota_changes(current, quota_plan(policy, AGENCIES), parties(policy, AGENCIES))
+    return quota_changes(current, quota_plan(policy, AGENCIES, logins=()), parties(policy, AGENCIES))
 
 
 def test_every_party_but_the_broker_and_the_admin_is_bounded(policy: PolicySet,
@@ -87,9 +87,9 @@ def test_a_hand_set_quota_on_a_party_is_drift_set_back_or_removed(policy: Policy
 
 
 @pytest.mark.parametrize("user", [BROKER, "partner-GONE", "agency-OLD"])
-def test_any_quota_on_the_broker_or_a_former_party_is_removed(policy: PolicySet, wanted: dict[str, dict[str, float]],
-                                                              user: str) -> None:
-    """The broker is not throttled, and a login the policy no longer names keeps nothing: each of their quotas goes."""
+def test_any_quota_on_the_broker_or_a_deleted_former_party_is_removed(
+        policy: PolicySet, wanted: dict[str, dict[str, float]], user: str) -> None:
+    """The broker is not throttled, and a former party whose login is deleted keeps nothing: each quota goes."""
     current = {**{u: dict(v) for u, v in wanted.items()}, user: {"producer_byte_rate": 1.0, "request_percentage": 5.0}}
     changes = _changes(policy, current)
     assert not changes.set and not changes.others
@@ -125,3 +125,24 @@ def test_a_quota_reads_as_kafkas_tools_write_it() -> None:
     assert str(Quota("partner-COL", "producer_byte_rate", 1048576.0)) == "User:partner-COL producer_byte_rate=1048576"
     assert str(Quota("auditor", "request_percentage", 12.5)) == "User:auditor request_percentage=12.5"
     assert str(Quota("x", "k", float("inf"))) == "User:x k=inf"
+
+
+FORMER = {"producer_byte_rate": 1024.0, "consumer_byte_rate": 1024.0, "request_percentage": 1.0}
+
+
+@pytest.mark.parametrize("user", ["partner-GONE", "agency-OLD"])
+def test_a_former_partys_login_that_still_exists_keeps_a_trickle(policy: PolicySet,
+                                                                 wanted: dict[str, dict[str, float]],
+                                                                 user: str) -> None:
+    """A login the policy no longer names but the cluster still holds (`users apply` without --prune) still
+    authenticates: its quotas are set to the trickle (1 KiB/s each way, 1% of a handler thread), never removed, and
+    one without any gets them; only once its login is deleted are they removed (the test above)."""
+    logins = [*parties(policy, AGENCIES), user, "someone-else"]
+    plan = quota_plan(policy, AGENCIES, logins=logins)
+    assert plan[user] == FORMER and "someone-else" not in plan and BROKER not in plan
+    active = "partner-COL" if user.startswith("partner-") else "agency-PN"  # the quota it had as a party
+    held = {**{u: dict(v) for u, v in wanted.items()}, user: dict(wanted[active])}
+    changes = quota_changes(held, plan, parties(policy, AGENCIES))
+    assert not changes.remove and changes.requests() == {user: FORMER}
+    bare = quota_changes({u: dict(v) for u, v in wanted.items()}, plan, parties(policy, AGENCIES))
+    assert bare.requests() == {user: FORMER}

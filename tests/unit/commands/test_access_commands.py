@@ -36,11 +36,11 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     cfg = PuenteSettings(topic_prefix="puente")
     policy = load_policy_set(cfg.policy_dir)
     wanted = plan(policy, TopicNames("puente"), cfg.agencies, cfg.broker_group)
-    quotas = quota_plan(policy, cfg.agencies)
+    quotas = quota_plan(policy, cfg.agencies, logins=())
     held: dict[str, Any] = {"acls": set(wanted), "applied": [], "wanted": wanted,
                             "parties": parties(policy, cfg.agencies), "quota_plan": quotas,
                             "quotas": {user: dict(values) for user, values in quotas.items()}, "quotas_set": [],
-                            "quota_refusals": {}}
+                            "quota_refusals": {}, "logins": list(parties(policy, cfg.agencies))}
 
     async def cluster_acls(admin: Any) -> tuple[set[Acl], list[str]]:
         return set(held["acls"]), ["ResourcePattern(...) Group:ops"]
@@ -49,6 +49,9 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         held["applied"].append(changes)
         held["acls"] = (held["acls"] | set(changes.add)) - set(changes.remove)
         return []
+
+    async def scram_users(admin: Any) -> dict[str, frozenset[str]]:
+        return {user: frozenset({"SCRAM_SHA_512"}) for user in held["logins"]}
 
     async def user_quotas(conn: Any) -> dict[str, dict[str, float]]:
         return {user: dict(values) for user, values in held["quotas"].items()}
@@ -71,6 +74,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(access, "kafka", lambda cfg, name: None)
     monkeypatch.setattr(access, "Admin", lambda conn: None)
     monkeypatch.setattr(access, "cluster_acls", cluster_acls)
+    monkeypatch.setattr(access, "scram_users", scram_users)
     monkeypatch.setattr(access, "apply_acls", apply_acls)
     return held
 
@@ -182,6 +186,23 @@ def test_a_partys_hand_set_quota_is_drift_that_apply_sets_back(cluster: dict[str
     assert cluster["quotas"] == {**cluster["quota_plan"], "broker": {}}
     capsys.readouterr()
     assert _puente("acls", "plan") == 0
+
+
+def test_a_former_partys_kept_login_keeps_a_trickle_of_quota(cluster: dict[str, Any],
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`acls apply` with a former partner's login still on the cluster (no `users apply --prune` yet) sets its quotas
+    to the trickle instead of removing them: a login that still authenticates is never left without a rate limit.
+    Once the login is deleted, its quotas are removed."""
+    cluster["logins"].append("partner-GONE")
+    cluster["quotas"]["partner-GONE"] = dict(cluster["quota_plan"]["partner-COL"])
+    assert _puente("acls", "apply") == 0
+    assert cluster["quotas"]["partner-GONE"] == {"producer_byte_rate": 1024.0, "consumer_byte_rate": 1024.0,
+                                                 "request_percentage": 1.0}
+    capsys.readouterr()
+    assert _puente("acls", "plan") == 0
+    cluster["logins"].remove("partner-GONE")
+    assert _puente("acls", "apply") == 0
+    assert cluster["quotas"]["partner-GONE"] == {}
 
 
 def test_a_cluster_without_quotas_gets_every_partys(cluster: dict[str, Any],
