@@ -48,8 +48,11 @@ class PuenteSettings(BaseSettings):
     client_config: Path | None = Field(None, description=(
         "a Kafka client properties file (the Java client's names, or librdkafka's): security.protocol, "
         "sasl.*, ssl.*; what --command-config gives"))
-    kafka_timeout_s: float = Field(15.0, gt=0, le=600, allow_inf_nan=False, description=(
-        "how long reaching Kafka may take before a command reports it unavailable"))
+    # At least a second: reaching Kafka is a TCP connection, a TLS handshake and a SCRAM exchange (several round
+    # trips) before the request itself, so a shorter bound reports a healthy Kafka unavailable under ordinary load;
+    # and below 10 ms librdkafka refuses its socket.timeout.ms as it starts, which read as a TLS or SASL problem.
+    kafka_timeout_s: float = Field(15.0, ge=1, le=600, allow_inf_nan=False, description=(
+        "how long reaching Kafka may take before a command reports it unavailable, 1 to 600 seconds"))
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="long-running processes")
     log_format: Literal["console", "json"] = Field("console", description="json: one JSON object per line")
     keys: Path = Field(Path(".puente/keys"), description="the keystore folder")

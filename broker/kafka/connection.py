@@ -83,7 +83,9 @@ class KafkaConnection(BaseModel):
     key_password: SecretStr | None = None
     check_hostname: bool = True
     client_id: str | None = None
-    timeout_s: float = Field(15.0, gt=0, le=600, allow_inf_nan=False)
+    # librdkafka's floor for socket.timeout.ms (10 ms): below it the client refuses to start. The settings ask
+    # for at least a second (``PuenteSettings.kafka_timeout_s``); tests go lower, never below this.
+    timeout_s: float = Field(15.0, ge=0.01, le=600, allow_inf_nan=False)
     source: str = "settings"
     """Where this connection came from (a file name, or the settings), for error messages."""
     servers_from: str = "the bootstrap servers"

@@ -323,6 +323,25 @@ def test_a_time_setting_that_is_no_number_is_said_as_such(monkeypatch: pytest.Mo
         load_settings()
 
 
+@pytest.mark.parametrize("value", ["0.001", "0.009", "0.5", "0"])
+def test_a_kafka_timeout_below_a_second_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, keys: Path,
+                                                           value: str) -> None:
+    """PUENTE_KAFKA_TIMEOUT_S below 1 s is refused in one line naming it and its bound (exit 3), before any client
+    starts: too short for a TLS handshake and a SCRAM exchange, and below 10 ms librdkafka's own refusal read as a
+    TLS or SASL problem. One second is taken."""
+    for other in [n for n in os.environ if n.upper().startswith("PUENTE_")]:
+        monkeypatch.delenv(other)
+    monkeypatch.setenv("PUENTE_KAFKA_TIMEOUT_S", value)
+    with pytest.raises(ConfigError, match=r"^invalid setting PUENTE_KAFKA_TIMEOUT_S: .*greater than or equal to 1"):
+        load_settings()
+    done = _puente(keys, "topics", "plan", PUENTE_KAFKA_TIMEOUT_S=value)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 3 and len(lines) == 1 and "PUENTE_KAFKA_TIMEOUT_S" in lines[0], done.stderr
+    assert "TLS" not in lines[0] and "SASL" not in lines[0]
+    monkeypatch.setenv("PUENTE_KAFKA_TIMEOUT_S", "1")
+    assert load_settings().kafka_timeout_s == 1
+
+
 def test_the_demo_refuses_any_kafka_keys_or_logins_but_its_own(keys: Path, tmp_path: Path) -> None:
     """`puente demo` makes keys, logins, ACLs and console accounts and publishes made-up alerts: with
     PUENTE_BOOTSTRAP or PUENTE_CLIENT_CONFIG naming another Kafka, or PUENTE_KEYS or PUENTE_LOGINS a folder
