@@ -461,3 +461,42 @@ def test_the_compose_steps_make_only_the_brokers_keys_and_import_public_halves(t
                            str(tmp_path / "deploy")], capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
     _check_key_steps(_puente_steps(done.stdout.split("next:", 1)[1].splitlines()), "compose-files")
+
+
+def _ignored(patterns: list[str], path: str) -> bool:
+    """Whether Docker leaves ``path`` (relative to the context) out under .dockerignore ``patterns``: the last
+    pattern matching the path or one of its folders decides, ``!`` taking it back in; ``*`` stays within a name,
+    ``**`` crosses folders."""
+    def matches(pattern: str) -> bool:
+        regex = "".join(".*" if part == "**" else "[^/]*" if part == "*" else "[^/]" if part == "?" else
+                        re.escape(part) if not part.startswith("[") else part
+                        for part in re.split(r"(\*\*|\*|\?|\[[^]]*\])", pattern.strip("/")) if part)
+        parts = path.split("/")
+        return any(re.fullmatch(regex, "/".join(parts[:n])) for n in range(1, len(parts) + 1))
+    ignored = False
+    for pattern in patterns:
+        if matches(pattern.removeprefix("!")):
+            ignored = not pattern.startswith("!")
+    return ignored
+
+
+def test_the_build_context_holds_what_the_dockerfile_copies_and_no_secret() -> None:
+    """compose builds the service image from this folder, beside ./deploy, ./keys, ./logins and .puente/: the
+    .dockerignore is an allow-list, so every file the Dockerfile's COPY lines take is in the context (those git
+    tracks, every one) and the secrets, the virtualenv, git and the test trees are not, nor a secret a command
+    left inside a copied package."""
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    copied = [word for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")
+              for word in line.split()[1:-1]]
+    assert copied and all(not _ignored(patterns, source) for source in copied), copied
+    tracked = subprocess.run(["git", "ls-files", *copied], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert tracked and [path for path in tracked if _ignored(patterns, path)] == []
+    for secret in ("deploy/tls/ca-key.pem", "deploy/kafka-1/config/format-logins.args", "keys/broker/x.json",
+                   "logins/broker/client.properties", ".puente/kafka/single/secrets.json", ".venv/bin/python",
+                   ".git/config", "tests/unit/test_compose.py", "bench/RESULTS.md", "samples/pn/x.csv",
+                   "compose.yaml", "broker/.puente/keys/broker/k.json", "puente/tls/ca.pem",
+                   "policies/client.properties", "broker/__pycache__/access.cpython-311.pyc",
+                   "adapters/index.sqlite", "puente/dev/secrets.json"):
+        assert _ignored(patterns, secret), secret
