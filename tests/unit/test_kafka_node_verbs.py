@@ -303,3 +303,17 @@ def test_status_exits_non_zero_while_a_node_does_not_listen(cluster: LocalKafka,
     assert cli.main(["kafka", "status", "--shape", "cluster"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[-1] for line in out[1:]] == ["starting"] * 3, out
+
+
+def test_a_bare_pid_naming_the_nodes_own_kafka_is_kept_and_stopped(empty_cluster: LocalKafka, fake_node: FakeNode,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A kafka.pid an earlier Puente wrote (a bare pid) whose process is this node's Kafka (its command line) is
+    the node: `status` counts it, its record gains the start time, and `down` stops it, rather than removing the
+    file and leaving the node running."""
+    node = fake_node(empty_cluster, 1)
+    pid_file = empty_cluster.nodes[0].folder / "kafka.pid"
+    pid_file.write_text(f"{node.pid}\n")
+    assert [s.alive for s in empty_cluster.status()] == [True, False, False]
+    assert pid_file.read_text() == record_of(node.pid).line() and empty_cluster.notes == []
+    assert cli.main(["kafka", "down", "--shape", "cluster"]) == 0
+    assert node.wait(timeout=30) is not None and "signalled nothing" not in capsys.readouterr().err

@@ -54,7 +54,7 @@ from puente.dev.localkafka._nodeconf import (
     render,
     secured_properties,
 )
-from puente.dev.localkafka._process import NodeProcess, identify, parse_record, record_of, still_running
+from puente.dev.localkafka._process import NodeProcess, adopt, identify, parse_record, record_of, still_running
 from puente.dev.localkafka._ready import (
     INTERNAL_TOPICS,
     PROBE_TOPIC,
@@ -304,6 +304,8 @@ class LocalKafka:
         except OSError:
             return None
         proc = parse_record(text)
+        if proc is None and (proc := adopt(text, node.folder / "server.properties")) is not None:
+            path.write_text(proc.line())  # a bare pid an earlier Puente wrote, naming the node: kept, with its start
         found = "other" if proc is None else identify(proc, node.folder / "server.properties")
         if proc is not None and found == "node":
             return proc

@@ -11,8 +11,10 @@ boot), written when the node is started, and a recorded process is the node's Ka
     this node       its command line names ``kafka.Kafka`` followed by this node's ``server.properties``
 
 A record whose pid no process holds (or only the node's own zombie) means the node exited. Anything
-else that is not the node (no start time, as a bare pid is, a process started later, a command line
-that is not this node's Kafka) is stale: the caller removes the record and never signals the process.
+else that is not the node (a process started later, a command line that is not this node's Kafka) is
+stale: the caller removes the record and never signals the process. A bare pid, as Puente wrote
+before it kept start times, is the node only when its process's command line is this node's Kafka
+(``adopt``): then it can be no other process, and its record is written again with its start time.
 Linux only, as the local Kafka is.
 """
 
@@ -91,6 +93,21 @@ def _cmdline(pid: int) -> bytes | None:
             return raw
         time.sleep(_CMDLINE_PAUSE_S)
     return b""
+
+
+def adopt(text: str, properties: Path) -> NodeProcess | None:
+    """The node's Kafka a bare-pid ``kafka.pid`` (one Puente wrote before start times) names, with its start
+    time now; None when the text is not one pid, or that process is not the Kafka configured by ``properties``
+    (its command line says so, which no reused pid's can: Kafka locks its data folder, so one runs per node).
+    A node started by an earlier Puente is then still stopped by ``down``, not left running with its file gone."""
+    words = text.split()
+    if len(words) != 1 or not (words[0].isascii() and words[0].isdigit() and len(words[0]) <= _MAX_PID_DIGITS):
+        return None
+    stat = _stat(int(words[0]))
+    if stat is None or stat[0] == "Z" or int(words[0]) <= 0:
+        return None
+    proc = NodeProcess(int(words[0]), stat[1])
+    return proc if identify(proc, properties) == "node" else None
 
 
 def identify(proc: NodeProcess, properties: Path) -> Literal["node", "gone", "other"]:
