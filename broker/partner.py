@@ -1395,6 +1395,9 @@ def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> Rece
     private = key.ed25519_private()
     held = _receipt_generations(partner, [key_file.parent] + ([] if sign_file is None else [sign_file.parent]))
     held.setdefault(key.key_id, (key, sign_file or key_file.parent / f"{key.key_id}.json"))
+    # The signing key itself too: a --sign-key file not named <id>.json is no folder's listing, so the checks of
+    # the folders above never saw it (a copy of COL-rcpt-2026a as COL-rcpt-2026b would pass as a newer key).
+    refuse_one_key_two_ids([*(found for found, _ in held.values()), key], f"{partner}'s receipt keys")
     order = sorted(held.values(), key=lambda found: (found[0].created_at, found[0].key_id), reverse=True)
     order.sort(key=lambda found: found[0].secret is None)  # held whole first (``signers_first``)
     problem = signing_order_problem([found for found, _ in order])

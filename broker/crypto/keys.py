@@ -458,10 +458,15 @@ def refuse_one_key_two_ids(records: Iterable[KeyRecord], where: str) -> None:
         first = by_public.setdefault(record.public, record)
         if first.key_id == record.key_id:
             continue
-        if first.owner == record.owner:
+        if first.owner == record.owner and first.kind is record.kind:
             raise KeyMaterialError(
                 f"{shown}: one public key is held as {first.key_id} and as {record.key_id}, two generations of "
                 f"{record.owner}'s key: one id was mistyped; remove the one whose id is not the one its owner gave")
+        if first.owner == record.owner:
+            raise KeyMaterialError(
+                f"{shown}: one public key is held as {first.key_id} and as {record.key_id}, two kinds of "
+                f"{record.owner}'s keys: one of them is not the key its id says; compare each with its owner's "
+                "fingerprint (`puente keys export-public` prints it) and remove the one that is not")
         raise KeyMaterialError(
             f"{shown}: one public key is held as {first.key_id} ({first.owner}'s) and as {record.key_id} "
             f"({record.owner}'s), so {first.owner} and {record.owner} could act as each other: compare each with its "

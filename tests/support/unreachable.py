@@ -15,7 +15,8 @@ def closed_port() -> int:
 
 def unreachable_kafka(folder: Path, port: int | None = None) -> dict[str, str]:
     """The PUENTE_* variables of a Kafka at a closed port, through a client configuration that says it has no
-    security (PUENTE_BOOTSTRAP alone is refused). Unsets PUENTE_BOOTSTRAP, which would fill in for the file."""
+    security (PUENTE_BOOTSTRAP alone is refused). The caller must unset PUENTE_BOOTSTRAP (`make test` exports
+    it): naming another server than the file's, it is refused before any connection is tried."""
     path = folder / "unreachable.properties"
     path.write_text(f"bootstrap.servers=127.0.0.1:{closed_port() if port is None else port}\n"
                     "security.protocol=PLAINTEXT\n", encoding="utf-8")

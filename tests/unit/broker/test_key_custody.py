@@ -741,3 +741,16 @@ def test_a_partner_the_policy_does_not_name_yet_makes_its_keys_without_the_polic
                               env={**os.environ, "PUENTE_KEYS": str(keys), "PUENTE_POLICY_DIR": str(tmp_path / "none")})
         assert done.returncode == 0, done.stderr
     assert {"GTM-enc-2026a", "GTM-rcpt-2026a"} <= set(Keystore(keys / "partners" / "GTM").key_ids())
+
+
+def test_keys_init_refuses_a_deployment_whose_logins_made_the_party_folders(tmp_path: Path) -> None:
+    """`users apply` writes each party's Kafka login into a folder of its own under the keystore: a folder holding
+    only a login is no party's keys, and the keystore `keys generate --for broker` made is still a deployment's."""
+    root = tmp_path / "keys"
+    assert puente(root, "keys", "generate", "--for", "broker").returncode == 0
+    login = root / "partners" / "COL"
+    login.mkdir(parents=True, mode=0o700)
+    (login / "client.properties").write_text("security.protocol=SASL_SSL\n")
+    done = puente(root, "keys", "init")
+    assert done.returncode == 3 and "holds the broker's own keys and no other party's" in done.stderr, done
+    assert not (login / "COL-enc-2026a.json").exists()

@@ -21,7 +21,7 @@ from unreachable import unreachable_kafka
 from adapters.lifecycle import own_mac_lookup
 from broker.audit import ChainWriter, verify_partition
 from broker.auditor import signature_checks
-from broker.crypto import ingress_mac_key, sign_checkpoint
+from broker.crypto import SecretBytes, ingress_mac_key, refuse_one_key_two_ids, sign_checkpoint
 from broker.crypto.keys import BROKER_OWNER, KeyKind, KeyRecord, record_from_json, record_to_json
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore, Keystores, signature_check
@@ -269,3 +269,30 @@ def test_an_agencys_own_mac_lookup_refuses_another_agencys_key_filed_as_the_brok
         forged = ingress_mac_key(as_broker, senan.load("SENAN-kex-2026a").public_only())
         assert lookup("SENAN", "SENAN-kex-2026a+broker-kex-2026b") != forged
     _one_line(info, "SENAFRONT-kex-2026a", "broker-kex-2026b")
+
+
+def test_a_sign_key_file_not_named_by_its_id_is_checked_against_the_folders(tmp_path: Path) -> None:
+    """A --sign-key file not named ``<id>.json`` is in no folder's listing: a copy of COL-rcpt-2026a saved as
+    ``COL-rcpt-2026b`` (no suffix) is still one key under two ids, refused with both named."""
+    made = Keystore.provision(tmp_path / "keys", partners=["COL"], agencies=[], agreements=[], generation="2026a")
+    col = made.partners["COL"]
+    rec = col.load("COL-rcpt-2026a")
+    mounted = tmp_path / "mounted"
+    mounted.mkdir(mode=0o700)
+    copy = mounted / "COL-rcpt-2026b"
+    assert rec.secret is not None
+    copy.write_bytes(record_to_json(replace(rec, key_id="COL-rcpt-2026b",
+                                            secret=SecretBytes(rec.secret.reveal(), key_id="COL-rcpt-2026b"))))
+    copy.chmod(0o600)
+    with pytest.raises(KeyMaterialError, match=r"COL-rcpt-2026a.*COL-rcpt-2026b|COL-rcpt-2026b.*COL-rcpt-2026a"):
+        receipt_signer("COL", col.path / "COL-enc-2026a.json", copy)
+
+
+def test_one_owners_key_under_two_kinds_is_named_as_such(tmp_path: Path) -> None:
+    """The same public half as PN's encryption key and its key-agreement key: not two generations of one key."""
+    made = Keystore.provision(tmp_path / "keys", partners=[], agencies=["PN"], agreements=[],
+                              generation="2026a")
+    kex = made.agencies["PN"].load("PN-kex-2026a")
+    enc = replace(kex, key_id="PN-enc-2026a", kind=KeyKind.PARTNER_ENCRYPTION)
+    with pytest.raises(KeyMaterialError, match="two kinds of PN's keys"):
+        refuse_one_key_two_ids([kex, enc], "the folder")
