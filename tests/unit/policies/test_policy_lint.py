@@ -19,6 +19,10 @@ from policies._lint import lint
 from puente.cli import main
 
 AT = datetime(2026, 6, 1, tzinfo=UTC)
+# The line of partners.yaml naming COL's encryption key, where a finding about that key points.
+COL_ENCRYPTION_LINE = next(i for i, line in enumerate(
+    (Path(policies.__file__).parent / "data" / "partners.yaml").read_text("utf-8").splitlines(), 1)
+    if "encryption: COL-enc-" in line)
 
 ANNEX = """
 id: COMBIFRON-ANNEX
@@ -163,7 +167,8 @@ def test_a_stray_backup_is_not_the_key(keystore: Path, capsys: pytest.CaptureFix
     code, found = _lint_keys(keystore, capsys)
     assert code == 1
     assert found[0] == (
-        f"partners.yaml:13: [keys] COL: encryption key: key COL-enc-2026a: no key file at {keystore}/COL-enc-2026a.json"
+        f"partners.yaml:{COL_ENCRYPTION_LINE}: [keys] COL: encryption key: key COL-enc-2026a: no key file at "
+        f"{keystore}/COL-enc-2026a.json"
     )
     assert len(found) == 2 and found[1].startswith(f"{keystore}: [keys] {keystore}/COL-enc-2026a.json.bak: ")
 
@@ -177,7 +182,7 @@ def test_a_key_file_of_another_kind_is_refused(keystore: Path, capsys: pytest.Ca
     code, found = _lint_keys(keystore, capsys)
     assert code == 1 and len(found) == 1
     assert found[0].startswith(
-        "partners.yaml:13: [keys] COL: encryption key: key COL-enc-2026a: file says kind pseudonym"
+        f"partners.yaml:{COL_ENCRYPTION_LINE}: [keys] COL: encryption key: key COL-enc-2026a: file says kind pseudonym"
     )
 
 
@@ -241,7 +246,7 @@ def test_a_partner_naming_a_key_not_its_own_encryption_key_is_found(
     policy_copy.replace("partners.yaml", "encryption: COL-enc-2026a", f"encryption: {named}")
     code, found = _lint_keys(keystore, capsys, "--dir", str(policy_copy.root))
     assert code == 1
-    assert found == [f"partners.yaml:13: [keys] COL: encryption key: {finding}"]
+    assert found == [f"partners.yaml:{COL_ENCRYPTION_LINE}: [keys] COL: encryption key: {finding}"]
 
 
 def test_an_agreement_without_a_pseudonym_key_is_found(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
