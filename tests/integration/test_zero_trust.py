@@ -327,7 +327,10 @@ async def test_the_acl_plan_follows_the_partners(env: Env, tmp_path: Path) -> No
     assert plan.returncode == 1, plan.stdout + plan.stderr
     removed = [line for line in plan.stdout.splitlines() if line.startswith("- ")]
     assert removed and all("User:partner-CRI" in line for line in removed)
-    assert not [line for line in plan.stdout.splitlines() if line.startswith("+ ")]
+    # its login still exists (until `users apply --prune`): its quotas go down to a trickle, not away
+    added = sorted(line.split(" (now")[0] for line in plan.stdout.splitlines() if line.startswith("+ "))
+    assert added == [f"+ quota User:partner-CRI {quota}" for quota in (
+        "consumer_byte_rate=1024", "producer_byte_rate=1024", "request_percentage=1")], plan.stdout
     apply = subprocess.run(cli("acls", "apply"), env=variables, capture_output=True, text=True, timeout=120,
                            check=False)
     assert apply.returncode == 0, apply.stdout + apply.stderr
