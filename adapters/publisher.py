@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from broker.crypto import SecretBytes, sign_ingress
-from broker.kafka import KafkaConnection, producer, start
+from broker.kafka import KafkaConnection, producer, start, stop_client
 from broker.topology import TopicNames
 from schemas import alert_codec
 
@@ -39,7 +39,7 @@ class IngressPublisher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._producer.stop()
+        await stop_client(self._producer)
 
     def frame(self, alert: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         """The key, value and headers of one alert, without sending it."""

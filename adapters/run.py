@@ -58,7 +58,7 @@ from adapters.core import Adapter, Result, check_ignored, convert
 from adapters.ledger import Ledger, Verdict, digest, held, read_ledger, scan
 from adapters.lifecycle import own_mac_lookup, own_originator
 from adapters.publisher import IngressPublisher
-from broker.kafka import ClientError, KafkaConnection, producer, start
+from broker.kafka import ClientError, KafkaConnection, producer, start, stop_client
 from broker.kafka import translate as kafka_error
 from broker.keystore import Keystore
 from broker.topology import TopicNames
@@ -217,7 +217,7 @@ class AdapterRun:
         if self._publisher is not None:
             await self._publisher.__aexit__()
         if self._dlq is not None:
-            await self._dlq.stop()
+            await stop_client(self._dlq)
 
     def _known_dead(self, rec: Record) -> None:
         if rec.key is not None and rec.key.startswith(f"adapter:{self.adapter.name}:".encode()):

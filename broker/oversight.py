@@ -26,7 +26,6 @@ role says so and exits, rather than a second console quietly breaking the first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -49,6 +48,7 @@ from broker.kafka import (
     reader,
     running,
     start,
+    stop_client,
     translate,
     wait_settled,
 )
@@ -232,8 +232,7 @@ class QueryLog:
     async def stop(self) -> None:
         made, self._producer = self._producer, None
         if made is not None:
-            with contextlib.suppress(Exception):
-                await made.stop()
+            await stop_client(made)
 
     async def _head(self) -> ChainHead:
         # Fencing aborted any transaction the previous console left open; wait for its markers.

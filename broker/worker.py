@@ -76,6 +76,7 @@ from broker.kafka import (
     running,
     set_fetching,
     start,
+    stop_client,
     translate,
     tune_transactions,
     wake_group_waiters,
@@ -433,8 +434,7 @@ class BrokerWorker:
             self._fail(exc)
         finally:
             for made in producers.values():
-                with contextlib.suppress(ClientError):
-                    await made.stop()
+                await stop_client(made)
 
     def _joined(self, kept: int, loaded: int, began: float, took: dict[str, float]) -> None:
         self._joined_at = time.monotonic()  # the idle clock of --exit-when-idle starts at a join
@@ -1009,9 +1009,9 @@ class BrokerWorker:
 
     async def _retire(self, state: SlotState) -> None:
         await self._settle(state)
-        with contextlib.suppress(ClientError, TimeoutError):  # a producer whose transaction was given up may hang
+        with contextlib.suppress(TimeoutError):  # a producer whose transaction was given up may hang
             async with asyncio.timeout(self.settle_wait_s):
-                await state.producer.stop()
+                await stop_client(state.producer)
 
     # ---- the loop ----------------------------------------------------------------
     def stop(self) -> None:
@@ -1141,8 +1141,7 @@ class BrokerWorker:
             self._closing = True
             await self._loaded()
             await self._retire_all(group)
-            with contextlib.suppress(ClientError):
-                await group.stop()
+            await stop_client(group)  # a stray CancelledError of its fetch tasks would replace the error raised
             await self._loaded()
             await self._retire_all()  # whatever that last join handed back
             self._group = None

@@ -12,7 +12,8 @@ sends Kafka's own request through aiokafka's admin client, which ``admin_session
 the same connection.
 
 ``running(client, conn, what)`` starts a client within ``conn.timeout_s`` and always stops it,
-so no "Unclosed AIOKafka..." warning is left behind; ``translate(exc, conn, what)`` is the one
+so no "Unclosed AIOKafka..." warning is left behind; ``stop_client(client)`` is the one way a client is stopped
+(what stopping it raises never replaces the error on its way up); ``translate(exc, conn, what)`` is the one
 mapping from a third-party error to Puente's tree (see ``puente.errors``): unreachable, refused
 credentials, refused access, or another failure, each naming the principal and what to check,
 never a secret.
@@ -46,8 +47,8 @@ from puente.errors import (
 )
 
 Client = TypeVar("Client", AIOKafkaProducer, AIOKafkaConsumer)
+Held = TypeVar("Held", AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaAdminClient)
 E = TypeVar("E", bound=BaseException)
-T = TypeVar("T")
 
 # A transactional producer that begins its next transaction right after a commit finds the
 # broker still writing the previous one's markers: AddPartitionsToTxn is refused with
@@ -192,20 +193,62 @@ def reader(conn: KafkaConnection, name: str = "puente-reader", *, partition_fetc
 
 async def start(client: Client, conn: KafkaConnection, what: str) -> Client:
     """Start ``client`` within ``conn.timeout_s``; on failure it is stopped and a Puente error raised."""
-    await _start_within(client.start, client.stop, conn, what)
+    await _start_within(client, client.start, conn, what)
     return client
 
 
-async def _start_within(begin: Callable[[], Awaitable[Any]], end: Callable[[], Awaitable[Any]],
-                        conn: KafkaConnection, what: str) -> None:
-    """``begin()`` within ``conn.timeout_s``; on failure ``end()`` (its errors ignored), then Puente's error raised
-    for a third-party one (``_start_failure``)."""
+async def stop_client(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient) -> None:
+    """Stop (or close) ``client`` for good. Raises only when the task stopping it is itself being cancelled.
+
+    A client is stopped where it is let go: on a clean stop, or on the way out of a failure already raised
+    (a worker restarting after a Kafka error, a start that failed). What its goodbye raises (a leave-group or
+    a flush that Kafka, out of reach, never answers) must neither replace that failure nor turn a clean stop
+    into one, so it is not raised. Nothing depends on it: a producer's deliveries are waited on before, each
+    on its own future, and a transaction it left open is aborted when the next owner fences it.
+
+    aiokafka's consumer (``Fetcher.close``) cancels its fetch tasks and awaits them, and one sleeping in its
+    retry backoff (Kafka out of reach) re-raises that CancelledError into the task stopping it: a
+    BaseException, it went past every ``except Exception``, replaced the Kafka error on its way up, skipped
+    the worker's restart, and the broker stopped with a traceback (exit 1), on SIGTERM too. Such a stray
+    cancellation is told from a real one by ``Task.cancelling()`` (a real one, ``asyncio.timeout`` included,
+    goes on up), and what aiokafka's stop then left undone (``_finish_stop``) is done here.
+    """
+    end = client.close if isinstance(client, AIOKafkaAdminClient) else client.stop
+    try:
+        await end()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        await _finish_stop(client)
+    except Exception:  # noqa: BLE001, S110 - the goodbye's failure is no one's to act on (see the docstring)
+        pass
+
+
+async def _finish_stop(client: object) -> None:
+    """What aiokafka's consumer stop leaves undone when a fetch task's CancelledError cuts it short: the other
+    fetch tasks (left running) and the consumer's connections and metadata task (never closed). aiokafka marks
+    the consumer closed first, so its own ``stop()`` would not try again."""
+    fetcher = getattr(client, "_fetcher", None)
+    left = [task for task in getattr(fetcher, "_pending_tasks", ()) if not task.done()]
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+    inner = getattr(client, "_client", None)
+    if inner is not None:
+        with contextlib.suppress(Exception):
+            await inner.close()
+
+
+async def _start_within(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient,
+                        begin: Callable[[], Awaitable[Any]], conn: KafkaConnection, what: str) -> None:
+    """``begin()`` within ``conn.timeout_s``; on failure ``client`` is stopped (``stop_client``), then Puente's error
+    raised for a third-party one (``_start_failure``)."""
     try:
         async with asyncio.timeout(conn.timeout_s):
             await begin()
     except BaseException as exc:
-        with contextlib.suppress(Exception):
-            await end()
+        await stop_client(client)
         if exc is (failure := await _start_failure(exc, conn, what)):
             raise
         raise failure from exc
@@ -228,7 +271,7 @@ def admin_session(conn: KafkaConnection, what: str,
     (``broker.kafka.quotas``): every other administration goes through ``Admin``."""
     client = AIOKafkaAdminClient(**conn.aiokafka(), client_id=_client_id(conn, name),
                                  request_timeout_ms=int(max(conn.timeout_s, 30) * 1000))
-    return _held(client, client.start, client.close, conn, what)
+    return _held(client, client.start, conn, what)
 
 
 async def _why_unreachable(conn: KafkaConnection, what: str) -> KafkaError | None:
@@ -250,22 +293,21 @@ def running(client: Client, conn: KafkaConnection, what: str) -> contextlib.Abst
 
     Kafka errors raised inside the block become Puente's (see ``translate``).
     """
-    return _held(client, client.start, client.stop, conn, what)
+    return _held(client, client.start, conn, what)
 
 
 @contextlib.asynccontextmanager
-async def _held(client: T, begin: Callable[[], Awaitable[Any]], end: Callable[[], Awaitable[Any]],
-                conn: KafkaConnection, what: str) -> AsyncIterator[T]:
-    """``client`` begun within ``conn.timeout_s`` (``_start_within``) and always ended; Kafka errors raised inside
-    the block become Puente's (``translate``)."""
-    await _start_within(begin, end, conn, what)
+async def _held(client: Held, begin: Callable[[], Awaitable[Any]], conn: KafkaConnection,
+                what: str) -> AsyncIterator[Held]:
+    """``client`` begun within ``conn.timeout_s`` (``_start_within``) and always stopped (``stop_client``); Kafka errors
+    raised inside the block become Puente's (``translate``)."""
+    await _start_within(client, begin, conn, what)
     try:
         yield client
     except aiokafka_errors.KafkaError as exc:
         raise translate(exc, conn, what) from exc
     finally:
-        with contextlib.suppress(Exception):
-            await end()
+        await stop_client(client)
 
 
 _ACCESS = (
