@@ -450,9 +450,11 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
 
         try:
             results = await asyncio.gather(*(run_one(w, topics) for w, topics, _ in built), return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
+            failures = [result for result in results if isinstance(result, BaseException)]
+            if failures:
+                # A worker's error says what to check; another's CancelledError (one nobody asked for: the
+                # command line reports it as an internal error) says nothing, and must not hide it.
+                raise next((f for f in failures if not isinstance(f, asyncio.CancelledError)), failures[0])
         finally:
             forget_stop_signals()
     finally:

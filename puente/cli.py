@@ -11,6 +11,7 @@ an operator; ``PUENTE_DEBUG=1`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import os
 import sys
@@ -170,7 +171,10 @@ def _run(argv: list[str]) -> int:
         where = f" ({one_line(str(exc.filename))})" if exc.filename else ""
         _say(f"puente: error: {exc.strerror or type(exc).__name__}{where}")
         return EXIT_CONFIG
-    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback or the error's text
+    # The last resort: one line, never a traceback or the error's text. A CancelledError nobody asked for (a
+    # client library's task cancelled under a command: Ctrl-C comes as KeyboardInterrupt) is one too: a
+    # BaseException, it went past this clause, and the command ended with a traceback and exit 1.
+    except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001
         _trace()
         _say(f"puente: error: internal error ({type(exc).__name__}); run again with PUENTE_DEBUG=1 to see where, "
              "and report it")

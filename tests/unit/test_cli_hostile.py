@@ -5,6 +5,7 @@ echoed raw to the terminal, no value of a failing call's own error text."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -371,3 +372,18 @@ def test_audit_users_list_shows_what_the_accounts_file_holds_escaped(bare_keys: 
     out = capsys.readouterr().out
     assert "\x1b" not in out and len(out.strip().splitlines()) == 2, out
     assert "ana\\x1b[2J\\nFAKE" in out and "nat\\x1b]0;T\\x07" in out
+
+
+def test_a_cancellation_nobody_asked_for_is_one_line_with_the_internal_status(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CancelledError coming out of a command (a client library's task cancelled under it) is exit 70 and one
+    line, as any fault of Puente's own; before, a BaseException, it went past the last resort: exit 1 and a
+    traceback."""
+    def cancelled(args: argparse.Namespace) -> int:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(policy, "_lint", cancelled)
+    code = cli.main(["policy", "lint"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERNAL and "internal error (CancelledError)" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

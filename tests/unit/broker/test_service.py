@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import broker.service as service
 import broker.worker
 from broker.crypto import KeyKind, KeyRecord
 from broker.kafka import KafkaConnection, set_fetching
@@ -24,7 +25,7 @@ from broker.service import (
 )
 from broker.topology import TopicNames
 from policies import load_policy_set
-from puente.errors import ConfigError
+from puente.errors import ConfigError, KafkaUnavailableError
 from puente.settings import AGENCIES, PuenteSettings
 
 
@@ -224,3 +225,30 @@ def test_fetching_is_changed_only_where_aiokafka_builds_its_requests_from() -> N
     made._fetcher = object()
     with pytest.raises(ConfigError, match=r"install the aiokafka version pyproject\.toml names"):
         set_fetching(made, max_wait_ms=100, min_bytes=1)  # type: ignore[arg-type]
+
+
+def test_a_workers_error_is_raised_rather_than_anothers_stray_cancellation(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    """Two workers end at once: one with a Kafka error, the other (listed first) with a CancelledError nobody
+    asked for. The broker stops with the Kafka error, which names what to check, not the cancellation."""
+    class Ending:
+        def __init__(self, error: BaseException) -> None:
+            self.error = error
+
+        async def run(self, topics: list[str], *, idle_exit_s: float | None = None) -> None:
+            await asyncio.sleep(0)
+            raise self.error
+
+        def stop(self) -> None:
+            pass
+
+    ends = iter([asyncio.CancelledError(), KafkaUnavailableError("Kafka at x:1 could not be reached")])
+
+    async def checked(*args: object) -> None:
+        pass
+
+    monkeypatch.setattr(service, "load_policy_set", lambda path: None)
+    monkeypatch.setattr(service, "build_worker", lambda *a, **kw: (Ending(next(ends)), ["t"], []))
+    monkeypatch.setattr(service, "check_topology", checked)
+    with pytest.raises(KafkaUnavailableError):
+        asyncio.run(service.run_broker(PuenteSettings(keys=tmp_path), KafkaConnection(bootstrap="x:1"), 2))
