@@ -66,6 +66,7 @@ from broker.kafka import (
     reader,
     running,
     settle,
+    transaction,
     wait_settled,
 )
 from broker.keystore import Keystore, load_key_file, signature_check
@@ -787,7 +788,7 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
         async def write() -> None:
             nonlocal added
             run = sorted(fresh.values(), key=lambda e: sort_key(e["at"]))  # the instant, not the text (``sort_key``)
-            async with writer.transaction():
+            async with transaction(writer):
                 for block in chain.blocks(run, signer_id, sign, iso_utc(datetime.now(UTC))):
                     await writer.send(tp.topic, block, partition=0)
             seen.update(fresh)

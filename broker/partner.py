@@ -131,6 +131,7 @@ from broker.kafka import (
     record_at,
     running,
     settle,
+    transaction,
     wait_settled,
 )
 from broker.keystore import Keystore, load_key_file, signing_order_problem
@@ -766,7 +767,7 @@ class Subscriber:
         unread: UnreadableFeedError | None = None
         now = self.clock()
         lines: list[str] = []  # the --out copy's, written once the store has committed their marks
-        async with producer.transaction():
+        async with transaction(producer):
             with self._store_transaction():
                 for tp, msgs in batch.items():
                     for msg in msgs:

@@ -77,6 +77,7 @@ from broker.kafka import (
     set_fetching,
     start,
     stop_client,
+    transaction,
     translate,
     tune_transactions,
     wake_group_waiters,
@@ -1486,7 +1487,7 @@ class BrokerWorker:
 
     async def _transaction(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome]) -> None:
         producer = state.producer
-        async with producer.transaction():
+        async with transaction(producer):  # a producer fenced meanwhile: ProducerFenced, a restart
             # Feed, lifecycle and audit records go in one record batch per partition
             # (``PartitionBatches``): no per-record send, future or metadata check.
             batches = PartitionBatches(producer)

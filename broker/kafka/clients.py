@@ -169,6 +169,30 @@ def broken_for_good(made: AIOKafkaProducer) -> BaseException | None:
     return failure if isinstance(failure, BaseException) else aiokafka_errors.KafkaError("stopped for good")
 
 
+@contextlib.asynccontextmanager
+async def transaction(made: AIOKafkaProducer) -> AsyncIterator[None]:
+    """One transaction of transactional producer ``made`` (aiokafka's ``made.transaction()``): committed when
+    the block ends, aborted when it raises. A failure of the block or its commit (not one of Puente's own) when
+    ``made`` can never write again (``broken_for_good``) comes out as the error that broke it, the one a
+    caller can act on: ProducerFenced (another owner took the transactional id: a restart mends it), a refused
+    transactional id (access), an out-of-order sequence.
+
+    Why: aiokafka's sender meets that error in the background, marks the producer FATAL and stops; the block
+    learns of it only at its next send, as aiokafka's IllegalOperation ("not in transaction"), or at the commit,
+    as an AssertionError: plain Exceptions, no Kafka error, which a worker did not restart on and reported as
+    an internal error (exit 70), for a slot another worker had simply taken. Nothing is committed either way:
+    aiokafka does not abort a FATAL producer's transaction, and the next owner's producer fences it, which
+    aborts it."""
+    try:
+        async with made.transaction():
+            yield
+    except Exception as exc:
+        broken = broken_for_good(made)
+        if broken is None or broken is exc or isinstance(exc, PuenteError):
+            raise
+        raise broken from exc
+
+
 def consumer(conn: KafkaConnection, name: str, *topics: str, **options: Any) -> AIOKafkaConsumer:
     """An (unstarted) consumer for ``conn``; ``options`` are aiokafka's consumer settings. A fetched batch it
     cannot read comes out as one record saying so (``Record.unreadable``), never as an error (``guard_fetches``)."""
