@@ -381,7 +381,8 @@ class BrokerWorker:
             producers[slot] = await self._producer(slot)
 
         async def load() -> tuple[dict[int, tuple[ChainHead, ReplayWindow]], dict[int, LifecycleBook],
-                                  dict[TopicPartition, int | None], dict[TopicPartition, str], dict[int, str]]:
+                                  dict[TopicPartition, int | None], dict[TopicPartition, str], dict[int, str],
+                                  dict[TopicPartition, str]]:
             # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
             # A fetch reaching a partition's end long-polled 500 ms (the default) for nothing, twice
             # per load (audit, then lifecycle): half the stall a rebalance or restart cost a slot.
@@ -400,18 +401,18 @@ class BrokerWorker:
                 offsets = await self._committed_now([tp for tp, _ in fresh])
                 states = await self._read_state(audit, [slot for _, slot in fresh],
                                                 {slot: offsets.get(tp) for tp, slot in fresh})
-                self._check_empty_slots(fresh, states, offsets)
+                expired = await self._check_empty_slots(audit, fresh, states, offsets)
                 took["audit_s"] = time.monotonic() - began - sum(took.values())
                 books = await self._read_books(audit, [slot for _, slot in fresh])
                 lost = await self._check_books(audit, states)
                 remade = await self._remade_ingress(audit, fresh, states)
                 took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
-                return states, books, offsets, remade, lost
+                return states, books, offsets, remade, lost, expired
 
         try:
             try:
                 async with asyncio.timeout(self.config.load_timeout_s):
-                    states, books, offsets, remade, lost = await load()
+                    states, books, offsets, remade, lost, expired = await load()
             except TimeoutError:
                 raise KafkaUnavailableError(
                     f"loading {len(fresh)} slot(s) (their producers, audit and lifecycle state) took longer than "
@@ -427,7 +428,8 @@ class BrokerWorker:
                         self._start_slot(state, head.resume, offsets.get(tp))
                         self._owned[tp] = state
                         if self._group is not None:
-                            self._mark_losses(self._group, state, head.resume, remade.get(tp), lost.get(slot))
+                            self._mark_losses(self._group, state, head.resume, remade.get(tp), lost.get(slot),
+                                              expired.get(tp))
                     if self._group is not None:
                         self._group.resume(*(tp for tp, _ in fresh))
                     self._joined(kept, len(fresh), began, took)
@@ -653,9 +655,9 @@ class BrokerWorker:
 
         The head's last block took the records up to ``resume`` - 1 in the same transaction as their
         feed records (``resume_offset``); the group's committed offset trails it (``COMMIT_EVERY_S``),
-        so it is used only for a partition with no block yet (then it is None or 0: ``_check_empty_slots``),
-        and from offset 0 when there is neither, where ``_gap`` meets any records retention deleted
-        first. aiokafka may still set the position it fetched for the assignment (the committed one,
+        so it is used only for a partition with no block (None or 0, or a chain retention deleted whole:
+        ``_check_empty_slots``), and from offset 0 when there is neither, where ``_gap`` meets any records
+        retention deleted first. aiokafka may still set the position it fetched for the assignment (the committed one,
         older) after this seek: ``_dispatch`` drops the records before ``next_offset``, so a record the
         head took is never taken twice."""
         start = resume if resume is not None else (committed or 0)
@@ -665,24 +667,45 @@ class BrokerWorker:
         if group is not None and state.tp in group.assignment():
             group.seek(state.tp, start)
 
-    def _check_empty_slots(self, fresh: list[tuple[TopicPartition, int]],
-                           states: dict[int, tuple[ChainHead, ReplayWindow]],
-                           offsets: dict[TopicPartition, int | None]) -> None:
-        """Refuse a slot whose audit partition is empty while its ingress partition has committed
-        offsets: its history is in another slot's partitions (the agency list changed, and an
-        agency moved onto slots that never held records), and loading it empty would forget every
-        alert state and replay id it had. ``slot_mismatch`` catches a move onto slots with records.
+    async def _check_empty_slots(self, consumer: Consumer, fresh: list[tuple[TopicPartition, int]],
+                                 states: dict[int, tuple[ChainHead, ReplayWindow]],
+                                 offsets: dict[TopicPartition, int | None]) -> dict[TopicPartition, str]:
+        """The fresh slots whose audit partition holds no block while their ingress partition has a committed
+        offset, each with what happened, once told apart by where the partition's log starts.
 
-        A slot's offsets are committed to the group only after the transaction of the block that took
-        those records committed, and the slot's producer fenced the previous owner before ``offsets``
-        and the audit were read: a committed offset above 0 therefore means the slot's own partition
-        holds blocks."""
-        for tp, slot in fresh:
-            committed = offsets.get(tp)
-            if states[slot][0].seq == 0 and committed:
+        At 0 the partition never held a record: the slot's history is in another slot's partitions (the agency
+        list changed, and an agency moved onto slots that never held records), and loading it empty would forget
+        every alert state and replay id it had: ConfigError. (``slot_mismatch`` catches a move onto slots with
+        records.) Above 0 it held blocks, and retention deleted them all: a slot idle longer than the audit's
+        retention. That refusal blocked every later start, --accept-gap or not. The slot then reads on from its
+        committed offset with a new chain, whose first block is a GAP entry saying so (``_states_lost``, reason
+        ``audit-expired``): its ingress records up to that offset were decided by the blocks retention deleted,
+        and ``audit verify`` vouches for a partition from where its log starts. Its replay window starts empty:
+        the slot's newest block was older than the audit's retention, which is longer than the window (the
+        topic plan). (A move onto a slot whose own chain expired cannot be told from this; its blocks would be
+        gone either way.)
+
+        A slot's offsets are committed to the group only after the transaction of the block that took those
+        records committed, and the slot's producer fenced the previous owner before ``offsets`` and the audit
+        were read: a committed offset above 0 therefore means the slot's own partition held blocks."""
+        suspects = {tp: slot for tp, slot in fresh if states[slot][0].seq == 0 and offsets.get(tp)}
+        if not suspects:
+            return {}
+        audit = {tp: TopicPartition(self.names.decisions, slot) for tp, slot in suspects.items()}
+        starts = await consumer.beginning_offsets(list(audit.values()))
+        expired: dict[TopicPartition, str] = {}
+        for tp, slot in sorted(suspects.items()):
+            committed, start = offsets[tp], starts[audit[tp]]
+            if not start:
                 raise ConfigError(
                     f"audit partition {self.names.decisions}[{slot}] is empty, but {tp.topic}:{tp.partition} has "
                     f"committed offset {committed}: its decisions are in another slot's partition; {SLOT_ORDER}")
+            log.warning("audit chain expired; a new chain starts", partition=f"{self.names.decisions}[{slot}]",
+                        log_start=start, ingress=f"{tp.topic}:{tp.partition}", offset=committed)
+            expired[tp] = (f"audit partition {self.names.decisions}[{slot}] held no block: retention deleted its "
+                           f"chain (its log starts at offset {start}), {tp.topic}:{tp.partition} standing at "
+                           f"committed offset {committed}; a new chain starts there")
+        return expired
 
     async def _read_books(self, consumer: Consumer, slots: list[int]) -> dict[int, LifecycleBook]:
         """Each slot's alert states, from its partition of the lifecycle topic, read back whole
@@ -733,7 +756,7 @@ class BrokerWorker:
         return lost
 
     def _mark_losses(self, group: Consumer, state: SlotState, resume: int | None, remade: str | None,
-                     states_lost: str | None) -> None:
+                     states_lost: str | None, expired: str | None = None) -> None:
         """Record in a fresh slot's chain, first in its queue, what its load accepted as lost (``accept_gaps``): an
         ingress topic made anew (``_remade_ingress``: a gap, read from the new topic's first record), its alert
         states (``_check_books``), or both, in one entry: a mark of its own for the states, first, would leave
@@ -742,8 +765,11 @@ class BrokerWorker:
             self._accept_gap(group, state.tp, resume, 0, remade, states_lost)
         elif states_lost is not None:
             self._states_lost(group, state, resume, states_lost)
+        elif expired is not None:  # no head, so neither of the others (both read the head)
+            self._states_lost(group, state, state.next_offset, expired, "audit-expired")
 
-    def _states_lost(self, group: Consumer, state: SlotState, resume: int | None, what: str) -> None:
+    def _states_lost(self, group: Consumer, state: SlotState, resume: int | None, what: str,
+                     reason: str = "states-lost") -> None:
         """Queue, first in a fresh slot's queue, a GAP entry recording alert states lost and read past with
         ``accept_gaps`` (``_check_books``): auditors then see in the slot's chain where recalls and updates of
         the alerts it held stopped reaching partners. It skips no ingress record: its transaction commits the
@@ -753,7 +779,7 @@ class BrokerWorker:
             return
         state.loss = what
         now = datetime.now(UTC)
-        entry: dict[str, Any] = {"kind": "GAP", "reason": "states-lost", "detail": what, "from_offset": resume,
+        entry: dict[str, Any] = {"kind": "GAP", "reason": reason, "detail": what, "from_offset": resume,
                                  "next_offset": resume, "skipped": 0, "at": now.isoformat().replace("+00:00", "Z")}
         if resume > 0:
             entry["ingress"] = f"{state.tp.topic}:{state.tp.partition}:{resume - 1}"
@@ -1519,7 +1545,7 @@ class BrokerWorker:
                     {state.tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}, self.config.group_id)
             await asyncio.gather(*sends)
         state.states = reached  # committed: the partition reaches at least that far now
-        if type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in ("states-lost", "topic-remade"):
+        if type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in ("states-lost", "topic-remade", "audit-expired"):
             state.loss = None  # recorded in the block just committed
     async def _choose_feed_partition(self, state: SlotState, topic: str) -> int:
         """The feed partition a slot delivers to: one per slot, so a feed keeps each ingress

@@ -1010,18 +1010,22 @@ class AuditIndex:
         """Dead letters grouped by reason and source (the ingress topic), then the ingress records the broker
         never read (GAP entries: deleted before it read them, skipped with --accept-gap), counted by record
         under reason ``never read (<why>)``, and the losses of alert states accepted (``states-lost`` GAP
-        entries, which skip no record), counted by entry; never a payload. Scoped: none."""
+        entries) and audit chains retention deleted whole (``audit-expired``), which skip no record, counted by
+        entry; never a payload. Scoped: none."""
         if not scope.national:
             return []
         rows = self._all("SELECT reason, source, COUNT(*), MIN(at), MAX(at) FROM dead_letters "
                          "GROUP BY reason, source ORDER BY COUNT(*) DESC, reason, source")
         # An index made before GAP entries has no such table until a writer opens it (the console reads only).
         if self._one("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'gaps'"):
-            # A loss of alert states (``states-lost``) skipped no record: it is named as what it is, counted by
-            # the gaps that record it.
+            # A loss of alert states (``states-lost``) and a chain retention deleted whole (``audit-expired``: the
+            # slot's new chain starts with it) skipped no record: each is named as what it is, counted by the gaps
+            # that record it.
             rows += self._all("SELECT CASE WHEN reason = 'states-lost' THEN 'alert states lost (who holds what)' "
+                              "WHEN reason = 'audit-expired' THEN 'audit chain expired (a new one started)' "
                               "ELSE 'never read (' || COALESCE(reason, '?') || ')' END, source, "
-                              "CASE WHEN reason = 'states-lost' THEN COUNT(*) ELSE SUM(COALESCE(skipped, 0)) END, "
+                              "CASE WHEN reason IN ('states-lost', 'audit-expired') THEN COUNT(*) "
+                              "ELSE SUM(COALESCE(skipped, 0)) END, "
                               "MIN(at), MAX(at) FROM gaps GROUP BY reason, source ORDER BY reason, source")
         return [{"reason": r, "source": s, "count": n, "first_at": first, "last_at": last}
                 for r, s, n, first, last in rows]

@@ -835,3 +835,45 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
     verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
                             timeout=180, check=False)
     assert verify.returncode == 0, verify.stdout[-2000:] + verify.stderr[-2000:]
+
+
+async def test_a_slot_whose_audit_chain_retention_deleted_starts_a_new_chain(env: Env) -> None:
+    """A slot idle longer than the audit keeps its records: retention deletes its whole chain (emulated with
+    DeleteRecords), its ingress partition keeping its committed offset. The broker starts (it refused, even with
+    --accept-gap: "its decisions are in another slot's partition"), the slot's new chain opens with a GAP entry
+    saying why, what comes next is decided once, and the audit verifies from where each log starts."""
+    await publish_synthetic(env.cfg, env.conn, 60, seed=41)
+    first = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+                           capture_output=True, text=True, timeout=180, check=False)
+    assert first.returncode == 0, first.stderr[-2000:]
+    ingress = [TopicPartition(env.names.ingress(a), p) for a in env.cfg.agencies
+               for p in range(env.cfg.ingress_partitions)]
+    probe = AIOKafkaConsumer(**env.conn.aiokafka())
+    await probe.start()
+    try:
+        ends = await probe.end_offsets(ingress)
+        tp = next(tp for tp in ingress if ends[tp] > 0)
+        slot = env.cfg.agencies.index(tp.topic.rsplit(".", 1)[1]) * env.cfg.ingress_partitions + tp.partition
+        audit = TopicPartition(env.names.decisions, slot)
+        audit_end = (await probe.end_offsets([audit]))[audit]
+    finally:
+        await probe.stop()
+    admin = AIOKafkaAdminClient(**env.conn.aiokafka())
+    await admin.start()
+    try:
+        await admin.delete_records({tp: RecordsToDelete(ends[tp]), audit: RecordsToDelete(audit_end)})
+    finally:
+        await admin.close()
+
+    await publish_synthetic(env.cfg, env.conn, 60, seed=42, first=60)
+    again = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+                           capture_output=True, text=True, timeout=180, check=False)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
+    assert "audit chain expired; a new chain starts" in again.stderr
+    docs = await audit_docs(env)
+    [gap] = [d for d in docs if d["kind"] == "GAP"]
+    assert (gap["reason"], gap["skipped"], gap["next_offset"]) == ("audit-expired", 0, ends[tp])
+    per_pair = Counter((d["alert_id"], d["partner"]) for d in docs if d["kind"] == "DECISION")
+    assert set(per_pair.values()) == {1}
+    reports = await verify_topics(env.login("auditor"), {env.names.decisions: "decisions"}, env.checks())
+    assert [f for r in reports for f in r.findings] == []

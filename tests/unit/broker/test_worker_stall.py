@@ -438,6 +438,17 @@ class GroupConsumer:
         self.positions.update(dict.fromkeys(tps, "beginning"))
 
 
+class AuditReader:
+    """The audit reader, as far as a slot load asks it directly: where each audit partition's log starts (0:
+    nothing ever deleted)."""
+
+    def __init__(self, log_start: int = 0) -> None:
+        self.log_start = log_start
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, self.log_start)
+
+
 def _loading_worker(monkeypatch: pytest.MonkeyPatch, fail_reading: bool = False,
                     ) -> tuple[BrokerWorker, GroupConsumer, asyncio.Event, list[StoppableProducer]]:
     """A worker whose slot loads wait for the returned event (producers start, then the state is read back)."""
@@ -467,7 +478,7 @@ def _loading_worker(monkeypatch: pytest.MonkeyPatch, fail_reading: bool = False,
     monkeypatch.setattr(worker, "_producer", producer)
     monkeypatch.setattr(worker, "_read_state", read_state)
     monkeypatch.setattr(worker, "_read_books", read_books)
-    monkeypatch.setattr("broker.worker.reader", lambda *a, **k: object())
+    monkeypatch.setattr("broker.worker.reader", lambda *a, **k: AuditReader())
     monkeypatch.setattr("broker.worker.running", running)
     return worker, group, gate, made
 
@@ -573,8 +584,9 @@ async def test_a_kept_slot_starts_where_its_last_transaction_left_it_not_past_a_
 
 
 async def test_an_empty_slot_with_committed_offsets_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An empty audit partition under a committed ingress offset holds another slot's history: the load fails
-    with a configuration error naming both, and installs nothing."""
+    """An audit partition that never held a record (its log starts at 0) under a committed ingress offset: the
+    slot's history is in another slot's partition. The load fails with a configuration error naming both, and
+    installs nothing. (One whose chain retention deleted, its log starting past 0, loads: the integration test.)"""
     worker, group, gate, made = _loading_worker(monkeypatch)
     group.offsets = {TP: 12}
     gate.set()
