@@ -51,15 +51,15 @@ partner naming another's encryption key would have its feed sealed to that other
 LONGEST_TERM_YEARS = 10
 
 
-def _open_ended(src: PolicySources) -> list[Finding]:
-    """An agreement in force for more than ``LONGEST_TERM_YEARS``: a far ``valid_until`` (2999-12-31) reads as
-    a date but works as no end, so nothing ever asks for the agreement to be reviewed again."""
+def _open_ended(src: PolicySources, today: date) -> list[Finding]:
+    """An agreement whose end is more than ``LONGEST_TERM_YEARS`` ahead (of today, or of its start if later): a
+    far ``valid_until`` (2999-12-31) reads as a date but works as no end, so nothing ever asks for the agreement
+    to be reviewed again. One that has run for decades and ends soon is not one."""
     return [
-        Finding(d.where("valid_until"), "term", f"{d.model.id} runs from {d.model.valid_from} to "
-                f"{d.model.valid_until}, over {LONGEST_TERM_YEARS} years: give the end its text states, or renew it "
-                "when it comes")
+        Finding(d.where("valid_until"), "term", f"{d.model.id} runs until {d.model.valid_until}, over "
+                f"{LONGEST_TERM_YEARS} years ahead: give the end its text states, or renew it when it comes")
         for d in src.agreements
-        if (d.model.valid_until - d.model.valid_from).days > LONGEST_TERM_YEARS * 366
+        if (d.model.valid_until - max(d.model.valid_from, today)).days > LONGEST_TERM_YEARS * 366
     ]
 
 
@@ -215,8 +215,8 @@ def lint(directory: Path | str | None = None, *, now: datetime, key_problem: Key
     today = now.astimezone(src.vocabulary.model.home.tz()).date()
     releases = schema_releases()
     found = check_sources(src, schema_fields(), releases)
-    found += (_expired(src, today) + _open_ended(src) + _slow_recalls(src) + _notices_outlived(src) + _overlaps(src)
-              + _keys(src, key_problem) + _shadowed(src.agreements) + _unreviewed(src, releases)
+    found += (_expired(src, today) + _open_ended(src, today) + _slow_recalls(src) + _notices_outlived(src)
+              + _overlaps(src) + _keys(src, key_problem) + _shadowed(src.agreements) + _unreviewed(src, releases)
               + _given_back(src, releases))
     return found
 
@@ -250,9 +250,15 @@ def _unreviewed(src: PolicySources, releases: Releases) -> list[Finding]:
 # when; free text may say anything.
 _COORDINATES = ("location.latitude", "location.longitude")
 _TIMES = ("occurred_at", "reported_at", "payload.encountered_at")
+# Dates every view keeps to the day (the envelope's, which no cover changes): the adapters set them from the
+# event's time (a review or an expiry so many days on), so they give its day back to a cover that hides more.
+_DAY_ONLY = ("markings.review_at", "markings.expires_at")
 _SAYS_WHERE = {"location.place_name": "a place name", "payload.encounter": "an encounter (a flight, a crossing)",
+               "payload.port_of_entry": "a port of entry (an airport, a harbour: a fixed place)",
+               "payload.match_reason": "free text",
                "summary": "free text", "payload.remarks": "free text"}
-_SAYS_WHEN = {"payload.encounter": "an encounter (a flight, a crossing)", "summary": "free text",
+_SAYS_WHEN = {"payload.encounter": "an encounter (a flight, a crossing)", "payload.match_reason": "free text",
+              "summary": "free text",
               "payload.remarks": "free text"}
 _COARSER = {"hour": 1, "day": 2, "year": 3}  # a time kept whole is 0; one dropped (or masked) is past them all
 _HIDDEN = 9
@@ -300,10 +306,13 @@ def _precision_given_back(cover: Cover, held: Collection[str], changed: dict[str
 
     def rank(path: str) -> int:
         """How coarse the time ``path`` reaches the partner: 0 whole, ``_COARSER`` cut, ``_HIDDEN`` not at all."""
+        if path in _DAY_ONLY:
+            return _COARSER["day"]
         rule = rule_of(path)
         if rule is None:
             return 0
-        return _COARSER.get(rule.to or "", _HIDDEN) if rule.action is Action.GENERALISE else _HIDDEN
+        # a time generalised without ``to`` is cut to the hour, as the view cuts it (``policies._view``)
+        return _COARSER[rule.to or "hour"] if rule.action is Action.GENERALISE else _HIDDEN
 
     def named(path: str) -> bool:
         """Whether a rule of the cover itself changes ``path`` (or what holds it)."""
@@ -345,6 +354,11 @@ def _precision_given_back(cover: Cover, held: Collection[str], changed: dict[str
             if path != when and path in held and rank(path) < cut:
                 kept = "whole" if rank(path) == 0 else f"cut only to the {_unit(rank(path))}"
                 told.setdefault(path, f"{hidden} but keeps {path} {kept}: it gives that time back; cut both alike")
+        for path in _DAY_ONLY:
+            if path in held and rank(path) < cut:
+                told.setdefault(path, f"{hidden} but every view keeps {path} to the day (the envelope's, which the "
+                                      f"adapters set from the event's time): it gives the day back; cut {when} to the "
+                                      "day at most")
         for path, what in _SAYS_WHEN.items():
             if path in held and rule_of(path) is None:
                 told.setdefault(path, f"{hidden} but keeps {path}: {what} can say that time; drop it too, or "

@@ -414,9 +414,42 @@ def test_one_coordinate_finer_than_the_other_is_found(policy_copy: Any, longitud
 
 
 def test_an_agreement_without_a_real_end_is_found(policy_copy: Any) -> None:
-    """valid_until 2999-12-31 reads as a date but works as no end: a term finding; ten years is not one."""
+    """valid_until 2999-12-31 reads as a date but works as no end: a term finding. An end under ten years ahead is
+    not one, however long ago the agreement began."""
     policy_copy.replace("agreements/pan-cri.yaml", "valid_until: 2027-12-31", "valid_until: 2999-12-31")
     (one,) = _kinds(policy_copy)["term"]
-    assert "PAN-CRI runs from 2025-01-01 to 2999-12-31, over 10 years" in one
-    policy_copy.replace("agreements/pan-cri.yaml", "valid_until: 2999-12-31", "valid_until: 2034-12-31")
-    assert "term" not in _kinds(policy_copy)
+    assert "PAN-CRI runs until 2999-12-31, over 10 years ahead" in one
+    policy_copy.replace("agreements/pan-cri.yaml", "valid_until: 2999-12-31", "valid_until: 2036-05-01")
+    policy_copy.replace("agreements/pan-cri.yaml", "valid_from: 2025-01-01", "valid_from: 2001-01-01")
+    assert "term" not in _kinds(policy_copy)  # 25 years in all, but it ends within ten years of AT
+
+
+def test_a_time_generalised_without_to_is_cut_to_the_hour(policy_copy: Any) -> None:
+    """A time generalised with no ``to`` reaches the partner cut to the hour, as the view cuts it: beside another
+    cut to the day it is the finer one, never taken for dropped."""
+    cri = "agreements/pan-cri.yaml"
+    policy_copy.replace(cri, "      occurred_at: {action: generalise, to: hour}\n", "      occurred_at: generalise\n")
+    policy_copy.replace(cri, "      reported_at: {action: generalise, to: hour}\n",
+                        "      reported_at: {action: generalise, to: day}\n")
+    (one,) = _kinds(policy_copy)["precision"]
+    assert "cuts reported_at to the day but keeps occurred_at cut only to the hour" in one, one
+
+
+def test_a_dropped_time_beside_the_envelopes_dates_is_found(policy_copy: Any) -> None:
+    """review_at and expires_at reach every partner to the day, set by the adapters from the event's time: a cover
+    that drops the event's times still gives its day back."""
+    cri = "agreements/pan-cri.yaml"
+    policy_copy.replace(cri, "      occurred_at: {action: generalise, to: hour}\n", "      occurred_at: drop\n")
+    policy_copy.replace(cri, "      reported_at: {action: generalise, to: hour}\n", "      reported_at: drop\n")
+    found = _kinds(policy_copy)["precision"]
+    assert len(found) == 2 and all("drops occurred_at but every view keeps markings." in f and "to the day" in f
+                                   for f in found), found
+
+
+def test_a_port_of_entry_beside_generalised_coordinates_is_found(policy_copy: Any) -> None:
+    """A port of entry is a fixed place: kept beside coordinates on a grid, it gives the spot back."""
+    policy_copy.replace("agreements/combifron.yaml", "      payload.port_of_entry: keep\n",
+                        "      payload.port_of_entry: keep\n      location.latitude: {action: generalise, grid: 0.1}\n"
+                        "      location.longitude: {action: generalise, grid: 0.1}\n")
+    (one,) = _kinds(policy_copy)["precision"]
+    assert "COMBIFRON-WATCHLIST generalises location.latitude but keeps payload.port_of_entry: a port of entry" in one
