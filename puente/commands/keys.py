@@ -1,550 +1,333 @@
-"""Key material: kinds, ids, secret bytes and the key-file format. Pure: the keystore
-(``broker.keystore``) reads and writes the files.
+"""``puente keys generate|export-public|import-public|init``: keys made and kept by their owners.
 
-Kinds of key (``KeyKind``), each 32 bytes, and who holds which half. Every private half is
-made by its holder, on its holder's side, and never leaves it; only public halves are handed
-over (``broker.crypto.pem``). No secret is shared between two parties.
+Each party runs ``generate`` on its own side, and the parties exchange public halves only, as PEM
+SubjectPublicKeyInfo (``export-public`` on one side, ``import-public`` on the other)::
 
-    partner-encryption  X25519   the partner keeps the private half; the broker has the public half
-    broker-signing      Ed25519  the broker keeps the private half; partners and auditors get the public half
-    partner-signing     Ed25519  the partner keeps the private half and signs its receipts; the broker's
-                                 auditors get the public half
-    key-agreement       X25519   an agency's (owner: its code) or the broker's (owner: ``broker``); each
-                                 keeps its private half and gives the other its public half, and both
-                                 derive their pair's ingress MAC key (``broker.crypto.kex``)
-    pseudonym           HMAC     32 random bytes per agreement, made and kept by the broker alone
+    partner P   generate --for partner P     gives P-enc-<g>, P-rcpt-<g> to the broker; gets broker-sign-<g>
+    agency A    generate --for agency A      gives A-kex-<g> to the broker;             gets broker-kex-<g>
+    broker      generate --for broker        gives broker-sign-<g> to partners and auditors, broker-kex-<g>
+                                             to agencies; keeps its pseudonym keys
 
-A key id reads ``<owner>-<role>-<generation>``, e.g. ``COL-enc-2026a``, ``broker-sign-2026a``,
-``SENAN-kex-2026a``, ``broker-kex-2026a``, ``PA-COL-2026-pseudo-2026a`` or ``COL-rcpt-2026a``; the
-role (``enc``, ``sign``, ``kex``, ``pseudo``, ``rcpt``) must agree with the kind written in the
-file. The owner may contain dashes. A new generation is a new key; a key is never replaced.
+``init`` does all of that at once for a single-site trial or demo kept on one machine, each party in
+its own folder: it makes every party's private keys there, which a deployment never does (its parties
+make and keep their own), so it refuses a deployment's keys folder (``_deployment_shaped``) unless
+``--trial`` says the machine is a trial's.
 
-A key file is JSON (``record_to_json`` / ``record_from_json``)::
-
-    {"key_id": "COL-enc-2026a", "kind": "partner-encryption", "created_at": "2026-01-05T10:00:00+00:00",
-     "public": "<base64>", "secret": "<base64>"}
-
-``public`` is present for X25519 and Ed25519 keys, ``secret`` wherever this holder has the
-secret. Those five fields are all a key file may hold (``KEY_FILE_FIELDS``): any other field is
-refused by name, since a reader could take one (``"revoked": true``, ``"algorithm"``...) to mean
-something Puente does not enforce.
-
-An Ed25519 public half is checked wherever it enters (a key file, a PEM, a record built by hand):
-one of small order or not canonically encoded is refused (``check_ed25519_public``), since under it
-anyone can make signatures that verify (``broker.crypto.edwards``).
-
-Secrets are handed out as ``SecretBytes``, whose repr and str never show the bytes, and every
-error names the key id and the problem, never the material.
+A PEM can be swapped on its way, so ``export-public`` and ``import-public`` each print the key's
+fingerprint (``sha256:ab12 cd34 ...``, SHA-256 of the raw public half): the two parties compare
+them over another channel (a call, a signed letter), and ``import-public --fingerprint`` refuses a
+key whose fingerprint is not the one its owner read out, storing nothing.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
-import hashlib
-import hmac
-import json
-import re
-import secrets
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
-from enum import StrEnum
-from typing import Any, NoReturn
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-from broker.crypto.edwards import montgomery_prime_order, strong_point
-from puente.errors import KeyMaterialError
-from puente.strict import DuplicateKey, finite_float, no_constants, one_line, unique_keys
-
-KEY_LEN = 32
-BROKER_OWNER = "broker"
-MAX_KEY_FILE = 64 * 1024  # a key file is a few hundred bytes; anything bigger is not one
-KEY_FILE_FIELDS = ("key_id", "kind", "created_at", "public", "secret")  # all that record_to_json writes
-
-
-class KeyKind(StrEnum):
-    """What a key is for; the value is what the JSON file says."""
-
-    PARTNER_ENCRYPTION = "partner-encryption"
-    BROKER_SIGNING = "broker-signing"
-    KEY_AGREEMENT = "key-agreement"
-    PSEUDONYM = "pseudonym"
-    PARTNER_SIGNING = "partner-signing"
-
-    @property
-    def role(self) -> str:
-        """The short role word in key ids of this kind."""
-        return _ROLES[self]
-
-    @property
-    def asymmetric(self) -> bool:
-        """True for key pairs (a public half exists)."""
-        return self is not KeyKind.PSEUDONYM
-
-    @property
-    def algorithm(self) -> str | None:
-        """``X25519`` or ``Ed25519`` for key pairs; None for a secret without a public half."""
-        if self in _X25519_KINDS:
-            return "X25519"
-        return "Ed25519" if self in _SIGNING_KINDS else None
-
-
-_ROLES = {
-    KeyKind.PARTNER_ENCRYPTION: "enc",
-    KeyKind.BROKER_SIGNING: "sign",
-    KeyKind.KEY_AGREEMENT: "kex",  # an agency's or the broker's half of an ingress MAC key agreement
-    KeyKind.PSEUDONYM: "pseudo",
-    KeyKind.PARTNER_SIGNING: "rcpt",  # a partner's receipt-signing key
-}
-_SIGNING_KINDS = (KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
-_X25519_KINDS = (KeyKind.PARTNER_ENCRYPTION, KeyKind.KEY_AGREEMENT)
-# Key ids become file names: a tight alphabet and an alphanumeric first character keep
-# them out of path traversal and away from the dot-files used for atomic writes.
-_OWNER = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
-KEY_OWNER = re.compile(_OWNER)  # a party's name as key ids hold it (``KEY_ID_PATTERN``'s owner)
-KEY_ID_PATTERN = re.compile(
-    rf"(?P<owner>{_OWNER})-(?P<role>enc|sign|kex|pseudo|rcpt)-(?P<gen>[A-Za-z0-9]{{1,16}})"
+from broker.crypto import KeyKind, KeyRecord, parse_key_id, public_from_pem
+from broker.crypto.keys import BROKER_OWNER, KEY_OWNER, fingerprint, parse_fingerprint
+from broker.keystore import (
+    BROKER_IN_USE,
+    IN_USE,
+    KEY_GENERATION,
+    Holder,
+    Keystore,
+    holder_path,
+    provision_all,
 )
+from broker.private_files import write_new
+from policies import load_policy_set
+from puente.commands._common import Subparsers, say, settings
+from puente.errors import ConfigError, KeyMaterialError, PolicyError
+from puente.settings import PuenteSettings
+from puente.strict import TooLarge, read_bounded
+
+MAX_PEM_FILE = 16 * 1024  # a public key PEM is about 120 bytes
+
+# Who receives the public half of each kind of key, once its owner has made it.
+_RECEIVER = {
+    KeyKind.PARTNER_ENCRYPTION: "the broker (to seal this partner's feed)",
+    KeyKind.PARTNER_SIGNING: "the broker (its auditors check this partner's receipts)",
+    KeyKind.BROKER_SIGNING: "every partner and auditor (to verify the broker's signatures)",
+}
+_NEEDS = {
+    Holder.PARTNER: "broker-sign-<generation> from the broker",
+    Holder.AGENCY: "broker-kex-<generation> from the broker",
+    Holder.BROKER: "each partner's <P>-enc-<g> and <P>-rcpt-<g>, and each agency's <A>-kex-<g>",
+}
 
 
-class SecretBytes:
-    """Secret key bytes that never show themselves in repr, str, f-strings or pickles."""
+def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    keys = sub.add_parser("keys", help="create, export and import keys").add_subparsers(dest="verb", required=True)
 
-    __slots__ = ("_key_id", "_value")
+    text = "create one party's own private keys on its own side (refuses to replace a key)"
+    gen = keys.add_parser("generate", help=text, description=text)
+    gen.add_argument("--for", dest="holder", required=True, choices=[h.value for h in Holder],
+                     help="whose keys: a partner's, an agency's or the broker's")
+    gen.add_argument("ident", nargs="?", metavar="ID", help="the partner id or agency code (the broker needs none)")
+    gen.add_argument("--dir", type=Path, help="where to write them (default: where PUENTE_KEYS says that party "
+                                              "keeps its keys: <keys>/partners/<ID>, <keys>/agencies/<ID>, "
+                                              "<keys>/broker)")
+    gen.add_argument("--generation", default=KEY_GENERATION,
+                     help=f"the keys' generation, the last part of their ids (default {KEY_GENERATION})")
+    gen.set_defaults(func=_generate)
 
-    def __init__(self, value: bytes, *, key_id: str) -> None:
-        self._value = bytes(value)
-        self._key_id = key_id
+    text = "write a key's public half as PEM SubjectPublicKeyInfo, to hand to the other side"
+    out = keys.add_parser("export-public", help=text, description=text)
+    out.add_argument("key_id", metavar="KEY_ID", help="e.g. COL-enc-2026a, SENAN-kex-2026a, broker-sign-2026a")
+    out.add_argument("--dir", type=Path, help="the keystore holding it (default: its owner's folder under PUENTE_KEYS)")
+    out.add_argument("--out", type=Path, metavar="FILE", help="write the PEM here (default: standard output)")
+    out.set_defaults(func=_export_public)
 
-    @property
-    def key_id(self) -> str:
-        """The id of the key these bytes are."""
-        return self._key_id
+    text = "store the other side's public half from a PEM file under its key id"
+    imp = keys.add_parser("import-public", help=text, description=text)
+    imp.add_argument("pem", type=Path, metavar="FILE.pem", help="a PEM SubjectPublicKeyInfo public key")
+    imp.add_argument("--id", dest="key_id", required=True, metavar="KEY_ID",
+                     help="its key id: owner, role (enc, kex: X25519; sign, rcpt: Ed25519) and generation")
+    imp.add_argument("--dir", type=Path, help="the receiving keystore (default for a partner's or an agency's key: "
+                                              "the broker's folder under PUENTE_KEYS; a broker key needs --dir)")
+    imp.add_argument("--fingerprint", metavar="SHA256",
+                     help="the fingerprint its owner read out (as export-public prints it, sha256:ab12 cd34 ...; "
+                          "colons or no spaces also do): a key with another is refused and nothing is stored")
+    imp.set_defaults(func=_import_public)
 
-    def reveal(self) -> bytes:
-        """The raw bytes, for the one call that needs them (HMAC, AES, X25519, Ed25519)."""
-        return self._value
+    text = ("an agency: MAC with this generation of its key-agreement key from the adapter's next start (once the "
+            "broker has imported its public half), or pair with this generation of the broker's (once the agency "
+            "holds several)")
+    use = keys.add_parser("use", help=text, description=text)
+    use.add_argument("key_id", metavar="KEY_ID", help="the agency's own key, e.g. SENAN-kex-2026b, or the broker's "
+                                                      "one it holds, e.g. broker-kex-2026b (with --dir)")
+    use.add_argument("--dir", type=Path, help="the agency's keystore (default: <keys>/agencies/<AGENCY>)")
+    use.set_defaults(func=_use)
 
-    def __len__(self) -> int:
-        return len(self._value)
-
-    def __repr__(self) -> str:
-        return f"SecretBytes(key_id={self._key_id!r}, ****)"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SecretBytes):
-            return NotImplemented
-        return self._key_id == other._key_id and hmac.compare_digest(self._value, other._value)
-
-    __hash__ = None  # type: ignore[assignment]  # equal secrets must not become dict keys by value
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("SecretBytes cannot be pickled: secrets stay in this process")
-
-
-@dataclass(frozen=True)
-class KeyId:
-    """A parsed key id."""
-
-    owner: str
-    kind: KeyKind
-    generation: str
-
-    def __str__(self) -> str:
-        return f"{self.owner}-{self.kind.role}-{self.generation}"
-
-
-def parse_key_id(key_id: str) -> KeyId:
-    """Split ``COL-enc-2026a`` into owner, kind and generation; KeyMaterialError if it is no key id."""
-    match = KEY_ID_PATTERN.fullmatch(key_id)
-    if match is None:
-        raise KeyMaterialError(
-            f"{key_id[:80]!r} is not a key id: expected <owner>-<enc|sign|kex|pseudo|rcpt>-<generation> "
-            "using letters, digits, '_', '.' and '-'"
-        )
-    kind = next(k for k, role in _ROLES.items() if role == match["role"])
-    return KeyId(match["owner"], kind, match["gen"])
+    text = ("a single-site trial or demo: make EVERY party's private keys on this machine, each in its own folder, "
+            "only public halves crossing; a deployment has each party run `keys generate` on its own side and the "
+            "broker `keys import-public` the halves it is handed")
+    init = keys.add_parser("init", help=text, description=text)
+    init.add_argument("--trial", action="store_true",
+                      help="make them even in a keys folder shaped as a deployment's (beside a compose.yaml, or "
+                           "holding the broker's own keys and no other party's folder): a trial on one machine")
+    init.set_defaults(func=_init)
 
 
-_GENERATION_RUNS = re.compile(r"[0-9]+|[A-Za-z]+")
+def _check_id(holder: Holder, ident: str, cfg: PuenteSettings) -> None:
+    """Refuse (ConfigError, one line) an id keys would be made for and no one named by: an agency PUENTE_AGENCIES
+    does not name exactly (``snm``), the broker under another name, a partner id that is no key owner's name or
+    differs only in case from one the policy names (``col``). A partner the policy does not name yet may make its
+    keys: it makes them on its own side, often before the ministry adds it (with these keys' ids) to
+    partners.yaml, and needs no copy of the ministry's policy to do so."""
+    what = f"keys generate --for {holder}: {ident[:60]!r}"
+    if holder is Holder.AGENCY and ident not in cfg.agencies:
+        raise ConfigError(f"{what} names no agency of PUENTE_AGENCIES (ids are exact, case included): "
+                          f"{', '.join(sorted(cfg.agencies))}")
+    if holder is Holder.BROKER and ident != BROKER_OWNER:
+        raise ConfigError(f"{what}: the broker's keys take no id (or {BROKER_OWNER!r})")
+    if holder is not Holder.PARTNER:
+        return
+    if not KEY_OWNER.fullmatch(ident):
+        raise ConfigError(f"{what} is no partner id: letters, digits, '.', '_' and '-', at most 64, a letter or "
+                          "digit first")
+    try:
+        named = load_policy_set(cfg.policy_dir).partners
+    except PolicyError:  # a partner's own machine may hold no policy: the case check below needs one
+        return
+    near = sorted(p for p in named if p != ident and p.casefold() == ident.casefold())
+    if near:
+        raise ConfigError(f"{what} names no partner of partners.yaml; did you mean {near[0]}? (ids are exact, case "
+                          "included)")
 
 
-def compare_generations(a: str, b: str) -> int | None:
-    """Whether generation ``a`` is older (-1), the same as (0) or newer (1) than ``b``, or None when their labels
-    do not say. Labels are compared run by run, digits as numbers and letters alphabetically, so ``2026a`` <
-    ``2026b`` < ``2027a`` and ``9a`` < ``10a``. Runs of different sorts (``2026a``, ``spring``), letter runs of
-    different lengths (``2026z``, ``2026aa``), the same run spelt two ways (``2026A``, ``2026a``; ``01``, ``1``)
-    or one label running on past the other (``2026``, ``2026a``) say nothing: the caller refuses rather than
-    guess."""
-    runs_a, runs_b = _GENERATION_RUNS.findall(a), _GENERATION_RUNS.findall(b)
-    if len(runs_a) != len(runs_b):
-        return None
-    for x, y in zip(runs_a, runs_b, strict=True):
-        if x == y:
+def _generate(args: argparse.Namespace) -> int:
+    holder = Holder(args.holder)
+    ident = args.ident if args.ident is not None else (BROKER_OWNER if holder is Holder.BROKER else None)
+    if ident is None:
+        raise ConfigError(f"keys generate --for {holder}: give the {holder}'s id, e.g. "
+                          f"{'COL' if holder is Holder.PARTNER else 'SENAN'}")
+    cfg = settings(args)
+    _check_id(holder, ident, cfg)
+    store = Keystore(args.dir if args.dir is not None else holder_path(cfg.keys, holder, ident))
+    agreements = sorted(load_policy_set(cfg.policy_dir).agreements) if holder is Holder.BROKER else []
+    made = store.generate_own(holder, ident, generation=args.generation, now=datetime.now(UTC), agreements=agreements)
+    whose = "the broker" if holder is Holder.BROKER else f"{holder} {ident}"
+    # The folder is printed as typed (--dir) or as PUENTE_KEYS names it: escaped, as every line (``say``).
+    say(f"wrote {len(made)} private key(s) of {whose} in {store.path} (mode 0600; they never leave it):")
+    say(*(f"  {record.key_id}.json  {record.kind}{f' ({record.kind.algorithm})' if record.kind.algorithm else ''}"
+          for record in made))
+    say("hand over these public halves (PEM, no secret in them):")
+    for record in made:
+        receiver = _receiver(record)
+        if receiver is None:
+            say(f"  {record.key_id}: none, a {record.kind} key has no public half and stays here")
             continue
-        if x.isdigit() and y.isdigit():
-            if int(x) == int(y):
-                return None  # 01 and 1
-            return -1 if int(x) < int(y) else 1
-        if x.isdigit() or y.isdigit() or len(x) != len(y) or x.lower() == y.lower():
-            return None
-        return -1 if x.lower() < y.lower() else 1
+        say(f"  {record.key_id} to {receiver}:",
+            f"    puente keys export-public {record.key_id} --dir {store.path} --out {record.key_id}.pem")
+    say("each receiver stores one with: puente keys import-public KEY_ID.pem --id KEY_ID [--dir ITS_KEYSTORE] "
+        "--fingerprint FP, FP being what export-public printed, read to it over another channel")
+    say(f"and import here ({store.path}) the public halves you get: {_NEEDS[holder]}")
+    kex = [record.key_id for record in made if record.kind is KeyKind.KEY_AGREEMENT and record.owner == BROKER_OWNER]
+    if holder is Holder.BROKER and kex:
+        say(f"an agency that already holds an older broker key pairs with {kex[0]} once it has imported it and run",
+            f"  puente keys use {kex[0]} --dir ITS_KEYSTORE")
+    if holder is Holder.AGENCY:
+        in_use = store.agency_key_in_use(ident)
+        if all(in_use.key_id != record.key_id for record in made):
+            say(f"{ident}'s adapter keeps MACing with {in_use.key_id} (the broker would dead-letter what a key it "
+                f"does not hold MACed): once the broker has imported the new public half, run",
+                f"  puente keys use {made[0].key_id} --dir {store.path}")
     return 0
 
 
-def newer_generation(key: str, than: str, order: Sequence[str] = ()) -> bool:
-    """Whether key id ``key`` is a newer generation of the same owner's key of the same kind as ``than``: by their
-    labels where they say (``compare_generations``: ``broker-sign-2026b`` is newer than ``broker-sign-2026a``),
-    else by ``order``, the keys newest first (the broker's workers pass their keystore's). False for the same key,
-    and for keys neither orders: not key ids, not the same owner's or kind, or labels that say nothing and no
-    ``order`` holding both."""
-    if key == than:
-        return False
+def _use(args: argparse.Namespace) -> int:
+    parsed = parse_key_id(args.key_id)
+    if parsed.owner == BROKER_OWNER:
+        if args.dir is None:
+            raise ConfigError(f"keys use {args.key_id}: say which agency's keystore pairs with the broker's key with "
+                              "--dir (e.g. <keys>/agencies/<A>)")
+        store = Keystore(args.dir)
+        record = store.use_agency_key(args.key_id)
+        say(f"the adapter of {store.path} pairs with {record.key_id} from its next start (named in "
+            f"{store.path / BROKER_IN_USE}); the broker verifies only the pairs of keys it holds under these ids")
+        return 0
+    store = Keystore(args.dir if args.dir is not None else holder_path(settings(args).keys, Holder.AGENCY,
+                                                                         parsed.owner))
+    record = store.use_agency_key(args.key_id)
+    say(f"{parsed.owner}'s adapter MACs with {record.key_id} from its next start (named in {store.path / IN_USE}); "
+        f"the broker dead-letters what it cannot verify, so it must already hold this key's public half")
+    return 0
+
+
+def _receiver(record: KeyRecord) -> str | None:
+    if record.kind is KeyKind.KEY_AGREEMENT:
+        if record.owner == BROKER_OWNER:
+            return "every agency (to agree its ingress MAC key)"
+        return "the broker (to agree this agency's ingress MAC key)"
+    return _RECEIVER.get(record.kind)
+
+
+def _owner_folder(root: Path, key_id: str) -> Path:
+    parsed = parse_key_id(key_id)
+    if parsed.kind in (KeyKind.PARTNER_ENCRYPTION, KeyKind.PARTNER_SIGNING):
+        return holder_path(root, Holder.PARTNER, parsed.owner)
+    if parsed.kind is KeyKind.KEY_AGREEMENT and parsed.owner != BROKER_OWNER:
+        return holder_path(root, Holder.AGENCY, parsed.owner)
+    return holder_path(root, Holder.BROKER, BROKER_OWNER)  # its own keys and the agreements' pseudonym keys
+
+
+def _export_public(args: argparse.Namespace) -> int:
+    folder = args.dir if args.dir is not None else _owner_folder(settings(args).keys, args.key_id)
+    store = Keystore(folder)
+    pem = store.public_pem(args.key_id)
+    public = store.load(args.key_id).public or b""  # public_pem refused a key without one
+    if args.out is None:
+        sys.stdout.write(pem.decode("ascii"))
+        # On standard error, so standard output stays one PEM a pipe can take as it is.
+        print(f"{args.key_id} fingerprint {fingerprint(public)}: read it to the receiver over another channel",
+              file=sys.stderr)
+        return 0
     try:
-        a, b = parse_key_id(key), parse_key_id(than)
-    except KeyMaterialError:
-        pass
+        # Only a new name: what is there may be the private key being exported, a store or a login.
+        write_new(args.out, pem, 0o644)
+    except FileExistsError:
+        raise ConfigError(f"--out {args.out}: something is already there; nothing was written (name a new file, "
+                          "or remove the old one first if it is an old export)") from None
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot write: {exc.strerror}") from None
+    say(f"wrote the public half of {args.key_id} to {args.out}; give it to the other side, who runs: "
+        f"puente keys import-public {args.out} --id {args.key_id} --fingerprint '{fingerprint(public)}'",
+        "  read the receiver that fingerprint over another channel than the file's (a call, say): it shows the "
+        "file is the one you wrote")
+    return 0
+
+
+def _import_public(args: argparse.Namespace) -> int:
+    parsed = parse_key_id(args.key_id)
+    if args.dir is not None:
+        folder = args.dir
+    elif parsed.owner == BROKER_OWNER:
+        raise ConfigError(f"keys import-public {args.key_id}: say whose keystore receives the broker's key with "
+                          "--dir (e.g. <keys>/partners/<P> or <keys>/agencies/<A>)")
     else:
-        if (a.owner, a.kind) == (b.owner, b.kind):
-            by_label = compare_generations(a.generation, b.generation)
-            if by_label is not None:
-                return by_label == 1
-    return key in order and than in order and order.index(key) < order.index(than)
+        folder = holder_path(settings(args).keys, Holder.BROKER, BROKER_OWNER)
+    expected = _expected_fingerprint(args)
+    pem = _read_pem(args.pem)
+    now = datetime.now(UTC)
+    found = fingerprint(public_from_pem(pem, key_id=args.key_id, created_at=now, source=str(args.pem)).public or b"")
+    if expected is not None and found != expected:
+        raise KeyMaterialError(f"{args.pem}: key {args.key_id} has fingerprint {found}, not the {expected} given "
+                               "with --fingerprint: not the key its owner made; nothing stored")
+    record, written = Keystore(folder).import_public(pem, args.key_id, source=str(args.pem), now=now)
+    where = Path(folder) / f"{record.key_id}.json"
+    say(f"stored {record.key_id} ({record.kind}, public half only) in {where}" if written
+        else f"{record.key_id}: the same public half is already in {where}; nothing changed")
+    checked = ("matches --fingerprint" if expected is not None
+               else "compare it with the one its owner reads out over another channel")
+    say(f"  fingerprint {found}: {checked}")
+    if record.owner == BROKER_OWNER and record.kind is KeyKind.KEY_AGREEMENT and written:
+        held = Keystore(folder).generations(BROKER_OWNER, KeyKind.KEY_AGREEMENT)
+        if len(held) > 1:
+            say(f"  the adapter pairs with it from its next start once you run: puente keys use {record.key_id} "
+                f"--dir {folder}")
+    return 0
 
 
-@dataclass(frozen=True)
-class KeyRecord:
-    """One key as stored: its id, kind, creation time and whichever halves this holder has."""
-
-    key_id: str
-    kind: KeyKind
-    created_at: datetime
-    public: bytes | None
-    secret: SecretBytes | None
-
-    @property
-    def owner(self) -> str:
-        """The partner, agency, agreement or ``broker`` the key belongs to."""
-        return parse_key_id(self.key_id).owner
-
-    def public_only(self) -> KeyRecord:
-        """This key without its secret: what may be given to the other side."""
-        if self.public is None:
-            raise KeyMaterialError(f"key {self.key_id}: a {self.kind} key has no public half to export")
-        return replace(self, secret=None)
-
-    def _secret(self, kind: KeyKind) -> SecretBytes:
-        self._expect(kind)
-        if self.secret is None:
-            raise KeyMaterialError(f"key {self.key_id}: this keystore holds only the public half")
-        return self.secret
-
-    def _public(self, kind: KeyKind) -> bytes:
-        self._expect(kind)
-        if self.public is None:  # loaded files always have it; a hand-built record may not
-            raise KeyMaterialError(f"key {self.key_id}: has no public half")
-        return self.public
-
-    def _expect(self, kind: KeyKind) -> None:
-        if self.kind is not kind:
-            raise KeyMaterialError(f"key {self.key_id}: kind is {self.kind}, expected {kind}")
-
-    def x25519_private(self) -> X25519PrivateKey:
-        """The partner's private decryption key."""
-        return X25519PrivateKey.from_private_bytes(self._secret(KeyKind.PARTNER_ENCRYPTION).reveal())
-
-    def x25519_public(self) -> X25519PublicKey:
-        """The partner's public encryption key."""
-        return X25519PublicKey.from_public_bytes(self._public(KeyKind.PARTNER_ENCRYPTION))
-
-    def ed25519_private(self) -> Ed25519PrivateKey:
-        """A signing key: the broker's, or a partner's receipt-signing key."""
-        return Ed25519PrivateKey.from_private_bytes(self._secret(self._signing_kind()).reveal())
-
-    def ed25519_public(self) -> Ed25519PublicKey:
-        """A verify key: the broker's, or a partner's for its receipts (checked by ``ed25519_public_key``)."""
-        return ed25519_public_key(self.key_id, self._public(self._signing_kind()))
-
-    def agreement_private(self) -> X25519PrivateKey:
-        """This holder's private key-agreement key (an agency's, or the broker's)."""
-        return X25519PrivateKey.from_private_bytes(self._secret(KeyKind.KEY_AGREEMENT).reveal())
-
-    def agreement_public(self) -> X25519PublicKey:
-        """A key-agreement public half: the other side's, as imported, or this holder's own."""
-        return X25519PublicKey.from_public_bytes(self._public(KeyKind.KEY_AGREEMENT))
-
-    def _signing_kind(self) -> KeyKind:
-        if self.kind not in _SIGNING_KINDS:
-            raise KeyMaterialError(f"key {self.key_id}: kind is {self.kind}, expected a signing key")
-        return self.kind
-
-    def symmetric(self, kind: KeyKind) -> SecretBytes:
-        """The secret of a pseudonym key (the one kind without a public half)."""
-        if kind.asymmetric:
-            raise ValueError("symmetric() is for pseudonym keys")
-        return self._secret(kind)
-
-
-def x25519_exchange(private: X25519PrivateKey, public: X25519PublicKey, *, key_id: str) -> bytes:
-    """The X25519 shared secret of ``private`` and the public half ``key_id``; KeyMaterialError when
-    there is none: the public half is a low-order point (all-zero, one, an order-8 point...), which
-    gives the all-zero result whatever the private half, so nothing can be sealed or agreed with it."""
-    try:
-        return private.exchange(public)
-    except ValueError:  # cryptography refuses the all-zero result
-        raise KeyMaterialError(f"key {key_id}: not a usable X25519 public key (a low-order point: no shared "
-                               "secret); ask its owner for the public half of a freshly generated key") from None
-
-
-# A key's point check costs about 2 ms (``edwards.in_prime_subgroup``) and depends on its 32 bytes alone: the
-# same keys are loaded again and again (each ``ed25519_public``, every reader's keystore walk).
-_strong = functools.lru_cache(maxsize=1024)(strong_point)
-
-
-_FIELD_PRIME = 2**255 - 19  # X25519's u-coordinate is a number below this, in 255 bits
-# As ``_strong``: about 2 ms a key, the same keys loaded again and again.
-_prime_order = functools.lru_cache(maxsize=1024)(montgomery_prime_order)
-
-
-def check_x25519_public(key_id: str, public: bytes) -> None:
-    """Refuse (KeyMaterialError) an X25519 public half that is not the canonical encoding of its u-coordinate (the
-    top bit set, or a number not below the field prime: X25519 ignores the one and reduces the other, so one key
-    has several encodings, and could be held under two ids with two fingerprints); one nothing can be sealed
-    to or agreed with: one trial exchange with a fresh private key, which fails for every low-order point and
-    only for those; and one that is not a point of prime order (``edwards.montgomery_prime_order``): a real key
-    ``P`` plus a point of small order gives ``P``'s holder the same shared secrets under other bytes, so it
-    would pass every check that compares keys by their bytes (one key under two parties' ids), and a u-coordinate
-    on the curve's twist is no key at all. Every X25519 key made by its holder passes."""
-    try:
-        key = X25519PublicKey.from_public_bytes(public)
-    except ValueError:
-        raise KeyMaterialError(f"key {key_id}: not an X25519 public key") from None
-    if int.from_bytes(public, "little") >= _FIELD_PRIME:  # the top bit set makes it 2**255 or more
-        raise KeyMaterialError(f"key {key_id}: not the canonical encoding of an X25519 public key (the top bit set, "
-                               "or a value past the field prime), so one key would read as several; ask its owner "
-                               "for the public half as its key tools export it")
-    x25519_exchange(X25519PrivateKey.generate(), key, key_id=key_id)
-    if not _prime_order(public):
-        raise KeyMaterialError(f"key {key_id}: not an X25519 public key of prime order (a key with a small-order "
-                               "component, which its maker's private half agrees with as with the key itself, or no "
-                               "point of the curve at all); ask its owner for the public half as its key tools "
-                               "export it")
-
-
-def check_ed25519_public(key_id: str, public: bytes) -> None:
-    """Refuse (KeyMaterialError, naming ``key_id``) an Ed25519 public half that is not the canonical
-    encoding of a curve point, or whose point has small order (under such a key anyone can make a
-    signature that verifies, with no private key) or a small-order component (``broker.crypto.edwards``)."""
-    if not _strong(public):
-        raise KeyMaterialError(f"key {key_id}: small-order or non-canonical Ed25519 key, or one with a small-order "
-                               "component, under which signatures are forgeable or ambiguous; ask its owner for the "
-                               "public half of a freshly generated key")
-
-
-def ed25519_public_key(key_id: str, public: bytes) -> Ed25519PublicKey:
-    """The verify key ``key_id`` from its raw 32 bytes, checked by ``check_ed25519_public``: the one
-    place Puente turns bytes into an Ed25519 public key."""
-    check_ed25519_public(key_id, public)
-    return Ed25519PublicKey.from_public_bytes(public)
-
-
-FINGERPRINT_PREFIX = "sha256:"
-_FINGERPRINT_TEXT = re.compile(r"\s*(?:[sS][hH][aA]256:)?\s*((?:[0-9a-fA-F]{2}[\s:]?){31}[0-9a-fA-F]{2})\s*", re.ASCII)
-
-
-def fingerprint(public: bytes) -> str:
-    """The fingerprint of a raw public half, e.g. ``sha256:ab12 cd34 ...`` (SHA-256 of the raw 32
-    bytes, lowercase hex in groups of four): what two parties read to each other, over a channel
-    other than the one the key came by, to know a public half is the one its owner made."""
-    digest = hashlib.sha256(public).hexdigest()
-    return FINGERPRINT_PREFIX + " ".join(digest[i:i + 4] for i in range(0, len(digest), 4))
-
-
-def parse_fingerprint(text: str) -> str | None:
-    """``text`` as a fingerprint in the form ``fingerprint`` writes, or None if it is none: the
-    ``sha256:`` prefix is optional, the case of the hex digits free, and spaces or colons may
-    separate them, so an operator may type what was read out, or paste the colon form."""
-    match = _FINGERPRINT_TEXT.fullmatch(text)
-    if match is None:
+def _expected_fingerprint(args: argparse.Namespace) -> str | None:
+    if args.fingerprint is None:
         return None
-    digits = re.sub(r"[\s:]", "", match[1]).lower()
-    return FINGERPRINT_PREFIX + " ".join(digits[i:i + 4] for i in range(0, len(digits), 4))
+    expected = parse_fingerprint(args.fingerprint)
+    if expected is None:  # the text is not quoted back: it could be anything pasted
+        raise ConfigError("--fingerprint: expected a fingerprint as export-public prints it: sha256: and 64 hex "
+                          "digits (spaces or colons between them may stay)")
+    return expected
 
 
-def new_key(kind: KeyKind, owner: str, generation: str, now: datetime) -> KeyRecord:
-    """Fresh random key material of ``kind`` for ``owner`` (not yet written anywhere)."""
-    key_id = str(KeyId(owner, kind, generation))
-    # Reject owners and generations that would not survive as file names, and any whose id reads back as
-    # another key's: a generation holding a role (``x-enc-y``) would give COL's key the id of owner COL-enc-x.
-    if parse_key_id(key_id) != KeyId(owner, kind, generation):
-        raise KeyMaterialError(f"{key_id[:80]!r} does not read back as {owner[:64]}'s {kind.value} key of generation "
-                               f"{generation[:20]!r}: a generation is 1-16 letters and digits")
-    public: bytes | None = None
-    if kind in _X25519_KINDS:
-        x_priv = X25519PrivateKey.generate()
-        raw = x_priv.private_bytes_raw()
-        public = x_priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    elif kind in _SIGNING_KINDS:
-        e_priv = Ed25519PrivateKey.generate()
-        raw = e_priv.private_bytes_raw()
-        public = e_priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    else:
-        raw = secrets.token_bytes(KEY_LEN)
-    return KeyRecord(key_id, kind, now, public, SecretBytes(raw, key_id=key_id))
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(key_id: str, field: str, text: Any) -> bytes:
-    if not isinstance(text, str):
-        raise KeyMaterialError(f"key {key_id}: field {field!r} is not a base64 string")
+def _read_pem(path: Path) -> bytes:
     try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        # from None: the failed input may be secret and must not ride along in the chain
-        raise KeyMaterialError(f"key {key_id}: field {field!r} is not valid base64") from None
-    if len(data) != KEY_LEN:
-        raise KeyMaterialError(f"key {key_id}: field {field!r} holds {len(data)} bytes, expected {KEY_LEN}")
+        data = read_bounded(path, MAX_PEM_FILE)
+    except TooLarge:
+        raise KeyMaterialError(f"{path}: too large to be a public key PEM") from None
+    except OSError as exc:
+        raise KeyMaterialError(f"{path}: cannot read: {exc.strerror}") from None
     return data
 
 
-def _derived_public(kind: KeyKind, secret: bytes) -> bytes:
-    if kind in _X25519_KINDS:
-        return X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return Ed25519PrivateKey.from_private_bytes(secret).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+def _deployment_shaped(root: Path) -> str | None:
+    """Why the keys folder ``root`` looks like a deployment's, where ``init`` must not make other parties'
+    private keys, or None. Two shapes are told: the folder compose.yaml mounts (``root`` beside a
+    ``compose.yaml``), and a keystore that holds the broker's folder and no partner's or agency's, as
+    ``keys generate --for broker`` leaves one whose parties keep their own keys (``init`` would make theirs
+    beside it and import them, so the broker's host would have held every party's private keys)."""
+    beside = root.absolute().parent / "compose.yaml"
+    if beside.is_file():
+        return f"{root} is the keys folder of the deployment beside {beside}"
+    # Told by key files, not folders: `users apply` writes each party's Kafka login (client.properties) into a
+    # folder of its own under the keystore by default, which holds no key of that party's.
+    others = [holder_path(root, holder, "X").parent for holder in (Holder.PARTNER, Holder.AGENCY)]
+    if holder_path(root, Holder.BROKER, BROKER_OWNER).is_dir() and not any(
+            any(p.glob("*/*.json")) for p in others if p.is_dir()):
+        return f"{root} holds the broker's own keys and no other party's, as a deployment's does"
+    return None
 
 
-def possible_publics(secret: bytes) -> tuple[bytes, bytes]:
-    """The public halves ``secret`` would have as an X25519 and as an Ed25519 private key. A file can call a
-    private key by another kind (a pseudonym key, a retired MAC key, which have no public half to check it
-    against): comparing these with the public keys held tells whose key it really is."""
-    return (_derived_public(KeyKind.KEY_AGREEMENT, secret), _derived_public(KeyKind.BROKER_SIGNING, secret))
-
-
-def refuse_one_key_two_ids(records: Iterable[KeyRecord], where: str) -> None:
-    """KeyMaterialError (one line naming both ids, never key material) when ``records``, the keys a reader verifies
-    with or looks up by id, hold one public half under two ids, or two public halves under one id; ``where`` names
-    what they were read from (``keystore PATH``, ``the --verify-key files``).
-
-    A reader takes a key's id for its owner and generation. One key under two owners' ids lets either act as the
-    other: a partner's receipt key filed also as ``broker-sign-<g>`` signs decision blocks, deliveries and recall
-    notices the auditors take for the broker's, and names a newer broker generation so the real key looks retired.
-    Under two generations of one owner's key, one id was mistyped, and its label can retire the key in use. Two
-    keys under one id (two files given for it) leave the reader to keep whichever came last. Public halves are
-    compared as bytes whatever kind each file calls its key, as the keystore's own checks do
-    (``broker.keystore.Keystore.broker_custody_problems``): one key filed as another kind is still one key. The
-    same key under the same id twice (one file given twice) is one key, not two. Every reader that builds a
-    verifier or a lookup from a folder or a list of public halves refuses through this one check."""
-    by_public: dict[bytes, KeyRecord] = {}
-    by_id: dict[str, KeyRecord] = {}
-    shown = one_line(where)
-    for record in records:
-        same_id = by_id.setdefault(record.key_id, record)
-        if same_id.public != record.public:
-            raise KeyMaterialError(
-                f"{shown}: two different keys are given as {record.key_id}: keep {record.owner}'s own, compared with "
-                "its fingerprint (`puente keys export-public` prints it), and leave out the other")
-        if record.public is None:
-            continue  # a pseudonym key: no public half to take for another's
-        first = by_public.setdefault(record.public, record)
-        if first.key_id == record.key_id:
-            continue
-        if first.owner == record.owner and first.kind is record.kind:
-            raise KeyMaterialError(
-                f"{shown}: one public key is held as {first.key_id} and as {record.key_id}, two generations of "
-                f"{record.owner}'s key: one id was mistyped; remove the one whose id is not the one its owner gave")
-        if first.owner == record.owner:
-            raise KeyMaterialError(
-                f"{shown}: one public key is held as {first.key_id} and as {record.key_id}, two kinds of "
-                f"{record.owner}'s keys: one of them is not the key its id says; compare each with its owner's "
-                "fingerprint (`puente keys export-public` prints it) and remove the one that is not")
-        raise KeyMaterialError(
-            f"{shown}: one public key is held as {first.key_id} ({first.owner}'s) and as {record.key_id} "
-            f"({record.owner}'s), so {first.owner} and {record.owner} could act as each other: compare each with its "
-            "owner's fingerprint (`puente keys export-public` prints it), remove the file that is not its owner's "
-            "key and import the right PEM (`puente keys import-public`)")
-
-
-def record_to_json(record: KeyRecord) -> bytes:
-    """The file contents for ``record``."""
-    doc: dict[str, str] = {
-        "key_id": record.key_id,
-        "kind": str(record.kind),
-        "created_at": record.created_at.isoformat(),
-    }
-    if record.public is not None:
-        doc["public"] = _b64(record.public)
-    if record.secret is not None:
-        doc["secret"] = _b64(record.secret.reveal())
-    return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
-
-
-def record_from_json(data: bytes, *, key_id: str) -> KeyRecord:
-    """Parse and check a key file's contents that should hold ``key_id``."""
-    try:
-        doc = json.loads(data, object_pairs_hook=unique_keys, parse_constant=no_constants, parse_float=finite_float)
-    except DuplicateKey as dup:
-        raise KeyMaterialError(f"key {key_id}: field {dup.key[:40]!r} appears twice in the file") from None
-    except (UnicodeDecodeError, ValueError):
-        raise KeyMaterialError(f"key {key_id}: file is not valid JSON") from None
-    except RecursionError:  # lists or objects nested thousands deep: no key file is
-        raise KeyMaterialError(f"key {key_id}: file is not a key file (nested too deeply)") from None
-    if not isinstance(doc, dict):
-        raise KeyMaterialError(f"key {key_id}: file is not a JSON object")
-    unknown = [f for f in doc if f not in KEY_FILE_FIELDS]
-    if unknown:
-        # The name only, cut and escaped: a value could be secret, and a name could hold anything.
-        raise KeyMaterialError(f"key {key_id}: unknown field {unknown[0][:40]!r} in the key file (a key file "
-                               f"holds only {', '.join(KEY_FILE_FIELDS)})")
-    missing = [f for f in ("key_id", "kind", "created_at") if f not in doc]
-    if missing:
-        raise KeyMaterialError(f"key {key_id}: file lacks {', '.join(missing)}")
-    if doc["key_id"] != key_id:
-        raise KeyMaterialError(f"key {key_id}: file names key {str(doc['key_id'])[:80]!r} instead")
-    try:
-        kind = KeyKind(doc["kind"])
-    except ValueError:
-        raise KeyMaterialError(f"key {key_id}: unknown kind {str(doc['kind'])[:40]!r}") from None
-    if parse_key_id(key_id).kind is not kind:
-        raise KeyMaterialError(f"key {key_id}: file says kind {kind} but the id's role is not {kind.role!r}")
-    try:
-        created_at = datetime.fromisoformat(str(doc["created_at"]))
-    except ValueError:
-        raise KeyMaterialError(f"key {key_id}: created_at is not an ISO 8601 time") from None
-    if created_at.tzinfo is None:
-        raise KeyMaterialError(f"key {key_id}: created_at has no time zone")
-    public = _unb64(key_id, "public", doc["public"]) if "public" in doc else None
-    secret = _unb64(key_id, "secret", doc["secret"]) if "secret" in doc else None
-    _check_halves(key_id, kind, public, secret)
-    wrapped = None if secret is None else SecretBytes(secret, key_id=key_id)
-    return KeyRecord(key_id, kind, created_at, public, wrapped)
-
-
-def _check_halves(key_id: str, kind: KeyKind, public: bytes | None, secret: bytes | None) -> None:
-    if kind.asymmetric:
-        if public is None:
-            raise KeyMaterialError(f"key {key_id}: a {kind} key file must have a public half")
-        if secret is not None and not hmac.compare_digest(_derived_public(kind, secret), public):
-            raise KeyMaterialError(f"key {key_id}: the public half does not belong to the secret half")
-        if secret is None and kind in _X25519_KINDS:
-            # Only an imported half can be low-order (one derived from a secret never is); refused at load,
-            # so a bad key stops start-up instead of every seal to it failing later.
-            check_x25519_public(key_id, public)
-        if kind in _SIGNING_KINDS:
-            check_ed25519_public(key_id, public)
-    else:
-        if secret is None:
-            raise KeyMaterialError(f"key {key_id}: a {kind} key file must have a secret")
-        if public is not None:
-            raise KeyMaterialError(f"key {key_id}: a {kind} key has no public half, but the file has one")
-
-
+def _init(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    problem = None if args.trial else _deployment_shaped(cfg.keys)
+    if problem is not None:
+        raise ConfigError(f"keys init makes every party's private keys on this machine, for a single-site trial: "
+                          f"{problem}; there each party runs `puente keys generate` on its own side and the broker "
+                          f"imports the public halves (`puente keys import-public`); nothing was written (--trial: "
+                          f"a trial on one machine all the same)")
+    made = provision_all(cfg)
+    say(f"keys ready under {made.root} for a single-site trial: every party's private keys were made on this machine, "
+        "each in its own folder; only public halves crossed:",
+        "  broker/             its signing, key-agreement and pseudonym keys; partners' and agencies' public halves",
+        "  partners/<id>/      each partner's decryption and receipt-signing keys; the broker's verify key",
+        "  agencies/<code>/    each agency's key-agreement key; the broker's key-agreement public half",
+        "  auditor/            public halves only: the broker's verify key and each partner's receipt key")
+    stores = [made.broker, *made.partners.values(), *made.agencies.values()]
+    retired = [path for store in stores for path in store.retired_files()]
+    if retired:
+        say(f"puente: warning: {len(retired)} retired shared agency-mac key file(s) remain, e.g. {retired[0]}; "
+            "nothing uses them any more: delete them", file=sys.stderr)
+    return 0
