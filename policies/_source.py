@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import typing
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -78,8 +79,12 @@ def _loc_text(node: Node | None, loc: Sequence[int | str]) -> tuple[int, str]:
 
 
 _FILES: tuple[type[BaseModel], ...] = (Vocabulary, PartnersFile, Agreement, Suite, Fixtures, AreasFile)
-# A line of prose that opens with a key: ``min_grading: {...}``, ``- rule: X``, ``"payload.x": keep``, ``H3:``.
-_KEYED = re.compile(r"(?:-\s+)?(['\"]?)([^\s'\"]+?)\1:(?:\s+(.*))?")
+# What opens a line of YAML before a key: a list's ``-``, an explicit key's ``?`` or its value's ``:`` (each followed by
+# a space or the line's end), a flow collection's ``{`` or ``[``.
+_INDICATOR = re.compile(r"(?:([-?:])(?=\s|$)|[{\[])\s*")
+# A line of prose that opens with a key after those: ``min_grading: {...}``, ``min_grading : {...}``, ``"payload.x":
+# keep``, ``H3:``; the colon may have spaces before it, as YAML allows, and anything after it.
+_KEYED = re.compile(r"(['\"]?)([^\s'\"]+?)\1\s*:(.*)")
 _PATH = re.compile(r"[A-Za-z_]\w*(?:\[\])?(?:\.[A-Za-z_]\w*(?:\[\])?)+")  # a field path: payload.person.surnames
 
 
@@ -116,25 +121,62 @@ def _entry_names() -> frozenset[str]:
     return frozenset({name for name, _ in _fields_of(*_FILES)} | paths)
 
 
+def _as_read(name: str) -> str:
+    """``name`` as a reviewer reads it: compatibility forms folded (``ｍｉｎ`` to ``min``, ``․`` to ``.``), and
+    accents, other combining marks and invisible format characters (a zero-width space) dropped (``onwárd`` to
+    ``onward``)."""
+    return "".join(c for c in unicodedata.normalize("NFKD", name) if unicodedata.category(c)[0] != "M"
+                   and unicodedata.category(c) != "Cf")
+
+
+def _entry_name(name: str) -> str | None:
+    """The name of the policy language ``name`` reads as, or None: the name itself, as read (``_as_read``), or the
+    known name whose ASCII characters it shares where its own are ASCII and whose length it has (a look-alike)."""
+    read = _as_read(name)
+    if read in _entry_names() or _PATH.fullmatch(read):
+        return read
+    if read.isascii():
+        return None
+    # The policy language's names are ASCII, and a reviewer cannot tell a letter of another script from the ASCII
+    # one it resembles (Cyrillic і from i, ԝ from w): a non-ASCII character may stand for any.
+    return next((known for known in sorted(_entry_names()) if len(known) == len(read)
+                 and all(a == b or not a.isascii() for a, b in zip(read, known, strict=True))), None)
+
+
 def reads_as_entry(line: str) -> str | None:
     """What a line of prose reads as to a reviewer, when it reads as part of the policy rather than as text:
-    ``the entry min_grading:`` or ``a comment``; None for a line of prose.
+    ``the entry min_grading:``, ``an explicit key (?)`` or ``a comment``; None for a line of prose.
 
-    A line reads as an entry when it opens (after its indentation and a list's ``- ``) with a name and a colon,
-    then a space or the end of the line, and the name is one the policy language uses as a key: a key of a
-    policy file's models (``min_grading``, ``why``, ``rule``), a field path of the alert schema or any dotted path
-    (``payload.detainees[].documents[].number``), or any name with a ``{...}`` or ``[...]`` after it (``H3: {effect:
-    none}``, a code of the vocabulary). Ordinary prose stays loadable: ``Note: ...``, ``Article 5: ...`` and
-    ``as follows:`` name nothing the policy knows. A line opening with ``#`` reads as a comment, though YAML reads
-    it as text."""
+    A line reads as an entry when it opens (after its indentation and YAML's indicators: a list's ``- ``, a flow
+    collection's ``{`` or ``[``) with a name, any spaces and a colon, and the name is one the policy language uses
+    as a key: a key of a policy file's models (``min_grading``, ``why``, ``rule``), a field path of the alert schema
+    or any dotted path (``payload.detainees[].documents[].number``), or any name with a ``{...}`` or ``[...]`` after
+    it (``H3: {effect: none}``, a code of the vocabulary). A name is compared as a reviewer reads it: accents and
+    invisible characters dropped, and a character that is not ASCII taken for any (``onward_sharіng`` with a
+    Cyrillic і is ``onward_sharing``), since every name of the policy language is ASCII. A line opening with YAML's
+    ``? `` or ``: `` reads as an explicit key or its value, whatever follows. Ordinary prose stays loadable:
+    ``Note: ...``, ``Artículo 7: ...``, ``Año: ...`` and ``as follows:`` name nothing the policy knows, once read
+    as a reviewer reads them. A line opening with ``#`` reads as a comment, though YAML reads it as text."""
     text = line.strip()
     if text.startswith("#"):
         return "a comment"
-    found = _KEYED.fullmatch(text)
-    if found is None:
+    at, marks = 0, set()
+    while (found := _INDICATOR.match(text, at)) is not None and found.end() > at:
+        marks.add(found.group(1))
+        at = found.end()
+    if "?" in marks:
+        return "an explicit key (?)"
+    if ":" in marks:
+        return "the value of an explicit key (:)"
+    keyed = _KEYED.fullmatch(text, at)
+    if keyed is None:
         return None
-    name, rest = found.group(2), found.group(3) or ""
-    if name in _entry_names() or _PATH.fullmatch(name) or rest.startswith(("{", "[")):
+    name, rest = keyed.group(2), keyed.group(3).strip()
+    read = _entry_name(name)
+    if read is not None:
+        return f"the entry {read}:" if read == name else (
+            f"the entry {read}: (written {name.encode('ascii', 'backslashreplace').decode()})")
+    if rest.startswith(("{", "[")):
         return f"the entry {name}:"
     return None
 

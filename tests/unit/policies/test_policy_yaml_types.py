@@ -367,14 +367,24 @@ def test_a_short_text_holds_no_line_break(policy_copy: Any) -> None:
      ("  - rule: COL-EXTRA", "the entry rule:"),
      ("  'retention_days': 30", "the entry retention_days:"),
      ("  H3: {effect: none}", "the entry H3:"),
-     ("  # min_grading removed pending the annex", "a comment")],
+     ("  # min_grading removed pending the annex", "a comment"),
+     ("  min_grading : {reliability: B, credibility: 3}", "the entry min_grading:"),
+     ("  'onward_sharing' : false", "the entry onward_sharing:"),
+     ('  "onward_sharing":false', "the entry onward_sharing:"),
+     ("  {onward_sharing: false}", "the entry onward_sharing:"),
+     ("  ? onward_sharing\n  : false", "an explicit key (?)"),
+     ("  : false", "the value of an explicit key (:)"),
+     ("  onward_shar\u0456ng: false", "the entry onward_sharing: (written onward_shar\\u0456ng)"),
+     ("  onw\u00e1rd_sharing: false", "the entry onward_sharing: (written onw\\xe1rd_sharing)"),
+     ("  \uff4din_grading: {reliability: B, credibility: 3}", "the entry min_grading: (written \\uff4din_grading)"),
+     ("  min\u200b_grading: {reliability: B, credibility: 3}", "the entry min_grading: (written min\\u200b_grading)")],
 )
 def test_a_line_of_prose_that_reads_as_an_entry_is_refused(policy_copy: Any, entry: str, reads_as: str) -> None:
     """``min_grading`` written below ``purpose: >-`` after a blank line was the purpose's text, and an E5 seizure
     went to the partner: a line of prose that reads as an entry of the policy is refused, at that line."""
     policy_copy.replace(AGREEMENT, MIN_GRADING, "")
     policy_copy.replace(AGREEMENT, PURPOSE_END, f"{PURPOSE_END}\n{entry}\n")
-    line = policy_copy.line_of(AGREEMENT, entry.strip())
+    line = policy_copy.line_of(AGREEMENT, entry.splitlines()[0].strip())
     assert _problem(policy_copy).startswith(f"{AGREEMENT}:{line}: purpose: this line reads as {reads_as}")
 
 
@@ -388,11 +398,14 @@ def test_a_description_block_cannot_take_in_a_code(policy_copy: Any) -> None:
 
 
 def test_prose_over_paragraphs_with_ordinary_colons_still_loads(policy_copy: Any) -> None:
-    """Prose keeps its paragraphs and its ordinary colons: ``Note:``, ``Article 5:``, a list of purposes."""
+    """Prose keeps its paragraphs and its ordinary colons: ``Note:``, ``Article 5:``, ``Artículo 7 :``, ``Año:``,
+    a time, a list of purposes."""
     policy_copy.replace(AGREEMENT, PURPOSE_END, f"{PURPOSE_END}\n  Note: the annual plan governs the indicators.\n"
-                        "  Article 5: as follows:\n  - screening at the border,\n  - seizures in Darién.\n")
+                        "  Article 5: as follows:\n  - screening at the border,\n  - seizures in Darién.\n"
+                        "  Artículo 7 : las partes.\n  Año: 2025.\n  14:30 hours.\n")
     purpose = next(a for a in policy_copy.load().sources.agreements if a.model.id == "COMBIFRON").model.purpose
     assert "\nNote: the annual plan governs the indicators. Article 5: as follows: - screening" in purpose
+    assert purpose.endswith("Artículo 7 : las partes. Año: 2025. 14:30 hours.")
 
 
 @pytest.mark.parametrize("name", ["pan-cri-amendment.yml", "PAN-CRI.YAML", "pan-cri.yaml.bak", "old",
