@@ -278,14 +278,26 @@ def _check_text(node: Node, lines: Sequence[str], texts: Texts, path: tuple[int 
             f"{allowed} run over lines, since a text block takes in the indented lines below it and a reviewer "
             "would read them as entries",
         )
-    for number in range(start + 1, min(last, len(lines) - 1) + 1):  # the first line holds the key, not the text
-        entry = texts.reads_as_entry(lines[number])
+    for number in range(start, min(last, len(lines) - 1) + 1):
+        entry = texts.reads_as_entry(_text_on(node, lines, number))
         if entry is not None:
             raise _Refused(
                 number + 1,
                 f"{where}this line reads as {printable(entry[:80])}, but YAML reads it as part of the text of "
                 f"{key}: move it out of the text (outdented to where it belongs), or reword the line",
             )
+
+
+def _text_on(node: Node, lines: Sequence[str], number: int) -> str:
+    """The part of the file's line ``number`` (0-based) that is ``node``'s text: on its first line, what follows
+    where the text starts (its key may stand before it, or nothing), less a quoted text's opening quote, and
+    nothing for a block, whose first line holds only its ``>`` or ``|``; on the lines after, the whole line."""
+    if number != node.start_mark.line:
+        return lines[number]
+    if isinstance(node, ScalarNode) and node.style in ("|", ">"):
+        return ""
+    text = lines[number][node.start_mark.column :]
+    return text[1:] if isinstance(node, ScalarNode) and node.style in ("'", '"') else text
 
 
 class _LibyamlLoader(_StrictChecks, CParser):

@@ -388,6 +388,31 @@ def test_a_line_of_prose_that_reads_as_an_entry_is_refused(policy_copy: Any, ent
     assert _problem(policy_copy).startswith(f"{AGREEMENT}:{line}: purpose: this line reads as {reads_as}")
 
 
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_the_first_line_of_a_text_below_its_key_is_checked_too(policy_copy: Any, quote: str) -> None:
+    """A quoted purpose starting on the line after its key held ``min_grading: {...}`` as its first line, and only
+    the lines after the first were checked: the first line of a text is checked wherever it starts."""
+    start = policy_copy.text(AGREEMENT).index("purpose: >-\n")
+    end = policy_copy.text(AGREEMENT).index(PURPOSE_END) + len(PURPOSE_END)
+    policy_copy.replace(AGREEMENT, policy_copy.text(AGREEMENT)[start:end],
+                        f"purpose:\n  {quote}{MIN_GRADING}  Planning reception.{quote}\n")
+    line = policy_copy.line_of(AGREEMENT, "purpose:") + 1
+    assert _problem(policy_copy).startswith(f"{AGREEMENT}:{line}: purpose: this line reads as the entry min_grading:")
+
+
+def test_the_key_line_of_a_quoted_text_is_checked_from_where_the_text_starts(policy_copy: Any) -> None:
+    """A quoted text starting on its key's line is checked from its opening quote on, not read as ``purpose:``."""
+    start = policy_copy.text(AGREEMENT).index("purpose: >-\n")
+    end = policy_copy.text(AGREEMENT).index(PURPOSE_END) + len(PURPOSE_END)
+    policy_copy.replace(AGREEMENT, policy_copy.text(AGREEMENT)[start:end],
+                        "purpose: 'Note: the plan governs.\n  Planning reception.'\n")
+    purpose = next(a for a in policy_copy.load().sources.agreements if a.model.id == "COMBIFRON").model.purpose
+    assert purpose == "Note: the plan governs. Planning reception."
+    policy_copy.replace(AGREEMENT, "purpose: 'Note:", f"purpose: '{MIN_GRADING.strip()}")
+    line = policy_copy.line_of(AGREEMENT, "purpose: '")
+    assert _problem(policy_copy).startswith(f"{AGREEMENT}:{line}: purpose: this line reads as the entry min_grading:")
+
+
 def test_a_description_block_cannot_take_in_a_code(policy_copy: Any) -> None:
     """The vocabulary's descriptions are prose too: a handling code swallowed by the one above it is refused."""
     end = "      so release needs the originator's recorded consent.\n"
