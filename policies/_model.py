@@ -157,7 +157,9 @@ CalendarDate = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))
 
 
 def _one_line(value: str) -> str:
-    if "\n" in value or "\r" in value:
+    # Every line break Python splits at: a vertical tab, a form feed, NEL, U+2028... too, not only \n and \r; a
+    # reader that breaks lines at them would show a second line in a reason or an error line.
+    if len(value.splitlines()) > 1:
         raise ValueError("a line break refused: this text is one line (a title, a why, a name)")
     return value
 

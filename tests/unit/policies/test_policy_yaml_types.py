@@ -350,10 +350,12 @@ def test_a_short_text_is_one_line_in_the_file(policy_copy: Any, value: str) -> N
     assert _problem(policy_copy).startswith(f"{AGREEMENT}:{line}: title: a text over several lines (lines {line} to")
 
 
-def test_a_short_text_holds_no_line_break(policy_copy: Any) -> None:
-    """A line break written as an escape (``"a\\nb"``) is refused too: a title shows in reasons and error lines."""
+@pytest.mark.parametrize("escape", ["\\n", "\\r", "\\L", "\\N", "\\P", "\\v", "\\f", "\\x1e"])
+def test_a_short_text_holds_no_line_break(policy_copy: Any, escape: str) -> None:
+    """A line break written as an escape (``"a\\nb"``, and U+2028 as ``"a\\Lb"``, NEL, a form feed: every break
+    Python splits lines at) is refused too: a title shows in reasons and error lines."""
     policy_copy.replace(AGREEMENT, "title: Panamá–Colombia, Comisión Binacional Fronteriza (COMBIFRON)",
-                        'title: "COMBIFRON\\nmin_grading: none"')
+                        f'title: "COMBIFRON{escape}min_grading: none"')
     line = policy_copy.line_of(AGREEMENT, "title: ")
     assert _problem(policy_copy) == f"{AGREEMENT}:{line}: title: Value error, a line break refused: this text is " \
                                     "one line (a title, a why, a name)"
