@@ -29,7 +29,7 @@ from policies._fields import schema_fields, schema_releases
 from policies._model import PROSE, Agreement, Fixtures, PartnersFile, Suite, Vocabulary
 from policies._yamlio import Texts, dotted, line_of, locate, not_a_file, read_yaml
 from puente.errors import PolicyError
-from puente.strict import printable
+from puente.strict import one_line
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "data"
 VOCABULARY = "vocabulary.yaml"
@@ -299,7 +299,7 @@ def read_sources(directory: Path | str | None = None) -> PolicySources:
     partners = _attempt(PartnersFile, root, PARTNERS, problems)
     agreements = [_attempt(Agreement, root, f"{AGREEMENTS}/{p.name}", problems) for p in agreement_files(root)]
     strays = stray_files(root)
-    problems.extend(f"{AGREEMENTS}/{printable(name)}: not an agreement file (agreements are named X.yaml, X of "
+    problems.extend(f"{AGREEMENTS}/{one_line(name)}: not an agreement file (agreements are named X.yaml, X of "
                     f"letters, digits, _ . and - and not starting with a dot, their tests X{SUITE_SUFFIX} beside "
                     "them): rename it or move it out; an agreement under another name would be left out"
                     for name in strays)

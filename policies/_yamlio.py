@@ -54,7 +54,7 @@ except ImportError:  # a PyYAML built without libyaml: its own reader, scanner a
     LIBYAML = False
 
 from puente.errors import PolicyError
-from puente.strict import TooLarge, printable, read_bounded
+from puente.strict import TooLarge, one_line, printable, read_bounded
 
 MAX_BYTES = 8 * 1024 * 1024  # the largest policy file, areas.yaml, is a few tens of KB
 MAX_DEPTH = 40  # a policy file nests a dozen levels at most
@@ -347,13 +347,13 @@ def not_a_file(path: Path) -> str | None:
     try:
         mode = path.stat().st_mode  # follows links
     except FileNotFoundError:
-        return f"missing: a link to {printable(os.readlink(path))}, which does not exist" if link else "missing"
+        return f"missing: a link to {one_line(os.readlink(path))}, which does not exist" if link else "missing"
     except OSError as exc:  # a loop of links, a folder that may not be searched
         return f"cannot read: {exc.strerror or exc}"
     if stat.S_ISREG(mode):
         return None
     if link:
-        return f"not a regular file: a link to the {_kind(mode)} {printable(os.path.realpath(path))}"
+        return f"not a regular file: a link to the {_kind(mode)} {one_line(os.path.realpath(path))}"
     return f"not a regular file: a {_kind(mode)}"
 
 

@@ -220,6 +220,19 @@ def test_a_missing_policy_file_or_a_link_to_nothing_is_still_missing(policy_copy
     assert f"vocabulary.yaml: missing: a link to {tmp_path / 'gone.yaml'}, which does not exist" in lines
 
 
+def test_where_a_link_leads_is_shown_on_one_line(policy_copy: Any, tmp_path: Path) -> None:
+    """A link to nothing whose target holds a line break is named on one line, the break escaped: what a link
+    names is never a line of its own in the error."""
+    (policy_copy.root / "vocabulary.yaml").unlink()
+    (policy_copy.root / "vocabulary.yaml").symlink_to(tmp_path / "gone\npartners.yaml: all valid")
+    with pytest.raises(PolicyError) as caught:
+        policy_copy.load()
+    lines = str(caught.value).splitlines()
+    assert f"vocabulary.yaml: missing: a link to {tmp_path / 'gone'}\\npartners.yaml: all valid, which does not " \
+           "exist" in lines
+    assert "partners.yaml: all valid, which does not exist" not in lines
+
+
 def test_read_yaml_names_a_link_to_a_device_and_reads_nothing(tmp_path: Path) -> None:
     """The reader itself (fixtures, suites, areas for the adapters) names what the path is rather than
     "cannot read"; open_regular refuses the device before any byte is read."""

@@ -464,6 +464,14 @@ def test_an_agreement_file_ls_does_not_show_or_a_name_not_allowed_is_refused(pol
     assert all(p.name != name for p in suite_files(policy_copy.root))
 
 
+def test_a_stray_file_name_cannot_start_a_line_of_its_own(policy_copy: Any) -> None:
+    """A file named ``x\\nforged: ...`` printed a second problem line that seemed Puente's own: a
+    stray name is shown on one line, its line breaks escaped."""
+    name = "x\nforged: all agreements valid.yaml"
+    (policy_copy.root / "agreements" / name).write_text("id: X\n", encoding="utf-8")
+    assert _problem(policy_copy).startswith("agreements/x\\nforged: all agreements valid.yaml: not an agreement file")
+
+
 def test_an_agreement_saved_as_the_suite_beside_an_agreement_is_refused_not_skipped(policy_copy: Any) -> None:
     """A stricter agreement saved as ``X.tests.yaml`` beside ``X.yaml`` was read by no one, and the more permissive
     one decided alone: the loader reads every suite as one, and names the file and what to do in one line."""
