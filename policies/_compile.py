@@ -22,7 +22,7 @@ from policies._fields import EPOCH, FieldInfo
 from policies._model import Action, Agreement, Cover, Effect, Envelope, FieldRule, Partner, ViewSettings, Vocabulary
 from policies._plan import plan_fields
 from policies._source import PolicySources
-from policies._view import Fits, Step, compile_fits, compile_step
+from policies._view import Fits, Step, compile_fits, compile_step, grid_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,8 @@ class CompiledCover:
     release_reason: str
     fits: Fits  # what an alert of the type may hold (``_view.Fits``): a view is built only of one that fits
     pseudonymises: bool = False  # a field rule pseudonymises: a view needs the agreement's pseudonym key
+    # beside each step: (field path, grid) for one that rounds a number to a grid, else None (``_view._steps``)
+    rounds: tuple[tuple[str, float] | None, ...] = ()
 
 
 class DecisionMemo(dict[tuple[Any, ...], Decision]):
@@ -205,6 +207,7 @@ def _cover(
     reviewed: Collection[str], fits: Fits,
 ) -> CompiledCover:
     steps: list[Step] = []
+    rounds: list[tuple[str, float] | None] = []
     redactions: list[Redaction] = []
     for planned in plan_fields(fields, cover, vocab.envelope.keep, reviewed):
         info = fields[planned.path]
@@ -212,6 +215,8 @@ def _cover(
         if step is None:
             continue
         steps.append(step)
+        grid = grid_of(info, planned.rule, vocab.view)
+        rounds.append(None if grid is None else (planned.path, grid))
         detail = _detail(info, planned.rule, vocab.view) + (
             "" if planned.named else UNREVIEWED.format(vocab.reviewed_schema) if planned.unreviewed else UNNAMED)
         action, why = planned.rule.action.value, planned.rule.why
@@ -224,7 +229,7 @@ def _cover(
     )
     pseudonymises = any(r.action == Action.PSEUDONYMISE.value for r in redactions)
     return CompiledCover(cover.rule, cover.alert_type, agreement, conditions, tuple(steps), tuple(redactions), reason,
-                         fits, pseudonymises)
+                         fits, pseudonymises, tuple(rounds))
 
 
 def compile_policy(
@@ -242,9 +247,11 @@ def compile_policy(
     covers_for: dict[tuple[str, str], tuple[CompiledCover, ...]] = {}
     areas = compile_areas(sources.areas.model if sources.areas is not None else None)
     fits = {alert_type: compile_fits(f) for alert_type, f in fields.items()}
-    for doc in sources.agreements:
+    # By agreement id, then rule, never by file name: several agreements in force apply their rules in this order
+    # (a decision lists them so), and the version sorts them so too; renaming a file changes neither.
+    for doc in sorted(sources.agreements, key=lambda d: d.model.id):
         agreement = agreements[doc.model.id] = _agreement(doc.model, sources, partners)
-        for cover in doc.model.covers:
+        for cover in sorted(doc.model.covers, key=lambda c: c.rule):
             compiled = covers[cover.rule] = _cover(cover, agreement, fields[cover.alert_type], vocab, areas,
                                                     reviewed.get(cover.alert_type, ()), fits[cover.alert_type])
             for pid in agreement.partner_ids:

@@ -189,6 +189,13 @@ def _truncate(info: FieldInfo, to: str) -> Leaf:
     return leaf
 
 
+def grid_of(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> float | None:
+    """The grid ``rule`` rounds its field to (a number generalised), or None for any other rule."""
+    if rule.action is not Action.GENERALISE or info.kind in ("date", "timestamp"):
+        return None
+    return rule.grid or settings.grid
+
+
 def _leaf(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> Leaf | None:
     action = rule.action
     if action is Action.KEEP:
@@ -204,7 +211,7 @@ def _leaf(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> Leaf | No
         return _birth_year
     if info.kind == "timestamp":
         return _truncate(info, rule.to or "hour")
-    return _grid(info, rule.grid or settings.grid)
+    return _grid(info, grid_of(info, rule, settings) or settings.grid)
 
 
 def _walk(segments: list[str], leaf: Leaf) -> Step:
@@ -384,10 +391,10 @@ def _apply(
                           f"{alert_type} alert; nothing is released until it is fixed")
     space = _space(alert, policy_set) if keys else ""
     view = dict(alert)  # the steps copy what they change below the top level
-    for cover in covers:  # several agreements in force: each one's changes apply, the strictest prevails
-        ctx = ViewContext(keys.get(cover.agreement.id), decision.partner_id, policy_set.view_settings, space)
-        for step in cover.steps:
-            step(view, ctx)
+    contexts = {cover.agreement.id: ViewContext(keys.get(cover.agreement.id), decision.partner_id,
+                                                policy_set.view_settings, space) for cover in covers}
+    for cover, step in _steps(covers):  # several agreements in force: each one's changes apply, the strictest prevails
+        step(view, contexts[cover.agreement.id])
     markings = view.get("markings")
     if isinstance(markings, dict):
         # The review and expiry times an adapter derives from the event's time, stated to the day, so that no
@@ -426,6 +433,29 @@ def _apply(
 
 
 _CONSENT, _UPDATE = "CONSENT", "UPDATE"  # lifecycle actions (the LifecycleAction enum)
+
+
+def _steps(covers: list[CompiledCover]) -> list[tuple[CompiledCover, Step]]:
+    """The steps of ``covers``, each with its own, in the decision's order; where several round one field to a
+    grid, only one step with the coarsest grid runs. Rounding twice is not rounding once to the coarser grid
+    (7.7496 to 0.01 then to 0.1 is 7.8, to 0.1 at once 7.7): the view would depend on which rule ran first, and
+    a value on the coarser grid would tell the finer one's rounding."""
+    if len(covers) == 1:
+        return [(covers[0], step) for step in covers[0].steps]
+    coarsest: dict[str, float] = {}
+    for cover in covers:
+        for path, grid in filter(None, cover.rounds):
+            coarsest[path] = max(grid, coarsest.get(path, grid))
+    out, rounded = [], set()
+    for cover in covers:
+        for step, rounds in zip(cover.steps, cover.rounds, strict=True):
+            if rounds is not None:
+                path, grid = rounds
+                if grid < coarsest[path] or path in rounded:
+                    continue
+                rounded.add(path)
+            out.append((cover, step))
+    return out
 
 
 def _names(names: Any, partner_id: str) -> bool:

@@ -491,3 +491,56 @@ def test_a_dict_subclass_in_the_alert_leaves_no_view_and_is_not_changed(
     with pytest.raises(PolicyError, match="no view"):
         build_view(alert, decision, policy_set, key)
     assert alert["payload"]["patrol_unit"] == "Patrulla Tigre 3"
+
+
+ANNEX = """id: COMBIFRON-ANNEX
+title: COMBIFRON annex on border events
+parties: [PAN, COL]
+legal_basis: Annex to the COMBIFRON framework
+purpose: Border events in Darién
+valid_from: 2025-01-01
+valid_until: 2026-12-31
+max_classification: CONFIDENCIAL
+onward_sharing: false
+retention_days: 30
+covers:
+  - rule: ANNEX-BORDER
+    alert_type: BORDER_EVENT
+    fields:
+      agency: keep
+      occurred_at: keep
+      reported_at: keep
+      source_timezone: keep
+      location.latitude: {action: generalise, grid: 0.1}
+      location.longitude: {action: generalise, grid: 0.1}
+      location.province: keep
+      location.border_sector: keep
+      payload.event_type: keep
+      payload.headcount: keep
+      payload.direction: keep
+      payload.nationalities_observed: keep
+      payload.patrol_unit: drop
+      markings.originator.unit: drop
+      payload.remarks: drop
+"""
+
+
+@pytest.mark.parametrize("latitude", [7.7496, 7.8496, 7.749, 7.75])
+def test_overlapping_grids_round_once_to_the_coarsest_whatever_the_file_names(
+        policy_copy: Any, make_alert: MakeAlert, now: datetime, key: bytes, latitude: float) -> None:
+    """An annex rounding to 0.1° beside COMBIFRON's 0.01° gave 7.7 for latitude 7.7496 as ``a-annex.yaml`` and 7.8
+    (rounded twice) as ``zz-annex.yaml``, under one version: rules apply by agreement id, and a field several
+    rules round is rounded once, to the coarsest grid."""
+    seen = []
+    for name in ("a-annex.yaml", "zz-annex.yaml"):
+        policy_copy.write(f"agreements/{name}", ANNEX)
+        ps = policy_copy.load()
+        alert = make_alert("darien_sighting", {"location.latitude": latitude})
+        decision = decide(alert, "COL", ps, now)
+        view = build_view(alert, decision, ps, key)
+        seen.append((ps.version, decision.rule_ids, view["location"]["latitude"]))
+        (policy_copy.root / "agreements" / name).unlink()
+    assert seen[0] == seen[1]
+    assert seen[0][1] == ("COMBIFRON-BORDER", "ANNEX-BORDER")
+    assert seen[0][2] == round(round(latitude / 0.1) * 0.1, 1)
+
