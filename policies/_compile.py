@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -127,14 +127,17 @@ class PolicySet:
 
 def policy_version(
     sources: PolicySources, schema_fingerprint: bytes, reviewed: Mapping[str, Collection[str]],
+    fields: Mapping[str, Mapping[str, FieldInfo]],
 ) -> str:
-    """sha256 over a canonical JSON of the validated policy, the alert schema it was compiled against, and the field
-    lists of the release it was reviewed against (``reviewed``: each alert type's field paths there).
+    """sha256 over a canonical JSON of the validated policy, the alert schema it was compiled against (its
+    fingerprint, and ``fields``: each alert type's field table as the views read it), and the field lists of the
+    release it was reviewed against (``reviewed``: each alert type's field paths there).
 
     Comments, key order, layout and spelled-out defaults do not change it;
     any change of meaning does. The reviewed release's fields are part of the meaning: a kept record keeps only
     the fields it held there, so a release edited in place under the same label changes the views, and an audit
-    record's version must then name another policy.
+    record's version must then name another policy. So is the field table: the schema's fingerprint (Avro's
+    canonical form) leaves out defaults, and a required enum a view empties takes its default.
     """
     doc = {
         "vocabulary": sources.vocabulary.model.model_dump(mode="json"),
@@ -143,6 +146,8 @@ def policy_version(
         "areas": sources.areas.model.model_dump(mode="json") if sources.areas is not None else None,
         "alert_schema": schema_fingerprint.hex(),
         "reviewed_schema_fields": {t: sorted(paths) for t, paths in sorted(reviewed.items())},
+        "alert_fields": {t: {path: asdict(info) for path, info in sorted(table.items())}
+                         for t, table in sorted(fields.items())},
     }
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -257,7 +262,7 @@ def compile_policy(
             for pid in agreement.partner_ids:
                 covers_for[(pid, cover.alert_type)] = (*covers_for.get((pid, cover.alert_type), ()), compiled)
     return PolicySet(
-        version=policy_version(sources, schema_fingerprint, reviewed),
+        version=policy_version(sources, schema_fingerprint, reviewed, fields),
         root=sources.root,
         home_country=vocab.home.country,
         scale=scale,

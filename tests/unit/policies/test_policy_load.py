@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,20 @@ def test_version_changes_with_the_reviewed_releases_fields(
     older = {**real, "v1": {**real["v1"], "WATCHLIST_HIT": frozenset(real["v1"]["WATCHLIST_HIT"]) - {path}}}
     monkeypatch.setattr(policies._load, "schema_releases", lambda: older)
     assert policy_copy.load().version == policy_set.version
+
+
+def test_version_changes_with_an_enum_default_the_fingerprint_leaves_out(
+    policy_set: PolicySet, policy_copy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schema's fingerprint (Avro's canonical form) leaves out defaults, yet a required enum a view empties
+    takes its default: a default changed under the same fingerprint changes the views, and so the version."""
+    real = policies._load.schema_fields()
+    path = "payload.risk_level"
+    info = real["WATCHLIST_HIT"][path]
+    other = next(s for s in info.symbols if s != info.enum_default)
+    changed = {**real, "WATCHLIST_HIT": {**real["WATCHLIST_HIT"], path: dataclasses.replace(info, enum_default=other)}}
+    monkeypatch.setattr(policies._load, "schema_fields", lambda: changed)
+    assert policy_copy.load().version != policy_set.version
 
 
 def test_others_keep_is_refused_with_what_to_write_instead(policy_copy: Any) -> None:
