@@ -23,8 +23,10 @@ from policies._compile import CompiledAgreement, PartnerInfo, PolicySet
 from policies._decide import decide, decide_many
 from policies._decision import Decision, Outcome, Redaction
 from policies._explain import DEMO_KEY, explain
+from policies._instances import subscriber_instances
 from policies._lint import PSEUDONYM_KEY, lint
 from policies._load import load_areas, load_policy_set, schema_fields
+from policies._model import DEFAULT_INSTANCE, MAX_INSTANCES
 from policies._notice import recall_notice
 from policies._source import DEFAULT_DIR
 from policies._suite import SuiteReport, run_suites
@@ -33,7 +35,9 @@ from policies._yamlio import unseen_character, yaml_problem
 
 __all__ = [
     "DEFAULT_DIR",
+    "DEFAULT_INSTANCE",
     "DEMO_KEY",
+    "MAX_INSTANCES",
     "PSEUDONYM_KEY",
     "Areas",
     "CompiledAgreement",
@@ -56,6 +60,7 @@ __all__ = [
     "recall_notice",
     "run_suites",
     "schema_fields",
+    "subscriber_instances",
     "unseen_character",
     "yaml_problem",
 ]

@@ -299,6 +299,15 @@ class Contact(_Model):
     phone: Text | None = None
 
 
+DEFAULT_INSTANCE = "main"
+"""The subscriber instance ``puente subscribe`` runs as when ``--instance`` names none."""
+MAX_INSTANCES = 8
+"""The most subscriber instances partners.yaml may name for one partner. Each is a transactional id the partner's
+login may use, and Kafka keeps every transactional id used in its coordinators' memory and its transaction log for
+``transactional.id.expiration.ms`` (7 days by default), for every party's transactions to share: a main subscriber,
+a standby at another site and a few for moving stores is room enough, and a bound the node can afford."""
+
+
 class Partner(_Model):
     id: Code
     name: Text
@@ -308,7 +317,22 @@ class Partner(_Model):
     feed_topic: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._\-]{1,249}$")]
     keys: Keys = Keys()
     watchlists: list[Code] = []
+    # The subscriber instances (``puente subscribe --instance``) the partner may run: ``acls apply`` grants its login
+    # the transactional id of each, and no other (an allow-list: a login free to name ids could fill the node's memory).
+    instances: list[Code] = [DEFAULT_INSTANCE]
     contact: Contact
+
+    @field_validator("instances")
+    @classmethod
+    def _few_distinct_instances(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(f"name at least one subscriber instance (leave the key out for [{DEFAULT_INSTANCE}])")
+        if len(value) > MAX_INSTANCES:
+            raise ValueError(f"{len(value)} subscriber instances named; at most {MAX_INSTANCES}: each is a "
+                             "transactional id Kafka keeps in memory for days")
+        if len(set(value)) != len(value):
+            raise ValueError("subscriber instances must be distinct")
+        return value
 
 
 class PartnersFile(_Model):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import policies._load
-from policies import DEFAULT_DIR, PolicySet, load_policy_set
+from policies import DEFAULT_DIR, DEFAULT_INSTANCE, PolicySet, load_policy_set, subscriber_instances
 from puente.errors import ConfigError, PolicyError
 
 
@@ -316,3 +316,27 @@ def test_codes_that_read_the_same_are_refused(policy_copy: Any) -> None:
                                                      '  "1":\n    effect: needs_consent\n    description: one again\n'
                                                      "  H2:\n")
     assert "read by YAML as a whole number (1); quote it" in _error(policy_copy)
+
+
+@pytest.mark.parametrize(("instances", "expected"), [
+    ("[main, a, b, c, d, e, f, g, h]", "9 subscriber instances named; at most 8"),
+    ("[main, standby, main]", "subscriber instances must be distinct"),
+    ("[]", "name at least one subscriber instance"),
+    ("[main, a/b]", "String should match pattern"),
+])  # fmt: skip
+def test_a_partners_subscriber_instances_are_few_distinct_and_named(policy_copy: Any, instances: str,
+                                                                     expected: str) -> None:
+    """`instances` is an allow-list of transactional ids Kafka keeps for days: more than 8, one twice, none at all or
+    a name no receipt chain may carry is refused at its line."""
+    policy_copy.replace("partners.yaml", "    instances: [main, standby]\n", f"    instances: {instances}\n")
+    line = policy_copy.line_of("partners.yaml", f"instances: {instances}")
+    message = _error(policy_copy)
+    assert f"partners.yaml:{line}: partners[0].instances" in message and expected in message, message
+
+
+def test_a_partner_naming_no_instances_runs_main_alone(policy_copy: Any) -> None:
+    """Left out, `instances` is [main]: the subscriber `puente subscribe` runs when --instance names none."""
+    policy_copy.replace("partners.yaml", "    instances: [main, standby]\n", "")
+    loaded = policy_copy.load()
+    assert subscriber_instances(loaded, "COL") == (DEFAULT_INSTANCE,) == ("main",)
+    assert subscriber_instances(loaded, "USA") == ("main", "standby") and subscriber_instances(loaded, "XX") == ()
