@@ -145,6 +145,7 @@ from puente.errors import (
     ConfigError,
     CryptoError,
     FeedGapError,
+    KafkaAccessError,
     KeyMaterialError,
     SignatureError,
     StoreBusy,
@@ -477,6 +478,16 @@ class Subscriber:
                 f"another subscriber for {self.partner} (instance {self.instance!r}) has started and taken over "
                 "its receipts; this one stops. Give concurrent subscribers different --instance names."
             ) from None
+        except KafkaAccessError as exc:
+            if exc.resource != "TRANSACTIONAL_ID":
+                raise
+            # The policy this side loaded may name the instance while the cluster's ACLs (another copy of the
+            # policy, or one `acls apply` has not been run for) do not.
+            raise KafkaAccessError(
+                f"Kafka at {self.conn.bootstrap} refused {self.conn.principal} the transactional id of subscriber "
+                f"instance {self.instance!r} ({self.transactional_id}): check that {self.partner}'s `instances` in "
+                "partners.yaml names it and that `puente acls apply` ran since, or start with an --instance it names"
+            ) from exc
         return self.stats
 
     def stop(self) -> None:

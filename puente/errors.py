@@ -118,6 +118,10 @@ class KafkaAuthError(KafkaError):
 class KafkaAccessError(KafkaError):
     """The principal is authenticated but an ACL does not allow what it tried."""
 
+    resource: str = ""
+    """The kind of resource Kafka refused, as its ACLs name it (TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID), when known:
+    what a caller that knows where such a name comes from uses to say what to check."""
+
 
 class KafkaOperationError(KafkaError):
     """Another failure reported by Kafka or its client."""

@@ -334,10 +334,11 @@ async def _held(client: Held, begin: Callable[[], Awaitable[Any]], conn: KafkaCo
         await stop_client(client)
 
 
-_ACCESS = (
-    aiokafka_errors.TopicAuthorizationFailedError, aiokafka_errors.GroupAuthorizationFailedError,
-    aiokafka_errors.ClusterAuthorizationFailedError, aiokafka_errors.TransactionalIdAuthorizationFailed,
-)  # fmt: skip
+_ACCESS: dict[type[aiokafka_errors.KafkaError], str] = {
+    aiokafka_errors.TopicAuthorizationFailedError: "TOPIC", aiokafka_errors.GroupAuthorizationFailedError: "GROUP",
+    aiokafka_errors.ClusterAuthorizationFailedError: "CLUSTER",
+    aiokafka_errors.TransactionalIdAuthorizationFailed: "TRANSACTIONAL_ID",
+}  # fmt: skip
 # Failures a new session mends: the producer or the member lost its place (another took the slot, a
 # rebalance went on, a transaction timed out). aiokafka marks them not retriable, meaning "not by
 # repeating the request"; starting again from the committed offsets is exactly what mends them.
@@ -371,9 +372,12 @@ def translate(exc: BaseException, conn: KafkaConnection, what: str) -> KafkaErro
     if isinstance(exc, _AUTH):
         return KafkaAuthError(f"{where} refused the credentials of {who} while {what}: check the username and "
                               f"password in {conn.source}")
-    if isinstance(exc, _ACCESS):
-        return KafkaAccessError(f"{where} refused {who} access while {what} ({type(exc).__name__}): no ACL "
-                                "allows it; ask the operator to check the ACLs (`puente acls plan`)")
+    resource = next((name for kind, name in _ACCESS.items() if isinstance(exc, kind)), None)
+    if resource is not None:
+        refused = KafkaAccessError(f"{where} refused {who} access while {what} ({type(exc).__name__}): no ACL "
+                                   "allows it; ask the operator to check the ACLs (`puente acls plan`)")
+        refused.resource = resource
+        return refused
     if isinstance(exc, (TimeoutError, OSError, aiokafka_errors.KafkaConnectionError,
                         aiokafka_errors.NodeNotReadyError, aiokafka_errors.RequestTimedOutError,
                         aiokafka_errors.KafkaTimeoutError)):

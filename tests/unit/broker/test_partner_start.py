@@ -1,4 +1,4 @@
-"""A subscriber whose receipts producer cannot start leaves no Kafka client behind."""
+"""A subscriber whose receipts producer cannot start leaves no Kafka client behind, and says what to check."""
 
 from __future__ import annotations
 
@@ -9,20 +9,22 @@ from aiokafka import errors as aiokafka_errors
 
 from broker.kafka import KafkaConnection
 from broker.partner import Subscriber
-from puente.errors import KafkaError
+from puente.errors import KafkaAccessError, KafkaError
 
 
 class _Client:
     """A Kafka client that records whether it was ever stopped; ``fails`` makes its start fail as an
-    unreachable Kafka does."""
+    unreachable Kafka does, or with the error given."""
 
     made: ClassVar[list[_Client]] = []
 
-    def __init__(self, fails: bool) -> None:
+    def __init__(self, fails: bool | Exception) -> None:
         self.fails, self.stopped = fails, False
         _Client.made.append(self)
 
     async def start(self) -> None:
+        if isinstance(self.fails, Exception):
+            raise self.fails
         if self.fails:
             raise aiokafka_errors.KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
 
@@ -42,3 +44,24 @@ async def test_a_feed_consumer_is_never_left_unclosed_when_the_receipts_producer
     with pytest.raises(KafkaError):
         await sub.run(idle_exit_s=0)
     assert _Client.made and all(client.stopped for client in _Client.made)
+
+
+@pytest.mark.parametrize(("refusal", "named"), [
+    (aiokafka_errors.TransactionalIdAuthorizationFailed(), "`instances` in partners.yaml"),
+    (aiokafka_errors.TopicAuthorizationFailedError(), "`puente acls plan`"),
+])
+async def test_a_refused_transactional_id_names_the_instances_partners_yaml_lists(
+        monkeypatch: pytest.MonkeyPatch, refusal: Exception, named: str) -> None:
+    """Kafka refusing the instance's transactional id (partners.yaml on this side names it, the cluster's ACLs do
+    not) is one line naming the id and `instances` in partners.yaml; another refusal keeps its own line."""
+    monkeypatch.setattr("broker.partner.producer", lambda *args, **options: _Client(fails=refusal))
+    monkeypatch.setattr("broker.partner.consumer", lambda *args, **options: _Client(fails=False))
+    sub = Subscriber(KafkaConnection(bootstrap="127.0.0.1:1", timeout_s=1), "COL", "t.feed.COL", "t.receipts.COL",
+                     object(), object(), signer=object(), instance="site-b",  # type: ignore[arg-type]
+                     on_note=lambda note: None)
+    with pytest.raises(KafkaAccessError) as refused:
+        await sub.run(idle_exit_s=0)
+    message = str(refused.value)
+    assert "\n" not in message and named in message, message
+    if "instances" in named:
+        assert "'site-b' (puente-subscriber:t.receipts.COL:COL/site-b)" in message and "acls apply" in message
