@@ -10,7 +10,8 @@ One principal per party, each with exactly the ACLs its role needs, and nothing 
                    (replay windows, chain heads) and its lifecycle state; appends the denials it collects from Kafka's
                    authorizer logs to the denials topic, under one transactional id
     partner-<P>    reads its own feed in its own consumer group, writes and reads its own receipts
-                   topic under its own transactional ids; for every partner partners.yaml lists, an
+                   topic under the transactional ids of the subscriber instances partners.yaml names for
+                   it (``instances``), each by its literal id; for every partner partners.yaml lists, an
                    agreement or not (see ``plan``)
     auditor        reads the decisions, every partner's receipts, the collected denials and the console's
                    query log: read only (verify, log, index, recalls), so no auditor's tool can write the
@@ -48,8 +49,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from broker.audit.chain import receipt_chain
 from broker.topology import TopicNames
-from policies import PolicySet
+from policies import PolicySet, subscriber_instances
 from puente.errors import ConfigError
 from puente.strict import one_line
 
@@ -108,9 +110,10 @@ def subscriber_group(feed_topic: str) -> str:
     return f"{feed_topic}.subscriber"
 
 
-def subscriber_transactions(receipts_topic: str, partner: str) -> str:
-    """What every transactional id of a partner's subscribers starts with (one per instance)."""
-    return f"puente-subscriber:{receipts_topic}:{partner}"
+def subscriber_transaction(receipts_topic: str, partner: str, instance: str) -> str:
+    """The transactional id of ``partner``'s subscriber instance ``instance``: one per receipt chain
+    (``receipt_chain``), so that a subscriber started again fences its earlier self."""
+    return f"puente-subscriber:{receipts_topic}:{receipt_chain(partner, instance)}"
 
 
 def denials_transaction(names: TopicNames) -> str:
@@ -182,8 +185,10 @@ def _grants(policy_set: PolicySet, names: TopicNames, agencies: tuple[str, ...],
         grant(source, _topic(who, feed, ("READ", "DESCRIBE")))
         grant(source, [Acl(who, "GROUP", subscriber_group(feed), "LITERAL", "READ")])
         grant(source, _topic(who, receipts, ("WRITE", "READ", "DESCRIBE")))
-        grant(source, (Acl(who, "TRANSACTIONAL_ID", subscriber_transactions(receipts, partner), "PREFIXED", op)
-                       for op in ("WRITE", "DESCRIBE")))
+        # Each instance partners.yaml names, by its literal id, and no other: Kafka keeps every transactional id used
+        # in its coordinators' memory and its transaction log for days, so a prefix would let the login fill them.
+        grant(source, (Acl(who, "TRANSACTIONAL_ID", subscriber_transaction(receipts, partner, instance), "LITERAL", op)
+                       for instance in subscriber_instances(policy_set, partner) for op in ("WRITE", "DESCRIBE")))
     for reader in (AUDITOR, CONSOLE):
         grant(_PREFIX, _topic(reader, names.decisions, ("READ", "DESCRIBE")))
         grant(_PREFIX, _topic(reader, names.all_receipts, ("READ", "DESCRIBE"), "PREFIXED"))
@@ -206,11 +211,11 @@ def _grants(policy_set: PolicySet, names: TopicNames, agencies: tuple[str, ...],
     return grants
 
 
-# Kafka's legal topic characters; a transactional id also holds the ``:`` of ``subscriber_transactions``.
+# Kafka's legal topic characters; a transactional id also holds the ``:`` and the ``/`` of ``subscriber_transaction``.
 # Nothing else: ``*`` as a LITERAL name is Kafka's wildcard (every topic, group or id), and a newline or a
 # space would make a rule no one can read back as it was meant.
 _LEGAL = {"TOPIC": re.compile(r"[A-Za-z0-9._-]{1,249}"), "GROUP": re.compile(r"[A-Za-z0-9._-]{1,255}"),
-          "TRANSACTIONAL_ID": re.compile(r"[A-Za-z0-9._:-]{1,255}")}
+          "TRANSACTIONAL_ID": re.compile(r"[A-Za-z0-9._:/-]{1,255}")}
 
 
 def _exclusive(acl: Acl) -> bool:
@@ -254,7 +259,8 @@ def check_grants(grants: Mapping[Acl, str]) -> None:
         legal = _LEGAL.get(acl.resource)
         if acl.permission != "ALLOW" or acl.host != "*" or legal is None or not legal.fullmatch(acl.name):
             raise ConfigError(f"refusing the ACL plan: {_shown(acl, 160)} names a {acl.resource.lower()} "
-                              f"that is empty, a wildcard or holds characters outside [A-Za-z0-9._-]: check {source}")
+                              "that is empty, too long, a wildcard or holds characters outside [A-Za-z0-9._-] "
+                              f"(':' and '/' too in a transactional id): check {source}")
     rules = sorted(grants)
     for i, a in enumerate(rules):
         for b in rules[i + 1:]:

@@ -93,9 +93,9 @@ from typing import Any, Literal, Protocol, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from broker.access import subscriber_group
+from broker.access import subscriber_group, subscriber_transaction
 from broker.audit import ChainHead, ChainWriter, VerifyFn, head_problem
-from broker.audit.chain import INSTANCE
+from broker.audit.chain import INSTANCE, INSTANCE_RULE, receipt_chain
 from broker.audit.receipts import RECEIPTS_PER_CHECKPOINT
 from broker.audit.verify import ROTATION_GRACE_MS
 from broker.crypto import (
@@ -137,7 +137,7 @@ from broker.kafka import (
 from broker.keystore import Keystore, load_key_file, signing_order_problem
 from broker.partner_store import CLOCK_SKEW_MS, Delivery, Outcome, PartnerStore, Retention
 from broker.topology import TopicNames
-from policies import load_policy_set
+from policies import DEFAULT_INSTANCE, load_policy_set, subscriber_instances
 from puente import wire
 from puente.errors import (
     AuditChainError,
@@ -183,8 +183,6 @@ def receipt_partition(partner: str, partitions: int) -> int:
     return zlib.crc32(partner.encode()) % partitions
 
 
-DEFAULT_INSTANCE = "main"
-INSTANCE_RULE = "--instance must be 1-64 letters, digits, '-', '_' or '.'"
 # The receipt status of a recall applied to the store while an --out copy keeps earlier lines: not
 # an acknowledgement, since the text still exists outside the store.
 RECALL_PASSED_ON = "RECALL_PASSED_ON"
@@ -196,15 +194,6 @@ PURGE_EVERY_S = 300.0  # the store is purged at start and then at most this ofte
 RECEIPT_TXN_TIMEOUT_S = 60.0  # a crashed subscriber's open receipts are aborted by Kafka after this
 HANDOVER_WAIT_S = 30.0  # the longest an instance giving up a feed partition waits for its batch and commit
 SETTLE_TIMEOUT_S = 1.5 * RECEIPT_TXN_TIMEOUT_S
-
-
-def receipt_chain(partner: str, instance: str = DEFAULT_INSTANCE) -> str:
-    """The receipt chain a subscriber instance writes: the partner's id, with the instance's name
-    after a slash unless it is the default one. A name no walk of the audit keeps a chain for
-    (``broker.audit.chain.INSTANCE``) is refused before anything is written."""
-    if INSTANCE.fullmatch(instance) is None:
-        raise ConfigError(INSTANCE_RULE)
-    return partner if instance == DEFAULT_INSTANCE else f"{partner}/{instance}"
 
 
 @dataclass(frozen=True)
@@ -297,7 +286,7 @@ class Subscriber:
         self.group_id = group_id or subscriber_group(feed_topic)
         self.instance = instance
         self.chain_name = receipt_chain(partner, instance)
-        self.transactional_id = f"puente-subscriber:{access_topic}:{self.chain_name}"
+        self.transactional_id = subscriber_transaction(access_topic, partner, instance)
         self.signer = signer
         # Each message one line whatever a record's headers (never authenticated until it opens) hold.
         self.on_error = on_error or (lambda msg: print(one_line(msg), file=sys.stderr))
@@ -381,7 +370,8 @@ class Subscriber:
             if kept is not None:
                 raise AuditChainError(
                     f"{where} is empty, but this store saw it reach checkpoint {kept[0]}: its records are gone. "
-                    "Run `puente audit verify`, and start with another --instance to begin a new chain")
+                    "Run `puente audit verify`, and start with another --instance (one partners.yaml names in "
+                    f"{self.partner}'s `instances`) to begin a new chain")
             return ChainWriter(self.access_topic, part, ChainHead(), checkpoint_every=1 << 62,
                                chain=self.chain_name), part
         # Every batch this chain's subscribers committed ends with their signed checkpoint: a head
@@ -398,7 +388,7 @@ class Subscriber:
             raise AuditChainError(
                 f"{where} (offset {last.offset}) cannot be continued: {problem}. This subscriber will not sign "
                 "over receipts it did not write: run `puente audit verify`, and start with another --instance "
-                "to begin a new chain")
+                f"(one partners.yaml names in {self.partner}'s `instances`) to begin a new chain")
         head = ChainHead.after(json.loads(last.value))
         return ChainWriter(self.access_topic, part, head, checkpoint_every=1 << 62, chain=self.chain_name), part
 
@@ -476,7 +466,8 @@ class Subscriber:
         except ProducerFenced:
             raise SubscriberFenced(
                 f"another subscriber for {self.partner} (instance {self.instance!r}) has started and taken over "
-                "its receipts; this one stops. Give concurrent subscribers different --instance names."
+                "its receipts; this one stops. Give concurrent subscribers different --instance names (among the "
+                f"`instances` partners.yaml names for {self.partner})."
             ) from None
         except KafkaAccessError as exc:
             if exc.resource != "TRANSACTIONAL_ID":
@@ -1465,6 +1456,11 @@ def subscriber_for(settings: PuenteSettings, conn: KafkaConnection, partner_id: 
         raise ConfigError(f"unknown partner {partner_id[:40]!r}; known: {', '.join(sorted(policy_set.partners))}")
     if not INSTANCE.fullmatch(instance):
         raise ConfigError(INSTANCE_RULE)
+    named = subscriber_instances(policy_set, partner.id)
+    if instance not in named:
+        raise ConfigError(f"subscriber instance {instance!r} is not among those partners.yaml names for {partner.id} "
+                          f"({', '.join(named)}): start with one of them, or add it to {partner.id}'s `instances` in "
+                          "partners.yaml of PUENTE_POLICY_DIR and have the operator run `puente acls apply`")
     names = TopicNames(settings.topic_prefix)
     opener = opener_for(partner.id, key_file, verify_files, partner.encryption_key_id)
     signer = receipt_signer(partner.id, key_file, sign_file)

@@ -37,6 +37,9 @@ from typing import Any
 
 import orjson
 
+from policies import DEFAULT_INSTANCE
+from puente.errors import ConfigError
+
 GENESIS = "0" * 64
 VERSION = 1
 # At most this many ingress records per block, which keeps a block far below Kafka's 1 MiB record limit.
@@ -407,6 +410,18 @@ INSTANCE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_CHAIN_NAME = 64 + 1 + 64
 """The longest receipt chain name a subscriber writes: a partner's id (a policy code, at most 64
 characters), a slash and its instance's name (``INSTANCE``)."""
+
+
+INSTANCE_RULE = "--instance must be 1-64 letters, digits, '-', '_' or '.'"
+
+
+def receipt_chain(partner: str, instance: str = DEFAULT_INSTANCE) -> str:
+    """The receipt chain a subscriber instance writes: the partner's id, with the instance's name
+    after a slash unless it is the default one. A name no walk of the audit keeps a chain for
+    (``INSTANCE``) is refused before anything is written."""
+    if INSTANCE.fullmatch(instance) is None:
+        raise ConfigError(INSTANCE_RULE)
+    return partner if instance == DEFAULT_INSTANCE else f"{partner}/{instance}"
 
 
 def chain_owner(chain: str) -> str:

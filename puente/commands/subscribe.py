@@ -14,9 +14,10 @@ from typing import TextIO
 
 from broker.access import partner_principal
 from broker.credentials import require_party
-from broker.partner import DEFAULT_INSTANCE, Subscriber, open_copy, subscriber_for
+from broker.partner import Subscriber, open_copy, subscriber_for
 from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
+from policies import DEFAULT_INSTANCE
 from puente import logs
 from puente.commands import store as store_commands
 from puente.commands._common import Subparsers, given_folder, kafka, kafka_options, run, say, settings
@@ -52,8 +53,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                            "REJECTED receipt and is committed past (repeatable); a batch the client cannot read is "
                            "named whole, TOPIC:PARTITION:FIRST-LAST; default: stop at it (exit 1)")
     subs.add_argument("--instance", default=DEFAULT_INSTANCE,
-                      help="this subscriber's name (default main): subscribers of one partner that run at once "
-                           "need different names; starting one with a name in use stops the other")
+                      help="this subscriber's name (default main), one of the partner's `instances` in "
+                           "partners.yaml: subscribers of one partner that run at once need different names; "
+                           "starting one with a name in use stops the other")
     subs.set_defaults(func=_subscribe)
     store_commands.register(sub)
 

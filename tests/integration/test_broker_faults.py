@@ -597,10 +597,10 @@ async def test_two_instances_of_one_partner_hand_partitions_over_without_a_secon
         return kind(env.login(f"partner-{partner}"), partner, env.feed(partner), env.names.receipts(partner), opener,
                     alert_codec(), signer=signer, instance=instance)
 
-    outs = {"a": io.StringIO(), "b": io.StringIO()}
-    first = asyncio.create_task(made(First, "a").run(outs["a"], idle_exit_s=15))
+    outs = {"main": io.StringIO(), "standby": io.StringIO()}  # two instances partners.yaml names
+    first = asyncio.create_task(made(First, "main").run(outs["main"], idle_exit_s=15))
     await asyncio.wait_for(holding.wait(), 60)
-    second = asyncio.create_task(made(Second, "b").run(outs["b"], idle_exit_s=15))
+    second = asyncio.create_task(made(Second, "standby").run(outs["standby"], idle_exit_s=15))
     await publish_synthetic(env.cfg, env.conn, 300, seed=30)  # more, for both instances once they share the feed
     await run_broker(env)
     stats = await asyncio.gather(first, second)
@@ -610,7 +610,7 @@ async def test_two_instances_of_one_partner_hand_partitions_over_without_a_secon
     assert set(got) == want and set(got.values()) == {1}
     assert stats[0].received and stats[1].received and stats[0].received + stats[1].received == len(want)
     receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts(partner))]
-    chains = {f"{partner}/a", f"{partner}/b"}
+    chains = {partner, f"{partner}/standby"}
     receipted = Counter(r["alert_id"] for r in receipts if r.get("kind") == "RECEIPT" and r.get("chain") in chains)
     assert set(receipted) == want and set(receipted.values()) == {1}
     reports = await verify_topics(env.login("auditor"), {env.names.receipts(partner): "receipts"}, env.checks())

@@ -137,8 +137,8 @@ async def test_a_forged_receipt_is_reported_and_never_signed_over(env: Env, tmp_
                          capture_output=True, text=True, check=False)
     assert [json.loads(line)["kind"] for line in log.stdout.splitlines()] == ["DECISION"] * len(env.policy.partners)
 
-    # A new instance starts a chain of its own and receives the rest.
-    rest = await _subscriber(env, partner, instance="second").run(io.StringIO(), idle_exit_s=3)
+    # Another instance partners.yaml names starts a chain of its own and receives the rest.
+    rest = await _subscriber(env, partner, instance="standby").run(io.StringIO(), idle_exit_s=3)
     assert first.received + rest.received == len(want)
 
 

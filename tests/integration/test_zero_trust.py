@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaConnectionError,
@@ -23,10 +23,11 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     TransactionalIdAuthorizationFailed,
 )
+from aiokafka.protocol.transaction import InitProducerIdRequest
 from aiokafka.structs import OffsetAndMetadata
 from puente_testing import Env, cli, run_broker
 
-from broker.access import Acl, subscriber_group, subscriber_transactions
+from broker.access import Acl, subscriber_group, subscriber_transaction
 from broker.kafka import Admin, KafkaConnection, connection_from_properties, reader, start
 from broker.kafka.acls import AclChanges, apply_acls
 from puente.dev import pki
@@ -114,9 +115,47 @@ async def test_a_partner_cannot_commit_in_anothers_group_or_use_its_transactiona
     col = env.login("partner-COL")
     refused = await _refused(col, "commit", group=subscriber_group(env.feed("USA")), topic=env.feed("COL"))
     assert isinstance(refused, GroupAuthorizationFailedError), refused
-    usa_txn = subscriber_transactions(env.names.receipts("USA"), "USA")
+    usa_txn = subscriber_transaction(env.names.receipts("USA"), "USA", "main")
     refused = await _refused(col, "write", topic=env.names.receipts("COL"), txn=usa_txn)
     assert isinstance(refused, TransactionalIdAuthorizationFailed), refused
+
+
+async def test_a_partner_may_make_the_transactional_ids_of_its_named_instances_only(env: Env, tmp_path: Path) -> None:
+    """Kafka keeps every transactional id made for days, in its coordinators' memory: COL's login may make those of
+    the subscriber instances partners.yaml names for it (main, standby), and is refused InitProducerId for any
+    other, under what was once its prefix too. A subscriber whose policy names an instance the cluster's ACLs do not
+    grant stops in one line naming `instances` in partners.yaml."""
+    col, receipts = env.login("partner-COL"), env.names.receipts("COL")
+    for instance in ("main", "standby"):
+        named = AIOKafkaProducer(**col.aiokafka(), transactional_id=subscriber_transaction(receipts, "COL", instance))
+        await named.start()  # FindCoordinator and InitProducerId: the id is made
+        await named.stop()
+    client = AIOKafkaClient(**col.aiokafka())
+    await client.bootstrap()
+    try:
+        main = subscriber_transaction(receipts, "COL", "main")
+        for tid in (subscriber_transaction(receipts, "COL", "flood-1"), f"{main}/flood-2", f"{main}flood-3",
+                    subscriber_transaction(receipts, "COL", "standby") + "x"):
+            # As the reviewer's probe asks, to any node: Kafka checks the id's ACL before whether it coordinates it.
+            answer = await client.send(client.get_random_node(), InitProducerIdRequest(tid, 60000))
+            assert answer.error_code == TransactionalIdAuthorizationFailed.errno, (tid, answer)
+    finally:
+        await client.close()
+
+    policy = tmp_path / "policy"
+    shutil.copytree(env.policy.root, policy)
+    partners = (policy / "partners.yaml").read_text(encoding="utf-8")
+    (policy / "partners.yaml").write_text(partners.replace("    instances: [main, standby]\n",
+                                                           "    instances: [main, standby, site-c]\n", 1),
+                                          encoding="utf-8")
+    done = subprocess.run(cli("subscribe", "--partner", "COL", "--key", str(env.key_file("COL")),
+                              "--instance", "site-c"),
+                          env={**env.env_vars("partner-COL"), "PUENTE_POLICY_DIR": str(policy)},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("puente: error:")]
+    assert "Traceback" not in done.stderr and "the transactional id of subscriber instance 'site-c'" in line, line
+    assert "COL's `instances` in partners.yaml names it" in line and "`puente acls apply`" in line, line
 
 
 async def test_only_the_console_may_record_what_auditors_looked_at(env: Env) -> None:

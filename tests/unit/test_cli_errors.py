@@ -109,6 +109,10 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
     ({}, ("audit", "log", "--since", "yesterday"), 2, "ISO 8601"),
     # The instance names a receipt chain: a name no audit walk keeps a chain for is refused before anything opens.
     ({}, ("subscribe", "--partner", "COL", "--key", "k.json", "--instance", "a/b"), 3, "--instance must be 1-64"),
+    # Each instance's transactional id is granted by name (partners.yaml's `instances`): another Kafka refuses.
+    ({}, ("subscribe", "--partner", "COL", "--key", "k.json", "--instance", "flood-1"), 3,
+     "not among those partners.yaml names for COL (main, standby): start with one of them, or add it to COL's "
+     "`instances` in partners.yaml"),
     ({}, ("broker", "run", "--group-instance-id", "two words"), 3, "--group-instance-id (PUENTE_GROUP_INSTANCE_ID)"),
     ({}, ("broker", "run", "--group-instance-id", ".."), 3, "--group-instance-id"),
     ({"PUENTE_GROUP_INSTANCE_ID": "x" * 201}, ("broker", "run"), 3, "PUENTE_GROUP_INSTANCE_ID"),

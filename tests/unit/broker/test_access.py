@@ -22,7 +22,15 @@ from confluent_kafka.admin import (
 )
 from stray_acls import STRAYS as COMMON_STRAYS
 
-from broker.access import Acl, managed, parties, partner_principal, plan, subscriber_group
+from broker.access import (
+    Acl,
+    managed,
+    parties,
+    partner_principal,
+    plan,
+    subscriber_group,
+    subscriber_transaction,
+)
 from broker.kafka.acls import acl_changes, apply_acls, cluster_acls, every_acl_filter
 from broker.topology import NOTICE_RETENTION_FLOOR_DAYS, TopicNames, feed_retention
 from policies import DEFAULT_DIR, PolicySet, load_policy_set
@@ -55,6 +63,11 @@ STRAYS = [
     Acl("auditor", "TOPIC", "other-app.orders", "LITERAL", "CREATE"),
     Acl("console", "TOPIC", "puente.audit.queries", "LITERAL", "READ", "ALLOW", "10.0.0.9"),
     Acl("partner-GONE", "TOPIC", "puente.feed.GONE", "LITERAL", "READ"),  # a partner the policy no longer lists
+    # What an earlier Puente granted each partner: every transactional id under its prefix, as many as it liked.
+    *(Acl("partner-COL", "TRANSACTIONAL_ID", "puente-subscriber:puente.receipts.COL:COL", "PREFIXED", op)
+      for op in ("WRITE", "DESCRIBE")),
+    # An instance partners.yaml does not name.
+    Acl("partner-COL", "TRANSACTIONAL_ID", "puente-subscriber:puente.receipts.COL:COL/flood-1", "LITERAL", "WRITE"),
 ]
 FOREIGN = [
     # A party's DENY only takes rights away (an operator's block on a compromised partner): never removed.
@@ -130,6 +143,39 @@ def test_a_partner_without_agreement_keeps_what_it_needs_for_recalls(policy: Pol
     assert Acl(cri, "GROUP", "puente.feed.CRI.subscriber", "LITERAL", "READ") in after
     assert Acl(cri, "TOPIC", "puente.receipts.CRI", "LITERAL", "WRITE") in after
     assert {a.operation for a in after if a.resource == "TRANSACTIONAL_ID"} == {"WRITE", "DESCRIBE"}
+
+
+def _with_instances(root: Path, lines: str) -> PolicySet:
+    """The shipped policy with each partner's ``instances`` line replaced by ``lines`` (empty: left out)."""
+    shutil.copytree(DEFAULT_DIR, root)
+    partners = root / "partners.yaml"
+    text = partners.read_text(encoding="utf-8")
+    assert text.count("    instances: [main, standby]\n") == 4
+    partners.write_text(text.replace("    instances: [main, standby]\n", lines), encoding="utf-8")
+    return load_policy_set(root)
+
+
+def _transactions(policy: PolicySet, partner: str) -> set[tuple[str, str, str]]:
+    return {(a.name, a.pattern, a.operation) for a in plan(policy, NAMES, AGENCIES, GROUP)
+            if a.principal == partner_principal(partner) and a.resource == "TRANSACTIONAL_ID"}
+
+
+def test_a_partner_may_use_the_transactional_ids_of_its_named_instances_only(policy: PolicySet,
+                                                                             tmp_path: Path) -> None:
+    """Each instance partners.yaml names gets its LITERAL id, written and described, and no prefix does: a login free
+    to name ids under a prefix made thousands a second, each kept in Kafka's coordinator memory for days."""
+    receipts = "puente-subscriber:puente.receipts.COL:COL"
+    assert _transactions(policy, "COL") == {(f"{receipts}{tail}", "LITERAL", op) for tail in ("", "/standby")
+                                            for op in ("WRITE", "DESCRIBE")}
+    assert subscriber_transaction("puente.receipts.COL", "COL", "standby") == f"{receipts}/standby"
+    default = _with_instances(tmp_path / "default", "")  # no `instances`: the main subscriber's alone
+    assert _transactions(default, "COL") == {(receipts, "LITERAL", "WRITE"), (receipts, "LITERAL", "DESCRIBE")}
+    three = _with_instances(tmp_path / "three", "    instances: [main, site-b, moving.2]\n")
+    assert {name for name, _, _ in _transactions(three, "USA")} == {
+        "puente-subscriber:puente.receipts.USA:USA", "puente-subscriber:puente.receipts.USA:USA/site-b",
+        "puente-subscriber:puente.receipts.USA:USA/moving.2"}
+    assert not any(a.resource == "TRANSACTIONAL_ID" and a.pattern != "LITERAL" and a.principal.startswith("partner-")
+                   for a in plan(three, NAMES, AGENCIES, GROUP))
 
 
 def test_a_feed_without_agreement_keeps_notices_for_a_week_or_the_longest_ack_deadline(
