@@ -92,6 +92,10 @@ HOME = "PAN"
 
 
 # ---- setup: policy copy, keys, topics, input --------------------------------------------------
+# PyYAML folds a long text over lines at 80 columns; the policy loader takes a text over lines only where it is
+# prose, and no line of prose may read as an entry, so texts are written whole on one line.
+_ONE_LINE = 1 << 30
+
 def prepare_policy(source: Path, dest: Path, keep: tuple[str, ...]) -> list[str]:
     """Copy the policy data to ``dest``, keeping only the partners in ``keep``; return what was changed.
 
@@ -115,7 +119,7 @@ def prepare_policy(source: Path, dest: Path, keep: tuple[str, ...]) -> list[str]
     if removed:
         doc["partners"] = [p for p in doc["partners"] if p["id"] in keep]
         notes.append(f"removed partner(s) {', '.join(removed)} from partners.yaml")
-        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=_ONE_LINE)
     partners_file.write_text(text, encoding="utf-8")
     for path in sorted((dest / "agreements").glob("*.yaml")):
         if path.name.endswith(".tests.yaml"):
@@ -131,7 +135,8 @@ def prepare_policy(source: Path, dest: Path, keep: tuple[str, ...]) -> list[str]
             notes.append(f"removed agreement {path.name} (and its test suite): no partner left")
         else:
             agreement["parties"] = [p for p in parties if p not in removed]
-            path.write_text(yaml.safe_dump(agreement, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            path.write_text(yaml.safe_dump(agreement, sort_keys=False, allow_unicode=True, width=_ONE_LINE),
+                            encoding="utf-8")
             notes.append(f"dropped {', '.join(sorted(set(parties) & set(removed)))} from {path.name} parties")
     return notes
 
