@@ -81,7 +81,7 @@ def _loc_text(node: Node | None, loc: Sequence[int | str]) -> tuple[int, str]:
 _FILES: tuple[type[BaseModel], ...] = (Vocabulary, PartnersFile, Agreement, Suite, Fixtures, AreasFile)
 # What opens a line of YAML before a key: a list's ``-``, an explicit key's ``?`` or its value's ``:`` (each followed by
 # a space or the line's end), a flow collection's ``{`` or ``[``.
-_INDICATOR = re.compile(r"(?:([-?:])(?=\s|$)|[{\[])\s*")
+_INDICATOR = re.compile(r"(?:([-?:])(?=\s|$)|[{\[]|[&!]\S*(?=\s|$))\s*")  # and an anchor (&x) or a tag (!!str)
 # A line of prose that opens with a key after those: ``min_grading: {...}``, ``min_grading : {...}``, ``"payload.x":
 # keep``, ``H3:``; the colon may have spaces before it, as YAML allows, and anything after it.
 _KEYED = re.compile(r"(['\"]?)([^\s'\"]+?)\1\s*:(.*)")
@@ -143,6 +143,26 @@ def _entry_name(name: str) -> str | None:
                  and all(a == b or not a.isascii() for a, b in zip(read, known, strict=True))), None)
 
 
+_STRUCTURE = frozenset(":-?{[&!#'\"")
+
+
+def _structure_as_read(line: str) -> str:
+    """``line`` with what gives it YAML's structure as a reviewer reads it: a character that reads as a colon, a
+    dash or another indicator taken for it (a full-width colon ：, a dash ‐ – —, the minus sign −), and invisible
+    format characters before the first name (a zero-width space before a dash) dropped. Names are left as
+    written (``_entry_name`` reads them, and says how they were written)."""
+    out: list[str] = []
+    leading = True
+    for c in line:
+        if leading and unicodedata.category(c) == "Cf":
+            continue
+        folded = unicodedata.normalize("NFKD", c)
+        c = folded if folded in _STRUCTURE else "-" if c == "\u2212" or unicodedata.category(c) == "Pd" else c
+        leading = leading and (c in _STRUCTURE or c.isspace())
+        out.append(c)
+    return "".join(out)
+
+
 def reads_as_entry(line: str) -> str | None:
     """What a line of prose reads as to a reviewer, when it reads as part of the policy rather than as text:
     ``the entry min_grading:``, ``an explicit key (?)`` or ``a comment``; None for a line of prose.
@@ -157,7 +177,7 @@ def reads_as_entry(line: str) -> str | None:
     ``? `` or ``: `` reads as an explicit key or its value, whatever follows. Ordinary prose stays loadable:
     ``Note: ...``, ``Artículo 7: ...``, ``Año: ...`` and ``as follows:`` name nothing the policy knows, once read
     as a reviewer reads them. A line opening with ``#`` reads as a comment, though YAML reads it as text."""
-    text = line.strip()
+    text = _structure_as_read(line).strip()
     if text.startswith("#"):
         return "a comment"
     at, marks = 0, set()

@@ -379,7 +379,14 @@ def test_a_short_text_holds_no_line_break(policy_copy: Any, escape: str) -> None
      ("  onward_shar\u0456ng: false", "the entry onward_sharing: (written onward_shar\\u0456ng)"),
      ("  onw\u00e1rd_sharing: false", "the entry onward_sharing: (written onw\\xe1rd_sharing)"),
      ("  \uff4din_grading: {reliability: B, credibility: 3}", "the entry min_grading: (written \\uff4din_grading)"),
-     ("  min\u200b_grading: {reliability: B, credibility: 3}", "the entry min_grading: (written min\\u200b_grading)")],
+     ("  min\u200b_grading: {reliability: B, credibility: 3}", "the entry min_grading: (written min\\u200b_grading)"),
+     # the structure read as a reviewer reads it: a full-width colon, a minus sign or an invisible character before
+     # a dash, an anchor or a tag before the key
+     ("  min_grading\uff1a {reliability: C, credibility: 3}", "the entry min_grading:"),
+     ("  \u2212 min_grading: {reliability: C, credibility: 3}", "the entry min_grading:"),
+     ("  \u200b- min_grading: {reliability: C, credibility: 3}", "the entry min_grading:"),
+     ("  &x min_grading: {reliability: C, credibility: 3}", "the entry min_grading:"),
+     ("  !!str min_grading: {reliability: C, credibility: 3}", "the entry min_grading:")],
 )
 def test_a_line_of_prose_that_reads_as_an_entry_is_refused(policy_copy: Any, entry: str, reads_as: str) -> None:
     """``min_grading`` written below ``purpose: >-`` after a blank line was the purpose's text, and an E5 seizure
