@@ -188,7 +188,10 @@ async def transaction(made: AIOKafkaProducer) -> AsyncIterator[None]:
             yield
     except Exception as exc:
         broken = broken_for_good(made)
-        if broken is None or broken is exc or isinstance(exc, PuenteError):
+        # Only what the client raises for a dead producer is replaced: a fault of Puente's own code (a KeyError)
+        # met while the producer happens to be dead comes out as itself, never as a restart-worthy fence.
+        if (broken is None or broken is exc or isinstance(exc, PuenteError)
+                or not isinstance(exc, (aiokafka_errors.IllegalOperation, AssertionError, aiokafka_errors.KafkaError))):
             raise
         raise broken from exc
 

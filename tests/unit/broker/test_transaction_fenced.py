@@ -105,6 +105,16 @@ def test_an_error_of_puentes_own_is_kept_and_a_producer_not_broken_is_aborted() 
     with pytest.raises(KeyUnusable):
         asyncio.run(refuse_key())
 
+    dead = FencedMidway()
+
+    async def bug() -> None:
+        async with transaction(dead):  # type: ignore[arg-type]
+            await dead.send_batch(dead.create_batch(), "t", partition=0)
+            raise KeyError("a bug of Puente's own code, met while the producer happens to be dead")
+
+    with pytest.raises(KeyError):  # never taken for the fence, on which the worker would restart
+        asyncio.run(bug())
+
     whole = FencedMidway()
 
     async def fail() -> None:
