@@ -142,7 +142,10 @@ def policy_version(
     doc = {
         "vocabulary": sources.vocabulary.model.model_dump(mode="json"),
         "partners": sorted((p.model_dump(mode="json") for p in sources.partners.model.partners), key=lambda p: p["id"]),
-        "agreements": sorted((a.model.model_dump(mode="json") for a in sources.agreements), key=lambda a: a["id"]),
+        # covers by rule, as they are compiled (``compile_policy``): their order in a file means nothing
+        "agreements": sorted(({**dumped, "covers": sorted(dumped["covers"], key=lambda c: c["rule"])}
+                              for dumped in (a.model.model_dump(mode="json") for a in sources.agreements)),
+                             key=lambda a: a["id"]),
         "areas": sources.areas.model.model_dump(mode="json") if sources.areas is not None else None,
         "alert_schema": schema_fingerprint.hex(),
         "reviewed_schema_fields": {t: sorted(paths) for t, paths in sorted(reviewed.items())},

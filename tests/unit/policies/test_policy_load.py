@@ -340,3 +340,16 @@ def test_a_partner_naming_no_instances_runs_main_alone(policy_copy: Any) -> None
     loaded = policy_copy.load()
     assert subscriber_instances(loaded, "COL") == (DEFAULT_INSTANCE,) == ("main",)
     assert subscriber_instances(loaded, "USA") == ("main", "standby") and subscriber_instances(loaded, "XX") == ()
+
+
+def test_the_order_of_covers_in_a_file_does_not_change_the_version(policy_copy: Any) -> None:
+    """Covers are compiled by rule whatever their order in the file, so the version does not follow that order."""
+    before = policy_copy.load().version
+    path = policy_copy.root / "agreements" / "combifron.yaml"
+    text = path.read_text("utf-8")
+    head, covers = text.split("covers:\n", 1)
+    blocks = ["  - rule:" + block for block in covers.split("  - rule:")[1:]]
+    path.write_text(head + "covers:\n" + "".join(reversed([b if b.endswith("\n") else b + "\n" for b in blocks])),
+                    "utf-8")
+    assert path.read_text("utf-8") != text
+    assert policy_copy.load().version == before
