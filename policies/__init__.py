@@ -19,11 +19,10 @@ the area conditions use: ``load_areas().contains("DARIEN", 8.4, -77.9)``
 
 from policies._alerts import alert_value, read_alert_json
 from policies._areas import Areas
-from policies._compile import CompiledAgreement, PartnerInfo, PolicySet
+from policies._compile import CompiledAgreement, PartnerInfo, PolicySet, subscriber_instances
 from policies._decide import decide, decide_many
 from policies._decision import Decision, Outcome, Redaction
 from policies._explain import DEMO_KEY, explain
-from policies._instances import subscriber_instances
 from policies._lint import PSEUDONYM_KEY, lint
 from policies._load import load_areas, load_policy_set, schema_fields
 from policies._model import DEFAULT_INSTANCE, MAX_INSTANCES

@@ -40,6 +40,7 @@ class PartnerInfo:
     verification_key_id: str | None
     watchlists: frozenset[str]
     names: frozenset[str]  # how markings may name this partner: its id and its country
+    instances: tuple[str, ...]  # the subscriber instances it may run (``subscriber_instances``)
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity equality: hashed on the hot path
@@ -160,7 +161,16 @@ def _partner(p: Partner, rank: Mapping[str, int]) -> PartnerInfo:
     return PartnerInfo(
         p.id, p.name, p.country, p.kind == "internal", p.clearance, rank[p.clearance], p.feed_topic,
         p.keys.encryption, p.keys.verification, frozenset(p.watchlists), frozenset({p.id, p.country}),
+        tuple(p.instances),
     )  # fmt: skip
+
+
+def subscriber_instances(policy_set: PolicySet, partner_id: str) -> tuple[str, ...]:
+    """The names ``puente subscribe --instance`` may take for ``partner_id``, as partners.yaml lists them (``[main]``
+    when it names none); none for a partner it does not list. An allow-list: ``acls apply`` grants the partner's login
+    the transactional id of each of these, and of no other instance."""
+    partner = policy_set.partners.get(partner_id)
+    return () if partner is None else partner.instances
 
 
 def _agreement(a: Agreement, sources: PolicySources, partners: Mapping[str, PartnerInfo]) -> CompiledAgreement:
