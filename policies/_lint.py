@@ -20,16 +20,17 @@ key files itself.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import date, datetime
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 from policies._check import Finding, Releases, check_sources
+from policies._fields import FieldInfo
 from policies._load import schema_fields, schema_releases
 from policies._model import Action, Agreement, Cover, FieldRule
-from policies._plan import ancestors, plan_fields, shadowed
+from policies._plan import Planned, ancestors, plan_fields, shadowed
 from policies._source import Doc, PolicySources, read_sources
 
 # The kinds of key lint asks about, as key files name them.
@@ -221,27 +222,36 @@ def lint(directory: Path | str | None = None, *, now: datetime, key_problem: Key
     return found
 
 
+def _planned_covers(src: PolicySources, releases: Releases
+                    ) -> Iterator[tuple[Doc[Agreement], int, Cover, Mapping[str, FieldInfo], list[Planned]]]:
+    """Each cover of an alert type the schema has, with that type's fields and its view's plan (``plan_fields``)
+    against the release the policy was reviewed against; none when that release is unknown (``check_sources``
+    reports it)."""
+    reviewed, fields = releases.get(src.vocabulary.model.reviewed_schema), schema_fields()
+    if reviewed is None:
+        return
+    envelope = src.vocabulary.model.envelope.keep
+    for doc in src.agreements:
+        for i, cover in enumerate(doc.model.covers):
+            if cover.alert_type in fields:
+                held = fields[cover.alert_type]
+                yield doc, i, cover, held, plan_fields(held, cover, envelope, reviewed.get(cover.alert_type, ()))
+
+
 def _unreviewed(src: PolicySources, releases: Releases) -> list[Finding]:
     """Fields a ``keep`` on a record would share but does not: the alert schema added them after the
     release the policy was reviewed against, so every view drops them until someone decides."""
     label = src.vocabulary.model.reviewed_schema
-    reviewed, fields = releases.get(label), schema_fields()
-    if reviewed is None:
-        return []  # check_sources reports it
     found = []
-    for doc in src.agreements:
-        for i, cover in enumerate(doc.model.covers):
-            if cover.alert_type not in fields:
-                continue
-            newer = [p.path for p in plan_fields(fields[cover.alert_type], cover, src.vocabulary.model.envelope.keep,
-                                                 reviewed.get(cover.alert_type, ())) if p.unreviewed]
-            if newer:
-                found.append(Finding(
-                    doc.where("covers", i, "fields"), "review",
-                    f"{cover.rule}: {', '.join(newer)} came into the alert schema after release {label}, which the "
-                    "policy was reviewed against: a kept record holds them, but every view drops them until a "
-                    "rule names them or reviewed_schema names a later release",
-                ))
+    for doc, i, cover, _, planned in _planned_covers(src, releases):
+        newer = [p.path for p in planned if p.unreviewed]
+        if newer:
+            found.append(Finding(
+                doc.where("covers", i, "fields"), "review",
+                f"{cover.rule}: {', '.join(newer)} came into the alert schema after release {label}, which the "
+                "policy was reviewed against: a kept record holds them, but every view drops them until a "
+                "rule names them or reviewed_schema names a later release",
+            ))
     return found
 
 
@@ -271,26 +281,16 @@ def _given_back(src: PolicySources, releases: Releases) -> list[Finding]:
     a time to the hour, yet keeps another time whole, or an encounter or free text. The partner would read
     what the agreement meant to withhold. Only a precision a rule names is judged: a cover that never names
     the coordinates (so drops them) has hidden nothing on purpose. One finding per field, at its rule."""
-    label = src.vocabulary.model.reviewed_schema
-    reviewed, fields = releases.get(label), schema_fields()
-    if reviewed is None:
-        return []  # check_sources reports it
-    envelope = src.vocabulary.model.envelope.keep
+    grid = src.vocabulary.model.view.grid
     found = []
-    for doc in src.agreements:
-        for i, cover in enumerate(doc.model.covers):
-            if cover.alert_type not in fields:
-                continue
-            held = fields[cover.alert_type]
-            changed = {p.path: p.rule for p in plan_fields(held, cover, envelope, reviewed.get(cover.alert_type, ()))
-                       if p.rule.action is not Action.KEEP}
-            grid = src.vocabulary.model.view.grid
-            for path, why in _precision_given_back(cover, held, changed, grid).items():
-                at = next((a for a in (path, *ancestors(path)) if a in cover.fields), None)
-                found.append(Finding(
-                    doc.where("covers", i, "fields", *((at,) if at is not None else ())), "precision",
-                    f"{cover.rule} {why}",
-                ))
+    for doc, i, cover, held, planned in _planned_covers(src, releases):
+        changed = {p.path: p.rule for p in planned if p.rule.action is not Action.KEEP}
+        for path, why in _precision_given_back(cover, held, changed, grid).items():
+            at = next((a for a in (path, *ancestors(path)) if a in cover.fields), None)
+            found.append(Finding(
+                doc.where("covers", i, "fields", *((at,) if at is not None else ())), "precision",
+                f"{cover.rule} {why}",
+            ))
     return found
 
 
