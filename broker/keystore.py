@@ -175,7 +175,8 @@ def own_kinds(holder: Holder, ident: str, agreements: Iterable[str] = ()) -> lis
     """The (kind, owner) of every private key ``holder`` makes for itself.
 
     A partner: its decryption and receipt-signing keys. An agency: its key-agreement key. The
-    broker: its signing key, its key-agreement key and a pseudonym key per agreement.
+    broker: its signing key, its key-agreement key, its alert-reference key (a pseudonym key of its own,
+    ``load_reference_key``) and a pseudonym key per agreement.
     """
     _check_ident(holder, ident)
     if holder is Holder.PARTNER:
@@ -183,7 +184,8 @@ def own_kinds(holder: Holder, ident: str, agreements: Iterable[str] = ()) -> lis
     if holder is Holder.AGENCY:
         return [(KeyKind.KEY_AGREEMENT, ident)]
     return [(KeyKind.BROKER_SIGNING, BROKER_OWNER), (KeyKind.KEY_AGREEMENT, BROKER_OWNER),
-            *((KeyKind.PSEUDONYM, agreement) for agreement in sorted(set(agreements)))]
+            (KeyKind.PSEUDONYM, BROKER_OWNER),
+            *((KeyKind.PSEUDONYM, agreement) for agreement in sorted(set(agreements)) if agreement != BROKER_OWNER)]
 
 
 # The private keys the broker makes in its own name (``own_kinds``); the pseudonym keys it makes are each
@@ -772,6 +774,11 @@ class Keystore:
         """The agreement's current pseudonymisation key."""
         return self.current(agreement, KeyKind.PSEUDONYM).symmetric(KeyKind.PSEUDONYM)
 
+    def load_reference_key(self) -> SecretBytes:
+        """The broker's alert-reference key (``policies.alert_reference``): made once, with its first keys, and never
+        again (``generate_own``), since a new one would give every alert partners hold a new id."""
+        return self.current(BROKER_OWNER, KeyKind.PSEUDONYM).symmetric(KeyKind.PSEUDONYM)
+
     def agency_mac_lookup(self, skip: Callable[[str], None] | None = None,
                           ) -> Callable[[str, str], SecretBytes | None]:
         """Derive every agency's MAC key now, once per pair; return the ``lookup`` that ``verify_ingress`` wants.
@@ -1049,7 +1056,8 @@ class Keystore:
         wanted = own_kinds(holder, ident, agreements)
         # A pseudonym key is made once per agreement, never with a new generation of the broker's own keys: the
         # newest is the one views use, so a new one would change every pseudonym partners already hold, and
-        # workers restarted at different times would give one subject two pseudonyms meanwhile.
+        # workers restarted at different times would give one subject two pseudonyms meanwhile. So is the broker's
+        # alert-reference key, for the same reason: a new one would give every alert partners hold a new id.
         wanted = [(kind, owner) for kind, owner in wanted
                   if kind is not KeyKind.PSEUDONYM or not self.generations(owner, KeyKind.PSEUDONYM)
                   or (self.path / f"{KeyId(owner, kind, generation)}.json").exists()]

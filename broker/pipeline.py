@@ -107,6 +107,10 @@ class PolicyPort(Protocol):
     def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
         """The content-free recall notice of ``alert`` as of ``version`` (``policies.recall_notice``)."""
         ...
+    def reference(self, partner: str, alert_id: str) -> str:
+        """The id by which ``partner`` knows ``alert_id`` (``policies.alert_reference``): what its views, recall
+        notices, feed keys and headers name instead of the agency's own id. Raises only ``MissingDeliveryKey``."""
+        ...
     def recall_ack_hours(self, partner: str) -> int:
         """How many hours ``partner`` has to acknowledge a recall notice under this policy: the shortest
         ``recall_ack_hours`` of its agreements, a default when none names it. Never raises. Each RECALL decision
@@ -465,12 +469,13 @@ class Pipeline:
                                  "rules": list(rules or ("lifecycle.recall",)), "reasons": reasons, "redacted": [],
                                  "policy_version": policy_version, "recalls": was, "notice_version": version,
                                  "ack_hours": self.policy.recall_ack_hours(partner)}
+        ref = self._reference(partner, alert["alert_id"], out)  # recorded for a notice that fails too
         try:
             sealer = self.sealers.get(partner)
             if sealer is None:
                 raise CryptoError(f"no encryption key is configured for partner {partner}")
-            notice = self.policy.notice(alert, version, reason)
-            value = sealer.seal(self.codec.encode(notice), alert_id=alert["alert_id"], topic=topic,
+            notice = {**self.policy.notice(alert, version, reason), "alert_id": ref}
+            value = sealer.seal(self.codec.encode(notice), alert_id=ref, topic=topic,
                                 schema_fp=self.codec.fingerprint, policy_version=policy_version, agreement="",
                                 now=now)
         except Exception as exc:  # noqa: BLE001 - the partner keeps its copy; the audit must say so
@@ -478,9 +483,8 @@ class Pipeline:
             out.decisions.append((partner, "RECALL_FAILED"))
             return {**entry, "sent": False,
                     "reasons": [*reasons, f"the recall notice could not be sent: {type(exc).__name__}{detail}"]}
-        alert_id = alert["alert_id"]
-        out.feeds.append(FeedOut(topic, alert_id.encode(), value, (
-            (wire.ALERT_ID, alert_id.encode()),
+        out.feeds.append(FeedOut(topic, ref.encode(), value, (
+            (wire.ALERT_ID, ref.encode()),
             (wire.SCHEMA, self._schema_hex),
             (wire.POLICY, policy_version.encode()),
             (wire.DECISION, RECALL.encode()),
@@ -787,8 +791,8 @@ class Pipeline:
     def _deliver(self, alert: dict[str, Any], decision: DecisionLike, sealer: Sealer, topic: str, now: datetime,
                  out: Outcome) -> None:
         view = self.policy.view(alert, decision)
-        plain = self.codec.encode(view)
-        alert_id = alert["alert_id"]
+        alert_id = self._reference(decision.partner, alert["alert_id"], out)
+        plain = self.codec.encode({**view, "alert_id": alert_id})  # the partner's id for the alert, not the agency's
         agreement = decision.agreement or ""
         value = sealer.seal(plain, alert_id=alert_id, topic=topic, schema_fp=self.codec.fingerprint,
                             policy_version=decision.policy_version, agreement=agreement, now=now)
@@ -803,6 +807,14 @@ class Pipeline:
             (wire.DECISION, decision.outcome.encode()),
             (wire.AGREEMENT, agreement.encode()),
         )))
+
+
+    def _reference(self, partner: str, alert_id: str, out: Outcome) -> str:
+        """``partner``'s id for ``alert_id`` (``PolicyPort.reference``), recorded in the alert's audit entry
+        (``refs``, by partner), where the auditors' tools find the alert a partner's receipt names."""
+        ref = self.policy.reference(partner, alert_id)
+        out.entry.setdefault("refs", {})[partner] = ref
+        return ref
 
 
 def dead_letter_body(key: bytes, value: bytes) -> tuple[bytes, bytes, str] | None:

@@ -25,7 +25,16 @@ from broker.metrics import Metrics, serve_metrics
 from broker.pipeline import MissingDeliveryKey, Originator, Pipeline
 from broker.topology import DAY_MS, Slots, TopicNames, lifecycle_retention_days, slots_for
 from broker.worker import BrokerWorker, WorkerConfig
-from policies import Decision, PolicySet, build_view, decide, decide_many, load_policy_set, recall_notice
+from policies import (
+    Decision,
+    PolicySet,
+    alert_reference,
+    build_view,
+    decide,
+    decide_many,
+    load_policy_set,
+    recall_notice,
+)
 from puente import logs
 from puente.errors import ConfigError, KafkaAccessError, KeyMaterialError, OriginError
 from puente.settings import PuenteSettings
@@ -89,6 +98,7 @@ class PolicyAdapter:
         self.policy_set = policy_set
         self.names = names
         self._pseudo: dict[str, bytes | None] = {}
+        self._reference_key: bytes | None = None
         self.keystore = keystore
         self._routed: dict[int, RoutedDecision] = {}
         self._ack_hours = deadline_hours(policy_set.agreements.values())
@@ -137,6 +147,19 @@ class PolicyAdapter:
 
     def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
         return recall_notice(alert, version, reason)
+
+    def reference(self, partner: str, alert_id: str) -> str:
+        """The id by which ``partner`` knows ``alert_id`` (``policies.alert_reference``), under the broker's
+        alert-reference key; ``MissingDeliveryKey`` while the keystore holds none (``require_reference_key`` refuses
+        to start without one, so only a key file that stopped loading since gets here)."""
+        if self._reference_key is None:
+            try:
+                self._reference_key = self.keystore.load_reference_key().reveal()
+            except KeyMaterialError as exc:
+                raise MissingDeliveryKey(f"the broker has no usable alert-reference key ({exc}): it stopped without "
+                                         "committing this record or any after it. Fix the key in the broker's "
+                                         "keystore and start the broker again") from None
+        return alert_reference(self._reference_key, partner, alert_id)
 
     def recall_ack_hours(self, partner: str) -> int:
         return self._ack_hours.get(partner, DEFAULT_ACK_HOURS)
@@ -259,6 +282,19 @@ def require_pseudonym_keys(policy_set: PolicySet, keystore: Keystore, now: datet
             "was read")
 
 
+def require_reference_key(keystore: Keystore) -> None:
+    """Refuse (ConfigError, one line) while the broker's keystore holds no usable alert-reference key
+    (``Keystore.load_reference_key``): no partner could be given an alert without it, since a partner never
+    gets an agency's own alert id (``policies.alert_reference``)."""
+    try:
+        keystore.load_reference_key()
+    except KeyMaterialError as exc:
+        raise ConfigError(
+            f"the broker will not start without its alert-reference key, which names each alert to each partner: "
+            f"{exc}. Make it with `puente keys generate --for broker --generation <new label>` in {keystore.path} "
+            "(it is made once, with the broker's first keys, and kept); nothing was read") from None
+
+
 def require_custody(keystore: Keystore) -> None:
     """Refuse (ConfigError, one line) while the broker's folder holds another party's private half, one public
     key under two owners' ids, or a file no one can tell the owner of (``Keystore.broker_custody_problems``):
@@ -292,6 +328,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     started = datetime.now(UTC)
     problems = require_sealers(policy_set, key_problems, keystore.path, started)
     require_pseudonym_keys(policy_set, keystore, started)
+    require_reference_key(keystore)
     # A key imported while it runs is taken, not dead-lettered against; a key file that stops loading is left out.
     lookup = keystore.fresh_agency_mac_lookup(
         on_problem=lambda problem: log.warning("agency key file left out", problem=problem))

@@ -29,7 +29,7 @@ from policies._model import DEFAULT_INSTANCE, MAX_INSTANCES
 from policies._notice import recall_notice
 from policies._source import DEFAULT_DIR
 from policies._suite import SuiteReport, run_suites
-from policies._view import build_view, pseudonym
+from policies._view import REFERENCE_PREFIX, alert_reference, build_view, pseudonym
 from policies._yamlio import unseen_character, yaml_problem
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "DEMO_KEY",
     "MAX_INSTANCES",
     "PSEUDONYM_KEY",
+    "REFERENCE_PREFIX",
     "Areas",
     "CompiledAgreement",
     "Decision",
@@ -46,6 +47,7 @@ __all__ = [
     "PolicySet",
     "Redaction",
     "SuiteReport",
+    "alert_reference",
     "alert_value",
     "build_view",
     "decide",

@@ -87,6 +87,32 @@ def pseudonym(value: str, domain: str, ctx: ViewContext) -> str:
     return ctx.settings.pseudonym_prefix + text[:length]
 
 
+REFERENCE_PREFIX = "ref-"
+REFERENCE_CHARS = 26  # base32 of 130 bits: two alerts' references meet by chance about once in 2**65 pairs
+
+
+def alert_reference(key: bytes, partner_id: str, alert_id: str) -> str:
+    """The id by which ``partner_id`` knows alert ``alert_id``: a keyed HMAC-SHA256 of the two, as
+    ``ref-`` and 26 base32 letters and digits.
+
+    An agency's own id is its source system's reference (``SENAFRONT:IP-BOC-2026-000014``): it names
+    the publishing agency, the unit that wrote the report and its place in the unit's series, which
+    the envelope keeps from every partner and an agreement may drop. A partner's view, its feed's key
+    and headers, its receipts and its recall notices all name the alert by this reference instead:
+    the same for every version of the alert (corrections and recalls find what the partner holds),
+    different for each partner (two partners cannot join their feeds on it), and without the key
+    neither guessed from a guessable id nor turned back into one. The broker records each in the
+    audit, so Panama's auditors can tell which alert a partner's receipt names.
+
+    The message starts with a zero byte, which no pseudonym's (``pseudonym``: a partner id first) does,
+    so that one key may serve both without one output standing for the other.
+    """
+    msg = b"\0alert\x1f" + partner_id.encode("utf-8", "surrogatepass") + b"\x1f" + alert_id.encode(
+        "utf-8", "surrogatepass")
+    digest = _hmac_sha256(key, msg)[:17]
+    return REFERENCE_PREFIX + base64.b32encode(digest).decode("ascii").lower()[:REFERENCE_CHARS]
+
+
 _PADS_LIMIT = 64
 _pads: dict[bytes, tuple[Any, Any]] = {}
 

@@ -433,8 +433,10 @@ def flatten(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """An audit record as auditors read it: one row per decision, dead letter or receipt.
 
     A BLOCK gives one DECISION row per (alert, partner) and one DEAD_LETTER row per
-    refused record, each with the block's ``seq`` and the alert's shared fields; any
-    other record is its own row. A receipt is listed under the partner whose chain holds it,
+    refused record, each with the block's ``seq`` and the alert's shared fields; a
+    decision that sent the partner a feed record also has ``ref``, the id by which that
+    partner knows the alert (``policies.alert_reference``; each partner's row its own,
+    never another's); any other record is its own row. A receipt is listed under the partner whose chain holds it,
     whatever partner it names (``audit verify`` reports a receipt naming another).
     """
     if doc.get("kind") != "BLOCK":
@@ -448,8 +450,10 @@ def flatten(doc: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(entry, dict):
             continue
         decisions = entry.get("decisions")
-        shared = {k: v for k, v in entry.items() if k != "decisions"}
+        shared = {k: v for k, v in entry.items() if k not in ("decisions", "refs")}
         shared["block"] = doc.get("seq")
+        refs = entry.get("refs")
+        refs = refs if isinstance(refs, dict) else {}
         if decisions is None:
             rows.append(shared)
             continue
@@ -459,7 +463,11 @@ def flatten(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 rows.append({**shared, "kind": "DECISION", "decision": "UNREADABLE",
                              "reasons": [f"the block's decision table has no entry {shown(decision)}"]})
             else:
-                rows.append({**shared, "kind": "DECISION", **found})
+                row = {**shared, "kind": "DECISION", **found}
+                ref = refs.get(found.get("partner"))
+                if isinstance(ref, str):
+                    row["ref"] = ref
+                rows.append(row)
     return rows
 
 

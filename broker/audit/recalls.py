@@ -183,6 +183,7 @@ class RecallBook:
         self.stores: dict[str, dict[str, str]] = {}
         self.named: dict[tuple[str, str], set[str]] = {}  # the holders kept, held or answering (``MAX_HOLDERS``)
         self.unlisted: dict[tuple[str, str], int] = {}  # receipts not kept, past ``MAX_HOLDERS``, ``MAX_ANSWERS``
+        self.ids: dict[tuple[str, str], str] = {}  # (reference, partner) -> the alert's own id
 
     def add(self, row: dict[str, Any]) -> None:
         """Take one audit row (``flatten``'s, or ``read_log``'s); a row of no use to recalls is dropped. A RECALLED
@@ -200,6 +201,10 @@ class RecallBook:
             return
         if not isinstance(alert, str) or not isinstance(partner, str):
             return
+        if status is None and isinstance(ref := row.get("ref"), str):
+            # The partner's receipts name the alert by its reference (``flatten``); the rows name it by its own id.
+            self.ids[(ref, partner)] = alert
+            alert = ref
         at = when(row.get("at"))
         if at is None or not _MIN < at < _MAX:  # beyond them, a deadline or the clock skew would overflow
             return
@@ -294,7 +299,8 @@ class RecallBook:
             state = LATE if acknowledged_at > deadline else ACKNOWLEDGED
         else:
             state = OVERDUE if now > deadline else OUTSTANDING
-        return RecallRow(alert, partner, version, at, deadline, acknowledged_at, state, notice.reason,
+        return RecallRow(self.ids.get((alert, partner), alert), partner, version, at, deadline, acknowledged_at,
+                         state, notice.reason,
                          () if acknowledged_at is not None else waiting_on, unlisted)
 
 

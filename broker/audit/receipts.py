@@ -286,13 +286,16 @@ class ReceiptBook(Protocol):
 
 
 def sent_records(doc: dict[str, Any]) -> list[tuple[str, str, str | None, int | None, str | None]]:
-    """(alert id, partner, feed topic, version sent, decision time) of every feed record a sound BLOCK
-    says went out: a view delivered or a recall notice sent (``sent`` not False)."""
+    """(alert id as its partner knows it, partner, feed topic, version sent, decision time) of every feed record a
+    sound BLOCK says went out: a view delivered or a recall notice sent (``sent`` not False). The id is the
+    decision's ``ref`` (``flatten``), which the partner's receipts name; the alert's own id in a block written
+    before references, when partners were given that."""
     if doc.get("kind") != "BLOCK":
         return []
     out = []
     for row in flatten(doc):
-        alert, partner, feed, at = row.get("alert_id"), row.get("partner"), row.get("feed"), row.get("at")
+        alert, partner, feed, at = row.get("ref", row.get("alert_id")), row.get("partner"), row.get("feed"), \
+            row.get("at")
         if (row.get("kind") == "DECISION" and row.get("decision") in DELIVERED and row.get("sent") is not False
                 and isinstance(alert, str) and isinstance(partner, str)):
             out.append((alert, partner, feed if isinstance(feed, str) else None, sent_version(row),

@@ -16,7 +16,7 @@ from broker import pipeline
 from broker.lifecycle import MAX_VERSION, AlertState, LifecycleBook, LifecycleStateError
 from broker.pipeline import WITHHOLD, Originator, Outcome, Pipeline
 from broker.topology import Slots, TopicNames, key_partition, murmur2
-from policies import recall_notice
+from policies import alert_reference, recall_notice
 from puente import wire
 from puente.dev.synthetic import generate
 from puente.wire import Record
@@ -42,6 +42,7 @@ class Decision:
     audit: dict[str, Any] = field(default_factory=dict)
 
 
+REF_KEY = b"unit-test-alert-reference-key-32b"  # what the broker names alerts to partners under
 ACK_HOURS = {"COL": 72, "USA": 24}  # the hours each partner has to acknowledge a recall notice
 
 
@@ -69,6 +70,9 @@ class Policy:
 
     def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
         return recall_notice(alert, version, reason)
+
+    def reference(self, partner: str, alert_id: str) -> str:
+        return alert_reference(REF_KEY, partner, alert_id)
 
     def recall_ack_hours(self, partner: str) -> int:
         return ACK_HOURS.get(partner, 72)
@@ -172,7 +176,11 @@ def test_an_upgrade_pulls_the_alert_back_with_a_notice_that_carries_nothing() ->
     assert out.state == AlertState(2, {}, originator="SNM")
     notice = CODEC.decode(run.sealers["COL"].sealed[-1])
     assert notice["lifecycle"]["action"] == "RECALL" and notice["version"] == 2
-    assert notice["alert_id"] == first["alert_id"] and notice["markings"]["classification"] == ""
+    # The notice names the alert as the view COL holds does: by COL's reference, never the agency's own id.
+    ref = alert_reference(REF_KEY, "COL", first["alert_id"])
+    assert notice["alert_id"] == ref == CODEC.decode(run.sealers["COL"].sealed[0])["alert_id"]
+    assert notice["markings"]["classification"] == "" and out.entry["refs"] == {"COL": ref}
+    assert dict(out.feeds[0].headers)[wire.ALERT_ID] == out.feeds[0].key == ref.encode()
     assert notice["payload"]["person"]["surnames"] is None and notice["location"] is None
 
 

@@ -15,7 +15,17 @@ import pytest
 from broker.audit.recalls import DEFAULT_ACK_HOURS, deadline_hours
 from broker.pipeline import Originator, Outcome, Pipeline
 from broker.topology import Slots, TopicNames, key_partition
-from policies import Decision, PolicySet, build_view, decide, decide_many, explain, load_policy_set, recall_notice
+from policies import (
+    Decision,
+    PolicySet,
+    alert_reference,
+    build_view,
+    decide,
+    decide_many,
+    explain,
+    load_policy_set,
+    recall_notice,
+)
 from policies._decide import ALERT_EXPIRED, ALERT_REVIEW_OVERDUE, MEMO_LIMIT
 from policies._decision import day_of
 from policies._suite import all_rules
@@ -278,6 +288,9 @@ class _Policy:
 
     def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
         return recall_notice(alert, version, reason)
+
+    def reference(self, partner: str, alert_id: str) -> str:
+        return alert_reference(KEY, partner, alert_id)
 
     def recall_ack_hours(self, partner: str) -> int:
         return deadline_hours(self.ps.agreements.values()).get(partner, DEFAULT_ACK_HOURS)
