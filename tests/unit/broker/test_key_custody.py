@@ -27,7 +27,8 @@ from puente.errors import KeyMaterialError, KeyUnusable, OriginError
 from puente.settings import PuenteSettings
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
-BROKER_OWN = {("broker", "broker-signing"), ("broker", "key-agreement")}
+# The broker's own secrets: its signing and key-agreement keys, and its alert-reference key (a pseudonym key).
+BROKER_OWN = {("broker", "broker-signing"), ("broker", "key-agreement"), ("broker", "pseudonym")}
 
 
 def puente(keys: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -270,8 +271,8 @@ def test_own_kinds_are_each_holders_private_keys() -> None:
     assert own_kinds(Holder.PARTNER, "COL") == [(KeyKind.PARTNER_ENCRYPTION, "COL"), (KeyKind.PARTNER_SIGNING, "COL")]
     assert own_kinds(Holder.AGENCY, "SENAN") == [(KeyKind.KEY_AGREEMENT, "SENAN")]
     assert own_kinds(Holder.BROKER, "broker", ["PAN-USA", "COMBIFRON"]) == [
-        (KeyKind.BROKER_SIGNING, "broker"), (KeyKind.KEY_AGREEMENT, "broker"), (KeyKind.PSEUDONYM, "COMBIFRON"),
-        (KeyKind.PSEUDONYM, "PAN-USA")]
+        (KeyKind.BROKER_SIGNING, "broker"), (KeyKind.KEY_AGREEMENT, "broker"), (KeyKind.PSEUDONYM, "broker"),
+        (KeyKind.PSEUDONYM, "COMBIFRON"), (KeyKind.PSEUDONYM, "PAN-USA")]
 
 
 @pytest.mark.parametrize(

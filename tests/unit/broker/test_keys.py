@@ -147,6 +147,7 @@ def test_demo_layout_puts_each_half_with_its_holder(tmp_path: Path) -> None:
         "USA-enc-2026a",
         "USA-rcpt-2026a",
         "broker-kex-2026a",
+        "broker-pseudo-2026a",
         "broker-sign-2026a",
     ]
     assert broker.load("SENAN-kex-2026a").secret is None  # the agency alone holds its private half

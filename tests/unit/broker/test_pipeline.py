@@ -27,11 +27,14 @@ from broker.pipeline import (
 )
 from broker.topology import Slots, TopicNames, key_partition
 from broker.worker import head_ahead
+from policies import alert_reference
 from puente import strict
 from puente.dev.synthetic import generate
 from puente.errors import KeyUnusable
 from puente.wire import Record, Unreadable
 from schemas import alert_codec
+
+REF_KEY = b"unit-test-alert-reference-key-32b"  # the broker's alert-reference key in these tests
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -74,6 +77,9 @@ class FakePolicy:
 
     def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:
         return alert
+
+    def reference(self, partner: str, alert_id: str) -> str:
+        return alert_reference(REF_KEY, partner, alert_id)
 
 
 class FakeSealer:

@@ -13,10 +13,13 @@ from broker import pipeline
 from broker.lifecycle import AlertState
 from broker.pipeline import Originator, Pipeline
 from broker.topology import Slots, TopicNames, key_partition
+from policies import alert_reference
 from puente.dev.synthetic import generate
 from puente.wire import Record
 from schemas import alert_codec, bounds
 from tests.unit.broker.test_lifecycle import Run, _first, _headers, _next
+
+REF_KEY = b"unit-test-alert-reference-key-32b"  # the broker's alert-reference key in these tests
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -38,6 +41,9 @@ class _Deliver:
 
     def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:
         return alert
+
+    def reference(self, partner: str, alert_id: str) -> str:
+        return alert_reference(REF_KEY, partner, alert_id)
 
 
 class _Sealer:

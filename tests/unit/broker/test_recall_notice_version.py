@@ -27,7 +27,8 @@ def _ack(alert_id: str, version: int, minutes: int) -> dict[str, Any]:
 
 def _reused_recall() -> tuple[str, list[dict[str, Any]], int]:
     """COL holds v2; a RECLASSIFY pulls it back (notice v3); a downgrade delivers v4; an officer's recall
-    built on v1 (version 2) goes out at v5. The audit rows of both notices, and the version COL was sent."""
+    built on v1 (version 2) goes out at v5. COL's reference for the alert (what its receipts name), the audit rows
+    of both notices, and the version COL was sent."""
     run = Run()
     first = _first()
     run.send(first)
@@ -41,7 +42,9 @@ def _reused_recall() -> tuple[str, list[dict[str, Any]], int]:
     out = run.send(recall)
     assert _headers(out) == {"COL": "RECALL"}
     sent = CODEC.decode(run.sealers["COL"].sealed[-1])["version"]
-    return first["alert_id"], _rows(pulled, 0) + _rows(out, 60 * 48), sent
+    rows = _rows(pulled, 0) + _rows(out, 60 * 48)
+    assert {r["alert_id"] for r in rows} == {first["alert_id"]} and len({r["ref"] for r in rows}) == 1
+    return rows[0]["ref"], rows, sent
 
 
 def test_a_recall_decision_names_the_version_its_notice_carried() -> None:
@@ -61,12 +64,17 @@ def test_a_recall_decision_records_the_hours_its_partner_has_to_acknowledge_it()
 def test_an_acknowledged_pull_back_does_not_hide_a_later_recall_at_a_lower_record_version() -> None:
     """COL acknowledged the v3 pull-back but never the recall sent at v5: the recall is outstanding, at v5, beside
     the pull-back, acknowledged."""
-    alert_id, rows, _ = _reused_recall()
-    recall, pull_back = recall_status([*rows, _ack(alert_id, 3, 5)], {}, NOW + timedelta(hours=49))
+    ref, rows, _ = _reused_recall()
+    alert_id = rows[0]["alert_id"]
+    recall, pull_back = recall_status([*rows, _ack(ref, 3, 5)], {}, NOW + timedelta(hours=49))
     assert (recall.version, recall.state, recall.reason) == (5, OUTSTANDING, "ERROR")
+    assert recall.alert_id == pull_back.alert_id == alert_id  # the auditors read the alert's own id
     assert (pull_back.version, pull_back.state) == (3, ACKNOWLEDGED)
-    out = recall_status([*rows, _ack(alert_id, 3, 5), _ack(alert_id, 5, 60 * 48 + 3)], {}, NOW + timedelta(hours=49))
+    out = recall_status([*rows, _ack(ref, 3, 5), _ack(ref, 5, 60 * 48 + 3)], {}, NOW + timedelta(hours=49))
     assert [(r.version, r.state) for r in out] == [(5, ACKNOWLEDGED), (3, ACKNOWLEDGED)]
+    # COL was never given the alert's own id: a receipt naming it acknowledges nothing.
+    out = recall_status([*rows, _ack(alert_id, 3, 5), _ack(alert_id, 5, 60 * 48 + 3)], {}, NOW + timedelta(hours=49))
+    assert sorted((r.version, r.state) for r in out) == [(3, OUTSTANDING), (5, OUTSTANDING)]
 
 
 def test_a_decision_written_before_notice_version_still_reads_at_its_notice_version() -> None:

@@ -22,8 +22,11 @@ from broker.pipeline import MissingDeliveryKey, Originator, Pipeline
 from broker.replay import ReplayWindow
 from broker.topology import Slots, TopicNames, key_partition
 from broker.worker import BrokerWorker, SlotState, WorkerConfig
+from policies import alert_reference
 from puente.dev.synthetic import generate
 from schemas import alert_codec
+
+REF_KEY = b"unit-test-alert-reference-key-32b"  # the broker's alert-reference key in these tests
 
 CONN = KafkaConnection(bootstrap="unused:9092")
 SLOTS = Slots(("SNM",), 1, TopicNames("t"))
@@ -55,6 +58,9 @@ class _DeliverToUSA:
 
     def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:
         return alert
+
+    def reference(self, partner: str, alert_id: str) -> str:
+        return alert_reference(REF_KEY, partner, alert_id)
 
 
 class _Sealer:
