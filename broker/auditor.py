@@ -441,6 +441,8 @@ class LogFilter:
     since: datetime | None = None
     until: datetime | None = None
     kinds: frozenset[str] = frozenset({"DECISION", "DEAD_LETTER", "GAP", "RECEIPT", "DENIAL"})
+    # (partner, reference) of the decisions about ``alert`` passed so far, whose receipts are then about it too.
+    refs: set[tuple[Any, str]] = field(default_factory=set, compare=False, repr=False)
 
     def accepts(self, doc: dict[str, Any], *, timed: bool = True) -> bool:
         """Whether row ``doc`` passes the filter; without ``timed``, all but its time window: a receipt held for its
@@ -452,11 +454,23 @@ class LogFilter:
             who = doc.get("principal") if kind == "DENIAL" else doc.get("partner")
             if who != (f"User:partner-{self.partner}" if kind == "DENIAL" else self.partner):
                 return False
-        if self.alert and doc.get("alert_id") != self.alert:
+        if self.alert and not self._names_alert(doc, kind):
             return False
         if self.agreement and doc.get("agreement") != self.agreement:
             return False
         return not timed or self.in_window(doc)
+
+    def _names_alert(self, doc: dict[str, Any], kind: str) -> bool:
+        """Whether row ``doc`` is about ``alert``, named by its own id or by a partner's reference for it (``flatten``).
+        A receipt names only its partner's reference: one naming a reference a decision of the alert passed here gave
+        its partner is the alert's too (``read_log`` reads the decisions before the receipts they deliver)."""
+        if kind == "RECEIPT":
+            return doc.get("alert_id") == self.alert or (doc.get("partner"), doc.get("alert_id")) in self.refs
+        if doc.get("alert_id") == self.alert or doc.get("ref") == self.alert:
+            if isinstance(ref := doc.get("ref"), str):
+                self.refs.add((doc.get("partner"), ref))
+            return True
+        return False
 
     def in_window(self, doc: dict[str, Any]) -> bool:
         """Whether row ``doc`` falls within ``since`` and ``until``, by the time it is listed at: a receipt's when it

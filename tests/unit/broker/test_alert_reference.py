@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from broker.auditor import LogFilter
 from broker.keystore import Holder, Keystore
 from broker.pipeline import MissingDeliveryKey
 from broker.service import PolicyAdapter, require_reference_key
 from broker.topology import TopicNames
 from policies import REFERENCE_PREFIX, alert_reference, load_policy_set
 from puente.errors import ConfigError
+from tests.unit.broker.test_lifecycle import REF_KEY, Run, _first, _next
 
 KEY = b"unit-test-alert-reference-key-32b"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -64,8 +66,6 @@ def test_the_adapter_names_alerts_under_the_keystores_key(tmp_path: Path) -> Non
 def test_nothing_a_partner_is_sent_holds_the_agencys_own_id() -> None:
     """A view, an update and a recall notice: the sealed plaintext, the feed key and every header name the alert by
     the partner's reference alone, the same across versions; the audit entry records it by partner."""
-    from tests.unit.broker.test_lifecycle import REF_KEY, Run, _first, _next  # noqa: PLC0415 - test fixtures
-
     run = Run()
     first = _first()
     own = first["alert_id"].encode()
@@ -79,3 +79,22 @@ def test_nothing_a_partner_is_sent_holds_the_agencys_own_id() -> None:
     for plain in run.sealers["COL"].sealed:
         assert own not in plain and own.split(b":", 1)[1] not in plain and ref in plain
     assert [out.entry["refs"] for out in outs] == [{"COL": ref.decode()}] * 3
+
+
+def test_audit_log_by_alert_lists_the_receipts_that_name_a_partners_reference() -> None:
+    """``audit log --alert ID`` is the alert's whole life: its decisions, and the receipts and acknowledgements its
+    partners wrote, which name their reference; by a reference, that partner's part of it."""
+    col, usa = alert_reference(KEY, "COL", ALERT), alert_reference(KEY, "USA", ALERT)
+    decisions = [{"kind": "DECISION", "alert_id": ALERT, "partner": "COL", "ref": col},
+                 {"kind": "DECISION", "alert_id": ALERT, "partner": "USA", "ref": usa},
+                 {"kind": "DECISION", "alert_id": "SNM:OTHER-1", "partner": "COL", "ref": "ref-other"}]
+    receipts = [{"kind": "RECEIPT", "alert_id": col, "partner": "COL"},
+                {"kind": "RECEIPT", "alert_id": usa, "partner": "USA"},
+                {"kind": "RECEIPT", "alert_id": usa, "partner": "COL"},  # not a reference COL was given
+                {"kind": "RECEIPT", "alert_id": "ref-other", "partner": "COL"}]
+    by_id = LogFilter(alert=ALERT)
+    assert [by_id.accepts(d, timed=False) for d in decisions + receipts] == [True, True, False, True, True, False,
+                                                                             False]
+    by_ref = LogFilter(alert=col)
+    assert [by_ref.accepts(d, timed=False) for d in decisions + receipts] == [True, False, False, True, False, False,
+                                                                              False]
