@@ -15,7 +15,8 @@ indexed; a receipt becomes a row only once a checkpoint of its chain vouches for
 it waits in ``pending_receipts``, bounded and given up as ``audit verify`` bounds and gives up what
 it holds, ``broker.audit.receipts.Unvouched``: a receipt given up is a finding with the same text),
 and a receipt that names no audited delivery at the feed record
-it names is a finding, not a row (``broker.audit.receipts``: the same alert, feed and version sent,
+it names is a finding, not a row (``broker.audit.receipts``: the same alert, by the id its partner knows it by
+(the decision's ``ref``, or the alert's own id in blocks written before references), feed and version sent,
 dated after it, at a feed record that holds that delivery alone). Such a receipt is matched against the
 decisions indexed when it is vouched for, whether or not any are indexed yet (a receipts topic alone
 vouches for no delivery), and held in ``unmatched_receipts`` (bounded as what waits for a checkpoint) to
@@ -52,12 +53,18 @@ One writer at a time holds ``writer_lock``; readers open with ``readonly=True``.
 What a joint-oversight auditor reads (``Scope``): the decisions about its partner, of any outcome, but
 of an alert only what that partner's view kept. A decision that delivered nothing shows the fields
 ``UNDELIVERED_FIELDS`` names (an allow-list: alert id, partner, decision, rules, time...) and nothing
-of the alert (type, agency, sector, markings, publication), and of an alert the partner was never sent at any
-version not even its id (``AGENCY:reference``, which names the agency and often a post and date): an alias
-instead, an HMAC of partner and id under a key only the index holds, the same on every row and page of that scope,
-by which the auditor searches and opens the alert's timeline (its id finds nothing, as an absent one's); one that
-delivered shows besides ``DELIVERY_FIELDS`` and each of ``VIEW_COLUMNS`` (type, agency, sector... each keyed to
-the alert field it is copied from) whose field no change of that view covers (``scoped``). Filters outside
+of the alert (type, agency, sector, markings, publication). No row, page, timeline, export or search of that scope
+holds an alert's own id (``AGENCY:reference``, which names the agency and often a post, a date and a sequence,
+and which partners are never given): an alert the partner was sent at some version (a view or a recall notice) is
+named on every row by the id the partner knows it by, its reference (``policies.alert_reference``, recorded in
+the audit for each partner sent a feed record: what its feed and receipts name; the alert's own id only where
+every record sent named it so, in blocks written before references); one it was never sent by an alias, an HMAC
+of partner and id under a key only the index holds, the same on every row and page of that scope. By that
+reference or alias the auditor searches and opens the alert's timeline; the alert's own id, or another partner's
+reference, finds nothing, as an absent one's. A national auditor reads each alert's own id, with each decision's
+reference beside it (``ref``), and finds the alert by any partner's reference too. A decision that delivered
+shows the scoped auditor besides ``DELIVERY_FIELDS`` and each of ``VIEW_COLUMNS`` (type, agency, sector... each
+keyed to the alert field it is copied from) whose field no change of that view covers (``scoped``). Filters outside
 ``ANY_ROW_FILTERS``, search choices and indicators on those descriptions see those values only. Of
 the decision chains, which hold every partner's blocks, it reads each one's state and problem count
 only (``AuditIndex.integrity``: an allow-list of chain fields per scope), never their size,

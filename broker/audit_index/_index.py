@@ -32,7 +32,7 @@ from broker.audit.verify import (
     retired_keys,
     unnamed_ingress,
 )
-from broker.audit_index._ingest import DELIVERS, PartitionIngest, json_text
+from broker.audit_index._ingest import DELIVERS, KNOWN_AS, PartitionIngest, json_text
 from broker.audit_index._scope import (
     ALIAS,
     ALL_HIDDEN,
@@ -45,6 +45,7 @@ from broker.audit_index._scope import (
 )
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, connect, iso_ms, translated
 from broker.pipeline import dead_letter_source
+from policies import REFERENCE_PREFIX
 from puente.wire import iso_utc
 
 if TYPE_CHECKING:
@@ -62,13 +63,17 @@ NOT_SHOWN = "RECEIPTS_NOT_SHOWN"  # the kind of that event
 MAX_FINDINGS = 500  # finding texts ``integrity`` gives at most (it counts them all)
 _ROW_COLUMNS = ("id, topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
                 "alert_type, originator, originator_country, classification, sector, action, reason, supersedes, "
-                "policy_version, feed, ingress, ingress_ms, at, went, extra, hidden")
-# Whether the partner of a decision row was ever sent its alert (a view or a recall notice went, at any version): its
-# scoped auditor then reads the alert's id, else the row's alias (``_scope.scoped``). ``{t}``: the row's table.
-# By ``decisions_by_alert``, named: without statistics SQLite took the partner's decisions index and scanned every
-# delivery of the partner for each row (a page of a 200,000-decision index: 1.7 s; a scoped export: about 40 min).
-_HELD = ("EXISTS (SELECT 1 FROM decisions k INDEXED BY decisions_by_alert WHERE k.alert_id = {t}.alert_id "
-         "AND k.partner = {t}.partner AND k.went = 1 AND k.decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL'))")
+                "policy_version, feed, ingress, ingress_ms, at, went, extra, hidden, ref")
+# The id by which the partner of a decision row knows its alert, NULL while it was never sent the alert (no view or
+# recall notice went, at any version): its scoped auditor reads that id, else the row's alias (``_scope.scoped``).
+# That id is the partner's reference (``ref``) once any record sent to it named one, the alert's own id only where
+# every record sent to it did (blocks written before references: its feed and receipts used that id). ``{t}``: the
+# row's table. By ``decisions_by_alert``, named: without statistics SQLite took the partner's decisions index and
+# scanned every delivery of the partner for each row (a page of a 200,000-decision index: 1.7 s; a scoped export:
+# about 40 min).
+_HELD_AS = (f"(SELECT {KNOWN_AS.format(t='k.')} FROM decisions k INDEXED BY decisions_by_alert WHERE k.alert_id = "
+            "{t}.alert_id AND k.partner = {t}.partner AND k.went = 1 AND k.decision IN ('DELIVER', 'DELIVER_REDACTED', "
+            "'RECALL') ORDER BY k.ref IS NULL, k.id LIMIT 1)")
 _ROW_KEYS = ("alert_id", "version", "partner", "decision", "agreement", "alert_type", "originator",
              "originator_country", "classification", "sector", "action", "reason", "supersedes", "policy_version",
              "feed", "ingress", "ingress_ms", "at")
@@ -222,23 +227,25 @@ def _shown(scope: Scope, column: str) -> str:
 
 def _columns(scope: Scope, table: str = "decisions") -> str:
     """The columns of a decision row ``_decision_row`` reads, of ``table`` (a name or an alias): for a scoped
-    auditor, its ``alias`` and whether its partner held the alert besides."""
+    auditor, its ``alias`` and the id by which its partner knows the alert (``_HELD_AS``) besides."""
     own = ", ".join(f"{table}.{c.strip()}" for c in _ROW_COLUMNS.split(","))
-    return own if scope.national else f"{own}, {table}.alias, {_HELD.format(t=table)}"
+    return own if scope.national else f"{own}, {table}.alias, {_HELD_AS.format(t=table)}"
 
 
 def _decision_row(r: tuple[Any, ...]) -> dict[str, Any]:
-    """A decision as ``flatten`` gave it, with its index ``id``, ``record`` (topic:partition:offset),
-    ``delivered`` (its view went to the partner) and ``hidden`` (the ``VIEW_COLUMNS`` its view's changes
-    cover, as indexed), and when read for a scoped auditor (``_columns``) its ``alias`` and ``held``. Those are set
-    last: the audit record's own fields (``extra``) cannot stand in for them, since ``scoped`` trusts them."""
+    """A decision as ``flatten`` gave it (``ref`` None where the audit records none), with its index ``id``,
+    ``record`` (topic:partition:offset), ``delivered`` (its view went to the partner) and ``hidden`` (the
+    ``VIEW_COLUMNS`` its view's changes cover, as indexed), and when read for a scoped auditor (``_columns``) its
+    ``alias`` and ``held_as``. Those are set last: the audit record's own fields (``extra``) cannot stand in for
+    them, since ``scoped`` trusts them."""
     own = {"kind": "DECISION", "id": r[0], "record": f"{r[1]}:{r[2]}:{r[3]}", "block": r[4],
            "delivered": r[23] == 1 and r[8] in DELIVERS, "hidden": mask_columns(int(r[25]))}
-    if len(r) > 26:
-        own.update(alias=r[26], held=r[27] == 1)
+    if len(r) > 27:
+        own.update(alias=r[27], held_as=r[28] if isinstance(r[28], str) and r[28] else None)
     row: dict[str, Any] = dict(own)
     row.update(zip(_ROW_KEYS, r[5:23], strict=True))
     row.update(json.loads(r[24]))
+    row["ref"] = r[26]
     row.update(own)
     for name in ("rules", "reasons", "redacted"):
         if not isinstance(row.get(name), list):
@@ -624,18 +631,18 @@ class AuditIndex:
                 clauses.append(f"{keep_off if column in ('partner', 'decision') else others}{column} = ?")
                 args.append(value)
         if q.alert:
-            # A scoped auditor names an alert its partner was never sent by its alias: its id finds nothing, as an
-            # alert that does not exist (``_resolve``), and a prefix matches such an alert's alias, never its id.
+            # A scoped auditor names an alert by the id its partner knows it by (its reference), or by its alias
+            # while its partner was never sent it: the alert's own id finds nothing, as an alert that does not
+            # exist (``_resolve``), and a prefix matches what the auditor reads of each row, never the own id.
             if q.alert.endswith("*"):
                 prefix = q.alert[:-1]
                 if prefix and scope.national:
                     clauses.append("alert_id >= ? AND alert_id < ?")
                     args += [prefix, prefix + "\U0010ffff"]
                 elif prefix:
-                    held = _HELD.format(t="decisions")  # a prefix of what the auditor reads of each row
-                    clauses.append(f"CASE WHEN {held} THEN alert_id >= ? AND alert_id < ? "
-                                   "ELSE alias >= ? AND alias < ? END")
-                    args += [prefix, prefix + "\U0010ffff"] * 2
+                    named = f"COALESCE({_HELD_AS.format(t='decisions')}, alias)"  # as ``scoped`` names the row
+                    clauses.append(f"substr({named}, 1, ?) = ?")
+                    args += [len(prefix), prefix]
             else:
                 resolved = self._resolve(scope, q.alert)
                 clauses.append("alert_id = ?" if resolved is not None else "0 = 1")
@@ -656,24 +663,37 @@ class AuditIndex:
         return " AND ".join(clauses), args
 
     def _resolve(self, scope: Scope, given: str) -> tuple[str, bool] | None:
-        """The alert ``given`` names in ``scope``, and whether that scope's partner held it (was sent a view or a recall
-        notice of it, at some version): a national auditor's is ``given``, held. A scoped auditor names an alert by
-        its id only once its partner held it, and otherwise by its alias in that scope (``_scope.alias``); None for
-        an id its partner never held, whether or not any such alert exists: the id of an alert withheld from the
-        partner is for national auditors only, and finding it would say that it exists."""
+        """The alert ``given`` names in ``scope`` (its own id), and whether that scope's partner held it (was sent a
+        view or a recall notice of it, at some version). A national auditor names it by its id, or by any partner's
+        reference to it (what that partner's receipts name), held. A scoped auditor names it by what it reads on
+        its rows (``_scope.scoped``): once its partner held it, by the id the partner knows it by (``_HELD_AS``: its
+        reference), otherwise by its alias in that scope (``_scope.alias``); never by its own id (unless every record
+        sent to the partner named it so, in blocks written before references). None for any other name, whether or
+        not such an alert exists: an alert's own id is for national auditors only, and finding it would say that it
+        exists, and which alert the partner's reference stands for."""
         if scope.partner is None:
+            if given.startswith(REFERENCE_PREFIX):
+                found = self._one(f"SELECT alert_id FROM decisions INDEXED BY decisions_by_name WHERE "
+                                  f"{KNOWN_AS.format(t='')} = ? AND ref IS NOT NULL LIMIT 1", [given])
+                if found is not None:
+                    return str(found), True
             return given, True
         if ALIAS.fullmatch(given):
             found = self._one("SELECT alert_id FROM decisions WHERE alias = ? AND partner = ? LIMIT 1",
                               [given, scope.partner])
-            if found is not None:
-                return str(found), self._held(scope.partner, str(found))
-        return (given, True) if self._held(scope.partner, given) else None
+            return (str(found), self._held_as(scope.partner, str(found)) is not None) if found is not None else None
+        found = self._one(f"SELECT alert_id FROM decisions INDEXED BY decisions_by_name WHERE {KNOWN_AS.format(t='')} "
+                          "= ? AND partner = ? AND went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL') "
+                          "LIMIT 1", [given, scope.partner])
+        if found is None or self._held_as(scope.partner, str(found)) != given:
+            return None
+        return str(found), True
 
-    def _held(self, partner: str, alert_id: str) -> bool:
-        return self._one("SELECT 1 FROM decisions INDEXED BY decisions_by_alert WHERE alert_id = ? AND partner = ? "
-                         "AND went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL') LIMIT 1",
-                         [alert_id, partner]) is not None
+    def _held_as(self, partner: str, alert_id: str) -> str | None:
+        """The id by which ``partner`` knows alert ``alert_id`` (``_HELD_AS``), None while it was never sent it."""
+        found = self._one(f"SELECT {_HELD_AS.format(t='a')} FROM (SELECT ? AS alert_id, ? AS partner) a",
+                          [alert_id, partner])
+        return str(found) if found is not None else None
 
     # ---- reading --------------------------------------------------------------------------------
     def search(self, scope: Scope, q: Query, page: int = 1, per_page: int = 50) -> Page:
@@ -775,6 +795,18 @@ class AuditIndex:
         listed("rules", f"SELECT DISTINCT rule FROM decision_rules WHERE {where} ORDER BY 1")
         return out
 
+    def alert_name(self, scope: Scope, given: str) -> str | None:
+        """The id ``scope`` reads on the rows of the alert ``given`` names (``_resolve``): a national auditor's is
+        the alert's own id, whether ``given`` is that or a partner's reference; a scoped auditor's its partner's
+        reference once its partner held the alert, else its alias. None when ``given`` names no alert in scope."""
+        resolved = self._resolve(scope, given)
+        if resolved is None:
+            return None
+        alert_id, held = resolved
+        if scope.partner is None:
+            return alert_id
+        return self._held_as(scope.partner, alert_id) if held else given  # not held: found by its alias alone
+
     def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None:
         """One alert's life as ``scope`` may see it, oldest first: published (and updated or recalled)
         per version, decided for each partner (DELIVERED, WITHHELD, RECALLED notice, or DECIDED when
@@ -785,8 +817,10 @@ class AuditIndex:
         scope only; its detail led by where the record came from, and its id marked the record's unproven key when
         its origin was not proven: ``dead_letter_source``). None when the scope sees nothing of it: a scoped auditor
         cannot tell an alert about another partner from one that does not exist, nor one its partner was never sent
-        from one that does not exist: it is found by its alias in that scope, not its id (``_resolve``), and shows
-        that partner's decisions alone, no receipt."""
+        from one that does not exist: it finds an alert by the name it reads on its rows (its partner's reference,
+        or its alias while its partner was never sent it: ``_resolve``), never by its own id, and one never sent
+        shows that partner's decisions alone, no receipt. A national auditor finds it by its own id or by any
+        partner's reference, whose receipts are listed whatever id they name it by."""
         resolved = self._resolve(scope, alert_id)
         if resolved is None:
             return None
@@ -855,32 +889,35 @@ class AuditIndex:
         (counted up to ``COUNT_LIMIT``: past it, capped) and when the first of them acknowledges. A seek per
         delivery into ``receipts_by_delivery_time`` and a few per partner into ``receipts_by_alert_time``, whatever
         the number of receipts."""
-        partners = [scope.partner] if scope.partner is not None else []
-        if scope.partner is None:  # each partner with receipts of it, one seek each (a few: one per receipts topic)
-            last = self._one("SELECT MIN(partner) FROM receipts WHERE alert_id = ?", [alert_id])
-            while last is not None:
-                partners.append(last)
-                last = self._one("SELECT MIN(partner) FROM receipts WHERE alert_id = ? AND partner > ?",
-                                 [alert_id, last])
+        # Each partner sent the alert and the ids it knows it by (its reference; the alert's own id where a block
+        # written before references sent it): its receipts name those, and every receipt row is bound to a
+        # delivery of them to its partner (``_ingest._SENT_SQL``). A handful: the broker's decisions bound them.
+        who, args = (" AND partner = ?", [alert_id, scope.partner]) if scope.partner is not None else ("", [alert_id])
+        names: dict[str, list[str]] = {}
+        for partner, name in self._all(
+                f"SELECT DISTINCT partner, {KNOWN_AS.format(t='')} FROM decisions INDEXED BY decisions_by_alert WHERE "
+                f"alert_id = ?{who} AND went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL') "
+                "AND partner IS NOT NULL ORDER BY 1, 2", args):
+            names.setdefault(partner, []).append(name)
         columns = "id, partner, version, status, at, at_ms, detail, feed"
         rows: list[tuple[Any, ...]] = []
         unshown: dict[str, tuple[int, bool, int | None]] = {}
-        for partner in partners:
-            # A receipt is bound only to a delivery of its alert to its partner (``_ingest._SENT_SQL``).
+        for partner, known in names.items():
             firsts = self._all(
                 f"SELECT {', '.join('r.' + c for c in columns.split(', '))} FROM decisions d JOIN receipts r ON r.id "
                 "= (SELECT id FROM receipts INDEXED BY receipts_by_delivery_time WHERE decision_id = d.id ORDER BY "
                 "at_ms, id LIMIT 1) WHERE d.alert_id = ? AND d.partner = ? AND d.went = 1 AND r.partner = d.partner",
                 [alert_id, partner])
             listed = {r[0] for r in firsts}
-            # The first TIMELINE_RECEIPTS + 1 of the others are among the first that many and the firsts.
-            others = [r for r in self._all(
+            # The first TIMELINE_RECEIPTS + 1 of the others are among the first that many and the firsts, of each id.
+            others = sorted((r for name in known for r in self._all(
                 f"SELECT {columns} FROM receipts INDEXED BY receipts_by_alert_time WHERE alert_id = ? AND partner = ? "
-                "ORDER BY at_ms, id LIMIT ?", [alert_id, partner, len(listed) + TIMELINE_RECEIPTS + 1])
-                if r[0] not in listed]
+                "ORDER BY at_ms, id LIMIT ?", [name, partner, len(listed) + TIMELINE_RECEIPTS + 1])
+                if r[0] not in listed), key=lambda r: (r[5] is not None, r[5] or 0, r[0]))
             if len(others) > TIMELINE_RECEIPTS:
-                total = int(self._one("SELECT COUNT(*) FROM (SELECT 1 FROM receipts WHERE alert_id = ? AND partner = "
-                                      "? LIMIT ?)", [alert_id, partner, len(listed) + COUNT_LIMIT + 1]) or 0)
+                total = sum(int(self._one("SELECT COUNT(*) FROM (SELECT 1 FROM receipts WHERE alert_id = ? AND "
+                                          "partner = ? LIMIT ?)", [name, partner, len(listed) + COUNT_LIMIT + 1]) or 0)
+                            for name in known)
                 rest = total - len(listed)
                 unshown[partner] = (min(rest, COUNT_LIMIT) - TIMELINE_RECEIPTS, rest > COUNT_LIMIT,
                                     others[TIMELINE_RECEIPTS][5])
@@ -899,8 +936,8 @@ class AuditIndex:
         A change to a field above ``field`` (``location`` dropped) counts for it too. A decision that sent
         no view says what it was instead: "withheld" (WITHHOLD, with the first rule that withheld it),
         "recall notice sent" or "recall notice not sent" (RECALL: a notice holds none of the alert's
-        fields), "unknown decision" (any other). Empty outside the scope (an alert the scoped partner was never sent
-        is named by its alias, ``_resolve``)."""
+        fields), "unknown decision" (any other). Empty outside the scope (``alert_id`` as ``_resolve`` takes it: a
+        scoped auditor names the alert by its partner's reference, or its alias while never sent it)."""
         if scope.partner is not None and partner != scope.partner:
             return []
         resolved = self._resolve(scope, alert_id)

@@ -52,16 +52,23 @@ from puente.errors import StoreError
 from puente.wire import Unreadable
 
 _DECISION_TEXT = ("alert_id", "partner", "decision", "agreement", "alert_type", "originator", "originator_country",
-                  "classification", "sector", "action", "reason", "policy_version", "feed", "ingress", "at")
+                  "classification", "sector", "action", "reason", "policy_version", "feed", "ingress", "at", "ref")
 _DECISION_INT = ("block", "supersedes", "ingress_ms")
 _DECISION_COLUMNS = ("topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
                      "alert_type, originator, originator_country, classification, sector, action, reason, "
                      "supersedes, policy_version, feed, ingress, ingress_ms, at, at_ms, went, first_rule, "
-                     "sent_version, hidden, extra, alias")
+                     "sent_version, hidden, extra, alias, ref")
 DELIVERS = ("DELIVER", "DELIVER_REDACTED")  # a view went out (a RECALL is a notice, not a view)
-# The feed records sent, as ``SqlReceiptBook`` asks for them: views delivered and recall notices sent.
-_SENT_SQL = ("SELECT id AS k, feed, sent_version AS version, at_ms FROM decisions WHERE alert_id = ? AND partner = ? "
-             "AND went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL')")
+KNOWN_AS = "COALESCE({t}ref, {t}alert_id)"
+"""SQL for the id by which a decision's partner knows its alert (``t``: the table's name and a dot, or ""): the
+partner's reference the audit records (``ref``), or the alert's own id in a block written before references, when
+partners were given that. What the partner's feed, and so its receipts, name the alert by: every join of receipts
+to decisions is on it and the partner (``decisions_by_name``), never on the alert's own id."""
+# The feed records sent, as ``SqlReceiptBook`` asks for them (given the id the receipt names and its partner): views
+# delivered and recall notices sent.
+_SENT_SQL = (f"SELECT id AS k, feed, sent_version AS version, at_ms FROM decisions INDEXED BY decisions_by_name WHERE "
+             f"{KNOWN_AS.format(t='')} = ? AND partner = ? AND went = 1 "
+             "AND decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL')")
 VOUCHING = ("RECEIVED", "DUPLICATE")  # receipt statuses that say the partner holds the version
 # What a receipts partition holds in ``unmatched_receipts`` to match again, bounded as ``Unvouched`` bounds what
 # waits for a checkpoint (the same figures): past them the oldest held is matched no more, its finding final.
@@ -406,7 +413,7 @@ class PartitionIngest:
                 self._denial(offset, row)
         if decisions:  # one statement per record: a block's rows go in together
             self._conn.executemany(f"INSERT INTO decisions (id, {_DECISION_COLUMNS}) VALUES "
-                                   f"({', '.join('?' * 30)})", decisions)
+                                   f"({', '.join('?' * 31)})", decisions)
             self._conn.executemany("INSERT INTO decision_rules (decision_id, rule, partner) VALUES (?, ?, ?)", rules)
         return []
 
@@ -445,7 +452,7 @@ class PartitionIngest:
              cols["originator_country"], cols["classification"], cols["sector"], cols["action"], cols["reason"],
              cols["supersedes"], cols["policy_version"], cols["feed"], cols["ingress"], cols["ingress_ms"],
              cols["at"], when, went, rules[0] if rules else None, sent, view_mask(row), json_text(extra),
-             alias(self._key(), cols["partner"] or "", cols["alert_id"] or "")))
+             alias(self._key(), cols["partner"] or "", cols["alert_id"] or ""), cols["ref"]))
         rules_out += [(ident, r, cols["partner"]) for r in dict.fromkeys(rules)]
         self.rows += 1
 
@@ -675,8 +682,9 @@ class PartitionIngest:
         first: dict[str, tuple[int, int]] = {}  # per partner (a few): the earliest turn due that matches now
         for partner, vouched, offset, text, found in _batches(self._conn.execute(
                 "SELECT partner, vouched, \"offset\", row, finding FROM unmatched_receipts h WHERE topic = ? AND "
-                "partition = ? AND EXISTS (SELECT 1 FROM decisions d WHERE d.alert_id = h.alert_id AND d.partner = "
-                "h.partner AND d.id > ?) ORDER BY partner, vouched, \"offset\"",
+                f"partition = ? AND EXISTS (SELECT 1 FROM decisions d INDEXED BY decisions_by_name WHERE "
+                f"{KNOWN_AS.format(t='d.')} = h.alert_id AND d.partner = h.partner AND d.id > ?) ORDER BY partner, "
+                "vouched, \"offset\"",
                 (self.topic, self.partition, self._matched_to))):
             if partner in first:  # the replay from an earlier turn matches it again at its own
                 continue

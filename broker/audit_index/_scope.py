@@ -10,10 +10,11 @@ only what that partner's view kept. Every field of a decision row falls under on
 - ``VIEW_COLUMNS``: the alert's descriptions, each keyed to the field of the alert it was copied
   from, shown only in a row whose view went to the partner and kept that field.
 
-Anything else (a field the audit adds later, a province, the markings) is blanked. An alert the partner never
-held (no feed record or recall notice of it went to the partner, at any version) is named by its alias, never
-its id (``alias``): an id is ``AGENCY:reference``, and references carry content (a post, a date, a sequence).
-The index keeps,
+Anything else (a field the audit adds later, a province, the markings) is blanked. No row names the alert by
+its own id: an id is ``AGENCY:reference``, and references carry content (a post, a date, a sequence). An alert
+the partner held (a feed record or recall notice of it went to the partner, at some version) is named by the id
+the partner knows it by, its reference (``policies.alert_reference``: what its feed and receipts name); one it
+never held by its alias (``alias``). The index keeps,
 per row, which view columns its changes cover (``view_mask``, the ``hidden`` column), so that the
 searches, choices and indicators it answers in SQL blank and match them exactly as ``scoped`` does.
 """
@@ -63,7 +64,7 @@ UNDELIVERED_FIELDS = frozenset({
     # partition's, of one agency, so its place names the agency of an alert withheld from the partner, and the
     # gaps between places count the decisions about other alerts and partners.
     "kind", "delivered",
-    # which decision, about whom, when; the alert's id only where the partner held the alert (``scoped``)
+    # which decision, about whom, when; of the alert, the partner's reference or alias, never its id (``scoped``)
     "alert_id", "version", "partner", "decision", "at", "sent", "feed",
     "agreement", "policy_version", "rules", "reasons",  # under what (reasons emptied)
 })
@@ -172,23 +173,28 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
 
     A decision row keeps only what its allow-lists name (module docstring), every other field blanked:
     ``UNDELIVERED_FIELDS`` when it did not deliver to its partner (``delivered`` not True: fails closed),
-    so the partner's auditor sees the decision, not the alert it was never sent (nor its id: unless the index
-    marked the row ``held``, the partner having been sent the alert at some version, ``alert_id`` is the row's
-    ``alias``, None without one); when it did,
+    so the partner's auditor sees the decision, not the alert it was never sent; when it did,
     ``DELIVERY_FIELDS`` and the ``VIEW_COLUMNS`` whose field the view kept (``hidden``, as the index
-    set it from the row's changes, else ``covered_columns``). Timeline events are made from rows scoped
+    set it from the row's changes, else ``covered_columns``). Its ``alert_id`` is never the alert's own id (an
+    agency's reference, which no partner is given): it is ``held_as``, the id by which the partner knows the alert
+    (its reference, ``policies.alert_reference``), which only the index sets, on a row of an alert the partner was
+    sent at some version; else the row's ``alias``; else None. Timeline events are made from rows scoped
     so, so an alert not delivered gets no publication event (its ingress time is blanked)."""
     if scope.national:
         return row
     out = dict(row)
-    held, named = out.pop("held", None), out.pop("alias", None)
+    held_as, named = out.pop("held_as", None), out.pop("alias", None)
     if out.get("kind") == "DECISION":
         if out.get("action") == "CONSENT" and not (isinstance(out.get("consent"), list)
                                                    and out.get("partner") in out["consent"]):
             # As the partner's feed read it (``policies.build_view``): that the originator consented to release
             # the alert to another partner is nothing its auditor may learn, as its partner did not.
             out["action"] = "UPDATE"
-        if held is not True and out.get("delivered") is not True:
+        # Never the alert's own id (an agency's reference, which its partner's feed and receipts no longer name):
+        # the id the partner knows it by, which only the index sets (``held_as``), else its alias.
+        if isinstance(held_as, str) and held_as:
+            out["alert_id"] = held_as
+        else:
             out["alert_id"] = named if isinstance(named, str) and ALIAS.fullmatch(named) else None
         if out.get("delivered") is not True:
             # ``redacted`` too: a view's changed field paths say what the alert held (a passport: a person).

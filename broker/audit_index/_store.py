@@ -23,7 +23,7 @@ from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 17  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
+SCHEMA_VERSION = 18  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
 # 9: receipts matched to no indexed delivery held in ``unmatched_receipts`` and matched again, never rows unchecked;
 # 10: chain states bounded per partition, ``verify.MAX_CHAINS``, none kept for a chain its topic cannot hold;
 # 11: the broker's chain states date its blocks by Kafka's append time, not the time they state;
@@ -37,7 +37,9 @@ SCHEMA_VERSION = 17  # PRAGMA user_version of the layout below (8: unvouched rec
 # records gave up a chain's: an older one may hold a million;
 # 16: ``receipts_by_delivery_time`` lists a timeline's first receipt of each delivery however many follow it; an
 # index of 15 may also keep a partner's own ``fields_not_kept`` as the index's count, ``_ingest.receipt_row``;
-# 17: each decision keeps its ``alias`` in its partner's scope, under the index's own key, meta ``alias_key``)
+# 17: each decision keeps its ``alias`` in its partner's scope, under the index's own key, meta ``alias_key``;
+# 18: each decision keeps its partner's reference to the alert (``ref``), by which that partner's receipts name it
+# and are matched: an index of 17 holds every receipt naming a reference unmatched)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -59,7 +61,11 @@ def chain_name(key: str) -> str | None:
 # RECEIVED/DUPLICATE receipt bound to it (by its ``at_ms``), for the latency indicators; ``hidden``: the view
 # columns a scoped auditor reads blank in the row (``_scope.view_mask``); ``alias``: what a scoped auditor reads for
 # the alert id while its partner never held the alert (``_scope.alias``, keyed by meta ``alias_key``, made with the
-# file and kept across a rebuild, ``rebuilding``). A receipt's ``at`` is the time it
+# file and kept across a rebuild, ``rebuilding``); ``ref``: the id by which the partner knows the alert
+# (``policies.alert_reference``), as the audit records it for a decision that sent the partner a feed record; NULL
+# for one that sent none, and in blocks written before references, whose partners were given the alert's own id:
+# ``COALESCE(ref, alert_id)`` of a delivery is the id its partner's feed and receipts use (``decisions_by_name``),
+# and a receipt's ``alert_id`` the id it names, as its partner wrote it. A receipt's ``at`` is the time it
 # states (the partner's clock), ``appended_at`` when Kafka had appended it and the checkpoint that vouched for it
 # (``broker.audit.receipts.appended_at``; NULL from a topic with CreateTime), and ``at_ms`` when it acknowledges,
 # the later of the two (``broker.audit.receipts.acknowledged``): a partner chooses its ``at``, never Kafka's
@@ -114,11 +120,13 @@ CREATE TABLE IF NOT EXISTS decisions (
     action TEXT, reason TEXT, supersedes INTEGER, policy_version TEXT, feed TEXT,
     ingress TEXT, ingress_ms INTEGER, at TEXT, at_ms INTEGER, went INTEGER NOT NULL,
     first_rule TEXT, receipt_at_ms INTEGER, sent_version INTEGER, hidden INTEGER NOT NULL, extra TEXT NOT NULL,
-    alias TEXT);
+    alias TEXT, ref TEXT);
 CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_partner ON decisions (partner, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_alert ON decisions (alert_id, partner, version);
 CREATE INDEX IF NOT EXISTS decisions_by_alias ON decisions (alias);
+-- Receipts meet their deliveries here: by the id the partner knows the alert by, and the partner.
+CREATE INDEX IF NOT EXISTS decisions_by_name ON decisions (COALESCE(ref, alert_id), partner);
 CREATE INDEX IF NOT EXISTS decisions_by_agency ON decisions (originator, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_agreement ON decisions (agreement, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_decision ON decisions (decision, at_ms);

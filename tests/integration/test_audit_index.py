@@ -58,6 +58,13 @@ async def test_audit_index_builds_catches_up_and_matches_the_log(env: Env, tmp_p
         mine = index.search(Scope(partner), Query())
         assert mine.total == sum(1 for d in docs if d["partner"] == partner)
         assert {r["partner"] for r in mine.rows} == {partner}
+        # The partner's auditor reads its references (aliases while never sent), never an alert's own id; the
+        # national auditor finds the alert by the reference its partner's receipts name.
+        assert all(r["alert_id"].startswith(("ref-", "withheld-")) for r in mine.rows)
+        sent = next(r for r in index.export(national, Query(partner=partner)) if r["ref"] is not None)
+        assert {r["alert_id"] for r in index.search(national, Query(alert=sent["ref"])).rows} == {sent["alert_id"]}
+        assert index.search(Scope(partner), Query(alert=sent["ref"])).total >= 1
+        assert index.search(Scope(partner), Query(alert=sent["alert_id"])).total == 0
 
     producer = AIOKafkaProducer(**env.conn.aiokafka())  # the admin may write anywhere: a forger with its power
     await producer.start()

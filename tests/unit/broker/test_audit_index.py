@@ -537,9 +537,11 @@ def test_the_scoped_row_is_an_allow_list_and_fails_closed() -> None:
         assert out["future_marking"] is None and out["alert_type"] is None and out["reasons"] == []
         assert out["redacted"] == []  # the view's changed paths say what the alert held (a passport: a person)
         assert (out["alert_id"], out["partner"], out["decision"], out["rules"]) == (None, "USA", "DELIVER", ["r"])
-        assert scoped(USA, {**given, "held": True})["alert_id"] == "X:1"  # the index says USA was sent it
+        # The index says USA was sent it, and by which id USA knows it: that one, never the alert's own.
+        assert scoped(USA, {**given, "held_as": "ref-abc"})["alert_id"] == "ref-abc"
     shown = scoped(USA, {**row, "delivered": True})
     assert shown["alert_type"] == "ARMS" and shown["reasons"] == [] and shown["redacted"] == changed
+    assert shown["alert_id"] is None  # delivered, but the index named no id for it: never the row's own
     # Delivered, a field no allow-list names is blanked too: it is nothing the partner's view is known to keep.
     assert shown["future_marking"] is None
     assert scoped(Scope(), row) == row

@@ -10,7 +10,7 @@ import pytest
 
 from broker.audit import ChainWriter
 from broker.audit_index import AuditIndex, Query, Scope, rebuilding
-from broker.audit_index._index import _HELD
+from broker.audit_index._index import _HELD_AS
 from broker.audit_index._scope import scoped
 
 from .test_audit_index import DECISIONS, T0, _alert, _decision, _ingest, _signer
@@ -105,7 +105,7 @@ def test_whether_a_scoped_partner_held_an_alert_is_looked_up_by_alert(tmp_path: 
     200,000-decision index took 1.7 s, a scoped export about 40 minutes)."""
     index = _index(tmp_path / "a" / "index.sqlite")
     plan = [str(row[3]) for row in index._conn.execute(
-        "EXPLAIN QUERY PLAN SELECT " + _HELD.format(t="d") + " FROM decisions d WHERE d.partner = 'USA'")]  # noqa: S608
+        "EXPLAIN QUERY PLAN SELECT " + _HELD_AS.format(t="d") + " FROM decisions d WHERE d.partner = 'USA'")]  # noqa: S608
     held = [step for step in plan if step.startswith("SEARCH k ")]
     assert held and all("USING INDEX decisions_by_alert " in step for step in held), plan
     assert {r["alert_id"] for r in index.search(USA, Query(alert=LATER)).rows} == {LATER}
@@ -119,6 +119,6 @@ def test_a_consent_to_another_partner_reads_to_a_scoped_auditor_as_an_update(par
     """A partner the consent does not name read that version as an UPDATE in its feed; its auditor reads the same
     (fails closed when the record names no list), while the national auditor reads CONSENT."""
     row = {"kind": "DECISION", "partner": partner, "action": "CONSENT", "consent": consent, "delivered": True,
-           "alert_id": "SNM:TOC-2025-3321", "decision": "DELIVER_REDACTED", "held": True, "hidden": []}
+           "alert_id": "SNM:TOC-2025-3321", "decision": "DELIVER_REDACTED", "held_as": "ref-x", "hidden": []}
     assert scoped(Scope(partner), row)["action"] == read
     assert scoped(Scope(), row)["action"] == "CONSENT"
