@@ -191,11 +191,14 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
                     events = None  # nothing of that partner's: the same answer as absent
             if events is None:
                 return 0, lambda: console.not_found(request, session)
+            # Titled and linked by the id the auditor reads on its rows: a national auditor's the alert's own id,
+            # even when a partner's reference (what its receipts name) opened it; never what a partner's did not.
+            named = index.alert_name(scope, alert_id) or alert_id
             partners = sorted({str(e["partner"]) for e in events if e.get("partner")})
             # Each partner's receipts past the first the index lists: said at the top, not only where they begin.
             unlisted = [e for e in events if e.get("kind") == NOT_SHOWN]
             return len(events), lambda: console.html(
-                "timeline.html", request, session, alert_id=alert_id, events=events, partner=partner,
+                "timeline.html", request, session, alert_id=named, events=events, partner=partner,
                 partners=partners, redactions=views.redactions, unlisted=unlisted, listed=TIMELINE_RECEIPTS)
 
         return await answer(request, session, "alert", {"alert": alert_id, "partner": partner}, work)

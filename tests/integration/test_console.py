@@ -244,11 +244,14 @@ def test_an_auditor_searches_follows_an_alert_exports_and_sees_a_planted_edit(co
 def test_a_usa_auditor_cannot_see_a_decision_about_col_by_url_or_search(console: Running, browser: Any) -> None:
     """Joint oversight: COL's decisions answer 404 by URL and never appear in search; the national auditor
     then sees the USA auditor's queries in the audit."""
-    with AuditIndex(console.index, readonly=True) as index:  # an alert both were sent: USA's auditor reads its id
-        usa_sent = {r["alert_id"] for decision in ("DELIVER", "DELIVER_REDACTED")
+    # An alert both were sent: USA's auditor reads it by USA's reference (its ``ref``), never by its own id.
+    with AuditIndex(console.index, readonly=True) as index:
+        usa_sent = {r["alert_id"]: r["ref"] for decision in ("DELIVER", "DELIVER_REDACTED")
                     for r in index.search(Scope(), Query(partner="USA", decision=decision), 1, 500).rows}
         col = next(r["alert_id"] for r in index.search(Scope(), Query(partner="COL", decision="DELIVER_REDACTED"),
                                                        1, 500).rows if r["alert_id"] in usa_sent)
+    usa_ref = usa_sent[col]
+    assert usa_ref.startswith("ref-")
     page = browser.new_page()
     _sign_in(page, console.url, "sam")
     assert "USA" in page.inner_text("#scope")
@@ -257,13 +260,13 @@ def test_a_usa_auditor_cannot_see_a_decision_about_col_by_url_or_search(console:
     assert absent is not None and absent.status == 404
     nothing = page.inner_text("main")
     for path in (f"alerts/{col}?partner=COL", f"why?alert={col}&partner=COL&field=subject", "dead-letters",
-                 "queries"):
+                 "queries", f"alerts/{col}", f"alerts/{usa_ref}?partner=COL"):
         answer = page.goto(console.url + path)
         assert answer is not None and answer.status == 404, path
         assert page.inner_text("main") == nothing, path  # hidden reads exactly as absent
-    own = page.goto(console.url + f"alerts/{col}")  # the same alert's USA decision is the USA auditor's to see
+    own = page.goto(console.url + f"alerts/{usa_ref}")  # the same alert's USA decision is the USA auditor's to see
     assert own is not None and own.status == 200
-    assert "COL" not in page.inner_text("#timeline")
+    assert "COL" not in page.inner_text("#timeline") and col not in page.content() and usa_ref in page.title()
 
     page.goto(console.url + "search?partner=COL")
     assert page.inner_text("#total") == "0"
@@ -272,6 +275,8 @@ def test_a_usa_auditor_cannot_see_a_decision_about_col_by_url_or_search(console:
     csv_text = page.request.get(console.url + "search.csv").text()
     exported = list(csv.DictReader(io.StringIO(csv_text)))
     assert {r["partner"] for r in exported} == {"USA"}
+    # Every alert by USA's reference, or an alias while USA was never sent it: never an agency's own id.
+    assert all(r["alert_id"].startswith(("ref-", "withheld-")) for r in exported) and col not in csv_text
     # A decision that sent USA nothing shows the decision, never the alert's type, agency or publication.
     unsent = [r for r in exported if r["decision"] not in ("DELIVER", "DELIVER_REDACTED")]
     assert unsent and all(r["alert_type"] == r["originator"] == r["ingress"] == "" for r in unsent)

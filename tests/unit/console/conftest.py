@@ -4,7 +4,9 @@ served on a loopback port."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import ipaddress
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -24,6 +26,7 @@ from starlette.types import ASGIApp
 
 from broker.audit_index import Page, Query, Scope, scoped
 from broker.console_accounts import ConsoleAccounts
+from policies import alert_reference
 from puente.console import ConsoleConfig, create_app
 from puente.console.server import Listen, serve
 from puente.errors import PuenteError
@@ -55,9 +58,23 @@ ROWS = [
 ]
 
 
+REF_KEY = bytes(32)  # the fake broker's alert-reference key
+
+
+def known_as(partner: str, alert_id: str) -> str:
+    """The id by which ``partner`` knows ``alert_id`` (its reference), as its auditor reads it once it was sent it."""
+    return alert_reference(REF_KEY, partner, alert_id)
+
+
+def _alias(partner: str, alert_id: str) -> str:
+    digest = hashlib.sha256(f"{partner}\x1f{alert_id}".encode()).digest()[:15]
+    return "withheld-" + base64.b32encode(digest).decode().lower()
+
+
 class FakeIndex:
     """The AuditIndex's reading methods over ``ROWS``, scoped as the real one (partner rows only, each
-    row through ``scoped``)."""
+    row through ``scoped``, which names an alert by its partner's reference once it was sent it, else by an
+    alias: never by the alert's own id)."""
 
     def __init__(self, rows: list[dict[str, Any]] | None = None) -> None:
         self.rows = ROWS if rows is None else rows
@@ -68,14 +85,27 @@ class FakeIndex:
     def _seen(self, scope: Scope) -> list[dict[str, Any]]:
         return [r for r in self.rows if scope.partner is None or r["partner"] == scope.partner]
 
+    def _read(self, scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` as the real index gives it to ``scope`` (``held_as``, ``alias``), then ``scoped``."""
+        if scope.national:
+            return row
+        partner, alert = row["partner"], row["alert_id"]
+        held = any(r["partner"] == partner and r["alert_id"] == alert and r.get("delivered") for r in self.rows)
+        return scoped(scope, {**row, "alias": _alias(partner, alert), "held_as": known_as(partner, alert) if held
+                              else None})
+
+    def _named(self, scope: Scope, given: str) -> list[dict[str, Any]]:
+        """The rows of the alert ``scope`` names ``given``, as ``scope`` reads them."""
+        return [read for r in self._seen(scope) if (read := self._read(scope, r))["alert_id"] == given]
+
     def _match(self, scope: Scope, q: Query) -> list[dict[str, Any]]:
-        out = self._seen(scope)
+        out = [self._read(scope, r) for r in self._seen(scope)]
         for name in ("partner", "decision", "agreement", "alert_type"):
             if getattr(q, name):
                 out = [r for r in out if r.get(name) == getattr(q, name)]
         if q.alert:
             out = [r for r in out if r["alert_id"] == q.alert]
-        return [scoped(scope, r) for r in sorted(out, key=lambda r: r["at"], reverse=True)]
+        return sorted(out, key=lambda r: r["at"], reverse=True)
 
     def search(self, scope: Scope, q: Query, page: int = 1, per_page: int = 50) -> Page:
         found = self._match(scope, q)
@@ -98,7 +128,7 @@ class FakeIndex:
         return {"partners": sorted({r["partner"] for r in seen}), "decisions": sorted({r["decision"] for r in seen})}
 
     def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None:
-        rows = [r for r in self._seen(scope) if r["alert_id"] == alert_id]
+        rows = self._named(scope, alert_id)
         if not rows:
             return None
         return [{"at": r["at"], "kind": "DELIVERED" if r["decision"] != "WITHHOLD" else "WITHHELD",
@@ -106,12 +136,15 @@ class FakeIndex:
                  "rules": r["rules"], "reasons": r["reasons"], "redacted": r["redacted"], "status": None,
                  "detail": None} for r in rows]
 
+    def alert_name(self, scope: Scope, given: str) -> str | None:
+        return given if self._named(scope, given) else None
+
     def why(self, scope: Scope, alert_id: str, partner: str, field: str, envelope: Any = None) -> list[dict[str, Any]]:
         if scope.partner is not None and partner != scope.partner:
             return []
         return [{"version": 1, "decision": r["decision"], "agreement": r["agreement"], "rules": r["rules"],
                  "policy_version": "p1", "outcome": "dropped", "rule": r["rules"][0], "named": True}
-                for r in self.rows if r["alert_id"] == alert_id and r["partner"] == partner]
+                for r in self._named(scope, alert_id) if r["partner"] == partner]
 
     def integrity(self, scope: Scope) -> dict[str, Any]:
         return {"chains": [{"topic": "t.audit.decisions", "partition": 0, "chain": None, "records": 4, "signed": 4,
@@ -127,7 +160,7 @@ class FakeIndex:
 
     def unreceipted_page(self, scope: Scope, older_than: timedelta, now: datetime, page: int = 1,
                          per_page: int = 50) -> Page:
-        found = [r for r in self._seen(scope) if r["decision"] != "WITHHOLD"]
+        found = [self._read(scope, r) for r in self._seen(scope) if r["decision"] != "WITHHOLD"]
         return Page(found[(page - 1) * per_page:page * per_page], min(len(found), self.cap), page, per_page,
                     capped=len(found) > self.cap)
 

@@ -12,7 +12,7 @@ from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 from puente.console.core import Console
 
-from .conftest import FakeIndex, _sign_in, local_client
+from .conftest import FakeIndex, _sign_in, known_as, local_client
 
 PASSWORD = "correct horse battery"
 
@@ -116,8 +116,9 @@ def test_a_scoped_auditor_gets_404_for_a_decision_about_another_partner(sam: Tes
         answer = sam.get(path)
         assert answer.status_code == 404, path
         assert _main(answer.text) == _main(absent.text), path
-    mine = sam.get("/alerts/A-BOTH")
+    mine = sam.get(f"/alerts/{known_as('USA', 'A-BOTH')}")
     assert mine.status_code == 200 and "COL" not in mine.text.replace("joint oversight: USA", "")
+    assert sam.get("/alerts/A-BOTH").status_code == 404  # the alert's own id: USA knows it by its reference
 
 
 def test_a_signed_in_auditors_request_for_no_such_page_is_recorded(ana: TestClient, sink: Any,

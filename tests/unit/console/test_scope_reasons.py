@@ -23,12 +23,12 @@ from puente.console import ConsoleConfig, create_app
 from puente.console.pages import REFRESH, RefreshStatus
 from puente.console.server import refresher
 
-from .conftest import FakeIndex, Sink, _sign_in, local_client
+from .conftest import FakeIndex, Sink, _sign_in, known_as, local_client
 
 
 def test_a_partner_auditor_reads_rules_not_reasons(sam: TestClient) -> None:
     """Search and timeline say the reasons are for national auditors and list the rule ids instead."""
-    for path in ("/search", "/alerts/A-BOTH"):
+    for path in ("/search", f"/alerts/{known_as('USA', 'A-BOTH')}"):
         page = sam.get(path).text
         assert "USA reason" not in page
         assert "reasons: shown to national auditors; rules: USA-r1" in page.replace("Reasons:", "reasons:")
