@@ -77,12 +77,19 @@ class AlertState:
     None in a state written before the broker recorded it: its alert's later versions are held only to what
     their agency may name, as before, and the state stays without one, since a later version's originator
     is not proof of the first's (such states age out with the lifecycle topic's retention)."""
+    by_id: frozenset[str] = frozenset()
+    """The partners that know the alert by its own id, not by their reference (``policies.alert_reference``): the
+    holders of a state written before the broker named alerts to partners by reference. They were given the id,
+    so every later version and recall notice of the alert reaches them under it, or their copy would stay beside
+    a second one under the reference, unrecalled. Kept for the alert's life; empty for every alert first
+    delivered since."""
 
     def encode(self, alert_id: str, at: str) -> bytes:
         """The state record's value (its key is the alert id). ``originator`` only when known, so a state
-        that has none is written as before."""
+        that has none is written as before; ``by_id`` always, even empty: a state without it was written before
+        references (``decode``)."""
         doc: dict[str, Any] = {"alert_id": alert_id, "version": self.version, "holders": self.holders,
-               "recalled": self.recalled,
+               "recalled": self.recalled, "by_id": sorted(self.by_id),
                "at": at}
         if self.originator is not None:
             doc["originator"] = self.originator
@@ -109,7 +116,13 @@ class AlertState:
         originator = doc.get("originator")  # absent from a state written before it was recorded
         if originator is not None and not (isinstance(originator, str) and _ORIGINATOR.fullmatch(originator)):
             raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has an invalid originator")
-        return cls(version, dict(holders), recalled, originator)
+        by_id = doc.get("by_id")
+        if by_id is None:  # written before references: every holder was given the alert's own id
+            by_id = list(holders)
+        if not isinstance(by_id, list) or not all(
+                isinstance(p, str) and _PARTNER.fullmatch(p) for p in by_id):
+            raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has invalid partners named by id")
+        return cls(version, dict(holders), recalled, originator, frozenset(by_id))
 
 
 class LifecycleBook:

@@ -152,6 +152,8 @@ class Outcome:
     decisions: list[tuple[str, str]] = field(default_factory=list)
     state: AlertState | None = None
     """The alert's lifecycle state after this version, to write with the batch; None: nothing to keep."""
+    by_id: frozenset[str] = frozenset()
+    """The partners given the alert's own id before references (``AlertState.by_id``): named by it still."""
 
 
 _EARLIEST_APPEND_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -334,6 +336,8 @@ class Pipeline:
             "at": self._iso(now),
             "decisions": decisions,
         }, seen_id=seen_key(alert["alert_id"], version, recall))
+        if prior is not None:
+            out.by_id = prior.by_id
         if version > 1 or prior is not None:
             out.entry["version"] = version
             if life is not None:
@@ -367,7 +371,7 @@ class Pipeline:
             if holders or self._forgettable(alert, now, self._half_retention):
                 # Withheld from everyone, an alert about an old event is remembered all the same: its next
                 # version, if it comes late, must find a state, or ``_admit`` takes it for one forgotten.
-                out.state = AlertState(version, holders, originator=m["originator"]["agency"])
+                out.state = AlertState(version, holders, originator=m["originator"]["agency"], by_id=out.by_id)
             return out
         held = prior.holders if prior is not None else {}
         holders = {}
@@ -400,7 +404,7 @@ class Pipeline:
         if life is not None and life["action"] == CONSENT and invalid is None:  # an invalid one consents to nothing
             self._consented(life.get("partners") or [], version, decisions, out)
         self._orphans(held, version, holders, out)
-        out.state = AlertState(version, holders, originator=_first_originator(alert, prior))
+        out.state = AlertState(version, holders, originator=_first_originator(alert, prior), by_id=out.by_id)
         return out
 
     def _consented(self, partners: list[Any], version: int, decisions: list[dict[str, Any]], out: Outcome) -> None:
@@ -420,8 +424,10 @@ class Pipeline:
 
     def _orphans(self, held: dict[str, int], version: int, holders: dict[str, int], out: Outcome) -> None:
         """Holders the policy no longer names: no key to seal a notice with, so they still hold it,
-        and the audit says so for every version until the policy names them again."""
+        and the audit says so for every version until the policy names them again (under the partner's
+        reference, as its later notices: ``audit recalls`` takes those as carrying on the failed one)."""
         for partner in sorted(set(held) - set(self._partner_ids)):
+            self._reference(partner, out.entry["alert_id"], out)
             holders[partner] = held[partner]
             out.decisions.append((partner, "RECALL_FAILED"))
             out.entry["decisions"].append({
@@ -452,7 +458,8 @@ class Pipeline:
                 holders[partner] = was
             out.entry["decisions"].append(routed)
         self._orphans(held, version, holders, out)
-        out.state = AlertState(version, holders, recalled=True, originator=_first_originator(alert, prior))
+        out.state = AlertState(version, holders, recalled=True, originator=_first_originator(alert, prior),
+                               by_id=out.by_id)
 
     def _notice(self, alert: dict[str, Any], version: int, reason: str | None, partner: str, topic: str,
                 policy_version: str, was: int, reasons: list[str], now: datetime, out: Outcome,
@@ -810,9 +817,10 @@ class Pipeline:
 
 
     def _reference(self, partner: str, alert_id: str, out: Outcome) -> str:
-        """``partner``'s id for ``alert_id`` (``PolicyPort.reference``), recorded in the alert's audit entry
-        (``refs``, by partner), where the auditors' tools find the alert a partner's receipt names."""
-        ref = self.policy.reference(partner, alert_id)
+        """``partner``'s id for ``alert_id`` (``PolicyPort.reference``; the alert's own id for a partner given it
+        before references, ``Outcome.by_id``), recorded in the alert's audit entry (``refs``, by partner), where
+        the auditors' tools find the alert a partner's receipt names."""
+        ref = alert_id if partner in out.by_id else self.policy.reference(partner, alert_id)
         out.entry.setdefault("refs", {})[partner] = ref
         return ref
 
