@@ -256,7 +256,9 @@ def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     if "decisions" in entry:
         out["decisions"] = decisions
     if len(canonical(out)) > max_bytes // 2:  # still too large: only what identifies it remains
-        out = {k: out[k] for k in ("kind", "alert_id", "ingress", "ingress_ms", "at") if k in out}
+        # ``refs`` too: a partner's receipts name its reference, which the auditors' tools could not tell apart from
+        # no alert without it (and a partner's auditor would read the alert's own id: ``audit_index._scope``).
+        out = {k: out[k] for k in ("kind", "alert_id", "refs", "ingress", "ingress_ms", "at") if k in out}
         out["decisions"] = [{k: d[k] for k in ("partner", "decision") if k in d} | _facts(d) | {"truncated": -1}
                             for d in decisions]
     return out
