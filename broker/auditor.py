@@ -448,14 +448,17 @@ class LogFilter:
         """Whether row ``doc`` passes the filter; without ``timed``, all but its time window: a receipt held for its
         checkpoint is placed in time only once that vouches for it (``in_window``)."""
         kind = doc.get("kind")
-        if not isinstance(kind, str) or kind not in self.kinds:
+        if not isinstance(kind, str):
+            return False
+        # First: a decision about the alert teaches its reference even when its own row is not listed (``--kind``).
+        if self.alert and not self._names_alert(doc, kind):
+            return False
+        if kind not in self.kinds:
             return False
         if self.partner:
             who = doc.get("principal") if kind == "DENIAL" else doc.get("partner")
             if who != (f"User:partner-{self.partner}" if kind == "DENIAL" else self.partner):
                 return False
-        if self.alert and not self._names_alert(doc, kind):
-            return False
         if self.agreement and doc.get("agreement") != self.agreement:
             return False
         return not timed or self.in_window(doc)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from broker.audit.chain import flatten, shrink
 from broker.auditor import LogFilter
 from broker.keystore import Holder, Keystore
+from broker.lifecycle import AlertState
 from broker.pipeline import MissingDeliveryKey
 from broker.service import PolicyAdapter, require_reference_key
 from broker.topology import TopicNames
@@ -95,6 +97,60 @@ def test_audit_log_by_alert_lists_the_receipts_that_name_a_partners_reference() 
     by_id = LogFilter(alert=ALERT)
     assert [by_id.accepts(d, timed=False) for d in decisions + receipts] == [True, True, False, True, True, False,
                                                                              False]
+    # Receipts only: the decisions, not listed, still name the references the receipts carry.
+    receipts_only = LogFilter(alert=ALERT, kinds=frozenset({"RECEIPT"}))
+    assert [receipts_only.accepts(d, timed=False) for d in decisions + receipts] == [False, False, False, True,
+                                                                                     True, False, False]
     by_ref = LogFilter(alert=col)
     assert [by_ref.accepts(d, timed=False) for d in decisions + receipts] == [True, False, False, True, False, False,
                                                                               False]
+
+
+LEGACY = (b'{"alert_id":"SNM:SCR-00000000","at":"2026-11-22T12:00:00Z","holders":{"COL":1},"recalled":false,'
+          b'"version":1}')  # a state written before references: COL was given the alert's own id
+
+
+def test_a_partner_given_the_own_id_before_references_is_named_by_it_for_the_alerts_life() -> None:
+    """COL holds version 1 under the alert's own id (a broker before references sent it): its update and its recall
+    notice reach COL under that id, or COL's copy would stay beside a second one under the reference, never
+    recalled; the states say so for the alert's life. A partner first given the alert since gets its reference."""
+    run = Run()
+    first = _first()
+    assert first["alert_id"] == "SNM:SCR-00000000"
+    run.book.load(first["alert_id"].encode(), LEGACY)
+    update = _next(first, "UPDATE")
+    out = run.send(update)
+    assert [f.key for f in out.feeds] == [first["alert_id"].encode()]
+    assert out.entry["refs"] == {"COL": first["alert_id"]}
+    assert out.state is not None and out.state.by_id == frozenset({"COL"})
+    recall = run.send(_next(update, "RECALL", reason="ERROR"))
+    assert [f.key for f in recall.feeds] == [first["alert_id"].encode()]
+    assert recall.state is not None and recall.state.by_id == frozenset({"COL"})
+    fresh = Run()
+    fresh.send(first)
+    assert fresh.send(update).feeds[0].key == alert_reference(REF_KEY, "COL", first["alert_id"]).encode()
+
+
+def test_a_holder_the_policy_no_longer_names_is_recorded_under_its_reference() -> None:
+    """No notice can reach it, and the audit says so under the reference its later notices will carry, so that
+    ``audit recalls`` takes those as carrying the failed one on."""
+    run = Run()
+    first = _first()
+    run.send(first)
+    state = run.book.get(first["alert_id"])
+    assert state is not None
+    run.book.put(first["alert_id"], AlertState(1, {**state.holders, "GONE": 1}))
+    out = run.send(_next(first, "UPDATE"))
+    assert out.entry["refs"]["GONE"] == alert_reference(REF_KEY, "GONE", first["alert_id"])
+    row = next(r for r in flatten({"kind": "BLOCK", "seq": 1, "entries": [out.entry]}) if r["partner"] == "GONE")
+    assert row["decision"] == "RECALL" and row["sent"] is False and row["ref"] == out.entry["refs"]["GONE"]
+
+
+def test_an_entry_cut_to_its_bare_facts_keeps_each_partners_reference() -> None:
+    """The audit's last resort for an entry too large keeps ``refs``: without them a partner's receipts would match
+    nothing, and its auditor would read the alert's own id."""
+    entry = {"kind": "ALERT", "alert_id": ALERT, "refs": {"COL": alert_reference(KEY, "COL", ALERT)},
+             "ingress": "t:0:1", "at": "2026-12-01T00:00:00Z", "consent": ["x" * 199] * 400,
+             "decisions": [{"partner": "COL", "decision": "DELIVER", "reasons": ["r" * 199] * 400}]}
+    cut = shrink(entry, 4096)
+    assert "consent" not in cut and cut["refs"] == entry["refs"]
