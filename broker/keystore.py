@@ -368,6 +368,10 @@ class Keystore:
     def _private_refusal(self, record: KeyRecord) -> str:
         # Never "remove": the file may be its owner's only copy (a partner's folder named for the broker's), and
         # without it that party could never decrypt or sign again. Moved out, it is its owner's to keep.
+        if not record.kind.asymmetric:  # a pseudonym or alert-reference key: the broker's, with no public half
+            return (f"key {record.key_id}: keystore {self.path} holds the broker's secret {record.kind} key, which "
+                    f"only the broker may hold: move {self.path / f'{record.key_id}.json'} out to the broker's "
+                    "keystore (it may be its only copy)")
         return (f"key {record.key_id}: keystore {self.path} holds {record.owner}'s private half, which only "
                 f"{record.owner} may hold: move {self.path / f'{record.key_id}.json'} out to {record.owner}'s own "
                 f"keystore (it may be {record.owner}'s only copy), then import its public half here (`puente keys "
@@ -375,7 +379,8 @@ class Keystore:
 
     def own_folder_of(self) -> str | None:
         """The party whose own keystore this folder looks like, or None: every private half it holds is that one
-        party's, and none is one the broker makes for itself (``_broker_makes``). Such a folder is no broker's
+        party's, and none is the broker's own signing or key-agreement key (a pseudonym key, which has no owning
+        party's half, marks no one's folder). Such a folder is no broker's
         folder another party's key leaked into but that party's own, named where the broker's was meant
         (``policy lint --keys keys/partners/COL``): its keys are to be left where they are."""
         owners: set[str] = set()
@@ -384,9 +389,9 @@ class Keystore:
                 record = self.load(key_id)
             except KeyMaterialError:
                 continue  # ``broker_custody_problems`` names it
-            if record.secret is not None and _broker_makes(record):
+            if record.secret is not None and record.owner == BROKER_OWNER and record.kind in _BROKER_PRIVATE:
                 return None
-            if record.secret is not None:
+            if record.secret is not None and record.kind.asymmetric:  # a pseudonym key leaked in is no owner's mark
                 owners.add(record.owner)
         return owners.pop() if len(owners) == 1 else None
 
@@ -1051,7 +1056,9 @@ class Keystore:
         """Create ``holder``'s own private keys here (``own_kinds``) and return them.
 
         Refuses, before writing anything, when any of them exists; with ``keep_existing`` an
-        existing key is loaded and kept instead (what ``provision`` does on a second run).
+        existing key is loaded and kept instead (what ``provision`` does on a second run). The broker's
+        generation in use, named again, makes only the pseudonym keys it lacks and returns those: its
+        alert-reference key (a keystore made before references) or a new agreement's key.
         """
         wanted = own_kinds(holder, ident, agreements)
         # A pseudonym key is made once per agreement, never with a new generation of the broker's own keys: the
@@ -1065,6 +1072,14 @@ class Keystore:
         for key_id in ids:
             parse_key_id(key_id)  # an owner or generation that cannot be a file name stops here
         present = [k for k in ids if (self.path / f"{k}.json").exists()]
+        absent = [(kind, owner) for key_id, (kind, owner) in zip(ids, wanted, strict=True) if key_id not in present]
+        if holder is Holder.BROKER and present and absent and not keep_existing and all(
+                kind is KeyKind.PSEUDONYM for kind, _ in absent):
+            # The broker's generation in use, named again: only the pseudonym keys it lacks are made (its
+            # alert-reference key, or a new agreement's), without rotating the keys partners and agencies hold.
+            for kind, owner in absent:
+                self._require_after(kind, owner, generation)
+            return [self.generate(kind, owner, generation=generation, now=now) for kind, owner in absent]
         if present and not keep_existing:
             raise KeyMaterialError(f"{', '.join(present)} already in {self.path}: a key is never replaced; "
                                    "choose a new generation (--generation)")
@@ -1221,9 +1236,12 @@ def signature_check(keystore: Keystore, *kinds: KeyKind,
     key file of any kind, not only those of ``kinds`` (``Keystore.refuse_one_key_two_ids``): a partner's
     receipt key saved also as ``broker-sign-<g>`` would have its owner's blocks pass as the broker's."""
     keystore.refuse_one_key_two_ids()
+    if public_only:  # every file, of any kind: a broker's pseudonym or alert-reference key has no business here
+        for key_id in keystore.key_ids():
+            keystore.refuse_private(keystore.load(key_id))
     records = [keystore.load(k) for k in keystore.key_ids() if parse_key_id(k).kind in kinds]
     for record in records:
-        if public_only or record.kind is KeyKind.PARTNER_SIGNING:
+        if record.kind is KeyKind.PARTNER_SIGNING:
             keystore.refuse_private(record)  # a verifier holds a partner's receipt key, never its secret
     return checker({record.key_id: record.ed25519_public() for record in records})
 

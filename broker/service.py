@@ -291,8 +291,9 @@ def require_reference_key(keystore: Keystore) -> None:
     except KeyMaterialError as exc:
         raise ConfigError(
             f"the broker will not start without its alert-reference key, which names each alert to each partner: "
-            f"{exc}. Make it with `puente keys generate --for broker --generation <new label>` in {keystore.path} "
-            "(it is made once, with the broker's first keys, and kept); nothing was read") from None
+            f"{exc}. Make it with `puente keys generate --for broker --generation G` for {keystore.path}, G being the "
+            "generation of the broker's keys in use (it makes only the keys the broker lacks); nothing was read") \
+            from None
 
 
 def require_custody(keystore: Keystore) -> None:

@@ -142,6 +142,12 @@ def _lint(args: argparse.Namespace) -> int:
         # another line names already is not named twice (its next problem shows once that one is fixed).
         findings += [f"{args.keys}: [keys] {problem}" for problem in Keystore(args.keys).broker_custody_problems()
                      if not any(problem.split(":", 1)[0] + ":" in line for line in findings)]
+        try:  # no policy names it, and the broker does not start without it (``service.require_reference_key``)
+            Keystore(args.keys).load_reference_key()
+        except KeyMaterialError as exc:
+            findings.append(f"{args.keys}: [keys] the broker's alert-reference key: {exc}; make it with `puente keys "
+                            f"generate --for broker --generation G --dir {args.keys}`, G being the generation of the "
+                            "broker's keys in use")
     # Findings quote the policy files (a field name, an id): each is one escaped line.
     say(*findings)
     where = _shown(root, origin)

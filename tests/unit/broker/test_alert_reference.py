@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from broker.audit.chain import flatten, shrink
-from broker.auditor import LogFilter
+from broker.auditor import LogFilter, signature_checks
 from broker.keystore import Holder, Keystore
 from broker.lifecycle import AlertState
 from broker.pipeline import MissingDeliveryKey
 from broker.service import PolicyAdapter, require_reference_key
 from broker.topology import TopicNames
 from policies import REFERENCE_PREFIX, alert_reference, load_policy_set
-from puente.errors import ConfigError
+from puente.errors import ConfigError, KeyMaterialError
 from tests.unit.broker.test_lifecycle import REF_KEY, Run, _first, _next
 
 KEY = b"unit-test-alert-reference-key-32b"
@@ -154,3 +154,30 @@ def test_an_entry_cut_to_its_bare_facts_keeps_each_partners_reference() -> None:
              "decisions": [{"partner": "COL", "decision": "DELIVER", "reasons": ["r" * 199] * 400}]}
     cut = shrink(entry, 4096)
     assert "consent" not in cut and cut["refs"] == entry["refs"]
+
+
+def test_the_brokers_generation_in_use_named_again_makes_only_the_keys_it_lacks(tmp_path: Path) -> None:
+    """A keystore made before references: naming the broker's generation in use makes its reference key alone,
+    never a new signing or key-agreement key that every partner and agency would have to be handed."""
+    store = Keystore(tmp_path)
+    store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=["PAN-USA"])
+    (tmp_path / "broker-pseudo-2026a.json").unlink()
+    before = sorted(p.name for p in tmp_path.glob("*.json"))
+    made = store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=["PAN-USA", "NEW"])
+    assert sorted(str(r.key_id) for r in made) == ["NEW-pseudo-2026a", "broker-pseudo-2026a"]
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted([*before, "NEW-pseudo-2026a.json",
+                                                                      "broker-pseudo-2026a.json"])
+    require_reference_key(store)
+    with pytest.raises(KeyMaterialError, match="already in"):  # nothing lacking: a key is never made again
+        store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=["PAN-USA", "NEW"])
+
+
+def test_the_auditors_folder_refuses_any_secret_a_pseudonym_key_too(tmp_path: Path) -> None:
+    """The auditors verify and read nothing sealed: a broker pseudonym or reference key copied into their folder is
+    refused, naming the file, as any private half is."""
+    made = Keystore.provision(tmp_path / "keys", partners=["COL"], agencies=[], agreements=[], generation="2026a")
+    ref_key = made.broker.path / "broker-pseudo-2026a.json"
+    (made.auditor.path / ref_key.name).write_bytes(ref_key.read_bytes())
+    (made.auditor.path / ref_key.name).chmod(0o600)
+    with pytest.raises(KeyMaterialError, match="the broker's secret pseudonym key, which only the broker may hold"):
+        signature_checks(made.auditor.path, None)

@@ -453,3 +453,27 @@ def test_a_port_of_entry_beside_generalised_coordinates_is_found(policy_copy: An
                         "      location.longitude: {action: generalise, grid: 0.1}\n")
     (one,) = _kinds(policy_copy)["precision"]
     assert "COMBIFRON-WATCHLIST generalises location.latitude but keeps payload.port_of_entry: a port of entry" in one
+
+
+def test_a_broker_keystore_without_its_alert_reference_key_is_found(
+        keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No policy names it, and the broker does not start without it: lint --keys says so, with what to run."""
+    for ref_key in keystore.glob("broker-pseudo-*.json"):
+        ref_key.unlink()
+    code, found = _lint_keys(keystore, capsys)
+    assert code == 1 and len(found) == 1, found
+    assert found[0].startswith(f"{keystore}: [keys] the broker's alert-reference key: no pseudonym key for 'broker'")
+    assert "keys generate --for broker --generation G" in found[0]
+
+
+def test_a_partys_own_folder_holding_a_broker_pseudonym_key_is_still_its_own(
+        tmp_path: Path, keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A secret with no public half marks no one's folder: COL's folder holding a copy of the broker's reference key
+    is still COL's own, never one whose private keys COL is told to move out."""
+    folder = tmp_path / "keys" / "partners" / "COL"
+    ref_key = next(keystore.glob("broker-pseudo-*.json"))
+    (folder / ref_key.name).write_bytes(ref_key.read_bytes())
+    (folder / ref_key.name).chmod(0o600)
+    code, found = _lint_keys(folder, capsys)
+    assert code == 1 and found and found[0].startswith(f"{folder}: [keys] holds COL's private keys"), found
+    assert "move " not in found[0]
