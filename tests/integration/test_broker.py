@@ -14,13 +14,16 @@ from puente_testing import (
     audit_docs,
     ids,
     open_feed,
+    own_ids,
     publish,
     read_topic,
+    reference,
     run_broker,
 )
 
 from broker.keystore import Keystore
 from policies import build_view, decide
+from puente import wire
 from puente.dev.synthetic import generate, publish_synthetic
 from puente.errors import DecryptionError
 from schemas import alert_codec
@@ -42,20 +45,28 @@ async def test_each_entitled_partner_receives_its_own_view_exactly_once(env: Env
     assert set(per_pair.values()) == {1} and len(per_pair) == 400 * len(env.policy.partners)
 
     keys = Keystore(env.cfg.keys / "broker")
+    assert len(own_ids(docs)) == len([d for d in docs if d["decision"] != "WITHHOLD"])  # each partner's own refs
     delivered_somewhere = 0
     for partner in env.policy.partners:
         feed = await open_feed(env, partner)
         feed_ids = ids(feed)
         assert len(feed_ids) == len(set(feed_ids)), f"{partner} received a duplicate"
-        expected = {d["alert_id"] for d in docs if d["partner"] == partner and d["decision"] != "WITHHOLD"}
-        assert set(feed_ids) == expected
+        # The partner knows each alert by its own reference (the decision's ref), never by the agency's id.
+        expected = {d["ref"]: d["alert_id"] for d in docs if d["partner"] == partner and d["decision"] != "WITHHOLD"}
+        assert set(feed_ids) == set(expected)
+        assert not set(feed_ids) & set(alerts)
         delivered_somewhere += len(feed_ids)
         for view in feed:
-            decision = decide(alerts[view["alert_id"]], partner, env.policy, datetime.now(UTC))
+            alert = alerts[expected[view["alert_id"]]]
+            assert view["alert_id"] == reference(env, partner, alert["alert_id"])
+            decision = decide(alert, partner, env.policy, datetime.now(UTC))
             assert decision.delivers
-            # The time differs from the broker's decision, but not the rules: the views must match exactly.
-            assert view == build_view(alerts[view["alert_id"]], decision, env.policy,
-                                      lambda agreement: keys.load_pseudonym_key(agreement).reveal())
+            # The time differs from the broker's decision, but not the rules: the views must match exactly, the
+            # partner's reference in place of the alert's id.
+            assert view == {**build_view(alert, decision, env.policy,
+                                         lambda agreement: keys.load_pseudonym_key(agreement).reveal()),
+                            "alert_id": view["alert_id"]}
+            assert not any(own in repr(view) for own in alerts), "a view names an agency's own alert id"
     assert delivered_somewhere > 0
 
 
@@ -102,15 +113,26 @@ async def test_audit_records_never_carry_payload_content(env: Env) -> None:
 
 
 async def test_payload_is_encrypted_on_the_feed_topic(env: Env) -> None:
-    """Nothing readable of a delivered alert's content appears in the feed topic's bytes."""
+    """Nothing readable of a delivered alert's content appears in the feed topic's bytes, and no record's key or
+    headers name the agency's own alert id: they name the partner's reference of it."""
     alerts = await publish(env, _synthetic(100, 8))
     await run_broker(env)
+    own = [a["alert_id"].encode() for a in alerts]
+    sent = 0
     for partner in env.policy.partners:
-        blob = b"".join(r.value for r in await read_topic(env.conn, env.feed(partner)))
+        records = await read_topic(env.conn, env.feed(partner))
+        blob = b"".join(r.value for r in records)
         for alert in alerts:
             assert alert_codec().encode(alert)[10:60] not in blob
             if alert.get("summary"):
                 assert alert["summary"].encode() not in blob
+        refs = {reference(env, partner, a["alert_id"]).encode() for a in alerts}
+        for record in records:
+            assert record.key in refs and record.header(wire.ALERT_ID) == record.key
+            plain = record.key + b"".join(name.encode() + (value or b"") for name, value in record.headers)
+            assert not any(alert_id in plain or alert_id in record.value for alert_id in own)
+        sent += len(records)
+    assert sent > 0
 
 
 async def test_a_quiet_worker_long_polls_and_gathers_again_when_alerts_come(

@@ -30,6 +30,7 @@ from puente_testing import (
     free_port,
     ids,
     open_feed,
+    own_ids,
     read_topic,
     run_broker,
     tail,
@@ -126,8 +127,10 @@ async def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(env: Env
     assert Counter(d["reason"] for d in docs if d["kind"] == "DEAD_LETTER") == expected
     decided = {d["alert_id"] for d in docs if d["kind"] == "DECISION"}
     assert decided == {good["alert_id"], d["alert_id"]}  # the replay's first copy and the good alert
+    refs = own_ids(docs)
     for partner in env.policy.partners:
-        assert set(ids(await open_feed(env, partner))) <= decided
+        held = set(ids(await open_feed(env, partner)))
+        assert held <= set(refs) and {refs[ref] for ref in held} <= decided
 
 
 class _Skewed(_DefaultRecordBatchBuilderPy):
@@ -283,12 +286,13 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None
     docs = await audit_docs(env)
     per_pair = Counter((d["alert_id"], d["partner"]) for d in docs if d["kind"] == "DECISION")
     assert len(per_pair) == total * partners and set(per_pair.values()) == {1}
+    delivered = {(d["alert_id"], d["partner"]): d["ref"] for d in docs
+                 if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"}
     for partner in env.policy.partners:
         feed_ids = ids(await open_feed(env, partner))
         assert len(feed_ids) == len(set(feed_ids))
-        assert set(feed_ids) == {a for (a, p), _ in per_pair.items() if p == partner
-                                 and any(d["alert_id"] == a and d["partner"] == p and d["decision"] != "WITHHOLD"
-                                         for d in docs if d["kind"] == "DECISION")}
+        # Each partner's feed holds its own reference of every alert delivered to it, and nothing else.
+        assert set(feed_ids) == {ref for (a, p), ref in delivered.items() if p == partner}
     # The killed worker left work behind that was aborted, not lost: read_uncommitted sees more.
     committed = await read_topic(env.conn, env.names.decisions)
     assert len(await read_topic(env.conn, env.names.decisions, committed=False)) >= len(committed)
@@ -484,10 +488,12 @@ async def test_subscribe_command_end_to_end(env: Env, tmp_path: Path) -> None:
                          check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert {line["alert_id"] for line in lines} == want and len(lines) == len(want)
+    assert {line["alert_id"] for line in lines} == set(want) and len(lines) == len(want)
+    assert not any(own in text for own in want.values() for text in out.read_text().splitlines())
     receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts(partner))]
     assert Counter(r["status"] for r in receipts if r["chain"] == partner and r["kind"] == "RECEIPT") == \
         {"RECEIVED": len(want)}
+    assert {r["alert_id"] for r in receipts if r["chain"] == partner and r["kind"] == "RECEIPT"} == set(want)
     # Each batch's receipts end with the partner's signature over its chain: nothing left unsigned.
     assert receipts[-1]["kind"] == "CHECKPOINT" and receipts[-1]["signer"].startswith(f"{partner}-rcpt-")
     heard: list[tuple[int, int, int]] = []  # how far the walk said it was: records, partitions done, partitions
@@ -530,6 +536,7 @@ async def test_sigterm_stops_a_following_subscriber_cleanly(env: Env, tmp_path: 
     assert proc.returncode == 0 and "Traceback" not in stderr, stderr[-2000:]
     assert f"{partner}: {len(want)} feed record(s) opened" in stderr
     assert sorted(json.loads(line)["alert_id"] for line in out.read_text().splitlines()) == sorted(want)
+    assert not any(own in out.read_text() for own in want.values())
 
 
 async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_receipted_once(env: Env) -> None:
@@ -566,6 +573,7 @@ async def test_a_crashed_subscribers_receipts_are_aborted_and_every_alert_is_rec
     receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts(partner))]
     mine = [r for r in receipts if r.get("chain") == partner]
     assert sorted(r["alert_id"] for r in mine if r["kind"] == "RECEIPT") == sorted(want)
+    assert not set(want.values()) & {r.get("alert_id") for r in mine}
     assert [r["seq"] for r in mine] == list(range(len(mine)))  # one chain, no fork, no gap
     reports = await verify_topics(env.login("auditor"), {env.names.receipts(partner): "receipts"}, env.checks())
     assert [f.problem for r in reports for f in r.findings] == [] and sum(r.unsigned_tail for r in reports) == 0
@@ -575,7 +583,7 @@ async def test_two_instances_of_one_partner_hand_partitions_over_without_a_secon
     """A second instance joins while the first has a batch half handled. The feed partitions move only once that
     batch has committed and the group shows it: each alert gets one receipt, in one of the two chains, and both
     chains verify. (Before, the new owner read the batch again while the first committed it: two receipts.)"""
-    partner, want, _ = await delivered_most(env, 300, seed=29)
+    partner, _, _ = await delivered_most(env, 300, seed=29)
     opener = opener_for(partner, env.key_file(partner), None)
     signer = receipt_signer(partner, env.key_file(partner), None)
     holding, second_received = asyncio.Event(), asyncio.Event()
@@ -605,7 +613,7 @@ async def test_two_instances_of_one_partner_hand_partitions_over_without_a_secon
     await run_broker(env)
     stats = await asyncio.gather(first, second)
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION" and d["decision"] != "WITHHOLD"]
-    want = {d["alert_id"] for d in docs if d["partner"] == partner}
+    want = {d["ref"] for d in docs if d["partner"] == partner}  # the alerts as the partner knows them
     got = Counter(json.loads(line)["alert_id"] for out in outs.values() for line in out.getvalue().splitlines())
     assert set(got) == want and set(got.values()) == {1}
     assert stats[0].received and stats[1].received and stats[0].received + stats[1].received == len(want)

@@ -79,5 +79,8 @@ async def test_a_slot_fenced_while_its_transaction_is_built_restarts_the_worker(
     for partner in env.policy.partners:
         feed_ids = ids(await open_feed(env, partner))
         assert len(feed_ids) == len(set(feed_ids))
+        # the partner's reference of each alert delivered to it, and no other
+        assert set(feed_ids) == {d["ref"] for d in docs if d["kind"] == "DECISION" and d["partner"] == partner
+                                 and d["decision"] != "WITHHOLD"}
     reports = await verify_topics(env.login("auditor"), {env.names.decisions: "decisions"}, env.checks())
     assert [f for r in reports for f in r.findings] == []

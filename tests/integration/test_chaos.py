@@ -303,12 +303,14 @@ async def test_a_node_and_a_worker_killed_mid_stream_lose_and_duplicate_nothing(
     per_pair = Counter((d["alert_id"], d["partner"]) for d in decisions)
     assert set(per_pair) == {(a, p) for a in stream.sent for p in partners}
     assert set(per_pair.values()) == {1}, [k for k, n in per_pair.items() if n > 1][:5]
-    delivered = {p: {d["alert_id"] for d in decisions if d["partner"] == p and d["decision"] != "WITHHOLD"}
+    # What each partner was delivered, by its reference of each alert (what its feed and receipts name).
+    delivered = {p: {d["ref"] for d in decisions if d["partner"] == p and d["decision"] != "WITHHOLD"}
                  for p in partners}
     for partner in partners:
         feed_ids = ids(await open_feed(env, partner))
         assert len(feed_ids) == len(set(feed_ids)), f"a duplicate in {partner}'s feed"
         assert set(feed_ids) == delivered[partner]
+        assert not set(feed_ids) & set(stream.sent)
         opener = opener_for(partner, env.key_file(partner), None)
         stats = await Subscriber(env.login(f"partner-{partner}"), partner, env.feed(partner),
                                  env.names.receipts(partner), opener, alert_codec(),

@@ -15,7 +15,7 @@ from aiokafka.structs import OffsetAndMetadata
 from confluent_kafka import OFFSET_END
 from confluent_kafka import TopicPartition as ConfluentTopicPartition
 from confluent_kafka.admin import AdminClient
-from puente_testing import Env, cli, delivered_most, read_topic, run_broker
+from puente_testing import Env, cli, delivered_most, read_topic, reference, run_broker
 
 from broker.access import subscriber_group
 from broker.audit import ChainHead, ChainWriter
@@ -80,8 +80,9 @@ async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_p
                              check=False)
     assert skipped.returncode == 1, skipped.stderr[-2000:]
     gave_up = dict(re.findall(r"gave up (\S+) \(alert (\S+)\)", skipped.stderr))
-    # Given up: the first records met of the partitions the run read before its stop (which the batch order sets).
-    assert gave_up and set(gave_up) <= set(firsts)
+    # Given up: the first records met of the partitions the run read before its stop (which the batch order sets),
+    # each named by the partner's reference of its alert (what its feed record's key and header say).
+    assert gave_up and set(gave_up) <= set(firsts) and set(gave_up.values()) <= set(want)
     again = [line for line in skipped.stderr.splitlines() if line.startswith("puente: error:")]
     stop = re.search(r"--skip (\S+)$", again[0]) if len(again) == 1 else None
     assert stop is not None and stop[1] not in firsts and stop[1].startswith(topic + ":")
@@ -94,6 +95,7 @@ async def test_a_wrong_key_under_the_right_name_consumes_nothing(env: Env, tmp_p
     got = [json.loads(line)["alert_id"] for line in (tmp_path / "r").read_text().splitlines()]
     receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts(partner))]
     assert sorted(got) == sorted(set(want) - set(gave_up.values()))  # those given up, and no other
+    assert not any(own in (tmp_path / "r").read_text() + skipped.stderr + wrong.stderr for own in want.values())
     statuses = Counter(r["status"].split(":")[0] for r in receipts if r.get("kind") == "RECEIPT")
     # Each stop and each record given up has its REJECTED receipt, for auditors.
     assert statuses == {"RECEIVED": len(want) - len(gave_up), "REJECTED": 2 + len(gave_up)}
@@ -112,8 +114,10 @@ async def test_a_forged_receipt_is_reported_and_never_signed_over(env: Env, tmp_
             if json.loads(r.value).get("chain") == partner]
     head = ChainHead.after(json.loads(mine[-1].value))
     victim = sorted(withheld)[0]
+    # The forged receipt names the alert as the partner would (its reference), though it was never sent one.
+    victim_ref = reference(env, partner, victim)
     forged = ChainWriter(env.names.receipts(partner), part, head, checkpoint_every=1 << 62, chain=partner).append(
-        "RECEIPT", {"partner": partner, "alert_id": victim, "status": "RECEIVED", "feed": "x",
+        "RECEIPT", {"partner": partner, "alert_id": victim_ref, "status": "RECEIVED", "feed": "x",
                     "at": "2026-12-01T00:00:00Z"})
     producer = AIOKafkaProducer(**env.conn.aiokafka())
     await producer.start()
@@ -136,6 +140,9 @@ async def test_a_forged_receipt_is_reported_and_never_signed_over(env: Env, tmp_
     log = subprocess.run(cli("audit", "log", "--json", "--alert", victim), env=env.env_vars("auditor"),
                          capture_output=True, text=True, check=False)
     assert [json.loads(line)["kind"] for line in log.stdout.splitlines()] == ["DECISION"] * len(env.policy.partners)
+    receipts = subprocess.run(cli("audit", "log", "--json", "--kind", "receipt"), env=env.env_vars("auditor"),
+                              capture_output=True, text=True, check=False)
+    assert receipts.returncode == 0 and victim_ref not in receipts.stdout, receipts.stderr[-2000:]
 
     # Another instance partners.yaml names starts a chain of its own and receives the rest.
     rest = await _subscriber(env, partner, instance="standby").run(io.StringIO(), idle_exit_s=3)
@@ -149,7 +156,7 @@ async def test_a_receipt_for_an_alert_never_delivered_is_reported(env: Env) -> N
     signer = receipt_signer(partner, env.key_file(partner), None)
     part = 0
     chain = ChainWriter(env.names.receipts(partner), part, checkpoint_every=1 << 62, chain=f"{partner}/rogue")
-    victim = sorted(withheld)[0]
+    victim = reference(env, partner, sorted(withheld)[0])  # the alert as the partner would name it
     records = [chain.append("RECEIPT", {"partner": partner, "alert_id": victim, "status": "RECEIVED"}),
                chain.checkpoint(signer.key_id, signer.sign, "2026-11-01T00:00:00Z")]
     producer = AIOKafkaProducer(**env.conn.aiokafka())

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from puente_testing import Env, audit_docs, cli, open_feed, publish, read_topic, run_broker
+from puente_testing import Env, audit_docs, cli, open_feed, own_ids, publish, read_topic, reference, run_broker
 
 from adapters.publisher import IngressPublisher
 from broker.auditor import verify_topics
@@ -110,17 +110,25 @@ async def test_every_lifecycle_path_reaches_the_partners_it_should(env: Env) -> 
     await run_broker(env)
 
     col, cri, usa = [await open_feed(env, p) for p in ("COL", "CRI", "USA")]
-    assert _views(col, corrected["alert_id"]) == [(1, "PUBLISH"), (2, "UPDATE"), (3, "RECALL")]
-    assert [v["summary"] for v in col if v["alert_id"] == corrected["alert_id"]][1] in ("corrected", None)
-    assert _views(col, upgraded["alert_id"]) == [(1, "PUBLISH"), (2, "RECALL")]
-    notice = next(v for v in col if v["alert_id"] == upgraded["alert_id"] and v["version"] == 2)
+
+    def ref(partner: str, alert: dict[str, Any]) -> str:  # the alert as the partner knows it, every version
+        return reference(env, partner, alert["alert_id"])
+
+    assert _views(col, ref("COL", corrected)) == [(1, "PUBLISH"), (2, "UPDATE"), (3, "RECALL")]
+    assert [v["summary"] for v in col if v["alert_id"] == ref("COL", corrected)][1] in ("corrected", None)
+    assert _views(col, ref("COL", upgraded)) == [(1, "PUBLISH"), (2, "RECALL")]
+    notice = next(v for v in col if v["alert_id"] == ref("COL", upgraded) and v["version"] == 2)
     assert notice["markings"]["classification"] == "" and notice["location"] is None and notice["summary"] is None
-    assert _views(cri, downgraded["alert_id"]) == [(2, "RECLASSIFY")]
-    assert _views(usa, consented["alert_id"]) == [(2, "CONSENT")]
+    assert _views(cri, ref("CRI", downgraded)) == [(2, "RECLASSIFY")]
+    assert _views(usa, ref("USA", consented)) == [(2, "CONSENT")]
+    own = {a["alert_id"] for a in (corrected, upgraded, downgraded, consented)}
+    assert not {v["alert_id"] for feed in (col, cri, usa) for v in feed} & own
 
     rows = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
     by = {(d["alert_id"], d.get("version", 1), d["partner"]): d for d in rows}
     assert len(by) == len(rows), "an (alert, version, partner) was decided twice"
+    # Every version sent a partner, the recall notices too, names the alert by the partner's one reference.
+    assert all(d["ref"] == reference(env, d["partner"], d["alert_id"]) for d in rows if d["decision"] != "WITHHOLD")
     assert by[(corrected["alert_id"], 2, "COL")]["supersedes"] == 1
     assert by[(corrected["alert_id"], 3, "COL")]["decision"] == "RECALL"
     assert by[(corrected["alert_id"], 3, "COL")]["recalls"] == 2
@@ -207,13 +215,15 @@ async def test_sigkill_while_processing_lifecycle_messages_leaves_each_outcome_o
     rows = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
     per = Counter((d["alert_id"], d.get("version", 1), d["partner"]) for d in rows)
     assert set(per.values()) == {1} and len(per) == 2 * len(alerts) * len(env.policy.partners)
+    refs = own_ids(rows)
     for partner in env.policy.partners:
         feed = await open_feed(env, partner)
         seen = Counter((v["alert_id"], v["version"]) for v in feed)
         assert set(seen.values()) <= {1}, f"{partner} received a version twice"
+        assert {ref for ref, _ in seen} <= set(refs), f"{partner} holds an alert id the audit does not name"
         expected = {(d["alert_id"], d.get("version", 1)) for d in rows
                     if d["partner"] == partner and d["decision"] != "WITHHOLD" and d.get("sent") is not False}
-        assert set(seen) == expected
+        assert {(refs[ref], version) for ref, version in seen} == expected
     reports = await verify_topics(env.login("auditor"), {env.names.decisions: "decisions"}, env.checks())
     assert [f for r in reports for f in r.findings] == []
 
@@ -245,11 +255,14 @@ async def test_a_recall_waits_for_an_offline_partner_and_its_plaintext_is_gone_o
     store = tmp_path / "col.sqlite"
     first = _subscribe(env, store)
     assert first.returncode == 0, first.stderr
-    shown = subprocess.run(cli("store", "show", alert["alert_id"], "--partner", "COL", "--store", str(store)),
+    ref = reference(env, "COL", alert["alert_id"])  # COL knows the alert by its reference, not the agency's id
+    shown = subprocess.run(cli("store", "show", ref, "--partner", "COL", "--store", str(store)),
                            env=env.env_vars("partner-COL"), capture_output=True, text=True, timeout=60, check=False)
-    assert shown.returncode == 0 and alert["alert_id"] in shown.stdout, shown.stderr
+    assert shown.returncode == 0 and ref in shown.stdout, shown.stderr
+    assert alert["alert_id"] not in shown.stdout
+    assert alert["alert_id"].encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("col.sqlite*"))
     # What COL holds of the alert: a distinctive value of its view, to look for in the files afterwards.
-    held = next(v for v in await open_feed(env, "COL") if v["alert_id"] == alert["alert_id"])
+    held = next(v for v in await open_feed(env, "COL") if v["alert_id"] == ref)
     marker = held["payload"]["person"]["surnames"] or held["payload"]["list_name"]
     assert marker and marker.encode() in b"".join(p.read_bytes() for p in tmp_path.glob("col.sqlite*"))
 
@@ -268,7 +281,7 @@ async def test_a_recall_waits_for_an_offline_partner_and_its_plaintext_is_gone_o
         (alert["alert_id"], "acknowledged", 2)]
     assert rows[0]["acknowledged_at"] is not None and rows[0]["waiting_on"] == []
     assert marker.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("col.sqlite*"))
-    tomb = subprocess.run(cli("store", "show", alert["alert_id"], "--partner", "COL", "--store", str(store)),
+    tomb = subprocess.run(cli("store", "show", ref, "--partner", "COL", "--store", str(store)),
                           env=env.env_vars("partner-COL"), capture_output=True, text=True, timeout=60, check=False)
     assert "RECALL" in tomb.stdout.upper() and marker not in tomb.stdout
     log = subprocess.run(cli("audit", "log", "--alert", alert["alert_id"]), env=env.env_vars("auditor"),

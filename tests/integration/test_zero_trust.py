@@ -25,7 +25,7 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.transaction import InitProducerIdRequest
 from aiokafka.structs import OffsetAndMetadata
-from puente_testing import Env, cli, run_broker
+from puente_testing import Env, audit_docs, cli, read_topic, run_broker
 
 from broker.access import Acl, subscriber_group, subscriber_transaction
 from broker.kafka import Admin, KafkaConnection, connection_from_properties, reader, start
@@ -310,6 +310,14 @@ async def test_every_party_does_its_own_work_end_to_end(env: Env, tmp_path: Path
                          env=env.env_vars("partner-COL"), capture_output=True, text=True, timeout=120, check=False)
     assert sub.returncode == 0, sub.stderr
     assert out.read_text().strip()
+    # COL received what was delivered to it, receipted each, and knows each alert by its own reference only.
+    decisions = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
+    refs = {d["ref"] for d in decisions if d["partner"] == "COL" and d["decision"] != "WITHHOLD"}
+    assert {json.loads(line)["alert_id"] for line in out.read_text().splitlines()} == refs
+    receipts = [json.loads(r.value) for r in await read_topic(env.conn, env.names.receipts("COL"))]
+    assert {r["alert_id"] for r in receipts if r.get("kind") == "RECEIPT"} == refs
+    own = {d["alert_id"] for d in decisions}
+    assert not any(alert_id in out.read_text() for alert_id in own)
     verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
                             timeout=120, check=False)
     assert verify.returncode == 0 and "no problems" in verify.stdout, verify.stdout + verify.stderr

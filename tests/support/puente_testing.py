@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import json
@@ -43,7 +44,7 @@ from broker.keystore import auditor_path, provision_all
 from broker.partner import open_record
 from broker.service import build_worker
 from broker.topology import TopicNames
-from policies import PolicySet, load_policy_set
+from policies import PolicySet, alert_reference, load_policy_set
 from puente.dev.synthetic import publish_synthetic
 from puente.settings import PuenteSettings
 from puente.wire import Record
@@ -191,15 +192,17 @@ async def run_broker(env: Env, workers: int = 1, idle: float = 3.0) -> list[Any]
     return [w for w, _, _ in built]
 
 
-async def delivered_most(env: Env, count: int, seed: int) -> tuple[str, set[str], set[str]]:
-    """Publish and route; the partner with most deliveries, its delivered and its withheld alert ids."""
+async def delivered_most(env: Env, count: int, seed: int) -> tuple[str, dict[str, str], set[str]]:
+    """Publish and route; the partner with most deliveries, what it was delivered (its reference of each alert,
+    as its feed, output and receipts name it -> the agency's own alert id) and the own ids of those withheld."""
     await publish_synthetic(env.cfg, env.conn, count, seed=seed)
     await run_broker(env)
     docs = [d for d in await audit_docs(env) if d["kind"] == "DECISION"]
     partner = Counter(d["partner"] for d in docs if d["decision"] != "WITHHOLD").most_common(1)[0][0]
     mine = [d for d in docs if d["partner"] == partner]
-    return (partner, {d["alert_id"] for d in mine if d["decision"] != "WITHHOLD"},
-            {d["alert_id"] for d in mine if d["decision"] == "WITHHOLD"})
+    delivered = {d["ref"]: d["alert_id"] for d in mine if d["decision"] != "WITHHOLD"}
+    assert len(delivered) == len([d for d in mine if d["decision"] != "WITHHOLD"])  # one reference each
+    return partner, delivered, {d["alert_id"] for d in mine if d["decision"] == "WITHHOLD"}
 
 
 async def read_topic(conn: KafkaConnection, topic: str, *, committed: bool = True) -> list[Record]:
@@ -227,6 +230,25 @@ async def open_feed(env: Env, partner: str, key_partner: str | None = None) -> l
     opener = FeedOpener(partner, private, Keystore(env.cfg.keys / "broker").load_verify_key())
     codec = alert_codec()
     return [open_record(r, opener, codec) for r in await read_topic(env.conn, env.feed(partner))]
+
+
+@functools.cache
+def _reference_key(broker_keys: Path) -> bytes:
+    from broker.keystore import Keystore
+
+    return Keystore(broker_keys).load_reference_key().reveal()
+
+
+def reference(env: Env, partner: str, alert_id: str) -> str:
+    """The id by which ``partner`` knows the agency's alert ``alert_id`` (``policies.alert_reference`` under the
+    broker's alert-reference key): what its views, feed keys, receipts and store name instead of the own id."""
+    return alert_reference(_reference_key(env.cfg.keys / "broker"), partner, alert_id)
+
+
+def own_ids(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Each partner's reference of an alert (a decision row's ``ref``, its own partner's) -> the agency's own
+    alert id: how what partners hold (views, output lines, receipts) is matched with the audit's decisions."""
+    return {d["ref"]: d["alert_id"] for d in rows if d.get("kind") == "DECISION" and isinstance(d.get("ref"), str)}
 
 
 def cli(*args: str) -> list[str]:
