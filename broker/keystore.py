@@ -359,6 +359,30 @@ class Keystore:
         self.refuse_private(record)
         return record
 
+    def refuse_secrets(self) -> None:
+        """KeyMaterialError (one line, naming the file) when any file of this folder, whatever its name, is a key file
+        holding a secret (a private half, a pseudonym or alert-reference key): for a folder that holds none at all,
+        the auditors'. Other files (a login, the console's accounts) are left alone; one too large to be a key file is
+        no key any reader loads."""
+        try:
+            entries = sorted(os.scandir(self.path), key=lambda entry: entry.name)
+        except OSError as exc:
+            raise KeyMaterialError(f"{self.path}: cannot read the folder: {exc.strerror}") from None
+        for entry in entries:
+            path = self.path / entry.name
+            try:
+                data, _ = read_regular(path, MAX_KEY_FILE, KeyMaterialError)
+            except (KeyMaterialError, OSError):
+                continue
+            try:
+                doc = json.loads(data)
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                continue
+            if isinstance(doc, dict) and "secret" in doc:
+                raise KeyMaterialError(f"{one_line(str(path))}: a key file holding a secret, in {self.path}, which "
+                                       "holds public halves only: move it out to its owner's keystore (it may be its "
+                                       "only copy)")
+
     def refuse_private(self, record: KeyRecord) -> None:
         """KeyMaterialError (one line) when ``record``, someone else's key, holds its private half here."""
         if record.secret is None:
@@ -379,8 +403,8 @@ class Keystore:
 
     def own_folder_of(self) -> str | None:
         """The party whose own keystore this folder looks like, or None: every private half it holds is that one
-        party's, and none is the broker's own signing or key-agreement key (a pseudonym key, which has no owning
-        party's half, marks no one's folder). Such a folder is no broker's
+        party's, and none is the broker's own (an agreement's pseudonym key, which no party owns, marks no one's
+        folder). Such a folder is no broker's
         folder another party's key leaked into but that party's own, named where the broker's was meant
         (``policy lint --keys keys/partners/COL``): its keys are to be left where they are."""
         owners: set[str] = set()
@@ -389,9 +413,9 @@ class Keystore:
                 record = self.load(key_id)
             except KeyMaterialError:
                 continue  # ``broker_custody_problems`` names it
-            if record.secret is not None and record.owner == BROKER_OWNER and record.kind in _BROKER_PRIVATE:
+            if record.secret is not None and record.owner == BROKER_OWNER:  # its own keys, its reference key too
                 return None
-            if record.secret is not None and record.kind.asymmetric:  # a pseudonym key leaked in is no owner's mark
+            if record.secret is not None and record.kind.asymmetric:  # an agreement's pseudonym key marks no one
                 owners.add(record.owner)
         return owners.pop() if len(owners) == 1 else None
 
@@ -1052,13 +1076,16 @@ class Keystore:
                 )
 
     def generate_own(self, holder: Holder, ident: str, *, generation: str, now: datetime,
-                     agreements: Iterable[str] = (), keep_existing: bool = False) -> list[KeyRecord]:
+                     agreements: Iterable[str] = (), keep_existing: bool = False,
+                     missing_only: bool = False) -> list[KeyRecord]:
         """Create ``holder``'s own private keys here (``own_kinds``) and return them.
 
         Refuses, before writing anything, when any of them exists; with ``keep_existing`` an
-        existing key is loaded and kept instead (what ``provision`` does on a second run). The broker's
-        generation in use, named again, makes only the pseudonym keys it lacks and returns those: its
-        alert-reference key (a keystore made before references) or a new agreement's key.
+        existing key is loaded and kept instead (what ``provision`` does on a second run). With
+        ``missing_only``, the broker's generation named again makes only the pseudonym keys it lacks and returns
+        those: its alert-reference key (a keystore made before references) or a new agreement's key. Asked for,
+        never taken as the way out of a refusal: made for one that was lost, a key gives partners new references or
+        pseudonyms for what they hold, which a backup of the lost file would not.
         """
         wanted = own_kinds(holder, ident, agreements)
         # A pseudonym key is made once per agreement, never with a new generation of the broker's own keys: the
@@ -1073,16 +1100,30 @@ class Keystore:
             parse_key_id(key_id)  # an owner or generation that cannot be a file name stops here
         present = [k for k in ids if (self.path / f"{k}.json").exists()]
         absent = [(kind, owner) for key_id, (kind, owner) in zip(ids, wanted, strict=True) if key_id not in present]
-        if holder is Holder.BROKER and present and absent and not keep_existing and all(
-                kind is KeyKind.PSEUDONYM for kind, _ in absent):
-            # The broker's generation in use, named again: only the pseudonym keys it lacks are made (its
-            # alert-reference key, or a new agreement's), without rotating the keys partners and agencies hold.
+        only_pseudonyms = holder is Holder.BROKER and bool(present) and all(kind is KeyKind.PSEUDONYM
+                                                                            for kind, _ in absent)
+        if missing_only:
+            if not (only_pseudonyms and absent):
+                raise KeyMaterialError(
+                    f"--missing-only makes only the pseudonym keys the broker lacks beside its keys of generation "
+                    f"{generation} in {self.path}: " + ("it lacks none" if only_pseudonyms else
+                                                        "those keys are not there; name the generation in use"))
+            for key_id in present:
+                if self.load(key_id).secret is None:
+                    raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds only its public half, but this "
+                                           "is where the broker keeps its own private keys; this folder is someone "
+                                           "else's")
+            # Without rotating the keys partners and agencies hold: only the pseudonym keys it lacks are made.
             for kind, owner in absent:
                 self._require_after(kind, owner, generation)
             return [self.generate(kind, owner, generation=generation, now=now) for kind, owner in absent]
         if present and not keep_existing:
+            hint = ("; or add --missing-only to make only the pseudonym keys it lacks (a keystore made before alert "
+                    "references, a new agreement's key): never for a key that was lost, which its backup restores, "
+                    "since a new one gives partners new references or pseudonyms for what they hold"
+                    if only_pseudonyms and absent else "")
             raise KeyMaterialError(f"{', '.join(present)} already in {self.path}: a key is never replaced; "
-                                   "choose a new generation (--generation)")
+                                   f"choose a new generation (--generation){hint}")
         for key_id, (kind, owner) in zip(ids, wanted, strict=True):
             if key_id not in present:
                 self._require_after(kind, owner, generation)
@@ -1236,9 +1277,8 @@ def signature_check(keystore: Keystore, *kinds: KeyKind,
     key file of any kind, not only those of ``kinds`` (``Keystore.refuse_one_key_two_ids``): a partner's
     receipt key saved also as ``broker-sign-<g>`` would have its owner's blocks pass as the broker's."""
     keystore.refuse_one_key_two_ids()
-    if public_only:  # every file, of any kind: a broker's pseudonym or alert-reference key has no business here
-        for key_id in keystore.key_ids():
-            keystore.refuse_private(keystore.load(key_id))
+    if public_only:
+        keystore.refuse_secrets()
     records = [keystore.load(k) for k in keystore.key_ids() if parse_key_id(k).kind in kinds]
     for record in records:
         if record.kind is KeyKind.PARTNER_SIGNING:

@@ -116,9 +116,8 @@ class AlertState:
         originator = doc.get("originator")  # absent from a state written before it was recorded
         if originator is not None and not (isinstance(originator, str) and _ORIGINATOR.fullmatch(originator)):
             raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has an invalid originator")
-        by_id = doc.get("by_id")
-        if by_id is None:  # written before references: every holder was given the alert's own id
-            by_id = list(holders)
+        # Absent: written before references, every holder given the alert's own id (the broker never writes null).
+        by_id = doc["by_id"] if "by_id" in doc else list(holders)
         if not isinstance(by_id, list) or not all(
                 isinstance(p, str) and _PARTNER.fullmatch(p) for p in by_id):
             raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has invalid partners named by id")

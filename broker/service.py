@@ -291,9 +291,10 @@ def require_reference_key(keystore: Keystore) -> None:
     except KeyMaterialError as exc:
         raise ConfigError(
             f"the broker will not start without its alert-reference key, which names each alert to each partner: "
-            f"{exc}. Make it with `puente keys generate --for broker --generation G` for {keystore.path}, G being the "
-            "generation of the broker's keys in use (it makes only the keys the broker lacks); nothing was read") \
-            from None
+            f"{exc}. Restore it from the keystore's backup if it was lost (a new one gives every alert partners hold "
+            "a new id); a keystore made before references makes it with `puente keys generate --for broker "
+            f"--generation G --missing-only --dir {keystore.path}`, G being the generation of the broker's keys in "
+            "use; nothing was read") from None
 
 
 def require_custody(keystore: Keystore) -> None:

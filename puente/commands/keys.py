@@ -72,6 +72,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                                               "<keys>/broker)")
     gen.add_argument("--generation", default=KEY_GENERATION,
                      help=f"the keys' generation, the last part of their ids (default {KEY_GENERATION})")
+    gen.add_argument("--missing-only", action="store_true",
+                     help="the broker only: beside its keys of --generation, make only the pseudonym keys it lacks "
+                          "(its alert-reference key in a keystore made before references, a new agreement's key), "
+                          "rotating nothing; never for a lost key, which its backup restores")
     gen.set_defaults(func=_generate)
 
     text = "write a key's public half as PEM SubjectPublicKeyInfo, to hand to the other side"
@@ -149,7 +153,10 @@ def _generate(args: argparse.Namespace) -> int:
     _check_id(holder, ident, cfg)
     store = Keystore(args.dir if args.dir is not None else holder_path(cfg.keys, holder, ident))
     agreements = sorted(load_policy_set(cfg.policy_dir).agreements) if holder is Holder.BROKER else []
-    made = store.generate_own(holder, ident, generation=args.generation, now=datetime.now(UTC), agreements=agreements)
+    if args.missing_only and holder is not Holder.BROKER:
+        raise ConfigError(f"keys generate --for {holder}: --missing-only is for the broker's pseudonym keys only")
+    made = store.generate_own(holder, ident, generation=args.generation, now=datetime.now(UTC), agreements=agreements,
+                              missing_only=args.missing_only)
     whose = "the broker" if holder is Holder.BROKER else f"{holder} {ident}"
     # The folder is printed as typed (--dir) or as PUENTE_KEYS names it: escaped, as every line (``say``).
     say(f"wrote {len(made)} private key(s) of {whose} in {store.path} (mode 0600; they never leave it):")

@@ -145,9 +145,10 @@ def _lint(args: argparse.Namespace) -> int:
         try:  # no policy names it, and the broker does not start without it (``service.require_reference_key``)
             Keystore(args.keys).load_reference_key()
         except KeyMaterialError as exc:
-            findings.append(f"{args.keys}: [keys] the broker's alert-reference key: {exc}; make it with `puente keys "
-                            f"generate --for broker --generation G --dir {args.keys}`, G being the generation of the "
-                            "broker's keys in use")
+            findings.append(f"{args.keys}: [keys] the broker's alert-reference key: {exc}; restore it from the "
+                            "keystore's backup if it was lost; a keystore made before references makes it with "
+                            f"`puente keys generate --for broker --generation G --missing-only --dir {args.keys}`, G "
+                            "being the generation of the broker's keys in use")
     # Findings quote the policy files (a field name, an id): each is one escaped line.
     say(*findings)
     where = _shown(root, origin)

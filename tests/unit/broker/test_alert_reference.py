@@ -163,21 +163,38 @@ def test_the_brokers_generation_in_use_named_again_makes_only_the_keys_it_lacks(
     store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=["PAN-USA"])
     (tmp_path / "broker-pseudo-2026a.json").unlink()
     before = sorted(p.name for p in tmp_path.glob("*.json"))
-    made = store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=["PAN-USA", "NEW"])
+    # Asked for, never the way out of a refusal: made for a lost key, a new one re-keys what partners hold.
+    with pytest.raises(KeyMaterialError, match="add --missing-only .* never for a key that was lost"):
+        store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=["PAN-USA", "NEW"])
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == before
+    made = store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=["PAN-USA", "NEW"],
+                              missing_only=True)
     assert sorted(str(r.key_id) for r in made) == ["NEW-pseudo-2026a", "broker-pseudo-2026a"]
     assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted([*before, "NEW-pseudo-2026a.json",
                                                                       "broker-pseudo-2026a.json"])
     require_reference_key(store)
-    with pytest.raises(KeyMaterialError, match="already in"):  # nothing lacking: a key is never made again
-        store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=["PAN-USA", "NEW"])
+    with pytest.raises(KeyMaterialError, match="it lacks none"):  # nothing lacking: a key is never made again
+        store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=["PAN-USA", "NEW"],
+                           missing_only=True)
+    # A folder holding the broker's public halves only is someone else's: no secret of the broker's goes there.
+    other = Keystore(tmp_path / "other")
+    other.path.mkdir(mode=0o700)
+    for name in ("broker-sign-2026a", "broker-kex-2026a"):
+        other.put(store.load(name).public_only())
+    with pytest.raises(KeyMaterialError, match="holds only its public half"):
+        other.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, missing_only=True)
+    assert not list(other.path.glob("*pseudo*"))
 
 
 def test_the_auditors_folder_refuses_any_secret_a_pseudonym_key_too(tmp_path: Path) -> None:
     """The auditors verify and read nothing sealed: a broker pseudonym or reference key copied into their folder is
-    refused, naming the file, as any private half is."""
+    refused, naming the file, as any private half is, whatever name it was copied under."""
     made = Keystore.provision(tmp_path / "keys", partners=["COL"], agencies=[], agreements=[], generation="2026a")
+    signature_checks(made.auditor.path, None)  # what provisioning puts there passes
     ref_key = made.broker.path / "broker-pseudo-2026a.json"
-    (made.auditor.path / ref_key.name).write_bytes(ref_key.read_bytes())
-    (made.auditor.path / ref_key.name).chmod(0o600)
-    with pytest.raises(KeyMaterialError, match="the broker's secret pseudonym key, which only the broker may hold"):
-        signature_checks(made.auditor.path, None)
+    for name in (ref_key.name, f"{ref_key.name}.bak", "refkey.json", "broker-pseudo-2026a"):
+        (made.auditor.path / name).write_bytes(ref_key.read_bytes())
+        (made.auditor.path / name).chmod(0o600)
+        with pytest.raises(KeyMaterialError, match=f"{name}: a key file holding a secret"):
+            signature_checks(made.auditor.path, None)
+        (made.auditor.path / name).unlink()

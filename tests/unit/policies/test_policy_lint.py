@@ -466,12 +466,13 @@ def test_a_broker_keystore_without_its_alert_reference_key_is_found(
     assert "keys generate --for broker --generation G" in found[0]
 
 
-def test_a_partys_own_folder_holding_a_broker_pseudonym_key_is_still_its_own(
+def test_a_partys_own_folder_holding_an_agreements_pseudonym_key_is_still_its_own(
         tmp_path: Path, keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A secret with no public half marks no one's folder: COL's folder holding a copy of the broker's reference key
-    is still COL's own, never one whose private keys COL is told to move out."""
+    """An agreement's pseudonym key, which no party owns, marks no one's folder: COL's folder holding a copy of one
+    is still COL's own, never one whose private keys COL is told to move out. (The broker's own keys, its
+    reference key too, mark the broker's.)"""
     folder = tmp_path / "keys" / "partners" / "COL"
-    ref_key = next(keystore.glob("broker-pseudo-*.json"))
+    ref_key = next(keystore.glob("COMBIFRON-pseudo-*.json"))
     (folder / ref_key.name).write_bytes(ref_key.read_bytes())
     (folder / ref_key.name).chmod(0o600)
     code, found = _lint_keys(folder, capsys)
