@@ -379,6 +379,14 @@ class Keystore:
             except (UnicodeDecodeError, ValueError, RecursionError):
                 continue
             if isinstance(doc, dict) and "secret" in doc:
+                key_id = entry.name.removesuffix(".json")
+                if key_id != entry.name and KEY_ID_PATTERN.fullmatch(key_id):
+                    try:
+                        record = self.load(key_id)
+                    except KeyMaterialError:
+                        record = None  # one that does not load is refused below, by its file
+                    if record is not None:
+                        self.refuse_private(record)  # its owner named, and where it belongs
                 raise KeyMaterialError(f"{one_line(str(path))}: a key file holding a secret, in {self.path}, which "
                                        "holds public halves only: move it out to its owner's keystore (it may be its "
                                        "only copy)")
