@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -187,6 +188,18 @@ def key_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key`` among ``partitions``: every version of
     an alert (its id is the key) lands in one partition, so in one slot with its state."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def feed_partition(key: bytes, partitions: int) -> int:
+    """The feed partition of a delivery keyed ``key``: the partner's reference for the alert.
+
+    A function of the key alone, so it tells the partner nothing its reference does not: the slot's
+    partition (the murmur2 of the agency's own id, and which agency) would tell a partner which third of
+    candidate ids an alert is in. Every version and recall of an alert has one key, so they keep their
+    order in one partition. CRC-32, not murmur2 as Kafka's partitioner: the reference is already a keyed
+    hash, and murmur2 in Python costs 3 us a delivery where CRC-32 costs 0.1.
+    """
+    return zlib.crc32(key) % partitions
 
 
 def slots_for(agencies: tuple[str, ...], ingress_partitions: int, prefix: str) -> Slots:

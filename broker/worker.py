@@ -87,7 +87,7 @@ from broker.metrics import Metrics
 from broker.pipeline import MAX_FUTURE_SKEW_MS, Outcome, Pipeline, seen_key
 from broker.replay import ReplayWindow
 from broker.stall import SlotView, StallNote, StallWatch, WorkerView
-from broker.topology import Slots, TopicNames
+from broker.topology import Slots, TopicNames, feed_partition
 from puente import logs
 from puente.errors import (
     AuditChainError,
@@ -301,7 +301,7 @@ class BrokerWorker:
         self._owned: dict[TopicPartition, SlotState] = {}
         self._parked: dict[TopicPartition, SlotState] = {}  # revoked by the rebalance under way, producer open
         self._retiring: list[SlotState] = []  # parked and not assigned back: to stop
-        self._feed_partition: dict[tuple[str, int], int] = {}  # (feed topic, slot) -> its partition
+        self._feed_partitions: dict[str, int] = {}  # feed topic -> how many partitions it has
         self._lock = asyncio.Lock()
         self._failure: BaseException | None = None  # the first error of a slot's loop, raised by the main loop
         self._joined_at: float | None = None
@@ -1547,14 +1547,10 @@ class BrokerWorker:
         state.states = reached  # committed: the partition reaches at least that far now
         if type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in ("states-lost", "topic-remade", "audit-expired"):
             state.loss = None  # recorded in the block just committed
-    async def _choose_feed_partition(self, state: SlotState, topic: str) -> int:
-        """The feed partition a slot delivers to: one per slot, so a feed keeps each ingress
-        partition's order, and the slots spread over the feed's partitions. (Choosing it here also
-        spares the client hashing every record's key.)"""
-        partitions = sorted(await state.producer.partitions_for(topic))
-        chosen = int(partitions[state.slot % len(partitions)])
-        self._feed_partition[(topic, state.slot)] = chosen
-        return chosen
+    async def _count_feed_partitions(self, state: SlotState, topic: str) -> int:
+        """How many partitions feed ``topic`` has, asked of Kafka once per worker run."""
+        count = self._feed_partitions[topic] = len(await state.producer.partitions_for(topic))
+        return count
 
     async def _emit(self, state: SlotState, batches: PartitionBatches, msg: Any, outcome: Outcome) -> Any:
         """Add the feed records of one ingress record to the transaction's batches, and send its
@@ -1562,10 +1558,8 @@ class BrokerWorker:
         Returns the dead letter's delivery future, or None.
         """
         for out in outcome.feeds:
-            partition = self._feed_partition.get((out.topic, state.slot))
-            if partition is None:
-                partition = await self._choose_feed_partition(state, out.topic)
-            await batches.add(out.topic, partition, out.key, out.value, out.headers)
+            count = self._feed_partitions.get(out.topic) or await self._count_feed_partitions(state, out.topic)
+            await batches.add(out.topic, feed_partition(out.key, count), out.key, out.value, out.headers)
         if outcome.dead_letter is None:
             return None
         key, value = outcome.dead_record if outcome.dead_record is not None else (msg.key, msg.value or b"")
