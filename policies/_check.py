@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 from policies._countries import ISO_ALPHA3
-from policies._fields import CONTENT_ROOTS, FieldInfo
+from policies._fields import ENVELOPE_FIELDS, FieldInfo
 from policies._model import Action, Agreement, Cover, Envelope, FieldRule, PartnersFile, When
 from policies._plan import ancestors, plan_fields
 from policies._source import AREAS, VOCABULARY, Doc, PolicySources
@@ -335,14 +335,16 @@ def _check_envelope(src: PolicySources, fields: Mapping[str, Mapping[str, FieldI
     for i, path in enumerate(envelope.keep):
         where = doc.where("envelope", "keep", i)
         infos = [f.get(path) for f in fields.values()]
-        if path.split(".", 1)[0].removesuffix("[]") in CONTENT_ROOTS:
-            yield Finding(where, "invalid", f"envelope: {path} is content, not a marking; name it in the agreements "
-                                            "that share it")  # fmt: skip
-        elif any(info is None for info in infos):
+        if any(info is None for info in infos):
             yield Finding(where, "schema-field", f"envelope: the alert schema has no field {path} in every alert type")
         elif any(info is not None and info.kind == "record" for info in infos):
             yield Finding(where, "invalid", f"envelope: {path} is a record; name its fields one by one, so that a "
                                             "field added to it later is not shared with every partner")  # fmt: skip
+        elif path not in ENVELOPE_FIELDS:
+            yield Finding(where, "invalid", f"envelope: {path} is not a marking every partner needs (the envelope may "
+                                            "keep the alert's id, type and version, its markings but the "
+                                            "originator's unit, and its lifecycle); name it in the agreements that "
+                                            "share it")  # fmt: skip
     missing = [path for path in ENVELOPE_MINIMUM if path not in envelope.keep]
     if missing:
         yield Finding(

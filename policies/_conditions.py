@@ -81,7 +81,7 @@ def _degrees(value: Any, limit: float) -> bool:
 def _event_types(types: frozenset[str]) -> Condition:
     def check(alert: Mapping[str, Any], partner: PartnerLike) -> str | None:
         event = alert["payload"]["event_type"]
-        return None if event in types else f"event type {event} is not among those agreed"
+        return None if event in types else f"event type {_label(event)} is not among those agreed"
 
     return check
 
@@ -100,7 +100,7 @@ def _watchlist(levels: frozenset[str], own_list: bool) -> Condition:
         if own_list and hit["list_name"] in partner.watchlists and hit.get("list_owner") == partner.country:
             return None
         tail = " and the list is not the partner's own" if own_list else ""
-        return f"risk {hit['risk_level']} is below the agreed levels{tail}"
+        return f"risk {_label(hit['risk_level'])} is below the agreed levels{tail}"
 
     return check
 

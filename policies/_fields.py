@@ -18,9 +18,18 @@ import schemas
 from puente.errors import PolicyError, SchemaError
 
 PRIMITIVES = frozenset({"string", "double", "float", "int", "long", "boolean", "bytes"})
-# Fields of the alert that carry its content; the envelope rule (vocabulary.yaml) may keep only
-# fields outside them (ids and markings), while agreements name what they share of either.
-CONTENT_ROOTS = ("location", "summary", "payload")
+# The only fields the envelope rule (vocabulary.yaml) may keep, for every partner under every agreement:
+# which alert and version it is, its markings but the originator's unit, and what its lifecycle does. An
+# allow-list: any other field, a new one of a later schema too, even under ``markings``, reaches a partner
+# only when an agreement names it (a deny-list of content let ``agency`` or ``occurred_at`` go to all).
+ENVELOPE_FIELDS = frozenset({
+    "alert_id", "alert_type", "version",
+    "markings.classification", "markings.releasable_to", "markings.caveats", "markings.handling_code",
+    "markings.handling_text", "markings.originator_consent", "markings.source_reliability",
+    "markings.information_credibility", "markings.originator.agency", "markings.originator.country",
+    "markings.review_at", "markings.expires_at",
+    "lifecycle.action", "lifecycle.reason", "lifecycle.partners",
+})  # fmt: skip
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # What a required field the view drops holds instead, so that the view still fits the schema:
 # the value that says least. (A default such as handling_code H0 or country PAN would say

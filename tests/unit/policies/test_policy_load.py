@@ -205,14 +205,21 @@ def test_a_required_field_without_an_empty_value_must_be_named(policy_copy: Any)
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
-        ("payload.remarks", "is content, not a marking"),
+        ("summary", "summary is not a marking every partner needs"),
+        ("location.latitude", "location.latitude is not a marking every partner needs"),
+        # An allow-list: content outside location, summary and payload, and the originator's unit, too.
+        ("agency", "agency is not a marking every partner needs"),
+        ("occurred_at", "occurred_at is not a marking every partner needs"),
+        ("source_timezone", "source_timezone is not a marking every partner needs"),
+        ("markings.originator.unit", "markings.originator.unit is not a marking every partner needs"),
         ("markings.originator", "is a record; name its fields one by one"),
         ("markings.colour", "the alert schema has no field markings.colour"),
         ("alert_id", "alert_id is listed 2 times"),
     ],
 )
 def test_the_envelope_keeps_named_markings_only(policy_copy: Any, entry: str, expected: str) -> None:
-    """The envelope may not keep content, a whole record, a field the schema lacks, or one field twice."""
+    """The envelope may not keep content (any field but ids, markings and lifecycle), a whole record, a field the
+    schema lacks, or one field twice."""
     policy_copy.replace("vocabulary.yaml", "  keep:\n", f"  keep:\n    - {entry}\n")
     line = policy_copy.line_of("vocabulary.yaml", f"    - {entry}")
     message = _error(policy_copy)

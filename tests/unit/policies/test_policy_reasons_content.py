@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from policies import PolicySet, decide
+from policies._conditions import _event_types, _watchlist
 from puente.dev.synthetic import generate
 from schemas import alert_codec
 
@@ -72,3 +73,14 @@ def test_no_payload_or_location_value_reaches_a_reason(policy_set: PolicySet) ->
                         leaked.setdefault("/".join(map(str, path)), text)
     assert tried > 500
     assert leaked == {}
+
+
+def test_conditions_quote_an_enum_field_only_as_a_code() -> None:
+    """The event type and risk level are enums the codec holds to their symbols, so a reason may name them; the
+    conditions still quote them as every other value, through ``_label``, should a caller hand them text."""
+    event = _event_types(frozenset({"CROSSING"}))({"payload": {"event_type": NAME}}, None)  # type: ignore[arg-type]
+    risk = _watchlist(frozenset({"HIGH"}), False)({"payload": {"risk_level": NAME}}, None)  # type: ignore[arg-type]
+    assert event is not None and risk is not None
+    assert "Telltale" not in event and "Telltale" not in risk
+    assert "(not a code)" in event and "(not a code)" in risk
+    assert "LOW" in (_watchlist(frozenset({"HIGH"}), False)({"payload": {"risk_level": "LOW"}}, None) or "")  # type: ignore[arg-type]
