@@ -636,7 +636,12 @@ class AuditIndex:
             # exist (``_resolve``), and a prefix matches what the auditor reads of each row, never the own id.
             if q.alert.endswith("*"):
                 prefix = q.alert[:-1]
-                if prefix and scope.national:
+                if prefix and scope.national and prefix.startswith(REFERENCE_PREFIX):
+                    # A national auditor names an alert by any partner's reference too (``_resolve``): by its start.
+                    clauses.append(f"alert_id IN (SELECT alert_id FROM decisions INDEXED BY decisions_by_name WHERE "
+                                   f"{KNOWN_AS.format(t='')} >= ? AND {KNOWN_AS.format(t='')} < ? AND ref IS NOT NULL)")
+                    args += [prefix, prefix + "\U0010ffff"]
+                elif prefix and scope.national:
                     clauses.append("alert_id >= ? AND alert_id < ?")
                     args += [prefix, prefix + "\U0010ffff"]
                 elif prefix:

@@ -150,4 +150,9 @@ def test_a_national_auditor_reads_the_alerts_own_id_and_finds_it_by_any_referenc
         assert index.timeline(NATIONAL, given) == whole
         assert {r["alert_id"] for r in index.search(NATIONAL, Query(alert=given)).rows} == {SHARED}
         assert index.why(NATIONAL, given, "COL", "subject") == index.why(NATIONAL, SHARED, "COL", "subject")
+        # And by its start, as a scoped auditor finds its own: every row of the alert, whosever reference it is.
+        assert {r["alert_id"] for r in index.search(NATIONAL, Query(alert=given[:12] + "*")).rows} == {SHARED}
+        assert index.search(NATIONAL, Query(alert=given[:12] + "*")).total == 4
+    assert index.search(NATIONAL, Query(alert="ref-*")).total == 7  # every row of the three alerts, each sent
+    assert index.search(NATIONAL, Query(alert="SENAFRONT:*")).total == 7
     assert index.timeline(NATIONAL, "ref-" + "a" * 26) is None
