@@ -83,13 +83,19 @@ class AlertState:
     so every later version and recall notice of the alert reaches them under it, or their copy would stay beside
     a second one under the reference, unrecalled. Kept for the alert's life; empty for every alert first
     delivered since."""
+    by_slot: frozenset[str] = frozenset()
+    """The partners whose feed records of the alert go to its slot's feed partition (slot modulo the feed's
+    partitions), not to the one their record key gives (``broker.topology.feed_partition``): the holders of a
+    state written before feeds were partitioned by key. Their copy and its earlier versions are in that
+    partition, so every later version and recall notice goes there too, where a subscriber instance that holds
+    the copy reads it. Kept for the alert's life; empty for every alert first delivered since."""
 
     def encode(self, alert_id: str, at: str) -> bytes:
         """The state record's value (its key is the alert id). ``originator`` only when known, so a state
-        that has none is written as before; ``by_id`` always, even empty: a state without it was written before
-        references (``decode``)."""
+        that has none is written as before; ``by_id`` and ``by_slot`` always, even empty: a state without one was
+        written before references, or before feeds were partitioned by key (``decode``)."""
         doc: dict[str, Any] = {"alert_id": alert_id, "version": self.version, "holders": self.holders,
-               "recalled": self.recalled, "by_id": sorted(self.by_id),
+               "recalled": self.recalled, "by_id": sorted(self.by_id), "by_slot": sorted(self.by_slot),
                "at": at}
         if self.originator is not None:
             doc["originator"] = self.originator
@@ -121,7 +127,12 @@ class AlertState:
         if not isinstance(by_id, list) or not all(
                 isinstance(p, str) and _PARTNER.fullmatch(p) for p in by_id):
             raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has invalid partners named by id")
-        return cls(version, dict(holders), recalled, originator, frozenset(by_id))
+        # Absent: written before feeds were partitioned by key, every holder's records in the slot's partition.
+        by_slot = doc["by_slot"] if "by_slot" in doc else list(holders)
+        if not isinstance(by_slot, list) or not all(
+                isinstance(p, str) and _PARTNER.fullmatch(p) for p in by_slot):
+            raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has invalid partners fed by slot")
+        return cls(version, dict(holders), recalled, originator, frozenset(by_id), frozenset(by_slot))
 
 
 class LifecycleBook:

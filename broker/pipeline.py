@@ -134,6 +134,8 @@ class FeedOut(NamedTuple):
     key: bytes
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+    by_slot: bool = False
+    """To the slot's feed partition, not the key's (``AlertState.by_slot``)."""
 
 
 @dataclass(slots=True)
@@ -154,6 +156,9 @@ class Outcome:
     """The alert's lifecycle state after this version, to write with the batch; None: nothing to keep."""
     by_id: frozenset[str] = frozenset()
     """The partners given the alert's own id before references (``AlertState.by_id``): named by it still."""
+    by_slot: frozenset[str] = frozenset()
+    """The partners fed the alert through its slot's feed partition before feeds were partitioned by key
+    (``AlertState.by_slot``): fed there still."""
 
 
 _EARLIEST_APPEND_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -337,7 +342,7 @@ class Pipeline:
             "decisions": decisions,
         }, seen_id=seen_key(alert["alert_id"], version, recall))
         if prior is not None:
-            out.by_id = prior.by_id
+            out.by_id, out.by_slot = prior.by_id, prior.by_slot
         if version > 1 or prior is not None:
             out.entry["version"] = version
             if life is not None:
@@ -371,7 +376,8 @@ class Pipeline:
             if holders or self._forgettable(alert, now, self._half_retention):
                 # Withheld from everyone, an alert about an old event is remembered all the same: its next
                 # version, if it comes late, must find a state, or ``_admit`` takes it for one forgotten.
-                out.state = AlertState(version, holders, originator=m["originator"]["agency"], by_id=out.by_id)
+                out.state = AlertState(version, holders, originator=m["originator"]["agency"], by_id=out.by_id,
+                                       by_slot=out.by_slot)
             return out
         held = prior.holders if prior is not None else {}
         holders = {}
@@ -404,7 +410,8 @@ class Pipeline:
         if life is not None and life["action"] == CONSENT and invalid is None:  # an invalid one consents to nothing
             self._consented(life.get("partners") or [], version, decisions, out)
         self._orphans(held, version, holders, out)
-        out.state = AlertState(version, holders, originator=_first_originator(alert, prior), by_id=out.by_id)
+        out.state = AlertState(version, holders, originator=_first_originator(alert, prior), by_id=out.by_id,
+                               by_slot=out.by_slot)
         return out
 
     def _consented(self, partners: list[Any], version: int, decisions: list[dict[str, Any]], out: Outcome) -> None:
@@ -459,7 +466,7 @@ class Pipeline:
             out.entry["decisions"].append(routed)
         self._orphans(held, version, holders, out)
         out.state = AlertState(version, holders, recalled=True, originator=_first_originator(alert, prior),
-                               by_id=out.by_id)
+                               by_id=out.by_id, by_slot=out.by_slot)
 
     def _notice(self, alert: dict[str, Any], version: int, reason: str | None, partner: str, topic: str,
                 policy_version: str, was: int, reasons: list[str], now: datetime, out: Outcome,
@@ -496,7 +503,7 @@ class Pipeline:
             (wire.POLICY, policy_version.encode()),
             (wire.DECISION, RECALL.encode()),
             (wire.AGREEMENT, b""),
-        )))
+        ), partner in out.by_slot))
         out.decisions.append((partner, RECALL))
         return {**entry, "feed": topic}
 
@@ -813,7 +820,7 @@ class Pipeline:
             (wire.POLICY, decision.policy_version.encode()),
             (wire.DECISION, decision.outcome.encode()),
             (wire.AGREEMENT, agreement.encode()),
-        )))
+        ), decision.partner in out.by_slot))
 
 
     def _reference(self, partner: str, alert_id: str, out: Outcome) -> str:

@@ -210,6 +210,10 @@ class WorkerConfig:
     """The most taking fresh slots may last (producers, audit read-back) before the worker starts again."""
     accept_gaps: bool = False
     """Read on past ingress records deleted before the broker read them (logged) instead of stopping."""
+    feed_partitions: int | None = None
+    """Every feed topic's partition count (``PUENTE_FEED_PARTITIONS``, which ``check_topology`` holds the topics
+    to): a delivery's partition is a function of its key and this count, so it may not follow a topic grown by
+    hand. None: each feed's count as Kafka gives it at its first delivery (tests' stand-in producers)."""
 
 
 @dataclass(frozen=True)
@@ -1548,8 +1552,9 @@ class BrokerWorker:
         if type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in ("states-lost", "topic-remade", "audit-expired"):
             state.loss = None  # recorded in the block just committed
     async def _count_feed_partitions(self, state: SlotState, topic: str) -> int:
-        """How many partitions feed ``topic`` has, asked of Kafka once per worker run."""
-        count = self._feed_partitions[topic] = len(await state.producer.partitions_for(topic))
+        """How many partitions feed ``topic`` has: the settings' count, or Kafka's once per worker run."""
+        count = self.config.feed_partitions or len(await state.producer.partitions_for(topic))
+        self._feed_partitions[topic] = count
         return count
 
     async def _emit(self, state: SlotState, batches: PartitionBatches, msg: Any, outcome: Outcome) -> Any:
@@ -1559,7 +1564,10 @@ class BrokerWorker:
         """
         for out in outcome.feeds:
             count = self._feed_partitions.get(out.topic) or await self._count_feed_partitions(state, out.topic)
-            await batches.add(out.topic, feed_partition(out.key, count), out.key, out.value, out.headers)
+            # The key's partition; the slot's for an alert whose partner was fed before feeds went by key, so its
+            # later records reach the partition (and the subscriber instance) that holds its copy.
+            partition = state.slot % count if out.by_slot else feed_partition(out.key, count)
+            await batches.add(out.topic, partition, out.key, out.value, out.headers)
         if outcome.dead_letter is None:
             return None
         key, value = outcome.dead_record if outcome.dead_record is not None else (msg.key, msg.value or b"")

@@ -13,16 +13,21 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 from worker_fakes import HeldProducer, settle
 
 from broker.audit import ChainWriter
-from broker.pipeline import Originator, Pipeline
+from broker.kafka.batches import PartitionBatches
+from broker.lifecycle import AlertState, LifecycleStateError
+from broker.pipeline import FeedOut, Originator, Outcome, Pipeline
 from broker.replay import ReplayWindow
 from broker.topology import Slots, TopicNames, feed_partition, key_partition
 from broker.worker import BrokerWorker, SlotState, WorkerConfig
+from policies import alert_reference
 from puente.dev.synthetic import generate
 from schemas import alert_codec
+from tests.unit.broker.test_lifecycle import REF_KEY, Run, _first, _next
 from tests.unit.broker.test_worker_no_sealer import CONN, _Consumer, _DeliverToUSA, _Sealer
 
 SLOTS = Slots(("SNM",), 2, TopicNames("t"))
@@ -95,3 +100,58 @@ def test_the_feed_partition_is_the_keys_alone_and_spreads_evenly() -> None:
         counts[feed_partition(key, 3)] += 1
         assert feed_partition(key, 3) == feed_partition(bytes(key), 3)
     assert min(counts) > 900
+
+
+LEGACY = (b'{"alert_id":"SNM:SCR-00000000","at":"2026-11-22T12:00:00Z","by_id":[],"holders":{"COL":1},'
+          b'"recalled":false,"version":1}')  # written with references, before feeds went by key: COL fed by slot
+
+
+def test_a_partner_fed_through_the_slot_before_feeds_went_by_key_is_fed_there_for_the_alerts_life() -> None:
+    """COL holds version 1 in its slot's feed partition (a broker before feeds went by key sent it there): the update
+    and the recall notice are marked for that partition, or a subscriber instance reading another partition would
+    take the recall for an alert it never held while the instance holding the copy never saw it. The states say so
+    for the alert's life; a partner first fed the alert since, and every alert first delivered since, go by key."""
+    run = Run()
+    first = _first()
+    assert first["alert_id"] == "SNM:SCR-00000000"
+    run.book.load(first["alert_id"].encode(), LEGACY)
+    assert run.book.get(first["alert_id"]) == AlertState(1, {"COL": 1}, by_slot=frozenset({"COL"}))
+    update = _next(first, "UPDATE")
+    out = run.send(update)
+    col = alert_reference(REF_KEY, "COL", first["alert_id"]).encode()  # by reference, as since references
+    assert [(f.key, f.by_slot) for f in out.feeds] == [(col, True)]
+    assert out.state is not None and out.state.by_slot == frozenset({"COL"})
+    assert b'"by_slot":["COL"]' in out.state.encode(first["alert_id"], "2026-11-22T12:00:00Z")
+    recall = run.send(_next(update, "RECALL", reason="ERROR"))
+    assert [f.by_slot for f in recall.feeds] == [True] and recall.state is not None
+    assert recall.state.by_slot == frozenset({"COL"})
+    fresh = Run()
+    fresh.send(first)
+    later = fresh.send(update)
+    assert [f.by_slot for f in later.feeds] == [False] and later.state is not None and later.state.by_slot == set()
+
+
+@pytest.mark.parametrize("value", [b'null', b'"COL"', b'[1]', b'["col lower"]'])
+def test_a_state_with_invalid_partners_fed_by_slot_stops_the_slot(value: bytes) -> None:
+    body = LEGACY.replace(b'"by_id":[]', b'"by_id":[],"by_slot":' + value)
+    with pytest.raises(LifecycleStateError, match="invalid partners fed by slot"):
+        AlertState.decode("SNM:SCR-00000000", body)
+    assert AlertState.decode("SNM:SCR-00000000", LEGACY.replace(b'"by_id":[]', b'"by_id":[],"by_slot":[]')) == \
+        AlertState(1, {"COL": 1})
+
+
+async def test_the_worker_sends_a_by_slot_record_to_its_slots_partition() -> None:
+    """Whatever its key's partition, a record marked by slot goes to slot modulo the feed's partitions, as before
+    feeds went by key; the others to their key's."""
+    worker = BrokerWorker(WorkerConfig(CONN, "g", SLOTS, feed_partitions=3), None, lambda p: b"s")  # type: ignore[arg-type]
+    kept: list[tuple[int, bytes]] = []
+    producer = _Producer(kept)
+    state = SlotState(TopicPartition("t.ingress.SNM", 1), 1, producer, ChainWriter("t.audit", 1),  # type: ignore[arg-type]
+                      ReplayWindow(7))
+    keys = [f"ref-{i:032x}".encode() for i in range(30)]
+    feeds = [FeedOut(FEED, k, b"v", (), i % 2 == 0) for i, k in enumerate(keys)]
+    batches = PartitionBatches(producer)  # type: ignore[arg-type]
+    await worker._emit(state, batches, None, Outcome(entry={}, feeds=feeds))
+    await batches.submit()
+    assert sorted(kept) == sorted((1 if i % 2 == 0 else feed_partition(k, 3), k) for i, k in enumerate(keys))
+    assert {feed_partition(k, 3) for k in keys[1::2]} == {0, 1, 2}

@@ -124,15 +124,17 @@ def test_a_state_written_before_originators_were_recorded_loads_and_keeps_the_ol
              b'"recalled":false,"version":1}'
     run = Relay()
     run.book.load(b"COMBIFRON:COL-ARC-2026-00412", legacy)
-    # Written before references too: COL was given the alert's own id, and is still named by it.
-    assert run.book.get("COMBIFRON:COL-ARC-2026-00412") == AlertState(1, {"COL": 1}, by_id=frozenset({"COL"}))
+    # Written before references too: COL was given the alert's own id, and is still named by it (and fed through
+    # the slot's feed partition, where its copy is).
+    col = frozenset({"COL"})
+    assert run.book.get("COMBIFRON:COL-ARC-2026-00412") == AlertState(1, {"COL": 1}, by_id=col, by_slot=col)
     first = _colombian()
     assert run.send(_as(_next(first, "UPDATE"), "DIJIN")).dead_reason == "originator"
     out = run.send(_next(first, "UPDATE"))
-    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2}, by_id=frozenset({"COL"}))
+    assert _headers(out) == {"COL": "DELIVER"} and out.state == AlertState(2, {"COL": 2}, by_id=col, by_slot=col)
     assert out.feeds[0].key == first["alert_id"].encode()
     assert out.state.encode(first["alert_id"], "2026-11-22T12:00:00Z") == legacy.replace(b'"COL":1', b'"COL":2') \
-        .replace(b'"version":1', b'"version":2').replace(b'"holders"', b'"by_id":["COL"],"holders"')
+        .replace(b'"version":1', b'"version":2').replace(b'"holders"', b'"by_id":["COL"],"by_slot":["COL"],"holders"')
 
 
 def test_a_state_with_an_originator_is_read_back_and_a_bad_one_stops_the_slot() -> None:
@@ -225,7 +227,8 @@ def test_with_a_state_naming_no_originator_a_units_recall_is_held_to_the_ids_ser
     recall = _next(_colombian(), "RECALL", reason="ERROR")
     out = run.send(_as(recall, "DIJIN"))
     assert out.dead_reason == "originator" and out.feeds == []
-    assert run.book.get(recall["alert_id"]) == AlertState(1, {"COL": 1}, by_id=frozenset({"COL"}))
+    col = frozenset({"COL"})
+    assert run.book.get(recall["alert_id"]) == AlertState(1, {"COL": 1}, by_id=col, by_slot=col)
     assert _headers(run.send(recall)) == {"COL": "RECALL"}
 
 

@@ -335,3 +335,29 @@ def test_an_audit_topic_kept_for_ever_by_hand_is_kept_and_blocks_nothing() -> No
     results = {r.spec.name: r for r in _apply(cluster, specs)}
     assert results["puente.audit.decisions"].action == "refused" and [w.topic for w in grown] == ["puente.deadletter"]
 
+
+
+def test_a_feeds_partition_count_is_fixed_and_the_broker_checks_it(policy: PolicySet,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delivery's partition follows its key and the feed's count: `topics apply` refuses to grow a feed to a new
+    PUENTE_FEED_PARTITIONS (an alert's next version or recall would land in another partition than its copy), and
+    the broker refuses to start while a feed's count differs from the setting, grown by hand or not."""
+    settings = PuenteSettings()
+    cluster = Cluster()
+    _apply(cluster, plan_topics(settings, policy))
+    grown: list[Any] = []
+    cluster.create_partitions = lambda wanted, request_timeout: grown.extend(wanted) or {}  # type: ignore[method-assign]
+    more = PuenteSettings(feed_partitions=settings.feed_partitions + 3)
+    results = {r.spec.name: r for r in _apply(cluster, plan_topics(more, policy))}
+    feeds = [name for name, r in results.items() if r.spec.role == "feed"]
+    assert feeds and all(results[f].action == "refused" for f in feeds), [results[f] for f in feeds]
+    assert "next version or recall in another partition" in results[feeds[0]].detail
+    assert grown == []
+    monkeypatch.setattr(service, "Admin", lambda conn: FakeAdmin(cluster))
+    asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"has 3 partitions but PUENTE_FEED_PARTITIONS is 6: an alert's versions"):
+        asyncio.run(service.check_topology(more, NS(timeout_s=5), policy))  # type: ignore[arg-type]
+    replicas, config = cluster.topics[feeds[0]]
+    cluster.topics[feeds[0]] = (replicas + replicas[:1], config)  # grown by hand
+    with pytest.raises(ConfigError, match=r"has 4 partitions but PUENTE_FEED_PARTITIONS is 3"):
+        asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
