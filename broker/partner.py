@@ -46,8 +46,8 @@ rebalance waits for it, and so does leaving the group: ``_hand_over``); the new 
 after it, and each alert gets one receipt. (An instance that dies between asking Kafka to commit
 and hearing back is the exception: the instance that takes its partitions may read the batch
 before its commit shows, and the alert then has a receipt in two chains, each chain whole.)
-Receipt chains of several partners
-share the access topic's partitions: a subscriber reads its chain's head only once every
+The receipt chains of a partner's
+instances share its receipts topic's partition: a subscriber reads its chain's head only once every
 transaction open on its partition has ended, so another writer's open transaction never hides
 its own last receipts (see ``wait_settled``). What is written to the JSON-lines copy is at least
 once: each batch's lines are synced to disk before its Kafka commit, and a crash after writing a
@@ -120,10 +120,10 @@ from broker.kafka import (
     Producer,
     ProducerFenced,
     TopicPartition,
+    chain_tail,
     committed_with_metadata,
     consumer,
     last_before,
-    last_chain_record,
     offsets_visible,
     producer,
     reader,
@@ -355,13 +355,14 @@ class Subscriber:
         partitions = await producer.partitions_for(self.access_topic)
         part = receipt_partition(self.partner, len(partitions))
         tp = TopicPartition(self.access_topic, part)
-        # Other partners' and instances' receipts share the partition: the head of this chain is
+        # The partner's other instances' receipts share the partition: the head of this chain is
         # read only once every transaction open there now has ended (see wait_settled).
         await wait_settled(self.conn, tp, timeout_s=SETTLE_TIMEOUT_S, note=self.on_note)
         kept = self.store.chain_head(self._kept_key(part)) if self.store is not None else None
         async with running(reader(self.conn, "puente-subscriber-chain"), self.conn,
                            f"reading {self.partner}'s receipt chain") as chain_reader:
-            last = await last_chain_record(chain_reader, tp, chain=self.chain_name)
+            tail = await chain_tail(chain_reader, tp, chain=self.chain_name, records=2)
+            last, previous = (tail[-1] if tail else None), (tail[-2] if len(tail) == 2 else None)
             # The checkpoint the store saw committed last, when the head is another: which key signed it.
             kept_record = (await record_at(chain_reader, tp, kept[2]) if kept is not None and kept[2] is not None
                            and last is not None and kept[2] != last.offset else None)
@@ -382,6 +383,8 @@ class Subscriber:
             problem = self._signed_by_a_newer_key(last)
         if problem is None:
             problem = _older_than_kept(json.loads(last.value), last.offset, kept)
+        if problem is None and previous is not None:
+            problem = _unlinked(previous, last)
         if problem is None and kept_record is not None:
             problem = self._signed_by_a_retired_key(part, last, kept_record)
         if problem is not None:
@@ -1205,7 +1208,8 @@ def remade_feed(mark: tuple[int, str | None] | None, at: int, begin: int, end: i
 def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, int | None] | None) -> str | None:
     """Why the chain's last checkpoint in Kafka (``last``, at ``offset``), though signed by the partner, is
     not where the partner's store saw the chain end, or None. An older checkpoint replayed after the real
-    head (anyone may write the shared receipts topic, and replaying needs no key) must not be extended:
+    head (whoever holds the partner's login may write its receipts topic, and replaying needs no key; and
+    ``_unlinked`` refuses one that does not follow the record before it, store or none) must not be extended:
     the chain would fork. So must a copy of the kept one, at another offset: the store notes a head only
     after its batch commits, so after a crash between the two it holds the one before, and a copy of that
     one written after the real head would pass for it. A newer one is this chain's own last batch,
@@ -1220,6 +1224,26 @@ def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, in
     if seq == kept_seq and kept_offset is not None and offset != kept_offset:
         return (f"its last checkpoint (seq {seq}, offset {offset}) is a copy of the one this subscriber's store saw "
                 f"committed last, at offset {kept_offset}; it was written again after the chain's real head")
+    return None
+
+
+def _unlinked(previous: Record, last: Record) -> str | None:
+    """Why the chain's last record in Kafka (``last``, a checkpoint its key signed) does not follow the chain's record
+    before it in the partition (``previous``), or None. A chain's writer appends each record after the one before
+    it, so an older checkpoint written again after the real head (by a holder of the partner's login, or a store
+    restored from a backup that kept an older head, or none) names another predecessor: extending it would fork
+    the chain, whatever the store kept. Pure."""
+    try:
+        before, head = json.loads(previous.value), json.loads(last.value)
+    except (ValueError, RecursionError):
+        return "its records do not parse"
+    if not isinstance(before, dict) or not isinstance(head, dict):
+        return "its records are not chain records"
+    seq, prev_seq = head.get("seq"), before.get("seq")
+    if type(seq) is not int or type(prev_seq) is not int or seq != prev_seq + 1 or head.get("prev") != before.get(
+            "hash"):
+        return (f"its last checkpoint (seq {str(seq)[:20]}) does not follow the chain's record before it (offset "
+                f"{previous.offset}, seq {str(prev_seq)[:20]}); an old checkpoint was written again after it")
     return None
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Collection, Mapping
 from typing import Any
 
@@ -243,11 +244,19 @@ async def last_records(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
 
 
 async def last_chain_record(consumer: AIOKafkaConsumer, tp: TopicPartition, chain: str | None = None) -> Record | None:
-    """The last committed record of a partition (of one ``chain`` in it, when given), or None.
+    """The last committed record of a partition (of one ``chain`` in it, when given), or None (``chain_tail``)."""
+    tail = await chain_tail(consumer, tp, chain)
+    return tail[-1] if tail else None
 
-    Reads back as little as it can: a window at the end that grows until a match or the start.
+
+async def chain_tail(consumer: AIOKafkaConsumer, tp: TopicPartition, chain: str | None = None,
+                     records: int = 1) -> list[Record]:
+    """The last ``records`` committed records of a partition (of one ``chain`` in it, when given), oldest first:
+    fewer when it holds fewer.
+
+    Reads back as little as it can: a window at the end that grows until enough match or the start.
     A record belongs to ``chain`` when it parses as a JSON object naming it; the caller checks
-    the record itself (see ``broker.audit.head_problem``) before it trusts it.
+    the records themselves (see ``broker.audit.head_problem``) before it trusts them.
     """
     consumer.assign([tp])
     end = (await consumer.end_offsets([tp]))[tp]
@@ -255,19 +264,17 @@ async def last_chain_record(consumer: AIOKafkaConsumer, tp: TopicPartition, chai
     window = 64
     while True:
         start = max(begin, end - window)
-        last: Record | None = None
+        found: deque[Record] = deque(maxlen=records)  # what a window holds, never all of it
         async for rec in read_range(consumer, tp, start):
             if chain is None:
-                last = rec
+                found.append(rec)
                 continue
             try:
                 doc = json.loads(rec.value)
             except (ValueError, RecursionError):  # not a chain record: anyone's, however nested
                 continue
             if isinstance(doc, dict) and doc.get("chain") == chain:
-                last = rec
-        if last is not None:
-            return last
-        if start == begin:
-            return None
+                found.append(rec)
+        if len(found) >= records or start == begin:
+            return list(found)
         window *= 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -373,6 +374,16 @@ async def test_a_replayed_old_checkpoint_is_never_extended(env: Env, tmp_path: P
     after = [r for r in await read_topic(env.conn, env.names.receipts(partner))
              if json.loads(r.value).get("chain") == partner]
     assert len(after) == len(mine) + 1  # nothing signed over the replayed checkpoint
+    # Nor without the store's word: a subscriber with no store, or a new one, finds the copy does not follow the
+    # chain's record before it.
+    for fresh in (None, tmp_path / "new.db"):
+        with contextlib.ExitStack() as stack:
+            subscriber = _subscriber(env, partner)
+            subscriber.store = None if fresh is None else stack.enter_context(PartnerStore.open(fresh, partner))
+            with pytest.raises(AuditChainError, match="does not follow the chain's record before it"):
+                await subscriber.run(io.StringIO(), idle_exit_s=2)
+    assert len([r for r in await read_topic(env.conn, env.names.receipts(partner))
+                if json.loads(r.value).get("chain") == partner]) == len(mine) + 1
 
     # A crash between a batch's Kafka commit and the store noting its checkpoint leaves the store with the
     # one before: a copy of that one, written after the real head, is refused too (the store kept its offset).

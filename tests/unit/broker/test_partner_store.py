@@ -20,7 +20,7 @@ from aiokafka import TopicPartition
 from recall_views import recall_notice, updated
 
 from broker.kafka import KafkaConnection
-from broker.partner import Owner, ReceiptSigner, Subscriber, _older_than_kept, resume_at
+from broker.partner import Owner, ReceiptSigner, Subscriber, _older_than_kept, _unlinked, resume_at
 from broker.partner_store import (
     Delivery,
     Held,
@@ -32,6 +32,7 @@ from broker.partner_store import (
 )
 from policies import DEFAULT_DIR, load_policy_set
 from puente.errors import CodecError, NotInStore, StoreBusy, StoreError
+from puente.wire import Record
 from schemas import alert_codec, alert_from_json, to_json
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -629,6 +630,26 @@ def test_a_chain_head_older_than_the_kept_one_is_refused(last: dict[str, Any], o
     """Only the kept checkpoint, where Kafka held it, or a later one of the partner's own may be extended (see
     Subscriber._chain)."""
     problem = _older_than_kept(last, offset, kept)
+    assert (problem is not None) is refused
+
+
+def _chain_rec(offset: int, doc: Any) -> Record:
+    return Record("r", 0, offset, None, json.dumps(doc).encode(), (), 0)
+
+
+@pytest.mark.parametrize(("previous", "last", "refused"), [
+    ({"seq": 11, "hash": "cc"}, {"seq": 12, "prev": "cc", "hash": "dd"}, False),  # the chain as its writer left it
+    ({"seq": 12, "hash": "dd"}, {"seq": 3, "prev": "a2", "hash": "aa"}, True),  # an older checkpoint written again
+    ({"seq": 12, "hash": "dd"}, {"seq": 12, "prev": "cc", "hash": "dd"}, True),  # a copy of the head
+    ({"seq": 11, "hash": "cc"}, {"seq": 12, "prev": "zz", "hash": "dd"}, True),  # another predecessor: a fork
+    ({"seq": "11", "hash": "cc"}, {"seq": 12, "prev": "cc", "hash": "dd"}, True),
+    ([], {"seq": 12, "prev": "cc", "hash": "dd"}, True),
+], ids=["linked", "older", "copy", "fork", "not-a-number", "not-an-object"])
+def test_a_chain_head_that_does_not_follow_the_record_before_it_is_refused(previous: Any, last: Any,
+                                                                           refused: bool) -> None:
+    """Store or none, a head is extended only when it follows the chain's record before it in the partition (see
+    Subscriber._chain): a replayed checkpoint follows the real head, which it does not name."""
+    problem = _unlinked(_chain_rec(50, previous), _chain_rec(51, last))
     assert (problem is not None) is refused
 
 
