@@ -100,10 +100,11 @@ def text(value: Any, field: str, limit: int, *, required: bool = False, multilin
     JSON whole number is taken as its digits; any other number is refused (``1.0``
     and ``1e3`` are not what anyone typed for a name or a reference, and two of them can read alike).
     Whitespace runs collapse to one space, except in multi-line free text,
-    where line breaks are kept. Control characters are refused: they are binary junk or a
-    wrong encoding, never something staff typed. In a one-line value (a name, a code, a place, a
-    plate), a word that mixes Latin, Cyrillic or Greek letters with another script's, and a letter in a
-    compatibility form (fullwidth, mathematical...), are refused (``mixed_script``).
+    where line breaks are kept; the control characters Python counts as whitespace (tab, vertical tab, form feed,
+    the separators U+001C to U+001F, NEL) are whitespace here too, as a label's separators. Other control
+    characters are refused: they are binary junk or a wrong encoding, never something staff typed. In a one-line
+    value (a name, a code, a place, a plate), a word that mixes Latin, Cyrillic or Greek letters with another
+    script's, and a letter in a compatibility form (fullwidth, mathematical...), are refused (``mixed_script``).
     """
     if type(value) is not str:  # the common case first: this runs dozens of times per record
         if value is None:

@@ -371,6 +371,8 @@ def names(value: Any, field: str, known: frozenset[str]) -> list[str] | None:
     if not given(value, field):
         return None
     if isinstance(value, str):
+        if not value.isprintable():  # a control character is no separator: junk, or a wrong encoding
+            raise fail(INVALID, f"{field} contains control characters (binary data or a wrong encoding?)")
         value = re.sub(r"^\s*REL(EASABLE)?\s+TO\s*:?", "", value, flags=re.IGNORECASE)
         value = [v for v in re.split(r"[,;/\s]+", value) if v]
         if not value:  # 'REL TO' or ',' alone names no one, and says neither "none" nor the default

@@ -84,7 +84,7 @@ def split(line: str, line_no: int) -> dict[str, str]:
                                        f"this one {len(line)}; its fields would be shifted")
     out, pos = {}, 0
     for name, width in layout:
-        out[name] = line[pos:pos + width].strip()
+        out[name] = line[pos:pos + width].strip(" ")  # the layout pads with spaces: anything else is the field's
         pos += width
     return out
 
@@ -161,7 +161,9 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
     """Cases, each as {"case": S fields, "items": [(line, I fields)], "persons": [(line, P fields)]}."""
     enc, limit = ctx.profile.encoding, ctx.limits.record_bytes
     number, cases, case, trailer, last = 0, 0, None, None, 0
-    ended, misplaced = 0, list[tuple[int, int]]()  # the last T line read; each T line and the line after it
+    # The last T line read; the first T line a line follows, the line after it, and how many such T lines in all
+    # (one refusal for them all: a file of nothing but T lines must not hold one per line until its end).
+    ended, misplaced, strays = 0, None, 0
     for line_no, raw, long in physical_lines(stream, 4096):
         if line_no == 1 and (cr := cr_only(raw)) is not None:
             yield Item(0, 1, b"", error=cr)
@@ -184,7 +186,7 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
             fields, error = None, exc
         kind = fields["kind"] if fields else raw[:1].decode("latin-1")
         if ended:  # a line after a trailer, whatever it is: that trailer was not the file's last line
-            misplaced.append((ended, line_no))
+            misplaced, strays = misplaced or (ended, line_no), strays + 1
         ended = line_no if kind == "T" else 0
         # Only an S line ends a case, or its trailer followed by a line that is not an I or P line: every other
         # line is the case's (``_Case.take``), and one out of place refuses it rather than cutting it short.
@@ -210,10 +212,12 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
                                                     "trailer follows it: the export may be cut within it",
                                                     f.TRUNCATED, cut=True)
         yield from case.close(number)
-    for at, after in misplaced:
+    if misplaced is not None:
+        at, after = misplaced
+        more = f", nor are {strays - 1:,} later T line(s)" if strays > 1 else ""
         yield Item(0, at, b"", error=f.fail(f.TRAILER_MISMATCH, f"line {at}: the T trailer is not the file's last "
-                                                                f"line (line {after} follows it): a trailer ends the "
-                                                                "file; check the export with the case system"))
+                                                                f"line (line {after} follows it{more}): a trailer ends "
+                                                                "the file; check the export with the case system"))
     yield from _trailer_check(trailer, cases, last)
 
 

@@ -258,3 +258,38 @@ def test_a_plate_flag_or_document_detail_without_what_it_belongs_to_is_refused(r
         assert str(err).startswith(f"line {line}:") and field in str(err), err
     assert run("pn", _file(_line("S", **{**bare, "plate": "", "flag": ""}), *ITEMS, _line("P", **person)))[0].error \
         is None
+
+
+def test_trailers_within_the_file_are_refused_once_in_bounded_memory(run: Callable[..., list[Any]],
+                                                                      ctx_for: Callable[[str], Context]) -> None:
+    """Every T line a line follows is out of place, and the file says so once, naming the first and how many: a file
+    of 200,000 T lines is read in memory that does not grow with them (one refusal was held per line until the
+    end, some 50 bytes of memory per byte of input)."""
+    results = run("pn", _file(_line("S", **CASE), *ITEMS, _line("T", count="00000001"), _line("T", count="00000001"),
+                              "T00000001"))
+    refused = [r.error for r in results if r.item.number == 0 and r.error]
+    assert [e.reason for e in refused] == [f.TRAILER_MISMATCH]
+    assert "line 5: the T trailer is not the file's last line (line 6 follows it, nor are 2 later T line(s))" in str(
+        refused[0])
+    data = b"T00000001\r\n" * 200_000
+    tracemalloc.start()
+    try:
+        flood = list(convert(get("pn"), io.BytesIO(data), ctx_for("PN")))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The out-of-place ones, and the last, whose count of 1 is not the file's 0 cases.
+    assert [r.error.reason for r in flood if r.error] == [f.TRAILER_MISMATCH] * 2
+    assert "nor are 199,998 later T line(s)" in str(flood[0].error)
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MB for {len(data):,} bytes of trailers"
+
+
+def test_a_marking_cell_of_anything_but_spaces_is_read_never_taken_as_silent(run: Callable[..., list[Any]]) -> None:
+    """The layout pads with spaces, and only a cell of spaces is silent (the agency's default): a classification,
+    handling or release cell holding a tab, a no-break space or a separator is refused, never the default, which may
+    be wider than what the damaged cell said; and a separator is no separator in a REL TO list."""
+    for field, value in (("classification", "\t"), ("classification", "\xa0"), ("classification", "\x1f"),
+                         ("handling", "\x1c"), ("release", "REL TO\x1fCOL")):
+        results = run("pn", _file(_line("S", **CASE, **{field: value}), *ITEMS))
+        assert results[0].alert is None and results[0].error is not None, (field, value)
+        assert results[0].error.reason in (f.MISSING_FIELD, f.INVALID), (field, value, results[0].error)
