@@ -120,7 +120,7 @@ from broker.kafka import (
     Producer,
     ProducerFenced,
     TopicPartition,
-    chain_tail,
+    chain_records,
     committed_with_metadata,
     consumer,
     last_before,
@@ -361,8 +361,17 @@ class Subscriber:
         kept = self.store.chain_head(self._kept_key(part)) if self.store is not None else None
         async with running(reader(self.conn, "puente-subscriber-chain"), self.conn,
                            f"reading {self.partner}'s receipt chain") as chain_reader:
-            tail = await chain_tail(chain_reader, tp, chain=self.chain_name, records=2)
-            last, previous = (tail[-1] if tail else None), (tail[-2] if len(tail) == 2 else None)
+            # Every record of the chain from the head the store kept (from its first without one) must follow the
+            # one before it: a run of old records written again after the real head links up within itself.
+            since = kept[2] if kept is not None and kept[2] is not None else None
+            if self.store is None:
+                self.on_note(f"reading receipt chain {self.chain_name} in {self.access_topic}[{part}] from its first "
+                             "record, to check it is whole (a --store keeps where it ended)")
+            last, unlinked = None, None
+            async for rec in chain_records(chain_reader, tp, self.chain_name, since):
+                if last is not None and unlinked is None:
+                    unlinked = _unlinked(last, rec)
+                last = rec
             # The checkpoint the store saw committed last, when the head is another: which key signed it.
             kept_record = (await record_at(chain_reader, tp, kept[2]) if kept is not None and kept[2] is not None
                            and last is not None and kept[2] != last.offset else None)
@@ -383,8 +392,8 @@ class Subscriber:
             problem = self._signed_by_a_newer_key(last)
         if problem is None:
             problem = _older_than_kept(json.loads(last.value), last.offset, kept)
-        if problem is None and previous is not None:
-            problem = _unlinked(previous, last)
+        if problem is None:
+            problem = unlinked
         if problem is None and kept_record is not None:
             problem = self._signed_by_a_retired_key(part, last, kept_record)
         if problem is not None:
@@ -1209,7 +1218,7 @@ def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, in
     """Why the chain's last checkpoint in Kafka (``last``, at ``offset``), though signed by the partner, is
     not where the partner's store saw the chain end, or None. An older checkpoint replayed after the real
     head (whoever holds the partner's login may write its receipts topic, and replaying needs no key; and
-    ``_unlinked`` refuses one that does not follow the record before it, store or none) must not be extended:
+    ``_unlinked`` refuses the chain's records that do not follow the one before them) must not be extended:
     the chain would fork. So must a copy of the kept one, at another offset: the store notes a head only
     after its batch commits, so after a crash between the two it holds the one before, and a copy of that
     one written after the real head would pass for it. A newer one is this chain's own last batch,
@@ -1227,23 +1236,22 @@ def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, in
     return None
 
 
-def _unlinked(previous: Record, last: Record) -> str | None:
-    """Why the chain's last record in Kafka (``last``, a checkpoint its key signed) does not follow the chain's record
-    before it in the partition (``previous``), or None. A chain's writer appends each record after the one before
-    it, so an older checkpoint written again after the real head (by a holder of the partner's login, or a store
-    restored from a backup that kept an older head, or none) names another predecessor: extending it would fork
-    the chain, whatever the store kept. Pure."""
+def _unlinked(previous: Record, rec: Record) -> str | None:
+    """Why a record of a receipt chain (``rec``) does not follow the chain's record before it in the partition
+    (``previous``), or None. A chain's one writer appends each record after the one before it, so records of the
+    chain written again after its real head (by a holder of the partner's login; replaying needs no key) name
+    another predecessor where the copies begin: extending the last of them would fork the chain. Pure."""
     try:
-        before, head = json.loads(previous.value), json.loads(last.value)
+        before, doc = json.loads(previous.value), json.loads(rec.value)
     except (ValueError, RecursionError):
-        return "its records do not parse"
-    if not isinstance(before, dict) or not isinstance(head, dict):
-        return "its records are not chain records"
-    seq, prev_seq = head.get("seq"), before.get("seq")
-    if type(seq) is not int or type(prev_seq) is not int or seq != prev_seq + 1 or head.get("prev") != before.get(
+        return f"its record at offset {rec.offset} does not parse"
+    if not isinstance(before, dict) or not isinstance(doc, dict):
+        return f"its record at offset {rec.offset} is not a chain record"
+    seq, prev_seq = doc.get("seq"), before.get("seq")
+    if type(seq) is not int or type(prev_seq) is not int or seq != prev_seq + 1 or doc.get("prev") != before.get(
             "hash"):
-        return (f"its last checkpoint (seq {str(seq)[:20]}) does not follow the chain's record before it (offset "
-                f"{previous.offset}, seq {str(prev_seq)[:20]}); an old checkpoint was written again after it")
+        return (f"its record at offset {rec.offset} (seq {str(seq)[:20]}) does not follow the chain's record before "
+                f"it at offset {previous.offset} (seq {str(prev_seq)[:20]}): written again, or by another writer")
     return None
 
 

@@ -45,7 +45,7 @@ from broker.kafka.clients import (
 from broker.kafka.connection import KafkaConnection, connection, connection_from_properties
 from broker.kafka.io import (
     StillOpen,
-    chain_tail,
+    chain_records,
     committed_with_metadata,
     last_before,
     last_chain_record,
@@ -82,7 +82,7 @@ __all__ = [
     "admin_session",
     "apply_topics",
     "broken_for_good",
-    "chain_tail",
+    "chain_records",
     "committed_with_metadata",
     "connection",
     "connection_from_properties",

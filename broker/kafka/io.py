@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections import deque
 from collections.abc import AsyncGenerator, Callable, Collection, Mapping
 from typing import Any
 
@@ -243,20 +242,30 @@ async def last_records(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
     return out
 
 
+def names_chain(rec: Record, chain: str) -> bool:
+    """Whether ``rec`` belongs to ``chain``: it parses as a JSON object naming it (anyone's record may not)."""
+    try:
+        doc = json.loads(rec.value)
+    except (ValueError, RecursionError):  # not a chain record: anyone's, however nested
+        return False
+    return isinstance(doc, dict) and doc.get("chain") == chain
+
+
+async def chain_records(consumer: AIOKafkaConsumer, tp: TopicPartition, chain: str, start: int | None = None,
+                        ) -> AsyncGenerator[Record, None]:
+    """Every committed record of ``chain`` in a partition, from ``start`` (default: the beginning) to its current
+    end; the caller checks them (``names_chain``)."""
+    async for rec in read_range(consumer, tp, start):
+        if names_chain(rec, chain):
+            yield rec
+
+
 async def last_chain_record(consumer: AIOKafkaConsumer, tp: TopicPartition, chain: str | None = None) -> Record | None:
-    """The last committed record of a partition (of one ``chain`` in it, when given), or None (``chain_tail``)."""
-    tail = await chain_tail(consumer, tp, chain)
-    return tail[-1] if tail else None
+    """The last committed record of a partition (of one ``chain`` in it, when given), or None.
 
-
-async def chain_tail(consumer: AIOKafkaConsumer, tp: TopicPartition, chain: str | None = None,
-                     records: int = 1) -> list[Record]:
-    """The last ``records`` committed records of a partition (of one ``chain`` in it, when given), oldest first:
-    fewer when it holds fewer.
-
-    Reads back as little as it can: a window at the end that grows until enough match or the start.
+    Reads back as little as it can: a window at the end that grows until a match or the start.
     A record belongs to ``chain`` when it parses as a JSON object naming it; the caller checks
-    the records themselves (see ``broker.audit.head_problem``) before it trusts them.
+    the record itself (see ``broker.audit.head_problem``) before it trusts it.
     """
     consumer.assign([tp])
     end = (await consumer.end_offsets([tp]))[tp]
@@ -264,17 +273,15 @@ async def chain_tail(consumer: AIOKafkaConsumer, tp: TopicPartition, chain: str 
     window = 64
     while True:
         start = max(begin, end - window)
-        found: deque[Record] = deque(maxlen=records)  # what a window holds, never all of it
+        last: Record | None = None
         async for rec in read_range(consumer, tp, start):
             if chain is None:
-                found.append(rec)
+                last = rec
                 continue
-            try:
-                doc = json.loads(rec.value)
-            except (ValueError, RecursionError):  # not a chain record: anyone's, however nested
-                continue
-            if isinstance(doc, dict) and doc.get("chain") == chain:
-                found.append(rec)
-        if len(found) >= records or start == begin:
-            return list(found)
+            if names_chain(rec, chain):
+                last = rec
+        if last is not None:
+            return last
+        if start == begin:
+            return None
         window *= 8

@@ -374,8 +374,18 @@ async def test_a_replayed_old_checkpoint_is_never_extended(env: Env, tmp_path: P
     after = [r for r in await read_topic(env.conn, env.names.receipts(partner))
              if json.loads(r.value).get("chain") == partner]
     assert len(after) == len(mine) + 1  # nothing signed over the replayed checkpoint
-    # Nor without the store's word: a subscriber with no store, or a new one, finds the copy does not follow the
-    # chain's record before it.
+    # Nor without the store's word: a subscriber with no store, or a new one, reads the chain from its first record
+    # and finds where the copies begin, even after a whole old batch (a receipt and its checkpoint, which link to
+    # each other) is written again after them.
+    before_cp0 = mine[mine.index(checkpoints[0]) - 1]
+    assert json.loads(before_cp0.value)["seq"] + 1 == json.loads(checkpoints[0].value)["seq"]
+    producer = AIOKafkaProducer(**env.login(f"partner-{partner}").aiokafka())
+    await producer.start()
+    try:
+        for copy in (before_cp0, checkpoints[0]):
+            await producer.send_and_wait(env.names.receipts(partner), copy.value, partition=0)
+    finally:
+        await producer.stop()
     for fresh in (None, tmp_path / "new.db"):
         with contextlib.ExitStack() as stack:
             subscriber = _subscriber(env, partner)
@@ -383,7 +393,7 @@ async def test_a_replayed_old_checkpoint_is_never_extended(env: Env, tmp_path: P
             with pytest.raises(AuditChainError, match="does not follow the chain's record before it"):
                 await subscriber.run(io.StringIO(), idle_exit_s=2)
     assert len([r for r in await read_topic(env.conn, env.names.receipts(partner))
-                if json.loads(r.value).get("chain") == partner]) == len(mine) + 1
+                if json.loads(r.value).get("chain") == partner]) == len(mine) + 3
 
     # A crash between a batch's Kafka commit and the store noting its checkpoint leaves the store with the
     # one before: a copy of that one, written after the real head, is refused too (the store kept its offset).

@@ -639,7 +639,7 @@ def _chain_rec(offset: int, doc: Any) -> Record:
 
 @pytest.mark.parametrize(("previous", "last", "refused"), [
     ({"seq": 11, "hash": "cc"}, {"seq": 12, "prev": "cc", "hash": "dd"}, False),  # the chain as its writer left it
-    ({"seq": 12, "hash": "dd"}, {"seq": 3, "prev": "a2", "hash": "aa"}, True),  # an older checkpoint written again
+    ({"seq": 12, "hash": "dd"}, {"seq": 3, "prev": "a2", "hash": "aa"}, True),  # an older record written again
     ({"seq": 12, "hash": "dd"}, {"seq": 12, "prev": "cc", "hash": "dd"}, True),  # a copy of the head
     ({"seq": 11, "hash": "cc"}, {"seq": 12, "prev": "zz", "hash": "dd"}, True),  # another predecessor: a fork
     ({"seq": "11", "hash": "cc"}, {"seq": 12, "prev": "cc", "hash": "dd"}, True),
@@ -647,8 +647,9 @@ def _chain_rec(offset: int, doc: Any) -> Record:
 ], ids=["linked", "older", "copy", "fork", "not-a-number", "not-an-object"])
 def test_a_chain_head_that_does_not_follow_the_record_before_it_is_refused(previous: Any, last: Any,
                                                                            refused: bool) -> None:
-    """Store or none, a head is extended only when it follows the chain's record before it in the partition (see
-    Subscriber._chain): a replayed checkpoint follows the real head, which it does not name."""
+    """Store or none, a chain is extended only when each of its records from the kept head (or its first) follows the
+    one before it in the partition (see Subscriber._chain): the first of a run of records written again follows the
+    real head, which it does not name."""
     problem = _unlinked(_chain_rec(50, previous), _chain_rec(51, last))
     assert (problem is not None) is refused
 
