@@ -364,7 +364,6 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
         session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
         fetch_max_wait_ms=settings.fetch_max_wait_ms, fetch_min_bytes=settings.fetch_min_bytes,
         stall_warning_s=settings.stall_warning_s, group_instance_id=group_instance_id, accept_gaps=accept_gaps,
-        feed_partitions=settings.feed_partitions,
     )
     topics = [names.ingress(a) for a in settings.agencies]
     return BrokerWorker(config, pipeline, sign), topics, problems
@@ -397,14 +396,6 @@ async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy
         if count != settings.ingress_partitions:
             raise ConfigError(f"{names.ingress(agency)} has {count} partitions but PUENTE_INGRESS_PARTITIONS is "
                               f"{settings.ingress_partitions}: each partition is a slot; use the topics' count")
-    for feed in sorted({names.feed(p.feed_topic) for p in policy_set.partners.values()}):
-        # A delivery's partition follows its key and this count (``broker.topology.feed_partition``): another
-        # would put an alert's next version or recall in another partition than its copy, read by another
-        # subscriber instance.
-        if have[feed] != settings.feed_partitions:
-            raise ConfigError(f"{feed} has {have[feed]} partitions but PUENTE_FEED_PARTITIONS is "
-                              f"{settings.feed_partitions}: an alert's versions and recall must stay in one "
-                              "partition; set it to the topic's count")
     slots = slots_for(settings.agencies, settings.ingress_partitions, settings.topic_prefix).count
     for topic in (names.decisions, names.lifecycle):
         # A partition per slot: a slot past the end (an agency added, `topics apply` not run since) would have

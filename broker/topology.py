@@ -118,6 +118,10 @@ class TopicSpec:
     role: str = ""
     fixed: bool = False
     """Whether the partition count carries meaning (ingress slots, receipt chains): never changed once made."""
+    kept: bool = False
+    """Whether the partition count, once made, is kept as found whatever the plan says, with a note, and no
+    refusal (feeds: a delivery's partition follows its key and its feed's count, so an alert's next records would
+    land in another partition than its copy; each feed is written with its own count)."""
 
     @property
     def owned(self) -> dict[str, str]:
@@ -196,8 +200,8 @@ def feed_partition(key: bytes, partitions: int) -> int:
     A function of the key alone, so it tells the partner nothing its reference does not: the slot's
     partition (the murmur2 of the agency's own id, and which agency) would tell a partner which third of
     candidate ids an alert is in. Every version and recall of an alert has one key, so they keep their
-    order in one partition, as long as ``partitions`` does not change: a feed's count is fixed (``topics
-    apply`` refuses another, the broker refuses to start on one). An alert a partner was first sent before
+    order in one partition, as long as ``partitions`` does not change: ``topics apply`` never changes a
+    feed's count (``TopicSpec.kept``). An alert a partner was first sent before
     feeds went by key stays in its slot's partition (``AlertState.by_slot``). CRC-32, not murmur2 as Kafka's
     partitioner: the reference is already a keyed hash, and murmur2 in Python costs 3 us a delivery where
     CRC-32 costs 0.1.

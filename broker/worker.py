@@ -210,10 +210,6 @@ class WorkerConfig:
     """The most taking fresh slots may last (producers, audit read-back) before the worker starts again."""
     accept_gaps: bool = False
     """Read on past ingress records deleted before the broker read them (logged) instead of stopping."""
-    feed_partitions: int | None = None
-    """Every feed topic's partition count (``PUENTE_FEED_PARTITIONS``, which ``check_topology`` holds the topics
-    to): a delivery's partition is a function of its key and this count, so it may not follow a topic grown by
-    hand. None: each feed's count as Kafka gives it at its first delivery (tests' stand-in producers)."""
 
 
 @dataclass(frozen=True)
@@ -1552,9 +1548,9 @@ class BrokerWorker:
         if type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in ("states-lost", "topic-remade", "audit-expired"):
             state.loss = None  # recorded in the block just committed
     async def _count_feed_partitions(self, state: SlotState, topic: str) -> int:
-        """How many partitions feed ``topic`` has: the settings' count, or Kafka's once per worker run."""
-        count = self.config.feed_partitions or len(await state.producer.partitions_for(topic))
-        self._feed_partitions[topic] = count
+        """How many partitions feed ``topic`` has, asked of Kafka once per worker run: ``topics apply`` never
+        changes it (``TopicSpec.kept``), and a delivery's partition follows its key and the count."""
+        count = self._feed_partitions[topic] = len(await state.producer.partitions_for(topic))
         return count
 
     async def _emit(self, state: SlotState, batches: PartitionBatches, msg: Any, outcome: Outcome) -> Any:

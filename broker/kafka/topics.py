@@ -16,8 +16,8 @@ reported as failed, never as created. ``plan`` (``dry_run``) looks the same way 
 What apply cannot change it refuses, and says so: a replication factor other than the plan's
 (Kafka changes one only by reassigning partitions, an operator's decision), and the partition
 count of a topic whose partitions carry meaning (``TopicSpec.fixed``: an ingress partition is a
-slot, with its replay window and its audit chain; a receipts partition holds whole receipt chains; a feed's
-partition is its key's, among its count).
+slot, with its replay window and its audit chain; a receipts partition holds whole receipt chains). A feed's
+count is kept as found, never grown (``TopicSpec.kept``: a delivery's partition is its key's among that count).
 A topic refused for its shape still has what stops deletions set back (compaction or a size limit left in
 force deletes audit records while the operator reassigns), never a weaker setting. While a topic is refused
 for its shape no topic grows (the settings do not describe this cluster, and Kafka cannot remove a
@@ -85,7 +85,7 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
     ]
     specs += [
         TopicSpec(topic, settings.feed_partitions, rf, {**base, "retention.ms": str(days * DAY_MS)}, "feed",
-                  fixed=True)
+                  kept=True)
         for topic, days in sorted(feed_retention(policy_set, names).items())
     ]
     # LogAppendTime on every audit topic: the broker's blocks are dated across its chains by when Kafka appended
@@ -234,6 +234,9 @@ async def _update(admin: Admin, specs: list[TopicSpec], shapes: dict[str, tuple[
         if replicas and replicas != (spec.replication,):
             refusals[spec.name] = _replication_reason(spec, replicas)
             shape_refused = True
+        elif have != spec.partitions and spec.kept:
+            notes[spec.name] = (f"keeps its {have} partitions (planned {spec.partitions}): a delivery's partition "
+                                "follows its key and the feed's count, which never changes")
         elif have != spec.partitions and (spec.fixed or have < spec.partitions):
             if spec.fixed:
                 refusals[spec.name] = _fixed_reason(spec, have)
@@ -334,8 +337,6 @@ def _fixed_reason(spec: TopicSpec, have: int) -> str:
                    "different count would move alerts to other slots",
         "receipts": "a partner's receipt chains live in its one partition: another count would split them",
         "denials": "the collected denials are one chain in one partition",
-        "feed": "a delivery's partition follows its key and the count, so another count would put an alert's "
-                "next version or recall in another partition than its copy",
     }.get(spec.role, "its partitions carry meaning")
     return (f"has {have} partitions, the settings say {spec.partitions}; refused: {why}. Keep the setting at "
             f"{have}, or move to new topics under another PUENTE_TOPIC_PREFIX")

@@ -143,7 +143,7 @@ def test_a_state_with_invalid_partners_fed_by_slot_stops_the_slot(value: bytes) 
 async def test_the_worker_sends_a_by_slot_record_to_its_slots_partition() -> None:
     """Whatever its key's partition, a record marked by slot goes to slot modulo the feed's partitions, as before
     feeds went by key; the others to their key's."""
-    worker = BrokerWorker(WorkerConfig(CONN, "g", SLOTS, feed_partitions=3), None, lambda p: b"s")  # type: ignore[arg-type]
+    worker = BrokerWorker(WorkerConfig(CONN, "g", SLOTS), None, lambda p: b"s")  # type: ignore[arg-type]
     kept: list[tuple[int, bytes]] = []
     producer = _Producer(kept)
     state = SlotState(TopicPartition("t.ingress.SNM", 1), 1, producer, ChainWriter("t.audit", 1),  # type: ignore[arg-type]
