@@ -477,11 +477,13 @@ class Keystore:
                 continue
             path = self.path / name
             try:
-                record, _ = _parse_key_file(path, key_id)
+                record, info = _parse_key_file(path, key_id)
             except KeyMaterialError as exc:
                 problems.append(f"{exc} ({path}): {custody.holder} cannot tell whose key it holds; fix it, or move it "
                                 f"out of {self.path}")
                 continue
+            if record.secret is not None and (exposed := secret_problem(path, info)) is not None:
+                problems.append(f"key {key_id}: {path}: {exposed}")  # whatever loads it or not, now or later
             if record.secret is not None and not custody.keeps(record):
                 problems.append(self._private_refusal(record) if record.owner != custody.owner else (
                     f"key {key_id}: {path} holds a private {record.kind} key in {custody.holder}'s name, which "
@@ -1095,6 +1097,7 @@ class Keystore:
         never taken as the way out of a refusal: made for one that was lost, a key gives partners new references or
         pseudonyms for what they hold, which a backup of the lost file would not.
         """
+        self._refuse_foreign_secrets(holder, ident)
         wanted = own_kinds(holder, ident, agreements)
         # A pseudonym key is made once per agreement, never with a new generation of the broker's own keys: the
         # newest is the one views use, so a new one would change every pseudonym partners already hold, and
@@ -1150,6 +1153,22 @@ class Keystore:
                                        f"where {owner} keeps its own private key; this folder is someone else's")
             made.append(kept)
         return made
+
+    def _refuse_foreign_secrets(self, holder: Holder, ident: str) -> None:
+        """KeyMaterialError, before anything is written, when this folder holds a private half that is not
+        ``holder``'s own (for the broker: one it makes for itself, ``_broker_makes``): it is another party's folder
+        (a mistyped ``--dir``), and the keys made here would be in that party's custody."""
+        for key_id in self.key_ids():
+            try:
+                record, _ = _parse_key_file(self.path / f"{key_id}.json", key_id)
+            except KeyMaterialError:
+                continue  # no one can tell whose: the custody checks name it
+            if record.secret is None or (_broker_makes(record) if holder is Holder.BROKER else record.owner == ident):
+                continue
+            whose = "the broker's" if holder is Holder.BROKER else f"{holder} {ident}'s"
+            raise KeyMaterialError(f"keystore {self.path} holds {record.owner}'s private key {key_id}: it is not "
+                                   f"{whose} own folder, and keys made here would be in {record.owner}'s custody; "
+                                   "give --dir the right folder")
 
     def _require_after(self, kind: KeyKind, owner: str, generation: str) -> None:
         """KeyMaterialError unless ``generation`` comes after every generation of ``owner``'s ``kind`` key held here

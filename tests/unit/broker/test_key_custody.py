@@ -755,3 +755,39 @@ def test_keys_init_refuses_a_deployment_whose_logins_made_the_party_folders(tmp_
     done = puente(root, "keys", "init")
     assert done.returncode == 3 and "holds the broker's own keys and no other party's" in done.stderr, done
     assert not (login / "COL-enc-2026a.json").exists()
+
+
+def test_keys_generate_never_writes_into_another_partys_folder(tmp_path: Path) -> None:
+    """A mistyped --dir naming another party's folder (one holding that party's private keys) is refused before
+    anything is written, in one line (exit 3): the broker's keys in an agency's folder, a partner's in the broker's,
+    an agency's in a partner's. Each party's own folder, and an empty one, take its keys."""
+    keys = tmp_path / "keys"
+    assert puente(keys, "keys", "init").returncode == 0
+    cases = [(("--for", "broker"), keys / "agencies" / "SENAN"), (("--for", "partner", "COL"), keys / "broker"),
+             (("--for", "agency", "SENAN"), keys / "partners" / "COL")]
+    for args, folder in cases:
+        before = sorted(p.name for p in folder.iterdir())
+        run = puente(keys, "keys", "generate", *args, "--generation", "2027a", "--dir", str(folder))
+        assert run.returncode == 3, (args, run.stdout, run.stderr)
+        assert "private key" in run.stderr and "not" in run.stderr and "--dir" in run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+        assert sorted(p.name for p in folder.iterdir()) == before
+    run = puente(keys, "keys", "generate", "--for", "partner", "COL", "--generation", "2027a", "--dir",
+                 str(keys / "partners" / "COL"))
+    assert run.returncode == 0, run.stderr
+    run = puente(keys, "keys", "generate", "--for", "agency", "SENAN", "--generation", "2027a", "--dir",
+                 str(tmp_path / "empty"))
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_secret_others_may_read_is_a_custody_problem_whether_loaded_or_not(tmp_path: Path) -> None:
+    """The broker loads an agreement's pseudonym key only while the agreement is in force; a world-readable one is
+    named by the custody check (``policy lint --keys``, the broker's start) all the same, as is any other secret."""
+    keys = tmp_path / "keys"
+    provision_all(PuenteSettings(keys=keys))
+    store = Keystore(keys / "broker")
+    assert store.broker_custody_problems() == []
+    pseudo = next(p for p in store.path.glob("*-pseudo-*.json") if not p.name.startswith("broker-"))
+    pseudo.chmod(0o644)
+    problems = store.broker_custody_problems()
+    assert len(problems) == 1 and pseudo.name in problems[0] and "others may read" in problems[0]
