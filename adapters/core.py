@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -371,7 +372,10 @@ def names(value: Any, field: str, known: frozenset[str]) -> list[str] | None:
     if not given(value, field):
         return None
     if isinstance(value, str):
-        if not value.isprintable():  # a control character is no separator: junk, or a wrong encoding
+        # A control or format character is no separator (a unit separator read as one named a partner): junk, or a
+        # wrong encoding. Spaces of every kind, and the line breaks and tabs of a list typed on several lines, are.
+        if not value.isprintable() and any(unicodedata.category(c) in ("Cc", "Cf") and c not in "\t\n\r"
+                                           for c in value):
             raise fail(INVALID, f"{field} contains control characters (binary data or a wrong encoding?)")
         value = re.sub(r"^\s*REL(EASABLE)?\s+TO\s*:?", "", value, flags=re.IGNORECASE)
         value = [v for v in re.split(r"[,;/\s]+", value) if v]

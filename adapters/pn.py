@@ -199,7 +199,9 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
             trailer = (line_no, fields["count"])
         if kind == "S":
             cases += 1
-            case = _Case(line_no, raw[1:15].decode("latin-1").strip(), fields, raw, limit, error)
+            # The case number as its I and P lines are read (``split``); from the raw bytes if the line is bad.
+            case_id = fields["case"] if fields else raw[1:15].decode("latin-1").strip(" ")
+            case = _Case(line_no, case_id, fields, raw, limit, error)
         elif case is not None:
             case.take(kind, line_no, raw, fields, error)
         elif not (kind == "H" and line_no == 1 and fields) and not (kind == "T" and fields):

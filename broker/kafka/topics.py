@@ -298,11 +298,12 @@ def _outcome(spec: TopicSpec, have: int, grow: int | None, drifted: list[tuple[s
     if refusal is not None:
         if settings:  # still set back: compaction or a size limit would go on deleting audit records
             refusal += f"; {'would set back' if dry_run else 'set back'} {settings}"
-        return TopicResult(spec, "refused", refusal, keys)
+        return TopicResult(spec, "refused", "; ".join(filter(None, (refusal, note))), keys)
     parts = ([f"partitions {have} -> {grow}"] if grow is not None else []) + ([settings] if settings else [])
     if not parts:
         return TopicResult(spec, "unchanged", note, keys)
-    return TopicResult(spec, "to update" if dry_run else "updated", ", ".join(parts), keys)
+    return TopicResult(spec, "to update" if dry_run else "updated", "; ".join(filter(None, (", ".join(parts), note))),
+                       keys)
 
 
 def _for_ever(value: str | None) -> bool:

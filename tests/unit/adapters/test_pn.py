@@ -293,3 +293,20 @@ def test_a_marking_cell_of_anything_but_spaces_is_read_never_taken_as_silent(run
         results = run("pn", _file(_line("S", **CASE, **{field: value}), *ITEMS))
         assert results[0].alert is None and results[0].error is not None, (field, value)
         assert results[0].error.reason in (f.MISSING_FIELD, f.INVALID), (field, value, results[0].error)
+
+
+def test_a_case_number_is_read_alike_on_its_s_i_and_p_lines(one: Callable[..., dict[str, Any]]) -> None:
+    """A tab or no-break space after the case number is part of the field on every line alike: the I and P lines of
+    the case stay its own (the S line's number was trimmed of every kind of blank, theirs of spaces only)."""
+    for tail in ("\t", "\xa0"):
+        number = "DIJ-26-000041" + tail
+        alert = one("pn", _file(_line("S", **{**CASE, "case": number}),
+                                *(i.replace("DIJ-26-0000412", number) for i in ITEMS)))
+        assert len(alert["payload"]["items"]) == 2
+
+
+def test_a_release_list_may_be_spaced_with_any_blank(one: Callable[..., dict[str, Any]]) -> None:
+    """No-break and other spaces separate REL TO codes as a space does; only control and format characters are
+    refused."""
+    alert = one("pn", _file(_line("S", **CASE, classification="S", release="REL TO USA,\xa0FEAN"), *ITEMS))
+    assert alert["markings"]["releasable_to"] == ["USA", "FEAN"]

@@ -353,6 +353,9 @@ def test_a_feeds_partition_count_is_kept_as_found(policy: PolicySet, monkeypatch
     assert feeds and all(results[f].action == "unchanged" for f in feeds), [results[f] for f in feeds]
     assert "keeps its 3 partitions (planned 6): a delivery's partition follows its key" in results[feeds[0]].detail
     assert grown == []
+    cluster.topics[feeds[0]][1]["retention.ms"] = "1"  # drifted: set back, and the note still said
+    again = {r.spec.name: r for r in _apply(cluster, plan_topics(more, policy))}
+    assert again[feeds[0]].action == "updated" and "keeps its 3 partitions (planned 6)" in again[feeds[0]].detail
     replicas, config = cluster.topics[feeds[0]]
     cluster.topics[feeds[0]] = (replicas * 2, config)  # a feed made later, with the new setting
     monkeypatch.setattr(service, "Admin", lambda conn: FakeAdmin(cluster))
