@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -72,11 +72,18 @@ def kafka(cfg: PuenteSettings, name: str) -> KafkaConnection:
 
 
 def when(text: str) -> datetime:
-    """An argparse type for times a person types (ISO 8601; without an offset, UTC)."""
+    """An argparse type for times a person types (ISO 8601; without an offset, UTC), within what every offset can
+    still express two days either side (times are compared in UTC, dates in partners' local time, and a window
+    reaches past its ends): 9999-12-31 in UTC would overflow before a command read it."""
     try:
-        return parse_time(text)
+        value = parse_time(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    try:
+        (value - timedelta(days=2)).astimezone(UTC), (value + timedelta(days=2)).astimezone(UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError("give a time between the years 0001 and 9999") from None
+    return value
 
 
 def seconds(low: float, high: float) -> Callable[[str], float]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from broker.crypto import KeyKind
+from broker.crypto.keys import BROKER_OWNER
 from broker.keystore import Keystore, load_key_file
 from policies import (
     DEFAULT_DIR,
@@ -33,17 +34,6 @@ from puente.errors import ConfigError, KeyMaterialError, PolicyError
 from puente.strict import one_line, printable
 
 
-def _when(text: str) -> datetime:
-    """A time as every command's time flag reads it (``_common.when``: without an offset, UTC), which every
-    offset can still express."""
-    value = when(text)
-    try:  # a time every offset can still express (dates are compared in UTC and in partners' local time)
-        (value - timedelta(days=2)).astimezone(UTC), (value + timedelta(days=2)).astimezone(UTC)
-    except OverflowError:
-        raise argparse.ArgumentTypeError("give a time between the years 0001 and 9999") from None
-    return value
-
-
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("policy", help="check, test and explain the sharing policy")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -57,7 +47,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                             "each partner key, that each agreement that pseudonymises has its "
                             "pseudonym key, and that DIR holds no other party's private half and no "
                             "public key under two owners' ids")  # fmt: skip
-    check.add_argument("--at", type=_when, help="judge expiry at this time, ISO 8601, UTC without an offset "
+    check.add_argument("--at", type=when, help="judge expiry at this time, ISO 8601, UTC without an offset "
                                                 "(default: now)")
     check.set_defaults(func=_lint)
 
@@ -71,12 +61,13 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     show = verbs.add_parser("explain", help=text, description=text)
     show.add_argument("alert", type=Path, metavar="ALERT.json", help="an alert in its JSON form")
     show.add_argument("--partner", action="append", required=True, help="partner id, repeatable, or ALL")
-    show.add_argument("--at", type=_when, help="decide at this time, ISO 8601, UTC without an offset (default: now)")
+    show.add_argument("--at", type=when, help="decide at this time, ISO 8601, UTC without an offset (default: now)")
     show.add_argument("--dir", type=Path, help=dir_help)
     show.add_argument(
         "--key-file",
         type=Path,
-        help="a pseudonym key file, <agreement>-pseudo-<generation>.json (default: a demonstration key)",
+        help="a pseudonym key file, <agreement>-pseudo-<generation>.json, for that agreement's views (default: a "
+             "demonstration key)",
     )
     show.set_defaults(func=_explain)
 
@@ -186,12 +177,27 @@ def _test(args: argparse.Namespace) -> int:
     return 1 if failed or gaps else 0
 
 
-def _pseudonym_key(path: Path) -> bytes:
-    """The secret of a pseudonym key file, as the broker's keystore holds it; refused if it is anything else."""
+def _pseudonym_key(path: Path) -> Callable[[str], bytes]:
+    """The pseudonym keys by agreement that a pseudonym key file gives, as the broker's keystore holds it: only its
+    own agreement's (the owner its id names). Refused if it is anything else, the broker's alert-reference key
+    included; and asked for another agreement, a PolicyError naming both, rather than pseudonyms under the wrong
+    key shown as the broker's."""
     try:
-        return load_key_file(path).symmetric(KeyKind.PSEUDONYM).reveal()
+        record = load_key_file(path)
+        secret = record.symmetric(KeyKind.PSEUDONYM).reveal()
     except KeyMaterialError as exc:
         raise PolicyError(f"--key-file: {exc}") from None
+    if record.owner == BROKER_OWNER:
+        raise PolicyError(f"--key-file: {record.key_id} is the broker's alert-reference key, not an agreement's "
+                          "pseudonym key")
+
+    def key_for(agreement: str) -> bytes:
+        if agreement != record.owner:
+            raise PolicyError(f"--key-file: {record.key_id} is agreement {record.owner}'s pseudonym key, but the view "
+                              f"pseudonymises under agreement {agreement}: give {agreement}'s key file")
+        return secret
+
+    return key_for
 
 
 def _explain(args: argparse.Namespace) -> int:

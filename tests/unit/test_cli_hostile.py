@@ -125,10 +125,15 @@ def test_a_setting_that_does_not_parse_is_named(monkeypatch: pytest.MonkeyPatch,
     assert code == 3 and len(err) == 1 and "PUENTE_AGENCIES" in err[0] and "not json" not in err[0]
 
 
-@pytest.mark.parametrize("at", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+14:00"])
-def test_a_time_at_the_calendars_edge_is_a_usage_error(at: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+14:00", "9999-12-31"])
+@pytest.mark.parametrize("command", [["policy", "lint", "--at"], ["audit", "log", "--since"],
+                                     ["audit", "log", "--until"], ["audit", "collect-denials", "--since"]])
+def test_a_time_at_the_calendars_edge_is_a_usage_error(command: list[str], at: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Every time option reads alike (``_common.when``): one the commands cannot turn to UTC and back is a usage
+    error in one line, not an internal one (`audit log --since 9999-12-31` was exit 70)."""
     with pytest.raises(SystemExit) as done:
-        cli.main(["policy", "lint", "--at", at])
+        cli.main([*command, at])
     assert done.value.code == 2 and "between the years 0001 and 9999" in capsys.readouterr().err
 
 

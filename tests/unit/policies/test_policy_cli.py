@@ -173,12 +173,16 @@ def test_explain_uses_a_pseudonym_key_file(tmp_path: Path, capsys: pytest.Captur
         ("raw", "file is not valid JSON"),
         ("other-kind", "kind is partner-encryption, expected pseudonym"),
         ("missing", "no key file at"),
+        ("other-agreement", "is agreement PAN-USA's pseudonym key, but the view pseudonymises under agreement "
+                            "COMBIFRON"),
+        ("reference", "is the broker's alert-reference key"),
     ],
 )
 def test_explain_refuses_what_is_not_a_pseudonym_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], make: str, expected: str
 ) -> None:
-    """Raw bytes, a key of another kind or no file at all: exit 2 with one line, not a silent wrong pseudonym."""
+    """Raw bytes, a key of another kind, another agreement's pseudonym key (COL's view is COMBIFRON's), the broker's
+    alert-reference key or no file at all: exit 3 with one line, not a silent wrong pseudonym."""
     folder = tmp_path / "keys"
     folder.mkdir(mode=0o700)
     if make == "raw":
@@ -188,6 +192,10 @@ def test_explain_refuses_what_is_not_a_pseudonym_key(
     elif make == "other-kind":
         Keystore(folder).generate(KeyKind.PARTNER_ENCRYPTION, "COL", generation="2026a", now=datetime.now(UTC))
         path = folder / "COL-enc-2026a.json"
+    elif make in ("other-agreement", "reference"):
+        owner = "PAN-USA" if make == "other-agreement" else "broker"
+        Keystore(folder).generate(KeyKind.PSEUDONYM, owner, generation="2026a", now=datetime.now(UTC))
+        path = folder / f"{owner}-pseudo-2026a.json"
     else:
         path = folder / "none.json"
     assert main(["policy", "explain", str(EXAMPLE), "--partner", "COL", "--at", AT, "--key-file", str(path)]) == 3
