@@ -185,8 +185,13 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     passwords: dict[str, str] = {}
     adopted: set[str] = set()  # parties whose password is a hidden file's: Kafka may hold it already
     out = []
+    # A party's credential of another mechanism (SCRAM-SHA-256, which Kafka's own tools add beside the other) is
+    # none Puente made: it would outlive every rotation, and a stolen password with it. It is deleted, and the
+    # party's password made anew, since whoever set it may know the one it sat beside.
+    stray = {principal: mechanisms - {SCRAM_MECHANISM} for principal in paths
+             if (mechanisms := on_cluster.get(principal, frozenset())) - {SCRAM_MECHANISM}}
     for principal, path in paths.items():
-        held = not rotate and SCRAM_MECHANISM in on_cluster.get(principal, ())
+        held = not rotate and principal not in stray and SCRAM_MECHANISM in on_cluster.get(principal, ())
         existing = _password(path, principal) if held else None
         pending = _password(_pending(path), principal) if held else None
         if pending is not None:
@@ -211,7 +216,7 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
                 raise ConfigError(f"cannot write the client configuration of {principal} beside {path}: "
                                   f"{exc.strerror}; nothing was changed on Kafka") from None
             written[principal] = _pending(path)
-        await delete_users(admin, gone)
+        await delete_users(admin, {**gone, **stray})
     except BaseException:
         _discard(written, set(written) - adopted)  # Kafka holds no password of theirs
         raise
