@@ -359,13 +359,12 @@ class Subscriber:
         # read only once every transaction open there now has ended (see wait_settled).
         await wait_settled(self.conn, tp, timeout_s=SETTLE_TIMEOUT_S, note=self.on_note)
         kept = self.store.chain_head(self._kept_key(part)) if self.store is not None else None
-        applied = self.store.applied_head(self._kept_key(part)) if self.store is not None else None
         async with running(reader(self.conn, "puente-subscriber-chain"), self.conn,
                            f"reading {self.partner}'s receipt chain") as chain_reader:
             # Every record of the chain from the head the store kept (from its first without one) must follow the
             # one before it: a run of old records written again after the real head links up within itself.
             since = kept[2] if kept is not None and kept[2] is not None else None
-            if self.store is None:  # every start (a store's first, or an earlier Puente's, once)
+            if self.store is None:
                 self.on_note(f"reading receipt chain {self.chain_name} in {self.access_topic}[{part}] from its first "
                              "record, to check it is whole (a --store keeps where it ended)")
             last, unlinked = None, None
@@ -392,7 +391,7 @@ class Subscriber:
         if problem is None:
             problem = self._signed_by_a_newer_key(last)
         if problem is None:
-            problem = _older_than_kept(json.loads(last.value), last.offset, kept, applied)
+            problem = _older_than_kept(json.loads(last.value), last.offset, kept)
         if problem is None:
             problem = unlinked
         if problem is None and kept_record is not None:
@@ -800,8 +799,6 @@ class Subscriber:
                     self.store.keep_feed_offsets({(tp.topic, tp.partition): at.offset for tp, at in offsets.items()})
                 # The partner vouches for its chain so far, batch by batch.
                 signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
-                if self.store is not None:  # with what it applied: the checkpoint of a batch it did apply
-                    self.store.note_applied_head(self._kept_key(part), chain.head.seq - 1, chain.head.prev)
                 sent = await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
                 if offsets:
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
@@ -1217,8 +1214,7 @@ def remade_feed(mark: tuple[int, str | None] | None, at: int, begin: int, end: i
     return None
 
 
-def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, int | None] | None,
-                     applied: tuple[int, str] | None = None) -> str | None:
+def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, int | None] | None) -> str | None:
     """Why the chain's last checkpoint in Kafka (``last``, at ``offset``), though signed by the partner, is
     not where the partner's store saw the chain end, or None. An older checkpoint replayed after the real
     head (whoever holds the partner's login may write its receipts topic, and replaying needs no key; and
@@ -1226,11 +1222,7 @@ def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, in
     the chain would fork. So must a copy of the kept one, at another offset: the store notes a head only
     after its batch commits, so after a crash between the two it holds the one before, and a copy of that
     one written after the real head would pass for it. A newer one is this chain's own last batch,
-    committed just before a crash kept the store from noting it, and so the batch the store applied last
-    (``applied``, noted with what it applied, before Kafka's commit): another is a batch Kafka aborted (the
-    store rolled back, or the run stopped), whose records the partner's login can read uncommitted and write
-    again, so its receipts would say the partner applied what it never did. None for ``applied``: a store an
-    earlier Puente kept, which noted none."""
+    committed just before a crash kept the store from noting it."""
     if kept is None:
         return None
     seq, digest = last.get("seq"), last.get("hash")
@@ -1241,10 +1233,6 @@ def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, in
     if seq == kept_seq and kept_offset is not None and offset != kept_offset:
         return (f"its last checkpoint (seq {seq}, offset {offset}) is a copy of the one this subscriber's store saw "
                 f"committed last, at offset {kept_offset}; it was written again after the chain's real head")
-    if seq > kept_seq and applied is not None and (seq, digest) != applied:
-        return (f"its last checkpoint (seq {seq}) is newer than the one this subscriber's store saw committed last "
-                f"(seq {kept_seq}) but ends no batch the store applied (its last ends at seq {applied[0]}): the "
-                "records of a batch that never committed, written again")
     return None
 
 

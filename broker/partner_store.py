@@ -340,7 +340,6 @@ CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms);
 _ALERT_COLUMNS = ("alert_id, alert_type, version, state, action, view, first_ms, received_ms, feed, agreement, "
                   "expires_ms, recall_reason, recalled_ms, passed_on, review_ms")  # layout 3's (purged_ms came in 5)
 _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint of a receipt chain
-_APPLIED_KEY = "receipt-chain-applied:"  # meta key prefix: the checkpoint of the last batch the store applied
 _FEED_KEY = "feed-offset:"  # meta key prefix: the next feed offset of a partition, as the store applied it
 _CONFIRMED_KEY = "feed-confirmed:"  # meta key prefix: the same, once Kafka committed the batch's receipts
 _MARK_KEY = "feed-mark:"  # meta key prefix: what identifies the record just before a partition's confirmed offset
@@ -529,32 +528,6 @@ class PartnerStore:
         with self._sql("keeping the receipt chain's head"):
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (_CHAIN_KEY + chain, value))
-
-    def note_applied_head(self, chain: str, seq: int, digest: str) -> None:
-        """Remember, in the transaction that applies a batch, the checkpoint ``seq``/``digest`` that ends the batch's
-        receipts in chain ``chain``, before Kafka commits them: if Kafka then aborts them, and someone holding the
-        partner's login writes them again after the chain's head, their checkpoint is this one only when the store
-        did apply what they say; a batch the store rolled back is not (see ``broker.partner``)."""
-        value = json.dumps({"seq": seq, "hash": digest})
-        with self._sql("noting the batch's checkpoint"):
-            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (_APPLIED_KEY + chain, value))
-
-    def applied_head(self, chain: str) -> tuple[int, str] | None:
-        """The checkpoint of the last batch this store applied in receipt chain ``chain`` (``note_applied_head``), or
-        None when it noted none (a store an earlier Puente kept)."""
-        with self._sql("reading the receipt chain's last applied batch"):
-            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_APPLIED_KEY + chain,)).fetchone()
-        if row is None:
-            return None
-        try:
-            doc = json.loads(row[0])
-            seq, digest = doc["seq"], doc["hash"]
-        except (ValueError, KeyError, TypeError):
-            raise StoreError(f"{self.path}: the last applied batch of receipt chain {chain[:200]} is damaged") from None
-        if type(seq) is not int or not isinstance(digest, str):
-            raise StoreError(f"{self.path}: the last applied batch of receipt chain {chain[:200]} is damaged")
-        return seq, digest
 
     @property
     def store_id(self) -> str:

@@ -339,38 +339,6 @@ async def test_the_broker_will_not_extend_a_replayed_old_block_of_its_own(env: E
                                 "an older block was written again")
 
 
-async def test_a_batch_that_never_committed_written_again_is_never_extended(env: Env, tmp_path: Path) -> None:
-    """The partner's login may read its receipts topic uncommitted, so it can write a batch Kafka aborted (the store
-    rolled it back) again after the chain's head: records the partner's key signed, following the head. The
-    subscriber's store noted which batch it applied, and the next run stops with one clear line instead of signing
-    over receipts of what the store never applied."""
-    partner, _, _ = await delivered_most(env, 120, seed=63)
-    with PartnerStore.open(tmp_path / "store.db", partner) as store:
-        subscriber = _subscriber(env, partner)
-        subscriber.store = store
-        assert (await subscriber.run(io.StringIO(), idle_exit_s=3)).received > 0
-    mine = [r for r in await read_topic(env.conn, env.names.receipts(partner))
-            if json.loads(r.value).get("chain") == partner]
-    signer = receipt_signer(partner, env.key_file(partner), None)
-    writer = ChainWriter(env.names.receipts(partner), 0, ChainHead.after(json.loads(mine[-1].value)),
-                         checkpoint_every=1 << 62, chain=partner)
-    aborted = writer.checkpoint(signer.key_id, signer.sign, "2026-12-06T06:00:00Z")  # as its key signed it
-    producer = AIOKafkaProducer(**env.login(f"partner-{partner}").aiokafka())
-    await producer.start()
-    try:
-        await producer.send_and_wait(env.names.receipts(partner), aborted, partition=0)
-    finally:
-        await producer.stop()
-    with PartnerStore.open(tmp_path / "store.db", partner) as store:
-        subscriber = _subscriber(env, partner)
-        subscriber.store = store
-        with pytest.raises(AuditChainError, match="ends no batch the store applied"):
-            await subscriber.run(io.StringIO(), idle_exit_s=2)
-    after = [r for r in await read_topic(env.conn, env.names.receipts(partner))
-             if json.loads(r.value).get("chain") == partner]
-    assert len(after) == len(mine) + 1  # nothing signed over it
-
-
 async def test_a_replayed_old_checkpoint_is_never_extended(env: Env, tmp_path: Path) -> None:
     """An old checkpoint of the partner's own, written again after its chain's real head (it needs the
     partner's Kafka login, not its signing key), is not extended: the subscriber's store kept the head it

@@ -633,34 +633,6 @@ def test_a_chain_head_older_than_the_kept_one_is_refused(last: dict[str, Any], o
     assert (problem is not None) is refused
 
 
-@pytest.mark.parametrize(("last", "applied", "refused"), [
-    ({"seq": 12, "hash": "dd"}, (12, "dd"), False),  # the batch the store applied, committed before it noted so
-    ({"seq": 12, "hash": "dd"}, (9, "bb"), True),  # an aborted batch (the store rolled it back), written again
-    ({"seq": 12, "hash": "dd"}, (12, "ee"), True),  # another attempt at seq 12 than the one the store applied
-    ({"seq": 12, "hash": "dd"}, None, False),  # a store an earlier Puente kept noted none: as before
-], ids=["applied", "rolled-back", "other-attempt", "none-noted"])
-def test_a_newer_head_must_end_the_batch_the_store_applied(last: dict[str, Any], applied: Any, refused: bool) -> None:
-    """A checkpoint past the kept one is the store's last batch only if the store applied it: the records of a batch
-    Kafka aborted, which the partner's login can read uncommitted, written again, end another."""
-    problem = _older_than_kept(last, 60, (9, "bb", 40), applied)
-    assert (problem is not None) is refused
-    assert problem is None or "never committed" in problem
-
-
-def test_the_store_notes_the_batch_it_applied(store: PartnerStore) -> None:
-    assert store.applied_head("r[0]/COL") is None
-    with store.transaction():
-        store.note_applied_head("r[0]/COL", 12, "dd")
-    assert store.applied_head("r[0]/COL") == (12, "dd")
-    try:
-        with store.transaction():
-            store.note_applied_head("r[0]/COL", 13, "ee")
-            raise RuntimeError("rolled back")
-    except RuntimeError:
-        pass
-    assert store.applied_head("r[0]/COL") == (12, "dd")  # noted with the batch, rolled back with it
-
-
 def _chain_rec(offset: int, doc: Any) -> Record:
     return Record("r", 0, offset, None, json.dumps(doc).encode(), (), 0)
 
