@@ -375,6 +375,7 @@ class Subscriber:
             # The checkpoint the store saw committed last, when the head is another: which key signed it.
             kept_record = (await record_at(chain_reader, tp, kept[2]) if kept is not None and kept[2] is not None
                            and last is not None and kept[2] != last.offset else None)
+        aborted = await self._aborted_twin(tp, since, last) if last is not None and unlinked is None else None
         where = f"receipt chain {self.chain_name} in {self.access_topic}[{part}]"
         if last is None:
             if kept is not None:
@@ -393,7 +394,7 @@ class Subscriber:
         if problem is None:
             problem = _older_than_kept(json.loads(last.value), last.offset, kept)
         if problem is None:
-            problem = unlinked
+            problem = unlinked or aborted
         if problem is None and kept_record is not None:
             problem = self._signed_by_a_retired_key(part, last, kept_record)
         if problem is not None:
@@ -403,6 +404,22 @@ class Subscriber:
                 f"(one partners.yaml names in {self.partner}'s `instances`) to begin a new chain")
         head = ChainHead.after(json.loads(last.value))
         return ChainWriter(self.access_topic, part, head, checkpoint_every=1 << 62, chain=self.chain_name), part
+
+    async def _aborted_twin(self, tp: TopicPartition, since: int | None, head: Record) -> str | None:
+        """Why ``head``, the chain's last committed record, is a copy of a record of a batch Kafka aborted, or None.
+        Whoever holds the partner's Kafka login may read its receipts topic uncommitted, and write an aborted
+        batch of this chain again after the head (a crash, or a store that rolled back, left it): its records
+        follow the head and end in a checkpoint the partner's key signed, so nothing else tells it from this
+        chain's own last batch, but its receipts say what the store may never have applied. A batch written anew
+        after an abort is another (its times are to the microsecond), so the same bytes at another offset, read
+        uncommitted, are the aborted one's."""
+        async with running(reader(self.conn, "puente-subscriber-chain", committed=False), self.conn,
+                           f"reading {self.partner}'s receipt chain uncommitted") as raw:
+            async for rec in chain_records(raw, tp, self.chain_name, since):
+                if rec.offset != head.offset and rec.value == head.value:
+                    return (f"its last checkpoint (offset {head.offset}) is a copy of the record at offset "
+                            f"{rec.offset}, of a batch Kafka aborted: written again after the chain's head")
+        return None
 
     def _signed_by_a_newer_key(self, head: Record) -> str | None:
         """Why this subscriber's key may not sign over ``head`` (a checkpoint of its chain that verifies), or None:

@@ -339,6 +339,47 @@ async def test_the_broker_will_not_extend_a_replayed_old_block_of_its_own(env: E
                                 "an older block was written again")
 
 
+async def test_an_aborted_batch_written_again_is_never_extended(env: Env, tmp_path: Path) -> None:
+    """A batch of the chain Kafka aborted (here a checkpoint the partner's key signed, following the head, in a
+    transaction under the subscriber's own id, aborted) is readable uncommitted with the partner's login, and
+    written again after the head it follows it exactly. The next run, with its store or without one, finds it is
+    a copy of an aborted record and stops with one clear line, signing nothing over it."""
+    partner, _, _ = await delivered_most(env, 120, seed=63)
+    with PartnerStore.open(tmp_path / "store.db", partner) as store:
+        subscriber = _subscriber(env, partner)
+        subscriber.store = store
+        assert (await subscriber.run(io.StringIO(), idle_exit_s=3)).received > 0
+    topic = env.names.receipts(partner)
+    mine = [r for r in await read_topic(env.conn, topic) if json.loads(r.value).get("chain") == partner]
+    signer = receipt_signer(partner, env.key_file(partner), None)
+    writer = ChainWriter(topic, 0, ChainHead.after(json.loads(mine[-1].value)), checkpoint_every=1 << 62,
+                         chain=partner)
+    batch = writer.checkpoint(signer.key_id, signer.sign, "2026-12-06T06:00:00.123456Z")
+    login = env.login(f"partner-{partner}").aiokafka()
+    aborting = AIOKafkaProducer(**login, transactional_id=_subscriber(env, partner).transactional_id)
+    await aborting.start()
+    try:
+        await aborting.begin_transaction()
+        await (await aborting.send(topic, batch, partition=0))
+        await aborting.abort_transaction()
+    finally:
+        await aborting.stop()
+    again = AIOKafkaProducer(**login)
+    await again.start()
+    try:
+        await again.send_and_wait(topic, batch, partition=0)
+    finally:
+        await again.stop()
+    for kept in (True, False):
+        with contextlib.ExitStack() as stack:
+            subscriber = _subscriber(env, partner)
+            subscriber.store = stack.enter_context(PartnerStore.open(tmp_path / "store.db", partner)) if kept else None
+            with pytest.raises(AuditChainError, match=r"a copy of the record at offset \d+, of a batch Kafka aborted"):
+                await subscriber.run(io.StringIO(), idle_exit_s=2)
+    after = [r for r in await read_topic(env.conn, topic) if json.loads(r.value).get("chain") == partner]
+    assert len(after) == len(mine) + 1  # the copy, and nothing signed over it
+
+
 async def test_a_replayed_old_checkpoint_is_never_extended(env: Env, tmp_path: Path) -> None:
     """An old checkpoint of the partner's own, written again after its chain's real head (it needs the
     partner's Kafka login, not its signing key), is not extended: the subscriber's store kept the head it
