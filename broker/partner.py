@@ -367,15 +367,16 @@ class Subscriber:
             if self.store is None:
                 self.on_note(f"reading receipt chain {self.chain_name} in {self.access_topic}[{part}] from its first "
                              "record, to check it is whole (a --store keeps where it ended)")
-            last, unlinked = None, None
+            last, unlinked, batch_from = None, None, since  # batch_from: the last checkpoint before the head
             async for rec in chain_records(chain_reader, tp, self.chain_name, since):
-                if last is not None and unlinked is None:
-                    unlinked = _unlinked(last, rec)
+                if last is not None:
+                    unlinked = unlinked or _unlinked(last, rec)
+                    if _is_checkpoint(last):
+                        batch_from = last.offset
                 last = rec
             # The checkpoint the store saw committed last, when the head is another: which key signed it.
             kept_record = (await record_at(chain_reader, tp, kept[2]) if kept is not None and kept[2] is not None
                            and last is not None and kept[2] != last.offset else None)
-        aborted = await self._aborted_twin(tp, since, last) if last is not None and unlinked is None else None
         where = f"receipt chain {self.chain_name} in {self.access_topic}[{part}]"
         if last is None:
             if kept is not None:
@@ -394,7 +395,9 @@ class Subscriber:
         if problem is None:
             problem = _older_than_kept(json.loads(last.value), last.offset, kept)
         if problem is None:
-            problem = unlinked or aborted
+            problem = unlinked
+        if problem is None:  # an aborted original follows the checkpoint the head's batch follows
+            problem = await self._aborted_twin(tp, batch_from, last)
         if problem is None and kept_record is not None:
             problem = self._signed_by_a_retired_key(part, last, kept_record)
         if problem is not None:
@@ -412,7 +415,9 @@ class Subscriber:
         follow the head and end in a checkpoint the partner's key signed, so nothing else tells it from this
         chain's own last batch, but its receipts say what the store may never have applied. A batch written anew
         after an abort is another (its times are to the microsecond), so the same bytes at another offset, read
-        uncommitted, are the aborted one's."""
+        uncommitted, are the aborted one's. ``since``: the last committed checkpoint before ``head`` (the batch an
+        aborted original followed; after an abort the writer starts again from the committed head), so about one
+        batch is read, store or none."""
         async with running(reader(self.conn, "puente-subscriber-chain", committed=False), self.conn,
                            f"reading {self.partner}'s receipt chain uncommitted") as raw:
             async for rec in chain_records(raw, tp, self.chain_name, since):
@@ -1251,6 +1256,15 @@ def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, in
         return (f"its last checkpoint (seq {seq}, offset {offset}) is a copy of the one this subscriber's store saw "
                 f"committed last, at offset {kept_offset}; it was written again after the chain's real head")
     return None
+
+
+def _is_checkpoint(rec: Record) -> bool:
+    """Whether a record of a receipt chain is one of its checkpoints (those end each batch)."""
+    try:
+        doc = json.loads(rec.value)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and doc.get("kind") == "CHECKPOINT"
 
 
 def _unlinked(previous: Record, rec: Record) -> str | None:
