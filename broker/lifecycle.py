@@ -48,6 +48,8 @@ from puente.errors import PuenteError
 
 MAX_VERSION = 1_000_000
 MAX_STATE_BYTES = 64 * 1024
+MAX_FEED_PARTITIONS = 100_000
+"""The most partitions a state may record a feed had (``AlertState.counts``): far beyond any feed, a bound on input."""
 _PARTNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # An originator as the pipeline admits one for a version with content: an agency (as settings allow its name)
 # or a foreign unit it relays (COL-DIJIN, ``pipeline.Originator``).
@@ -89,14 +91,21 @@ class AlertState:
     state written before feeds were partitioned by key. Their copy and its earlier versions are in that
     partition, so every later version and recall notice goes there too, where a subscriber instance that holds
     the copy reads it. Kept for the alert's life; empty for every alert first delivered since."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Partner -> how many partitions its feed had when the alert was first sent to it: every later record of the
+    alert to that partner follows that count (``broker.topology.feed_partition``, or the slot modulo it for a
+    partner fed by slot), so a feed given more partitions since keeps each earlier alert's versions and recall in
+    the partition that holds its copy. Kept for the alert's life. Empty in a state written before the broker
+    recorded it: such an alert follows its feed's count now, as it did then."""
 
     def encode(self, alert_id: str, at: str) -> bytes:
         """The state record's value (its key is the alert id). ``originator`` only when known, so a state
-        that has none is written as before; ``by_id`` and ``by_slot`` always, even empty: a state without one was
-        written before references, or before feeds were partitioned by key (``decode``)."""
+        that has none is written as before; ``by_id``, ``by_slot`` and ``counts`` always, even empty: a state without
+        one was written before references, before feeds were partitioned by key, or before counts were recorded
+        (``decode``)."""
         doc: dict[str, Any] = {"alert_id": alert_id, "version": self.version, "holders": self.holders,
                "recalled": self.recalled, "by_id": sorted(self.by_id), "by_slot": sorted(self.by_slot),
-               "at": at}
+               "counts": self.counts, "at": at}
         if self.originator is not None:
             doc["originator"] = self.originator
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
@@ -132,7 +141,12 @@ class AlertState:
         if not isinstance(by_slot, list) or not all(
                 isinstance(p, str) and _PARTNER.fullmatch(p) for p in by_slot):
             raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has invalid partners fed by slot")
-        return cls(version, dict(holders), recalled, originator, frozenset(by_id), frozenset(by_slot))
+        counts = doc.get("counts", {})  # absent: written before counts were recorded, each feed's count now
+        if not isinstance(counts, dict) or not all(
+                isinstance(p, str) and _PARTNER.fullmatch(p) and type(n) is int and 1 <= n <= MAX_FEED_PARTITIONS
+                for p, n in counts.items()):
+            raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has invalid feed partition counts")
+        return cls(version, dict(holders), recalled, originator, frozenset(by_id), frozenset(by_slot), dict(counts))
 
 
 class LifecycleBook:

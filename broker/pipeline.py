@@ -134,8 +134,11 @@ class FeedOut(NamedTuple):
     key: bytes
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+    partitions: int
+    """The partition count the record's partition follows: the feed's when the alert was first sent to the partner
+    (``AlertState.counts``)."""
     by_slot: bool = False
-    """To the slot's feed partition, not the key's (``AlertState.by_slot``)."""
+    """To the slot's feed partition (the slot modulo ``partitions``), not the key's (``AlertState.by_slot``)."""
 
 
 @dataclass(slots=True)
@@ -159,6 +162,9 @@ class Outcome:
     by_slot: frozenset[str] = frozenset()
     """The partners fed the alert through its slot's feed partition before feeds were partitioned by key
     (``AlertState.by_slot``): fed there still."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Partner -> the partition count its feed records of the alert follow (``AlertState.counts``): the prior
+    state's (shared, never changed in place) with each partner first fed by this record added."""
 
 
 _EARLIEST_APPEND_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -266,6 +272,7 @@ class Pipeline:
         originators: Mapping[str, Originator] | None = None,
         lifecycle_retention_days: int | None = None,
         classifications: Collection[str] = (),
+        feed_counts: Mapping[str, int] | None = None,
     ) -> None:
         """``originators``: per agency, the originator its alerts may name (``Originator``); an
         agency without an entry (all of them when None) has every alert dead-lettered.
@@ -273,7 +280,8 @@ class Pipeline:
         (``topology.lifecycle_retention_days``); None: the replay window, the least it ever keeps one,
         so a pipeline told nothing takes a state for forgotten sooner, never later (``_forgettable``).
         ``classifications``: the policy's classification scale, the only values a recall's audit entry records as
-        its classification (a recall's markings are checked for nothing else)."""
+        its classification (a recall's markings are checked for nothing else).
+        ``feed_counts``: feed topic -> its partition count, known beforehand (the worker fills in the rest)."""
         self.policy = policy
         self._levels = frozenset(classifications)
         self.originators = dict(originators or {})
@@ -289,7 +297,16 @@ class Pipeline:
         self._schema_hex = codec.fingerprint.hex().encode()
         self._at: tuple[datetime | None, str] = (None, "")
         self._fed: dict[int, tuple[dict[str, Any], str, dict[str, Any]]] = {}
+        self.feed_counts: dict[str, int] = dict(feed_counts or {})
+        """Feed topic -> how many partitions it has now, as the worker read it from Kafka (``BrokerWorker``):
+        a first record of an alert to a partner follows it (``_feed_count``)."""
         prepare_unseen_mark()  # every record's text is scanned (``hidden_char``): built now, not in a batch
+
+    @property
+    def uncounted_feeds(self) -> list[str]:
+        """The partners' feed topics whose partition count ``feed_counts`` lacks: the worker reads them from Kafka
+        before its first batch."""
+        return sorted({topic for _, topic in self._partners} - self.feed_counts.keys())
 
     def process(self, record: Record, seen: Container[str], now: datetime,
                 states: StateLookup = _no_states) -> Outcome:
@@ -301,8 +318,9 @@ class Pipeline:
         LogAppendTime), which a replayer cannot choose.
 
         Raises only ``KeyUnusable``: ``MissingDeliveryKey`` when the policy delivers to a partner this pipeline has
-        no sealer for, or the origin check's own when a key it needs stopped loading: the caller must not commit
-        the record (see ``MissingDeliveryKey``).
+        no sealer for, ``FeedCountUnknown`` when it would write to a feed whose partition count it was not given, or
+        the origin check's own when a key it needs stopped loading: the caller must not commit the record (see
+        ``MissingDeliveryKey``).
         """
         where = f"{record.topic}:{record.partition}:{record.offset}"
         key = (record.key or b"").decode("utf-8", "replace")
@@ -342,7 +360,7 @@ class Pipeline:
             "decisions": decisions,
         }, seen_id=seen_key(alert["alert_id"], version, recall))
         if prior is not None:
-            out.by_id, out.by_slot = prior.by_id, prior.by_slot
+            out.by_id, out.by_slot, out.counts = prior.by_id, prior.by_slot, prior.counts
         if version > 1 or prior is not None:
             out.entry["version"] = version
             if life is not None:
@@ -377,7 +395,7 @@ class Pipeline:
                 # Withheld from everyone, an alert about an old event is remembered all the same: its next
                 # version, if it comes late, must find a state, or ``_admit`` takes it for one forgotten.
                 out.state = AlertState(version, holders, originator=m["originator"]["agency"], by_id=out.by_id,
-                                       by_slot=out.by_slot)
+                                       by_slot=out.by_slot, counts=out.counts)
             return out
         held = prior.holders if prior is not None else {}
         holders = {}
@@ -411,7 +429,7 @@ class Pipeline:
             self._consented(life.get("partners") or [], version, decisions, out)
         self._orphans(held, version, holders, out)
         out.state = AlertState(version, holders, originator=_first_originator(alert, prior), by_id=out.by_id,
-                               by_slot=out.by_slot)
+                               by_slot=out.by_slot, counts=out.counts)
         return out
 
     def _consented(self, partners: list[Any], version: int, decisions: list[dict[str, Any]], out: Outcome) -> None:
@@ -466,7 +484,7 @@ class Pipeline:
             out.entry["decisions"].append(routed)
         self._orphans(held, version, holders, out)
         out.state = AlertState(version, holders, recalled=True, originator=_first_originator(alert, prior),
-                               by_id=out.by_id, by_slot=out.by_slot)
+                               by_id=out.by_id, by_slot=out.by_slot, counts=out.counts)
 
     def _notice(self, alert: dict[str, Any], version: int, reason: str | None, partner: str, topic: str,
                 policy_version: str, was: int, reasons: list[str], now: datetime, out: Outcome,
@@ -484,6 +502,7 @@ class Pipeline:
                                  "policy_version": policy_version, "recalls": was, "notice_version": version,
                                  "ack_hours": self.policy.recall_ack_hours(partner)}
         ref = self._reference(partner, alert["alert_id"], out)  # recorded for a notice that fails too
+        count = self._feed_count(partner, topic, out)  # FeedCountUnknown: configuration, not a failed notice
         try:
             sealer = self.sealers.get(partner)
             if sealer is None:
@@ -503,7 +522,8 @@ class Pipeline:
             (wire.POLICY, policy_version.encode()),
             (wire.DECISION, RECALL.encode()),
             (wire.AGREEMENT, b""),
-        ), partner in out.by_slot))
+        ), count, partner in out.by_slot))
+        self._counted(partner, count, out)
         out.decisions.append((partner, RECALL))
         return {**entry, "feed": topic}
 
@@ -782,8 +802,9 @@ class Pipeline:
                            f"stopped without committing this record or any after it. Fix {partner}'s encryption "
                            "key in the broker's keystore (`puente policy lint --keys DIR` checks it) and start "
                            "the broker again")
+        count = self._feed_count(partner, topic, out)  # FeedCountUnknown: configuration, not a withhold
         try:
-            self._deliver(alert, decision, sealer, topic, now, out)
+            self._deliver(alert, decision, sealer, topic, count, now, out)
         except MissingDeliveryKey:
             raise  # configuration, not input: not a withhold (see MissingDeliveryKey)
         except Exception as exc:  # noqa: BLE001 - fail closed: whatever goes wrong, nothing leaves
@@ -802,8 +823,8 @@ class Pipeline:
             fed = self._fed[id(decision.audit)] = (decision.audit, topic, {**decision.audit, "feed": topic})
         return fed[2]
 
-    def _deliver(self, alert: dict[str, Any], decision: DecisionLike, sealer: Sealer, topic: str, now: datetime,
-                 out: Outcome) -> None:
+    def _deliver(self, alert: dict[str, Any], decision: DecisionLike, sealer: Sealer, topic: str, count: int,
+                 now: datetime, out: Outcome) -> None:
         view = self.policy.view(alert, decision)
         alert_id = self._reference(decision.partner, alert["alert_id"], out)
         plain = self.codec.encode({**view, "alert_id": alert_id})  # the partner's id for the alert, not the agency's
@@ -820,7 +841,27 @@ class Pipeline:
             (wire.POLICY, decision.policy_version.encode()),
             (wire.DECISION, decision.outcome.encode()),
             (wire.AGREEMENT, agreement.encode()),
-        ), decision.partner in out.by_slot))
+        ), count, decision.partner in out.by_slot))
+        self._counted(decision.partner, count, out)
+
+    def _feed_count(self, partner: str, topic: str, out: Outcome) -> int:
+        """The partition count ``partner``'s next record of the alert follows: the one its state records, or the
+        feed's now (``feed_counts``) for a partner not fed the alert before, and for one whose feed now has fewer
+        (made anew: its old records are gone). FeedCountUnknown when the worker has not said the feed's count."""
+        now_has = self.feed_counts.get(topic)
+        if now_has is None:
+            raise FeedCountUnknown(f"the broker has not read how many partitions feed {topic[:200]} has: it stopped "
+                                   "without committing this record or any after it; check that the topic exists")
+        kept = out.counts.get(partner)
+        return kept if kept is not None and kept <= now_has else now_has
+
+    @staticmethod
+    def _counted(partner: str, count: int, out: Outcome) -> None:
+        """Record that ``partner`` was sent a record of the alert under ``count`` (``AlertState.counts``). A new
+        dict, not a change in place: ``out.counts`` may be the prior state's, which a later record of the batch
+        reads, or a transaction retried."""
+        if out.counts.get(partner) != count:
+            out.counts = {**out.counts, partner: count}
 
 
     def _reference(self, partner: str, alert_id: str, out: Outcome) -> str:
@@ -852,6 +893,12 @@ def dead_letter_body(key: bytes, value: bytes) -> tuple[bytes, bytes, str] | Non
 
 class ViewTooLarge(PuenteError):
     """A partner's sealed view is larger than a feed record may be."""
+
+
+class FeedCountUnknown(KeyUnusable):
+    """The pipeline was asked to deliver to a feed whose partition count the worker has not given it
+    (``Pipeline.feed_counts``): it cannot say which partition the record goes to, and guessing could put an
+    alert's versions in two. Configuration, not input: raised out of ``process``, nothing is committed."""
 
 
 class MissingDeliveryKey(KeyUnusable):

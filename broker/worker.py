@@ -301,7 +301,7 @@ class BrokerWorker:
         self._owned: dict[TopicPartition, SlotState] = {}
         self._parked: dict[TopicPartition, SlotState] = {}  # revoked by the rebalance under way, producer open
         self._retiring: list[SlotState] = []  # parked and not assigned back: to stop
-        self._feed_partitions: dict[str, int] = {}  # feed topic -> how many partitions it has
+        self._feeds_counted = False  # ``_count_feeds`` done
         self._lock = asyncio.Lock()
         self._failure: BaseException | None = None  # the first error of a slot's loop, raised by the main loop
         self._joined_at: float | None = None
@@ -1458,6 +1458,9 @@ class BrokerWorker:
         now = datetime.now(UTC)
         if type(msgs[0]) is GapMark:  # a batch of its own (``_drain``)
             return [Outcome(entry=msgs[0].entry)], pending, pending_states
+        if not self._feeds_counted:  # once per worker: an alert's first delivery needs its feed's count
+            await self._count_feeds(state)
+            self._feeds_counted = True
         process = self.pipeline.process
         slice_ends = time.monotonic() + WORK_SLICE_S
         for msg in msgs:
@@ -1547,11 +1550,12 @@ class BrokerWorker:
         state.states = reached  # committed: the partition reaches at least that far now
         if type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in ("states-lost", "topic-remade", "audit-expired"):
             state.loss = None  # recorded in the block just committed
-    async def _count_feed_partitions(self, state: SlotState, topic: str) -> int:
-        """How many partitions feed ``topic`` has, asked of Kafka once per worker run: ``topics apply`` never
-        changes it (``TopicSpec.kept``), and a delivery's partition follows its key and the count."""
-        count = self._feed_partitions[topic] = len(await state.producer.partitions_for(topic))
-        return count
+    async def _count_feeds(self, state: SlotState) -> None:
+        """Tell the pipeline how many partitions each feed has (``Pipeline.feed_counts``), asked of Kafka once per
+        worker, before its first batch: ``topics apply`` never changes it (``TopicSpec.kept``), and an alert's
+        first record to a partner follows the count then, each later one the count its state recorded."""
+        for topic in self.pipeline.uncounted_feeds:
+            self.pipeline.feed_counts[topic] = len(await state.producer.partitions_for(topic))
 
     async def _emit(self, state: SlotState, batches: PartitionBatches, msg: Any, outcome: Outcome) -> Any:
         """Add the feed records of one ingress record to the transaction's batches, and send its
@@ -1559,10 +1563,10 @@ class BrokerWorker:
         Returns the dead letter's delivery future, or None.
         """
         for out in outcome.feeds:
-            count = self._feed_partitions.get(out.topic) or await self._count_feed_partitions(state, out.topic)
-            # The key's partition; the slot's for an alert whose partner was fed before feeds went by key, so its
-            # later records reach the partition (and the subscriber instance) that holds its copy.
-            partition = state.slot % count if out.by_slot else feed_partition(out.key, count)
+            # The key's partition under the count the alert was first sent under; the slot's for an alert whose
+            # partner was fed before feeds went by key: its later records reach the partition (and the subscriber
+            # instance) that holds its copy.
+            partition = state.slot % out.partitions if out.by_slot else feed_partition(out.key, out.partitions)
             await batches.add(out.topic, partition, out.key, out.value, out.headers)
         if outcome.dead_letter is None:
             return None

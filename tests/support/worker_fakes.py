@@ -51,6 +51,9 @@ class HeldProducer:
         finally:
             self.in_flight -= 1
 
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}  # every feed has three partitions
+
     async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
@@ -68,8 +71,17 @@ class HeldProducer:
         return await self.send(topic)
 
 
+def counted(pipeline: Any, partitions: int = 3) -> Any:
+    """``pipeline`` told that each of its feeds has ``partitions`` partitions, as a worker tells it from Kafka
+    before its first batch (``BrokerWorker._count_feeds``); for tests that call ``process`` themselves."""
+    pipeline.feed_counts.update(dict.fromkeys(pipeline.uncounted_feeds, partitions))
+    return pipeline
+
+
 class Pipeline:
     """Every record is an alert decided for no partner, its key its id."""
+
+    uncounted_feeds: tuple[str, ...] = ()  # it feeds no one
 
     def process(self, record: Any, seen: Any, now: Any, states: Any = None) -> Outcome:
         alert_id = record.key.decode()

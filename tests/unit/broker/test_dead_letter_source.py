@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from worker_fakes import counted
 
 import broker.pipeline as pipeline
 from broker.audit import ChainWriter, flatten
@@ -44,8 +45,8 @@ def _origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tup
 def _dead(key: bytes, headers: Sequence[tuple[str, bytes]]) -> dict[str, object]:
     """The audit entry of a record on PN's ingress topic, at offset 4, whose value is no alert."""
     sealers = {"COL": FakeSealer(), "USA": FakeSealer()}
-    pipe = Pipeline(FakePolicy(), alert_codec(), sealers, _origin, SLOTS,  # type: ignore[arg-type]
-                    replay_window_days=7, originators=ORIGINATORS)
+    pipe = counted(Pipeline(FakePolicy(), alert_codec(), sealers, _origin, SLOTS,  # type: ignore[arg-type]
+                            replay_window_days=7, originators=ORIGINATORS))
     record = Record("t.ingress.PN", key_partition(key, 3), 4, key, b"\xc3\x01junk", tuple(headers), NOW_MS)
     entry = pipe.process(record, set(), NOW).entry
     assert entry["kind"] == "DEAD_LETTER"

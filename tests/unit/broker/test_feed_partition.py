@@ -20,7 +20,7 @@ from worker_fakes import HeldProducer, settle
 from broker.audit import ChainWriter
 from broker.kafka.batches import PartitionBatches
 from broker.lifecycle import AlertState, LifecycleStateError
-from broker.pipeline import FeedOut, Originator, Outcome, Pipeline
+from broker.pipeline import FeedCountUnknown, FeedOut, Originator, Outcome, Pipeline
 from broker.replay import ReplayWindow
 from broker.topology import Slots, TopicNames, feed_partition, key_partition
 from broker.worker import BrokerWorker, SlotState, WorkerConfig
@@ -149,9 +149,75 @@ async def test_the_worker_sends_a_by_slot_record_to_its_slots_partition() -> Non
     state = SlotState(TopicPartition("t.ingress.SNM", 1), 1, producer, ChainWriter("t.audit", 1),  # type: ignore[arg-type]
                       ReplayWindow(7))
     keys = [f"ref-{i:032x}".encode() for i in range(30)]
-    feeds = [FeedOut(FEED, k, b"v", (), i % 2 == 0) for i, k in enumerate(keys)]
+    feeds = [FeedOut(FEED, k, b"v", (), 3, i % 2 == 0) for i, k in enumerate(keys)]
     batches = PartitionBatches(producer)  # type: ignore[arg-type]
     await worker._emit(state, batches, None, Outcome(entry={}, feeds=feeds))
     await batches.submit()
     assert sorted(kept) == sorted((1 if i % 2 == 0 else feed_partition(k, 3), k) for i, k in enumerate(keys))
     assert {feed_partition(k, 3) for k in keys[1::2]} == {0, 1, 2}
+
+
+def test_an_alerts_later_records_follow_the_partition_count_it_was_first_sent_under() -> None:
+    """A feed given more partitions since (by hand: ``kafka-topics --alter``; ``topics apply`` never does) would
+    move an alert's update and recall to another partition than its copy's: a subscriber instance that never held
+    it would take the recall, while the one holding the copy never saw it. Each state records the count each
+    partner's first record of the alert followed; later records follow it, and a partner first fed since, or an
+    alert first delivered since, follows the feed's count now."""
+    run = Run()
+    first = _first()
+    out = run.send(first)
+    assert [f.partitions for f in out.feeds] == [3] and out.state is not None and out.state.counts == {"COL": 3}
+    run.pipeline.feed_counts.update({"t.feed.COL": 6, "t.feed.USA": 6})  # both feeds grown, the worker restarted
+    update = run.send(_next(first, "UPDATE", originator_consent=["USA"]))
+    assert {(f.topic, f.partitions) for f in update.feeds} == {("t.feed.COL", 3), ("t.feed.USA", 6)}
+    assert update.state is not None and update.state.counts == {"COL": 3, "USA": 6}
+    recall = run.send(_next(_next(first, "UPDATE", originator_consent=["USA"]), "RECALL", reason="ERROR"))
+    assert {(f.topic, f.partitions) for f in recall.feeds} == {("t.feed.COL", 3), ("t.feed.USA", 6)}
+    assert recall.state is not None and recall.state.counts == {"COL": 3, "USA": 6}
+    other = Run()
+    other.pipeline.feed_counts.update({"t.feed.COL": 6})
+    assert [f.partitions for f in other.send(first).feeds] == [6]
+
+
+def test_a_count_above_the_feeds_now_gives_way_to_it() -> None:
+    """A feed made anew with fewer partitions holds none of the alert's earlier records: its count now is taken and
+    recorded, never a partition the feed does not have."""
+    run = Run()
+    first = _first()
+    run.send(first)
+    run.pipeline.feed_counts["t.feed.COL"] = 2
+    out = run.send(_next(first, "UPDATE"))
+    assert [f.partitions for f in out.feeds] == [2] and out.state is not None and out.state.counts == {"COL": 2}
+
+
+def test_a_delivery_to_a_feed_of_unknown_count_stops_the_worker_instead_of_guessing() -> None:
+    run = Run()
+    run.pipeline.feed_counts.pop("t.feed.COL")
+    with pytest.raises(FeedCountUnknown, match=r"t\.feed\.COL"):
+        run.send(_first())
+
+
+def test_counts_are_read_back_and_invalid_ones_stop_the_slot() -> None:
+    state = AlertState(1, {"COL": 1}, counts={"COL": 3})
+    assert AlertState.decode("SNM:SCR-00000000", state.encode("SNM:SCR-00000000", "2026-11-22T12:00:00Z")) == state
+    assert AlertState.decode("SNM:SCR-00000000", LEGACY).counts == {}  # written before counts: the feed's now
+    for value in (b'null', b'[3]', b'{"COL":0}', b'{"COL":"3"}', b'{"COL":3.0}', b'{"col lower":3}',
+                  b'{"COL":100001}', b'{"COL":true}'):
+        with pytest.raises(LifecycleStateError, match="invalid feed partition counts"):
+            AlertState.decode("SNM:SCR-00000000", LEGACY.replace(b'"by_id":[]', b'"by_id":[],"counts":' + value))
+
+
+async def test_the_worker_writes_each_record_under_the_count_it_carries() -> None:
+    """The feed has six partitions now; records first sent under three stay in the partition three gives."""
+    worker = BrokerWorker(WorkerConfig(CONN, "g", SLOTS), None, lambda p: b"s")  # type: ignore[arg-type]
+    kept: list[tuple[int, bytes]] = []
+    producer = _Producer(kept)
+    state = SlotState(TopicPartition("t.ingress.SNM", 1), 1, producer, ChainWriter("t.audit", 1),  # type: ignore[arg-type]
+                      ReplayWindow(7))
+    keys = [f"ref-{i:032x}".encode() for i in range(40)]
+    feeds = [FeedOut(FEED, k, b"v", (), 3 if i % 2 else 6) for i, k in enumerate(keys)]
+    batches = PartitionBatches(producer)  # type: ignore[arg-type]
+    await worker._emit(state, batches, None, Outcome(entry={}, feeds=feeds))
+    await batches.submit()
+    assert sorted(kept) == sorted((feed_partition(k, 3 if i % 2 else 6), k) for i, k in enumerate(keys))
+    assert {p for p, _ in kept} - {0, 1, 2}  # the six-partition records do reach the new partitions

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from worker_fakes import counted
 
 from broker.pipeline import (
     _FORMAT_BYTES,
@@ -91,7 +92,8 @@ def _pipeline(sealers: dict[str, Any]) -> Pipeline:
     def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
         return key.split(":", 1)[0], int(dict(headers)["published"])
 
-    return Pipeline(FakePolicy(), alert_codec(), sealers, origin, SLOTS, replay_window_days=7, originators=ORIGINATORS)  # type: ignore[arg-type]
+    return counted(Pipeline(FakePolicy(), alert_codec(), sealers, origin, SLOTS, replay_window_days=7,  # type: ignore[arg-type]
+                            originators=ORIGINATORS))
 
 
 def _record(published_ms: int, appended_ms: int = NOW_MS) -> tuple[Record, dict[str, Any]]:
@@ -231,7 +233,8 @@ def _with(policy: FakePolicy, sealers: dict[str, Any]) -> Pipeline:
     def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
         return key.split(":", 1)[0], int(dict(headers)["published"])
 
-    return Pipeline(policy, alert_codec(), sealers, origin, SLOTS, replay_window_days=7, originators=ORIGINATORS)  # type: ignore[arg-type]
+    return counted(Pipeline(policy, alert_codec(), sealers, origin, SLOTS, replay_window_days=7,  # type: ignore[arg-type]
+                            originators=ORIGINATORS))
 
 
 @pytest.mark.parametrize("error", [OverflowError("cannot convert float infinity to integer"),
@@ -279,8 +282,8 @@ def test_an_ingress_record_over_the_limit_is_dead_lettered_unread() -> None:
         checked.append(value)
         return key.split(":", 1)[0], NOW_MS
 
-    pipeline = Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()}, origin, SLOTS,  # type: ignore[arg-type]
-                        replay_window_days=7, originators=ORIGINATORS)
+    pipeline = counted(Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
+                                origin, SLOTS, replay_window_days=7, originators=ORIGINATORS))
     out = pipeline.process(record._replace(value=padded), set(), NOW)
     assert out.dead_reason == "too-large" and checked == [] and not out.feeds
     assert f"{len(padded):,} bytes" in out.entry["detail"] and "Zaqueo" not in out.entry["detail"]
@@ -300,8 +303,8 @@ def test_a_tombstone_or_an_empty_record_is_dead_lettered_as_such(value: bytes | 
         checked.append(value)
         return key.split(":", 1)[0], len(value)
 
-    pipeline = Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()}, origin, SLOTS,  # type: ignore[arg-type]
-                        replay_window_days=7, originators=ORIGINATORS)
+    pipeline = counted(Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
+                                origin, SLOTS, replay_window_days=7, originators=ORIGINATORS))
     out = pipeline.process(record._replace(value=value), set(), NOW)
     assert out.dead_reason == "empty" and "tombstone" in out.entry["detail"] and checked == [] and not out.feeds
 
@@ -602,8 +605,8 @@ def test_a_relaying_agency_names_its_countrys_services() -> None:
     """An agency configured for another country (COMBIFRON for Colombia) names <COUNTRY>-<unit> as originator,
     with that country; its own country's name, or a bare prefix, is refused."""
     relay = Originator.of("SNM", "COL", "PAN")
-    pipe = Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
-                    _pipeline({}).origin, SLOTS, originators={**ORIGINATORS, "SNM": relay})
+    pipe = counted(Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
+                            _pipeline({}).origin, SLOTS, originators={**ORIGINATORS, "SNM": relay}))
     ok = pipe.process(_snm_record("SNM:COL-DIJIN-2026-1", originator_agency="COL-DIJIN", originator_country="COL"),
                       set(), NOW)
     assert ok.dead_reason is None
@@ -621,8 +624,8 @@ def test_a_relayed_units_alert_id_must_be_in_its_own_series() -> None:
     COMBIFRON adapter writes them): an alert naming one unit under another unit's id, or under no unit's, is
     refused, so no unit can publish a version of another's alert; the agency naming itself is held to no series."""
     relay = Originator.of("SNM", "COL", "PAN")
-    pipe = Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
-                    _pipeline({}).origin, SLOTS, originators={**ORIGINATORS, "SNM": relay})
+    pipe = counted(Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
+                            _pipeline({}).origin, SLOTS, originators={**ORIGINATORS, "SNM": relay}))
     for alert_id in ("SNM:COL-ARC-2026-1", "SNM:SCR-00000002", "SNM:COL-DIJINX-2026-1", "SNM:COL-DIJIN"):
         out = pipe.process(_snm_record(alert_id, originator_agency="COL-DIJIN", originator_country="COL"), set(), NOW)
         assert out.dead_reason == "originator" and "SNM:<unit>-" in out.entry["detail"], alert_id

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from worker_fakes import counted
 
 from broker.audit.recalls import DEFAULT_ACK_HOURS, deadline_hours
 from broker.pipeline import Originator, Outcome, Pipeline
@@ -307,8 +308,8 @@ class _Run:
     def __init__(self, ps: PolicySet, now: datetime) -> None:
         self.now, self.now_ms = now, int(now.timestamp() * 1000)
         sealers: dict[str, Any] = {p: _Sealer() for p in ps.partners}
-        self.pipeline = Pipeline(_Policy(ps), CODEC, sealers, lambda h, v, k: ("SENAFRONT", self.now_ms), SLOTS,
-                                 originators=ORIGINATORS)
+        self.pipeline = counted(Pipeline(_Policy(ps), CODEC, sealers, lambda h, v, k: ("SENAFRONT", self.now_ms),
+                                         SLOTS, originators=ORIGINATORS))
         self.states: dict[str, Any] = {}
         self.seen: set[str] = set()
         self.offset = 0
