@@ -199,6 +199,11 @@ def _birth_year(rec: Record, name: str, ctx: ViewContext) -> None:
     rec[name] = None
 
 
+def _no_year(rec: Record, name: str, ctx: ViewContext) -> None:
+    """A date generalised where another rule in force hides its year: emptied, its year not shown either."""
+    rec[name] = None
+
+
 def _truncate(info: FieldInfo, to: str) -> Leaf:
     """Truncate a timestamp to the hour or the day; a value that is not one is emptied."""
     empty = info.empty()
@@ -471,14 +476,21 @@ def _steps(covers: list[CompiledCover]) -> list[tuple[CompiledCover, Step]]:
     for cover in covers:
         for path, grid in filter(None, cover.rounds):
             coarsest[path] = max(grid, coarsest.get(path, grid))
+    # A date generalised to its year writes the year to birth_year, a field of its own that another cover may keep
+    # while it hides the date, year and all: each cover's steps are then not the strictest, whatever their order.
+    # The year is written only where every cover keeps or generalises the date; else the date is emptied alone.
+    hidden = {path for cover in covers for path in cover.dates
+              if any(r.path == path and r.action != Action.GENERALISE.value for c in covers for r in c.redactions)}
     out, rounded = [], set()
     for cover in covers:
-        for step, rounds in zip(cover.steps, cover.rounds, strict=True):
+        for step, rounds, redaction in zip(cover.steps, cover.rounds, cover.redactions, strict=True):
             if rounds is not None:
                 path, grid = rounds
                 if grid < coarsest[path] or path in rounded:
                     continue
                 rounded.add(path)
+            elif redaction.path in hidden and redaction.path in cover.dates:
+                step = _walk(redaction.path.split("."), _no_year)
             out.append((cover, step))
     return out
 

@@ -6,7 +6,7 @@ import base64
 import copy
 import hmac
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -544,3 +544,35 @@ def test_overlapping_grids_round_once_to_the_coarsest_whatever_the_file_names(
     assert seen[0][1] == ("COMBIFRON-BORDER", "ANNEX-BORDER")
     assert seen[0][2] == round(round(latitude / 0.1) * 0.1, 1)
 
+
+
+@pytest.mark.parametrize("agreement", ["AA-STRICT", "ZZ-STRICT"])  # its rules apply before COMBIFRON's, or after
+def test_a_year_of_birth_one_agreement_derives_is_not_shown_where_another_in_force_hides_the_date(
+        policy_copy: Any, make_alert: MakeAlert, now: datetime, key: bytes, agreement: str) -> None:
+    """COMBIFRON generalises a detainee's date of birth to its year, written to ``birth_year``; a second agreement in
+    force drops the date, year and all, and keeps ``birth_year`` as the alert states it (none here). Applied one
+    after the other, the first wrote the year and the second kept it: the partner read the year of birth no rule in
+    force alone would give it, or not, by the agreements' ids. Where any agreement in force hides the date, no year
+    is derived from it."""
+    strict = (policy_copy.text("agreements/combifron.yaml")
+              .replace("id: COMBIFRON\n", f"id: {agreement}\n").replace("rule: COMBIFRON-", f"rule: {agreement}-")
+              .replace("payload.detainees[].date_of_birth: {action: generalise, to: year}",
+                       "payload.detainees[].date_of_birth: {action: drop, why: no birth dates or years}"))
+    assert f"id: {agreement}\n" in strict and "date_of_birth: {action: drop" in strict
+    name = f"{agreement.lower()}.yaml"
+    policy_copy.write(f"agreements/{name}", strict)
+    ps = policy_copy.load()
+    alert = make_alert("gofast_seizure", {"payload.detainees[0].date_of_birth": date(1991, 3, 14),
+                                          "payload.detainees[0].birth_year": None})
+    decision = decide(alert, "COL", ps, now)
+    assert len(decision.rule_ids) == 2
+    detainee = build_view(alert, decision, ps, key)["payload"]["detainees"][0]
+    assert (detainee["date_of_birth"], detainee["birth_year"]) == (None, None)
+    stated = make_alert("gofast_seizure", {"payload.detainees[0].date_of_birth": date(1991, 3, 14),
+                                           "payload.detainees[0].birth_year": 1991})
+    detainee = build_view(stated, decide(stated, "COL", ps, now), ps, key)["payload"]["detainees"][0]
+    assert (detainee["date_of_birth"], detainee["birth_year"]) == (None, 1991)  # as the alert states it: both keep it
+    (policy_copy.root / "agreements" / name).unlink()
+    alone = policy_copy.load()  # COMBIFRON alone still gives the year
+    detainee = build_view(alert, decide(alert, "COL", alone, now), alone, key)["payload"]["detainees"][0]
+    assert (detainee["date_of_birth"], detainee["birth_year"]) == (None, 1991)
