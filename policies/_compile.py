@@ -214,7 +214,7 @@ def _detail(info: FieldInfo, rule: FieldRule, settings: ViewSettings) -> str:
             return "date replaced by its year (birth_year)"
         if info.kind == "timestamp":
             return f"truncated to the {rule.to or 'hour'}"
-        return f"rounded to a {rule.grid or settings.grid}° grid"
+        return f"rounded down to a {rule.grid or settings.grid:g}° grid"
     if rule.action is Action.DROP:
         return _emptied(info)
     return {

@@ -183,6 +183,21 @@ Prose = Annotated[str, _TEXT, PROSE]
 MIN_GRID = 0.001
 """The finest grid ``generalise`` may round a number to (a coordinate: about 110 m). A finer one would hand
 over the value as it was while the decision, the audit and ``policy explain`` all said it was coarsened."""
+GRIDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+"""The grids ``generalise`` may round a number to: 1 or 5 times a power of ten, each dividing the next. A partner
+keeps every version of an alert, and a version's grid follows the agreements in force when it is sent (renewed,
+annexed, ended), so it may read one value on two grids: cells of grids that do not divide each other cut each
+other into pieces finer than either (0.02° and 0.03° pinned 0.005°). On this ladder, with each value put in its
+cell from below (``_view._grid``), a cell of the finer grid lies inside one of the coarser: two versions tell no
+more than the finer alone."""
+
+
+def _on_ladder(value: float | None) -> float | None:
+    if value is not None and value not in GRIDS:
+        shown = ", ".join(f"{g:g}" for g in GRIDS)
+        raise ValueError(f"a grid must be one of {shown} (1 or 5 times a power of ten: grids that do not divide "
+                         "each other, met in two versions of one alert, pin a value finer than either)")
+    return value
 
 
 class _Model(BaseModel):
@@ -258,7 +273,7 @@ class ViewSettings(_Model):
     mask: Annotated[str, StringConstraints(min_length=1, max_length=16)] = "■■■"
     pseudonym_prefix: Annotated[str, StringConstraints(min_length=1, max_length=8)] = "ps:"
     pseudonym_length: WholeNumber = Field(default=16, ge=12, le=52)
-    grid: Number = Field(default=0.1, ge=MIN_GRID, le=10)
+    grid: Annotated[Number, AfterValidator(_on_ladder)] = Field(default=0.1, ge=MIN_GRID, le=10)
 
 
 class Envelope(_Model):
@@ -362,7 +377,7 @@ def _bare_action(value: Any) -> Any:
 
 class FieldRule(_Model):
     action: Action
-    grid: OptionalNumber = Field(default=None, ge=MIN_GRID, le=10)  # generalise a number to this grid
+    grid: Annotated[OptionalNumber, AfterValidator(_on_ladder)] = Field(default=None, ge=MIN_GRID, le=10)  # ``GRIDS``
     to: Literal["year", "day", "hour"] | None = None  # generalise a date or a timestamp
     domain: Code | None = None  # pseudonymise: values in the same domain get the same pseudonym
     why: Text | None = None

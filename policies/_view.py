@@ -169,17 +169,25 @@ def _textual(info: FieldInfo, each: Callable[[str, ViewContext], str]) -> Leaf:
 
 
 def _grid(info: FieldInfo, step: float) -> Leaf:
-    """Round a number to the grid. A value that is not a finite number, or whose rounding is not
-    one (NaN, infinity, an int too large for a float), is emptied: raising would crash the
-    worker, and passing it through would show what the rule hides."""
+    """Put a number in its grid cell: the multiple of ``step`` at or below it (7.869 on 0.01 is 7.86, -77.461 is
+    -77.47), as a time is cut to its hour. From below, not to the nearest: cells of the nearest multiple do not
+    nest (the 0.01 cell of 7.75 straddles two 0.1 cells), so two versions on two grids of the ladder (``GRIDS``)
+    would pin a value to half the finer cell. A value that is not a finite number, or whose cell is not one (NaN,
+    infinity, an int too large for a float), is emptied: raising would crash the worker, and passing it through
+    would show what the rule hides."""
     decimals = max(0, len(f"{step:.10f}".rstrip("0").split(".")[1]))
+    scale = 10**decimals
+    units = round(step * scale)  # the grid in units of its last decimal: 1, 5 or 10
     empty = info.empty()
 
     def snap(value: Any) -> Any:
         if type(value) not in (float, int):
             return empty
         try:
-            rounded = round(round(value / step) * step, decimals)
+            # In units of the grid's last decimal, cleared of the float error of the scaling (7.86 * 100 is
+            # 786.0000000000001), so a value written on the grid is its own cell.
+            cell = math.floor(round(value * scale, 6) / units) * units
+            rounded = round(cell / scale, decimals)
         except (OverflowError, ValueError):
             return empty
         return rounded if math.isfinite(rounded) else empty

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import hmac
+import random
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -144,11 +145,12 @@ def test_no_pseudonyms_for_an_alert_from_a_country_the_policy_does_not_know(
 def test_generalise_rounds_coordinates_to_the_grid(
     policy_set: PolicySet, make_alert: MakeAlert, now: datetime, key: bytes
 ) -> None:
-    """Coordinates round to the agreement's grid: 0.01 for COMBIFRON border events, 0.1 by default."""
+    """Coordinates go to their cell of the agreement's grid, the multiple at or below them: 0.01 for COMBIFRON border
+    events, 0.1 by default (-82.83 is in the cell from -82.9 to -82.8)."""
     col = _view(policy_set, make_alert("darien_sighting"), "COL", now, key)
     assert (col["location"]["latitude"], col["location"]["longitude"]) == (7.83, -77.43)
     cri = _view(policy_set, make_alert("paso_canoas_flow"), "CRI", now, key)
-    assert (cri["location"]["latitude"], cri["location"]["longitude"]) == (8.5, -82.8)
+    assert (cri["location"]["latitude"], cri["location"]["longitude"]) == (8.5, -82.9)
 
 
 def test_date_of_birth_becomes_birth_year(
@@ -429,7 +431,8 @@ def test_generalising_a_required_number_empties_it_when_it_cannot_be_rounded() -
     step = compile_step(FieldInfo("quantity", "double", False), rule, ViewSettings())
     assert step is not None
     ctx = ViewContext(b"k" * 32, "COL", ViewSettings())
-    for value, expected in [(float("nan"), 0.0), (float("inf"), 0.0), (10**400, 0.0), ("12", 0.0), (12.3, 12.5)]:
+    for value, expected in [(float("nan"), 0.0), (float("inf"), 0.0), (10**400, 0.0), ("12", 0.0), (12.3, 12.0),
+                            (12.5, 12.5), (-0.2, -0.5)]:
         rec = {"quantity": value}
         step(rec, ctx)
         assert rec["quantity"] == expected, value
@@ -542,7 +545,7 @@ def test_overlapping_grids_round_once_to_the_coarsest_whatever_the_file_names(
         (policy_copy.root / "agreements" / name).unlink()
     assert seen[0] == seen[1]
     assert seen[0][1] == ("COMBIFRON-BORDER", "ANNEX-BORDER")
-    assert seen[0][2] == round(round(latitude / 0.1) * 0.1, 1)
+    assert seen[0][2] == {7.7496: 7.7, 7.8496: 7.8, 7.749: 7.7, 7.75: 7.7}[latitude]  # the 0.1 cell it is in
 
 
 
@@ -576,3 +579,37 @@ def test_a_year_of_birth_one_agreement_derives_is_not_shown_where_another_in_for
     alone = policy_copy.load()  # COMBIFRON alone still gives the year
     detainee = build_view(alert, decide(alert, "COL", alone, now), alone, key)["payload"]["detainees"][0]
     assert (detainee["date_of_birth"], detainee["birth_year"]) == (None, 1991)
+
+
+def test_a_cell_of_a_finer_grid_lies_inside_one_cell_of_every_coarser() -> None:
+    """A partner may read one coordinate on two grids (versions sent under different agreements in force): what the
+    two cells tell together must be no more than the finer cell. Put in cells from below on grids of the ladder,
+    a value's finer cell lies inside its coarser cell, values on cell edges and in float-awkward spots included.
+    (Rounded to the nearest, 7.75 went to 7.8 on 0.1 and 7.75 on 0.01, and 7.749 to 7.7 and 7.75: the 0.01 value
+    7.75 then told the 0.1 rounding's side, halving the finer cell.)"""
+    from policies._fields import FieldInfo
+    from policies._model import GRIDS, Action, FieldRule
+    from policies._view import compile_step
+
+    ctx = ViewContext(b"k" * 32, "COL", ViewSettings())
+    steps = {}
+    for grid in GRIDS:
+        step = compile_step(FieldInfo("v", "double", True), FieldRule(action=Action.GENERALISE, grid=grid),
+                            ViewSettings())
+        assert step is not None
+        steps[grid] = step
+    rng = random.Random(7)
+    values = [7.75, 7.749, 7.7496, -77.45, -77.461, 0.0, -0.0001, 8.05, 0.3, 12.5, -82.83, 179.995, -89.9999]
+    values += [round(rng.uniform(-180, 180), rng.randint(0, 6)) for _ in range(3000)]
+    for value in values:
+        cells = {}
+        for grid, step in steps.items():
+            rec = {"v": value}
+            step(rec, ctx)
+            cells[grid] = rec["v"]
+            assert cells[grid] <= value + 1e-9 < cells[grid] + grid + 1e-9, (value, grid, cells[grid])
+        for fine in GRIDS:
+            for coarse in GRIDS:
+                if fine < coarse:
+                    inside = cells[coarse] - 1e-9 <= cells[fine] and cells[fine] + fine <= cells[coarse] + coarse + 1e-9
+                    assert inside, (value, fine, coarse, cells)

@@ -545,3 +545,20 @@ def test_locating_every_key_of_a_large_mapping_walks_its_pairs_once(tmp_path: Pa
         assert locate(root, ("caveats", key, "effect")) == (n + 2, ("caveats", key, "effect"))
     assert locate(root, ("caveats", "NOT_THERE")) == (2, ("caveats",))
     assert _CountedPairs.walks == 1
+
+
+@pytest.mark.parametrize(("relative", "old", "new"), [
+    (AGREEMENT, "grid: 0.01, why", "grid: 0.02, why"),
+    (AGREEMENT, "grid: 0.01, why", "grid: 0.03, why"),
+    (AGREEMENT, "grid: 0.01, why", "grid: 0.25, why"),
+    (AGREEMENT, "grid: 0.01, why", "grid: 2.0, why"),
+    ("vocabulary.yaml", "grid: 0.1 ", "grid: 0.2 "),
+])
+def test_a_grid_off_the_ladder_is_refused(policy_copy: Any, relative: str, old: str, new: str) -> None:
+    """Two versions of one alert on grids that do not divide each other (0.02 and 0.03) pin the value to pieces
+    finer than either: only 1 or 5 times a power of ten is a grid."""
+    policy_copy.replace(relative, old, new)
+    line = policy_copy.line_of(relative, new.strip())
+    problem = _problem(policy_copy)
+    assert problem.startswith(f"{relative}:{line}: ")
+    assert "a grid must be one of 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10" in problem
