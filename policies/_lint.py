@@ -270,6 +270,12 @@ _SAYS_WHERE = {"location.place_name": "a place name", "payload.encounter": "an e
 _SAYS_WHEN = {"payload.encounter": "an encounter (a flight, a crossing)", "payload.match_reason": "free text",
               "summary": "free text",
               "payload.remarks": "free text"}
+# The people an alert names (a watchlist hit's person, a seizure's detainees), and what else can name them: a cover
+# that hides a person's names but keeps one of these hands the name back.
+_PERSONS = ("payload.person", "payload.detainees[]")
+_NAMES = ("given_names", "surnames")
+_SAYS_WHO = {"documents[].number": "a travel document's number", "summary": "free text",
+             "payload.remarks": "free text", "payload.match_reason": "free text"}
 _COARSER = {"hour": 1, "day": 2, "year": 3}  # a time kept whole is 0; one dropped (or masked) is past them all
 _HIDDEN = 9
 
@@ -363,6 +369,15 @@ def _precision_given_back(cover: Cover, held: Collection[str], changed: dict[str
             if path in held and rule_of(path) is None:
                 told.setdefault(path, f"{hidden} but keeps {path}: {what} can say that time; drop it too, or "
                                       "share the time whole")
+    for person in _PERSONS:
+        name = next((f"{person}.{n}" for n in _NAMES if f"{person}.{n}" in held and named(f"{person}.{n}")), None)
+        if name is None or (hider := rule_of(name)) is None:
+            continue
+        for says, what in _SAYS_WHO.items():
+            path = f"{person}.{says}" if says.startswith("documents") else says
+            if path in held and rule_of(path) is None:
+                told.setdefault(path, f"{hider.action.value}s {name} but keeps {path}: {what} can name the person; "
+                                      "drop it too, or share the names")
     return told
 
 

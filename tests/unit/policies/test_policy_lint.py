@@ -275,8 +275,10 @@ def test_shadowed_rule_is_found(policy_copy: Any) -> None:
         "      payload.detainees: drop\n      payload.detainees[].surnames: pseudonymise\n",
     )
     found = _kinds(policy_copy)
-    assert list(found) == ["shadowed"]
+    assert list(found) == ["shadowed", "precision"]
     assert "payload.detainees is already dropped" in found["shadowed"][0]
+    # and the summary PAN-USA keeps may name the detainees it now hides
+    assert "but keeps summary: free text can name the person" in found["precision"][0]
 
 
 def test_invalid_reference_is_found(policy_copy: Any) -> None:
@@ -478,3 +480,35 @@ def test_a_partys_own_folder_holding_an_agreements_pseudonym_key_is_still_its_ow
     code, found = _lint_keys(folder, capsys)
     assert code == 1 and found and found[0].startswith(f"{folder}: [keys] holds COL's private keys"), found
     assert "move " not in found[0]
+
+
+def test_free_text_kept_beside_a_hidden_name_is_found(policy_copy: Any) -> None:
+    """PAN-USA keeps a watchlist hit's person whole; with its match reason kept too, hiding the surnames alone
+    leaves free text that can name the person."""
+    usa = "agreements/pan-usa.yaml"
+    policy_copy.replace(usa, "      payload.match_reason: {action: drop, why: describes Panama's screening method}\n",
+                        "      payload.match_reason: keep\n")
+    assert "precision" not in _kinds(policy_copy)  # the names whole: nothing to give back
+    policy_copy.replace(usa, "      payload.person: keep\n",
+                        "      payload.person: keep\n      payload.person.surnames: drop\n")
+    found = _kinds(policy_copy)["precision"]
+    assert any("drops payload.person.surnames but keeps payload.match_reason: free text can name the person" in f
+               for f in found), found
+
+
+def test_a_document_number_or_free_text_kept_beside_hidden_names_is_found(policy_copy: Any) -> None:
+    """COMBIFRON pseudonymises detainees' names and document numbers, and drops the summary: keeping the number
+    whole, or the summary ("detenido Juan Carlos Mosquera (pasaporte PA1234567)"), hands the name back."""
+    combifron = "agreements/combifron.yaml"
+    assert "precision" not in _kinds(policy_copy)
+    policy_copy.replace(combifron, "      payload.detainees[].documents[].number: {action: pseudonymise, "
+                        "domain: document_number, why: lets Colombia match one document across the alerts Panama "
+                        "sends it}\n", "      payload.detainees[].documents[].number: keep\n")
+    policy_copy.replace(combifron, "      summary: {action: drop, why: free text may name the place the grid hides; "
+                        "the items and conveyance say what}\n", "      summary: keep\n")
+    found = _kinds(policy_copy)["precision"]
+    assert any("COMBIFRON-SEIZURE pseudonymises payload.detainees[].given_names but keeps "
+               "payload.detainees[].documents[].number: a travel document's number can name the person" in f
+               for f in found), found
+    assert any("COMBIFRON-SEIZURE generalises location.latitude but keeps summary: free text" in f
+               for f in found), found  # one finding a field: the summary's place came first
