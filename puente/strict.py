@@ -25,14 +25,72 @@ from typing import Any, BinaryIO
 
 import emoji
 
-# Characters Unicode says to draw as nothing (Default_Ignorable_Code_Point) that are not format (Cf)
-# characters, which are refused as such: the combining grapheme joiner, the Hangul fillers, the Khmer
-# inherent vowels, the Mongolian variation selectors and the variation selectors. They print as nothing, yet
-# make two equal names compare unequal ("Pére\u034fz" is not "Pérez" to a watchlist match). With them U+2800
-# BRAILLE PATTERN BLANK, which Unicode does not list so but every font draws as a blank that is no space:
-# "Pérez\u2800Gómez" looks like "Pérez Gómez" and matches nothing that has it.
-_IGNORABLE = ("\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
-              "\U000e0100-\U000e01ef")
+# Unicode's Default_Ignorable_Code_Point property: the code points a renderer that does not support them must draw
+# as nothing. Python's unicodedata has no such property, so its ranges are written out here, from
+# DerivedCoreProperties.txt of Unicode 14.0.0, the version this Python's unicodedata ships (unidata_version; a
+# unit test checks the two agree, and the table against the categories unicodedata gives). The property is derived
+# (Other_Default_Ignorable_Code_Point, Cf and the variation selectors, less white space and the few format
+# characters that are drawn: the prepended concatenation marks, interlinear annotation, Egyptian format controls)
+# and its reserved code points are in it already, so a character assigned there later is still covered.
+DEFAULT_IGNORABLE_VERSION = "14.0.0"
+DEFAULT_IGNORABLE: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD),  # Cf SOFT HYPHEN
+    (0x034F, 0x034F),  # Mn COMBINING GRAPHEME JOINER
+    (0x061C, 0x061C),  # Cf ARABIC LETTER MARK
+    (0x115F, 0x1160),  # Lo HANGUL CHOSEONG FILLER, HANGUL JUNGSEONG FILLER
+    (0x17B4, 0x17B5),  # Mn KHMER VOWEL INHERENT AQ, AA
+    (0x180B, 0x180D),  # Mn MONGOLIAN FREE VARIATION SELECTOR ONE to THREE
+    (0x180E, 0x180E),  # Cf MONGOLIAN VOWEL SEPARATOR
+    (0x180F, 0x180F),  # Mn MONGOLIAN FREE VARIATION SELECTOR FOUR
+    (0x200B, 0x200F),  # Cf ZERO WIDTH SPACE to RIGHT-TO-LEFT MARK
+    (0x202A, 0x202E),  # Cf LEFT-TO-RIGHT EMBEDDING to RIGHT-TO-LEFT OVERRIDE
+    (0x2060, 0x2064),  # Cf WORD JOINER to INVISIBLE PLUS
+    (0x2065, 0x2065),  # Cn reserved
+    (0x2066, 0x206F),  # Cf LEFT-TO-RIGHT ISOLATE to NOMINAL DIGIT SHAPES
+    (0x3164, 0x3164),  # Lo HANGUL FILLER
+    (0xFE00, 0xFE0F),  # Mn VARIATION SELECTOR-1 to -16
+    (0xFEFF, 0xFEFF),  # Cf ZERO WIDTH NO-BREAK SPACE
+    (0xFFA0, 0xFFA0),  # Lo HALFWIDTH HANGUL FILLER
+    (0xFFF0, 0xFFF8),  # Cn reserved
+    (0x1BCA0, 0x1BCA3),  # Cf SHORTHAND FORMAT LETTER OVERLAP to UP STEP
+    (0x1D173, 0x1D17A),  # Cf MUSICAL SYMBOL BEGIN BEAM to END PHRASE
+    (0xE0000, 0xE0000),  # Cn reserved
+    (0xE0001, 0xE0001),  # Cf LANGUAGE TAG
+    (0xE0002, 0xE001F),  # Cn reserved
+    (0xE0020, 0xE007F),  # Cf TAG SPACE to CANCEL TAG
+    (0xE0080, 0xE00FF),  # Cn reserved
+    (0xE0100, 0xE01EF),  # Mn VARIATION SELECTOR-17 to -256
+    (0xE01F0, 0xE0FFF),  # Cn reserved
+)
+# Characters fonts draw as a blank that is no space, though Unicode does not make them default-ignorable: a name
+# holding one looks like the name without it and compares unequal to it (a watchlist match misses it). Found by
+# name and glyph (FILLER, BLANK, NULL in the names of this Unicode), as no property of Unicode marks them:
+# U+2800 BRAILLE PATTERN BLANK ("Pérez\u2800Gómez" looks like "Pérez Gómez"), U+16FE4 KHITAN SMALL SCRIPT FILLER
+# (a mark with no glyph) and U+1D159 MUSICAL SYMBOL NULL NOTEHEAD (a symbol with none). The Hangul fillers are
+# default-ignorable, above. Unit-tested one by one with the table; a new one found goes here.
+BLANK_LOOKING: tuple[int, ...] = (0x2800, 0x16FE4, 0x1D159)
+
+
+def _drawn_as_nothing() -> str:
+    """A regular-expression class body, as ranges, of ``DEFAULT_IGNORABLE`` and ``BLANK_LOOKING`` less the format
+    (Cf) characters, which each reader refuses as such, and the unassigned (Cn) ones, which ``_unusable`` names as
+    such: what ``unseen_mark`` names as drawn as nothing. Read once, at import (some 4,200 code points, 1 ms)."""
+    points = [code for first, last in DEFAULT_IGNORABLE for code in range(first, last + 1)] + list(BLANK_LOOKING)
+    kept = sorted(code for code in set(points) if unicodedata.category(chr(code)) not in ("Cf", "Cn"))
+    runs: list[list[int]] = []
+    for code in kept:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(re.escape(chr(a)) + ("" if a == b else "-" + re.escape(chr(b))) for a, b in runs)
+
+
+# Every character drawn as nothing that is neither a format character nor unassigned: the combining grapheme
+# joiner, the Hangul fillers, the Khmer inherent vowels, the variation selectors (Mongolian and Unicode's) and
+# BLANK_LOOKING. They print as nothing, yet make two equal names compare unequal ("Pére\u034fz" is not "Pérez"
+# to a watchlist match).
+_IGNORABLE = _drawn_as_nothing()
 _IGNORABLE_CHAR = re.compile(f"[{_IGNORABLE}]")
 # The most combining marks (categories Mn and Me) one character may carry in a row. Names in the scripts
 # people write stack at most four: a Vietnamese letter two even decomposed (none after NFC), a Hebrew
@@ -119,8 +177,8 @@ def unseen_mark(text: str) -> str | None:
     """The first thing in ``text`` that no one typed and that disguises what a reader sees, described without the
     text; None when there is none:
 
-    - a character drawn as nothing though not a format or control character (``_IGNORABLE``):
-      ``the invisible character U+XXXX NAME``;
+    - a character drawn as nothing though not a format or control character (``_IGNORABLE``: Unicode's
+      ``DEFAULT_IGNORABLE`` and ``BLANK_LOOKING``): ``the invisible character U+XXXX NAME``;
     - one no version of Unicode this Python knows assigns (Cn): ``the unassigned character U+XXXX``;
     - a private-use character (Co: U+E000 to U+F8FF, planes 15 and 16): ``the private-use character U+XXXX``.
       Each vendor draws it as a glyph of its own or a box, no agency's staff typed it, and it makes two

@@ -9,7 +9,18 @@ import unicodedata
 
 import pytest
 
-from puente.strict import MAX_MARKS, emoji_unglued, json_text, known_zone, one_line, printable, unseen_mark
+from puente.strict import (
+    BLANK_LOOKING,
+    DEFAULT_IGNORABLE,
+    DEFAULT_IGNORABLE_VERSION,
+    MAX_MARKS,
+    emoji_unglued,
+    json_text,
+    known_zone,
+    one_line,
+    printable,
+    unseen_mark,
+)
 
 ACUTE, GRAVE, TILDE, MACRON, BREVE = "\u0301", "\u0300", "\u0303", "\u0304", "\u0306"
 
@@ -125,6 +136,76 @@ def test_an_invisible_character_in_a_run_is_named_before_the_runs_length() -> No
     is too long is named as what it is, as before: the one a reader cannot see."""
     assert unseen_mark("b" + ACUTE * 6 + "\u034f") == "the invisible character U+034F COMBINING GRAPHEME JOINER"
     assert unseen_mark("b" + DIALYTIKA_TONOS + "\ufe0f") == "the invisible character U+FE0F VARIATION SELECTOR-16"
+
+
+DRAWN_AS_NOTHING = sorted({code for first, last in DEFAULT_IGNORABLE for code in range(first, last + 1)}
+                          | set(BLANK_LOOKING))
+# The format characters of Unicode 14.0 that are drawn, so not default-ignorable: the prepended concatenation marks,
+# the interlinear annotation characters and the Egyptian hieroglyph format controls.
+_DRAWN_FORMAT = {*range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2, 0x110BD, 0x110CD,
+                 *range(0xFFF9, 0xFFFC), *range(0x13430, 0x13439)}
+# Other_Default_Ignorable_Code_Point's assigned letters and marks (PropList.txt): the grapheme joiner, the Hangul
+# fillers and the Khmer inherent vowels.
+_OTHER_IGNORABLE = {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0}
+
+
+def test_the_default_ignorable_table_is_of_the_unicode_this_python_ships() -> None:
+    """DEFAULT_IGNORABLE is Unicode 14.0's, as unicodedata is: a Python with another Unicode needs the table of
+    that version's DerivedCoreProperties.txt (and DEFAULT_IGNORABLE_VERSION set to it)."""
+    assert unicodedata.unidata_version == DEFAULT_IGNORABLE_VERSION
+
+
+def test_the_default_ignorable_table_agrees_with_the_categories_unicodedata_gives() -> None:
+    """The table holds 4,174 code points in ascending ranges, every format character but the few drawn ones, and
+    otherwise only variation selectors, Other_Default_Ignorable letters and marks, and unassigned code points;
+    no white space; BLANK_LOOKING is outside it and printable."""
+    table = [code for first, last in DEFAULT_IGNORABLE for code in range(first, last + 1)]
+    assert len(table) == len(set(table)) == 4174 and table == sorted(table)
+    formats = {code for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"}
+    assert formats - set(table) == _DRAWN_FORMAT
+    odd = [f"U+{code:04X}" for code in table if unicodedata.category(chr(code)) not in ("Cf", "Cn")
+           and "VARIATION SELECTOR" not in unicodedata.name(chr(code)) and code not in _OTHER_IGNORABLE]
+    assert odd == [] and not any(chr(code).isspace() for code in table)
+    assert not set(BLANK_LOOKING) & set(table) and all(chr(code).isprintable() for code in BLANK_LOOKING)
+
+
+def test_every_character_drawn_as_nothing_is_refused() -> None:
+    """Each code point of DEFAULT_IGNORABLE and BLANK_LOOKING inside a name is named without the name: as drawn as
+    nothing, or as unassigned when it is; the format characters among them are the readers' own to name first
+    (the pipeline's and the adapters' tests refuse every one)."""
+    missed = []
+    for code in DRAWN_AS_NOTHING:
+        char = chr(code)
+        kind = unicodedata.category(char)
+        said = unseen_mark(f"Pére{char}z Gómez")
+        expected = (None if kind == "Cf" else f"the unassigned character U+{code:04X}" if kind == "Cn"
+                    else f"the invisible character U+{code:04X} {unicodedata.name(char)}")
+        if said != expected:
+            missed.append(f"U+{code:04X}: {said}")
+    assert missed == []
+
+
+@pytest.mark.parametrize("point", [0x2800, 0x16FE4, 0x1D159, 0x3164, 0x115F, 0x1160, 0xFFA0])
+def test_fillers_and_blanks_are_refused_at_either_end_and_alone(point: int) -> None:
+    """The Braille blank, the Khitan filler, the null notehead and the Hangul fillers are refused alone, at the start
+    or end of a name, and after a letter with an accent."""
+    for text in (chr(point), f"{chr(point)}Pérez", f"Pérez{chr(point)}", f"Pé{chr(point)}rez", f"Castro{chr(point)}"):
+        assert unseen_mark(text) == f"the invisible character U+{point:04X} {unicodedata.name(chr(point))}"
+
+
+@pytest.mark.parametrize("name", ["José Luis Pérez Gómez", "María Ñúñez-Peña", "Ángela Güemes Ibáñez",
+                                  "Sean O'Brien-Smith", "Zoë Brontë", "Façade Naïve Café", "ÀÉÎÕÜ àéîõü ÿ"])
+def test_names_in_spanish_and_english_are_text(name: str) -> None:
+    """Names written in Spanish and English, composed or decomposed, pass."""
+    assert unseen_mark(name) is None and unseen_mark(unicodedata.normalize("NFD", name)) is None
+
+
+def test_every_latin_letter_is_text() -> None:
+    """No letter of Latin-1 Supplement, Latin Extended-A or B, or Latin Extended Additional is taken for a
+    character drawn as nothing."""
+    letters = [chr(code) for code in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00))
+               if unicodedata.category(chr(code)).startswith("L")]
+    assert [char for char in letters if unseen_mark(f"Pe{char}rez") is not None] == []
 
 
 @pytest.mark.parametrize("name", ["EST", "EST5EDT", "PST8PDT", "CST6CDT", "MST", "CET", "GMT0", "Zulu"])

@@ -22,6 +22,7 @@ from adapters._readers import Item, csv_rows, json_documents, json_lines, parse_
 from adapters.config import AdaptersConfig, AgencyProfile, Context, load_config, make_context
 from adapters.core import Adapter, Result, convert
 from adapters.registry import ADAPTERS
+from puente import strict
 from puente.errors import AdapterError, ConfigError
 from puente.strict import emoji_unglued
 
@@ -209,13 +210,30 @@ def test_text_keeps_emoji_sequences_and_refuses_their_glue_elsewhere(multiline: 
         assert err.reason == f.INVISIBLE and f"U+{point:04X}" in str(err) and "P\u00e9r" not in str(err)
 
 
-@pytest.mark.parametrize("point", [0x034F, 0x115F, 0x2800, 0x3164, 0xFE0F, 0xFFA0, 0x180B, 0xE0100, 0x0378, 0xFFFF])
+@pytest.mark.parametrize("point", [0x034F, 0x115F, 0x2800, 0x3164, 0xFE0F, 0xFFA0, 0x180B, 0xE0100, 0x0378, 0xFFFF,
+                                   0x16FE4, 0x1D159])
 def test_text_refuses_characters_drawn_as_nothing_and_unassigned_ones(point: int) -> None:
     """A combining grapheme joiner, a Hangul filler or a variation selector prints as nothing, yet "Pére\u034fz" is
     not "Pérez" to a watchlist match; an unassigned code point is no text anyone typed. Each is refused, named by
     its code point, never the value."""
     err = _error(f.text, f"Pére{chr(point)}z Gómez", "Apellidos", 100, multiline=True)
     assert err.reason == f.INVISIBLE and f"U+{point:04X}" in str(err) and "Pére" not in str(err)
+
+
+def test_text_refuses_every_default_ignorable_and_blank_looking_character() -> None:
+    """Every code point Unicode makes default-ignorable, and each one drawn as a blank that it does not
+    (strict.BLANK_LOOKING), is refused in a name as invisible-character, by code point."""
+    points = [*(code for first, last in strict.DEFAULT_IGNORABLE for code in range(first, last + 1)),
+              *strict.BLANK_LOOKING]
+    passed = []
+    for point in points:
+        try:
+            f.text(f"Pére{chr(point)}z Gómez", "Apellidos", 100)
+        except AdapterError as err:
+            if err.reason == f.INVISIBLE and f"U+{point:04X}" in str(err):
+                continue
+        passed.append(f"U+{point:04X}")
+    assert passed == []
 
 
 @pytest.mark.parametrize("point", [0xE000, 0xF8FF, 0xF0000, 0x10FFFD])

@@ -361,12 +361,13 @@ def test_invisible_formatting_characters_are_dead_lettered(char: str) -> None:
     assert out.dead_reason == "invalid" and f"U+{ord(char):04X}" in out.entry["detail"] and not out.feeds
 
 
-@pytest.mark.parametrize("char", ["\u034f", "\u3164", "\ufe0f", "\U000e0100", "\u0378", "\uffff"])
+@pytest.mark.parametrize("char", ["\u034f", "\u3164", "\ufe0f", "\U000e0100", "\u0378", "\uffff", "\u2800",
+                                  "\U00016fe4", "\U0001d159"])
 @pytest.mark.parametrize("path", ["summary", "payload.person.surnames"])
 def test_characters_drawn_as_nothing_or_unassigned_are_dead_lettered(char: str, path: str) -> None:
-    """A name carrying a combining grapheme joiner, a filler, a variation selector or an unassigned code point
-    reads as the name without it, and matches nothing that has it not: dead-lettered, as the adapters refuse it;
-    text with spaces of other widths still goes."""
+    """A name carrying a combining grapheme joiner, a filler (Hangul, Khitan), a blank (Braille, a null notehead), a
+    variation selector or an unassigned code point reads as the name without it, and matches nothing that has it
+    not: dead-lettered, as the adapters refuse it; text with spaces of other widths still goes."""
     out = _admitted(_set(path, f"Pére{char}z"))
     assert out.dead_reason == "invalid" and f"U+{ord(char):04X}" in out.entry["detail"] and not out.feeds
     assert not _admitted(_set(path, "Pérez\u00a0Núñez\u3000Peña")).dead_reason
@@ -535,16 +536,17 @@ def test_replay_keys_of_ids_with_hashes_never_meet() -> None:
     assert len(keys) == len(set(keys))
 
 
-# Unicode's Default_Ignorable_Code_Point characters outside Cf and Cn (DerivedCoreProperties.txt).
-_IGNORABLE_POINTS = {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180F, 0x2800, 0x3164, 0xFFA0,
-                     *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)}
+# Unicode's Default_Ignorable_Code_Point characters (DerivedCoreProperties.txt) and those drawn as a blank that
+# Unicode does not list so (U+2800 BRAILLE PATTERN BLANK, U+16FE4 KHITAN SMALL SCRIPT FILLER...).
+_IGNORABLE_POINTS = {*(code for first, last in strict.DEFAULT_IGNORABLE for code in range(first, last + 1)),
+                     *strict.BLANK_LOOKING}
 
 
 def test_the_hidden_character_search_finds_exactly_control_and_format_characters() -> None:
     """hidden_char flags a string holding any character of category Cc (but the line feed), Cf, Cs, Zl, Zp, Cn
     (unassigned) or Co (private use) in this Python's Unicode, or one drawn as nothing
-    (Default_Ignorable_Code_Point), between other text, and no other character: its fast scans of the JSON form
-    miss none."""
+    (Default_Ignorable_Code_Point, or a blank such as U+16FE4 KHITAN SMALL SCRIPT FILLER), between other text, and
+    no other character: its fast scans of the JSON form miss none."""
     missed, extra = [], []
     for code in range(sys.maxunicode + 1):
         char = chr(code)
