@@ -3,8 +3,9 @@
 Names follow Prometheus' conventions (base units, ``_total`` for counters, ``_seconds``)::
 
     puente_ingress_records_total{topic}                  ingress records committed (decided or dead-lettered)
+    puente_ingress_skipped_records_total{topic}          ingress records deleted unread, skipped with --accept-gap
     puente_decisions_total{partner,decision}            decisions committed
-    puente_dead_letters_total{reason}                    records dead-lettered
+    puente_dead_letters_total{reason}                    dead letters written
     puente_transactions_total                            slot transactions committed
     puente_transaction_duration_seconds                  a slot batch, from its first record taken to its commit
     puente_end_to_end_latency_seconds                    Kafka's ingress append time to the commit that carried it
@@ -12,6 +13,12 @@ Names follow Prometheus' conventions (base units, ``_total`` for counters, ``_se
     puente_consumer_lag_seconds{topic,partition}         how long the oldest unprocessed record has waited
     puente_build_info{version,python,aiokafka,native_codec}
     process_* and python_*                               prometheus_client's process and platform collectors
+
+A batch Kafka took but its client cannot read (``broker.kafka.unreadable``) is read as one record and dead-lettered
+by one dead letter (``unreadable``), yet ``puente_ingress_records_total`` counts each of its records (each offset
+from where the reader stood: ``Outcome.records``), so that per topic the ingress offsets a broker committed are its
+ingress records plus its skipped ones (but for transaction markers, which Kafka writes for a transactional producer;
+Puente's adapters are none).
 
 ``GET /metrics`` serves them; ``/healthz`` answers 200 while the process runs its event loop;
 ``/readyz`` answers 200 once every worker has joined its group and holds its slots, 503 before
@@ -73,6 +80,10 @@ class Counted(Protocol):
     def decisions(self) -> Sequence[tuple[str, str]]: ...
     @property
     def dead_reason(self) -> str | None: ...
+    @property
+    def records(self) -> int:
+        """How many ingress records the outcome answers for (more than one for an unreadable batch)."""
+        ...
 
 
 class _Latency(Collector):
@@ -113,11 +124,12 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.inputs = 0  # also kept as a plain number: the demo and the logs read it
-        self._inputs = Counter("puente_ingress_records", "Ingress records committed, decided or dead-lettered",
-                               ["topic"], registry=r)
+        self._inputs = Counter("puente_ingress_records", "Ingress records committed, decided or dead-lettered "
+                               "(each record of an unreadable batch)", ["topic"], registry=r)
         self._decisions = Counter("puente_decisions", "Decisions committed, by partner and outcome",
                                   ["partner", "decision"], registry=r)
-        self._dead = Counter("puente_dead_letters", "Records dead-lettered, by reason", ["reason"], registry=r)
+        self._dead = Counter("puente_dead_letters", "Dead letters written, by reason (one for a whole unreadable "
+                             "batch)", ["reason"], registry=r)
         self._skipped = Counter("puente_ingress_skipped_records",
                                 "Ingress records deleted before the broker read them, skipped with --accept-gap "
                                 "(each recorded as a GAP in the audit)", ["topic"], registry=r)
@@ -144,8 +156,9 @@ class Metrics:
         for reason, n in Tally(o.dead_reason for o in outcomes if o.dead_reason).items():
             self._dead.labels(reason).inc(n)
         self.latency.add(ingress_ts_ms, now_ms)
-        self.inputs += len(outcomes)
-        self._inputs.labels(topic).inc(len(outcomes))
+        records = sum(o.records for o in outcomes)  # an unreadable batch's one outcome counts each of its records
+        self.inputs += records
+        self._inputs.labels(topic).inc(records)
 
     def skipped(self, topic: str, records: int) -> None:
         """A gap committed: ``records`` ingress records of ``topic`` that no one will decide."""

@@ -165,6 +165,10 @@ class Outcome:
     counts: dict[str, int] = field(default_factory=dict)
     """Partner -> the partition count its feed records of the alert follow (``AlertState.counts``): the prior
     state's (shared, never changed in place) with each partner first fed by this record added."""
+    records: int = 1
+    """How many ingress records (offsets) this outcome answers for: one, or, for the record standing for a batch the
+    Kafka client could not read, each of the batch's from where the reader stood (``Unreadable.records``), all
+    dead-lettered by its one dead letter. The metrics count inputs by it."""
 
 
 _EARLIEST_APPEND_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -777,13 +781,14 @@ class Pipeline:
                  "detail": detail[: wire.DLQ_DETAIL_MAX],
                  "ingress": where,
                  "ingress_ms": min(record.timestamp_ms, int(now.timestamp() * 1000) + MAX_FUTURE_SKEW_MS), "at": at}
+        records = 1 if record.unreadable is None else record.unreadable.records
         cut = dead_letter_body(record.key or b"", record.value or b"")
         if cut is None:
-            return Outcome(entry=entry, dead_letter=headers, dead_reason=reason)
+            return Outcome(entry=entry, dead_letter=headers, dead_reason=reason, records=records)
         dead_key, dead_value, note = cut
         entry["cut"] = note
         return Outcome(entry=entry, dead_letter=(*headers, (wire.DLQ_CUT, note.encode())), dead_reason=reason,
-                       dead_record=(dead_key, dead_value))
+                       dead_record=(dead_key, dead_value), records=records)
 
     # ---- routing: one decision per partner ------------------------------------------------
     def _route(self, alert: dict[str, Any], decision: DecisionLike, partner: str, topic: str, now: datetime,

@@ -73,6 +73,13 @@ class Unreadable(NamedTuple):
         """The batch's first record this reader was to read: ``start``, else ``first``."""
         return self.first if self.start is None else max(self.first, self.start)
 
+    @property
+    def records(self) -> int:
+        """How many of the batch's offsets this reader answers for, ``read_from`` to ``last``: the ingress records
+        the one record standing for the batch is counted as (``broker.metrics``), so that the offsets a slot
+        commits are its inputs and skipped records, however many records a batch held."""
+        return self.last - self.read_from + 1
+
 
 class Record(NamedTuple):
     """One record as read: where it was, its key, value and headers. (A tuple: cheap to build per record.)"""

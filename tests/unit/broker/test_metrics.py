@@ -25,8 +25,8 @@ NOW_S = 1_800_000_000.0
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
-def _outcome(decisions: list[tuple[str, str]], dead: str | None = None) -> Any:
-    return SimpleNamespace(decisions=decisions, dead_reason=dead)
+def _outcome(decisions: list[tuple[str, str]], dead: str | None = None, records: int = 1) -> Any:
+    return SimpleNamespace(decisions=decisions, dead_reason=dead, records=records)
 
 
 def _families(m: Metrics) -> dict[str, Any]:
@@ -52,6 +52,20 @@ def test_latency_buckets_match_one_bisection_per_alert(batches: list[list[float]
     assert m.latency.buckets == expected
     assert m.latency.sum_s == pytest.approx(total)
     assert m.inputs == sum(len(b) for b in batches)
+
+
+def test_an_unreadable_batch_counts_each_of_its_records_as_an_input() -> None:
+    """The one outcome standing for a batch the Kafka client could not read counts as every record it answers for
+    in puente_ingress_records_total and ``inputs`` (the topic's offsets are inputs plus skipped records), and as the
+    one dead letter written for it in puente_dead_letters_total."""
+    m = Metrics()
+    m.count_batch([_outcome([("COL", "DELIVER")]), _outcome([], "unreadable", records=10), _outcome([], "replay")],
+                  [1, 2, 3], "t.ingress.SNM")
+    m.skipped("t.ingress.SNM", 4)
+    assert m.inputs == 12
+    assert m.value("puente_ingress_records_total", topic="t.ingress.SNM") == 12
+    assert m.value("puente_ingress_skipped_records_total", topic="t.ingress.SNM") == 4
+    assert m.value("puente_dead_letters_total", reason="unreadable") == 1
 
 
 def test_the_exposition_parses_with_prometheus_own_parser() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from worker_fakes import counted
 
+from broker.metrics import Metrics
 from broker.pipeline import (
     _FORMAT_BYTES,
     DAY_MS,
@@ -136,6 +137,23 @@ def test_a_batch_the_kafka_client_could_not_read_is_dead_lettered_before_anythin
     assert out.entry["kind"] == "DEAD_LETTER" and out.entry["ingress"] == f"t.ingress.SNM:{good.partition}:7"
     detail = out.entry["detail"]
     assert "UnicodeDecodeError reading it: records 5-7" in detail and "publish them again" in detail
+
+
+def test_the_dead_letter_of_an_unreadable_batch_counts_every_record_of_it() -> None:
+    """The outcome of the record standing for an unreadable batch answers for each of the batch's offsets from where
+    the reader stood, so the metrics count as many ingress records as the slot's committed offsets move past;
+    any other record, dead-lettered or not, answers for one."""
+    good, _ = _record(NOW_MS)
+    pipe = _pipeline({"COL": FakeSealer(), "USA": FakeSealer()})
+    whole = good._replace(offset=19, key=None, value=b"", headers=(),
+                          unreadable=Unreadable("a zstd-compressed batch, not inflated", 10, 19))
+    tail = whole._replace(unreadable=Unreadable("a zstd-compressed batch, not inflated", 10, 19, start=16))
+    outcomes = [pipe.process(rec, set(), NOW) for rec in (whole, tail, good, good._replace(value=b""))]
+    assert [o.records for o in outcomes] == [10, 4, 1, 1]
+    metrics = Metrics()
+    metrics.count_batch(outcomes, [NOW_MS] * len(outcomes), "t.ingress.SNM")
+    assert metrics.value("puente_ingress_records_total", topic="t.ingress.SNM") == metrics.inputs == 16
+    assert metrics.value("puente_dead_letters_total", reason="unreadable") == 2
 
 
 def test_the_text_scan_is_built_with_the_pipeline_not_in_its_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:
