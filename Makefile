@@ -11,7 +11,8 @@ test:
 chaos:
 	@scripts/chaos.sh
 
-# The auditors' console on the last demo run's audit (URL and sign-ins: the end of `make demo`).
+# The auditors' console on the last demo run's audit (URL and sign-in names: the end of `make demo`;
+# their passwords: .puente/demo/console-passwords).
 console:
 	@scripts/console.sh
 

@@ -25,6 +25,7 @@ import secrets
 import shlex
 import time
 from collections import Counter
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ from broker.kafka.acls import acl_changes, apply_acls, cluster_acls, scram_users
 from broker.keystore import Keystore, auditor_path, provision_all
 from broker.partner import subscriber_for
 from broker.partner_store import PartnerStore
+from broker.private_files import private_folder, write_atomic
 from broker.service import build_worker, check_topology
 from broker.topology import TopicNames
 from policies import PolicySet, load_policy_set
@@ -444,28 +446,22 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
 
 
 CONSOLE_ENV = DEMO_HOME / "console.env"  # what `make console` serves: the last demo run's audit
+CONSOLE_PASSWORDS = DEMO_HOME / "console-passwords"  # the last run's console sign-ins, 0600: never printed
 
 
 async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTopics, policy: PolicySet,
                    run_id: str, ends: GroupEnds) -> tuple[bool, list[str]]:
     """Index this run's audit as the auditor, give the console a national auditor and a USA joint-oversight
-    auditor with fresh passwords, and write what `make console` needs to serve it. True when the index found
-    no problem and checked every chain's end, as `audit verify` did."""
+    auditor with fresh passwords (``console_accounts``: written to ``CONSOLE_PASSWORDS``, never printed), and
+    write what `make console` needs to serve it. True when the index found no problem and checked every chain's
+    end, as `audit verify` did."""
     index_path = DEMO_HOME / "console" / run_id / "index.sqlite"
     index_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with writer_lock(index_path), AuditIndex(index_path) as index:
         done = await index_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), index,
                                   found.owners, ends=ends)
     reached = sum(1 for r in done.ends.reports if r.end is not None and r.end.checked and not r.end.short)
-    accounts_path = default_accounts_path(cfg.keys)
-    logins = {"auditor": "national", "usa-oversight": "USA"}
-    passwords = {name: secrets.token_urlsafe(12) for name in logins}
-    with ConsoleAccounts.open(accounts_path, sorted(policy.partners), create=True) as accounts:
-        known = {a.name for a in accounts.list()}
-        for name, scope in logins.items():
-            if name in known:
-                accounts.remove(name)
-            accounts.add(name, scope, passwords[name])
+    sign_ins = console_accounts(default_accounts_path(cfg.keys), sorted(policy.partners), run_id, CONSOLE_PASSWORDS)
     CONSOLE_ENV.write_text("".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in {
         "PUENTE_TOPIC_PREFIX": cfg.topic_prefix, "PUENTE_KEYS": cfg.keys.resolve(),
         # The console serves as its own login: the only one that may append to the auditors' query log.
@@ -477,9 +473,36 @@ async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTo
             f"{done.rows} audit rows indexed from {done.records} records, {done.problems} problem(s), in {index_path}",
             f"chain ends the index checked against their groups' committed offsets: {reached} of "
             f"{len(done.ends.reports)} reach them" + (f" ({'; '.join(done.ends.why)})" if done.ends.why else ""),
-            "browse it: `make console`, then open http://127.0.0.1:8443/ and sign in as",
-            f"  auditor        / {passwords['auditor']}   (national: everything)",
-            f"  usa-oversight  / {passwords['usa-oversight']}   (joint oversight: only what concerns USA)"]
+            *sign_ins]
+
+
+# The demo's console accounts: name -> (scope, what it sees).
+_CONSOLE_LOGINS = {"auditor": ("national", "national: everything"),
+                   "usa-oversight": ("USA", "joint oversight: only what concerns USA")}
+
+
+def console_accounts(accounts_path: Path, partners: Collection[str], run_id: str, passwords_file: Path) -> list[str]:
+    """Give the console at ``accounts_path`` a national auditor and a USA joint-oversight auditor with fresh
+    passwords (an earlier run's accounts of those names replaced), the passwords written to ``passwords_file``
+    alone (0600, in a folder of this user's: ``write_atomic``); the lines to print: who may sign in, and where
+    their passwords are. Never the passwords themselves: a demo's output is kept where others read it (a CI log, a
+    shared terminal's scrollback), and no other command prints a secret."""
+    passwords = {name: secrets.token_urlsafe(12) for name in _CONSOLE_LOGINS}
+    private_folder(passwords_file.parent)
+    write_atomic(passwords_file, (
+        f"# Puente demo {run_id}: the auditors' console sign-ins (`make console`, http://127.0.0.1:8443/); each demo "
+        "run makes new ones\n"
+        + "".join(f"{name:<14} {passwords[name]}   {seen}\n" for name, (_, seen) in _CONSOLE_LOGINS.items())
+    ).encode("utf-8"), 0o600)
+    with ConsoleAccounts.open(accounts_path, partners, create=True) as accounts:
+        known = {a.name for a in accounts.list()}
+        for name, (scope, _) in _CONSOLE_LOGINS.items():
+            if name in known:
+                accounts.remove(name)
+            accounts.add(name, scope, passwords[name])
+    return ["browse it: `make console`, then open http://127.0.0.1:8443/ and sign in as",
+            *(f"  {name:<14} ({seen})" for name, (_, seen) in _CONSOLE_LOGINS.items()),
+            f"  with the passwords in {passwords_file} (readable by you only; each run makes new ones)"]
 
 
 def _table(total: int, decisions: Counter[tuple[str, str]], dead: Counter[str],
