@@ -35,9 +35,10 @@ one of another party; agencies and partners are kept from each other's topics al
 
 What a party may cost the node every party shares is bounded too: ``quota_plan`` gives each agency,
 partner, the auditor and the console Kafka client quotas (bytes written and read a second, a share
-of the request handlers' time), and a former party's login that still exists (``users apply`` keeps it
-without ``--prune``) a trickle (``former``): it has no rights left, but it still authenticates, and a
-login without a quota may cost the node as much as it likes. ``quota_changes`` makes the quotas exactly
+of the request handlers' time), and a former party's login that still exists (``users apply`` without
+``--prune`` disables it, a password no one holds, but does not delete it) a trickle (``former``): it has
+no rights left, and should it still authenticate (a password set by hand, ``users apply`` not run since),
+a login without a quota may cost the node as much as it likes. ``quota_changes`` makes the quotas exactly
 the plan's, with the same allow-list: any other quota of one of Puente's parties (the broker's, that of
 a former party whose login is deleted) is removed.
 """
@@ -351,8 +352,9 @@ _QUOTAS: dict[str, tuple[float, float, float]] = {
     # ask offsets of every partition, and few people run them, all trusted with the whole audit.
     "reader": (1 * MiB, 32 * MiB, 100),
     # A former party (an agency or partner no longer named) whose login is kept until `users apply --prune`: `acls
-    # apply` took its rights, so Kafka refuses all it asks, but it still logs in and each request still costs the
-    # node. A trickle, 1 KiB/s each way and a hundredth of a handler thread, is room to be told "not authorized".
+    # apply` took its rights, so Kafka refuses all it asks, and `users apply` disables it; should it log in all the
+    # same, each request still costs the node. A trickle, 1 KiB/s each way and a hundredth of a handler thread, is
+    # room to be told "not authorized".
     "former": (1024, 1024, 1),
 }
 

@@ -18,14 +18,24 @@ to it), so running it twice changes nothing; ``rotate`` gives every party a new 
 kept only from a file that passed every check of a secret file (``broker.private_files``: this
 user's, 0600, not a link, in a folder only its owner writes): one others could read or have planted
 is never adopted, and the party gets a new password. A party the
-cluster holds no login for gets a new password even when an old file is there: a partner removed
-and added again under its id never gets back the password it had. The login of a party that is
-no more (an ``agency-`` or ``partner-`` user the policy and settings no longer name) is deleted
-with ``prune`` (``puente users apply --prune``; without it the command only lists it), from the
-cluster, every SCRAM mechanism of it, and its file removed: its ACLs go with ``acls apply``, but a
-login left behind would still authenticate. No password changes on the cluster unless its file can be
-written: each is written first under a hidden name and put in place once Kafka took the password, and a
-run stopped in between is completed by the next (``apply_users``).
+cluster holds no login for gets a new password even when an old file is there.
+
+The login of a party that is no more (an ``agency-`` or ``partner-`` user the policy and settings no
+longer name) is dealt with as ``former`` says: its ACLs go with ``acls apply``, but a login left as
+it was would still authenticate, and a party named again would find its file and keep its password.
+``"delete"`` (``puente users apply --prune``) deletes it from the cluster, every SCRAM mechanism of
+it, and removes its files. ``"disable"`` (``puente users apply``) keeps the login, and its quota
+(``broker.access.quota_plan``), but gives it a new random password no file holds, deletes its
+credentials of any other mechanism, moves its file aside (``.client.properties.former``, a name no
+password is ever taken from) and removes a pending one: it no longer authenticates, and it is done
+again at every run, for a password set by hand since. So a policy folder named by mistake cuts the
+parties it lacks off, as ``acls apply`` takes their rights: each named again is handed a new file.
+Either way a partner removed and added again under its id never gets back the password it had: it
+gets a new one (``created``). ``"leave"`` touches no such login: it is for a cluster several
+deployments share (the tests' one Kafka), where a login one of them does not name may be another's.
+No password changes on the cluster unless its file can be written: each is written first under a
+hidden name and put in place once Kafka took the password, and a run stopped in between is completed
+by the next (``apply_users``).
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from broker.access import AUDITOR, BROKER, CONSOLE, puentes
 from broker.kafka import Admin, KafkaConnection, connection_from_properties
@@ -49,7 +60,7 @@ from broker.kafka.acls import (
 )
 from broker.kafka.connection import unsafe_value
 from broker.keystore import CLIENT_CONFIG as CLIENT_CONFIG  # re-exported: where callers have found it
-from broker.keystore import PENDING_CLIENT_CONFIG, Holder, holder_path
+from broker.keystore import FORMER_CLIENT_CONFIG, PENDING_CLIENT_CONFIG, Holder, holder_path
 from broker.private_files import check_folder, private_folder, write_atomic
 from puente.errors import ConfigError, KafkaAccessError, KafkaAuthError, KeyMaterialError, PuenteError
 
@@ -115,6 +126,12 @@ def _pending(path: Path) -> Path:
     return path.with_name(PENDING_CLIENT_CONFIG)
 
 
+def _moved_aside(path: Path) -> Path:
+    """Where ``apply_users`` moves a former party's client configuration when it disables its login: beside it, under
+    a hidden name ``_password`` is never asked to read, so a party named again never gets that password back."""
+    return path.with_name(FORMER_CLIENT_CONFIG)
+
+
 def _password(path: Path, principal: str) -> str | None:
     """``principal``'s password in the client configuration ``path``, when it exists, passes every check of a
     secret file and names that user; else None: a password others may know is never kept."""
@@ -135,16 +152,23 @@ class PartyLogin:
 
     principal: str
     config: Path
-    action: str  # "created", "kept", "rotated" or "removed"
+    # A named party's: "created", "kept" or "rotated". A former party's (``Former``): "removed" (deleted);
+    # "disabled" (a password no one holds set, its client configuration moved aside); "former" (the same, for
+    # one whose folder held no client configuration any more: disabled by a run before, or never ours).
+    action: str
+
+
+# What ``apply_users`` does with the login of a party no longer named (module docstring).
+Former = Literal["delete", "disable", "leave"]
 
 
 async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate: bool = False,
-                      prune: bool = True, dry_run: bool = False) -> list[PartyLogin]:
-    """Set every party's SCRAM credential and write its client configuration into its folder; with
-    ``prune``, delete the login of every party no longer named (module docstring). With ``dry_run``,
-    only say what it would do (``puente users plan``): nothing on the cluster or on disk changes.
+                      former: Former = "delete", dry_run: bool = False) -> list[PartyLogin]:
+    """Set every party's SCRAM credential and write its client configuration into its folder; delete or disable
+    the login of every party no longer named, as ``former`` says (module docstring). With ``dry_run``, only say
+    what it would do (``puente users plan``): nothing on the cluster or on disk changes.
 
-    The files name the same bootstrap servers and CA as the admin's own connection. ``prune=False``
+    The files name the same bootstrap servers and CA as the admin's own connection. ``former="leave"``
     is for a cluster several Puente deployments share (the tests' one Kafka): each names only its
     own parties, and must not take the others' logins away.
 
@@ -197,14 +221,17 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
         if pending is not None:
             adopted.add(principal)
         passwords[principal] = pending or existing or new_password()
+        # A login disabled when the party was no longer named is one no one holds a password to: a new one.
         action = ("kept" if passwords[principal] == existing else
-                  "rotated" if principal in on_cluster else "created")
+                  "rotated" if principal in on_cluster and not _disabled_here(path) else "created")
         out.append(PartyLogin(principal, path, action))
     gone = {user: mechanisms for user, mechanisms in on_cluster.items()
-            if user not in passwords and puentes(user, principals)} if prune else {}
-    out += [PartyLogin(user, _login_path(keys, user), "removed") for user in sorted(gone)]
+            if user not in passwords and puentes(user, principals)} if former != "leave" else {}
+    formers = _former_logins(keys, gone, former)
+    out += formers
     if dry_run:
         return out
+    deleted, disabled = _former_changes(gone, former)
     conn: KafkaConnection = admin.conn
     written: dict[str, Path] = {}  # party -> its new file, under the hidden name
     try:
@@ -216,7 +243,11 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
                 raise ConfigError(f"cannot write the client configuration of {principal} beside {path}: "
                                   f"{exc.strerror}; nothing was changed on Kafka") from None
             written[principal] = _pending(path)
-        await delete_users(admin, {**gone, **stray})
+        if former == "disable":  # first: whatever fails after, a party named again finds no password of its own
+            for login in formers:
+                _move_aside(login)
+        await delete_users(admin, {**deleted, **stray})
+        await _disable(admin, disabled)
     except BaseException:
         _discard(written, set(written) - adopted)  # Kafka holds no password of theirs
         raise
@@ -235,15 +266,80 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
             _say_to_run_again(exc, sorted(written))
         raise
     _put_in_place(written, set(written))
+    for path in paths.values():  # a party named again: the file of the login it had is of no use any more
+        with contextlib.suppress(OSError):
+            _moved_aside(path).unlink(missing_ok=True)
     for login in out:
         if login.action == "removed" and login.config.parent != keys:  # not the placeholder of a name no folder has
-            login.config.unlink(missing_ok=True)  # its password works no more
-            _pending(login.config).unlink(missing_ok=True)
+            for path in (login.config, _pending(login.config), _moved_aside(login.config)):
+                path.unlink(missing_ok=True)  # its password works no more
     # A new credential reaches the brokers through the metadata log, a moment after the call
     # returns: wait until each changed login works, so that no one tries it before it does.
-    changed = [login for login in out if login.action not in ("kept", "removed")]
+    changed = [login for login in out if login.principal in paths and login.action != "kept"]
     await asyncio.gather(*(_wait_usable(login.config, conn.timeout_s) for login in changed))
     return out
+
+
+def _former_logins(keys: Path, gone: dict[str, frozenset[str]], former: Former) -> list[PartyLogin]:
+    """What ``apply_users`` does with each former party's login in ``gone`` (``PartyLogin.action``)."""
+    def action(config: Path) -> str:
+        if former == "delete":
+            return "removed"
+        return "disabled" if _held(config) else "former"
+    return [PartyLogin(user, config, action(config)) for user in sorted(gone) for config in [_login_path(keys, user)]]
+
+
+def _former_changes(gone: dict[str, frozenset[str]],
+                    former: Former) -> tuple[dict[str, frozenset[str]], list[str]]:
+    """The SCRAM credentials to delete of the former parties' logins in ``gone``, and the logins to disable
+    (``_disable``). Deleted, every credential; disabled, every one of another mechanism than Puente's, so that the
+    random password set for Puente's is the only one left."""
+    if former == "delete":
+        return gone, []
+    return ({user: rest for user, mechanisms in gone.items() if (rest := mechanisms - {SCRAM_MECHANISM})},
+            [user for user, mechanisms in gone.items() if SCRAM_MECHANISM in mechanisms])
+
+
+def _disabled_here(path: Path) -> bool:
+    """Whether the party whose client configuration is ``path`` had its login disabled by ``apply_users`` as a
+    former party, and holds no other: its file moved aside, none in its place nor pending."""
+    return os.path.lexists(_moved_aside(path)) and not _held(path)
+
+
+def _held(config: Path) -> bool:
+    """Whether a party's folder holds its client configuration ``config``, or a pending one (``_pending``); never
+    for the placeholder of a name no folder has (``_login_path``)."""
+    return config.name == CLIENT_CONFIG and any(map(os.path.lexists, (config, _pending(config))))
+
+
+def _move_aside(login: PartyLogin) -> None:
+    """Move a former party's client configuration aside (``_moved_aside``) and remove a pending one, whose password
+    was never handed over: once its login is disabled neither password works, and one left in place would be taken
+    up, and set again, were the party named again. ConfigError when it cannot be."""
+    config = login.config
+    if not _held(config):
+        return
+    try:
+        if os.path.lexists(config):
+            os.replace(config, _moved_aside(config))
+        _pending(config).unlink(missing_ok=True)
+        _sync_folder(config.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot move {config} of former party {login.principal} aside: {exc.strerror}; its "
+                          "login was not disabled, and nothing was changed on Kafka") from None
+
+
+async def _disable(admin: Admin, users: list[str]) -> None:
+    """Give each of ``users``, former parties, a new random password that no file holds: it no longer logs in."""
+    if not users:
+        return
+    try:
+        await upsert_users(admin, {user: new_password() for user in users})
+    except ScramChangeFailed as exc:
+        # Its message only: the error keeps its class, so the command ends with the status it gives.
+        exc.args = (f"disabling the logins of former parties: {exc}; each of those may still log in: run `puente "
+                    "users apply` again, or `puente users apply --prune` to delete them", *exc.args[1:])
+        raise
 
 
 def _discard(written: dict[str, Path], parties: Iterable[str]) -> None:

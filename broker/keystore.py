@@ -132,6 +132,8 @@ BROKER_IN_USE = "broker-in-use"
 # A party's Kafka login, kept in the folder of its keys (``broker.credentials``, which imports this module).
 CLIENT_CONFIG = "client.properties"
 PENDING_CLIENT_CONFIG = f".{CLIENT_CONFIG}.pending"  # a new one written before Kafka took its password
+# A former party's, moved aside when ``users apply`` disabled its login: no password is ever taken from it.
+FORMER_CLIENT_CONFIG = f".{CLIENT_CONFIG}.former"
 # A running broker's MAC table is read again at the latest every this many checks of a pair it holds
 # (``fresh_agency_mac_lookup``), even when the folder's modification time never moved.
 REREAD_HELD = 12
@@ -238,7 +240,7 @@ def _agency_custody(agency: str) -> _Custody:
     halves, its login, and its choices of key (``in-use``, ``broker-in-use``)."""
     return _Custody(
         agency, f"agency {agency}", lambda record: record.owner == agency and record.kind is KeyKind.KEY_AGREEMENT,
-        frozenset({CLIENT_CONFIG, PENDING_CLIENT_CONFIG, IN_USE, BROKER_IN_USE}), agency,
+        frozenset({CLIENT_CONFIG, PENDING_CLIENT_CONFIG, FORMER_CLIENT_CONFIG, IN_USE, BROKER_IN_USE}), agency,
         f"`puente keys generate --for agency {agency}` makes its key-agreement key",
         f"only <key id>.json key files, {CLIENT_CONFIG}, {IN_USE} and {BROKER_IN_USE}")
 
@@ -251,7 +253,8 @@ def _retired_kept(name: str, custody: _Custody) -> bool:
 
 def _kept_name(name: str, custody: _Custody) -> bool:
     """Whether the keystore itself writes ``name`` into ``custody``'s folder, besides its key files: a party's Kafka
-    login (and its next one, which ``broker.credentials.apply_users`` writes before Kafka takes its password), the
+    login (and its next one, which ``broker.credentials.apply_users`` writes before Kafka takes its password, and,
+    in an agency's folder, the one it moved aside when the agency was no longer named and its login disabled), the
     agency's ``in-use`` and ``broker-in-use`` choices, a retired shared agency-mac key (``retired_files``), or
     ``write_atomic``'s temporary name for any of them or for a key file, left by a write that crashed."""
     temporary = _TEMPORARY.fullmatch(name)

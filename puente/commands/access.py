@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from broker.access import QuotaChanges, parties, plan, quota_changes, quota_plan
-from broker.credentials import PartyLogin, apply_users
+from broker.credentials import apply_users
 from broker.kafka import DEFAULT_USER, Admin, KafkaConnection, set_user_quotas, user_quotas
 from broker.kafka.acls import AclChanges, acl_changes, apply_acls, cluster_acls, scram_users
 from broker.topology import TopicNames
@@ -21,22 +21,25 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     users = sub.add_parser("users", help="each party's Kafka login (SCRAM) and client configuration")
     verbs = users.add_subparsers(dest="verb", required=True)
     text = ("set a SCRAM-SHA-512 login for every party (each agency, the broker, each partner, the auditor) and "
-            "write its client.properties into its folder under PUENTE_LOGINS (default: PUENTE_KEYS); list the "
-            "login of every agency- or partner- user no longer named, and with --prune delete it; run as the admin")
-    apply_users_ = verbs.add_parser("apply", help="create the parties' logins; with --prune delete those of former "
-                                                  "parties", description=text, parents=[kafka_options()])
+            "write its client.properties into its folder under PUENTE_LOGINS (default: PUENTE_KEYS); disable the "
+            "login of every agency- or partner- user no longer named (a new password no one holds; its "
+            "client.properties moved aside as .client.properties.former), and with --prune delete it; run as the admin")
+    apply_users_ = verbs.add_parser("apply", help="create the parties' logins; disable those of former parties, or "
+                                                  "with --prune delete them", description=text,
+                                    parents=[kafka_options()])
     apply_users_.add_argument("--rotate", action="store_true", help="give every party a new password")
     apply_users_.add_argument("--prune", action="store_true",
-                              help="also delete the login and client.properties of every agency- or partner- user "
-                                   "the policy and settings no longer name (without it they are listed, not deleted)")
+                              help="delete the login and client.properties of every agency- or partner- user the "
+                                   "policy and settings no longer name (without it each login is disabled: given a "
+                                   "new password no one holds, its client.properties moved aside)")
     apply_users_.set_defaults(func=_users, dry_run=False)
-    plan_users = verbs.add_parser("plan", help="show what `users apply` would create, keep or delete (exit 1 when "
-                                               "it would change anything); changes nothing",
+    plan_users = verbs.add_parser("plan", help="show what `users apply` would create, keep, disable or delete (exit 1 "
+                                               "when it would change anything); changes nothing",
                                   parents=[kafka_options()])
     plan_users.add_argument("--prune", action="store_true",
                             help="plan `users apply --prune`: the login of every agency- or partner- user no longer "
-                                 "named is one to remove, and counts as a change (without it it is listed as "
-                                 "former, as `users apply` leaves it)")
+                                 "named is one to remove, and counts as a change (without it it is one to disable "
+                                 "while its client.properties is in place, else listed as former, disabled already)")
     plan_users.set_defaults(func=_users, dry_run=True, rotate=False)
 
     acls = sub.add_parser("acls", help="Kafka ACLs derived from the agreements and the topology, and each party's "
@@ -60,45 +63,34 @@ def _users(args: argparse.Namespace) -> int:
     admin = Admin(kafka(cfg, "puente-admin"))
     principals = parties(policy, cfg.agencies)
 
-    async def go() -> tuple[list[PartyLogin], list[PartyLogin]]:
-        # Deleting a login also deletes the password its party holds: a policy folder named by mistake (a
-        # partial partners.yaml) would cut partners off until each is handed a new one. So only --prune deletes;
-        # without it the former parties' logins are found the way a plan finds them, and listed.
-        if args.dry_run:  # one look serves: a plan without --prune lists as former what it would remove
-            found = await apply_users(admin, cfg.login_root, principals, prune=True, dry_run=True)
-            if args.prune:
-                return found, []
-            return ([login for login in found if login.action != "removed"],
-                    [login for login in found if login.action == "removed"])
-        # The former logins are looked for after the change, which left them: the change comes first, so that
-        # each party's folder and file are known writable before the first Kafka call (``apply_users``).
-        done = await apply_users(admin, cfg.login_root, principals, rotate=args.rotate, prune=args.prune)
-        former = [] if args.prune else [login for login in await apply_users(
-            admin, cfg.login_root, principals, dry_run=True) if login.action == "removed"]
-        return done, former
-
-    logins, former = run(go())
-    planned = {"created": "create", "kept": "keep", "rotated": "rotate", "removed": "remove"}
+    # Deleting a login also deletes the password its party holds, for good: only --prune deletes. Without it a
+    # former party's login is disabled, its password replaced by one no one holds, since a login left as it was
+    # still authenticates, and its party, named again, would find its file and keep the password it had.
+    logins = run(apply_users(admin, cfg.login_root, principals, rotate=args.rotate,
+                             former="delete" if args.prune else "disable", dry_run=args.dry_run))
+    planned = {"created": "create", "kept": "keep", "rotated": "rotate", "removed": "remove", "disabled": "disable"}
     for login in logins:
         action = planned.get(login.action, login.action) if args.dry_run else login.action
         print(f"{one_line(login.principal):<22} {action:<8} {one_line(str(login.config))}")
-    for login in former:
-        print(f"{one_line(login.principal):<22} {'former':<8} {one_line(str(login.config))}")
+    former = [login for login in logins if login.action in ("disabled", "former")]
     parties_ = f"{len(former)} former part{'y' if len(former) == 1 else 'ies'} not named any more"
+    one = len(former) == 1
     if args.dry_run:
-        changes = sum(1 for login in logins if login.action != "kept")
-        print(f"{len(logins)} logins, {changes} to change; nothing was changed "
+        # A former login whose file is gone was disabled by a run before: not a change, so a plan after it is clean.
+        changes = sum(1 for login in logins if login.action not in ("kept", "former"))
+        print(f"{len(logins) - len(former)} logins, {changes} to change; nothing was changed "
               f"(`puente users apply{' --prune' if args.prune else ''}` does it)")
-        if former:  # not a change: `users apply` without --prune leaves them, so a plan after it is clean
-            one = len(former) == 1
-            print(f"{parties_}, left in place by `puente users apply`: `--prune` would remove "
-                  f"{'its login' if one else 'their logins'} (`puente users plan --prune` counts "
-                  f"{'it as a change' if one else 'them as changes'})")
+        if former:
+            print(f"{parties_}: `puente users apply` disables {'its login' if one else 'each login'} (`former`: "
+                  f"disabled already, no change), `--prune` would remove {'it' if one else 'them'} (`puente users "
+                  f"plan --prune` counts {'it as a change' if one else 'them as changes'})")
         return 1 if changes else 0
-    print(f"{len(logins)} logins; hand each client.properties to its party only")
+    print(f"{len(logins) - len(former)} logins; hand each client.properties to its party only")
     if former:
-        print(f"{parties_}, left in place: each login still authenticates (`puente acls apply` takes its rights); "
-              "`puente users apply --prune` deletes them")
+        print(f"{parties_}: {'its login has' if one else 'each login has'} a new password no one holds, so it no "
+              "longer authenticates, and its client.properties is moved aside (.client.properties.former); named "
+              "again, a party gets a new password; `puente users apply --prune` deletes "
+              f"{'it' if one else 'them'}")
     return 0
 
 

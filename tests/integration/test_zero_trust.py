@@ -399,18 +399,21 @@ async def test_the_acl_plan_follows_the_partners(env: Env, tmp_path: Path) -> No
     await Admin(connection_from_properties(old_login, timeout_s=10)).call(
         "logging in", lambda c: c.list_topics(timeout=10))  # the plan changed nothing: it still logs in
     assert env.config("partner-CRI").exists()
-    kept = subprocess.run(cli("users", "apply"), env=variables, capture_output=True, text=True, timeout=120,
-                          check=False)
-    assert kept.returncode == 0, kept.stdout + kept.stderr  # without --prune a former party's login stays
-    assert _former(kept.stdout) == ["partner-CRI"]
-    assert "1 former party not named any more, left in place" in kept.stdout
-    assert "--prune" in kept.stdout and env.config("partner-CRI").exists()
+    disabled = subprocess.run(cli("users", "apply"), env=variables, capture_output=True, text=True, timeout=120,
+                              check=False)
+    assert disabled.returncode == 0, disabled.stdout + disabled.stderr  # without --prune it is disabled, not deleted
+    assert [line.split()[:2] for line in disabled.stdout.splitlines() if line.startswith("partner-CRI ")] == [
+        ["partner-CRI", "disabled"]]
+    assert "1 former party not named any more: its login has a new password no one holds" in disabled.stdout
+    assert not env.config("partner-CRI").exists()
+    assert (env.config("partner-CRI").parent / ".client.properties.former").exists()
+    with pytest.raises(KafkaAuthError):  # the password its party holds no longer logs in
+        await Admin(connection_from_properties(old_login, timeout_s=10)).call(
+            "logging in", lambda c: c.list_topics(timeout=10))
     clean = subprocess.run(cli("users", "plan"), env=variables, capture_output=True, text=True, timeout=120,
-                           check=False)  # what apply left is no change to a plan without --prune
+                           check=False)  # what apply did is no change left to a plan without --prune
     assert clean.returncode == 0 and "0 to change" in clean.stdout, clean.stdout + clean.stderr
     assert _former(clean.stdout) == ["partner-CRI"]
-    await Admin(connection_from_properties(old_login, timeout_s=10)).call(
-        "logging in", lambda c: c.list_topics(timeout=10))
     users = subprocess.run(cli("users", "apply", "--prune"), env=variables, capture_output=True, text=True,
                            timeout=120, check=False)
     assert users.returncode == 0, users.stdout + users.stderr

@@ -15,20 +15,26 @@ from broker.kafka.acls import SCRAM_MECHANISM
 
 
 class ScramCluster:
-    """The SCRAM logins of a cluster: ``held`` the password of each user (every one with Puente's mechanism),
-    ``given`` every password an upsert was asked to set, ``calls`` the calls in order. ``fail`` is raised by the
-    next upsert, after the passwords of ``taken`` (None: all) were set."""
+    """The SCRAM logins of a cluster: ``held`` the password of each user with Puente's mechanism, ``others`` the
+    other mechanisms a user has a credential of, ``given`` every password an upsert was asked to set, ``deleted``
+    every credential a delete was asked to remove, ``calls`` the calls in order. ``fail`` is raised by the next
+    upsert, after the passwords of ``taken`` (None: all) were set."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, held: dict[str, str] | None = None) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, held: dict[str, str] | None = None,
+                 others: dict[str, set[str]] | None = None) -> None:
         self.held: dict[str, str] = dict(held or {})
+        self.others: dict[str, set[str]] = {user: set(mechanisms) for user, mechanisms in (others or {}).items()}
         self.given: dict[str, str] = {}
+        self.deleted: dict[str, set[str]] = {}
         self.calls: list[str] = []
         self.fail: BaseException | None = None
         self.taken: set[str] | None = None
 
         async def scram_users(admin: Any) -> dict[str, frozenset[str]]:
             self.calls.append("list")
-            return {user: frozenset({SCRAM_MECHANISM}) for user in self.held}
+            users = {*self.held, *(user for user, mechanisms in self.others.items() if mechanisms)}
+            return {user: frozenset({SCRAM_MECHANISM} if user in self.held else set()) | self.others.get(user, set())
+                    for user in users}
 
         async def upsert(admin: Any, passwords: dict[str, str]) -> None:
             self.calls.append("upsert")
@@ -38,8 +44,13 @@ class ScramCluster:
             if fail is not None:
                 raise fail
 
-        async def delete(admin: Any, users: Any) -> None:
+        async def delete(admin: Any, users: dict[str, Any]) -> None:
             self.calls.append("delete")
+            for user, mechanisms in users.items():
+                self.deleted.setdefault(user, set()).update(mechanisms)
+                if SCRAM_MECHANISM in mechanisms:
+                    self.held.pop(user, None)
+                self.others.get(user, set()).difference_update(mechanisms)
 
         async def nothing(*args: Any) -> None:
             return None

@@ -39,11 +39,11 @@ RECOVERY = {
 OFFSETS_RETENTION_MINUTES = str(3650 * 24 * 60)
 
 # How long one login lasts on a connection (KIP-368). Kafka's default, 0, keeps a connection logged in for as
-# long as it stays open: a password rotated or a login deleted (`puente users apply --rotate`, `--prune`) after a
-# leak left whoever was connected with it every right of its party. An hour bounds that. librdkafka logs in again
-# on the connection; aiokafka cannot, so the node closes its connection at the first request past the hour, and
-# aiokafka connects and logs in anew and sends the request again (measured: a transaction's produce and EndTxn
-# retried about 0.3 s later, the transaction committed, exactly once).
+# long as it stays open: a password rotated, or a login disabled or deleted (`puente users apply --rotate`, `users
+# apply` for a party no longer named, `--prune`) after a leak left whoever was connected with it every right of its
+# party. An hour bounds that. librdkafka logs in again on the connection; aiokafka cannot, so the node closes its
+# connection at the first request past the hour, and aiokafka connects and logs in anew and sends the request again
+# (measured: a transaction's produce and EndTxn retried about 0.3 s later, the transaction committed, exactly once).
 REAUTH_MS = str(3600 * 1000)
 
 

@@ -53,13 +53,15 @@ def test_the_brokers_private_half_under_any_name_in_an_agencys_folder_is_refused
 
 
 def test_what_an_agency_keeps_in_its_folder_is_taken(tmp_path: Path) -> None:
-    """The control: SENAN's login, its pending login, its in-use and broker-in-use choices and a temporary file a
-    crashed write left stop nothing."""
+    """The control: SENAN's login, its pending login, the one moved aside when it was no longer named (`users
+    apply` disabled it), its in-use and broker-in-use choices and a temporary file a crashed write left stop
+    nothing."""
     made = _site(tmp_path)
     store = made.agencies["SENAN"]
     store.use_agency_key("SENAN-kex-2026a")
     store.use_agency_key("broker-kex-2026a")
-    for name in ("client.properties", ".client.properties.pending", ".in-use.0123456789ab.tmp"):
+    for name in ("client.properties", ".client.properties.pending", ".client.properties.former",
+                 ".in-use.0123456789ab.tmp"):
         (store.path / name).write_text("x\n")
         (store.path / name).chmod(0o600)
     assert store.agency_custody_problems("SENAN") == []

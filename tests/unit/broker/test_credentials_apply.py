@@ -24,7 +24,7 @@ PARTIES = ["broker", "partner-COL"]
 
 
 def _apply(keys: Path, **options: Any) -> list[credentials.PartyLogin]:
-    return apply(keys, PARTIES, prune=False, **options)
+    return apply(keys, PARTIES, former="leave", **options)
 
 
 def _file_password(keys: Path, principal: str) -> str | None:

@@ -50,10 +50,10 @@ def test_another_mechanism_of_a_partys_login_is_deleted_and_its_password_made_an
         calls: list[tuple[str, Any]], tmp_path: Path, rotate: bool) -> None:
     keys = tmp_path / "keys"
     keys.mkdir(mode=0o700)
-    plan = asyncio.run(credentials.apply_users(_Admin(), keys, ["partner-COL"], rotate=rotate, prune=False,
+    plan = asyncio.run(credentials.apply_users(_Admin(), keys, ["partner-COL"], rotate=rotate, former="leave",
                                                 dry_run=True))
     assert [(login.principal, login.action) for login in plan] == [("partner-COL", "rotated")]
     assert calls == []  # a plan changes nothing
-    done = asyncio.run(credentials.apply_users(_Admin(), keys, ["partner-COL"], rotate=rotate, prune=False))
+    done = asyncio.run(credentials.apply_users(_Admin(), keys, ["partner-COL"], rotate=rotate, former="leave"))
     assert [(login.principal, login.action) for login in done] == [("partner-COL", "rotated")]
     assert calls == [("delete", {"partner-COL": ["SCRAM_SHA_256"]}), ("upsert", ["partner-COL"])]

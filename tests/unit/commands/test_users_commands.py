@@ -1,6 +1,7 @@
 """`puente users apply` and `users plan` with the cluster's SCRAM logins standing in for Kafka: a former party's
-login is deleted only with `--prune`; without it it is listed, kept, and the way to delete it is named. A plan
-counts it as a change only with `--prune`, so a plan after `users apply` is clean."""
+login is deleted only with `--prune`; without it it is disabled (a password no one holds), said so per login, and
+the way to delete it is named. A plan counts a former login as a change while it is still to disable, or with
+`--prune`, so a plan after `users apply` is clean."""
 
 from __future__ import annotations
 
@@ -20,18 +21,22 @@ FORMER = "partner-OLD"
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """The command's settings and Kafka replaced: the cluster holds the logins in ``held["users"]`` (a former
-    partner's among them); ``apply_users`` answers as the real one does and records each call."""
+    partner's among them), and ``held["disabled"]`` those disabled; ``apply_users`` answers as the real one does
+    and records each call."""
     cfg = PuenteSettings(topic_prefix="puente", keys=tmp_path)
-    held: dict[str, Any] = {"users": {FORMER}, "calls": []}
+    held: dict[str, Any] = {"users": {FORMER}, "disabled": set(), "calls": []}
 
     async def apply_users(admin: Any, keys: Path, principals: list[str], *, rotate: bool = False,
-                          prune: bool = True, dry_run: bool = False) -> list[PartyLogin]:
-        held["calls"].append({"prune": prune, "dry_run": dry_run})
+                          former: str = "delete", dry_run: bool = False) -> list[PartyLogin]:
+        held["calls"].append({"former": former, "dry_run": dry_run})
         out = [PartyLogin(p, keys / p, "kept" if p in held["users"] else "created") for p in principals]
-        gone = sorted(u for u in held["users"] if u not in principals) if prune else []
-        out += [PartyLogin(u, keys / u, "removed") for u in gone]
+        gone = sorted(u for u in held["users"] if u not in principals) if former != "leave" else []
+        out += [PartyLogin(u, keys / u, "removed" if former == "delete" else
+                           "former" if u in held["disabled"] else "disabled") for u in gone]
         if not dry_run:
-            held["users"] = (held["users"] - set(gone)) | set(principals)
+            held["users"] = (held["users"] - set(gone)) | set(principals) if former == "delete" else \
+                held["users"] | set(principals)
+            held["disabled"] = set() if former == "delete" else held["disabled"] | set(gone)
         return out
 
     monkeypatch.setattr(access, "settings", lambda args: cfg)
@@ -46,18 +51,22 @@ def _puente(*argv: str) -> int:
     return int(args.func(args))
 
 
-def test_apply_without_prune_lists_a_former_partys_login_and_keeps_it(cluster: dict[str, Any],
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    """A policy folder named by mistake must not delete partners' logins: without --prune the former login is
-    listed, left on the cluster, and the command says how to delete it (exit 0)."""
+def test_apply_without_prune_disables_a_former_partys_login(cluster: dict[str, Any],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --prune a former party's login is not deleted but disabled, said so on its line, and the command
+    says what that means and how to delete it (exit 0); run again, the login is listed as former."""
     assert _puente("users", "apply") == 0
-    assert FORMER in cluster["users"]
-    assert all(not call["prune"] for call in cluster["calls"] if not call["dry_run"])
+    assert FORMER in cluster["users"] and cluster["disabled"] == {FORMER}
+    assert [call["former"] for call in cluster["calls"]] == ["disable"]
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[:2] for line in out if FORMER in line] == [[FORMER, "former"]]
+    assert [line.split()[:2] for line in out if FORMER in line] == [[FORMER, "disabled"]]
     assert not any(" removed " in line for line in out)
-    assert out[-1] == ("1 former party not named any more, left in place: each login still authenticates "
-                       "(`puente acls apply` takes its rights); `puente users apply --prune` deletes them")
+    assert out[-1] == ("1 former party not named any more: its login has a new password no one holds, so it no "
+                       "longer authenticates, and its client.properties is moved aside (.client.properties.former); "
+                       "named again, a party gets a new password; `puente users apply --prune` deletes it")
+    assert _puente("users", "apply") == 0
+    assert [line.split()[:2] for line in capsys.readouterr().out.splitlines() if FORMER in line] == [
+        [FORMER, "former"]]
 
 
 def test_apply_with_prune_deletes_a_former_partys_login(cluster: dict[str, Any],
@@ -80,7 +89,7 @@ def test_apply_with_nothing_to_prune_says_nothing_of_it(cluster: dict[str, Any],
 
 def test_plan_without_prune_lists_a_former_login_without_counting_it(cluster: dict[str, Any],
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    """After `users apply` without --prune, `users plan` is clean (exit 0): the former login `apply` left is
+    """After `users apply` without --prune, `users plan` is clean (exit 0): the former login `apply` disabled is
     listed as former, not as a change, and the footer says --prune would remove it."""
     assert _puente("users", "apply") == 0
     capsys.readouterr()
@@ -92,18 +101,19 @@ def test_plan_without_prune_lists_a_former_login_without_counting_it(cluster: di
         [FORMER, "former"]]
     assert not any(line.split()[1:2] == ["remove"] for line in out if line.split())
     assert out[-2].endswith(" 0 to change; nothing was changed (`puente users apply` does it)")
-    assert out[-1] == ("1 former party not named any more, left in place by `puente users apply`: `--prune` would "
-                       "remove its login (`puente users plan --prune` counts it as a change)")
+    assert out[-1] == ("1 former party not named any more: `puente users apply` disables its login (`former`: "
+                       "disabled already, no change), `--prune` would remove it (`puente users plan --prune` counts "
+                       "it as a change)")
 
 
 def test_plan_without_prune_still_counts_other_changes(cluster: dict[str, Any],
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """A login to create is a change with or without --prune: exit 1, the former login still not counted."""
+    """A login to create is a change with or without --prune, and so is a former login not disabled yet: exit 1."""
     assert _puente("users", "plan") == 1
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[:2] for line in out if FORMER in line.split()[:1]] == [[FORMER, "former"]]
+    assert [line.split()[:2] for line in out if FORMER in line.split()[:1]] == [[FORMER, "disable"]]
     created = sum(1 for line in out if line.split()[1:2] == ["create"])
-    assert created and f" {created} to change;" in out[-2]
+    assert created and f" {created + 1} to change;" in out[-2]
 
 
 def test_plan_with_nothing_former_says_nothing_of_it(cluster: dict[str, Any],
