@@ -29,6 +29,9 @@ from broker.private_files import read_secret
 from puente.errors import ConfigError
 
 VALID_DAYS = 365
+# The organisation (O) of every certificate this CA makes: the node's principal mapping takes only this one
+# (``puente.dev.localkafka._nodeconf``), so a CN=kafka-node certificate of another organisation is no node.
+ORGANIZATION = "Puente (local)"
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
@@ -38,7 +41,7 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 
 
 def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Puente (local)"),
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
                       x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 

@@ -29,7 +29,7 @@ from puente.cli import build_parser
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, LocalKafka
 from puente.dev.localkafka._fetch import fetch_kafka
-from puente.dev.localkafka._nodeconf import NodeConf, format_logins_argfile, secured_properties
+from puente.dev.localkafka._nodeconf import NodeConf, format_logins_argfile, regex_literal, secured_properties
 from puente.errors import KafkaSetupError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +43,15 @@ def _compose() -> dict:
 def _properties(path: Path) -> dict[str, str]:
     lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
     return dict(line.split("=", 1) for line in lines)
+
+
+def _mapped(rules: str, dn: str) -> str | None:
+    """The short principal ``ssl.principal.mapping.rules`` (one rule, then DEFAULT) gives the certificate name ``dn``
+    (RFC 2253, as Kafka gives it), or None when it keeps its whole name; Python's ``re`` standing in for Java's, the
+    rules using nothing the two read otherwise."""
+    pattern, replacement = re.fullmatch(r"RULE:(.*)/(.*)/,DEFAULT", rules).groups()  # type: ignore[union-attr]
+    found = re.search(pattern, dn)
+    return found.expand(replacement.replace("$1", r"\1")) if found else None
 
 
 def _mounts(service: dict) -> dict[str, tuple[str, str]]:
@@ -145,6 +154,7 @@ def test_each_node_mounts_its_own_config_and_its_certificate_names_it(deploy: Pa
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert names.get_values_for_type(x509.DNSName) == [service["hostname"]] == [name]
         assert "kafka-node" in cert.subject.rfc4514_string()
+        assert _mapped(props["ssl.principal.mapping.rules"], cert.subject.rfc4514_string()) == "kafka-node"
         health = " ".join(service["healthcheck"]["test"])
         assert f"--bootstrap-server {name}:9092" in health and "--command-config" in health
         logs = _mounts(service)["/var/log/kafka"][0]
@@ -399,23 +409,51 @@ def test_a_password_the_argument_file_cannot_carry_is_refused_naming_only_the_lo
 
 def test_only_a_node_certificates_whole_name_maps_to_the_node_principal() -> None:
     """The controller listener's principal comes from the client certificate's name (RFC 2253, as Kafka gives
-    it): CN=kafka-node with the one O the local CA puts there is the super user; a name the same CA signed with
-    kafka-node as a later CN, or inside another attribute, is not (a greedy rule took the last CN), and no other
-    CN becomes a short name (CN=admin was the admin)."""
-    import re
-
+    it): CN=kafka-node with the O the local CA puts in every certificate it makes is the super user; a CN=kafka-node
+    certificate of any other organisation is not (the same CA may be made to sign one), nor a name the same CA
+    signed with kafka-node as a later CN, or inside another attribute (a greedy rule took the last CN), and no
+    other CN becomes a short name (CN=admin was the admin)."""
     rule = secured_properties(NodeConf(0, "", "", "", "", "", "", 3, 2), "x")["ssl.principal.mapping.rules"]
-    pattern, replacement = re.fullmatch(r"RULE:(.*)/(.*)/,DEFAULT", rule).groups()  # type: ignore[union-attr]
+    assert "\\" not in rule  # a properties file would read a backslash as an escape
 
     def principal(dn: str) -> str | None:
-        found = re.search(pattern, dn)
-        return found.expand(replacement.replace("$1", r"\1")) if found else None
+        return _mapped(rule, dn)
 
     assert principal("CN=kafka-node,O=Puente (local)") == "kafka-node"
-    for hostile in ("CN=alice,CN=kafka-node,O=Ministry", "CN=alice,OU=ACN=kafka-node,O=Ministry",
+    for hostile in ("CN=kafka-node,O=Ministry", "CN=kafka-node,O=Puente (local)x", "CN=kafka-node,O=Puente xlocalx",
+                    "CN=kafka-node,O=Puente local", "CN=kafka-node,O=Puente (local),O=Ministry",
+                    "CN=alice,CN=kafka-node,O=Ministry", "CN=alice,OU=ACN=kafka-node,O=Ministry",
                     "CN=alice,O=Ministry,CN=kafka-node", "OU=x,CN=kafka-node,O=Ministry", "CN=admin,O=Ministry",
                     "CN=broker,O=Ministry"):
         assert principal(hostile) is None, hostile  # its whole name, then: no ACL names it
+
+
+def test_the_node_rule_matches_the_certificates_the_local_ca_issues(tmp_path: Path) -> None:
+    """The organisation the rule pins is the one the project's CA writes: a node certificate it issues (as the local
+    runner and `puente kafka compose-files` do) maps to kafka-node."""
+    from puente.dev import pki
+
+    rule = secured_properties(NodeConf(0, "", "", "", "", "", "", 3, 2), "x")["ssl.principal.mapping.rules"]
+    pem = pki.issue(tmp_path, "node1", ["127.0.0.1"], common="kafka-node").read_bytes()
+    cert = x509.load_pem_x509_certificates(pem[pem.index(b"-----BEGIN CERTIFICATE"):])[0]
+    assert _mapped(rule, cert.subject.rfc4514_string()) == "kafka-node"
+
+
+@pytest.mark.parametrize(("text", "regex"), [("Puente (local)", "Puente [(]local[)]"), ("a.b*c", "a[.]b[*]c"),
+                                             ("kafka-node_1", "kafka-node_1"), ("x$|y?", "x[$][|]y[?]")])
+def test_a_regex_literal_matches_only_its_text_and_holds_no_backslash(text: str, regex: str) -> None:
+    """Each regular-expression character becomes a one-character class, never a backslash escape."""
+    assert regex_literal(text) == regex
+    assert re.fullmatch(regex, text)
+    assert not re.fullmatch(regex, "".join(c if c.isalnum() or c in "-_ " else "x" for c in text)) or regex == text
+
+
+@pytest.mark.parametrize("text", ["a/b", "a\\b", "a,b", "a[b", "a^b", "caf\u00e9", "a\nb"])
+def test_a_regex_literal_refuses_what_it_cannot_write_as_itself(text: str) -> None:
+    """A rule's end ("/"), a backslash, what RFC 2253 escapes in a name, a class's own syntax, control and non-ASCII
+    characters are refused, never written into a rule that would match something else."""
+    with pytest.raises(KafkaSetupError, match="cannot be matched by a principal mapping rule"):
+        regex_literal(text)
 
 
 def _puente_steps(lines: list[str]) -> list[list[str]]:

@@ -2,9 +2,9 @@
 
 Both run the same security: a ``CLIENT`` listener taking only SASL_SSL (TLS, SCRAM-SHA-512 logins,
 nodes replicating over it as ``kafka-node``), a ``CONTROLLER`` listener taking only TLS with client
-certificates (CN ``kafka-node``), the ``StandardAuthorizer`` refusing whatever no ACL names, and
-two super users: the operator's ``admin`` and the nodes themselves. Only addresses, paths and
-sizes differ between the two; they are the arguments.
+certificates (CN ``kafka-node``, of the organisation the project's CA names: ``puente.dev.pki``), the
+``StandardAuthorizer`` refusing whatever no ACL names, and two super users: the operator's ``admin``
+and the nodes themselves. Only addresses, paths and sizes differ between the two; they are the arguments.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.credentials import scram_jaas
+from puente.dev.pki import ORGANIZATION
 from puente.errors import KafkaSetupError
 
 NODE_PRINCIPAL = "kafka-node"
@@ -82,10 +83,13 @@ def secured_properties(node: NodeConf, node_password: str) -> dict[str, str]:
         "ssl.truststore.location": node.truststore,
         "ssl.endpoint.identification.algorithm": "https",
         "listener.name.controller.ssl.client.auth": "required",
-        # Only a node's name maps to a short principal, and only as a whole: CN=kafka-node, then one O. A greedy
-        # ".*CN=(...)" took the last CN of any name the CA signed (CN=alice,CN=kafka-node,O=...: a super user),
-        # and any CN=admin. Every other certificate is its whole name, which no ACL names.
-        "ssl.principal.mapping.rules": f"RULE:^CN=({NODE_PRINCIPAL}),O=[^,=]+$/$1/,DEFAULT",
+        # Only a node's name maps to a short principal, and only as a whole: CN=kafka-node, then the O the
+        # project's CA puts in every certificate it makes. A greedy ".*CN=(...)" took the last CN of any name the
+        # CA signed (CN=alice,CN=kafka-node,O=...: a super user), and any CN=admin; any O took a CN=kafka-node
+        # certificate of another organisation the same CA was made to sign. Every other certificate is its whole
+        # name, which no ACL names.
+        "ssl.principal.mapping.rules": (f"RULE:^CN=({regex_literal(NODE_PRINCIPAL)}),"
+                                        f"O={regex_literal(ORGANIZATION)}$/$1/,DEFAULT"),
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found": "false",
         "super.users": f"User:{ADMIN_PRINCIPAL};User:{NODE_PRINCIPAL}",
@@ -101,6 +105,27 @@ def secured_properties(node: NodeConf, node_password: str) -> dict[str, str]:
         "connections.max.reauth.ms": REAUTH_MS,
         **RECOVERY,
     }
+
+
+# What a one-character class cannot hold as itself without a backslash (which a properties file reads as an
+# escape), what ends a rule's pattern in ``ssl.principal.mapping.rules`` ("/"), and what RFC 2253 escapes in a
+# name, so that Kafka's form of it would not be the text.
+_NOT_LITERAL = frozenset('[]^\\/,+"<>;#')
+
+
+def regex_literal(text: str) -> str:
+    """``text`` as a Java regular expression that matches only itself, written without a backslash: a letter, a
+    digit, a space, "-" or "_" as it is, any other character as a one-character class (``(`` as ``[(]``).
+    KafkaSetupError for a character it cannot so write (``_NOT_LITERAL``, a control or non-ASCII character)."""
+    out = []
+    for char in text:
+        if char.isascii() and (char.isalnum() or char in " -_"):
+            out.append(char)
+        elif char.isascii() and char.isprintable() and char not in _NOT_LITERAL:
+            out.append(f"[{char}]")
+        else:
+            raise KafkaSetupError(f"{text!r} cannot be matched by a principal mapping rule: it holds {char!r}")
+    return "".join(out)
 
 
 def render(properties: dict[str, str]) -> str:
