@@ -74,7 +74,11 @@ def feed_suffix(topic: str) -> str | None:
 
 
 def _check_feeds(doc: Doc[PartnersFile]) -> Iterator[Finding]:
-    """Each partner's feed topic names a feed (``<prefix>.feed.<suffix>``) no other partner's does."""
+    """Each partner's feed topic names its own feed, ``<prefix>.feed.<its id>``, and no other partner's. Its own
+    by name, not merely one no partner named now holds: a feed topic outlives the partner it was made for, with
+    that partner's records and its subscriber group's offsets (``<feed>.subscriber``), and a partner given a
+    former partner's topic would be granted both. Ids that Kafka would take for one are refused with the
+    partners; two feeds it would take for one still are, here."""
     taken: dict[str, tuple[str, str]] = {}  # a suffix as Kafka compares names -> (partner, its suffix)
     for i, p in enumerate(doc.model.partners):
         where = doc.where("partners", i, "feed_topic")
@@ -83,6 +87,12 @@ def _check_feeds(doc: Doc[PartnersFile]) -> Iterator[Finding]:
             yield Finding(where, "invalid",
                           f"{p.id}: feed topic {p.feed_topic} names no feed: give it as <prefix>.feed.<suffix> "
                           f"(e.g. puente.feed.{p.id}); the prefix is the deployment's own")
+            continue
+        if suffix != p.id:
+            yield Finding(where, "invalid",
+                          f"{p.id}: feed topic {p.feed_topic} is not {p.id}'s own feed: give it as "
+                          f"<prefix>.feed.{p.id} (a feed named otherwise may be a former partner's, whose records "
+                          f"and subscriber group {p.id} would take over)")
             continue
         # Kafka refuses a topic whose name differs from another's only by '.' against '_'.
         key = suffix.replace(".", "_")
