@@ -302,6 +302,7 @@ class Pipeline:
         self._at: tuple[datetime | None, str] = (None, "")
         self._fed: dict[int, tuple[dict[str, Any], str, dict[str, Any]]] = {}
         self.feed_counts: dict[str, int] = dict(feed_counts or {})
+        self._recounted: frozenset[str] = frozenset()  # feeds read anew for the record in hand (``process_recounted``)
         """Feed topic -> how many partitions it has now, as the worker read it from Kafka (``BrokerWorker``):
         a first record of an alert to a partner follows it (``_feed_count``)."""
         prepare_unseen_mark()  # every record's text is scanned (``hidden_char``): built now, not in a batch
@@ -858,7 +859,24 @@ class Pipeline:
             raise FeedCountUnknown(f"the broker has not read how many partitions feed {topic[:200]} has: it stopped "
                                    "without committing this record or any after it; check that the topic exists")
         kept = out.counts.get(partner)
-        return kept if kept is not None and kept <= now_has else now_has
+        if kept is None:
+            return now_has
+        if kept <= now_has:
+            return kept
+        if topic in self._recounted:
+            return now_has  # read anew from Kafka for this record, and still fewer: the feed was made anew
+        # Or this worker read the count before partitions were added, and another since sent the alert under more.
+        raise FeedCountStale(topic, kept, now_has)
+
+    def process_recounted(self, record: Record, seen: Container[str], now: datetime, states: StateLookup,
+                          recounted: Collection[str]) -> Outcome:
+        """``process`` again, once the worker has read the count of the feeds ``recounted`` from Kafka anew
+        (``FeedCountStale``): a count recorded above one read anew is of a feed made anew since, and gives way."""
+        self._recounted = frozenset(recounted)
+        try:
+            return self.process(record, seen, now, states)
+        finally:
+            self._recounted = frozenset()
 
     @staticmethod
     def _counted(partner: str, count: int, out: Outcome) -> None:
@@ -904,6 +922,18 @@ class FeedCountUnknown(KeyUnusable):
     """The pipeline was asked to deliver to a feed whose partition count the worker has not given it
     (``Pipeline.feed_counts``): it cannot say which partition the record goes to, and guessing could put an
     alert's versions in two. Configuration, not input: raised out of ``process``, nothing is committed."""
+
+
+class FeedCountStale(KeyUnusable):
+    """An alert's state records that a partner's first record of it followed more partitions than this worker knows
+    its feed to have: partitions were added after the worker read the count, and another worker sent the alert
+    under the new one; or the feed was made anew with fewer. The worker reads the count from Kafka anew and
+    processes the record again (``Pipeline.process_recounted``); guessing would put the alert's versions in two."""
+
+    def __init__(self, topic: str, kept: int, now_has: int) -> None:
+        super().__init__(f"feed {topic[:200]} has {now_has} partitions as this worker read them, fewer than the {kept} "
+                         "an alert was first sent under: it stopped without committing this record; start it again")
+        self.topic = topic
 
 
 class MissingDeliveryKey(KeyUnusable):

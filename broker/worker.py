@@ -68,6 +68,7 @@ from broker.kafka import (
     instance_holder,
     last_records,
     membership,
+    partition_count_now,
     producer,
     read_many,
     reader,
@@ -84,7 +85,7 @@ from broker.kafka import (
 )
 from broker.lifecycle import AlertState, LifecycleBook
 from broker.metrics import Metrics
-from broker.pipeline import MAX_FUTURE_SKEW_MS, Outcome, Pipeline, seen_key
+from broker.pipeline import MAX_FUTURE_SKEW_MS, FeedCountStale, Outcome, Pipeline, seen_key
 from broker.replay import ReplayWindow
 from broker.stall import SlotView, StallNote, StallWatch, WorkerView
 from broker.topology import Slots, TopicNames, feed_partition
@@ -1469,7 +1470,10 @@ class BrokerWorker:
                 now = datetime.now(UTC)
                 slice_ends = time.monotonic() + WORK_SLICE_S
             rec: Record = record(msg)
-            outcome = process(rec, seen, now, lookup)
+            try:
+                outcome = process(rec, seen, now, lookup)
+            except FeedCountStale as stale:
+                outcome = await self._process_recounted(state, rec, seen, now, lookup, stale)
             outcomes.append(outcome)
             if outcome.seen_id:
                 pending[outcome.seen_id] = rec.timestamp_ms
@@ -1556,6 +1560,22 @@ class BrokerWorker:
         first record to a partner follows the count then, each later one the count its state recorded."""
         for topic in self.pipeline.uncounted_feeds:
             self.pipeline.feed_counts[topic] = len(await state.producer.partitions_for(topic))
+
+    async def _process_recounted(self, state: SlotState, rec: Record, seen: Container[str], now: datetime,
+                                 lookup: Callable[[str], AlertState | None], stale: FeedCountStale) -> Outcome:
+        """The outcome of ``rec`` once each feed it found a count above this worker's for (``FeedCountStale``) is
+        read from Kafka anew: partitions added since this worker read them are taken, for this alert and every
+        later one."""
+        recounted: set[str] = set()
+        while stale.topic not in recounted:
+            recounted.add(stale.topic)
+            count = self.pipeline.feed_counts[stale.topic] = await partition_count_now(state.producer, stale.topic)
+            log.info("feed partition count read again", topic=stale.topic, partitions=count)
+            try:
+                return self.pipeline.process_recounted(rec, seen, now, lookup, recounted)
+            except FeedCountStale as again:
+                stale = again
+        raise stale  # a feed read anew cannot raise again (``Pipeline._feed_count``)
 
     async def _emit(self, state: SlotState, batches: PartitionBatches, msg: Any, outcome: Outcome) -> Any:
         """Add the feed records of one ingress record to the transaction's batches, and send its

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Collection, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from broker.kafka.clients import reader, running
 from broker.kafka.connection import KafkaConnection
@@ -35,6 +35,13 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
     # A group-less consumer only tracks metadata of what it has assigned; ask for the whole cluster.
     metadata = await consumer._client.fetch_all_metadata()
     return sorted(metadata.partitions_for_topic(topic) or ())
+
+
+async def partition_count_now(producer: AIOKafkaProducer, topic: str) -> int:
+    """How many partitions ``topic`` has, from metadata asked of Kafka now: ``partitions_for`` answers from the
+    producer's cache, which may predate partitions added since."""
+    await producer.client.force_metadata_update()
+    return len(await producer.partitions_for(topic))
 
 
 NOTE_AFTER_S = 2.0

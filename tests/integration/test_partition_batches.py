@@ -7,7 +7,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from broker.kafka import KafkaConnection, PartitionBatches
+from broker.kafka import KafkaConnection, PartitionBatches, partition_count_now
 
 pytestmark = pytest.mark.kafka
 
@@ -87,3 +87,21 @@ async def test_batches_of_an_aborted_transaction_are_never_read(kafka_admin: Kaf
     finally:
         await producer.stop()
     assert await _read_committed(kafka_admin, topic) == [(1, b"k", b"committed", [])]
+
+
+async def test_a_feeds_partition_count_is_read_anew_past_the_producers_cache(
+        kafka_admin: KafkaConnection, topic_factory, admin) -> None:
+    """A producer's ``partitions_for`` answers from its cache: partitions added since it first looked are not
+    there. ``partition_count_now`` (what a worker asks when an alert's state records more, ``FeedCountStale``)
+    asks Kafka."""
+    from aiokafka.admin import NewPartitions
+
+    topic = await topic_factory("grown", partitions=3)
+    producer = await _producer(kafka_admin, batch_bytes=16384)
+    try:
+        assert len(await producer.partitions_for(topic)) == 3
+        await admin.create_partitions({topic: NewPartitions(total_count=6)})
+        assert len(await producer.partitions_for(topic)) == 3  # cached
+        assert await partition_count_now(producer, topic) == 6
+    finally:
+        await producer.stop()

@@ -20,14 +20,15 @@ from worker_fakes import HeldProducer, settle
 from broker.audit import ChainWriter
 from broker.kafka.batches import PartitionBatches
 from broker.lifecycle import AlertState, LifecycleStateError
-from broker.pipeline import FeedCountUnknown, FeedOut, Originator, Outcome, Pipeline
+from broker.pipeline import FeedCountStale, FeedCountUnknown, FeedOut, Originator, Outcome, Pipeline
 from broker.replay import ReplayWindow
 from broker.topology import Slots, TopicNames, feed_partition, key_partition
 from broker.worker import BrokerWorker, SlotState, WorkerConfig
 from policies import alert_reference
 from puente.dev.synthetic import generate
+from puente.wire import Record
 from schemas import alert_codec
-from tests.unit.broker.test_lifecycle import REF_KEY, Run, _first, _next
+from tests.unit.broker.test_lifecycle import CODEC, NOW, NOW_MS, REF_KEY, Run, _first, _next
 from tests.unit.broker.test_worker_no_sealer import CONN, _Consumer, _DeliverToUSA, _Sealer
 
 SLOTS = Slots(("SNM",), 2, TopicNames("t"))
@@ -186,7 +187,12 @@ def test_a_count_above_the_feeds_now_gives_way_to_it() -> None:
     first = _first()
     run.send(first)
     run.pipeline.feed_counts["t.feed.COL"] = 2
-    out = run.send(_next(first, "UPDATE"))
+    update = _next(first, "UPDATE")
+    with pytest.raises(FeedCountStale):  # until the worker has read the count anew (below)
+        run.send(update)
+    key = update["alert_id"].encode()
+    rec = Record(run.topic, key_partition(key, 3), 99, key, CODEC.encode(update), (), NOW_MS)
+    out = run.pipeline.process_recounted(rec, run.seen, NOW, run.book.get, {"t.feed.COL"})
     assert [f.partitions for f in out.feeds] == [2] and out.state is not None and out.state.counts == {"COL": 2}
 
 
@@ -221,3 +227,77 @@ async def test_the_worker_writes_each_record_under_the_count_it_carries() -> Non
     await batches.submit()
     assert sorted(kept) == sorted((feed_partition(k, 3 if i % 2 else 6), k) for i, k in enumerate(keys))
     assert {p for p, _ in kept} - {0, 1, 2}  # the six-partition records do reach the new partitions
+
+
+def test_a_count_above_this_workers_is_read_anew_before_anything_is_decided() -> None:
+    """Another worker, started after partitions were added, sent the alert under six; this one read three at its
+    start. Taking three would move the alert's next records to another partition than its copy's (about half the
+    keys move), and write three into its state for good: the pipeline stops short (``FeedCountStale``), and once
+    the worker has read the count anew, a count still below the recorded one is of a feed made anew."""
+    run = Run()
+    first = _first()
+    run.pipeline.feed_counts["t.feed.COL"] = 6
+    run.send(first)
+    run.pipeline.feed_counts["t.feed.COL"] = 3
+    update = _next(first, "UPDATE")
+    with pytest.raises(FeedCountStale, match=r"t\.feed\.COL has 3 partitions as this worker read them, fewer than "
+                                             r"the 6"):
+        run.send(update)
+    assert run.book.get(first["alert_id"]).counts == {"COL": 6}  # type: ignore[union-attr]
+    key = update["alert_id"].encode()
+    rec = Record(run.topic, key_partition(key, 3), 99, key, CODEC.encode(update), (), NOW_MS)
+    out = run.pipeline.process_recounted(rec, run.seen, NOW, run.book.get, {"t.feed.COL"})
+    assert [f.partitions for f in out.feeds] == [3] and out.state is not None and out.state.counts == {"COL": 3}
+    with pytest.raises(FeedCountStale):  # read anew for that record only
+        run.pipeline.process(rec._replace(offset=100), set(), NOW, run.book.get)
+
+
+class _GrownProducer(_Producer):
+    """The feed had three partitions when the worker started; six, once metadata is asked of Kafka anew."""
+
+    def __init__(self, kept: list[tuple[int, bytes]]) -> None:
+        super().__init__(kept)
+        self.partitions = 3
+        self.client = SimpleNamespace(force_metadata_update=self._refresh)
+
+    async def _refresh(self) -> bool:
+        self.partitions = 6
+        return True
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.partitions))
+
+
+async def test_a_worker_that_read_the_feed_before_it_grew_sends_an_alerts_update_where_its_copy_is() -> None:
+    """The alert was first sent under six partitions (by a worker started after the feed grew); this worker read
+    three at its start. Its update goes to the partition six gives, which the worker reads anew from Kafka."""
+    now = datetime.now(UTC)
+    ms = int(now.timestamp() * 1000)
+    first = next(a for a in generate(400, seed=5, now=now) if a["agency"] == "SNM"
+                 and feed_partition(_DeliverToUSA().reference("USA", a["alert_id"]).encode(), 6)
+                 != feed_partition(_DeliverToUSA().reference("USA", a["alert_id"]).encode(), 3))
+    update = _next(first, "UPDATE")
+
+    def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
+        return "SNM", int(dict(headers)["published"])
+
+    pipeline = Pipeline(_DeliverToUSA(), alert_codec(), {"USA": _Sealer()}, origin, SLOTS,  # type: ignore[arg-type]
+                        originators={"SNM": Originator.of("SNM", "PAN", "PAN")})
+    worker = BrokerWorker(WorkerConfig(CONN, "g", SLOTS, max_batch=10), pipeline, lambda p: b"sig")
+    kept: list[tuple[int, bytes]] = []
+    slot = key_partition(first["alert_id"].encode(), 2)
+    tp = TopicPartition("t.ingress.SNM", slot)
+    producer = _GrownProducer(kept)
+    state = SlotState(tp, slot, producer, ChainWriter("t.audit", slot), ReplayWindow(7))  # type: ignore[arg-type]
+    state.book.put(first["alert_id"], AlertState(1, {"USA": 1}, originator="SNM", counts={"USA": 6}))
+    worker._owned[tp] = state
+    msg = SimpleNamespace(topic=tp.topic, partition=slot, offset=0, key=update["alert_id"].encode(),
+                          value=alert_codec().encode(update), headers=[("published", str(ms).encode())],
+                          timestamp=ms, timestamp_type=1)
+    worker._dispatch(_AllConsumer(), {tp: [msg]})
+    await settle()
+    await asyncio.wait_for(asyncio.gather(*(s.task for s in worker._owned.values())), 5)  # type: ignore[arg-type]
+    assert worker._failure is None
+    ref = _DeliverToUSA().reference("USA", first["alert_id"]).encode()
+    assert kept == [(feed_partition(ref, 6), ref)]
+    assert pipeline.feed_counts == {FEED: 6}
