@@ -168,6 +168,9 @@ def _textual(info: FieldInfo, each: Callable[[str, ViewContext], str]) -> Leaf:
     return leaf
 
 
+_NANO = 1_000_000_000  # ``_grid``'s unit: a billionth (of a degree, for a coordinate)
+
+
 def _grid(info: FieldInfo, step: float) -> Leaf:
     """Put a number in its grid cell: the multiple of ``step`` at or below it (7.869 on 0.01 is 7.86, -77.461 is
     -77.47), as a time is cut to its hour. From below, not to the nearest: cells of the nearest multiple do not
@@ -176,18 +179,18 @@ def _grid(info: FieldInfo, step: float) -> Leaf:
     infinity, an int too large for a float), is emptied: raising would crash the worker, and passing it through
     would show what the rule hides."""
     decimals = max(0, len(f"{step:.10f}".rstrip("0").split(".")[1]))
-    scale = 10**decimals
-    units = round(step * scale)  # the grid in units of its last decimal: 1, 5 or 10
+    units = round(step * _NANO)  # the grid in billionths, exactly: every grid of the ladder divides the coarser ones
     empty = info.empty()
 
     def snap(value: Any) -> Any:
         if type(value) not in (float, int):
             return empty
         try:
-            # In units of the grid's last decimal, cleared of the float error of the scaling (7.86 * 100 is
-            # 786.0000000000001), so a value written on the grid is its own cell.
-            cell = math.floor(round(value * scale, 6) / units) * units
-            rounded = round(cell / scale, decimals)
+            # In whole billionths, the one rounding every grid shares (7.86 is 7860000000, not the float error of
+            # 7.86 * 100): the cell is then an exact integer floor, the same edges on every grid, so a value's
+            # cell on a finer grid always lies inside its cell on a coarser one, however many decimals it has.
+            cell = round(value * _NANO) // units * units
+            rounded = round(cell / _NANO, decimals)
         except (OverflowError, ValueError):
             return empty
         return rounded if math.isfinite(rounded) else empty
@@ -475,9 +478,8 @@ _CONSENT, _UPDATE = "CONSENT", "UPDATE"  # lifecycle actions (the LifecycleActio
 
 def _steps(covers: list[CompiledCover]) -> list[tuple[CompiledCover, Step]]:
     """The steps of ``covers``, each with its own, in the decision's order; where several round one field to a
-    grid, only one step with the coarsest grid runs. Rounding twice is not rounding once to the coarser grid
-    (7.7496 to 0.01 then to 0.1 is 7.8, to 0.1 at once 7.7): the view would depend on which rule ran first, and
-    a value on the coarser grid would tell the finer one's rounding."""
+    grid, only one step with the coarsest grid runs: the view is then the coarser grid's cell whatever rule ran
+    first, and no step works on a value another already moved."""
     if len(covers) == 1:
         return [(covers[0], step) for step in covers[0].steps]
     coarsest: dict[str, float] = {}

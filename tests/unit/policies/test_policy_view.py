@@ -601,6 +601,9 @@ def test_a_cell_of_a_finer_grid_lies_inside_one_cell_of_every_coarser() -> None:
     rng = random.Random(7)
     values = [7.75, 7.749, 7.7496, -77.45, -77.461, 0.0, -0.0001, 8.05, 0.3, 12.5, -82.83, 179.995, -89.9999]
     values += [round(rng.uniform(-180, 180), rng.randint(0, 6)) for _ in range(3000)]
+    # a GPS fix of eight decimals just below or above a line of a coarse grid: 7.79999999, -131.60000001
+    values += [round(rng.randint(-1800, 1800) / 10 + rng.choice((-1, 1)) * 1e-8, 8) for _ in range(3000)]
+    values += [7.79999999, -131.60000001, 7.80000001, 0.09999999999]
     for value in values:
         cells = {}
         for grid, step in steps.items():
