@@ -370,7 +370,9 @@ def _precision_given_back(cover: Cover, held: Collection[str], changed: dict[str
                 told.setdefault(path, f"{hidden} but keeps {path}: {what} can say that time; drop it too, or "
                                       "share the time whole")
     for person in _PERSONS:
-        name = next((f"{person}.{n}" for n in _NAMES if f"{person}.{n}" in held and named(f"{person}.{n}")), None)
+        # Hidden by a rule of the cover or by its naming none (unnamed fields are dropped): either way the name
+        # is not in the view, and what else names the person must not be either.
+        name = next((f"{person}.{n}" for n in _NAMES if f"{person}.{n}" in held and rule_of(f"{person}.{n}")), None)
         if name is None or (hider := rule_of(name)) is None:
             continue
         for says, what in _SAYS_WHO.items():

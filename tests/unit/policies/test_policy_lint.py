@@ -512,3 +512,13 @@ def test_a_document_number_or_free_text_kept_beside_hidden_names_is_found(policy
                for f in found), found
     assert any("COMBIFRON-SEIZURE generalises location.latitude but keeps summary: free text" in f
                for f in found), found  # one finding a field: the summary's place came first
+
+
+def test_names_left_out_beside_a_kept_document_number_are_found(policy_copy: Any) -> None:
+    """A cover that names no rule for a person's names drops them all the same (views are allow-lists): keeping the
+    person's document numbers hands the name back as surely as with the names dropped by a rule."""
+    policy_copy.replace("agreements/pan-usa.yaml", "      payload.person: keep\n",
+                        "      payload.person.date_of_birth: keep\n      payload.person.documents: keep\n")
+    found = _kinds(policy_copy)["precision"]
+    assert any("USA-WATCHLIST drops payload.person.given_names but keeps payload.person.documents[].number: a travel "
+               "document's number can name the person" in f for f in found), found
