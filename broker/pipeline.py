@@ -302,9 +302,9 @@ class Pipeline:
         self._at: tuple[datetime | None, str] = (None, "")
         self._fed: dict[int, tuple[dict[str, Any], str, dict[str, Any]]] = {}
         self.feed_counts: dict[str, int] = dict(feed_counts or {})
-        self._recounted: frozenset[str] = frozenset()  # feeds read anew for the record in hand (``process_recounted``)
         """Feed topic -> how many partitions it has now, as the worker read it from Kafka (``BrokerWorker``):
         a first record of an alert to a partner follows it (``_feed_count``)."""
+        self._recounted: frozenset[str] = frozenset()  # feeds read anew for the record in hand (``process_recounted``)
         prepare_unseen_mark()  # every record's text is scanned (``hidden_char``): built now, not in a batch
 
     @property
@@ -323,8 +323,9 @@ class Pipeline:
         LogAppendTime), which a replayer cannot choose.
 
         Raises only ``KeyUnusable``: ``MissingDeliveryKey`` when the policy delivers to a partner this pipeline has
-        no sealer for, ``FeedCountUnknown`` when it would write to a feed whose partition count it was not given, or
-        the origin check's own when a key it needs stopped loading: the caller must not commit the record (see
+        no sealer for, ``FeedCountUnknown`` when it would write to a feed whose partition count it was not given,
+        ``FeedCountStale`` when a state records a count above it (read it anew and ``process_recounted``), or the
+        origin check's own when a key it needs stopped loading: the caller must not commit the record (see
         ``MissingDeliveryKey``).
         """
         where = f"{record.topic}:{record.partition}:{record.offset}"
@@ -852,8 +853,10 @@ class Pipeline:
 
     def _feed_count(self, partner: str, topic: str, out: Outcome) -> int:
         """The partition count ``partner``'s next record of the alert follows: the one its state records, or the
-        feed's now (``feed_counts``) for a partner not fed the alert before, and for one whose feed now has fewer
-        (made anew: its old records are gone). FeedCountUnknown when the worker has not said the feed's count."""
+        feed's now (``feed_counts``) for a partner not fed the alert before. A recorded count above the feed's now
+        raises FeedCountStale, unless the worker has just read that count anew (``process_recounted``): the feed was
+        then made anew with fewer, its old records gone, and its count now is taken. FeedCountUnknown when the
+        worker has not said the feed's count."""
         now_has = self.feed_counts.get(topic)
         if now_has is None:
             raise FeedCountUnknown(f"the broker has not read how many partitions feed {topic[:200]} has: it stopped "

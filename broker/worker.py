@@ -1554,6 +1554,7 @@ class BrokerWorker:
         state.states = reached  # committed: the partition reaches at least that far now
         if type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in ("states-lost", "topic-remade", "audit-expired"):
             state.loss = None  # recorded in the block just committed
+
     async def _count_feeds(self, state: SlotState) -> None:
         """Tell the pipeline how many partitions each feed has (``Pipeline.feed_counts``), asked of Kafka once per
         worker, before its first batch: ``topics apply`` never changes it (``TopicSpec.kept``), and an alert's
