@@ -28,11 +28,15 @@ it, and removes its files. ``"disable"`` (``puente users apply``) keeps the logi
 (``broker.access.quota_plan``), but gives it a new random password no file holds, deletes its
 credentials of any other mechanism, moves its file aside (``.client.properties.former``, a name no
 password is ever taken from) and removes a pending one: it no longer authenticates, and it is done
-again at every run, for a password set by hand since. So a policy folder named by mistake cuts the
-parties it lacks off, as ``acls apply`` takes their rights: each named again is handed a new file.
-Either way a partner removed and added again under its id never gets back the password it had: it
-gets a new one (``created``). ``"leave"`` touches no such login: it is for a cluster several
-deployments share (the tests' one Kafka), where a login one of them does not name may be another's.
+again at every run, for a password set by hand since. Either way a partner removed and added again
+under its id never gets back the password it had: it gets a new one (``created``), handed over outside
+Puente. So a policy folder or agency list named by mistake (``PUENTE_POLICY_DIR`` or
+``PUENTE_AGENCIES`` unset in the shell) would cut off every party it lacks at once: unless
+``allow_many``, a run that would disable or delete the logins of more than half of the agencies in
+use, or of more than half of the partners, is refused before anything changes (``mass_cut_off``); a
+party ended on purpose is one or a few. ``"leave"`` touches no such login: it is for a cluster
+several deployments share (the tests' one Kafka), where a login one of them does not name may be
+another's.
 No password changes on the cluster unless its file can be written: each is written first under a
 hidden name and put in place once Kafka took the password, and a run stopped in between is completed
 by the next (``apply_users``).
@@ -163,10 +167,13 @@ Former = Literal["delete", "disable", "leave"]
 
 
 async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate: bool = False,
-                      former: Former = "delete", dry_run: bool = False) -> list[PartyLogin]:
+                      former: Former = "delete", dry_run: bool = False, allow_many: bool = False) -> list[PartyLogin]:
     """Set every party's SCRAM credential and write its client configuration into its folder; delete or disable
     the login of every party no longer named, as ``former`` says (module docstring). With ``dry_run``, only say
     what it would do (``puente users plan``): nothing on the cluster or on disk changes.
+
+    ConfigError, with or without ``dry_run``, when it would cut off many parties at once (``mass_cut_off``) and
+    not ``allow_many``: nothing has changed then, on the cluster or on disk (the party folders it made are gone).
 
     The files name the same bootstrap servers and CA as the admin's own connection. ``former="leave"``
     is for a cluster several Puente deployments share (the tests' one Kafka): each names only its
@@ -195,6 +202,7 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     paths = {principal: party_folder(keys, principal) / CLIENT_CONFIG for principal in principals}
     for path in paths.values():
         check_folder(path.parent)  # before anything changes: an open folder is refused, never written into
+    made = [] if dry_run else _missing(path.parent for path in paths.values())
     if not dry_run:
         for path in paths.values():
             try:  # made now, so that a folder that cannot be made stops the run before any Kafka call
@@ -229,6 +237,12 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
             if user not in passwords and puentes(user, principals)} if former != "leave" else {}
     formers = _former_logins(keys, gone, former)
     out += formers
+    refusal = None if allow_many else mass_cut_off(out, former)
+    if refusal is not None:
+        for folder in made:  # a party folder a mistaken agency list named is not left behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise ConfigError(refusal)
     if dry_run:
         return out
     deleted, disabled = _former_changes(gone, former)
@@ -278,6 +292,45 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     changed = [login for login in out if login.principal in paths and login.action != "kept"]
     await asyncio.gather(*(_wait_usable(login.config, conn.timeout_s) for login in changed))
     return out
+
+
+def mass_cut_off(logins: Iterable[PartyLogin], former: Former) -> str | None:
+    """Why a run of ``apply_users`` whose answer (or plan) is ``logins`` cuts off too many parties at once to go on
+    without ``allow_many``, in one line; None when it cuts off none, or a few.
+
+    Too many: of the agencies' logins in use, or of the partners', it would disable or delete (``former``) more
+    than half. Each kind apart, since each comes from its own list (``PUENTE_AGENCIES``, the policy's
+    partners.yaml) and a mistake in one cuts off that kind: a partners file naming one partner of four is a
+    mistake to stop however many agencies there are. In use: a login the cluster holds for a party named, or for
+    a former one whose client configuration is still in place (the ones it would cut off). A former party's
+    login disabled by a run before is cut off already: counting it would let the logins a folder named by mistake
+    leaves out hide among those of parties long gone."""
+    logins = list(logins)
+    cut = sorted(login.principal for login in logins if login.action in ("disabled", "removed") and _held(login.config))
+    in_use = [*cut, *(login.principal for login in logins if login.action in ("kept", "rotated"))]
+    shares = []
+    for kind, kinds in (("agency-", "agencies"), ("partner-", "partners")):
+        gone, held = (sum(1 for p in names if p.startswith(kind)) for names in (cut, in_use))
+        if 2 * gone > held:
+            shares.append(f"{gone} of the {held} {kinds}")
+    if not shares:
+        return None
+    shown = ", ".join(cut[:10]) + (f" and {len(cut) - 10} more" if len(cut) > 10 else "")
+    return (f"refusing to {'delete' if former == 'delete' else 'disable'} the logins of {len(cut)} "
+            f"part{'y' if len(cut) == 1 else 'ies'} the policy and settings no longer name ({shown}): "
+            f"{' and '.join(shares)} in use, more than half; is the policy folder or the agency list the wrong one? "
+            "Check PUENTE_POLICY_DIR (its partners.yaml) and PUENTE_AGENCIES; if these parties are to go, run "
+            f"`puente users apply{' --prune' if former == 'delete' else ''} --allow-many`. Nothing was changed")
+
+
+def _missing(folders: Iterable[Path]) -> list[Path]:
+    """Of ``folders`` and the folders above them, those that do not exist, deepest first: what making them makes."""
+    missing: set[Path] = set()
+    for folder in folders:
+        while not os.path.lexists(folder):
+            missing.add(folder)
+            folder = folder.parent
+    return sorted(missing, key=lambda folder: len(folder.parts), reverse=True)
 
 
 def _former_logins(keys: Path, gone: dict[str, frozenset[str]], former: Former) -> list[PartyLogin]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from broker.access import QuotaChanges, parties, plan, quota_changes, quota_plan
-from broker.credentials import apply_users
+from broker.credentials import Former, apply_users, mass_cut_off
 from broker.kafka import DEFAULT_USER, Admin, KafkaConnection, set_user_quotas, user_quotas
 from broker.kafka.acls import AclChanges, acl_changes, apply_acls, cluster_acls, scram_users
 from broker.topology import TopicNames
@@ -23,7 +23,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     text = ("set a SCRAM-SHA-512 login for every party (each agency, the broker, each partner, the auditor) and "
             "write its client.properties into its folder under PUENTE_LOGINS (default: PUENTE_KEYS); disable the "
             "login of every agency- or partner- user no longer named (a new password no one holds; its "
-            "client.properties moved aside as .client.properties.former), and with --prune delete it; run as the admin")
+            "client.properties moved aside as .client.properties.former), and with --prune delete it; without "
+            "--allow-many, refuse to disable or delete the logins of more than half of the agencies in use, or of "
+            "more than half of the partners; run as the admin")
     apply_users_ = verbs.add_parser("apply", help="create the parties' logins; disable those of former parties, or "
                                                   "with --prune delete them", description=text,
                                     parents=[kafka_options()])
@@ -32,6 +34,12 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                               help="delete the login and client.properties of every agency- or partner- user the "
                                    "policy and settings no longer name (without it each login is disabled: given a "
                                    "new password no one holds, its client.properties moved aside)")
+    # A policy folder or agency list named by mistake leaves many parties out at once, and each cut off would need a
+    # new client.properties handed over outside Puente; a party ended on purpose is one or a few.
+    apply_users_.add_argument("--allow-many", action="store_true",
+                              help="disable (or with --prune delete) the logins of former parties even when they are "
+                                   "more than half of the agencies in use, or of the partners; without it such a run "
+                                   "is refused and changes nothing: check PUENTE_POLICY_DIR and PUENTE_AGENCIES first")
     apply_users_.set_defaults(func=_users, dry_run=False)
     plan_users = verbs.add_parser("plan", help="show what `users apply` would create, keep, disable or delete (exit 1 "
                                                "when it would change anything); changes nothing",
@@ -40,6 +48,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                             help="plan `users apply --prune`: the login of every agency- or partner- user no longer "
                                  "named is one to remove, and counts as a change (without it it is one to disable "
                                  "while its client.properties is in place, else listed as former, disabled already)")
+    plan_users.add_argument("--allow-many", action="store_true",
+                            help="plan `users apply --allow-many`; without it a plan that cuts off the logins of "
+                                 "more than half of the agencies in use, or of the partners, lists them, then ends "
+                                 "with the refusal `users apply` gives (exit 3)")
     plan_users.set_defaults(func=_users, dry_run=True, rotate=False)
 
     acls = sub.add_parser("acls", help="Kafka ACLs derived from the agreements and the topology, and each party's "
@@ -66,8 +78,12 @@ def _users(args: argparse.Namespace) -> int:
     # Deleting a login also deletes the password its party holds, for good: only --prune deletes. Without it a
     # former party's login is disabled, its password replaced by one no one holds, since a login left as it was
     # still authenticates, and its party, named again, would find its file and keep the password it had.
-    logins = run(apply_users(admin, cfg.login_root, principals, rotate=args.rotate,
-                             former="delete" if args.prune else "disable", dry_run=args.dry_run))
+    mode: Former = "delete" if args.prune else "disable"
+    # A plan lists what `apply` would do even when `apply` refuses it, then refuses as `apply` does: the operator sees
+    # every party it would cut off before the one-line reason.
+    logins = run(apply_users(admin, cfg.login_root, principals, rotate=args.rotate, former=mode,
+                             dry_run=args.dry_run, allow_many=args.allow_many or args.dry_run))
+    refusal = mass_cut_off(logins, mode) if args.dry_run and not args.allow_many else None
     planned = {"created": "create", "kept": "keep", "rotated": "rotate", "removed": "remove", "disabled": "disable"}
     for login in logins:
         action = planned.get(login.action, login.action) if args.dry_run else login.action
@@ -79,11 +95,13 @@ def _users(args: argparse.Namespace) -> int:
         # A former login whose file is gone was disabled by a run before: not a change, so a plan after it is clean.
         changes = sum(1 for login in logins if login.action not in ("kept", "former"))
         print(f"{len(logins) - len(former)} logins, {changes} to change; nothing was changed "
-              f"(`puente users apply{' --prune' if args.prune else ''}` does it)")
+              f"(`puente users apply{' --prune' if args.prune else ''}` {'refuses' if refusal else 'does'} it)")
         if former:
             print(f"{parties_}: `puente users apply` disables {'its login' if one else 'each login'} (`former`: "
                   f"disabled already, no change), `--prune` would remove {'it' if one else 'them'} (`puente users "
                   f"plan --prune` counts {'it as a change' if one else 'them as changes'})")
+        if refusal is not None:
+            raise ConfigError(refusal)
         return 1 if changes else 0
     print(f"{len(logins) - len(former)} logins; hand each client.properties to its party only")
     if former:

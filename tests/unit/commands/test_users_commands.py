@@ -27,7 +27,8 @@ def cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     held: dict[str, Any] = {"users": {FORMER}, "disabled": set(), "calls": []}
 
     async def apply_users(admin: Any, keys: Path, principals: list[str], *, rotate: bool = False,
-                          former: str = "delete", dry_run: bool = False) -> list[PartyLogin]:
+                          former: str = "delete", dry_run: bool = False,
+                          allow_many: bool = False) -> list[PartyLogin]:
         held["calls"].append({"former": former, "dry_run": dry_run})
         out = [PartyLogin(p, keys / p, "kept" if p in held["users"] else "created") for p in principals]
         gone = sorted(u for u in held["users"] if u not in principals) if former != "leave" else []
