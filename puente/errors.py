@@ -44,7 +44,8 @@ what was wrong. Each class says which exit status a command ends with (``exit_co
     3  bad configuration or input: settings, policy, keys, files, credentials, access
     4  a dependency is unavailable: Kafka cannot be reached within the time allowed
     5  the command found no problem but could not check everything it checks (``audit verify``:
-       a decision chain's end with no settled offset to check it against)
+       a decision chain's end with no settled offset to check it against; ``audit recalls``: audit
+       records left out as unsound)
 """
 
 from __future__ import annotations

@@ -113,7 +113,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
             "within the deadline its agreements set (recall_ack_hours) when the notice was sent: failed (never "
             "sent), overdue and acknowledged late ones first; v (version) is the version the notice carried, which "
             "the receipt must name: for an officer's recall it may be above the recall's own version; exit 1 when "
-            "any is failed, overdue or acknowledged late")
+            "any is failed, overdue or acknowledged late, else 5 when audit records were left out as unsound (a "
+            "recall among them is not judged: run `puente audit verify`)")
     recalls = audit.add_parser("recalls", help="recalls acknowledged and outstanding", description=text,
                                parents=[kafka_options()])
     recalls.add_argument("--partner")
@@ -228,9 +229,9 @@ def _end_json(end: EndCheck) -> dict[str, Any]:
 
 
 def _verify_status(problems: int, unchecked: bool) -> int:
-    """1 with problems; else 5 (``EXIT_UNCHECKED``) when anything could not be checked (a chain's end, the
-    groups' offsets or the policy they are checked against), so that a script or a schedule reading the
-    status alone never takes what was not checked for sound."""
+    """1 with problems; else 5 (``EXIT_UNCHECKED``) when anything could not be checked (`audit verify`: a chain's
+    end, the groups' offsets or the policy they are checked against; `audit recalls`: records left out as
+    unsound), so that a script or a schedule reading the status alone never takes what was not checked for sound."""
     if problems:
         return EXIT_PROBLEMS
     return EXIT_UNCHECKED if unchecked else 0
@@ -389,10 +390,12 @@ def _recalls(args: argparse.Namespace) -> int:
     unsound = sum(left_out)
     print(f"{len(rows)} recall(s): {sum(1 for r in rows if r.state == ACKNOWLEDGED)} acknowledged, "
           f"{late} acknowledged late, {sum(1 for r in rows if r.state == OUTSTANDING)} outstanding, "
-          f"{overdue} overdue, {failed} never sent"
-          + (f"; {unsound} audit record(s) left out as unsound: run `puente audit verify`" if unsound else ""),
-          file=sys.stderr)
-    return 1 if overdue or late or failed else 0
+          f"{overdue} overdue, {failed} never sent", file=sys.stderr)
+    if unsound:
+        # A recall notice or its receipt among them would be judged by no row above: "none overdue" is not known.
+        print(f"not every recall could be judged: {unsound} audit record(s) left out as unsound; run "
+              "`puente audit verify`", file=sys.stderr)
+    return _verify_status(overdue + late + failed, unsound > 0)
 
 
 def _hours(span: timedelta) -> str:

@@ -44,8 +44,9 @@ ROWS: list[dict[str, Any]] = [  # as read_log gives them: in offset order, not t
 @pytest.fixture
 def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """The command's settings, Kafka and auditor service replaced: `read_log` gives ``ROWS``, or ``held["rows"]``
-    when set (those the filter accepts), and reports one record left out; `verify_topics` gives
-    ``held["reports"]``. The system's temporary folder is this test's own, so what a spill leaves there shows."""
+    when set (those the filter accepts), and reports one record left out (``held["left_out"]`` when set);
+    `verify_topics` gives ``held["reports"]``. The system's temporary folder is this test's own, so what a spill
+    leaves there shows."""
     held: dict[str, Any] = {"reports": [], "fail": None, "tmp": tmp_path / "tmp"}
     held["tmp"].mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(held["tmp"]))
@@ -64,7 +65,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
             if held["fail"] is not None:
                 raise held["fail"]
         if left_out is not None:
-            left_out.append(1)
+            left_out.append(held.get("left_out", 1))
         walked.partition_done()
 
     async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None,
@@ -400,6 +401,7 @@ def test_recalls_shows_a_late_acknowledgement_as_such_and_exits_1(service: dict[
     """A notice FEAN had 24 h to acknowledge (recorded with it), acknowledged 40 h after it went: "acknowledged
     late", 16 h late, counted apart in the summary, and the command exits 1 as for an overdue one (the shipped
     policy gives COL 72 h: its notice of an hour ago is outstanding, and alone exits 0)."""
+    service["left_out"] = 0
     late = [{"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:A", "partner": "FEAN", "version": 2,
              "notice_version": 2, "ack_hours": 24, "reason": "ERROR", "at": _ago(50)},
             {"kind": "RECEIPT", "status": "RECALLED", "alert_id": "SNM:A", "partner": "FEAN", "version": 2,
@@ -421,10 +423,32 @@ def test_recalls_shows_a_late_acknowledgement_as_such_and_exits_1(service: dict[
     assert _puente("audit", "recalls") == 0
 
 
+def test_recalls_with_records_left_out_as_unsound_never_exits_0(service: dict[str, Any],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Records left out as unsound may hold a recall no row judges: with none overdue the command exits 5 (not
+    everything checked), not 0, and one line says how many and to run `audit verify`; an overdue one still exits
+    1, with the same line."""
+    pending = [{"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:B", "partner": "COL", "version": 2,
+                "notice_version": 2, "ack_hours": 72, "action": "RECLASSIFY", "at": _ago(1)}]
+    service["rows"], service["left_out"] = pending, 2
+    assert _puente("audit", "recalls") == EXIT_UNCHECKED
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == ("not every recall could be judged: 2 audit record(s) left out as unsound; run "
+                       "`puente audit verify`")
+    assert _puente("audit", "recalls", "--json") == EXIT_UNCHECKED
+    service["rows"] = [{**pending[0], "at": _ago(100)}]  # 72 h to acknowledge, sent 100 h ago
+    assert _puente("audit", "recalls") == 1
+    assert "2 audit record(s) left out as unsound" in capsys.readouterr().err
+    service["rows"], service["left_out"] = pending, 0
+    assert _puente("audit", "recalls") == 0
+    assert "left out" not in capsys.readouterr().err
+
+
 def test_recalls_says_how_many_receipts_naming_holders_were_not_kept(
         service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     """COL's receipts of a recalled alert naming more stores than are kept: every store kept answered, yet the
     recall is outstanding, its line and its JSON say how many receipts were not kept."""
+    service["left_out"] = 0
     stores = [f"{i:032x}" for i in range(MAX_HOLDERS + 2)]
     service["rows"] = [
         {"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:B", "partner": "COL", "version": 2,
