@@ -1003,6 +1003,13 @@ class ChainState:
     untracked: bool = False  # more waiting records than tracked: no fork can then be settled for a side
     strays: int = 0  # records not sound tracked since the last signed record (``STRAYS_TRACKED``)
     last: int = -1  # the offset of its newest record walked: the chain written least recently is given up first
+    stray_seq: int = -1
+    stray_prev: str = GENESIS
+    """Chains that do not fork (the broker's, the queries'): where a record continuing the newest record walked
+    stands (its seq and hash), when that record was not sound; -1 when it was (it is then the head, ``seq`` and
+    ``prev``). A record that is not sound never moves the head (``PartitionWalk``, strays), but the chain may run
+    through it (a block signed by a key this walk does not hold, the first block after a gap): a record continuing
+    it is in its place too, as is one continuing the head."""
     states: int = 0
     """The broker's chains: the lifecycle offset (``states``) its newest block in place with the broker's signature
     states (0 before one does, and after one without it). A slot's blocks only count up; a later block stating less
@@ -1071,6 +1078,14 @@ class PartitionWalk:
     record, so it takes none of the chain's waiting records rather than a forger's. A record that is not
     sound (a failed signature, a gap, an edit) is reported and starts a branch of its own in the same way:
     it never becomes the newest record, so it cuts off nothing the partner's next checkpoint vouches for.
+
+    Strays in a chain that does not fork (the broker's decisions or denials, the queries). Anyone who may write
+    the decisions topic can append a record continuing the broker's newest block, seq and hash right, unsigned or
+    badly signed: it is reported, and it does not move the chain's head either, so the broker's next block, signed
+    over its real head, stays sound and its decisions are read. A record continuing the stray is in its place as
+    well (``ChainState.stray_seq``): a block the walk could not verify, or the first after a gap, is still what the
+    broker's next block continues. A record continuing neither is a break, reported, and the next one may continue
+    it in turn.
 
     Bounds. A record naming a chain its topic cannot hold (``unheld``) is reported and kept nowhere; the walk keeps
     at most ``max_chains`` chain states (``MAX_CHAINS``), giving up the chain written least recently that no signed
@@ -1279,7 +1294,7 @@ class PartitionWalk:
 
     def _place(self, state: ChainState, chain: str | None, seq: int, prev: str, claimed: str) -> Place:
         """Where a record of ``seq``, continuing ``prev``, stands in its chain (``Place``)."""
-        if seq == state.seq and prev == state.prev:
+        if (seq, prev) == self._expected(state, chain, prev):
             return "main"
         if not self._forks(chain) or claimed in state.nodes or claimed == state.anchor:
             return "break"  # a copy of a record already walked is a repeat, never a branch
@@ -1287,6 +1302,15 @@ class PartitionWalk:
         if (prev == state.anchor and seq == state.anchor_seq + 1) or (parent is not None and parent[0] == seq - 1):
             return "side"
         return "break"
+
+    def _expected(self, state: ChainState, chain: str | None, prev: str) -> tuple[int, str]:
+        """The place (seq, hash) a record of ``chain`` continuing ``prev`` must have to be in place: the head's, or
+        in a chain that does not fork, the stray's it continues, where the newest record walked was one
+        (``ChainState.stray_seq``)."""
+        if (not self._forks(chain) and state.stray_seq >= 0 and prev == state.stray_prev
+                and prev != state.prev):
+            return state.stray_seq, state.stray_prev
+        return state.seq, state.prev
 
     def _track(self, state: ChainState, claimed: str, seq: int, prev: str, offset: int, side: bool,
                stray: bool = False) -> bool:
@@ -1376,7 +1400,12 @@ class PartitionWalk:
             if state.tail == 0:
                 state.tail_first = offset
             state.tail += 1
-        state.seq, state.prev = seq + 1, claimed
+        if forks or sound:
+            state.seq, state.prev, state.stray_seq = seq + 1, claimed, -1
+        else:
+            # A stray (class docstring): the head stays where the chain's newest sound record left it, so the
+            # broker's next block, signed over it, is in its place; a record continuing the stray is too.
+            state.stray_seq, state.stray_prev = seq + 1, claimed
 
     def _take_signer(self, chain: str | None, state: ChainState) -> None:
         """The record ``feed`` checks is taken into its chain: the key that signed it, if good and in use, is noted
@@ -1465,13 +1494,14 @@ class PartitionWalk:
             flag(f"seq {seq}: {why}")
         if (why := form_problem(value, doc, claimed)) is not None:
             flag(f"{label}record seq {seq} {why}")
-        in_place = place != "side" and seq == state.seq and prev == state.prev
+        want_seq, want_prev = self._expected(state, chain, prev)
+        in_place = place != "side" and seq == want_seq and prev == want_prev
         if place == "side":
             pass  # a branch of the waiting records: a signed record's path settles it (``_settle``)
-        elif seq != state.seq:
-            kind = "gap: records missing" if seq > state.seq else "reordered or repeated record"
-            flag(f"{label}{kind} (expected seq {state.seq}, found {seq})")
-        elif prev != state.prev:
+        elif seq != want_seq:
+            kind = "gap: records missing" if seq > want_seq else "reordered or repeated record"
+            flag(f"{label}{kind} (expected seq {want_seq}, found {seq})")
+        elif prev != want_prev:
             flag(f"{label}record seq {seq} does not follow the record before it (prev hash differs)")
         if not signed:
             return
