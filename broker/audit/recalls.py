@@ -20,7 +20,9 @@ acknowledgement timely. Only a decision written before that field is judged by t
 (``flatten``'s) and says, for every recall, whether it is acknowledged, acknowledged late (after its deadline:
 on the record for good, as a missed deadline it is), outstanding, outstanding past its deadline (overdue), or
 failed: the notice could not be sent at all (no key to seal it with), so the partner still holds the alert until
-a later recall reaches it.
+a later recall reaches it, or a later delivery to it replaces the version it held (the partner entitled again, its
+next version's decision names that version in ``supersedes``): the failed notice is then closed, shown as failed
+and superseded, with the time of that delivery, and no longer makes ``audit recalls`` fail.
 
 Every notice stays on the record, each known by its alert, partner and version: a later notice to the partner
 about the alert (the alert delivered again, then pulled back again) replaces none, so a deadline missed before it
@@ -80,6 +82,7 @@ LATE = "acknowledged late"  # acknowledged, after its deadline: a deadline misse
 OUTSTANDING = "outstanding"
 OVERDUE = "overdue"
 FAILED = "failed"  # the notice could not be sent: the partner still holds the alert
+SUPERSEDED = "failed/superseded"  # never sent, but a later delivery to the partner replaced the version it recalled
 DEFAULT_ACK_HOURS = 72
 """A partner's deadline when no agreement names it (an agreement's ``recall_ack_hours`` default too)."""
 MAX_ACK_HOURS = 8760  # the most an agreement may set: a recorded ``ack_hours`` beyond it is not taken
@@ -117,6 +120,10 @@ class RecallRow:
     unlisted: int = 0
     """The partner's receipts of the alert not kept (naming a holder past ``MAX_HOLDERS``, or an acknowledgement past
     ``MAX_ANSWERS``): while any, the recall is not acknowledged, whatever those listed say (module docstring)."""
+    superseded_at: datetime | None = None
+    superseded_by: int | None = None
+    """A failed notice closed by a later delivery to the partner (``SUPERSEDED``): when that delivery was decided,
+    and the version it sent in place of the one the notice recalled."""
 
     def overdue_by(self, now: datetime) -> timedelta:
         """How long past its deadline the notice is, unacknowledged at ``now`` (zero once acknowledged)."""
@@ -163,6 +170,7 @@ class _Notice(NamedTuple):
     reason: str | None
     went: bool  # False: the notice could not be sent (``sent`` False)
     hours: int | None  # the hours to acknowledge it, as its decision recorded them (``ack_hours``)
+    recalls: int | None = None  # the version the partner held, which it recalled (``recalls``)
 
 
 class RecallBook:
@@ -184,12 +192,18 @@ class RecallBook:
         self.named: dict[tuple[str, str], set[str]] = {}  # the holders kept, held or answering (``MAX_HOLDERS``)
         self.unlisted: dict[tuple[str, str], int] = {}  # receipts not kept, past ``MAX_HOLDERS``, ``MAX_ANSWERS``
         self.ids: dict[tuple[str, str], str] = {}  # (reference, partner) -> the alert's own id
+        # Deliveries to a partner that replaced a version it held, after a notice about the alert to it: (the
+        # version replaced, when, the version sent), what closes a failed notice (``SUPERSEDED``).
+        self.replaced: dict[tuple[str, str], list[tuple[int, datetime, int]]] = {}
 
     def add(self, row: dict[str, Any]) -> None:
         """Take one audit row (``flatten``'s, or ``read_log``'s); a row of no use to recalls is dropped. A RECALLED
         receipt acknowledges at the later of its ``at`` (the partner's clock) and its ``appended_at`` (Kafka's,
         which ``read_log`` gives it; module docstring)."""
         kind, alert, partner = row.get("kind"), row.get("alert_id"), row.get("partner")
+        if kind == "DECISION" and row.get("decision") in _DELIVERIES:
+            self._replaced(row)
+            return
         if kind == "RECEIPT" and (status := row.get("status")) in RECALL_RECEIPTS:
             if not isinstance(partner, str):
                 return
@@ -219,10 +233,11 @@ class RecallBook:
                 # before the action it names, which it did not carry out.
                 reason = ("alert.invalid" if isinstance(rules, list) and "alert.invalid" in rules
                           else row.get("reason") or row.get("action"))
-                hours = row.get("ack_hours")
+                hours, held = row.get("ack_hours"), row.get("recalls")
                 notices[version] = _Notice(at, reason if isinstance(reason, str) else None,
                                            row.get("sent") is not False,
-                                           hours if type(hours) is int and 0 < hours <= MAX_ACK_HOURS else None)
+                                           hours if type(hours) is int and 0 < hours <= MAX_ACK_HOURS else None,
+                                           held if type(held) is int else None)
             return
         if pair not in self.sent:
             return  # no recall of it (the decisions came first): nothing to answer
@@ -243,12 +258,28 @@ class RecallBook:
         else:
             self.held.setdefault(pair, {}).setdefault(holder, set()).add(version)
 
+    def _replaced(self, row: dict[str, Any]) -> None:
+        """A delivery that replaced the version its partner held (``supersedes``), kept only for an (alert, partner)
+        a recall notice named before it (the decisions of an alert come in order), at most ``MAX_ANSWERS`` of
+        them: past that, a failed notice stays failed."""
+        alert, partner, was, version = row.get("alert_id"), row.get("partner"), row.get("supersedes"), row.get(
+            "version", 1)
+        if not isinstance(alert, str) or not isinstance(partner, str) or type(was) is not int:
+            return
+        if isinstance(ref := row.get("ref"), str):
+            alert = ref  # as its notices are kept (``add``)
+        at = when(row.get("at"))
+        kept = self.replaced.setdefault((alert, partner), []) if (alert, partner) in self.sent else None
+        if kept is not None and at is not None and _MIN < at < _MAX and len(kept) < MAX_ANSWERS:
+            kept.append((was, at, version if type(version) is int else 1))
+
     def status(self, ack_hours: Mapping[str, int], now: datetime) -> list[RecallRow]:
         """Every recall notice: those that make ``audit recalls`` fail first (failed, then overdue, longest overdue
         first, then acknowledged late, latest sent first), then outstanding (nearest deadline first) and
         acknowledged (latest sent first). Each notice to a partner counts on its own, a later one replacing none
         (module docstring), but for a failed one: a later notice to the partner about the alert carries the
-        recall on, so the failed one is no longer listed. A notice's deadline is the one its
+        recall on, so the failed one is no longer listed; a later delivery replacing the version it recalled
+        closes it (``SUPERSEDED``), listed before the acknowledged ones. A notice's deadline is the one its
         decision recorded (its ``ack_hours`` field); for a decision written before it did, the argument
         ``ack_hours`` gives each partner's deadline in hours under the policy at hand (``deadline_hours``), and
         a partner it does not name gets the default. A row whose ``at`` is no time with an offset (``verify.when``)
@@ -263,7 +294,7 @@ class RecallBook:
                     hours = notice.hours or ack_hours.get(partner, DEFAULT_ACK_HOURS)
                     out.append(self._row(alert, partner, version, notice, hours, answers, held, now,
                                          self.unlisted.get((alert, partner), 0)))
-        rank = {FAILED: 0, OVERDUE: 1, LATE: 2, OUTSTANDING: 3, ACKNOWLEDGED: 4}
+        rank = {FAILED: 0, OVERDUE: 1, LATE: 2, OUTSTANDING: 3, SUPERSEDED: 4, ACKNOWLEDGED: 5}
 
         def order(r: RecallRow) -> tuple[int, float, str, str, int]:
             if r.acknowledged_at is not None:
@@ -294,6 +325,13 @@ class RecallBook:
         times = [] if waiting_on else [first[h] for h in holding] if holding else list(first.values())
         acknowledged_at = max(times) if times and notice.went and not unlisted else None
         if not notice.went:
+            # Replaced since by a delivery of a later version to the partner: the version it recalled is gone.
+            later = [(a, v) for was, a, v in self.replaced.get((alert, partner), ())
+                     if notice.recalls is not None and was >= notice.recalls and a >= at]
+            if later:
+                superseded_at, by = min(later)
+                return RecallRow(self.ids.get((alert, partner), alert), partner, version, at, deadline, None,
+                                 SUPERSEDED, notice.reason, (), unlisted, superseded_at, by)
             state = FAILED
         elif acknowledged_at is not None:
             state = LATE if acknowledged_at > deadline else ACKNOWLEDGED
@@ -304,6 +342,7 @@ class RecallBook:
                          () if acknowledged_at is not None else waiting_on, unlisted)
 
 
+_DELIVERIES = frozenset({"DELIVER", "DELIVER_REDACTED"})  # decisions that sent the partner a version
 _HOLDING = frozenset({"RECEIVED", "DUPLICATE"})  # the receipt statuses of a store that holds the view
 RECALL_RECEIPTS = _HOLDING | {"RECALLED"}
 """The receipt statuses ``RecallBook`` reads: it drops any other."""

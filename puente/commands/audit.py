@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from broker.access import AUDITOR, BROKER, CONSOLE, parties
 from broker.audit import EndCheck, PartitionReport
-from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, RecallBook
+from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, SUPERSEDED, RecallBook
 from broker.audit.verify import plain
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
@@ -111,7 +111,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     collect.set_defaults(func=_collect)
     text = ("every recall notice for a partner and whether its subscriber acknowledged it (a signed RECALLED receipt) "
             "within the deadline its agreements set (recall_ack_hours) when the notice was sent: failed (never "
-            "sent), overdue and acknowledged late ones first; v (version) is the version the notice carried, which "
+            "sent; failed/superseded once a later delivery to the partner replaced the version it recalled), overdue "
+            "and acknowledged late ones first; v (version) is the version the notice carried, which "
             "the receipt must name: for an officer's recall it may be above the recall's own version; exit 1 when "
             "any is failed, overdue or acknowledged late, else 5 when audit records were left out as unsound (a "
             "recall among them is not judged: run `puente audit verify`)")
@@ -366,7 +367,9 @@ def _recalls(args: argparse.Namespace) -> int:
             print(json.dumps({"alert_id": r.alert_id, "partner": r.partner, "version": r.version, "state": r.state,
                               "reason": r.reason, "sent_at": iso_utc(r.sent_at), "deadline": iso_utc(r.deadline),
                               "acknowledged_at": iso_utc(r.acknowledged_at) if r.acknowledged_at else None,
-                              "waiting_on": list(r.waiting_on), "receipts_not_kept": r.unlisted}))
+                              "waiting_on": list(r.waiting_on), "receipts_not_kept": r.unlisted,
+                              "superseded_at": iso_utc(r.superseded_at) if r.superseded_at else None,
+                              "superseded_by": r.superseded_by}))
     else:
         width = max([len(_text(r.alert_id)) for r in rows] + [5])
         print(f"{'state':<17} {'alert':<{width}} {'v':>3} {'partner':<7} {'reason':<17} {'sent (UTC)':<20} "
@@ -375,6 +378,8 @@ def _recalls(args: argparse.Namespace) -> int:
             ack = (iso_utc(r.acknowledged_at)[:19] + (f", {_hours(r.late_by())} h late" if r.state == LATE else "")
                    if r.acknowledged_at else
                    "no: the notice was never sent; recall again" if r.state == FAILED else
+                   (f"no: the notice was never sent; version {r.superseded_by} replaced what it recalled at "
+                    f"{iso_utc(r.superseded_at)[:19]}") if r.state == SUPERSEDED and r.superseded_at else
                    f"no: {_hours(r.overdue_by(now))} h overdue" if r.state == OVERDUE else "not yet")
             if r.waiting_on:
                 ack += f"; waiting on {_holders(r.waiting_on)}"
@@ -387,10 +392,12 @@ def _recalls(args: argparse.Namespace) -> int:
     overdue = sum(1 for r in rows if r.state == OVERDUE)
     late = sum(1 for r in rows if r.state == LATE)
     failed = sum(1 for r in rows if r.state == FAILED)
+    superseded = sum(1 for r in rows if r.state == SUPERSEDED)
     unsound = sum(left_out)
     print(f"{len(rows)} recall(s): {sum(1 for r in rows if r.state == ACKNOWLEDGED)} acknowledged, "
           f"{late} acknowledged late, {sum(1 for r in rows if r.state == OUTSTANDING)} outstanding, "
-          f"{overdue} overdue, {failed} never sent", file=sys.stderr)
+          f"{overdue} overdue, {failed} never sent"
+          + (f", {superseded} never sent but superseded by a later delivery" if superseded else ""), file=sys.stderr)
     if unsound:
         # A recall notice or its receipt among them would be judged by no row above: "none overdue" is not known.
         print(f"not every recall could be judged: {unsound} audit record(s) left out as unsound; run "

@@ -14,7 +14,16 @@ import pytest
 
 from broker import auditor
 from broker.audit import ChainWriter
-from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, RecallBook, recall_status
+from broker.audit.recalls import (
+    ACKNOWLEDGED,
+    FAILED,
+    LATE,
+    OUTSTANDING,
+    OVERDUE,
+    SUPERSEDED,
+    RecallBook,
+    recall_status,
+)
 from broker.auditor import LogFilter
 from tests.unit.broker.conftest import read_audit_from
 
@@ -142,6 +151,39 @@ def test_a_failed_notice_is_listed_until_a_later_notice_carries_the_recall_on() 
     for later in (_recall("SNM:A", "USA", 4, 2), _recall("SNM:A", "USA", 3, 2)):
         [row] = recall_status([failed, later], {}, NOW)
         assert (row.version, row.state, row.sent_at) == (later["version"], OUTSTANDING, NOW - timedelta(hours=2))
+
+
+def _delivered(alert: str, partner: str, version: int, hours_ago: float, **more: object) -> dict[str, object]:
+    return {"kind": "DECISION", "decision": "DELIVER", "alert_id": alert, "partner": partner, "version": version,
+            "at": _at(hours_ago), **more}
+
+
+def test_a_failed_notice_is_closed_once_a_later_delivery_replaces_the_version_it_recalled() -> None:
+    """USA held v1; the notice pulling it back (v2) could not be sent; USA, entitled again, was sent v3 in place of
+    v1. The notice is failed and superseded, at v3's time, and no longer failed (`audit recalls` exits 0). Both
+    decisions name the alert by USA's reference."""
+    failed = _recall("SNM:A", "USA", 2, 90, sent=False, recalls=1, notice_version=2, ack_hours=24, ref="R")
+    rows = [_delivered("SNM:A", "USA", 1, 100, ref="R"), failed,
+            _delivered("SNM:A", "USA", 3, 80, ref="R", supersedes=1)]
+    [row] = recall_status(rows, {}, NOW)
+    assert (row.alert_id, row.version, row.state) == ("SNM:A", 2, SUPERSEDED)
+    assert (row.superseded_at, row.superseded_by, row.acknowledged_at) == (NOW - timedelta(hours=80), 3, None)
+
+
+@pytest.mark.parametrize("later", [
+    _delivered("SNM:A", "USA", 3, 80),  # no version replaced: not what the partner held
+    _delivered("SNM:A", "USA", 3, 80, supersedes=0),  # replaced a version older than the one recalled
+    _delivered("SNM:A", "COL", 3, 80, supersedes=1),  # to another partner
+    _delivered("SNM:B", "USA", 3, 80, supersedes=1),  # another alert
+    _delivered("SNM:A", "USA", 3, 95, supersedes=1),  # decided before the notice
+    {**_delivered("SNM:A", "USA", 3, 80, supersedes=1), "decision": "WITHHOLD"},
+])
+def test_a_failed_notice_stays_failed_unless_a_later_delivery_replaced_its_version(later: dict[str, object]) -> None:
+    """Only a delivery to the same partner about the same alert, after the notice, replacing the version it
+    recalled (or a later one) closes it."""
+    failed = _recall("SNM:A", "USA", 2, 90, sent=False, recalls=1, notice_version=2)
+    [row] = recall_status([failed, later], {}, NOW)
+    assert (row.state, row.superseded_at) == (FAILED, None)
 
 
 def test_a_time_without_an_offset_is_no_time_never_a_crash() -> None:

@@ -444,6 +444,28 @@ def test_recalls_with_records_left_out_as_unsound_never_exits_0(service: dict[st
     assert "left out" not in capsys.readouterr().err
 
 
+def test_recalls_shows_a_failed_notice_a_later_delivery_superseded_and_exits_0(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A pull-back notice to USA that could not be sent, then v3 sent to USA in place of the v1 it recalled: the row
+    says so with v3's time, the summary counts it apart, and it makes the command fail no more."""
+    service["left_out"], delivered = 0, _ago(80)
+    service["rows"] = [
+        {"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:A", "partner": "USA", "version": 2,
+         "notice_version": 2, "recalls": 1, "ack_hours": 24, "sent": False, "at": _ago(90)},
+        {"kind": "DECISION", "decision": "DELIVER", "alert_id": "SNM:A", "partner": "USA", "version": 3,
+         "supersedes": 1, "at": delivered}]
+    assert _puente("audit", "recalls") == 0
+    out, err = capsys.readouterr()
+    _, line = out.splitlines()
+    assert line.startswith("failed/superseded SNM:A")
+    assert line.endswith(f"no: the notice was never sent; version 3 replaced what it recalled at {delivered[:19]}")
+    assert err.startswith("1 recall(s): 0 acknowledged, 0 acknowledged late, 0 outstanding, 0 overdue, 0 never sent, "
+                          "1 never sent but superseded by a later delivery")
+    assert _puente("audit", "recalls", "--json") == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["state"], row["superseded_at"][:19], row["superseded_by"]) == ("failed/superseded", delivered[:19], 3)
+
+
 def test_recalls_says_how_many_receipts_naming_holders_were_not_kept(
         service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     """COL's receipts of a recalled alert naming more stores than are kept: every store kept answered, yet the
