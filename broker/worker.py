@@ -1571,7 +1571,7 @@ class BrokerWorker:
         while stale.topic not in recounted:
             recounted.add(stale.topic)
             count = self.pipeline.feed_counts[stale.topic] = await partition_count_now(state.producer, stale.topic)
-            log.info("feed partition count read again", topic=stale.topic, partitions=count)
+            log.info("feed partition count read again", topic=stale.topic, count=count)
             try:
                 return self.pipeline.process_recounted(rec, seen, now, lookup, recounted)
             except FeedCountStale as again:
