@@ -1307,7 +1307,7 @@ class PartitionWalk:
         """The place (seq, hash) a record of ``chain`` continuing ``prev`` must have to be in place: the head's, or
         in a chain that does not fork, the stray's it continues, where the newest record walked was one
         (``ChainState.stray_seq``)."""
-        if (not self._forks(chain) and state.stray_seq >= 0 and prev == state.stray_prev
+        if (not self._forks(chain) and state.stray_seq > state.seq and prev == state.stray_prev
                 and prev != state.prev):
             return state.stray_seq, state.stray_prev
         return state.seq, state.prev
@@ -1402,9 +1402,11 @@ class PartitionWalk:
             state.tail += 1
         if forks or sound:
             state.seq, state.prev, state.stray_seq = seq + 1, claimed, -1
-        else:
+        elif seq >= state.seq:
             # A stray (class docstring): the head stays where the chain's newest sound record left it, so the
-            # broker's next block, signed over it, is in its place; a record continuing the stray is too.
+            # broker's next block, signed over it, is in its place; a record continuing the stray is too. Only a
+            # stray at or past the head: a copy of an older record would otherwise lead the walk back down the
+            # chain, through copies of the records after it, to a head behind the broker's.
             state.stray_seq, state.stray_prev = seq + 1, claimed
 
     def _take_signer(self, chain: str | None, state: ChainState) -> None:

@@ -127,3 +127,34 @@ def test_catching_up_past_a_stray_gives_what_a_rebuild_gives(tmp_path: Path) -> 
     assert _dump(parts) == _dump(whole)
     assert [r["decision"] for r in whole.search(Scope(), Query(alert="SNM:1")).rows] == ["RECALL", "DELIVER"]
     assert [f["offset"] for f in whole.integrity(Scope())["findings"]] == [1]
+
+
+@pytest.mark.parametrize("states", [False, True])
+def test_replayed_old_blocks_never_lead_the_walk_back_down_the_chain(
+        states: bool, audit_topics: dict[str, list[bytes]]) -> None:
+    """Copies of the chain's first blocks, written in their order after its head: the copy of the first is out of
+    place, and a copy continuing it must be too, or the walk would follow the copies back down to a head behind
+    the broker's, read the broker's next block (a recall) as a break and leave it out. Each copy is a finding; the
+    broker's block is sound and its overdue recall shows."""
+    writer = ChainWriter(DECISIONS, 0)
+    blocks = [writer.block([_alert(f"SNM:{i}", i, [DELIVER])], KEY, _signer(KEY), iso_utc(T0),
+                           states=10 + i if states else None) for i in range(5)]
+    recall = writer.block([_alert("SNM:1", 60, [RECALL], version=1, action="RECALL", reason="ERROR",
+                                  previous_version=1)], KEY, _signer(KEY), iso_utc(T0 + timedelta(hours=1)),
+                          states=15 if states else None)
+    values = [*blocks, blocks[0], blocks[1], blocks[2], recall]
+    report = verify_partition(DECISIONS, 0, enumerate(values), VERIFY, "decisions")
+    assert [f.offset for f in report.findings] == [5, 6, 7]
+    assert [(v.seq, v.offset) for v in report.vouched] == [(5, 8)]
+    audit_topics[DECISIONS] = values
+    left_out: list[int] = []
+
+    async def read() -> list[dict[str, Any]]:
+        return [row async for row in auditor.read_log(None, {DECISIONS: "decisions"},  # type: ignore[arg-type]
+                                                      LogFilter(kinds=frozenset({"DECISION"})), VERIFY, left_out)]
+
+    book = RecallBook()
+    for row in asyncio.run(read()):
+        book.add(row)
+    assert [(r.alert_id, r.version, r.state) for r in book.status({}, T0 + timedelta(days=10))] == \
+        [("SNM:1", 2, OVERDUE)]
