@@ -237,7 +237,7 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
             if user not in passwords and puentes(user, principals)} if former != "leave" else {}
     formers = _former_logins(keys, gone, former)
     out += formers
-    refusal = None if allow_many else mass_cut_off(out, former)
+    refusal = None if allow_many else mass_cut_off(out, former, rotate)
     if refusal is not None:
         for folder in made:  # a party folder a mistaken agency list named is not left behind
             with contextlib.suppress(OSError):
@@ -294,7 +294,7 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     return out
 
 
-def mass_cut_off(logins: Iterable[PartyLogin], former: Former) -> str | None:
+def mass_cut_off(logins: Iterable[PartyLogin], former: Former, rotate: bool = False) -> str | None:
     """Why a run of ``apply_users`` whose answer (or plan) is ``logins`` cuts off too many parties at once to go on
     without ``allow_many``, in one line; None when it cuts off none, or a few.
 
@@ -304,10 +304,23 @@ def mass_cut_off(logins: Iterable[PartyLogin], former: Former) -> str | None:
     mistake to stop however many agencies there are. In use: a login the cluster holds for a party named, or for
     a former one whose client configuration is still in place (the ones it would cut off). A former party's
     login disabled by a run before is cut off already: counting it would let the logins a folder named by mistake
-    leaves out hide among those of parties long gone."""
+    leaves out hide among those of parties long gone.
+
+    And too many rotated: of the named parties' logins the cluster holds, more than half (two at least) would get
+    a new password because their client configuration is missing, not asked for (``rotate``): the logins folder
+    (``PUENTE_LOGINS``, else the keystore's) is likely the wrong one, every copy handed over would stop, and the
+    former parties' files would be missing from it too, so that none would count as cut off above."""
     logins = list(logins)
     cut = sorted(login.principal for login in logins if login.action in ("disabled", "removed") and _held(login.config))
     in_use = [*cut, *(login.principal for login in logins if login.action in ("kept", "rotated"))]
+    lost = sorted(login.principal for login in logins if login.action == "rotated" and not _held(login.config))
+    named = sum(1 for login in logins if login.action in ("kept", "rotated"))
+    if not rotate and len(lost) >= 2 and 2 * len(lost) > named:
+        shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+        return (f"refusing to give {len(lost)} of the {named} parties whose logins Kafka holds a new password "
+                f"({shown}): their client.properties is missing; is the logins folder the wrong one? Check "
+                "PUENTE_LOGINS (else PUENTE_KEYS); if they are to get new passwords, run `puente users apply "
+                "--rotate`, or with --allow-many. Nothing was changed")
     shares = []
     for kind, kinds in (("agency-", "agencies"), ("partner-", "partners")):
         gone, held = (sum(1 for p in names if p.startswith(kind)) for names in (cut, in_use))

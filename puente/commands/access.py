@@ -83,7 +83,7 @@ def _users(args: argparse.Namespace) -> int:
     # every party it would cut off before the one-line reason.
     logins = run(apply_users(admin, cfg.login_root, principals, rotate=args.rotate, former=mode,
                              dry_run=args.dry_run, allow_many=args.allow_many or args.dry_run))
-    refusal = mass_cut_off(logins, mode) if args.dry_run and not args.allow_many else None
+    refusal = mass_cut_off(logins, mode, args.rotate) if args.dry_run and not args.allow_many else None
     planned = {"created": "create", "kept": "keep", "rotated": "rotate", "removed": "remove", "disabled": "disable"}
     for login in logins:
         action = planned.get(login.action, login.action) if args.dry_run else login.action

@@ -154,3 +154,25 @@ def test_logins_disabled_before_do_not_count_as_in_use(tmp_path: Path, monkeypat
         apply(keys, ["broker", "agency-SENAN"], former="delete", dry_run=True)
     assert [login.principal for login in apply(keys, ["broker", "agency-SENAN"], former="disable", allow_many=True)
             if login.action == "disabled"] == ["partner-C", "partner-D"]
+
+
+def test_a_logins_folder_named_by_mistake_is_refused_and_changes_nothing(
+        cluster: ScramCluster, bare_keys: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """PUENTE_LOGINS naming an empty folder (or left unset where the logins live apart): no party's client.properties
+    is there, so every named party would get a new password only that folder holds, and with a partners file naming
+    one partner the others would be cut off uncounted (their files missing too). Refused, with or without --prune,
+    naming the folder to check; `--rotate` asks for the new passwords on purpose."""
+    capsys.readouterr()
+    held, tree = dict(cluster.held), _tree(bare_keys)
+    empty = tmp_path / "logins"
+    empty.mkdir(mode=0o700)
+    monkeypatch.setenv("PUENTE_LOGINS", str(empty))
+    monkeypatch.setenv("PUENTE_POLICY_DIR", str(_policy(tmp_path, "COL")))
+    for argv in (["users", "apply"], ["users", "apply", "--prune"], ["users", "plan"]):
+        line = _refused(capsys, *argv)
+        assert "their client.properties is missing; is the logins folder the wrong one? Check PUENTE_LOGINS" in line
+    assert cluster.held == held and _tree(bare_keys) == tree
+    monkeypatch.delenv("PUENTE_POLICY_DIR")
+    assert main(["users", "apply", "--rotate"]) == 0  # new passwords asked for: every named party gets one
+    assert cluster.held != held
