@@ -62,6 +62,21 @@ def _chain(how: str) -> list[bytes]:
 HOW = ["unsigned block", "bad signature", "unsigned decision"]
 
 
+def _recalls() -> tuple[list[tuple[str, int, str]], list[int]]:
+    """What `audit recalls` makes of the decisions topic the ``audit_topics`` fixture holds, ten days on: each
+    recall's (alert, version, state), and how many records `read_log` left out."""
+    left_out: list[int] = []
+
+    async def read() -> list[dict[str, Any]]:
+        return [row async for row in auditor.read_log(None, {DECISIONS: "decisions"},  # type: ignore[arg-type]
+                                                      LogFilter(kinds=frozenset({"DECISION"})), VERIFY, left_out)]
+
+    book = RecallBook()
+    for row in asyncio.run(read()):
+        book.add(row)
+    return [(r.alert_id, r.version, r.state) for r in book.status({}, T0 + timedelta(days=10))], left_out
+
+
 @pytest.mark.parametrize("how", HOW)
 def test_a_stray_is_reported_and_the_next_broker_block_stays_sound(how: str) -> None:
     """The stray is a finding at its own offset, and the only one: the broker's next block is in its place, and
@@ -77,18 +92,7 @@ def test_the_decisions_after_a_stray_are_read_and_an_overdue_recall_shows(
     """`audit log` and `audit recalls` read the broker's block after the stray: the recall in it is overdue, and
     only the stray is left out."""
     audit_topics[DECISIONS] = _chain(how)
-    left_out: list[int] = []
-
-    async def read() -> list[dict[str, Any]]:
-        return [row async for row in auditor.read_log(None, {DECISIONS: "decisions"},  # type: ignore[arg-type]
-                                                      LogFilter(kinds=frozenset({"DECISION"})), VERIFY, left_out)]
-
-    book = RecallBook()
-    for row in asyncio.run(read()):
-        book.add(row)
-    rows = book.status({}, T0 + timedelta(days=10))
-    assert [(r.alert_id, r.version, r.state) for r in rows] == [("SNM:1", 2, OVERDUE)]
-    assert left_out == [1]
+    assert _recalls() == ([("SNM:1", 2, OVERDUE)], [1])
 
 
 def test_a_block_the_walk_cannot_verify_is_still_what_the_next_block_continues() -> None:
@@ -147,14 +151,4 @@ def test_replayed_old_blocks_never_lead_the_walk_back_down_the_chain(
     assert [f.offset for f in report.findings] == [5, 6, 7]
     assert [(v.seq, v.offset) for v in report.vouched] == [(5, 8)]
     audit_topics[DECISIONS] = values
-    left_out: list[int] = []
-
-    async def read() -> list[dict[str, Any]]:
-        return [row async for row in auditor.read_log(None, {DECISIONS: "decisions"},  # type: ignore[arg-type]
-                                                      LogFilter(kinds=frozenset({"DECISION"})), VERIFY, left_out)]
-
-    book = RecallBook()
-    for row in asyncio.run(read()):
-        book.add(row)
-    assert [(r.alert_id, r.version, r.state) for r in book.status({}, T0 + timedelta(days=10))] == \
-        [("SNM:1", 2, OVERDUE)]
+    assert _recalls() == ([("SNM:1", 2, OVERDUE)], [3])

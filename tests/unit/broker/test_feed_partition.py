@@ -52,6 +52,30 @@ class _Producer(HeldProducer):
         return await super().send_batch(batch, topic, partition=partition)
 
 
+def _usa_worker() -> tuple[Pipeline, BrokerWorker]:
+    """A real pipeline delivering every SNM alert to USA, in a worker of batches of ten."""
+
+    def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
+        return "SNM", int(dict(headers)["published"])
+
+    pipeline = Pipeline(_DeliverToUSA(), alert_codec(), {"USA": _Sealer()}, origin, SLOTS,  # type: ignore[arg-type]
+                        originators={"SNM": Originator.of("SNM", "PAN", "PAN")})
+    return pipeline, BrokerWorker(WorkerConfig(CONN, "g", SLOTS, max_batch=10), pipeline, lambda p: b"sig")
+
+
+async def _emitted(feeds: list[FeedOut]) -> list[tuple[int, bytes]]:
+    """The (partition, key) of each feed record the worker writes of ``feeds``, from slot 1."""
+    worker = BrokerWorker(WorkerConfig(CONN, "g", SLOTS), None, lambda p: b"s")  # type: ignore[arg-type]
+    kept: list[tuple[int, bytes]] = []
+    producer = _Producer(kept)
+    state = SlotState(TopicPartition("t.ingress.SNM", 1), 1, producer, ChainWriter("t.audit", 1),  # type: ignore[arg-type]
+                      ReplayWindow(7))
+    batches = PartitionBatches(producer)  # type: ignore[arg-type]
+    await worker._emit(state, batches, None, Outcome(entry={}, feeds=feeds))
+    await batches.submit()
+    return kept
+
+
 class _AllConsumer(_Consumer):
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition("t.ingress.SNM", p) for p in (0, 1)}
@@ -62,12 +86,7 @@ async def test_each_delivery_goes_to_the_partition_of_its_reference_whichever_sl
     ms = int(now.timestamp() * 1000)
     alerts = [a for a in generate(400, seed=5, now=now) if a["agency"] == "SNM"][:60]
 
-    def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
-        return "SNM", int(dict(headers)["published"])
-
-    pipeline = Pipeline(_DeliverToUSA(), alert_codec(), {"USA": _Sealer()}, origin, SLOTS,  # type: ignore[arg-type]
-                        originators={"SNM": Originator.of("SNM", "PAN", "PAN")})
-    worker = BrokerWorker(WorkerConfig(CONN, "g", SLOTS, max_batch=10), pipeline, lambda p: b"sig")
+    _, worker = _usa_worker()
     kept: list[tuple[int, bytes]] = []
     batch: dict[TopicPartition, list[Any]] = {}
     for slot in (0, 1):
@@ -144,16 +163,8 @@ def test_a_state_with_invalid_partners_fed_by_slot_stops_the_slot(value: bytes) 
 async def test_the_worker_sends_a_by_slot_record_to_its_slots_partition() -> None:
     """Whatever its key's partition, a record marked by slot goes to slot modulo the feed's partitions, as before
     feeds went by key; the others to their key's."""
-    worker = BrokerWorker(WorkerConfig(CONN, "g", SLOTS), None, lambda p: b"s")  # type: ignore[arg-type]
-    kept: list[tuple[int, bytes]] = []
-    producer = _Producer(kept)
-    state = SlotState(TopicPartition("t.ingress.SNM", 1), 1, producer, ChainWriter("t.audit", 1),  # type: ignore[arg-type]
-                      ReplayWindow(7))
     keys = [f"ref-{i:032x}".encode() for i in range(30)]
-    feeds = [FeedOut(FEED, k, b"v", (), 3, i % 2 == 0) for i, k in enumerate(keys)]
-    batches = PartitionBatches(producer)  # type: ignore[arg-type]
-    await worker._emit(state, batches, None, Outcome(entry={}, feeds=feeds))
-    await batches.submit()
+    kept = await _emitted([FeedOut(FEED, k, b"v", (), 3, i % 2 == 0) for i, k in enumerate(keys)])
     assert sorted(kept) == sorted((1 if i % 2 == 0 else feed_partition(k, 3), k) for i, k in enumerate(keys))
     assert {feed_partition(k, 3) for k in keys[1::2]} == {0, 1, 2}
 
@@ -215,16 +226,8 @@ def test_counts_are_read_back_and_invalid_ones_stop_the_slot() -> None:
 
 async def test_the_worker_writes_each_record_under_the_count_it_carries() -> None:
     """The feed has six partitions now; records first sent under three stay in the partition three gives."""
-    worker = BrokerWorker(WorkerConfig(CONN, "g", SLOTS), None, lambda p: b"s")  # type: ignore[arg-type]
-    kept: list[tuple[int, bytes]] = []
-    producer = _Producer(kept)
-    state = SlotState(TopicPartition("t.ingress.SNM", 1), 1, producer, ChainWriter("t.audit", 1),  # type: ignore[arg-type]
-                      ReplayWindow(7))
     keys = [f"ref-{i:032x}".encode() for i in range(40)]
-    feeds = [FeedOut(FEED, k, b"v", (), 3 if i % 2 else 6) for i, k in enumerate(keys)]
-    batches = PartitionBatches(producer)  # type: ignore[arg-type]
-    await worker._emit(state, batches, None, Outcome(entry={}, feeds=feeds))
-    await batches.submit()
+    kept = await _emitted([FeedOut(FEED, k, b"v", (), 3 if i % 2 else 6) for i, k in enumerate(keys)])
     assert sorted(kept) == sorted((feed_partition(k, 3 if i % 2 else 6), k) for i, k in enumerate(keys))
     assert {p for p, _ in kept} - {0, 1, 2}  # the six-partition records do reach the new partitions
 
@@ -278,12 +281,7 @@ async def test_a_worker_that_read_the_feed_before_it_grew_sends_an_alerts_update
                  != feed_partition(_DeliverToUSA().reference("USA", a["alert_id"]).encode(), 3))
     update = _next(first, "UPDATE")
 
-    def origin(headers: Sequence[tuple[str, bytes]], value: bytes, key: str) -> tuple[str, int]:
-        return "SNM", int(dict(headers)["published"])
-
-    pipeline = Pipeline(_DeliverToUSA(), alert_codec(), {"USA": _Sealer()}, origin, SLOTS,  # type: ignore[arg-type]
-                        originators={"SNM": Originator.of("SNM", "PAN", "PAN")})
-    worker = BrokerWorker(WorkerConfig(CONN, "g", SLOTS, max_batch=10), pipeline, lambda p: b"sig")
+    pipeline, worker = _usa_worker()
     kept: list[tuple[int, bytes]] = []
     slot = key_partition(first["alert_id"].encode(), 2)
     tp = TopicPartition("t.ingress.SNM", slot)
