@@ -316,7 +316,7 @@ def mass_cut_off(logins: Iterable[PartyLogin], former: Former, rotate: bool = Fa
     lost = sorted(login.principal for login in logins if login.action == "rotated" and not _held(login.config))
     named = sum(1 for login in logins if login.action in ("kept", "rotated"))
     if not rotate and len(lost) >= 2 and 2 * len(lost) > named:
-        shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+        shown = _first_of(lost, 10)
         return (f"refusing to give {len(lost)} of the {named} parties whose logins Kafka holds a new password "
                 f"({shown}): their client.properties is missing; is the logins folder the wrong one? Check "
                 "PUENTE_LOGINS (else PUENTE_KEYS); if they are to get new passwords, run `puente users apply "
@@ -328,7 +328,7 @@ def mass_cut_off(logins: Iterable[PartyLogin], former: Former, rotate: bool = Fa
             shares.append(f"{gone} of the {held} {kinds}")
     if not shares:
         return None
-    shown = ", ".join(cut[:10]) + (f" and {len(cut) - 10} more" if len(cut) > 10 else "")
+    shown = _first_of(cut, 10)
     return (f"refusing to {'delete' if former == 'delete' else 'disable'} the logins of {len(cut)} "
             f"part{'y' if len(cut) == 1 else 'ies'} the policy and settings no longer name ({shown}): "
             f"{' and '.join(shares)} in use, more than half; is the policy folder or the agency list the wrong one? "
@@ -440,11 +440,16 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _first_of(names: list[str], most: int) -> str:
+    """``names`` for a one-line message: the first ``most``, then how many more."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def _say_to_run_again(exc: BaseException, parties: list[str]) -> None:
     """Add to ``exc``'s message that Kafka may hold the new passwords of ``parties``, which only their hidden new
     files have, and that the next run takes those up (``apply_users``)."""
     if parties:
-        shown = ", ".join(parties[:5]) + (f" and {len(parties) - 5} more" if len(parties) > 5 else "")
+        shown = _first_of(parties, 5)
         # Its message only: the error keeps its class, so the command ends with the status it gives.
         exc.args = (f"{exc}; Kafka may hold new passwords of {shown}, which only their new client configurations "
                     "have (.client.properties.pending beside each): run `puente users apply` again, which puts them "

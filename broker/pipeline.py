@@ -276,7 +276,6 @@ class Pipeline:
         originators: Mapping[str, Originator] | None = None,
         lifecycle_retention_days: int | None = None,
         classifications: Collection[str] = (),
-        feed_counts: Mapping[str, int] | None = None,
     ) -> None:
         """``originators``: per agency, the originator its alerts may name (``Originator``); an
         agency without an entry (all of them when None) has every alert dead-lettered.
@@ -284,8 +283,7 @@ class Pipeline:
         (``topology.lifecycle_retention_days``); None: the replay window, the least it ever keeps one,
         so a pipeline told nothing takes a state for forgotten sooner, never later (``_forgettable``).
         ``classifications``: the policy's classification scale, the only values a recall's audit entry records as
-        its classification (a recall's markings are checked for nothing else).
-        ``feed_counts``: feed topic -> its partition count, known beforehand (the worker fills in the rest)."""
+        its classification (a recall's markings are checked for nothing else)."""
         self.policy = policy
         self._levels = frozenset(classifications)
         self.originators = dict(originators or {})
@@ -301,7 +299,7 @@ class Pipeline:
         self._schema_hex = codec.fingerprint.hex().encode()
         self._at: tuple[datetime | None, str] = (None, "")
         self._fed: dict[int, tuple[dict[str, Any], str, dict[str, Any]]] = {}
-        self.feed_counts: dict[str, int] = dict(feed_counts or {})
+        self.feed_counts: dict[str, int] = {}
         """Feed topic -> how many partitions it has now, as the worker read it from Kafka (``BrokerWorker``):
         a first record of an alert to a partner follows it (``_feed_count``)."""
         self._recounted: frozenset[str] = frozenset()  # feeds read anew for the record in hand (``process_recounted``)

@@ -274,8 +274,8 @@ _SAYS_WHEN = {"payload.encounter": "an encounter (a flight, a crossing)", "paylo
 # that hides a person's names but keeps one of these hands the name back.
 _PERSONS = ("payload.person", "payload.detainees[]")
 _NAMES = ("given_names", "surnames")
-_SAYS_WHO = {"documents[].number": "a travel document's number", "summary": "free text",
-             "payload.remarks": "free text", "payload.match_reason": "free text"}
+_SAYS_WHO = {"documents[].number": "a travel document's number"}  # below the person
+_TEXT_SAYS_WHO = {"summary": "free text", "payload.remarks": "free text", "payload.match_reason": "free text"}
 _COARSER = {"hour": 1, "day": 2, "year": 3}  # a time kept whole is 0; one dropped (or masked) is past them all
 _HIDDEN = 9
 
@@ -375,8 +375,8 @@ def _precision_given_back(cover: Cover, held: Collection[str], changed: dict[str
         name = next((f"{person}.{n}" for n in _NAMES if f"{person}.{n}" in held and rule_of(f"{person}.{n}")), None)
         if name is None or (hider := rule_of(name)) is None:
             continue
-        for says, what in _SAYS_WHO.items():
-            path = f"{person}.{says}" if says.startswith("documents") else says
+        says_who = {**{f"{person}.{path}": what for path, what in _SAYS_WHO.items()}, **_TEXT_SAYS_WHO}
+        for path, what in says_who.items():
             if path in held and rule_of(path) is None:
                 told.setdefault(path, f"{hider.action.value}s {name} but keeps {path}: {what} can name the person; "
                                       "drop it too, or share the names")
