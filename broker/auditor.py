@@ -36,6 +36,7 @@ from broker.audit.receipts import (
     sent_records,
 )
 from broker.audit.verify import (
+    DUE_MARGIN_MS,
     ChainState,
     FeedEnds,
     Finding,
@@ -71,7 +72,7 @@ from broker.kafka import (
 )
 from broker.keystore import Keystore, load_key_file, signature_check
 from broker.spill import Spill, sort_key, spill_error
-from broker.topology import TopicNames, feed_readers
+from broker.topology import DAY_MS, TopicNames, feed_readers
 from policies import PolicySet, load_policy_set
 from puente.errors import AuditChainError, ConfigError, KafkaAccessError, KafkaOperationError
 from puente.strict import open_regular
@@ -115,7 +116,8 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                         owners: Mapping[str, str] | None = None,
                         ends: Mapping[tuple[str, int], int] | None = None,
                         feed_ends: FeedEnds | None = None,
-                        progress: Callable[[WalkProgress], None] | None = None) -> list[PartitionReport]:
+                        progress: Callable[[WalkProgress], None] | None = None,
+                        due: Mapping[tuple[str, int], int] | None = None) -> list[PartitionReport]:
     """Walk every partition of every audit topic, oldest record first, and report what is wrong.
 
     ``topics`` maps each topic to what it holds (``"decisions"``, ``"receipts"``, ``"denials"``,
@@ -132,7 +134,9 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     the receipts checked against them (``receipt_ends``): records dropped from a chain's end are a
     finding. Each partition's walk knows where its log starts (``log_starts``): a chain whose first
     records retention deleted is vouched for from its first record held, not called a gap
-    (``PartitionWalk``). The broker's key order holds across all its chains (``retired_keys``): a block signed by a
+    (``PartitionWalk``), unless ``due`` (``GroupEnds.due``) shows a decision chain's first block held
+    starts after a record whose decision retention cannot have taken yet: then blocks were deleted. The
+    broker's key order holds across all its chains (``retired_keys``): a block signed by a
     key it had moved on from in another partition is a finding too, given once every chain is walked.
     Records are verified as they stream in: what is held is one partition's findings and
     chain states, never its records; the deliveries, and the feed records receipts bound them to, go
@@ -166,7 +170,7 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                 reports.append(missing_topic(topic, holds))
             for partition in parts[topic]:
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
-                                     log_start=starts.get(TopicPartition(topic, partition), 0))
+                                     log_start=starts.get(TopicPartition(topic, partition), 0), due=due)
                 if reach is not None and holds == "receipts":
                     reach.begin(walk.owner)
                 reports.append(await _verify_partition(conn, consumer, walk, delivered,
@@ -288,19 +292,27 @@ async def broker_ends(conn: KafkaConnection, group: str, prefix: str) -> dict[tu
 
 
 async def group_ends(conn: KafkaConnection, prefix: str, broker_group: str, feeds: Iterable[str],
-                     policy_dir: Path | None) -> GroupEnds:
+                     policy_dir: Path | None, retention_days: int | None = None) -> GroupEnds:
     """Everything chain ends are checked against, read before the chains are (``verify_topics``'s
     ``ends`` and ``feed_ends``, ``index_topics``'s ``ends``): the broker group's committed ingress
     offsets (``broker_ends``), the partners' subscriber groups' committed offsets of the ``feeds``
-    (``subscriber_ends``), with each feed's partner from the policy in ``policy_dir``. A login refused
-    offsets, or a policy that cannot be read, still has every chain read: what it kept from view is
-    in ``refused``, one line each, and those ends are "not checked", never sound."""
+    (``subscriber_ends``), with each feed's partner from the policy in ``policy_dir``, and, given the
+    audit's retention (``retention_days``, PUENTE_AUDIT_RETENTION_DAYS), the decisions still due at the
+    chains' starts (``due_decisions``). A login refused offsets, or a policy that cannot be read, still has
+    every chain read: what it kept from view is in ``refused``, one line each, and those ends are "not
+    checked", never sound."""
     refused: list[str] = []
+    due: dict[tuple[str, int], int] = {}
     try:
         ingress = await broker_ends(conn, broker_group, prefix)
     except (KafkaAccessError, KafkaOperationError) as exc:
         refused.append(str(exc))
         ingress = {}
+    if retention_days is not None:
+        try:
+            due = await due_decisions(conn, ingress, retention_days)
+        except (KafkaAccessError, KafkaOperationError) as exc:
+            refused.append(f"{exc} (the decision chains' starts were not checked against the ingress records)")
     # Which partner reads which feed is the policy's word: only that partner's receipts count for it.
     try:
         readers = feed_readers(load_policy_set(policy_dir), TopicNames(prefix))
@@ -313,7 +325,26 @@ async def group_ends(conn: KafkaConnection, prefix: str, broker_group: str, feed
     except (KafkaAccessError, KafkaOperationError) as exc:
         refused.append(str(exc))
         feed_ends = FeedEnds({}, frozenset(), TopicNames(prefix).feeds, readers)
-    return GroupEnds(ingress, feed_ends, tuple(refused))
+    return GroupEnds(ingress, feed_ends, tuple(refused), due)
+
+
+async def due_decisions(conn: KafkaConnection, committed: Mapping[tuple[str, int], int], retention_days: int,
+                        now_ms: int | None = None) -> dict[tuple[str, int], int]:
+    """Per ingress partition the broker group has committed past, the first record it took that was
+    appended within the audit's retention less ``DUE_MARGIN_MS`` (Kafka's ListOffsets by time, which the
+    auditor's Describe on the ingress topics allows; their times are Kafka's own, LogAppendTime): the
+    decision of that record, and of every later one taken, cannot have expired from the decisions topic,
+    so a chain that starts after it lost blocks to a deletion (``GroupEnds.due``). A partition with no such
+    record below its committed offset is left out: every record of it that the broker took is older, and
+    retention may have taken their decisions."""
+    since = (now_ms if now_ms is not None else int(time.time() * 1000)) - retention_days * DAY_MS + DUE_MARGIN_MS
+    if since <= 0 or not committed:
+        return {}
+    async with running(reader(conn, "puente-auditor"), conn, "reading when the ingress records were appended") \
+            as consumer:
+        found = await consumer.offsets_for_times({TopicPartition(t, p): since for t, p in committed})
+    return {(tp.topic, tp.partition): hit.offset for tp, hit in found.items()
+            if hit is not None and hit.offset < committed[(tp.topic, tp.partition)]}
 
 
 async def subscriber_ends(conn: KafkaConnection, prefix: str, feeds: Iterable[str],
@@ -636,7 +667,8 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
         for topic, holds, partition in parts:
             tp = TopicPartition(topic, partition)
             ingest = index.partition(topic, partition, holds, verify, owner=(owners or {}).get(topic),
-                                     batch_rows=batch_rows, feeds=ends.feeds.feeds, log_start=starts.get(tp, 0))
+                                     batch_rows=batch_rows, feeds=ends.feeds.feeds, log_start=starts.get(tp, 0),
+                                     due=ends.due)
             try:
                 if ingest.start < last[tp]:
                     async for rec in read_range(consumer, tp, ingest.start):

@@ -342,6 +342,15 @@ def ingress_of(where: object) -> tuple[str, int, int] | None:
     return (topic, number, at) if number <= MAX_PARTITION and at <= MAX_OFFSET else None
 
 
+def first_ingress(doc: dict[str, Any] | None) -> tuple[str, int, int] | None:
+    """The oldest ingress record a block's entries name: (topic, partition, offset), or None when none does.
+    A slot's blocks take its ingress partition's records in order, so a chain's first block held names, in
+    this, the first record whose decision the chain still holds (``PartitionWalk``'s start check)."""
+    found = [where for entry in listed((doc or {}).get("entries")) if isinstance(entry, dict)
+             if (where := ingress_of(entry.get("ingress"))) is not None]
+    return min(found, key=lambda w: w[2]) if found else None
+
+
 def last_ingress(doc: dict[str, Any] | None) -> tuple[str, int, int] | None:
     """The newest ingress record a block's entries name: (topic, partition, offset), or None when none does.
 

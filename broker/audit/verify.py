@@ -10,12 +10,15 @@ The offset trails the chain by what the broker took since its last commit of off
 (``broker.worker.COMMIT_EVERY_S``, and at each stop): records lost from within that stretch of the end are
 not seen.
 
-Nor can a walk tell retention from a deletion at a chain's *start*: Kafka deletes a partition's oldest
-records (``audit_retention_days``, or an admin's DeleteRecords) and its log then starts above offset 0.
-A walk told where the log starts (``PartitionWalk``'s ``log_start``) takes each chain's first record held
-there as where the chain now starts, and says so in what it vouches for (``Vouched.since``); with the log
-starting at 0, a chain that does not start at seq 0 is a gap. Telling retention from a deletion would take
-each record's time against the topic's retention setting, which the walk does not read.
+Nor can a walk tell retention from a deletion at a chain's *start* from the topic alone: Kafka deletes a
+partition's oldest records (``audit_retention_days``, or an admin's DeleteRecords) and its log then starts
+above offset 0. A walk told where the log starts (``PartitionWalk``'s ``log_start``) takes each chain's first
+record held there as where the chain now starts, and says so in what it vouches for (``Vouched.since``); with
+the log starting at 0, a chain that does not start at seq 0 is a gap. For the decision chains Kafka keeps a
+witness here too: the ingress records, stamped with Kafka's append time. One appended within the audit's
+retention has a decision retention cannot have deleted (``GroupEnds.due``), so a decision chain cut after it
+lost blocks to a deletion (``PartitionWalk._start_check``). Receipts, denials and queries chains have no such
+witness.
 
 No record is read with ``str``/``repr`` of its values or iterated before its type is checked: a
 record someone else wrote may hold anything JSON can (``entries: 5``, a signer nested a thousand
@@ -41,6 +44,7 @@ from broker.audit.chain import (
     canonical,
     chain_owner,
     checkpoint_payload,
+    first_ingress,
     last_ingress,
     sealed,
     shown,
@@ -254,6 +258,19 @@ class GroupEnds:
     ingress: dict[tuple[str, int], int]
     feeds: FeedEnds
     refused: tuple[str, ...] = ()
+    due: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Per ingress partition, the first record the broker took whose decision the audit's retention cannot
+    have deleted yet (``broker.auditor.due_decisions``): a decision chain cut at its start must still hold it
+    (``PartitionWalk``'s start check). A partition left out is not checked."""
+
+
+DUE_MARGIN_MS = 86_400_000
+"""How much younger than the audit's retention an ingress record must be for its decision to be due
+(``GroupEnds.due``): a day, more than the clocks of the auditor's host and Kafka's nodes may differ by. Kafka
+deletes a segment only once its newest record is older than the retention, and a decision's block is appended
+after the ingress record it decides, so the block of a record appended within the retention less this margin
+cannot have expired: if its chain no longer holds it, it was deleted (DeleteRecords, a retention lowered by
+hand), not expired."""
 
 
 MAX_PLACES = 1_024
@@ -1101,9 +1118,11 @@ class PartitionWalk:
     def __init__(self, topic: str, partition: int, verify: VerifyFn, holds: Holds | None = None,
                  owner: str | None = None, chains: dict[str | None, ChainState] | None = None, *,
                  prunes: bool = False, tracked: tuple[int, int] = (TRACKED_PER_CHAIN, TRACKED_IN_ALL),
-                 max_chains: int = MAX_CHAINS, log_start: int = 0) -> None:
+                 max_chains: int = MAX_CHAINS, log_start: int = 0,
+                 due: Mapping[tuple[str, int], int] | None = None) -> None:
         self.topic, self.partition, self.verify, self.holds, self.owner = topic, partition, verify, holds, owner
         self.log_start = log_start
+        self.due = due if due is not None and holds == "decisions" else {}
         self.chains: dict[str | None, ChainState] = chains if chains is not None else {}
         # Written least recently first (``_state`` moves a chain last at each of its records): the order chains are
         # given up in, kept across a save of the states by their ``last`` offset.
@@ -1267,6 +1286,8 @@ class PartitionWalk:
             self._side(offset, doc, seq, prev, claimed, str(chain), state, signed, sound, flag)
         else:
             self._main(offset, doc, seq, prev, claimed, chain, state, signed, sound, flag)
+        if self.due and not found and seq == state.first_seq > 0:
+            found.extend(self._start_check(offset, doc))
         if self.pruned and not self.prunes:
             # A reader that holds a chain's waiting records as one lot cannot tell the branches apart: it
             # takes none of them (the chain is cut) and the forks are findings at the settling record.
@@ -1274,6 +1295,24 @@ class PartitionWalk:
             found.extend(f for f in self.settled if not isinstance(f, ChainFinding))
             self.pruned, self.settled = {}, [f for f in self.settled if isinstance(f, ChainFinding)]
         return doc, found
+
+    def _start_check(self, offset: int, doc: dict[str, Any]) -> list[Finding]:
+        """The start check of a decision chain whose first records are no longer held (``first_seq``): its
+        first block held, sound, must take its ingress partition's records from the first one whose decision
+        was due (``GroupEnds.due``) or earlier. One starting later had blocks deleted that retention could not
+        yet have taken: the decisions of those records are gone, which the chain alone cannot show."""
+        first = first_ingress(doc)
+        if first is None:
+            return []
+        topic, partition, taken = first
+        due = self.due.get((topic, partition))
+        if due is None or due >= taken:
+            return []
+        return [Finding(self.topic, self.partition, offset, (
+            f"the chain starts at seq {doc.get('seq')}, taking {plain(topic)}:{partition} from offset {taken}, "
+            f"but Kafka still holds that partition's records from offset {due} on, appended within the audit's "
+            f"retention: the blocks deciding offsets {due} to {taken - 1} were deleted, not expired (DeleteRecords "
+            "on the decisions topic, or its retention lowered by hand)"))]
 
     @staticmethod
     def _owners_break(state: ChainState, seq: int) -> bool:
@@ -1567,6 +1606,7 @@ class PartitionWalk:
 def verify_partition(
     topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn,
     holds: Holds | None = None, owner: str | None = None, log_start: int = 0,
+    due: Mapping[tuple[str, int], int] | None = None,
 ) -> PartitionReport:
     """Check one partition's records, given in offset order as (offset, value).
 
@@ -1575,11 +1615,12 @@ def verify_partition(
     any may be). In a topic of receipts, receipts that no checkpoint of their partner's vouches for
     are reported too: a subscriber signs every batch it commits, so only someone else can have
     written them. ``log_start``: the partition's first offset Kafka still holds (``PartitionWalk``: a chain
-    whose first records were before it starts where it is held). (A :class:`PartitionWalk` over every record;
-    ``records`` is read once, as a stream.)
+    whose first records were before it starts where it is held), ``due`` the decisions such a chain must
+    still hold (``GroupEnds.due``). (A :class:`PartitionWalk` over every record; ``records`` is read once, as
+    a stream.)
     """
     report = PartitionReport(topic, partition)
-    walk = PartitionWalk(topic, partition, verify, holds, owner, prunes=True, log_start=log_start)
+    walk = PartitionWalk(topic, partition, verify, holds, owner, prunes=True, log_start=log_start, due=due)
     for offset, value in records:
         report.records += 1
         report.add(walk.feed(offset, value)[1])

@@ -253,10 +253,12 @@ def _decision_row(r: tuple[Any, ...]) -> dict[str, Any]:
     return row
 
 
-CHAIN_FIELDS = ("topic", "partition", "chain", "records", "signed", "unsigned_tail", "last_checkpoint_at",
-                "last_checkpoint_seq", "last_checkpoint_offset", "problems", "state")
+CHAIN_FIELDS = ("topic", "partition", "chain", "records", "first_seq", "signed", "unsigned_tail",
+                "last_checkpoint_at", "last_checkpoint_seq", "last_checkpoint_offset", "problems", "state")
 """What ``integrity`` gives of a chain whose problems the auditor reads: a national auditor's every chain,
-a scoped auditor's own receipts chains."""
+a scoped auditor's own receipts chains. ``first_seq``: the seq of its first record held, above 0 when Kafka
+deleted its first records (``ChainState.first_seq``): retention's work, or a deletion, which only a decision
+chain's start check tells apart (``PartitionWalk``), so the console says which chains start late."""
 COUNTED_CHAIN_FIELDS = ("topic", "partition", "chain", "problems", "state")
 """What ``integrity`` gives a scoped auditor of a chain it may count but not read (the decision chains): its
 state only. Their records, signatures, checkpoint sequence, offset and time grow with every block about any
@@ -350,7 +352,8 @@ class AuditIndex:
             raise translated(exc, self.path, "registering the audit topics") from None
 
     def partition(self, topic: str, partition: int, holds: Holds, verify: VerifyFn, *, owner: str | None = None,
-                  batch_rows: int = 5_000, feeds: str | None = None, log_start: int = 0) -> PartitionIngest:
+                  batch_rows: int = 5_000, feeds: str | None = None, log_start: int = 0,
+                  due: Mapping[tuple[str, int], int] | None = None) -> PartitionIngest:
         """An ingest of ``topic[partition]`` from its stored position (``.start``): ``add`` each record
         from there in offset order, then ``commit`` (``abort`` on failure). Every vouched receipt is matched
         against the decisions indexed, and one they do not match (none indexed yet, say: a receipts topic
@@ -358,10 +361,11 @@ class AuditIndex:
         a row unchecked. ``feeds``: what every feed topic's name starts with, to count how far a receipts
         partition's receipts reach into the feeds (``end_reports``). ``log_start``: the partition's first offset
         Kafka still holds: a chain the index holds nothing of whose first records were before it starts where
-        it is held (``PartitionWalk``); one it holds, whose next records were deleted unread, shows the gap."""
+        it is held (``PartitionWalk``); one it holds, whose next records were deleted unread, shows the gap.
+        ``due``: the decisions a decision chain so cut must still hold (``GroupEnds.due``)."""
         try:
             return PartitionIngest(self._conn, topic, partition, holds, owner, verify, batch_rows, self.path, feeds,
-                                   log_start)
+                                   log_start, due)
         except sqlite3.Error as exc:
             raise translated(exc, self.path, f"reading where {topic}[{partition}] stands") from None
 
@@ -1021,13 +1025,15 @@ class AuditIndex:
                         f"chain {plain(name)}: {s.tail} receipt record(s) from here on that no checkpoint of the "
                         "partner's vouches for")})
             chains.append(_chain_row(texts(topic), {
-                "topic": topic, "partition": part, "chain": _named(name), "records": s.records, "signed": s.signed,
+                "topic": topic, "partition": part, "chain": _named(name), "records": s.records,
+                "first_seq": s.first_seq, "signed": s.signed,
                 "unsigned_tail": s.tail, "last_checkpoint_at": s.signed_at, "last_checkpoint_seq": s.signed_seq,
                 "last_checkpoint_offset": s.signed_offset, "problems": problems}))
         for (topic, part, key), n in counts.items():  # problems at records that name no readable chain
             name = None if key == UNKNOWN_CHAIN else chain_name(key)
             chains.append(_chain_row(texts(topic), {
-                "topic": topic, "partition": part, "chain": _named(name), "records": 0, "signed": 0, "unsigned_tail": 0,
+                "topic": topic, "partition": part, "chain": _named(name), "records": 0, "first_seq": 0, "signed": 0,
+                "unsigned_tail": 0,
                 "last_checkpoint_at": None, "last_checkpoint_seq": None, "last_checkpoint_offset": None,
                 "problems": n}))
         chains.sort(key=lambda c: (c["problems"] == 0, c["topic"], c["partition"], str(c["chain"])))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -153,7 +153,8 @@ class PartitionIngest:
 
     def __init__(self, conn: sqlite3.Connection, topic: str, partition: int, holds: Holds, owner: str | None,
                  verify: VerifyFn, batch_rows: int = 5_000, path: Path | None = None,
-                 feeds: str | None = None, log_start: int = 0) -> None:
+                 feeds: str | None = None, log_start: int = 0,
+                 due: Mapping[tuple[str, int], int] | None = None) -> None:
         self._conn, self.topic, self.partition, self.holds = conn, topic, partition, holds
         self.path = path or Path("(the audit index)")
         self.batch_rows = batch_rows
@@ -164,7 +165,8 @@ class PartitionIngest:
             "SELECT chain_key, state FROM chains WHERE topic = ? AND partition = ?", (topic, partition))}
         # ``prunes``: the index holds each waiting receipt by offset (``pending_receipts``), so a fork a signed
         # record settles drops exactly the branch off its path, as `audit verify` does (``_prune``).
-        self._walk = PartitionWalk(topic, partition, verify, holds, owner, chains, prunes=True, log_start=log_start)
+        self._walk = PartitionWalk(topic, partition, verify, holds, owner, chains, prunes=True, log_start=log_start,
+                                   due=due)
         # Where the chain ends, for the check against the groups' committed offsets (``AuditIndex.end_reports``):
         # a decisions partition's newest sound block naming an ingress record; how far a receipts
         # partition's sound receipts reach into feeds (``feeds``: what every feed topic's name starts

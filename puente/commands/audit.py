@@ -142,10 +142,11 @@ def _verify(args: argparse.Namespace) -> int:
     async def walk() -> list[PartitionReport]:
         found = await audit_topics(conn, cfg.topic_prefix)
         # The offsets first: what the broker commits during the walk only lengthens its chains.
-        ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
+        ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir,
+                                cfg.audit_retention_days)
         refused.extend(ends.refused)
         return await verify_topics(conn, found.roles, check, found.owners, ends.ingress, ends.feeds,
-                                   _walk_progress("audit verify"))
+                                   _walk_progress("audit verify"), due=ends.due)
 
     reports = run(walk())
     problems = [f for r in reports for f in r.findings]  # listed: the first MAX_LISTED of each partition
@@ -297,7 +298,8 @@ def _index(args: argparse.Namespace) -> int:
         async def catch_up() -> Any:
             found = await audit_topics(conn, cfg.topic_prefix)
             # The groups' offsets first, as for `audit verify`: the index checks the chains' ends against them.
-            ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
+            ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir,
+                                    cfg.audit_retention_days)
             with AuditIndex(target) as index:
                 return await index_topics(conn, found.roles, check, index, found.owners, progress, ends=ends)
 

@@ -500,7 +500,8 @@ def catch_up_index(cfg: PuenteSettings, conn: KafkaConnection, path: Path) -> Ca
 
     async def indexed() -> IndexRun:
         found = await audit_topics(conn, cfg.topic_prefix)
-        ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
+        ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir,
+                                cfg.audit_retention_days)
         with writer_lock(path), AuditIndex(path) as index:
             return await index_topics(conn, found.roles, check, index, found.owners, ends=ends)
 

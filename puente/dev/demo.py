@@ -420,9 +420,10 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     print(f"      {collected} denial(s) collected from the authorizer's log into {names.denials}")
     _step(8, "auditor, as its own login: verify every hash chain and every signature")
     found = await audit_topics(auditor, cfg.topic_prefix)
-    ends = await group_ends(auditor, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
+    ends = await group_ends(auditor, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir,
+                            cfg.audit_retention_days)
     reports = await verify_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), found.owners,
-                                  ends.ingress, ends.feeds)
+                                  ends.ingress, ends.feeds, due=ends.due)
     problems = [f for r in reports for f in r.findings]
     _step(9, "result, from the audit topics")
     decisions, dead, receipts, denials, actions = await _audit_counts(cfg, auditor, found)

@@ -39,6 +39,7 @@ from puente_testing import (
 from adapters.publisher import IngressPublisher
 from broker.audit import ChainHead, ChainWriter
 from broker.audit.verify import Holds
+from broker.audit_index import AuditIndex, Scope
 from broker.auditor import LogFilter, WalkProgress, read_log, verify_topics
 from broker.crypto import SecretBytes, sign_ingress
 from broker.keystore import Keystore
@@ -843,6 +844,43 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
     verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
                             timeout=180, check=False)
     assert verify.returncode == 0, verify.stdout[-2000:] + verify.stderr[-2000:]
+
+
+async def test_decision_blocks_deleted_within_the_audit_retention_are_reported(env: Env, tmp_path: Path) -> None:
+    """An admin deletes a decisions partition's oldest block (DeleteRecords), not retention: Kafka still holds the
+    ingress records it decided, appended a minute ago, well within the audit's retention. `audit verify`, as the
+    auditor's own login, reports the block deleted, naming the ingress offsets whose decisions are gone, and fails;
+    `audit index` (what the console reads) reports it too, and so does an index rebuilt afterwards."""
+    for first in (0, 40):  # two runs: each slot with records gets a block in each
+        await publish_synthetic(env.cfg, env.conn, 40, seed=43 + first, first=first)
+        run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+                             capture_output=True, text=True, timeout=180, check=False)
+        assert run.returncode == 0, run.stderr[-2000:]
+    by_partition: dict[int, list[int]] = {}
+    for rec in await read_topic(env.conn, env.names.decisions):
+        if json.loads(rec.value).get("kind") == "BLOCK":
+            by_partition.setdefault(rec.partition, []).append(rec.offset)
+    partition, offsets = next((p, o) for p, o in sorted(by_partition.items()) if len(o) >= 2)
+    admin = AIOKafkaAdminClient(**env.conn.aiokafka())
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(env.names.decisions, partition): RecordsToDelete(offsets[1])})
+    finally:
+        await admin.close()
+    verify = subprocess.run(cli("audit", "verify"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                            timeout=180, check=False)
+    assert verify.returncode != 0, verify.stdout[-2000:] + verify.stderr[-2000:]
+    assert "were deleted, not expired" in verify.stdout, verify.stdout[-3000:]
+    path = tmp_path / "index" / "audit.sqlite"
+    path.parent.mkdir(mode=0o700)
+    for extra in ((), ("--rebuild",)):
+        index = subprocess.run(cli("audit", "index", "--index", str(path), *extra), env=env.env_vars("auditor"),
+                               capture_output=True, text=True, timeout=180, check=False)
+        assert index.returncode != 0 and "problem(s) in the audit" in index.stdout, (
+            index.stdout[-2000:] + index.stderr[-2000:])
+        with AuditIndex(path) as held:
+            problems = [f["problem"] for f in held.integrity(Scope())["findings"]]
+        assert any("were deleted, not expired" in p for p in problems), problems
 
 
 async def test_a_slot_whose_audit_chain_retention_deleted_starts_a_new_chain(env: Env) -> None:

@@ -167,3 +167,44 @@ def test_the_index_starts_a_new_chain_at_the_log_start_and_keeps_a_gap_it_never_
         ingest.commit()
         assert [f["problem"] for f in index.integrity(Scope())["findings"]] == [
             "gap: records missing (expected seq 2, found 4)"]
+
+
+INGRESS = ("t.ingress.SNM", 0)
+
+
+def test_a_decision_chain_cut_before_its_due_decisions_was_deleted_not_expired() -> None:
+    """Kafka still holds the ingress records from offset 1 on, appended within the audit's retention (``due``),
+    but the decision chain starts at the block taking offset 3: the blocks deciding 1 and 2 cannot have expired,
+    so they were deleted, and `audit verify` says so, naming the offsets; a chain whose first block held takes the
+    first due record, or one before it, is as retention left it."""
+    blocks = _blocks(6)
+    report = verify_partition(DECISIONS, 0, _cut(blocks, 3), _verify, "decisions", log_start=3, due={INGRESS: 1})
+    assert [(f.offset, f.problem) for f in report.findings] == [(3, (
+        "the chain starts at seq 3, taking t.ingress.SNM:0 from offset 3, but Kafka still holds that partition's "
+        "records from offset 1 on, appended within the audit's retention: the blocks deciding offsets 1 to 2 were "
+        "deleted, not expired (DeleteRecords on the decisions topic, or its retention lowered by hand)"))]
+    for due in ({INGRESS: 3}, {INGRESS: 5}, {("t.ingress.SNM", 1): 0}, {}):
+        assert verify_partition(DECISIONS, 0, _cut(blocks, 3), _verify, "decisions", log_start=3, due=due).ok
+    # A whole chain (the log starting at 0) has nothing cut from its start: no check, whatever is due.
+    assert verify_partition(DECISIONS, 0, _cut(blocks, 0), _verify, "decisions", log_start=0, due={INGRESS: 0}).ok
+
+
+def test_an_index_built_after_a_deletion_reports_it_and_a_rebuild_keeps_reporting_it(tmp_path: Path) -> None:
+    """The index's catch-up walks a cut decision chain with the decisions still due, as `audit verify` does: the
+    deletion is its finding, and a rebuild (a new index walking from the log start) finds it again rather than
+    forget it; the later catch-ups, continuing from the index's position, do not repeat it."""
+    blocks = _blocks(6)
+    for name in ("first.sqlite", "rebuilt.sqlite"):
+        with AuditIndex(tmp_path / name) as index:
+            index.register({DECISIONS: "decisions"})
+            ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=4, due={INGRESS: 2})
+            for offset, value in _cut(blocks, 4)[:1]:
+                ingest.add(offset, value)
+            ingest.commit()
+            ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=4, due={INGRESS: 2})
+            for offset, value in _cut(blocks, 5):
+                ingest.add(offset, value)
+            ingest.commit()
+            problems = [f["problem"] for f in index.integrity(Scope())["findings"]]
+            assert index.problems() == 1 and len(problems) == 1
+            assert "blocks deciding offsets 2 to 3 were deleted, not expired" in problems[0]
