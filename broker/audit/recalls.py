@@ -325,9 +325,12 @@ class RecallBook:
         times = [] if waiting_on else [first[h] for h in holding] if holding else list(first.values())
         acknowledged_at = max(times) if times and notice.went and not unlisted else None
         if not notice.went:
-            # Replaced since by a delivery of a later version to the partner: the version it recalled is gone.
+            # Replaced since by a delivery of a later version to the partner: the version it recalled is gone. A
+            # delivery before the notice replaced a version below the one it recalls, so ``was`` alone tells them
+            # apart; the decisions' times are their workers' clocks, which may differ once the alert's slot moved
+            # to another worker, and are never compared here.
             later = [(a, v) for was, a, v in self.replaced.get((alert, partner), ())
-                     if notice.recalls is not None and was >= notice.recalls and a >= at]
+                     if notice.recalls is not None and was >= notice.recalls]
             if later:
                 superseded_at, by = min(later)
                 return RecallRow(self.ids.get((alert, partner), alert), partner, version, at, deadline, None,

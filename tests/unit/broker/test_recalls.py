@@ -175,7 +175,6 @@ def test_a_failed_notice_is_closed_once_a_later_delivery_replaces_the_version_it
     _delivered("SNM:A", "USA", 3, 80, supersedes=0),  # replaced a version older than the one recalled
     _delivered("SNM:A", "COL", 3, 80, supersedes=1),  # to another partner
     _delivered("SNM:B", "USA", 3, 80, supersedes=1),  # another alert
-    _delivered("SNM:A", "USA", 3, 95, supersedes=1),  # decided before the notice
     {**_delivered("SNM:A", "USA", 3, 80, supersedes=1), "decision": "WITHHOLD"},
 ])
 def test_a_failed_notice_stays_failed_unless_a_later_delivery_replaced_its_version(later: dict[str, object]) -> None:
@@ -183,6 +182,19 @@ def test_a_failed_notice_stays_failed_unless_a_later_delivery_replaced_its_versi
     recalled (or a later one) closes it."""
     failed = _recall("SNM:A", "USA", 2, 90, sent=False, recalls=1, notice_version=2)
     [row] = recall_status([failed, later], {}, NOW)
+    assert (row.state, row.superseded_at) == (FAILED, None)
+
+
+def test_the_chain_order_not_the_workers_clocks_says_which_delivery_came_after_the_notice() -> None:
+    """The notice and the delivery of one alert are in one slot's chain, in the order they were decided; their
+    times are their workers' clocks, which differ once the slot moved to another worker. A delivery after the
+    notice, its worker's clock 2 s behind, still closes it; one before it, whatever its time, does not."""
+    failed = _recall("SNM:A", "USA", 2, 90, sent=False, recalls=1, notice_version=2)
+    behind = _delivered("SNM:A", "USA", 3, 90 + 2 / 3600, supersedes=1)
+    [row] = recall_status([failed, behind], {}, NOW)
+    assert (row.state, row.superseded_by) == (SUPERSEDED, 3)
+    ahead = _delivered("SNM:A", "USA", 1, 80, supersedes=0)
+    [row] = recall_status([ahead, failed], {}, NOW)
     assert (row.state, row.superseded_at) == (FAILED, None)
 
 
