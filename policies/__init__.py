@@ -23,6 +23,7 @@ from policies._compile import CompiledAgreement, PartnerInfo, PolicySet, subscri
 from policies._decide import decide, decide_many
 from policies._decision import Decision, Outcome, Redaction
 from policies._explain import DEMO_KEY, explain
+from policies._fields import within
 from policies._lint import PSEUDONYM_KEY, lint
 from policies._load import load_areas, load_policy_set, schema_fields
 from policies._model import DEFAULT_INSTANCE, MAX_INSTANCES
@@ -63,5 +64,6 @@ __all__ = [
     "schema_fields",
     "subscriber_instances",
     "unseen_character",
+    "within",
     "yaml_problem",
 ]

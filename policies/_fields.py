@@ -86,6 +86,13 @@ class FieldInfo:
         return self.kind == "string" or (self.kind == "array" and self.items == "string")
 
 
+def within(path: str, outer: str) -> bool:
+    """``path`` is ``outer`` or a field inside it: ``a.b`` and ``a[].b`` are inside ``a``, ``ab`` is not. What a
+    change or rule of ``outer`` (a field dropped, kept, masked) reaches: every reader of a view's changes asks
+    this one question the one way."""
+    return path == outer or path.startswith((outer + ".", outer + "[]"))
+
+
 def parent_path(path: str) -> str | None:
     """The field that holds ``path``: ``a.b[].c`` -> ``a.b``; a root field has none."""
     head, sep, _ = path.rpartition(".")

@@ -45,7 +45,7 @@ from broker.audit_index._scope import (
 )
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, connect, iso_ms, translated
 from broker.pipeline import dead_letter_source
-from policies import REFERENCE_PREFIX
+from policies import REFERENCE_PREFIX, within
 from puente.wire import iso_utc
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class AlwaysKept:
 
     def keeps(self, path: str) -> bool:
         """``path`` is one of the paths, or inside one (``a.b`` in ``a``; ``a[].b`` in ``a``)."""
-        return any(path == p or path.startswith((p + ".", p + "[]")) for p in self.paths)
+        return any(within(path, p) for p in self.paths)
 
 
 def _kept_by(d: Mapping[str, Any], field: str, envelope: AlwaysKept | None) -> str | None:
@@ -970,7 +970,7 @@ class AuditIndex:
             else:
                 for change in d["redacted"]:
                     path = change.get("field") if isinstance(change, dict) else None
-                    if isinstance(path, str) and (field == path or field.startswith(path + ".")):
+                    if isinstance(path, str) and within(field, path):
                         outcome = _PAST.get(str(change.get("action")), str(change.get("action")))
                         rule, named = change.get("rule"), change.get("named", True) is not False
                         break

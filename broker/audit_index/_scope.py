@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from policies import within
+
 PARTNER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 """What a partner id is (the policy's ``Partner.id``): what ``Scope`` takes as a partner."""
 
@@ -126,8 +128,7 @@ def bit(column: str) -> int:
 def _covers(change: str, source: str) -> bool:
     """A change of field ``change`` covers field ``source``: the same, one holding it (``location``,
     ``markings.originator``), or one inside it."""
-    return any(inner == outer or inner.startswith((outer + ".", outer + "[]"))
-               for inner, outer in ((source, change), (change, source)))
+    return within(source, change) or within(change, source)
 
 
 def covered_columns(row: Mapping[str, Any]) -> frozenset[str]:

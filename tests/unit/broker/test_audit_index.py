@@ -340,6 +340,24 @@ def test_why_a_field_was_kept_names_every_agreement_rule_in_force(tmp_path: Path
         "combifron.watchlist, col-pan.border (unless the envelope of policy p1, not loaded, kept it)")
 
 
+def test_why_a_field_inside_a_dropped_array_names_the_drop(tmp_path: Path) -> None:
+    """A field inside an array's items (``payload.items[].category``) went wherever the array did: an array
+    dropped whole dropped it, and "why" says so, as it does for a field inside a dropped record; a field of a
+    like name beside the array (``payload.itemsX``) is not inside it."""
+    writer = ChainWriter(DECISIONS, 0)
+    dropped = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL",
+                        redacted=[{"field": "payload.items", "action": "drop", "rule": "col.cover", "named": False},
+                                  {"field": "location", "action": "drop", "rule": "col.cover"}])
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, {DECISIONS: [writer.block([_alert("PN:1", 0, [dropped])], "broker-sign-2026a",
+                                             _signer("broker-sign-2026a"), "t")]})
+    for scope in (Scope(), Scope("COL")):
+        name = "PN:1" if scope.national else index.alert_name(scope, "PN:1") or "PN:1"
+        for field in ("payload.items", "payload.items[].category", "location.latitude"):
+            assert index.why(scope, name, "COL", field)[0]["outcome"] == "dropped", field
+        assert index.why(scope, name, "COL", "payload.itemsX")[0]["outcome"] == "kept"
+
+
 def test_why_a_withheld_field_names_the_rule_that_withheld_not_the_envelope(index: AuditIndex) -> None:
     """A withheld decision names its first failing rule, whatever the envelope keeps."""
     envelope = AlwaysKept("ENVELOPE", frozenset({"alert_type"}), "p1")
