@@ -113,11 +113,21 @@ def _change(change: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p)
 
 
+_PATH_SAFE = "/?#&=;:@!$'()*+,~%-._"
+"""What ``local_path`` leaves as it is: RFC 3986's characters of a path, query and fragment, ``%`` for what is
+already escaped. Any other character (a tab, a newline, a space, a backslash, a letter beyond ASCII) is escaped."""
+
+
 def local_path(target: str | None) -> str:
-    """Where to go after signing in: a path on this site only (never ``//host`` or ``https://...``)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after signing in: a path on this site only (never ``//host`` or ``https://...``). An allow-list,
+    not a filter of what browsers are known to read as another site: the target must start with one ``/``, and
+    every character outside ``_PATH_SAFE`` is percent-escaped, so a character a browser strips or reads as a
+    slash (a tab after the first slash, a backslash) stays a character of a path here, whatever quoting the framework's
+    redirect does after this."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return "/"
-    return target[:500]
+    out = quote(target[:500], safe=_PATH_SAFE)
+    return out if out.startswith("/") and not out.startswith("//") else "/"
 
 
 def redactions(changes: Any) -> dict[str, list[dict[str, Any]]]:

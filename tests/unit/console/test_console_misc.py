@@ -50,6 +50,15 @@ def test_views_quote_formulas_and_follow_only_local_paths() -> None:
     assert cell("=1+1") == "'=1+1" and cell("-2") == "'-2" and cell(["a", "b"]) == "a; b" and cell(None) == ""
     assert local_path("/search?x=1") == "/search?x=1"
     assert local_path("//evil") == "/" and local_path("https://evil") == "/" and local_path(None) == "/"
+    # What browsers strip from a URL (tabs, newlines) or read as a slash (a backslash) is escaped, never followed
+    # to another site; a letter beyond ASCII is escaped as a browser would send it.
+    for hostile in ("/\t/evil.example", "/\n/evil.example", "/\r\n/evil", "/ /evil", "/\u3000/evil", "/x\\evil"):
+        out = local_path(hostile)
+        assert out.startswith("/") and not out.startswith("//") and all(c.isascii() and c.isprintable() and c not in
+                                                                         " \\" for c in out), (hostile, out)
+    assert local_path("/\t/evil.example") == "/%09/evil.example" and local_path("/\\evil") == "/"
+    assert local_path("/search?q=se%C3%B1al&partner=COL#top") == "/search?q=se%C3%B1al&partner=COL#top"
+    assert local_path("/search?q=señal") == "/search?q=se%C3%B1al"
 
 
 def _cli(tmp_path: Path, *argv: str) -> int:
