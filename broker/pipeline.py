@@ -934,7 +934,7 @@ class FeedCountStale(KeyUnusable):
     def __init__(self, topic: str, kept: int, now_has: int) -> None:
         super().__init__(f"feed {topic[:200]} has {now_has} partitions as this worker read them, fewer than the {kept} "
                          "an alert was first sent under: it stopped without committing this record; start it again")
-        self.topic = topic
+        self.topic, self.kept = topic, kept
 
 
 class MissingDeliveryKey(KeyUnusable):

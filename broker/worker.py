@@ -1570,7 +1570,8 @@ class BrokerWorker:
         recounted: set[str] = set()
         while stale.topic not in recounted:
             recounted.add(stale.topic)
-            count = self.pipeline.feed_counts[stale.topic] = await partition_count_now(state.producer, stale.topic)
+            count = self.pipeline.feed_counts[stale.topic] = await partition_count_now(state.producer, stale.topic,
+                                                                                       stale.kept)
             log.info("feed partition count read again", topic=stale.topic, count=count)
             try:
                 return self.pipeline.process_recounted(rec, seen, now, lookup, recounted)

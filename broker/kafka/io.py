@@ -37,11 +37,28 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
     return sorted(metadata.partitions_for_topic(topic) or ())
 
 
-async def partition_count_now(producer: AIOKafkaProducer, topic: str) -> int:
+RECOUNT_READS = 3
+RECOUNT_PAUSE_S = 1.0
+
+
+async def partition_count_now(producer: AIOKafkaProducer, topic: str, at_least: int = 0) -> int:
     """How many partitions ``topic`` has, from metadata asked of Kafka now: ``partitions_for`` answers from the
-    producer's cache, which may predate partitions added since."""
-    await producer.client.force_metadata_update()
-    return len(await producer.partitions_for(topic))
+    producer's cache, which may predate partitions added since.
+
+    A count below ``at_least`` (what an alert's state recorded) says the topic was made anew with fewer, which the
+    caller then takes for good. A topic's partitions are never removed, so such an answer may also be one node's
+    metadata not yet holding partitions just added: it is taken only once ``RECOUNT_READS`` reads,
+    ``RECOUNT_PAUSE_S`` apart (each of the node the client finds least loaded then), all say so; the highest
+    count read is the answer."""
+    count = 0
+    for attempt in range(RECOUNT_READS):
+        if attempt:
+            await asyncio.sleep(RECOUNT_PAUSE_S)
+        await producer.client.force_metadata_update()
+        count = max(count, len(await producer.partitions_for(topic)))
+        if count >= at_least:
+            break
+    return count
 
 
 NOTE_AFTER_S = 2.0

@@ -17,6 +17,7 @@ import pytest
 from aiokafka import TopicPartition
 from worker_fakes import HeldProducer, settle
 
+import broker.kafka.io as kafka_io
 from broker.audit import ChainWriter
 from broker.kafka.batches import PartitionBatches
 from broker.lifecycle import AlertState, LifecycleStateError
@@ -299,3 +300,35 @@ async def test_a_worker_that_read_the_feed_before_it_grew_sends_an_alerts_update
     ref = _DeliverToUSA().reference("USA", first["alert_id"]).encode()
     assert kept == [(feed_partition(ref, 6), ref)]
     assert pipeline.feed_counts == {FEED: 6}
+
+
+class _Metadata:
+    """A producer whose metadata answers the given partition counts in turn, one per forced update."""
+
+    def __init__(self, counts: list[int]) -> None:
+        self.counts, self.reads = counts, 0
+        self.client = self
+
+    async def force_metadata_update(self) -> bool:
+        self.reads += 1
+        return True
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.counts[min(self.reads, len(self.counts)) - 1]))
+
+
+@pytest.mark.parametrize(("counts", "at_least", "answer", "reads"), [
+    ([6], 0, 6, 1),  # nothing recorded: one read
+    ([6], 6, 6, 1),  # as recorded: one read
+    ([3, 3, 6], 6, 6, 3),  # a node behind on partitions just added, then one that has them
+    ([3, 3, 3], 6, 3, 3),  # fewer on every read: the feed was made anew with fewer
+    ([3, 6, 3], 6, 6, 2),  # the highest count read is the answer
+])
+async def test_a_count_below_the_recorded_one_is_read_again_before_it_is_taken(
+        counts: list[int], at_least: int, answer: int, reads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A topic's partitions are never removed: a count below what an alert's state recorded is taken for a feed
+    made anew only once every one of ``RECOUNT_READS`` reads says so, never from one node's stale metadata."""
+    monkeypatch.setattr(kafka_io, "RECOUNT_PAUSE_S", 0.0)
+    producer = _Metadata(counts)
+    assert await kafka_io.partition_count_now(producer, "t.feed.COL", at_least) == answer  # type: ignore[arg-type]
+    assert producer.reads == reads
