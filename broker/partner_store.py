@@ -428,8 +428,12 @@ class PartnerStore:
                             c.execute(statement)
                     c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('partner', ?)", (self.partner,))
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                if version == 1:  # no passed_on yet: nothing was known to be passed on beyond the run itself
+                if version == 1:
+                    # No passed_on yet, though `subscribe --out` already copied views out: what an earlier run
+                    # copied is not known, so every alert held counts as passed on (fails closed: a later recall
+                    # of it is RECALL_PASSED_ON, never a RECALLED that a copy outside the store would belie).
                     c.execute("ALTER TABLE alerts ADD COLUMN passed_on INTEGER NOT NULL DEFAULT 0")
+                    c.execute("UPDATE alerts SET passed_on = 1")
                     version = 2
                 if version == 2:  # no review_ms yet: learnt from each alert's next version
                     c.execute("ALTER TABLE alerts ADD COLUMN review_ms INTEGER")
