@@ -36,7 +36,6 @@ from broker.audit.receipts import (
     sent_records,
 )
 from broker.audit.verify import (
-    DUE_MARGIN_MS,
     ChainState,
     FeedEnds,
     Finding,
@@ -45,6 +44,7 @@ from broker.audit.verify import (
     PartitionReport,
     PartitionWalk,
     ReceiptReach,
+    StartFinding,
     VerifyFn,
     end_check,
     missing_topic,
@@ -72,7 +72,7 @@ from broker.kafka import (
 )
 from broker.keystore import Keystore, load_key_file, signature_check
 from broker.spill import Spill, sort_key, spill_error
-from broker.topology import DAY_MS, TopicNames, feed_readers
+from broker.topology import TopicNames, feed_readers
 from policies import PolicySet, load_policy_set
 from puente.errors import AuditChainError, ConfigError, KafkaAccessError, KafkaOperationError
 from puente.strict import open_regular
@@ -117,7 +117,7 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                         ends: Mapping[tuple[str, int], int] | None = None,
                         feed_ends: FeedEnds | None = None,
                         progress: Callable[[WalkProgress], None] | None = None,
-                        due: Mapping[tuple[str, int], int] | None = None) -> list[PartitionReport]:
+                        retained_since: int | None = None) -> list[PartitionReport]:
     """Walk every partition of every audit topic, oldest record first, and report what is wrong.
 
     ``topics`` maps each topic to what it holds (``"decisions"``, ``"receipts"``, ``"denials"``,
@@ -134,9 +134,9 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     the receipts checked against them (``receipt_ends``): records dropped from a chain's end are a
     finding. Each partition's walk knows where its log starts (``log_starts``): a chain whose first
     records retention deleted is vouched for from its first record held, not called a gap
-    (``PartitionWalk``), unless ``due`` (``GroupEnds.due``) shows a decision chain's first block held
-    starts after a record whose decision retention cannot have taken yet: then blocks were deleted. The
-    broker's key order holds across all its chains (``retired_keys``): a block signed by a
+    (``PartitionWalk``), unless that record says its predecessor was written after ``retained_since``
+    (``retention_horizon``), when retention cannot have taken it: then records were deleted. The broker's key
+    order holds across all its chains (``retired_keys``): a block signed by a
     key it had moved on from in another partition is a finding too, given once every chain is walked.
     Records are verified as they stream in: what is held is one partition's findings and
     chain states, never its records; the deliveries, and the feed records receipts bound them to, go
@@ -170,7 +170,8 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                 reports.append(missing_topic(topic, holds))
             for partition in parts[topic]:
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
-                                     log_start=starts.get(TopicPartition(topic, partition), 0), due=due)
+                                     log_start=starts.get(TopicPartition(topic, partition), 0),
+                                     retained_since=retained_since)
                 if reach is not None and holds == "receipts":
                     reach.begin(walk.owner)
                 reports.append(await _verify_partition(conn, consumer, walk, delivered,
@@ -292,27 +293,19 @@ async def broker_ends(conn: KafkaConnection, group: str, prefix: str) -> dict[tu
 
 
 async def group_ends(conn: KafkaConnection, prefix: str, broker_group: str, feeds: Iterable[str],
-                     policy_dir: Path | None, retention_days: int | None = None) -> GroupEnds:
+                     policy_dir: Path | None) -> GroupEnds:
     """Everything chain ends are checked against, read before the chains are (``verify_topics``'s
     ``ends`` and ``feed_ends``, ``index_topics``'s ``ends``): the broker group's committed ingress
     offsets (``broker_ends``), the partners' subscriber groups' committed offsets of the ``feeds``
-    (``subscriber_ends``), with each feed's partner from the policy in ``policy_dir``, and, given the
-    audit's retention (``retention_days``, PUENTE_AUDIT_RETENTION_DAYS), the decisions still due at the
-    chains' starts (``due_decisions``). A login refused offsets, or a policy that cannot be read, still has
-    every chain read: what it kept from view is in ``refused``, one line each, and those ends are "not
-    checked", never sound."""
+    (``subscriber_ends``), with each feed's partner from the policy in ``policy_dir``. A login refused
+    offsets, or a policy that cannot be read, still has every chain read: what it kept from view is
+    in ``refused``, one line each, and those ends are "not checked", never sound."""
     refused: list[str] = []
-    due: dict[tuple[str, int], int] = {}
     try:
         ingress = await broker_ends(conn, broker_group, prefix)
     except (KafkaAccessError, KafkaOperationError) as exc:
         refused.append(str(exc))
         ingress = {}
-    if retention_days is not None:
-        try:
-            due = await due_decisions(conn, ingress, retention_days)
-        except (KafkaAccessError, KafkaOperationError) as exc:
-            refused.append(f"{exc} (the decision chains' starts were not checked against the ingress records)")
     # Which partner reads which feed is the policy's word: only that partner's receipts count for it.
     try:
         readers = feed_readers(load_policy_set(policy_dir), TopicNames(prefix))
@@ -325,26 +318,7 @@ async def group_ends(conn: KafkaConnection, prefix: str, broker_group: str, feed
     except (KafkaAccessError, KafkaOperationError) as exc:
         refused.append(str(exc))
         feed_ends = FeedEnds({}, frozenset(), TopicNames(prefix).feeds, readers)
-    return GroupEnds(ingress, feed_ends, tuple(refused), due)
-
-
-async def due_decisions(conn: KafkaConnection, committed: Mapping[tuple[str, int], int], retention_days: int,
-                        now_ms: int | None = None) -> dict[tuple[str, int], int]:
-    """Per ingress partition the broker group has committed past, the first record it took that was
-    appended within the audit's retention less ``DUE_MARGIN_MS`` (Kafka's ListOffsets by time, which the
-    auditor's Describe on the ingress topics allows; their times are Kafka's own, LogAppendTime): the
-    decision of that record, and of every later one taken, cannot have expired from the decisions topic,
-    so a chain that starts after it lost blocks to a deletion (``GroupEnds.due``). A partition with no such
-    record below its committed offset is left out: every record of it that the broker took is older, and
-    retention may have taken their decisions."""
-    since = (now_ms if now_ms is not None else int(time.time() * 1000)) - retention_days * DAY_MS + DUE_MARGIN_MS
-    if since <= 0 or not committed:
-        return {}
-    async with running(reader(conn, "puente-auditor"), conn, "reading when the ingress records were appended") \
-            as consumer:
-        found = await consumer.offsets_for_times({TopicPartition(t, p): since for t, p in committed})
-    return {(tp.topic, tp.partition): hit.offset for tp, hit in found.items()
-            if hit is not None and hit.offset < committed[(tp.topic, tp.partition)]}
+    return GroupEnds(ingress, feed_ends, tuple(refused))
 
 
 async def subscriber_ends(conn: KafkaConnection, prefix: str, feeds: Iterable[str],
@@ -520,7 +494,9 @@ class LogFilter:
 async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogFilter, verify: VerifyFn,
                    left_out: list[int] | None = None,
                    owners: Mapping[str, str] | None = None,
-                   progress: Callable[[WalkProgress], None] | None = None) -> AsyncIterator[dict[str, Any]]:
+                   progress: Callable[[WalkProgress], None] | None = None,
+                   retained_since: int | None = None,
+                   deleted: list[Finding] | None = None) -> AsyncIterator[dict[str, Any]]:
     """Audit rows (one per decision, dead letter, receipt, denial or query) from ``topics`` that pass ``flt``.
 
     ``topics`` maps each topic to what it holds (as for ``verify_topics``). Only what ``audit
@@ -533,6 +509,9 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     rows of receipts waiting for their chain's next checkpoint; the deliveries go to a temporary file
     (``_Delivered``). ``progress``, when given, hears how far the walk is (``WalkProgress``). A receipt's row
     carries when Kafka appended it and the checkpoint that signs it (``appended_at``), a time no partner chooses.
+    ``retained_since`` (``retention_horizon``) has each chain cut at its start checked as `audit verify` checks it:
+    a chain that lost records to a deletion is named in ``deleted``, its first record's rows still listed (they are
+    sound: what is missing is before them, and no row says what it was).
     """
     walked = WalkProgress(progress) if progress is not None else None
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
@@ -547,7 +526,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
         for topic, holds in topics.items():
             for partition in parts[topic]:
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
-                                     log_start=starts.get(TopicPartition(topic, partition), 0))
+                                     log_start=starts.get(TopicPartition(topic, partition), 0),
+                                     retained_since=retained_since)
                 dropped = 0
                 # Per receipt chain: the records waiting for a checkpoint (offset, when Kafka appended them, the
                 # record, None if none of its rows passes ``flt``): its bytes, never its rows (``UNVOUCHED_BYTES``).
@@ -557,6 +537,9 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                     if walked is not None:
                         walked.record()
                     doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms, rec.unreadable)
+                    if deleted is not None:
+                        deleted.extend(f for f in found if isinstance(f, StartFinding))
+                    found = [f for f in found if not isinstance(f, StartFinding)]
                     delivered.cut(walk.cut)
                     delivered.prune(walk.pruned)
                     for cut in walk.cut:  # cut off from the chain: no checkpoint will vouch for them
@@ -628,7 +611,8 @@ class IndexRun:
 async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verify: VerifyFn, index: AuditIndex,
                        owners: Mapping[str, str] | None = None,
                        progress: Callable[[IndexProgress], None] | None = None, *, ends: GroupEnds,
-                       batch_rows: int = 5_000, now: Callable[[], datetime] | None = None) -> IndexRun:
+                       batch_rows: int = 5_000, now: Callable[[], datetime] | None = None,
+                       retained_since: int | None = None) -> IndexRun:
     """Bring ``index`` up to the end of every audit partition: read each read_committed from the
     position the index holds, verify each record from the chain states the index holds, and store
     the rows of the sound ones, committing position and rows together about every ``batch_rows``
@@ -668,7 +652,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
             tp = TopicPartition(topic, partition)
             ingest = index.partition(topic, partition, holds, verify, owner=(owners or {}).get(topic),
                                      batch_rows=batch_rows, feeds=ends.feeds.feeds, log_start=starts.get(tp, 0),
-                                     due=ends.due)
+                                     retained_since=retained_since)
             try:
                 if ingest.start < last[tp]:
                     async for rec in read_range(consumer, tp, ingest.start):
@@ -906,7 +890,9 @@ async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn) -> 
                               "run `puente audit verify`")
     if state is None:
         return ChainHead(), seen
-    return ChainHead(seq=state.seq, prev=state.prev, since_checkpoint=0), seen
+    # Every denials record is a signed block: the newest one's time is the chain's last (``ChainHead.at``).
+    at = state.signed_at if state.signed_seq == state.seq - 1 else None
+    return ChainHead(seq=state.seq, prev=state.prev, since_checkpoint=0, at=at), seen
 
 
 def ack_deadlines(policy: PolicySet) -> dict[str, int]:

@@ -102,6 +102,10 @@ class ChainHead:
     resume_ms: int | None = None
     """For a slot's decision chain read back: when Kafka appended the ingress record before ``resume`` (the last
     its last block took), as that block's entry says; None when no entry says."""
+    at: str | None = None
+    """The time the chain's last record states (its ``at``), which the next record carries as ``prev_at``: a
+    chain cut at its start then says when its first record's predecessor was written, which tells a deletion from
+    retention's (``broker.audit.verify.PartitionWalk``'s start check). None: no record, or one stating no time."""
 
     @classmethod
     def after(cls, last: dict[str, Any] | None) -> ChainHead:
@@ -110,9 +114,10 @@ class ChainHead:
             return cls()
         since = 0 if last.get("kind") == "CHECKPOINT" else int(last.get("since_checkpoint", 1))
         states = last.get("states")
+        at = last.get("at")
         return cls(seq=int(last["seq"]) + 1, prev=str(last["hash"]), since_checkpoint=since,
                    resume=resume_offset(last), states=states if type(states) is int and states >= 0 else 0,
-                   resume_ms=_last_taken_ms(last))
+                   resume_ms=_last_taken_ms(last), at=at if isinstance(at, str) else None)
 
 
 @dataclass
@@ -129,6 +134,8 @@ class ChainWriter:
         doc: dict[str, Any] = {"v": VERSION, "seq": self.head.seq, "prev": self.head.prev, "kind": kind}
         if self.chain is not None:
             doc["chain"] = self.chain
+        if self.head.at is not None:  # when the record before this one was written (``ChainHead.at``)
+            doc["prev_at"] = self.head.at
         return doc
 
     def append(self, kind: str, body: dict[str, Any]) -> bytes:
@@ -142,7 +149,8 @@ class ChainWriter:
         # The verifier parses it, drops "hash" and re-canonicalises, which gives the same bytes.
         body = canonical(doc)
         digest = hashlib.sha256(body).hexdigest()
-        self.head = ChainHead(self.head.seq + 1, digest, since)
+        at = doc.get("at")
+        self.head = ChainHead(self.head.seq + 1, digest, since, at=at if isinstance(at, str) else None)
         return sealed(body, digest)
 
     @property
@@ -340,15 +348,6 @@ def ingress_of(where: object) -> tuple[str, int, int] | None:
         return None
     number, at = int(part), int(offset)
     return (topic, number, at) if number <= MAX_PARTITION and at <= MAX_OFFSET else None
-
-
-def first_ingress(doc: dict[str, Any] | None) -> tuple[str, int, int] | None:
-    """The oldest ingress record a block's entries name: (topic, partition, offset), or None when none does.
-    A slot's blocks take its ingress partition's records in order, so a chain's first block held names, in
-    this, the first record whose decision the chain still holds (``PartitionWalk``'s start check)."""
-    found = [where for entry in listed((doc or {}).get("entries")) if isinstance(entry, dict)
-             if (where := ingress_of(entry.get("ingress"))) is not None]
-    return min(found, key=lambda w: w[2]) if found else None
 
 
 def last_ingress(doc: dict[str, Any] | None) -> tuple[str, int, int] | None:

@@ -14,11 +14,11 @@ Nor can a walk tell retention from a deletion at a chain's *start* from the topi
 partition's oldest records (``audit_retention_days``, or an admin's DeleteRecords) and its log then starts
 above offset 0. A walk told where the log starts (``PartitionWalk``'s ``log_start``) takes each chain's first
 record held there as where the chain now starts, and says so in what it vouches for (``Vouched.since``); with
-the log starting at 0, a chain that does not start at seq 0 is a gap. For the decision chains Kafka keeps a
-witness here too: the ingress records, stamped with Kafka's append time. One appended within the audit's
-retention has a decision retention cannot have deleted (``GroupEnds.due``), so a decision chain cut after it
-lost blocks to a deletion (``PartitionWalk._start_check``). Receipts, denials and queries chains have no such
-witness.
+the log starting at 0, a chain that does not start at seq 0 is a gap. Each record a chain writer makes states when
+the record before it was written (``prev_at``, ``ChainWriter``): a chain whose first record held says its
+predecessor was written within the audit's retention (less a margin for clocks) lost it to a deletion, not
+to retention (``PartitionWalk._start_check``). A record written before ``prev_at`` existed says nothing, and
+its chain's start is not checked.
 
 No record is read with ``str``/``repr`` of its values or iterated before its type is checked: a
 record someone else wrote may hold anything JSON can (``entries: 5``, a signer nested a thousand
@@ -44,7 +44,6 @@ from broker.audit.chain import (
     canonical,
     chain_owner,
     checkpoint_payload,
-    first_ingress,
     last_ingress,
     sealed,
     shown,
@@ -64,6 +63,13 @@ class Finding:
     partition: int
     offset: int
     problem: str
+
+
+@dataclass(frozen=True)
+class StartFinding(Finding):
+    """A decision chain's start check's finding (``PartitionWalk._start_check``): given at its first block held,
+    which is sound; the blocks before it were deleted. A reader listing rows (``broker.auditor.read_log``) keeps
+    that block's rows and says decisions are missing."""
 
 
 MAX_LISTED = 1_000
@@ -258,19 +264,19 @@ class GroupEnds:
     ingress: dict[tuple[str, int], int]
     feeds: FeedEnds
     refused: tuple[str, ...] = ()
-    due: dict[tuple[str, int], int] = field(default_factory=dict)
-    """Per ingress partition, the first record the broker took whose decision the audit's retention cannot
-    have deleted yet (``broker.auditor.due_decisions``): a decision chain cut at its start must still hold it
-    (``PartitionWalk``'s start check). A partition left out is not checked."""
 
 
-DUE_MARGIN_MS = 86_400_000
-"""How much younger than the audit's retention an ingress record must be for its decision to be due
-(``GroupEnds.due``): a day, more than the clocks of the auditor's host and Kafka's nodes may differ by. Kafka
-deletes a segment only once its newest record is older than the retention, and a decision's block is appended
-after the ingress record it decides, so the block of a record appended within the retention less this margin
-cannot have expired: if its chain no longer holds it, it was deleted (DeleteRecords, a retention lowered by
-hand), not expired."""
+RETENTION_MARGIN_MS = 86_400_000
+"""How much longer ago than the audit's retention a record must have been written for its deletion to be
+retention's (``retention_horizon``): a day, more than a writer's clock, the auditor's and Kafka's nodes' may
+differ by. Kafka deletes a segment only once its newest record is older than the retention."""
+
+
+def retention_horizon(retention_days: int, now: datetime) -> int:
+    """Unix ms after which a record written cannot yet have expired from an audit topic kept
+    ``retention_days`` (PUENTE_AUDIT_RETENTION_DAYS, every audit topic's), less ``RETENTION_MARGIN_MS``:
+    ``PartitionWalk``'s start check."""
+    return int(now.timestamp() * 1000) - retention_days * 86_400_000 + RETENTION_MARGIN_MS
 
 
 MAX_PLACES = 1_024
@@ -1112,17 +1118,18 @@ class PartitionWalk:
     records before it were deleted, so a chain the walk holds no state for may have had its first records there:
     its first record held starts it, at whatever seq (``ChainState.first_seq``), and is no gap. The first record
     held need not sit at ``log_start`` itself (a transaction's marker or an aborted record may), so the rule is
-    per chain, not per offset. At 0 nothing was deleted, and a chain not starting at seq 0 is a gap.
+    per chain, not per offset. At 0 nothing was deleted, and a chain not starting at seq 0 is a gap. Given
+    ``retained_since`` (``retention_horizon``), a chain's first record held that says its predecessor was written
+    after it (``prev_at``) is a finding: that predecessor cannot have expired (``_start_check``).
     """
 
     def __init__(self, topic: str, partition: int, verify: VerifyFn, holds: Holds | None = None,
                  owner: str | None = None, chains: dict[str | None, ChainState] | None = None, *,
                  prunes: bool = False, tracked: tuple[int, int] = (TRACKED_PER_CHAIN, TRACKED_IN_ALL),
-                 max_chains: int = MAX_CHAINS, log_start: int = 0,
-                 due: Mapping[tuple[str, int], int] | None = None) -> None:
+                 max_chains: int = MAX_CHAINS, log_start: int = 0, retained_since: int | None = None) -> None:
         self.topic, self.partition, self.verify, self.holds, self.owner = topic, partition, verify, holds, owner
         self.log_start = log_start
-        self.due = due if due is not None and holds == "decisions" else {}
+        self.retained_since = retained_since
         self.chains: dict[str | None, ChainState] = chains if chains is not None else {}
         # Written least recently first (``_state`` moves a chain last at each of its records): the order chains are
         # given up in, kept across a save of the states by their ``last`` offset.
@@ -1286,8 +1293,8 @@ class PartitionWalk:
             self._side(offset, doc, seq, prev, claimed, str(chain), state, signed, sound, flag)
         else:
             self._main(offset, doc, seq, prev, claimed, chain, state, signed, sound, flag)
-        if self.due and not found and seq == state.first_seq > 0:
-            found.extend(self._start_check(offset, doc))
+        if self.retained_since is not None and not found and seq == state.first_seq > 0:
+            found.extend(self._start_check(offset, doc, self.retained_since))
         if self.pruned and not self.prunes:
             # A reader that holds a chain's waiting records as one lot cannot tell the branches apart: it
             # takes none of them (the chain is cut) and the forks are findings at the settling record.
@@ -1296,23 +1303,21 @@ class PartitionWalk:
             self.pruned, self.settled = {}, [f for f in self.settled if isinstance(f, ChainFinding)]
         return doc, found
 
-    def _start_check(self, offset: int, doc: dict[str, Any]) -> list[Finding]:
-        """The start check of a decision chain whose first records are no longer held (``first_seq``): its
-        first block held, sound, must take its ingress partition's records from the first one whose decision
-        was due (``GroupEnds.due``) or earlier. One starting later had blocks deleted that retention could not
-        yet have taken: the decisions of those records are gone, which the chain alone cannot show."""
-        first = first_ingress(doc)
-        if first is None:
+    def _start_check(self, offset: int, doc: dict[str, Any], since_ms: int) -> list[Finding]:
+        """The start check of a chain whose first records are no longer held (``first_seq``), at its first record
+        held, sound: the record before it was written when this one's ``prev_at`` says. At or after ``since_ms``
+        (``retention_horizon``) it cannot have expired, so it was deleted (DeleteRecords, or the topic's retention
+        lowered by hand), which the chain alone cannot otherwise show. A record with no ``prev_at`` (written
+        before chains stated it) is not checked."""
+        prev = when(doc.get("prev_at"))
+        if prev is None or int(prev.timestamp() * 1000) < since_ms:
             return []
-        topic, partition, taken = first
-        due = self.due.get((topic, partition))
-        if due is None or due >= taken:
-            return []
-        return [Finding(self.topic, self.partition, offset, (
-            f"the chain starts at seq {doc.get('seq')}, taking {plain(topic)}:{partition} from offset {taken}, "
-            f"but Kafka still holds that partition's records from offset {due} on, appended within the audit's "
-            f"retention: the blocks deciding offsets {due} to {taken - 1} were deleted, not expired (DeleteRecords "
-            "on the decisions topic, or its retention lowered by hand)"))]
+        label = f"chain {plain(doc['chain'])} " if isinstance(doc.get("chain"), str) else "the chain "
+        return [StartFinding(self.topic, self.partition, offset, (
+            f"{label}starts at seq {doc.get('seq')}, and that record says the one before it was written at "
+            f"{iso_utc(prev)}, within the audit's retention (PUENTE_AUDIT_RETENTION_DAYS, less a day for clocks): "
+            "the records before it were deleted, not expired (DeleteRecords, or the topic's retention lowered "
+            "by hand)"))]
 
     @staticmethod
     def _owners_break(state: ChainState, seq: int) -> bool:
@@ -1606,7 +1611,7 @@ class PartitionWalk:
 def verify_partition(
     topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn,
     holds: Holds | None = None, owner: str | None = None, log_start: int = 0,
-    due: Mapping[tuple[str, int], int] | None = None,
+    retained_since: int | None = None,
 ) -> PartitionReport:
     """Check one partition's records, given in offset order as (offset, value).
 
@@ -1615,12 +1620,13 @@ def verify_partition(
     any may be). In a topic of receipts, receipts that no checkpoint of their partner's vouches for
     are reported too: a subscriber signs every batch it commits, so only someone else can have
     written them. ``log_start``: the partition's first offset Kafka still holds (``PartitionWalk``: a chain
-    whose first records were before it starts where it is held), ``due`` the decisions such a chain must
-    still hold (``GroupEnds.due``). (A :class:`PartitionWalk` over every record; ``records`` is read once, as
-    a stream.)
+    whose first records were before it starts where it is held), ``retained_since`` the time (Unix ms) by which
+    the record before such a chain's first one held must have been written for retention to have deleted it
+    (``retention_horizon``). (A :class:`PartitionWalk` over every record; ``records`` is read once, as a stream.)
     """
     report = PartitionReport(topic, partition)
-    walk = PartitionWalk(topic, partition, verify, holds, owner, prunes=True, log_start=log_start, due=due)
+    walk = PartitionWalk(topic, partition, verify, holds, owner, prunes=True, log_start=log_start,
+                         retained_since=retained_since)
     for offset, value in records:
         report.records += 1
         report.add(walk.feed(offset, value)[1])

@@ -257,8 +257,9 @@ CHAIN_FIELDS = ("topic", "partition", "chain", "records", "first_seq", "signed",
                 "last_checkpoint_at", "last_checkpoint_seq", "last_checkpoint_offset", "problems", "state")
 """What ``integrity`` gives of a chain whose problems the auditor reads: a national auditor's every chain,
 a scoped auditor's own receipts chains. ``first_seq``: the seq of its first record held, above 0 when Kafka
-deleted its first records (``ChainState.first_seq``): retention's work, or a deletion, which only a decision
-chain's start check tells apart (``PartitionWalk``), so the console says which chains start late."""
+deleted its first records (``ChainState.first_seq``): retention's work, or a deletion, which the start check tells
+apart only where that record states when its predecessor was written (``PartitionWalk``), so the console says
+which chains start late."""
 COUNTED_CHAIN_FIELDS = ("topic", "partition", "chain", "problems", "state")
 """What ``integrity`` gives a scoped auditor of a chain it may count but not read (the decision chains): its
 state only. Their records, signatures, checkpoint sequence, offset and time grow with every block about any
@@ -353,7 +354,7 @@ class AuditIndex:
 
     def partition(self, topic: str, partition: int, holds: Holds, verify: VerifyFn, *, owner: str | None = None,
                   batch_rows: int = 5_000, feeds: str | None = None, log_start: int = 0,
-                  due: Mapping[tuple[str, int], int] | None = None) -> PartitionIngest:
+                  retained_since: int | None = None) -> PartitionIngest:
         """An ingest of ``topic[partition]`` from its stored position (``.start``): ``add`` each record
         from there in offset order, then ``commit`` (``abort`` on failure). Every vouched receipt is matched
         against the decisions indexed, and one they do not match (none indexed yet, say: a receipts topic
@@ -362,10 +363,10 @@ class AuditIndex:
         partition's receipts reach into the feeds (``end_reports``). ``log_start``: the partition's first offset
         Kafka still holds: a chain the index holds nothing of whose first records were before it starts where
         it is held (``PartitionWalk``); one it holds, whose next records were deleted unread, shows the gap.
-        ``due``: the decisions a decision chain so cut must still hold (``GroupEnds.due``)."""
+        ``retained_since``: as ``PartitionWalk``'s, the start check of a chain so cut."""
         try:
             return PartitionIngest(self._conn, topic, partition, holds, owner, verify, batch_rows, self.path, feeds,
-                                   log_start, due)
+                                   log_start, retained_since)
         except sqlite3.Error as exc:
             raise translated(exc, self.path, f"reading where {topic}[{partition}] stands") from None
 

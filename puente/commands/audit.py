@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from broker.access import AUDITOR, BROKER, CONSOLE, parties
 from broker.audit import EndCheck, PartitionReport
 from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, SUPERSEDED, RecallBook
-from broker.audit.verify import plain
+from broker.audit.verify import Finding, plain, retention_horizon
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
     IndexProgress,
@@ -142,11 +142,10 @@ def _verify(args: argparse.Namespace) -> int:
     async def walk() -> list[PartitionReport]:
         found = await audit_topics(conn, cfg.topic_prefix)
         # The offsets first: what the broker commits during the walk only lengthens its chains.
-        ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir,
-                                cfg.audit_retention_days)
+        ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
         refused.extend(ends.refused)
         return await verify_topics(conn, found.roles, check, found.owners, ends.ingress, ends.feeds,
-                                   _walk_progress("audit verify"), due=ends.due)
+                                   _walk_progress("audit verify"), _horizon(cfg))
 
     reports = run(walk())
     problems = [f for r in reports for f in r.findings]  # listed: the first MAX_LISTED of each partition
@@ -258,6 +257,7 @@ def _log(args: argparse.Namespace) -> int:
                     frozenset(_KINDS[k] for k in args.kind) if args.kind else LogFilter.kinds)
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
     left_out: list[int] = []
+    deleted: list[Finding] = []
     # The rows go to a temporary file as they stream in and come back in time order: however big the
     # audit, what is in memory stays the same.
     with TimeSorted() as docs:
@@ -265,7 +265,7 @@ def _log(args: argparse.Namespace) -> int:
         async def collect() -> None:
             found = await audit_topics(conn, cfg.topic_prefix)
             await docs.fill(read_log(conn, found.roles, flt, check, left_out, found.owners,
-                                     _walk_progress("audit log")))
+                                     _walk_progress("audit log"), _horizon(cfg), deleted))
 
         run(collect())
         if args.json:
@@ -274,9 +274,21 @@ def _log(args: argparse.Namespace) -> int:
         else:
             _rows(docs, docs.longest_alert_id)
     unsound = sum(left_out)
-    note = f"{unsound} audit record(s) left out as unsound: run `puente audit verify`" if unsound else ""
-    print(f"{len(docs)} record(s)" + (f"; {note}" if note else ""), file=sys.stderr)
+    notes = [f"{unsound} audit record(s) left out as unsound: run `puente audit verify`"] if unsound else []
+    notes += [_deleted_note(deleted)] if deleted else []
+    print("; ".join([f"{len(docs)} record(s)", *notes]), file=sys.stderr)
     return 0
+
+
+def _horizon(cfg: PuenteSettings) -> int:
+    """The start check's time for every audit topic (``broker.audit.verify.retention_horizon``): they all keep
+    their records PUENTE_AUDIT_RETENTION_DAYS."""
+    return retention_horizon(cfg.audit_retention_days, datetime.now(UTC))
+
+
+def _deleted_note(deleted: list[Finding]) -> str:
+    return (f"{len(deleted)} audit chain(s) lost records to a deletion before their retention, and what those "
+            "records held is not listed: run `puente audit verify`")
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -298,10 +310,10 @@ def _index(args: argparse.Namespace) -> int:
         async def catch_up() -> Any:
             found = await audit_topics(conn, cfg.topic_prefix)
             # The groups' offsets first, as for `audit verify`: the index checks the chains' ends against them.
-            ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir,
-                                    cfg.audit_retention_days)
+            ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
             with AuditIndex(target) as index:
-                return await index_topics(conn, found.roles, check, index, found.owners, progress, ends=ends)
+                return await index_topics(conn, found.roles, check, index, found.owners, progress, ends=ends,
+                                          retained_since=_horizon(cfg))
 
         done = run(catch_up())
     rate = done.records / done.seconds if done.seconds else 0.0
@@ -353,12 +365,13 @@ def _recalls(args: argparse.Namespace) -> int:
     policy = load_policy_set(cfg.policy_dir)
     flt = LogFilter(partner=args.partner, kinds=frozenset({"DECISION", "RECEIPT"}))
     left_out: list[int] = []
+    deleted: list[Finding] = []
 
     async def collect() -> RecallBook:
         found = await audit_topics(conn, cfg.topic_prefix)
         book = RecallBook()  # streamed: it keeps what recalls need, never the whole audit
         async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners,
-                                  _walk_progress("audit recalls")):
+                                  _walk_progress("audit recalls"), _horizon(cfg), deleted):
             book.add(doc)
         return book
 
@@ -404,7 +417,9 @@ def _recalls(args: argparse.Namespace) -> int:
         # A recall notice or its receipt among them would be judged by no row above: "none overdue" is not known.
         print(f"not every recall could be judged: {unsound} audit record(s) left out as unsound; run "
               "`puente audit verify`", file=sys.stderr)
-    return _verify_status(overdue + late + failed, unsound > 0)
+    if deleted:  # a recall notice among the deleted blocks is in no row above
+        print(f"not every recall could be judged: {_deleted_note(deleted)}", file=sys.stderr)
+    return _verify_status(overdue + late + failed, unsound > 0 or bool(deleted))
 
 
 def _hours(span: timedelta) -> str:

@@ -48,7 +48,7 @@ from broker.access import (
     quota_plan,
 )
 from broker.audit.recalls import ACKNOWLEDGED, LATE, OUTSTANDING, OVERDUE, RecallBook
-from broker.audit.verify import GroupEnds
+from broker.audit.verify import GroupEnds, retention_horizon
 from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import (
     AuditTopics,
@@ -420,10 +420,10 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     print(f"      {collected} denial(s) collected from the authorizer's log into {names.denials}")
     _step(8, "auditor, as its own login: verify every hash chain and every signature")
     found = await audit_topics(auditor, cfg.topic_prefix)
-    ends = await group_ends(auditor, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir,
-                            cfg.audit_retention_days)
+    ends = await group_ends(auditor, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
     reports = await verify_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), found.owners,
-                                  ends.ingress, ends.feeds, due=ends.due)
+                                  ends.ingress, ends.feeds,
+                                  retained_since=retention_horizon(cfg.audit_retention_days, datetime.now(UTC)))
     problems = [f for r in reports for f in r.findings]
     _step(9, "result, from the audit topics")
     decisions, dead, receipts, denials, actions = await _audit_counts(cfg, auditor, found)
@@ -460,7 +460,8 @@ async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTo
     index_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with writer_lock(index_path), AuditIndex(index_path) as index:
         done = await index_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), index,
-                                  found.owners, ends=ends)
+                                  found.owners, ends=ends,
+                                  retained_since=retention_horizon(cfg.audit_retention_days, datetime.now(UTC)))
     reached = sum(1 for r in done.ends.reports if r.end is not None and r.end.checked and not r.end.short)
     sign_ins = console_accounts(default_accounts_path(cfg.keys), sorted(policy.partners), run_id, CONSOLE_PASSWORDS)
     CONSOLE_ENV.write_text("".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in {

@@ -847,10 +847,11 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
 
 
 async def test_decision_blocks_deleted_within_the_audit_retention_are_reported(env: Env, tmp_path: Path) -> None:
-    """An admin deletes a decisions partition's oldest block (DeleteRecords), not retention: Kafka still holds the
-    ingress records it decided, appended a minute ago, well within the audit's retention. `audit verify`, as the
-    auditor's own login, reports the block deleted, naming the ingress offsets whose decisions are gone, and fails;
-    `audit index` (what the console reads) reports it too, and so does an index rebuilt afterwards."""
+    """An admin deletes a decisions partition's oldest block (DeleteRecords), not retention: the first block held
+    says its predecessor was written a minute ago, well within the audit's retention. `audit verify`, as the
+    auditor's own login, reports the records deleted and fails; `audit recalls` cannot judge every recall (exit 5)
+    and `audit log` says records are missing; `audit index` (what the console reads) reports it too, and so does
+    an index rebuilt afterwards."""
     for first in (0, 40):  # two runs: each slot with records gets a block in each
         await publish_synthetic(env.cfg, env.conn, 40, seed=43 + first, first=first)
         run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
@@ -871,6 +872,14 @@ async def test_decision_blocks_deleted_within_the_audit_retention_are_reported(e
                             timeout=180, check=False)
     assert verify.returncode != 0, verify.stdout[-2000:] + verify.stderr[-2000:]
     assert "were deleted, not expired" in verify.stdout, verify.stdout[-3000:]
+    # The auditors' listings read the same chains: a recall notice in the deleted blocks would be in no row, so
+    # `audit recalls` cannot say none is overdue (exit 5), and `audit log` says decisions are missing.
+    recalls = subprocess.run(cli("audit", "recalls"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                             timeout=180, check=False)
+    assert recalls.returncode == 5 and "lost records to a deletion" in recalls.stderr, recalls.stderr[-2000:]
+    listed = subprocess.run(cli("audit", "log"), env=env.env_vars("auditor"), capture_output=True, text=True,
+                            timeout=180, check=False)
+    assert listed.returncode == 0 and "lost records to a deletion" in listed.stderr, listed.stderr[-2000:]
     path = tmp_path / "index" / "audit.sqlite"
     path.parent.mkdir(mode=0o700)
     for extra in ((), ("--rebuild",)):

@@ -51,7 +51,8 @@ async def test_the_demos_console_step_prints_no_password(tmp_path: Path, monkeyp
     monkeypatch.setattr(demo, "index_topics", index_topics)
     monkeypatch.setattr(demo, "signature_checks", lambda *_: None)
     monkeypatch.setattr(demo, "party_connection", lambda *_: SimpleNamespace(source="client.properties"))
-    cfg = SimpleNamespace(keys=tmp_path / "keys", login_root=tmp_path / "logins", topic_prefix="demo-x")
+    cfg = SimpleNamespace(keys=tmp_path / "keys", login_root=tmp_path / "logins", topic_prefix="demo-x",
+                          audit_retention_days=3650)
     ok, lines = await demo._console(cfg, None, SimpleNamespace(roles={}, owners={}),  # type: ignore[arg-type]
                                     SimpleNamespace(partners=set(PARTNERS)), "20261206-080000", None)  # type: ignore[arg-type]
     printed = "\n".join(lines)

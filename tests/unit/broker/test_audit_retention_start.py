@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +14,8 @@ import pytest
 
 import broker.auditor as auditor
 from broker.audit import ChainWriter, verify_partition
-from broker.audit.verify import Holds
+from broker.audit.chain import seal
+from broker.audit.verify import Holds, StartFinding
 from broker.audit_index import AuditIndex, Scope
 from tests.unit.broker import test_audit_trust as trust
 from tests.unit.broker.test_audit_chain import _sign, _verify
@@ -169,42 +171,77 @@ def test_the_index_starts_a_new_chain_at_the_log_start_and_keeps_a_gap_it_never_
             "gap: records missing (expected seq 2, found 4)"]
 
 
-INGRESS = ("t.ingress.SNM", 0)
+def _ms(at: str) -> int:
+    return int(datetime.fromisoformat(at).timestamp() * 1000)
 
 
-def test_a_decision_chain_cut_before_its_due_decisions_was_deleted_not_expired() -> None:
-    """Kafka still holds the ingress records from offset 1 on, appended within the audit's retention (``due``),
-    but the decision chain starts at the block taking offset 3: the blocks deciding 1 and 2 cannot have expired,
-    so they were deleted, and `audit verify` says so, naming the offsets; a chain whose first block held takes the
-    first due record, or one before it, is as retention left it."""
+def test_a_chain_cut_after_a_record_written_within_the_retention_was_deleted_not_expired() -> None:
+    """Each record states when the one before it was written (``prev_at``). The decision chain held from seq 3,
+    whose record says seq 2 was written on 2026-03-03: with the retention reaching back to 2026-03-02, seq 2 cannot
+    have expired, so it was deleted, and `audit verify` says so; reaching back only to 2026-03-04, retention may
+    have taken it, and the chain is vouched for from seq 3 as before. A whole chain has nothing cut."""
     blocks = _blocks(6)
-    report = verify_partition(DECISIONS, 0, _cut(blocks, 3), _verify, "decisions", log_start=3, due={INGRESS: 1})
+    assert [json.loads(b).get("prev_at") for b in blocks[:3]] == [None, "2026-03-01T12:00:00Z",
+                                                                  "2026-03-02T12:00:00Z"]
+    report = verify_partition(DECISIONS, 0, _cut(blocks, 3), _verify, "decisions", log_start=3,
+                              retained_since=_ms("2026-03-02T00:00:00+00:00"))
     assert [(f.offset, f.problem) for f in report.findings] == [(3, (
-        "the chain starts at seq 3, taking t.ingress.SNM:0 from offset 3, but Kafka still holds that partition's "
-        "records from offset 1 on, appended within the audit's retention: the blocks deciding offsets 1 to 2 were "
-        "deleted, not expired (DeleteRecords on the decisions topic, or its retention lowered by hand)"))]
-    for due in ({INGRESS: 3}, {INGRESS: 5}, {("t.ingress.SNM", 1): 0}, {}):
-        assert verify_partition(DECISIONS, 0, _cut(blocks, 3), _verify, "decisions", log_start=3, due=due).ok
-    # A whole chain (the log starting at 0) has nothing cut from its start: no check, whatever is due.
-    assert verify_partition(DECISIONS, 0, _cut(blocks, 0), _verify, "decisions", log_start=0, due={INGRESS: 0}).ok
+        "the chain starts at seq 3, and that record says the one before it was written at 2026-03-03T12:00:00Z, "
+        "within the audit's retention (PUENTE_AUDIT_RETENTION_DAYS, less a day for clocks): the records before it "
+        "were deleted, not expired (DeleteRecords, or the topic's retention lowered by hand)"))]
+    assert all(isinstance(f, StartFinding) for f in report.findings)  # listings keep the record's rows
+    for since in (_ms("2026-03-04T00:00:00+00:00"), None):
+        assert verify_partition(DECISIONS, 0, _cut(blocks, 3), _verify, "decisions", log_start=3,
+                                retained_since=since).ok
+    assert verify_partition(DECISIONS, 0, _cut(blocks, 0), _verify, "decisions", log_start=0,
+                            retained_since=_ms("2026-01-01T00:00:00+00:00")).ok
+
+
+def test_a_record_written_before_chains_stated_their_predecessor_is_not_checked() -> None:
+    """A block an earlier release wrote has no ``prev_at``: its chain's start cannot be told from retention's, and
+    is vouched for from where it is held, as before."""
+    old = [json.loads(b) for b in _blocks(4)]
+    for doc in old:
+        doc.pop("prev_at", None)
+    values = [seal(doc) for doc in old]  # re-sealed without it (the signatures are taken as good here)
+    report = verify_partition(DECISIONS, 0, _cut(values, 2), lambda *_: True, "decisions", log_start=2,
+                              retained_since=_ms("2026-01-01T00:00:00+00:00"))
+    assert not any(isinstance(f, StartFinding) for f in report.findings)
+
+
+def test_every_kind_of_chain_says_when_its_previous_record_was_written() -> None:
+    """A partner's receipt chain, the denials' and the queries' are cut by the same retention: their records carry
+    ``prev_at`` too, and their starts are checked the same way."""
+    writer = ChainWriter(RECEIPTS, 0, checkpoint_every=1 << 62, chain="COL/a")
+    values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": f"A{i}", "version": 1, "status": "RECEIVED",
+                                        "feed": f"t.feed.COL:0:{i}", "at": f"2026-03-0{1 + i}T12:00:00Z"})
+              for i in range(3)]
+    values.append(writer.checkpoint("COL-rcpt-test", _sign, "2026-03-05T12:00:00Z"))
+    assert [json.loads(v).get("prev_at") for v in values] == [None, "2026-03-01T12:00:00Z", "2026-03-02T12:00:00Z",
+                                                              "2026-03-03T12:00:00Z"]
+    report = verify_partition(RECEIPTS, 0, _cut(values, 3), _verify, "receipts", "COL", log_start=3,
+                              retained_since=_ms("2026-03-01T00:00:00+00:00"))
+    assert [type(f) for f in report.findings] == [StartFinding]
+    assert "chain COL/a starts at seq 3" in report.findings[0].problem
 
 
 def test_an_index_built_after_a_deletion_reports_it_and_a_rebuild_keeps_reporting_it(tmp_path: Path) -> None:
-    """The index's catch-up walks a cut decision chain with the decisions still due, as `audit verify` does: the
-    deletion is its finding, and a rebuild (a new index walking from the log start) finds it again rather than
-    forget it; the later catch-ups, continuing from the index's position, do not repeat it."""
+    """The index's catch-up walks a cut chain with the retention's horizon, as `audit verify` does: the deletion is
+    its finding, and a rebuild (a new index walking from the log start) finds it again rather than forget it; the
+    later catch-ups, continuing from the index's position, do not repeat it."""
     blocks = _blocks(6)
+    since = _ms("2026-03-01T00:00:00+00:00")
     for name in ("first.sqlite", "rebuilt.sqlite"):
         with AuditIndex(tmp_path / name) as index:
             index.register({DECISIONS: "decisions"})
-            ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=4, due={INGRESS: 2})
+            ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=4, retained_since=since)
             for offset, value in _cut(blocks, 4)[:1]:
                 ingest.add(offset, value)
             ingest.commit()
-            ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=4, due={INGRESS: 2})
+            ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=4, retained_since=since)
             for offset, value in _cut(blocks, 5):
                 ingest.add(offset, value)
             ingest.commit()
             problems = [f["problem"] for f in index.integrity(Scope())["findings"]]
             assert index.problems() == 1 and len(problems) == 1
-            assert "blocks deciding offsets 2 to 3 were deleted, not expired" in problems[0]
+            assert "the records before it were deleted, not expired" in problems[0]

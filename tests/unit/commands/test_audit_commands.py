@@ -56,7 +56,8 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
 
     async def read_log(conn: Any, topics: Mapping[str, Any], flt: LogFilter, verify: Any,
                        left_out: list[int] | None = None, owners: Any = None,
-                       progress: Any = None) -> AsyncIterator[dict[str, Any]]:
+                       progress: Any = None, retained_since: int | None = None,
+                       deleted: Any = None) -> AsyncIterator[dict[str, Any]]:
         walked = WalkProgress(progress, partitions=1)
         for row in held.get("rows", ROWS):
             walked.records += 1
@@ -69,7 +70,8 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         walked.partition_done()
 
     async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None,
-                            ends: Any = None, feed_ends: Any = None, progress: Any = None) -> list[PartitionReport]:
+                            ends: Any = None, feed_ends: Any = None, progress: Any = None,
+                            retained_since: int | None = None) -> list[PartitionReport]:
         held["ends_given"], held["feed_ends_given"] = ends, feed_ends
         walked = WalkProgress(progress, partitions=len(held["reports"]))
         for report in held["reports"]:
@@ -93,7 +95,8 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         return {("p.ingress.SNM", 0): 4}
 
     monkeypatch.setattr(audit, "settings", lambda args: SimpleNamespace(keys=tmp_path / "keys", topic_prefix="p",
-                                                                        broker_group="p-broker", policy_dir=None))
+                                                                        broker_group="p-broker", policy_dir=None,
+                                                                        audit_retention_days=3650))
     monkeypatch.setattr(auditor, "broker_ends", broker_ends)  # what `group_ends` reads, as the command calls it
     monkeypatch.setattr(auditor, "subscriber_ends", subscriber_ends)
     monkeypatch.setattr(audit, "kafka", lambda cfg, name: NO_KAFKA)
@@ -314,7 +317,8 @@ def test_verify_without_a_readable_policy_checks_no_receipts_end_and_says_why(
     """Which partner reads which feed is the policy's word: with none readable, every feed end is "not checked"
     (exit 5), the reason naming the policy folder to check, never passed over."""
     monkeypatch.setattr(audit, "settings", lambda args: SimpleNamespace(
-        keys=tmp_path / "keys", topic_prefix="p", broker_group="p-broker", policy_dir=tmp_path / "nowhere"))
+        keys=tmp_path / "keys", topic_prefix="p", broker_group="p-broker", policy_dir=tmp_path / "nowhere",
+        audit_retention_days=3650))
     service["reports"] = [PartitionReport("p.feed.COL", 0, end=EndCheck(
         "p.feed.COL:0", 2, 3, group="p.feed.COL.subscriber", why="no partner in the policy reads this feed"))]
     assert _puente("audit", "verify") == EXIT_UNCHECKED
