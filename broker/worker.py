@@ -123,6 +123,11 @@ COMMIT_EVERY_WAIT_S = 10.0  # the longest a periodic commit of positions may tak
 COMMIT_WAIT_S = 1.0
 """The longest a commit of positions at a revocation or a stop may take: a revocation holds the whole group's
 rebalance, and the commit is not needed for exactly once (a coordinator failing over would hold it seconds)."""
+NODE_SKEW_MS = 60_000
+"""How far apart the clocks of a cluster's Kafka nodes are allowed to be, where one's append time (an audit block's)
+bounds another's (the ingress records the block follows): ``_remade_ingress`` for a head that gives no record's own
+time. A topic made anew and refilled within this long of the head's block is not told so; nodes' clocks further
+apart than this refuse a slot whose topic was not (FeedGapError)."""
 SETTLE_WAIT_S = 40.0
 """The longest the slots' transactions in flight may take to end when the slots are handed over or retired (one
 deadline for all of them, and longer where ``PUENTE_KAFKA_TIMEOUT_S`` is: ``BrokerWorker.settle_wait_s``): past it
@@ -430,7 +435,7 @@ class BrokerWorker:
                         self._owned[tp] = state
                         if self._group is not None:
                             self._mark_losses(self._group, state, head.resume, remade.get(tp), lost.get(slot),
-                                              expired.get(tp))
+                                              expired.get(tp), head.resume_ms)
                     if self._group is not None:
                         self._group.resume(*(tp for tp, _ in fresh))
                     self._joined(kept, len(fresh), began, took)
@@ -607,7 +612,10 @@ class BrokerWorker:
             loaded += len(window)
         if loaded:
             log.info("replay windows loaded", slots=len(slots), alert_ids=loaded)
-        return {slot: (ChainHead.after(heads[tp]), windows[slot]) for slot, tp in tps.items()}
+        # The head's record's append time, Kafka's (the decisions topic is checked to keep it at start), dates
+        # the block for ``_remade_ingress`` better than the time the block states, the worker's clock.
+        appended = {tp: None if rec is None else rec.appended_ms for tp, (_, rec) in last.items()}
+        return {slot: (ChainHead.after(heads[tp], appended.get(tp)), windows[slot]) for slot, tp in tps.items()}
 
     def _newer_keys(self, head: dict[str, Any] | None) -> frozenset[str]:
         """The generations of the broker's key held here newer than the one that signed ``head``
@@ -757,25 +765,31 @@ class BrokerWorker:
         return lost
 
     def _mark_losses(self, group: Consumer, state: SlotState, resume: int | None, remade: str | None,
-                     states_lost: str | None, expired: str | None = None) -> None:
+                     states_lost: str | None, expired: str | None = None, resume_ms: int | None = None) -> None:
         """Record in a fresh slot's chain, first in its queue, what its load accepted as lost (``accept_gaps``): an
         ingress topic made anew (``_remade_ingress``: a gap, read from the new topic's first record), its alert
         states (``_check_books``), or both, in one entry: a mark of its own for the states, first, would leave
-        the slot busy, and the gap unread and unrecorded."""
+        the slot busy, and the gap unread and unrecorded. ``resume_ms``: the head's ``ChainHead.resume_ms``, which
+        an entry recording states lost carries on."""
         if remade is not None and resume is not None:
             self._accept_gap(group, state.tp, resume, 0, remade, states_lost)
         elif states_lost is not None:
-            self._states_lost(group, state, resume, states_lost)
+            self._states_lost(group, state, resume, states_lost, taken_ms=resume_ms)
         elif expired is not None:  # no head, so neither of the others (both read the head)
             self._states_lost(group, state, state.next_offset, expired, "audit-expired")
 
     def _states_lost(self, group: Consumer, state: SlotState, resume: int | None, what: str,
-                     reason: str = "states-lost") -> None:
+                     reason: str = "states-lost", taken_ms: int | None = None) -> None:
         """Queue, first in a fresh slot's queue, a GAP entry recording alert states lost and read past with
         ``accept_gaps`` (``_check_books``): auditors then see in the slot's chain where recalls and updates of
         the alerts it held stopped reaching partners. It skips no ingress record: its transaction commits the
         offset the slot stands at; at 0 (its head a gap at a topic made anew) it names no record, as that gap
-        does (``resume_offset`` reads both so). A slot whose audit holds no block has no state to lose."""
+        does (``resume_offset`` reads both so). A slot whose audit holds no block has no state to lose.
+
+        ``taken_ms``, where known: when Kafka appended the record it names (the last the slot took), which its
+        ``ingress_ms`` (the slot's newest, for the replay window) is not. The entry carries it so that a head it
+        ends is checked for a topic made anew by that record's own time, as one ending with that record's entry
+        was (``_remade_ingress``)."""
         if resume is None:
             return
         state.loss = what
@@ -784,6 +798,8 @@ class BrokerWorker:
                                  "next_offset": resume, "skipped": 0, "at": now.isoformat().replace("+00:00", "Z")}
         if resume > 0:
             entry["ingress"] = f"{state.tp.topic}:{state.tp.partition}:{resume - 1}"
+            if taken_ms is not None:
+                entry["taken_ms"] = taken_ms
         if state.seen.latest:
             entry["ingress_ms"] = state.seen.latest
         self._enqueue(group, state, [GapMark(resume - 1, int(now.timestamp() * 1000), 0, entry)])
@@ -794,36 +810,63 @@ class BrokerWorker:
         with what happened: the record the head took last is no longer at its offset (another, appended at
         another time, is), so reading on from there would pass every record of the new topic before it in
         silence, neither decided nor recorded. FeedGapError unless ``accept_gaps``, which records a gap and reads
-        the new topic from its first record (the caller: ``_accept_gap``). A record gone with retention, or a
-        partition that ends before it (the gap ``_gap`` meets), is not this."""
-        checks = {tp: (head.resume - 1, head.resume_ms) for tp, slot in fresh
-                  if (head := states[slot][0]).resume and head.resume_ms is not None}
-        if not checks:
+        the new topic from its first record (the caller: ``_accept_gap``).
+
+        Every head standing past offset 0 is checked, none skipped. One whose entries give that record's own time
+        (``ChainHead.resume_ms``) by that time: a record gone with retention, or a partition that ends before it
+        (the gap ``_gap`` meets), is not this. Any other (a gap's entry, an unreadable batch's) by a time after
+        which Kafka appended no record before where it stands (``ChainHead.resume_by_ms``): a record there
+        appended later, by more than the nodes' clocks may differ (``NODE_SKEW_MS``), is of a topic made anew.
+        A head giving neither cannot be told from one, and is refused the same way: it fails closed."""
+        heads = {tp: head for tp, slot in fresh if (head := states[slot][0]).resume}
+        if not heads:
             return {}
+        exact = {tp: head.resume_ms for tp, head in heads.items() if head.resume_ms is not None}
+        bound = {tp: head.resume_by_ms + NODE_SKEW_MS for tp, head in heads.items()
+                 if head.resume_ms is None and head.resume_by_ms is not None}
         # One request for every slot: where each partition holds its first record appended at or after the time
-        # the head's entry gives. The record the head took (or one of the same millisecond before it) answers
+        # asked. For an exact time, the record the head took (or one of the same millisecond before it) answers
         # in the common case; only an answer at another time, at or before it, needs the record itself read.
-        hits = await consumer.offsets_for_times({tp: ms for tp, (_, ms) in checks.items()})
+        hits = await consumer.offsets_for_times({**exact, **bound}) if exact or bound else {}
         found: dict[TopicPartition, str] = {}
-        for tp, (at, ms) in sorted(checks.items()):
-            hit = hits.get(tp)
-            if hit is None or hit.offset > at or hit.timestamp == ms:
-                continue  # gone with retention (or nothing since), or the record the head took
-            rec = await record_at(consumer, tp, at)
-            # Inside a batch the broker does not read, but not at its end: the broker took offset ``at`` from
-            # another batch (it takes such a batch at its last offset), so the topic is another now.
-            inside = rec is not None and rec.unreadable is not None and rec.offset != at
-            if not inside and (rec is None or not rec.append_time or rec.timestamp_ms == ms):
-                continue  # gone, or a time its producer chose: nothing to compare
-            what = (f"{tp.topic}[{tp.partition}] was made anew: the record at offset {at}, the last the broker "
-                    "took, is another now (" + ("inside a batch the broker does not read" if inside else
-                                                "appended at another time") + "), so the records of the new topic "
-                    "before where the broker stands were never read")
+        for tp, head in sorted(heads.items()):
+            resume, hit = head.resume or 0, hits.get(tp)
+            made = f"{tp.topic}[{tp.partition}] was made anew: "
+            unread = ", so the records of the new topic before where the broker stands were never read"
+            if tp in exact:
+                how = await self._taken_elsewhere(consumer, tp, resume - 1, exact[tp], hit)
+                what = None if how is None else made + how + unread
+            elif tp in bound:
+                # Ingress topics keep Kafka's append time (checked at start), so the answer's is the record's own.
+                what = None if hit is None or hit.offset >= resume else (
+                    f"{made}it holds a record at offset {hit.offset}, before offset {resume} where the broker stands, "
+                    f"that it did not hold when the broker's audit last stood there{unread}")
+            else:
+                what = (f"{tp.topic}[{tp.partition}] cannot be told from a topic made anew (the broker's audit head "
+                        f"there gives no time to tell it by): if it was, the records of the new topic before offset "
+                        f"{resume}, where the broker stands, were never read")
+            if what is None:
+                continue
             if not self.config.accept_gaps:
                 raise FeedGapError(f"{what}. Nothing was skipped: run `puente broker run --accept-gap` to read the "
                                    "new topic from its first record, recording the gap in the audit")
             found[tp] = what
         return found
+
+    @staticmethod
+    async def _taken_elsewhere(consumer: Consumer, tp: TopicPartition, at: int, ms: int, hit: Any) -> str | None:
+        """How the record at offset ``at``, which a slot's head took when Kafka appended it at ``ms``, is another
+        now, or None: ``hit`` is the partition's first record appended at or after ``ms`` (``offsets_for_times``)."""
+        if hit is None or hit.offset > at or hit.timestamp == ms:
+            return None  # gone with retention (or nothing since), or the record the head took
+        rec = await record_at(consumer, tp, at)
+        # Inside a batch the broker does not read, but not at its end: the broker took offset ``at`` from
+        # another batch (it takes such a batch at its last offset), so the topic is another now.
+        inside = rec is not None and rec.unreadable is not None and rec.offset != at
+        if not inside and (rec is None or not rec.append_time or rec.timestamp_ms == ms):
+            return None  # gone, or a time its producer chose: nothing to compare
+        return (f"the record at offset {at}, the last the broker took, is another now ("
+                + ("inside a batch the broker does not read" if inside else "appended at another time") + ")")
 
     def _verified_head(self, tp: TopicPartition, rec: Record | None,
                        before: Record | None = None) -> dict[str, Any] | None:

@@ -102,22 +102,32 @@ class ChainHead:
     resume_ms: int | None = None
     """For a slot's decision chain read back: when Kafka appended the ingress record before ``resume`` (the last
     its last block took), as that block's entry says; None when no entry says."""
+    resume_by_ms: int | None = None
+    """For a slot's decision chain read back: a time after which Kafka appended no ingress record before
+    ``resume`` that the partition still holds, for the heads whose ``resume_ms`` is None, so that a topic made anew
+    is still told: when the last block was appended (its records were all appended before), or 0 when that
+    block's last entry is a gap read past records the partition's log no longer held (``_gap_from_log_start``:
+    a log's start never moves back, so any record before ``resume`` is of a topic made anew). None when neither is
+    known (a block stating no time, read from outside Kafka)."""
     at: str | None = None
     """The time the chain's last record states (its ``at``), which the next record carries as ``prev_at``: a
     chain cut at its start then says when its first record's predecessor was written, which tells a deletion from
     retention's (``broker.audit.verify.PartitionWalk``'s start check). None: no record, or one stating no time."""
 
     @classmethod
-    def after(cls, last: dict[str, Any] | None) -> ChainHead:
-        """The head that continues after ``last`` (None: an empty partition)."""
+    def after(cls, last: dict[str, Any] | None, appended_ms: int | None = None) -> ChainHead:
+        """The head that continues after ``last`` (None: an empty partition). ``appended_ms``: Kafka's append time
+        of ``last``'s record, where it is known (else the time the block states dates it, ``resume_by_ms``)."""
         if last is None:
             return cls()
         since = 0 if last.get("kind") == "CHECKPOINT" else int(last.get("since_checkpoint", 1))
         states = last.get("states")
         at = last.get("at")
+        written = appended_ms if appended_ms is not None else _ms(at)
         return cls(seq=int(last["seq"]) + 1, prev=str(last["hash"]), since_checkpoint=since,
                    resume=resume_offset(last), states=states if type(states) is int and states >= 0 else 0,
-                   resume_ms=_last_taken_ms(last), at=at if isinstance(at, str) else None)
+                   resume_ms=_last_taken_ms(last), resume_by_ms=0 if _gap_from_log_start(last) else written,
+                   at=at if isinstance(at, str) else None)
 
 
 @dataclass
@@ -365,14 +375,20 @@ def _last_taken_ms(doc: dict[str, Any]) -> int | None:
     """The append time the entry naming a block's last ingress record (``last_ingress``) gives it, or None. A
     decided alert's entry (kind ALERT) holds the record's own time; a dead letter's is capped a little ahead of the
     worker's clock, so it is the record's own only when it is no later than the entry's own time (``at``), and an
-    ``unreadable`` one's is none (the worker asks Kafka for the record at this time); a GAP entry's is the slot's
-    newest."""
+    ``unreadable`` one's is none (a Kafka node asked for the record at its time would inflate its batch). A GAP
+    entry's ``ingress_ms`` is the slot's newest time (for the replay window), not the record's: its ``taken_ms``
+    is, where the gap skipped nothing and the time was known when it was written (``states-lost``,
+    ``audit-expired``). A gap read past records retention deleted names the last of them, which has none."""
     found = last_ingress(doc)
     if found is None:
         return None
     for entry in listed(doc.get("entries")):
         if isinstance(entry, dict) and ingress_of(entry.get("ingress")) == found:
-            ms, kind = entry.get("ingress_ms"), entry.get("kind")
+            kind = entry.get("kind")
+            if kind == "GAP":
+                taken = entry.get("taken_ms")
+                return taken if type(taken) is int and taken >= 0 else None
+            ms = entry.get("ingress_ms")
             if type(ms) is not int:
                 return None
             if kind == "ALERT":
@@ -385,6 +401,19 @@ def _last_taken_ms(doc: dict[str, Any]) -> int | None:
                 return ms
             return None
     return None
+
+
+def _gap_from_log_start(doc: dict[str, Any]) -> bool:
+    """Whether the entry naming a block's last ingress record (``last_ingress``) is a gap read on from where its
+    ingress partition's log started then (reason ``deleted``, or ``topic-remade`` at a new topic's start above
+    0: ``BrokerWorker._gap``): the slot stands at that start, and the partition held no record before it."""
+    found = last_ingress(doc)
+    if found is None:
+        return False
+    for entry in listed(doc.get("entries")):
+        if isinstance(entry, dict) and ingress_of(entry.get("ingress")) == found:
+            return entry.get("kind") == "GAP" and entry.get("reason") in ("deleted", "topic-remade")
+    return False
 
 
 def _ms(value: object) -> int | None:

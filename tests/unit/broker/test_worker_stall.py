@@ -448,6 +448,9 @@ class AuditReader:
     async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return dict.fromkeys(tps, self.log_start)
 
+    async def offsets_for_times(self, times: dict[TopicPartition, int]) -> dict[TopicPartition, None]:
+        return dict.fromkeys(times)  # no record appended since: each ingress topic as its head left it
+
 
 def _loading_worker(monkeypatch: pytest.MonkeyPatch, fail_reading: bool = False,
                     ) -> tuple[BrokerWorker, GroupConsumer, asyncio.Event, list[StoppableProducer]]:
@@ -534,7 +537,7 @@ async def test_a_fresh_slot_starts_where_its_audit_head_stands_not_at_the_group_
     group's committed offset trails it. The slot starts after its head's records (the group's offset is only
     checked against it), drops anything fetched before that, and commits its position at the revocation."""
     worker, group, gate, _ = _loading_worker(monkeypatch)
-    head = {"seq": 6, "hash": "h", "kind": "BLOCK", "entries": [
+    head = {"seq": 6, "hash": "h", "kind": "BLOCK", "at": "2026-06-01T00:00:00Z", "entries": [
         {"kind": "ALERT", "ingress": f"{TP.topic}:0:10"}, {"kind": "ALERT", "ingress": f"{TP.topic}:0:11"}]}
 
     async def read_state(consumer: Any, slots: list[int], committed: Any) -> dict[int, Any]:
